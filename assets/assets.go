@@ -1,0 +1,3 @@
+// Package assets embeds pfschat's non-code resources: the logo, themes, help text and
+// the demo script.
+package assets

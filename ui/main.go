@@ -1,0 +1,19 @@
+package ui
+
+import (
+	"context"
+	"fmt"
+	"io"
+)
+
+// Main runs the interactive client (`pfschat`) and returns the exit code.
+func Main(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer) int {
+	fmt.Fprintln(stderr, "pfschat: the terminal UI is not built yet")
+	return 2
+}
+
+// Demo runs `pfschat demo` and returns the exit code.
+func Demo(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer) int {
+	fmt.Fprintln(stderr, "pfschat: the demo is not built yet")
+	return 2
+}
