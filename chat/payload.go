@@ -24,7 +24,7 @@ const (
 	maxClientID    = 64
 	maxReceiptIDs  = 1000
 	// MaxTextBytes is the longest text one message can carry.
-	MaxTextBytes = 60 << 10
+	MaxTextBytes = 40 << 10 // the relay caps frames at 64 KiB of JSON; base64 and the PQXDH header must fit
 )
 
 type payloadKind uint8

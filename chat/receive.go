@@ -1,0 +1,292 @@
+package chat
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"strconv"
+
+	"pfschat/ratchet"
+	"pfschat/relay"
+	"pfschat/storage"
+)
+
+// receiveLoop handles the relay's pushes one at a time, in order: messages are decrypted,
+// committed, then acked; a low-prekey notice wakes the rotator.
+func (c *Controller) receiveLoop(ctx context.Context, rc RelayClient) {
+	defer c.wg.Done()
+	pushes := rc.Pushes()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case p, ok := <-pushes:
+			if !ok {
+				return
+			}
+			if p.LowPreKeys != nil {
+				c.kickRotate()
+			}
+			if p.Message != nil {
+				c.handleIncoming(ctx, rc, p.Message)
+			}
+		}
+	}
+}
+
+// relayMessageID identifies a relay delivery for de-duplication: the relay's queue ID
+// plus a digest of the body, so that a reused queue ID (a reset relay database) can never
+// make us drop a different message.
+func relayMessageID(in *relay.Incoming) string {
+	sum := sha256.Sum256(in.Body)
+	return strconv.FormatInt(in.ID, 10) + ":" + hex.EncodeToString(sum[:8])
+}
+
+// received is the outcome of processing one incoming message, for events after commit.
+type received struct {
+	msg        *storage.Message
+	receipts   []string // client IDs whose delivery state changed
+	receiptFor string   // contact to send a delivery receipt to
+	receiptID  string   // the sender's client ID to acknowledge
+	contactNew bool
+	undecrypt  error
+}
+
+// handleIncoming commits one message (or an "undecryptable" record), then acks it. A
+// transient local failure (the store) leaves it un-acked, so the relay delivers it again.
+func (c *Controller) handleIncoming(ctx context.Context, rc RelayClient, in *relay.Incoming) {
+	relayID := relayMessageID(in)
+	seen, err := c.store.SeenRelayID(ctx, relayID)
+	if err != nil {
+		c.log.Error("checking a message against the seen list; leaving it for redelivery", "err", err)
+		return
+	}
+	if !seen {
+		res, err := c.receive(ctx, in, relayID)
+		if err != nil {
+			if errors.Is(err, storage.ErrDuplicate) {
+				seen = true
+			} else {
+				c.log.Error("could not commit an incoming message; leaving it for redelivery", "from", in.From, "err", err)
+				return
+			}
+		} else {
+			defer c.afterReceive(ctx, res)
+		}
+	}
+	if err := rc.Ack(ctx, in.ID); err != nil && ctx.Err() == nil {
+		// Committed but not acked: the relay redelivers and SeenRelayID recognises it.
+		c.log.Info("ack failed; the message will be recognised when redelivered", "err", err)
+	}
+}
+
+func (c *Controller) afterReceive(ctx context.Context, res *received) {
+	if res.contactNew {
+		c.emit(Event{Kind: ContactAdded, Contact: res.msg.Contact})
+	}
+	if res.msg != nil && res.msg.Direction == storage.Direction(dirIn) {
+		m := toMessage(*res.msg)
+		if res.undecrypt != nil {
+			c.emit(Event{Kind: Undecryptable, Contact: m.Contact, Message: &m, Err: res.undecrypt})
+		} else {
+			c.emit(Event{Kind: MessageReceived, Contact: m.Contact, Message: &m})
+		}
+	}
+	for _, id := range res.receipts {
+		c.emitDelivery(ctx, id)
+	}
+	if res.receiptFor != "" {
+		c.sendReceipt(ctx, res.receiptFor, kindDeliveryReceipt, []string{res.receiptID})
+	}
+}
+
+// receive decrypts and commits one message. It returns an error only for local failures
+// (retry later); anything wrong with the message itself is committed as an undecryptable
+// record, because a message that can never be read must not be retried forever.
+func (c *Controller) receive(ctx context.Context, in *relay.Incoming, relayID string) (*received, error) {
+	card, contactNew, cerr := c.senderCard(ctx, in.From, in.FromCardID)
+	if cerr != nil && !errors.Is(cerr, ErrCardRejected) && !errors.Is(cerr, ErrUnknownUser) {
+		return nil, cerr
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	now := c.now()
+	res := &received{contactNew: contactNew}
+	undecryptable := func(reason error) (*received, error) {
+		msg := &storage.Message{Contact: in.From, Direction: storage.Direction(dirIn), ReceivedAt: now,
+			SentAt: in.ReceivedAt, State: storage.DeliveryState(UndecryptableState), Reason: reason.Error(), RelayID: relayID}
+		id, err := c.store.CommitReceive(ctx, storage.ReceiveTx{Message: msg, RelayID: relayID})
+		if err != nil {
+			return nil, err
+		}
+		msg.ID = id
+		res.msg, res.undecrypt = msg, reason
+		c.log.Warn("undecryptable message recorded", "from", in.From, "reason", reason)
+		return res, nil
+	}
+	if cerr != nil {
+		return undecryptable(fmt.Errorf("the sender's card could not be verified: %w", cerr))
+	}
+	env, err := ratchet.DecodeEnvelope(in.Body)
+	if err != nil {
+		return undecryptable(fmt.Errorf("malformed message: %w", err))
+	}
+	var (
+		sess     *Session
+		plain    []byte
+		consumed []storage.PreKeyRef
+		lastErr  error
+	)
+	if env.Initial != nil {
+		if env.Initial.InitiatorCardID != card.ID() {
+			return undecryptable(fmt.Errorf("initial message claims card %.12s but came from %.12s", env.Initial.InitiatorCardID, card.ID()))
+		}
+		if s, err := c.loadSession(ctx, card.ID(), env.Initial.SessionID()); err == nil {
+			if plain, lastErr = s.s.Decrypt(in.Body); lastErr == nil {
+				sess = s
+			}
+		} else {
+			s, p, used, err := c.acceptSession(ctx, card, env)
+			if err != nil {
+				lastErr = err
+			} else {
+				sess, plain, consumed = s, p, used
+				if err := c.chooseActive(ctx, sess); err != nil {
+					return nil, err
+				}
+			}
+		}
+	} else {
+		all, err := c.sessions(ctx, card.ID())
+		if err != nil {
+			return nil, err
+		}
+		lastErr = errors.New("no session with the sender (they may need to reset the session)")
+		for _, s := range all {
+			if p, err := s.s.Decrypt(in.Body); err == nil {
+				sess, plain, lastErr = s, p, nil
+				break
+			} else {
+				lastErr = err
+			}
+		}
+	}
+	if sess == nil {
+		return undecryptable(fmt.Errorf("could not decrypt: %w", lastErr))
+	}
+	row, err := c.sessionRow(sess)
+	if err != nil {
+		return nil, err
+	}
+	tx := storage.ReceiveTx{Session: &row, ConsumedPreKeys: consumed, RelayID: relayID}
+	pl, perr := parsePayload(plain)
+	switch {
+	case perr != nil:
+		// The ratchet state advanced, so it is committed; the content is recorded as
+		// unreadable rather than dropped.
+		tx.Message = &storage.Message{Contact: in.From, Direction: storage.Direction(dirIn), ReceivedAt: now,
+			SentAt: in.ReceivedAt, State: storage.DeliveryState(UndecryptableState),
+			Reason: "unreadable content: " + perr.Error(), RelayID: relayID}
+		res.undecrypt = perr
+	case pl.Kind == kindText:
+		tx.Message = &storage.Message{Contact: in.From, Direction: storage.Direction(dirIn), Body: []byte(pl.Text),
+			SentAt: pl.At, ReceivedAt: now, State: storage.DeliveryState(Delivered),
+			ClientID: incomingClientID(in.From, pl.ClientID), RelayID: relayID}
+		res.receiptFor, res.receiptID = in.From, pl.ClientID
+	default:
+		st := storage.DeliveryState(Delivered)
+		if pl.Kind == kindReadReceipt {
+			st = storage.DeliveryState(Read)
+		}
+		for _, id := range pl.ClientIDs {
+			m, err := c.store.MessageByClientID(ctx, id)
+			// Only our own outgoing messages to this very contact, and only forwards.
+			if err != nil || m.Direction != storage.Direction(dirOut) || m.Contact != in.From || m.State >= st && m.State != storage.DeliveryState(Failed) {
+				continue
+			}
+			tx.DeliveryUpdates = append(tx.DeliveryUpdates, storage.DeliveryUpdate{ClientID: id, State: st})
+			res.receipts = append(res.receipts, id)
+		}
+	}
+	id, err := c.store.CommitReceive(ctx, tx)
+	if err != nil {
+		return nil, err
+	}
+	if tx.Message != nil {
+		tx.Message.ID = id
+		res.msg = tx.Message
+	}
+	return res, nil
+}
+
+// chooseActive decides whether a session just created from a peer's initial message
+// becomes the active one. If our active session is one we started and the peer has not
+// answered yet, both sides started at the same moment: both keep the session with the
+// smaller ID, so they converge without exchanging anything. Otherwise the peer started
+// afresh (a reset, a new device state) and its session wins. c.mu must be held.
+func (c *Controller) chooseActive(ctx context.Context, incoming *Session) error {
+	cur, err := c.activeSession(ctx, incoming.s.PeerCardID())
+	if err != nil {
+		return err
+	}
+	switch {
+	case cur == nil:
+		incoming.active = true
+	case cur.s.Initiator() && !cur.s.Acknowledged():
+		incoming.active = incoming.s.ID() < cur.s.ID()
+	default:
+		incoming.active = true
+	}
+	return nil
+}
+
+// senderCard returns the verified card a message was sent with, adding the sender as a
+// contact on first use and flagging a key change when the card is new. c.mu must NOT be
+// held (it may ask the relay).
+func (c *Controller) senderCard(ctx context.Context, from, cardID string) (*ratchet.Card, bool, error) {
+	r, err := c.store.Contact(ctx, from)
+	switch {
+	case err == nil && (r.CardID == cardID || r.PendingCardID == cardID):
+		card, err := c.storedCard(ctx, cardID)
+		return card, false, err
+	case err != nil && !errors.Is(err, storage.ErrNotFound):
+		return nil, false, fmt.Errorf("chat: reading contact %s: %w", from, err)
+	}
+	isNew := errors.Is(err, storage.ErrNotFound)
+	card, err := c.fetchCard(ctx, from)
+	if err != nil {
+		return nil, false, err
+	}
+	if card.ID() != cardID {
+		return nil, false, fmt.Errorf("%w: the message came with card %.12s but the relay lists %.12s for %s", ErrCardRejected, cardID, card.ID(), from)
+	}
+	c.mu.Lock()
+	_, err = c.trustCard(ctx, from, card)
+	c.mu.Unlock()
+	if err != nil {
+		return nil, false, err
+	}
+	return card, isNew, nil
+}
+
+func isNotFound(err error) bool {
+	var pe *relay.ProtocolError
+	return errors.As(err, &pe) && (pe.Code == relay.CodeNotFound || pe.Code == relay.CodeNoPreKeys)
+}
+
+// isPermanent reports whether a relay send error will not go away by retrying: the
+// message is marked failed with the relay's reason instead of being retried forever.
+func isPermanent(err error) bool {
+	var pe *relay.ProtocolError
+	if !errors.As(err, &pe) {
+		return false
+	}
+	switch pe.Code {
+	case relay.CodeNotFound, relay.CodeFrameTooLarge, relay.CodeBadField, relay.CodeForbidden,
+		relay.CodeTTLTooLong, relay.CodeInvalidName, relay.CodeBadFrame:
+		return true
+	}
+	return false
+}
