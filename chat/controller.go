@@ -107,6 +107,12 @@ type Controller struct {
 	rotateCh chan struct{} // wakes the key rotator
 	closed   bool
 	initDone bool
+
+	// synced is closed once the relay's backlog has been received and committed.
+	synced     chan struct{}
+	syncedOnce sync.Once
+	// passDone is closed (and replaced) after every outbox pass; Flush waits on it.
+	passDone chan struct{}
 }
 
 // New builds a controller from preferences; it does no I/O beyond reading the identity
@@ -126,6 +132,8 @@ func New(prefs Preferences) (*Controller, error) {
 		kick:     make(chan struct{}, 1),
 		rotateCh: make(chan struct{}, 1),
 		events:   newEventQueue(),
+		synced:   make(chan struct{}),
+		passDone: make(chan struct{}),
 	}
 	if c.log == nil {
 		c.log = slog.New(slog.DiscardHandler)
@@ -243,11 +251,7 @@ func (c *Controller) Initialize(ctx context.Context) error {
 }
 
 func (c *Controller) relayKeyError(pinned []byte, rc RelayClient, cause error) error {
-	presented := "(unknown)"
-	if k := rc.RelayKey(); len(k) == ed25519.PublicKeySize {
-		presented = ratchet.Fingerprint(k)
-	}
-	return &RelayKeyChangedError{URL: c.prefs.RelayURL, Pinned: ratchet.Fingerprint(pinned), Presented: presented}
+	return &RelayKeyChangedError{URL: c.prefs.RelayURL, Pinned: ratchet.Fingerprint(pinned), Cause: cause}
 }
 
 // pinRelayKey stores the relay key on first contact, and checks it otherwise (the relay
@@ -355,11 +359,11 @@ func (c *Controller) runConnection(ctx context.Context, rc RelayClient, connecte
 
 func mapConnState(st relay.ConnState) ConnState {
 	switch st.State {
-	case relay.Online:
+	case relay.StateOnline:
 		return ConnState{Status: Online}
-	case relay.Connecting:
+	case relay.StateConnecting:
 		return ConnState{Status: Connecting, Err: st.Err}
-	case relay.Offline:
+	case relay.StateOffline:
 		return ConnState{Status: Reconnecting, RetryIn: st.RetryIn, Err: st.Err}
 	default:
 		return ConnState{Status: Offline, Err: st.Err}
@@ -408,6 +412,49 @@ func (c *Controller) kickRotate() {
 	case c.rotateCh <- struct{}{}:
 	default:
 	}
+}
+
+// WaitSynced waits until the relay's stored backlog has been received and committed
+// (every message the relay held when we connected is then in the store).
+func (c *Controller) WaitSynced(ctx context.Context) error {
+	select {
+	case <-c.synced:
+		return nil
+	case <-ctx.Done():
+		return fmt.Errorf("chat: waiting for the relay's backlog: %w", ctx.Err())
+	}
+}
+
+func (c *Controller) markSynced() { c.syncedOnce.Do(func() { close(c.synced) }) }
+
+// Flush waits until the outbox is empty (receipts included), or ctx is done. It
+// returns how many items are still waiting.
+func (c *Controller) Flush(ctx context.Context) (int, error) {
+	for {
+		c.connMu.Lock()
+		pass := c.passDone
+		c.connMu.Unlock()
+		items, err := c.store.Outbox(ctx)
+		if err != nil {
+			return 0, fmt.Errorf("chat: reading outbox: %w", err)
+		}
+		if len(items) == 0 {
+			return 0, nil
+		}
+		c.kickSender()
+		select {
+		case <-pass:
+		case <-ctx.Done():
+			return len(items), ctx.Err()
+		}
+	}
+}
+
+func (c *Controller) outboxPassDone() {
+	c.connMu.Lock()
+	close(c.passDone)
+	c.passDone = make(chan struct{})
+	c.connMu.Unlock()
 }
 
 // Close stops the background work, closes the relay connection (and the store when the

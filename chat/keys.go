@@ -56,7 +56,7 @@ func (c *Controller) RotateKeys(ctx context.Context, n int) error {
 			return fmt.Errorf("chat: listing %s: %w", kindName(kind), err)
 		}
 		slices.SortFunc(keys, func(a, b storage.PreKey) int { return a.CreatedAt.Compare(b.CreatedAt) })
-		needNew := len(keys) == 0 || now.Sub(keys[len(keys)-1].CreatedAt) >= SignedPreKeyMaxAge || status.Count(kind) == 0
+		needNew := len(keys) == 0 || now.Sub(keys[len(keys)-1].CreatedAt) >= SignedPreKeyMaxAge || status.Counts[kind] == 0
 		if needNew {
 			pub, err := c.newPreKeys(ctx, kind, 1, now)
 			if err != nil {
@@ -91,7 +91,11 @@ func (c *Controller) RotateKeys(ctx context.Context, n int) error {
 			return fmt.Errorf("chat: listing %s: %w", kindName(kind), err)
 		}
 		onRelay := make(map[uint32]bool)
-		for _, id := range status.IDs(kind) {
+		ids := status.OneTimeIDs
+		if kind == ratchet.KEMOneTime {
+			ids = status.KEMOneTimeIDs
+		}
+		for _, id := range ids {
 			onRelay[id] = true
 		}
 		var handedOut []storage.PreKey
@@ -117,7 +121,7 @@ func (c *Controller) RotateKeys(ctx context.Context, n int) error {
 				return fmt.Errorf("chat: deleting unused %s: %w", kindName(kind), err)
 			}
 		}
-		if missing := n - status.Count(kind); missing > 0 {
+		if missing := n - status.Counts[kind]; missing > 0 {
 			pub, err := c.newPreKeys(ctx, kind, missing, now)
 			if err != nil {
 				return err

@@ -32,6 +32,9 @@ func (c *Controller) receiveLoop(ctx context.Context, rc RelayClient) {
 			if p.Message != nil {
 				c.handleIncoming(ctx, rc, p.Message)
 			}
+			if p.Synced {
+				c.markSynced()
+			}
 		}
 	}
 }
@@ -52,6 +55,7 @@ type received struct {
 	receiptID  string   // the sender's client ID to acknowledge
 	contactNew bool
 	undecrypt  error
+	stranger   string // undecryptable from someone who is not a contact
 }
 
 // handleIncoming commits one message (or an "undecryptable" record), then acks it. A
@@ -83,7 +87,10 @@ func (c *Controller) handleIncoming(ctx context.Context, rc RelayClient, in *rel
 }
 
 func (c *Controller) afterReceive(ctx context.Context, res *received) {
-	if res.contactNew {
+	if res.stranger != "" {
+		c.emit(Event{Kind: Undecryptable, Contact: res.stranger, Err: res.undecrypt})
+	}
+	if res.contactNew && res.msg != nil {
 		c.emit(Event{Kind: ContactAdded, Contact: res.msg.Contact})
 	}
 	if res.msg != nil && res.msg.Direction == storage.Direction(dirIn) {
@@ -115,6 +122,18 @@ func (c *Controller) receive(ctx context.Context, in *relay.Incoming, relayID st
 	now := c.now()
 	res := &received{contactNew: contactNew}
 	undecryptable := func(reason error) (*received, error) {
+		if _, err := c.store.Contact(ctx, in.From); errors.Is(err, storage.ErrNotFound) {
+			// A stranger whose card does not verify: there is no conversation to put
+			// a placeholder in, and trusting the card to make one would defeat the
+			// check. Reported as an event and logged, then acked.
+			c.log.Warn("unreadable message from an unverifiable stranger", "from", in.From, "reason", reason)
+			res.undecrypt = reason
+			res.stranger = in.From
+			if _, err := c.store.CommitReceive(ctx, storage.ReceiveTx{RelayID: relayID}); err != nil {
+				return nil, err
+			}
+			return res, nil
+		}
 		msg := &storage.Message{Contact: in.From, Direction: storage.Direction(dirIn), ReceivedAt: now,
 			SentAt: in.ReceivedAt, State: storage.DeliveryState(UndecryptableState), Reason: reason.Error(), RelayID: relayID}
 		id, err := c.store.CommitReceive(ctx, storage.ReceiveTx{Message: msg, RelayID: relayID})

@@ -1,11 +1,13 @@
 package chat
 
 import (
+	"cmp"
 	"context"
 	"crypto/rand"
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -195,9 +197,12 @@ func (c *Controller) sendLoop(ctx context.Context) {
 		case <-c.kick:
 		}
 		if !c.isOnline() {
+			c.outboxPassDone()
 			continue
 		}
-		switch c.drainOutbox(ctx) {
+		res := c.drainOutbox(ctx)
+		c.outboxPassDone()
+		switch res {
 		case drainedAll:
 			backoff = 0
 			c.kickSender() // more may have been queued meanwhile; an empty pass is cheap
@@ -280,31 +285,25 @@ func (c *Controller) sendOne(ctx context.Context, rc RelayClient, it storage.Out
 		c.log.Info("send deferred", "to", it.To, "err", err)
 		return false
 	}
-	state, reason := Sent, ""
-	if err != nil {
-		state, reason = Failed, err.Error()
-	}
 	c.mu.Lock()
-	changed := false
-	if it.MessageID != 0 {
-		m, gerr := c.store.MessageByClientID(ctx, it.ClientID)
-		// A receipt may already have moved the message past "sent": never go backwards.
-		if gerr == nil && DeliveryState(m.State) == Pending {
-			if serr := c.store.SetDeliveryState(ctx, it.MessageID, storage.DeliveryState(state), reason); serr != nil {
-				c.log.Error("recording delivery state", "err", serr)
-			} else {
-				changed = true
+	if err != nil {
+		// Refused for good: record why, then take it out of the outbox.
+		if it.MessageID != 0 {
+			if serr := c.store.SetDeliveryState(ctx, it.MessageID, storage.Failed, err.Error()); serr != nil {
+				c.log.Error("recording a failed send", "err", serr)
 			}
 		}
-	}
-	if rerr := c.store.RemoveOutbox(ctx, it.ClientID); rerr != nil {
-		c.log.Error("removing sent item from the outbox", "err", rerr)
-	}
-	c.mu.Unlock()
-	if err != nil {
 		c.log.Warn("message refused by the relay", "to", it.To, "err", err)
 	}
-	if changed {
+	// RemoveOutbox also moves the message from pending to sent, never backwards (a
+	// receipt may already have arrived).
+	rerr := c.store.RemoveOutbox(ctx, it.ClientID)
+	c.mu.Unlock()
+	if rerr != nil {
+		c.log.Error("removing a sent item from the outbox", "err", rerr)
+		return false
+	}
+	if it.MessageID != 0 {
 		c.emitDelivery(ctx, it.ClientID)
 	}
 	return true
@@ -355,32 +354,59 @@ func (c *Controller) MarkRead(ctx context.Context, contact string) error {
 	if r.Unread == 0 {
 		return nil
 	}
-	var ids []string
-	if !c.prefs.NoReadReceipts {
-		rows, _, err := c.store.Messages(ctx, contact, storage.Cursor{}, r.Unread+50)
-		if err != nil {
-			return fmt.Errorf("chat: reading unread messages: %w", err)
-		}
-		seen := 0
-		for _, m := range rows {
-			if m.Direction != storage.Direction(dirIn) {
-				continue
-			}
-			if seen++; seen > r.Unread {
-				break
-			}
-			if id, ok := peerClientID(m.ClientID); ok && DeliveryState(m.State) != UndecryptableState {
-				ids = append(ids, id)
-			}
-		}
-	}
-	if err := c.store.MarkRead(ctx, contact); err != nil {
+	ids, err := c.store.MarkReadClientIDs(ctx, contact)
+	if err != nil {
 		return fmt.Errorf("chat: marking %s read: %w", contact, err)
 	}
-	if len(ids) > 0 {
-		c.sendReceipt(ctx, contact, kindReadReceipt, ids)
+	if c.prefs.NoReadReceipts {
+		return nil
+	}
+	peerIDs := make([]string, 0, len(ids))
+	for _, id := range ids {
+		if p, ok := peerClientID(id); ok {
+			peerIDs = append(peerIDs, p)
+		}
+	}
+	if len(peerIDs) > 0 {
+		c.sendReceipt(ctx, contact, kindReadReceipt, peerIDs)
 	}
 	return nil
+}
+
+// Unread returns every unread incoming message (undecryptable ones included), oldest
+// first, across contacts. MarkRead a contact once its messages are shown.
+func (c *Controller) Unread(ctx context.Context) ([]Message, error) {
+	contacts, err := c.store.Contacts(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("chat: listing contacts: %w", err)
+	}
+	var out []Message
+	for _, ct := range contacts {
+		if ct.Unread == 0 {
+			continue
+		}
+		// Unread messages are the newest incoming ones: MarkRead clears them all.
+		var mine []Message
+		cur := storage.Cursor{}
+		for len(mine) < ct.Unread {
+			rows, next, err := c.store.Messages(ctx, ct.Name, cur, min(storage.MaxPage, ct.Unread*2+10))
+			if err != nil {
+				return nil, fmt.Errorf("chat: reading unread messages of %s: %w", ct.Name, err)
+			}
+			for _, r := range rows {
+				if r.Direction == storage.Incoming && len(mine) < ct.Unread {
+					mine = append(mine, toMessage(r))
+				}
+			}
+			if len(rows) == 0 || next.BeforeID == 0 || next == cur {
+				break
+			}
+			cur = next
+		}
+		out = append(out, mine...)
+	}
+	slices.SortFunc(out, func(a, b Message) int { return cmp.Compare(a.ID, b.ID) })
+	return out, nil
 }
 
 // Incoming messages are stored under "in:" + sender + "/" + the sender's client ID, so a

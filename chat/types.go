@@ -163,13 +163,20 @@ var (
 // contact. Someone may be impersonating the relay; nothing is sent.
 type RelayKeyChangedError struct {
 	URL               string
-	Pinned, Presented string // fingerprints
+	Pinned, Presented string // fingerprints; Presented may be empty, then Cause names it
+	Cause             error
 }
 
 func (e *RelayKeyChangedError) Error() string {
+	if e.Presented == "" && e.Cause != nil {
+		return fmt.Sprintf("relay %s presented a key other than the one this profile pinned on first contact (%v); "+
+			"someone may be impersonating the relay", e.URL, e.Cause)
+	}
 	return fmt.Sprintf("relay %s presented key %s, but this profile pinned %s on first contact; "+
 		"someone may be impersonating the relay", e.URL, e.Presented, e.Pinned)
 }
+
+func (e *RelayKeyChangedError) Unwrap() error { return e.Cause }
 
 // KeyChangedError: sending to Contact is blocked because their identity key changed.
 type KeyChangedError struct{ Contact string }
