@@ -58,6 +58,8 @@ type Profile struct {
 	Device string
 	// Preferences for the controller; Store, RelayURL, IdentityKey and Card are filled in.
 	Prefs Preferences
+	// StoreOptions tune the client store (zero = production: Argon2id defaults, FULL sync).
+	StoreOptions storage.ClientOptions
 }
 
 // StorePath is the path of the profile's store.
@@ -122,7 +124,7 @@ func (p Profile) Create(ctx context.Context, name string, passphrase []byte, rel
 	if err != nil {
 		return nil, err
 	}
-	store, err := storage.CreateClient(ctx, p.StorePath(), passphrase)
+	store, err := storage.CreateClientWith(ctx, p.StorePath(), passphrase, p.StoreOptions)
 	if err != nil {
 		return nil, fmt.Errorf("chat: creating the store: %w", err)
 	}
@@ -213,7 +215,7 @@ func (p Profile) OpenStore(ctx context.Context, passphrase []byte) (*storage.Cli
 	if !p.Exists() {
 		return nil, fmt.Errorf("%w: %s", ErrNoProfile, p.StorePath())
 	}
-	store, err := storage.OpenClient(ctx, p.StorePath(), passphrase)
+	store, err := storage.OpenClientWith(ctx, p.StorePath(), passphrase, p.StoreOptions)
 	if errors.Is(err, storage.ErrNotFound) {
 		return nil, fmt.Errorf("%w: %s", ErrNoProfile, p.StorePath())
 	}
