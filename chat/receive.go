@@ -77,7 +77,9 @@ func (c *Controller) handleIncoming(ctx context.Context, rc RelayClient, in *rel
 				return
 			}
 		} else {
-			defer c.afterReceive(ctx, res)
+			// The message is committed: finish its consequences even if we are being
+			// closed right now, so a clean shutdown never loses a delivery receipt.
+			c.afterReceive(context.WithoutCancel(ctx), res)
 		}
 	}
 	if err := rc.Ack(ctx, in.ID); err != nil && ctx.Err() == nil {
@@ -87,6 +89,9 @@ func (c *Controller) handleIncoming(ctx context.Context, rc RelayClient, in *rel
 }
 
 func (c *Controller) afterReceive(ctx context.Context, res *received) {
+	if res.receiptFor != "" {
+		c.sendReceipt(ctx, res.receiptFor, kindDeliveryReceipt, []string{res.receiptID})
+	}
 	if res.stranger != "" {
 		c.emit(Event{Kind: Undecryptable, Contact: res.stranger, Err: res.undecrypt})
 	}
@@ -103,9 +108,6 @@ func (c *Controller) afterReceive(ctx context.Context, res *received) {
 	}
 	for _, id := range res.receipts {
 		c.emitDelivery(ctx, id)
-	}
-	if res.receiptFor != "" {
-		c.sendReceipt(ctx, res.receiptFor, kindDeliveryReceipt, []string{res.receiptID})
 	}
 }
 

@@ -62,10 +62,15 @@ var commands []command
 func init() {
 	commands = []command{
 		{name: "init", args: "--name NAME [--device LABEL]", help: "create an identity and register it with the relay", run: cmdInit,
-			flags: func(fs *flag.FlagSet) { fs.String("name", "", "your user name"); fs.String("device", "", "device label on your card") }},
+			flags: func(fs *flag.FlagSet) {
+				fs.String("name", "", "your user name")
+				fs.String("device", "", "device label on your card")
+			}},
 		{name: "add", args: "NAME", help: "fetch and verify a contact's card (trust on first use)", run: cmdAdd},
 		{name: "send", args: "NAME TEXT… (TEXT - reads stdin)", help: "send one message (adds the contact if needed)", run: cmdSend,
-			flags: func(fs *flag.FlagSet) { fs.Duration("wait", 15*time.Second, "how long to wait for the relay to accept") }},
+			flags: func(fs *flag.FlagSet) {
+				fs.Duration("wait", 15*time.Second, "how long to wait for the relay to accept")
+			}},
 		{name: "recv", args: "[--follow] [--json]", help: "print incoming messages", run: cmdRecv,
 			flags: func(fs *flag.FlagSet) {
 				fs.Bool("follow", false, "keep running and print messages as they arrive")
@@ -77,7 +82,9 @@ func init() {
 		{name: "verify", args: "NAME", help: "mark NAME verified after comparing safety numbers", run: cmdVerify},
 		{name: "accept-key", args: "NAME", help: "accept NAME's new identity key", run: cmdAcceptKey},
 		{name: "rotate-keys", args: "[--count N]", help: "top up one-time prekeys and rotate signed prekeys", run: cmdRotateKeys,
-			flags: func(fs *flag.FlagSet) { fs.Int("count", chat.DefaultOneTimeKeys, "one-time prekeys of each kind to keep on the relay") }},
+			flags: func(fs *flag.FlagSet) {
+				fs.Int("count", chat.DefaultOneTimeKeys, "one-time prekeys of each kind to keep on the relay")
+			}},
 		{name: "reset-session", args: "NAME", help: "drop the sessions with NAME; the next message starts afresh", run: cmdResetSession},
 		{name: "version", help: "print the version", run: cmdVersion},
 	}
