@@ -555,3 +555,22 @@ func (e *eventQueue) close() {
 	e.mu.Unlock()
 	close(e.done)
 }
+
+// Online reports whether the relay connection is up right now.
+func (c *Controller) Online() bool { return c.isOnline() }
+
+// HasSession reports whether a session with the contact's current card exists, i.e.
+// whether Send can work offline.
+func (c *Controller) HasSession(ctx context.Context, contact string) (bool, error) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	r, err := c.store.Contact(ctx, contact)
+	if err != nil {
+		if errors.Is(err, storage.ErrNotFound) {
+			return false, fmt.Errorf("%w: %q", ErrUnknownContact, contact)
+		}
+		return false, err
+	}
+	s, err := c.activeSession(ctx, r.CardID)
+	return s != nil, err
+}

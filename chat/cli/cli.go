@@ -34,9 +34,10 @@ const (
 
 // exit codes
 const (
-	exitOK    = 0
-	exitFail  = 1
-	exitUsage = 2
+	exitOK     = 0
+	exitFail   = 1
+	exitUsage  = 2
+	exitQueued = 3 // send: committed to the outbox, not yet accepted by the relay
 )
 
 // env is one command invocation.
@@ -139,6 +140,11 @@ func Main(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io
 		return e.usageError(err)
 	}
 	if err := cmd.run(e, fs, pos); err != nil {
+		var qe queuedErr
+		if errors.As(err, &qe) {
+			fmt.Fprintf(stderr, "pfschat %s: %s\n", cmd.name, qe.msg)
+			return exitQueued
+		}
 		var ue usageErr
 		if errors.As(err, &ue) {
 			fmt.Fprintf(stderr, "pfschat %s: %s\nusage: pfschat %s %s\n", cmd.name, ue.msg, cmd.name, cmd.args)
@@ -161,6 +167,11 @@ func (e *env) usageError(err error) int {
 	fmt.Fprintf(e.stderr, "pfschat: %v; run 'pfschat help' for usage\n", err)
 	return exitUsage
 }
+
+// queuedErr: the message is safely in the outbox but has not reached the relay.
+type queuedErr struct{ msg string }
+
+func (q queuedErr) Error() string { return q.msg }
 
 type usageErr struct{ msg string }
 
@@ -289,11 +300,16 @@ func (e *env) passphrase(prompt string, confirm bool) ([]byte, error) {
 }
 
 // online opens the profile and connects to the relay.
-func (e *env) online() (*chat.Controller, error) {
+func (e *env) online() (*chat.Controller, error) { return e.open(false) }
+
+// open opens the profile and connects; with allowOffline an unreachable relay is not
+// an error (the controller keeps trying in the background).
+func (e *env) open(allowOffline bool) (*chat.Controller, error) {
 	p, err := e.profile()
 	if err != nil {
 		return nil, err
 	}
+	p.Prefs.AllowOffline = allowOffline
 	if !p.Exists() {
 		return nil, fmt.Errorf("%w: %s", chat.ErrNoProfile, p.StorePath())
 	}
@@ -302,6 +318,16 @@ func (e *env) online() (*chat.Controller, error) {
 		return nil, err
 	}
 	return p.Open(e.ctx, pass)
+}
+
+// finish lets queued receipts and messages reach the relay (briefly), then closes.
+func (e *env) finish(c *chat.Controller) {
+	if c.Online() {
+		ctx, cancel := context.WithTimeout(e.ctx, 5*time.Second)
+		c.Flush(ctx)
+		cancel()
+	}
+	c.Close()
 }
 
 // offline opens the profile without connecting.
@@ -411,7 +437,7 @@ func cmdAdd(e *env, fs *flag.FlagSet, args []string) error {
 	if err != nil {
 		return err
 	}
-	defer c.Close()
+	defer e.finish(c)
 	ct, err := c.AddContact(e.ctx, name)
 	if err != nil {
 		return err
@@ -458,18 +484,20 @@ func cmdSend(e *env, fs *flag.FlagSet, args []string) error {
 		text = strings.TrimRight(string(b), "\n")
 	}
 	wait := fs.Lookup("wait").Value.(flag.Getter).Get().(time.Duration)
-	c, err := e.online()
+	// Offline is fine when a session exists: the message waits in the outbox.
+	c, err := e.open(true)
 	if err != nil {
 		return err
 	}
-	defer c.Close()
+	defer e.finish(c)
 	if _, err := c.Contact(e.ctx, name); errors.Is(err, chat.ErrUnknownContact) {
-		ct, err := c.AddContact(e.ctx, name)
-		if err != nil {
+		if !c.Online() {
+			return fmt.Errorf("%w: %s is not a contact yet, and adding one needs the relay", chat.ErrOffline, name)
+		}
+		if _, err := c.AddContact(e.ctx, name); err != nil {
 			return err
 		}
 		fmt.Fprintf(e.stderr, "added %s (trusted on first use; 'pfschat fingerprint %s' shows the safety number)\n", name, name)
-		_ = ct
 	} else if err != nil {
 		return err
 	}
@@ -479,13 +507,18 @@ func cmdSend(e *env, fs *flag.FlagSet, args []string) error {
 	if err != nil {
 		return err
 	}
+	queued := queuedErr{fmt.Sprintf("the relay is unreachable; the message is kept in the outbox (message %d) "+
+		"and goes out the next time a pfschat command connects. Do not send it again.", m.ID)}
+	if !c.Online() {
+		return queued
+	}
 	timeout := time.NewTimer(wait)
 	defer timeout.Stop()
 	for {
 		select {
 		case ev, ok := <-events:
 			if !ok {
-				return errors.New("closed before the relay accepted the message")
+				return queued
 			}
 			if ev.Kind != chat.DeliveryChanged || ev.Message == nil || ev.Message.ID != m.ID {
 				continue
@@ -499,9 +532,9 @@ func cmdSend(e *env, fs *flag.FlagSet, args []string) error {
 			fmt.Fprintf(e.stdout, "sent to %s (message %d)\n", name, m.ID)
 			return nil
 		case <-timeout.C:
-			return fmt.Errorf("%w: the relay did not accept the message within %s; it is kept in the outbox and goes out the next time pfschat connects", chat.ErrOffline, wait)
+			return queued
 		case <-e.ctx.Done():
-			return fmt.Errorf("interrupted; the message is kept in the outbox and goes out the next time pfschat connects")
+			return queued
 		}
 	}
 }
@@ -527,7 +560,7 @@ func cmdRecv(e *env, fs *flag.FlagSet, args []string) error {
 	if err != nil {
 		return err
 	}
-	defer c.Close()
+	defer e.finish(c)
 	events := c.Events()
 	// Wait until the relay has delivered the backlog, then print what is unread.
 	if err := c.WaitSynced(e.ctx); err != nil {
@@ -572,13 +605,11 @@ func cmdRecv(e *env, fs *flag.FlagSet, args []string) error {
 		}
 	}
 	if !follow {
-		c.Flush(e.ctx)
 		return nil
 	}
 	for {
 		select {
 		case <-e.ctx.Done():
-			c.Flush(context.Background())
 			return nil
 		case ev, ok := <-events:
 			if !ok {
@@ -742,7 +773,7 @@ func cmdRotateKeys(e *env, fs *flag.FlagSet, args []string) error {
 	if err != nil {
 		return err
 	}
-	defer c.Close()
+	defer e.finish(c)
 	if err := c.RotateKeys(e.ctx, n); err != nil {
 		return err
 	}
