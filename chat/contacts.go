@@ -38,7 +38,9 @@ func (c *Controller) fetchCard(ctx context.Context, name string) (*ratchet.Card,
 	if err != nil {
 		return nil, err
 	}
-	card, err := rc.LookupCard(ctx, name)
+	rctx, cancel := withRPCTimeout(ctx)
+	defer cancel()
+	card, err := rc.LookupCard(rctx, name)
 	if err != nil {
 		if isNotFound(err) {
 			return nil, fmt.Errorf("%w: %q", ErrUnknownUser, name)

@@ -16,6 +16,14 @@ import (
 	"pfschat/storage"
 )
 
+// rpcTimeout bounds every request to the relay, so a lost answer can never wedge the
+// outbox or the receive loop.
+const rpcTimeout = 30 * time.Second
+
+func withRPCTimeout(ctx context.Context) (context.Context, context.CancelFunc) {
+	return context.WithTimeout(ctx, rpcTimeout)
+}
+
 // DefaultOneTimeKeys is how many one-time prekeys of each kind are kept on the relay.
 const DefaultOneTimeKeys = 100
 

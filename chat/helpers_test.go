@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"pfschat/ratchet"
 	"pfschat/relay/relaytest"
 	"pfschat/storage"
 )
@@ -24,6 +25,8 @@ type user struct {
 	name string
 	p    Profile
 	c    *Controller
+	id   *ratchet.IdentityKey
+	card *ratchet.Card
 }
 
 func testLogger(t testing.TB) *slog.Logger {
@@ -48,10 +51,14 @@ func newUser(t testing.TB, r *relaytest.Relay, name string, mod ...func(*Profile
 	if err != nil {
 		t.Fatalf("creating %s: %v", name, err)
 	}
-	u := &user{t: t, name: name, p: p, c: c}
+	u := &user{t: t, name: name, p: p, c: c, id: c.id, card: c.card}
 	t.Cleanup(func() { u.close() })
 	return u
 }
+
+// c2id and c2card return the identity the user's profile holds (also after close).
+func (u *user) c2id() *ratchet.IdentityKey { return u.id }
+func (u *user) c2card() *ratchet.Card      { return u.card }
 
 func (u *user) close() {
 	if u.c != nil {

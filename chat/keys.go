@@ -42,6 +42,8 @@ func (c *Controller) RotateKeys(ctx context.Context, n int) error {
 	if err != nil {
 		return err
 	}
+	ctx, cancel := context.WithTimeout(ctx, 2*rpcTimeout)
+	defer cancel()
 	status, err := rc.PreKeyStatus(ctx)
 	if err != nil {
 		return fmt.Errorf("chat: asking the relay for prekey counts: %w", err)

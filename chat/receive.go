@@ -13,30 +13,76 @@ import (
 	"pfschat/storage"
 )
 
-// receiveLoop handles the relay's pushes one at a time, in order: messages are decrypted,
-// committed, then acked; a low-prekey notice wakes the rotator.
+// receiveLoop handles the relay's pushes one at a time, in order: each message is
+// decrypted and committed; then, once the burst of pushes has been worked through, the
+// delivery receipts are committed (one per contact) and the relay acks go out in one
+// frame. Batching keeps a large backlog from costing two frames per message.
 func (c *Controller) receiveLoop(ctx context.Context, rc RelayClient) {
 	defer c.wg.Done()
 	pushes := rc.Pushes()
+	b := &receiveBatch{receipts: make(map[string][]string)}
 	for {
+		var p relay.Push
+		var ok bool
 		select {
 		case <-ctx.Done():
+			c.flushReceived(ctx, rc, b)
 			return
-		case p, ok := <-pushes:
+		case p, ok = <-pushes:
 			if !ok {
+				c.flushReceived(ctx, rc, b)
 				return
 			}
-			if p.LowPreKeys != nil {
-				c.kickRotate()
-			}
-			if p.Message != nil {
-				c.handleIncoming(ctx, rc, p.Message)
-			}
-			if p.Synced {
-				c.markSynced()
-			}
+		}
+		if p.LowPreKeys != nil {
+			c.kickRotate()
+		}
+		if p.Message != nil {
+			c.handleIncoming(ctx, p.Message, b)
+		}
+		if p.Synced || len(pushes) == 0 || len(b.acks) >= maxAckBatch {
+			c.flushReceived(ctx, rc, b)
+		}
+		if p.Synced {
+			c.markSynced()
 		}
 	}
+}
+
+// maxAckBatch bounds how many committed messages wait for their ack.
+const maxAckBatch = 200
+
+// receiveBatch is what a burst of incoming messages owes: receipts and acks.
+type receiveBatch struct {
+	acks     []int64
+	receipts map[string][]string // contact -> sender client IDs to acknowledge
+	order    []string            // contacts in first-seen order
+}
+
+// flushReceived commits the owed delivery receipts, then acks. Receipts are committed
+// even while closing (the messages they acknowledge are committed), so a clean shutdown
+// never loses one. Acks that fail stay owed and go with the next flush; the relay also
+// redelivers un-acked messages on reconnect, and SeenRelayID recognises them.
+func (c *Controller) flushReceived(ctx context.Context, rc RelayClient, b *receiveBatch) {
+	keep := context.WithoutCancel(ctx)
+	for _, contact := range b.order {
+		c.sendReceipt(keep, contact, kindDeliveryReceipt, b.receipts[contact])
+		delete(b.receipts, contact)
+	}
+	b.order = b.order[:0]
+	if len(b.acks) == 0 || ctx.Err() != nil {
+		return
+	}
+	actx, cancel := context.WithTimeout(ctx, rpcTimeout)
+	defer cancel()
+	if err := rc.Ack(actx, b.acks...); err != nil {
+		c.log.Info("ack deferred", "count", len(b.acks), "err", err)
+		if len(b.acks) > 4*maxAckBatch { // the relay redelivers them anyway
+			b.acks = b.acks[:0]
+		}
+		return
+	}
+	b.acks = b.acks[:0]
 }
 
 // relayMessageID identifies a relay delivery for de-duplication: the relay's queue ID
@@ -58,9 +104,10 @@ type received struct {
 	stranger   string // undecryptable from someone who is not a contact
 }
 
-// handleIncoming commits one message (or an "undecryptable" record), then acks it. A
-// transient local failure (the store) leaves it un-acked, so the relay delivers it again.
-func (c *Controller) handleIncoming(ctx context.Context, rc RelayClient, in *relay.Incoming) {
+// handleIncoming commits one message (or an "undecryptable" record) and notes the ack
+// and receipt it owes. A transient local failure (the store) leaves it un-acked, so the
+// relay delivers it again.
+func (c *Controller) handleIncoming(ctx context.Context, in *relay.Incoming, b *receiveBatch) {
 	relayID := relayMessageID(in)
 	seen, err := c.store.SeenRelayID(ctx, relayID)
 	if err != nil {
@@ -69,29 +116,25 @@ func (c *Controller) handleIncoming(ctx context.Context, rc RelayClient, in *rel
 	}
 	if !seen {
 		res, err := c.receive(ctx, in, relayID)
-		if err != nil {
-			if errors.Is(err, storage.ErrDuplicate) {
-				seen = true
-			} else {
-				c.log.Error("could not commit an incoming message; leaving it for redelivery", "from", in.From, "err", err)
-				return
+		switch {
+		case errors.Is(err, storage.ErrDuplicate):
+		case err != nil:
+			c.log.Error("could not commit an incoming message; leaving it for redelivery", "from", in.From, "err", err)
+			return
+		default:
+			if res.receiptFor != "" {
+				if _, ok := b.receipts[res.receiptFor]; !ok {
+					b.order = append(b.order, res.receiptFor)
+				}
+				b.receipts[res.receiptFor] = append(b.receipts[res.receiptFor], res.receiptID)
 			}
-		} else {
-			// The message is committed: finish its consequences even if we are being
-			// closed right now, so a clean shutdown never loses a delivery receipt.
 			c.afterReceive(context.WithoutCancel(ctx), res)
 		}
 	}
-	if err := rc.Ack(ctx, in.ID); err != nil && ctx.Err() == nil {
-		// Committed but not acked: the relay redelivers and SeenRelayID recognises it.
-		c.log.Info("ack failed; the message will be recognised when redelivered", "err", err)
-	}
+	b.acks = append(b.acks, in.ID)
 }
 
 func (c *Controller) afterReceive(ctx context.Context, res *received) {
-	if res.receiptFor != "" {
-		c.sendReceipt(ctx, res.receiptFor, kindDeliveryReceipt, []string{res.receiptID})
-	}
 	if res.stranger != "" {
 		c.emit(Event{Kind: Undecryptable, Contact: res.stranger, Err: res.undecrypt})
 	}

@@ -209,7 +209,7 @@ func (c *Controller) sendLoop(ctx context.Context) {
 		case drainedEmpty:
 			backoff = 0
 		case drainedPartly:
-			backoff = min(max(2*backoff, 200*time.Millisecond), 30*time.Second)
+			backoff = min(max(2*backoff, 100*time.Millisecond), 5*time.Second)
 			if retry != nil {
 				retry.Stop()
 			}
@@ -280,7 +280,9 @@ func (c *Controller) drainOutbox(ctx context.Context) drainResult {
 // sendOne sends one outbox item; false means stop this recipient's queue for now
 // (transient failure: it stays in the outbox for the next reconnect).
 func (c *Controller) sendOne(ctx context.Context, rc RelayClient, it storage.OutboxItem) bool {
-	_, err := rc.Send(ctx, it.To, it.Payload, it.ClientID)
+	sctx, cancel := withRPCTimeout(ctx)
+	_, err := rc.Send(sctx, it.To, it.Payload, it.ClientID)
+	cancel()
 	if err != nil && !isPermanent(err) {
 		c.log.Info("send deferred", "to", it.To, "err", err)
 		return false

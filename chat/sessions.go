@@ -190,7 +190,9 @@ func (c *Controller) fetchBundle(ctx context.Context, card *ratchet.Card) (*ratc
 	if err != nil {
 		return nil, err
 	}
-	b, err := rc.FetchBundle(ctx, card.Identity)
+	rctx, cancel := withRPCTimeout(ctx)
+	defer cancel()
+	b, err := rc.FetchBundle(rctx, card.Identity)
 	if err != nil {
 		if isNotFound(err) {
 			return nil, fmt.Errorf("%w: %q has no prekeys on the relay", ErrUnknownUser, card.Identity)
