@@ -199,12 +199,30 @@ func BenchmarkBreakdown(b *testing.B) {
 		defer c.Close()
 	}
 	b.Run("relay-send-to-accepted", func(b *testing.B) {
+		// bob's side acks everything as it arrives, like a controller would.
+		done := make(chan struct{})
+		stopped := make(chan struct{})
+		go func() {
+			defer close(stopped)
+			for {
+				select {
+				case p := <-rr.Pushes():
+					if p.Message != nil {
+						rr.Ack(ctx, p.Message.ID)
+					}
+				case <-done:
+					return
+				}
+			}
+		}()
 		for b.Loop() {
 			if _, err := rs.Send(ctx, "bob", wire, newClientID()); err != nil {
 				b.Fatal(err)
 			}
 		}
 		b.StopTimer()
+		close(done)
+		<-stopped
 		drain(b, rr)
 	})
 	b.Run("relay-send-deliver-ack", func(b *testing.B) {

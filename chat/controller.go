@@ -326,6 +326,9 @@ func (c *Controller) runConnection(ctx context.Context, rc RelayClient, connecte
 	go func() {
 		defer close(runDone)
 		if err := rc.Run(ctx); err != nil && ctx.Err() == nil {
+			if errors.Is(err, relay.ErrRelayKeyMismatch) {
+				err = c.relayKeyError(c.relayKeyNow(), rc, err)
+			}
 			c.log.Error("relay connection stopped", "err", err)
 			c.emit(Event{Kind: ConnectionChanged, State: ConnState{Status: Offline, Err: err}})
 		}

@@ -95,3 +95,29 @@ func TestRotateKeys(t *testing.T) {
 	waitReceived(t, alice.c, "bob", "still here")
 	waitState(t, bob.c, m.ID, Delivered)
 }
+
+func TestGentleReset(t *testing.T) {
+	r := relaytest.Start(t)
+	alice, bob := newUser(t, r, "alice"), newUser(t, r, "bob")
+	ctx := ctxT(t)
+	if _, err := alice.c.AddContact(ctx, "bob"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := alice.c.Send(ctx, "bob", "before"); err != nil {
+		t.Fatal(err)
+	}
+	waitReceived(t, bob.c, "alice", "before")
+	spk, _ := bob.c.store.PreKeys(ctx, uint8(ratchet.SignedPreKey))
+	must(t, bob.c.GentleReset(ctx))
+	spk2, _ := bob.c.store.PreKeys(ctx, uint8(ratchet.SignedPreKey))
+	if len(spk2) != 1 || spk2[0].ID == spk[0].ID {
+		t.Fatalf("signed prekeys after reset: %+v (before %+v)", spk2, spk)
+	}
+	// Alice's old session is gone on bob's side; she resets too, and they talk again
+	// with fresh keys.
+	must(t, alice.c.ResetSession(ctx, "bob"))
+	m, err := alice.c.Send(ctx, "bob", "after")
+	must(t, err)
+	waitReceived(t, bob.c, "alice", "after")
+	waitState(t, alice.c, m.ID, Delivered)
+}

@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"strconv"
+	"sync"
 
 	"pfschat/ratchet"
 	"pfschat/relay"
@@ -17,22 +18,20 @@ import (
 // decrypted and committed; then, once the burst of pushes has been worked through, the
 // delivery receipts are committed (one per contact) and the relay acks go out in one
 // frame. Batching keeps a large backlog from costing two frames per message.
+//
+// A pump moves pushes from the relay client into an unbounded local queue at once: the
+// client stops reading the socket while its push channel is full, and then no answer to
+// any request (an ack, a send, a card lookup made while receiving) could arrive.
 func (c *Controller) receiveLoop(ctx context.Context, rc RelayClient) {
 	defer c.wg.Done()
-	pushes := rc.Pushes()
+	q := newPushQueue()
+	go q.pump(ctx, rc.Pushes())
 	b := &receiveBatch{receipts: make(map[string][]string)}
 	for {
-		var p relay.Push
-		var ok bool
-		select {
-		case <-ctx.Done():
+		p, more, ok := q.pop(ctx)
+		if !ok {
 			c.flushReceived(ctx, rc, b)
 			return
-		case p, ok = <-pushes:
-			if !ok {
-				c.flushReceived(ctx, rc, b)
-				return
-			}
 		}
 		if p.LowPreKeys != nil {
 			c.kickRotate()
@@ -40,11 +39,76 @@ func (c *Controller) receiveLoop(ctx context.Context, rc RelayClient) {
 		if p.Message != nil {
 			c.handleIncoming(ctx, p.Message, b)
 		}
-		if p.Synced || len(pushes) == 0 || len(b.acks) >= maxAckBatch {
+		if p.Synced || !more || len(b.acks) >= maxAckBatch {
 			c.flushReceived(ctx, rc, b)
 		}
 		if p.Synced {
 			c.markSynced()
+		}
+	}
+}
+
+// pushQueue is an unbounded FIFO of relay pushes.
+type pushQueue struct {
+	mu     sync.Mutex
+	items  []relay.Push
+	wake   chan struct{}
+	closed bool
+}
+
+func newPushQueue() *pushQueue { return &pushQueue{wake: make(chan struct{}, 1)} }
+
+func (q *pushQueue) pump(ctx context.Context, in <-chan relay.Push) {
+	defer func() {
+		q.mu.Lock()
+		q.closed = true
+		q.mu.Unlock()
+		q.signal()
+	}()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case p, ok := <-in:
+			if !ok {
+				return
+			}
+			q.mu.Lock()
+			q.items = append(q.items, p)
+			q.mu.Unlock()
+			q.signal()
+		}
+	}
+}
+
+func (q *pushQueue) signal() {
+	select {
+	case q.wake <- struct{}{}:
+	default:
+	}
+}
+
+// pop returns the next push and whether more are queued behind it; ok is false once
+// the context is done or the source is closed and drained.
+func (q *pushQueue) pop(ctx context.Context) (p relay.Push, more, ok bool) {
+	for {
+		q.mu.Lock()
+		if len(q.items) > 0 {
+			p = q.items[0]
+			q.items[0] = relay.Push{}
+			q.items = q.items[1:]
+			more = len(q.items) > 0
+			q.mu.Unlock()
+			return p, more, true
+		}
+		closed := q.closed
+		q.mu.Unlock()
+		if closed || ctx.Err() != nil {
+			return p, false, false
+		}
+		select {
+		case <-q.wake:
+		case <-ctx.Done():
 		}
 	}
 }

@@ -248,7 +248,7 @@ func (c *Controller) drainOutbox(ctx context.Context) drainResult {
 		}
 		byTo[it.To] = append(byTo[it.To], it)
 	}
-	const parallel = 16
+	const parallel = 64
 	sem := make(chan struct{}, parallel)
 	var wg sync.WaitGroup
 	var mu sync.Mutex

@@ -338,29 +338,53 @@ func (c *Controller) ResetSession(ctx context.Context, contact string) error {
 	return c.RemoveSessions(ctx, r.CardID)
 }
 
-// GentleReset drops all local sessions and prekeys and publishes fresh prekeys. Contacts
-// and history stay. Use it when the local state is suspected broken.
+// GentleReset drops all local sessions and prekeys and publishes fresh ones: new signed
+// and last-resort prekeys replace the old ones on the relay, and one-time prekeys are
+// topped up. One-time prekeys still waiting on the relay keep their private halves (the
+// relay protocol cannot recall them, and a peer may fetch one at any moment); every
+// other private prekey is deleted. Contacts and history stay. Use it when the local
+// session state is suspected broken; peers adopt the new sessions as they arrive.
 func (c *Controller) GentleReset(ctx context.Context) error {
+	rc, err := c.relayClient()
+	if err != nil {
+		return err
+	}
+	rctx, cancel := withRPCTimeout(ctx)
+	status, err := rc.PreKeyStatus(rctx)
+	cancel()
+	if err != nil {
+		return fmt.Errorf("chat: gentle reset needs the relay: %w", err)
+	}
+	onRelay := map[ratchet.PreKeyKind]map[uint32]bool{ratchet.OneTimePreKey: {}, ratchet.KEMOneTime: {}}
+	for _, id := range status.OneTimeIDs {
+		onRelay[ratchet.OneTimePreKey][id] = true
+	}
+	for _, id := range status.KEMOneTimeIDs {
+		onRelay[ratchet.KEMOneTime][id] = true
+	}
+	c.rotateMu.Lock()
 	c.mu.Lock()
-	err := c.store.DeleteSessions(ctx, "")
-	if err == nil {
-		for _, kind := range []ratchet.PreKeyKind{ratchet.SignedPreKey, ratchet.OneTimePreKey, ratchet.KEMLastResort, ratchet.KEMOneTime} {
-			var keys []storage.PreKey
-			if keys, err = c.store.PreKeys(ctx, uint8(kind)); err != nil {
-				break
+	err = c.store.DeleteSessions(ctx, "")
+	for _, kind := range []ratchet.PreKeyKind{ratchet.SignedPreKey, ratchet.OneTimePreKey, ratchet.KEMLastResort, ratchet.KEMOneTime} {
+		if err != nil {
+			break
+		}
+		var keys []storage.PreKey
+		if keys, err = c.store.PreKeys(ctx, uint8(kind)); err != nil {
+			break
+		}
+		var ids []uint32
+		for _, k := range keys {
+			if !onRelay[kind][k.ID] {
+				ids = append(ids, k.ID)
 			}
-			ids := make([]uint32, len(keys))
-			for i, k := range keys {
-				ids[i] = k.ID
-			}
-			if len(ids) > 0 {
-				if err = c.store.DeletePreKeys(ctx, uint8(kind), ids); err != nil {
-					break
-				}
-			}
+		}
+		if len(ids) > 0 {
+			err = c.store.DeletePreKeys(ctx, uint8(kind), ids)
 		}
 	}
 	c.mu.Unlock()
+	c.rotateMu.Unlock()
 	if err != nil {
 		return fmt.Errorf("chat: gentle reset: %w", err)
 	}

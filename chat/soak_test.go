@@ -3,6 +3,7 @@ package chat
 import (
 	"fmt"
 	"math/rand/v2"
+	"os"
 	"strconv"
 	"strings"
 	"testing"
@@ -29,6 +30,9 @@ func TestSoakWithRestarts(t *testing.T) {
 
 func soak(t *testing.T, nUsers, n int) {
 	seed := uint64(time.Now().UnixNano())
+	if s := os.Getenv("PFSCHAT_SOAK_SEED"); s != "" {
+		seed, _ = strconv.ParseUint(s, 10, 64)
+	}
 	t.Logf("seed %d", seed)
 	rng := rand.New(rand.NewPCG(seed, 7))
 	r := relaytest.Start(t)
@@ -115,6 +119,11 @@ func soak(t *testing.T, nUsers, n int) {
 					t.Logf("%v %s: %s %v %v", time.Since(start).Round(time.Millisecond), u.name, ev.State.Status, ev.State.RetryIn, ev.State.Err)
 				}
 			case <-time.After(60 * time.Second):
+				for _, v := range users {
+					out, _ := v.c.store.Outbox(ctx)
+					depth, _ := r.Store.QueueDepth(ctx)
+					t.Logf("%s: online=%v outbox=%d relay queue depth=%d", v.name, v.c.Online(), len(out), depth)
+				}
 				t.Fatalf("%s: not complete after a minute of silence: %s", u.name, why)
 			}
 		}
