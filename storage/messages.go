@@ -387,10 +387,10 @@ func (c *Client) insertMessage(ctx context.Context, tx *txn, m Message) (int64, 
 
 // ReceiveTx is everything one receive changes.
 type ReceiveTx struct {
-	Session         *Session     // new ratchet state (nil: none, e.g. undecryptable)
-	Message         *Message     // the decrypted message (nil for a receipt); ID is assigned
-	ConsumedPreKeys []PreKeyRef  // one-time prekeys the initial message used: deleted
-	RelayID         string       // the relay's id of the message: ErrDuplicate if seen
+	Session         *Session         // new ratchet state (nil: none, e.g. undecryptable)
+	Message         *Message         // the decrypted message (nil for a receipt); ID is assigned
+	ConsumedPreKeys []PreKeyRef      // one-time prekeys the initial message used: deleted
+	RelayID         string           // the relay's id of the message: ErrDuplicate if seen
 	DeliveryUpdates []DeliveryUpdate // receipts for our outgoing messages, by client id
 
 	// Additions (optional).
