@@ -167,6 +167,9 @@ func ParseSession(b []byte) (*Session, error) {
 	if s.hasCKs && dhsBytes == nil {
 		return nil, errf(ErrMalformed, "session: sending chain without ratchet key")
 	}
+	if s.hasCKr && dhrBytes == nil {
+		return nil, errf(ErrMalformed, "session: receiving chain without peer ratchet key")
+	}
 	if len(hdr) > 0 {
 		s.initialHdr = append([]byte(nil), hdr...)
 	}
