@@ -198,3 +198,16 @@ func ParseSession(b []byte) (*Session, error) {
 	}
 	return s, nil
 }
+
+// UnmarshalBinary replaces s with the decoded state (encoding.BinaryUnmarshaler);
+// on error s is unchanged. The random source is kept.
+func (s *Session) UnmarshalBinary(b []byte) error {
+	n, err := ParseSession(b)
+	if err != nil {
+		return err
+	}
+	r := s.rand
+	*s = *n
+	s.rand = r
+	return nil
+}
