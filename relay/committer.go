@@ -45,8 +45,11 @@ type committer struct {
 
 	sends chan *sendReq
 	acks  chan *ackReq
-	quit  chan struct{}
-	done  chan struct{}
+
+	ackGroups map[string]*ackGroup // committer goroutine only
+	ackOrder  []string
+	quit      chan struct{}
+	done      chan struct{}
 }
 
 func newCommitter(q Queue, hub Hub, log *slog.Logger, m *metrics, maxBatch int, now func() time.Time,
@@ -56,7 +59,9 @@ func newCommitter(q Queue, hub Hub, log *slog.Logger, m *metrics, maxBatch int, 
 		sends: make(chan *sendReq, 4*maxBatch),
 		acks:  make(chan *ackReq, 4*maxBatch),
 		quit:  make(chan struct{}),
-		done:  make(chan struct{}),
+
+		ackGroups: make(map[string]*ackGroup),
+		done:      make(chan struct{}),
 	}
 }
 
@@ -81,28 +86,47 @@ func (cm *committer) run() {
 	batch := make([]storage.QueuedMessage, 0, cm.maxBatch)
 	for {
 		sends, acks = sends[:0], acks[:0]
-		select {
-		case r := <-cm.sends:
-			sends = append(sends, r)
-		case a := <-cm.acks:
-			acks = append(acks, a)
-		case <-expireTick.C:
-			cm.runExpire(ctx)
-			continue
-		case <-cm.quit:
-			// Drain whatever is left, then stop.
-			for {
-				sends, acks = cm.collect(sends[:0], acks[:0])
-				if len(sends) == 0 && len(acks) == 0 {
-					return
-				}
-				batch = cm.commitSends(ctx, sends, batch)
-				cm.commitAcks(ctx, acks)
+		if len(cm.ackOrder) == 0 {
+			// Nothing left over: wait for work.
+			select {
+			case r := <-cm.sends:
+				sends = append(sends, r)
+			case a := <-cm.acks:
+				acks = append(acks, a)
+			case <-expireTick.C:
+				cm.runExpire(ctx)
+				continue
+			case <-cm.quit:
+				cm.drain(ctx, batch)
+				return
+			}
+		} else {
+			select {
+			case <-cm.quit:
+				cm.drain(ctx, batch)
+				return
+			default:
 			}
 		}
 		sends, acks = cm.collect(sends, acks)
 		batch = cm.commitSends(ctx, sends, batch)
-		cm.commitAcks(ctx, acks)
+		cm.addAcks(acks)
+		cm.flushAcks(ctx)
+	}
+}
+
+// drain commits everything still waiting, at shutdown.
+func (cm *committer) drain(ctx context.Context, batch []storage.QueuedMessage) {
+	var sends []*sendReq
+	var acks []*ackReq
+	for {
+		sends, acks = cm.collect(sends[:0], acks[:0])
+		cm.addAcks(acks)
+		if len(sends) == 0 && len(cm.ackOrder) == 0 {
+			return
+		}
+		batch = cm.commitSends(ctx, sends, batch)
+		cm.flushAcks(ctx)
 	}
 }
 
@@ -177,33 +201,73 @@ func (cm *committer) commitSends(ctx context.Context, sends []*sendReq, batch []
 	return batch
 }
 
-func (cm *committer) commitAcks(ctx context.Context, acks []*ackReq) {
-	if len(acks) == 0 {
+// ackGroup is every ack waiting for one recipient.
+type ackGroup struct {
+	ids  []int64
+	reqs []*ackReq
+}
+
+// maxAckTxPerRound bounds how many per-recipient ack transactions run between two
+// send commits while sends are waiting, so acks (whose delay costs nothing but a
+// possible redelivery) never hold up accepts. Acks for one recipient coalesce while
+// they wait, so under load each transaction deletes many ids.
+const maxAckTxPerRound = 4
+
+func (cm *committer) addAcks(acks []*ackReq) {
+	for _, a := range acks {
+		g := cm.ackGroups[a.to]
+		if g == nil {
+			g = &ackGroup{}
+			cm.ackGroups[a.to] = g
+			cm.ackOrder = append(cm.ackOrder, a.to)
+		}
+		g.ids = append(g.ids, a.ids...)
+		g.reqs = append(g.reqs, a)
+	}
+}
+
+// flushAcks commits waiting acks: all of them when the store can batch across
+// recipients or when no sends are waiting, otherwise a few recipients, oldest first.
+func (cm *committer) flushAcks(ctx context.Context) {
+	if len(cm.ackOrder) == 0 {
 		return
 	}
-	byRecipient := make(map[string][]int64, len(acks))
-	for _, a := range acks {
-		byRecipient[a.to] = append(byRecipient[a.to], a.ids...)
-	}
-	failed := make(map[string]bool)
 	if ab, ok := cm.q.(AckBatcher); ok {
-		if err := ab.AckBatch(ctx, byRecipient); err != nil {
-			cm.log.Error("ack batch failed", "recipients", len(byRecipient), "err", err)
-			for to := range byRecipient {
-				failed[to] = true
-			}
+		batch := make(map[string][]int64, len(cm.ackGroups))
+		for to, g := range cm.ackGroups {
+			batch[to] = g.ids
 		}
-	} else {
-		for to, ids := range byRecipient {
-			if err := cm.q.Ack(ctx, to, ids); err != nil {
-				cm.log.Error("ack failed", "ids", len(ids), "err", err)
-				failed[to] = true
-			}
+		err := ab.AckBatch(ctx, batch)
+		if err != nil {
+			cm.log.Error("ack batch failed", "recipients", len(batch), "err", err)
 		}
+		for _, to := range cm.ackOrder {
+			cm.answerAcks(cm.ackGroups[to], err)
+		}
+		clear(cm.ackGroups)
+		cm.ackOrder = cm.ackOrder[:0]
+		return
 	}
-	for _, a := range acks {
-		if failed[a.to] {
-			a.c.replyError(a.reqID, CodeInternal, "could not record the ack; it will be redelivered, ack again", "")
+	n := len(cm.ackOrder)
+	if len(cm.sends) > 0 && n > maxAckTxPerRound {
+		n = maxAckTxPerRound
+	}
+	for _, to := range cm.ackOrder[:n] {
+		g := cm.ackGroups[to]
+		err := cm.q.Ack(ctx, to, g.ids)
+		if err != nil {
+			cm.log.Error("ack failed", "ids", len(g.ids), "err", err)
+		}
+		cm.answerAcks(g, err)
+		delete(cm.ackGroups, to)
+	}
+	cm.ackOrder = append(cm.ackOrder[:0], cm.ackOrder[n:]...)
+}
+
+func (cm *committer) answerAcks(g *ackGroup, err error) {
+	for _, a := range g.reqs {
+		if err != nil {
+			a.c.replyError(a.reqID, CodeInternal, "could not record the ack; the messages will come again, ack them again", "")
 			continue
 		}
 		cm.m.acked.Add(uint64(len(a.ids)))

@@ -15,12 +15,12 @@ import (
 //
 // Tokens are short-lived and bound to one card on one relay: a token from another
 // relay fails the signature, a token for a replaced card fails the card check.
-const tokenDomain = "pfschat relay access token v1"
+const tokenDomain = "pfschat/v1/relay/token"
 
 // LoginDomain is the domain string of the login key proof: the client signs
 // LoginDomain ‖ 0x00 ‖ relay public key (32) ‖ challenge (32) with its identity key
 // (ratchet.IdentityKey.Sign(LoginDomain, relayKey‖challenge)).
-const LoginDomain = "pfschat relay login v1"
+const LoginDomain = "pfschat/v1/relay/login"
 
 // ChallengeSize is the length of the login challenge in the relay's hello.
 const ChallengeSize = 32
