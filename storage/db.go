@@ -26,11 +26,12 @@ var migrationsFS embed.FS
 type storeKind struct {
 	name  string // migrations/<name>/NNNN_*.sql
 	appID int32  // PRAGMA application_id written by migration 1
+	fsys  fs.FS  // where the migrations live (tests substitute their own)
 }
 
 var (
-	clientKind = storeKind{name: "client", appID: 0x70667363} // "pfsc"
-	relayKind  = storeKind{name: "relay", appID: 0x70667372}  // "pfsr"
+	clientKind = storeKind{name: "client", appID: 0x70667363, fsys: migrationsFS} // "pfsc"
+	relayKind  = storeKind{name: "relay", appID: 0x70667372, fsys: migrationsFS}  // "pfsr"
 )
 
 // Synchronous modes. FULL (the default) fsyncs the WAL on every commit: a commit that
@@ -201,7 +202,7 @@ type migration struct {
 // loadMigrations reads migrations/<kind>/NNNN_name.sql, numbered 1, 2, 3... without gaps.
 func loadMigrations(kind storeKind) ([]migration, error) {
 	dir := "migrations/" + kind.name
-	entries, err := fs.ReadDir(migrationsFS, dir)
+	entries, err := fs.ReadDir(kind.fsys, dir)
 	if err != nil {
 		return nil, fmt.Errorf("storage: read embedded migrations: %w", err)
 	}
@@ -215,7 +216,7 @@ func loadMigrations(kind storeKind) ([]migration, error) {
 		if !ok || err != nil || v <= 0 {
 			return nil, fmt.Errorf("storage: migration file %s: name must be NNNN_description.sql", e.Name())
 		}
-		b, err := fs.ReadFile(migrationsFS, dir+"/"+e.Name())
+		b, err := fs.ReadFile(kind.fsys, dir+"/"+e.Name())
 		if err != nil {
 			return nil, fmt.Errorf("storage: read migration %s: %w", e.Name(), err)
 		}

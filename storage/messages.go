@@ -353,16 +353,6 @@ func (c *Client) insertMessage(ctx context.Context, tx *txn, m Message) (int64, 
 		coalesce((SELECT max(id) FROM messages), 0)) + 1`, nil, &id); err != nil {
 		return 0, err
 	}
-	body, err := c.keys.seal("messages", "body", msgRow(id), m.Body)
-	if err != nil {
-		return 0, err
-	}
-	_, err = tx.exec(ctx, `INSERT INTO messages (id, contact, direction, body_sealed, sent_at, received_at, state, reason, client_id, relay_id)
-		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
-		id, m.Contact, m.Direction, body, dbTime(m.SentAt), dbTime(m.ReceivedAt), m.State, m.Reason, m.ClientID, m.RelayID)
-	if err != nil {
-		return 0, fmt.Errorf("insert message for %q: %w", m.Contact, err)
-	}
 	at := m.ReceivedAt
 	if m.Direction == Outgoing || at.IsZero() {
 		at = m.SentAt
@@ -382,15 +372,25 @@ func (c *Client) insertMessage(ctx context.Context, tx *txn, m Message) (int64, 
 	if n == 0 {
 		return 0, fmt.Errorf("%w: contact %q (add the contact before its messages)", ErrNotFound, m.Contact)
 	}
+	body, err := c.keys.seal("messages", "body", msgRow(id), m.Body)
+	if err != nil {
+		return 0, err
+	}
+	_, err = tx.exec(ctx, `INSERT INTO messages (id, contact, direction, body_sealed, sent_at, received_at, state, reason, client_id, relay_id)
+		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+		id, m.Contact, m.Direction, body, dbTime(m.SentAt), dbTime(m.ReceivedAt), m.State, m.Reason, m.ClientID, m.RelayID)
+	if err != nil {
+		return 0, fmt.Errorf("insert message for %q: %w", m.Contact, err)
+	}
 	return id, nil
 }
 
 // ReceiveTx is everything one receive changes.
 type ReceiveTx struct {
-	Session         *Session     // new ratchet state (nil: none, e.g. undecryptable)
-	Message         *Message     // the decrypted message (nil for a receipt); ID is assigned
-	ConsumedPreKeys []PreKeyRef  // one-time prekeys the initial message used: deleted
-	RelayID         string       // the relay's id of the message: ErrDuplicate if seen
+	Session         *Session         // new ratchet state (nil: none, e.g. undecryptable)
+	Message         *Message         // the decrypted message (nil for a receipt); ID is assigned
+	ConsumedPreKeys []PreKeyRef      // one-time prekeys the initial message used: deleted
+	RelayID         string           // the relay's id of the message: ErrDuplicate if seen
 	DeliveryUpdates []DeliveryUpdate // receipts for our outgoing messages, by client id
 
 	// Additions (optional).
