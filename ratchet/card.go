@@ -3,6 +3,7 @@ package ratchet
 import (
 	"crypto/ed25519"
 	"crypto/sha256"
+	"crypto/subtle"
 	"encoding/base64"
 	"encoding/hex"
 	"slices"
@@ -329,4 +330,14 @@ func prefixOf(s string) string {
 		return s[:10]
 	}
 	return s
+}
+
+// CheckID returns an error wrapping ErrCardIDMismatch unless the card's ID is
+// want (hex, as ID returns). Use it when a card arrives for a pinned ID.
+func (c *Card) CheckID(want string) error {
+	got := c.ID()
+	if subtle.ConstantTimeCompare([]byte(got), []byte(want)) != 1 {
+		return errf(ErrCardIDMismatch, "card %s has ID %s, want %s", c.Identity, got, want)
+	}
+	return nil
 }
