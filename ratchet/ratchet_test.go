@@ -689,3 +689,23 @@ func TestEnvelopeDecoder(t *testing.T) {
 		t.Errorf("oversize ciphertext: %v", err)
 	}
 }
+
+type failingReader struct{}
+
+func (failingReader) Read([]byte) (int, error) { return 0, errors.New("no entropy") }
+
+func TestEncryptFailureLeavesStateUnchanged(t *testing.T) {
+	_, bob, _, _ := pair(t, 600)
+	bob.SetRand(failingReader{}) // bob's first reply needs a new ratchet key
+	before := mustMarshal(t, bob)
+	if _, err := bob.Encrypt([]byte("x")); err == nil {
+		t.Fatal("encrypt without randomness succeeded")
+	}
+	if !bytes.Equal(before, mustMarshal(t, bob)) {
+		t.Fatal("state changed")
+	}
+	bob.SetRand(nil)
+	if _, err := bob.Encrypt([]byte("x")); err != nil {
+		t.Fatal(err)
+	}
+}

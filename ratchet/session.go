@@ -144,6 +144,9 @@ func (s *Session) Encrypt(plaintext []byte) ([]byte, error) {
 	if len(plaintext) > MaxPlaintext {
 		return nil, errf(ErrPlaintextTooLarge, "%d bytes, limit %d", len(plaintext), MaxPlaintext)
 	}
+	if s.ns == ^uint32(0) {
+		return nil, errf(ErrTooManySkipped, "sending chain exhausted after %d messages; start a new session", s.ns)
+	}
 	// Lazy DH ratchet step: a new sending chain after each received ratchet key.
 	var (
 		newDHs  *ecdh.PrivateKey

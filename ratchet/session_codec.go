@@ -167,6 +167,9 @@ func ParseSession(b []byte) (*Session, error) {
 	if s.hasCKs && dhsBytes == nil {
 		return nil, errf(ErrMalformed, "session: sending chain without ratchet key")
 	}
+	if s.hasCKr && dhrBytes == nil {
+		return nil, errf(ErrMalformed, "session: receiving chain without peer ratchet key")
+	}
 	if len(hdr) > 0 {
 		s.initialHdr = append([]byte(nil), hdr...)
 	}
@@ -194,4 +197,17 @@ func ParseSession(b []byte) (*Session, error) {
 		copy(s.ad[32:], s.selfCard[:])
 	}
 	return s, nil
+}
+
+// UnmarshalBinary replaces s with the decoded state (encoding.BinaryUnmarshaler);
+// on error s is unchanged. The random source is kept.
+func (s *Session) UnmarshalBinary(b []byte) error {
+	n, err := ParseSession(b)
+	if err != nil {
+		return err
+	}
+	r := s.rand
+	*s = *n
+	s.rand = r
+	return nil
 }

@@ -5,6 +5,7 @@ go 1.26.8
 require (
 	go.mau.fi/libsignal v0.2.1
 	maunium.net/go/mautrix v0.32.0
+	pfschat v0.0.0
 )
 
 require (
