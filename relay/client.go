@@ -106,6 +106,7 @@ type Client struct {
 
 	mu       sync.Mutex
 	cur      *clientConn
+	up       chan struct{} // closed while cur != nil
 	relayKey ed25519.PublicKey
 	token    []byte
 	tokenExp time.Time
@@ -126,6 +127,10 @@ type clientConn struct {
 	pending map[uint64]chan Frame
 	done    chan struct{} // closed when the read loop exits
 	err     error         // why it ended; valid after done
+	// ready is closed once the connection is the client's current one. Pushes wait for
+	// it, so a message pushed right after login can be acked as soon as it is seen.
+	ready   chan struct{}
+	aborted chan struct{} // closed when connect gives up on this connection
 }
 
 // NewClient returns a client; nothing happens on the network until Connect or Run.
@@ -138,6 +143,7 @@ func NewClient(cfg ClientConfig) *Client {
 		pushes:   make(chan Push, 256),
 		states:   make(chan ConnState, 16),
 		done:     make(chan struct{}),
+		up:       make(chan struct{}),
 		dialer: websocket.Dialer{
 			HandshakeTimeout: 10 * time.Second,
 			ReadBufferSize:   4096,
@@ -218,7 +224,6 @@ func (c *Client) Close() error {
 	c.mu.Lock()
 	c.closed = true
 	cc := c.cur
-	c.cur = nil
 	c.mu.Unlock()
 	c.doneOnce.Do(func() { close(c.done) })
 	if cc != nil {
@@ -289,11 +294,7 @@ func (c *Client) Run(ctx context.Context) error {
 		}
 		select {
 		case <-cc.done:
-			c.mu.Lock()
-			if c.cur == cc {
-				c.cur = nil
-			}
-			c.mu.Unlock()
+			c.unsetConn(cc)
 			c.log.Info("relay connection lost", "err", cc.err)
 			// The first retry waits a little too (with jitter), so that many clients
 			// dropped together by a restarting relay do not reconnect in lockstep.
@@ -336,11 +337,7 @@ func (c *Client) backoff(attempt int) time.Duration {
 }
 
 func (c *Client) dropConn(cc *clientConn) {
-	c.mu.Lock()
-	if c.cur == cc {
-		c.cur = nil
-	}
-	c.mu.Unlock()
+	c.unsetConn(cc)
 	cc.ws.Close()
 	<-cc.done
 }
@@ -393,9 +390,11 @@ func (c *Client) connect(ctx context.Context) error {
 	}
 	relayKey := ed25519.PublicKey(bytes.Clone(hello.RelayKey))
 
-	cc := &clientConn{ws: ws, pending: make(map[uint64]chan Frame), done: make(chan struct{})}
+	cc := &clientConn{ws: ws, pending: make(map[uint64]chan Frame), done: make(chan struct{}),
+		ready: make(chan struct{}), aborted: make(chan struct{})}
 	go c.readLoop(cc)
 	fail := func(err error) error {
+		close(cc.aborted)
 		ws.Close()
 		<-cc.done
 		return err
@@ -414,9 +413,30 @@ func (c *Client) connect(ctx context.Context) error {
 		return fail(ErrClosed)
 	}
 	c.cur = cc
+	close(c.up)
 	c.relayKey = relayKey
 	c.mu.Unlock()
+	close(cc.ready)
 	return nil
+}
+
+// Online returns a channel that is closed while a connection is up (logged in, for a
+// client with an identity). Call it again after a failure: each disconnect makes a new
+// channel.
+func (c *Client) Online() <-chan struct{} {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.up
+}
+
+// unsetConn forgets cc as the current connection.
+func (c *Client) unsetConn(cc *clientConn) {
+	c.mu.Lock()
+	if c.cur == cc {
+		c.cur = nil
+		c.up = make(chan struct{})
+	}
+	c.mu.Unlock()
 }
 
 func containsInt(list []int, v int) bool {
@@ -464,6 +484,7 @@ func (c *Client) login(ctx context.Context, cc *clientConn, relayKey ed25519.Pub
 // readLoop routes answers to their requests and pushes to Pushes.
 func (c *Client) readLoop(cc *clientConn) {
 	defer close(cc.done)
+	defer c.unsetConn(cc)
 	defer func() {
 		cc.pmu.Lock()
 		for id, ch := range cc.pending {
@@ -474,6 +495,7 @@ func (c *Client) readLoop(cc *clientConn) {
 		cc.pmu.Unlock()
 	}()
 	const readTimeout = 2*time.Minute + 15*time.Second // relay pings every 30s by default
+	ready := false
 	cc.ws.SetReadDeadline(time.Now().Add(readTimeout))
 	cc.ws.SetPingHandler(func(data string) error {
 		cc.ws.SetReadDeadline(time.Now().Add(readTimeout))
@@ -526,6 +548,14 @@ func (c *Client) readLoop(cc *clientConn) {
 			continue
 		default:
 			continue // answers to abandoned requests, or frames from a newer relay
+		}
+		if !ready {
+			select {
+			case <-cc.ready:
+				ready = true
+			case <-cc.aborted:
+				return
+			}
 		}
 		select {
 		case c.pushes <- p:
@@ -745,4 +775,32 @@ func (c *Client) Ack(ctx context.Context, ids ...int64) error {
 func (c *Client) Ping(ctx context.Context) error {
 	_, err := c.do(ctx, &Frame{Type: TypePing})
 	return err
+}
+
+// AckNoWait sends an ack without waiting for the relay's answer: for receivers that
+// ack in a stream and can live with a redelivery if the ack is lost.
+func (c *Client) AckNoWait(ids ...int64) error {
+	c.mu.Lock()
+	cc, closed := c.cur, c.closed
+	c.mu.Unlock()
+	if closed {
+		return ErrClosed
+	}
+	if cc == nil {
+		return ErrNotConnected
+	}
+	for len(ids) > 0 {
+		n := min(len(ids), maxAckIDs)
+		data := encodeFrame(&Frame{Type: TypeAck, ID: c.nextID.Add(1), IDs: ids[:n]})
+		ids = ids[n:]
+		cc.wmu.Lock()
+		cc.ws.SetWriteDeadline(time.Now().Add(10 * time.Second))
+		err := cc.ws.WriteMessage(websocket.TextMessage, data)
+		cc.wmu.Unlock()
+		if err != nil {
+			cc.ws.Close()
+			return fmt.Errorf("%w: %v", ErrConnectionLost, err)
+		}
+	}
+	return nil
 }

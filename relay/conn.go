@@ -187,6 +187,7 @@ func (c *conn) slow() {
 	}
 	c.close()
 	c.s.m.slowReaders.Add(1)
+	c.s.log.Debug("slow reader", "conn", c.id, "queued", c.out.len())
 	// Not on this goroutine: the caller may be the committer, and the close frame to a
 	// peer that is not reading could wait out its deadline.
 	go c.kill(CodeSlowReader, "outbound queue full; unacknowledged messages stay queued")
@@ -240,6 +241,8 @@ func (c *conn) Notify(n Notice) {
 func (c *conn) backfill(name string) {
 	defer c.s.wg.Done()
 	const page = 256
+	// The backlog fills at most half the outbound queue; the rest is for answers.
+	backlogMax := max(1, c.s.limits.OutboundQueue/2)
 	after := int64(0)
 	for {
 		msgs, err := c.s.queue.Pending(c.ctx, name, after, page)
@@ -258,7 +261,7 @@ func (c *conn) backfill(name string) {
 			if !m.ExpiresAt.IsZero() && now.After(m.ExpiresAt) {
 				continue
 			}
-			if err := c.out.push(c.ctx, outItem{msg: m}); err != nil {
+			if err := c.out.push(c.ctx, outItem{msg: m}, backlogMax); err != nil {
 				return
 			}
 		}

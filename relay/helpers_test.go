@@ -210,5 +210,5 @@ func expectErr(t testing.TB, f relay.Frame, code string) {
 	}
 }
 
-func errorsIs(err, target error) bool { return errors.Is(err, target) }
+func errorsIs(err, target error) bool     { return errors.Is(err, target) }
 func errorsAs(err error, target any) bool { return errors.As(err, target) }

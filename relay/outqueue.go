@@ -52,15 +52,17 @@ func (q *outQueue) tryPush(it outItem) (ok bool) {
 	return true
 }
 
-// push adds an item, waiting for room. It is for producers that may wait (backlog).
-func (q *outQueue) push(ctx context.Context, it outItem) error {
+// push adds an item, waiting until fewer than max are queued. It is for producers
+// that may wait (the backlog), which use a max below the limit so that answers and
+// live pushes always find room.
+func (q *outQueue) push(ctx context.Context, it outItem, max int) error {
 	for {
 		q.mu.Lock()
 		if q.closed {
 			q.mu.Unlock()
 			return errQueueClosed
 		}
-		if len(q.items) < q.limit {
+		if len(q.items) < max {
 			q.items = append(q.items, it)
 			q.mu.Unlock()
 			signal(q.wake)
