@@ -528,7 +528,7 @@ func TestCards(t *testing.T) {
 	if !strings.HasPrefix(s, CardExportPrefix) {
 		t.Fatal(s)
 	}
-	c2, err := ImportCard("  " + s + "\n")
+	c2, err := ImportCard("  " + s[:30] + "\n" + s[30:70] + " \r\n\t" + s[70:] + "\n")
 	if err != nil {
 		t.Fatal(err)
 	}
