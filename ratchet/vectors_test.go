@@ -367,6 +367,9 @@ func generateVectors(t *testing.T) *vectorWorld {
 				t.Fatalf("send %s: decode: %v", label, err)
 			}
 			wires[label] = wire
+			if env.Type == MessageInitial && !bytes.Equal(wire[2:2+initialHeaderSize], f.Handshake.InitialHeader) {
+				t.Fatalf("send %s: initial header differs from the recorded handshake", label)
+			}
 			from := "alice"
 			if sender == 'B' {
 				from = "bob"
