@@ -2,6 +2,7 @@ package ratchet
 
 import (
 	"crypto/ecdh"
+	"encoding/binary"
 )
 
 // Session state flags (one byte).
@@ -144,12 +145,16 @@ func ParseSession(b []byte) (*Session, error) {
 		return nil, errf(ErrOversize, "session: %d skipped keys, limit %d", n, MaxSkippedKeys)
 	}
 	if r.err == nil && n > 0 {
-		s.skipped = make([]skippedKey, n)
-		for i := range s.skipped {
-			k := &s.skipped[i]
-			copy(k.dh[:], r.take(32, "skipped key ratchet key"))
-			k.n = r.u32("skipped key N")
-			copy(k.mk[:], r.take(32, "skipped key"))
+		const entry = 32 + 4 + 32
+		raw := r.take(n*entry, "session skipped keys")
+		if raw != nil {
+			s.skipped = make([]skippedKey, n)
+			for i := range s.skipped {
+				e, k := raw[i*entry:(i+1)*entry], &s.skipped[i]
+				copy(k.dh[:], e[:32])
+				k.n = binary.BigEndian.Uint32(e[32:36])
+				copy(k.mk[:], e[36:])
+			}
 		}
 	}
 	if err := r.done("session"); err != nil {
