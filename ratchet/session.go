@@ -59,6 +59,8 @@ type Session struct {
 	// Scratch space reused across calls (not state).
 	adBuf      []byte
 	newSkipped []skippedKey
+	nonce      [12]byte
+	seed       [32]byte
 }
 
 type skippedKey struct {
@@ -142,6 +144,9 @@ func (s *Session) Encrypt(plaintext []byte) ([]byte, error) {
 	if len(plaintext) > MaxPlaintext {
 		return nil, errf(ErrPlaintextTooLarge, "%d bytes, limit %d", len(plaintext), MaxPlaintext)
 	}
+	if s.ns == ^uint32(0) {
+		return nil, errf(ErrTooManySkipped, "sending chain exhausted after %d messages; start a new session", s.ns)
+	}
 	// Lazy DH ratchet step: a new sending chain after each received ratchet key.
 	var (
 		newDHs  *ecdh.PrivateKey
@@ -151,12 +156,11 @@ func (s *Session) Encrypt(plaintext []byte) ([]byte, error) {
 		if s.dhrKey == nil {
 			return nil, ErrNoSendingChain
 		}
-		var seed [32]byte
-		if _, err := io.ReadFull(s.randReader(), seed[:]); err != nil {
+		if _, err := io.ReadFull(s.randReader(), s.seed[:]); err != nil {
 			return nil, errf(err, "encrypt: read random for ratchet key")
 		}
-		k, err := ecdh.X25519().NewPrivateKey(seed[:])
-		clear(seed[:])
+		k, err := ecdh.X25519().NewPrivateKey(s.seed[:])
+		clear(s.seed[:])
 		if err != nil {
 			return nil, errf(ErrMalformed, "encrypt: ratchet key: %v", err)
 		}
@@ -199,7 +203,7 @@ func (s *Session) Encrypt(plaintext []byte) ([]byte, error) {
 	clear(out[prefix+len(plaintext)+1:])
 
 	s.adBuf = append(append(s.adBuf[:0], s.ad[:]...), out[:prefix]...)
-	out = sealMessage(&mk, out[:prefix], out[prefix:], s.adBuf)
+	out = sealMessage(&mk, &s.nonce, out[:prefix], out[prefix:], s.adBuf)
 	clear(mk[:])
 
 	// Commit.
@@ -379,7 +383,7 @@ func (s *Session) received() {
 
 // open authenticates and decrypts env with mk and strips the padding.
 func (s *Session) open(mk *[32]byte, env *Envelope) ([]byte, error) {
-	pt, err := openMessage(mk, make([]byte, 0, len(env.Ciphertext)-aeadOverhead), env.Ciphertext, s.adBuf)
+	pt, err := openMessage(mk, &s.nonce, make([]byte, 0, len(env.Ciphertext)-aeadOverhead), env.Ciphertext, s.adBuf)
 	if err != nil {
 		return nil, errf(ErrDecrypt, "message %d", env.Header.N)
 	}

@@ -2,6 +2,7 @@ package ratchet
 
 import (
 	"crypto/ecdh"
+	"encoding/binary"
 )
 
 // Session state flags (one byte).
@@ -144,12 +145,16 @@ func ParseSession(b []byte) (*Session, error) {
 		return nil, errf(ErrOversize, "session: %d skipped keys, limit %d", n, MaxSkippedKeys)
 	}
 	if r.err == nil && n > 0 {
-		s.skipped = make([]skippedKey, n)
-		for i := range s.skipped {
-			k := &s.skipped[i]
-			copy(k.dh[:], r.take(32, "skipped key ratchet key"))
-			k.n = r.u32("skipped key N")
-			copy(k.mk[:], r.take(32, "skipped key"))
+		const entry = 32 + 4 + 32
+		raw := r.take(n*entry, "session skipped keys")
+		if raw != nil {
+			s.skipped = make([]skippedKey, n)
+			for i := range s.skipped {
+				e, k := raw[i*entry:(i+1)*entry], &s.skipped[i]
+				copy(k.dh[:], e[:32])
+				k.n = binary.BigEndian.Uint32(e[32:36])
+				copy(k.mk[:], e[36:])
+			}
 		}
 	}
 	if err := r.done("session"); err != nil {
@@ -166,6 +171,9 @@ func ParseSession(b []byte) (*Session, error) {
 	}
 	if s.hasCKs && dhsBytes == nil {
 		return nil, errf(ErrMalformed, "session: sending chain without ratchet key")
+	}
+	if s.hasCKr && dhrBytes == nil {
+		return nil, errf(ErrMalformed, "session: receiving chain without peer ratchet key")
 	}
 	if len(hdr) > 0 {
 		s.initialHdr = append([]byte(nil), hdr...)
@@ -194,4 +202,17 @@ func ParseSession(b []byte) (*Session, error) {
 		copy(s.ad[32:], s.selfCard[:])
 	}
 	return s, nil
+}
+
+// UnmarshalBinary replaces s with the decoded state (encoding.BinaryUnmarshaler);
+// on error s is unchanged. The random source is kept.
+func (s *Session) UnmarshalBinary(b []byte) error {
+	n, err := ParseSession(b)
+	if err != nil {
+		return err
+	}
+	r := s.rand
+	*s = *n
+	s.rand = r
+	return nil
 }
