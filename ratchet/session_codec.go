@@ -32,9 +32,11 @@ const (
 // flags: 1 initiator, 2 acknowledged, 4 used one-time prekey, 8 has DHs,
 // 16 has DHr, 32 has CKs, 64 has CKr.
 //
-// The DHs public key is stored, not recomputed, because recomputing it is an
-// X25519 scalar multiplication (~35 µs) on every load; the state is trusted
-// (it comes from the sealed store), so the pair is not cross-checked.
+// The DHs public key is stored, not recomputed, and the private key is only
+// parsed when a DH ratchet step needs it: Go's X25519 private-key parsing
+// computes the public key, a scalar multiplication (~35 µs), and most loads
+// never need it. The state is trusted (it comes from the sealed store), so the
+// pair is not cross-checked.
 func (s *Session) MarshalBinary() ([]byte, error) {
 	return s.appendBinary(make([]byte, 0, s.marshalSize())), nil
 }
@@ -57,7 +59,7 @@ func (s *Session) appendBinary(b []byte) []byte {
 	if s.usedOPK {
 		flags |= flagUsedOPK
 	}
-	if s.dhs != nil {
+	if s.hasDHs {
 		flags |= flagDHs
 	}
 	if s.dhrKey != nil {
@@ -74,8 +76,8 @@ func (s *Session) appendBinary(b []byte) []byte {
 	b = append(b, s.selfCard[:]...)
 	b = append(b, s.peerCard[:]...)
 	b = append(b, s.rk[:]...)
-	if s.dhs != nil {
-		b = append(b, s.dhs.Bytes()...)
+	if s.hasDHs {
+		b = append(b, s.dhsPriv[:]...)
 		b = append(b, s.dhsPub[:]...)
 	}
 	if s.dhrKey != nil {
@@ -186,11 +188,8 @@ func ParseSession(b []byte) (*Session, error) {
 		s.initialHdr = append([]byte(nil), hdr...)
 	}
 	if dhsBytes != nil {
-		k, err := ecdh.X25519().NewPrivateKey(dhsBytes)
-		if err != nil {
-			return nil, errf(ErrMalformed, "session DHs: %v", err)
-		}
-		s.dhs = k
+		s.hasDHs = true
+		copy(s.dhsPriv[:], dhsBytes)
 		copy(s.dhsPub[:], dhsPub)
 	}
 	if dhrBytes != nil {
