@@ -39,8 +39,14 @@ type Session struct {
 	initialHdr []byte
 
 	rk      [32]byte
-	dhs     *ecdh.PrivateKey // nil: generate a new ratchet key at the next Encrypt
+	hasDHs  bool     // false: generate a new ratchet key at the next Encrypt
+	dhsPriv [32]byte // X25519 private scalar of DHs
 	dhsPub  [32]byte
+	// dhsKey caches dhsPriv parsed. It is built lazily because parsing an X25519
+	// private key computes its public key (a scalar multiplication), and most
+	// loads of a persisted session never need the private key: only a DH
+	// ratchet step on receive does.
+	dhsKey  *ecdh.PrivateKey
 	dhr     [32]byte
 	dhrKey  *ecdh.PublicKey // parsed dhr; nil when absent
 	cks     [32]byte
@@ -152,7 +158,7 @@ func (s *Session) Encrypt(plaintext []byte) ([]byte, error) {
 		newDHs  *ecdh.PrivateKey
 		rk, cks = s.rk, s.cks
 	)
-	if s.dhs == nil || !s.hasCKs {
+	if !s.hasDHs || !s.hasCKs {
 		if s.dhrKey == nil {
 			return nil, ErrNoSendingChain
 		}
@@ -208,7 +214,9 @@ func (s *Session) Encrypt(plaintext []byte) ([]byte, error) {
 
 	// Commit.
 	if newDHs != nil {
-		s.dhs = newDHs
+		s.hasDHs = true
+		copy(s.dhsPriv[:], newDHs.Bytes())
+		s.dhsKey = newDHs
 		copy(s.dhsPub[:], dhPub)
 		s.rk = rk
 		s.hasCKs = true
@@ -290,7 +298,7 @@ func (s *Session) decrypt(env *Envelope) ([]byte, error) {
 	}
 
 	// 3. A new ratchet key from the peer: DH ratchet step.
-	if s.dhs == nil {
+	if !s.hasDHs {
 		// We have not sent since our last step, so the peer cannot have a new key
 		// of ours to answer: this is an old chain whose keys are gone, or a forgery.
 		return nil, errf(ErrReplay, "unknown ratchet key and no pending one of ours")
@@ -314,7 +322,15 @@ func (s *Session) decrypt(env *Envelope) ([]byte, error) {
 		clear(s.newSkipped)
 		return nil, errf(ErrMalformed, "ratchet key: %v", err)
 	}
-	shared, err := s.dhs.ECDH(peer)
+	if s.dhsKey == nil {
+		k, err := ecdh.X25519().NewPrivateKey(s.dhsPriv[:])
+		if err != nil {
+			clear(s.newSkipped)
+			return nil, errf(ErrMalformed, "own ratchet key: %v", err)
+		}
+		s.dhsKey = k // a cache, not state: kept even if this message fails
+	}
+	shared, err := s.dhsKey.ECDH(peer)
 	if err != nil {
 		clear(s.newSkipped)
 		return nil, errf(ErrDecrypt, "DH with ratchet key: %v", err)
@@ -338,7 +354,9 @@ func (s *Session) decrypt(env *Envelope) ([]byte, error) {
 	s.ckr = next
 	s.hasCKr = true
 	s.nr = h.N + 1
-	s.dhs = nil
+	s.hasDHs = false
+	s.dhsKey = nil
+	clear(s.dhsPriv[:])
 	s.dhsPub = [32]byte{}
 	s.hasCKs = false
 	s.cks = [32]byte{}

@@ -22,7 +22,8 @@ const (
 //
 //	u8 version (1) ‖ u8 flags ‖ fixed[32] session ID ‖ fixed[32] own card ID
 //	‖ fixed[32] peer card ID ‖ fixed[32] RK
-//	[‖ fixed[32] DHs private]  (flag DHs)   [‖ fixed[32] DHr]  (flag DHr)
+//	[‖ fixed[32] DHs private ‖ fixed[32] DHs public]  (flag DHs)
+//	[‖ fixed[32] DHr]  (flag DHr)
 //	[‖ fixed[32] CKs]          (flag CKs)   [‖ fixed[32] CKr]  (flag CKr)
 //	‖ u32 Ns ‖ u32 Nr ‖ u32 PN ‖ u32 sent ‖ u32 received ‖ u16 padding block
 //	‖ bytes16 initial header (empty unless an unacknowledged initiator)
@@ -30,12 +31,18 @@ const (
 //
 // flags: 1 initiator, 2 acknowledged, 4 used one-time prekey, 8 has DHs,
 // 16 has DHr, 32 has CKs, 64 has CKr.
+//
+// The DHs public key is stored, not recomputed, and the private key is only
+// parsed when a DH ratchet step needs it: Go's X25519 private-key parsing
+// computes the public key, a scalar multiplication (~35 µs), and most loads
+// never need it. The state is trusted (it comes from the sealed store), so the
+// pair is not cross-checked.
 func (s *Session) MarshalBinary() ([]byte, error) {
 	return s.appendBinary(make([]byte, 0, s.marshalSize())), nil
 }
 
 func (s *Session) marshalSize() int {
-	return 2 + 4*32 + 4*32 + 5*4 + 2 + 2 + len(s.initialHdr) + 2 + len(s.skipped)*68
+	return 2 + 4*32 + 5*32 + 5*4 + 2 + 2 + len(s.initialHdr) + 2 + len(s.skipped)*68
 }
 
 // AppendBinary appends MarshalBinary's encoding to b (encoding.BinaryAppender).
@@ -52,7 +59,7 @@ func (s *Session) appendBinary(b []byte) []byte {
 	if s.usedOPK {
 		flags |= flagUsedOPK
 	}
-	if s.dhs != nil {
+	if s.hasDHs {
 		flags |= flagDHs
 	}
 	if s.dhrKey != nil {
@@ -69,8 +76,9 @@ func (s *Session) appendBinary(b []byte) []byte {
 	b = append(b, s.selfCard[:]...)
 	b = append(b, s.peerCard[:]...)
 	b = append(b, s.rk[:]...)
-	if s.dhs != nil {
-		b = append(b, s.dhs.Bytes()...)
+	if s.hasDHs {
+		b = append(b, s.dhsPriv[:]...)
+		b = append(b, s.dhsPub[:]...)
 	}
 	if s.dhrKey != nil {
 		b = append(b, s.dhr[:]...)
@@ -115,9 +123,10 @@ func ParseSession(b []byte) (*Session, error) {
 	copy(s.selfCard[:], r.take(32, "session own card ID"))
 	copy(s.peerCard[:], r.take(32, "session peer card ID"))
 	copy(s.rk[:], r.take(32, "session root key"))
-	var dhsBytes, dhrBytes []byte
+	var dhsBytes, dhsPub, dhrBytes []byte
 	if flags&flagDHs != 0 {
 		dhsBytes = r.take(32, "session DHs")
+		dhsPub = r.take(32, "session DHs public key")
 	}
 	if flags&flagDHr != 0 {
 		dhrBytes = r.take(32, "session DHr")
@@ -179,12 +188,9 @@ func ParseSession(b []byte) (*Session, error) {
 		s.initialHdr = append([]byte(nil), hdr...)
 	}
 	if dhsBytes != nil {
-		k, err := ecdh.X25519().NewPrivateKey(dhsBytes)
-		if err != nil {
-			return nil, errf(ErrMalformed, "session DHs: %v", err)
-		}
-		s.dhs = k
-		copy(s.dhsPub[:], k.PublicKey().Bytes())
+		s.hasDHs = true
+		copy(s.dhsPriv[:], dhsBytes)
+		copy(s.dhsPub[:], dhsPub)
 	}
 	if dhrBytes != nil {
 		k, err := ecdh.X25519().NewPublicKey(dhrBytes)
