@@ -107,7 +107,7 @@ func (r *Relay) CreateAccount(ctx context.Context, a Account) error {
 func (r *Relay) account(ctx context.Context, where string, arg string) (Account, error) {
 	var a Account
 	var created int64
-	err := r.db.r.QueryRowContext(ctx, "SELECT name, card_id, card, created_at FROM accounts WHERE "+where+" = ?", arg).
+	err := r.db.queryRow(ctx, "SELECT name, card_id, card, created_at FROM accounts WHERE "+where+" = ?", arg).
 		Scan(&a.Name, &a.CardID, &a.Card, &created)
 	if errors.Is(err, sql.ErrNoRows) {
 		return Account{}, fmt.Errorf("%w: account with %s %q", ErrNotFound, where, arg)
@@ -235,7 +235,7 @@ func (r *Relay) PutPreKeys(ctx context.Context, cardID string, keys []StoredPreK
 // CountPreKeys counts a card's stored prekeys of a kind.
 func (r *Relay) CountPreKeys(ctx context.Context, cardID string, kind uint8) (int, error) {
 	var n int
-	if err := r.db.r.QueryRowContext(ctx, "SELECT count(*) FROM prekeys WHERE card_id = ? AND kind = ?", cardID, kind).Scan(&n); err != nil {
+	if err := r.db.queryRow(ctx, "SELECT count(*) FROM prekeys WHERE card_id = ? AND kind = ?", cardID, kind).Scan(&n); err != nil {
 		return 0, fmt.Errorf("storage: count prekeys: %w", err)
 	}
 	return n, nil
@@ -243,7 +243,7 @@ func (r *Relay) CountPreKeys(ctx context.Context, cardID string, kind uint8) (in
 
 // PreKeyIDs lists the ids of a card's stored prekeys of a kind, ascending.
 func (r *Relay) PreKeyIDs(ctx context.Context, cardID string, kind uint8) ([]uint32, error) {
-	rows, err := r.db.r.QueryContext(ctx, "SELECT id FROM prekeys WHERE card_id = ? AND kind = ? ORDER BY id", cardID, kind)
+	rows, err := r.db.query(ctx, "SELECT id FROM prekeys WHERE card_id = ? AND kind = ? ORDER BY id", cardID, kind)
 	if err != nil {
 		return nil, fmt.Errorf("storage: prekey ids: %w", err)
 	}
@@ -266,7 +266,7 @@ func (r *Relay) PreKeyIDs(ctx context.Context, cardID string, kind uint8) ([]uin
 // last-resort key); ErrNotFound if none.
 func (r *Relay) LatestPreKey(ctx context.Context, cardID string, kind uint8) (StoredPreKey, error) {
 	k := StoredPreKey{}
-	err := r.db.r.QueryRowContext(ctx, "SELECT kind, id, data FROM prekeys WHERE card_id = ? AND kind = ? ORDER BY id DESC LIMIT 1",
+	err := r.db.queryRow(ctx, "SELECT kind, id, data FROM prekeys WHERE card_id = ? AND kind = ? ORDER BY id DESC LIMIT 1",
 		cardID, kind).Scan(&k.Kind, &k.ID, &k.Data)
 	if errors.Is(err, sql.ErrNoRows) {
 		return StoredPreKey{}, fmt.Errorf("%w: no prekey of kind %d for card %s", ErrNotFound, kind, cardID)
@@ -416,7 +416,7 @@ func (r *Relay) Pending(ctx context.Context, to string, afterID int64, limit int
 	if limit <= 0 {
 		limit = 100
 	}
-	rows, err := r.db.r.QueryContext(ctx, `SELECT id, recipient, sender, sender_card_id, client_id, body, received_at, expires_at
+	rows, err := r.db.query(ctx, `SELECT id, recipient, sender, sender_card_id, client_id, body, received_at, expires_at
 		FROM queue WHERE recipient = ? AND id > ? ORDER BY id LIMIT ?`, to, afterID, limit)
 	if err != nil {
 		return nil, fmt.Errorf("storage: pending for %q: %w", to, err)
@@ -488,7 +488,7 @@ func (r *Relay) Expire(ctx context.Context, now time.Time) (int, error) {
 // QueueDepth is the number of queued messages, all recipients together.
 func (r *Relay) QueueDepth(ctx context.Context) (int, error) {
 	var n int
-	if err := r.db.r.QueryRowContext(ctx, "SELECT coalesce(sum(count), 0) FROM queue_usage").Scan(&n); err != nil {
+	if err := r.db.queryRow(ctx, "SELECT coalesce(sum(count), 0) FROM queue_usage").Scan(&n); err != nil {
 		return 0, fmt.Errorf("storage: queue depth: %w", err)
 	}
 	return n, nil
@@ -496,7 +496,7 @@ func (r *Relay) QueueDepth(ctx context.Context) (int, error) {
 
 // QueueUsage is one recipient's queued message count and bytes.
 func (r *Relay) QueueUsage(ctx context.Context, to string) (count int, bytes int64, err error) {
-	err = r.db.r.QueryRowContext(ctx, "SELECT count, bytes FROM queue_usage WHERE recipient = ?", to).Scan(&count, &bytes)
+	err = r.db.queryRow(ctx, "SELECT count, bytes FROM queue_usage WHERE recipient = ?", to).Scan(&count, &bytes)
 	if errors.Is(err, sql.ErrNoRows) {
 		return 0, 0, nil
 	}
