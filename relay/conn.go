@@ -5,6 +5,7 @@ import (
 	"crypto/rand"
 	"errors"
 	"io"
+	"net"
 	"strconv"
 	"sync"
 	"sync/atomic"
@@ -85,16 +86,14 @@ func (c *conn) close() {
 	})
 }
 
-// kill closes at once, dropping queued frames (slow reader, protocol abuse). Messages
-// stay in the store, unacknowledged, and are delivered on the next connection.
+// kill closes at once, dropping queued frames, with a close frame naming the reason
+// (protocol abuse). Messages stay in the store, unacknowledged, and are delivered on
+// the next connection.
 func (c *conn) kill(code, reason string) {
 	c.s.m.errorSent(code)
 	c.s.log.Info("closing connection", "conn", c.id, "code", code)
-	c.ws.WriteControl(websocket.CloseMessage,
-		websocket.FormatCloseMessage(websocket.ClosePolicyViolation, code+": "+reason),
-		time.Now().Add(100*time.Millisecond))
-	c.close()
-	c.ws.Close()
+	c.closeOnce.Do(c.cancel)
+	c.out.closeWith(outItem{opcode: opClose, raw: websocket.FormatCloseMessage(websocket.ClosePolicyViolation, truncate(code+": "+reason, 120))})
 }
 
 func (c *conn) stopReading() { c.ws.SetReadDeadline(time.Unix(1, 0)) }
@@ -106,29 +105,68 @@ func (c *conn) goingAway() {
 
 // ---- writer ----
 
+// WebSocket opcodes the writer uses (RFC 6455 §5.2).
+const (
+	opText  = 0x1
+	opClose = 0x8
+	opPing  = 0x9
+	opPong  = 0xA
+)
+
+// maxWSHeader is the longest unmasked frame header.
+const maxWSHeader = 10
+
+// appendWSFrame appends one unmasked (server-to-client) WebSocket frame.
+func appendWSFrame(b []byte, opcode byte, payload []byte) []byte {
+	b = append(b, 0x80|opcode)
+	b = appendWSLen(b, len(payload))
+	return append(b, payload...)
+}
+
+func appendWSLen(b []byte, n int) []byte {
+	switch {
+	case n < 126:
+		return append(b, byte(n))
+	case n <= 0xFFFF:
+		return append(b, 126, byte(n>>8), byte(n))
+	default:
+		return append(b, 127, 0, 0, 0, 0, byte(n>>24), byte(n>>16), byte(n>>8), byte(n))
+	}
+}
+
+// writeLoop is the connection's only writer. It frames everything queued since its
+// last turn into one buffer and writes it with one system call, so a busy connection
+// pays one write per batch rather than per frame. (gorilla/websocket does the reading
+// and the handshake; its writer would flush every frame on its own.) Pongs and close
+// frames go through the queue too, so no other goroutine ever writes.
 func (c *conn) writeLoop() {
 	defer c.s.wg.Done()
 	ticker := time.NewTicker(c.s.limits.PingInterval)
 	defer ticker.Stop()
+	nc := c.ws.NetConn()
 	var reuse []outItem
-	var failed bool
-	for !failed {
+	ok := true
+	for ok {
 		select {
 		case <-c.out.wake:
 		case <-ticker.C:
-			if err := c.ws.WriteControl(websocket.PingMessage, nil, time.Now().Add(c.s.limits.WriteTimeout)); err != nil {
-				failed = true
-			}
+			nc.SetWriteDeadline(time.Now().Add(c.s.limits.WriteTimeout))
+			_, err := nc.Write(appendWSFrame(nil, opPing, nil))
+			ok = err == nil
 			continue
 		}
 		batch, closed := c.out.drain(reuse)
+		sentClose := false
 		if len(batch) > 0 {
-			failed = !c.writeBatch(batch)
+			ok, sentClose = c.writeBatch(nc, batch)
 			clear(batch)
 			reuse = batch
 		}
-		if closed && len(batch) == 0 {
-			c.ws.WriteControl(websocket.CloseMessage, websocket.FormatCloseMessage(websocket.CloseGoingAway, ""), time.Now().Add(time.Second))
+		if closed && len(batch) == 0 || sentClose {
+			if !sentClose {
+				nc.SetWriteDeadline(time.Now().Add(time.Second))
+				nc.Write(appendWSFrame(nil, opClose, websocket.FormatCloseMessage(websocket.CloseGoingAway, "")))
+			}
 			break
 		}
 		if closed {
@@ -147,26 +185,63 @@ func (c *conn) writeLoop() {
 	c.s.removeConn(c)
 }
 
-var encodeBufPool = sync.Pool{New: func() any { b := make([]byte, 0, 1024); return &b }}
+var encodeBufPool = sync.Pool{New: func() any { b := make([]byte, 0, 8192); return &b }}
 
-func (c *conn) writeBatch(batch []outItem) bool {
-	c.ws.SetWriteDeadline(time.Now().Add(c.s.limits.WriteTimeout))
+// writeFlushSize bounds the buffer of one write system call.
+const writeFlushSize = 64 << 10
+
+// writeBatch frames and writes a batch. It reports whether the connection is still
+// good and whether a close frame went out.
+func (c *conn) writeBatch(nc net.Conn, batch []outItem) (ok, sentClose bool) {
+	nc.SetWriteDeadline(time.Now().Add(c.s.limits.WriteTimeout))
 	bp := encodeBufPool.Get().(*[]byte)
-	defer encodeBufPool.Put(bp)
+	buf := (*bp)[:0]
+	defer func() {
+		if cap(buf) <= 4*writeFlushSize {
+			*bp = buf[:0]
+			encodeBufPool.Put(bp)
+		}
+	}()
 	for _, it := range batch {
-		data := it.raw
-		if it.msg != nil {
+		switch {
+		case it.msg != nil:
 			m := it.msg
-			*bp = appendDeliver((*bp)[:0], m.ID, m.From, m.FromCardID, m.ReceivedAt.UnixMilli(), m.Body)
-			data = *bp
+			// Encode the JSON straight into the buffer after room for the largest
+			// frame header, then move it up behind the header it actually needs.
+			start := len(buf)
+			buf = append(buf, make([]byte, maxWSHeader)...)
+			buf = appendDeliver(buf, m.ID, m.From, m.FromCardID, m.ReceivedAt.UnixMilli(), m.Body)
+			payload := len(buf) - start - maxWSHeader
+			hdr := appendWSFrame(buf[start:start], opText, nil) // header only
+			hdr = appendWSLen(hdr[:1], payload)
+			copy(buf[start+len(hdr):], buf[start+maxWSHeader:])
+			buf = buf[:start+len(hdr)+payload]
 			c.s.m.frameOut(TypeDeliver)
 			c.s.m.delivered.Add(1)
+		case it.opcode != 0:
+			buf = appendWSFrame(buf, it.opcode, it.raw)
+			if it.opcode == opClose {
+				sentClose = true
+			}
+		default:
+			buf = appendWSFrame(buf, opText, it.raw)
 		}
-		if err := c.ws.WriteMessage(websocket.TextMessage, data); err != nil {
-			return false
+		if len(buf) >= writeFlushSize || sentClose {
+			if _, err := nc.Write(buf); err != nil {
+				return false, sentClose
+			}
+			buf = buf[:0]
+			if sentClose {
+				return true, true
+			}
 		}
 	}
-	return true
+	if len(buf) > 0 {
+		if _, err := nc.Write(buf); err != nil {
+			return false, false
+		}
+	}
+	return true, false
 }
 
 // ---- replies (may be called from any goroutine) ----
@@ -185,12 +260,13 @@ func (c *conn) slow() {
 	if !c.slowOnce.CompareAndSwap(false, true) {
 		return
 	}
-	c.close()
 	c.s.m.slowReaders.Add(1)
-	c.s.log.Debug("slow reader", "conn", c.id, "queued", c.out.len())
-	// Not on this goroutine: the caller may be the committer, and the close frame to a
-	// peer that is not reading could wait out its deadline.
-	go c.kill(CodeSlowReader, "outbound queue full; unacknowledged messages stay queued")
+	c.s.m.errorSent(CodeSlowReader)
+	c.s.log.Info("closing connection", "conn", c.id, "code", CodeSlowReader)
+	c.close()
+	// The peer is not reading, so no close frame would reach it: cut the connection.
+	// Its messages stay queued and are delivered on its next connection.
+	c.ws.Close()
 }
 
 func (c *conn) replyError(reqID uint64, code, msg, limit string) {
@@ -291,11 +367,24 @@ func (c *conn) readLoop() {
 		}
 	}()
 	ws := c.ws
-	ws.SetReadLimit(discardLimit + int64(c.s.limits.MaxFrameBytes))
+	// No gorilla read limit: readFrame enforces the limits and answers with an error
+	// frame (gorilla would write its own close frame from this goroutine).
+	ws.SetReadLimit(0)
 	readTimeout := 2*c.s.limits.PingInterval + 15*time.Second
-	ws.SetReadDeadline(time.Now().Add(readTimeout))
+	lastDeadline := time.Now()
+	ws.SetReadDeadline(lastDeadline.Add(readTimeout))
 	ws.SetPongHandler(func(string) error {
 		ws.SetReadDeadline(time.Now().Add(readTimeout))
+		return nil
+	})
+	// Only the write loop writes: pongs and the close echo go through its queue.
+	ws.SetPingHandler(func(data string) error {
+		ws.SetReadDeadline(time.Now().Add(readTimeout))
+		c.out.tryPush(outItem{opcode: opPong, raw: []byte(data)})
+		return nil
+	})
+	ws.SetCloseHandler(func(code int, text string) error {
+		c.out.closeWith(outItem{opcode: opClose, raw: websocket.FormatCloseMessage(code, "")})
 		return nil
 	})
 
@@ -309,7 +398,11 @@ func (c *conn) readLoop() {
 		if err != nil {
 			return
 		}
-		ws.SetReadDeadline(time.Now().Add(readTimeout))
+		// Refresh the idle deadline at most once a second: it costs a timer update.
+		if now := time.Now(); now.Sub(lastDeadline) > time.Second {
+			ws.SetReadDeadline(now.Add(readTimeout))
+			lastDeadline = now
+		}
 		bp := readBufPool.Get().(*[]byte)
 		data, tooBig, err := readFrame(r, (*bp)[:0], c.s.limits.MaxFrameBytes)
 		if err != nil {

@@ -11,8 +11,9 @@ import (
 // or a queued message to encode as a deliver push (encoded by the writer, so the
 // committer that hands it over does no encoding work).
 type outItem struct {
-	raw []byte
-	msg *storage.QueuedMessage
+	raw    []byte
+	msg    *storage.QueuedMessage
+	opcode byte // 0 = text frame; else a WebSocket control opcode (pong, close)
 }
 
 // outQueue is a connection's bounded outbound queue. An idle connection holds no
@@ -104,6 +105,19 @@ func (q *outQueue) drain(reuse []outItem) (batch []outItem, closed bool) {
 		signal(q.space)
 	}
 	return batch, closed
+}
+
+// closeWith drops everything queued, queues one last frame and closes the queue.
+func (q *outQueue) closeWith(last outItem) {
+	q.mu.Lock()
+	if !q.closed {
+		clear(q.items)
+		q.items = append(q.items[:0], last)
+		q.closed = true
+	}
+	q.mu.Unlock()
+	signal(q.wake)
+	signal(q.space)
 }
 
 // close stops the queue: pushes fail; the writer writes what is left, then stops.
