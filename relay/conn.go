@@ -1,6 +1,7 @@
 package relay
 
 import (
+	"bufio"
 	"context"
 	"crypto/rand"
 	"errors"
@@ -29,10 +30,12 @@ const maxLoginFailures = 5
 // conn is one client connection. Its read loop owns the fields below "reader state";
 // the delivery fields are shared with the committer (via the hub) under dmu.
 type conn struct {
-	s   *Server
-	ws  *websocket.Conn
-	id  uint64
-	out *outQueue
+	s      *Server
+	ws     *websocket.Conn
+	br     *bufio.Reader // gorilla's read buffer (nil if gorilla made its own)
+	waiter *readWaiter   // nil where unsupported
+	id     uint64
+	out    *outQueue
 
 	ctx    context.Context // cancelled when the connection closes
 	cancel context.CancelFunc
@@ -64,7 +67,6 @@ func newConn(s *Server, ws *websocket.Conn) *conn {
 	ctx, cancel := context.WithCancel(context.Background())
 	c := &conn{
 		s: s, ws: ws, id: s.nextID.Add(1),
-		out:        newOutQueue(s.limits.OutboundQueue),
 		ctx:        ctx,
 		cancel:     cancel,
 		inflight:   make(chan struct{}, s.limits.MaxInflightSends),
@@ -72,6 +74,7 @@ func newConn(s *Server, ws *websocket.Conn) *conn {
 		version:    ProtocolVersion,
 		bucket:     newTokenBucket(s.limits.FramesPerSecond, s.limits.FrameBurst, s.now()),
 	}
+	c.out = newOutQueue(s.limits.OutboundQueue, func() { go c.writeLoop() })
 	if _, err := rand.Read(c.challenge[:]); err != nil {
 		panic("relay: crypto/rand failed: " + err.Error()) // no safe way to continue
 	}
@@ -134,45 +137,52 @@ func appendWSLen(b []byte, n int) []byte {
 	}
 }
 
-// writeLoop is the connection's only writer. It frames everything queued since its
-// last turn into one buffer and writes it with one system call, so a busy connection
-// pays one write per batch rather than per frame. (gorilla/websocket does the reading
-// and the handshake; its writer would flush every frame on its own.) Pongs and close
-// frames go through the queue too, so no other goroutine ever writes.
+// writeLoop writes until the queue is empty, then exits; the next push starts a new
+// one, so an idle connection costs no goroutine here. It frames everything queued
+// since its last turn into one buffer and writes it with one system call, so a busy
+// connection pays one write per batch rather than per frame. (gorilla/websocket does
+// the reading and the handshake; its writer would flush every frame on its own.)
+// Pings, pongs and close frames go through the queue too, so no other goroutine ever
+// writes. Once the queue is closed and empty, it sends a close frame and tears the
+// connection down.
 func (c *conn) writeLoop() {
-	defer c.s.wg.Done()
-	ticker := time.NewTicker(c.s.limits.PingInterval)
-	defer ticker.Stop()
 	nc := c.ws.NetConn()
 	var reuse []outItem
 	ok := true
-	for ok {
-		select {
-		case <-c.out.wake:
-		case <-ticker.C:
-			nc.SetWriteDeadline(time.Now().Add(c.s.limits.WriteTimeout))
-			_, err := nc.Write(appendWSFrame(nil, opPing, nil))
-			ok = err == nil
-			continue
+	for {
+		batch, closed, exit := c.out.drain(reuse)
+		if exit {
+			return
 		}
-		batch, closed := c.out.drain(reuse)
-		sentClose := false
-		if len(batch) > 0 {
-			ok, sentClose = c.writeBatch(nc, batch)
-			clear(batch)
-			reuse = batch
-		}
-		if closed && len(batch) == 0 || sentClose {
-			if !sentClose {
+		if closed {
+			if ok {
 				nc.SetWriteDeadline(time.Now().Add(time.Second))
 				nc.Write(appendWSFrame(nil, opClose, websocket.FormatCloseMessage(websocket.CloseGoingAway, "")))
 			}
 			break
 		}
-		if closed {
-			signal(c.out.wake) // come back for the rest, then the close frame
+		if ok {
+			var sentClose bool
+			ok, sentClose = c.writeBatch(nc, batch)
+			if sentClose {
+				clear(batch)
+				break
+			}
+			if !ok {
+				c.close() // the peer is gone: stop reading too
+				c.ws.Close()
+			}
 		}
+		// After a failed write the rest is dropped: the messages stay in the store.
+		clear(batch)
+		reuse = batch
 	}
+	c.teardown()
+}
+
+// teardown runs once, after the last write.
+func (c *conn) teardown() {
+	defer c.s.wg.Done()
 	c.close()
 	c.ws.Close()
 	<-c.readerDone
@@ -184,6 +194,9 @@ func (c *conn) writeLoop() {
 	}
 	c.s.removeConn(c)
 }
+
+// ping is called by the server's pinger for every connection.
+func (c *conn) ping() { c.out.tryPush(outItem{opcode: opPing}) }
 
 var encodeBufPool = sync.Pool{New: func() any { b := make([]byte, 0, 8192); return &b }}
 
@@ -388,12 +401,13 @@ func (c *conn) readLoop() {
 		return nil
 	})
 
-	c.send(&Frame{
-		Type: TypeHello, Version: ProtocolVersion, Versions: supportedVersions,
-		RelayKey: c.s.pub, Challenge: c.challenge[:], Limits: c.s.frameLimits(),
-	})
-
+	c.sendHello()
 	for {
+		// Keep this loop's own frame small: an idle connection parks here, and a
+		// shallow stack lets the runtime shrink it (per-frame work is in onMessage).
+		if c.waiter != nil && c.br != nil && c.br.Buffered() == 0 {
+			c.waiter.wait()
+		}
 		mt, r, err := ws.NextReader()
 		if err != nil {
 			return
@@ -403,57 +417,72 @@ func (c *conn) readLoop() {
 			ws.SetReadDeadline(now.Add(readTimeout))
 			lastDeadline = now
 		}
-		bp := readBufPool.Get().(*[]byte)
-		data, tooBig, err := readFrame(r, (*bp)[:0], c.s.limits.MaxFrameBytes)
-		if err != nil {
-			readBufPool.Put(bp)
-			if tooBig {
-				c.kill(CodeFrameTooLarge, "frame over "+strconv.Itoa(discardLimit)+" bytes")
-			}
-			return
-		}
-		if ok, retry := c.bucket.allow(c.s.now()); !ok {
-			readBufPool.Put(bp)
-			c.s.m.frameIn("")
-			c.rateStrikes++
-			if c.rateStrikes > 4*c.s.limits.FrameBurst {
-				c.kill(CodeRateLimited, "persistently over the frame rate")
-				return
-			}
-			c.send(&Frame{Type: TypeError, Code: CodeRateLimited, Limit: "frames_per_second",
-				Message: "over " + strconv.Itoa(c.s.limits.FramesPerSecond) + " frames/s; slow down", RetryAfterMS: retry.Milliseconds() + 1})
-			continue
-		}
-		c.rateStrikes = 0
-		if tooBig {
-			readBufPool.Put(bp)
-			c.s.m.frameIn("")
-			c.send(&Frame{Type: TypeError, Code: CodeFrameTooLarge, Limit: "max_frame_bytes",
-				Message: "frame over " + strconv.Itoa(c.s.limits.MaxFrameBytes) + " bytes"})
-			continue
-		}
-		if mt != websocket.TextMessage {
-			readBufPool.Put(bp)
-			c.s.m.frameIn("")
-			c.send(&Frame{Type: TypeError, Code: CodeBadFrame, Message: "frames are JSON text messages"})
-			continue
-		}
-		f, err := DecodeFrame(data)
-		if cap(data) <= 64<<10 {
-			*bp = data[:0]
-			readBufPool.Put(bp)
-		}
-		c.s.m.frameIn(f.Type)
-		if err != nil {
-			var fe *FrameError
-			errors.As(err, &fe)
-			c.send(&Frame{Type: TypeError, ID: f.ID, Code: fe.Code, Message: fe.Error()})
-			continue
-		}
-		if !c.handle(&f) {
+		if !c.onMessage(mt, r) {
 			return
 		}
 	}
+}
+
+//go:noinline
+func (c *conn) sendHello() {
+	c.send(&Frame{
+		Type: TypeHello, Version: ProtocolVersion, Versions: supportedVersions,
+		RelayKey: c.s.pub, Challenge: c.challenge[:], Limits: c.s.frameLimits(),
+	})
+}
+
+// onMessage reads, checks and handles one message. It returns false to close.
+//
+//go:noinline
+func (c *conn) onMessage(mt int, r io.Reader) bool {
+	bp := readBufPool.Get().(*[]byte)
+	data, tooBig, err := readFrame(r, (*bp)[:0], c.s.limits.MaxFrameBytes)
+	if err != nil {
+		readBufPool.Put(bp)
+		if tooBig {
+			c.kill(CodeFrameTooLarge, "frame over "+strconv.Itoa(discardLimit)+" bytes")
+		}
+		return false
+	}
+	if ok, retry := c.bucket.allow(c.s.now()); !ok {
+		readBufPool.Put(bp)
+		c.s.m.frameIn("")
+		c.rateStrikes++
+		if c.rateStrikes > 4*c.s.limits.FrameBurst {
+			c.kill(CodeRateLimited, "persistently over the frame rate")
+			return false
+		}
+		c.send(&Frame{Type: TypeError, Code: CodeRateLimited, Limit: "frames_per_second",
+			Message: "over " + strconv.Itoa(c.s.limits.FramesPerSecond) + " frames/s; slow down", RetryAfterMS: retry.Milliseconds() + 1})
+		return true
+	}
+	c.rateStrikes = 0
+	if tooBig {
+		readBufPool.Put(bp)
+		c.s.m.frameIn("")
+		c.send(&Frame{Type: TypeError, Code: CodeFrameTooLarge, Limit: "max_frame_bytes",
+			Message: "frame over " + strconv.Itoa(c.s.limits.MaxFrameBytes) + " bytes"})
+		return true
+	}
+	if mt != websocket.TextMessage {
+		readBufPool.Put(bp)
+		c.s.m.frameIn("")
+		c.send(&Frame{Type: TypeError, Code: CodeBadFrame, Message: "frames are JSON text messages"})
+		return true
+	}
+	f, err := DecodeFrame(data)
+	if cap(data) <= 64<<10 {
+		*bp = data[:0]
+		readBufPool.Put(bp)
+	}
+	c.s.m.frameIn(f.Type)
+	if err != nil {
+		var fe *FrameError
+		errors.As(err, &fe)
+		c.send(&Frame{Type: TypeError, ID: f.ID, Code: fe.Code, Message: fe.Error()})
+		return true
+	}
+	return c.handle(&f)
 }
 
 // readFrame reads one message into buf. A message over max is read up to
