@@ -593,7 +593,7 @@ func (w *vectorWorld) rejections(t *testing.T, alice, bob *Session, wires map[st
 		out = append(out, vectorRejection{Name: name, Check: "decrypt", Side: side, Input: input, Error: want})
 	}
 	dec("replayed message of the current chain (A10)", "bob", wires["A10"], "ErrReplay")
-	dec("replayed message of an older chain after Bob sent again (A9)", "bob", wires["A9"], "ErrDecrypt")
+	dec("replayed message of an older chain after Bob sent again (A9)", "bob", wires["A9"], "ErrReplay") // recognised: its ratchet key is in the previous-chains list
 	dec("probe with the last ciphertext byte flipped", "bob", mod(func(b []byte) []byte { b[len(b)-1] ^= 1; return b }), "ErrDecrypt")
 	dec("probe with the first byte of the ratchet key flipped", "bob", mod(func(b []byte) []byte { b[hdr] ^= 1; return b }), "ErrDecrypt")
 	dec("probe with PN changed", "bob", mod(func(b []byte) []byte { b[hdr+35] ^= 1; return b }), "ErrDecrypt")
