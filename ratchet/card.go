@@ -297,10 +297,16 @@ func (c *Card) Export() string {
 	return CardExportPrefix + base64.RawURLEncoding.EncodeToString(b)
 }
 
-// ImportCard decodes an exported card. Surrounding white space is ignored. It
-// does NOT verify the card: call VerifyWithRelay (or Verify) before trusting it.
+// ImportCard decodes an exported card. White space anywhere is ignored, so a
+// line wrapped by a terminal or mail client still imports. It does NOT verify
+// the card: call VerifyWithRelay (or Verify) before trusting it.
 func ImportCard(s string) (*Card, error) {
-	s = strings.TrimSpace(s)
+	if len(s) > 2*maxExportLen {
+		return nil, errf(ErrOversize, "exported card: %d characters, limit %d", len(s), maxExportLen)
+	}
+	if strings.ContainsAny(s, " \t\r\n") {
+		s = strings.Join(strings.Fields(s), "")
+	}
 	if len(s) > maxExportLen {
 		return nil, errf(ErrOversize, "exported card: %d characters, limit %d", len(s), maxExportLen)
 	}

@@ -19,9 +19,14 @@ import (
 //   - MaxSkippedKeys: message keys kept for late messages, over all chains.
 //     When more are stored, the oldest are evicted first (their messages then
 //     fail with ErrReplay). 2000 as in libsignal.
+//   - MaxPreviousChains: how many earlier receiving ratchet keys (public
+//     keys only) are remembered so a late or duplicated message from a chain
+//     whose keys are gone fails fast with ErrReplay instead of costing an
+//     X25519 and failing as ErrDecrypt. 5 as libsignal's receiving chains.
 const (
-	MaxSkip        = 2000
-	MaxSkippedKeys = 2000
+	MaxSkip           = 2000
+	MaxSkippedKeys    = 2000
+	MaxPreviousChains = 5
 )
 
 // Session is one Double Ratchet conversation with a peer card, created by
@@ -39,8 +44,14 @@ type Session struct {
 	initialHdr []byte
 
 	rk      [32]byte
-	dhs     *ecdh.PrivateKey // nil: generate a new ratchet key at the next Encrypt
+	hasDHs  bool     // false: generate a new ratchet key at the next Encrypt
+	dhsPriv [32]byte // X25519 private scalar of DHs
 	dhsPub  [32]byte
+	// dhsKey caches dhsPriv parsed. It is built lazily because parsing an X25519
+	// private key computes its public key (a scalar multiplication), and most
+	// loads of a persisted session never need the private key: only a DH
+	// ratchet step on receive does.
+	dhsKey  *ecdh.PrivateKey
 	dhr     [32]byte
 	dhrKey  *ecdh.PublicKey // parsed dhr; nil when absent
 	cks     [32]byte
@@ -50,6 +61,7 @@ type Session struct {
 	ns, nr  uint32
 	pn      uint32
 	skipped []skippedKey // oldest first
+	prevDHr [][32]byte   // earlier receiving ratchet keys, oldest first
 
 	sendCount, recvCount uint32
 	padding              uint16
@@ -152,7 +164,7 @@ func (s *Session) Encrypt(plaintext []byte) ([]byte, error) {
 		newDHs  *ecdh.PrivateKey
 		rk, cks = s.rk, s.cks
 	)
-	if s.dhs == nil || !s.hasCKs {
+	if !s.hasDHs || !s.hasCKs {
 		if s.dhrKey == nil {
 			return nil, ErrNoSendingChain
 		}
@@ -208,7 +220,9 @@ func (s *Session) Encrypt(plaintext []byte) ([]byte, error) {
 
 	// Commit.
 	if newDHs != nil {
-		s.dhs = newDHs
+		s.hasDHs = true
+		copy(s.dhsPriv[:], newDHs.Bytes())
+		s.dhsKey = newDHs
 		copy(s.dhsPub[:], dhPub)
 		s.rk = rk
 		s.hasCKs = true
@@ -290,7 +304,12 @@ func (s *Session) decrypt(env *Envelope) ([]byte, error) {
 	}
 
 	// 3. A new ratchet key from the peer: DH ratchet step.
-	if s.dhs == nil {
+	for i := range s.prevDHr {
+		if s.prevDHr[i] == *dh {
+			return nil, errf(ErrReplay, "message %d of an earlier chain whose keys are gone", h.N)
+		}
+	}
+	if !s.hasDHs {
 		// We have not sent since our last step, so the peer cannot have a new key
 		// of ours to answer: this is an old chain whose keys are gone, or a forgery.
 		return nil, errf(ErrReplay, "unknown ratchet key and no pending one of ours")
@@ -314,7 +333,15 @@ func (s *Session) decrypt(env *Envelope) ([]byte, error) {
 		clear(s.newSkipped)
 		return nil, errf(ErrMalformed, "ratchet key: %v", err)
 	}
-	shared, err := s.dhs.ECDH(peer)
+	if s.dhsKey == nil {
+		k, err := ecdh.X25519().NewPrivateKey(s.dhsPriv[:])
+		if err != nil {
+			clear(s.newSkipped)
+			return nil, errf(ErrMalformed, "own ratchet key: %v", err)
+		}
+		s.dhsKey = k // a cache, not state: kept even if this message fails
+	}
+	shared, err := s.dhsKey.ECDH(peer)
 	if err != nil {
 		clear(s.newSkipped)
 		return nil, errf(ErrDecrypt, "DH with ratchet key: %v", err)
@@ -330,6 +357,12 @@ func (s *Session) decrypt(env *Envelope) ([]byte, error) {
 		return nil, err
 	}
 	// Commit the step.
+	if s.dhrKey != nil {
+		if len(s.prevDHr) == MaxPreviousChains {
+			s.prevDHr = append(s.prevDHr[:0], s.prevDHr[1:]...)
+		}
+		s.prevDHr = append(s.prevDHr, s.dhr)
+	}
 	s.pn = s.ns
 	s.ns = 0
 	s.dhr = *dh
@@ -338,7 +371,9 @@ func (s *Session) decrypt(env *Envelope) ([]byte, error) {
 	s.ckr = next
 	s.hasCKr = true
 	s.nr = h.N + 1
-	s.dhs = nil
+	s.hasDHs = false
+	s.dhsKey = nil
+	clear(s.dhsPriv[:])
 	s.dhsPub = [32]byte{}
 	s.hasCKs = false
 	s.cks = [32]byte{}

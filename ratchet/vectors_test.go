@@ -20,15 +20,18 @@ import (
 	"crypto/hkdf"
 	"crypto/mlkem"
 	"crypto/sha256"
+	"encoding/base64"
 	"encoding/binary"
 	"encoding/hex"
 	"encoding/json"
+	"errors"
 	"flag"
 	"fmt"
 	"os"
 	"path/filepath"
 	"reflect"
 	"slices"
+	"strings"
 	"testing"
 	"time"
 )
@@ -92,16 +95,29 @@ func (h *hexBytes) UnmarshalJSON(b []byte) error {
 // The vector file's structure. Field names are the JSON keys SPEC.md refers to.
 type (
 	vectorFile struct {
-		About       string           `json:"about"`
-		RNG         string           `json:"rng"`
-		CreatedAt   string           `json:"created_at"`
-		Relay       vectorRelay      `json:"relay"`
-		Alice       vectorParty      `json:"alice"`
-		Bob         vectorParty      `json:"bob"`
-		Bundle      hexBytes         `json:"bundle"`
-		Handshake   vectorHandshake  `json:"handshake"`
-		HandshakeLR vectorHandshake  `json:"handshake_without_one_time_prekey"`
-		Transcript  vectorTranscript `json:"transcript"`
+		About       string            `json:"about"`
+		RNG         string            `json:"rng"`
+		CreatedAt   string            `json:"created_at"`
+		Relay       vectorRelay       `json:"relay"`
+		Alice       vectorParty       `json:"alice"`
+		Bob         vectorParty       `json:"bob"`
+		Bundle      hexBytes          `json:"bundle"`
+		Handshake   vectorHandshake   `json:"handshake"`
+		HandshakeLR vectorHandshake   `json:"handshake_without_one_time_prekey"`
+		Transcript  vectorTranscript  `json:"transcript"`
+		Rejections  []vectorRejection `json:"rejections"`
+	}
+	// vectorRejection is an input that must be refused with the named error. "decrypt"
+	// cases are tried on the named side's session at the transcript's "reject" point
+	// (after A11 is sent, before it is delivered) and must leave that session unchanged;
+	// "card" cases are ImportCard + VerifyWithRelay; "bundle" cases are ParseBundle +
+	// Verify against the named card.
+	vectorRejection struct {
+		Name  string   `json:"name"`
+		Check string   `json:"check"`
+		Side  string   `json:"side"`
+		Input hexBytes `json:"input"`
+		Error string   `json:"error"`
 	}
 	vectorRelay struct {
 		Seed      string   `json:"rng_seed"`
@@ -223,6 +239,9 @@ var vectorScript = []string{
 	"send A10", "deliver A10",
 	"send B7", "send B8", "send B9", "send B10",
 	"deliver B7", "deliver B10", "deliver B9", "deliver B8",
+	"send A11", // the probe: the rejection vectors are variations of it
+	"reject",
+	"deliver A11",
 }
 
 func vectorPlaintext(label string) []byte {
@@ -301,8 +320,10 @@ func generateVectors(t *testing.T) *vectorWorld {
 		vp := vectorPreKey{Kind: kind, ID: id, CreatedAt: pub.CreatedAt.Unix(),
 			Secret: slices.Concat(bobRNG.reads[before:]...), PublicKey: pub.Key,
 			Signature: pub.Signature, Public: pb, Private: priv}
-		if kind.signed() {
-			vp.SignedBytes = pub.signedBytes()
+		if kind != OneTimePreKey {
+			// SPEC §8.2: u8 kind ‖ u32 id ‖ i64 created at ‖ public key.
+			vp.SignedBytes = slices.Concat([]byte{byte(kind)}, binary.BigEndian.AppendUint32(nil, id),
+				binary.BigEndian.AppendUint64(nil, uint64(pub.CreatedAt.Unix())), pub.Key)
 		}
 		f.Bob.PreKeys = append(f.Bob.PreKeys, vp)
 		return p
@@ -347,6 +368,10 @@ func generateVectors(t *testing.T) *vectorWorld {
 			}
 			continue
 		}
+		if line == "reject" {
+			f.Rejections = w.rejections(t, sessions['A'], sessions['B'], wires)
+			continue
+		}
 		fmt.Sscanf(line, "%s %s", &op, &label)
 		sender := label[0]
 		receiver := byte('B')
@@ -367,6 +392,9 @@ func generateVectors(t *testing.T) *vectorWorld {
 				t.Fatalf("send %s: decode: %v", label, err)
 			}
 			wires[label] = wire
+			if env.Type == MessageInitial && !bytes.Equal(wire[2:2+len(f.Handshake.InitialHeader)], f.Handshake.InitialHeader) {
+				t.Fatalf("send %s: initial header differs from the recorded handshake", label)
+			}
 			from := "alice"
 			if sender == 'B' {
 				from = "bob"
@@ -441,7 +469,7 @@ func (w *vectorWorld) handshake(t *testing.T, seed string, bundle *Bundle) vecto
 		EphemeralPrivate: r.reads[0], EphemeralPublic: env.Initial.EphemeralKey,
 		KEMRandomness: r.reads[1], KEMCiphertext: env.Initial.KEMCiphertext,
 		SessionID: s.ID(), FirstPlaintext: first, FirstMessage: wire}
-	v.InitialHeader = wire[2 : len(wire)-(ratchetHeaderSize+4+len(env.Ciphertext))]
+	v.InitialHeader = wire[2 : len(wire)-(40+4+len(env.Ciphertext))] // SPEC §12.1: ratchet header 40, length 4
 
 	// Recompute from the spec with the standard library only.
 	ek, err := ecdh.X25519().NewPrivateKey(v.EphemeralPrivate)
@@ -466,7 +494,8 @@ func (w *vectorWorld) handshake(t *testing.T, seed string, bundle *Bundle) vecto
 		}
 		return out
 	}
-	aliceIK := w.aliceKey.agreement.Bytes()
+	aliceKeyBytes, _ := w.aliceKey.MarshalBinary()
+	aliceIK := aliceKeyBytes[1+32:] // SPEC §5: u8 1 ‖ Ed25519 seed ‖ X25519 private key
 	v.DH1 = x(aliceIK, bundle.SignedPreKey.Key)
 	v.DH2 = x(v.EphemeralPrivate, w.bobCard.AgreementKey)
 	v.DH3 = x(v.EphemeralPrivate, bundle.SignedPreKey.Key)
@@ -479,7 +508,8 @@ func (w *vectorWorld) handshake(t *testing.T, seed string, bundle *Bundle) vecto
 	if bundle.KEMPreKey.Kind == KEMLastResort {
 		kemKey = w.kemLR
 	}
-	dk, err := mlkem.NewDecapsulationKey768(kemKey.secret)
+	kemPriv, _ := kemKey.MarshalBinary()
+	dk, err := mlkem.NewDecapsulationKey768(kemPriv[len(kemPriv)-mlkem.SeedSize:]) // SPEC §8.3: … ‖ bytes8 secret
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -490,9 +520,10 @@ func (w *vectorWorld) handshake(t *testing.T, seed string, bundle *Bundle) vecto
 	if v.SK, err = hkdf.Key(sha256.New, ikm, make([]byte, 32), LabelPQXDH, 32); err != nil {
 		t.Fatal(err)
 	}
-	ini, resp := w.aliceCard.rawID(), w.bobCard.rawID()
-	v.AD = slices.Concat(ini[:], resp[:])
-	sid := sha256.Sum256(slices.Concat([]byte(LabelSessionID), []byte{0}, ini[:], resp[:], v.EphemeralPublic))
+	ini, _ := hex.DecodeString(w.aliceCard.ID())
+	resp, _ := hex.DecodeString(w.bobCard.ID())
+	v.AD = slices.Concat(ini, resp)
+	sid := sha256.Sum256(slices.Concat([]byte(LabelSessionID), []byte{0}, ini, resp, v.EphemeralPublic))
 	if hex.EncodeToString(sid[:]) != v.SessionID || env.Initial.SessionID() != v.SessionID {
 		t.Fatalf("session ID: spec gives %x, session %s, header %s", sid, v.SessionID, env.Initial.SessionID())
 	}
@@ -510,6 +541,181 @@ func (w *vectorWorld) handshake(t *testing.T, seed string, bundle *Bundle) vecto
 		t.Fatalf("responder disagrees: plaintext %q, session %s", pt, bob.ID())
 	}
 	return v
+}
+
+// vectorErrors are the sentinels a rejection can name.
+var vectorErrors = []struct {
+	name string
+	err  error
+}{
+	{"ErrMalformed", ErrMalformed}, {"ErrTrailingBytes", ErrTrailingBytes},
+	{"ErrOversize", ErrOversize}, {"ErrUnknownVersion", ErrUnknownVersion},
+	{"ErrBadSignature", ErrBadSignature}, {"ErrCardIDMismatch", ErrCardIDMismatch},
+	{"ErrInvalidName", ErrInvalidName}, {"ErrWrongCard", ErrWrongCard},
+	{"ErrMissingPreKey", ErrMissingPreKey}, {"ErrDecrypt", ErrDecrypt},
+	{"ErrReplay", ErrReplay}, {"ErrTooManySkipped", ErrTooManySkipped},
+	{"ErrPlaintextTooLarge", ErrPlaintextTooLarge}, {"ErrNotInitial", ErrNotInitial},
+	{"ErrWrongSession", ErrWrongSession}, {"ErrNoSendingChain", ErrNoSendingChain},
+}
+
+func vectorErrorName(err error) string {
+	if err == nil {
+		return "accepted"
+	}
+	for _, e := range vectorErrors {
+		if errors.Is(err, e.err) {
+			return e.name
+		}
+	}
+	return "unclassified: " + err.Error()
+}
+
+// rejections builds the negative vectors from the transcript's state at the "reject"
+// point, checking each against the live sessions.
+func (w *vectorWorld) rejections(t *testing.T, alice, bob *Session, wires map[string][]byte) []vectorRejection {
+	t.Helper()
+	probe := wires["A11"]
+	if probe == nil {
+		t.Fatal("rejections need A11 sent first")
+	}
+	mod := func(f func(b []byte) []byte) []byte { return f(slices.Clone(probe)) }
+	const hdr = 2 // normal message: version, type, then DH at 2, PN at 34, N at 38, length at 42
+	var out []vectorRejection
+	dec := func(name, side string, input []byte, want string) {
+		s := bob
+		if side == "alice" {
+			s = alice
+		}
+		before, _ := s.MarshalBinary()
+		_, err := s.Decrypt(input)
+		after, _ := s.MarshalBinary()
+		if got := vectorErrorName(err); got != want {
+			t.Fatalf("rejection %q: got %s, want %s", name, got, want)
+		}
+		if !bytes.Equal(before, after) {
+			t.Fatalf("rejection %q changed the session", name)
+		}
+		out = append(out, vectorRejection{Name: name, Check: "decrypt", Side: side, Input: input, Error: want})
+	}
+	dec("replayed message of the current chain (A10)", "bob", wires["A10"], "ErrReplay")
+	dec("replayed message of an older chain after Bob sent again (A9)", "bob", wires["A9"], "ErrReplay") // recognised: its ratchet key is in the previous-chains list
+	dec("probe with the last ciphertext byte flipped", "bob", mod(func(b []byte) []byte { b[len(b)-1] ^= 1; return b }), "ErrDecrypt")
+	dec("probe with the first byte of the ratchet key flipped", "bob", mod(func(b []byte) []byte { b[hdr] ^= 1; return b }), "ErrDecrypt")
+	dec("probe with PN changed", "bob", mod(func(b []byte) []byte { b[hdr+35] ^= 1; return b }), "ErrDecrypt")
+	dec("probe with N changed", "bob", mod(func(b []byte) []byte { b[hdr+39] ^= 1; return b }), "ErrDecrypt")
+	dec("probe with N = MaxSkip+1", "bob", mod(func(b []byte) []byte { binary.BigEndian.PutUint32(b[hdr+36:], MaxSkip+1); return b }), "ErrTooManySkipped")
+	dec("probe truncated by one byte", "bob", probe[:len(probe)-1], "ErrMalformed")
+	dec("probe with a trailing byte", "bob", append(slices.Clone(probe), 0), "ErrTrailingBytes")
+	dec("probe with version 2", "bob", mod(func(b []byte) []byte { b[0] = 2; return b }), "ErrUnknownVersion")
+	dec("probe with type 3", "bob", mod(func(b []byte) []byte { b[1] = 3; return b }), "ErrMalformed")
+	dec("probe with a ciphertext length of 16", "bob", mod(func(b []byte) []byte {
+		binary.BigEndian.PutUint32(b[hdr+40:], 16)
+		return b[:hdr+44+16]
+	}), "ErrMalformed")
+	dec("initial message A1 sent to the initiator", "alice", wires["A1"], "ErrWrongSession")
+	dec("probe sent back to its sender", "alice", probe, "ErrDecrypt")
+
+	check := func(name, kind, side string, input []byte, err error, want string) {
+		if got := vectorErrorName(err); got != want {
+			t.Fatalf("rejection %q: got %s, want %s", name, got, want)
+		}
+		out = append(out, vectorRejection{Name: name, Check: kind, Side: side, Input: input, Error: want})
+	}
+	cardCase := func(name string, export string, want string) {
+		c, err := ImportCard(export)
+		if err == nil {
+			err = c.VerifyWithRelay(w.relayPub)
+		}
+		check(name, "card", "", []byte(export), err, want)
+	}
+	bobBin, _ := w.bobCard.MarshalBinary()
+	flip := func(b []byte, i int) []byte { b = slices.Clone(b); b[i] ^= 1; return b }
+	exp := func(b []byte) string { return CardExportPrefix + base64.RawURLEncoding.EncodeToString(b) }
+	// Card binary: u8 ‖ u16 len ‖ snapshot ‖ u8 64 ‖ self ‖ u8 64 ‖ relay.
+	snapLen := len(w.bobCard.Snapshot())
+	cardCase("card with a flipped self-signature byte", exp(flip(bobBin, 3+snapLen+1)), "ErrBadSignature")
+	cardCase("card with a flipped relay-signature byte", exp(flip(bobBin, len(bobBin)-1)), "ErrBadSignature")
+	cardCase("card with a changed device label (signatures no longer match)", exp(flip(bobBin, 3+1+1+3+1+8+1)), "ErrBadSignature")
+	cardCase("card without a relay signature", exp(append(slices.Clone(bobBin[:len(bobBin)-65]), 0)), "ErrBadSignature")
+	cardCase("card export with prefix pfscard2:", "pfscard2:"+strings.TrimPrefix(w.bobCard.Export(), CardExportPrefix), "ErrUnknownVersion")
+	cardCase("card with a trailing byte", exp(append(slices.Clone(bobBin), 0)), "ErrTrailingBytes")
+	cardCase("card with an upper-case name", exp(func() []byte {
+		b := slices.Clone(bobBin)
+		b[3+2] = 'B' // snapshot: u8 version, u8 len, "bob"
+		return b
+	}()), "ErrInvalidName")
+
+	bundleCase := func(name, expected string, input []byte, want string) {
+		b, err := ParseBundle(input)
+		if err == nil {
+			card := w.bobCard
+			if expected == "alice" {
+				card = w.aliceCard
+			}
+			err = b.Verify(card, w.relayPub)
+		}
+		check(name, "bundle", expected, input, err, want)
+	}
+	opk := w.opk.Public()
+	good, _ := (&Bundle{Card: w.bobCard, SignedPreKey: w.spk.Public(), OneTimePreKey: &opk, KEMPreKey: w.kemOT.Public()}).MarshalBinary()
+	bundleCase("bundle checked against another card", "alice", good, "ErrWrongCard")
+	spkBad := w.spk.Public()
+	spkBad.Signature = flip(spkBad.Signature, 0)
+	b1, _ := (&Bundle{Card: w.bobCard, SignedPreKey: spkBad, OneTimePreKey: &opk, KEMPreKey: w.kemOT.Public()}).MarshalBinary()
+	bundleCase("bundle with a flipped signed-prekey signature byte", "bob", b1, "ErrBadSignature")
+	kemBad := w.kemOT.Public()
+	kemBad.Signature = flip(kemBad.Signature, 63)
+	b2, _ := (&Bundle{Card: w.bobCard, SignedPreKey: w.spk.Public(), OneTimePreKey: &opk, KEMPreKey: kemBad}).MarshalBinary()
+	bundleCase("bundle with a flipped KEM-prekey signature byte", "bob", b2, "ErrBadSignature")
+	b3, _ := (&Bundle{Card: w.bobCard, SignedPreKey: w.spk.Public(), OneTimePreKey: &opk, KEMPreKey: w.kemLR.Public()}).MarshalBinary()
+	b3 = flip(b3, len(b3)-100) // inside the last-resort KEM key: its signature no longer holds
+	bundleCase("bundle with a changed KEM key byte", "bob", b3, "ErrBadSignature")
+	spkInKEM, _ := (&Bundle{Card: w.bobCard, SignedPreKey: w.spk.Public(), OneTimePreKey: &opk, KEMPreKey: w.spk.Public()}).MarshalBinary()
+	bundleCase("bundle with the signed prekey in the KEM slot", "bob", spkInKEM, "ErrMissingPreKey")
+	bundleCase("bundle with a trailing byte", "bob", append(slices.Clone(good), 0), "ErrTrailingBytes")
+	return out
+}
+
+// checkRejections replays the file's rejection vectors against live sessions.
+func checkRejections(t *testing.T, rs []vectorRejection, alice, bob *Session, relayPub ed25519.PublicKey, aliceCard, bobCard *Card) {
+	t.Helper()
+	if len(rs) == 0 {
+		t.Fatal("the file has no rejection vectors")
+	}
+	for _, r := range rs {
+		var err error
+		switch r.Check {
+		case "decrypt":
+			s := bob
+			if r.Side == "alice" {
+				s = alice
+			}
+			before, _ := s.MarshalBinary()
+			_, err = s.Decrypt(r.Input)
+			if after, _ := s.MarshalBinary(); !bytes.Equal(before, after) {
+				t.Fatalf("rejection %q changed the session", r.Name)
+			}
+		case "card":
+			var c *Card
+			if c, err = ImportCard(string(r.Input)); err == nil {
+				err = c.VerifyWithRelay(relayPub)
+			}
+		case "bundle":
+			var b *Bundle
+			if b, err = ParseBundle(r.Input); err == nil {
+				card := bobCard
+				if r.Side == "alice" {
+					card = aliceCard
+				}
+				err = b.Verify(card, relayPub)
+			}
+		default:
+			t.Fatalf("rejection %q: unknown check %q", r.Name, r.Check)
+		}
+		if got := vectorErrorName(err); got != r.Error {
+			t.Errorf("rejection %q: got %s, want %s", r.Name, got, r.Error)
+		}
+	}
 }
 
 func marshalVectors(t *testing.T, f *vectorFile) []byte {
@@ -738,6 +944,9 @@ func replayVectors(t *testing.T, f *vectorFile) {
 		}
 		if sum := sha256.Sum256(st); !bytes.Equal(sum[:], ev.StateSHA256) {
 			t.Fatalf("event %d (%s %s): session state differs from the file", i, ev.Op, ev.Label)
+		}
+		if ev.Op == "send" && ev.Label == "A11" {
+			checkRejections(t, f.Rejections, sessions["alice"], sessions["bob"], relayPub, aliceCard, bobCard)
 		}
 	}
 }

@@ -130,7 +130,7 @@ func (c *Client) MessageByClientID(ctx context.Context, clientID string) (Messag
 		return Message{}, fmt.Errorf("%w: empty client id", ErrNotFound)
 	}
 	m, err := c.scanMessage(c.db.r.QueryRowContext(ctx, "SELECT "+messageCols+
-		" FROM messages WHERE client_id = ? ORDER BY direction DESC, id LIMIT 1", clientID))
+		" FROM messages WHERE client_id = ? AND client_id <> '' ORDER BY direction DESC, id LIMIT 1", clientID))
 	if errors.Is(err, sql.ErrNoRows) {
 		return Message{}, fmt.Errorf("%w: message with client id %q", ErrNotFound, clientID)
 	}

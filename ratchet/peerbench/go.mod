@@ -12,6 +12,7 @@ require (
 	filippo.io/edwards25519 v1.2.0 // indirect
 	go.mau.fi/util v0.11.0 // indirect
 	golang.org/x/crypto v0.59.0 // indirect
+	golang.org/x/sys v0.50.0 // indirect
 	google.golang.org/protobuf v1.36.12 // indirect
 )
 
