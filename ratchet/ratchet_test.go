@@ -215,15 +215,24 @@ func TestForwardSecrecy(t *testing.T) {
 			t.Fatalf("pending message %d: %v", i, err)
 		}
 	}
-	// After a full round trip, old-chain messages stay unreadable too.
-	r, _ := bob.Encrypt([]byte("r"))
-	alice.Decrypt(r)
-	w, _ := alice.Encrypt([]byte("new chain"))
-	bob.Decrypt(w)
-	stolen, _ = ParseSession(mustMarshal(t, bob))
-	for _, i := range []int{0, 1, 3} {
-		if _, err := stolen.Decrypt(wires[i]); err == nil {
-			t.Fatalf("message %d decrypts from a later state", i)
+	// After a full round trip, old-chain messages stay unreadable too, and are
+	// recognised as such (ErrReplay) for several chains.
+	for round := 0; round < MaxPreviousChains+1; round++ {
+		r, _ := bob.Encrypt([]byte("r"))
+		alice.Decrypt(r)
+		w, _ := alice.Encrypt([]byte("new chain"))
+		if _, err := bob.Decrypt(w); err != nil {
+			t.Fatal(err)
+		}
+		stolen, _ = ParseSession(mustMarshal(t, bob))
+		for _, i := range []int{0, 1, 3} {
+			_, err := stolen.Decrypt(wires[i])
+			if err == nil {
+				t.Fatalf("message %d decrypts from a later state", i)
+			}
+			if round < MaxPreviousChains-1 && !errors.Is(err, ErrReplay) {
+				t.Fatalf("round %d: old-chain message %d: %v, want ErrReplay", round, i, err)
+			}
 		}
 	}
 }

@@ -19,9 +19,14 @@ import (
 //   - MaxSkippedKeys: message keys kept for late messages, over all chains.
 //     When more are stored, the oldest are evicted first (their messages then
 //     fail with ErrReplay). 2000 as in libsignal.
+//   - MaxPreviousChains: how many earlier receiving ratchet keys (public
+//     keys only) are remembered so a late or duplicated message from a chain
+//     whose keys are gone fails fast with ErrReplay instead of costing an
+//     X25519 and failing as ErrDecrypt. 5 as libsignal's receiving chains.
 const (
-	MaxSkip        = 2000
-	MaxSkippedKeys = 2000
+	MaxSkip           = 2000
+	MaxSkippedKeys    = 2000
+	MaxPreviousChains = 5
 )
 
 // Session is one Double Ratchet conversation with a peer card, created by
@@ -56,6 +61,7 @@ type Session struct {
 	ns, nr  uint32
 	pn      uint32
 	skipped []skippedKey // oldest first
+	prevDHr [][32]byte   // earlier receiving ratchet keys, oldest first
 
 	sendCount, recvCount uint32
 	padding              uint16
@@ -298,6 +304,11 @@ func (s *Session) decrypt(env *Envelope) ([]byte, error) {
 	}
 
 	// 3. A new ratchet key from the peer: DH ratchet step.
+	for i := range s.prevDHr {
+		if s.prevDHr[i] == *dh {
+			return nil, errf(ErrReplay, "message %d of an earlier chain whose keys are gone", h.N)
+		}
+	}
 	if !s.hasDHs {
 		// We have not sent since our last step, so the peer cannot have a new key
 		// of ours to answer: this is an old chain whose keys are gone, or a forgery.
@@ -346,6 +357,12 @@ func (s *Session) decrypt(env *Envelope) ([]byte, error) {
 		return nil, err
 	}
 	// Commit the step.
+	if s.dhrKey != nil {
+		if len(s.prevDHr) == MaxPreviousChains {
+			s.prevDHr = append(s.prevDHr[:0], s.prevDHr[1:]...)
+		}
+		s.prevDHr = append(s.prevDHr, s.dhr)
+	}
 	s.pn = s.ns
 	s.ns = 0
 	s.dhr = *dh

@@ -28,6 +28,7 @@ const (
 //	‖ u32 Ns ‖ u32 Nr ‖ u32 PN ‖ u32 sent ‖ u32 received ‖ u16 padding block
 //	‖ bytes16 initial header (empty unless an unacknowledged initiator)
 //	‖ u16 n ‖ n × (fixed[32] ratchet key ‖ u32 N ‖ fixed[32] message key), oldest first
+//	‖ u8 m ‖ m × fixed[32] earlier receiving ratchet key, oldest first (m ≤ MaxPreviousChains)
 //
 // flags: 1 initiator, 2 acknowledged, 4 used one-time prekey, 8 has DHs,
 // 16 has DHr, 32 has CKs, 64 has CKr.
@@ -42,7 +43,7 @@ func (s *Session) MarshalBinary() ([]byte, error) {
 }
 
 func (s *Session) marshalSize() int {
-	return 2 + 4*32 + 5*32 + 5*4 + 2 + 2 + len(s.initialHdr) + 2 + len(s.skipped)*68
+	return 2 + 4*32 + 5*32 + 5*4 + 2 + 2 + len(s.initialHdr) + 2 + len(s.skipped)*68 + 1 + len(s.prevDHr)*32
 }
 
 // AppendBinary appends MarshalBinary's encoding to b (encoding.BinaryAppender).
@@ -102,6 +103,10 @@ func (s *Session) appendBinary(b []byte) []byte {
 		b = append(b, k.dh[:]...)
 		b = appendU32(b, k.n)
 		b = append(b, k.mk[:]...)
+	}
+	b = append(b, byte(len(s.prevDHr)))
+	for i := range s.prevDHr {
+		b = append(b, s.prevDHr[i][:]...)
 	}
 	return b
 }
@@ -164,6 +169,15 @@ func ParseSession(b []byte) (*Session, error) {
 				k.n = binary.BigEndian.Uint32(e[32:36])
 				copy(k.mk[:], e[36:])
 			}
+		}
+	}
+	m := int(r.u8("session earlier ratchet key count"))
+	if r.err == nil && m > MaxPreviousChains {
+		return nil, errf(ErrOversize, "session: %d earlier ratchet keys, limit %d", m, MaxPreviousChains)
+	}
+	for i := 0; i < m && r.err == nil; i++ {
+		if k := r.take(32, "session earlier ratchet key"); k != nil {
+			s.prevDHr = append(s.prevDHr, [32]byte(k))
 		}
 	}
 	if err := r.done("session"); err != nil {

@@ -593,7 +593,12 @@ func (c *Client) request(ctx context.Context, cc *clientConn, f *Frame) (Frame, 
 		}
 		cc.pmu.Unlock()
 	}
-	data := encodeFrame(f)
+	var data []byte
+	if f.Type == TypeSend {
+		data = appendSend(make([]byte, 0, 96+len(f.Body)*4/3), f)
+	} else {
+		data = encodeFrame(f)
+	}
 	if len(data) > MaxFrameSize {
 		forget()
 		return Frame{}, &ProtocolError{Code: CodeFrameTooLarge, Message: fmt.Sprintf("request is %d bytes, the limit is %d", len(data), MaxFrameSize)}

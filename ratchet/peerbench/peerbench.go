@@ -27,6 +27,10 @@
 //     ML-KEM-768), creates the session and encrypts; the responder creates its session from
 //     the initial message and decrypts it. Generating the responder's long-term keys and
 //     prekeys is not timed, because they are published once and used many times.
+//   - session save+load: the sender's session state right after it sent (so it holds a
+//     ratchet private key and a sending chain; no stored skipped keys), serialized and
+//     parsed back: pfschat MarshalBinary/ParseSession, libsignal's
+//     protobuf session record, goolm's unencrypted libolm pickle.
 //
 // Each step checks its plaintext round trip, so a library that "wins" by failing is caught.
 // Peer stores are in-memory maps without serialization, the most favourable setting for
@@ -54,6 +58,9 @@ type Peer struct {
 	SameChain func(size int) (Step, error)
 	PingPong  func(size int) (Step, error)
 	Handshake func() (Step, error)
+	// SaveLoad is one persistence round trip of an established session's state:
+	// serialize, then parse into a new session object.
+	SaveLoad func() (Step, error)
 }
 
 // A Workload names one comparison and builds its step for a peer.
@@ -69,6 +76,7 @@ func Workloads() []Workload {
 		{"same-chain/1KiB", func(p Peer) (Step, error) { return p.SameChain(1024) }},
 		{"ping-pong/64B", func(p Peer) (Step, error) { return p.PingPong(64) }},
 		{"handshake", func(p Peer) (Step, error) { return p.Handshake() }},
+		{"session save+load", func(p Peer) (Step, error) { return p.SaveLoad() }},
 	}
 }
 

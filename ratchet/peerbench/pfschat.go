@@ -18,6 +18,7 @@ func PfschatPeer() Peer {
 		SameChain: pfschatSameChain,
 		PingPong:  pfschatPingPong,
 		Handshake: pfschatHandshake,
+		SaveLoad:  pfschatSaveLoad,
 	}
 }
 
@@ -173,4 +174,28 @@ func pfschatHandshake() (Step, error) {
 	}
 	first := Plaintext(64, 4)
 	return func() error { return p.handshake(first) }, nil
+}
+
+func pfschatSaveLoad() (Step, error) {
+	p, err := newPfsAcked()
+	if err != nil {
+		return nil, err
+	}
+	if err := pfsSend(p.aliceS, p.bobS, Plaintext(64, 5)); err != nil {
+		return nil, err
+	}
+	return func() error {
+		b, err := p.aliceS.MarshalBinary()
+		if err != nil {
+			return fmt.Errorf("pfschat marshal: %w", err)
+		}
+		s, err := ratchet.ParseSession(b)
+		if err != nil {
+			return fmt.Errorf("pfschat parse: %w", err)
+		}
+		if s.ID() != p.aliceS.ID() {
+			return fmt.Errorf("pfschat: session changed in a round trip")
+		}
+		return nil
+	}, nil
 }

@@ -32,6 +32,8 @@ type Options struct {
 	Synchronous string
 	// Clock overrides the relay's clock.
 	Clock func() time.Time
+	// Queue replaces the store's message queue (benchmarks, alternative queues).
+	Queue relay.Queue
 }
 
 // Relay is a running test relay.
@@ -71,7 +73,7 @@ func (r *Relay) start(t testing.TB, addr string) {
 	if err != nil {
 		t.Fatalf("relaytest: opening the relay store: %v", err)
 	}
-	srv, err := relay.NewServer(ctx, relay.ServerConfig{Store: st, Logger: r.opts.Logger, Limits: l, Clock: r.opts.Clock})
+	srv, err := relay.NewServer(ctx, relay.ServerConfig{Store: st, Logger: r.opts.Logger, Limits: l, Clock: r.opts.Clock, Queue: r.opts.Queue})
 	if err != nil {
 		st.Close()
 		t.Fatalf("relaytest: starting the relay: %v", err)
