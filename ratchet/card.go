@@ -3,6 +3,7 @@ package ratchet
 import (
 	"crypto/ed25519"
 	"crypto/sha256"
+	"crypto/subtle"
 	"encoding/base64"
 	"encoding/hex"
 	"slices"
@@ -296,10 +297,16 @@ func (c *Card) Export() string {
 	return CardExportPrefix + base64.RawURLEncoding.EncodeToString(b)
 }
 
-// ImportCard decodes an exported card. Surrounding white space is ignored. It
-// does NOT verify the card: call VerifyWithRelay (or Verify) before trusting it.
+// ImportCard decodes an exported card. White space anywhere is ignored, so a
+// line wrapped by a terminal or mail client still imports. It does NOT verify
+// the card: call VerifyWithRelay (or Verify) before trusting it.
 func ImportCard(s string) (*Card, error) {
-	s = strings.TrimSpace(s)
+	if len(s) > 2*maxExportLen {
+		return nil, errf(ErrOversize, "exported card: %d characters, limit %d", len(s), maxExportLen)
+	}
+	if strings.ContainsAny(s, " \t\r\n") {
+		s = strings.Join(strings.Fields(s), "")
+	}
 	if len(s) > maxExportLen {
 		return nil, errf(ErrOversize, "exported card: %d characters, limit %d", len(s), maxExportLen)
 	}
@@ -329,4 +336,14 @@ func prefixOf(s string) string {
 		return s[:10]
 	}
 	return s
+}
+
+// CheckID returns an error wrapping ErrCardIDMismatch unless the card's ID is
+// want (hex, as ID returns). Use it when a card arrives for a pinned ID.
+func (c *Card) CheckID(want string) error {
+	got := c.ID()
+	if subtle.ConstantTimeCompare([]byte(got), []byte(want)) != 1 {
+		return errf(ErrCardIDMismatch, "card %s has ID %s, want %s", c.Identity, got, want)
+	}
+	return nil
 }

@@ -145,7 +145,7 @@ func (r *reader) exact16(n int, field string) []byte {
 
 // version reads a version byte and checks it.
 func (r *reader) version(want uint8, what string) {
-	v := r.u8(what + " version")
+	v := r.u8(what) // the field name is only formatted on failure
 	if r.err == nil && v != want {
 		r.fail(errf(ErrUnknownVersion, "%s version %d (this build speaks %d)", what, v, want))
 	}

@@ -289,7 +289,9 @@ func AcceptSession(self *IdentityKey, selfCard, peerCard *Card, keys ResponderKe
 	copy(s.ad[32:], selfID[:])
 	s.id = sessionID(peerID[:], selfID[:], h.ek)
 	s.rk = sk
-	s.dhs = keys.SignedPreKey.x
+	s.hasDHs = true
+	s.dhsKey = keys.SignedPreKey.x
+	copy(s.dhsPriv[:], keys.SignedPreKey.secret)
 	copy(s.dhsPub[:], keys.SignedPreKey.pub.Key)
 	pt, err := s.decrypt(env)
 	if err != nil {

@@ -133,3 +133,17 @@ func mustMarshal(t testing.TB, s *Session) []byte {
 	}
 	return b
 }
+
+// pairAcked is pair plus one reply, so alice sends normal messages.
+func pairAcked(t testing.TB, seed uint64) (alice, bob *Session) {
+	t.Helper()
+	alice, bob, _, _ = pair(t, seed)
+	w, err := bob.Encrypt([]byte("ack"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := alice.Decrypt(w); err != nil {
+		t.Fatal(err)
+	}
+	return alice, bob
+}

@@ -35,12 +35,17 @@ const (
 	// LabelRootKDF is the HKDF info of KDF_RK:
 	//
 	//	RK', CK = split(HKDF-SHA256(salt = RK, ikm = DH output, info = LabelRootKDF, L = 64), 32)
-	LabelRootKDF = "pfschat/v1/ratchet root"
+	//
+	// Kept at most 22 bytes so the second HKDF-Expand block (T1 ‖ info ‖ 0x02)
+	// fits with the HMAC ipad block in two SHA-256 compressions.
+	LabelRootKDF = "pfschat/v1/root"
 	// LabelMessageKeys is the HKDF info of the message-key expansion:
 	//
 	//	key, nonce = split(HKDF-SHA256(salt = 32 zero bytes, ikm = MK,
 	//	                                info = LabelMessageKeys, L = 44), 32)
-	LabelMessageKeys = "pfschat/v1/ratchet message keys"
+	//
+	// At most 22 bytes, like LabelRootKDF: this runs twice per message.
+	LabelMessageKeys = "pfschat/v1/msgkeys"
 	// LabelSessionID prefixes the SHA-256 input that names a session:
 	//
 	//	SessionID = hex(SHA-256(LabelSessionID ‖ 0x00 ‖ initiator card ID (32 raw bytes)

@@ -162,9 +162,9 @@ func readPublicPreKey(r *reader) PublicPreKey {
 // key is used (one-time) or retired (signed, last resort).
 type PrivatePreKey struct {
 	pub    PublicPreKey
-	x      *ecdh.PrivateKey          // X25519 kinds
+	x      *ecdh.PrivateKey           // X25519 kinds
 	kem    *mlkem.DecapsulationKey768 // ML-KEM kinds
-	secret []byte                    // X25519 scalar or ML-KEM seed, for MarshalBinary
+	secret []byte                     // X25519 scalar or ML-KEM seed, for MarshalBinary
 }
 
 // GeneratePreKey makes a prekey of the given kind and id, signed by owner when

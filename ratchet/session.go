@@ -19,9 +19,14 @@ import (
 //   - MaxSkippedKeys: message keys kept for late messages, over all chains.
 //     When more are stored, the oldest are evicted first (their messages then
 //     fail with ErrReplay). 2000 as in libsignal.
+//   - MaxPreviousChains: how many earlier receiving ratchet keys (public
+//     keys only) are remembered so a late or duplicated message from a chain
+//     whose keys are gone fails fast with ErrReplay instead of costing an
+//     X25519 and failing as ErrDecrypt. 5 as libsignal's receiving chains.
 const (
-	MaxSkip        = 2000
-	MaxSkippedKeys = 2000
+	MaxSkip           = 2000
+	MaxSkippedKeys    = 2000
+	MaxPreviousChains = 5
 )
 
 // Session is one Double Ratchet conversation with a peer card, created by
@@ -39,8 +44,14 @@ type Session struct {
 	initialHdr []byte
 
 	rk      [32]byte
-	dhs     *ecdh.PrivateKey // nil: generate a new ratchet key at the next Encrypt
+	hasDHs  bool     // false: generate a new ratchet key at the next Encrypt
+	dhsPriv [32]byte // X25519 private scalar of DHs
 	dhsPub  [32]byte
+	// dhsKey caches dhsPriv parsed. It is built lazily because parsing an X25519
+	// private key computes its public key (a scalar multiplication), and most
+	// loads of a persisted session never need the private key: only a DH
+	// ratchet step on receive does.
+	dhsKey  *ecdh.PrivateKey
 	dhr     [32]byte
 	dhrKey  *ecdh.PublicKey // parsed dhr; nil when absent
 	cks     [32]byte
@@ -50,6 +61,7 @@ type Session struct {
 	ns, nr  uint32
 	pn      uint32
 	skipped []skippedKey // oldest first
+	prevDHr [][32]byte   // earlier receiving ratchet keys, oldest first
 
 	sendCount, recvCount uint32
 	padding              uint16
@@ -59,6 +71,8 @@ type Session struct {
 	// Scratch space reused across calls (not state).
 	adBuf      []byte
 	newSkipped []skippedKey
+	nonce      [12]byte
+	seed       [32]byte
 }
 
 type skippedKey struct {
@@ -142,21 +156,23 @@ func (s *Session) Encrypt(plaintext []byte) ([]byte, error) {
 	if len(plaintext) > MaxPlaintext {
 		return nil, errf(ErrPlaintextTooLarge, "%d bytes, limit %d", len(plaintext), MaxPlaintext)
 	}
+	if s.ns == ^uint32(0) {
+		return nil, errf(ErrTooManySkipped, "sending chain exhausted after %d messages; start a new session", s.ns)
+	}
 	// Lazy DH ratchet step: a new sending chain after each received ratchet key.
 	var (
 		newDHs  *ecdh.PrivateKey
 		rk, cks = s.rk, s.cks
 	)
-	if s.dhs == nil || !s.hasCKs {
+	if !s.hasDHs || !s.hasCKs {
 		if s.dhrKey == nil {
 			return nil, ErrNoSendingChain
 		}
-		var seed [32]byte
-		if _, err := io.ReadFull(s.randReader(), seed[:]); err != nil {
+		if _, err := io.ReadFull(s.randReader(), s.seed[:]); err != nil {
 			return nil, errf(err, "encrypt: read random for ratchet key")
 		}
-		k, err := ecdh.X25519().NewPrivateKey(seed[:])
-		clear(seed[:])
+		k, err := ecdh.X25519().NewPrivateKey(s.seed[:])
+		clear(s.seed[:])
 		if err != nil {
 			return nil, errf(ErrMalformed, "encrypt: ratchet key: %v", err)
 		}
@@ -199,12 +215,14 @@ func (s *Session) Encrypt(plaintext []byte) ([]byte, error) {
 	clear(out[prefix+len(plaintext)+1:])
 
 	s.adBuf = append(append(s.adBuf[:0], s.ad[:]...), out[:prefix]...)
-	out = sealMessage(&mk, out[:prefix], out[prefix:], s.adBuf)
+	out = sealMessage(&mk, &s.nonce, out[:prefix], out[prefix:], s.adBuf)
 	clear(mk[:])
 
 	// Commit.
 	if newDHs != nil {
-		s.dhs = newDHs
+		s.hasDHs = true
+		copy(s.dhsPriv[:], newDHs.Bytes())
+		s.dhsKey = newDHs
 		copy(s.dhsPub[:], dhPub)
 		s.rk = rk
 		s.hasCKs = true
@@ -286,7 +304,12 @@ func (s *Session) decrypt(env *Envelope) ([]byte, error) {
 	}
 
 	// 3. A new ratchet key from the peer: DH ratchet step.
-	if s.dhs == nil {
+	for i := range s.prevDHr {
+		if s.prevDHr[i] == *dh {
+			return nil, errf(ErrReplay, "message %d of an earlier chain whose keys are gone", h.N)
+		}
+	}
+	if !s.hasDHs {
 		// We have not sent since our last step, so the peer cannot have a new key
 		// of ours to answer: this is an old chain whose keys are gone, or a forgery.
 		return nil, errf(ErrReplay, "unknown ratchet key and no pending one of ours")
@@ -310,7 +333,15 @@ func (s *Session) decrypt(env *Envelope) ([]byte, error) {
 		clear(s.newSkipped)
 		return nil, errf(ErrMalformed, "ratchet key: %v", err)
 	}
-	shared, err := s.dhs.ECDH(peer)
+	if s.dhsKey == nil {
+		k, err := ecdh.X25519().NewPrivateKey(s.dhsPriv[:])
+		if err != nil {
+			clear(s.newSkipped)
+			return nil, errf(ErrMalformed, "own ratchet key: %v", err)
+		}
+		s.dhsKey = k // a cache, not state: kept even if this message fails
+	}
+	shared, err := s.dhsKey.ECDH(peer)
 	if err != nil {
 		clear(s.newSkipped)
 		return nil, errf(ErrDecrypt, "DH with ratchet key: %v", err)
@@ -326,6 +357,12 @@ func (s *Session) decrypt(env *Envelope) ([]byte, error) {
 		return nil, err
 	}
 	// Commit the step.
+	if s.dhrKey != nil {
+		if len(s.prevDHr) == MaxPreviousChains {
+			s.prevDHr = append(s.prevDHr[:0], s.prevDHr[1:]...)
+		}
+		s.prevDHr = append(s.prevDHr, s.dhr)
+	}
 	s.pn = s.ns
 	s.ns = 0
 	s.dhr = *dh
@@ -334,7 +371,9 @@ func (s *Session) decrypt(env *Envelope) ([]byte, error) {
 	s.ckr = next
 	s.hasCKr = true
 	s.nr = h.N + 1
-	s.dhs = nil
+	s.hasDHs = false
+	s.dhsKey = nil
+	clear(s.dhsPriv[:])
 	s.dhsPub = [32]byte{}
 	s.hasCKs = false
 	s.cks = [32]byte{}
@@ -379,7 +418,7 @@ func (s *Session) received() {
 
 // open authenticates and decrypts env with mk and strips the padding.
 func (s *Session) open(mk *[32]byte, env *Envelope) ([]byte, error) {
-	pt, err := openMessage(mk, make([]byte, 0, len(env.Ciphertext)-aeadOverhead), env.Ciphertext, s.adBuf)
+	pt, err := openMessage(mk, &s.nonce, make([]byte, 0, len(env.Ciphertext)-aeadOverhead), env.Ciphertext, s.adBuf)
 	if err != nil {
 		return nil, errf(ErrDecrypt, "message %d", env.Header.N)
 	}

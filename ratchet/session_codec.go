@@ -2,6 +2,7 @@ package ratchet
 
 import (
 	"crypto/ecdh"
+	"encoding/binary"
 )
 
 // Session state flags (one byte).
@@ -21,20 +22,28 @@ const (
 //
 //	u8 version (1) ‖ u8 flags ‖ fixed[32] session ID ‖ fixed[32] own card ID
 //	‖ fixed[32] peer card ID ‖ fixed[32] RK
-//	[‖ fixed[32] DHs private]  (flag DHs)   [‖ fixed[32] DHr]  (flag DHr)
+//	[‖ fixed[32] DHs private ‖ fixed[32] DHs public]  (flag DHs)
+//	[‖ fixed[32] DHr]  (flag DHr)
 //	[‖ fixed[32] CKs]          (flag CKs)   [‖ fixed[32] CKr]  (flag CKr)
 //	‖ u32 Ns ‖ u32 Nr ‖ u32 PN ‖ u32 sent ‖ u32 received ‖ u16 padding block
 //	‖ bytes16 initial header (empty unless an unacknowledged initiator)
 //	‖ u16 n ‖ n × (fixed[32] ratchet key ‖ u32 N ‖ fixed[32] message key), oldest first
+//	‖ u8 m ‖ m × fixed[32] earlier receiving ratchet key, oldest first (m ≤ MaxPreviousChains)
 //
 // flags: 1 initiator, 2 acknowledged, 4 used one-time prekey, 8 has DHs,
 // 16 has DHr, 32 has CKs, 64 has CKr.
+//
+// The DHs public key is stored, not recomputed, and the private key is only
+// parsed when a DH ratchet step needs it: Go's X25519 private-key parsing
+// computes the public key, a scalar multiplication (~35 µs), and most loads
+// never need it. The state is trusted (it comes from the sealed store), so the
+// pair is not cross-checked.
 func (s *Session) MarshalBinary() ([]byte, error) {
 	return s.appendBinary(make([]byte, 0, s.marshalSize())), nil
 }
 
 func (s *Session) marshalSize() int {
-	return 2 + 4*32 + 4*32 + 5*4 + 2 + 2 + len(s.initialHdr) + 2 + len(s.skipped)*68
+	return 2 + 4*32 + 5*32 + 5*4 + 2 + 2 + len(s.initialHdr) + 2 + len(s.skipped)*68 + 1 + len(s.prevDHr)*32
 }
 
 // AppendBinary appends MarshalBinary's encoding to b (encoding.BinaryAppender).
@@ -51,7 +60,7 @@ func (s *Session) appendBinary(b []byte) []byte {
 	if s.usedOPK {
 		flags |= flagUsedOPK
 	}
-	if s.dhs != nil {
+	if s.hasDHs {
 		flags |= flagDHs
 	}
 	if s.dhrKey != nil {
@@ -68,8 +77,9 @@ func (s *Session) appendBinary(b []byte) []byte {
 	b = append(b, s.selfCard[:]...)
 	b = append(b, s.peerCard[:]...)
 	b = append(b, s.rk[:]...)
-	if s.dhs != nil {
-		b = append(b, s.dhs.Bytes()...)
+	if s.hasDHs {
+		b = append(b, s.dhsPriv[:]...)
+		b = append(b, s.dhsPub[:]...)
 	}
 	if s.dhrKey != nil {
 		b = append(b, s.dhr[:]...)
@@ -94,6 +104,10 @@ func (s *Session) appendBinary(b []byte) []byte {
 		b = appendU32(b, k.n)
 		b = append(b, k.mk[:]...)
 	}
+	b = append(b, byte(len(s.prevDHr)))
+	for i := range s.prevDHr {
+		b = append(b, s.prevDHr[i][:]...)
+	}
 	return b
 }
 
@@ -114,9 +128,10 @@ func ParseSession(b []byte) (*Session, error) {
 	copy(s.selfCard[:], r.take(32, "session own card ID"))
 	copy(s.peerCard[:], r.take(32, "session peer card ID"))
 	copy(s.rk[:], r.take(32, "session root key"))
-	var dhsBytes, dhrBytes []byte
+	var dhsBytes, dhsPub, dhrBytes []byte
 	if flags&flagDHs != 0 {
 		dhsBytes = r.take(32, "session DHs")
+		dhsPub = r.take(32, "session DHs public key")
 	}
 	if flags&flagDHr != 0 {
 		dhrBytes = r.take(32, "session DHr")
@@ -144,12 +159,25 @@ func ParseSession(b []byte) (*Session, error) {
 		return nil, errf(ErrOversize, "session: %d skipped keys, limit %d", n, MaxSkippedKeys)
 	}
 	if r.err == nil && n > 0 {
-		s.skipped = make([]skippedKey, n)
-		for i := range s.skipped {
-			k := &s.skipped[i]
-			copy(k.dh[:], r.take(32, "skipped key ratchet key"))
-			k.n = r.u32("skipped key N")
-			copy(k.mk[:], r.take(32, "skipped key"))
+		const entry = 32 + 4 + 32
+		raw := r.take(n*entry, "session skipped keys")
+		if raw != nil {
+			s.skipped = make([]skippedKey, n)
+			for i := range s.skipped {
+				e, k := raw[i*entry:(i+1)*entry], &s.skipped[i]
+				copy(k.dh[:], e[:32])
+				k.n = binary.BigEndian.Uint32(e[32:36])
+				copy(k.mk[:], e[36:])
+			}
+		}
+	}
+	m := int(r.u8("session earlier ratchet key count"))
+	if r.err == nil && m > MaxPreviousChains {
+		return nil, errf(ErrOversize, "session: %d earlier ratchet keys, limit %d", m, MaxPreviousChains)
+	}
+	for i := 0; i < m && r.err == nil; i++ {
+		if k := r.take(32, "session earlier ratchet key"); k != nil {
+			s.prevDHr = append(s.prevDHr, [32]byte(k))
 		}
 	}
 	if err := r.done("session"); err != nil {
@@ -167,16 +195,16 @@ func ParseSession(b []byte) (*Session, error) {
 	if s.hasCKs && dhsBytes == nil {
 		return nil, errf(ErrMalformed, "session: sending chain without ratchet key")
 	}
+	if s.hasCKr && dhrBytes == nil {
+		return nil, errf(ErrMalformed, "session: receiving chain without peer ratchet key")
+	}
 	if len(hdr) > 0 {
 		s.initialHdr = append([]byte(nil), hdr...)
 	}
 	if dhsBytes != nil {
-		k, err := ecdh.X25519().NewPrivateKey(dhsBytes)
-		if err != nil {
-			return nil, errf(ErrMalformed, "session DHs: %v", err)
-		}
-		s.dhs = k
-		copy(s.dhsPub[:], k.PublicKey().Bytes())
+		s.hasDHs = true
+		copy(s.dhsPriv[:], dhsBytes)
+		copy(s.dhsPub[:], dhsPub)
 	}
 	if dhrBytes != nil {
 		k, err := ecdh.X25519().NewPublicKey(dhrBytes)
@@ -194,4 +222,17 @@ func ParseSession(b []byte) (*Session, error) {
 		copy(s.ad[32:], s.selfCard[:])
 	}
 	return s, nil
+}
+
+// UnmarshalBinary replaces s with the decoded state (encoding.BinaryUnmarshaler);
+// on error s is unchanged. The random source is kept.
+func (s *Session) UnmarshalBinary(b []byte) error {
+	n, err := ParseSession(b)
+	if err != nil {
+		return err
+	}
+	r := s.rand
+	*s = *n
+	s.rand = r
+	return nil
 }

@@ -13,6 +13,8 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"time"
 
 	_ "modernc.org/sqlite" // registers the "sqlite" driver (pure Go, no cgo)
@@ -26,11 +28,12 @@ var migrationsFS embed.FS
 type storeKind struct {
 	name  string // migrations/<name>/NNNN_*.sql
 	appID int32  // PRAGMA application_id written by migration 1
+	fsys  fs.FS  // where the migrations live (tests substitute their own)
 }
 
 var (
-	clientKind = storeKind{name: "client", appID: 0x70667363} // "pfsc"
-	relayKind  = storeKind{name: "relay", appID: 0x70667372}  // "pfsr"
+	clientKind = storeKind{name: "client", appID: 0x70667363, fsys: migrationsFS} // "pfsc"
+	relayKind  = storeKind{name: "relay", appID: 0x70667372, fsys: migrationsFS}  // "pfsr"
 )
 
 // Synchronous modes. FULL (the default) fsyncs the WAL on every commit: a commit that
@@ -55,6 +58,19 @@ const (
 type db struct {
 	w, r *sql.DB
 	path string
+
+	// Prepared statements of the writer connection, by query text. Parsing costs more
+	// than running most of our statements, so a statement used inside a transaction is
+	// prepared after that transaction (the only connection is free then) and reused by
+	// later ones through Tx.StmtContext.
+	stmtMu sync.Mutex
+	stmts  map[string]*sql.Stmt
+	wanted map[string]bool
+	want   atomic.Bool // wanted is not empty
+
+	// Prepared statements of the reader pool (database/sql prepares each on every
+	// reader connection as it is used).
+	rstmts sync.Map // query text → *sql.Stmt
 
 	// hook, when set (tests only), runs before every statement of a write transaction
 	// and before its commit, with the 1-based step number; an error aborts the
@@ -115,7 +131,7 @@ func openDB(ctx context.Context, path string, kind storeKind, sync string, creat
 	w.SetMaxIdleConns(1)
 	w.SetConnMaxLifetime(0)
 	w.SetConnMaxIdleTime(0)
-	d := &db{w: w, path: abs}
+	d := &db{w: w, path: abs, stmts: map[string]*sql.Stmt{}, wanted: map[string]bool{}}
 
 	// Inspect before touching anything: a newer or foreign file must not be modified.
 	var version int
@@ -183,7 +199,51 @@ func openDB(ctx context.Context, path string, kind storeKind, sync string, creat
 	return d, version, nil
 }
 
+// query runs a read on the reader pool through a cached prepared statement.
+func (d *db) query(ctx context.Context, q string, args ...any) (*sql.Rows, error) {
+	st, err := d.readStmt(ctx, q)
+	if err != nil {
+		return nil, err
+	}
+	return st.QueryContext(ctx, args...)
+}
+
+// queryRow is query for one row; errors surface at Scan, as with sql.Row.
+func (d *db) queryRow(ctx context.Context, q string, args ...any) *sql.Row {
+	st, err := d.readStmt(ctx, q)
+	if err != nil {
+		return d.r.QueryRowContext(ctx, q, args...) // reports the same error at Scan
+	}
+	return st.QueryRowContext(ctx, args...)
+}
+
+func (d *db) readStmt(ctx context.Context, q string) (*sql.Stmt, error) {
+	if st, ok := d.rstmts.Load(q); ok {
+		return st.(*sql.Stmt), nil
+	}
+	st, err := d.r.PrepareContext(ctx, q)
+	if err != nil {
+		return nil, err
+	}
+	if prev, loaded := d.rstmts.LoadOrStore(q, st); loaded {
+		st.Close()
+		return prev.(*sql.Stmt), nil
+	}
+	return st, nil
+}
+
 func (d *db) close() error {
+	d.rstmts.Range(func(k, v any) bool {
+		v.(*sql.Stmt).Close()
+		d.rstmts.Delete(k)
+		return true
+	})
+	d.stmtMu.Lock()
+	for _, st := range d.stmts {
+		st.Close()
+	}
+	d.stmts = nil
+	d.stmtMu.Unlock()
 	var errR error
 	if d.r != nil {
 		errR = d.r.Close()
@@ -201,7 +261,7 @@ type migration struct {
 // loadMigrations reads migrations/<kind>/NNNN_name.sql, numbered 1, 2, 3... without gaps.
 func loadMigrations(kind storeKind) ([]migration, error) {
 	dir := "migrations/" + kind.name
-	entries, err := fs.ReadDir(migrationsFS, dir)
+	entries, err := fs.ReadDir(kind.fsys, dir)
 	if err != nil {
 		return nil, fmt.Errorf("storage: read embedded migrations: %w", err)
 	}
@@ -215,7 +275,7 @@ func loadMigrations(kind storeKind) ([]migration, error) {
 		if !ok || err != nil || v <= 0 {
 			return nil, fmt.Errorf("storage: migration file %s: name must be NNNN_description.sql", e.Name())
 		}
-		b, err := fs.ReadFile(migrationsFS, dir+"/"+e.Name())
+		b, err := fs.ReadFile(kind.fsys, dir+"/"+e.Name())
 		if err != nil {
 			return nil, fmt.Errorf("storage: read migration %s: %w", e.Name(), err)
 		}
@@ -240,7 +300,10 @@ func (d *db) migrate(ctx context.Context, kind storeKind, migs []migration, from
 					return err
 				}
 			}
-			if _, err := tx.exec(ctx, m.sql); err != nil {
+			if err := tx.next(); err != nil {
+				return err
+			}
+			if _, err := tx.tx.ExecContext(ctx, m.sql); err != nil { // many statements: not cached
 				return err
 			}
 			_, err := tx.exec(ctx, fmt.Sprintf("PRAGMA user_version = %d", m.version))
@@ -268,9 +331,59 @@ func (t *txn) next() error {
 	return nil
 }
 
+const maxCachedStmts = 200
+
+// stmt returns q prepared for this transaction when it is cached, else nil (and asks for
+// it to be prepared after the transaction).
+func (t *txn) stmt(ctx context.Context, q string) *sql.Stmt {
+	d := t.d
+	d.stmtMu.Lock()
+	st, ok := d.stmts[q]
+	if !ok && d.stmts != nil && len(d.stmts)+len(d.wanted) < maxCachedStmts && !strings.HasPrefix(q, "PRAGMA") {
+		d.wanted[q] = true
+		d.want.Store(true)
+	}
+	d.stmtMu.Unlock()
+	if !ok {
+		return nil
+	}
+	return t.tx.StmtContext(ctx, st)
+}
+
+// prepareWanted prepares the statements the last transactions asked for. It runs with
+// no transaction open, so the writer connection is free.
+func (d *db) prepareWanted(ctx context.Context) {
+	// Never hold stmtMu while waiting for the connection: the transaction that holds the
+	// connection needs stmtMu to look statements up.
+	d.stmtMu.Lock()
+	d.want.Store(false)
+	var qs []string
+	for q := range d.wanted {
+		qs = append(qs, q)
+		delete(d.wanted, q)
+	}
+	d.stmtMu.Unlock()
+	for _, q := range qs {
+		st, err := d.w.PrepareContext(ctx, q)
+		if err != nil {
+			continue // it will run unprepared; its own error shows where it is used
+		}
+		d.stmtMu.Lock()
+		if _, dup := d.stmts[q]; dup || d.stmts == nil {
+			st.Close()
+		} else {
+			d.stmts[q] = st
+		}
+		d.stmtMu.Unlock()
+	}
+}
+
 func (t *txn) exec(ctx context.Context, q string, args ...any) (sql.Result, error) {
 	if err := t.next(); err != nil {
 		return nil, err
+	}
+	if st := t.stmt(ctx, q); st != nil {
+		return st.ExecContext(ctx, args...)
 	}
 	return t.tx.ExecContext(ctx, q, args...)
 }
@@ -288,6 +401,9 @@ func (t *txn) scan(ctx context.Context, q string, args []any, dest ...any) error
 	if err := t.next(); err != nil {
 		return err
 	}
+	if st := t.stmt(ctx, q); st != nil {
+		return st.QueryRowContext(ctx, args...).Scan(dest...)
+	}
 	return t.tx.QueryRowContext(ctx, q, args...).Scan(dest...)
 }
 
@@ -295,12 +411,20 @@ func (t *txn) query(ctx context.Context, q string, args ...any) (*sql.Rows, erro
 	if err := t.next(); err != nil {
 		return nil, err
 	}
+	if st := t.stmt(ctx, q); st != nil {
+		return st.QueryContext(ctx, args...)
+	}
 	return t.tx.QueryContext(ctx, q, args...)
 }
 
 // write runs fn in one IMMEDIATE transaction on the writer connection and commits it;
 // any error (or panic) rolls everything back.
 func (d *db) write(ctx context.Context, fn func(*txn) error) (err error) {
+	defer func() {
+		if d.want.Load() {
+			d.prepareWanted(context.WithoutCancel(ctx))
+		}
+	}()
 	tx, err := d.w.BeginTx(ctx, nil)
 	if err != nil {
 		return fmt.Errorf("storage: begin: %w", err)

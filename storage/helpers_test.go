@@ -41,3 +41,5 @@ func addPeer(t testing.TB, c *Client, name string) {
 		t.Fatal(err)
 	}
 }
+
+func timeSec(i int) time.Duration { return time.Duration(i) * time.Second }

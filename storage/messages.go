@@ -82,7 +82,7 @@ func (c *Client) Messages(ctx context.Context, contact string, cur Cursor, n int
 	if before <= 0 {
 		before = 1<<63 - 1
 	}
-	rows, err := c.db.r.QueryContext(ctx, "SELECT "+messageCols+
+	rows, err := c.db.query(ctx, "SELECT "+messageCols+
 		" FROM messages WHERE contact = ? AND id < ? ORDER BY id DESC LIMIT ?", contact, before, n+1)
 	if err != nil {
 		return nil, Cursor{}, fmt.Errorf("storage: messages of %q: %w", contact, err)
@@ -113,7 +113,7 @@ func (c *Client) Messages(ctx context.Context, contact string, cur Cursor, n int
 
 // Message returns one message by id; ErrNotFound if unknown.
 func (c *Client) Message(ctx context.Context, id int64) (Message, error) {
-	m, err := c.scanMessage(c.db.r.QueryRowContext(ctx, "SELECT "+messageCols+" FROM messages WHERE id = ?", id))
+	m, err := c.scanMessage(c.db.queryRow(ctx, "SELECT "+messageCols+" FROM messages WHERE id = ?", id))
 	if errors.Is(err, sql.ErrNoRows) {
 		return Message{}, fmt.Errorf("%w: message %d", ErrNotFound, id)
 	}
@@ -129,8 +129,8 @@ func (c *Client) MessageByClientID(ctx context.Context, clientID string) (Messag
 	if clientID == "" {
 		return Message{}, fmt.Errorf("%w: empty client id", ErrNotFound)
 	}
-	m, err := c.scanMessage(c.db.r.QueryRowContext(ctx, "SELECT "+messageCols+
-		" FROM messages WHERE client_id = ? ORDER BY direction DESC, id LIMIT 1", clientID))
+	m, err := c.scanMessage(c.db.queryRow(ctx, "SELECT "+messageCols+
+		" FROM messages WHERE client_id = ? AND client_id <> '' ORDER BY direction DESC, id LIMIT 1", clientID))
 	if errors.Is(err, sql.ErrNoRows) {
 		return Message{}, fmt.Errorf("%w: message with client id %q", ErrNotFound, clientID)
 	}
@@ -226,7 +226,7 @@ type OutboxItem struct {
 
 // Outbox returns the pending sends in the order they were committed.
 func (c *Client) Outbox(ctx context.Context) ([]OutboxItem, error) {
-	rows, err := c.db.r.QueryContext(ctx, "SELECT seq, client_id, recipient, payload_sealed, message_id, created_at FROM outbox ORDER BY seq")
+	rows, err := c.db.query(ctx, "SELECT seq, client_id, recipient, payload_sealed, message_id, created_at FROM outbox ORDER BY seq")
 	if err != nil {
 		return nil, fmt.Errorf("storage: read outbox: %w", err)
 	}
@@ -353,16 +353,6 @@ func (c *Client) insertMessage(ctx context.Context, tx *txn, m Message) (int64, 
 		coalesce((SELECT max(id) FROM messages), 0)) + 1`, nil, &id); err != nil {
 		return 0, err
 	}
-	body, err := c.keys.seal("messages", "body", msgRow(id), m.Body)
-	if err != nil {
-		return 0, err
-	}
-	_, err = tx.exec(ctx, `INSERT INTO messages (id, contact, direction, body_sealed, sent_at, received_at, state, reason, client_id, relay_id)
-		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
-		id, m.Contact, m.Direction, body, dbTime(m.SentAt), dbTime(m.ReceivedAt), m.State, m.Reason, m.ClientID, m.RelayID)
-	if err != nil {
-		return 0, fmt.Errorf("insert message for %q: %w", m.Contact, err)
-	}
 	at := m.ReceivedAt
 	if m.Direction == Outgoing || at.IsZero() {
 		at = m.SentAt
@@ -382,15 +372,25 @@ func (c *Client) insertMessage(ctx context.Context, tx *txn, m Message) (int64, 
 	if n == 0 {
 		return 0, fmt.Errorf("%w: contact %q (add the contact before its messages)", ErrNotFound, m.Contact)
 	}
+	body, err := c.keys.seal("messages", "body", msgRow(id), m.Body)
+	if err != nil {
+		return 0, err
+	}
+	_, err = tx.exec(ctx, `INSERT INTO messages (id, contact, direction, body_sealed, sent_at, received_at, state, reason, client_id, relay_id)
+		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+		id, m.Contact, m.Direction, body, dbTime(m.SentAt), dbTime(m.ReceivedAt), m.State, m.Reason, m.ClientID, m.RelayID)
+	if err != nil {
+		return 0, fmt.Errorf("insert message for %q: %w", m.Contact, err)
+	}
 	return id, nil
 }
 
 // ReceiveTx is everything one receive changes.
 type ReceiveTx struct {
-	Session         *Session     // new ratchet state (nil: none, e.g. undecryptable)
-	Message         *Message     // the decrypted message (nil for a receipt); ID is assigned
-	ConsumedPreKeys []PreKeyRef  // one-time prekeys the initial message used: deleted
-	RelayID         string       // the relay's id of the message: ErrDuplicate if seen
+	Session         *Session         // new ratchet state (nil: none, e.g. undecryptable)
+	Message         *Message         // the decrypted message (nil for a receipt); ID is assigned
+	ConsumedPreKeys []PreKeyRef      // one-time prekeys the initial message used: deleted
+	RelayID         string           // the relay's id of the message: ErrDuplicate if seen
 	DeliveryUpdates []DeliveryUpdate // receipts for our outgoing messages, by client id
 
 	// Additions (optional).
@@ -510,7 +510,7 @@ func (c *Client) CommitReceive(ctx context.Context, r ReceiveTx) (int64, error) 
 // SeenRelayID reports whether a relay message id was committed by CommitReceive.
 func (c *Client) SeenRelayID(ctx context.Context, relayID string) (bool, error) {
 	var n int
-	if err := c.db.r.QueryRowContext(ctx, "SELECT count(*) FROM seen_relay_ids WHERE relay_id = ?", relayID).Scan(&n); err != nil {
+	if err := c.db.queryRow(ctx, "SELECT count(*) FROM seen_relay_ids WHERE relay_id = ?", relayID).Scan(&n); err != nil {
 		return false, fmt.Errorf("storage: look up relay id: %w", err)
 	}
 	return n > 0, nil

@@ -107,7 +107,7 @@ func (r *Relay) CreateAccount(ctx context.Context, a Account) error {
 func (r *Relay) account(ctx context.Context, where string, arg string) (Account, error) {
 	var a Account
 	var created int64
-	err := r.db.r.QueryRowContext(ctx, "SELECT name, card_id, card, created_at FROM accounts WHERE "+where+" = ?", arg).
+	err := r.db.queryRow(ctx, "SELECT name, card_id, card, created_at FROM accounts WHERE "+where+" = ?", arg).
 		Scan(&a.Name, &a.CardID, &a.Card, &created)
 	if errors.Is(err, sql.ErrNoRows) {
 		return Account{}, fmt.Errorf("%w: account with %s %q", ErrNotFound, where, arg)
@@ -235,7 +235,7 @@ func (r *Relay) PutPreKeys(ctx context.Context, cardID string, keys []StoredPreK
 // CountPreKeys counts a card's stored prekeys of a kind.
 func (r *Relay) CountPreKeys(ctx context.Context, cardID string, kind uint8) (int, error) {
 	var n int
-	if err := r.db.r.QueryRowContext(ctx, "SELECT count(*) FROM prekeys WHERE card_id = ? AND kind = ?", cardID, kind).Scan(&n); err != nil {
+	if err := r.db.queryRow(ctx, "SELECT count(*) FROM prekeys WHERE card_id = ? AND kind = ?", cardID, kind).Scan(&n); err != nil {
 		return 0, fmt.Errorf("storage: count prekeys: %w", err)
 	}
 	return n, nil
@@ -243,7 +243,7 @@ func (r *Relay) CountPreKeys(ctx context.Context, cardID string, kind uint8) (in
 
 // PreKeyIDs lists the ids of a card's stored prekeys of a kind, ascending.
 func (r *Relay) PreKeyIDs(ctx context.Context, cardID string, kind uint8) ([]uint32, error) {
-	rows, err := r.db.r.QueryContext(ctx, "SELECT id FROM prekeys WHERE card_id = ? AND kind = ? ORDER BY id", cardID, kind)
+	rows, err := r.db.query(ctx, "SELECT id FROM prekeys WHERE card_id = ? AND kind = ? ORDER BY id", cardID, kind)
 	if err != nil {
 		return nil, fmt.Errorf("storage: prekey ids: %w", err)
 	}
@@ -266,7 +266,7 @@ func (r *Relay) PreKeyIDs(ctx context.Context, cardID string, kind uint8) ([]uin
 // last-resort key); ErrNotFound if none.
 func (r *Relay) LatestPreKey(ctx context.Context, cardID string, kind uint8) (StoredPreKey, error) {
 	k := StoredPreKey{}
-	err := r.db.r.QueryRowContext(ctx, "SELECT kind, id, data FROM prekeys WHERE card_id = ? AND kind = ? ORDER BY id DESC LIMIT 1",
+	err := r.db.queryRow(ctx, "SELECT kind, id, data FROM prekeys WHERE card_id = ? AND kind = ? ORDER BY id DESC LIMIT 1",
 		cardID, kind).Scan(&k.Kind, &k.ID, &k.Data)
 	if errors.Is(err, sql.ErrNoRows) {
 		return StoredPreKey{}, fmt.Errorf("%w: no prekey of kind %d for card %s", ErrNotFound, kind, cardID)
@@ -324,35 +324,67 @@ func (r *Relay) Enqueue(ctx context.Context, msgs []QueuedMessage) ([]EnqueueRes
 	if len(msgs) == 0 {
 		return res, nil
 	}
+	type usage struct{ count, bytes int64 }
 	err := r.db.write(ctx, func(tx *txn) error {
 		clear(res)
+		// Ids are assigned here, from the AUTOINCREMENT sequence (one writer, inside
+		// BEGIN IMMEDIATE), so each message costs two plain inserts and no round trip.
+		var next int64
+		if err := tx.scan(ctx, `SELECT max(coalesce((SELECT seq FROM sqlite_sequence WHERE name = 'queue'), 0),
+			coalesce((SELECT max(id) FROM queue), 0))`, nil, &next); err != nil {
+			return err
+		}
+		limited := r.opts.MaxQueueCount > 0 || r.opts.MaxQueueBytes > 0
+		var used map[string]*usage
+		if limited {
+			used = map[string]*usage{}
+		}
 		for i, m := range msgs {
 			if m.To == "" || m.From == "" || m.ClientID == "" {
 				return fmt.Errorf("%w: queued message needs To, From and ClientID", ErrInvalid)
 			}
-			var orig int64
-			err := tx.scan(ctx, "SELECT message_id FROM dedup WHERE sender = ? AND client_id = ?", []any{m.From, m.ClientID}, &orig)
-			if err == nil {
+			var u *usage
+			if limited {
+				if u = used[m.To]; u == nil {
+					u = &usage{}
+					err := tx.scan(ctx, "SELECT count, bytes FROM queue_usage WHERE recipient = ?", []any{m.To}, &u.count, &u.bytes)
+					if err != nil && !errors.Is(err, sql.ErrNoRows) {
+						return err
+					}
+					used[m.To] = u
+				}
+			}
+			id := next + 1
+			added, err := tx.execN(ctx, "INSERT INTO dedup (sender, client_id, message_id, expires_at) VALUES (?, ?, ?, ?) ON CONFLICT DO NOTHING",
+				m.From, m.ClientID, id, dbTime(m.ExpiresAt))
+			if err != nil {
+				return err
+			}
+			if added == 0 {
+				var orig int64
+				if err := tx.scan(ctx, "SELECT message_id FROM dedup WHERE sender = ? AND client_id = ?", []any{m.From, m.ClientID}, &orig); err != nil {
+					return err
+				}
 				res[i] = EnqueueResult{ID: orig, Duplicate: true}
 				continue
 			}
-			if !errors.Is(err, sql.ErrNoRows) {
-				return err
-			}
-			if r.opts.MaxQueueCount > 0 || r.opts.MaxQueueBytes > 0 {
-				var count, bytes int64
-				err := tx.scan(ctx, "SELECT count, bytes FROM queue_usage WHERE recipient = ?", []any{m.To}, &count, &bytes)
-				if err != nil && !errors.Is(err, sql.ErrNoRows) {
-					return err
+			if limited {
+				var full *QueueFullError
+				if r.opts.MaxQueueCount > 0 && u.count >= int64(r.opts.MaxQueueCount) {
+					full = &QueueFullError{Recipient: m.To, Limit: "count", Max: int64(r.opts.MaxQueueCount), Current: u.count}
+				} else if r.opts.MaxQueueBytes > 0 && u.bytes+int64(len(m.Body)) > r.opts.MaxQueueBytes {
+					full = &QueueFullError{Recipient: m.To, Limit: "bytes", Max: r.opts.MaxQueueBytes, Current: u.bytes}
 				}
-				if r.opts.MaxQueueCount > 0 && count >= int64(r.opts.MaxQueueCount) {
-					res[i].Err = &QueueFullError{Recipient: m.To, Limit: "count", Max: int64(r.opts.MaxQueueCount), Current: count}
+				if full != nil {
+					// Refused, so not accepted: forget it, a later resend may go through.
+					if _, err := tx.exec(ctx, "DELETE FROM dedup WHERE sender = ? AND client_id = ?", m.From, m.ClientID); err != nil {
+						return err
+					}
+					res[i].Err = full
 					continue
 				}
-				if r.opts.MaxQueueBytes > 0 && bytes+int64(len(m.Body)) > r.opts.MaxQueueBytes {
-					res[i].Err = &QueueFullError{Recipient: m.To, Limit: "bytes", Max: r.opts.MaxQueueBytes, Current: bytes}
-					continue
-				}
+				u.count++
+				u.bytes += int64(len(m.Body))
 			}
 			body := m.Body
 			if body == nil {
@@ -362,16 +394,12 @@ func (r *Relay) Enqueue(ctx context.Context, msgs []QueuedMessage) ([]EnqueueRes
 			if recv.IsZero() {
 				recv = time.Now()
 			}
-			var id int64
-			if err := tx.scan(ctx, `INSERT INTO queue (recipient, sender, sender_card_id, client_id, body, received_at, expires_at)
-				VALUES (?, ?, ?, ?, ?, ?, ?) RETURNING id`,
-				[]any{m.To, m.From, m.FromCardID, m.ClientID, body, dbTime(recv), dbTime(m.ExpiresAt)}, &id); err != nil {
+			if _, err := tx.exec(ctx, `INSERT INTO queue (id, recipient, sender, sender_card_id, client_id, body, received_at, expires_at)
+				VALUES (?, ?, ?, ?, ?, ?, ?, ?)`,
+				id, m.To, m.From, m.FromCardID, m.ClientID, body, dbTime(recv), dbTime(m.ExpiresAt)); err != nil {
 				return err
 			}
-			if _, err := tx.exec(ctx, "INSERT INTO dedup (sender, client_id, message_id, expires_at) VALUES (?, ?, ?, ?)",
-				m.From, m.ClientID, id, dbTime(m.ExpiresAt)); err != nil {
-				return err
-			}
+			next = id
 			res[i] = EnqueueResult{ID: id}
 		}
 		return nil
@@ -388,7 +416,7 @@ func (r *Relay) Pending(ctx context.Context, to string, afterID int64, limit int
 	if limit <= 0 {
 		limit = 100
 	}
-	rows, err := r.db.r.QueryContext(ctx, `SELECT id, recipient, sender, sender_card_id, client_id, body, received_at, expires_at
+	rows, err := r.db.query(ctx, `SELECT id, recipient, sender, sender_card_id, client_id, body, received_at, expires_at
 		FROM queue WHERE recipient = ? AND id > ? ORDER BY id LIMIT ?`, to, afterID, limit)
 	if err != nil {
 		return nil, fmt.Errorf("storage: pending for %q: %w", to, err)
@@ -460,7 +488,7 @@ func (r *Relay) Expire(ctx context.Context, now time.Time) (int, error) {
 // QueueDepth is the number of queued messages, all recipients together.
 func (r *Relay) QueueDepth(ctx context.Context) (int, error) {
 	var n int
-	if err := r.db.r.QueryRowContext(ctx, "SELECT coalesce(sum(count), 0) FROM queue_usage").Scan(&n); err != nil {
+	if err := r.db.queryRow(ctx, "SELECT coalesce(sum(count), 0) FROM queue_usage").Scan(&n); err != nil {
 		return 0, fmt.Errorf("storage: queue depth: %w", err)
 	}
 	return n, nil
@@ -468,7 +496,7 @@ func (r *Relay) QueueDepth(ctx context.Context) (int, error) {
 
 // QueueUsage is one recipient's queued message count and bytes.
 func (r *Relay) QueueUsage(ctx context.Context, to string) (count int, bytes int64, err error) {
-	err = r.db.r.QueryRowContext(ctx, "SELECT count, bytes FROM queue_usage WHERE recipient = ?", to).Scan(&count, &bytes)
+	err = r.db.queryRow(ctx, "SELECT count, bytes FROM queue_usage WHERE recipient = ?", to).Scan(&count, &bytes)
 	if errors.Is(err, sql.ErrNoRows) {
 		return 0, 0, nil
 	}

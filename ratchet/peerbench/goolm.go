@@ -1,9 +1,11 @@
 package peerbench
 
 import (
+	"bytes"
 	"fmt"
 
 	"maunium.net/go/mautrix/crypto/goolm/account"
+	"maunium.net/go/mautrix/crypto/goolm/session"
 	"maunium.net/go/mautrix/crypto/olm"
 	"maunium.net/go/mautrix/id"
 )
@@ -18,6 +20,7 @@ func GoolmPeer() Peer {
 		SameChain: goolmSameChain,
 		PingPong:  goolmPingPong,
 		Handshake: goolmHandshake,
+		SaveLoad:  goolmSaveLoad,
 	}
 }
 
@@ -142,4 +145,29 @@ func goolmHandshake() (Step, error) {
 	}
 	first := Plaintext(64, 4)
 	return func() error { return p.handshake(first) }, nil
+}
+
+func goolmSaveLoad() (Step, error) {
+	p, err := newGoolmAcked()
+	if err != nil {
+		return nil, err
+	}
+	if err := goolmSend(p.aliceS, p.bobS, Plaintext(64, 5)); err != nil {
+		return nil, err
+	}
+	alice, ok := p.aliceS.(*session.OlmSession)
+	if !ok {
+		return nil, fmt.Errorf("goolm: session is %T", p.bobS)
+	}
+	return func() error {
+		b := alice.PickleLibOlm()
+		back := session.NewOlmSession()
+		if err := back.UnpickleLibOlm(b); err != nil {
+			return fmt.Errorf("goolm unpickle: %w", err)
+		}
+		if !bytes.Equal(back.AliceBaseKey, alice.AliceBaseKey) {
+			return fmt.Errorf("goolm: session changed in a round trip")
+		}
+		return nil
+	}, nil
 }

@@ -23,6 +23,7 @@ func LibsignalPeer() Peer {
 		SameChain: libsignalSameChain,
 		PingPong:  libsignalPingPong,
 		Handshake: libsignalHandshake,
+		SaveLoad:  libsignalSaveLoad,
 	}
 }
 
@@ -234,6 +235,32 @@ func libsignalHandshake() (Step, error) {
 		p.bob.republish()
 		p.connect()
 		return p.handshake(first)
+	}, nil
+}
+
+func libsignalSaveLoad() (Step, error) {
+	p, err := newLsAcked()
+	if err != nil {
+		return nil, err
+	}
+	if err := lsSend(p.ctx, p.aliceC, p.bobC, p.alice.ser, Plaintext(64, 5)); err != nil {
+		return nil, err
+	}
+	rec := p.alice.sessions.m[p.bob.address.String()]
+	if rec == nil {
+		return nil, fmt.Errorf("libsignal: no session record")
+	}
+	ser := p.alice.ser
+	return func() error {
+		b := rec.Serialize()
+		back, err := record.NewSessionFromBytes(b, ser.Session, ser.State)
+		if err != nil {
+			return fmt.Errorf("libsignal parse: %w", err)
+		}
+		if back.SessionState().SenderChainKey().Index() != rec.SessionState().SenderChainKey().Index() {
+			return fmt.Errorf("libsignal: session changed in a round trip")
+		}
+		return nil
 	}, nil
 }
 

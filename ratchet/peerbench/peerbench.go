@@ -27,6 +27,10 @@
 //     ML-KEM-768), creates the session and encrypts; the responder creates its session from
 //     the initial message and decrypts it. Generating the responder's long-term keys and
 //     prekeys is not timed, because they are published once and used many times.
+//   - session save+load: the sender's session state right after it sent (so it holds a
+//     ratchet private key and a sending chain; no stored skipped keys), serialized and
+//     parsed back: pfschat MarshalBinary/ParseSession, libsignal's
+//     protobuf session record, goolm's unencrypted libolm pickle.
 //
 // Each step checks its plaintext round trip, so a library that "wins" by failing is caught.
 // Peer stores are in-memory maps without serialization, the most favourable setting for
@@ -38,6 +42,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"slices"
 	"strings"
 	"testing"
 )
@@ -53,6 +58,9 @@ type Peer struct {
 	SameChain func(size int) (Step, error)
 	PingPong  func(size int) (Step, error)
 	Handshake func() (Step, error)
+	// SaveLoad is one persistence round trip of an established session's state:
+	// serialize, then parse into a new session object.
+	SaveLoad func() (Step, error)
 }
 
 // A Workload names one comparison and builds its step for a peer.
@@ -68,6 +76,7 @@ func Workloads() []Workload {
 		{"same-chain/1KiB", func(p Peer) (Step, error) { return p.SameChain(1024) }},
 		{"ping-pong/64B", func(p Peer) (Step, error) { return p.PingPong(64) }},
 		{"handshake", func(p Peer) (Step, error) { return p.Handshake() }},
+		{"session save+load", func(p Peer) (Step, error) { return p.SaveLoad() }},
 	}
 }
 
@@ -110,67 +119,98 @@ func Bench(b *testing.B, step Step) {
 // Result is one measured cell of the table.
 type Result struct {
 	Workload, Peer string
-	NsPerOp        float64
+	NsPerOp        float64 // best (lowest) of the rounds
+	MedianNsPerOp  float64 // median of the rounds
 	AllocsPerOp    int64
 	BytesPerOp     int64
 	Err            error
 }
 
-// Run measures every workload on every peer with testing.Benchmark, one after the other
-// in this process, and reports progress lines to progress (may be io.Discard).
-func Run(peers []Peer, workloads []Workload, progress io.Writer) []Result {
-	var out []Result
-	for _, w := range workloads {
+// Run measures every workload on every peer with testing.Benchmark (whose duration
+// -test.benchtime sets), in this process. It does so rounds times, interleaving the
+// peers within each round, and keeps the best and the median of the rounds: on a shared
+// machine the load changes from second to second, and interleaving plus best-of-rounds
+// compares the libraries under the same conditions. Progress lines go to progress
+// (io.Discard for none).
+func Run(peers []Peer, workloads []Workload, rounds int, progress io.Writer) []Result {
+	if rounds < 1 {
+		rounds = 1
+	}
+	type cell struct {
+		step    Step
+		samples []float64
+		r       Result
+	}
+	cells := make([][]*cell, len(workloads))
+	for i, w := range workloads {
 		for _, p := range peers {
-			r := Result{Workload: w.Name, Peer: p.Name}
-			step, err := w.New(p)
-			if err != nil {
-				r.Err = err
-				out = append(out, r)
-				fmt.Fprintf(progress, "%-16s %-10s setup failed: %v\n", w.Name, p.Name, err)
-				continue
+			c := &cell{r: Result{Workload: w.Name, Peer: p.Name}}
+			c.step, c.r.Err = w.New(p)
+			if c.r.Err != nil {
+				fmt.Fprintf(progress, "%-16s %-10s setup failed: %v\n", w.Name, p.Name, c.r.Err)
 			}
-			var stepErr error
-			res := testing.Benchmark(func(b *testing.B) {
-				b.ReportAllocs()
-				for i := 0; i < b.N; i++ {
-					if err := step(); err != nil {
-						stepErr = err
-						b.SkipNow()
-					}
+			cells[i] = append(cells[i], c)
+		}
+	}
+	for round := 1; round <= rounds; round++ {
+		for i := range workloads {
+			for _, c := range cells[i] {
+				if c.r.Err != nil {
+					continue
 				}
-			})
-			r.Err = stepErr
-			if res.N > 0 {
-				r.NsPerOp = float64(res.T.Nanoseconds()) / float64(res.N)
-				r.AllocsPerOp = res.AllocsPerOp()
-				r.BytesPerOp = res.AllocedBytesPerOp()
+				var stepErr error
+				res := testing.Benchmark(func(b *testing.B) {
+					b.ReportAllocs()
+					for i := 0; i < b.N; i++ {
+						if err := c.step(); err != nil {
+							stepErr = err
+							b.SkipNow()
+						}
+					}
+				})
+				if stepErr != nil || res.N == 0 {
+					c.r.Err = stepErr
+					if c.r.Err == nil {
+						c.r.Err = errors.New("benchmark did not run")
+					}
+					continue
+				}
+				ns := float64(res.T.Nanoseconds()) / float64(res.N)
+				c.samples = append(c.samples, ns)
+				c.r.AllocsPerOp = res.AllocsPerOp()
+				c.r.BytesPerOp = res.AllocedBytesPerOp()
+				fmt.Fprintf(progress, "round %d/%d %-16s %-10s %10.2f µs/op %6d allocs/op\n",
+					round, rounds, c.r.Workload, c.r.Peer, ns/1e3, c.r.AllocsPerOp)
 			}
-			out = append(out, r)
-			fmt.Fprintf(progress, "%-16s %-10s %s\n", w.Name, p.Name, describe(r))
+		}
+	}
+	var out []Result
+	for i := range workloads {
+		for _, c := range cells[i] {
+			if len(c.samples) > 0 {
+				sorted := slices.Clone(c.samples)
+				slices.Sort(sorted)
+				c.r.NsPerOp = sorted[0]
+				c.r.MedianNsPerOp = sorted[len(sorted)/2]
+			}
+			out = append(out, c.r)
 		}
 	}
 	return out
 }
 
-func describe(r Result) string {
-	if r.Err != nil {
-		return "error: " + r.Err.Error()
-	}
-	return fmt.Sprintf("%10.2f µs/op %6d allocs/op %8d B/op", r.NsPerOp/1e3, r.AllocsPerOp, r.BytesPerOp)
-}
-
-// Table formats results as a Markdown table: one row per workload, one column per peer,
-// and for every peer after the first the ratio peer/first ("3.10× slower" means the first
-// peer, pfschat, is 3.10 times faster).
+// Table formats results as a Markdown table: one row per workload; per peer the best
+// and median µs/op of the rounds and the allocations per op; then for every peer after
+// the first the ratio peer ÷ first, of the best and (in parentheses) of the medians.
+// "3.10×" means the first peer, pfschat, is 3.10 times faster.
 func Table(results []Result, peers []Peer) string {
 	var sb strings.Builder
 	sb.WriteString("| workload |")
 	for _, p := range peers {
-		fmt.Fprintf(&sb, " %s µs/op (allocs) |", p.Name)
+		fmt.Fprintf(&sb, " %s µs/op best / median (allocs) |", p.Name)
 	}
 	for _, p := range peers[1:] {
-		fmt.Fprintf(&sb, " %s ÷ %s |", p.Name, peers[0].Name)
+		fmt.Fprintf(&sb, " %s ÷ %s best (median) |", p.Name, peers[0].Name)
 	}
 	sb.WriteString("\n|---|")
 	for range len(peers)*2 - 1 {
@@ -197,17 +237,17 @@ func Table(results []Result, peers []Peer) string {
 			case r.Err != nil:
 				sb.WriteString(" error |")
 			default:
-				fmt.Fprintf(&sb, " %.2f (%d) |", r.NsPerOp/1e3, r.AllocsPerOp)
+				fmt.Fprintf(&sb, " %.2f / %.2f (%d) |", r.NsPerOp/1e3, r.MedianNsPerOp/1e3, r.AllocsPerOp)
 			}
 		}
 		base := byKey[[2]string{w, peers[0].Name}]
 		for _, p := range peers[1:] {
 			r, ok := byKey[[2]string{w, p.Name}]
-			if !ok || r.Err != nil || base.Err != nil || base.NsPerOp == 0 {
+			if !ok || r.Err != nil || base.Err != nil || base.NsPerOp == 0 || base.MedianNsPerOp == 0 {
 				sb.WriteString(" – |")
 				continue
 			}
-			fmt.Fprintf(&sb, " %.2f× |", r.NsPerOp/base.NsPerOp)
+			fmt.Fprintf(&sb, " %.2f× (%.2f×) |", r.NsPerOp/base.NsPerOp, r.MedianNsPerOp/base.MedianNsPerOp)
 		}
 		sb.WriteString("\n")
 	}
