@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"strconv"
+	"sync/atomic"
 	"time"
 )
 
@@ -15,7 +16,7 @@ import (
 type Client struct {
 	db   *db
 	keys *keyring
-	demo bool
+	demo atomic.Bool
 }
 
 // ClientOptions tune a client store. The zero value is the production setting.
@@ -71,7 +72,9 @@ func CreateClientWith(ctx context.Context, path string, passphrase []byte, opts 
 		d.close()
 		return nil, fmt.Errorf("storage: create client store: %w", err)
 	}
-	return &Client{db: d, keys: &keyring{key: key}, demo: w.demo}, nil
+	c := &Client{db: d, keys: &keyring{key: key}}
+	c.demo.Store(w.demo)
+	return c, nil
 }
 
 // OpenClient opens an existing client store. ErrNotFound if there is none at path,
@@ -101,7 +104,9 @@ func OpenClientWith(ctx context.Context, path string, passphrase []byte, opts Cl
 	if err != nil {
 		return nil, err
 	}
-	return &Client{db: d, keys: &keyring{key: key}, demo: w.demo}, nil
+	c := &Client{db: d, keys: &keyring{key: key}}
+	c.demo.Store(w.demo)
+	return c, nil
 }
 
 func putKeyring(ctx context.Context, tx *txn, w *wrapped) error {
@@ -149,7 +154,7 @@ func readKeyring(ctx context.Context, q *sql.DB) (*wrapped, error) {
 }
 
 // Demo reports whether the store has no passphrase (the throwaway demo profile).
-func (c *Client) Demo() bool { return c.demo }
+func (c *Client) Demo() bool { return c.demo.Load() }
 
 // KDF returns the Argon2id parameters the storage key is currently wrapped with (zero
 // for a demo store).
@@ -173,22 +178,26 @@ func (c *Client) ChangePassphraseWith(ctx context.Context, newPass []byte, kdf K
 	if newPass != nil && len(newPass) == 0 {
 		return ErrEmptyPassphrase
 	}
+	c.keys.mu.RLock()
+	if c.keys.key == nil {
+		c.keys.mu.RUnlock()
+		return ErrClosed
+	}
 	w, err := wrapKey(c.keys.key, newPass, kdf)
+	c.keys.mu.RUnlock()
 	if err != nil {
 		return err
 	}
 	if err := c.db.write(ctx, func(tx *txn) error { return putKeyring(ctx, tx, w) }); err != nil {
 		return fmt.Errorf("storage: change passphrase: %w", err)
 	}
-	c.demo = w.demo
+	c.demo.Store(w.demo)
 	return nil
 }
 
 // Close closes the store and forgets the storage key.
 func (c *Client) Close() error {
-	if c.keys != nil {
-		clear(c.keys.key)
-	}
+	c.keys.forget()
 	return c.db.close()
 }
 

@@ -5,6 +5,7 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
+	"sort"
 	"strconv"
 	"time"
 )
@@ -189,13 +190,7 @@ func (c *Client) MarkReadClientIDs(ctx context.Context, contact string) ([]strin
 		if err := rows.Err(); err != nil {
 			return err
 		}
-		for i := 0; i < len(got); i++ { // RETURNING order is unspecified
-			for j := i + 1; j < len(got); j++ {
-				if got[j].id < got[i].id {
-					got[i], got[j] = got[j], got[i]
-				}
-			}
-		}
+		sort.Slice(got, func(i, j int) bool { return got[i].id < got[j].id }) // RETURNING order is unspecified
 		ids = ids[:0]
 		for _, r := range got {
 			if r.cid != "" {
