@@ -532,7 +532,8 @@ func (c *Client) UpdateContact(ctx context.Context, ct Contact) error {
 	})
 }
 
-// RenameContact renames a contact; its messages follow. ErrNotFound / ErrExists.
+// RenameContact renames a contact; its messages follow. Outbox items keep the relay
+// address they were sent to. ErrNotFound / ErrExists.
 func (c *Client) RenameContact(ctx context.Context, oldName, newName string) error {
 	return c.db.write(ctx, func(tx *txn) error {
 		var n int
@@ -548,9 +549,6 @@ func (c *Client) RenameContact(ctx context.Context, oldName, newName string) err
 		}
 		if m == 0 {
 			return fmt.Errorf("%w: contact %q", ErrNotFound, oldName)
-		}
-		if _, err := tx.exec(ctx, "UPDATE outbox SET recipient = ? WHERE recipient = ?", newName, oldName); err != nil {
-			return fmt.Errorf("storage: rename contact %q: %w", oldName, err)
 		}
 		return nil
 	})

@@ -280,6 +280,9 @@ func (r *Relay) LatestPreKey(ctx context.Context, cardID string, kind uint8) (St
 // TakePreKey removes and returns one prekey of a kind (lowest id first) in a single
 // statement, so concurrent callers never get the same key. ErrNotFound when none is left.
 func (r *Relay) TakePreKey(ctx context.Context, cardID string, kind uint8) (StoredPreKey, error) {
+	if kind == kindSignedPreKey || kind == kindKEMLastResort {
+		return StoredPreKey{}, fmt.Errorf("%w: prekey kind %d is shared, not taken (use LatestPreKey)", ErrInvalid, kind)
+	}
 	k := StoredPreKey{}
 	err := r.db.write(ctx, func(tx *txn) error {
 		return tx.scan(ctx, `DELETE FROM prekeys WHERE card_id = ?1 AND kind = ?2 AND id =

@@ -95,6 +95,9 @@ func TestRelayAccountsAndPreKeys(t *testing.T) {
 	if k, _ := r.TakePreKey(ctx, "c1", 2); k.ID != 1 {
 		t.Fatalf("took %d, want lowest", k.ID)
 	}
+	if _, err := r.TakePreKey(ctx, "c1", 1); !errors.Is(err, ErrInvalid) {
+		t.Fatalf("took the signed prekey: %v", err)
+	}
 	if _, err := r.TakePreKey(ctx, "c3", 2); !errors.Is(err, ErrNotFound) {
 		t.Fatalf("take from empty: %v", err)
 	}
