@@ -60,11 +60,11 @@ type dialog interface {
 
 // App is the root model: it routes messages to the active screen and the dialog stack.
 type App struct {
-	c       *common
-	opts    Options
-	screen  screen
-	dialogs []dialog
-	backend Backend
+	c        *common
+	opts     Options
+	screen   screen
+	dialogs  []dialog
+	backend  Backend
 	quitting bool
 }
 
@@ -81,7 +81,7 @@ type (
 )
 
 func pushDialog(d dialog) tea.Cmd { return func() tea.Msg { return pushDialogMsg{d} } }
-func closeDialog() tea.Msg      { return closeDialogMsg{} }
+func closeDialog() tea.Msg        { return closeDialogMsg{} }
 
 // New builds the root model.
 func New(ctx context.Context, opts Options) *App {

@@ -129,7 +129,7 @@ func (b *memBackend) AcceptKey(ctx context.Context, contact string) error {
 	return nil
 }
 
-func (b *memBackend) RotateKeys(ctx context.Context, n int) error             { return nil }
+func (b *memBackend) RotateKeys(ctx context.Context, n int) error            { return nil }
 func (b *memBackend) ResetSession(ctx context.Context, contact string) error { return nil }
 func (b *memBackend) Events() <-chan chat.Event                              { return b.events }
-func (b *memBackend) Close() error                                          { return nil }
+func (b *memBackend) Close() error                                           { return nil }

@@ -158,4 +158,3 @@ func NewStyles(isDark bool) Styles {
 	s.TextInput.Cursor.Blink = false
 	return s
 }
-
