@@ -689,9 +689,9 @@ func (m *mainScreen) conversationView(w, h int) string {
 		r := m.renderer()
 		view, top := cv.view(r, bh)
 		if top && cv.loading {
-			view[0] = fitLine(s.Muted.Render(" loading older messages…"), w)
+			view[0] = fitLine(s.Muted.Render("loading older messages…"), w)
 		} else if top && cv.exhausted && strings.TrimSpace(view[0]) == "" {
-			view[0] = fitLine(s.Subtle.Render(" beginning of the conversation"), w)
+			view[0] = fitLine(s.Subtle.Render("beginning of the conversation"), w)
 		}
 		for _, l := range view {
 			lines = append(lines, " "+l)
