@@ -142,6 +142,10 @@ func keyMsg(name string) tea.KeyPressMsg {
 		k.Code = tea.KeyPgDown
 	case "backspace":
 		k.Code = tea.KeyBackspace
+	case "end":
+		k.Code = tea.KeyEnd
+	case "home":
+		k.Code = tea.KeyHome
 	case "f1":
 		k.Code = tea.KeyF1
 	default:
