@@ -28,10 +28,12 @@ type Backend interface {
 	Close() error
 }
 
-// PendingKeyInspector is implemented by backends that can show the safety number of a
-// contact's new, not yet accepted identity key next to the one already trusted. The
-// key-changed dialog uses it when present.
-type PendingKeyInspector interface {
+// KeyChangeInspector is implemented by backends that can show both safety numbers of a
+// contact whose identity key changed: the trusted (old) one and the pending (new) one.
+// The key-changed dialog uses it when present (*chat.Controller implements it); without
+// it the dialog shows SafetyNumber as the new number only.
+type KeyChangeInspector interface {
+	TrustedSafetyNumber(ctx context.Context, contact string) (chat.SafetyNumber, error)
 	PendingSafetyNumber(ctx context.Context, contact string) (chat.SafetyNumber, error)
 }
 

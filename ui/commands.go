@@ -46,6 +46,7 @@ type (
 	safetyMsg struct {
 		contact string
 		current chat.SafetyNumber
+		trusted *chat.SafetyNumber // set with pending while a key change waits
 		pending *chat.SafetyNumber
 		err     error
 	}
@@ -114,9 +115,11 @@ func (c *common) safetyNumber(b Backend, contact string) tea.Cmd {
 		defer cancel()
 		sn, err := b.SafetyNumber(ctx, contact)
 		res := safetyMsg{contact: contact, current: sn, err: err}
-		if pk, ok := b.(PendingKeyInspector); ok && err == nil {
-			if p, perr := pk.PendingSafetyNumber(ctx, contact); perr == nil {
-				res.pending = &p
+		if ki, ok := b.(KeyChangeInspector); ok && err == nil {
+			p, perr := ki.PendingSafetyNumber(ctx, contact)
+			t, terr := ki.TrustedSafetyNumber(ctx, contact)
+			if perr == nil && terr == nil {
+				res.pending, res.trusted = &p, &t
 			}
 		}
 		return res

@@ -242,7 +242,7 @@ func (d *keyChangedDialog) Update(msg tea.Msg) (dialog, tea.Cmd) {
 		}
 		cur := msg.current
 		if msg.pending != nil {
-			d.old, d.new = &cur, msg.pending
+			d.old, d.new = msg.trusted, msg.pending
 		} else {
 			d.new = &cur
 		}

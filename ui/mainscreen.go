@@ -537,6 +537,10 @@ func (m *mainScreen) command(f []string) tea.Cmd {
 		if !needOpen() {
 			return nil
 		}
+		if ct, ok := m.contact(m.open); ok && ct.KeyChanged {
+			// A changed key is compared and accepted first, then verified.
+			return pushDialog(newKeyChangedDialog(m.c, m.b, m.open))
+		}
 		return pushDialog(newVerifyDialog(m.c, m.b, m.open))
 	case "/accept":
 		if !needOpen() {
