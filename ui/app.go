@@ -74,14 +74,31 @@ type (
 	backendReadyMsg struct{ b Backend }
 	// pushDialogMsg opens a dialog on top of the stack.
 	pushDialogMsg struct{ d dialog }
-	// closeDialogMsg closes the top dialog.
-	closeDialogMsg struct{}
 	// quitMsg closes the backend and leaves.
 	quitMsg struct{}
 )
 
 func pushDialog(d dialog) tea.Cmd { return func() tea.Msg { return pushDialogMsg{d} } }
-func closeDialog() tea.Msg        { return closeDialogMsg{} }
+
+// dialogBase is embedded by every dialog: finish marks it done and the root removes it
+// right after the Update that finished it, so the next key never reaches a dialog that
+// is already closing.
+type dialogBase struct{ done bool }
+
+func (b *dialogBase) finish()      { b.done = true }
+func (b *dialogBase) isDone() bool { return b.done }
+
+// pruneDialogs removes finished dialogs.
+func (a *App) pruneDialogs() {
+	kept := a.dialogs[:0]
+	for _, d := range a.dialogs {
+		if f, ok := d.(interface{ isDone() bool }); ok && f.isDone() {
+			continue
+		}
+		kept = append(kept, d)
+	}
+	a.dialogs = kept
+}
 
 // New builds the root model.
 func New(ctx context.Context, opts Options) *App {
@@ -138,11 +155,6 @@ func (a *App) Update(msg tea.Msg) (tea.Model, tea.Cmd) {
 			return a, st.startCmd()
 		}
 		return a, nil
-	case closeDialogMsg:
-		if len(a.dialogs) > 0 {
-			a.dialogs = a.dialogs[:len(a.dialogs)-1]
-		}
-		return a, nil
 	case quitMsg:
 		return a, a.quit()
 	case tea.KeyPressMsg:
@@ -152,6 +164,7 @@ func (a *App) Update(msg tea.Msg) (tea.Model, tea.Cmd) {
 		if n := len(a.dialogs); n > 0 {
 			d, cmd := a.dialogs[n-1].Update(msg)
 			a.dialogs[n-1] = d
+			a.pruneDialogs()
 			return a, cmd
 		}
 		return a, a.toScreen(msg)
@@ -159,6 +172,7 @@ func (a *App) Update(msg tea.Msg) (tea.Model, tea.Cmd) {
 		if n := len(a.dialogs); n > 0 {
 			d, cmd := a.dialogs[n-1].Update(msg)
 			a.dialogs[n-1] = d
+			a.pruneDialogs()
 			return a, cmd
 		}
 		return a, a.toScreen(msg)
@@ -171,6 +185,7 @@ func (a *App) Update(msg tea.Msg) (tea.Model, tea.Cmd) {
 		a.dialogs[i] = d
 		cmds = append(cmds, cmd)
 	}
+	a.pruneDialogs()
 	cmds = append(cmds, a.toScreen(msg))
 	return a, tea.Batch(cmds...)
 }

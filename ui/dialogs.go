@@ -22,7 +22,7 @@ func (c *common) dialogWidth(want int) int {
 
 func (c *common) frame(title, body string, w int) string {
 	s := &c.styles
-	return s.Dialog.Width(w + 4).Render(s.DialogTitle.Render(title) + "\n" + body)
+	return s.Dialog.Width(w + 6).Render(s.DialogTitle.Render(title) + "\n" + body)
 }
 
 func (c *common) hint(pairs ...string) string {
@@ -37,6 +37,7 @@ func (c *common) hint(pairs ...string) string {
 // ---------------------------------------------------------------- add contact
 
 type addContactDialog struct {
+	dialogBase
 	c       *common
 	b       Backend
 	input   textinput.Model
@@ -79,12 +80,14 @@ func (d *addContactDialog) Update(msg tea.Msg) (dialog, tea.Cmd) {
 			d.err = errText(msg.err)
 			return d, nil
 		}
-		return d, closeDialog
+		d.finish()
+		return d, nil
 	case tea.KeyPressMsg:
 		k := d.c.keys
 		switch {
 		case key.Matches(msg, k.Close):
-			return d, closeDialog
+			d.finish()
+			return d, nil
 		case key.Matches(msg, k.Confirm):
 			name := strings.TrimSpace(d.input.Value())
 			if name == "" || d.busy {
@@ -127,6 +130,7 @@ func (d *addContactDialog) View() string {
 // ---------------------------------------------------------------- verify
 
 type verifyDialog struct {
+	dialogBase
 	c        *common
 	b        Backend
 	contact  string
@@ -165,11 +169,13 @@ func (d *verifyDialog) Update(msg tea.Msg) (dialog, tea.Cmd) {
 			return d, nil
 		}
 		d.verified = true
-		return d, closeDialog
+		d.finish()
+		return d, nil
 	case tea.KeyPressMsg:
 		switch {
 		case key.Matches(msg, d.c.keys.Close), msg.String() == "n", msg.String() == "q":
-			return d, closeDialog
+			d.finish()
+			return d, nil
 		case (msg.String() == "v" || msg.String() == "y") && d.sn != nil && !d.busy:
 			d.busy = true
 			b, name := d.b, d.contact
@@ -213,6 +219,7 @@ func safetyBlock(s *Styles, sn chat.SafetyNumber) string {
 // ---------------------------------------------------------------- key changed
 
 type keyChangedDialog struct {
+	dialogBase
 	c       *common
 	b       Backend
 	contact string
@@ -255,11 +262,13 @@ func (d *keyChangedDialog) Update(msg tea.Msg) (dialog, tea.Cmd) {
 			d.err = errText(msg.err)
 			return d, nil
 		}
-		return d, closeDialog
+		d.finish()
+		return d, nil
 	case tea.KeyPressMsg:
 		switch {
 		case key.Matches(msg, d.c.keys.Close), msg.String() == "n":
-			return d, closeDialog
+			d.finish()
+			return d, nil
 		case msg.String() == "a" && !d.busy:
 			d.busy, d.err = true, ""
 			b, name := d.b, d.contact
@@ -302,6 +311,7 @@ func (d *keyChangedDialog) View() string {
 // ---------------------------------------------------------------- help
 
 type helpDialog struct {
+	dialogBase
 	c *common
 }
 
@@ -310,7 +320,8 @@ func newHelpDialog(c *common) *helpDialog { return &helpDialog{c: c} }
 func (d *helpDialog) Update(msg tea.Msg) (dialog, tea.Cmd) {
 	if k, ok := msg.(tea.KeyPressMsg); ok {
 		if key.Matches(k, d.c.keys.Close, d.c.keys.Help) || k.String() == "q" || k.String() == "enter" {
-			return d, closeDialog
+			d.finish()
+			return d, nil
 		}
 	}
 	return d, nil
@@ -334,6 +345,7 @@ func (d *helpDialog) View() string {
 // ---------------------------------------------------------------- confirm
 
 type confirmDialog struct {
+	dialogBase
 	c      *common
 	title  string
 	text   string
@@ -348,9 +360,11 @@ func (d *confirmDialog) Update(msg tea.Msg) (dialog, tea.Cmd) {
 	if k, ok := msg.(tea.KeyPressMsg); ok {
 		switch k.String() {
 		case "y", "enter":
-			return d, tea.Sequence(closeDialog, d.action)
+			d.finish()
+			return d, d.action
 		case "n", "esc", "q":
-			return d, closeDialog
+			d.finish()
+			return d, nil
 		}
 	}
 	return d, nil

@@ -474,13 +474,10 @@ func (m *mainScreen) handleEvent(ev chat.Event) tea.Cmd {
 		}
 		return nil
 	case chat.ContactKeyChanged:
-		cmds := []tea.Cmd{m.c.loadContacts(m.b)}
-		if ev.Contact == m.open || m.open == "" {
-			cmds = append(cmds, pushDialog(newKeyChangedDialog(m.c, m.b, ev.Contact)))
-		} else {
-			m.setNotice("⚠ "+ev.Contact+"'s identity key changed — open the conversation to review it", true)
-		}
-		return tea.Batch(cmds...)
+		// A warning, not a pop-up: a dialog appearing while someone types could take a
+		// keystroke as "accept". The dialog opens on /accept, /verify or the next send.
+		m.setNotice("⚠ "+ev.Contact+"'s identity key changed — /accept to review it", true)
+		return m.c.loadContacts(m.b)
 	case chat.ContactAdded:
 		return m.c.loadContacts(m.b)
 	}
@@ -508,8 +505,10 @@ func (m *mainScreen) submit() tea.Cmd {
 		return nil
 	}
 	if ct, ok := m.contact(m.open); ok && ct.KeyChanged {
+		// Sending is blocked until the new key is accepted: show both safety numbers;
+		// the text stays in the input.
 		m.setNotice(m.open+"'s identity key changed: review it with /accept before sending", true)
-		return nil
+		return pushDialog(newKeyChangedDialog(m.c, m.b, m.open))
 	}
 	m.input.Reset()
 	m.setNotice("", false)
@@ -748,7 +747,7 @@ func (m *mainScreen) statusView(w int) string {
 	case m.notice != "":
 		right = s.OK.Render(m.notice)
 	default:
-		right = m.help.ShortHelpView([]key.Binding{m.c.keys.Help, m.c.keys.AddContact, m.c.keys.Quit})
+		right = m.help.ShortHelpView([]key.Binding{m.c.keys.Help, m.c.keys.AddContact})
 	}
 	lw := ansi.StringWidth(left)
 	avail := w - lw - 2
