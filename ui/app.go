@@ -232,7 +232,9 @@ func (a *App) View() tea.View {
 
 func (a *App) render() string {
 	base := a.screen.View()
-	base = fitBlock(base, a.c.width, a.c.height)
+	if ex, ok := a.screen.(interface{ exactSize() bool }); !ok || !ex.exactSize() {
+		base = fitBlock(base, a.c.width, a.c.height)
+	}
 	if len(a.dialogs) == 0 {
 		return base
 	}

@@ -581,21 +581,46 @@ func (m *mainScreen) View() string {
 		return m.c.styles.Muted.Render("pfschat needs at least 20×8")
 	}
 	bodyH := m.bodyHeight()
-	var body string
+	var rows []string
 	switch {
 	case m.narrow() && m.focus == focusContacts:
-		body = m.contactsView(w, bodyH)
+		rows = m.contactsView(w, bodyH)
 	case m.narrow():
-		body = m.conversationView(w, bodyH)
+		rows = m.conversationView(w, bodyH)
 	default:
-		left := m.c.styles.ContactsPane.Height(bodyH).Render(m.contactsView(contactsWidth-1, bodyH))
-		body = lipgloss.JoinHorizontal(lipgloss.Top, left, m.conversationView(m.convWidth(), bodyH))
+		// Both panes are exactly sized line by line, so joining is concatenation: no
+		// width measuring of the whole frame.
+		left := m.contactsView(contactsWidth-1, bodyH)
+		right := m.conversationView(m.convWidth(), bodyH)
+		sep := m.c.styles.PaneBorder.Render("│")
+		rows = make([]string, bodyH)
+		for i := range rows {
+			rows[i] = left[i] + sep + right[i]
+		}
 	}
 	input := m.c.styles.InputBorder.Width(w).Render(m.input.View())
-	return fitBlock(body, w, bodyH) + "\n" + fitBlock(input, w, inputLines+1) + "\n" + m.statusView(w)
+	return joinLines(rows) + "\n" + fitBlock(input, w, inputLines+1) + "\n" + m.statusView(w)
 }
 
-func (m *mainScreen) contactsView(w, h int) string {
+// exactSize tells the root model this screen always renders exactly width×height.
+func (m *mainScreen) exactSize() bool {
+	return m.c.width >= minTerminalWidth && m.c.height >= minTerminalHeight
+}
+
+// padRows pads lines (each already exactly w wide) with blank lines to h.
+func padRows(lines []string, w, h int) []string {
+	if len(lines) > h {
+		return lines[:h]
+	}
+	blank := spaces(w)
+	for len(lines) < h {
+		lines = append(lines, blank)
+	}
+	return lines
+}
+
+// contactsView returns exactly h lines of exactly w cells.
+func (m *mainScreen) contactsView(w, h int) []string {
 	s := &m.c.styles
 	lines := []string{fitLine(s.ContactsTitle.Render(" Contacts"), w)}
 	if len(m.contacts) == 0 {
@@ -641,7 +666,7 @@ func (m *mainScreen) contactsView(w, h int) string {
 		}
 		lines = append(lines, fitLine(row1, w), fitLine(row2, w))
 	}
-	return fitBlock(joinLines(lines), w, h)
+	return padRows(lines, w, h)
 }
 
 // activity formats a last-activity time: the time today, the weekday this week, else
@@ -660,12 +685,13 @@ func (m *mainScreen) activity(t time.Time) string {
 	return lt.Format("Jan 2006")
 }
 
-func (m *mainScreen) conversationView(w, h int) string {
+// conversationView returns exactly h lines of exactly w cells.
+func (m *mainScreen) conversationView(w, h int) []string {
 	s := &m.c.styles
 	cv := m.conv()
 	if cv == nil {
 		msg := "No conversation yet.\n\nAdd a contact with ctrl+n or /add NAME,\nthen compare safety numbers with /verify."
-		return lipgloss.Place(w, h, lipgloss.Center, lipgloss.Center, s.Empty.Render(msg))
+		return splitLines(fitBlock(lipgloss.Place(w, h, lipgloss.Center, lipgloss.Center, s.Empty.Render(msg)), w, h))
 	}
 	header := " " + s.ConvHeader.Render(m.open)
 	if ct, ok := m.contact(m.open); ok {
@@ -692,15 +718,16 @@ func (m *mainScreen) conversationView(w, h int) string {
 		r := m.renderer()
 		view, top := cv.view(r, bh)
 		if top && cv.loading {
-			view[0] = fitLine(s.Muted.Render("loading older messages…"), w)
+			view[0] = fitLine(s.Muted.Render("loading older messages…"), r.width)
 		} else if top && cv.exhausted && strings.TrimSpace(view[0]) == "" {
-			view[0] = fitLine(s.Subtle.Render("beginning of the conversation"), w)
+			view[0] = fitLine(s.Subtle.Render("beginning of the conversation"), r.width)
 		}
+		// Cached message lines are exactly r.width = w-2 wide: a margin each side.
 		for _, l := range view {
-			lines = append(lines, " "+l)
+			lines = append(lines, " "+l+" ")
 		}
 	}
-	return fitBlock(joinLines(lines), w, h)
+	return padRows(lines, w, h)
 }
 
 func (m *mainScreen) statusView(w int) string {

@@ -28,7 +28,7 @@ type Styles struct {
 	FieldLabel lipgloss.Style
 
 	// Contact list.
-	ContactsPane    lipgloss.Style
+	PaneBorder      lipgloss.Style
 	ContactsTitle   lipgloss.Style
 	Contact         lipgloss.Style
 	ContactSelected lipgloss.Style
@@ -113,7 +113,7 @@ func NewStyles(isDark bool) Styles {
 	s.Accent = fg(accent)
 	s.FieldLabel = fg(text).Bold(true)
 
-	s.ContactsPane = lipgloss.NewStyle().BorderStyle(lipgloss.NormalBorder()).BorderRight(true).BorderForeground(border)
+	s.PaneBorder = fg(border)
 	s.ContactsTitle = fg(muted).Bold(true)
 	s.Contact = fg(text)
 	s.ContactSelected = lipgloss.NewStyle().Foreground(c(p.SelectionText)).Background(c(p.Selection)).Bold(true)
