@@ -308,3 +308,45 @@ func lineWith(frame, text string) frameLine {
 func (l frameLine) endsWith(s string) bool {
 	return strings.HasSuffix(strings.TrimRight(string(l), " "), s)
 }
+
+func TestReconnectingStatusAndOutbox(t *testing.T) {
+	r := relaytest.Start(t)
+	ctx := context.Background()
+	alice, bob := newUser(t, r, "alice"), newUser(t, r, "bob")
+	if _, err := alice.AddContact(ctx, "bob"); err != nil {
+		t.Fatal(err)
+	}
+	tm, fr := startUI(t, Options{Backend: alice, OpenContact: "bob"}, 100, 30)
+	fr.waitText(t, "relay connected", "bob")
+	// The session needs bob's prekey bundle from the relay: start it while online.
+	tm.Type("first")
+	press(tm, "enter")
+	fr.waitFor(t, "first delivered", func(s string) bool { return lineWith(s, "first").endsWith("✓✓") })
+
+	r.Close()
+	fr.waitText(t, "reconnecting")
+	// Sent while offline: committed to the outbox, shown as pending.
+	tm.Type("written while the relay was down")
+	press(tm, "enter")
+	fr.waitFor(t, "a pending mark", func(s string) bool {
+		return lineWith(s, "written while the relay").endsWith("◷")
+	})
+
+	r.Restart(t)
+	fr.waitText(t, "relay connected")
+	fr.waitFor(t, "the outbox drained", func(s string) bool {
+		l := lineWith(s, "written while the relay")
+		return l.endsWith("✓") || l.endsWith("✓✓")
+	})
+	got, err := bob.History(ctx, "alice", 0, 10)
+	for err == nil && (len(got) == 0 || got[0].Text == "first") {
+		ev := <-bob.Events()
+		if ev.Kind == chat.MessageReceived {
+			got, err = bob.History(ctx, "alice", 0, 10)
+		}
+	}
+	if err != nil || got[0].Text != "written while the relay was down" {
+		t.Fatalf("bob got %+v, %v", got, err)
+	}
+	quitUI(t, tm)
+}
