@@ -17,6 +17,10 @@ type Options struct {
 	// Backend, when set, skips onboarding and unlock (the demo opens a throwaway
 	// profile itself).
 	Backend Backend
+	// Passphrase, when set, unlocks an existing profile without asking (from
+	// --passphrase-file or PFSCHAT_PASSPHRASE); a wrong one falls back to the unlock
+	// screen with the error.
+	Passphrase []byte
 	// OpenContact is the conversation shown first, if it exists.
 	OpenContact string
 	// Bell rings the terminal bell for messages in conversations that are not open.
@@ -121,7 +125,9 @@ func New(ctx context.Context, opts Options) *App {
 		a.backend = opts.Backend
 		a.screen = newMainScreen(c, opts.Backend, opts.OpenContact)
 	case opts.Profile != nil && opts.Profile.Exists():
-		a.screen = newUnlock(c, opts.Profile)
+		u := newUnlock(c, opts.Profile)
+		u.preset = opts.Passphrase
+		a.screen = u
 	default:
 		a.screen = newOnboarding(c, opts.Profile)
 	}

@@ -87,6 +87,15 @@ func TestOnboardingThenUnlock(t *testing.T) {
 	press(tm2, "enter")
 	fr2.waitText(t, "relay connected")
 	quitUI(t, tm2)
+
+	// A passphrase given up front (PFSCHAT_PASSPHRASE, --passphrase-file) skips the
+	// prompt; a wrong one lands on the prompt with the error.
+	tm3, fr3 := startUI(t, Options{Profile: newChatProfile(home, "", nil), Passphrase: []byte("nope")}, 100, 30)
+	fr3.waitText(t, "Unlock your profile", "wrong passphrase")
+	quitUI(t, tm3)
+	tm4, fr4 := startUI(t, Options{Profile: newChatProfile(home, "", nil), Passphrase: []byte("correct horse battery")}, 100, 30)
+	fr4.waitText(t, "relay connected")
+	quitUI(t, tm4)
 }
 
 func TestTwoUsersTalk(t *testing.T) {

@@ -47,6 +47,7 @@ func Demo(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io
 			defer closeLog()
 		}
 	}
+	slog.SetDefault(logger) // nothing may print over the UI
 	dir, err := os.MkdirTemp("", "pfschat-demo-*")
 	if err != nil {
 		fmt.Fprintf(stderr, "pfschat demo: temporary directory: %v\n", err)

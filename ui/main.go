@@ -9,6 +9,7 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"strings"
 
 	tea "charm.land/bubbletea/v2"
 )
@@ -69,7 +70,8 @@ func Main(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io
 	fs := flag.NewFlagSet("pfschat", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	home := fs.String("home", "", "profile directory (default $XDG_DATA_HOME/pfschat)")
-	relayURL := fs.String("relay", DefaultRelayURL, "relay URL offered when creating a profile")
+	relayURL := fs.String("relay", "", "relay URL (default: the one the profile remembers, else "+DefaultRelayURL+")")
+	passFile := fs.String("passphrase-file", "", "read the passphrase from this file instead of asking (or set PFSCHAT_PASSPHRASE)")
 	noBell := fs.Bool("no-bell", false, "no terminal bell for messages in other conversations")
 	open := fs.String("open", "", "open the conversation with this contact")
 	if err := fs.Parse(args); err != nil {
@@ -96,10 +98,22 @@ func Main(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io
 		fmt.Fprintf(stderr, "pfschat: %v (continuing without a log)\n", err)
 	}
 	defer closeLog()
+	// Libraries that log through the default logger must not write over the UI either.
+	slog.SetDefault(logger)
 	logger.Info("starting", "home", paths.Home)
 
-	profile := newChatProfile(paths.Home, *relayURL, logger)
-	return runProgram(ctx, Options{Profile: profile, Bell: !*noBell, Logger: logger, OpenContact: *open}, stdin, stdout, stderr, logger)
+	opts := Options{Profile: newChatProfile(paths.Home, *relayURL, logger), Bell: !*noBell, Logger: logger, OpenContact: *open}
+	if *passFile != "" {
+		b, err := os.ReadFile(*passFile)
+		if err != nil {
+			fmt.Fprintf(stderr, "pfschat: reading the passphrase file: %v\n", err)
+			return 1
+		}
+		opts.Passphrase = []byte(strings.TrimRight(string(b), "\r\n"))
+	} else if v, ok := os.LookupEnv("PFSCHAT_PASSPHRASE"); ok {
+		opts.Passphrase = []byte(v)
+	}
+	return runProgram(ctx, opts, stdin, stdout, stderr, logger)
 }
 
 // runProgram runs the UI until it quits and closes whatever backend it ended with.

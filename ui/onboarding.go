@@ -206,6 +206,7 @@ type unlock struct {
 	err      string
 	busy     bool
 	attempts int
+	preset   []byte // passphrase given up front; tried once at start
 }
 
 type openedMsg struct {
@@ -224,7 +225,27 @@ func newUnlock(c *common, p Profile) *unlock {
 	return &unlock{c: c, profile: p, input: ti}
 }
 
-func (u *unlock) Init() tea.Cmd { return nil }
+// Init tries a passphrase given up front.
+func (u *unlock) Init() tea.Cmd {
+	if len(u.preset) == 0 {
+		return nil
+	}
+	pass := u.preset
+	u.preset = nil
+	u.busy = true
+	return u.open(pass)
+}
+
+func (u *unlock) open(pass []byte) tea.Cmd {
+	p, c := u.profile, u.c
+	return func() tea.Msg {
+		ctx, cancel := c.opCtx()
+		defer cancel()
+		b, err := p.Open(ctx, pass)
+		clear(pass)
+		return openedMsg{b, err}
+	}
+}
 
 func (u *unlock) Update(msg tea.Msg) (screen, tea.Cmd) {
 	switch msg := msg.(type) {
@@ -253,15 +274,7 @@ func (u *unlock) Update(msg tea.Msg) (screen, tea.Cmd) {
 				return u, nil
 			}
 			u.busy, u.err = true, ""
-			pass := []byte(u.input.Value())
-			p, c := u.profile, u.c
-			return u, func() tea.Msg {
-				ctx, cancel := c.opCtx()
-				defer cancel()
-				b, err := p.Open(ctx, pass)
-				clear(pass)
-				return openedMsg{b, err}
-			}
+			return u, u.open([]byte(u.input.Value()))
 		}
 	}
 	if u.busy {
