@@ -247,10 +247,14 @@ func (a *App) render() string {
 	d := a.dialogs[len(a.dialogs)-1].View()
 	dw, dh := lipgloss.Width(d), lipgloss.Height(d)
 	x, y := max(0, (a.c.width-dw)/2), max(0, (a.c.height-dh)/2)
-	return lipgloss.NewCompositor(
+	out := lipgloss.NewCompositor(
 		lipgloss.NewLayer(base),
 		lipgloss.NewLayer(d).X(x).Y(y).Z(1),
 	).Render()
+	if dw > a.c.width || dh > a.c.height {
+		out = fitBlock(out, a.c.width, a.c.height) // a dialog taller than a tiny terminal is cut, never wraps
+	}
+	return out
 }
 
 // stylesChangedMsg tells screens to re-style their widgets and drop cached renderings.

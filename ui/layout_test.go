@@ -3,6 +3,7 @@ package ui
 import (
 	"context"
 	"fmt"
+	"image/color"
 	"strings"
 	"testing"
 	"time"
@@ -38,6 +39,10 @@ func TestResizeTo40ColumnsAndBack(t *testing.T) {
 		return len(strings.Split(s, "\n")) == 20 && ansi.StringWidth(strings.Split(s, "\n")[0]) == 40
 	})
 	checkFrame(t, narrow, 40, 20)
+	press(tm, "f1")
+	checkFrame(t, fr.waitText(t, "Help"), 40, 20)
+	press(tm, "esc")
+	narrow = fr.waitFor(t, "help closed", func(s string) bool { return !strings.Contains(s, "Help") })
 	if strings.Contains(narrow, "Contacts") {
 		t.Fatalf("contact list not collapsed at 40 columns:\n%s", narrow)
 	}
@@ -133,5 +138,22 @@ func TestConversationUnit(t *testing.T) {
 	got := strings.Join(r.lines(cv.items[len(cv.items)-1]), "")
 	if strings.Contains(got, "\x1b[2J") || strings.Contains(got, "\x07") {
 		t.Fatalf("escape sequence passed through: %q", got)
+	}
+}
+
+func TestStylesFollowTerminalBackground(t *testing.T) {
+	app := New(context.Background(), Options{Backend: goldenBackend(), OpenContact: "bob", Now: func() time.Time { return fixedNow }, Location: time.UTC})
+	app.Update(tea.WindowSizeMsg{Width: 100, Height: 30})
+	dark := app.render()
+	app.Update(tea.BackgroundColorMsg{Color: color.White})
+	if app.c.styles.IsDark {
+		t.Fatal("a white background kept the dark styles")
+	}
+	light := app.render()
+	if dark == light {
+		t.Fatal("light and dark frames are identical")
+	}
+	if ansi.Strip(dark) != ansi.Strip(light) {
+		t.Fatal("the background changed the text, not only the colours")
 	}
 }
