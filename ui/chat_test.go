@@ -130,6 +130,20 @@ func TestTwoUsersTalk(t *testing.T) {
 		return lineWith(s, "second line").endsWith("✓✓")
 	})
 
+	// /rotate publishes fresh prekeys; /reset (confirmed) drops the session and the next
+	// message starts a new one that bob still reads.
+	ta.Type("/rotate")
+	press(ta, "enter")
+	fa.waitText(t, "prekeys rotated")
+	ta.Type("/reset")
+	press(ta, "enter")
+	fa.waitText(t, "Reset session", "Drop the encrypted session with bob")
+	ta.Type("y")
+	fa.waitText(t, "session with bob reset")
+	ta.Type("after the reset")
+	press(ta, "enter")
+	fb.waitText(t, "after the reset")
+
 	// A message in a conversation that is not open: carol's contact sorts first with an
 	// unread count, and the bell rings.
 	carol := newUser(t, r, "carol")
