@@ -157,3 +157,14 @@ func TestStylesFollowTerminalBackground(t *testing.T) {
 		t.Fatal("the background changed the text, not only the colours")
 	}
 }
+
+func TestUndecryptableIsShownNotDropped(t *testing.T) {
+	be := newMemBackend("alice", func() time.Time { return fixedNow })
+	be.addContact(chat.Contact{Name: "bob"})
+	be.addMessage(chat.Message{Contact: "bob", Text: "before", SentAt: fixedNow.Add(-time.Minute)})
+	_, fr := startUI(t, Options{Backend: be, OpenContact: "bob"}, 100, 30)
+	fr.waitText(t, "before")
+	m := be.addMessage(chat.Message{Contact: "bob", State: chat.UndecryptableState, Reason: "bad MAC", SentAt: fixedNow})
+	be.events <- chat.Event{Kind: chat.Undecryptable, Contact: "bob", Message: &m}
+	fr.waitText(t, "could not be decrypted (bad MAC)")
+}
