@@ -194,7 +194,7 @@ func (o *onboarding) View() string {
 	default:
 		lines = append(lines, o.c.hint("enter", "next", "esc", "back", "ctrl+c", "quit"))
 	}
-	return lipgloss.Place(o.c.width, o.c.height, lipgloss.Center, lipgloss.Center, strings.Join(lines, "\n"))
+	return placeForm(o.c, lines)
 }
 
 // unlock asks for the passphrase of an existing profile; a wrong one says so and asks
@@ -297,5 +297,19 @@ func (u *unlock) View() string {
 	default:
 		lines = append(lines, u.c.hint("enter", "unlock", "ctrl+c", "quit"))
 	}
-	return lipgloss.Place(u.c.width, u.c.height, lipgloss.Center, lipgloss.Center, strings.Join(lines, "\n"))
+	return placeForm(u.c, lines)
+}
+
+// placeForm centres a form as one block: its lines stay left-aligned with each other
+// (lipgloss.Place alone would centre every line on its own).
+func placeForm(c *common, lines []string) string {
+	block := strings.Split(strings.Join(lines, "\n"), "\n")
+	w := 0
+	for _, l := range block {
+		w = max(w, lipgloss.Width(l))
+	}
+	for i, l := range block {
+		block[i] = fitLine(l, w)
+	}
+	return lipgloss.Place(c.width, c.height, lipgloss.Center, lipgloss.Center, strings.Join(block, "\n"))
 }
