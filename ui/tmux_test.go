@@ -1,5 +1,3 @@
-//go:build chatlanded
-
 package ui
 
 import (
