@@ -3,10 +3,125 @@ package relay
 import (
 	"context"
 	"errors"
+	"flag"
+	"fmt"
 	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"sync"
+	"time"
+
+	"pfschat/storage"
 )
 
-// RunCommand runs `pfschat relay`.
+// DefaultAddr is where `pfschat relay` listens unless told otherwise.
+const DefaultAddr = "127.0.0.1:7878"
+
+// DefaultDBPath is the relay database in the XDG data directory.
+func DefaultDBPath() string {
+	dir := os.Getenv("XDG_DATA_HOME")
+	if dir == "" {
+		home, err := os.UserHomeDir()
+		if err != nil {
+			home = "."
+		}
+		dir = filepath.Join(home, ".local", "share")
+	}
+	return filepath.Join(dir, "pfschat", "relay.db")
+}
+
+// RunCommand runs `pfschat relay [--addr ADDR] [--db FILE] ...`: it serves until ctx is
+// cancelled (SIGINT/SIGTERM in main), then drains: stops accepting, tells clients it
+// is going away, finishes in-flight commits and closes the database.
 func RunCommand(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	return errors.New("relay: not built yet")
+	fs := flag.NewFlagSet("pfschat relay", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	addr := fs.String("addr", DefaultAddr, "listen address (host:port)")
+	dbPath := fs.String("db", DefaultDBPath(), "relay database file (SQLite)")
+	logPath := fs.String("log", "", "write logs to this file instead of stderr")
+	logLevel := fs.String("log-level", "info", "debug, info, warn or error")
+	syncMode := fs.String("synchronous", "FULL", "SQLite sync mode: FULL (survives power loss) or NORMAL")
+	maxCount := fs.Int("max-queue-count", DefaultLimits.MaxQueueCount, "messages waiting per recipient at most")
+	maxBytes := fs.Int64("max-queue-bytes", DefaultLimits.MaxQueueBytes, "bytes waiting per recipient at most")
+	rate := fs.Int("rate", DefaultLimits.FramesPerSecond, "frames per second per connection (-1 = unlimited)")
+	burst := fs.Int("burst", DefaultLimits.FrameBurst, "frames per connection allowed in a burst")
+	fs.Usage = func() {
+		fmt.Fprintf(stderr, "usage: pfschat relay [flags]\n\nRuns a pfschat relay: registers cards, hands out prekeys, stores and forwards ciphertext.\n\n")
+		fs.PrintDefaults()
+	}
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return nil
+		}
+		return err
+	}
+	if fs.NArg() > 0 {
+		return fmt.Errorf("unexpected argument %q (see pfschat relay --help)", fs.Arg(0))
+	}
+
+	var level slog.Level
+	if err := level.UnmarshalText([]byte(*logLevel)); err != nil {
+		return fmt.Errorf("--log-level %q: want debug, info, warn or error", *logLevel)
+	}
+	logOut := stderr
+	if *logPath != "" {
+		f, err := os.OpenFile(*logPath, os.O_CREATE|os.O_APPEND|os.O_WRONLY, 0o600)
+		if err != nil {
+			return fmt.Errorf("opening the log file: %w", err)
+		}
+		defer f.Close()
+		logOut = f
+	}
+	log := slog.New(slog.NewTextHandler(logOut, &slog.HandlerOptions{Level: level}))
+
+	if err := os.MkdirAll(filepath.Dir(*dbPath), 0o700); err != nil {
+		return fmt.Errorf("creating the database directory: %w", err)
+	}
+	store, err := storage.OpenRelay(ctx, *dbPath, storage.RelayOptions{Synchronous: *syncMode, MaxQueueCount: *maxCount, MaxQueueBytes: *maxBytes})
+	if err != nil {
+		return fmt.Errorf("opening the relay database %s: %w", *dbPath, err)
+	}
+	closeStore := sync.OnceValue(store.Close)
+	defer closeStore()
+	srv, err := NewServer(ctx, ServerConfig{Store: store, Logger: log, Limits: Limits{
+		MaxQueueCount: *maxCount, MaxQueueBytes: *maxBytes, FramesPerSecond: *rate, FrameBurst: *burst,
+	}})
+	if err != nil {
+		return err
+	}
+
+	ln, err := net.Listen("tcp", *addr)
+	if err != nil {
+		srv.Shutdown(context.Background())
+		return fmt.Errorf("listening on %s: %w", *addr, err)
+	}
+	hs := &http.Server{Handler: srv, ReadHeaderTimeout: 10 * time.Second, ErrorLog: slog.NewLogLogger(log.Handler(), slog.LevelWarn)}
+	fmt.Fprintf(stdout, "pfschat relay listening on ws://%s/v1/ws\n", ln.Addr())
+	fmt.Fprintf(stdout, "relay key fingerprint: %s\n", srv.Fingerprint())
+	fmt.Fprintf(stdout, "database: %s\n", *dbPath)
+	log.Info("relay started", "addr", ln.Addr().String(), "db", *dbPath, "fingerprint", srv.Fingerprint())
+
+	serveErr := make(chan error, 1)
+	go func() { serveErr <- hs.Serve(ln) }()
+	select {
+	case err := <-serveErr:
+		srv.Shutdown(context.Background())
+		return fmt.Errorf("serving: %w", err)
+	case <-ctx.Done():
+	}
+
+	fmt.Fprintln(stdout, "shutting down: draining connections and commits")
+	drainCtx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
+	defer cancel()
+	hs.Shutdown(drainCtx) // stop accepting; WebSockets are hijacked and handled below
+	err = srv.Shutdown(drainCtx)
+	if cerr := closeStore(); cerr != nil && err == nil {
+		err = fmt.Errorf("closing the database: %w", cerr)
+	}
+	log.Info("relay stopped")
+	fmt.Fprintln(stdout, "relay stopped")
+	return err
 }

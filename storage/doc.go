@@ -1,9 +1,70 @@
 // Package storage keeps everything pfschat remembers in SQLite files: the client store
 // (identity, cards, contacts, prekeys, sessions, messages, outbox) and the relay store
-// (accounts, prekeys, message queue).
+// (accounts, prekeys, message queue). It deals in rows and bytes and imports nothing
+// else of the project.
 //
-// It deals in rows and bytes and imports nothing else of the project. Every secret is
-// sealed at rest under a random storage key, itself wrapped by Argon2id of the
-// passphrase; a receive or a send is committed in one transaction, so a crash at any
-// point loses nothing and never applies anything twice.
+// # Opening
+//
+//	c, err := storage.CreateClient(ctx, path, passphrase) // new profile
+//	c, err := storage.OpenClient(ctx, path, passphrase)   // ErrNotFound, ErrWrongPassphrase
+//	defer c.Close()
+//
+//	r, err := storage.OpenRelay(ctx, path, storage.RelayOptions{MaxQueueCount: 10000})
+//
+// Both stores go through one open path (database/sql over modernc.org/sqlite, pure Go):
+// WAL journal, foreign keys on, a busy timeout for other processes, synchronous=FULL
+// unless NORMAL is asked for (see SyncFull for the trade-off), secure_delete so deleted
+// keys do not linger in free pages. Each store has one writer connection — every write
+// is one BEGIN IMMEDIATE transaction on it, so writers queue instead of failing with
+// SQLITE_BUSY — and a small pool of query-only readers that WAL lets run beside it.
+// The schema is a series of embedded, numbered, forward-only migrations
+// (migrations/<kind>/NNNN_*.sql), each applied in one transaction together with
+// PRAGMA user_version. A file written by a newer pfschat is refused with ErrNewerSchema
+// and left untouched; a relay file opened as a client (or any foreign database) is
+// refused with ErrWrongKind.
+//
+// # Sealing
+//
+// A client store has a random 32-byte storage key. Every secret — identity private key,
+// prekey private halves, ratchet states, message bodies, outbox payloads — is sealed
+// with XChaCha20-Poly1305 under it, with associated data naming table, column and row,
+// so a sealed value copied to another row does not open (ErrCorrupt). The storage key
+// itself is wrapped by a key derived with Argon2id from the passphrase; the parameters
+// (DefaultKDF: 3 passes, 64 MiB, 4 lanes) and the salt are stored beside it, so they
+// can be raised later. A wrong passphrase gives ErrWrongPassphrase before anything is
+// written. ChangePassphrase re-wraps only the key. A nil passphrase creates a demo
+// store whose key is kept unwrapped, marked mode 'none' in the keyring table: for the
+// throwaway demo profile only. API callers pass and receive plaintext; sealing happens
+// here.
+//
+// # Committing
+//
+// A receive is one call, CommitReceive: the relay message id (duplicate detection,
+// ErrDuplicate), the new ratchet state, the consumed one-time prekeys, the message and
+// any delivery receipts commit together or not at all. Only after it returns does the
+// caller ack the relay. A send is one call, CommitSend: ratchet state, message row and
+// outbox item; RemoveOutbox once the relay accepted it. A crash at any point therefore
+// loses nothing and never decrypts anything twice.
+//
+// On the relay, Enqueue takes a batch and commits it in one transaction (group commit),
+// reporting per message whether it was queued, a duplicate of (From, ClientID), or
+// refused by a per-recipient limit (*QueueFullError). TakePreKey hands out each
+// one-time prekey exactly once, even under concurrent callers.
+//
+// # What deletion means
+//
+// Consumed one-time prekeys and replaced ratchet states are deleted with SQLite's
+// secure_delete on, so their pages are zeroed in the database file. Older copies can
+// survive in the WAL until it is checkpointed and reset (closing the store does both)
+// and in the disk's free blocks; all of them are sealed, so reading them needs the
+// passphrase as well as the file. ChangePassphrase does not re-key old copies of the
+// file: the storage key is unchanged.
+//
+// # Room for search
+//
+// Local full-text search is a later step. An FTS index over bodies would store them in
+// the clear, so it must be built sealed (or in memory at unlock); message ids are stable
+// AUTOINCREMENT integers, ready to key such an index, and a new migration adds it.
+//
+// Times are stored as Unix nanoseconds and come back in UTC.
 package storage

@@ -1,0 +1,240 @@
+package ratchet
+
+import (
+	"bytes"
+	"sync"
+	"testing"
+)
+
+// Fuzz targets. Their seed corpora (valid encodings plus a few broken ones) run
+// in every `go test`; run one with e.g. `go test -fuzz=FuzzDecrypt -fuzztime=60s`.
+
+type fuzzFixture struct {
+	relay        relayFixture
+	alice, bob   *party
+	bobState     []byte // a live responder session (skipped keys included)
+	initial      []byte // a repeated initial message for bobState
+	normal       []byte // a normal message for bobState
+	skippedMsg   []byte // a late message whose key bobState stores
+	bundle       []byte
+	bundleNoOPK  []byte
+	sessionAlice []byte
+}
+
+var (
+	fixtureOnce sync.Once
+	fixture     fuzzFixture
+)
+
+func getFixture(t testing.TB) *fuzzFixture {
+	fixtureOnce.Do(func() {
+		f := &fixture
+		alice, bob, a, b := pair(t, 500)
+		f.relay, f.alice, f.bob = newRelay(t, 500), a, b
+		f.initial, _ = alice.Encrypt([]byte("initial"))
+		f.skippedMsg, _ = alice.Encrypt([]byte("late"))
+		third, _ := alice.Encrypt([]byte("third"))
+		if _, err := bob.Decrypt(third); err != nil {
+			t.Fatal(err)
+		}
+		r, _ := bob.Encrypt([]byte("reply"))
+		alice.Decrypt(r)
+		f.normal, _ = alice.Encrypt([]byte("normal"))
+		f.bobState, _ = bob.MarshalBinary()
+		f.sessionAlice, _ = alice.MarshalBinary()
+		f.bundle, _ = b.bundle(true, true).MarshalBinary()
+		f.bundleNoOPK, _ = b.bundle(false, false).MarshalBinary()
+	})
+	return &fixture
+}
+
+// addMutations seeds a corpus with b and a few truncations and bit flips.
+func addMutations(f *testing.F, b []byte) {
+	f.Add(b)
+	f.Add(b[:len(b)/2])
+	f.Add(append(bytes.Clone(b), 0))
+	for _, i := range []int{0, 1, len(b) / 3, len(b) - 1} {
+		if i >= 0 && i < len(b) {
+			m := bytes.Clone(b)
+			m[i] ^= 0x41
+			f.Add(m)
+		}
+	}
+}
+
+func FuzzImportCard(f *testing.F) {
+	fx := getFixture(f)
+	f.Add(fx.alice.card.Export())
+	f.Add(CardExportPrefix)
+	f.Add("pfscard2:AAAA")
+	f.Add(fx.alice.card.Export()[:40])
+	f.Fuzz(func(t *testing.T, s string) {
+		c, err := ImportCard(s)
+		if err != nil {
+			return
+		}
+		// Whatever imports re-exports to an equivalent card with the same ID.
+		c2, err := ImportCard(c.Export())
+		if err != nil || c2.ID() != c.ID() {
+			t.Fatalf("re-import: %v", err)
+		}
+		_ = c.VerifyWithRelay(fx.relay.pub)
+	})
+}
+
+func FuzzParseCard(f *testing.F) {
+	fx := getFixture(f)
+	b, _ := fx.bob.card.MarshalBinary()
+	addMutations(f, b)
+	f.Fuzz(func(t *testing.T, b []byte) {
+		c, err := ParseCard(b)
+		if err != nil {
+			return
+		}
+		out, err := c.MarshalBinary()
+		if err != nil || !bytes.Equal(out, b) {
+			t.Fatalf("parsed card does not re-encode to its input: %v", err)
+		}
+		_ = c.Verify()
+	})
+}
+
+func FuzzDecodeEnvelope(f *testing.F) {
+	fx := getFixture(f)
+	addMutations(f, fx.initial)
+	addMutations(f, fx.normal)
+	f.Fuzz(func(t *testing.T, b []byte) {
+		env, err := DecodeEnvelope(b)
+		if err != nil {
+			return
+		}
+		if (env.Type == MessageInitial) != (env.Initial != nil) {
+			t.Fatal("Initial set for the wrong type")
+		}
+		if env.Initial != nil {
+			_ = env.Initial.SessionID()
+		}
+	})
+}
+
+// FuzzDecrypt feeds arbitrary bytes to a live session: it must never panic,
+// and whenever it fails the marshalled state must be unchanged.
+func FuzzDecrypt(f *testing.F) {
+	fx := getFixture(f)
+	addMutations(f, fx.initial)
+	addMutations(f, fx.normal)
+	addMutations(f, fx.skippedMsg)
+	f.Fuzz(func(t *testing.T, b []byte) {
+		s, err := ParseSession(fx.bobState)
+		if err != nil {
+			t.Fatal(err)
+		}
+		s.SetRand(seeded(1))
+		if _, err := s.Decrypt(b); err != nil {
+			after, _ := s.MarshalBinary()
+			if !bytes.Equal(after, fx.bobState) {
+				t.Fatalf("failed decrypt (%v) changed the state", err)
+			}
+		}
+	})
+}
+
+func FuzzBundleVerify(f *testing.F) {
+	fx := getFixture(f)
+	addMutations(f, fx.bundle)
+	addMutations(f, fx.bundleNoOPK)
+	f.Fuzz(func(t *testing.T, b []byte) {
+		bundle, err := ParseBundle(b)
+		if err != nil {
+			return
+		}
+		if err := bundle.Verify(fx.bob.card, fx.relay.pub); err != nil {
+			return
+		}
+		// A verified bundle must start a session.
+		if _, err := StartSession(seeded(2), fx.alice.key, fx.alice.card, fx.bob.card, fx.relay.pub, bundle); err != nil {
+			t.Fatalf("verified bundle does not start a session: %v", err)
+		}
+	})
+}
+
+func FuzzParseSession(f *testing.F) {
+	fx := getFixture(f)
+	addMutations(f, fx.bobState)
+	addMutations(f, fx.sessionAlice)
+	f.Fuzz(func(t *testing.T, b []byte) {
+		s, err := ParseSession(b)
+		if err != nil {
+			return
+		}
+		out, _ := s.MarshalBinary()
+		if !bytes.Equal(out, b) {
+			t.Fatal("parsed session does not re-encode to its input")
+		}
+		s.SetRand(seeded(3))
+		_, _ = s.Encrypt([]byte("x"))
+		_, _ = s.Decrypt(fx.normal)
+	})
+}
+
+func FuzzParsePrivatePreKey(f *testing.F) {
+	fx := getFixture(f)
+	for _, k := range []*PrivatePreKey{fx.bob.spk, fx.bob.opk, fx.bob.kem, fx.bob.lr} {
+		b, _ := k.MarshalBinary()
+		addMutations(f, b)
+		pub, _ := k.Public().MarshalBinary()
+		f.Add(pub)
+	}
+	f.Fuzz(func(t *testing.T, b []byte) {
+		if p, err := ParsePublicPreKey(b); err == nil {
+			out, _ := p.MarshalBinary()
+			if !bytes.Equal(out, b) {
+				t.Fatal("public prekey does not re-encode to its input")
+			}
+			_ = p.Verify(fx.bob.card)
+		}
+		if k, err := ParsePrivatePreKey(b); err == nil {
+			out, _ := k.MarshalBinary()
+			if !bytes.Equal(out, b) {
+				t.Fatal("private prekey does not re-encode to its input")
+			}
+		}
+	})
+}
+
+func FuzzParseIdentityKey(f *testing.F) {
+	fx := getFixture(f)
+	b, _ := fx.alice.key.MarshalBinary()
+	addMutations(f, b)
+	f.Fuzz(func(t *testing.T, b []byte) {
+		k, err := ParseIdentityKey(b)
+		if err != nil {
+			return
+		}
+		out, _ := k.MarshalBinary()
+		if !bytes.Equal(out, b) {
+			t.Fatal("identity key does not re-encode to its input")
+		}
+	})
+}
+
+// FuzzAcceptSession runs the responder's handshake on arbitrary messages with
+// the right keys: it must never panic, and only authentic messages succeed.
+func FuzzAcceptSession(f *testing.F) {
+	fx := getFixture(f)
+	addMutations(f, fx.initial)
+	f.Fuzz(func(t *testing.T, b []byte) {
+		env, err := DecodeEnvelope(b)
+		if err != nil || env.Initial == nil {
+			return
+		}
+		keys := ResponderKeys{SignedPreKey: fx.bob.spk, OneTimePreKey: fx.bob.opk, KEMPreKey: fx.bob.kem}
+		if env.Initial.KEMPreKeyKind == KEMLastResort {
+			keys.KEMPreKey = fx.bob.lr
+		}
+		s, pt, err := AcceptSession(fx.bob.key, fx.bob.card, fx.alice.card, keys, env)
+		if err == nil && (s == nil || !bytes.Equal(b, fx.initial) || string(pt) != "initial") {
+			t.Fatalf("accepted a message that is not the fixture's: %q", pt)
+		}
+	})
+}

@@ -1,0 +1,811 @@
+package relay
+
+import (
+	"bytes"
+	"context"
+	"crypto/ed25519"
+	"errors"
+	"fmt"
+	"log/slog"
+	"math/rand/v2"
+	"net/http"
+	"net/url"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/gorilla/websocket"
+
+	"pfschat/ratchet"
+)
+
+// ClientConfig configures a Client.
+type ClientConfig struct {
+	URL            string               // ws://host:port or ws://host:port/v1/ws (wss:// too)
+	Identity       *ratchet.IdentityKey // nil = anonymous (register and lookup only)
+	Card           *ratchet.Card        // own relay-signed card (login); nil for anonymous
+	PinnedRelayKey ed25519.PublicKey    // nil = accept the relay's key and report it (TOFU)
+	Logger         *slog.Logger         // nil = discard
+
+	// Backoff bounds for Run's reconnects (defaults 250ms and 30s).
+	MinBackoff, MaxBackoff time.Duration
+}
+
+// ConnStatus is the state of the client's connection.
+type ConnStatus int
+
+const (
+	StateConnecting ConnStatus = iota // dialling and logging in
+	StateOnline                       // logged in (or connected, when anonymous)
+	StateOffline                      // down; Run retries after RetryIn
+	StateClosed                       // Run has stopped, or Close was called
+)
+
+func (s ConnStatus) String() string {
+	switch s {
+	case StateConnecting:
+		return "connecting"
+	case StateOnline:
+		return "online"
+	case StateOffline:
+		return "offline"
+	case StateClosed:
+		return "closed"
+	}
+	return fmt.Sprintf("ConnStatus(%d)", int(s))
+}
+
+// ConnState is one connection-state change, for a status line.
+type ConnState struct {
+	State   ConnStatus
+	Err     error         // why the connection is down, if it is
+	RetryIn time.Duration // StateOffline: when Run tries again
+}
+
+// Push is something the relay sent without being asked. Exactly one field is set.
+type Push struct {
+	Message    *Incoming
+	LowPreKeys *LowPreKeysNotice
+	// Synced: the stored backlog has been delivered; what follows arrives live.
+	Synced bool
+}
+
+// Incoming is a message delivered by the relay. Ack its ID after committing it; until
+// then the relay delivers it again on every new connection (so the same ID can arrive
+// twice, and receivers must de-duplicate by ID).
+type Incoming struct {
+	ID         int64
+	From       string // sender's name, stamped by the relay from the sender's login
+	FromCardID string
+	Body       []byte
+	ReceivedAt time.Time
+}
+
+// LowPreKeysNotice says the relay holds few one-time prekeys for this card.
+type LowPreKeysNotice struct {
+	Counts map[ratchet.PreKeyKind]int
+}
+
+// PreKeyStatus is what the relay holds for the logged-in card.
+type PreKeyStatus struct {
+	Counts        map[ratchet.PreKeyKind]int
+	OneTimeIDs    []uint32
+	KEMOneTimeIDs []uint32
+}
+
+// Client is a connection to a relay, used by chat/. It is safe for concurrent use.
+// Connect makes one connection; Run keeps one up, reconnecting with exponential
+// backoff and jitter and logging in again each time. Requests fail fast with
+// ErrNotConnected while no connection is up.
+type Client struct {
+	cfg    ClientConfig
+	log    *slog.Logger
+	url    string
+	dialer websocket.Dialer
+
+	mu       sync.Mutex
+	cur      *clientConn
+	up       chan struct{} // closed while cur != nil
+	relayKey ed25519.PublicKey
+	token    []byte
+	tokenExp time.Time
+	closed   bool
+
+	nextID   atomic.Uint64
+	pushes   chan Push
+	states   chan ConnState
+	done     chan struct{}
+	doneOnce sync.Once
+}
+
+// clientConn is one WebSocket connection of a Client.
+type clientConn struct {
+	ws      *websocket.Conn
+	wmu     sync.Mutex
+	pmu     sync.Mutex
+	pending map[uint64]chan Frame
+	done    chan struct{} // closed when the read loop exits
+	err     error         // why it ended; valid after done
+	// ready is closed once the connection is the client's current one. Pushes wait for
+	// it, so a message pushed right after login can be acked as soon as it is seen.
+	ready   chan struct{}
+	aborted chan struct{} // closed when connect gives up on this connection
+}
+
+// NewClient returns a client; nothing happens on the network until Connect or Run.
+func NewClient(cfg ClientConfig) *Client {
+	c := &Client{
+		cfg:      cfg,
+		log:      cfg.Logger,
+		url:      NormalizeURL(cfg.URL),
+		relayKey: cfg.PinnedRelayKey,
+		pushes:   make(chan Push, 256),
+		states:   make(chan ConnState, 16),
+		done:     make(chan struct{}),
+		up:       make(chan struct{}),
+		dialer: websocket.Dialer{
+			HandshakeTimeout: 10 * time.Second,
+			ReadBufferSize:   4096,
+			WriteBufferSize:  4096,
+			Proxy:            http.ProxyFromEnvironment,
+		},
+	}
+	if c.log == nil {
+		c.log = slog.New(slog.DiscardHandler)
+	}
+	if c.cfg.MinBackoff <= 0 {
+		c.cfg.MinBackoff = 250 * time.Millisecond
+	}
+	if c.cfg.MaxBackoff <= 0 {
+		c.cfg.MaxBackoff = 30 * time.Second
+	}
+	return c
+}
+
+// NormalizeURL turns "host:port", "ws://host:port" or "http://host:port" into the
+// relay's WebSocket URL, adding the /v1/ws path when there is none.
+func NormalizeURL(raw string) string {
+	s := strings.TrimSpace(raw)
+	if !strings.Contains(s, "://") {
+		s = "ws://" + s
+	}
+	u, err := url.Parse(s)
+	if err != nil {
+		return s
+	}
+	switch u.Scheme {
+	case "http":
+		u.Scheme = "ws"
+	case "https":
+		u.Scheme = "wss"
+	}
+	if u.Path == "" || u.Path == "/" {
+		u.Path = "/v1/ws"
+	}
+	return u.String()
+}
+
+// Pushes delivers messages and notices. Read it continuously: when it is full the
+// client stops reading from the relay, and a relay whose outbound queue overflows
+// disconnects the client (messages stay queued and come again).
+func (c *Client) Pushes() <-chan Push { return c.pushes }
+
+// States reports connection-state changes. When the reader falls behind, older states
+// are dropped: the newest is always delivered.
+func (c *Client) States() <-chan ConnState { return c.states }
+
+// Done is closed when the client is closed.
+func (c *Client) Done() <-chan struct{} { return c.done }
+
+// RelayKey is the relay's key as pinned or first seen; nil before the first connection.
+func (c *Client) RelayKey() ed25519.PublicKey {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.relayKey
+}
+
+func (c *Client) setState(s ConnState) {
+	for {
+		select {
+		case c.states <- s:
+			return
+		default:
+		}
+		select { // full: drop the oldest, keep the newest
+		case <-c.states:
+		default:
+		}
+	}
+}
+
+// Close closes the connection and stops Run.
+func (c *Client) Close() error {
+	c.mu.Lock()
+	c.closed = true
+	cc := c.cur
+	c.mu.Unlock()
+	c.doneOnce.Do(func() { close(c.done) })
+	if cc != nil {
+		cc.ws.Close()
+		<-cc.done
+	}
+	c.setState(ConnState{State: StateClosed})
+	return nil
+}
+
+// Connect dials the relay and logs in (when the client has an identity). It returns
+// once the connection is usable. A relay key other than the pinned one fails with
+// ErrRelayKeyMismatch.
+func (c *Client) Connect(ctx context.Context) error {
+	c.setState(ConnState{State: StateConnecting})
+	if err := c.connect(ctx); err != nil {
+		c.setState(ConnState{State: StateOffline, Err: err})
+		return err
+	}
+	c.setState(ConnState{State: StateOnline})
+	return nil
+}
+
+// Run keeps a connection up until ctx is done or the client is closed, reconnecting
+// with exponential backoff and full jitter. It returns early on errors that retrying
+// cannot fix: ErrRelayKeyMismatch, ErrUnsupportedVersion, or a refused login.
+func (c *Client) Run(ctx context.Context) error {
+	attempt := 0
+	for {
+		c.mu.Lock()
+		cc, closed := c.cur, c.closed
+		c.mu.Unlock()
+		if closed {
+			return ErrClosed
+		}
+		if cc == nil {
+			c.setState(ConnState{State: StateConnecting})
+			err := c.connect(ctx)
+			if err != nil {
+				if ctx.Err() != nil {
+					c.setState(ConnState{State: StateClosed, Err: ctx.Err()})
+					return ctx.Err()
+				}
+				if fatal(err) {
+					c.setState(ConnState{State: StateClosed, Err: err})
+					return err
+				}
+				delay := c.backoff(attempt)
+				attempt++
+				c.log.Info("relay connection failed; retrying", "in", delay, "err", err)
+				c.setState(ConnState{State: StateOffline, Err: err, RetryIn: delay})
+				t := time.NewTimer(delay)
+				select {
+				case <-t.C:
+				case <-ctx.Done():
+					t.Stop()
+					c.setState(ConnState{State: StateClosed, Err: ctx.Err()})
+					return ctx.Err()
+				case <-c.done:
+					t.Stop()
+					return ErrClosed
+				}
+				continue
+			}
+			attempt = 0
+			c.setState(ConnState{State: StateOnline})
+			continue
+		}
+		select {
+		case <-cc.done:
+			c.unsetConn(cc)
+			c.log.Info("relay connection lost", "err", cc.err)
+			// The first retry waits a little too (with jitter), so that many clients
+			// dropped together by a restarting relay do not reconnect in lockstep.
+			delay := c.backoff(0) / 2
+			c.setState(ConnState{State: StateOffline, Err: cc.err, RetryIn: delay})
+			t := time.NewTimer(delay)
+			select {
+			case <-t.C:
+			case <-ctx.Done():
+				t.Stop()
+			case <-c.done:
+				t.Stop()
+			}
+		case <-ctx.Done():
+			c.dropConn(cc)
+			c.setState(ConnState{State: StateClosed, Err: ctx.Err()})
+			return ctx.Err()
+		case <-c.done:
+			return ErrClosed
+		}
+	}
+}
+
+func fatal(err error) bool {
+	var pe *ProtocolError
+	return errors.Is(err, ErrRelayKeyMismatch) || errors.Is(err, ErrUnsupportedVersion) ||
+		(errors.As(err, &pe) && pe.Code == CodeLoginFailed)
+}
+
+// backoff is exponential with full jitter in [d/2, d].
+func (c *Client) backoff(attempt int) time.Duration {
+	d := c.cfg.MinBackoff
+	for i := 0; i < attempt && d < c.cfg.MaxBackoff; i++ {
+		d *= 2
+	}
+	if d > c.cfg.MaxBackoff {
+		d = c.cfg.MaxBackoff
+	}
+	return d/2 + rand.N(d/2+1)
+}
+
+func (c *Client) dropConn(cc *clientConn) {
+	c.unsetConn(cc)
+	cc.ws.Close()
+	<-cc.done
+}
+
+// connect dials, checks the hello, negotiates the version and logs in.
+func (c *Client) connect(ctx context.Context) error {
+	c.mu.Lock()
+	if c.closed {
+		c.mu.Unlock()
+		return ErrClosed
+	}
+	if c.cur != nil {
+		c.mu.Unlock()
+		return nil
+	}
+	pinned := c.relayKey
+	c.mu.Unlock()
+
+	dctx, cancel := context.WithTimeout(ctx, 15*time.Second)
+	defer cancel()
+	ws, resp, err := c.dialer.DialContext(dctx, c.url, nil)
+	if err != nil {
+		if resp != nil {
+			return fmt.Errorf("relay: dialing %s: %s: %w", c.url, resp.Status, err)
+		}
+		return fmt.Errorf("relay: dialing %s: %w", c.url, err)
+	}
+	ws.SetReadLimit(MaxFrameSize)
+	if dl, ok := dctx.Deadline(); ok {
+		ws.SetReadDeadline(dl)
+	}
+	_, data, err := ws.ReadMessage()
+	if err != nil {
+		ws.Close()
+		return fmt.Errorf("relay: reading the hello: %w", err)
+	}
+	hello, err := decodeServerFrame(data)
+	if err != nil || hello.Type != TypeHello || len(hello.RelayKey) != ed25519.PublicKeySize || len(hello.Challenge) != ChallengeSize {
+		ws.Close()
+		return fmt.Errorf("relay: the server's first frame is not a valid hello (is this a pfschat relay?)")
+	}
+	if pinned != nil && !bytes.Equal(pinned, hello.RelayKey) {
+		ws.Close()
+		return fmt.Errorf("%w: pinned %s, relay presented %s", ErrRelayKeyMismatch,
+			ratchet.Fingerprint(pinned), ratchet.Fingerprint(hello.RelayKey))
+	}
+	if !containsInt(hello.Versions, ProtocolVersion) {
+		ws.Close()
+		return fmt.Errorf("%w: relay speaks %v, this client %d", ErrUnsupportedVersion, hello.Versions, ProtocolVersion)
+	}
+	relayKey := ed25519.PublicKey(bytes.Clone(hello.RelayKey))
+
+	cc := &clientConn{ws: ws, pending: make(map[uint64]chan Frame), done: make(chan struct{}),
+		ready: make(chan struct{}), aborted: make(chan struct{})}
+	go c.readLoop(cc)
+	fail := func(err error) error {
+		close(cc.aborted)
+		ws.Close()
+		<-cc.done
+		return err
+	}
+	if _, err := c.request(ctx, cc, &Frame{Type: TypeHello, Versions: []int{ProtocolVersion}}); err != nil {
+		return fail(fmt.Errorf("relay: version negotiation: %w", err))
+	}
+	if c.cfg.Identity != nil {
+		if err := c.login(ctx, cc, relayKey, hello.Challenge); err != nil {
+			return fail(err)
+		}
+	}
+	c.mu.Lock()
+	if c.closed {
+		c.mu.Unlock()
+		return fail(ErrClosed)
+	}
+	c.cur = cc
+	close(c.up)
+	c.relayKey = relayKey
+	c.mu.Unlock()
+	close(cc.ready)
+	return nil
+}
+
+// Online returns a channel that is closed while a connection is up (logged in, for a
+// client with an identity). Call it again after a failure: each disconnect makes a new
+// channel.
+func (c *Client) Online() <-chan struct{} {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.up
+}
+
+// unsetConn forgets cc as the current connection.
+func (c *Client) unsetConn(cc *clientConn) {
+	c.mu.Lock()
+	if c.cur == cc {
+		c.cur = nil
+		c.up = make(chan struct{})
+	}
+	c.mu.Unlock()
+}
+
+func containsInt(list []int, v int) bool {
+	for _, x := range list {
+		if x == v {
+			return true
+		}
+	}
+	return false
+}
+
+func (c *Client) login(ctx context.Context, cc *clientConn, relayKey ed25519.PublicKey, challenge []byte) error {
+	if c.cfg.Card == nil {
+		return errors.New("relay: ClientConfig.Card is required with an Identity")
+	}
+	c.mu.Lock()
+	token, exp := c.token, c.tokenExp
+	c.mu.Unlock()
+	var resp Frame
+	var err error
+	if token != nil && time.Until(exp) > 30*time.Second {
+		resp, err = c.request(ctx, cc, &Frame{Type: TypeResume, Token: token})
+		var pe *ProtocolError
+		if errors.As(err, &pe) && pe.Code == CodeBadToken {
+			token = nil // fall back to a key proof
+		} else if err != nil {
+			return fmt.Errorf("relay: resuming: %w", err)
+		}
+	}
+	if token == nil || err != nil {
+		sig := c.cfg.Identity.Sign(LoginDomain, loginMessage(relayKey, challenge))
+		resp, err = c.request(ctx, cc, &Frame{Type: TypeLogin, CardID: c.cfg.Card.ID(), Signature: sig})
+		if err != nil {
+			return fmt.Errorf("relay: logging in as %s: %w", c.cfg.Card.Identity, err)
+		}
+	}
+	c.mu.Lock()
+	if resp.Token != nil {
+		c.token, c.tokenExp = resp.Token, time.Unix(resp.TokenExpires, 0)
+	}
+	c.mu.Unlock()
+	return nil
+}
+
+// readLoop routes answers to their requests and pushes to Pushes.
+func (c *Client) readLoop(cc *clientConn) {
+	defer close(cc.done)
+	defer c.unsetConn(cc)
+	defer func() {
+		cc.pmu.Lock()
+		for id, ch := range cc.pending {
+			close(ch)
+			delete(cc.pending, id)
+		}
+		cc.pending = nil
+		cc.pmu.Unlock()
+	}()
+	const readTimeout = 2*time.Minute + 15*time.Second // relay pings every 30s by default
+	ready := false
+	cc.ws.SetReadDeadline(time.Now().Add(readTimeout))
+	cc.ws.SetPingHandler(func(data string) error {
+		cc.ws.SetReadDeadline(time.Now().Add(readTimeout))
+		err := cc.ws.WriteControl(websocket.PongMessage, []byte(data), time.Now().Add(10*time.Second))
+		if errors.Is(err, websocket.ErrCloseSent) {
+			return nil
+		}
+		return err
+	})
+	for {
+		_, data, err := cc.ws.ReadMessage()
+		if err != nil {
+			if cc.err == nil {
+				cc.err = err
+			}
+			return
+		}
+		cc.ws.SetReadDeadline(time.Now().Add(readTimeout))
+		f, err := decodeServerFrame(data)
+		if err != nil {
+			c.log.Warn("undecodable frame from relay", "err", err)
+			continue
+		}
+		if f.ID != 0 {
+			cc.pmu.Lock()
+			ch := cc.pending[f.ID]
+			delete(cc.pending, f.ID)
+			cc.pmu.Unlock()
+			if ch != nil {
+				ch <- f
+				continue
+			}
+		}
+		var p Push
+		switch f.Type {
+		case TypeDeliver:
+			p.Message = &Incoming{ID: f.MsgID, From: f.From, FromCardID: f.FromCardID, Body: f.Body, ReceivedAt: time.UnixMilli(f.ReceivedAt)}
+		case TypeLowPreKeys:
+			p.LowPreKeys = &LowPreKeysNotice{Counts: kindCounts(f.Counts)}
+		case TypeSynced:
+			p.Synced = true
+		case TypeGoingAway:
+			cc.err = &ProtocolError{Code: CodeGoingAway, Message: f.Message}
+			continue
+		case TypeError:
+			c.log.Warn("relay error", "code", f.Code, "message", f.Message)
+			if f.Code == CodeSlowReader || f.Code == CodeGoingAway {
+				cc.err = &ProtocolError{Code: f.Code, Message: f.Message}
+			}
+			continue
+		default:
+			continue // answers to abandoned requests, or frames from a newer relay
+		}
+		if !ready {
+			select {
+			case <-cc.ready:
+				ready = true
+			case <-cc.aborted:
+				return
+			}
+		}
+		select {
+		case c.pushes <- p:
+		case <-c.done:
+			return
+		}
+	}
+}
+
+func kindCounts(m map[string]int) map[ratchet.PreKeyKind]int {
+	out := make(map[ratchet.PreKeyKind]int, len(m))
+	for k, name := range preKeyKindNames {
+		if n, ok := m[name]; ok {
+			out[k] = n
+		}
+	}
+	return out
+}
+
+// request sends f with a fresh id on cc and waits for the answer.
+func (c *Client) request(ctx context.Context, cc *clientConn, f *Frame) (Frame, error) {
+	f.ID = c.nextID.Add(1)
+	ch := make(chan Frame, 1)
+	cc.pmu.Lock()
+	if cc.pending == nil {
+		cc.pmu.Unlock()
+		return Frame{}, ErrConnectionLost
+	}
+	cc.pending[f.ID] = ch
+	cc.pmu.Unlock()
+	forget := func() {
+		cc.pmu.Lock()
+		if cc.pending != nil {
+			delete(cc.pending, f.ID)
+		}
+		cc.pmu.Unlock()
+	}
+	var data []byte
+	if f.Type == TypeSend {
+		data = appendSend(make([]byte, 0, 96+len(f.Body)*4/3), f)
+	} else {
+		data = encodeFrame(f)
+	}
+	if len(data) > MaxFrameSize {
+		forget()
+		return Frame{}, &ProtocolError{Code: CodeFrameTooLarge, Message: fmt.Sprintf("request is %d bytes, the limit is %d", len(data), MaxFrameSize)}
+	}
+	cc.wmu.Lock()
+	deadline := time.Now().Add(10 * time.Second)
+	if dl, ok := ctx.Deadline(); ok && dl.Before(deadline) {
+		deadline = dl
+	}
+	cc.ws.SetWriteDeadline(deadline)
+	err := cc.ws.WriteMessage(websocket.TextMessage, data)
+	cc.wmu.Unlock()
+	if err != nil {
+		forget()
+		cc.ws.Close()
+		return Frame{}, fmt.Errorf("%w: %v", ErrConnectionLost, err)
+	}
+	select {
+	case resp, ok := <-ch:
+		if !ok {
+			return Frame{}, ErrConnectionLost
+		}
+		if resp.Type == TypeError {
+			return resp, &ProtocolError{Code: resp.Code, Message: resp.Message, Limit: resp.Limit}
+		}
+		return resp, nil
+	case <-ctx.Done():
+		forget()
+		return Frame{}, ctx.Err()
+	}
+}
+
+func (c *Client) do(ctx context.Context, f *Frame) (Frame, error) {
+	c.mu.Lock()
+	cc, closed := c.cur, c.closed
+	c.mu.Unlock()
+	if closed {
+		return Frame{}, ErrClosed
+	}
+	if cc == nil {
+		return Frame{}, ErrNotConnected
+	}
+	return c.request(ctx, cc, f)
+}
+
+// Register publishes a self-signed card and returns it signed by the relay.
+func (c *Client) Register(ctx context.Context, card *ratchet.Card) (*ratchet.Card, error) {
+	resp, err := c.do(ctx, &Frame{Type: TypeRegister, Card: card.Export()})
+	if err != nil {
+		return nil, fmt.Errorf("relay: registering %s: %w", card.Identity, err)
+	}
+	return c.checkCard(resp, card.Identity, card.ID())
+}
+
+// ReplaceCard publishes a new card for the logged-in name (a key change).
+func (c *Client) ReplaceCard(ctx context.Context, card *ratchet.Card) (*ratchet.Card, error) {
+	resp, err := c.do(ctx, &Frame{Type: TypeReplaceCard, Card: card.Export()})
+	if err != nil {
+		return nil, fmt.Errorf("relay: replacing the card of %s: %w", card.Identity, err)
+	}
+	return c.checkCard(resp, card.Identity, card.ID())
+}
+
+// LookupCard fetches the card registered under name, checked against the relay key.
+func (c *Client) LookupCard(ctx context.Context, name string) (*ratchet.Card, error) {
+	resp, err := c.do(ctx, &Frame{Type: TypeLookup, Name: name})
+	if err != nil {
+		return nil, fmt.Errorf("relay: looking up %s: %w", name, err)
+	}
+	return c.checkCard(resp, name, "")
+}
+
+func (c *Client) checkCard(resp Frame, name, wantID string) (*ratchet.Card, error) {
+	if resp.Type != TypeCard {
+		return nil, fmt.Errorf("relay: expected a card, got a %q frame", resp.Type)
+	}
+	card, err := ratchet.ImportCard(resp.Card)
+	if err != nil {
+		return nil, fmt.Errorf("relay: card from the relay does not parse: %w", err)
+	}
+	if err := card.VerifyWithRelay(c.RelayKey()); err != nil {
+		return nil, fmt.Errorf("relay: card from the relay does not verify: %w", err)
+	}
+	if card.Identity != name {
+		return nil, fmt.Errorf("relay: asked for %q, the relay returned a card for %q", name, card.Identity)
+	}
+	if wantID != "" && card.ID() != wantID {
+		return nil, fmt.Errorf("relay: the relay returned a different card than the one sent")
+	}
+	return card, nil
+}
+
+// prekeyChunkBytes keeps upload frames well under MaxFrameSize.
+const prekeyChunkBytes = 40 << 10
+
+// UploadPreKeys stores prekeys for the logged-in card, in as many frames as needed.
+func (c *Client) UploadPreKeys(ctx context.Context, keys []ratchet.PublicPreKey) error {
+	var chunk [][]byte
+	size := 0
+	flush := func() error {
+		if len(chunk) == 0 {
+			return nil
+		}
+		_, err := c.do(ctx, &Frame{Type: TypeUploadPreKeys, PreKeys: chunk})
+		chunk, size = nil, 0
+		if err != nil {
+			return fmt.Errorf("relay: uploading prekeys: %w", err)
+		}
+		return nil
+	}
+	for _, k := range keys {
+		raw, err := k.MarshalBinary()
+		if err != nil {
+			return fmt.Errorf("relay: encoding prekey %d: %w", k.ID, err)
+		}
+		enc := (len(raw)+2)/3*4 + 3
+		if size+enc > prekeyChunkBytes || len(chunk) >= maxPreKeys {
+			if err := flush(); err != nil {
+				return err
+			}
+		}
+		chunk = append(chunk, raw)
+		size += enc
+	}
+	return flush()
+}
+
+// PreKeyStatus reports how many prekeys of each kind the relay holds for this card and
+// which one-time keys are still there (the others have been handed out).
+func (c *Client) PreKeyStatus(ctx context.Context) (PreKeyStatus, error) {
+	resp, err := c.do(ctx, &Frame{Type: TypePreKeyStatus})
+	if err != nil {
+		return PreKeyStatus{}, fmt.Errorf("relay: prekey status: %w", err)
+	}
+	return PreKeyStatus{Counts: kindCounts(resp.Counts), OneTimeIDs: resp.OneTimeIDs, KEMOneTimeIDs: resp.KEMOneTimeIDs}, nil
+}
+
+// FetchBundle fetches a prekey bundle for name. Each call consumes one of the owner's
+// one-time prekeys, if any are left. The caller verifies it (ratchet.StartSession does).
+func (c *Client) FetchBundle(ctx context.Context, name string) (*ratchet.Bundle, error) {
+	resp, err := c.do(ctx, &Frame{Type: TypeFetchBundle, Name: name})
+	if err != nil {
+		return nil, fmt.Errorf("relay: fetching the prekey bundle of %s: %w", name, err)
+	}
+	b, err := ratchet.ParseBundle(resp.Bundle)
+	if err != nil {
+		return nil, fmt.Errorf("relay: bundle for %s does not parse: %w", name, err)
+	}
+	if b.Card == nil || b.Card.Identity != name {
+		return nil, fmt.Errorf("relay: bundle for %s carries another card", name)
+	}
+	return b, nil
+}
+
+// Send stores body for the named recipient and returns the relay's message id once it
+// is durable. Sending again with the same clientID is safe: the relay stores it once
+// and answers with the same id.
+func (c *Client) Send(ctx context.Context, to string, body []byte, clientID string) (int64, error) {
+	resp, err := c.do(ctx, &Frame{Type: TypeSend, To: to, Body: body, ClientID: clientID})
+	if err != nil {
+		return 0, fmt.Errorf("relay: sending to %s: %w", to, err)
+	}
+	return resp.MsgID, nil
+}
+
+// Ack tells the relay the messages are safely stored and may be deleted.
+func (c *Client) Ack(ctx context.Context, ids ...int64) error {
+	for len(ids) > 0 {
+		n := min(len(ids), maxAckIDs)
+		if _, err := c.do(ctx, &Frame{Type: TypeAck, IDs: ids[:n]}); err != nil {
+			return fmt.Errorf("relay: ack: %w", err)
+		}
+		ids = ids[n:]
+	}
+	return nil
+}
+
+// Ping round-trips a ping, for health checks and latency measurements.
+func (c *Client) Ping(ctx context.Context) error {
+	_, err := c.do(ctx, &Frame{Type: TypePing})
+	return err
+}
+
+// AckNoWait sends an ack without waiting for the relay's answer: for receivers that
+// ack in a stream and can live with a redelivery if the ack is lost.
+func (c *Client) AckNoWait(ids ...int64) error {
+	c.mu.Lock()
+	cc, closed := c.cur, c.closed
+	c.mu.Unlock()
+	if closed {
+		return ErrClosed
+	}
+	if cc == nil {
+		return ErrNotConnected
+	}
+	for len(ids) > 0 {
+		n := min(len(ids), maxAckIDs)
+		data := encodeFrame(&Frame{Type: TypeAck, ID: c.nextID.Add(1), IDs: ids[:n]})
+		ids = ids[n:]
+		cc.wmu.Lock()
+		cc.ws.SetWriteDeadline(time.Now().Add(10 * time.Second))
+		err := cc.ws.WriteMessage(websocket.TextMessage, data)
+		cc.wmu.Unlock()
+		if err != nil {
+			cc.ws.Close()
+			return fmt.Errorf("%w: %v", ErrConnectionLost, err)
+		}
+	}
+	return nil
+}

@@ -1,0 +1,61 @@
+package relay_test
+
+import (
+	"bufio"
+	"context"
+	"io"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"pfschat/relay"
+)
+
+func TestRunCommandServesAndDrains(t *testing.T) {
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	pr, pw := io.Pipe()
+	db := filepath.Join(t.TempDir(), "relay.db")
+	done := make(chan error, 1)
+	go func() {
+		done <- relay.RunCommand(ctx, []string{"--addr", "127.0.0.1:0", "--db", db, "--log", filepath.Join(t.TempDir(), "relay.log")}, pw, io.Discard)
+		pw.Close()
+	}()
+	lines := bufio.NewScanner(pr)
+	var url, fp string
+	for lines.Scan() {
+		l := lines.Text()
+		if u, ok := strings.CutPrefix(l, "pfschat relay listening on "); ok {
+			url = u
+		}
+		if f, ok := strings.CutPrefix(l, "relay key fingerprint: "); ok {
+			fp = f
+			break
+		}
+	}
+	if url == "" || fp == "" {
+		t.Fatal("relay did not print its address and fingerprint")
+	}
+	go io.Copy(io.Discard, pr)
+	c := relay.NewClient(relay.ClientConfig{URL: url})
+	defer c.Close()
+	if err := c.Connect(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.Ping(ctx); err != nil {
+		t.Fatal(err)
+	}
+	cancel()
+	if err := <-done; err != nil {
+		t.Fatalf("relay exited with %v", err)
+	}
+}
+
+func TestRunCommandBadFlags(t *testing.T) {
+	if err := relay.RunCommand(context.Background(), []string{"--nope"}, io.Discard, io.Discard); err == nil {
+		t.Fatal("unknown flag accepted")
+	}
+	if err := relay.RunCommand(context.Background(), []string{"extra"}, io.Discard, io.Discard); err == nil {
+		t.Fatal("stray argument accepted")
+	}
+}

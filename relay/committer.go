@@ -1,0 +1,300 @@
+package relay
+
+import (
+	"context"
+	"errors"
+	"log/slog"
+	"time"
+
+	"pfschat/storage"
+)
+
+// sendReq is one send waiting for the group commit.
+type sendReq struct {
+	c     *conn
+	reqID uint64
+	msg   storage.QueuedMessage
+}
+
+// ackReq is one ack frame waiting for the group commit.
+type ackReq struct {
+	c     *conn
+	reqID uint64
+	to    string
+	ids   []int64
+}
+
+// AckBatcher is an optional Queue extension: delete acks for many recipients in one
+// transaction. Without it the committer calls Ack once per recipient per round.
+type AckBatcher interface {
+	AckBatch(ctx context.Context, acks map[string][]int64) error
+}
+
+// committer is the relay's single writer. Concurrent sends from every connection queue
+// up on its channel while the previous transaction commits, and the next round commits
+// them all in one storage transaction (group commit): one fsync for the whole batch.
+// Only after the commit returns does anyone hear "accepted" or see a deliver push.
+type committer struct {
+	q        Queue
+	hub      Hub
+	log      *slog.Logger
+	m        *metrics
+	maxBatch int
+	now      func() time.Time
+	expire   func(ctx context.Context, now time.Time) (int, error)
+
+	sends chan *sendReq
+	acks  chan *ackReq
+
+	ackGroups map[string]*ackGroup // committer goroutine only
+	ackOrder  []string
+	quit      chan struct{}
+	done      chan struct{}
+}
+
+func newCommitter(q Queue, hub Hub, log *slog.Logger, m *metrics, maxBatch int, now func() time.Time,
+	expire func(context.Context, time.Time) (int, error)) *committer {
+	return &committer{
+		q: q, hub: hub, log: log, m: m, maxBatch: maxBatch, now: now, expire: expire,
+		sends: make(chan *sendReq, 4*maxBatch),
+		acks:  make(chan *ackReq, 4*maxBatch),
+		quit:  make(chan struct{}),
+
+		ackGroups: make(map[string]*ackGroup),
+		done:      make(chan struct{}),
+	}
+}
+
+// stop finishes every request already handed over, then returns. Callers must make
+// sure nobody submits after stop begins (the server stops all read loops first).
+func (cm *committer) stop() {
+	close(cm.quit)
+	<-cm.done
+}
+
+func (cm *committer) run() {
+	defer close(cm.done)
+	// Background context on purpose: a commit that has started must finish even while
+	// the server shuts down, or an "accepted" could be lost.
+	ctx := context.Background()
+	expireTick := time.NewTicker(time.Hour)
+	defer expireTick.Stop()
+	cm.runExpire(ctx)
+
+	var sends []*sendReq
+	var acks []*ackReq
+	batch := make([]storage.QueuedMessage, 0, cm.maxBatch)
+	for {
+		sends, acks = sends[:0], acks[:0]
+		if len(cm.ackOrder) == 0 {
+			// Nothing left over: wait for work.
+			select {
+			case r := <-cm.sends:
+				sends = append(sends, r)
+			case a := <-cm.acks:
+				acks = append(acks, a)
+			case <-expireTick.C:
+				cm.runExpire(ctx)
+				continue
+			case <-cm.quit:
+				cm.drain(ctx, batch)
+				return
+			}
+		} else {
+			select {
+			case <-cm.quit:
+				cm.drain(ctx, batch)
+				return
+			default:
+			}
+		}
+		sends, acks = cm.collect(sends, acks)
+		batch = cm.commitSends(ctx, sends, batch)
+		cm.addAcks(acks)
+		cm.flushAcks(ctx)
+	}
+}
+
+// drain commits everything still waiting, at shutdown.
+func (cm *committer) drain(ctx context.Context, batch []storage.QueuedMessage) {
+	var sends []*sendReq
+	var acks []*ackReq
+	for {
+		sends, acks = cm.collect(sends[:0], acks[:0])
+		cm.addAcks(acks)
+		if len(sends) == 0 && len(cm.ackOrder) == 0 {
+			return
+		}
+		batch = cm.commitSends(ctx, sends, batch)
+		cm.flushAcks(ctx)
+	}
+}
+
+// collect takes every request already waiting, up to the batch size, without blocking.
+func (cm *committer) collect(sends []*sendReq, acks []*ackReq) ([]*sendReq, []*ackReq) {
+	for len(sends) < cm.maxBatch {
+		select {
+		case r := <-cm.sends:
+			sends = append(sends, r)
+			continue
+		default:
+		}
+		break
+	}
+	for len(acks) < cm.maxBatch {
+		select {
+		case a := <-cm.acks:
+			acks = append(acks, a)
+			continue
+		default:
+		}
+		break
+	}
+	return sends, acks
+}
+
+func (cm *committer) commitSends(ctx context.Context, sends []*sendReq, batch []storage.QueuedMessage) []storage.QueuedMessage {
+	if len(sends) == 0 {
+		return batch
+	}
+	batch = batch[:0]
+	for _, r := range sends {
+		batch = append(batch, r.msg)
+	}
+	start := time.Now()
+	results, err := cm.q.Enqueue(ctx, batch)
+	cm.m.commitLatency.observe(time.Since(start).Seconds())
+	cm.m.commitBatch.observe(float64(len(batch)))
+	if err == nil && len(results) != len(sends) {
+		err = errors.New("store returned a result count that does not match the batch")
+	}
+	if err != nil {
+		cm.log.Error("group commit failed", "batch", len(sends), "err", err)
+		for _, r := range sends {
+			r.c.replyError(r.reqID, CodeInternal, "could not store the message; retry with the same client_id", "")
+			r.c.releaseSend()
+		}
+		return batch
+	}
+	for i, r := range sends {
+		res := results[i]
+		switch {
+		case res.Err != nil:
+			limit := ""
+			var qf *storage.QueueFullError
+			if errors.As(res.Err, &qf) {
+				limit = qf.Limit
+			}
+			r.c.replyError(r.reqID, CodeQueueFull, "the recipient's queue is full; try again later", limit)
+		case res.Duplicate:
+			cm.m.duplicates.Add(1)
+			r.c.replyAccepted(r.reqID, res.ID, true)
+		default:
+			cm.m.accepted.Add(1)
+			r.c.replyAccepted(r.reqID, res.ID, false)
+			m := batch[i] // copy; the hub shares it read-only among subscribers
+			m.ID = res.ID
+			cm.hub.Publish(&m)
+		}
+		r.c.releaseSend()
+	}
+	return batch
+}
+
+// ackGroup is every ack waiting for one recipient.
+type ackGroup struct {
+	ids   []int64
+	reqs  []*ackReq
+	since time.Time // when the oldest ack in the group arrived
+}
+
+// While sends are waiting, at most maxAckTxPerRound per-recipient ack transactions
+// run between two send commits, and only for groups older than ackDelayUnderLoad:
+// acks (whose delay costs nothing but a possible redelivery) must not hold up
+// accepts, and acks for one recipient coalesce while they wait, so under load each
+// transaction deletes many ids. With no sends waiting, every ack is committed at once.
+const (
+	maxAckTxPerRound  = 4
+	ackDelayUnderLoad = 50 * time.Millisecond
+)
+
+func (cm *committer) addAcks(acks []*ackReq) {
+	for _, a := range acks {
+		g := cm.ackGroups[a.to]
+		if g == nil {
+			g = &ackGroup{since: time.Now()}
+			cm.ackGroups[a.to] = g
+			cm.ackOrder = append(cm.ackOrder, a.to)
+		}
+		g.ids = append(g.ids, a.ids...)
+		g.reqs = append(g.reqs, a)
+	}
+}
+
+// flushAcks commits waiting acks: all of them when the store can batch across
+// recipients or when no sends are waiting, otherwise a few recipients, oldest first.
+func (cm *committer) flushAcks(ctx context.Context) {
+	if len(cm.ackOrder) == 0 {
+		return
+	}
+	if ab, ok := cm.q.(AckBatcher); ok {
+		batch := make(map[string][]int64, len(cm.ackGroups))
+		for to, g := range cm.ackGroups {
+			batch[to] = g.ids
+		}
+		err := ab.AckBatch(ctx, batch)
+		if err != nil {
+			cm.log.Error("ack batch failed", "recipients", len(batch), "err", err)
+		}
+		for _, to := range cm.ackOrder {
+			cm.answerAcks(cm.ackGroups[to], err)
+		}
+		clear(cm.ackGroups)
+		cm.ackOrder = cm.ackOrder[:0]
+		return
+	}
+	n := len(cm.ackOrder)
+	if len(cm.sends) > 0 {
+		// Under load: the oldest few groups, once they have waited a little.
+		now := time.Now()
+		n = 0
+		for n < len(cm.ackOrder) && n < maxAckTxPerRound && now.Sub(cm.ackGroups[cm.ackOrder[n]].since) >= ackDelayUnderLoad {
+			n++
+		}
+	}
+	for _, to := range cm.ackOrder[:n] {
+		g := cm.ackGroups[to]
+		err := cm.q.Ack(ctx, to, g.ids)
+		if err != nil {
+			cm.log.Error("ack failed", "ids", len(g.ids), "err", err)
+		}
+		cm.answerAcks(g, err)
+		delete(cm.ackGroups, to)
+	}
+	cm.ackOrder = append(cm.ackOrder[:0], cm.ackOrder[n:]...)
+}
+
+func (cm *committer) answerAcks(g *ackGroup, err error) {
+	for _, a := range g.reqs {
+		if err != nil {
+			a.c.replyError(a.reqID, CodeInternal, "could not record the ack; the messages will come again, ack them again", "")
+			continue
+		}
+		cm.m.acked.Add(uint64(len(a.ids)))
+		a.c.replyOK(a.reqID)
+	}
+}
+
+func (cm *committer) runExpire(ctx context.Context) {
+	if cm.expire == nil {
+		return
+	}
+	n, err := cm.expire(ctx, cm.now())
+	if err != nil {
+		cm.log.Error("expiring old messages", "err", err)
+		return
+	}
+	if n > 0 {
+		cm.log.Info("expired messages past their TTL", "count", n)
+	}
+}

@@ -1,0 +1,73 @@
+package relay
+
+import (
+	"errors"
+	"fmt"
+)
+
+// Error codes carried by error frames. PROTOCOL.md says when each is sent.
+const (
+	CodeBadFrame           = "bad_frame"           // not a JSON object / malformed JSON / trailing data
+	CodeFrameTooLarge      = "frame_too_large"     // over MaxFrameSize
+	CodeUnknownType        = "unknown_type"        // type not in the protocol
+	CodeBadField           = "bad_field"           // unknown, misplaced, missing, mistyped or out-of-bounds field
+	CodeUnsupportedVersion = "unsupported_version" // no common protocol version
+	CodeNotLoggedIn        = "not_logged_in"       // frame needs a logged-in connection
+	CodeAlreadyLoggedIn    = "already_logged_in"   // login/resume on a logged-in connection
+	CodeLoginFailed        = "login_failed"        // unknown card or bad key proof
+	CodeBadToken           = "bad_token"           // resume token invalid, expired or for another card
+	CodeInvalidName        = "invalid_name"        // name not [a-z0-9._-]{1,32}
+	CodeNameTaken          = "name_taken"          // register: the name already has a card
+	CodeBadCard            = "bad_card"            // card does not parse or verify
+	CodeForbidden          = "forbidden"           // acting on something that belongs to another card
+	CodeNotFound           = "not_found"           // no such name / card
+	CodeNoPreKeys          = "no_prekeys"          // card has no signed or last-resort prekey on the relay
+	CodeBadPreKey          = "bad_prekey"          // prekey does not parse or verify against the card
+	CodeTooManyPreKeys     = "too_many_prekeys"    // would exceed the one-time prekey cap
+	CodeQueueFull          = "queue_full"          // recipient queue over its count or bytes limit (see limit)
+	CodeTTLTooLong         = "ttl_too_long"        // ttl over the relay's maximum
+	CodeRateLimited        = "rate_limited"        // frames per second over the limit
+	CodeSlowReader         = "slow_reader"         // outbound queue overflowed; connection closed
+	CodeGoingAway          = "going_away"          // relay shutting down
+	CodeInternal           = "internal"            // relay-side failure; retry later
+)
+
+// ProtocolError is an error frame from the relay, returned by Client methods.
+type ProtocolError struct {
+	Code    string
+	Message string
+	Limit   string // for queue_full / rate_limited: which limit
+}
+
+func (e *ProtocolError) Error() string {
+	if e.Limit != "" {
+		return fmt.Sprintf("relay: %s (%s): %s", e.Code, e.Limit, e.Message)
+	}
+	return fmt.Sprintf("relay: %s: %s", e.Code, e.Message)
+}
+
+// Is lets errors.Is(err, &ProtocolError{Code: CodeQueueFull}) match on the code alone.
+func (e *ProtocolError) Is(target error) bool {
+	var t *ProtocolError
+	if !errors.As(target, &t) {
+		return false
+	}
+	return t.Code == e.Code && (t.Message == "" || t.Message == e.Message)
+}
+
+// Client-side errors.
+var (
+	// ErrRelayKeyMismatch: the relay presented a key other than the pinned one.
+	ErrRelayKeyMismatch = errors.New("relay: relay key does not match the pinned key (possible impersonation)")
+	// ErrNotConnected: a request was made while no connection is up.
+	ErrNotConnected = errors.New("relay: not connected")
+	// ErrConnectionLost: the connection dropped before the answer arrived; the request
+	// may or may not have taken effect (sends are safe to repeat with the same client id).
+	ErrConnectionLost = errors.New("relay: connection lost before the answer arrived")
+	// ErrClosed: the client was closed.
+	ErrClosed = errors.New("relay: client closed")
+	// ErrUnsupportedVersion: the relay speaks no protocol version this client knows.
+	ErrUnsupportedVersion = errors.New("relay: no common protocol version")
+	// ErrNoIdentity: the request needs a login, and the client has no identity.
+	ErrNoIdentity = errors.New("relay: request needs an identity (client is anonymous)")
+)

@@ -1,0 +1,445 @@
+package relay
+
+import (
+	"bytes"
+	"encoding/base64"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"strconv"
+)
+
+// ProtocolVersion is the version of the frame protocol this package speaks. The
+// WebSocket path (/v1/ws) carries the major version; the hello exchange negotiates
+// within it. See PROTOCOL.md.
+const ProtocolVersion = 1
+
+// supportedVersions lists every protocol version this package can speak.
+var supportedVersions = []int{ProtocolVersion}
+
+// MaxFrameSize is the largest frame, in bytes of JSON text, either side accepts.
+const MaxFrameSize = 64 << 10
+
+// Frame types sent by clients.
+const (
+	TypeHello         = "hello"
+	TypeRegister      = "register"
+	TypeLogin         = "login"
+	TypeResume        = "resume"
+	TypeLookup        = "lookup"
+	TypeUploadPreKeys = "upload_prekeys"
+	TypePreKeyStatus  = "prekey_status"
+	TypeFetchBundle   = "fetch_bundle"
+	TypeReplaceCard   = "replace_card"
+	TypeSend          = "send"
+	TypeAck           = "ack"
+	TypePing          = "ping"
+)
+
+// Frame types sent by the relay (besides hello and prekey_status, which go both ways).
+const (
+	TypeOK         = "ok"
+	TypeError      = "error"
+	TypeCard       = "card"
+	TypeBundle     = "bundle"
+	TypeAccepted   = "accepted"
+	TypeDeliver    = "deliver"
+	TypeSynced     = "synced"
+	TypeLowPreKeys = "low_prekeys"
+	TypeGoingAway  = "going_away"
+	TypePong       = "pong"
+)
+
+// Frame is one protocol message in either direction. Only the fields that belong to
+// its Type are set; []byte fields travel as standard base64 (encoding/json's default).
+// PROTOCOL.md lists which fields each type carries.
+type Frame struct {
+	Type string `json:"type"`
+	ID   uint64 `json:"id,omitempty"`
+
+	// hello
+	Version   int          `json:"version,omitempty"`
+	Versions  []int        `json:"versions,omitempty"`
+	RelayKey  []byte       `json:"relay_key,omitempty"`
+	Challenge []byte       `json:"challenge,omitempty"`
+	Limits    *FrameLimits `json:"limits,omitempty"`
+
+	// identity and authentication
+	Name         string `json:"name,omitempty"`
+	CardID       string `json:"card_id,omitempty"`
+	Card         string `json:"card,omitempty"` // ratchet.Card.Export() text
+	Signature    []byte `json:"signature,omitempty"`
+	Token        []byte `json:"token,omitempty"`
+	TokenExpires int64  `json:"token_expires,omitempty"` // unix seconds
+
+	// prekeys
+	PreKeys       [][]byte       `json:"prekeys,omitempty"` // ratchet.PublicPreKey.MarshalBinary()
+	Counts        map[string]int `json:"counts,omitempty"`
+	OneTimeIDs    []uint32       `json:"one_time_ids,omitempty"`
+	KEMOneTimeIDs []uint32       `json:"kem_one_time_ids,omitempty"`
+	Bundle        []byte         `json:"bundle,omitempty"` // ratchet.Bundle.MarshalBinary()
+
+	// messages
+	To         string  `json:"to,omitempty"`
+	Body       []byte  `json:"body,omitempty"`
+	ClientID   string  `json:"client_id,omitempty"`
+	TTL        int64   `json:"ttl,omitempty"` // seconds
+	MsgID      int64   `json:"msg_id,omitempty"`
+	Duplicate  bool    `json:"duplicate,omitempty"`
+	IDs        []int64 `json:"ids,omitempty"`
+	From       string  `json:"from,omitempty"`
+	FromCardID string  `json:"from_card_id,omitempty"`
+	ReceivedAt int64   `json:"received_at,omitempty"` // unix milliseconds
+
+	// error
+	Code         string `json:"code,omitempty"`
+	Message      string `json:"message,omitempty"`
+	Limit        string `json:"limit,omitempty"`
+	RetryAfterMS int64  `json:"retry_after_ms,omitempty"`
+}
+
+// FrameLimits are the relay's limits, announced in its hello so clients can stay
+// inside them.
+type FrameLimits struct {
+	MaxFrameBytes    int   `json:"max_frame_bytes"`
+	MaxQueueCount    int   `json:"max_queue_count"`
+	MaxQueueBytes    int64 `json:"max_queue_bytes"`
+	MaxTTLSeconds    int64 `json:"max_ttl_seconds"`
+	FramesPerSecond  int   `json:"frames_per_second"`
+	FrameBurst       int   `json:"frame_burst"`
+	MaxOneTimePreKey int   `json:"max_one_time_prekeys"`
+}
+
+// FrameError is what DecodeFrame returns for input it refuses: Code is the protocol
+// error code to answer with (one of CodeBadFrame, CodeUnknownType, CodeBadField,
+// CodeFrameTooLarge), Field names the offending field when there is one.
+type FrameError struct {
+	Code   string
+	Field  string
+	Reason string
+}
+
+func (e *FrameError) Error() string {
+	if e.Field != "" {
+		return fmt.Sprintf("relay frame: %s: field %q: %s", e.Code, e.Field, e.Reason)
+	}
+	return fmt.Sprintf("relay frame: %s: %s", e.Code, e.Reason)
+}
+
+// Field presence bits, used to refuse fields that do not belong to a frame's type.
+type fieldSet uint32
+
+const (
+	fVersion fieldSet = 1 << iota
+	fVersions
+	fName
+	fCardID
+	fCard
+	fSignature
+	fToken
+	fPreKeys
+	fTo
+	fBody
+	fClientID
+	fTTL
+	fIDs
+	fServerOnly // any field only the relay sends
+)
+
+var fieldNames = map[fieldSet]string{
+	fVersion: "version", fVersions: "versions", fName: "name", fCardID: "card_id",
+	fCard: "card", fSignature: "signature", fToken: "token", fPreKeys: "prekeys",
+	fTo: "to", fBody: "body", fClientID: "client_id", fTTL: "ttl", fIDs: "ids",
+}
+
+type frameRule struct {
+	required fieldSet
+	optional fieldSet
+	needID   bool
+}
+
+// clientFrames is the grammar of frames a client may send.
+var clientFrames = map[string]frameRule{
+	TypeHello:         {required: fVersions, needID: true},
+	TypeRegister:      {required: fCard, needID: true},
+	TypeLogin:         {required: fCardID | fSignature, needID: true},
+	TypeResume:        {required: fToken, needID: true},
+	TypeLookup:        {required: fName, needID: true},
+	TypeUploadPreKeys: {required: fPreKeys, needID: true},
+	TypePreKeyStatus:  {needID: true},
+	TypeFetchBundle:   {required: fName, needID: true},
+	TypeReplaceCard:   {required: fCard, needID: true},
+	TypeSend:          {required: fTo | fBody | fClientID, optional: fTTL, needID: true},
+	TypeAck:           {required: fIDs, needID: true},
+	TypePing:          {needID: true},
+}
+
+// Per-field bounds the decoder enforces before anything else looks at a frame.
+const (
+	maxNameLen     = 64 // names are validated precisely later; this only bounds the work
+	maxCardIDLen   = 64 // hex SHA-256
+	maxClientIDLen = 64 // opaque to the relay
+	maxCardLen     = 16 << 10
+	maxPreKeys     = 210 // 100 one-time of each kind plus the signed ones, with room
+	maxAckIDs      = 1024
+	maxVersions    = 16
+)
+
+func (f *Frame) present() fieldSet {
+	var s fieldSet
+	if f.Version != 0 {
+		s |= fVersion
+	}
+	if f.Versions != nil {
+		s |= fVersions
+	}
+	if f.Name != "" {
+		s |= fName
+	}
+	if f.CardID != "" {
+		s |= fCardID
+	}
+	if f.Card != "" {
+		s |= fCard
+	}
+	if f.Signature != nil {
+		s |= fSignature
+	}
+	if f.Token != nil {
+		s |= fToken
+	}
+	if f.PreKeys != nil {
+		s |= fPreKeys
+	}
+	if f.To != "" {
+		s |= fTo
+	}
+	if f.Body != nil {
+		s |= fBody
+	}
+	if f.ClientID != "" {
+		s |= fClientID
+	}
+	if f.TTL != 0 {
+		s |= fTTL
+	}
+	if f.IDs != nil {
+		s |= fIDs
+	}
+	if f.RelayKey != nil || f.Challenge != nil || f.Limits != nil || f.TokenExpires != 0 ||
+		f.Counts != nil || f.OneTimeIDs != nil || f.KEMOneTimeIDs != nil || f.Bundle != nil ||
+		f.MsgID != 0 || f.Duplicate || f.From != "" || f.FromCardID != "" || f.ReceivedAt != 0 ||
+		f.Code != "" || f.Message != "" || f.Limit != "" || f.RetryAfterMS != 0 {
+		s |= fServerOnly
+	}
+	return s
+}
+
+// DecodeFrame parses one client frame strictly: valid JSON holding exactly one object,
+// no unknown fields, no fields that do not belong to the type, every required field
+// present and within bounds. It never panics; every refusal is a *FrameError whose
+// Code is the error code to answer with. When the refusal happens after the id was
+// read, the returned id lets the caller answer the request it belongs to.
+func DecodeFrame(b []byte) (Frame, error) {
+	var f Frame
+	if len(b) > MaxFrameSize {
+		return f, &FrameError{Code: CodeFrameTooLarge, Reason: "frame is larger than " + strconv.Itoa(MaxFrameSize) + " bytes"}
+	}
+	if fast, ok := fastDecodeSend(b); ok {
+		if err := validateClientFrame(&fast); err != nil {
+			return Frame{ID: fast.ID, Type: fast.Type}, err
+		}
+		return fast, nil
+	}
+	dec := json.NewDecoder(bytes.NewReader(b))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(&f); err != nil {
+		return Frame{ID: f.ID, Type: f.Type}, jsonError(err)
+	}
+	if _, err := dec.Token(); err != io.EOF {
+		return Frame{ID: f.ID, Type: f.Type}, &FrameError{Code: CodeBadFrame, Reason: "trailing data after the JSON object"}
+	}
+	if err := validateClientFrame(&f); err != nil {
+		return Frame{ID: f.ID, Type: f.Type}, err
+	}
+	return f, nil
+}
+
+func jsonError(err error) *FrameError {
+	var typeErr *json.UnmarshalTypeError
+	var synErr *json.SyntaxError
+	switch {
+	case errors.As(err, &typeErr):
+		field := typeErr.Field
+		if field == "" {
+			return &FrameError{Code: CodeBadFrame, Reason: "a frame must be a JSON object"}
+		}
+		return &FrameError{Code: CodeBadField, Field: field, Reason: "wrong type: want " + typeErr.Type.String()}
+	case errors.As(err, &synErr):
+		return &FrameError{Code: CodeBadFrame, Reason: "malformed JSON at offset " + strconv.FormatInt(synErr.Offset, 10)}
+	case errors.Is(err, io.EOF), errors.Is(err, io.ErrUnexpectedEOF):
+		return &FrameError{Code: CodeBadFrame, Reason: "empty or truncated JSON"}
+	}
+	// encoding/json reports unknown fields and bad base64 as plain errors.
+	msg := err.Error()
+	const unknown = "json: unknown field "
+	if len(msg) > len(unknown) && msg[:len(unknown)] == unknown {
+		name, uerr := strconv.Unquote(msg[len(unknown):])
+		if uerr != nil {
+			name = msg[len(unknown):]
+		}
+		return &FrameError{Code: CodeBadField, Field: name, Reason: "unknown field"}
+	}
+	return &FrameError{Code: CodeBadField, Reason: "undecodable value: " + truncate(msg, 120)}
+}
+
+func validateClientFrame(f *Frame) error {
+	if f.Type == "" {
+		return &FrameError{Code: CodeBadFrame, Field: "type", Reason: "missing frame type"}
+	}
+	rule, ok := clientFrames[f.Type]
+	if !ok {
+		return &FrameError{Code: CodeUnknownType, Field: "type", Reason: "unknown frame type " + strconv.Quote(truncate(f.Type, 32))}
+	}
+	if rule.needID && f.ID == 0 {
+		return &FrameError{Code: CodeBadField, Field: "id", Reason: "a request needs a non-zero id"}
+	}
+	have := f.present()
+	if have&fServerOnly != 0 {
+		return &FrameError{Code: CodeBadField, Reason: "frame carries a field only the relay may send"}
+	}
+	if extra := have &^ (rule.required | rule.optional); extra != 0 {
+		return &FrameError{Code: CodeBadField, Field: firstField(extra), Reason: "field does not belong to a " + f.Type + " frame"}
+	}
+	if missing := rule.required &^ have; missing != 0 {
+		return &FrameError{Code: CodeBadField, Field: firstField(missing), Reason: "required field is missing or empty"}
+	}
+	switch {
+	case len(f.Versions) > maxVersions:
+		return &FrameError{Code: CodeBadField, Field: "versions", Reason: "too many versions"}
+	case len(f.Name) > maxNameLen:
+		return &FrameError{Code: CodeBadField, Field: "name", Reason: "name too long"}
+	case len(f.To) > maxNameLen:
+		return &FrameError{Code: CodeBadField, Field: "to", Reason: "name too long"}
+	case len(f.CardID) > maxCardIDLen:
+		return &FrameError{Code: CodeBadField, Field: "card_id", Reason: "card id too long"}
+	case len(f.Card) > maxCardLen:
+		return &FrameError{Code: CodeBadField, Field: "card", Reason: "card too long"}
+	case len(f.ClientID) > maxClientIDLen:
+		return &FrameError{Code: CodeBadField, Field: "client_id", Reason: "client id longer than " + strconv.Itoa(maxClientIDLen) + " bytes"}
+	case len(f.PreKeys) > maxPreKeys:
+		return &FrameError{Code: CodeBadField, Field: "prekeys", Reason: "too many prekeys in one frame"}
+	case len(f.IDs) > maxAckIDs:
+		return &FrameError{Code: CodeBadField, Field: "ids", Reason: "more than " + strconv.Itoa(maxAckIDs) + " ids in one ack"}
+	case f.TTL < 0:
+		return &FrameError{Code: CodeBadField, Field: "ttl", Reason: "negative ttl"}
+	}
+	if f.Type == TypeSend && len(f.Body) == 0 {
+		return &FrameError{Code: CodeBadField, Field: "body", Reason: "empty body"}
+	}
+	for _, id := range f.IDs {
+		if id <= 0 {
+			return &FrameError{Code: CodeBadField, Field: "ids", Reason: "message ids are positive"}
+		}
+	}
+	return nil
+}
+
+func firstField(s fieldSet) string {
+	for bit := fieldSet(1); bit < fServerOnly; bit <<= 1 {
+		if s&bit != 0 {
+			return fieldNames[bit]
+		}
+	}
+	return ""
+}
+
+func truncate(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	return s[:n] + "…"
+}
+
+// decodeServerFrame parses a frame from the relay. It is lenient about fields it does
+// not know (a newer relay may add some) but still never panics.
+func decodeServerFrame(b []byte) (Frame, error) {
+	var f Frame
+	if len(b) > MaxFrameSize {
+		return f, &FrameError{Code: CodeFrameTooLarge, Reason: "frame from relay is too large"}
+	}
+	if fast, ok := fastDecodeDeliver(b); ok {
+		return fast, nil
+	}
+	if fast, ok := fastDecodeAccepted(b); ok {
+		return fast, nil
+	}
+	if err := json.Unmarshal(b, &f); err != nil {
+		return f, jsonError(err)
+	}
+	if f.Type == "" {
+		return f, &FrameError{Code: CodeBadFrame, Field: "type", Reason: "missing frame type"}
+	}
+	return f, nil
+}
+
+// encodeFrame renders a frame as JSON. The hot frames (deliver, accepted) have
+// hand-written encoders; see appendDeliver and appendAccepted.
+func encodeFrame(f *Frame) []byte {
+	b, err := json.Marshal(f)
+	if err != nil {
+		// Frame holds only strings, numbers, slices and maps of those: Marshal cannot fail.
+		panic("relay: encoding a frame: " + err.Error())
+	}
+	return b
+}
+
+// appendDeliver encodes a deliver push without reflection: it is the hottest frame.
+func appendDeliver(b []byte, msgID int64, from, fromCardID string, receivedAtMS int64, body []byte) []byte {
+	b = append(b, `{"type":"deliver","msg_id":`...)
+	b = strconv.AppendInt(b, msgID, 10)
+	b = append(b, `,"from":`...)
+	b = appendJSONString(b, from)
+	b = append(b, `,"from_card_id":`...)
+	b = appendJSONString(b, fromCardID)
+	b = append(b, `,"received_at":`...)
+	b = strconv.AppendInt(b, receivedAtMS, 10)
+	b = append(b, `,"body":"`...)
+	b = base64.StdEncoding.AppendEncode(b, body)
+	b = append(b, `"}`...)
+	return b
+}
+
+// appendAccepted encodes the answer to a send.
+func appendAccepted(b []byte, reqID uint64, msgID int64, duplicate bool) []byte {
+	b = append(b, `{"type":"accepted","id":`...)
+	b = strconv.AppendUint(b, reqID, 10)
+	b = append(b, `,"msg_id":`...)
+	b = strconv.AppendInt(b, msgID, 10)
+	if duplicate {
+		b = append(b, `,"duplicate":true`...)
+	}
+	b = append(b, '}')
+	return b
+}
+
+// appendJSONString quotes s as a JSON string, escaping what JSON requires and
+// replacing invalid UTF-8, as encoding/json does.
+func appendJSONString(b []byte, s string) []byte {
+	simple := true
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if c < 0x20 || c == '"' || c == '\\' || c >= 0x80 || c == '<' || c == '>' || c == '&' {
+			simple = false
+			break
+		}
+	}
+	if simple {
+		b = append(b, '"')
+		b = append(b, s...)
+		return append(b, '"')
+	}
+	q, _ := json.Marshal(s) // cannot fail for a string
+	return append(b, q...)
+}

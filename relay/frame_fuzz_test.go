@@ -1,0 +1,165 @@
+package relay
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"reflect"
+	"strings"
+	"testing"
+)
+
+var frameSeeds = []string{
+	`{"type":"hello","id":1,"versions":[1]}`,
+	`{"type":"register","id":2,"card":"pfscard1:AAAA"}`,
+	`{"type":"login","id":3,"card_id":"00ff","signature":"AAAA"}`,
+	`{"type":"resume","id":4,"token":"AAAA"}`,
+	`{"type":"lookup","id":5,"name":"bob"}`,
+	`{"type":"upload_prekeys","id":6,"prekeys":["AQID"]}`,
+	`{"type":"prekey_status","id":7}`,
+	`{"type":"fetch_bundle","id":8,"name":"bob"}`,
+	`{"type":"replace_card","id":9,"card":"pfscard1:AAAA"}`,
+	`{"type":"send","id":10,"to":"bob","body":"aGk=","client_id":"c1","ttl":60}`,
+	`{"type":"ack","id":11,"ids":[1,2,3]}`,
+	`{"type":"ping","id":12}`,
+	`{"type":"send","id":10,"to":"bob","body":"aGk=","client_id":"c1","from":"alice"}`,
+	`{"type":"ack","id":11,"ids":[-1]}`,
+	`{"type":"lookup","id":1,"name":"bob"}{"type":"ping","id":2}`,
+	`{"type":1}`,
+	`{"type":"lookup","id":-1,"name":"x"}`,
+	`{"type":"lookup","id":1e30,"name":"x"}`,
+	`{"type":"send","id":1,"to":"b","body":"!!","client_id":"c"}`,
+	`{"type":"deliver","msg_id":1}`,
+	`{"type":"lookup","id":1,"name":"\ud800"}`,
+	`[]`, `null`, `"x"`, `{`, ``, `{"type":"ping","id":1,"type":"ack"}`,
+}
+
+func FuzzDecodeFrame(f *testing.F) {
+	for _, s := range frameSeeds {
+		f.Add([]byte(s))
+	}
+	f.Fuzz(func(t *testing.T, b []byte) {
+		fr, err := DecodeFrame(b)
+		if err != nil {
+			var fe *FrameError
+			if !errors.As(err, &fe) {
+				t.Fatalf("error is not a *FrameError: %T %v", err, err)
+			}
+			switch fe.Code {
+			case CodeBadFrame, CodeBadField, CodeUnknownType, CodeFrameTooLarge:
+			default:
+				t.Fatalf("unexpected code %q", fe.Code)
+			}
+			return
+		}
+		// An accepted frame is a known client type with its required fields, and
+		// survives a round trip unchanged.
+		rule, ok := clientFrames[fr.Type]
+		if !ok || fr.ID == 0 {
+			t.Fatalf("accepted frame of type %q id %d", fr.Type, fr.ID)
+		}
+		if missing := rule.required &^ fr.present(); missing != 0 {
+			t.Fatalf("accepted %q without %s", fr.Type, firstField(missing))
+		}
+		again, err := DecodeFrame(encodeFrame(&fr))
+		if err != nil {
+			t.Fatalf("re-encoded frame refused: %v", err)
+		}
+		a, _ := json.Marshal(fr)
+		c, _ := json.Marshal(again)
+		if string(a) != string(c) {
+			t.Fatalf("round trip changed the frame:\n%s\n%s", a, c)
+		}
+	})
+}
+
+func TestDecodeFrameLimits(t *testing.T) {
+	big := `{"type":"lookup","id":1,"name":"` + strings.Repeat("a", MaxFrameSize) + `"}`
+	if _, err := DecodeFrame([]byte(big)); err == nil {
+		t.Fatal("oversized frame accepted")
+	}
+	for _, s := range []string{
+		`{"type":"lookup","id":1,"name":"` + strings.Repeat("a", 65) + `"}`,
+		`{"type":"send","id":1,"to":"b","body":"aGk=","client_id":"` + strings.Repeat("c", 65) + `"}`,
+		`{"type":"send","id":1,"to":"b","body":"","client_id":"c"}`,
+		`{"type":"send","id":1,"to":"b","body":"aGk=","client_id":"c","ttl":-5}`,
+	} {
+		if _, err := DecodeFrame([]byte(s)); err == nil {
+			t.Errorf("accepted %.80s", s)
+		}
+	}
+}
+
+func TestHotEncodersMatchJSON(t *testing.T) {
+	got := appendDeliver(nil, 42, "alice", "ab12", 1700000000123, []byte{0, 1, 2, 250})
+	var f Frame
+	if err := json.Unmarshal(got, &f); err != nil {
+		t.Fatalf("deliver encoding is not JSON: %v\n%s", err, got)
+	}
+	if f.Type != TypeDeliver || f.MsgID != 42 || f.From != "alice" || f.FromCardID != "ab12" || f.ReceivedAt != 1700000000123 || string(f.Body) != "\x00\x01\x02\xfa" {
+		t.Fatalf("deliver decodes to %+v", f)
+	}
+	got = appendAccepted(nil, 7, 9, true)
+	f = Frame{}
+	if err := json.Unmarshal(got, &f); err != nil || f.Type != TypeAccepted || f.ID != 7 || f.MsgID != 9 || !f.Duplicate {
+		t.Fatalf("accepted encoding %s: %+v %v", got, f, err)
+	}
+	if s := string(appendJSONString(nil, "a\"<\x01")); s != `"a\"\u003c\u0001"` {
+		t.Fatalf("escaping: %s", s)
+	}
+}
+
+// FuzzFastDecoders: whatever a fast path accepts, the full decoder accepts with the
+// same result.
+func FuzzFastDecoders(f *testing.F) {
+	f.Add([]byte(`{"type":"send","id":10,"to":"bob","body":"aGk=","client_id":"c1"}`))
+	f.Add([]byte(`{"type":"send","id":10,"to":"bob","body":"aGk=","client_id":"c1","ttl":60}`))
+	f.Add(appendDeliver(nil, 5, "alice", "abcd", 17, []byte("xyz")))
+	f.Add(appendAccepted(nil, 3, 9, true))
+	f.Add(appendAccepted(nil, 3, 9, false))
+	f.Add([]byte(`{"type":"send","id":01,"to":"bob","body":"aGk=","client_id":"c1"}`))
+	f.Add([]byte(`{"type":"send","id":1,"to":"bob","body":"aG\nk=","client_id":"c1"}`))
+	f.Fuzz(func(t *testing.T, b []byte) {
+		if fast, ok := fastDecodeSend(b); ok {
+			var slow Frame
+			dec := json.NewDecoder(bytes.NewReader(b))
+			dec.DisallowUnknownFields()
+			if err := dec.Decode(&slow); err != nil {
+				t.Fatalf("fast send path accepted what encoding/json refuses: %v", err)
+			}
+			if !reflect.DeepEqual(normalize(fast), normalize(slow)) {
+				t.Fatalf("fast %+v\nslow %+v", fast, slow)
+			}
+			fr, err1 := DecodeFrame(b)
+			if err1 == nil && !reflect.DeepEqual(normalize(fr), normalize(slow)) {
+				t.Fatalf("DecodeFrame %+v\nslow %+v", fr, slow)
+			}
+		}
+		for _, fast := range []func([]byte) (Frame, bool){fastDecodeDeliver, fastDecodeAccepted} {
+			if got, ok := fast(b); ok {
+				var slow Frame
+				if err := json.Unmarshal(b, &slow); err != nil {
+					t.Fatalf("fast path accepted invalid JSON: %v", err)
+				}
+				if !reflect.DeepEqual(normalize(got), normalize(slow)) {
+					t.Fatalf("fast %+v\nslow %+v", got, slow)
+				}
+			}
+		}
+		// appendSend output always takes the fast path back to the same frame.
+		if fr, err := DecodeFrame(b); err == nil && fr.Type == TypeSend {
+			again, ok := fastDecodeSend(appendSend(nil, &fr))
+			if plainASCII(fr.To) && plainASCII(fr.ClientID) && (!ok || !reflect.DeepEqual(normalize(again), normalize(fr))) {
+				t.Fatalf("appendSend round trip: %+v vs %+v", again, fr)
+			}
+		}
+	})
+}
+
+// normalize makes empty and nil byte slices compare equal.
+func normalize(f Frame) Frame {
+	if len(f.Body) == 0 {
+		f.Body = nil
+	}
+	return f
+}

@@ -1,0 +1,214 @@
+package relay_test
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"testing"
+	"time"
+
+	"github.com/gorilla/websocket"
+
+	"pfschat/ratchet"
+	"pfschat/relay"
+	"pfschat/relay/relaytest"
+)
+
+const waitFor = 10 * time.Second
+
+func testCtx(t testing.TB) context.Context {
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	t.Cleanup(cancel)
+	return ctx
+}
+
+// user is a registered identity with a logged-in client.
+type user struct {
+	name string
+	key  *ratchet.IdentityKey
+	card *ratchet.Card // relay-signed
+	c    *relay.Client
+}
+
+func newIdentity(t testing.TB, name string) (*ratchet.IdentityKey, *ratchet.Card) {
+	t.Helper()
+	k, err := ratchet.GenerateIdentityKey(rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	card, err := ratchet.NewCard(k, name, "username", "test", time.Now(), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return k, card
+}
+
+// register creates an identity and registers it through an anonymous client.
+func register(t testing.TB, r *relaytest.Relay, name string) *user {
+	t.Helper()
+	k, card := newIdentity(t, name)
+	anon := relay.NewClient(relay.ClientConfig{URL: r.URL})
+	defer anon.Close()
+	ctx := testCtx(t)
+	if err := anon.Connect(ctx); err != nil {
+		t.Fatalf("anonymous connect: %v", err)
+	}
+	signed, err := anon.Register(ctx, card)
+	if err != nil {
+		t.Fatalf("register %s: %v", name, err)
+	}
+	return &user{name: name, key: k, card: signed}
+}
+
+// login connects a logged-in client for u (closed at cleanup).
+func (u *user) login(t testing.TB, r *relaytest.Relay) *relay.Client {
+	t.Helper()
+	c := relay.NewClient(relay.ClientConfig{URL: r.URL, Identity: u.key, Card: u.card, PinnedRelayKey: r.Server.RelayKey()})
+	t.Cleanup(func() { c.Close() })
+	if err := c.Connect(testCtx(t)); err != nil {
+		t.Fatalf("login %s: %v", u.name, err)
+	}
+	u.c = c
+	return c
+}
+
+func newUser(t testing.TB, r *relaytest.Relay, name string) *user {
+	u := register(t, r, name)
+	u.login(t, r)
+	return u
+}
+
+// nextMessage waits for the next delivered message, skipping other pushes.
+func nextMessage(t testing.TB, c *relay.Client) *relay.Incoming {
+	t.Helper()
+	timeout := time.After(waitFor)
+	for {
+		select {
+		case p := <-c.Pushes():
+			if p.Message != nil {
+				return p.Message
+			}
+		case <-timeout:
+			t.Fatal("no message within the timeout")
+			return nil
+		}
+	}
+}
+
+// waitSynced waits for the end-of-backlog push, failing on any message before it.
+func waitSynced(t testing.TB, c *relay.Client) {
+	t.Helper()
+	timeout := time.After(waitFor)
+	for {
+		select {
+		case p := <-c.Pushes():
+			if p.Message != nil {
+				t.Fatalf("unexpected message %d before synced", p.Message.ID)
+			}
+			if p.Synced {
+				return
+			}
+		case <-timeout:
+			t.Fatal("no synced push within the timeout")
+		}
+	}
+}
+
+func wantCode(t testing.TB, err error, code string) {
+	t.Helper()
+	var pe *relay.ProtocolError
+	if !errors.As(err, &pe) {
+		t.Fatalf("want error frame %q, got %v", code, err)
+	}
+	if pe.Code != code {
+		t.Fatalf("want error frame %q, got %q (%s)", code, pe.Code, pe.Message)
+	}
+}
+
+// raw is a bare WebSocket connection speaking frames by hand.
+type raw struct {
+	t     testing.TB
+	ws    *websocket.Conn
+	hello relay.Frame
+}
+
+func dialRaw(t testing.TB, r *relaytest.Relay) *raw {
+	t.Helper()
+	ws, _, err := websocket.DefaultDialer.Dial(r.URL, nil)
+	if err != nil {
+		t.Fatalf("dial: %v", err)
+	}
+	t.Cleanup(func() { ws.Close() })
+	rc := &raw{t: t, ws: ws}
+	rc.hello = rc.read()
+	if rc.hello.Type != relay.TypeHello {
+		t.Fatalf("first frame is %q, want hello", rc.hello.Type)
+	}
+	return rc
+}
+
+func (rc *raw) sendJSON(v any) {
+	rc.t.Helper()
+	b, err := json.Marshal(v)
+	if err != nil {
+		rc.t.Fatal(err)
+	}
+	rc.sendText(b)
+}
+
+func (rc *raw) sendText(b []byte) {
+	rc.t.Helper()
+	if err := rc.ws.WriteMessage(websocket.TextMessage, b); err != nil {
+		rc.t.Fatalf("write: %v", err)
+	}
+}
+
+func (rc *raw) read() relay.Frame {
+	rc.t.Helper()
+	rc.ws.SetReadDeadline(time.Now().Add(waitFor))
+	_, data, err := rc.ws.ReadMessage()
+	if err != nil {
+		rc.t.Fatalf("read: %v", err)
+	}
+	var f relay.Frame
+	if err := json.Unmarshal(data, &f); err != nil {
+		rc.t.Fatalf("relay sent undecodable frame %q: %v", data, err)
+	}
+	return f
+}
+
+// answer reads frames until the one answering id (skipping pushes).
+func (rc *raw) answer(id uint64) relay.Frame {
+	rc.t.Helper()
+	for {
+		f := rc.read()
+		if f.ID == id {
+			return f
+		}
+	}
+}
+
+// request sends a frame and returns its answer.
+func (rc *raw) request(f map[string]any) relay.Frame {
+	rc.t.Helper()
+	rc.sendJSON(f)
+	id, _ := f["id"].(int)
+	return rc.answer(uint64(id))
+}
+
+func (rc *raw) login(u *user) relay.Frame {
+	sig := u.key.Sign(relay.LoginDomain, append(append([]byte{}, rc.hello.RelayKey...), rc.hello.Challenge...))
+	return rc.request(map[string]any{"type": "login", "id": 1, "card_id": u.card.ID(), "signature": sig})
+}
+
+func expectErr(t testing.TB, f relay.Frame, code string) {
+	t.Helper()
+	if f.Type != relay.TypeError || f.Code != code {
+		t.Fatalf("want error %q, got %s", code, fmt.Sprintf("%+v", f))
+	}
+}
+
+func errorsIs(err, target error) bool     { return errors.Is(err, target) }
+func errorsAs(err error, target any) bool { return errors.As(err, target) }

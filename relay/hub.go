@@ -1,0 +1,87 @@
+package relay
+
+import (
+	"sync"
+
+	"pfschat/storage"
+)
+
+// Hub routes live events to the connections of a recipient: the committer publishes a
+// message after it is durable; every connection logged in as the recipient receives it.
+// The in-memory hub serves one relay process; a multi-node relay would put the same
+// interface over a message bus (for example NATS subjects per recipient), with the
+// queue behind Queue staying the source of truth.
+type Hub interface {
+	// Subscribe registers s for events addressed to name until cancel is called.
+	Subscribe(name string, s Subscriber) (cancel func())
+	// Publish hands a committed message to the recipient's subscribers. It must not
+	// block: a subscriber that cannot keep up is the subscriber's problem.
+	Publish(m *storage.QueuedMessage)
+	// Notice sends a notice (for example low prekeys) to name's subscribers.
+	Notice(name string, n Notice)
+}
+
+// Subscriber receives live events. Both methods are called from the publisher's
+// goroutine and must return promptly without blocking.
+type Subscriber interface {
+	Deliver(m *storage.QueuedMessage)
+	Notify(n Notice)
+}
+
+// Notice is a relay-originated event for a logged-in card.
+type Notice struct {
+	LowPreKeys map[string]int // counts per prekey kind name
+}
+
+// MemHub is the in-process Hub: a map from name to subscribers under a RWMutex.
+type MemHub struct {
+	mu   sync.RWMutex
+	subs map[string][]Subscriber
+}
+
+// NewMemHub returns an empty in-memory hub.
+func NewMemHub() *MemHub { return &MemHub{subs: make(map[string][]Subscriber)} }
+
+func (h *MemHub) Subscribe(name string, s Subscriber) func() {
+	h.mu.Lock()
+	h.subs[name] = append(h.subs[name], s)
+	h.mu.Unlock()
+	var once sync.Once
+	return func() {
+		once.Do(func() {
+			h.mu.Lock()
+			defer h.mu.Unlock()
+			list := h.subs[name]
+			for i, x := range list {
+				if x == s {
+					list = append(list[:i:i], list[i+1:]...)
+					break
+				}
+			}
+			if len(list) == 0 {
+				delete(h.subs, name)
+			} else {
+				h.subs[name] = list
+			}
+		})
+	}
+}
+
+func (h *MemHub) Publish(m *storage.QueuedMessage) {
+	h.mu.RLock()
+	list := h.subs[m.To]
+	h.mu.RUnlock()
+	// list is never mutated in place (Subscribe/cancel copy), so reading it unlocked is safe.
+	for _, s := range list {
+		s.Deliver(m)
+	}
+}
+
+func (h *MemHub) Notice(name string, n Notice) {
+	h.mu.RLock()
+	list := h.subs[name]
+	h.mu.RUnlock()
+	for _, s := range list {
+		s.Notify(n)
+	}
+}

@@ -1,0 +1,175 @@
+package relay
+
+import (
+	"context"
+	"sync"
+
+	"pfschat/storage"
+)
+
+// outItem is one frame waiting for the connection's writer: either an encoded frame
+// or a queued message to encode as a deliver push (encoded by the writer, so the
+// committer that hands it over does no encoding work).
+type outItem struct {
+	raw    []byte
+	msg    *storage.QueuedMessage
+	opcode byte // 0 = text frame; else a WebSocket control opcode (ping, pong, close)
+}
+
+// outQueue is a connection's bounded outbound queue. An idle connection holds no
+// buffer and no writer goroutine: the first push starts a writer (startWriter), which
+// runs until the queue is empty. A full queue means the peer is not reading.
+type outQueue struct {
+	mu      sync.Mutex
+	items   []outItem
+	limit   int
+	closed  bool
+	writing bool          // a writer goroutine is running (or tearing down)
+	space   chan struct{} // blocked producers: the writer drained (cap 1)
+
+	startWriter func()
+}
+
+func newOutQueue(limit int, startWriter func()) *outQueue {
+	return &outQueue{limit: limit, space: make(chan struct{}, 1), startWriter: startWriter}
+}
+
+func signal(ch chan struct{}) {
+	select {
+	case ch <- struct{}{}:
+	default:
+	}
+}
+
+// appendLocked adds an item and reports whether a writer must be started.
+func (q *outQueue) appendLocked(it outItem) (start bool) {
+	q.items = append(q.items, it)
+	start = !q.writing
+	q.writing = true
+	return start
+}
+
+// tryPush adds an item unless the queue is full or closed. It never blocks, so the
+// committer and the hub can call it.
+func (q *outQueue) tryPush(it outItem) (ok bool) {
+	q.mu.Lock()
+	if q.closed || len(q.items) >= q.limit {
+		q.mu.Unlock()
+		return false
+	}
+	start := q.appendLocked(it)
+	q.mu.Unlock()
+	if start {
+		q.startWriter()
+	}
+	return true
+}
+
+// push adds an item, waiting until fewer than max are queued. It is for producers
+// that may wait (the backlog), which use a max below the limit so that answers and
+// live pushes always find room.
+func (q *outQueue) push(ctx context.Context, it outItem, max int) error {
+	for {
+		q.mu.Lock()
+		if q.closed {
+			q.mu.Unlock()
+			return errQueueClosed
+		}
+		if len(q.items) < max {
+			start := q.appendLocked(it)
+			q.mu.Unlock()
+			if start {
+				q.startWriter()
+			}
+			return nil
+		}
+		q.mu.Unlock()
+		select {
+		case <-q.space:
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
+}
+
+// forcePush adds an item even over the limit (the final going_away frame).
+func (q *outQueue) forcePush(it outItem) {
+	q.mu.Lock()
+	if q.closed {
+		q.mu.Unlock()
+		return
+	}
+	start := q.appendLocked(it)
+	q.mu.Unlock()
+	if start {
+		q.startWriter()
+	}
+}
+
+// drain takes everything queued, handing back the previous batch's slice for reuse.
+// With nothing queued it either tells the writer to exit (the queue is open: the next
+// push starts a new writer) or reports closed (the writer tears the connection down).
+func (q *outQueue) drain(reuse []outItem) (batch []outItem, closed, exit bool) {
+	q.mu.Lock()
+	if len(q.items) == 0 {
+		if q.closed {
+			q.mu.Unlock()
+			return nil, true, false
+		}
+		q.writing = false
+		q.items = nil
+		q.mu.Unlock()
+		return nil, false, true
+	}
+	batch = q.items
+	if cap(reuse) > 64 {
+		q.items = nil // let a burst's big buffer go
+	} else {
+		q.items = reuse[:0]
+	}
+	q.mu.Unlock()
+	signal(q.space)
+	return batch, false, false
+}
+
+// closeWith drops everything queued, queues one last frame and closes the queue.
+func (q *outQueue) closeWith(last outItem) {
+	q.mu.Lock()
+	if q.closed {
+		q.mu.Unlock()
+		return
+	}
+	clear(q.items)
+	q.items = q.items[:0]
+	start := q.appendLocked(last)
+	q.closed = true
+	q.mu.Unlock()
+	signal(q.space)
+	if start {
+		q.startWriter()
+	}
+}
+
+// close stops the queue: pushes fail; the writer writes what is left, sends a close
+// frame and tears the connection down.
+func (q *outQueue) close() {
+	q.mu.Lock()
+	if q.closed {
+		q.mu.Unlock()
+		return
+	}
+	q.closed = true
+	start := !q.writing
+	q.writing = true
+	q.mu.Unlock()
+	signal(q.space)
+	if start {
+		q.startWriter()
+	}
+}
+
+func (q *outQueue) len() int {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	return len(q.items)
+}

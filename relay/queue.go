@@ -1,0 +1,43 @@
+package relay
+
+import (
+	"context"
+	"time"
+
+	"pfschat/storage"
+)
+
+// Queue is the durable per-recipient message queue: enqueue a batch in one
+// transaction, fetch a recipient's messages after an id in order, delete acked ones.
+// *storage.Relay implements it on SQLite; a JetStream stream with per-recipient
+// subjects would implement it across nodes.
+type Queue interface {
+	// Enqueue stores a batch atomically and durably; per item it reports the id, whether
+	// it duplicated an earlier (from, client_id), or a limit error.
+	Enqueue(ctx context.Context, msgs []storage.QueuedMessage) ([]storage.EnqueueResult, error)
+	// Pending returns up to limit messages for to with id > afterID, oldest first.
+	Pending(ctx context.Context, to string, afterID int64, limit int) ([]storage.QueuedMessage, error)
+	// Ack deletes the listed messages, but only those addressed to to.
+	Ack(ctx context.Context, to string, ids []int64) error
+}
+
+var _ Queue = (*storage.Relay)(nil)
+
+// Directory is the rest of the relay's state: accounts, cards, prekeys, metadata.
+type Directory interface {
+	Meta(ctx context.Context, key string) ([]byte, error)
+	SetMeta(ctx context.Context, key string, v []byte) error
+	CreateAccount(ctx context.Context, a storage.Account) error
+	AccountByName(ctx context.Context, name string) (storage.Account, error)
+	AccountByCardID(ctx context.Context, id string) (storage.Account, error)
+	ReplaceCard(ctx context.Context, name string, a storage.Account) error
+	PutPreKeys(ctx context.Context, cardID string, keys []storage.StoredPreKey, maxOneTime int) (int, error)
+	CountPreKeys(ctx context.Context, cardID string, kind uint8) (int, error)
+	PreKeyIDs(ctx context.Context, cardID string, kind uint8) ([]uint32, error)
+	LatestPreKey(ctx context.Context, cardID string, kind uint8) (storage.StoredPreKey, error)
+	TakePreKey(ctx context.Context, cardID string, kind uint8) (storage.StoredPreKey, error)
+	Expire(ctx context.Context, now time.Time) (int, error)
+	QueueDepth(ctx context.Context) (int, error)
+}
+
+var _ Directory = (*storage.Relay)(nil)

@@ -1,0 +1,524 @@
+package relay_test
+
+import (
+	"bytes"
+	"crypto/rand"
+	"fmt"
+	"strings"
+	"testing"
+	"time"
+
+	"pfschat/ratchet"
+	"pfschat/relay"
+	"pfschat/relay/relaytest"
+)
+
+func TestRegisterLookupLogin(t *testing.T) {
+	r := relaytest.Start(t)
+	ctx := testCtx(t)
+	alice := register(t, r, "alice")
+	if err := alice.card.VerifyWithRelay(r.Server.RelayKey()); err != nil {
+		t.Fatalf("registered card does not carry the relay's signature: %v", err)
+	}
+
+	anon := relay.NewClient(relay.ClientConfig{URL: r.URL})
+	defer anon.Close()
+	if err := anon.Connect(ctx); err != nil {
+		t.Fatal(err)
+	}
+	got, err := anon.LookupCard(ctx, "alice")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got.ID() != alice.card.ID() {
+		t.Fatalf("lookup returned card %s, want %s", got.ID(), alice.card.ID())
+	}
+	_, err = anon.LookupCard(ctx, "nobody")
+	wantCode(t, err, relay.CodeNotFound)
+	_, err = anon.LookupCard(ctx, "Not A Name")
+	wantCode(t, err, relay.CodeInvalidName)
+
+	// The same card again (its answer was lost) is fine; another card for the name is not.
+	again, err := anon.Register(ctx, alice.card)
+	if err != nil || again.ID() != alice.card.ID() {
+		t.Fatalf("re-registering the same card: %v", err)
+	}
+	_, other := newIdentity(t, "alice")
+	_, err = anon.Register(ctx, other)
+	wantCode(t, err, relay.CodeNameTaken)
+
+	// A card whose self signature is broken is refused.
+	_, bad := newIdentity(t, "mallory")
+	bad.SelfSignature[0] ^= 1
+	_, err = anon.Register(ctx, bad)
+	wantCode(t, err, relay.CodeBadCard)
+
+	c := alice.login(t, r)
+	if !bytes.Equal(c.RelayKey(), r.Server.RelayKey()) {
+		t.Fatal("client reports another relay key")
+	}
+	if err := c.Ping(ctx); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func TestRelayKeyStableAndPinned(t *testing.T) {
+	r := relaytest.Start(t)
+	key := r.Server.RelayKey()
+	r.Restart(t)
+	if !bytes.Equal(key, r.Server.RelayKey()) {
+		t.Fatal("relay key changed across a restart")
+	}
+	other := relaytest.Start(t)
+	c := relay.NewClient(relay.ClientConfig{URL: other.URL, PinnedRelayKey: key})
+	defer c.Close()
+	if err := c.Connect(testCtx(t)); !errorsIs(err, relay.ErrRelayKeyMismatch) {
+		t.Fatalf("connecting to another relay with a pinned key: %v, want ErrRelayKeyMismatch", err)
+	}
+}
+
+func makePreKeys(t testing.TB, u *user, kind ratchet.PreKeyKind, first, n int) []ratchet.PublicPreKey {
+	t.Helper()
+	var out []ratchet.PublicPreKey
+	for i := 0; i < n; i++ {
+		p, err := ratchet.GeneratePreKey(rand.Reader, u.key, kind, uint32(first+i), time.Now())
+		if err != nil {
+			t.Fatal(err)
+		}
+		out = append(out, p.Public())
+	}
+	return out
+}
+
+func TestPreKeysRoundTrip(t *testing.T) {
+	r := relaytest.Start(t)
+	ctx := testCtx(t)
+	bob := newUser(t, r, "bob")
+	alice := newUser(t, r, "alice")
+
+	// Before anything is published there is no bundle.
+	_, err := alice.c.FetchBundle(ctx, "bob")
+	wantCode(t, err, relay.CodeNoPreKeys)
+
+	var keys []ratchet.PublicPreKey
+	keys = append(keys, makePreKeys(t, bob, ratchet.SignedPreKey, 1, 1)...)
+	keys = append(keys, makePreKeys(t, bob, ratchet.KEMLastResort, 1, 1)...)
+	keys = append(keys, makePreKeys(t, bob, ratchet.OneTimePreKey, 1, 3)...)
+	keys = append(keys, makePreKeys(t, bob, ratchet.KEMOneTime, 1, 2)...)
+	if err := bob.c.UploadPreKeys(ctx, keys); err != nil {
+		t.Fatal(err)
+	}
+	st, err := bob.c.PreKeyStatus(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if st.Counts[ratchet.OneTimePreKey] != 3 || st.Counts[ratchet.KEMOneTime] != 2 || st.Counts[ratchet.SignedPreKey] != 1 || st.Counts[ratchet.KEMLastResort] != 1 {
+		t.Fatalf("counts %v", st.Counts)
+	}
+	if fmt.Sprint(st.OneTimeIDs) != "[1 2 3]" || fmt.Sprint(st.KEMOneTimeIDs) != "[1 2]" {
+		t.Fatalf("ids %v %v", st.OneTimeIDs, st.KEMOneTimeIDs)
+	}
+
+	seen := map[uint32]bool{}
+	for i := 0; i < 4; i++ {
+		b, err := alice.c.FetchBundle(ctx, "bob")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := b.Verify(bob.card, r.Server.RelayKey()); err != nil {
+			t.Fatalf("bundle %d does not verify: %v", i, err)
+		}
+		switch {
+		case i < 3 && b.OneTimePreKey == nil:
+			t.Fatalf("bundle %d has no one-time key while some are left", i)
+		case i < 3:
+			if seen[b.OneTimePreKey.ID] {
+				t.Fatalf("one-time prekey %d handed out twice", b.OneTimePreKey.ID)
+			}
+			seen[b.OneTimePreKey.ID] = true
+		case b.OneTimePreKey != nil:
+			t.Fatal("one-time prekey handed out after they ran out")
+		}
+		wantKind := ratchet.KEMOneTime
+		if i >= 2 {
+			wantKind = ratchet.KEMLastResort
+		}
+		if b.KEMPreKey.Kind != wantKind {
+			t.Fatalf("bundle %d KEM key kind %v, want %v", i, b.KEMPreKey.Kind, wantKind)
+		}
+	}
+	// Bob, online, hears that his one-time keys are low.
+	timeout := time.After(waitFor)
+	for got := false; !got; {
+		select {
+		case p := <-bob.c.Pushes():
+			if p.LowPreKeys != nil && p.LowPreKeys.Counts[ratchet.OneTimePreKey] == 0 {
+				got = true
+			}
+		case <-timeout:
+			t.Fatal("no low-prekeys notice")
+		}
+	}
+	st, _ = bob.c.PreKeyStatus(ctx)
+	if len(st.OneTimeIDs) != 0 || st.Counts[ratchet.OneTimePreKey] != 0 {
+		t.Fatalf("after handing all out: %+v", st)
+	}
+
+	// At most 100 one-time keys of a kind.
+	if err := bob.c.UploadPreKeys(ctx, makePreKeys(t, bob, ratchet.OneTimePreKey, 10, 100)); err != nil {
+		t.Fatal(err)
+	}
+	err = bob.c.UploadPreKeys(ctx, makePreKeys(t, bob, ratchet.OneTimePreKey, 200, 1))
+	wantCode(t, err, relay.CodeTooManyPreKeys)
+
+	// Prekeys signed by someone else's identity key are refused.
+	err = alice.c.UploadPreKeys(ctx, makePreKeys(t, bob, ratchet.SignedPreKey, 5, 1))
+	wantCode(t, err, relay.CodeBadPreKey)
+}
+
+func TestSendOnlineAndOffline(t *testing.T) {
+	r := relaytest.Start(t)
+	ctx := testCtx(t)
+	alice := newUser(t, r, "alice")
+	bob := newUser(t, r, "bob")
+	carol := register(t, r, "carol") // offline for now
+	waitSynced(t, bob.c)
+
+	id, err := alice.c.Send(ctx, "bob", []byte("hello bob"), "c1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	m := nextMessage(t, bob.c)
+	if m.ID != id || m.From != "alice" || m.FromCardID != alice.card.ID() || string(m.Body) != "hello bob" {
+		t.Fatalf("got %+v, want id %d from alice", m, id)
+	}
+
+	// Offline recipient: messages wait, then arrive in order.
+	var ids []int64
+	for i := 0; i < 20; i++ {
+		id, err := alice.c.Send(ctx, "carol", []byte(fmt.Sprintf("m%02d", i)), fmt.Sprintf("to-carol-%d", i))
+		if err != nil {
+			t.Fatal(err)
+		}
+		ids = append(ids, id)
+	}
+	cc := carol.login(t, r)
+	for i, want := range ids {
+		m := nextMessage(t, cc)
+		if m.ID != want || string(m.Body) != fmt.Sprintf("m%02d", i) {
+			t.Fatalf("backlog message %d: got id %d %q, want id %d", i, m.ID, m.Body, want)
+		}
+	}
+	waitSynced(t, cc)
+
+	_, err = alice.c.Send(ctx, "nobody", []byte("x"), "c2")
+	wantCode(t, err, relay.CodeNotFound)
+}
+
+func TestAckAndRedelivery(t *testing.T) {
+	r := relaytest.Start(t)
+	ctx := testCtx(t)
+	alice := newUser(t, r, "alice")
+	bob := register(t, r, "bob")
+	for i := 0; i < 3; i++ {
+		if _, err := alice.c.Send(ctx, "bob", []byte{byte(i)}, fmt.Sprint(i)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	c1 := bob.login(t, r)
+	first := nextMessage(t, c1)
+	nextMessage(t, c1)
+	nextMessage(t, c1)
+	if err := c1.Ack(ctx, first.ID); err != nil {
+		t.Fatal(err)
+	}
+	c1.Close()
+
+	// Unacked messages come again on the next connection; the acked one does not.
+	c2 := bob.login(t, r)
+	m2, m3 := nextMessage(t, c2), nextMessage(t, c2)
+	if m2.ID == first.ID || m3.ID == first.ID || m2.ID >= m3.ID {
+		t.Fatalf("redelivered %d, %d after acking %d", m2.ID, m3.ID, first.ID)
+	}
+	waitSynced(t, c2)
+	if err := c2.Ack(ctx, m2.ID, m3.ID); err != nil {
+		t.Fatal(err)
+	}
+	c2.Close()
+	c3 := bob.login(t, r)
+	waitSynced(t, c3)
+}
+
+func TestDuplicateClientID(t *testing.T) {
+	r := relaytest.Start(t)
+	ctx := testCtx(t)
+	alice := newUser(t, r, "alice")
+	bob := newUser(t, r, "bob")
+	waitSynced(t, bob.c)
+	id1, err := alice.c.Send(ctx, "bob", []byte("once"), "same-id")
+	if err != nil {
+		t.Fatal(err)
+	}
+	id2, err := alice.c.Send(ctx, "bob", []byte("once"), "same-id")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if id1 != id2 {
+		t.Fatalf("duplicate client id answered with id %d, first was %d", id2, id1)
+	}
+	// The same client id from another sender is a different message.
+	carol := newUser(t, r, "carol")
+	id3, err := carol.c.Send(ctx, "bob", []byte("other"), "same-id")
+	if err != nil || id3 == id1 {
+		t.Fatalf("carol's send: id %d err %v", id3, err)
+	}
+	if m := nextMessage(t, bob.c); m.ID != id1 {
+		t.Fatalf("first delivery %d, want %d", m.ID, id1)
+	}
+	if m := nextMessage(t, bob.c); m.ID != id3 {
+		t.Fatalf("second delivery %d, want carol's %d (the duplicate must not be delivered)", m.ID, id3)
+	}
+}
+
+func TestQueueFull(t *testing.T) {
+	r := relaytest.StartWith(t, relaytest.Options{Limits: relay.Limits{MaxQueueCount: 3}})
+	ctx := testCtx(t)
+	alice := newUser(t, r, "alice")
+	register(t, r, "bob")
+	for i := 0; i < 3; i++ {
+		if _, err := alice.c.Send(ctx, "bob", []byte("x"), fmt.Sprint(i)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	_, err := alice.c.Send(ctx, "bob", []byte("x"), "3")
+	wantCode(t, err, relay.CodeQueueFull)
+	var pe *relay.ProtocolError
+	if errorsAs(err, &pe); pe.Limit != "count" {
+		t.Fatalf("queue_full names limit %q, want count", pe.Limit)
+	}
+}
+
+func TestTTLLimit(t *testing.T) {
+	r := relaytest.Start(t)
+	alice := newUser(t, r, "alice")
+	register(t, r, "bob")
+	rc := dialRaw(t, r)
+	if f := rc.login(alice); f.Type != relay.TypeOK {
+		t.Fatalf("login: %+v", f)
+	}
+	f := rc.request(map[string]any{"type": "send", "id": 2, "to": "bob", "body": []byte("x"), "client_id": "t", "ttl": 31 * 24 * 3600})
+	expectErr(t, f, relay.CodeTTLTooLong)
+	f = rc.request(map[string]any{"type": "send", "id": 3, "to": "bob", "body": []byte("x"), "client_id": "t", "ttl": 60})
+	if f.Type != relay.TypeAccepted {
+		t.Fatalf("send with a short ttl: %+v", f)
+	}
+}
+
+func TestReplaceCard(t *testing.T) {
+	r := relaytest.Start(t)
+	ctx := testCtx(t)
+	alice := newUser(t, r, "alice")
+	bob := newUser(t, r, "bob")
+
+	k2, card2 := newIdentity(t, "alice")
+	signed, err := alice.c.ReplaceCard(ctx, card2)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, err := bob.c.LookupCard(ctx, "alice")
+	if err != nil || got.ID() != signed.ID() {
+		t.Fatalf("lookup after replace: %v", err)
+	}
+	// Bob cannot replace alice's card.
+	_, card3 := newIdentity(t, "alice")
+	_, err = bob.c.ReplaceCard(ctx, card3)
+	wantCode(t, err, relay.CodeForbidden)
+	// The old key can no longer log in; the new one can.
+	old := relay.NewClient(relay.ClientConfig{URL: r.URL, Identity: alice.key, Card: alice.card})
+	defer old.Close()
+	wantCode(t, old.Connect(ctx), relay.CodeLoginFailed)
+	newer := &user{name: "alice", key: k2, card: signed}
+	newer.login(t, r)
+}
+
+func TestResumeToken(t *testing.T) {
+	r := relaytest.Start(t)
+	alice := newUser(t, r, "alice")
+	rc := dialRaw(t, r)
+	ok := rc.login(alice)
+	if ok.Type != relay.TypeOK || len(ok.Token) == 0 || ok.Name != "alice" {
+		t.Fatalf("login answer %+v", ok)
+	}
+	rc2 := dialRaw(t, r)
+	if f := rc2.request(map[string]any{"type": "resume", "id": 1, "token": ok.Token}); f.Type != relay.TypeOK || f.Name != "alice" {
+		t.Fatalf("resume: %+v", f)
+	}
+	bad := append([]byte{}, ok.Token...)
+	bad[len(bad)-1] ^= 1
+	rc3 := dialRaw(t, r)
+	expectErr(t, rc3.request(map[string]any{"type": "resume", "id": 1, "token": bad}), relay.CodeBadToken)
+
+	// A token from another relay fails.
+	other := relaytest.Start(t)
+	rc4 := dialRaw(t, other)
+	expectErr(t, rc4.request(map[string]any{"type": "resume", "id": 1, "token": ok.Token}), relay.CodeBadToken)
+}
+
+func TestImpersonationRefused(t *testing.T) {
+	r := relaytest.Start(t)
+	ctx := testCtx(t)
+	alice := newUser(t, r, "alice")
+	bob := register(t, r, "bob")
+	mallory := register(t, r, "mallory")
+	msgID, err := alice.c.Send(ctx, "bob", []byte("for bob only"), "x1")
+	if err != nil {
+		t.Fatal(err)
+	}
+
+	// Before login only hello, register, lookup, login, resume and ping work.
+	rc := dialRaw(t, r)
+	for i, f := range []map[string]any{
+		{"type": "send", "to": "bob", "body": []byte("x"), "client_id": "a"},
+		{"type": "ack", "ids": []int64{msgID}},
+		{"type": "upload_prekeys", "prekeys": [][]byte{{1}}},
+		{"type": "prekey_status"},
+		{"type": "fetch_bundle", "name": "bob"},
+		{"type": "replace_card", "card": "pfscard1:x"},
+	} {
+		f["id"] = i + 10
+		expectErr(t, rc.request(f), relay.CodeNotLoggedIn)
+	}
+
+	// Mallory signs the challenge with her key but claims bob's card: refused.
+	sig := mallory.key.Sign(relay.LoginDomain, append(append([]byte{}, rc.hello.RelayKey...), rc.hello.Challenge...))
+	expectErr(t, rc.request(map[string]any{"type": "login", "id": 20, "card_id": bob.card.ID(), "signature": sig}), relay.CodeLoginFailed)
+
+	// A real signature by bob for one connection is useless on another (replay).
+	rcBob := dialRaw(t, r)
+	bobSig := bob.key.Sign(relay.LoginDomain, append(append([]byte{}, rcBob.hello.RelayKey...), rcBob.hello.Challenge...))
+	rc2 := dialRaw(t, r)
+	expectErr(t, rc2.request(map[string]any{"type": "login", "id": 1, "card_id": bob.card.ID(), "signature": bobSig}), relay.CodeLoginFailed)
+	// ...and a signature made for another relay's key fails here too.
+	other := relaytest.Start(t)
+	otherSig := bob.key.Sign(relay.LoginDomain, append(append([]byte{}, other.Server.RelayKey()...), rc2.hello.Challenge...))
+	expectErr(t, rc2.request(map[string]any{"type": "login", "id": 2, "card_id": bob.card.ID(), "signature": otherSig}), relay.CodeLoginFailed)
+
+	// Logged in as mallory: a forged sender is a field the relay refuses.
+	rcM := dialRaw(t, r)
+	if f := rcM.login(mallory); f.Type != relay.TypeOK {
+		t.Fatalf("mallory login: %+v", f)
+	}
+	expectErr(t, rcM.request(map[string]any{"type": "send", "id": 2, "to": "bob", "body": []byte("x"), "client_id": "f", "from": "alice"}), relay.CodeBadField)
+	expectErr(t, rcM.request(map[string]any{"type": "send", "id": 3, "to": "bob", "body": []byte("x"), "client_id": "f", "from_card_id": alice.card.ID()}), relay.CodeBadField)
+	// Acking bob's message as mallory deletes nothing.
+	if f := rcM.request(map[string]any{"type": "ack", "id": 4, "ids": []int64{msgID}}); f.Type != relay.TypeOK {
+		t.Fatalf("ack: %+v", f)
+	}
+	// Reading someone else's queue or prekeys is not expressible: fields are refused.
+	expectErr(t, rcM.request(map[string]any{"type": "prekey_status", "id": 5, "card_id": bob.card.ID()}), relay.CodeBadField)
+	expectErr(t, rcM.request(map[string]any{"type": "upload_prekeys", "id": 6, "prekeys": [][]byte{{1}}, "name": "bob"}), relay.CodeBadField)
+	// Mallory's sends are stamped as hers.
+	if f := rcM.request(map[string]any{"type": "send", "id": 7, "to": "bob", "body": []byte("hi"), "client_id": "m"}); f.Type != relay.TypeAccepted {
+		t.Fatalf("send: %+v", f)
+	}
+
+	bc := bob.login(t, r)
+	m := nextMessage(t, bc)
+	if m.ID != msgID || m.From != "alice" {
+		t.Fatalf("bob's message after mallory's ack: %+v", m)
+	}
+	if m := nextMessage(t, bc); m.From != "mallory" || m.FromCardID != mallory.card.ID() {
+		t.Fatalf("mallory's message stamped as %q/%s", m.From, m.FromCardID)
+	}
+}
+
+func TestMalformedFramesGetErrors(t *testing.T) {
+	r := relaytest.Start(t)
+	rc := dialRaw(t, r)
+	for _, tc := range []struct {
+		frame string
+		code  string
+	}{
+		{`not json`, relay.CodeBadFrame},
+		{`[1,2]`, relay.CodeBadFrame},
+		{`{"type":"nope","id":1}`, relay.CodeUnknownType},
+		{`{"type":"lookup","id":1}`, relay.CodeBadField},
+		{`{"type":"lookup","id":1,"name":5}`, relay.CodeBadField},
+		{`{"type":"lookup","id":1,"name":"bob","extra":1}`, relay.CodeBadField},
+		{`{"type":"lookup","id":1,"name":"bob"} {}`, relay.CodeBadFrame},
+		{`{"type":"lookup","name":"bob"}`, relay.CodeBadField},
+		{`{"type":"send","id":1,"to":"bob","body":"!!!","client_id":"x"}`, relay.CodeBadField},
+		{`{"type":"hello","id":1,"versions":[99]}`, relay.CodeUnsupportedVersion},
+	} {
+		rc.sendText([]byte(tc.frame))
+		f := rc.read()
+		if f.Type != relay.TypeError || f.Code != tc.code {
+			t.Errorf("%s: got %+v, want error %s", tc.frame, f, tc.code)
+		}
+	}
+	// Oversized frame: answered, connection kept.
+	rc2 := dialRaw(t, r)
+	rc2.sendText([]byte(`{"type":"lookup","id":1,"name":"` + strings.Repeat("a", relay.MaxFrameSize) + `"}`))
+	expectErr(t, rc2.read(), relay.CodeFrameTooLarge)
+	if f := rc2.request(map[string]any{"type": "ping", "id": 2}); f.Type != relay.TypePong {
+		t.Fatalf("after an oversized frame: %+v", f)
+	}
+}
+
+func TestRateLimit(t *testing.T) {
+	r := relaytest.StartWith(t, relaytest.Options{Limits: relay.Limits{FramesPerSecond: 1, FrameBurst: 5}})
+	rc := dialRaw(t, r)
+	limited := 0
+	for i := 1; i <= 10; i++ {
+		rc.sendJSON(map[string]any{"type": "ping", "id": i})
+	}
+	for i := 0; i < 10; i++ {
+		f := rc.read()
+		if f.Type == relay.TypeError && f.Code == relay.CodeRateLimited {
+			limited++
+			if f.RetryAfterMS <= 0 {
+				t.Fatal("rate_limited without retry_after_ms")
+			}
+		}
+	}
+	if limited < 4 {
+		t.Fatalf("%d of 10 frames rate limited with burst 5", limited)
+	}
+}
+
+func TestHealthAndMetrics(t *testing.T) {
+	r := relaytest.Start(t)
+	ctx := testCtx(t)
+	alice := newUser(t, r, "alice")
+	register(t, r, "bob")
+	if _, err := alice.c.Send(ctx, "bob", []byte("x"), "1"); err != nil {
+		t.Fatal(err)
+	}
+	if got := r.Get(t, "/healthz"); got != "ok\n" {
+		t.Fatalf("/healthz: %q", got)
+	}
+	m := r.Get(t, "/metrics")
+	for _, want := range []string{
+		"pfschat_relay_connections 1",
+		"pfschat_relay_queue_depth 1",
+		`pfschat_relay_frames_in_total{type="send"} 1`,
+		`pfschat_relay_frames_out_total{type="accepted"} 1`,
+		"pfschat_relay_commit_seconds_count 1",
+	} {
+		if !strings.Contains(m, want) {
+			t.Errorf("/metrics lacks %q:\n%s", want, m)
+		}
+	}
+}
+
+func TestGracefulShutdownTellsClients(t *testing.T) {
+	r := relaytest.Start(t)
+	rc := dialRaw(t, r)
+	go r.Close()
+	for {
+		f := rc.read()
+		if f.Type == relay.TypeGoingAway {
+			return
+		}
+	}
+}

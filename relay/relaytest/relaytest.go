@@ -1,0 +1,157 @@
+// Package relaytest runs a real pfschat relay inside a test: an httptest server over
+// loopback, backed by a SQLite relay store in the test's temporary directory.
+//
+//	r := relaytest.Start(t)
+//	c := relay.NewClient(relay.ClientConfig{URL: r.URL, ...})
+//	...
+//	r.Restart(t) // same database, same address: clients reconnect on their own
+//
+// Everything is cleaned up when the test ends.
+package relaytest
+
+import (
+	"context"
+	"log/slog"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"pfschat/relay"
+	"pfschat/storage"
+)
+
+// Options tune a test relay. The zero value is the production defaults.
+type Options struct {
+	Limits relay.Limits
+	Logger *slog.Logger
+	// Synchronous is the store's sync mode ("FULL" unless set).
+	Synchronous string
+	// Clock overrides the relay's clock.
+	Clock func() time.Time
+	// Queue replaces the store's message queue (benchmarks, alternative queues).
+	Queue relay.Queue
+}
+
+// Relay is a running test relay.
+type Relay struct {
+	URL    string // ws://127.0.0.1:port/v1/ws
+	Addr   string // 127.0.0.1:port
+	Server *relay.Server
+	Store  *storage.Relay
+	HTTP   *httptest.Server
+	Path   string // the SQLite file
+
+	opts   Options
+	closed bool
+}
+
+// Start runs a relay with default limits on a fresh database.
+func Start(t testing.TB) *Relay { return StartWith(t, Options{}) }
+
+// StartWith runs a relay with the given options on a fresh database.
+func StartWith(t testing.TB, opts Options) *Relay {
+	t.Helper()
+	r := &Relay{Path: filepath.Join(t.TempDir(), "relay.db"), opts: opts}
+	r.start(t, "127.0.0.1:0")
+	t.Cleanup(r.Close)
+	return r
+}
+
+func (r *Relay) start(t testing.TB, addr string) {
+	t.Helper()
+	ctx := context.Background()
+	l := r.opts.Limits
+	st, err := storage.OpenRelay(ctx, r.Path, storage.RelayOptions{
+		Synchronous:   r.opts.Synchronous,
+		MaxQueueCount: orDefault(l.MaxQueueCount, relay.DefaultLimits.MaxQueueCount),
+		MaxQueueBytes: orDefault(l.MaxQueueBytes, relay.DefaultLimits.MaxQueueBytes),
+	})
+	if err != nil {
+		t.Fatalf("relaytest: opening the relay store: %v", err)
+	}
+	srv, err := relay.NewServer(ctx, relay.ServerConfig{Store: st, Logger: r.opts.Logger, Limits: l, Clock: r.opts.Clock, Queue: r.opts.Queue})
+	if err != nil {
+		st.Close()
+		t.Fatalf("relaytest: starting the relay: %v", err)
+	}
+	var ln net.Listener
+	// On restart the old port can take a moment to be free again.
+	for i := 0; ; i++ {
+		ln, err = net.Listen("tcp", addr)
+		if err == nil || i > 100 {
+			break
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	if err != nil {
+		srv.Shutdown(ctx)
+		st.Close()
+		t.Fatalf("relaytest: listening on %s: %v", addr, err)
+	}
+	hs := httptest.NewUnstartedServer(srv)
+	hs.Listener.Close()
+	hs.Listener = ln
+	hs.Config.ErrorLog = nil
+	hs.Start()
+	r.HTTP, r.Server, r.Store = hs, srv, st
+	r.Addr = ln.Addr().String()
+	r.URL = "ws://" + r.Addr + "/v1/ws"
+	r.closed = false
+}
+
+func orDefault[T int | int64](v, d T) T {
+	if v > 0 {
+		return v
+	}
+	return d
+}
+
+// Restart shuts the relay down gracefully (clients get going_away) and starts a new
+// one on the same database and address.
+func (r *Relay) Restart(t testing.TB) {
+	t.Helper()
+	addr := r.Addr
+	r.Close()
+	r.start(t, addr)
+}
+
+// Close shuts the relay down gracefully and closes its store. It runs at test
+// cleanup on its own; calling it twice is fine.
+func (r *Relay) Close() {
+	if r.closed {
+		return
+	}
+	r.closed = true
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	r.Server.Shutdown(ctx)
+	r.HTTP.Close()
+	r.Store.Close()
+}
+
+// HTTPURL is the relay's http:// base URL, for /healthz and /metrics.
+func (r *Relay) HTTPURL() string { return "http://" + r.Addr }
+
+// Get fetches a path (for example "/metrics") and returns the body.
+func (r *Relay) Get(t testing.TB, path string) string {
+	t.Helper()
+	resp, err := http.Get(r.HTTPURL() + path)
+	if err != nil {
+		t.Fatalf("relaytest: GET %s: %v", path, err)
+	}
+	defer resp.Body.Close()
+	var b strings.Builder
+	buf := make([]byte, 4096)
+	for {
+		n, err := resp.Body.Read(buf)
+		b.Write(buf[:n])
+		if err != nil {
+			break
+		}
+	}
+	return b.String()
+}

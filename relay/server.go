@@ -1,0 +1,417 @@
+package relay
+
+import (
+	"bufio"
+	"context"
+	"crypto/ed25519"
+	"crypto/rand"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/gorilla/websocket"
+
+	"pfschat/ratchet"
+	"pfschat/storage"
+)
+
+// Limits bound what one client can make the relay do. Zero fields take the defaults
+// from DefaultLimits.
+type Limits struct {
+	MaxFrameBytes      int           // largest frame accepted (default 64 KiB, also the maximum)
+	MaxQueueCount      int           // announced; enforced by the store (storage.RelayOptions)
+	MaxQueueBytes      int64         // announced; enforced by the store (storage.RelayOptions)
+	MaxTTL             time.Duration // longest a message waits for its recipient (30 days)
+	FramesPerSecond    int           // sustained frames per second per connection; <0 = unlimited
+	FrameBurst         int           // frames allowed in a burst above the rate
+	OutboundQueue      int           // frames waiting for a slow reader before it is disconnected
+	MaxInflightSends   int           // sends per connection waiting for the group commit
+	MaxOneTimePreKeys  int           // one-time prekeys stored per kind per card (100)
+	LowPreKeyThreshold int           // notify the owner below this many one-time prekeys (20)
+	TokenTTL           time.Duration // lifetime of resume tokens (10 minutes)
+	PingInterval       time.Duration // how often the relay pings an idle connection
+	WriteTimeout       time.Duration // a single write may take at most this long
+	MaxBatch           int           // messages per group commit at most
+}
+
+// DefaultLimits are the relay's limits unless configured otherwise.
+var DefaultLimits = Limits{
+	MaxFrameBytes:      MaxFrameSize,
+	MaxQueueCount:      10000,
+	MaxQueueBytes:      64 << 20,
+	MaxTTL:             30 * 24 * time.Hour,
+	FramesPerSecond:    200,
+	FrameBurst:         400,
+	OutboundQueue:      1024,
+	MaxInflightSends:   256,
+	MaxOneTimePreKeys:  100,
+	LowPreKeyThreshold: 20,
+	TokenTTL:           10 * time.Minute,
+	PingInterval:       30 * time.Second,
+	WriteTimeout:       10 * time.Second,
+	MaxBatch:           512,
+}
+
+func (l Limits) withDefaults() Limits {
+	d := DefaultLimits
+	if l.MaxFrameBytes <= 0 || l.MaxFrameBytes > MaxFrameSize {
+		l.MaxFrameBytes = d.MaxFrameBytes
+	}
+	if l.MaxQueueCount <= 0 {
+		l.MaxQueueCount = d.MaxQueueCount
+	}
+	if l.MaxQueueBytes <= 0 {
+		l.MaxQueueBytes = d.MaxQueueBytes
+	}
+	if l.MaxTTL <= 0 {
+		l.MaxTTL = d.MaxTTL
+	}
+	if l.FramesPerSecond == 0 {
+		l.FramesPerSecond = d.FramesPerSecond
+	}
+	if l.FrameBurst <= 0 {
+		l.FrameBurst = d.FrameBurst
+	}
+	if l.OutboundQueue <= 0 {
+		l.OutboundQueue = d.OutboundQueue
+	}
+	if l.MaxInflightSends <= 0 {
+		l.MaxInflightSends = d.MaxInflightSends
+	}
+	if l.MaxOneTimePreKeys <= 0 {
+		l.MaxOneTimePreKeys = d.MaxOneTimePreKeys
+	}
+	if l.LowPreKeyThreshold <= 0 {
+		l.LowPreKeyThreshold = d.LowPreKeyThreshold
+	}
+	if l.TokenTTL <= 0 {
+		l.TokenTTL = d.TokenTTL
+	}
+	if l.PingInterval <= 0 {
+		l.PingInterval = d.PingInterval
+	}
+	if l.WriteTimeout <= 0 {
+		l.WriteTimeout = d.WriteTimeout
+	}
+	if l.MaxBatch <= 0 {
+		l.MaxBatch = d.MaxBatch
+	}
+	return l
+}
+
+// ServerConfig configures a relay. Store is required.
+type ServerConfig struct {
+	Store  *storage.Relay
+	Logger *slog.Logger // nil = discard
+	Limits Limits
+	Clock  func() time.Time // nil = time.Now
+
+	// Queue and Hub replace the store's queue and the in-memory hub (scale-out seams).
+	Queue Queue
+	Hub   Hub
+}
+
+// metaRelayKey is the relay store's meta key holding the relay's Ed25519 seed.
+const metaRelayKey = "relay_ed25519_seed"
+
+// Server is the relay: an http.Handler serving /v1/ws (the protocol), /healthz and
+// /metrics. Create it with NewServer; stop it with Shutdown.
+type Server struct {
+	dir    Directory
+	queue  Queue
+	hub    Hub
+	log    *slog.Logger
+	limits Limits
+	now    func() time.Time
+	m      *metrics
+	cm     *committer
+
+	priv ed25519.PrivateKey
+	pub  ed25519.PublicKey
+
+	upgrader websocket.Upgrader
+	mux      *http.ServeMux
+
+	mu      sync.Mutex
+	conns   map[*conn]struct{}
+	closing atomic.Bool
+	wg      sync.WaitGroup // every connection goroutine
+	nextID  atomic.Uint64
+
+	accounts sync.Map // name -> *account (names are never deleted; replace_card updates)
+	stopPing chan struct{}
+}
+
+// account is a cached directory entry.
+type account struct {
+	name   string
+	cardID string
+	card   *ratchet.Card
+	export string
+}
+
+var writeBufferPool sync.Pool
+
+// NewServer loads (or on first start creates) the relay key from the store and starts
+// the group committer. The caller keeps ownership of the store: Shutdown does not
+// close it.
+func NewServer(ctx context.Context, cfg ServerConfig) (*Server, error) {
+	if cfg.Store == nil && (cfg.Queue == nil) {
+		return nil, errors.New("relay: ServerConfig.Store is required")
+	}
+	s := &Server{
+		log:    cfg.Logger,
+		limits: cfg.Limits.withDefaults(),
+		now:    cfg.Clock,
+		m:      newMetrics(),
+		conns:  make(map[*conn]struct{}),
+		hub:    cfg.Hub,
+		queue:  cfg.Queue,
+	}
+	if s.log == nil {
+		s.log = slog.New(slog.DiscardHandler)
+	}
+	if s.now == nil {
+		s.now = time.Now
+	}
+	if s.hub == nil {
+		s.hub = NewMemHub()
+	}
+	if cfg.Store != nil {
+		s.dir = cfg.Store
+		if s.queue == nil {
+			s.queue = cfg.Store
+		}
+	}
+	if s.dir == nil {
+		return nil, errors.New("relay: ServerConfig.Store is required for the directory")
+	}
+	if err := s.loadKey(ctx); err != nil {
+		return nil, err
+	}
+	s.upgrader = websocket.Upgrader{
+		// ReadBufferSize 0: gorilla reads through the bufio.Reader hijackWrapper hands
+		// it (readBufferSize bytes), so the read loop can see whether data is buffered.
+		ReadBufferSize:   0,
+		WriteBufferSize:  4096,
+		WriteBufferPool:  &writeBufferPool,
+		HandshakeTimeout: 10 * time.Second,
+		// Any origin: the protocol authenticates by key proof, not by ambient cookies,
+		// so a web page gains nothing a plain client would not have.
+		CheckOrigin: func(*http.Request) bool { return true },
+	}
+	s.mux = http.NewServeMux()
+	s.mux.HandleFunc("/v1/ws", s.serveWS)
+	s.mux.HandleFunc("/healthz", s.serveHealth)
+	s.mux.HandleFunc("/metrics", s.serveMetrics)
+	s.cm = newCommitter(s.queue, s.hub, s.log, s.m, s.limits.MaxBatch, s.now, s.dir.Expire)
+	go s.cm.run()
+	s.stopPing = make(chan struct{})
+	go s.pinger()
+	return s, nil
+}
+
+func (s *Server) loadKey(ctx context.Context) error {
+	seed, err := s.dir.Meta(ctx, metaRelayKey)
+	switch {
+	case errors.Is(err, storage.ErrNotFound):
+		seed = make([]byte, ed25519.SeedSize)
+		if _, err := rand.Read(seed); err != nil {
+			return fmt.Errorf("relay: generating the relay key: %w", err)
+		}
+		if err := s.dir.SetMeta(ctx, metaRelayKey, seed); err != nil {
+			return fmt.Errorf("relay: saving the relay key: %w", err)
+		}
+	case err != nil:
+		return fmt.Errorf("relay: loading the relay key: %w", err)
+	case len(seed) != ed25519.SeedSize:
+		return fmt.Errorf("relay: stored relay key has %d bytes, want %d: the database is damaged", len(seed), ed25519.SeedSize)
+	}
+	s.priv = ed25519.NewKeyFromSeed(seed)
+	s.pub = s.priv.Public().(ed25519.PublicKey)
+	return nil
+}
+
+// RelayKey is the relay's public key; clients pin it.
+func (s *Server) RelayKey() ed25519.PublicKey { return s.pub }
+
+// Fingerprint is the human-readable fingerprint of the relay key.
+func (s *Server) Fingerprint() string { return ratchet.Fingerprint(s.pub) }
+
+// ServeHTTP routes /v1/ws, /healthz and /metrics.
+func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) { s.mux.ServeHTTP(w, r) }
+
+func (s *Server) serveHealth(w http.ResponseWriter, r *http.Request) {
+	if s.closing.Load() {
+		http.Error(w, "shutting down", http.StatusServiceUnavailable)
+		return
+	}
+	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+	io.WriteString(w, "ok\n")
+}
+
+func (s *Server) serveMetrics(w http.ResponseWriter, r *http.Request) {
+	w.Header().Set("Content-Type", "text/plain; version=0.0.4; charset=utf-8")
+	s.m.write(r.Context(), w, s.dir.QueueDepth)
+}
+
+func (s *Server) serveWS(w http.ResponseWriter, r *http.Request) {
+	if s.closing.Load() {
+		http.Error(w, "relay is shutting down", http.StatusServiceUnavailable)
+		return
+	}
+	hw := &hijackWrapper{ResponseWriter: w}
+	ws, err := s.upgrader.Upgrade(hw, r, nil)
+	if err != nil {
+		return // the upgrader has answered the HTTP request
+	}
+	c := newConn(s, ws)
+	c.br = hw.br
+	c.waiter = newReadWaiter(ws.NetConn())
+	s.mu.Lock()
+	if s.closing.Load() {
+		s.mu.Unlock()
+		ws.WriteControl(websocket.CloseMessage, websocket.FormatCloseMessage(websocket.CloseGoingAway, "relay is shutting down"), time.Now().Add(time.Second))
+		ws.Close()
+		return
+	}
+	s.conns[c] = struct{}{}
+	s.wg.Add(2) // the read loop, and the connection's teardown by its last writer
+	s.mu.Unlock()
+	s.m.connections.Add(1)
+	// The read loop runs on its own goroutine, not on the HTTP handler's: the handler
+	// returns now and its (grown) stack goes away, which keeps idle connections small.
+	// Writers come and go with traffic (see writeLoop).
+	go c.readLoop()
+}
+
+// pinger pings every connection each PingInterval, so dead peers are noticed (their
+// read deadline passes) and idle NAT mappings stay open.
+func (s *Server) pinger() {
+	t := time.NewTicker(s.limits.PingInterval)
+	defer t.Stop()
+	for {
+		select {
+		case <-t.C:
+		case <-s.stopPing:
+			return
+		}
+		s.mu.Lock()
+		conns := make([]*conn, 0, len(s.conns))
+		for c := range s.conns {
+			conns = append(conns, c)
+		}
+		s.mu.Unlock()
+		for _, c := range conns {
+			c.ping()
+		}
+	}
+}
+
+func (s *Server) removeConn(c *conn) {
+	s.mu.Lock()
+	delete(s.conns, c)
+	s.mu.Unlock()
+	s.m.connections.Add(-1)
+}
+
+// Shutdown drains the relay: it refuses new connections, stops reading from every
+// connection, commits every send already received (so each gets its answer), tells
+// clients it is going away and closes them. It does not close the store.
+func (s *Server) Shutdown(ctx context.Context) error {
+	if s.closing.Swap(true) {
+		s.wg.Wait()
+		return nil
+	}
+	close(s.stopPing)
+	s.mu.Lock()
+	conns := make([]*conn, 0, len(s.conns))
+	for c := range s.conns {
+		conns = append(conns, c)
+	}
+	s.mu.Unlock()
+	for _, c := range conns {
+		c.stopReading()
+	}
+	for _, c := range conns {
+		select {
+		case <-c.readerDone:
+		case <-ctx.Done():
+		}
+	}
+	s.cm.stop() // every accepted send is now committed and answered
+	for _, c := range conns {
+		c.goingAway()
+	}
+	done := make(chan struct{})
+	go func() { s.wg.Wait(); close(done) }()
+	select {
+	case <-done:
+		return nil
+	case <-ctx.Done():
+		for _, c := range conns {
+			c.ws.Close()
+		}
+		<-done
+		return fmt.Errorf("relay: shutdown cut short: %w", ctx.Err())
+	}
+}
+
+// cachedAccount returns the account for name, from the cache or the store.
+func (s *Server) cachedAccount(ctx context.Context, name string) (*account, error) {
+	if v, ok := s.accounts.Load(name); ok {
+		return v.(*account), nil
+	}
+	a, err := s.dir.AccountByName(ctx, name)
+	if err != nil {
+		return nil, err
+	}
+	acc, err := accountFromStore(a)
+	if err != nil {
+		return nil, err
+	}
+	s.accounts.Store(name, acc)
+	return acc, nil
+}
+
+func accountFromStore(a storage.Account) (*account, error) {
+	card, err := ratchet.ImportCard(string(a.Card))
+	if err != nil {
+		return nil, fmt.Errorf("relay: stored card for %q does not parse: %w", a.Name, err)
+	}
+	return &account{name: a.Name, cardID: a.CardID, card: card, export: string(a.Card)}, nil
+}
+
+// readBufferSize is each connection's read buffer: a send frame with a 256-byte body
+// is about 450 bytes, so most frames arrive in one read.
+const readBufferSize = 1024
+
+// hijackWrapper gives gorilla a fresh, small bufio.Reader over the hijacked
+// connection (instead of net/http's 4 KiB one) and remembers it.
+type hijackWrapper struct {
+	http.ResponseWriter
+	br *bufio.Reader
+}
+
+func (h *hijackWrapper) Hijack() (net.Conn, *bufio.ReadWriter, error) {
+	hj, ok := h.ResponseWriter.(http.Hijacker)
+	if !ok {
+		return nil, nil, errors.New("relay: response writer cannot hijack")
+	}
+	nc, brw, err := hj.Hijack()
+	if err != nil {
+		return nil, nil, err
+	}
+	if brw.Reader.Buffered() > 0 {
+		// The client sent data before the handshake finished; let gorilla refuse it.
+		return nc, brw, nil
+	}
+	h.br = bufio.NewReaderSize(nc, readBufferSize)
+	return nc, bufio.NewReadWriter(h.br, brw.Writer), nil
+}

@@ -1,0 +1,831 @@
+package storage
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"strconv"
+	"sync/atomic"
+	"time"
+)
+
+// Client is the client store: one user's identity, contacts, keys, sessions and history
+// in one SQLite file. Secrets are sealed under the storage key unwrapped at open. It is
+// safe for concurrent use.
+type Client struct {
+	db   *db
+	keys *keyring
+	demo atomic.Bool
+}
+
+// ClientOptions tune a client store. The zero value is the production setting.
+type ClientOptions struct {
+	// KDF for a new store or a new passphrase; zero = DefaultKDF. Lower values are for
+	// tests only: they make a stolen file cheaper to attack.
+	KDF KDFParams
+	// Synchronous is "FULL" (default) or "NORMAL"; see SyncFull.
+	Synchronous string
+}
+
+// CreateClient creates a new client store at path, protected by passphrase. A nil
+// passphrase creates an unprotected store for the throwaway demo profile (marked as such
+// in the file); an empty non-nil one is refused. ErrExists if a store is already there.
+func CreateClient(ctx context.Context, path string, passphrase []byte) (*Client, error) {
+	return CreateClientWith(ctx, path, passphrase, ClientOptions{})
+}
+
+// CreateClientWith is CreateClient with options.
+func CreateClientWith(ctx context.Context, path string, passphrase []byte, opts ClientOptions) (*Client, error) {
+	if passphrase != nil && len(passphrase) == 0 {
+		return nil, ErrEmptyPassphrase
+	}
+	kdf := opts.KDF
+	if kdf == (KDFParams{}) {
+		kdf = DefaultKDF
+	}
+	d, _, err := openDB(ctx, path, clientKind, opts.Synchronous, true, nil)
+	if err != nil {
+		return nil, err
+	}
+	key, err := newStorageKey()
+	if err != nil {
+		d.close()
+		return nil, err
+	}
+	w, err := wrapKey(key, passphrase, kdf)
+	if err != nil {
+		d.close()
+		return nil, err
+	}
+	err = d.write(ctx, func(tx *txn) error {
+		var n int
+		if err := tx.scan(ctx, "SELECT count(*) FROM keyring", nil, &n); err != nil {
+			return err
+		}
+		if n > 0 {
+			return fmt.Errorf("%w: a client store is already at %s", ErrExists, d.path)
+		}
+		return putKeyring(ctx, tx, w)
+	})
+	if err != nil {
+		d.close()
+		return nil, fmt.Errorf("storage: create client store: %w", err)
+	}
+	c := &Client{db: d, keys: &keyring{key: key}}
+	c.demo.Store(w.demo)
+	return c, nil
+}
+
+// OpenClient opens an existing client store. ErrNotFound if there is none at path,
+// ErrWrongPassphrase (nothing changed) if passphrase does not unlock it, ErrNewerSchema
+// if a newer pfschat wrote it.
+func OpenClient(ctx context.Context, path string, passphrase []byte) (*Client, error) {
+	return OpenClientWith(ctx, path, passphrase, ClientOptions{})
+}
+
+// OpenClientWith is OpenClient with options (Synchronous; KDF is not used here).
+func OpenClientWith(ctx context.Context, path string, passphrase []byte, opts ClientOptions) (*Client, error) {
+	if passphrase != nil && len(passphrase) == 0 {
+		return nil, ErrEmptyPassphrase
+	}
+	// Check the passphrase before migrating: a wrong one must change nothing. The keyring
+	// table has the same shape in every schema version.
+	var key []byte
+	var w *wrapped
+	d, _, err := openDB(ctx, path, clientKind, opts.Synchronous, false, func(ctx context.Context, q *sql.DB) error {
+		var err error
+		if w, err = readKeyring(ctx, q); err != nil {
+			return err
+		}
+		key, err = w.unwrap(passphrase)
+		return err
+	})
+	if err != nil {
+		return nil, err
+	}
+	c := &Client{db: d, keys: &keyring{key: key}}
+	c.demo.Store(w.demo)
+	return c, nil
+}
+
+func putKeyring(ctx context.Context, tx *txn, w *wrapped) error {
+	mode := "argon2id"
+	if w.demo {
+		mode = "none"
+	}
+	salt := w.salt
+	if salt == nil {
+		salt = []byte{}
+	}
+	_, err := tx.exec(ctx, `INSERT INTO keyring (id, mode, kdf_time, kdf_memory, kdf_threads, salt, wrapped)
+		VALUES (1, ?, ?, ?, ?, ?, ?)
+		ON CONFLICT (id) DO UPDATE SET mode = excluded.mode, kdf_time = excluded.kdf_time,
+		kdf_memory = excluded.kdf_memory, kdf_threads = excluded.kdf_threads,
+		salt = excluded.salt, wrapped = excluded.wrapped`,
+		mode, w.params.Time, w.params.MemoryKiB, w.params.Threads, salt, w.wrapped)
+	return err
+}
+
+func readKeyring(ctx context.Context, q *sql.DB) (*wrapped, error) {
+	var mode string
+	var t, m, th int64
+	w := &wrapped{}
+	err := q.QueryRowContext(ctx, "SELECT mode, kdf_time, kdf_memory, kdf_threads, salt, wrapped FROM keyring WHERE id = 1").
+		Scan(&mode, &t, &m, &th, &w.salt, &w.wrapped)
+	if errors.Is(err, sql.ErrNoRows) {
+		return nil, fmt.Errorf("%w: the client store has no key (its creation was interrupted; remove the file and create it again)", ErrNotFound)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("storage: read keyring: %w", err)
+	}
+	switch mode {
+	case "none":
+		w.demo = true
+	case "argon2id":
+		if t < 0 || t > maxKDFTime || m < 0 || m > maxKDFMemoryKiB || th < 0 || th > 255 {
+			return nil, fmt.Errorf("%w: Argon2id parameters out of range", ErrCorrupt)
+		}
+		w.params = KDFParams{Time: uint32(t), MemoryKiB: uint32(m), Threads: uint8(th)}
+	default:
+		return nil, fmt.Errorf("%w: unknown key wrapping mode %q", ErrCorrupt, mode)
+	}
+	return w, nil
+}
+
+// Demo reports whether the store has no passphrase (the throwaway demo profile).
+func (c *Client) Demo() bool { return c.demo.Load() }
+
+// KDF returns the Argon2id parameters the storage key is currently wrapped with (zero
+// for a demo store).
+func (c *Client) KDF(ctx context.Context) (KDFParams, error) {
+	w, err := readKeyring(ctx, c.db.r)
+	if err != nil {
+		return KDFParams{}, err
+	}
+	return w.params, nil
+}
+
+// ChangePassphrase re-wraps the storage key under newPass with DefaultKDF and a fresh
+// salt; nothing else is rewritten. nil makes it a demo (unprotected) store. Copies of the
+// file taken before still open with the old passphrase: the storage key is unchanged.
+func (c *Client) ChangePassphrase(ctx context.Context, newPass []byte) error {
+	return c.ChangePassphraseWith(ctx, newPass, DefaultKDF)
+}
+
+// ChangePassphraseWith is ChangePassphrase with explicit KDF parameters.
+func (c *Client) ChangePassphraseWith(ctx context.Context, newPass []byte, kdf KDFParams) error {
+	if newPass != nil && len(newPass) == 0 {
+		return ErrEmptyPassphrase
+	}
+	c.keys.mu.RLock()
+	if c.keys.key == nil {
+		c.keys.mu.RUnlock()
+		return ErrClosed
+	}
+	w, err := wrapKey(c.keys.key, newPass, kdf)
+	c.keys.mu.RUnlock()
+	if err != nil {
+		return err
+	}
+	if err := c.db.write(ctx, func(tx *txn) error { return putKeyring(ctx, tx, w) }); err != nil {
+		return fmt.Errorf("storage: change passphrase: %w", err)
+	}
+	c.demo.Store(w.demo)
+	return nil
+}
+
+// Close closes the store and forgets the storage key.
+func (c *Client) Close() error {
+	c.keys.forget()
+	return c.db.close()
+}
+
+// Path is the absolute path of the store file.
+func (c *Client) Path() string { return c.db.path }
+
+// IntegrityCheck runs SQLite's integrity_check.
+func (c *Client) IntegrityCheck(ctx context.Context) error { return c.db.integrityCheck(ctx) }
+
+// Meta returns a public value stored under key; ErrNotFound if unset. Not sealed: keep
+// public things only here (relay URL, pinned relay key).
+func (c *Client) Meta(ctx context.Context, key string) ([]byte, error) {
+	return getMeta(ctx, c.db, key)
+}
+
+// SetMeta stores a public value (not sealed).
+func (c *Client) SetMeta(ctx context.Context, key string, value []byte) error {
+	return setMeta(ctx, c.db, key, value)
+}
+
+func getMeta(ctx context.Context, d *db, key string) ([]byte, error) {
+	var v []byte
+	err := d.queryRow(ctx, "SELECT value FROM meta WHERE key = ?", key).Scan(&v)
+	if errors.Is(err, sql.ErrNoRows) {
+		return nil, fmt.Errorf("%w: meta %q", ErrNotFound, key)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("storage: read meta %q: %w", key, err)
+	}
+	if v == nil {
+		v = []byte{}
+	}
+	return v, nil
+}
+
+func setMeta(ctx context.Context, d *db, key string, value []byte) error {
+	if value == nil {
+		value = []byte{}
+	}
+	err := d.write(ctx, func(tx *txn) error {
+		_, err := tx.exec(ctx, "INSERT INTO meta (key, value) VALUES (?, ?) ON CONFLICT (key) DO UPDATE SET value = excluded.value", key, value)
+		return err
+	})
+	if err != nil {
+		return fmt.Errorf("storage: set meta %q: %w", key, err)
+	}
+	return nil
+}
+
+// ---- identity ----------------------------------------------------------------------
+
+// Identity is the user's own identity: name, card and private key. PrivateKey is plain
+// in memory and sealed at rest.
+type Identity struct {
+	Name       string
+	CardID     string
+	Card       []byte // the exported (relay-signed) card
+	PrivateKey []byte // marshalled identity private key; sealed at rest
+}
+
+// SaveIdentity stores (or replaces) the identity.
+func (c *Client) SaveIdentity(ctx context.Context, id Identity) error {
+	sealed, err := c.keys.seal("identity", "private_key", "1", id.PrivateKey)
+	if err != nil {
+		return err
+	}
+	card := id.Card
+	if card == nil {
+		card = []byte{}
+	}
+	err = c.db.write(ctx, func(tx *txn) error {
+		_, err := tx.exec(ctx, `INSERT INTO identity (id, name, card_id, card, private_key_sealed) VALUES (1, ?, ?, ?, ?)
+			ON CONFLICT (id) DO UPDATE SET name = excluded.name, card_id = excluded.card_id,
+			card = excluded.card, private_key_sealed = excluded.private_key_sealed`,
+			id.Name, id.CardID, card, sealed)
+		return err
+	})
+	if err != nil {
+		return fmt.Errorf("storage: save identity: %w", err)
+	}
+	return nil
+}
+
+// Identity returns the stored identity; ErrNotFound if none was saved yet.
+func (c *Client) Identity(ctx context.Context) (Identity, error) {
+	var id Identity
+	var sealed []byte
+	err := c.db.queryRow(ctx, "SELECT name, card_id, card, private_key_sealed FROM identity WHERE id = 1").
+		Scan(&id.Name, &id.CardID, &id.Card, &sealed)
+	if errors.Is(err, sql.ErrNoRows) {
+		return Identity{}, fmt.Errorf("%w: no identity in this store", ErrNotFound)
+	}
+	if err != nil {
+		return Identity{}, fmt.Errorf("storage: read identity: %w", err)
+	}
+	if id.PrivateKey, err = c.keys.open("identity", "private_key", "1", sealed); err != nil {
+		return Identity{}, err
+	}
+	return id, nil
+}
+
+// ---- cards -------------------------------------------------------------------------
+
+// Card is a peer's (or our own) card as seen by this client. Superseded cards (replaced
+// by a key change) are kept for history.
+type Card struct {
+	ID         string
+	Name       string
+	Data       []byte // marshalled card
+	FirstSeen  time.Time
+	Verified   bool
+	Superseded bool
+}
+
+// PutCard inserts or updates a card by ID. FirstSeen of an existing card is kept.
+func (c *Client) PutCard(ctx context.Context, card Card) error {
+	if card.ID == "" {
+		return fmt.Errorf("%w: card without ID", ErrInvalid)
+	}
+	data := card.Data
+	if data == nil {
+		data = []byte{}
+	}
+	err := c.db.write(ctx, func(tx *txn) error {
+		_, err := tx.exec(ctx, `INSERT INTO cards (id, name, data, first_seen, verified, superseded) VALUES (?, ?, ?, ?, ?, ?)
+			ON CONFLICT (id) DO UPDATE SET name = excluded.name, data = excluded.data,
+			verified = excluded.verified, superseded = excluded.superseded`,
+			card.ID, card.Name, data, dbTime(card.FirstSeen), boolInt(card.Verified), boolInt(card.Superseded))
+		return err
+	})
+	if err != nil {
+		return fmt.Errorf("storage: put card %s: %w", card.ID, err)
+	}
+	return nil
+}
+
+const cardCols = "id, name, data, first_seen, verified, superseded"
+
+func scanCard(s interface{ Scan(...any) error }) (Card, error) {
+	var cd Card
+	var fs int64
+	var v, sup int
+	if err := s.Scan(&cd.ID, &cd.Name, &cd.Data, &fs, &v, &sup); err != nil {
+		return Card{}, err
+	}
+	cd.FirstSeen, cd.Verified, cd.Superseded = goTime(fs), v != 0, sup != 0
+	return cd, nil
+}
+
+// Card returns the card with this ID; ErrNotFound if unknown.
+func (c *Client) Card(ctx context.Context, id string) (Card, error) {
+	cd, err := scanCard(c.db.queryRow(ctx, "SELECT "+cardCols+" FROM cards WHERE id = ?", id))
+	if errors.Is(err, sql.ErrNoRows) {
+		return Card{}, fmt.Errorf("%w: card %s", ErrNotFound, id)
+	}
+	if err != nil {
+		return Card{}, fmt.Errorf("storage: read card %s: %w", id, err)
+	}
+	return cd, nil
+}
+
+// CardsByName returns every card seen for a name, oldest first (empty if none).
+func (c *Client) CardsByName(ctx context.Context, name string) ([]Card, error) {
+	rows, err := c.db.query(ctx, "SELECT "+cardCols+" FROM cards WHERE name = ? ORDER BY first_seen, id", name)
+	if err != nil {
+		return nil, fmt.Errorf("storage: cards of %q: %w", name, err)
+	}
+	defer rows.Close()
+	var out []Card
+	for rows.Next() {
+		cd, err := scanCard(rows)
+		if err != nil {
+			return nil, fmt.Errorf("storage: cards of %q: %w", name, err)
+		}
+		out = append(out, cd)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("storage: cards of %q: %w", name, err)
+	}
+	return out, nil
+}
+
+// SetCardVerified sets the verified flag; ErrNotFound if the card is unknown.
+func (c *Client) SetCardVerified(ctx context.Context, id string, v bool) error {
+	return c.db.write(ctx, func(tx *txn) error {
+		n, err := tx.execN(ctx, "UPDATE cards SET verified = ? WHERE id = ?", boolInt(v), id)
+		if err != nil {
+			return fmt.Errorf("storage: verify card %s: %w", id, err)
+		}
+		if n == 0 {
+			return fmt.Errorf("%w: card %s", ErrNotFound, id)
+		}
+		return nil
+	})
+}
+
+// SetCardSuperseded marks a card as replaced by a newer one (kept for history).
+func (c *Client) SetCardSuperseded(ctx context.Context, id string, v bool) error {
+	return c.db.write(ctx, func(tx *txn) error {
+		n, err := tx.execN(ctx, "UPDATE cards SET superseded = ? WHERE id = ?", boolInt(v), id)
+		if err != nil {
+			return fmt.Errorf("storage: supersede card %s: %w", id, err)
+		}
+		if n == 0 {
+			return fmt.Errorf("%w: card %s", ErrNotFound, id)
+		}
+		return nil
+	})
+}
+
+// ---- contacts ----------------------------------------------------------------------
+
+// Contact is a person we talk to, bound to one card (CardID). PendingCardID is a new card
+// seen for the name and not yet accepted (a key change).
+type Contact struct {
+	Name          string
+	CardID        string
+	PendingCardID string
+	AddedAt       time.Time
+	Unread        int
+	LastMessageAt time.Time
+	Verified      bool // the CardID card is verified
+}
+
+// AddContact adds a contact bound to a card already stored with PutCard.
+// ErrExists if the name is taken; ErrNotFound if the card is not stored.
+func (c *Client) AddContact(ctx context.Context, name, cardID string, at time.Time) error {
+	return c.db.write(ctx, func(tx *txn) error { return addContact(ctx, tx, name, cardID, at) })
+}
+
+func addContact(ctx context.Context, tx *txn, name, cardID string, at time.Time) error {
+	if name == "" {
+		return fmt.Errorf("%w: contact without name", ErrInvalid)
+	}
+	var n int
+	if err := tx.scan(ctx, "SELECT count(*) FROM contacts WHERE name = ?", []any{name}, &n); err != nil {
+		return fmt.Errorf("storage: add contact %q: %w", name, err)
+	}
+	if n > 0 {
+		return fmt.Errorf("%w: contact %q", ErrExists, name)
+	}
+	if err := cardExists(ctx, tx, cardID); err != nil {
+		return err
+	}
+	if _, err := tx.exec(ctx, "INSERT INTO contacts (name, card_id, added_at) VALUES (?, ?, ?)", name, cardID, dbTime(at)); err != nil {
+		return fmt.Errorf("storage: add contact %q: %w", name, err)
+	}
+	return nil
+}
+
+func cardExists(ctx context.Context, tx *txn, cardID string) error {
+	var n int
+	if err := tx.scan(ctx, "SELECT count(*) FROM cards WHERE id = ?", []any{cardID}, &n); err != nil {
+		return fmt.Errorf("storage: look up card %s: %w", cardID, err)
+	}
+	if n == 0 {
+		return fmt.Errorf("%w: card %s is not stored (PutCard it first)", ErrNotFound, cardID)
+	}
+	return nil
+}
+
+const contactQuery = `SELECT c.name, c.card_id, c.pending_card_id, c.added_at, c.unread, c.last_message_at, coalesce(k.verified, 0)
+	FROM contacts c LEFT JOIN cards k ON k.id = c.card_id`
+
+func scanContact(s interface{ Scan(...any) error }) (Contact, error) {
+	var ct Contact
+	var added, last int64
+	var v int
+	if err := s.Scan(&ct.Name, &ct.CardID, &ct.PendingCardID, &added, &ct.Unread, &last, &v); err != nil {
+		return Contact{}, err
+	}
+	ct.AddedAt, ct.LastMessageAt, ct.Verified = goTime(added), goTime(last), v != 0
+	return ct, nil
+}
+
+// Contact returns one contact; ErrNotFound if unknown.
+func (c *Client) Contact(ctx context.Context, name string) (Contact, error) {
+	ct, err := scanContact(c.db.queryRow(ctx, contactQuery+" WHERE c.name = ?", name))
+	if errors.Is(err, sql.ErrNoRows) {
+		return Contact{}, fmt.Errorf("%w: contact %q", ErrNotFound, name)
+	}
+	if err != nil {
+		return Contact{}, fmt.Errorf("storage: read contact %q: %w", name, err)
+	}
+	return ct, nil
+}
+
+// Contacts lists contacts: those with unread messages first, then by last activity
+// (last message, else when added), newest first, then by name.
+func (c *Client) Contacts(ctx context.Context) ([]Contact, error) {
+	rows, err := c.db.query(ctx, contactQuery+
+		" ORDER BY c.unread > 0 DESC, max(c.last_message_at, c.added_at) DESC, c.name")
+	if err != nil {
+		return nil, fmt.Errorf("storage: list contacts: %w", err)
+	}
+	defer rows.Close()
+	var out []Contact
+	for rows.Next() {
+		ct, err := scanContact(rows)
+		if err != nil {
+			return nil, fmt.Errorf("storage: list contacts: %w", err)
+		}
+		out = append(out, ct)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("storage: list contacts: %w", err)
+	}
+	return out, nil
+}
+
+// UpdateContact writes CardID and PendingCardID of an existing contact (accepting or
+// recording a key change). Both cards must be stored. ErrNotFound if the contact is
+// unknown.
+func (c *Client) UpdateContact(ctx context.Context, ct Contact) error {
+	return c.db.write(ctx, func(tx *txn) error {
+		if err := cardExists(ctx, tx, ct.CardID); err != nil {
+			return err
+		}
+		if ct.PendingCardID != "" {
+			if err := cardExists(ctx, tx, ct.PendingCardID); err != nil {
+				return err
+			}
+		}
+		n, err := tx.execN(ctx, "UPDATE contacts SET card_id = ?, pending_card_id = ? WHERE name = ?", ct.CardID, ct.PendingCardID, ct.Name)
+		if err != nil {
+			return fmt.Errorf("storage: update contact %q: %w", ct.Name, err)
+		}
+		if n == 0 {
+			return fmt.Errorf("%w: contact %q", ErrNotFound, ct.Name)
+		}
+		return nil
+	})
+}
+
+// RenameContact renames a contact; its messages follow. Outbox items keep the relay
+// address they were sent to. ErrNotFound / ErrExists.
+func (c *Client) RenameContact(ctx context.Context, oldName, newName string) error {
+	return c.db.write(ctx, func(tx *txn) error {
+		var n int
+		if err := tx.scan(ctx, "SELECT count(*) FROM contacts WHERE name = ?", []any{newName}, &n); err != nil {
+			return fmt.Errorf("storage: rename contact: %w", err)
+		}
+		if n > 0 {
+			return fmt.Errorf("%w: contact %q", ErrExists, newName)
+		}
+		m, err := tx.execN(ctx, "UPDATE contacts SET name = ? WHERE name = ?", newName, oldName)
+		if err != nil {
+			return fmt.Errorf("storage: rename contact %q: %w", oldName, err)
+		}
+		if m == 0 {
+			return fmt.Errorf("%w: contact %q", ErrNotFound, oldName)
+		}
+		return nil
+	})
+}
+
+// DeleteContact removes a contact and its messages. ErrNotFound if unknown.
+func (c *Client) DeleteContact(ctx context.Context, name string) error {
+	return c.db.write(ctx, func(tx *txn) error {
+		n, err := tx.execN(ctx, "DELETE FROM contacts WHERE name = ?", name)
+		if err != nil {
+			return fmt.Errorf("storage: delete contact %q: %w", name, err)
+		}
+		if n == 0 {
+			return fmt.Errorf("%w: contact %q", ErrNotFound, name)
+		}
+		return nil
+	})
+}
+
+// ---- prekeys -----------------------------------------------------------------------
+
+// PreKey is one of our own prekeys. Private is the marshalled private prekey, plain in
+// memory and sealed at rest. HandedOutAt is when the relay reported it handed out
+// (zero = still on the relay).
+type PreKey struct {
+	Kind        uint8
+	ID          uint32
+	CreatedAt   time.Time
+	Private     []byte
+	HandedOutAt time.Time
+}
+
+func preKeyRow(kind uint8, id uint32) string {
+	return strconv.Itoa(int(kind)) + "/" + strconv.FormatUint(uint64(id), 10)
+}
+
+// PutPreKeys stores prekeys (insert or replace by kind and id) in one transaction.
+func (c *Client) PutPreKeys(ctx context.Context, keys []PreKey) error {
+	sealed := make([][]byte, len(keys))
+	for i, k := range keys {
+		s, err := c.keys.seal("prekeys", "private", preKeyRow(k.Kind, k.ID), k.Private)
+		if err != nil {
+			return err
+		}
+		sealed[i] = s
+	}
+	err := c.db.write(ctx, func(tx *txn) error {
+		for i, k := range keys {
+			_, err := tx.exec(ctx, `INSERT INTO prekeys (kind, id, created_at, private_sealed, handed_out_at) VALUES (?, ?, ?, ?, ?)
+				ON CONFLICT (kind, id) DO UPDATE SET created_at = excluded.created_at,
+				private_sealed = excluded.private_sealed, handed_out_at = excluded.handed_out_at`,
+				k.Kind, k.ID, dbTime(k.CreatedAt), sealed[i], dbTime(k.HandedOutAt))
+			if err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return fmt.Errorf("storage: put prekeys: %w", err)
+	}
+	return nil
+}
+
+func (c *Client) scanPreKey(s interface{ Scan(...any) error }) (PreKey, error) {
+	var k PreKey
+	var created, handed int64
+	var sealed []byte
+	if err := s.Scan(&k.Kind, &k.ID, &created, &sealed, &handed); err != nil {
+		return PreKey{}, err
+	}
+	k.CreatedAt, k.HandedOutAt = goTime(created), goTime(handed)
+	var err error
+	if k.Private, err = c.keys.open("prekeys", "private", preKeyRow(k.Kind, k.ID), sealed); err != nil {
+		return PreKey{}, err
+	}
+	return k, nil
+}
+
+// PreKey returns one prekey; ErrNotFound if it does not exist (never was, or consumed).
+func (c *Client) PreKey(ctx context.Context, kind uint8, id uint32) (PreKey, error) {
+	k, err := c.scanPreKey(c.db.queryRow(ctx,
+		"SELECT kind, id, created_at, private_sealed, handed_out_at FROM prekeys WHERE kind = ? AND id = ?", kind, id))
+	if errors.Is(err, sql.ErrNoRows) {
+		return PreKey{}, fmt.Errorf("%w: prekey %s", ErrNotFound, preKeyRow(kind, id))
+	}
+	if err != nil {
+		return PreKey{}, fmt.Errorf("storage: read prekey %s: %w", preKeyRow(kind, id), err)
+	}
+	return k, nil
+}
+
+// PreKeys returns every prekey of a kind, by id.
+func (c *Client) PreKeys(ctx context.Context, kind uint8) ([]PreKey, error) {
+	rows, err := c.db.query(ctx,
+		"SELECT kind, id, created_at, private_sealed, handed_out_at FROM prekeys WHERE kind = ? ORDER BY id", kind)
+	if err != nil {
+		return nil, fmt.Errorf("storage: list prekeys: %w", err)
+	}
+	defer rows.Close()
+	var out []PreKey
+	for rows.Next() {
+		k, err := c.scanPreKey(rows)
+		if err != nil {
+			return nil, fmt.Errorf("storage: list prekeys: %w", err)
+		}
+		out = append(out, k)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("storage: list prekeys: %w", err)
+	}
+	return out, nil
+}
+
+// DeletePreKeys deletes prekeys of a kind by id (missing ids are ignored).
+func (c *Client) DeletePreKeys(ctx context.Context, kind uint8, ids []uint32) error {
+	err := c.db.write(ctx, func(tx *txn) error {
+		for _, id := range ids {
+			if _, err := tx.exec(ctx, "DELETE FROM prekeys WHERE kind = ? AND id = ?", kind, id); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return fmt.Errorf("storage: delete prekeys: %w", err)
+	}
+	return nil
+}
+
+// MarkPreKeysHandedOut records when the relay handed these keys out (they stay usable
+// until consumed or deleted).
+func (c *Client) MarkPreKeysHandedOut(ctx context.Context, kind uint8, ids []uint32, at time.Time) error {
+	err := c.db.write(ctx, func(tx *txn) error {
+		for _, id := range ids {
+			if _, err := tx.exec(ctx, "UPDATE prekeys SET handed_out_at = ? WHERE kind = ? AND id = ? AND handed_out_at = 0", dbTime(at), kind, id); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return fmt.Errorf("storage: mark prekeys handed out: %w", err)
+	}
+	return nil
+}
+
+// NextPreKeyID reserves and returns the next id for a kind: 1, 2, 3... never reused,
+// even after the key is deleted.
+func (c *Client) NextPreKeyID(ctx context.Context, kind uint8) (uint32, error) {
+	return c.ReservePreKeyIDs(ctx, kind, 1)
+}
+
+// ReservePreKeyIDs reserves n consecutive ids for a kind and returns the first.
+func (c *Client) ReservePreKeyIDs(ctx context.Context, kind uint8, n int) (uint32, error) {
+	if n < 1 {
+		return 0, fmt.Errorf("%w: reserve %d prekey ids", ErrInvalid, n)
+	}
+	var first int64
+	err := c.db.write(ctx, func(tx *txn) error {
+		err := tx.scan(ctx, `INSERT INTO prekey_ids (kind, next) VALUES (?, 1 + ?)
+			ON CONFLICT (kind) DO UPDATE SET next = next + ? RETURNING next - ?`,
+			[]any{kind, n, n, n}, &first)
+		if err != nil {
+			return err
+		}
+		if first+int64(n)-1 > 0xFFFFFFFF {
+			return fmt.Errorf("%w: prekey ids of kind %d exhausted", ErrInvalid, kind)
+		}
+		return nil
+	})
+	if err != nil {
+		return 0, fmt.Errorf("storage: next prekey id: %w", err)
+	}
+	return uint32(first), nil
+}
+
+// ---- sessions ----------------------------------------------------------------------
+
+// MaxSessionsPerPeer is how many sessions (the active one and older ones that may still
+// receive late messages) are kept per peer card; the least recently used go first.
+const MaxSessionsPerPeer = 5
+
+// Session is a ratchet session with one peer card. State is the marshalled ratchet
+// state, plain in memory and sealed at rest.
+type Session struct {
+	ID         string
+	PeerCardID string
+	Active     bool
+	State      []byte
+	CreatedAt  time.Time
+	UpdatedAt  time.Time
+}
+
+// Sessions returns the sessions with a peer card: the active one first, then the most
+// recently updated.
+func (c *Client) Sessions(ctx context.Context, peerCardID string) ([]Session, error) {
+	rows, err := c.db.query(ctx, `SELECT id, peer_card_id, active, state_sealed, created_at, updated_at
+		FROM sessions WHERE peer_card_id = ? ORDER BY active DESC, updated_at DESC, id`, peerCardID)
+	if err != nil {
+		return nil, fmt.Errorf("storage: sessions of %s: %w", peerCardID, err)
+	}
+	defer rows.Close()
+	var out []Session
+	for rows.Next() {
+		var s Session
+		var active int
+		var created, updated int64
+		var sealed []byte
+		if err := rows.Scan(&s.ID, &s.PeerCardID, &active, &sealed, &created, &updated); err != nil {
+			return nil, fmt.Errorf("storage: sessions of %s: %w", peerCardID, err)
+		}
+		s.Active, s.CreatedAt, s.UpdatedAt = active != 0, goTime(created), goTime(updated)
+		if s.State, err = c.keys.open("sessions", "state", s.ID, sealed); err != nil {
+			return nil, err
+		}
+		out = append(out, s)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("storage: sessions of %s: %w", peerCardID, err)
+	}
+	return out, nil
+}
+
+// PutSession inserts or updates a session. Active=true demotes the peer's other
+// sessions; at most MaxSessionsPerPeer are kept (the active one always).
+func (c *Client) PutSession(ctx context.Context, s Session) error {
+	sealed, err := c.keys.seal("sessions", "state", s.ID, s.State)
+	if err != nil {
+		return err
+	}
+	if err := c.db.write(ctx, func(tx *txn) error { return putSession(ctx, tx, s, sealed) }); err != nil {
+		return fmt.Errorf("storage: put session: %w", err)
+	}
+	return nil
+}
+
+func putSession(ctx context.Context, tx *txn, s Session, sealed []byte) error {
+	if s.ID == "" || s.PeerCardID == "" {
+		return fmt.Errorf("%w: session needs ID and PeerCardID", ErrInvalid)
+	}
+	created, updated := s.CreatedAt, s.UpdatedAt
+	if updated.IsZero() {
+		updated = time.Now()
+	}
+	if created.IsZero() {
+		created = updated
+	}
+	if s.Active {
+		if _, err := tx.exec(ctx, "UPDATE sessions SET active = 0 WHERE peer_card_id = ? AND active = 1 AND id <> ?", s.PeerCardID, s.ID); err != nil {
+			return err
+		}
+	}
+	if _, err := tx.exec(ctx, `INSERT INTO sessions (id, peer_card_id, active, state_sealed, created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?)
+		ON CONFLICT (id) DO UPDATE SET peer_card_id = excluded.peer_card_id, active = excluded.active,
+		state_sealed = excluded.state_sealed, updated_at = excluded.updated_at`,
+		s.ID, s.PeerCardID, boolInt(s.Active), sealed, dbTime(created), dbTime(updated)); err != nil {
+		return err
+	}
+	_, err := tx.exec(ctx, `DELETE FROM sessions WHERE peer_card_id = ?1 AND id NOT IN
+		(SELECT id FROM sessions WHERE peer_card_id = ?1 ORDER BY active DESC, updated_at DESC, id LIMIT ?2)`,
+		s.PeerCardID, MaxSessionsPerPeer)
+	return err
+}
+
+// DeleteSessions deletes every session with a peer card; "" deletes all sessions.
+func (c *Client) DeleteSessions(ctx context.Context, peerCardID string) error {
+	err := c.db.write(ctx, func(tx *txn) error {
+		if peerCardID == "" {
+			_, err := tx.exec(ctx, "DELETE FROM sessions")
+			return err
+		}
+		_, err := tx.exec(ctx, "DELETE FROM sessions WHERE peer_card_id = ?", peerCardID)
+		return err
+	})
+	if err != nil {
+		return fmt.Errorf("storage: delete sessions: %w", err)
+	}
+	return nil
+}

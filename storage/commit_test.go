@@ -1,0 +1,210 @@
+package storage
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+	"testing"
+)
+
+var errInjected = errors.New("injected failure")
+
+// dump renders every row of every table (sealed bytes included), for before/after
+// comparisons.
+func dump(t *testing.T, d *db) string {
+	t.Helper()
+	rows, err := d.r.Query("SELECT name FROM sqlite_schema WHERE type = 'table' ORDER BY name")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var tables []string
+	for rows.Next() {
+		var n string
+		rows.Scan(&n)
+		tables = append(tables, n)
+	}
+	rows.Close()
+	var b strings.Builder
+	for _, tbl := range tables {
+		rows, err := d.r.Query("SELECT * FROM " + tbl + " ORDER BY 1, 2")
+		if err != nil {
+			t.Fatal(err)
+		}
+		cols, _ := rows.Columns()
+		for rows.Next() {
+			vals := make([]any, len(cols))
+			ptrs := make([]any, len(cols))
+			for i := range vals {
+				ptrs[i] = &vals[i]
+			}
+			if err := rows.Scan(ptrs...); err != nil {
+				t.Fatal(err)
+			}
+			fmt.Fprintf(&b, "%s %v\n", tbl, vals)
+		}
+		rows.Close()
+	}
+	return b.String()
+}
+
+// failEveryStep runs op with a failure injected at step 1, 2, 3... of its transaction
+// until it succeeds, and checks that every failed attempt left the store exactly as it
+// was. It returns how many steps the successful run took.
+func failEveryStep(t *testing.T, d *db, op func() error) int {
+	t.Helper()
+	before := dump(t, d)
+	for n := 1; ; n++ {
+		d.hook = func(step int) error {
+			if step == n {
+				return fmt.Errorf("%w at step %d", errInjected, step)
+			}
+			return nil
+		}
+		err := op()
+		d.hook = nil
+		if err == nil {
+			if n == 1 {
+				t.Fatal("no statement ran")
+			}
+			return n - 1
+		}
+		if !errors.Is(err, errInjected) {
+			t.Fatalf("step %d: %v", n, err)
+		}
+		if got := dump(t, d); got != before {
+			t.Fatalf("failure at step %d changed the store:\nbefore:\n%s\nafter:\n%s", n, before, got)
+		}
+		if n > 100 {
+			t.Fatal("never succeeded")
+		}
+	}
+}
+
+func TestCommitReceiveAllOrNothing(t *testing.T) {
+	ctx := context.Background()
+	c := newClient(t, []byte("pw"))
+	addPeer(t, c, "bob")
+	if err := c.PutPreKeys(ctx, []PreKey{{Kind: 2, ID: 1, Private: []byte("a")}, {Kind: 4, ID: 1, Private: []byte("b")}, {Kind: 1, ID: 1, Private: []byte("c")}}); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.PutSession(ctx, Session{ID: "old", PeerCardID: "card-carol", Active: true, State: []byte("o")}); err != nil {
+		t.Fatal(err)
+	}
+	sendID, err := c.CommitSend(ctx, SendTx{Message: &Message{Contact: "bob", Body: []byte("hi")}, Outbox: OutboxItem{ClientID: "out1", To: "bob", Payload: []byte("w")}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var msgID int64
+	steps := failEveryStep(t, c.db, func() error {
+		var err error
+		msgID, err = c.CommitReceive(ctx, ReceiveTx{
+			Card:            &Card{ID: "card-carol", Name: "carol", Data: []byte("c"), FirstSeen: t0},
+			NewContact:      &Contact{Name: "carol", CardID: "card-carol", AddedAt: t0},
+			Session:         &Session{ID: "new", PeerCardID: "card-carol", Active: true, State: []byte("s")},
+			Message:         &Message{Contact: "carol", Body: []byte("first"), ReceivedAt: t0, State: Delivered},
+			ConsumedPreKeys: []PreKeyRef{{2, 1}, {4, 1}},
+			RelayID:         "42",
+			DeliveryUpdates: []DeliveryUpdate{{ClientID: "out1", State: Delivered}},
+			From:            "bob", // updates limited to bob's messages: our message went to bob
+		})
+		return err
+	})
+	t.Logf("receive commit: %d steps", steps)
+	if steps < 8 {
+		t.Fatalf("only %d steps: the injection did not reach the end", steps)
+	}
+	// Everything landed.
+	if m, err := c.Message(ctx, msgID); err != nil || string(m.Body) != "first" || m.RelayID != "42" {
+		t.Fatalf("message %+v %v", m, err)
+	}
+	if m, _ := c.Message(ctx, sendID); m.State != Delivered {
+		t.Fatalf("receipt not applied: %v", m.State)
+	}
+	if _, err := c.PreKey(ctx, 4, 1); !errors.Is(err, ErrNotFound) {
+		t.Fatal("KEM one-time prekey not consumed")
+	}
+	if _, err := c.PreKey(ctx, 1, 1); err != nil {
+		t.Fatal("signed prekey deleted")
+	}
+	ss, _ := c.Sessions(ctx, "card-carol")
+	if len(ss) != 2 || ss[0].ID != "new" || !ss[0].Active || ss[1].Active {
+		t.Fatalf("sessions %+v", ss)
+	}
+	if seen, _ := c.SeenRelayID(ctx, "42"); !seen {
+		t.Fatal("relay id not recorded")
+	}
+	// A redelivery changes nothing.
+	before := dump(t, c.db)
+	if _, err := c.CommitReceive(ctx, ReceiveTx{RelayID: "42", Message: &Message{Contact: "carol", Body: []byte("dup")},
+		Session: &Session{ID: "new", PeerCardID: "card-carol", State: []byte("changed")}}); !errors.Is(err, ErrDuplicate) {
+		t.Fatalf("redelivery: %v", err)
+	}
+	if dump(t, c.db) != before {
+		t.Fatal("duplicate changed the store")
+	}
+	// A receipt from someone else does not touch our message to bob.
+	if _, err := c.CommitReceive(ctx, ReceiveTx{RelayID: "43", From: "carol", DeliveryUpdates: []DeliveryUpdate{{ClientID: "out1", State: Read}}}); err != nil {
+		t.Fatal(err)
+	}
+	if m, _ := c.Message(ctx, sendID); m.State != Delivered {
+		t.Fatalf("carol's receipt changed bob's message: %v", m.State)
+	}
+	// States only move forward.
+	c.CommitReceive(ctx, ReceiveTx{RelayID: "44", From: "bob", DeliveryUpdates: []DeliveryUpdate{{ClientID: "out1", State: Read}}})
+	c.CommitReceive(ctx, ReceiveTx{RelayID: "45", From: "bob", DeliveryUpdates: []DeliveryUpdate{{ClientID: "out1", State: Delivered}}})
+	if m, _ := c.Message(ctx, sendID); m.State != Read {
+		t.Fatalf("state went backwards: %v", m.State)
+	}
+}
+
+func TestCommitSendAllOrNothing(t *testing.T) {
+	ctx := context.Background()
+	c := newClient(t, []byte("pw"))
+	addPeer(t, c, "bob")
+	for i := 0; i < MaxSessionsPerPeer; i++ {
+		if err := c.PutSession(ctx, Session{ID: fmt.Sprint("s", i), PeerCardID: "card-bob", Active: true, State: []byte("x"), UpdatedAt: t0.Add(-100 + timeSec(i))}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	var id int64
+	steps := failEveryStep(t, c.db, func() error {
+		var err error
+		id, err = c.CommitSend(ctx, SendTx{
+			Session: Session{ID: "s-new", PeerCardID: "card-bob", Active: true, State: []byte("y"), UpdatedAt: t0},
+			Message: &Message{Contact: "bob", Body: []byte("hello"), SentAt: t0},
+			Outbox:  OutboxItem{ClientID: "c1", To: "bob", Payload: []byte("wire"), CreatedAt: t0},
+		})
+		return err
+	})
+	t.Logf("send commit: %d steps", steps)
+	m, err := c.Message(ctx, id)
+	if err != nil || m.ClientID != "c1" || m.Direction != Outgoing || m.State != Pending {
+		t.Fatalf("message %+v %v", m, err)
+	}
+	ob, _ := c.Outbox(ctx)
+	if len(ob) != 1 || ob[0].MessageID != id || string(ob[0].Payload) != "wire" {
+		t.Fatalf("outbox %+v", ob)
+	}
+	ss, _ := c.Sessions(ctx, "card-bob")
+	if len(ss) != MaxSessionsPerPeer || ss[0].ID != "s-new" {
+		t.Fatalf("sessions kept: %d, first %s", len(ss), ss[0].ID)
+	}
+	for _, s := range ss {
+		if s.ID == "s0" {
+			t.Fatal("oldest session kept beyond the limit")
+		}
+	}
+	if _, err := c.CommitSend(ctx, SendTx{Outbox: OutboxItem{ClientID: "c1", To: "bob"}}); !errors.Is(err, ErrExists) {
+		t.Fatalf("same client id twice: %v", err)
+	}
+	if err := c.RemoveOutbox(ctx, "c1"); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.RemoveOutbox(ctx, "c1"); err != nil {
+		t.Fatalf("second remove: %v", err)
+	}
+	if m, _ := c.Message(ctx, id); m.State != Sent {
+		t.Fatalf("state after relay accepted: %v", m.State)
+	}
+}

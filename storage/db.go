@@ -1,0 +1,508 @@
+package storage
+
+import (
+	"context"
+	"database/sql"
+	"embed"
+	"errors"
+	"fmt"
+	"io/fs"
+	"math"
+	"os"
+	"path/filepath"
+	"sort"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	_ "modernc.org/sqlite" // registers the "sqlite" driver (pure Go, no cgo)
+)
+
+//go:embed migrations
+var migrationsFS embed.FS
+
+// storeKind names a schema family: its migrations folder and its application_id, so a
+// relay database is never mistaken for a client one.
+type storeKind struct {
+	name  string // migrations/<name>/NNNN_*.sql
+	appID int32  // PRAGMA application_id written by migration 1
+	fsys  fs.FS  // where the migrations live (tests substitute their own)
+}
+
+var (
+	clientKind = storeKind{name: "client", appID: 0x70667363, fsys: migrationsFS} // "pfsc"
+	relayKind  = storeKind{name: "relay", appID: 0x70667372, fsys: migrationsFS}  // "pfsr"
+)
+
+// Synchronous modes. FULL (the default) fsyncs the WAL on every commit: a commit that
+// returned survives power loss. NORMAL fsyncs only at checkpoints: the database stays
+// consistent after a power cut, but the last commits before it may be rolled back (a
+// process crash alone loses nothing in either mode). The relay may choose NORMAL when a
+// benchmark shows it needs the throughput, accepting that an "accepted" message can be
+// lost on power failure.
+const (
+	SyncFull   = "FULL"
+	SyncNormal = "NORMAL"
+)
+
+const (
+	busyTimeout = 5 * time.Second // another process (a headless command) holding the write lock
+	readPool    = 4               // reader connections; WAL lets them run beside the writer
+)
+
+// db is one SQLite file opened as one writer connection (every write transaction is
+// BEGIN IMMEDIATE on it, so writers never deadlock or fail with SQLITE_BUSY inside this
+// process) plus a small pool of query-only reader connections.
+type db struct {
+	w, r *sql.DB
+	path string
+
+	// Prepared statements of the writer connection, by query text. Parsing costs more
+	// than running most of our statements, so a statement used inside a transaction is
+	// prepared after that transaction (the only connection is free then) and reused by
+	// later ones through Tx.StmtContext.
+	stmtMu sync.Mutex
+	stmts  map[string]*sql.Stmt
+	wanted map[string]bool
+	want   atomic.Bool // wanted is not empty
+
+	// Prepared statements of the reader pool (database/sql prepares each on every
+	// reader connection as it is used).
+	rstmts sync.Map // query text → *sql.Stmt
+
+	// hook, when set (tests only), runs before every statement of a write transaction
+	// and before its commit, with the 1-based step number; an error aborts the
+	// transaction there. It is how the tests inject failure part-way.
+	hook func(step int) error
+}
+
+func dsn(path string, sync string, reader bool) string {
+	q := []string{
+		"_pragma=busy_timeout(" + strconv.Itoa(int(busyTimeout/time.Millisecond)) + ")",
+		"_pragma=foreign_keys(1)",
+		"_pragma=synchronous(" + sync + ")",
+		// Deleted rows (consumed prekeys, old ratchet states) are overwritten with
+		// zeros rather than left in free pages: forward secrecy needs them gone.
+		"_pragma=secure_delete(1)",
+	}
+	if reader {
+		q = append(q, "_pragma=query_only(1)")
+	} else {
+		q = append(q, "_txlock=immediate")
+	}
+	return path + "?" + strings.Join(q, "&")
+}
+
+// openDB opens (create=true: creates if missing) the store at path, refuses a newer
+// schema or another kind of database without writing to it, switches it to WAL and
+// applies pending migrations. It returns the schema version found before migrating.
+//
+// unlock, when non-nil, runs on an existing store after the version checks and before
+// anything is written (WAL switch, migrations): a wrong passphrase changes nothing.
+func openDB(ctx context.Context, path string, kind storeKind, sync string, create bool, unlock func(context.Context, *sql.DB) error) (*db, int, error) {
+	if sync == "" {
+		sync = SyncFull
+	}
+	sync = strings.ToUpper(sync)
+	if sync != SyncFull && sync != SyncNormal {
+		return nil, 0, fmt.Errorf("%w: synchronous mode %q (want FULL or NORMAL)", ErrInvalid, sync)
+	}
+	abs, err := filepath.Abs(path)
+	if err != nil {
+		return nil, 0, fmt.Errorf("storage: resolve path %q: %w", path, err)
+	}
+	if strings.ContainsAny(abs, "?#") {
+		return nil, 0, fmt.Errorf("%w: store path %q must not contain '?' or '#'", ErrInvalid, abs)
+	}
+	if !create {
+		if _, err := os.Stat(abs); errors.Is(err, fs.ErrNotExist) {
+			return nil, 0, fmt.Errorf("%w: no store at %s", ErrNotFound, abs)
+		} else if err != nil {
+			return nil, 0, fmt.Errorf("storage: %w", err)
+		}
+	}
+	w, err := sql.Open("sqlite", dsn(abs, sync, false))
+	if err != nil {
+		return nil, 0, fmt.Errorf("storage: open %s: %w", abs, err)
+	}
+	w.SetMaxOpenConns(1)
+	w.SetMaxIdleConns(1)
+	w.SetConnMaxLifetime(0)
+	w.SetConnMaxIdleTime(0)
+	d := &db{w: w, path: abs, stmts: map[string]*sql.Stmt{}, wanted: map[string]bool{}}
+
+	// Inspect before touching anything: a newer or foreign file must not be modified.
+	var version int
+	var appID int32
+	if err := w.QueryRowContext(ctx, "PRAGMA user_version").Scan(&version); err != nil {
+		w.Close()
+		return nil, 0, fmt.Errorf("storage: read schema version of %s: %w", abs, err)
+	}
+	if err := w.QueryRowContext(ctx, "PRAGMA application_id").Scan(&appID); err != nil {
+		w.Close()
+		return nil, 0, fmt.Errorf("storage: read application id of %s: %w", abs, err)
+	}
+	if version > 0 && appID != kind.appID {
+		w.Close()
+		return nil, 0, fmt.Errorf("%w: %s (application id %#x, want %s store %#x)", ErrWrongKind, abs, appID, kind.name, kind.appID)
+	}
+	migs, err := loadMigrations(kind)
+	if err != nil {
+		w.Close()
+		return nil, 0, err
+	}
+	if version > len(migs) {
+		w.Close()
+		return nil, 0, fmt.Errorf("%w: %s has schema version %d, this program knows up to %d", ErrNewerSchema, abs, version, len(migs))
+	}
+	if version == 0 && appID == 0 {
+		// A brand-new file, or a database that is not ours. Refuse the latter.
+		var n int
+		if err := w.QueryRowContext(ctx, "SELECT count(*) FROM sqlite_schema").Scan(&n); err != nil {
+			w.Close()
+			return nil, 0, fmt.Errorf("storage: read %s: %w", abs, err)
+		}
+		if n > 0 {
+			w.Close()
+			return nil, 0, fmt.Errorf("%w: %s holds tables but no pfschat schema", ErrWrongKind, abs)
+		}
+		if !create {
+			w.Close()
+			return nil, 0, fmt.Errorf("%w: %s is empty (create the store first)", ErrNotFound, abs)
+		}
+	}
+	if unlock != nil && version > 0 {
+		if err := unlock(ctx, w); err != nil {
+			w.Close()
+			return nil, 0, err
+		}
+	}
+	var mode string
+	if err := w.QueryRowContext(ctx, "PRAGMA journal_mode=WAL").Scan(&mode); err != nil || !strings.EqualFold(mode, "wal") {
+		w.Close()
+		return nil, 0, fmt.Errorf("storage: switch %s to WAL (got %q): %v", abs, mode, err)
+	}
+	if err := d.migrate(ctx, kind, migs, version, len(migs)); err != nil {
+		w.Close()
+		return nil, 0, err
+	}
+	r, err := sql.Open("sqlite", dsn(abs, sync, true))
+	if err != nil {
+		w.Close()
+		return nil, 0, fmt.Errorf("storage: open readers on %s: %w", abs, err)
+	}
+	r.SetMaxOpenConns(readPool)
+	r.SetMaxIdleConns(readPool)
+	d.r = r
+	return d, version, nil
+}
+
+// query runs a read on the reader pool through a cached prepared statement.
+func (d *db) query(ctx context.Context, q string, args ...any) (*sql.Rows, error) {
+	st, err := d.readStmt(ctx, q)
+	if err != nil {
+		return nil, err
+	}
+	return st.QueryContext(ctx, args...)
+}
+
+// queryRow is query for one row; errors surface at Scan, as with sql.Row.
+func (d *db) queryRow(ctx context.Context, q string, args ...any) *sql.Row {
+	st, err := d.readStmt(ctx, q)
+	if err != nil {
+		return d.r.QueryRowContext(ctx, q, args...) // reports the same error at Scan
+	}
+	return st.QueryRowContext(ctx, args...)
+}
+
+func (d *db) readStmt(ctx context.Context, q string) (*sql.Stmt, error) {
+	if st, ok := d.rstmts.Load(q); ok {
+		return st.(*sql.Stmt), nil
+	}
+	st, err := d.r.PrepareContext(ctx, q)
+	if err != nil {
+		return nil, err
+	}
+	if prev, loaded := d.rstmts.LoadOrStore(q, st); loaded {
+		st.Close()
+		return prev.(*sql.Stmt), nil
+	}
+	return st, nil
+}
+
+func (d *db) close() error {
+	d.rstmts.Range(func(k, v any) bool {
+		v.(*sql.Stmt).Close()
+		d.rstmts.Delete(k)
+		return true
+	})
+	d.stmtMu.Lock()
+	for _, st := range d.stmts {
+		st.Close()
+	}
+	d.stmts = nil
+	d.stmtMu.Unlock()
+	var errR error
+	if d.r != nil {
+		errR = d.r.Close()
+	}
+	errW := d.w.Close()
+	return errors.Join(errW, errR)
+}
+
+type migration struct {
+	version int
+	name    string
+	sql     string
+}
+
+// loadMigrations reads migrations/<kind>/NNNN_name.sql, numbered 1, 2, 3... without gaps.
+func loadMigrations(kind storeKind) ([]migration, error) {
+	dir := "migrations/" + kind.name
+	entries, err := fs.ReadDir(kind.fsys, dir)
+	if err != nil {
+		return nil, fmt.Errorf("storage: read embedded migrations: %w", err)
+	}
+	var migs []migration
+	for _, e := range entries {
+		if e.IsDir() || !strings.HasSuffix(e.Name(), ".sql") {
+			continue
+		}
+		num, _, ok := strings.Cut(e.Name(), "_")
+		v, err := strconv.Atoi(num)
+		if !ok || err != nil || v <= 0 {
+			return nil, fmt.Errorf("storage: migration file %s: name must be NNNN_description.sql", e.Name())
+		}
+		b, err := fs.ReadFile(kind.fsys, dir+"/"+e.Name())
+		if err != nil {
+			return nil, fmt.Errorf("storage: read migration %s: %w", e.Name(), err)
+		}
+		migs = append(migs, migration{version: v, name: e.Name(), sql: string(b)})
+	}
+	sort.Slice(migs, func(i, j int) bool { return migs[i].version < migs[j].version })
+	for i, m := range migs {
+		if m.version != i+1 {
+			return nil, fmt.Errorf("storage: migrations of %s store not numbered 1..n: %s at position %d", kind.name, m.name, i+1)
+		}
+	}
+	return migs, nil
+}
+
+// migrate applies migrations from+1..to, each in its own transaction together with the
+// new user_version, so a crash leaves the file at a whole version.
+func (d *db) migrate(ctx context.Context, kind storeKind, migs []migration, from, to int) error {
+	for _, m := range migs[from:to] {
+		err := d.write(ctx, func(tx *txn) error {
+			if m.version == 1 {
+				if _, err := tx.exec(ctx, fmt.Sprintf("PRAGMA application_id = %d", kind.appID)); err != nil {
+					return err
+				}
+			}
+			if err := tx.next(); err != nil {
+				return err
+			}
+			if _, err := tx.tx.ExecContext(ctx, m.sql); err != nil { // many statements: not cached
+				return err
+			}
+			_, err := tx.exec(ctx, fmt.Sprintf("PRAGMA user_version = %d", m.version))
+			return err
+		})
+		if err != nil {
+			return fmt.Errorf("storage: migrate %s store %s to version %d (%s): %w", kind.name, d.path, m.version, m.name, err)
+		}
+	}
+	return nil
+}
+
+// txn is a write transaction. Its methods count statements so tests can fail one.
+type txn struct {
+	tx   *sql.Tx
+	d    *db
+	step int
+}
+
+func (t *txn) next() error {
+	t.step++
+	if t.d.hook != nil {
+		return t.d.hook(t.step)
+	}
+	return nil
+}
+
+const maxCachedStmts = 200
+
+// stmt returns q prepared for this transaction when it is cached, else nil (and asks for
+// it to be prepared after the transaction).
+func (t *txn) stmt(ctx context.Context, q string) *sql.Stmt {
+	d := t.d
+	d.stmtMu.Lock()
+	st, ok := d.stmts[q]
+	if !ok && d.stmts != nil && len(d.stmts)+len(d.wanted) < maxCachedStmts && !strings.HasPrefix(q, "PRAGMA") {
+		d.wanted[q] = true
+		d.want.Store(true)
+	}
+	d.stmtMu.Unlock()
+	if !ok {
+		return nil
+	}
+	return t.tx.StmtContext(ctx, st)
+}
+
+// prepareWanted prepares the statements the last transactions asked for. It runs with
+// no transaction open, so the writer connection is free.
+func (d *db) prepareWanted(ctx context.Context) {
+	// Never hold stmtMu while waiting for the connection: the transaction that holds the
+	// connection needs stmtMu to look statements up.
+	d.stmtMu.Lock()
+	d.want.Store(false)
+	var qs []string
+	for q := range d.wanted {
+		qs = append(qs, q)
+		delete(d.wanted, q)
+	}
+	d.stmtMu.Unlock()
+	for _, q := range qs {
+		st, err := d.w.PrepareContext(ctx, q)
+		if err != nil {
+			continue // it will run unprepared; its own error shows where it is used
+		}
+		d.stmtMu.Lock()
+		if _, dup := d.stmts[q]; dup || d.stmts == nil {
+			st.Close()
+		} else {
+			d.stmts[q] = st
+		}
+		d.stmtMu.Unlock()
+	}
+}
+
+func (t *txn) exec(ctx context.Context, q string, args ...any) (sql.Result, error) {
+	if err := t.next(); err != nil {
+		return nil, err
+	}
+	if st := t.stmt(ctx, q); st != nil {
+		return st.ExecContext(ctx, args...)
+	}
+	return t.tx.ExecContext(ctx, q, args...)
+}
+
+// execN runs an UPDATE/DELETE and returns the rows it affected.
+func (t *txn) execN(ctx context.Context, q string, args ...any) (int64, error) {
+	res, err := t.exec(ctx, q, args...)
+	if err != nil {
+		return 0, err
+	}
+	return res.RowsAffected()
+}
+
+func (t *txn) scan(ctx context.Context, q string, args []any, dest ...any) error {
+	if err := t.next(); err != nil {
+		return err
+	}
+	if st := t.stmt(ctx, q); st != nil {
+		return st.QueryRowContext(ctx, args...).Scan(dest...)
+	}
+	return t.tx.QueryRowContext(ctx, q, args...).Scan(dest...)
+}
+
+func (t *txn) query(ctx context.Context, q string, args ...any) (*sql.Rows, error) {
+	if err := t.next(); err != nil {
+		return nil, err
+	}
+	if st := t.stmt(ctx, q); st != nil {
+		return st.QueryContext(ctx, args...)
+	}
+	return t.tx.QueryContext(ctx, q, args...)
+}
+
+// write runs fn in one IMMEDIATE transaction on the writer connection and commits it;
+// any error (or panic) rolls everything back.
+func (d *db) write(ctx context.Context, fn func(*txn) error) (err error) {
+	defer func() {
+		if d.want.Load() {
+			d.prepareWanted(context.WithoutCancel(ctx))
+		}
+	}()
+	tx, err := d.w.BeginTx(ctx, nil)
+	if err != nil {
+		return fmt.Errorf("storage: begin: %w", err)
+	}
+	t := &txn{tx: tx, d: d}
+	defer func() {
+		if err != nil {
+			_ = tx.Rollback()
+		}
+	}()
+	defer func() {
+		if p := recover(); p != nil {
+			_ = tx.Rollback()
+			panic(p)
+		}
+	}()
+	if err = fn(t); err != nil {
+		return err
+	}
+	if err = t.next(); err != nil {
+		return err
+	}
+	if err = tx.Commit(); err != nil {
+		return fmt.Errorf("storage: commit: %w", err)
+	}
+	return nil
+}
+
+// Times are stored as INTEGER Unix nanoseconds, 0 for the zero time, and come back in UTC.
+func dbTime(t time.Time) int64 {
+	if t.IsZero() {
+		return 0
+	}
+	if t.Year() < 1678 {
+		return math.MinInt64 + 1
+	}
+	if t.Year() > 2261 {
+		return math.MaxInt64
+	}
+	return t.UnixNano()
+}
+
+func goTime(n int64) time.Time {
+	if n == 0 {
+		return time.Time{}
+	}
+	return time.Unix(0, n).UTC()
+}
+
+func boolInt(b bool) int {
+	if b {
+		return 1
+	}
+	return 0
+}
+
+// IntegrityCheck runs PRAGMA integrity_check and returns an error describing any problem.
+func (d *db) integrityCheck(ctx context.Context) error {
+	rows, err := d.r.QueryContext(ctx, "PRAGMA integrity_check")
+	if err != nil {
+		return fmt.Errorf("storage: integrity check: %w", err)
+	}
+	defer rows.Close()
+	var problems []string
+	for rows.Next() {
+		var s string
+		if err := rows.Scan(&s); err != nil {
+			return fmt.Errorf("storage: integrity check: %w", err)
+		}
+		if s != "ok" {
+			problems = append(problems, s)
+		}
+	}
+	if err := rows.Err(); err != nil {
+		return fmt.Errorf("storage: integrity check: %w", err)
+	}
+	if len(problems) > 0 {
+		return fmt.Errorf("%w: %s: %s", ErrCorrupt, d.path, strings.Join(problems, "; "))
+	}
+	return nil
+}

@@ -1,0 +1,10 @@
+package storage
+
+// Test-only access to internals.
+
+// testKDF keeps tests fast; one test (and BenchmarkUnlock) uses DefaultKDF.
+var testKDF = KDFParams{Time: 1, MemoryKiB: 64, Threads: 1}
+
+func (c *Client) setHook(h func(step int) error) { c.db.hook = h }
+func (r *Relay) setHook(h func(step int) error)  { r.db.hook = h }
+func (c *Client) storageKey() []byte             { return c.keys.key }

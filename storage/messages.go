@@ -1,0 +1,527 @@
+package storage
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"sort"
+	"strconv"
+	"time"
+)
+
+// Direction of a message.
+type Direction uint8
+
+const (
+	Incoming Direction = 1
+	Outgoing Direction = 2
+)
+
+// DeliveryState of a message. Outgoing: Pending → Sent (relay accepted) → Delivered →
+// Read, or Failed. Incoming: Delivered until read, or Undecryptable.
+type DeliveryState uint8
+
+const (
+	Pending       DeliveryState = 0
+	Sent          DeliveryState = 1
+	Delivered     DeliveryState = 2
+	Read          DeliveryState = 3
+	Failed        DeliveryState = 4
+	Undecryptable DeliveryState = 5
+)
+
+// Message is one message of a conversation. Body is plain in memory, sealed at rest.
+type Message struct {
+	ID         int64
+	Contact    string
+	Direction  Direction
+	Body       []byte
+	SentAt     time.Time
+	ReceivedAt time.Time
+	State      DeliveryState
+	Reason     string // why Failed / Undecryptable
+	ClientID   string // sender-chosen id (dedup at the relay, receipts)
+	RelayID    string // the relay's queue id of an incoming message
+}
+
+// Cursor pages through a conversation. The zero Cursor starts at the newest message.
+type Cursor struct{ BeforeID int64 }
+
+// MaxPage bounds the n of Messages.
+const MaxPage = 1000
+
+func msgRow(id int64) string { return strconv.FormatInt(id, 10) }
+
+const messageCols = "id, contact, direction, body_sealed, sent_at, received_at, state, reason, client_id, relay_id"
+
+func (c *Client) scanMessage(s interface{ Scan(...any) error }) (Message, error) {
+	var m Message
+	var sealed []byte
+	var sent, recv int64
+	if err := s.Scan(&m.ID, &m.Contact, &m.Direction, &sealed, &sent, &recv, &m.State, &m.Reason, &m.ClientID, &m.RelayID); err != nil {
+		return Message{}, err
+	}
+	m.SentAt, m.ReceivedAt = goTime(sent), goTime(recv)
+	var err error
+	if m.Body, err = c.keys.open("messages", "body", msgRow(m.ID), sealed); err != nil {
+		return Message{}, err
+	}
+	return m, nil
+}
+
+// Messages returns up to n messages of a conversation older than cur, newest first, and
+// the cursor of the next (older) page, which is zero when there is none. n <= 0 means 50.
+func (c *Client) Messages(ctx context.Context, contact string, cur Cursor, n int) ([]Message, Cursor, error) {
+	if n <= 0 {
+		n = 50
+	}
+	if n > MaxPage {
+		n = MaxPage
+	}
+	before := cur.BeforeID
+	if before <= 0 {
+		before = 1<<63 - 1
+	}
+	rows, err := c.db.query(ctx, "SELECT "+messageCols+
+		" FROM messages WHERE contact = ? AND id < ? ORDER BY id DESC LIMIT ?", contact, before, n+1)
+	if err != nil {
+		return nil, Cursor{}, fmt.Errorf("storage: messages of %q: %w", contact, err)
+	}
+	defer rows.Close()
+	out := make([]Message, 0, n)
+	more := false
+	for rows.Next() {
+		if len(out) == n {
+			more = true
+			break
+		}
+		m, err := c.scanMessage(rows)
+		if err != nil {
+			return nil, Cursor{}, fmt.Errorf("storage: messages of %q: %w", contact, err)
+		}
+		out = append(out, m)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, Cursor{}, fmt.Errorf("storage: messages of %q: %w", contact, err)
+	}
+	var next Cursor
+	if more {
+		next.BeforeID = out[len(out)-1].ID
+	}
+	return out, next, nil
+}
+
+// Message returns one message by id; ErrNotFound if unknown.
+func (c *Client) Message(ctx context.Context, id int64) (Message, error) {
+	m, err := c.scanMessage(c.db.queryRow(ctx, "SELECT "+messageCols+" FROM messages WHERE id = ?", id))
+	if errors.Is(err, sql.ErrNoRows) {
+		return Message{}, fmt.Errorf("%w: message %d", ErrNotFound, id)
+	}
+	if err != nil {
+		return Message{}, fmt.Errorf("storage: read message %d: %w", id, err)
+	}
+	return m, nil
+}
+
+// MessageByClientID returns the message with this client id, the outgoing one if both
+// directions have it; ErrNotFound if none.
+func (c *Client) MessageByClientID(ctx context.Context, clientID string) (Message, error) {
+	if clientID == "" {
+		return Message{}, fmt.Errorf("%w: empty client id", ErrNotFound)
+	}
+	m, err := c.scanMessage(c.db.queryRow(ctx, "SELECT "+messageCols+
+		" FROM messages WHERE client_id = ? AND client_id <> '' ORDER BY direction DESC, id LIMIT 1", clientID))
+	if errors.Is(err, sql.ErrNoRows) {
+		return Message{}, fmt.Errorf("%w: message with client id %q", ErrNotFound, clientID)
+	}
+	if err != nil {
+		return Message{}, fmt.Errorf("storage: read message %q: %w", clientID, err)
+	}
+	return m, nil
+}
+
+// SetDeliveryState sets a message's state and reason; ErrNotFound if unknown.
+func (c *Client) SetDeliveryState(ctx context.Context, id int64, st DeliveryState, reason string) error {
+	return c.db.write(ctx, func(tx *txn) error {
+		n, err := tx.execN(ctx, "UPDATE messages SET state = ?, reason = ? WHERE id = ?", st, reason, id)
+		if err != nil {
+			return fmt.Errorf("storage: set state of message %d: %w", id, err)
+		}
+		if n == 0 {
+			return fmt.Errorf("%w: message %d", ErrNotFound, id)
+		}
+		return nil
+	})
+}
+
+// MarkRead marks every incoming message of a contact read and zeroes its unread count.
+func (c *Client) MarkRead(ctx context.Context, contact string) error {
+	_, err := c.MarkReadClientIDs(ctx, contact)
+	return err
+}
+
+// MarkReadClientIDs is MarkRead returning the client ids of the messages it marked (for
+// read receipts), oldest first.
+func (c *Client) MarkReadClientIDs(ctx context.Context, contact string) ([]string, error) {
+	var ids []string
+	err := c.db.write(ctx, func(tx *txn) error {
+		rows, err := tx.query(ctx, `UPDATE messages SET state = 3 WHERE contact = ? AND direction = 1 AND state < 3
+			RETURNING id, client_id`, contact)
+		if err != nil {
+			return err
+		}
+		type row struct {
+			id  int64
+			cid string
+		}
+		var got []row
+		for rows.Next() {
+			var r row
+			if err := rows.Scan(&r.id, &r.cid); err != nil {
+				rows.Close()
+				return err
+			}
+			got = append(got, r)
+		}
+		if err := rows.Close(); err != nil {
+			return err
+		}
+		if err := rows.Err(); err != nil {
+			return err
+		}
+		sort.Slice(got, func(i, j int) bool { return got[i].id < got[j].id }) // RETURNING order is unspecified
+		ids = ids[:0]
+		for _, r := range got {
+			if r.cid != "" {
+				ids = append(ids, r.cid)
+			}
+		}
+		_, err = tx.exec(ctx, "UPDATE contacts SET unread = 0 WHERE name = ?", contact)
+		return err
+	})
+	if err != nil {
+		return nil, fmt.Errorf("storage: mark %q read: %w", contact, err)
+	}
+	return ids, nil
+}
+
+// ---- outbox ------------------------------------------------------------------------
+
+// OutboxItem is a sealed wire message waiting for the relay to accept it. Payload is
+// plain in memory, sealed at rest. MessageID is 0 for receipts.
+type OutboxItem struct {
+	Seq       int64
+	ClientID  string
+	To        string
+	Payload   []byte
+	MessageID int64
+	CreatedAt time.Time
+}
+
+// Outbox returns the pending sends in the order they were committed.
+func (c *Client) Outbox(ctx context.Context) ([]OutboxItem, error) {
+	rows, err := c.db.query(ctx, "SELECT seq, client_id, recipient, payload_sealed, message_id, created_at FROM outbox ORDER BY seq")
+	if err != nil {
+		return nil, fmt.Errorf("storage: read outbox: %w", err)
+	}
+	defer rows.Close()
+	var out []OutboxItem
+	for rows.Next() {
+		var it OutboxItem
+		var sealed []byte
+		var created int64
+		if err := rows.Scan(&it.Seq, &it.ClientID, &it.To, &sealed, &it.MessageID, &created); err != nil {
+			return nil, fmt.Errorf("storage: read outbox: %w", err)
+		}
+		it.CreatedAt = goTime(created)
+		if it.Payload, err = c.keys.open("outbox", "payload", it.ClientID, sealed); err != nil {
+			return nil, err
+		}
+		out = append(out, it)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("storage: read outbox: %w", err)
+	}
+	return out, nil
+}
+
+// RemoveOutbox removes an item once the relay accepted it and, in the same transaction,
+// moves its message from Pending to Sent. Removing an absent item is not an error (the
+// relay may confirm twice).
+func (c *Client) RemoveOutbox(ctx context.Context, clientID string) error {
+	err := c.db.write(ctx, func(tx *txn) error {
+		var msgID int64
+		err := tx.scan(ctx, "DELETE FROM outbox WHERE client_id = ? RETURNING message_id", []any{clientID}, &msgID)
+		if errors.Is(err, sql.ErrNoRows) {
+			return nil
+		}
+		if err != nil {
+			return err
+		}
+		if msgID != 0 {
+			_, err = tx.exec(ctx, "UPDATE messages SET state = 1 WHERE id = ? AND state = 0", msgID)
+		}
+		return err
+	})
+	if err != nil {
+		return fmt.Errorf("storage: remove %q from outbox: %w", clientID, err)
+	}
+	return nil
+}
+
+// ---- the two crash-safe commits ----------------------------------------------------
+
+// SendTx is everything one send changes: the advanced ratchet state, the message (nil
+// for a receipt) and the outbox item carrying the wire bytes.
+type SendTx struct {
+	Session Session  // skipped when Session.ID is ""
+	Message *Message // ID is assigned; ClientID defaults to Outbox.ClientID
+	Outbox  OutboxItem
+}
+
+// CommitSend commits a send in one transaction and returns the new message's id (0 for
+// a receipt). ErrExists if the outbox already has the client id; nothing changes then.
+func (c *Client) CommitSend(ctx context.Context, s SendTx) (int64, error) {
+	if s.Outbox.ClientID == "" {
+		return 0, fmt.Errorf("%w: outbox item without client id", ErrInvalid)
+	}
+	var sessSealed []byte
+	if s.Session.ID != "" {
+		var err error
+		if sessSealed, err = c.keys.seal("sessions", "state", s.Session.ID, s.Session.State); err != nil {
+			return 0, err
+		}
+	}
+	payload, err := c.keys.seal("outbox", "payload", s.Outbox.ClientID, s.Outbox.Payload)
+	if err != nil {
+		return 0, err
+	}
+	var msgID int64
+	err = c.db.write(ctx, func(tx *txn) error {
+		msgID = 0
+		var n int
+		if err := tx.scan(ctx, "SELECT count(*) FROM outbox WHERE client_id = ?", []any{s.Outbox.ClientID}, &n); err != nil {
+			return err
+		}
+		if n > 0 {
+			return fmt.Errorf("%w: outbox item %q", ErrExists, s.Outbox.ClientID)
+		}
+		if sessSealed != nil {
+			if err := putSession(ctx, tx, s.Session, sessSealed); err != nil {
+				return err
+			}
+		}
+		if s.Message != nil {
+			m := *s.Message
+			m.Direction = Outgoing
+			if m.ClientID == "" {
+				m.ClientID = s.Outbox.ClientID
+			}
+			var err error
+			if msgID, err = c.insertMessage(ctx, tx, m); err != nil {
+				return err
+			}
+		}
+		created := s.Outbox.CreatedAt
+		if created.IsZero() {
+			created = time.Now()
+		}
+		_, err := tx.exec(ctx, "INSERT INTO outbox (client_id, recipient, payload_sealed, message_id, created_at) VALUES (?, ?, ?, ?, ?)",
+			s.Outbox.ClientID, s.Outbox.To, payload, msgID, dbTime(created))
+		return err
+	})
+	if err != nil {
+		return 0, fmt.Errorf("storage: commit send: %w", err)
+	}
+	return msgID, nil
+}
+
+// insertMessage allocates the message id first, so the body can be sealed to it, then
+// inserts the row and updates the contact's activity (and unread count for incoming).
+func (c *Client) insertMessage(ctx context.Context, tx *txn, m Message) (int64, error) {
+	if m.Direction != Incoming && m.Direction != Outgoing {
+		return 0, fmt.Errorf("%w: message direction %d", ErrInvalid, m.Direction)
+	}
+	var id int64
+	if err := tx.scan(ctx, `SELECT max(coalesce((SELECT seq FROM sqlite_sequence WHERE name = 'messages'), 0),
+		coalesce((SELECT max(id) FROM messages), 0)) + 1`, nil, &id); err != nil {
+		return 0, err
+	}
+	at := m.ReceivedAt
+	if m.Direction == Outgoing || at.IsZero() {
+		at = m.SentAt
+	}
+	if at.IsZero() {
+		at = time.Now()
+	}
+	unread := 0
+	if m.Direction == Incoming && m.State < Read || m.State == Undecryptable {
+		unread = 1
+	}
+	n, err := tx.execN(ctx, "UPDATE contacts SET unread = unread + ?, last_message_at = max(last_message_at, ?) WHERE name = ?",
+		unread, dbTime(at), m.Contact)
+	if err != nil {
+		return 0, err
+	}
+	if n == 0 {
+		return 0, fmt.Errorf("%w: contact %q (add the contact before its messages)", ErrNotFound, m.Contact)
+	}
+	body, err := c.keys.seal("messages", "body", msgRow(id), m.Body)
+	if err != nil {
+		return 0, err
+	}
+	_, err = tx.exec(ctx, `INSERT INTO messages (id, contact, direction, body_sealed, sent_at, received_at, state, reason, client_id, relay_id)
+		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+		id, m.Contact, m.Direction, body, dbTime(m.SentAt), dbTime(m.ReceivedAt), m.State, m.Reason, m.ClientID, m.RelayID)
+	if err != nil {
+		return 0, fmt.Errorf("insert message for %q: %w", m.Contact, err)
+	}
+	return id, nil
+}
+
+// ReceiveTx is everything one receive changes.
+type ReceiveTx struct {
+	Session         *Session         // new ratchet state (nil: none, e.g. undecryptable)
+	Message         *Message         // the decrypted message (nil for a receipt); ID is assigned
+	ConsumedPreKeys []PreKeyRef      // one-time prekeys the initial message used: deleted
+	RelayID         string           // the relay's id of the message: ErrDuplicate if seen
+	DeliveryUpdates []DeliveryUpdate // receipts for our outgoing messages, by client id
+
+	// Additions (optional).
+	Card       *Card    // upserted first (the card of a first-time sender)
+	NewContact *Contact // added when no contact of that name exists (Name, CardID, AddedAt)
+	From       string   // sender's contact name: DeliveryUpdates only touch messages sent to
+	// them; defaults to Message.Contact. Empty with no Message: any outgoing message.
+}
+
+// PreKeyRef names one of our prekeys.
+type PreKeyRef struct {
+	Kind uint8
+	ID   uint32
+}
+
+// DeliveryUpdate moves an outgoing message, named by client id, to a later state. States
+// only move forward (Sent < Delivered < Read); a Failed message may still become
+// Delivered or Read.
+type DeliveryUpdate struct {
+	ClientID string
+	State    DeliveryState
+}
+
+// CommitReceive commits a receive in one transaction: all of it, or (on any error)
+// nothing. ErrDuplicate if RelayID was committed before. Returns the new message id, 0
+// when there is no message.
+func (c *Client) CommitReceive(ctx context.Context, r ReceiveTx) (int64, error) {
+	var sessSealed []byte
+	if r.Session != nil {
+		var err error
+		if sessSealed, err = c.keys.seal("sessions", "state", r.Session.ID, r.Session.State); err != nil {
+			return 0, err
+		}
+	}
+	from := r.From
+	if from == "" && r.Message != nil {
+		from = r.Message.Contact
+	}
+	var msgID int64
+	err := c.db.write(ctx, func(tx *txn) error {
+		msgID = 0
+		if r.RelayID != "" {
+			n, err := tx.execN(ctx, "INSERT INTO seen_relay_ids (relay_id, seen_at) VALUES (?, ?) ON CONFLICT DO NOTHING",
+				r.RelayID, time.Now().UnixNano())
+			if err != nil {
+				return err
+			}
+			if n == 0 {
+				return fmt.Errorf("%w: %s", ErrDuplicate, r.RelayID)
+			}
+		}
+		if r.Card != nil {
+			data := r.Card.Data
+			if data == nil {
+				data = []byte{}
+			}
+			if _, err := tx.exec(ctx, `INSERT INTO cards (id, name, data, first_seen, verified, superseded) VALUES (?, ?, ?, ?, ?, ?)
+				ON CONFLICT (id) DO NOTHING`, r.Card.ID, r.Card.Name, data, dbTime(r.Card.FirstSeen),
+				boolInt(r.Card.Verified), boolInt(r.Card.Superseded)); err != nil {
+				return err
+			}
+		}
+		if r.NewContact != nil {
+			var n int
+			if err := tx.scan(ctx, "SELECT count(*) FROM contacts WHERE name = ?", []any{r.NewContact.Name}, &n); err != nil {
+				return err
+			}
+			if n == 0 {
+				if err := addContact(ctx, tx, r.NewContact.Name, r.NewContact.CardID, r.NewContact.AddedAt); err != nil {
+					return err
+				}
+			}
+		}
+		if sessSealed != nil {
+			if err := putSession(ctx, tx, *r.Session, sessSealed); err != nil {
+				return err
+			}
+		}
+		for _, k := range r.ConsumedPreKeys {
+			if _, err := tx.exec(ctx, "DELETE FROM prekeys WHERE kind = ? AND id = ?", k.Kind, k.ID); err != nil {
+				return err
+			}
+		}
+		if r.Message != nil {
+			m := *r.Message
+			m.Direction = Incoming
+			if m.RelayID == "" {
+				m.RelayID = r.RelayID
+			}
+			var err error
+			if msgID, err = c.insertMessage(ctx, tx, m); err != nil {
+				return err
+			}
+		}
+		for _, u := range r.DeliveryUpdates {
+			if u.State != Sent && u.State != Delivered && u.State != Read {
+				return fmt.Errorf("%w: receipt state %d", ErrInvalid, u.State)
+			}
+			q := "UPDATE messages SET state = ?1, reason = '' WHERE client_id = ?2 AND direction = 2 AND (state < ?1 OR state = 4)"
+			args := []any{u.State, u.ClientID}
+			if from != "" {
+				q += " AND contact = ?3"
+				args = append(args, from)
+			}
+			if _, err := tx.exec(ctx, q, args...); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return 0, fmt.Errorf("storage: commit receive: %w", err)
+	}
+	return msgID, nil
+}
+
+// SeenRelayID reports whether a relay message id was committed by CommitReceive.
+func (c *Client) SeenRelayID(ctx context.Context, relayID string) (bool, error) {
+	var n int
+	if err := c.db.queryRow(ctx, "SELECT count(*) FROM seen_relay_ids WHERE relay_id = ?", relayID).Scan(&n); err != nil {
+		return false, fmt.Errorf("storage: look up relay id: %w", err)
+	}
+	return n > 0, nil
+}
+
+// ForgetRelayIDs drops duplicate-detection entries committed before t (the relay deletes
+// a message once acked, so old ids cannot come back). Returns how many were dropped.
+func (c *Client) ForgetRelayIDs(ctx context.Context, before time.Time) (int, error) {
+	var n int64
+	err := c.db.write(ctx, func(tx *txn) error {
+		var err error
+		n, err = tx.execN(ctx, "DELETE FROM seen_relay_ids WHERE seen_at < ?", dbTime(before))
+		return err
+	})
+	if err != nil {
+		return 0, fmt.Errorf("storage: forget relay ids: %w", err)
+	}
+	return int(n), nil
+}

@@ -1,0 +1,311 @@
+package storage
+
+import (
+	"context"
+	"crypto/sha256"
+	"database/sql"
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"testing/fstest"
+)
+
+// kindUpTo returns kind restricted to its first v migrations (plus extra files).
+func kindUpTo(t *testing.T, kind storeKind, v int, extra map[string]string) storeKind {
+	t.Helper()
+	migs, err := loadMigrations(kind)
+	if err != nil {
+		t.Fatal(err)
+	}
+	m := fstest.MapFS{}
+	for _, mg := range migs[:v] {
+		m["migrations/"+kind.name+"/"+mg.name] = &fstest.MapFile{Data: []byte(mg.sql)}
+	}
+	for name, body := range extra {
+		m["migrations/"+kind.name+"/"+name] = &fstest.MapFile{Data: []byte(body)}
+	}
+	if len(m) == 0 {
+		m["migrations/"+kind.name] = &fstest.MapFile{Mode: fs.ModeDir}
+	}
+	kind.fsys = m
+	return kind
+}
+
+func rawDB(t *testing.T, path string) *sql.DB {
+	t.Helper()
+	d, err := sql.Open("sqlite", path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	d.SetMaxOpenConns(1)
+	t.Cleanup(func() { d.Close() })
+	return d
+}
+
+// schemaOf lists the schema objects of a file, sorted, to compare migrated and fresh files.
+func schemaOf(t *testing.T, path string) string {
+	t.Helper()
+	d := rawDB(t, path)
+	rows, err := d.Query("SELECT type, name, coalesce(sql, '') FROM sqlite_schema ORDER BY type, name")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rows.Close()
+	var b strings.Builder
+	for rows.Next() {
+		var typ, name, q string
+		if err := rows.Scan(&typ, &name, &q); err != nil {
+			t.Fatal(err)
+		}
+		fmt.Fprintf(&b, "%s %s %s\n", typ, name, q)
+	}
+	var v int
+	if err := d.QueryRow("PRAGMA user_version").Scan(&v); err != nil {
+		t.Fatal(err)
+	}
+	fmt.Fprintf(&b, "user_version %d\n", v)
+	d.Close()
+	return b.String()
+}
+
+func fileHash(t *testing.T, path string) [32]byte {
+	t.Helper()
+	b, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return sha256.Sum256(b)
+}
+
+// TestMigrationsFromEveryVersion builds a file at every earlier schema version (0 = an
+// empty file), opens it with the current program and checks it ends up with exactly the
+// schema of a fresh file, keeping its data.
+func TestMigrationsFromEveryVersion(t *testing.T) {
+	ctx := context.Background()
+	for _, kind := range []storeKind{clientKind, relayKind} {
+		migs, err := loadMigrations(kind)
+		if err != nil {
+			t.Fatal(err)
+		}
+		fresh := filepath.Join(t.TempDir(), "fresh.db")
+		d, _, err := openDB(ctx, fresh, kind, "", true, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		d.close()
+		want := schemaOf(t, fresh)
+		if !strings.Contains(want, fmt.Sprintf("user_version %d", len(migs))) {
+			t.Fatalf("%s: fresh file not at version %d:\n%s", kind.name, len(migs), want)
+		}
+		for v := 0; v < len(migs); v++ {
+			t.Run(fmt.Sprintf("%s/from%d", kind.name, v), func(t *testing.T) {
+				path := filepath.Join(t.TempDir(), "old.db")
+				if v == 0 {
+					if err := os.WriteFile(path, nil, 0o600); err != nil {
+						t.Fatal(err)
+					}
+				} else {
+					old, found, err := openDB(ctx, path, kindUpTo(t, kind, v, nil), "", true, nil)
+					if err != nil || found != 0 {
+						t.Fatalf("build version %d: %v (found %d)", v, err, found)
+					}
+					if err := setMeta(ctx, old, "kept", []byte("from v"+fmt.Sprint(v))); err != nil {
+						t.Fatal(err)
+					}
+					old.close()
+				}
+				d, found, err := openDB(ctx, path, kind, "", true, nil)
+				if err != nil {
+					t.Fatalf("migrate from %d: %v", v, err)
+				}
+				defer d.close()
+				if found != v {
+					t.Fatalf("found version %d, want %d", found, v)
+				}
+				if v > 0 {
+					got, err := getMeta(ctx, d, "kept")
+					if err != nil || string(got) != "from v"+fmt.Sprint(v) {
+						t.Fatalf("data lost in migration: %q %v", got, err)
+					}
+				}
+				d.close()
+				if got := schemaOf(t, path); got != want {
+					t.Fatalf("schema after migrating from %d differs from fresh:\n got %s\nwant %s", v, got, want)
+				}
+			})
+		}
+	}
+}
+
+// TestMigrationUpgradeAndFailure runs the machinery past the real migrations: a newer
+// migration upgrades a populated store; a failing one leaves it at its old version.
+func TestMigrationUpgradeAndFailure(t *testing.T) {
+	ctx := context.Background()
+	c := newClient(t, []byte("pw"))
+	addPeer(t, c, "bob")
+	path := c.Path()
+	c.Close()
+	migs, _ := loadMigrations(clientKind)
+	next := fmt.Sprintf("%04d_", len(migs)+1)
+
+	bad := kindUpTo(t, clientKind, len(migs), map[string]string{next + "bad.sql": "ALTER TABLE contacts ADD COLUMN nick TEXT; THIS IS NOT SQL;"})
+	if _, _, err := openDB(ctx, path, bad, "", false, nil); err == nil || !strings.Contains(err.Error(), "version") {
+		t.Fatalf("failing migration: err = %v", err)
+	}
+	c, err := OpenClient(ctx, path, []byte("pw"))
+	if err != nil {
+		t.Fatalf("store unusable after failed migration: %v", err)
+	}
+	if _, err := c.Contact(ctx, "bob"); err != nil {
+		t.Fatal(err)
+	}
+	c.Close()
+
+	good := kindUpTo(t, clientKind, len(migs), map[string]string{next + "nick.sql": "ALTER TABLE contacts ADD COLUMN nick TEXT NOT NULL DEFAULT 'none';"})
+	d, found, err := openDB(ctx, path, good, "", false, nil)
+	if err != nil || found != len(migs) {
+		t.Fatalf("upgrade: found %d, %v", found, err)
+	}
+	var nick string
+	if err := d.r.QueryRow("SELECT nick FROM contacts WHERE name = 'bob'").Scan(&nick); err != nil || nick != "none" {
+		t.Fatalf("nick = %q, %v", nick, err)
+	}
+	d.close()
+	// The current program now refuses the upgraded file, without touching it.
+	before := fileHash(t, path)
+	if _, err := OpenClient(ctx, path, []byte("pw")); !errors.Is(err, ErrNewerSchema) {
+		t.Fatalf("open upgraded file: %v, want ErrNewerSchema", err)
+	}
+	if fileHash(t, path) != before {
+		t.Fatal("refused file was modified")
+	}
+}
+
+func TestNewerSchemaRefusedUntouched(t *testing.T) {
+	ctx := context.Background()
+	dir := t.TempDir()
+	for _, kind := range []string{"client", "relay"} {
+		path := filepath.Join(dir, kind+".db")
+		var err error
+		if kind == "client" {
+			var c *Client
+			c, err = CreateClientWith(ctx, path, nil, ClientOptions{})
+			if err == nil {
+				c.Close()
+			}
+		} else {
+			var r *Relay
+			r, err = OpenRelay(ctx, path, RelayOptions{})
+			if err == nil {
+				r.Close()
+			}
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		d := rawDB(t, path)
+		if _, err := d.Exec("PRAGMA user_version = 999"); err != nil {
+			t.Fatal(err)
+		}
+		d.Close()
+		before := fileHash(t, path)
+		if kind == "client" {
+			_, err = OpenClient(ctx, path, nil)
+		} else {
+			_, err = OpenRelay(ctx, path, RelayOptions{})
+		}
+		if !errors.Is(err, ErrNewerSchema) {
+			t.Fatalf("%s: err = %v, want ErrNewerSchema", kind, err)
+		}
+		if fileHash(t, path) != before {
+			t.Fatalf("%s: newer file was modified", kind)
+		}
+	}
+}
+
+func TestOpenRefusesWrongFiles(t *testing.T) {
+	ctx := context.Background()
+	dir := t.TempDir()
+
+	missing := filepath.Join(dir, "missing.db")
+	if _, err := OpenClient(ctx, missing, []byte("pw")); !errors.Is(err, ErrNotFound) {
+		t.Fatalf("missing: %v", err)
+	}
+	if _, err := os.Stat(missing); !errors.Is(err, fs.ErrNotExist) {
+		t.Fatal("OpenClient created a file")
+	}
+
+	r, err := OpenRelay(ctx, filepath.Join(dir, "relay.db"), RelayOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	r.Close()
+	if _, err := OpenClient(ctx, filepath.Join(dir, "relay.db"), nil); !errors.Is(err, ErrWrongKind) {
+		t.Fatalf("relay as client: %v", err)
+	}
+
+	foreign := filepath.Join(dir, "foreign.db")
+	d := rawDB(t, foreign)
+	if _, err := d.Exec("CREATE TABLE x (y)"); err != nil {
+		t.Fatal(err)
+	}
+	d.Close()
+	if _, err := OpenRelay(ctx, foreign, RelayOptions{}); !errors.Is(err, ErrWrongKind) {
+		t.Fatalf("foreign: %v", err)
+	}
+
+	garbage := filepath.Join(dir, "garbage.db")
+	os.WriteFile(garbage, []byte(strings.Repeat("not a database ", 100)), 0o600)
+	if _, err := OpenClient(ctx, garbage, nil); err == nil {
+		t.Fatal("garbage file opened")
+	}
+
+	c, err := CreateClientWith(ctx, filepath.Join(dir, "c.db"), nil, ClientOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	c.Close()
+	if _, err := CreateClientWith(ctx, filepath.Join(dir, "c.db"), nil, ClientOptions{}); !errors.Is(err, ErrExists) {
+		t.Fatalf("create twice: %v", err)
+	}
+	if _, err := OpenRelay(ctx, filepath.Join(dir, "r.db"), RelayOptions{Synchronous: "OFF"}); !errors.Is(err, ErrInvalid) {
+		t.Fatalf("synchronous OFF: %v", err)
+	}
+}
+
+func TestPragmas(t *testing.T) {
+	ctx := context.Background()
+	for _, sync := range []struct {
+		opt  string
+		want int
+	}{{"", 2}, {"NORMAL", 1}, {"full", 2}} {
+		r, err := OpenRelay(ctx, filepath.Join(t.TempDir(), "r.db"), RelayOptions{Synchronous: sync.opt})
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, q := range []struct {
+			pool *sql.DB
+			name string
+		}{{r.db.w, "writer"}, {r.db.r, "reader"}} {
+			var mode string
+			var fk, syn, busy int
+			if err := q.pool.QueryRow("PRAGMA journal_mode").Scan(&mode); err != nil {
+				t.Fatal(err)
+			}
+			q.pool.QueryRow("PRAGMA foreign_keys").Scan(&fk)
+			q.pool.QueryRow("PRAGMA synchronous").Scan(&syn)
+			q.pool.QueryRow("PRAGMA busy_timeout").Scan(&busy)
+			if mode != "wal" || fk != 1 || syn != sync.want || busy != 5000 {
+				t.Errorf("%s %q: journal=%s fk=%d sync=%d busy=%d", q.name, sync.opt, mode, fk, syn, busy)
+			}
+		}
+		if _, err := r.db.r.Exec("INSERT INTO meta (key, value) VALUES ('x', x'')"); err == nil {
+			t.Error("reader pool accepted a write")
+		}
+		r.Close()
+	}
+}

@@ -1,0 +1,47 @@
+package storage
+
+import (
+	"context"
+	"strings"
+	"testing"
+)
+
+// TestQueryPlans pins the hot queries to their indexes: no full scan, no sort.
+func TestQueryPlans(t *testing.T) {
+	ctx := context.Background()
+	c := newClient(t, nil)
+	r := newRelay(t, RelayOptions{})
+	for _, q := range []struct {
+		d     *db
+		query string
+		args  []any
+		index string
+	}{
+		{c.db, "SELECT " + messageCols + " FROM messages WHERE contact = ? AND id < ? ORDER BY id DESC LIMIT ?", []any{"bob", 1 << 62, 51}, "messages_by_contact"},
+		{c.db, "UPDATE messages SET state = 3 WHERE contact = ? AND direction = 1 AND state < 3", []any{"bob"}, "messages_unread"},
+		{c.db, "SELECT " + messageCols + " FROM messages WHERE client_id = ? AND client_id <> '' ORDER BY direction DESC, id LIMIT 1", []any{"x"}, "messages_by_client_id"},
+		{c.db, "SELECT id FROM sessions WHERE peer_card_id = ? ORDER BY active DESC, updated_at DESC, id", []any{"p"}, "sessions_by_peer"},
+		{r.db, "SELECT id FROM queue WHERE recipient = ? AND id > ? ORDER BY id LIMIT ?", []any{"bob", 0, 100}, "queue_by_recipient"},
+		{r.db, "DELETE FROM queue WHERE expires_at <> 0 AND expires_at < ?", []any{1}, "queue_by_expiry"},
+		{r.db, "SELECT min(id) FROM prekeys WHERE card_id = ? AND kind = ?", []any{"c", 2}, "PRIMARY KEY"},
+	} {
+		rows, err := q.d.r.QueryContext(ctx, "EXPLAIN QUERY PLAN "+q.query, q.args...)
+		if err != nil {
+			t.Fatalf("%s: %v", q.query, err)
+		}
+		var plan []string
+		for rows.Next() {
+			var id, parent, unused int
+			var detail string
+			if err := rows.Scan(&id, &parent, &unused, &detail); err != nil {
+				t.Fatal(err)
+			}
+			plan = append(plan, detail)
+		}
+		rows.Close()
+		p := strings.Join(plan, "; ")
+		if !strings.Contains(p, q.index) || strings.Contains(p, "TEMP B-TREE") || strings.HasPrefix(p, "SCAN ") {
+			t.Errorf("%s\n  plan: %s\n  want it to use %s without a sort", q.query, p, q.index)
+		}
+	}
+}

@@ -1,0 +1,539 @@
+package storage
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+)
+
+// Relay is the relay's store: accounts and their cards, published prekeys, and the
+// store-and-forward queue of ciphertexts. It holds nothing secret except the relay's own
+// key in Meta (the relay decides how to protect it). Safe for concurrent use.
+type Relay struct {
+	db   *db
+	opts RelayOptions
+}
+
+// RelayOptions tune the relay store.
+type RelayOptions struct {
+	// Synchronous is "FULL" (default: an accepted message survives power loss) or
+	// "NORMAL" (survives a process crash; the last commits may be lost on power loss).
+	Synchronous string
+	// MaxQueueCount / MaxQueueBytes limit one recipient's queue (0 = no limit).
+	MaxQueueCount int
+	MaxQueueBytes int64
+}
+
+// Prekey kinds as ratchet numbers them. The relay keeps one of each "replace" kind per
+// card (the newest upload wins) and hands out the one-time kinds each exactly once.
+const (
+	kindSignedPreKey  uint8 = 1
+	kindOneTimePreKey uint8 = 2
+	kindKEMLastResort uint8 = 3
+	kindKEMOneTime    uint8 = 4
+)
+
+// OpenRelay opens the relay store at path, creating and migrating it as needed.
+func OpenRelay(ctx context.Context, path string, opts RelayOptions) (*Relay, error) {
+	if opts.MaxQueueCount < 0 || opts.MaxQueueBytes < 0 {
+		return nil, fmt.Errorf("%w: negative queue limit", ErrInvalid)
+	}
+	d, _, err := openDB(ctx, path, relayKind, opts.Synchronous, true, nil)
+	if err != nil {
+		return nil, err
+	}
+	return &Relay{db: d, opts: opts}, nil
+}
+
+// Close closes the store.
+func (r *Relay) Close() error { return r.db.close() }
+
+// Path is the absolute path of the store file.
+func (r *Relay) Path() string { return r.db.path }
+
+// IntegrityCheck runs SQLite's integrity_check.
+func (r *Relay) IntegrityCheck(ctx context.Context) error { return r.db.integrityCheck(ctx) }
+
+// Meta returns a value stored under key; ErrNotFound if unset.
+func (r *Relay) Meta(ctx context.Context, key string) ([]byte, error) { return getMeta(ctx, r.db, key) }
+
+// SetMeta stores a value under key.
+func (r *Relay) SetMeta(ctx context.Context, key string, v []byte) error {
+	return setMeta(ctx, r.db, key, v)
+}
+
+// ---- accounts ----------------------------------------------------------------------
+
+// Account is a registered name and its current (relay-signed) card.
+type Account struct {
+	Name      string
+	CardID    string
+	Card      []byte
+	CreatedAt time.Time
+}
+
+// CreateAccount registers an account. ErrExists if the name or the card ID is taken.
+func (r *Relay) CreateAccount(ctx context.Context, a Account) error {
+	if a.Name == "" || a.CardID == "" {
+		return fmt.Errorf("%w: account needs a name and a card ID", ErrInvalid)
+	}
+	return r.db.write(ctx, func(tx *txn) error {
+		var byName, byCard int
+		if err := tx.scan(ctx, "SELECT (SELECT count(*) FROM accounts WHERE name = ?), (SELECT count(*) FROM accounts WHERE card_id = ?)",
+			[]any{a.Name, a.CardID}, &byName, &byCard); err != nil {
+			return fmt.Errorf("storage: create account %q: %w", a.Name, err)
+		}
+		if byName > 0 {
+			return fmt.Errorf("%w: name %q is taken", ErrExists, a.Name)
+		}
+		if byCard > 0 {
+			return fmt.Errorf("%w: card %s is already registered", ErrExists, a.CardID)
+		}
+		card := a.Card
+		if card == nil {
+			card = []byte{}
+		}
+		if _, err := tx.exec(ctx, "INSERT INTO accounts (name, card_id, card, created_at) VALUES (?, ?, ?, ?)",
+			a.Name, a.CardID, card, dbTime(a.CreatedAt)); err != nil {
+			return fmt.Errorf("storage: create account %q: %w", a.Name, err)
+		}
+		return nil
+	})
+}
+
+func (r *Relay) account(ctx context.Context, where string, arg string) (Account, error) {
+	var a Account
+	var created int64
+	err := r.db.queryRow(ctx, "SELECT name, card_id, card, created_at FROM accounts WHERE "+where+" = ?", arg).
+		Scan(&a.Name, &a.CardID, &a.Card, &created)
+	if errors.Is(err, sql.ErrNoRows) {
+		return Account{}, fmt.Errorf("%w: account with %s %q", ErrNotFound, where, arg)
+	}
+	if err != nil {
+		return Account{}, fmt.Errorf("storage: read account %q: %w", arg, err)
+	}
+	a.CreatedAt = goTime(created)
+	return a, nil
+}
+
+// AccountByName returns the account registered under name; ErrNotFound if none.
+func (r *Relay) AccountByName(ctx context.Context, name string) (Account, error) {
+	return r.account(ctx, "name", name)
+}
+
+// AccountByCardID returns the account whose current card has this ID; ErrNotFound.
+func (r *Relay) AccountByCardID(ctx context.Context, id string) (Account, error) {
+	return r.account(ctx, "card_id", id)
+}
+
+// ReplaceCard swaps the card of an existing account (key change) and drops the prekeys
+// published for the old card. ErrNotFound if no such name, ErrExists if the new card
+// belongs to another account. newAcc.Name is ignored; CreatedAt is kept when zero.
+func (r *Relay) ReplaceCard(ctx context.Context, name string, newAcc Account) error {
+	return r.db.write(ctx, func(tx *txn) error {
+		var oldCard string
+		err := tx.scan(ctx, "SELECT card_id FROM accounts WHERE name = ?", []any{name}, &oldCard)
+		if errors.Is(err, sql.ErrNoRows) {
+			return fmt.Errorf("%w: account %q", ErrNotFound, name)
+		}
+		if err != nil {
+			return fmt.Errorf("storage: replace card of %q: %w", name, err)
+		}
+		var other int
+		if err := tx.scan(ctx, "SELECT count(*) FROM accounts WHERE card_id = ? AND name <> ?", []any{newAcc.CardID, name}, &other); err != nil {
+			return fmt.Errorf("storage: replace card of %q: %w", name, err)
+		}
+		if other > 0 {
+			return fmt.Errorf("%w: card %s is registered to another account", ErrExists, newAcc.CardID)
+		}
+		card := newAcc.Card
+		if card == nil {
+			card = []byte{}
+		}
+		if _, err := tx.exec(ctx, "UPDATE accounts SET card_id = ?, card = ?, created_at = CASE WHEN ? = 0 THEN created_at ELSE ? END WHERE name = ?",
+			newAcc.CardID, card, dbTime(newAcc.CreatedAt), dbTime(newAcc.CreatedAt), name); err != nil {
+			return fmt.Errorf("storage: replace card of %q: %w", name, err)
+		}
+		if oldCard != newAcc.CardID {
+			if _, err := tx.exec(ctx, "DELETE FROM prekeys WHERE card_id = ?", oldCard); err != nil {
+				return fmt.Errorf("storage: drop prekeys of old card: %w", err)
+			}
+		}
+		return nil
+	})
+}
+
+// ---- prekeys -----------------------------------------------------------------------
+
+// StoredPreKey is a published public prekey (marshalled by ratchet).
+type StoredPreKey struct {
+	Kind uint8
+	ID   uint32
+	Data []byte
+}
+
+// PutPreKeys stores a card's public prekeys in one transaction. A signed prekey or a
+// last-resort KEM prekey replaces the one of its kind. One-time keys are added up to
+// maxOneTime per kind (0 = no limit); extra keys and ids already stored are skipped.
+// Returns how many keys were stored.
+func (r *Relay) PutPreKeys(ctx context.Context, cardID string, keys []StoredPreKey, maxOneTime int) (int, error) {
+	stored := 0
+	err := r.db.write(ctx, func(tx *txn) error {
+		stored = 0
+		counts := map[uint8]int{}
+		for _, k := range keys {
+			if k.Kind == 0 {
+				return fmt.Errorf("%w: prekey kind 0", ErrInvalid)
+			}
+			data := k.Data
+			if data == nil {
+				data = []byte{}
+			}
+			switch k.Kind {
+			case kindSignedPreKey, kindKEMLastResort:
+				if _, err := tx.exec(ctx, "DELETE FROM prekeys WHERE card_id = ? AND kind = ?", cardID, k.Kind); err != nil {
+					return err
+				}
+			default:
+				if maxOneTime > 0 {
+					n, ok := counts[k.Kind]
+					if !ok {
+						if err := tx.scan(ctx, "SELECT count(*) FROM prekeys WHERE card_id = ? AND kind = ?", []any{cardID, k.Kind}, &n); err != nil {
+							return err
+						}
+					}
+					if n >= maxOneTime {
+						counts[k.Kind] = n
+						continue
+					}
+					counts[k.Kind] = n
+				}
+			}
+			added, err := tx.execN(ctx, "INSERT INTO prekeys (card_id, kind, id, data) VALUES (?, ?, ?, ?) ON CONFLICT DO NOTHING",
+				cardID, k.Kind, k.ID, data)
+			if err != nil {
+				return err
+			}
+			if added > 0 {
+				stored++
+				if _, ok := counts[k.Kind]; ok {
+					counts[k.Kind]++
+				}
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return 0, fmt.Errorf("storage: put prekeys of %s: %w", cardID, err)
+	}
+	return stored, nil
+}
+
+// CountPreKeys counts a card's stored prekeys of a kind.
+func (r *Relay) CountPreKeys(ctx context.Context, cardID string, kind uint8) (int, error) {
+	var n int
+	if err := r.db.queryRow(ctx, "SELECT count(*) FROM prekeys WHERE card_id = ? AND kind = ?", cardID, kind).Scan(&n); err != nil {
+		return 0, fmt.Errorf("storage: count prekeys: %w", err)
+	}
+	return n, nil
+}
+
+// PreKeyIDs lists the ids of a card's stored prekeys of a kind, ascending.
+func (r *Relay) PreKeyIDs(ctx context.Context, cardID string, kind uint8) ([]uint32, error) {
+	rows, err := r.db.query(ctx, "SELECT id FROM prekeys WHERE card_id = ? AND kind = ? ORDER BY id", cardID, kind)
+	if err != nil {
+		return nil, fmt.Errorf("storage: prekey ids: %w", err)
+	}
+	defer rows.Close()
+	ids := []uint32{}
+	for rows.Next() {
+		var id uint32
+		if err := rows.Scan(&id); err != nil {
+			return nil, fmt.Errorf("storage: prekey ids: %w", err)
+		}
+		ids = append(ids, id)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("storage: prekey ids: %w", err)
+	}
+	return ids, nil
+}
+
+// LatestPreKey returns the card's prekey of a kind with the highest id (the signed or
+// last-resort key); ErrNotFound if none.
+func (r *Relay) LatestPreKey(ctx context.Context, cardID string, kind uint8) (StoredPreKey, error) {
+	k := StoredPreKey{}
+	err := r.db.queryRow(ctx, "SELECT kind, id, data FROM prekeys WHERE card_id = ? AND kind = ? ORDER BY id DESC LIMIT 1",
+		cardID, kind).Scan(&k.Kind, &k.ID, &k.Data)
+	if errors.Is(err, sql.ErrNoRows) {
+		return StoredPreKey{}, fmt.Errorf("%w: no prekey of kind %d for card %s", ErrNotFound, kind, cardID)
+	}
+	if err != nil {
+		return StoredPreKey{}, fmt.Errorf("storage: latest prekey: %w", err)
+	}
+	return k, nil
+}
+
+// TakePreKey removes and returns one prekey of a kind (lowest id first) in a single
+// statement, so concurrent callers never get the same key. ErrNotFound when none is left.
+func (r *Relay) TakePreKey(ctx context.Context, cardID string, kind uint8) (StoredPreKey, error) {
+	if kind == kindSignedPreKey || kind == kindKEMLastResort {
+		return StoredPreKey{}, fmt.Errorf("%w: prekey kind %d is shared, not taken (use LatestPreKey)", ErrInvalid, kind)
+	}
+	k := StoredPreKey{}
+	err := r.db.write(ctx, func(tx *txn) error {
+		return tx.scan(ctx, `DELETE FROM prekeys WHERE card_id = ?1 AND kind = ?2 AND id =
+			(SELECT min(id) FROM prekeys WHERE card_id = ?1 AND kind = ?2) RETURNING kind, id, data`,
+			[]any{cardID, kind}, &k.Kind, &k.ID, &k.Data)
+	})
+	if errors.Is(err, sql.ErrNoRows) {
+		return StoredPreKey{}, fmt.Errorf("%w: no prekey of kind %d left for card %s", ErrNotFound, kind, cardID)
+	}
+	if err != nil {
+		return StoredPreKey{}, fmt.Errorf("storage: take prekey: %w", err)
+	}
+	return k, nil
+}
+
+// ---- queue -------------------------------------------------------------------------
+
+// QueuedMessage is one ciphertext waiting for its recipient.
+type QueuedMessage struct {
+	ID         int64 // assigned by Enqueue; increasing
+	To         string
+	From       string
+	FromCardID string
+	ClientID   string // sender's id: (From, ClientID) is accepted once
+	Body       []byte
+	ReceivedAt time.Time
+	ExpiresAt  time.Time
+}
+
+// EnqueueResult is the outcome for one message of an Enqueue batch.
+type EnqueueResult struct {
+	ID        int64 // queue id (the original's id for a duplicate)
+	Duplicate bool  // (From, ClientID) was accepted before: not queued again
+	Err       error // *QueueFullError when a limit refused it; nil otherwise
+}
+
+// Enqueue appends messages in one transaction (group commit: one fsync for the batch)
+// and reports per message whether it was queued, a duplicate, or refused by a limit.
+// The returned error is for the batch as a whole: nothing was committed.
+func (r *Relay) Enqueue(ctx context.Context, msgs []QueuedMessage) ([]EnqueueResult, error) {
+	res := make([]EnqueueResult, len(msgs))
+	if len(msgs) == 0 {
+		return res, nil
+	}
+	type usage struct{ count, bytes int64 }
+	err := r.db.write(ctx, func(tx *txn) error {
+		clear(res)
+		// Ids are assigned here, from the AUTOINCREMENT sequence (one writer, inside
+		// BEGIN IMMEDIATE), so each message costs two plain inserts and no round trip.
+		var next int64
+		if err := tx.scan(ctx, `SELECT max(coalesce((SELECT seq FROM sqlite_sequence WHERE name = 'queue'), 0),
+			coalesce((SELECT max(id) FROM queue), 0))`, nil, &next); err != nil {
+			return err
+		}
+		limited := r.opts.MaxQueueCount > 0 || r.opts.MaxQueueBytes > 0
+		var used map[string]*usage
+		if limited {
+			used = map[string]*usage{}
+		}
+		for i, m := range msgs {
+			if m.To == "" || m.From == "" || m.ClientID == "" {
+				return fmt.Errorf("%w: queued message needs To, From and ClientID", ErrInvalid)
+			}
+			var u *usage
+			if limited {
+				if u = used[m.To]; u == nil {
+					u = &usage{}
+					err := tx.scan(ctx, "SELECT count, bytes FROM queue_usage WHERE recipient = ?", []any{m.To}, &u.count, &u.bytes)
+					if err != nil && !errors.Is(err, sql.ErrNoRows) {
+						return err
+					}
+					used[m.To] = u
+				}
+			}
+			id := next + 1
+			added, err := tx.execN(ctx, "INSERT INTO dedup (sender, client_id, message_id, expires_at) VALUES (?, ?, ?, ?) ON CONFLICT DO NOTHING",
+				m.From, m.ClientID, id, dbTime(m.ExpiresAt))
+			if err != nil {
+				return err
+			}
+			if added == 0 {
+				var orig int64
+				if err := tx.scan(ctx, "SELECT message_id FROM dedup WHERE sender = ? AND client_id = ?", []any{m.From, m.ClientID}, &orig); err != nil {
+					return err
+				}
+				res[i] = EnqueueResult{ID: orig, Duplicate: true}
+				continue
+			}
+			if limited {
+				var full *QueueFullError
+				if r.opts.MaxQueueCount > 0 && u.count >= int64(r.opts.MaxQueueCount) {
+					full = &QueueFullError{Recipient: m.To, Limit: "count", Max: int64(r.opts.MaxQueueCount), Current: u.count}
+				} else if r.opts.MaxQueueBytes > 0 && u.bytes+int64(len(m.Body)) > r.opts.MaxQueueBytes {
+					full = &QueueFullError{Recipient: m.To, Limit: "bytes", Max: r.opts.MaxQueueBytes, Current: u.bytes}
+				}
+				if full != nil {
+					// Refused, so not accepted: forget it, a later resend may go through.
+					if _, err := tx.exec(ctx, "DELETE FROM dedup WHERE sender = ? AND client_id = ?", m.From, m.ClientID); err != nil {
+						return err
+					}
+					res[i].Err = full
+					continue
+				}
+				u.count++
+				u.bytes += int64(len(m.Body))
+			}
+			body := m.Body
+			if body == nil {
+				body = []byte{}
+			}
+			recv := m.ReceivedAt
+			if recv.IsZero() {
+				recv = time.Now()
+			}
+			if _, err := tx.exec(ctx, `INSERT INTO queue (id, recipient, sender, sender_card_id, client_id, body, received_at, expires_at)
+				VALUES (?, ?, ?, ?, ?, ?, ?, ?)`,
+				id, m.To, m.From, m.FromCardID, m.ClientID, body, dbTime(recv), dbTime(m.ExpiresAt)); err != nil {
+				return err
+			}
+			next = id
+			res[i] = EnqueueResult{ID: id}
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("storage: enqueue: %w", err)
+	}
+	return res, nil
+}
+
+// Pending returns up to limit messages for a recipient with id > afterID, in order.
+// limit <= 0 means 100.
+func (r *Relay) Pending(ctx context.Context, to string, afterID int64, limit int) ([]QueuedMessage, error) {
+	if limit <= 0 {
+		limit = 100
+	}
+	rows, err := r.db.query(ctx, `SELECT id, recipient, sender, sender_card_id, client_id, body, received_at, expires_at
+		FROM queue WHERE recipient = ? AND id > ? ORDER BY id LIMIT ?`, to, afterID, limit)
+	if err != nil {
+		return nil, fmt.Errorf("storage: pending for %q: %w", to, err)
+	}
+	defer rows.Close()
+	var out []QueuedMessage
+	for rows.Next() {
+		var m QueuedMessage
+		var recv, exp int64
+		if err := rows.Scan(&m.ID, &m.To, &m.From, &m.FromCardID, &m.ClientID, &m.Body, &recv, &exp); err != nil {
+			return nil, fmt.Errorf("storage: pending for %q: %w", to, err)
+		}
+		m.ReceivedAt, m.ExpiresAt = goTime(recv), goTime(exp)
+		out = append(out, m)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("storage: pending for %q: %w", to, err)
+	}
+	return out, nil
+}
+
+// Ack deletes acknowledged messages, only those addressed to `to` (ids of someone
+// else's messages, or already deleted, are ignored).
+func (r *Relay) Ack(ctx context.Context, to string, ids []int64) error {
+	if len(ids) == 0 {
+		return nil
+	}
+	if err := r.db.write(ctx, func(tx *txn) error { return ackTx(ctx, tx, to, ids) }); err != nil {
+		return fmt.Errorf("storage: ack for %q: %w", to, err)
+	}
+	return nil
+}
+
+// AckBatch is Ack for many recipients in one transaction (one fsync): acks maps each
+// recipient to the ids it acknowledged.
+func (r *Relay) AckBatch(ctx context.Context, acks map[string][]int64) error {
+	err := r.db.write(ctx, func(tx *txn) error {
+		for to, ids := range acks {
+			if err := ackTx(ctx, tx, to, ids); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return fmt.Errorf("storage: ack batch of %d recipients: %w", len(acks), err)
+	}
+	return nil
+}
+
+// ackChunks are the IN-list sizes used, so a handful of statements cover every batch
+// and stay in the prepared-statement cache.
+var ackChunks = []int{256, 64, 16, 4, 1}
+
+func ackTx(ctx context.Context, tx *txn, to string, ids []int64) error {
+	for len(ids) > 0 {
+		n := 1
+		for _, c := range ackChunks {
+			if len(ids) >= c {
+				n = c
+				break
+			}
+		}
+		chunk := ids[:n]
+		ids = ids[n:]
+		args := make([]any, 0, n+1)
+		args = append(args, to)
+		for _, id := range chunk {
+			args = append(args, id)
+		}
+		q := "DELETE FROM queue WHERE recipient = ? AND id IN (?" + strings.Repeat(", ?", n-1) + ")"
+		if _, err := tx.exec(ctx, q, args...); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// Expire deletes queued messages (and duplicate-detection entries) whose ExpiresAt is
+// before now; messages with a zero ExpiresAt never expire. Returns how many messages
+// were deleted.
+func (r *Relay) Expire(ctx context.Context, now time.Time) (int, error) {
+	var n int64
+	err := r.db.write(ctx, func(tx *txn) error {
+		var err error
+		if n, err = tx.execN(ctx, "DELETE FROM queue WHERE expires_at <> 0 AND expires_at < ?", dbTime(now)); err != nil {
+			return err
+		}
+		_, err = tx.exec(ctx, "DELETE FROM dedup WHERE expires_at <> 0 AND expires_at < ?", dbTime(now))
+		return err
+	})
+	if err != nil {
+		return 0, fmt.Errorf("storage: expire: %w", err)
+	}
+	return int(n), nil
+}
+
+// QueueDepth is the number of queued messages, all recipients together.
+func (r *Relay) QueueDepth(ctx context.Context) (int, error) {
+	var n int
+	if err := r.db.queryRow(ctx, "SELECT coalesce(sum(count), 0) FROM queue_usage").Scan(&n); err != nil {
+		return 0, fmt.Errorf("storage: queue depth: %w", err)
+	}
+	return n, nil
+}
+
+// QueueUsage is one recipient's queued message count and bytes.
+func (r *Relay) QueueUsage(ctx context.Context, to string) (count int, bytes int64, err error) {
+	err = r.db.queryRow(ctx, "SELECT count, bytes FROM queue_usage WHERE recipient = ?", to).Scan(&count, &bytes)
+	if errors.Is(err, sql.ErrNoRows) {
+		return 0, 0, nil
+	}
+	if err != nil {
+		return 0, 0, fmt.Errorf("storage: queue usage of %q: %w", to, err)
+	}
+	return count, bytes, nil
+}

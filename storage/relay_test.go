@@ -1,0 +1,206 @@
+package storage
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"testing"
+	"time"
+)
+
+func TestRelayQueueBasics(t *testing.T) {
+	ctx := context.Background()
+	r := newRelay(t, RelayOptions{MaxQueueCount: 3, MaxQueueBytes: 1000})
+	res, err := r.Enqueue(ctx, []QueuedMessage{
+		{To: "bob", From: "alice", ClientID: "a1", Body: []byte("x"), ExpiresAt: t0.Add(time.Hour)},
+		{To: "bob", From: "alice", ClientID: "a1", Body: []byte("x"), ExpiresAt: t0.Add(time.Hour)},
+		{To: "bob", From: "carol", ClientID: "a1", Body: []byte("y"), ExpiresAt: t0.Add(time.Hour)},
+		{To: "bob", From: "carol", ClientID: "a2", Body: []byte("z")},
+		{To: "bob", From: "carol", ClientID: "a3", Body: []byte("w")},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res[0].Err != nil || res[0].Duplicate || !res[1].Duplicate || res[1].ID != res[0].ID || res[2].Duplicate {
+		t.Fatalf("results %+v", res)
+	}
+	var qf *QueueFullError
+	if !errors.As(res[4].Err, &qf) || qf.Limit != "count" || !errors.Is(res[4].Err, ErrQueueFull) {
+		t.Fatalf("want count limit, got %+v", res[4])
+	}
+	p, err := r.Pending(ctx, "bob", 0, 10)
+	if err != nil || len(p) != 3 || p[0].ID >= p[1].ID {
+		t.Fatalf("pending %+v %v", p, err)
+	}
+	if err := r.Ack(ctx, "mallory", []int64{p[0].ID}); err != nil {
+		t.Fatal(err)
+	}
+	if err := r.Ack(ctx, "bob", []int64{p[0].ID, p[1].ID}); err != nil {
+		t.Fatal(err)
+	}
+	if n, _ := r.QueueDepth(ctx); n != 1 {
+		t.Fatalf("depth %d", n)
+	}
+	// A resend after ack is still a duplicate.
+	res, err = r.Enqueue(ctx, []QueuedMessage{{To: "bob", From: "alice", ClientID: "a1", Body: []byte("x")}})
+	if err != nil || !res[0].Duplicate {
+		t.Fatalf("resend after ack: %+v %v", res, err)
+	}
+	if n, err := r.Expire(ctx, t0.Add(2*time.Hour)); err != nil || n != 0 {
+		t.Fatalf("expire = %d %v", n, err)
+	}
+}
+
+func TestRelayAccountsAndPreKeys(t *testing.T) {
+	ctx := context.Background()
+	r := newRelay(t, RelayOptions{})
+	if err := r.CreateAccount(ctx, Account{Name: "bob", CardID: "c1", Card: []byte("card1"), CreatedAt: t0}); err != nil {
+		t.Fatal(err)
+	}
+	if err := r.CreateAccount(ctx, Account{Name: "bob", CardID: "c9"}); !errors.Is(err, ErrExists) {
+		t.Fatalf("name twice: %v", err)
+	}
+	if err := r.CreateAccount(ctx, Account{Name: "robert", CardID: "c1"}); !errors.Is(err, ErrExists) {
+		t.Fatalf("card twice: %v", err)
+	}
+	r.CreateAccount(ctx, Account{Name: "carol", CardID: "c3", Card: []byte("card3")})
+	if a, err := r.AccountByCardID(ctx, "c1"); err != nil || a.Name != "bob" || !a.CreatedAt.Equal(t0) {
+		t.Fatalf("by card %+v %v", a, err)
+	}
+	if _, err := r.AccountByName(ctx, "nobody"); !errors.Is(err, ErrNotFound) {
+		t.Fatal(err)
+	}
+
+	keys := []StoredPreKey{{Kind: 1, ID: 1, Data: []byte("spk1")}, {Kind: 3, ID: 1, Data: []byte("kem1")}}
+	for i := 1; i <= 10; i++ {
+		keys = append(keys, StoredPreKey{Kind: 2, ID: uint32(i), Data: []byte("opk")})
+	}
+	n, err := r.PutPreKeys(ctx, "c1", keys, 8)
+	if err != nil || n != 10 {
+		t.Fatalf("stored %d (want 2 + 8 one-time), %v", n, err)
+	}
+	if n, _ := r.PutPreKeys(ctx, "c1", []StoredPreKey{{Kind: 1, ID: 2, Data: []byte("spk2")}, {Kind: 2, ID: 50}}, 8); n != 1 {
+		t.Fatalf("stored %d: signed replaced, one-time over the limit", n)
+	}
+	if k, err := r.LatestPreKey(ctx, "c1", 1); err != nil || k.ID != 2 || string(k.Data) != "spk2" {
+		t.Fatalf("latest %+v %v", k, err)
+	}
+	if c, _ := r.CountPreKeys(ctx, "c1", 1); c != 1 {
+		t.Fatalf("%d signed prekeys kept", c)
+	}
+	ids, _ := r.PreKeyIDs(ctx, "c1", 2)
+	if fmt.Sprint(ids) != "[1 2 3 4 5 6 7 8]" {
+		t.Fatalf("ids %v", ids)
+	}
+	if k, _ := r.TakePreKey(ctx, "c1", 2); k.ID != 1 {
+		t.Fatalf("took %d, want lowest", k.ID)
+	}
+	if _, err := r.TakePreKey(ctx, "c1", 1); !errors.Is(err, ErrInvalid) {
+		t.Fatalf("took the signed prekey: %v", err)
+	}
+	if _, err := r.TakePreKey(ctx, "c3", 2); !errors.Is(err, ErrNotFound) {
+		t.Fatalf("take from empty: %v", err)
+	}
+
+	if err := r.ReplaceCard(ctx, "bob", Account{CardID: "c3"}); !errors.Is(err, ErrExists) {
+		t.Fatalf("replace with carol's card: %v", err)
+	}
+	if err := r.ReplaceCard(ctx, "nobody", Account{CardID: "c7"}); !errors.Is(err, ErrNotFound) {
+		t.Fatal(err)
+	}
+	if err := r.ReplaceCard(ctx, "bob", Account{CardID: "c2", Card: []byte("card2")}); err != nil {
+		t.Fatal(err)
+	}
+	a, _ := r.AccountByName(ctx, "bob")
+	if a.CardID != "c2" || string(a.Card) != "card2" || !a.CreatedAt.Equal(t0) {
+		t.Fatalf("after replace %+v", a)
+	}
+	if c, _ := r.CountPreKeys(ctx, "c1", 2); c != 0 {
+		t.Fatal("old card's prekeys kept")
+	}
+	if _, err := r.AccountByCardID(ctx, "c1"); !errors.Is(err, ErrNotFound) {
+		t.Fatal("old card still resolves")
+	}
+	if err := r.SetMeta(ctx, "relay-key", []byte{1, 2}); err != nil {
+		t.Fatal(err)
+	}
+	if v, _ := r.Meta(ctx, "relay-key"); len(v) != 2 {
+		t.Fatal("meta")
+	}
+}
+
+func TestRelayLimitsAndExpiry(t *testing.T) {
+	ctx := context.Background()
+	r := newRelay(t, RelayOptions{MaxQueueBytes: 10})
+	res, err := r.Enqueue(ctx, []QueuedMessage{
+		{To: "bob", From: "a", ClientID: "1", Body: make([]byte, 6), ExpiresAt: t0},
+		{To: "bob", From: "a", ClientID: "2", Body: make([]byte, 6)},
+		{To: "bob", From: "a", ClientID: "3", Body: make([]byte, 4), ExpiresAt: t0.Add(time.Hour)},
+		{To: "carol", From: "a", ClientID: "4", Body: make([]byte, 10)},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var qf *QueueFullError
+	if !errors.As(res[1].Err, &qf) || qf.Limit != "bytes" || qf.Current != 6 || res[1].ID != 0 {
+		t.Fatalf("want bytes limit for #2: %+v", res[1])
+	}
+	if res[2].Err != nil || res[3].Err != nil {
+		t.Fatalf("limits are per recipient: %+v", res)
+	}
+	// A refused message is not remembered as accepted: it can be sent again later.
+	if n, err := r.Expire(ctx, t0.Add(time.Minute)); err != nil || n != 1 {
+		t.Fatalf("expired %d, %v", n, err)
+	}
+	if c, b, _ := r.QueueUsage(ctx, "bob"); c != 1 || b != 4 {
+		t.Fatalf("usage %d/%d", c, b)
+	}
+	res, _ = r.Enqueue(ctx, []QueuedMessage{{To: "bob", From: "a", ClientID: "2", Body: make([]byte, 6)}})
+	if res[0].Err != nil || res[0].Duplicate {
+		t.Fatalf("resend of refused message: %+v", res[0])
+	}
+	// After expiry the dedup entry is gone too.
+	res, _ = r.Enqueue(ctx, []QueuedMessage{{To: "dave", From: "a", ClientID: "1", Body: []byte("x")}})
+	if res[0].Duplicate || res[0].Err != nil {
+		t.Fatal("expired dedup entry still matched")
+	}
+	if _, err := r.Enqueue(ctx, []QueuedMessage{{To: "bob", From: "a"}}); !errors.Is(err, ErrInvalid) {
+		t.Fatalf("no client id: %v", err)
+	}
+	if d, _ := r.QueueDepth(ctx); d != 4 {
+		t.Fatalf("depth %d", d)
+	}
+}
+
+func TestAckBatch(t *testing.T) {
+	ctx := context.Background()
+	r := newRelay(t, RelayOptions{})
+	var batch []QueuedMessage
+	for i := 0; i < 300; i++ {
+		batch = append(batch, QueuedMessage{To: []string{"bob", "carol"}[i%2], From: "a", ClientID: fmt.Sprint(i), Body: []byte("x")})
+	}
+	res, err := r.Enqueue(ctx, batch)
+	if err != nil {
+		t.Fatal(err)
+	}
+	acks := map[string][]int64{}
+	for i, x := range res {
+		if i%3 != 0 { // leave every third
+			acks[batch[i].To] = append(acks[batch[i].To], x.ID)
+		}
+	}
+	// carol cannot ack bob's messages
+	acks["carol"] = append(acks["carol"], res[0].ID)
+	if err := r.AckBatch(ctx, acks); err != nil {
+		t.Fatal(err)
+	}
+	for _, to := range []string{"bob", "carol"} {
+		p, _ := r.Pending(ctx, to, 0, 1000)
+		if len(p) != 50 {
+			t.Fatalf("%s has %d pending, want 50", to, len(p))
+		}
+	}
+	if d, _ := r.QueueDepth(ctx); d != 100 {
+		t.Fatalf("depth %d", d)
+	}
+}
