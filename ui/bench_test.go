@@ -75,6 +75,18 @@ func BenchmarkView100k(b *testing.B) {
 	}
 }
 
+// BenchmarkView50 is the same frame over a 50-message history: the baseline that shows
+// a frame's cost does not grow with the history.
+func BenchmarkView50(b *testing.B) {
+	app, ms, be := benchScreen(b, 50)
+	loadAll(ms, be)
+	_ = app.View()
+	b.ReportAllocs()
+	for b.Loop() {
+		_ = app.View()
+	}
+}
+
 // BenchmarkScrollPage100k: PgUp (Update) plus the next frame (View), walking up
 // through 100,000 loaded messages; back to the bottom when the top is reached.
 func BenchmarkScrollPage100k(b *testing.B) {

@@ -2,6 +2,7 @@ package ui
 
 import (
 	"image/color"
+	"sync"
 
 	"charm.land/bubbles/v2/help"
 	"charm.land/bubbles/v2/textarea"
@@ -75,13 +76,13 @@ type Styles struct {
 
 // theme loads the default embedded theme; a broken asset is a build-time mistake, so a
 // plain fallback palette keeps the UI usable rather than failing.
-func theme() assets.Theme {
+var theme = sync.OnceValue(func() assets.Theme {
 	ts, err := assets.Themes()
 	if err != nil {
 		return assets.Theme{Name: "fallback", Dark: fallbackPalette, Light: fallbackPalette}
 	}
 	return ts[0]
-}
+})
 
 var fallbackPalette = assets.Palette{Text: "#FFFFFF", Muted: "#AAAAAA", Subtle: "#666666",
 	Accent: "#AF87FF", AccentText: "#000000", Mine: "#5FD7FF", Theirs: "#FF87FF",
