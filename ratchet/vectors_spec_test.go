@@ -171,8 +171,9 @@ type specMessage struct {
 }
 
 type specEvent struct {
-	Op    string `json:"op"`
-	Label string `json:"label"`
+	Op          string `json:"op"`
+	Label       string `json:"label"`
+	StateSHA256 hx     `json:"state_sha256"`
 }
 
 // specStream is §15.1's random stream.
@@ -345,6 +346,39 @@ type specSession struct {
 	skipped       []specSkipped
 	reads         [][]byte
 	padding       int
+	// §13 bookkeeping, for the persisted-state hashes.
+	self, peer  [32]byte
+	usedOPK     bool
+	sent, recvd uint32
+	previous    [][]byte
+}
+
+// marshal is §13.
+func (s *specSession) marshal() []byte {
+	var flags byte
+	for bit, on := range []bool{s.initiator, s.acked, s.usedOPK, s.dhs != nil, s.dhr != nil, s.cks != nil, s.ckr != nil} {
+		if on {
+			flags |= 1 << bit
+		}
+	}
+	b := slices.Concat([]byte{1, flags}, s.sessionID, s.self[:], s.peer[:], s.rk)
+	for _, v := range [][]byte{slices.Concat(s.dhs, s.dhsPub), s.dhr, s.cks, s.ckr} {
+		b = append(b, v...) // absent values are nil: nothing appended
+	}
+	b = slices.Concat(b, be32(s.ns), be32(s.nr), be32(s.pn), be32(s.sent), be32(s.recvd), be16(s.padding))
+	var hdr []byte
+	if s.initiator && !s.acked {
+		hdr = s.initialHeader
+	}
+	b = slices.Concat(b, be16(len(hdr)), hdr, be16(len(s.skipped)))
+	for _, k := range s.skipped {
+		b = slices.Concat(b, k.dh, be32(k.n), k.mk)
+	}
+	b = append(b, byte(len(s.previous)))
+	for _, k := range s.previous {
+		b = append(b, k...)
+	}
+	return b
 }
 
 type specSkipped struct {
@@ -421,6 +455,7 @@ func (s *specSession) encrypt(pt []byte) []byte {
 	wire = aead.Seal(wire, nonce, padded, slices.Concat(s.ad, wire))
 	s.cks = next
 	s.ns++
+	s.sent++
 	return wire
 }
 
@@ -466,6 +501,7 @@ func (s *specSession) decrypt(wire []byte) []byte {
 		if s.initiator {
 			s.acked = true
 		}
+		s.recvd++
 		return p
 	}
 	// 1. Skipped key.
@@ -508,6 +544,12 @@ func (s *specSession) decrypt(wire []byte) []byte {
 	ck := skip(ckr, slices.Clone(dh), 0, n)
 	mk, next := specKDFCK(ck)
 	p := open(mk)
+	if s.dhr != nil {
+		s.previous = append(s.previous, s.dhr)
+		if len(s.previous) > 5 {
+			s.previous = s.previous[1:]
+		}
+	}
 	s.pn, s.ns = s.ns, 0
 	s.dhr, s.rk, s.ckr, s.nr = slices.Clone(dh), rk, next, n+1
 	s.dhs, s.dhsPub, s.cks = nil, nil, nil
@@ -637,7 +679,7 @@ func TestVectorsFollowSpec(t *testing.T) {
 	mustEqual(t, "bob session stream", slices.Concat(bobReads...), specStream(f.Transcript.BobSeed, 32*len(bobReads)))
 	sessions := map[string]*specSession{
 		"alice": {t: t, initiator: true, ad: ad, sessionID: sid, initialHeader: hdr, rk: sk,
-			dhr: pre[1].pub, reads: aliceReads[2:]},
+			dhr: pre[1].pub, reads: aliceReads[2:], self: alice.rawID, peer: bob.rawID, usedOPK: true},
 	}
 	msgs := map[string]specMessage{}
 	for _, m := range f.Transcript.Messages {
@@ -658,12 +700,19 @@ func TestVectorsFollowSpec(t *testing.T) {
 			if sessions[to] == nil {
 				// §10.2: Bob's initial state; SK as computed above from his side too.
 				sessions[to] = &specSession{t: t, ad: ad, sessionID: sid, rk: sk,
-					dhs: pre[1].secret, dhsPub: pre[1].pub, reads: bobReads}
+					dhs: pre[1].secret, dhsPub: pre[1].pub, reads: bobReads,
+					self: bob.rawID, peer: alice.rawID, usedOPK: true}
 			}
 			mustEqual(t, "deliver "+m.Label, sessions[to].decrypt(m.Wire.b(t)), m.Plaintext.b(t))
 		default:
 			t.Fatalf("unknown op %q", ev.Op)
 		}
+		actor := sessions[m.From]
+		if ev.Op == "deliver" {
+			actor = sessions[map[string]string{"alice": "bob", "bob": "alice"}[m.From]]
+		}
+		sum := sha256.Sum256(actor.marshal())
+		mustEqual(t, fmt.Sprintf("§13 state after %s %s", ev.Op, ev.Label), sum[:], ev.StateSHA256.b(t))
 	}
 	if n := len(sessions["alice"].reads) + len(sessions["bob"].reads); n != 0 {
 		t.Fatalf("%d recorded random reads were not used by the spec's ratchet", n)
