@@ -5,6 +5,7 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
+	"sort"
 	"strconv"
 	"time"
 )
@@ -82,7 +83,7 @@ func (c *Client) Messages(ctx context.Context, contact string, cur Cursor, n int
 	if before <= 0 {
 		before = 1<<63 - 1
 	}
-	rows, err := c.db.r.QueryContext(ctx, "SELECT "+messageCols+
+	rows, err := c.db.query(ctx, "SELECT "+messageCols+
 		" FROM messages WHERE contact = ? AND id < ? ORDER BY id DESC LIMIT ?", contact, before, n+1)
 	if err != nil {
 		return nil, Cursor{}, fmt.Errorf("storage: messages of %q: %w", contact, err)
@@ -113,7 +114,7 @@ func (c *Client) Messages(ctx context.Context, contact string, cur Cursor, n int
 
 // Message returns one message by id; ErrNotFound if unknown.
 func (c *Client) Message(ctx context.Context, id int64) (Message, error) {
-	m, err := c.scanMessage(c.db.r.QueryRowContext(ctx, "SELECT "+messageCols+" FROM messages WHERE id = ?", id))
+	m, err := c.scanMessage(c.db.queryRow(ctx, "SELECT "+messageCols+" FROM messages WHERE id = ?", id))
 	if errors.Is(err, sql.ErrNoRows) {
 		return Message{}, fmt.Errorf("%w: message %d", ErrNotFound, id)
 	}
@@ -129,7 +130,7 @@ func (c *Client) MessageByClientID(ctx context.Context, clientID string) (Messag
 	if clientID == "" {
 		return Message{}, fmt.Errorf("%w: empty client id", ErrNotFound)
 	}
-	m, err := c.scanMessage(c.db.r.QueryRowContext(ctx, "SELECT "+messageCols+
+	m, err := c.scanMessage(c.db.queryRow(ctx, "SELECT "+messageCols+
 		" FROM messages WHERE client_id = ? AND client_id <> '' ORDER BY direction DESC, id LIMIT 1", clientID))
 	if errors.Is(err, sql.ErrNoRows) {
 		return Message{}, fmt.Errorf("%w: message with client id %q", ErrNotFound, clientID)
@@ -189,13 +190,7 @@ func (c *Client) MarkReadClientIDs(ctx context.Context, contact string) ([]strin
 		if err := rows.Err(); err != nil {
 			return err
 		}
-		for i := 0; i < len(got); i++ { // RETURNING order is unspecified
-			for j := i + 1; j < len(got); j++ {
-				if got[j].id < got[i].id {
-					got[i], got[j] = got[j], got[i]
-				}
-			}
-		}
+		sort.Slice(got, func(i, j int) bool { return got[i].id < got[j].id }) // RETURNING order is unspecified
 		ids = ids[:0]
 		for _, r := range got {
 			if r.cid != "" {
@@ -226,7 +221,7 @@ type OutboxItem struct {
 
 // Outbox returns the pending sends in the order they were committed.
 func (c *Client) Outbox(ctx context.Context) ([]OutboxItem, error) {
-	rows, err := c.db.r.QueryContext(ctx, "SELECT seq, client_id, recipient, payload_sealed, message_id, created_at FROM outbox ORDER BY seq")
+	rows, err := c.db.query(ctx, "SELECT seq, client_id, recipient, payload_sealed, message_id, created_at FROM outbox ORDER BY seq")
 	if err != nil {
 		return nil, fmt.Errorf("storage: read outbox: %w", err)
 	}
@@ -510,7 +505,7 @@ func (c *Client) CommitReceive(ctx context.Context, r ReceiveTx) (int64, error) 
 // SeenRelayID reports whether a relay message id was committed by CommitReceive.
 func (c *Client) SeenRelayID(ctx context.Context, relayID string) (bool, error) {
 	var n int
-	if err := c.db.r.QueryRowContext(ctx, "SELECT count(*) FROM seen_relay_ids WHERE relay_id = ?", relayID).Scan(&n); err != nil {
+	if err := c.db.queryRow(ctx, "SELECT count(*) FROM seen_relay_ids WHERE relay_id = ?", relayID).Scan(&n); err != nil {
 		return false, fmt.Errorf("storage: look up relay id: %w", err)
 	}
 	return n > 0, nil
