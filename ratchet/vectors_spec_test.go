@@ -3,9 +3,11 @@ package ratchet_test
 // TestVectorsFollowSpec is a second, deliberately separate implementation of SPEC.md: it
 // lives outside package ratchet, uses only the standard library and x/crypto, and rebuilds
 // everything in testdata/vectors.json from the spec's text — card snapshots and IDs,
-// signatures, prekey and bundle encodings, the PQXDH secret, and every wire message of the
-// transcript, byte for byte, with a Double Ratchet written from §11. If SPEC.md and the
-// code drift apart, this test says where.
+// signatures, prekey and bundle encodings, the PQXDH secret, every wire message of the
+// transcript and the §13 session state after every event, byte for byte, with a Double
+// Ratchet written from §11. Labels and domains come from SPEC.md's §3 table itself. If
+// SPEC.md and the code drift apart, this test says where. (The rejection vectors are
+// checked by TestVectors, against the real implementation.)
 
 import (
 	"bytes"
