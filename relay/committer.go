@@ -214,8 +214,8 @@ type ackGroup struct {
 // accepts, and acks for one recipient coalesce while they wait, so under load each
 // transaction deletes many ids. With no sends waiting, every ack is committed at once.
 const (
-	maxAckTxPerRound  = 4
-	ackDelayUnderLoad = 50 * time.Millisecond
+	maxAckTxPerRound  = 2
+	ackDelayUnderLoad = 500 * time.Millisecond
 )
 
 func (cm *committer) addAcks(acks []*ackReq) {
