@@ -2,4 +2,50 @@
 // keeps one-time prekeys published, starts and loads Double Ratchet sessions per contact,
 // and sends and receives messages with delivery receipts. It is a library first: the
 // terminal UI and headless device programs use it the same way.
+//
+// # Getting a controller
+//
+// A Profile is a directory holding the sealed client store. Profile.Create makes an
+// identity (Ed25519 + X25519), registers its card with the relay (which signs it), pins
+// the relay's key, publishes prekeys and returns a connected *Controller; Profile.Open
+// unlocks an existing profile with its passphrase. Programs that manage their own
+// store call New(Preferences) and then Initialize.
+//
+//	c, err := chat.Profile{Dir: dir}.Open(ctx, passphrase)
+//	defer c.Close()
+//	c.AddContact(ctx, "bob")         // fetch + verify bob's card, trust on first use
+//	m, err := c.Send(ctx, "bob", "hi") // committed at once, state Pending
+//	for ev := range c.Events() { ... } // MessageReceived, DeliveryChanged, ...
+//
+// # What it guarantees
+//
+// Nothing is lost: Send commits the message, the advanced ratchet state and the outbox
+// entry in one transaction before anything leaves; the outbox drains in order whenever
+// the relay is reachable (pending → sent → delivered → read, or failed with the relay's
+// reason). An incoming message is decrypted on a copy of the session, committed with the
+// relay's id in one transaction, and only then acked, so a crash at any point neither
+// loses it nor shows it twice. A message that cannot be decrypted is acked and recorded
+// as an undecryptable entry with its reason (and an Undecryptable event), never dropped
+// and never retried forever.
+//
+// Trust is explicit: every card and prekey bundle the relay hands out is verified (the
+// owner's self signature, the pinned relay's signature, the name, and every prekey
+// signature); a contact's changed identity key is flagged (ContactKeyChanged), shown
+// with its new SafetyNumber, and blocks sending until AcceptKey. Safety numbers are
+// Signal's displayable fingerprint (60 digits), identical on both sides.
+//
+// # Sessions
+//
+// Each contact card has one active session and up to four older ones, so late messages
+// still decrypt. A session's messages carry its handshake until the peer answers, so a
+// lost first message is recoverable. When both sides start a session at the same moment
+// each keeps the one with the smaller ID, and both converge without losing a message.
+// The seed's lower-level API is here too: ActiveSession, StartNewSession, LoadUpSession
+// and Session.Encrypt/Decrypt (which persist the state themselves), RemoveSessions,
+// GentleReset, and RotateKeys, which keeps n one-time prekeys of each kind on the relay
+// and rotates the signed ones weekly (also run on a timer and on the relay's low-key
+// notice).
+//
+// The plaintext inside each ratchet message is a small versioned record (text, delivery
+// receipt or read receipt, with the sender's client ID), padded to 64-byte blocks.
 package chat

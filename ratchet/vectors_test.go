@@ -320,8 +320,10 @@ func generateVectors(t *testing.T) *vectorWorld {
 		vp := vectorPreKey{Kind: kind, ID: id, CreatedAt: pub.CreatedAt.Unix(),
 			Secret: slices.Concat(bobRNG.reads[before:]...), PublicKey: pub.Key,
 			Signature: pub.Signature, Public: pb, Private: priv}
-		if kind.signed() {
-			vp.SignedBytes = pub.signedBytes()
+		if kind != OneTimePreKey {
+			// SPEC §8.2: u8 kind ‖ u32 id ‖ i64 created at ‖ public key.
+			vp.SignedBytes = slices.Concat([]byte{byte(kind)}, binary.BigEndian.AppendUint32(nil, id),
+				binary.BigEndian.AppendUint64(nil, uint64(pub.CreatedAt.Unix())), pub.Key)
 		}
 		f.Bob.PreKeys = append(f.Bob.PreKeys, vp)
 		return p
@@ -390,7 +392,7 @@ func generateVectors(t *testing.T) *vectorWorld {
 				t.Fatalf("send %s: decode: %v", label, err)
 			}
 			wires[label] = wire
-			if env.Type == MessageInitial && !bytes.Equal(wire[2:2+initialHeaderSize], f.Handshake.InitialHeader) {
+			if env.Type == MessageInitial && !bytes.Equal(wire[2:2+len(f.Handshake.InitialHeader)], f.Handshake.InitialHeader) {
 				t.Fatalf("send %s: initial header differs from the recorded handshake", label)
 			}
 			from := "alice"
@@ -467,7 +469,7 @@ func (w *vectorWorld) handshake(t *testing.T, seed string, bundle *Bundle) vecto
 		EphemeralPrivate: r.reads[0], EphemeralPublic: env.Initial.EphemeralKey,
 		KEMRandomness: r.reads[1], KEMCiphertext: env.Initial.KEMCiphertext,
 		SessionID: s.ID(), FirstPlaintext: first, FirstMessage: wire}
-	v.InitialHeader = wire[2 : len(wire)-(ratchetHeaderSize+4+len(env.Ciphertext))]
+	v.InitialHeader = wire[2 : len(wire)-(40+4+len(env.Ciphertext))] // SPEC §12.1: ratchet header 40, length 4
 
 	// Recompute from the spec with the standard library only.
 	ek, err := ecdh.X25519().NewPrivateKey(v.EphemeralPrivate)
@@ -492,7 +494,8 @@ func (w *vectorWorld) handshake(t *testing.T, seed string, bundle *Bundle) vecto
 		}
 		return out
 	}
-	aliceIK := w.aliceKey.agreement.Bytes()
+	aliceKeyBytes, _ := w.aliceKey.MarshalBinary()
+	aliceIK := aliceKeyBytes[1+32:] // SPEC §5: u8 1 ‖ Ed25519 seed ‖ X25519 private key
 	v.DH1 = x(aliceIK, bundle.SignedPreKey.Key)
 	v.DH2 = x(v.EphemeralPrivate, w.bobCard.AgreementKey)
 	v.DH3 = x(v.EphemeralPrivate, bundle.SignedPreKey.Key)
@@ -505,7 +508,8 @@ func (w *vectorWorld) handshake(t *testing.T, seed string, bundle *Bundle) vecto
 	if bundle.KEMPreKey.Kind == KEMLastResort {
 		kemKey = w.kemLR
 	}
-	dk, err := mlkem.NewDecapsulationKey768(kemKey.secret)
+	kemPriv, _ := kemKey.MarshalBinary()
+	dk, err := mlkem.NewDecapsulationKey768(kemPriv[len(kemPriv)-mlkem.SeedSize:]) // SPEC §8.3: … ‖ bytes8 secret
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -516,9 +520,10 @@ func (w *vectorWorld) handshake(t *testing.T, seed string, bundle *Bundle) vecto
 	if v.SK, err = hkdf.Key(sha256.New, ikm, make([]byte, 32), LabelPQXDH, 32); err != nil {
 		t.Fatal(err)
 	}
-	ini, resp := w.aliceCard.rawID(), w.bobCard.rawID()
-	v.AD = slices.Concat(ini[:], resp[:])
-	sid := sha256.Sum256(slices.Concat([]byte(LabelSessionID), []byte{0}, ini[:], resp[:], v.EphemeralPublic))
+	ini, _ := hex.DecodeString(w.aliceCard.ID())
+	resp, _ := hex.DecodeString(w.bobCard.ID())
+	v.AD = slices.Concat(ini, resp)
+	sid := sha256.Sum256(slices.Concat([]byte(LabelSessionID), []byte{0}, ini, resp, v.EphemeralPublic))
 	if hex.EncodeToString(sid[:]) != v.SessionID || env.Initial.SessionID() != v.SessionID {
 		t.Fatalf("session ID: spec gives %x, session %s, header %s", sid, v.SessionID, env.Initial.SessionID())
 	}

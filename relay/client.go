@@ -186,9 +186,10 @@ func NormalizeURL(raw string) string {
 	return u.String()
 }
 
-// Pushes delivers messages and notices. Read it continuously: when it is full the
-// client stops reading from the relay, and a relay whose outbound queue overflows
-// disconnects the client (messages stay queued and come again).
+// Pushes delivers messages and notices. Read it continuously, on a goroutine of its
+// own: when it is full the client stops reading from the relay, so answers to requests
+// wait too, and a relay whose outbound queue overflows disconnects the client
+// (messages stay queued and come again).
 func (c *Client) Pushes() <-chan Push { return c.pushes }
 
 // States reports connection-state changes. When the reader falls behind, older states
@@ -593,7 +594,12 @@ func (c *Client) request(ctx context.Context, cc *clientConn, f *Frame) (Frame, 
 		}
 		cc.pmu.Unlock()
 	}
-	data := encodeFrame(f)
+	var data []byte
+	if f.Type == TypeSend {
+		data = appendSend(make([]byte, 0, 96+len(f.Body)*4/3), f)
+	} else {
+		data = encodeFrame(f)
+	}
 	if len(data) > MaxFrameSize {
 		forget()
 		return Frame{}, &ProtocolError{Code: CodeFrameTooLarge, Message: fmt.Sprintf("request is %d bytes, the limit is %d", len(data), MaxFrameSize)}

@@ -203,21 +203,26 @@ func (cm *committer) commitSends(ctx context.Context, sends []*sendReq, batch []
 
 // ackGroup is every ack waiting for one recipient.
 type ackGroup struct {
-	ids  []int64
-	reqs []*ackReq
+	ids   []int64
+	reqs  []*ackReq
+	since time.Time // when the oldest ack in the group arrived
 }
 
-// maxAckTxPerRound bounds how many per-recipient ack transactions run between two
-// send commits while sends are waiting, so acks (whose delay costs nothing but a
-// possible redelivery) never hold up accepts. Acks for one recipient coalesce while
-// they wait, so under load each transaction deletes many ids.
-const maxAckTxPerRound = 4
+// While sends are waiting, at most maxAckTxPerRound per-recipient ack transactions
+// run between two send commits, and only for groups older than ackDelayUnderLoad:
+// acks (whose delay costs nothing but a possible redelivery) must not hold up
+// accepts, and acks for one recipient coalesce while they wait, so under load each
+// transaction deletes many ids. With no sends waiting, every ack is committed at once.
+const (
+	maxAckTxPerRound  = 2
+	ackDelayUnderLoad = 500 * time.Millisecond
+)
 
 func (cm *committer) addAcks(acks []*ackReq) {
 	for _, a := range acks {
 		g := cm.ackGroups[a.to]
 		if g == nil {
-			g = &ackGroup{}
+			g = &ackGroup{since: time.Now()}
 			cm.ackGroups[a.to] = g
 			cm.ackOrder = append(cm.ackOrder, a.to)
 		}
@@ -249,8 +254,13 @@ func (cm *committer) flushAcks(ctx context.Context) {
 		return
 	}
 	n := len(cm.ackOrder)
-	if len(cm.sends) > 0 && n > maxAckTxPerRound {
-		n = maxAckTxPerRound
+	if len(cm.sends) > 0 {
+		// Under load: the oldest few groups, once they have waited a little.
+		now := time.Now()
+		n = 0
+		for n < len(cm.ackOrder) && n < maxAckTxPerRound && now.Sub(cm.ackGroups[cm.ackOrder[n]].since) >= ackDelayUnderLoad {
+			n++
+		}
 	}
 	for _, to := range cm.ackOrder[:n] {
 		g := cm.ackGroups[to]

@@ -1,10 +1,12 @@
 package relay
 
 import (
+	"bufio"
 	"context"
 	"crypto/rand"
 	"errors"
 	"io"
+	"net"
 	"strconv"
 	"sync"
 	"sync/atomic"
@@ -28,10 +30,12 @@ const maxLoginFailures = 5
 // conn is one client connection. Its read loop owns the fields below "reader state";
 // the delivery fields are shared with the committer (via the hub) under dmu.
 type conn struct {
-	s   *Server
-	ws  *websocket.Conn
-	id  uint64
-	out *outQueue
+	s      *Server
+	ws     *websocket.Conn
+	br     *bufio.Reader // gorilla's read buffer (nil if gorilla made its own)
+	waiter *readWaiter   // nil where unsupported
+	id     uint64
+	out    *outQueue
 
 	ctx    context.Context // cancelled when the connection closes
 	cancel context.CancelFunc
@@ -63,7 +67,6 @@ func newConn(s *Server, ws *websocket.Conn) *conn {
 	ctx, cancel := context.WithCancel(context.Background())
 	c := &conn{
 		s: s, ws: ws, id: s.nextID.Add(1),
-		out:        newOutQueue(s.limits.OutboundQueue),
 		ctx:        ctx,
 		cancel:     cancel,
 		inflight:   make(chan struct{}, s.limits.MaxInflightSends),
@@ -71,6 +74,7 @@ func newConn(s *Server, ws *websocket.Conn) *conn {
 		version:    ProtocolVersion,
 		bucket:     newTokenBucket(s.limits.FramesPerSecond, s.limits.FrameBurst, s.now()),
 	}
+	c.out = newOutQueue(s.limits.OutboundQueue, func() { go c.writeLoop() })
 	if _, err := rand.Read(c.challenge[:]); err != nil {
 		panic("relay: crypto/rand failed: " + err.Error()) // no safe way to continue
 	}
@@ -85,16 +89,14 @@ func (c *conn) close() {
 	})
 }
 
-// kill closes at once, dropping queued frames (slow reader, protocol abuse). Messages
-// stay in the store, unacknowledged, and are delivered on the next connection.
+// kill closes at once, dropping queued frames, with a close frame naming the reason
+// (protocol abuse). Messages stay in the store, unacknowledged, and are delivered on
+// the next connection.
 func (c *conn) kill(code, reason string) {
 	c.s.m.errorSent(code)
 	c.s.log.Info("closing connection", "conn", c.id, "code", code)
-	c.ws.WriteControl(websocket.CloseMessage,
-		websocket.FormatCloseMessage(websocket.ClosePolicyViolation, code+": "+reason),
-		time.Now().Add(100*time.Millisecond))
-	c.close()
-	c.ws.Close()
+	c.closeOnce.Do(c.cancel)
+	c.out.closeWith(outItem{opcode: opClose, raw: websocket.FormatCloseMessage(websocket.ClosePolicyViolation, truncate(code+": "+reason, 120))})
 }
 
 func (c *conn) stopReading() { c.ws.SetReadDeadline(time.Unix(1, 0)) }
@@ -106,35 +108,81 @@ func (c *conn) goingAway() {
 
 // ---- writer ----
 
+// WebSocket opcodes the writer uses (RFC 6455 §5.2).
+const (
+	opText  = 0x1
+	opClose = 0x8
+	opPing  = 0x9
+	opPong  = 0xA
+)
+
+// maxWSHeader is the longest unmasked frame header.
+const maxWSHeader = 10
+
+// appendWSFrame appends one unmasked (server-to-client) WebSocket frame.
+func appendWSFrame(b []byte, opcode byte, payload []byte) []byte {
+	b = append(b, 0x80|opcode)
+	b = appendWSLen(b, len(payload))
+	return append(b, payload...)
+}
+
+func appendWSLen(b []byte, n int) []byte {
+	switch {
+	case n < 126:
+		return append(b, byte(n))
+	case n <= 0xFFFF:
+		return append(b, 126, byte(n>>8), byte(n))
+	default:
+		return append(b, 127, 0, 0, 0, 0, byte(n>>24), byte(n>>16), byte(n>>8), byte(n))
+	}
+}
+
+// writeLoop writes until the queue is empty, then exits; the next push starts a new
+// one, so an idle connection costs no goroutine here. It frames everything queued
+// since its last turn into one buffer and writes it with one system call, so a busy
+// connection pays one write per batch rather than per frame. (gorilla/websocket does
+// the reading and the handshake; its writer would flush every frame on its own.)
+// Pings, pongs and close frames go through the queue too, so no other goroutine ever
+// writes. Once the queue is closed and empty, it sends a close frame and tears the
+// connection down.
 func (c *conn) writeLoop() {
-	defer c.s.wg.Done()
-	ticker := time.NewTicker(c.s.limits.PingInterval)
-	defer ticker.Stop()
+	nc := c.ws.NetConn()
 	var reuse []outItem
-	var failed bool
-	for !failed {
-		select {
-		case <-c.out.wake:
-		case <-ticker.C:
-			if err := c.ws.WriteControl(websocket.PingMessage, nil, time.Now().Add(c.s.limits.WriteTimeout)); err != nil {
-				failed = true
-			}
-			continue
-		}
-		batch, closed := c.out.drain(reuse)
-		if len(batch) > 0 {
-			failed = !c.writeBatch(batch)
-			clear(batch)
-			reuse = batch
-		}
-		if closed && len(batch) == 0 {
-			c.ws.WriteControl(websocket.CloseMessage, websocket.FormatCloseMessage(websocket.CloseGoingAway, ""), time.Now().Add(time.Second))
-			break
+	ok := true
+	for {
+		batch, closed, exit := c.out.drain(reuse)
+		if exit {
+			return
 		}
 		if closed {
-			signal(c.out.wake) // come back for the rest, then the close frame
+			if ok {
+				nc.SetWriteDeadline(time.Now().Add(time.Second))
+				nc.Write(appendWSFrame(nil, opClose, websocket.FormatCloseMessage(websocket.CloseGoingAway, "")))
+			}
+			break
 		}
+		if ok {
+			var sentClose bool
+			ok, sentClose = c.writeBatch(nc, batch)
+			if sentClose {
+				clear(batch)
+				break
+			}
+			if !ok {
+				c.close() // the peer is gone: stop reading too
+				c.ws.Close()
+			}
+		}
+		// After a failed write the rest is dropped: the messages stay in the store.
+		clear(batch)
+		reuse = batch
 	}
+	c.teardown()
+}
+
+// teardown runs once, after the last write.
+func (c *conn) teardown() {
+	defer c.s.wg.Done()
 	c.close()
 	c.ws.Close()
 	<-c.readerDone
@@ -147,26 +195,66 @@ func (c *conn) writeLoop() {
 	c.s.removeConn(c)
 }
 
-var encodeBufPool = sync.Pool{New: func() any { b := make([]byte, 0, 1024); return &b }}
+// ping is called by the server's pinger for every connection.
+func (c *conn) ping() { c.out.tryPush(outItem{opcode: opPing}) }
 
-func (c *conn) writeBatch(batch []outItem) bool {
-	c.ws.SetWriteDeadline(time.Now().Add(c.s.limits.WriteTimeout))
+var encodeBufPool = sync.Pool{New: func() any { b := make([]byte, 0, 8192); return &b }}
+
+// writeFlushSize bounds the buffer of one write system call.
+const writeFlushSize = 64 << 10
+
+// writeBatch frames and writes a batch. It reports whether the connection is still
+// good and whether a close frame went out.
+func (c *conn) writeBatch(nc net.Conn, batch []outItem) (ok, sentClose bool) {
+	nc.SetWriteDeadline(time.Now().Add(c.s.limits.WriteTimeout))
 	bp := encodeBufPool.Get().(*[]byte)
-	defer encodeBufPool.Put(bp)
+	buf := (*bp)[:0]
+	defer func() {
+		if cap(buf) <= 4*writeFlushSize {
+			*bp = buf[:0]
+			encodeBufPool.Put(bp)
+		}
+	}()
 	for _, it := range batch {
-		data := it.raw
-		if it.msg != nil {
+		switch {
+		case it.msg != nil:
 			m := it.msg
-			*bp = appendDeliver((*bp)[:0], m.ID, m.From, m.FromCardID, m.ReceivedAt.UnixMilli(), m.Body)
-			data = *bp
+			// Encode the JSON straight into the buffer after room for the largest
+			// frame header, then move it up behind the header it actually needs.
+			start := len(buf)
+			buf = append(buf, make([]byte, maxWSHeader)...)
+			buf = appendDeliver(buf, m.ID, m.From, m.FromCardID, m.ReceivedAt.UnixMilli(), m.Body)
+			payload := len(buf) - start - maxWSHeader
+			hdr := appendWSFrame(buf[start:start], opText, nil) // header only
+			hdr = appendWSLen(hdr[:1], payload)
+			copy(buf[start+len(hdr):], buf[start+maxWSHeader:])
+			buf = buf[:start+len(hdr)+payload]
 			c.s.m.frameOut(TypeDeliver)
 			c.s.m.delivered.Add(1)
+		case it.opcode != 0:
+			buf = appendWSFrame(buf, it.opcode, it.raw)
+			if it.opcode == opClose {
+				sentClose = true
+			}
+		default:
+			buf = appendWSFrame(buf, opText, it.raw)
 		}
-		if err := c.ws.WriteMessage(websocket.TextMessage, data); err != nil {
-			return false
+		if len(buf) >= writeFlushSize || sentClose {
+			if _, err := nc.Write(buf); err != nil {
+				return false, sentClose
+			}
+			buf = buf[:0]
+			if sentClose {
+				return true, true
+			}
 		}
 	}
-	return true
+	if len(buf) > 0 {
+		if _, err := nc.Write(buf); err != nil {
+			return false, false
+		}
+	}
+	return true, false
 }
 
 // ---- replies (may be called from any goroutine) ----
@@ -185,12 +273,13 @@ func (c *conn) slow() {
 	if !c.slowOnce.CompareAndSwap(false, true) {
 		return
 	}
-	c.close()
 	c.s.m.slowReaders.Add(1)
-	c.s.log.Debug("slow reader", "conn", c.id, "queued", c.out.len())
-	// Not on this goroutine: the caller may be the committer, and the close frame to a
-	// peer that is not reading could wait out its deadline.
-	go c.kill(CodeSlowReader, "outbound queue full; unacknowledged messages stay queued")
+	c.s.m.errorSent(CodeSlowReader)
+	c.s.log.Info("closing connection", "conn", c.id, "code", CodeSlowReader)
+	c.close()
+	// The peer is not reading, so no close frame would reach it: cut the connection.
+	// Its messages stay queued and are delivered on its next connection.
+	c.ws.Close()
 }
 
 func (c *conn) replyError(reqID uint64, code, msg, limit string) {
@@ -291,76 +380,109 @@ func (c *conn) readLoop() {
 		}
 	}()
 	ws := c.ws
-	ws.SetReadLimit(discardLimit + int64(c.s.limits.MaxFrameBytes))
+	// No gorilla read limit: readFrame enforces the limits and answers with an error
+	// frame (gorilla would write its own close frame from this goroutine).
+	ws.SetReadLimit(0)
 	readTimeout := 2*c.s.limits.PingInterval + 15*time.Second
-	ws.SetReadDeadline(time.Now().Add(readTimeout))
+	lastDeadline := time.Now()
+	ws.SetReadDeadline(lastDeadline.Add(readTimeout))
 	ws.SetPongHandler(func(string) error {
 		ws.SetReadDeadline(time.Now().Add(readTimeout))
 		return nil
 	})
-
-	c.send(&Frame{
-		Type: TypeHello, Version: ProtocolVersion, Versions: supportedVersions,
-		RelayKey: c.s.pub, Challenge: c.challenge[:], Limits: c.s.frameLimits(),
+	// Only the write loop writes: pongs and the close echo go through its queue.
+	ws.SetPingHandler(func(data string) error {
+		ws.SetReadDeadline(time.Now().Add(readTimeout))
+		c.out.tryPush(outItem{opcode: opPong, raw: []byte(data)})
+		return nil
+	})
+	ws.SetCloseHandler(func(code int, text string) error {
+		c.out.closeWith(outItem{opcode: opClose, raw: websocket.FormatCloseMessage(code, "")})
+		return nil
 	})
 
+	c.sendHello()
 	for {
+		// Keep this loop's own frame small: an idle connection parks here, and a
+		// shallow stack lets the runtime shrink it (per-frame work is in onMessage).
+		if c.waiter != nil && c.br != nil && c.br.Buffered() == 0 {
+			c.waiter.wait()
+		}
 		mt, r, err := ws.NextReader()
 		if err != nil {
 			return
 		}
-		ws.SetReadDeadline(time.Now().Add(readTimeout))
-		bp := readBufPool.Get().(*[]byte)
-		data, tooBig, err := readFrame(r, (*bp)[:0], c.s.limits.MaxFrameBytes)
-		if err != nil {
-			readBufPool.Put(bp)
-			if tooBig {
-				c.kill(CodeFrameTooLarge, "frame over "+strconv.Itoa(discardLimit)+" bytes")
-			}
-			return
+		// Refresh the idle deadline at most once a second: it costs a timer update.
+		if now := time.Now(); now.Sub(lastDeadline) > time.Second {
+			ws.SetReadDeadline(now.Add(readTimeout))
+			lastDeadline = now
 		}
-		if ok, retry := c.bucket.allow(c.s.now()); !ok {
-			readBufPool.Put(bp)
-			c.s.m.frameIn("")
-			c.rateStrikes++
-			if c.rateStrikes > 4*c.s.limits.FrameBurst {
-				c.kill(CodeRateLimited, "persistently over the frame rate")
-				return
-			}
-			c.send(&Frame{Type: TypeError, Code: CodeRateLimited, Limit: "frames_per_second",
-				Message: "over " + strconv.Itoa(c.s.limits.FramesPerSecond) + " frames/s; slow down", RetryAfterMS: retry.Milliseconds() + 1})
-			continue
-		}
-		c.rateStrikes = 0
-		if tooBig {
-			readBufPool.Put(bp)
-			c.s.m.frameIn("")
-			c.send(&Frame{Type: TypeError, Code: CodeFrameTooLarge, Limit: "max_frame_bytes",
-				Message: "frame over " + strconv.Itoa(c.s.limits.MaxFrameBytes) + " bytes"})
-			continue
-		}
-		if mt != websocket.TextMessage {
-			readBufPool.Put(bp)
-			c.s.m.frameIn("")
-			c.send(&Frame{Type: TypeError, Code: CodeBadFrame, Message: "frames are JSON text messages"})
-			continue
-		}
-		f, err := DecodeFrame(data)
-		if cap(data) <= 64<<10 {
-			*bp = data[:0]
-			readBufPool.Put(bp)
-		}
-		c.s.m.frameIn(f.Type)
-		if err != nil {
-			var fe *FrameError
-			errors.As(err, &fe)
-			c.send(&Frame{Type: TypeError, ID: f.ID, Code: fe.Code, Message: fe.Error()})
-			continue
-		}
-		if !c.handle(&f) {
+		if !c.onMessage(mt, r) {
 			return
 		}
 	}
+}
+
+//go:noinline
+func (c *conn) sendHello() {
+	c.send(&Frame{
+		Type: TypeHello, Version: ProtocolVersion, Versions: supportedVersions,
+		RelayKey: c.s.pub, Challenge: c.challenge[:], Limits: c.s.frameLimits(),
+	})
+}
+
+// onMessage reads, checks and handles one message. It returns false to close.
+//
+//go:noinline
+func (c *conn) onMessage(mt int, r io.Reader) bool {
+	bp := readBufPool.Get().(*[]byte)
+	data, tooBig, err := readFrame(r, (*bp)[:0], c.s.limits.MaxFrameBytes)
+	if err != nil {
+		readBufPool.Put(bp)
+		if tooBig {
+			c.kill(CodeFrameTooLarge, "frame over "+strconv.Itoa(discardLimit)+" bytes")
+		}
+		return false
+	}
+	if ok, retry := c.bucket.allow(c.s.now()); !ok {
+		defer readBufPool.Put(bp)
+		c.s.m.frameIn("")
+		c.rateStrikes++
+		if c.rateStrikes > 4*c.s.limits.FrameBurst {
+			c.kill(CodeRateLimited, "persistently over the frame rate")
+			return false
+		}
+		c.send(&Frame{Type: TypeError, ID: peekID(data), Code: CodeRateLimited, Limit: "frames_per_second",
+			Message: "over " + strconv.Itoa(c.s.limits.FramesPerSecond) + " frames/s; slow down", RetryAfterMS: retry.Milliseconds() + 1})
+		return true
+	}
+	c.rateStrikes = 0
+	if tooBig {
+		readBufPool.Put(bp)
+		c.s.m.frameIn("")
+		c.send(&Frame{Type: TypeError, Code: CodeFrameTooLarge, Limit: "max_frame_bytes",
+			Message: "frame over " + strconv.Itoa(c.s.limits.MaxFrameBytes) + " bytes"})
+		return true
+	}
+	if mt != websocket.TextMessage {
+		readBufPool.Put(bp)
+		c.s.m.frameIn("")
+		c.send(&Frame{Type: TypeError, Code: CodeBadFrame, Message: "frames are JSON text messages"})
+		return true
+	}
+	f, err := DecodeFrame(data)
+	if cap(data) <= 64<<10 {
+		*bp = data[:0]
+		readBufPool.Put(bp)
+	}
+	c.s.m.frameIn(f.Type)
+	if err != nil {
+		var fe *FrameError
+		errors.As(err, &fe)
+		c.send(&Frame{Type: TypeError, ID: f.ID, Code: fe.Code, Message: fe.Error()})
+		return true
+	}
+	return c.handle(&f)
 }
 
 // readFrame reads one message into buf. A message over max is read up to
@@ -657,12 +779,21 @@ func (c *conn) onSend(f *Frame) bool {
 	case <-c.ctx.Done():
 		return false
 	}
-	c.s.cm.sends <- req
+	select {
+	case c.s.cm.sends <- req:
+	case <-c.s.cm.done: // shutting down: the send was not stored
+		c.releaseSend()
+		c.replyError(f.ID, CodeGoingAway, "relay is shutting down; resend after reconnecting", "")
+	}
 	return true
 }
 
 func (c *conn) onAck(f *Frame) bool {
-	c.s.cm.acks <- &ackReq{c: c, reqID: f.ID, to: c.acct.name, ids: f.IDs}
+	select {
+	case c.s.cm.acks <- &ackReq{c: c, reqID: f.ID, to: c.acct.name, ids: f.IDs}:
+	case <-c.s.cm.done:
+		c.replyError(f.ID, CodeGoingAway, "relay is shutting down; the messages will come again", "")
+	}
 	return true
 }
 

@@ -246,6 +246,12 @@ func DecodeFrame(b []byte) (Frame, error) {
 	if len(b) > MaxFrameSize {
 		return f, &FrameError{Code: CodeFrameTooLarge, Reason: "frame is larger than " + strconv.Itoa(MaxFrameSize) + " bytes"}
 	}
+	if fast, ok := fastDecodeSend(b); ok {
+		if err := validateClientFrame(&fast); err != nil {
+			return Frame{ID: fast.ID, Type: fast.Type}, err
+		}
+		return fast, nil
+	}
 	dec := json.NewDecoder(bytes.NewReader(b))
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(&f); err != nil {
@@ -362,6 +368,12 @@ func decodeServerFrame(b []byte) (Frame, error) {
 	var f Frame
 	if len(b) > MaxFrameSize {
 		return f, &FrameError{Code: CodeFrameTooLarge, Reason: "frame from relay is too large"}
+	}
+	if fast, ok := fastDecodeDeliver(b); ok {
+		return fast, nil
+	}
+	if fast, ok := fastDecodeAccepted(b); ok {
+		return fast, nil
 	}
 	if err := json.Unmarshal(b, &f); err != nil {
 		return f, jsonError(err)

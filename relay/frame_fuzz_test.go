@@ -1,8 +1,10 @@
 package relay
 
 import (
+	"bytes"
 	"encoding/json"
 	"errors"
+	"reflect"
 	"strings"
 	"testing"
 )
@@ -105,4 +107,59 @@ func TestHotEncodersMatchJSON(t *testing.T) {
 	if s := string(appendJSONString(nil, "a\"<\x01")); s != `"a\"\u003c\u0001"` {
 		t.Fatalf("escaping: %s", s)
 	}
+}
+
+// FuzzFastDecoders: whatever a fast path accepts, the full decoder accepts with the
+// same result.
+func FuzzFastDecoders(f *testing.F) {
+	f.Add([]byte(`{"type":"send","id":10,"to":"bob","body":"aGk=","client_id":"c1"}`))
+	f.Add([]byte(`{"type":"send","id":10,"to":"bob","body":"aGk=","client_id":"c1","ttl":60}`))
+	f.Add(appendDeliver(nil, 5, "alice", "abcd", 17, []byte("xyz")))
+	f.Add(appendAccepted(nil, 3, 9, true))
+	f.Add(appendAccepted(nil, 3, 9, false))
+	f.Add([]byte(`{"type":"send","id":01,"to":"bob","body":"aGk=","client_id":"c1"}`))
+	f.Add([]byte(`{"type":"send","id":1,"to":"bob","body":"aG\nk=","client_id":"c1"}`))
+	f.Fuzz(func(t *testing.T, b []byte) {
+		if fast, ok := fastDecodeSend(b); ok {
+			var slow Frame
+			dec := json.NewDecoder(bytes.NewReader(b))
+			dec.DisallowUnknownFields()
+			if err := dec.Decode(&slow); err != nil {
+				t.Fatalf("fast send path accepted what encoding/json refuses: %v", err)
+			}
+			if !reflect.DeepEqual(normalize(fast), normalize(slow)) {
+				t.Fatalf("fast %+v\nslow %+v", fast, slow)
+			}
+			fr, err1 := DecodeFrame(b)
+			if err1 == nil && !reflect.DeepEqual(normalize(fr), normalize(slow)) {
+				t.Fatalf("DecodeFrame %+v\nslow %+v", fr, slow)
+			}
+		}
+		for _, fast := range []func([]byte) (Frame, bool){fastDecodeDeliver, fastDecodeAccepted} {
+			if got, ok := fast(b); ok {
+				var slow Frame
+				if err := json.Unmarshal(b, &slow); err != nil {
+					t.Fatalf("fast path accepted invalid JSON: %v", err)
+				}
+				if !reflect.DeepEqual(normalize(got), normalize(slow)) {
+					t.Fatalf("fast %+v\nslow %+v", got, slow)
+				}
+			}
+		}
+		// appendSend output always takes the fast path back to the same frame.
+		if fr, err := DecodeFrame(b); err == nil && fr.Type == TypeSend {
+			again, ok := fastDecodeSend(appendSend(nil, &fr))
+			if plainASCII(fr.To) && plainASCII(fr.ClientID) && (!ok || !reflect.DeepEqual(normalize(again), normalize(fr))) {
+				t.Fatalf("appendSend round trip: %+v vs %+v", again, fr)
+			}
+		}
+	})
+}
+
+// normalize makes empty and nil byte slices compare equal.
+func normalize(f Frame) Frame {
+	if len(f.Body) == 0 {
+		f.Body = nil
+	}
+	return f
 }

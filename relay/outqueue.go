@@ -11,24 +11,27 @@ import (
 // or a queued message to encode as a deliver push (encoded by the writer, so the
 // committer that hands it over does no encoding work).
 type outItem struct {
-	raw []byte
-	msg *storage.QueuedMessage
+	raw    []byte
+	msg    *storage.QueuedMessage
+	opcode byte // 0 = text frame; else a WebSocket control opcode (ping, pong, close)
 }
 
 // outQueue is a connection's bounded outbound queue. An idle connection holds no
-// buffer at all (the slice is released when drained), which keeps idle connections
-// small; a full queue means the peer is not reading.
+// buffer and no writer goroutine: the first push starts a writer (startWriter), which
+// runs until the queue is empty. A full queue means the peer is not reading.
 type outQueue struct {
-	mu     sync.Mutex
-	items  []outItem
-	limit  int
-	closed bool
-	wake   chan struct{} // writer: something to write (cap 1)
-	space  chan struct{} // blocked producers: the writer drained (cap 1)
+	mu      sync.Mutex
+	items   []outItem
+	limit   int
+	closed  bool
+	writing bool          // a writer goroutine is running (or tearing down)
+	space   chan struct{} // blocked producers: the writer drained (cap 1)
+
+	startWriter func()
 }
 
-func newOutQueue(limit int) *outQueue {
-	return &outQueue{limit: limit, wake: make(chan struct{}, 1), space: make(chan struct{}, 1)}
+func newOutQueue(limit int, startWriter func()) *outQueue {
+	return &outQueue{limit: limit, space: make(chan struct{}, 1), startWriter: startWriter}
 }
 
 func signal(ch chan struct{}) {
@@ -36,6 +39,14 @@ func signal(ch chan struct{}) {
 	case ch <- struct{}{}:
 	default:
 	}
+}
+
+// appendLocked adds an item and reports whether a writer must be started.
+func (q *outQueue) appendLocked(it outItem) (start bool) {
+	q.items = append(q.items, it)
+	start = !q.writing
+	q.writing = true
+	return start
 }
 
 // tryPush adds an item unless the queue is full or closed. It never blocks, so the
@@ -46,9 +57,11 @@ func (q *outQueue) tryPush(it outItem) (ok bool) {
 		q.mu.Unlock()
 		return false
 	}
-	q.items = append(q.items, it)
+	start := q.appendLocked(it)
 	q.mu.Unlock()
-	signal(q.wake)
+	if start {
+		q.startWriter()
+	}
 	return true
 }
 
@@ -63,9 +76,11 @@ func (q *outQueue) push(ctx context.Context, it outItem, max int) error {
 			return errQueueClosed
 		}
 		if len(q.items) < max {
-			q.items = append(q.items, it)
+			start := q.appendLocked(it)
 			q.mu.Unlock()
-			signal(q.wake)
+			if start {
+				q.startWriter()
+			}
 			return nil
 		}
 		q.mu.Unlock()
@@ -77,42 +92,80 @@ func (q *outQueue) push(ctx context.Context, it outItem, max int) error {
 	}
 }
 
-// forcePush adds an item even over the limit (used for the final going_away frame).
+// forcePush adds an item even over the limit (the final going_away frame).
 func (q *outQueue) forcePush(it outItem) {
 	q.mu.Lock()
-	if !q.closed {
-		q.items = append(q.items, it)
+	if q.closed {
+		q.mu.Unlock()
+		return
 	}
+	start := q.appendLocked(it)
 	q.mu.Unlock()
-	signal(q.wake)
+	if start {
+		q.startWriter()
+	}
 }
 
 // drain takes everything queued, handing back the previous batch's slice for reuse.
-func (q *outQueue) drain(reuse []outItem) (batch []outItem, closed bool) {
+// With nothing queued it either tells the writer to exit (the queue is open: the next
+// push starts a new writer) or reports closed (the writer tears the connection down).
+func (q *outQueue) drain(reuse []outItem) (batch []outItem, closed, exit bool) {
 	q.mu.Lock()
-	batch = q.items
-	closed = q.closed
-	if len(batch) == 0 {
+	if len(q.items) == 0 {
+		if q.closed {
+			q.mu.Unlock()
+			return nil, true, false
+		}
+		q.writing = false
 		q.items = nil
-	} else if cap(reuse) > 64 {
+		q.mu.Unlock()
+		return nil, false, true
+	}
+	batch = q.items
+	if cap(reuse) > 64 {
 		q.items = nil // let a burst's big buffer go
 	} else {
 		q.items = reuse[:0]
 	}
 	q.mu.Unlock()
-	if len(batch) > 0 {
-		signal(q.space)
-	}
-	return batch, closed
+	signal(q.space)
+	return batch, false, false
 }
 
-// close stops the queue: pushes fail; the writer writes what is left, then stops.
-func (q *outQueue) close() {
+// closeWith drops everything queued, queues one last frame and closes the queue.
+func (q *outQueue) closeWith(last outItem) {
 	q.mu.Lock()
+	if q.closed {
+		q.mu.Unlock()
+		return
+	}
+	clear(q.items)
+	q.items = q.items[:0]
+	start := q.appendLocked(last)
 	q.closed = true
 	q.mu.Unlock()
-	signal(q.wake)
 	signal(q.space)
+	if start {
+		q.startWriter()
+	}
+}
+
+// close stops the queue: pushes fail; the writer writes what is left, sends a close
+// frame and tears the connection down.
+func (q *outQueue) close() {
+	q.mu.Lock()
+	if q.closed {
+		q.mu.Unlock()
+		return
+	}
+	q.closed = true
+	start := !q.writing
+	q.writing = true
+	q.mu.Unlock()
+	signal(q.space)
+	if start {
+		q.startWriter()
+	}
 }
 
 func (q *outQueue) len() int {

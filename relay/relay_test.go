@@ -476,6 +476,9 @@ func TestRateLimit(t *testing.T) {
 		f := rc.read()
 		if f.Type == relay.TypeError && f.Code == relay.CodeRateLimited {
 			limited++
+			if f.ID == 0 {
+				t.Fatal("rate_limited error does not name the refused request's id")
+			}
 			if f.RetryAfterMS <= 0 {
 				t.Fatal("rate_limited without retry_after_ms")
 			}
@@ -499,7 +502,8 @@ func TestHealthAndMetrics(t *testing.T) {
 	}
 	m := r.Get(t, "/metrics")
 	for _, want := range []string{
-		"pfschat_relay_connections 1",
+		"pfschat_relay_logged_in 1",
+		"pfschat_relay_connections ",
 		"pfschat_relay_queue_depth 1",
 		`pfschat_relay_frames_in_total{type="send"} 1`,
 		`pfschat_relay_frames_out_total{type="accepted"} 1`,

@@ -1,6 +1,7 @@
 package relay
 
 import (
+	"bufio"
 	"context"
 	"crypto/ed25519"
 	"crypto/rand"
@@ -8,6 +9,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net"
 	"net/http"
 	"sync"
 	"sync/atomic"
@@ -143,6 +145,7 @@ type Server struct {
 	nextID  atomic.Uint64
 
 	accounts sync.Map // name -> *account (names are never deleted; replace_card updates)
+	stopPing chan struct{}
 }
 
 // account is a cached directory entry.
@@ -193,7 +196,9 @@ func NewServer(ctx context.Context, cfg ServerConfig) (*Server, error) {
 		return nil, err
 	}
 	s.upgrader = websocket.Upgrader{
-		ReadBufferSize:   1024,
+		// ReadBufferSize 0: gorilla reads through the bufio.Reader hijackWrapper hands
+		// it (readBufferSize bytes), so the read loop can see whether data is buffered.
+		ReadBufferSize:   0,
 		WriteBufferSize:  4096,
 		WriteBufferPool:  &writeBufferPool,
 		HandshakeTimeout: 10 * time.Second,
@@ -207,6 +212,8 @@ func NewServer(ctx context.Context, cfg ServerConfig) (*Server, error) {
 	s.mux.HandleFunc("/metrics", s.serveMetrics)
 	s.cm = newCommitter(s.queue, s.hub, s.log, s.m, s.limits.MaxBatch, s.now, s.dir.Expire)
 	go s.cm.run()
+	s.stopPing = make(chan struct{})
+	go s.pinger()
 	return s, nil
 }
 
@@ -259,11 +266,14 @@ func (s *Server) serveWS(w http.ResponseWriter, r *http.Request) {
 		http.Error(w, "relay is shutting down", http.StatusServiceUnavailable)
 		return
 	}
-	ws, err := s.upgrader.Upgrade(w, r, nil)
+	hw := &hijackWrapper{ResponseWriter: w}
+	ws, err := s.upgrader.Upgrade(hw, r, nil)
 	if err != nil {
 		return // the upgrader has answered the HTTP request
 	}
 	c := newConn(s, ws)
+	c.br = hw.br
+	c.waiter = newReadWaiter(ws.NetConn())
 	s.mu.Lock()
 	if s.closing.Load() {
 		s.mu.Unlock()
@@ -272,13 +282,36 @@ func (s *Server) serveWS(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	s.conns[c] = struct{}{}
-	s.wg.Add(2)
+	s.wg.Add(2) // the read loop, and the connection's teardown by its last writer
 	s.mu.Unlock()
 	s.m.connections.Add(1)
 	// The read loop runs on its own goroutine, not on the HTTP handler's: the handler
 	// returns now and its (grown) stack goes away, which keeps idle connections small.
+	// Writers come and go with traffic (see writeLoop).
 	go c.readLoop()
-	go c.writeLoop()
+}
+
+// pinger pings every connection each PingInterval, so dead peers are noticed (their
+// read deadline passes) and idle NAT mappings stay open.
+func (s *Server) pinger() {
+	t := time.NewTicker(s.limits.PingInterval)
+	defer t.Stop()
+	for {
+		select {
+		case <-t.C:
+		case <-s.stopPing:
+			return
+		}
+		s.mu.Lock()
+		conns := make([]*conn, 0, len(s.conns))
+		for c := range s.conns {
+			conns = append(conns, c)
+		}
+		s.mu.Unlock()
+		for _, c := range conns {
+			c.ping()
+		}
+	}
 }
 
 func (s *Server) removeConn(c *conn) {
@@ -296,6 +329,7 @@ func (s *Server) Shutdown(ctx context.Context) error {
 		s.wg.Wait()
 		return nil
 	}
+	close(s.stopPing)
 	s.mu.Lock()
 	conns := make([]*conn, 0, len(s.conns))
 	for c := range s.conns {
@@ -352,4 +386,32 @@ func accountFromStore(a storage.Account) (*account, error) {
 		return nil, fmt.Errorf("relay: stored card for %q does not parse: %w", a.Name, err)
 	}
 	return &account{name: a.Name, cardID: a.CardID, card: card, export: string(a.Card)}, nil
+}
+
+// readBufferSize is each connection's read buffer: a send frame with a 256-byte body
+// is about 450 bytes, so most frames arrive in one read.
+const readBufferSize = 1024
+
+// hijackWrapper gives gorilla a fresh, small bufio.Reader over the hijacked
+// connection (instead of net/http's 4 KiB one) and remembers it.
+type hijackWrapper struct {
+	http.ResponseWriter
+	br *bufio.Reader
+}
+
+func (h *hijackWrapper) Hijack() (net.Conn, *bufio.ReadWriter, error) {
+	hj, ok := h.ResponseWriter.(http.Hijacker)
+	if !ok {
+		return nil, nil, errors.New("relay: response writer cannot hijack")
+	}
+	nc, brw, err := hj.Hijack()
+	if err != nil {
+		return nil, nil, err
+	}
+	if brw.Reader.Buffered() > 0 {
+		// The client sent data before the handshake finished; let gorilla refuse it.
+		return nc, brw, nil
+	}
+	h.br = bufio.NewReaderSize(nc, readBufferSize)
+	return nc, bufio.NewReadWriter(h.br, brw.Writer), nil
 }

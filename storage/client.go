@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"strconv"
+	"sync/atomic"
 	"time"
 )
 
@@ -15,7 +16,7 @@ import (
 type Client struct {
 	db   *db
 	keys *keyring
-	demo bool
+	demo atomic.Bool
 }
 
 // ClientOptions tune a client store. The zero value is the production setting.
@@ -71,7 +72,9 @@ func CreateClientWith(ctx context.Context, path string, passphrase []byte, opts 
 		d.close()
 		return nil, fmt.Errorf("storage: create client store: %w", err)
 	}
-	return &Client{db: d, keys: &keyring{key: key}, demo: w.demo}, nil
+	c := &Client{db: d, keys: &keyring{key: key}}
+	c.demo.Store(w.demo)
+	return c, nil
 }
 
 // OpenClient opens an existing client store. ErrNotFound if there is none at path,
@@ -101,7 +104,9 @@ func OpenClientWith(ctx context.Context, path string, passphrase []byte, opts Cl
 	if err != nil {
 		return nil, err
 	}
-	return &Client{db: d, keys: &keyring{key: key}, demo: w.demo}, nil
+	c := &Client{db: d, keys: &keyring{key: key}}
+	c.demo.Store(w.demo)
+	return c, nil
 }
 
 func putKeyring(ctx context.Context, tx *txn, w *wrapped) error {
@@ -149,7 +154,7 @@ func readKeyring(ctx context.Context, q *sql.DB) (*wrapped, error) {
 }
 
 // Demo reports whether the store has no passphrase (the throwaway demo profile).
-func (c *Client) Demo() bool { return c.demo }
+func (c *Client) Demo() bool { return c.demo.Load() }
 
 // KDF returns the Argon2id parameters the storage key is currently wrapped with (zero
 // for a demo store).
@@ -173,22 +178,26 @@ func (c *Client) ChangePassphraseWith(ctx context.Context, newPass []byte, kdf K
 	if newPass != nil && len(newPass) == 0 {
 		return ErrEmptyPassphrase
 	}
+	c.keys.mu.RLock()
+	if c.keys.key == nil {
+		c.keys.mu.RUnlock()
+		return ErrClosed
+	}
 	w, err := wrapKey(c.keys.key, newPass, kdf)
+	c.keys.mu.RUnlock()
 	if err != nil {
 		return err
 	}
 	if err := c.db.write(ctx, func(tx *txn) error { return putKeyring(ctx, tx, w) }); err != nil {
 		return fmt.Errorf("storage: change passphrase: %w", err)
 	}
-	c.demo = w.demo
+	c.demo.Store(w.demo)
 	return nil
 }
 
 // Close closes the store and forgets the storage key.
 func (c *Client) Close() error {
-	if c.keys != nil {
-		clear(c.keys.key)
-	}
+	c.keys.forget()
 	return c.db.close()
 }
 
@@ -211,7 +220,7 @@ func (c *Client) SetMeta(ctx context.Context, key string, value []byte) error {
 
 func getMeta(ctx context.Context, d *db, key string) ([]byte, error) {
 	var v []byte
-	err := d.r.QueryRowContext(ctx, "SELECT value FROM meta WHERE key = ?", key).Scan(&v)
+	err := d.queryRow(ctx, "SELECT value FROM meta WHERE key = ?", key).Scan(&v)
 	if errors.Is(err, sql.ErrNoRows) {
 		return nil, fmt.Errorf("%w: meta %q", ErrNotFound, key)
 	}
@@ -276,7 +285,7 @@ func (c *Client) SaveIdentity(ctx context.Context, id Identity) error {
 func (c *Client) Identity(ctx context.Context) (Identity, error) {
 	var id Identity
 	var sealed []byte
-	err := c.db.r.QueryRowContext(ctx, "SELECT name, card_id, card, private_key_sealed FROM identity WHERE id = 1").
+	err := c.db.queryRow(ctx, "SELECT name, card_id, card, private_key_sealed FROM identity WHERE id = 1").
 		Scan(&id.Name, &id.CardID, &id.Card, &sealed)
 	if errors.Is(err, sql.ErrNoRows) {
 		return Identity{}, fmt.Errorf("%w: no identity in this store", ErrNotFound)
@@ -340,7 +349,7 @@ func scanCard(s interface{ Scan(...any) error }) (Card, error) {
 
 // Card returns the card with this ID; ErrNotFound if unknown.
 func (c *Client) Card(ctx context.Context, id string) (Card, error) {
-	cd, err := scanCard(c.db.r.QueryRowContext(ctx, "SELECT "+cardCols+" FROM cards WHERE id = ?", id))
+	cd, err := scanCard(c.db.queryRow(ctx, "SELECT "+cardCols+" FROM cards WHERE id = ?", id))
 	if errors.Is(err, sql.ErrNoRows) {
 		return Card{}, fmt.Errorf("%w: card %s", ErrNotFound, id)
 	}
@@ -352,7 +361,7 @@ func (c *Client) Card(ctx context.Context, id string) (Card, error) {
 
 // CardsByName returns every card seen for a name, oldest first (empty if none).
 func (c *Client) CardsByName(ctx context.Context, name string) ([]Card, error) {
-	rows, err := c.db.r.QueryContext(ctx, "SELECT "+cardCols+" FROM cards WHERE name = ? ORDER BY first_seen, id", name)
+	rows, err := c.db.query(ctx, "SELECT "+cardCols+" FROM cards WHERE name = ? ORDER BY first_seen, id", name)
 	if err != nil {
 		return nil, fmt.Errorf("storage: cards of %q: %w", name, err)
 	}
@@ -466,7 +475,7 @@ func scanContact(s interface{ Scan(...any) error }) (Contact, error) {
 
 // Contact returns one contact; ErrNotFound if unknown.
 func (c *Client) Contact(ctx context.Context, name string) (Contact, error) {
-	ct, err := scanContact(c.db.r.QueryRowContext(ctx, contactQuery+" WHERE c.name = ?", name))
+	ct, err := scanContact(c.db.queryRow(ctx, contactQuery+" WHERE c.name = ?", name))
 	if errors.Is(err, sql.ErrNoRows) {
 		return Contact{}, fmt.Errorf("%w: contact %q", ErrNotFound, name)
 	}
@@ -479,7 +488,7 @@ func (c *Client) Contact(ctx context.Context, name string) (Contact, error) {
 // Contacts lists contacts: those with unread messages first, then by last activity
 // (last message, else when added), newest first, then by name.
 func (c *Client) Contacts(ctx context.Context) ([]Contact, error) {
-	rows, err := c.db.r.QueryContext(ctx, contactQuery+
+	rows, err := c.db.query(ctx, contactQuery+
 		" ORDER BY c.unread > 0 DESC, max(c.last_message_at, c.added_at) DESC, c.name")
 	if err != nil {
 		return nil, fmt.Errorf("storage: list contacts: %w", err)
@@ -523,7 +532,8 @@ func (c *Client) UpdateContact(ctx context.Context, ct Contact) error {
 	})
 }
 
-// RenameContact renames a contact; its messages follow. ErrNotFound / ErrExists.
+// RenameContact renames a contact; its messages follow. Outbox items keep the relay
+// address they were sent to. ErrNotFound / ErrExists.
 func (c *Client) RenameContact(ctx context.Context, oldName, newName string) error {
 	return c.db.write(ctx, func(tx *txn) error {
 		var n int
@@ -539,9 +549,6 @@ func (c *Client) RenameContact(ctx context.Context, oldName, newName string) err
 		}
 		if m == 0 {
 			return fmt.Errorf("%w: contact %q", ErrNotFound, oldName)
-		}
-		if _, err := tx.exec(ctx, "UPDATE outbox SET recipient = ? WHERE recipient = ?", newName, oldName); err != nil {
-			return fmt.Errorf("storage: rename contact %q: %w", oldName, err)
 		}
 		return nil
 	})
@@ -623,7 +630,7 @@ func (c *Client) scanPreKey(s interface{ Scan(...any) error }) (PreKey, error) {
 
 // PreKey returns one prekey; ErrNotFound if it does not exist (never was, or consumed).
 func (c *Client) PreKey(ctx context.Context, kind uint8, id uint32) (PreKey, error) {
-	k, err := c.scanPreKey(c.db.r.QueryRowContext(ctx,
+	k, err := c.scanPreKey(c.db.queryRow(ctx,
 		"SELECT kind, id, created_at, private_sealed, handed_out_at FROM prekeys WHERE kind = ? AND id = ?", kind, id))
 	if errors.Is(err, sql.ErrNoRows) {
 		return PreKey{}, fmt.Errorf("%w: prekey %s", ErrNotFound, preKeyRow(kind, id))
@@ -636,7 +643,7 @@ func (c *Client) PreKey(ctx context.Context, kind uint8, id uint32) (PreKey, err
 
 // PreKeys returns every prekey of a kind, by id.
 func (c *Client) PreKeys(ctx context.Context, kind uint8) ([]PreKey, error) {
-	rows, err := c.db.r.QueryContext(ctx,
+	rows, err := c.db.query(ctx,
 		"SELECT kind, id, created_at, private_sealed, handed_out_at FROM prekeys WHERE kind = ? ORDER BY id", kind)
 	if err != nil {
 		return nil, fmt.Errorf("storage: list prekeys: %w", err)
@@ -739,7 +746,7 @@ type Session struct {
 // Sessions returns the sessions with a peer card: the active one first, then the most
 // recently updated.
 func (c *Client) Sessions(ctx context.Context, peerCardID string) ([]Session, error) {
-	rows, err := c.db.r.QueryContext(ctx, `SELECT id, peer_card_id, active, state_sealed, created_at, updated_at
+	rows, err := c.db.query(ctx, `SELECT id, peer_card_id, active, state_sealed, created_at, updated_at
 		FROM sessions WHERE peer_card_id = ? ORDER BY active DESC, updated_at DESC, id`, peerCardID)
 	if err != nil {
 		return nil, fmt.Errorf("storage: sessions of %s: %w", peerCardID, err)

@@ -68,6 +68,10 @@ type db struct {
 	wanted map[string]bool
 	want   atomic.Bool // wanted is not empty
 
+	// Prepared statements of the reader pool (database/sql prepares each on every
+	// reader connection as it is used).
+	rstmts sync.Map // query text → *sql.Stmt
+
 	// hook, when set (tests only), runs before every statement of a write transaction
 	// and before its commit, with the 1-based step number; an error aborts the
 	// transaction there. It is how the tests inject failure part-way.
@@ -195,7 +199,45 @@ func openDB(ctx context.Context, path string, kind storeKind, sync string, creat
 	return d, version, nil
 }
 
+// query runs a read on the reader pool through a cached prepared statement.
+func (d *db) query(ctx context.Context, q string, args ...any) (*sql.Rows, error) {
+	st, err := d.readStmt(ctx, q)
+	if err != nil {
+		return nil, err
+	}
+	return st.QueryContext(ctx, args...)
+}
+
+// queryRow is query for one row; errors surface at Scan, as with sql.Row.
+func (d *db) queryRow(ctx context.Context, q string, args ...any) *sql.Row {
+	st, err := d.readStmt(ctx, q)
+	if err != nil {
+		return d.r.QueryRowContext(ctx, q, args...) // reports the same error at Scan
+	}
+	return st.QueryRowContext(ctx, args...)
+}
+
+func (d *db) readStmt(ctx context.Context, q string) (*sql.Stmt, error) {
+	if st, ok := d.rstmts.Load(q); ok {
+		return st.(*sql.Stmt), nil
+	}
+	st, err := d.r.PrepareContext(ctx, q)
+	if err != nil {
+		return nil, err
+	}
+	if prev, loaded := d.rstmts.LoadOrStore(q, st); loaded {
+		st.Close()
+		return prev.(*sql.Stmt), nil
+	}
+	return st, nil
+}
+
 func (d *db) close() error {
+	d.rstmts.Range(func(k, v any) bool {
+		v.(*sql.Stmt).Close()
+		d.rstmts.Delete(k)
+		return true
+	})
 	d.stmtMu.Lock()
 	for _, st := range d.stmts {
 		st.Close()

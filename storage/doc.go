@@ -51,5 +51,20 @@
 // refused by a per-recipient limit (*QueueFullError). TakePreKey hands out each
 // one-time prekey exactly once, even under concurrent callers.
 //
+// # What deletion means
+//
+// Consumed one-time prekeys and replaced ratchet states are deleted with SQLite's
+// secure_delete on, so their pages are zeroed in the database file. Older copies can
+// survive in the WAL until it is checkpointed and reset (closing the store does both)
+// and in the disk's free blocks; all of them are sealed, so reading them needs the
+// passphrase as well as the file. ChangePassphrase does not re-key old copies of the
+// file: the storage key is unchanged.
+//
+// # Room for search
+//
+// Local full-text search is a later step. An FTS index over bodies would store them in
+// the clear, so it must be built sealed (or in memory at unlock); message ids are stable
+// AUTOINCREMENT integers, ready to key such an index, and a new migration adds it.
+//
 // Times are stored as Unix nanoseconds and come back in UTC.
 package storage

@@ -32,6 +32,8 @@ var (
 	// ErrEmptyPassphrase: a non-nil but empty passphrase. Pass nil for the demo
 	// profile; a real profile needs a real passphrase.
 	ErrEmptyPassphrase = errors.New("storage: empty passphrase (use nil only for the throwaway demo profile)")
+	// ErrClosed: the store was closed.
+	ErrClosed = errors.New("storage: store is closed")
 	// ErrInvalid: an argument is out of range (bad limit, bad synchronous mode...).
 	ErrInvalid = errors.New("storage: invalid argument")
 )

@@ -1,15 +1,799 @@
 // Package cli implements pfschat's headless commands (init, add, send, recv, ...) for
-// scripts and devices.
+// scripts and devices. Every command takes the global flags --home DIR, --relay URL and
+// --passphrase-file FILE (or the PFSCHAT_PASSPHRASE environment variable; on a terminal
+// it prompts). Errors go to stderr, name what went wrong and what to do, and exit
+// non-zero: 1 for a failure, 2 for a usage mistake.
 package cli
 
 import (
 	"context"
+	"encoding/json"
+	"errors"
+	"flag"
 	"fmt"
 	"io"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"runtime/debug"
+	"strings"
+	"time"
+
+	"github.com/charmbracelet/x/term"
+
+	"pfschat/chat"
+	"pfschat/ratchet"
 )
+
+// Environment variables read by the commands.
+const (
+	EnvPassphrase = "PFSCHAT_PASSPHRASE"
+	EnvHome       = "PFSCHAT_HOME"
+	EnvRelay      = "PFSCHAT_RELAY"
+)
+
+// exit codes
+const (
+	exitOK     = 0
+	exitFail   = 1
+	exitUsage  = 2
+	exitQueued = 3 // send: committed to the outbox, not yet accepted by the relay
+)
+
+// env is one command invocation.
+type env struct {
+	ctx            context.Context
+	stdin          io.Reader
+	stdout, stderr io.Writer
+	home           string
+	relay          string
+	passFile       string
+	verbose        bool
+	cmd            string
+}
+
+type command struct {
+	name, args, help string
+	run              func(e *env, fs *flag.FlagSet, args []string) error
+	flags            func(fs *flag.FlagSet)
+}
+
+var commands []command
+
+func init() {
+	commands = []command{
+		{name: "init", args: "--name NAME [--device LABEL]", help: "create an identity and register it with the relay", run: cmdInit,
+			flags: func(fs *flag.FlagSet) {
+				fs.String("name", "", "your user name")
+				fs.String("device", "", "device label on your card")
+			}},
+		{name: "add", args: "NAME", help: "fetch and verify a contact's card (trust on first use)", run: cmdAdd},
+		{name: "send", args: "NAME TEXT… (TEXT - reads stdin)", help: "send one message (adds the contact if needed)", run: cmdSend,
+			flags: func(fs *flag.FlagSet) {
+				fs.Duration("wait", 15*time.Second, "how long to wait for the relay to accept")
+			}},
+		{name: "recv", args: "[--follow] [--json]", help: "print incoming messages", run: cmdRecv,
+			flags: func(fs *flag.FlagSet) {
+				fs.Bool("follow", false, "keep running and print messages as they arrive")
+				fs.Bool("json", false, "one JSON object per line")
+			}},
+		{name: "contacts", args: "[--json]", help: "list contacts", run: cmdContacts,
+			flags: func(fs *flag.FlagSet) { fs.Bool("json", false, "one JSON object per line") }},
+		{name: "fingerprint", args: "NAME", help: "show the safety number to compare with NAME", run: cmdFingerprint},
+		{name: "verify", args: "NAME", help: "mark NAME verified after comparing safety numbers", run: cmdVerify},
+		{name: "accept-key", args: "NAME", help: "accept NAME's new identity key", run: cmdAcceptKey},
+		{name: "rotate-keys", args: "[--count N]", help: "top up one-time prekeys and rotate signed prekeys", run: cmdRotateKeys,
+			flags: func(fs *flag.FlagSet) {
+				fs.Int("count", chat.DefaultOneTimeKeys, "one-time prekeys of each kind to keep on the relay")
+			}},
+		{name: "reset-session", args: "NAME", help: "drop the sessions with NAME; the next message starts afresh", run: cmdResetSession},
+		{name: "version", help: "print the version", run: cmdVersion},
+	}
+}
 
 // Main runs one headless command and returns the process exit code.
 func Main(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer) int {
-	fmt.Fprintf(stderr, "pfschat: command %q is not built yet\n", args)
-	return 2
+	e := &env{ctx: ctx, stdin: stdin, stdout: stdout, stderr: stderr}
+	// Global flags may come before the command too.
+	global := flag.NewFlagSet("pfschat", flag.ContinueOnError)
+	global.SetOutput(io.Discard)
+	e.globalFlags(global)
+	rest, err := parseInterleaved(global, args, true)
+	if err != nil {
+		return e.usageError(err)
+	}
+	if len(rest) == 0 {
+		printUsage(stdout)
+		return exitUsage
+	}
+	e.cmd = rest[0]
+	if e.cmd == "help" || e.cmd == "-h" || e.cmd == "--help" {
+		printUsage(stdout)
+		return exitOK
+	}
+	var cmd *command
+	for i := range commands {
+		if commands[i].name == e.cmd {
+			cmd = &commands[i]
+		}
+	}
+	if cmd == nil {
+		fmt.Fprintf(stderr, "pfschat: unknown command %q; run 'pfschat help' for the list\n", e.cmd)
+		return exitUsage
+	}
+	fs := flag.NewFlagSet("pfschat "+cmd.name, flag.ContinueOnError)
+	fs.SetOutput(io.Discard)
+	e.globalFlags(fs)
+	if cmd.flags != nil {
+		cmd.flags(fs)
+	}
+	// Carry over global flags given before the command.
+	global.Visit(func(f *flag.Flag) { fs.Set(f.Name, f.Value.String()) })
+	pos, err := parseInterleaved(fs, rest[1:], false)
+	if errors.Is(err, flag.ErrHelp) {
+		fmt.Fprintf(stdout, "usage: pfschat %s %s\n  %s\n", cmd.name, cmd.args, cmd.help)
+		fs.SetOutput(stdout)
+		fs.PrintDefaults()
+		return exitOK
+	}
+	if err != nil {
+		return e.usageError(err)
+	}
+	if err := cmd.run(e, fs, pos); err != nil {
+		var qe queuedErr
+		if errors.As(err, &qe) {
+			fmt.Fprintf(stderr, "pfschat %s: %s\n", cmd.name, qe.msg)
+			return exitQueued
+		}
+		var ue usageErr
+		if errors.As(err, &ue) {
+			fmt.Fprintf(stderr, "pfschat %s: %s\nusage: pfschat %s %s\n", cmd.name, ue.msg, cmd.name, cmd.args)
+			return exitUsage
+		}
+		fmt.Fprintf(stderr, "pfschat %s: %s\n", cmd.name, explain(e, err))
+		return exitFail
+	}
+	return exitOK
+}
+
+func (e *env) globalFlags(fs *flag.FlagSet) {
+	fs.StringVar(&e.home, "home", e.home, "profile directory (default $PFSCHAT_HOME or $XDG_DATA_HOME/pfschat)")
+	fs.StringVar(&e.relay, "relay", e.relay, "relay URL, ws://host:port or wss://host (default: the one used at init)")
+	fs.StringVar(&e.passFile, "passphrase-file", e.passFile, "read the passphrase from this file (or set "+EnvPassphrase+")")
+	fs.BoolVar(&e.verbose, "v", e.verbose, "log diagnostics to stderr")
+}
+
+func (e *env) usageError(err error) int {
+	fmt.Fprintf(e.stderr, "pfschat: %v; run 'pfschat help' for usage\n", err)
+	return exitUsage
+}
+
+// queuedErr: the message is safely in the outbox but has not reached the relay.
+type queuedErr struct{ msg string }
+
+func (q queuedErr) Error() string { return q.msg }
+
+type usageErr struct{ msg string }
+
+func (u usageErr) Error() string { return u.msg }
+
+func usagef(format string, a ...any) error { return usageErr{fmt.Sprintf(format, a...)} }
+
+// parseInterleaved parses flags anywhere among the arguments (Go's flag package stops
+// at the first positional one). "--" ends flag parsing. With stopAtFirst, it stops at
+// the first positional argument (the command name) and returns it with the rest.
+func parseInterleaved(fs *flag.FlagSet, args []string, stopAtFirst bool) ([]string, error) {
+	var pos []string
+	for {
+		before := args
+		if err := fs.Parse(args); err != nil {
+			return nil, err
+		}
+		args = fs.Args()
+		if len(args) == 0 {
+			return pos, nil
+		}
+		if stopAtFirst {
+			return append(pos, args...), nil
+		}
+		// flag.Parse consumes a "--" and stops: then everything after it is positional.
+		if consumed := len(before) - len(args); consumed > 0 && before[consumed-1] == "--" {
+			return append(pos, args...), nil
+		}
+		pos = append(pos, args[0])
+		args = args[1:]
+	}
+}
+
+func printUsage(w io.Writer) {
+	fmt.Fprintln(w, "pfschat: end-to-end encrypted chat; headless commands for scripts and devices")
+	fmt.Fprintln(w, "\nusage: pfschat COMMAND [flags] [args]")
+	for _, c := range commands {
+		fmt.Fprintf(w, "  %-14s %-28s %s\n", c.name, c.args, c.help)
+	}
+	fmt.Fprintln(w, "\nglobal flags:")
+	fmt.Fprintln(w, "  --home DIR              profile directory (default $PFSCHAT_HOME, else $XDG_DATA_HOME/pfschat)")
+	fmt.Fprintln(w, "  --relay URL             relay, ws://host:port or wss://host (default: the one given at init, else "+chat.DefaultRelayURL+")")
+	fmt.Fprintln(w, "  --passphrase-file FILE  passphrase for the profile (or set "+EnvPassphrase+"; a terminal prompts)")
+	fmt.Fprintln(w, "  -v                      log diagnostics to stderr")
+}
+
+// homeDir resolves the profile directory.
+func (e *env) homeDir() (string, error) {
+	if e.home != "" {
+		return e.home, nil
+	}
+	if h := os.Getenv(EnvHome); h != "" {
+		return h, nil
+	}
+	if x := os.Getenv("XDG_DATA_HOME"); x != "" {
+		return filepath.Join(x, "pfschat"), nil
+	}
+	h, err := os.UserHomeDir()
+	if err != nil {
+		return "", fmt.Errorf("no profile directory: pass --home DIR or set %s (%w)", EnvHome, err)
+	}
+	return filepath.Join(h, ".local", "share", "pfschat"), nil
+}
+
+func (e *env) profile() (chat.Profile, error) {
+	dir, err := e.homeDir()
+	if err != nil {
+		return chat.Profile{}, err
+	}
+	relayURL := e.relay
+	if relayURL == "" {
+		relayURL = os.Getenv(EnvRelay)
+	}
+	p := chat.Profile{Dir: dir, RelayURL: relayURL}
+	if e.verbose {
+		p.Prefs.Logger = slog.New(slog.NewTextHandler(e.stderr, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	}
+	return p, nil
+}
+
+// passphrase finds the passphrase: --passphrase-file, then $PFSCHAT_PASSPHRASE, then a
+// terminal prompt (twice when confirm is set).
+func (e *env) passphrase(prompt string, confirm bool) ([]byte, error) {
+	if e.passFile != "" {
+		b, err := os.ReadFile(e.passFile)
+		if err != nil {
+			return nil, fmt.Errorf("reading the passphrase file: %w", err)
+		}
+		b = []byte(strings.TrimRight(string(b), "\r\n"))
+		if len(b) == 0 {
+			return nil, fmt.Errorf("the passphrase file %s is empty", e.passFile)
+		}
+		return b, nil
+	}
+	if p, ok := os.LookupEnv(EnvPassphrase); ok {
+		if p == "" {
+			return nil, fmt.Errorf("%s is set but empty", EnvPassphrase)
+		}
+		return []byte(p), nil
+	}
+	f, ok := e.stdin.(*os.File)
+	if !ok || !term.IsTerminal(f.Fd()) {
+		return nil, errors.New("no passphrase: set " + EnvPassphrase + " or pass --passphrase-file FILE (no terminal to prompt on)")
+	}
+	fmt.Fprint(e.stderr, prompt)
+	p, err := term.ReadPassword(f.Fd())
+	fmt.Fprintln(e.stderr)
+	if err != nil {
+		return nil, fmt.Errorf("reading the passphrase: %w", err)
+	}
+	if len(p) == 0 {
+		return nil, errors.New("the passphrase must not be empty")
+	}
+	if confirm {
+		fmt.Fprint(e.stderr, "repeat the passphrase: ")
+		again, err := term.ReadPassword(f.Fd())
+		fmt.Fprintln(e.stderr)
+		if err != nil {
+			return nil, fmt.Errorf("reading the passphrase: %w", err)
+		}
+		if string(again) != string(p) {
+			return nil, errors.New("the two passphrases differ; nothing was created, try again")
+		}
+	}
+	return p, nil
+}
+
+// online opens the profile and connects to the relay.
+func (e *env) online() (*chat.Controller, error) { return e.open(false) }
+
+// open opens the profile and connects; with allowOffline an unreachable relay is not
+// an error (the controller keeps trying in the background).
+func (e *env) open(allowOffline bool) (*chat.Controller, error) {
+	p, err := e.profile()
+	if err != nil {
+		return nil, err
+	}
+	p.Prefs.AllowOffline = allowOffline
+	if !p.Exists() {
+		return nil, fmt.Errorf("%w: %s", chat.ErrNoProfile, p.StorePath())
+	}
+	pass, err := e.passphrase("passphrase: ", false)
+	if err != nil {
+		return nil, err
+	}
+	return p.Open(e.ctx, pass)
+}
+
+// finish lets queued receipts and messages reach the relay (briefly), then closes.
+func (e *env) finish(c *chat.Controller) {
+	if c.Online() {
+		ctx, cancel := context.WithTimeout(e.ctx, 5*time.Second)
+		c.Flush(ctx)
+		cancel()
+	}
+	c.Close()
+}
+
+// offline opens the profile without connecting.
+func (e *env) offline() (*chat.Controller, error) {
+	p, err := e.profile()
+	if err != nil {
+		return nil, err
+	}
+	if !p.Exists() {
+		return nil, fmt.Errorf("%w: %s", chat.ErrNoProfile, p.StorePath())
+	}
+	pass, err := e.passphrase("passphrase: ", false)
+	if err != nil {
+		return nil, err
+	}
+	return p.NewController(e.ctx, pass)
+}
+
+// explain turns an error into a sentence that says what to do.
+func explain(e *env, err error) string {
+	var rk *chat.RelayKeyChangedError
+	var kc *chat.KeyChangedError
+	switch {
+	case errors.Is(err, chat.ErrWrongPassphrase):
+		return "wrong passphrase for this profile; try again (check " + EnvPassphrase + " or --passphrase-file)"
+	case errors.Is(err, chat.ErrNoProfile):
+		return fmt.Sprintf("%v\nno identity yet: create one with 'pfschat init --name NAME' (or pass --home DIR to use another profile)", err)
+	case errors.Is(err, chat.ErrProfileExists):
+		return fmt.Sprintf("%v\nthis profile already has an identity; use another --home DIR to create a second one", err)
+	case errors.Is(err, chat.ErrNameTaken):
+		return fmt.Sprintf("%v\npick another name", err)
+	case errors.As(err, &rk):
+		return fmt.Sprintf("%v\nrefusing to talk to it. If the relay operator really changed the relay's key, create a new profile (--home DIR).", err)
+	case errors.As(err, &kc):
+		return fmt.Sprintf("%v\nrun 'pfschat fingerprint %s', compare it with %s in person or on another channel, then 'pfschat accept-key %s'", err, kc.Contact, kc.Contact, kc.Contact)
+	case errors.Is(err, chat.ErrUnknownUser):
+		return fmt.Sprintf("%v\ncheck the spelling, or ask them to run 'pfschat init' on this relay", err)
+	case errors.Is(err, chat.ErrUnknownContact):
+		return fmt.Sprintf("%v\nadd them first with 'pfschat add NAME'", err)
+	case errors.Is(err, chat.ErrCardRejected):
+		return fmt.Sprintf("%v\nthe relay handed out a card or keys that do not verify; nothing was trusted or sent", err)
+	case errors.Is(err, chat.ErrOffline):
+		return fmt.Sprintf("cannot reach the relay: %v\nis it running? start one with 'pfschat relay', or pass --relay URL", err)
+	case errors.Is(err, ratchet.ErrInvalidName):
+		return fmt.Sprintf("%v", err)
+	}
+	return err.Error()
+}
+
+func cmdVersion(e *env, fs *flag.FlagSet, args []string) error {
+	v := "(devel)"
+	if bi, ok := debug.ReadBuildInfo(); ok && bi.Main.Version != "" {
+		v = bi.Main.Version
+	}
+	fmt.Fprintf(e.stdout, "pfschat %s\n", v)
+	return nil
+}
+
+func oneName(args []string) (string, error) {
+	if len(args) != 1 {
+		return "", usagef("want exactly one NAME, got %d arguments", len(args))
+	}
+	return args[0], nil
+}
+
+func cmdInit(e *env, fs *flag.FlagSet, args []string) error {
+	name := fs.Lookup("name").Value.String()
+	if name == "" && len(args) == 1 {
+		name = args[0]
+	} else if len(args) > 0 {
+		return usagef("unexpected arguments %q", args)
+	}
+	if name == "" {
+		return usagef("--name NAME is required")
+	}
+	if err := ratchet.ValidateName(name); err != nil {
+		return usagef("%q is not a valid name: use 1–32 of a-z 0-9 . _ -", name)
+	}
+	p, err := e.profile()
+	if err != nil {
+		return err
+	}
+	p.Device = fs.Lookup("device").Value.String()
+	if p.Exists() {
+		return fmt.Errorf("%w: %s", chat.ErrProfileExists, p.StorePath())
+	}
+	pass, err := e.passphrase("new passphrase: ", true)
+	if err != nil {
+		return err
+	}
+	c, err := p.Create(e.ctx, name, pass, p.RelayURL)
+	if err != nil {
+		return err
+	}
+	defer c.Close()
+	fmt.Fprintf(e.stdout, "created %s (card %s) in %s\n", c.Me(), c.Card().ID()[:16], p.Dir)
+	fmt.Fprintf(e.stdout, "your key fingerprint: %s\n", ratchet.Fingerprint(c.Card().SigningKey))
+	return nil
+}
+
+func cmdAdd(e *env, fs *flag.FlagSet, args []string) error {
+	name, err := oneName(args)
+	if err != nil {
+		return err
+	}
+	c, err := e.online()
+	if err != nil {
+		return err
+	}
+	defer e.finish(c)
+	ct, err := c.AddContact(e.ctx, name)
+	if err != nil {
+		return err
+	}
+	sn, err := c.SafetyNumber(e.ctx, name)
+	if err != nil {
+		return err
+	}
+	if ct.KeyChanged {
+		fmt.Fprintf(e.stdout, "WARNING: %s's identity key has changed; sending is blocked.\n", name)
+		printSafetyNumber(e.stdout, sn)
+		fmt.Fprintf(e.stdout, "compare it with %s, then run: pfschat accept-key %s\n", name, name)
+		return nil
+	}
+	fmt.Fprintf(e.stdout, "added %s (card %s, key %s)\n", name, ct.CardID[:16], ct.Fingerprint)
+	printSafetyNumber(e.stdout, sn)
+	if !ct.Verified {
+		fmt.Fprintf(e.stdout, "trusted on first use; compare the safety number with %s, then run: pfschat verify %s\n", name, name)
+	}
+	return nil
+}
+
+func printSafetyNumber(w io.Writer, sn chat.SafetyNumber) {
+	label := "safety number"
+	if sn.Pending {
+		label = "NEW safety number"
+	}
+	fmt.Fprintf(w, "%s with %s:\n", label, sn.Contact)
+	for _, r := range sn.Rows() {
+		fmt.Fprintf(w, "    %s\n", r)
+	}
+}
+
+func cmdSend(e *env, fs *flag.FlagSet, args []string) error {
+	if len(args) < 2 {
+		return usagef("want NAME and TEXT")
+	}
+	name, text := args[0], strings.Join(args[1:], " ")
+	if text == "-" {
+		b, err := io.ReadAll(io.LimitReader(e.stdin, chat.MaxTextBytes+1))
+		if err != nil {
+			return fmt.Errorf("reading the message from stdin: %w", err)
+		}
+		text = strings.TrimRight(string(b), "\n")
+	}
+	wait := fs.Lookup("wait").Value.(flag.Getter).Get().(time.Duration)
+	// Offline is fine when a session exists: the message waits in the outbox.
+	c, err := e.open(true)
+	if err != nil {
+		return err
+	}
+	defer e.finish(c)
+	if _, err := c.Contact(e.ctx, name); errors.Is(err, chat.ErrUnknownContact) {
+		if !c.Online() {
+			return fmt.Errorf("%w: %s is not a contact yet, and adding one needs the relay", chat.ErrOffline, name)
+		}
+		if _, err := c.AddContact(e.ctx, name); err != nil {
+			return err
+		}
+		fmt.Fprintf(e.stderr, "added %s (trusted on first use; 'pfschat fingerprint %s' shows the safety number)\n", name, name)
+	} else if err != nil {
+		return err
+	}
+	// Listen before sending so the "sent" event cannot be missed.
+	events := c.Events()
+	m, err := c.Send(e.ctx, name, text)
+	if err != nil {
+		return err
+	}
+	queued := queuedErr{fmt.Sprintf("the relay is unreachable; the message is kept in the outbox (message %d) "+
+		"and goes out the next time a pfschat command connects. Do not send it again.", m.ID)}
+	if !c.Online() {
+		return queued
+	}
+	timeout := time.NewTimer(wait)
+	defer timeout.Stop()
+	for {
+		select {
+		case ev, ok := <-events:
+			if !ok {
+				return queued
+			}
+			if ev.Kind != chat.DeliveryChanged || ev.Message == nil || ev.Message.ID != m.ID {
+				continue
+			}
+			switch ev.Message.State {
+			case chat.Failed:
+				return fmt.Errorf("the relay refused the message: %s", ev.Message.Reason)
+			case chat.Pending:
+				continue
+			}
+			fmt.Fprintf(e.stdout, "sent to %s (message %d)\n", name, m.ID)
+			return nil
+		case <-timeout.C:
+			return queued
+		case <-e.ctx.Done():
+			return queued
+		}
+	}
+}
+
+// jsonMessage is one line of 'recv --json'.
+type jsonMessage struct {
+	ID         int64     `json:"id"`
+	From       string    `json:"from"`
+	Text       string    `json:"text"`
+	SentAt     time.Time `json:"sent_at"`
+	ReceivedAt time.Time `json:"received_at"`
+	State      string    `json:"state,omitempty"`
+	Reason     string    `json:"reason,omitempty"`
+}
+
+func cmdRecv(e *env, fs *flag.FlagSet, args []string) error {
+	if len(args) != 0 {
+		return usagef("unexpected arguments %q", args)
+	}
+	follow := fs.Lookup("follow").Value.String() == "true"
+	asJSON := fs.Lookup("json").Value.String() == "true"
+	c, err := e.online()
+	if err != nil {
+		return err
+	}
+	defer e.finish(c)
+	events := c.Events()
+	// Wait until the relay has delivered the backlog, then print what is unread.
+	if err := c.WaitSynced(e.ctx); err != nil {
+		return err
+	}
+	printed := make(map[int64]bool)
+	print := func(m chat.Message) error {
+		if printed[m.ID] {
+			return nil
+		}
+		printed[m.ID] = true
+		if asJSON {
+			j := jsonMessage{ID: m.ID, From: m.Contact, Text: m.Text, SentAt: m.SentAt.UTC(), ReceivedAt: m.ReceivedAt.UTC()}
+			if m.State == chat.UndecryptableState {
+				j.State, j.Reason = m.State.String(), m.Reason
+			}
+			b, _ := json.Marshal(j)
+			_, err := fmt.Fprintf(e.stdout, "%s\n", b)
+			return err
+		}
+		if m.State == chat.UndecryptableState {
+			_, err := fmt.Fprintf(e.stdout, "%s  %s: [could not decrypt: %s]\n", m.ReceivedAt.Local().Format(time.DateTime), m.Contact, m.Reason)
+			return err
+		}
+		_, err := fmt.Fprintf(e.stdout, "%s  %s: %s\n", m.SentAt.Local().Format(time.DateTime), m.Contact, m.Text)
+		return err
+	}
+	unread, err := c.Unread(e.ctx)
+	if err != nil {
+		return err
+	}
+	readBy := make(map[string]bool)
+	for _, m := range unread {
+		if err := print(m); err != nil {
+			return err
+		}
+		readBy[m.Contact] = true
+	}
+	for name := range readBy {
+		if err := c.MarkRead(e.ctx, name); err != nil {
+			return err
+		}
+	}
+	if !follow {
+		return nil
+	}
+	for {
+		select {
+		case <-e.ctx.Done():
+			return nil
+		case ev, ok := <-events:
+			if !ok {
+				return nil
+			}
+			switch ev.Kind {
+			case chat.MessageReceived, chat.Undecryptable:
+				if err := print(*ev.Message); err != nil {
+					return err
+				}
+				if err := c.MarkRead(e.ctx, ev.Contact); err != nil {
+					return err
+				}
+			case chat.ContactKeyChanged:
+				fmt.Fprintf(e.stderr, "warning: %s's identity key changed; run 'pfschat fingerprint %s', compare, then 'pfschat accept-key %s'\n", ev.Contact, ev.Contact, ev.Contact)
+			case chat.ConnectionChanged:
+				if e.verbose {
+					fmt.Fprintf(e.stderr, "relay: %s\n", ev.State.Status)
+				}
+			}
+		}
+	}
+}
+
+// jsonContact is one line of 'contacts --json'.
+type jsonContact struct {
+	Name        string `json:"name"`
+	CardID      string `json:"card_id"`
+	Fingerprint string `json:"fingerprint"`
+	Verified    bool   `json:"verified"`
+	KeyChanged  bool   `json:"key_changed"`
+	Unread      int    `json:"unread"`
+}
+
+func cmdContacts(e *env, fs *flag.FlagSet, args []string) error {
+	if len(args) != 0 {
+		return usagef("unexpected arguments %q", args)
+	}
+	c, err := e.offline()
+	if err != nil {
+		return err
+	}
+	defer c.Close()
+	list, err := c.Contacts(e.ctx)
+	if err != nil {
+		return err
+	}
+	if fs.Lookup("json").Value.String() == "true" {
+		for _, ct := range list {
+			b, _ := json.Marshal(jsonContact{ct.Name, ct.CardID, ct.Fingerprint, ct.Verified, ct.KeyChanged, ct.Unread})
+			fmt.Fprintf(e.stdout, "%s\n", b)
+		}
+		return nil
+	}
+	if len(list) == 0 {
+		fmt.Fprintln(e.stdout, "no contacts yet; add one with 'pfschat add NAME'")
+		return nil
+	}
+	for _, ct := range list {
+		mark := "  "
+		switch {
+		case ct.KeyChanged:
+			mark = "! "
+		case ct.Verified:
+			mark = "✓ "
+		}
+		line := fmt.Sprintf("%s%-20s %s", mark, ct.Name, ct.Fingerprint)
+		if ct.Unread > 0 {
+			line += fmt.Sprintf("  %d unread", ct.Unread)
+		}
+		if ct.KeyChanged {
+			line += "  KEY CHANGED: run 'pfschat fingerprint " + ct.Name + "'"
+		}
+		fmt.Fprintln(e.stdout, line)
+	}
+	return nil
+}
+
+func cmdFingerprint(e *env, fs *flag.FlagSet, args []string) error {
+	name, err := oneName(args)
+	if err != nil {
+		return err
+	}
+	c, err := e.offline()
+	if err != nil {
+		return err
+	}
+	defer c.Close()
+	sn, err := c.SafetyNumber(e.ctx, name)
+	if err != nil {
+		return err
+	}
+	ct, err := c.Contact(e.ctx, name)
+	if err != nil {
+		return err
+	}
+	if sn.Pending {
+		fmt.Fprintf(e.stdout, "WARNING: %s's identity key has changed; sending is blocked until you accept it.\n", name)
+		if old, err := c.TrustedSafetyNumber(e.ctx, name); err == nil {
+			fmt.Fprintf(e.stdout, "old safety number: %s\n", old.Digits())
+		}
+	}
+	printSafetyNumber(e.stdout, sn)
+	switch {
+	case sn.Pending:
+		fmt.Fprintf(e.stdout, "compare it with %s, then run: pfschat accept-key %s\n", name, name)
+	case ct.Verified:
+		fmt.Fprintln(e.stdout, "verified")
+	default:
+		fmt.Fprintf(e.stdout, "not verified; if %s reads out the same digits, run: pfschat verify %s\n", name, name)
+	}
+	return nil
+}
+
+func cmdVerify(e *env, fs *flag.FlagSet, args []string) error {
+	name, err := oneName(args)
+	if err != nil {
+		return err
+	}
+	c, err := e.offline()
+	if err != nil {
+		return err
+	}
+	defer c.Close()
+	if err := c.Verify(e.ctx, name); err != nil {
+		return err
+	}
+	fmt.Fprintf(e.stdout, "%s is verified\n", name)
+	return nil
+}
+
+func cmdAcceptKey(e *env, fs *flag.FlagSet, args []string) error {
+	name, err := oneName(args)
+	if err != nil {
+		return err
+	}
+	c, err := e.offline()
+	if err != nil {
+		return err
+	}
+	defer c.Close()
+	if err := c.AcceptKey(e.ctx, name); err != nil {
+		if errors.Is(err, chat.ErrNoPendingKey) {
+			return fmt.Errorf("%s's key has not changed; nothing to accept", name)
+		}
+		return err
+	}
+	fmt.Fprintf(e.stdout, "accepted %s's new key; sending is unblocked (run 'pfschat verify %s' once you have compared safety numbers)\n", name, name)
+	return nil
+}
+
+func cmdRotateKeys(e *env, fs *flag.FlagSet, args []string) error {
+	if len(args) != 0 {
+		return usagef("unexpected arguments %q", args)
+	}
+	n := fs.Lookup("count").Value.(flag.Getter).Get().(int)
+	if n < 1 || n > 1000 {
+		return usagef("--count must be between 1 and 1000")
+	}
+	c, err := e.online()
+	if err != nil {
+		return err
+	}
+	defer e.finish(c)
+	if err := c.RotateKeys(e.ctx, n); err != nil {
+		return err
+	}
+	fmt.Fprintf(e.stdout, "prekeys up to date (%d one-time keys of each kind on the relay)\n", n)
+	return nil
+}
+
+func cmdResetSession(e *env, fs *flag.FlagSet, args []string) error {
+	name, err := oneName(args)
+	if err != nil {
+		return err
+	}
+	c, err := e.offline()
+	if err != nil {
+		return err
+	}
+	defer c.Close()
+	if err := c.ResetSession(e.ctx, name); err != nil {
+		return err
+	}
+	fmt.Fprintf(e.stdout, "sessions with %s dropped; the next message starts a new one\n", name)
+	return nil
 }

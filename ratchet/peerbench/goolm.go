@@ -155,17 +155,17 @@ func goolmSaveLoad() (Step, error) {
 	if err := goolmSend(p.aliceS, p.bobS, Plaintext(64, 5)); err != nil {
 		return nil, err
 	}
-	bob, ok := p.bobS.(*session.OlmSession)
+	alice, ok := p.aliceS.(*session.OlmSession)
 	if !ok {
 		return nil, fmt.Errorf("goolm: session is %T", p.bobS)
 	}
 	return func() error {
-		b := bob.PickleLibOlm()
+		b := alice.PickleLibOlm()
 		back := session.NewOlmSession()
 		if err := back.UnpickleLibOlm(b); err != nil {
 			return fmt.Errorf("goolm unpickle: %w", err)
 		}
-		if !bytes.Equal(back.AliceBaseKey, bob.AliceBaseKey) {
+		if !bytes.Equal(back.AliceBaseKey, alice.AliceBaseKey) {
 			return fmt.Errorf("goolm: session changed in a round trip")
 		}
 		return nil

@@ -246,11 +246,11 @@ func libsignalSaveLoad() (Step, error) {
 	if err := lsSend(p.ctx, p.aliceC, p.bobC, p.alice.ser, Plaintext(64, 5)); err != nil {
 		return nil, err
 	}
-	rec := p.bob.sessions.m[p.alice.address.String()]
+	rec := p.alice.sessions.m[p.bob.address.String()]
 	if rec == nil {
 		return nil, fmt.Errorf("libsignal: no session record")
 	}
-	ser := p.bob.ser
+	ser := p.alice.ser
 	return func() error {
 		b := rec.Serialize()
 		back, err := record.NewSessionFromBytes(b, ser.Session, ser.State)

@@ -27,8 +27,9 @@
 //     ML-KEM-768), creates the session and encrypts; the responder creates its session from
 //     the initial message and decrypts it. Generating the responder's long-term keys and
 //     prekeys is not timed, because they are published once and used many times.
-//   - session save+load: the session state after a short exchange (no stored skipped
-//     keys) serialized and parsed back: pfschat MarshalBinary/ParseSession, libsignal's
+//   - session save+load: the sender's session state right after it sent (so it holds a
+//     ratchet private key and a sending chain; no stored skipped keys), serialized and
+//     parsed back: pfschat MarshalBinary/ParseSession, libsignal's
 //     protobuf session record, goolm's unencrypted libolm pickle.
 //
 // Each step checks its plaintext round trip, so a library that "wins" by failing is caught.

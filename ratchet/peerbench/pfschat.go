@@ -185,7 +185,7 @@ func pfschatSaveLoad() (Step, error) {
 		return nil, err
 	}
 	return func() error {
-		b, err := p.bobS.MarshalBinary()
+		b, err := p.aliceS.MarshalBinary()
 		if err != nil {
 			return fmt.Errorf("pfschat marshal: %w", err)
 		}
@@ -193,7 +193,7 @@ func pfschatSaveLoad() (Step, error) {
 		if err != nil {
 			return fmt.Errorf("pfschat parse: %w", err)
 		}
-		if s.ID() != p.bobS.ID() {
+		if s.ID() != p.aliceS.ID() {
 			return fmt.Errorf("pfschat: session changed in a round trip")
 		}
 		return nil

@@ -17,6 +17,7 @@ import (
 	"net/http/httptest"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -32,6 +33,8 @@ type Options struct {
 	Synchronous string
 	// Clock overrides the relay's clock.
 	Clock func() time.Time
+	// Queue replaces the store's message queue (benchmarks, alternative queues).
+	Queue relay.Queue
 }
 
 // Relay is a running test relay.
@@ -44,6 +47,7 @@ type Relay struct {
 	Path   string // the SQLite file
 
 	opts   Options
+	mu     sync.Mutex // serialises Close and Restart
 	closed bool
 }
 
@@ -71,7 +75,7 @@ func (r *Relay) start(t testing.TB, addr string) {
 	if err != nil {
 		t.Fatalf("relaytest: opening the relay store: %v", err)
 	}
-	srv, err := relay.NewServer(ctx, relay.ServerConfig{Store: st, Logger: r.opts.Logger, Limits: l, Clock: r.opts.Clock})
+	srv, err := relay.NewServer(ctx, relay.ServerConfig{Store: st, Logger: r.opts.Logger, Limits: l, Clock: r.opts.Clock, Queue: r.opts.Queue})
 	if err != nil {
 		st.Close()
 		t.Fatalf("relaytest: starting the relay: %v", err)
@@ -112,14 +116,22 @@ func orDefault[T int | int64](v, d T) T {
 // one on the same database and address.
 func (r *Relay) Restart(t testing.TB) {
 	t.Helper()
+	r.mu.Lock()
+	defer r.mu.Unlock()
 	addr := r.Addr
-	r.Close()
+	r.closeLocked()
 	r.start(t, addr)
 }
 
 // Close shuts the relay down gracefully and closes its store. It runs at test
 // cleanup on its own; calling it twice is fine.
 func (r *Relay) Close() {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.closeLocked()
+}
+
+func (r *Relay) closeLocked() {
 	if r.closed {
 		return
 	}

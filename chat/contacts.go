@@ -1,0 +1,293 @@
+package chat
+
+import (
+	"context"
+	"errors"
+	"fmt"
+
+	"pfschat/ratchet"
+	"pfschat/storage"
+)
+
+// AddContact fetches name's card from the relay, verifies it (self signature, the pinned
+// relay's signature, and that it is name's), and trusts it on first use. Adding someone
+// already known is not an error: the card is fetched again, and a different key is
+// flagged as a key change (ContactKeyChanged) instead of being trusted silently.
+func (c *Controller) AddContact(ctx context.Context, name string) (Contact, error) {
+	if err := ratchet.ValidateName(name); err != nil {
+		return Contact{}, fmt.Errorf("chat: %q is not a valid name (lower-case letters, digits, '.', '_' and '-', at most 32): %w", name, err)
+	}
+	if name == c.name {
+		return Contact{}, fmt.Errorf("chat: %q is you; add someone else", name)
+	}
+	card, err := c.fetchCard(ctx, name)
+	if err != nil {
+		return Contact{}, err
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if _, err := c.trustCard(ctx, name, card); err != nil {
+		return Contact{}, err
+	}
+	return c.contact(ctx, name)
+}
+
+// fetchCard asks the relay for name's card and verifies it.
+func (c *Controller) fetchCard(ctx context.Context, name string) (*ratchet.Card, error) {
+	rc, err := c.relayClient()
+	if err != nil {
+		return nil, err
+	}
+	rctx, cancel := withRPCTimeout(ctx)
+	defer cancel()
+	card, err := rc.LookupCard(rctx, name)
+	if err != nil {
+		if isNotFound(err) {
+			return nil, fmt.Errorf("%w: %q", ErrUnknownUser, name)
+		}
+		return nil, fmt.Errorf("chat: fetching %s's card: %w", name, err)
+	}
+	if err := c.checkCard(card, name); err != nil {
+		return nil, err
+	}
+	return card, nil
+}
+
+// checkCard verifies a card the relay handed us: signatures and identity.
+func (c *Controller) checkCard(card *ratchet.Card, name string) error {
+	if card == nil {
+		return fmt.Errorf("%w: relay returned no card for %s", ErrCardRejected, name)
+	}
+	rk := c.relayKeyNow()
+	if len(rk) == 0 {
+		return fmt.Errorf("%w: no pinned relay key to check %s's card against", ErrCardRejected, name)
+	}
+	if err := card.VerifyWithRelay(rk); err != nil {
+		return fmt.Errorf("%w: %s's card: %w", ErrCardRejected, name, err)
+	}
+	if card.Identity != name {
+		return fmt.Errorf("%w: asked for %s's card, got %s's", ErrCardRejected, name, card.Identity)
+	}
+	return nil
+}
+
+// trustCard records a verified card for name: a new contact is trusted on first use; a
+// card with the contact's current keys replaces the old one silently (same safety
+// number); different keys become the contact's pending card, which blocks sending until
+// AcceptKey. It reports whether a key change was flagged. c.mu must be held.
+func (c *Controller) trustCard(ctx context.Context, name string, card *ratchet.Card) (keyChanged bool, err error) {
+	id := card.ID()
+	contact, err := c.store.Contact(ctx, name)
+	if errors.Is(err, storage.ErrNotFound) {
+		if err := c.putCard(ctx, card, false); err != nil {
+			return false, err
+		}
+		if err := c.store.AddContact(ctx, name, id, c.now()); err != nil && !errors.Is(err, storage.ErrExists) {
+			return false, fmt.Errorf("chat: adding contact %s: %w", name, err)
+		}
+		return false, nil
+	}
+	if err != nil {
+		return false, fmt.Errorf("chat: reading contact %s: %w", name, err)
+	}
+	if contact.CardID == id || contact.PendingCardID == id {
+		return contact.PendingCardID != "", nil
+	}
+	current, err := c.storedCard(ctx, contact.CardID)
+	if err != nil {
+		return false, err
+	}
+	sameKeys := current.SigningKey.Equal(card.SigningKey) && string(current.AgreementKey) == string(card.AgreementKey)
+	if sameKeys && contact.PendingCardID == "" {
+		// A re-issued card with the same keys: same safety number, keep the verified mark.
+		if err := c.putCard(ctx, card, contact.Verified); err != nil {
+			return false, err
+		}
+		contact.CardID = id
+		if err := c.store.UpdateContact(ctx, contact); err != nil {
+			return false, fmt.Errorf("chat: updating contact %s: %w", name, err)
+		}
+		return false, nil
+	}
+	if err := c.putCard(ctx, card, false); err != nil {
+		return false, err
+	}
+	contact.PendingCardID = id
+	if err := c.store.UpdateContact(ctx, contact); err != nil {
+		return false, fmt.Errorf("chat: flagging %s's key change: %w", name, err)
+	}
+	c.log.Warn("contact identity key changed; sending blocked until accepted", "contact", name)
+	c.emit(Event{Kind: ContactKeyChanged, Contact: name, Err: &KeyChangedError{Contact: name}})
+	return true, nil
+}
+
+func (c *Controller) putCard(ctx context.Context, card *ratchet.Card, verified bool) error {
+	data, err := card.MarshalBinary()
+	if err != nil {
+		return fmt.Errorf("chat: encoding %s's card: %w", card.Identity, err)
+	}
+	if err := c.store.PutCard(ctx, storage.Card{ID: card.ID(), Name: card.Identity, Data: data, FirstSeen: c.now(), Verified: verified}); err != nil {
+		return fmt.Errorf("chat: storing %s's card: %w", card.Identity, err)
+	}
+	return nil
+}
+
+// storedCard loads and re-verifies a card from the store.
+func (c *Controller) storedCard(ctx context.Context, id string) (*ratchet.Card, error) {
+	row, err := c.store.Card(ctx, id)
+	if err != nil {
+		return nil, fmt.Errorf("chat: loading card %.12s: %w", id, err)
+	}
+	card, err := ratchet.ParseCard(row.Data)
+	if err != nil {
+		return nil, fmt.Errorf("chat: card %.12s in the store: %w", id, err)
+	}
+	if card.ID() != id {
+		return nil, fmt.Errorf("%w: stored card %.12s has ID %.12s", ErrCardRejected, id, card.ID())
+	}
+	return card, nil
+}
+
+// Contacts lists contacts, unread first, then by last activity.
+func (c *Controller) Contacts(ctx context.Context) ([]Contact, error) {
+	rows, err := c.store.Contacts(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("chat: listing contacts: %w", err)
+	}
+	out := make([]Contact, 0, len(rows))
+	for _, r := range rows {
+		out = append(out, c.toContact(ctx, r))
+	}
+	return out, nil
+}
+
+// Contact returns one contact.
+func (c *Controller) Contact(ctx context.Context, name string) (Contact, error) {
+	return c.contact(ctx, name)
+}
+
+func (c *Controller) contact(ctx context.Context, name string) (Contact, error) {
+	r, err := c.store.Contact(ctx, name)
+	if errors.Is(err, storage.ErrNotFound) {
+		return Contact{}, fmt.Errorf("%w: %q", ErrUnknownContact, name)
+	}
+	if err != nil {
+		return Contact{}, fmt.Errorf("chat: reading contact %s: %w", name, err)
+	}
+	return c.toContact(ctx, r), nil
+}
+
+func (c *Controller) toContact(ctx context.Context, r storage.Contact) Contact {
+	ct := Contact{Name: r.Name, CardID: r.CardID, Unread: r.Unread, LastActivity: r.LastMessageAt,
+		Verified: r.Verified, KeyChanged: r.PendingCardID != ""}
+	if card, err := c.storedCard(ctx, r.CardID); err == nil {
+		ct.Fingerprint = ratchet.Fingerprint(card.SigningKey)
+	}
+	return ct
+}
+
+// SafetyNumber returns the number to compare with contact. While a key change is
+// pending it is the number of the new key (SafetyNumber.Pending), which is what the user
+// must compare before accepting it.
+func (c *Controller) SafetyNumber(ctx context.Context, contact string) (SafetyNumber, error) {
+	r, err := c.store.Contact(ctx, contact)
+	if errors.Is(err, storage.ErrNotFound) {
+		return SafetyNumber{}, fmt.Errorf("%w: %q", ErrUnknownContact, contact)
+	}
+	if err != nil {
+		return SafetyNumber{}, fmt.Errorf("chat: reading contact %s: %w", contact, err)
+	}
+	if r.PendingCardID != "" {
+		return c.safetyNumberFor(ctx, contact, r.PendingCardID, true)
+	}
+	return c.safetyNumberFor(ctx, contact, r.CardID, false)
+}
+
+// PendingSafetyNumber returns the safety number of the contact's new, not yet accepted
+// key; ErrNoPendingKey when there is none.
+func (c *Controller) PendingSafetyNumber(ctx context.Context, contact string) (SafetyNumber, error) {
+	r, err := c.store.Contact(ctx, contact)
+	if errors.Is(err, storage.ErrNotFound) {
+		return SafetyNumber{}, fmt.Errorf("%w: %q", ErrUnknownContact, contact)
+	}
+	if err != nil {
+		return SafetyNumber{}, fmt.Errorf("chat: reading contact %s: %w", contact, err)
+	}
+	if r.PendingCardID == "" {
+		return SafetyNumber{}, fmt.Errorf("%w: %s", ErrNoPendingKey, contact)
+	}
+	return c.safetyNumberFor(ctx, contact, r.PendingCardID, true)
+}
+
+// TrustedSafetyNumber returns the safety number of the contact's accepted key, even while
+// a change is pending.
+func (c *Controller) TrustedSafetyNumber(ctx context.Context, contact string) (SafetyNumber, error) {
+	r, err := c.store.Contact(ctx, contact)
+	if errors.Is(err, storage.ErrNotFound) {
+		return SafetyNumber{}, fmt.Errorf("%w: %q", ErrUnknownContact, contact)
+	}
+	if err != nil {
+		return SafetyNumber{}, fmt.Errorf("chat: reading contact %s: %w", contact, err)
+	}
+	return c.safetyNumberFor(ctx, contact, r.CardID, false)
+}
+
+func (c *Controller) safetyNumberFor(ctx context.Context, contact, cardID string, pending bool) (SafetyNumber, error) {
+	card, err := c.storedCard(ctx, cardID)
+	if err != nil {
+		return SafetyNumber{}, err
+	}
+	digits, err := computeSafetyNumber(c.name, c.card.SigningKey, c.card.AgreementKey, card.Identity, card.SigningKey, card.AgreementKey)
+	if err != nil {
+		return SafetyNumber{}, err
+	}
+	return SafetyNumber{Contact: contact, CardID: cardID, Pending: pending, digits: digits}, nil
+}
+
+// Verify marks the contact's current key as verified: call it after comparing safety
+// numbers. A pending key change must be accepted first (the user compares the new
+// number, then accepts, then verifies).
+func (c *Controller) Verify(ctx context.Context, contact string) error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	r, err := c.store.Contact(ctx, contact)
+	if errors.Is(err, storage.ErrNotFound) {
+		return fmt.Errorf("%w: %q", ErrUnknownContact, contact)
+	}
+	if err != nil {
+		return fmt.Errorf("chat: reading contact %s: %w", contact, err)
+	}
+	if r.PendingCardID != "" {
+		return &KeyChangedError{Contact: contact}
+	}
+	if err := c.store.SetCardVerified(ctx, r.CardID, true); err != nil {
+		return fmt.Errorf("chat: marking %s verified: %w", contact, err)
+	}
+	return nil
+}
+
+// AcceptKey trusts the contact's new key: it becomes the contact's card (not verified),
+// and sending is unblocked; the next message starts a session with the new key.
+func (c *Controller) AcceptKey(ctx context.Context, contact string) error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	r, err := c.store.Contact(ctx, contact)
+	if errors.Is(err, storage.ErrNotFound) {
+		return fmt.Errorf("%w: %q", ErrUnknownContact, contact)
+	}
+	if err != nil {
+		return fmt.Errorf("chat: reading contact %s: %w", contact, err)
+	}
+	if r.PendingCardID == "" {
+		return fmt.Errorf("%w: %s", ErrNoPendingKey, contact)
+	}
+	old := r.CardID
+	r.CardID, r.PendingCardID = r.PendingCardID, ""
+	if err := c.store.UpdateContact(ctx, r); err != nil {
+		return fmt.Errorf("chat: accepting %s's new key: %w", contact, err)
+	}
+	if err := c.store.SetCardVerified(ctx, old, false); err != nil && !errors.Is(err, storage.ErrNotFound) {
+		c.log.Warn("clearing verified mark of superseded card", "err", err)
+	}
+	return nil
+}

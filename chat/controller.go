@@ -1,0 +1,587 @@
+package chat
+
+import (
+	"context"
+	"crypto/ed25519"
+	"crypto/rand"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"sync"
+	"time"
+
+	"pfschat/ratchet"
+	"pfschat/relay"
+	"pfschat/storage"
+)
+
+// rpcTimeout bounds every request to the relay, so a lost answer can never wedge the
+// outbox or the receive loop.
+const rpcTimeout = 30 * time.Second
+
+func withRPCTimeout(ctx context.Context) (context.Context, context.CancelFunc) {
+	return context.WithTimeout(ctx, rpcTimeout)
+}
+
+// DefaultOneTimeKeys is how many one-time prekeys of each kind are kept on the relay.
+const DefaultOneTimeKeys = 100
+
+// Meta keys in the client store (public values only).
+const (
+	metaRelayKey = "relay_key"
+	metaRelayURL = "relay_url"
+)
+
+// RelayClient is what the controller needs from a relay connection. *relay.Client
+// implements it; tests wrap it to play a dishonest relay.
+type RelayClient interface {
+	Run(ctx context.Context) error
+	Connect(ctx context.Context) error
+	Close() error
+	RelayKey() ed25519.PublicKey
+	States() <-chan relay.ConnState
+	Pushes() <-chan relay.Push
+	Register(ctx context.Context, card *ratchet.Card) (*ratchet.Card, error)
+	LookupCard(ctx context.Context, name string) (*ratchet.Card, error)
+	UploadPreKeys(ctx context.Context, keys []ratchet.PublicPreKey) error
+	PreKeyStatus(ctx context.Context) (relay.PreKeyStatus, error)
+	FetchBundle(ctx context.Context, name string) (*ratchet.Bundle, error)
+	Send(ctx context.Context, to string, body []byte, clientID string) (int64, error)
+	Ack(ctx context.Context, ids ...int64) error
+}
+
+// Preferences configure a Controller: the seed's SecureChat preferences plus what a Go
+// program needs to run it.
+type Preferences struct {
+	// Store is the open client store. Required. The controller does not close it unless
+	// it was opened by Profile.
+	Store *storage.Client
+	// RelayURL is ws://host:port or wss://…; "/v1/ws" is implied.
+	RelayURL string
+	// IdentityKey and Card are the owner's identity; when nil they are loaded from Store.
+	IdentityKey *ratchet.IdentityKey
+	Card        *ratchet.Card
+	// OneTimeKeys is the number of one-time prekeys of each kind kept on the relay
+	// (default DefaultOneTimeKeys).
+	OneTimeKeys int
+	// RotateEvery is how often RotateKeys runs in the background (default 1 h).
+	RotateEvery time.Duration
+	// AllowOffline lets Initialize succeed when the relay cannot be reached; the
+	// controller keeps retrying and reports ConnectionChanged events. Off for headless
+	// commands, which should fail fast with a clear error.
+	AllowOffline bool
+	// NoReadReceipts stops MarkRead from telling contacts what was read.
+	NoReadReceipts bool
+	// Clock returns the current time (default time.Now).
+	Clock func() time.Time
+	// Rand is the randomness for keys (default crypto/rand).
+	Rand io.Reader
+	// Logger receives diagnostics; never secrets (default: discard).
+	Logger *slog.Logger
+	// Dial builds the relay connection (default relay.NewClient). Tests use it to put a
+	// test double between the controller and the real relay.
+	Dial func(relay.ClientConfig) RelayClient
+}
+
+// Controller is the SecureChat controller: one identity, one relay, many contacts. Its
+// methods are safe for concurrent use.
+type Controller struct {
+	prefs  Preferences
+	store  *storage.Client
+	log    *slog.Logger
+	now    func() time.Time
+	rand   io.Reader
+	id     *ratchet.IdentityKey
+	card   *ratchet.Card
+	name   string
+	events *eventQueue
+
+	ownStore bool
+
+	// mu serializes every read-modify-write of ratchet state, so a session's state in
+	// the store is always the one the last Encrypt/Decrypt left behind.
+	mu sync.Mutex
+	// rotateMu makes concurrent RotateKeys calls wait instead of racing.
+	rotateMu sync.Mutex
+
+	connMu   sync.Mutex
+	rc       RelayClient
+	relayKey ed25519.PublicKey
+	online   bool
+	cancel   context.CancelFunc
+	wg       sync.WaitGroup
+	kick     chan struct{} // wakes the outbox drainer
+	rotateCh chan struct{} // wakes the key rotator
+	closed   bool
+	initDone bool
+
+	// synced is closed once the relay's backlog has been received and committed.
+	synced     chan struct{}
+	syncedOnce sync.Once
+	// passDone is closed (and replaced) after every outbox pass; Flush waits on it.
+	passDone chan struct{}
+}
+
+// New builds a controller from preferences; it does no I/O beyond reading the identity
+// from the store. Call Initialize to connect.
+func New(prefs Preferences) (*Controller, error) {
+	if prefs.Store == nil {
+		return nil, errors.New("chat: Preferences.Store is required")
+	}
+	c := &Controller{
+		prefs:    prefs,
+		store:    prefs.Store,
+		log:      prefs.Logger,
+		now:      prefs.Clock,
+		rand:     prefs.Rand,
+		id:       prefs.IdentityKey,
+		card:     prefs.Card,
+		kick:     make(chan struct{}, 1),
+		rotateCh: make(chan struct{}, 1),
+		events:   newEventQueue(),
+		synced:   make(chan struct{}),
+		passDone: make(chan struct{}),
+	}
+	if c.log == nil {
+		c.log = slog.New(slog.DiscardHandler)
+	}
+	if c.now == nil {
+		c.now = time.Now
+	}
+	if c.rand == nil {
+		c.rand = rand.Reader
+	}
+	if c.prefs.OneTimeKeys <= 0 {
+		c.prefs.OneTimeKeys = DefaultOneTimeKeys
+	}
+	if c.prefs.RotateEvery <= 0 {
+		c.prefs.RotateEvery = time.Hour
+	}
+	if c.prefs.Dial == nil {
+		c.prefs.Dial = func(cfg relay.ClientConfig) RelayClient { return relay.NewClient(cfg) }
+	}
+	var err error
+	if c.prefs.RelayURL, err = NormalizeRelayURL(c.prefs.RelayURL); err != nil {
+		return nil, err
+	}
+	return c, nil
+}
+
+// Me returns the owner's name.
+func (c *Controller) Me() string { return c.name }
+
+// Card returns the owner's relay-signed card.
+func (c *Controller) Card() *ratchet.Card { return c.card }
+
+// Events returns the event stream. Events are never dropped: they queue in memory until
+// read. The channel closes when the controller is closed.
+func (c *Controller) Events() <-chan Event { return c.events.out }
+
+func (c *Controller) emit(e Event) { c.events.push(e) }
+
+// Initialize loads the identity, connects and logs in to the relay (pinning its key on
+// first contact; a different key later is a *RelayKeyChangedError), publishes prekeys
+// (RotateKeys), then keeps the connection alive, receiving messages and draining the
+// outbox in the background.
+func (c *Controller) Initialize(ctx context.Context) error {
+	c.connMu.Lock()
+	if c.closed {
+		c.connMu.Unlock()
+		return ErrClosed
+	}
+	if c.initDone {
+		c.connMu.Unlock()
+		return nil
+	}
+	c.connMu.Unlock()
+
+	if err := c.loadIdentity(ctx); err != nil {
+		return err
+	}
+	pinned, err := c.store.Meta(ctx, metaRelayKey)
+	if err != nil && !errors.Is(err, storage.ErrNotFound) {
+		return fmt.Errorf("chat: reading the pinned relay key: %w", err)
+	}
+	if len(pinned) != 0 && len(pinned) != ed25519.PublicKeySize {
+		return fmt.Errorf("chat: pinned relay key in the store is %d bytes, want %d", len(pinned), ed25519.PublicKeySize)
+	}
+	if len(pinned) != 0 {
+		if err := c.card.VerifyWithRelay(ed25519.PublicKey(pinned)); err != nil {
+			return fmt.Errorf("chat: own card does not carry the pinned relay's signature: %w", err)
+		}
+	}
+	rc := c.prefs.Dial(relay.ClientConfig{
+		URL:            c.prefs.RelayURL,
+		Identity:       c.id,
+		Card:           c.card,
+		PinnedRelayKey: ed25519.PublicKey(pinned),
+		Logger:         c.log.With("part", "relay-client"),
+	})
+
+	runCtx, cancel := context.WithCancel(context.Background())
+	c.connMu.Lock()
+	c.rc = rc
+	c.cancel = cancel
+	c.relayKey = ed25519.PublicKey(pinned)
+	c.initDone = true
+	c.connMu.Unlock()
+
+	connectErr := rc.Connect(ctx)
+	if connectErr != nil {
+		if errors.Is(connectErr, relay.ErrRelayKeyMismatch) {
+			return c.relayKeyError(pinned, rc, connectErr)
+		}
+		if !c.prefs.AllowOffline {
+			return fmt.Errorf("%w: %s: %w", ErrOffline, c.prefs.RelayURL, connectErr)
+		}
+		c.log.Warn("relay unreachable at start; retrying in the background", "err", connectErr)
+	} else {
+		if err := c.pinRelayKey(ctx, pinned, rc.RelayKey()); err != nil {
+			return err
+		}
+		c.setOnline(true)
+	}
+
+	c.wg.Add(4)
+	go c.runConnection(runCtx, rc, connectErr == nil)
+	go c.receiveLoop(runCtx, rc)
+	go c.sendLoop(runCtx)
+	go c.rotateLoop(runCtx)
+
+	if connectErr == nil {
+		if err := c.RotateKeys(ctx, c.prefs.OneTimeKeys); err != nil {
+			return fmt.Errorf("chat: publishing prekeys: %w", err)
+		}
+		c.kickSender()
+	}
+	return nil
+}
+
+func (c *Controller) relayKeyError(pinned []byte, rc RelayClient, cause error) error {
+	return &RelayKeyChangedError{URL: c.prefs.RelayURL, Pinned: ratchet.Fingerprint(pinned), Cause: cause}
+}
+
+// pinRelayKey stores the relay key on first contact, and checks it otherwise (the relay
+// client checks too; this is the belt to its braces).
+func (c *Controller) pinRelayKey(ctx context.Context, pinned []byte, got ed25519.PublicKey) error {
+	if len(got) != ed25519.PublicKeySize {
+		return fmt.Errorf("chat: relay presented no usable key")
+	}
+	if len(pinned) != 0 {
+		if !ed25519.PublicKey(pinned).Equal(got) {
+			return &RelayKeyChangedError{URL: c.prefs.RelayURL, Pinned: ratchet.Fingerprint(pinned), Presented: ratchet.Fingerprint(got)}
+		}
+		return nil
+	}
+	if err := c.card.VerifyWithRelay(got); err != nil {
+		return fmt.Errorf("chat: the relay at %s did not sign this profile's card (key %s): %w", c.prefs.RelayURL, ratchet.Fingerprint(got), err)
+	}
+	if err := c.store.SetMeta(ctx, metaRelayKey, got); err != nil {
+		return fmt.Errorf("chat: pinning the relay key: %w", err)
+	}
+	c.connMu.Lock()
+	c.relayKey = got
+	c.connMu.Unlock()
+	c.log.Info("pinned relay key on first contact", "fingerprint", ratchet.Fingerprint(got))
+	return nil
+}
+
+func (c *Controller) loadIdentity(ctx context.Context) error {
+	if c.id != nil && c.card != nil {
+		c.name = c.card.Identity
+		return nil
+	}
+	ident, err := c.store.Identity(ctx)
+	if errors.Is(err, storage.ErrNotFound) {
+		return fmt.Errorf("%w: the store holds no identity", ErrNoProfile)
+	}
+	if err != nil {
+		return fmt.Errorf("chat: loading identity: %w", err)
+	}
+	k, err := ratchet.ParseIdentityKey(ident.PrivateKey)
+	if err != nil {
+		return fmt.Errorf("chat: identity key in the store: %w", err)
+	}
+	card, err := ratchet.ImportCard(string(ident.Card))
+	if err != nil {
+		return fmt.Errorf("chat: own card in the store: %w", err)
+	}
+	if err := card.Verify(); err != nil {
+		return fmt.Errorf("chat: own card in the store: %w", err)
+	}
+	if !card.SigningKey.Equal(k.SigningPublicKey()) {
+		return fmt.Errorf("chat: own card in the store does not match the identity key")
+	}
+	c.id, c.card, c.name = k, card, card.Identity
+	return nil
+}
+
+// runConnection keeps the relay connection alive (reconnecting with backoff) and turns
+// its states into ConnectionChanged events; going online drains the outbox and tops up
+// prekeys.
+func (c *Controller) runConnection(ctx context.Context, rc RelayClient, connected bool) {
+	defer c.wg.Done()
+	runDone := make(chan struct{})
+	go func() {
+		defer close(runDone)
+		if err := rc.Run(ctx); err != nil && ctx.Err() == nil {
+			if errors.Is(err, relay.ErrRelayKeyMismatch) {
+				err = c.relayKeyError(c.relayKeyNow(), rc, err)
+			}
+			c.log.Error("relay connection stopped", "err", err)
+			c.emit(Event{Kind: ConnectionChanged, State: ConnState{Status: Offline, Err: err}})
+		}
+	}()
+	if connected {
+		c.emit(Event{Kind: ConnectionChanged, State: ConnState{Status: Online}})
+	}
+	states := rc.States()
+	for {
+		select {
+		case <-ctx.Done():
+			<-runDone
+			return
+		case <-runDone:
+			c.setOnline(false)
+			<-ctx.Done()
+			return
+		case st, ok := <-states:
+			if !ok {
+				states = nil
+				continue
+			}
+			cs := mapConnState(st)
+			wasOnline := c.isOnline()
+			c.setOnline(cs.Status == Online)
+			if cs.Status == Online && !wasOnline {
+				if len(c.relayKeyNow()) == 0 {
+					if err := c.pinRelayKey(ctx, nil, rc.RelayKey()); err != nil {
+						c.log.Error("pinning relay key", "err", err)
+					}
+				}
+				c.kickSender()
+				c.kickRotate()
+			}
+			c.emit(Event{Kind: ConnectionChanged, State: cs})
+		}
+	}
+}
+
+func mapConnState(st relay.ConnState) ConnState {
+	switch st.State {
+	case relay.StateOnline:
+		return ConnState{Status: Online}
+	case relay.StateConnecting:
+		return ConnState{Status: Connecting, Err: st.Err}
+	case relay.StateOffline:
+		return ConnState{Status: Reconnecting, RetryIn: st.RetryIn, Err: st.Err}
+	default:
+		return ConnState{Status: Offline, Err: st.Err}
+	}
+}
+
+func (c *Controller) setOnline(v bool) {
+	c.connMu.Lock()
+	c.online = v
+	c.connMu.Unlock()
+}
+
+func (c *Controller) isOnline() bool {
+	c.connMu.Lock()
+	defer c.connMu.Unlock()
+	return c.online
+}
+
+func (c *Controller) relayKeyNow() ed25519.PublicKey {
+	c.connMu.Lock()
+	defer c.connMu.Unlock()
+	return c.relayKey
+}
+
+func (c *Controller) relayClient() (RelayClient, error) {
+	c.connMu.Lock()
+	defer c.connMu.Unlock()
+	if c.closed {
+		return nil, ErrClosed
+	}
+	if c.rc == nil {
+		return nil, ErrNotInitialized
+	}
+	return c.rc, nil
+}
+
+func (c *Controller) kickSender() {
+	select {
+	case c.kick <- struct{}{}:
+	default:
+	}
+}
+
+func (c *Controller) kickRotate() {
+	select {
+	case c.rotateCh <- struct{}{}:
+	default:
+	}
+}
+
+// WaitSynced waits until the relay's stored backlog has been received and committed
+// (every message the relay held when we connected is then in the store).
+func (c *Controller) WaitSynced(ctx context.Context) error {
+	select {
+	case <-c.synced:
+		return nil
+	case <-ctx.Done():
+		return fmt.Errorf("chat: waiting for the relay's backlog: %w", ctx.Err())
+	}
+}
+
+func (c *Controller) markSynced() { c.syncedOnce.Do(func() { close(c.synced) }) }
+
+// Flush waits until the outbox is empty (receipts included), or ctx is done. It
+// returns how many items are still waiting.
+func (c *Controller) Flush(ctx context.Context) (int, error) {
+	for {
+		c.connMu.Lock()
+		pass := c.passDone
+		c.connMu.Unlock()
+		items, err := c.store.Outbox(ctx)
+		if err != nil {
+			return 0, fmt.Errorf("chat: reading outbox: %w", err)
+		}
+		if len(items) == 0 {
+			return 0, nil
+		}
+		c.kickSender()
+		select {
+		case <-pass:
+		case <-ctx.Done():
+			return len(items), ctx.Err()
+		}
+	}
+}
+
+func (c *Controller) outboxPassDone() {
+	c.connMu.Lock()
+	close(c.passDone)
+	c.passDone = make(chan struct{})
+	c.connMu.Unlock()
+}
+
+// Close stops the background work, closes the relay connection (and the store when the
+// controller opened it) and closes the event channel.
+func (c *Controller) Close() error {
+	c.connMu.Lock()
+	if c.closed {
+		c.connMu.Unlock()
+		return nil
+	}
+	c.closed = true
+	rc, cancel := c.rc, c.cancel
+	c.connMu.Unlock()
+	if cancel != nil {
+		cancel()
+	}
+	var errs []error
+	if rc != nil {
+		if err := rc.Close(); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	c.wg.Wait()
+	c.events.close()
+	if c.ownStore {
+		if err := c.store.Close(); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// eventQueue is an unbounded FIFO in front of a channel: producers never block and
+// nothing is dropped when the consumer is slow.
+type eventQueue struct {
+	mu     sync.Mutex
+	q      []Event
+	wake   chan struct{}
+	out    chan Event
+	done   chan struct{}
+	closed bool
+}
+
+func newEventQueue() *eventQueue {
+	e := &eventQueue{wake: make(chan struct{}, 1), out: make(chan Event), done: make(chan struct{})}
+	go e.run()
+	return e
+}
+
+func (e *eventQueue) push(ev Event) {
+	e.mu.Lock()
+	if !e.closed {
+		e.q = append(e.q, ev)
+	}
+	e.mu.Unlock()
+	select {
+	case e.wake <- struct{}{}:
+	default:
+	}
+}
+
+func (e *eventQueue) run() {
+	defer close(e.out)
+	for {
+		e.mu.Lock()
+		if len(e.q) == 0 {
+			closed := e.closed
+			e.mu.Unlock()
+			if closed {
+				return
+			}
+			select {
+			case <-e.wake:
+			case <-e.done:
+			}
+			continue
+		}
+		ev := e.q[0]
+		e.q[0] = Event{}
+		e.q = e.q[1:]
+		e.mu.Unlock()
+		select {
+		case e.out <- ev:
+		case <-e.done:
+			return
+		}
+	}
+}
+
+func (e *eventQueue) close() {
+	e.mu.Lock()
+	if e.closed {
+		e.mu.Unlock()
+		return
+	}
+	e.closed = true
+	e.q = nil
+	e.mu.Unlock()
+	close(e.done)
+}
+
+// Online reports whether the relay connection is up right now.
+func (c *Controller) Online() bool { return c.isOnline() }
+
+// HasSession reports whether a session with the contact's current card exists, i.e.
+// whether Send can work offline.
+func (c *Controller) HasSession(ctx context.Context, contact string) (bool, error) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	r, err := c.store.Contact(ctx, contact)
+	if err != nil {
+		if errors.Is(err, storage.ErrNotFound) {
+			return false, fmt.Errorf("%w: %q", ErrUnknownContact, contact)
+		}
+		return false, err
+	}
+	s, err := c.activeSession(ctx, r.CardID)
+	return s != nil, err
+}

@@ -1,0 +1,278 @@
+package chat
+
+import (
+	"context"
+	"crypto/ed25519"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"log/slog"
+	"net/url"
+	"os"
+	"path/filepath"
+	"time"
+
+	"pfschat/ratchet"
+	"pfschat/relay"
+	"pfschat/storage"
+)
+
+// DefaultRelayURL is where a profile connects unless told otherwise.
+const DefaultRelayURL = "ws://127.0.0.1:7878"
+
+// StoreFile is the name of the client store inside a profile directory.
+const StoreFile = "pfschat.db"
+
+// NormalizeRelayURL checks a relay URL and adds the default path: "ws://host:port" and
+// "wss://host" are accepted, "/v1/ws" is implied, "" means DefaultRelayURL.
+func NormalizeRelayURL(raw string) (string, error) {
+	if raw == "" {
+		raw = DefaultRelayURL
+	}
+	u, err := url.Parse(raw)
+	if err != nil {
+		return "", fmt.Errorf("chat: relay URL %q: %w", raw, err)
+	}
+	if u.Scheme != "ws" && u.Scheme != "wss" {
+		return "", fmt.Errorf("chat: relay URL %q must start with ws:// or wss://", raw)
+	}
+	if u.Host == "" {
+		return "", fmt.Errorf("chat: relay URL %q has no host", raw)
+	}
+	if u.Path == "" || u.Path == "/" {
+		u.Path = "/v1/ws"
+	}
+	return u.String(), nil
+}
+
+// Profile is a pfschat profile on disk: a directory holding the sealed client store. It
+// is what the UI's onboarding and unlock screens, and the headless commands, open.
+type Profile struct {
+	// Dir holds the store (StoreFile).
+	Dir string
+	// RelayURL overrides the relay remembered in the store ("" = remembered, else the
+	// default).
+	RelayURL string
+	// Device is the device label put on a new card (default "terminal").
+	Device string
+	// Preferences for the controller; Store, RelayURL, IdentityKey and Card are filled in.
+	Prefs Preferences
+	// StoreOptions tune the client store (zero = production: Argon2id defaults, FULL sync).
+	StoreOptions storage.ClientOptions
+}
+
+// StorePath is the path of the profile's store.
+func (p Profile) StorePath() string { return filepath.Join(p.Dir, StoreFile) }
+
+// Exists reports whether the profile has a store.
+func (p Profile) Exists() bool {
+	_, err := os.Stat(p.StorePath())
+	return err == nil
+}
+
+// DefaultRelayURL is the relay offered when creating a profile.
+func (p Profile) DefaultRelayURL() string {
+	if p.RelayURL != "" {
+		return p.RelayURL
+	}
+	return DefaultRelayURL
+}
+
+// Create makes a new identity, registers its card with the relay (pinning the relay's
+// key), stores everything sealed under passphrase (nil = demo profile, unsealed), and
+// returns an initialized controller. If registration fails nothing is left behind, so
+// Create can simply be retried.
+func (p Profile) Create(ctx context.Context, name string, passphrase []byte, relayURL string) (*Controller, error) {
+	if err := ratchet.ValidateName(name); err != nil {
+		return nil, fmt.Errorf("chat: %q is not a valid name (1–32 of a-z 0-9 . _ -): %w", name, err)
+	}
+	if relayURL == "" {
+		relayURL = p.RelayURL
+	}
+	relayURL, err := NormalizeRelayURL(relayURL)
+	if err != nil {
+		return nil, err
+	}
+	if p.Exists() {
+		return nil, fmt.Errorf("%w: %s", ErrProfileExists, p.StorePath())
+	}
+	if err := os.MkdirAll(p.Dir, 0o700); err != nil {
+		return nil, fmt.Errorf("chat: creating profile directory: %w", err)
+	}
+	clock := p.Prefs.Clock
+	if clock == nil {
+		clock = time.Now
+	}
+	rnd := p.Prefs.Rand
+	if rnd == nil {
+		rnd = randReader
+	}
+	key, err := ratchet.GenerateIdentityKey(rnd)
+	if err != nil {
+		return nil, fmt.Errorf("chat: generating identity key: %w", err)
+	}
+	device := p.Device
+	if device == "" {
+		device = "terminal"
+	}
+	card, err := ratchet.NewCard(key, name, "username", device, clock().UTC().Truncate(time.Second), nil)
+	if err != nil {
+		return nil, fmt.Errorf("chat: creating card: %w", err)
+	}
+	signed, relayKey, err := p.register(ctx, relayURL, card)
+	if err != nil {
+		return nil, err
+	}
+	store, err := storage.CreateClientWith(ctx, p.StorePath(), passphrase, p.StoreOptions)
+	if err != nil {
+		return nil, fmt.Errorf("chat: creating the store: %w", err)
+	}
+	fail := func(err error) (*Controller, error) {
+		store.Close()
+		removeStore(p.StorePath())
+		return nil, err
+	}
+	priv, err := key.MarshalBinary()
+	if err != nil {
+		return fail(fmt.Errorf("chat: encoding identity key: %w", err))
+	}
+	if err := store.SetMeta(ctx, metaRelayKey, relayKey); err != nil {
+		return fail(fmt.Errorf("chat: pinning the relay key: %w", err))
+	}
+	if err := store.SetMeta(ctx, metaRelayURL, []byte(relayURL)); err != nil {
+		return fail(fmt.Errorf("chat: remembering the relay: %w", err))
+	}
+	if err := store.SaveIdentity(ctx, storage.Identity{Name: name, CardID: signed.ID(), Card: []byte(signed.Export()), PrivateKey: priv}); err != nil {
+		return fail(fmt.Errorf("chat: saving identity: %w", err))
+	}
+	c, err := p.controller(ctx, store, relayURL)
+	if err != nil {
+		// The identity is registered and saved; only going online failed. Keep the
+		// profile: opening it later retries.
+		store.Close()
+		return nil, err
+	}
+	return c, nil
+}
+
+func (p Profile) register(ctx context.Context, relayURL string, card *ratchet.Card) (*ratchet.Card, ed25519.PublicKey, error) {
+	dial := p.Prefs.Dial
+	if dial == nil {
+		dial = func(cfg relay.ClientConfig) RelayClient { return relay.NewClient(cfg) }
+	}
+	logger := p.Prefs.Logger
+	if logger == nil {
+		logger = slog.New(slog.DiscardHandler)
+	}
+	rc := dial(relay.ClientConfig{URL: relayURL, Logger: logger})
+	defer rc.Close()
+	if err := rc.Connect(ctx); err != nil {
+		return nil, nil, fmt.Errorf("%w: %s: %w", ErrOffline, relayURL, err)
+	}
+	relayKey := rc.RelayKey()
+	signed, err := rc.Register(ctx, card)
+	if err != nil {
+		var pe *relay.ProtocolError
+		if errors.As(err, &pe) && pe.Code == relay.CodeNameTaken {
+			return nil, nil, fmt.Errorf("%w: %q on %s", ErrNameTaken, card.Identity, relayURL)
+		}
+		return nil, nil, fmt.Errorf("chat: registering %s with %s: %w", card.Identity, relayURL, err)
+	}
+	if err := signed.VerifyWithRelay(relayKey); err != nil {
+		return nil, nil, fmt.Errorf("%w: the relay's signature on our own card: %w", ErrCardRejected, err)
+	}
+	if signed.ID() != card.ID() {
+		return nil, nil, fmt.Errorf("%w: the relay returned a different card than the one registered", ErrCardRejected)
+	}
+	return signed, relayKey, nil
+}
+
+// Open unlocks the profile with passphrase and returns an initialized controller.
+// errors.Is(err, ErrWrongPassphrase) for a wrong passphrase, ErrNoProfile when there is
+// no profile.
+func (p Profile) Open(ctx context.Context, passphrase []byte) (*Controller, error) {
+	store, err := p.OpenStore(ctx, passphrase)
+	if err != nil {
+		return nil, err
+	}
+	relayURL := p.RelayURL
+	if relayURL == "" {
+		if b, err := store.Meta(ctx, metaRelayURL); err == nil {
+			relayURL = string(b)
+		}
+	}
+	c, err := p.controller(ctx, store, relayURL)
+	if err != nil {
+		store.Close()
+		return nil, err
+	}
+	return c, nil
+}
+
+// OpenStore unlocks the profile's store without connecting anywhere.
+func (p Profile) OpenStore(ctx context.Context, passphrase []byte) (*storage.Client, error) {
+	if !p.Exists() {
+		return nil, fmt.Errorf("%w: %s", ErrNoProfile, p.StorePath())
+	}
+	store, err := storage.OpenClientWith(ctx, p.StorePath(), passphrase, p.StoreOptions)
+	if errors.Is(err, storage.ErrNotFound) {
+		return nil, fmt.Errorf("%w: %s", ErrNoProfile, p.StorePath())
+	}
+	if err != nil {
+		return nil, fmt.Errorf("chat: opening %s: %w", p.StorePath(), err)
+	}
+	return store, nil
+}
+
+// NewController opens the profile's store and builds a controller without connecting.
+func (p Profile) NewController(ctx context.Context, passphrase []byte) (*Controller, error) {
+	store, err := p.OpenStore(ctx, passphrase)
+	if err != nil {
+		return nil, err
+	}
+	relayURL := p.RelayURL
+	if relayURL == "" {
+		if b, err := store.Meta(ctx, metaRelayURL); err == nil {
+			relayURL = string(b)
+		}
+	}
+	prefs := p.Prefs
+	prefs.Store, prefs.RelayURL = store, relayURL
+	c, err := New(prefs)
+	if err != nil {
+		store.Close()
+		return nil, err
+	}
+	c.ownStore = true
+	if err := c.loadIdentity(ctx); err != nil {
+		store.Close()
+		return nil, err
+	}
+	return c, nil
+}
+
+func (p Profile) controller(ctx context.Context, store *storage.Client, relayURL string) (*Controller, error) {
+	prefs := p.Prefs
+	prefs.Store, prefs.RelayURL = store, relayURL
+	c, err := New(prefs)
+	if err != nil {
+		return nil, err
+	}
+	if err := c.Initialize(ctx); err != nil {
+		c.Close()
+		return nil, err
+	}
+	c.ownStore = true
+	return c, nil
+}
+
+func removeStore(path string) {
+	for _, suffix := range []string{"", "-wal", "-shm", "-journal"} {
+		if err := os.Remove(path + suffix); err != nil && !errors.Is(err, fs.ErrNotExist) {
+			_ = err // best effort: a leftover file only blocks a retry, with a clear error
+		}
+	}
+}
+
+var randReader io.Reader = cryptoRand{}

@@ -1,0 +1,420 @@
+package chat
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"strconv"
+	"sync"
+
+	"pfschat/ratchet"
+	"pfschat/relay"
+	"pfschat/storage"
+)
+
+// receiveLoop handles the relay's pushes one at a time, in order: each message is
+// decrypted and committed; then, once the burst of pushes has been worked through, the
+// delivery receipts are committed (one per contact) and the relay acks go out in one
+// frame. Batching keeps a large backlog from costing two frames per message.
+//
+// A pump moves pushes from the relay client into an unbounded local queue at once: the
+// client stops reading the socket while its push channel is full, and then no answer to
+// any request (an ack, a send, a card lookup made while receiving) could arrive.
+func (c *Controller) receiveLoop(ctx context.Context, rc RelayClient) {
+	defer c.wg.Done()
+	q := newPushQueue()
+	go q.pump(ctx, rc.Pushes())
+	b := &receiveBatch{receipts: make(map[string][]string)}
+	for {
+		p, more, ok := q.pop(ctx)
+		if !ok {
+			c.flushReceived(ctx, rc, b)
+			return
+		}
+		if p.LowPreKeys != nil {
+			c.kickRotate()
+		}
+		if p.Message != nil {
+			c.handleIncoming(ctx, p.Message, b)
+		}
+		if p.Synced || !more || len(b.acks) >= maxAckBatch {
+			c.flushReceived(ctx, rc, b)
+		}
+		if p.Synced {
+			c.markSynced()
+		}
+	}
+}
+
+// pushQueue is an unbounded FIFO of relay pushes.
+type pushQueue struct {
+	mu     sync.Mutex
+	items  []relay.Push
+	wake   chan struct{}
+	closed bool
+}
+
+func newPushQueue() *pushQueue { return &pushQueue{wake: make(chan struct{}, 1)} }
+
+func (q *pushQueue) pump(ctx context.Context, in <-chan relay.Push) {
+	defer func() {
+		q.mu.Lock()
+		q.closed = true
+		q.mu.Unlock()
+		q.signal()
+	}()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case p, ok := <-in:
+			if !ok {
+				return
+			}
+			q.mu.Lock()
+			q.items = append(q.items, p)
+			q.mu.Unlock()
+			q.signal()
+		}
+	}
+}
+
+func (q *pushQueue) signal() {
+	select {
+	case q.wake <- struct{}{}:
+	default:
+	}
+}
+
+// pop returns the next push and whether more are queued behind it; ok is false once
+// the context is done or the source is closed and drained.
+func (q *pushQueue) pop(ctx context.Context) (p relay.Push, more, ok bool) {
+	for {
+		q.mu.Lock()
+		if len(q.items) > 0 {
+			p = q.items[0]
+			q.items[0] = relay.Push{}
+			q.items = q.items[1:]
+			more = len(q.items) > 0
+			q.mu.Unlock()
+			return p, more, true
+		}
+		closed := q.closed
+		q.mu.Unlock()
+		if closed || ctx.Err() != nil {
+			return p, false, false
+		}
+		select {
+		case <-q.wake:
+		case <-ctx.Done():
+		}
+	}
+}
+
+// maxAckBatch bounds how many committed messages wait for their ack.
+const maxAckBatch = 200
+
+// receiveBatch is what a burst of incoming messages owes: receipts and acks.
+type receiveBatch struct {
+	acks     []int64
+	receipts map[string][]string // contact -> sender client IDs to acknowledge
+	order    []string            // contacts in first-seen order
+}
+
+// flushReceived commits the owed delivery receipts, then acks. Receipts are committed
+// even while closing (the messages they acknowledge are committed), so a clean shutdown
+// never loses one. Acks that fail stay owed and go with the next flush; the relay also
+// redelivers un-acked messages on reconnect, and SeenRelayID recognises them.
+func (c *Controller) flushReceived(ctx context.Context, rc RelayClient, b *receiveBatch) {
+	keep := context.WithoutCancel(ctx)
+	for _, contact := range b.order {
+		c.sendReceipt(keep, contact, kindDeliveryReceipt, b.receipts[contact])
+		delete(b.receipts, contact)
+	}
+	b.order = b.order[:0]
+	if len(b.acks) == 0 || ctx.Err() != nil {
+		return
+	}
+	actx, cancel := context.WithTimeout(ctx, rpcTimeout)
+	defer cancel()
+	if err := rc.Ack(actx, b.acks...); err != nil {
+		c.log.Info("ack deferred", "count", len(b.acks), "err", err)
+		if len(b.acks) > 4*maxAckBatch { // the relay redelivers them anyway
+			b.acks = b.acks[:0]
+		}
+		return
+	}
+	b.acks = b.acks[:0]
+}
+
+// relayMessageID identifies a relay delivery for de-duplication: the relay's queue ID
+// plus a digest of the body, so that a reused queue ID (a reset relay database) can never
+// make us drop a different message.
+func relayMessageID(in *relay.Incoming) string {
+	sum := sha256.Sum256(in.Body)
+	return strconv.FormatInt(in.ID, 10) + ":" + hex.EncodeToString(sum[:8])
+}
+
+// received is the outcome of processing one incoming message, for events after commit.
+type received struct {
+	msg        *storage.Message
+	receipts   []string // client IDs whose delivery state changed
+	receiptFor string   // contact to send a delivery receipt to
+	receiptID  string   // the sender's client ID to acknowledge
+	contactNew bool
+	undecrypt  error
+	stranger   string // undecryptable from someone who is not a contact
+}
+
+// handleIncoming commits one message (or an "undecryptable" record) and notes the ack
+// and receipt it owes. A transient local failure (the store) leaves it un-acked, so the
+// relay delivers it again.
+func (c *Controller) handleIncoming(ctx context.Context, in *relay.Incoming, b *receiveBatch) {
+	relayID := relayMessageID(in)
+	seen, err := c.store.SeenRelayID(ctx, relayID)
+	if err != nil {
+		c.log.Error("checking a message against the seen list; leaving it for redelivery", "err", err)
+		return
+	}
+	if !seen {
+		res, err := c.receive(ctx, in, relayID)
+		switch {
+		case errors.Is(err, storage.ErrDuplicate):
+		case err != nil:
+			c.log.Error("could not commit an incoming message; leaving it for redelivery", "from", in.From, "err", err)
+			return
+		default:
+			if res.receiptFor != "" {
+				if _, ok := b.receipts[res.receiptFor]; !ok {
+					b.order = append(b.order, res.receiptFor)
+				}
+				b.receipts[res.receiptFor] = append(b.receipts[res.receiptFor], res.receiptID)
+			}
+			c.afterReceive(context.WithoutCancel(ctx), res)
+		}
+	}
+	b.acks = append(b.acks, in.ID)
+}
+
+func (c *Controller) afterReceive(ctx context.Context, res *received) {
+	if res.stranger != "" {
+		c.emit(Event{Kind: Undecryptable, Contact: res.stranger, Err: res.undecrypt})
+	}
+	if res.contactNew && res.msg != nil {
+		c.emit(Event{Kind: ContactAdded, Contact: res.msg.Contact})
+	}
+	if res.msg != nil && res.msg.Direction == storage.Direction(dirIn) {
+		m := toMessage(*res.msg)
+		if res.undecrypt != nil {
+			c.emit(Event{Kind: Undecryptable, Contact: m.Contact, Message: &m, Err: res.undecrypt})
+		} else {
+			c.emit(Event{Kind: MessageReceived, Contact: m.Contact, Message: &m})
+		}
+	}
+	for _, id := range res.receipts {
+		c.emitDelivery(ctx, id)
+	}
+}
+
+// receive decrypts and commits one message. It returns an error only for local failures
+// (retry later); anything wrong with the message itself is committed as an undecryptable
+// record, because a message that can never be read must not be retried forever.
+func (c *Controller) receive(ctx context.Context, in *relay.Incoming, relayID string) (*received, error) {
+	card, contactNew, cerr := c.senderCard(ctx, in.From, in.FromCardID)
+	if cerr != nil && !errors.Is(cerr, ErrCardRejected) && !errors.Is(cerr, ErrUnknownUser) {
+		return nil, cerr
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	now := c.now()
+	res := &received{contactNew: contactNew}
+	undecryptable := func(reason error) (*received, error) {
+		if _, err := c.store.Contact(ctx, in.From); errors.Is(err, storage.ErrNotFound) {
+			// A stranger whose card does not verify: there is no conversation to put
+			// a placeholder in, and trusting the card to make one would defeat the
+			// check. Reported as an event and logged, then acked.
+			c.log.Warn("unreadable message from an unverifiable stranger", "from", in.From, "reason", reason)
+			res.undecrypt = reason
+			res.stranger = in.From
+			if _, err := c.store.CommitReceive(ctx, storage.ReceiveTx{RelayID: relayID}); err != nil {
+				return nil, err
+			}
+			return res, nil
+		}
+		msg := &storage.Message{Contact: in.From, Direction: storage.Direction(dirIn), ReceivedAt: now,
+			SentAt: in.ReceivedAt, State: storage.DeliveryState(UndecryptableState), Reason: reason.Error(), RelayID: relayID}
+		id, err := c.store.CommitReceive(ctx, storage.ReceiveTx{Message: msg, RelayID: relayID})
+		if err != nil {
+			return nil, err
+		}
+		msg.ID = id
+		res.msg, res.undecrypt = msg, reason
+		c.log.Warn("undecryptable message recorded", "from", in.From, "reason", reason)
+		return res, nil
+	}
+	if cerr != nil {
+		return undecryptable(fmt.Errorf("the sender's card could not be verified: %w", cerr))
+	}
+	env, err := ratchet.DecodeEnvelope(in.Body)
+	if err != nil {
+		return undecryptable(fmt.Errorf("malformed message: %w", err))
+	}
+	var (
+		sess     *Session
+		plain    []byte
+		consumed []storage.PreKeyRef
+		lastErr  error
+	)
+	if env.Initial != nil {
+		if env.Initial.InitiatorCardID != card.ID() {
+			return undecryptable(fmt.Errorf("initial message claims card %.12s but came from %.12s", env.Initial.InitiatorCardID, card.ID()))
+		}
+		if s, err := c.loadSession(ctx, card.ID(), env.Initial.SessionID()); err == nil {
+			if plain, lastErr = s.s.Decrypt(in.Body); lastErr == nil {
+				sess = s
+			}
+		} else {
+			s, p, used, err := c.acceptSession(ctx, card, env)
+			if err != nil {
+				lastErr = err
+			} else {
+				sess, plain, consumed = s, p, used
+				if err := c.chooseActive(ctx, sess); err != nil {
+					return nil, err
+				}
+			}
+		}
+	} else {
+		all, err := c.sessions(ctx, card.ID())
+		if err != nil {
+			return nil, err
+		}
+		lastErr = errors.New("no session with the sender (they may need to reset the session)")
+		for _, s := range all {
+			if p, err := s.s.Decrypt(in.Body); err == nil {
+				sess, plain, lastErr = s, p, nil
+				break
+			} else {
+				lastErr = err
+			}
+		}
+	}
+	if sess == nil {
+		return undecryptable(fmt.Errorf("could not decrypt: %w", lastErr))
+	}
+	row, err := c.sessionRow(sess)
+	if err != nil {
+		return nil, err
+	}
+	tx := storage.ReceiveTx{Session: &row, ConsumedPreKeys: consumed, RelayID: relayID}
+	pl, perr := parsePayload(plain)
+	switch {
+	case perr != nil:
+		// The ratchet state advanced, so it is committed; the content is recorded as
+		// unreadable rather than dropped.
+		tx.Message = &storage.Message{Contact: in.From, Direction: storage.Direction(dirIn), ReceivedAt: now,
+			SentAt: in.ReceivedAt, State: storage.DeliveryState(UndecryptableState),
+			Reason: "unreadable content: " + perr.Error(), RelayID: relayID}
+		res.undecrypt = perr
+	case pl.Kind == kindText:
+		tx.Message = &storage.Message{Contact: in.From, Direction: storage.Direction(dirIn), Body: []byte(pl.Text),
+			SentAt: pl.At, ReceivedAt: now, State: storage.DeliveryState(Delivered),
+			ClientID: incomingClientID(in.From, pl.ClientID), RelayID: relayID}
+		res.receiptFor, res.receiptID = in.From, pl.ClientID
+	default:
+		st := storage.DeliveryState(Delivered)
+		if pl.Kind == kindReadReceipt {
+			st = storage.DeliveryState(Read)
+		}
+		for _, id := range pl.ClientIDs {
+			m, err := c.store.MessageByClientID(ctx, id)
+			// Only our own outgoing messages to this very contact, and only forwards.
+			if err != nil || m.Direction != storage.Direction(dirOut) || m.Contact != in.From || m.State >= st && m.State != storage.DeliveryState(Failed) {
+				continue
+			}
+			tx.DeliveryUpdates = append(tx.DeliveryUpdates, storage.DeliveryUpdate{ClientID: id, State: st})
+			res.receipts = append(res.receipts, id)
+		}
+	}
+	id, err := c.store.CommitReceive(ctx, tx)
+	if err != nil {
+		return nil, err
+	}
+	if tx.Message != nil {
+		tx.Message.ID = id
+		res.msg = tx.Message
+	}
+	return res, nil
+}
+
+// chooseActive decides whether a session just created from a peer's initial message
+// becomes the active one. If our active session is one we started and the peer has not
+// answered yet, both sides started at the same moment: both keep the session with the
+// smaller ID, so they converge without exchanging anything. Otherwise the peer started
+// afresh (a reset, a new device state) and its session wins. c.mu must be held.
+func (c *Controller) chooseActive(ctx context.Context, incoming *Session) error {
+	cur, err := c.activeSession(ctx, incoming.s.PeerCardID())
+	if err != nil {
+		return err
+	}
+	switch {
+	case cur == nil:
+		incoming.active = true
+	case cur.s.Initiator() && !cur.s.Acknowledged():
+		incoming.active = incoming.s.ID() < cur.s.ID()
+	default:
+		incoming.active = true
+	}
+	return nil
+}
+
+// senderCard returns the verified card a message was sent with, adding the sender as a
+// contact on first use and flagging a key change when the card is new. c.mu must NOT be
+// held (it may ask the relay).
+func (c *Controller) senderCard(ctx context.Context, from, cardID string) (*ratchet.Card, bool, error) {
+	r, err := c.store.Contact(ctx, from)
+	switch {
+	case err == nil && (r.CardID == cardID || r.PendingCardID == cardID):
+		card, err := c.storedCard(ctx, cardID)
+		return card, false, err
+	case err != nil && !errors.Is(err, storage.ErrNotFound):
+		return nil, false, fmt.Errorf("chat: reading contact %s: %w", from, err)
+	}
+	isNew := errors.Is(err, storage.ErrNotFound)
+	card, err := c.fetchCard(ctx, from)
+	if err != nil {
+		return nil, false, err
+	}
+	if card.ID() != cardID {
+		return nil, false, fmt.Errorf("%w: the message came with card %.12s but the relay lists %.12s for %s", ErrCardRejected, cardID, card.ID(), from)
+	}
+	c.mu.Lock()
+	_, err = c.trustCard(ctx, from, card)
+	c.mu.Unlock()
+	if err != nil {
+		return nil, false, err
+	}
+	return card, isNew, nil
+}
+
+func isNotFound(err error) bool {
+	var pe *relay.ProtocolError
+	return errors.As(err, &pe) && (pe.Code == relay.CodeNotFound || pe.Code == relay.CodeNoPreKeys)
+}
+
+// isPermanent reports whether a relay send error will not go away by retrying: the
+// message is marked failed with the relay's reason instead of being retried forever.
+func isPermanent(err error) bool {
+	var pe *relay.ProtocolError
+	if !errors.As(err, &pe) {
+		return false
+	}
+	switch pe.Code {
+	case relay.CodeNotFound, relay.CodeFrameTooLarge, relay.CodeBadField, relay.CodeForbidden,
+		relay.CodeTTLTooLong, relay.CodeInvalidName, relay.CodeBadFrame:
+		return true
+	}
+	return false
+}

@@ -1,0 +1,188 @@
+package chat
+
+import (
+	"errors"
+	"fmt"
+	"time"
+
+	"pfschat/storage"
+)
+
+// EventKind says what an Event reports.
+type EventKind int
+
+const (
+	// MessageReceived: a new incoming message (Event.Message).
+	MessageReceived EventKind = iota + 1
+	// DeliveryChanged: an outgoing message moved to sent, delivered, read or failed.
+	DeliveryChanged
+	// ContactKeyChanged: a contact presented a new identity key; sending to them is
+	// blocked until AcceptKey.
+	ContactKeyChanged
+	// ConnectionChanged: the relay connection changed state (Event.State).
+	ConnectionChanged
+	// Undecryptable: a message arrived that could not be read; it is recorded in the
+	// history with the reason (Event.Message.Reason, Event.Err).
+	Undecryptable
+	// ContactAdded: someone new wrote to us and was added (trust on first use).
+	ContactAdded
+)
+
+func (k EventKind) String() string {
+	switch k {
+	case MessageReceived:
+		return "message-received"
+	case DeliveryChanged:
+		return "delivery-changed"
+	case ContactKeyChanged:
+		return "contact-key-changed"
+	case ConnectionChanged:
+		return "connection-changed"
+	case Undecryptable:
+		return "undecryptable"
+	case ContactAdded:
+		return "contact-added"
+	}
+	return fmt.Sprintf("event(%d)", int(k))
+}
+
+// Event is one thing that happened, delivered in order on Controller.Events.
+type Event struct {
+	Kind    EventKind
+	Contact string
+	Message *Message
+	State   ConnState
+	Err     error
+}
+
+// DeliveryState is where a message stands.
+type DeliveryState int
+
+const (
+	Pending            DeliveryState = iota // committed, waiting in the outbox
+	Sent                                    // the relay accepted it (durable in the peer's queue)
+	Delivered                               // the peer's device decrypted it (encrypted receipt)
+	Read                                    // the peer read it (encrypted receipt)
+	Failed                                  // the relay refused it; Reason says why
+	UndecryptableState                      // incoming message that could not be read; Reason says why
+)
+
+func (s DeliveryState) String() string {
+	switch s {
+	case Pending:
+		return "pending"
+	case Sent:
+		return "sent"
+	case Delivered:
+		return "delivered"
+	case Read:
+		return "read"
+	case Failed:
+		return "failed"
+	case UndecryptableState:
+		return "undecryptable"
+	}
+	return fmt.Sprintf("state(%d)", int(s))
+}
+
+// Message is one entry of a conversation.
+type Message struct {
+	ID         int64
+	Contact    string
+	Outgoing   bool
+	Text       string
+	SentAt     time.Time // by the sender's clock
+	ReceivedAt time.Time // incoming: when it was committed here
+	State      DeliveryState
+	Reason     string // Failed / UndecryptableState
+}
+
+// Contact is a person (or device) we talk to.
+type Contact struct {
+	Name, CardID string
+	Unread       int
+	LastActivity time.Time
+	// Verified: the safety number of CardID was compared and confirmed.
+	Verified bool
+	// KeyChanged: the contact presented a new key that is not accepted yet; sending is
+	// blocked until AcceptKey.
+	KeyChanged  bool
+	Fingerprint string // short fingerprint of the contact's signing key
+}
+
+// ConnStatus is the state of the relay connection.
+type ConnStatus int
+
+const (
+	Connecting ConnStatus = iota
+	Online
+	Reconnecting
+	Offline
+)
+
+func (s ConnStatus) String() string {
+	switch s {
+	case Connecting:
+		return "connecting"
+	case Online:
+		return "online"
+	case Reconnecting:
+		return "reconnecting"
+	case Offline:
+		return "offline"
+	}
+	return fmt.Sprintf("status(%d)", int(s))
+}
+
+// ConnState is a relay connection state with, when reconnecting, the wait until the next
+// attempt and the error that ended the last one.
+type ConnState struct {
+	Status  ConnStatus
+	RetryIn time.Duration
+	Err     error
+}
+
+// Errors. Each names the condition; wrapping adds the detail.
+var (
+	ErrWrongPassphrase = storage.ErrWrongPassphrase
+	ErrNoProfile       = errors.New("chat: no profile here")
+	ErrProfileExists   = errors.New("chat: a profile already exists here")
+	ErrNameTaken       = errors.New("chat: name already registered")
+	ErrUnknownContact  = errors.New("chat: unknown contact")
+	ErrUnknownUser     = errors.New("chat: no such user on the relay")
+	ErrKeyChanged      = errors.New("chat: contact's identity key changed")
+	ErrCardRejected    = errors.New("chat: card or prekey bundle failed verification")
+	ErrNoPendingKey    = errors.New("chat: contact has no new key to accept")
+	ErrOffline         = errors.New("chat: relay unreachable")
+	ErrClosed          = errors.New("chat: controller closed")
+	ErrNotInitialized  = errors.New("chat: controller not initialized")
+	ErrEmptyMessage    = errors.New("chat: empty message")
+)
+
+// RelayKeyChangedError: the relay presented a key other than the one pinned on first
+// contact. Someone may be impersonating the relay; nothing is sent.
+type RelayKeyChangedError struct {
+	URL               string
+	Pinned, Presented string // fingerprints; Presented may be empty, then Cause names it
+	Cause             error
+}
+
+func (e *RelayKeyChangedError) Error() string {
+	if e.Presented == "" && e.Cause != nil {
+		return fmt.Sprintf("relay %s presented a key other than the one this profile pinned on first contact (%v); "+
+			"someone may be impersonating the relay", e.URL, e.Cause)
+	}
+	return fmt.Sprintf("relay %s presented key %s, but this profile pinned %s on first contact; "+
+		"someone may be impersonating the relay", e.URL, e.Presented, e.Pinned)
+}
+
+func (e *RelayKeyChangedError) Unwrap() error { return e.Cause }
+
+// KeyChangedError: sending to Contact is blocked because their identity key changed.
+type KeyChangedError struct{ Contact string }
+
+func (e *KeyChangedError) Error() string {
+	return fmt.Sprintf("%s's identity key changed; compare the new safety number, then accept the key", e.Contact)
+}
+
+func (e *KeyChangedError) Unwrap() error { return ErrKeyChanged }

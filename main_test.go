@@ -1,0 +1,144 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"net"
+	"net/http"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"regexp"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/rogpeppe/go-internal/testscript"
+
+	"pfschat/relay"
+	"pfschat/storage"
+)
+
+// TestMain lets the txtar scripts run "pfschat" as a real command: the test binary
+// re-executes itself and dispatches exactly as main does.
+func TestMain(m *testing.M) {
+	testscript.Main(m, map[string]func(){
+		"pfschat": func() {
+			ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+			code := run(ctx, os.Args[1:], os.Stdin, os.Stdout, os.Stderr)
+			stop()
+			os.Exit(code)
+		},
+	})
+}
+
+// TestScripts runs testdata/script/*.txtar: the headless commands as a person would use
+// them, against a real relay. Each script gets its own relay ($RELAY) and these extra
+// commands:
+//
+//	relay stop|start   stop the relay (it refuses connections) or start it again on the
+//	                   same address and database
+//	samedigits A B     files A and B show the same 60-digit safety number
+func TestScripts(t *testing.T) {
+	testscript.Run(t, testscript.Params{
+		Dir: "testdata/script",
+		Setup: func(env *testscript.Env) error {
+			r := &scriptRelay{path: filepath.Join(env.WorkDir, "relay.db")}
+			if err := r.start("127.0.0.1:0"); err != nil {
+				return err
+			}
+			env.Values["relay"] = r
+			env.Setenv("RELAY", "ws://"+r.addr)
+			env.Setenv("HOME", env.WorkDir)
+			env.Setenv("PFSCHAT_HOME", filepath.Join(env.WorkDir, "default-profile"))
+			env.Defer(r.stop)
+			return nil
+		},
+		Cmds: map[string]func(ts *testscript.TestScript, neg bool, args []string){
+			"relay": func(ts *testscript.TestScript, neg bool, args []string) {
+				r := ts.Value("relay").(*scriptRelay)
+				if neg || len(args) != 1 {
+					ts.Fatalf("usage: relay stop|start")
+				}
+				switch args[0] {
+				case "stop":
+					r.stop()
+				case "start":
+					ts.Check(r.start(r.addr))
+				default:
+					ts.Fatalf("usage: relay stop|start")
+				}
+			},
+			"samedigits": func(ts *testscript.TestScript, neg bool, args []string) {
+				if len(args) != 2 {
+					ts.Fatalf("usage: samedigits FILE1 FILE2")
+				}
+				a, b := safetyDigits(ts.ReadFile(args[0])), safetyDigits(ts.ReadFile(args[1]))
+				same := len(a) == 60 && a == b
+				if same == neg {
+					ts.Fatalf("safety numbers %q and %q: same=%v", a, b, same)
+				}
+			},
+		},
+	})
+}
+
+var groupOf5 = regexp.MustCompile(`\b\d{5}\b`)
+
+func safetyDigits(s string) string {
+	out := ""
+	for _, g := range groupOf5.FindAllString(s, -1) {
+		out += g
+	}
+	return out
+}
+
+// scriptRelay is a relay a script can stop and start again on the same address.
+type scriptRelay struct {
+	path  string
+	addr  string
+	store *storage.Relay
+	srv   *relay.Server
+	hs    *http.Server
+}
+
+func (r *scriptRelay) start(addr string) error {
+	ctx := context.Background()
+	st, err := storage.OpenRelay(ctx, r.path, storage.RelayOptions{})
+	if err != nil {
+		return err
+	}
+	srv, err := relay.NewServer(ctx, relay.ServerConfig{Store: st})
+	if err != nil {
+		st.Close()
+		return err
+	}
+	var ln net.Listener
+	for deadline := time.Now().Add(5 * time.Second); ; {
+		if ln, err = net.Listen("tcp", addr); err == nil || time.Now().After(deadline) {
+			break
+		}
+		time.Sleep(20 * time.Millisecond) // the old socket may linger briefly; not test synchronisation
+	}
+	if err != nil {
+		srv.Shutdown(ctx)
+		st.Close()
+		return fmt.Errorf("relay: listening on %s: %w", addr, err)
+	}
+	r.addr, r.store, r.srv = ln.Addr().String(), st, srv
+	r.hs = &http.Server{Handler: srv}
+	go r.hs.Serve(ln)
+	return nil
+}
+
+func (r *scriptRelay) stop() {
+	if r.hs == nil {
+		return
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	r.srv.Shutdown(ctx)
+	r.hs.Shutdown(ctx)
+	r.store.Close()
+	r.hs = nil
+}

@@ -1,0 +1,411 @@
+package relay_test
+
+import (
+	"context"
+	"encoding/binary"
+	"fmt"
+	"net/http"
+	"net/http/httptest"
+	"slices"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/gorilla/websocket"
+
+	"pfschat/relay"
+	"pfschat/relay/relaytest"
+	"pfschat/storage"
+)
+
+// Load benchmarks. Each pair is a sender and a receiver; a sender keeps at most
+// `window` messages sent but not yet delivered. Bodies are 256 bytes carrying the
+// send time and a sequence number, so receivers measure latency and check that every
+// message arrives exactly once. Run for example:
+//
+//	go test ./relay -run '^$' -bench 'Load' -benchtime 40000x
+//
+// Reported: msgs/s (delivered), p50 and p99 send→deliver latency in µs.
+
+const benchBody = 256
+
+type loadStats struct {
+	mu        sync.Mutex
+	latencies []time.Duration
+}
+
+func (s *loadStats) add(d []time.Duration) {
+	s.mu.Lock()
+	s.latencies = append(s.latencies, d...)
+	s.mu.Unlock()
+}
+
+func (s *loadStats) report(b *testing.B, n int, elapsed time.Duration) {
+	slices.Sort(s.latencies)
+	q := func(p float64) float64 {
+		if len(s.latencies) == 0 {
+			return 0
+		}
+		return float64(s.latencies[int(p*float64(len(s.latencies)-1))].Microseconds())
+	}
+	b.ReportMetric(float64(n)/elapsed.Seconds(), "msgs/s")
+	b.ReportMetric(q(0.50), "p50-µs")
+	b.ReportMetric(q(0.99), "p99-µs")
+	b.ReportMetric(0, "ns/op")
+}
+
+func stamp(buf []byte, seq uint32) []byte {
+	binary.BigEndian.PutUint64(buf, uint64(time.Now().UnixNano()))
+	binary.BigEndian.PutUint32(buf[8:], seq)
+	return buf
+}
+
+func unstamp(buf []byte) (time.Duration, uint32) {
+	sent := int64(binary.BigEndian.Uint64(buf))
+	return time.Duration(time.Now().UnixNano() - sent), binary.BigEndian.Uint32(buf[8:])
+}
+
+// checkSeqs verifies a receiver saw 0..n-1 exactly once.
+func checkSeqs(b *testing.B, who string, seen []bool, dups int) {
+	missing := 0
+	for _, ok := range seen {
+		if !ok {
+			missing++
+		}
+	}
+	if missing > 0 || dups > 0 {
+		b.Fatalf("%s: %d lost, %d duplicated", who, missing, dups)
+	}
+}
+
+func BenchmarkLoadRelay(b *testing.B) {
+	b.Run("pairs=100", func(b *testing.B) { benchRelay(b, 100, 32, 0) })
+	// For comparison: the store without fsync at commit (survives a process crash,
+	// not a power cut). The relay runs FULL by default.
+	b.Run("pairs=100/sync=NORMAL", func(b *testing.B) { benchRelayWith(b, 100, 32, 0, nil, "NORMAL") })
+}
+
+func BenchmarkLoadFloor(b *testing.B) {
+	for _, pairs := range []int{100} {
+		b.Run(fmt.Sprintf("pairs=%d", pairs), func(b *testing.B) { benchFloor(b, pairs, 32) })
+	}
+}
+
+// BenchmarkLoadFixedRate sends 10,000 msg/s spread over 1,000 pairs and reports the
+// latency distribution (target p99 < 10 ms).
+func BenchmarkLoadFixedRate(b *testing.B) {
+	b.Run("pairs=1000/rate=10000", func(b *testing.B) { benchRelay(b, 1000, 8, 10000) })
+}
+
+// benchRelay runs the load against a real relay (SQLite, synchronous=FULL). rate > 0
+// paces the senders to that many messages per second in total.
+func benchRelay(b *testing.B, pairs, window, rate int) { benchRelayWith(b, pairs, window, rate, nil, "") }
+
+func benchRelayWith(b *testing.B, pairs, window, rate int, q relay.Queue, syncMode string) {
+	r := relaytest.StartWith(b, relaytest.Options{Limits: relay.Limits{FramesPerSecond: -1, MaxQueueCount: 1 << 20}, Queue: q, Synchronous: syncMode})
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	senders := make([]*relay.Client, pairs)
+	receivers := make([]*relay.Client, pairs)
+	var setup sync.WaitGroup
+	sem := make(chan struct{}, 8)
+	for i := 0; i < pairs; i++ {
+		setup.Add(1)
+		sem <- struct{}{}
+		go func() {
+			defer setup.Done()
+			defer func() { <-sem }()
+			s := register(b, r, fmt.Sprintf("s%d", i))
+			rc := register(b, r, fmt.Sprintf("r%d", i))
+			senders[i] = s.login(b, r)
+			receivers[i] = rc.login(b, r)
+		}()
+	}
+	setup.Wait()
+	perPair := max(1, b.N/pairs)
+	total := perPair * pairs
+	stats := &loadStats{}
+	var wg sync.WaitGroup
+
+	// pacing: one token per message at the target rate, shared by all senders
+	var pace chan struct{}
+	if rate > 0 {
+		pace = make(chan struct{}, 64)
+		go func() {
+			interval := time.Second / time.Duration(rate)
+			next := time.Now()
+			for sent := 0; sent < total; sent++ {
+				next = next.Add(interval)
+				if d := time.Until(next); d > 0 {
+					time.Sleep(d)
+				}
+				select {
+				case pace <- struct{}{}:
+				case <-ctx.Done():
+					return
+				}
+			}
+		}()
+	}
+
+	b.ResetTimer()
+	start := time.Now()
+	for i := 0; i < pairs; i++ {
+		window := make(chan struct{}, window)
+		to := fmt.Sprintf("r%d", i)
+		var seq atomic.Uint32
+		// senders: `window` goroutines, each holding one window slot per send
+		for w := 0; w < cap(window); w++ {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				body := make([]byte, benchBody)
+				for {
+					n := seq.Add(1) - 1
+					if int(n) >= perPair {
+						return
+					}
+					window <- struct{}{}
+					if pace != nil {
+						<-pace
+					}
+					if _, err := senders[i].Send(ctx, to, stamp(body, n), fmt.Sprint(n)); err != nil {
+						b.Errorf("send: %v", err)
+						return
+					}
+				}
+			}()
+		}
+		// receiver: record, release the window, ack in batches
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			c := receivers[i]
+			seen := make([]bool, perPair)
+			dups := 0
+			lat := make([]time.Duration, 0, perPair)
+			var ackIDs []int64
+			for got := 0; got < perPair; {
+				p := <-c.Pushes()
+				if p.Message == nil {
+					continue
+				}
+				d, n := unstamp(p.Message.Body)
+				if int(n) >= perPair || seen[n] {
+					dups++
+				} else {
+					seen[n] = true
+					got++
+				}
+				lat = append(lat, d)
+				<-window
+				ackIDs = append(ackIDs, p.Message.ID)
+				if len(ackIDs) >= 64 || len(c.Pushes()) == 0 {
+					c.AckNoWait(ackIDs...)
+					ackIDs = ackIDs[:0]
+				}
+			}
+			checkSeqs(b, to, seen, dups)
+			stats.add(lat)
+		}()
+	}
+	wg.Wait()
+	elapsed := time.Since(start)
+	b.StopTimer()
+	stats.report(b, total, elapsed)
+	for _, l := range strings.Split(r.Get(b, "/metrics"), "\n") {
+		if strings.HasPrefix(l, "pfschat_relay_commit_") && (strings.Contains(l, "_sum") || strings.Contains(l, "_count")) {
+			b.Log(l)
+		}
+	}
+}
+
+// benchFloor is the same load through a bare in-memory gorilla forwarder: no JSON, no
+// store, no acks; each message is [2-byte receiver index][body] forwarded as is.
+func benchFloor(b *testing.B, pairs, window int) {
+	type fconn struct {
+		ws  *websocket.Conn
+		out chan []byte
+	}
+	var mu sync.Mutex
+	conns := map[int]*fconn{}
+	registered := make(chan struct{}, 2*pairs)
+	up := websocket.Upgrader{ReadBufferSize: 1024, WriteBufferSize: 1024}
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		ws, err := up.Upgrade(w, r, nil)
+		if err != nil {
+			return
+		}
+		var idx int
+		fmt.Sscan(r.URL.Query().Get("i"), &idx)
+		fc := &fconn{ws: ws, out: make(chan []byte, 1024)}
+		mu.Lock()
+		conns[idx] = fc
+		mu.Unlock()
+		registered <- struct{}{}
+		go func() {
+			for m := range fc.out {
+				if err := ws.WriteMessage(websocket.BinaryMessage, m); err != nil {
+					return
+				}
+			}
+		}()
+		go func() {
+			defer close(fc.out)
+			for {
+				_, m, err := ws.ReadMessage()
+				if err != nil {
+					return
+				}
+				dst := int(binary.BigEndian.Uint16(m))
+				mu.Lock()
+				d := conns[dst]
+				mu.Unlock()
+				d.out <- m
+			}
+		}()
+	}))
+	defer srv.Close()
+	url := "ws" + srv.URL[len("http"):]
+	dial := func(i int) *websocket.Conn {
+		ws, _, err := websocket.DefaultDialer.Dial(fmt.Sprintf("%s/?i=%d", url, i), nil)
+		if err != nil {
+			b.Fatal(err)
+		}
+		return ws
+	}
+	senders := make([]*websocket.Conn, pairs)
+	receivers := make([]*websocket.Conn, pairs)
+	for i := 0; i < pairs; i++ {
+		senders[i] = dial(2*i + 1)
+		receivers[i] = dial(2 * i)
+	}
+	for i := 0; i < 2*pairs; i++ {
+		<-registered
+	}
+	defer func() {
+		for i := range senders {
+			senders[i].Close()
+			receivers[i].Close()
+		}
+	}()
+	perPair := max(1, b.N/pairs)
+	total := perPair * pairs
+	stats := &loadStats{}
+	var wg sync.WaitGroup
+	b.ResetTimer()
+	start := time.Now()
+	for i := 0; i < pairs; i++ {
+		win := make(chan struct{}, window)
+		wg.Add(2)
+		go func() {
+			defer wg.Done()
+			for n := 0; n < perPair; n++ {
+				win <- struct{}{}
+				m := make([]byte, 2+benchBody)
+				binary.BigEndian.PutUint16(m, uint16(2*i))
+				stamp(m[2:], uint32(n))
+				if err := senders[i].WriteMessage(websocket.BinaryMessage, m); err != nil {
+					b.Errorf("floor send: %v", err)
+					return
+				}
+			}
+		}()
+		go func() {
+			defer wg.Done()
+			seen := make([]bool, perPair)
+			dups := 0
+			lat := make([]time.Duration, 0, perPair)
+			for got := 0; got < perPair; {
+				_, m, err := receivers[i].ReadMessage()
+				if err != nil {
+					b.Errorf("floor receive: %v", err)
+					return
+				}
+				d, n := unstamp(m[2:])
+				if int(n) >= perPair || seen[n] {
+					dups++
+				} else {
+					seen[n] = true
+					got++
+				}
+				lat = append(lat, d)
+				<-win
+			}
+			checkSeqs(b, "floor", seen, dups)
+			stats.add(lat)
+		}()
+	}
+	wg.Wait()
+	elapsed := time.Since(start)
+	b.StopTimer()
+	stats.report(b, total, elapsed)
+}
+
+// memQueue is an in-memory Queue, to measure the relay's own cost without the store.
+type memQueue struct {
+	mu   sync.Mutex
+	next int64
+	msgs map[string][]storage.QueuedMessage
+	seen map[[2]string]int64
+}
+
+func newMemQueue() *memQueue {
+	return &memQueue{msgs: map[string][]storage.QueuedMessage{}, seen: map[[2]string]int64{}}
+}
+
+func (q *memQueue) Enqueue(ctx context.Context, msgs []storage.QueuedMessage) ([]storage.EnqueueResult, error) {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	res := make([]storage.EnqueueResult, len(msgs))
+	for i, m := range msgs {
+		k := [2]string{m.From, m.ClientID}
+		if id, ok := q.seen[k]; ok {
+			res[i] = storage.EnqueueResult{ID: id, Duplicate: true}
+			continue
+		}
+		q.next++
+		m.ID = q.next
+		q.seen[k] = m.ID
+		q.msgs[m.To] = append(q.msgs[m.To], m)
+		res[i].ID = m.ID
+	}
+	return res, nil
+}
+
+func (q *memQueue) Pending(ctx context.Context, to string, after int64, limit int) ([]storage.QueuedMessage, error) {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	var out []storage.QueuedMessage
+	for _, m := range q.msgs[to] {
+		if m.ID > after && len(out) < limit {
+			out = append(out, m)
+		}
+	}
+	return out, nil
+}
+
+func (q *memQueue) Ack(ctx context.Context, to string, ids []int64) error {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	drop := map[int64]bool{}
+	for _, id := range ids {
+		drop[id] = true
+	}
+	kept := q.msgs[to][:0]
+	for _, m := range q.msgs[to] {
+		if !drop[m.ID] {
+			kept = append(kept, m)
+		}
+	}
+	q.msgs[to] = kept
+	return nil
+}
+
+// BenchmarkLoadRelayMemQueue is the relay with the store's queue swapped for memory:
+// the relay's own ceiling (not durable; for comparison only).
+func BenchmarkLoadRelayMemQueue(b *testing.B) {
+	b.Run("pairs=100", func(b *testing.B) { benchRelayWith(b, 100, 32, 0, newMemQueue(), "") })
+}

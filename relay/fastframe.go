@@ -1,0 +1,231 @@
+package relay
+
+import (
+	"bytes"
+	"encoding/base64"
+	"strconv"
+)
+
+// Fast paths for the frames that carry messages. Each recognises only the exact
+// canonical layout that this package's encoders write (fields in order, no white
+// space, strings of plain printable ASCII, standard base64) and gives up on anything
+// else, in which case the caller uses the full decoder. Whatever a fast path accepts,
+// the full decoder accepts with the same result (FuzzFastDecoders checks this), so the
+// fast paths change speed, never behaviour.
+
+type scanner struct {
+	b []byte
+	i int
+}
+
+func (s *scanner) lit(l string) bool {
+	if len(s.b)-s.i >= len(l) && string(s.b[s.i:s.i+len(l)]) == l {
+		s.i += len(l)
+		return true
+	}
+	return false
+}
+
+// uint reads a JSON unsigned integer without leading zeros, exponent or fraction.
+func (s *scanner) uint() (uint64, bool) {
+	start := s.i
+	for s.i < len(s.b) && s.b[s.i] >= '0' && s.b[s.i] <= '9' {
+		s.i++
+	}
+	digits := s.b[start:s.i]
+	if len(digits) == 0 || len(digits) > 18 || (len(digits) > 1 && digits[0] == '0') {
+		return 0, false
+	}
+	if s.i < len(s.b) && (s.b[s.i] == '.' || s.b[s.i] == 'e' || s.b[s.i] == 'E') {
+		return 0, false
+	}
+	var n uint64
+	for _, d := range digits {
+		n = n*10 + uint64(d-'0')
+	}
+	return n, true
+}
+
+// str reads a JSON string of printable ASCII without escapes.
+func (s *scanner) str() (string, bool) {
+	if s.i >= len(s.b) || s.b[s.i] != '"' {
+		return "", false
+	}
+	start := s.i + 1
+	for j := start; j < len(s.b); j++ {
+		c := s.b[j]
+		if c == '"' {
+			s.i = j + 1
+			return string(s.b[start:j]), true
+		}
+		if c < 0x20 || c > 0x7e || c == '\\' {
+			return "", false
+		}
+	}
+	return "", false
+}
+
+// b64 reads a JSON string of standard base64 and decodes it as encoding/json does.
+func (s *scanner) b64() ([]byte, bool) {
+	if s.i >= len(s.b) || s.b[s.i] != '"' {
+		return nil, false
+	}
+	start := s.i + 1
+	end := bytes.IndexByte(s.b[start:], '"')
+	if end < 0 {
+		return nil, false
+	}
+	enc := s.b[start : start+end]
+	for _, c := range enc {
+		if !(c >= 'A' && c <= 'Z' || c >= 'a' && c <= 'z' || c >= '0' && c <= '9' || c == '+' || c == '/' || c == '=') {
+			return nil, false
+		}
+	}
+	out := make([]byte, base64.StdEncoding.DecodedLen(len(enc)))
+	n, err := base64.StdEncoding.Decode(out, enc)
+	if err != nil {
+		return nil, false
+	}
+	s.i = start + end + 1
+	return out[:n], true
+}
+
+func (s *scanner) end() bool { return s.i == len(s.b) }
+
+// fastDecodeSend recognises {"type":"send","id":N,"to":S,"body":B,"client_id":S[,"ttl":N]}.
+func fastDecodeSend(b []byte) (Frame, bool) {
+	s := scanner{b: b}
+	var f Frame
+	var ok bool
+	if !s.lit(`{"type":"send","id":`) {
+		return f, false
+	}
+	if f.ID, ok = s.uint(); !ok || !s.lit(`,"to":`) {
+		return f, false
+	}
+	if f.To, ok = s.str(); !ok || !s.lit(`,"body":`) {
+		return f, false
+	}
+	if f.Body, ok = s.b64(); !ok || !s.lit(`,"client_id":`) {
+		return f, false
+	}
+	if f.ClientID, ok = s.str(); !ok {
+		return f, false
+	}
+	if s.lit(`,"ttl":`) {
+		ttl, ok := s.uint()
+		if !ok {
+			return f, false
+		}
+		f.TTL = int64(ttl)
+	}
+	if !s.lit("}") || !s.end() {
+		return f, false
+	}
+	f.Type = TypeSend
+	return f, true
+}
+
+// appendSend writes a send frame in the layout fastDecodeSend recognises, falling
+// back to encoding/json when a string needs escaping.
+func appendSend(b []byte, f *Frame) []byte {
+	if !plainASCII(f.To) || !plainASCII(f.ClientID) {
+		return append(b, encodeFrame(f)...)
+	}
+	b = append(b, `{"type":"send","id":`...)
+	b = strconv.AppendUint(b, f.ID, 10)
+	b = append(b, `,"to":"`...)
+	b = append(b, f.To...)
+	b = append(b, `","body":"`...)
+	b = base64.StdEncoding.AppendEncode(b, f.Body)
+	b = append(b, `","client_id":"`...)
+	b = append(b, f.ClientID...)
+	b = append(b, '"')
+	if f.TTL > 0 {
+		b = append(b, `,"ttl":`...)
+		b = strconv.AppendInt(b, f.TTL, 10)
+	}
+	return append(b, '}')
+}
+
+// plainASCII: printable ASCII that encoding/json writes without escapes.
+func plainASCII(s string) bool {
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if c < 0x20 || c > 0x7e || c == '"' || c == '\\' || c == '<' || c == '>' || c == '&' {
+			return false
+		}
+	}
+	return true
+}
+
+// fastDecodeDeliver recognises what appendDeliver writes.
+func fastDecodeDeliver(b []byte) (Frame, bool) {
+	s := scanner{b: b}
+	var f Frame
+	var ok bool
+	var n uint64
+	if !s.lit(`{"type":"deliver","msg_id":`) {
+		return f, false
+	}
+	if n, ok = s.uint(); !ok || !s.lit(`,"from":`) {
+		return f, false
+	}
+	f.MsgID = int64(n)
+	if f.From, ok = s.str(); !ok || !s.lit(`,"from_card_id":`) {
+		return f, false
+	}
+	if f.FromCardID, ok = s.str(); !ok || !s.lit(`,"received_at":`) {
+		return f, false
+	}
+	if n, ok = s.uint(); !ok || !s.lit(`,"body":`) {
+		return f, false
+	}
+	f.ReceivedAt = int64(n)
+	if f.Body, ok = s.b64(); !ok || !s.lit("}") || !s.end() {
+		return f, false
+	}
+	f.Type = TypeDeliver
+	return f, true
+}
+
+// fastDecodeAccepted recognises what appendAccepted writes.
+func fastDecodeAccepted(b []byte) (Frame, bool) {
+	s := scanner{b: b}
+	var f Frame
+	var ok bool
+	var n uint64
+	if !s.lit(`{"type":"accepted","id":`) {
+		return f, false
+	}
+	if f.ID, ok = s.uint(); !ok || !s.lit(`,"msg_id":`) {
+		return f, false
+	}
+	if n, ok = s.uint(); !ok {
+		return f, false
+	}
+	f.MsgID = int64(n)
+	f.Duplicate = s.lit(`,"duplicate":true`)
+	if !s.lit("}") || !s.end() {
+		return f, false
+	}
+	f.Type = TypeAccepted
+	return f, true
+}
+
+// peekID finds a request id near the start of a frame without decoding it, so that a
+// frame refused before decoding (rate limit) can still be answered by id. It returns
+// 0 when there is no plain "id":N in the first 64 bytes.
+func peekID(b []byte) uint64 {
+	head := b[:min(len(b), 64)]
+	i := bytes.Index(head, []byte(`"id":`))
+	if i < 0 {
+		return 0
+	}
+	s := scanner{b: b, i: i + len(`"id":`)}
+	id, ok := s.uint()
+	if !ok {
+		return 0
+	}
+	return id
+}

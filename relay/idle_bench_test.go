@@ -1,0 +1,224 @@
+package relay_test
+
+import (
+	"bufio"
+	"context"
+	"crypto/rand"
+	"encoding/json"
+	"fmt"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"runtime"
+	"runtime/debug"
+	"runtime/pprof"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/gorilla/websocket"
+
+	"pfschat/ratchet"
+	"pfschat/relay"
+	"pfschat/storage"
+)
+
+// The idle-connection benchmark runs the relay in a child process (this test binary,
+// re-executed) so that the server's memory is measured apart from the clients':
+//
+//	go test ./relay -run '^$' -bench IdleConnections -benchtime 1x
+//
+// It logs in PFSCHAT_IDLE_CONNS (default 10,000) distinct users, each on its own
+// connection, and reports the child's heap+stack growth per connection.
+
+const idleChildEnv = "PFSCHAT_RELAY_IDLE_CHILD"
+
+type memReport struct {
+	HeapInuse, StackInuse, Sys uint64
+	Goroutines                 int
+}
+
+// TestIdleRelayChild is the child: it serves a relay and /memstats until stdin closes.
+func TestIdleRelayChild(t *testing.T) {
+	if os.Getenv(idleChildEnv) == "" {
+		t.Skip("runs only as the child of BenchmarkIdleConnections")
+	}
+	ctx := context.Background()
+	st, err := storage.OpenRelay(ctx, filepath.Join(t.TempDir(), "relay.db"), storage.RelayOptions{Synchronous: "NORMAL"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	srv, err := relay.NewServer(ctx, relay.ServerConfig{Store: st, Limits: relay.Limits{FramesPerSecond: -1}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	mux := http.NewServeMux()
+	mux.Handle("/", srv)
+	mux.HandleFunc("/memstats", func(w http.ResponseWriter, r *http.Request) {
+		// A few collections, as a long-running server has: each may halve stacks.
+		for i := 0; i < 3; i++ {
+			runtime.GC()
+		}
+		debug.FreeOSMemory()
+		var m runtime.MemStats
+		runtime.ReadMemStats(&m)
+		if path := os.Getenv("PFSCHAT_IDLE_HEAPPROFILE"); path != "" {
+			if f, err := os.Create(path); err == nil {
+				pprof.WriteHeapProfile(f)
+				f.Close()
+			}
+		}
+		json.NewEncoder(w).Encode(memReport{HeapInuse: m.HeapInuse, StackInuse: m.StackInuse, Sys: m.Sys, Goroutines: runtime.NumGoroutine()})
+	})
+	hs := &http.Server{Handler: mux}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	go hs.Serve(ln)
+	fmt.Printf("URL %s\n", ln.Addr())
+	bufio.NewReader(os.Stdin).ReadString('\n') // parent closes stdin when done
+	srv.Shutdown(ctx)
+}
+
+func BenchmarkIdleConnections(b *testing.B) {
+	n := 10000
+	if s := os.Getenv("PFSCHAT_IDLE_CONNS"); s != "" {
+		fmt.Sscan(s, &n)
+	}
+	cmd := exec.Command(os.Args[0], "-test.run=^TestIdleRelayChild$", "-test.v=false")
+	cmd.Env = append(os.Environ(), idleChildEnv+"=1")
+	stdin, _ := cmd.StdinPipe()
+	stdout, _ := cmd.StdoutPipe()
+	cmd.Stderr = os.Stderr
+	if err := cmd.Start(); err != nil {
+		b.Fatal(err)
+	}
+	defer func() { stdin.Close(); cmd.Wait() }()
+	var addr string
+	sc := bufio.NewScanner(stdout)
+	for sc.Scan() {
+		if a, ok := strings.CutPrefix(sc.Text(), "URL "); ok {
+			addr = a
+			break
+		}
+	}
+	go func() {
+		for sc.Scan() {
+		}
+	}()
+	if addr == "" {
+		b.Fatal("child relay did not start")
+	}
+	url := "ws://" + addr + "/v1/ws"
+	mem := func() memReport {
+		resp, err := http.Get("http://" + addr + "/memstats")
+		if err != nil {
+			b.Fatal(err)
+		}
+		defer resp.Body.Close()
+		var m memReport
+		json.NewDecoder(resp.Body).Decode(&m)
+		return m
+	}
+
+	// Register n users over a few anonymous connections.
+	type ident struct {
+		key  *ratchet.IdentityKey
+		card *ratchet.Card
+	}
+	users := make([]ident, n)
+	var wg sync.WaitGroup
+	workers := 8
+	for w := 0; w < workers; w++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			c := relay.NewClient(relay.ClientConfig{URL: url})
+			defer c.Close()
+			ctx := context.Background()
+			if err := c.Connect(ctx); err != nil {
+				b.Error(err)
+				return
+			}
+			for i := w; i < n; i += workers {
+				k, _ := ratchet.GenerateIdentityKey(rand.Reader)
+				card, _ := ratchet.NewCard(k, fmt.Sprintf("idle%d", i), "username", "bench", time.Now(), nil)
+				signed, err := c.Register(ctx, card)
+				if err != nil {
+					b.Error(err)
+					return
+				}
+				users[i] = ident{k, signed}
+			}
+		}()
+	}
+	wg.Wait()
+	if b.Failed() {
+		return
+	}
+	before := mem()
+
+	dialer := websocket.Dialer{ReadBufferSize: 512, WriteBufferSize: 512}
+	conns := make([]*websocket.Conn, n)
+	b.ResetTimer()
+	for w := 0; w < workers; w++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := w; i < n; i += workers {
+				ws, _, err := dialer.Dial(url, nil)
+				if err != nil {
+					b.Errorf("dial %d: %v", i, err)
+					return
+				}
+				var hello relay.Frame
+				_, data, err := ws.ReadMessage()
+				if err == nil {
+					err = json.Unmarshal(data, &hello)
+				}
+				if err != nil {
+					b.Error(err)
+					return
+				}
+				u := users[i]
+				sig := u.key.Sign(relay.LoginDomain, append(append([]byte{}, hello.RelayKey...), hello.Challenge...))
+				login, _ := json.Marshal(map[string]any{"type": "login", "id": 1, "card_id": u.card.ID(), "signature": sig})
+				ws.WriteMessage(websocket.TextMessage, login)
+				for synced := false; !synced; { // ok, low_prekeys, synced
+					_, data, err := ws.ReadMessage()
+					if err != nil {
+						b.Errorf("login %d: %v", i, err)
+						return
+					}
+					var f relay.Frame
+					json.Unmarshal(data, &f)
+					if f.Type == relay.TypeError {
+						b.Errorf("login %d: %s", i, f.Message)
+						return
+					}
+					synced = f.Type == relay.TypeSynced
+				}
+				conns[i] = ws
+			}
+		}()
+	}
+	wg.Wait()
+	b.StopTimer()
+	after := mem()
+	perConn := func(a, b uint64) float64 { return (float64(a) - float64(b)) / float64(n) }
+	b.ReportMetric(perConn(after.HeapInuse+after.StackInuse, before.HeapInuse+before.StackInuse), "B/conn")
+	b.ReportMetric(perConn(after.HeapInuse, before.HeapInuse), "heap-B/conn")
+	b.ReportMetric(perConn(after.StackInuse, before.StackInuse), "stack-B/conn")
+	b.ReportMetric(float64(after.Goroutines-before.Goroutines)/float64(n), "goroutines/conn")
+	b.ReportMetric(0, "ns/op")
+	for _, ws := range conns {
+		if ws != nil {
+			ws.Close()
+		}
+	}
+}

@@ -1,0 +1,11 @@
+//go:build !unix
+
+package relay
+
+import "net"
+
+type readWaiter struct{}
+
+func newReadWaiter(net.Conn) *readWaiter { return nil }
+
+func (w *readWaiter) wait() {}

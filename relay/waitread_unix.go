@@ -1,0 +1,41 @@
+//go:build unix
+
+package relay
+
+import (
+	"net"
+	"syscall"
+)
+
+// readWaiter parks the read loop until the socket has data, with a shallow stack:
+// an idle connection then costs a small goroutine stack instead of one sized for
+// gorilla's read path, which the runtime could not shrink.
+type readWaiter struct {
+	rc syscall.RawConn
+}
+
+func newReadWaiter(nc net.Conn) *readWaiter {
+	sc, ok := nc.(syscall.Conn)
+	if !ok {
+		return nil
+	}
+	rc, err := sc.SyscallConn()
+	if err != nil {
+		return nil
+	}
+	return &readWaiter{rc: rc}
+}
+
+// wait returns once the socket is readable (data, EOF or an error), or when the read
+// deadline passes. Errors are left for the real read to report.
+func (w *readWaiter) wait() {
+	var b [1]byte
+	w.rc.Read(func(fd uintptr) bool {
+		n, _, err := syscall.Recvfrom(int(fd), b[:], syscall.MSG_PEEK|syscall.MSG_DONTWAIT)
+		if err == syscall.EAGAIN || err == syscall.EWOULDBLOCK {
+			return false // not yet: park until the poller says readable
+		}
+		_ = n
+		return true
+	})
+}
