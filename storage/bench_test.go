@@ -56,6 +56,36 @@ func BenchmarkReceiveCommit(b *testing.B) {
 	}
 }
 
+// BenchmarkReceiveCommitBatch: CommitReceiveBatch of 100 (a backlog after reconnect);
+// b.N counts receives.
+func BenchmarkReceiveCommitBatch(b *testing.B) {
+	for _, sync := range []string{SyncFull, SyncNormal} {
+		b.Run(sync, func(b *testing.B) {
+			ctx := context.Background()
+			c := benchClient(b, sync)
+			state := make([]byte, 1500)
+			body := make([]byte, 200)
+			batch := make([]ReceiveTx, 100)
+			b.ResetTimer()
+			for done := 0; done < b.N; done += len(batch) {
+				n := min(len(batch), b.N-done)
+				for j := 0; j < n; j++ {
+					batch[j] = ReceiveTx{
+						RelayID: strconv.Itoa(done + j),
+						Session: &Session{ID: "s", PeerCardID: "card-bob", Active: true, State: state},
+						Message: &Message{Contact: "bob", Body: body, State: Delivered},
+					}
+				}
+				res, err := c.CommitReceiveBatch(ctx, batch[:n])
+				if err != nil || res[0].Err != nil {
+					b.Fatal(err, res[0].Err)
+				}
+			}
+			perSecond(b, b.N, "commits/s")
+		})
+	}
+}
+
 // BenchmarkSendCommit: one CommitSend per transaction (state + message + outbox).
 func BenchmarkSendCommit(b *testing.B) {
 	ctx := context.Background()
