@@ -366,7 +366,7 @@ func (c *Client) connect(ctx context.Context) error {
 		}
 		return fmt.Errorf("relay: dialing %s: %w", c.url, err)
 	}
-	ws.SetReadLimit(MaxFrameSize)
+	ws.SetReadLimit(MaxFrameSize + 4096) // a little slack for a newer relay's extra fields
 	if dl, ok := dctx.Deadline(); ok {
 		ws.SetReadDeadline(dl)
 	}
@@ -758,6 +758,10 @@ func (c *Client) FetchBundle(ctx context.Context, name string) (*ratchet.Bundle,
 // is durable. Sending again with the same clientID is safe: the relay stores it once
 // and answers with the same id.
 func (c *Client) Send(ctx context.Context, to string, body []byte, clientID string) (int64, error) {
+	if len(body) > MaxBodySize {
+		return 0, &ProtocolError{Code: CodeFrameTooLarge, Limit: "max_body_bytes",
+			Message: fmt.Sprintf("message body is %d bytes, the relay takes at most %d", len(body), MaxBodySize)}
+	}
 	resp, err := c.do(ctx, &Frame{Type: TypeSend, To: to, Body: body, ClientID: clientID})
 	if err != nil {
 		return 0, fmt.Errorf("relay: sending to %s: %w", to, err)

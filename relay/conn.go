@@ -519,7 +519,7 @@ func readFrame(r io.Reader, buf []byte, max int) (data []byte, tooBig bool, err 
 func (s *Server) frameLimits() *FrameLimits {
 	l := s.limits
 	return &FrameLimits{
-		MaxFrameBytes: l.MaxFrameBytes, MaxQueueCount: l.MaxQueueCount, MaxQueueBytes: l.MaxQueueBytes,
+		MaxFrameBytes: l.MaxFrameBytes, MaxBodyBytes: MaxBodySize, MaxQueueCount: l.MaxQueueCount, MaxQueueBytes: l.MaxQueueBytes,
 		MaxTTLSeconds: int64(l.MaxTTL / time.Second), FramesPerSecond: l.FramesPerSecond,
 		FrameBurst: l.FrameBurst, MaxOneTimePreKey: l.MaxOneTimePreKeys,
 	}
