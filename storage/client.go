@@ -44,7 +44,17 @@ func CreateClientWith(ctx context.Context, path string, passphrase []byte, opts 
 	if kdf == (KDFParams{}) {
 		kdf = DefaultKDF
 	}
-	d, _, err := openDB(ctx, path, clientKind, opts.Synchronous, true, nil)
+	// An existing store is refused before anything is written to it.
+	d, _, err := openDB(ctx, path, clientKind, opts.Synchronous, true, func(ctx context.Context, q *sql.DB) error {
+		var n int
+		if err := q.QueryRowContext(ctx, "SELECT count(*) FROM keyring").Scan(&n); err != nil {
+			return fmt.Errorf("storage: read keyring: %w", err)
+		}
+		if n > 0 {
+			return fmt.Errorf("%w: a client store is already at %s", ErrExists, path)
+		}
+		return nil
+	})
 	if err != nil {
 		return nil, err
 	}
