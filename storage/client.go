@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"strconv"
+	"sync/atomic"
 	"time"
 )
 
@@ -15,7 +16,7 @@ import (
 type Client struct {
 	db   *db
 	keys *keyring
-	demo bool
+	demo atomic.Bool
 }
 
 // ClientOptions tune a client store. The zero value is the production setting.
@@ -43,7 +44,17 @@ func CreateClientWith(ctx context.Context, path string, passphrase []byte, opts 
 	if kdf == (KDFParams{}) {
 		kdf = DefaultKDF
 	}
-	d, _, err := openDB(ctx, path, clientKind, opts.Synchronous, true, nil)
+	// An existing store is refused before anything is written to it.
+	d, _, err := openDB(ctx, path, clientKind, opts.Synchronous, true, func(ctx context.Context, q *sql.DB) error {
+		var n int
+		if err := q.QueryRowContext(ctx, "SELECT count(*) FROM keyring").Scan(&n); err != nil {
+			return fmt.Errorf("storage: read keyring: %w", err)
+		}
+		if n > 0 {
+			return fmt.Errorf("%w: a client store is already at %s", ErrExists, path)
+		}
+		return nil
+	})
 	if err != nil {
 		return nil, err
 	}
@@ -71,7 +82,9 @@ func CreateClientWith(ctx context.Context, path string, passphrase []byte, opts 
 		d.close()
 		return nil, fmt.Errorf("storage: create client store: %w", err)
 	}
-	return &Client{db: d, keys: &keyring{key: key}, demo: w.demo}, nil
+	c := &Client{db: d, keys: &keyring{key: key}}
+	c.demo.Store(w.demo)
+	return c, nil
 }
 
 // OpenClient opens an existing client store. ErrNotFound if there is none at path,
@@ -101,7 +114,9 @@ func OpenClientWith(ctx context.Context, path string, passphrase []byte, opts Cl
 	if err != nil {
 		return nil, err
 	}
-	return &Client{db: d, keys: &keyring{key: key}, demo: w.demo}, nil
+	c := &Client{db: d, keys: &keyring{key: key}}
+	c.demo.Store(w.demo)
+	return c, nil
 }
 
 func putKeyring(ctx context.Context, tx *txn, w *wrapped) error {
@@ -149,7 +164,7 @@ func readKeyring(ctx context.Context, q *sql.DB) (*wrapped, error) {
 }
 
 // Demo reports whether the store has no passphrase (the throwaway demo profile).
-func (c *Client) Demo() bool { return c.demo }
+func (c *Client) Demo() bool { return c.demo.Load() }
 
 // KDF returns the Argon2id parameters the storage key is currently wrapped with (zero
 // for a demo store).
@@ -173,22 +188,26 @@ func (c *Client) ChangePassphraseWith(ctx context.Context, newPass []byte, kdf K
 	if newPass != nil && len(newPass) == 0 {
 		return ErrEmptyPassphrase
 	}
+	c.keys.mu.RLock()
+	if c.keys.key == nil {
+		c.keys.mu.RUnlock()
+		return ErrClosed
+	}
 	w, err := wrapKey(c.keys.key, newPass, kdf)
+	c.keys.mu.RUnlock()
 	if err != nil {
 		return err
 	}
 	if err := c.db.write(ctx, func(tx *txn) error { return putKeyring(ctx, tx, w) }); err != nil {
 		return fmt.Errorf("storage: change passphrase: %w", err)
 	}
-	c.demo = w.demo
+	c.demo.Store(w.demo)
 	return nil
 }
 
 // Close closes the store and forgets the storage key.
 func (c *Client) Close() error {
-	if c.keys != nil {
-		clear(c.keys.key)
-	}
+	c.keys.forget()
 	return c.db.close()
 }
 
@@ -523,7 +542,8 @@ func (c *Client) UpdateContact(ctx context.Context, ct Contact) error {
 	})
 }
 
-// RenameContact renames a contact; its messages follow. ErrNotFound / ErrExists.
+// RenameContact renames a contact; its messages follow. Outbox items keep the relay
+// address they were sent to. ErrNotFound / ErrExists.
 func (c *Client) RenameContact(ctx context.Context, oldName, newName string) error {
 	return c.db.write(ctx, func(tx *txn) error {
 		var n int
@@ -539,9 +559,6 @@ func (c *Client) RenameContact(ctx context.Context, oldName, newName string) err
 		}
 		if m == 0 {
 			return fmt.Errorf("%w: contact %q", ErrNotFound, oldName)
-		}
-		if _, err := tx.exec(ctx, "UPDATE outbox SET recipient = ? WHERE recipient = ?", newName, oldName); err != nil {
-			return fmt.Errorf("storage: rename contact %q: %w", oldName, err)
 		}
 		return nil
 	})
@@ -795,13 +812,18 @@ func putSession(ctx context.Context, tx *txn, s Session, sealed []byte) error {
 			return err
 		}
 	}
-	if _, err := tx.exec(ctx, `INSERT INTO sessions (id, peer_card_id, active, state_sealed, created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?)
-		ON CONFLICT (id) DO UPDATE SET peer_card_id = excluded.peer_card_id, active = excluded.active,
-		state_sealed = excluded.state_sealed, updated_at = excluded.updated_at`,
+	// The common case is a state update of an existing session: one UPDATE. Only a new
+	// session inserts and trims the peer's older ones.
+	n, err := tx.execN(ctx, "UPDATE sessions SET peer_card_id = ?, active = ?, state_sealed = ?, updated_at = ? WHERE id = ?",
+		s.PeerCardID, boolInt(s.Active), sealed, dbTime(updated), s.ID)
+	if err != nil || n > 0 {
+		return err
+	}
+	if _, err := tx.exec(ctx, "INSERT INTO sessions (id, peer_card_id, active, state_sealed, created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?)",
 		s.ID, s.PeerCardID, boolInt(s.Active), sealed, dbTime(created), dbTime(updated)); err != nil {
 		return err
 	}
-	_, err := tx.exec(ctx, `DELETE FROM sessions WHERE peer_card_id = ?1 AND id NOT IN
+	_, err = tx.exec(ctx, `DELETE FROM sessions WHERE peer_card_id = ?1 AND id NOT IN
 		(SELECT id FROM sessions WHERE peer_card_id = ?1 ORDER BY active DESC, updated_at DESC, id LIMIT ?2)`,
 		s.PeerCardID, MaxSessionsPerPeer)
 	return err

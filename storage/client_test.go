@@ -261,3 +261,25 @@ func TestPreKeysAndMeta(t *testing.T) {
 		t.Fatal("DeleteSessions(\"\") kept sessions")
 	}
 }
+
+func TestMarkReadClientIDsAndClose(t *testing.T) {
+	ctx := context.Background()
+	c := newClient(t, nil)
+	addPeer(t, c, "bob")
+	for _, cid := range []string{"b1", "b2", "", "b3"} {
+		if _, err := c.CommitReceive(ctx, ReceiveTx{Message: &Message{Contact: "bob", Body: []byte("x"), ClientID: cid, State: Delivered}}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	ids, err := c.MarkReadClientIDs(ctx, "bob")
+	if err != nil || fmt.Sprint(ids) != "[b1 b2 b3]" {
+		t.Fatalf("ids %v, %v", ids, err)
+	}
+	if ids, _ := c.MarkReadClientIDs(ctx, "bob"); len(ids) != 0 {
+		t.Fatalf("second MarkRead returned %v", ids)
+	}
+	c.Close()
+	if err := c.PutSession(ctx, Session{ID: "s", PeerCardID: "p", State: []byte("x")}); !errors.Is(err, ErrClosed) {
+		t.Fatalf("after Close: %v", err)
+	}
+}

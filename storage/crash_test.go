@@ -55,6 +55,19 @@ func crashChild(dir, run string) error {
 			return err
 		}
 		fmt.Fprintf(os.Stdout, "c %s\n", id)
+		if _, err := c.CommitSend(ctx, SendTx{
+			Session: Session{ID: "s", PeerCardID: "card-bob", Active: true, State: []byte("state " + id)},
+			Message: &Message{Contact: "bob", Body: []byte("sent " + id), SentAt: time.Now()},
+			Outbox:  OutboxItem{ClientID: "o-" + id, To: "bob", Payload: []byte("wire " + id)},
+		}); err != nil {
+			return err
+		}
+		fmt.Fprintf(os.Stdout, "s %s\n", id)
+		if i%2 == 1 { // the relay accepted the previous one
+			if err := c.RemoveOutbox(ctx, "o-"+run+"-"+strconv.Itoa(i-1)); err != nil {
+				return err
+			}
+		}
 		res, err := r.Enqueue(ctx, []QueuedMessage{{To: "bob", From: "alice", ClientID: id, Body: []byte("ct " + id)}})
 		if err != nil {
 			return err
@@ -85,7 +98,7 @@ func TestCrashSafety(t *testing.T) {
 	if testing.Short() {
 		maxLines = 16
 	}
-	reportedC, reportedR := map[string]bool{}, map[string]bool{}
+	reportedC, reportedR, reportedS := map[string]bool{}, map[string]bool{}, map[string]bool{}
 	for k := 0; k < kills; k++ {
 		run := "run" + strconv.Itoa(k)
 		cmd := exec.Command(os.Args[0], "-test.run=^$")
@@ -104,9 +117,12 @@ func TestCrashSafety(t *testing.T) {
 		lines, killed := 0, false
 		for sc.Scan() {
 			kind, id, _ := strings.Cut(sc.Text(), " ")
-			if kind == "c" {
+			switch kind {
+			case "c":
 				reportedC[id] = true
-			} else {
+			case "s":
+				reportedS[id] = true
+			default:
 				reportedR[id] = true
 			}
 			lines++
@@ -136,7 +152,9 @@ func TestCrashSafety(t *testing.T) {
 				t.Fatalf("kill %d: read messages: %v", k, err)
 			}
 			for _, m := range page {
-				bodies[strings.TrimPrefix(string(m.Body), "body ")] = true
+				if m.Direction == Incoming {
+					bodies[strings.TrimPrefix(string(m.Body), "body ")] = true
+				}
 			}
 			if next == (Cursor{}) {
 				break
@@ -153,9 +171,30 @@ func TestCrashSafety(t *testing.T) {
 				t.Fatalf("kill %d: reported receive %s lost", k, id)
 			}
 		}
+		outbox, err := c.Outbox(ctx)
+		if err != nil {
+			t.Fatalf("kill %d: %v", k, err)
+		}
+		inOutbox := map[string]bool{}
+		for _, it := range outbox {
+			inOutbox[it.ClientID] = true
+			if string(it.Payload) != "wire "+strings.TrimPrefix(it.ClientID, "o-") {
+				t.Fatalf("kill %d: outbox %s holds %q", k, it.ClientID, it.Payload)
+			}
+		}
+		for id := range reportedS {
+			m, err := c.MessageByClientID(ctx, "o-"+id)
+			if err != nil {
+				t.Fatalf("kill %d: reported send %s lost: %v", k, id, err)
+			}
+			// Pending exactly while in the outbox: RemoveOutbox and the state change are one.
+			if (m.State == Pending) != inOutbox["o-"+id] {
+				t.Fatalf("kill %d: send %s state %v, in outbox %v", k, id, m.State, inOutbox["o-"+id])
+			}
+		}
 		ss, err := c.Sessions(ctx, "card-bob")
-		if err != nil || len(ss) != 1 || !bodies[strings.TrimPrefix(string(ss[0].State), "state ")] {
-			t.Fatalf("kill %d: session %v does not match a committed message: %v", k, ss, err)
+		if err != nil || len(ss) != 1 || !strings.HasPrefix(string(ss[0].State), "state ") {
+			t.Fatalf("kill %d: session %v: %v", k, ss, err)
 		}
 		c.Close()
 
@@ -189,5 +228,5 @@ func TestCrashSafety(t *testing.T) {
 		}
 		r.Close()
 	}
-	t.Logf("%d kills, %d receives and %d enqueues reported and found", kills, len(reportedC), len(reportedR))
+	t.Logf("%d kills; %d receives, %d sends and %d enqueues reported and found", kills, len(reportedC), len(reportedS), len(reportedR))
 }

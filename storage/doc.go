@@ -37,6 +37,16 @@
 // throwaway demo profile only. API callers pass and receive plaintext; sealing happens
 // here.
 //
+// Byte formats, for auditors. A sealed column is 0x01 ‖ nonce (24) ‖ ciphertext ‖ tag
+// (16), XChaCha20-Poly1305 under the storage key with associated data
+// "pfschat/storage/v1" 0x00 table 0x00 column 0x00 row-key (row key: "1" for the
+// identity, "kind/id" for a prekey, the session id, the message id in decimal, the
+// outbox client id). The keyring row holds mode ('argon2id' or 'none'), kdf_time,
+// kdf_memory (KiB), kdf_threads, a 16-byte salt and the wrapped key: the same sealed
+// layout under Argon2id(passphrase, salt) with associated data
+// "pfschat/storage-key/v1" 0x00 ‖ time (4, big endian) ‖ memory (4) ‖ threads (1) ‖
+// salt. In mode 'none' the wrapped column is the bare 32-byte key.
+//
 // # Committing
 //
 // A receive is one call, CommitReceive: the relay message id (duplicate detection,
@@ -50,6 +60,21 @@
 // reporting per message whether it was queued, a duplicate of (From, ClientID), or
 // refused by a per-recipient limit (*QueueFullError). TakePreKey hands out each
 // one-time prekey exactly once, even under concurrent callers.
+//
+// # What deletion means
+//
+// Consumed one-time prekeys and replaced ratchet states are deleted with SQLite's
+// secure_delete on, so their pages are zeroed in the database file. Older copies can
+// survive in the WAL until it is checkpointed and reset (closing the store does both)
+// and in the disk's free blocks; all of them are sealed, so reading them needs the
+// passphrase as well as the file. ChangePassphrase does not re-key old copies of the
+// file: the storage key is unchanged.
+//
+// # Room for search
+//
+// Local full-text search is a later step. An FTS index over bodies would store them in
+// the clear, so it must be built sealed (or in memory at unlock); message ids are stable
+// AUTOINCREMENT integers, ready to key such an index, and a new migration adds it.
 //
 // Times are stored as Unix nanoseconds and come back in UTC.
 package storage

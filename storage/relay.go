@@ -280,6 +280,9 @@ func (r *Relay) LatestPreKey(ctx context.Context, cardID string, kind uint8) (St
 // TakePreKey removes and returns one prekey of a kind (lowest id first) in a single
 // statement, so concurrent callers never get the same key. ErrNotFound when none is left.
 func (r *Relay) TakePreKey(ctx context.Context, cardID string, kind uint8) (StoredPreKey, error) {
+	if kind == kindSignedPreKey || kind == kindKEMLastResort {
+		return StoredPreKey{}, fmt.Errorf("%w: prekey kind %d is shared, not taken (use LatestPreKey)", ErrInvalid, kind)
+	}
 	k := StoredPreKey{}
 	err := r.db.write(ctx, func(tx *txn) error {
 		return tx.scan(ctx, `DELETE FROM prekeys WHERE card_id = ?1 AND kind = ?2 AND id =
@@ -444,24 +447,53 @@ func (r *Relay) Ack(ctx context.Context, to string, ids []int64) error {
 	if len(ids) == 0 {
 		return nil
 	}
+	if err := r.db.write(ctx, func(tx *txn) error { return ackTx(ctx, tx, to, ids) }); err != nil {
+		return fmt.Errorf("storage: ack for %q: %w", to, err)
+	}
+	return nil
+}
+
+// AckBatch is Ack for many recipients in one transaction (one fsync): acks maps each
+// recipient to the ids it acknowledged.
+func (r *Relay) AckBatch(ctx context.Context, acks map[string][]int64) error {
 	err := r.db.write(ctx, func(tx *txn) error {
-		for len(ids) > 0 {
-			chunk := ids[:min(len(ids), 500)]
-			ids = ids[len(chunk):]
-			args := make([]any, 0, len(chunk)+1)
-			args = append(args, to)
-			for _, id := range chunk {
-				args = append(args, id)
-			}
-			q := "DELETE FROM queue WHERE recipient = ? AND id IN (?" + strings.Repeat(", ?", len(chunk)-1) + ")"
-			if _, err := tx.exec(ctx, q, args...); err != nil {
+		for to, ids := range acks {
+			if err := ackTx(ctx, tx, to, ids); err != nil {
 				return err
 			}
 		}
 		return nil
 	})
 	if err != nil {
-		return fmt.Errorf("storage: ack for %q: %w", to, err)
+		return fmt.Errorf("storage: ack batch of %d recipients: %w", len(acks), err)
+	}
+	return nil
+}
+
+// ackChunks are the IN-list sizes used, so a handful of statements cover every batch
+// and stay in the prepared-statement cache.
+var ackChunks = []int{256, 64, 16, 4, 1}
+
+func ackTx(ctx context.Context, tx *txn, to string, ids []int64) error {
+	for len(ids) > 0 {
+		n := 1
+		for _, c := range ackChunks {
+			if len(ids) >= c {
+				n = c
+				break
+			}
+		}
+		chunk := ids[:n]
+		ids = ids[n:]
+		args := make([]any, 0, n+1)
+		args = append(args, to)
+		for _, id := range chunk {
+			args = append(args, id)
+		}
+		q := "DELETE FROM queue WHERE recipient = ? AND id IN (?" + strings.Repeat(", ?", n-1) + ")"
+		if _, err := tx.exec(ctx, q, args...); err != nil {
+			return err
+		}
 	}
 	return nil
 }

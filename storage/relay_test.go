@@ -95,6 +95,9 @@ func TestRelayAccountsAndPreKeys(t *testing.T) {
 	if k, _ := r.TakePreKey(ctx, "c1", 2); k.ID != 1 {
 		t.Fatalf("took %d, want lowest", k.ID)
 	}
+	if _, err := r.TakePreKey(ctx, "c1", 1); !errors.Is(err, ErrInvalid) {
+		t.Fatalf("took the signed prekey: %v", err)
+	}
 	if _, err := r.TakePreKey(ctx, "c3", 2); !errors.Is(err, ErrNotFound) {
 		t.Fatalf("take from empty: %v", err)
 	}
@@ -165,6 +168,39 @@ func TestRelayLimitsAndExpiry(t *testing.T) {
 		t.Fatalf("no client id: %v", err)
 	}
 	if d, _ := r.QueueDepth(ctx); d != 4 {
+		t.Fatalf("depth %d", d)
+	}
+}
+
+func TestAckBatch(t *testing.T) {
+	ctx := context.Background()
+	r := newRelay(t, RelayOptions{})
+	var batch []QueuedMessage
+	for i := 0; i < 300; i++ {
+		batch = append(batch, QueuedMessage{To: []string{"bob", "carol"}[i%2], From: "a", ClientID: fmt.Sprint(i), Body: []byte("x")})
+	}
+	res, err := r.Enqueue(ctx, batch)
+	if err != nil {
+		t.Fatal(err)
+	}
+	acks := map[string][]int64{}
+	for i, x := range res {
+		if i%3 != 0 { // leave every third
+			acks[batch[i].To] = append(acks[batch[i].To], x.ID)
+		}
+	}
+	// carol cannot ack bob's messages
+	acks["carol"] = append(acks["carol"], res[0].ID)
+	if err := r.AckBatch(ctx, acks); err != nil {
+		t.Fatal(err)
+	}
+	for _, to := range []string{"bob", "carol"} {
+		p, _ := r.Pending(ctx, to, 0, 1000)
+		if len(p) != 50 {
+			t.Fatalf("%s has %d pending, want 50", to, len(p))
+		}
+	}
+	if d, _ := r.QueueDepth(ctx); d != 100 {
 		t.Fatalf("depth %d", d)
 	}
 }

@@ -4,6 +4,7 @@ import (
 	"crypto/rand"
 	"encoding/binary"
 	"fmt"
+	"sync"
 
 	"golang.org/x/crypto/argon2"
 	"golang.org/x/crypto/chacha20poly1305"
@@ -46,7 +47,16 @@ func (p KDFParams) validate() error {
 
 // keyring holds the unwrapped storage key of an open client store.
 type keyring struct {
-	key []byte // 32 bytes; every sealed value is XChaCha20-Poly1305 under it
+	mu  sync.RWMutex
+	key []byte // 32 bytes; every sealed value is XChaCha20-Poly1305 under it; nil once closed
+}
+
+// forget zeroes the key; later seal/open calls fail with ErrClosed.
+func (k *keyring) forget() {
+	k.mu.Lock()
+	clear(k.key)
+	k.key = nil
+	k.mu.Unlock()
 }
 
 // wrapped is the keyring row: how the storage key is kept in the file.
@@ -172,11 +182,21 @@ func sealAD(table, column, rowKey string) []byte {
 
 // seal encrypts a secret for table.column of the row identified by rowKey.
 func (k *keyring) seal(table, column, rowKey string, plaintext []byte) ([]byte, error) {
+	k.mu.RLock()
+	defer k.mu.RUnlock()
+	if k.key == nil {
+		return nil, ErrClosed
+	}
 	return sealWith(k.key, plaintext, sealAD(table, column, rowKey))
 }
 
 // open decrypts what seal produced for the same table, column and row.
 func (k *keyring) open(table, column, rowKey string, sealed []byte) ([]byte, error) {
+	k.mu.RLock()
+	defer k.mu.RUnlock()
+	if k.key == nil {
+		return nil, ErrClosed
+	}
 	pt, err := openWith(k.key, sealed, sealAD(table, column, rowKey))
 	if err != nil {
 		return nil, fmt.Errorf("%s.%s of %s: %w", table, column, rowKey, err)

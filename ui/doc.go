@@ -1,4 +1,28 @@
-// Package ui is pfschat's Bubble Tea interface: onboarding, unlock, the contact list and
-// conversation, verification and help. It talks to chat/ only through the Backend
-// interface and tea.Cmds, never blocking Update.
+// Package ui is pfschat's terminal interface, built on Bubble Tea v2, Lip Gloss v2 and
+// Bubbles: onboarding, unlock, the contact list and conversation, verification, key
+// changes and help.
+//
+// The UI talks to the chat controller only through the [Backend] interface, which
+// *chat.Controller satisfies, and only from tea.Cmds: Update never blocks on storage or
+// the network. Incoming messages, receipts and connection changes arrive through a
+// command that waits on Backend.Events and re-arms itself after every event.
+//
+// Running it:
+//
+//	app := ui.New(ctx, ui.Options{Profile: p})      // onboarding or unlock, then main
+//	app := ui.New(ctx, ui.Options{Backend: ctrl})   // straight to the main screen
+//	_, err := tea.NewProgram(app).Run()
+//
+// [Main] is `pfschat` (profile in $XDG_DATA_HOME/pfschat or --home, log in
+// $XDG_STATE_HOME/pfschat/pfschat.log, never the terminal) and [Demo] is `pfschat demo`
+// (an in-process relay, a throwaway profile and an echo contact; see [StartDemo]).
+//
+// Layout of the package: app.go is the root model (one screen plus a stack of dialogs);
+// onboarding.go, mainscreen.go and dialogs.go are the screens and dialogs;
+// conversation.go is the lazy scrollback (pages of 50 loaded while scrolling up, each
+// message rendered once per width and cached, only visible lines drawn, so 100,000
+// messages scroll as fast as ten); styles.go holds every style (light and dark palettes
+// from assets/theme.json) and keys.go every key binding. Tests drive the UI with
+// teatest against real controllers and an in-process relay; golden files pin the main
+// screen at 100×30 (`go test ./ui -run Golden -update` regenerates them).
 package ui

@@ -1,0 +1,294 @@
+package ui
+
+import (
+	"context"
+	"log/slog"
+	"time"
+
+	tea "charm.land/bubbletea/v2"
+	"charm.land/lipgloss/v2"
+	"github.com/charmbracelet/x/ansi"
+)
+
+// Options configure the root model.
+type Options struct {
+	// Profile is opened (unlock) or created (onboarding) when Backend is nil.
+	Profile Profile
+	// Backend, when set, skips onboarding and unlock (the demo opens a throwaway
+	// profile itself).
+	Backend Backend
+	// Passphrase, when set, unlocks an existing profile without asking (from
+	// --passphrase-file or PFSCHAT_PASSPHRASE); a wrong one falls back to the unlock
+	// screen with the error.
+	Passphrase []byte
+	// OpenContact is the conversation shown first, if it exists.
+	OpenContact string
+	// Bell rings the terminal bell for messages in conversations that are not open.
+	Bell bool
+	// Now and Location pin the clock and time zone (tests, golden files).
+	Now      func() time.Time
+	Location *time.Location
+	// Logger receives diagnostics; it must never write to the terminal.
+	Logger *slog.Logger
+	// OnFrame, when set, receives every rendered frame as plain text (tests).
+	OnFrame func(frame string)
+}
+
+// common is the state every screen and dialog shares: size, styles, keys, clock.
+type common struct {
+	ctx    context.Context
+	styles Styles
+	keys   KeyMap
+	width  int
+	height int
+	now    func() time.Time
+	loc    *time.Location
+	log    *slog.Logger
+	bell   bool
+}
+
+func (c *common) localTime(t time.Time) time.Time { return t.In(c.loc) }
+
+// screen is one full-window model: onboarding, unlock or the main screen.
+type screen interface {
+	Init() tea.Cmd
+	Update(tea.Msg) (screen, tea.Cmd)
+	View() string
+}
+
+// dialog is a model drawn over the current screen; the top of the stack gets the keys.
+type dialog interface {
+	Update(tea.Msg) (dialog, tea.Cmd)
+	View() string
+}
+
+// App is the root model: it routes messages to the active screen and the dialog stack.
+type App struct {
+	c        *common
+	opts     Options
+	screen   screen
+	dialogs  []dialog
+	backend  Backend
+	quitting bool
+}
+
+// Internal messages of the root model.
+type (
+	// backendReadyMsg switches from onboarding/unlock to the main screen.
+	backendReadyMsg struct{ b Backend }
+	// pushDialogMsg opens a dialog on top of the stack.
+	pushDialogMsg struct{ d dialog }
+	// quitMsg closes the backend and leaves.
+	quitMsg struct{}
+)
+
+func pushDialog(d dialog) tea.Cmd { return func() tea.Msg { return pushDialogMsg{d} } }
+
+// dialogBase is embedded by every dialog: finish marks it done and the root removes it
+// right after the Update that finished it, so the next key never reaches a dialog that
+// is already closing.
+type dialogBase struct{ done bool }
+
+func (b *dialogBase) finish()      { b.done = true }
+func (b *dialogBase) isDone() bool { return b.done }
+
+// pruneDialogs removes finished dialogs.
+func (a *App) pruneDialogs() {
+	kept := a.dialogs[:0]
+	for _, d := range a.dialogs {
+		if f, ok := d.(interface{ isDone() bool }); ok && f.isDone() {
+			continue
+		}
+		kept = append(kept, d)
+	}
+	a.dialogs = kept
+}
+
+// New builds the root model.
+func New(ctx context.Context, opts Options) *App {
+	if opts.Now == nil {
+		opts.Now = time.Now
+	}
+	if opts.Location == nil {
+		opts.Location = time.Local
+	}
+	if opts.Logger == nil {
+		opts.Logger = slog.New(slog.DiscardHandler)
+	}
+	c := &common{
+		ctx: ctx, styles: NewStyles(true), keys: DefaultKeyMap(),
+		width: 80, height: 24, now: opts.Now, loc: opts.Location, log: opts.Logger, bell: opts.Bell,
+	}
+	a := &App{c: c, opts: opts}
+	switch {
+	case opts.Backend != nil:
+		a.backend = opts.Backend
+		a.screen = newMainScreen(c, opts.Backend, opts.OpenContact)
+	case opts.Profile != nil && opts.Profile.Exists():
+		u := newUnlock(c, opts.Profile)
+		u.preset = opts.Passphrase
+		a.screen = u
+	default:
+		a.screen = newOnboarding(c, opts.Profile)
+	}
+	return a
+}
+
+// Init asks the terminal for its background colour and starts the first screen.
+func (a *App) Init() tea.Cmd {
+	return tea.Batch(tea.RequestBackgroundColor, a.screen.Init())
+}
+
+// Update routes a message: global messages first, then the top dialog for keys, then the
+// screen for everything else.
+func (a *App) Update(msg tea.Msg) (tea.Model, tea.Cmd) {
+	switch msg := msg.(type) {
+	case tea.WindowSizeMsg:
+		a.c.width, a.c.height = msg.Width, msg.Height
+		return a, a.toScreen(msg)
+	case tea.BackgroundColorMsg:
+		a.c.styles = NewStyles(msg.IsDark())
+		return a, a.toScreen(stylesChangedMsg{})
+	case backendReadyMsg:
+		a.backend = msg.b
+		ms := newMainScreen(a.c, msg.b, a.opts.OpenContact)
+		a.screen = ms
+		a.dialogs = nil
+		return a, ms.Init()
+	case pushDialogMsg:
+		a.dialogs = append(a.dialogs, msg.d)
+		if st, ok := msg.d.(interface{ startCmd() tea.Cmd }); ok {
+			return a, st.startCmd()
+		}
+		return a, nil
+	case quitMsg:
+		return a, a.quit()
+	case tea.KeyPressMsg:
+		if msg.String() == "ctrl+c" {
+			return a, a.quit()
+		}
+		if n := len(a.dialogs); n > 0 {
+			d, cmd := a.dialogs[n-1].Update(msg)
+			a.dialogs[n-1] = d
+			a.pruneDialogs()
+			return a, cmd
+		}
+		return a, a.toScreen(msg)
+	case tea.PasteMsg:
+		if n := len(a.dialogs); n > 0 {
+			d, cmd := a.dialogs[n-1].Update(msg)
+			a.dialogs[n-1] = d
+			a.pruneDialogs()
+			return a, cmd
+		}
+		return a, a.toScreen(msg)
+	}
+	// Results of dialog commands go to every dialog (each ignores what is not its own)
+	// and to the screen, which owns the data.
+	var cmds []tea.Cmd
+	for i := range a.dialogs {
+		d, cmd := a.dialogs[i].Update(msg)
+		a.dialogs[i] = d
+		cmds = append(cmds, cmd)
+	}
+	a.pruneDialogs()
+	cmds = append(cmds, a.toScreen(msg))
+	return a, tea.Batch(cmds...)
+}
+
+func (a *App) toScreen(msg tea.Msg) tea.Cmd {
+	s, cmd := a.screen.Update(msg)
+	a.screen = s
+	return cmd
+}
+
+// quit closes the backend (in a command: Close may wait for the relay connection) and
+// then ends the program.
+func (a *App) quit() tea.Cmd {
+	if a.quitting {
+		return nil
+	}
+	a.quitting = true
+	b := a.backend
+	return tea.Sequence(func() tea.Msg {
+		if b != nil {
+			if err := b.Close(); err != nil {
+				a.c.log.Warn("closing chat backend", "err", err)
+			}
+		}
+		return nil
+	}, tea.Quit)
+}
+
+// View draws the screen and the top dialog centred over it.
+func (a *App) View() tea.View {
+	content := a.render()
+	if a.opts.OnFrame != nil {
+		a.opts.OnFrame(ansi.Strip(content))
+	}
+	v := tea.NewView(content)
+	v.AltScreen = true
+	v.MouseMode = tea.MouseModeCellMotion
+	v.WindowTitle = "pfschat"
+	if a.backend != nil {
+		v.WindowTitle = "pfschat — " + a.backend.Me()
+	}
+	return v
+}
+
+func (a *App) render() string {
+	base := a.screen.View()
+	if ex, ok := a.screen.(interface{ exactSize() bool }); !ok || !ex.exactSize() {
+		base = fitBlock(base, a.c.width, a.c.height)
+	}
+	if len(a.dialogs) == 0 {
+		return base
+	}
+	d := a.dialogs[len(a.dialogs)-1].View()
+	dw, dh := lipgloss.Width(d), lipgloss.Height(d)
+	x, y := max(0, (a.c.width-dw)/2), max(0, (a.c.height-dh)/2)
+	out := lipgloss.NewCompositor(
+		lipgloss.NewLayer(base),
+		lipgloss.NewLayer(d).X(x).Y(y).Z(1),
+	).Render()
+	if dw > a.c.width || dh > a.c.height {
+		out = fitBlock(out, a.c.width, a.c.height) // a dialog taller than a tiny terminal is cut, never wraps
+	}
+	return out
+}
+
+// stylesChangedMsg tells screens to re-style their widgets and drop cached renderings.
+type stylesChangedMsg struct{}
+
+// fitBlock pads or cuts s to exactly w×h cells, so a frame never garbles the layout of
+// the next one after a resize.
+func fitBlock(s string, w, h int) string {
+	if w <= 0 || h <= 0 {
+		return ""
+	}
+	lines := splitLines(s)
+	if len(lines) > h {
+		lines = lines[:h]
+	}
+	out := make([]string, h)
+	for i := range out {
+		var l string
+		if i < len(lines) {
+			l = lines[i]
+		}
+		out[i] = fitLine(l, w)
+	}
+	return joinLines(out)
+}
+
+// fitLine cuts a styled line to w cells or pads it with spaces to w.
+func fitLine(l string, w int) string {
+	lw := ansi.StringWidth(l)
+	if lw > w {
+		return ansi.Truncate(l, w, "")
+	}
+	if lw < w {
+		return l + spaces(w-lw)
+	}
+	return l
+}

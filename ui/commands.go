@@ -1,0 +1,136 @@
+package ui
+
+import (
+	"context"
+	"time"
+
+	tea "charm.land/bubbletea/v2"
+
+	"pfschat/chat"
+)
+
+// Every call into the chat backend runs here, in a tea.Cmd, so Update never blocks on
+// storage or the network. Each result comes back as a message named after the call.
+
+// opTimeout bounds one backend call; a relay that does not answer turns into an error
+// the person sees rather than a frozen dialog.
+const opTimeout = 30 * time.Second
+
+// historyPage is how many messages one scrollback load fetches.
+const historyPage = 50
+
+type (
+	eventMsg        struct{ ev chat.Event }
+	eventsClosedMsg struct{}
+	contactsMsg     struct {
+		list []chat.Contact
+		err  error
+	}
+	historyMsg struct {
+		contact string
+		before  int64
+		msgs    []chat.Message
+		err     error
+	}
+	sentMsg struct {
+		contact string
+		text    string
+		msg     chat.Message
+		err     error
+	}
+	addedMsg struct {
+		name    string
+		contact chat.Contact
+		err     error
+	}
+	safetyMsg struct {
+		contact string
+		current chat.SafetyNumber
+		trusted *chat.SafetyNumber // set with pending while a key change waits
+		pending *chat.SafetyNumber
+		err     error
+	}
+	// opDoneMsg reports a finished action (verify, accept, rotate, reset, mark read).
+	opDoneMsg struct {
+		op      string
+		contact string
+		err     error
+	}
+)
+
+func (c *common) opCtx() (context.Context, context.CancelFunc) {
+	return context.WithTimeout(c.ctx, opTimeout)
+}
+
+// waitEvent blocks (in its own goroutine) on the controller's event channel.
+func waitEvent(ch <-chan chat.Event) tea.Cmd {
+	return func() tea.Msg {
+		ev, ok := <-ch
+		if !ok {
+			return eventsClosedMsg{}
+		}
+		return eventMsg{ev}
+	}
+}
+
+func (c *common) loadContacts(b Backend) tea.Cmd {
+	return func() tea.Msg {
+		ctx, cancel := c.opCtx()
+		defer cancel()
+		list, err := b.Contacts(ctx)
+		return contactsMsg{list, err}
+	}
+}
+
+func (c *common) loadHistory(b Backend, contact string, before int64) tea.Cmd {
+	return func() tea.Msg {
+		ctx, cancel := c.opCtx()
+		defer cancel()
+		msgs, err := b.History(ctx, contact, before, historyPage)
+		return historyMsg{contact, before, msgs, err}
+	}
+}
+
+func (c *common) send(b Backend, contact, text string) tea.Cmd {
+	return func() tea.Msg {
+		ctx, cancel := c.opCtx()
+		defer cancel()
+		m, err := b.Send(ctx, contact, text)
+		return sentMsg{contact, text, m, err}
+	}
+}
+
+func (c *common) addContact(b Backend, name string) tea.Cmd {
+	return func() tea.Msg {
+		ctx, cancel := c.opCtx()
+		defer cancel()
+		ct, err := b.AddContact(ctx, name)
+		return addedMsg{name, ct, err}
+	}
+}
+
+func (c *common) safetyNumber(b Backend, contact string) tea.Cmd {
+	return func() tea.Msg {
+		ctx, cancel := c.opCtx()
+		defer cancel()
+		sn, err := b.SafetyNumber(ctx, contact)
+		res := safetyMsg{contact: contact, current: sn, err: err}
+		if ki, ok := b.(KeyChangeInspector); ok && err == nil {
+			p, perr := ki.PendingSafetyNumber(ctx, contact)
+			t, terr := ki.TrustedSafetyNumber(ctx, contact)
+			if perr == nil && terr == nil {
+				res.pending, res.trusted = &p, &t
+			}
+		}
+		return res
+	}
+}
+
+// op runs one backend action that only reports success or failure.
+func (c *common) op(name, contact string, f func(ctx context.Context) error) tea.Cmd {
+	return func() tea.Msg {
+		ctx, cancel := c.opCtx()
+		defer cancel()
+		return opDoneMsg{name, contact, f(ctx)}
+	}
+}

@@ -1,0 +1,390 @@
+package ui
+
+import (
+	"strings"
+	"time"
+
+	"charm.land/lipgloss/v2"
+	"github.com/charmbracelet/x/ansi"
+
+	"pfschat/chat"
+)
+
+// conversation is the scrollback of one contact. It is a lazy list: messages are loaded
+// from the backend a page at a time as the person scrolls up, each message is rendered
+// once per width and cached, and a frame renders only the lines it shows. Long histories
+// (gomuks#141) therefore cost the same per frame as short ones.
+//
+// The scroll position is anchored at the bottom: anchor is the index of the message
+// whose line is at the bottom of the view and anchorOff how many of its lines are hidden
+// below. At anchor == last and anchorOff == 0 the view follows new messages.
+type conversation struct {
+	contact string
+	items   []*msgItem // oldest first
+	byID    map[int64]*msgItem
+
+	anchor    int
+	anchorOff int
+
+	loading   bool // a history page is on its way
+	exhausted bool // the oldest message has been loaded
+	loaded    bool // the first page arrived
+	loadErr   error
+}
+
+// msgItem is one message with its cached rendering.
+type msgItem struct {
+	m       chat.Message
+	withDay bool // a day separator goes above this message
+
+	lines []string // rendered at width; nil = stale
+	width int
+}
+
+func newConversation(contact string) *conversation {
+	return &conversation{contact: contact, byID: make(map[int64]*msgItem)}
+}
+
+func (cv *conversation) atBottom() bool {
+	return len(cv.items) == 0 || (cv.anchor >= len(cv.items)-1 && cv.anchorOff == 0)
+}
+
+func (cv *conversation) oldestID() int64 {
+	if len(cv.items) == 0 {
+		return 0
+	}
+	return cv.items[0].m.ID
+}
+
+// prepend adds an older page (given newest first, as History returns it).
+func (cv *conversation) prepend(newestFirst []chat.Message, loc *time.Location) {
+	if len(newestFirst) == 0 {
+		return
+	}
+	older := make([]*msgItem, 0, len(newestFirst))
+	for i := len(newestFirst) - 1; i >= 0; i-- {
+		m := newestFirst[i]
+		if _, dup := cv.byID[m.ID]; dup {
+			continue
+		}
+		it := &msgItem{m: m}
+		cv.byID[m.ID] = it
+		older = append(older, it)
+	}
+	if len(older) == 0 {
+		return
+	}
+	wasEmpty := len(cv.items) == 0
+	cv.items = append(older, cv.items...)
+	if wasEmpty {
+		cv.anchor = len(cv.items) - 1
+		cv.anchorOff = 0
+	} else {
+		cv.anchor += len(older)
+	}
+	// Day separators of the new page, and of the message that used to be the oldest.
+	for i := 0; i <= len(older) && i < len(cv.items); i++ {
+		cv.setDay(i, loc)
+	}
+}
+
+// appendMsg adds a new message at the bottom, or updates it when already known (a
+// delivery state change). It reports whether the message was new.
+func (cv *conversation) appendMsg(m chat.Message, loc *time.Location) bool {
+	if it, ok := cv.byID[m.ID]; ok {
+		it.m = m
+		it.lines = nil
+		return false
+	}
+	follow := cv.atBottom()
+	it := &msgItem{m: m}
+	cv.byID[m.ID] = it
+	cv.items = append(cv.items, it)
+	cv.setDay(len(cv.items)-1, loc)
+	if follow {
+		cv.anchor, cv.anchorOff = len(cv.items)-1, 0
+	}
+	return true
+}
+
+// update replaces a known message (delivery state); unknown messages are ignored, they
+// arrive with their page.
+func (cv *conversation) update(m chat.Message) {
+	if it, ok := cv.byID[m.ID]; ok {
+		it.m = m
+		it.lines = nil
+	}
+}
+
+func (cv *conversation) setDay(i int, loc *time.Location) {
+	it := cv.items[i]
+	day := true
+	if i > 0 {
+		day = !sameDay(msgTime(cv.items[i-1].m).In(loc), msgTime(it.m).In(loc))
+	}
+	if day != it.withDay {
+		it.withDay = day
+		it.lines = nil
+	}
+}
+
+func sameDay(a, b time.Time) bool {
+	ay, am, ad := a.Date()
+	by, bm, bd := b.Date()
+	return ay == by && am == bm && ad == bd
+}
+
+// msgTime is when a message happened from the reader's point of view.
+func msgTime(m chat.Message) time.Time {
+	if m.Outgoing || m.SentAt.IsZero() {
+		if !m.SentAt.IsZero() {
+			return m.SentAt
+		}
+		return m.ReceivedAt
+	}
+	return m.SentAt
+}
+
+// convRenderer renders one message into lines of exactly the given width.
+type convRenderer struct {
+	c       *common
+	me      string
+	contact string
+	width   int
+	senderW int
+}
+
+func (r *convRenderer) lines(it *msgItem) []string {
+	if it.lines != nil && it.width == r.width {
+		return it.lines
+	}
+	it.lines = r.render(it)
+	it.width = r.width
+	return it.lines
+}
+
+func (r *convRenderer) render(it *msgItem) []string {
+	s := &r.c.styles
+	m := it.m
+	var out []string
+	if it.withDay {
+		out = append(out, r.daySeparator(msgTime(m)))
+	}
+	t := s.Time.Render(r.c.localTime(msgTime(m)).Format("15:04"))
+	sender, senderStyle := r.contact, s.SenderThem
+	if m.Outgoing {
+		sender, senderStyle = r.me, s.SenderMe
+	}
+	sender = senderStyle.Render(padRight(ansi.Truncate(sender, r.senderW, "…"), r.senderW))
+	prefixW := 5 + 1 + r.senderW + 1
+	mark, markW := r.mark(m)
+	textW := max(8, r.width-prefixW-markW)
+
+	var body []string
+	switch {
+	case m.State == chat.UndecryptableState || (!m.Outgoing && m.State == chat.Failed):
+		reason := m.Reason
+		if reason == "" {
+			reason = "unknown reason"
+		}
+		body = wrapText("⚠ this message could not be decrypted ("+reason+"); ask "+r.contact+" to send it again", textW)
+		for i := range body {
+			body[i] = s.Undecryptable.Render(body[i])
+		}
+	default:
+		body = wrapText(m.Text, textW)
+		for i := range body {
+			body[i] = s.Body.Render(body[i])
+		}
+	}
+	indent := spaces(prefixW)
+	for i, b := range body {
+		line := indent + b
+		if i == 0 {
+			line = t + " " + sender + " " + b
+		}
+		if i == len(body)-1 && mark != "" {
+			line = fitLine(line, r.width-markW) + mark
+		}
+		out = append(out, fitLine(line, r.width))
+	}
+	if m.Outgoing && m.State == chat.Failed && m.Reason != "" {
+		for _, l := range wrapText("not sent: "+m.Reason, textW) {
+			out = append(out, fitLine(indent+s.MarkFailed.Render(l), r.width))
+		}
+	}
+	return out
+}
+
+// mark is the delivery state of an outgoing message, right-aligned.
+func (r *convRenderer) mark(m chat.Message) (string, int) {
+	if !m.Outgoing {
+		return "", 0
+	}
+	s := &r.c.styles
+	switch m.State {
+	case chat.Pending:
+		return " " + s.MarkPending.Render("◷ "), 3
+	case chat.Sent:
+		return " " + s.MarkSent.Render("✓ "), 3
+	case chat.Delivered:
+		return s.MarkDelivered.Render(" ✓✓"), 3
+	case chat.Read:
+		return s.MarkRead.Render(" ✓✓"), 3
+	case chat.Failed:
+		return " " + s.MarkFailed.Render("✗ "), 3
+	}
+	return "", 0
+}
+
+func (r *convRenderer) daySeparator(t time.Time) string {
+	label := " " + r.c.localTime(t).Format("Monday, 2 January 2006") + " "
+	lw := ansi.StringWidth(label)
+	if lw >= r.width {
+		return r.c.styles.DaySeparator.Render(ansi.Truncate(label, r.width, ""))
+	}
+	left := (r.width - lw) / 2
+	right := r.width - lw - left
+	return r.c.styles.DaySeparator.Render(strings.Repeat("─", left) + label + strings.Repeat("─", right))
+}
+
+// wrapText wraps plain text to width cells, keeping the person's own line breaks.
+// Control characters from the network are replaced so a message cannot move the cursor
+// or recolour the terminal.
+func wrapText(s string, width int) []string {
+	s = sanitize(s)
+	var out []string
+	for _, para := range strings.Split(s, "\n") {
+		w := lipgloss.Wrap(para, width, "")
+		out = append(out, strings.Split(w, "\n")...)
+	}
+	return out
+}
+
+// sanitize drops escape sequences and control characters other than newline and tab.
+func sanitize(s string) string {
+	clean := true
+	for _, r := range s {
+		if (r < 0x20 && r != '\n') || r == 0x7f || (r >= 0x80 && r < 0xa0) {
+			clean = false
+			break
+		}
+	}
+	if clean {
+		return s
+	}
+	var b strings.Builder
+	for _, r := range s {
+		switch {
+		case r == '\t':
+			b.WriteString("    ")
+		case r == '\n':
+			b.WriteRune(r)
+		case r < 0x20 || r == 0x7f || (r >= 0x80 && r < 0xa0):
+			b.WriteRune('�')
+		default:
+			b.WriteRune(r)
+		}
+	}
+	return b.String()
+}
+
+func padRight(s string, w int) string { return s + spaces(w-ansi.StringWidth(s)) }
+
+// view returns exactly h lines: the visible part of the conversation, bottom-aligned.
+// It also reports whether the top of the loaded history is in view (time to load more).
+func (cv *conversation) view(r *convRenderer, h int) (lines []string, topReached bool) {
+	rev := make([]string, 0, h)
+	i, skip := cv.anchor, cv.anchorOff
+	for i >= 0 && i < len(cv.items) && len(rev) < h {
+		ls := r.lines(cv.items[i])
+		for j := len(ls) - 1 - skip; j >= 0 && len(rev) < h; j-- {
+			rev = append(rev, ls[j])
+		}
+		skip = 0
+		i--
+	}
+	topReached = i < 0
+	lines = make([]string, h)
+	pad := h - len(rev)
+	for k := range lines {
+		if k < pad {
+			lines[k] = spaces(r.width)
+		} else {
+			lines[k] = rev[len(rev)-1-(k-pad)]
+		}
+	}
+	return lines, topReached
+}
+
+// linesAbove counts rendered lines above the bottom of the view, up to limit, so
+// scrolling can stop when the oldest message reaches the top.
+func (cv *conversation) linesAbove(r *convRenderer, limit int) int {
+	n := 0
+	i, skip := cv.anchor, cv.anchorOff
+	for i >= 0 && i < len(cv.items) && n < limit {
+		n += len(r.lines(cv.items[i])) - skip
+		skip = 0
+		i--
+	}
+	return n
+}
+
+// scrollUp moves the view n lines towards older messages, stopping when the oldest
+// loaded message is at the top of a view of height h.
+func (cv *conversation) scrollUp(r *convRenderer, n, h int) {
+	for ; n > 0; n-- {
+		if cv.linesAbove(r, h+1) <= h {
+			return
+		}
+		ls := len(r.lines(cv.items[cv.anchor]))
+		if cv.anchorOff+1 < ls {
+			cv.anchorOff++
+			continue
+		}
+		if cv.anchor == 0 {
+			return
+		}
+		cv.anchor--
+		cv.anchorOff = 0
+	}
+}
+
+// scrollDown moves the view n lines towards the newest message.
+func (cv *conversation) scrollDown(r *convRenderer, n int) {
+	for ; n > 0; n-- {
+		if cv.anchorOff > 0 {
+			cv.anchorOff--
+			continue
+		}
+		if cv.anchor >= len(cv.items)-1 {
+			return
+		}
+		cv.anchor++
+		cv.anchorOff = len(r.lines(cv.items[cv.anchor])) - 1
+	}
+}
+
+func (cv *conversation) toBottom() {
+	cv.anchor = max(0, len(cv.items)-1)
+	cv.anchorOff = 0
+}
+
+// clampAnchor keeps the anchor valid after a resize changed line counts.
+func (cv *conversation) clampAnchor(r *convRenderer) {
+	if len(cv.items) == 0 {
+		cv.anchor, cv.anchorOff = 0, 0
+		return
+	}
+	cv.anchor = min(max(cv.anchor, 0), len(cv.items)-1)
+	if n := len(r.lines(cv.items[cv.anchor])); cv.anchorOff >= n {
+		cv.anchorOff = n - 1
+	}
+}
+
+// invalidate drops every cached rendering (styles changed).
+func (cv *conversation) invalidate() {
+	for _, it := range cv.items {
+		it.lines = nil
+	}
+}

@@ -1,0 +1,221 @@
+package ui
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"sync"
+	"time"
+
+	"pfschat/assets"
+	"pfschat/chat"
+	"pfschat/relay"
+	"pfschat/storage"
+)
+
+// DemoUser is the name of the person at the keyboard in `pfschat demo`.
+const DemoUser = "you"
+
+// EchoName is the demo's echo contact.
+const EchoName = "echo"
+
+// Demo runs `pfschat demo`: a relay on a free loopback port, a throwaway profile and an
+// echo contact, all in this process and a temporary directory that is removed on exit.
+func Demo(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer) int {
+	fs := flag.NewFlagSet("pfschat demo", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	noBell := fs.Bool("no-bell", false, "no terminal bell")
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return 0
+		}
+		return 2
+	}
+	logger := slog.New(slog.DiscardHandler)
+	if paths, err := DefaultPaths(""); err == nil {
+		if l, closeLog, err := openLog(filepath.Join(filepath.Dir(paths.LogFile), "demo.log")); err == nil {
+			logger = l
+			defer closeLog()
+		}
+	}
+	slog.SetDefault(logger) // nothing may print over the UI
+	dir, err := os.MkdirTemp("", "pfschat-demo-*")
+	if err != nil {
+		fmt.Fprintf(stderr, "pfschat demo: temporary directory: %v\n", err)
+		return 1
+	}
+	defer os.RemoveAll(dir)
+
+	startCtx, cancel := context.WithTimeout(ctx, time.Minute)
+	d, err := StartDemo(startCtx, dir, logger)
+	cancel()
+	if err != nil {
+		fmt.Fprintf(stderr, "pfschat demo: %v\n", err)
+		return 1
+	}
+	defer d.Close()
+	return runProgram(ctx, Options{Backend: d.Me, OpenContact: EchoName, Bell: !*noBell, Logger: logger}, stdin, stdout, stderr, logger)
+}
+
+// DemoEnv is a running demo: an in-process relay, the person's controller (Me) and the
+// echo contact's controller. Tests use it too.
+type DemoEnv struct {
+	Me       *chat.Controller
+	Echo     *chat.Controller
+	RelayURL string
+
+	store  *storage.Relay
+	server *relay.Server
+	http   *http.Server
+	cancel context.CancelFunc
+	wg     sync.WaitGroup
+	once   sync.Once
+}
+
+// StartDemo starts the relay, creates both throwaway profiles (no passphrase) under dir,
+// and starts the echo bot, which greets with the demo script and answers every message.
+func StartDemo(ctx context.Context, dir string, logger *slog.Logger) (_ *DemoEnv, err error) {
+	if logger == nil {
+		logger = slog.New(slog.DiscardHandler)
+	}
+	d := &DemoEnv{}
+	defer func() {
+		if err != nil {
+			d.Close()
+		}
+	}()
+	d.store, err = storage.OpenRelay(ctx, filepath.Join(dir, "relay.db"), storage.RelayOptions{})
+	if err != nil {
+		return nil, fmt.Errorf("relay store: %w", err)
+	}
+	d.server, err = relay.NewServer(ctx, relay.ServerConfig{Store: d.store, Logger: logger.With("part", "relay")})
+	if err != nil {
+		return nil, fmt.Errorf("relay: %w", err)
+	}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return nil, fmt.Errorf("relay listener: %w", err)
+	}
+	d.http = &http.Server{Handler: d.server, ReadHeaderTimeout: 10 * time.Second}
+	d.wg.Add(1)
+	go func() {
+		defer d.wg.Done()
+		if err := d.http.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+			logger.Error("demo relay", "err", err)
+		}
+	}()
+	d.RelayURL = "ws://" + ln.Addr().String()
+
+	profile := func(name string) chat.Profile {
+		return chat.Profile{Dir: filepath.Join(dir, name), Device: "demo",
+			Prefs: chat.Preferences{Logger: logger.With("part", name), AllowOffline: true}}
+	}
+	if d.Echo, err = profile(EchoName).Create(ctx, EchoName, nil, d.RelayURL); err != nil {
+		return nil, fmt.Errorf("echo profile: %w", err)
+	}
+	if d.Me, err = profile(DemoUser).Create(ctx, DemoUser, nil, d.RelayURL); err != nil {
+		return nil, fmt.Errorf("demo profile: %w", err)
+	}
+	if _, err = d.Me.AddContact(ctx, EchoName); err != nil {
+		return nil, fmt.Errorf("adding echo: %w", err)
+	}
+	if _, err = d.Echo.AddContact(ctx, DemoUser); err != nil {
+		return nil, fmt.Errorf("echo adding you: %w", err)
+	}
+	botCtx, cancel := context.WithCancel(context.Background())
+	d.cancel = cancel
+	for _, line := range assets.DemoScript() {
+		if _, err = d.Echo.Send(ctx, DemoUser, line); err != nil {
+			return nil, fmt.Errorf("echo greeting: %w", err)
+		}
+	}
+	d.wg.Add(1)
+	go func() {
+		defer d.wg.Done()
+		runEcho(botCtx, d.Echo, logger)
+	}()
+	return d, nil
+}
+
+// runEcho answers every message with the text reversed and the session's message
+// number, through the echo's own ratchet session.
+func runEcho(ctx context.Context, c *chat.Controller, logger *slog.Logger) {
+	counts := map[string]int{} // received messages per session
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case ev, ok := <-c.Events():
+			if !ok {
+				return
+			}
+			if ev.Kind != chat.MessageReceived || ev.Message == nil || ev.Message.Outgoing {
+				continue
+			}
+			if err := c.MarkRead(ctx, ev.Contact); err != nil {
+				logger.Warn("echo: mark read", "err", err)
+			}
+			reply := echoReply(ctx, c, ev.Contact, ev.Message.Text, counts)
+			if _, err := c.Send(ctx, ev.Contact, reply); err != nil {
+				logger.Warn("echo: reply", "err", err)
+			}
+		}
+	}
+}
+
+func echoReply(ctx context.Context, c *chat.Controller, contact, text string, counts map[string]int) string {
+	r := []rune(text)
+	for i, j := 0, len(r)-1; i < j; i, j = i+1, j-1 {
+		r[i], r[j] = r[j], r[i]
+	}
+	session := "?"
+	n := 0
+	if ct, err := c.Contact(ctx, contact); err == nil {
+		if s, err := c.ActiveSession(ctx, ct.CardID); err == nil && s != nil {
+			session = s.ID()
+			if len(session) > 8 {
+				session = session[:8]
+			}
+			counts[session]++
+			n = counts[session]
+			if rc, ok := any(s).(interface{ ReceiveCount() uint32 }); ok {
+				n = int(rc.ReceiveCount())
+			}
+		}
+	}
+	return fmt.Sprintf("%s  (message #%d of session %s)", string(r), n, session)
+}
+
+// Close stops the echo, both controllers and the relay. Safe to call twice.
+func (d *DemoEnv) Close() {
+	d.once.Do(func() {
+		if d.cancel != nil {
+			d.cancel()
+		}
+		if d.Echo != nil {
+			d.Echo.Close()
+		}
+		if d.Me != nil {
+			d.Me.Close()
+		}
+		if d.http != nil {
+			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+			if d.server != nil {
+				_ = d.server.Shutdown(ctx)
+			}
+			_ = d.http.Shutdown(ctx)
+			cancel()
+		}
+		d.wg.Wait()
+		if d.store != nil {
+			d.store.Close()
+		}
+	})
+}

@@ -1,0 +1,377 @@
+package ui
+
+import (
+	"context"
+	"fmt"
+	"strings"
+
+	"charm.land/bubbles/v2/help"
+	"charm.land/bubbles/v2/key"
+	"charm.land/bubbles/v2/textinput"
+	tea "charm.land/bubbletea/v2"
+	"charm.land/lipgloss/v2"
+
+	"pfschat/assets"
+	"pfschat/chat"
+)
+
+// dialogWidth is the inner width of dialogs, shrunk on narrow terminals.
+func (c *common) dialogWidth(want int) int {
+	return max(20, min(want, c.width-8))
+}
+
+func (c *common) frame(title, body string, w int) string {
+	s := &c.styles
+	return s.Dialog.Width(w + 6).Render(s.DialogTitle.Render(title) + "\n" + body)
+}
+
+func (c *common) hint(pairs ...string) string {
+	s := &c.styles
+	var parts []string
+	for i := 0; i+1 < len(pairs); i += 2 {
+		parts = append(parts, s.Accent.Render(pairs[i])+" "+s.Muted.Render(pairs[i+1]))
+	}
+	return strings.Join(parts, s.Subtle.Render("  •  "))
+}
+
+// ---------------------------------------------------------------- add contact
+
+type addContactDialog struct {
+	dialogBase
+	c       *common
+	b       Backend
+	input   textinput.Model
+	busy    bool
+	err     string
+	pending string
+}
+
+func newAddContactDialog(c *common, b Backend, name string) *addContactDialog {
+	ti := textinput.New()
+	ti.Prompt = "name: "
+	ti.Placeholder = "their user name, e.g. bob"
+	ti.CharLimit = 32
+	ti.SetStyles(c.styles.TextInput)
+	ti.SetValue(name)
+	ti.Focus()
+	d := &addContactDialog{c: c, b: b, input: ti}
+	if name != "" {
+		d.busy, d.pending = true, name
+	}
+	return d
+}
+
+// start is used when /add NAME already named the contact: the lookup begins at once.
+func (d *addContactDialog) startCmd() tea.Cmd {
+	if d.pending == "" {
+		return nil
+	}
+	return d.c.addContact(d.b, d.pending)
+}
+
+func (d *addContactDialog) Update(msg tea.Msg) (dialog, tea.Cmd) {
+	switch msg := msg.(type) {
+	case addedMsg:
+		if msg.name != d.pending {
+			return d, nil
+		}
+		d.busy = false
+		if msg.err != nil {
+			d.err = errText(msg.err)
+			return d, nil
+		}
+		d.finish()
+		return d, nil
+	case tea.KeyPressMsg:
+		k := d.c.keys
+		switch {
+		case key.Matches(msg, k.Close):
+			d.finish()
+			return d, nil
+		case key.Matches(msg, k.Confirm):
+			name := strings.TrimSpace(d.input.Value())
+			if name == "" || d.busy {
+				return d, nil
+			}
+			d.busy, d.pending, d.err = true, name, ""
+			return d, d.c.addContact(d.b, name)
+		}
+	}
+	if d.busy {
+		return d, nil
+	}
+	var cmd tea.Cmd
+	d.input, cmd = d.input.Update(msg)
+	return d, cmd
+}
+
+func (d *addContactDialog) View() string {
+	w := d.c.dialogWidth(52)
+	s := &d.c.styles
+	d.input.SetWidth(w - 8)
+	lines := []string{
+		s.Muted.Render(lipgloss.Wrap("Their card is fetched from the relay and checked; "+
+			"compare safety numbers afterwards with /verify.", w, "")),
+		"",
+		d.input.View(),
+		"",
+	}
+	switch {
+	case d.busy:
+		lines = append(lines, s.Muted.Render("looking up "+d.pending+"…"))
+	case d.err != "":
+		lines = append(lines, s.Error.Render(lipgloss.Wrap(d.err, w, "")))
+	default:
+		lines = append(lines, d.c.hint("enter", "add", "esc", "cancel"))
+	}
+	return d.c.frame("Add a contact", strings.Join(lines, "\n"), w)
+}
+
+// ---------------------------------------------------------------- verify
+
+type verifyDialog struct {
+	dialogBase
+	c        *common
+	b        Backend
+	contact  string
+	sn       *chat.SafetyNumber
+	err      string
+	verified bool
+	busy     bool
+}
+
+func newVerifyDialog(c *common, b Backend, contact string) *verifyDialog {
+	return &verifyDialog{c: c, b: b, contact: contact, busy: true}
+}
+
+func (d *verifyDialog) startCmd() tea.Cmd { return d.c.safetyNumber(d.b, d.contact) }
+
+func (d *verifyDialog) Update(msg tea.Msg) (dialog, tea.Cmd) {
+	switch msg := msg.(type) {
+	case safetyMsg:
+		if msg.contact != d.contact || d.sn != nil {
+			return d, nil
+		}
+		d.busy = false
+		if msg.err != nil {
+			d.err = errText(msg.err)
+			return d, nil
+		}
+		sn := msg.current
+		d.sn = &sn
+	case opDoneMsg:
+		if msg.op != "verify" || msg.contact != d.contact {
+			return d, nil
+		}
+		d.busy = false
+		if msg.err != nil {
+			d.err = errText(msg.err)
+			return d, nil
+		}
+		d.verified = true
+		d.finish()
+		return d, nil
+	case tea.KeyPressMsg:
+		switch {
+		case key.Matches(msg, d.c.keys.Close), msg.String() == "n", msg.String() == "q":
+			d.finish()
+			return d, nil
+		case (msg.String() == "v" || msg.String() == "y") && d.sn != nil && !d.busy:
+			d.busy = true
+			b, name := d.b, d.contact
+			return d, d.c.op("verify", name, func(ctx context.Context) error { return b.Verify(ctx, name) })
+		}
+	}
+	return d, nil
+}
+
+func (d *verifyDialog) View() string {
+	w := d.c.dialogWidth(56)
+	s := &d.c.styles
+	var lines []string
+	switch {
+	case d.err != "":
+		lines = append(lines, s.Error.Render(lipgloss.Wrap(d.err, w, "")), "", d.c.hint("esc", "close"))
+	case d.sn == nil:
+		lines = append(lines, s.Muted.Render("computing the safety number…"))
+	default:
+		lines = append(lines,
+			s.Muted.Render(lipgloss.Wrap("Compare these 60 digits with the ones "+d.contact+
+				" sees for you, in person or on a call. If they match, nobody is in the middle.", w, "")),
+			"",
+			safetyBlock(s, *d.sn),
+			"",
+			d.c.hint("v", "they match: mark verified", "esc", "not now"))
+	}
+	return d.c.frame("Verify "+d.contact, strings.Join(lines, "\n"), w)
+}
+
+// safetyBlock shows the 12 groups of 5 digits as 3 rows of 4, like Signal.
+func safetyBlock(s *Styles, sn chat.SafetyNumber) string {
+	groups := strings.Fields(sn.Digits())
+	var rows []string
+	for i := 0; i < len(groups); i += 4 {
+		rows = append(rows, "  "+strings.Join(groups[i:min(i+4, len(groups))], "  "))
+	}
+	return s.SafetyNumber.Render(strings.Join(rows, "\n"))
+}
+
+// ---------------------------------------------------------------- key changed
+
+type keyChangedDialog struct {
+	dialogBase
+	c       *common
+	b       Backend
+	contact string
+	old     *chat.SafetyNumber
+	new     *chat.SafetyNumber
+	loaded  bool
+	busy    bool
+	err     string
+}
+
+func newKeyChangedDialog(c *common, b Backend, contact string) *keyChangedDialog {
+	return &keyChangedDialog{c: c, b: b, contact: contact}
+}
+
+func (d *keyChangedDialog) startCmd() tea.Cmd { return d.c.safetyNumber(d.b, d.contact) }
+
+func (d *keyChangedDialog) Update(msg tea.Msg) (dialog, tea.Cmd) {
+	switch msg := msg.(type) {
+	case safetyMsg:
+		if msg.contact != d.contact || d.loaded {
+			return d, nil
+		}
+		d.loaded = true
+		if msg.err != nil {
+			d.err = errText(msg.err)
+			return d, nil
+		}
+		cur := msg.current
+		if msg.pending != nil {
+			d.old, d.new = msg.trusted, msg.pending
+		} else {
+			d.new = &cur
+		}
+	case opDoneMsg:
+		if msg.op != "accept" || msg.contact != d.contact {
+			return d, nil
+		}
+		d.busy = false
+		if msg.err != nil {
+			d.err = errText(msg.err)
+			return d, nil
+		}
+		d.finish()
+		return d, nil
+	case tea.KeyPressMsg:
+		switch {
+		case key.Matches(msg, d.c.keys.Close), msg.String() == "n":
+			d.finish()
+			return d, nil
+		case msg.String() == "a" && !d.busy:
+			d.busy, d.err = true, ""
+			b, name := d.b, d.contact
+			return d, d.c.op("accept", name, func(ctx context.Context) error { return b.AcceptKey(ctx, name) })
+		}
+	}
+	return d, nil
+}
+
+func (d *keyChangedDialog) View() string {
+	w := d.c.dialogWidth(60)
+	s := &d.c.styles
+	lines := []string{
+		s.Warn.Render(lipgloss.Wrap("⚠ "+d.contact+"'s identity key has changed.", w, "")),
+		s.Muted.Render(lipgloss.Wrap("They may have a new device or reinstalled pfschat — or someone may be "+
+			"impersonating them. Sending is paused until you accept the new key. "+
+			"Check the new safety number with them first.", w, "")),
+		"",
+	}
+	switch {
+	case !d.loaded:
+		lines = append(lines, s.Muted.Render("loading safety numbers…"))
+	case d.err != "" && d.new == nil:
+		lines = append(lines, s.Error.Render(lipgloss.Wrap(d.err, w, "")))
+	default:
+		if d.old != nil {
+			lines = append(lines, s.Muted.Render("old safety number (the key you trusted):"), safetyBlock(s, *d.old), "")
+		} else {
+			lines = append(lines, s.Muted.Render("old safety number: no longer available"), "")
+		}
+		lines = append(lines, s.FieldLabel.Render("new safety number:"), safetyBlock(s, *d.new))
+		if d.err != "" {
+			lines = append(lines, "", s.Error.Render(lipgloss.Wrap(d.err, w, "")))
+		}
+	}
+	lines = append(lines, "", d.c.hint("a", "accept the new key", "esc", "not now (sending stays paused)"))
+	return d.c.frame("Identity key changed: "+d.contact, strings.Join(lines, "\n"), w)
+}
+
+// ---------------------------------------------------------------- help
+
+type helpDialog struct {
+	dialogBase
+	c *common
+}
+
+func newHelpDialog(c *common) *helpDialog { return &helpDialog{c: c} }
+
+func (d *helpDialog) Update(msg tea.Msg) (dialog, tea.Cmd) {
+	if k, ok := msg.(tea.KeyPressMsg); ok {
+		if key.Matches(k, d.c.keys.Close, d.c.keys.Help) || k.String() == "q" || k.String() == "enter" {
+			d.finish()
+			return d, nil
+		}
+	}
+	return d, nil
+}
+
+func (d *helpDialog) View() string {
+	w := d.c.dialogWidth(86)
+	h := help.New()
+	h.Styles = d.c.styles.Help
+	h.SetWidth(w)
+	keys := h.FullHelpView(d.c.keys.FullHelp())
+	bell := "off"
+	if d.c.bell {
+		bell = "on"
+	}
+	body := keys + "\n\n" + d.c.styles.Muted.Render(assets.Help()) +
+		"\n\n" + d.c.styles.Subtle.Render(fmt.Sprintf("bell: %s", bell)) + "\n" + d.c.hint("esc", "close")
+	return d.c.frame("Help", body, w)
+}
+
+// ---------------------------------------------------------------- confirm
+
+type confirmDialog struct {
+	dialogBase
+	c      *common
+	title  string
+	text   string
+	action tea.Cmd
+}
+
+func newConfirmDialog(c *common, title, text string, action tea.Cmd) *confirmDialog {
+	return &confirmDialog{c: c, title: title, text: text, action: action}
+}
+
+func (d *confirmDialog) Update(msg tea.Msg) (dialog, tea.Cmd) {
+	if k, ok := msg.(tea.KeyPressMsg); ok {
+		switch k.String() {
+		case "y", "enter":
+			d.finish()
+			return d, d.action
+		case "n", "esc", "q":
+			d.finish()
+			return d, nil
+		}
+	}
+	return d, nil
+}
+
+func (d *confirmDialog) View() string {
+	w := d.c.dialogWidth(52)
+	body := lipgloss.Wrap(d.text, w, "") + "\n\n" + d.c.hint("y", "yes", "n", "no")
+	return d.c.frame(d.title, body, w)
+}

@@ -1,0 +1,170 @@
+package ui
+
+import (
+	"context"
+	"fmt"
+	"image/color"
+	"strings"
+	"testing"
+	"time"
+
+	tea "charm.land/bubbletea/v2"
+	"github.com/charmbracelet/x/ansi"
+
+	"pfschat/chat"
+)
+
+// checkFrame asserts a frame is exactly w×h cells: resizing never garbles the layout.
+func checkFrame(t *testing.T, frame string, w, h int) {
+	t.Helper()
+	lines := strings.Split(frame, "\n")
+	if len(lines) != h {
+		t.Fatalf("frame has %d lines, want %d:\n%s", len(lines), h, frame)
+	}
+	for i, l := range lines {
+		if lw := ansi.StringWidth(l); lw != w {
+			t.Fatalf("line %d is %d cells wide, want %d: %q", i, lw, w, l)
+		}
+	}
+}
+
+func TestResizeTo40ColumnsAndBack(t *testing.T) {
+	b := goldenBackend()
+	tm, fr := startUI(t, Options{Backend: b, OpenContact: "bob", Now: func() time.Time { return fixedNow }}, 100, 30)
+	wide := fr.waitText(t, "Contacts", "this one the relay refused")
+	checkFrame(t, wide, 100, 30)
+
+	tm.Send(tea.WindowSizeMsg{Width: 40, Height: 20})
+	narrow := fr.waitFor(t, "a 40-column frame", func(s string) bool {
+		return len(strings.Split(s, "\n")) == 20 && ansi.StringWidth(strings.Split(s, "\n")[0]) == 40
+	})
+	checkFrame(t, narrow, 40, 20)
+	press(tm, "f1")
+	checkFrame(t, fr.waitText(t, "Help"), 40, 20)
+	press(tm, "esc")
+	narrow = fr.waitFor(t, "help closed", func(s string) bool { return !strings.Contains(s, "Help") })
+	if strings.Contains(narrow, "Contacts") {
+		t.Fatalf("contact list not collapsed at 40 columns:\n%s", narrow)
+	}
+	if !strings.Contains(narrow, "refused") {
+		t.Fatalf("conversation missing at 40 columns:\n%s", narrow)
+	}
+
+	// Tab shows the contact list in place of the conversation, enter opens one.
+	press(tm, "tab")
+	list := fr.waitText(t, "Contacts", "carol")
+	checkFrame(t, list, 40, 20)
+	press(tm, "up") // bob is open; carol, with unread messages, sorts above him
+	press(tm, "enter")
+	carol := fr.waitText(t, "the usual place")
+	checkFrame(t, carol, 40, 20)
+
+	tm.Send(tea.WindowSizeMsg{Width: 100, Height: 30})
+	back := fr.waitFor(t, "a 100-column frame", func(s string) bool {
+		return ansi.StringWidth(strings.Split(s, "\n")[0]) == 100
+	})
+	checkFrame(t, back, 100, 30)
+	if !strings.Contains(back, "Contacts") || !strings.Contains(back, "the usual place") {
+		t.Fatalf("layout not restored:\n%s", back)
+	}
+	for _, w := range []int{20, 39, 59, 60, 61, 80, 200} {
+		tm.Send(tea.WindowSizeMsg{Width: w, Height: 12})
+		f := fr.waitFor(t, fmt.Sprintf("%d columns", w), func(s string) bool {
+			return ansi.StringWidth(strings.Split(s, "\n")[0]) == w
+		})
+		checkFrame(t, f, w, 12)
+	}
+}
+
+func TestScrollbackPagesAndStaysAnchored(t *testing.T) {
+	be := newMemBackend("alice", func() time.Time { return fixedNow })
+	be.addContact(chat.Contact{Name: "bob"})
+	for i := range 500 {
+		be.addMessage(chat.Message{Contact: "bob", Text: fmt.Sprintf("m%03d", i), SentAt: fixedNow.Add(time.Duration(i-500) * time.Minute)})
+	}
+	tm, fr := startUI(t, Options{Backend: be, OpenContact: "bob"}, 80, 24)
+	fr.waitText(t, "m499")
+	// Only the newest page (and perhaps one more to fill the view) is loaded at first.
+	for range 50 {
+		tm.Send(tea.MouseWheelMsg{Button: tea.MouseWheelUp})
+	}
+	fr.waitText(t, "m340") // 150 lines up: three pages of 50 were loaded on the way
+	press(tm, "ctrl+end")
+	fr.waitText(t, "m499")
+	// A new message while scrolled to the bottom follows; the view stays at the bottom.
+	m := be.addMessage(chat.Message{Contact: "bob", Text: "fresh", SentAt: fixedNow})
+	be.events <- chat.Event{Kind: chat.MessageReceived, Contact: "bob", Message: &m}
+	fr.waitText(t, "fresh")
+}
+
+func TestConversationUnit(t *testing.T) {
+	c := &common{ctx: context.Background(), styles: NewStyles(true), keys: DefaultKeyMap(), width: 60, height: 20,
+		now: func() time.Time { return fixedNow }, loc: time.UTC}
+	cv := newConversation("bob")
+	r := &convRenderer{c: c, me: "alice", contact: "bob", width: 50, senderW: 5}
+	var page []chat.Message
+	for i := 99; i >= 50; i-- {
+		page = append(page, chat.Message{ID: int64(i + 1), Text: fmt.Sprintf("line %d", i), SentAt: fixedNow.Add(time.Duration(i) * time.Hour)})
+	}
+	cv.prepend(page, time.UTC)
+	lines, top := cv.view(r, 10)
+	if len(lines) != 10 || top {
+		t.Fatalf("view: %d lines, top=%v", len(lines), top)
+	}
+	if !strings.Contains(ansi.Strip(lines[9]), "line 99") {
+		t.Fatalf("bottom line %q", ansi.Strip(lines[9]))
+	}
+	cv.scrollUp(r, 1_000_000, 10)
+	lines, top = cv.view(r, 10)
+	if !top || !strings.Contains(ansi.Strip(strings.Join(lines, "\n")), "line 50") {
+		t.Fatalf("top not reached: %v\n%s", top, ansi.Strip(strings.Join(lines, "\n")))
+	}
+	// An older page keeps the bottom of the view where it was.
+	before := ansi.Strip(lines[9])
+	var older []chat.Message
+	for i := 49; i >= 0; i-- {
+		older = append(older, chat.Message{ID: int64(i + 1), Text: fmt.Sprintf("line %d", i), SentAt: fixedNow.Add(time.Duration(i) * time.Hour)})
+	}
+	cv.prepend(older, time.UTC)
+	lines, _ = cv.view(r, 10)
+	if after := ansi.Strip(lines[9]); after != before {
+		t.Fatalf("view moved after prepend:\n%s\n---\n%s", before, after)
+	}
+	// Day separators between days, and a control-character message is defused.
+	if !cv.items[0].withDay || cv.items[1].withDay {
+		t.Fatalf("day separators: %v %v", cv.items[0].withDay, cv.items[1].withDay)
+	}
+	cv.appendMsg(chat.Message{ID: 1000, Text: "evil\x1b[2Jclear\x07", SentAt: fixedNow.Add(200 * time.Hour)}, time.UTC)
+	got := strings.Join(r.lines(cv.items[len(cv.items)-1]), "")
+	if strings.Contains(got, "\x1b[2J") || strings.Contains(got, "\x07") {
+		t.Fatalf("escape sequence passed through: %q", got)
+	}
+}
+
+func TestStylesFollowTerminalBackground(t *testing.T) {
+	app := New(context.Background(), Options{Backend: goldenBackend(), OpenContact: "bob", Now: func() time.Time { return fixedNow }, Location: time.UTC})
+	app.Update(tea.WindowSizeMsg{Width: 100, Height: 30})
+	dark := app.render()
+	app.Update(tea.BackgroundColorMsg{Color: color.White})
+	if app.c.styles.IsDark {
+		t.Fatal("a white background kept the dark styles")
+	}
+	light := app.render()
+	if dark == light {
+		t.Fatal("light and dark frames are identical")
+	}
+	if ansi.Strip(dark) != ansi.Strip(light) {
+		t.Fatal("the background changed the text, not only the colours")
+	}
+}
+
+func TestUndecryptableIsShownNotDropped(t *testing.T) {
+	be := newMemBackend("alice", func() time.Time { return fixedNow })
+	be.addContact(chat.Contact{Name: "bob"})
+	be.addMessage(chat.Message{Contact: "bob", Text: "before", SentAt: fixedNow.Add(-time.Minute)})
+	_, fr := startUI(t, Options{Backend: be, OpenContact: "bob"}, 100, 30)
+	fr.waitText(t, "before")
+	m := be.addMessage(chat.Message{Contact: "bob", State: chat.UndecryptableState, Reason: "bad MAC", SentAt: fixedNow})
+	be.events <- chat.Event{Kind: chat.Undecryptable, Contact: "bob", Message: &m}
+	fr.waitText(t, "could not be decrypted (bad MAC)")
+}

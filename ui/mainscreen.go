@@ -1,0 +1,798 @@
+package ui
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"math"
+	"sort"
+	"strings"
+	"time"
+
+	"charm.land/bubbles/v2/help"
+	"charm.land/bubbles/v2/key"
+	"charm.land/bubbles/v2/textarea"
+	tea "charm.land/bubbletea/v2"
+	"charm.land/lipgloss/v2"
+	"github.com/charmbracelet/x/ansi"
+
+	"pfschat/chat"
+)
+
+// Layout constants of the main screen.
+const (
+	contactsWidth     = 26 // including the border
+	narrowWidth       = 60 // below this the contact list collapses
+	inputLines        = 3
+	minTerminalWidth  = 20
+	minTerminalHeight = 8
+)
+
+type focusArea int
+
+const (
+	focusInput focusArea = iota
+	focusContacts
+)
+
+// mainScreen is the messenger: contacts, conversation, input and status bar.
+type mainScreen struct {
+	c *common
+	b Backend
+
+	contacts []chat.Contact
+	selected int    // highlighted row in the contact list
+	open     string // contact whose conversation is shown
+	convs    map[string]*conversation
+
+	input textarea.Model
+	help  help.Model
+	focus focusArea
+
+	conn          chat.ConnState
+	retryDeadline time.Time
+	ticking       bool
+
+	notice    string
+	noticeErr bool
+
+	wantOpen string // contact to open once contacts arrive
+}
+
+// tickMsg drives the reconnect countdown in the status bar.
+type tickMsg time.Time
+
+func newMainScreen(c *common, b Backend, openContact string) *mainScreen {
+	ta := textarea.New()
+	ta.Placeholder = "Write a message, /help for commands"
+	ta.ShowLineNumbers = false
+	ta.Prompt = " "
+	ta.CharLimit = 16 << 10
+	ta.SetHeight(inputLines)
+	ta.KeyMap.InsertNewline = c.keys.Newline
+	ta.KeyMap.Paste.SetEnabled(true)
+	ta.SetStyles(c.styles.TextArea)
+	ta.Focus()
+	h := help.New()
+	h.Styles = c.styles.Help
+	m := &mainScreen{
+		c: c, b: b, convs: make(map[string]*conversation),
+		input: ta, help: h, wantOpen: openContact,
+		conn: chat.ConnState{Status: chat.Connecting},
+	}
+	m.layout()
+	return m
+}
+
+// Init loads the contact list and starts listening to the controller's events.
+func (m *mainScreen) Init() tea.Cmd {
+	return tea.Batch(m.c.loadContacts(m.b), waitEvent(m.b.Events()))
+}
+
+func (m *mainScreen) narrow() bool { return m.c.width < narrowWidth }
+
+// convWidth is the width of the conversation pane.
+func (m *mainScreen) convWidth() int {
+	if m.narrow() {
+		return max(1, m.c.width)
+	}
+	return max(1, m.c.width-contactsWidth)
+}
+
+// bodyHeight is the number of rows above the input and the status bar.
+func (m *mainScreen) bodyHeight() int {
+	return max(1, m.c.height-(inputLines+1)-1)
+}
+
+// convBodyHeight is the number of message lines (the pane minus its header).
+func (m *mainScreen) convBodyHeight() int { return max(1, m.bodyHeight()-1) }
+
+func (m *mainScreen) layout() {
+	m.input.SetWidth(max(4, m.c.width))
+	m.input.SetHeight(inputLines)
+	m.help.SetWidth(m.c.width)
+}
+
+func (m *mainScreen) renderer() *convRenderer {
+	me := m.b.Me()
+	sw := max(ansi.StringWidth(me), ansi.StringWidth(m.open))
+	return &convRenderer{c: m.c, me: me, contact: m.open, width: max(1, m.convWidth()-2), senderW: min(max(sw, 3), 12)}
+}
+
+func (m *mainScreen) conv() *conversation {
+	if m.open == "" {
+		return nil
+	}
+	cv, ok := m.convs[m.open]
+	if !ok {
+		cv = newConversation(m.open)
+		m.convs[m.open] = cv
+	}
+	return cv
+}
+
+func (m *mainScreen) contact(name string) (chat.Contact, bool) {
+	for _, ct := range m.contacts {
+		if ct.Name == name {
+			return ct, true
+		}
+	}
+	return chat.Contact{}, false
+}
+
+func (m *mainScreen) setNotice(s string, isErr bool) {
+	m.notice, m.noticeErr = s, isErr
+}
+
+// Update handles keys, mouse, the results of backend commands and controller events.
+func (m *mainScreen) Update(msg tea.Msg) (screen, tea.Cmd) {
+	switch msg := msg.(type) {
+	case tea.WindowSizeMsg:
+		m.layout()
+		if cv := m.conv(); cv != nil {
+			cv.clampAnchor(m.renderer())
+		}
+		return m, m.maybeLoadMore()
+	case stylesChangedMsg:
+		m.input.SetStyles(m.c.styles.TextArea)
+		m.help.Styles = m.c.styles.Help
+		for _, cv := range m.convs {
+			cv.invalidate()
+		}
+		return m, nil
+	case tea.KeyPressMsg:
+		return m.handleKey(msg)
+	case tea.PasteMsg:
+		var cmd tea.Cmd
+		m.input, cmd = m.input.Update(msg)
+		return m, cmd
+	case tea.MouseWheelMsg:
+		cv := m.conv()
+		if cv == nil {
+			return m, nil
+		}
+		switch msg.Button {
+		case tea.MouseWheelUp:
+			cv.scrollUp(m.renderer(), 3, m.convBodyHeight())
+			return m, m.maybeLoadMore()
+		case tea.MouseWheelDown:
+			cv.scrollDown(m.renderer(), 3)
+		}
+		return m, nil
+	case eventMsg:
+		return m, tea.Batch(m.handleEvent(msg.ev), waitEvent(m.b.Events()))
+	case eventsClosedMsg:
+		m.conn = chat.ConnState{Status: chat.Offline}
+		return m, nil
+	case tickMsg:
+		if m.conn.Status == chat.Reconnecting && time.Time(msg).Before(m.retryDeadline) {
+			return m, tick()
+		}
+		m.ticking = false
+		return m, nil
+	case contactsMsg:
+		return m, m.onContacts(msg)
+	case historyMsg:
+		return m, m.onHistory(msg)
+	case sentMsg:
+		if msg.err != nil {
+			m.setNotice("not sent: "+errText(msg.err), true)
+			if m.input.Value() == "" {
+				m.input.SetValue(msg.text) // give the text back rather than lose it
+			}
+			return m, nil
+		}
+		if cv, ok := m.convs[msg.contact]; ok {
+			cv.appendMsg(msg.msg, m.c.loc)
+			cv.toBottom()
+		}
+		return m, m.c.loadContacts(m.b)
+	case addedMsg:
+		if msg.err == nil {
+			m.wantOpen = msg.contact.Name
+			m.setNotice("added "+msg.contact.Name+" — compare safety numbers with /verify", false)
+			return m, m.c.loadContacts(m.b)
+		}
+		return m, nil
+	case opDoneMsg:
+		return m, m.onOpDone(msg)
+	}
+	return m, nil
+}
+
+func tick() tea.Cmd {
+	return tea.Tick(time.Second, func(t time.Time) tea.Msg { return tickMsg(t) })
+}
+
+func (m *mainScreen) handleKey(msg tea.KeyPressMsg) (screen, tea.Cmd) {
+	k := m.c.keys
+	switch {
+	case key.Matches(msg, k.AddContact):
+		return m, pushDialog(newAddContactDialog(m.c, m.b, ""))
+	case key.Matches(msg, k.Help) && (m.focus == focusContacts || m.input.Value() == "" || msg.String() == "f1"):
+		return m, pushDialog(newHelpDialog(m.c))
+	case key.Matches(msg, k.FocusSwitch):
+		if m.focus == focusInput {
+			m.focus = focusContacts
+			m.input.Blur()
+			if i := m.indexOf(m.open); i >= 0 {
+				m.selected = i
+			}
+			return m, nil
+		}
+		m.focus = focusInput
+		return m, m.input.Focus()
+	case key.Matches(msg, k.NextContact):
+		return m, m.openIndex(m.indexOf(m.open) + 1)
+	case key.Matches(msg, k.PrevContact):
+		return m, m.openIndex(m.indexOf(m.open) - 1)
+	case key.Matches(msg, k.ScrollUp):
+		if cv := m.conv(); cv != nil {
+			cv.scrollUp(m.renderer(), max(1, m.convBodyHeight()-2), m.convBodyHeight())
+			return m, m.maybeLoadMore()
+		}
+		return m, nil
+	case key.Matches(msg, k.ScrollDown):
+		if cv := m.conv(); cv != nil {
+			cv.scrollDown(m.renderer(), max(1, m.convBodyHeight()-2))
+		}
+		return m, nil
+	case key.Matches(msg, k.Bottom):
+		if cv := m.conv(); cv != nil {
+			cv.toBottom()
+		}
+		return m, nil
+	case key.Matches(msg, k.Top):
+		if cv := m.conv(); cv != nil {
+			cv.scrollUp(m.renderer(), math.MaxInt32, m.convBodyHeight())
+			return m, m.maybeLoadMore()
+		}
+		return m, nil
+	}
+
+	if m.focus == focusContacts {
+		switch {
+		case key.Matches(msg, k.Up):
+			m.selected = max(0, m.selected-1)
+		case key.Matches(msg, k.Down):
+			m.selected = min(len(m.contacts)-1, m.selected+1)
+		case key.Matches(msg, k.Open):
+			cmd := m.openIndex(m.selected)
+			m.focus = focusInput
+			return m, tea.Batch(cmd, m.input.Focus())
+		case key.Matches(msg, k.Close):
+			m.focus = focusInput
+			return m, m.input.Focus()
+		}
+		return m, nil
+	}
+
+	switch {
+	case key.Matches(msg, k.Send):
+		return m, m.submit()
+	case key.Matches(msg, k.Close):
+		m.setNotice("", false)
+		return m, nil
+	}
+	var cmd tea.Cmd
+	m.input, cmd = m.input.Update(msg)
+	return m, cmd
+}
+
+func (m *mainScreen) indexOf(name string) int {
+	for i, ct := range m.contacts {
+		if ct.Name == name {
+			return i
+		}
+	}
+	return -1
+}
+
+// openIndex opens the conversation of the i-th contact (wrapping around).
+func (m *mainScreen) openIndex(i int) tea.Cmd {
+	if len(m.contacts) == 0 {
+		return nil
+	}
+	i = (i%len(m.contacts) + len(m.contacts)) % len(m.contacts)
+	return m.openContact(m.contacts[i].Name)
+}
+
+// openContact shows a contact's conversation, loading its newest page the first time,
+// and marks it read.
+func (m *mainScreen) openContact(name string) tea.Cmd {
+	m.open = name
+	if i := m.indexOf(name); i >= 0 {
+		m.selected = i
+	}
+	cv := m.conv()
+	var cmds []tea.Cmd
+	if !cv.loaded && !cv.loading {
+		cv.loading = true
+		cmds = append(cmds, m.c.loadHistory(m.b, name, 0))
+	}
+	if ct, ok := m.contact(name); ok && ct.Unread > 0 {
+		cmds = append(cmds, m.markRead(name))
+	}
+	return tea.Batch(cmds...)
+}
+
+func (m *mainScreen) markRead(name string) tea.Cmd {
+	// Clear the count at once; the backend call confirms it.
+	if i := m.indexOf(name); i >= 0 {
+		m.contacts[i].Unread = 0
+	}
+	b := m.b
+	return m.c.op("markread", name, func(ctx context.Context) error { return b.MarkRead(ctx, name) })
+}
+
+// maybeLoadMore asks for an older page when the top of the loaded history is near.
+func (m *mainScreen) maybeLoadMore() tea.Cmd {
+	cv := m.conv()
+	if cv == nil || !cv.loaded || cv.loading || cv.exhausted {
+		return nil
+	}
+	h := m.convBodyHeight()
+	if cv.linesAbove(m.renderer(), 2*h+1) > 2*h {
+		return nil
+	}
+	cv.loading = true
+	return m.c.loadHistory(m.b, cv.contact, cv.oldestID())
+}
+
+func (m *mainScreen) onContacts(msg contactsMsg) tea.Cmd {
+	if msg.err != nil {
+		m.setNotice("contacts: "+errText(msg.err), true)
+		return nil
+	}
+	list := append([]chat.Contact(nil), msg.list...)
+	sort.SliceStable(list, func(i, j int) bool {
+		ui, uj := list[i].Unread > 0, list[j].Unread > 0
+		if ui != uj {
+			return ui
+		}
+		return list[i].LastActivity.After(list[j].LastActivity)
+	})
+	// While a conversation is open its messages are read as they arrive.
+	var cmds []tea.Cmd
+	for i := range list {
+		if list[i].Name == m.open && list[i].Unread > 0 {
+			cmds = append(cmds, m.markRead(m.open))
+			list[i].Unread = 0
+		}
+	}
+	m.contacts = list
+	switch {
+	case m.wantOpen != "" && m.indexOf(m.wantOpen) >= 0:
+		name := m.wantOpen
+		m.wantOpen = ""
+		cmds = append(cmds, m.openContact(name))
+	case m.open == "" && len(list) > 0:
+		cmds = append(cmds, m.openContact(list[0].Name))
+	default:
+		if i := m.indexOf(m.open); i >= 0 && m.focus == focusInput {
+			m.selected = i
+		}
+		m.selected = min(max(m.selected, 0), max(0, len(list)-1))
+	}
+	return tea.Batch(cmds...)
+}
+
+func (m *mainScreen) onHistory(msg historyMsg) tea.Cmd {
+	cv, ok := m.convs[msg.contact]
+	if !ok {
+		return nil
+	}
+	cv.loading = false
+	if msg.err != nil {
+		cv.loadErr = msg.err
+		m.setNotice("history: "+errText(msg.err), true)
+		return nil
+	}
+	cv.loaded = true
+	if len(msg.msgs) < historyPage {
+		cv.exhausted = true
+	}
+	cv.prepend(msg.msgs, m.c.loc)
+	if msg.contact == m.open {
+		return m.maybeLoadMore()
+	}
+	return nil
+}
+
+func (m *mainScreen) onOpDone(msg opDoneMsg) tea.Cmd {
+	if msg.err != nil {
+		if msg.op != "markread" {
+			m.setNotice(msg.op+": "+errText(msg.err), true)
+		}
+		return nil
+	}
+	switch msg.op {
+	case "verify":
+		m.setNotice(msg.contact+" is verified", false)
+	case "accept":
+		m.setNotice("accepted "+msg.contact+"'s new key — verify it with /verify", false)
+	case "rotate":
+		m.setNotice("prekeys rotated", false)
+	case "reset":
+		m.setNotice("session with "+msg.contact+" reset; the next message starts a new one", false)
+	case "markread":
+		return nil
+	}
+	return m.c.loadContacts(m.b)
+}
+
+// handleEvent applies one controller event.
+func (m *mainScreen) handleEvent(ev chat.Event) tea.Cmd {
+	switch ev.Kind {
+	case chat.ConnectionChanged:
+		m.conn = ev.State
+		if ev.State.Status == chat.Reconnecting && ev.State.RetryIn > 0 {
+			m.retryDeadline = m.c.now().Add(ev.State.RetryIn)
+			if !m.ticking {
+				m.ticking = true
+				return tick()
+			}
+		}
+		return nil
+	case chat.MessageReceived, chat.Undecryptable:
+		var cmds []tea.Cmd
+		if ev.Message != nil {
+			if cv, ok := m.convs[ev.Contact]; ok && cv.loaded {
+				cv.appendMsg(*ev.Message, m.c.loc)
+			}
+		}
+		if ev.Contact != m.open && m.c.bell {
+			cmds = append(cmds, tea.Raw("\a"))
+		}
+		cmds = append(cmds, m.c.loadContacts(m.b))
+		return tea.Batch(cmds...)
+	case chat.DeliveryChanged:
+		if ev.Message != nil {
+			if cv, ok := m.convs[ev.Contact]; ok {
+				cv.update(*ev.Message)
+			}
+		}
+		return nil
+	case chat.ContactKeyChanged:
+		// A warning, not a pop-up: a dialog appearing while someone types could take a
+		// keystroke as "accept". The dialog opens on /accept, /verify or the next send.
+		m.setNotice("⚠ "+ev.Contact+"'s identity key changed — /accept to review it", true)
+		return m.c.loadContacts(m.b)
+	case chat.ContactAdded:
+		return m.c.loadContacts(m.b)
+	}
+	if ev.Err != nil {
+		m.c.log.Warn("chat event", "kind", ev.Kind, "err", ev.Err)
+	}
+	return nil
+}
+
+// submit sends the input, or runs it as a slash command.
+func (m *mainScreen) submit() tea.Cmd {
+	text := strings.TrimRight(m.input.Value(), " \n")
+	if strings.TrimSpace(text) == "" {
+		return nil
+	}
+	if strings.HasPrefix(text, "/") && !strings.HasPrefix(text, "//") {
+		m.input.Reset()
+		return m.command(strings.Fields(text))
+	}
+	if strings.HasPrefix(text, "//") {
+		text = text[1:] // "//" escapes a message that starts with a slash
+	}
+	if m.open == "" {
+		m.setNotice("no conversation open: add a contact with /add NAME", true)
+		return nil
+	}
+	if ct, ok := m.contact(m.open); ok && ct.KeyChanged {
+		// Sending is blocked until the new key is accepted: show both safety numbers;
+		// the text stays in the input.
+		m.setNotice(m.open+"'s identity key changed: review it with /accept before sending", true)
+		return pushDialog(newKeyChangedDialog(m.c, m.b, m.open))
+	}
+	m.input.Reset()
+	m.setNotice("", false)
+	return m.c.send(m.b, m.open, text)
+}
+
+// command runs a slash command.
+func (m *mainScreen) command(f []string) tea.Cmd {
+	b := m.b
+	needOpen := func() bool {
+		if m.open == "" {
+			m.setNotice(f[0]+" needs an open conversation", true)
+			return false
+		}
+		return true
+	}
+	switch f[0] {
+	case "/add":
+		name := ""
+		if len(f) > 1 {
+			name = f[1]
+		}
+		return pushDialog(newAddContactDialog(m.c, m.b, name))
+	case "/verify":
+		if !needOpen() {
+			return nil
+		}
+		if ct, ok := m.contact(m.open); ok && ct.KeyChanged {
+			// A changed key is compared and accepted first, then verified.
+			return pushDialog(newKeyChangedDialog(m.c, m.b, m.open))
+		}
+		return pushDialog(newVerifyDialog(m.c, m.b, m.open))
+	case "/accept":
+		if !needOpen() {
+			return nil
+		}
+		return pushDialog(newKeyChangedDialog(m.c, m.b, m.open))
+	case "/rotate":
+		m.setNotice("rotating prekeys…", false)
+		return m.c.op("rotate", "", func(ctx context.Context) error { return b.RotateKeys(ctx, 100) })
+	case "/reset":
+		if !needOpen() {
+			return nil
+		}
+		name := m.open
+		return pushDialog(newConfirmDialog(m.c, "Reset session",
+			fmt.Sprintf("Drop the encrypted session with %s and start a fresh one?\nMessages already received stay readable.", name),
+			m.c.op("reset", name, func(ctx context.Context) error { return b.ResetSession(ctx, name) })))
+	case "/bell":
+		m.c.bell = !m.c.bell
+		if m.c.bell {
+			m.setNotice("bell on for messages in other conversations", false)
+		} else {
+			m.setNotice("bell off", false)
+		}
+		return nil
+	case "/help":
+		return pushDialog(newHelpDialog(m.c))
+	case "/quit", "/exit", "/q":
+		return func() tea.Msg { return quitMsg{} }
+	}
+	m.setNotice("unknown command "+f[0]+" — /help lists them", true)
+	return nil
+}
+
+// View draws the main screen at exactly the terminal's size.
+func (m *mainScreen) View() string {
+	w, h := m.c.width, m.c.height
+	if w < minTerminalWidth || h < minTerminalHeight {
+		return m.c.styles.Muted.Render("pfschat needs at least 20×8")
+	}
+	bodyH := m.bodyHeight()
+	var rows []string
+	switch {
+	case m.narrow() && m.focus == focusContacts:
+		rows = m.contactsView(w, bodyH)
+	case m.narrow():
+		rows = m.conversationView(w, bodyH)
+	default:
+		// Both panes are exactly sized line by line, so joining is concatenation: no
+		// width measuring of the whole frame.
+		left := m.contactsView(contactsWidth-1, bodyH)
+		right := m.conversationView(m.convWidth(), bodyH)
+		sep := m.c.styles.PaneBorder.Render("│")
+		rows = make([]string, bodyH)
+		for i := range rows {
+			rows[i] = left[i] + sep + right[i]
+		}
+	}
+	input := m.c.styles.InputBorder.Width(w).Render(m.input.View())
+	return joinLines(rows) + "\n" + fitBlock(input, w, inputLines+1) + "\n" + m.statusView(w)
+}
+
+// exactSize tells the root model this screen always renders exactly width×height.
+func (m *mainScreen) exactSize() bool {
+	return m.c.width >= minTerminalWidth && m.c.height >= minTerminalHeight
+}
+
+// padRows pads lines (each already exactly w wide) with blank lines to h.
+func padRows(lines []string, w, h int) []string {
+	if len(lines) > h {
+		return lines[:h]
+	}
+	blank := spaces(w)
+	for len(lines) < h {
+		lines = append(lines, blank)
+	}
+	return lines
+}
+
+// contactsView returns exactly h lines of exactly w cells.
+func (m *mainScreen) contactsView(w, h int) []string {
+	s := &m.c.styles
+	lines := []string{fitLine(s.ContactsTitle.Render(" Contacts"), w)}
+	if len(m.contacts) == 0 {
+		lines = append(lines, fitLine(s.Empty.Render(" none yet: ctrl+n"), w))
+	}
+	rowsPer := 2
+	first := 0
+	if visible := (h - 1) / rowsPer; visible > 0 && m.selected >= visible {
+		first = m.selected - visible + 1
+	}
+	for i := first; i < len(m.contacts) && len(lines)+rowsPer <= h; i++ {
+		ct := m.contacts[i]
+		name := ct.Name
+		nameStyle := s.Contact
+		if ct.Unread > 0 {
+			nameStyle = nameStyle.Bold(true)
+		}
+		marker := " "
+		if ct.Name == m.open {
+			marker = s.Accent.Render("▌")
+		}
+		badge := ""
+		if ct.Unread > 0 {
+			badge = s.Unread.Render(fmt.Sprintf(" %d ", ct.Unread))
+		}
+		bw := ansi.StringWidth(badge)
+		row1 := marker + nameStyle.Render(ansi.Truncate(name, max(1, w-2-bw), "…"))
+		row1 = fitLine(row1, w-bw) + badge
+		var flags []string
+		switch {
+		case ct.KeyChanged:
+			flags = append(flags, s.KeyChanged.Render("⚠ key changed"))
+		case ct.Verified:
+			flags = append(flags, s.Verified.Render("✔ verified"))
+		}
+		if !ct.LastActivity.IsZero() {
+			flags = append(flags, s.Activity.Render(m.activity(ct.LastActivity)))
+		}
+		row2 := "   " + strings.Join(flags, s.Muted.Render(" · "))
+		if i == m.selected && m.focus == focusContacts {
+			row1 = s.ContactSelected.Render(ansi.Strip(fitLine(row1, w)))
+			row2 = s.ContactSelected.Render(ansi.Strip(fitLine(row2, w)))
+		}
+		lines = append(lines, fitLine(row1, w), fitLine(row2, w))
+	}
+	return padRows(lines, w, h)
+}
+
+// activity formats a last-activity time: the time today, the weekday this week, else
+// the date.
+func (m *mainScreen) activity(t time.Time) string {
+	now := m.c.localTime(m.c.now())
+	lt := m.c.localTime(t)
+	switch {
+	case sameDay(now, lt):
+		return lt.Format("15:04")
+	case now.Sub(lt) < 6*24*time.Hour:
+		return lt.Format("Mon")
+	case now.Year() == lt.Year():
+		return lt.Format("2 Jan")
+	}
+	return lt.Format("Jan 2006")
+}
+
+// conversationView returns exactly h lines of exactly w cells.
+func (m *mainScreen) conversationView(w, h int) []string {
+	s := &m.c.styles
+	cv := m.conv()
+	if cv == nil {
+		msg := "No conversation yet.\n\nAdd a contact with ctrl+n or /add NAME,\nthen compare safety numbers with /verify."
+		return splitLines(fitBlock(lipgloss.Place(w, h, lipgloss.Center, lipgloss.Center, s.Empty.Render(msg)), w, h))
+	}
+	header := " " + s.ConvHeader.Render(m.open)
+	if ct, ok := m.contact(m.open); ok {
+		switch {
+		case ct.KeyChanged:
+			header += "  " + s.KeyChanged.Render("⚠ identity key changed — /accept to review")
+		case ct.Verified:
+			header += "  " + s.Verified.Render("✔")
+		}
+	}
+	if !cv.atBottom() {
+		header = fitLine(header, w-14) + s.Muted.Render("↓ newer below")
+	}
+	lines := []string{fitLine(header, w)}
+	bh := h - 1
+	switch {
+	case !cv.loaded && cv.loadErr != nil:
+		lines = append(lines, fitLine(s.Error.Render(" could not load messages: "+errText(cv.loadErr)), w))
+	case !cv.loaded:
+		lines = append(lines, fitLine(s.Muted.Render(" loading…"), w))
+	case len(cv.items) == 0:
+		lines = append(lines, fitLine(s.Empty.Render(" No messages yet. Say hello — it is end-to-end encrypted."), w))
+	default:
+		r := m.renderer()
+		view, top := cv.view(r, bh)
+		if top && cv.loading {
+			view[0] = fitLine(s.Muted.Render("loading older messages…"), r.width)
+		} else if top && cv.exhausted && strings.TrimSpace(view[0]) == "" {
+			view[0] = fitLine(s.Subtle.Render("beginning of the conversation"), r.width)
+		}
+		// Cached message lines are exactly r.width = w-2 wide: a margin each side.
+		for _, l := range view {
+			lines = append(lines, " "+l+" ")
+		}
+	}
+	return padRows(lines, w, h)
+}
+
+func (m *mainScreen) statusView(w int) string {
+	s := &m.c.styles
+	var conn string
+	switch m.conn.Status {
+	case chat.Online:
+		conn = s.StatusOK.Render("● relay connected")
+	case chat.Connecting:
+		conn = s.StatusWarn.Render("◌ connecting…")
+	case chat.Reconnecting:
+		left := m.retryDeadline.Sub(m.c.now())
+		secs := int(math.Ceil(left.Seconds()))
+		if secs > 0 {
+			conn = s.StatusWarn.Render(fmt.Sprintf("◌ reconnecting in %d s", secs))
+		} else {
+			conn = s.StatusWarn.Render("◌ reconnecting…")
+		}
+	default:
+		conn = s.StatusBad.Render("○ offline")
+	}
+	parts := []string{conn}
+	if ct, ok := m.contact(m.open); ok {
+		fp := ct.Fingerprint
+		if fp != "" {
+			fp = "fp " + fp
+		}
+		var trust string
+		switch {
+		case ct.KeyChanged:
+			trust = s.KeyChanged.Render("⚠ key changed")
+		case ct.Verified:
+			trust = s.Verified.Render("✔ verified")
+		default:
+			trust = s.Muted.Render("not verified (/verify)")
+		}
+		parts = append(parts, s.StatusNote.Render(ct.Name)+" "+s.Muted.Render(fp)+" "+trust)
+	}
+	left := " " + strings.Join(parts, s.Subtle.Render(" │ "))
+	var right string
+	switch {
+	case m.notice != "" && m.noticeErr:
+		right = s.Error.Render(m.notice)
+	case m.notice != "":
+		right = s.OK.Render(m.notice)
+	default:
+		right = m.help.ShortHelpView([]key.Binding{m.c.keys.Help, m.c.keys.AddContact})
+	}
+	lw := ansi.StringWidth(left)
+	avail := w - lw - 2
+	if avail < 10 {
+		return fitLine(left, w)
+	}
+	right = ansi.Truncate(right, avail, "…")
+	return fitLine(left+spaces(w-lw-ansi.StringWidth(right)-1)+right, w)
+}
+
+// errText is an error for the status bar: one line, no wrapping chain noise.
+func errText(err error) string {
+	if errors.Is(err, context.DeadlineExceeded) {
+		return "timed out: is the relay reachable?"
+	}
+	s := err.Error()
+	if i := strings.IndexByte(s, '\n'); i >= 0 {
+		s = s[:i]
+	}
+	return s
+}

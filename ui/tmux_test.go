@@ -1,0 +1,104 @@
+package ui
+
+import (
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+)
+
+// TestDemoInTmux runs the real binary in a real terminal: `pfschat demo` inside a
+// detached tmux session of 100×30, a message typed with send-keys, and the echo's
+// encrypted reply read back with capture-pane.
+func TestDemoInTmux(t *testing.T) {
+	tmux, err := exec.LookPath("tmux")
+	if err != nil {
+		t.Skip("tmux is not installed (apt-get install -y tmux); the real-terminal test needs it")
+	}
+	goBin, err := exec.LookPath("go")
+	if err != nil {
+		t.Skip("the go tool is not on PATH; cannot build the binary")
+	}
+	dir := t.TempDir()
+	bin := filepath.Join(dir, "pfschat")
+	build := exec.Command(goBin, "build", "-o", bin, ".")
+	build.Dir = ".." // the module root: package main
+	if out, err := build.CombinedOutput(); err != nil {
+		t.Fatalf("go build: %v\n%s", err, out)
+	}
+
+	// A private tmux server, so the test never touches a user's sessions.
+	sock := fmt.Sprintf("pfschat-test-%d", os.Getpid())
+	tm := func(args ...string) (string, error) {
+		out, err := exec.Command(tmux, append([]string{"-L", sock, "-f", "/dev/null"}, args...)...).CombinedOutput()
+		return string(out), err
+	}
+	t.Cleanup(func() { _, _ = tm("kill-server") })
+
+	state := filepath.Join(dir, "state")
+	cmd := fmt.Sprintf("env HOME=%s XDG_STATE_HOME=%s TMPDIR=%s %s demo", dir, state, dir, bin)
+	if out, err := tm("new-session", "-d", "-x", "100", "-y", "30", "-s", "demo", cmd); err != nil {
+		t.Fatalf("tmux new-session: %v\n%s", err, out)
+	}
+	capture := func() string {
+		out, _ := tm("capture-pane", "-p", "-t", "demo")
+		return out
+	}
+	waitScreen := func(what string, cond func(string) bool) string {
+		t.Helper()
+		deadline := time.Now().Add(60 * time.Second)
+		for {
+			s := capture()
+			if cond(s) {
+				return s
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("tmux: no screen with %s after 60 s; screen:\n%s", what, s)
+			}
+			time.Sleep(100 * time.Millisecond) // polling interval of capture-pane
+		}
+	}
+	contains := func(texts ...string) func(string) bool {
+		return func(s string) bool {
+			for _, x := range texts {
+				if !strings.Contains(s, x) {
+					return false
+				}
+			}
+			return true
+		}
+	}
+
+	waitScreen("the echo's greeting", contains("I am echo", "relay connected"))
+	if out, err := tm("send-keys", "-t", "demo", "-l", "hello from tmux"); err != nil {
+		t.Fatalf("send-keys: %v %s", err, out)
+	}
+	if out, err := tm("send-keys", "-t", "demo", "Enter"); err != nil {
+		t.Fatalf("send-keys: %v %s", err, out)
+	}
+	screen := waitScreen("the echo's reply", contains("xumt morf olleh", "message #"))
+	if !strings.Contains(screen, "hello from tmux") {
+		t.Fatalf("own message missing:\n%s", screen)
+	}
+
+	// /quit leaves cleanly and removes the throwaway profile.
+	_, _ = tm("send-keys", "-t", "demo", "-l", "/quit")
+	_, _ = tm("send-keys", "-t", "demo", "Enter")
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		if _, err := tm("has-session", "-t", "demo"); err != nil {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("demo did not exit after /quit; screen:\n%s", capture())
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	left, _ := filepath.Glob(filepath.Join(dir, "pfschat-demo-*"))
+	if len(left) != 0 {
+		t.Fatalf("demo left its temporary profile behind: %v", left)
+	}
+}
