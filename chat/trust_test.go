@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"path/filepath"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -370,4 +371,30 @@ func TestSeedSessionAPI(t *testing.T) {
 	if s, _ := alice.c.ActiveSession(ctx, bobCard.ID()); s != nil {
 		t.Fatal("session survived RemoveSessions")
 	}
+}
+
+// A relay presenting a key other than the pinned one is a hard error naming both keys.
+func TestRelayKeyChangeIsRefused(t *testing.T) {
+	r1, r2 := relaytest.Start(t), relaytest.Start(t)
+	alice := newUser(t, r1, "alice")
+	alice.close()
+	p := alice.p
+	p.RelayURL = r2.URL // same profile, an impostor relay
+	_, err := p.Open(ctxT(t), testPass)
+	var rk *RelayKeyChangedError
+	if !errors.As(err, &rk) {
+		t.Fatalf("opening against another relay: %v, want *RelayKeyChangedError", err)
+	}
+	for _, fp := range []string{ratchet.Fingerprint(r1.Server.RelayKey()), ratchet.Fingerprint(r2.Server.RelayKey())} {
+		if !strings.Contains(err.Error(), fp) {
+			t.Errorf("error %q does not show fingerprint %s", err, fp)
+		}
+	}
+	// Even with AllowOffline the mismatch is fatal, not "offline".
+	p.Prefs.AllowOffline = true
+	if _, err := p.Open(ctxT(t), testPass); !errors.As(err, &rk) {
+		t.Fatalf("with AllowOffline: %v", err)
+	}
+	// The genuine relay still works.
+	alice.reopen()
 }
