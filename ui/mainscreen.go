@@ -223,7 +223,11 @@ func (m *mainScreen) Update(msg tea.Msg) (screen, tea.Cmd) {
 	case addedMsg:
 		if msg.err == nil {
 			m.wantOpen = msg.contact.Name
-			m.setNotice("added "+msg.contact.Name+" — compare safety numbers with /verify", false)
+			if msg.contact.KeyChanged {
+				m.setNotice("⚠ "+msg.contact.Name+"'s identity key changed — /accept to review it", true)
+			} else {
+				m.setNotice("added "+msg.contact.Name+" — compare safety numbers with /verify", false)
+			}
 			return m, m.c.loadContacts(m.b)
 		}
 		return m, nil
