@@ -3,9 +3,11 @@ package ratchet_test
 // TestVectorsFollowSpec is a second, deliberately separate implementation of SPEC.md: it
 // lives outside package ratchet, uses only the standard library and x/crypto, and rebuilds
 // everything in testdata/vectors.json from the spec's text — card snapshots and IDs,
-// signatures, prekey and bundle encodings, the PQXDH secret, and every wire message of the
-// transcript, byte for byte, with a Double Ratchet written from §11. If SPEC.md and the
-// code drift apart, this test says where.
+// signatures, prekey and bundle encodings, the PQXDH secret, every wire message of the
+// transcript and the §13 session state after every event, byte for byte, with a Double
+// Ratchet written from §11. Labels and domains come from SPEC.md's §3 table itself. If
+// SPEC.md and the code drift apart, this test says where. (The rejection vectors are
+// checked by TestVectors, against the real implementation.)
 
 import (
 	"bytes"
@@ -171,8 +173,9 @@ type specMessage struct {
 }
 
 type specEvent struct {
-	Op    string `json:"op"`
-	Label string `json:"label"`
+	Op          string `json:"op"`
+	Label       string `json:"label"`
+	StateSHA256 hx     `json:"state_sha256"`
 }
 
 // specStream is §15.1's random stream.
@@ -345,6 +348,39 @@ type specSession struct {
 	skipped       []specSkipped
 	reads         [][]byte
 	padding       int
+	// §13 bookkeeping, for the persisted-state hashes.
+	self, peer  [32]byte
+	usedOPK     bool
+	sent, recvd uint32
+	previous    [][]byte
+}
+
+// marshal is §13.
+func (s *specSession) marshal() []byte {
+	var flags byte
+	for bit, on := range []bool{s.initiator, s.acked, s.usedOPK, s.dhs != nil, s.dhr != nil, s.cks != nil, s.ckr != nil} {
+		if on {
+			flags |= 1 << bit
+		}
+	}
+	b := slices.Concat([]byte{1, flags}, s.sessionID, s.self[:], s.peer[:], s.rk)
+	for _, v := range [][]byte{slices.Concat(s.dhs, s.dhsPub), s.dhr, s.cks, s.ckr} {
+		b = append(b, v...) // absent values are nil: nothing appended
+	}
+	b = slices.Concat(b, be32(s.ns), be32(s.nr), be32(s.pn), be32(s.sent), be32(s.recvd), be16(s.padding))
+	var hdr []byte
+	if s.initiator && !s.acked {
+		hdr = s.initialHeader
+	}
+	b = slices.Concat(b, be16(len(hdr)), hdr, be16(len(s.skipped)))
+	for _, k := range s.skipped {
+		b = slices.Concat(b, k.dh, be32(k.n), k.mk)
+	}
+	b = append(b, byte(len(s.previous)))
+	for _, k := range s.previous {
+		b = append(b, k...)
+	}
+	return b
 }
 
 type specSkipped struct {
@@ -421,6 +457,7 @@ func (s *specSession) encrypt(pt []byte) []byte {
 	wire = aead.Seal(wire, nonce, padded, slices.Concat(s.ad, wire))
 	s.cks = next
 	s.ns++
+	s.sent++
 	return wire
 }
 
@@ -466,6 +503,7 @@ func (s *specSession) decrypt(wire []byte) []byte {
 		if s.initiator {
 			s.acked = true
 		}
+		s.recvd++
 		return p
 	}
 	// 1. Skipped key.
@@ -508,6 +546,12 @@ func (s *specSession) decrypt(wire []byte) []byte {
 	ck := skip(ckr, slices.Clone(dh), 0, n)
 	mk, next := specKDFCK(ck)
 	p := open(mk)
+	if s.dhr != nil {
+		s.previous = append(s.previous, s.dhr)
+		if len(s.previous) > 5 {
+			s.previous = s.previous[1:]
+		}
+	}
 	s.pn, s.ns = s.ns, 0
 	s.dhr, s.rk, s.ckr, s.nr = slices.Clone(dh), rk, next, n+1
 	s.dhs, s.dhsPub, s.cks = nil, nil, nil
@@ -637,7 +681,7 @@ func TestVectorsFollowSpec(t *testing.T) {
 	mustEqual(t, "bob session stream", slices.Concat(bobReads...), specStream(f.Transcript.BobSeed, 32*len(bobReads)))
 	sessions := map[string]*specSession{
 		"alice": {t: t, initiator: true, ad: ad, sessionID: sid, initialHeader: hdr, rk: sk,
-			dhr: pre[1].pub, reads: aliceReads[2:]},
+			dhr: pre[1].pub, reads: aliceReads[2:], self: alice.rawID, peer: bob.rawID, usedOPK: true},
 	}
 	msgs := map[string]specMessage{}
 	for _, m := range f.Transcript.Messages {
@@ -658,12 +702,19 @@ func TestVectorsFollowSpec(t *testing.T) {
 			if sessions[to] == nil {
 				// §10.2: Bob's initial state; SK as computed above from his side too.
 				sessions[to] = &specSession{t: t, ad: ad, sessionID: sid, rk: sk,
-					dhs: pre[1].secret, dhsPub: pre[1].pub, reads: bobReads}
+					dhs: pre[1].secret, dhsPub: pre[1].pub, reads: bobReads,
+					self: bob.rawID, peer: alice.rawID, usedOPK: true}
 			}
 			mustEqual(t, "deliver "+m.Label, sessions[to].decrypt(m.Wire.b(t)), m.Plaintext.b(t))
 		default:
 			t.Fatalf("unknown op %q", ev.Op)
 		}
+		actor := sessions[m.From]
+		if ev.Op == "deliver" {
+			actor = sessions[map[string]string{"alice": "bob", "bob": "alice"}[m.From]]
+		}
+		sum := sha256.Sum256(actor.marshal())
+		mustEqual(t, fmt.Sprintf("§13 state after %s %s", ev.Op, ev.Label), sum[:], ev.StateSHA256.b(t))
 	}
 	if n := len(sessions["alice"].reads) + len(sessions["bob"].reads); n != 0 {
 		t.Fatalf("%d recorded random reads were not used by the spec's ratchet", n)

@@ -7,6 +7,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"slices"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -80,9 +81,10 @@ func checkSeqs(b *testing.B, who string, seen []bool, dups int) {
 }
 
 func BenchmarkLoadRelay(b *testing.B) {
-	for _, pairs := range []int{100} {
-		b.Run(fmt.Sprintf("pairs=%d", pairs), func(b *testing.B) { benchRelay(b, pairs, 32, 0) })
-	}
+	b.Run("pairs=100", func(b *testing.B) { benchRelay(b, 100, 32, 0) })
+	// For comparison: the store without fsync at commit (survives a process crash,
+	// not a power cut). The relay runs FULL by default.
+	b.Run("pairs=100/sync=NORMAL", func(b *testing.B) { benchRelayWith(b, 100, 32, 0, nil, "NORMAL") })
 }
 
 func BenchmarkLoadFloor(b *testing.B) {
@@ -95,14 +97,15 @@ func BenchmarkLoadFloor(b *testing.B) {
 // latency distribution (target p99 < 10 ms).
 func BenchmarkLoadFixedRate(b *testing.B) {
 	b.Run("pairs=1000/rate=10000", func(b *testing.B) { benchRelay(b, 1000, 8, 10000) })
+	b.Run("pairs=100/rate=1000", func(b *testing.B) { benchRelay(b, 100, 8, 1000) })
 }
 
 // benchRelay runs the load against a real relay (SQLite, synchronous=FULL). rate > 0
 // paces the senders to that many messages per second in total.
-func benchRelay(b *testing.B, pairs, window, rate int) { benchRelayWith(b, pairs, window, rate, nil) }
+func benchRelay(b *testing.B, pairs, window, rate int) { benchRelayWith(b, pairs, window, rate, nil, "") }
 
-func benchRelayWith(b *testing.B, pairs, window, rate int, q relay.Queue) {
-	r := relaytest.StartWith(b, relaytest.Options{Limits: relay.Limits{FramesPerSecond: -1, MaxQueueCount: 1 << 20}, Queue: q})
+func benchRelayWith(b *testing.B, pairs, window, rate int, q relay.Queue, syncMode string) {
+	r := relaytest.StartWith(b, relaytest.Options{Limits: relay.Limits{FramesPerSecond: -1, MaxQueueCount: 1 << 20}, Queue: q, Synchronous: syncMode})
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	senders := make([]*relay.Client, pairs)
@@ -213,6 +216,11 @@ func benchRelayWith(b *testing.B, pairs, window, rate int, q relay.Queue) {
 	elapsed := time.Since(start)
 	b.StopTimer()
 	stats.report(b, total, elapsed)
+	for _, l := range strings.Split(r.Get(b, "/metrics"), "\n") {
+		if strings.HasPrefix(l, "pfschat_relay_commit_seconds") {
+			b.Log(l)
+		}
+	}
 }
 
 // benchFloor is the same load through a bare in-memory gorilla forwarder: no JSON, no
@@ -400,5 +408,5 @@ func (q *memQueue) Ack(ctx context.Context, to string, ids []int64) error {
 // BenchmarkLoadRelayMemQueue is the relay with the store's queue swapped for memory:
 // the relay's own ceiling (not durable; for comparison only).
 func BenchmarkLoadRelayMemQueue(b *testing.B) {
-	b.Run("pairs=100", func(b *testing.B) { benchRelayWith(b, 100, 32, 0, newMemQueue()) })
+	b.Run("pairs=100", func(b *testing.B) { benchRelayWith(b, 100, 32, 0, newMemQueue(), "") })
 }

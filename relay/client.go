@@ -186,9 +186,10 @@ func NormalizeURL(raw string) string {
 	return u.String()
 }
 
-// Pushes delivers messages and notices. Read it continuously: when it is full the
-// client stops reading from the relay, and a relay whose outbound queue overflows
-// disconnects the client (messages stay queued and come again).
+// Pushes delivers messages and notices. Read it continuously, on a goroutine of its
+// own: when it is full the client stops reading from the relay, so answers to requests
+// wait too, and a relay whose outbound queue overflows disconnects the client
+// (messages stay queued and come again).
 func (c *Client) Pushes() <-chan Push { return c.pushes }
 
 // States reports connection-state changes. When the reader falls behind, older states
@@ -365,7 +366,7 @@ func (c *Client) connect(ctx context.Context) error {
 		}
 		return fmt.Errorf("relay: dialing %s: %w", c.url, err)
 	}
-	ws.SetReadLimit(MaxFrameSize)
+	ws.SetReadLimit(MaxFrameSize + 4096) // a little slack for a newer relay's extra fields
 	if dl, ok := dctx.Deadline(); ok {
 		ws.SetReadDeadline(dl)
 	}
@@ -757,6 +758,10 @@ func (c *Client) FetchBundle(ctx context.Context, name string) (*ratchet.Bundle,
 // is durable. Sending again with the same clientID is safe: the relay stores it once
 // and answers with the same id.
 func (c *Client) Send(ctx context.Context, to string, body []byte, clientID string) (int64, error) {
+	if len(body) > MaxBodySize {
+		return 0, &ProtocolError{Code: CodeFrameTooLarge, Limit: "max_body_bytes",
+			Message: fmt.Sprintf("message body is %d bytes, the relay takes at most %d", len(body), MaxBodySize)}
+	}
 	resp, err := c.do(ctx, &Frame{Type: TypeSend, To: to, Body: body, ClientID: clientID})
 	if err != nil {
 		return 0, fmt.Errorf("relay: sending to %s: %w", to, err)

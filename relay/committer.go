@@ -214,8 +214,10 @@ type ackGroup struct {
 // accepts, and acks for one recipient coalesce while they wait, so under load each
 // transaction deletes many ids. With no sends waiting, every ack is committed at once.
 const (
-	maxAckTxPerRound  = 4
-	ackDelayUnderLoad = 50 * time.Millisecond
+	maxAckTxPerRound  = 2
+	ackDelayUnderLoad = 500 * time.Millisecond
+	// With an AckBatcher all waiting acks take one transaction.
+	ackBatchDelayUnderLoad = 20 * time.Millisecond
 )
 
 func (cm *committer) addAcks(acks []*ackReq) {
@@ -238,6 +240,11 @@ func (cm *committer) flushAcks(ctx context.Context) {
 		return
 	}
 	if ab, ok := cm.q.(AckBatcher); ok {
+		// One transaction for every recipient; under load, only once the oldest ack
+		// has waited a little, so most rounds are a single (send) commit.
+		if len(cm.sends) > 0 && time.Since(cm.ackGroups[cm.ackOrder[0]].since) < ackBatchDelayUnderLoad {
+			return
+		}
 		batch := make(map[string][]int64, len(cm.ackGroups))
 		for to, g := range cm.ackGroups {
 			batch[to] = g.ids

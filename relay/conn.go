@@ -445,14 +445,14 @@ func (c *conn) onMessage(mt int, r io.Reader) bool {
 		return false
 	}
 	if ok, retry := c.bucket.allow(c.s.now()); !ok {
-		readBufPool.Put(bp)
+		defer readBufPool.Put(bp)
 		c.s.m.frameIn("")
 		c.rateStrikes++
 		if c.rateStrikes > 4*c.s.limits.FrameBurst {
 			c.kill(CodeRateLimited, "persistently over the frame rate")
 			return false
 		}
-		c.send(&Frame{Type: TypeError, Code: CodeRateLimited, Limit: "frames_per_second",
+		c.send(&Frame{Type: TypeError, ID: peekID(data), Code: CodeRateLimited, Limit: "frames_per_second",
 			Message: "over " + strconv.Itoa(c.s.limits.FramesPerSecond) + " frames/s; slow down", RetryAfterMS: retry.Milliseconds() + 1})
 		return true
 	}
@@ -519,7 +519,7 @@ func readFrame(r io.Reader, buf []byte, max int) (data []byte, tooBig bool, err 
 func (s *Server) frameLimits() *FrameLimits {
 	l := s.limits
 	return &FrameLimits{
-		MaxFrameBytes: l.MaxFrameBytes, MaxQueueCount: l.MaxQueueCount, MaxQueueBytes: l.MaxQueueBytes,
+		MaxFrameBytes: l.MaxFrameBytes, MaxBodyBytes: MaxBodySize, MaxQueueCount: l.MaxQueueCount, MaxQueueBytes: l.MaxQueueBytes,
 		MaxTTLSeconds: int64(l.MaxTTL / time.Second), FramesPerSecond: l.FramesPerSecond,
 		FrameBurst: l.FrameBurst, MaxOneTimePreKey: l.MaxOneTimePreKeys,
 	}
@@ -779,12 +779,21 @@ func (c *conn) onSend(f *Frame) bool {
 	case <-c.ctx.Done():
 		return false
 	}
-	c.s.cm.sends <- req
+	select {
+	case c.s.cm.sends <- req:
+	case <-c.s.cm.done: // shutting down: the send was not stored
+		c.releaseSend()
+		c.replyError(f.ID, CodeGoingAway, "relay is shutting down; resend after reconnecting", "")
+	}
 	return true
 }
 
 func (c *conn) onAck(f *Frame) bool {
-	c.s.cm.acks <- &ackReq{c: c, reqID: f.ID, to: c.acct.name, ids: f.IDs}
+	select {
+	case c.s.cm.acks <- &ackReq{c: c, reqID: f.ID, to: c.acct.name, ids: f.IDs}:
+	case <-c.s.cm.done:
+		c.replyError(f.ID, CodeGoingAway, "relay is shutting down; the messages will come again", "")
+	}
 	return true
 }
 

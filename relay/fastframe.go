@@ -212,3 +212,20 @@ func fastDecodeAccepted(b []byte) (Frame, bool) {
 	f.Type = TypeAccepted
 	return f, true
 }
+
+// peekID finds a request id near the start of a frame without decoding it, so that a
+// frame refused before decoding (rate limit) can still be answered by id. It returns
+// 0 when there is no plain "id":N in the first 64 bytes.
+func peekID(b []byte) uint64 {
+	head := b[:min(len(b), 64)]
+	i := bytes.Index(head, []byte(`"id":`))
+	if i < 0 {
+		return 0
+	}
+	s := scanner{b: b, i: i + len(`"id":`)}
+	id, ok := s.uint()
+	if !ok {
+		return 0
+	}
+	return id
+}

@@ -21,6 +21,10 @@ var supportedVersions = []int{ProtocolVersion}
 // MaxFrameSize is the largest frame, in bytes of JSON text, either side accepts.
 const MaxFrameSize = 64 << 10
 
+// MaxBodySize is the largest message body a send may carry: its base64 plus the
+// deliver frame around it must still fit in MaxFrameSize.
+const MaxBodySize = 48000
+
 // Frame types sent by clients.
 const (
 	TypeHello         = "hello"
@@ -103,6 +107,7 @@ type Frame struct {
 // inside them.
 type FrameLimits struct {
 	MaxFrameBytes    int   `json:"max_frame_bytes"`
+	MaxBodyBytes     int   `json:"max_body_bytes"`
 	MaxQueueCount    int   `json:"max_queue_count"`
 	MaxQueueBytes    int64 `json:"max_queue_bytes"`
 	MaxTTLSeconds    int64 `json:"max_ttl_seconds"`
@@ -338,6 +343,9 @@ func validateClientFrame(f *Frame) error {
 	if f.Type == TypeSend && len(f.Body) == 0 {
 		return &FrameError{Code: CodeBadField, Field: "body", Reason: "empty body"}
 	}
+	if len(f.Body) > MaxBodySize {
+		return &FrameError{Code: CodeFrameTooLarge, Field: "body", Reason: "body over " + strconv.Itoa(MaxBodySize) + " bytes"}
+	}
 	for _, id := range f.IDs {
 		if id <= 0 {
 			return &FrameError{Code: CodeBadField, Field: "ids", Reason: "message ids are positive"}
@@ -366,7 +374,7 @@ func truncate(s string, n int) string {
 // not know (a newer relay may add some) but still never panics.
 func decodeServerFrame(b []byte) (Frame, error) {
 	var f Frame
-	if len(b) > MaxFrameSize {
+	if len(b) > MaxFrameSize+4096 {
 		return f, &FrameError{Code: CodeFrameTooLarge, Reason: "frame from relay is too large"}
 	}
 	if fast, ok := fastDecodeDeliver(b); ok {

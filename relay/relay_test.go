@@ -476,6 +476,9 @@ func TestRateLimit(t *testing.T) {
 		f := rc.read()
 		if f.Type == relay.TypeError && f.Code == relay.CodeRateLimited {
 			limited++
+			if f.ID == 0 {
+				t.Fatal("rate_limited error does not name the refused request's id")
+			}
 			if f.RetryAfterMS <= 0 {
 				t.Fatal("rate_limited without retry_after_ms")
 			}
@@ -499,7 +502,8 @@ func TestHealthAndMetrics(t *testing.T) {
 	}
 	m := r.Get(t, "/metrics")
 	for _, want := range []string{
-		"pfschat_relay_connections 1",
+		"pfschat_relay_logged_in 1",
+		"pfschat_relay_connections ",
 		"pfschat_relay_queue_depth 1",
 		`pfschat_relay_frames_in_total{type="send"} 1`,
 		`pfschat_relay_frames_out_total{type="accepted"} 1`,
@@ -521,4 +525,30 @@ func TestGracefulShutdownTellsClients(t *testing.T) {
 			return
 		}
 	}
+}
+
+// TestLargestMessage: the largest body a send may carry is delivered intact (its
+// deliver frame still fits the frame limit); one byte more is refused by name.
+func TestLargestMessage(t *testing.T) {
+	r := relaytest.Start(t)
+	ctx := testCtx(t)
+	alice := newUser(t, r, "alice-with-a-long-name-here-1234")
+	bob := newUser(t, r, "bob-also-has-a-long-name-abcdefg")
+	waitSynced(t, bob.c)
+	body := make([]byte, relay.MaxBodySize)
+	rand.Read(body)
+	id, err := alice.c.Send(ctx, bob.name, body, strings.Repeat("c", 64))
+	if err != nil {
+		t.Fatal(err)
+	}
+	m := nextMessage(t, bob.c)
+	if m.ID != id || !bytes.Equal(m.Body, body) {
+		t.Fatalf("largest message: got id %d, %d bytes", m.ID, len(m.Body))
+	}
+	_, err = alice.c.Send(ctx, bob.name, make([]byte, relay.MaxBodySize+1), "x")
+	wantCode(t, err, relay.CodeFrameTooLarge)
+	// And the relay refuses it too, when a client does not check.
+	rc := dialRaw(t, r)
+	rc.login(alice)
+	expectErr(t, rc.request(map[string]any{"type": "send", "id": 9, "to": bob.name, "body": make([]byte, relay.MaxBodySize+1), "client_id": "y"}), relay.CodeFrameTooLarge)
 }

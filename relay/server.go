@@ -55,7 +55,7 @@ var DefaultLimits = Limits{
 	TokenTTL:           10 * time.Minute,
 	PingInterval:       30 * time.Second,
 	WriteTimeout:       10 * time.Second,
-	MaxBatch:           512,
+	MaxBatch:           1024,
 }
 
 func (l Limits) withDefaults() Limits {

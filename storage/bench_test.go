@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/rand"
 	"fmt"
+	"os"
 	"path/filepath"
 	"strconv"
 	"testing"
@@ -49,6 +50,36 @@ func BenchmarkReceiveCommit(b *testing.B) {
 				})
 				if err != nil {
 					b.Fatal(err)
+				}
+			}
+			perSecond(b, b.N, "commits/s")
+		})
+	}
+}
+
+// BenchmarkReceiveCommitBatch: CommitReceiveBatch of 100 (a backlog after reconnect);
+// b.N counts receives.
+func BenchmarkReceiveCommitBatch(b *testing.B) {
+	for _, sync := range []string{SyncFull, SyncNormal} {
+		b.Run(sync, func(b *testing.B) {
+			ctx := context.Background()
+			c := benchClient(b, sync)
+			state := make([]byte, 1500)
+			body := make([]byte, 200)
+			batch := make([]ReceiveTx, 100)
+			b.ResetTimer()
+			for done := 0; done < b.N; done += len(batch) {
+				n := min(len(batch), b.N-done)
+				for j := 0; j < n; j++ {
+					batch[j] = ReceiveTx{
+						RelayID: strconv.Itoa(done + j),
+						Session: &Session{ID: "s", PeerCardID: "card-bob", Active: true, State: state},
+						Message: &Message{Contact: "bob", Body: body, State: Delivered},
+					}
+				}
+				res, err := c.CommitReceiveBatch(ctx, batch[:n])
+				if err != nil || res[0].Err != nil {
+					b.Fatal(err, res[0].Err)
 				}
 			}
 			perSecond(b, b.N, "commits/s")
@@ -216,4 +247,26 @@ func BenchmarkUnlock(b *testing.B) {
 		}
 		c.Close()
 	}
+}
+
+// BenchmarkFsyncFloor is the device's floor for any durable commit: one 4 KiB write and
+// fsync per op on a file in the same temp dir. Read the FULL figures against it: a
+// commit cannot be faster than one of these.
+func BenchmarkFsyncFloor(b *testing.B) {
+	f, err := os.Create(filepath.Join(b.TempDir(), "probe"))
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer f.Close()
+	page := make([]byte, 4096)
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		if _, err := f.WriteAt(page, int64(i%256)*4096); err != nil {
+			b.Fatal(err)
+		}
+		if err := f.Sync(); err != nil {
+			b.Fatal(err)
+		}
+	}
+	perSecond(b, b.N, "syncs/s")
 }

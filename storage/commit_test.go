@@ -208,3 +208,49 @@ func TestCommitSendAllOrNothing(t *testing.T) {
 		t.Fatalf("state after relay accepted: %v", m.State)
 	}
 }
+
+func TestCommitReceiveBatch(t *testing.T) {
+	ctx := context.Background()
+	c := newClient(t, []byte("pw"))
+	addPeer(t, c, "bob")
+	if _, err := c.CommitReceive(ctx, ReceiveTx{RelayID: "1", Message: &Message{Contact: "bob", Body: []byte("before")}}); err != nil {
+		t.Fatal(err)
+	}
+	sess := func(st string) *Session {
+		return &Session{ID: "s", PeerCardID: "card-bob", Active: true, State: []byte(st)}
+	}
+	batch := []ReceiveTx{
+		{RelayID: "2", Session: sess("after 2"), Message: &Message{Contact: "bob", Body: []byte("two")}},
+		{RelayID: "1", Session: sess("dup"), Message: &Message{Contact: "bob", Body: []byte("dup")}},
+		{RelayID: "3", Session: sess("stranger"), Message: &Message{Contact: "nobody", Body: []byte("x")}},
+		{RelayID: "2", Message: &Message{Contact: "bob", Body: []byte("dup within batch")}},
+		{RelayID: "4", Session: sess("after 4"), Message: &Message{Contact: "bob", Body: []byte("four")}},
+	}
+	var res []ReceiveResult
+	failEveryStep(t, c.db, func() error {
+		var err error
+		res, err = c.CommitReceiveBatch(ctx, batch)
+		return err
+	})
+	if res[0].Err != nil || res[0].MessageID == 0 || res[4].Err != nil {
+		t.Fatalf("good items failed: %+v", res)
+	}
+	if !errors.Is(res[1].Err, ErrDuplicate) || !errors.Is(res[3].Err, ErrDuplicate) || !errors.Is(res[2].Err, ErrNotFound) {
+		t.Fatalf("bad items: %+v", res)
+	}
+	page, _, _ := c.Messages(ctx, "bob", Cursor{}, 10)
+	var bodies []string
+	for _, m := range page {
+		bodies = append(bodies, string(m.Body))
+	}
+	if fmt.Sprint(bodies) != "[four two before]" {
+		t.Fatalf("messages %v", bodies)
+	}
+	ss, _ := c.Sessions(ctx, "card-bob")
+	if len(ss) != 1 || string(ss[0].State) != "after 4" {
+		t.Fatalf("session %+v", ss)
+	}
+	if seen, _ := c.SeenRelayID(ctx, "3"); seen {
+		t.Fatal("failed item's relay id recorded")
+	}
+}

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"sync"
 	"testing"
+	"time"
 )
 
 // TestTakePreKeyConcurrent: 100 goroutines fetching for the same card get 100 distinct
@@ -149,5 +150,51 @@ loop:
 	}
 	if d, _ := r.QueueDepth(ctx); d != 0 {
 		t.Fatalf("queue depth %d after draining", d)
+	}
+}
+
+// TestBusyAcrossHandles: two handles on one file, as two processes would have. A
+// second writer waits for the first; past the busy timeout it fails with ErrBusy and
+// writes nothing.
+func TestBusyAcrossHandles(t *testing.T) {
+	ctx := context.Background()
+	old := busyTimeout
+	busyTimeout = 200 * time.Millisecond
+	t.Cleanup(func() { busyTimeout = old })
+	a := newClient(t, nil)
+	b, err := OpenClient(ctx, a.Path(), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer b.Close()
+
+	inTx, release := make(chan struct{}), make(chan struct{})
+	a.setHook(func(step int) error {
+		if step == 1 {
+			close(inTx)
+			<-release
+		}
+		return nil
+	})
+	done := make(chan error)
+	go func() { done <- a.SetMeta(ctx, "k", []byte("from a")) }()
+	<-inTx
+	if err := b.SetMeta(ctx, "k", []byte("from b")); !errors.Is(err, ErrBusy) {
+		t.Fatalf("second writer: %v, want ErrBusy", err)
+	}
+	// Reads are not blocked by the writer (WAL).
+	if _, err := b.Meta(ctx, "k"); !errors.Is(err, ErrNotFound) {
+		t.Fatalf("read during write: %v", err)
+	}
+	close(release)
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	a.setHook(nil)
+	if err := b.SetMeta(ctx, "k", []byte("from b")); err != nil {
+		t.Fatalf("after the lock was released: %v", err)
+	}
+	if v, _ := a.Meta(ctx, "k"); string(v) != "from b" {
+		t.Fatalf("meta %q", v)
 	}
 }

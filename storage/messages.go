@@ -413,91 +413,169 @@ type DeliveryUpdate struct {
 // nothing. ErrDuplicate if RelayID was committed before. Returns the new message id, 0
 // when there is no message.
 func (c *Client) CommitReceive(ctx context.Context, r ReceiveTx) (int64, error) {
-	var sessSealed []byte
-	if r.Session != nil {
-		var err error
-		if sessSealed, err = c.keys.seal("sessions", "state", r.Session.ID, r.Session.State); err != nil {
-			return 0, err
-		}
-	}
-	from := r.From
-	if from == "" && r.Message != nil {
-		from = r.Message.Contact
+	p, err := c.prepareReceive(r)
+	if err != nil {
+		return 0, err
 	}
 	var msgID int64
+	err = c.db.write(ctx, func(tx *txn) error {
+		var err error
+		msgID, err = c.receiveTx(ctx, tx, p)
+		return err
+	})
+	if err != nil {
+		return 0, fmt.Errorf("storage: commit receive: %w", err)
+	}
+	return msgID, nil
+}
+
+// ReceiveResult is the outcome of one item of CommitReceiveBatch.
+type ReceiveResult struct {
+	MessageID int64 // 0 when there was no message or Err is set
+	Err       error // this item was not applied (ErrDuplicate, ErrNotFound...)
+}
+
+// CommitReceiveBatch commits a burst of receives in one transaction: one fsync for all.
+// Each item is still all-or-nothing on its own (a savepoint): an item that fails — a
+// duplicate relay id, an unknown contact — is rolled back and reported in its result,
+// and the others commit. The returned error is for the batch as a whole: nothing was
+// committed. Items apply in order, so several states of one session are fine.
+func (c *Client) CommitReceiveBatch(ctx context.Context, rs []ReceiveTx) ([]ReceiveResult, error) {
+	res := make([]ReceiveResult, len(rs))
+	prepared := make([]*preparedReceive, len(rs))
+	for i, r := range rs {
+		p, err := c.prepareReceive(r)
+		if err != nil {
+			return nil, err
+		}
+		prepared[i] = p
+	}
 	err := c.db.write(ctx, func(tx *txn) error {
-		msgID = 0
-		if r.RelayID != "" {
-			n, err := tx.execN(ctx, "INSERT INTO seen_relay_ids (relay_id, seen_at) VALUES (?, ?) ON CONFLICT DO NOTHING",
-				r.RelayID, time.Now().UnixNano())
+		clear(res)
+		for i, p := range prepared {
+			if _, err := tx.exec(ctx, "SAVEPOINT receive_item"); err != nil {
+				return err
+			}
+			id, err := c.receiveTx(ctx, tx, p)
 			if err != nil {
-				return err
-			}
-			if n == 0 {
-				return fmt.Errorf("%w: %s", ErrDuplicate, r.RelayID)
-			}
-		}
-		if r.Card != nil {
-			data := r.Card.Data
-			if data == nil {
-				data = []byte{}
-			}
-			if _, err := tx.exec(ctx, `INSERT INTO cards (id, name, data, first_seen, verified, superseded) VALUES (?, ?, ?, ?, ?, ?)
-				ON CONFLICT (id) DO NOTHING`, r.Card.ID, r.Card.Name, data, dbTime(r.Card.FirstSeen),
-				boolInt(r.Card.Verified), boolInt(r.Card.Superseded)); err != nil {
-				return err
-			}
-		}
-		if r.NewContact != nil {
-			var n int
-			if err := tx.scan(ctx, "SELECT count(*) FROM contacts WHERE name = ?", []any{r.NewContact.Name}, &n); err != nil {
-				return err
-			}
-			if n == 0 {
-				if err := addContact(ctx, tx, r.NewContact.Name, r.NewContact.CardID, r.NewContact.AddedAt); err != nil {
-					return err
+				if !itemError(err) {
+					return err // the database's trouble, not this item's: abort the batch
 				}
+				if _, rerr := tx.exec(ctx, "ROLLBACK TO receive_item"); rerr != nil {
+					return rerr
+				}
+				res[i].Err = err
+			} else {
+				res[i].MessageID = id
 			}
-		}
-		if sessSealed != nil {
-			if err := putSession(ctx, tx, *r.Session, sessSealed); err != nil {
-				return err
-			}
-		}
-		for _, k := range r.ConsumedPreKeys {
-			if _, err := tx.exec(ctx, "DELETE FROM prekeys WHERE kind = ? AND id = ?", k.Kind, k.ID); err != nil {
-				return err
-			}
-		}
-		if r.Message != nil {
-			m := *r.Message
-			m.Direction = Incoming
-			if m.RelayID == "" {
-				m.RelayID = r.RelayID
-			}
-			var err error
-			if msgID, err = c.insertMessage(ctx, tx, m); err != nil {
-				return err
-			}
-		}
-		for _, u := range r.DeliveryUpdates {
-			if u.State != Sent && u.State != Delivered && u.State != Read {
-				return fmt.Errorf("%w: receipt state %d", ErrInvalid, u.State)
-			}
-			q := "UPDATE messages SET state = ?1, reason = '' WHERE client_id = ?2 AND direction = 2 AND (state < ?1 OR state = 4)"
-			args := []any{u.State, u.ClientID}
-			if from != "" {
-				q += " AND contact = ?3"
-				args = append(args, from)
-			}
-			if _, err := tx.exec(ctx, q, args...); err != nil {
+			if _, err := tx.exec(ctx, "RELEASE receive_item"); err != nil {
 				return err
 			}
 		}
 		return nil
 	})
 	if err != nil {
-		return 0, fmt.Errorf("storage: commit receive: %w", err)
+		return nil, fmt.Errorf("storage: commit receive batch of %d: %w", len(rs), err)
+	}
+	return res, nil
+}
+
+// itemError reports errors that belong to one receive (its data), not to the batch.
+func itemError(err error) bool {
+	return errors.Is(err, ErrDuplicate) || errors.Is(err, ErrNotFound) || errors.Is(err, ErrInvalid) || errors.Is(err, ErrExists)
+}
+
+// preparedReceive is a ReceiveTx with its secrets sealed, ready for a transaction.
+type preparedReceive struct {
+	r          ReceiveTx
+	sessSealed []byte
+	from       string
+}
+
+func (c *Client) prepareReceive(r ReceiveTx) (*preparedReceive, error) {
+	p := &preparedReceive{r: r, from: r.From}
+	if r.Session != nil {
+		var err error
+		if p.sessSealed, err = c.keys.seal("sessions", "state", r.Session.ID, r.Session.State); err != nil {
+			return nil, err
+		}
+	}
+	if p.from == "" && r.Message != nil {
+		p.from = r.Message.Contact
+	}
+	return p, nil
+}
+
+// receiveTx applies one receive inside tx and returns the new message id.
+func (c *Client) receiveTx(ctx context.Context, tx *txn, p *preparedReceive) (int64, error) {
+	r, sessSealed, from := p.r, p.sessSealed, p.from
+	var msgID int64
+	if r.RelayID != "" {
+		n, err := tx.execN(ctx, "INSERT INTO seen_relay_ids (relay_id, seen_at) VALUES (?, ?) ON CONFLICT DO NOTHING",
+			r.RelayID, time.Now().UnixNano())
+		if err != nil {
+			return 0, err
+		}
+		if n == 0 {
+			return 0, fmt.Errorf("%w: %s", ErrDuplicate, r.RelayID)
+		}
+	}
+	if r.Card != nil {
+		data := r.Card.Data
+		if data == nil {
+			data = []byte{}
+		}
+		if _, err := tx.exec(ctx, `INSERT INTO cards (id, name, data, first_seen, verified, superseded) VALUES (?, ?, ?, ?, ?, ?)
+			ON CONFLICT (id) DO NOTHING`, r.Card.ID, r.Card.Name, data, dbTime(r.Card.FirstSeen),
+			boolInt(r.Card.Verified), boolInt(r.Card.Superseded)); err != nil {
+			return 0, err
+		}
+	}
+	if r.NewContact != nil {
+		var n int
+		if err := tx.scan(ctx, "SELECT count(*) FROM contacts WHERE name = ?", []any{r.NewContact.Name}, &n); err != nil {
+			return 0, err
+		}
+		if n == 0 {
+			if err := addContact(ctx, tx, r.NewContact.Name, r.NewContact.CardID, r.NewContact.AddedAt); err != nil {
+				return 0, err
+			}
+		}
+	}
+	if sessSealed != nil {
+		if err := putSession(ctx, tx, *r.Session, sessSealed); err != nil {
+			return 0, err
+		}
+	}
+	for _, k := range r.ConsumedPreKeys {
+		if _, err := tx.exec(ctx, "DELETE FROM prekeys WHERE kind = ? AND id = ?", k.Kind, k.ID); err != nil {
+			return 0, err
+		}
+	}
+	if r.Message != nil {
+		m := *r.Message
+		m.Direction = Incoming
+		if m.RelayID == "" {
+			m.RelayID = r.RelayID
+		}
+		var err error
+		if msgID, err = c.insertMessage(ctx, tx, m); err != nil {
+			return 0, err
+		}
+	}
+	for _, u := range r.DeliveryUpdates {
+		if u.State != Sent && u.State != Delivered && u.State != Read {
+			return 0, fmt.Errorf("%w: receipt state %d", ErrInvalid, u.State)
+		}
+		q := "UPDATE messages SET state = ?1, reason = '' WHERE client_id = ?2 AND direction = 2 AND (state < ?1 OR state = 4)"
+		args := []any{u.State, u.ClientID}
+		if from != "" {
+			q += " AND contact = ?3"
+			args = append(args, from)
+		}
+		if _, err := tx.exec(ctx, q, args...); err != nil {
+			return 0, err
+		}
 	}
 	return msgID, nil
 }

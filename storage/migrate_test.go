@@ -269,8 +269,12 @@ func TestOpenRefusesWrongFiles(t *testing.T) {
 		t.Fatal(err)
 	}
 	c.Close()
+	before := fileHash(t, filepath.Join(dir, "c.db"))
 	if _, err := CreateClientWith(ctx, filepath.Join(dir, "c.db"), nil, ClientOptions{}); !errors.Is(err, ErrExists) {
 		t.Fatalf("create twice: %v", err)
+	}
+	if fileHash(t, filepath.Join(dir, "c.db")) != before {
+		t.Fatal("create over an existing store modified it")
 	}
 	if _, err := OpenRelay(ctx, filepath.Join(dir, "r.db"), RelayOptions{Synchronous: "OFF"}); !errors.Is(err, ErrInvalid) {
 		t.Fatalf("synchronous OFF: %v", err)

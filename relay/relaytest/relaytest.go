@@ -17,6 +17,7 @@ import (
 	"net/http/httptest"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -46,6 +47,7 @@ type Relay struct {
 	Path   string // the SQLite file
 
 	opts   Options
+	mu     sync.Mutex // serialises Close and Restart
 	closed bool
 }
 
@@ -114,14 +116,22 @@ func orDefault[T int | int64](v, d T) T {
 // one on the same database and address.
 func (r *Relay) Restart(t testing.TB) {
 	t.Helper()
+	r.mu.Lock()
+	defer r.mu.Unlock()
 	addr := r.Addr
-	r.Close()
+	r.closeLocked()
 	r.start(t, addr)
 }
 
 // Close shuts the relay down gracefully and closes its store. It runs at test
 // cleanup on its own; calling it twice is fine.
 func (r *Relay) Close() {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.closeLocked()
+}
+
+func (r *Relay) closeLocked() {
 	if r.closed {
 		return
 	}
