@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"strconv"
 	"sync"
+	"time"
 
 	"pfschat/ratchet"
 	"pfschat/relay"
@@ -27,10 +28,30 @@ func (c *Controller) receiveLoop(ctx context.Context, rc RelayClient) {
 	q := newPushQueue()
 	go q.pump(ctx, rc.Pushes())
 	b := &receiveBatch{receipts: make(map[string][]string)}
+	var lastFlush time.Time
+	flush := func() {
+		c.flushReceived(ctx, rc, b)
+		lastFlush = time.Now()
+	}
 	for {
-		p, more, ok := q.pop(ctx)
+		// With nothing queued and something owed, flush now; but when frames are scarce
+		// (near the relay's rate limit) and the last flush was very recent, wait a
+		// moment so a fast stream of messages shares one receipt and one ack frame
+		// instead of costing two frames each.
+		wait := time.Duration(-1)
+		if b.owes() {
+			wait = 0
+			if c.pace.scarce() {
+				wait = max(0, flushEvery-time.Since(lastFlush))
+			}
+		}
+		p, more, ok, timedOut := q.pop(ctx, wait)
+		if timedOut {
+			flush()
+			continue
+		}
 		if !ok {
-			c.flushReceived(ctx, rc, b)
+			flush()
 			return
 		}
 		if p.LowPreKeys != nil {
@@ -39,14 +60,17 @@ func (c *Controller) receiveLoop(ctx context.Context, rc RelayClient) {
 		if p.Message != nil {
 			c.handleIncoming(ctx, p.Message, b)
 		}
-		if p.Synced || !more || len(b.acks) >= maxAckBatch {
-			c.flushReceived(ctx, rc, b)
+		if p.Synced || len(b.acks) >= maxAckBatch || (!more && (!c.pace.scarce() || time.Since(lastFlush) >= flushEvery)) {
+			flush()
 		}
 		if p.Synced {
 			c.markSynced()
 		}
 	}
 }
+
+// flushEvery is the shortest interval between two receipt+ack flushes under load.
+const flushEvery = 20 * time.Millisecond
 
 // pushQueue is an unbounded FIFO of relay pushes.
 type pushQueue struct {
@@ -89,8 +113,15 @@ func (q *pushQueue) signal() {
 }
 
 // pop returns the next push and whether more are queued behind it; ok is false once
-// the context is done or the source is closed and drained.
-func (q *pushQueue) pop(ctx context.Context) (p relay.Push, more, ok bool) {
+// the context is done or the source is closed and drained. With wait >= 0 it gives up
+// after that long (timedOut).
+func (q *pushQueue) pop(ctx context.Context, wait time.Duration) (p relay.Push, more, ok, timedOut bool) {
+	var timer <-chan time.Time
+	if wait >= 0 {
+		t := time.NewTimer(wait)
+		defer t.Stop()
+		timer = t.C
+	}
 	for {
 		q.mu.Lock()
 		if len(q.items) > 0 {
@@ -99,15 +130,17 @@ func (q *pushQueue) pop(ctx context.Context) (p relay.Push, more, ok bool) {
 			q.items = q.items[1:]
 			more = len(q.items) > 0
 			q.mu.Unlock()
-			return p, more, true
+			return p, more, true, false
 		}
 		closed := q.closed
 		q.mu.Unlock()
 		if closed || ctx.Err() != nil {
-			return p, false, false
+			return p, false, false, false
 		}
 		select {
 		case <-q.wake:
+		case <-timer:
+			return p, false, true, true
 		case <-ctx.Done():
 		}
 	}
@@ -122,6 +155,8 @@ type receiveBatch struct {
 	receipts map[string][]string // contact -> sender client IDs to acknowledge
 	order    []string            // contacts in first-seen order
 }
+
+func (b *receiveBatch) owes() bool { return len(b.acks) > 0 || len(b.order) > 0 }
 
 // flushReceived commits the owed delivery receipts, then acks. Receipts are committed
 // even while closing (the messages they acknowledge are committed), so a clean shutdown
@@ -139,6 +174,9 @@ func (c *Controller) flushReceived(ctx context.Context, rc RelayClient, b *recei
 	}
 	actx, cancel := context.WithTimeout(ctx, rpcTimeout)
 	defer cancel()
+	for range (len(b.acks) + 999) / 1000 { // the client splits acks into frames of ≤1000
+		c.pace.wait(actx)
+	}
 	if err := rc.Ack(actx, b.acks...); err != nil {
 		c.log.Info("ack deferred", "count", len(b.acks), "err", err)
 		if len(b.acks) > 4*maxAckBatch { // the relay redelivers them anyway

@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"pfschat/ratchet"
+	"pfschat/relay"
 	"pfschat/storage"
 )
 
@@ -260,8 +261,21 @@ func (c *Controller) drainOutbox(ctx context.Context) drainResult {
 		go func() {
 			defer wg.Done()
 			defer func() { <-sem }()
-			for _, it := range queue {
-				if !c.sendOne(ctx, rc, it) {
+			for i := 0; i < len(queue); {
+				switch c.sendOne(ctx, rc, queue[i]) {
+				case sendDone:
+					i++
+				case sendPaced:
+					// Over the relay's frame rate: wait a moment and retry in place,
+					// so the queue keeps its order and moves at the allowed rate.
+					t := time.NewTimer(paceDelay)
+					select {
+					case <-t.C:
+					case <-ctx.Done():
+						t.Stop()
+						return
+					}
+				default:
 					mu.Lock()
 					allOK = false
 					mu.Unlock()
@@ -277,17 +291,35 @@ func (c *Controller) drainOutbox(ctx context.Context) drainResult {
 	return drainedAll
 }
 
-// sendOne sends one outbox item; false means stop this recipient's queue for now
-// (transient failure: it stays in the outbox for the next reconnect).
-func (c *Controller) sendOne(ctx context.Context, rc RelayClient, it storage.OutboxItem) bool {
+type sendResult int
+
+const (
+	sendDone  sendResult = iota // accepted (or refused for good and marked failed)
+	sendPaced                   // over the relay's rate limit: retry shortly
+	sendLater                   // transient failure: stays in the outbox
+)
+
+// paceDelay is how long a recipient's queue waits after a rate-limit refusal.
+const paceDelay = 50 * time.Millisecond
+
+// sendOne sends one outbox item.
+func (c *Controller) sendOne(ctx context.Context, rc RelayClient, it storage.OutboxItem) sendResult {
+	if err := c.pace.wait(ctx); err != nil {
+		return sendLater
+	}
 	sctx, cancel := withRPCTimeout(ctx)
 	_, err := rc.Send(sctx, it.To, it.Payload, it.ClientID)
 	cancel()
+	var pe *relay.ProtocolError
+	if errors.As(err, &pe) && pe.Code == relay.CodeRateLimited {
+		return sendPaced
+	}
 	if err != nil && !isPermanent(err) {
 		c.log.Info("send deferred", "to", it.To, "err", err)
-		return false
+		return sendLater
 	}
-	c.mu.Lock()
+	// No session state changes here, so c.mu is not needed: each store call is its own
+	// transaction, and the receive path never moves a state backwards.
 	if err != nil {
 		// Refused for good: record why, then take it out of the outbox.
 		if it.MessageID != 0 {
@@ -300,15 +332,14 @@ func (c *Controller) sendOne(ctx context.Context, rc RelayClient, it storage.Out
 	// RemoveOutbox also moves the message from pending to sent, never backwards (a
 	// receipt may already have arrived).
 	rerr := c.store.RemoveOutbox(ctx, it.ClientID)
-	c.mu.Unlock()
 	if rerr != nil {
 		c.log.Error("removing a sent item from the outbox", "err", rerr)
-		return false
+		return sendLater
 	}
 	if it.MessageID != 0 {
 		c.emitDelivery(ctx, it.ClientID)
 	}
-	return true
+	return sendDone
 }
 
 func (c *Controller) emitDelivery(ctx context.Context, clientID string) {
