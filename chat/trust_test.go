@@ -103,7 +103,7 @@ func TestSwappedCardIsRefused(t *testing.T) {
 func TestSwappedBundleIsRefused(t *testing.T) {
 	r := relaytest.Start(t)
 	bob := newUser(t, r, "bob")
-	carol := newUser(t, r, "carol")
+	newUser(t, r, "carol")
 	ctx := ctxT(t)
 	mk, _ := mallory(t, "bob")
 	evilSPK, err := ratchet.GeneratePreKey(rand.Reader, mk, ratchet.SignedPreKey, 1, time.Now().UTC().Truncate(time.Second))
@@ -117,7 +117,6 @@ func TestSwappedBundleIsRefused(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	_ = carol
 	cases := map[string]func(real *ratchet.Bundle) *ratchet.Bundle{
 		"signed prekey from another key": func(real *ratchet.Bundle) *ratchet.Bundle {
 			b := *real
@@ -157,7 +156,6 @@ func TestSwappedBundleIsRefused(t *testing.T) {
 			}
 		})
 	}
-	_ = bob
 }
 
 // reinstall gives name a new identity key: the relay replaces the card (as it would
