@@ -21,10 +21,11 @@ type KDFParams struct {
 
 // DefaultKDF is what new stores use: Argon2id, 3 passes over 64 MiB with 4 lanes, the
 // second recommended option of RFC 9106 §4 ("if much less memory is available"). It
-// takes 0.25–0.35 s on the shared 2-core development machine (BenchmarkUnlock), paid
-// once per unlock; every passphrase guess costs an attacker the same 64 MiB and time.
-// (4 passes or 128 MiB measured 0.6–0.7 s there: within what a person waits once, and
-// where to go when machines get faster — the parameters are stored per file.)
+// takes 0.16–0.35 s on the shared 2-core development machine depending on its load
+// (BenchmarkUnlock), paid once per unlock; every passphrase guess costs an attacker the
+// same 64 MiB and time. 4 passes or 128 MiB measured 0.6–0.7 s under load: where to go
+// when machines get faster — the parameters are stored per file, and ChangePassphrase
+// re-wraps with the current defaults.
 var DefaultKDF = KDFParams{Time: 3, MemoryKiB: 64 << 10, Threads: 4}
 
 // Bounds on parameters read back from a file: a tampered file must not make unlocking
