@@ -41,7 +41,8 @@ const (
 // KDFParams.validate reports parameters that are impossible or absurd.
 func (p KDFParams) validate() error {
 	if p.Time < 1 || p.Time > maxKDFTime || p.Threads < 1 || p.MemoryKiB < 8*uint32(p.Threads) || p.MemoryKiB > maxKDFMemoryKiB {
-		return fmt.Errorf("%w: Argon2id parameters time=%d memory=%dKiB threads=%d out of range", ErrCorrupt, p.Time, p.MemoryKiB, p.Threads)
+		return fmt.Errorf("Argon2id parameters time=%d memory=%dKiB threads=%d out of range (time 1..%d, memory 8×threads..%d KiB)",
+			p.Time, p.MemoryKiB, p.Threads, maxKDFTime, maxKDFMemoryKiB)
 	}
 	return nil
 }
@@ -92,7 +93,7 @@ func wrapKey(key, pass []byte, p KDFParams) (*wrapped, error) {
 		return nil, ErrEmptyPassphrase
 	}
 	if err := p.validate(); err != nil {
-		return nil, fmt.Errorf("storage: new KDF parameters: %w", err)
+		return nil, fmt.Errorf("%w: new KDF parameters: %v", ErrInvalid, err)
 	}
 	w := &wrapped{params: p, salt: make([]byte, saltSize)}
 	if _, err := rand.Read(w.salt); err != nil {
@@ -123,7 +124,7 @@ func (w *wrapped) unwrap(pass []byte) ([]byte, error) {
 		return nil, fmt.Errorf("%w: this store is protected by a passphrase", ErrWrongPassphrase)
 	}
 	if err := w.params.validate(); err != nil {
-		return nil, err
+		return nil, fmt.Errorf("%w: stored %v", ErrCorrupt, err)
 	}
 	if len(w.salt) < saltSize {
 		return nil, fmt.Errorf("%w: salt of %d bytes", ErrCorrupt, len(w.salt))

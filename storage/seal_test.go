@@ -96,6 +96,9 @@ func TestDemoMode(t *testing.T) {
 	if _, err := OpenClient(ctx, path, nil); !errors.Is(err, ErrWrongPassphrase) {
 		t.Fatalf("nil on protected store: %v", err)
 	}
+	if _, err := CreateClientWith(ctx, filepath.Join(t.TempDir(), "x.db"), []byte("pw"), ClientOptions{KDF: KDFParams{Time: 1000, MemoryKiB: 64, Threads: 1}}); !errors.Is(err, ErrInvalid) {
+		t.Fatalf("absurd KDF: %v", err)
+	}
 	if _, err := CreateClient(ctx, filepath.Join(t.TempDir(), "x.db"), []byte{}); !errors.Is(err, ErrEmptyPassphrase) {
 		t.Fatalf("create with empty passphrase: %v", err)
 	}
