@@ -155,8 +155,6 @@ func BenchmarkBreakdown(b *testing.B) {
 	alice, bob := benchUser(b, r, "alice"), benchUser(b, r, "bob")
 	pairUp(b, alice, bob)
 	ctx := ctxT(b)
-	bobCard, aliceCard := alice.c.card, bob.c.card
-	_ = aliceCard
 	sa, err := alice.c.ActiveSession(ctx, mustContact(b, alice.c, "bob").CardID)
 	if err != nil || sa == nil {
 		b.Fatal("no session", err)
@@ -165,7 +163,6 @@ func BenchmarkBreakdown(b *testing.B) {
 	if err != nil || sb == nil {
 		b.Fatal("no session", err)
 	}
-	_ = bobCard
 	plain, _ := (&payload{Kind: kindText, At: time.Now(), ClientID: newClientID(), Text: "a 64-byte-ish message for the benchmark, like a short chat line"}).marshal()
 
 	b.Run("ratchet-encrypt+decrypt", func(b *testing.B) {

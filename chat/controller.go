@@ -593,3 +593,12 @@ func (c *Controller) HasSession(ctx context.Context, contact string) (bool, erro
 	s, err := c.activeSession(ctx, r.CardID)
 	return s != nil, err
 }
+
+// RelayFingerprint is the fingerprint of the pinned relay key ("" before first contact);
+// compare it with the one the relay prints at start.
+func (c *Controller) RelayFingerprint() string {
+	if k := c.relayKeyNow(); len(k) == ed25519.PublicKeySize {
+		return ratchet.Fingerprint(k)
+	}
+	return ""
+}
