@@ -313,3 +313,40 @@ func TestPragmas(t *testing.T) {
 		r.Close()
 	}
 }
+
+// TestDamagedFile: a store cut short or scribbled over fails with an error, never a panic.
+func TestDamagedFile(t *testing.T) {
+	ctx := context.Background()
+	c := newClient(t, []byte("pw"))
+	addPeer(t, c, "bob")
+	for i := 0; i < 200; i++ {
+		c.CommitReceive(ctx, ReceiveTx{Message: &Message{Contact: "bob", Body: make([]byte, 500)}})
+	}
+	path := c.Path()
+	c.Close()
+	good, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for name, damage := range map[string]func([]byte) []byte{
+		"truncated": func(b []byte) []byte { return b[:len(b)/2] },
+		"header":    func(b []byte) []byte { b = append([]byte(nil), b...); copy(b[16:], "xxxxxxxx"); return b },
+		"middle":    func(b []byte) []byte { b = append([]byte(nil), b...); copy(b[len(b)/2:], make([]byte, 8192)); return b },
+	} {
+		t.Run(name, func(t *testing.T) {
+			p := filepath.Join(t.TempDir(), "c.db")
+			if err := os.WriteFile(p, damage(good), 0o600); err != nil {
+				t.Fatal(err)
+			}
+			c, err := OpenClient(ctx, p, []byte("pw"))
+			if err != nil {
+				return // refused: fine
+			}
+			defer c.Close()
+			_, _, perr := c.Messages(ctx, "bob", Cursor{}, MaxPage)
+			if c.IntegrityCheck(ctx) == nil && perr != nil {
+				t.Fatalf("integrity ok but reading failed: %v", perr)
+			}
+		})
+	}
+}
