@@ -31,6 +31,8 @@ type conversation struct {
 	exhausted bool // the oldest message has been loaded
 	loaded    bool // the first page arrived
 	loadErr   error
+
+	late map[int64]chat.Message // delivery updates that arrived before their page
 }
 
 // msgItem is one message with its cached rendering.
@@ -67,6 +69,12 @@ func (cv *conversation) prepend(newestFirst []chat.Message, loc *time.Location) 
 		m := newestFirst[i]
 		if _, dup := cv.byID[m.ID]; dup {
 			continue
+		}
+		if up, ok := cv.late[m.ID]; ok {
+			delete(cv.late, m.ID)
+			if up.State >= m.State { // delivery states only move forward
+				m = up
+			}
 		}
 		it := &msgItem{m: m}
 		cv.byID[m.ID] = it
@@ -108,12 +116,21 @@ func (cv *conversation) appendMsg(m chat.Message, loc *time.Location) bool {
 	return true
 }
 
-// update replaces a known message (delivery state); unknown messages are ignored, they
-// arrive with their page.
+// update replaces a known message (delivery state). An update for a message not loaded
+// yet is kept until its page arrives, in case the page was read before the change.
 func (cv *conversation) update(m chat.Message) {
 	if it, ok := cv.byID[m.ID]; ok {
 		it.m = m
 		it.lines = nil
+		return
+	}
+	if cv.loading || !cv.loaded {
+		if cv.late == nil {
+			cv.late = make(map[int64]chat.Message)
+		}
+		if old, ok := cv.late[m.ID]; !ok || m.State >= old.State {
+			cv.late[m.ID] = m
+		}
 	}
 }
 

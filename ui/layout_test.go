@@ -138,6 +138,15 @@ func TestConversationUnit(t *testing.T) {
 	if !cv.items[0].withDay || cv.items[1].withDay {
 		t.Fatalf("day separators: %v %v", cv.items[0].withDay, cv.items[1].withDay)
 	}
+	// A delivery update that overtakes its page is applied when the page arrives.
+	late := newConversation("bob")
+	late.loading = true
+	late.update(chat.Message{ID: 7, Outgoing: true, Text: "x", State: chat.Delivered})
+	late.prepend([]chat.Message{{ID: 7, Outgoing: true, Text: "x", State: chat.Sent}}, time.UTC)
+	if late.byID[7].m.State != chat.Delivered {
+		t.Fatalf("late delivery update lost: %v", late.byID[7].m.State)
+	}
+
 	cv.appendMsg(chat.Message{ID: 1000, Text: "evil\x1b[2Jclear\x07", SentAt: fixedNow.Add(200 * time.Hour)}, time.UTC)
 	got := strings.Join(r.lines(cv.items[len(cv.items)-1]), "")
 	if strings.Contains(got, "\x1b[2J") || strings.Contains(got, "\x07") {

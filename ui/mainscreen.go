@@ -474,7 +474,9 @@ func (m *mainScreen) handleEvent(ev chat.Event) tea.Cmd {
 	case chat.MessageReceived, chat.Undecryptable:
 		var cmds []tea.Cmd
 		if ev.Message != nil {
-			if cv, ok := m.convs[ev.Contact]; ok && cv.loaded {
+			// Appended even while the first page is still loading: the page may have been
+			// read before this message was committed, and prepend drops duplicates.
+			if cv, ok := m.convs[ev.Contact]; ok {
 				cv.appendMsg(*ev.Message, m.c.loc)
 			}
 		}
