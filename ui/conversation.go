@@ -1,6 +1,7 @@
 package ui
 
 import (
+	"fmt"
 	"strings"
 	"time"
 	"unicode/utf8"
@@ -33,12 +34,45 @@ type conversation struct {
 	loadErr   error
 
 	late map[int64]chat.Message // delivery updates that arrived before their page
+
+	pendingNew int      // unread count to mark once the messages are loaded
+	newItem    *msgItem // the message carrying the "N new" divider
+}
+
+// markNew puts a "N new" divider above the n-th newest incoming message (or above the
+// oldest loaded one when fewer are loaded), replacing any earlier divider.
+func (cv *conversation) markNew(n int) {
+	cv.clearNew()
+	if n <= 0 || len(cv.items) == 0 {
+		return
+	}
+	seen := 0
+	i := len(cv.items) - 1
+	for ; i > 0; i-- {
+		if !cv.items[i].m.Outgoing {
+			seen++
+			if seen == n {
+				break
+			}
+		}
+	}
+	it := cv.items[i]
+	it.newMark, it.lines = n, nil
+	cv.newItem = it
+}
+
+func (cv *conversation) clearNew() {
+	if cv.newItem != nil {
+		cv.newItem.newMark, cv.newItem.lines = 0, nil
+		cv.newItem = nil
+	}
 }
 
 // msgItem is one message with its cached rendering.
 type msgItem struct {
 	m       chat.Message
 	withDay bool // a day separator goes above this message
+	newMark int  // > 0: a "N new" divider goes above this message
 
 	lines []string // rendered at width; nil = stale
 	width int
@@ -187,6 +221,13 @@ func (r *convRenderer) render(it *msgItem) []string {
 	var out []string
 	if it.withDay {
 		out = append(out, r.daySeparator(msgTime(m)))
+	}
+	if it.newMark > 0 {
+		label := fmt.Sprintf("%d new", it.newMark)
+		if it.newMark == 1 {
+			label = "1 new"
+		}
+		out = append(out, fitLine(s.NewDivider.Render("── "+label+" "+strings.Repeat("─", max(0, r.width-ansi.StringWidth(label)-4))), r.width))
 	}
 	t := s.Time.Render(r.c.localTime(msgTime(m)).Format("15:04"))
 	sender, senderStyle := r.contact, s.SenderThem

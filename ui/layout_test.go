@@ -39,6 +39,10 @@ func TestResizeTo40ColumnsAndBack(t *testing.T) {
 		return len(strings.Split(s, "\n")) == 20 && ansi.StringWidth(strings.Split(s, "\n")[0]) == 40
 	})
 	checkFrame(t, narrow, 40, 20)
+	// A notice stays readable at 40 columns: the state compacts to make room.
+	tm.Type("/nonsense")
+	press(tm, "enter")
+	checkFrame(t, fr.waitText(t, "◌ bob ✔", "unknown command /nons"), 40, 20)
 	press(tm, "f1")
 	checkFrame(t, fr.waitText(t, "Help"), 40, 20)
 	press(tm, "esc")
@@ -56,7 +60,7 @@ func TestResizeTo40ColumnsAndBack(t *testing.T) {
 	checkFrame(t, list, 40, 20)
 	press(tm, "up") // bob is open; carol, with unread messages, sorts above him
 	press(tm, "enter")
-	carol := fr.waitText(t, "the usual place")
+	carol := fr.waitText(t, "the usual place", "── 2 new ─") // carol had 2 unread
 	checkFrame(t, carol, 40, 20)
 
 	tm.Send(tea.WindowSizeMsg{Width: 100, Height: 30})
