@@ -28,40 +28,59 @@ func (c *Controller) receiveLoop(ctx context.Context, rc RelayClient) {
 	q := newPushQueue()
 	go q.pump(ctx, rc.Pushes())
 	b := &receiveBatch{receipts: make(map[string][]string)}
-	var lastFlush time.Time
-	flush := func() {
-		c.flushReceived(ctx, rc, b)
-		lastFlush = time.Now()
+	var lastReceipts, firstUnacked time.Time
+	flushReceipts := func() {
+		if len(b.order) > 0 {
+			c.flushReceipts(ctx, b)
+			lastReceipts = time.Now()
+		}
+	}
+	flushAcks := func() {
+		c.flushAcks(ctx, rc, b)
+		if len(b.acks) > 0 {
+			firstUnacked = time.Now() // a failed ack is retried a little later
+		}
 	}
 	for {
-		// With nothing queued and something owed, flush now; but when frames are scarce
-		// (near the relay's rate limit) and the last flush was very recent, wait a
-		// moment so a fast stream of messages shares one receipt and one ack frame
-		// instead of costing two frames each.
+		// Receipts go out as soon as nothing else is queued (they move the sender's
+		// message to "delivered"); when frames are scarce (near the relay's rate limit)
+		// and the last receipt flush was very recent, wait a moment so a fast stream
+		// shares one receipt frame. Acks only free the relay's queue, so they wait up to
+		// ackDelay and go in one frame, off the latency path.
 		wait := time.Duration(-1)
-		if b.owes() {
+		if len(b.order) > 0 {
 			wait = 0
 			if c.pace.scarce() {
-				wait = max(0, flushEvery-time.Since(lastFlush))
+				wait = max(0, flushEvery-time.Since(lastReceipts))
+			}
+		}
+		if len(b.acks) > 0 {
+			if d := max(0, ackDelay-time.Since(firstUnacked)); wait < 0 || d < wait {
+				wait = d
 			}
 		}
 		p, more, ok, timedOut := q.pop(ctx, wait)
-		if timedOut {
-			flush()
-			continue
-		}
-		if !ok {
-			flush()
+		if !ok && !timedOut {
+			flushReceipts()
+			flushAcks()
 			return
 		}
-		if p.LowPreKeys != nil {
-			c.kickRotate()
+		if ok {
+			if p.LowPreKeys != nil {
+				c.kickRotate()
+			}
+			if p.Message != nil {
+				if len(b.acks) == 0 {
+					firstUnacked = time.Now()
+				}
+				c.handleIncoming(ctx, p.Message, b)
+			}
 		}
-		if p.Message != nil {
-			c.handleIncoming(ctx, p.Message, b)
+		if p.Synced || (!more && len(b.order) > 0 && (!c.pace.scarce() || time.Since(lastReceipts) >= flushEvery)) {
+			flushReceipts()
 		}
-		if p.Synced || len(b.acks) >= maxAckBatch || (!more && (!c.pace.scarce() || time.Since(lastFlush) >= flushEvery)) {
-			flush()
+		if p.Synced || len(b.acks) >= maxAckBatch || (len(b.acks) > 0 && time.Since(firstUnacked) >= ackDelay) {
+			flushAcks()
 		}
 		if p.Synced {
 			c.markSynced()
@@ -69,8 +88,12 @@ func (c *Controller) receiveLoop(ctx context.Context, rc RelayClient) {
 	}
 }
 
-// flushEvery is the shortest interval between two receipt+ack flushes under load.
-const flushEvery = 20 * time.Millisecond
+// flushEvery is the shortest interval between two receipt flushes when frames are
+// scarce; ackDelay is how long acks may wait to share a frame.
+const (
+	flushEvery = 20 * time.Millisecond
+	ackDelay   = 50 * time.Millisecond
+)
 
 // pushQueue is an unbounded FIFO of relay pushes.
 type pushQueue struct {
@@ -156,19 +179,22 @@ type receiveBatch struct {
 	order    []string            // contacts in first-seen order
 }
 
-func (b *receiveBatch) owes() bool { return len(b.acks) > 0 || len(b.order) > 0 }
-
-// flushReceived commits the owed delivery receipts, then acks. Receipts are committed
+// flushReceipts commits the owed delivery receipts, one per contact. They are committed
 // even while closing (the messages they acknowledge are committed), so a clean shutdown
-// never loses one. Acks that fail stay owed and go with the next flush; the relay also
-// redelivers un-acked messages on reconnect, and SeenRelayID recognises them.
-func (c *Controller) flushReceived(ctx context.Context, rc RelayClient, b *receiveBatch) {
+// never loses one.
+func (c *Controller) flushReceipts(ctx context.Context, b *receiveBatch) {
 	keep := context.WithoutCancel(ctx)
 	for _, contact := range b.order {
 		c.sendReceipt(keep, contact, kindDeliveryReceipt, b.receipts[contact])
 		delete(b.receipts, contact)
 	}
 	b.order = b.order[:0]
+}
+
+// flushAcks acks the committed messages in one frame. Acks that fail stay owed and go
+// with the next flush; the relay also redelivers un-acked messages on reconnect, and
+// SeenRelayID recognises them.
+func (c *Controller) flushAcks(ctx context.Context, rc RelayClient, b *receiveBatch) {
 	if len(b.acks) == 0 || ctx.Err() != nil {
 		return
 	}
