@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/rand"
 	"fmt"
+	"os"
 	"path/filepath"
 	"strconv"
 	"testing"
@@ -246,4 +247,26 @@ func BenchmarkUnlock(b *testing.B) {
 		}
 		c.Close()
 	}
+}
+
+// BenchmarkFsyncFloor is the device's floor for any durable commit: one 4 KiB write and
+// fsync per op on a file in the same temp dir. Read the FULL figures against it: a
+// commit cannot be faster than one of these.
+func BenchmarkFsyncFloor(b *testing.B) {
+	f, err := os.Create(filepath.Join(b.TempDir(), "probe"))
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer f.Close()
+	page := make([]byte, 4096)
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		if _, err := f.WriteAt(page, int64(i%256)*4096); err != nil {
+			b.Fatal(err)
+		}
+		if err := f.Sync(); err != nil {
+			b.Fatal(err)
+		}
+	}
+	perSecond(b, b.N, "syncs/s")
 }

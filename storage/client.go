@@ -5,6 +5,8 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
+	"io/fs"
+	"os"
 	"strconv"
 	"sync/atomic"
 	"time"
@@ -44,7 +46,35 @@ func CreateClientWith(ctx context.Context, path string, passphrase []byte, opts 
 	if kdf == (KDFParams{}) {
 		kdf = DefaultKDF
 	}
-	d, _, err := openDB(ctx, path, clientKind, opts.Synchronous, true, nil)
+	if passphrase != nil {
+		if err := kdf.validate(); err != nil {
+			return nil, fmt.Errorf("%w: %v", ErrInvalid, err)
+		}
+	}
+	_, statErr := os.Stat(path)
+	fresh := errors.Is(statErr, fs.ErrNotExist)
+	c, err := createClient(ctx, path, passphrase, kdf, opts)
+	if err != nil && fresh && !errors.Is(err, ErrExists) {
+		// Leave nothing half-made behind: the next CreateClient starts clean.
+		for _, suffix := range []string{"", "-wal", "-shm"} {
+			os.Remove(path + suffix)
+		}
+	}
+	return c, err
+}
+
+func createClient(ctx context.Context, path string, passphrase []byte, kdf KDFParams, opts ClientOptions) (*Client, error) {
+	// An existing store is refused before anything is written to it.
+	d, _, err := openDB(ctx, path, clientKind, opts.Synchronous, true, func(ctx context.Context, q *sql.DB) error {
+		var n int
+		if err := q.QueryRowContext(ctx, "SELECT count(*) FROM keyring").Scan(&n); err != nil {
+			return fmt.Errorf("storage: read keyring: %w", err)
+		}
+		if n > 0 {
+			return fmt.Errorf("%w: a client store is already at %s", ErrExists, path)
+		}
+		return nil
+	})
 	if err != nil {
 		return nil, err
 	}
@@ -802,13 +832,18 @@ func putSession(ctx context.Context, tx *txn, s Session, sealed []byte) error {
 			return err
 		}
 	}
-	if _, err := tx.exec(ctx, `INSERT INTO sessions (id, peer_card_id, active, state_sealed, created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?)
-		ON CONFLICT (id) DO UPDATE SET peer_card_id = excluded.peer_card_id, active = excluded.active,
-		state_sealed = excluded.state_sealed, updated_at = excluded.updated_at`,
+	// The common case is a state update of an existing session: one UPDATE. Only a new
+	// session inserts and trims the peer's older ones.
+	n, err := tx.execN(ctx, "UPDATE sessions SET peer_card_id = ?, active = ?, state_sealed = ?, updated_at = ? WHERE id = ?",
+		s.PeerCardID, boolInt(s.Active), sealed, dbTime(updated), s.ID)
+	if err != nil || n > 0 {
+		return err
+	}
+	if _, err := tx.exec(ctx, "INSERT INTO sessions (id, peer_card_id, active, state_sealed, created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?)",
 		s.ID, s.PeerCardID, boolInt(s.Active), sealed, dbTime(created), dbTime(updated)); err != nil {
 		return err
 	}
-	_, err := tx.exec(ctx, `DELETE FROM sessions WHERE peer_card_id = ?1 AND id NOT IN
+	_, err = tx.exec(ctx, `DELETE FROM sessions WHERE peer_card_id = ?1 AND id NOT IN
 		(SELECT id FROM sessions WHERE peer_card_id = ?1 ORDER BY active DESC, updated_at DESC, id LIMIT ?2)`,
 		s.PeerCardID, MaxSessionsPerPeer)
 	return err

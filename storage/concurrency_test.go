@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"sync"
 	"testing"
+	"time"
 )
 
 // TestTakePreKeyConcurrent: 100 goroutines fetching for the same card get 100 distinct
@@ -149,5 +150,127 @@ loop:
 	}
 	if d, _ := r.QueueDepth(ctx); d != 0 {
 		t.Fatalf("queue depth %d after draining", d)
+	}
+}
+
+// TestBusyAcrossHandles: two handles on one file, as two processes would have. A
+// second writer waits for the first; past the busy timeout it fails with ErrBusy and
+// writes nothing.
+func TestBusyAcrossHandles(t *testing.T) {
+	ctx := context.Background()
+	old := busyTimeout
+	busyTimeout = 200 * time.Millisecond
+	t.Cleanup(func() { busyTimeout = old })
+	a := newClient(t, nil)
+	b, err := OpenClient(ctx, a.Path(), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer b.Close()
+
+	inTx, release := make(chan struct{}), make(chan struct{})
+	a.setHook(func(step int) error {
+		if step == 1 {
+			close(inTx)
+			<-release
+		}
+		return nil
+	})
+	done := make(chan error)
+	go func() { done <- a.SetMeta(ctx, "k", []byte("from a")) }()
+	<-inTx
+	if err := b.SetMeta(ctx, "k", []byte("from b")); !errors.Is(err, ErrBusy) {
+		t.Fatalf("second writer: %v, want ErrBusy", err)
+	}
+	// Reads are not blocked by the writer (WAL).
+	if _, err := b.Meta(ctx, "k"); !errors.Is(err, ErrNotFound) {
+		t.Fatalf("read during write: %v", err)
+	}
+	close(release)
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	a.setHook(nil)
+	if err := b.SetMeta(ctx, "k", []byte("from b")); err != nil {
+		t.Fatalf("after the lock was released: %v", err)
+	}
+	if v, _ := a.Meta(ctx, "k"); string(v) != "from b" {
+		t.Fatalf("meta %q", v)
+	}
+}
+
+// TestClientConcurrent: receivers and senders commit while readers page through the
+// conversation; every commit lands once and readers never see a torn page.
+func TestClientConcurrent(t *testing.T) {
+	ctx := context.Background()
+	c := newClient(t, nil)
+	addPeer(t, c, "bob")
+	writers, each := 4, 40
+	if testing.Short() {
+		each = 15
+	}
+	var wg sync.WaitGroup
+	stop := make(chan struct{})
+	var readers sync.WaitGroup
+	for r := 0; r < 2; r++ {
+		readers.Add(1)
+		go func() {
+			defer readers.Done()
+			for {
+				select {
+				case <-stop:
+					return
+				default:
+				}
+				page, _, err := c.Messages(ctx, "bob", Cursor{}, 20)
+				if err != nil {
+					t.Error(err)
+					return
+				}
+				for i := 1; i < len(page); i++ {
+					if page[i].ID >= page[i-1].ID {
+						t.Errorf("page out of order")
+						return
+					}
+				}
+				if _, err := c.Contacts(ctx); err != nil {
+					t.Error(err)
+					return
+				}
+			}
+		}()
+	}
+	for w := 0; w < writers; w++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := 0; i < each; i++ {
+				id := fmt.Sprint(w, "-", i)
+				if w%2 == 0 {
+					_, err := c.CommitReceive(ctx, ReceiveTx{RelayID: id, Message: &Message{Contact: "bob", Body: []byte(id), State: Delivered},
+						Session: &Session{ID: fmt.Sprint("s", w), PeerCardID: "card-bob", State: []byte(id)}})
+					if err != nil {
+						t.Error(err)
+						return
+					}
+				} else if _, err := c.CommitSend(ctx, SendTx{Message: &Message{Contact: "bob", Body: []byte(id)}, Outbox: OutboxItem{ClientID: id, To: "bob", Payload: []byte(id)}}); err != nil {
+					t.Error(err)
+					return
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	close(stop)
+	readers.Wait()
+	all, _, err := c.Messages(ctx, "bob", Cursor{}, MaxPage)
+	if err != nil || len(all) != writers*each {
+		t.Fatalf("%d messages, %v", len(all), err)
+	}
+	if ct, _ := c.Contact(ctx, "bob"); ct.Unread != writers/2*each {
+		t.Fatalf("unread %d", ct.Unread)
+	}
+	if ob, _ := c.Outbox(ctx); len(ob) != writers/2*each {
+		t.Fatalf("outbox %d", len(ob))
 	}
 }

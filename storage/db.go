@@ -17,7 +17,7 @@ import (
 	"sync/atomic"
 	"time"
 
-	_ "modernc.org/sqlite" // registers the "sqlite" driver (pure Go, no cgo)
+	"modernc.org/sqlite" // the "sqlite" driver (pure Go, no cgo)
 )
 
 //go:embed migrations
@@ -47,10 +47,21 @@ const (
 	SyncNormal = "NORMAL"
 )
 
-const (
-	busyTimeout = 5 * time.Second // another process (a headless command) holding the write lock
-	readPool    = 4               // reader connections; WAL lets them run beside the writer
-)
+const readPool = 4 // reader connections; WAL lets them run beside the writer
+
+// busyTimeout is how long a write waits for another process (a headless command, a
+// second UI) holding the write lock before failing with ErrBusy. A variable for tests.
+var busyTimeout = 5 * time.Second
+
+// isBusy reports SQLITE_BUSY / SQLITE_LOCKED (primary codes 5 and 6).
+func isBusy(err error) bool {
+	var se *sqlite.Error
+	if errors.As(err, &se) {
+		code := se.Code() & 0xff
+		return code == 5 || code == 6
+	}
+	return false
+}
 
 // db is one SQLite file opened as one writer connection (every write transaction is
 // BEGIN IMMEDIATE on it, so writers never deadlock or fail with SQLITE_BUSY inside this
@@ -427,6 +438,9 @@ func (d *db) write(ctx context.Context, fn func(*txn) error) (err error) {
 	}()
 	tx, err := d.w.BeginTx(ctx, nil)
 	if err != nil {
+		if isBusy(err) {
+			return fmt.Errorf("%w: %s (waited %v): %v", ErrBusy, d.path, busyTimeout, err)
+		}
 		return fmt.Errorf("storage: begin: %w", err)
 	}
 	t := &txn{tx: tx, d: d}
@@ -448,6 +462,9 @@ func (d *db) write(ctx context.Context, fn func(*txn) error) (err error) {
 		return err
 	}
 	if err = tx.Commit(); err != nil {
+		if isBusy(err) {
+			return fmt.Errorf("%w: %s: commit: %v", ErrBusy, d.path, err)
+		}
 		return fmt.Errorf("storage: commit: %w", err)
 	}
 	return nil

@@ -37,6 +37,16 @@
 // throwaway demo profile only. API callers pass and receive plaintext; sealing happens
 // here.
 //
+// Byte formats, for auditors. A sealed column is 0x01 ‖ nonce (24) ‖ ciphertext ‖ tag
+// (16), XChaCha20-Poly1305 under the storage key with associated data
+// "pfschat/storage/v1" 0x00 table 0x00 column 0x00 row-key (row key: "1" for the
+// identity, "kind/id" for a prekey, the session id, the message id in decimal, the
+// outbox client id). The keyring row holds mode ('argon2id' or 'none'), kdf_time,
+// kdf_memory (KiB), kdf_threads, a 16-byte salt and the wrapped key: the same sealed
+// layout under Argon2id(passphrase, salt) with associated data
+// "pfschat/storage-key/v1" 0x00 ‖ time (4, big endian) ‖ memory (4) ‖ threads (1) ‖
+// salt. In mode 'none' the wrapped column is the bare 32-byte key.
+//
 // # Committing
 //
 // A receive is one call, CommitReceive: the relay message id (duplicate detection,

@@ -32,6 +32,9 @@ var (
 	// ErrEmptyPassphrase: a non-nil but empty passphrase. Pass nil for the demo
 	// profile; a real profile needs a real passphrase.
 	ErrEmptyPassphrase = errors.New("storage: empty passphrase (use nil only for the throwaway demo profile)")
+	// ErrBusy: another process kept the store's write lock longer than the busy
+	// timeout. Nothing was written; close the other pfschat using this profile, or retry.
+	ErrBusy = errors.New("storage: store is busy: another process is writing to it")
 	// ErrClosed: the store was closed.
 	ErrClosed = errors.New("storage: store is closed")
 	// ErrInvalid: an argument is out of range (bad limit, bad synchronous mode...).

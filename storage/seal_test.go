@@ -4,10 +4,15 @@ import (
 	"bytes"
 	"context"
 	"crypto/rand"
+	"encoding/binary"
 	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
 	"testing"
+
+	"golang.org/x/crypto/argon2"
+	"golang.org/x/crypto/chacha20poly1305"
 )
 
 func TestPassphrase(t *testing.T) {
@@ -90,6 +95,18 @@ func TestDemoMode(t *testing.T) {
 	c.Close()
 	if _, err := OpenClient(ctx, path, nil); !errors.Is(err, ErrWrongPassphrase) {
 		t.Fatalf("nil on protected store: %v", err)
+	}
+	bad := filepath.Join(t.TempDir(), "bad.db")
+	if _, err := CreateClientWith(ctx, bad, []byte("pw"), ClientOptions{KDF: KDFParams{Time: 1000, MemoryKiB: 64, Threads: 1}}); !errors.Is(err, ErrInvalid) {
+		t.Fatalf("absurd KDF: %v", err)
+	}
+	cancelled, cancel := context.WithCancel(ctx)
+	cancel()
+	if _, err := CreateClientWith(cancelled, bad, []byte("pw"), ClientOptions{KDF: testKDF}); err == nil {
+		t.Fatal("create with a cancelled context succeeded")
+	}
+	if _, err := os.Stat(bad); err == nil {
+		t.Fatal("a failed create left a file behind")
 	}
 	if _, err := CreateClient(ctx, filepath.Join(t.TempDir(), "x.db"), []byte{}); !errors.Is(err, ErrEmptyPassphrase) {
 		t.Fatalf("create with empty passphrase: %v", err)
@@ -281,4 +298,44 @@ func FuzzUnwrapKey(f *testing.F) {
 			t.Fatalf("untyped error %v", err)
 		}
 	})
+}
+
+// TestFormatAsDocumented opens a sealed column and the wrapped key by hand, following
+// the package documentation, so the documentation stays true.
+func TestFormatAsDocumented(t *testing.T) {
+	ctx := context.Background()
+	c := newClient(t, []byte("pw"))
+	addPeer(t, c, "bob")
+	id, err := c.CommitReceive(ctx, ReceiveTx{Message: &Message{Contact: "bob", Body: []byte("documented")}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var mode string
+	var tm, mem, th int
+	var salt, wrapped []byte
+	if err := c.db.r.QueryRow("SELECT mode, kdf_time, kdf_memory, kdf_threads, salt, wrapped FROM keyring").Scan(&mode, &tm, &mem, &th, &salt, &wrapped); err != nil {
+		t.Fatal(err)
+	}
+	kek := argon2.IDKey([]byte("pw"), salt, uint32(tm), uint32(mem), uint8(th), 32)
+	ad := []byte("pfschat/storage-key/v1\x00")
+	ad = binary.BigEndian.AppendUint32(ad, uint32(tm))
+	ad = binary.BigEndian.AppendUint32(ad, uint32(mem))
+	ad = append(append(ad, byte(th)), salt...)
+	aead, _ := chacha20poly1305.NewX(kek)
+	if mode != "argon2id" || len(salt) != 16 || wrapped[0] != 1 {
+		t.Fatalf("keyring mode %q salt %d version %d", mode, len(salt), wrapped[0])
+	}
+	key, err := aead.Open(nil, wrapped[1:25], wrapped[25:], ad)
+	if err != nil || len(key) != 32 {
+		t.Fatalf("wrapped key does not open as documented: %v", err)
+	}
+	sealed := rawColumn(t, c, "SELECT body_sealed FROM messages WHERE id = ?", id)
+	if len(sealed) != 1+24+len("documented")+16 || sealed[0] != 1 {
+		t.Fatalf("sealed layout: %d bytes, version %d", len(sealed), sealed[0])
+	}
+	aead, _ = chacha20poly1305.NewX(key)
+	body, err := aead.Open(nil, sealed[1:25], sealed[25:], []byte(fmt.Sprintf("pfschat/storage/v1\x00messages\x00body\x00%d", id)))
+	if err != nil || string(body) != "documented" {
+		t.Fatalf("body does not open as documented: %q %v", body, err)
+	}
 }

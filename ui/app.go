@@ -285,7 +285,9 @@ func fitBlock(s string, w, h int) string {
 func fitLine(l string, w int) string {
 	lw := ansi.StringWidth(l)
 	if lw > w {
-		return ansi.Truncate(l, w, "")
+		// A wide character cut at the edge leaves the line a cell short: pad it.
+		l = ansi.Truncate(l, w, "")
+		lw = ansi.StringWidth(l)
 	}
 	if lw < w {
 		return l + spaces(w-lw)

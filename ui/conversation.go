@@ -3,6 +3,7 @@ package ui
 import (
 	"strings"
 	"time"
+	"unicode/utf8"
 
 	"charm.land/lipgloss/v2"
 	"github.com/charmbracelet/x/ansi"
@@ -261,8 +262,12 @@ func wrapText(s string, width int) []string {
 	return out
 }
 
-// sanitize drops escape sequences and control characters other than newline and tab.
+// sanitize replaces invalid UTF-8, escape sequences and control characters other than
+// newline and tab.
 func sanitize(s string) string {
+	if !utf8.ValidString(s) {
+		s = strings.ToValidUTF8(s, "�")
+	}
 	clean := true
 	for _, r := range s {
 		if (r < 0x20 && r != '\n') || r == 0x7f || (r >= 0x80 && r < 0xa0) {

@@ -60,8 +60,12 @@ func TestResizeTo40ColumnsAndBack(t *testing.T) {
 	checkFrame(t, carol, 40, 20)
 
 	tm.Send(tea.WindowSizeMsg{Width: 100, Height: 30})
-	back := fr.waitFor(t, "a 100-column frame", func(s string) bool {
-		return ansi.StringWidth(strings.Split(s, "\n")[0]) == 100
+	// A click on a contact opens the conversation (rows 1-2 are the first contact).
+	tm.Send(tea.MouseClickMsg{X: 3, Y: 3, Button: tea.MouseLeft}) // rows 3-4: bob
+	fr.waitText(t, "Did the new relay come up?")
+	tm.Send(tea.MouseClickMsg{X: 3, Y: 1, Button: tea.MouseLeft}) // carol
+	back := fr.waitFor(t, "a 100-column frame with carol open", func(s string) bool {
+		return ansi.StringWidth(strings.Split(s, "\n")[0]) == 100 && strings.Contains(s, "the usual place")
 	})
 	checkFrame(t, back, 100, 30)
 	if !strings.Contains(back, "Contacts") || !strings.Contains(back, "the usual place") {

@@ -166,6 +166,19 @@ func (m *mainScreen) Update(msg tea.Msg) (screen, tea.Cmd) {
 		var cmd tea.Cmd
 		m.input, cmd = m.input.Update(msg)
 		return m, cmd
+	case tea.MouseClickMsg:
+		if msg.Button != tea.MouseLeft {
+			return m, nil
+		}
+		if i := m.contactAt(msg.X, msg.Y); i >= 0 {
+			cmd := m.openIndex(i)
+			if m.focus != focusInput {
+				m.focus = focusInput
+				cmd = tea.Batch(cmd, m.input.Focus())
+			}
+			return m, cmd
+		}
+		return m, nil
 	case tea.MouseWheelMsg:
 		cv := m.conv()
 		if cv == nil {
@@ -210,7 +223,11 @@ func (m *mainScreen) Update(msg tea.Msg) (screen, tea.Cmd) {
 	case addedMsg:
 		if msg.err == nil {
 			m.wantOpen = msg.contact.Name
-			m.setNotice("added "+msg.contact.Name+" — compare safety numbers with /verify", false)
+			if msg.contact.KeyChanged {
+				m.setNotice("⚠ "+msg.contact.Name+"'s identity key changed — /accept to review it", true)
+			} else {
+				m.setNotice("added "+msg.contact.Name+" — compare safety numbers with /verify", false)
+			}
 			return m, m.c.loadContacts(m.b)
 		}
 		return m, nil
@@ -626,12 +643,8 @@ func (m *mainScreen) contactsView(w, h int) []string {
 	if len(m.contacts) == 0 {
 		lines = append(lines, fitLine(s.Empty.Render(" none yet: ctrl+n"), w))
 	}
-	rowsPer := 2
-	first := 0
-	if visible := (h - 1) / rowsPer; visible > 0 && m.selected >= visible {
-		first = m.selected - visible + 1
-	}
-	for i := first; i < len(m.contacts) && len(lines)+rowsPer <= h; i++ {
+	first := m.contactsFirst(h)
+	for i := first; i < len(m.contacts) && len(lines)+contactRows <= h; i++ {
 		ct := m.contacts[i]
 		name := ct.Name
 		nameStyle := s.Contact
@@ -667,6 +680,36 @@ func (m *mainScreen) contactsView(w, h int) []string {
 		lines = append(lines, fitLine(row1, w), fitLine(row2, w))
 	}
 	return padRows(lines, w, h)
+}
+
+// contactRows is the number of screen rows per contact in the list.
+const contactRows = 2
+
+// contactsFirst is the index of the first contact shown in a list of height h: the
+// selection stays in view.
+func (m *mainScreen) contactsFirst(h int) int {
+	if visible := (h - 1) / contactRows; visible > 0 && m.selected >= visible {
+		return m.selected - visible + 1
+	}
+	return 0
+}
+
+// contactAt maps a click in the contact list to a contact index, or -1.
+func (m *mainScreen) contactAt(x, y int) int {
+	if y < 1 || y >= m.bodyHeight() {
+		return -1
+	}
+	if !m.narrow() && x >= contactsWidth-1 {
+		return -1
+	}
+	if m.narrow() && m.focus != focusContacts {
+		return -1
+	}
+	i := m.contactsFirst(m.bodyHeight()) + (y-1)/contactRows
+	if i >= len(m.contacts) {
+		return -1
+	}
+	return i
 }
 
 // activity formats a last-activity time: the time today, the weekday this week, else
