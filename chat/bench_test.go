@@ -23,7 +23,34 @@ func benchUser(b *testing.B, r *relaytest.Relay, name string) *user {
 	return newUser(b, r, name, func(p *Profile) {
 		p.StoreOptions.Synchronous = "" // production: FULL
 		p.Prefs.OneTimeKeys = 5
+		if benchUnlimited {
+			p.Prefs.FramesPerSecond = -1
+		}
 	})
+}
+
+// benchUnlimited is set while a benchmark runs against a relay without a frame-rate
+// limit (the relay's default is 200 frames/s per connection, a policy for people, not a
+// cost of the software).
+var benchUnlimited bool
+
+// forLimits runs f against a relay with default limits and one without a rate limit.
+func forLimits(b *testing.B, f func(b *testing.B, r *relaytest.Relay)) {
+	for _, unlimited := range []bool{false, true} {
+		name := "relay=default-limits"
+		if unlimited {
+			name = "relay=no-rate-limit"
+		}
+		b.Run(name, func(b *testing.B) {
+			benchUnlimited = unlimited
+			defer func() { benchUnlimited = false }()
+			opts := relaytest.Options{}
+			if unlimited {
+				opts.Limits.FramesPerSecond = -1
+			}
+			f(b, relaytest.StartWith(b, opts))
+		})
+	}
 }
 
 // pairUp makes from and to contacts with a session, one message each way.
@@ -50,52 +77,54 @@ func pairUp(b *testing.B, from, to *user) {
 func BenchmarkEndToEnd(b *testing.B) {
 	for _, pairs := range []int{1, 100} {
 		b.Run(fmt.Sprintf("conversations=%d", pairs), func(b *testing.B) {
-			r := relaytest.Start(b)
-			senders := make([]*user, pairs)
-			receivers := make([]*user, pairs)
-			for i := range pairs {
-				senders[i] = benchUser(b, r, fmt.Sprintf("s%d", i))
-				receivers[i] = benchUser(b, r, fmt.Sprintf("r%d", i))
-				pairUp(b, senders[i], receivers[i])
-			}
-			ctx := ctxT(b)
-			per := (b.N + pairs - 1) / pairs
-			b.ResetTimer()
-			start := time.Now()
-			var wg sync.WaitGroup
-			for i := range pairs {
-				wg.Add(2)
-				go func() {
-					defer wg.Done()
-					for k := range per {
-						if _, err := senders[i].c.Send(ctx, receivers[i].name, "m"+strconv.Itoa(k)); err != nil {
-							b.Error(err)
-							return
+			forLimits(b, func(b *testing.B, r *relaytest.Relay) {
+				senders := make([]*user, pairs)
+				receivers := make([]*user, pairs)
+				for i := range pairs {
+					senders[i] = benchUser(b, r, fmt.Sprintf("s%d", i))
+					receivers[i] = benchUser(b, r, fmt.Sprintf("r%d", i))
+					pairUp(b, senders[i], receivers[i])
+				}
+				ctx := ctxT(b)
+				per := (b.N + pairs - 1) / pairs
+				b.ResetTimer()
+				start := time.Now()
+				var wg sync.WaitGroup
+				for i := range pairs {
+					wg.Add(2)
+					go func() {
+						defer wg.Done()
+						for k := range per {
+							if _, err := senders[i].c.Send(ctx, receivers[i].name, "m"+strconv.Itoa(k)); err != nil {
+								b.Error(err)
+								return
+							}
 						}
-					}
-				}()
-				go func() {
-					defer wg.Done()
-					want := "m" + strconv.Itoa(per-1)
-					for ev := range receivers[i].c.Events() {
-						if ev.Kind == MessageReceived && ev.Message.Text == want {
-							return
+					}()
+					go func() {
+						defer wg.Done()
+						want := "m" + strconv.Itoa(per-1)
+						for ev := range receivers[i].c.Events() {
+							if ev.Kind == MessageReceived && ev.Message.Text == want {
+								return
+							}
 						}
-					}
-				}()
-			}
-			wg.Wait()
-			el := time.Since(start)
-			b.StopTimer()
-			b.ReportMetric(float64(per*pairs)/el.Seconds(), "msgs/s")
+					}()
+				}
+				wg.Wait()
+				el := time.Since(start)
+				b.StopTimer()
+				b.ReportMetric(float64(per*pairs)/el.Seconds(), "msgs/s")
+			})
 		})
 	}
 }
 
 // BenchmarkSendToDelivered: latency from Send to the sender seeing "delivered" (the
 // peer's encrypted receipt), one message at a time; reports p50 and p99.
-func BenchmarkSendToDelivered(b *testing.B) {
-	r := relaytest.Start(b)
+func BenchmarkSendToDelivered(b *testing.B) { forLimits(b, benchSendToDelivered) }
+
+func benchSendToDelivered(b *testing.B, r *relaytest.Relay) {
 	alice, bob := benchUser(b, r, "alice"), benchUser(b, r, "bob")
 	pairUp(b, alice, bob)
 	ctx := ctxT(b)
@@ -120,12 +149,12 @@ func BenchmarkSendToDelivered(b *testing.B) {
 // end-to-end figures: the ratchet (encrypt + decrypt, and the state codec), the two
 // store commits, and the relay round trip.
 func BenchmarkBreakdown(b *testing.B) {
-	r := relaytest.Start(b)
+	benchUnlimited = true
+	defer func() { benchUnlimited = false }()
+	r := relaytest.StartWith(b, relaytest.Options{Limits: relay.Limits{FramesPerSecond: -1}})
 	alice, bob := benchUser(b, r, "alice"), benchUser(b, r, "bob")
 	pairUp(b, alice, bob)
 	ctx := ctxT(b)
-	bobCard, aliceCard := alice.c.card, bob.c.card
-	_ = aliceCard
 	sa, err := alice.c.ActiveSession(ctx, mustContact(b, alice.c, "bob").CardID)
 	if err != nil || sa == nil {
 		b.Fatal("no session", err)
@@ -134,7 +163,6 @@ func BenchmarkBreakdown(b *testing.B) {
 	if err != nil || sb == nil {
 		b.Fatal("no session", err)
 	}
-	_ = bobCard
 	plain, _ := (&payload{Kind: kindText, At: time.Now(), ClientID: newClientID(), Text: "a 64-byte-ish message for the benchmark, like a short chat line"}).marshal()
 
 	b.Run("ratchet-encrypt+decrypt", func(b *testing.B) {

@@ -40,6 +40,7 @@ func (c *Controller) fetchCard(ctx context.Context, name string) (*ratchet.Card,
 	}
 	rctx, cancel := withRPCTimeout(ctx)
 	defer cancel()
+	c.pace.wait(rctx)
 	card, err := rc.LookupCard(rctx, name)
 	if err != nil {
 		if isNotFound(err) {

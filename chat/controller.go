@@ -71,6 +71,9 @@ type Preferences struct {
 	// controller keeps retrying and reports ConnectionChanged events. Off for headless
 	// commands, which should fail fast with a clear error.
 	AllowOffline bool
+	// FramesPerSecond paces the frames sent to the relay (default
+	// DefaultFramesPerSecond; negative = unpaced, for relays without a rate limit).
+	FramesPerSecond int
 	// NoReadReceipts stops MarkRead from telling contacts what was read.
 	NoReadReceipts bool
 	// Clock returns the current time (default time.Now).
@@ -96,6 +99,7 @@ type Controller struct {
 	card   *ratchet.Card
 	name   string
 	events *eventQueue
+	pace   *pacer
 
 	ownStore bool
 
@@ -155,6 +159,10 @@ func New(prefs Preferences) (*Controller, error) {
 	if c.prefs.OneTimeKeys <= 0 {
 		c.prefs.OneTimeKeys = DefaultOneTimeKeys
 	}
+	if c.prefs.FramesPerSecond == 0 {
+		c.prefs.FramesPerSecond = DefaultFramesPerSecond
+	}
+	c.pace = newPacer(c.prefs.FramesPerSecond)
 	if c.prefs.RotateEvery <= 0 {
 		c.prefs.RotateEvery = time.Hour
 	}
@@ -584,4 +592,13 @@ func (c *Controller) HasSession(ctx context.Context, contact string) (bool, erro
 	}
 	s, err := c.activeSession(ctx, r.CardID)
 	return s != nil, err
+}
+
+// RelayFingerprint is the fingerprint of the pinned relay key ("" before first contact);
+// compare it with the one the relay prints at start.
+func (c *Controller) RelayFingerprint() string {
+	if k := c.relayKeyNow(); len(k) == ed25519.PublicKeySize {
+		return ratchet.Fingerprint(k)
+	}
+	return ""
 }

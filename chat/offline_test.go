@@ -84,3 +84,38 @@ func TestOfflineSenderOutboxDrains(t *testing.T) {
 		waitState(t, alice.c, id, Delivered)
 	}
 }
+
+// The first message to a contact needs the relay for the handshake; written offline, it
+// waits in the outbox and the handshake runs when the relay is back.
+func TestOfflineFirstMessageWaitsForTheRelay(t *testing.T) {
+	r := relaytest.Start(t)
+	alice := newUser(t, r, "alice", func(p *Profile) { p.Prefs.AllowOffline = true })
+	bob := newUser(t, r, "bob")
+	ctx := ctxT(t)
+	if _, err := alice.c.AddContact(ctx, "bob"); err != nil {
+		t.Fatal(err)
+	}
+	r.Close()
+	waitEvent(t, alice.c, "offline", func(e Event) bool { return e.Kind == ConnectionChanged && e.State.Status != Online })
+	first, err := alice.c.Send(ctx, "bob", "written offline")
+	if err != nil {
+		t.Fatalf("first message offline: %v", err)
+	}
+	second, err := alice.c.Send(ctx, "bob", "also offline")
+	must(t, err)
+	alice.reopen() // survives a restart too
+	r.Restart(t)
+	waitReceived(t, bob.c, "alice", "written offline")
+	waitReceived(t, bob.c, "alice", "also offline")
+	for _, id := range []int64{first.ID, second.ID} {
+		waitState(t, alice.c, id, Delivered)
+	}
+	h, err := bob.c.History(ctx, "alice", 0, 10)
+	must(t, err)
+	if len(h) != 2 || h[1].Text != "written offline" || h[0].Text != "also offline" {
+		t.Fatalf("bob's history: %+v", h)
+	}
+	if out, _ := alice.c.store.Outbox(ctx); len(out) != 0 {
+		t.Fatalf("%d items left in alice's outbox", len(out))
+	}
+}

@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"strconv"
 	"sync"
+	"time"
 
 	"pfschat/ratchet"
 	"pfschat/relay"
@@ -27,26 +28,72 @@ func (c *Controller) receiveLoop(ctx context.Context, rc RelayClient) {
 	q := newPushQueue()
 	go q.pump(ctx, rc.Pushes())
 	b := &receiveBatch{receipts: make(map[string][]string)}
+	var lastReceipts, firstUnacked time.Time
+	flushReceipts := func() {
+		if len(b.order) > 0 {
+			c.flushReceipts(ctx, b)
+			lastReceipts = time.Now()
+		}
+	}
+	flushAcks := func() {
+		c.flushAcks(ctx, rc, b)
+		if len(b.acks) > 0 {
+			firstUnacked = time.Now() // a failed ack is retried a little later
+		}
+	}
 	for {
-		p, more, ok := q.pop(ctx)
-		if !ok {
-			c.flushReceived(ctx, rc, b)
+		// Receipts go out as soon as nothing else is queued (they move the sender's
+		// message to "delivered"); when frames are scarce (near the relay's rate limit)
+		// and the last receipt flush was very recent, wait a moment so a fast stream
+		// shares one receipt frame. Acks only free the relay's queue, so they wait up to
+		// ackDelay and go in one frame, off the latency path.
+		wait := time.Duration(-1)
+		if len(b.order) > 0 {
+			wait = 0
+			if c.pace.scarce() {
+				wait = max(0, flushEvery-time.Since(lastReceipts))
+			}
+		}
+		if len(b.acks) > 0 {
+			if d := max(0, ackDelay-time.Since(firstUnacked)); wait < 0 || d < wait {
+				wait = d
+			}
+		}
+		p, more, ok, timedOut := q.pop(ctx, wait)
+		if !ok && !timedOut {
+			flushReceipts()
+			flushAcks()
 			return
 		}
-		if p.LowPreKeys != nil {
-			c.kickRotate()
+		if ok {
+			if p.LowPreKeys != nil {
+				c.kickRotate()
+			}
+			if p.Message != nil {
+				if len(b.acks) == 0 {
+					firstUnacked = time.Now()
+				}
+				c.handleIncoming(ctx, p.Message, b)
+			}
 		}
-		if p.Message != nil {
-			c.handleIncoming(ctx, p.Message, b)
+		if p.Synced || (!more && len(b.order) > 0 && (!c.pace.scarce() || time.Since(lastReceipts) >= flushEvery)) {
+			flushReceipts()
 		}
-		if p.Synced || !more || len(b.acks) >= maxAckBatch {
-			c.flushReceived(ctx, rc, b)
+		if p.Synced || len(b.acks) >= maxAckBatch || (len(b.acks) > 0 && time.Since(firstUnacked) >= ackDelay) {
+			flushAcks()
 		}
 		if p.Synced {
 			c.markSynced()
 		}
 	}
 }
+
+// flushEvery is the shortest interval between two receipt flushes when frames are
+// scarce; ackDelay is how long acks may wait to share a frame.
+const (
+	flushEvery = 20 * time.Millisecond
+	ackDelay   = 50 * time.Millisecond
+)
 
 // pushQueue is an unbounded FIFO of relay pushes.
 type pushQueue struct {
@@ -89,8 +136,15 @@ func (q *pushQueue) signal() {
 }
 
 // pop returns the next push and whether more are queued behind it; ok is false once
-// the context is done or the source is closed and drained.
-func (q *pushQueue) pop(ctx context.Context) (p relay.Push, more, ok bool) {
+// the context is done or the source is closed and drained. With wait >= 0 it gives up
+// after that long (timedOut).
+func (q *pushQueue) pop(ctx context.Context, wait time.Duration) (p relay.Push, more, ok, timedOut bool) {
+	var timer <-chan time.Time
+	if wait >= 0 {
+		t := time.NewTimer(wait)
+		defer t.Stop()
+		timer = t.C
+	}
 	for {
 		q.mu.Lock()
 		if len(q.items) > 0 {
@@ -99,15 +153,17 @@ func (q *pushQueue) pop(ctx context.Context) (p relay.Push, more, ok bool) {
 			q.items = q.items[1:]
 			more = len(q.items) > 0
 			q.mu.Unlock()
-			return p, more, true
+			return p, more, true, false
 		}
 		closed := q.closed
 		q.mu.Unlock()
 		if closed || ctx.Err() != nil {
-			return p, false, false
+			return p, false, false, false
 		}
 		select {
 		case <-q.wake:
+		case <-timer:
+			return p, false, true, true
 		case <-ctx.Done():
 		}
 	}
@@ -123,22 +179,30 @@ type receiveBatch struct {
 	order    []string            // contacts in first-seen order
 }
 
-// flushReceived commits the owed delivery receipts, then acks. Receipts are committed
+// flushReceipts commits the owed delivery receipts, one per contact. They are committed
 // even while closing (the messages they acknowledge are committed), so a clean shutdown
-// never loses one. Acks that fail stay owed and go with the next flush; the relay also
-// redelivers un-acked messages on reconnect, and SeenRelayID recognises them.
-func (c *Controller) flushReceived(ctx context.Context, rc RelayClient, b *receiveBatch) {
+// never loses one.
+func (c *Controller) flushReceipts(ctx context.Context, b *receiveBatch) {
 	keep := context.WithoutCancel(ctx)
 	for _, contact := range b.order {
 		c.sendReceipt(keep, contact, kindDeliveryReceipt, b.receipts[contact])
 		delete(b.receipts, contact)
 	}
 	b.order = b.order[:0]
+}
+
+// flushAcks acks the committed messages in one frame. Acks that fail stay owed and go
+// with the next flush; the relay also redelivers un-acked messages on reconnect, and
+// SeenRelayID recognises them.
+func (c *Controller) flushAcks(ctx context.Context, rc RelayClient, b *receiveBatch) {
 	if len(b.acks) == 0 || ctx.Err() != nil {
 		return
 	}
 	actx, cancel := context.WithTimeout(ctx, rpcTimeout)
 	defer cancel()
+	for range (len(b.acks) + 999) / 1000 { // the client splits acks into frames of ≤1000
+		c.pace.wait(actx)
+	}
 	if err := rc.Ack(actx, b.acks...); err != nil {
 		c.log.Info("ack deferred", "count", len(b.acks), "err", err)
 		if len(b.acks) > 4*maxAckBatch { // the relay redelivers them anyway

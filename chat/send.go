@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"pfschat/ratchet"
+	"pfschat/relay"
 	"pfschat/storage"
 )
 
@@ -73,9 +74,18 @@ func (c *Controller) encryptAndQueue(ctx context.Context, contact string, plain 
 			if attempt > 0 {
 				return 0, fmt.Errorf("chat: no session with %s after starting one", contact)
 			}
+			if !c.isOnline() && msg != nil && !deferredOK(ctx) {
+				// No session yet and no relay to fetch prekeys from: keep the message
+				// (sealed, unencrypted by the ratchet) in the outbox; the drainer runs
+				// the handshake and encrypts it when the relay is back.
+				return c.queueUnencrypted(ctx, contact, plain, clientID, msg)
+			}
 			b, err := c.fetchBundle(ctx, card)
 			if err != nil {
 				if errors.Is(err, ErrNotInitialized) || !c.isOnline() {
+					if msg != nil && !deferredOK(ctx) {
+						return c.queueUnencrypted(ctx, contact, plain, clientID, msg)
+					}
 					return 0, fmt.Errorf("%w: cannot start a session with %s while offline: %w", ErrOffline, contact, err)
 				}
 				return 0, err
@@ -92,9 +102,95 @@ func (c *Controller) encryptAndQueue(ctx context.Context, contact string, plain 
 				}
 			}
 		}
-		id, err := c.commitEncrypted(ctx, s, contact, plain, clientID, msg)
+		id, _, err := c.commitEncrypted(ctx, s, contact, plain, clientID, msg)
 		c.mu.Unlock()
 		return id, err
+	}
+}
+
+// unencryptedMarker starts the outbox payload of a message waiting for its session. A
+// ratchet message starts with its version byte, never 0, so the two cannot be confused.
+const unencryptedMarker = "\x00pfschat-awaiting-session\x00"
+
+// queueUnencrypted commits a message whose session cannot be started yet (offline): the
+// payload waits in the outbox, sealed at rest like everything else there.
+func (c *Controller) queueUnencrypted(ctx context.Context, contact string, plain []byte, clientID string, msg *storage.Message) (int64, error) {
+	id, err := c.store.CommitSend(ctx, storage.SendTx{Message: msg,
+		Outbox: storage.OutboxItem{ClientID: clientID, To: contact, Payload: append([]byte(unencryptedMarker), plain...), CreatedAt: c.now()}})
+	if err != nil {
+		return 0, fmt.Errorf("chat: committing message to %s: %w", contact, err)
+	}
+	c.log.Info("no session yet and offline: message waits in the outbox", "to", contact)
+	return id, nil
+}
+
+type deferredKey struct{}
+
+// deferredOK marks the drainer's own encryption of a waiting message: it must not be
+// queued unencrypted again.
+func deferredOK(ctx context.Context) bool { return ctx.Value(deferredKey{}) != nil }
+
+// sendUnencrypted runs the handshake for a message that waited for its session,
+// commits the ciphertext as its own outbox item (client ID + ".e", so a crash midway is
+// recognised), sends it, and then retires both items.
+func (c *Controller) sendUnencrypted(ctx context.Context, rc RelayClient, it storage.OutboxItem, queue []storage.OutboxItem) sendResult {
+	encID := it.ClientID + ".e"
+	var wire []byte
+	for _, q := range queue {
+		if q.ClientID == encID { // encrypted before a crash: send that
+			wire = q.Payload
+		}
+	}
+	if wire == nil {
+		plain := it.Payload[len(unencryptedMarker):]
+		_, err := c.encryptAndQueue(context.WithValue(ctx, deferredKey{}, true), it.To, plain, encID, nil)
+		switch {
+		case errors.Is(err, storage.ErrExists):
+			return sendLater // committed by a previous pass; the next pass finds it
+		case errors.Is(err, ErrCardRejected), errors.Is(err, ErrUnknownUser), errors.Is(err, ErrUnknownContact):
+			c.failOutboxItem(ctx, it, err)
+			return sendDone
+		case err != nil:
+			c.log.Info("waiting message still cannot be encrypted", "to", it.To, "err", err)
+			return sendLater
+		}
+		items, err := c.store.Outbox(ctx)
+		if err != nil {
+			return sendLater
+		}
+		for _, q := range items {
+			if q.ClientID == encID {
+				wire = q.Payload
+			}
+		}
+		if wire == nil {
+			return sendLater
+		}
+	}
+	enc := storage.OutboxItem{ClientID: encID, To: it.To, Payload: wire}
+	if r := c.sendOne(ctx, rc, enc, nil); r != sendDone {
+		return r
+	}
+	if err := c.store.RemoveOutbox(ctx, it.ClientID); err != nil {
+		c.log.Error("removing a sent item from the outbox", "err", err)
+		return sendLater
+	}
+	c.emitDelivery(ctx, it.ClientID)
+	return sendDone
+}
+
+func (c *Controller) failOutboxItem(ctx context.Context, it storage.OutboxItem, err error) {
+	if it.MessageID != 0 {
+		if serr := c.store.SetDeliveryState(ctx, it.MessageID, storage.Failed, err.Error()); serr != nil {
+			c.log.Error("recording a failed send", "err", serr)
+		}
+	}
+	c.log.Warn("message cannot be sent", "to", it.To, "err", err)
+	if rerr := c.store.RemoveOutbox(ctx, it.ClientID); rerr != nil {
+		c.log.Error("removing a failed item from the outbox", "err", rerr)
+	}
+	if it.MessageID != 0 {
+		c.emitDelivery(ctx, it.ClientID)
 	}
 }
 
@@ -119,15 +215,15 @@ func (c *Controller) sendableContact(ctx context.Context, contact string) (stora
 }
 
 // commitEncrypted encrypts on s and commits. c.mu must be held.
-func (c *Controller) commitEncrypted(ctx context.Context, s *Session, to string, plain []byte, clientID string, msg *storage.Message) (int64, error) {
+func (c *Controller) commitEncrypted(ctx context.Context, s *Session, to string, plain []byte, clientID string, msg *storage.Message) (int64, []byte, error) {
 	wire, err := s.s.Encrypt(plain)
 	if err != nil {
-		return 0, fmt.Errorf("chat: encrypting for %s: %w", to, err)
+		return 0, nil, fmt.Errorf("chat: encrypting for %s: %w", to, err)
 	}
 	s.active = true
 	row, err := c.sessionRow(s)
 	if err != nil {
-		return 0, err
+		return 0, nil, err
 	}
 	id, err := c.store.CommitSend(ctx, storage.SendTx{
 		Session: row,
@@ -135,9 +231,9 @@ func (c *Controller) commitEncrypted(ctx context.Context, s *Session, to string,
 		Outbox:  storage.OutboxItem{ClientID: clientID, To: to, Payload: wire, CreatedAt: c.now()},
 	})
 	if err != nil {
-		return 0, fmt.Errorf("chat: committing message to %s: %w", to, err)
+		return 0, nil, fmt.Errorf("chat: committing message to %s: %w", to, err)
 	}
-	return id, nil
+	return id, wire, nil
 }
 
 func newClientID() string {
@@ -167,7 +263,7 @@ func (c *Controller) sendReceipt(ctx context.Context, contact string, kind paylo
 			s, err = c.activeSession(ctx, r.CardID)
 		}
 		if err == nil && s != nil {
-			_, err = c.commitEncrypted(ctx, s, contact, plain, newClientID(), nil)
+			_, _, err = c.commitEncrypted(ctx, s, contact, plain, newClientID(), nil)
 		}
 		c.mu.Unlock()
 		if err != nil {
@@ -260,8 +356,21 @@ func (c *Controller) drainOutbox(ctx context.Context) drainResult {
 		go func() {
 			defer wg.Done()
 			defer func() { <-sem }()
-			for _, it := range queue {
-				if !c.sendOne(ctx, rc, it) {
+			for i := 0; i < len(queue); {
+				switch c.sendOne(ctx, rc, queue[i], queue) {
+				case sendDone:
+					i++
+				case sendPaced:
+					// Over the relay's frame rate: wait a moment and retry in place,
+					// so the queue keeps its order and moves at the allowed rate.
+					t := time.NewTimer(paceDelay)
+					select {
+					case <-t.C:
+					case <-ctx.Done():
+						t.Stop()
+						return
+					}
+				default:
 					mu.Lock()
 					allOK = false
 					mu.Unlock()
@@ -277,17 +386,38 @@ func (c *Controller) drainOutbox(ctx context.Context) drainResult {
 	return drainedAll
 }
 
-// sendOne sends one outbox item; false means stop this recipient's queue for now
-// (transient failure: it stays in the outbox for the next reconnect).
-func (c *Controller) sendOne(ctx context.Context, rc RelayClient, it storage.OutboxItem) bool {
+type sendResult int
+
+const (
+	sendDone  sendResult = iota // accepted (or refused for good and marked failed)
+	sendPaced                   // over the relay's rate limit: retry shortly
+	sendLater                   // transient failure: stays in the outbox
+)
+
+// paceDelay is how long a recipient's queue waits after a rate-limit refusal.
+const paceDelay = 50 * time.Millisecond
+
+// sendOne sends one outbox item (queue is the rest of its recipient's outbox).
+func (c *Controller) sendOne(ctx context.Context, rc RelayClient, it storage.OutboxItem, queue []storage.OutboxItem) sendResult {
+	if strings.HasPrefix(string(it.Payload), unencryptedMarker) {
+		return c.sendUnencrypted(ctx, rc, it, queue)
+	}
+	if err := c.pace.wait(ctx); err != nil {
+		return sendLater
+	}
 	sctx, cancel := withRPCTimeout(ctx)
 	_, err := rc.Send(sctx, it.To, it.Payload, it.ClientID)
 	cancel()
+	var pe *relay.ProtocolError
+	if errors.As(err, &pe) && pe.Code == relay.CodeRateLimited {
+		return sendPaced
+	}
 	if err != nil && !isPermanent(err) {
 		c.log.Info("send deferred", "to", it.To, "err", err)
-		return false
+		return sendLater
 	}
-	c.mu.Lock()
+	// No session state changes here, so c.mu is not needed: each store call is its own
+	// transaction, and the receive path never moves a state backwards.
 	if err != nil {
 		// Refused for good: record why, then take it out of the outbox.
 		if it.MessageID != 0 {
@@ -300,15 +430,14 @@ func (c *Controller) sendOne(ctx context.Context, rc RelayClient, it storage.Out
 	// RemoveOutbox also moves the message from pending to sent, never backwards (a
 	// receipt may already have arrived).
 	rerr := c.store.RemoveOutbox(ctx, it.ClientID)
-	c.mu.Unlock()
 	if rerr != nil {
 		c.log.Error("removing a sent item from the outbox", "err", rerr)
-		return false
+		return sendLater
 	}
 	if it.MessageID != 0 {
 		c.emitDelivery(ctx, it.ClientID)
 	}
-	return true
+	return sendDone
 }
 
 func (c *Controller) emitDelivery(ctx context.Context, clientID string) {

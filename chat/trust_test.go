@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"path/filepath"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -102,7 +103,7 @@ func TestSwappedCardIsRefused(t *testing.T) {
 func TestSwappedBundleIsRefused(t *testing.T) {
 	r := relaytest.Start(t)
 	bob := newUser(t, r, "bob")
-	carol := newUser(t, r, "carol")
+	newUser(t, r, "carol")
 	ctx := ctxT(t)
 	mk, _ := mallory(t, "bob")
 	evilSPK, err := ratchet.GeneratePreKey(rand.Reader, mk, ratchet.SignedPreKey, 1, time.Now().UTC().Truncate(time.Second))
@@ -116,7 +117,6 @@ func TestSwappedBundleIsRefused(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	_ = carol
 	cases := map[string]func(real *ratchet.Bundle) *ratchet.Bundle{
 		"signed prekey from another key": func(real *ratchet.Bundle) *ratchet.Bundle {
 			b := *real
@@ -156,7 +156,6 @@ func TestSwappedBundleIsRefused(t *testing.T) {
 			}
 		})
 	}
-	_ = bob
 }
 
 // reinstall gives name a new identity key: the relay replaces the card (as it would
@@ -370,4 +369,30 @@ func TestSeedSessionAPI(t *testing.T) {
 	if s, _ := alice.c.ActiveSession(ctx, bobCard.ID()); s != nil {
 		t.Fatal("session survived RemoveSessions")
 	}
+}
+
+// A relay presenting a key other than the pinned one is a hard error naming both keys.
+func TestRelayKeyChangeIsRefused(t *testing.T) {
+	r1, r2 := relaytest.Start(t), relaytest.Start(t)
+	alice := newUser(t, r1, "alice")
+	alice.close()
+	p := alice.p
+	p.RelayURL = r2.URL // same profile, an impostor relay
+	_, err := p.Open(ctxT(t), testPass)
+	var rk *RelayKeyChangedError
+	if !errors.As(err, &rk) {
+		t.Fatalf("opening against another relay: %v, want *RelayKeyChangedError", err)
+	}
+	for _, fp := range []string{ratchet.Fingerprint(r1.Server.RelayKey()), ratchet.Fingerprint(r2.Server.RelayKey())} {
+		if !strings.Contains(err.Error(), fp) {
+			t.Errorf("error %q does not show fingerprint %s", err, fp)
+		}
+	}
+	// Even with AllowOffline the mismatch is fatal, not "offline".
+	p.Prefs.AllowOffline = true
+	if _, err := p.Open(ctxT(t), testPass); !errors.As(err, &rk) {
+		t.Fatalf("with AllowOffline: %v", err)
+	}
+	// The genuine relay still works.
+	alice.reopen()
 }

@@ -5,6 +5,8 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
+	"io/fs"
+	"os"
 	"strconv"
 	"sync/atomic"
 	"time"
@@ -44,6 +46,24 @@ func CreateClientWith(ctx context.Context, path string, passphrase []byte, opts 
 	if kdf == (KDFParams{}) {
 		kdf = DefaultKDF
 	}
+	if passphrase != nil {
+		if err := kdf.validate(); err != nil {
+			return nil, fmt.Errorf("%w: %v", ErrInvalid, err)
+		}
+	}
+	_, statErr := os.Stat(path)
+	fresh := errors.Is(statErr, fs.ErrNotExist)
+	c, err := createClient(ctx, path, passphrase, kdf, opts)
+	if err != nil && fresh && !errors.Is(err, ErrExists) {
+		// Leave nothing half-made behind: the next CreateClient starts clean.
+		for _, suffix := range []string{"", "-wal", "-shm"} {
+			os.Remove(path + suffix)
+		}
+	}
+	return c, err
+}
+
+func createClient(ctx context.Context, path string, passphrase []byte, kdf KDFParams, opts ClientOptions) (*Client, error) {
 	// An existing store is refused before anything is written to it.
 	d, _, err := openDB(ctx, path, clientKind, opts.Synchronous, true, func(ctx context.Context, q *sql.DB) error {
 		var n int

@@ -198,3 +198,79 @@ func TestBusyAcrossHandles(t *testing.T) {
 		t.Fatalf("meta %q", v)
 	}
 }
+
+// TestClientConcurrent: receivers and senders commit while readers page through the
+// conversation; every commit lands once and readers never see a torn page.
+func TestClientConcurrent(t *testing.T) {
+	ctx := context.Background()
+	c := newClient(t, nil)
+	addPeer(t, c, "bob")
+	writers, each := 4, 40
+	if testing.Short() {
+		each = 15
+	}
+	var wg sync.WaitGroup
+	stop := make(chan struct{})
+	var readers sync.WaitGroup
+	for r := 0; r < 2; r++ {
+		readers.Add(1)
+		go func() {
+			defer readers.Done()
+			for {
+				select {
+				case <-stop:
+					return
+				default:
+				}
+				page, _, err := c.Messages(ctx, "bob", Cursor{}, 20)
+				if err != nil {
+					t.Error(err)
+					return
+				}
+				for i := 1; i < len(page); i++ {
+					if page[i].ID >= page[i-1].ID {
+						t.Errorf("page out of order")
+						return
+					}
+				}
+				if _, err := c.Contacts(ctx); err != nil {
+					t.Error(err)
+					return
+				}
+			}
+		}()
+	}
+	for w := 0; w < writers; w++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := 0; i < each; i++ {
+				id := fmt.Sprint(w, "-", i)
+				if w%2 == 0 {
+					_, err := c.CommitReceive(ctx, ReceiveTx{RelayID: id, Message: &Message{Contact: "bob", Body: []byte(id), State: Delivered},
+						Session: &Session{ID: fmt.Sprint("s", w), PeerCardID: "card-bob", State: []byte(id)}})
+					if err != nil {
+						t.Error(err)
+						return
+					}
+				} else if _, err := c.CommitSend(ctx, SendTx{Message: &Message{Contact: "bob", Body: []byte(id)}, Outbox: OutboxItem{ClientID: id, To: "bob", Payload: []byte(id)}}); err != nil {
+					t.Error(err)
+					return
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	close(stop)
+	readers.Wait()
+	all, _, err := c.Messages(ctx, "bob", Cursor{}, MaxPage)
+	if err != nil || len(all) != writers*each {
+		t.Fatalf("%d messages, %v", len(all), err)
+	}
+	if ct, _ := c.Contact(ctx, "bob"); ct.Unread != writers/2*each {
+		t.Fatalf("unread %d", ct.Unread)
+	}
+	if ob, _ := c.Outbox(ctx); len(ob) != writers/2*each {
+		t.Fatalf("outbox %d", len(ob))
+	}
+}

@@ -21,10 +21,11 @@ type KDFParams struct {
 
 // DefaultKDF is what new stores use: Argon2id, 3 passes over 64 MiB with 4 lanes, the
 // second recommended option of RFC 9106 §4 ("if much less memory is available"). It
-// takes 0.25–0.35 s on the shared 2-core development machine (BenchmarkUnlock), paid
-// once per unlock; every passphrase guess costs an attacker the same 64 MiB and time.
-// (4 passes or 128 MiB measured 0.6–0.7 s there: within what a person waits once, and
-// where to go when machines get faster — the parameters are stored per file.)
+// takes 0.16–0.35 s on the shared 2-core development machine depending on its load
+// (BenchmarkUnlock), paid once per unlock; every passphrase guess costs an attacker the
+// same 64 MiB and time. 4 passes or 128 MiB measured 0.6–0.7 s under load: where to go
+// when machines get faster — the parameters are stored per file, and ChangePassphrase
+// re-wraps with the current defaults.
 var DefaultKDF = KDFParams{Time: 3, MemoryKiB: 64 << 10, Threads: 4}
 
 // Bounds on parameters read back from a file: a tampered file must not make unlocking
@@ -40,7 +41,8 @@ const (
 // KDFParams.validate reports parameters that are impossible or absurd.
 func (p KDFParams) validate() error {
 	if p.Time < 1 || p.Time > maxKDFTime || p.Threads < 1 || p.MemoryKiB < 8*uint32(p.Threads) || p.MemoryKiB > maxKDFMemoryKiB {
-		return fmt.Errorf("%w: Argon2id parameters time=%d memory=%dKiB threads=%d out of range", ErrCorrupt, p.Time, p.MemoryKiB, p.Threads)
+		return fmt.Errorf("Argon2id parameters time=%d memory=%dKiB threads=%d out of range (time 1..%d, memory 8×threads..%d KiB)",
+			p.Time, p.MemoryKiB, p.Threads, maxKDFTime, maxKDFMemoryKiB)
 	}
 	return nil
 }
@@ -91,7 +93,7 @@ func wrapKey(key, pass []byte, p KDFParams) (*wrapped, error) {
 		return nil, ErrEmptyPassphrase
 	}
 	if err := p.validate(); err != nil {
-		return nil, fmt.Errorf("storage: new KDF parameters: %w", err)
+		return nil, fmt.Errorf("%w: new KDF parameters: %v", ErrInvalid, err)
 	}
 	w := &wrapped{params: p, salt: make([]byte, saltSize)}
 	if _, err := rand.Read(w.salt); err != nil {
@@ -122,7 +124,7 @@ func (w *wrapped) unwrap(pass []byte) ([]byte, error) {
 		return nil, fmt.Errorf("%w: this store is protected by a passphrase", ErrWrongPassphrase)
 	}
 	if err := w.params.validate(); err != nil {
-		return nil, err
+		return nil, fmt.Errorf("%w: stored %v", ErrCorrupt, err)
 	}
 	if len(w.salt) < saltSize {
 		return nil, fmt.Errorf("%w: salt of %d bytes", ErrCorrupt, len(w.salt))

@@ -96,6 +96,18 @@ func TestDemoMode(t *testing.T) {
 	if _, err := OpenClient(ctx, path, nil); !errors.Is(err, ErrWrongPassphrase) {
 		t.Fatalf("nil on protected store: %v", err)
 	}
+	bad := filepath.Join(t.TempDir(), "bad.db")
+	if _, err := CreateClientWith(ctx, bad, []byte("pw"), ClientOptions{KDF: KDFParams{Time: 1000, MemoryKiB: 64, Threads: 1}}); !errors.Is(err, ErrInvalid) {
+		t.Fatalf("absurd KDF: %v", err)
+	}
+	cancelled, cancel := context.WithCancel(ctx)
+	cancel()
+	if _, err := CreateClientWith(cancelled, bad, []byte("pw"), ClientOptions{KDF: testKDF}); err == nil {
+		t.Fatal("create with a cancelled context succeeded")
+	}
+	if _, err := os.Stat(bad); err == nil {
+		t.Fatal("a failed create left a file behind")
+	}
 	if _, err := CreateClient(ctx, filepath.Join(t.TempDir(), "x.db"), []byte{}); !errors.Is(err, ErrEmptyPassphrase) {
 		t.Fatalf("create with empty passphrase: %v", err)
 	}

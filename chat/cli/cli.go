@@ -425,6 +425,7 @@ func cmdInit(e *env, fs *flag.FlagSet, args []string) error {
 	defer c.Close()
 	fmt.Fprintf(e.stdout, "created %s (card %s) in %s\n", c.Me(), c.Card().ID()[:16], p.Dir)
 	fmt.Fprintf(e.stdout, "your key fingerprint: %s\n", ratchet.Fingerprint(c.Card().SigningKey))
+	fmt.Fprintf(e.stdout, "relay key pinned: %s (compare with the fingerprint the relay printed at start)\n", c.RelayFingerprint())
 	return nil
 }
 
