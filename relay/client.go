@@ -122,7 +122,7 @@ type Client struct {
 // clientConn is one WebSocket connection of a Client.
 type clientConn struct {
 	ws      *websocket.Conn
-	wmu     sync.Mutex
+	w       frameWriter
 	pmu     sync.Mutex
 	pending map[uint64]chan Frame
 	done    chan struct{} // closed when the read loop exits
@@ -393,6 +393,7 @@ func (c *Client) connect(ctx context.Context) error {
 
 	cc := &clientConn{ws: ws, pending: make(map[uint64]chan Frame), done: make(chan struct{}),
 		ready: make(chan struct{}), aborted: make(chan struct{})}
+	cc.w.init(ws)
 	go c.readLoop(cc)
 	fail := func(err error) error {
 		close(cc.aborted)
@@ -498,13 +499,15 @@ func (c *Client) readLoop(cc *clientConn) {
 	const readTimeout = 2*time.Minute + 15*time.Second // relay pings every 30s by default
 	ready := false
 	cc.ws.SetReadDeadline(time.Now().Add(readTimeout))
+	// All writes go through cc.w (gorilla only reads), so the pong and the close echo do too.
 	cc.ws.SetPingHandler(func(data string) error {
 		cc.ws.SetReadDeadline(time.Now().Add(readTimeout))
-		err := cc.ws.WriteControl(websocket.PongMessage, []byte(data), time.Now().Add(10*time.Second))
-		if errors.Is(err, websocket.ErrCloseSent) {
-			return nil
-		}
-		return err
+		cc.w.write(opPong, []byte(data))
+		return nil
+	})
+	cc.ws.SetCloseHandler(func(code int, text string) error {
+		cc.w.write(opClose, websocket.FormatCloseMessage(code, ""))
+		return nil
 	})
 	for {
 		_, data, err := cc.ws.ReadMessage()
@@ -604,17 +607,8 @@ func (c *Client) request(ctx context.Context, cc *clientConn, f *Frame) (Frame, 
 		forget()
 		return Frame{}, &ProtocolError{Code: CodeFrameTooLarge, Message: fmt.Sprintf("request is %d bytes, the limit is %d", len(data), MaxFrameSize)}
 	}
-	cc.wmu.Lock()
-	deadline := time.Now().Add(10 * time.Second)
-	if dl, ok := ctx.Deadline(); ok && dl.Before(deadline) {
-		deadline = dl
-	}
-	cc.ws.SetWriteDeadline(deadline)
-	err := cc.ws.WriteMessage(websocket.TextMessage, data)
-	cc.wmu.Unlock()
-	if err != nil {
+	if err := cc.w.write(opText, data); err != nil {
 		forget()
-		cc.ws.Close()
 		return Frame{}, fmt.Errorf("%w: %v", ErrConnectionLost, err)
 	}
 	select {
@@ -803,12 +797,7 @@ func (c *Client) AckNoWait(ids ...int64) error {
 		n := min(len(ids), maxAckIDs)
 		data := encodeFrame(&Frame{Type: TypeAck, ID: c.nextID.Add(1), IDs: ids[:n]})
 		ids = ids[n:]
-		cc.wmu.Lock()
-		cc.ws.SetWriteDeadline(time.Now().Add(10 * time.Second))
-		err := cc.ws.WriteMessage(websocket.TextMessage, data)
-		cc.wmu.Unlock()
-		if err != nil {
-			cc.ws.Close()
+		if err := cc.w.write(opText, data); err != nil {
 			return fmt.Errorf("%w: %v", ErrConnectionLost, err)
 		}
 	}

@@ -75,9 +75,7 @@ func newConn(s *Server, ws *websocket.Conn) *conn {
 		bucket:     newTokenBucket(s.limits.FramesPerSecond, s.limits.FrameBurst, s.now()),
 	}
 	c.out = newOutQueue(s.limits.OutboundQueue, func() { go c.writeLoop() })
-	if _, err := rand.Read(c.challenge[:]); err != nil {
-		panic("relay: crypto/rand failed: " + err.Error()) // no safe way to continue
-	}
+	rand.Read(c.challenge[:]) // never fails (Go 1.24+: a broken OS source aborts the program)
 	return c
 }
 
@@ -96,7 +94,9 @@ func (c *conn) kill(code, reason string) {
 	c.s.m.errorSent(code)
 	c.s.log.Info("closing connection", "conn", c.id, "code", code)
 	c.closeOnce.Do(c.cancel)
-	c.out.closeWith(outItem{opcode: opClose, raw: websocket.FormatCloseMessage(websocket.ClosePolicyViolation, truncate(code+": "+reason, 120))})
+	c.out.closeWith(
+		outItem{raw: encodeFrame(&Frame{Type: TypeError, Code: code, Message: reason + "; closing the connection"})},
+		outItem{opcode: opClose, raw: websocket.FormatCloseMessage(websocket.ClosePolicyViolation, truncate(code+": "+reason, 120))})
 }
 
 func (c *conn) stopReading() { c.ws.SetReadDeadline(time.Unix(1, 0)) }

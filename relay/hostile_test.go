@@ -139,8 +139,12 @@ func TestHostileInputKeepsServing(t *testing.T) {
 		if err != nil {
 			t.Fatalf("honest send %d during the attack: %v", i, err)
 		}
-		if m := nextMessage(t, bob.c); m.ID != id {
+		m := nextMessage(t, bob.c)
+		if m.ID != id {
 			t.Fatalf("bob got %d, want %d", m.ID, id)
+		}
+		if err := bob.c.AckNoWait(m.ID); err != nil {
+			t.Fatal(err)
 		}
 		sent++
 		done := make(chan struct{})

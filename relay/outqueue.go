@@ -132,16 +132,17 @@ func (q *outQueue) drain(reuse []outItem) (batch []outItem, closed, exit bool) {
 	return batch, false, false
 }
 
-// closeWith drops everything queued, queues one last frame and closes the queue.
-func (q *outQueue) closeWith(last outItem) {
+// closeWith drops everything queued, queues the last frames and closes the queue.
+func (q *outQueue) closeWith(last ...outItem) {
 	q.mu.Lock()
 	if q.closed {
 		q.mu.Unlock()
 		return
 	}
 	clear(q.items)
-	q.items = q.items[:0]
-	start := q.appendLocked(last)
+	q.items = append(q.items[:0], last...)
+	start := !q.writing
+	q.writing = true
 	q.closed = true
 	q.mu.Unlock()
 	signal(q.space)

@@ -3,10 +3,13 @@ package relay_test
 import (
 	"bytes"
 	"crypto/rand"
+	"errors"
 	"fmt"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/gorilla/websocket"
 
 	"pfschat/ratchet"
 	"pfschat/relay"
@@ -486,6 +489,24 @@ func TestRateLimit(t *testing.T) {
 	}
 	if limited < 4 {
 		t.Fatalf("%d of 10 frames rate limited with burst 5", limited)
+	}
+	// A client that keeps hammering is cut off, with a close frame that says why.
+	for i := 0; i < 40; i++ {
+		if rc.ws.WriteMessage(websocket.TextMessage, []byte(`{"type":"ping","id":1}`)) != nil {
+			break
+		}
+	}
+	for {
+		rc.ws.SetReadDeadline(time.Now().Add(waitFor))
+		_, _, err := rc.ws.ReadMessage()
+		if err == nil {
+			continue
+		}
+		var ce *websocket.CloseError
+		if !errors.As(err, &ce) || ce.Code != websocket.ClosePolicyViolation || !strings.Contains(ce.Text, relay.CodeRateLimited) {
+			t.Fatalf("connection ended with %v, want a policy-violation close naming rate_limited", err)
+		}
+		break
 	}
 }
 

@@ -16,7 +16,7 @@ import (
 // once its outbound queue overflows; the relay keeps its messages and delivers them
 // all on the next connection.
 func TestSlowReaderDisconnectedMessagesKept(t *testing.T) {
-	r := relaytest.StartWith(t, relaytest.Options{Limits: relay.Limits{OutboundQueue: 64, FramesPerSecond: -1}})
+	r := relaytest.StartWith(t, relaytest.Options{Limits: relay.Limits{OutboundQueue: 256, FramesPerSecond: -1}})
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
 	alice := newUser(t, r, "alice")
@@ -41,13 +41,17 @@ func TestSlowReaderDisconnectedMessagesKept(t *testing.T) {
 		t.Fatal("the slow reader was never disconnected")
 	}
 	c := bob.login(t, r)
+	var acks []int64
 	for i, want := range ids {
 		m := nextMessage(t, c)
 		if m.ID != want || len(m.Body) != len(body) {
 			t.Fatalf("message %d after reconnect: id %d (%d bytes), want %d", i, m.ID, len(m.Body), want)
 		}
-		if err := c.AckNoWait(m.ID); err != nil {
-			t.Fatal(err)
+		if acks = append(acks, m.ID); len(acks) == 32 || i == len(ids)-1 {
+			if err := c.AckNoWait(acks...); err != nil {
+				t.Fatal(err)
+			}
+			acks = acks[:0]
 		}
 	}
 	t.Logf("disconnected after %d messages of %d KiB", len(ids), len(body)>>10)

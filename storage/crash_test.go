@@ -16,12 +16,12 @@ import (
 	"time"
 )
 
-const crashChildEnv = "PFSCHAT_STORAGE_CRASH_CHILD" // "dir run"
+const crashChildEnv = "PFSCHAT_STORAGE_CRASH_CHILD" // "dir run passphrase"
 
 func TestMain(m *testing.M) {
 	if v := os.Getenv(crashChildEnv); v != "" {
-		dir, run, _ := strings.Cut(v, " ")
-		if err := crashChild(dir, run); err != nil {
+		f := strings.Fields(v)
+		if err := crashChild(f[0], f[1], f[2]); err != nil {
 			fmt.Fprintln(os.Stderr, "crash child:", err)
 			os.Exit(2)
 		}
@@ -33,9 +33,9 @@ func TestMain(m *testing.M) {
 // crashChild writes forever, to a client store and a relay store, and prints one line
 // per committed write: "c N" after CommitReceive returned, "r N" after Enqueue did. The
 // parent kills it with SIGKILL at a random moment.
-func crashChild(dir, run string) error {
+func crashChild(dir, run, pass string) error {
 	ctx := context.Background()
-	c, err := OpenClient(ctx, filepath.Join(dir, "client.db"), []byte("pw"))
+	c, err := OpenClient(ctx, filepath.Join(dir, "client.db"), []byte(pass))
 	if err != nil {
 		return err
 	}
@@ -79,7 +79,21 @@ func crashChild(dir, run string) error {
 			}
 		}
 		lastQueued = res[0].ID
+		if i%7 == 6 { // the passphrase changes now and then: "p NEW" once committed
+			pass = otherPass(pass)
+			if err := c.ChangePassphraseWith(ctx, []byte(pass), testKDF); err != nil {
+				return err
+			}
+			fmt.Fprintf(os.Stdout, "p %s\n", pass)
+		}
 	}
+}
+
+func otherPass(p string) string {
+	if p == "pw" {
+		return "pw2"
+	}
+	return "pw"
 }
 
 // TestCrashSafety kills a writing child with SIGKILL at random moments, reopens both
@@ -99,10 +113,11 @@ func TestCrashSafety(t *testing.T) {
 		maxLines = 16
 	}
 	reportedC, reportedR, reportedS := map[string]bool{}, map[string]bool{}, map[string]bool{}
+	pass := "pw"
 	for k := 0; k < kills; k++ {
 		run := "run" + strconv.Itoa(k)
 		cmd := exec.Command(os.Args[0], "-test.run=^$")
-		cmd.Env = append(os.Environ(), crashChildEnv+"="+dir+" "+run)
+		cmd.Env = append(os.Environ(), crashChildEnv+"="+dir+" "+run+" "+pass)
 		out, err := cmd.StdoutPipe()
 		if err != nil {
 			t.Fatal(err)
@@ -118,6 +133,8 @@ func TestCrashSafety(t *testing.T) {
 		for sc.Scan() {
 			kind, id, _ := strings.Cut(sc.Text(), " ")
 			switch kind {
+			case "p":
+				pass = id
 			case "c":
 				reportedC[id] = true
 			case "s":
@@ -137,7 +154,13 @@ func TestCrashSafety(t *testing.T) {
 			t.Fatalf("kill %d: child not killed as planned (killed=%v, err=%v, stderr=%s)", k, killed, err, stderr.String())
 		}
 
-		c, err := OpenClient(ctx, filepath.Join(dir, "client.db"), []byte("pw"))
+		// The last reported passphrase opens it, or — if the child died after committing a
+		// change but before reporting it — the other one. Never neither.
+		c, err := OpenClient(ctx, filepath.Join(dir, "client.db"), []byte(pass))
+		if errors.Is(err, ErrWrongPassphrase) {
+			pass = otherPass(pass)
+			c, err = OpenClient(ctx, filepath.Join(dir, "client.db"), []byte(pass))
+		}
 		if err != nil {
 			t.Fatalf("kill %d: reopen client: %v", k, err)
 		}

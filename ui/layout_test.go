@@ -39,6 +39,10 @@ func TestResizeTo40ColumnsAndBack(t *testing.T) {
 		return len(strings.Split(s, "\n")) == 20 && ansi.StringWidth(strings.Split(s, "\n")[0]) == 40
 	})
 	checkFrame(t, narrow, 40, 20)
+	// A notice stays readable at 40 columns: the state compacts to make room.
+	tm.Type("/nonsense")
+	press(tm, "enter")
+	checkFrame(t, fr.waitText(t, "◌ bob ✔", "unknown command /nons"), 40, 20)
 	press(tm, "f1")
 	checkFrame(t, fr.waitText(t, "Help"), 40, 20)
 	press(tm, "esc")
@@ -56,7 +60,7 @@ func TestResizeTo40ColumnsAndBack(t *testing.T) {
 	checkFrame(t, list, 40, 20)
 	press(tm, "up") // bob is open; carol, with unread messages, sorts above him
 	press(tm, "enter")
-	carol := fr.waitText(t, "the usual place")
+	carol := fr.waitText(t, "the usual place", "── 2 new ─") // carol had 2 unread
 	checkFrame(t, carol, 40, 20)
 
 	tm.Send(tea.WindowSizeMsg{Width: 100, Height: 30})
@@ -138,6 +142,15 @@ func TestConversationUnit(t *testing.T) {
 	if !cv.items[0].withDay || cv.items[1].withDay {
 		t.Fatalf("day separators: %v %v", cv.items[0].withDay, cv.items[1].withDay)
 	}
+	// A delivery update that overtakes its page is applied when the page arrives.
+	late := newConversation("bob")
+	late.loading = true
+	late.update(chat.Message{ID: 7, Outgoing: true, Text: "x", State: chat.Delivered})
+	late.prepend([]chat.Message{{ID: 7, Outgoing: true, Text: "x", State: chat.Sent}}, time.UTC)
+	if late.byID[7].m.State != chat.Delivered {
+		t.Fatalf("late delivery update lost: %v", late.byID[7].m.State)
+	}
+
 	cv.appendMsg(chat.Message{ID: 1000, Text: "evil\x1b[2Jclear\x07", SentAt: fixedNow.Add(200 * time.Hour)}, time.UTC)
 	got := strings.Join(r.lines(cv.items[len(cv.items)-1]), "")
 	if strings.Contains(got, "\x1b[2J") || strings.Contains(got, "\x07") {
