@@ -50,6 +50,9 @@ func TestResizeTo40ColumnsAndBack(t *testing.T) {
 	if strings.Contains(narrow, "Contacts") {
 		t.Fatalf("contact list not collapsed at 40 columns:\n%s", narrow)
 	}
+	if !strings.Contains(strings.Split(narrow, "\n")[0], " 2  tab") {
+		t.Fatalf("carol's 2 unread not announced in the narrow header:\n%s", narrow)
+	}
 	if !strings.Contains(narrow, "refused") {
 		t.Fatalf("conversation missing at 40 columns:\n%s", narrow)
 	}
@@ -184,4 +187,29 @@ func TestUndecryptableIsShownNotDropped(t *testing.T) {
 	m := be.addMessage(chat.Message{Contact: "bob", State: chat.UndecryptableState, Reason: "bad MAC", SentAt: fixedNow})
 	be.events <- chat.Event{Kind: chat.Undecryptable, Contact: "bob", Message: &m}
 	fr.waitText(t, "could not be decrypted (bad MAC)")
+}
+
+func TestAddContactDialog(t *testing.T) {
+	be := newMemBackend("alice", func() time.Time { return fixedNow })
+	tm, fr := startUI(t, Options{Backend: be}, 100, 30)
+	fr.waitText(t, "No conversation yet")
+	press(tm, "ctrl+n")
+	fr.waitText(t, "Add a contact", "name:")
+	tm.Type("nobody")
+	press(tm, "enter")
+	fr.waitText(t, "no such user on the relay")
+	for range 6 {
+		press(tm, "backspace")
+	}
+	tm.Type("dave")
+	press(tm, "enter")
+	frame := fr.waitText(t, "added dave", "No messages yet")
+	if strings.Contains(frame, "Add a contact") {
+		t.Fatalf("dialog still open:\n%s", frame)
+	}
+	// esc cancels without adding.
+	press(tm, "ctrl+n")
+	fr.waitText(t, "Add a contact")
+	press(tm, "esc")
+	fr.waitFor(t, "the dialog gone", func(s string) bool { return !strings.Contains(s, "Add a contact") })
 }

@@ -757,6 +757,18 @@ func (m *mainScreen) conversationView(w, h int) []string {
 			header += "  " + s.Verified.Render("✔")
 		}
 	}
+	if m.narrow() {
+		// No contact list on screen: say when other conversations wait.
+		elsewhere := 0
+		for _, ct := range m.contacts {
+			if ct.Name != m.open {
+				elsewhere += ct.Unread
+			}
+		}
+		if elsewhere > 0 {
+			header += "  " + s.Unread.Render(fmt.Sprintf(" %d ", elsewhere)) + s.Muted.Render(" tab")
+		}
+	}
 	if !cv.atBottom() {
 		header = fitLine(header, w-14) + s.Muted.Render("↓ newer below")
 	}
