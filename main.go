@@ -8,6 +8,7 @@ import (
 	"io"
 	"os"
 	"os/signal"
+	"strings"
 	"syscall"
 
 	"pfschat/chat/cli"
@@ -23,15 +24,17 @@ func main() {
 }
 
 // run dispatches to the package that owns each command; it holds no logic of its own.
+// Global flags may stand before the command word (pfschat --home DIR send bob hi).
 func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer) int {
-	if len(args) == 0 || (len(args[0]) > 0 && args[0][0] == '-' && !isHelp(args[0])) {
+	i := commandIndex(args)
+	if i < 0 {
 		return ui.Main(ctx, args, stdin, stdout, stderr)
 	}
-	switch args[0] {
+	switch args[i] {
 	case "demo":
-		return ui.Demo(ctx, args[1:], stdin, stdout, stderr)
+		return ui.Demo(ctx, without(args, i), stdin, stdout, stderr)
 	case "relay":
-		if err := relay.RunCommand(ctx, args[1:], stdout, stderr); err != nil {
+		if err := relay.RunCommand(ctx, args[i+1:], stdout, stderr); err != nil {
 			fmt.Fprintf(stderr, "pfschat relay: %v\n", err)
 			return 1
 		}
@@ -44,7 +47,35 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 	}
 }
 
-func isHelp(a string) bool { return a == "-h" || a == "--help" }
+// flagsWithValue are the global flags whose value is the next argument when not
+// given as --flag=value.
+var flagsWithValue = map[string]bool{"home": true, "relay": true, "passphrase-file": true, "open": true}
+
+// commandIndex returns the index of the first argument that is not a global flag
+// or a flag's value, or -1 when there is none (the interactive client).
+func commandIndex(args []string) int {
+	for i := 0; i < len(args); i++ {
+		a := args[i]
+		if a == "-h" || a == "--help" {
+			return i
+		}
+		if !strings.HasPrefix(a, "-") {
+			return i
+		}
+		name := strings.TrimLeft(a, "-")
+		if strings.Contains(name, "=") {
+			continue
+		}
+		if flagsWithValue[name] {
+			i++
+		}
+	}
+	return -1
+}
+
+func without(args []string, i int) []string {
+	return append(append([]string(nil), args[:i]...), args[i+1:]...)
+}
 
 const usage = `pfschat: end-to-end encrypted chat for the terminal
 

@@ -2,6 +2,7 @@ package chat
 
 import (
 	"fmt"
+	"os"
 	"slices"
 	"strconv"
 	"sync"
@@ -21,13 +22,18 @@ import (
 
 func benchUser(b *testing.B, r *relaytest.Relay, name string) *user {
 	return newUser(b, r, name, func(p *Profile) {
-		p.StoreOptions.Synchronous = "" // production: FULL
+		p.StoreOptions.Synchronous = benchSync() // production: FULL
 		p.Prefs.OneTimeKeys = 5
 		if benchUnlimited {
 			p.Prefs.FramesPerSecond = -1
 		}
 	})
 }
+
+// benchSync is the SQLite sync mode for benchmark stores: FULL (production) unless
+// PFSCHAT_BENCH_SYNC=NORMAL, which takes the disk's fsync out of the figures to show the
+// CPU cost alone.
+func benchSync() string { return os.Getenv("PFSCHAT_BENCH_SYNC") }
 
 // benchUnlimited is set while a benchmark runs against a relay without a frame-rate
 // limit (the relay's default is 200 frames/s per connection, a policy for people, not a
@@ -44,7 +50,7 @@ func forLimits(b *testing.B, f func(b *testing.B, r *relaytest.Relay)) {
 		b.Run(name, func(b *testing.B) {
 			benchUnlimited = unlimited
 			defer func() { benchUnlimited = false }()
-			opts := relaytest.Options{}
+			opts := relaytest.Options{Synchronous: benchSync()}
 			if unlimited {
 				opts.Limits.FramesPerSecond = -1
 			}
@@ -151,7 +157,7 @@ func benchSendToDelivered(b *testing.B, r *relaytest.Relay) {
 func BenchmarkBreakdown(b *testing.B) {
 	benchUnlimited = true
 	defer func() { benchUnlimited = false }()
-	r := relaytest.StartWith(b, relaytest.Options{Limits: relay.Limits{FramesPerSecond: -1}})
+	r := relaytest.StartWith(b, relaytest.Options{Limits: relay.Limits{FramesPerSecond: -1}, Synchronous: benchSync()})
 	alice, bob := benchUser(b, r, "alice"), benchUser(b, r, "bob")
 	pairUp(b, alice, bob)
 	ctx := ctxT(b)
@@ -189,7 +195,7 @@ func BenchmarkBreakdown(b *testing.B) {
 	})
 	state, _ := sa.s.MarshalBinary()
 	wire, _ := sa.s.Encrypt(plain)
-	b.Run("store-commit-send(FULL)", func(b *testing.B) {
+	b.Run("store-commit-send", func(b *testing.B) {
 		row := sa.row
 		row.State = state
 		for b.Loop() {
@@ -204,7 +210,7 @@ func BenchmarkBreakdown(b *testing.B) {
 			b.StartTimer()
 		}
 	})
-	b.Run("store-commit-receive(FULL)", func(b *testing.B) {
+	b.Run("store-commit-receive", func(b *testing.B) {
 		row := sb.row
 		row.State = state
 		for b.Loop() {

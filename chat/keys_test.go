@@ -121,3 +121,33 @@ func TestGentleReset(t *testing.T) {
 	waitReceived(t, bob.c, "alice", "after")
 	waitState(t, alice.c, m.ID, Delivered)
 }
+
+// Concurrent RotateKeys calls wait for each other: the relay ends with exactly n keys.
+func TestRotateKeysConcurrent(t *testing.T) {
+	r := relaytest.Start(t)
+	alice := newUser(t, r, "alice", func(p *Profile) { p.Prefs.OneTimeKeys = 25 })
+	ctx := ctxT(t)
+	rc, _ := alice.c.relayClient()
+	// Empty the relay's one-time keys as if many peers had fetched bundles.
+	for range 25 {
+		if _, err := rc.FetchBundle(ctx, "alice"); err != nil {
+			t.Fatal(err)
+		}
+	}
+	var wg sync.WaitGroup
+	errs := make(chan error, 5)
+	for range 5 {
+		wg.Add(1)
+		go func() { defer wg.Done(); errs <- alice.c.RotateKeys(ctx, 30) }()
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		must(t, err)
+	}
+	st, err := rc.PreKeyStatus(ctx)
+	must(t, err)
+	if st.Counts[ratchet.OneTimePreKey] != 30 || st.Counts[ratchet.KEMOneTime] != 30 {
+		t.Fatalf("relay holds %v, want 30 of each one-time kind", st.Counts)
+	}
+}

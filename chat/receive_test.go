@@ -2,6 +2,7 @@ package chat
 
 import (
 	"context"
+	"strings"
 	"sync"
 	"testing"
 
@@ -128,5 +129,36 @@ func TestRedeliveryIsShownOnce(t *testing.T) {
 		if m.State == UndecryptableState {
 			t.Fatalf("a redelivery became an undecryptable entry: %s", m.Reason)
 		}
+	}
+}
+
+// refuseRelay refuses every send for good, as a relay does for a recipient it does not
+// know.
+type refuseRelay struct{ RelayClient }
+
+func (refuseRelay) Send(ctx context.Context, to string, body []byte, clientID string) (int64, error) {
+	return 0, &relay.ProtocolError{Code: relay.CodeNotFound, Message: "no such recipient"}
+}
+
+// A send the relay refuses for good ends as failed, with the relay's reason, and leaves
+// the outbox instead of being retried forever.
+func TestRefusedSendFails(t *testing.T) {
+	r := relaytest.Start(t)
+	newUser(t, r, "bob")
+	alice := newUser(t, r, "alice", func(p *Profile) {
+		p.Prefs.Dial = func(cfg relay.ClientConfig) RelayClient { return refuseRelay{relay.NewClient(cfg)} }
+	})
+	ctx := ctxT(t)
+	if _, err := alice.c.AddContact(ctx, "bob"); err != nil {
+		t.Fatal(err)
+	}
+	m, err := alice.c.Send(ctx, "bob", "into the void")
+	must(t, err)
+	ev := waitEvent(t, alice.c, "failed", func(e Event) bool { return e.Kind == DeliveryChanged && e.Message.ID == m.ID })
+	if ev.Message.State != Failed || !strings.Contains(ev.Message.Reason, "no such recipient") {
+		t.Fatalf("message %+v", ev.Message)
+	}
+	if out, _ := alice.c.store.Outbox(ctx); len(out) != 0 {
+		t.Fatalf("%d items still in the outbox", len(out))
 	}
 }

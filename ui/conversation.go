@@ -1,6 +1,7 @@
 package ui
 
 import (
+	"fmt"
 	"strings"
 	"time"
 	"unicode/utf8"
@@ -31,12 +32,47 @@ type conversation struct {
 	exhausted bool // the oldest message has been loaded
 	loaded    bool // the first page arrived
 	loadErr   error
+
+	late map[int64]chat.Message // delivery updates that arrived before their page
+
+	pendingNew int      // unread count to mark once the messages are loaded
+	newItem    *msgItem // the message carrying the "N new" divider
+}
+
+// markNew puts a "N new" divider above the n-th newest incoming message (or above the
+// oldest loaded one when fewer are loaded), replacing any earlier divider.
+func (cv *conversation) markNew(n int) {
+	cv.clearNew()
+	if n <= 0 || len(cv.items) == 0 {
+		return
+	}
+	seen := 0
+	i := len(cv.items) - 1
+	for ; i > 0; i-- {
+		if !cv.items[i].m.Outgoing {
+			seen++
+			if seen == n {
+				break
+			}
+		}
+	}
+	it := cv.items[i]
+	it.newMark, it.lines = n, nil
+	cv.newItem = it
+}
+
+func (cv *conversation) clearNew() {
+	if cv.newItem != nil {
+		cv.newItem.newMark, cv.newItem.lines = 0, nil
+		cv.newItem = nil
+	}
 }
 
 // msgItem is one message with its cached rendering.
 type msgItem struct {
 	m       chat.Message
 	withDay bool // a day separator goes above this message
+	newMark int  // > 0: a "N new" divider goes above this message
 
 	lines []string // rendered at width; nil = stale
 	width int
@@ -67,6 +103,12 @@ func (cv *conversation) prepend(newestFirst []chat.Message, loc *time.Location) 
 		m := newestFirst[i]
 		if _, dup := cv.byID[m.ID]; dup {
 			continue
+		}
+		if up, ok := cv.late[m.ID]; ok {
+			delete(cv.late, m.ID)
+			if up.State >= m.State { // delivery states only move forward
+				m = up
+			}
 		}
 		it := &msgItem{m: m}
 		cv.byID[m.ID] = it
@@ -108,12 +150,21 @@ func (cv *conversation) appendMsg(m chat.Message, loc *time.Location) bool {
 	return true
 }
 
-// update replaces a known message (delivery state); unknown messages are ignored, they
-// arrive with their page.
+// update replaces a known message (delivery state). An update for a message not loaded
+// yet is kept until its page arrives, in case the page was read before the change.
 func (cv *conversation) update(m chat.Message) {
 	if it, ok := cv.byID[m.ID]; ok {
 		it.m = m
 		it.lines = nil
+		return
+	}
+	if cv.loading || !cv.loaded {
+		if cv.late == nil {
+			cv.late = make(map[int64]chat.Message)
+		}
+		if old, ok := cv.late[m.ID]; !ok || m.State >= old.State {
+			cv.late[m.ID] = m
+		}
 	}
 }
 
@@ -170,6 +221,13 @@ func (r *convRenderer) render(it *msgItem) []string {
 	var out []string
 	if it.withDay {
 		out = append(out, r.daySeparator(msgTime(m)))
+	}
+	if it.newMark > 0 {
+		label := fmt.Sprintf("%d new", it.newMark)
+		if it.newMark == 1 {
+			label = "1 new"
+		}
+		out = append(out, fitLine(s.NewDivider.Render("── "+label+" "+strings.Repeat("─", max(0, r.width-ansi.StringWidth(label)-4))), r.width))
 	}
 	t := s.Time.Render(r.c.localTime(msgTime(m)).Format("15:04"))
 	sender, senderStyle := r.contact, s.SenderThem

@@ -1,10 +1,12 @@
 package ui
 
 import (
+	"image/color"
 	"strings"
 	"testing"
 	"time"
 
+	tea "charm.land/bubbletea/v2"
 	"github.com/charmbracelet/x/exp/teatest/v2"
 
 	"pfschat/chat"
@@ -49,6 +51,9 @@ func TestGoldenMainScreen(t *testing.T) {
 	fr.waitText(t, "relay connected", "this one the relay refused", "not sent: queue full", "carol", "mallory")
 	tm.Quit()
 	final := tm.FinalModel(t, teatest.WithFinalTimeout(10*time.Second)).(*App)
-	frame := final.render()
-	teatest.RequireEqualOutput(t, downsample(frame))
+	t.Run("dark", func(t *testing.T) { teatest.RequireEqualOutput(t, downsample(final.render())) })
+	t.Run("light", func(t *testing.T) {
+		final.Update(tea.BackgroundColorMsg{Color: color.White})
+		teatest.RequireEqualOutput(t, downsample(final.render()))
+	})
 }

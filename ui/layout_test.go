@@ -39,12 +39,19 @@ func TestResizeTo40ColumnsAndBack(t *testing.T) {
 		return len(strings.Split(s, "\n")) == 20 && ansi.StringWidth(strings.Split(s, "\n")[0]) == 40
 	})
 	checkFrame(t, narrow, 40, 20)
+	// A notice stays readable at 40 columns: the state compacts to make room.
+	tm.Type("/nonsense")
+	press(tm, "enter")
+	checkFrame(t, fr.waitText(t, "◌ bob ✔", "unknown command /nons"), 40, 20)
 	press(tm, "f1")
 	checkFrame(t, fr.waitText(t, "Help"), 40, 20)
 	press(tm, "esc")
 	narrow = fr.waitFor(t, "help closed", func(s string) bool { return !strings.Contains(s, "Help") })
 	if strings.Contains(narrow, "Contacts") {
 		t.Fatalf("contact list not collapsed at 40 columns:\n%s", narrow)
+	}
+	if !strings.Contains(strings.Split(narrow, "\n")[0], " 2  tab") {
+		t.Fatalf("carol's 2 unread not announced in the narrow header:\n%s", narrow)
 	}
 	if !strings.Contains(narrow, "refused") {
 		t.Fatalf("conversation missing at 40 columns:\n%s", narrow)
@@ -56,7 +63,7 @@ func TestResizeTo40ColumnsAndBack(t *testing.T) {
 	checkFrame(t, list, 40, 20)
 	press(tm, "up") // bob is open; carol, with unread messages, sorts above him
 	press(tm, "enter")
-	carol := fr.waitText(t, "the usual place")
+	carol := fr.waitText(t, "the usual place", "── 2 new ─") // carol had 2 unread
 	checkFrame(t, carol, 40, 20)
 
 	tm.Send(tea.WindowSizeMsg{Width: 100, Height: 30})
@@ -89,10 +96,15 @@ func TestScrollbackPagesAndStaysAnchored(t *testing.T) {
 	tm, fr := startUI(t, Options{Backend: be, OpenContact: "bob"}, 80, 24)
 	fr.waitText(t, "m499")
 	// Only the newest page (and perhaps one more to fill the view) is loaded at first.
-	for range 50 {
+	// Wheel up until m340 shows: pages of 50 load on the way. One notch at a time, each
+	// after the previous frame, so a notch never races a page that is still loading.
+	for i := 0; !strings.Contains(fr.Last(), "m340"); i++ {
+		if i == 400 {
+			t.Fatalf("m340 never scrolled into view; last frame:\n%s", fr.Last())
+		}
 		tm.Send(tea.MouseWheelMsg{Button: tea.MouseWheelUp})
+		fr.next(t)
 	}
-	fr.waitText(t, "m340") // 150 lines up: three pages of 50 were loaded on the way
 	press(tm, "ctrl+end")
 	fr.waitText(t, "m499")
 	// A new message while scrolled to the bottom follows; the view stays at the bottom.
@@ -138,6 +150,15 @@ func TestConversationUnit(t *testing.T) {
 	if !cv.items[0].withDay || cv.items[1].withDay {
 		t.Fatalf("day separators: %v %v", cv.items[0].withDay, cv.items[1].withDay)
 	}
+	// A delivery update that overtakes its page is applied when the page arrives.
+	late := newConversation("bob")
+	late.loading = true
+	late.update(chat.Message{ID: 7, Outgoing: true, Text: "x", State: chat.Delivered})
+	late.prepend([]chat.Message{{ID: 7, Outgoing: true, Text: "x", State: chat.Sent}}, time.UTC)
+	if late.byID[7].m.State != chat.Delivered {
+		t.Fatalf("late delivery update lost: %v", late.byID[7].m.State)
+	}
+
 	cv.appendMsg(chat.Message{ID: 1000, Text: "evil\x1b[2Jclear\x07", SentAt: fixedNow.Add(200 * time.Hour)}, time.UTC)
 	got := strings.Join(r.lines(cv.items[len(cv.items)-1]), "")
 	if strings.Contains(got, "\x1b[2J") || strings.Contains(got, "\x07") {
@@ -171,4 +192,29 @@ func TestUndecryptableIsShownNotDropped(t *testing.T) {
 	m := be.addMessage(chat.Message{Contact: "bob", State: chat.UndecryptableState, Reason: "bad MAC", SentAt: fixedNow})
 	be.events <- chat.Event{Kind: chat.Undecryptable, Contact: "bob", Message: &m}
 	fr.waitText(t, "could not be decrypted (bad MAC)")
+}
+
+func TestAddContactDialog(t *testing.T) {
+	be := newMemBackend("alice", func() time.Time { return fixedNow })
+	tm, fr := startUI(t, Options{Backend: be}, 100, 30)
+	fr.waitText(t, "No conversation yet")
+	press(tm, "ctrl+n")
+	fr.waitText(t, "Add a contact", "name:")
+	tm.Type("nobody")
+	press(tm, "enter")
+	fr.waitText(t, "no such user on the relay")
+	for range 6 {
+		press(tm, "backspace")
+	}
+	tm.Type("dave")
+	press(tm, "enter")
+	frame := fr.waitText(t, "added dave", "No messages yet")
+	if strings.Contains(frame, "Add a contact") {
+		t.Fatalf("dialog still open:\n%s", frame)
+	}
+	// esc cancels without adding.
+	press(tm, "ctrl+n")
+	fr.waitText(t, "Add a contact")
+	press(tm, "esc")
+	fr.waitFor(t, "the dialog gone", func(s string) bool { return !strings.Contains(s, "Add a contact") })
 }

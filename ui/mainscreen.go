@@ -216,6 +216,7 @@ func (m *mainScreen) Update(msg tea.Msg) (screen, tea.Cmd) {
 			return m, nil
 		}
 		if cv, ok := m.convs[msg.contact]; ok {
+			cv.clearNew() // answering: the new messages have been seen
 			cv.appendMsg(msg.msg, m.c.loc)
 			cv.toBottom()
 		}
@@ -348,6 +349,11 @@ func (m *mainScreen) openContact(name string) tea.Cmd {
 		cmds = append(cmds, m.c.loadHistory(m.b, name, 0))
 	}
 	if ct, ok := m.contact(name); ok && ct.Unread > 0 {
+		if cv.loaded {
+			cv.markNew(ct.Unread)
+		} else {
+			cv.pendingNew = ct.Unread
+		}
 		cmds = append(cmds, m.markRead(name))
 	}
 	return tea.Batch(cmds...)
@@ -430,6 +436,10 @@ func (m *mainScreen) onHistory(msg historyMsg) tea.Cmd {
 		cv.exhausted = true
 	}
 	cv.prepend(msg.msgs, m.c.loc)
+	if cv.pendingNew > 0 {
+		cv.markNew(cv.pendingNew)
+		cv.pendingNew = 0
+	}
 	if msg.contact == m.open {
 		return m.maybeLoadMore()
 	}
@@ -474,7 +484,9 @@ func (m *mainScreen) handleEvent(ev chat.Event) tea.Cmd {
 	case chat.MessageReceived, chat.Undecryptable:
 		var cmds []tea.Cmd
 		if ev.Message != nil {
-			if cv, ok := m.convs[ev.Contact]; ok && cv.loaded {
+			// Appended even while the first page is still loading: the page may have been
+			// read before this message was committed, and prepend drops duplicates.
+			if cv, ok := m.convs[ev.Contact]; ok {
 				cv.appendMsg(*ev.Message, m.c.loc)
 			}
 		}
@@ -745,6 +757,18 @@ func (m *mainScreen) conversationView(w, h int) []string {
 			header += "  " + s.Verified.Render("✔")
 		}
 	}
+	if m.narrow() {
+		// No contact list on screen: say when other conversations wait.
+		elsewhere := 0
+		for _, ct := range m.contacts {
+			if ct.Name != m.open {
+				elsewhere += ct.Unread
+			}
+		}
+		if elsewhere > 0 {
+			header += "  " + s.Unread.Render(fmt.Sprintf(" %d ", elsewhere)) + s.Muted.Render(" tab")
+		}
+	}
 	if !cv.atBottom() {
 		header = fitLine(header, w-14) + s.Muted.Render("↓ newer below")
 	}
@@ -775,41 +799,44 @@ func (m *mainScreen) conversationView(w, h int) []string {
 
 func (m *mainScreen) statusView(w int) string {
 	s := &m.c.styles
-	var conn string
+	// Full and compact forms of each part; the compact ones are used when the line is
+	// too narrow (down to 40 columns), so the state stays visible.
+	var conn, connShort string
 	switch m.conn.Status {
 	case chat.Online:
-		conn = s.StatusOK.Render("● relay connected")
+		conn, connShort = s.StatusOK.Render("● relay connected"), s.StatusOK.Render("●")
 	case chat.Connecting:
-		conn = s.StatusWarn.Render("◌ connecting…")
+		conn, connShort = s.StatusWarn.Render("◌ connecting…"), s.StatusWarn.Render("◌")
 	case chat.Reconnecting:
-		left := m.retryDeadline.Sub(m.c.now())
-		secs := int(math.Ceil(left.Seconds()))
+		secs := int(math.Ceil(m.retryDeadline.Sub(m.c.now()).Seconds()))
 		if secs > 0 {
 			conn = s.StatusWarn.Render(fmt.Sprintf("◌ reconnecting in %d s", secs))
+			connShort = s.StatusWarn.Render(fmt.Sprintf("◌ %ds", secs))
 		} else {
-			conn = s.StatusWarn.Render("◌ reconnecting…")
+			conn, connShort = s.StatusWarn.Render("◌ reconnecting…"), s.StatusWarn.Render("◌")
 		}
 	default:
-		conn = s.StatusBad.Render("○ offline")
+		conn, connShort = s.StatusBad.Render("○ offline"), s.StatusBad.Render("○ offline")
 	}
-	parts := []string{conn}
+	left, short := " "+conn, " "+connShort
 	if ct, ok := m.contact(m.open); ok {
 		fp := ct.Fingerprint
 		if fp != "" {
-			fp = "fp " + fp
+			fp = " " + s.Muted.Render("fp "+fp)
 		}
-		var trust string
+		var trust, trustShort string
 		switch {
 		case ct.KeyChanged:
-			trust = s.KeyChanged.Render("⚠ key changed")
+			trust, trustShort = s.KeyChanged.Render("⚠ key changed"), s.KeyChanged.Render("⚠ key changed")
 		case ct.Verified:
-			trust = s.Verified.Render("✔ verified")
+			trust, trustShort = s.Verified.Render("✔ verified"), s.Verified.Render("✔")
 		default:
-			trust = s.Muted.Render("not verified (/verify)")
+			trust, trustShort = s.Muted.Render("not verified (/verify)"), s.Muted.Render("unverified")
 		}
-		parts = append(parts, s.StatusNote.Render(ct.Name)+" "+s.Muted.Render(fp)+" "+trust)
+		sep := s.Subtle.Render(" │ ")
+		left += sep + s.StatusNote.Render(ct.Name) + fp + " " + trust
+		short += " " + s.StatusNote.Render(ct.Name) + " " + trustShort
 	}
-	left := " " + strings.Join(parts, s.Subtle.Render(" │ "))
 	var right string
 	switch {
 	case m.notice != "" && m.noticeErr:
@@ -819,13 +846,26 @@ func (m *mainScreen) statusView(w int) string {
 	default:
 		right = m.help.ShortHelpView([]key.Binding{m.c.keys.Help, m.c.keys.AddContact})
 	}
-	lw := ansi.StringWidth(left)
-	avail := w - lw - 2
-	if avail < 10 {
+	rw := ansi.StringWidth(right)
+	lw, sw := ansi.StringWidth(left), ansi.StringWidth(short)
+	switch {
+	case lw+2+rw <= w:
+		return fitLine(left+spaces(w-lw-rw-1)+right, w)
+	case m.notice == "" && lw <= w:
+		// Only the help hint does not fit: cut it, keep the state whole.
+		if avail := w - lw - 2; avail >= 10 {
+			return fitLine(left+"  "+ansi.Truncate(right, avail, "…"), w)
+		}
 		return fitLine(left, w)
+	case m.notice == "":
+		return fitLine(short, w)
+	case sw+2+rw <= w:
+		return fitLine(short+spaces(w-sw-rw-1)+right, w)
+	case w-sw-2 >= 10:
+		// A notice matters more than the full state: compact state, then the notice.
+		return fitLine(short+"  "+ansi.Truncate(right, w-sw-2, "…"), w)
 	}
-	right = ansi.Truncate(right, avail, "…")
-	return fitLine(left+spaces(w-lw-ansi.StringWidth(right)-1)+right, w)
+	return fitLine(" "+ansi.Truncate(right, w-2, "…"), w)
 }
 
 // errText is an error for the status bar: one line, no wrapping chain noise.

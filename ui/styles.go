@@ -41,6 +41,7 @@ type Styles struct {
 	// Conversation.
 	ConvHeader    lipgloss.Style
 	DaySeparator  lipgloss.Style
+	NewDivider    lipgloss.Style
 	Time          lipgloss.Style
 	SenderMe      lipgloss.Style
 	SenderThem    lipgloss.Style
@@ -125,6 +126,7 @@ func NewStyles(isDark bool) Styles {
 
 	s.ConvHeader = fg(text).Bold(true)
 	s.DaySeparator = fg(muted)
+	s.NewDivider = fg(accent)
 	s.Time = fg(muted)
 	s.SenderMe = fg(c(p.Mine)).Bold(true)
 	s.SenderThem = fg(c(p.Theirs)).Bold(true)

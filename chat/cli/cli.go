@@ -72,9 +72,10 @@ func init() {
 			flags: func(fs *flag.FlagSet) {
 				fs.Duration("wait", 15*time.Second, "how long to wait for the relay to accept")
 			}},
-		{name: "recv", args: "[--follow] [--json]", help: "print incoming messages", run: cmdRecv,
+		{name: "recv", args: "[--follow [--count N]] [--json]", help: "print incoming messages", run: cmdRecv,
 			flags: func(fs *flag.FlagSet) {
 				fs.Bool("follow", false, "keep running and print messages as they arrive")
+				fs.Int("count", 0, "with --follow: exit after printing N messages")
 				fs.Bool("json", false, "one JSON object per line")
 			}},
 		{name: "contacts", args: "[--json]", help: "list contacts", run: cmdContacts,
@@ -216,6 +217,8 @@ func printUsage(w io.Writer) {
 	fmt.Fprintln(w, "  --relay URL             relay, ws://host:port or wss://host (default: the one given at init, else "+chat.DefaultRelayURL+")")
 	fmt.Fprintln(w, "  --passphrase-file FILE  passphrase for the profile (or set "+EnvPassphrase+"; a terminal prompts)")
 	fmt.Fprintln(w, "  -v                      log diagnostics to stderr")
+	fmt.Fprintln(w, "\nexit status: 0 done, 1 failed (stderr says why), 2 usage mistake,")
+	fmt.Fprintln(w, "             3 send: kept in the outbox, goes out on the next connection (do not resend)")
 }
 
 // homeDir resolves the profile directory.
@@ -557,12 +560,17 @@ func cmdRecv(e *env, fs *flag.FlagSet, args []string) error {
 	}
 	follow := fs.Lookup("follow").Value.String() == "true"
 	asJSON := fs.Lookup("json").Value.String() == "true"
+	count := fs.Lookup("count").Value.(flag.Getter).Get().(int)
+	if count < 0 || (count > 0 && !follow) {
+		return usagef("--count N needs --follow and N >= 1")
+	}
 	c, err := e.online()
 	if err != nil {
 		return err
 	}
 	defer e.finish(c)
 	events := c.Events()
+	done := false
 	// Wait until the relay has delivered the backlog, then print what is unread.
 	if err := c.WaitSynced(e.ctx); err != nil {
 		return err
@@ -573,6 +581,11 @@ func cmdRecv(e *env, fs *flag.FlagSet, args []string) error {
 			return nil
 		}
 		printed[m.ID] = true
+		defer func() {
+			if count > 0 && len(printed) >= count {
+				done = true
+			}
+		}()
 		if asJSON {
 			j := jsonMessage{ID: m.ID, From: m.Contact, Text: m.Text, SentAt: m.SentAt.UTC(), ReceivedAt: m.ReceivedAt.UTC()}
 			if m.State == chat.UndecryptableState {
@@ -593,6 +606,9 @@ func cmdRecv(e *env, fs *flag.FlagSet, args []string) error {
 	if err != nil {
 		return err
 	}
+	if count > 0 && len(unread) > count {
+		unread = unread[:count]
+	}
 	readBy := make(map[string]bool)
 	for _, m := range unread {
 		if err := print(m); err != nil {
@@ -605,7 +621,7 @@ func cmdRecv(e *env, fs *flag.FlagSet, args []string) error {
 			return err
 		}
 	}
-	if !follow {
+	if !follow || done {
 		return nil
 	}
 	for {
@@ -623,6 +639,9 @@ func cmdRecv(e *env, fs *flag.FlagSet, args []string) error {
 				}
 				if err := c.MarkRead(e.ctx, ev.Contact); err != nil {
 					return err
+				}
+				if done {
+					return nil
 				}
 			case chat.ContactKeyChanged:
 				fmt.Fprintf(e.stderr, "warning: %s's identity key changed; run 'pfschat fingerprint %s', compare, then 'pfschat accept-key %s'\n", ev.Contact, ev.Contact, ev.Contact)
