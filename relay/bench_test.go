@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/binary"
 	"fmt"
+	"io"
 	"net/http"
 	"net/http/httptest"
 	"slices"
@@ -123,7 +124,14 @@ func BenchmarkLoadVsFloor(b *testing.B) {
 // latency distribution (target p99 < 10 ms).
 func BenchmarkLoadFixedRate(b *testing.B) {
 	b.Run("pairs=1000/rate=10000", func(b *testing.B) { benchRelay(b, 1000, 8, 10000) })
+	// The relay in its own process (FULL sync), so its garbage collector and
+	// scheduler are not shared with 3,000 client goroutines.
+	b.Run("pairs=1000/rate=10000/child", func(b *testing.B) { benchRelayWith(b, 1000, 2, 10000, nil, "child").report(b, "") })
 	b.Run("pairs=100/rate=1000", func(b *testing.B) { benchRelay(b, 100, 8, 1000) })
+	b.Run("pairs=100/rate=10000/memqueue", func(b *testing.B) { benchRelayWith(b, 100, 8, 10000, newMemQueue(), "").report(b, "") })
+	b.Run("pairs=1000/rate=1000/memqueue", func(b *testing.B) { benchRelayWith(b, 1000, 8, 1000, newMemQueue(), "").report(b, "") })
+	// The same 10k msg/s with the queue in memory: the latency the relay itself adds.
+	b.Run("pairs=1000/rate=10000/memqueue", func(b *testing.B) { benchRelayWith(b, 1000, 8, 10000, newMemQueue(), "").report(b, "") })
 }
 
 // benchRelay runs the load against a real relay (SQLite, synchronous=FULL). rate > 0
@@ -133,7 +141,14 @@ func benchRelay(b *testing.B, pairs, window, rate int) {
 }
 
 func benchRelayWith(b *testing.B, pairs, window, rate int, q relay.Queue, syncMode string) loadResult {
-	r := relaytest.StartWith(b, relaytest.Options{Limits: relay.Limits{FramesPerSecond: -1, MaxQueueCount: 1 << 20}, Queue: q, Synchronous: syncMode})
+	var url string
+	var r *relaytest.Relay
+	if syncMode == "child" {
+		url = "ws://" + startChildRelay(b, "FULL") + "/v1/ws"
+	} else {
+		r = relaytest.StartWith(b, relaytest.Options{Limits: relay.Limits{FramesPerSecond: -1, MaxQueueCount: 1 << 20}, Queue: q, Synchronous: syncMode})
+		url = r.URL
+	}
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	senders := make([]*relay.Client, pairs)
@@ -146,10 +161,8 @@ func benchRelayWith(b *testing.B, pairs, window, rate int, q relay.Queue, syncMo
 		go func() {
 			defer setup.Done()
 			defer func() { <-sem }()
-			s := register(b, r, fmt.Sprintf("s%d", i))
-			rc := register(b, r, fmt.Sprintf("r%d", i))
-			senders[i] = s.login(b, r)
-			receivers[i] = rc.login(b, r)
+			senders[i] = benchUser(b, url, fmt.Sprintf("s%d", i))
+			receivers[i] = benchUser(b, url, fmt.Sprintf("r%d", i))
 		}()
 	}
 	setup.Wait()
@@ -247,7 +260,18 @@ func benchRelayWith(b *testing.B, pairs, window, rate int, q relay.Queue, syncMo
 	wg.Wait()
 	elapsed := time.Since(start)
 	b.StopTimer()
-	for _, l := range strings.Split(r.Get(b, "/metrics"), "\n") {
+	var metrics string
+	if r == nil {
+		resp, err := http.Get("http" + strings.TrimSuffix(strings.TrimPrefix(url, "ws"), "/v1/ws") + "/metrics")
+		if err == nil {
+			body, _ := io.ReadAll(resp.Body)
+			resp.Body.Close()
+			metrics = string(body)
+		}
+	} else {
+		metrics = r.Get(b, "/metrics")
+	}
+	for _, l := range strings.Split(metrics, "\n") {
 		if strings.HasPrefix(l, "pfschat_relay_commit_seconds") && (b.N > 1 || !strings.Contains(l, "bucket")) {
 			b.Log(l)
 		}
@@ -441,4 +465,25 @@ func (q *memQueue) Ack(ctx context.Context, to string, ids []int64) error {
 // the relay's own ceiling (not durable; for comparison only).
 func BenchmarkLoadRelayMemQueue(b *testing.B) {
 	b.Run("pairs=100", func(b *testing.B) { benchRelayWith(b, 100, 32, 0, newMemQueue(), "").report(b, "") })
+}
+
+// benchUser registers name on the relay at url and returns a logged-in client.
+func benchUser(b *testing.B, url, name string) *relay.Client {
+	k, card := newIdentity(b, name)
+	ctx := context.Background()
+	anon := relay.NewClient(relay.ClientConfig{URL: url})
+	defer anon.Close()
+	if err := anon.Connect(ctx); err != nil {
+		b.Fatal(err)
+	}
+	signed, err := anon.Register(ctx, card)
+	if err != nil {
+		b.Fatal(err)
+	}
+	c := relay.NewClient(relay.ClientConfig{URL: url, Identity: k, Card: signed})
+	b.Cleanup(func() { c.Close() })
+	if err := c.Connect(ctx); err != nil {
+		b.Fatal(err)
+	}
+	return c
 }

@@ -41,13 +41,13 @@ type memReport struct {
 	Goroutines                 int
 }
 
-// TestIdleRelayChild is the child: it serves a relay and /memstats until stdin closes.
-func TestIdleRelayChild(t *testing.T) {
+// TestRelayChild is the child: it serves a relay and /memstats until stdin closes.
+func TestRelayChild(t *testing.T) {
 	if os.Getenv(idleChildEnv) == "" {
-		t.Skip("runs only as the child of BenchmarkIdleConnections")
+		t.Skip("runs only as the child of the out-of-process benchmarks")
 	}
 	ctx := context.Background()
-	st, err := storage.OpenRelay(ctx, filepath.Join(t.TempDir(), "relay.db"), storage.RelayOptions{Synchronous: "NORMAL"})
+	st, err := storage.OpenRelay(ctx, filepath.Join(t.TempDir(), "relay.db"), storage.RelayOptions{Synchronous: os.Getenv(idleChildEnv), MaxQueueCount: 1 << 20})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -85,20 +85,18 @@ func TestIdleRelayChild(t *testing.T) {
 	srv.Shutdown(ctx)
 }
 
-func BenchmarkIdleConnections(b *testing.B) {
-	n := 10000
-	if s := os.Getenv("PFSCHAT_IDLE_CONNS"); s != "" {
-		fmt.Sscan(s, &n)
-	}
-	cmd := exec.Command(os.Args[0], "-test.run=^TestIdleRelayChild$", "-test.v=false")
-	cmd.Env = append(os.Environ(), idleChildEnv+"=1")
+// startChildRelay runs a relay in a child process (this test binary) with the given
+// sync mode and returns its address; the child stops when the benchmark ends.
+func startChildRelay(b *testing.B, syncMode string) string {
+	cmd := exec.Command(os.Args[0], "-test.run=^TestRelayChild$", "-test.v=false")
+	cmd.Env = append(os.Environ(), idleChildEnv+"="+syncMode)
 	stdin, _ := cmd.StdinPipe()
 	stdout, _ := cmd.StdoutPipe()
 	cmd.Stderr = os.Stderr
 	if err := cmd.Start(); err != nil {
 		b.Fatal(err)
 	}
-	defer func() { stdin.Close(); cmd.Wait() }()
+	b.Cleanup(func() { stdin.Close(); cmd.Wait() })
 	var addr string
 	sc := bufio.NewScanner(stdout)
 	for sc.Scan() {
@@ -114,6 +112,15 @@ func BenchmarkIdleConnections(b *testing.B) {
 	if addr == "" {
 		b.Fatal("child relay did not start")
 	}
+	return addr
+}
+
+func BenchmarkIdleConnections(b *testing.B) {
+	n := 10000
+	if s := os.Getenv("PFSCHAT_IDLE_CONNS"); s != "" {
+		fmt.Sscan(s, &n)
+	}
+	addr := startChildRelay(b, "NORMAL")
 	url := "ws://" + addr + "/v1/ws"
 	mem := func() memReport {
 		resp, err := http.Get("http://" + addr + "/memstats")

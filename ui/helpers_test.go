@@ -69,6 +69,15 @@ func (f *frames) waitFor(t testing.TB, what string, cond func(frame string) bool
 	}
 }
 
+// next waits for the next frame (or a short while when nothing changes on screen).
+func (f *frames) next(t testing.TB) {
+	t.Helper()
+	select {
+	case <-f.signal:
+	case <-time.After(200 * time.Millisecond):
+	}
+}
+
 func (f *frames) waitText(t testing.TB, texts ...string) string {
 	t.Helper()
 	return f.waitFor(t, strings.Join(texts, " & "), func(s string) bool {

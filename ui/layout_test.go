@@ -96,10 +96,15 @@ func TestScrollbackPagesAndStaysAnchored(t *testing.T) {
 	tm, fr := startUI(t, Options{Backend: be, OpenContact: "bob"}, 80, 24)
 	fr.waitText(t, "m499")
 	// Only the newest page (and perhaps one more to fill the view) is loaded at first.
-	for range 50 {
+	// Wheel up until m340 shows: pages of 50 load on the way. One notch at a time, each
+	// after the previous frame, so a notch never races a page that is still loading.
+	for i := 0; !strings.Contains(fr.Last(), "m340"); i++ {
+		if i == 400 {
+			t.Fatalf("m340 never scrolled into view; last frame:\n%s", fr.Last())
+		}
 		tm.Send(tea.MouseWheelMsg{Button: tea.MouseWheelUp})
+		fr.next(t)
 	}
-	fr.waitText(t, "m340") // 150 lines up: three pages of 50 were loaded on the way
 	press(tm, "ctrl+end")
 	fr.waitText(t, "m499")
 	// A new message while scrolled to the bottom follows; the view stays at the bottom.
