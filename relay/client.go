@@ -249,10 +249,12 @@ func (c *Client) Connect(ctx context.Context) error {
 }
 
 // Run keeps a connection up until ctx is done or the client is closed, reconnecting
-// with exponential backoff and full jitter. It returns early on errors that retrying
+// with exponential backoff and jitter. Call it once; it also takes over a connection
+// made by Connect. It returns early on errors that retrying
 // cannot fix: ErrRelayKeyMismatch, ErrUnsupportedVersion, or a refused login.
 func (c *Client) Run(ctx context.Context) error {
 	attempt := 0
+	var connectedAt time.Time
 	for {
 		c.mu.Lock()
 		cc, closed := c.cur, c.closed
@@ -289,7 +291,7 @@ func (c *Client) Run(ctx context.Context) error {
 				}
 				continue
 			}
-			attempt = 0
+			connectedAt = time.Now()
 			c.setState(ConnState{State: StateOnline})
 			continue
 		}
@@ -297,9 +299,15 @@ func (c *Client) Run(ctx context.Context) error {
 		case <-cc.done:
 			c.unsetConn(cc)
 			c.log.Info("relay connection lost", "err", cc.err)
-			// The first retry waits a little too (with jitter), so that many clients
-			// dropped together by a restarting relay do not reconnect in lockstep.
-			delay := c.backoff(0) / 2
+			// A connection that lived a while starts the backoff over; one that dropped
+			// soon after connecting (an overloaded relay shedding clients) keeps
+			// climbing it. Even the first retry waits a little, with jitter, so that
+			// clients dropped together by a restarting relay do not return in lockstep.
+			if time.Since(connectedAt) > stableConnection {
+				attempt = 0
+			}
+			delay := c.backoff(attempt) / 2
+			attempt++
 			c.setState(ConnState{State: StateOffline, Err: cc.err, RetryIn: delay})
 			t := time.NewTimer(delay)
 			select {
@@ -325,7 +333,10 @@ func fatal(err error) bool {
 		(errors.As(err, &pe) && pe.Code == CodeLoginFailed)
 }
 
-// backoff is exponential with full jitter in [d/2, d].
+// stableConnection is how long a connection must last for the backoff to reset.
+const stableConnection = 10 * time.Second
+
+// backoff is exponential from MinBackoff to MaxBackoff, uniform in [d/2, d].
 func (c *Client) backoff(attempt int) time.Duration {
 	d := c.cfg.MinBackoff
 	for i := 0; i < attempt && d < c.cfg.MaxBackoff; i++ {

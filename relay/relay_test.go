@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -572,4 +573,46 @@ func TestLargestMessage(t *testing.T) {
 	rc := dialRaw(t, r)
 	rc.login(alice)
 	expectErr(t, rc.request(map[string]any{"type": "send", "id": 9, "to": bob.name, "body": make([]byte, relay.MaxBodySize+1), "client_id": "y"}), relay.CodeFrameTooLarge)
+}
+
+func TestQueueBytesLimit(t *testing.T) {
+	r := relaytest.StartWith(t, relaytest.Options{Limits: relay.Limits{MaxQueueBytes: 1000}})
+	ctx := testCtx(t)
+	alice := newUser(t, r, "alice")
+	register(t, r, "bob")
+	if _, err := alice.c.Send(ctx, "bob", make([]byte, 900), "1"); err != nil {
+		t.Fatal(err)
+	}
+	_, err := alice.c.Send(ctx, "bob", make([]byte, 200), "2")
+	wantCode(t, err, relay.CodeQueueFull)
+	var pe *relay.ProtocolError
+	if errorsAs(err, &pe); pe.Limit != "bytes" {
+		t.Fatalf("queue_full names limit %q, want bytes", pe.Limit)
+	}
+}
+
+// TestExpiredMessagesNotDelivered: a message past its TTL is not delivered.
+func TestExpiredMessagesNotDelivered(t *testing.T) {
+	var mu sync.Mutex
+	now := time.Now()
+	clock := func() time.Time { mu.Lock(); defer mu.Unlock(); return now }
+	r := relaytest.StartWith(t, relaytest.Options{Clock: clock})
+	alice := newUser(t, r, "alice")
+	bob := register(t, r, "bob")
+	rc := dialRaw(t, r)
+	rc.login(alice)
+	if f := rc.request(map[string]any{"type": "send", "id": 2, "to": "bob", "body": []byte("short-lived"), "client_id": "a", "ttl": 60}); f.Type != relay.TypeAccepted {
+		t.Fatalf("send: %+v", f)
+	}
+	if _, err := alice.c.Send(testCtx(t), "bob", []byte("long-lived"), "b"); err != nil {
+		t.Fatal(err)
+	}
+	mu.Lock()
+	now = now.Add(2 * time.Minute)
+	mu.Unlock()
+	c := bob.login(t, r)
+	if m := nextMessage(t, c); string(m.Body) != "long-lived" {
+		t.Fatalf("got %q: the expired message was delivered", m.Body)
+	}
+	waitSynced(t, c)
 }
