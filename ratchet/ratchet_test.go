@@ -112,10 +112,25 @@ func TestBothSidesDeriveSameSecrets(t *testing.T) {
 // TestRandomInterleaving sends 1000 messages in both directions, delivering
 // them in random order (gaps within MaxSkip), and checks each decrypts exactly
 // once and every redelivery fails without changing the state.
+//
+// Seed 3 persists both sessions (MarshalBinary, ParseSession) after every
+// operation, as a store-backed client does.
 func TestRandomInterleaving(t *testing.T) {
-	for seed := uint64(0); seed < 3; seed++ {
+	for seed := uint64(0); seed < 4; seed++ {
+		persist := seed == 3
 		t.Run(fmt.Sprint(seed), func(t *testing.T) {
 			alice, bob, _, _ := pair(t, 100+seed*10)
+			reload := func(s **Session) {
+				if !persist {
+					return
+				}
+				n, err := ParseSession(mustMarshal(t, *s))
+				if err != nil {
+					t.Fatal(err)
+				}
+				n.SetRand((*s).rand)
+				*s = n
+			}
 			rng := mrand.New(mrand.NewPCG(seed, 99))
 			type msg struct {
 				wire []byte
@@ -124,7 +139,9 @@ func TestRandomInterleaving(t *testing.T) {
 			var toBob, toAlice []msg
 			var delivered []msg // for replays
 			sent := 0
-			deliver := func(s *Session, queue *[]msg) {
+			deliver := func(sp **Session, queue *[]msg) {
+				reload(sp)
+				s := *sp
 				q := *queue
 				i := rng.IntN(len(q))
 				m := q[i]
@@ -141,6 +158,7 @@ func TestRandomInterleaving(t *testing.T) {
 			for sent < 1000 || len(toBob)+len(toAlice) > 0 {
 				switch op := rng.IntN(10); {
 				case op < 3 && sent < 1000:
+					reload(&alice)
 					text := fmt.Sprintf("a%d", sent)
 					w, err := alice.Encrypt([]byte(text))
 					if err != nil {
@@ -149,6 +167,7 @@ func TestRandomInterleaving(t *testing.T) {
 					toBob = append(toBob, msg{w, text})
 					sent++
 				case op < 6 && sent < 1000:
+					reload(&bob)
 					text := fmt.Sprintf("b%d", sent)
 					w, err := bob.Encrypt([]byte(text))
 					if err != nil {
@@ -157,11 +176,11 @@ func TestRandomInterleaving(t *testing.T) {
 					toAlice = append(toAlice, msg{w, text})
 					sent++
 				case op < 8 && len(toBob) > 0:
-					deliver(bob, &toBob)
+					deliver(&bob, &toBob)
 				case len(toAlice) > 0:
-					deliver(alice, &toAlice)
+					deliver(&alice, &toAlice)
 				case len(toBob) > 0:
-					deliver(bob, &toBob)
+					deliver(&bob, &toBob)
 				}
 			}
 			if got := alice.ReceiveCount() + bob.ReceiveCount(); got != 1001 { // + pair's hello
