@@ -214,6 +214,12 @@ func checkPrivate(p *PrivatePreKey, kind PreKeyKind, id uint32, what string) err
 // header. Delete the one-time prekeys the header names after committing the
 // session (env.Initial.OneTimePreKeyID, and KEMPreKeyID when its kind is
 // KEMOneTime).
+//
+// Replays: AcceptSession itself keeps no memory. Look up env.Initial.SessionID()
+// among the stored sessions first (Session.Decrypt then rejects a replay with
+// ErrReplay). An initial message that used no one-time prekey can, as in
+// X3DH/PQXDH, be replayed to AcceptSession after its session was deleted; keep
+// a record of seen session IDs if that matters.
 func AcceptSession(self *IdentityKey, selfCard, peerCard *Card, keys ResponderKeys, env *Envelope) (*Session, []byte, error) {
 	if env == nil || env.Type != MessageInitial || env.raw == nil {
 		return nil, nil, ErrNotInitial
