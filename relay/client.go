@@ -509,6 +509,7 @@ func (c *Client) readLoop(cc *clientConn) {
 	}()
 	const readTimeout = 2*time.Minute + 15*time.Second // relay pings every 30s by default
 	ready := false
+	buf := make([]byte, 0, 4096)
 	cc.ws.SetReadDeadline(time.Now().Add(readTimeout))
 	// All writes go through cc.w (gorilla only reads), so the pong and the close echo do too.
 	cc.ws.SetPingHandler(func(data string) error {
@@ -521,12 +522,24 @@ func (c *Client) readLoop(cc *clientConn) {
 		return nil
 	})
 	for {
-		_, data, err := cc.ws.ReadMessage()
+		// Read into a buffer reused across frames: decoding copies what it keeps.
+		var data []byte
+		_, r, err := cc.ws.NextReader()
+		if err == nil {
+			var tooBig bool
+			data, tooBig, err = readFrame(r, buf[:0], MaxFrameSize+4096)
+			if err == nil && tooBig {
+				err = errors.New("relay sent a frame over the size limit")
+			}
+		}
 		if err != nil {
 			if cc.err == nil {
 				cc.err = err
 			}
 			return
+		}
+		if cap(data) <= 128<<10 {
+			buf = data[:0]
 		}
 		cc.ws.SetReadDeadline(time.Now().Add(readTimeout))
 		f, err := decodeServerFrame(data)

@@ -80,6 +80,14 @@ func RunCommand(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	if err := os.MkdirAll(filepath.Dir(*dbPath), 0o700); err != nil {
 		return fmt.Errorf("creating the database directory: %w", err)
 	}
+	// The database holds the relay's private key: only this user may read it. (SQLite
+	// gives the -wal and -shm files the database file's permissions.)
+	if f, err := os.OpenFile(*dbPath, os.O_CREATE|os.O_RDONLY, 0o600); err == nil {
+		f.Close()
+	}
+	if err := os.Chmod(*dbPath, 0o600); err != nil {
+		return fmt.Errorf("restricting the database file's permissions: %w", err)
+	}
 	store, err := storage.OpenRelay(ctx, *dbPath, storage.RelayOptions{Synchronous: *syncMode, MaxQueueCount: *maxCount, MaxQueueBytes: *maxBytes})
 	if err != nil {
 		return fmt.Errorf("opening the relay database %s: %w", *dbPath, err)

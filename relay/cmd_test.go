@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"context"
 	"io"
+	"os"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -48,6 +49,10 @@ func TestRunCommandServesAndDrains(t *testing.T) {
 	cancel()
 	if err := <-done; err != nil {
 		t.Fatalf("relay exited with %v", err)
+	}
+	// The database holds the relay key: owner-only.
+	if st, err := os.Stat(db); err != nil || st.Mode().Perm() != 0o600 {
+		t.Fatalf("database file mode %v (%v), want 0600", st.Mode().Perm(), err)
 	}
 }
 

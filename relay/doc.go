@@ -25,9 +25,11 @@
 // keeps an outbox and resends on reconnect; resending with the same client ID is
 // safe). Error frames from the relay come back as *ProtocolError with a Code.
 //
-// Inside the relay, every connection has a read loop and a write loop on their own
-// goroutines (not the HTTP handler's), a bounded outbound queue that holds no memory
-// while idle, and a token bucket for its frame rate. Sends from all connections go to
+// Inside the relay, every connection has a read loop on its own goroutine (not the
+// HTTP handler's), parked on a shallow stack while idle; a writer goroutine that exists
+// only while there is something to send and writes each batch with one system call; a
+// bounded outbound queue that holds no memory while idle; and a token bucket for its
+// frame rate. An idle logged-in connection costs about 12 KB. Sends from all connections go to
 // one committer goroutine that commits everything waiting in one storage transaction
 // (group commit) and only then answers "accepted" and publishes the message to the
 // Hub, which pushes it to the recipient's connections. The durable Queue and the live

@@ -42,6 +42,7 @@ type MemHub struct {
 // NewMemHub returns an empty in-memory hub.
 func NewMemHub() *MemHub { return &MemHub{subs: make(map[string][]Subscriber)} }
 
+// Subscribe implements Hub.
 func (h *MemHub) Subscribe(name string, s Subscriber) func() {
 	h.mu.Lock()
 	h.subs[name] = append(h.subs[name], s)
@@ -67,6 +68,7 @@ func (h *MemHub) Subscribe(name string, s Subscriber) func() {
 	}
 }
 
+// Publish implements Hub.
 func (h *MemHub) Publish(m *storage.QueuedMessage) {
 	h.mu.RLock()
 	list := h.subs[m.To]
@@ -77,6 +79,7 @@ func (h *MemHub) Publish(m *storage.QueuedMessage) {
 	}
 }
 
+// Notice implements Hub.
 func (h *MemHub) Notice(name string, n Notice) {
 	h.mu.RLock()
 	list := h.subs[name]

@@ -616,3 +616,54 @@ func TestExpiredMessagesNotDelivered(t *testing.T) {
 	}
 	waitSynced(t, c)
 }
+
+// TestConcurrentBundlesTakeEachKeyOnce: many clients fetching bundles at once get
+// each one-time prekey at most once.
+func TestConcurrentBundlesTakeEachKeyOnce(t *testing.T) {
+	r := relaytest.Start(t)
+	ctx := testCtx(t)
+	bob := newUser(t, r, "bob")
+	var keys []ratchet.PublicPreKey
+	keys = append(keys, makePreKeys(t, bob, ratchet.SignedPreKey, 1, 1)...)
+	keys = append(keys, makePreKeys(t, bob, ratchet.KEMLastResort, 1, 1)...)
+	keys = append(keys, makePreKeys(t, bob, ratchet.OneTimePreKey, 1, 10)...)
+	if err := bob.c.UploadPreKeys(ctx, keys); err != nil {
+		t.Fatal(err)
+	}
+	const fetchers = 20
+	clients := make([]*relay.Client, fetchers)
+	for i := range clients {
+		clients[i] = newUser(t, r, fmt.Sprintf("f%d", i)).c
+	}
+	var mu sync.Mutex
+	got := map[uint32]int{}
+	none := 0
+	var wg sync.WaitGroup
+	for _, c := range clients {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			b, err := c.FetchBundle(ctx, "bob")
+			if err != nil {
+				t.Error(err)
+				return
+			}
+			mu.Lock()
+			defer mu.Unlock()
+			if b.OneTimePreKey == nil {
+				none++
+			} else {
+				got[b.OneTimePreKey.ID]++
+			}
+		}()
+	}
+	wg.Wait()
+	if len(got) != 10 || none != fetchers-10 {
+		t.Fatalf("%d distinct one-time keys handed out, %d bundles without one; want 10 and %d", len(got), none, fetchers-10)
+	}
+	for id, n := range got {
+		if n != 1 {
+			t.Fatalf("one-time prekey %d handed out %d times", id, n)
+		}
+	}
+}
