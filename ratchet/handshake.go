@@ -185,6 +185,7 @@ func StartSession(rnd io.Reader, self *IdentityKey, selfCard, peerCard *Card, re
 	}
 	s.rk = sk
 	copy(s.dhr[:], b.SignedPreKey.Key)
+	s.hasDHr = true
 	s.dhrKey = spkB
 	return s, nil
 }

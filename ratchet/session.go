@@ -53,7 +53,8 @@ type Session struct {
 	// ratchet step on receive does.
 	dhsKey  *ecdh.PrivateKey
 	dhr     [32]byte
-	dhrKey  *ecdh.PublicKey // parsed dhr; nil when absent
+	hasDHr  bool
+	dhrKey  *ecdh.PublicKey // cache of dhr parsed; built on first use
 	cks     [32]byte
 	hasCKs  bool
 	ckr     [32]byte
@@ -174,8 +175,15 @@ func (s *Session) Encrypt(plaintext []byte) ([]byte, error) {
 		rk, cks = s.rk, s.cks
 	)
 	if !s.hasDHs || !s.hasCKs {
-		if s.dhrKey == nil {
+		if !s.hasDHr {
 			return nil, ErrNoSendingChain
+		}
+		if s.dhrKey == nil {
+			k, err := ecdh.X25519().NewPublicKey(s.dhr[:])
+			if err != nil {
+				return nil, errf(ErrMalformed, "peer ratchet key: %v", err)
+			}
+			s.dhrKey = k // a cache, not state
 		}
 		if _, err := io.ReadFull(s.randReader(), s.seed[:]); err != nil {
 			return nil, errf(err, "encrypt: read random for ratchet key")
@@ -366,7 +374,7 @@ func (s *Session) decrypt(env *Envelope) ([]byte, error) {
 		return nil, err
 	}
 	// Commit the step.
-	if s.dhrKey != nil {
+	if s.hasDHr {
 		if len(s.prevDHr) == MaxPreviousChains {
 			s.prevDHr = append(s.prevDHr[:0], s.prevDHr[1:]...)
 		}
@@ -375,6 +383,7 @@ func (s *Session) decrypt(env *Envelope) ([]byte, error) {
 	s.pn = s.ns
 	s.ns = 0
 	s.dhr = *dh
+	s.hasDHr = true
 	s.dhrKey = peer
 	s.rk = rk
 	s.ckr = next

@@ -1,7 +1,6 @@
 package ratchet
 
 import (
-	"crypto/ecdh"
 	"encoding/binary"
 )
 
@@ -63,7 +62,7 @@ func (s *Session) appendBinary(b []byte) []byte {
 	if s.hasDHs {
 		flags |= flagDHs
 	}
-	if s.dhrKey != nil {
+	if s.hasDHr {
 		flags |= flagDHr
 	}
 	if s.hasCKs {
@@ -81,7 +80,7 @@ func (s *Session) appendBinary(b []byte) []byte {
 		b = append(b, s.dhsPriv[:]...)
 		b = append(b, s.dhsPub[:]...)
 	}
-	if s.dhrKey != nil {
+	if s.hasDHr {
 		b = append(b, s.dhr[:]...)
 	}
 	if s.hasCKs {
@@ -175,6 +174,9 @@ func ParseSession(b []byte) (*Session, error) {
 	if r.err == nil && m > MaxPreviousChains {
 		return nil, errf(ErrOversize, "session: %d earlier ratchet keys, limit %d", m, MaxPreviousChains)
 	}
+	if m > 0 {
+		s.prevDHr = make([][32]byte, 0, MaxPreviousChains)
+	}
 	for i := 0; i < m && r.err == nil; i++ {
 		if k := r.take(32, "session earlier ratchet key"); k != nil {
 			s.prevDHr = append(s.prevDHr, [32]byte(k))
@@ -207,11 +209,8 @@ func ParseSession(b []byte) (*Session, error) {
 		copy(s.dhsPub[:], dhsPub)
 	}
 	if dhrBytes != nil {
-		k, err := ecdh.X25519().NewPublicKey(dhrBytes)
-		if err != nil {
-			return nil, errf(ErrMalformed, "session DHr: %v", err)
-		}
-		s.dhrKey = k
+		// Parsed lazily (Encrypt), like DHs: most loads never need it.
+		s.hasDHr = true
 		copy(s.dhr[:], dhrBytes)
 	}
 	if s.initiator {
