@@ -25,9 +25,9 @@ func newAEAD(key *[32]byte) (cipher.AEAD, error) {
 // sealMessage encrypts plaintext (which may alias dst[len(dst):]) and appends
 // the result to dst. nonce is scratch space owned by the caller: passing it
 // in keeps it off the heap (the AEAD is an interface, so its arguments escape).
-func sealMessage(mk *[32]byte, nonce *[12]byte, dst, plaintext, ad []byte) []byte {
+func sealMessage(k *kdf, mk *[32]byte, nonce *[12]byte, dst, plaintext, ad []byte) []byte {
 	var key [32]byte
-	key, *nonce = messageKeys(mk)
+	key, *nonce = k.messageKeys(mk)
 	aead, err := newAEAD(&key)
 	clear(key[:])
 	if err != nil {
@@ -37,9 +37,9 @@ func sealMessage(mk *[32]byte, nonce *[12]byte, dst, plaintext, ad []byte) []byt
 }
 
 // openMessage decrypts ciphertext into dst (appending); nonce as in sealMessage.
-func openMessage(mk *[32]byte, nonce *[12]byte, dst, ciphertext, ad []byte) ([]byte, error) {
+func openMessage(k *kdf, mk *[32]byte, nonce *[12]byte, dst, ciphertext, ad []byte) ([]byte, error) {
 	var key [32]byte
-	key, *nonce = messageKeys(mk)
+	key, *nonce = k.messageKeys(mk)
 	aead, err := newAEAD(&key)
 	clear(key[:])
 	if err != nil {

@@ -4,25 +4,28 @@ import "testing"
 
 func BenchmarkKDFChainStep(b *testing.B) {
 	var ck [32]byte
+	k := newKDF()
 	b.ReportAllocs()
 	for b.Loop() {
-		_, ck = kdfCK(&ck)
+		_, ck = k.kdfCK(&ck)
 	}
 }
 
 func BenchmarkKDFMessageKeys(b *testing.B) {
 	var mk [32]byte
+	k := newKDF()
 	b.ReportAllocs()
 	for b.Loop() {
-		messageKeys(&mk)
+		k.messageKeys(&mk)
 	}
 }
 
 func BenchmarkKDFRoot(b *testing.B) {
 	var rk, dh [32]byte
+	k := newKDF()
 	b.ReportAllocs()
 	for b.Loop() {
-		rk, _ = kdfRK(&rk, &dh)
+		rk, _ = k.kdfRK(&rk, &dh)
 	}
 }
 

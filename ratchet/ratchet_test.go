@@ -15,28 +15,41 @@ import (
 
 func TestKDFMatchesStandardLibrary(t *testing.T) {
 	r := seeded(7)
-	for i := 0; i < 50; i++ {
+	k := newKDF()
+	for i := 0; i < 200; i++ {
 		var key, ikm [32]byte
 		r.Read(key[:])
 		r.Read(ikm[:])
 		msg := make([]byte, i)
 		r.Read(msg)
-		var got [32]byte
-		hmacSHA256(&got, &key, msg[:i/2], msg[i/2:], nil)
+		k.setKey(&key)
+		k.macKeyed(msg[:i/2], msg[i/2:], nil)
 		m := hmac.New(sha256.New, key[:])
 		m.Write(msg)
-		if !bytes.Equal(got[:], m.Sum(nil)) {
+		if !bytes.Equal(k.t[:], m.Sum(nil)) {
 			t.Fatalf("HMAC differs for %d-byte message", i)
 		}
+		mk, next := k.kdfCK(&key)
+		for j, want := range [][32]byte{mk, next} {
+			m := hmac.New(sha256.New, key[:])
+			m.Write([]byte{byte(j + 1)})
+			if !bytes.Equal(want[:], m.Sum(nil)) {
+				t.Fatal("KDF_CK differs")
+			}
+		}
 		var out [64]byte
-		hkdf64(&out, &key, &ikm, labelRootKDF)
+		k.hkdf64(&out, &key, &ikm, labelRootKDF)
 		want, _ := hkdf.Key(sha256.New, ikm[:], key[:], LabelRootKDF, 64)
 		if !bytes.Equal(out[:], want) {
 			t.Fatal("HKDF differs")
 		}
-		k, n := messageKeys(&ikm)
+		rk, ck := k.kdfRK(&key, &ikm)
+		if !bytes.Equal(rk[:], want[:32]) || !bytes.Equal(ck[:], want[32:]) {
+			t.Fatal("KDF_RK differs")
+		}
+		key2, n := k.messageKeys(&ikm)
 		want, _ = hkdf.Key(sha256.New, ikm[:], nil, LabelMessageKeys, 44)
-		if !bytes.Equal(k[:], want[:32]) || !bytes.Equal(n[:], want[32:]) {
+		if !bytes.Equal(key2[:], want[:32]) || !bytes.Equal(n[:], want[32:]) {
 			t.Fatal("message key expansion differs")
 		}
 	}

@@ -73,6 +73,7 @@ type Session struct {
 	newSkipped []skippedKey
 	nonce      [12]byte
 	seed       [32]byte
+	kdfState   *kdf
 }
 
 type skippedKey struct {
@@ -132,6 +133,14 @@ func (s *Session) SetPadding(block int) error {
 // Padding returns the padding block size (0 = off).
 func (s *Session) Padding() int { return int(s.padding) }
 
+// kdf returns the session's KDF scratch space, made on first use.
+func (s *Session) kdf() *kdf {
+	if s.kdfState == nil {
+		s.kdfState = newKDF()
+	}
+	return s.kdfState
+}
+
 func (s *Session) randReader() io.Reader {
 	if s.rand == nil {
 		return rand.Reader
@@ -180,11 +189,11 @@ func (s *Session) Encrypt(plaintext []byte) ([]byte, error) {
 		if err != nil {
 			return nil, errf(ErrDecrypt, "encrypt: DH with peer ratchet key: %v", err)
 		}
-		rk, cks = kdfRK(&s.rk, (*[32]byte)(shared))
+		rk, cks = s.kdf().kdfRK(&s.rk, (*[32]byte)(shared))
 		clear(shared)
 		newDHs = k
 	}
-	mk, nextCK := kdfCK(&cks)
+	mk, nextCK := s.kdf().kdfCK(&cks)
 
 	dhPub := s.dhsPub[:]
 	if newDHs != nil {
@@ -215,7 +224,7 @@ func (s *Session) Encrypt(plaintext []byte) ([]byte, error) {
 	clear(out[prefix+len(plaintext)+1:])
 
 	s.adBuf = append(append(s.adBuf[:0], s.ad[:]...), out[:prefix]...)
-	out = sealMessage(&mk, &s.nonce, out[:prefix], out[prefix:], s.adBuf)
+	out = sealMessage(s.kdf(), &mk, &s.nonce, out[:prefix], out[prefix:], s.adBuf)
 	clear(mk[:])
 
 	// Commit.
@@ -289,7 +298,7 @@ func (s *Session) decrypt(env *Envelope) ([]byte, error) {
 		}
 		s.newSkipped = s.newSkipped[:0]
 		ck := s.skipChain(s.ckr, s.dhr, s.nr, h.N)
-		mk, next := kdfCK(&ck)
+		mk, next := s.kdf().kdfCK(&ck)
 		pt, err := s.open(&mk, env)
 		clear(mk[:])
 		if err != nil {
@@ -346,10 +355,10 @@ func (s *Session) decrypt(env *Envelope) ([]byte, error) {
 		clear(s.newSkipped)
 		return nil, errf(ErrDecrypt, "DH with ratchet key: %v", err)
 	}
-	rk, ckr := kdfRK(&s.rk, (*[32]byte)(shared))
+	rk, ckr := s.kdf().kdfRK(&s.rk, (*[32]byte)(shared))
 	clear(shared)
 	ck := s.skipChain(ckr, *dh, 0, h.N)
-	mk, next := kdfCK(&ck)
+	mk, next := s.kdf().kdfCK(&ck)
 	pt, err := s.open(&mk, env)
 	clear(mk[:])
 	if err != nil {
@@ -386,7 +395,7 @@ func (s *Session) decrypt(env *Envelope) ([]byte, error) {
 // s.newSkipped and returns the chain key at until. It does not touch state.
 func (s *Session) skipChain(ck [32]byte, dh [32]byte, from, until uint32) [32]byte {
 	for n := from; n < until; n++ {
-		mk, next := kdfCK(&ck)
+		mk, next := s.kdf().kdfCK(&ck)
 		s.newSkipped = append(s.newSkipped, skippedKey{dh: dh, n: n, mk: mk})
 		ck = next
 	}
@@ -418,7 +427,7 @@ func (s *Session) received() {
 
 // open authenticates and decrypts env with mk and strips the padding.
 func (s *Session) open(mk *[32]byte, env *Envelope) ([]byte, error) {
-	pt, err := openMessage(mk, &s.nonce, make([]byte, 0, len(env.Ciphertext)-aeadOverhead), env.Ciphertext, s.adBuf)
+	pt, err := openMessage(s.kdf(), mk, &s.nonce, make([]byte, 0, len(env.Ciphertext)-aeadOverhead), env.Ciphertext, s.adBuf)
 	if err != nil {
 		return nil, errf(ErrDecrypt, "message %d", env.Header.N)
 	}
