@@ -133,6 +133,8 @@ func TestHostileInputKeepsServing(t *testing.T) {
 	}
 
 	// Meanwhile the honest users keep talking.
+	attackDone := make(chan struct{})
+	go func() { wg.Wait(); close(attackDone) }()
 	sent := 0
 	for i := 0; ; i++ {
 		id, err := alice.c.Send(ctx, "bob", []byte(fmt.Sprint("msg ", i)), fmt.Sprint(i))
@@ -147,10 +149,8 @@ func TestHostileInputKeepsServing(t *testing.T) {
 			t.Fatal(err)
 		}
 		sent++
-		done := make(chan struct{})
-		go func() { wg.Wait(); close(done) }()
 		select {
-		case <-done:
+		case <-attackDone:
 		default:
 			continue
 		}
