@@ -603,43 +603,62 @@ func kindCounts(m map[string]int) map[ratchet.PreKeyKind]int {
 	return out
 }
 
-// request sends f with a fresh id on cc and waits for the answer.
+// respChans are answer channels of finished requests, reused: a channel holds a whole
+// Frame, and one per request was a good share of a busy client's garbage.
+var respChans = sync.Pool{New: func() any { return make(chan Frame, 1) }}
+
+// sendBufs hold send frames while they are copied into the connection's writer.
+var sendBufs = sync.Pool{New: func() any { b := make([]byte, 0, 1024); return &b }}
+
+// request sends f with a fresh id on cc and waits for the answer. f does not escape,
+// so callers' frames stay on their stacks.
 func (c *Client) request(ctx context.Context, cc *clientConn, f *Frame) (Frame, error) {
 	f.ID = c.nextID.Add(1)
-	ch := make(chan Frame, 1)
+	id := f.ID
+	ch := respChans.Get().(chan Frame)
 	cc.pmu.Lock()
 	if cc.pending == nil {
 		cc.pmu.Unlock()
+		respChans.Put(ch)
 		return Frame{}, ErrConnectionLost
 	}
-	cc.pending[f.ID] = ch
+	cc.pending[id] = ch
 	cc.pmu.Unlock()
+	// forget withdraws the request. If the reader took the channel already, it may
+	// still send one answer into it: such a channel is not reused.
 	forget := func() {
 		cc.pmu.Lock()
-		if cc.pending != nil {
-			delete(cc.pending, f.ID)
+		_, waiting := cc.pending[id]
+		if waiting {
+			delete(cc.pending, id)
 		}
 		cc.pmu.Unlock()
+		if waiting {
+			respChans.Put(ch)
+		}
 	}
-	var data []byte
+	var err error
 	if f.Type == TypeSend {
-		data = appendSend(make([]byte, 0, 96+len(f.Body)*4/3), f)
+		bp := sendBufs.Get().(*[]byte)
+		data := appendSend((*bp)[:0], f)
+		err = c.writeRequest(cc, data)
+		if cap(data) <= 64<<10 { // the writer copied it
+			*bp = data[:0]
+			sendBufs.Put(bp)
+		}
 	} else {
-		data = encodeFrame(f)
+		err = c.writeRequest(cc, encodeFrameCopy(*f))
 	}
-	if len(data) > MaxFrameSize {
+	if err != nil {
 		forget()
-		return Frame{}, &ProtocolError{Code: CodeFrameTooLarge, Message: fmt.Sprintf("request is %d bytes, the limit is %d", len(data), MaxFrameSize)}
-	}
-	if err := cc.w.write(opText, data); err != nil {
-		forget()
-		return Frame{}, fmt.Errorf("%w: %v", ErrConnectionLost, err)
+		return Frame{}, err
 	}
 	select {
 	case resp, ok := <-ch:
 		if !ok {
-			return Frame{}, ErrConnectionLost
+			return Frame{}, ErrConnectionLost // closed at teardown: not reusable
 		}
+		respChans.Put(ch)
 		if resp.Type == TypeError {
 			return resp, &ProtocolError{Code: resp.Code, Message: resp.Message, Limit: resp.Limit}
 		}
@@ -649,6 +668,21 @@ func (c *Client) request(ctx context.Context, cc *clientConn, f *Frame) (Frame, 
 		return Frame{}, ctx.Err()
 	}
 }
+
+func (c *Client) writeRequest(cc *clientConn, data []byte) error {
+	if len(data) > MaxFrameSize {
+		return &ProtocolError{Code: CodeFrameTooLarge, Message: fmt.Sprintf("request is %d bytes, the limit is %d", len(data), MaxFrameSize)}
+	}
+	if err := cc.w.write(opText, data); err != nil {
+		return fmt.Errorf("%w: %v", ErrConnectionLost, err)
+	}
+	return nil
+}
+
+// encodeFrameCopy encodes a copy of a frame, so the caller's frame does not escape.
+//
+//go:noinline
+func encodeFrameCopy(f Frame) []byte { return encodeFrame(&f) }
 
 func (c *Client) do(ctx context.Context, f *Frame) (Frame, error) {
 	c.mu.Lock()

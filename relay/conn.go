@@ -758,9 +758,12 @@ func (c *conn) onSend(f *Frame) bool {
 		}
 		ttl = time.Duration(f.TTL) * time.Second
 	}
-	ctx, cancel := c.opCtx()
-	_, err := c.s.cachedAccount(ctx, f.To)
-	cancel()
+	var err error
+	if _, cached := c.s.accounts.Load(f.To); !cached { // the usual case costs no context
+		ctx, cancel := c.opCtx()
+		_, err = c.s.cachedAccount(ctx, f.To)
+		cancel()
+	}
 	if errors.Is(err, storage.ErrNotFound) {
 		c.replyError(f.ID, CodeNotFound, "no card registered under "+strconv.Quote(f.To), "")
 		return true

@@ -130,7 +130,7 @@ func fastDecodeSend(b []byte) (Frame, bool) {
 // back to encoding/json when a string needs escaping.
 func appendSend(b []byte, f *Frame) []byte {
 	if !plainASCII(f.To) || !plainASCII(f.ClientID) {
-		return append(b, encodeFrame(f)...)
+		return append(b, encodeFrameCopy(*f)...)
 	}
 	b = append(b, `{"type":"send","id":`...)
 	b = strconv.AppendUint(b, f.ID, 10)
