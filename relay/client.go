@@ -510,7 +510,8 @@ func (c *Client) readLoop(cc *clientConn) {
 	const readTimeout = 2*time.Minute + 15*time.Second // relay pings every 30s by default
 	ready := false
 	buf := make([]byte, 0, 4096)
-	cc.ws.SetReadDeadline(time.Now().Add(readTimeout))
+	lastDeadline := time.Now()
+	cc.ws.SetReadDeadline(lastDeadline.Add(readTimeout))
 	// All writes go through cc.w (gorilla only reads), so the pong and the close echo do too.
 	cc.ws.SetPingHandler(func(data string) error {
 		cc.ws.SetReadDeadline(time.Now().Add(readTimeout))
@@ -541,7 +542,11 @@ func (c *Client) readLoop(cc *clientConn) {
 		if cap(data) <= 128<<10 {
 			buf = data[:0]
 		}
-		cc.ws.SetReadDeadline(time.Now().Add(readTimeout))
+		// Refresh the idle deadline at most once a second: it costs a timer update.
+		if now := time.Now(); now.Sub(lastDeadline) > time.Second {
+			cc.ws.SetReadDeadline(now.Add(readTimeout))
+			lastDeadline = now
+		}
 		f, err := decodeServerFrame(data)
 		if err != nil {
 			c.log.Warn("undecodable frame from relay", "err", err)
