@@ -271,12 +271,38 @@ func benchRelayWith(b *testing.B, pairs, window, rate int, q relay.Queue, syncMo
 	} else {
 		metrics = r.Get(b, "/metrics")
 	}
-	for _, l := range strings.Split(metrics, "\n") {
-		if strings.HasPrefix(l, "pfschat_relay_commit_seconds") && (b.N > 1 || !strings.Contains(l, "bucket")) {
-			b.Log(l)
-		}
+	if b.N > 1 {
+		b.Log(commitSummary(metrics))
 	}
 	return stats.result(total, elapsed)
+}
+
+// commitSummary condenses the relay's commit histograms into one log line: how many
+// group commits, their mean size and latency, and how many took over 5, 10 and 25 ms.
+func commitSummary(metrics string) string {
+	vals := map[string]float64{}
+	for _, l := range strings.Split(metrics, "\n") {
+		if !strings.HasPrefix(l, "pfschat_relay_commit_") {
+			continue
+		}
+		k, v, ok := strings.Cut(l, " ")
+		if !ok {
+			continue
+		}
+		var f float64
+		fmt.Sscan(v, &f)
+		vals[k] = f
+	}
+	n := vals["pfschat_relay_commit_seconds_count"]
+	if n == 0 {
+		return "no commits"
+	}
+	over := func(le string) float64 {
+		return n - vals[`pfschat_relay_commit_seconds_bucket{le="`+le+`"}`]
+	}
+	return fmt.Sprintf("%.0f commits, %.1f msgs each, mean %.2f ms; over 5 ms: %.0f, over 10 ms: %.0f, over 25 ms: %.0f",
+		n, vals["pfschat_relay_commit_batch_size_sum"]/n, 1000*vals["pfschat_relay_commit_seconds_sum"]/n,
+		over("0.005"), over("0.01"), over("0.025"))
 }
 
 // benchFloor is the same load through a bare in-memory gorilla forwarder: no JSON, no

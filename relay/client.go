@@ -858,7 +858,7 @@ func (c *Client) AckNoWait(ids ...int64) error {
 	}
 	for len(ids) > 0 {
 		n := min(len(ids), maxAckIDs)
-		data := encodeFrame(&Frame{Type: TypeAck, ID: c.nextID.Add(1), IDs: ids[:n]})
+		data := appendAck(make([]byte, 0, 32+n*8), c.nextID.Add(1), ids[:n])
 		ids = ids[n:]
 		if err := cc.w.write(opText, data); err != nil {
 			return fmt.Errorf("%w: %v", ErrConnectionLost, err)

@@ -286,7 +286,12 @@ func (c *conn) replyError(reqID uint64, code, msg, limit string) {
 	c.send(&Frame{Type: TypeError, ID: reqID, Code: code, Message: msg, Limit: limit})
 }
 
-func (c *conn) replyOK(reqID uint64) { c.send(&Frame{Type: TypeOK, ID: reqID}) }
+func (c *conn) replyOK(reqID uint64) {
+	c.s.m.frameOut(TypeOK)
+	if !c.out.tryPush(outItem{raw: appendOK(make([]byte, 0, 32), reqID)}) {
+		c.slow()
+	}
+}
 
 func (c *conn) replyAccepted(reqID uint64, msgID int64, dup bool) {
 	c.s.m.frameOut(TypeAccepted)

@@ -250,7 +250,11 @@ func DecodeFrame(b []byte) (Frame, error) {
 	if len(b) > MaxFrameSize {
 		return Frame{}, &FrameError{Code: CodeFrameTooLarge, Reason: "frame is larger than " + strconv.Itoa(MaxFrameSize) + " bytes"}
 	}
-	if fast, ok := fastDecodeSend(b); ok {
+	fast, ok := fastDecodeSend(b)
+	if !ok {
+		fast, ok = fastDecodeAck(b)
+	}
+	if ok {
 		if err := validateClientFrame(&fast); err != nil {
 			return Frame{ID: fast.ID, Type: fast.Type}, err
 		}
@@ -388,6 +392,9 @@ func decodeServerFrame(b []byte) (Frame, error) {
 		return fast, nil
 	}
 	if fast, ok := fastDecodeAccepted(b); ok {
+		return fast, nil
+	}
+	if fast, ok := fastDecodeOK(b); ok {
 		return fast, nil
 	}
 	return decodeServerFrameJSON(b)
