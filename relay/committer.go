@@ -249,7 +249,9 @@ func (cm *committer) flushAcks(ctx context.Context) {
 		for to, g := range cm.ackGroups {
 			batch[to] = g.ids
 		}
+		start := time.Now()
 		err := ab.AckBatch(ctx, batch)
+		cm.m.ackLatency.observe(time.Since(start).Seconds())
 		if err != nil {
 			cm.log.Error("ack batch failed", "recipients", len(batch), "err", err)
 		}
@@ -271,7 +273,9 @@ func (cm *committer) flushAcks(ctx context.Context) {
 	}
 	for _, to := range cm.ackOrder[:n] {
 		g := cm.ackGroups[to]
+		start := time.Now()
 		err := cm.q.Ack(ctx, to, g.ids)
+		cm.m.ackLatency.observe(time.Since(start).Seconds())
 		if err != nil {
 			cm.log.Error("ack failed", "ids", len(g.ids), "err", err)
 		}
