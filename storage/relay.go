@@ -53,6 +53,13 @@ func OpenRelay(ctx context.Context, path string, opts RelayOptions) (*Relay, err
 		d.close()
 		return nil, fmt.Errorf("storage: set the relay store's cache size: %w", err)
 	}
+	// Statement journals (multi-row INSERTs and DELETEs keep one so that a failing
+	// statement can be undone alone) stay in memory instead of spilling to a temporary
+	// file past 64 KiB, which cost a pwrite per page of a big batch.
+	if _, err := d.w.ExecContext(ctx, "PRAGMA temp_store = MEMORY"); err != nil {
+		d.close()
+		return nil, fmt.Errorf("storage: set the relay store's temp store: %w", err)
+	}
 	return &Relay{db: d, opts: opts}, nil
 }
 
