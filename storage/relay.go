@@ -787,42 +787,87 @@ func ackTx(ctx context.Context, tx *txn, acks map[string][]int64) error {
 // before now; messages with a zero ExpiresAt never expire. Returns how many messages
 // were deleted.
 func (r *Relay) Expire(ctx context.Context, now time.Time) (int, error) {
-	var n int64
-	err := r.db.write(ctx, func(tx *txn) error {
-		var err error
-		n = 0
-		rows, err := tx.query(ctx, "DELETE FROM queue WHERE expires_at <> 0 AND expires_at < ? RETURNING recipient, length(body)", dbTime(now))
-		if err != nil {
-			return err
-		}
-		gone := map[string]*usageDelta{}
-		for rows.Next() {
-			var to string
-			var size int64
-			if err := rows.Scan(&to, &size); err != nil {
-				rows.Close()
-				return err
-			}
-			gone[to] = gone[to].add(-1, -size)
-			n++
-		}
-		if err := rows.Close(); err != nil {
-			return err
-		}
-		if err := rows.Err(); err != nil {
-			return err
-		}
-		if err := applyUsage(ctx, tx, gone); err != nil {
-			return err
-		}
-		_, err = tx.exec(ctx, "DELETE FROM dedup WHERE expires_at <> 0 AND expires_at < ?", dbTime(now))
-		return err
-	})
+	cutoff := dbTime(now)
+	// Find the expired messages with a scan on a reader connection (queue has no index
+	// on expires_at: every enqueue and ack paid for one), beside the writer.
+	rows, err := r.db.query(ctx, "SELECT id FROM queue WHERE expires_at <> 0 AND expires_at < ?", cutoff)
 	if err != nil {
 		return 0, fmt.Errorf("storage: expire: %w", err)
 	}
-	return int(n), nil
+	var ids []int64
+	for rows.Next() {
+		var id int64
+		if err := rows.Scan(&id); err != nil {
+			rows.Close()
+			return 0, fmt.Errorf("storage: expire: %w", err)
+		}
+		ids = append(ids, id)
+	}
+	rows.Close()
+	if err := rows.Err(); err != nil {
+		return 0, fmt.Errorf("storage: expire: %w", err)
+	}
+	// Delete them in short transactions, so commits waiting for the writer are held up
+	// for one chunk at most.
+	n := 0
+	const perTx = 1024
+	for len(ids) > 0 {
+		chunk := ids[:min(len(ids), perTx)]
+		ids = ids[len(chunk):]
+		err := r.db.write(ctx, func(tx *txn) error {
+			gone := map[string]*usageDelta{}
+			deleted := 0
+			args := make([]any, 0, 1+rowChunks[0])
+			for rest := chunk; len(rest) > 0; {
+				k := chunkOf(len(rest))
+				args = append(args[:0], cutoff)
+				for _, id := range rest[:k] {
+					args = append(args, id)
+				}
+				rest = rest[k:]
+				rows, err := tx.query(ctx, expireDelete.text(k), args...)
+				if err != nil {
+					return err
+				}
+				for rows.Next() {
+					var to string
+					var size int64
+					if err := rows.Scan(&to, &size); err != nil {
+						rows.Close()
+						return err
+					}
+					gone[to] = gone[to].add(-1, -size)
+					deleted++
+				}
+				if err := rows.Close(); err != nil {
+					return err
+				}
+				if err := rows.Err(); err != nil {
+					return err
+				}
+			}
+			if err := applyUsage(ctx, tx, gone); err != nil {
+				return err
+			}
+			n += deleted
+			return nil
+		})
+		if err != nil {
+			return n, fmt.Errorf("storage: expire: %w", err)
+		}
+	}
+	err = r.db.write(ctx, func(tx *txn) error {
+		_, err := tx.exec(ctx, "DELETE FROM dedup WHERE expires_at <> 0 AND expires_at < ?", cutoff)
+		return err
+	})
+	if err != nil {
+		return n, fmt.Errorf("storage: expire duplicate-detection entries: %w", err)
+	}
+	return n, nil
 }
+
+var expireDelete = &multiRow{prefix: "DELETE FROM queue WHERE expires_at <> 0 AND expires_at < ? AND id IN (", row: "?",
+	suffix: ") RETURNING recipient, length(body)"}
 
 // QueueDepth is the number of queued messages, all recipients together.
 func (r *Relay) QueueDepth(ctx context.Context) (int, error) {

@@ -277,3 +277,32 @@ func TestQueueUsageExact(t *testing.T) {
 		t.Fatal("no copy of a refused message was tried")
 	}
 }
+
+// TestExpireInChunks: more expired messages than one expiry transaction takes are all
+// deleted, the unexpired ones kept, and the usage stays exact.
+func TestExpireInChunks(t *testing.T) {
+	ctx := context.Background()
+	r := newRelay(t, RelayOptions{})
+	var batch []QueuedMessage
+	for i := 0; i < 2500; i++ {
+		exp := t0.Add(time.Minute)
+		if i%5 == 0 {
+			exp = t0.Add(48 * time.Hour)
+		}
+		batch = append(batch, QueuedMessage{To: []string{"bob", "carol"}[i%2], From: "a", ClientID: fmt.Sprint(i), Body: make([]byte, 3), ExpiresAt: exp})
+	}
+	if _, err := r.Enqueue(ctx, batch); err != nil {
+		t.Fatal(err)
+	}
+	n, err := r.Expire(ctx, t0.Add(time.Hour))
+	if err != nil || n != 2000 {
+		t.Fatalf("expired %d (%v), want 2000", n, err)
+	}
+	for _, to := range []string{"bob", "carol"} {
+		c, b, _ := r.QueueUsage(ctx, to)
+		p, _ := r.Pending(ctx, to, 0, 1000)
+		if c != 250 || b != 750 || len(p) != 250 {
+			t.Fatalf("%s: usage %d/%d, %d pending; want 250 of 3 bytes", to, c, b, len(p))
+		}
+	}
+}
