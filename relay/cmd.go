@@ -37,11 +37,13 @@ func DefaultDBPath() string {
 // The relay's garbage-collector settings. A relay's live heap is small (connections,
 // queued frames, caches), so with Go's default GOGC=100 it collects several times a
 // second under load, and each cycle's mark phase takes a core of a small machine for
-// ~10-15 ms: those cycles were a visible part of the delivery latency tail. GOGC=400
-// collects a quarter as often; the soft memory limit bounds what the extra headroom
-// may cost (near the limit the collector runs as often as it needs to).
+// ~10-15 ms: those cycles were a visible part of the delivery latency tail. GOGC=200
+// collects half as often (400 helped the tail a little more but raised an idle
+// connection's measured cost from about 12 to 15-16 KB, too close to its 16 KiB
+// budget; 200 costs about 14 KB); the soft memory limit bounds what the extra
+// headroom may cost (near the limit the collector runs as often as it needs to).
 const (
-	DefaultGCPercent   = 400
+	DefaultGCPercent   = 200
 	DefaultMemoryLimit = 1 << 30 // bytes
 )
 

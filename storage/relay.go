@@ -46,10 +46,10 @@ func OpenRelay(ctx context.Context, path string, opts RelayOptions) (*Relay, err
 	if err != nil {
 		return nil, err
 	}
-	// The writer's page cache holds the hot b-tree pages of the queue and dedup
+	// The writer's 8 MiB page cache holds the hot b-tree pages of the queue and dedup
 	// indexes (SQLite's default is 2 MiB, which a busy relay outgrows: every miss is a
 	// pread). The connection pool has exactly one writer connection, so this sticks.
-	if _, err := d.w.ExecContext(ctx, "PRAGMA cache_size = -32768"); err != nil {
+	if _, err := d.w.ExecContext(ctx, "PRAGMA cache_size = -8192"); err != nil {
 		d.close()
 		return nil, fmt.Errorf("storage: set the relay store's cache size: %w", err)
 	}
