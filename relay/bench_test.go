@@ -124,8 +124,16 @@ func BenchmarkLoadVsFloor(b *testing.B) {
 // latency distribution (target p99 < 10 ms).
 func BenchmarkLoadFixedRate(b *testing.B) {
 	b.Run("pairs=1000/rate=10000", func(b *testing.B) { benchRelay(b, 1000, 8, 10000) })
-	// The relay in its own process (FULL sync), so its garbage collector and
-	// scheduler are not shared with 3,000 client goroutines.
+	b.Run("pairs=1000/rate=10000/sync=NORMAL", func(b *testing.B) { benchRelayWith(b, 1000, 8, 10000, nil, "NORMAL").report(b, "") })
+	// The same with the whole benchmark process (relay and clients) on the garbage
+	// collector settings `pfschat relay` uses (relay.TuneGC).
+	b.Run("pairs=1000/rate=10000/gc=relay", func(b *testing.B) {
+		defer relay.TuneGC(relay.DefaultGCPercent, relay.DefaultMemoryLimit)()
+		benchRelay(b, 1000, 8, 10000)
+	})
+	// The relay in its own process (FULL sync, the GC settings of `pfschat relay`),
+	// so its garbage collector and scheduler are not shared with 3,000 client
+	// goroutines.
 	b.Run("pairs=1000/rate=10000/child", func(b *testing.B) { benchRelayWith(b, 1000, 2, 10000, nil, "child").report(b, "") })
 	b.Run("pairs=100/rate=1000", func(b *testing.B) { benchRelay(b, 100, 8, 1000) })
 	b.Run("pairs=100/rate=10000/memqueue", func(b *testing.B) { benchRelayWith(b, 100, 8, 10000, newMemQueue(), "").report(b, "") })
@@ -271,12 +279,43 @@ func benchRelayWith(b *testing.B, pairs, window, rate int, q relay.Queue, syncMo
 	} else {
 		metrics = r.Get(b, "/metrics")
 	}
-	for _, l := range strings.Split(metrics, "\n") {
-		if strings.HasPrefix(l, "pfschat_relay_commit_seconds") && (b.N > 1 || !strings.Contains(l, "bucket")) {
-			b.Log(l)
-		}
+	if b.N > 1 {
+		b.Log(commitSummary(metrics))
 	}
 	return stats.result(total, elapsed)
+}
+
+// commitSummary condenses the relay's commit histograms into one log line: how many
+// group commits, their mean size and latency, and how many took over 5, 10 and 25 ms.
+func commitSummary(metrics string) string {
+	vals := map[string]float64{}
+	for _, l := range strings.Split(metrics, "\n") {
+		if !strings.HasPrefix(l, "pfschat_relay_commit_") && !strings.HasPrefix(l, "pfschat_relay_ack_commit_") {
+			continue
+		}
+		k, v, ok := strings.Cut(l, " ")
+		if !ok {
+			continue
+		}
+		var f float64
+		fmt.Sscan(v, &f)
+		vals[k] = f
+	}
+	n := vals["pfschat_relay_commit_seconds_count"]
+	if n == 0 {
+		return "no commits"
+	}
+	over := func(le string) float64 {
+		return n - vals[`pfschat_relay_commit_seconds_bucket{le="`+le+`"}`]
+	}
+	na := vals["pfschat_relay_ack_commit_seconds_count"]
+	overAck := func(le string) float64 {
+		return na - vals[`pfschat_relay_ack_commit_seconds_bucket{le="`+le+`"}`]
+	}
+	return fmt.Sprintf("%.0f send commits, %.1f msgs each, mean %.2f ms, over 5/10/25 ms: %.0f/%.0f/%.0f; %.0f ack commits, mean %.2f ms, over 5/10/25 ms: %.0f/%.0f/%.0f",
+		n, vals["pfschat_relay_commit_batch_size_sum"]/n, 1000*vals["pfschat_relay_commit_seconds_sum"]/n,
+		over("0.005"), over("0.01"), over("0.025"),
+		na, 1000*vals["pfschat_relay_ack_commit_seconds_sum"]/max(na, 1), overAck("0.005"), overAck("0.01"), overAck("0.025"))
 }
 
 // benchFloor is the same load through a bare in-memory gorilla forwarder: no JSON, no

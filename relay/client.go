@@ -510,7 +510,8 @@ func (c *Client) readLoop(cc *clientConn) {
 	const readTimeout = 2*time.Minute + 15*time.Second // relay pings every 30s by default
 	ready := false
 	buf := make([]byte, 0, 4096)
-	cc.ws.SetReadDeadline(time.Now().Add(readTimeout))
+	lastDeadline := time.Now()
+	cc.ws.SetReadDeadline(lastDeadline.Add(readTimeout))
 	// All writes go through cc.w (gorilla only reads), so the pong and the close echo do too.
 	cc.ws.SetPingHandler(func(data string) error {
 		cc.ws.SetReadDeadline(time.Now().Add(readTimeout))
@@ -541,7 +542,11 @@ func (c *Client) readLoop(cc *clientConn) {
 		if cap(data) <= 128<<10 {
 			buf = data[:0]
 		}
-		cc.ws.SetReadDeadline(time.Now().Add(readTimeout))
+		// Refresh the idle deadline at most once a second: it costs a timer update.
+		if now := time.Now(); now.Sub(lastDeadline) > time.Second {
+			cc.ws.SetReadDeadline(now.Add(readTimeout))
+			lastDeadline = now
+		}
 		f, err := decodeServerFrame(data)
 		if err != nil {
 			c.log.Warn("undecodable frame from relay", "err", err)
@@ -603,43 +608,62 @@ func kindCounts(m map[string]int) map[ratchet.PreKeyKind]int {
 	return out
 }
 
-// request sends f with a fresh id on cc and waits for the answer.
+// respChans are answer channels of finished requests, reused: a channel holds a whole
+// Frame, and one per request was a good share of a busy client's garbage.
+var respChans = sync.Pool{New: func() any { return make(chan Frame, 1) }}
+
+// sendBufs hold send frames while they are copied into the connection's writer.
+var sendBufs = sync.Pool{New: func() any { b := make([]byte, 0, 1024); return &b }}
+
+// request sends f with a fresh id on cc and waits for the answer. f does not escape,
+// so callers' frames stay on their stacks.
 func (c *Client) request(ctx context.Context, cc *clientConn, f *Frame) (Frame, error) {
 	f.ID = c.nextID.Add(1)
-	ch := make(chan Frame, 1)
+	id := f.ID
+	ch := respChans.Get().(chan Frame)
 	cc.pmu.Lock()
 	if cc.pending == nil {
 		cc.pmu.Unlock()
+		respChans.Put(ch)
 		return Frame{}, ErrConnectionLost
 	}
-	cc.pending[f.ID] = ch
+	cc.pending[id] = ch
 	cc.pmu.Unlock()
+	// forget withdraws the request. If the reader took the channel already, it may
+	// still send one answer into it: such a channel is not reused.
 	forget := func() {
 		cc.pmu.Lock()
-		if cc.pending != nil {
-			delete(cc.pending, f.ID)
+		_, waiting := cc.pending[id]
+		if waiting {
+			delete(cc.pending, id)
 		}
 		cc.pmu.Unlock()
+		if waiting {
+			respChans.Put(ch)
+		}
 	}
-	var data []byte
+	var err error
 	if f.Type == TypeSend {
-		data = appendSend(make([]byte, 0, 96+len(f.Body)*4/3), f)
+		bp := sendBufs.Get().(*[]byte)
+		data := appendSend((*bp)[:0], f)
+		err = c.writeRequest(cc, data)
+		if cap(data) <= 64<<10 { // the writer copied it
+			*bp = data[:0]
+			sendBufs.Put(bp)
+		}
 	} else {
-		data = encodeFrame(f)
+		err = c.writeRequest(cc, encodeFrameCopy(*f))
 	}
-	if len(data) > MaxFrameSize {
+	if err != nil {
 		forget()
-		return Frame{}, &ProtocolError{Code: CodeFrameTooLarge, Message: fmt.Sprintf("request is %d bytes, the limit is %d", len(data), MaxFrameSize)}
-	}
-	if err := cc.w.write(opText, data); err != nil {
-		forget()
-		return Frame{}, fmt.Errorf("%w: %v", ErrConnectionLost, err)
+		return Frame{}, err
 	}
 	select {
 	case resp, ok := <-ch:
 		if !ok {
-			return Frame{}, ErrConnectionLost
+			return Frame{}, ErrConnectionLost // closed at teardown: not reusable
 		}
+		respChans.Put(ch)
 		if resp.Type == TypeError {
 			return resp, &ProtocolError{Code: resp.Code, Message: resp.Message, Limit: resp.Limit}
 		}
@@ -649,6 +673,21 @@ func (c *Client) request(ctx context.Context, cc *clientConn, f *Frame) (Frame, 
 		return Frame{}, ctx.Err()
 	}
 }
+
+func (c *Client) writeRequest(cc *clientConn, data []byte) error {
+	if len(data) > MaxFrameSize {
+		return &ProtocolError{Code: CodeFrameTooLarge, Message: fmt.Sprintf("request is %d bytes, the limit is %d", len(data), MaxFrameSize)}
+	}
+	if err := cc.w.write(opText, data); err != nil {
+		return fmt.Errorf("%w: %v", ErrConnectionLost, err)
+	}
+	return nil
+}
+
+// encodeFrameCopy encodes a copy of a frame, so the caller's frame does not escape.
+//
+//go:noinline
+func encodeFrameCopy(f Frame) []byte { return encodeFrame(&f) }
 
 func (c *Client) do(ctx context.Context, f *Frame) (Frame, error) {
 	c.mu.Lock()
@@ -819,7 +858,7 @@ func (c *Client) AckNoWait(ids ...int64) error {
 	}
 	for len(ids) > 0 {
 		n := min(len(ids), maxAckIDs)
-		data := encodeFrame(&Frame{Type: TypeAck, ID: c.nextID.Add(1), IDs: ids[:n]})
+		data := appendAck(make([]byte, 0, 32+n*8), c.nextID.Add(1), ids[:n])
 		ids = ids[n:]
 		if err := cc.w.write(opText, data); err != nil {
 			return fmt.Errorf("%w: %v", ErrConnectionLost, err)

@@ -6,6 +6,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"runtime/debug"
 	"strings"
 	"testing"
 
@@ -62,5 +63,29 @@ func TestRunCommandBadFlags(t *testing.T) {
 	}
 	if err := relay.RunCommand(context.Background(), []string{"extra"}, io.Discard, io.Discard); err == nil {
 		t.Fatal("stray argument accepted")
+	}
+}
+
+// TestTuneGC: the relay's collector settings apply and are restored; GOGC wins.
+func TestTuneGC(t *testing.T) {
+	t.Setenv("GOGC", "")
+	t.Setenv("GOMEMLIMIT", "")
+	prev := debug.SetGCPercent(100)
+	defer debug.SetGCPercent(prev)
+	restore := relay.TuneGC(relay.DefaultGCPercent, relay.DefaultMemoryLimit)
+	if got := debug.SetGCPercent(relay.DefaultGCPercent); got != relay.DefaultGCPercent {
+		t.Fatalf("GC percent %d after TuneGC, want %d", got, relay.DefaultGCPercent)
+	}
+	if got := debug.SetMemoryLimit(-1); got != relay.DefaultMemoryLimit {
+		t.Fatalf("memory limit %d after TuneGC, want %d", got, relay.DefaultMemoryLimit)
+	}
+	restore()
+	if got := debug.SetGCPercent(100); got != 100 {
+		t.Fatalf("GC percent %d after restore, want 100", got)
+	}
+	t.Setenv("GOGC", "150")
+	relay.TuneGC(relay.DefaultGCPercent, 0)()
+	if got := debug.SetGCPercent(100); got != 100 {
+		t.Fatalf("TuneGC overrode GOGC: percent %d", got)
 	}
 }

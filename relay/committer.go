@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"log/slog"
+	"sync"
+	"sync/atomic"
 	"time"
 
 	"pfschat/storage"
@@ -74,6 +76,9 @@ func (cm *committer) stop() {
 
 func (cm *committer) run() {
 	defer close(cm.done)
+	var expiring sync.WaitGroup
+	var expireRunning atomic.Bool
+	defer expiring.Wait() // before done closes: the store may be closed after that
 	// Background context on purpose: a commit that has started must finish even while
 	// the server shuts down, or an "accepted" could be lost.
 	ctx := context.Background()
@@ -94,7 +99,18 @@ func (cm *committer) run() {
 			case a := <-cm.acks:
 				acks = append(acks, a)
 			case <-expireTick.C:
-				cm.runExpire(ctx)
+				// Beside the commits: the expiry scan reads on its own connection and
+				// deletes in short transactions that take turns with group commits.
+				// (The first run, at start, happens before any commit.)
+				if !expireRunning.CompareAndSwap(false, true) {
+					continue // the previous run is still going
+				}
+				expiring.Add(1)
+				go func() {
+					defer expiring.Done()
+					defer expireRunning.Store(false)
+					cm.runExpire(ctx)
+				}()
 				continue
 			case <-cm.quit:
 				cm.drain(ctx, batch)
@@ -249,7 +265,9 @@ func (cm *committer) flushAcks(ctx context.Context) {
 		for to, g := range cm.ackGroups {
 			batch[to] = g.ids
 		}
+		start := time.Now()
 		err := ab.AckBatch(ctx, batch)
+		cm.m.ackLatency.observe(time.Since(start).Seconds())
 		if err != nil {
 			cm.log.Error("ack batch failed", "recipients", len(batch), "err", err)
 		}
@@ -271,7 +289,9 @@ func (cm *committer) flushAcks(ctx context.Context) {
 	}
 	for _, to := range cm.ackOrder[:n] {
 		g := cm.ackGroups[to]
+		start := time.Now()
 		err := cm.q.Ack(ctx, to, g.ids)
+		cm.m.ackLatency.observe(time.Since(start).Seconds())
 		if err != nil {
 			cm.log.Error("ack failed", "ids", len(g.ids), "err", err)
 		}

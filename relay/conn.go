@@ -286,7 +286,12 @@ func (c *conn) replyError(reqID uint64, code, msg, limit string) {
 	c.send(&Frame{Type: TypeError, ID: reqID, Code: code, Message: msg, Limit: limit})
 }
 
-func (c *conn) replyOK(reqID uint64) { c.send(&Frame{Type: TypeOK, ID: reqID}) }
+func (c *conn) replyOK(reqID uint64) {
+	c.s.m.frameOut(TypeOK)
+	if !c.out.tryPush(outItem{raw: appendOK(make([]byte, 0, 32), reqID)}) {
+		c.slow()
+	}
+}
 
 func (c *conn) replyAccepted(reqID uint64, msgID int64, dup bool) {
 	c.s.m.frameOut(TypeAccepted)
@@ -758,9 +763,12 @@ func (c *conn) onSend(f *Frame) bool {
 		}
 		ttl = time.Duration(f.TTL) * time.Second
 	}
-	ctx, cancel := c.opCtx()
-	_, err := c.s.cachedAccount(ctx, f.To)
-	cancel()
+	var err error
+	if _, cached := c.s.accounts.Load(f.To); !cached { // the usual case costs no context
+		ctx, cancel := c.opCtx()
+		_, err = c.s.cachedAccount(ctx, f.To)
+		cancel()
+	}
 	if errors.Is(err, storage.ErrNotFound) {
 		c.replyError(f.ID, CodeNotFound, "no card registered under "+strconv.Quote(f.To), "")
 		return true

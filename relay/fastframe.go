@@ -130,7 +130,7 @@ func fastDecodeSend(b []byte) (Frame, bool) {
 // back to encoding/json when a string needs escaping.
 func appendSend(b []byte, f *Frame) []byte {
 	if !plainASCII(f.To) || !plainASCII(f.ClientID) {
-		return append(b, encodeFrame(f)...)
+		return append(b, encodeFrameCopy(*f)...)
 	}
 	b = append(b, `{"type":"send","id":`...)
 	b = strconv.AppendUint(b, f.ID, 10)
@@ -228,4 +228,75 @@ func peekID(b []byte) uint64 {
 		return 0
 	}
 	return id
+}
+
+// fastDecodeAck recognises {"type":"ack","id":N,"ids":[N,N,...]} (what appendAck and
+// encoding/json write for an ack).
+func fastDecodeAck(b []byte) (Frame, bool) {
+	s := scanner{b: b}
+	var f Frame
+	var ok bool
+	if !s.lit(`{"type":"ack","id":`) {
+		return f, false
+	}
+	if f.ID, ok = s.uint(); !ok || !s.lit(`,"ids":[`) {
+		return f, false
+	}
+	f.IDs = make([]int64, 0, bytes.Count(b[s.i:], []byte{','})+1)
+	if !s.lit("]") {
+		for {
+			n, ok := s.uint()
+			if !ok {
+				return Frame{}, false
+			}
+			f.IDs = append(f.IDs, int64(n))
+			if s.lit("]") {
+				break
+			}
+			if !s.lit(",") {
+				return Frame{}, false
+			}
+		}
+	}
+	if !s.lit("}") || !s.end() {
+		return Frame{}, false
+	}
+	f.Type = TypeAck
+	return f, true
+}
+
+// appendAck writes an ack frame in the layout fastDecodeAck recognises.
+func appendAck(b []byte, id uint64, ids []int64) []byte {
+	b = append(b, `{"type":"ack","id":`...)
+	b = strconv.AppendUint(b, id, 10)
+	b = append(b, `,"ids":[`...)
+	for i, x := range ids {
+		if i > 0 {
+			b = append(b, ',')
+		}
+		b = strconv.AppendInt(b, x, 10)
+	}
+	return append(b, "]}"...)
+}
+
+// fastDecodeOK recognises {"type":"ok","id":N}, the answer to an ack.
+func fastDecodeOK(b []byte) (Frame, bool) {
+	s := scanner{b: b}
+	var f Frame
+	var ok bool
+	if !s.lit(`{"type":"ok","id":`) {
+		return f, false
+	}
+	if f.ID, ok = s.uint(); !ok || !s.lit("}") || !s.end() {
+		return Frame{}, false
+	}
+	f.Type = TypeOK
+	return f, true
+}
+
+// appendOK writes {"type":"ok","id":N}.
+func appendOK(b []byte, id uint64) []byte {
+	b = append(b, `{"type":"ok","id":`...)
+	b = strconv.AppendUint(b, id, 10)
+	return append(b, '}')
 }

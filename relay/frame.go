@@ -247,16 +247,28 @@ func (f *Frame) present() fieldSet {
 // Code is the error code to answer with. When the refusal happens after the id was
 // read, the returned id lets the caller answer the request it belongs to.
 func DecodeFrame(b []byte) (Frame, error) {
-	var f Frame
 	if len(b) > MaxFrameSize {
-		return f, &FrameError{Code: CodeFrameTooLarge, Reason: "frame is larger than " + strconv.Itoa(MaxFrameSize) + " bytes"}
+		return Frame{}, &FrameError{Code: CodeFrameTooLarge, Reason: "frame is larger than " + strconv.Itoa(MaxFrameSize) + " bytes"}
 	}
-	if fast, ok := fastDecodeSend(b); ok {
+	fast, ok := fastDecodeSend(b)
+	if !ok {
+		fast, ok = fastDecodeAck(b)
+	}
+	if ok {
 		if err := validateClientFrame(&fast); err != nil {
 			return Frame{ID: fast.ID, Type: fast.Type}, err
 		}
 		return fast, nil
 	}
+	return decodeFrameJSON(b)
+}
+
+// decodeFrameJSON is DecodeFrame's general path, apart so that the frame it decodes
+// into (which encoding/json makes escape) is not allocated on the fast path.
+//
+//go:noinline
+func decodeFrameJSON(b []byte) (Frame, error) {
+	var f Frame
 	dec := json.NewDecoder(bytes.NewReader(b))
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(&f); err != nil {
@@ -373,9 +385,8 @@ func truncate(s string, n int) string {
 // decodeServerFrame parses a frame from the relay. It is lenient about fields it does
 // not know (a newer relay may add some) but still never panics.
 func decodeServerFrame(b []byte) (Frame, error) {
-	var f Frame
 	if len(b) > MaxFrameSize+4096 {
-		return f, &FrameError{Code: CodeFrameTooLarge, Reason: "frame from relay is too large"}
+		return Frame{}, &FrameError{Code: CodeFrameTooLarge, Reason: "frame from relay is too large"}
 	}
 	if fast, ok := fastDecodeDeliver(b); ok {
 		return fast, nil
@@ -383,6 +394,15 @@ func decodeServerFrame(b []byte) (Frame, error) {
 	if fast, ok := fastDecodeAccepted(b); ok {
 		return fast, nil
 	}
+	if fast, ok := fastDecodeOK(b); ok {
+		return fast, nil
+	}
+	return decodeServerFrameJSON(b)
+}
+
+//go:noinline
+func decodeServerFrameJSON(b []byte) (Frame, error) {
+	var f Frame
 	if err := json.Unmarshal(b, &f); err != nil {
 		return f, jsonError(err)
 	}

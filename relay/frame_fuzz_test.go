@@ -104,6 +104,17 @@ func TestHotEncodersMatchJSON(t *testing.T) {
 	if err := json.Unmarshal(got, &f); err != nil || f.Type != TypeAccepted || f.ID != 7 || f.MsgID != 9 || !f.Duplicate {
 		t.Fatalf("accepted encoding %s: %+v %v", got, f, err)
 	}
+	for _, fr := range []Frame{{Type: TypeAck, ID: 8, IDs: []int64{1, 99, 1 << 40}}, {Type: TypeOK, ID: 1 << 50}} {
+		var got []byte
+		if fr.Type == TypeAck {
+			got = appendAck(nil, fr.ID, fr.IDs)
+		} else {
+			got = appendOK(nil, fr.ID)
+		}
+		if want := encodeFrame(&fr); !bytes.Equal(got, want) {
+			t.Fatalf("hand encoding %s, encoding/json %s", got, want)
+		}
+	}
 	if s := string(appendJSONString(nil, "a\"<\x01")); s != `"a\"\u003c\u0001"` {
 		t.Fatalf("escaping: %s", s)
 	}
@@ -119,6 +130,11 @@ func FuzzFastDecoders(f *testing.F) {
 	f.Add(appendAccepted(nil, 3, 9, false))
 	f.Add([]byte(`{"type":"send","id":01,"to":"bob","body":"aGk=","client_id":"c1"}`))
 	f.Add([]byte(`{"type":"send","id":1,"to":"bob","body":"aG\nk=","client_id":"c1"}`))
+	f.Add(appendAck(nil, 4, []int64{1, 22, 333}))
+	f.Add(appendAck(nil, 4, nil))
+	f.Add([]byte(`{"type":"ack","id":4,"ids":[1,,2]}`))
+	f.Add([]byte(`{"type":"ack","id":4,"ids":[-1]}`))
+	f.Add(appendOK(nil, 12))
 	f.Fuzz(func(t *testing.T, b []byte) {
 		if fast, ok := fastDecodeSend(b); ok {
 			var slow Frame
@@ -135,7 +151,21 @@ func FuzzFastDecoders(f *testing.F) {
 				t.Fatalf("DecodeFrame %+v\nslow %+v", fr, slow)
 			}
 		}
-		for _, fast := range []func([]byte) (Frame, bool){fastDecodeDeliver, fastDecodeAccepted} {
+		if fast, ok := fastDecodeAck(b); ok {
+			var slow Frame
+			dec := json.NewDecoder(bytes.NewReader(b))
+			dec.DisallowUnknownFields()
+			if err := dec.Decode(&slow); err != nil {
+				t.Fatalf("fast ack path accepted what encoding/json refuses: %v", err)
+			}
+			if !reflect.DeepEqual(fast, slow) {
+				t.Fatalf("fast %+v\nslow %+v", fast, slow)
+			}
+			if again := appendAck(nil, fast.ID, fast.IDs); !bytes.Equal(again, encodeFrame(&fast)) && len(fast.IDs) > 0 {
+				t.Fatalf("appendAck %s, encoding/json %s", again, encodeFrame(&fast))
+			}
+		}
+		for _, fast := range []func([]byte) (Frame, bool){fastDecodeDeliver, fastDecodeAccepted, fastDecodeOK} {
 			if got, ok := fast(b); ok {
 				var slow Frame
 				if err := json.Unmarshal(b, &slow); err != nil {

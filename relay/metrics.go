@@ -25,6 +25,7 @@ type metrics struct {
 	slowReaders   atomic.Uint64
 	commitLatency histogram
 	commitBatch   histogram
+	ackLatency    histogram
 }
 
 var metricFrameTypes = [...]string{
@@ -97,6 +98,7 @@ func newMetrics() *metrics {
 	return &metrics{
 		commitLatency: newHistogram(0.0005, 0.001, 0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5),
 		commitBatch:   newHistogram(1, 2, 4, 8, 16, 32, 64, 128, 256, 512),
+		ackLatency:    newHistogram(0.0005, 0.001, 0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5),
 	}
 }
 
@@ -142,6 +144,7 @@ func (m *metrics) write(ctx context.Context, w io.Writer, queueDepth func(contex
 	counter("pfschat_relay_messages_acked_total", "Message ids acknowledged by recipients.", m.acked.Load())
 	counter("pfschat_relay_slow_reader_disconnects_total", "Connections closed because their outbound queue overflowed.", m.slowReaders.Load())
 	m.commitLatency.write(p, "pfschat_relay_commit_seconds", "Duration of one group-commit transaction.")
+	m.ackLatency.write(p, "pfschat_relay_ack_commit_seconds", "Duration of one transaction deleting acknowledged messages.")
 	m.commitBatch.write(p, "pfschat_relay_commit_batch_size", "Messages per group-commit transaction.")
 }
 

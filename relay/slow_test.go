@@ -4,7 +4,9 @@ import (
 	"bytes"
 	"context"
 	"fmt"
+	"slices"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -95,4 +97,131 @@ func TestClientReconnects(t *testing.T) {
 	if m := nextMessage(t, bc); m.ID != id {
 		t.Fatalf("got %d, want %d", m.ID, id)
 	}
+}
+
+// TestSlowRecipientNeverStallsSender: a recipient that logs in and then reads nothing
+// must not slow down or fail anybody's send. The relay's write to it blocks (its socket
+// buffers are full, and the write timeout here is far longer than the test), so every
+// send below only succeeds if nothing on the send path waits for that write: the
+// message is durable in the queue, the send is accepted, and the non-reader is cut off
+// once its bounded outbound queue overflows. Several senders send at once so the
+// group commit carries many messages per round, some of them for the stuck connection.
+func TestSlowRecipientNeverStallsSender(t *testing.T) {
+	for _, q := range []int{64, relay.DefaultLimits.OutboundQueue} {
+		t.Run(fmt.Sprintf("outbound=%d", q), func(t *testing.T) { testSlowRecipientNeverStallsSender(t, q) })
+	}
+}
+
+func testSlowRecipientNeverStallsSender(t *testing.T, outbound int) {
+	r := relaytest.StartWith(t, relaytest.Options{Limits: relay.Limits{
+		OutboundQueue: outbound, FramesPerSecond: -1, MaxQueueBytes: 1 << 30,
+		WriteTimeout: time.Hour, // a send that waited for the stuck write would never finish
+	}})
+	bob := register(t, r, "bob")
+	rc := dialRaw(t, r) // logs in, then never reads
+	if f := rc.login(bob); f.Type != relay.TypeOK {
+		t.Fatalf("login: %+v", f)
+	}
+	// carol is a healthy recipient: her deliveries must keep flowing meanwhile.
+	carol := newUser(t, r, "carol")
+	const senders = 4
+	body := bytes.Repeat([]byte{7}, 32<<10)
+	slowCut := func() bool {
+		return strings.Contains(r.Get(t, "/metrics"), "pfschat_relay_slow_reader_disconnects_total 1")
+	}
+
+	var mu sync.Mutex
+	var ids []int64 // accepted for bob
+	cut := make(chan struct{})
+	var cutOnce sync.Once
+	errs := make(chan error, senders)
+	var wg sync.WaitGroup
+	for s := 0; s < senders; s++ {
+		u := newUser(t, r, fmt.Sprintf("sender%d", s))
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			after := 0 // sends after the cut
+			for i := 0; i < 4000 && after < 50; i++ {
+				// Each send gets a bound far above its normal few milliseconds; the
+				// stuck write would hold it for an hour.
+				ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+				id, err := u.c.Send(ctx, "bob", body, fmt.Sprintf("b%d", i))
+				cancel()
+				if err != nil {
+					errs <- fmt.Errorf("%s: send %d to the non-reading bob: %w", u.name, i, err)
+					return
+				}
+				mu.Lock()
+				ids = append(ids, id)
+				mu.Unlock()
+				select {
+				case <-cut:
+					after++
+				default:
+					if i%16 == 15 && slowCut() {
+						cutOnce.Do(func() { close(cut) })
+					}
+				}
+				if i%64 == 0 {
+					ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+					_, err := u.c.Send(ctx, "carol", []byte("hi"), fmt.Sprintf("c%d", i))
+					cancel()
+					if err != nil {
+						errs <- fmt.Errorf("%s: send to carol: %w", u.name, err)
+						return
+					}
+				}
+			}
+		}()
+	}
+	// carol reads while the senders send.
+	carolDone := make(chan int)
+	go func() {
+		n := 0
+		for p := range carol.c.Pushes() {
+			if p.Message != nil {
+				n++
+				if n == senders { // the first send to carol of every sender
+					carol.c.AckNoWait(p.Message.ID)
+					break
+				}
+			}
+		}
+		carolDone <- n
+	}()
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Error(err)
+	}
+	if t.Failed() {
+		return
+	}
+	if !slowCut() {
+		t.Fatal("the non-reading recipient was never disconnected")
+	}
+	select {
+	case <-carolDone:
+	case <-time.After(waitFor):
+		t.Fatal("carol's deliveries stalled while bob was stuck")
+	}
+
+	// Everything accepted for bob is in his queue and arrives on his next connection.
+	slices.Sort(ids)
+	c := bob.login(t, r)
+	var acks []int64
+	for i, want := range ids {
+		m := nextMessage(t, c)
+		if m.ID != want || len(m.Body) != len(body) {
+			t.Fatalf("message %d after reconnect: id %d (%d bytes), want %d", i, m.ID, len(m.Body), want)
+		}
+		if acks = append(acks, m.ID); len(acks) == 64 || i == len(ids)-1 {
+			if err := c.AckNoWait(acks...); err != nil {
+				t.Fatal(err)
+			}
+			acks = acks[:0]
+		}
+	}
+	t.Logf("%d messages accepted for the non-reader, every one delivered after it came back", len(ids))
 }

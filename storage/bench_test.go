@@ -153,6 +153,53 @@ func BenchmarkRelayEnqueueAck(b *testing.B) {
 	}
 }
 
+// BenchmarkRelayEnqueueAckSpread is the relay's load shape: group commits of 200
+// messages for 100 different recipients, acked through AckBatch.
+func BenchmarkRelayEnqueueAckSpread(b *testing.B) {
+	for _, sync := range []string{SyncFull, SyncNormal} {
+		b.Run(sync+"/group200/recipients100", func(b *testing.B) {
+			ctx := context.Background()
+			r, err := OpenRelay(ctx, filepath.Join(b.TempDir(), "r.db"), RelayOptions{Synchronous: sync, MaxQueueCount: 10000, MaxQueueBytes: 1 << 30})
+			if err != nil {
+				b.Fatal(err)
+			}
+			defer r.Close()
+			const batch, recipients = 200, 100
+			body := make([]byte, 256)
+			names := make([]string, recipients)
+			for i := range names {
+				names[i] = fmt.Sprintf("r%d", i)
+			}
+			msgs := make([]QueuedMessage, batch)
+			acks := map[string][]int64{}
+			b.ResetTimer()
+			for done := 0; done < b.N; done += batch {
+				n := min(batch, b.N-done)
+				now := time.Now()
+				for j := 0; j < n; j++ {
+					msgs[j] = QueuedMessage{To: names[(done+j)%recipients], From: "s" + names[(done+j)%recipients], FromCardID: "ca",
+						ClientID: strconv.Itoa(done + j), Body: body, ReceivedAt: now, ExpiresAt: now.Add(30 * 24 * time.Hour)}
+				}
+				res, err := r.Enqueue(ctx, msgs[:n])
+				if err != nil {
+					b.Fatal(err)
+				}
+				clear(acks)
+				for j := 0; j < n; j++ {
+					if res[j].Err != nil || res[j].Duplicate {
+						b.Fatalf("%+v", res[j])
+					}
+					acks[msgs[j].To] = append(acks[msgs[j].To], res[j].ID)
+				}
+				if err := r.AckBatch(ctx, acks); err != nil {
+					b.Fatal(err)
+				}
+			}
+			perSecond(b, b.N, "msgs/s")
+		})
+	}
+}
+
 // BenchmarkTakePreKey: one atomic take per transaction.
 func BenchmarkTakePreKey(b *testing.B) {
 	ctx := context.Background()

@@ -22,7 +22,11 @@ func TestQueryPlans(t *testing.T) {
 		{c.db, "SELECT " + messageCols + " FROM messages WHERE client_id = ? AND client_id <> '' ORDER BY direction DESC, id LIMIT 1", []any{"x"}, "messages_by_client_id"},
 		{c.db, "SELECT id FROM sessions WHERE peer_card_id = ? ORDER BY active DESC, updated_at DESC, id", []any{"p"}, "sessions_by_peer"},
 		{r.db, "SELECT id FROM queue WHERE recipient = ? AND id > ? ORDER BY id LIMIT ?", []any{"bob", 0, 100}, "queue_by_recipient"},
-		{r.db, "DELETE FROM queue WHERE expires_at <> 0 AND expires_at < ?", []any{1}, "queue_by_expiry"},
+		// The ack delete finds rows by id (the rowid); expiry scans queue on purpose (an
+		// index on expires_at cost every enqueue and ack) but not dedup.
+		{r.db, ackDelete.text(2), []any{"bob", 1, "carol", 2}, "INTEGER PRIMARY KEY"},
+		{r.db, expireDelete.text(2), []any{1, 5, 6}, "INTEGER PRIMARY KEY"},
+		{r.db, "DELETE FROM dedup WHERE expires_at <> 0 AND expires_at < ?", []any{1}, "dedup_by_expiry"},
 		{r.db, "SELECT min(id) FROM prekeys WHERE card_id = ? AND kind = ?", []any{"c", 2}, "PRIMARY KEY"},
 	} {
 		rows, err := q.d.r.QueryContext(ctx, "EXPLAIN QUERY PLAN "+q.query, q.args...)

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+	"sync"
 	"time"
 )
 
@@ -44,6 +45,20 @@ func OpenRelay(ctx context.Context, path string, opts RelayOptions) (*Relay, err
 	d, _, err := openDB(ctx, path, relayKind, opts.Synchronous, true, nil)
 	if err != nil {
 		return nil, err
+	}
+	// The writer's page cache holds the hot b-tree pages of the queue and dedup
+	// indexes (SQLite's default is 2 MiB, which a busy relay outgrows: every miss is a
+	// pread). The connection pool has exactly one writer connection, so this sticks.
+	if _, err := d.w.ExecContext(ctx, "PRAGMA cache_size = -32768"); err != nil {
+		d.close()
+		return nil, fmt.Errorf("storage: set the relay store's cache size: %w", err)
+	}
+	// Statement journals (multi-row INSERTs and DELETEs keep one so that a failing
+	// statement can be undone alone) stay in memory instead of spilling to a temporary
+	// file past 64 KiB, which cost a pwrite per page of a big batch.
+	if _, err := d.w.ExecContext(ctx, "PRAGMA temp_store = MEMORY"); err != nil {
+		d.close()
+		return nil, fmt.Errorf("storage: set the relay store's temp store: %w", err)
 	}
 	return &Relay{db: d, opts: opts}, nil
 }
@@ -322,88 +337,87 @@ type EnqueueResult struct {
 // Enqueue appends messages in one transaction (group commit: one fsync for the batch)
 // and reports per message whether it was queued, a duplicate, or refused by a limit.
 // The returned error is for the batch as a whole: nothing was committed.
+//
+// A batch costs a handful of statements, not a few per message: the duplicate check
+// is one multi-row INSERT into dedup (its RETURNING clause says which rows were new),
+// the limits are checked in Go against usage read once per recipient, and the accepted
+// messages go in with multi-row INSERTs. Per-message statements remain only for the
+// rare cases (a resent message's original id, a refused message's dedup row).
 func (r *Relay) Enqueue(ctx context.Context, msgs []QueuedMessage) ([]EnqueueResult, error) {
 	res := make([]EnqueueResult, len(msgs))
 	if len(msgs) == 0 {
 		return res, nil
 	}
-	type usage struct{ count, bytes int64 }
+	for _, m := range msgs {
+		if m.To == "" || m.From == "" || m.ClientID == "" {
+			return nil, fmt.Errorf("storage: enqueue: %w: queued message needs To, From and ClientID", ErrInvalid)
+		}
+	}
+	// A (From, ClientID) repeated inside the batch follows its first copy: first[i] is
+	// the index of that copy (i itself for a first copy).
+	first := make([]int, len(msgs))
+	repeats := false
+	if len(msgs) > 1 {
+		seen := make(map[dedupKey]int, len(msgs))
+		for i, m := range msgs {
+			k := dedupKey{m.From, m.ClientID}
+			if j, ok := seen[k]; ok {
+				first[i] = j
+				repeats = true
+				continue
+			}
+			seen[k] = i
+			first[i] = i
+		}
+	}
 	err := r.db.write(ctx, func(tx *txn) error {
 		clear(res)
 		// Ids are assigned here, from the AUTOINCREMENT sequence (one writer, inside
-		// BEGIN IMMEDIATE), so each message costs two plain inserts and no round trip.
+		// BEGIN IMMEDIATE): message i of the batch gets next+1+i if it is queued, so ids
+		// increase in batch order (duplicates and refusals leave gaps).
 		var next int64
 		if err := tx.scan(ctx, `SELECT max(coalesce((SELECT seq FROM sqlite_sequence WHERE name = 'queue'), 0),
 			coalesce((SELECT max(id) FROM queue), 0))`, nil, &next); err != nil {
 			return err
 		}
-		limited := r.opts.MaxQueueCount > 0 || r.opts.MaxQueueBytes > 0
-		var used map[string]*usage
-		if limited {
-			used = map[string]*usage{}
+		// 1. Remember every first copy in dedup; the rows that were new come back.
+		fresh := make([]bool, len(msgs))
+		if err := r.insertDedup(ctx, tx, msgs, first, next, fresh); err != nil {
+			return err
 		}
+		// 2. Resends of earlier messages answer with the original's id.
 		for i, m := range msgs {
-			if m.To == "" || m.From == "" || m.ClientID == "" {
-				return fmt.Errorf("%w: queued message needs To, From and ClientID", ErrInvalid)
-			}
-			var u *usage
-			if limited {
-				if u = used[m.To]; u == nil {
-					u = &usage{}
-					err := tx.scan(ctx, "SELECT count, bytes FROM queue_usage WHERE recipient = ?", []any{m.To}, &u.count, &u.bytes)
-					if err != nil && !errors.Is(err, sql.ErrNoRows) {
-						return err
-					}
-					used[m.To] = u
-				}
-			}
-			id := next + 1
-			added, err := tx.execN(ctx, "INSERT INTO dedup (sender, client_id, message_id, expires_at) VALUES (?, ?, ?, ?) ON CONFLICT DO NOTHING",
-				m.From, m.ClientID, id, dbTime(m.ExpiresAt))
-			if err != nil {
-				return err
-			}
-			if added == 0 {
-				var orig int64
-				if err := tx.scan(ctx, "SELECT message_id FROM dedup WHERE sender = ? AND client_id = ?", []any{m.From, m.ClientID}, &orig); err != nil {
-					return err
-				}
-				res[i] = EnqueueResult{ID: orig, Duplicate: true}
+			if first[i] != i || fresh[i] {
 				continue
 			}
-			if limited {
-				var full *QueueFullError
-				if r.opts.MaxQueueCount > 0 && u.count >= int64(r.opts.MaxQueueCount) {
-					full = &QueueFullError{Recipient: m.To, Limit: "count", Max: int64(r.opts.MaxQueueCount), Current: u.count}
-				} else if r.opts.MaxQueueBytes > 0 && u.bytes+int64(len(m.Body)) > r.opts.MaxQueueBytes {
-					full = &QueueFullError{Recipient: m.To, Limit: "bytes", Max: r.opts.MaxQueueBytes, Current: u.bytes}
-				}
-				if full != nil {
-					// Refused, so not accepted: forget it, a later resend may go through.
-					if _, err := tx.exec(ctx, "DELETE FROM dedup WHERE sender = ? AND client_id = ?", m.From, m.ClientID); err != nil {
-						return err
-					}
-					res[i].Err = full
-					continue
-				}
-				u.count++
-				u.bytes += int64(len(m.Body))
-			}
-			body := m.Body
-			if body == nil {
-				body = []byte{}
-			}
-			recv := m.ReceivedAt
-			if recv.IsZero() {
-				recv = time.Now()
-			}
-			if _, err := tx.exec(ctx, `INSERT INTO queue (id, recipient, sender, sender_card_id, client_id, body, received_at, expires_at)
-				VALUES (?, ?, ?, ?, ?, ?, ?, ?)`,
-				id, m.To, m.From, m.FromCardID, m.ClientID, body, dbTime(recv), dbTime(m.ExpiresAt)); err != nil {
+			var orig int64
+			if err := tx.scan(ctx, "SELECT message_id FROM dedup WHERE sender = ? AND client_id = ?", []any{m.From, m.ClientID}, &orig); err != nil {
 				return err
 			}
-			next = id
-			res[i] = EnqueueResult{ID: id}
+			res[i] = EnqueueResult{ID: orig, Duplicate: true}
+		}
+		// 3. Limits, in batch order, against each recipient's usage.
+		if r.opts.MaxQueueCount > 0 || r.opts.MaxQueueBytes > 0 {
+			if err := r.checkLimits(ctx, tx, msgs, fresh, res); err != nil {
+				return err
+			}
+		}
+		// 4. The accepted messages, and their recipients' usage.
+		if err := insertQueued(ctx, tx, msgs, fresh, next, res); err != nil {
+			return err
+		}
+		if err := addUsage(ctx, tx, msgs, fresh); err != nil {
+			return err
+		}
+		if repeats {
+			for i := range msgs {
+				if j := first[i]; j != i {
+					res[i] = res[j]
+					if res[i].Err == nil {
+						res[i].Duplicate = true
+					}
+				}
+			}
 		}
 		return nil
 	})
@@ -411,6 +425,259 @@ func (r *Relay) Enqueue(ctx context.Context, msgs []QueuedMessage) ([]EnqueueRes
 		return nil, fmt.Errorf("storage: enqueue: %w", err)
 	}
 	return res, nil
+}
+
+type dedupKey struct{ from, clientID string }
+
+// rowChunks are the row counts of the multi-row statements Enqueue and Ack use, so a
+// handful of statement texts cover every batch size and stay prepared.
+var rowChunks = []int{128, 32, 8, 1}
+
+func chunkOf(n int) int {
+	for _, c := range rowChunks {
+		if n >= c {
+			return c
+		}
+	}
+	return 1
+}
+
+// multiRow caches "prefix (?, ?), (?, ?) suffix" statement texts by row count.
+type multiRow struct {
+	prefix, row, suffix string
+	mu                  sync.Mutex
+	texts               map[int]string
+}
+
+func (m *multiRow) text(rows int) string {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if q, ok := m.texts[rows]; ok {
+		return q
+	}
+	if m.texts == nil {
+		m.texts = map[int]string{}
+	}
+	var b strings.Builder
+	b.WriteString(m.prefix)
+	for i := 0; i < rows; i++ {
+		if i > 0 {
+			b.WriteString(", ")
+		}
+		b.WriteString(m.row)
+	}
+	b.WriteString(m.suffix)
+	m.texts[rows] = b.String()
+	return m.texts[rows]
+}
+
+var (
+	dedupInsert = &multiRow{prefix: "INSERT OR IGNORE INTO dedup (sender, client_id, message_id, expires_at) VALUES ",
+		row: "(?, ?, ?, ?)", suffix: " RETURNING message_id"}
+	queueInsert = &multiRow{prefix: "INSERT OR IGNORE INTO queue (id, recipient, sender, sender_card_id, client_id, body, received_at, expires_at) VALUES ",
+		row: "(?, ?, ?, ?, ?, ?, ?, ?)"}
+	usageAdd = &multiRow{prefix: "INSERT INTO queue_usage (recipient, count, bytes) VALUES ", row: "(?, ?, ?)",
+		suffix: " ON CONFLICT (recipient) DO UPDATE SET count = count + excluded.count, bytes = bytes + excluded.bytes"}
+	usageSelect = &multiRow{prefix: "SELECT recipient, count, bytes FROM queue_usage WHERE recipient IN (", row: "?", suffix: ")"}
+)
+
+// insertDedup inserts the dedup rows of the batch's first copies (tentative id
+// next+1+i) and sets fresh[i] for those that were not there yet.
+func (r *Relay) insertDedup(ctx context.Context, tx *txn, msgs []QueuedMessage, first []int, next int64, fresh []bool) error {
+	idx := make([]int, 0, len(msgs))
+	for i := range msgs {
+		if first[i] == i {
+			idx = append(idx, i)
+		}
+	}
+	args := make([]any, 0, 4*min(len(idx), rowChunks[0]))
+	for len(idx) > 0 {
+		n := chunkOf(len(idx))
+		args = args[:0]
+		for _, i := range idx[:n] {
+			m := &msgs[i]
+			args = append(args, m.From, m.ClientID, next+1+int64(i), dbTime(m.ExpiresAt))
+		}
+		idx = idx[n:]
+		rows, err := tx.query(ctx, dedupInsert.text(n), args...)
+		if err != nil {
+			return err
+		}
+		for rows.Next() {
+			var id int64
+			if err := rows.Scan(&id); err != nil {
+				rows.Close()
+				return err
+			}
+			if i := id - next - 1; i >= 0 && i < int64(len(fresh)) {
+				fresh[i] = true
+			}
+		}
+		if err := rows.Close(); err != nil {
+			return err
+		}
+		if err := rows.Err(); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// checkLimits refuses, in batch order, the fresh messages that would take their
+// recipient's queue over a limit: res[i].Err is set, fresh[i] cleared and the dedup
+// row forgotten (a refused message was not accepted: a later resend may go through).
+func (r *Relay) checkLimits(ctx context.Context, tx *txn, msgs []QueuedMessage, fresh []bool, res []EnqueueResult) error {
+	type usage struct{ count, bytes int64 }
+	used := map[string]*usage{}
+	var names []string
+	for i, m := range msgs {
+		if fresh[i] && used[m.To] == nil {
+			used[m.To] = &usage{}
+			names = append(names, m.To)
+		}
+	}
+	args := make([]any, 0, min(len(names), rowChunks[0]))
+	for len(names) > 0 {
+		n := chunkOf(len(names))
+		args = args[:0]
+		for _, name := range names[:n] {
+			args = append(args, name)
+		}
+		names = names[n:]
+		rows, err := tx.query(ctx, usageSelect.text(n), args...)
+		if err != nil {
+			return err
+		}
+		for rows.Next() {
+			var name string
+			var u usage
+			if err := rows.Scan(&name, &u.count, &u.bytes); err != nil {
+				rows.Close()
+				return err
+			}
+			if p := used[name]; p != nil {
+				*p = u
+			}
+		}
+		if err := rows.Close(); err != nil {
+			return err
+		}
+		if err := rows.Err(); err != nil {
+			return err
+		}
+	}
+	for i, m := range msgs {
+		if !fresh[i] {
+			continue
+		}
+		u := used[m.To]
+		var full *QueueFullError
+		if r.opts.MaxQueueCount > 0 && u.count >= int64(r.opts.MaxQueueCount) {
+			full = &QueueFullError{Recipient: m.To, Limit: "count", Max: int64(r.opts.MaxQueueCount), Current: u.count}
+		} else if r.opts.MaxQueueBytes > 0 && u.bytes+int64(len(m.Body)) > r.opts.MaxQueueBytes {
+			full = &QueueFullError{Recipient: m.To, Limit: "bytes", Max: r.opts.MaxQueueBytes, Current: u.bytes}
+		}
+		if full == nil {
+			u.count++
+			u.bytes += int64(len(m.Body))
+			continue
+		}
+		if _, err := tx.exec(ctx, "DELETE FROM dedup WHERE sender = ? AND client_id = ?", m.From, m.ClientID); err != nil {
+			return err
+		}
+		fresh[i] = false
+		res[i].Err = full
+	}
+	return nil
+}
+
+// usageDelta is a change to one recipient's queue_usage row.
+type usageDelta struct{ count, bytes int64 }
+
+func (u *usageDelta) add(count, bytes int64) *usageDelta {
+	if u == nil {
+		u = &usageDelta{}
+	}
+	u.count += count
+	u.bytes += bytes
+	return u
+}
+
+// addUsage adds the accepted (fresh) messages to their recipients' queue_usage rows.
+func addUsage(ctx context.Context, tx *txn, msgs []QueuedMessage, fresh []bool) error {
+	used := map[string]*usageDelta{}
+	for i, m := range msgs {
+		if fresh[i] {
+			used[m.To] = used[m.To].add(1, int64(len(m.Body)))
+		}
+	}
+	return applyUsage(ctx, tx, used)
+}
+
+// applyUsage adds the deltas to queue_usage with multi-row upserts. A negative delta
+// (deleted messages) always finds the row its messages' inserts created.
+func applyUsage(ctx context.Context, tx *txn, deltas map[string]*usageDelta) error {
+	left := len(deltas)
+	if left == 0 {
+		return nil
+	}
+	chunk := chunkOf(left)
+	args := make([]any, 0, 3*chunk)
+	for name, u := range deltas {
+		args = append(args, name, u.count, u.bytes)
+		if len(args) == 3*chunk {
+			if _, err := tx.exec(ctx, usageAdd.text(chunk), args...); err != nil {
+				return err
+			}
+			args = args[:0]
+			left -= chunk
+			chunk = chunkOf(left)
+		}
+	}
+	return nil
+}
+
+// insertQueued inserts the accepted (fresh) messages, message i with id next+1+i.
+func insertQueued(ctx context.Context, tx *txn, msgs []QueuedMessage, fresh []bool, next int64, res []EnqueueResult) error {
+	idx := make([]int, 0, len(msgs))
+	for i := range msgs {
+		if fresh[i] {
+			idx = append(idx, i)
+		}
+	}
+	args := make([]any, 0, 8*min(len(idx), rowChunks[0]))
+	now := int64(0)
+	for len(idx) > 0 {
+		n := chunkOf(len(idx))
+		args = args[:0]
+		for _, i := range idx[:n] {
+			m := &msgs[i]
+			body := m.Body
+			if body == nil {
+				body = []byte{}
+			}
+			recv := dbTime(m.ReceivedAt)
+			if recv == 0 {
+				if now == 0 {
+					now = time.Now().UnixNano()
+				}
+				recv = now
+			}
+			id := next + 1 + int64(i)
+			args = append(args, id, m.To, m.From, m.FromCardID, m.ClientID, body, recv, dbTime(m.ExpiresAt))
+			res[i] = EnqueueResult{ID: id}
+		}
+		idx = idx[n:]
+		added, err := tx.execN(ctx, queueInsert.text(n), args...)
+		if err != nil {
+			return err
+		}
+		if added != int64(n) {
+			// OR IGNORE (no statement journal) must not hide a lost message.
+			return fmt.Errorf("storage: %d of %d queued messages were not stored (id clash)", int64(n)-added, n)
+		}
+	}
+	return nil
 }
 
 // Pending returns up to limit messages for a recipient with id > afterID, in order.
@@ -447,7 +714,7 @@ func (r *Relay) Ack(ctx context.Context, to string, ids []int64) error {
 	if len(ids) == 0 {
 		return nil
 	}
-	if err := r.db.write(ctx, func(tx *txn) error { return ackTx(ctx, tx, to, ids) }); err != nil {
+	if err := r.db.write(ctx, func(tx *txn) error { return ackTx(ctx, tx, map[string][]int64{to: ids}) }); err != nil {
 		return fmt.Errorf("storage: ack for %q: %w", to, err)
 	}
 	return nil
@@ -456,66 +723,151 @@ func (r *Relay) Ack(ctx context.Context, to string, ids []int64) error {
 // AckBatch is Ack for many recipients in one transaction (one fsync): acks maps each
 // recipient to the ids it acknowledged.
 func (r *Relay) AckBatch(ctx context.Context, acks map[string][]int64) error {
-	err := r.db.write(ctx, func(tx *txn) error {
-		for to, ids := range acks {
-			if err := ackTx(ctx, tx, to, ids); err != nil {
-				return err
-			}
-		}
-		return nil
-	})
-	if err != nil {
+	if err := r.db.write(ctx, func(tx *txn) error { return ackTx(ctx, tx, acks) }); err != nil {
 		return fmt.Errorf("storage: ack batch of %d recipients: %w", len(acks), err)
 	}
 	return nil
 }
 
-// ackChunks are the IN-list sizes used, so a handful of statements cover every batch
-// and stay in the prepared-statement cache.
-var ackChunks = []int{256, 64, 16, 4, 1}
+// ackDelete deletes (recipient, id) pairs: a row is deleted only if both match, so an
+// id of someone else's message is ignored. The pairs are looked up by rowid.
+var ackDelete = &multiRow{prefix: "DELETE FROM queue WHERE (recipient, id) IN (VALUES ", row: "(?, ?)",
+	suffix: ") RETURNING recipient, length(body)"}
 
-func ackTx(ctx context.Context, tx *txn, to string, ids []int64) error {
-	for len(ids) > 0 {
-		n := 1
-		for _, c := range ackChunks {
-			if len(ids) >= c {
-				n = c
-				break
-			}
-		}
-		chunk := ids[:n]
-		ids = ids[n:]
-		args := make([]any, 0, n+1)
-		args = append(args, to)
-		for _, id := range chunk {
-			args = append(args, id)
-		}
-		q := "DELETE FROM queue WHERE recipient = ? AND id IN (?" + strings.Repeat(", ?", n-1) + ")"
-		if _, err := tx.exec(ctx, q, args...); err != nil {
+// ackTx deletes acknowledged messages of many recipients with a few multi-row
+// statements, then takes them off queue_usage.
+func ackTx(ctx context.Context, tx *txn, acks map[string][]int64) error {
+	total := 0
+	for _, ids := range acks {
+		total += len(ids)
+	}
+	if total == 0 {
+		return nil
+	}
+	args := make([]any, 0, 2*min(total, rowChunks[0]))
+	gone := map[string]*usageDelta{}
+	flush := func() error {
+		rows, err := tx.query(ctx, ackDelete.text(len(args)/2), args...)
+		args = args[:0]
+		if err != nil {
 			return err
 		}
+		for rows.Next() {
+			var to string
+			var size int64
+			if err := rows.Scan(&to, &size); err != nil {
+				rows.Close()
+				return err
+			}
+			gone[to] = gone[to].add(-1, -size)
+		}
+		if err := rows.Close(); err != nil {
+			return err
+		}
+		return rows.Err()
 	}
-	return nil
+	// Chunks of rowChunks sizes only, so the statement texts stay few and prepared.
+	chunk := chunkOf(total)
+	for to, ids := range acks {
+		for _, id := range ids {
+			args = append(args, to, id)
+			if len(args) == 2*chunk {
+				if err := flush(); err != nil {
+					return err
+				}
+				total -= chunk
+				chunk = chunkOf(total)
+			}
+		}
+	}
+	return applyUsage(ctx, tx, gone)
 }
 
 // Expire deletes queued messages (and duplicate-detection entries) whose ExpiresAt is
 // before now; messages with a zero ExpiresAt never expire. Returns how many messages
 // were deleted.
 func (r *Relay) Expire(ctx context.Context, now time.Time) (int, error) {
-	var n int64
-	err := r.db.write(ctx, func(tx *txn) error {
-		var err error
-		if n, err = tx.execN(ctx, "DELETE FROM queue WHERE expires_at <> 0 AND expires_at < ?", dbTime(now)); err != nil {
-			return err
-		}
-		_, err = tx.exec(ctx, "DELETE FROM dedup WHERE expires_at <> 0 AND expires_at < ?", dbTime(now))
-		return err
-	})
+	cutoff := dbTime(now)
+	// Find the expired messages with a scan on a reader connection (queue has no index
+	// on expires_at: every enqueue and ack paid for one), beside the writer.
+	rows, err := r.db.query(ctx, "SELECT id FROM queue WHERE expires_at <> 0 AND expires_at < ?", cutoff)
 	if err != nil {
 		return 0, fmt.Errorf("storage: expire: %w", err)
 	}
-	return int(n), nil
+	var ids []int64
+	for rows.Next() {
+		var id int64
+		if err := rows.Scan(&id); err != nil {
+			rows.Close()
+			return 0, fmt.Errorf("storage: expire: %w", err)
+		}
+		ids = append(ids, id)
+	}
+	rows.Close()
+	if err := rows.Err(); err != nil {
+		return 0, fmt.Errorf("storage: expire: %w", err)
+	}
+	// Delete them in short transactions, so commits waiting for the writer are held up
+	// for one chunk at most.
+	n := 0
+	const perTx = 1024
+	for len(ids) > 0 {
+		chunk := ids[:min(len(ids), perTx)]
+		ids = ids[len(chunk):]
+		err := r.db.write(ctx, func(tx *txn) error {
+			gone := map[string]*usageDelta{}
+			deleted := 0
+			args := make([]any, 0, 1+rowChunks[0])
+			for rest := chunk; len(rest) > 0; {
+				k := chunkOf(len(rest))
+				args = append(args[:0], cutoff)
+				for _, id := range rest[:k] {
+					args = append(args, id)
+				}
+				rest = rest[k:]
+				rows, err := tx.query(ctx, expireDelete.text(k), args...)
+				if err != nil {
+					return err
+				}
+				for rows.Next() {
+					var to string
+					var size int64
+					if err := rows.Scan(&to, &size); err != nil {
+						rows.Close()
+						return err
+					}
+					gone[to] = gone[to].add(-1, -size)
+					deleted++
+				}
+				if err := rows.Close(); err != nil {
+					return err
+				}
+				if err := rows.Err(); err != nil {
+					return err
+				}
+			}
+			if err := applyUsage(ctx, tx, gone); err != nil {
+				return err
+			}
+			n += deleted
+			return nil
+		})
+		if err != nil {
+			return n, fmt.Errorf("storage: expire: %w", err)
+		}
+	}
+	err = r.db.write(ctx, func(tx *txn) error {
+		_, err := tx.exec(ctx, "DELETE FROM dedup WHERE expires_at <> 0 AND expires_at < ?", cutoff)
+		return err
+	})
+	if err != nil {
+		return n, fmt.Errorf("storage: expire duplicate-detection entries: %w", err)
+	}
+	return n, nil
 }
+
+var expireDelete = &multiRow{prefix: "DELETE FROM queue WHERE expires_at <> 0 AND expires_at < ? AND id IN (", row: "?",
+	suffix: ") RETURNING recipient, length(body)"}
 
 // QueueDepth is the number of queued messages, all recipients together.
 func (r *Relay) QueueDepth(ctx context.Context) (int, error) {

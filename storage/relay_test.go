@@ -204,3 +204,105 @@ func TestAckBatch(t *testing.T) {
 		t.Fatalf("depth %d", d)
 	}
 }
+
+// TestQueueUsageExact: queue_usage (kept by Enqueue, Ack, AckBatch and Expire, with no
+// triggers) always equals what is really queued, through duplicates, refusals, acks
+// of foreign ids and expiry.
+func TestQueueUsageExact(t *testing.T) {
+	ctx := context.Background()
+	r := newRelay(t, RelayOptions{MaxQueueCount: 40, MaxQueueBytes: 4000})
+	check := func(when string) {
+		t.Helper()
+		for _, to := range []string{"bob", "carol", "dave"} {
+			p, err := r.Pending(ctx, to, 0, 1000)
+			if err != nil {
+				t.Fatal(err)
+			}
+			var bytes int64
+			for _, m := range p {
+				bytes += int64(len(m.Body))
+			}
+			c, b, err := r.QueueUsage(ctx, to)
+			if err != nil || c != len(p) || b != bytes {
+				t.Fatalf("%s: %s usage %d/%d, really %d/%d (%v)", when, to, c, b, len(p), bytes, err)
+			}
+		}
+	}
+	var ids []int64
+	refusedCopies := 0
+	for round := 0; round < 5; round++ {
+		var batch []QueuedMessage
+		for i := 0; i < 30; i++ {
+			to := []string{"bob", "carol", "dave"}[i%3]
+			exp := t0.Add(time.Duration(1+i%4) * time.Hour)
+			m := QueuedMessage{To: to, From: "a", ClientID: fmt.Sprint(round, "/", i), Body: make([]byte, 10+i*7), ExpiresAt: exp}
+			batch = append(batch, m)
+			if i%5 == 0 {
+				batch = append(batch, m) // a copy in the same batch
+			}
+		}
+		batch = append(batch, QueuedMessage{To: "bob", From: "a", ClientID: "0/1", Body: []byte("resent")})
+		res, err := r.Enqueue(ctx, batch)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for i, x := range res {
+			if x.Err == nil && !x.Duplicate {
+				ids = append(ids, x.ID)
+			}
+			if i > 0 && batch[i].ClientID == batch[i-1].ClientID {
+				prev := res[i-1]
+				if prev.Err != nil && x.Err == nil || prev.Err == nil && (!x.Duplicate || x.ID != prev.ID) {
+					t.Fatalf("copy %d: %+v after %+v", i, x, prev)
+				}
+				refusedCopies += boolInt(prev.Err != nil)
+			}
+		}
+		check(fmt.Sprint("after enqueue round ", round))
+		// carol acks some of everyone's ids: only hers go.
+		if err := r.AckBatch(ctx, map[string][]int64{"carol": ids[:len(ids)/3], "bob": ids[len(ids)/3 : len(ids)/2]}); err != nil {
+			t.Fatal(err)
+		}
+		check(fmt.Sprint("after acks round ", round))
+	}
+	if err := r.Ack(ctx, "dave", ids); err != nil {
+		t.Fatal(err)
+	}
+	check("after dave's ack")
+	if _, err := r.Expire(ctx, t0.Add(150*time.Minute)); err != nil {
+		t.Fatal(err)
+	}
+	check("after expiry")
+	if refusedCopies == 0 {
+		t.Fatal("no copy of a refused message was tried")
+	}
+}
+
+// TestExpireInChunks: more expired messages than one expiry transaction takes are all
+// deleted, the unexpired ones kept, and the usage stays exact.
+func TestExpireInChunks(t *testing.T) {
+	ctx := context.Background()
+	r := newRelay(t, RelayOptions{})
+	var batch []QueuedMessage
+	for i := 0; i < 2500; i++ {
+		exp := t0.Add(time.Minute)
+		if i%5 == 0 {
+			exp = t0.Add(48 * time.Hour)
+		}
+		batch = append(batch, QueuedMessage{To: []string{"bob", "carol"}[i%2], From: "a", ClientID: fmt.Sprint(i), Body: make([]byte, 3), ExpiresAt: exp})
+	}
+	if _, err := r.Enqueue(ctx, batch); err != nil {
+		t.Fatal(err)
+	}
+	n, err := r.Expire(ctx, t0.Add(time.Hour))
+	if err != nil || n != 2000 {
+		t.Fatalf("expired %d (%v), want 2000", n, err)
+	}
+	for _, to := range []string{"bob", "carol"} {
+		c, b, _ := r.QueueUsage(ctx, to)
+		p, _ := r.Pending(ctx, to, 0, 1000)
+		if c != 250 || b != 750 || len(p) != 250 {
+			t.Fatalf("%s: usage %d/%d, %d pending; want 250 of 3 bytes", to, c, b, len(p))
+		}
+	}
+}
