@@ -780,8 +780,8 @@ func cmdRotateKeys(e *env, fs *flag.FlagSet, args []string) error {
 		return usagef("unexpected arguments %q", args)
 	}
 	n := fs.Lookup("count").Value.(flag.Getter).Get().(int)
-	if n < 1 || n > 1000 {
-		return usagef("--count must be between 1 and 1000")
+	if n < 1 || n > 100 {
+		return usagef("--count must be between 1 and 100 (a relay keeps at most 100 one-time keys of each kind)")
 	}
 	c, err := e.online()
 	if err != nil {
