@@ -396,6 +396,21 @@ func oneName(args []string) (string, error) {
 	return args[0], nil
 }
 
+// withContact runs fn on the local store for a command that takes exactly one NAME and
+// needs no relay (fingerprint, verify, accept-key, reset-session).
+func withContact(e *env, args []string, fn func(c *chat.Controller, name string) error) error {
+	name, err := oneName(args)
+	if err != nil {
+		return err
+	}
+	c, err := e.offline()
+	if err != nil {
+		return err
+	}
+	defer c.Close()
+	return fn(c, name)
+}
+
 func cmdInit(e *env, fs *flag.FlagSet, args []string) error {
 	name := fs.Lookup("name").Value.String()
 	if name == "" && len(args) == 1 {
@@ -709,76 +724,55 @@ func cmdContacts(e *env, fs *flag.FlagSet, args []string) error {
 }
 
 func cmdFingerprint(e *env, fs *flag.FlagSet, args []string) error {
-	name, err := oneName(args)
-	if err != nil {
-		return err
-	}
-	c, err := e.offline()
-	if err != nil {
-		return err
-	}
-	defer c.Close()
-	sn, err := c.SafetyNumber(e.ctx, name)
-	if err != nil {
-		return err
-	}
-	ct, err := c.Contact(e.ctx, name)
-	if err != nil {
-		return err
-	}
-	if sn.Pending {
-		fmt.Fprintf(e.stdout, "WARNING: %s's identity key has changed; sending is blocked until you accept it.\n", name)
-		if old, err := c.TrustedSafetyNumber(e.ctx, name); err == nil {
-			fmt.Fprintf(e.stdout, "old safety number: %s\n", old.Digits())
+	return withContact(e, args, func(c *chat.Controller, name string) error {
+		sn, err := c.SafetyNumber(e.ctx, name)
+		if err != nil {
+			return err
 		}
-	}
-	printSafetyNumber(e.stdout, sn)
-	switch {
-	case sn.Pending:
-		fmt.Fprintf(e.stdout, "compare it with %s, then run: pfschat accept-key %s\n", name, name)
-	case ct.Verified:
-		fmt.Fprintln(e.stdout, "verified")
-	default:
-		fmt.Fprintf(e.stdout, "not verified; if %s reads out the same digits, run: pfschat verify %s\n", name, name)
-	}
-	return nil
+		ct, err := c.Contact(e.ctx, name)
+		if err != nil {
+			return err
+		}
+		if sn.Pending {
+			fmt.Fprintf(e.stdout, "WARNING: %s's identity key has changed; sending is blocked until you accept it.\n", name)
+			if old, err := c.TrustedSafetyNumber(e.ctx, name); err == nil {
+				fmt.Fprintf(e.stdout, "old safety number: %s\n", old.Digits())
+			}
+		}
+		printSafetyNumber(e.stdout, sn)
+		switch {
+		case sn.Pending:
+			fmt.Fprintf(e.stdout, "compare it with %s, then run: pfschat accept-key %s\n", name, name)
+		case ct.Verified:
+			fmt.Fprintln(e.stdout, "verified")
+		default:
+			fmt.Fprintf(e.stdout, "not verified; if %s reads out the same digits, run: pfschat verify %s\n", name, name)
+		}
+		return nil
+	})
 }
 
 func cmdVerify(e *env, fs *flag.FlagSet, args []string) error {
-	name, err := oneName(args)
-	if err != nil {
-		return err
-	}
-	c, err := e.offline()
-	if err != nil {
-		return err
-	}
-	defer c.Close()
-	if err := c.Verify(e.ctx, name); err != nil {
-		return err
-	}
-	fmt.Fprintf(e.stdout, "%s is verified\n", name)
-	return nil
+	return withContact(e, args, func(c *chat.Controller, name string) error {
+		if err := c.Verify(e.ctx, name); err != nil {
+			return err
+		}
+		fmt.Fprintf(e.stdout, "%s is verified\n", name)
+		return nil
+	})
 }
 
 func cmdAcceptKey(e *env, fs *flag.FlagSet, args []string) error {
-	name, err := oneName(args)
-	if err != nil {
-		return err
-	}
-	c, err := e.offline()
-	if err != nil {
-		return err
-	}
-	defer c.Close()
-	if err := c.AcceptKey(e.ctx, name); err != nil {
-		if errors.Is(err, chat.ErrNoPendingKey) {
-			return fmt.Errorf("%s's key has not changed; nothing to accept", name)
+	return withContact(e, args, func(c *chat.Controller, name string) error {
+		if err := c.AcceptKey(e.ctx, name); err != nil {
+			if errors.Is(err, chat.ErrNoPendingKey) {
+				return fmt.Errorf("%s's key has not changed; nothing to accept", name)
+			}
+			return err
 		}
-		return err
-	}
-	fmt.Fprintf(e.stdout, "accepted %s's new key; sending is unblocked (run 'pfschat verify %s' once you have compared safety numbers)\n", name, name)
-	return nil
+		fmt.Fprintf(e.stdout, "accepted %s's new key; sending is unblocked (run 'pfschat verify %s' once you have compared safety numbers)\n", name, name)
+		return nil
+	})
 }
 
 func cmdRotateKeys(e *env, fs *flag.FlagSet, args []string) error {
@@ -786,8 +780,8 @@ func cmdRotateKeys(e *env, fs *flag.FlagSet, args []string) error {
 		return usagef("unexpected arguments %q", args)
 	}
 	n := fs.Lookup("count").Value.(flag.Getter).Get().(int)
-	if n < 1 || n > 1000 {
-		return usagef("--count must be between 1 and 1000")
+	if n < 1 || n > 100 {
+		return usagef("--count must be between 1 and 100 (a relay keeps at most 100 one-time keys of each kind)")
 	}
 	c, err := e.online()
 	if err != nil {
@@ -802,18 +796,11 @@ func cmdRotateKeys(e *env, fs *flag.FlagSet, args []string) error {
 }
 
 func cmdResetSession(e *env, fs *flag.FlagSet, args []string) error {
-	name, err := oneName(args)
-	if err != nil {
-		return err
-	}
-	c, err := e.offline()
-	if err != nil {
-		return err
-	}
-	defer c.Close()
-	if err := c.ResetSession(e.ctx, name); err != nil {
-		return err
-	}
-	fmt.Fprintf(e.stdout, "sessions with %s dropped; the next message starts a new one\n", name)
-	return nil
+	return withContact(e, args, func(c *chat.Controller, name string) error {
+		if err := c.ResetSession(e.ctx, name); err != nil {
+			return err
+		}
+		fmt.Fprintf(e.stdout, "sessions with %s dropped; the next message starts a new one\n", name)
+		return nil
+	})
 }
