@@ -32,6 +32,13 @@ type AckBatcher interface {
 	AckBatch(ctx context.Context, acks map[string][]int64) error
 }
 
+// Committer is an optional Queue extension: enqueue a batch and delete acks for many
+// recipients in one transaction, so a round of the group commit is one commit (one
+// fsync) instead of two. A returned error means nothing was committed.
+type Committer interface {
+	Commit(ctx context.Context, msgs []storage.QueuedMessage, acks map[string][]int64) ([]storage.EnqueueResult, error)
+}
+
 // committer is the relay's single writer. Concurrent sends from every connection queue
 // up on its channel while the previous transaction commits, and the next round commits
 // them all in one storage transaction (group commit): one fsync for the whole batch.
@@ -125,10 +132,56 @@ func (cm *committer) run() {
 			}
 		}
 		sends, acks = cm.collect(sends, acks)
-		batch = cm.commitSends(ctx, sends, batch)
 		cm.addAcks(acks)
+		if c, ok := cm.q.(Committer); ok {
+			batch = cm.commitAll(ctx, c, sends, batch)
+			continue
+		}
+		batch = cm.commitSends(ctx, sends, batch)
 		cm.flushAcks(ctx)
 	}
+}
+
+// commitAll commits the round's sends and every waiting ack in one transaction, then
+// answers them all. Acks riding along with sends cost no extra commit, so none wait.
+func (cm *committer) commitAll(ctx context.Context, c Committer, sends []*sendReq, batch []storage.QueuedMessage) []storage.QueuedMessage {
+	if len(sends) == 0 && len(cm.ackOrder) == 0 {
+		return batch
+	}
+	batch = batch[:0]
+	for _, r := range sends {
+		batch = append(batch, r.msg)
+	}
+	var acks map[string][]int64
+	if len(cm.ackOrder) > 0 {
+		acks = make(map[string][]int64, len(cm.ackGroups))
+		for to, g := range cm.ackGroups {
+			acks[to] = g.ids
+		}
+	}
+	start := time.Now()
+	results, err := c.Commit(ctx, batch, acks)
+	took := time.Since(start).Seconds()
+	if len(sends) > 0 {
+		cm.m.commitLatency.observe(took)
+		cm.m.commitBatch.observe(float64(len(batch)))
+	}
+	if acks != nil {
+		cm.m.ackLatency.observe(took)
+	}
+	if err == nil && len(results) != len(sends) {
+		err = errors.New("store returned a result count that does not match the batch")
+	}
+	if err != nil {
+		cm.log.Error("group commit failed", "batch", len(sends), "ack_recipients", len(acks), "err", err)
+	}
+	cm.answerSends(sends, batch, results, err)
+	for _, to := range cm.ackOrder {
+		cm.answerAcks(cm.ackGroups[to], err)
+	}
+	clear(cm.ackGroups)
+	cm.ackOrder = cm.ackOrder[:0]
+	return batch
 }
 
 // drain commits everything still waiting, at shutdown.
@@ -140,6 +193,10 @@ func (cm *committer) drain(ctx context.Context, batch []storage.QueuedMessage) {
 		cm.addAcks(acks)
 		if len(sends) == 0 && len(cm.ackOrder) == 0 {
 			return
+		}
+		if c, ok := cm.q.(Committer); ok {
+			batch = cm.commitAll(ctx, c, sends, batch)
+			continue
 		}
 		batch = cm.commitSends(ctx, sends, batch)
 		cm.flushAcks(ctx)
@@ -186,11 +243,20 @@ func (cm *committer) commitSends(ctx context.Context, sends []*sendReq, batch []
 	}
 	if err != nil {
 		cm.log.Error("group commit failed", "batch", len(sends), "err", err)
+	}
+	cm.answerSends(sends, batch, results, err)
+	return batch
+}
+
+// answerSends replies to a committed (or failed) round of sends and publishes the
+// newly queued messages.
+func (cm *committer) answerSends(sends []*sendReq, batch []storage.QueuedMessage, results []storage.EnqueueResult, err error) {
+	if err != nil {
 		for _, r := range sends {
 			r.c.replyError(r.reqID, CodeInternal, "could not store the message; retry with the same client_id", "")
 			r.c.releaseSend()
 		}
-		return batch
+		return
 	}
 	for i, r := range sends {
 		res := results[i]
@@ -214,7 +280,6 @@ func (cm *committer) commitSends(ctx context.Context, sends []*sendReq, batch []
 		}
 		r.c.releaseSend()
 	}
-	return batch
 }
 
 // ackGroup is every ack waiting for one recipient.

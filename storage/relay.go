@@ -344,87 +344,139 @@ type EnqueueResult struct {
 // messages go in with multi-row INSERTs. Per-message statements remain only for the
 // rare cases (a resent message's original id, a refused message's dedup row).
 func (r *Relay) Enqueue(ctx context.Context, msgs []QueuedMessage) ([]EnqueueResult, error) {
-	res := make([]EnqueueResult, len(msgs))
 	if len(msgs) == 0 {
+		return []EnqueueResult{}, nil
+	}
+	res, err := r.Commit(ctx, msgs, nil)
+	if err != nil {
+		return nil, err
+	}
+	return res, nil
+}
+
+// Commit is Enqueue and AckBatch in one write transaction (one commit, one fsync):
+// msgs are queued as Enqueue queues them and acks are deleted as AckBatch deletes
+// them. The returned error is for the whole transaction: nothing was committed,
+// neither the messages nor the acks.
+func (r *Relay) Commit(ctx context.Context, msgs []QueuedMessage, acks map[string][]int64) ([]EnqueueResult, error) {
+	res := make([]EnqueueResult, len(msgs))
+	var eb *enqueueBatch
+	if len(msgs) > 0 {
+		var err error
+		if eb, err = newEnqueueBatch(msgs); err != nil {
+			return nil, err
+		}
+	}
+	nacks := 0
+	for _, ids := range acks {
+		nacks += len(ids)
+	}
+	if eb == nil && nacks == 0 {
 		return res, nil
 	}
-	for _, m := range msgs {
-		if m.To == "" || m.From == "" || m.ClientID == "" {
-			return nil, fmt.Errorf("storage: enqueue: %w: queued message needs To, From and ClientID", ErrInvalid)
-		}
-	}
-	// A (From, ClientID) repeated inside the batch follows its first copy: first[i] is
-	// the index of that copy (i itself for a first copy).
-	first := make([]int, len(msgs))
-	repeats := false
-	if len(msgs) > 1 {
-		seen := make(map[dedupKey]int, len(msgs))
-		for i, m := range msgs {
-			k := dedupKey{m.From, m.ClientID}
-			if j, ok := seen[k]; ok {
-				first[i] = j
-				repeats = true
-				continue
-			}
-			seen[k] = i
-			first[i] = i
-		}
-	}
 	err := r.db.write(ctx, func(tx *txn) error {
-		clear(res)
-		// Ids are assigned here, from the AUTOINCREMENT sequence (one writer, inside
-		// BEGIN IMMEDIATE): message i of the batch gets next+1+i if it is queued, so ids
-		// increase in batch order (duplicates and refusals leave gaps).
-		var next int64
-		if err := tx.scan(ctx, `SELECT max(coalesce((SELECT seq FROM sqlite_sequence WHERE name = 'queue'), 0),
-			coalesce((SELECT max(id) FROM queue), 0))`, nil, &next); err != nil {
-			return err
-		}
-		// 1. Remember every first copy in dedup; the rows that were new come back.
-		fresh := make([]bool, len(msgs))
-		if err := r.insertDedup(ctx, tx, msgs, first, next, fresh); err != nil {
-			return err
-		}
-		// 2. Resends of earlier messages answer with the original's id.
-		for i, m := range msgs {
-			if first[i] != i || fresh[i] {
-				continue
-			}
-			var orig int64
-			if err := tx.scan(ctx, "SELECT message_id FROM dedup WHERE sender = ? AND client_id = ?", []any{m.From, m.ClientID}, &orig); err != nil {
-				return err
-			}
-			res[i] = EnqueueResult{ID: orig, Duplicate: true}
-		}
-		// 3. Limits, in batch order, against each recipient's usage.
-		if r.opts.MaxQueueCount > 0 || r.opts.MaxQueueBytes > 0 {
-			if err := r.checkLimits(ctx, tx, msgs, fresh, res); err != nil {
-				return err
+		if eb != nil {
+			if err := r.enqueueTx(ctx, tx, eb, res); err != nil {
+				return fmt.Errorf("enqueue: %w", err)
 			}
 		}
-		// 4. The accepted messages, and their recipients' usage.
-		if err := insertQueued(ctx, tx, msgs, fresh, next, res); err != nil {
-			return err
-		}
-		if err := addUsage(ctx, tx, msgs, fresh); err != nil {
-			return err
-		}
-		if repeats {
-			for i := range msgs {
-				if j := first[i]; j != i {
-					res[i] = res[j]
-					if res[i].Err == nil {
-						res[i].Duplicate = true
-					}
-				}
+		if nacks > 0 {
+			if err := ackTx(ctx, tx, acks); err != nil {
+				return fmt.Errorf("ack batch of %d recipients: %w", len(acks), err)
 			}
 		}
 		return nil
 	})
 	if err != nil {
-		return nil, fmt.Errorf("storage: enqueue: %w", err)
+		return nil, fmt.Errorf("storage: %w", err)
 	}
 	return res, nil
+}
+
+// enqueueBatch is a validated Enqueue batch with its in-batch repeats found.
+type enqueueBatch struct {
+	msgs []QueuedMessage
+	// A (From, ClientID) repeated inside the batch follows its first copy: first[i] is
+	// the index of that copy (i itself for a first copy).
+	first   []int
+	repeats bool
+}
+
+func newEnqueueBatch(msgs []QueuedMessage) (*enqueueBatch, error) {
+	for _, m := range msgs {
+		if m.To == "" || m.From == "" || m.ClientID == "" {
+			return nil, fmt.Errorf("storage: enqueue: %w: queued message needs To, From and ClientID", ErrInvalid)
+		}
+	}
+	eb := &enqueueBatch{msgs: msgs, first: make([]int, len(msgs))}
+	if len(msgs) > 1 {
+		seen := make(map[dedupKey]int, len(msgs))
+		for i, m := range msgs {
+			k := dedupKey{m.From, m.ClientID}
+			if j, ok := seen[k]; ok {
+				eb.first[i] = j
+				eb.repeats = true
+				continue
+			}
+			seen[k] = i
+			eb.first[i] = i
+		}
+	}
+	return eb, nil
+}
+
+// enqueueTx queues a batch inside a write transaction, filling res (one per message).
+func (r *Relay) enqueueTx(ctx context.Context, tx *txn, eb *enqueueBatch, res []EnqueueResult) error {
+	msgs, first := eb.msgs, eb.first
+	clear(res)
+	// Ids are assigned here, from the AUTOINCREMENT sequence (one writer, inside
+	// BEGIN IMMEDIATE): message i of the batch gets next+1+i if it is queued, so ids
+	// increase in batch order (duplicates and refusals leave gaps).
+	var next int64
+	if err := tx.scan(ctx, `SELECT max(coalesce((SELECT seq FROM sqlite_sequence WHERE name = 'queue'), 0),
+		coalesce((SELECT max(id) FROM queue), 0))`, nil, &next); err != nil {
+		return err
+	}
+	// 1. Remember every first copy in dedup; the rows that were new come back.
+	fresh := make([]bool, len(msgs))
+	if err := r.insertDedup(ctx, tx, msgs, first, next, fresh); err != nil {
+		return err
+	}
+	// 2. Resends of earlier messages answer with the original's id.
+	for i, m := range msgs {
+		if first[i] != i || fresh[i] {
+			continue
+		}
+		var orig int64
+		if err := tx.scan(ctx, "SELECT message_id FROM dedup WHERE sender = ? AND client_id = ?", []any{m.From, m.ClientID}, &orig); err != nil {
+			return err
+		}
+		res[i] = EnqueueResult{ID: orig, Duplicate: true}
+	}
+	// 3. Limits, in batch order, against each recipient's usage.
+	if r.opts.MaxQueueCount > 0 || r.opts.MaxQueueBytes > 0 {
+		if err := r.checkLimits(ctx, tx, msgs, fresh, res); err != nil {
+			return err
+		}
+	}
+	// 4. The accepted messages, and their recipients' usage.
+	if err := insertQueued(ctx, tx, msgs, fresh, next, res); err != nil {
+		return err
+	}
+	if err := addUsage(ctx, tx, msgs, fresh); err != nil {
+		return err
+	}
+	if eb.repeats {
+		for i := range msgs {
+			if j := first[i]; j != i {
+				res[i] = res[j]
+				if res[i].Err == nil {
+					res[i].Duplicate = true
+				}
+			}
+		}
+	}
+	return nil
 }
 
 type dedupKey struct{ from, clientID string }

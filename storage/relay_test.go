@@ -205,6 +205,56 @@ func TestAckBatch(t *testing.T) {
 	}
 }
 
+// TestCommit: Commit queues a batch and deletes acks in one transaction, with the
+// same rules as Enqueue and AckBatch (an ack deletes only the acker's own messages).
+func TestCommit(t *testing.T) {
+	ctx := context.Background()
+	r := newRelay(t, RelayOptions{})
+	first, err := r.Enqueue(ctx, []QueuedMessage{
+		{To: "bob", From: "a", ClientID: "1", Body: []byte("x")},
+		{To: "carol", From: "a", ClientID: "2", Body: []byte("yy")},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	res, err := r.Commit(ctx, []QueuedMessage{
+		{To: "bob", From: "a", ClientID: "3", Body: []byte("z")},
+		{To: "bob", From: "a", ClientID: "1", Body: []byte("x")}, // duplicate
+	}, map[string][]int64{"bob": {first[0].ID, first[1].ID}}) // carol's id is not bob's
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(res) != 2 || res[0].Duplicate || res[0].ID <= first[1].ID || !res[1].Duplicate || res[1].ID != first[0].ID {
+		t.Fatalf("results %+v", res)
+	}
+	if p, _ := r.Pending(ctx, "bob", 0, 10); len(p) != 1 || p[0].ID != res[0].ID {
+		t.Fatalf("bob pending %+v", p)
+	}
+	if p, _ := r.Pending(ctx, "carol", 0, 10); len(p) != 1 {
+		t.Fatalf("carol pending %+v", p)
+	}
+	if n, b, _ := r.QueueUsage(ctx, "bob"); n != 1 || b != 1 {
+		t.Fatalf("bob usage %d/%d", n, b)
+	}
+	// Acks alone, and nothing at all.
+	if _, err := r.Commit(ctx, nil, map[string][]int64{"bob": {res[0].ID}}); err != nil {
+		t.Fatal(err)
+	}
+	if res, err := r.Commit(ctx, nil, nil); err != nil || len(res) != 0 {
+		t.Fatal(res, err)
+	}
+	if d, _ := r.QueueDepth(ctx); d != 1 {
+		t.Fatalf("depth %d", d)
+	}
+	// An invalid message fails the whole commit: the ack is not applied either.
+	if _, err := r.Commit(ctx, []QueuedMessage{{To: "bob"}}, map[string][]int64{"carol": {first[1].ID}}); err == nil {
+		t.Fatal("want an error")
+	}
+	if d, _ := r.QueueDepth(ctx); d != 1 {
+		t.Fatalf("depth %d after a failed commit", d)
+	}
+}
+
 // TestQueueUsageExact: queue_usage (kept by Enqueue, Ack, AckBatch and Expire, with no
 // triggers) always equals what is really queued, through duplicates, refusals, acks
 // of foreign ids and expiry.
