@@ -167,13 +167,22 @@ func (c *Controller) Contact(ctx context.Context, name string) (Contact, error) 
 	return c.contact(ctx, name)
 }
 
-func (c *Controller) contact(ctx context.Context, name string) (Contact, error) {
+// contactRow reads a contact's row, mapping a missing one to ErrUnknownContact.
+func (c *Controller) contactRow(ctx context.Context, name string) (storage.Contact, error) {
 	r, err := c.store.Contact(ctx, name)
 	if errors.Is(err, storage.ErrNotFound) {
-		return Contact{}, fmt.Errorf("%w: %q", ErrUnknownContact, name)
+		return r, fmt.Errorf("%w: %q", ErrUnknownContact, name)
 	}
 	if err != nil {
-		return Contact{}, fmt.Errorf("chat: reading contact %s: %w", name, err)
+		return r, fmt.Errorf("chat: reading contact %s: %w", name, err)
+	}
+	return r, nil
+}
+
+func (c *Controller) contact(ctx context.Context, name string) (Contact, error) {
+	r, err := c.contactRow(ctx, name)
+	if err != nil {
+		return Contact{}, err
 	}
 	return c.toContact(ctx, r), nil
 }
@@ -191,12 +200,9 @@ func (c *Controller) toContact(ctx context.Context, r storage.Contact) Contact {
 // pending it is the number of the new key (SafetyNumber.Pending), which is what the user
 // must compare before accepting it.
 func (c *Controller) SafetyNumber(ctx context.Context, contact string) (SafetyNumber, error) {
-	r, err := c.store.Contact(ctx, contact)
-	if errors.Is(err, storage.ErrNotFound) {
-		return SafetyNumber{}, fmt.Errorf("%w: %q", ErrUnknownContact, contact)
-	}
+	r, err := c.contactRow(ctx, contact)
 	if err != nil {
-		return SafetyNumber{}, fmt.Errorf("chat: reading contact %s: %w", contact, err)
+		return SafetyNumber{}, err
 	}
 	if r.PendingCardID != "" {
 		return c.safetyNumberFor(ctx, contact, r.PendingCardID, true)
@@ -207,12 +213,9 @@ func (c *Controller) SafetyNumber(ctx context.Context, contact string) (SafetyNu
 // PendingSafetyNumber returns the safety number of the contact's new, not yet accepted
 // key; ErrNoPendingKey when there is none.
 func (c *Controller) PendingSafetyNumber(ctx context.Context, contact string) (SafetyNumber, error) {
-	r, err := c.store.Contact(ctx, contact)
-	if errors.Is(err, storage.ErrNotFound) {
-		return SafetyNumber{}, fmt.Errorf("%w: %q", ErrUnknownContact, contact)
-	}
+	r, err := c.contactRow(ctx, contact)
 	if err != nil {
-		return SafetyNumber{}, fmt.Errorf("chat: reading contact %s: %w", contact, err)
+		return SafetyNumber{}, err
 	}
 	if r.PendingCardID == "" {
 		return SafetyNumber{}, fmt.Errorf("%w: %s", ErrNoPendingKey, contact)
@@ -223,12 +226,9 @@ func (c *Controller) PendingSafetyNumber(ctx context.Context, contact string) (S
 // TrustedSafetyNumber returns the safety number of the contact's accepted key, even while
 // a change is pending.
 func (c *Controller) TrustedSafetyNumber(ctx context.Context, contact string) (SafetyNumber, error) {
-	r, err := c.store.Contact(ctx, contact)
-	if errors.Is(err, storage.ErrNotFound) {
-		return SafetyNumber{}, fmt.Errorf("%w: %q", ErrUnknownContact, contact)
-	}
+	r, err := c.contactRow(ctx, contact)
 	if err != nil {
-		return SafetyNumber{}, fmt.Errorf("chat: reading contact %s: %w", contact, err)
+		return SafetyNumber{}, err
 	}
 	return c.safetyNumberFor(ctx, contact, r.CardID, false)
 }
@@ -251,12 +251,9 @@ func (c *Controller) safetyNumberFor(ctx context.Context, contact, cardID string
 func (c *Controller) Verify(ctx context.Context, contact string) error {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	r, err := c.store.Contact(ctx, contact)
-	if errors.Is(err, storage.ErrNotFound) {
-		return fmt.Errorf("%w: %q", ErrUnknownContact, contact)
-	}
+	r, err := c.contactRow(ctx, contact)
 	if err != nil {
-		return fmt.Errorf("chat: reading contact %s: %w", contact, err)
+		return err
 	}
 	if r.PendingCardID != "" {
 		return &KeyChangedError{Contact: contact}
@@ -272,12 +269,9 @@ func (c *Controller) Verify(ctx context.Context, contact string) error {
 func (c *Controller) AcceptKey(ctx context.Context, contact string) error {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	r, err := c.store.Contact(ctx, contact)
-	if errors.Is(err, storage.ErrNotFound) {
-		return fmt.Errorf("%w: %q", ErrUnknownContact, contact)
-	}
+	r, err := c.contactRow(ctx, contact)
 	if err != nil {
-		return fmt.Errorf("chat: reading contact %s: %w", contact, err)
+		return err
 	}
 	if r.PendingCardID == "" {
 		return fmt.Errorf("%w: %s", ErrNoPendingKey, contact)

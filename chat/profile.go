@@ -24,6 +24,10 @@ const DefaultRelayURL = "ws://127.0.0.1:7878"
 // StoreFile is the name of the client store inside a profile directory.
 const StoreFile = "pfschat.db"
 
+// EnvHome names the environment variable that, when set, is the profile directory for
+// every pfschat command and the UI (a --home flag still wins).
+const EnvHome = "PFSCHAT_HOME"
+
 // NormalizeRelayURL checks a relay URL and adds the default path: "ws://host:port" and
 // "wss://host" are accepted, "/v1/ws" is implied, "" means DefaultRelayURL.
 func NormalizeRelayURL(raw string) (string, error) {

@@ -12,6 +12,8 @@ import (
 	"strings"
 
 	tea "charm.land/bubbletea/v2"
+
+	"pfschat/chat"
 )
 
 // DefaultRelayURL is the relay a new profile points at unless told otherwise.
@@ -25,7 +27,8 @@ type Paths struct {
 
 // DefaultPaths follows the XDG base directory spec: data in $XDG_DATA_HOME/pfschat
 // (default ~/.local/share/pfschat), the log in $XDG_STATE_HOME/pfschat (default
-// ~/.local/state/pfschat). home, when not empty, replaces the data directory.
+// ~/.local/state/pfschat). home, when not empty, replaces the data directory, and so does
+// $PFSCHAT_HOME, as for the headless commands.
 func DefaultPaths(home string) (Paths, error) {
 	userHome, herr := os.UserHomeDir()
 	xdg := func(env, fallback string) (string, error) {
@@ -39,6 +42,9 @@ func DefaultPaths(home string) (Paths, error) {
 	}
 	var p Paths
 	var err error
+	if home == "" {
+		home = os.Getenv(chat.EnvHome)
+	}
 	if home != "" {
 		p.Home = home
 	} else if p.Home, err = xdg("XDG_DATA_HOME", ".local/share"); err != nil {

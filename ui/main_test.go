@@ -11,6 +11,7 @@ import (
 
 func TestDefaultPathsFollowXDG(t *testing.T) {
 	data, state := t.TempDir(), t.TempDir()
+	t.Setenv("PFSCHAT_HOME", "")
 	t.Setenv("XDG_DATA_HOME", data)
 	t.Setenv("XDG_STATE_HOME", state)
 	p, err := DefaultPaths("")
@@ -31,6 +32,18 @@ func TestDefaultPathsFollowXDG(t *testing.T) {
 	p, _ = DefaultPaths("")
 	if p.Home != filepath.Join(home, ".local/share/pfschat") {
 		t.Fatalf("relative XDG_DATA_HOME used: %+v", p)
+	}
+}
+
+// The UI finds the same profile as the headless commands: $PFSCHAT_HOME, unless --home.
+func TestDefaultPathsHonourPFSCHATHOME(t *testing.T) {
+	dir := t.TempDir()
+	t.Setenv("PFSCHAT_HOME", dir)
+	if p, err := DefaultPaths(""); err != nil || p.Home != dir {
+		t.Fatalf("PFSCHAT_HOME ignored: %+v %v", p, err)
+	}
+	if p, err := DefaultPaths("/flag/wins"); err != nil || p.Home != "/flag/wins" {
+		t.Fatalf("--home should win over PFSCHAT_HOME: %+v %v", p, err)
 	}
 }
 

@@ -28,7 +28,7 @@ import (
 // Environment variables read by the commands.
 const (
 	EnvPassphrase = "PFSCHAT_PASSPHRASE"
-	EnvHome       = "PFSCHAT_HOME"
+	EnvHome       = chat.EnvHome
 	EnvRelay      = "PFSCHAT_RELAY"
 )
 
