@@ -648,20 +648,30 @@ func (c *conn) parseCard(f *Frame) (*ratchet.Card, bool) {
 	return card, true
 }
 
-func (c *conn) onLookup(f *Frame) {
+// namedAccount looks up the account a lookup or bundle request names, answering the
+// request with the reason when the name is malformed or unknown.
+func (c *conn) namedAccount(ctx context.Context, f *Frame) (*account, bool) {
 	if err := ratchet.ValidateName(f.Name); err != nil {
 		c.replyError(f.ID, CodeInvalidName, "names are 1 to 32 of a-z 0-9 . _ -", "")
-		return
+		return nil, false
 	}
-	ctx, cancel := c.opCtx()
-	defer cancel()
 	acc, err := c.s.cachedAccount(ctx, f.Name)
 	if errors.Is(err, storage.ErrNotFound) {
 		c.replyError(f.ID, CodeNotFound, "no card registered under "+strconv.Quote(f.Name), "")
-		return
+		return nil, false
 	}
 	if err != nil {
 		c.internal(f.ID, "looking up the card", err)
+		return nil, false
+	}
+	return acc, true
+}
+
+func (c *conn) onLookup(f *Frame) {
+	ctx, cancel := c.opCtx()
+	defer cancel()
+	acc, ok := c.namedAccount(ctx, f)
+	if !ok {
 		return
 	}
 	c.send(&Frame{Type: TypeCard, ID: f.ID, Card: acc.export})
@@ -896,19 +906,10 @@ func (c *conn) replyPreKeyStatus(ctx context.Context, reqID uint64) {
 }
 
 func (c *conn) onFetchBundle(f *Frame) {
-	if err := ratchet.ValidateName(f.Name); err != nil {
-		c.replyError(f.ID, CodeInvalidName, "names are 1 to 32 of a-z 0-9 . _ -", "")
-		return
-	}
 	ctx, cancel := c.opCtx()
 	defer cancel()
-	acc, err := c.s.cachedAccount(ctx, f.Name)
-	if errors.Is(err, storage.ErrNotFound) {
-		c.replyError(f.ID, CodeNotFound, "no card registered under "+strconv.Quote(f.Name), "")
-		return
-	}
-	if err != nil {
-		c.internal(f.ID, "looking up the card", err)
+	acc, ok := c.namedAccount(ctx, f)
+	if !ok {
 		return
 	}
 	b, code, err := c.s.bundle(ctx, acc)
