@@ -1,6 +1,7 @@
 package relay_test
 
 import (
+	"bytes"
 	"context"
 	"encoding/binary"
 	"fmt"
@@ -464,6 +465,7 @@ func (q *memQueue) Enqueue(ctx context.Context, msgs []storage.QueuedMessage) ([
 		}
 		q.next++
 		m.ID = q.next
+		m.Body = bytes.Clone(m.Body) // the relay reuses its buffer (see relay.Queue)
 		q.seen[k] = m.ID
 		q.msgs[m.To] = append(q.msgs[m.To], m)
 		res[i].ID = m.ID

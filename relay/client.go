@@ -510,6 +510,7 @@ func (c *Client) readLoop(cc *clientConn) {
 	const readTimeout = 2*time.Minute + 15*time.Second // relay pings every 30s by default
 	ready := false
 	buf := make([]byte, 0, 4096)
+	senders := interner{} // deliver frames' from and from_card_id repeat
 	lastDeadline := time.Now()
 	cc.ws.SetReadDeadline(lastDeadline.Add(readTimeout))
 	// All writes go through cc.w (gorilla only reads), so the pong and the close echo do too.
@@ -547,7 +548,7 @@ func (c *Client) readLoop(cc *clientConn) {
 			cc.ws.SetReadDeadline(now.Add(readTimeout))
 			lastDeadline = now
 		}
-		f, err := decodeServerFrame(data)
+		f, err := decodeServerFrameIn(data, senders)
 		if err != nil {
 			c.log.Warn("undecodable frame from relay", "err", err)
 			continue
@@ -858,9 +859,15 @@ func (c *Client) AckNoWait(ids ...int64) error {
 	}
 	for len(ids) > 0 {
 		n := min(len(ids), maxAckIDs)
-		data := appendAck(make([]byte, 0, 32+n*8), c.nextID.Add(1), ids[:n])
+		bp := sendBufs.Get().(*[]byte)
+		data := appendAck((*bp)[:0], c.nextID.Add(1), ids[:n])
 		ids = ids[n:]
-		if err := cc.w.write(opText, data); err != nil {
+		err := cc.w.write(opText, data) // copies data
+		if cap(data) <= 64<<10 {
+			*bp = data[:0]
+			sendBufs.Put(bp)
+		}
+		if err != nil {
 			return fmt.Errorf("%w: %v", ErrConnectionLost, err)
 		}
 	}

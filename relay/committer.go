@@ -11,11 +11,54 @@ import (
 	"pfschat/storage"
 )
 
-// sendReq is one send waiting for the group commit.
+// sendReq is one send on its way through the relay: read from a send frame, waiting
+// for the group commit, then, once published, shared read-only by the writers of the
+// recipient's connections, which encode it as a deliver push. It is pooled together
+// with its body buffer, because a message's body and its headers were most of the
+// relay's garbage. refs counts its holders: whoever has it before and during the
+// commit (the read loop, then the committer), plus each writer it is queued on. The
+// last release returns it to the pool. A holder that drops it without releasing
+// (a writer whose connection failed) only leaves it to the garbage collector.
 type sendReq struct {
 	c     *conn
 	reqID uint64
 	msg   storage.QueuedMessage
+	body  []byte // the pooled buffer msg.Body may point into, kept across reuses
+	refs  atomic.Int32
+	// escaped: handed to a Hub or Subscriber outside this package, which may keep it;
+	// never reused then.
+	escaped bool
+}
+
+var sendReqs = sync.Pool{New: func() any { return new(sendReq) }}
+
+// maxPooledBody bounds the body buffer a pooled sendReq keeps.
+const maxPooledBody = 4 << 10
+
+func newSendReq() *sendReq {
+	r := sendReqs.Get().(*sendReq)
+	r.refs.Store(1)
+	return r
+}
+
+// release drops one reference; the last one returns r to the pool.
+func (r *sendReq) release() {
+	switch n := r.refs.Add(-1); {
+	case n > 0:
+		return
+	case n < 0:
+		panic("relay: sendReq released too often")
+	}
+	if r.escaped {
+		return
+	}
+	r.c = nil
+	r.reqID = 0
+	r.msg = storage.QueuedMessage{}
+	if cap(r.body) > maxPooledBody {
+		r.body = nil
+	}
+	sendReqs.Put(r)
 }
 
 // ackReq is one ack frame waiting for the group commit.
@@ -34,7 +77,9 @@ type AckBatcher interface {
 
 // Committer is an optional Queue extension: enqueue a batch and delete acks for many
 // recipients in one transaction, so a round of the group commit is one commit (one
-// fsync) instead of two. A returned error means nothing was committed.
+// fsync) instead of two. A returned error means nothing was committed. As with
+// Queue.Enqueue, msgs (bodies included) and acks are the caller's again once it
+// returns: copy what is kept.
 type Committer interface {
 	Commit(ctx context.Context, msgs []storage.QueuedMessage, acks map[string][]int64) ([]storage.EnqueueResult, error)
 }
@@ -248,13 +293,14 @@ func (cm *committer) commitSends(ctx context.Context, sends []*sendReq, batch []
 	return batch
 }
 
-// answerSends replies to a committed (or failed) round of sends and publishes the
-// newly queued messages.
+// answerSends replies to a committed (or failed) round of sends, publishes the
+// newly queued messages and lets go of the requests.
 func (cm *committer) answerSends(sends []*sendReq, batch []storage.QueuedMessage, results []storage.EnqueueResult, err error) {
 	if err != nil {
 		for _, r := range sends {
 			r.c.replyError(r.reqID, CodeInternal, "could not store the message; retry with the same client_id", "")
 			r.c.releaseSend()
+			r.release()
 		}
 		return
 	}
@@ -274,12 +320,24 @@ func (cm *committer) answerSends(sends []*sendReq, batch []storage.QueuedMessage
 		default:
 			cm.m.accepted.Add(1)
 			r.c.replyAccepted(r.reqID, res.ID, false)
-			m := batch[i] // copy; the hub shares it read-only among subscribers
-			m.ID = res.ID
-			cm.hub.Publish(&m)
+			r.msg.ID = res.ID
+			cm.publish(r)
 		}
 		r.c.releaseSend()
+		r.release()
 	}
+}
+
+// publish hands a committed message to the hub. The in-process hub passes the
+// request itself to this package's connections, whose writers release it once
+// encoded; any other hub or subscriber gets the message and keeps it for good.
+func (cm *committer) publish(r *sendReq) {
+	if h, ok := cm.hub.(*MemHub); ok {
+		h.publishReq(r)
+		return
+	}
+	r.escaped = true
+	cm.hub.Publish(&r.msg)
 }
 
 // ackGroup is every ack waiting for one recipient.

@@ -2,6 +2,7 @@ package relay
 
 import (
 	"bufio"
+	"bytes"
 	"context"
 	"crypto/rand"
 	"errors"
@@ -53,6 +54,7 @@ type conn struct {
 	rateStrikes   int
 	acct          *account // nil until logged in
 	unsub         func()
+	recipients    map[string]string // names this connection sent to: known to exist
 
 	// delivery state
 	dmu         sync.Mutex
@@ -203,6 +205,22 @@ var encodeBufPool = sync.Pool{New: func() any { b := make([]byte, 0, 8192); retu
 // writeFlushSize bounds the buffer of one write system call.
 const writeFlushSize = 64 << 10
 
+// beginText leaves room for the largest text frame header; the caller appends the
+// payload and calls endText, which moves it up behind the header it actually needs.
+// Frames are thus encoded straight into the batch buffer.
+func beginText(buf []byte) ([]byte, int) {
+	start := len(buf)
+	return append(buf, make([]byte, maxWSHeader)...), start
+}
+
+func endText(buf []byte, start int) []byte {
+	payload := len(buf) - start - maxWSHeader
+	hdr := appendWSFrame(buf[start:start], opText, nil) // header only
+	hdr = appendWSLen(hdr[:1], payload)
+	copy(buf[start+len(hdr):], buf[start+maxWSHeader:])
+	return buf[:start+len(hdr)+payload]
+}
+
 // writeBatch frames and writes a batch. It reports whether the connection is still
 // good and whether a close frame went out.
 func (c *conn) writeBatch(nc net.Conn, batch []outItem) (ok, sentClose bool) {
@@ -219,18 +237,25 @@ func (c *conn) writeBatch(nc net.Conn, batch []outItem) (ok, sentClose bool) {
 		switch {
 		case it.msg != nil:
 			m := it.msg
-			// Encode the JSON straight into the buffer after room for the largest
-			// frame header, then move it up behind the header it actually needs.
-			start := len(buf)
-			buf = append(buf, make([]byte, maxWSHeader)...)
+			var start int
+			buf, start = beginText(buf)
 			buf = appendDeliver(buf, m.ID, m.From, m.FromCardID, m.ReceivedAt.UnixMilli(), m.Body)
-			payload := len(buf) - start - maxWSHeader
-			hdr := appendWSFrame(buf[start:start], opText, nil) // header only
-			hdr = appendWSLen(hdr[:1], payload)
-			copy(buf[start+len(hdr):], buf[start+maxWSHeader:])
-			buf = buf[:start+len(hdr)+payload]
+			buf = endText(buf, start)
+			if it.owner != nil {
+				it.owner.release() // encoded: the body may be reused
+			}
 			c.s.m.frameOut(TypeDeliver)
 			c.s.m.delivered.Add(1)
+		case it.kind == itemAccepted || it.kind == itemAcceptedDup:
+			var start int
+			buf, start = beginText(buf)
+			buf = appendAccepted(buf, it.reqID, it.msgID, it.kind == itemAcceptedDup)
+			buf = endText(buf, start)
+		case it.kind == itemOK:
+			var start int
+			buf, start = beginText(buf)
+			buf = appendOK(buf, it.reqID)
+			buf = endText(buf, start)
 		case it.opcode != 0:
 			buf = appendWSFrame(buf, it.opcode, it.raw)
 			if it.opcode == opClose {
@@ -288,14 +313,18 @@ func (c *conn) replyError(reqID uint64, code, msg, limit string) {
 
 func (c *conn) replyOK(reqID uint64) {
 	c.s.m.frameOut(TypeOK)
-	if !c.out.tryPush(outItem{raw: appendOK(make([]byte, 0, 32), reqID)}) {
+	if !c.out.tryPush(outItem{kind: itemOK, reqID: reqID}) {
 		c.slow()
 	}
 }
 
 func (c *conn) replyAccepted(reqID uint64, msgID int64, dup bool) {
 	c.s.m.frameOut(TypeAccepted)
-	if !c.out.tryPush(outItem{raw: appendAccepted(make([]byte, 0, 64), reqID, msgID, dup)}) {
+	kind := byte(itemAccepted)
+	if dup {
+		kind = itemAcceptedDup
+	}
+	if !c.out.tryPush(outItem{kind: kind, reqID: reqID, msgID: msgID}) {
 		c.slow()
 	}
 }
@@ -303,7 +332,11 @@ func (c *conn) replyAccepted(reqID uint64, msgID int64, dup bool) {
 func (c *conn) releaseSend() { <-c.inflight }
 
 // Deliver implements Subscriber: a committed message for this connection's card.
-func (c *conn) Deliver(m *storage.QueuedMessage) {
+func (c *conn) Deliver(m *storage.QueuedMessage) { c.deliver(m, nil) }
+
+// deliver queues m for the writer. When owner is set (m is owner.msg), the queued
+// item holds a reference to it, which the writer releases.
+func (c *conn) deliver(m *storage.QueuedMessage, owner *sendReq) {
 	c.dmu.Lock()
 	if c.backfilling {
 		c.missed = true // the backlog goroutine will read it from the store
@@ -314,9 +347,14 @@ func (c *conn) Deliver(m *storage.QueuedMessage) {
 		c.dmu.Unlock()
 		return
 	}
-	ok := c.out.tryPush(outItem{msg: m})
+	if owner != nil {
+		owner.refs.Add(1) // before the push: the writer may release it at once
+	}
+	ok := c.out.tryPush(outItem{msg: m, owner: owner})
 	if ok {
 		c.lastQueued = m.ID
+	} else if owner != nil {
+		owner.refs.Add(-1) // never the last: the publisher holds one
 	}
 	c.dmu.Unlock()
 	if !ok {
@@ -474,6 +512,18 @@ func (c *conn) onMessage(mt int, r io.Reader) bool {
 		c.s.m.frameIn("")
 		c.send(&Frame{Type: TypeError, Code: CodeBadFrame, Message: "frames are JSON text messages"})
 		return true
+	}
+	if c.acct != nil && bytes.HasPrefix(data, sendPrefix) {
+		// The hot frame: decoded straight into a pooled request, body and all.
+		if r, to, clientID, ttl, ok := decodeSendReq(data); ok {
+			c.s.m.frameIn(TypeSend)
+			more := c.onSendReq(r, r.reqID, to, clientID, ttl)
+			if cap(data) <= 64<<10 {
+				*bp = data[:0]
+				readBufPool.Put(bp)
+			}
+			return more
+		}
 	}
 	f, err := DecodeFrame(data)
 	if cap(data) <= 64<<10 {
@@ -761,47 +811,92 @@ func (c *conn) loggedIn(ctx context.Context, reqID uint64, acc *account) {
 }
 
 func (c *conn) onSend(f *Frame) bool {
-	if err := ratchet.ValidateName(f.To); err != nil {
-		c.replyError(f.ID, CodeInvalidName, "recipient names are 1 to 32 of a-z 0-9 . _ -", "")
-		return true
+	r := newSendReq()
+	r.reqID = f.ID
+	r.msg.To = f.To
+	r.msg.ClientID = f.ClientID
+	r.msg.Body = f.Body
+	return c.submitSend(r, f.TTL)
+}
+
+// onSendReq handles a send decoded by decodeSendReq, whose strings are still views
+// into the frame (valid until this returns).
+func (c *conn) onSendReq(r *sendReq, reqID uint64, to, clientID []byte, ttl int64) bool {
+	r.reqID = reqID
+	if name, ok := c.recipients[string(to)]; ok {
+		r.msg.To = name
+	} else {
+		r.msg.To = string(to)
 	}
-	ttl := c.s.limits.MaxTTL
-	if f.TTL > 0 {
-		if time.Duration(f.TTL) > c.s.limits.MaxTTL/time.Second {
-			c.replyError(f.ID, CodeTTLTooLong, "ttl over "+strconv.FormatInt(int64(c.s.limits.MaxTTL/time.Second), 10)+" seconds", "max_ttl")
+	r.msg.ClientID = string(clientID)
+	return c.submitSend(r, ttl)
+}
+
+// maxRecipients bounds a connection's cache of recipient names.
+const maxRecipients = 256
+
+// submitSend checks a send and hands it to the committer. r holds the request's id,
+// recipient, client id and body; submitSend owns it from here.
+func (c *conn) submitSend(r *sendReq, ttlSeconds int64) bool {
+	to := r.msg.To
+	_, known := c.recipients[to]
+	if !known {
+		if err := ratchet.ValidateName(to); err != nil {
+			c.replyError(r.reqID, CodeInvalidName, "recipient names are 1 to 32 of a-z 0-9 . _ -", "")
+			r.release()
 			return true
 		}
-		ttl = time.Duration(f.TTL) * time.Second
 	}
-	var err error
-	if _, cached := c.s.accounts.Load(f.To); !cached { // the usual case costs no context
-		ctx, cancel := c.opCtx()
-		_, err = c.s.cachedAccount(ctx, f.To)
-		cancel()
+	ttl := c.s.limits.MaxTTL
+	if ttlSeconds > 0 {
+		if time.Duration(ttlSeconds) > c.s.limits.MaxTTL/time.Second {
+			c.replyError(r.reqID, CodeTTLTooLong, "ttl over "+strconv.FormatInt(int64(c.s.limits.MaxTTL/time.Second), 10)+" seconds", "max_ttl")
+			r.release()
+			return true
+		}
+		ttl = time.Duration(ttlSeconds) * time.Second
 	}
-	if errors.Is(err, storage.ErrNotFound) {
-		c.replyError(f.ID, CodeNotFound, "no card registered under "+strconv.Quote(f.To), "")
-		return true
-	}
-	if err != nil {
-		c.internal(f.ID, "looking up the recipient", err)
-		return true
+	if !known {
+		var err error
+		if _, cached := c.s.accounts.Load(to); !cached { // the usual case costs no context
+			ctx, cancel := c.opCtx()
+			_, err = c.s.cachedAccount(ctx, to)
+			cancel()
+		}
+		if errors.Is(err, storage.ErrNotFound) {
+			c.replyError(r.reqID, CodeNotFound, "no card registered under "+strconv.Quote(to), "")
+			r.release()
+			return true
+		}
+		if err != nil {
+			c.internal(r.reqID, "looking up the recipient", err)
+			r.release()
+			return true
+		}
+		// Names are never deleted: once known, a recipient stays valid.
+		if c.recipients == nil || len(c.recipients) >= maxRecipients {
+			c.recipients = make(map[string]string)
+		}
+		c.recipients[to] = to
 	}
 	now := c.s.now().UTC()
-	req := &sendReq{c: c, reqID: f.ID, msg: storage.QueuedMessage{
-		To: f.To, From: c.acct.name, FromCardID: c.acct.cardID, ClientID: f.ClientID,
-		Body: f.Body, ReceivedAt: now, ExpiresAt: now.Add(ttl),
-	}}
+	r.c = c
+	r.msg.From = c.acct.name
+	r.msg.FromCardID = c.acct.cardID
+	r.msg.ReceivedAt = now
+	r.msg.ExpiresAt = now.Add(ttl)
 	select {
 	case c.inflight <- struct{}{}:
 	case <-c.ctx.Done():
+		r.release()
 		return false
 	}
 	select {
-	case c.s.cm.sends <- req:
+	case c.s.cm.sends <- r:
 	case <-c.s.cm.done: // shutting down: the send was not stored
 		c.releaseSend()
-		c.replyError(f.ID, CodeGoingAway, "relay is shutting down; resend after reconnecting", "")
+		c.replyError(r.reqID, CodeGoingAway, "relay is shutting down; resend after reconnecting", "")
+		r.release()
 	}
 	return true
 }

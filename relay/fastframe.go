@@ -48,25 +48,41 @@ func (s *scanner) uint() (uint64, bool) {
 
 // str reads a JSON string of printable ASCII without escapes.
 func (s *scanner) str() (string, bool) {
-	if s.i >= len(s.b) || s.b[s.i] != '"' {
+	b, ok := s.strBytes()
+	if !ok {
 		return "", false
+	}
+	return string(b), true
+}
+
+// strBytes is str without the copy: the bytes are a view into the frame.
+func (s *scanner) strBytes() ([]byte, bool) {
+	if s.i >= len(s.b) || s.b[s.i] != '"' {
+		return nil, false
 	}
 	start := s.i + 1
 	for j := start; j < len(s.b); j++ {
 		c := s.b[j]
 		if c == '"' {
 			s.i = j + 1
-			return string(s.b[start:j]), true
+			return s.b[start:j], true
 		}
 		if c < 0x20 || c > 0x7e || c == '\\' {
-			return "", false
+			return nil, false
 		}
 	}
-	return "", false
+	return nil, false
 }
 
-// b64 reads a JSON string of standard base64 and decodes it as encoding/json does.
+// b64 reads a JSON string of standard base64 and decodes it as encoding/json does,
+// into a new slice of exactly the decoded length.
 func (s *scanner) b64() ([]byte, bool) {
+	return s.b64Append(nil)
+}
+
+// b64Append is b64 appending to dst (which it may reuse). The result is never nil, as
+// encoding/json's is not for "".
+func (s *scanner) b64Append(dst []byte) ([]byte, bool) {
 	if s.i >= len(s.b) || s.b[s.i] != '"' {
 		return nil, false
 	}
@@ -81,13 +97,15 @@ func (s *scanner) b64() ([]byte, bool) {
 			return nil, false
 		}
 	}
-	out := make([]byte, base64.StdEncoding.DecodedLen(len(enc)))
-	n, err := base64.StdEncoding.Decode(out, enc)
+	out, err := base64.StdEncoding.AppendDecode(dst, enc)
 	if err != nil {
 		return nil, false
 	}
+	if out == nil {
+		out = []byte{}
+	}
 	s.i = start + end + 1
-	return out[:n], true
+	return out, true
 }
 
 func (s *scanner) end() bool { return s.i == len(s.b) }
@@ -126,6 +144,57 @@ func fastDecodeSend(b []byte) (Frame, bool) {
 	return f, true
 }
 
+var sendPrefix = []byte(`{"type":"send","id":`)
+
+// decodeSendReq is the relay's fast path for send frames: fastDecodeSend's layout,
+// decoded into a pooled request (the body into its reused buffer), with the checks
+// DecodeFrame would make. It accepts only what DecodeFrame accepts, with the same
+// values; anything else, valid or not, is left to DecodeFrame. to and clientID are
+// views into b.
+func decodeSendReq(b []byte) (r *sendReq, to, clientID []byte, ttl int64, ok bool) {
+	s := scanner{b: b}
+	if len(b) > MaxFrameSize || !s.lit(`{"type":"send","id":`) {
+		return nil, nil, nil, 0, false
+	}
+	id, ok := s.uint()
+	if !ok || id == 0 || !s.lit(`,"to":`) {
+		return nil, nil, nil, 0, false
+	}
+	if to, ok = s.strBytes(); !ok || len(to) == 0 || len(to) > maxNameLen || !s.lit(`,"body":`) {
+		return nil, nil, nil, 0, false
+	}
+	r = newSendReq()
+	body, ok := s.b64Append(r.body[:0])
+	if !ok {
+		r.release()
+		return nil, nil, nil, 0, false
+	}
+	r.body = body // keep a grown buffer (release drops one too big to pool)
+	if len(body) == 0 || len(body) > MaxBodySize || !s.lit(`,"client_id":`) {
+		r.release()
+		return nil, nil, nil, 0, false
+	}
+	if clientID, ok = s.strBytes(); !ok || len(clientID) == 0 || len(clientID) > maxClientIDLen {
+		r.release()
+		return nil, nil, nil, 0, false
+	}
+	if s.lit(`,"ttl":`) {
+		n, ok := s.uint()
+		if !ok {
+			r.release()
+			return nil, nil, nil, 0, false
+		}
+		ttl = int64(n)
+	}
+	if !s.lit("}") || !s.end() {
+		r.release()
+		return nil, nil, nil, 0, false
+	}
+	r.reqID = id
+	r.msg.Body = body
+	return r, to, clientID, ttl, true
+}
+
 // appendSend writes a send frame in the layout fastDecodeSend recognises, falling
 // back to encoding/json when a string needs escaping.
 func appendSend(b []byte, f *Frame) []byte {
@@ -159,8 +228,42 @@ func plainASCII(s string) bool {
 	return true
 }
 
+// interner hands out one string per distinct byte sequence, so that the sender
+// names and card ids of a stream of deliver frames cost no allocation each. It is
+// bounded: when full it starts over. Not safe for concurrent use.
+type interner map[string]string
+
+const maxInterned = 256
+
+func (in interner) get(b []byte) string {
+	if s, ok := in[string(b)]; ok { // no allocation for the lookup
+		return s
+	}
+	s := string(b)
+	if len(in) >= maxInterned {
+		clear(in)
+	}
+	in[s] = s
+	return s
+}
+
+// strInterned reads a string like str, through in when in is not nil.
+func (s *scanner) strInterned(in interner) (string, bool) {
+	if in == nil {
+		return s.str()
+	}
+	b, ok := s.strBytes()
+	if !ok {
+		return "", false
+	}
+	return in.get(b), true
+}
+
 // fastDecodeDeliver recognises what appendDeliver writes.
-func fastDecodeDeliver(b []byte) (Frame, bool) {
+func fastDecodeDeliver(b []byte) (Frame, bool) { return fastDecodeDeliverIn(b, nil) }
+
+// fastDecodeDeliverIn is fastDecodeDeliver with the strings interned through in.
+func fastDecodeDeliverIn(b []byte, in interner) (Frame, bool) {
 	s := scanner{b: b}
 	var f Frame
 	var ok bool
@@ -172,10 +275,10 @@ func fastDecodeDeliver(b []byte) (Frame, bool) {
 		return f, false
 	}
 	f.MsgID = int64(n)
-	if f.From, ok = s.str(); !ok || !s.lit(`,"from_card_id":`) {
+	if f.From, ok = s.strInterned(in); !ok || !s.lit(`,"from_card_id":`) {
 		return f, false
 	}
-	if f.FromCardID, ok = s.str(); !ok || !s.lit(`,"received_at":`) {
+	if f.FromCardID, ok = s.strInterned(in); !ok || !s.lit(`,"received_at":`) {
 		return f, false
 	}
 	if n, ok = s.uint(); !ok || !s.lit(`,"body":`) {

@@ -384,11 +384,15 @@ func truncate(s string, n int) string {
 
 // decodeServerFrame parses a frame from the relay. It is lenient about fields it does
 // not know (a newer relay may add some) but still never panics.
-func decodeServerFrame(b []byte) (Frame, error) {
+func decodeServerFrame(b []byte) (Frame, error) { return decodeServerFrameIn(b, nil) }
+
+// decodeServerFrameIn is decodeServerFrame interning deliver frames' sender strings
+// through in (nil: no interning).
+func decodeServerFrameIn(b []byte, in interner) (Frame, error) {
 	if len(b) > MaxFrameSize+4096 {
 		return Frame{}, &FrameError{Code: CodeFrameTooLarge, Reason: "frame from relay is too large"}
 	}
-	if fast, ok := fastDecodeDeliver(b); ok {
+	if fast, ok := fastDecodeDeliverIn(b, in); ok {
 		return fast, nil
 	}
 	if fast, ok := fastDecodeAccepted(b); ok {

@@ -79,6 +79,22 @@ func (h *MemHub) Publish(m *storage.QueuedMessage) {
 	}
 }
 
+// publishReq is Publish for a relay-owned request: connections take a reference
+// each (see sendReq); a subscriber of another kind makes it escape.
+func (h *MemHub) publishReq(r *sendReq) {
+	h.mu.RLock()
+	list := h.subs[r.msg.To]
+	h.mu.RUnlock()
+	for _, s := range list {
+		if c, ok := s.(*conn); ok {
+			c.deliver(&r.msg, r)
+			continue
+		}
+		r.escaped = true
+		s.Deliver(&r.msg)
+	}
+}
+
 // Notice implements Hub.
 func (h *MemHub) Notice(name string, n Notice) {
 	h.mu.RLock()

@@ -7,13 +7,54 @@ import (
 	"pfschat/storage"
 )
 
-// outItem is one frame waiting for the connection's writer: either an encoded frame
-// or a queued message to encode as a deliver push (encoded by the writer, so the
-// committer that hands it over does no encoding work).
+// outItem is one frame waiting for the connection's writer: an encoded frame, a
+// queued message to encode as a deliver push, or a short answer (accepted, ok) to
+// encode. The writer encodes into its batch buffer, so neither the committer that
+// hands items over nor the answers cost an allocation per frame.
 type outItem struct {
 	raw    []byte
 	msg    *storage.QueuedMessage
-	opcode byte // 0 = text frame; else a WebSocket control opcode (ping, pong, close)
+	owner  *sendReq // msg belongs to it: the writer releases it once encoded
+	reqID  uint64 // itemAccepted, itemOK
+	msgID  int64  // itemAccepted
+	opcode byte   // 0 = text frame; else a WebSocket control opcode (ping, pong, close)
+	kind   byte   // itemRaw unless it is a short answer
+}
+
+// outItem kinds.
+const (
+	itemRaw         = iota // raw, or msg when set
+	itemAccepted           // {"type":"accepted","id":reqID,"msg_id":msgID}
+	itemAcceptedDup        // the same with "duplicate":true
+	itemOK                 // {"type":"ok","id":reqID}
+)
+
+// freeItems holds item slices of writers that went idle, so that a connection that
+// wakes up does not grow a new one from nothing. A channel rather than a sync.Pool:
+// a slice goes in and out without being boxed.
+var freeItems = make(chan []outItem, 1024)
+
+// maxFreeItems is the largest slice kept for reuse (a burst's big one is let go).
+const maxFreeItems = 64
+
+func putItems(s []outItem) {
+	if cap(s) == 0 || cap(s) > maxFreeItems {
+		return
+	}
+	clear(s[:cap(s)])
+	select {
+	case freeItems <- s[:0]:
+	default:
+	}
+}
+
+func getItems() []outItem {
+	select {
+	case s := <-freeItems:
+		return s
+	default:
+		return make([]outItem, 0, 8)
+	}
 }
 
 // outQueue is a connection's bounded outbound queue. An idle connection holds no
@@ -43,6 +84,9 @@ func signal(ch chan struct{}) {
 
 // appendLocked adds an item and reports whether a writer must be started.
 func (q *outQueue) appendLocked(it outItem) (start bool) {
+	if q.items == nil {
+		q.items = getItems()
+	}
 	q.items = append(q.items, it)
 	start = !q.writing
 	q.writing = true
@@ -117,12 +161,15 @@ func (q *outQueue) drain(reuse []outItem) (batch []outItem, closed, exit bool) {
 			return nil, true, false
 		}
 		q.writing = false
+		items := q.items
 		q.items = nil
 		q.mu.Unlock()
+		putItems(items)
+		putItems(reuse)
 		return nil, false, true
 	}
 	batch = q.items
-	if cap(reuse) > 64 {
+	if cap(reuse) > maxFreeItems {
 		q.items = nil // let a burst's big buffer go
 	} else {
 		q.items = reuse[:0]

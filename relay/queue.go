@@ -11,9 +11,15 @@ import (
 // transaction, fetch a recipient's messages after an id in order, delete acked ones.
 // *storage.Relay implements it on SQLite; a JetStream stream with per-recipient
 // subjects would implement it across nodes.
+//
+// The relay reuses the memory of the messages it hands to Enqueue (and to
+// Committer.Commit): their bodies live in pooled buffers. An implementation must copy
+// whatever it keeps beyond the call (writing to SQLite copies; keeping the slice does
+// not). Strings are immutable and may be kept.
 type Queue interface {
 	// Enqueue stores a batch atomically and durably; per item it reports the id, whether
-	// it duplicated an earlier (from, client_id), or a limit error.
+	// it duplicated an earlier (from, client_id), or a limit error. msgs and their
+	// bodies are the caller's again once it returns.
 	Enqueue(ctx context.Context, msgs []storage.QueuedMessage) ([]storage.EnqueueResult, error)
 	// Pending returns up to limit messages for to with id > afterID, oldest first.
 	Pending(ctx context.Context, to string, afterID int64, limit int) ([]storage.QueuedMessage, error)

@@ -11,7 +11,9 @@ import (
 // an idle connection then costs a small goroutine stack instead of one sized for
 // gorilla's read path, which the runtime could not shrink.
 type readWaiter struct {
-	rc syscall.RawConn
+	rc    syscall.RawConn
+	b     [1]byte
+	ready func(fd uintptr) bool // made once: a closure per wait would be garbage
 }
 
 func newReadWaiter(nc net.Conn) *readWaiter {
@@ -23,19 +25,21 @@ func newReadWaiter(nc net.Conn) *readWaiter {
 	if err != nil {
 		return nil
 	}
-	return &readWaiter{rc: rc}
+	w := &readWaiter{rc: rc}
+	w.ready = w.peek
+	return w
 }
 
 // wait returns once the socket is readable (data, EOF or an error), or when the read
 // deadline passes. Errors are left for the real read to report.
 func (w *readWaiter) wait() {
-	var b [1]byte
-	w.rc.Read(func(fd uintptr) bool {
-		n, _, err := syscall.Recvfrom(int(fd), b[:], syscall.MSG_PEEK|syscall.MSG_DONTWAIT)
-		if err == syscall.EAGAIN || err == syscall.EWOULDBLOCK {
-			return false // not yet: park until the poller says readable
-		}
-		_ = n
-		return true
-	})
+	w.rc.Read(w.ready)
+}
+
+func (w *readWaiter) peek(fd uintptr) bool {
+	_, _, err := syscall.Recvfrom(int(fd), w.b[:], syscall.MSG_PEEK|syscall.MSG_DONTWAIT)
+	if err == syscall.EAGAIN || err == syscall.EWOULDBLOCK {
+		return false // not yet: park until the poller says readable
+	}
+	return true
 }
