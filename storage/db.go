@@ -79,6 +79,10 @@ type db struct {
 	wanted map[string]bool
 	want   atomic.Bool // wanted is not empty
 
+	// Statements of the hot write paths, prepared on the writer's driver connection
+	// (see rawtx.go).
+	raw rawStmts
+
 	// Prepared statements of the reader pool (database/sql prepares each on every
 	// reader connection as it is used).
 	rstmts sync.Map // query text → *sql.Stmt
@@ -244,6 +248,7 @@ func (d *db) readStmt(ctx context.Context, q string) (*sql.Stmt, error) {
 }
 
 func (d *db) close() error {
+	errRaw := d.closeRaw(context.Background())
 	d.rstmts.Range(func(k, v any) bool {
 		v.(*sql.Stmt).Close()
 		d.rstmts.Delete(k)
@@ -260,7 +265,7 @@ func (d *db) close() error {
 		errR = d.r.Close()
 	}
 	errW := d.w.Close()
-	return errors.Join(errW, errR)
+	return errors.Join(errRaw, errW, errR)
 }
 
 type migration struct {

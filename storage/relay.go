@@ -3,6 +3,7 @@ package storage
 import (
 	"context"
 	"database/sql"
+	"database/sql/driver"
 	"errors"
 	"fmt"
 	"strings"
@@ -339,10 +340,11 @@ type EnqueueResult struct {
 // The returned error is for the batch as a whole: nothing was committed.
 //
 // A batch costs a handful of statements, not a few per message: the duplicate check
-// is one multi-row INSERT into dedup (its RETURNING clause says which rows were new),
-// the limits are checked in Go against usage read once per recipient, and the accepted
-// messages go in with multi-row INSERTs. Per-message statements remain only for the
-// rare cases (a resent message's original id, a refused message's dedup row).
+// is one multi-row INSERT OR IGNORE into dedup (when it inserts every row, every
+// message is new), the limits are checked in Go against usage read once per
+// recipient, and the accepted messages go in with multi-row INSERTs. Per-message
+// statements remain only for the rare cases (a resent message's original id, a
+// refused message's dedup row).
 func (r *Relay) Enqueue(ctx context.Context, msgs []QueuedMessage) ([]EnqueueResult, error) {
 	if len(msgs) == 0 {
 		return []EnqueueResult{}, nil
@@ -374,18 +376,20 @@ func (r *Relay) Commit(ctx context.Context, msgs []QueuedMessage, acks map[strin
 	if eb == nil && nacks == 0 {
 		return res, nil
 	}
-	err := r.db.write(ctx, func(tx *txn) error {
+	err := r.db.writeRaw(ctx, func(t *rawTxn) error {
+		// Queued and deleted messages change queue_usage once per recipient, at the end.
+		usage := usageDeltas{}
 		if eb != nil {
-			if err := r.enqueueTx(ctx, tx, eb, res); err != nil {
+			if err := r.enqueueTx(ctx, t, eb, res, usage); err != nil {
 				return fmt.Errorf("enqueue: %w", err)
 			}
 		}
 		if nacks > 0 {
-			if err := ackTx(ctx, tx, acks); err != nil {
+			if err := ackTx(ctx, t, acks, usage); err != nil {
 				return fmt.Errorf("ack batch of %d recipients: %w", len(acks), err)
 			}
 		}
-		return nil
+		return usage.apply(ctx, t)
 	})
 	if err != nil {
 		return nil, fmt.Errorf("storage: %w", err)
@@ -409,6 +413,9 @@ func newEnqueueBatch(msgs []QueuedMessage) (*enqueueBatch, error) {
 		}
 	}
 	eb := &enqueueBatch{msgs: msgs, first: make([]int, len(msgs))}
+	for i := range eb.first {
+		eb.first[i] = i
+	}
 	if len(msgs) > 1 {
 		seen := make(map[dedupKey]int, len(msgs))
 		for i, m := range msgs {
@@ -419,52 +426,53 @@ func newEnqueueBatch(msgs []QueuedMessage) (*enqueueBatch, error) {
 				continue
 			}
 			seen[k] = i
-			eb.first[i] = i
 		}
 	}
 	return eb, nil
 }
 
-// enqueueTx queues a batch inside a write transaction, filling res (one per message).
-func (r *Relay) enqueueTx(ctx context.Context, tx *txn, eb *enqueueBatch, res []EnqueueResult) error {
+// enqueueTx queues a batch inside a write transaction, filling res (one per message)
+// and adding the accepted messages to usage.
+func (r *Relay) enqueueTx(ctx context.Context, t *rawTxn, eb *enqueueBatch, res []EnqueueResult, usage usageDeltas) error {
 	msgs, first := eb.msgs, eb.first
 	clear(res)
 	// Ids are assigned here, from the AUTOINCREMENT sequence (one writer, inside
 	// BEGIN IMMEDIATE): message i of the batch gets next+1+i if it is queued, so ids
 	// increase in batch order (duplicates and refusals leave gaps).
 	var next int64
-	if err := tx.scan(ctx, `SELECT max(coalesce((SELECT seq FROM sqlite_sequence WHERE name = 'queue'), 0),
-		coalesce((SELECT max(id) FROM queue), 0))`, nil, &next); err != nil {
+	found := false
+	err := t.query(ctx, `SELECT max(coalesce((SELECT seq FROM sqlite_sequence WHERE name = 'queue'), 0),
+		coalesce((SELECT max(id) FROM queue), 0))`, func(v []driver.Value) (err error) {
+		found = true
+		next, err = valueInt64(v[0], "next queue id")
+		return err
+	})
+	if err != nil {
 		return err
 	}
-	// 1. Remember every first copy in dedup; the rows that were new come back.
+	if !found {
+		return errors.New("next queue id: no row")
+	}
+	// 1. Remember every first copy in dedup; resends of earlier messages (not new
+	// there) answer with the original's id.
 	fresh := make([]bool, len(msgs))
-	if err := r.insertDedup(ctx, tx, msgs, first, next, fresh); err != nil {
+	if err := insertDedup(ctx, t, msgs, first, next, fresh, res); err != nil {
 		return err
 	}
-	// 2. Resends of earlier messages answer with the original's id.
-	for i, m := range msgs {
-		if first[i] != i || fresh[i] {
-			continue
-		}
-		var orig int64
-		if err := tx.scan(ctx, "SELECT message_id FROM dedup WHERE sender = ? AND client_id = ?", []any{m.From, m.ClientID}, &orig); err != nil {
-			return err
-		}
-		res[i] = EnqueueResult{ID: orig, Duplicate: true}
-	}
-	// 3. Limits, in batch order, against each recipient's usage.
+	// 2. Limits, in batch order, against each recipient's usage.
 	if r.opts.MaxQueueCount > 0 || r.opts.MaxQueueBytes > 0 {
-		if err := r.checkLimits(ctx, tx, msgs, fresh, res); err != nil {
+		if err := r.checkLimits(ctx, t, msgs, fresh, res); err != nil {
 			return err
 		}
 	}
-	// 4. The accepted messages, and their recipients' usage.
-	if err := insertQueued(ctx, tx, msgs, fresh, next, res); err != nil {
+	// 3. The accepted messages, and their recipients' usage.
+	if err := insertQueued(ctx, t, msgs, fresh, next, res); err != nil {
 		return err
 	}
-	if err := addUsage(ctx, tx, msgs, fresh); err != nil {
-		return err
+	for i, m := range msgs {
+		if fresh[i] {
+			usage.add(m.To, 1, int64(len(m.Body)))
+		}
 	}
 	if eb.repeats {
 		for i := range msgs {
@@ -482,8 +490,9 @@ func (r *Relay) enqueueTx(ctx context.Context, tx *txn, eb *enqueueBatch, res []
 type dedupKey struct{ from, clientID string }
 
 // rowChunks are the row counts of the multi-row statements Enqueue and Ack use, so a
-// handful of statement texts cover every batch size and stay prepared.
-var rowChunks = []int{128, 32, 8, 1}
+// handful of statement texts cover every batch size and stay prepared: a batch of n
+// rows takes one statement per bit set in n (at most 128 rows a statement).
+var rowChunks = []int{128, 64, 32, 16, 8, 4, 2, 1}
 
 func chunkOf(n int) int {
 	for _, c := range rowChunks {
@@ -525,7 +534,7 @@ func (m *multiRow) text(rows int) string {
 
 var (
 	dedupInsert = &multiRow{prefix: "INSERT OR IGNORE INTO dedup (sender, client_id, message_id, expires_at) VALUES ",
-		row: "(?, ?, ?, ?)", suffix: " RETURNING message_id"}
+		row: "(?, ?, ?, ?)"}
 	queueInsert = &multiRow{prefix: "INSERT OR IGNORE INTO queue (id, recipient, sender, sender_card_id, client_id, body, received_at, expires_at) VALUES ",
 		row: "(?, ?, ?, ?, ?, ?, ?, ?)"}
 	usageAdd = &multiRow{prefix: "INSERT INTO queue_usage (recipient, count, bytes) VALUES ", row: "(?, ?, ?)",
@@ -533,43 +542,72 @@ var (
 	usageSelect = &multiRow{prefix: "SELECT recipient, count, bytes FROM queue_usage WHERE recipient IN (", row: "?", suffix: ")"}
 )
 
+const dedupLookup = "SELECT message_id FROM dedup WHERE sender = ? AND client_id = ?"
+
 // insertDedup inserts the dedup rows of the batch's first copies (tentative id
-// next+1+i) and sets fresh[i] for those that were not there yet.
-func (r *Relay) insertDedup(ctx context.Context, tx *txn, msgs []QueuedMessage, first []int, next int64, fresh []bool) error {
-	idx := make([]int, 0, len(msgs))
+// next+1+i) and sets fresh[i] for those that were not there yet. A first copy that was
+// there is a resend: res[i] gets the original's id.
+func insertDedup(ctx context.Context, t *rawTxn, msgs []QueuedMessage, first []int, next int64, fresh []bool, res []EnqueueResult) error {
 	for i := range msgs {
-		if first[i] == i {
-			idx = append(idx, i)
+		if first[i] != i {
+			continue
 		}
+		m := &msgs[i]
+		t.stage(m.From)
+		t.stage(m.ClientID)
+		t.stage(next + 1 + int64(i))
+		t.stage(dbTime(m.ExpiresAt))
+		fresh[i] = true // until the insert says otherwise
 	}
-	args := make([]any, 0, 4*min(len(idx), rowChunks[0]))
-	for len(idx) > 0 {
-		n := chunkOf(len(idx))
-		args = args[:0]
-		for _, i := range idx[:n] {
-			m := &msgs[i]
-			args = append(args, m.From, m.ClientID, next+1+int64(i), dbTime(m.ExpiresAt))
-		}
-		idx = idx[n:]
-		rows, err := tx.query(ctx, dedupInsert.text(n), args...)
+	vals := t.staged()
+	defer t.clearStaged()
+	for start, rows := 0, len(vals)/4; rows > 0; {
+		n := chunkOf(rows)
+		added, err := t.exec(ctx, dedupInsert.text(n), vals[4*start:4*(start+n)]...)
 		if err != nil {
 			return err
 		}
-		for rows.Next() {
-			var id int64
-			if err := rows.Scan(&id); err != nil {
-				rows.Close()
+		if added != int64(n) {
+			if err := findResends(ctx, t, msgs, first, next, fresh, res, start, n); err != nil {
 				return err
 			}
-			if i := id - next - 1; i >= 0 && i < int64(len(fresh)) {
-				fresh[i] = true
-			}
 		}
-		if err := rows.Close(); err != nil {
+		start += n
+		rows -= n
+	}
+	return nil
+}
+
+// findResends, after a dedup insert of the first copies start..start+n-1 (counted
+// among first copies) inserted fewer than n rows, finds the copies whose dedup row was
+// already there: each is a resend, answered with the original message's id.
+func findResends(ctx context.Context, t *rawTxn, msgs []QueuedMessage, first []int, next int64, fresh []bool, res []EnqueueResult, start, n int) error {
+	k := 0
+	for i := range msgs {
+		if first[i] != i {
+			continue
+		}
+		k++
+		if k <= start || k > start+n {
+			continue
+		}
+		m := &msgs[i]
+		var id int64
+		found := false
+		err := t.query(ctx, dedupLookup, func(v []driver.Value) (err error) {
+			found = true
+			id, err = valueInt64(v[0], "dedup.message_id")
+			return err
+		}, m.From, m.ClientID)
+		if err != nil {
 			return err
 		}
-		if err := rows.Err(); err != nil {
-			return err
+		if !found {
+			return fmt.Errorf("dedup row of (%q, %q) missing after insert", m.From, m.ClientID)
+		}
+		if id != next+1+int64(i) {
+			fresh[i] = false
+			res[i] = EnqueueResult{ID: id, Duplicate: true}
 		}
 	}
 	return nil
@@ -578,46 +616,43 @@ func (r *Relay) insertDedup(ctx context.Context, tx *txn, msgs []QueuedMessage, 
 // checkLimits refuses, in batch order, the fresh messages that would take their
 // recipient's queue over a limit: res[i].Err is set, fresh[i] cleared and the dedup
 // row forgotten (a refused message was not accepted: a later resend may go through).
-func (r *Relay) checkLimits(ctx context.Context, tx *txn, msgs []QueuedMessage, fresh []bool, res []EnqueueResult) error {
-	type usage struct{ count, bytes int64 }
-	used := map[string]*usage{}
-	var names []string
+func (r *Relay) checkLimits(ctx context.Context, t *rawTxn, msgs []QueuedMessage, fresh []bool, res []EnqueueResult) error {
+	used := map[string]*usageDelta{}
 	for i, m := range msgs {
 		if fresh[i] && used[m.To] == nil {
-			used[m.To] = &usage{}
-			names = append(names, m.To)
+			used[m.To] = &usageDelta{}
+			t.stage(m.To)
 		}
 	}
-	args := make([]any, 0, min(len(names), rowChunks[0]))
-	for len(names) > 0 {
-		n := chunkOf(len(names))
-		args = args[:0]
-		for _, name := range names[:n] {
-			args = append(args, name)
-		}
-		names = names[n:]
-		rows, err := tx.query(ctx, usageSelect.text(n), args...)
-		if err != nil {
-			return err
-		}
-		for rows.Next() {
-			var name string
-			var u usage
-			if err := rows.Scan(&name, &u.count, &u.bytes); err != nil {
-				rows.Close()
+	names := t.staged()
+	for start, left := 0, len(names); left > 0; {
+		n := chunkOf(left)
+		err := t.query(ctx, usageSelect.text(n), func(v []driver.Value) error {
+			name, err := valueString(v[0], "queue_usage.recipient")
+			if err != nil {
+				return err
+			}
+			count, err := valueInt64(v[1], "queue_usage.count")
+			if err != nil {
+				return err
+			}
+			bytes, err := valueInt64(v[2], "queue_usage.bytes")
+			if err != nil {
 				return err
 			}
 			if p := used[name]; p != nil {
-				*p = u
+				*p = usageDelta{count: count, bytes: bytes}
 			}
-		}
-		if err := rows.Close(); err != nil {
+			return nil
+		}, names[start:start+n]...)
+		if err != nil {
+			t.clearStaged()
 			return err
 		}
-		if err := rows.Err(); err != nil {
-			return err
-		}
+		start += n
+		left -= n
 	}
+	t.clearStaged()
 	for i, m := range msgs {
 		if !fresh[i] {
 			continue
@@ -634,7 +669,7 @@ func (r *Relay) checkLimits(ctx context.Context, tx *txn, msgs []QueuedMessage, 
 			u.bytes += int64(len(m.Body))
 			continue
 		}
-		if _, err := tx.exec(ctx, "DELETE FROM dedup WHERE sender = ? AND client_id = ?", m.From, m.ClientID); err != nil {
+		if _, err := t.exec(ctx, "DELETE FROM dedup WHERE sender = ? AND client_id = ?", m.From, m.ClientID); err != nil {
 			return err
 		}
 		fresh[i] = false
@@ -643,84 +678,85 @@ func (r *Relay) checkLimits(ctx context.Context, tx *txn, msgs []QueuedMessage, 
 	return nil
 }
 
-// usageDelta is a change to one recipient's queue_usage row.
+// usageDelta is a change to one recipient's queue_usage row (or, in checkLimits, the row).
 type usageDelta struct{ count, bytes int64 }
 
-func (u *usageDelta) add(count, bytes int64) *usageDelta {
-	if u == nil {
-		u = &usageDelta{}
+// usageDeltas are the queue_usage changes of one transaction, by recipient.
+type usageDeltas map[string]*usageDelta
+
+func (u usageDeltas) add(to string, count, bytes int64) {
+	d := u[to]
+	if d == nil {
+		d = &usageDelta{}
+		u[to] = d
 	}
-	u.count += count
-	u.bytes += bytes
-	return u
+	d.count += count
+	d.bytes += bytes
 }
 
-// addUsage adds the accepted (fresh) messages to their recipients' queue_usage rows.
-func addUsage(ctx context.Context, tx *txn, msgs []QueuedMessage, fresh []bool) error {
-	used := map[string]*usageDelta{}
-	for i, m := range msgs {
-		if fresh[i] {
-			used[m.To] = used[m.To].add(1, int64(len(m.Body)))
-		}
-	}
-	return applyUsage(ctx, tx, used)
-}
-
-// applyUsage adds the deltas to queue_usage with multi-row upserts. A negative delta
+// apply adds the deltas to queue_usage with multi-row upserts. A negative delta
 // (deleted messages) always finds the row its messages' inserts created.
-func applyUsage(ctx context.Context, tx *txn, deltas map[string]*usageDelta) error {
-	left := len(deltas)
-	if left == 0 {
-		return nil
-	}
-	chunk := chunkOf(left)
-	args := make([]any, 0, 3*chunk)
-	for name, u := range deltas {
-		args = append(args, name, u.count, u.bytes)
-		if len(args) == 3*chunk {
-			if _, err := tx.exec(ctx, usageAdd.text(chunk), args...); err != nil {
-				return err
-			}
-			args = args[:0]
-			left -= chunk
-			chunk = chunkOf(left)
+func (u usageDeltas) apply(ctx context.Context, t *rawTxn) error {
+	rows := 0
+	for name, d := range u {
+		if d.count == 0 && d.bytes == 0 {
+			continue // as many bytes queued as acknowledged: nothing changes
 		}
+		t.stage(name)
+		t.stage(d.count)
+		t.stage(d.bytes)
+		rows++
+	}
+	vals := t.staged()
+	defer t.clearStaged()
+	for start := 0; rows > 0; {
+		n := chunkOf(rows)
+		if _, err := t.exec(ctx, usageAdd.text(n), vals[start:start+3*n]...); err != nil {
+			return err
+		}
+		start += 3 * n
+		rows -= n
 	}
 	return nil
 }
 
 // insertQueued inserts the accepted (fresh) messages, message i with id next+1+i.
-func insertQueued(ctx context.Context, tx *txn, msgs []QueuedMessage, fresh []bool, next int64, res []EnqueueResult) error {
-	idx := make([]int, 0, len(msgs))
-	for i := range msgs {
-		if fresh[i] {
-			idx = append(idx, i)
-		}
-	}
-	args := make([]any, 0, 8*min(len(idx), rowChunks[0]))
+func insertQueued(ctx context.Context, t *rawTxn, msgs []QueuedMessage, fresh []bool, next int64, res []EnqueueResult) error {
 	now := int64(0)
-	for len(idx) > 0 {
-		n := chunkOf(len(idx))
-		args = args[:0]
-		for _, i := range idx[:n] {
-			m := &msgs[i]
-			body := m.Body
-			if body == nil {
-				body = []byte{}
-			}
-			recv := dbTime(m.ReceivedAt)
-			if recv == 0 {
-				if now == 0 {
-					now = time.Now().UnixNano()
-				}
-				recv = now
-			}
-			id := next + 1 + int64(i)
-			args = append(args, id, m.To, m.From, m.FromCardID, m.ClientID, body, recv, dbTime(m.ExpiresAt))
-			res[i] = EnqueueResult{ID: id}
+	rows := 0
+	for i := range msgs {
+		if !fresh[i] {
+			continue
 		}
-		idx = idx[n:]
-		added, err := tx.execN(ctx, queueInsert.text(n), args...)
+		m := &msgs[i]
+		body := m.Body
+		if body == nil {
+			body = []byte{}
+		}
+		recv := dbTime(m.ReceivedAt)
+		if recv == 0 {
+			if now == 0 {
+				now = time.Now().UnixNano()
+			}
+			recv = now
+		}
+		id := next + 1 + int64(i)
+		t.stage(id)
+		t.stage(m.To)
+		t.stage(m.From)
+		t.stage(m.FromCardID)
+		t.stage(m.ClientID)
+		t.stage(body)
+		t.stage(recv)
+		t.stage(dbTime(m.ExpiresAt))
+		res[i] = EnqueueResult{ID: id}
+		rows++
+	}
+	vals := t.staged()
+	defer t.clearStaged()
+	for start := 0; rows > 0; {
+		n := chunkOf(rows)
+		added, err := t.exec(ctx, queueInsert.text(n), vals[start:start+8*n]...)
 		if err != nil {
 			return err
 		}
@@ -728,6 +764,8 @@ func insertQueued(ctx context.Context, tx *txn, msgs []QueuedMessage, fresh []bo
 			// OR IGNORE (no statement journal) must not hide a lost message.
 			return fmt.Errorf("storage: %d of %d queued messages were not stored (id clash)", int64(n)-added, n)
 		}
+		start += 8 * n
+		rows -= n
 	}
 	return nil
 }
@@ -766,7 +804,7 @@ func (r *Relay) Ack(ctx context.Context, to string, ids []int64) error {
 	if len(ids) == 0 {
 		return nil
 	}
-	if err := r.db.write(ctx, func(tx *txn) error { return ackTx(ctx, tx, map[string][]int64{to: ids}) }); err != nil {
+	if err := r.ackBatch(ctx, map[string][]int64{to: ids}); err != nil {
 		return fmt.Errorf("storage: ack for %q: %w", to, err)
 	}
 	return nil
@@ -775,20 +813,13 @@ func (r *Relay) Ack(ctx context.Context, to string, ids []int64) error {
 // AckBatch is Ack for many recipients in one transaction (one fsync): acks maps each
 // recipient to the ids it acknowledged.
 func (r *Relay) AckBatch(ctx context.Context, acks map[string][]int64) error {
-	if err := r.db.write(ctx, func(tx *txn) error { return ackTx(ctx, tx, acks) }); err != nil {
+	if err := r.ackBatch(ctx, acks); err != nil {
 		return fmt.Errorf("storage: ack batch of %d recipients: %w", len(acks), err)
 	}
 	return nil
 }
 
-// ackDelete deletes (recipient, id) pairs: a row is deleted only if both match, so an
-// id of someone else's message is ignored. The pairs are looked up by rowid.
-var ackDelete = &multiRow{prefix: "DELETE FROM queue WHERE (recipient, id) IN (VALUES ", row: "(?, ?)",
-	suffix: ") RETURNING recipient, length(body)"}
-
-// ackTx deletes acknowledged messages of many recipients with a few multi-row
-// statements, then takes them off queue_usage.
-func ackTx(ctx context.Context, tx *txn, acks map[string][]int64) error {
+func (r *Relay) ackBatch(ctx context.Context, acks map[string][]int64) error {
 	total := 0
 	for _, ids := range acks {
 		total += len(ids)
@@ -796,43 +827,68 @@ func ackTx(ctx context.Context, tx *txn, acks map[string][]int64) error {
 	if total == 0 {
 		return nil
 	}
-	args := make([]any, 0, 2*min(total, rowChunks[0]))
-	gone := map[string]*usageDelta{}
-	flush := func() error {
-		rows, err := tx.query(ctx, ackDelete.text(len(args)/2), args...)
-		args = args[:0]
+	return r.db.writeRaw(ctx, func(t *rawTxn) error {
+		usage := usageDeltas{}
+		if err := ackTx(ctx, t, acks, usage); err != nil {
+			return err
+		}
+		return usage.apply(ctx, t)
+	})
+}
+
+// ackDelete deletes (recipient, id) pairs: a row is deleted only if both match, so an
+// id of someone else's message is ignored. The pairs are looked up by rowid.
+var ackDelete = &multiRow{prefix: "DELETE FROM queue WHERE (recipient, id) IN (VALUES ", row: "(?, ?)",
+	suffix: ") RETURNING recipient, length(body)"}
+
+// ackTx deletes the acknowledged messages of many recipients with a few multi-row
+// statements and takes them off usage.
+func ackTx(ctx context.Context, t *rawTxn, acks map[string][]int64, usage usageDeltas) error {
+	for to, ids := range acks {
+		for _, id := range ids {
+			t.stage(to)
+			t.stage(id)
+		}
+	}
+	vals := t.staged()
+	defer t.clearStaged()
+	_, err := deleteReturningUsage(ctx, t, ackDelete, nil, vals, 2, usage)
+	return err
+}
+
+// deleteReturningUsage runs a multi-row DELETE ... RETURNING recipient, length(body)
+// over vals (perRow values a row, after the lead values of every statement) in
+// rowChunks, and takes the deleted messages off usage. It returns how many it deleted.
+func deleteReturningUsage(ctx context.Context, t *rawTxn, q *multiRow, lead []any, vals []any, perRow int, usage usageDeltas) (int, error) {
+	deleted := 0
+	row := func(v []driver.Value) error {
+		to, err := valueString(v[0], "queue.recipient")
 		if err != nil {
 			return err
 		}
-		for rows.Next() {
-			var to string
-			var size int64
-			if err := rows.Scan(&to, &size); err != nil {
-				rows.Close()
-				return err
-			}
-			gone[to] = gone[to].add(-1, -size)
-		}
-		if err := rows.Close(); err != nil {
+		size, err := valueInt64(v[1], "length(queue.body)")
+		if err != nil {
 			return err
 		}
-		return rows.Err()
+		usage.add(to, -1, -size)
+		deleted++
+		return nil
 	}
-	// Chunks of rowChunks sizes only, so the statement texts stay few and prepared.
-	chunk := chunkOf(total)
-	for to, ids := range acks {
-		for _, id := range ids {
-			args = append(args, to, id)
-			if len(args) == 2*chunk {
-				if err := flush(); err != nil {
-					return err
-				}
-				total -= chunk
-				chunk = chunkOf(total)
-			}
+	var args []any
+	for start, rows := 0, len(vals)/perRow; rows > 0; {
+		n := chunkOf(rows)
+		chunk := vals[start : start+perRow*n]
+		if len(lead) > 0 {
+			args = append(append(args[:0], lead...), chunk...)
+			chunk = args
 		}
+		if err := t.query(ctx, q.text(n), row, chunk...); err != nil {
+			return deleted, err
+		}
+		start += perRow * n
+		rows -= n
 	}
-	return applyUsage(ctx, tx, gone)
+	return deleted, nil
 }
 
 // Expire deletes queued messages (and duplicate-detection entries) whose ExpiresAt is
@@ -846,7 +902,7 @@ func (r *Relay) Expire(ctx context.Context, now time.Time) (int, error) {
 	if err != nil {
 		return 0, fmt.Errorf("storage: expire: %w", err)
 	}
-	var ids []int64
+	var ids []any
 	for rows.Next() {
 		var id int64
 		if err := rows.Scan(&id); err != nil {
@@ -860,45 +916,21 @@ func (r *Relay) Expire(ctx context.Context, now time.Time) (int, error) {
 		return 0, fmt.Errorf("storage: expire: %w", err)
 	}
 	// Delete them in short transactions, so commits waiting for the writer are held up
-	// for one chunk at most.
+	// for one chunk at most. The cutoff is checked again: an id found expired is
+	// deleted only if that still holds.
 	n := 0
 	const perTx = 1024
+	lead := []any{cutoff}
 	for len(ids) > 0 {
 		chunk := ids[:min(len(ids), perTx)]
 		ids = ids[len(chunk):]
-		err := r.db.write(ctx, func(tx *txn) error {
-			gone := map[string]*usageDelta{}
-			deleted := 0
-			args := make([]any, 0, 1+rowChunks[0])
-			for rest := chunk; len(rest) > 0; {
-				k := chunkOf(len(rest))
-				args = append(args[:0], cutoff)
-				for _, id := range rest[:k] {
-					args = append(args, id)
-				}
-				rest = rest[k:]
-				rows, err := tx.query(ctx, expireDelete.text(k), args...)
-				if err != nil {
-					return err
-				}
-				for rows.Next() {
-					var to string
-					var size int64
-					if err := rows.Scan(&to, &size); err != nil {
-						rows.Close()
-						return err
-					}
-					gone[to] = gone[to].add(-1, -size)
-					deleted++
-				}
-				if err := rows.Close(); err != nil {
-					return err
-				}
-				if err := rows.Err(); err != nil {
-					return err
-				}
+		err := r.db.writeRaw(ctx, func(t *rawTxn) error {
+			usage := usageDeltas{}
+			deleted, err := deleteReturningUsage(ctx, t, expireDelete, lead, chunk, 1, usage)
+			if err != nil {
+				return err
 			}
-			if err := applyUsage(ctx, tx, gone); err != nil {
+			if err := usage.apply(ctx, t); err != nil {
 				return err
 			}
 			n += deleted
@@ -908,8 +940,8 @@ func (r *Relay) Expire(ctx context.Context, now time.Time) (int, error) {
 			return n, fmt.Errorf("storage: expire: %w", err)
 		}
 	}
-	err = r.db.write(ctx, func(tx *txn) error {
-		_, err := tx.exec(ctx, "DELETE FROM dedup WHERE expires_at <> 0 AND expires_at < ?", cutoff)
+	err = r.db.writeRaw(ctx, func(t *rawTxn) error {
+		_, err := t.exec(ctx, "DELETE FROM dedup WHERE expires_at <> 0 AND expires_at < ?", cutoff)
 		return err
 	})
 	if err != nil {
