@@ -61,12 +61,31 @@ func (r *sendReq) release() {
 	sendReqs.Put(r)
 }
 
-// ackReq is one ack frame waiting for the group commit.
+// ackReq is one ack frame waiting for the group commit. It is pooled with its ids
+// buffer: the committer copies the ids into the recipient's group and releases the
+// request once it has answered it.
 type ackReq struct {
 	c     *conn
 	reqID uint64
 	to    string
 	ids   []int64
+	n     int // len(ids) when it was added to its group (ids may be reused after)
+}
+
+var ackReqs = sync.Pool{New: func() any { return new(ackReq) }}
+
+// maxPooledIDs bounds the ids buffer a pooled ackReq or ackGroup keeps.
+const maxPooledIDs = 1024
+
+func newAckReq() *ackReq { return ackReqs.Get().(*ackReq) }
+
+func (a *ackReq) release() {
+	a.c, a.reqID, a.to, a.n = nil, 0, "", 0
+	if cap(a.ids) > maxPooledIDs {
+		a.ids = nil
+	}
+	a.ids = a.ids[:0]
+	ackReqs.Put(a)
 }
 
 // AckBatcher is an optional Queue extension: delete acks for many recipients in one
@@ -100,10 +119,12 @@ type committer struct {
 	sends chan *sendReq
 	acks  chan *ackReq
 
-	ackGroups map[string]*ackGroup // committer goroutine only
-	ackOrder  []string
-	quit      chan struct{}
-	done      chan struct{}
+	ackGroups  map[string]*ackGroup // committer goroutine only
+	ackOrder   []string
+	ackBatch   map[string][]int64 // reused for Commit and AckBatch
+	freeGroups []*ackGroup        // answered groups, for reuse
+	quit       chan struct{}
+	done       chan struct{}
 }
 
 func newCommitter(q Queue, hub Hub, log *slog.Logger, m *metrics, maxBatch int, now func() time.Time,
@@ -199,10 +220,7 @@ func (cm *committer) commitAll(ctx context.Context, c Committer, sends []*sendRe
 	}
 	var acks map[string][]int64
 	if len(cm.ackOrder) > 0 {
-		acks = make(map[string][]int64, len(cm.ackGroups))
-		for to, g := range cm.ackGroups {
-			acks[to] = g.ids
-		}
+		acks = cm.ackBatchMap()
 	}
 	start := time.Now()
 	results, err := c.Commit(ctx, batch, acks)
@@ -224,9 +242,44 @@ func (cm *committer) commitAll(ctx context.Context, c Committer, sends []*sendRe
 	for _, to := range cm.ackOrder {
 		cm.answerAcks(cm.ackGroups[to], err)
 	}
+	cm.recycleGroups()
+	return batch
+}
+
+// ackBatchMap fills the reused map of every waiting ack by recipient. The store must
+// not keep it (see Committer).
+func (cm *committer) ackBatchMap() map[string][]int64 {
+	if cm.ackBatch == nil {
+		cm.ackBatch = make(map[string][]int64)
+	}
+	clear(cm.ackBatch)
+	for to, g := range cm.ackGroups {
+		cm.ackBatch[to] = g.ids
+	}
+	return cm.ackBatch
+}
+
+// recycleGroups forgets every (answered) ack group, keeping them for reuse.
+func (cm *committer) recycleGroups() {
+	for _, g := range cm.ackGroups {
+		cm.recycleGroup(g)
+	}
 	clear(cm.ackGroups)
 	cm.ackOrder = cm.ackOrder[:0]
-	return batch
+	if cm.ackBatch != nil {
+		clear(cm.ackBatch) // drop references to the groups' ids
+	}
+}
+
+const maxFreeGroups = 256
+
+func (cm *committer) recycleGroup(g *ackGroup) {
+	if len(cm.freeGroups) >= maxFreeGroups || cap(g.ids) > maxPooledIDs || cap(g.reqs) > maxPooledIDs {
+		return
+	}
+	clear(g.reqs)
+	g.ids, g.reqs = g.ids[:0], g.reqs[:0]
+	cm.freeGroups = append(cm.freeGroups, g)
 }
 
 // drain commits everything still waiting, at shutdown.
@@ -363,11 +416,19 @@ func (cm *committer) addAcks(acks []*ackReq) {
 	for _, a := range acks {
 		g := cm.ackGroups[a.to]
 		if g == nil {
-			g = &ackGroup{since: time.Now()}
+			if n := len(cm.freeGroups); n > 0 {
+				g = cm.freeGroups[n-1]
+				cm.freeGroups[n-1] = nil
+				cm.freeGroups = cm.freeGroups[:n-1]
+			} else {
+				g = &ackGroup{}
+			}
+			g.since = time.Now()
 			cm.ackGroups[a.to] = g
 			cm.ackOrder = append(cm.ackOrder, a.to)
 		}
 		g.ids = append(g.ids, a.ids...)
+		a.n = len(a.ids)
 		g.reqs = append(g.reqs, a)
 	}
 }
@@ -384,10 +445,7 @@ func (cm *committer) flushAcks(ctx context.Context) {
 		if len(cm.sends) > 0 && time.Since(cm.ackGroups[cm.ackOrder[0]].since) < ackBatchDelayUnderLoad {
 			return
 		}
-		batch := make(map[string][]int64, len(cm.ackGroups))
-		for to, g := range cm.ackGroups {
-			batch[to] = g.ids
-		}
+		batch := cm.ackBatchMap()
 		start := time.Now()
 		err := ab.AckBatch(ctx, batch)
 		cm.m.ackLatency.observe(time.Since(start).Seconds())
@@ -397,8 +455,7 @@ func (cm *committer) flushAcks(ctx context.Context) {
 		for _, to := range cm.ackOrder {
 			cm.answerAcks(cm.ackGroups[to], err)
 		}
-		clear(cm.ackGroups)
-		cm.ackOrder = cm.ackOrder[:0]
+		cm.recycleGroups()
 		return
 	}
 	n := len(cm.ackOrder)
@@ -420,6 +477,7 @@ func (cm *committer) flushAcks(ctx context.Context) {
 		}
 		cm.answerAcks(g, err)
 		delete(cm.ackGroups, to)
+		cm.recycleGroup(g)
 	}
 	cm.ackOrder = append(cm.ackOrder[:0], cm.ackOrder[n:]...)
 }
@@ -428,10 +486,11 @@ func (cm *committer) answerAcks(g *ackGroup, err error) {
 	for _, a := range g.reqs {
 		if err != nil {
 			a.c.replyError(a.reqID, CodeInternal, "could not record the ack; the messages will come again, ack them again", "")
-			continue
+		} else {
+			cm.m.acked.Add(uint64(a.n))
+			a.c.replyOK(a.reqID)
 		}
-		cm.m.acked.Add(uint64(len(a.ids)))
-		a.c.replyOK(a.reqID)
+		a.release()
 	}
 }
 

@@ -76,7 +76,8 @@ func newConn(s *Server, ws *websocket.Conn) *conn {
 		version:    ProtocolVersion,
 		bucket:     newTokenBucket(s.limits.FramesPerSecond, s.limits.FrameBurst, s.now()),
 	}
-	c.out = newOutQueue(s.limits.OutboundQueue, func() { go c.writeLoop() })
+	write := c.writeLoop // one method value: `go c.writeLoop()` would allocate a closure per start
+	c.out = newOutQueue(s.limits.OutboundQueue, func() { go write() })
 	rand.Read(c.challenge[:]) // never fails (Go 1.24+: a broken OS source aborts the program)
 	return c
 }
@@ -513,6 +514,16 @@ func (c *conn) onMessage(mt int, r io.Reader) bool {
 		c.send(&Frame{Type: TypeError, Code: CodeBadFrame, Message: "frames are JSON text messages"})
 		return true
 	}
+	if c.acct != nil && bytes.HasPrefix(data, ackPrefix) {
+		if a, ok := decodeAckReq(data); ok {
+			c.s.m.frameIn(TypeAck)
+			if cap(data) <= 64<<10 {
+				*bp = data[:0]
+				readBufPool.Put(bp)
+			}
+			return c.submitAck(a)
+		}
+	}
 	if c.acct != nil && bytes.HasPrefix(data, sendPrefix) {
 		// The hot frame: decoded straight into a pooled request, body and all.
 		if r, to, clientID, ttl, ok := decodeSendReq(data); ok {
@@ -902,10 +913,20 @@ func (c *conn) submitSend(r *sendReq, ttlSeconds int64) bool {
 }
 
 func (c *conn) onAck(f *Frame) bool {
+	a := newAckReq()
+	a.reqID = f.ID
+	a.ids = append(a.ids, f.IDs...)
+	return c.submitAck(a)
+}
+
+// submitAck hands an ack to the committer, which owns it from here.
+func (c *conn) submitAck(a *ackReq) bool {
+	a.c, a.to = c, c.acct.name
 	select {
-	case c.s.cm.acks <- &ackReq{c: c, reqID: f.ID, to: c.acct.name, ids: f.IDs}:
+	case c.s.cm.acks <- a:
 	case <-c.s.cm.done:
-		c.replyError(f.ID, CodeGoingAway, "relay is shutting down; the messages will come again", "")
+		c.replyError(a.reqID, CodeGoingAway, "relay is shutting down; the messages will come again", "")
+		a.release()
 	}
 	return true
 }

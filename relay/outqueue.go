@@ -15,10 +15,10 @@ type outItem struct {
 	raw    []byte
 	msg    *storage.QueuedMessage
 	owner  *sendReq // msg belongs to it: the writer releases it once encoded
-	reqID  uint64 // itemAccepted, itemOK
-	msgID  int64  // itemAccepted
-	opcode byte   // 0 = text frame; else a WebSocket control opcode (ping, pong, close)
-	kind   byte   // itemRaw unless it is a short answer
+	reqID  uint64   // itemAccepted, itemOK
+	msgID  int64    // itemAccepted
+	opcode byte     // 0 = text frame; else a WebSocket control opcode (ping, pong, close)
+	kind   byte     // itemRaw unless it is a short answer
 }
 
 // outItem kinds.
