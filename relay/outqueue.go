@@ -32,10 +32,10 @@ const (
 // freeItems holds item slices of writers that went idle, so that a connection that
 // wakes up does not grow a new one from nothing. A channel rather than a sync.Pool:
 // a slice goes in and out without being boxed.
-var freeItems = make(chan []outItem, 1024)
+var freeItems = make(chan []outItem, 512)
 
 // maxFreeItems is the largest slice kept for reuse (a burst's big one is let go).
-const maxFreeItems = 64
+const maxFreeItems = 32
 
 func putItems(s []outItem) {
 	if cap(s) == 0 || cap(s) > maxFreeItems {

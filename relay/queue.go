@@ -15,7 +15,8 @@ import (
 // The relay reuses the memory of the messages it hands to Enqueue (and to
 // Committer.Commit): their bodies live in pooled buffers. An implementation must copy
 // whatever it keeps beyond the call (writing to SQLite copies; keeping the slice does
-// not). Strings are immutable and may be kept.
+// not). The same goes for the ids given to Ack (and AckBatcher, Committer): they are
+// reused too. Strings are immutable and may be kept.
 type Queue interface {
 	// Enqueue stores a batch atomically and durably; per item it reports the id, whether
 	// it duplicated an earlier (from, client_id), or a limit error. msgs and their
