@@ -128,7 +128,7 @@ func BenchmarkLoadFixedRate(b *testing.B) {
 	// The same with the whole benchmark process (relay and clients) on the garbage
 	// collector settings `pfschat relay` uses (relay.TuneGC).
 	b.Run("pairs=1000/rate=10000/gc=relay", func(b *testing.B) {
-		defer relay.TuneGC(relay.DefaultGCPercent, relay.DefaultMemoryLimit)()
+		defer relay.TuneGC(relay.DefaultGC)()
 		benchRelay(b, 1000, 8, 10000)
 	})
 	// The relay in its own process (FULL sync, the GC settings of `pfschat relay`),

@@ -46,7 +46,7 @@ func TestRelayChild(t *testing.T) {
 	if os.Getenv(idleChildEnv) == "" {
 		t.Skip("runs only as the child of the out-of-process benchmarks")
 	}
-	defer relay.TuneGC(relay.DefaultGCPercent, relay.DefaultMemoryLimit)() // as `pfschat relay` runs
+	defer relay.TuneGC(relay.DefaultGC)() // as `pfschat relay` runs
 	ctx := context.Background()
 	st, err := storage.OpenRelay(ctx, filepath.Join(t.TempDir(), "relay.db"), storage.RelayOptions{Synchronous: os.Getenv(idleChildEnv), MaxQueueCount: 1 << 20})
 	if err != nil {

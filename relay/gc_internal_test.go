@@ -1,0 +1,73 @@
+package relay
+
+import (
+	"runtime"
+	"runtime/debug"
+	"testing"
+	"time"
+)
+
+func TestPercentFor(t *testing.T) {
+	const mib = 1 << 20
+	for _, c := range []struct {
+		base        int
+		floor, live uint64
+		want        int
+	}{
+		{200, 256 * mib, 0, 200},          // nothing measured yet
+		{200, 256 * mib, 12 * mib, 2100},  // 12 MiB × 22 ≥ 256 MiB
+		{200, 256 * mib, 64 * mib, 300},   // 64 MiB × 4 = 256 MiB
+		{200, 256 * mib, 100 * mib, 200},  // 100 MiB × 3 already above the floor
+		{200, 256 * mib, 1024 * mib, 200}, // a big heap is paced by the base
+		{100, 1 << 62, 1, 1<<20*100 - 100},
+	} {
+		got := percentFor(c.base, c.floor, c.live)
+		if got != c.want {
+			t.Errorf("percentFor(%d, %d, %d) = %d, want %d", c.base, c.floor, c.live, got, c.want)
+		}
+		if c.live > 0 && got > c.base && got < 1<<20*100-100 && c.live*uint64(100+got)/100 < c.floor {
+			t.Errorf("percentFor(%d, %d, %d) = %d: goal below the floor", c.base, c.floor, c.live, got)
+		}
+	}
+}
+
+// TestHeapFloorFollowsCollections: after a collection the percentage is raised so the
+// next goal reaches the floor; restore puts the previous settings back and stops it.
+func TestHeapFloorFollowsCollections(t *testing.T) {
+	t.Setenv("GOGC", "")
+	t.Setenv("GOMEMLIMIT", "")
+	prev := debug.SetGCPercent(100)
+	defer debug.SetGCPercent(prev)
+	adjusted := make(chan int, 16)
+	gcFloorAdjusted = func(p int) {
+		select {
+		case adjusted <- p:
+		default:
+		}
+	}
+	defer func() { gcFloorAdjusted = nil }()
+
+	restore := TuneGC(GCSettings{Percent: 150, HeapFloor: 1 << 40}) // a floor far above this heap
+	runtime.GC()
+	timeout := time.After(10 * time.Second)
+	for raised := false; !raised; {
+		select {
+		case p := <-adjusted:
+			raised = p > 150
+		case <-timeout:
+			t.Fatal("no adjustment above the base percentage after a collection")
+		}
+		if !raised {
+			runtime.GC()
+		}
+	}
+	if got := debug.SetGCPercent(-1); got <= 150 {
+		t.Fatalf("GC percent %d with a floor far above the heap, want more than 150", got)
+	} else {
+		debug.SetGCPercent(got)
+	}
+	restore()
+	if got := debug.SetGCPercent(100); got != 100 {
+		t.Fatalf("GC percent %d after restore, want 100", got)
+	}
+}
