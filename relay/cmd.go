@@ -68,8 +68,6 @@ func RunCommand(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	if *gcPercent < 0 || *memLimit < 0 || *heapFloor < 0 {
 		return fmt.Errorf("--gc-percent, --memory-limit-mib and --gc-heap-floor-mib must not be negative")
 	}
-	defer TuneGC(GCSettings{Percent: *gcPercent, MemoryLimit: *memLimit << 20, HeapFloor: *heapFloor << 20})()
-
 	var level slog.Level
 	if err := level.UnmarshalText([]byte(*logLevel)); err != nil {
 		return fmt.Errorf("--log-level %q: want debug, info, warn or error", *logLevel)
@@ -108,6 +106,8 @@ func RunCommand(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	if err != nil {
 		return err
 	}
+	defer TuneGC(GCSettings{Percent: *gcPercent, MemoryLimit: *memLimit << 20, HeapFloor: *heapFloor << 20,
+		Traffic: srv.MessagesAccepted})()
 
 	ln, err := net.Listen("tcp", *addr)
 	if err != nil {

@@ -3,6 +3,7 @@ package relay
 import (
 	"runtime"
 	"runtime/debug"
+	"sync/atomic"
 	"testing"
 	"time"
 )
@@ -69,5 +70,55 @@ func TestHeapFloorFollowsCollections(t *testing.T) {
 	restore()
 	if got := debug.SetGCPercent(100); got != 100 {
 		t.Fatalf("GC percent %d after restore, want 100", got)
+	}
+}
+
+// TestHeapFloorOnlyUnderTraffic: with a traffic counter, the floor applies only after
+// a cycle in which enough messages were accepted.
+func TestHeapFloorOnlyUnderTraffic(t *testing.T) {
+	t.Setenv("GOGC", "")
+	prev := debug.SetGCPercent(100)
+	defer debug.SetGCPercent(prev)
+	adjusted := make(chan int, 16)
+	gcFloorAdjusted = func(p int) {
+		select {
+		case adjusted <- p:
+		default:
+		}
+	}
+	defer func() { gcFloorAdjusted = nil }()
+	var messages atomic.Uint64
+	restore := TuneGC(GCSettings{Percent: 150, HeapFloor: 1 << 40, Traffic: messages.Load})
+	defer restore()
+
+	// step adds n messages, collects, and returns the percentage of the first
+	// adjustment after the messages (a collection of the runtime's own may come first;
+	// it has seen them too).
+	step := func(n uint64) int {
+		t.Helper()
+		for len(adjusted) > 0 {
+			<-adjusted
+		}
+		messages.Add(n)
+		runtime.GC()
+		select {
+		case p := <-adjusted:
+			return p
+		case <-time.After(10 * time.Second):
+			t.Fatal("no adjustment after a collection")
+			return 0
+		}
+	}
+	if p := step(0); p != 150 {
+		t.Fatalf("percent %d with no traffic, want the base 150", p)
+	}
+	if p := step(floorMinMessages - 1); p != 150 {
+		t.Fatalf("percent %d after %d messages, want the base 150", p, floorMinMessages-1)
+	}
+	if p := step(floorMinMessages); p <= 150 {
+		t.Fatalf("percent %d after %d messages, want the floor's (above 150)", p, floorMinMessages)
+	}
+	if p := step(0); p != 150 {
+		t.Fatalf("percent %d once the traffic stopped, want the base 150", p)
 	}
 }
