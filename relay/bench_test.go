@@ -122,25 +122,27 @@ func BenchmarkLoadVsFloor(b *testing.B) {
 }
 
 // BenchmarkLoadFixedRate sends 10,000 msg/s spread over 1,000 pairs and reports the
-// latency distribution (target p99 < 10 ms).
+// latency distribution (target p99 < 10 ms). The target measurement is relay=child:
+// the relay in its own process, run as `pfschat relay` runs it (FULL sync, its
+// garbage-collector settings), the 2,000 clients in this one. The relay=inproc
+// variants run relay and clients in one process, for comparison:
+//
+//	go test ./relay -run '^$' -bench 'LoadFixedRate/pairs=1000/rate=10000/relay=child' -benchtime 50000x
 func BenchmarkLoadFixedRate(b *testing.B) {
-	b.Run("pairs=1000/rate=10000", func(b *testing.B) { benchRelay(b, 1000, 8, 10000) })
-	b.Run("pairs=1000/rate=10000/sync=NORMAL", func(b *testing.B) { benchRelayWith(b, 1000, 8, 10000, nil, "NORMAL").report(b, "") })
-	// The same with the whole benchmark process (relay and clients) on the garbage
-	// collector settings `pfschat relay` uses (relay.TuneGC).
-	b.Run("pairs=1000/rate=10000/gc=relay", func(b *testing.B) {
-		defer relay.TuneGC(relay.DefaultGCPercent, relay.DefaultMemoryLimit)()
+	b.Run("pairs=1000/rate=10000/relay=child", func(b *testing.B) { benchRelayWith(b, 1000, 2, 10000, nil, "child").report(b, "") })
+	b.Run("pairs=1000/rate=10000/relay=inproc", func(b *testing.B) { benchRelay(b, 1000, 8, 10000) })
+	b.Run("pairs=1000/rate=10000/relay=inproc-normal", func(b *testing.B) { benchRelayWith(b, 1000, 8, 10000, nil, "NORMAL").report(b, "") })
+	// The whole benchmark process (relay and clients) on the collector settings
+	// `pfschat relay` uses (relay.TuneGC).
+	b.Run("pairs=1000/rate=10000/relay=inproc-gc", func(b *testing.B) {
+		defer relay.TuneGC(relay.DefaultGC)()
 		benchRelay(b, 1000, 8, 10000)
 	})
-	// The relay in its own process (FULL sync, the GC settings of `pfschat relay`),
-	// so its garbage collector and scheduler are not shared with 3,000 client
-	// goroutines.
-	b.Run("pairs=1000/rate=10000/child", func(b *testing.B) { benchRelayWith(b, 1000, 2, 10000, nil, "child").report(b, "") })
+	// The same 10k msg/s with the queue in memory: the latency the relay itself adds.
+	b.Run("pairs=1000/rate=10000/relay=inproc-memqueue", func(b *testing.B) { benchRelayWith(b, 1000, 8, 10000, newMemQueue(), "").report(b, "") })
 	b.Run("pairs=100/rate=1000", func(b *testing.B) { benchRelay(b, 100, 8, 1000) })
 	b.Run("pairs=100/rate=10000/memqueue", func(b *testing.B) { benchRelayWith(b, 100, 8, 10000, newMemQueue(), "").report(b, "") })
 	b.Run("pairs=1000/rate=1000/memqueue", func(b *testing.B) { benchRelayWith(b, 1000, 8, 1000, newMemQueue(), "").report(b, "") })
-	// The same 10k msg/s with the queue in memory: the latency the relay itself adds.
-	b.Run("pairs=1000/rate=10000/memqueue", func(b *testing.B) { benchRelayWith(b, 1000, 8, 10000, newMemQueue(), "").report(b, "") })
 }
 
 // benchRelay runs the load against a real relay (SQLite, synchronous=FULL). rate > 0
@@ -201,6 +203,8 @@ func benchRelayWith(b *testing.B, pairs, window, rate int, q relay.Queue, syncMo
 		}()
 	}
 
+	relayGCs, relayAllocs := relayGCStats(url, r)
+	ownGCs, ownAllocs := gcStats()
 	b.ResetTimer()
 	start := time.Now()
 	for i := 0; i < pairs; i++ {
@@ -269,6 +273,10 @@ func benchRelayWith(b *testing.B, pairs, window, rate int, q relay.Queue, syncMo
 	wg.Wait()
 	elapsed := time.Since(start)
 	b.StopTimer()
+	gcs, allocs := relayGCStats(url, r)
+	gcs, allocs = gcs-relayGCs, allocs-relayAllocs
+	ownGCsAfter, ownAllocsAfter := gcStats()
+	ownGCs, ownAllocs = ownGCsAfter-ownGCs, ownAllocsAfter-ownAllocs
 	var metrics string
 	if r == nil {
 		resp, err := http.Get("http" + strings.TrimSuffix(strings.TrimPrefix(url, "ws"), "/v1/ws") + "/metrics")
@@ -281,9 +289,29 @@ func benchRelayWith(b *testing.B, pairs, window, rate int, q relay.Queue, syncMo
 		metrics = r.Get(b, "/metrics")
 	}
 	if b.N > 1 {
-		b.Log(commitSummary(metrics))
+		where := "the relay's process (with the clients)"
+		if r == nil {
+			where = "the relay's process"
+			b.Logf("clients' process: %d collections, %.0f B allocated per message", ownGCs, float64(ownAllocs)/float64(total))
+		}
+		b.Logf("%s; %s: %d collections, %.0f B allocated per message", commitSummary(metrics), where, gcs, float64(allocs)/float64(total))
 	}
 	return stats.result(total, elapsed)
+}
+
+// relayGCStats is gcStats of the relay's process: the child's, or this process's when
+// the relay runs in it.
+func relayGCStats(url string, r *relaytest.Relay) (cycles, allocated uint64) {
+	if r != nil {
+		return gcStats()
+	}
+	resp, err := http.Get("http" + strings.TrimSuffix(strings.TrimPrefix(url, "ws"), "/v1/ws") + "/gcstats")
+	if err != nil {
+		return 0, 0
+	}
+	defer resp.Body.Close()
+	fmt.Fscan(resp.Body, &cycles, &allocated)
+	return cycles, allocated
 }
 
 // commitSummary condenses the relay's commit histograms into one log line: how many

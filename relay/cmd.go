@@ -11,7 +11,6 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
-	"runtime/debug"
 	"sync"
 	"time"
 
@@ -34,40 +33,6 @@ func DefaultDBPath() string {
 	return filepath.Join(dir, "pfschat", "relay.db")
 }
 
-// The relay's garbage-collector settings. A relay's live heap is small (connections,
-// queued frames, caches), so with Go's default GOGC=100 it collects several times a
-// second under load, and each cycle's mark phase takes a core of a small machine for
-// ~10-15 ms: those cycles were a visible part of the delivery latency tail. GOGC=200
-// collects half as often (400 helped the tail a little more but raised an idle
-// connection's measured cost from about 12 to 15-16 KB, too close to its 16 KiB
-// budget; 200 costs about 14 KB); the soft memory limit bounds what the extra
-// headroom may cost (near the limit the collector runs as often as it needs to).
-const (
-	DefaultGCPercent   = 200
-	DefaultMemoryLimit = 1 << 30 // bytes
-)
-
-// TuneGC sets the collector's target percentage and soft memory limit (0 leaves one
-// unchanged), except where the operator chose through GOGC or GOMEMLIMIT. It returns
-// a function restoring the previous settings.
-func TuneGC(gcPercent int, memoryLimit int64) (restore func()) {
-	prevPercent, prevLimit := -2, int64(-1)
-	if gcPercent > 0 && os.Getenv("GOGC") == "" {
-		prevPercent = debug.SetGCPercent(gcPercent)
-	}
-	if memoryLimit > 0 && os.Getenv("GOMEMLIMIT") == "" {
-		prevLimit = debug.SetMemoryLimit(memoryLimit)
-	}
-	return func() {
-		if prevPercent != -2 {
-			debug.SetGCPercent(prevPercent)
-		}
-		if prevLimit >= 0 {
-			debug.SetMemoryLimit(prevLimit)
-		}
-	}
-}
-
 // RunCommand runs `pfschat relay [--addr ADDR] [--db FILE] ...`: it serves until ctx is
 // cancelled (SIGINT/SIGTERM in main), then drains: stops accepting, tells clients it
 // is going away, finishes in-flight commits and closes the database.
@@ -81,8 +46,9 @@ func RunCommand(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	syncMode := fs.String("synchronous", "FULL", "SQLite sync mode: FULL (survives power loss) or NORMAL")
 	maxCount := fs.Int("max-queue-count", DefaultLimits.MaxQueueCount, "messages waiting per recipient at most")
 	maxBytes := fs.Int64("max-queue-bytes", DefaultLimits.MaxQueueBytes, "bytes waiting per recipient at most")
-	gcPercent := fs.Int("gc-percent", DefaultGCPercent, "garbage collector target percentage (GOGC); the GOGC environment variable wins")
-	memLimit := fs.Int64("memory-limit-mib", DefaultMemoryLimit>>20, "soft memory limit in MiB (0 = none); the GOMEMLIMIT environment variable wins")
+	gcPercent := fs.Int("gc-percent", DefaultGC.Percent, "garbage collector target percentage (GOGC); the GOGC environment variable wins")
+	memLimit := fs.Int64("memory-limit-mib", DefaultGC.MemoryLimit>>20, "soft memory limit in MiB (0 = none); the GOMEMLIMIT environment variable wins")
+	heapFloor := fs.Int64("gc-heap-floor-mib", DefaultGC.HeapFloor>>20, "let the heap grow to this many MiB before collecting (0 = no floor); GOGC wins")
 	rate := fs.Int("rate", DefaultLimits.FramesPerSecond, "frames per second per connection (-1 = unlimited)")
 	burst := fs.Int("burst", DefaultLimits.FrameBurst, "frames per connection allowed in a burst")
 	fs.Usage = func() {
@@ -99,11 +65,9 @@ func RunCommand(ctx context.Context, args []string, stdout, stderr io.Writer) er
 		return fmt.Errorf("unexpected argument %q (see pfschat relay --help)", fs.Arg(0))
 	}
 
-	if *gcPercent < 0 || *memLimit < 0 {
-		return fmt.Errorf("--gc-percent and --memory-limit-mib must not be negative")
+	if *gcPercent < 0 || *memLimit < 0 || *heapFloor < 0 {
+		return fmt.Errorf("--gc-percent, --memory-limit-mib and --gc-heap-floor-mib must not be negative")
 	}
-	defer TuneGC(*gcPercent, *memLimit<<20)()
-
 	var level slog.Level
 	if err := level.UnmarshalText([]byte(*logLevel)); err != nil {
 		return fmt.Errorf("--log-level %q: want debug, info, warn or error", *logLevel)
@@ -142,6 +106,8 @@ func RunCommand(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	if err != nil {
 		return err
 	}
+	defer TuneGC(GCSettings{Percent: *gcPercent, MemoryLimit: *memLimit << 20, HeapFloor: *heapFloor << 20,
+		Traffic: srv.MessagesAccepted})()
 
 	ln, err := net.Listen("tcp", *addr)
 	if err != nil {

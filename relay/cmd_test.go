@@ -72,19 +72,19 @@ func TestTuneGC(t *testing.T) {
 	t.Setenv("GOMEMLIMIT", "")
 	prev := debug.SetGCPercent(100)
 	defer debug.SetGCPercent(prev)
-	restore := relay.TuneGC(relay.DefaultGCPercent, relay.DefaultMemoryLimit)
-	if got := debug.SetGCPercent(relay.DefaultGCPercent); got != relay.DefaultGCPercent {
-		t.Fatalf("GC percent %d after TuneGC, want %d", got, relay.DefaultGCPercent)
+	restore := relay.TuneGC(relay.GCSettings{Percent: 200, MemoryLimit: relay.DefaultGC.MemoryLimit})
+	if got := debug.SetGCPercent(200); got != 200 {
+		t.Fatalf("GC percent %d after TuneGC, want 200", got)
 	}
-	if got := debug.SetMemoryLimit(-1); got != relay.DefaultMemoryLimit {
-		t.Fatalf("memory limit %d after TuneGC, want %d", got, relay.DefaultMemoryLimit)
+	if got := debug.SetMemoryLimit(-1); got != relay.DefaultGC.MemoryLimit {
+		t.Fatalf("memory limit %d after TuneGC, want %d", got, relay.DefaultGC.MemoryLimit)
 	}
 	restore()
 	if got := debug.SetGCPercent(100); got != 100 {
 		t.Fatalf("GC percent %d after restore, want 100", got)
 	}
 	t.Setenv("GOGC", "150")
-	relay.TuneGC(relay.DefaultGCPercent, 0)()
+	relay.TuneGC(relay.DefaultGC)()
 	if got := debug.SetGCPercent(100); got != 100 {
 		t.Fatalf("TuneGC overrode GOGC: percent %d", got)
 	}

@@ -38,8 +38,9 @@
 // does not read never slows a sender: pushes to it only ever try its bounded queue, and
 // when that overflows it is disconnected while its messages wait in the store.
 //
-// `pfschat relay` runs the garbage collector at GOGC=200 with a 1 GiB soft memory limit
-// (TuneGC; flags --gc-percent and --memory-limit-mib, and GOGC/GOMEMLIMIT, override):
-// the relay's live heap is small, so at the default it collected several times a
-// second under load, and each mark phase showed in the delivery latency tail.
+// `pfschat relay` runs the garbage collector at GOGC=200 with a 256 MiB heap floor and
+// a 1 GiB soft memory limit (TuneGC and GCSettings; flags --gc-percent,
+// --gc-heap-floor-mib and --memory-limit-mib, and GOGC/GOMEMLIMIT, override): the
+// relay's live heap is small, so at Go's default it collected several times a second
+// under load, and each mark phase showed in the delivery latency tail.
 package relay

@@ -13,6 +13,7 @@ import (
 	"path/filepath"
 	"runtime"
 	"runtime/debug"
+	"runtime/metrics"
 	"runtime/pprof"
 	"strings"
 	"sync"
@@ -46,7 +47,6 @@ func TestRelayChild(t *testing.T) {
 	if os.Getenv(idleChildEnv) == "" {
 		t.Skip("runs only as the child of the out-of-process benchmarks")
 	}
-	defer relay.TuneGC(relay.DefaultGCPercent, relay.DefaultMemoryLimit)() // as `pfschat relay` runs
 	ctx := context.Background()
 	st, err := storage.OpenRelay(ctx, filepath.Join(t.TempDir(), "relay.db"), storage.RelayOptions{Synchronous: os.Getenv(idleChildEnv), MaxQueueCount: 1 << 20})
 	if err != nil {
@@ -57,6 +57,9 @@ func TestRelayChild(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	gc := relay.DefaultGC // as `pfschat relay` runs
+	gc.Traffic = srv.MessagesAccepted
+	defer relay.TuneGC(gc)()
 	mux := http.NewServeMux()
 	mux.Handle("/", srv)
 	mux.HandleFunc("/memstats", func(w http.ResponseWriter, r *http.Request) {
@@ -75,6 +78,10 @@ func TestRelayChild(t *testing.T) {
 		}
 		json.NewEncoder(w).Encode(memReport{HeapInuse: m.HeapInuse, StackInuse: m.StackInuse, Sys: m.Sys, Goroutines: runtime.NumGoroutine()})
 	})
+	mux.HandleFunc("/gcstats", func(w http.ResponseWriter, r *http.Request) {
+		c, a := gcStats()
+		fmt.Fprint(w, c, a) // without collecting, unlike /memstats
+	})
 	hs := &http.Server{Handler: mux}
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -84,6 +91,14 @@ func TestRelayChild(t *testing.T) {
 	fmt.Printf("URL %s\n", ln.Addr())
 	bufio.NewReader(os.Stdin).ReadString('\n') // parent closes stdin when done
 	srv.Shutdown(ctx)
+}
+
+// gcStats is how many garbage collections this process has completed and how many
+// bytes it has allocated on the heap.
+func gcStats() (cycles, allocated uint64) {
+	s := []metrics.Sample{{Name: "/gc/cycles/total:gc-cycles"}, {Name: "/gc/heap/allocs:bytes"}}
+	metrics.Read(s)
+	return s[0].Value.Uint64(), s[1].Value.Uint64()
 }
 
 // startChildRelay runs a relay in a child process (this test binary) with the given

@@ -241,6 +241,10 @@ func (s *Server) loadKey(ctx context.Context) error {
 // RelayKey is the relay's public key; clients pin it.
 func (s *Server) RelayKey() ed25519.PublicKey { return s.pub }
 
+// MessagesAccepted is how many messages the relay has accepted (stored) since it
+// started, duplicates not counted.
+func (s *Server) MessagesAccepted() uint64 { return s.m.accepted.Load() }
+
 // Fingerprint is the human-readable fingerprint of the relay key.
 func (s *Server) Fingerprint() string { return ratchet.Fingerprint(s.pub) }
 

@@ -356,3 +356,69 @@ func TestExpireInChunks(t *testing.T) {
 		}
 	}
 }
+
+// TestRelayCommitFailEveryStep: a group-commit round (new messages, an in-batch
+// repeat, a resend of a stored message, one refused by the queue limit, and acks)
+// fails at every statement and at the commit in turn, and each failure leaves the
+// store exactly as it was; then it succeeds with the right answers.
+func TestRelayCommitFailEveryStep(t *testing.T) {
+	ctx := context.Background()
+	r := newRelay(t, RelayOptions{MaxQueueCount: 3})
+	old, err := r.Enqueue(ctx, []QueuedMessage{
+		{To: "bob", From: "a", ClientID: "1", Body: []byte("x")},
+		{To: "carol", From: "a", ClientID: "2", Body: []byte("yy")},
+		{To: "dave", From: "a", ClientID: "3", Body: []byte("z")},
+		{To: "dave", From: "a", ClientID: "4", Body: []byte("z")},
+		{To: "dave", From: "a", ClientID: "5", Body: []byte("z")},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	round := []QueuedMessage{
+		{To: "bob", From: "a", ClientID: "10", Body: []byte("new")},
+		{To: "carol", From: "b", ClientID: "10", Body: []byte("new too")},
+		{To: "bob", From: "a", ClientID: "10", Body: []byte("new")}, // repeat within the round
+		{To: "bob", From: "a", ClientID: "1", Body: []byte("x")},    // resend of a stored one
+		{To: "dave", From: "a", ClientID: "11", Body: []byte("w")},  // dave is full (3)
+	}
+	acks := map[string][]int64{"bob": {old[0].ID}, "carol": {old[1].ID, old[2].ID}} // old[2] is dave's
+	var res []EnqueueResult
+	steps := failEveryStep(t, r.db, func() error {
+		var err error
+		res, err = r.Commit(ctx, round, acks)
+		return err
+	})
+	if steps < 5 {
+		t.Fatalf("the round took %d steps; failure was injected at too few points", steps)
+	}
+	var full *QueueFullError
+	switch {
+	case res[0].Err != nil || res[0].Duplicate || res[0].ID <= old[4].ID:
+		t.Fatalf("new message: %+v", res[0])
+	case res[1].Err != nil || res[1].Duplicate || res[1].ID <= res[0].ID:
+		t.Fatalf("second new message: %+v", res[1])
+	case !res[2].Duplicate || res[2].ID != res[0].ID:
+		t.Fatalf("repeat within the round: %+v", res[2])
+	case !res[3].Duplicate || res[3].ID != old[0].ID:
+		t.Fatalf("resend: %+v", res[3])
+	case !errors.As(res[4].Err, &full) || full.Recipient != "dave":
+		t.Fatalf("message over dave's limit: %+v", res[4])
+	}
+	for to, want := range map[string]int{"bob": 1, "carol": 1, "dave": 3} {
+		p, err := r.Pending(ctx, to, 0, 10)
+		if err != nil || len(p) != want {
+			t.Fatalf("%s has %d pending (%v), want %d", to, len(p), err, want)
+		}
+		if n, _, _ := r.QueueUsage(ctx, to); n != want {
+			t.Fatalf("%s usage %d, want %d", to, n, want)
+		}
+	}
+	// The refused message was not remembered: once dave has room it goes through.
+	if err := r.Ack(ctx, "dave", []int64{old[2].ID}); err != nil {
+		t.Fatal(err)
+	}
+	again, err := r.Enqueue(ctx, round[4:])
+	if err != nil || again[0].Err != nil || again[0].Duplicate {
+		t.Fatalf("resend of the refused message: %+v %v", again, err)
+	}
+}
