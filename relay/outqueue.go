@@ -32,10 +32,13 @@ const (
 // freeItems holds item slices of writers that went idle, so that a connection that
 // wakes up does not grow a new one from nothing. A channel rather than a sync.Pool:
 // a slice goes in and out without being boxed.
-var freeItems = make(chan []outItem, 512)
+var freeItems = make(chan []outItem, 256)
 
-// maxFreeItems is the largest slice kept for reuse (a burst's big one is let go).
-const maxFreeItems = 32
+// maxFreeItems is the largest slice kept for reuse, by a busy writer from batch to
+// batch and on the free list (a burst's big one is let go). A busy connection's
+// batches often reach 32 items: below 64 they would regrow all the time. At most
+// 256 x 64 items (1 MiB) wait on the free list.
+const maxFreeItems = 64
 
 func putItems(s []outItem) {
 	if cap(s) == 0 || cap(s) > maxFreeItems {
