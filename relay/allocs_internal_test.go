@@ -21,6 +21,8 @@ func TestHotPathAllocs(t *testing.T) {
 	deliver := appendDeliver(nil, 99, "alice", strings.Repeat("ab", 32), 1700000000123, body)
 	m := &storage.QueuedMessage{ID: 99, From: "alice", FromCardID: strings.Repeat("ab", 32), Body: body, ReceivedAt: time.UnixMilli(1700000000123)}
 
+	q := newOutQueue(1000, func() {}) // no writer: the test drains it
+	var reuse []outItem
 	for _, c := range []struct {
 		name string
 		max  float64
@@ -52,6 +54,14 @@ func TestHotPathAllocs(t *testing.T) {
 			buf, start = beginText(buf)
 			buf = appendOK(buf, 77)
 			_ = endText(buf, start)
+		}},
+		{"relay: a busy connection's outbound queue, batches of 40", 0, func() {
+			for range 40 {
+				q.tryPush(outItem{kind: itemOK, reqID: 1})
+			}
+			batch, _, _ := q.drain(reuse)
+			clear(batch)
+			reuse = batch
 		}},
 		{"client: send frame into a pooled buffer", 0, func() {
 			bp := sendBufs.Get().(*[]byte)

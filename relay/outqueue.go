@@ -32,13 +32,14 @@ const (
 // freeItems holds item slices of writers that went idle, so that a connection that
 // wakes up does not grow a new one from nothing. A channel rather than a sync.Pool:
 // a slice goes in and out without being boxed.
-var freeItems = make(chan []outItem, 256)
+var freeItems = make(chan []outItem, 128)
 
 // maxFreeItems is the largest slice kept for reuse, by a busy writer from batch to
-// batch and on the free list (a burst's big one is let go). A busy connection's
-// batches often reach 32 items: below 64 they would regrow all the time. At most
-// 256 x 64 items (1 MiB) wait on the free list.
-const maxFreeItems = 64
+// batch and on the free list (a burst's big one is let go). Busy connections' batches
+// often reach 32 to 64 items, and append rounds capacities up to its size classes
+// (40 items can mean a capacity of 75): a bound at 64 would have them regrow all
+// the time. At most 128 slices of 128 items (1 MiB) wait on the free list.
+const maxFreeItems = 128
 
 func putItems(s []outItem) {
 	if cap(s) == 0 || cap(s) > maxFreeItems {
