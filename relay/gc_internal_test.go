@@ -32,13 +32,13 @@ func TestPercentFor(t *testing.T) {
 	}
 }
 
-// TestHeapFloorFollowsCollections: after a collection the percentage is raised so the
-// next goal reaches the floor; restore puts the previous settings back and stops it.
-func TestHeapFloorFollowsCollections(t *testing.T) {
+// floorAdjustments starts a test of the heap floor: GOGC unset, the GC percentage at
+// 100 (restored afterwards), and every adjustment's percentage on the returned channel.
+func floorAdjustments(t *testing.T) chan int {
 	t.Setenv("GOGC", "")
 	t.Setenv("GOMEMLIMIT", "")
 	prev := debug.SetGCPercent(100)
-	defer debug.SetGCPercent(prev)
+	t.Cleanup(func() { debug.SetGCPercent(prev) })
 	adjusted := make(chan int, 16)
 	gcFloorAdjusted = func(p int) {
 		select {
@@ -46,19 +46,40 @@ func TestHeapFloorFollowsCollections(t *testing.T) {
 		default:
 		}
 	}
-	defer func() { gcFloorAdjusted = nil }()
+	t.Cleanup(func() { gcFloorAdjusted = nil })
+	return adjusted
+}
 
-	restore := TuneGC(GCSettings{Percent: 150, HeapFloor: 1 << 40}) // a floor far above this heap
+// collectUntilAdjusted collects and returns the percentage of the next adjustment.
+// Cleanups run on their own goroutine, after the cycle that found the sentinel; on a
+// loaded machine (-race, other tests) one cycle may pass before the sentinel is armed,
+// so it collects again until the adjustment comes.
+func collectUntilAdjusted(t *testing.T, adjusted <-chan int) int {
+	t.Helper()
 	deadline := time.After(30 * time.Second)
-	for raised := false; !raised; {
+	for {
 		runtime.GC()
 		select {
 		case p := <-adjusted:
-			raised = p > 150
-		case <-time.After(time.Second): // collect again (see TestHeapFloorOnlyUnderTraffic)
+			return p
+		case <-time.After(time.Second):
 		case <-deadline:
-			t.Fatal("no adjustment above the base percentage after 30 s of collections")
+			t.Fatal("no adjustment after 30 s of collections")
+			return 0
 		}
+	}
+}
+
+// TestHeapFloorFollowsCollections: after a collection the percentage is raised so the
+// next goal reaches the floor; restore puts the previous settings back and stops it.
+func TestHeapFloorFollowsCollections(t *testing.T) {
+	adjusted := floorAdjustments(t)
+	restore := TuneGC(GCSettings{Percent: 150, HeapFloor: 1 << 40}) // a floor far above this heap
+	for len(adjusted) > 0 {
+		<-adjusted // the adjustment at start
+	}
+	if p := collectUntilAdjusted(t, adjusted); p <= 150 {
+		t.Fatalf("percent %d after a collection with a floor far above the heap, want more than 150", p)
 	}
 	if got := debug.SetGCPercent(-1); got <= 150 {
 		t.Fatalf("GC percent %d with a floor far above the heap, want more than 150", got)
@@ -74,44 +95,20 @@ func TestHeapFloorFollowsCollections(t *testing.T) {
 // TestHeapFloorOnlyUnderTraffic: with a traffic counter, the floor applies only after
 // a cycle in which enough messages were accepted.
 func TestHeapFloorOnlyUnderTraffic(t *testing.T) {
-	t.Setenv("GOGC", "")
-	prev := debug.SetGCPercent(100)
-	defer debug.SetGCPercent(prev)
-	adjusted := make(chan int, 16)
-	gcFloorAdjusted = func(p int) {
-		select {
-		case adjusted <- p:
-		default:
-		}
-	}
-	defer func() { gcFloorAdjusted = nil }()
+	adjusted := floorAdjustments(t)
 	var messages atomic.Uint64
 	restore := TuneGC(GCSettings{Percent: 150, HeapFloor: 1 << 40, Traffic: messages.Load})
 	defer restore()
 
-	// step adds n messages, collects, and returns the percentage of the first
-	// adjustment after the messages (a collection of the runtime's own may come first;
-	// it has seen them too). Cleanups run on their own goroutine, after the cycle that
-	// found the sentinel; on a loaded machine (-race, other tests) one cycle may pass
-	// before the sentinel is armed, so it collects again until the adjustment comes.
+	// step adds n messages and returns the percentage of the first adjustment after
+	// them (a collection of the runtime's own may come first; it has seen them too).
 	step := func(n uint64) int {
 		t.Helper()
 		for len(adjusted) > 0 {
 			<-adjusted
 		}
 		messages.Add(n)
-		deadline := time.After(30 * time.Second)
-		for {
-			runtime.GC()
-			select {
-			case p := <-adjusted:
-				return p
-			case <-time.After(time.Second):
-			case <-deadline:
-				t.Fatal("no adjustment after 30 s of collections")
-				return 0
-			}
-		}
+		return collectUntilAdjusted(t, adjusted)
 	}
 	if p := step(0); p != 150 {
 		t.Fatalf("percent %d with no traffic, want the base 150", p)
