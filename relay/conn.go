@@ -53,8 +53,11 @@ type conn struct {
 	loginFailures int
 	rateStrikes   int
 	acct          *account // nil until logged in
-	unsub         func()
-	recipients    map[string]string // names this connection sent to: known to exist
+	// cardID is acct's card ID for other goroutines (Notify): a card replaced on
+	// another connection closes this one.
+	cardID     atomic.Pointer[string]
+	unsub      func()
+	recipients map[string]string // names this connection sent to: known to exist
 
 	// delivery state
 	dmu         sync.Mutex
@@ -91,8 +94,8 @@ func (c *conn) close() {
 }
 
 // kill closes at once, dropping queued frames, with a close frame naming the reason
-// (protocol abuse). Messages stay in the store, unacknowledged, and are delivered on
-// the next connection.
+// (protocol abuse, a replaced card). Messages stay in the store, unacknowledged, and
+// are delivered on the next connection.
 func (c *conn) kill(code, reason string) {
 	c.s.m.errorSent(code)
 	c.s.log.Info("closing connection", "conn", c.id, "code", code)
@@ -367,6 +370,11 @@ func (c *conn) deliver(m *storage.QueuedMessage, owner *sendReq) {
 func (c *conn) Notify(n Notice) {
 	if n.LowPreKeys != nil {
 		c.send(&Frame{Type: TypeLowPreKeys, Counts: n.LowPreKeys})
+	}
+	if n.CardReplaced != "" {
+		if id := c.cardID.Load(); id != nil && *id != n.CardReplaced {
+			c.kill(CodeCardReplaced, "the card this connection logged in with was replaced; log in with the current card")
+		}
 	}
 }
 
@@ -800,6 +808,7 @@ func (c *conn) onResume(f *Frame) {
 
 func (c *conn) loggedIn(ctx context.Context, reqID uint64, acc *account) {
 	c.acct = acc
+	c.cardID.Store(&acc.cardID)
 	c.s.m.loggedIn.Add(1)
 	c.s.log.Debug("logged in", "conn", c.id, "name", acc.name)
 	expires := c.s.now().Add(c.s.limits.TokenTTL)
@@ -1119,6 +1128,10 @@ func (c *conn) onReplaceCard(f *Frame) {
 	acc := &account{name: c.acct.name, cardID: card.ID(), card: card, export: export}
 	c.s.accounts.Store(acc.name, acc)
 	c.acct = acc
+	c.cardID.Store(&acc.cardID)
 	c.s.log.Info("replaced card", "conn", c.id, "name", acc.name)
 	c.send(&Frame{Type: TypeCard, ID: f.ID, Card: export})
+	// Connections still logged in with the old card (another device, or whoever holds
+	// the key being replaced) must stop receiving and acknowledging the name's messages.
+	c.s.hub.Notice(acc.name, Notice{CardReplaced: acc.cardID})
 }

@@ -20,6 +20,7 @@ const (
 	CodeNameTaken          = "name_taken"          // register: the name already has a card
 	CodeBadCard            = "bad_card"            // card does not parse or verify
 	CodeForbidden          = "forbidden"           // acting on something that belongs to another card
+	CodeCardReplaced       = "card_replaced"       // the connection's card was replaced; connection closed
 	CodeNotFound           = "not_found"           // no such name / card
 	CodeNoPreKeys          = "no_prekeys"          // card has no signed or last-resort prekey on the relay
 	CodeBadPreKey          = "bad_prekey"          // prekey does not parse or verify against the card

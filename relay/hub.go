@@ -31,6 +31,9 @@ type Subscriber interface {
 // Notice is a relay-originated event for a logged-in card.
 type Notice struct {
 	LowPreKeys map[string]int // counts per prekey kind name
+	// CardReplaced is the name's new card ID after replace_card: connections logged
+	// in with any other card are closed.
+	CardReplaced string
 }
 
 // MemHub is the in-process Hub: a map from name to subscribers under a RWMutex.

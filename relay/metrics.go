@@ -38,7 +38,7 @@ var metricFrameTypes = [...]string{
 var metricErrorCodes = [...]string{
 	CodeBadFrame, CodeFrameTooLarge, CodeUnknownType, CodeBadField, CodeUnsupportedVersion,
 	CodeNotLoggedIn, CodeAlreadyLoggedIn, CodeLoginFailed, CodeBadToken, CodeInvalidName,
-	CodeNameTaken, CodeBadCard, CodeForbidden, CodeNotFound, CodeNoPreKeys, CodeBadPreKey,
+	CodeNameTaken, CodeBadCard, CodeForbidden, CodeCardReplaced, CodeNotFound, CodeNoPreKeys, CodeBadPreKey,
 	CodeTooManyPreKeys, CodeQueueFull, CodeTTLTooLong, CodeRateLimited, CodeSlowReader,
 	CodeGoingAway, CodeInternal,
 }

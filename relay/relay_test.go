@@ -345,6 +345,56 @@ func TestReplaceCard(t *testing.T) {
 	newer.login(t, r)
 }
 
+
+// TestReplaceCardClosesOldConnections: a connection still logged in with the replaced
+// card (another device, or a thief of the old key) is closed with card_replaced and
+// receives none of the name's later messages; the new card's connection gets them.
+func TestReplaceCardClosesOldConnections(t *testing.T) {
+	r := relaytest.Start(t)
+	ctx := testCtx(t)
+	alice := newUser(t, r, "alice")
+	bob := newUser(t, r, "bob")
+	oldConn := dialRaw(t, r)
+	if f := oldConn.login(alice); f.Type != relay.TypeOK {
+		t.Fatalf("second login of the old card: %+v", f)
+	}
+
+	k2, card2 := newIdentity(t, "alice")
+	signed, err := alice.c.ReplaceCard(ctx, card2)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The old connection hears why and is closed; nothing else reaches it.
+	for {
+		f := oldConn.read()
+		if f.Type == relay.TypeDeliver {
+			t.Fatalf("the old card's connection got a message after the replacement: %+v", f)
+		}
+		if f.Type == relay.TypeError {
+			if f.Code != relay.CodeCardReplaced {
+				t.Fatalf("old connection: error %q, want %q", f.Code, relay.CodeCardReplaced)
+			}
+			break
+		}
+	}
+	oldConn.ws.SetReadDeadline(time.Now().Add(waitFor))
+	if _, _, err := oldConn.ws.ReadMessage(); err == nil {
+		t.Fatal("the old card's connection stayed open")
+	}
+	// The replacing connection stays, and the new card receives what bob sends next.
+	if _, err := bob.c.Send(ctx, "alice", []byte("for the new card"), "after-replace"); err != nil {
+		t.Fatal(err)
+	}
+	newer := &user{name: "alice", key: k2, card: signed}
+	newer.login(t, r)
+	if m := nextMessage(t, newer.c); string(m.Body) != "for the new card" {
+		t.Fatalf("new card received %q", m.Body)
+	}
+	if _, err := alice.c.LookupCard(ctx, "bob"); err != nil {
+		t.Fatalf("the replacing connection was closed too: %v", err)
+	}
+}
+
 func TestResumeToken(t *testing.T) {
 	r := relaytest.Start(t)
 	alice := newUser(t, r, "alice")
