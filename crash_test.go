@@ -1,0 +1,404 @@
+package main
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"math/rand/v2"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"runtime"
+	"strconv"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"pfschat/chat"
+	"pfschat/relay/relaytest"
+	"pfschat/storage"
+)
+
+// TestRecvSurvivesSIGKILL is the chat-level crash soak: "commit, then ack" tested with
+// real processes. alice (in this process) sends n numbered messages at a steady pace to
+// bob, whose only client is the real headless command 'pfschat recv --follow --json',
+// run as a child process and SIGKILLed at pseudo-random moments (a random delay after
+// it starts, or right after its k-th printed line), then started again. At the end two
+// plain 'pfschat recv --json' runs exit on their own, and the test checks:
+//
+//   - bob's store holds every message exactly once, in order, none undecryptable;
+//   - every message was printed on stdout, always with the same store id; a message is
+//     printed again only by the run right after a SIGKILLed run that printed it (recv
+//     marks a message read after printing it, so a kill in between shows it once more:
+//     at least once, never lost, and never twice after a clean exit);
+//   - the last, clean recv prints nothing (everything already shown and marked read);
+//   - the relay's queue for bob is empty (everything committed was acked), and alice
+//     sees every message delivered.
+//
+// PFSCHAT_CRASH_SEED=N replays a run's kill schedule (the timing of the processes is
+// not replayable, the choices are).
+func TestRecvSurvivesSIGKILL(t *testing.T) {
+	if runtime.GOOS == "windows" {
+		t.Skip("needs SIGKILL")
+	}
+	n, minKills := 300, 12
+	if testing.Short() {
+		n, minKills = 60, 4
+	}
+	bin, err := exec.LookPath("pfschat") // the test binary itself, set up by TestMain
+	if err != nil {
+		t.Fatalf("the pfschat command is not in $PATH (TestMain sets it up): %v", err)
+	}
+	seed := uint64(time.Now().UnixNano())
+	if s := os.Getenv("PFSCHAT_CRASH_SEED"); s != "" {
+		if seed, err = strconv.ParseUint(s, 10, 64); err != nil {
+			t.Fatalf("PFSCHAT_CRASH_SEED: %v", err)
+		}
+	}
+	t.Logf("seed %d (replay the kill schedule with PFSCHAT_CRASH_SEED=%d)", seed, seed)
+	rng := rand.New(rand.NewPCG(seed, 1))
+
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	r := relaytest.Start(t)
+	dir := t.TempDir()
+	pass := []byte("crash soak passphrase")
+	passFile := filepath.Join(dir, "passphrase")
+	if err := os.WriteFile(passFile, pass, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	cheap := storage.ClientOptions{KDF: storage.KDFParams{Time: 1, MemoryKiB: 64, Threads: 1}}
+	bobP := chat.Profile{Dir: filepath.Join(dir, "bob"), StoreOptions: cheap}
+	bob, err := bobP.Create(ctx, "bob", pass, r.URL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	bob.Close() // from now on only the child processes open bob's store
+	aliceP := chat.Profile{Dir: filepath.Join(dir, "alice"), StoreOptions: cheap}
+	aliceP.Prefs.OneTimeKeys = 10
+	alice, err := aliceP.Create(ctx, "alice", pass, r.URL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer alice.Close()
+	if _, err := alice.AddContact(ctx, "bob"); err != nil {
+		t.Fatal(err)
+	}
+
+	// alice sends at a steady pace; sent is closed once the relay has accepted them all.
+	texts := make([]string, n)
+	index := make(map[string]int, n)
+	for i := range texts {
+		texts[i] = fmt.Sprintf("crash soak #%03d %08x", i, rng.Uint32())
+		index[texts[i]] = i
+	}
+	const pace = 20 * time.Millisecond
+	sent := make(chan error, 1)
+	go func() {
+		tick := time.NewTicker(pace)
+		defer tick.Stop()
+		for _, text := range texts {
+			select {
+			case <-tick.C:
+			case <-ctx.Done():
+				sent <- ctx.Err()
+				return
+			}
+			if _, err := alice.Send(ctx, "bob", text); err != nil {
+				sent <- fmt.Errorf("send %q: %w", text, err)
+				return
+			}
+		}
+		if left, err := alice.Flush(ctx); err != nil {
+			sent <- fmt.Errorf("%d messages still in alice's outbox: %w", left, err)
+			return
+		}
+		sent <- nil
+	}()
+
+	args := func(extra ...string) []string {
+		return append([]string{"--home", bobP.Dir, "--relay", r.URL, "--passphrase-file", passFile, "recv", "--json"}, extra...)
+	}
+	var runs []*recvRun
+	kills, senderDone := 0, false
+	for kills < minKills || !senderDone {
+		// A kill at a random moment: either after a random delay (anywhere in start-up,
+		// catching up with the backlog, or following), or right after the k-th line.
+		var delay time.Duration
+		killAfter := 0
+		if rng.IntN(2) == 0 {
+			delay = time.Duration(rng.Int64N(int64(1200 * time.Millisecond)))
+		} else {
+			killAfter = 1 + rng.IntN(25)
+			delay = 3 * time.Second // if fewer lines come
+		}
+		run := startRecv(t, bin, args("--follow"))
+		timer := time.AfterFunc(delay, run.kill)
+		for line := range run.lines {
+			run.add(t, line)
+			if len(run.out) == killAfter {
+				run.kill()
+			}
+		}
+		timer.Stop()
+		run.wait()
+		runs = append(runs, run)
+		if !run.signaled() {
+			t.Fatalf("run %d: recv --follow exited on its own (%v); stderr:\n%s", len(runs)-1, run.err, run.stderr.String())
+		}
+		kills++
+		if !senderDone {
+			select {
+			case err := <-sent:
+				if err != nil {
+					t.Fatal(err)
+				}
+				senderDone = true
+			default:
+			}
+		}
+	}
+	// Everything is on the relay now. A plain recv exits once it has printed the
+	// backlog; a second one must find nothing left to show.
+	for i := range 2 {
+		run := startRecv(t, bin, args())
+		timer := time.AfterFunc(30*time.Second, run.kill)
+		for line := range run.lines {
+			run.add(t, line)
+		}
+		timer.Stop()
+		run.wait()
+		runs = append(runs, run)
+		if run.err != nil {
+			t.Fatalf("final recv %d: %v; stderr:\n%s", i, run.err, run.stderr.String())
+		}
+		if i == 1 && len(run.out) > 0 {
+			t.Errorf("the second clean recv printed %d messages again, first %q", len(run.out), run.out[0].Text)
+		}
+	}
+	printed := 0
+	for _, run := range runs {
+		printed += len(run.out)
+	}
+	t.Logf("%d messages, %d SIGKILLs, %d runs, %d lines printed", n, kills, len(runs), printed)
+
+	checkStdout(t, runs, texts, index)
+	ids := checkBobStore(ctx, t, bobP, pass, texts)
+	for ri, run := range runs {
+		for _, m := range run.out {
+			if id := ids[index[m.Text]]; m.ID != id {
+				t.Errorf("run %d printed %q with id %d; the store has it as %d", ri, m.Text, m.ID, id)
+			}
+		}
+	}
+	if q, err := r.Store.Pending(ctx, "bob", 0, 0); err != nil {
+		t.Fatal(err)
+	} else if len(q) > 0 {
+		t.Errorf("the relay still queues %d messages for bob (committed but never acked)", len(q))
+	}
+	states := receiptStates(ctx, t, alice, aliceP, pass, n)
+	for i, st := range states {
+		if st < chat.Delivered || st == chat.Failed {
+			t.Errorf("alice: message #%d is %v (printed: %s)", i, st, wherePrinted(runs, texts[i]))
+		}
+	}
+}
+
+// recvLine is one line of 'recv --json'.
+type recvLine struct {
+	ID   int64  `json:"id"`
+	From string `json:"from"`
+	Text string `json:"text"`
+}
+
+// recvRun is one recv child process.
+type recvRun struct {
+	cmd    *exec.Cmd
+	lines  chan string // closed at EOF on stdout
+	stderr bytes.Buffer
+	out    []recvLine
+	err    error // from Wait
+}
+
+func startRecv(t *testing.T, bin string, args []string) *recvRun {
+	t.Helper()
+	run := &recvRun{cmd: exec.Command(bin, args...), lines: make(chan string, 64)}
+	run.cmd.Stderr = &run.stderr
+	stdout, err := run.cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := run.cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	go func() {
+		defer close(run.lines)
+		sc := bufio.NewScanner(stdout)
+		for sc.Scan() {
+			run.lines <- sc.Text()
+		}
+	}()
+	return run
+}
+
+func (run *recvRun) add(t *testing.T, line string) {
+	t.Helper()
+	var m recvLine
+	if err := json.Unmarshal([]byte(line), &m); err != nil {
+		t.Fatalf("recv printed %q: %v", line, err)
+	}
+	run.out = append(run.out, m)
+}
+
+// kill sends SIGKILL; it may race with the process ending on its own, which is fine.
+func (run *recvRun) kill() { run.cmd.Process.Kill() }
+
+// wait reaps the process; call it after lines is closed.
+func (run *recvRun) wait() { run.err = run.cmd.Wait() }
+
+func (run *recvRun) signaled() bool {
+	var ee *exec.ExitError
+	if !errors.As(run.err, &ee) {
+		return false
+	}
+	ws, ok := ee.Sys().(syscall.WaitStatus)
+	return ok && ws.Signaled() && ws.Signal() == syscall.SIGKILL
+}
+
+// checkStdout: every message printed at least once, by alice, never twice in one run;
+// printed again only by the next run that printed anything after a SIGKILLed run that
+// had printed it (the kill fell between printing and marking read).
+func checkStdout(t *testing.T, runs []*recvRun, texts []string, index map[string]int) {
+	t.Helper()
+	lastRun := make(map[string]int) // text -> the last run that printed it
+	again := 0
+	prevPrinting := -1 // the last run before the current one that printed anything
+	for ri, run := range runs {
+		seen := make(map[string]bool)
+		for _, m := range run.out {
+			if _, ok := index[m.Text]; !ok || m.From != "alice" {
+				t.Errorf("run %d printed a message nobody sent: %+v", ri, m)
+				continue
+			}
+			if seen[m.Text] {
+				t.Errorf("run %d printed %q twice", ri, m.Text)
+			}
+			seen[m.Text] = true
+			if prev, ok := lastRun[m.Text]; ok {
+				again++
+				if prev != prevPrinting || !runs[prev].signaled() {
+					t.Errorf("run %d printed %q again, first printed by run %d (killed=%v), the previous run with output was %d",
+						ri, m.Text, prev, runs[prev].signaled(), prevPrinting)
+				}
+			}
+			lastRun[m.Text] = ri
+		}
+		if len(run.out) > 0 {
+			prevPrinting = ri
+		}
+	}
+	missing := 0
+	for _, text := range texts {
+		if _, ok := lastRun[text]; !ok {
+			if missing < 5 {
+				t.Errorf("never printed: %q", text)
+			}
+			missing++
+		}
+	}
+	if missing > 0 {
+		t.Errorf("%d of %d messages never printed by any recv run", missing, len(texts))
+	}
+	t.Logf("%d messages printed again after a SIGKILL between printing and marking read", again)
+}
+
+// checkBobStore opens bob's store offline and checks his history with alice: every
+// message exactly once, in order. It returns the store ids, by message number.
+func checkBobStore(ctx context.Context, t *testing.T, p chat.Profile, pass []byte, texts []string) []int64 {
+	t.Helper()
+	c, err := p.NewController(ctx, pass)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	var all []chat.Message
+	for before := int64(0); ; {
+		page, err := c.History(ctx, "alice", before, 500)
+		if err != nil {
+			t.Fatal(err)
+		}
+		all = append(all, page...)
+		if len(page) < 500 {
+			break
+		}
+		before = page[len(page)-1].ID
+	}
+	ids := make([]int64, len(texts))
+	k := 0
+	for i := len(all) - 1; i >= 0; i-- { // oldest first
+		m := all[i]
+		switch {
+		case m.Outgoing:
+			t.Errorf("bob's history holds an outgoing message %q", m.Text)
+		case m.State == chat.UndecryptableState:
+			t.Errorf("bob's history holds an undecryptable message: %s", m.Reason)
+		case k >= len(texts):
+			t.Errorf("bob's history holds more than the %d messages sent: %q", len(texts), m.Text)
+		case m.Text != texts[k]:
+			t.Fatalf("bob's history: message %d is %q, want %q (lost, doubled or out of order)", k, m.Text, texts[k])
+		default:
+			ids[k] = m.ID
+			k++
+		}
+	}
+	if k < len(texts) {
+		t.Errorf("bob's history holds %d of the %d messages sent", k, len(texts))
+	}
+	return ids
+}
+
+// receiptStates reopens alice once bob's last recv has exited (and so flushed every
+// receipt it will send): after WaitSynced her store holds every receipt the relay had
+// for her. It returns her n messages' delivery states, in sending order.
+func receiptStates(ctx context.Context, t *testing.T, alice *chat.Controller, p chat.Profile, pass []byte, n int) []chat.DeliveryState {
+	t.Helper()
+	alice.Close()
+	c, err := p.Open(ctx, pass)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	if err := c.WaitSynced(ctx); err != nil {
+		t.Fatal(err)
+	}
+	page, err := c.History(ctx, "bob", 0, n+10)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var states []chat.DeliveryState
+	for i := len(page) - 1; i >= 0; i-- {
+		if page[i].Outgoing {
+			states = append(states, page[i].State)
+		}
+	}
+	if len(states) != n {
+		t.Fatalf("alice's history holds %d messages to bob, want %d", len(states), n)
+	}
+	return states
+}
+
+func wherePrinted(runs []*recvRun, text string) string {
+	var where []string
+	for ri, run := range runs {
+		for li, m := range run.out {
+			if m.Text == text {
+				where = append(where, fmt.Sprintf("run %d line %d of %d, killed=%v", ri, li+1, len(run.out), run.signaled()))
+			}
+		}
+	}
+	return strings.Join(where, "; ")
+}
