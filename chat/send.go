@@ -474,6 +474,11 @@ func toMessage(r storage.Message) Message {
 
 // MarkRead marks the conversation read and, unless disabled, tells the contact which
 // messages were read (an encrypted read receipt).
+//
+// The receipt is committed before the messages are marked read: a crash in between
+// sends it once more next time (harmless, a message's state only moves forward), while
+// the other order could lose it for good, and with it, when the delivery receipt was
+// not committed yet either, the sender's only news that the message arrived.
 func (c *Controller) MarkRead(ctx context.Context, contact string) error {
 	r, err := c.store.Contact(ctx, contact)
 	if errors.Is(err, storage.ErrNotFound) {
@@ -485,23 +490,66 @@ func (c *Controller) MarkRead(ctx context.Context, contact string) error {
 	if r.Unread == 0 {
 		return nil
 	}
+	var told map[string]bool
+	if !c.prefs.NoReadReceipts {
+		rows, err := c.unreadRows(ctx, contact, r.Unread)
+		if err != nil {
+			return err
+		}
+		ids := make([]string, len(rows))
+		for i, m := range rows {
+			ids[i] = m.ClientID
+		}
+		told = c.sendReadReceipt(ctx, contact, ids, nil)
+	}
 	ids, err := c.store.MarkReadClientIDs(ctx, contact)
 	if err != nil {
 		return fmt.Errorf("chat: marking %s read: %w", contact, err)
 	}
-	if c.prefs.NoReadReceipts {
-		return nil
+	if !c.prefs.NoReadReceipts {
+		c.sendReadReceipt(ctx, contact, ids, told) // those that arrived meanwhile
 	}
-	peerIDs := make([]string, 0, len(ids))
-	for _, id := range ids {
-		if p, ok := peerClientID(id); ok {
+	return nil
+}
+
+// sendReadReceipt sends a read receipt for the stored client ids not in skip, and
+// returns the peer ids it covered.
+func (c *Controller) sendReadReceipt(ctx context.Context, contact string, stored []string, skip map[string]bool) map[string]bool {
+	told := make(map[string]bool)
+	var peerIDs []string
+	for _, id := range stored {
+		if p, ok := peerClientID(id); ok && !skip[p] {
 			peerIDs = append(peerIDs, p)
+			told[p] = true
 		}
 	}
 	if len(peerIDs) > 0 {
 		c.sendReceipt(ctx, contact, kindReadReceipt, peerIDs)
 	}
-	return nil
+	return told
+}
+
+// unreadRows returns the n unread incoming messages with contact (the newest incoming
+// ones: MarkRead clears them all), newest first.
+func (c *Controller) unreadRows(ctx context.Context, contact string, n int) ([]storage.Message, error) {
+	var mine []storage.Message
+	cur := storage.Cursor{}
+	for len(mine) < n {
+		rows, next, err := c.store.Messages(ctx, contact, cur, min(storage.MaxPage, n*2+10))
+		if err != nil {
+			return nil, fmt.Errorf("chat: reading unread messages of %s: %w", contact, err)
+		}
+		for _, r := range rows {
+			if r.Direction == storage.Incoming && len(mine) < n {
+				mine = append(mine, r)
+			}
+		}
+		if len(rows) == 0 || next.BeforeID == 0 || next == cur {
+			break
+		}
+		cur = next
+	}
+	return mine, nil
 }
 
 // Unread returns every unread incoming message (undecryptable ones included), oldest
@@ -516,25 +564,13 @@ func (c *Controller) Unread(ctx context.Context) ([]Message, error) {
 		if ct.Unread == 0 {
 			continue
 		}
-		// Unread messages are the newest incoming ones: MarkRead clears them all.
-		var mine []Message
-		cur := storage.Cursor{}
-		for len(mine) < ct.Unread {
-			rows, next, err := c.store.Messages(ctx, ct.Name, cur, min(storage.MaxPage, ct.Unread*2+10))
-			if err != nil {
-				return nil, fmt.Errorf("chat: reading unread messages of %s: %w", ct.Name, err)
-			}
-			for _, r := range rows {
-				if r.Direction == storage.Incoming && len(mine) < ct.Unread {
-					mine = append(mine, toMessage(r))
-				}
-			}
-			if len(rows) == 0 || next.BeforeID == 0 || next == cur {
-				break
-			}
-			cur = next
+		rows, err := c.unreadRows(ctx, ct.Name, ct.Unread)
+		if err != nil {
+			return nil, err
 		}
-		out = append(out, mine...)
+		for _, r := range rows {
+			out = append(out, toMessage(r))
+		}
 	}
 	slices.SortFunc(out, func(a, b Message) int { return cmp.Compare(a.ID, b.ID) })
 	return out, nil
