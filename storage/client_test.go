@@ -283,3 +283,57 @@ func TestMarkReadClientIDsAndClose(t *testing.T) {
 		t.Fatalf("after Close: %v", err)
 	}
 }
+
+// TestMarkReadThrough: marking read up to a message leaves the later ones unread, and
+// UnreadMessages keeps answering exactly the unread ones.
+func TestMarkReadThrough(t *testing.T) {
+	ctx := context.Background()
+	c := newClient(t, nil)
+	addPeer(t, c, "bob")
+	var ids []int64
+	for _, cid := range []string{"b1", "b2", "b3", "b4"} {
+		id, err := c.CommitReceive(ctx, ReceiveTx{Message: &Message{Contact: "bob", Body: []byte(cid), ClientID: cid, State: Delivered}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		ids = append(ids, id)
+	}
+	unread := func() string {
+		t.Helper()
+		ms, err := c.UnreadMessages(ctx, "bob")
+		if err != nil {
+			t.Fatal(err)
+		}
+		var bodies []string
+		for _, m := range ms {
+			bodies = append(bodies, string(m.Body))
+		}
+		ct, _ := c.Contact(ctx, "bob")
+		return fmt.Sprint(ct.Unread, bodies)
+	}
+	if got := unread(); got != "4 [b4 b3 b2 b1]" {
+		t.Fatalf("before: %s", got)
+	}
+	marked, err := c.MarkReadThrough(ctx, "bob", ids[1])
+	if err != nil || fmt.Sprint(marked) != "[b1 b2]" {
+		t.Fatalf("MarkReadThrough(b2) = %v, %v", marked, err)
+	}
+	if got := unread(); got != "2 [b4 b3]" {
+		t.Fatalf("after marking through b2: %s", got)
+	}
+	if marked, _ := c.MarkReadThrough(ctx, "bob", ids[0]); len(marked) != 0 {
+		t.Fatalf("marking through b1 again marked %v", marked)
+	}
+	if got := unread(); got != "2 [b4 b3]" {
+		t.Fatalf("after marking through b1 again: %s", got)
+	}
+	if marked, _ := c.MarkReadThrough(ctx, "bob", 0); fmt.Sprint(marked) != "[b3 b4]" {
+		t.Fatalf("MarkReadThrough(0) = %v", marked)
+	}
+	if got := unread(); got != "0 []" {
+		t.Fatalf("after marking all: %s", got)
+	}
+	if ms, err := c.UnreadMessages(ctx, "nobody"); err != nil || len(ms) != 0 {
+		t.Fatalf("UnreadMessages(nobody) = %v, %v", ms, err)
+	}
+}

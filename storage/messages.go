@@ -5,6 +5,7 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
+	"math"
 	"sort"
 	"strconv"
 	"time"
@@ -112,6 +113,30 @@ func (c *Client) Messages(ctx context.Context, contact string, cur Cursor, n int
 	return out, next, nil
 }
 
+// UnreadMessages returns a contact's unread incoming messages (the newest ones, as many
+// as the unread count), newest first. One statement reads the count and the rows, so a
+// message committed meanwhile cannot push an unread one out of the answer.
+func (c *Client) UnreadMessages(ctx context.Context, contact string) ([]Message, error) {
+	rows, err := c.db.query(ctx, "SELECT "+messageCols+` FROM messages WHERE contact = ? AND direction = 1
+		ORDER BY id DESC LIMIT (SELECT coalesce(max(unread), 0) FROM contacts WHERE name = ?)`, contact, contact)
+	if err != nil {
+		return nil, fmt.Errorf("storage: unread messages of %q: %w", contact, err)
+	}
+	defer rows.Close()
+	var out []Message
+	for rows.Next() {
+		m, err := c.scanMessage(rows)
+		if err != nil {
+			return nil, fmt.Errorf("storage: unread messages of %q: %w", contact, err)
+		}
+		out = append(out, m)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("storage: unread messages of %q: %w", contact, err)
+	}
+	return out, nil
+}
+
 // Message returns one message by id; ErrNotFound if unknown.
 func (c *Client) Message(ctx context.Context, id int64) (Message, error) {
 	m, err := c.scanMessage(c.db.queryRow(ctx, "SELECT "+messageCols+" FROM messages WHERE id = ?", id))
@@ -164,10 +189,20 @@ func (c *Client) MarkRead(ctx context.Context, contact string) error {
 // MarkReadClientIDs is MarkRead returning the client ids of the messages it marked (for
 // read receipts), oldest first.
 func (c *Client) MarkReadClientIDs(ctx context.Context, contact string) ([]string, error) {
+	return c.MarkReadThrough(ctx, contact, 0)
+}
+
+// MarkReadThrough is MarkReadClientIDs for the incoming messages with an id up to and
+// including through (0: all): later ones stay unread, and the unread count drops to
+// the number of them (unread messages are always the newest incoming ones).
+func (c *Client) MarkReadThrough(ctx context.Context, contact string, through int64) ([]string, error) {
+	if through <= 0 {
+		through = math.MaxInt64
+	}
 	var ids []string
 	err := c.db.write(ctx, func(tx *txn) error {
-		rows, err := tx.query(ctx, `UPDATE messages SET state = 3 WHERE contact = ? AND direction = 1 AND state < 3
-			RETURNING id, client_id`, contact)
+		rows, err := tx.query(ctx, `UPDATE messages SET state = 3 WHERE contact = ? AND direction = 1 AND state < 3 AND id <= ?
+			RETURNING id, client_id`, contact, through)
 		if err != nil {
 			return err
 		}
@@ -197,7 +232,13 @@ func (c *Client) MarkReadClientIDs(ctx context.Context, contact string) ([]strin
 				ids = append(ids, r.cid)
 			}
 		}
-		_, err = tx.exec(ctx, "UPDATE contacts SET unread = 0 WHERE name = ?", contact)
+		if through == math.MaxInt64 {
+			_, err = tx.exec(ctx, "UPDATE contacts SET unread = 0 WHERE name = ?", contact)
+		} else {
+			_, err = tx.exec(ctx, `UPDATE contacts SET unread = min(unread,
+				(SELECT count(*) FROM messages WHERE contact = ? AND direction = 1 AND id > ?)) WHERE name = ?`,
+				contact, through, contact)
+		}
 		return err
 	})
 	if err != nil {
