@@ -70,3 +70,42 @@ func TestTwoUsersTalkWithReceipts(t *testing.T) {
 		t.Fatalf("add unknown user: %v", err)
 	}
 }
+
+// TestMarkReadThrough: a reader marks read only what it has shown; later messages stay
+// unread, and only the shown ones are reported read to the sender.
+func TestMarkReadThrough(t *testing.T) {
+	r := relaytest.Start(t)
+	alice, bob := newUser(t, r, "alice"), newUser(t, r, "bob")
+	ctx := ctxT(t)
+	if _, err := alice.c.AddContact(ctx, "bob"); err != nil {
+		t.Fatal(err)
+	}
+	var sent []Message
+	var got []Message
+	for _, text := range []string{"one", "two", "three"} {
+		m, err := alice.c.Send(ctx, "bob", text)
+		if err != nil {
+			t.Fatal(err)
+		}
+		sent = append(sent, m)
+		got = append(got, waitReceived(t, bob.c, "alice", text))
+	}
+	if err := bob.c.MarkReadThrough(ctx, "alice", got[1].ID); err != nil {
+		t.Fatal(err)
+	}
+	unread, err := bob.c.Unread(ctx)
+	if err != nil || len(unread) != 1 || unread[0].Text != "three" {
+		t.Fatalf("unread after marking through %q: %+v, %v", got[1].Text, unread, err)
+	}
+	waitState(t, alice.c, sent[1].ID, Read)
+	h, err := alice.c.History(ctx, "bob", 0, 10)
+	if err != nil || len(h) != 3 {
+		t.Fatalf("history = %+v, %v", h, err)
+	}
+	if h[0].Text != "three" || h[0].State != Delivered || h[2].State != Read {
+		t.Fatalf("alice sees %q %v and %q %v, want delivered and read", h[0].Text, h[0].State, h[2].Text, h[2].State)
+	}
+	if err := bob.c.MarkReadThrough(ctx, "alice", 0); err == nil {
+		t.Fatal("MarkReadThrough(0) accepted")
+	}
+}

@@ -474,12 +474,26 @@ func toMessage(r storage.Message) Message {
 
 // MarkRead marks the conversation read and, unless disabled, tells the contact which
 // messages were read (an encrypted read receipt).
-//
-// The receipt is committed before the messages are marked read: a crash in between
-// sends it once more next time (harmless, a message's state only moves forward), while
-// the other order could lose it for good, and with it, when the delivery receipt was
-// not committed yet either, the sender's only news that the message arrived.
 func (c *Controller) MarkRead(ctx context.Context, contact string) error {
+	return c.markRead(ctx, contact, 0)
+}
+
+// MarkReadThrough is MarkRead for the messages up to and including message id, the
+// newest one shown: messages after it stay unread. A reader that marks what it has
+// printed uses it, so a crash can never leave a message read that it did not show.
+func (c *Controller) MarkReadThrough(ctx context.Context, contact string, id int64) error {
+	if id <= 0 {
+		return fmt.Errorf("chat: MarkReadThrough: message id %d", id)
+	}
+	return c.markRead(ctx, contact, id)
+}
+
+// markRead marks the contact's incoming messages up to through (0: all) read. The read
+// receipt is committed before the messages are marked: a crash in between sends it once
+// more next time (harmless, a message's state only moves forward), while the other
+// order could lose it for good, and with it, when the delivery receipt was not
+// committed yet either, the sender's only news that the message arrived.
+func (c *Controller) markRead(ctx context.Context, contact string, through int64) error {
 	r, err := c.store.Contact(ctx, contact)
 	if errors.Is(err, storage.ErrNotFound) {
 		return fmt.Errorf("%w: %q", ErrUnknownContact, contact)
@@ -492,17 +506,19 @@ func (c *Controller) MarkRead(ctx context.Context, contact string) error {
 	}
 	var told map[string]bool
 	if !c.prefs.NoReadReceipts {
-		rows, err := c.unreadRows(ctx, contact, r.Unread)
+		rows, err := c.unreadRows(ctx, contact)
 		if err != nil {
 			return err
 		}
-		ids := make([]string, len(rows))
-		for i, m := range rows {
-			ids[i] = m.ClientID
+		var ids []string
+		for _, m := range rows {
+			if through == 0 || m.ID <= through {
+				ids = append(ids, m.ClientID)
+			}
 		}
 		told = c.sendReadReceipt(ctx, contact, ids, nil)
 	}
-	ids, err := c.store.MarkReadClientIDs(ctx, contact)
+	ids, err := c.store.MarkReadThrough(ctx, contact, through)
 	if err != nil {
 		return fmt.Errorf("chat: marking %s read: %w", contact, err)
 	}
@@ -529,27 +545,13 @@ func (c *Controller) sendReadReceipt(ctx context.Context, contact string, stored
 	return told
 }
 
-// unreadRows returns the n unread incoming messages with contact (the newest incoming
-// ones: MarkRead clears them all), newest first.
-func (c *Controller) unreadRows(ctx context.Context, contact string, n int) ([]storage.Message, error) {
-	var mine []storage.Message
-	cur := storage.Cursor{}
-	for len(mine) < n {
-		rows, next, err := c.store.Messages(ctx, contact, cur, min(storage.MaxPage, n*2+10))
-		if err != nil {
-			return nil, fmt.Errorf("chat: reading unread messages of %s: %w", contact, err)
-		}
-		for _, r := range rows {
-			if r.Direction == storage.Incoming && len(mine) < n {
-				mine = append(mine, r)
-			}
-		}
-		if len(rows) == 0 || next.BeforeID == 0 || next == cur {
-			break
-		}
-		cur = next
+// unreadRows returns the unread incoming messages with contact, newest first.
+func (c *Controller) unreadRows(ctx context.Context, contact string) ([]storage.Message, error) {
+	rows, err := c.store.UnreadMessages(ctx, contact)
+	if err != nil {
+		return nil, fmt.Errorf("chat: reading unread messages of %s: %w", contact, err)
 	}
-	return mine, nil
+	return rows, nil
 }
 
 // Unread returns every unread incoming message (undecryptable ones included), oldest
@@ -564,7 +566,7 @@ func (c *Controller) Unread(ctx context.Context) ([]Message, error) {
 		if ct.Unread == 0 {
 			continue
 		}
-		rows, err := c.unreadRows(ctx, ct.Name, ct.Unread)
+		rows, err := c.unreadRows(ctx, ct.Name)
 		if err != nil {
 			return nil, err
 		}

@@ -624,15 +624,17 @@ func cmdRecv(e *env, fs *flag.FlagSet, args []string) error {
 	if count > 0 && len(unread) > count {
 		unread = unread[:count]
 	}
-	readBy := make(map[string]bool)
+	// Mark read only what was printed: a message that arrives meanwhile stays unread
+	// until its event prints it, so a crash in between shows it next time.
+	readThrough := make(map[string]int64)
 	for _, m := range unread {
 		if err := print(m); err != nil {
 			return err
 		}
-		readBy[m.Contact] = true
+		readThrough[m.Contact] = max(readThrough[m.Contact], m.ID)
 	}
-	for name := range readBy {
-		if err := c.MarkRead(e.ctx, name); err != nil {
+	for name, id := range readThrough {
+		if err := c.MarkReadThrough(e.ctx, name, id); err != nil {
 			return err
 		}
 	}
@@ -649,10 +651,14 @@ func cmdRecv(e *env, fs *flag.FlagSet, args []string) error {
 			}
 			switch ev.Kind {
 			case chat.MessageReceived, chat.Undecryptable:
+				if ev.Message == nil { // unreadable, from a stranger: nothing stored to show
+					fmt.Fprintf(e.stderr, "warning: an unreadable message from %s (not a contact) was dropped: %v\n", ev.Contact, ev.Err)
+					continue
+				}
 				if err := print(*ev.Message); err != nil {
 					return err
 				}
-				if err := c.MarkRead(e.ctx, ev.Contact); err != nil {
+				if err := c.MarkReadThrough(e.ctx, ev.Contact, ev.Message.ID); err != nil {
 					return err
 				}
 				if done {
