@@ -48,7 +48,7 @@ func RunCommand(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	maxBytes := fs.Int64("max-queue-bytes", DefaultLimits.MaxQueueBytes, "bytes waiting per recipient at most")
 	gcPercent := fs.Int("gc-percent", DefaultGC.Percent, "garbage collector target percentage (GOGC); the GOGC environment variable wins")
 	memLimit := fs.Int64("memory-limit-mib", DefaultGC.MemoryLimit>>20, "soft memory limit in MiB (0 = none); the GOMEMLIMIT environment variable wins")
-	heapFloor := fs.Int64("gc-heap-floor-mib", DefaultGC.HeapFloor>>20, "let the heap grow to this many MiB before collecting (0 = no floor); GOGC wins")
+	heapFloor := fs.Int64("gc-heap-floor-mib", DefaultGC.HeapFloor>>20, "while messages flow, let the heap grow to this many MiB before collecting (0 = no floor); GOGC turns it off")
 	rate := fs.Int("rate", DefaultLimits.FramesPerSecond, "frames per second per connection (-1 = unlimited)")
 	burst := fs.Int("burst", DefaultLimits.FrameBurst, "frames per connection allowed in a burst")
 	fs.Usage = func() {

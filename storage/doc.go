@@ -17,6 +17,9 @@
 // keys do not linger in free pages. Each store has one writer connection — every write
 // is one BEGIN IMMEDIATE transaction on it, so writers queue instead of failing with
 // SQLITE_BUSY — and a small pool of query-only readers that WAL lets run beside it.
+// The relay queue's writes (Commit, AckBatch, Expire), which run many times a second,
+// skip database/sql's per-statement wrappers and use statements prepared once on the
+// writer's driver connection: at 10k msg/s that removed most of the relay's garbage.
 // The schema is a series of embedded, numbered, forward-only migrations
 // (migrations/<kind>/NNNN_*.sql), each applied in one transaction together with
 // PRAGMA user_version. A file written by a newer pfschat is refused with ErrNewerSchema
