@@ -345,7 +345,6 @@ func TestReplaceCard(t *testing.T) {
 	newer.login(t, r)
 }
 
-
 // TestReplaceCardClosesOldConnections: a connection still logged in with the replaced
 // card (another device, or a thief of the old key) is closed with card_replaced and
 // receives none of the name's later messages; the new card's connection gets them.
