@@ -97,13 +97,17 @@ func TestMarkReadThrough(t *testing.T) {
 	if err != nil || len(unread) != 1 || unread[0].Text != "three" {
 		t.Fatalf("unread after marking through %q: %+v, %v", got[1].Text, unread, err)
 	}
-	waitState(t, alice.c, sent[1].ID, Read)
+	// Delivery receipts come on their own schedule: wait for "three"'s, and for the
+	// read receipt, which covers "one" and "two" only.
+	waitStored(t, alice.c, "bob", sent[1].ID, Read)
+	waitStored(t, alice.c, "bob", sent[2].ID, Delivered)
 	h, err := alice.c.History(ctx, "bob", 0, 10)
 	if err != nil || len(h) != 3 {
 		t.Fatalf("history = %+v, %v", h, err)
 	}
-	if h[0].Text != "three" || h[0].State != Delivered || h[2].State != Read {
-		t.Fatalf("alice sees %q %v and %q %v, want delivered and read", h[0].Text, h[0].State, h[2].Text, h[2].State)
+	if h[0].Text != "three" || h[0].State != Delivered || h[1].State != Read || h[2].State != Read {
+		t.Fatalf("alice sees %q %v, %q %v, %q %v; want delivered, read, read",
+			h[0].Text, h[0].State, h[1].Text, h[1].State, h[2].Text, h[2].State)
 	}
 	if err := bob.c.MarkReadThrough(ctx, "alice", 0); err == nil {
 		t.Fatal("MarkReadThrough(0) accepted")

@@ -121,4 +121,29 @@ func waitState(t testing.TB, c *Controller, id int64, st DeliveryState) {
 	})
 }
 
+// waitStored waits until message id with contact is stored at state st or later,
+// looking again after each event, and returns it. Unlike waitState it also sees a
+// change whose event an earlier wait consumed.
+func waitStored(t testing.TB, c *Controller, contact string, id int64, st DeliveryState) Message {
+	t.Helper()
+	timeout := time.NewTimer(30 * time.Second)
+	defer timeout.Stop()
+	for {
+		h, err := c.History(context.Background(), contact, 0, 100)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, m := range h {
+			if m.ID == id && m.State >= st {
+				return m
+			}
+		}
+		select {
+		case <-c.Events():
+		case <-timeout.C:
+			t.Fatalf("timed out waiting for message %d to be %s", id, st)
+		}
+	}
+}
+
 func mkdirAll(dir string) error { return os.MkdirAll(dir, 0o700) }
