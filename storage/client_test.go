@@ -337,3 +337,27 @@ func TestMarkReadThrough(t *testing.T) {
 		t.Fatalf("UnreadMessages(nobody) = %v, %v", ms, err)
 	}
 }
+
+// TestReceivedByRelayID: the incoming message a relay delivery stored is found by the
+// delivery's id; a delivery that stored no message, or an outgoing one, is not.
+func TestReceivedByRelayID(t *testing.T) {
+	ctx := context.Background()
+	c := newClient(t, nil)
+	addPeer(t, c, "bob")
+	if _, err := c.CommitReceive(ctx, ReceiveTx{RelayID: "7:aa", Message: &Message{Contact: "bob", Direction: Incoming,
+		Body: []byte("hi"), State: 2, ClientID: "in:bob/x1", RelayID: "7:aa"}}); err != nil {
+		t.Fatal(err)
+	}
+	m, err := c.ReceivedByRelayID(ctx, "7:aa")
+	if err != nil || m.Contact != "bob" || m.ClientID != "in:bob/x1" || string(m.Body) != "hi" {
+		t.Fatalf("ReceivedByRelayID = %+v, %v", m, err)
+	}
+	if _, err := c.CommitReceive(ctx, ReceiveTx{RelayID: "8:bb"}); err != nil { // a receipt: no message
+		t.Fatal(err)
+	}
+	for _, id := range []string{"8:bb", "9:cc", ""} {
+		if _, err := c.ReceivedByRelayID(ctx, id); !errors.Is(err, ErrNotFound) {
+			t.Fatalf("ReceivedByRelayID(%q): %v, want ErrNotFound", id, err)
+		}
+	}
+}

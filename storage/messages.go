@@ -166,6 +166,24 @@ func (c *Client) MessageByClientID(ctx context.Context, clientID string) (Messag
 	return m, nil
 }
 
+// ReceivedByRelayID returns the incoming message committed from the relay delivery
+// relayID (CommitReceive's ReceiveTx.RelayID); ErrNotFound if that delivery stored no
+// message (a receipt, say) or is unknown.
+func (c *Client) ReceivedByRelayID(ctx context.Context, relayID string) (Message, error) {
+	if relayID == "" {
+		return Message{}, fmt.Errorf("%w: empty relay id", ErrNotFound)
+	}
+	m, err := c.scanMessage(c.db.queryRow(ctx, "SELECT "+messageCols+
+		" FROM messages WHERE relay_id = ? AND relay_id <> '' AND direction = 1 LIMIT 1", relayID))
+	if errors.Is(err, sql.ErrNoRows) {
+		return Message{}, fmt.Errorf("%w: message from relay delivery %q", ErrNotFound, relayID)
+	}
+	if err != nil {
+		return Message{}, fmt.Errorf("storage: read message from relay delivery %q: %w", relayID, err)
+	}
+	return m, nil
+}
+
 // SetDeliveryState sets a message's state and reason; ErrNotFound if unknown.
 func (c *Client) SetDeliveryState(ctx context.Context, id int64, st DeliveryState, reason string) error {
 	return c.db.write(ctx, func(tx *txn) error {
