@@ -179,6 +179,36 @@ type receiveBatch struct {
 	order    []string            // contacts in first-seen order
 }
 
+// owe notes a delivery receipt owed to contact for its message clientID.
+func (b *receiveBatch) owe(contact, clientID string) {
+	if _, ok := b.receipts[contact]; !ok {
+		b.order = append(b.order, contact)
+	}
+	b.receipts[contact] = append(b.receipts[contact], clientID)
+}
+
+// oweReceiptAgain handles a delivery that comes back: it was committed but not
+// acknowledged, so the process stopped (or lost the relay) after the commit, perhaps
+// before the message's delivery receipt was committed (receipts are committed before
+// acks). The receipt is owed again: a second one changes nothing, a message's state
+// only moves forward, while without it the sender could see "sent" for good.
+func (c *Controller) oweReceiptAgain(ctx context.Context, relayID string, b *receiveBatch) {
+	m, err := c.store.ReceivedByRelayID(ctx, relayID)
+	if errors.Is(err, storage.ErrNotFound) {
+		return // a receipt or another payload that stores no message
+	}
+	if err != nil {
+		c.log.Info("looking up a redelivered message; its delivery receipt is not sent again", "err", err)
+		return
+	}
+	if m.State == storage.DeliveryState(UndecryptableState) {
+		return
+	}
+	if peerID, ok := peerClientID(m.ClientID); ok {
+		b.owe(m.Contact, peerID)
+	}
+}
+
 // flushReceipts commits the owed delivery receipts, one per contact. They are committed
 // even while closing (the messages they acknowledge are committed), so a clean shutdown
 // never loses one.
@@ -242,7 +272,9 @@ func (c *Controller) handleIncoming(ctx context.Context, in *relay.Incoming, b *
 		c.log.Error("checking a message against the seen list; leaving it for redelivery", "err", err)
 		return
 	}
-	if !seen {
+	if seen {
+		c.oweReceiptAgain(ctx, relayID, b)
+	} else {
 		res, err := c.receive(ctx, in, relayID)
 		switch {
 		case errors.Is(err, storage.ErrDuplicate):
@@ -251,10 +283,7 @@ func (c *Controller) handleIncoming(ctx context.Context, in *relay.Incoming, b *
 			return
 		default:
 			if res.receiptFor != "" {
-				if _, ok := b.receipts[res.receiptFor]; !ok {
-					b.order = append(b.order, res.receiptFor)
-				}
-				b.receipts[res.receiptFor] = append(b.receipts[res.receiptFor], res.receiptID)
+				b.owe(res.receiptFor, res.receiptID)
 			}
 			c.afterReceive(context.WithoutCancel(ctx), res)
 		}

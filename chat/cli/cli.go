@@ -50,6 +50,7 @@ type env struct {
 	passFile       string
 	verbose        bool
 	cmd            string
+	noReadReceipts bool // recv --no-read-receipts
 }
 
 type command struct {
@@ -72,11 +73,12 @@ func init() {
 			flags: func(fs *flag.FlagSet) {
 				fs.Duration("wait", 15*time.Second, "how long to wait for the relay to accept")
 			}},
-		{name: "recv", args: "[--follow [--count N]] [--json]", help: "print incoming messages", run: cmdRecv,
+		{name: "recv", args: "[--follow [--count N]] [--json] [--no-read-receipts]", help: "print incoming messages", run: cmdRecv,
 			flags: func(fs *flag.FlagSet) {
 				fs.Bool("follow", false, "keep running and print messages as they arrive")
 				fs.Int("count", 0, "with --follow: exit after printing N messages")
 				fs.Bool("json", false, "one JSON object per line")
+				fs.Bool("no-read-receipts", false, "mark messages read without telling the sender")
 			}},
 		{name: "contacts", args: "[--json]", help: "list contacts", run: cmdContacts,
 			flags: func(fs *flag.FlagSet) { fs.Bool("json", false, "one JSON object per line") }},
@@ -313,6 +315,7 @@ func (e *env) open(allowOffline bool) (*chat.Controller, error) {
 		return nil, err
 	}
 	p.Prefs.AllowOffline = allowOffline
+	p.Prefs.NoReadReceipts = e.noReadReceipts
 	if !p.Exists() {
 		return nil, fmt.Errorf("%w: %s", chat.ErrNoProfile, p.StorePath())
 	}
@@ -576,6 +579,7 @@ func cmdRecv(e *env, fs *flag.FlagSet, args []string) error {
 	follow := fs.Lookup("follow").Value.String() == "true"
 	asJSON := fs.Lookup("json").Value.String() == "true"
 	count := fs.Lookup("count").Value.(flag.Getter).Get().(int)
+	e.noReadReceipts = fs.Lookup("no-read-receipts").Value.String() == "true"
 	if count < 0 || (count > 0 && !follow) {
 		return usagef("--count N needs --follow and N >= 1")
 	}
