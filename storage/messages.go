@@ -139,14 +139,7 @@ func (c *Client) UnreadMessages(ctx context.Context, contact string) ([]Message,
 
 // Message returns one message by id; ErrNotFound if unknown.
 func (c *Client) Message(ctx context.Context, id int64) (Message, error) {
-	m, err := c.scanMessage(c.db.queryRow(ctx, "SELECT "+messageCols+" FROM messages WHERE id = ?", id))
-	if errors.Is(err, sql.ErrNoRows) {
-		return Message{}, fmt.Errorf("%w: message %d", ErrNotFound, id)
-	}
-	if err != nil {
-		return Message{}, fmt.Errorf("storage: read message %d: %w", id, err)
-	}
-	return m, nil
+	return c.oneMessage(ctx, fmt.Sprintf("message %d", id), "id = ?", id)
 }
 
 // MessageByClientID returns the message with this client id, the outgoing one if both
@@ -155,15 +148,8 @@ func (c *Client) MessageByClientID(ctx context.Context, clientID string) (Messag
 	if clientID == "" {
 		return Message{}, fmt.Errorf("%w: empty client id", ErrNotFound)
 	}
-	m, err := c.scanMessage(c.db.queryRow(ctx, "SELECT "+messageCols+
-		" FROM messages WHERE client_id = ? AND client_id <> '' ORDER BY direction DESC, id LIMIT 1", clientID))
-	if errors.Is(err, sql.ErrNoRows) {
-		return Message{}, fmt.Errorf("%w: message with client id %q", ErrNotFound, clientID)
-	}
-	if err != nil {
-		return Message{}, fmt.Errorf("storage: read message %q: %w", clientID, err)
-	}
-	return m, nil
+	return c.oneMessage(ctx, fmt.Sprintf("message with client id %q", clientID),
+		"client_id = ? AND client_id <> '' ORDER BY direction DESC, id LIMIT 1", clientID)
 }
 
 // ReceivedByRelayID returns the incoming message committed from the relay delivery
@@ -173,13 +159,19 @@ func (c *Client) ReceivedByRelayID(ctx context.Context, relayID string) (Message
 	if relayID == "" {
 		return Message{}, fmt.Errorf("%w: empty relay id", ErrNotFound)
 	}
-	m, err := c.scanMessage(c.db.queryRow(ctx, "SELECT "+messageCols+
-		" FROM messages WHERE relay_id = ? AND relay_id <> '' AND direction = 1 LIMIT 1", relayID))
+	return c.oneMessage(ctx, fmt.Sprintf("message from relay delivery %q", relayID),
+		"relay_id = ? AND relay_id <> '' AND direction = 1 LIMIT 1", relayID)
+}
+
+// oneMessage returns the first message "SELECT … FROM messages WHERE where" finds;
+// ErrNotFound, naming what, if none.
+func (c *Client) oneMessage(ctx context.Context, what, where string, args ...any) (Message, error) {
+	m, err := c.scanMessage(c.db.queryRow(ctx, "SELECT "+messageCols+" FROM messages WHERE "+where, args...))
 	if errors.Is(err, sql.ErrNoRows) {
-		return Message{}, fmt.Errorf("%w: message from relay delivery %q", ErrNotFound, relayID)
+		return Message{}, fmt.Errorf("%w: %s", ErrNotFound, what)
 	}
 	if err != nil {
-		return Message{}, fmt.Errorf("storage: read message from relay delivery %q: %w", relayID, err)
+		return Message{}, fmt.Errorf("storage: read %s: %w", what, err)
 	}
 	return m, nil
 }
