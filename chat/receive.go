@@ -18,7 +18,8 @@ import (
 // receiveLoop handles the relay's pushes one at a time, in order: each message is
 // decrypted and committed; then, once the burst of pushes has been worked through, the
 // delivery receipts are committed (one per contact) and the relay acks go out in one
-// frame. Batching keeps a large backlog from costing two frames per message.
+// frame. Batching keeps a large backlog from costing two frames per message. Receipts
+// are always committed before the acks of their messages (see oweReceiptAgain).
 //
 // A pump moves pushes from the relay client into an unbounded local queue at once: the
 // client stops reading the socket while its push channel is full, and then no answer to
@@ -80,6 +81,10 @@ func (c *Controller) receiveLoop(ctx context.Context, rc RelayClient) {
 			flushReceipts()
 		}
 		if p.Synced || len(b.acks) >= maxAckBatch || (len(b.acks) > 0 && time.Since(firstUnacked) >= ackDelay) {
+			// The receipts of the messages being acked are committed first: after the
+			// ack the relay never brings them back, and a receipt lost to a crash could
+			// no longer be owed again.
+			flushReceipts()
 			flushAcks()
 		}
 		if p.Synced {
