@@ -92,6 +92,18 @@ type dialogBase struct{ done bool }
 func (b *dialogBase) finish()      { b.done = true }
 func (b *dialogBase) isDone() bool { return b.done }
 
+// toFront hands typed input to the top dialog, or to the screen when none is open.
+func (a *App) toFront(msg tea.Msg) tea.Cmd {
+	n := len(a.dialogs)
+	if n == 0 {
+		return a.toScreen(msg)
+	}
+	d, cmd := a.dialogs[n-1].Update(msg)
+	a.dialogs[n-1] = d
+	a.pruneDialogs()
+	return cmd
+}
+
 // pruneDialogs removes finished dialogs.
 func (a *App) pruneDialogs() {
 	kept := a.dialogs[:0]
@@ -167,21 +179,9 @@ func (a *App) Update(msg tea.Msg) (tea.Model, tea.Cmd) {
 		if msg.String() == "ctrl+c" {
 			return a, a.quit()
 		}
-		if n := len(a.dialogs); n > 0 {
-			d, cmd := a.dialogs[n-1].Update(msg)
-			a.dialogs[n-1] = d
-			a.pruneDialogs()
-			return a, cmd
-		}
-		return a, a.toScreen(msg)
+		return a, a.toFront(msg)
 	case tea.PasteMsg:
-		if n := len(a.dialogs); n > 0 {
-			d, cmd := a.dialogs[n-1].Update(msg)
-			a.dialogs[n-1] = d
-			a.pruneDialogs()
-			return a, cmd
-		}
-		return a, a.toScreen(msg)
+		return a, a.toFront(msg)
 	}
 	// Results of dialog commands go to every dialog (each ignores what is not its own)
 	// and to the screen, which owns the data.

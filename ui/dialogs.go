@@ -34,15 +34,31 @@ func (c *common) hint(pairs ...string) string {
 	return strings.Join(parts, s.Subtle.Render("  •  "))
 }
 
+// operation is a dialog's one operation in flight: busy until its result arrives, and
+// the error it ended with, which the dialog shows.
+type operation struct {
+	busy bool
+	err  string
+}
+
+// settle records an operation's result and reports whether it succeeded.
+func (o *operation) settle(err error) bool {
+	o.busy = false
+	if err != nil {
+		o.err = errText(err)
+		return false
+	}
+	return true
+}
+
 // ---------------------------------------------------------------- add contact
 
 type addContactDialog struct {
 	dialogBase
-	c       *common
-	b       Backend
-	input   textinput.Model
-	busy    bool
-	err     string
+	c     *common
+	b     Backend
+	input textinput.Model
+	operation
 	pending string
 }
 
@@ -75,9 +91,7 @@ func (d *addContactDialog) Update(msg tea.Msg) (dialog, tea.Cmd) {
 		if msg.name != d.pending {
 			return d, nil
 		}
-		d.busy = false
-		if msg.err != nil {
-			d.err = errText(msg.err)
+		if !d.settle(msg.err) {
 			return d, nil
 		}
 		d.finish()
@@ -135,13 +149,12 @@ type verifyDialog struct {
 	b        Backend
 	contact  string
 	sn       *chat.SafetyNumber
-	err      string
 	verified bool
-	busy     bool
+	operation
 }
 
 func newVerifyDialog(c *common, b Backend, contact string) *verifyDialog {
-	return &verifyDialog{c: c, b: b, contact: contact, busy: true}
+	return &verifyDialog{c: c, b: b, contact: contact, operation: operation{busy: true}}
 }
 
 func (d *verifyDialog) startCmd() tea.Cmd { return d.c.safetyNumber(d.b, d.contact) }
@@ -152,9 +165,7 @@ func (d *verifyDialog) Update(msg tea.Msg) (dialog, tea.Cmd) {
 		if msg.contact != d.contact || d.sn != nil {
 			return d, nil
 		}
-		d.busy = false
-		if msg.err != nil {
-			d.err = errText(msg.err)
+		if !d.settle(msg.err) {
 			return d, nil
 		}
 		sn := msg.current
@@ -163,9 +174,7 @@ func (d *verifyDialog) Update(msg tea.Msg) (dialog, tea.Cmd) {
 		if msg.op != "verify" || msg.contact != d.contact {
 			return d, nil
 		}
-		d.busy = false
-		if msg.err != nil {
-			d.err = errText(msg.err)
+		if !d.settle(msg.err) {
 			return d, nil
 		}
 		d.verified = true
@@ -226,8 +235,7 @@ type keyChangedDialog struct {
 	old     *chat.SafetyNumber
 	new     *chat.SafetyNumber
 	loaded  bool
-	busy    bool
-	err     string
+	operation
 }
 
 func newKeyChangedDialog(c *common, b Backend, contact string) *keyChangedDialog {
@@ -257,9 +265,7 @@ func (d *keyChangedDialog) Update(msg tea.Msg) (dialog, tea.Cmd) {
 		if msg.op != "accept" || msg.contact != d.contact {
 			return d, nil
 		}
-		d.busy = false
-		if msg.err != nil {
-			d.err = errText(msg.err)
+		if !d.settle(msg.err) {
 			return d, nil
 		}
 		d.finish()
