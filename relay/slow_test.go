@@ -42,20 +42,7 @@ func TestSlowReaderDisconnectedMessagesKept(t *testing.T) {
 	if !strings.Contains(r.Get(t, "/metrics"), "pfschat_relay_slow_reader_disconnects_total 1") {
 		t.Fatal("the slow reader was never disconnected")
 	}
-	c := bob.login(t, r)
-	var acks []int64
-	for i, want := range ids {
-		m := nextMessage(t, c)
-		if m.ID != want || len(m.Body) != len(body) {
-			t.Fatalf("message %d after reconnect: id %d (%d bytes), want %d", i, m.ID, len(m.Body), want)
-		}
-		if acks = append(acks, m.ID); len(acks) == 32 || i == len(ids)-1 {
-			if err := c.AckNoWait(acks...); err != nil {
-				t.Fatal(err)
-			}
-			acks = acks[:0]
-		}
-	}
+	receiveInOrder(t, bob.login(t, r), ids, len(body), 32)
 	t.Logf("disconnected after %d messages of %d KiB", len(ids), len(body)>>10)
 }
 
@@ -209,19 +196,25 @@ func testSlowRecipientNeverStallsSender(t *testing.T, outbound int) {
 
 	// Everything accepted for bob is in his queue and arrives on his next connection.
 	slices.Sort(ids)
-	c := bob.login(t, r)
+	receiveInOrder(t, bob.login(t, r), ids, len(body), 64)
+	t.Logf("%d messages accepted for the non-reader, every one delivered after it came back", len(ids))
+}
+
+// receiveInOrder reads the messages ids, in that order and each bodyLen bytes long, on
+// a fresh connection, acking them every ackEvery.
+func receiveInOrder(t *testing.T, c *relay.Client, ids []int64, bodyLen, ackEvery int) {
+	t.Helper()
 	var acks []int64
 	for i, want := range ids {
 		m := nextMessage(t, c)
-		if m.ID != want || len(m.Body) != len(body) {
+		if m.ID != want || len(m.Body) != bodyLen {
 			t.Fatalf("message %d after reconnect: id %d (%d bytes), want %d", i, m.ID, len(m.Body), want)
 		}
-		if acks = append(acks, m.ID); len(acks) == 64 || i == len(ids)-1 {
+		if acks = append(acks, m.ID); len(acks) == ackEvery || i == len(ids)-1 {
 			if err := c.AckNoWait(acks...); err != nil {
 				t.Fatal(err)
 			}
 			acks = acks[:0]
 		}
 	}
-	t.Logf("%d messages accepted for the non-reader, every one delivered after it came back", len(ids))
 }

@@ -26,6 +26,19 @@ func benchClient(b *testing.B, sync string) *Client {
 	return c
 }
 
+// openBenchRelay opens a relay store in b's temporary directory, with queue limits
+// no benchmark reaches.
+func openBenchRelay(b *testing.B, sync string) *Relay {
+	b.Helper()
+	r, err := OpenRelay(context.Background(), filepath.Join(b.TempDir(), "r.db"),
+		RelayOptions{Synchronous: sync, MaxQueueCount: 10000, MaxQueueBytes: 1 << 30})
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(func() { r.Close() })
+	return r
+}
+
 func perSecond(b *testing.B, n int, unit string) {
 	b.ReportMetric(float64(n)/b.Elapsed().Seconds(), unit)
 }
@@ -118,11 +131,7 @@ func BenchmarkRelayEnqueueAck(b *testing.B) {
 			}
 			b.Run(name, func(b *testing.B) {
 				ctx := context.Background()
-				r, err := OpenRelay(ctx, filepath.Join(b.TempDir(), "r.db"), RelayOptions{Synchronous: sync, MaxQueueCount: 10000, MaxQueueBytes: 1 << 30})
-				if err != nil {
-					b.Fatal(err)
-				}
-				defer r.Close()
+				r := openBenchRelay(b, sync)
 				body := make([]byte, 200)
 				msgs := make([]QueuedMessage, batch)
 				ids := make([]int64, batch)
@@ -159,11 +168,7 @@ func BenchmarkRelayEnqueueAckSpread(b *testing.B) {
 	for _, sync := range []string{SyncFull, SyncNormal} {
 		b.Run(sync+"/group200/recipients100", func(b *testing.B) {
 			ctx := context.Background()
-			r, err := OpenRelay(ctx, filepath.Join(b.TempDir(), "r.db"), RelayOptions{Synchronous: sync, MaxQueueCount: 10000, MaxQueueBytes: 1 << 30})
-			if err != nil {
-				b.Fatal(err)
-			}
-			defer r.Close()
+			r := openBenchRelay(b, sync)
 			const batch, recipients = 200, 100
 			body := make([]byte, 256)
 			names := make([]string, recipients)
@@ -209,11 +214,7 @@ func BenchmarkRelayCommitRound(b *testing.B) {
 	for _, batch := range []int{1, 4, 16} {
 		b.Run(fmt.Sprintf("msgs=%d/%s", batch, SyncNormal), func(b *testing.B) {
 			ctx := context.Background()
-			r, err := OpenRelay(ctx, filepath.Join(b.TempDir(), "r.db"), RelayOptions{Synchronous: SyncNormal, MaxQueueCount: 10000, MaxQueueBytes: 1 << 30})
-			if err != nil {
-				b.Fatal(err)
-			}
-			defer r.Close()
+			r := openBenchRelay(b, SyncNormal)
 			body := make([]byte, 256)
 			msgs := make([]QueuedMessage, batch)
 			acks := map[string][]int64{}
