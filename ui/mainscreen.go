@@ -2,7 +2,6 @@ package ui
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"math"
 	"sort"
@@ -13,8 +12,6 @@ import (
 	"charm.land/bubbles/v2/key"
 	"charm.land/bubbles/v2/textarea"
 	tea "charm.land/bubbletea/v2"
-	"charm.land/lipgloss/v2"
-	"github.com/charmbracelet/x/ansi"
 
 	"pfschat/chat"
 )
@@ -58,9 +55,6 @@ type mainScreen struct {
 
 	wantOpen string // contact to open once contacts arrive
 }
-
-// tickMsg drives the reconnect countdown in the status bar.
-type tickMsg time.Time
 
 func newMainScreen(c *common, b Backend, openContact string) *mainScreen {
 	ta := textarea.New()
@@ -111,12 +105,6 @@ func (m *mainScreen) layout() {
 	m.input.SetWidth(max(4, m.c.width))
 	m.input.SetHeight(inputLines)
 	m.help.SetWidth(m.c.width)
-}
-
-func (m *mainScreen) renderer() *convRenderer {
-	me := m.b.Me()
-	sw := max(ansi.StringWidth(me), ansi.StringWidth(m.open))
-	return &convRenderer{c: m.c, me: me, contact: m.open, width: max(1, m.convWidth()-2), senderW: min(max(sw, 3), 12)}
 }
 
 func (m *mainScreen) conv() *conversation {
@@ -236,10 +224,6 @@ func (m *mainScreen) Update(msg tea.Msg) (screen, tea.Cmd) {
 		return m, m.onOpDone(msg)
 	}
 	return m, nil
-}
-
-func tick() tea.Cmd {
-	return tea.Tick(time.Second, func(t time.Time) tea.Msg { return tickMsg(t) })
 }
 
 func (m *mainScreen) handleKey(msg tea.KeyPressMsg) (screen, tea.Cmd) {
@@ -646,236 +630,4 @@ func padRows(lines []string, w, h int) []string {
 		lines = append(lines, blank)
 	}
 	return lines
-}
-
-// contactsView returns exactly h lines of exactly w cells.
-func (m *mainScreen) contactsView(w, h int) []string {
-	s := &m.c.styles
-	lines := []string{fitLine(s.ContactsTitle.Render(" Contacts"), w)}
-	if len(m.contacts) == 0 {
-		lines = append(lines, fitLine(s.Empty.Render(" none yet: ctrl+n"), w))
-	}
-	first := m.contactsFirst(h)
-	for i := first; i < len(m.contacts) && len(lines)+contactRows <= h; i++ {
-		ct := m.contacts[i]
-		name := ct.Name
-		nameStyle := s.Contact
-		if ct.Unread > 0 {
-			nameStyle = nameStyle.Bold(true)
-		}
-		marker := " "
-		if ct.Name == m.open {
-			marker = s.Accent.Render("▌")
-		}
-		badge := ""
-		if ct.Unread > 0 {
-			badge = s.Unread.Render(fmt.Sprintf(" %d ", ct.Unread))
-		}
-		bw := ansi.StringWidth(badge)
-		row1 := marker + nameStyle.Render(ansi.Truncate(name, max(1, w-2-bw), "…"))
-		row1 = fitLine(row1, w-bw) + badge
-		var flags []string
-		switch {
-		case ct.KeyChanged:
-			flags = append(flags, s.KeyChanged.Render("⚠ key changed"))
-		case ct.Verified:
-			flags = append(flags, s.Verified.Render("✔ verified"))
-		}
-		if !ct.LastActivity.IsZero() {
-			flags = append(flags, s.Activity.Render(m.activity(ct.LastActivity)))
-		}
-		row2 := "   " + strings.Join(flags, s.Muted.Render(" · "))
-		if i == m.selected && m.focus == focusContacts {
-			row1 = s.ContactSelected.Render(ansi.Strip(fitLine(row1, w)))
-			row2 = s.ContactSelected.Render(ansi.Strip(fitLine(row2, w)))
-		}
-		lines = append(lines, fitLine(row1, w), fitLine(row2, w))
-	}
-	return padRows(lines, w, h)
-}
-
-// contactRows is the number of screen rows per contact in the list.
-const contactRows = 2
-
-// contactsFirst is the index of the first contact shown in a list of height h: the
-// selection stays in view.
-func (m *mainScreen) contactsFirst(h int) int {
-	if visible := (h - 1) / contactRows; visible > 0 && m.selected >= visible {
-		return m.selected - visible + 1
-	}
-	return 0
-}
-
-// contactAt maps a click in the contact list to a contact index, or -1.
-func (m *mainScreen) contactAt(x, y int) int {
-	if y < 1 || y >= m.bodyHeight() {
-		return -1
-	}
-	if !m.narrow() && x >= contactsWidth-1 {
-		return -1
-	}
-	if m.narrow() && m.focus != focusContacts {
-		return -1
-	}
-	i := m.contactsFirst(m.bodyHeight()) + (y-1)/contactRows
-	if i >= len(m.contacts) {
-		return -1
-	}
-	return i
-}
-
-// activity formats a last-activity time: the time today, the weekday this week, else
-// the date.
-func (m *mainScreen) activity(t time.Time) string {
-	now := m.c.localTime(m.c.now())
-	lt := m.c.localTime(t)
-	switch {
-	case sameDay(now, lt):
-		return lt.Format("15:04")
-	case now.Sub(lt) < 6*24*time.Hour:
-		return lt.Format("Mon")
-	case now.Year() == lt.Year():
-		return lt.Format("2 Jan")
-	}
-	return lt.Format("Jan 2006")
-}
-
-// conversationView returns exactly h lines of exactly w cells.
-func (m *mainScreen) conversationView(w, h int) []string {
-	s := &m.c.styles
-	cv := m.conv()
-	if cv == nil {
-		msg := "No conversation yet.\n\nAdd a contact with ctrl+n or /add NAME,\nthen compare safety numbers with /verify."
-		return splitLines(fitBlock(lipgloss.Place(w, h, lipgloss.Center, lipgloss.Center, s.Empty.Render(msg)), w, h))
-	}
-	header := " " + s.ConvHeader.Render(m.open)
-	if ct, ok := m.contact(m.open); ok {
-		switch {
-		case ct.KeyChanged:
-			header += "  " + s.KeyChanged.Render("⚠ identity key changed — /accept to review")
-		case ct.Verified:
-			header += "  " + s.Verified.Render("✔")
-		}
-	}
-	if m.narrow() {
-		// No contact list on screen: say when other conversations wait.
-		elsewhere := 0
-		for _, ct := range m.contacts {
-			if ct.Name != m.open {
-				elsewhere += ct.Unread
-			}
-		}
-		if elsewhere > 0 {
-			header += "  " + s.Unread.Render(fmt.Sprintf(" %d ", elsewhere)) + s.Muted.Render(" tab")
-		}
-	}
-	if !cv.atBottom() {
-		header = fitLine(header, w-14) + s.Muted.Render("↓ newer below")
-	}
-	lines := []string{fitLine(header, w)}
-	bh := h - 1
-	switch {
-	case !cv.loaded && cv.loadErr != nil:
-		lines = append(lines, fitLine(s.Error.Render(" could not load messages: "+errText(cv.loadErr)), w))
-	case !cv.loaded:
-		lines = append(lines, fitLine(s.Muted.Render(" loading…"), w))
-	case len(cv.items) == 0:
-		lines = append(lines, fitLine(s.Empty.Render(" No messages yet. Say hello — it is end-to-end encrypted."), w))
-	default:
-		r := m.renderer()
-		view, top := cv.view(r, bh)
-		if top && cv.loading {
-			view[0] = fitLine(s.Muted.Render("loading older messages…"), r.width)
-		} else if top && cv.exhausted && strings.TrimSpace(view[0]) == "" {
-			view[0] = fitLine(s.Subtle.Render("beginning of the conversation"), r.width)
-		}
-		// Cached message lines are exactly r.width = w-2 wide: a margin each side.
-		for _, l := range view {
-			lines = append(lines, " "+l+" ")
-		}
-	}
-	return padRows(lines, w, h)
-}
-
-func (m *mainScreen) statusView(w int) string {
-	s := &m.c.styles
-	// Full and compact forms of each part; the compact ones are used when the line is
-	// too narrow (down to 40 columns), so the state stays visible.
-	var conn, connShort string
-	switch m.conn.Status {
-	case chat.Online:
-		conn, connShort = s.StatusOK.Render("● relay connected"), s.StatusOK.Render("●")
-	case chat.Connecting:
-		conn, connShort = s.StatusWarn.Render("◌ connecting…"), s.StatusWarn.Render("◌")
-	case chat.Reconnecting:
-		secs := int(math.Ceil(m.retryDeadline.Sub(m.c.now()).Seconds()))
-		if secs > 0 {
-			conn = s.StatusWarn.Render(fmt.Sprintf("◌ reconnecting in %d s", secs))
-			connShort = s.StatusWarn.Render(fmt.Sprintf("◌ %ds", secs))
-		} else {
-			conn, connShort = s.StatusWarn.Render("◌ reconnecting…"), s.StatusWarn.Render("◌")
-		}
-	default:
-		conn, connShort = s.StatusBad.Render("○ offline"), s.StatusBad.Render("○ offline")
-	}
-	left, short := " "+conn, " "+connShort
-	if ct, ok := m.contact(m.open); ok {
-		fp := ct.Fingerprint
-		if fp != "" {
-			fp = " " + s.Muted.Render("fp "+fp)
-		}
-		var trust, trustShort string
-		switch {
-		case ct.KeyChanged:
-			trust, trustShort = s.KeyChanged.Render("⚠ key changed"), s.KeyChanged.Render("⚠ key changed")
-		case ct.Verified:
-			trust, trustShort = s.Verified.Render("✔ verified"), s.Verified.Render("✔")
-		default:
-			trust, trustShort = s.Muted.Render("not verified (/verify)"), s.Muted.Render("unverified")
-		}
-		sep := s.Subtle.Render(" │ ")
-		left += sep + s.StatusNote.Render(ct.Name) + fp + " " + trust
-		short += " " + s.StatusNote.Render(ct.Name) + " " + trustShort
-	}
-	var right string
-	switch {
-	case m.notice != "" && m.noticeErr:
-		right = s.Error.Render(m.notice)
-	case m.notice != "":
-		right = s.OK.Render(m.notice)
-	default:
-		right = m.help.ShortHelpView([]key.Binding{m.c.keys.Help, m.c.keys.AddContact})
-	}
-	rw := ansi.StringWidth(right)
-	lw, sw := ansi.StringWidth(left), ansi.StringWidth(short)
-	switch {
-	case lw+2+rw <= w:
-		return fitLine(left+spaces(w-lw-rw-1)+right, w)
-	case m.notice == "" && lw <= w:
-		// Only the help hint does not fit: cut it, keep the state whole.
-		if avail := w - lw - 2; avail >= 10 {
-			return fitLine(left+"  "+ansi.Truncate(right, avail, "…"), w)
-		}
-		return fitLine(left, w)
-	case m.notice == "":
-		return fitLine(short, w)
-	case sw+2+rw <= w:
-		return fitLine(short+spaces(w-sw-rw-1)+right, w)
-	case w-sw-2 >= 10:
-		// A notice matters more than the full state: compact state, then the notice.
-		return fitLine(short+"  "+ansi.Truncate(right, w-sw-2, "…"), w)
-	}
-	return fitLine(" "+ansi.Truncate(right, w-2, "…"), w)
-}
-
-// errText is an error for the status bar: one line, no wrapping chain noise.
-func errText(err error) string {
-	if errors.Is(err, context.DeadlineExceeded) {
-		return "timed out: is the relay reachable?"
-	}
-	s := err.Error()
-	if i := strings.IndexByte(s, '\n'); i >= 0 {
-		s = s[:i]
-	}
-	return s
 }

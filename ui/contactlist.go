@@ -1,0 +1,101 @@
+package ui
+
+import (
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/charmbracelet/x/ansi"
+)
+
+// contactsView returns exactly h lines of exactly w cells.
+func (m *mainScreen) contactsView(w, h int) []string {
+	s := &m.c.styles
+	lines := []string{fitLine(s.ContactsTitle.Render(" Contacts"), w)}
+	if len(m.contacts) == 0 {
+		lines = append(lines, fitLine(s.Empty.Render(" none yet: ctrl+n"), w))
+	}
+	first := m.contactsFirst(h)
+	for i := first; i < len(m.contacts) && len(lines)+contactRows <= h; i++ {
+		ct := m.contacts[i]
+		name := ct.Name
+		nameStyle := s.Contact
+		if ct.Unread > 0 {
+			nameStyle = nameStyle.Bold(true)
+		}
+		marker := " "
+		if ct.Name == m.open {
+			marker = s.Accent.Render("▌")
+		}
+		badge := ""
+		if ct.Unread > 0 {
+			badge = s.Unread.Render(fmt.Sprintf(" %d ", ct.Unread))
+		}
+		bw := ansi.StringWidth(badge)
+		row1 := marker + nameStyle.Render(ansi.Truncate(name, max(1, w-2-bw), "…"))
+		row1 = fitLine(row1, w-bw) + badge
+		var flags []string
+		switch {
+		case ct.KeyChanged:
+			flags = append(flags, s.KeyChanged.Render("⚠ key changed"))
+		case ct.Verified:
+			flags = append(flags, s.Verified.Render("✔ verified"))
+		}
+		if !ct.LastActivity.IsZero() {
+			flags = append(flags, s.Activity.Render(m.activity(ct.LastActivity)))
+		}
+		row2 := "   " + strings.Join(flags, s.Muted.Render(" · "))
+		if i == m.selected && m.focus == focusContacts {
+			row1 = s.ContactSelected.Render(ansi.Strip(fitLine(row1, w)))
+			row2 = s.ContactSelected.Render(ansi.Strip(fitLine(row2, w)))
+		}
+		lines = append(lines, fitLine(row1, w), fitLine(row2, w))
+	}
+	return padRows(lines, w, h)
+}
+
+// contactRows is the number of screen rows per contact in the list.
+const contactRows = 2
+
+// contactsFirst is the index of the first contact shown in a list of height h: the
+// selection stays in view.
+func (m *mainScreen) contactsFirst(h int) int {
+	if visible := (h - 1) / contactRows; visible > 0 && m.selected >= visible {
+		return m.selected - visible + 1
+	}
+	return 0
+}
+
+// contactAt maps a click in the contact list to a contact index, or -1.
+func (m *mainScreen) contactAt(x, y int) int {
+	if y < 1 || y >= m.bodyHeight() {
+		return -1
+	}
+	if !m.narrow() && x >= contactsWidth-1 {
+		return -1
+	}
+	if m.narrow() && m.focus != focusContacts {
+		return -1
+	}
+	i := m.contactsFirst(m.bodyHeight()) + (y-1)/contactRows
+	if i >= len(m.contacts) {
+		return -1
+	}
+	return i
+}
+
+// activity formats a last-activity time: the time today, the weekday this week, else
+// the date.
+func (m *mainScreen) activity(t time.Time) string {
+	now := m.c.localTime(m.c.now())
+	lt := m.c.localTime(t)
+	switch {
+	case sameDay(now, lt):
+		return lt.Format("15:04")
+	case now.Sub(lt) < 6*24*time.Hour:
+		return lt.Format("Mon")
+	case now.Year() == lt.Year():
+		return lt.Format("2 Jan")
+	}
+	return lt.Format("Jan 2006")
+}

@@ -1,0 +1,233 @@
+package ui
+
+import (
+	"fmt"
+	"strings"
+	"time"
+	"unicode/utf8"
+
+	"charm.land/lipgloss/v2"
+	"github.com/charmbracelet/x/ansi"
+
+	"pfschat/chat"
+)
+
+func (m *mainScreen) renderer() *convRenderer {
+	me := m.b.Me()
+	sw := max(ansi.StringWidth(me), ansi.StringWidth(m.open))
+	return &convRenderer{c: m.c, me: me, contact: m.open, width: max(1, m.convWidth()-2), senderW: min(max(sw, 3), 12)}
+}
+
+// conversationView returns exactly h lines of exactly w cells.
+func (m *mainScreen) conversationView(w, h int) []string {
+	s := &m.c.styles
+	cv := m.conv()
+	if cv == nil {
+		msg := "No conversation yet.\n\nAdd a contact with ctrl+n or /add NAME,\nthen compare safety numbers with /verify."
+		return splitLines(fitBlock(lipgloss.Place(w, h, lipgloss.Center, lipgloss.Center, s.Empty.Render(msg)), w, h))
+	}
+	header := " " + s.ConvHeader.Render(m.open)
+	if ct, ok := m.contact(m.open); ok {
+		switch {
+		case ct.KeyChanged:
+			header += "  " + s.KeyChanged.Render("⚠ identity key changed — /accept to review")
+		case ct.Verified:
+			header += "  " + s.Verified.Render("✔")
+		}
+	}
+	if m.narrow() {
+		// No contact list on screen: say when other conversations wait.
+		elsewhere := 0
+		for _, ct := range m.contacts {
+			if ct.Name != m.open {
+				elsewhere += ct.Unread
+			}
+		}
+		if elsewhere > 0 {
+			header += "  " + s.Unread.Render(fmt.Sprintf(" %d ", elsewhere)) + s.Muted.Render(" tab")
+		}
+	}
+	if !cv.atBottom() {
+		header = fitLine(header, w-14) + s.Muted.Render("↓ newer below")
+	}
+	lines := []string{fitLine(header, w)}
+	bh := h - 1
+	switch {
+	case !cv.loaded && cv.loadErr != nil:
+		lines = append(lines, fitLine(s.Error.Render(" could not load messages: "+errText(cv.loadErr)), w))
+	case !cv.loaded:
+		lines = append(lines, fitLine(s.Muted.Render(" loading…"), w))
+	case len(cv.items) == 0:
+		lines = append(lines, fitLine(s.Empty.Render(" No messages yet. Say hello — it is end-to-end encrypted."), w))
+	default:
+		r := m.renderer()
+		view, top := cv.view(r, bh)
+		if top && cv.loading {
+			view[0] = fitLine(s.Muted.Render("loading older messages…"), r.width)
+		} else if top && cv.exhausted && strings.TrimSpace(view[0]) == "" {
+			view[0] = fitLine(s.Subtle.Render("beginning of the conversation"), r.width)
+		}
+		// Cached message lines are exactly r.width = w-2 wide: a margin each side.
+		for _, l := range view {
+			lines = append(lines, " "+l+" ")
+		}
+	}
+	return padRows(lines, w, h)
+}
+
+// convRenderer renders one message into lines of exactly the given width.
+type convRenderer struct {
+	c       *common
+	me      string
+	contact string
+	width   int
+	senderW int
+}
+
+func (r *convRenderer) lines(it *msgItem) []string {
+	if it.lines != nil && it.width == r.width {
+		return it.lines
+	}
+	it.lines = r.render(it)
+	it.width = r.width
+	return it.lines
+}
+
+func (r *convRenderer) render(it *msgItem) []string {
+	s := &r.c.styles
+	m := it.m
+	var out []string
+	if it.withDay {
+		out = append(out, r.daySeparator(msgTime(m)))
+	}
+	if it.newMark > 0 {
+		label := fmt.Sprintf("%d new", it.newMark)
+		if it.newMark == 1 {
+			label = "1 new"
+		}
+		out = append(out, fitLine(s.NewDivider.Render("── "+label+" "+strings.Repeat("─", max(0, r.width-ansi.StringWidth(label)-4))), r.width))
+	}
+	t := s.Time.Render(r.c.localTime(msgTime(m)).Format("15:04"))
+	sender, senderStyle := r.contact, s.SenderThem
+	if m.Outgoing {
+		sender, senderStyle = r.me, s.SenderMe
+	}
+	sender = senderStyle.Render(padRight(ansi.Truncate(sender, r.senderW, "…"), r.senderW))
+	prefixW := 5 + 1 + r.senderW + 1
+	mark, markW := r.mark(m)
+	textW := max(8, r.width-prefixW-markW)
+
+	var body []string
+	switch {
+	case m.State == chat.UndecryptableState || (!m.Outgoing && m.State == chat.Failed):
+		reason := m.Reason
+		if reason == "" {
+			reason = "unknown reason"
+		}
+		body = wrapText("⚠ this message could not be decrypted ("+reason+"); ask "+r.contact+" to send it again", textW)
+		for i := range body {
+			body[i] = s.Undecryptable.Render(body[i])
+		}
+	default:
+		body = wrapText(m.Text, textW)
+		for i := range body {
+			body[i] = s.Body.Render(body[i])
+		}
+	}
+	indent := spaces(prefixW)
+	for i, b := range body {
+		line := indent + b
+		if i == 0 {
+			line = t + " " + sender + " " + b
+		}
+		if i == len(body)-1 && mark != "" {
+			line = fitLine(line, r.width-markW) + mark
+		}
+		out = append(out, fitLine(line, r.width))
+	}
+	if m.Outgoing && m.State == chat.Failed && m.Reason != "" {
+		for _, l := range wrapText("not sent: "+m.Reason, textW) {
+			out = append(out, fitLine(indent+s.MarkFailed.Render(l), r.width))
+		}
+	}
+	return out
+}
+
+// mark is the delivery state of an outgoing message, right-aligned.
+func (r *convRenderer) mark(m chat.Message) (string, int) {
+	if !m.Outgoing {
+		return "", 0
+	}
+	s := &r.c.styles
+	switch m.State {
+	case chat.Pending:
+		return " " + s.MarkPending.Render("◷ "), 3
+	case chat.Sent:
+		return " " + s.MarkSent.Render("✓ "), 3
+	case chat.Delivered:
+		return s.MarkDelivered.Render(" ✓✓"), 3
+	case chat.Read:
+		return s.MarkRead.Render(" ✓✓"), 3
+	case chat.Failed:
+		return " " + s.MarkFailed.Render("✗ "), 3
+	}
+	return "", 0
+}
+
+func (r *convRenderer) daySeparator(t time.Time) string {
+	label := " " + r.c.localTime(t).Format("Monday, 2 January 2006") + " "
+	lw := ansi.StringWidth(label)
+	if lw >= r.width {
+		return r.c.styles.DaySeparator.Render(ansi.Truncate(label, r.width, ""))
+	}
+	left := (r.width - lw) / 2
+	right := r.width - lw - left
+	return r.c.styles.DaySeparator.Render(strings.Repeat("─", left) + label + strings.Repeat("─", right))
+}
+
+// wrapText wraps plain text to width cells, keeping the person's own line breaks.
+// Control characters from the network are replaced so a message cannot move the cursor
+// or recolour the terminal.
+func wrapText(s string, width int) []string {
+	s = sanitize(s)
+	var out []string
+	for _, para := range strings.Split(s, "\n") {
+		w := lipgloss.Wrap(para, width, "")
+		out = append(out, strings.Split(w, "\n")...)
+	}
+	return out
+}
+
+// sanitize replaces invalid UTF-8, escape sequences and control characters other than
+// newline and tab.
+func sanitize(s string) string {
+	if !utf8.ValidString(s) {
+		s = strings.ToValidUTF8(s, "�")
+	}
+	clean := true
+	for _, r := range s {
+		if (r < 0x20 && r != '\n') || r == 0x7f || (r >= 0x80 && r < 0xa0) {
+			clean = false
+			break
+		}
+	}
+	if clean {
+		return s
+	}
+	var b strings.Builder
+	for _, r := range s {
+		switch {
+		case r == '\t':
+			b.WriteString("    ")
+		case r == '\n':
+			b.WriteRune(r)
+		case r < 0x20 || r == 0x7f || (r >= 0x80 && r < 0xa0):
+			b.WriteRune('�')
+		default:
+			b.WriteRune(r)
+		}
+	}
+	return b.String()
+}
+
+func padRight(s string, w int) string { return s + spaces(w-ansi.StringWidth(s)) }
