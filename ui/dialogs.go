@@ -343,7 +343,7 @@ func (d *helpDialog) View() string {
 	if d.c.bell {
 		bell = "on"
 	}
-	body := keys + "\n\n" + d.c.styles.Muted.Render(assets.Help()) +
+	body := keys + "\n\n" + d.c.styles.Muted.Render(slashCommandsHelp()+"\n\n"+assets.Help()) +
 		"\n\n" + d.c.styles.Subtle.Render(fmt.Sprintf("bell: %s", bell)) + "\n" + d.c.hint("esc", "close")
 	return d.c.frame("Help", body, w)
 }

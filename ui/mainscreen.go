@@ -2,7 +2,6 @@ package ui
 
 import (
 	"context"
-	"fmt"
 	"math"
 	"sort"
 	"strings"
@@ -526,65 +525,6 @@ func (m *mainScreen) submit() tea.Cmd {
 	m.input.Reset()
 	m.setNotice("", false)
 	return m.c.send(m.b, m.open, text)
-}
-
-// command runs a slash command.
-func (m *mainScreen) command(f []string) tea.Cmd {
-	b := m.b
-	needOpen := func() bool {
-		if m.open == "" {
-			m.setNotice(f[0]+" needs an open conversation", true)
-			return false
-		}
-		return true
-	}
-	switch f[0] {
-	case "/add":
-		name := ""
-		if len(f) > 1 {
-			name = f[1]
-		}
-		return pushDialog(newAddContactDialog(m.c, m.b, name))
-	case "/verify":
-		if !needOpen() {
-			return nil
-		}
-		if ct, ok := m.contact(m.open); ok && ct.KeyChanged {
-			// A changed key is compared and accepted first, then verified.
-			return pushDialog(newKeyChangedDialog(m.c, m.b, m.open))
-		}
-		return pushDialog(newVerifyDialog(m.c, m.b, m.open))
-	case "/accept":
-		if !needOpen() {
-			return nil
-		}
-		return pushDialog(newKeyChangedDialog(m.c, m.b, m.open))
-	case "/rotate":
-		m.setNotice("rotating prekeys…", false)
-		return m.c.op("rotate", "", func(ctx context.Context) error { return b.RotateKeys(ctx, 100) })
-	case "/reset":
-		if !needOpen() {
-			return nil
-		}
-		name := m.open
-		return pushDialog(newConfirmDialog(m.c, "Reset session",
-			fmt.Sprintf("Drop the encrypted session with %s and start a fresh one?\nMessages already received stay readable.", name),
-			m.c.op("reset", name, func(ctx context.Context) error { return b.ResetSession(ctx, name) })))
-	case "/bell":
-		m.c.bell = !m.c.bell
-		if m.c.bell {
-			m.setNotice("bell on for messages in other conversations", false)
-		} else {
-			m.setNotice("bell off", false)
-		}
-		return nil
-	case "/help":
-		return pushDialog(newHelpDialog(m.c))
-	case "/quit", "/exit", "/q":
-		return func() tea.Msg { return quitMsg{} }
-	}
-	m.setNotice("unknown command "+f[0]+" — /help lists them", true)
-	return nil
 }
 
 // View draws the main screen at exactly the terminal's size.

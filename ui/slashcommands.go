@@ -1,0 +1,156 @@
+package ui
+
+import (
+	"context"
+	"fmt"
+	"slices"
+	"strings"
+
+	tea "charm.land/bubbletea/v2"
+)
+
+// slashCommand is one command typed into the input ("/add bob"). The table below is
+// the only list of them: the dispatcher looks commands up in it and the help dialog
+// lists it, so a command and its help line cannot drift apart.
+type slashCommand struct {
+	name    string   // with the slash: "/add"
+	aliases []string // other spellings the dispatcher accepts
+	args    string   // the arguments as the help shows them ("NAME"); "" for none
+	// help is the command's line in the help dialog; "" leaves it out of the listing.
+	help string
+	// needsConversation commands act on the open contact; with none open they are
+	// refused with noConversationNotice and run is not called.
+	needsConversation bool
+	// run executes the command; args are the words after the name.
+	run func(m *mainScreen, args []string) tea.Cmd
+}
+
+// usage is the command as the help dialog shows it: name and arguments.
+func (sc slashCommand) usage() string {
+	if sc.args == "" {
+		return sc.name
+	}
+	return sc.name + " " + sc.args
+}
+
+// slashCommands in the order the help dialog lists them.
+var slashCommands = []slashCommand{
+	{
+		name: "/add", args: "NAME", help: "add a contact by user name (trust on first use)",
+		run: func(m *mainScreen, args []string) tea.Cmd {
+			name := ""
+			if len(args) > 0 {
+				name = args[0]
+			}
+			return pushDialog(newAddContactDialog(m.c, m.b, name))
+		},
+	},
+	{
+		name: "/verify", help: "compare the safety number with the open contact, mark verified",
+		needsConversation: true,
+		run: func(m *mainScreen, _ []string) tea.Cmd {
+			if ct, ok := m.contact(m.open); ok && ct.KeyChanged {
+				// A changed key is compared and accepted first, then verified.
+				return pushDialog(newKeyChangedDialog(m.c, m.b, m.open))
+			}
+			return pushDialog(newVerifyDialog(m.c, m.b, m.open))
+		},
+	},
+	{
+		name: "/accept", help: "accept the open contact's changed identity key",
+		needsConversation: true,
+		run: func(m *mainScreen, _ []string) tea.Cmd {
+			return pushDialog(newKeyChangedDialog(m.c, m.b, m.open))
+		},
+	},
+	{
+		name: "/rotate", help: "rotate your prekeys now (100 one-time keys on the relay)",
+		run: func(m *mainScreen, _ []string) tea.Cmd {
+			b := m.b
+			m.setNotice("rotating prekeys…", false)
+			return m.c.op("rotate", "", func(ctx context.Context) error { return b.RotateKeys(ctx, 100) })
+		},
+	},
+	{
+		name: "/reset", help: "drop the session with the open contact and start a fresh one",
+		needsConversation: true,
+		run: func(m *mainScreen, _ []string) tea.Cmd {
+			b, name := m.b, m.open
+			return pushDialog(newConfirmDialog(m.c, "Reset session",
+				fmt.Sprintf("Drop the encrypted session with %s and start a fresh one?\nMessages already received stay readable.", name),
+				m.c.op("reset", name, func(ctx context.Context) error { return b.ResetSession(ctx, name) })))
+		},
+	},
+	{
+		name: "/bell", help: "turn the bell for messages in other conversations on or off",
+		run: func(m *mainScreen, _ []string) tea.Cmd {
+			m.c.bell = !m.c.bell
+			if m.c.bell {
+				m.setNotice("bell on for messages in other conversations", false)
+			} else {
+				m.setNotice("bell off", false)
+			}
+			return nil
+		},
+	},
+	{
+		// Not listed: whoever reads the listing has found the help already, and the
+		// input's placeholder names /help.
+		name: "/help",
+		run: func(m *mainScreen, _ []string) tea.Cmd {
+			return pushDialog(newHelpDialog(m.c))
+		},
+	},
+	{
+		name: "/quit", aliases: []string{"/exit", "/q"}, help: "leave pfschat",
+		run: func(*mainScreen, []string) tea.Cmd {
+			return func() tea.Msg { return quitMsg{} }
+		},
+	},
+}
+
+// lookupSlashCommand finds a command by its name or one of its aliases.
+func lookupSlashCommand(name string) (slashCommand, bool) {
+	i := slices.IndexFunc(slashCommands, func(sc slashCommand) bool {
+		return sc.name == name || slices.Contains(sc.aliases, name)
+	})
+	if i < 0 {
+		return slashCommand{}, false
+	}
+	return slashCommands[i], true
+}
+
+// noConversationNotice is the one error every needsConversation command gives when no
+// conversation is open.
+func noConversationNotice(command string) string {
+	return command + " needs an open conversation"
+}
+
+// command runs a slash command; f is the input split into words, f[0] the command.
+func (m *mainScreen) command(f []string) tea.Cmd {
+	sc, ok := lookupSlashCommand(f[0])
+	if !ok {
+		m.setNotice("unknown command "+f[0]+" — /help lists them", true)
+		return nil
+	}
+	if sc.needsConversation && m.open == "" {
+		m.setNotice(noConversationNotice(f[0]), true)
+		return nil
+	}
+	return sc.run(m, f[1:])
+}
+
+// helpUsageWidth is the column the help texts start at, after the indented usage.
+const helpUsageWidth = 13
+
+// slashCommandsHelp is the help dialog's list of commands, one line per listed command,
+// above the tips of assets.Help.
+func slashCommandsHelp() string {
+	lines := []string{"Commands (type them in the input):"}
+	for _, sc := range slashCommands {
+		if sc.help != "" {
+			lines = append(lines, fmt.Sprintf("  %-*s %s", helpUsageWidth, sc.usage(), sc.help))
+		}
+	}
+	return strings.Join(lines, "\n")
+}

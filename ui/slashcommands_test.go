@@ -1,0 +1,93 @@
+package ui
+
+import (
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/charmbracelet/x/ansi"
+
+	"pfschat/chat"
+)
+
+// newTestMainScreen is a main screen over a memBackend holding bob, without a program
+// around it: the slash command tests call its methods directly.
+func newTestMainScreen(t *testing.T) *mainScreen {
+	t.Helper()
+	c := &common{ctx: t.Context(), styles: NewStyles(true), keys: DefaultKeyMap(), width: 120, height: 40,
+		now: func() time.Time { return fixedNow }, loc: time.UTC}
+	b := newMemBackend("alice", c.now)
+	bob := chat.Contact{Name: "bob", CardID: strings.Repeat("b", 64)}
+	b.addContact(bob)
+	m := newMainScreen(c, b, "")
+	m.contacts = []chat.Contact{bob}
+	return m
+}
+
+// TestSlashCommandTable walks the table: every listed command has its line in the help
+// dialog, and every name and alias reaches its handler.
+func TestSlashCommandTable(t *testing.T) {
+	m := newTestMainScreen(t)
+	help := strings.Split(ansi.Strip(newHelpDialog(m.c).View()), "\n")
+	var unlisted []string
+	for _, sc := range slashCommands {
+		if sc.help == "" {
+			unlisted = append(unlisted, sc.name)
+		} else if !slices.ContainsFunc(help, func(l string) bool {
+			return strings.Contains(l, " "+sc.usage()+" ") && strings.Contains(l, sc.help)
+		}) {
+			t.Errorf("%s: no help line %q / %q in the help dialog:\n%s", sc.name, sc.usage(), sc.help, strings.Join(help, "\n"))
+		}
+		for _, name := range append([]string{sc.name}, sc.aliases...) {
+			m.open = "bob"
+			m.setNotice("", false)
+			words := []string{name}
+			if sc.args != "" {
+				words = append(words, "carol")
+			}
+			cmd := m.command(words)
+			if m.noticeErr {
+				t.Errorf("%s: did not dispatch: %q", name, m.notice)
+				continue
+			}
+			if cmd == nil {
+				if m.notice == "" {
+					t.Errorf("%s: dispatched to nothing: no command, no notice", name)
+				}
+				continue
+			}
+			if msg := cmd(); msg == nil {
+				t.Errorf("%s: its command returned no message", name)
+			}
+		}
+	}
+	// Only /help stays out of its own listing; a new command comes with its help line.
+	if !slices.Equal(unlisted, []string{"/help"}) {
+		t.Errorf("commands missing from the help dialog: %v, want only /help", unlisted)
+	}
+}
+
+// TestSlashCommandNeedsConversation: every command that acts on the open contact gives
+// the same error when none is open, typed into the input as a person would.
+func TestSlashCommandNeedsConversation(t *testing.T) {
+	m := newTestMainScreen(t)
+	var tried []string
+	for _, sc := range slashCommands {
+		if !sc.needsConversation {
+			continue
+		}
+		tried = append(tried, sc.name)
+		m.setNotice("", false)
+		m.input.SetValue(sc.name)
+		if cmd := m.submit(); cmd != nil {
+			t.Errorf("%s with no conversation open returned a command", sc.name)
+		}
+		if want := sc.name + " needs an open conversation"; m.notice != want || !m.noticeErr {
+			t.Errorf("%s: notice %q (error %v), want the error %q", sc.name, m.notice, m.noticeErr, want)
+		}
+	}
+	if !slices.Contains(tried, "/verify") {
+		t.Fatalf("/verify does not need an open conversation; commands tried: %v", tried)
+	}
+}
