@@ -204,14 +204,7 @@ func sanitize(s string) string {
 	if !utf8.ValidString(s) {
 		s = strings.ToValidUTF8(s, "�")
 	}
-	clean := true
-	for _, r := range s {
-		if (r < 0x20 && r != '\n') || r == 0x7f || (r >= 0x80 && r < 0xa0) {
-			clean = false
-			break
-		}
-	}
-	if clean {
+	if !strings.ContainsFunc(s, unsafeControl) {
 		return s
 	}
 	var b strings.Builder
@@ -221,13 +214,19 @@ func sanitize(s string) string {
 			b.WriteString("    ")
 		case r == '\n':
 			b.WriteRune(r)
-		case r < 0x20 || r == 0x7f || (r >= 0x80 && r < 0xa0):
+		case unsafeControl(r):
 			b.WriteRune('�')
 		default:
 			b.WriteRune(r)
 		}
 	}
 	return b.String()
+}
+
+// unsafeControl reports a control character that may not reach the terminal from the
+// network: C0 other than newline, DEL and C1.
+func unsafeControl(r rune) bool {
+	return (r < 0x20 && r != '\n') || r == 0x7f || (r >= 0x80 && r < 0xa0)
 }
 
 func padRight(s string, w int) string { return s + spaces(w-ansi.StringWidth(s)) }

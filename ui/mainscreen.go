@@ -3,6 +3,7 @@ package ui
 import (
 	"context"
 	"math"
+	"slices"
 	"sort"
 	"strings"
 	"time"
@@ -119,10 +120,8 @@ func (m *mainScreen) conv() *conversation {
 }
 
 func (m *mainScreen) contact(name string) (chat.Contact, bool) {
-	for _, ct := range m.contacts {
-		if ct.Name == name {
-			return ct, true
-		}
+	if i := m.indexOf(name); i >= 0 {
+		return m.contacts[i], true
 	}
 	return chat.Contact{}, false
 }
@@ -301,12 +300,7 @@ func (m *mainScreen) handleKey(msg tea.KeyPressMsg) (screen, tea.Cmd) {
 }
 
 func (m *mainScreen) indexOf(name string) int {
-	for i, ct := range m.contacts {
-		if ct.Name == name {
-			return i
-		}
-	}
-	return -1
+	return slices.IndexFunc(m.contacts, func(ct chat.Contact) bool { return ct.Name == name })
 }
 
 // openIndex opens the conversation of the i-th contact (wrapping around).
