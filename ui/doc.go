@@ -18,11 +18,14 @@
 // (an in-process relay, a throwaway profile and an echo contact; see [StartDemo]).
 //
 // Layout of the package: app.go is the root model (one screen plus a stack of dialogs);
-// onboarding.go, mainscreen.go and dialogs.go are the screens and dialogs;
-// conversation.go is the lazy scrollback (pages of 50 loaded while scrolling up, each
-// message rendered once per width and cached, only visible lines drawn, so 100,000
-// messages scroll as fast as ten); styles.go holds every style (light and dark palettes
-// from assets/theme.json) and keys.go every key binding. Tests drive the UI with
-// teatest against real controllers and an in-process relay; golden files pin the main
-// screen at 100×30 (`go test ./ui -run Golden -update` regenerates them).
+// onboarding.go, mainscreen.go and dialogs.go are the screens and dialogs; the main
+// screen's views are contactlist.go, conversationview.go (the pane and the message
+// renderer) and statusbar.go; conversation.go is the lazy scrollback (pages of 50
+// loaded while scrolling up, each message rendered once per width and cached, only
+// visible lines drawn, so 100,000 messages scroll as fast as ten); slashcommands.go is
+// the table of slash commands the dispatcher and the help dialog both read; styles.go
+// holds every style (light and dark palettes from assets/theme.json) and keys.go every
+// key binding. Tests drive the UI with teatest against real controllers and an
+// in-process relay; golden files pin the main screen at 100×30 (`go test ./ui -run
+// Golden -update` regenerates them).
 package ui
