@@ -28,7 +28,7 @@ var themeJSON []byte
 // Logo is the banner shown on the onboarding and unlock screens.
 func Logo() string { return strings.TrimRight(logo, "\n") }
 
-// Help is the text of the help dialog under the key bindings (slash commands, tips).
+// Help is the text of the help dialog under the key bindings and slash commands (the marks legend).
 func Help() string { return strings.TrimRight(help, "\n") }
 
 // DemoScript is the list of messages the demo's echo contact sends when the demo starts,
