@@ -303,7 +303,7 @@ func (c *Controller) afterReceive(ctx context.Context, res *received) {
 	if res.contactNew && res.msg != nil {
 		c.emit(Event{Kind: ContactAdded, Contact: res.msg.Contact})
 	}
-	if res.msg != nil && res.msg.Direction == storage.Direction(dirIn) {
+	if res.msg != nil && res.msg.Direction == storage.Incoming {
 		m := toMessage(*res.msg)
 		if res.undecrypt != nil {
 			c.emit(Event{Kind: Undecryptable, Contact: m.Contact, Message: &m, Err: res.undecrypt})
@@ -341,7 +341,7 @@ func (c *Controller) receive(ctx context.Context, in *relay.Incoming, relayID st
 			}
 			return res, nil
 		}
-		msg := &storage.Message{Contact: in.From, Direction: storage.Direction(dirIn), ReceivedAt: now,
+		msg := &storage.Message{Contact: in.From, Direction: storage.Incoming, ReceivedAt: now,
 			SentAt: in.ReceivedAt, State: storage.DeliveryState(UndecryptableState), Reason: reason.Error(), RelayID: relayID}
 		id, err := c.store.CommitReceive(ctx, storage.ReceiveTx{Message: msg, RelayID: relayID})
 		if err != nil {
@@ -412,12 +412,12 @@ func (c *Controller) receive(ctx context.Context, in *relay.Incoming, relayID st
 	case perr != nil:
 		// The ratchet state advanced, so it is committed; the content is recorded as
 		// unreadable rather than dropped.
-		tx.Message = &storage.Message{Contact: in.From, Direction: storage.Direction(dirIn), ReceivedAt: now,
+		tx.Message = &storage.Message{Contact: in.From, Direction: storage.Incoming, ReceivedAt: now,
 			SentAt: in.ReceivedAt, State: storage.DeliveryState(UndecryptableState),
 			Reason: "unreadable content: " + perr.Error(), RelayID: relayID}
 		res.undecrypt = perr
 	case pl.Kind == kindText:
-		tx.Message = &storage.Message{Contact: in.From, Direction: storage.Direction(dirIn), Body: []byte(pl.Text),
+		tx.Message = &storage.Message{Contact: in.From, Direction: storage.Incoming, Body: []byte(pl.Text),
 			SentAt: pl.At, ReceivedAt: now, State: storage.DeliveryState(Delivered),
 			ClientID: incomingClientID(in.From, pl.ClientID), RelayID: relayID}
 		res.receiptFor, res.receiptID = in.From, pl.ClientID
@@ -429,7 +429,7 @@ func (c *Controller) receive(ctx context.Context, in *relay.Incoming, relayID st
 		for _, id := range pl.ClientIDs {
 			m, err := c.store.MessageByClientID(ctx, id)
 			// Only our own outgoing messages to this very contact, and only forwards.
-			if err != nil || m.Direction != storage.Direction(dirOut) || m.Contact != in.From || m.State >= st && m.State != storage.DeliveryState(Failed) {
+			if err != nil || m.Direction != storage.Outgoing || m.Contact != in.From || m.State >= st && m.State != storage.DeliveryState(Failed) {
 				continue
 			}
 			tx.DeliveryUpdates = append(tx.DeliveryUpdates, storage.DeliveryUpdate{ClientID: id, State: st})
