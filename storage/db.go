@@ -54,6 +54,11 @@ const (
 
 const readPool = 4 // reader connections; WAL lets them run beside the writer
 
+// driverName is the database/sql driver every store opens: modernc.org/sqlite. A
+// variable so a test can put a wrapping driver in front of it and count what a code
+// path asks of SQLite.
+var driverName = "sqlite"
+
 // busyTimeout is how long a write waits for another process (a headless command, a
 // second UI) holding the write lock before failing with ErrBusy. A variable for tests.
 var busyTimeout = 5 * time.Second
@@ -144,7 +149,7 @@ func openDB(ctx context.Context, path string, kind storeKind, sync string, creat
 			return nil, 0, fmt.Errorf("storage: %w", err)
 		}
 	}
-	w, err := sql.Open("sqlite", dsn(abs, sync, false))
+	w, err := sql.Open(driverName, dsn(abs, sync, false))
 	if err != nil {
 		return nil, 0, fmt.Errorf("storage: open %s: %w", abs, err)
 	}
@@ -210,7 +215,7 @@ func openDB(ctx context.Context, path string, kind storeKind, sync string, creat
 		w.Close()
 		return nil, 0, err
 	}
-	r, err := sql.Open("sqlite", dsn(abs, sync, true))
+	r, err := sql.Open(driverName, dsn(abs, sync, true))
 	if err != nil {
 		w.Close()
 		return nil, 0, fmt.Errorf("storage: open readers on %s: %w", abs, err)
