@@ -451,7 +451,7 @@ func (c *Controller) History(ctx context.Context, contact string, before int64, 
 func toMessage(r storage.Message) Message {
 	return Message{ID: r.ID, Contact: r.Contact, Outgoing: r.Direction == storage.Outgoing,
 		Text: string(r.Body), SentAt: r.SentAt, ReceivedAt: r.ReceivedAt,
-		State: DeliveryState(r.State), Reason: r.Reason}
+		State: r.State, Reason: r.Reason}
 }
 
 // MarkRead marks the conversation read and, unless disabled, tells the contact which

@@ -11,7 +11,7 @@ import (
 	"time"
 )
 
-// Direction of a message.
+// Direction of a message. The values are stored: never renumber them.
 type Direction uint8
 
 const (
@@ -19,18 +19,48 @@ const (
 	Outgoing Direction = 2
 )
 
+func (d Direction) String() string {
+	switch d {
+	case Incoming:
+		return "in"
+	case Outgoing:
+		return "out"
+	}
+	return fmt.Sprintf("direction(%d)", uint8(d))
+}
+
 // DeliveryState of a message. Outgoing: Pending → Sent (relay accepted) → Delivered →
-// Read, or Failed. Incoming: Delivered until read, or Undecryptable.
+// Read, or Failed. Incoming: Delivered until read, or Undecryptable. The values are
+// stored and the names printed (chat's JSON output): this is the one definition, which
+// package chat re-exports; never renumber them.
 type DeliveryState uint8
 
 const (
-	Pending       DeliveryState = 0
-	Sent          DeliveryState = 1
-	Delivered     DeliveryState = 2
-	Read          DeliveryState = 3
-	Failed        DeliveryState = 4
-	Undecryptable DeliveryState = 5
+	Pending       DeliveryState = 0 // committed, waiting in the outbox
+	Sent          DeliveryState = 1 // the relay accepted it (durable in the peer's queue)
+	Delivered     DeliveryState = 2 // the peer's device decrypted it (encrypted receipt)
+	Read          DeliveryState = 3 // the peer read it (encrypted receipt)
+	Failed        DeliveryState = 4 // the relay refused it; Reason says why
+	Undecryptable DeliveryState = 5 // incoming message that could not be read; Reason says why
 )
+
+func (s DeliveryState) String() string {
+	switch s {
+	case Pending:
+		return "pending"
+	case Sent:
+		return "sent"
+	case Delivered:
+		return "delivered"
+	case Read:
+		return "read"
+	case Failed:
+		return "failed"
+	case Undecryptable:
+		return "undecryptable"
+	}
+	return fmt.Sprintf("state(%d)", uint8(s))
+}
 
 // Message is one message of a conversation. Body is plain in memory, sealed at rest.
 type Message struct {
