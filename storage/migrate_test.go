@@ -86,7 +86,7 @@ func fileHash(t *testing.T, path string) [32]byte {
 // empty file), opens it with the current program and checks it ends up with exactly the
 // schema of a fresh file, keeping its data.
 func TestMigrationsFromEveryVersion(t *testing.T) {
-	ctx := context.Background()
+	ctx := t.Context()
 	for _, kind := range []storeKind{clientKind, relayKind} {
 		migs, err := loadMigrations(kind)
 		if err != nil {
