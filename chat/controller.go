@@ -100,6 +100,7 @@ type Controller struct {
 	name   string
 	events *eventQueue
 	pace   *pacer
+	out    *outbox // the sender's queue of committed, unsettled items
 
 	ownStore bool
 
@@ -133,6 +134,13 @@ func New(prefs Preferences) (*Controller, error) {
 	if prefs.Store == nil {
 		return nil, errors.New("chat: Preferences.Store is required")
 	}
+	// Validate before starting anything: the event queue runs a goroutine, which an
+	// error return would leave behind.
+	relayURL, err := NormalizeRelayURL(prefs.RelayURL)
+	if err != nil {
+		return nil, err
+	}
+	prefs.RelayURL = relayURL
 	c := &Controller{
 		prefs:    prefs,
 		store:    prefs.Store,
@@ -143,7 +151,7 @@ func New(prefs Preferences) (*Controller, error) {
 		card:     prefs.Card,
 		kick:     make(chan struct{}, 1),
 		rotateCh: make(chan struct{}, 1),
-		events:   newEventQueue(),
+		out:      newOutbox(),
 		synced:   make(chan struct{}),
 		passDone: make(chan struct{}),
 	}
@@ -169,10 +177,7 @@ func New(prefs Preferences) (*Controller, error) {
 	if c.prefs.Dial == nil {
 		c.prefs.Dial = func(cfg relay.ClientConfig) RelayClient { return relay.NewClient(cfg) }
 	}
-	var err error
-	if c.prefs.RelayURL, err = NormalizeRelayURL(c.prefs.RelayURL); err != nil {
-		return nil, err
-	}
+	c.events = newEventQueue() // last: nothing can fail after its goroutine starts
 	return c, nil
 }
 
@@ -368,6 +373,7 @@ func (c *Controller) runConnection(ctx context.Context, rc RelayClient, connecte
 						c.log.Error("pinning relay key", "err", err)
 					}
 				}
+				c.out.markStale() // another process may have queued while we were away
 				c.kickSender()
 				c.kickRotate()
 			}

@@ -168,19 +168,8 @@ func (c *Controller) newPreKeys(ctx context.Context, kind ratchet.PreKeyKind, co
 	return pubs, nil
 }
 
-func kindName(k ratchet.PreKeyKind) string {
-	switch k {
-	case ratchet.SignedPreKey:
-		return "signed prekeys"
-	case ratchet.OneTimePreKey:
-		return "one-time prekeys"
-	case ratchet.KEMLastResort:
-		return "last-resort ML-KEM prekeys"
-	case ratchet.KEMOneTime:
-		return "one-time ML-KEM prekeys"
-	}
-	return fmt.Sprintf("prekeys of kind %d", k)
-}
+// kindName names a prekey kind in the plural, from ratchet's one definition.
+func kindName(k ratchet.PreKeyKind) string { return k.String() + "s" }
 
 // rotateLoop runs RotateKeys on a timer and whenever woken (low-key notice, reconnect).
 func (c *Controller) rotateLoop(ctx context.Context) {

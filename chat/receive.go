@@ -206,7 +206,7 @@ func (c *Controller) oweReceiptAgain(ctx context.Context, relayID string, b *rec
 		c.log.Info("looking up a redelivered message; its delivery receipt is not sent again", "err", err)
 		return
 	}
-	if m.State == storage.DeliveryState(UndecryptableState) {
+	if m.State == UndecryptableState {
 		return
 	}
 	if peerID, ok := peerClientID(m.ClientID); ok {
@@ -303,7 +303,7 @@ func (c *Controller) afterReceive(ctx context.Context, res *received) {
 	if res.contactNew && res.msg != nil {
 		c.emit(Event{Kind: ContactAdded, Contact: res.msg.Contact})
 	}
-	if res.msg != nil && res.msg.Direction == storage.Direction(dirIn) {
+	if res.msg != nil && res.msg.Direction == storage.Incoming {
 		m := toMessage(*res.msg)
 		if res.undecrypt != nil {
 			c.emit(Event{Kind: Undecryptable, Contact: m.Contact, Message: &m, Err: res.undecrypt})
@@ -341,8 +341,8 @@ func (c *Controller) receive(ctx context.Context, in *relay.Incoming, relayID st
 			}
 			return res, nil
 		}
-		msg := &storage.Message{Contact: in.From, Direction: storage.Direction(dirIn), ReceivedAt: now,
-			SentAt: in.ReceivedAt, State: storage.DeliveryState(UndecryptableState), Reason: reason.Error(), RelayID: relayID}
+		msg := &storage.Message{Contact: in.From, Direction: storage.Incoming, ReceivedAt: now,
+			SentAt: in.ReceivedAt, State: UndecryptableState, Reason: reason.Error(), RelayID: relayID}
 		id, err := c.store.CommitReceive(ctx, storage.ReceiveTx{Message: msg, RelayID: relayID})
 		if err != nil {
 			return nil, err
@@ -412,24 +412,24 @@ func (c *Controller) receive(ctx context.Context, in *relay.Incoming, relayID st
 	case perr != nil:
 		// The ratchet state advanced, so it is committed; the content is recorded as
 		// unreadable rather than dropped.
-		tx.Message = &storage.Message{Contact: in.From, Direction: storage.Direction(dirIn), ReceivedAt: now,
-			SentAt: in.ReceivedAt, State: storage.DeliveryState(UndecryptableState),
+		tx.Message = &storage.Message{Contact: in.From, Direction: storage.Incoming, ReceivedAt: now,
+			SentAt: in.ReceivedAt, State: UndecryptableState,
 			Reason: "unreadable content: " + perr.Error(), RelayID: relayID}
 		res.undecrypt = perr
 	case pl.Kind == kindText:
-		tx.Message = &storage.Message{Contact: in.From, Direction: storage.Direction(dirIn), Body: []byte(pl.Text),
-			SentAt: pl.At, ReceivedAt: now, State: storage.DeliveryState(Delivered),
+		tx.Message = &storage.Message{Contact: in.From, Direction: storage.Incoming, Body: []byte(pl.Text),
+			SentAt: pl.At, ReceivedAt: now, State: Delivered,
 			ClientID: incomingClientID(in.From, pl.ClientID), RelayID: relayID}
 		res.receiptFor, res.receiptID = in.From, pl.ClientID
 	default:
-		st := storage.DeliveryState(Delivered)
+		st := Delivered
 		if pl.Kind == kindReadReceipt {
-			st = storage.DeliveryState(Read)
+			st = Read
 		}
 		for _, id := range pl.ClientIDs {
 			m, err := c.store.MessageByClientID(ctx, id)
 			// Only our own outgoing messages to this very contact, and only forwards.
-			if err != nil || m.Direction != storage.Direction(dirOut) || m.Contact != in.From || m.State >= st && m.State != storage.DeliveryState(Failed) {
+			if err != nil || m.Direction != storage.Outgoing || m.Contact != in.From || m.State >= st && m.State != Failed {
 				continue
 			}
 			tx.DeliveryUpdates = append(tx.DeliveryUpdates, storage.DeliveryUpdate{ClientID: id, State: st})

@@ -37,9 +37,16 @@ func (c *Controller) Send(ctx context.Context, contact, text string) (Message, e
 	if err != nil {
 		return Message{}, err
 	}
-	msg := &storage.Message{Contact: contact, Direction: storage.Direction(dirOut), Body: []byte(text),
-		SentAt: now, State: storage.DeliveryState(Pending), ClientID: clientID}
-	id, err := c.encryptAndQueue(ctx, contact, plain, clientID, msg)
+	msg := &storage.Message{Contact: contact, Direction: storage.Outgoing, Body: []byte(text),
+		SentAt: now, State: storage.Pending, ClientID: clientID}
+	var id int64
+	err = c.onSession(ctx, contact, true, func(s *Session) error {
+		id, err = c.commitEncrypted(ctx, s, contact, plain, clientID, msg)
+		return err
+	})
+	if errors.Is(err, errAwaitSession) {
+		id, err = c.queueAwaiting(ctx, contact, plain, clientID, msg)
+	}
 	if err != nil {
 		return Message{}, err
 	}
@@ -47,150 +54,117 @@ func (c *Controller) Send(ctx context.Context, contact, text string) (Message, e
 	return Message{ID: id, Contact: contact, Outgoing: true, Text: text, SentAt: now, State: Pending}, nil
 }
 
-const (
-	dirIn  = 1
-	dirOut = 2
-)
+// errAwaitSession: there is no session with the contact and no relay to start one; the
+// message may wait for its session in the outbox.
+var errAwaitSession = errors.New("chat: no session yet and the relay is unreachable")
 
-// encryptAndQueue encrypts plain on the contact's active session (starting one if
-// needed) and commits state + message + outbox item in one transaction.
-func (c *Controller) encryptAndQueue(ctx context.Context, contact string, plain []byte, clientID string, msg *storage.Message) (int64, error) {
-	for attempt := 0; ; attempt++ {
-		c.mu.Lock()
-		r, card, err := c.sendableContact(ctx, contact)
-		if err != nil {
-			c.mu.Unlock()
-			return 0, err
+// onSession runs commit with c.mu held on the contact's active session, starting one
+// first when there is none (fetching a prekey bundle is a relay round trip, made
+// without the lock). Without a session and without the relay it fails with
+// errAwaitSession when mayAwait is set (the caller can queue the message to wait for
+// its session), and with ErrOffline otherwise.
+func (c *Controller) onSession(ctx context.Context, contact string, mayAwait bool, commit func(*Session) error) error {
+	c.mu.Lock()
+	r, card, err := c.sendableContact(ctx, contact)
+	if err != nil {
+		c.mu.Unlock()
+		return err
+	}
+	s, err := c.activeSession(ctx, r.CardID)
+	if err != nil {
+		c.mu.Unlock()
+		return err
+	}
+	if s == nil {
+		// Fetch a bundle without holding the lock, then look again: a session may have
+		// arrived meanwhile.
+		c.mu.Unlock()
+		if !c.isOnline() && mayAwait {
+			return errAwaitSession
 		}
-		s, err := c.activeSession(ctx, r.CardID)
+		b, err := c.fetchBundle(ctx, card)
 		if err != nil {
+			if errors.Is(err, ErrNotInitialized) || !c.isOnline() {
+				if mayAwait {
+					return errAwaitSession
+				}
+				return fmt.Errorf("%w: cannot start a session with %s while offline: %w", ErrOffline, contact, err)
+			}
+			return err
+		}
+		c.mu.Lock()
+		if s, err = c.activeSession(ctx, r.CardID); err != nil {
 			c.mu.Unlock()
-			return 0, err
+			return err
 		}
 		if s == nil {
-			// Fetch a bundle without holding the lock (it is a relay round trip), then
-			// look again: a session may have arrived meanwhile.
-			c.mu.Unlock()
-			if attempt > 0 {
-				return 0, fmt.Errorf("chat: no session with %s after starting one", contact)
-			}
-			if !c.isOnline() && msg != nil && !deferredOK(ctx) {
-				// No session yet and no relay to fetch prekeys from: keep the message
-				// (sealed, unencrypted by the ratchet) in the outbox; the drainer runs
-				// the handshake and encrypts it when the relay is back.
-				return c.queueUnencrypted(ctx, contact, plain, clientID, msg)
-			}
-			b, err := c.fetchBundle(ctx, card)
-			if err != nil {
-				if errors.Is(err, ErrNotInitialized) || !c.isOnline() {
-					if msg != nil && !deferredOK(ctx) {
-						return c.queueUnencrypted(ctx, contact, plain, clientID, msg)
-					}
-					return 0, fmt.Errorf("%w: cannot start a session with %s while offline: %w", ErrOffline, contact, err)
-				}
-				return 0, err
-			}
-			c.mu.Lock()
-			if s, err = c.activeSession(ctx, r.CardID); err != nil {
+			if s, err = c.startSession(card, b); err != nil {
 				c.mu.Unlock()
-				return 0, err
-			}
-			if s == nil {
-				if s, err = c.startSession(card, b); err != nil {
-					c.mu.Unlock()
-					return 0, err
-				}
+				return err
 			}
 		}
-		id, _, err := c.commitEncrypted(ctx, s, contact, plain, clientID, msg)
-		c.mu.Unlock()
-		return id, err
 	}
+	defer c.mu.Unlock()
+	return commit(s)
 }
 
-// unencryptedMarker starts the outbox payload of a message waiting for its session. A
-// ratchet message starts with its version byte, never 0, so the two cannot be confused.
-const unencryptedMarker = "\x00pfschat-awaiting-session\x00"
-
-// queueUnencrypted commits a message whose session cannot be started yet (offline): the
-// payload waits in the outbox, sealed at rest like everything else there.
-func (c *Controller) queueUnencrypted(ctx context.Context, contact string, plain []byte, clientID string, msg *storage.Message) (int64, error) {
-	id, err := c.store.CommitSend(ctx, storage.SendTx{Message: msg,
-		Outbox: storage.OutboxItem{ClientID: clientID, To: contact, Payload: append([]byte(unencryptedMarker), plain...), CreatedAt: c.now()}})
+// queueAwaiting commits a message whose session cannot be started yet (offline): its
+// plain payload waits in the outbox, marked as awaiting its session and sealed at rest
+// like everything else there, until the sender runs the handshake.
+func (c *Controller) queueAwaiting(ctx context.Context, contact string, plain []byte, clientID string, msg *storage.Message) (int64, error) {
+	it := storage.OutboxItem{ClientID: clientID, To: contact, Payload: plain, CreatedAt: c.now(), AwaitingSession: true}
+	c.mu.Lock() // the item joins the sender's queue in commit order
+	defer c.mu.Unlock()
+	id, err := c.store.CommitSend(ctx, storage.SendTx{Message: msg, Outbox: it})
 	if err != nil {
 		return 0, fmt.Errorf("chat: committing message to %s: %w", contact, err)
 	}
+	it.MessageID = id
+	c.out.add(it)
 	c.log.Info("no session yet and offline: message waits in the outbox", "to", contact)
 	return id, nil
 }
 
-type deferredKey struct{}
-
-// deferredOK marks the drainer's own encryption of a waiting message: it must not be
-// queued unencrypted again.
-func deferredOK(ctx context.Context) bool { return ctx.Value(deferredKey{}) != nil }
-
-// sendUnencrypted runs the handshake for a message that waited for its session,
-// commits the ciphertext as its own outbox item (client ID + ".e", so a crash midway is
-// recognised), sends it, and then retires both items.
-func (c *Controller) sendUnencrypted(ctx context.Context, rc RelayClient, it storage.OutboxItem, queue []storage.OutboxItem) sendResult {
-	encID := it.ClientID + ".e"
-	var wire []byte
-	for _, q := range queue {
-		if q.ClientID == encID { // encrypted before a crash: send that
-			wire = q.Payload
-		}
-	}
-	if wire == nil {
-		plain := it.Payload[len(unencryptedMarker):]
-		_, err := c.encryptAndQueue(context.WithValue(ctx, deferredKey{}, true), it.To, plain, encID, nil)
-		switch {
-		case errors.Is(err, storage.ErrExists):
-			return sendLater // committed by a previous pass; the next pass finds it
-		case errors.Is(err, ErrCardRejected), errors.Is(err, ErrUnknownUser), errors.Is(err, ErrUnknownContact):
-			c.failOutboxItem(ctx, it, err)
-			return sendDone
-		case err != nil:
-			c.log.Info("waiting message still cannot be encrypted", "to", it.To, "err", err)
-			return sendLater
-		}
-		items, err := c.store.Outbox(ctx)
+// encryptAwaiting runs the handshake for an item that waited for its session and
+// commits its ciphertext in place of the plain payload, with the new session state.
+func (c *Controller) encryptAwaiting(ctx context.Context, it storage.OutboxItem) (storage.OutboxItem, error) {
+	err := c.onSession(ctx, it.To, false, func(s *Session) error {
+		wire, err := s.s.Encrypt(it.Payload)
 		if err != nil {
-			return sendLater
+			return fmt.Errorf("chat: encrypting for %s: %w", it.To, err)
 		}
-		for _, q := range items {
-			if q.ClientID == encID {
-				wire = q.Payload
-			}
+		s.active = true
+		row, err := c.sessionRow(s)
+		if err != nil {
+			return err
 		}
-		if wire == nil {
-			return sendLater
+		if err := c.store.CommitAwaited(ctx, row, it.ClientID, wire); err != nil {
+			return fmt.Errorf("chat: committing message to %s: %w", it.To, err)
 		}
+		it.Payload, it.AwaitingSession = wire, false
+		return nil
+	})
+	return it, err
+}
+
+// settle takes a sent or refused item out of the outbox (failure: why it was refused)
+// and reports its message's new state from what the removal returned.
+func (c *Controller) settle(ctx context.Context, it storage.OutboxItem, failure string) error {
+	m, ok, err := c.store.SettleOutbox(ctx, it.ClientID, failure)
+	if err != nil {
+		return err
 	}
-	enc := storage.OutboxItem{ClientID: encID, To: it.To, Payload: wire}
-	if r := c.sendOne(ctx, rc, enc, nil); r != sendDone {
-		return r
+	if ok {
+		msg := toMessage(m)
+		c.emit(Event{Kind: DeliveryChanged, Contact: m.Contact, Message: &msg})
 	}
-	if err := c.store.RemoveOutbox(ctx, it.ClientID); err != nil {
-		c.log.Error("removing a sent item from the outbox", "err", err)
-		return sendLater
-	}
-	c.emitDelivery(ctx, it.ClientID)
-	return sendDone
+	return nil
 }
 
 func (c *Controller) failOutboxItem(ctx context.Context, it storage.OutboxItem, err error) {
-	if it.MessageID != 0 {
-		if serr := c.store.SetDeliveryState(ctx, it.MessageID, storage.Failed, err.Error()); serr != nil {
-			c.log.Error("recording a failed send", "err", serr)
-		}
-	}
 	c.log.Warn("message cannot be sent", "to", it.To, "err", err)
-	if rerr := c.store.RemoveOutbox(ctx, it.ClientID); rerr != nil {
-		c.log.Error("removing a failed item from the outbox", "err", rerr)
-	}
-	if it.MessageID != 0 {
-		c.emitDelivery(ctx, it.ClientID)
+	if serr := c.settle(ctx, it, err.Error()); serr != nil {
+		c.log.Error("recording a failed send", "err", serr)
 	}
 }
 
@@ -214,26 +188,26 @@ func (c *Controller) sendableContact(ctx context.Context, contact string) (stora
 	return r, card, nil
 }
 
-// commitEncrypted encrypts on s and commits. c.mu must be held.
-func (c *Controller) commitEncrypted(ctx context.Context, s *Session, to string, plain []byte, clientID string, msg *storage.Message) (int64, []byte, error) {
+// commitEncrypted encrypts on s, commits, and hands the outbox item to the sender.
+// c.mu must be held.
+func (c *Controller) commitEncrypted(ctx context.Context, s *Session, to string, plain []byte, clientID string, msg *storage.Message) (int64, error) {
 	wire, err := s.s.Encrypt(plain)
 	if err != nil {
-		return 0, nil, fmt.Errorf("chat: encrypting for %s: %w", to, err)
+		return 0, fmt.Errorf("chat: encrypting for %s: %w", to, err)
 	}
 	s.active = true
 	row, err := c.sessionRow(s)
 	if err != nil {
-		return 0, nil, err
+		return 0, err
 	}
-	id, err := c.store.CommitSend(ctx, storage.SendTx{
-		Session: row,
-		Message: msg,
-		Outbox:  storage.OutboxItem{ClientID: clientID, To: to, Payload: wire, CreatedAt: c.now()},
-	})
+	it := storage.OutboxItem{ClientID: clientID, To: to, Payload: wire, CreatedAt: c.now()}
+	id, err := c.store.CommitSend(ctx, storage.SendTx{Session: row, Message: msg, Outbox: it})
 	if err != nil {
-		return 0, nil, fmt.Errorf("chat: committing message to %s: %w", to, err)
+		return 0, fmt.Errorf("chat: committing message to %s: %w", to, err)
 	}
-	return id, wire, nil
+	it.MessageID = id
+	c.out.add(it) // the sender gets the committed ciphertext itself: no read-back
+	return id, nil
 }
 
 func newClientID() string {
@@ -263,7 +237,7 @@ func (c *Controller) sendReceipt(ctx context.Context, contact string, kind paylo
 			s, err = c.activeSession(ctx, r.CardID)
 		}
 		if err == nil && s != nil {
-			_, _, err = c.commitEncrypted(ctx, s, contact, plain, newClientID(), nil)
+			_, err = c.commitEncrypted(ctx, s, contact, plain, newClientID(), nil)
 		}
 		c.mu.Unlock()
 		if err != nil {
@@ -322,27 +296,31 @@ const (
 	drainedPartly
 )
 
-// drainOutbox sends what is in the outbox.
+// drainOutbox sends what is queued: the items commits handed over, or, when the copy
+// may be stale (start-up, reconnect), the store's whole outbox.
 func (c *Controller) drainOutbox(ctx context.Context) drainResult {
-	items, err := c.store.Outbox(ctx)
-	if err != nil {
-		c.log.Error("reading outbox", "err", err)
-		return drainedPartly
+	if c.out.isStale() {
+		c.mu.Lock() // no commit may slip between the read and the replacement
+		items, err := c.store.Outbox(ctx)
+		if err == nil {
+			c.out.reload(items)
+		}
+		c.mu.Unlock()
+		if err != nil {
+			c.log.Error("reading outbox", "err", err)
+			return drainedPartly
+		}
 	}
-	if len(items) == 0 {
+	byTo, order := c.out.takeAll()
+	if len(order) == 0 {
 		return drainedEmpty
 	}
 	rc, err := c.relayClient()
 	if err != nil {
-		return drainedPartly
-	}
-	byTo := make(map[string][]storage.OutboxItem)
-	var order []string
-	for _, it := range items {
-		if _, ok := byTo[it.To]; !ok {
-			order = append(order, it.To)
+		for _, to := range order {
+			c.out.putBack(to, byTo[to])
 		}
-		byTo[it.To] = append(byTo[it.To], it)
+		return drainedPartly
 	}
 	const parallel = 64
 	sem := make(chan struct{}, parallel)
@@ -356,8 +334,10 @@ func (c *Controller) drainOutbox(ctx context.Context) drainResult {
 		go func() {
 			defer wg.Done()
 			defer func() { <-sem }()
-			for i := 0; i < len(queue); {
-				switch c.sendOne(ctx, rc, queue[i], queue) {
+			i := 0
+			defer func() { c.out.putBack(to, queue[i:]) }()
+			for i < len(queue) {
+				switch c.sendOne(ctx, rc, &queue[i]) {
 				case sendDone:
 					i++
 				case sendPaced:
@@ -397,10 +377,20 @@ const (
 // paceDelay is how long a recipient's queue waits after a rate-limit refusal.
 const paceDelay = 50 * time.Millisecond
 
-// sendOne sends one outbox item (queue is the rest of its recipient's outbox).
-func (c *Controller) sendOne(ctx context.Context, rc RelayClient, it storage.OutboxItem, queue []storage.OutboxItem) sendResult {
-	if strings.HasPrefix(string(it.Payload), unencryptedMarker) {
-		return c.sendUnencrypted(ctx, rc, it, queue)
+// sendOne sends one outbox item and settles it. An item awaiting its session is
+// encrypted first, in place (so a retry sends that ciphertext).
+func (c *Controller) sendOne(ctx context.Context, rc RelayClient, it *storage.OutboxItem) sendResult {
+	if it.AwaitingSession {
+		enc, err := c.encryptAwaiting(ctx, *it)
+		switch {
+		case errors.Is(err, ErrCardRejected), errors.Is(err, ErrUnknownUser), errors.Is(err, ErrUnknownContact):
+			c.failOutboxItem(ctx, *it, err)
+			return sendDone
+		case err != nil:
+			c.log.Info("waiting message still cannot be encrypted", "to", it.To, "err", err)
+			return sendLater
+		}
+		*it = enc
 	}
 	if err := c.pace.wait(ctx); err != nil {
 		return sendLater
@@ -416,30 +406,22 @@ func (c *Controller) sendOne(ctx context.Context, rc RelayClient, it storage.Out
 		c.log.Info("send deferred", "to", it.To, "err", err)
 		return sendLater
 	}
-	// No session state changes here, so c.mu is not needed: each store call is its own
+	// No session state changes here, so c.mu is not needed: the settlement is its own
 	// transaction, and the receive path never moves a state backwards.
+	failure := ""
 	if err != nil {
-		// Refused for good: record why, then take it out of the outbox.
-		if it.MessageID != 0 {
-			if serr := c.store.SetDeliveryState(ctx, it.MessageID, storage.Failed, err.Error()); serr != nil {
-				c.log.Error("recording a failed send", "err", serr)
-			}
-		}
+		failure = err.Error() // refused for good: record why
 		c.log.Warn("message refused by the relay", "to", it.To, "err", err)
 	}
-	// RemoveOutbox also moves the message from pending to sent, never backwards (a
-	// receipt may already have arrived).
-	rerr := c.store.RemoveOutbox(ctx, it.ClientID)
-	if rerr != nil {
-		c.log.Error("removing a sent item from the outbox", "err", rerr)
+	if err := c.settle(ctx, *it, failure); err != nil {
+		c.log.Error("removing a sent item from the outbox", "err", err)
 		return sendLater
-	}
-	if it.MessageID != 0 {
-		c.emitDelivery(ctx, it.ClientID)
 	}
 	return sendDone
 }
 
+// emitDelivery reports the state of the outgoing message with clientID, read from the
+// store (a receipt changed it).
 func (c *Controller) emitDelivery(ctx context.Context, clientID string) {
 	m, err := c.store.MessageByClientID(ctx, clientID)
 	if err != nil {
@@ -467,9 +449,9 @@ func (c *Controller) History(ctx context.Context, contact string, before int64, 
 }
 
 func toMessage(r storage.Message) Message {
-	return Message{ID: r.ID, Contact: r.Contact, Outgoing: r.Direction == storage.Direction(dirOut),
+	return Message{ID: r.ID, Contact: r.Contact, Outgoing: r.Direction == storage.Outgoing,
 		Text: string(r.Body), SentAt: r.SentAt, ReceivedAt: r.ReceivedAt,
-		State: DeliveryState(r.State), Reason: r.Reason}
+		State: r.State, Reason: r.Reason}
 }
 
 // MarkRead marks the conversation read and, unless disabled, tells the contact which

@@ -55,35 +55,18 @@ type Event struct {
 	Err     error
 }
 
-// DeliveryState is where a message stands.
-type DeliveryState int
+// DeliveryState is where a message stands. It is the store's: one definition of the
+// values, the names Stringer prints ('recv --json') and the order states move in.
+type DeliveryState = storage.DeliveryState
 
 const (
-	Pending            DeliveryState = iota // committed, waiting in the outbox
-	Sent                                    // the relay accepted it (durable in the peer's queue)
-	Delivered                               // the peer's device decrypted it (encrypted receipt)
-	Read                                    // the peer read it (encrypted receipt)
-	Failed                                  // the relay refused it; Reason says why
-	UndecryptableState                      // incoming message that could not be read; Reason says why
+	Pending            = storage.Pending       // committed, waiting in the outbox
+	Sent               = storage.Sent          // the relay accepted it (durable in the peer's queue)
+	Delivered          = storage.Delivered     // the peer's device decrypted it (encrypted receipt)
+	Read               = storage.Read          // the peer read it (encrypted receipt)
+	Failed             = storage.Failed        // the relay refused it; Reason says why
+	UndecryptableState = storage.Undecryptable // incoming message that could not be read; Reason says why
 )
-
-func (s DeliveryState) String() string {
-	switch s {
-	case Pending:
-		return "pending"
-	case Sent:
-		return "sent"
-	case Delivered:
-		return "delivered"
-	case Read:
-		return "read"
-	case Failed:
-		return "failed"
-	case UndecryptableState:
-		return "undecryptable"
-	}
-	return fmt.Sprintf("state(%d)", int(s))
-}
 
 // Message is one entry of a conversation.
 type Message struct {

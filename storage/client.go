@@ -65,15 +65,15 @@ func CreateClientWith(ctx context.Context, path string, passphrase []byte, opts 
 
 func createClient(ctx context.Context, path string, passphrase []byte, kdf KDFParams, opts ClientOptions) (*Client, error) {
 	// An existing store is refused before anything is written to it.
-	d, _, err := openDB(ctx, path, clientKind, opts.Synchronous, true, func(ctx context.Context, q *sql.DB) error {
+	d, _, err := openDB(ctx, path, clientKind, opts.Synchronous, true, func(ctx context.Context, q *sql.DB) (*keyring, error) {
 		var n int
 		if err := q.QueryRowContext(ctx, "SELECT count(*) FROM keyring").Scan(&n); err != nil {
-			return fmt.Errorf("storage: read keyring: %w", err)
+			return nil, fmt.Errorf("storage: read keyring: %w", err)
 		}
 		if n > 0 {
-			return fmt.Errorf("%w: a client store is already at %s", ErrExists, path)
+			return nil, fmt.Errorf("%w: a client store is already at %s", ErrExists, path)
 		}
-		return nil
+		return nil, nil
 	})
 	if err != nil {
 		return nil, err
@@ -123,13 +123,15 @@ func OpenClientWith(ctx context.Context, path string, passphrase []byte, opts Cl
 	// table has the same shape in every schema version.
 	var key []byte
 	var w *wrapped
-	d, _, err := openDB(ctx, path, clientKind, opts.Synchronous, false, func(ctx context.Context, q *sql.DB) error {
+	d, _, err := openDB(ctx, path, clientKind, opts.Synchronous, false, func(ctx context.Context, q *sql.DB) (*keyring, error) {
 		var err error
 		if w, err = readKeyring(ctx, q); err != nil {
-			return err
+			return nil, err
 		}
-		key, err = w.unwrap(passphrase)
-		return err
+		if key, err = w.unwrap(passphrase); err != nil {
+			return nil, err
+		}
+		return &keyring{key: key}, nil
 	})
 	if err != nil {
 		return nil, err

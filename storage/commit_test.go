@@ -254,3 +254,96 @@ func TestCommitReceiveBatch(t *testing.T) {
 		t.Fatal("failed item's relay id recorded")
 	}
 }
+
+// TestSettleOutbox: settling removes the item and moves its message in one
+// transaction, and returns the message as it then stands, so the sender reports the
+// delivery without reading the row again.
+func TestSettleOutbox(t *testing.T) {
+	ctx := t.Context()
+	c := newClient(t, []byte("pw"))
+	addPeer(t, c, "bob")
+	send := func(cid string) int64 {
+		t.Helper()
+		id, err := c.CommitSend(ctx, SendTx{Message: &Message{Contact: "bob", Body: []byte("body " + cid), SentAt: t0},
+			Outbox: OutboxItem{ClientID: cid, To: "bob", Payload: []byte("wire")}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return id
+	}
+	id := send("s1")
+	var m Message
+	var ok bool
+	failEveryStep(t, c.db, func() error {
+		var err error
+		m, ok, err = c.SettleOutbox(ctx, "s1", "")
+		return err
+	})
+	if !ok || m.ID != id || m.State != Sent || string(m.Body) != "body s1" || m.Contact != "bob" || !m.SentAt.Equal(t0) || m.Direction != Outgoing {
+		t.Fatalf("settled: %+v ok=%v", m, ok)
+	}
+	if _, ok, err := c.SettleOutbox(ctx, "s1", ""); ok || err != nil {
+		t.Fatalf("settling twice: ok=%v %v", ok, err)
+	}
+
+	// A receipt that came before the relay's answer is not moved back.
+	id = send("s2")
+	if _, err := c.CommitReceive(ctx, ReceiveTx{From: "bob", DeliveryUpdates: []DeliveryUpdate{{ClientID: "s2", State: Read}}}); err != nil {
+		t.Fatal(err)
+	}
+	if m, ok, err := c.SettleOutbox(ctx, "s2", ""); err != nil || !ok || m.ID != id || m.State != Read {
+		t.Fatalf("settled after its receipt: %+v ok=%v %v", m, ok, err)
+	}
+
+	// Refused for good: Failed with the reason, in the same transaction.
+	id = send("s3")
+	if m, ok, err := c.SettleOutbox(ctx, "s3", "too big"); err != nil || !ok || m.ID != id || m.State != Failed || m.Reason != "too big" {
+		t.Fatalf("refused: %+v ok=%v %v", m, ok, err)
+	}
+	if ob, _ := c.Outbox(ctx); len(ob) != 0 {
+		t.Fatalf("outbox after settling: %+v", ob)
+	}
+
+	// A receipt's item carries no message.
+	if _, err := c.CommitSend(ctx, SendTx{Outbox: OutboxItem{ClientID: "r1", To: "bob", Payload: []byte("receipt")}}); err != nil {
+		t.Fatal(err)
+	}
+	if _, ok, err := c.SettleOutbox(ctx, "r1", ""); ok || err != nil {
+		t.Fatalf("receipt: ok=%v %v", ok, err)
+	}
+}
+
+// TestCommitAwaited: a message queued before its session existed keeps its client id,
+// message and place in the queue when its ciphertext is committed with the new session
+// state, all or nothing.
+func TestCommitAwaited(t *testing.T) {
+	ctx := t.Context()
+	c := newClient(t, []byte("pw"))
+	addPeer(t, c, "bob")
+	id, err := c.CommitSend(ctx, SendTx{Message: &Message{Contact: "bob", Body: []byte("hello")},
+		Outbox: OutboxItem{ClientID: "w", To: "bob", Payload: []byte("plain"), AwaitingSession: true}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.CommitSend(ctx, SendTx{Outbox: OutboxItem{ClientID: "later", To: "bob", Payload: []byte("wire later")}}); err != nil {
+		t.Fatal(err)
+	}
+	sess := Session{ID: "s", PeerCardID: "card-bob", Active: true, State: []byte("after handshake")}
+	failEveryStep(t, c.db, func() error { return c.CommitAwaited(ctx, sess, "w", []byte("ciphertext")) })
+	ob, err := c.Outbox(ctx)
+	if err != nil || len(ob) != 2 {
+		t.Fatalf("outbox %+v %v", ob, err)
+	}
+	if w := ob[0]; w.ClientID != "w" || w.AwaitingSession || string(w.Payload) != "ciphertext" || w.MessageID != id {
+		t.Fatalf("awaited item after commit: %+v", w)
+	}
+	if ss, _ := c.Sessions(ctx, "card-bob"); len(ss) != 1 || string(ss[0].State) != "after handshake" {
+		t.Fatalf("session %+v", ss)
+	}
+	if err := c.CommitAwaited(ctx, sess, "w", []byte("again")); !errors.Is(err, ErrNotFound) {
+		t.Fatalf("committing an item no longer awaiting: %v", err)
+	}
+	if err := c.CommitAwaited(ctx, sess, "later", []byte("x")); !errors.Is(err, ErrNotFound) {
+		t.Fatalf("committing an ordinary item: %v", err)
+	}
+}

@@ -29,11 +29,16 @@ type storeKind struct {
 	name  string // migrations/<name>/NNNN_*.sql
 	appID int32  // PRAGMA application_id written by migration 1
 	fsys  fs.FS  // where the migrations live (tests substitute their own)
+	// dataSteps, by version, rewrite rows the SQL of that version cannot reach (sealed
+	// values), in the same transaction as its SQL. keys is nil when the store was
+	// opened without its key (a fresh file, or a test).
+	dataSteps map[int]func(ctx context.Context, tx *txn, keys *keyring) error
 }
 
 var (
-	clientKind = storeKind{name: "client", appID: 0x70667363, fsys: migrationsFS} // "pfsc"
-	relayKind  = storeKind{name: "relay", appID: 0x70667372, fsys: migrationsFS}  // "pfsr"
+	clientKind = storeKind{name: "client", appID: 0x70667363, fsys: migrationsFS, // "pfsc"
+		dataSteps: map[int]func(context.Context, *txn, *keyring) error{4: awaitingSessionColumn}}
+	relayKind = storeKind{name: "relay", appID: 0x70667372, fsys: migrationsFS} // "pfsr"
 )
 
 // Synchronous modes. FULL (the default) fsyncs the WAL on every commit: a commit that
@@ -48,6 +53,11 @@ const (
 )
 
 const readPool = 4 // reader connections; WAL lets them run beside the writer
+
+// driverName is the database/sql driver every store opens: modernc.org/sqlite. A
+// variable so a test can put a wrapping driver in front of it and count what a code
+// path asks of SQLite.
+var driverName = "sqlite"
 
 // busyTimeout is how long a write waits for another process (a headless command, a
 // second UI) holding the write lock before failing with ErrBusy. A variable for tests.
@@ -115,8 +125,9 @@ func dsn(path string, sync string, reader bool) string {
 // applies pending migrations. It returns the schema version found before migrating.
 //
 // unlock, when non-nil, runs on an existing store after the version checks and before
-// anything is written (WAL switch, migrations): a wrong passphrase changes nothing.
-func openDB(ctx context.Context, path string, kind storeKind, sync string, create bool, unlock func(context.Context, *sql.DB) error) (*db, int, error) {
+// anything is written (WAL switch, migrations): a wrong passphrase changes nothing. The
+// storage key it returns (nil: none) is what migrations that rewrite sealed rows use.
+func openDB(ctx context.Context, path string, kind storeKind, sync string, create bool, unlock func(context.Context, *sql.DB) (*keyring, error)) (*db, int, error) {
 	if sync == "" {
 		sync = SyncFull
 	}
@@ -138,7 +149,7 @@ func openDB(ctx context.Context, path string, kind storeKind, sync string, creat
 			return nil, 0, fmt.Errorf("storage: %w", err)
 		}
 	}
-	w, err := sql.Open("sqlite", dsn(abs, sync, false))
+	w, err := sql.Open(driverName, dsn(abs, sync, false))
 	if err != nil {
 		return nil, 0, fmt.Errorf("storage: open %s: %w", abs, err)
 	}
@@ -188,8 +199,9 @@ func openDB(ctx context.Context, path string, kind storeKind, sync string, creat
 			return nil, 0, fmt.Errorf("%w: %s is empty (create the store first)", ErrNotFound, abs)
 		}
 	}
+	var keys *keyring
 	if unlock != nil && version > 0 {
-		if err := unlock(ctx, w); err != nil {
+		if keys, err = unlock(ctx, w); err != nil {
 			w.Close()
 			return nil, 0, err
 		}
@@ -199,11 +211,11 @@ func openDB(ctx context.Context, path string, kind storeKind, sync string, creat
 		w.Close()
 		return nil, 0, fmt.Errorf("storage: switch %s to WAL (got %q): %v", abs, mode, err)
 	}
-	if err := d.migrate(ctx, kind, migs, version, len(migs)); err != nil {
+	if err := d.migrate(ctx, kind, migs, version, len(migs), keys); err != nil {
 		w.Close()
 		return nil, 0, err
 	}
-	r, err := sql.Open("sqlite", dsn(abs, sync, true))
+	r, err := sql.Open(driverName, dsn(abs, sync, true))
 	if err != nil {
 		w.Close()
 		return nil, 0, fmt.Errorf("storage: open readers on %s: %w", abs, err)
@@ -307,8 +319,9 @@ func loadMigrations(kind storeKind) ([]migration, error) {
 }
 
 // migrate applies migrations from+1..to, each in its own transaction together with the
-// new user_version, so a crash leaves the file at a whole version.
-func (d *db) migrate(ctx context.Context, kind storeKind, migs []migration, from, to int) error {
+// new user_version (and the version's data step, if any), so a crash leaves the file at
+// a whole version.
+func (d *db) migrate(ctx context.Context, kind storeKind, migs []migration, from, to int, keys *keyring) error {
 	for _, m := range migs[from:to] {
 		err := d.write(ctx, func(tx *txn) error {
 			if m.version == 1 {
@@ -321,6 +334,11 @@ func (d *db) migrate(ctx context.Context, kind storeKind, migs []migration, from
 			}
 			if _, err := tx.tx.ExecContext(ctx, m.sql); err != nil { // many statements: not cached
 				return err
+			}
+			if step := kind.dataSteps[m.version]; step != nil {
+				if err := step(ctx, tx, keys); err != nil {
+					return err
+				}
 			}
 			_, err := tx.exec(ctx, fmt.Sprintf("PRAGMA user_version = %d", m.version))
 			return err

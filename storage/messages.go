@@ -11,7 +11,7 @@ import (
 	"time"
 )
 
-// Direction of a message.
+// Direction of a message. The values are stored: never renumber them.
 type Direction uint8
 
 const (
@@ -19,18 +19,48 @@ const (
 	Outgoing Direction = 2
 )
 
+func (d Direction) String() string {
+	switch d {
+	case Incoming:
+		return "in"
+	case Outgoing:
+		return "out"
+	}
+	return fmt.Sprintf("direction(%d)", uint8(d))
+}
+
 // DeliveryState of a message. Outgoing: Pending → Sent (relay accepted) → Delivered →
-// Read, or Failed. Incoming: Delivered until read, or Undecryptable.
+// Read, or Failed. Incoming: Delivered until read, or Undecryptable. The values are
+// stored and the names printed (chat's JSON output): this is the one definition, which
+// package chat re-exports; never renumber them.
 type DeliveryState uint8
 
 const (
-	Pending       DeliveryState = 0
-	Sent          DeliveryState = 1
-	Delivered     DeliveryState = 2
-	Read          DeliveryState = 3
-	Failed        DeliveryState = 4
-	Undecryptable DeliveryState = 5
+	Pending       DeliveryState = 0 // committed, waiting in the outbox
+	Sent          DeliveryState = 1 // the relay accepted it (durable in the peer's queue)
+	Delivered     DeliveryState = 2 // the peer's device decrypted it (encrypted receipt)
+	Read          DeliveryState = 3 // the peer read it (encrypted receipt)
+	Failed        DeliveryState = 4 // the relay refused it; Reason says why
+	Undecryptable DeliveryState = 5 // incoming message that could not be read; Reason says why
 )
+
+func (s DeliveryState) String() string {
+	switch s {
+	case Pending:
+		return "pending"
+	case Sent:
+		return "sent"
+	case Delivered:
+		return "delivered"
+	case Read:
+		return "read"
+	case Failed:
+		return "failed"
+	case Undecryptable:
+		return "undecryptable"
+	}
+	return fmt.Sprintf("state(%d)", uint8(s))
+}
 
 // Message is one message of a conversation. Body is plain in memory, sealed at rest.
 type Message struct {
@@ -268,11 +298,15 @@ type OutboxItem struct {
 	Payload   []byte
 	MessageID int64
 	CreatedAt time.Time
+	// AwaitingSession marks a message queued before any session with To existed (and
+	// no relay to start one): Payload is then the plain application payload, which
+	// CommitAwaited replaces by its ciphertext once the handshake has run.
+	AwaitingSession bool
 }
 
 // Outbox returns the pending sends in the order they were committed.
 func (c *Client) Outbox(ctx context.Context) ([]OutboxItem, error) {
-	rows, err := c.db.query(ctx, "SELECT seq, client_id, recipient, payload_sealed, message_id, created_at FROM outbox ORDER BY seq")
+	rows, err := c.db.query(ctx, "SELECT seq, client_id, recipient, payload_sealed, message_id, created_at, awaiting_session FROM outbox ORDER BY seq")
 	if err != nil {
 		return nil, fmt.Errorf("storage: read outbox: %w", err)
 	}
@@ -282,7 +316,7 @@ func (c *Client) Outbox(ctx context.Context) ([]OutboxItem, error) {
 		var it OutboxItem
 		var sealed []byte
 		var created int64
-		if err := rows.Scan(&it.Seq, &it.ClientID, &it.To, &sealed, &it.MessageID, &created); err != nil {
+		if err := rows.Scan(&it.Seq, &it.ClientID, &it.To, &sealed, &it.MessageID, &created, &it.AwaitingSession); err != nil {
 			return nil, fmt.Errorf("storage: read outbox: %w", err)
 		}
 		it.CreatedAt = goTime(created)
@@ -301,22 +335,81 @@ func (c *Client) Outbox(ctx context.Context) ([]OutboxItem, error) {
 // moves its message from Pending to Sent. Removing an absent item is not an error (the
 // relay may confirm twice).
 func (c *Client) RemoveOutbox(ctx context.Context, clientID string) error {
-	err := c.db.write(ctx, func(tx *txn) error {
+	_, _, err := c.SettleOutbox(ctx, clientID, "")
+	return err
+}
+
+// SettleOutbox removes an item the relay has answered for good and, in the same
+// transaction, moves its message on: from Pending to Sent when failure is "" (never
+// backwards: a receipt may have come first), to Failed with failure as the reason
+// otherwise. It returns the message as it then stands, read by the same statement that
+// moved it, so the caller can report it without reading it again; ok is false when
+// the item was not there (the relay may confirm twice) or carried no message (a
+// receipt).
+func (c *Client) SettleOutbox(ctx context.Context, clientID, failure string) (m Message, ok bool, err error) {
+	var sealedBody []byte
+	var sent, recv int64
+	err = c.db.write(ctx, func(tx *txn) error {
+		ok = false
 		var msgID int64
 		err := tx.scan(ctx, "DELETE FROM outbox WHERE client_id = ? RETURNING message_id", []any{clientID}, &msgID)
-		if errors.Is(err, sql.ErrNoRows) {
+		if errors.Is(err, sql.ErrNoRows) || err == nil && msgID == 0 {
 			return nil
 		}
 		if err != nil {
 			return err
 		}
-		if msgID != 0 {
-			_, err = tx.exec(ctx, "UPDATE messages SET state = 1 WHERE id = ? AND state = 0", msgID)
+		q := "UPDATE messages SET state = iif(state = ?, ?, state) WHERE id = ? RETURNING " + messageCols
+		args := []any{Pending, Sent, msgID}
+		if failure != "" {
+			q = "UPDATE messages SET state = ?, reason = ? WHERE id = ? RETURNING " + messageCols
+			args = []any{Failed, failure, msgID}
 		}
+		err = tx.scan(ctx, q, args, &m.ID, &m.Contact, &m.Direction, &sealedBody, &sent, &recv, &m.State, &m.Reason, &m.ClientID, &m.RelayID)
+		if errors.Is(err, sql.ErrNoRows) {
+			return nil // the message was deleted with its contact
+		}
+		ok = err == nil
 		return err
 	})
 	if err != nil {
-		return fmt.Errorf("storage: remove %q from outbox: %w", clientID, err)
+		return Message{}, false, fmt.Errorf("storage: remove %q from outbox: %w", clientID, err)
+	}
+	if !ok {
+		return Message{}, false, nil
+	}
+	m.SentAt, m.ReceivedAt = goTime(sent), goTime(recv)
+	if m.Body, err = c.keys.open("messages", "body", msgRow(m.ID), sealedBody); err != nil {
+		return Message{}, false, err
+	}
+	return m, true, nil
+}
+
+// CommitAwaited commits the ciphertext of an item that was awaiting its session, in one
+// transaction with the session state that encrypted it: the item keeps its client id,
+// message and place in the queue, and is no longer awaiting. ErrNotFound if no item
+// with that client id awaits a session.
+func (c *Client) CommitAwaited(ctx context.Context, s Session, clientID string, payload []byte) error {
+	sessSealed, err := c.keys.seal("sessions", "state", s.ID, s.State)
+	if err != nil {
+		return err
+	}
+	sealed, err := c.keys.seal("outbox", "payload", clientID, payload)
+	if err != nil {
+		return err
+	}
+	err = c.db.write(ctx, func(tx *txn) error {
+		n, err := tx.execN(ctx, "UPDATE outbox SET payload_sealed = ?, awaiting_session = 0 WHERE client_id = ? AND awaiting_session = 1", sealed, clientID)
+		if err != nil {
+			return err
+		}
+		if n == 0 {
+			return fmt.Errorf("%w: outbox item %q awaiting a session", ErrNotFound, clientID)
+		}
+		return putSession(ctx, tx, s, sessSealed)
+	})
+	if err != nil {
+		return fmt.Errorf("storage: commit awaited send %q: %w", clientID, err)
 	}
 	return nil
 }
@@ -378,8 +471,8 @@ func (c *Client) CommitSend(ctx context.Context, s SendTx) (int64, error) {
 		if created.IsZero() {
 			created = time.Now()
 		}
-		_, err := tx.exec(ctx, "INSERT INTO outbox (client_id, recipient, payload_sealed, message_id, created_at) VALUES (?, ?, ?, ?, ?)",
-			s.Outbox.ClientID, s.Outbox.To, payload, msgID, dbTime(created))
+		_, err := tx.exec(ctx, "INSERT INTO outbox (client_id, recipient, payload_sealed, message_id, created_at, awaiting_session) VALUES (?, ?, ?, ?, ?, ?)",
+			s.Outbox.ClientID, s.Outbox.To, payload, msgID, dbTime(created), s.Outbox.AwaitingSession)
 		return err
 	})
 	if err != nil {

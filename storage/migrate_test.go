@@ -9,6 +9,7 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"testing/fstest"
@@ -85,7 +86,7 @@ func fileHash(t *testing.T, path string) [32]byte {
 // empty file), opens it with the current program and checks it ends up with exactly the
 // schema of a fresh file, keeping its data.
 func TestMigrationsFromEveryVersion(t *testing.T) {
-	ctx := context.Background()
+	ctx := t.Context()
 	for _, kind := range []storeKind{clientKind, relayKind} {
 		migs, err := loadMigrations(kind)
 		if err != nil {
@@ -138,6 +139,9 @@ func TestMigrationsFromEveryVersion(t *testing.T) {
 				d.close()
 				if kind.name == "client" && clientSeeds[v] != nil {
 					checkClientSeed(t, path)
+				}
+				if check := clientSeedChecks[v]; kind.name == "client" && check != nil {
+					check(t, path)
 				}
 				if got := schemaOf(t, path); got != want {
 					t.Fatalf("schema after migrating from %d differs from fresh:\n got %s\nwant %s", v, got, want)
@@ -381,6 +385,69 @@ var clientSeeds = map[int]func(*testing.T, *db){
 			if _, err := d.w.Exec(q.sql, q.args...); err != nil {
 				t.Fatalf("seed v1: %s: %v", q.sql, err)
 			}
+		}
+	},
+}
+
+func init() {
+	// Version 3: the v1 rows, and the outbox as version 3 wrote it while a message
+	// waited for its session: a payload prefix, and after the handshake a second item
+	// "<id>.e" with the ciphertext.
+	clientSeeds[3] = func(t *testing.T, d *db) {
+		clientSeeds[1](t, d)
+		k := &keyring{key: seedKey}
+		body8, _ := k.seal("messages", "body", "8", []byte("waits for its session"))
+		body9, _ := k.seal("messages", "body", "9", []byte("encrypted before a crash"))
+		ordinary, _ := k.seal("outbox", "payload", "o1", []byte("ciphertext o1"))
+		waiting, _ := k.seal("outbox", "payload", "w1", []byte(legacyAwaitingPrefix+"plain w1"))
+		waiting2, _ := k.seal("outbox", "payload", "w2", []byte(legacyAwaitingPrefix+"plain w2"))
+		encrypted2, _ := k.seal("outbox", "payload", "w2.e", []byte("ciphertext w2"))
+		for _, q := range []struct {
+			sql  string
+			args []any
+		}{
+			{"INSERT INTO messages (id, contact, direction, body_sealed, state, client_id) VALUES (8, 'bob', 2, ?, 0, 'w1')", []any{body8}},
+			{"INSERT INTO messages (id, contact, direction, body_sealed, state, client_id) VALUES (9, 'bob', 2, ?, 0, 'w2')", []any{body9}},
+			{"INSERT INTO outbox (seq, client_id, recipient, payload_sealed, message_id, created_at) VALUES (1, 'w2', 'bob', ?, 9, 1)", []any{waiting2}},
+			{"INSERT INTO outbox (seq, client_id, recipient, payload_sealed, message_id, created_at) VALUES (2, 'o1', 'bob', ?, 0, 1)", []any{ordinary}},
+			{"INSERT INTO outbox (seq, client_id, recipient, payload_sealed, message_id, created_at) VALUES (3, 'w1', 'bob', ?, 8, 1)", []any{waiting}},
+			{"INSERT INTO outbox (seq, client_id, recipient, payload_sealed, message_id, created_at) VALUES (4, 'w2.e', 'bob', ?, 0, 1)", []any{encrypted2}},
+		} {
+			if _, err := d.w.Exec(q.sql, q.args...); err != nil {
+				t.Fatalf("seed v3: %s: %v", q.sql, err)
+			}
+		}
+	}
+}
+
+// clientSeedChecks read back, through the current API, what a seed of that version
+// holds beyond the v1 rows checkClientSeed reads.
+var clientSeedChecks = map[int]func(*testing.T, string){
+	3: func(t *testing.T, path string) {
+		c, err := OpenClient(t.Context(), path, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer c.Close()
+		out, err := c.Outbox(t.Context())
+		if err != nil {
+			t.Fatal(err)
+		}
+		got := make([]string, len(out))
+		for i, it := range out {
+			got[i] = fmt.Sprintf("%s→%s msg=%d awaiting=%v %q", it.ClientID, it.To, it.MessageID, it.AwaitingSession, it.Payload)
+		}
+		want := []string{
+			`w2.e→bob msg=9 awaiting=false "ciphertext w2"`, // the committed ciphertext, in w2's place
+			`o1→bob msg=0 awaiting=false "ciphertext o1"`,
+			`w1→bob msg=8 awaiting=true "plain w1"`,
+		}
+		if !slices.Equal(got, want) {
+			t.Fatalf("outbox after migrating the awaiting-session state:\n got %q\nwant %q", got, want)
+		}
+		m, ok, err := c.SettleOutbox(t.Context(), "w2.e", "")
+		if err != nil || !ok || m.ID != 9 || m.State != Sent || string(m.Body) != "encrypted before a crash" {
+			t.Fatalf("settling the migrated item: %+v %v %v", m, ok, err)
 		}
 	},
 }
