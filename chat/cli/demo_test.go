@@ -1,6 +1,7 @@
 package cli
 
 import (
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -55,12 +56,7 @@ func (s *screen) waitText(t *testing.T, texts ...string) {
 
 // missing reports whether frame lacks one of texts.
 func missing(frame string, texts []string) bool {
-	for _, x := range texts {
-		if !strings.Contains(frame, x) {
-			return true
-		}
-	}
-	return false
+	return slices.ContainsFunc(texts, func(x string) bool { return !strings.Contains(frame, x) })
 }
 
 // The demo's wiring end to end: in-process relay, throwaway profiles, the echo contact
