@@ -1,7 +1,9 @@
 package main
 
 import (
+	"bytes"
 	"context"
+	"flag"
 	"fmt"
 	"net"
 	"net/http"
@@ -9,12 +11,14 @@ import (
 	"os/signal"
 	"path/filepath"
 	"regexp"
+	"strings"
 	"syscall"
 	"testing"
 	"time"
 
 	"github.com/rogpeppe/go-internal/testscript"
 
+	"pfschat/chat/profile"
 	"pfschat/relay"
 	"pfschat/storage"
 )
@@ -141,4 +145,22 @@ func (r *scriptRelay) stop() {
 	r.hs.Shutdown(ctx)
 	r.store.Close()
 	r.hs = nil
+}
+
+// main's command detection agrees with the flag definitions: with any global flag
+// before it (and its value, when the flag takes one), the command word is still found.
+// A flag misjudged as taking no value would make its value the command; one misjudged
+// as taking a value would swallow the command word.
+func TestCommandDetectionAgreesWithFlagDefinitions(t *testing.T) {
+	profile.VisitAll(func(fl *flag.Flag) {
+		before := []string{"--" + fl.Name}
+		if profile.TakesValue(fl.Name) {
+			before = append(before, "VALUE")
+		}
+		args := append(before, "relay", "--help")
+		var out, errb bytes.Buffer
+		if code := run(t.Context(), args, strings.NewReader(""), &out, &errb); code != 0 || !strings.Contains(errb.String(), "usage: pfschat relay") {
+			t.Errorf("pfschat %s: exit %d, stderr %q; want the relay's usage", strings.Join(args, " "), code, errb.String())
+		}
+	})
 }

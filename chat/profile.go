@@ -13,26 +13,20 @@ import (
 	"path/filepath"
 	"time"
 
+	"pfschat/chat/profile"
 	"pfschat/ratchet"
 	"pfschat/relay"
 	"pfschat/storage"
 )
 
-// DefaultRelayURL is where a profile connects unless told otherwise.
-const DefaultRelayURL = "ws://127.0.0.1:7878"
-
 // StoreFile is the name of the client store inside a profile directory.
 const StoreFile = "pfschat.db"
 
-// EnvHome names the environment variable that, when set, is the profile directory for
-// every pfschat command and the UI (a --home flag still wins).
-const EnvHome = "PFSCHAT_HOME"
-
 // NormalizeRelayURL checks a relay URL and adds the default path: "ws://host:port" and
-// "wss://host" are accepted, "/v1/ws" is implied, "" means DefaultRelayURL.
+// "wss://host" are accepted, "/v1/ws" is implied, "" means profile.DefaultRelayURL.
 func NormalizeRelayURL(raw string) (string, error) {
 	if raw == "" {
-		raw = DefaultRelayURL
+		raw = profile.DefaultRelayURL
 	}
 	u, err := url.Parse(raw)
 	if err != nil {
@@ -55,8 +49,8 @@ func NormalizeRelayURL(raw string) (string, error) {
 type Profile struct {
 	// Dir holds the store (StoreFile).
 	Dir string
-	// RelayURL overrides the relay remembered in the store ("" = remembered, else the
-	// default).
+	// RelayURL overrides the relay remembered in the store ("" = remembered, else
+	// profile.DefaultRelayURL).
 	RelayURL string
 	// Device is the device label put on a new card (default "terminal").
 	Device string
@@ -80,7 +74,20 @@ func (p Profile) DefaultRelayURL() string {
 	if p.RelayURL != "" {
 		return p.RelayURL
 	}
-	return DefaultRelayURL
+	return profile.DefaultRelayURL
+}
+
+// relayURL is the relay an existing profile connects to: p.RelayURL when set, else the
+// one remembered in its store ("" when none is; NormalizeRelayURL then picks the
+// default).
+func (p Profile) relayURL(ctx context.Context, store *storage.Client) string {
+	if p.RelayURL != "" {
+		return p.RelayURL
+	}
+	if b, err := store.Meta(ctx, metaRelayURL); err == nil {
+		return string(b)
+	}
+	return ""
 }
 
 // Create makes a new identity, registers its card with the relay (pinning the relay's
@@ -92,7 +99,7 @@ func (p Profile) Create(ctx context.Context, name string, passphrase []byte, rel
 		return nil, fmt.Errorf("chat: %q is not a valid name (1–32 of a-z 0-9 . _ -): %w", name, err)
 	}
 	if relayURL == "" {
-		relayURL = p.RelayURL
+		relayURL = p.DefaultRelayURL()
 	}
 	relayURL, err := NormalizeRelayURL(relayURL)
 	if err != nil {
@@ -200,13 +207,7 @@ func (p Profile) Open(ctx context.Context, passphrase []byte) (*Controller, erro
 	if err != nil {
 		return nil, err
 	}
-	relayURL := p.RelayURL
-	if relayURL == "" {
-		if b, err := store.Meta(ctx, metaRelayURL); err == nil {
-			relayURL = string(b)
-		}
-	}
-	c, err := p.controller(ctx, store, relayURL)
+	c, err := p.controller(ctx, store, p.relayURL(ctx, store))
 	if err != nil {
 		store.Close()
 		return nil, err
@@ -235,14 +236,8 @@ func (p Profile) NewController(ctx context.Context, passphrase []byte) (*Control
 	if err != nil {
 		return nil, err
 	}
-	relayURL := p.RelayURL
-	if relayURL == "" {
-		if b, err := store.Meta(ctx, metaRelayURL); err == nil {
-			relayURL = string(b)
-		}
-	}
 	prefs := p.Prefs
-	prefs.Store, prefs.RelayURL = store, relayURL
+	prefs.Store, prefs.RelayURL = store, p.relayURL(ctx, store)
 	c, err := New(prefs)
 	if err != nil {
 		store.Close()

@@ -300,22 +300,6 @@ func TestKeyChangedFlow(t *testing.T) {
 	quitUI(t, tm)
 }
 
-func TestDemoEchoAnswers(t *testing.T) {
-	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
-	defer cancel()
-	d, err := StartDemo(ctx, t.TempDir(), nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer d.Close()
-	tm, fr := startUI(t, Options{Backend: d.Me, OpenContact: EchoName}, 100, 30)
-	fr.waitText(t, "I am echo", "relay connected")
-	tm.Type("hello echo")
-	press(tm, "enter")
-	fr.waitText(t, "ohce olleh", "message #")
-	quitUI(t, tm)
-}
-
 // line helpers for frame assertions.
 type frameLine string
 

@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"log/slog"
 
 	"pfschat/chat"
 )
@@ -14,14 +13,9 @@ type chatProfile struct {
 	p chat.Profile
 }
 
-func newChatProfile(home, relayURL string, log *slog.Logger) *chatProfile {
-	return &chatProfile{p: chat.Profile{Dir: home, RelayURL: relayURL, Prefs: chat.Preferences{
-		// The UI opens even when the relay is down and shows "reconnecting in N s";
-		// sends wait in the outbox.
-		AllowOffline: true,
-		Logger:       log,
-	}}}
-}
+// NewChatProfile is the Profile the UI's onboarding and unlock screens use for a
+// pfschat profile on disk; the command layer fills in p (directory, relay, logger).
+func NewChatProfile(p chat.Profile) Profile { return &chatProfile{p: p} }
 
 func (p *chatProfile) DefaultRelayURL() string { return p.p.DefaultRelayURL() }
 func (p *chatProfile) Exists() bool            { return p.p.Exists() }

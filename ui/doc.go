@@ -13,9 +13,11 @@
 //	app := ui.New(ctx, ui.Options{Backend: ctrl})   // straight to the main screen
 //	_, err := tea.NewProgram(app).Run()
 //
-// [Main] is `pfschat` (profile in $XDG_DATA_HOME/pfschat or --home, log in
-// $XDG_STATE_HOME/pfschat/pfschat.log, never the terminal) and [Demo] is `pfschat demo`
-// (an in-process relay, a throwaway profile and an echo contact; see [StartDemo]).
+// or [Run], which also closes the backend the UI ended with. The package is a library of
+// screens: it starts no servers, opens no stores and parses no flags. The command layer,
+// pfschat/chat/cli, does that for `pfschat` (profile, passphrase, log file) and
+// `pfschat demo` (an in-process relay, a throwaway profile and an echo contact), and
+// hands the UI a [Profile] ([NewChatProfile]) or a ready [Backend].
 //
 // Layout of the package: app.go is the root model (one screen plus a stack of dialogs);
 // onboarding.go, mainscreen.go and dialogs.go are the screens and dialogs; the main

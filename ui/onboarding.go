@@ -10,6 +10,7 @@ import (
 	"charm.land/lipgloss/v2"
 
 	"pfschat/assets"
+	"pfschat/chat/profile"
 )
 
 // ErrWrongPassphrase is what Profile.Open returns (wrapped) for a wrong passphrase.
@@ -61,7 +62,7 @@ func newOnboarding(c *common, p Profile) *onboarding {
 		o.inputs[i].EchoMode = textinput.EchoPassword
 		o.inputs[i].EchoCharacter = '•'
 	}
-	relay := "ws://127.0.0.1:7878"
+	relay := profile.DefaultRelayURL
 	if p != nil && p.DefaultRelayURL() != "" {
 		relay = p.DefaultRelayURL()
 	}

@@ -1,8 +1,15 @@
-// Package cli implements pfschat's headless commands (init, add, send, recv, ...) for
-// scripts and devices. Every command takes the global flags --home DIR, --relay URL and
-// --passphrase-file FILE (or the PFSCHAT_PASSPHRASE environment variable; on a terminal
-// it prompts). Errors go to stderr, name what went wrong and what to do, and exit
-// non-zero: 1 for a failure, 2 for a usage mistake.
+// Package cli is the command layer of the pfschat binary: it parses the arguments and
+// wires the packages together for every command — the chat UI (no command word), the
+// demo, and the headless commands (init, add, send, recv, ...) for scripts and devices.
+// It is the one package that imports the UI, the relay server and the stores together;
+// main.go only hands it the arguments. The facts every command shares (directories,
+// passphrase sources, global flags, the default relay) live in package
+// pfschat/chat/profile.
+//
+// Every command takes the global flags --home DIR, --relay URL and --passphrase-file FILE
+// (or the PFSCHAT_PASSPHRASE environment variable; on a terminal it prompts). Errors go
+// to stderr, name what went wrong and what to do, and exit non-zero: 1 for a failure, 2
+// for a usage mistake.
 package cli
 
 import (
@@ -13,23 +20,14 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"os"
-	"path/filepath"
 	"runtime/debug"
+	"slices"
 	"strings"
 	"time"
 
-	"github.com/charmbracelet/x/term"
-
 	"pfschat/chat"
+	"pfschat/chat/profile"
 	"pfschat/ratchet"
-)
-
-// Environment variables read by the commands.
-const (
-	EnvPassphrase = "PFSCHAT_PASSPHRASE"
-	EnvHome       = chat.EnvHome
-	EnvRelay      = "PFSCHAT_RELAY"
 )
 
 // exit codes
@@ -40,15 +38,12 @@ const (
 	exitQueued = 3 // send: committed to the outbox, not yet accepted by the relay
 )
 
-// env is one command invocation.
+// env is one invocation of a headless command.
 type env struct {
 	ctx            context.Context
 	stdin          io.Reader
 	stdout, stderr io.Writer
-	home           string
-	relay          string
-	passFile       string
-	verbose        bool
+	flags          profile.Flags
 	cmd            string
 	noReadReceipts bool // recv --no-read-receipts
 }
@@ -94,44 +89,76 @@ func init() {
 	}
 }
 
-// Main runs one headless command and returns the process exit code.
+// Main runs pfschat with its arguments (without the program name) and returns the
+// process exit code: the chat UI when there is no command word, else the command the
+// first word that is not a global flag names.
 func Main(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer) int {
+	i := profile.CommandIndex(args)
+	if i < 0 {
+		return runUI(ctx, args, stdin, stdout, stderr)
+	}
+	switch args[i] {
+	case "demo":
+		return runDemo(ctx, without(args, i), stdin, stdout, stderr)
+	// "relay" is dispatched by main.go until the relay command moves into this package
+	// (relaycmd.go); then its case goes here, and main.go only calls Main.
+	case "help", "-h", "--help":
+		fmt.Fprint(stdout, usage)
+		return exitOK
+	}
+	return runHeadless(ctx, args, stdin, stdout, stderr)
+}
+
+func without(args []string, i int) []string {
+	return append(append([]string(nil), args[:i]...), args[i+1:]...)
+}
+
+// usage is `pfschat help`.
+const usage = `pfschat: end-to-end encrypted chat for the terminal
+
+usage:
+  pfschat                      the chat UI (profile in $XDG_DATA_HOME/pfschat)
+  pfschat demo                 UI + embedded relay + an echo contact, throwaway profile
+  pfschat relay                run a relay (--addr ` + profile.DefaultRelayAddr + `, --db FILE)
+  pfschat init --name NAME     create an identity and register it, no UI
+  pfschat add NAME             fetch and verify a contact's card (trust on first use)
+  pfschat send NAME TEXT       send one message, no UI
+  pfschat recv [--follow] [--json]   print incoming messages
+  pfschat contacts | fingerprint NAME | verify NAME | accept-key NAME
+  pfschat rotate-keys [--count N] | reset-session NAME | version
+
+global flags: --home DIR, --relay URL (default ` + profile.DefaultRelayURL + `),
+              --passphrase-file FILE (or ` + profile.EnvPassphrase + `)
+`
+
+// runHeadless runs one headless command; global flags may stand before it.
+func runHeadless(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	e := &env{ctx: ctx, stdin: stdin, stdout: stdout, stderr: stderr}
-	// Global flags may come before the command too.
 	global := flag.NewFlagSet("pfschat", flag.ContinueOnError)
 	global.SetOutput(io.Discard)
-	e.globalFlags(global)
+	e.flags.Register(global, profile.Headless)
 	rest, err := parseInterleaved(global, args, true)
 	if err != nil {
 		return e.usageError(err)
 	}
-	if len(rest) == 0 {
-		printUsage(stdout)
+	if len(rest) == 0 { // Main found a command word, so only a caller bypassing it gets here
+		fmt.Fprint(stdout, usage)
 		return exitUsage
 	}
 	e.cmd = rest[0]
-	if e.cmd == "help" || e.cmd == "-h" || e.cmd == "--help" {
-		printUsage(stdout)
-		return exitOK
-	}
-	var cmd *command
-	for i := range commands {
-		if commands[i].name == e.cmd {
-			cmd = &commands[i]
-		}
-	}
-	if cmd == nil {
+	i := slices.IndexFunc(commands, func(c command) bool { return c.name == e.cmd })
+	if i < 0 {
 		fmt.Fprintf(stderr, "pfschat: unknown command %q; run 'pfschat help' for the list\n", e.cmd)
 		return exitUsage
 	}
+	cmd := &commands[i]
 	fs := flag.NewFlagSet("pfschat "+cmd.name, flag.ContinueOnError)
 	fs.SetOutput(io.Discard)
-	e.globalFlags(fs)
+	// The same Flags: values given before the command word stay set.
+	e.flags.Register(fs, profile.Headless)
 	if cmd.flags != nil {
 		cmd.flags(fs)
 	}
-	// Carry over global flags given before the command.
-	global.Visit(func(f *flag.Flag) { fs.Set(f.Name, f.Value.String()) })
 	pos, err := parseInterleaved(fs, rest[1:], false)
 	if errors.Is(err, flag.ErrHelp) {
 		fmt.Fprintf(stdout, "usage: pfschat %s %s\n  %s\n", cmd.name, cmd.args, cmd.help)
@@ -157,13 +184,6 @@ func Main(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io
 		return exitFail
 	}
 	return exitOK
-}
-
-func (e *env) globalFlags(fs *flag.FlagSet) {
-	fs.StringVar(&e.home, "home", e.home, "profile directory (default $PFSCHAT_HOME or $XDG_DATA_HOME/pfschat)")
-	fs.StringVar(&e.relay, "relay", e.relay, "relay URL, ws://host:port or wss://host (default: the one used at init)")
-	fs.StringVar(&e.passFile, "passphrase-file", e.passFile, "read the passphrase from this file (or set "+EnvPassphrase+")")
-	fs.BoolVar(&e.verbose, "v", e.verbose, "log diagnostics to stderr")
 }
 
 func (e *env) usageError(err error) int {
@@ -208,100 +228,22 @@ func parseInterleaved(fs *flag.FlagSet, args []string, stopAtFirst bool) ([]stri
 	}
 }
 
-func printUsage(w io.Writer) {
-	fmt.Fprintln(w, "pfschat: end-to-end encrypted chat; headless commands for scripts and devices")
-	fmt.Fprintln(w, "\nusage: pfschat COMMAND [flags] [args]")
-	for _, c := range commands {
-		fmt.Fprintf(w, "  %-14s %-28s %s\n", c.name, c.args, c.help)
-	}
-	fmt.Fprintln(w, "\nglobal flags:")
-	fmt.Fprintln(w, "  --home DIR              profile directory (default $PFSCHAT_HOME, else $XDG_DATA_HOME/pfschat)")
-	fmt.Fprintln(w, "  --relay URL             relay, ws://host:port or wss://host (default: the one given at init, else "+chat.DefaultRelayURL+")")
-	fmt.Fprintln(w, "  --passphrase-file FILE  passphrase for the profile (or set "+EnvPassphrase+"; a terminal prompts)")
-	fmt.Fprintln(w, "  -v                      log diagnostics to stderr")
-	fmt.Fprintln(w, "\nexit status: 0 done, 1 failed (stderr says why), 2 usage mistake,")
-	fmt.Fprintln(w, "             3 send: kept in the outbox, goes out on the next connection (do not resend)")
-}
-
-// homeDir resolves the profile directory.
-func (e *env) homeDir() (string, error) {
-	if e.home != "" {
-		return e.home, nil
-	}
-	if h := os.Getenv(EnvHome); h != "" {
-		return h, nil
-	}
-	if x := os.Getenv("XDG_DATA_HOME"); x != "" {
-		return filepath.Join(x, "pfschat"), nil
-	}
-	h, err := os.UserHomeDir()
-	if err != nil {
-		return "", fmt.Errorf("no profile directory: pass --home DIR or set %s (%w)", EnvHome, err)
-	}
-	return filepath.Join(h, ".local", "share", "pfschat"), nil
-}
-
 func (e *env) profile() (chat.Profile, error) {
-	dir, err := e.homeDir()
+	dir, err := e.flags.HomeDir()
 	if err != nil {
 		return chat.Profile{}, err
 	}
-	relayURL := e.relay
-	if relayURL == "" {
-		relayURL = os.Getenv(EnvRelay)
-	}
-	p := chat.Profile{Dir: dir, RelayURL: relayURL}
-	if e.verbose {
+	p := chat.Profile{Dir: dir, RelayURL: e.flags.RelayURL()}
+	if e.flags.Verbose {
 		p.Prefs.Logger = slog.New(slog.NewTextHandler(e.stderr, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	}
 	return p, nil
 }
 
-// passphrase finds the passphrase: --passphrase-file, then $PFSCHAT_PASSPHRASE, then a
-// terminal prompt (twice when confirm is set).
+// passphrase finds the passphrase by the rules of package profile: --passphrase-file,
+// then $PFSCHAT_PASSPHRASE, then a terminal prompt (twice when confirm is set).
 func (e *env) passphrase(prompt string, confirm bool) ([]byte, error) {
-	if e.passFile != "" {
-		b, err := os.ReadFile(e.passFile)
-		if err != nil {
-			return nil, fmt.Errorf("reading the passphrase file: %w", err)
-		}
-		b = []byte(strings.TrimRight(string(b), "\r\n"))
-		if len(b) == 0 {
-			return nil, fmt.Errorf("the passphrase file %s is empty", e.passFile)
-		}
-		return b, nil
-	}
-	if p, ok := os.LookupEnv(EnvPassphrase); ok {
-		if p == "" {
-			return nil, fmt.Errorf("%s is set but empty", EnvPassphrase)
-		}
-		return []byte(p), nil
-	}
-	f, ok := e.stdin.(*os.File)
-	if !ok || !term.IsTerminal(f.Fd()) {
-		return nil, errors.New("no passphrase: set " + EnvPassphrase + " or pass --passphrase-file FILE (no terminal to prompt on)")
-	}
-	fmt.Fprint(e.stderr, prompt)
-	p, err := term.ReadPassword(f.Fd())
-	fmt.Fprintln(e.stderr)
-	if err != nil {
-		return nil, fmt.Errorf("reading the passphrase: %w", err)
-	}
-	if len(p) == 0 {
-		return nil, errors.New("the passphrase must not be empty")
-	}
-	if confirm {
-		fmt.Fprint(e.stderr, "repeat the passphrase: ")
-		again, err := term.ReadPassword(f.Fd())
-		fmt.Fprintln(e.stderr)
-		if err != nil {
-			return nil, fmt.Errorf("reading the passphrase: %w", err)
-		}
-		if string(again) != string(p) {
-			return nil, errors.New("the two passphrases differ; nothing was created, try again")
-		}
-	}
-	return p, nil
+	return e.flags.Passphrase(e.stdin, e.stderr, prompt, confirm)
 }
 
 // online opens the profile and connects to the relay.
@@ -358,7 +300,7 @@ func explain(e *env, err error) string {
 	var kc *chat.KeyChangedError
 	switch {
 	case errors.Is(err, chat.ErrWrongPassphrase):
-		return "wrong passphrase for this profile; try again (check " + EnvPassphrase + " or --passphrase-file)"
+		return "wrong passphrase for this profile; try again (check " + profile.EnvPassphrase + " or --passphrase-file)"
 	case errors.Is(err, chat.ErrNoProfile):
 		return fmt.Sprintf("%v\nno identity yet: create one with 'pfschat init --name NAME' (or pass --home DIR to use another profile)", err)
 	case errors.Is(err, chat.ErrProfileExists):
@@ -671,7 +613,7 @@ func cmdRecv(e *env, fs *flag.FlagSet, args []string) error {
 			case chat.ContactKeyChanged:
 				fmt.Fprintf(e.stderr, "warning: %s's identity key changed; run 'pfschat fingerprint %s', compare, then 'pfschat accept-key %s'\n", ev.Contact, ev.Contact, ev.Contact)
 			case chat.ConnectionChanged:
-				if e.verbose {
+				if e.flags.Verbose {
 					fmt.Fprintf(e.stderr, "relay: %s\n", ev.State.Status)
 				}
 			}

@@ -1,4 +1,4 @@
-package ui
+package cli
 
 import (
 	"context"
@@ -16,8 +16,10 @@ import (
 
 	"pfschat/assets"
 	"pfschat/chat"
+	"pfschat/chat/profile"
 	"pfschat/relay"
 	"pfschat/storage"
+	"pfschat/ui"
 )
 
 // DemoUser is the name of the person at the keyboard in `pfschat demo`.
@@ -26,21 +28,23 @@ const DemoUser = "you"
 // EchoName is the demo's echo contact.
 const EchoName = "echo"
 
-// Demo runs `pfschat demo`: a relay on a free loopback port, a throwaway profile and an
-// echo contact, all in this process and a temporary directory that is removed on exit.
-func Demo(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer) int {
+// runDemo runs `pfschat demo`: a relay on a free loopback port, a throwaway profile and
+// an echo contact, all in this process and a temporary directory that is removed on
+// exit. It reads no passphrase: the demo's profiles are the only unsealed ones.
+func runDemo(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	fs := flag.NewFlagSet("pfschat demo", flag.ContinueOnError)
 	fs.SetOutput(stderr)
-	noBell := fs.Bool("no-bell", false, "no terminal bell")
+	var flags profile.Flags
+	flags.Register(fs, profile.Demo)
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
-			return 0
+			return exitOK
 		}
-		return 2
+		return exitUsage
 	}
 	logger := slog.New(slog.DiscardHandler)
-	if paths, err := DefaultPaths(""); err == nil {
-		if l, closeLog, err := openLog(filepath.Join(filepath.Dir(paths.LogFile), "demo.log")); err == nil {
+	if path, err := profile.DemoLogFile(); err == nil {
+		if l, closeLog, err := openLog(path); err == nil {
 			logger = l
 			defer closeLog()
 		}
@@ -49,7 +53,7 @@ func Demo(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io
 	dir, err := os.MkdirTemp("", "pfschat-demo-*")
 	if err != nil {
 		fmt.Fprintf(stderr, "pfschat demo: temporary directory: %v\n", err)
-		return 1
+		return exitFail
 	}
 	defer os.RemoveAll(dir)
 
@@ -58,10 +62,10 @@ func Demo(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io
 	cancel()
 	if err != nil {
 		fmt.Fprintf(stderr, "pfschat demo: %v\n", err)
-		return 1
+		return exitFail
 	}
 	defer d.Close()
-	return runProgram(ctx, Options{Backend: d.Me, OpenContact: EchoName, Bell: !*noBell, Logger: logger}, stdin, stdout, stderr, logger)
+	return runProgram(ctx, ui.Options{Backend: d.Me, OpenContact: EchoName, Bell: !flags.NoBell, Logger: logger}, stdin, stdout, stderr)
 }
 
 // DemoEnv is a running demo: an in-process relay, the person's controller (Me) and the
@@ -113,14 +117,15 @@ func StartDemo(ctx context.Context, dir string, logger *slog.Logger) (_ *DemoEnv
 	}()
 	d.RelayURL = "ws://" + ln.Addr().String()
 
-	profile := func(name string) chat.Profile {
+	// nil passphrase: throwaway profiles, unsealed (the one exception to "never empty").
+	demoProfile := func(name string) chat.Profile {
 		return chat.Profile{Dir: filepath.Join(dir, name), Device: "demo",
 			Prefs: chat.Preferences{Logger: logger.With("part", name), AllowOffline: true}}
 	}
-	if d.Echo, err = profile(EchoName).Create(ctx, EchoName, nil, d.RelayURL); err != nil {
+	if d.Echo, err = demoProfile(EchoName).Create(ctx, EchoName, nil, d.RelayURL); err != nil {
 		return nil, fmt.Errorf("echo profile: %w", err)
 	}
-	if d.Me, err = profile(DemoUser).Create(ctx, DemoUser, nil, d.RelayURL); err != nil {
+	if d.Me, err = demoProfile(DemoUser).Create(ctx, DemoUser, nil, d.RelayURL); err != nil {
 		return nil, fmt.Errorf("demo profile: %w", err)
 	}
 	if _, err = d.Me.AddContact(ctx, EchoName); err != nil {

@@ -1,4 +1,4 @@
-package ui
+package cli
 
 import (
 	"fmt"
@@ -25,7 +25,7 @@ func TestDemoInTmux(t *testing.T) {
 	dir := t.TempDir()
 	bin := filepath.Join(dir, "pfschat")
 	build := exec.Command(goBin, "build", "-o", bin, ".")
-	build.Dir = ".." // the module root: package main
+	build.Dir = "../.." // the module root: package main
 	if out, err := build.CombinedOutput(); err != nil {
 		t.Fatalf("go build: %v\n%s", err, out)
 	}

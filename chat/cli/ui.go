@@ -1,0 +1,95 @@
+package cli
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"path/filepath"
+
+	"pfschat/chat"
+	"pfschat/chat/profile"
+	"pfschat/ui"
+)
+
+// openLog opens the log file (0600, directory 0700). The UI owns the terminal, so
+// nothing is ever logged there; if the file cannot be opened logs are dropped.
+func openLog(path string) (*slog.Logger, func(), error) {
+	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
+		return slog.New(slog.DiscardHandler), func() {}, fmt.Errorf("log directory: %w", err)
+	}
+	f, err := os.OpenFile(path, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o600)
+	if err != nil {
+		return slog.New(slog.DiscardHandler), func() {}, fmt.Errorf("log file: %w", err)
+	}
+	return slog.New(slog.NewTextHandler(f, &slog.HandlerOptions{Level: slog.LevelInfo})), func() { f.Close() }, nil
+}
+
+// runUI runs the interactive client (`pfschat` without a command word) and returns the
+// exit code.
+func runUI(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer) int {
+	fs := flag.NewFlagSet("pfschat", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	var flags profile.Flags
+	flags.Register(fs, profile.UI)
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return exitOK
+		}
+		return exitUsage
+	}
+	if fs.NArg() > 0 {
+		fmt.Fprintf(stderr, "pfschat: unexpected argument %q; see pfschat help\n", fs.Arg(0))
+		return exitUsage
+	}
+	home, err := flags.HomeDir()
+	if err != nil {
+		fmt.Fprintf(stderr, "pfschat: %v\n", err)
+		return exitFail
+	}
+	// The same passphrase rules as the headless commands; without one given up front
+	// the UI asks on its unlock screen.
+	pass, _, err := flags.GivenPassphrase()
+	if err != nil {
+		fmt.Fprintf(stderr, "pfschat: %v\n", err)
+		return exitFail
+	}
+	if err := os.MkdirAll(home, 0o700); err != nil {
+		fmt.Fprintf(stderr, "pfschat: cannot create the profile directory: %v\n", err)
+		return exitFail
+	}
+	logger, closeLog := slog.New(slog.DiscardHandler), func() {}
+	logPath, err := profile.LogFile()
+	if err == nil {
+		logger, closeLog, err = openLog(logPath)
+	}
+	if err != nil {
+		fmt.Fprintf(stderr, "pfschat: %v (continuing without a log)\n", err)
+	}
+	defer closeLog()
+	// Libraries that log through the default logger must not write over the UI either.
+	slog.SetDefault(logger)
+	logger.Info("starting", "home", home)
+
+	p := chat.Profile{Dir: home, RelayURL: flags.RelayURL(), Prefs: chat.Preferences{
+		// The UI opens even when the relay is down and shows "reconnecting in N s";
+		// sends wait in the outbox.
+		AllowOffline: true,
+		Logger:       logger,
+	}}
+	opts := ui.Options{Profile: ui.NewChatProfile(p), Passphrase: pass, Bell: !flags.NoBell, Logger: logger, OpenContact: flags.Open}
+	return runProgram(ctx, opts, stdin, stdout, stderr)
+}
+
+// runProgram runs the UI until it quits and turns the outcome into an exit code.
+func runProgram(ctx context.Context, opts ui.Options, stdin io.Reader, stdout, stderr io.Writer) int {
+	if err := ui.Run(ctx, opts, stdin, stdout); err != nil {
+		opts.Logger.Error("ui", "err", err)
+		fmt.Fprintf(stderr, "pfschat: %v\n", err)
+		return exitFail
+	}
+	return exitOK
+}

@@ -1,0 +1,82 @@
+package cli
+
+import (
+	"bytes"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"pfschat/chat/profile"
+)
+
+func TestLogFileIsPrivate(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "state", "pfschat", "pfschat.log")
+	log, closeLog, err := openLog(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	log.Info("hello")
+	closeLog()
+	fi, err := os.Stat(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if fi.Mode().Perm() != 0o600 {
+		t.Fatalf("log file mode %v, want 0600", fi.Mode().Perm())
+	}
+	b, _ := os.ReadFile(path)
+	if !strings.Contains(string(b), "hello") {
+		t.Fatalf("log file: %q", b)
+	}
+}
+
+func TestMainRejectsStrayArguments(t *testing.T) {
+	var out, errb bytes.Buffer
+	if code := runUI(t.Context(), []string{"--home", t.TempDir(), "extra"}, strings.NewReader(""), &out, &errb); code != 2 {
+		t.Fatalf("exit %d, want 2", code)
+	}
+	if !strings.Contains(errb.String(), `unexpected argument "extra"`) {
+		t.Fatalf("stderr %q", errb.String())
+	}
+}
+
+// The UI and the headless commands refuse an empty passphrase given up front with the
+// same words, before anything starts (the demo, which reads none, is tested in
+// TestDemoEchoAnswers).
+func TestEmptyPassphraseRefusedByUIAndHeadless(t *testing.T) {
+	emptyFile := filepath.Join(t.TempDir(), "empty")
+	if err := os.WriteFile(emptyFile, []byte("\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	for _, source := range []struct {
+		name, env string
+		flags     []string
+		want      string
+	}{
+		{name: "environment", want: profile.EnvPassphrase + " is set but empty"},
+		{name: "file", env: "ignored, the file wins", flags: []string{"--passphrase-file", emptyFile}, want: "is empty"},
+	} {
+		for _, command := range [][]string{nil, {"init", "--name", "alice"}} {
+			home := t.TempDir()
+			args := append(append([]string{"--home", home}, source.flags...), command...)
+			what := "UI"
+			if command != nil {
+				what = command[0]
+			}
+			t.Run(source.name+"/"+what, func(t *testing.T) {
+				t.Setenv(profile.EnvPassphrase, source.env)
+				var out, errb bytes.Buffer
+				if code := Main(t.Context(), args, strings.NewReader(""), &out, &errb); code != exitFail {
+					t.Fatalf("exit %d, want %d; stderr %q", code, exitFail, errb.String())
+				}
+				if !strings.Contains(errb.String(), source.want) {
+					t.Fatalf("stderr %q does not say %q", errb.String(), source.want)
+				}
+				if out.Len() != 0 {
+					t.Fatalf("something started: stdout %q", out.String())
+				}
+			})
+		}
+	}
+}

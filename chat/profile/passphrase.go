@@ -1,0 +1,84 @@
+package profile
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"strings"
+
+	"github.com/charmbracelet/x/term"
+)
+
+// The passphrase of a profile comes from, in this order:
+//
+//  1. the file named by --passphrase-file (trailing line breaks trimmed);
+//  2. $PFSCHAT_PASSPHRASE;
+//  3. a prompt: the headless commands ask on the terminal (echo off), the UI on its
+//     unlock screen.
+//
+// The file wins over the environment, so a script can pass a file without clearing a
+// variable a shell profile exports, and the first source that is given is the only one
+// read: an empty file or an empty variable is refused, never passed over. The demo is
+// the one exception to "never empty": its throwaway profiles are unsealed and read no
+// passphrase at all.
+
+// GivenPassphrase returns the passphrase given up front (sources 1 and 2); given is
+// false when neither is set. An empty passphrase is an error.
+func (f *Flags) GivenPassphrase() (pass []byte, given bool, err error) {
+	if f.PassphraseFile != "" {
+		b, err := os.ReadFile(f.PassphraseFile)
+		if err != nil {
+			return nil, true, fmt.Errorf("reading the passphrase file: %w", err)
+		}
+		b = []byte(strings.TrimRight(string(b), "\r\n"))
+		if len(b) == 0 {
+			return nil, true, fmt.Errorf("the passphrase file %s is empty", f.PassphraseFile)
+		}
+		return b, true, nil
+	}
+	if p, ok := os.LookupEnv(EnvPassphrase); ok {
+		if p == "" {
+			return nil, true, fmt.Errorf("%s is set but empty", EnvPassphrase)
+		}
+		return []byte(p), true, nil
+	}
+	return nil, false, nil
+}
+
+// Passphrase returns the passphrase given up front, else asks for it on the terminal
+// stdin is (prompting on stderr; twice when confirm is set, for a new passphrase).
+func (f *Flags) Passphrase(stdin io.Reader, stderr io.Writer, prompt string, confirm bool) ([]byte, error) {
+	if p, given, err := f.GivenPassphrase(); given || err != nil {
+		return p, err
+	}
+	return promptPassphrase(stdin, stderr, prompt, confirm)
+}
+
+func promptPassphrase(stdin io.Reader, stderr io.Writer, prompt string, confirm bool) ([]byte, error) {
+	in, ok := stdin.(*os.File)
+	if !ok || !term.IsTerminal(in.Fd()) {
+		return nil, errors.New("no passphrase: set " + EnvPassphrase + " or pass --passphrase-file FILE (no terminal to prompt on)")
+	}
+	fmt.Fprint(stderr, prompt)
+	p, err := term.ReadPassword(in.Fd())
+	fmt.Fprintln(stderr)
+	if err != nil {
+		return nil, fmt.Errorf("reading the passphrase: %w", err)
+	}
+	if len(p) == 0 {
+		return nil, errors.New("the passphrase must not be empty")
+	}
+	if confirm {
+		fmt.Fprint(stderr, "repeat the passphrase: ")
+		again, err := term.ReadPassword(in.Fd())
+		fmt.Fprintln(stderr)
+		if err != nil {
+			return nil, fmt.Errorf("reading the passphrase: %w", err)
+		}
+		if string(again) != string(p) {
+			return nil, errors.New("the two passphrases differ; nothing was created, try again")
+		}
+	}
+	return p, nil
+}

@@ -1,0 +1,31 @@
+// Package profile holds the facts every part of the pfschat binary must agree on about
+// where a profile lives and how it is chosen and unlocked: the data and state
+// directories (XDG rules), the passphrase sources, the global flags and the default
+// relay. Each is written here once; the UI, the headless commands, the demo, the relay
+// command and package chat all ask this package.
+//
+// It lives under chat/ rather than in the command layer (chat/cli) because package chat
+// needs the default relay URL itself, and a library must not import its command layer.
+// It imports nothing of the project, so every package, the relay command included, may
+// import it.
+package profile
+
+// Environment variables read by pfschat.
+const (
+	// EnvHome, when set, is the profile directory for the UI and every headless command
+	// (a --home flag still wins).
+	EnvHome = "PFSCHAT_HOME"
+	// EnvPassphrase gives the passphrase to scripts and devices (--passphrase-file wins).
+	EnvPassphrase = "PFSCHAT_PASSPHRASE"
+	// EnvRelay is the relay URL when --relay is not given (before the one the profile
+	// remembers).
+	EnvRelay = "PFSCHAT_RELAY"
+)
+
+// DefaultRelayAddr is where `pfschat relay` listens, and so where a new profile looks
+// for its relay, unless told otherwise.
+const DefaultRelayAddr = "127.0.0.1:7878"
+
+// DefaultRelayURL is the relay a profile connects to unless --relay, $PFSCHAT_RELAY or
+// the profile itself names another.
+const DefaultRelayURL = "ws://" + DefaultRelayAddr

@@ -1,0 +1,30 @@
+package ui
+
+import (
+	"context"
+	"errors"
+	"io"
+
+	tea "charm.land/bubbletea/v2"
+)
+
+// Run runs the UI on stdin and stdout until it quits, then closes whatever backend it
+// ended with (quitting from the UI has closed it already). Ctrl+C and the end of ctx
+// are ordinary ways out and return nil; a panic in the UI is returned as an error.
+func Run(ctx context.Context, opts Options, stdin io.Reader, stdout io.Writer) error {
+	app := New(ctx, opts)
+	p := tea.NewProgram(app, tea.WithContext(ctx), tea.WithInput(stdin), tea.WithOutput(stdout))
+	_, err := p.Run()
+	if b := app.backend; b != nil && !app.quitting {
+		if cerr := b.Close(); cerr != nil {
+			app.c.log.Warn("closing chat backend", "err", cerr)
+		}
+	}
+	switch {
+	case errors.Is(err, tea.ErrProgramPanic): // first: a panic reads as "killed" too
+		return err
+	case errors.Is(err, tea.ErrInterrupted), errors.Is(err, tea.ErrProgramKilled):
+		return nil
+	}
+	return err
+}
