@@ -12,7 +12,6 @@ import (
 	"syscall"
 
 	"pfschat/chat/cli"
-	"pfschat/relay"
 	"pfschat/ui"
 )
 
@@ -34,7 +33,7 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 	case "demo":
 		return ui.Demo(ctx, without(args, i), stdin, stdout, stderr)
 	case "relay":
-		if err := relay.RunCommand(ctx, args[i+1:], stdout, stderr); err != nil {
+		if err := cli.RunRelay(ctx, args[i+1:], stdout, stderr); err != nil {
 			fmt.Fprintf(stderr, "pfschat relay: %v\n", err)
 			return 1
 		}

@@ -15,7 +15,7 @@ import (
 
 	"github.com/rogpeppe/go-internal/testscript"
 
-	"pfschat/relay"
+	"pfschat/relay/server"
 	"pfschat/storage"
 )
 
@@ -98,7 +98,7 @@ type scriptRelay struct {
 	path  string
 	addr  string
 	store *storage.Relay
-	srv   *relay.Server
+	srv   *server.Server
 	hs    *http.Server
 }
 
@@ -108,7 +108,7 @@ func (r *scriptRelay) start(addr string) error {
 	if err != nil {
 		return err
 	}
-	srv, err := relay.NewServer(ctx, relay.ServerConfig{Store: st})
+	srv, err := server.New(ctx, server.Config{Store: st})
 	if err != nil {
 		st.Close()
 		return err

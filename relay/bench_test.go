@@ -3,6 +3,7 @@ package relay_test
 import (
 	"bytes"
 	"context"
+	"crypto/rand"
 	"encoding/binary"
 	"fmt"
 	"io"
@@ -17,8 +18,11 @@ import (
 
 	"github.com/gorilla/websocket"
 
-	"pfschat/relay"
+	"pfschat/chat/cli"
+	"pfschat/ratchet"
+	"pfschat/relay/client"
 	"pfschat/relay/relaytest"
+	"pfschat/relay/server"
 	"pfschat/storage"
 )
 
@@ -133,16 +137,16 @@ func BenchmarkLoadVsFloor(b *testing.B) {
 //	go test ./relay -run '^$' -bench 'LoadFixedRate/pairs=1000/rate=10000/relay=child$' -benchtime 50000x
 func BenchmarkLoadFixedRate(b *testing.B) {
 	b.Run("pairs=1000/rate=10000/relay=child", func(b *testing.B) {
-		defer relay.TuneGC(relay.DefaultGC)()
+		defer cli.TuneGC(cli.DefaultGC)()
 		benchRelayWith(b, 1000, 2, 10000, nil, "child").report(b, "")
 	})
 	b.Run("pairs=1000/rate=10000/relay=child-clientgc", func(b *testing.B) { benchRelayWith(b, 1000, 2, 10000, nil, "child").report(b, "") })
 	b.Run("pairs=1000/rate=10000/relay=inproc", func(b *testing.B) { benchRelay(b, 1000, 8, 10000) })
 	b.Run("pairs=1000/rate=10000/relay=inproc-normal", func(b *testing.B) { benchRelayWith(b, 1000, 8, 10000, nil, "NORMAL").report(b, "") })
 	// The whole benchmark process (relay and clients) on the collector settings
-	// `pfschat relay` uses (relay.TuneGC).
+	// `pfschat relay` uses (cli.TuneGC).
 	b.Run("pairs=1000/rate=10000/relay=inproc-gc", func(b *testing.B) {
-		defer relay.TuneGC(relay.DefaultGC)()
+		defer cli.TuneGC(cli.DefaultGC)()
 		benchRelay(b, 1000, 8, 10000)
 	})
 	// The same 10k msg/s with the queue in memory: the latency the relay itself adds.
@@ -158,19 +162,19 @@ func benchRelay(b *testing.B, pairs, window, rate int) {
 	benchRelayWith(b, pairs, window, rate, nil, "").report(b, "")
 }
 
-func benchRelayWith(b *testing.B, pairs, window, rate int, q relay.Queue, syncMode string) loadResult {
+func benchRelayWith(b *testing.B, pairs, window, rate int, q server.Queue, syncMode string) loadResult {
 	var url string
 	var r *relaytest.Relay
 	if syncMode == "child" {
 		url = "ws://" + startChildRelay(b, "FULL") + "/v1/ws"
 	} else {
-		r = relaytest.StartWith(b, relaytest.Options{Limits: relay.Limits{FramesPerSecond: -1, MaxQueueCount: 1 << 20}, Queue: q, Synchronous: syncMode})
+		r = relaytest.StartWith(b, relaytest.Options{Limits: server.Limits{FramesPerSecond: -1, MaxQueueCount: 1 << 20}, Queue: q, Synchronous: syncMode})
 		url = r.URL
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
-	senders := make([]*relay.Client, pairs)
-	receivers := make([]*relay.Client, pairs)
+	senders := make([]*client.Client, pairs)
+	receivers := make([]*client.Client, pairs)
 	var setup sync.WaitGroup
 	sem := make(chan struct{}, 8)
 	for i := 0; i < pairs; i++ {
@@ -500,7 +504,7 @@ func (q *memQueue) Enqueue(ctx context.Context, msgs []storage.QueuedMessage) ([
 		}
 		q.next++
 		m.ID = q.next
-		m.Body = bytes.Clone(m.Body) // the relay reuses its buffer (see relay.Queue)
+		m.Body = bytes.Clone(m.Body) // the relay reuses its buffer (see server.Queue)
 		q.seen[k] = m.ID
 		q.msgs[m.To] = append(q.msgs[m.To], m)
 		res[i].ID = m.ID
@@ -544,10 +548,10 @@ func BenchmarkLoadRelayMemQueue(b *testing.B) {
 }
 
 // benchUser registers name on the relay at url and returns a logged-in client.
-func benchUser(b *testing.B, url, name string) *relay.Client {
+func benchUser(b *testing.B, url, name string) *client.Client {
 	k, card := newIdentity(b, name)
 	ctx := context.Background()
-	anon := relay.NewClient(relay.ClientConfig{URL: url})
+	anon := client.New(client.Config{URL: url})
 	defer anon.Close()
 	if err := anon.Connect(ctx); err != nil {
 		b.Fatal(err)
@@ -556,10 +560,23 @@ func benchUser(b *testing.B, url, name string) *relay.Client {
 	if err != nil {
 		b.Fatal(err)
 	}
-	c := relay.NewClient(relay.ClientConfig{URL: url, Identity: k, Card: signed})
+	c := client.New(client.Config{URL: url, Identity: k, Card: signed})
 	b.Cleanup(func() { c.Close() })
 	if err := c.Connect(ctx); err != nil {
 		b.Fatal(err)
 	}
 	return c
+}
+
+func newIdentity(t testing.TB, name string) (*ratchet.IdentityKey, *ratchet.Card) {
+	t.Helper()
+	k, err := ratchet.GenerateIdentityKey(rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	card, err := ratchet.NewCard(k, name, "username", "bench", time.Now(), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return k, card
 }

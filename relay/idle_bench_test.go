@@ -22,8 +22,11 @@ import (
 
 	"github.com/gorilla/websocket"
 
+	"pfschat/chat/cli"
 	"pfschat/ratchet"
 	"pfschat/relay"
+	"pfschat/relay/client"
+	"pfschat/relay/server"
 	"pfschat/storage"
 )
 
@@ -53,13 +56,13 @@ func TestRelayChild(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer st.Close()
-	srv, err := relay.NewServer(ctx, relay.ServerConfig{Store: st, Limits: relay.Limits{FramesPerSecond: -1}})
+	srv, err := server.New(ctx, server.Config{Store: st, Limits: server.Limits{FramesPerSecond: -1}})
 	if err != nil {
 		t.Fatal(err)
 	}
-	gc := relay.DefaultGC // as `pfschat relay` runs
+	gc := cli.DefaultGC // as `pfschat relay` runs
 	gc.Traffic = srv.MessagesAccepted
-	defer relay.TuneGC(gc)()
+	defer cli.TuneGC(gc)()
 	mux := http.NewServeMux()
 	mux.Handle("/", srv)
 	mux.HandleFunc("/memstats", func(w http.ResponseWriter, r *http.Request) {
@@ -161,7 +164,7 @@ func BenchmarkIdleConnections(b *testing.B) {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			c := relay.NewClient(relay.ClientConfig{URL: url})
+			c := client.New(client.Config{URL: url})
 			defer c.Close()
 			ctx := context.Background()
 			if err := c.Connect(ctx); err != nil {

@@ -16,7 +16,7 @@ import (
 
 	"pfschat/assets"
 	"pfschat/chat"
-	"pfschat/relay"
+	"pfschat/relay/server"
 	"pfschat/storage"
 )
 
@@ -72,7 +72,7 @@ type DemoEnv struct {
 	RelayURL string
 
 	store  *storage.Relay
-	server *relay.Server
+	server *server.Server
 	http   *http.Server
 	cancel context.CancelFunc
 	wg     sync.WaitGroup
@@ -95,7 +95,7 @@ func StartDemo(ctx context.Context, dir string, logger *slog.Logger) (_ *DemoEnv
 	if err != nil {
 		return nil, fmt.Errorf("relay store: %w", err)
 	}
-	d.server, err = relay.NewServer(ctx, relay.ServerConfig{Store: d.store, Logger: logger.With("part", "relay")})
+	d.server, err = server.New(ctx, server.Config{Store: d.store, Logger: logger.With("part", "relay")})
 	if err != nil {
 		return nil, fmt.Errorf("relay: %w", err)
 	}

@@ -1,4 +1,4 @@
-package relay_test
+package cli_test
 
 import (
 	"bufio"
@@ -10,7 +10,8 @@ import (
 	"strings"
 	"testing"
 
-	"pfschat/relay"
+	"pfschat/chat/cli"
+	"pfschat/relay/client"
 )
 
 func TestRunCommandServesAndDrains(t *testing.T) {
@@ -20,7 +21,7 @@ func TestRunCommandServesAndDrains(t *testing.T) {
 	db := filepath.Join(t.TempDir(), "relay.db")
 	done := make(chan error, 1)
 	go func() {
-		done <- relay.RunCommand(ctx, []string{"--addr", "127.0.0.1:0", "--db", db, "--log", filepath.Join(t.TempDir(), "relay.log")}, pw, io.Discard)
+		done <- cli.RunRelay(ctx, []string{"--addr", "127.0.0.1:0", "--db", db, "--log", filepath.Join(t.TempDir(), "relay.log")}, pw, io.Discard)
 		pw.Close()
 	}()
 	lines := bufio.NewScanner(pr)
@@ -39,7 +40,7 @@ func TestRunCommandServesAndDrains(t *testing.T) {
 		t.Fatal("relay did not print its address and fingerprint")
 	}
 	go io.Copy(io.Discard, pr)
-	c := relay.NewClient(relay.ClientConfig{URL: url})
+	c := client.New(client.Config{URL: url})
 	defer c.Close()
 	if err := c.Connect(ctx); err != nil {
 		t.Fatal(err)
@@ -58,10 +59,10 @@ func TestRunCommandServesAndDrains(t *testing.T) {
 }
 
 func TestRunCommandBadFlags(t *testing.T) {
-	if err := relay.RunCommand(context.Background(), []string{"--nope"}, io.Discard, io.Discard); err == nil {
+	if err := cli.RunRelay(context.Background(), []string{"--nope"}, io.Discard, io.Discard); err == nil {
 		t.Fatal("unknown flag accepted")
 	}
-	if err := relay.RunCommand(context.Background(), []string{"extra"}, io.Discard, io.Discard); err == nil {
+	if err := cli.RunRelay(context.Background(), []string{"extra"}, io.Discard, io.Discard); err == nil {
 		t.Fatal("stray argument accepted")
 	}
 }
@@ -72,19 +73,19 @@ func TestTuneGC(t *testing.T) {
 	t.Setenv("GOMEMLIMIT", "")
 	prev := debug.SetGCPercent(100)
 	defer debug.SetGCPercent(prev)
-	restore := relay.TuneGC(relay.GCSettings{Percent: 200, MemoryLimit: relay.DefaultGC.MemoryLimit})
+	restore := cli.TuneGC(cli.GCSettings{Percent: 200, MemoryLimit: cli.DefaultGC.MemoryLimit})
 	if got := debug.SetGCPercent(200); got != 200 {
 		t.Fatalf("GC percent %d after TuneGC, want 200", got)
 	}
-	if got := debug.SetMemoryLimit(-1); got != relay.DefaultGC.MemoryLimit {
-		t.Fatalf("memory limit %d after TuneGC, want %d", got, relay.DefaultGC.MemoryLimit)
+	if got := debug.SetMemoryLimit(-1); got != cli.DefaultGC.MemoryLimit {
+		t.Fatalf("memory limit %d after TuneGC, want %d", got, cli.DefaultGC.MemoryLimit)
 	}
 	restore()
 	if got := debug.SetGCPercent(100); got != 100 {
 		t.Fatalf("GC percent %d after restore, want 100", got)
 	}
 	t.Setenv("GOGC", "150")
-	relay.TuneGC(relay.DefaultGC)()
+	cli.TuneGC(cli.DefaultGC)()
 	if got := debug.SetGCPercent(100); got != 100 {
 		t.Fatalf("TuneGC overrode GOGC: percent %d", got)
 	}
