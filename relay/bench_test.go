@@ -3,24 +3,22 @@ package relay_test
 import (
 	"bytes"
 	"context"
-	"crypto/rand"
 	"encoding/binary"
 	"fmt"
 	"io"
 	"net/http"
 	"net/http/httptest"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
-	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/gorilla/websocket"
 
 	"pfschat/chat/cli"
-	"pfschat/ratchet"
-	"pfschat/relay/client"
+	"pfschat/relay"
 	"pfschat/relay/relaytest"
 	"pfschat/relay/server"
 	"pfschat/storage"
@@ -173,8 +171,8 @@ func benchRelayWith(b *testing.B, pairs, window, rate int, q server.Queue, syncM
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
-	senders := make([]*client.Client, pairs)
-	receivers := make([]*client.Client, pairs)
+	senders := make([]*relaytest.LoadConn, pairs)
+	receivers := make([]*relaytest.LoadConn, pairs)
 	var setup sync.WaitGroup
 	sem := make(chan struct{}, 8)
 	for i := 0; i < pairs; i++ {
@@ -221,29 +219,47 @@ func benchRelayWith(b *testing.B, pairs, window, rate int, q server.Queue, syncM
 	for i := 0; i < pairs; i++ {
 		window := make(chan struct{}, window)
 		to := fmt.Sprintf("r%d", i)
-		var seq atomic.Uint32
-		// senders: `window` goroutines, each holding one window slot per send
-		for w := 0; w < cap(window); w++ {
-			wg.Add(1)
-			go func() {
-				defer wg.Done()
-				body := make([]byte, benchBody)
-				for {
-					n := seq.Add(1) - 1
-					if int(n) >= perPair {
-						return
-					}
-					window <- struct{}{}
-					if pace != nil {
-						<-pace
-					}
-					if _, err := senders[i].Send(ctx, to, stamp(body, n), fmt.Sprint(n)); err != nil {
-						b.Errorf("send: %v", err)
-						return
-					}
+		// sender: takes a window slot per message and writes whatever the window
+		// (and the pace) allows at once in one batch; its answers are read beside it.
+		wg.Add(2)
+		go func() {
+			defer wg.Done()
+			c := senders[i]
+			body := make([]byte, benchBody)
+			for n := 0; n < perPair; {
+				window <- struct{}{}
+				if pace != nil {
+					<-pace
 				}
-			}()
-		}
+				c.QueueSend(to, stamp(body, uint32(n)), strconv.Itoa(n))
+				n++
+				for pace == nil && n < perPair && c.Queued() < 16<<10 && tryAcquire(window) {
+					c.QueueSend(to, stamp(body, uint32(n)), strconv.Itoa(n))
+					n++
+				}
+				if err := c.Flush(); err != nil {
+					b.Errorf("send: %v", err)
+					return
+				}
+			}
+		}()
+		go func() {
+			defer wg.Done()
+			for accepted := 0; accepted < perPair; {
+				ev, err := senders[i].Next()
+				if err != nil {
+					b.Errorf("reading the answers to sends: %v", err)
+					return
+				}
+				switch ev.Type {
+				case relay.TypeAccepted:
+					accepted++
+				case relay.TypeError:
+					b.Errorf("send: %v", ev.Err)
+					return
+				}
+			}
+		}()
 		// receiver: record, release the window, ack in batches
 		wg.Add(1)
 		go func() {
@@ -255,11 +271,15 @@ func benchRelayWith(b *testing.B, pairs, window, rate int, q server.Queue, syncM
 			var ackIDs []int64
 			lastAck := time.Now()
 			for got := 0; got < perPair; {
-				p := <-c.Pushes()
-				if p.Message == nil {
-					continue
+				ev, err := c.Next()
+				if err != nil {
+					b.Errorf("receive: %v", err)
+					return
 				}
-				d, n := unstamp(p.Message.Body)
+				if ev.Type != relay.TypeDeliver {
+					continue // answers to acks
+				}
+				d, n := unstamp(ev.Body)
 				if int(n) >= perPair || seen[n] {
 					dups++
 				} else {
@@ -268,11 +288,15 @@ func benchRelayWith(b *testing.B, pairs, window, rate int, q server.Queue, syncM
 				}
 				lat = append(lat, d)
 				<-window
-				ackIDs = append(ackIDs, p.Message.ID)
-				// Ack in batches, as chat/ does: when 128 are waiting, or when the
-				// stream pauses and the last ack went out a while ago.
-				if len(ackIDs) >= 128 || got == perPair || (len(c.Pushes()) == 0 && time.Since(lastAck) > 5*time.Millisecond) {
-					c.AckNoWait(ackIDs...)
+				ackIDs = append(ackIDs, ev.MsgID)
+				// Ack in batches, as chat/ does: when 128 are waiting, at the end, or
+				// when the last ack went out a while ago.
+				if len(ackIDs) >= 128 || got == perPair || time.Since(lastAck) > 5*time.Millisecond {
+					c.QueueAck(ackIDs)
+					if err := c.Flush(); err != nil {
+						b.Errorf("ack: %v", err)
+						return
+					}
 					ackIDs = ackIDs[:0]
 					lastAck = time.Now()
 				}
@@ -547,36 +571,33 @@ func BenchmarkLoadRelayMemQueue(b *testing.B) {
 	b.Run("pairs=100", func(b *testing.B) { benchRelayWith(b, 100, 32, 0, newMemQueue(), "").report(b, "") })
 }
 
-// benchUser registers name on the relay at url and returns a logged-in client.
-func benchUser(b *testing.B, url, name string) *client.Client {
-	k, card := newIdentity(b, name)
-	ctx := context.Background()
-	anon := client.New(client.Config{URL: url})
-	defer anon.Close()
-	if err := anon.Connect(ctx); err != nil {
-		b.Fatal(err)
-	}
-	signed, err := anon.Register(ctx, card)
+// benchUser registers name on the relay at url and returns a load-generator
+// connection logged in as it.
+func benchUser(b *testing.B, url, name string) *relaytest.LoadConn {
+	u, err := relaytest.NewLoadUser(name)
 	if err != nil {
 		b.Fatal(err)
 	}
-	c := client.New(client.Config{URL: url, Identity: k, Card: signed})
+	c, err := relaytest.DialLoad(context.Background(), url)
+	if err != nil {
+		b.Fatal(err)
+	}
 	b.Cleanup(func() { c.Close() })
-	if err := c.Connect(ctx); err != nil {
+	if err := c.Register(u); err != nil {
+		b.Fatal(err)
+	}
+	if err := c.Login(u); err != nil {
 		b.Fatal(err)
 	}
 	return c
 }
 
-func newIdentity(t testing.TB, name string) (*ratchet.IdentityKey, *ratchet.Card) {
-	t.Helper()
-	k, err := ratchet.GenerateIdentityKey(rand.Reader)
-	if err != nil {
-		t.Fatal(err)
+// tryAcquire takes a slot of sem if one is free.
+func tryAcquire(sem chan struct{}) bool {
+	select {
+	case sem <- struct{}{}:
+		return true
+	default:
+		return false
 	}
-	card, err := ratchet.NewCard(k, name, "username", "bench", time.Now(), nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return k, card
 }

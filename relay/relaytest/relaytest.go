@@ -7,6 +7,10 @@
 //	r.Restart(t) // same database, same address: clients reconnect on their own
 //
 // Everything is cleaned up when the test ends.
+//
+// The relay benchmarks drive a relay with LoadConn, a lean load-generator client of
+// this package (loadgen.go), so that the instrument's cost stays low and apart from
+// the relay's.
 package relaytest
 
 import (
