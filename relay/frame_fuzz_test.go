@@ -209,7 +209,7 @@ func FuzzFastDecoders(f *testing.F) {
 				t.Fatalf("fast %+v\nslow %+v", fast, slow)
 			}
 			if again := AppendAck(nil, fast.ID, fast.IDs); !bytes.Equal(again, EncodeFrame(&fast)) && len(fast.IDs) > 0 && fast.ID != 0 { // omitempty drops an empty list and id 0
-				t.Fatalf("appendAck %s, encoding/json %s", again, EncodeFrame(&fast))
+				t.Fatalf("AppendAck %s, encoding/json %s", again, EncodeFrame(&fast))
 			}
 		}
 		for _, fast := range []func([]byte) (Frame, bool){fastDecodeDeliver, fastDecodeAccepted, fastDecodeOK} {
@@ -223,11 +223,11 @@ func FuzzFastDecoders(f *testing.F) {
 				}
 			}
 		}
-		// appendSend output always takes the fast path back to the same frame.
+		// AppendSend output always takes the fast path back to the same frame.
 		if fr, err := DecodeFrame(b); err == nil && fr.Type == TypeSend {
 			again, ok := fastDecodeSend(AppendSend(nil, &fr))
 			if plainASCII(fr.To) && plainASCII(fr.ClientID) && (!ok || !reflect.DeepEqual(normalize(again), normalize(fr))) {
-				t.Fatalf("appendSend round trip: %+v vs %+v", again, fr)
+				t.Fatalf("AppendSend round trip: %+v vs %+v", again, fr)
 			}
 		}
 	})
