@@ -19,7 +19,7 @@ import (
 	"github.com/rogpeppe/go-internal/testscript"
 
 	"pfschat/chat/profile"
-	"pfschat/relay"
+	"pfschat/relay/server"
 	"pfschat/storage"
 )
 
@@ -102,7 +102,7 @@ type scriptRelay struct {
 	path  string
 	addr  string
 	store *storage.Relay
-	srv   *relay.Server
+	srv   *server.Server
 	hs    *http.Server
 }
 
@@ -112,7 +112,7 @@ func (r *scriptRelay) start(addr string) error {
 	if err != nil {
 		return err
 	}
-	srv, err := relay.NewServer(ctx, relay.ServerConfig{Store: st})
+	srv, err := server.New(ctx, server.Config{Store: st})
 	if err != nil {
 		st.Close()
 		return err

@@ -10,8 +10,9 @@ import (
 	"time"
 
 	"pfschat/ratchet"
-	"pfschat/relay"
+	"pfschat/relay/client"
 	"pfschat/relay/relaytest"
+	"pfschat/relay/server"
 	"pfschat/storage"
 )
 
@@ -157,7 +158,7 @@ func benchSendToDelivered(b *testing.B, r *relaytest.Relay) {
 func BenchmarkBreakdown(b *testing.B) {
 	benchUnlimited = true
 	defer func() { benchUnlimited = false }()
-	r := relaytest.StartWith(b, relaytest.Options{Limits: relay.Limits{FramesPerSecond: -1}, Synchronous: benchSync()})
+	r := relaytest.StartWith(b, relaytest.Options{Limits: server.Limits{FramesPerSecond: -1}, Synchronous: benchSync()})
 	alice, bob := benchUser(b, r, "alice"), benchUser(b, r, "bob")
 	pairUp(b, alice, bob)
 	ctx := ctxT(b)
@@ -224,9 +225,9 @@ func BenchmarkBreakdown(b *testing.B) {
 	// The relay alone: a raw client sends to a second raw client, which acks.
 	alice.close()
 	bob.close()
-	rs := relay.NewClient(relay.ClientConfig{URL: r.URL, Identity: alice.c2id(), Card: alice.c2card()})
-	rr := relay.NewClient(relay.ClientConfig{URL: r.URL, Identity: bob.c2id(), Card: bob.c2card()})
-	for _, c := range []*relay.Client{rs, rr} {
+	rs := client.New(client.Config{URL: r.URL, Identity: alice.c2id(), Card: alice.c2card()})
+	rr := client.New(client.Config{URL: r.URL, Identity: bob.c2id(), Card: bob.c2card()})
+	for _, c := range []*client.Client{rs, rr} {
 		if err := c.Connect(ctx); err != nil {
 			b.Fatal(err)
 		}
@@ -276,7 +277,7 @@ func BenchmarkBreakdown(b *testing.B) {
 	})
 }
 
-func drain(b *testing.B, c *relay.Client) {
+func drain(b *testing.B, c *client.Client) {
 	ctx := ctxT(b)
 	for {
 		select {

@@ -12,7 +12,7 @@ import (
 	"time"
 
 	"pfschat/ratchet"
-	"pfschat/relay"
+	"pfschat/relay/client"
 	"pfschat/storage"
 )
 
@@ -33,19 +33,19 @@ const (
 	metaRelayURL = "relay_url"
 )
 
-// RelayClient is what the controller needs from a relay connection. *relay.Client
+// RelayClient is what the controller needs from a relay connection. *client.Client
 // implements it; tests wrap it to play a dishonest relay.
 type RelayClient interface {
 	Run(ctx context.Context) error
 	Connect(ctx context.Context) error
 	Close() error
 	RelayKey() ed25519.PublicKey
-	States() <-chan relay.ConnState
-	Pushes() <-chan relay.Push
+	States() <-chan client.ConnState
+	Pushes() <-chan client.Push
 	Register(ctx context.Context, card *ratchet.Card) (*ratchet.Card, error)
 	LookupCard(ctx context.Context, name string) (*ratchet.Card, error)
 	UploadPreKeys(ctx context.Context, keys []ratchet.PublicPreKey) error
-	PreKeyStatus(ctx context.Context) (relay.PreKeyStatus, error)
+	PreKeyStatus(ctx context.Context) (client.PreKeyStatus, error)
 	FetchBundle(ctx context.Context, name string) (*ratchet.Bundle, error)
 	Send(ctx context.Context, to string, body []byte, clientID string) (int64, error)
 	Ack(ctx context.Context, ids ...int64) error
@@ -82,9 +82,9 @@ type Preferences struct {
 	Rand io.Reader
 	// Logger receives diagnostics; never secrets (default: discard).
 	Logger *slog.Logger
-	// Dial builds the relay connection (default relay.NewClient). Tests use it to put a
+	// Dial builds the relay connection (default client.New). Tests use it to put a
 	// test double between the controller and the real relay.
-	Dial func(relay.ClientConfig) RelayClient
+	Dial func(client.Config) RelayClient
 }
 
 // Controller is the SecureChat controller: one identity, one relay, many contacts. Its
@@ -175,7 +175,7 @@ func New(prefs Preferences) (*Controller, error) {
 		c.prefs.RotateEvery = time.Hour
 	}
 	if c.prefs.Dial == nil {
-		c.prefs.Dial = func(cfg relay.ClientConfig) RelayClient { return relay.NewClient(cfg) }
+		c.prefs.Dial = func(cfg client.Config) RelayClient { return client.New(cfg) }
 	}
 	c.events = newEventQueue() // last: nothing can fail after its goroutine starts
 	return c, nil
@@ -224,7 +224,7 @@ func (c *Controller) Initialize(ctx context.Context) error {
 			return fmt.Errorf("chat: own card does not carry the pinned relay's signature: %w", err)
 		}
 	}
-	rc := c.prefs.Dial(relay.ClientConfig{
+	rc := c.prefs.Dial(client.Config{
 		URL:            c.prefs.RelayURL,
 		Identity:       c.id,
 		Card:           c.card,
@@ -242,7 +242,7 @@ func (c *Controller) Initialize(ctx context.Context) error {
 
 	connectErr := rc.Connect(ctx)
 	if connectErr != nil {
-		if errors.Is(connectErr, relay.ErrRelayKeyMismatch) {
+		if errors.Is(connectErr, client.ErrRelayKeyMismatch) {
 			return c.relayKeyError(pinned, rc, connectErr)
 		}
 		if !c.prefs.AllowOffline {
@@ -339,7 +339,7 @@ func (c *Controller) runConnection(ctx context.Context, rc RelayClient, connecte
 	go func() {
 		defer close(runDone)
 		if err := rc.Run(ctx); err != nil && ctx.Err() == nil {
-			if errors.Is(err, relay.ErrRelayKeyMismatch) {
+			if errors.Is(err, client.ErrRelayKeyMismatch) {
 				err = c.relayKeyError(c.relayKeyNow(), rc, err)
 			}
 			c.log.Error("relay connection stopped", "err", err)
@@ -382,13 +382,13 @@ func (c *Controller) runConnection(ctx context.Context, rc RelayClient, connecte
 	}
 }
 
-func mapConnState(st relay.ConnState) ConnState {
+func mapConnState(st client.ConnState) ConnState {
 	switch st.State {
-	case relay.StateOnline:
+	case client.StateOnline:
 		return ConnState{Status: Online}
-	case relay.StateConnecting:
+	case client.StateConnecting:
 		return ConnState{Status: Connecting, Err: st.Err}
-	case relay.StateOffline:
+	case client.StateOffline:
 		return ConnState{Status: Reconnecting, RetryIn: st.RetryIn, Err: st.Err}
 	default:
 		return ConnState{Status: Offline, Err: st.Err}

@@ -10,7 +10,7 @@ import (
 	"strings"
 
 	"pfschat/chat"
-	"pfschat/relay"
+	"pfschat/relay/server"
 	"pfschat/storage"
 )
 
@@ -30,7 +30,7 @@ func Example() {
 		log.Fatal(err)
 	}
 	defer relayStore.Close()
-	srv, err := relay.NewServer(ctx, relay.ServerConfig{Store: relayStore})
+	srv, err := server.New(ctx, server.Config{Store: relayStore})
 	if err != nil {
 		log.Fatal(err)
 	}

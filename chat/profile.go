@@ -16,6 +16,7 @@ import (
 	"pfschat/chat/profile"
 	"pfschat/ratchet"
 	"pfschat/relay"
+	"pfschat/relay/client"
 	"pfschat/storage"
 )
 
@@ -170,13 +171,13 @@ func (p Profile) Create(ctx context.Context, name string, passphrase []byte, rel
 func (p Profile) register(ctx context.Context, relayURL string, card *ratchet.Card) (*ratchet.Card, ed25519.PublicKey, error) {
 	dial := p.Prefs.Dial
 	if dial == nil {
-		dial = func(cfg relay.ClientConfig) RelayClient { return relay.NewClient(cfg) }
+		dial = func(cfg client.Config) RelayClient { return client.New(cfg) }
 	}
 	logger := p.Prefs.Logger
 	if logger == nil {
 		logger = slog.New(slog.DiscardHandler)
 	}
-	rc := dial(relay.ClientConfig{URL: relayURL, Logger: logger})
+	rc := dial(client.Config{URL: relayURL, Logger: logger})
 	defer rc.Close()
 	if err := rc.Connect(ctx); err != nil {
 		return nil, nil, fmt.Errorf("%w: %s: %w", ErrOffline, relayURL, err)

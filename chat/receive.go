@@ -12,6 +12,7 @@ import (
 
 	"pfschat/ratchet"
 	"pfschat/relay"
+	"pfschat/relay/client"
 	"pfschat/storage"
 )
 
@@ -103,14 +104,14 @@ const (
 // pushQueue is an unbounded FIFO of relay pushes.
 type pushQueue struct {
 	mu     sync.Mutex
-	items  []relay.Push
+	items  []client.Push
 	wake   chan struct{}
 	closed bool
 }
 
 func newPushQueue() *pushQueue { return &pushQueue{wake: make(chan struct{}, 1)} }
 
-func (q *pushQueue) pump(ctx context.Context, in <-chan relay.Push) {
+func (q *pushQueue) pump(ctx context.Context, in <-chan client.Push) {
 	defer func() {
 		q.mu.Lock()
 		q.closed = true
@@ -143,7 +144,7 @@ func (q *pushQueue) signal() {
 // pop returns the next push and whether more are queued behind it; ok is false once
 // the context is done or the source is closed and drained. With wait >= 0 it gives up
 // after that long (timedOut).
-func (q *pushQueue) pop(ctx context.Context, wait time.Duration) (p relay.Push, more, ok, timedOut bool) {
+func (q *pushQueue) pop(ctx context.Context, wait time.Duration) (p client.Push, more, ok, timedOut bool) {
 	var timer <-chan time.Time
 	if wait >= 0 {
 		t := time.NewTimer(wait)
@@ -154,7 +155,7 @@ func (q *pushQueue) pop(ctx context.Context, wait time.Duration) (p relay.Push, 
 		q.mu.Lock()
 		if len(q.items) > 0 {
 			p = q.items[0]
-			q.items[0] = relay.Push{}
+			q.items[0] = client.Push{}
 			q.items = q.items[1:]
 			more = len(q.items) > 0
 			q.mu.Unlock()
@@ -251,7 +252,7 @@ func (c *Controller) flushAcks(ctx context.Context, rc RelayClient, b *receiveBa
 // relayMessageID identifies a relay delivery for de-duplication: the relay's queue ID
 // plus a digest of the body, so that a reused queue ID (a reset relay database) can never
 // make us drop a different message.
-func relayMessageID(in *relay.Incoming) string {
+func relayMessageID(in *client.Incoming) string {
 	sum := sha256.Sum256(in.Body)
 	return strconv.FormatInt(in.ID, 10) + ":" + hex.EncodeToString(sum[:8])
 }
@@ -270,7 +271,7 @@ type received struct {
 // handleIncoming commits one message (or an "undecryptable" record) and notes the ack
 // and receipt it owes. A transient local failure (the store) leaves it un-acked, so the
 // relay delivers it again.
-func (c *Controller) handleIncoming(ctx context.Context, in *relay.Incoming, b *receiveBatch) {
+func (c *Controller) handleIncoming(ctx context.Context, in *client.Incoming, b *receiveBatch) {
 	relayID := relayMessageID(in)
 	seen, err := c.store.SeenRelayID(ctx, relayID)
 	if err != nil {
@@ -319,7 +320,7 @@ func (c *Controller) afterReceive(ctx context.Context, res *received) {
 // receive decrypts and commits one message. It returns an error only for local failures
 // (retry later); anything wrong with the message itself is committed as an undecryptable
 // record, because a message that can never be read must not be retried forever.
-func (c *Controller) receive(ctx context.Context, in *relay.Incoming, relayID string) (*received, error) {
+func (c *Controller) receive(ctx context.Context, in *client.Incoming, relayID string) (*received, error) {
 	card, contactNew, cerr := c.senderCard(ctx, in.From, in.FromCardID)
 	if cerr != nil && !errors.Is(cerr, ErrCardRejected) && !errors.Is(cerr, ErrUnknownUser) {
 		return nil, cerr

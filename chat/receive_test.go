@@ -7,6 +7,7 @@ import (
 	"testing"
 
 	"pfschat/relay"
+	"pfschat/relay/client"
 	"pfschat/relay/relaytest"
 )
 
@@ -36,7 +37,7 @@ func TestUndecryptableIsRecordedNotDropped(t *testing.T) {
 	r := relaytest.Start(t)
 	tr := &tamperRelay{}
 	alice := newUser(t, r, "alice", func(p *Profile) {
-		p.Prefs.Dial = func(cfg relay.ClientConfig) RelayClient { tr.RelayClient = relay.NewClient(cfg); return tr }
+		p.Prefs.Dial = func(cfg client.Config) RelayClient { tr.RelayClient = client.New(cfg); return tr }
 	})
 	bob := newUser(t, r, "bob")
 	ctx := ctxT(t)
@@ -82,12 +83,12 @@ func TestUndecryptableIsRecordedNotDropped(t *testing.T) {
 type dupRelay struct {
 	RelayClient
 	once sync.Once
-	out  chan relay.Push
+	out  chan client.Push
 }
 
-func (d *dupRelay) Pushes() <-chan relay.Push {
+func (d *dupRelay) Pushes() <-chan client.Push {
 	d.once.Do(func() {
-		d.out = make(chan relay.Push)
+		d.out = make(chan client.Push)
 		go func() {
 			for p := range d.RelayClient.Pushes() {
 				d.out <- p
@@ -104,7 +105,7 @@ func TestRedeliveryIsShownOnce(t *testing.T) {
 	r := relaytest.Start(t)
 	alice := newUser(t, r, "alice")
 	bob := newUser(t, r, "bob", func(p *Profile) {
-		p.Prefs.Dial = func(cfg relay.ClientConfig) RelayClient { return &dupRelay{RelayClient: relay.NewClient(cfg)} }
+		p.Prefs.Dial = func(cfg client.Config) RelayClient { return &dupRelay{RelayClient: client.New(cfg)} }
 	})
 	ctx := ctxT(t)
 	if _, err := alice.c.AddContact(ctx, "bob"); err != nil {
@@ -146,7 +147,7 @@ func TestRefusedSendFails(t *testing.T) {
 	r := relaytest.Start(t)
 	newUser(t, r, "bob")
 	alice := newUser(t, r, "alice", func(p *Profile) {
-		p.Prefs.Dial = func(cfg relay.ClientConfig) RelayClient { return refuseRelay{relay.NewClient(cfg)} }
+		p.Prefs.Dial = func(cfg client.Config) RelayClient { return refuseRelay{client.New(cfg)} }
 	})
 	ctx := ctxT(t)
 	if _, err := alice.c.AddContact(ctx, "bob"); err != nil {

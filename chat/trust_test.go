@@ -12,7 +12,7 @@ import (
 	"time"
 
 	"pfschat/ratchet"
-	"pfschat/relay"
+	"pfschat/relay/client"
 	"pfschat/relay/relaytest"
 	"pfschat/storage"
 )
@@ -44,8 +44,8 @@ func (e *evilRelay) FetchBundle(ctx context.Context, name string) (*ratchet.Bund
 
 func withEvil(e *evilRelay) func(*Profile) {
 	return func(p *Profile) {
-		p.Prefs.Dial = func(cfg relay.ClientConfig) RelayClient {
-			e.RelayClient = relay.NewClient(cfg)
+		p.Prefs.Dial = func(cfg client.Config) RelayClient {
+			e.RelayClient = client.New(cfg)
 			return e
 		}
 	}
@@ -169,7 +169,7 @@ func reinstall(t *testing.T, r *relaytest.Relay, old *user) *user {
 	if err != nil {
 		t.Fatal(err)
 	}
-	rc := relay.NewClient(relay.ClientConfig{URL: r.URL, Identity: old.c.id, Card: old.c.card})
+	rc := client.New(client.Config{URL: r.URL, Identity: old.c.id, Card: old.c.card})
 	if err := rc.Connect(ctx); err != nil {
 		t.Fatal(err)
 	}
@@ -298,8 +298,8 @@ func TestLostFirstMessageIsRecoverable(t *testing.T) {
 	r := relaytest.Start(t)
 	d := &dropRelay{}
 	alice := newUser(t, r, "alice", func(p *Profile) {
-		p.Prefs.Dial = func(cfg relay.ClientConfig) RelayClient {
-			d.RelayClient = relay.NewClient(cfg)
+		p.Prefs.Dial = func(cfg client.Config) RelayClient {
+			d.RelayClient = client.New(cfg)
 			return d
 		}
 	})

@@ -9,16 +9,18 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
-	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/gorilla/websocket"
 
+	"pfschat/chat/cli"
 	"pfschat/relay"
 	"pfschat/relay/relaytest"
+	"pfschat/relay/server"
 	"pfschat/storage"
 )
 
@@ -133,16 +135,16 @@ func BenchmarkLoadVsFloor(b *testing.B) {
 //	go test ./relay -run '^$' -bench 'LoadFixedRate/pairs=1000/rate=10000/relay=child$' -benchtime 50000x
 func BenchmarkLoadFixedRate(b *testing.B) {
 	b.Run("pairs=1000/rate=10000/relay=child", func(b *testing.B) {
-		defer relay.TuneGC(relay.DefaultGC)()
+		defer cli.TuneGC(cli.DefaultGC)()
 		benchRelayWith(b, 1000, 2, 10000, nil, "child").report(b, "")
 	})
 	b.Run("pairs=1000/rate=10000/relay=child-clientgc", func(b *testing.B) { benchRelayWith(b, 1000, 2, 10000, nil, "child").report(b, "") })
 	b.Run("pairs=1000/rate=10000/relay=inproc", func(b *testing.B) { benchRelay(b, 1000, 8, 10000) })
 	b.Run("pairs=1000/rate=10000/relay=inproc-normal", func(b *testing.B) { benchRelayWith(b, 1000, 8, 10000, nil, "NORMAL").report(b, "") })
 	// The whole benchmark process (relay and clients) on the collector settings
-	// `pfschat relay` uses (relay.TuneGC).
+	// `pfschat relay` uses (cli.TuneGC).
 	b.Run("pairs=1000/rate=10000/relay=inproc-gc", func(b *testing.B) {
-		defer relay.TuneGC(relay.DefaultGC)()
+		defer cli.TuneGC(cli.DefaultGC)()
 		benchRelay(b, 1000, 8, 10000)
 	})
 	// The same 10k msg/s with the queue in memory: the latency the relay itself adds.
@@ -158,19 +160,19 @@ func benchRelay(b *testing.B, pairs, window, rate int) {
 	benchRelayWith(b, pairs, window, rate, nil, "").report(b, "")
 }
 
-func benchRelayWith(b *testing.B, pairs, window, rate int, q relay.Queue, syncMode string) loadResult {
+func benchRelayWith(b *testing.B, pairs, window, rate int, q server.Queue, syncMode string) loadResult {
 	var url string
 	var r *relaytest.Relay
 	if syncMode == "child" {
 		url = "ws://" + startChildRelay(b, "FULL") + "/v1/ws"
 	} else {
-		r = relaytest.StartWith(b, relaytest.Options{Limits: relay.Limits{FramesPerSecond: -1, MaxQueueCount: 1 << 20}, Queue: q, Synchronous: syncMode})
+		r = relaytest.StartWith(b, relaytest.Options{Limits: server.Limits{FramesPerSecond: -1, MaxQueueCount: 1 << 20}, Queue: q, Synchronous: syncMode})
 		url = r.URL
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
-	senders := make([]*relay.Client, pairs)
-	receivers := make([]*relay.Client, pairs)
+	senders := make([]*relaytest.LoadConn, pairs)
+	receivers := make([]*relaytest.LoadConn, pairs)
 	var setup sync.WaitGroup
 	sem := make(chan struct{}, 8)
 	for i := 0; i < pairs; i++ {
@@ -217,29 +219,47 @@ func benchRelayWith(b *testing.B, pairs, window, rate int, q relay.Queue, syncMo
 	for i := 0; i < pairs; i++ {
 		window := make(chan struct{}, window)
 		to := fmt.Sprintf("r%d", i)
-		var seq atomic.Uint32
-		// senders: `window` goroutines, each holding one window slot per send
-		for w := 0; w < cap(window); w++ {
-			wg.Add(1)
-			go func() {
-				defer wg.Done()
-				body := make([]byte, benchBody)
-				for {
-					n := seq.Add(1) - 1
-					if int(n) >= perPair {
-						return
-					}
-					window <- struct{}{}
-					if pace != nil {
-						<-pace
-					}
-					if _, err := senders[i].Send(ctx, to, stamp(body, n), fmt.Sprint(n)); err != nil {
-						b.Errorf("send: %v", err)
-						return
-					}
+		// sender: takes a window slot per message and writes whatever the window
+		// (and the pace) allows at once in one batch; its answers are read beside it.
+		wg.Add(2)
+		go func() {
+			defer wg.Done()
+			c := senders[i]
+			body := make([]byte, benchBody)
+			for n := 0; n < perPair; {
+				window <- struct{}{}
+				if pace != nil {
+					<-pace
 				}
-			}()
-		}
+				c.QueueSend(to, stamp(body, uint32(n)), strconv.Itoa(n))
+				n++
+				for pace == nil && n < perPair && c.Queued() < 16<<10 && tryAcquire(window) {
+					c.QueueSend(to, stamp(body, uint32(n)), strconv.Itoa(n))
+					n++
+				}
+				if err := c.Flush(); err != nil {
+					b.Errorf("send: %v", err)
+					return
+				}
+			}
+		}()
+		go func() {
+			defer wg.Done()
+			for accepted := 0; accepted < perPair; {
+				ev, err := senders[i].Next()
+				if err != nil {
+					b.Errorf("reading the answers to sends: %v", err)
+					return
+				}
+				switch ev.Type {
+				case relay.TypeAccepted:
+					accepted++
+				case relay.TypeError:
+					b.Errorf("send: %v", ev.Err)
+					return
+				}
+			}
+		}()
 		// receiver: record, release the window, ack in batches
 		wg.Add(1)
 		go func() {
@@ -251,11 +271,15 @@ func benchRelayWith(b *testing.B, pairs, window, rate int, q relay.Queue, syncMo
 			var ackIDs []int64
 			lastAck := time.Now()
 			for got := 0; got < perPair; {
-				p := <-c.Pushes()
-				if p.Message == nil {
-					continue
+				ev, err := c.Next()
+				if err != nil {
+					b.Errorf("receive: %v", err)
+					return
 				}
-				d, n := unstamp(p.Message.Body)
+				if ev.Type != relay.TypeDeliver {
+					continue // answers to acks
+				}
+				d, n := unstamp(ev.Body)
 				if int(n) >= perPair || seen[n] {
 					dups++
 				} else {
@@ -264,11 +288,15 @@ func benchRelayWith(b *testing.B, pairs, window, rate int, q relay.Queue, syncMo
 				}
 				lat = append(lat, d)
 				<-window
-				ackIDs = append(ackIDs, p.Message.ID)
-				// Ack in batches, as chat/ does: when 128 are waiting, or when the
-				// stream pauses and the last ack went out a while ago.
-				if len(ackIDs) >= 128 || got == perPair || (len(c.Pushes()) == 0 && time.Since(lastAck) > 5*time.Millisecond) {
-					c.AckNoWait(ackIDs...)
+				ackIDs = append(ackIDs, ev.MsgID)
+				// Ack in batches, as chat/ does: when 128 are waiting, at the end, or
+				// when the last ack went out a while ago.
+				if len(ackIDs) >= 128 || got == perPair || time.Since(lastAck) > 5*time.Millisecond {
+					c.QueueAck(ackIDs)
+					if err := c.Flush(); err != nil {
+						b.Errorf("ack: %v", err)
+						return
+					}
 					ackIDs = ackIDs[:0]
 					lastAck = time.Now()
 				}
@@ -500,7 +528,7 @@ func (q *memQueue) Enqueue(ctx context.Context, msgs []storage.QueuedMessage) ([
 		}
 		q.next++
 		m.ID = q.next
-		m.Body = bytes.Clone(m.Body) // the relay reuses its buffer (see relay.Queue)
+		m.Body = bytes.Clone(m.Body) // the relay reuses its buffer (see server.Queue)
 		q.seen[k] = m.ID
 		q.msgs[m.To] = append(q.msgs[m.To], m)
 		res[i].ID = m.ID
@@ -543,23 +571,33 @@ func BenchmarkLoadRelayMemQueue(b *testing.B) {
 	b.Run("pairs=100", func(b *testing.B) { benchRelayWith(b, 100, 32, 0, newMemQueue(), "").report(b, "") })
 }
 
-// benchUser registers name on the relay at url and returns a logged-in client.
-func benchUser(b *testing.B, url, name string) *relay.Client {
-	k, card := newIdentity(b, name)
-	ctx := context.Background()
-	anon := relay.NewClient(relay.ClientConfig{URL: url})
-	defer anon.Close()
-	if err := anon.Connect(ctx); err != nil {
-		b.Fatal(err)
-	}
-	signed, err := anon.Register(ctx, card)
+// benchUser registers name on the relay at url and returns a load-generator
+// connection logged in as it.
+func benchUser(b *testing.B, url, name string) *relaytest.LoadConn {
+	u, err := relaytest.NewLoadUser(name)
 	if err != nil {
 		b.Fatal(err)
 	}
-	c := relay.NewClient(relay.ClientConfig{URL: url, Identity: k, Card: signed})
+	c, err := relaytest.DialLoad(context.Background(), url)
+	if err != nil {
+		b.Fatal(err)
+	}
 	b.Cleanup(func() { c.Close() })
-	if err := c.Connect(ctx); err != nil {
+	if err := c.Register(u); err != nil {
+		b.Fatal(err)
+	}
+	if err := c.Login(u); err != nil {
 		b.Fatal(err)
 	}
 	return c
+}
+
+// tryAcquire takes a slot of sem if one is free.
+func tryAcquire(sem chan struct{}) bool {
+	select {
+	case sem <- struct{}{}:
+		return true
+	default:
+		return false
+	}
 }

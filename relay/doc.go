@@ -1,46 +1,46 @@
-// Package relay is the wire between pfschat clients: a WebSocket server (the relay)
-// that approves and publishes cards, authenticates clients by key proof, hands out
-// prekeys and stores-and-forwards ciphertext, and the Client that chat/ uses to talk
-// to it. The relay never sees a plaintext. The protocol is specified in PROTOCOL.md.
+// Package relay is the wire protocol between pfschat clients and their relay: the
+// frames, their types and fields, the error codes, the limits both ends enforce, the
+// login proof and the access-token format. It is what the two ends share; the ends
+// themselves live in subpackages:
 //
-// Running a relay in-process (tests, `pfschat demo`):
+//   - relay/server is the relay: it approves and publishes cards, authenticates
+//     clients by key proof, hands out prekeys and stores-and-forwards ciphertext. It
+//     never sees a plaintext.
+//   - relay/client is the connection a program (chat/) keeps to a relay.
+//   - relay/relaytest starts a real relay inside a test, and drives load benchmarks
+//     with a lean client of its own.
 //
-//	store, _ := storage.OpenRelay(ctx, path, storage.RelayOptions{})
-//	srv, _ := relay.NewServer(ctx, relay.ServerConfig{Store: store, Logger: log})
-//	http.ListenAndServe(addr, srv) // serves /v1/ws, /healthz, /metrics
+// The protocol is specified in PROTOCOL.md. One WebSocket per client carries JSON
+// frames; DecodeFrame reads a client's frame strictly (the relay's side) and
+// DecodeServerFrame a relay's leniently (the client's side); EncodeFrame writes either.
+//
+//	f, err := relay.DecodeFrame(data) // err is a *FrameError naming the code to answer with
 //	...
-//	srv.Shutdown(ctx) // drains: every send already read is committed and answered
-//	store.Close()
+//	ws.WriteMessage(websocket.TextMessage, relay.EncodeFrame(&relay.Frame{Type: relay.TypePong, ID: f.ID}))
 //
-// Tests use relay/relaytest, which does the above on a temporary database.
+// A client proves its identity by signing LoginMessage(relay key, challenge) under
+// LoginDomain with its identity key; the relay answers with an access token
+// (IssueToken, ParseToken) that resumes the login on a later connection.
 //
-// Talking to a relay:
+// Error frames reach programs as *ProtocolError; errors.Is matches on the code:
 //
-//	c := relay.NewClient(relay.ClientConfig{URL: url, Identity: key, Card: card, PinnedRelayKey: pinned})
-//	go c.Run(ctx)                      // connect, log in, reconnect with backoff
-//	for p := range c.Pushes() { ... }  // deliver pushes; ack after committing each
-//	id, err := c.Send(ctx, "bob", ciphertext, clientID)
+//	if errors.Is(err, &relay.ProtocolError{Code: relay.CodeQueueFull}) { ... }
 //
-// Client methods fail fast with ErrNotConnected while the connection is down (chat/
-// keeps an outbox and resends on reconnect; resending with the same client ID is
-// safe). Error frames from the relay come back as *ProtocolError with a Code.
+// # Fast paths, and where they belong
 //
-// Inside the relay, every connection has a read loop on its own goroutine (not the
-// HTTP handler's), parked on a shallow stack while idle; a writer goroutine that exists
-// only while there is something to send and writes each batch with one system call; a
-// bounded outbound queue that holds no memory while idle; and a token bucket for its
-// frame rate. An idle logged-in connection costs about 12 KB. Sends from all connections go to
-// one committer goroutine that commits everything waiting in one storage transaction
-// (group commit) and only then answers "accepted" and publishes the message to the
-// Hub, which pushes it to the recipient's connections. The durable Queue and the live
-// Hub are interfaces so a multi-node relay can put them over a shared log and a
-// message bus; *storage.Relay and MemHub implement them for one node. A recipient that
-// does not read never slows a sender: pushes to it only ever try its bounded queue, and
-// when that overflows it is disconnected while its messages wait in the store.
+// The frames that carry messages (send, ack, deliver, accepted, ok) have hand-written
+// encoders and decoders beside the encoding/json ones: AppendDeliver, DecodeSendInto,
+// DecodeAckInto and the rest. They recognise only the canonical layout these encoders
+// write and give up on anything else, and FuzzFastDecoders checks that whatever they
+// accept, the full decoder accepts with the same values: they change speed, never
+// behaviour.
 //
-// `pfschat relay` runs the garbage collector at GOGC=200 with a 256 MiB heap floor and
-// a 1 GiB soft memory limit (TuneGC and GCSettings; flags --gc-percent,
-// --gc-heap-floor-mib and --memory-limit-mib, and GOGC/GOMEMLIMIT, override): the
-// relay's live heap is small, so at Go's default it collected several times a second
-// under load, and each mark phase showed in the delivery latency tail.
+// The rule for such tricks (hand encoders, pools, batched writes, buffer reuse) is
+// that they go only where a benchmark in this repository justifies them. The relay
+// load benchmarks (bench_test.go: LoadVsFloor, LoadFixedRate; idle_bench_test.go)
+// justify them on the server, which runs thousands of connections in one process.
+// The client is one connection per program and keeps to gorilla/websocket's ordinary
+// writer under a mutex, encoding/json and no pools. The benchmarks' own load
+// generator (relaytest.LoadConn) uses the fast codecs so that the measuring
+// instrument costs little beside the relay it measures.
 package relay

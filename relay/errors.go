@@ -33,7 +33,7 @@ const (
 	CodeInternal           = "internal"            // relay-side failure; retry later
 )
 
-// ProtocolError is an error frame from the relay, returned by Client methods.
+// ProtocolError is an error frame from the relay, as the client package returns it.
 type ProtocolError struct {
 	Code    string
 	Message string
@@ -55,20 +55,3 @@ func (e *ProtocolError) Is(target error) bool {
 	}
 	return t.Code == e.Code && (t.Message == "" || t.Message == e.Message)
 }
-
-// Client-side errors.
-var (
-	// ErrRelayKeyMismatch: the relay presented a key other than the pinned one.
-	ErrRelayKeyMismatch = errors.New("relay: relay key does not match the pinned key (possible impersonation)")
-	// ErrNotConnected: a request was made while no connection is up.
-	ErrNotConnected = errors.New("relay: not connected")
-	// ErrConnectionLost: the connection dropped before the answer arrived; the request
-	// may or may not have taken effect (sends are safe to repeat with the same client id).
-	ErrConnectionLost = errors.New("relay: connection lost before the answer arrived")
-	// ErrClosed: the client was closed.
-	ErrClosed = errors.New("relay: client closed")
-	// ErrUnsupportedVersion: the relay speaks no protocol version this client knows.
-	ErrUnsupportedVersion = errors.New("relay: no common protocol version")
-	// ErrNoIdentity: the request needs a login, and the client has no identity.
-	ErrNoIdentity = errors.New("relay: request needs an identity (client is anonymous)")
-)

@@ -115,7 +115,7 @@ func fastDecodeSend(b []byte) (Frame, bool) {
 	s := scanner{b: b}
 	var f Frame
 	var ok bool
-	if !s.lit(`{"type":"send","id":`) {
+	if !s.lit(SendPrefix) {
 		return f, false
 	}
 	if f.ID, ok = s.uint(); !ok || !s.lit(`,"to":`) {
@@ -144,60 +144,60 @@ func fastDecodeSend(b []byte) (Frame, bool) {
 	return f, true
 }
 
-var sendPrefix = []byte(`{"type":"send","id":`)
+// Prefixes of the canonical layouts of the frames a relay reads most: a frame without
+// one never takes a fast path.
+const (
+	SendPrefix = `{"type":"send","id":`
+	AckPrefix  = `{"type":"ack","id":`
+)
 
-// decodeSendReq is the relay's fast path for send frames: fastDecodeSend's layout,
-// decoded into a pooled request (the body into its reused buffer), with the checks
-// DecodeFrame would make. It accepts only what DecodeFrame accepts, with the same
-// values; anything else, valid or not, is left to DecodeFrame. to and clientID are
-// views into b.
-func decodeSendReq(b []byte) (r *sendReq, to, clientID []byte, ttl int64, ok bool) {
+// SendFrame is a send frame as DecodeSendInto reads it: To and ClientID are views into
+// the frame, Body is in the buffer the caller handed over.
+type SendFrame struct {
+	ID           uint64
+	To, ClientID []byte
+	Body         []byte
+	TTL          int64
+}
+
+// DecodeSendInto is the relay's fast path for send frames: fastDecodeSend's layout,
+// with the body decoded into body (appended from its start, which the caller may
+// reuse) and the checks DecodeFrame would make. It accepts only what DecodeFrame
+// accepts, with the same values (FuzzFastDecoders checks this); anything else, valid
+// or not, is left to DecodeFrame.
+func DecodeSendInto(b, body []byte) (f SendFrame, ok bool) {
 	s := scanner{b: b}
-	if len(b) > MaxFrameSize || !s.lit(`{"type":"send","id":`) {
-		return nil, nil, nil, 0, false
+	if len(b) > MaxFrameSize || !s.lit(SendPrefix) {
+		return SendFrame{}, false
 	}
-	id, ok := s.uint()
-	if !ok || id == 0 || !s.lit(`,"to":`) {
-		return nil, nil, nil, 0, false
+	if f.ID, ok = s.uint(); !ok || f.ID == 0 || !s.lit(`,"to":`) {
+		return SendFrame{}, false
 	}
-	if to, ok = s.strBytes(); !ok || len(to) == 0 || len(to) > maxNameLen || !s.lit(`,"body":`) {
-		return nil, nil, nil, 0, false
+	if f.To, ok = s.strBytes(); !ok || len(f.To) == 0 || len(f.To) > maxNameLen || !s.lit(`,"body":`) {
+		return SendFrame{}, false
 	}
-	r = newSendReq()
-	body, ok := s.b64Append(r.body[:0])
-	if !ok {
-		r.release()
-		return nil, nil, nil, 0, false
+	if f.Body, ok = s.b64Append(body[:0]); !ok || len(f.Body) == 0 || len(f.Body) > MaxBodySize || !s.lit(`,"client_id":`) {
+		return SendFrame{}, false
 	}
-	r.body = body // keep a grown buffer (release drops one too big to pool)
-	if len(body) == 0 || len(body) > MaxBodySize || !s.lit(`,"client_id":`) {
-		r.release()
-		return nil, nil, nil, 0, false
-	}
-	if clientID, ok = s.strBytes(); !ok || len(clientID) == 0 || len(clientID) > maxClientIDLen {
-		r.release()
-		return nil, nil, nil, 0, false
+	if f.ClientID, ok = s.strBytes(); !ok || len(f.ClientID) == 0 || len(f.ClientID) > maxClientIDLen {
+		return SendFrame{}, false
 	}
 	if s.lit(`,"ttl":`) {
 		n, ok := s.uint()
 		if !ok {
-			r.release()
-			return nil, nil, nil, 0, false
+			return SendFrame{}, false
 		}
-		ttl = int64(n)
+		f.TTL = int64(n)
 	}
 	if !s.lit("}") || !s.end() {
-		r.release()
-		return nil, nil, nil, 0, false
+		return SendFrame{}, false
 	}
-	r.reqID = id
-	r.msg.Body = body
-	return r, to, clientID, ttl, true
+	return f, true
 }
 
-// appendSend writes a send frame in the layout fastDecodeSend recognises, falling
+// AppendSend writes a send frame in the layout fastDecodeSend recognises, falling
 // back to encoding/json when a string needs escaping.
-func appendSend(b []byte, f *Frame) []byte {
+func AppendSend(b []byte, f *Frame) []byte {
 	if !plainASCII(f.To) || !plainASCII(f.ClientID) {
 		return append(b, encodeFrameCopy(*f)...)
 	}
@@ -228,71 +228,60 @@ func plainASCII(s string) bool {
 	return true
 }
 
-// interner hands out one string per distinct byte sequence, so that the sender
-// names and card ids of a stream of deliver frames cost no allocation each. It is
-// bounded: when full it starts over. Not safe for concurrent use.
-type interner map[string]string
+// encodeFrameCopy encodes a copy of a frame, so the caller's frame does not escape.
+//
+//go:noinline
+func encodeFrameCopy(f Frame) []byte { return EncodeFrame(&f) }
 
-const maxInterned = 256
-
-func (in interner) get(b []byte) string {
-	if s, ok := in[string(b)]; ok { // no allocation for the lookup
-		return s
-	}
-	s := string(b)
-	if len(in) >= maxInterned {
-		clear(in)
-	}
-	in[s] = s
-	return s
+// DeliverFrame is a deliver push as DecodeDeliverInto reads it: From and FromCardID
+// are views into the frame, Body is in the buffer the caller handed over.
+type DeliverFrame struct {
+	MsgID            int64
+	From, FromCardID []byte
+	ReceivedAtMS     int64
+	Body             []byte
 }
 
-// strInterned reads a string like str, through in when in is not nil.
-func (s *scanner) strInterned(in interner) (string, bool) {
-	if in == nil {
-		return s.str()
-	}
-	b, ok := s.strBytes()
-	if !ok {
-		return "", false
-	}
-	return in.get(b), true
-}
-
-// fastDecodeDeliver recognises what appendDeliver writes.
-func fastDecodeDeliver(b []byte) (Frame, bool) { return fastDecodeDeliverIn(b, nil) }
-
-// fastDecodeDeliverIn is fastDecodeDeliver with the strings interned through in.
-func fastDecodeDeliverIn(b []byte, in interner) (Frame, bool) {
+// DecodeDeliverInto recognises what AppendDeliver writes, decoding the body into body
+// (appended from its start). It copies nothing else, so a load generator can read
+// deliveries without allocating.
+func DecodeDeliverInto(b, body []byte) (f DeliverFrame, ok bool) {
 	s := scanner{b: b}
-	var f Frame
-	var ok bool
 	var n uint64
 	if !s.lit(`{"type":"deliver","msg_id":`) {
-		return f, false
+		return DeliverFrame{}, false
 	}
 	if n, ok = s.uint(); !ok || !s.lit(`,"from":`) {
-		return f, false
+		return DeliverFrame{}, false
 	}
 	f.MsgID = int64(n)
-	if f.From, ok = s.strInterned(in); !ok || !s.lit(`,"from_card_id":`) {
-		return f, false
+	if f.From, ok = s.strBytes(); !ok || !s.lit(`,"from_card_id":`) {
+		return DeliverFrame{}, false
 	}
-	if f.FromCardID, ok = s.strInterned(in); !ok || !s.lit(`,"received_at":`) {
-		return f, false
+	if f.FromCardID, ok = s.strBytes(); !ok || !s.lit(`,"received_at":`) {
+		return DeliverFrame{}, false
 	}
 	if n, ok = s.uint(); !ok || !s.lit(`,"body":`) {
-		return f, false
+		return DeliverFrame{}, false
 	}
-	f.ReceivedAt = int64(n)
-	if f.Body, ok = s.b64(); !ok || !s.lit("}") || !s.end() {
-		return f, false
+	f.ReceivedAtMS = int64(n)
+	if f.Body, ok = s.b64Append(body[:0]); !ok || !s.lit("}") || !s.end() {
+		return DeliverFrame{}, false
 	}
-	f.Type = TypeDeliver
 	return f, true
 }
 
-// fastDecodeAccepted recognises what appendAccepted writes.
+// fastDecodeDeliver recognises what AppendDeliver writes.
+func fastDecodeDeliver(b []byte) (Frame, bool) {
+	d, ok := DecodeDeliverInto(b, nil)
+	if !ok {
+		return Frame{}, false
+	}
+	return Frame{Type: TypeDeliver, MsgID: d.MsgID, From: string(d.From), FromCardID: string(d.FromCardID),
+		ReceivedAt: d.ReceivedAtMS, Body: d.Body}, true
+}
+
+// fastDecodeAccepted recognises what AppendAccepted writes.
 func fastDecodeAccepted(b []byte) (Frame, bool) {
 	s := scanner{b: b}
 	var f Frame
@@ -316,10 +305,10 @@ func fastDecodeAccepted(b []byte) (Frame, bool) {
 	return f, true
 }
 
-// peekID finds a request id near the start of a frame without decoding it, so that a
+// PeekID finds a request id near the start of a frame without decoding it, so that a
 // frame refused before decoding (rate limit) can still be answered by id. It returns
 // 0 when there is no plain "id":N in the first 64 bytes.
-func peekID(b []byte) uint64 {
+func PeekID(b []byte) uint64 {
 	head := b[:min(len(b), 64)]
 	i := bytes.Index(head, []byte(`"id":`))
 	if i < 0 {
@@ -333,13 +322,13 @@ func peekID(b []byte) uint64 {
 	return id
 }
 
-// fastDecodeAck recognises {"type":"ack","id":N,"ids":[N,N,...]} (what appendAck and
+// fastDecodeAck recognises {"type":"ack","id":N,"ids":[N,N,...]} (what AppendAck and
 // encoding/json write for an ack).
 func fastDecodeAck(b []byte) (Frame, bool) {
 	s := scanner{b: b}
 	var f Frame
 	var ok bool
-	if !s.lit(`{"type":"ack","id":`) {
+	if !s.lit(AckPrefix) {
 		return f, false
 	}
 	if f.ID, ok = s.uint(); !ok || !s.lit(`,"ids":[`) {
@@ -368,49 +357,42 @@ func fastDecodeAck(b []byte) (Frame, bool) {
 	return f, true
 }
 
-var ackPrefix = []byte(`{"type":"ack","id":`)
-
-// decodeAckReq is the relay's fast path for ack frames: fastDecodeAck's layout,
-// decoded into a pooled request with the checks DecodeFrame would make. It accepts
-// only what DecodeFrame accepts, with the same values; anything else is left to
-// DecodeFrame.
-func decodeAckReq(b []byte) (*ackReq, bool) {
+// DecodeAckInto is the relay's fast path for ack frames: fastDecodeAck's layout, with
+// the ids appended to ids[:0] and the checks DecodeFrame would make. It accepts only
+// what DecodeFrame accepts, with the same values; anything else is left to
+// DecodeFrame. It returns the ids buffer, grown or not, even when it refuses.
+func DecodeAckInto(b []byte, ids []int64) (id uint64, _ []int64, ok bool) {
+	ids = ids[:0]
 	s := scanner{b: b}
-	if len(b) > MaxFrameSize || !s.lit(`{"type":"ack","id":`) {
-		return nil, false
+	if len(b) > MaxFrameSize || !s.lit(AckPrefix) {
+		return 0, ids, false
 	}
-	id, ok := s.uint()
-	if !ok || id == 0 || !s.lit(`,"ids":[`) {
-		return nil, false
+	if id, ok = s.uint(); !ok || id == 0 || !s.lit(`,"ids":[`) {
+		return 0, ids, false
 	}
-	a := newAckReq()
 	if !s.lit("]") {
 		for {
 			n, ok := s.uint()
-			if !ok || n == 0 || len(a.ids) == maxAckIDs {
-				a.release()
-				return nil, false
+			if !ok || n == 0 || len(ids) == MaxAckIDs {
+				return 0, ids, false
 			}
-			a.ids = append(a.ids, int64(n))
+			ids = append(ids, int64(n))
 			if s.lit("]") {
 				break
 			}
 			if !s.lit(",") {
-				a.release()
-				return nil, false
+				return 0, ids, false
 			}
 		}
 	}
 	if !s.lit("}") || !s.end() {
-		a.release()
-		return nil, false
+		return 0, ids, false
 	}
-	a.reqID = id
-	return a, true
+	return id, ids, true
 }
 
-// appendAck writes an ack frame in the layout fastDecodeAck recognises.
-func appendAck(b []byte, id uint64, ids []int64) []byte {
+// AppendAck writes an ack frame in the layout fastDecodeAck recognises.
+func AppendAck(b []byte, id uint64, ids []int64) []byte {
 	b = append(b, `{"type":"ack","id":`...)
 	b = strconv.AppendUint(b, id, 10)
 	b = append(b, `,"ids":[`...)
@@ -438,8 +420,8 @@ func fastDecodeOK(b []byte) (Frame, bool) {
 	return f, true
 }
 
-// appendOK writes {"type":"ok","id":N}.
-func appendOK(b []byte, id uint64) []byte {
+// AppendOK writes {"type":"ok","id":N}, the answer to an ack.
+func AppendOK(b []byte, id uint64) []byte {
 	b = append(b, `{"type":"ok","id":`...)
 	b = strconv.AppendUint(b, id, 10)
 	return append(b, '}')

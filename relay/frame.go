@@ -8,6 +8,8 @@ import (
 	"fmt"
 	"io"
 	"strconv"
+
+	"pfschat/ratchet"
 )
 
 // ProtocolVersion is the version of the frame protocol this package speaks. The
@@ -15,8 +17,8 @@ import (
 // within it. See PROTOCOL.md.
 const ProtocolVersion = 1
 
-// supportedVersions lists every protocol version this package can speak.
-var supportedVersions = []int{ProtocolVersion}
+// SupportedVersions lists every protocol version this package can speak. Read only.
+var SupportedVersions = []int{ProtocolVersion}
 
 // MaxFrameSize is the largest frame, in bytes of JSON text, either side accepts.
 const MaxFrameSize = 64 << 10
@@ -186,9 +188,13 @@ const (
 	maxCardIDLen   = 64 // hex SHA-256
 	maxClientIDLen = 64 // opaque to the relay
 	maxCardLen     = 16 << 10
-	maxPreKeys     = 210 // 100 one-time of each kind plus the signed ones, with room
-	maxAckIDs      = 1024
 	maxVersions    = 16
+)
+
+// Per-frame bounds a client must respect when it splits its requests.
+const (
+	MaxPreKeysPerFrame = 210 // 100 one-time of each kind plus the signed ones, with room
+	MaxAckIDs          = 1024
 )
 
 func (f *Frame) present() fieldSet {
@@ -345,10 +351,10 @@ func validateClientFrame(f *Frame) error {
 		return &FrameError{Code: CodeBadField, Field: "card", Reason: "card too long"}
 	case len(f.ClientID) > maxClientIDLen:
 		return &FrameError{Code: CodeBadField, Field: "client_id", Reason: "client id longer than " + strconv.Itoa(maxClientIDLen) + " bytes"}
-	case len(f.PreKeys) > maxPreKeys:
+	case len(f.PreKeys) > MaxPreKeysPerFrame:
 		return &FrameError{Code: CodeBadField, Field: "prekeys", Reason: "too many prekeys in one frame"}
-	case len(f.IDs) > maxAckIDs:
-		return &FrameError{Code: CodeBadField, Field: "ids", Reason: "more than " + strconv.Itoa(maxAckIDs) + " ids in one ack"}
+	case len(f.IDs) > MaxAckIDs:
+		return &FrameError{Code: CodeBadField, Field: "ids", Reason: "more than " + strconv.Itoa(MaxAckIDs) + " ids in one ack"}
 	case f.TTL < 0:
 		return &FrameError{Code: CodeBadField, Field: "ttl", Reason: "negative ttl"}
 	}
@@ -382,17 +388,17 @@ func truncate(s string, n int) string {
 	return s[:n] + "…"
 }
 
-// decodeServerFrame parses a frame from the relay. It is lenient about fields it does
-// not know (a newer relay may add some) but still never panics.
-func decodeServerFrame(b []byte) (Frame, error) { return decodeServerFrameIn(b, nil) }
+// MaxServerFrameSize is the largest frame a client accepts from the relay: a little
+// over MaxFrameSize, for a newer relay's extra fields.
+const MaxServerFrameSize = MaxFrameSize + 4096
 
-// decodeServerFrameIn is decodeServerFrame interning deliver frames' sender strings
-// through in (nil: no interning).
-func decodeServerFrameIn(b []byte, in interner) (Frame, error) {
-	if len(b) > MaxFrameSize+4096 {
+// DecodeServerFrame parses a frame from the relay. It is lenient about fields it does
+// not know (a newer relay may add some) but still never panics.
+func DecodeServerFrame(b []byte) (Frame, error) {
+	if len(b) > MaxServerFrameSize {
 		return Frame{}, &FrameError{Code: CodeFrameTooLarge, Reason: "frame from relay is too large"}
 	}
-	if fast, ok := fastDecodeDeliverIn(b, in); ok {
+	if fast, ok := fastDecodeDeliver(b); ok {
 		return fast, nil
 	}
 	if fast, ok := fastDecodeAccepted(b); ok {
@@ -416,9 +422,9 @@ func decodeServerFrameJSON(b []byte) (Frame, error) {
 	return f, nil
 }
 
-// encodeFrame renders a frame as JSON. The hot frames (deliver, accepted) have
-// hand-written encoders; see appendDeliver and appendAccepted.
-func encodeFrame(f *Frame) []byte {
+// EncodeFrame renders a frame as JSON. The relay's hot frames (deliver, accepted, ok)
+// have hand-written encoders; see AppendDeliver, AppendAccepted and AppendOK.
+func EncodeFrame(f *Frame) []byte {
 	b, err := json.Marshal(f)
 	if err != nil {
 		// Frame holds only strings, numbers, slices and maps of those: Marshal cannot fail.
@@ -427,8 +433,9 @@ func encodeFrame(f *Frame) []byte {
 	return b
 }
 
-// appendDeliver encodes a deliver push without reflection: it is the hottest frame.
-func appendDeliver(b []byte, msgID int64, from, fromCardID string, receivedAtMS int64, body []byte) []byte {
+// AppendDeliver encodes a deliver push without reflection: it is the relay's hottest
+// frame.
+func AppendDeliver(b []byte, msgID int64, from, fromCardID string, receivedAtMS int64, body []byte) []byte {
 	b = append(b, `{"type":"deliver","msg_id":`...)
 	b = strconv.AppendInt(b, msgID, 10)
 	b = append(b, `,"from":`...)
@@ -443,8 +450,8 @@ func appendDeliver(b []byte, msgID int64, from, fromCardID string, receivedAtMS 
 	return b
 }
 
-// appendAccepted encodes the answer to a send.
-func appendAccepted(b []byte, reqID uint64, msgID int64, duplicate bool) []byte {
+// AppendAccepted encodes the answer to a send.
+func AppendAccepted(b []byte, reqID uint64, msgID int64, duplicate bool) []byte {
 	b = append(b, `{"type":"accepted","id":`...)
 	b = strconv.AppendUint(b, reqID, 10)
 	b = append(b, `,"msg_id":`...)
@@ -474,4 +481,13 @@ func appendJSONString(b []byte, s string) []byte {
 	}
 	q, _ := json.Marshal(s) // cannot fail for a string
 	return append(b, q...)
+}
+
+// PreKeyKindNames are the names of the prekey kinds in the counts maps of
+// prekey_status and low_prekeys frames. Read only.
+var PreKeyKindNames = map[ratchet.PreKeyKind]string{
+	ratchet.SignedPreKey:  "signed",
+	ratchet.OneTimePreKey: "one_time",
+	ratchet.KEMLastResort: "kem_last_resort",
+	ratchet.KEMOneTime:    "kem_one_time",
 }

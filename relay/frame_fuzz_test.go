@@ -66,7 +66,7 @@ func FuzzDecodeFrame(f *testing.F) {
 			// empty list, so it has no round trip.
 			return
 		}
-		again, err := DecodeFrame(encodeFrame(&fr))
+		again, err := DecodeFrame(EncodeFrame(&fr))
 		if err != nil {
 			t.Fatalf("re-encoded frame refused: %v", err)
 		}
@@ -96,7 +96,7 @@ func TestDecodeFrameLimits(t *testing.T) {
 }
 
 func TestHotEncodersMatchJSON(t *testing.T) {
-	got := appendDeliver(nil, 42, "alice", "ab12", 1700000000123, []byte{0, 1, 2, 250})
+	got := AppendDeliver(nil, 42, "alice", "ab12", 1700000000123, []byte{0, 1, 2, 250})
 	var f Frame
 	if err := json.Unmarshal(got, &f); err != nil {
 		t.Fatalf("deliver encoding is not JSON: %v\n%s", err, got)
@@ -104,7 +104,7 @@ func TestHotEncodersMatchJSON(t *testing.T) {
 	if f.Type != TypeDeliver || f.MsgID != 42 || f.From != "alice" || f.FromCardID != "ab12" || f.ReceivedAt != 1700000000123 || string(f.Body) != "\x00\x01\x02\xfa" {
 		t.Fatalf("deliver decodes to %+v", f)
 	}
-	got = appendAccepted(nil, 7, 9, true)
+	got = AppendAccepted(nil, 7, 9, true)
 	f = Frame{}
 	if err := json.Unmarshal(got, &f); err != nil || f.Type != TypeAccepted || f.ID != 7 || f.MsgID != 9 || !f.Duplicate {
 		t.Fatalf("accepted encoding %s: %+v %v", got, f, err)
@@ -112,11 +112,11 @@ func TestHotEncodersMatchJSON(t *testing.T) {
 	for _, fr := range []Frame{{Type: TypeAck, ID: 8, IDs: []int64{1, 99, 1 << 40}}, {Type: TypeOK, ID: 1 << 50}} {
 		var got []byte
 		if fr.Type == TypeAck {
-			got = appendAck(nil, fr.ID, fr.IDs)
+			got = AppendAck(nil, fr.ID, fr.IDs)
 		} else {
-			got = appendOK(nil, fr.ID)
+			got = AppendOK(nil, fr.ID)
 		}
-		if want := encodeFrame(&fr); !bytes.Equal(got, want) {
+		if want := EncodeFrame(&fr); !bytes.Equal(got, want) {
 			t.Fatalf("hand encoding %s, encoding/json %s", got, want)
 		}
 	}
@@ -130,20 +130,20 @@ func TestHotEncodersMatchJSON(t *testing.T) {
 func FuzzFastDecoders(f *testing.F) {
 	f.Add([]byte(`{"type":"send","id":10,"to":"bob","body":"aGk=","client_id":"c1"}`))
 	f.Add([]byte(`{"type":"send","id":10,"to":"bob","body":"aGk=","client_id":"c1","ttl":60}`))
-	f.Add(appendDeliver(nil, 5, "alice", "abcd", 17, []byte("xyz")))
-	f.Add(appendAccepted(nil, 3, 9, true))
-	f.Add(appendAccepted(nil, 3, 9, false))
+	f.Add(AppendDeliver(nil, 5, "alice", "abcd", 17, []byte("xyz")))
+	f.Add(AppendAccepted(nil, 3, 9, true))
+	f.Add(AppendAccepted(nil, 3, 9, false))
 	f.Add([]byte(`{"type":"send","id":01,"to":"bob","body":"aGk=","client_id":"c1"}`))
 	f.Add([]byte(`{"type":"send","id":1,"to":"bob","body":"aG\nk=","client_id":"c1"}`))
-	f.Add(appendAck(nil, 4, []int64{1, 22, 333}))
-	f.Add(appendAck(nil, 4, nil))
+	f.Add(AppendAck(nil, 4, []int64{1, 22, 333}))
+	f.Add(AppendAck(nil, 4, nil))
 	f.Add([]byte(`{"type":"ack","id":4,"ids":[1,,2]}`))
 	f.Add([]byte(`{"type":"ack","id":4,"ids":[-1]}`))
-	f.Add(appendOK(nil, 12))
+	f.Add(AppendOK(nil, 12))
 	f.Add([]byte(`{"type":"ack","id":0,"ids":[1]}`))
 	f.Add([]byte(`{"type":"ack","id":3,"ids":[0]}`))
 	f.Add([]byte(`{"type":"ack","id":3,"ids":[]}`))
-	f.Add(appendAck(nil, 4, make([]int64, maxAckIDs+1)))
+	f.Add(AppendAck(nil, 4, make([]int64, MaxAckIDs+1)))
 	f.Add([]byte(`{"type":"send","id":0,"to":"bob","body":"aGk=","client_id":"c1"}`))
 	f.Add([]byte(`{"type":"send","id":7,"to":"","body":"aGk=","client_id":"c1"}`))
 	f.Add([]byte(`{"type":"send","id":7,"to":"bob","body":"","client_id":"c1"}`))
@@ -154,37 +154,33 @@ func FuzzFastDecoders(f *testing.F) {
 	f.Add([]byte(`{"type":"send","id":7,"to":"` + strings.Repeat("b", 65) + `","body":"aGk=","client_id":"c"}`))
 	f.Add([]byte(`{"type":"send","id":7,"to":"bob","body":"aGk=","client_id":"` + strings.Repeat("c", 65) + `"}`))
 	f.Fuzz(func(t *testing.T, b []byte) {
-		// The relay's pooled send path accepts only what DecodeFrame accepts, with the
-		// same values.
-		if r, to, clientID, ttl, ok := decodeSendReq(b); ok {
+		// The relay's send path (into a reused body buffer) accepts only what
+		// DecodeFrame accepts, with the same values.
+		if sf, ok := DecodeSendInto(b, make([]byte, 3, 16)); ok {
 			fr, err := DecodeFrame(b)
 			if err != nil {
-				t.Fatalf("decodeSendReq accepted what DecodeFrame refuses: %v", err)
+				t.Fatalf("DecodeSendInto accepted what DecodeFrame refuses: %v", err)
 			}
-			if fr.Type != TypeSend || fr.ID != r.reqID || fr.To != string(to) || fr.ClientID != string(clientID) ||
-				fr.TTL != ttl || !bytes.Equal(fr.Body, r.msg.Body) {
-				t.Fatalf("decodeSendReq: id %d to %q client_id %q ttl %d body %x\nDecodeFrame %+v", r.reqID, to, clientID, ttl, r.msg.Body, fr)
+			if fr.Type != TypeSend || fr.ID != sf.ID || fr.To != string(sf.To) || fr.ClientID != string(sf.ClientID) ||
+				fr.TTL != sf.TTL || !bytes.Equal(fr.Body, sf.Body) {
+				t.Fatalf("DecodeSendInto: id %d to %q client_id %q ttl %d body %x\nDecodeFrame %+v", sf.ID, sf.To, sf.ClientID, sf.TTL, sf.Body, fr)
 			}
-			r.release()
 		}
-		if a, ok := decodeAckReq(b); ok {
+		if id, ids, ok := DecodeAckInto(b, []int64{7, 8}); ok {
 			fr, err := DecodeFrame(b)
 			if err != nil {
-				t.Fatalf("decodeAckReq accepted what DecodeFrame refuses: %v", err)
+				t.Fatalf("DecodeAckInto accepted what DecodeFrame refuses: %v", err)
 			}
-			if fr.Type != TypeAck || fr.ID != a.reqID || len(fr.IDs) != len(a.ids) || (len(a.ids) > 0 && !reflect.DeepEqual(fr.IDs, a.ids)) {
-				t.Fatalf("decodeAckReq: id %d ids %v\nDecodeFrame %+v", a.reqID, a.ids, fr)
+			if fr.Type != TypeAck || fr.ID != id || len(fr.IDs) != len(ids) || (len(ids) > 0 && !reflect.DeepEqual(fr.IDs, ids)) {
+				t.Fatalf("DecodeAckInto: id %d ids %v\nDecodeFrame %+v", id, ids, fr)
 			}
-			a.release()
 		}
-		// Interning changes no value.
-		in := interner{}
-		for range 2 {
-			if got, ok := fastDecodeDeliverIn(b, in); ok {
-				want, _ := fastDecodeDeliver(b)
-				if !reflect.DeepEqual(got, want) {
-					t.Fatalf("interned %+v\nplain %+v", got, want)
-				}
+		// Decoding a deliver into a reused buffer changes no value.
+		if got, ok := DecodeDeliverInto(b, []byte("stale")); ok {
+			want, _ := fastDecodeDeliver(b)
+			if got.MsgID != want.MsgID || string(got.From) != want.From || string(got.FromCardID) != want.FromCardID ||
+				got.ReceivedAtMS != want.ReceivedAt || !bytes.Equal(got.Body, want.Body) {
+				t.Fatalf("into a buffer %+v\nplain %+v", got, want)
 			}
 		}
 		if fast, ok := fastDecodeSend(b); ok {
@@ -212,8 +208,8 @@ func FuzzFastDecoders(f *testing.F) {
 			if !reflect.DeepEqual(fast, slow) {
 				t.Fatalf("fast %+v\nslow %+v", fast, slow)
 			}
-			if again := appendAck(nil, fast.ID, fast.IDs); !bytes.Equal(again, encodeFrame(&fast)) && len(fast.IDs) > 0 && fast.ID != 0 { // omitempty drops an empty list and id 0
-				t.Fatalf("appendAck %s, encoding/json %s", again, encodeFrame(&fast))
+			if again := AppendAck(nil, fast.ID, fast.IDs); !bytes.Equal(again, EncodeFrame(&fast)) && len(fast.IDs) > 0 && fast.ID != 0 { // omitempty drops an empty list and id 0
+				t.Fatalf("AppendAck %s, encoding/json %s", again, EncodeFrame(&fast))
 			}
 		}
 		for _, fast := range []func([]byte) (Frame, bool){fastDecodeDeliver, fastDecodeAccepted, fastDecodeOK} {
@@ -227,11 +223,11 @@ func FuzzFastDecoders(f *testing.F) {
 				}
 			}
 		}
-		// appendSend output always takes the fast path back to the same frame.
+		// AppendSend output always takes the fast path back to the same frame.
 		if fr, err := DecodeFrame(b); err == nil && fr.Type == TypeSend {
-			again, ok := fastDecodeSend(appendSend(nil, &fr))
+			again, ok := fastDecodeSend(AppendSend(nil, &fr))
 			if plainASCII(fr.To) && plainASCII(fr.ClientID) && (!ok || !reflect.DeepEqual(normalize(again), normalize(fr))) {
-				t.Fatalf("appendSend round trip: %+v vs %+v", again, fr)
+				t.Fatalf("AppendSend round trip: %+v vs %+v", again, fr)
 			}
 		}
 	})

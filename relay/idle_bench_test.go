@@ -3,7 +3,6 @@ package relay_test
 import (
 	"bufio"
 	"context"
-	"crypto/rand"
 	"encoding/json"
 	"fmt"
 	"net"
@@ -18,12 +17,10 @@ import (
 	"strings"
 	"sync"
 	"testing"
-	"time"
 
-	"github.com/gorilla/websocket"
-
-	"pfschat/ratchet"
-	"pfschat/relay"
+	"pfschat/chat/cli"
+	"pfschat/relay/relaytest"
+	"pfschat/relay/server"
 	"pfschat/storage"
 )
 
@@ -53,13 +50,13 @@ func TestRelayChild(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer st.Close()
-	srv, err := relay.NewServer(ctx, relay.ServerConfig{Store: st, Limits: relay.Limits{FramesPerSecond: -1}})
+	srv, err := server.New(ctx, server.Config{Store: st, Limits: server.Limits{FramesPerSecond: -1}})
 	if err != nil {
 		t.Fatal(err)
 	}
-	gc := relay.DefaultGC // as `pfschat relay` runs
+	gc := cli.DefaultGC // as `pfschat relay` runs
 	gc.Traffic = srv.MessagesAccepted
-	defer relay.TuneGC(gc)()
+	defer cli.TuneGC(gc)()
 	mux := http.NewServeMux()
 	mux.Handle("/", srv)
 	mux.HandleFunc("/memstats", func(w http.ResponseWriter, r *http.Request) {
@@ -149,34 +146,30 @@ func BenchmarkIdleConnections(b *testing.B) {
 		return m
 	}
 
-	// Register n users over a few anonymous connections.
-	type ident struct {
-		key  *ratchet.IdentityKey
-		card *ratchet.Card
-	}
-	users := make([]ident, n)
+	// Register n users over a few connections.
+	users := make([]relaytest.LoadUser, n)
 	var wg sync.WaitGroup
 	workers := 8
 	for w := 0; w < workers; w++ {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			c := relay.NewClient(relay.ClientConfig{URL: url})
-			defer c.Close()
-			ctx := context.Background()
-			if err := c.Connect(ctx); err != nil {
+			c, err := relaytest.DialLoad(context.Background(), url)
+			if err != nil {
 				b.Error(err)
 				return
 			}
+			defer c.Close()
 			for i := w; i < n; i += workers {
-				k, _ := ratchet.GenerateIdentityKey(rand.Reader)
-				card, _ := ratchet.NewCard(k, fmt.Sprintf("idle%d", i), "username", "bench", time.Now(), nil)
-				signed, err := c.Register(ctx, card)
+				u, err := relaytest.NewLoadUser(fmt.Sprintf("idle%d", i))
+				if err == nil {
+					err = c.Register(u)
+				}
 				if err != nil {
 					b.Error(err)
 					return
 				}
-				users[i] = ident{k, signed}
+				users[i] = u
 			}
 		}()
 	}
@@ -186,47 +179,23 @@ func BenchmarkIdleConnections(b *testing.B) {
 	}
 	before := mem()
 
-	dialer := websocket.Dialer{ReadBufferSize: 512, WriteBufferSize: 512}
-	conns := make([]*websocket.Conn, n)
+	conns := make([]*relaytest.LoadConn, n)
 	b.ResetTimer()
 	for w := 0; w < workers; w++ {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
 			for i := w; i < n; i += workers {
-				ws, _, err := dialer.Dial(url, nil)
+				c, err := relaytest.DialLoad(context.Background(), url)
 				if err != nil {
 					b.Errorf("dial %d: %v", i, err)
 					return
 				}
-				var hello relay.Frame
-				_, data, err := ws.ReadMessage()
-				if err == nil {
-					err = json.Unmarshal(data, &hello)
-				}
-				if err != nil {
-					b.Error(err)
+				if err := c.Login(users[i]); err != nil { // ok, low_prekeys, synced
+					b.Errorf("login %d: %v", i, err)
 					return
 				}
-				u := users[i]
-				sig := u.key.Sign(relay.LoginDomain, append(append([]byte{}, hello.RelayKey...), hello.Challenge...))
-				login, _ := json.Marshal(map[string]any{"type": "login", "id": 1, "card_id": u.card.ID(), "signature": sig})
-				ws.WriteMessage(websocket.TextMessage, login)
-				for synced := false; !synced; { // ok, low_prekeys, synced
-					_, data, err := ws.ReadMessage()
-					if err != nil {
-						b.Errorf("login %d: %v", i, err)
-						return
-					}
-					var f relay.Frame
-					json.Unmarshal(data, &f)
-					if f.Type == relay.TypeError {
-						b.Errorf("login %d: %s", i, f.Message)
-						return
-					}
-					synced = f.Type == relay.TypeSynced
-				}
-				conns[i] = ws
+				conns[i] = c
 			}
 		}()
 	}
@@ -239,9 +208,9 @@ func BenchmarkIdleConnections(b *testing.B) {
 	b.ReportMetric(perConn(after.StackInuse, before.StackInuse), "stack-B/conn")
 	b.ReportMetric(float64(after.Goroutines-before.Goroutines)/float64(n), "goroutines/conn")
 	b.ReportMetric(0, "ns/op")
-	for _, ws := range conns {
-		if ws != nil {
-			ws.Close()
+	for _, c := range conns {
+		if c != nil {
+			c.Close()
 		}
 	}
 }

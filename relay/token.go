@@ -27,7 +27,8 @@ const ChallengeSize = 32
 
 var errBadToken = errors.New("relay: invalid access token")
 
-func issueToken(priv ed25519.PrivateKey, name, cardID string, expires time.Time) []byte {
+// IssueToken makes an access token for name's card, signed with the relay's key.
+func IssueToken(priv ed25519.PrivateKey, name, cardID string, expires time.Time) []byte {
 	p := make([]byte, 0, 1+8+1+len(name)+len(cardID)+ed25519.SignatureSize)
 	p = append(p, 1)
 	p = binary.BigEndian.AppendUint64(p, uint64(expires.Unix()))
@@ -38,8 +39,8 @@ func issueToken(priv ed25519.PrivateKey, name, cardID string, expires time.Time)
 	return append(p, sig...)
 }
 
-// parseToken checks the token's signature and expiry and returns what it names.
-func parseToken(pub ed25519.PublicKey, tok []byte, now time.Time) (name, cardID string, err error) {
+// ParseToken checks the token's signature and expiry and returns what it names.
+func ParseToken(pub ed25519.PublicKey, tok []byte, now time.Time) (name, cardID string, err error) {
 	const fixed = 1 + 8 + 1
 	if len(tok) < fixed+ed25519.SignatureSize || len(tok) > 256 {
 		return "", "", errBadToken
@@ -69,8 +70,9 @@ func domainMessage(domain string, msg []byte) []byte {
 	return append(b, msg...)
 }
 
-// loginMessage is what a client signs (under LoginDomain) to prove its identity.
-func loginMessage(relayKey ed25519.PublicKey, challenge []byte) []byte {
+// LoginMessage is what a client signs (under LoginDomain) to prove its identity:
+// relay key ‖ challenge.
+func LoginMessage(relayKey ed25519.PublicKey, challenge []byte) []byte {
 	b := make([]byte, 0, len(relayKey)+len(challenge))
 	b = append(b, relayKey...)
 	return append(b, challenge...)

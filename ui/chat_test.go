@@ -12,7 +12,7 @@ import (
 
 	"pfschat/chat"
 	"pfschat/ratchet"
-	"pfschat/relay"
+	"pfschat/relay/client"
 	"pfschat/relay/relaytest"
 )
 
@@ -225,7 +225,7 @@ func TestKeyChangedFlow(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	anon := relay.NewClient(relay.ClientConfig{URL: r.URL})
+	anon := client.New(client.Config{URL: r.URL})
 	if err := anon.Connect(ctx); err != nil {
 		t.Fatal(err)
 	}
@@ -249,7 +249,7 @@ func TestKeyChangedFlow(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	owner := relay.NewClient(relay.ClientConfig{URL: r.URL, Identity: oldKey, Card: signed})
+	owner := client.New(client.Config{URL: r.URL, Identity: oldKey, Card: signed})
 	if err := owner.Connect(ctx); err != nil {
 		t.Fatal(err)
 	}

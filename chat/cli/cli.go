@@ -100,8 +100,12 @@ func Main(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io
 	switch args[i] {
 	case "demo":
 		return runDemo(ctx, without(args, i), stdin, stdout, stderr)
-	// "relay" is dispatched by main.go until the relay command moves into this package
-	// (relaycmd.go); then its case goes here, and main.go only calls Main.
+	case "relay":
+		if err := RunRelay(ctx, args[i+1:], stdout, stderr); err != nil {
+			fmt.Fprintf(stderr, "pfschat relay: %v\n", err)
+			return exitFail
+		}
+		return exitOK
 	case "help", "-h", "--help":
 		fmt.Fprint(stdout, usage)
 		return exitOK

@@ -17,7 +17,7 @@ import (
 	"pfschat/assets"
 	"pfschat/chat"
 	"pfschat/chat/profile"
-	"pfschat/relay"
+	"pfschat/relay/server"
 	"pfschat/storage"
 	"pfschat/ui"
 )
@@ -76,7 +76,7 @@ type DemoEnv struct {
 	RelayURL string
 
 	store  *storage.Relay
-	server *relay.Server
+	server *server.Server
 	http   *http.Server
 	cancel context.CancelFunc
 	wg     sync.WaitGroup
@@ -99,7 +99,7 @@ func StartDemo(ctx context.Context, dir string, logger *slog.Logger) (_ *DemoEnv
 	if err != nil {
 		return nil, fmt.Errorf("relay store: %w", err)
 	}
-	d.server, err = relay.NewServer(ctx, relay.ServerConfig{Store: d.store, Logger: logger.With("part", "relay")})
+	d.server, err = server.New(ctx, server.Config{Store: d.store, Logger: logger.With("part", "relay")})
 	if err != nil {
 		return nil, fmt.Errorf("relay: %w", err)
 	}

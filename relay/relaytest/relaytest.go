@@ -2,11 +2,15 @@
 // loopback, backed by a SQLite relay store in the test's temporary directory.
 //
 //	r := relaytest.Start(t)
-//	c := relay.NewClient(relay.ClientConfig{URL: r.URL, ...})
+//	c := client.New(client.Config{URL: r.URL, ...})
 //	...
 //	r.Restart(t) // same database, same address: clients reconnect on their own
 //
 // Everything is cleaned up when the test ends.
+//
+// The relay benchmarks drive a relay with LoadConn, a lean load-generator client of
+// this package (loadgen.go), so that the instrument's cost stays low and apart from
+// the relay's.
 package relaytest
 
 import (
@@ -21,27 +25,27 @@ import (
 	"testing"
 	"time"
 
-	"pfschat/relay"
+	"pfschat/relay/server"
 	"pfschat/storage"
 )
 
 // Options tune a test relay. The zero value is the production defaults.
 type Options struct {
-	Limits relay.Limits
+	Limits server.Limits
 	Logger *slog.Logger
 	// Synchronous is the store's sync mode ("FULL" unless set).
 	Synchronous string
 	// Clock overrides the relay's clock.
 	Clock func() time.Time
 	// Queue replaces the store's message queue (benchmarks, alternative queues).
-	Queue relay.Queue
+	Queue server.Queue
 }
 
 // Relay is a running test relay.
 type Relay struct {
 	URL    string // ws://127.0.0.1:port/v1/ws
 	Addr   string // 127.0.0.1:port
-	Server *relay.Server
+	Server *server.Server
 	Store  *storage.Relay
 	HTTP   *httptest.Server
 	Path   string // the SQLite file
@@ -69,13 +73,13 @@ func (r *Relay) start(t testing.TB, addr string) {
 	l := r.opts.Limits
 	st, err := storage.OpenRelay(ctx, r.Path, storage.RelayOptions{
 		Synchronous:   r.opts.Synchronous,
-		MaxQueueCount: orDefault(l.MaxQueueCount, relay.DefaultLimits.MaxQueueCount),
-		MaxQueueBytes: orDefault(l.MaxQueueBytes, relay.DefaultLimits.MaxQueueBytes),
+		MaxQueueCount: orDefault(l.MaxQueueCount, server.DefaultLimits.MaxQueueCount),
+		MaxQueueBytes: orDefault(l.MaxQueueBytes, server.DefaultLimits.MaxQueueBytes),
 	})
 	if err != nil {
 		t.Fatalf("relaytest: opening the relay store: %v", err)
 	}
-	srv, err := relay.NewServer(ctx, relay.ServerConfig{Store: st, Logger: r.opts.Logger, Limits: l, Clock: r.opts.Clock, Queue: r.opts.Queue})
+	srv, err := server.New(ctx, server.Config{Store: st, Logger: r.opts.Logger, Limits: l, Clock: r.opts.Clock, Queue: r.opts.Queue})
 	if err != nil {
 		st.Close()
 		t.Fatalf("relaytest: starting the relay: %v", err)

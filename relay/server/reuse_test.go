@@ -1,4 +1,4 @@
-package relay_test
+package server_test
 
 import (
 	"bytes"
@@ -8,8 +8,9 @@ import (
 	"testing"
 	"time"
 
-	"pfschat/relay"
+	"pfschat/relay/client"
 	"pfschat/relay/relaytest"
+	"pfschat/relay/server"
 )
 
 // TestPooledBodiesIntact: the relay decodes bodies into pooled buffers and reuses them
@@ -17,10 +18,10 @@ import (
 // concurrent senders, a recipient logged in twice (two writers share each message)
 // and a later backlog read from the store must all see every body exactly as sent.
 func TestPooledBodiesIntact(t *testing.T) {
-	r := relaytest.StartWith(t, relaytest.Options{Limits: relay.Limits{FramesPerSecond: -1}})
+	r := relaytest.StartWith(t, relaytest.Options{Limits: server.Limits{FramesPerSecond: -1}})
 	ctx := testCtx(t)
 	bob := newUser(t, r, "bob")
-	second := relay.NewClient(relay.ClientConfig{URL: r.URL, Identity: bob.key, Card: bob.card, PinnedRelayKey: r.Server.RelayKey()})
+	second := client.New(client.Config{URL: r.URL, Identity: bob.key, Card: bob.card, PinnedRelayKey: r.Server.RelayKey()})
 	t.Cleanup(func() { second.Close() })
 	if err := second.Connect(ctx); err != nil {
 		t.Fatal(err)
@@ -59,11 +60,11 @@ func TestPooledBodiesIntact(t *testing.T) {
 			inner.Wait()
 		}()
 	}
-	check := func(c *relay.Client, who string) error {
+	check := func(c *client.Client, who string) error {
 		seen := map[uint32]bool{}
 		timeout := time.After(waitFor)
 		for len(seen) < senders*each {
-			var m *relay.Incoming
+			var m *client.Incoming
 			select {
 			case p := <-c.Pushes():
 				if m = p.Message; m == nil {
@@ -97,7 +98,7 @@ func TestPooledBodiesIntact(t *testing.T) {
 		}
 	}
 	// The store kept its own copies: a new connection reads them all back intact.
-	third := relay.NewClient(relay.ClientConfig{URL: r.URL, Identity: bob.key, Card: bob.card, PinnedRelayKey: r.Server.RelayKey()})
+	third := client.New(client.Config{URL: r.URL, Identity: bob.key, Card: bob.card, PinnedRelayKey: r.Server.RelayKey()})
 	t.Cleanup(func() { third.Close() })
 	if err := third.Connect(ctx); err != nil {
 		t.Fatal(err)

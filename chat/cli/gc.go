@@ -1,4 +1,4 @@
-package relay
+package cli
 
 import (
 	"os"
@@ -33,7 +33,7 @@ type GCSettings struct {
 	Percent     int   // GOGC: heap growth over the live heap before a collection; 0 = unchanged
 	MemoryLimit int64 // GOMEMLIMIT, bytes; 0 = unchanged
 	HeapFloor   int64 // bytes the heap may reach before a collection, whatever its live size; 0 = none
-	// Traffic counts accepted messages (Server.MessagesAccepted); nil applies the
+	// Traffic counts accepted messages (server.Server.MessagesAccepted); nil applies the
 	// floor whatever the traffic.
 	Traffic func() uint64
 }

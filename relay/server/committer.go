@@ -1,4 +1,4 @@
-package relay
+package server
 
 import (
 	"context"
@@ -8,6 +8,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"pfschat/relay"
 	"pfschat/storage"
 )
 
@@ -351,7 +352,7 @@ func (cm *committer) commitSends(ctx context.Context, sends []*sendReq, batch []
 func (cm *committer) answerSends(sends []*sendReq, batch []storage.QueuedMessage, results []storage.EnqueueResult, err error) {
 	if err != nil {
 		for _, r := range sends {
-			r.c.replyError(r.reqID, CodeInternal, "could not store the message; retry with the same client_id", "")
+			r.c.replyError(r.reqID, relay.CodeInternal, "could not store the message; retry with the same client_id", "")
 			r.c.releaseSend()
 			r.release()
 		}
@@ -366,7 +367,7 @@ func (cm *committer) answerSends(sends []*sendReq, batch []storage.QueuedMessage
 			if errors.As(res.Err, &qf) {
 				limit = qf.Limit
 			}
-			r.c.replyError(r.reqID, CodeQueueFull, "the recipient's queue is full; try again later", limit)
+			r.c.replyError(r.reqID, relay.CodeQueueFull, "the recipient's queue is full; try again later", limit)
 		case res.Duplicate:
 			cm.m.duplicates.Add(1)
 			r.c.replyAccepted(r.reqID, res.ID, true)
@@ -485,7 +486,7 @@ func (cm *committer) flushAcks(ctx context.Context) {
 func (cm *committer) answerAcks(g *ackGroup, err error) {
 	for _, a := range g.reqs {
 		if err != nil {
-			a.c.replyError(a.reqID, CodeInternal, "could not record the ack; the messages will come again, ack them again", "")
+			a.c.replyError(a.reqID, relay.CodeInternal, "could not record the ack; the messages will come again, ack them again", "")
 		} else {
 			cm.m.acked.Add(uint64(a.n))
 			a.c.replyOK(a.reqID)

@@ -1,4 +1,4 @@
-package relay_test
+package server_test
 
 import (
 	"bytes"
@@ -11,14 +11,16 @@ import (
 	"time"
 
 	"pfschat/relay"
+	"pfschat/relay/client"
 	"pfschat/relay/relaytest"
+	"pfschat/relay/server"
 )
 
 // TestSlowReaderDisconnectedMessagesKept: a recipient that stops reading is cut off
 // once its outbound queue overflows; the relay keeps its messages and delivers them
 // all on the next connection.
 func TestSlowReaderDisconnectedMessagesKept(t *testing.T) {
-	r := relaytest.StartWith(t, relaytest.Options{Limits: relay.Limits{OutboundQueue: 256, FramesPerSecond: -1}})
+	r := relaytest.StartWith(t, relaytest.Options{Limits: server.Limits{OutboundQueue: 256, FramesPerSecond: -1}})
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
 	alice := newUser(t, r, "alice")
@@ -54,7 +56,7 @@ func TestClientReconnects(t *testing.T) {
 	alice := newUser(t, r, "alice")
 	bob := register(t, r, "bob")
 	bc := runningClient(t, r, bob)
-	waitState := func(want relay.ConnStatus) relay.ConnState {
+	waitState := func(want client.ConnStatus) client.ConnState {
 		t.Helper()
 		timeout := time.After(waitFor)
 		for {
@@ -68,13 +70,13 @@ func TestClientReconnects(t *testing.T) {
 			}
 		}
 	}
-	waitState(relay.StateOnline)
+	waitState(client.StateOnline)
 	r.Restart(t)
-	off := waitState(relay.StateOffline)
+	off := waitState(client.StateOffline)
 	if off.Err == nil {
 		t.Fatal("offline state without a reason")
 	}
-	waitState(relay.StateOnline)
+	waitState(client.StateOnline)
 	// alice's client was not running Run: reconnect it by hand.
 	alice.login(t, r)
 	id, err := alice.c.Send(ctx, "bob", []byte("after restart"), "r1")
@@ -94,13 +96,13 @@ func TestClientReconnects(t *testing.T) {
 // once its bounded outbound queue overflows. Several senders send at once so the
 // group commit carries many messages per round, some of them for the stuck connection.
 func TestSlowRecipientNeverStallsSender(t *testing.T) {
-	for _, q := range []int{64, relay.DefaultLimits.OutboundQueue} {
+	for _, q := range []int{64, server.DefaultLimits.OutboundQueue} {
 		t.Run(fmt.Sprintf("outbound=%d", q), func(t *testing.T) { testSlowRecipientNeverStallsSender(t, q) })
 	}
 }
 
 func testSlowRecipientNeverStallsSender(t *testing.T, outbound int) {
-	r := relaytest.StartWith(t, relaytest.Options{Limits: relay.Limits{
+	r := relaytest.StartWith(t, relaytest.Options{Limits: server.Limits{
 		OutboundQueue: outbound, FramesPerSecond: -1, MaxQueueBytes: 1 << 30,
 		WriteTimeout: time.Hour, // a send that waited for the stuck write would never finish
 	}})
@@ -202,7 +204,7 @@ func testSlowRecipientNeverStallsSender(t *testing.T, outbound int) {
 
 // receiveInOrder reads the messages ids, in that order and each bodyLen bytes long, on
 // a fresh connection, acking them every ackEvery.
-func receiveInOrder(t *testing.T, c *relay.Client, ids []int64, bodyLen, ackEvery int) {
+func receiveInOrder(t *testing.T, c *client.Client, ids []int64, bodyLen, ackEvery int) {
 	t.Helper()
 	var acks []int64
 	for i, want := range ids {

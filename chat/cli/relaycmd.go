@@ -1,4 +1,4 @@
-package relay
+package cli
 
 import (
 	"context"
@@ -14,43 +14,43 @@ import (
 	"sync"
 	"time"
 
+	"pfschat/chat/profile"
+	"pfschat/relay/server"
 	"pfschat/storage"
 )
 
-// DefaultAddr is where `pfschat relay` listens unless told otherwise.
-const DefaultAddr = "127.0.0.1:7878"
+// DefaultRelayAddr is where `pfschat relay` listens unless told otherwise.
+const DefaultRelayAddr = profile.DefaultRelayAddr
 
-// DefaultDBPath is the relay database in the XDG data directory.
-func DefaultDBPath() string {
-	dir := os.Getenv("XDG_DATA_HOME")
-	if dir == "" {
-		home, err := os.UserHomeDir()
-		if err != nil {
-			home = "."
-		}
-		dir = filepath.Join(home, ".local", "share")
+// DefaultRelayDBPath is the relay database in the XDG data directory (profile.RelayDB),
+// or "" when there is none (no absolute $XDG_DATA_HOME and no home directory): then
+// --db is required.
+func DefaultRelayDBPath() string {
+	path, err := profile.RelayDB()
+	if err != nil {
+		return ""
 	}
-	return filepath.Join(dir, "pfschat", "relay.db")
+	return path
 }
 
-// RunCommand runs `pfschat relay [--addr ADDR] [--db FILE] ...`: it serves until ctx is
+// RunRelay runs `pfschat relay [--addr ADDR] [--db FILE] ...`: it serves until ctx is
 // cancelled (SIGINT/SIGTERM in main), then drains: stops accepting, tells clients it
 // is going away, finishes in-flight commits and closes the database.
-func RunCommand(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+func RunRelay(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs := flag.NewFlagSet("pfschat relay", flag.ContinueOnError)
 	fs.SetOutput(stderr)
-	addr := fs.String("addr", DefaultAddr, "listen address (host:port)")
-	dbPath := fs.String("db", DefaultDBPath(), "relay database file (SQLite)")
+	addr := fs.String("addr", DefaultRelayAddr, "listen address (host:port)")
+	dbPath := fs.String("db", DefaultRelayDBPath(), "relay database file (SQLite)")
 	logPath := fs.String("log", "", "write logs to this file instead of stderr")
 	logLevel := fs.String("log-level", "info", "debug, info, warn or error")
 	syncMode := fs.String("synchronous", "FULL", "SQLite sync mode: FULL (survives power loss) or NORMAL")
-	maxCount := fs.Int("max-queue-count", DefaultLimits.MaxQueueCount, "messages waiting per recipient at most")
-	maxBytes := fs.Int64("max-queue-bytes", DefaultLimits.MaxQueueBytes, "bytes waiting per recipient at most")
+	maxCount := fs.Int("max-queue-count", server.DefaultLimits.MaxQueueCount, "messages waiting per recipient at most")
+	maxBytes := fs.Int64("max-queue-bytes", server.DefaultLimits.MaxQueueBytes, "bytes waiting per recipient at most")
 	gcPercent := fs.Int("gc-percent", DefaultGC.Percent, "garbage collector target percentage (GOGC); the GOGC environment variable wins")
 	memLimit := fs.Int64("memory-limit-mib", DefaultGC.MemoryLimit>>20, "soft memory limit in MiB (0 = none); the GOMEMLIMIT environment variable wins")
 	heapFloor := fs.Int64("gc-heap-floor-mib", DefaultGC.HeapFloor>>20, "while messages flow, let the heap grow to this many MiB before collecting (0 = no floor); GOGC turns it off")
-	rate := fs.Int("rate", DefaultLimits.FramesPerSecond, "frames per second per connection (-1 = unlimited)")
-	burst := fs.Int("burst", DefaultLimits.FrameBurst, "frames per connection allowed in a burst")
+	rate := fs.Int("rate", server.DefaultLimits.FramesPerSecond, "frames per second per connection (-1 = unlimited)")
+	burst := fs.Int("burst", server.DefaultLimits.FrameBurst, "frames per connection allowed in a burst")
 	fs.Usage = func() {
 		fmt.Fprintf(stderr, "usage: pfschat relay [flags]\n\nRuns a pfschat relay: registers cards, hands out prekeys, stores and forwards ciphertext.\n\n")
 		fs.PrintDefaults()
@@ -63,6 +63,10 @@ func RunCommand(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	}
 	if fs.NArg() > 0 {
 		return fmt.Errorf("unexpected argument %q (see pfschat relay --help)", fs.Arg(0))
+	}
+	if *dbPath == "" {
+		_, err := profile.RelayDB()
+		return fmt.Errorf("no relay database: pass --db FILE (%w)", err)
 	}
 
 	if *gcPercent < 0 || *memLimit < 0 || *heapFloor < 0 {
@@ -100,7 +104,7 @@ func RunCommand(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	}
 	closeStore := sync.OnceValue(store.Close)
 	defer closeStore()
-	srv, err := NewServer(ctx, ServerConfig{Store: store, Logger: log, Limits: Limits{
+	srv, err := server.New(ctx, server.Config{Store: store, Logger: log, Limits: server.Limits{
 		MaxQueueCount: *maxCount, MaxQueueBytes: *maxBytes, FramesPerSecond: *rate, FrameBurst: *burst,
 	}})
 	if err != nil {

@@ -1,4 +1,4 @@
-package relay
+package server
 
 import (
 	"context"
@@ -8,6 +8,8 @@ import (
 	"strconv"
 	"sync/atomic"
 	"time"
+
+	"pfschat/relay"
 )
 
 // metrics are the relay's counters, exported at /metrics in the Prometheus text format.
@@ -29,18 +31,18 @@ type metrics struct {
 }
 
 var metricFrameTypes = [...]string{
-	TypeHello, TypeRegister, TypeLogin, TypeResume, TypeLookup, TypeUploadPreKeys,
-	TypePreKeyStatus, TypeFetchBundle, TypeReplaceCard, TypeSend, TypeAck, TypePing,
-	TypeOK, TypeError, TypeCard, TypeBundle, TypeAccepted, TypeDeliver, TypeSynced,
-	TypeLowPreKeys, TypeGoingAway, TypePong,
+	relay.TypeHello, relay.TypeRegister, relay.TypeLogin, relay.TypeResume, relay.TypeLookup, relay.TypeUploadPreKeys,
+	relay.TypePreKeyStatus, relay.TypeFetchBundle, relay.TypeReplaceCard, relay.TypeSend, relay.TypeAck, relay.TypePing,
+	relay.TypeOK, relay.TypeError, relay.TypeCard, relay.TypeBundle, relay.TypeAccepted, relay.TypeDeliver, relay.TypeSynced,
+	relay.TypeLowPreKeys, relay.TypeGoingAway, relay.TypePong,
 }
 
 var metricErrorCodes = [...]string{
-	CodeBadFrame, CodeFrameTooLarge, CodeUnknownType, CodeBadField, CodeUnsupportedVersion,
-	CodeNotLoggedIn, CodeAlreadyLoggedIn, CodeLoginFailed, CodeBadToken, CodeInvalidName,
-	CodeNameTaken, CodeBadCard, CodeForbidden, CodeCardReplaced, CodeNotFound, CodeNoPreKeys, CodeBadPreKey,
-	CodeTooManyPreKeys, CodeQueueFull, CodeTTLTooLong, CodeRateLimited, CodeSlowReader,
-	CodeGoingAway, CodeInternal,
+	relay.CodeBadFrame, relay.CodeFrameTooLarge, relay.CodeUnknownType, relay.CodeBadField, relay.CodeUnsupportedVersion,
+	relay.CodeNotLoggedIn, relay.CodeAlreadyLoggedIn, relay.CodeLoginFailed, relay.CodeBadToken, relay.CodeInvalidName,
+	relay.CodeNameTaken, relay.CodeBadCard, relay.CodeForbidden, relay.CodeCardReplaced, relay.CodeNotFound, relay.CodeNoPreKeys, relay.CodeBadPreKey,
+	relay.CodeTooManyPreKeys, relay.CodeQueueFull, relay.CodeTTLTooLong, relay.CodeRateLimited, relay.CodeSlowReader,
+	relay.CodeGoingAway, relay.CodeInternal,
 }
 
 var (

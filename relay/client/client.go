@@ -1,4 +1,4 @@
-package relay
+package client
 
 import (
 	"bytes"
@@ -10,6 +10,7 @@ import (
 	"math/rand/v2"
 	"net/http"
 	"net/url"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -18,10 +19,28 @@ import (
 	"github.com/gorilla/websocket"
 
 	"pfschat/ratchet"
+	"pfschat/relay"
 )
 
-// ClientConfig configures a Client.
-type ClientConfig struct {
+// Errors of the client itself; error frames from the relay are *relay.ProtocolError.
+var (
+	// ErrRelayKeyMismatch: the relay presented a key other than the pinned one.
+	ErrRelayKeyMismatch = errors.New("relay: relay key does not match the pinned key (possible impersonation)")
+	// ErrNotConnected: a request was made while no connection is up.
+	ErrNotConnected = errors.New("relay: not connected")
+	// ErrConnectionLost: the connection dropped before the answer arrived; the request
+	// may or may not have taken effect (sends are safe to repeat with the same client id).
+	ErrConnectionLost = errors.New("relay: connection lost before the answer arrived")
+	// ErrClosed: the client was closed.
+	ErrClosed = errors.New("relay: client closed")
+	// ErrUnsupportedVersion: the relay speaks no protocol version this client knows.
+	ErrUnsupportedVersion = errors.New("relay: no common protocol version")
+	// ErrNoIdentity: the request needs a login, and the client has no identity.
+	ErrNoIdentity = errors.New("relay: request needs an identity (client is anonymous)")
+)
+
+// Config configures a Client.
+type Config struct {
 	URL            string               // ws://host:port or ws://host:port/v1/ws (wss:// too)
 	Identity       *ratchet.IdentityKey // nil = anonymous (register and lookup only)
 	Card           *ratchet.Card        // own relay-signed card (login); nil for anonymous
@@ -99,7 +118,7 @@ type PreKeyStatus struct {
 // backoff and jitter and logging in again each time. Requests fail fast with
 // ErrNotConnected while no connection is up.
 type Client struct {
-	cfg    ClientConfig
+	cfg    Config
 	log    *slog.Logger
 	url    string
 	dialer websocket.Dialer
@@ -122,9 +141,10 @@ type Client struct {
 // clientConn is one WebSocket connection of a Client.
 type clientConn struct {
 	ws      *websocket.Conn
-	w       frameWriter
+	wmu     sync.Mutex // gorilla allows one writer at a time
+	werr    error      // the first write error; the connection is closing
 	pmu     sync.Mutex
-	pending map[uint64]chan Frame
+	pending map[uint64]chan relay.Frame
 	done    chan struct{} // closed when the read loop exits
 	err     error         // why it ended; valid after done
 	// ready is closed once the connection is the client's current one. Pushes wait for
@@ -133,8 +153,8 @@ type clientConn struct {
 	aborted chan struct{} // closed when connect gives up on this connection
 }
 
-// NewClient returns a client; nothing happens on the network until Connect or Run.
-func NewClient(cfg ClientConfig) *Client {
+// New returns a client; nothing happens on the network until Connect or Run.
+func New(cfg Config) *Client {
 	c := &Client{
 		cfg:      cfg,
 		log:      cfg.Logger,
@@ -328,9 +348,9 @@ func (c *Client) Run(ctx context.Context) error {
 }
 
 func fatal(err error) bool {
-	var pe *ProtocolError
+	var pe *relay.ProtocolError
 	return errors.Is(err, ErrRelayKeyMismatch) || errors.Is(err, ErrUnsupportedVersion) ||
-		(errors.As(err, &pe) && pe.Code == CodeLoginFailed)
+		(errors.As(err, &pe) && pe.Code == relay.CodeLoginFailed)
 }
 
 // stableConnection is how long a connection must last for the backoff to reset.
@@ -377,7 +397,7 @@ func (c *Client) connect(ctx context.Context) error {
 		}
 		return fmt.Errorf("relay: dialing %s: %w", c.url, err)
 	}
-	ws.SetReadLimit(MaxFrameSize + 4096) // a little slack for a newer relay's extra fields
+	ws.SetReadLimit(relay.MaxServerFrameSize)
 	if dl, ok := dctx.Deadline(); ok {
 		ws.SetReadDeadline(dl)
 	}
@@ -386,8 +406,8 @@ func (c *Client) connect(ctx context.Context) error {
 		ws.Close()
 		return fmt.Errorf("relay: reading the hello: %w", err)
 	}
-	hello, err := decodeServerFrame(data)
-	if err != nil || hello.Type != TypeHello || len(hello.RelayKey) != ed25519.PublicKeySize || len(hello.Challenge) != ChallengeSize {
+	hello, err := relay.DecodeServerFrame(data)
+	if err != nil || hello.Type != relay.TypeHello || len(hello.RelayKey) != ed25519.PublicKeySize || len(hello.Challenge) != relay.ChallengeSize {
 		ws.Close()
 		return fmt.Errorf("relay: the server's first frame is not a valid hello (is this a pfschat relay?)")
 	}
@@ -396,15 +416,14 @@ func (c *Client) connect(ctx context.Context) error {
 		return fmt.Errorf("%w: pinned %s, relay presented %s", ErrRelayKeyMismatch,
 			ratchet.Fingerprint(pinned), ratchet.Fingerprint(hello.RelayKey))
 	}
-	if !containsInt(hello.Versions, ProtocolVersion) {
+	if !slices.Contains(hello.Versions, relay.ProtocolVersion) {
 		ws.Close()
-		return fmt.Errorf("%w: relay speaks %v, this client %d", ErrUnsupportedVersion, hello.Versions, ProtocolVersion)
+		return fmt.Errorf("%w: relay speaks %v, this client %d", ErrUnsupportedVersion, hello.Versions, relay.ProtocolVersion)
 	}
 	relayKey := ed25519.PublicKey(bytes.Clone(hello.RelayKey))
 
-	cc := &clientConn{ws: ws, pending: make(map[uint64]chan Frame), done: make(chan struct{}),
+	cc := &clientConn{ws: ws, pending: make(map[uint64]chan relay.Frame), done: make(chan struct{}),
 		ready: make(chan struct{}), aborted: make(chan struct{})}
-	cc.w.init(ws)
 	go c.readLoop(cc)
 	fail := func(err error) error {
 		close(cc.aborted)
@@ -412,7 +431,7 @@ func (c *Client) connect(ctx context.Context) error {
 		<-cc.done
 		return err
 	}
-	if _, err := c.request(ctx, cc, &Frame{Type: TypeHello, Versions: []int{ProtocolVersion}}); err != nil {
+	if _, err := c.request(ctx, cc, &relay.Frame{Type: relay.TypeHello, Versions: []int{relay.ProtocolVersion}}); err != nil {
 		return fail(fmt.Errorf("relay: version negotiation: %w", err))
 	}
 	if c.cfg.Identity != nil {
@@ -452,36 +471,27 @@ func (c *Client) unsetConn(cc *clientConn) {
 	c.mu.Unlock()
 }
 
-func containsInt(list []int, v int) bool {
-	for _, x := range list {
-		if x == v {
-			return true
-		}
-	}
-	return false
-}
-
 func (c *Client) login(ctx context.Context, cc *clientConn, relayKey ed25519.PublicKey, challenge []byte) error {
 	if c.cfg.Card == nil {
-		return errors.New("relay: ClientConfig.Card is required with an Identity")
+		return errors.New("relay: client.Config.Card is required with an Identity")
 	}
 	c.mu.Lock()
 	token, exp := c.token, c.tokenExp
 	c.mu.Unlock()
-	var resp Frame
+	var resp relay.Frame
 	var err error
 	if token != nil && time.Until(exp) > 30*time.Second {
-		resp, err = c.request(ctx, cc, &Frame{Type: TypeResume, Token: token})
-		var pe *ProtocolError
-		if errors.As(err, &pe) && pe.Code == CodeBadToken {
+		resp, err = c.request(ctx, cc, &relay.Frame{Type: relay.TypeResume, Token: token})
+		var pe *relay.ProtocolError
+		if errors.As(err, &pe) && pe.Code == relay.CodeBadToken {
 			token = nil // fall back to a key proof
 		} else if err != nil {
 			return fmt.Errorf("relay: resuming: %w", err)
 		}
 	}
 	if token == nil || err != nil {
-		sig := c.cfg.Identity.Sign(LoginDomain, loginMessage(relayKey, challenge))
-		resp, err = c.request(ctx, cc, &Frame{Type: TypeLogin, CardID: c.cfg.Card.ID(), Signature: sig})
+		sig := c.cfg.Identity.Sign(relay.LoginDomain, relay.LoginMessage(relayKey, challenge))
+		resp, err = c.request(ctx, cc, &relay.Frame{Type: relay.TypeLogin, CardID: c.cfg.Card.ID(), Signature: sig})
 		if err != nil {
 			return fmt.Errorf("relay: logging in as %s: %w", c.cfg.Card.Identity, err)
 		}
@@ -509,46 +519,29 @@ func (c *Client) readLoop(cc *clientConn) {
 	}()
 	const readTimeout = 2*time.Minute + 15*time.Second // relay pings every 30s by default
 	ready := false
-	buf := make([]byte, 0, 4096)
-	senders := interner{} // deliver frames' from and from_card_id repeat
 	lastDeadline := time.Now()
 	cc.ws.SetReadDeadline(lastDeadline.Add(readTimeout))
-	// All writes go through cc.w (gorilla only reads), so the pong and the close echo do too.
 	cc.ws.SetPingHandler(func(data string) error {
 		cc.ws.SetReadDeadline(time.Now().Add(readTimeout))
-		cc.w.write(opPong, []byte(data))
-		return nil
-	})
-	cc.ws.SetCloseHandler(func(code int, text string) error {
-		cc.w.write(opClose, websocket.FormatCloseMessage(code, ""))
+		// WriteControl may run beside another write; a failed pong shows as a dead
+		// connection soon enough.
+		cc.ws.WriteControl(websocket.PongMessage, []byte(data), time.Now().Add(writeTimeout))
 		return nil
 	})
 	for {
-		// Read into a buffer reused across frames: decoding copies what it keeps.
-		var data []byte
-		_, r, err := cc.ws.NextReader()
-		if err == nil {
-			var tooBig bool
-			data, tooBig, err = readFrame(r, buf[:0], MaxFrameSize+4096)
-			if err == nil && tooBig {
-				err = errors.New("relay sent a frame over the size limit")
-			}
-		}
+		_, data, err := cc.ws.ReadMessage()
 		if err != nil {
 			if cc.err == nil {
 				cc.err = err
 			}
 			return
 		}
-		if cap(data) <= 128<<10 {
-			buf = data[:0]
-		}
 		// Refresh the idle deadline at most once a second: it costs a timer update.
 		if now := time.Now(); now.Sub(lastDeadline) > time.Second {
 			cc.ws.SetReadDeadline(now.Add(readTimeout))
 			lastDeadline = now
 		}
-		f, err := decodeServerFrameIn(data, senders)
+		f, err := relay.DecodeServerFrame(data)
 		if err != nil {
 			c.log.Warn("undecodable frame from relay", "err", err)
 			continue
@@ -565,19 +558,19 @@ func (c *Client) readLoop(cc *clientConn) {
 		}
 		var p Push
 		switch f.Type {
-		case TypeDeliver:
+		case relay.TypeDeliver:
 			p.Message = &Incoming{ID: f.MsgID, From: f.From, FromCardID: f.FromCardID, Body: f.Body, ReceivedAt: time.UnixMilli(f.ReceivedAt)}
-		case TypeLowPreKeys:
+		case relay.TypeLowPreKeys:
 			p.LowPreKeys = &LowPreKeysNotice{Counts: kindCounts(f.Counts)}
-		case TypeSynced:
+		case relay.TypeSynced:
 			p.Synced = true
-		case TypeGoingAway:
-			cc.err = &ProtocolError{Code: CodeGoingAway, Message: f.Message}
+		case relay.TypeGoingAway:
+			cc.err = &relay.ProtocolError{Code: relay.CodeGoingAway, Message: f.Message}
 			continue
-		case TypeError:
+		case relay.TypeError:
 			c.log.Warn("relay error", "code", f.Code, "message", f.Message)
-			if f.Code == CodeSlowReader || f.Code == CodeGoingAway {
-				cc.err = &ProtocolError{Code: f.Code, Message: f.Message}
+			if f.Code == relay.CodeSlowReader || f.Code == relay.CodeGoingAway {
+				cc.err = &relay.ProtocolError{Code: f.Code, Message: f.Message}
 			}
 			continue
 		default:
@@ -601,7 +594,7 @@ func (c *Client) readLoop(cc *clientConn) {
 
 func kindCounts(m map[string]int) map[ratchet.PreKeyKind]int {
 	out := make(map[ratchet.PreKeyKind]int, len(m))
-	for k, name := range preKeyKindNames {
+	for k, name := range relay.PreKeyKindNames {
 		if n, ok := m[name]; ok {
 			out[k] = n
 		}
@@ -609,103 +602,88 @@ func kindCounts(m map[string]int) map[ratchet.PreKeyKind]int {
 	return out
 }
 
-// respChans are answer channels of finished requests, reused: a channel holds a whole
-// Frame, and one per request was a good share of a busy client's garbage.
-var respChans = sync.Pool{New: func() any { return make(chan Frame, 1) }}
+// writeTimeout bounds one write to the relay.
+const writeTimeout = 10 * time.Second
 
-// sendBufs hold send frames while they are copied into the connection's writer.
-var sendBufs = sync.Pool{New: func() any { b := make([]byte, 0, 1024); return &b }}
-
-// request sends f with a fresh id on cc and waits for the answer. f does not escape,
-// so callers' frames stay on their stacks.
-func (c *Client) request(ctx context.Context, cc *clientConn, f *Frame) (Frame, error) {
+// request sends f with a fresh id on cc and waits for the answer.
+func (c *Client) request(ctx context.Context, cc *clientConn, f *relay.Frame) (relay.Frame, error) {
 	f.ID = c.nextID.Add(1)
 	id := f.ID
-	ch := respChans.Get().(chan Frame)
+	ch := make(chan relay.Frame, 1)
 	cc.pmu.Lock()
 	if cc.pending == nil {
 		cc.pmu.Unlock()
-		respChans.Put(ch)
-		return Frame{}, ErrConnectionLost
+		return relay.Frame{}, ErrConnectionLost
 	}
 	cc.pending[id] = ch
 	cc.pmu.Unlock()
-	// forget withdraws the request. If the reader took the channel already, it may
-	// still send one answer into it: such a channel is not reused.
 	forget := func() {
 		cc.pmu.Lock()
-		_, waiting := cc.pending[id]
-		if waiting {
-			delete(cc.pending, id)
-		}
+		delete(cc.pending, id)
 		cc.pmu.Unlock()
-		if waiting {
-			respChans.Put(ch)
-		}
 	}
-	var err error
-	if f.Type == TypeSend {
-		bp := sendBufs.Get().(*[]byte)
-		data := appendSend((*bp)[:0], f)
-		err = c.writeRequest(cc, data)
-		if cap(data) <= 64<<10 { // the writer copied it
-			*bp = data[:0]
-			sendBufs.Put(bp)
-		}
-	} else {
-		err = c.writeRequest(cc, encodeFrameCopy(*f))
-	}
-	if err != nil {
+	if err := c.writeRequest(cc, relay.EncodeFrame(f)); err != nil {
 		forget()
-		return Frame{}, err
+		return relay.Frame{}, err
 	}
 	select {
 	case resp, ok := <-ch:
 		if !ok {
-			return Frame{}, ErrConnectionLost // closed at teardown: not reusable
+			return relay.Frame{}, ErrConnectionLost
 		}
-		respChans.Put(ch)
-		if resp.Type == TypeError {
-			return resp, &ProtocolError{Code: resp.Code, Message: resp.Message, Limit: resp.Limit}
+		if resp.Type == relay.TypeError {
+			return resp, &relay.ProtocolError{Code: resp.Code, Message: resp.Message, Limit: resp.Limit}
 		}
 		return resp, nil
 	case <-ctx.Done():
 		forget()
-		return Frame{}, ctx.Err()
+		return relay.Frame{}, ctx.Err()
 	}
 }
 
 func (c *Client) writeRequest(cc *clientConn, data []byte) error {
-	if len(data) > MaxFrameSize {
-		return &ProtocolError{Code: CodeFrameTooLarge, Message: fmt.Sprintf("request is %d bytes, the limit is %d", len(data), MaxFrameSize)}
+	if len(data) > relay.MaxFrameSize {
+		return &relay.ProtocolError{Code: relay.CodeFrameTooLarge, Message: fmt.Sprintf("request is %d bytes, the limit is %d", len(data), relay.MaxFrameSize)}
 	}
-	if err := cc.w.write(opText, data); err != nil {
+	if err := cc.write(data); err != nil {
 		return fmt.Errorf("%w: %v", ErrConnectionLost, err)
 	}
 	return nil
 }
 
-// encodeFrameCopy encodes a copy of a frame, so the caller's frame does not escape.
-//
-//go:noinline
-func encodeFrameCopy(f Frame) []byte { return encodeFrame(&f) }
+// write sends one text frame. An error means the frame was not sent and the
+// connection is being closed.
+func (cc *clientConn) write(data []byte) error {
+	cc.wmu.Lock()
+	defer cc.wmu.Unlock()
+	if cc.werr != nil {
+		return cc.werr
+	}
+	cc.ws.SetWriteDeadline(time.Now().Add(writeTimeout))
+	if err := cc.ws.WriteMessage(websocket.TextMessage, data); err != nil {
+		cc.werr = err
+		cc.ws.Close() // the read loop ends and fails every waiting request
+		return err
+	}
+	return nil
+}
 
-func (c *Client) do(ctx context.Context, f *Frame) (Frame, error) {
+func (c *Client) do(ctx context.Context, f *relay.Frame) (relay.Frame, error) {
 	c.mu.Lock()
 	cc, closed := c.cur, c.closed
 	c.mu.Unlock()
 	if closed {
-		return Frame{}, ErrClosed
+		return relay.Frame{}, ErrClosed
 	}
 	if cc == nil {
-		return Frame{}, ErrNotConnected
+		return relay.Frame{}, ErrNotConnected
 	}
 	return c.request(ctx, cc, f)
 }
 
 // Register publishes a self-signed card and returns it signed by the relay.
 func (c *Client) Register(ctx context.Context, card *ratchet.Card) (*ratchet.Card, error) {
-	resp, err := c.do(ctx, &Frame{Type: TypeRegister, Card: card.Export()})
+	resp, err := c.do(ctx, &relay.Frame{Type: relay.TypeRegister, Card: card.Export()})
 	if err != nil {
 		return nil, fmt.Errorf("relay: registering %s: %w", card.Identity, err)
 	}
@@ -714,7 +692,7 @@ func (c *Client) Register(ctx context.Context, card *ratchet.Card) (*ratchet.Car
 
 // ReplaceCard publishes a new card for the logged-in name (a key change).
 func (c *Client) ReplaceCard(ctx context.Context, card *ratchet.Card) (*ratchet.Card, error) {
-	resp, err := c.do(ctx, &Frame{Type: TypeReplaceCard, Card: card.Export()})
+	resp, err := c.do(ctx, &relay.Frame{Type: relay.TypeReplaceCard, Card: card.Export()})
 	if err != nil {
 		return nil, fmt.Errorf("relay: replacing the card of %s: %w", card.Identity, err)
 	}
@@ -723,15 +701,15 @@ func (c *Client) ReplaceCard(ctx context.Context, card *ratchet.Card) (*ratchet.
 
 // LookupCard fetches the card registered under name, checked against the relay key.
 func (c *Client) LookupCard(ctx context.Context, name string) (*ratchet.Card, error) {
-	resp, err := c.do(ctx, &Frame{Type: TypeLookup, Name: name})
+	resp, err := c.do(ctx, &relay.Frame{Type: relay.TypeLookup, Name: name})
 	if err != nil {
 		return nil, fmt.Errorf("relay: looking up %s: %w", name, err)
 	}
 	return c.checkCard(resp, name, "")
 }
 
-func (c *Client) checkCard(resp Frame, name, wantID string) (*ratchet.Card, error) {
-	if resp.Type != TypeCard {
+func (c *Client) checkCard(resp relay.Frame, name, wantID string) (*ratchet.Card, error) {
+	if resp.Type != relay.TypeCard {
 		return nil, fmt.Errorf("relay: expected a card, got a %q frame", resp.Type)
 	}
 	card, err := ratchet.ImportCard(resp.Card)
@@ -761,7 +739,7 @@ func (c *Client) UploadPreKeys(ctx context.Context, keys []ratchet.PublicPreKey)
 		if len(chunk) == 0 {
 			return nil
 		}
-		_, err := c.do(ctx, &Frame{Type: TypeUploadPreKeys, PreKeys: chunk})
+		_, err := c.do(ctx, &relay.Frame{Type: relay.TypeUploadPreKeys, PreKeys: chunk})
 		chunk, size = nil, 0
 		if err != nil {
 			return fmt.Errorf("relay: uploading prekeys: %w", err)
@@ -774,7 +752,7 @@ func (c *Client) UploadPreKeys(ctx context.Context, keys []ratchet.PublicPreKey)
 			return fmt.Errorf("relay: encoding prekey %d: %w", k.ID, err)
 		}
 		enc := (len(raw)+2)/3*4 + 3
-		if size+enc > prekeyChunkBytes || len(chunk) >= maxPreKeys {
+		if size+enc > prekeyChunkBytes || len(chunk) >= relay.MaxPreKeysPerFrame {
 			if err := flush(); err != nil {
 				return err
 			}
@@ -788,7 +766,7 @@ func (c *Client) UploadPreKeys(ctx context.Context, keys []ratchet.PublicPreKey)
 // PreKeyStatus reports how many prekeys of each kind the relay holds for this card and
 // which one-time keys are still there (the others have been handed out).
 func (c *Client) PreKeyStatus(ctx context.Context) (PreKeyStatus, error) {
-	resp, err := c.do(ctx, &Frame{Type: TypePreKeyStatus})
+	resp, err := c.do(ctx, &relay.Frame{Type: relay.TypePreKeyStatus})
 	if err != nil {
 		return PreKeyStatus{}, fmt.Errorf("relay: prekey status: %w", err)
 	}
@@ -798,7 +776,7 @@ func (c *Client) PreKeyStatus(ctx context.Context) (PreKeyStatus, error) {
 // FetchBundle fetches a prekey bundle for name. Each call consumes one of the owner's
 // one-time prekeys, if any are left. The caller verifies it (ratchet.StartSession does).
 func (c *Client) FetchBundle(ctx context.Context, name string) (*ratchet.Bundle, error) {
-	resp, err := c.do(ctx, &Frame{Type: TypeFetchBundle, Name: name})
+	resp, err := c.do(ctx, &relay.Frame{Type: relay.TypeFetchBundle, Name: name})
 	if err != nil {
 		return nil, fmt.Errorf("relay: fetching the prekey bundle of %s: %w", name, err)
 	}
@@ -816,11 +794,11 @@ func (c *Client) FetchBundle(ctx context.Context, name string) (*ratchet.Bundle,
 // is durable. Sending again with the same clientID is safe: the relay stores it once
 // and answers with the same id.
 func (c *Client) Send(ctx context.Context, to string, body []byte, clientID string) (int64, error) {
-	if len(body) > MaxBodySize {
-		return 0, &ProtocolError{Code: CodeFrameTooLarge, Limit: "max_body_bytes",
-			Message: fmt.Sprintf("message body is %d bytes, the relay takes at most %d", len(body), MaxBodySize)}
+	if len(body) > relay.MaxBodySize {
+		return 0, &relay.ProtocolError{Code: relay.CodeFrameTooLarge, Limit: "max_body_bytes",
+			Message: fmt.Sprintf("message body is %d bytes, the relay takes at most %d", len(body), relay.MaxBodySize)}
 	}
-	resp, err := c.do(ctx, &Frame{Type: TypeSend, To: to, Body: body, ClientID: clientID})
+	resp, err := c.do(ctx, &relay.Frame{Type: relay.TypeSend, To: to, Body: body, ClientID: clientID})
 	if err != nil {
 		return 0, fmt.Errorf("relay: sending to %s: %w", to, err)
 	}
@@ -830,8 +808,8 @@ func (c *Client) Send(ctx context.Context, to string, body []byte, clientID stri
 // Ack tells the relay the messages are safely stored and may be deleted.
 func (c *Client) Ack(ctx context.Context, ids ...int64) error {
 	for len(ids) > 0 {
-		n := min(len(ids), maxAckIDs)
-		if _, err := c.do(ctx, &Frame{Type: TypeAck, IDs: ids[:n]}); err != nil {
+		n := min(len(ids), relay.MaxAckIDs)
+		if _, err := c.do(ctx, &relay.Frame{Type: relay.TypeAck, IDs: ids[:n]}); err != nil {
 			return fmt.Errorf("relay: ack: %w", err)
 		}
 		ids = ids[n:]
@@ -841,7 +819,7 @@ func (c *Client) Ack(ctx context.Context, ids ...int64) error {
 
 // Ping round-trips a ping, for health checks and latency measurements.
 func (c *Client) Ping(ctx context.Context) error {
-	_, err := c.do(ctx, &Frame{Type: TypePing})
+	_, err := c.do(ctx, &relay.Frame{Type: relay.TypePing})
 	return err
 }
 
@@ -858,16 +836,10 @@ func (c *Client) AckNoWait(ids ...int64) error {
 		return ErrNotConnected
 	}
 	for len(ids) > 0 {
-		n := min(len(ids), maxAckIDs)
-		bp := sendBufs.Get().(*[]byte)
-		data := appendAck((*bp)[:0], c.nextID.Add(1), ids[:n])
+		n := min(len(ids), relay.MaxAckIDs)
+		f := relay.Frame{Type: relay.TypeAck, ID: c.nextID.Add(1), IDs: ids[:n]}
 		ids = ids[n:]
-		err := cc.w.write(opText, data) // copies data
-		if cap(data) <= 64<<10 {
-			*bp = data[:0]
-			sendBufs.Put(bp)
-		}
-		if err != nil {
+		if err := cc.write(relay.EncodeFrame(&f)); err != nil {
 			return fmt.Errorf("%w: %v", ErrConnectionLost, err)
 		}
 	}

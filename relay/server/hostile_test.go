@@ -1,4 +1,4 @@
-package relay_test
+package server_test
 
 import (
 	"context"
@@ -14,6 +14,7 @@ import (
 
 	"pfschat/relay"
 	"pfschat/relay/relaytest"
+	"pfschat/relay/server"
 )
 
 // hostileFrame returns one random, mutated, wrongly typed or oversized frame.
@@ -67,7 +68,7 @@ func hostileFrame(rng *rand.Rand) (int, []byte) {
 // TestHostileInputKeepsServing throws thousands of random and oversized frames at a
 // live relay from several connections while two users keep talking.
 func TestHostileInputKeepsServing(t *testing.T) {
-	r := relaytest.StartWith(t, relaytest.Options{Limits: relay.Limits{FramesPerSecond: -1}})
+	r := relaytest.StartWith(t, relaytest.Options{Limits: server.Limits{FramesPerSecond: -1}})
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
 	alice := newUser(t, r, "alice")

@@ -1,4 +1,4 @@
-package relay_test
+package server_test
 
 import (
 	"context"
@@ -13,6 +13,7 @@ import (
 
 	"pfschat/ratchet"
 	"pfschat/relay"
+	"pfschat/relay/client"
 	"pfschat/relay/relaytest"
 )
 
@@ -29,7 +30,7 @@ type user struct {
 	name string
 	key  *ratchet.IdentityKey
 	card *ratchet.Card // relay-signed
-	c    *relay.Client
+	c    *client.Client
 }
 
 func newIdentity(t testing.TB, name string) (*ratchet.IdentityKey, *ratchet.Card) {
@@ -49,7 +50,7 @@ func newIdentity(t testing.TB, name string) (*ratchet.IdentityKey, *ratchet.Card
 func register(t testing.TB, r *relaytest.Relay, name string) *user {
 	t.Helper()
 	k, card := newIdentity(t, name)
-	anon := relay.NewClient(relay.ClientConfig{URL: r.URL})
+	anon := client.New(client.Config{URL: r.URL})
 	defer anon.Close()
 	ctx := testCtx(t)
 	if err := anon.Connect(ctx); err != nil {
@@ -63,9 +64,9 @@ func register(t testing.TB, r *relaytest.Relay, name string) *user {
 }
 
 // login connects a logged-in client for u (closed at cleanup).
-func (u *user) login(t testing.TB, r *relaytest.Relay) *relay.Client {
+func (u *user) login(t testing.TB, r *relaytest.Relay) *client.Client {
 	t.Helper()
-	c := relay.NewClient(relay.ClientConfig{URL: r.URL, Identity: u.key, Card: u.card, PinnedRelayKey: r.Server.RelayKey()})
+	c := client.New(client.Config{URL: r.URL, Identity: u.key, Card: u.card, PinnedRelayKey: r.Server.RelayKey()})
 	t.Cleanup(func() { c.Close() })
 	if err := c.Connect(testCtx(t)); err != nil {
 		t.Fatalf("login %s: %v", u.name, err)
@@ -81,7 +82,7 @@ func newUser(t testing.TB, r *relaytest.Relay, name string) *user {
 }
 
 // nextMessage waits for the next delivered message, skipping other pushes.
-func nextMessage(t testing.TB, c *relay.Client) *relay.Incoming {
+func nextMessage(t testing.TB, c *client.Client) *client.Incoming {
 	t.Helper()
 	timeout := time.After(waitFor)
 	for {
@@ -98,7 +99,7 @@ func nextMessage(t testing.TB, c *relay.Client) *relay.Incoming {
 }
 
 // waitSynced waits for the end-of-backlog push, failing on any message before it.
-func waitSynced(t testing.TB, c *relay.Client) {
+func waitSynced(t testing.TB, c *client.Client) {
 	t.Helper()
 	timeout := time.After(waitFor)
 	for {

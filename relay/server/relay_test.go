@@ -1,4 +1,4 @@
-package relay_test
+package server_test
 
 import (
 	"bytes"
@@ -14,7 +14,9 @@ import (
 
 	"pfschat/ratchet"
 	"pfschat/relay"
+	"pfschat/relay/client"
 	"pfschat/relay/relaytest"
+	"pfschat/relay/server"
 )
 
 func TestRegisterLookupLogin(t *testing.T) {
@@ -25,7 +27,7 @@ func TestRegisterLookupLogin(t *testing.T) {
 		t.Fatalf("registered card does not carry the relay's signature: %v", err)
 	}
 
-	anon := relay.NewClient(relay.ClientConfig{URL: r.URL})
+	anon := client.New(client.Config{URL: r.URL})
 	defer anon.Close()
 	if err := anon.Connect(ctx); err != nil {
 		t.Fatal(err)
@@ -74,9 +76,9 @@ func TestRelayKeyStableAndPinned(t *testing.T) {
 		t.Fatal("relay key changed across a restart")
 	}
 	other := relaytest.Start(t)
-	c := relay.NewClient(relay.ClientConfig{URL: other.URL, PinnedRelayKey: key})
+	c := client.New(client.Config{URL: other.URL, PinnedRelayKey: key})
 	defer c.Close()
-	if err := c.Connect(testCtx(t)); !errorsIs(err, relay.ErrRelayKeyMismatch) {
+	if err := c.Connect(testCtx(t)); !errorsIs(err, client.ErrRelayKeyMismatch) {
 		t.Fatalf("connecting to another relay with a pinned key: %v, want ErrRelayKeyMismatch", err)
 	}
 }
@@ -285,7 +287,7 @@ func TestDuplicateClientID(t *testing.T) {
 }
 
 func TestQueueFull(t *testing.T) {
-	r := relaytest.StartWith(t, relaytest.Options{Limits: relay.Limits{MaxQueueCount: 3}})
+	r := relaytest.StartWith(t, relaytest.Options{Limits: server.Limits{MaxQueueCount: 3}})
 	ctx := testCtx(t)
 	alice := newUser(t, r, "alice")
 	register(t, r, "bob")
@@ -338,7 +340,7 @@ func TestReplaceCard(t *testing.T) {
 	_, err = bob.c.ReplaceCard(ctx, card3)
 	wantCode(t, err, relay.CodeForbidden)
 	// The old key can no longer log in; the new one can.
-	old := relay.NewClient(relay.ClientConfig{URL: r.URL, Identity: alice.key, Card: alice.card})
+	old := client.New(client.Config{URL: r.URL, Identity: alice.key, Card: alice.card})
 	defer old.Close()
 	wantCode(t, old.Connect(ctx), relay.CodeLoginFailed)
 	newer := &user{name: "alice", key: k2, card: signed}
@@ -519,7 +521,7 @@ func TestMalformedFramesGetErrors(t *testing.T) {
 }
 
 func TestRateLimit(t *testing.T) {
-	r := relaytest.StartWith(t, relaytest.Options{Limits: relay.Limits{FramesPerSecond: 1, FrameBurst: 5}})
+	r := relaytest.StartWith(t, relaytest.Options{Limits: server.Limits{FramesPerSecond: 1, FrameBurst: 5}})
 	rc := dialRaw(t, r)
 	limited := 0
 	for i := 1; i <= 10; i++ {
@@ -625,7 +627,7 @@ func TestLargestMessage(t *testing.T) {
 }
 
 func TestQueueBytesLimit(t *testing.T) {
-	r := relaytest.StartWith(t, relaytest.Options{Limits: relay.Limits{MaxQueueBytes: 1000}})
+	r := relaytest.StartWith(t, relaytest.Options{Limits: server.Limits{MaxQueueBytes: 1000}})
 	ctx := testCtx(t)
 	alice := newUser(t, r, "alice")
 	register(t, r, "bob")
@@ -680,7 +682,7 @@ func TestConcurrentBundlesTakeEachKeyOnce(t *testing.T) {
 		t.Fatal(err)
 	}
 	const fetchers = 20
-	clients := make([]*relay.Client, fetchers)
+	clients := make([]*client.Client, fetchers)
 	for i := range clients {
 		clients[i] = newUser(t, r, fmt.Sprintf("f%d", i)).c
 	}

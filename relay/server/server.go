@@ -1,4 +1,4 @@
-package relay
+package server
 
 import (
 	"bufio"
@@ -18,6 +18,7 @@ import (
 	"github.com/gorilla/websocket"
 
 	"pfschat/ratchet"
+	"pfschat/relay"
 	"pfschat/storage"
 )
 
@@ -42,7 +43,7 @@ type Limits struct {
 
 // DefaultLimits are the relay's limits unless configured otherwise.
 var DefaultLimits = Limits{
-	MaxFrameBytes:      MaxFrameSize,
+	MaxFrameBytes:      relay.MaxFrameSize,
 	MaxQueueCount:      10000,
 	MaxQueueBytes:      64 << 20,
 	MaxTTL:             30 * 24 * time.Hour,
@@ -60,7 +61,7 @@ var DefaultLimits = Limits{
 
 func (l Limits) withDefaults() Limits {
 	d := DefaultLimits
-	if l.MaxFrameBytes <= 0 || l.MaxFrameBytes > MaxFrameSize {
+	if l.MaxFrameBytes <= 0 || l.MaxFrameBytes > relay.MaxFrameSize {
 		l.MaxFrameBytes = d.MaxFrameBytes
 	}
 	if l.MaxQueueCount <= 0 {
@@ -105,8 +106,8 @@ func (l Limits) withDefaults() Limits {
 	return l
 }
 
-// ServerConfig configures a relay. Store is required.
-type ServerConfig struct {
+// Config configures a relay. Store is required.
+type Config struct {
 	Store  *storage.Relay
 	Logger *slog.Logger // nil = discard
 	Limits Limits
@@ -121,7 +122,7 @@ type ServerConfig struct {
 const metaRelayKey = "relay_ed25519_seed"
 
 // Server is the relay: an http.Handler serving /v1/ws (the protocol), /healthz and
-// /metrics. Create it with NewServer; stop it with Shutdown.
+// /metrics. Create it with New; stop it with Shutdown.
 type Server struct {
 	dir    Directory
 	queue  Queue
@@ -158,12 +159,12 @@ type account struct {
 
 var writeBufferPool sync.Pool
 
-// NewServer loads (or on first start creates) the relay key from the store and starts
+// New loads (or on first start creates) the relay key from the store and starts
 // the group committer. The caller keeps ownership of the store: Shutdown does not
 // close it.
-func NewServer(ctx context.Context, cfg ServerConfig) (*Server, error) {
+func New(ctx context.Context, cfg Config) (*Server, error) {
 	if cfg.Store == nil && (cfg.Queue == nil) {
-		return nil, errors.New("relay: ServerConfig.Store is required")
+		return nil, errors.New("relay: Config.Store is required")
 	}
 	s := &Server{
 		log:    cfg.Logger,
@@ -190,7 +191,7 @@ func NewServer(ctx context.Context, cfg ServerConfig) (*Server, error) {
 		}
 	}
 	if s.dir == nil {
-		return nil, errors.New("relay: ServerConfig.Store is required for the directory")
+		return nil, errors.New("relay: Config.Store is required for the directory")
 	}
 	if err := s.loadKey(ctx); err != nil {
 		return nil, err

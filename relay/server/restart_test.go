@@ -1,4 +1,4 @@
-package relay_test
+package server_test
 
 import (
 	"context"
@@ -9,13 +9,14 @@ import (
 	"time"
 
 	"pfschat/relay"
+	"pfschat/relay/client"
 	"pfschat/relay/relaytest"
 )
 
 // runningClient is a client kept up by Run, as chat/ uses it.
-func runningClient(t *testing.T, r *relaytest.Relay, u *user) *relay.Client {
+func runningClient(t *testing.T, r *relaytest.Relay, u *user) *client.Client {
 	t.Helper()
-	c := relay.NewClient(relay.ClientConfig{URL: r.URL, Identity: u.key, Card: u.card,
+	c := client.New(client.Config{URL: r.URL, Identity: u.key, Card: u.card,
 		PinnedRelayKey: r.Server.RelayKey(), MinBackoff: 10 * time.Millisecond, MaxBackoff: 200 * time.Millisecond})
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{})
@@ -25,7 +26,7 @@ func runningClient(t *testing.T, r *relaytest.Relay, u *user) *relay.Client {
 }
 
 // sendUntilAccepted resends with the same client id until the relay accepts it.
-func sendUntilAccepted(ctx context.Context, c *relay.Client, to string, body []byte, clientID string) (int64, error) {
+func sendUntilAccepted(ctx context.Context, c *client.Client, to string, body []byte, clientID string) (int64, error) {
 	for {
 		select {
 		case <-c.Online():
@@ -181,7 +182,7 @@ func TestRestartMidStream(t *testing.T) {
 	// Every confirmed-acked message is gone for good: a fresh connection of each
 	// receiver gets only messages whose ack was never confirmed.
 	for _, u := range receivers {
-		c := relay.NewClient(relay.ClientConfig{URL: r.URL, Identity: u.key, Card: u.card})
+		c := client.New(client.Config{URL: r.URL, Identity: u.key, Card: u.card})
 		if err := c.Connect(ctx); err != nil {
 			t.Fatal(err)
 		}

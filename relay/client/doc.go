@@ -1,0 +1,17 @@
+// Package client is a connection to a pfschat relay, as chat/ uses it: it dials,
+// checks the relay's key against the pinned one, logs in by key proof, makes requests
+// and receives pushes, and keeps the connection up with backoff.
+//
+//	c := client.New(client.Config{URL: url, Identity: key, Card: card, PinnedRelayKey: pinned})
+//	go c.Run(ctx)                      // connect, log in, reconnect with backoff
+//	for p := range c.Pushes() { ... }  // deliver pushes; ack after committing each
+//	id, err := c.Send(ctx, "bob", ciphertext, clientID)
+//
+// Methods fail fast with ErrNotConnected while the connection is down (chat/ keeps an
+// outbox and resends on reconnect; resending with the same client ID is safe). Error
+// frames from the relay come back as *relay.ProtocolError with a Code.
+//
+// A client is one connection per program, so it does without hot-path tricks: it
+// writes with gorilla/websocket's ordinary writer under a mutex, encodes with
+// encoding/json and pools nothing (see the rule in package relay's documentation).
+package client

@@ -1,0 +1,155 @@
+package server
+
+import (
+	"bufio"
+	"context"
+	"crypto/rand"
+	"errors"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/gorilla/websocket"
+
+	"pfschat/relay"
+)
+
+var errQueueClosed = errors.New("relay: connection closed")
+
+// conn is one client connection. Its read loop owns the fields below "reader state";
+// the delivery fields are shared with the committer (via the hub) under dmu.
+type conn struct {
+	s      *Server
+	ws     *websocket.Conn
+	br     *bufio.Reader // gorilla's read buffer (nil if gorilla made its own)
+	waiter *readWaiter   // nil where unsupported
+	id     uint64
+	out    *outQueue
+
+	ctx    context.Context // cancelled when the connection closes
+	cancel context.CancelFunc
+
+	inflight   chan struct{} // semaphore: sends waiting for the group commit
+	readerDone chan struct{}
+	closeOnce  sync.Once
+	slowOnce   atomic.Bool
+
+	// reader state
+	challenge     [relay.ChallengeSize]byte
+	version       int
+	bucket        tokenBucket
+	loginFailures int
+	rateStrikes   int
+	acct          *account // nil until logged in
+	// cardID is acct's card ID for other goroutines (Notify): a card replaced on
+	// another connection closes this one.
+	cardID     atomic.Pointer[string]
+	unsub      func()
+	recipients map[string]string // names this connection sent to: known to exist
+
+	// delivery state
+	dmu         sync.Mutex
+	backfilling bool  // backlog goroutine still catching up; live pushes wait for it
+	missed      bool  // a live message arrived while backfilling
+	lastQueued  int64 // highest message id handed to the writer
+}
+
+func newConn(s *Server, ws *websocket.Conn) *conn {
+	ctx, cancel := context.WithCancel(context.Background())
+	c := &conn{
+		s: s, ws: ws, id: s.nextID.Add(1),
+		ctx:        ctx,
+		cancel:     cancel,
+		inflight:   make(chan struct{}, s.limits.MaxInflightSends),
+		readerDone: make(chan struct{}),
+		version:    relay.ProtocolVersion,
+		bucket:     newTokenBucket(s.limits.FramesPerSecond, s.limits.FrameBurst, s.now()),
+	}
+	write := c.writeLoop // one method value: `go c.writeLoop()` would allocate a closure per start
+	c.out = newOutQueue(s.limits.OutboundQueue, func() { go write() })
+	rand.Read(c.challenge[:]) // never fails (Go 1.24+: a broken OS source aborts the program)
+	return c
+}
+
+// close ends the connection: pushes stop, the writer flushes what is queued and closes.
+func (c *conn) close() {
+	c.closeOnce.Do(func() {
+		c.cancel()
+		c.out.close()
+	})
+}
+
+// kill closes at once, dropping queued frames, with a close frame naming the reason
+// (protocol abuse, a replaced card). Messages stay in the store, unacknowledged, and
+// are delivered on the next connection.
+func (c *conn) kill(code, reason string) {
+	c.s.m.errorSent(code)
+	c.s.log.Info("closing connection", "conn", c.id, "code", code)
+	c.closeOnce.Do(c.cancel)
+	c.out.closeWith(
+		outItem{raw: relay.EncodeFrame(&relay.Frame{Type: relay.TypeError, Code: code, Message: reason + "; closing the connection"})},
+		outItem{opcode: opClose, raw: websocket.FormatCloseMessage(websocket.ClosePolicyViolation, truncate(code+": "+reason, 120))})
+}
+
+func (c *conn) stopReading() { c.ws.SetReadDeadline(time.Unix(1, 0)) }
+
+func (c *conn) goingAway() {
+	c.out.forcePush(outItem{raw: relay.EncodeFrame(&relay.Frame{Type: relay.TypeGoingAway, Code: relay.CodeGoingAway, Message: "relay is shutting down; reconnect later"})})
+	c.close()
+}
+
+// Replies; they may be called from any goroutine.
+
+func (c *conn) send(f *relay.Frame) {
+	c.s.m.frameOut(f.Type)
+	if f.Type == relay.TypeError {
+		c.s.m.errorSent(f.Code)
+	}
+	if !c.out.tryPush(outItem{raw: relay.EncodeFrame(f)}) {
+		c.slow()
+	}
+}
+
+func (c *conn) slow() {
+	if !c.slowOnce.CompareAndSwap(false, true) {
+		return
+	}
+	c.s.m.slowReaders.Add(1)
+	c.s.m.errorSent(relay.CodeSlowReader)
+	c.s.log.Info("closing connection", "conn", c.id, "code", relay.CodeSlowReader)
+	c.close()
+	// The peer is not reading, so no close frame would reach it: cut the connection.
+	// Its messages stay queued and are delivered on its next connection.
+	c.ws.Close()
+}
+
+func (c *conn) replyError(reqID uint64, code, msg, limit string) {
+	c.send(&relay.Frame{Type: relay.TypeError, ID: reqID, Code: code, Message: msg, Limit: limit})
+}
+
+func (c *conn) replyOK(reqID uint64) {
+	c.s.m.frameOut(relay.TypeOK)
+	if !c.out.tryPush(outItem{kind: itemOK, reqID: reqID}) {
+		c.slow()
+	}
+}
+
+func (c *conn) replyAccepted(reqID uint64, msgID int64, dup bool) {
+	c.s.m.frameOut(relay.TypeAccepted)
+	kind := byte(itemAccepted)
+	if dup {
+		kind = itemAcceptedDup
+	}
+	if !c.out.tryPush(outItem{kind: kind, reqID: reqID, msgID: msgID}) {
+		c.slow()
+	}
+}
+
+func (c *conn) releaseSend() { <-c.inflight }
+
+func truncate(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	return s[:n] + "…"
+}

@@ -1,0 +1,39 @@
+// Package server is the pfschat relay: an http.Handler serving the WebSocket protocol
+// of package relay at /v1/ws, with /healthz and /metrics (Prometheus text format).
+// It approves and publishes cards, authenticates clients by key proof, hands out
+// prekeys and stores-and-forwards ciphertext; it never sees a plaintext.
+//
+// Running a relay in-process (tests, `pfschat demo`; `pfschat relay` is the command
+// in chat/cli):
+//
+//	store, _ := storage.OpenRelay(ctx, path, storage.RelayOptions{})
+//	srv, _ := server.New(ctx, server.Config{Store: store, Logger: log})
+//	http.ListenAndServe(addr, srv) // serves /v1/ws, /healthz, /metrics
+//	...
+//	srv.Shutdown(ctx) // drains: every send already read is committed and answered
+//	store.Close()
+//
+// Tests use relay/relaytest, which does the above on a temporary database.
+//
+// Inside the relay, every connection has a read loop on its own goroutine (not the
+// HTTP handler's, reader.go), parked on a shallow stack while idle; a writer goroutine
+// that exists only while there is something to send and writes each batch with one
+// system call (writer.go); a bounded outbound queue that holds no memory while idle
+// (outqueue.go); and a token bucket for its frame rate (ratelimit.go). An idle
+// logged-in connection costs about 12 KB. The handlers (handlers.go) answer requests;
+// sends from all connections go to one committer goroutine (committer.go) that
+// commits everything waiting in one storage transaction (group commit) and only then
+// answers "accepted" and publishes the message to the Hub (hub.go), which pushes it to
+// the recipient's connections (delivery.go). The durable Queue and the live Hub are
+// interfaces (queue.go, hub.go) so a multi-node relay can put them over a shared log
+// and a message bus; *storage.Relay and MemHub implement them for one node. A
+// recipient that does not read never slows a sender: pushes to it only ever try its
+// bounded queue, and when that overflows it is disconnected while its messages wait
+// in the store.
+//
+// The hot paths here (pooled requests, hand-written frame codecs from package relay,
+// batched writes) are justified by the relay load benchmarks in package relay; see
+// the rule in package relay's documentation. The process-wide garbage-collector
+// policy `pfschat relay` runs with belongs to the command (chat/cli), which reads the
+// traffic it needs from Server.MessagesAccepted.
+package server

@@ -1,0 +1,545 @@
+package server
+
+// The handlers of the protocol's requests, one per frame type, run by the read loop.
+
+import (
+	"context"
+	"errors"
+	"strconv"
+	"time"
+
+	"pfschat/ratchet"
+	"pfschat/relay"
+	"pfschat/storage"
+)
+
+// maxLoginFailures closes a connection that keeps failing key proofs.
+const maxLoginFailures = 5
+
+func (c *conn) handle(f *relay.Frame) bool {
+	switch f.Type {
+	case relay.TypeHello:
+		return c.onHello(f)
+	case relay.TypePing:
+		c.send(&relay.Frame{Type: relay.TypePong, ID: f.ID})
+		return true
+	case relay.TypeRegister:
+		c.onRegister(f)
+		return true
+	case relay.TypeLookup:
+		c.onLookup(f)
+		return true
+	case relay.TypeLogin:
+		return c.onLogin(f)
+	case relay.TypeResume:
+		c.onResume(f)
+		return true
+	}
+	if c.acct == nil {
+		c.replyError(f.ID, relay.CodeNotLoggedIn, f.Type+" needs a logged-in connection: login first", "")
+		return true
+	}
+	switch f.Type {
+	case relay.TypeSend:
+		return c.onSend(f)
+	case relay.TypeAck:
+		return c.onAck(f)
+	case relay.TypeUploadPreKeys:
+		c.onUploadPreKeys(f)
+	case relay.TypePreKeyStatus:
+		c.onPreKeyStatus(f)
+	case relay.TypeFetchBundle:
+		c.onFetchBundle(f)
+	case relay.TypeReplaceCard:
+		c.onReplaceCard(f)
+	}
+	return true
+}
+
+func (c *conn) onHello(f *relay.Frame) bool {
+	best := 0
+	for _, v := range f.Versions {
+		for _, s := range relay.SupportedVersions {
+			if v == s && v > best {
+				best = v
+			}
+		}
+	}
+	if best == 0 {
+		c.replyError(f.ID, relay.CodeUnsupportedVersion, "this relay speaks protocol versions "+strconv.Itoa(relay.SupportedVersions[0])+".."+strconv.Itoa(relay.SupportedVersions[len(relay.SupportedVersions)-1]), "")
+		c.close()
+		return false
+	}
+	c.version = best
+	c.send(&relay.Frame{Type: relay.TypeOK, ID: f.ID, Version: best})
+	return true
+}
+
+// opCtx bounds one store operation done on behalf of a frame.
+func (c *conn) opCtx() (context.Context, context.CancelFunc) {
+	return context.WithTimeout(c.ctx, 10*time.Second)
+}
+
+func (c *conn) internal(reqID uint64, what string, err error) {
+	c.s.log.Error(what, "conn", c.id, "err", err)
+	c.replyError(reqID, relay.CodeInternal, what+" failed on the relay; retry later", "")
+}
+
+func (c *conn) onRegister(f *relay.Frame) {
+	card, ok := c.parseCard(f)
+	if !ok {
+		return
+	}
+	ctx, cancel := c.opCtx()
+	defer cancel()
+	if err := card.SignAsRelay(c.s.priv); err != nil {
+		c.internal(f.ID, "signing the card", err)
+		return
+	}
+	export := card.Export()
+	err := c.s.dir.CreateAccount(ctx, storage.Account{Name: card.Identity, CardID: card.ID(), Card: []byte(export), CreatedAt: c.s.now().UTC()})
+	if errors.Is(err, storage.ErrExists) {
+		// A repeated registration of the same card (its answer was lost) succeeds again.
+		if acc, aerr := c.s.cachedAccount(ctx, card.Identity); aerr == nil && acc.cardID == card.ID() {
+			c.send(&relay.Frame{Type: relay.TypeCard, ID: f.ID, Card: acc.export})
+			return
+		}
+		c.replyError(f.ID, relay.CodeNameTaken, "the name "+strconv.Quote(card.Identity)+" is already registered; pick another", "")
+		return
+	}
+	if err != nil {
+		c.internal(f.ID, "storing the card", err)
+		return
+	}
+	c.s.log.Info("registered card", "conn", c.id, "name", card.Identity)
+	c.send(&relay.Frame{Type: relay.TypeCard, ID: f.ID, Card: export})
+}
+
+// parseCard imports and checks a card from a register or replace_card frame.
+func (c *conn) parseCard(f *relay.Frame) (*ratchet.Card, bool) {
+	card, err := ratchet.ImportCard(f.Card)
+	if err != nil {
+		c.replyError(f.ID, relay.CodeBadCard, "card does not parse: "+err.Error(), "")
+		return nil, false
+	}
+	if err := ratchet.ValidateName(card.Identity); err != nil {
+		c.replyError(f.ID, relay.CodeInvalidName, "names are 1 to 32 of a-z 0-9 . _ -", "")
+		return nil, false
+	}
+	if err := card.Verify(); err != nil {
+		c.replyError(f.ID, relay.CodeBadCard, "card does not verify: "+err.Error(), "")
+		return nil, false
+	}
+	return card, true
+}
+
+// namedAccount looks up the account a lookup or bundle request names, answering the
+// request with the reason when the name is malformed or unknown.
+func (c *conn) namedAccount(ctx context.Context, f *relay.Frame) (*account, bool) {
+	if err := ratchet.ValidateName(f.Name); err != nil {
+		c.replyError(f.ID, relay.CodeInvalidName, "names are 1 to 32 of a-z 0-9 . _ -", "")
+		return nil, false
+	}
+	acc, err := c.s.cachedAccount(ctx, f.Name)
+	if errors.Is(err, storage.ErrNotFound) {
+		c.replyError(f.ID, relay.CodeNotFound, "no card registered under "+strconv.Quote(f.Name), "")
+		return nil, false
+	}
+	if err != nil {
+		c.internal(f.ID, "looking up the card", err)
+		return nil, false
+	}
+	return acc, true
+}
+
+func (c *conn) onLookup(f *relay.Frame) {
+	ctx, cancel := c.opCtx()
+	defer cancel()
+	acc, ok := c.namedAccount(ctx, f)
+	if !ok {
+		return
+	}
+	c.send(&relay.Frame{Type: relay.TypeCard, ID: f.ID, Card: acc.export})
+}
+
+func (c *conn) onLogin(f *relay.Frame) bool {
+	if c.acct != nil {
+		c.replyError(f.ID, relay.CodeAlreadyLoggedIn, "this connection is already logged in", "")
+		return true
+	}
+	ctx, cancel := c.opCtx()
+	defer cancel()
+	a, err := c.s.dir.AccountByCardID(ctx, f.CardID)
+	var acc *account
+	if err == nil {
+		acc, err = accountFromStore(a)
+	}
+	if err == nil {
+		// Only the name's current card may log in; a replaced card may not.
+		var cur *account
+		if cur, err = c.s.cachedAccount(ctx, acc.name); err == nil && cur.cardID != acc.cardID {
+			err = storage.ErrNotFound
+		}
+	}
+	if err == nil {
+		err = ratchet.VerifySignature(acc.card.SigningKey, relay.LoginDomain, relay.LoginMessage(c.s.pub, c.challenge[:]), f.Signature)
+	}
+	if err != nil {
+		if !errors.Is(err, storage.ErrNotFound) && !errors.Is(err, ratchet.ErrBadSignature) {
+			c.internal(f.ID, "checking the login", err)
+			return true
+		}
+		c.loginFailures++
+		c.replyError(f.ID, relay.CodeLoginFailed, "unknown card or bad key proof (sign LoginDomain ‖ relay key ‖ this connection's challenge)", "")
+		if c.loginFailures >= maxLoginFailures {
+			c.close()
+			return false
+		}
+		return true
+	}
+	c.loggedIn(ctx, f.ID, acc)
+	return true
+}
+
+func (c *conn) onResume(f *relay.Frame) {
+	if c.acct != nil {
+		c.replyError(f.ID, relay.CodeAlreadyLoggedIn, "this connection is already logged in", "")
+		return
+	}
+	name, cardID, err := relay.ParseToken(c.s.pub, f.Token, c.s.now())
+	if err != nil {
+		c.replyError(f.ID, relay.CodeBadToken, err.Error()+"; log in with a key proof", "")
+		return
+	}
+	ctx, cancel := c.opCtx()
+	defer cancel()
+	c.s.accounts.Delete(name) // resume re-reads: a replaced card must not resume
+	acc, err := c.s.cachedAccount(ctx, name)
+	if err != nil || acc.cardID != cardID {
+		c.replyError(f.ID, relay.CodeBadToken, "the token's card is no longer current; log in with a key proof", "")
+		return
+	}
+	c.loggedIn(ctx, f.ID, acc)
+}
+
+func (c *conn) loggedIn(ctx context.Context, reqID uint64, acc *account) {
+	c.acct = acc
+	c.cardID.Store(&acc.cardID)
+	c.s.m.loggedIn.Add(1)
+	c.s.log.Debug("logged in", "conn", c.id, "name", acc.name)
+	expires := c.s.now().Add(c.s.limits.TokenTTL)
+	c.send(&relay.Frame{Type: relay.TypeOK, ID: reqID, Name: acc.name, CardID: acc.cardID,
+		Token: relay.IssueToken(c.s.priv, acc.name, acc.cardID, expires), TokenExpires: expires.Unix()})
+
+	c.dmu.Lock()
+	c.backfilling = true
+	c.dmu.Unlock()
+	// Subscribe before reading the backlog so nothing committed in between is missed.
+	c.unsub = c.s.hub.Subscribe(acc.name, c)
+	c.s.wg.Add(1)
+	go c.backfill(acc.name)
+
+	if n, err := c.s.dir.CountPreKeys(ctx, acc.cardID, uint8(ratchet.OneTimePreKey)); err == nil && n < c.s.limits.LowPreKeyThreshold {
+		if counts, err := c.s.preKeyCounts(ctx, acc.cardID); err == nil {
+			c.send(&relay.Frame{Type: relay.TypeLowPreKeys, Counts: counts})
+		}
+	}
+}
+
+func (c *conn) onSend(f *relay.Frame) bool {
+	r := newSendReq()
+	r.reqID = f.ID
+	r.msg.To = f.To
+	r.msg.ClientID = f.ClientID
+	r.msg.Body = f.Body
+	return c.submitSend(r, f.TTL)
+}
+
+// onSendReq handles a send decoded by decodeSendReq, whose strings are still views
+// into the frame (valid until this returns).
+func (c *conn) onSendReq(r *sendReq, reqID uint64, to, clientID []byte, ttl int64) bool {
+	r.reqID = reqID
+	if name, ok := c.recipients[string(to)]; ok {
+		r.msg.To = name
+	} else {
+		r.msg.To = string(to)
+	}
+	r.msg.ClientID = string(clientID)
+	return c.submitSend(r, ttl)
+}
+
+// maxRecipients bounds a connection's cache of recipient names.
+const maxRecipients = 256
+
+// submitSend checks a send and hands it to the committer. r holds the request's id,
+// recipient, client id and body; submitSend owns it from here.
+func (c *conn) submitSend(r *sendReq, ttlSeconds int64) bool {
+	to := r.msg.To
+	_, known := c.recipients[to]
+	if !known {
+		if err := ratchet.ValidateName(to); err != nil {
+			c.replyError(r.reqID, relay.CodeInvalidName, "recipient names are 1 to 32 of a-z 0-9 . _ -", "")
+			r.release()
+			return true
+		}
+	}
+	ttl := c.s.limits.MaxTTL
+	if ttlSeconds > 0 {
+		if time.Duration(ttlSeconds) > c.s.limits.MaxTTL/time.Second {
+			c.replyError(r.reqID, relay.CodeTTLTooLong, "ttl over "+strconv.FormatInt(int64(c.s.limits.MaxTTL/time.Second), 10)+" seconds", "max_ttl")
+			r.release()
+			return true
+		}
+		ttl = time.Duration(ttlSeconds) * time.Second
+	}
+	if !known {
+		var err error
+		if _, cached := c.s.accounts.Load(to); !cached { // the usual case costs no context
+			ctx, cancel := c.opCtx()
+			_, err = c.s.cachedAccount(ctx, to)
+			cancel()
+		}
+		if errors.Is(err, storage.ErrNotFound) {
+			c.replyError(r.reqID, relay.CodeNotFound, "no card registered under "+strconv.Quote(to), "")
+			r.release()
+			return true
+		}
+		if err != nil {
+			c.internal(r.reqID, "looking up the recipient", err)
+			r.release()
+			return true
+		}
+		// Names are never deleted: once known, a recipient stays valid.
+		if c.recipients == nil || len(c.recipients) >= maxRecipients {
+			c.recipients = make(map[string]string)
+		}
+		c.recipients[to] = to
+	}
+	now := c.s.now().UTC()
+	r.c = c
+	r.msg.From = c.acct.name
+	r.msg.FromCardID = c.acct.cardID
+	r.msg.ReceivedAt = now
+	r.msg.ExpiresAt = now.Add(ttl)
+	select {
+	case c.inflight <- struct{}{}:
+	case <-c.ctx.Done():
+		r.release()
+		return false
+	}
+	select {
+	case c.s.cm.sends <- r:
+	case <-c.s.cm.done: // shutting down: the send was not stored
+		c.releaseSend()
+		c.replyError(r.reqID, relay.CodeGoingAway, "relay is shutting down; resend after reconnecting", "")
+		r.release()
+	}
+	return true
+}
+
+func (c *conn) onAck(f *relay.Frame) bool {
+	a := newAckReq()
+	a.reqID = f.ID
+	a.ids = append(a.ids, f.IDs...)
+	return c.submitAck(a)
+}
+
+// submitAck hands an ack to the committer, which owns it from here.
+func (c *conn) submitAck(a *ackReq) bool {
+	a.c, a.to = c, c.acct.name
+	select {
+	case c.s.cm.acks <- a:
+	case <-c.s.cm.done:
+		c.replyError(a.reqID, relay.CodeGoingAway, "relay is shutting down; the messages will come again", "")
+		a.release()
+	}
+	return true
+}
+
+var allPreKeyKinds = []ratchet.PreKeyKind{ratchet.SignedPreKey, ratchet.OneTimePreKey, ratchet.KEMLastResort, ratchet.KEMOneTime}
+
+func (s *Server) preKeyCounts(ctx context.Context, cardID string) (map[string]int, error) {
+	counts := make(map[string]int, 4)
+	for _, k := range allPreKeyKinds {
+		n, err := s.dir.CountPreKeys(ctx, cardID, uint8(k))
+		if err != nil {
+			return nil, err
+		}
+		counts[relay.PreKeyKindNames[k]] = n
+	}
+	return counts, nil
+}
+
+func (c *conn) onUploadPreKeys(f *relay.Frame) {
+	card := c.acct.card
+	keys := make([]storage.StoredPreKey, 0, len(f.PreKeys))
+	newOneTime := map[ratchet.PreKeyKind]int{}
+	for i, raw := range f.PreKeys {
+		pk, err := ratchet.ParsePublicPreKey(raw)
+		if err != nil {
+			c.replyError(f.ID, relay.CodeBadPreKey, "prekey "+strconv.Itoa(i)+" does not parse: "+err.Error(), "")
+			return
+		}
+		if err := pk.Verify(card); err != nil {
+			c.replyError(f.ID, relay.CodeBadPreKey, "prekey "+strconv.Itoa(i)+" does not verify against your card: "+err.Error(), "")
+			return
+		}
+		if pk.Kind == ratchet.OneTimePreKey || pk.Kind == ratchet.KEMOneTime {
+			newOneTime[pk.Kind]++
+		}
+		keys = append(keys, storage.StoredPreKey{Kind: uint8(pk.Kind), ID: pk.ID, Data: raw})
+	}
+	ctx, cancel := c.opCtx()
+	defer cancel()
+	max := c.s.limits.MaxOneTimePreKeys
+	for kind, n := range newOneTime {
+		have, err := c.s.dir.CountPreKeys(ctx, c.acct.cardID, uint8(kind))
+		if err != nil {
+			c.internal(f.ID, "counting prekeys", err)
+			return
+		}
+		if have+n > max {
+			c.replyError(f.ID, relay.CodeTooManyPreKeys, strconv.Itoa(have)+" "+relay.PreKeyKindNames[kind]+" prekeys stored, "+strconv.Itoa(n)+" more would exceed "+strconv.Itoa(max), "max_one_time_prekeys")
+			return
+		}
+	}
+	if _, err := c.s.dir.PutPreKeys(ctx, c.acct.cardID, keys, max); err != nil {
+		c.internal(f.ID, "storing prekeys", err)
+		return
+	}
+	c.replyPreKeyStatus(ctx, f.ID)
+}
+
+func (c *conn) onPreKeyStatus(f *relay.Frame) {
+	ctx, cancel := c.opCtx()
+	defer cancel()
+	c.replyPreKeyStatus(ctx, f.ID)
+}
+
+func (c *conn) replyPreKeyStatus(ctx context.Context, reqID uint64) {
+	counts, err := c.s.preKeyCounts(ctx, c.acct.cardID)
+	if err != nil {
+		c.internal(reqID, "counting prekeys", err)
+		return
+	}
+	otk, err := c.s.dir.PreKeyIDs(ctx, c.acct.cardID, uint8(ratchet.OneTimePreKey))
+	if err != nil {
+		c.internal(reqID, "listing prekeys", err)
+		return
+	}
+	kem, err := c.s.dir.PreKeyIDs(ctx, c.acct.cardID, uint8(ratchet.KEMOneTime))
+	if err != nil {
+		c.internal(reqID, "listing prekeys", err)
+		return
+	}
+	if otk == nil {
+		otk = []uint32{}
+	}
+	c.send(&relay.Frame{Type: relay.TypePreKeyStatus, ID: reqID, Counts: counts, OneTimeIDs: otk, KEMOneTimeIDs: kem})
+}
+
+func (c *conn) onFetchBundle(f *relay.Frame) {
+	ctx, cancel := c.opCtx()
+	defer cancel()
+	acc, ok := c.namedAccount(ctx, f)
+	if !ok {
+		return
+	}
+	b, code, err := c.s.bundle(ctx, acc)
+	if code != "" {
+		c.replyError(f.ID, code, f.Name+" has not published the prekeys a session needs yet; ask them to come online", "")
+		return
+	}
+	if err != nil {
+		c.internal(f.ID, "building the bundle", err)
+		return
+	}
+	c.send(&relay.Frame{Type: relay.TypeBundle, ID: f.ID, Bundle: b})
+}
+
+// bundle assembles a prekey bundle, taking one-time keys atomically (each handed out
+// once), and tells the owner when its one-time keys run low.
+func (s *Server) bundle(ctx context.Context, acc *account) ([]byte, string, error) {
+	parse := func(sp storage.StoredPreKey) (ratchet.PublicPreKey, error) { return ratchet.ParsePublicPreKey(sp.Data) }
+	spk, err := s.dir.LatestPreKey(ctx, acc.cardID, uint8(ratchet.SignedPreKey))
+	if errors.Is(err, storage.ErrNotFound) {
+		return nil, relay.CodeNoPreKeys, nil
+	}
+	if err != nil {
+		return nil, "", err
+	}
+	b := &ratchet.Bundle{Card: acc.card}
+	if b.SignedPreKey, err = parse(spk); err != nil {
+		return nil, "", err
+	}
+	kem, err := s.dir.TakePreKey(ctx, acc.cardID, uint8(ratchet.KEMOneTime))
+	if errors.Is(err, storage.ErrNotFound) {
+		kem, err = s.dir.LatestPreKey(ctx, acc.cardID, uint8(ratchet.KEMLastResort))
+		if errors.Is(err, storage.ErrNotFound) {
+			return nil, relay.CodeNoPreKeys, nil
+		}
+	}
+	if err != nil {
+		return nil, "", err
+	}
+	if b.KEMPreKey, err = parse(kem); err != nil {
+		return nil, "", err
+	}
+	otk, err := s.dir.TakePreKey(ctx, acc.cardID, uint8(ratchet.OneTimePreKey))
+	switch {
+	case errors.Is(err, storage.ErrNotFound):
+	case err != nil:
+		return nil, "", err
+	default:
+		p, err := parse(otk)
+		if err != nil {
+			return nil, "", err
+		}
+		b.OneTimePreKey = &p
+	}
+	if counts, err := s.preKeyCounts(ctx, acc.cardID); err == nil && counts["one_time"] < s.limits.LowPreKeyThreshold {
+		s.hub.Notice(acc.name, Notice{LowPreKeys: counts})
+	}
+	raw, err := b.MarshalBinary()
+	return raw, "", err
+}
+
+func (c *conn) onReplaceCard(f *relay.Frame) {
+	card, ok := c.parseCard(f)
+	if !ok {
+		return
+	}
+	if card.Identity != c.acct.name {
+		c.replyError(f.ID, relay.CodeForbidden, "you are logged in as "+strconv.Quote(c.acct.name)+" and can only replace that name's card", "")
+		return
+	}
+	if card.ID() == c.acct.cardID {
+		c.send(&relay.Frame{Type: relay.TypeCard, ID: f.ID, Card: c.acct.export})
+		return
+	}
+	if err := card.SignAsRelay(c.s.priv); err != nil {
+		c.internal(f.ID, "signing the card", err)
+		return
+	}
+	export := card.Export()
+	ctx, cancel := c.opCtx()
+	defer cancel()
+	err := c.s.dir.ReplaceCard(ctx, c.acct.name, storage.Account{Name: c.acct.name, CardID: card.ID(), Card: []byte(export), CreatedAt: c.s.now().UTC()})
+	if errors.Is(err, storage.ErrExists) {
+		c.replyError(f.ID, relay.CodeBadCard, "that card is already registered", "")
+		return
+	}
+	if err != nil {
+		c.internal(f.ID, "replacing the card", err)
+		return
+	}
+	acc := &account{name: c.acct.name, cardID: card.ID(), card: card, export: export}
+	c.s.accounts.Store(acc.name, acc)
+	c.acct = acc
+	c.cardID.Store(&acc.cardID)
+	c.s.log.Info("replaced card", "conn", c.id, "name", acc.name)
+	c.send(&relay.Frame{Type: relay.TypeCard, ID: f.ID, Card: export})
+	// Connections still logged in with the old card (another device, or whoever holds
+	// the key being replaced) must stop receiving and acknowledging the name's messages.
+	c.s.hub.Notice(acc.name, Notice{CardReplaced: acc.cardID})
+}

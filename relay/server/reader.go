@@ -1,0 +1,244 @@
+package server
+
+// The read loop: it reads frames, applies the rate limit and decodes them, the hot
+// frames (send, ack) straight into pooled requests, and hands them to the handlers.
+
+import (
+	"bytes"
+	"errors"
+	"io"
+	"strconv"
+	"sync"
+	"time"
+
+	"github.com/gorilla/websocket"
+
+	"pfschat/relay"
+)
+
+// discardLimit is how much of an oversized frame the relay reads and throws away so it
+// can answer frame_too_large and keep the connection; anything bigger closes it.
+const discardLimit = 1 << 20
+
+var (
+	sendPrefix = []byte(relay.SendPrefix)
+	ackPrefix  = []byte(relay.AckPrefix)
+)
+
+var readBufPool = sync.Pool{New: func() any { b := make([]byte, 0, 4096); return &b }}
+
+func (c *conn) readLoop() {
+	defer c.s.wg.Done()
+	defer close(c.readerDone)
+	defer func() {
+		if !c.s.closing.Load() {
+			c.close()
+		}
+	}()
+	ws := c.ws
+	// No gorilla read limit: readFrame enforces the limits and answers with an error
+	// frame (gorilla would write its own close frame from this goroutine).
+	ws.SetReadLimit(0)
+	readTimeout := 2*c.s.limits.PingInterval + 15*time.Second
+	lastDeadline := time.Now()
+	ws.SetReadDeadline(lastDeadline.Add(readTimeout))
+	ws.SetPongHandler(func(string) error {
+		ws.SetReadDeadline(time.Now().Add(readTimeout))
+		return nil
+	})
+	// Only the write loop writes: pongs and the close echo go through its queue.
+	ws.SetPingHandler(func(data string) error {
+		ws.SetReadDeadline(time.Now().Add(readTimeout))
+		c.out.tryPush(outItem{opcode: opPong, raw: []byte(data)})
+		return nil
+	})
+	ws.SetCloseHandler(func(code int, text string) error {
+		c.out.closeWith(outItem{opcode: opClose, raw: websocket.FormatCloseMessage(code, "")})
+		return nil
+	})
+
+	c.sendHello()
+	for {
+		// Keep this loop's own frame small: an idle connection parks here, and a
+		// shallow stack lets the runtime shrink it (per-frame work is in onMessage).
+		if c.waiter != nil && c.br != nil && c.br.Buffered() == 0 {
+			c.waiter.wait()
+		}
+		mt, r, err := ws.NextReader()
+		if err != nil {
+			return
+		}
+		// Refresh the idle deadline at most once a second: it costs a timer update.
+		if now := time.Now(); now.Sub(lastDeadline) > time.Second {
+			ws.SetReadDeadline(now.Add(readTimeout))
+			lastDeadline = now
+		}
+		if !c.onMessage(mt, r) {
+			return
+		}
+	}
+}
+
+//go:noinline
+func (c *conn) sendHello() {
+	c.send(&relay.Frame{
+		Type: relay.TypeHello, Version: relay.ProtocolVersion, Versions: relay.SupportedVersions,
+		RelayKey: c.s.pub, Challenge: c.challenge[:], Limits: c.s.frameLimits(),
+	})
+}
+
+// onMessage reads, checks and handles one message. It returns false to close.
+//
+//go:noinline
+func (c *conn) onMessage(mt int, r io.Reader) bool {
+	bp := readBufPool.Get().(*[]byte)
+	data, tooBig, err := readFrame(r, (*bp)[:0], c.s.limits.MaxFrameBytes)
+	if err != nil {
+		readBufPool.Put(bp)
+		if tooBig {
+			c.kill(relay.CodeFrameTooLarge, "frame over "+strconv.Itoa(discardLimit)+" bytes")
+		}
+		return false
+	}
+	if ok, retry := c.bucket.allow(c.s.now()); !ok {
+		defer readBufPool.Put(bp)
+		c.s.m.frameIn("")
+		c.rateStrikes++
+		if c.rateStrikes > 4*c.s.limits.FrameBurst {
+			c.kill(relay.CodeRateLimited, "persistently over the frame rate")
+			return false
+		}
+		c.send(&relay.Frame{Type: relay.TypeError, ID: relay.PeekID(data), Code: relay.CodeRateLimited, Limit: "frames_per_second",
+			Message: "over " + strconv.Itoa(c.s.limits.FramesPerSecond) + " frames/s; slow down", RetryAfterMS: retry.Milliseconds() + 1})
+		return true
+	}
+	c.rateStrikes = 0
+	if tooBig {
+		readBufPool.Put(bp)
+		c.s.m.frameIn("")
+		c.send(&relay.Frame{Type: relay.TypeError, Code: relay.CodeFrameTooLarge, Limit: "max_frame_bytes",
+			Message: "frame over " + strconv.Itoa(c.s.limits.MaxFrameBytes) + " bytes"})
+		return true
+	}
+	if mt != websocket.TextMessage {
+		readBufPool.Put(bp)
+		c.s.m.frameIn("")
+		c.send(&relay.Frame{Type: relay.TypeError, Code: relay.CodeBadFrame, Message: "frames are JSON text messages"})
+		return true
+	}
+	if c.acct != nil && bytes.HasPrefix(data, ackPrefix) {
+		if a, ok := decodeAckReq(data); ok {
+			c.s.m.frameIn(relay.TypeAck)
+			if cap(data) <= 64<<10 {
+				*bp = data[:0]
+				readBufPool.Put(bp)
+			}
+			return c.submitAck(a)
+		}
+	}
+	if c.acct != nil && bytes.HasPrefix(data, sendPrefix) {
+		// The hot frame: decoded straight into a pooled request, body and all.
+		if r, to, clientID, ttl, ok := decodeSendReq(data); ok {
+			c.s.m.frameIn(relay.TypeSend)
+			more := c.onSendReq(r, r.reqID, to, clientID, ttl)
+			if cap(data) <= 64<<10 {
+				*bp = data[:0]
+				readBufPool.Put(bp)
+			}
+			return more
+		}
+	}
+	f, err := relay.DecodeFrame(data)
+	if cap(data) <= 64<<10 {
+		*bp = data[:0]
+		readBufPool.Put(bp)
+	}
+	c.s.m.frameIn(f.Type)
+	if err != nil {
+		var fe *relay.FrameError
+		errors.As(err, &fe)
+		c.send(&relay.Frame{Type: relay.TypeError, ID: f.ID, Code: fe.Code, Message: fe.Error()})
+		return true
+	}
+	return c.handle(&f)
+}
+
+// readFrame reads one message into buf. A message over max is read up to
+// discardLimit and dropped (tooBig, err == nil); beyond that it fails (tooBig, err).
+func readFrame(r io.Reader, buf []byte, max int) (data []byte, tooBig bool, err error) {
+	for {
+		if len(buf) == cap(buf) {
+			if len(buf) > max {
+				n, err := io.Copy(io.Discard, io.LimitReader(r, discardLimit))
+				if err != nil {
+					return nil, true, err
+				}
+				if n >= discardLimit {
+					return nil, true, errors.New("frame far over the limit")
+				}
+				return nil, true, nil
+			}
+			buf = append(buf, 0)[:len(buf)]
+		}
+		n, err := r.Read(buf[len(buf):cap(buf)])
+		buf = buf[:len(buf)+n]
+		if err == io.EOF {
+			if len(buf) > max {
+				return nil, true, nil
+			}
+			return buf, false, nil
+		}
+		if err != nil {
+			return nil, false, err
+		}
+	}
+}
+
+func (s *Server) frameLimits() *relay.FrameLimits {
+	l := s.limits
+	return &relay.FrameLimits{
+		MaxFrameBytes: l.MaxFrameBytes, MaxBodyBytes: relay.MaxBodySize, MaxQueueCount: l.MaxQueueCount, MaxQueueBytes: l.MaxQueueBytes,
+		MaxTTLSeconds: int64(l.MaxTTL / time.Second), FramesPerSecond: l.FramesPerSecond,
+		FrameBurst: l.FrameBurst, MaxOneTimePreKey: l.MaxOneTimePreKeys,
+	}
+}
+
+// handle runs one decoded frame. It returns false to close the connection.
+
+// decodeSendReq is the relay's fast path for send frames: relay.DecodeSendInto into a
+// pooled request (the body into its reused buffer). It accepts only what
+// relay.DecodeFrame accepts, with the same values; anything else, valid or not, is
+// left to DecodeFrame. to and clientID are views into b.
+func decodeSendReq(b []byte) (r *sendReq, to, clientID []byte, ttl int64, ok bool) {
+	if !bytes.HasPrefix(b, sendPrefix) {
+		return nil, nil, nil, 0, false
+	}
+	r = newSendReq()
+	f, ok := relay.DecodeSendInto(b, r.body)
+	if !ok {
+		r.release()
+		return nil, nil, nil, 0, false
+	}
+	r.body = f.Body // keep a grown buffer (release drops one too big to pool)
+	r.reqID = f.ID
+	r.msg.Body = f.Body
+	return r, f.To, f.ClientID, f.TTL, true
+}
+
+// decodeAckReq is the relay's fast path for ack frames: relay.DecodeAckInto into a
+// pooled request. It accepts only what relay.DecodeFrame accepts, with the same
+// values; anything else is left to DecodeFrame.
+func decodeAckReq(b []byte) (*ackReq, bool) {
+	if !bytes.HasPrefix(b, ackPrefix) {
+		return nil, false
+	}
+	a := newAckReq()
+	id, ids, ok := relay.DecodeAckInto(b, a.ids)
+	a.ids = ids
+	if !ok {
+		a.release()
+		return nil, false
+	}
+	a.reqID = id
+	return a, true
+}
