@@ -6,7 +6,6 @@ package storage
 var testKDF = KDFParams{Time: 1, MemoryKiB: 64, Threads: 1}
 
 func (c *Client) setHook(h func(step int) error) { c.db.hook = h }
-func (r *Relay) setHook(h func(step int) error)  { r.db.hook = h }
 func (c *Client) storageKey() []byte             { return c.keys.key }
 
 // UseDriver makes the stores opened from now on use the database/sql driver registered
