@@ -28,6 +28,12 @@ var (
 
 func getFixture(t testing.TB) *fuzzFixture {
 	fixtureOnce.Do(func() {
+		// Under -fuzz the coordinator and every worker process build their own
+		// fixture, and the seeds one makes run in the others (FuzzAcceptSession
+		// accepts only the fixture's own initial message): the handshake must
+		// come out the same in every process, so it encapsulates derandomized.
+		encapsulateFrom = derandomizedEncapsulate
+		defer func() { encapsulateFrom = nil }()
 		f := &fixture
 		alice, bob, a, b := pair(t, 500)
 		f.relay, f.alice, f.bob = newRelay(t, 500), a, b

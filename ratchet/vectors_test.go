@@ -19,7 +19,6 @@ import (
 	"crypto/ed25519"
 	"crypto/hkdf"
 	"crypto/mlkem"
-	"crypto/mlkem/mlkemtest"
 	"crypto/sha256"
 	"encoding/base64"
 	"encoding/binary"
@@ -28,7 +27,6 @@ import (
 	"errors"
 	"flag"
 	"fmt"
-	"io"
 	"os"
 	"path/filepath"
 	"reflect"
@@ -727,23 +725,6 @@ func marshalVectors(t *testing.T, f *vectorFile) []byte {
 		t.Fatal(err)
 	}
 	return append(b, '\n')
-}
-
-// derandomizeEncapsulation makes StartSession encapsulate with ML-KEM's
-// derandomized ML-KEM.Encaps_internal, its 32 bytes of randomness read from the
-// session's source, until t ends: the vectors record those bytes so another
-// implementation can reproduce the KEM ciphertext. Production code never does
-// this (StartSession calls Encapsulate), so the hook lives in a test file.
-func derandomizeEncapsulation(t *testing.T) {
-	t.Cleanup(func() { encapsulateFrom = nil })
-	encapsulateFrom = func(ek *mlkem.EncapsulationKey768, rnd io.Reader) ([]byte, []byte, error) {
-		var m [32]byte
-		defer clear(m[:])
-		if _, err := io.ReadFull(rnd, m[:]); err != nil {
-			return nil, nil, fmt.Errorf("read KEM randomness: %w", err)
-		}
-		return mlkemtest.Encapsulate768(ek, m[:])
-	}
 }
 
 func TestVectors(t *testing.T) {
