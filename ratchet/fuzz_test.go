@@ -2,12 +2,40 @@ package ratchet
 
 import (
 	"bytes"
+	"flag"
+	"os"
 	"sync"
 	"testing"
 )
 
 // Fuzz targets. Their seed corpora (valid encodings plus a few broken ones) run
 // in every `go test`; run one with e.g. `go test -fuzz=FuzzDecrypt -fuzztime=60s`.
+
+// fuzzMinimizeTime replaces go test's default -fuzzminimizetime (60 s) in this
+// package. Each new interesting input is sent to a worker for minimization,
+// which tries O(n²) shorter candidates of an n-byte input and reports its
+// executions only when it ends; the inputs here are kilobytes (a bundle holds
+// a 1,184-byte ML-KEM key, an initial message a 1,088-byte ciphertext), so
+// both workers spent most of a short run minimizing and the run showed
+// 0 execs/s from its first new input on (FuzzBundleVerify, FuzzDecrypt,
+// FuzzParsePrivatePreKey). Minimizing only shortens corpus entries and checks
+// nothing, so a short cap loses no coverage. Give -fuzzminimizetime to choose
+// another, e.g. to minimize a crasher further.
+const fuzzMinimizeTime = "1s"
+
+func TestMain(m *testing.M) {
+	flag.Parse()
+	if fuzzing := flag.Lookup("test.fuzz"); fuzzing != nil && fuzzing.Value.String() != "" {
+		given := false
+		flag.Visit(func(f *flag.Flag) { given = given || f.Name == "test.fuzzminimizetime" })
+		if !given {
+			if err := flag.Set("test.fuzzminimizetime", fuzzMinimizeTime); err != nil {
+				panic("ratchet: setting -test.fuzzminimizetime: " + err.Error())
+			}
+		}
+	}
+	os.Exit(m.Run())
+}
 
 type fuzzFixture struct {
 	relay        relayFixture
