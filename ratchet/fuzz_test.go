@@ -12,16 +12,19 @@ import (
 // in every `go test`; run one with e.g. `go test -fuzz=FuzzDecrypt -fuzztime=60s`.
 
 // fuzzMinimizeTime replaces go test's default -fuzzminimizetime (60 s) in this
-// package. Each new interesting input is sent to a worker for minimization,
-// which tries O(n²) shorter candidates of an n-byte input and reports its
-// executions only when it ends; the inputs here are kilobytes (a bundle holds
-// a 1,184-byte ML-KEM key, an initial message a 1,088-byte ciphertext), so
-// both workers spent most of a short run minimizing and the run showed
-// 0 execs/s from its first new input on (FuzzBundleVerify, FuzzDecrypt,
-// FuzzParsePrivatePreKey). Minimizing only shortens corpus entries and checks
-// nothing, so a short cap loses no coverage. Give -fuzzminimizetime to choose
+// package. Each new interesting input goes to a worker for minimization, which
+// tries O(n²) shorter candidates of an n-byte input and reports its executions
+// only when it ends. Inputs here are kilobytes (a bundle holds a 1,184-byte
+// ML-KEM key, an initial message a 1,088-byte ciphertext), so with the default
+// both workers spent a short run minimizing and it showed 0 execs/s from its
+// first new input on (FuzzBundleVerify, FuzzDecrypt, FuzzParsePrivatePreKey).
+// The cap is a count, not a time: when a time cap runs out, the coordinator
+// stops waiting, kills the worker and starts a new one, which made
+// FuzzParseCard 5× slower with "1s" than with the default; a worker stops a
+// count-capped minimization itself and keeps what it found. Minimizing only
+// shortens corpus entries and checks nothing. Give -fuzzminimizetime to choose
 // another, e.g. to minimize a crasher further.
-const fuzzMinimizeTime = "1s"
+const fuzzMinimizeTime = "50000x"
 
 func TestMain(m *testing.M) {
 	flag.Parse()
