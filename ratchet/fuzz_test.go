@@ -11,7 +11,7 @@ import (
 // Fuzz targets. Their seed corpora (valid encodings plus a few broken ones) run
 // in every `go test`; run one with e.g. `go test -fuzz=FuzzDecrypt -fuzztime=60s`.
 
-// fuzzMinimizeTime replaces go test's default -fuzzminimizetime (60 s) in this
+// fuzzMinimizeBudget replaces go test's default -fuzzminimizetime (60 s) in this
 // package. Each new interesting input goes to a worker for minimization, which
 // tries O(n²) shorter candidates of an n-byte input and reports its executions
 // only when it ends. Inputs here are kilobytes (a bundle holds a 1,184-byte
@@ -24,7 +24,7 @@ import (
 // count-capped minimization itself and keeps what it found. Minimizing only
 // shortens corpus entries and checks nothing. Give -fuzzminimizetime to choose
 // another, e.g. to minimize a crasher further.
-const fuzzMinimizeTime = "50000x"
+const fuzzMinimizeBudget = "50000x"
 
 func TestMain(m *testing.M) {
 	flag.Parse()
@@ -32,7 +32,7 @@ func TestMain(m *testing.M) {
 		given := false
 		flag.Visit(func(f *flag.Flag) { given = given || f.Name == "test.fuzzminimizetime" })
 		if !given {
-			if err := flag.Set("test.fuzzminimizetime", fuzzMinimizeTime); err != nil {
+			if err := flag.Set("test.fuzzminimizetime", fuzzMinimizeBudget); err != nil {
 				panic("ratchet: setting -test.fuzzminimizetime: " + err.Error())
 			}
 		}
