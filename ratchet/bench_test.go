@@ -347,7 +347,7 @@ func BenchmarkHandshake(b *testing.B) {
 	p := newParty(b, "bob", 1004, relay)
 	bundle := p.bundle(true, true)
 	msg := make([]byte, 64)
-	rnd := rand.Reader // the production path (a seeded source takes ML-KEM's derandomized one)
+	rnd := rand.Reader // as in production
 	b.ReportAllocs()
 	for b.Loop() {
 		alice, err := StartSession(rnd, a.key, a.card, p.card, relay.pub, bundle)

@@ -6,6 +6,7 @@ import (
 	"crypto/subtle"
 	"encoding/base64"
 	"encoding/hex"
+	"maps"
 	"slices"
 	"strings"
 	"time"
@@ -57,10 +58,7 @@ func NewCard(k *IdentityKey, identity, identityType, device string, createdAt ti
 		CreatedAt:    time.Unix(createdAt.Unix(), 0).UTC(),
 	}
 	if len(data) > 0 {
-		c.Data = make(map[string]string, len(data))
-		for key, v := range data {
-			c.Data[key] = v
-		}
+		c.Data = maps.Clone(data)
 	}
 	if err := c.validate(); err != nil {
 		return nil, err
@@ -70,15 +68,7 @@ func NewCard(k *IdentityKey, identity, identityType, device string, createdAt ti
 }
 
 func validLabel(s string, max int) bool {
-	if len(s) > max || !utf8.ValidString(s) {
-		return false
-	}
-	for _, r := range s {
-		if unicode.IsControl(r) {
-			return false
-		}
-	}
-	return true
+	return len(s) <= max && utf8.ValidString(s) && !strings.ContainsFunc(s, unicode.IsControl)
 }
 
 // validate checks every field against its format and limits.

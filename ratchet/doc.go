@@ -54,7 +54,10 @@
 // # Determinism and errors
 //
 // Everything random comes from an io.Reader argument (or Session.SetRand), so
-// the protocol is deterministic under a seeded source. Every decoder rejects
+// the protocol is deterministic under a seeded source, with one exception: the
+// ML-KEM encapsulation in StartSession draws from crypto/rand (the standard
+// library offers a derandomized one only for known-answer tests; the test
+// vectors reach it through a test hook). Every decoder rejects
 // bad input with an error wrapping one of the Err* sentinels (errors.Is) and
 // never panics. Labels and domain strings are in labels.go; each encoding is
 // documented on its MarshalBinary or decoder.

@@ -2,12 +2,43 @@ package ratchet
 
 import (
 	"bytes"
+	"flag"
+	"os"
 	"sync"
 	"testing"
 )
 
 // Fuzz targets. Their seed corpora (valid encodings plus a few broken ones) run
 // in every `go test`; run one with e.g. `go test -fuzz=FuzzDecrypt -fuzztime=60s`.
+
+// fuzzMinimizeBudget replaces go test's default -fuzzminimizetime (60 s) in this
+// package. Each new interesting input goes to a worker for minimization, which
+// tries O(n²) shorter candidates of an n-byte input and reports its executions
+// only when it ends. Inputs here are kilobytes (a bundle holds a 1,184-byte
+// ML-KEM key, an initial message a 1,088-byte ciphertext), so with the default
+// both workers spent a short run minimizing and it showed 0 execs/s from its
+// first new input on (FuzzBundleVerify, FuzzDecrypt, FuzzParsePrivatePreKey).
+// The cap is a count, not a time: when a time cap runs out, the coordinator
+// stops waiting, kills the worker and starts a new one, which made
+// FuzzParseCard 5× slower with "1s" than with the default; a worker stops a
+// count-capped minimization itself and keeps what it found. Minimizing only
+// shortens corpus entries and checks nothing. Give -fuzzminimizetime to choose
+// another, e.g. to minimize a crasher further.
+const fuzzMinimizeBudget = "50000x"
+
+func TestMain(m *testing.M) {
+	flag.Parse()
+	if fuzzing := flag.Lookup("test.fuzz"); fuzzing != nil && fuzzing.Value.String() != "" {
+		given := false
+		flag.Visit(func(f *flag.Flag) { given = given || f.Name == "test.fuzzminimizetime" })
+		if !given {
+			if err := flag.Set("test.fuzzminimizetime", fuzzMinimizeBudget); err != nil {
+				panic("ratchet: setting -test.fuzzminimizetime: " + err.Error())
+			}
+		}
+	}
+	os.Exit(m.Run())
+}
 
 type fuzzFixture struct {
 	relay        relayFixture
@@ -28,6 +59,12 @@ var (
 
 func getFixture(t testing.TB) *fuzzFixture {
 	fixtureOnce.Do(func() {
+		// Under -fuzz the coordinator and every worker process build their own
+		// fixture, and the seeds one makes run in the others (FuzzAcceptSession
+		// accepts only the fixture's own initial message): the handshake must
+		// come out the same in every process, so it encapsulates derandomized.
+		encapsulateFrom = derandomizedEncapsulate
+		defer func() { encapsulateFrom = nil }()
 		f := &fixture
 		alice, bob, a, b := pair(t, 500)
 		f.relay, f.alice, f.bob = newRelay(t, 500), a, b

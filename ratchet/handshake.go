@@ -5,7 +5,6 @@ import (
 	"crypto/ed25519"
 	"crypto/hkdf"
 	"crypto/mlkem"
-	"crypto/mlkem/mlkemtest"
 	"crypto/rand"
 	"crypto/sha256"
 	"crypto/subtle"
@@ -74,13 +73,21 @@ func checkOwnCard(k *IdentityKey, card *Card) error {
 	return nil
 }
 
+// encapsulateFrom, when set, replaces ML-KEM's Encapsulate in StartSession
+// under a caller-supplied random source: the test vectors need the
+// derandomized ML-KEM.Encaps_internal fed with 32 bytes read from that source
+// (crypto/mlkem/mlkemtest, whose documentation reserves it for known-answer
+// tests). Only _test.go files set it; in production it is nil and every
+// encapsulation draws its randomness from the operating system.
+var encapsulateFrom func(ek *mlkem.EncapsulationKey768, rnd io.Reader) (sharedKey, ciphertext []byte, err error)
+
 // StartSession is the initiator's side of the handshake. It verifies b against
 // peerCard and relayKey (Bundle.Verify), runs PQXDH and returns a session whose
 // Encrypt emits initial messages until the first reply is decrypted. It reads
-// 32 bytes (ephemeral key) and, unless rand is crypto/rand.Reader, 32 more (the
-// ML-KEM encapsulation randomness) from rand; the session keeps rand for its
-// ratchet keys (see SetRand). Whether a one-time prekey was used:
-// Session.UsedOneTimePreKey.
+// 32 bytes (ephemeral key) from rand; the ML-KEM encapsulation takes its
+// randomness from crypto/rand whatever rand is, so a seeded rand does not make
+// a handshake reproducible. The session keeps rand for its ratchet keys (see
+// SetRand). Whether a one-time prekey was used: Session.UsedOneTimePreKey.
 func StartSession(rnd io.Reader, self *IdentityKey, selfCard, peerCard *Card, relayKey ed25519.PublicKey, b *Bundle) (*Session, error) {
 	if rnd == nil {
 		rnd = rand.Reader
@@ -139,20 +146,12 @@ func StartSession(rnd io.Reader, self *IdentityKey, selfCard, peerCard *Card, re
 		return nil, errf(ErrMalformed, "KEM prekey: %v", err)
 	}
 	var ss, ct []byte
-	if rnd == rand.Reader {
-		ss, ct = ekKEM.Encapsulate()
+	if encapsulateFrom != nil && rnd != rand.Reader {
+		if ss, ct, err = encapsulateFrom(ekKEM, rnd); err != nil {
+			return nil, errf(err, "start session: KEM encapsulation")
+		}
 	} else {
-		// Deterministic under a caller-supplied source (tests, vectors): the
-		// same ML-KEM.Encaps_internal with the caller's 32 random bytes.
-		var m [32]byte
-		if _, err := io.ReadFull(rnd, m[:]); err != nil {
-			return nil, errf(err, "start session: read random")
-		}
-		ss, ct, err = mlkemtest.Encapsulate768(ekKEM, m[:])
-		clear(m[:])
-		if err != nil {
-			return nil, errf(ErrMalformed, "KEM encapsulation: %v", err)
-		}
+		ss, ct = ekKEM.Encapsulate()
 	}
 	sk, err := deriveSK(dhs, ss)
 	for _, d := range dhs {

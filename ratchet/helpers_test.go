@@ -2,6 +2,9 @@ package ratchet
 
 import (
 	"crypto/ed25519"
+	"crypto/mlkem"
+	"crypto/mlkem/mlkemtest"
+	"fmt"
 	"io"
 	mrand "math/rand/v2"
 	"testing"
@@ -15,6 +18,28 @@ func seeded(seed uint64) io.Reader {
 		s[i] = byte(seed >> (8 * i))
 	}
 	return mrand.NewChaCha8(s)
+}
+
+// derandomizedEncapsulate is ML-KEM's derandomized ML-KEM.Encaps_internal
+// with 32 bytes of randomness read from rnd, for the encapsulateFrom hook.
+// Production code never does this (StartSession calls Encapsulate), so it
+// lives in a test file.
+func derandomizedEncapsulate(ek *mlkem.EncapsulationKey768, rnd io.Reader) ([]byte, []byte, error) {
+	var m [32]byte
+	defer clear(m[:])
+	if _, err := io.ReadFull(rnd, m[:]); err != nil {
+		return nil, nil, fmt.Errorf("read KEM randomness: %w", err)
+	}
+	return mlkemtest.Encapsulate768(ek, m[:])
+}
+
+// derandomizeEncapsulation makes StartSession encapsulate with
+// derandomizedEncapsulate until t ends, so a handshake under a seeded source
+// is reproducible: the vectors record the KEM randomness so another
+// implementation can reproduce the ciphertext.
+func derandomizeEncapsulation(t testing.TB) {
+	t.Cleanup(func() { encapsulateFrom = nil })
+	encapsulateFrom = derandomizedEncapsulate
 }
 
 var testNow = time.Date(2026, 11, 26, 9, 0, 0, 0, time.UTC)

@@ -6,6 +6,7 @@ import (
 	"crypto/subtle"
 	"encoding/hex"
 	"io"
+	"slices"
 )
 
 // Limits of the receiving side. They bound the work and memory an attacker (or
@@ -321,10 +322,8 @@ func (s *Session) decrypt(env *Envelope) ([]byte, error) {
 	}
 
 	// 3. A new ratchet key from the peer: DH ratchet step.
-	for i := range s.prevDHr {
-		if s.prevDHr[i] == *dh {
-			return nil, errf(ErrReplay, "message %d of an earlier chain whose keys are gone", h.N)
-		}
+	if slices.Contains(s.prevDHr, *dh) {
+		return nil, errf(ErrReplay, "message %d of an earlier chain whose keys are gone", h.N)
 	}
 	if !s.hasDHs {
 		// We have not sent since our last step, so the peer cannot have a new key
