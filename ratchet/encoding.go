@@ -31,11 +31,6 @@ func appendBytes16(b, v []byte) []byte {
 	return append(b, v...)
 }
 
-func appendBytes32(b, v []byte) []byte {
-	b = appendU32(b, uint32(len(v)))
-	return append(b, v...)
-}
-
 // reader decodes the primitives above. The first failure sticks: later reads
 // return zero values, and err reports the first problem with the field name.
 type reader struct {
