@@ -103,6 +103,16 @@ func NewUser(t testing.TB, r *relaytest.Relay, name string, mods ...func(*chat.P
 	return u
 }
 
+// OpenUser opens name's existing profile p, sealed under Passphrase, and returns the
+// user online. The controller is closed when the test ends.
+func OpenUser(t testing.TB, name string, p chat.Profile) *User {
+	t.Helper()
+	u := &User{Name: name, Profile: p, Passphrase: Passphrase, t: t}
+	u.Reopen()
+	t.Cleanup(func() { u.Close() })
+	return u
+}
+
 // Close closes the user's controller, if open; the profile stays for Reopen.
 func (u *User) Close() error {
 	if u.Controller == nil {
