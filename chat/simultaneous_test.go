@@ -15,14 +15,8 @@ func TestSimultaneousStartConverges(t *testing.T) {
 	r := relaytest.Start(t)
 	alice, bob := chattest.NewUser(t, r, "alice"), chattest.NewUser(t, r, "bob")
 	ctx := t.Context()
-	ab, err := alice.AddContact(ctx, "bob")
-	if err != nil {
-		t.Fatal(err)
-	}
-	ba, err := bob.AddContact(ctx, "alice")
-	if err != nil {
-		t.Fatal(err)
-	}
+	ab := chattest.AddContact(t, alice, "bob")
+	ba := chattest.AddContact(t, bob, "alice")
 	bobCard, _ := chat.StoredCard(alice.Controller, ctx, ab.CardID)
 	aliceCard, _ := chat.StoredCard(bob.Controller, ctx, ba.CardID)
 	sa, err := alice.StartNewSession(ctx, bobCard)

@@ -19,11 +19,12 @@ import (
 // These tests drive the UI with real chat controllers, real SQLite stores in temporary
 // directories and a real relay over a loopback WebSocket.
 
-// newUser creates name's profile, registered with the relay, and returns its
-// controller (closed when the test ends).
-func newUser(t *testing.T, r *relaytest.Relay, name string) *chat.Controller {
+// newUser creates name's profile, registered with the relay (closed when the test
+// ends). The UI gets the controller itself as its backend (user.Controller): the UI
+// closes its backend when it quits.
+func newUser(t *testing.T, r *relaytest.Relay, name string) *chattest.User {
 	t.Helper()
-	return chattest.NewUser(t, r, name, chattest.AllowOffline).Controller
+	return chattest.NewUser(t, r, name, chattest.AllowOffline)
 }
 
 // quitUI leaves through ctrl+c (which closes the backend) and waits for the program.
@@ -93,14 +94,10 @@ func TestTwoUsersTalk(t *testing.T) {
 	r := relaytest.Start(t)
 	ctx := t.Context()
 	alice, bob := newUser(t, r, "alice"), newUser(t, r, "bob")
-	if _, err := alice.AddContact(ctx, "bob"); err != nil {
-		t.Fatal(err)
-	}
-	if _, err := bob.AddContact(ctx, "alice"); err != nil {
-		t.Fatal(err)
-	}
-	ta, fa := startUI(t, Options{Backend: alice, Bell: true}, 100, 30)
-	tb, fb := startUI(t, Options{Backend: bob}, 100, 30)
+	chattest.AddContact(t, alice, "bob")
+	chattest.AddContact(t, bob, "alice")
+	ta, fa := startUI(t, Options{Backend: alice.Controller, Bell: true}, 100, 30)
+	tb, fb := startUI(t, Options{Backend: bob.Controller}, 100, 30)
 	fa.WaitText(t, "relay connected", "bob")
 	fb.WaitText(t, "relay connected", "alice")
 
@@ -138,9 +135,7 @@ func TestTwoUsersTalk(t *testing.T) {
 	// A message in a conversation that is not open: carol's contact sorts first with an
 	// unread count, and the bell rings.
 	carol := newUser(t, r, "carol")
-	if _, err := carol.AddContact(ctx, "alice"); err != nil {
-		t.Fatal(err)
-	}
+	chattest.AddContact(t, carol, "alice")
 	if _, err := carol.Send(ctx, "alice", "are you there?"); err != nil {
 		t.Fatal(err)
 	}
@@ -163,12 +158,8 @@ func TestVerifyFromBothSides(t *testing.T) {
 	r := relaytest.Start(t)
 	alice, bob := newUser(t, r, "alice"), newUser(t, r, "bob")
 	ctx := t.Context()
-	if _, err := alice.AddContact(ctx, "bob"); err != nil {
-		t.Fatal(err)
-	}
-	if _, err := bob.AddContact(ctx, "alice"); err != nil {
-		t.Fatal(err)
-	}
+	chattest.AddContact(t, alice, "bob")
+	chattest.AddContact(t, bob, "alice")
 	snA, err := alice.SafetyNumber(ctx, "bob")
 	if err != nil {
 		t.Fatal(err)
@@ -185,7 +176,7 @@ func TestVerifyFromBothSides(t *testing.T) {
 	for _, side := range []struct {
 		c    *chat.Controller
 		peer string
-	}{{alice, "bob"}, {bob, "alice"}} {
+	}{{alice.Controller, "bob"}, {bob.Controller, "alice"}} {
 		tm, fr := startUI(t, Options{Backend: side.c}, 100, 30)
 		fr.WaitText(t, "not verified (/verify)")
 		tm.Type("/verify")
@@ -227,11 +218,9 @@ func TestKeyChangedFlow(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := alice.AddContact(ctx, "bob"); err != nil {
-		t.Fatal(err)
-	}
+	chattest.AddContact(t, alice, "bob")
 
-	tm, fr := startUI(t, Options{Backend: alice}, 100, 30)
+	tm, fr := startUI(t, Options{Backend: alice.Controller}, 100, 30)
 	fr.WaitText(t, "bob", "not verified")
 
 	newKey, err := ratchet.GenerateIdentityKey(rand.Reader)
@@ -313,10 +302,8 @@ func TestReconnectingStatusAndOutbox(t *testing.T) {
 	r := relaytest.Start(t)
 	ctx := t.Context()
 	alice, bob := newUser(t, r, "alice"), newUser(t, r, "bob")
-	if _, err := alice.AddContact(ctx, "bob"); err != nil {
-		t.Fatal(err)
-	}
-	tm, fr := startUI(t, Options{Backend: alice, OpenContact: "bob"}, 100, 30)
+	chattest.AddContact(t, alice, "bob")
+	tm, fr := startUI(t, Options{Backend: alice.Controller, OpenContact: "bob"}, 100, 30)
 	fr.WaitText(t, "relay connected", "bob")
 	// The session needs bob's prekey bundle from the relay: start it while online.
 	tm.Type("first")
