@@ -19,8 +19,8 @@ import (
 	"time"
 
 	"pfschat/chat"
+	"pfschat/chat/chattest"
 	"pfschat/relay/relaytest"
-	"pfschat/storage"
 )
 
 // TestRecvSurvivesSIGKILL is the chat-level crash soak: "commit, then ack" tested with
@@ -74,32 +74,19 @@ func recvCrashSoak(t *testing.T, noReadReceipts bool) {
 	t.Logf("seed %d (replay the kill schedule with PFSCHAT_CRASH_SEED=%d)", seed, seed)
 	rng := rand.New(rand.NewPCG(seed, 1))
 
-	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	ctx, cancel := context.WithTimeout(t.Context(), 2*time.Minute)
 	defer cancel()
 	r := relaytest.Start(t)
-	dir := t.TempDir()
-	pass := []byte("crash soak passphrase")
-	passFile := filepath.Join(dir, "passphrase")
-	if err := os.WriteFile(passFile, pass, 0o600); err != nil {
+	passFile := filepath.Join(t.TempDir(), "passphrase")
+	if err := os.WriteFile(passFile, chattest.Passphrase, 0o600); err != nil {
 		t.Fatal(err)
 	}
-	cheap := storage.ClientOptions{KDF: storage.KDFParams{Time: 1, MemoryKiB: 64, Threads: 1}}
-	bobP := chat.Profile{Dir: filepath.Join(dir, "bob"), StoreOptions: cheap}
-	bob, err := bobP.Create(ctx, "bob", pass, r.URL)
-	if err != nil {
-		t.Fatal(err)
-	}
+	// The stores sync as in production (FULL): the soak is about what survives.
+	fullSync := func(p *chat.Profile) { p.StoreOptions.Synchronous = "" }
+	bob := chattest.NewUser(t, r, "bob", fullSync)
 	bob.Close() // from now on only the child processes open bob's store
-	aliceP := chat.Profile{Dir: filepath.Join(dir, "alice"), StoreOptions: cheap}
-	aliceP.Prefs.OneTimeKeys = 10
-	alice, err := aliceP.Create(ctx, "alice", pass, r.URL)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer alice.Close()
-	if _, err := alice.AddContact(ctx, "bob"); err != nil {
-		t.Fatal(err)
-	}
+	alice := chattest.NewUser(t, r, "alice", fullSync)
+	chattest.AddContact(t, alice, "bob")
 
 	// alice sends at a steady pace; sent reports once the relay has accepted them all.
 	texts := make([]string, n)
@@ -138,7 +125,7 @@ func recvCrashSoak(t *testing.T, noReadReceipts bool) {
 	}()
 
 	args := func(extra ...string) []string {
-		a := []string{"--home", bobP.Dir, "--relay", r.URL, "--passphrase-file", passFile, "recv", "--json"}
+		a := []string{"--home", bob.Profile.Dir, "--relay", r.URL, "--passphrase-file", passFile, "recv", "--json"}
 		if noReadReceipts {
 			a = append(a, "--no-read-receipts")
 		}
@@ -245,7 +232,7 @@ func recvCrashSoak(t *testing.T, noReadReceipts bool) {
 			t.Logf("run %d (killed=%v, %v): %s", ri, run.signaled(), run.took.Round(time.Millisecond), strings.Join(nums, " "))
 		}
 	}
-	ids := checkBobStore(ctx, t, bobP, pass, texts)
+	ids := checkBobStore(ctx, t, bob, texts)
 	for ri, run := range runs {
 		for _, m := range run.out {
 			if id := ids[index[m.Text]]; m.ID != id {
@@ -258,7 +245,7 @@ func recvCrashSoak(t *testing.T, noReadReceipts bool) {
 	} else if left > 0 {
 		t.Errorf("the relay still queues %d messages for bob (committed but never acked)", left)
 	}
-	states := receiptStates(ctx, t, alice, aliceP, pass, n)
+	states := receiptStates(ctx, t, alice, n)
 	for i, st := range states {
 		if st < chat.Delivered || st == chat.Failed || (noReadReceipts && st != chat.Delivered) {
 			t.Errorf("alice: message #%d is %v (printed: %s)", i, st, wherePrinted(runs, texts[i]))
@@ -389,29 +376,16 @@ func checkStdout(t *testing.T, runs []*recvRun, texts []string, index map[string
 
 // checkBobStore opens bob's store offline and checks his history with alice: every
 // message exactly once, in order. It returns the store ids, by message number.
-func checkBobStore(ctx context.Context, t *testing.T, p chat.Profile, pass []byte, texts []string) []int64 {
+func checkBobStore(ctx context.Context, t *testing.T, bob *chattest.User, texts []string) []int64 {
 	t.Helper()
-	c, err := p.NewController(ctx, pass)
+	c, err := bob.Profile.NewController(ctx, bob.Passphrase)
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer c.Close()
-	var all []chat.Message
-	for before := int64(0); ; {
-		page, err := c.History(ctx, "alice", before, 500)
-		if err != nil {
-			t.Fatal(err)
-		}
-		all = append(all, page...)
-		if len(page) < 500 {
-			break
-		}
-		before = page[len(page)-1].ID
-	}
 	ids := make([]int64, len(texts))
 	k := 0
-	for i := len(all) - 1; i >= 0; i-- { // oldest first
-		m := all[i]
+	for _, m := range chattest.FullHistory(t, c, "alice") { // oldest first
 		switch {
 		case m.Outgoing:
 			t.Errorf("bob's history holds an outgoing message %q", m.Text)
@@ -435,14 +409,10 @@ func checkBobStore(ctx context.Context, t *testing.T, p chat.Profile, pass []byt
 // receiptStates reopens alice once bob's last recv has exited (and so flushed every
 // receipt it will send): after WaitSynced her store holds every receipt the relay had
 // for her. It returns her n messages' delivery states, in sending order.
-func receiptStates(ctx context.Context, t *testing.T, alice *chat.Controller, p chat.Profile, pass []byte, n int) []chat.DeliveryState {
+func receiptStates(ctx context.Context, t *testing.T, alice *chattest.User, n int) []chat.DeliveryState {
 	t.Helper()
-	alice.Close()
-	c, err := p.Open(ctx, pass)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close()
+	alice.Reopen()
+	c := alice.Controller
 	if err := c.WaitSynced(ctx); err != nil {
 		t.Fatal(err)
 	}

@@ -62,7 +62,7 @@ func forLimits(b *testing.B, f func(b *testing.B, r *relaytest.Relay)) {
 
 // pairUp makes from and to contacts with a session, one message each way.
 func pairUp(b *testing.B, from, to *user) {
-	ctx := ctxT(b)
+	ctx := b.Context()
 	if _, err := from.c.AddContact(ctx, to.name); err != nil {
 		b.Fatal(err)
 	}
@@ -92,7 +92,7 @@ func BenchmarkEndToEnd(b *testing.B) {
 					receivers[i] = benchUser(b, r, fmt.Sprintf("r%d", i))
 					pairUp(b, senders[i], receivers[i])
 				}
-				ctx := ctxT(b)
+				ctx := b.Context()
 				per := (b.N + pairs - 1) / pairs
 				b.ResetTimer()
 				start := time.Now()
@@ -134,7 +134,7 @@ func BenchmarkSendToDelivered(b *testing.B) { forLimits(b, benchSendToDelivered)
 func benchSendToDelivered(b *testing.B, r *relaytest.Relay) {
 	alice, bob := benchUser(b, r, "alice"), benchUser(b, r, "bob")
 	pairUp(b, alice, bob)
-	ctx := ctxT(b)
+	ctx := b.Context()
 	lat := make([]time.Duration, 0, b.N)
 	b.ResetTimer()
 	for i := range b.N {
@@ -161,7 +161,7 @@ func BenchmarkBreakdown(b *testing.B) {
 	r := relaytest.StartWith(b, relaytest.Options{Limits: server.Limits{FramesPerSecond: -1}, Synchronous: benchSync()})
 	alice, bob := benchUser(b, r, "alice"), benchUser(b, r, "bob")
 	pairUp(b, alice, bob)
-	ctx := ctxT(b)
+	ctx := b.Context()
 	sa, err := alice.c.ActiveSession(ctx, mustContact(b, alice.c, "bob").CardID)
 	if err != nil || sa == nil {
 		b.Fatal("no session", err)
@@ -278,7 +278,7 @@ func BenchmarkBreakdown(b *testing.B) {
 }
 
 func drain(b *testing.B, c *client.Client) {
-	ctx := ctxT(b)
+	ctx := b.Context()
 	for {
 		select {
 		case p := <-c.Pushes():
@@ -292,7 +292,7 @@ func drain(b *testing.B, c *client.Client) {
 }
 
 func mustContact(b *testing.B, c *Controller, name string) Contact {
-	ct, err := c.Contact(ctxT(b), name)
+	ct, err := c.Contact(b.Context(), name)
 	if err != nil {
 		b.Fatal(err)
 	}

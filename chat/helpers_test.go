@@ -1,5 +1,11 @@
 package chat
 
+// The helpers of chat's internal tests (package chat: receive_test.go, enums_test.go,
+// bench_test.go), which reach into the controller's store, relay client and sessions.
+// They are a small copy of chat/chattest's, which the internal tests cannot import:
+// chattest imports chat. Tests that need only the exported API (and the hooks in
+// export_test.go) are external tests and use chattest.
+
 import (
 	"context"
 	"fmt"
@@ -45,7 +51,7 @@ func newUser(t testing.TB, r *relaytest.Relay, name string, mod ...func(*Profile
 	for _, m := range mod {
 		m(&p)
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	ctx, cancel := context.WithTimeout(t.Context(), 30*time.Second)
 	defer cancel()
 	c, err := p.Create(ctx, name, testPass, r.URL)
 	if err != nil {
@@ -71,19 +77,13 @@ func (u *user) close() {
 func (u *user) reopen() {
 	u.t.Helper()
 	u.close()
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	ctx, cancel := context.WithTimeout(u.t.Context(), 30*time.Second)
 	defer cancel()
 	c, err := u.p.Open(ctx, testPass)
 	if err != nil {
 		u.t.Fatalf("reopening %s: %v", u.name, err)
 	}
 	u.c = c
-}
-
-func ctxT(t testing.TB) context.Context {
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
-	t.Cleanup(cancel)
-	return ctx
 }
 
 // waitEvent reads events until match returns true, failing after the timeout.
@@ -121,29 +121,9 @@ func waitState(t testing.TB, c *Controller, id int64, st DeliveryState) {
 	})
 }
 
-// waitStored waits until message id with contact is stored at state st or later,
-// looking again after each event, and returns it. Unlike waitState it also sees a
-// change whose event an earlier wait consumed.
-func waitStored(t testing.TB, c *Controller, contact string, id int64, st DeliveryState) Message {
+func must(t *testing.T, err error) {
 	t.Helper()
-	timeout := time.NewTimer(30 * time.Second)
-	defer timeout.Stop()
-	for {
-		h, err := c.History(context.Background(), contact, 0, 100)
-		if err != nil {
-			t.Fatal(err)
-		}
-		for _, m := range h {
-			if m.ID == id && m.State >= st {
-				return m
-			}
-		}
-		select {
-		case <-c.Events():
-		case <-timeout.C:
-			t.Fatalf("timed out waiting for message %d to be %s", id, st)
-		}
+	if err != nil {
+		t.Fatal(err)
 	}
 }
-
-func mkdirAll(dir string) error { return os.MkdirAll(dir, 0o700) }

@@ -40,7 +40,7 @@ func TestUndecryptableIsRecordedNotDropped(t *testing.T) {
 		p.Prefs.Dial = func(cfg client.Config) RelayClient { tr.RelayClient = client.New(cfg); return tr }
 	})
 	bob := newUser(t, r, "bob")
-	ctx := ctxT(t)
+	ctx := t.Context()
 	if _, err := alice.c.AddContact(ctx, "bob"); err != nil {
 		t.Fatal(err)
 	}
@@ -107,7 +107,7 @@ func TestRedeliveryIsShownOnce(t *testing.T) {
 	bob := newUser(t, r, "bob", func(p *Profile) {
 		p.Prefs.Dial = func(cfg client.Config) RelayClient { return &dupRelay{RelayClient: client.New(cfg)} }
 	})
-	ctx := ctxT(t)
+	ctx := t.Context()
 	if _, err := alice.c.AddContact(ctx, "bob"); err != nil {
 		t.Fatal(err)
 	}
@@ -149,7 +149,7 @@ func TestRefusedSendFails(t *testing.T) {
 	alice := newUser(t, r, "alice", func(p *Profile) {
 		p.Prefs.Dial = func(cfg client.Config) RelayClient { return refuseRelay{client.New(cfg)} }
 	})
-	ctx := ctxT(t)
+	ctx := t.Context()
 	if _, err := alice.c.AddContact(ctx, "bob"); err != nil {
 		t.Fatal(err)
 	}

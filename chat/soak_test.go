@@ -1,4 +1,4 @@
-package chat
+package chat_test
 
 import (
 	"fmt"
@@ -9,6 +9,8 @@ import (
 	"testing"
 	"time"
 
+	"pfschat/chat"
+	"pfschat/chat/chattest"
 	"pfschat/relay/relaytest"
 )
 
@@ -38,27 +40,27 @@ func soak(t *testing.T, nUsers, n int) {
 	t.Logf("seed %d", seed)
 	rng := rand.New(rand.NewPCG(seed, 7))
 	r := relaytest.Start(t)
-	ctx := ctxT(t)
+	ctx := t.Context()
 	names := []string{"alice", "bob", "carol"}[:nUsers]
-	users := make([]*user, nUsers)
+	users := make([]*chattest.User, nUsers)
 	for i, name := range names {
-		users[i] = newUser(t, r, name, func(p *Profile) { p.Prefs.AllowOffline = true })
+		users[i] = chattest.NewUser(t, r, name, func(p *chat.Profile) { p.Prefs.AllowOffline = true })
 	}
 	// Sessions first: a new session needs the relay, later messages do not.
 	for _, u := range users {
 		for _, peer := range names {
-			if peer == u.name {
+			if peer == u.Name {
 				continue
 			}
-			ct, err := u.c.AddContact(ctx, peer)
+			ct, err := u.AddContact(ctx, peer)
 			if err != nil {
 				t.Fatal(err)
 			}
-			card, err := u.c.storedCard(ctx, ct.CardID)
+			card, err := chat.StoredCard(u.Controller, ctx, ct.CardID)
 			if err != nil {
 				t.Fatal(err)
 			}
-			if _, err := u.c.StartNewSession(ctx, card); err != nil {
+			if _, err := u.StartNewSession(ctx, card); err != nil {
 				t.Fatal(err)
 			}
 		}
@@ -89,7 +91,7 @@ func soak(t *testing.T, nUsers, n int) {
 			continue
 		}
 		text := fmt.Sprintf("%s>%s #%d", names[p.from], names[p.to], next[p])
-		if _, err := users[p.from].c.Send(ctx, names[p.to], text); err != nil {
+		if _, err := users[p.from].Send(ctx, names[p.to], text); err != nil {
 			t.Fatalf("send %q: %v", text, err)
 		}
 		next[p]++
@@ -99,7 +101,7 @@ func soak(t *testing.T, nUsers, n int) {
 			r.Restart(t)
 			restarts.relay++
 		case 2:
-			users[rng.IntN(nUsers)].reopen()
+			users[rng.IntN(nUsers)].Reopen()
 			restarts.client++
 		}
 	}
@@ -116,17 +118,17 @@ func soak(t *testing.T, nUsers, n int) {
 				break
 			}
 			select {
-			case ev := <-u.c.Events():
-				if ev.Kind == ConnectionChanged && testing.Verbose() {
-					t.Logf("%v %s: %s %v %v", time.Since(start).Round(time.Millisecond), u.name, ev.State.Status, ev.State.RetryIn, ev.State.Err)
+			case ev := <-u.Events():
+				if ev.Kind == chat.ConnectionChanged && testing.Verbose() {
+					t.Logf("%v %s: %s %v %v", time.Since(start).Round(time.Millisecond), u.Name, ev.State.Status, ev.State.RetryIn, ev.State.Err)
 				}
 			case <-time.After(60 * time.Second):
 				for _, v := range users {
-					out, _ := v.c.store.Outbox(ctx)
+					out, _ := chat.StoreOf(v.Controller).Outbox(ctx)
 					depth, _ := r.Store.QueueDepth(ctx)
-					t.Logf("%s: online=%v outbox=%d relay queue depth=%d", v.name, v.c.Online(), len(out), depth)
+					t.Logf("%s: online=%v outbox=%d relay queue depth=%d", v.Name, v.Online(), len(out), depth)
 				}
-				t.Fatalf("%s: not complete after a minute of silence: %s", u.name, why)
+				t.Fatalf("%s: not complete after a minute of silence: %s", u.Name, why)
 			}
 		}
 	}
@@ -134,58 +136,43 @@ func soak(t *testing.T, nUsers, n int) {
 
 // soakComplete checks u's store: n messages from each peer, exactly once and in order,
 // nothing undecryptable, and all of u's n messages to each peer delivered.
-func soakComplete(t *testing.T, u *user, names []string, n int) (bool, string) {
-	ctx := ctxT(t)
+func soakComplete(t *testing.T, u *chattest.User, names []string, n int) (bool, string) {
 	for _, peer := range names {
-		if peer == u.name {
+		if peer == u.Name {
 			continue
 		}
-		var all []Message
-		before := int64(0)
-		for {
-			page, err := u.c.History(ctx, peer, before, 500)
-			if err != nil {
-				t.Fatal(err)
-			}
-			all = append(all, page...)
-			if len(page) < 500 {
-				break
-			}
-			before = page[len(page)-1].ID
-		}
-		var in []Message
+		var in []chat.Message
 		delivered := 0
-		for i := len(all) - 1; i >= 0; i-- { // oldest first
-			m := all[i]
-			if m.State == UndecryptableState {
-				t.Fatalf("%s: undecryptable message from %s: %s", u.name, peer, m.Reason)
+		for _, m := range chattest.FullHistory(t, u, peer) { // oldest first
+			if m.State == chat.UndecryptableState {
+				t.Fatalf("%s: undecryptable message from %s: %s", u.Name, peer, m.Reason)
 			}
 			if m.Outgoing {
-				if m.State >= Delivered && m.State != Failed {
+				if m.State >= chat.Delivered && m.State != chat.Failed {
 					delivered++
 				}
-				if m.State == Failed {
-					t.Fatalf("%s: message to %s failed: %s", u.name, peer, m.Reason)
+				if m.State == chat.Failed {
+					t.Fatalf("%s: message to %s failed: %s", u.Name, peer, m.Reason)
 				}
 				continue
 			}
 			in = append(in, m)
 		}
-		prefix := peer + ">" + u.name + " #"
+		prefix := peer + ">" + u.Name + " #"
 		for i, m := range in {
 			k, err := strconv.Atoi(strings.TrimPrefix(m.Text, prefix))
 			if err != nil || !strings.HasPrefix(m.Text, prefix) {
-				t.Fatalf("%s: unexpected message %q", u.name, m.Text)
+				t.Fatalf("%s: unexpected message %q", u.Name, m.Text)
 			}
 			if k != i {
-				t.Fatalf("%s: message %d from %s is #%d (duplicate or out of order)", u.name, i, peer, k)
+				t.Fatalf("%s: message %d from %s is #%d (duplicate or out of order)", u.Name, i, peer, k)
 			}
 		}
 		if len(in) < n {
 			return false, fmt.Sprintf("%d/%d messages from %s", len(in), n, peer)
 		}
 		if len(in) > n {
-			t.Fatalf("%s: %d messages from %s, sent %d", u.name, len(in), peer, n)
+			t.Fatalf("%s: %d messages from %s, sent %d", u.Name, len(in), peer, n)
 		}
 		if delivered < n {
 			return false, fmt.Sprintf("%d/%d messages to %s delivered", delivered, n, peer)

@@ -1,16 +1,18 @@
-package chat
+package chat_test
 
 import (
 	"context"
 	"crypto/rand"
 	"errors"
 	"fmt"
-	"path/filepath"
+	"os"
 	"strings"
 	"sync"
 	"testing"
 	"time"
 
+	"pfschat/chat"
+	"pfschat/chat/chattest"
 	"pfschat/ratchet"
 	"pfschat/relay/client"
 	"pfschat/relay/relaytest"
@@ -21,7 +23,7 @@ import (
 // and prekey bundles the relay hands out, as a compromised relay or a network attacker
 // would.
 type evilRelay struct {
-	RelayClient
+	chat.RelayClient
 	card   func(name string, real *ratchet.Card) *ratchet.Card
 	bundle func(name string, real *ratchet.Bundle) *ratchet.Bundle
 }
@@ -42,9 +44,9 @@ func (e *evilRelay) FetchBundle(ctx context.Context, name string) (*ratchet.Bund
 	return e.bundle(name, b), nil
 }
 
-func withEvil(e *evilRelay) func(*Profile) {
-	return func(p *Profile) {
-		p.Prefs.Dial = func(cfg client.Config) RelayClient {
+func withEvil(e *evilRelay) func(*chat.Profile) {
+	return func(p *chat.Profile) {
+		p.Prefs.Dial = func(cfg client.Config) chat.RelayClient {
 			e.RelayClient = client.New(cfg)
 			return e
 		}
@@ -67,8 +69,8 @@ func mallory(t *testing.T, name string) (*ratchet.IdentityKey, *ratchet.Card) {
 
 func TestSwappedCardIsRefused(t *testing.T) {
 	r := relaytest.Start(t)
-	newUser(t, r, "bob")
-	carol := newUser(t, r, "carol")
+	chattest.NewUser(t, r, "bob")
+	carol := chattest.NewUser(t, r, "carol")
 	_, forged := mallory(t, "bob")
 	cases := map[string]func(name string, real *ratchet.Card) *ratchet.Card{
 		"self-signed only": func(string, *ratchet.Card) *ratchet.Card { return forged },
@@ -77,7 +79,7 @@ func TestSwappedCardIsRefused(t *testing.T) {
 			f.RelaySignature = real.RelaySignature
 			return &f
 		},
-		"someone else's genuine card": func(string, *ratchet.Card) *ratchet.Card { return carol.c.Card() },
+		"someone else's genuine card": func(string, *ratchet.Card) *ratchet.Card { return carol.Card() },
 	}
 	for name, swap := range cases {
 		t.Run(name, func(t *testing.T) {
@@ -87,13 +89,13 @@ func TestSwappedCardIsRefused(t *testing.T) {
 				}
 				return real
 			}}
-			alice := newUser(t, r, fmt.Sprintf("alice%d", len(t.Name())), withEvil(evil))
-			ctx := ctxT(t)
-			_, err := alice.c.AddContact(ctx, "bob")
-			if !errors.Is(err, ErrCardRejected) {
+			alice := chattest.NewUser(t, r, fmt.Sprintf("alice%d", len(t.Name())), withEvil(evil))
+			ctx := t.Context()
+			_, err := alice.AddContact(ctx, "bob")
+			if !errors.Is(err, chat.ErrCardRejected) {
 				t.Fatalf("AddContact with a swapped card: %v, want ErrCardRejected", err)
 			}
-			if cs, _ := alice.c.Contacts(ctx); len(cs) != 0 {
+			if cs, _ := alice.Contacts(ctx); len(cs) != 0 {
 				t.Fatalf("a refused card still became a contact: %+v", cs)
 			}
 		})
@@ -102,9 +104,9 @@ func TestSwappedCardIsRefused(t *testing.T) {
 
 func TestSwappedBundleIsRefused(t *testing.T) {
 	r := relaytest.Start(t)
-	bob := newUser(t, r, "bob")
-	newUser(t, r, "carol")
-	ctx := ctxT(t)
+	bob := chattest.NewUser(t, r, "bob")
+	chattest.NewUser(t, r, "carol")
+	ctx := t.Context()
 	mk, _ := mallory(t, "bob")
 	evilSPK, err := ratchet.GeneratePreKey(rand.Reader, mk, ratchet.SignedPreKey, 1, time.Now().UTC().Truncate(time.Second))
 	if err != nil {
@@ -112,7 +114,7 @@ func TestSwappedBundleIsRefused(t *testing.T) {
 	}
 	var carolBundle *ratchet.Bundle
 	{
-		rc, _ := bob.c.relayClient()
+		rc, _ := chat.RelayClientOf(bob.Controller)
 		if carolBundle, err = rc.FetchBundle(ctx, "carol"); err != nil {
 			t.Fatal(err)
 		}
@@ -140,18 +142,18 @@ func TestSwappedBundleIsRefused(t *testing.T) {
 				}
 				return real
 			}}
-			alice := newUser(t, r, "alice"+string(rune('0'+i)), withEvil(evil))
-			if _, err := alice.c.AddContact(ctx, "bob"); err != nil {
+			alice := chattest.NewUser(t, r, "alice"+string(rune('0'+i)), withEvil(evil))
+			if _, err := alice.AddContact(ctx, "bob"); err != nil {
 				t.Fatal(err)
 			}
-			_, err := alice.c.Send(ctx, "bob", "secret")
-			if !errors.Is(err, ErrCardRejected) {
+			_, err := alice.Send(ctx, "bob", "secret")
+			if !errors.Is(err, chat.ErrCardRejected) {
 				t.Fatalf("Send over a swapped bundle: %v, want ErrCardRejected", err)
 			}
-			if h, _ := alice.c.History(ctx, "bob", 0, 10); len(h) != 0 {
+			if h, _ := alice.History(ctx, "bob", 0, 10); len(h) != 0 {
 				t.Fatalf("a message was committed: %+v", h)
 			}
-			if out, _ := alice.c.store.Outbox(ctx); len(out) != 0 {
+			if out, _ := chat.StoreOf(alice.Controller).Outbox(ctx); len(out) != 0 {
 				t.Fatalf("something is in the outbox: %d items", len(out))
 			}
 		})
@@ -160,16 +162,16 @@ func TestSwappedBundleIsRefused(t *testing.T) {
 
 // reinstall gives name a new identity key: the relay replaces the card (as it would
 // for an owner who proves the old key), and a fresh profile holds the new key.
-func reinstall(t *testing.T, r *relaytest.Relay, old *user) *user {
+func reinstall(t *testing.T, r *relaytest.Relay, old *chattest.User) *chattest.User {
 	t.Helper()
-	ctx := ctxT(t)
-	k, card := mallory(t, old.name)
+	ctx := t.Context()
+	k, card := mallory(t, old.Name)
 	card.Device = "new phone"
-	card, err := ratchet.NewCard(k, old.name, "username", "new phone", time.Now().UTC().Truncate(time.Second), nil)
+	card, err := ratchet.NewCard(k, old.Name, "username", "new phone", time.Now().UTC().Truncate(time.Second), nil)
 	if err != nil {
 		t.Fatal(err)
 	}
-	rc := client.New(client.Config{URL: r.URL, Identity: old.c.id, Card: old.c.card})
+	rc := client.New(client.Config{URL: r.URL, Identity: chat.IdentityKeyOf(old.Controller), Card: old.Card()})
 	if err := rc.Connect(ctx); err != nil {
 		t.Fatal(err)
 	}
@@ -178,97 +180,78 @@ func reinstall(t *testing.T, r *relaytest.Relay, old *user) *user {
 	if err != nil {
 		t.Fatal(err)
 	}
-	relayKey := old.c.relayKeyNow()
-	old.close()
+	relayKey := chat.RelayKeyNow(old.Controller)
+	old.Close()
 
-	p := Profile{Dir: filepath.Join(t.TempDir(), old.name+"2"), StoreOptions: storage.ClientOptions{KDF: testKDF, Synchronous: "NORMAL"}}
-	p.Prefs.OneTimeKeys = 10
-	p.Prefs.Logger = testLogger(t)
-	if err := mkdirAll(p.Dir); err != nil {
+	p := chattest.NewProfile(t, old.Name+"2")
+	if err := os.MkdirAll(p.Dir, 0o700); err != nil {
 		t.Fatal(err)
 	}
-	st, err := storage.CreateClientWith(ctx, p.StorePath(), testPass, p.StoreOptions)
+	st, err := storage.CreateClientWith(ctx, p.StorePath(), chattest.Passphrase, p.StoreOptions)
 	if err != nil {
 		t.Fatal(err)
 	}
 	priv, _ := k.MarshalBinary()
-	must(t, st.SetMeta(ctx, metaRelayKey, relayKey))
-	must(t, st.SetMeta(ctx, metaRelayURL, []byte(r.URL)))
-	must(t, st.SaveIdentity(ctx, storage.Identity{Name: old.name, CardID: signed.ID(), Card: []byte(signed.Export()), PrivateKey: priv}))
+	chattest.Must(t, st.SetMeta(ctx, chat.MetaRelayKey, relayKey))
+	chattest.Must(t, st.SetMeta(ctx, chat.MetaRelayURL, []byte(r.URL)))
+	chattest.Must(t, st.SaveIdentity(ctx, storage.Identity{Name: old.Name, CardID: signed.ID(), Card: []byte(signed.Export()), PrivateKey: priv}))
 	st.Close()
-	u := &user{t: t, name: old.name, p: p}
-	u.reopen()
-	t.Cleanup(u.close)
-	return u
-}
-
-func must(t *testing.T, err error) {
-	t.Helper()
-	if err != nil {
-		t.Fatal(err)
-	}
+	return chattest.OpenUser(t, old.Name, p)
 }
 
 func TestKeyChangeBlocksSendingUntilAccepted(t *testing.T) {
 	r := relaytest.Start(t)
-	alice, bob := newUser(t, r, "alice"), newUser(t, r, "bob")
-	ctx := ctxT(t)
-	if _, err := alice.c.AddContact(ctx, "bob"); err != nil {
-		t.Fatal(err)
-	}
-	if _, err := alice.c.Send(ctx, "bob", "before"); err != nil {
-		t.Fatal(err)
-	}
-	waitReceived(t, bob.c, "alice", "before")
-	must(t, alice.c.Verify(ctx, "bob"))
-	oldNumber, err := alice.c.SafetyNumber(ctx, "bob")
-	must(t, err)
+	alice, bob := chattest.NewUser(t, r, "alice"), chattest.NewUser(t, r, "bob")
+	ctx := t.Context()
+	chattest.AddContact(t, alice, "bob")
+	chattest.Send(t, alice, bob, "before")
+	chattest.Must(t, alice.Verify(ctx, "bob"))
+	oldNumber, err := alice.SafetyNumber(ctx, "bob")
+	chattest.Must(t, err)
 
 	bob2 := reinstall(t, r, bob)
-	if _, err := bob2.c.AddContact(ctx, "alice"); err != nil {
+	chattest.AddContact(t, bob2, "alice")
+	if _, err := bob2.Send(ctx, "alice", "new phone, who dis"); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := bob2.c.Send(ctx, "alice", "new phone, who dis"); err != nil {
-		t.Fatal(err)
-	}
-	ev := waitEvent(t, alice.c, "key change", func(e Event) bool { return e.Kind == ContactKeyChanged })
-	if ev.Contact != "bob" || !errors.Is(ev.Err, ErrKeyChanged) {
+	ev := chattest.WaitEvent(t, alice, "key change", func(e chat.Event) bool { return e.Kind == chat.ContactKeyChanged })
+	if ev.Contact != "bob" || !errors.Is(ev.Err, chat.ErrKeyChanged) {
 		t.Fatalf("event %+v", ev)
 	}
 	// The message itself is shown (with the contact flagged), never dropped.
-	waitReceived(t, alice.c, "bob", "new phone, who dis")
+	chattest.WaitReceived(t, alice, "bob", "new phone, who dis")
 
-	ct, err := alice.c.Contact(ctx, "bob")
-	must(t, err)
+	ct, err := alice.Contact(ctx, "bob")
+	chattest.Must(t, err)
 	if !ct.KeyChanged {
 		t.Fatal("contact not flagged")
 	}
-	var kc *KeyChangedError
-	if _, err := alice.c.Send(ctx, "bob", "blocked?"); !errors.As(err, &kc) || kc.Contact != "bob" {
+	var kc *chat.KeyChangedError
+	if _, err := alice.Send(ctx, "bob", "blocked?"); !errors.As(err, &kc) || kc.Contact != "bob" {
 		t.Fatalf("send during a pending key change: %v", err)
 	}
-	if err := alice.c.Verify(ctx, "bob"); !errors.As(err, &kc) {
+	if err := alice.Verify(ctx, "bob"); !errors.As(err, &kc) {
 		t.Fatalf("verify during a pending key change: %v", err)
 	}
-	newNumber, err := alice.c.SafetyNumber(ctx, "bob")
-	must(t, err)
+	newNumber, err := alice.SafetyNumber(ctx, "bob")
+	chattest.Must(t, err)
 	if !newNumber.Pending || newNumber.Digits() == oldNumber.Digits() {
 		t.Fatalf("safety number during a key change: pending=%v same=%v", newNumber.Pending, newNumber.Digits() == oldNumber.Digits())
 	}
-	if b2, _ := bob2.c.SafetyNumber(ctx, "alice"); b2.Digits() != newNumber.Digits() {
+	if b2, _ := bob2.SafetyNumber(ctx, "alice"); b2.Digits() != newNumber.Digits() {
 		t.Fatal("the new safety number differs between the two sides")
 	}
 
-	must(t, alice.c.AcceptKey(ctx, "bob"))
-	ct, _ = alice.c.Contact(ctx, "bob")
+	chattest.Must(t, alice.AcceptKey(ctx, "bob"))
+	ct, _ = alice.Contact(ctx, "bob")
 	if ct.KeyChanged || ct.Verified {
 		t.Fatalf("after accept: %+v (the new key must not inherit the verified mark)", ct)
 	}
-	m, err := alice.c.Send(ctx, "bob", "welcome back")
-	must(t, err)
-	waitReceived(t, bob2.c, "alice", "welcome back")
-	waitState(t, alice.c, m.ID, Delivered)
-	if err := alice.c.AcceptKey(ctx, "bob"); !errors.Is(err, ErrNoPendingKey) {
+	m, err := alice.Send(ctx, "bob", "welcome back")
+	chattest.Must(t, err)
+	chattest.WaitReceived(t, bob2, "alice", "welcome back")
+	chattest.WaitState(t, alice, m.ID, chat.Delivered)
+	if err := alice.AcceptKey(ctx, "bob"); !errors.Is(err, chat.ErrNoPendingKey) {
 		t.Fatalf("second accept: %v", err)
 	}
 }
@@ -276,7 +259,7 @@ func TestKeyChangeBlocksSendingUntilAccepted(t *testing.T) {
 // dropRelay accepts the first message to a recipient and silently drops it, as a lossy
 // relay would.
 type dropRelay struct {
-	RelayClient
+	chat.RelayClient
 	mu      sync.Mutex
 	dropped int
 }
@@ -297,58 +280,52 @@ func (d *dropRelay) Send(ctx context.Context, to string, body []byte, clientID s
 func TestLostFirstMessageIsRecoverable(t *testing.T) {
 	r := relaytest.Start(t)
 	d := &dropRelay{}
-	alice := newUser(t, r, "alice", func(p *Profile) {
-		p.Prefs.Dial = func(cfg client.Config) RelayClient {
+	alice := chattest.NewUser(t, r, "alice", func(p *chat.Profile) {
+		p.Prefs.Dial = func(cfg client.Config) chat.RelayClient {
 			d.RelayClient = client.New(cfg)
 			return d
 		}
 	})
-	bob := newUser(t, r, "bob")
-	ctx := ctxT(t)
-	if _, err := alice.c.AddContact(ctx, "bob"); err != nil {
-		t.Fatal(err)
-	}
-	lost, err := alice.c.Send(ctx, "bob", "lost in transit")
-	must(t, err)
-	waitState(t, alice.c, lost.ID, Sent)
-	m, err := alice.c.Send(ctx, "bob", "second")
-	must(t, err)
-	waitReceived(t, bob.c, "alice", "second")
-	waitState(t, alice.c, m.ID, Delivered)
-	r2, err := bob.c.Send(ctx, "alice", "got your second")
-	must(t, err)
-	waitReceived(t, alice.c, "bob", "got your second")
-	waitState(t, bob.c, r2.ID, Delivered)
+	bob := chattest.NewUser(t, r, "bob")
+	ctx := t.Context()
+	chattest.AddContact(t, alice, "bob")
+	lost, err := alice.Send(ctx, "bob", "lost in transit")
+	chattest.Must(t, err)
+	chattest.WaitState(t, alice, lost.ID, chat.Sent)
+	m := chattest.Send(t, alice, bob, "second")
+	chattest.WaitState(t, alice, m.ID, chat.Delivered)
+	r2 := chattest.Send(t, bob, alice, "got your second")
+	chattest.WaitState(t, bob, r2.ID, chat.Delivered)
 }
 
 // The seed's low-level flow: start a session from a card, encrypt, hand the bytes over
 // by any transport, load the session up from the first message and decrypt.
 func TestSeedSessionAPI(t *testing.T) {
 	r := relaytest.Start(t)
-	alice, bob := newUser(t, r, "alice"), newUser(t, r, "bob")
-	ctx := ctxT(t)
-	bobCard, err := alice.c.fetchCard(ctx, "bob")
-	must(t, err)
-	if s, err := alice.c.ActiveSession(ctx, bobCard.ID()); err != nil || s != nil {
+	alice, bob := chattest.NewUser(t, r, "alice"), chattest.NewUser(t, r, "bob")
+	ctx := t.Context()
+	bobCard, err := chat.FetchCard(alice.Controller, ctx, "bob")
+	chattest.Must(t, err)
+	if s, err := alice.ActiveSession(ctx, bobCard.ID()); err != nil || s != nil {
 		t.Fatalf("active session before any: %v %v", s, err)
 	}
-	s, err := alice.c.StartNewSession(ctx, bobCard)
-	must(t, err)
+	s, err := alice.StartNewSession(ctx, bobCard)
+	chattest.Must(t, err)
 	w1, err := s.Encrypt(ctx, []byte("one"))
-	must(t, err)
+	chattest.Must(t, err)
 	w2, err := s.Encrypt(ctx, []byte("two"))
-	must(t, err)
+	chattest.Must(t, err)
 
-	aliceCard := alice.c.Card()
-	bs, err := bob.c.LoadUpSession(ctx, aliceCard, w1)
-	must(t, err)
+	aliceCard := alice.Card()
+	bs, err := bob.LoadUpSession(ctx, aliceCard, w1)
+	chattest.Must(t, err)
 	if bs.ID() != s.ID() {
 		t.Fatal("the two sides disagree on the session ID")
 	}
 	p1, err := bs.Decrypt(ctx, w1)
-	must(t, err)
+	chattest.Must(t, err)
 	p2, err := bs.Decrypt(ctx, w2)
-	must(t, err)
+	chattest.Must(t, err)
 	if string(p1) != "one" || string(p2) != "two" {
 		t.Fatalf("decrypted %q, %q", p1, p2)
 	}
@@ -357,16 +334,16 @@ func TestSeedSessionAPI(t *testing.T) {
 		t.Fatal("replay decrypted")
 	}
 	back, err := bs.Encrypt(ctx, []byte("three"))
-	must(t, err)
-	as, err := alice.c.LoadUpSession(ctx, bob.c.Card(), back)
-	must(t, err)
+	chattest.Must(t, err)
+	as, err := alice.LoadUpSession(ctx, bob.Card(), back)
+	chattest.Must(t, err)
 	p3, err := as.Decrypt(ctx, back)
-	must(t, err)
+	chattest.Must(t, err)
 	if string(p3) != "three" {
 		t.Fatalf("decrypted %q", p3)
 	}
-	must(t, alice.c.RemoveSessions(ctx, bobCard.ID()))
-	if s, _ := alice.c.ActiveSession(ctx, bobCard.ID()); s != nil {
+	chattest.Must(t, alice.RemoveSessions(ctx, bobCard.ID()))
+	if s, _ := alice.ActiveSession(ctx, bobCard.ID()); s != nil {
 		t.Fatal("session survived RemoveSessions")
 	}
 }
@@ -374,12 +351,12 @@ func TestSeedSessionAPI(t *testing.T) {
 // A relay presenting a key other than the pinned one is a hard error naming both keys.
 func TestRelayKeyChangeIsRefused(t *testing.T) {
 	r1, r2 := relaytest.Start(t), relaytest.Start(t)
-	alice := newUser(t, r1, "alice")
-	alice.close()
-	p := alice.p
+	alice := chattest.NewUser(t, r1, "alice")
+	alice.Close()
+	p := alice.Profile
 	p.RelayURL = r2.URL // same profile, an impostor relay
-	_, err := p.Open(ctxT(t), testPass)
-	var rk *RelayKeyChangedError
+	_, err := p.Open(t.Context(), chattest.Passphrase)
+	var rk *chat.RelayKeyChangedError
 	if !errors.As(err, &rk) {
 		t.Fatalf("opening against another relay: %v, want *RelayKeyChangedError", err)
 	}
@@ -390,9 +367,9 @@ func TestRelayKeyChangeIsRefused(t *testing.T) {
 	}
 	// Even with AllowOffline the mismatch is fatal, not "offline".
 	p.Prefs.AllowOffline = true
-	if _, err := p.Open(ctxT(t), testPass); !errors.As(err, &rk) {
+	if _, err := p.Open(t.Context(), chattest.Passphrase); !errors.As(err, &rk) {
 		t.Fatalf("with AllowOffline: %v", err)
 	}
 	// The genuine relay still works.
-	alice.reopen()
+	alice.Reopen()
 }

@@ -169,7 +169,7 @@ func benchRelayWith(b *testing.B, pairs, window, rate int, q server.Queue, syncM
 		r = relaytest.StartWith(b, relaytest.Options{Limits: server.Limits{FramesPerSecond: -1, MaxQueueCount: 1 << 20}, Queue: q, Synchronous: syncMode})
 		url = r.URL
 	}
-	ctx, cancel := context.WithCancel(context.Background())
+	ctx, cancel := context.WithCancel(b.Context())
 	defer cancel()
 	senders := make([]*relaytest.LoadConn, pairs)
 	receivers := make([]*relaytest.LoadConn, pairs)
@@ -578,7 +578,7 @@ func benchUser(b *testing.B, url, name string) *relaytest.LoadConn {
 	if err != nil {
 		b.Fatal(err)
 	}
-	c, err := relaytest.DialLoad(context.Background(), url)
+	c, err := relaytest.DialLoad(b.Context(), url)
 	if err != nil {
 		b.Fatal(err)
 	}

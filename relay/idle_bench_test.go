@@ -2,7 +2,6 @@ package relay_test
 
 import (
 	"bufio"
-	"context"
 	"encoding/json"
 	"fmt"
 	"net"
@@ -44,7 +43,7 @@ func TestRelayChild(t *testing.T) {
 	if os.Getenv(idleChildEnv) == "" {
 		t.Skip("runs only as the child of the out-of-process benchmarks")
 	}
-	ctx := context.Background()
+	ctx := t.Context()
 	st, err := storage.OpenRelay(ctx, filepath.Join(t.TempDir(), "relay.db"), storage.RelayOptions{Synchronous: os.Getenv(idleChildEnv), MaxQueueCount: 1 << 20})
 	if err != nil {
 		t.Fatal(err)
@@ -154,7 +153,7 @@ func BenchmarkIdleConnections(b *testing.B) {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			c, err := relaytest.DialLoad(context.Background(), url)
+			c, err := relaytest.DialLoad(b.Context(), url)
 			if err != nil {
 				b.Error(err)
 				return
@@ -186,7 +185,7 @@ func BenchmarkIdleConnections(b *testing.B) {
 		go func() {
 			defer wg.Done()
 			for i := w; i < n; i += workers {
-				c, err := relaytest.DialLoad(context.Background(), url)
+				c, err := relaytest.DialLoad(b.Context(), url)
 				if err != nil {
 					b.Errorf("dial %d: %v", i, err)
 					return

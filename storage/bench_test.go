@@ -1,7 +1,6 @@
 package storage
 
 import (
-	"context"
 	"crypto/rand"
 	"fmt"
 	"os"
@@ -16,7 +15,7 @@ import (
 
 func benchClient(b *testing.B, sync string) *Client {
 	b.Helper()
-	c, err := CreateClientWith(context.Background(), filepath.Join(b.TempDir(), "c.db"), []byte("pw"),
+	c, err := CreateClientWith(b.Context(), filepath.Join(b.TempDir(), "c.db"), []byte("pw"),
 		ClientOptions{KDF: testKDF, Synchronous: sync})
 	if err != nil {
 		b.Fatal(err)
@@ -30,7 +29,7 @@ func benchClient(b *testing.B, sync string) *Client {
 // no benchmark reaches.
 func openBenchRelay(b *testing.B, sync string) *Relay {
 	b.Helper()
-	r, err := OpenRelay(context.Background(), filepath.Join(b.TempDir(), "r.db"),
+	r, err := OpenRelay(b.Context(), filepath.Join(b.TempDir(), "r.db"),
 		RelayOptions{Synchronous: sync, MaxQueueCount: 10000, MaxQueueBytes: 1 << 30})
 	if err != nil {
 		b.Fatal(err)
@@ -48,7 +47,7 @@ func perSecond(b *testing.B, n int, unit string) {
 func BenchmarkReceiveCommit(b *testing.B) {
 	for _, sync := range []string{SyncFull, SyncNormal} {
 		b.Run(sync, func(b *testing.B) {
-			ctx := context.Background()
+			ctx := b.Context()
 			c := benchClient(b, sync)
 			state := make([]byte, 1500)
 			body := make([]byte, 200)
@@ -75,7 +74,7 @@ func BenchmarkReceiveCommit(b *testing.B) {
 func BenchmarkReceiveCommitBatch(b *testing.B) {
 	for _, sync := range []string{SyncFull, SyncNormal} {
 		b.Run(sync, func(b *testing.B) {
-			ctx := context.Background()
+			ctx := b.Context()
 			c := benchClient(b, sync)
 			state := make([]byte, 1500)
 			body := make([]byte, 200)
@@ -102,7 +101,7 @@ func BenchmarkReceiveCommitBatch(b *testing.B) {
 
 // BenchmarkSendCommit: one CommitSend per transaction (state + message + outbox).
 func BenchmarkSendCommit(b *testing.B) {
-	ctx := context.Background()
+	ctx := b.Context()
 	c := benchClient(b, SyncFull)
 	state := make([]byte, 1500)
 	body := make([]byte, 200)
@@ -130,7 +129,7 @@ func BenchmarkRelayEnqueueAck(b *testing.B) {
 				name = fmt.Sprintf("%s/group%d", sync, batch)
 			}
 			b.Run(name, func(b *testing.B) {
-				ctx := context.Background()
+				ctx := b.Context()
 				r := openBenchRelay(b, sync)
 				body := make([]byte, 200)
 				msgs := make([]QueuedMessage, batch)
@@ -167,7 +166,7 @@ func BenchmarkRelayEnqueueAck(b *testing.B) {
 func BenchmarkRelayEnqueueAckSpread(b *testing.B) {
 	for _, sync := range []string{SyncFull, SyncNormal} {
 		b.Run(sync+"/group200/recipients100", func(b *testing.B) {
-			ctx := context.Background()
+			ctx := b.Context()
 			r := openBenchRelay(b, sync)
 			const batch, recipients = 200, 100
 			body := make([]byte, 256)
@@ -213,7 +212,7 @@ func BenchmarkRelayEnqueueAckSpread(b *testing.B) {
 func BenchmarkRelayCommitRound(b *testing.B) {
 	for _, batch := range []int{1, 4, 16} {
 		b.Run(fmt.Sprintf("msgs=%d/%s", batch, SyncNormal), func(b *testing.B) {
-			ctx := context.Background()
+			ctx := b.Context()
 			r := openBenchRelay(b, SyncNormal)
 			body := make([]byte, 256)
 			msgs := make([]QueuedMessage, batch)
@@ -248,7 +247,7 @@ func BenchmarkRelayCommitRound(b *testing.B) {
 
 // BenchmarkTakePreKey: one atomic take per transaction.
 func BenchmarkTakePreKey(b *testing.B) {
-	ctx := context.Background()
+	ctx := b.Context()
 	r, err := OpenRelay(ctx, filepath.Join(b.TempDir(), "r.db"), RelayOptions{})
 	if err != nil {
 		b.Fatal(err)
@@ -272,7 +271,7 @@ func BenchmarkTakePreKey(b *testing.B) {
 // BenchmarkMessagesPage: a page of 50 from a conversation of 100,000 messages (built
 // once, in one transaction), at the newest end and half-way back.
 func BenchmarkMessagesPage(b *testing.B) {
-	ctx := context.Background()
+	ctx := b.Context()
 	c := benchClient(b, SyncFull)
 	addPeer(b, c, "carol")
 	const total = 100_000
@@ -325,7 +324,7 @@ func BenchmarkMessagesPage(b *testing.B) {
 
 // BenchmarkUnlock: OpenClient with the production Argon2id parameters (DefaultKDF).
 func BenchmarkUnlock(b *testing.B) {
-	ctx := context.Background()
+	ctx := b.Context()
 	path := filepath.Join(b.TempDir(), "c.db")
 	c, err := CreateClient(ctx, path, []byte("correct horse battery staple"))
 	if err != nil {

@@ -2,14 +2,13 @@ package storage
 
 import (
 	"bytes"
-	"context"
 	"errors"
 	"fmt"
 	"testing"
 )
 
 func TestClientBasics(t *testing.T) {
-	ctx := context.Background()
+	ctx := t.Context()
 	c := newClient(t, []byte("correct horse"))
 	if err := c.SaveIdentity(ctx, Identity{Name: "alice", CardID: "card-alice", Card: []byte("card"), PrivateKey: []byte("private")}); err != nil {
 		t.Fatal(err)
@@ -65,7 +64,7 @@ func TestClientBasics(t *testing.T) {
 }
 
 func TestMessagesPaging(t *testing.T) {
-	ctx := context.Background()
+	ctx := t.Context()
 	c := newClient(t, nil)
 	addPeer(t, c, "bob")
 	addPeer(t, c, "carol")
@@ -138,7 +137,7 @@ func TestMessagesPaging(t *testing.T) {
 }
 
 func TestContacts(t *testing.T) {
-	ctx := context.Background()
+	ctx := t.Context()
 	c := newClient(t, nil)
 	if err := c.AddContact(ctx, "bob", "card-unknown", t0); !errors.Is(err, ErrNotFound) {
 		t.Fatalf("contact with unknown card: %v", err)
@@ -217,7 +216,7 @@ func TestContacts(t *testing.T) {
 }
 
 func TestPreKeysAndMeta(t *testing.T) {
-	ctx := context.Background()
+	ctx := t.Context()
 	c := newClient(t, nil)
 	first, err := c.ReservePreKeyIDs(ctx, 2, 100)
 	if err != nil || first != 1 {
@@ -263,7 +262,7 @@ func TestPreKeysAndMeta(t *testing.T) {
 }
 
 func TestMarkReadClientIDsAndClose(t *testing.T) {
-	ctx := context.Background()
+	ctx := t.Context()
 	c := newClient(t, nil)
 	addPeer(t, c, "bob")
 	for _, cid := range []string{"b1", "b2", "", "b3"} {
@@ -287,7 +286,7 @@ func TestMarkReadClientIDsAndClose(t *testing.T) {
 // TestMarkReadThrough: marking read up to a message leaves the later ones unread, and
 // UnreadMessages keeps answering exactly the unread ones.
 func TestMarkReadThrough(t *testing.T) {
-	ctx := context.Background()
+	ctx := t.Context()
 	c := newClient(t, nil)
 	addPeer(t, c, "bob")
 	var ids []int64
@@ -341,7 +340,7 @@ func TestMarkReadThrough(t *testing.T) {
 // TestReceivedByRelayID: the incoming message a relay delivery stored is found by the
 // delivery's id; a delivery that stored no message, or an outgoing one, is not.
 func TestReceivedByRelayID(t *testing.T) {
-	ctx := context.Background()
+	ctx := t.Context()
 	c := newClient(t, nil)
 	addPeer(t, c, "bob")
 	if _, err := c.CommitReceive(ctx, ReceiveTx{RelayID: "7:aa", Message: &Message{Contact: "bob", Direction: Incoming,

@@ -1,7 +1,6 @@
 package storage
 
 import (
-	"context"
 	"errors"
 	"fmt"
 	"strings"
@@ -82,7 +81,7 @@ func failEveryStep(t *testing.T, d *db, op func() error) int {
 }
 
 func TestCommitReceiveAllOrNothing(t *testing.T) {
-	ctx := context.Background()
+	ctx := t.Context()
 	c := newClient(t, []byte("pw"))
 	addPeer(t, c, "bob")
 	if err := c.PutPreKeys(ctx, []PreKey{{Kind: 2, ID: 1, Private: []byte("a")}, {Kind: 4, ID: 1, Private: []byte("b")}, {Kind: 1, ID: 1, Private: []byte("c")}}); err != nil {
@@ -159,7 +158,7 @@ func TestCommitReceiveAllOrNothing(t *testing.T) {
 }
 
 func TestCommitSendAllOrNothing(t *testing.T) {
-	ctx := context.Background()
+	ctx := t.Context()
 	c := newClient(t, []byte("pw"))
 	addPeer(t, c, "bob")
 	for i := 0; i < MaxSessionsPerPeer; i++ {
@@ -210,7 +209,7 @@ func TestCommitSendAllOrNothing(t *testing.T) {
 }
 
 func TestCommitReceiveBatch(t *testing.T) {
-	ctx := context.Background()
+	ctx := t.Context()
 	c := newClient(t, []byte("pw"))
 	addPeer(t, c, "bob")
 	if _, err := c.CommitReceive(ctx, ReceiveTx{RelayID: "1", Message: &Message{Contact: "bob", Body: []byte("before")}}); err != nil {

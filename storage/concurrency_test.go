@@ -1,7 +1,6 @@
 package storage
 
 import (
-	"context"
 	"errors"
 	"fmt"
 	"sync"
@@ -12,7 +11,7 @@ import (
 // TestTakePreKeyConcurrent: 100 goroutines fetching for the same card get 100 distinct
 // keys; the 101st finds none.
 func TestTakePreKeyConcurrent(t *testing.T) {
-	ctx := context.Background()
+	ctx := t.Context()
 	r := newRelay(t, RelayOptions{})
 	const n = 100
 	keys := make([]StoredPreKey, n)
@@ -75,7 +74,7 @@ func TestTakePreKeyConcurrent(t *testing.T) {
 // TestQueueConcurrent: senders enqueue (with resends) while the recipient drains and
 // acks; every message is delivered exactly once and in order per page.
 func TestQueueConcurrent(t *testing.T) {
-	ctx := context.Background()
+	ctx := t.Context()
 	r := newRelay(t, RelayOptions{MaxQueueCount: 1 << 20})
 	const senders, perSender = 4, 50
 	var wg sync.WaitGroup
@@ -157,7 +156,7 @@ loop:
 // second writer waits for the first; past the busy timeout it fails with ErrBusy and
 // writes nothing.
 func TestBusyAcrossHandles(t *testing.T) {
-	ctx := context.Background()
+	ctx := t.Context()
 	old := busyTimeout
 	busyTimeout = 200 * time.Millisecond
 	t.Cleanup(func() { busyTimeout = old })
@@ -202,7 +201,7 @@ func TestBusyAcrossHandles(t *testing.T) {
 // TestClientConcurrent: receivers and senders commit while readers page through the
 // conversation; every commit lands once and readers never see a torn page.
 func TestClientConcurrent(t *testing.T) {
-	ctx := context.Background()
+	ctx := t.Context()
 	c := newClient(t, nil)
 	addPeer(t, c, "bob")
 	writers, each := 4, 40

@@ -99,7 +99,7 @@ func otherPass(p string) string {
 // TestCrashSafety kills a writing child with SIGKILL at random moments, reopens both
 // stores, checks their integrity and that every write the child reported is there.
 func TestCrashSafety(t *testing.T) {
-	ctx := context.Background()
+	ctx := t.Context()
 	dir := t.TempDir()
 	c, err := CreateClientWith(ctx, filepath.Join(dir, "client.db"), []byte("pw"), ClientOptions{KDF: testKDF})
 	if err != nil {

@@ -1,7 +1,6 @@
 package storage
 
 import (
-	"context"
 	"path/filepath"
 	"testing"
 	"time"
@@ -12,7 +11,7 @@ var t0 = time.Date(2026, 11, 26, 7, 0, 0, 0, time.UTC)
 func newClient(t testing.TB, pass []byte) *Client {
 	t.Helper()
 	path := filepath.Join(t.TempDir(), "client.db")
-	c, err := CreateClientWith(context.Background(), path, pass, ClientOptions{KDF: testKDF})
+	c, err := CreateClientWith(t.Context(), path, pass, ClientOptions{KDF: testKDF})
 	if err != nil {
 		t.Fatalf("CreateClient: %v", err)
 	}
@@ -22,7 +21,7 @@ func newClient(t testing.TB, pass []byte) *Client {
 
 func newRelay(t testing.TB, opts RelayOptions) *Relay {
 	t.Helper()
-	r, err := OpenRelay(context.Background(), filepath.Join(t.TempDir(), "relay.db"), opts)
+	r, err := OpenRelay(t.Context(), filepath.Join(t.TempDir(), "relay.db"), opts)
 	if err != nil {
 		t.Fatalf("OpenRelay: %v", err)
 	}
@@ -33,7 +32,7 @@ func newRelay(t testing.TB, opts RelayOptions) *Relay {
 // addPeer stores a card and a contact for name.
 func addPeer(t testing.TB, c *Client, name string) {
 	t.Helper()
-	ctx := context.Background()
+	ctx := t.Context()
 	if err := c.PutCard(ctx, Card{ID: "card-" + name, Name: name, Data: []byte("card of " + name), FirstSeen: t0}); err != nil {
 		t.Fatal(err)
 	}

@@ -1,7 +1,6 @@
 package storage
 
 import (
-	"context"
 	"crypto/sha256"
 	"database/sql"
 	"errors"
@@ -154,7 +153,7 @@ func TestMigrationsFromEveryVersion(t *testing.T) {
 // TestMigrationUpgradeAndFailure runs the machinery past the real migrations: a newer
 // migration upgrades a populated store; a failing one leaves it at its old version.
 func TestMigrationUpgradeAndFailure(t *testing.T) {
-	ctx := context.Background()
+	ctx := t.Context()
 	c := newClient(t, []byte("pw"))
 	addPeer(t, c, "bob")
 	path := c.Path()
@@ -196,7 +195,7 @@ func TestMigrationUpgradeAndFailure(t *testing.T) {
 }
 
 func TestNewerSchemaRefusedUntouched(t *testing.T) {
-	ctx := context.Background()
+	ctx := t.Context()
 	dir := t.TempDir()
 	for _, kind := range []string{"client", "relay"} {
 		path := filepath.Join(dir, kind+".db")
@@ -238,7 +237,7 @@ func TestNewerSchemaRefusedUntouched(t *testing.T) {
 }
 
 func TestOpenRefusesWrongFiles(t *testing.T) {
-	ctx := context.Background()
+	ctx := t.Context()
 	dir := t.TempDir()
 
 	missing := filepath.Join(dir, "missing.db")
@@ -292,7 +291,7 @@ func TestOpenRefusesWrongFiles(t *testing.T) {
 }
 
 func TestPragmas(t *testing.T) {
-	ctx := context.Background()
+	ctx := t.Context()
 	for _, sync := range []struct {
 		opt  string
 		want int
@@ -326,7 +325,7 @@ func TestPragmas(t *testing.T) {
 
 // TestDamagedFile: a store cut short or scribbled over fails with an error, never a panic.
 func TestDamagedFile(t *testing.T) {
-	ctx := context.Background()
+	ctx := t.Context()
 	c := newClient(t, []byte("pw"))
 	addPeer(t, c, "bob")
 	for i := 0; i < 200; i++ {
@@ -455,7 +454,7 @@ var clientSeedChecks = map[int]func(*testing.T, string){
 // checkClientSeed reads the seeded rows back through the current API.
 func checkClientSeed(t *testing.T, path string) {
 	t.Helper()
-	ctx := context.Background()
+	ctx := t.Context()
 	c, err := OpenClient(ctx, path, nil)
 	if err != nil {
 		t.Fatal(err)

@@ -1,14 +1,13 @@
 package storage
 
 import (
-	"context"
 	"strings"
 	"testing"
 )
 
 // TestQueryPlans pins the hot queries to their indexes: no full scan, no sort.
 func TestQueryPlans(t *testing.T) {
-	ctx := context.Background()
+	ctx := t.Context()
 	c := newClient(t, nil)
 	r := newRelay(t, RelayOptions{})
 	for _, q := range []struct {

@@ -1,7 +1,6 @@
 package storage
 
 import (
-	"context"
 	"errors"
 	"fmt"
 	"testing"
@@ -9,7 +8,7 @@ import (
 )
 
 func TestRelayQueueBasics(t *testing.T) {
-	ctx := context.Background()
+	ctx := t.Context()
 	r := newRelay(t, RelayOptions{MaxQueueCount: 3, MaxQueueBytes: 1000})
 	res, err := r.Enqueue(ctx, []QueuedMessage{
 		{To: "bob", From: "alice", ClientID: "a1", Body: []byte("x"), ExpiresAt: t0.Add(time.Hour)},
@@ -52,7 +51,7 @@ func TestRelayQueueBasics(t *testing.T) {
 }
 
 func TestRelayAccountsAndPreKeys(t *testing.T) {
-	ctx := context.Background()
+	ctx := t.Context()
 	r := newRelay(t, RelayOptions{})
 	if err := r.CreateAccount(ctx, Account{Name: "bob", CardID: "c1", Card: []byte("card1"), CreatedAt: t0}); err != nil {
 		t.Fatal(err)
@@ -130,7 +129,7 @@ func TestRelayAccountsAndPreKeys(t *testing.T) {
 }
 
 func TestRelayLimitsAndExpiry(t *testing.T) {
-	ctx := context.Background()
+	ctx := t.Context()
 	r := newRelay(t, RelayOptions{MaxQueueBytes: 10})
 	res, err := r.Enqueue(ctx, []QueuedMessage{
 		{To: "bob", From: "a", ClientID: "1", Body: make([]byte, 6), ExpiresAt: t0},
@@ -173,7 +172,7 @@ func TestRelayLimitsAndExpiry(t *testing.T) {
 }
 
 func TestAckBatch(t *testing.T) {
-	ctx := context.Background()
+	ctx := t.Context()
 	r := newRelay(t, RelayOptions{})
 	var batch []QueuedMessage
 	for i := 0; i < 300; i++ {
@@ -208,7 +207,7 @@ func TestAckBatch(t *testing.T) {
 // TestCommit: Commit queues a batch and deletes acks in one transaction, with the
 // same rules as Enqueue and AckBatch (an ack deletes only the acker's own messages).
 func TestCommit(t *testing.T) {
-	ctx := context.Background()
+	ctx := t.Context()
 	r := newRelay(t, RelayOptions{})
 	first, err := r.Enqueue(ctx, []QueuedMessage{
 		{To: "bob", From: "a", ClientID: "1", Body: []byte("x")},
@@ -259,7 +258,7 @@ func TestCommit(t *testing.T) {
 // triggers) always equals what is really queued, through duplicates, refusals, acks
 // of foreign ids and expiry.
 func TestQueueUsageExact(t *testing.T) {
-	ctx := context.Background()
+	ctx := t.Context()
 	r := newRelay(t, RelayOptions{MaxQueueCount: 40, MaxQueueBytes: 4000})
 	check := func(when string) {
 		t.Helper()
@@ -331,7 +330,7 @@ func TestQueueUsageExact(t *testing.T) {
 // TestExpireInChunks: more expired messages than one expiry transaction takes are all
 // deleted, the unexpired ones kept, and the usage stays exact.
 func TestExpireInChunks(t *testing.T) {
-	ctx := context.Background()
+	ctx := t.Context()
 	r := newRelay(t, RelayOptions{})
 	var batch []QueuedMessage
 	for i := 0; i < 2500; i++ {
@@ -362,7 +361,7 @@ func TestExpireInChunks(t *testing.T) {
 // fails at every statement and at the commit in turn, and each failure leaves the
 // store exactly as it was; then it succeeds with the right answers.
 func TestRelayCommitFailEveryStep(t *testing.T) {
-	ctx := context.Background()
+	ctx := t.Context()
 	r := newRelay(t, RelayOptions{MaxQueueCount: 3})
 	old, err := r.Enqueue(ctx, []QueuedMessage{
 		{To: "bob", From: "a", ClientID: "1", Body: []byte("x")},

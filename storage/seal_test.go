@@ -16,7 +16,7 @@ import (
 )
 
 func TestPassphrase(t *testing.T) {
-	ctx := context.Background()
+	ctx := t.Context()
 	c := newClient(t, []byte("first passphrase"))
 	path := c.Path()
 	if err := c.SaveIdentity(ctx, Identity{Name: "alice", CardID: "x", PrivateKey: []byte("identity secret")}); err != nil {
@@ -69,7 +69,7 @@ func TestPassphrase(t *testing.T) {
 }
 
 func TestDemoMode(t *testing.T) {
-	ctx := context.Background()
+	ctx := t.Context()
 	c := newClient(t, nil)
 	if !c.Demo() {
 		t.Fatal("nil passphrase did not make a demo store")
@@ -118,7 +118,7 @@ func TestDefaultKDF(t *testing.T) {
 	if testing.Short() {
 		t.Skip("64 MiB Argon2id; BenchmarkUnlock measures it")
 	}
-	ctx := context.Background()
+	ctx := t.Context()
 	path := filepath.Join(t.TempDir(), "c.db")
 	c, err := CreateClient(ctx, path, []byte("pw"))
 	if err != nil {
@@ -148,7 +148,7 @@ func rawColumn(t *testing.T, c *Client, q string, args ...any) []byte {
 // TestSealedValuesBoundToRow copies sealed values between rows (what an attacker with
 // write access to the file could do) and checks they no longer open.
 func TestSealedValuesBoundToRow(t *testing.T) {
-	ctx := context.Background()
+	ctx := t.Context()
 	c := newClient(t, []byte("pw"))
 	addPeer(t, c, "bob")
 	var ids []int64
@@ -189,7 +189,7 @@ func TestSealedValuesBoundToRow(t *testing.T) {
 // TestNothingInTheClear writes known secrets through the API and scans the database
 // file and its WAL for them, with the WAL still full and again after close.
 func TestNothingInTheClear(t *testing.T) {
-	ctx := context.Background()
+	ctx := t.Context()
 	secret := func(label string) []byte {
 		b := make([]byte, 24)
 		rand.Read(b)
@@ -303,7 +303,7 @@ func FuzzUnwrapKey(f *testing.F) {
 // TestFormatAsDocumented opens a sealed column and the wrapped key by hand, following
 // the package documentation, so the documentation stays true.
 func TestFormatAsDocumented(t *testing.T) {
-	ctx := context.Background()
+	ctx := t.Context()
 	c := newClient(t, []byte("pw"))
 	addPeer(t, c, "bob")
 	id, err := c.CommitReceive(ctx, ReceiveTx{Message: &Message{Contact: "bob", Body: []byte("documented")}})

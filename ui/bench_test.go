@@ -28,19 +28,19 @@ func benchScreen(b *testing.B, n int) (*App, *mainScreen, *memBackend) {
 		be.addMessage(chat.Message{Contact: "bob", Outgoing: i%2 == 0, Text: text,
 			SentAt: start.Add(time.Duration(i) * time.Minute), State: chat.Delivered})
 	}
-	app := New(context.Background(), Options{Backend: be, Now: func() time.Time { return fixedNow }, Location: time.UTC})
+	app := New(b.Context(), Options{Backend: be, Now: func() time.Time { return fixedNow }, Location: time.UTC})
 	app.Update(tea.WindowSizeMsg{Width: 100, Height: 30})
 	ms := app.screen.(*mainScreen)
-	list, _ := be.Contacts(context.Background())
+	list, _ := be.Contacts(b.Context())
 	ms.onContacts(contactsMsg{list: list})
 	return app, ms, be
 }
 
 // loadAll pulls the whole history through the same paging the UI uses on scroll.
-func loadAll(ms *mainScreen, be *memBackend) {
+func loadAll(ctx context.Context, ms *mainScreen, be *memBackend) {
 	cv := ms.conv()
 	for !cv.exhausted {
-		msgs, _ := be.History(context.Background(), "bob", cv.oldestID(), historyPage)
+		msgs, _ := be.History(ctx, "bob", cv.oldestID(), historyPage)
 		cv.loading = true
 		ms.onHistory(historyMsg{contact: "bob", before: cv.oldestID(), msgs: msgs})
 	}
@@ -52,12 +52,12 @@ func BenchmarkOpenConversation100k(b *testing.B) {
 	_, _, be := benchScreen(b, benchMessages)
 	b.ReportAllocs()
 	for b.Loop() {
-		app := New(context.Background(), Options{Backend: be, Now: func() time.Time { return fixedNow }, Location: time.UTC})
+		app := New(b.Context(), Options{Backend: be, Now: func() time.Time { return fixedNow }, Location: time.UTC})
 		app.Update(tea.WindowSizeMsg{Width: 100, Height: 30})
 		ms := app.screen.(*mainScreen)
-		list, _ := be.Contacts(context.Background())
+		list, _ := be.Contacts(b.Context())
 		ms.onContacts(contactsMsg{list: list})
-		msgs, _ := be.History(context.Background(), "bob", 0, historyPage)
+		msgs, _ := be.History(b.Context(), "bob", 0, historyPage)
 		ms.onHistory(historyMsg{contact: "bob", msgs: msgs})
 		_ = app.View()
 	}
@@ -66,7 +66,7 @@ func BenchmarkOpenConversation100k(b *testing.B) {
 // BenchmarkView100k: one frame of the main screen with 100,000 messages loaded.
 func BenchmarkView100k(b *testing.B) {
 	app, ms, be := benchScreen(b, benchMessages)
-	loadAll(ms, be)
+	loadAll(b.Context(), ms, be)
 	ms.conv().scrollUp(ms.renderer(), benchMessages/2, ms.convBodyHeight()) // middle of the history
 	_ = app.View()
 	b.ReportAllocs()
@@ -79,7 +79,7 @@ func BenchmarkView100k(b *testing.B) {
 // a frame's cost does not grow with the history.
 func BenchmarkView50(b *testing.B) {
 	app, ms, be := benchScreen(b, 50)
-	loadAll(ms, be)
+	loadAll(b.Context(), ms, be)
 	_ = app.View()
 	b.ReportAllocs()
 	for b.Loop() {
@@ -91,7 +91,7 @@ func BenchmarkView50(b *testing.B) {
 // through 100,000 loaded messages; back to the bottom when the top is reached.
 func BenchmarkScrollPage100k(b *testing.B) {
 	app, ms, be := benchScreen(b, benchMessages)
-	loadAll(ms, be)
+	loadAll(b.Context(), ms, be)
 	pgup := keyMsg("pgup")
 	b.ReportAllocs()
 	for b.Loop() {
@@ -107,7 +107,7 @@ func BenchmarkScrollPage100k(b *testing.B) {
 // history, loading pages of 50 from the backend as the top approaches (the real path).
 func BenchmarkScrollWheelWithPaging(b *testing.B) {
 	app, ms, be := benchScreen(b, benchMessages)
-	msgs, _ := be.History(context.Background(), "bob", 0, historyPage)
+	msgs, _ := be.History(b.Context(), "bob", 0, historyPage)
 	ms.onHistory(historyMsg{contact: "bob", msgs: msgs})
 	wheel := tea.MouseWheelMsg{Button: tea.MouseWheelUp}
 	b.ReportAllocs()
@@ -128,7 +128,7 @@ func BenchmarkScrollWheelWithPaging(b *testing.B) {
 // BenchmarkResize100k: a width change re-renders only the visible messages.
 func BenchmarkResize100k(b *testing.B) {
 	app, ms, be := benchScreen(b, benchMessages)
-	loadAll(ms, be)
+	loadAll(b.Context(), ms, be)
 	widths := []int{100, 120, 80, 40}
 	i := 0
 	b.ReportAllocs()

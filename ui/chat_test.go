@@ -3,7 +3,6 @@ package ui
 import (
 	"context"
 	"crypto/rand"
-	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -11,6 +10,7 @@ import (
 	"github.com/charmbracelet/x/exp/teatest/v2"
 
 	"pfschat/chat"
+	"pfschat/chat/chattest"
 	"pfschat/ratchet"
 	"pfschat/relay/client"
 	"pfschat/relay/relaytest"
@@ -19,18 +19,12 @@ import (
 // These tests drive the UI with real chat controllers, real SQLite stores in temporary
 // directories and a real relay over a loopback WebSocket.
 
-// newUser creates a throwaway (no passphrase) profile registered with the relay.
-func newUser(t *testing.T, r *relaytest.Relay, name string) *chat.Controller {
+// newUser creates name's profile, registered with the relay (closed when the test
+// ends). The UI gets the controller itself as its backend (user.Controller): the UI
+// closes its backend when it quits.
+func newUser(t *testing.T, r *relaytest.Relay, name string) *chattest.User {
 	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
-	p := chat.Profile{Dir: filepath.Join(t.TempDir(), name), Prefs: chat.Preferences{AllowOffline: true}}
-	c, err := p.Create(ctx, name, nil, r.URL)
-	if err != nil {
-		t.Fatalf("creating %s: %v", name, err)
-	}
-	t.Cleanup(func() { c.Close() })
-	return c
+	return chattest.NewUser(t, r, name, chattest.AllowOffline)
 }
 
 // quitUI leaves through ctrl+c (which closes the backend) and waits for the program.
@@ -46,30 +40,30 @@ func TestOnboardingThenUnlock(t *testing.T) {
 	profile := newChatProfile(home, r.URL, nil)
 
 	tm, fr := startUI(t, Options{Profile: profile}, 100, 30)
-	fr.waitText(t, "Let's create your identity", "name:")
+	fr.WaitText(t, "Let's create your identity", "name:")
 	tm.Type("Alice") // upper case is refused with a message
 	press(tm, "enter")
-	fr.waitText(t, "lower-case letters")
+	fr.WaitText(t, "lower-case letters")
 	for range 5 {
 		press(tm, "backspace")
 	}
 	tm.Type("alice")
 	press(tm, "enter")
-	fr.waitText(t, "passphrase:")
+	fr.WaitText(t, "passphrase:")
 	tm.Type("short")
 	press(tm, "enter")
-	fr.waitText(t, "at least 8 characters")
+	fr.WaitText(t, "at least 8 characters")
 	for range 5 {
 		press(tm, "backspace")
 	}
 	tm.Type("correct horse battery")
 	press(tm, "enter")
-	fr.waitText(t, "again:")
+	fr.WaitText(t, "again:")
 	tm.Type("correct horse battery")
 	press(tm, "enter")
-	fr.waitText(t, "relay:", r.URL)
+	fr.WaitText(t, "relay:", r.URL)
 	press(tm, "enter")
-	main := fr.waitText(t, "relay connected", "No conversation yet")
+	main := fr.WaitText(t, "relay connected", "No conversation yet")
 	if strings.Contains(main, "correct horse") {
 		t.Fatal("passphrase visible on screen")
 	}
@@ -77,45 +71,41 @@ func TestOnboardingThenUnlock(t *testing.T) {
 
 	// Second run: the profile exists, so the UI asks to unlock it.
 	tm2, fr2 := startUI(t, Options{Profile: newChatProfile(home, r.URL, nil)}, 100, 30)
-	fr2.waitText(t, "Unlock your profile")
+	fr2.WaitText(t, "Unlock your profile")
 	tm2.Type("wrong passphrase")
 	press(tm2, "enter")
-	fr2.waitText(t, "wrong passphrase — try again")
+	fr2.WaitText(t, "wrong passphrase — try again")
 	tm2.Type("correct horse battery")
 	press(tm2, "enter")
-	fr2.waitText(t, "relay connected")
+	fr2.WaitText(t, "relay connected")
 	quitUI(t, tm2)
 
 	// A passphrase given up front (PFSCHAT_PASSPHRASE, --passphrase-file) skips the
 	// prompt; a wrong one lands on the prompt with the error.
 	tm3, fr3 := startUI(t, Options{Profile: newChatProfile(home, "", nil), Passphrase: []byte("nope")}, 100, 30)
-	fr3.waitText(t, "Unlock your profile", "wrong passphrase")
+	fr3.WaitText(t, "Unlock your profile", "wrong passphrase")
 	quitUI(t, tm3)
 	tm4, fr4 := startUI(t, Options{Profile: newChatProfile(home, "", nil), Passphrase: []byte("correct horse battery")}, 100, 30)
-	fr4.waitText(t, "relay connected")
+	fr4.WaitText(t, "relay connected")
 	quitUI(t, tm4)
 }
 
 func TestTwoUsersTalk(t *testing.T) {
 	r := relaytest.Start(t)
-	ctx := context.Background()
+	ctx := t.Context()
 	alice, bob := newUser(t, r, "alice"), newUser(t, r, "bob")
-	if _, err := alice.AddContact(ctx, "bob"); err != nil {
-		t.Fatal(err)
-	}
-	if _, err := bob.AddContact(ctx, "alice"); err != nil {
-		t.Fatal(err)
-	}
-	ta, fa := startUI(t, Options{Backend: alice, Bell: true}, 100, 30)
-	tb, fb := startUI(t, Options{Backend: bob}, 100, 30)
-	fa.waitText(t, "relay connected", "bob")
-	fb.waitText(t, "relay connected", "alice")
+	chattest.AddContact(t, alice, "bob")
+	chattest.AddContact(t, bob, "alice")
+	ta, fa := startUI(t, Options{Backend: alice.Controller, Bell: true}, 100, 30)
+	tb, fb := startUI(t, Options{Backend: bob.Controller}, 100, 30)
+	fa.WaitText(t, "relay connected", "bob")
+	fb.WaitText(t, "relay connected", "alice")
 
 	ta.Type("hello bob, this is end-to-end encrypted")
 	press(ta, "enter")
-	fb.waitText(t, "hello bob, this is end-to-end encrypted")
+	fb.WaitText(t, "hello bob, this is end-to-end encrypted")
 	// Bob has the conversation open: alice's message turns delivered (and read).
-	fa.waitFor(t, "a delivered mark on alice's message", func(s string) bool {
+	fa.WaitFor(t, "a delivered mark on alice's message", func(s string) bool {
 		return lineWith(s, "hello bob").endsWith("✓✓")
 	})
 
@@ -123,8 +113,8 @@ func TestTwoUsersTalk(t *testing.T) {
 	press(tb, "alt+enter") // a new line inside the same message
 	tb.Type("second line")
 	press(tb, "enter")
-	fa.waitText(t, "hi alice", "second line")
-	fb.waitFor(t, "a delivered mark on bob's message", func(s string) bool {
+	fa.WaitText(t, "hi alice", "second line")
+	fb.WaitFor(t, "a delivered mark on bob's message", func(s string) bool {
 		return lineWith(s, "second line").endsWith("✓✓")
 	})
 
@@ -132,34 +122,32 @@ func TestTwoUsersTalk(t *testing.T) {
 	// message starts a new one that bob still reads.
 	ta.Type("/rotate")
 	press(ta, "enter")
-	fa.waitText(t, "prekeys rotated")
+	fa.WaitText(t, "prekeys rotated")
 	ta.Type("/reset")
 	press(ta, "enter")
-	fa.waitText(t, "Reset session", "Drop the encrypted session with bob")
+	fa.WaitText(t, "Reset session", "Drop the encrypted session with bob")
 	ta.Type("y")
-	fa.waitText(t, "session with bob reset")
+	fa.WaitText(t, "session with bob reset")
 	ta.Type("after the reset")
 	press(ta, "enter")
-	fb.waitText(t, "after the reset")
+	fb.WaitText(t, "after the reset")
 
 	// A message in a conversation that is not open: carol's contact sorts first with an
 	// unread count, and the bell rings.
 	carol := newUser(t, r, "carol")
-	if _, err := carol.AddContact(ctx, "alice"); err != nil {
-		t.Fatal(err)
-	}
+	chattest.AddContact(t, carol, "alice")
 	if _, err := carol.Send(ctx, "alice", "are you there?"); err != nil {
 		t.Fatal(err)
 	}
-	fa.waitFor(t, "carol first with 1 unread", func(s string) bool {
+	fa.WaitFor(t, "carol first with 1 unread", func(s string) bool {
 		lines := strings.Split(s, "\n")
 		return len(lines) > 1 && strings.Contains(lines[1], "carol") && strings.Contains(lines[1], " 1 ")
 	})
 	teatest.WaitFor(t, ta.Output(), func(b []byte) bool { return strings.Contains(string(b), "\a") },
 		teatest.WithDuration(10*time.Second))
 	press(ta, "ctrl+up") // carol sorts above bob
-	fa.waitText(t, "are you there?")
-	fa.waitFor(t, "the unread count cleared", func(s string) bool {
+	fa.WaitText(t, "are you there?")
+	fa.WaitFor(t, "the unread count cleared", func(s string) bool {
 		return !strings.Contains(strings.Split(s, "\n")[1], " 1 ")
 	})
 	quitUI(t, ta)
@@ -169,13 +157,9 @@ func TestTwoUsersTalk(t *testing.T) {
 func TestVerifyFromBothSides(t *testing.T) {
 	r := relaytest.Start(t)
 	alice, bob := newUser(t, r, "alice"), newUser(t, r, "bob")
-	ctx := context.Background()
-	if _, err := alice.AddContact(ctx, "bob"); err != nil {
-		t.Fatal(err)
-	}
-	if _, err := bob.AddContact(ctx, "alice"); err != nil {
-		t.Fatal(err)
-	}
+	ctx := t.Context()
+	chattest.AddContact(t, alice, "bob")
+	chattest.AddContact(t, bob, "alice")
 	snA, err := alice.SafetyNumber(ctx, "bob")
 	if err != nil {
 		t.Fatal(err)
@@ -192,15 +176,15 @@ func TestVerifyFromBothSides(t *testing.T) {
 	for _, side := range []struct {
 		c    *chat.Controller
 		peer string
-	}{{alice, "bob"}, {bob, "alice"}} {
+	}{{alice.Controller, "bob"}, {bob.Controller, "alice"}} {
 		tm, fr := startUI(t, Options{Backend: side.c}, 100, 30)
-		fr.waitText(t, "not verified (/verify)")
+		fr.WaitText(t, "not verified (/verify)")
 		tm.Type("/verify")
 		press(tm, "enter")
 		// The dialog shows the 60 digits as 3 rows of 4 groups.
-		fr.waitText(t, "Verify "+side.peer, strings.Join(groups[0:4], "  "), strings.Join(groups[4:8], "  "), strings.Join(groups[8:12], "  "))
+		fr.WaitText(t, "Verify "+side.peer, strings.Join(groups[0:4], "  "), strings.Join(groups[4:8], "  "), strings.Join(groups[8:12], "  "))
 		tm.Type("v")
-		fr.waitText(t, side.peer+" is verified", "✔ verified")
+		fr.WaitText(t, side.peer+" is verified", "✔ verified")
 		ct, err := side.c.Contact(ctx, side.peer)
 		if err != nil || !ct.Verified {
 			t.Fatalf("%s not verified in the store: %+v %v", side.peer, ct, err)
@@ -211,7 +195,7 @@ func TestVerifyFromBothSides(t *testing.T) {
 
 func TestKeyChangedFlow(t *testing.T) {
 	r := relaytest.Start(t)
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	ctx, cancel := context.WithTimeout(t.Context(), 30*time.Second)
 	defer cancel()
 	alice := newUser(t, r, "alice")
 
@@ -234,12 +218,10 @@ func TestKeyChangedFlow(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := alice.AddContact(ctx, "bob"); err != nil {
-		t.Fatal(err)
-	}
+	chattest.AddContact(t, alice, "bob")
 
-	tm, fr := startUI(t, Options{Backend: alice}, 100, 30)
-	fr.waitText(t, "bob", "not verified")
+	tm, fr := startUI(t, Options{Backend: alice.Controller}, 100, 30)
+	fr.WaitText(t, "bob", "not verified")
 
 	newKey, err := ratchet.GenerateIdentityKey(rand.Reader)
 	if err != nil {
@@ -261,14 +243,14 @@ func TestKeyChangedFlow(t *testing.T) {
 	// Re-fetching bob's card notices the new key: a warning, no pop-up.
 	tm.Type("/add bob")
 	press(tm, "enter")
-	fr.waitFor(t, "the key change flagged and the add dialog closed", func(s string) bool {
+	fr.WaitFor(t, "the key change flagged and the add dialog closed", func(s string) bool {
 		return strings.Contains(s, "⚠ key changed") && strings.Contains(s, "/accept to review") && !strings.Contains(s, "Add a contact")
 	})
 
 	// Sending is blocked: trying opens the dialog with the old and the new number.
 	tm.Type("are you still bob?")
 	press(tm, "enter")
-	fr.waitText(t, "Identity key changed: bob", "new safety number:")
+	fr.WaitText(t, "Identity key changed: bob", "new safety number:")
 	trusted, err := alice.TrustedSafetyNumber(ctx, "bob")
 	if err != nil {
 		t.Fatal(err)
@@ -278,21 +260,21 @@ func TestKeyChangedFlow(t *testing.T) {
 		t.Fatal(err)
 	}
 	tg, pg := strings.Fields(trusted.Digits()), strings.Fields(pending.Digits())
-	fr.waitText(t, strings.Join(tg[0:4], "  "), strings.Join(pg[0:4], "  "))
+	fr.WaitText(t, strings.Join(tg[0:4], "  "), strings.Join(pg[0:4], "  "))
 
 	// Not now: the dialog closes at once, the text waits in the input, still blocked.
 	press(tm, "esc")
 	tm.Type("!")
-	fr.waitText(t, "are you still bob?!", "⚠ key changed")
+	fr.WaitText(t, "are you still bob?!", "⚠ key changed")
 
 	// Accept: the warning goes, the contact is unverified under the new key.
 	press(tm, "ctrl+u") // clear the input the refused message waits in
 	tm.Type("/accept")
 	press(tm, "enter")
-	fr.waitText(t, "Identity key changed: bob")
+	fr.WaitText(t, "Identity key changed: bob")
 	tm.Type("a")
-	fr.waitText(t, "accepted bob's new key")
-	fr.waitFor(t, "the warning gone", func(s string) bool { return !strings.Contains(s, "⚠ key changed") })
+	fr.WaitText(t, "accepted bob's new key")
+	fr.WaitFor(t, "the warning gone", func(s string) bool { return !strings.Contains(s, "⚠ key changed") })
 	ct, err := alice.Contact(ctx, "bob")
 	if err != nil || ct.KeyChanged || ct.CardID != newCard.ID() {
 		t.Fatalf("after accept: %+v %v (want card %s)", ct, err, newCard.ID())
@@ -318,41 +300,34 @@ func (l frameLine) endsWith(s string) bool {
 
 func TestReconnectingStatusAndOutbox(t *testing.T) {
 	r := relaytest.Start(t)
-	ctx := context.Background()
+	ctx := t.Context()
 	alice, bob := newUser(t, r, "alice"), newUser(t, r, "bob")
-	if _, err := alice.AddContact(ctx, "bob"); err != nil {
-		t.Fatal(err)
-	}
-	tm, fr := startUI(t, Options{Backend: alice, OpenContact: "bob"}, 100, 30)
-	fr.waitText(t, "relay connected", "bob")
+	chattest.AddContact(t, alice, "bob")
+	tm, fr := startUI(t, Options{Backend: alice.Controller, OpenContact: "bob"}, 100, 30)
+	fr.WaitText(t, "relay connected", "bob")
 	// The session needs bob's prekey bundle from the relay: start it while online.
 	tm.Type("first")
 	press(tm, "enter")
-	fr.waitFor(t, "first delivered", func(s string) bool { return lineWith(s, "first").endsWith("✓✓") })
+	fr.WaitFor(t, "first delivered", func(s string) bool { return lineWith(s, "first").endsWith("✓✓") })
 
 	r.Close()
-	fr.waitText(t, "reconnecting")
+	fr.WaitText(t, "reconnecting")
 	// Sent while offline: committed to the outbox, shown as pending.
 	tm.Type("written while the relay was down")
 	press(tm, "enter")
-	fr.waitFor(t, "a pending mark", func(s string) bool {
+	fr.WaitFor(t, "a pending mark", func(s string) bool {
 		return lineWith(s, "written while the relay").endsWith("◷")
 	})
 
 	r.Restart(t)
-	fr.waitText(t, "relay connected")
-	fr.waitFor(t, "the outbox drained", func(s string) bool {
+	fr.WaitText(t, "relay connected")
+	fr.WaitFor(t, "the outbox drained", func(s string) bool {
 		l := lineWith(s, "written while the relay")
 		return l.endsWith("✓") || l.endsWith("✓✓")
 	})
+	chattest.WaitReceived(t, bob, "alice", "written while the relay was down")
 	got, err := bob.History(ctx, "alice", 0, 10)
-	for err == nil && (len(got) == 0 || got[0].Text == "first") {
-		ev := <-bob.Events()
-		if ev.Kind == chat.MessageReceived {
-			got, err = bob.History(ctx, "alice", 0, 10)
-		}
-	}
-	if err != nil || got[0].Text != "written while the relay was down" {
+	if err != nil || len(got) == 0 || got[0].Text != "written while the relay was down" {
 		t.Fatalf("bob got %+v, %v", got, err)
 	}
 	quitUI(t, tm)

@@ -1,7 +1,6 @@
 package ui
 
 import (
-	"context"
 	"strings"
 	"testing"
 	"time"
@@ -14,7 +13,7 @@ import (
 // drawn as a warning instead; a value without a name has neither. With
 // chat's TestEnumsAcrossLayers it fails when a state is added in one layer only.
 func TestDeliveryMarks(t *testing.T) {
-	c := &common{ctx: context.Background(), styles: NewStyles(true), keys: DefaultKeyMap(), width: 60, height: 20,
+	c := &common{ctx: t.Context(), styles: NewStyles(true), keys: DefaultKeyMap(), width: 60, height: 20,
 		now: func() time.Time { return fixedNow }, loc: time.UTC}
 	r := &convRenderer{c: c, me: "alice", contact: "bob", width: 50, senderW: 5}
 	for v := range 256 {

@@ -1,7 +1,6 @@
 package ui
 
 import (
-	"context"
 	"strings"
 	"testing"
 	"time"
@@ -21,7 +20,7 @@ func FuzzRenderMessage(f *testing.F) {
 		f.Add(s, 40, false)
 		f.Add(s, 7, true)
 	}
-	c := &common{ctx: context.Background(), styles: NewStyles(true), keys: DefaultKeyMap(), width: 100, height: 30,
+	c := &common{ctx: f.Context(), styles: NewStyles(true), keys: DefaultKeyMap(), width: 100, height: 30,
 		now: func() time.Time { return fixedNow }, loc: time.UTC}
 	f.Fuzz(func(t *testing.T, text string, width int, outgoing bool) {
 		width = 1 + abs(width)%200

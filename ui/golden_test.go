@@ -48,7 +48,7 @@ func TestGoldenMainScreen(t *testing.T) {
 	b := goldenBackend()
 	b.events <- chat.Event{Kind: chat.ConnectionChanged, State: chat.ConnState{Status: chat.Online}}
 	tm, fr := startUI(t, Options{Backend: b, OpenContact: "bob", Now: func() time.Time { return fixedNow }}, 100, 30)
-	fr.waitText(t, "relay connected", "this one the relay refused", "not sent: queue full", "carol", "mallory")
+	fr.WaitText(t, "relay connected", "this one the relay refused", "not sent: queue full", "carol", "mallory")
 	tm.Quit()
 	final := tm.FinalModel(t, teatest.WithFinalTimeout(10*time.Second)).(*App)
 	t.Run("dark", func(t *testing.T) { teatest.RequireEqualOutput(t, downsample(final.render())) })

@@ -2,16 +2,15 @@ package ui
 
 import (
 	"bytes"
-	"context"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	tea "charm.land/bubbletea/v2"
 	"github.com/charmbracelet/colorprofile"
-	"github.com/charmbracelet/x/ansi"
 	"github.com/charmbracelet/x/exp/teatest/v2"
+
+	"pfschat/chat/chattest"
 )
 
 // pinnedEnv and pinnedProfile make rendering identical on every machine: golden files
@@ -20,90 +19,18 @@ var pinnedEnv = []string{"TERM=xterm-256color", "COLORTERM="}
 
 const pinnedProfile = colorprofile.ANSI256
 
-// frames records every frame the App renders, as plain text, and lets a test wait for
-// one that satisfies a condition. It watches View() itself rather than the renderer's
-// diff stream, which only carries changed cells.
-type frames struct {
-	mu     sync.Mutex
-	last   string
-	styled string
-	n      int
-	signal chan struct{}
-}
-
-func newFrames() *frames { return &frames{signal: make(chan struct{}, 1)} }
-
-func (f *frames) record(frame string) {
-	f.mu.Lock()
-	f.styled = frame
-	f.last = ansi.Strip(frame)
-	f.n++
-	f.mu.Unlock()
-	select {
-	case f.signal <- struct{}{}:
-	default:
-	}
-}
-
-func (f *frames) Last() string {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	return f.last
-}
-
-// waitFor blocks until a frame satisfies cond, failing the test with the last frame
-// after the deadline. It wakes on every new frame; no polling interval, no sleeps.
-func (f *frames) waitFor(t testing.TB, what string, cond func(frame string) bool) string {
-	t.Helper()
-	deadline := time.NewTimer(20 * time.Second)
-	defer deadline.Stop()
-	for {
-		if last := f.Last(); cond(last) {
-			return last
-		}
-		select {
-		case <-f.signal:
-		case <-deadline.C:
-			t.Fatalf("no frame with %s; last frame:\n%s", what, f.Last())
-		}
-	}
-}
-
-// next waits for the next frame (or a short while when nothing changes on screen).
-func (f *frames) next(t testing.TB) {
-	t.Helper()
-	select {
-	case <-f.signal:
-	case <-time.After(200 * time.Millisecond):
-	}
-}
-
-func (f *frames) waitText(t testing.TB, texts ...string) string {
-	t.Helper()
-	return f.waitFor(t, strings.Join(texts, " & "), func(s string) bool {
-		for _, x := range texts {
-			if !strings.Contains(s, x) {
-				return false
-			}
-		}
-		return true
-	})
-}
-
 // fixedNow is the pinned clock of golden tests: Thursday 26 November 2026, 09:30 UTC.
 var fixedNow = time.Date(2026, 11, 26, 9, 30, 0, 0, time.UTC)
 
 // startUI runs an App in teatest at w×h with the pinned terminal.
-func startUI(t *testing.T, opts Options, w, h int) (*teatest.TestModel, *frames) {
+func startUI(t *testing.T, opts Options, w, h int) (*teatest.TestModel, *chattest.Frames) {
 	t.Helper()
-	fr := newFrames()
-	opts.OnFrame = fr.record
+	fr := new(chattest.Frames)
+	opts.OnFrame = fr.Record
 	if opts.Location == nil {
 		opts.Location = time.UTC
 	}
-	ctx, cancel := context.WithCancel(context.Background())
-	t.Cleanup(cancel)
-	app := New(ctx, opts)
+	app := New(t.Context(), opts)
 	tm := teatest.NewTestModel(t, app,
 		teatest.WithInitialTermSize(w, h),
 		teatest.WithProgramOptions(tea.WithEnvironment(pinnedEnv), tea.WithColorProfile(pinnedProfile)),

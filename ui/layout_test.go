@@ -1,7 +1,6 @@
 package ui
 
 import (
-	"context"
 	"fmt"
 	"image/color"
 	"strings"
@@ -31,22 +30,22 @@ func checkFrame(t *testing.T, frame string, w, h int) {
 func TestResizeTo40ColumnsAndBack(t *testing.T) {
 	b := goldenBackend()
 	tm, fr := startUI(t, Options{Backend: b, OpenContact: "bob", Now: func() time.Time { return fixedNow }}, 100, 30)
-	wide := fr.waitText(t, "Contacts", "this one the relay refused")
+	wide := fr.WaitText(t, "Contacts", "this one the relay refused")
 	checkFrame(t, wide, 100, 30)
 
 	tm.Send(tea.WindowSizeMsg{Width: 40, Height: 20})
-	narrow := fr.waitFor(t, "a 40-column frame", func(s string) bool {
+	narrow := fr.WaitFor(t, "a 40-column frame", func(s string) bool {
 		return len(strings.Split(s, "\n")) == 20 && ansi.StringWidth(strings.Split(s, "\n")[0]) == 40
 	})
 	checkFrame(t, narrow, 40, 20)
 	// A notice stays readable at 40 columns: the state compacts to make room.
 	tm.Type("/nonsense")
 	press(tm, "enter")
-	checkFrame(t, fr.waitText(t, "◌ bob ✔", "unknown command /nons"), 40, 20)
+	checkFrame(t, fr.WaitText(t, "◌ bob ✔", "unknown command /nons"), 40, 20)
 	press(tm, "f1")
-	checkFrame(t, fr.waitText(t, "Help"), 40, 20)
+	checkFrame(t, fr.WaitText(t, "Help"), 40, 20)
 	press(tm, "esc")
-	narrow = fr.waitFor(t, "help closed", func(s string) bool { return !strings.Contains(s, "Help") })
+	narrow = fr.WaitFor(t, "help closed", func(s string) bool { return !strings.Contains(s, "Help") })
 	if strings.Contains(narrow, "Contacts") {
 		t.Fatalf("contact list not collapsed at 40 columns:\n%s", narrow)
 	}
@@ -59,19 +58,19 @@ func TestResizeTo40ColumnsAndBack(t *testing.T) {
 
 	// Tab shows the contact list in place of the conversation, enter opens one.
 	press(tm, "tab")
-	list := fr.waitText(t, "Contacts", "carol")
+	list := fr.WaitText(t, "Contacts", "carol")
 	checkFrame(t, list, 40, 20)
 	press(tm, "up") // bob is open; carol, with unread messages, sorts above him
 	press(tm, "enter")
-	carol := fr.waitText(t, "the usual place", "── 2 new ─") // carol had 2 unread
+	carol := fr.WaitText(t, "the usual place", "── 2 new ─") // carol had 2 unread
 	checkFrame(t, carol, 40, 20)
 
 	tm.Send(tea.WindowSizeMsg{Width: 100, Height: 30})
 	// A click on a contact opens the conversation (rows 1-2 are the first contact).
 	tm.Send(tea.MouseClickMsg{X: 3, Y: 3, Button: tea.MouseLeft}) // rows 3-4: bob
-	fr.waitText(t, "Did the new relay come up?")
+	fr.WaitText(t, "Did the new relay come up?")
 	tm.Send(tea.MouseClickMsg{X: 3, Y: 1, Button: tea.MouseLeft}) // carol
-	back := fr.waitFor(t, "a 100-column frame with carol open", func(s string) bool {
+	back := fr.WaitFor(t, "a 100-column frame with carol open", func(s string) bool {
 		return ansi.StringWidth(strings.Split(s, "\n")[0]) == 100 && strings.Contains(s, "the usual place")
 	})
 	checkFrame(t, back, 100, 30)
@@ -80,7 +79,7 @@ func TestResizeTo40ColumnsAndBack(t *testing.T) {
 	}
 	for _, w := range []int{20, 39, 59, 60, 61, 80, 200} {
 		tm.Send(tea.WindowSizeMsg{Width: w, Height: 12})
-		f := fr.waitFor(t, fmt.Sprintf("%d columns", w), func(s string) bool {
+		f := fr.WaitFor(t, fmt.Sprintf("%d columns", w), func(s string) bool {
 			return ansi.StringWidth(strings.Split(s, "\n")[0]) == w
 		})
 		checkFrame(t, f, w, 12)
@@ -94,7 +93,7 @@ func TestScrollbackPagesAndStaysAnchored(t *testing.T) {
 		be.addMessage(chat.Message{Contact: "bob", Text: fmt.Sprintf("m%03d", i), SentAt: fixedNow.Add(time.Duration(i-500) * time.Minute)})
 	}
 	tm, fr := startUI(t, Options{Backend: be, OpenContact: "bob"}, 80, 24)
-	fr.waitText(t, "m499")
+	fr.WaitText(t, "m499")
 	// Only the newest page (and perhaps one more to fill the view) is loaded at first.
 	// Wheel up until m340 shows: pages of 50 load on the way. One notch at a time, each
 	// after the previous frame, so a notch never races a page that is still loading.
@@ -103,18 +102,18 @@ func TestScrollbackPagesAndStaysAnchored(t *testing.T) {
 			t.Fatalf("m340 never scrolled into view; last frame:\n%s", fr.Last())
 		}
 		tm.Send(tea.MouseWheelMsg{Button: tea.MouseWheelUp})
-		fr.next(t)
+		fr.Next(t)
 	}
 	press(tm, "ctrl+end")
-	fr.waitText(t, "m499")
+	fr.WaitText(t, "m499")
 	// A new message while scrolled to the bottom follows; the view stays at the bottom.
 	m := be.addMessage(chat.Message{Contact: "bob", Text: "fresh", SentAt: fixedNow})
 	be.events <- chat.Event{Kind: chat.MessageReceived, Contact: "bob", Message: &m}
-	fr.waitText(t, "fresh")
+	fr.WaitText(t, "fresh")
 }
 
 func TestConversationUnit(t *testing.T) {
-	c := &common{ctx: context.Background(), styles: NewStyles(true), keys: DefaultKeyMap(), width: 60, height: 20,
+	c := &common{ctx: t.Context(), styles: NewStyles(true), keys: DefaultKeyMap(), width: 60, height: 20,
 		now: func() time.Time { return fixedNow }, loc: time.UTC}
 	cv := newConversation("bob")
 	r := &convRenderer{c: c, me: "alice", contact: "bob", width: 50, senderW: 5}
@@ -167,7 +166,7 @@ func TestConversationUnit(t *testing.T) {
 }
 
 func TestStylesFollowTerminalBackground(t *testing.T) {
-	app := New(context.Background(), Options{Backend: goldenBackend(), OpenContact: "bob", Now: func() time.Time { return fixedNow }, Location: time.UTC})
+	app := New(t.Context(), Options{Backend: goldenBackend(), OpenContact: "bob", Now: func() time.Time { return fixedNow }, Location: time.UTC})
 	app.Update(tea.WindowSizeMsg{Width: 100, Height: 30})
 	dark := app.render()
 	app.Update(tea.BackgroundColorMsg{Color: color.White})
@@ -188,33 +187,33 @@ func TestUndecryptableIsShownNotDropped(t *testing.T) {
 	be.addContact(chat.Contact{Name: "bob"})
 	be.addMessage(chat.Message{Contact: "bob", Text: "before", SentAt: fixedNow.Add(-time.Minute)})
 	_, fr := startUI(t, Options{Backend: be, OpenContact: "bob"}, 100, 30)
-	fr.waitText(t, "before")
+	fr.WaitText(t, "before")
 	m := be.addMessage(chat.Message{Contact: "bob", State: chat.UndecryptableState, Reason: "bad MAC", SentAt: fixedNow})
 	be.events <- chat.Event{Kind: chat.Undecryptable, Contact: "bob", Message: &m}
-	fr.waitText(t, "could not be decrypted (bad MAC)")
+	fr.WaitText(t, "could not be decrypted (bad MAC)")
 }
 
 func TestAddContactDialog(t *testing.T) {
 	be := newMemBackend("alice", func() time.Time { return fixedNow })
 	tm, fr := startUI(t, Options{Backend: be}, 100, 30)
-	fr.waitText(t, "No conversation yet")
+	fr.WaitText(t, "No conversation yet")
 	press(tm, "ctrl+n")
-	fr.waitText(t, "Add a contact", "name:")
+	fr.WaitText(t, "Add a contact", "name:")
 	tm.Type("nobody")
 	press(tm, "enter")
-	fr.waitText(t, "no such user on the relay")
+	fr.WaitText(t, "no such user on the relay")
 	for range 6 {
 		press(tm, "backspace")
 	}
 	tm.Type("dave")
 	press(tm, "enter")
-	frame := fr.waitText(t, "added dave", "No messages yet")
+	frame := fr.WaitText(t, "added dave", "No messages yet")
 	if strings.Contains(frame, "Add a contact") {
 		t.Fatalf("dialog still open:\n%s", frame)
 	}
 	// esc cancels without adding.
 	press(tm, "ctrl+n")
-	fr.waitText(t, "Add a contact")
+	fr.WaitText(t, "Add a contact")
 	press(tm, "esc")
-	fr.waitFor(t, "the dialog gone", func(s string) bool { return !strings.Contains(s, "Add a contact") })
+	fr.WaitFor(t, "the dialog gone", func(s string) bool { return !strings.Contains(s, "Add a contact") })
 }

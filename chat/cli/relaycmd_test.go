@@ -14,7 +14,7 @@ import (
 )
 
 func TestRunRelayServesAndDrains(t *testing.T) {
-	ctx, cancel := context.WithCancel(context.Background())
+	ctx, cancel := context.WithCancel(t.Context())
 	defer cancel()
 	pr, pw := io.Pipe()
 	db := filepath.Join(t.TempDir(), "relay.db")
@@ -58,10 +58,10 @@ func TestRunRelayServesAndDrains(t *testing.T) {
 }
 
 func TestRunRelayBadFlags(t *testing.T) {
-	if err := cli.RunRelay(context.Background(), []string{"--nope"}, io.Discard, io.Discard); err == nil {
+	if err := cli.RunRelay(t.Context(), []string{"--nope"}, io.Discard, io.Discard); err == nil {
 		t.Fatal("unknown flag accepted")
 	}
-	if err := cli.RunRelay(context.Background(), []string{"extra"}, io.Discard, io.Discard); err == nil {
+	if err := cli.RunRelay(t.Context(), []string{"extra"}, io.Discard, io.Discard); err == nil {
 		t.Fatal("stray argument accepted")
 	}
 }

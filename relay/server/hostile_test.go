@@ -69,7 +69,7 @@ func hostileFrame(rng *rand.Rand) (int, []byte) {
 // live relay from several connections while two users keep talking.
 func TestHostileInputKeepsServing(t *testing.T) {
 	r := relaytest.StartWith(t, relaytest.Options{Limits: server.Limits{FramesPerSecond: -1}})
-	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	ctx, cancel := context.WithTimeout(t.Context(), 60*time.Second)
 	defer cancel()
 	alice := newUser(t, r, "alice")
 	bob := newUser(t, r, "bob")

@@ -18,7 +18,7 @@ func runningClient(t *testing.T, r *relaytest.Relay, u *user) *client.Client {
 	t.Helper()
 	c := client.New(client.Config{URL: r.URL, Identity: u.key, Card: u.card,
 		PinnedRelayKey: r.Server.RelayKey(), MinBackoff: 10 * time.Millisecond, MaxBackoff: 200 * time.Millisecond})
-	ctx, cancel := context.WithCancel(context.Background())
+	ctx, cancel := context.WithCancel(t.Context())
 	done := make(chan struct{})
 	go func() { c.Run(ctx); close(done) }()
 	t.Cleanup(func() { cancel(); <-done; c.Close() })
@@ -53,7 +53,7 @@ func sendUntilAccepted(ctx context.Context, c *client.Client, to string, body []
 func TestRestartMidStream(t *testing.T) {
 	const pairs, perSender = 4, 150
 	r := relaytest.Start(t)
-	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	ctx, cancel := context.WithTimeout(t.Context(), 60*time.Second)
 	defer cancel()
 
 	senders := make([]*user, pairs)

@@ -21,7 +21,7 @@ import (
 // all on the next connection.
 func TestSlowReaderDisconnectedMessagesKept(t *testing.T) {
 	r := relaytest.StartWith(t, relaytest.Options{Limits: server.Limits{OutboundQueue: 256, FramesPerSecond: -1}})
-	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	ctx, cancel := context.WithTimeout(t.Context(), 60*time.Second)
 	defer cancel()
 	alice := newUser(t, r, "alice")
 	bob := register(t, r, "bob")
@@ -134,7 +134,7 @@ func testSlowRecipientNeverStallsSender(t *testing.T, outbound int) {
 			for i := 0; i < 4000 && after < 50; i++ {
 				// Each send gets a bound far above its normal few milliseconds; the
 				// stuck write would hold it for an hour.
-				ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+				ctx, cancel := context.WithTimeout(t.Context(), 20*time.Second)
 				id, err := u.c.Send(ctx, "bob", body, fmt.Sprintf("b%d", i))
 				cancel()
 				if err != nil {
@@ -153,7 +153,7 @@ func testSlowRecipientNeverStallsSender(t *testing.T, outbound int) {
 					}
 				}
 				if i%64 == 0 {
-					ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+					ctx, cancel := context.WithTimeout(t.Context(), 20*time.Second)
 					_, err := u.c.Send(ctx, "carol", []byte("hi"), fmt.Sprintf("c%d", i))
 					cancel()
 					if err != nil {
