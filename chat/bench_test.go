@@ -25,9 +25,6 @@ func benchUser(b *testing.B, r *relaytest.Relay, name string) *user {
 	return newUser(b, r, name, func(p *Profile) {
 		p.StoreOptions.Synchronous = benchSync() // production: FULL
 		p.Prefs.OneTimeKeys = 5
-		if benchUnlimited {
-			p.Prefs.FramesPerSecond = -1
-		}
 	})
 }
 
@@ -36,12 +33,9 @@ func benchUser(b *testing.B, r *relaytest.Relay, name string) *user {
 // CPU cost alone.
 func benchSync() string { return os.Getenv("PFSCHAT_BENCH_SYNC") }
 
-// benchUnlimited is set while a benchmark runs against a relay without a frame-rate
-// limit (the relay's default is 200 frames/s per connection, a policy for people, not a
-// cost of the software).
-var benchUnlimited bool
-
-// forLimits runs f against a relay with default limits and one without a rate limit.
+// forLimits runs f against a relay with default limits and one without a rate limit
+// (the relay's default is 200 frames/s per connection, a policy for people, not a cost
+// of the software). The clients pace themselves by what the relay announces.
 func forLimits(b *testing.B, f func(b *testing.B, r *relaytest.Relay)) {
 	for _, unlimited := range []bool{false, true} {
 		name := "relay=default-limits"
@@ -49,8 +43,6 @@ func forLimits(b *testing.B, f func(b *testing.B, r *relaytest.Relay)) {
 			name = "relay=no-rate-limit"
 		}
 		b.Run(name, func(b *testing.B) {
-			benchUnlimited = unlimited
-			defer func() { benchUnlimited = false }()
 			opts := relaytest.Options{Synchronous: benchSync()}
 			if unlimited {
 				opts.Limits.FramesPerSecond = -1
@@ -156,8 +148,6 @@ func benchSendToDelivered(b *testing.B, r *relaytest.Relay) {
 // end-to-end figures: the ratchet (encrypt + decrypt, and the state codec), the two
 // store commits, and the relay round trip.
 func BenchmarkBreakdown(b *testing.B) {
-	benchUnlimited = true
-	defer func() { benchUnlimited = false }()
 	r := relaytest.StartWith(b, relaytest.Options{Limits: server.Limits{FramesPerSecond: -1}, Synchronous: benchSync()})
 	alice, bob := benchUser(b, r, "alice"), benchUser(b, r, "bob")
 	pairUp(b, alice, bob)

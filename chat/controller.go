@@ -34,7 +34,8 @@ const (
 )
 
 // RelayClient is what the controller needs from a relay connection. *client.Client
-// implements it; tests wrap it to play a dishonest relay.
+// implements it; tests wrap it to play a dishonest relay. It paces every request under
+// the relay's frame rate.
 type RelayClient interface {
 	Run(ctx context.Context) error
 	Connect(ctx context.Context) error
@@ -42,6 +43,7 @@ type RelayClient interface {
 	RelayKey() ed25519.PublicKey
 	States() <-chan client.ConnState
 	Pushes() <-chan client.Push
+	FramesScarce() bool
 	Register(ctx context.Context, card *ratchet.Card) (*ratchet.Card, error)
 	LookupCard(ctx context.Context, name string) (*ratchet.Card, error)
 	UploadPreKeys(ctx context.Context, keys []ratchet.PublicPreKey) error
@@ -71,9 +73,6 @@ type Preferences struct {
 	// controller keeps retrying and reports ConnectionChanged events. Off for headless
 	// commands, which should fail fast with a clear error.
 	AllowOffline bool
-	// FramesPerSecond paces the frames sent to the relay (default
-	// DefaultFramesPerSecond; negative = unpaced, for relays without a rate limit).
-	FramesPerSecond int
 	// NoReadReceipts stops MarkRead from telling contacts what was read.
 	NoReadReceipts bool
 	// Clock returns the current time (default time.Now).
@@ -99,7 +98,6 @@ type Controller struct {
 	card   *ratchet.Card
 	name   string
 	events *eventQueue
-	pace   *pacer
 	out    *outbox // the sender's queue of committed, unsettled items
 
 	ownStore bool
@@ -167,10 +165,6 @@ func New(prefs Preferences) (*Controller, error) {
 	if c.prefs.OneTimeKeys <= 0 {
 		c.prefs.OneTimeKeys = DefaultOneTimeKeys
 	}
-	if c.prefs.FramesPerSecond == 0 {
-		c.prefs.FramesPerSecond = DefaultFramesPerSecond
-	}
-	c.pace = newPacer(c.prefs.FramesPerSecond)
 	if c.prefs.RotateEvery <= 0 {
 		c.prefs.RotateEvery = time.Hour
 	}

@@ -52,7 +52,7 @@ func (c *Controller) receiveLoop(ctx context.Context, rc RelayClient) {
 		wait := time.Duration(-1)
 		if len(b.order) > 0 {
 			wait = 0
-			if c.pace.scarce() {
+			if rc.FramesScarce() {
 				wait = max(0, flushEvery-time.Since(lastReceipts))
 			}
 		}
@@ -78,7 +78,7 @@ func (c *Controller) receiveLoop(ctx context.Context, rc RelayClient) {
 				c.handleIncoming(ctx, p.Message, b)
 			}
 		}
-		if p.Synced || (!more && len(b.order) > 0 && (!c.pace.scarce() || time.Since(lastReceipts) >= flushEvery)) {
+		if p.Synced || (!more && len(b.order) > 0 && (!rc.FramesScarce() || time.Since(lastReceipts) >= flushEvery)) {
 			flushReceipts()
 		}
 		if p.Synced || len(b.acks) >= maxAckBatch || (len(b.acks) > 0 && time.Since(firstUnacked) >= ackDelay) {
@@ -236,9 +236,6 @@ func (c *Controller) flushAcks(ctx context.Context, rc RelayClient, b *receiveBa
 	}
 	actx, cancel := context.WithTimeout(ctx, rpcTimeout)
 	defer cancel()
-	for range (len(b.acks) + 999) / 1000 { // the client splits acks into frames of ≤1000
-		c.pace.wait(actx)
-	}
 	if err := rc.Ack(actx, b.acks...); err != nil {
 		c.log.Info("ack deferred", "count", len(b.acks), "err", err)
 		if len(b.acks) > 4*maxAckBatch { // the relay redelivers them anyway

@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"github.com/gorilla/websocket"
+	"golang.org/x/time/rate"
 
 	"pfschat/ratchet"
 	"pfschat/relay"
@@ -132,6 +133,7 @@ type Client struct {
 	closed   bool
 
 	nextID   atomic.Uint64
+	pace     *rate.Limiter // every frame sent takes a token; see pace.go
 	pushes   chan Push
 	states   chan ConnState
 	done     chan struct{}
@@ -171,6 +173,7 @@ func New(cfg Config) *Client {
 			Proxy:            http.ProxyFromEnvironment,
 		},
 	}
+	c.pace = rate.NewLimiter(paceFor(nil)) // set from the relay's hello on every connect
 	if c.log == nil {
 		c.log = slog.New(slog.DiscardHandler)
 	}
@@ -421,6 +424,7 @@ func (c *Client) connect(ctx context.Context) error {
 		return fmt.Errorf("%w: relay speaks %v, this client %d", ErrUnsupportedVersion, hello.Versions, relay.ProtocolVersion)
 	}
 	relayKey := ed25519.PublicKey(bytes.Clone(hello.RelayKey))
+	c.setPace(hello.Limits) // before the first frame this connection sends
 
 	cc := &clientConn{ws: ws, pending: make(map[uint64]chan relay.Frame), done: make(chan struct{}),
 		ready: make(chan struct{}), aborted: make(chan struct{})}
@@ -431,7 +435,7 @@ func (c *Client) connect(ctx context.Context) error {
 		<-cc.done
 		return err
 	}
-	if _, err := c.request(ctx, cc, &relay.Frame{Type: relay.TypeHello, Versions: []int{relay.ProtocolVersion}}); err != nil {
+	if _, err := c.pacedRequest(ctx, cc, &relay.Frame{Type: relay.TypeHello, Versions: []int{relay.ProtocolVersion}}); err != nil {
 		return fail(fmt.Errorf("relay: version negotiation: %w", err))
 	}
 	if c.cfg.Identity != nil {
@@ -481,7 +485,7 @@ func (c *Client) login(ctx context.Context, cc *clientConn, relayKey ed25519.Pub
 	var resp relay.Frame
 	var err error
 	if token != nil && time.Until(exp) > 30*time.Second {
-		resp, err = c.request(ctx, cc, &relay.Frame{Type: relay.TypeResume, Token: token})
+		resp, err = c.pacedRequest(ctx, cc, &relay.Frame{Type: relay.TypeResume, Token: token})
 		var pe *relay.ProtocolError
 		if errors.As(err, &pe) && pe.Code == relay.CodeBadToken {
 			token = nil // fall back to a key proof
@@ -491,7 +495,7 @@ func (c *Client) login(ctx context.Context, cc *clientConn, relayKey ed25519.Pub
 	}
 	if token == nil || err != nil {
 		sig := c.cfg.Identity.Sign(relay.LoginDomain, relay.LoginMessage(relayKey, challenge))
-		resp, err = c.request(ctx, cc, &relay.Frame{Type: relay.TypeLogin, CardID: c.cfg.Card.ID(), Signature: sig})
+		resp, err = c.pacedRequest(ctx, cc, &relay.Frame{Type: relay.TypeLogin, CardID: c.cfg.Card.ID(), Signature: sig})
 		if err != nil {
 			return fmt.Errorf("relay: logging in as %s: %w", c.cfg.Card.Identity, err)
 		}
@@ -605,6 +609,14 @@ func kindCounts(m map[string]int) map[ratchet.PreKeyKind]int {
 // writeTimeout bounds one write to the relay.
 const writeTimeout = 10 * time.Second
 
+// pacedRequest is request after waiting for the relay's frame rate.
+func (c *Client) pacedRequest(ctx context.Context, cc *clientConn, f *relay.Frame) (relay.Frame, error) {
+	if err := c.waitPace(ctx); err != nil {
+		return relay.Frame{}, err
+	}
+	return c.request(ctx, cc, f)
+}
+
 // request sends f with a fresh id on cc and waits for the answer.
 func (c *Client) request(ctx context.Context, cc *clientConn, f *relay.Frame) (relay.Frame, error) {
 	f.ID = c.nextID.Add(1)
@@ -668,17 +680,34 @@ func (cc *clientConn) write(data []byte) error {
 	return nil
 }
 
+// do makes a request on the current connection, paced under the relay's frame rate.
+// It fails fast, costing no frame, while no connection is up.
 func (c *Client) do(ctx context.Context, f *relay.Frame) (relay.Frame, error) {
+	if _, err := c.current(); err != nil {
+		return relay.Frame{}, err
+	}
+	if err := c.waitPace(ctx); err != nil {
+		return relay.Frame{}, err
+	}
+	cc, err := c.current() // the connection may have changed during the wait
+	if err != nil {
+		return relay.Frame{}, err
+	}
+	return c.request(ctx, cc, f)
+}
+
+// current is the connection requests go to.
+func (c *Client) current() (*clientConn, error) {
 	c.mu.Lock()
 	cc, closed := c.cur, c.closed
 	c.mu.Unlock()
 	if closed {
-		return relay.Frame{}, ErrClosed
+		return nil, ErrClosed
 	}
 	if cc == nil {
-		return relay.Frame{}, ErrNotConnected
+		return nil, ErrNotConnected
 	}
-	return c.request(ctx, cc, f)
+	return cc, nil
 }
 
 // Register publishes a self-signed card and returns it signed by the relay.
@@ -824,18 +853,15 @@ func (c *Client) Ping(ctx context.Context) error {
 }
 
 // AckNoWait sends an ack without waiting for the relay's answer: for receivers that
-// ack in a stream and can live with a redelivery if the ack is lost.
+// ack in a stream and can live with a redelivery if the ack is lost. It still waits
+// for the relay's frame rate.
 func (c *Client) AckNoWait(ids ...int64) error {
-	c.mu.Lock()
-	cc, closed := c.cur, c.closed
-	c.mu.Unlock()
-	if closed {
-		return ErrClosed
-	}
-	if cc == nil {
-		return ErrNotConnected
+	cc, err := c.current()
+	if err != nil {
+		return err
 	}
 	for len(ids) > 0 {
+		c.waitPace(context.Background()) // without a deadline it only waits
 		n := min(len(ids), relay.MaxAckIDs)
 		f := relay.Frame{Type: relay.TypeAck, ID: c.nextID.Add(1), IDs: ids[:n]}
 		ids = ids[n:]

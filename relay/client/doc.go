@@ -11,6 +11,10 @@
 // outbox and resends on reconnect; resending with the same client ID is safe). Error
 // frames from the relay come back as *relay.ProtocolError with a Code.
 //
+// Every frame the client sends waits for the relay's frame rate, which the relay
+// announces in its hello: requests never bounce off the limit with rate_limited (see
+// pace.go for the margin it keeps).
+//
 // A client is one connection per program, so it does without hot-path tricks: it
 // writes with gorilla/websocket's ordinary writer under a mutex, encodes with
 // encoding/json and pools nothing (see the rule in package relay's documentation).
