@@ -1,6 +1,7 @@
 package chat
 
 import (
+	"context"
 	"fmt"
 	"os"
 	"slices"
@@ -225,18 +226,17 @@ func BenchmarkBreakdown(b *testing.B) {
 	}
 	b.Run("relay-send-to-accepted", func(b *testing.B) {
 		// bob's side acks everything as it arrives, like a controller would.
-		done := make(chan struct{})
+		actx, done := context.WithCancel(ctx)
 		stopped := make(chan struct{})
 		go func() {
 			defer close(stopped)
 			for {
-				select {
-				case p := <-rr.Pushes():
-					if p.Message != nil {
-						rr.Ack(ctx, p.Message.ID)
-					}
-				case <-done:
+				p, err := rr.Pushes().Wait(actx)
+				if err != nil {
 					return
+				}
+				if p.Message != nil {
+					rr.Ack(ctx, p.Message.ID)
 				}
 			}
 		}()
@@ -246,7 +246,7 @@ func BenchmarkBreakdown(b *testing.B) {
 			}
 		}
 		b.StopTimer()
-		close(done)
+		done()
 		<-stopped
 		drain(b, rr)
 	})
@@ -255,7 +255,11 @@ func BenchmarkBreakdown(b *testing.B) {
 			if _, err := rs.Send(ctx, "bob", wire, newClientID()); err != nil {
 				b.Fatal(err)
 			}
-			for p := range rr.Pushes() {
+			for {
+				p, err := rr.Pushes().Wait(ctx)
+				if err != nil {
+					b.Fatal(err)
+				}
 				if p.Message != nil {
 					if err := rr.Ack(ctx, p.Message.ID); err != nil {
 						b.Fatal(err)
@@ -270,13 +274,12 @@ func BenchmarkBreakdown(b *testing.B) {
 func drain(b *testing.B, c *client.Client) {
 	ctx := ctxT(b)
 	for {
-		select {
-		case p := <-c.Pushes():
-			if p.Message != nil {
-				c.Ack(ctx, p.Message.ID)
-			}
-		default:
+		p, ok := c.Pushes().Pop()
+		if !ok {
 			return
+		}
+		if p.Message != nil {
+			c.Ack(ctx, p.Message.ID)
 		}
 	}
 }

@@ -13,6 +13,7 @@ import (
 
 	"pfschat/ratchet"
 	"pfschat/relay/client"
+	"pfschat/relay/fifo"
 	"pfschat/storage"
 )
 
@@ -42,7 +43,7 @@ type RelayClient interface {
 	Close() error
 	RelayKey() ed25519.PublicKey
 	States() <-chan client.ConnState
-	Pushes() <-chan client.Push
+	Pushes() *fifo.Queue[client.Push]
 	FramesScarce() bool
 	Register(ctx context.Context, card *ratchet.Card) (*ratchet.Card, error)
 	LookupCard(ctx context.Context, name string) (*ratchet.Card, error)

@@ -21,6 +21,7 @@ import (
 
 	"pfschat/ratchet"
 	"pfschat/relay"
+	"pfschat/relay/fifo"
 )
 
 // Errors of the client itself; error frames from the relay are *relay.ProtocolError.
@@ -134,7 +135,7 @@ type Client struct {
 
 	nextID   atomic.Uint64
 	pace     *rate.Limiter // every frame sent takes a token; see pace.go
-	pushes   chan Push
+	pushes   *fifo.Queue[Push]
 	states   chan ConnState
 	done     chan struct{}
 	doneOnce sync.Once
@@ -162,7 +163,7 @@ func New(cfg Config) *Client {
 		log:      cfg.Logger,
 		url:      NormalizeURL(cfg.URL),
 		relayKey: cfg.PinnedRelayKey,
-		pushes:   make(chan Push, 256),
+		pushes:   fifo.New[Push](),
 		states:   make(chan ConnState, 16),
 		done:     make(chan struct{}),
 		up:       make(chan struct{}),
@@ -209,11 +210,14 @@ func NormalizeURL(raw string) string {
 	return u.String()
 }
 
-// Pushes delivers messages and notices. Read it continuously, on a goroutine of its
-// own: when it is full the client stops reading from the relay, so answers to requests
-// wait too, and a relay whose outbound queue overflows disconnects the client
-// (messages stay queued and come again).
-func (c *Client) Pushes() <-chan Push { return c.pushes }
+// Pushes is the queue of messages and notices the relay pushed, in the order they
+// came. The client's reader never waits for the consumer (answers to requests keep
+// arriving while pushes queue up), so a slow consumer costs memory, never the
+// connection; the relay bounds what it delivers by its queue limits, and redelivers
+// after a reconnect whatever was not acked. Take pushes with Wait, or select on
+// Ready and Pop; the client closes the queue when it is closed. Pushing into it is
+// the client's business.
+func (c *Client) Pushes() *fifo.Queue[Push] { return c.pushes }
 
 // States reports connection-state changes. When the reader falls behind, older states
 // are dropped: the newest is always delivered.
@@ -254,6 +258,7 @@ func (c *Client) Close() error {
 		cc.ws.Close()
 		<-cc.done
 	}
+	c.pushes.Close()
 	c.setState(ConnState{State: StateClosed})
 	return nil
 }
@@ -508,7 +513,8 @@ func (c *Client) login(ctx context.Context, cc *clientConn, relayKey ed25519.Pub
 	return nil
 }
 
-// readLoop routes answers to their requests and pushes to Pushes.
+// readLoop routes answers to their requests and pushes to Pushes. It never waits for
+// a consumer.
 func (c *Client) readLoop(cc *clientConn) {
 	defer close(cc.done)
 	defer c.unsetConn(cc)
@@ -588,11 +594,7 @@ func (c *Client) readLoop(cc *clientConn) {
 				return
 			}
 		}
-		select {
-		case c.pushes <- p:
-		case <-c.done:
-			return
-		}
+		c.pushes.Push(p)
 	}
 }
 
