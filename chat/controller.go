@@ -508,54 +508,40 @@ func (c *Controller) Close() error {
 }
 
 // eventQueue is an unbounded FIFO in front of a channel: producers never block and
-// nothing is dropped when the consumer is slow.
+// nothing is dropped when the consumer is slow. One goroutine moves the events from
+// the queue to the channel Events hands out.
 type eventQueue struct {
-	mu     sync.Mutex
-	q      []Event
-	wake   chan struct{}
-	out    chan Event
-	done   chan struct{}
-	closed bool
+	q    *fifo.Queue[Event]
+	out  chan Event
+	done chan struct{}
+	once sync.Once
 }
 
 func newEventQueue() *eventQueue {
-	e := &eventQueue{wake: make(chan struct{}, 1), out: make(chan Event), done: make(chan struct{})}
+	e := &eventQueue{q: fifo.New[Event](), out: make(chan Event), done: make(chan struct{})}
 	go e.run()
 	return e
 }
 
-func (e *eventQueue) push(ev Event) {
-	e.mu.Lock()
-	if !e.closed {
-		e.q = append(e.q, ev)
-	}
-	e.mu.Unlock()
-	select {
-	case e.wake <- struct{}{}:
-	default:
-	}
-}
+func (e *eventQueue) push(ev Event) { e.q.Push(ev) }
 
 func (e *eventQueue) run() {
 	defer close(e.out)
 	for {
-		e.mu.Lock()
-		if len(e.q) == 0 {
-			closed := e.closed
-			e.mu.Unlock()
-			if closed {
-				return
-			}
+		select {
+		case <-e.done:
+			return // closed: what is still queued is dropped
+		default:
+		}
+		ev, ok := e.q.Pop()
+		if !ok {
 			select {
-			case <-e.wake:
+			case <-e.q.Ready():
 			case <-e.done:
+				return
 			}
 			continue
 		}
-		ev := e.q[0]
-		e.q[0] = Event{}
-		e.q = e.q[1:]
-		e.mu.Unlock()
 		select {
 		case e.out <- ev:
 		case <-e.done:
@@ -565,15 +551,10 @@ func (e *eventQueue) run() {
 }
 
 func (e *eventQueue) close() {
-	e.mu.Lock()
-	if e.closed {
-		e.mu.Unlock()
-		return
-	}
-	e.closed = true
-	e.q = nil
-	e.mu.Unlock()
-	close(e.done)
+	e.once.Do(func() {
+		e.q.Close()
+		close(e.done)
+	})
 }
 
 // Online reports whether the relay connection is up right now.
