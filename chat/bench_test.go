@@ -1,6 +1,7 @@
 package chat
 
 import (
+	"context"
 	"fmt"
 	"os"
 	"slices"
@@ -25,9 +26,6 @@ func benchUser(b *testing.B, r *relaytest.Relay, name string) *user {
 	return newUser(b, r, name, func(p *Profile) {
 		p.StoreOptions.Synchronous = benchSync() // production: FULL
 		p.Prefs.OneTimeKeys = 5
-		if benchUnlimited {
-			p.Prefs.FramesPerSecond = -1
-		}
 	})
 }
 
@@ -36,12 +34,9 @@ func benchUser(b *testing.B, r *relaytest.Relay, name string) *user {
 // CPU cost alone.
 func benchSync() string { return os.Getenv("PFSCHAT_BENCH_SYNC") }
 
-// benchUnlimited is set while a benchmark runs against a relay without a frame-rate
-// limit (the relay's default is 200 frames/s per connection, a policy for people, not a
-// cost of the software).
-var benchUnlimited bool
-
-// forLimits runs f against a relay with default limits and one without a rate limit.
+// forLimits runs f against a relay with default limits and one without a rate limit
+// (the relay's default is 200 frames/s per connection, a policy for people, not a cost
+// of the software). The clients pace themselves by what the relay announces.
 func forLimits(b *testing.B, f func(b *testing.B, r *relaytest.Relay)) {
 	for _, unlimited := range []bool{false, true} {
 		name := "relay=default-limits"
@@ -49,8 +44,6 @@ func forLimits(b *testing.B, f func(b *testing.B, r *relaytest.Relay)) {
 			name = "relay=no-rate-limit"
 		}
 		b.Run(name, func(b *testing.B) {
-			benchUnlimited = unlimited
-			defer func() { benchUnlimited = false }()
 			opts := relaytest.Options{Synchronous: benchSync()}
 			if unlimited {
 				opts.Limits.FramesPerSecond = -1
@@ -156,8 +149,6 @@ func benchSendToDelivered(b *testing.B, r *relaytest.Relay) {
 // end-to-end figures: the ratchet (encrypt + decrypt, and the state codec), the two
 // store commits, and the relay round trip.
 func BenchmarkBreakdown(b *testing.B) {
-	benchUnlimited = true
-	defer func() { benchUnlimited = false }()
 	r := relaytest.StartWith(b, relaytest.Options{Limits: server.Limits{FramesPerSecond: -1}, Synchronous: benchSync()})
 	alice, bob := benchUser(b, r, "alice"), benchUser(b, r, "bob")
 	pairUp(b, alice, bob)
@@ -235,18 +226,17 @@ func BenchmarkBreakdown(b *testing.B) {
 	}
 	b.Run("relay-send-to-accepted", func(b *testing.B) {
 		// bob's side acks everything as it arrives, like a controller would.
-		done := make(chan struct{})
+		actx, done := context.WithCancel(ctx)
 		stopped := make(chan struct{})
 		go func() {
 			defer close(stopped)
 			for {
-				select {
-				case p := <-rr.Pushes():
-					if p.Message != nil {
-						rr.Ack(ctx, p.Message.ID)
-					}
-				case <-done:
+				p, err := rr.Pushes().Wait(actx)
+				if err != nil {
 					return
+				}
+				if p.Message != nil {
+					rr.Ack(ctx, p.Message.ID)
 				}
 			}
 		}()
@@ -256,7 +246,7 @@ func BenchmarkBreakdown(b *testing.B) {
 			}
 		}
 		b.StopTimer()
-		close(done)
+		done()
 		<-stopped
 		drain(b, rr)
 	})
@@ -265,7 +255,11 @@ func BenchmarkBreakdown(b *testing.B) {
 			if _, err := rs.Send(ctx, "bob", wire, newClientID()); err != nil {
 				b.Fatal(err)
 			}
-			for p := range rr.Pushes() {
+			for {
+				p, err := rr.Pushes().Wait(ctx)
+				if err != nil {
+					b.Fatal(err)
+				}
 				if p.Message != nil {
 					if err := rr.Ack(ctx, p.Message.ID); err != nil {
 						b.Fatal(err)
@@ -280,13 +274,12 @@ func BenchmarkBreakdown(b *testing.B) {
 func drain(b *testing.B, c *client.Client) {
 	ctx := b.Context()
 	for {
-		select {
-		case p := <-c.Pushes():
-			if p.Message != nil {
-				c.Ack(ctx, p.Message.ID)
-			}
-		default:
+		p, ok := c.Pushes().Pop()
+		if !ok {
 			return
+		}
+		if p.Message != nil {
+			c.Ack(ctx, p.Message.ID)
 		}
 	}
 }

@@ -40,7 +40,6 @@ func (c *Controller) fetchCard(ctx context.Context, name string) (*ratchet.Card,
 	}
 	rctx, cancel := withRPCTimeout(ctx)
 	defer cancel()
-	c.pace.wait(rctx)
 	card, err := rc.LookupCard(rctx, name)
 	if err != nil {
 		if isNotFound(err) {

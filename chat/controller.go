@@ -13,6 +13,7 @@ import (
 
 	"pfschat/ratchet"
 	"pfschat/relay/client"
+	"pfschat/relay/fifo"
 	"pfschat/storage"
 )
 
@@ -34,14 +35,16 @@ const (
 )
 
 // RelayClient is what the controller needs from a relay connection. *client.Client
-// implements it; tests wrap it to play a dishonest relay.
+// implements it; tests wrap it to play a dishonest relay. It paces every request under
+// the relay's frame rate.
 type RelayClient interface {
 	Run(ctx context.Context) error
 	Connect(ctx context.Context) error
 	Close() error
 	RelayKey() ed25519.PublicKey
 	States() <-chan client.ConnState
-	Pushes() <-chan client.Push
+	Pushes() *fifo.Queue[client.Push]
+	FramesScarce() bool
 	Register(ctx context.Context, card *ratchet.Card) (*ratchet.Card, error)
 	LookupCard(ctx context.Context, name string) (*ratchet.Card, error)
 	UploadPreKeys(ctx context.Context, keys []ratchet.PublicPreKey) error
@@ -71,9 +74,6 @@ type Preferences struct {
 	// controller keeps retrying and reports ConnectionChanged events. Off for headless
 	// commands, which should fail fast with a clear error.
 	AllowOffline bool
-	// FramesPerSecond paces the frames sent to the relay (default
-	// DefaultFramesPerSecond; negative = unpaced, for relays without a rate limit).
-	FramesPerSecond int
 	// NoReadReceipts stops MarkRead from telling contacts what was read.
 	NoReadReceipts bool
 	// Clock returns the current time (default time.Now).
@@ -99,7 +99,6 @@ type Controller struct {
 	card   *ratchet.Card
 	name   string
 	events *eventQueue
-	pace   *pacer
 	out    *outbox // the sender's queue of committed, unsettled items
 
 	ownStore bool
@@ -167,10 +166,6 @@ func New(prefs Preferences) (*Controller, error) {
 	if c.prefs.OneTimeKeys <= 0 {
 		c.prefs.OneTimeKeys = DefaultOneTimeKeys
 	}
-	if c.prefs.FramesPerSecond == 0 {
-		c.prefs.FramesPerSecond = DefaultFramesPerSecond
-	}
-	c.pace = newPacer(c.prefs.FramesPerSecond)
 	if c.prefs.RotateEvery <= 0 {
 		c.prefs.RotateEvery = time.Hour
 	}
@@ -513,54 +508,40 @@ func (c *Controller) Close() error {
 }
 
 // eventQueue is an unbounded FIFO in front of a channel: producers never block and
-// nothing is dropped when the consumer is slow.
+// nothing is dropped when the consumer is slow. One goroutine moves the events from
+// the queue to the channel Events hands out.
 type eventQueue struct {
-	mu     sync.Mutex
-	q      []Event
-	wake   chan struct{}
-	out    chan Event
-	done   chan struct{}
-	closed bool
+	q    *fifo.Queue[Event]
+	out  chan Event
+	done chan struct{}
+	once sync.Once
 }
 
 func newEventQueue() *eventQueue {
-	e := &eventQueue{wake: make(chan struct{}, 1), out: make(chan Event), done: make(chan struct{})}
+	e := &eventQueue{q: fifo.New[Event](), out: make(chan Event), done: make(chan struct{})}
 	go e.run()
 	return e
 }
 
-func (e *eventQueue) push(ev Event) {
-	e.mu.Lock()
-	if !e.closed {
-		e.q = append(e.q, ev)
-	}
-	e.mu.Unlock()
-	select {
-	case e.wake <- struct{}{}:
-	default:
-	}
-}
+func (e *eventQueue) push(ev Event) { e.q.Push(ev) }
 
 func (e *eventQueue) run() {
 	defer close(e.out)
 	for {
-		e.mu.Lock()
-		if len(e.q) == 0 {
-			closed := e.closed
-			e.mu.Unlock()
-			if closed {
-				return
-			}
+		select {
+		case <-e.done:
+			return // closed: what is still queued is dropped
+		default:
+		}
+		ev, ok := e.q.Pop()
+		if !ok {
 			select {
-			case <-e.wake:
+			case <-e.q.Ready():
 			case <-e.done:
+				return
 			}
 			continue
 		}
-		ev := e.q[0]
-		e.q[0] = Event{}
-		e.q = e.q[1:]
-		e.mu.Unlock()
 		select {
 		case e.out <- ev:
 		case <-e.done:
@@ -570,15 +551,10 @@ func (e *eventQueue) run() {
 }
 
 func (e *eventQueue) close() {
-	e.mu.Lock()
-	if e.closed {
-		e.mu.Unlock()
-		return
-	}
-	e.closed = true
-	e.q = nil
-	e.mu.Unlock()
-	close(e.done)
+	e.once.Do(func() {
+		e.q.Close()
+		close(e.done)
+	})
 }
 
 // Online reports whether the relay connection is up right now.

@@ -7,12 +7,12 @@ import (
 	"errors"
 	"fmt"
 	"strconv"
-	"sync"
 	"time"
 
 	"pfschat/ratchet"
 	"pfschat/relay"
 	"pfschat/relay/client"
+	"pfschat/relay/fifo"
 	"pfschat/storage"
 )
 
@@ -22,13 +22,12 @@ import (
 // frame. Batching keeps a large backlog from costing two frames per message. Receipts
 // are always committed before the acks of their messages (see oweReceiptAgain).
 //
-// A pump moves pushes from the relay client into an unbounded local queue at once: the
-// client stops reading the socket while its push channel is full, and then no answer to
-// any request (an ack, a send, a card lookup made while receiving) could arrive.
+// It takes the pushes straight from the relay client's queue, which never makes the
+// client's reader wait: answers to the requests made while receiving (an ack, a send,
+// a card lookup) keep arriving however long a commit takes.
 func (c *Controller) receiveLoop(ctx context.Context, rc RelayClient) {
 	defer c.wg.Done()
-	q := newPushQueue()
-	go q.pump(ctx, rc.Pushes())
+	q := rc.Pushes()
 	b := &receiveBatch{receipts: make(map[string][]string)}
 	var lastReceipts, firstUnacked time.Time
 	flushReceipts := func() {
@@ -52,7 +51,7 @@ func (c *Controller) receiveLoop(ctx context.Context, rc RelayClient) {
 		wait := time.Duration(-1)
 		if len(b.order) > 0 {
 			wait = 0
-			if c.pace.scarce() {
+			if rc.FramesScarce() {
 				wait = max(0, flushEvery-time.Since(lastReceipts))
 			}
 		}
@@ -61,7 +60,7 @@ func (c *Controller) receiveLoop(ctx context.Context, rc RelayClient) {
 				wait = d
 			}
 		}
-		p, more, ok, timedOut := q.pop(ctx, wait)
+		p, more, ok, timedOut := nextPush(ctx, q, wait)
 		if !ok && !timedOut {
 			flushReceipts()
 			flushAcks()
@@ -78,7 +77,7 @@ func (c *Controller) receiveLoop(ctx context.Context, rc RelayClient) {
 				c.handleIncoming(ctx, p.Message, b)
 			}
 		}
-		if p.Synced || (!more && len(b.order) > 0 && (!c.pace.scarce() || time.Since(lastReceipts) >= flushEvery)) {
+		if p.Synced || (!more && len(b.order) > 0 && (!rc.FramesScarce() || time.Since(lastReceipts) >= flushEvery)) {
 			flushReceipts()
 		}
 		if p.Synced || len(b.acks) >= maxAckBatch || (len(b.acks) > 0 && time.Since(firstUnacked) >= ackDelay) {
@@ -101,50 +100,10 @@ const (
 	ackDelay   = 50 * time.Millisecond
 )
 
-// pushQueue is an unbounded FIFO of relay pushes.
-type pushQueue struct {
-	mu     sync.Mutex
-	items  []client.Push
-	wake   chan struct{}
-	closed bool
-}
-
-func newPushQueue() *pushQueue { return &pushQueue{wake: make(chan struct{}, 1)} }
-
-func (q *pushQueue) pump(ctx context.Context, in <-chan client.Push) {
-	defer func() {
-		q.mu.Lock()
-		q.closed = true
-		q.mu.Unlock()
-		q.signal()
-	}()
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case p, ok := <-in:
-			if !ok {
-				return
-			}
-			q.mu.Lock()
-			q.items = append(q.items, p)
-			q.mu.Unlock()
-			q.signal()
-		}
-	}
-}
-
-func (q *pushQueue) signal() {
-	select {
-	case q.wake <- struct{}{}:
-	default:
-	}
-}
-
-// pop returns the next push and whether more are queued behind it; ok is false once
-// the context is done or the source is closed and drained. With wait >= 0 it gives up
-// after that long (timedOut).
-func (q *pushQueue) pop(ctx context.Context, wait time.Duration) (p client.Push, more, ok, timedOut bool) {
+// nextPush takes the next push from q and reports whether more are queued behind it;
+// ok is false once ctx is done or q is closed (the client was closed) and drained.
+// With wait >= 0 it gives up after that long (timedOut).
+func nextPush(ctx context.Context, q *fifo.Queue[client.Push], wait time.Duration) (p client.Push, more, ok, timedOut bool) {
 	var timer <-chan time.Time
 	if wait >= 0 {
 		t := time.NewTimer(wait)
@@ -152,22 +111,14 @@ func (q *pushQueue) pop(ctx context.Context, wait time.Duration) (p client.Push,
 		timer = t.C
 	}
 	for {
-		q.mu.Lock()
-		if len(q.items) > 0 {
-			p = q.items[0]
-			q.items[0] = client.Push{}
-			q.items = q.items[1:]
-			more = len(q.items) > 0
-			q.mu.Unlock()
-			return p, more, true, false
+		if p, ok := q.Pop(); ok {
+			return p, q.Len() > 0, true, false
 		}
-		closed := q.closed
-		q.mu.Unlock()
-		if closed || ctx.Err() != nil {
+		if q.Closed() || ctx.Err() != nil {
 			return p, false, false, false
 		}
 		select {
-		case <-q.wake:
+		case <-q.Ready():
 		case <-timer:
 			return p, false, true, true
 		case <-ctx.Done():
@@ -236,9 +187,6 @@ func (c *Controller) flushAcks(ctx context.Context, rc RelayClient, b *receiveBa
 	}
 	actx, cancel := context.WithTimeout(ctx, rpcTimeout)
 	defer cancel()
-	for range (len(b.acks) + 999) / 1000 { // the client splits acks into frames of ≤1000
-		c.pace.wait(actx)
-	}
 	if err := rc.Ack(actx, b.acks...); err != nil {
 		c.log.Info("ack deferred", "count", len(b.acks), "err", err)
 		if len(b.acks) > 4*maxAckBatch { // the relay redelivers them anyway

@@ -8,6 +8,7 @@ import (
 
 	"pfschat/relay"
 	"pfschat/relay/client"
+	"pfschat/relay/fifo"
 	"pfschat/relay/relaytest"
 )
 
@@ -83,17 +84,22 @@ func TestUndecryptableIsRecordedNotDropped(t *testing.T) {
 type dupRelay struct {
 	RelayClient
 	once sync.Once
-	out  chan client.Push
+	out  *fifo.Queue[client.Push]
 }
 
-func (d *dupRelay) Pushes() <-chan client.Push {
+func (d *dupRelay) Pushes() *fifo.Queue[client.Push] {
 	d.once.Do(func() {
-		d.out = make(chan client.Push)
+		d.out = fifo.New[client.Push]()
 		go func() {
-			for p := range d.RelayClient.Pushes() {
-				d.out <- p
+			defer d.out.Close()
+			for {
+				p, err := d.RelayClient.Pushes().Wait(context.Background())
+				if err != nil {
+					return
+				}
+				d.out.Push(p)
 				if p.Message != nil {
-					d.out <- p
+					d.out.Push(p)
 				}
 			}
 		}()

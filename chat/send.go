@@ -392,9 +392,6 @@ func (c *Controller) sendOne(ctx context.Context, rc RelayClient, it *storage.Ou
 		}
 		*it = enc
 	}
-	if err := c.pace.wait(ctx); err != nil {
-		return sendLater
-	}
 	sctx, cancel := withRPCTimeout(ctx)
 	_, err := rc.Send(sctx, it.To, it.Payload, it.ClientID)
 	cancel()

@@ -192,7 +192,6 @@ func (c *Controller) fetchBundle(ctx context.Context, card *ratchet.Card) (*ratc
 	}
 	rctx, cancel := withRPCTimeout(ctx)
 	defer cancel()
-	c.pace.wait(rctx)
 	b, err := rc.FetchBundle(rctx, card.Identity)
 	if err != nil {
 		if isNotFound(err) {

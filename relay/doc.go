@@ -9,6 +9,8 @@
 //   - relay/client is the connection a program (chat/) keeps to a relay.
 //   - relay/relaytest starts a real relay inside a test, and drives load benchmarks
 //     with a lean client of its own.
+//   - relay/fifo is the unbounded queue the client keeps its pushes in (chat uses it
+//     too).
 //
 // The protocol is specified in PROTOCOL.md. One WebSocket per client carries JSON
 // frames; DecodeFrame reads a client's frame strictly (the relay's side) and

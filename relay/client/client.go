@@ -17,9 +17,11 @@ import (
 	"time"
 
 	"github.com/gorilla/websocket"
+	"golang.org/x/time/rate"
 
 	"pfschat/ratchet"
 	"pfschat/relay"
+	"pfschat/relay/fifo"
 )
 
 // Errors of the client itself; error frames from the relay are *relay.ProtocolError.
@@ -132,7 +134,8 @@ type Client struct {
 	closed   bool
 
 	nextID   atomic.Uint64
-	pushes   chan Push
+	pace     *rate.Limiter // every frame sent takes a token; see pace.go
+	pushes   *fifo.Queue[Push]
 	states   chan ConnState
 	done     chan struct{}
 	doneOnce sync.Once
@@ -160,7 +163,7 @@ func New(cfg Config) *Client {
 		log:      cfg.Logger,
 		url:      NormalizeURL(cfg.URL),
 		relayKey: cfg.PinnedRelayKey,
-		pushes:   make(chan Push, 256),
+		pushes:   fifo.New[Push](),
 		states:   make(chan ConnState, 16),
 		done:     make(chan struct{}),
 		up:       make(chan struct{}),
@@ -171,6 +174,7 @@ func New(cfg Config) *Client {
 			Proxy:            http.ProxyFromEnvironment,
 		},
 	}
+	c.pace = rate.NewLimiter(paceFor(nil)) // set from the relay's hello on every connect
 	if c.log == nil {
 		c.log = slog.New(slog.DiscardHandler)
 	}
@@ -206,11 +210,14 @@ func NormalizeURL(raw string) string {
 	return u.String()
 }
 
-// Pushes delivers messages and notices. Read it continuously, on a goroutine of its
-// own: when it is full the client stops reading from the relay, so answers to requests
-// wait too, and a relay whose outbound queue overflows disconnects the client
-// (messages stay queued and come again).
-func (c *Client) Pushes() <-chan Push { return c.pushes }
+// Pushes is the queue of messages and notices the relay pushed, in the order they
+// came. The client's reader never waits for the consumer (answers to requests keep
+// arriving while pushes queue up), so a slow consumer costs memory, never the
+// connection; the relay bounds what it delivers by its queue limits, and redelivers
+// after a reconnect whatever was not acked. Take pushes with Wait, or select on
+// Ready and Pop; the client closes the queue when it is closed. Pushing into it is
+// the client's business.
+func (c *Client) Pushes() *fifo.Queue[Push] { return c.pushes }
 
 // States reports connection-state changes. When the reader falls behind, older states
 // are dropped: the newest is always delivered.
@@ -251,6 +258,7 @@ func (c *Client) Close() error {
 		cc.ws.Close()
 		<-cc.done
 	}
+	c.pushes.Close()
 	c.setState(ConnState{State: StateClosed})
 	return nil
 }
@@ -421,6 +429,7 @@ func (c *Client) connect(ctx context.Context) error {
 		return fmt.Errorf("%w: relay speaks %v, this client %d", ErrUnsupportedVersion, hello.Versions, relay.ProtocolVersion)
 	}
 	relayKey := ed25519.PublicKey(bytes.Clone(hello.RelayKey))
+	c.setPace(hello.Limits) // before the first frame this connection sends
 
 	cc := &clientConn{ws: ws, pending: make(map[uint64]chan relay.Frame), done: make(chan struct{}),
 		ready: make(chan struct{}), aborted: make(chan struct{})}
@@ -431,7 +440,7 @@ func (c *Client) connect(ctx context.Context) error {
 		<-cc.done
 		return err
 	}
-	if _, err := c.request(ctx, cc, &relay.Frame{Type: relay.TypeHello, Versions: []int{relay.ProtocolVersion}}); err != nil {
+	if _, err := c.pacedRequest(ctx, cc, &relay.Frame{Type: relay.TypeHello, Versions: []int{relay.ProtocolVersion}}); err != nil {
 		return fail(fmt.Errorf("relay: version negotiation: %w", err))
 	}
 	if c.cfg.Identity != nil {
@@ -481,7 +490,7 @@ func (c *Client) login(ctx context.Context, cc *clientConn, relayKey ed25519.Pub
 	var resp relay.Frame
 	var err error
 	if token != nil && time.Until(exp) > 30*time.Second {
-		resp, err = c.request(ctx, cc, &relay.Frame{Type: relay.TypeResume, Token: token})
+		resp, err = c.pacedRequest(ctx, cc, &relay.Frame{Type: relay.TypeResume, Token: token})
 		var pe *relay.ProtocolError
 		if errors.As(err, &pe) && pe.Code == relay.CodeBadToken {
 			token = nil // fall back to a key proof
@@ -491,7 +500,7 @@ func (c *Client) login(ctx context.Context, cc *clientConn, relayKey ed25519.Pub
 	}
 	if token == nil || err != nil {
 		sig := c.cfg.Identity.Sign(relay.LoginDomain, relay.LoginMessage(relayKey, challenge))
-		resp, err = c.request(ctx, cc, &relay.Frame{Type: relay.TypeLogin, CardID: c.cfg.Card.ID(), Signature: sig})
+		resp, err = c.pacedRequest(ctx, cc, &relay.Frame{Type: relay.TypeLogin, CardID: c.cfg.Card.ID(), Signature: sig})
 		if err != nil {
 			return fmt.Errorf("relay: logging in as %s: %w", c.cfg.Card.Identity, err)
 		}
@@ -504,7 +513,8 @@ func (c *Client) login(ctx context.Context, cc *clientConn, relayKey ed25519.Pub
 	return nil
 }
 
-// readLoop routes answers to their requests and pushes to Pushes.
+// readLoop routes answers to their requests and pushes to Pushes. It never waits for
+// a consumer.
 func (c *Client) readLoop(cc *clientConn) {
 	defer close(cc.done)
 	defer c.unsetConn(cc)
@@ -584,11 +594,7 @@ func (c *Client) readLoop(cc *clientConn) {
 				return
 			}
 		}
-		select {
-		case c.pushes <- p:
-		case <-c.done:
-			return
-		}
+		c.pushes.Push(p)
 	}
 }
 
@@ -604,6 +610,14 @@ func kindCounts(m map[string]int) map[ratchet.PreKeyKind]int {
 
 // writeTimeout bounds one write to the relay.
 const writeTimeout = 10 * time.Second
+
+// pacedRequest is request after waiting for the relay's frame rate.
+func (c *Client) pacedRequest(ctx context.Context, cc *clientConn, f *relay.Frame) (relay.Frame, error) {
+	if err := c.waitPace(ctx); err != nil {
+		return relay.Frame{}, err
+	}
+	return c.request(ctx, cc, f)
+}
 
 // request sends f with a fresh id on cc and waits for the answer.
 func (c *Client) request(ctx context.Context, cc *clientConn, f *relay.Frame) (relay.Frame, error) {
@@ -668,17 +682,34 @@ func (cc *clientConn) write(data []byte) error {
 	return nil
 }
 
+// do makes a request on the current connection, paced under the relay's frame rate.
+// It fails fast, costing no frame, while no connection is up.
 func (c *Client) do(ctx context.Context, f *relay.Frame) (relay.Frame, error) {
+	if _, err := c.current(); err != nil {
+		return relay.Frame{}, err
+	}
+	if err := c.waitPace(ctx); err != nil {
+		return relay.Frame{}, err
+	}
+	cc, err := c.current() // the connection may have changed during the wait
+	if err != nil {
+		return relay.Frame{}, err
+	}
+	return c.request(ctx, cc, f)
+}
+
+// current is the connection requests go to.
+func (c *Client) current() (*clientConn, error) {
 	c.mu.Lock()
 	cc, closed := c.cur, c.closed
 	c.mu.Unlock()
 	if closed {
-		return relay.Frame{}, ErrClosed
+		return nil, ErrClosed
 	}
 	if cc == nil {
-		return relay.Frame{}, ErrNotConnected
+		return nil, ErrNotConnected
 	}
-	return c.request(ctx, cc, f)
+	return cc, nil
 }
 
 // Register publishes a self-signed card and returns it signed by the relay.
@@ -824,18 +855,15 @@ func (c *Client) Ping(ctx context.Context) error {
 }
 
 // AckNoWait sends an ack without waiting for the relay's answer: for receivers that
-// ack in a stream and can live with a redelivery if the ack is lost.
+// ack in a stream and can live with a redelivery if the ack is lost. It still waits
+// for the relay's frame rate.
 func (c *Client) AckNoWait(ids ...int64) error {
-	c.mu.Lock()
-	cc, closed := c.cur, c.closed
-	c.mu.Unlock()
-	if closed {
-		return ErrClosed
-	}
-	if cc == nil {
-		return ErrNotConnected
+	cc, err := c.current()
+	if err != nil {
+		return err
 	}
 	for len(ids) > 0 {
+		c.waitPace(context.Background()) // without a deadline it only waits
 		n := min(len(ids), relay.MaxAckIDs)
 		f := relay.Frame{Type: relay.TypeAck, ID: c.nextID.Add(1), IDs: ids[:n]}
 		ids = ids[n:]

@@ -4,12 +4,17 @@
 //
 //	c := client.New(client.Config{URL: url, Identity: key, Card: card, PinnedRelayKey: pinned})
 //	go c.Run(ctx)                      // connect, log in, reconnect with backoff
-//	for p := range c.Pushes() { ... }  // deliver pushes; ack after committing each
+//	p, err := c.Pushes().Wait(ctx)     // the next push; ack a message after committing it
 //	id, err := c.Send(ctx, "bob", ciphertext, clientID)
 //
 // Methods fail fast with ErrNotConnected while the connection is down (chat/ keeps an
 // outbox and resends on reconnect; resending with the same client ID is safe). Error
 // frames from the relay come back as *relay.ProtocolError with a Code.
+//
+// Every frame the client sends waits for the relay's frame rate, which the relay
+// announces in its hello: requests never bounce off the limit with rate_limited (see
+// pace.go for the margin it keeps). Pushes queue up in a fifo.Queue without bound, so
+// the reader never waits for a slow consumer and answers keep arriving.
 //
 // A client is one connection per program, so it does without hot-path tricks: it
 // writes with gorilla/websocket's ordinary writer under a mutex, encodes with

@@ -120,10 +120,25 @@ func orDefault[T int | int64](v, d T) T {
 // one on the same database and address.
 func (r *Relay) Restart(t testing.TB) {
 	t.Helper()
+	r.restart(t, nil)
+}
+
+// RestartWith is Restart with other options, as an operator restarts a relay with
+// other flags (a new --rate, say).
+func (r *Relay) RestartWith(t testing.TB, opts Options) {
+	t.Helper()
+	r.restart(t, &opts)
+}
+
+func (r *Relay) restart(t testing.TB, opts *Options) {
+	t.Helper()
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	addr := r.Addr
 	r.closeLocked()
+	if opts != nil {
+		r.opts = *opts
+	}
 	r.start(t, addr)
 }
 

@@ -84,16 +84,15 @@ func newUser(t testing.TB, r *relaytest.Relay, name string) *user {
 // nextMessage waits for the next delivered message, skipping other pushes.
 func nextMessage(t testing.TB, c *client.Client) *client.Incoming {
 	t.Helper()
-	timeout := time.After(waitFor)
+	ctx, cancel := context.WithTimeout(context.Background(), waitFor)
+	defer cancel()
 	for {
-		select {
-		case p := <-c.Pushes():
-			if p.Message != nil {
-				return p.Message
-			}
-		case <-timeout:
-			t.Fatal("no message within the timeout")
-			return nil
+		p, err := c.Pushes().Wait(ctx)
+		if err != nil {
+			t.Fatalf("no message within the timeout: %v", err)
+		}
+		if p.Message != nil {
+			return p.Message
 		}
 	}
 }
@@ -101,18 +100,18 @@ func nextMessage(t testing.TB, c *client.Client) *client.Incoming {
 // waitSynced waits for the end-of-backlog push, failing on any message before it.
 func waitSynced(t testing.TB, c *client.Client) {
 	t.Helper()
-	timeout := time.After(waitFor)
+	ctx, cancel := context.WithTimeout(context.Background(), waitFor)
+	defer cancel()
 	for {
-		select {
-		case p := <-c.Pushes():
-			if p.Message != nil {
-				t.Fatalf("unexpected message %d before synced", p.Message.ID)
-			}
-			if p.Synced {
-				return
-			}
-		case <-timeout:
-			t.Fatal("no synced push within the timeout")
+		p, err := c.Pushes().Wait(ctx)
+		if err != nil {
+			t.Fatalf("no synced push within the timeout: %v", err)
+		}
+		if p.Message != nil {
+			t.Fatalf("unexpected message %d before synced", p.Message.ID)
+		}
+		if p.Synced {
+			return
 		}
 	}
 }

@@ -2,6 +2,7 @@ package server_test
 
 import (
 	"bytes"
+	"context"
 	"crypto/rand"
 	"errors"
 	"fmt"
@@ -154,16 +155,14 @@ func TestPreKeysRoundTrip(t *testing.T) {
 		}
 	}
 	// Bob, online, hears that his one-time keys are low.
-	timeout := time.After(waitFor)
+	wctx, cancel := context.WithTimeout(ctx, waitFor)
+	defer cancel()
 	for got := false; !got; {
-		select {
-		case p := <-bob.c.Pushes():
-			if p.LowPreKeys != nil && p.LowPreKeys.Counts[ratchet.OneTimePreKey] == 0 {
-				got = true
-			}
-		case <-timeout:
-			t.Fatal("no low-prekeys notice")
+		p, err := bob.c.Pushes().Wait(wctx)
+		if err != nil {
+			t.Fatalf("no low-prekeys notice: %v", err)
 		}
+		got = p.LowPreKeys != nil && p.LowPreKeys.Counts[ratchet.OneTimePreKey] == 0
 	}
 	st, _ = bob.c.PreKeyStatus(ctx)
 	if len(st.OneTimeIDs) != 0 || st.Counts[ratchet.OneTimePreKey] != 0 {

@@ -93,29 +93,28 @@ func TestRestartMidStream(t *testing.T) {
 		}()
 		go func() {
 			for {
-				select {
-				case p := <-rc.Pushes():
-					if p.Message == nil {
-						continue
-					}
-					id := p.Message.ID
-					mu.Lock()
-					if acked[id] {
-						lateDup = append(lateDup, id)
-					}
-					received[id]++
-					mu.Unlock()
-					if err := rc.Ack(ctx, id); err == nil {
-						mu.Lock()
-						acked[id] = true
-						mu.Unlock()
-					} else {
-						mu.Lock()
-						ackErrs[err.Error()]++
-						mu.Unlock()
-					}
-				case <-ctx.Done():
+				p, err := rc.Pushes().Wait(ctx)
+				if err != nil {
 					return
+				}
+				if p.Message == nil {
+					continue
+				}
+				id := p.Message.ID
+				mu.Lock()
+				if acked[id] {
+					lateDup = append(lateDup, id)
+				}
+				received[id]++
+				mu.Unlock()
+				if err := rc.Ack(ctx, id); err == nil {
+					mu.Lock()
+					acked[id] = true
+					mu.Unlock()
+				} else {
+					mu.Lock()
+					ackErrs[err.Error()]++
+					mu.Unlock()
 				}
 			}
 		}()
@@ -187,15 +186,14 @@ func TestRestartMidStream(t *testing.T) {
 			t.Fatal(err)
 		}
 		for synced := false; !synced; {
-			select {
-			case p := <-c.Pushes():
-				if p.Message != nil && confirmed[p.Message.ID] {
-					t.Errorf("%s: message %d delivered again after its ack was confirmed", u.name, p.Message.ID)
-				}
-				synced = p.Synced
-			case <-ctx.Done():
-				t.Fatal("no synced push")
+			p, err := c.Pushes().Wait(ctx)
+			if err != nil {
+				t.Fatalf("no synced push: %v", err)
 			}
+			if p.Message != nil && confirmed[p.Message.ID] {
+				t.Errorf("%s: message %d delivered again after its ack was confirmed", u.name, p.Message.ID)
+			}
+			synced = p.Synced
 		}
 		c.Close()
 	}

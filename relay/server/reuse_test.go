@@ -2,11 +2,11 @@ package server_test
 
 import (
 	"bytes"
+	"context"
 	"encoding/binary"
 	"fmt"
 	"sync"
 	"testing"
-	"time"
 
 	"pfschat/relay/client"
 	"pfschat/relay/relaytest"
@@ -62,16 +62,16 @@ func TestPooledBodiesIntact(t *testing.T) {
 	}
 	check := func(c *client.Client, who string) error {
 		seen := map[uint32]bool{}
-		timeout := time.After(waitFor)
+		ctx, cancel := context.WithTimeout(context.Background(), waitFor)
+		defer cancel()
 		for len(seen) < senders*each {
-			var m *client.Incoming
-			select {
-			case p := <-c.Pushes():
-				if m = p.Message; m == nil {
-					continue
-				}
-			case <-timeout:
+			p, err := c.Pushes().Wait(ctx)
+			if err != nil {
 				return fmt.Errorf("%s: %d of %d messages within the timeout", who, len(seen), senders*each)
+			}
+			m := p.Message
+			if m == nil {
+				continue
 			}
 			if len(m.Body) < 4 {
 				return fmt.Errorf("%s: message %d with a %d-byte body", who, m.ID, len(m.Body))

@@ -168,7 +168,11 @@ func testSlowRecipientNeverStallsSender(t *testing.T, outbound int) {
 	carolDone := make(chan int)
 	go func() {
 		n := 0
-		for p := range carol.c.Pushes() {
+		for {
+			p, err := carol.c.Pushes().Wait(context.Background())
+			if err != nil {
+				break
+			}
 			if p.Message != nil {
 				n++
 				if n == senders { // the first send to carol of every sender
