@@ -74,9 +74,17 @@ type Message struct {
 	Reason     string // why Failed / Undecryptable
 	ClientID   string // sender-chosen id (dedup at the relay, receipts)
 	RelayID    string // the relay's queue id of an incoming message
+	// Seq is the sender's per-conversation sequence number (chat/PAYLOAD.md §3); 0
+	// when the payload had none. Outgoing: CommitSend records it as the contact's last.
+	Seq uint64
+	// Order is the message's place in its conversation (assigned on insert; read-only):
+	// History and Messages return messages by it. An incoming message with a Seq lower
+	// than messages that arrived before it is placed before them.
+	Order int64
 }
 
-// Cursor pages through a conversation. The zero Cursor starts at the newest message.
+// Cursor pages through a conversation. The zero Cursor starts at the newest message;
+// BeforeID continues with the messages placed before that one (Message.Order).
 type Cursor struct{ BeforeID int64 }
 
 // MaxPage bounds the n of Messages.
@@ -84,13 +92,13 @@ const MaxPage = 1000
 
 func msgRow(id int64) string { return strconv.FormatInt(id, 10) }
 
-const messageCols = "id, contact, direction, body_sealed, sent_at, received_at, state, reason, client_id, relay_id"
+const messageCols = "id, contact, direction, body_sealed, sent_at, received_at, state, reason, client_id, relay_id, seq, ord"
 
 func (c *Client) scanMessage(s interface{ Scan(...any) error }) (Message, error) {
 	var m Message
 	var sealed []byte
 	var sent, recv int64
-	if err := s.Scan(&m.ID, &m.Contact, &m.Direction, &sealed, &sent, &recv, &m.State, &m.Reason, &m.ClientID, &m.RelayID); err != nil {
+	if err := s.Scan(&m.ID, &m.Contact, &m.Direction, &sealed, &sent, &recv, &m.State, &m.Reason, &m.ClientID, &m.RelayID, &m.Seq, &m.Order); err != nil {
 		return Message{}, err
 	}
 	m.SentAt, m.ReceivedAt = goTime(sent), goTime(recv)
@@ -110,12 +118,18 @@ func (c *Client) Messages(ctx context.Context, contact string, cur Cursor, n int
 	if n > MaxPage {
 		n = MaxPage
 	}
-	before := cur.BeforeID
-	if before <= 0 {
-		before = 1<<63 - 1
+	before := int64(1<<63 - 1)
+	if cur.BeforeID > 0 {
+		// The cursor's message may be gone (deleted): then continue below the newest
+		// message that arrived before it.
+		err := c.db.queryRow(ctx, `SELECT coalesce((SELECT ord FROM messages WHERE id = ?1 AND contact = ?2),
+			(SELECT max(ord) + 1 FROM messages WHERE contact = ?2 AND id < ?1), -9223372036854775808)`, cur.BeforeID, contact).Scan(&before)
+		if err != nil {
+			return nil, Cursor{}, fmt.Errorf("storage: messages of %q: %w", contact, err)
+		}
 	}
 	rows, err := c.db.query(ctx, "SELECT "+messageCols+
-		" FROM messages WHERE contact = ? AND id < ? ORDER BY id DESC LIMIT ?", contact, before, n+1)
+		" FROM messages WHERE contact = ? AND ord < ? ORDER BY ord DESC LIMIT ?", contact, before, n+1)
 	if err != nil {
 		return nil, Cursor{}, fmt.Errorf("storage: messages of %q: %w", contact, err)
 	}
@@ -365,7 +379,7 @@ func (c *Client) SettleOutbox(ctx context.Context, clientID, failure string) (m 
 			q = "UPDATE messages SET state = ?, reason = ? WHERE id = ? RETURNING " + messageCols
 			args = []any{Failed, failure, msgID}
 		}
-		err = tx.scan(ctx, q, args, &m.ID, &m.Contact, &m.Direction, &sealedBody, &sent, &recv, &m.State, &m.Reason, &m.ClientID, &m.RelayID)
+		err = tx.scan(ctx, q, args, &m.ID, &m.Contact, &m.Direction, &sealedBody, &sent, &recv, &m.State, &m.Reason, &m.ClientID, &m.RelayID, &m.Seq, &m.Order)
 		if errors.Is(err, sql.ErrNoRows) {
 			return nil // the message was deleted with its contact
 		}
@@ -515,13 +529,78 @@ func (c *Client) insertMessage(ctx context.Context, tx *txn, m Message) (int64, 
 	if err != nil {
 		return 0, err
 	}
-	_, err = tx.exec(ctx, `INSERT INTO messages (id, contact, direction, body_sealed, sent_at, received_at, state, reason, client_id, relay_id)
-		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
-		id, m.Contact, m.Direction, body, dbTime(m.SentAt), dbTime(m.ReceivedAt), m.State, m.Reason, m.ClientID, m.RelayID)
+	if m.Seq > math.MaxInt64 {
+		return 0, fmt.Errorf("%w: sequence number %d", ErrInvalid, m.Seq)
+	}
+	ord, err := placeMessage(ctx, tx, m)
+	if err != nil {
+		return 0, err
+	}
+	if m.Direction == Outgoing && m.Seq > 0 {
+		if _, err := tx.exec(ctx, "UPDATE contacts SET send_seq = max(send_seq, ?) WHERE name = ?", int64(m.Seq), m.Contact); err != nil {
+			return 0, err
+		}
+	}
+	_, err = tx.exec(ctx, `INSERT INTO messages (id, contact, direction, body_sealed, sent_at, received_at, state, reason, client_id, relay_id, seq, ord)
+		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+		id, m.Contact, m.Direction, body, dbTime(m.SentAt), dbTime(m.ReceivedAt), m.State, m.Reason, m.ClientID, m.RelayID, int64(m.Seq), ord)
 	if err != nil {
 		return 0, fmt.Errorf("insert message for %q: %w", m.Contact, err)
 	}
 	return id, nil
+}
+
+// ordGap is the distance between the places of two messages appended in turn: room for
+// 20 late messages in a row between them before the conversation's tail is shifted.
+const ordGap = 1 << 20
+
+// placeMessage returns the place (ord) of a new message in its conversation: after every
+// other one, except an incoming message with a sequence number whose sender's later
+// messages (a higher seq, sent no earlier by the sender's clock) arrived first — it goes
+// just before the first of them. The clock check keeps a sender whose counter started
+// again (a new installation) from sending its new messages back into old history.
+func placeMessage(ctx context.Context, tx *txn, m Message) (int64, error) {
+	var last int64
+	if err := tx.scan(ctx, "SELECT coalesce(max(ord), 0) FROM messages WHERE contact = ?", []any{m.Contact}, &last); err != nil {
+		return 0, err
+	}
+	if m.Direction != Incoming || m.Seq == 0 {
+		return last + ordGap, nil
+	}
+	var next sql.NullInt64
+	if err := tx.scan(ctx, `SELECT min(ord) FROM messages WHERE contact = ? AND direction = 1 AND seq > ? AND seq > 0 AND sent_at >= ?`,
+		[]any{m.Contact, int64(m.Seq), dbTime(m.SentAt)}, &next); err != nil {
+		return 0, err
+	}
+	if !next.Valid {
+		return last + ordGap, nil
+	}
+	var prev int64
+	if err := tx.scan(ctx, "SELECT coalesce(max(ord), ?) FROM messages WHERE contact = ? AND ord < ?",
+		[]any{next.Int64 - 2*ordGap, m.Contact, next.Int64}, &prev); err != nil {
+		return 0, err
+	}
+	if next.Int64-prev < 2 { // no room left: move the tail up
+		if _, err := tx.exec(ctx, "UPDATE messages SET ord = ord + ? WHERE contact = ? AND ord >= ?", ordGap, m.Contact, next.Int64); err != nil {
+			return 0, err
+		}
+		next.Int64 += ordGap
+	}
+	return prev + (next.Int64-prev)/2, nil
+}
+
+// NextSendSeq returns the sequence number the next message to contact carries: one more
+// than the last one committed (CommitSend with Message.Seq).
+func (c *Client) NextSendSeq(ctx context.Context, contact string) (uint64, error) {
+	var last int64
+	err := c.db.queryRow(ctx, "SELECT send_seq FROM contacts WHERE name = ?", contact).Scan(&last)
+	if errors.Is(err, sql.ErrNoRows) {
+		return 0, fmt.Errorf("%w: contact %q", ErrNotFound, contact)
+	}
+	if err != nil {
+		return 0, fmt.Errorf("storage: send sequence of %q: %w", contact, err)
+	}
+	return uint64(last) + 1, nil
 }
 
 // ReceiveTx is everything one receive changes.

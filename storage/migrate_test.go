@@ -464,6 +464,13 @@ func checkClientSeed(t *testing.T, path string) {
 	if err != nil || string(m.Body) != "written by v1" || m.State != Delivered || m.Contact != "bob" {
 		t.Fatalf("seeded message after migration: %+v %v", m, err)
 	}
+	// Message order (payload version 2): kept, with room between messages, no seq.
+	if m.Seq != 0 || m.Order != 7<<20 {
+		t.Fatalf("seeded message after migration: seq %d, order %d; want 0, 7<<20", m.Seq, m.Order)
+	}
+	if n, err := c.NextSendSeq(ctx, "bob"); err != nil || n != 1 {
+		t.Fatalf("NextSendSeq after migration = %d, %v; want 1", n, err)
+	}
 	ss, err := c.Sessions(ctx, "cb")
 	if err != nil || len(ss) != 1 || string(ss[0].State) != "v1 state" {
 		t.Fatalf("seeded session after migration: %+v %v", ss, err)
