@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"pfschat/chat/payload"
 	"pfschat/ratchet"
 	"pfschat/relay/client"
 	"pfschat/relay/relaytest"
@@ -161,7 +162,7 @@ func BenchmarkBreakdown(b *testing.B) {
 	if err != nil || sb == nil {
 		b.Fatal("no session", err)
 	}
-	plain, _ := (&payload{Kind: kindText, At: time.Now(), ClientID: newClientID(), Text: "a 64-byte-ish message for the benchmark, like a short chat line"}).marshal()
+	plain, _ := payload.Encode(&payload.Payload{Type: payload.Text, At: time.Now(), ID: newClientID(), Seq: 1, Text: "a 64-byte-ish message for the benchmark, like a short chat line"})
 
 	b.Run("ratchet-encrypt+decrypt", func(b *testing.B) {
 		for b.Loop() {

@@ -9,6 +9,7 @@ import (
 	"strconv"
 	"time"
 
+	"pfschat/chat/payload"
 	"pfschat/ratchet"
 	"pfschat/relay"
 	"pfschat/relay/client"
@@ -172,7 +173,7 @@ func (c *Controller) oweReceiptAgain(ctx context.Context, relayID string, b *rec
 func (c *Controller) flushReceipts(ctx context.Context, b *receiveBatch) {
 	keep := context.WithoutCancel(ctx)
 	for _, contact := range b.order {
-		c.sendReceipt(keep, contact, kindDeliveryReceipt, b.receipts[contact])
+		c.sendReceipt(keep, contact, payload.Delivered, b.receipts[contact])
 		delete(b.receipts, contact)
 	}
 	b.order = b.order[:0]
@@ -356,8 +357,12 @@ func (c *Controller) receive(ctx context.Context, in *client.Incoming, relayID s
 		return nil, err
 	}
 	tx := storage.ReceiveTx{Session: &row, ConsumedPreKeys: consumed, RelayID: relayID}
-	pl, perr := parsePayload(plain)
+	pl, perr := payload.Decode(plain)
 	switch {
+	case errors.Is(perr, payload.ErrUnknownType):
+		// A newer client's type (chat/PAYLOAD.md §4): the ratchet step is committed,
+		// nothing is shown, no receipt is owed.
+		c.log.Info("ignoring a message payload of a type this version does not know", "from", in.From, "err", perr)
 	case perr != nil:
 		// The ratchet state advanced, so it is committed; the content is recorded as
 		// unreadable rather than dropped.
@@ -365,17 +370,21 @@ func (c *Controller) receive(ctx context.Context, in *client.Incoming, relayID s
 			SentAt: in.ReceivedAt, State: UndecryptableState,
 			Reason: "unreadable content: " + perr.Error(), RelayID: relayID}
 		res.undecrypt = perr
-	case pl.Kind == kindText:
+	case pl.Type == payload.Text:
 		tx.Message = &storage.Message{Contact: in.From, Direction: storage.Incoming, Body: []byte(pl.Text),
-			SentAt: pl.At, ReceivedAt: now, State: Delivered,
-			ClientID: incomingClientID(in.From, pl.ClientID), RelayID: relayID}
-		res.receiptFor, res.receiptID = in.From, pl.ClientID
+			SentAt: pl.At, ReceivedAt: now, State: Delivered, Seq: pl.Seq,
+			ClientID: incomingClientID(in.From, pl.ID), RelayID: relayID}
+		res.receiptFor, res.receiptID = in.From, pl.ID
+	case pl.Type != payload.Delivered && pl.Type != payload.Read:
+		// Specified in PAYLOAD.md but not acted on yet (retry requests, identity
+		// changes, attachments): ignored as an unknown type would be.
+		c.log.Info("ignoring a message payload this version does not act on", "from", in.From, "type", pl.Type)
 	default:
 		st := Delivered
-		if pl.Kind == kindReadReceipt {
+		if pl.Type == payload.Read {
 			st = Read
 		}
-		for _, id := range pl.ClientIDs {
+		for _, id := range pl.IDs {
 			m, err := c.store.MessageByClientID(ctx, id)
 			// Only our own outgoing messages to this very contact, and only forwards.
 			if err != nil || m.Direction != storage.Outgoing || m.Contact != in.From || m.State >= st && m.State != Failed {

@@ -12,6 +12,7 @@ import (
 	"sync"
 	"time"
 
+	"pfschat/chat/payload"
 	"pfschat/ratchet"
 	"pfschat/relay"
 	"pfschat/storage"
@@ -33,25 +34,35 @@ func (c *Controller) Send(ctx context.Context, contact, text string) (Message, e
 	}
 	clientID := newClientID()
 	now := c.now()
-	plain, err := (&payload{Kind: kindText, At: now, ClientID: clientID, Text: text}).marshal()
-	if err != nil {
-		return Message{}, err
-	}
 	msg := &storage.Message{Contact: contact, Direction: storage.Outgoing, Body: []byte(text),
 		SentAt: now, State: storage.Pending, ClientID: clientID}
+	// The payload takes the next sequence number to the contact; c.mu is held from here
+	// to the commit, so two sends never share one.
+	encode := func() ([]byte, error) {
+		seq, err := c.store.NextSendSeq(ctx, contact)
+		if err != nil {
+			return nil, fmt.Errorf("chat: numbering a message to %s: %w", contact, err)
+		}
+		msg.Seq = seq
+		return payload.Encode(&payload.Payload{Type: payload.Text, At: now, ID: clientID, Seq: seq, Text: text})
+	}
 	var id int64
-	err = c.onSession(ctx, contact, true, func(s *Session) error {
+	err := c.onSession(ctx, contact, true, func(s *Session) error {
+		plain, err := encode()
+		if err != nil {
+			return err
+		}
 		id, err = c.commitEncrypted(ctx, s, contact, plain, clientID, msg)
 		return err
 	})
 	if errors.Is(err, errAwaitSession) {
-		id, err = c.queueAwaiting(ctx, contact, plain, clientID, msg)
+		id, err = c.queueAwaiting(ctx, contact, encode, clientID, msg)
 	}
 	if err != nil {
 		return Message{}, err
 	}
 	c.kickSender()
-	return Message{ID: id, Contact: contact, Outgoing: true, Text: text, SentAt: now, State: Pending}, nil
+	return Message{ID: id, Contact: contact, Outgoing: true, Text: text, SentAt: now, State: Pending, Seq: msg.Seq}, nil
 }
 
 // errAwaitSession: there is no session with the contact and no relay to start one; the
@@ -111,10 +122,14 @@ func (c *Controller) onSession(ctx context.Context, contact string, mayAwait boo
 // queueAwaiting commits a message whose session cannot be started yet (offline): its
 // plain payload waits in the outbox, marked as awaiting its session and sealed at rest
 // like everything else there, until the sender runs the handshake.
-func (c *Controller) queueAwaiting(ctx context.Context, contact string, plain []byte, clientID string, msg *storage.Message) (int64, error) {
-	it := storage.OutboxItem{ClientID: clientID, To: contact, Payload: plain, CreatedAt: c.now(), AwaitingSession: true}
+func (c *Controller) queueAwaiting(ctx context.Context, contact string, encode func() ([]byte, error), clientID string, msg *storage.Message) (int64, error) {
 	c.mu.Lock() // the item joins the sender's queue in commit order
 	defer c.mu.Unlock()
+	plain, err := encode()
+	if err != nil {
+		return 0, err
+	}
+	it := storage.OutboxItem{ClientID: clientID, To: contact, Payload: plain, CreatedAt: c.now(), AwaitingSession: true}
 	id, err := c.store.CommitSend(ctx, storage.SendTx{Message: msg, Outbox: it})
 	if err != nil {
 		return 0, fmt.Errorf("chat: committing message to %s: %w", contact, err)
@@ -221,11 +236,11 @@ func newClientID() string {
 // sendReceipt queues an encrypted receipt for clientIDs to contact. Receipts are best
 // effort: without a usable session (or while the contact's key change is pending) none
 // is sent. c.mu must NOT be held.
-func (c *Controller) sendReceipt(ctx context.Context, contact string, kind payloadKind, clientIDs []string) {
+func (c *Controller) sendReceipt(ctx context.Context, contact string, kind payload.Type, clientIDs []string) {
 	for len(clientIDs) > 0 {
-		batch := clientIDs[:min(len(clientIDs), maxReceiptIDs)]
+		batch := clientIDs[:min(len(clientIDs), payload.MaxIDs)]
 		clientIDs = clientIDs[len(batch):]
-		plain, err := (&payload{Kind: kind, At: c.now(), ClientIDs: batch}).marshal()
+		plain, err := payload.Encode(&payload.Payload{Type: kind, At: c.now(), IDs: batch})
 		if err != nil {
 			c.log.Error("encoding receipt", "err", err)
 			return
@@ -448,7 +463,7 @@ func (c *Controller) History(ctx context.Context, contact string, before int64, 
 func toMessage(r storage.Message) Message {
 	return Message{ID: r.ID, Contact: r.Contact, Outgoing: r.Direction == storage.Outgoing,
 		Text: string(r.Body), SentAt: r.SentAt, ReceivedAt: r.ReceivedAt,
-		State: r.State, Reason: r.Reason}
+		State: r.State, Reason: r.Reason, Seq: r.Seq, Order: r.Order}
 }
 
 // MarkRead marks the conversation read and, unless disabled, tells the contact which
@@ -519,7 +534,7 @@ func (c *Controller) sendReadReceipt(ctx context.Context, contact string, stored
 		}
 	}
 	if len(peerIDs) > 0 {
-		c.sendReceipt(ctx, contact, kindReadReceipt, peerIDs)
+		c.sendReceipt(ctx, contact, payload.Read, peerIDs)
 	}
 	return told
 }
@@ -553,7 +568,23 @@ func (c *Controller) Unread(ctx context.Context) ([]Message, error) {
 			out = append(out, toMessage(r))
 		}
 	}
+	// Arrival order across contacts; within a conversation its own order, so a late
+	// message comes before those that overtook it (each contact keeps its slots).
 	slices.SortFunc(out, func(a, b Message) int { return cmp.Compare(a.ID, b.ID) })
+	slots := make(map[string][]int)
+	for i, m := range out {
+		slots[m.Contact] = append(slots[m.Contact], i)
+	}
+	for _, idx := range slots {
+		ms := make([]Message, len(idx))
+		for j, i := range idx {
+			ms[j] = out[i]
+		}
+		slices.SortStableFunc(ms, func(a, b Message) int { return cmp.Compare(a.Order, b.Order) })
+		for j, i := range idx {
+			out[i] = ms[j]
+		}
+	}
 	return out, nil
 }
 

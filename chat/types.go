@@ -78,6 +78,13 @@ type Message struct {
 	ReceivedAt time.Time // incoming: when it was committed here
 	State      DeliveryState
 	Reason     string // Failed / UndecryptableState
+	// Seq is the sender's per-conversation sequence number (chat/PAYLOAD.md §3); 0 for
+	// an undecryptable message or one from a client before payload version 2.
+	Seq uint64
+	// Order is the message's place in its conversation: History returns messages by it,
+	// and a late message (a lower Seq than messages that arrived before it) is placed
+	// before those. Show a conversation sorted by Order.
+	Order int64
 }
 
 // Contact is a person (or device) we talk to.

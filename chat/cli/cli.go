@@ -445,11 +445,17 @@ func cmdSend(e *env, fs *flag.FlagSet, args []string) error {
 	}
 	name, text := args[0], strings.Join(args[1:], " ")
 	if text == "-" {
-		b, err := io.ReadAll(io.LimitReader(e.stdin, chat.MaxTextBytes+1))
+		// One byte more than a message may carry, plus the newline that ends the input:
+		// enough to tell a text that is too long, which is refused below, never cut.
+		b, err := io.ReadAll(io.LimitReader(e.stdin, chat.MaxTextBytes+2))
 		if err != nil {
 			return fmt.Errorf("reading the message from stdin: %w", err)
 		}
-		text = strings.TrimRight(string(b), "\n")
+		text = strings.TrimSuffix(string(b), "\n") // the line end of echo or a here-document
+	}
+	if len(text) > chat.MaxTextBytes {
+		return usagef("the message is %s bytes or more; one message carries at most %d bytes of text (split it into several messages)",
+			fmt.Sprint(len(text)), chat.MaxTextBytes)
 	}
 	wait := fs.Lookup("wait").Value.(flag.Getter).Get().(time.Duration)
 	// Offline is fine when a session exists: the message waits in the outbox.
@@ -516,6 +522,10 @@ type jsonMessage struct {
 	ReceivedAt time.Time `json:"received_at"`
 	State      string    `json:"state,omitempty"`
 	Reason     string    `json:"reason,omitempty"`
+	// Seq is the sender's per-conversation sequence number (chat/PAYLOAD.md §3):
+	// messages from one sender, sorted by it, are in the order they were sent. Absent
+	// (0) for an undecryptable message or one from a client before payload version 2.
+	Seq uint64 `json:"seq,omitempty"`
 }
 
 func cmdRecv(e *env, fs *flag.FlagSet, args []string) error {
@@ -552,7 +562,7 @@ func cmdRecv(e *env, fs *flag.FlagSet, args []string) error {
 			}
 		}()
 		if asJSON {
-			j := jsonMessage{ID: m.ID, From: m.Contact, Text: m.Text, SentAt: m.SentAt.UTC(), ReceivedAt: m.ReceivedAt.UTC()}
+			j := jsonMessage{ID: m.ID, From: m.Contact, Text: m.Text, SentAt: m.SentAt.UTC(), ReceivedAt: m.ReceivedAt.UTC(), Seq: m.Seq}
 			if m.State == chat.UndecryptableState {
 				j.State, j.Reason = m.State.String(), m.Reason
 			}
