@@ -62,7 +62,7 @@ func (c *Controller) Send(ctx context.Context, contact, text string) (Message, e
 		return Message{}, err
 	}
 	c.kickSender()
-	return Message{ID: id, Contact: contact, Outgoing: true, Text: text, SentAt: now, State: Pending, Seq: msg.Seq}, nil
+	return Message{ID: id, Contact: contact, Outgoing: true, Text: text, SentAt: now, State: Pending, Seq: msg.Seq, Order: msg.Order}, nil
 }
 
 // errAwaitSession: there is no session with the contact and no relay to start one; the

@@ -77,7 +77,8 @@ type Message struct {
 	// Seq is the sender's per-conversation sequence number (chat/PAYLOAD.md §3); 0
 	// when the payload had none. Outgoing: CommitSend records it as the contact's last.
 	Seq uint64
-	// Order is the message's place in its conversation (assigned on insert; read-only):
+	// Order is the message's place in its conversation, assigned on insert (CommitSend
+	// and CommitReceive set it in the Message they were given; setting it does nothing):
 	// History and Messages return messages by it. An incoming message with a Seq lower
 	// than messages that arrived before it is placed before them.
 	Order int64
@@ -477,7 +478,7 @@ func (c *Client) CommitSend(ctx context.Context, s SendTx) (int64, error) {
 				m.ClientID = s.Outbox.ClientID
 			}
 			var err error
-			if msgID, err = c.insertMessage(ctx, tx, m); err != nil {
+			if msgID, s.Message.Order, err = c.insertMessage(ctx, tx, m); err != nil {
 				return err
 			}
 		}
@@ -497,14 +498,13 @@ func (c *Client) CommitSend(ctx context.Context, s SendTx) (int64, error) {
 
 // insertMessage allocates the message id first, so the body can be sealed to it, then
 // inserts the row and updates the contact's activity (and unread count for incoming).
-func (c *Client) insertMessage(ctx context.Context, tx *txn, m Message) (int64, error) {
+func (c *Client) insertMessage(ctx context.Context, tx *txn, m Message) (id, ord int64, err error) {
 	if m.Direction != Incoming && m.Direction != Outgoing {
-		return 0, fmt.Errorf("%w: message direction %d", ErrInvalid, m.Direction)
+		return 0, 0, fmt.Errorf("%w: message direction %d", ErrInvalid, m.Direction)
 	}
-	var id int64
 	if err := tx.scan(ctx, `SELECT max(coalesce((SELECT seq FROM sqlite_sequence WHERE name = 'messages'), 0),
 		coalesce((SELECT max(id) FROM messages), 0)) + 1`, nil, &id); err != nil {
-		return 0, err
+		return 0, 0, err
 	}
 	at := m.ReceivedAt
 	if m.Direction == Outgoing || at.IsZero() {
@@ -520,34 +520,34 @@ func (c *Client) insertMessage(ctx context.Context, tx *txn, m Message) (int64, 
 	n, err := tx.execN(ctx, "UPDATE contacts SET unread = unread + ?, last_message_at = max(last_message_at, ?) WHERE name = ?",
 		unread, dbTime(at), m.Contact)
 	if err != nil {
-		return 0, err
+		return 0, 0, err
 	}
 	if n == 0 {
-		return 0, fmt.Errorf("%w: contact %q (add the contact before its messages)", ErrNotFound, m.Contact)
+		return 0, 0, fmt.Errorf("%w: contact %q (add the contact before its messages)", ErrNotFound, m.Contact)
 	}
 	body, err := c.keys.seal("messages", "body", msgRow(id), m.Body)
 	if err != nil {
-		return 0, err
+		return 0, 0, err
 	}
 	if m.Seq > math.MaxInt64 {
-		return 0, fmt.Errorf("%w: sequence number %d", ErrInvalid, m.Seq)
+		return 0, 0, fmt.Errorf("%w: sequence number %d", ErrInvalid, m.Seq)
 	}
-	ord, err := placeMessage(ctx, tx, m)
+	ord, err = placeMessage(ctx, tx, m)
 	if err != nil {
-		return 0, err
+		return 0, 0, err
 	}
 	if m.Direction == Outgoing && m.Seq > 0 {
 		if _, err := tx.exec(ctx, "UPDATE contacts SET send_seq = max(send_seq, ?) WHERE name = ?", int64(m.Seq), m.Contact); err != nil {
-			return 0, err
+			return 0, 0, err
 		}
 	}
 	_, err = tx.exec(ctx, `INSERT INTO messages (id, contact, direction, body_sealed, sent_at, received_at, state, reason, client_id, relay_id, seq, ord)
 		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
 		id, m.Contact, m.Direction, body, dbTime(m.SentAt), dbTime(m.ReceivedAt), m.State, m.Reason, m.ClientID, m.RelayID, int64(m.Seq), ord)
 	if err != nil {
-		return 0, fmt.Errorf("insert message for %q: %w", m.Contact, err)
+		return 0, 0, fmt.Errorf("insert message for %q: %w", m.Contact, err)
 	}
-	return id, nil
+	return id, ord, nil
 }
 
 // ordGap is the distance between the places of two messages appended in turn: room for
@@ -782,7 +782,7 @@ func (c *Client) receiveTx(ctx context.Context, tx *txn, p *preparedReceive) (in
 			m.RelayID = r.RelayID
 		}
 		var err error
-		if msgID, err = c.insertMessage(ctx, tx, m); err != nil {
+		if msgID, r.Message.Order, err = c.insertMessage(ctx, tx, m); err != nil {
 			return 0, err
 		}
 	}

@@ -1,6 +1,7 @@
 package ui
 
 import (
+	"slices"
 	"time"
 
 	"pfschat/chat"
@@ -125,8 +126,9 @@ func (cv *conversation) prepend(newestFirst []chat.Message, loc *time.Location) 
 	}
 }
 
-// appendMsg adds a new message at the bottom, or updates it when already known (a
-// delivery state change). It reports whether the message was new.
+// appendMsg adds a new message in its place — at the bottom, or, for a late message
+// (chat.Message.Order lower than messages already shown), before those — or updates it
+// when already known (a delivery state change). It reports whether the message was new.
 func (cv *conversation) appendMsg(m chat.Message, loc *time.Location) bool {
 	if it, ok := cv.byID[m.ID]; ok {
 		it.m = m
@@ -136,8 +138,18 @@ func (cv *conversation) appendMsg(m chat.Message, loc *time.Location) bool {
 	follow := cv.atBottom()
 	it := &msgItem{m: m}
 	cv.byID[m.ID] = it
-	cv.items = append(cv.items, it)
-	cv.setDay(len(cv.items)-1, loc)
+	at := len(cv.items)
+	for m.Order != 0 && at > 0 && cv.items[at-1].m.Order > m.Order {
+		at--
+	}
+	cv.items = slices.Insert(cv.items, at, it)
+	cv.setDay(at, loc)
+	if at+1 < len(cv.items) {
+		cv.setDay(at+1, loc)
+		if cv.anchor >= at && !follow {
+			cv.anchor++ // the view stays on the message it showed
+		}
+	}
 	if follow {
 		cv.anchor, cv.anchorOff = len(cv.items)-1, 0
 	}

@@ -54,6 +54,10 @@ type mainScreen struct {
 	noticeErr bool
 
 	wantOpen string // contact to open once contacts arrive
+
+	// pictured: a paste put control characters into the input as their Control
+	// Pictures (the widget cannot hold them); inputText turns them back.
+	pictured bool
 }
 
 func newMainScreen(c *common, b Backend, openContact string) *mainScreen {
@@ -61,7 +65,10 @@ func newMainScreen(c *common, b Backend, openContact string) *mainScreen {
 	ta.Placeholder = "Write a message, /help for commands"
 	ta.ShowLineNumbers = false
 	ta.Prompt = " "
-	ta.CharLimit = 16 << 10
+	// No rune or line limit in the widget: it would cut a paste silently. Text over
+	// the one limit (chat.MaxTextBytes) is refused instead (guardPaste, submit).
+	ta.CharLimit = 0
+	ta.MaxHeight = 0
 	ta.SetHeight(inputLines)
 	ta.KeyMap.InsertNewline = c.keys.Newline
 	ta.KeyMap.Paste.SetEnabled(true)
@@ -149,6 +156,10 @@ func (m *mainScreen) Update(msg tea.Msg) (screen, tea.Cmd) {
 	case tea.KeyPressMsg:
 		return m.handleKey(msg)
 	case tea.PasteMsg:
+		var ok bool
+		if msg, ok = m.guardPaste(msg); !ok {
+			return m, nil
+		}
 		var cmd tea.Cmd
 		m.input, cmd = m.input.Update(msg)
 		return m, cmd
@@ -495,12 +506,15 @@ func (m *mainScreen) handleEvent(ev chat.Event) tea.Cmd {
 
 // submit sends the input, or runs it as a slash command.
 func (m *mainScreen) submit() tea.Cmd {
-	text := strings.TrimRight(m.input.Value(), " \n")
+	text := m.inputText() // exactly as typed or pasted: never trimmed
 	if strings.TrimSpace(text) == "" {
 		return nil
 	}
+	if cmd := strings.TrimRight(text, " \n"); strings.HasPrefix(cmd, "/") && !strings.HasPrefix(cmd, "//") {
+		text = cmd
+	}
 	if strings.HasPrefix(text, "/") && !strings.HasPrefix(text, "//") {
-		m.input.Reset()
+		m.resetInput()
 		return m.command(strings.Fields(text))
 	}
 	if strings.HasPrefix(text, "//") {
@@ -516,7 +530,11 @@ func (m *mainScreen) submit() tea.Cmd {
 		m.setNotice(m.open+"'s identity key changed: review it with /accept before sending", true)
 		return pushDialog(newKeyChangedDialog(m.c, m.b, m.open))
 	}
-	m.input.Reset()
+	if len(text) > chat.MaxTextBytes {
+		m.setNotice(tooLong(len(text)), true) // the text stays in the input
+		return nil
+	}
+	m.resetInput()
 	m.setNotice("", false)
 	return m.c.send(m.b, m.open, text)
 }

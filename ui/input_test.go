@@ -1,0 +1,119 @@
+package ui
+
+import (
+	"strings"
+	"testing"
+	"time"
+
+	tea "charm.land/bubbletea/v2"
+
+	"pfschat/chat"
+)
+
+// submitted runs the input's submit and returns the text the backend was given.
+func submitted(t *testing.T, m *mainScreen) (string, bool) {
+	t.Helper()
+	m.open = "bob"
+	cmd := m.submit()
+	if cmd == nil {
+		return "", false
+	}
+	runCmd(cmd)
+	b := m.b.(*memBackend)
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	msgs := b.msgs["bob"]
+	if len(msgs) == 0 {
+		return "", false
+	}
+	return msgs[len(msgs)-1].Text, true
+}
+
+// runCmd runs a command and the batches it returns.
+func runCmd(cmd tea.Cmd) {
+	if cmd == nil {
+		return
+	}
+	if batch, ok := cmd().(tea.BatchMsg); ok {
+		for _, c := range batch {
+			runCmd(c)
+		}
+	}
+}
+
+// A paste arrives as pasted: tabs, CR, NUL and every other character (the widget shows
+// control characters as Control Pictures), leading and trailing white space included.
+func TestPasteArrivesAsTyped(t *testing.T) {
+	for _, text := range []string{"a\tb", "windows\r\nline", "nul\x00", "del\x7f", " spaced \n",
+		"👨\u200d👩\u200d👧\u200d👦 and 👍🏽", "שלום עולם", "\u202eoverride", "?question", "␉ a real picture, no tab"} {
+		m := newTestMainScreen(t)
+		if _, ok := m.guardPaste(tea.PasteMsg{Content: text}); !ok {
+			t.Fatalf("%q refused: %s", text, m.notice)
+		}
+		m.Update(tea.PasteMsg{Content: text})
+		got, ok := submitted(t, m)
+		if !ok || got != text {
+			t.Fatalf("pasted %q, sent %q (%v)", text, got, ok)
+		}
+	}
+}
+
+// A paste longer than one message can carry is refused with a clear notice and the input
+// keeps what it had; a long one within the limit is kept whole, not cut at the widget's
+// old limits (16 KiB of runes, 99 lines).
+func TestPasteIsNeverCut(t *testing.T) {
+	m := newTestMainScreen(t)
+	m.Update(tea.PasteMsg{Content: "keep me "})
+	m.Update(tea.PasteMsg{Content: strings.Repeat("x", chat.MaxTextBytes)})
+	if !strings.Contains(m.notice, "at most") || m.inputText() != "keep me " {
+		t.Fatalf("over-long paste: notice %q, input %q", m.notice, m.inputText())
+	}
+	m = newTestMainScreen(t)
+	long := strings.Repeat("line of text that goes on\n", 1500)
+	m.Update(tea.PasteMsg{Content: long})
+	if got, _ := submitted(t, m); got != long {
+		t.Fatalf("a %d-byte paste was sent as %d bytes", len(long), len(got))
+	}
+}
+
+// Typed text over the limit is refused at send, and stays in the input.
+func TestTypedTextOverTheLimitStays(t *testing.T) {
+	m := newTestMainScreen(t)
+	over := strings.Repeat("y", chat.MaxTextBytes+1)
+	m.input.SetValue(over)
+	if _, ok := submitted(t, m); ok {
+		t.Fatal("sent")
+	}
+	if !strings.Contains(m.notice, "at most") || m.inputText() != over {
+		t.Fatalf("notice %q, input kept %v", m.notice, m.inputText() == over)
+	}
+}
+
+// A late message (lower Order than messages shown) is inserted in its place.
+func TestLateMessageInsertedInPlace(t *testing.T) {
+	cv := newConversation("bob")
+	for i, o := range []int64{10, 30, 40} {
+		cv.appendMsg(chat.Message{ID: int64(i + 1), Order: o, Text: "m"}, time.UTC)
+	}
+	cv.appendMsg(chat.Message{ID: 4, Order: 20, Text: "late"}, time.UTC)
+	cv.appendMsg(chat.Message{ID: 5, Text: "no order: at the bottom"}, time.UTC)
+	var got []int64
+	for _, it := range cv.items {
+		got = append(got, it.m.ID)
+	}
+	if want := []int64{1, 4, 2, 3, 5}; !equalIDs(got, want) {
+		t.Fatalf("order %v, want %v", got, want)
+	}
+}
+
+func equalIDs(a, b []int64) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	for i := range a {
+		if a[i] != b[i] {
+			return false
+		}
+	}
+	return true
+}
