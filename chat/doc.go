@@ -46,6 +46,9 @@
 // and rotates the signed ones weekly (also run on a timer and on the relay's low-key
 // notice).
 //
-// The plaintext inside each ratchet message is a small versioned record (text, delivery
-// receipt or read receipt, with the sender's client ID), padded to 64-byte blocks.
+// The plaintext inside each ratchet message is the application payload of PAYLOAD.md
+// (package chat/payload): Send writes version 2 — the text with its message id and the
+// per-conversation sequence number, padded to power-of-two buckets — and the receive
+// path reads versions 1 and 2, ignores types it does not know, and places a late message
+// by its sequence number (Message.Seq, Message.Order). MaxTextBytes is the one text limit.
 package chat
