@@ -232,7 +232,7 @@ func (r *reader) ids() []string {
 		r.err = errf(ErrOversize, "%d receipt ids, 1 to %d", n, MaxIDs)
 		return nil
 	}
-	var ids []string
+	ids := make([]string, 0, n)
 	for i := 0; i < n && r.err == nil; i++ {
 		ids = append(ids, r.id(false))
 	}
