@@ -60,7 +60,7 @@ type Preferences struct {
 	// Store is the open client store. Required. The controller does not close it unless
 	// it was opened by Profile.
 	Store *storage.Client
-	// RelayURL is ws://host:port or wss://…; "/v1/ws" is implied.
+	// RelayURL is ws://host:port or wss://…; "/v2/ws" is implied.
 	RelayURL string
 	// IdentityKey and Card are the owner's identity; when nil they are loaded from Store.
 	IdentityKey *ratchet.IdentityKey

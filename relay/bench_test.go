@@ -164,7 +164,7 @@ func benchRelayWith(b *testing.B, pairs, window, rate int, q server.Queue, syncM
 	var url string
 	var r *relaytest.Relay
 	if syncMode == "child" {
-		url = "ws://" + startChildRelay(b, "FULL") + "/v1/ws"
+		url = "ws://" + startChildRelay(b, "FULL") + relay.WSPath
 	} else {
 		r = relaytest.StartWith(b, relaytest.Options{Limits: server.Limits{FramesPerSecond: -1, MaxQueueCount: 1 << 20}, Queue: q, Synchronous: syncMode})
 		url = r.URL
@@ -314,7 +314,7 @@ func benchRelayWith(b *testing.B, pairs, window, rate int, q server.Queue, syncM
 	ownGCs, ownAllocs = ownGCsAfter-ownGCs, ownAllocsAfter-ownAllocs
 	var metrics string
 	if r == nil {
-		resp, err := http.Get("http" + strings.TrimSuffix(strings.TrimPrefix(url, "ws"), "/v1/ws") + "/metrics")
+		resp, err := http.Get("http" + strings.TrimSuffix(strings.TrimPrefix(url, "ws"), relay.WSPath) + "/metrics")
 		if err == nil {
 			body, _ := io.ReadAll(resp.Body)
 			resp.Body.Close()
@@ -340,7 +340,7 @@ func relayGCStats(url string, r *relaytest.Relay) (cycles, allocated uint64) {
 	if r != nil {
 		return gcStats()
 	}
-	resp, err := http.Get("http" + strings.TrimSuffix(strings.TrimPrefix(url, "ws"), "/v1/ws") + "/gcstats")
+	resp, err := http.Get("http" + strings.TrimSuffix(strings.TrimPrefix(url, "ws"), relay.WSPath) + "/gcstats")
 	if err != nil {
 		return 0, 0
 	}

@@ -18,6 +18,7 @@ import (
 	"testing"
 
 	"pfschat/chat/cli"
+	"pfschat/relay"
 	"pfschat/relay/relaytest"
 	"pfschat/relay/server"
 	"pfschat/storage"
@@ -58,6 +59,7 @@ func TestRelayChild(t *testing.T) {
 	defer cli.TuneGC(gc)()
 	mux := http.NewServeMux()
 	mux.Handle("/", srv)
+	mux.Handle("/metrics", srv.AdminHandler())
 	mux.HandleFunc("/memstats", func(w http.ResponseWriter, r *http.Request) {
 		// A few collections, as a long-running server has: each may halve stacks.
 		for i := 0; i < 3; i++ {
@@ -133,7 +135,7 @@ func BenchmarkIdleConnections(b *testing.B) {
 		fmt.Sscan(s, &n)
 	}
 	addr := startChildRelay(b, "NORMAL")
-	url := "ws://" + addr + "/v1/ws"
+	url := "ws://" + addr + relay.WSPath
 	mem := func() memReport {
 		resp, err := http.Get("http://" + addr + "/memstats")
 		if err != nil {

@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"pfschat/chat/profile"
+	"pfschat/relay"
 	"pfschat/relay/server"
 	"pfschat/storage"
 )
@@ -119,7 +120,7 @@ func RunRelay(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		return fmt.Errorf("listening on %s: %w", *addr, err)
 	}
 	hs := &http.Server{Handler: srv, ReadHeaderTimeout: 10 * time.Second, ErrorLog: slog.NewLogLogger(log.Handler(), slog.LevelWarn)}
-	fmt.Fprintf(stdout, "pfschat relay listening on ws://%s/v1/ws\n", ln.Addr())
+	fmt.Fprintf(stdout, "pfschat relay listening on ws://%s%s\n", ln.Addr(), relay.WSPath)
 	fmt.Fprintf(stdout, "relay key fingerprint: %s\n", srv.Fingerprint())
 	fmt.Fprintf(stdout, "database: %s\n", *dbPath)
 	log.Info("relay started", "addr", ln.Addr().String(), "db", *dbPath, "fingerprint", srv.Fingerprint())
