@@ -179,7 +179,7 @@ func (p Profile) register(ctx context.Context, relayURL string, card *ratchet.Ca
 	if logger == nil {
 		logger = slog.New(slog.DiscardHandler)
 	}
-	rc := dial(client.Config{URL: relayURL, Logger: logger})
+	rc := dial(client.Config{URL: relayURL, Logger: logger, InsecureWS: p.Prefs.InsecureWS, RootCAs: p.Prefs.RootCAs})
 	defer rc.Close()
 	if err := rc.Connect(ctx); err != nil {
 		return nil, nil, fmt.Errorf("%w: %s: %w", ErrOffline, relayURL, err)
