@@ -18,6 +18,7 @@ import (
 // configuration.
 type CA struct {
 	Pool *x509.CertPool
+	Root *x509.Certificate // the CA's certificate (to hand to another process)
 	cert *x509.Certificate
 	key  *ecdsa.PrivateKey
 }
@@ -48,7 +49,7 @@ func NewCA(t testing.TB) *CA {
 	}
 	pool := x509.NewCertPool()
 	pool.AddCert(cert)
-	return &CA{Pool: pool, cert: cert, key: key}
+	return &CA{Pool: pool, Root: cert, cert: cert, key: key}
 }
 
 // Leaf issues a server certificate for names (IP addresses or DNS names).
