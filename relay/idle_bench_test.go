@@ -121,13 +121,6 @@ func gcStats() (cycles, allocated uint64) {
 	return s[0].Value.Uint64(), s[1].Value.Uint64()
 }
 
-// startChildRelay runs a relay in a child process (this test binary) with the given
-// sync mode and returns its address; the child stops when the benchmark ends.
-func startChildRelay(b *testing.B, syncMode string) string {
-	c := startChild(b, syncMode, false)
-	return c.addr
-}
-
 // childRelay is a relay in a child process: addr serves the protocol (wss:// with
 // tls), admin /metrics, /memstats and /gcstats over plain HTTP.
 type childRelay struct {
@@ -135,7 +128,9 @@ type childRelay struct {
 	tls         *tls.Config // trusts the child's CA; nil without TLS
 }
 
-// startChildRelayTLS is startChildRelay, over wss:// when useTLS is set.
+// startChildRelayTLS runs a relay in a child process (this test binary) with the given
+// sync mode, over wss:// when useTLS is set, and returns its addresses and a TLS
+// configuration trusting it; the child stops when the benchmark ends.
 func startChildRelayTLS(b *testing.B, syncMode string, useTLS bool) (addr, admin string, conf *tls.Config) {
 	c := startChild(b, syncMode, useTLS)
 	return c.addr, c.admin, c.tls
