@@ -102,6 +102,10 @@ type ConnState struct {
 	State   ConnStatus
 	Err     error         // why the connection is down, if it is
 	RetryIn time.Duration // StateOffline: when Run tries again
+	// ChannelBinding (StateOnline) is the relay's binding mode on this connection:
+	// relay.BindingTLSExporter, or a weaker relay.BindingNone /
+	// relay.BindingTLSTerminatedUpstream a status line may show.
+	ChannelBinding string
 }
 
 // Push is something the relay sent without being asked. Exactly one field is set.
@@ -332,7 +336,7 @@ func (c *Client) Connect(ctx context.Context) error {
 		c.setState(ConnState{State: StateOffline, Err: err})
 		return err
 	}
-	c.setState(ConnState{State: StateOnline})
+	c.setState(ConnState{State: StateOnline, ChannelBinding: c.ChannelBinding()})
 	return nil
 }
 
@@ -380,7 +384,7 @@ func (c *Client) Run(ctx context.Context) error {
 				continue
 			}
 			connectedAt = time.Now()
-			c.setState(ConnState{State: StateOnline})
+			c.setState(ConnState{State: StateOnline, ChannelBinding: c.ChannelBinding()})
 			continue
 		}
 		select {
