@@ -53,6 +53,9 @@ func TestScripts(t *testing.T) {
 			}
 			env.Values["relay"] = r
 			env.Setenv("RELAY", "ws://"+r.addr)
+			// The same relay by an address that is not loopback by its spelling (0.0.0.0
+			// reaches the local host): plain ws:// to it needs --insecure-ws.
+			env.Setenv("RELAY_NOT_LOOPBACK", "ws://0.0.0.0:"+r.addr[strings.LastIndex(r.addr, ":")+1:])
 			env.Setenv("HOME", env.WorkDir)
 			env.Setenv("PFSCHAT_HOME", filepath.Join(env.WorkDir, "default-profile"))
 			env.Defer(r.stop)

@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/ed25519"
 	"crypto/rand"
+	"crypto/x509"
 	"errors"
 	"fmt"
 	"io"
@@ -60,8 +61,12 @@ type Preferences struct {
 	// Store is the open client store. Required. The controller does not close it unless
 	// it was opened by Profile.
 	Store *storage.Client
-	// RelayURL is ws://host:port or wss://…; "/v1/ws" is implied.
+	// RelayURL is ws://host:port or wss://…; "/v2/ws" is implied.
 	RelayURL string
+	// InsecureWS allows ws:// to a relay that is not on loopback (--insecure-ws);
+	// RootCAs verifies a wss:// relay (nil = the system roots). See client.Config.
+	InsecureWS bool
+	RootCAs    *x509.CertPool
 	// IdentityKey and Card are the owner's identity; when nil they are loaded from Store.
 	IdentityKey *ratchet.IdentityKey
 	Card        *ratchet.Card
@@ -225,6 +230,8 @@ func (c *Controller) Initialize(ctx context.Context) error {
 		Card:           c.card,
 		PinnedRelayKey: ed25519.PublicKey(pinned),
 		Logger:         c.log.With("part", "relay-client"),
+		InsecureWS:     c.prefs.InsecureWS,
+		RootCAs:        c.prefs.RootCAs,
 	})
 
 	runCtx, cancel := context.WithCancel(context.Background())
@@ -239,6 +246,12 @@ func (c *Controller) Initialize(ctx context.Context) error {
 	if connectErr != nil {
 		if errors.Is(connectErr, client.ErrRelayKeyMismatch) {
 			return c.relayKeyError(pinned, rc, connectErr)
+		}
+		// Waiting cannot fix these: a refused transport, a relay that cannot prove its key.
+		if errors.Is(connectErr, client.ErrInsecureTransport) || errors.Is(connectErr, client.ErrRelayProof) {
+			rc.Close()
+			cancel()
+			return fmt.Errorf("chat: %s: %w", c.prefs.RelayURL, connectErr)
 		}
 		if !c.prefs.AllowOffline {
 			return fmt.Errorf("%w: %s: %w", ErrOffline, c.prefs.RelayURL, connectErr)

@@ -24,7 +24,9 @@ import (
 const StoreFile = "pfschat.db"
 
 // NormalizeRelayURL checks a relay URL and adds the default path: "ws://host:port" and
-// "wss://host" are accepted, "/v1/ws" is implied, "" means profile.DefaultRelayURL.
+// "wss://host" are accepted, "/v2/ws" is implied, "" means profile.DefaultRelayURL.
+// Whether a ws:// URL may be used (loopback only, unless --insecure-ws) is
+// relay/client's one check, client.CheckURL, made before every dial.
 func NormalizeRelayURL(raw string) (string, error) {
 	if raw == "" {
 		raw = profile.DefaultRelayURL
@@ -40,7 +42,7 @@ func NormalizeRelayURL(raw string) (string, error) {
 		return "", fmt.Errorf("chat: relay URL %q has no host", raw)
 	}
 	if u.Path == "" || u.Path == "/" {
-		u.Path = "/v1/ws"
+		u.Path = relay.WSPath
 	}
 	return u.String(), nil
 }
@@ -177,7 +179,7 @@ func (p Profile) register(ctx context.Context, relayURL string, card *ratchet.Ca
 	if logger == nil {
 		logger = slog.New(slog.DiscardHandler)
 	}
-	rc := dial(client.Config{URL: relayURL, Logger: logger})
+	rc := dial(client.Config{URL: relayURL, Logger: logger, InsecureWS: p.Prefs.InsecureWS, RootCAs: p.Prefs.RootCAs})
 	defer rc.Close()
 	if err := rc.Connect(ctx); err != nil {
 		return nil, nil, fmt.Errorf("%w: %s: %w", ErrOffline, relayURL, err)

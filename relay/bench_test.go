@@ -3,6 +3,7 @@ package relay_test
 import (
 	"bytes"
 	"context"
+	"crypto/tls"
 	"encoding/binary"
 	"fmt"
 	"io"
@@ -121,6 +122,19 @@ func BenchmarkLoadVsFloor(b *testing.B) {
 		b.ReportMetric(floor, "floor-msgs/s")
 		b.ReportMetric(100*r.rate/floor, "relay-%-of-floor")
 	})
+	// The same load over wss:// (TLS 1.3, the relay terminating it) beside ws://, in
+	// one run: what TLS costs (target: at most 25% of throughput).
+	b.Run("pairs=100/wss-vs-ws", func(b *testing.B) {
+		f1 := benchFloor(b, 100, 32)
+		plain := benchRelayTLS(b, 100, 32, 0, nil, "", false)
+		tls := benchRelayTLS(b, 100, 32, 0, nil, "", true)
+		f2 := benchFloor(b, 100, 32)
+		floor := (f1.rate + f2.rate) / 2
+		plain.report(b, "ws-")
+		tls.report(b, "wss-")
+		b.ReportMetric(floor, "floor-msgs/s")
+		b.ReportMetric(100*tls.rate/plain.rate, "wss-%-of-ws")
+	})
 }
 
 // BenchmarkLoadFixedRate sends 10,000 msg/s spread over 1,000 pairs and reports the
@@ -137,6 +151,14 @@ func BenchmarkLoadFixedRate(b *testing.B) {
 	b.Run("pairs=1000/rate=10000/relay=child", func(b *testing.B) {
 		defer cli.TuneGC(cli.DefaultGC)()
 		benchRelayWith(b, 1000, 2, 10000, nil, "child").report(b, "")
+	})
+	// The target run over wss:// beside ws://, in one run: the latency TLS adds.
+	b.Run("pairs=1000/rate=10000/relay=child/wss-vs-ws", func(b *testing.B) {
+		defer cli.TuneGC(cli.DefaultGC)()
+		plain := benchRelayTLS(b, 1000, 2, 10000, nil, "child", false)
+		tls := benchRelayTLS(b, 1000, 2, 10000, nil, "child", true)
+		plain.report(b, "ws-")
+		tls.report(b, "wss-")
 	})
 	b.Run("pairs=1000/rate=10000/relay=child-clientgc", func(b *testing.B) { benchRelayWith(b, 1000, 2, 10000, nil, "child").report(b, "") })
 	b.Run("pairs=1000/rate=10000/relay=inproc", func(b *testing.B) { benchRelay(b, 1000, 8, 10000) })
@@ -161,13 +183,27 @@ func benchRelay(b *testing.B, pairs, window, rate int) {
 }
 
 func benchRelayWith(b *testing.B, pairs, window, rate int, q server.Queue, syncMode string) loadResult {
-	var url string
+	return benchRelayTLS(b, pairs, window, rate, q, syncMode, false)
+}
+
+// benchRelayTLS is benchRelayWith over wss:// (a test CA, TLS 1.3) when useTLS is set.
+func benchRelayTLS(b *testing.B, pairs, window, rate int, q server.Queue, syncMode string, useTLS bool) loadResult {
+	var url, admin string
 	var r *relaytest.Relay
+	var tlsConf *tls.Config
 	if syncMode == "child" {
-		url = "ws://" + startChildRelay(b, "FULL") + "/v1/ws"
+		var addr string
+		addr, admin, tlsConf = startChildRelayTLS(b, "FULL", useTLS)
+		url = "ws://" + addr + relay.WSPath
+		if useTLS {
+			url = "wss://" + addr + relay.WSPath
+		}
 	} else {
-		r = relaytest.StartWith(b, relaytest.Options{Limits: server.Limits{FramesPerSecond: -1, MaxQueueCount: 1 << 20}, Queue: q, Synchronous: syncMode})
+		r = relaytest.StartWith(b, relaytest.Options{Limits: server.Limits{FramesPerSecond: -1, MaxQueueCount: 1 << 20}, Queue: q, Synchronous: syncMode, TLS: useTLS})
 		url = r.URL
+		if useTLS {
+			tlsConf = r.CA.ClientTLS()
+		}
 	}
 	ctx, cancel := context.WithCancel(b.Context())
 	defer cancel()
@@ -181,8 +217,8 @@ func benchRelayWith(b *testing.B, pairs, window, rate int, q server.Queue, syncM
 		go func() {
 			defer setup.Done()
 			defer func() { <-sem }()
-			senders[i] = benchUser(b, url, fmt.Sprintf("s%d", i))
-			receivers[i] = benchUser(b, url, fmt.Sprintf("r%d", i))
+			senders[i] = benchUser(b, url, tlsConf, fmt.Sprintf("s%d", i))
+			receivers[i] = benchUser(b, url, tlsConf, fmt.Sprintf("r%d", i))
 		}()
 	}
 	setup.Wait()
@@ -212,7 +248,7 @@ func benchRelayWith(b *testing.B, pairs, window, rate int, q server.Queue, syncM
 		}()
 	}
 
-	relayGCs, relayAllocs := relayGCStats(url, r)
+	relayGCs, relayAllocs := relayGCStats(admin, r)
 	ownGCs, ownAllocs := gcStats()
 	b.ResetTimer()
 	start := time.Now()
@@ -308,13 +344,13 @@ func benchRelayWith(b *testing.B, pairs, window, rate int, q server.Queue, syncM
 	wg.Wait()
 	elapsed := time.Since(start)
 	b.StopTimer()
-	gcs, allocs := relayGCStats(url, r)
+	gcs, allocs := relayGCStats(admin, r)
 	gcs, allocs = gcs-relayGCs, allocs-relayAllocs
 	ownGCsAfter, ownAllocsAfter := gcStats()
 	ownGCs, ownAllocs = ownGCsAfter-ownGCs, ownAllocsAfter-ownAllocs
 	var metrics string
 	if r == nil {
-		resp, err := http.Get("http" + strings.TrimSuffix(strings.TrimPrefix(url, "ws"), "/v1/ws") + "/metrics")
+		resp, err := http.Get("http://" + admin + "/metrics")
 		if err == nil {
 			body, _ := io.ReadAll(resp.Body)
 			resp.Body.Close()
@@ -336,11 +372,11 @@ func benchRelayWith(b *testing.B, pairs, window, rate int, q server.Queue, syncM
 
 // relayGCStats is gcStats of the relay's process: the child's, or this process's when
 // the relay runs in it.
-func relayGCStats(url string, r *relaytest.Relay) (cycles, allocated uint64) {
+func relayGCStats(admin string, r *relaytest.Relay) (cycles, allocated uint64) {
 	if r != nil {
 		return gcStats()
 	}
-	resp, err := http.Get("http" + strings.TrimSuffix(strings.TrimPrefix(url, "ws"), "/v1/ws") + "/gcstats")
+	resp, err := http.Get("http://" + admin + "/gcstats")
 	if err != nil {
 		return 0, 0
 	}
@@ -573,12 +609,12 @@ func BenchmarkLoadRelayMemQueue(b *testing.B) {
 
 // benchUser registers name on the relay at url and returns a load-generator
 // connection logged in as it.
-func benchUser(b *testing.B, url, name string) *relaytest.LoadConn {
+func benchUser(b *testing.B, url string, tlsConf *tls.Config, name string) *relaytest.LoadConn {
 	u, err := relaytest.NewLoadUser(name)
 	if err != nil {
 		b.Fatal(err)
 	}
-	c, err := relaytest.DialLoad(b.Context(), url)
+	c, err := relaytest.DialLoadTLS(b.Context(), url, tlsConf)
 	if err != nil {
 		b.Fatal(err)
 	}

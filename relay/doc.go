@@ -1,6 +1,6 @@
 // Package relay is the wire protocol between pfschat clients and their relay: the
 // frames, their types and fields, the error codes, the limits both ends enforce, the
-// login proof and the access-token format. It is what the two ends share; the ends
+// connection handshake and the login proof. It is what the two ends share; the ends
 // themselves live in subpackages:
 //
 //   - relay/server is the relay: it approves and publishes cards, authenticates
@@ -20,9 +20,12 @@
 //	...
 //	ws.WriteMessage(websocket.TextMessage, relay.EncodeFrame(&relay.Frame{Type: relay.TypePong, ID: f.ID}))
 //
-// A client proves its identity by signing LoginMessage(relay key, challenge) under
-// LoginDomain with its identity key; the relay answers with an access token
-// (IssueToken, ParseToken) that resumes the login on a later connection.
+// A connection starts with the client's fresh nonce in the URL (EncodeNonce, at
+// WSPath); the relay's hello proves it holds its key by signing the nonce, its
+// challenge and the channel binding (SignHello, VerifyHello: over TLS the RFC 9266
+// tls-exporter value, TLSExporter). The client then proves its identity by signing
+// LoginMessage(relay key, challenge, binding) under LoginDomain with its identity key.
+// There are no bearer tokens: every connection logs in with a fresh proof.
 //
 // Error frames reach programs as *ProtocolError; errors.Is matches on the code:
 //

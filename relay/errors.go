@@ -13,9 +13,8 @@ const (
 	CodeBadField           = "bad_field"           // unknown, misplaced, missing, mistyped or out-of-bounds field
 	CodeUnsupportedVersion = "unsupported_version" // no common protocol version
 	CodeNotLoggedIn        = "not_logged_in"       // frame needs a logged-in connection
-	CodeAlreadyLoggedIn    = "already_logged_in"   // login/resume on a logged-in connection
+	CodeAlreadyLoggedIn    = "already_logged_in"   // login on a logged-in connection
 	CodeLoginFailed        = "login_failed"        // unknown card or bad key proof
-	CodeBadToken           = "bad_token"           // resume token invalid, expired or for another card
 	CodeInvalidName        = "invalid_name"        // name not [a-z0-9._-]{1,32}
 	CodeNameTaken          = "name_taken"          // register: the name already has a card
 	CodeBadCard            = "bad_card"            // card does not parse or verify
@@ -30,6 +29,7 @@ const (
 	CodeRateLimited        = "rate_limited"        // frames per second over the limit
 	CodeSlowReader         = "slow_reader"         // outbound queue overflowed; connection closed
 	CodeGoingAway          = "going_away"          // relay shutting down
+	CodeLoggedOut          = "logged_out"          // logout_all on another connection of the card; connection closed
 	CodeInternal           = "internal"            // relay-side failure; retry later
 )
 

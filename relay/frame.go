@@ -13,9 +13,9 @@ import (
 )
 
 // ProtocolVersion is the version of the frame protocol this package speaks. The
-// WebSocket path (/v1/ws) carries the major version; the hello exchange negotiates
-// within it. See PROTOCOL.md.
-const ProtocolVersion = 1
+// WebSocket path (/v2/ws, WSPath) carries the major version; the hello exchange
+// negotiates within it. See PROTOCOL.md.
+const ProtocolVersion = 2
 
 // SupportedVersions lists every protocol version this package can speak. Read only.
 var SupportedVersions = []int{ProtocolVersion}
@@ -32,7 +32,7 @@ const (
 	TypeHello         = "hello"
 	TypeRegister      = "register"
 	TypeLogin         = "login"
-	TypeResume        = "resume"
+	TypeLogoutAll     = "logout_all"
 	TypeLookup        = "lookup"
 	TypeUploadPreKeys = "upload_prekeys"
 	TypePreKeyStatus  = "prekey_status"
@@ -70,14 +70,15 @@ type Frame struct {
 	RelayKey  []byte       `json:"relay_key,omitempty"`
 	Challenge []byte       `json:"challenge,omitempty"`
 	Limits    *FrameLimits `json:"limits,omitempty"`
+	// ChannelBinding is the relay's binding mode (BindingTLSExporter, BindingNone,
+	// BindingTLSTerminatedUpstream); the hello's Signature covers the binding value.
+	ChannelBinding string `json:"channel_binding,omitempty"`
 
 	// identity and authentication
-	Name         string `json:"name,omitempty"`
-	CardID       string `json:"card_id,omitempty"`
-	Card         string `json:"card,omitempty"` // ratchet.Card.Export() text
-	Signature    []byte `json:"signature,omitempty"`
-	Token        []byte `json:"token,omitempty"`
-	TokenExpires int64  `json:"token_expires,omitempty"` // unix seconds
+	Name      string `json:"name,omitempty"`
+	CardID    string `json:"card_id,omitempty"`
+	Card      string `json:"card,omitempty"`      // ratchet.Card.Export() text
+	Signature []byte `json:"signature,omitempty"` // login: the key proof; hello (relay): the relay's proof
 
 	// prekeys
 	PreKeys       [][]byte       `json:"prekeys,omitempty"` // ratchet.PublicPreKey.MarshalBinary()
@@ -144,7 +145,6 @@ const (
 	fCardID
 	fCard
 	fSignature
-	fToken
 	fPreKeys
 	fTo
 	fBody
@@ -156,7 +156,7 @@ const (
 
 var fieldNames = map[fieldSet]string{
 	fVersion: "version", fVersions: "versions", fName: "name", fCardID: "card_id",
-	fCard: "card", fSignature: "signature", fToken: "token", fPreKeys: "prekeys",
+	fCard: "card", fSignature: "signature", fPreKeys: "prekeys",
 	fTo: "to", fBody: "body", fClientID: "client_id", fTTL: "ttl", fIDs: "ids",
 }
 
@@ -171,7 +171,7 @@ var clientFrames = map[string]frameRule{
 	TypeHello:         {required: fVersions, needID: true},
 	TypeRegister:      {required: fCard, needID: true},
 	TypeLogin:         {required: fCardID | fSignature, needID: true},
-	TypeResume:        {required: fToken, needID: true},
+	TypeLogoutAll:     {needID: true},
 	TypeLookup:        {required: fName, needID: true},
 	TypeUploadPreKeys: {required: fPreKeys, needID: true},
 	TypePreKeyStatus:  {needID: true},
@@ -217,9 +217,6 @@ func (f *Frame) present() fieldSet {
 	if f.Signature != nil {
 		s |= fSignature
 	}
-	if f.Token != nil {
-		s |= fToken
-	}
 	if f.PreKeys != nil {
 		s |= fPreKeys
 	}
@@ -238,7 +235,7 @@ func (f *Frame) present() fieldSet {
 	if f.IDs != nil {
 		s |= fIDs
 	}
-	if f.RelayKey != nil || f.Challenge != nil || f.Limits != nil || f.TokenExpires != 0 ||
+	if f.RelayKey != nil || f.Challenge != nil || f.Limits != nil || f.ChannelBinding != "" ||
 		f.Counts != nil || f.OneTimeIDs != nil || f.KEMOneTimeIDs != nil || f.Bundle != nil ||
 		f.MsgID != 0 || f.Duplicate || f.From != "" || f.FromCardID != "" || f.ReceivedAt != 0 ||
 		f.Code != "" || f.Message != "" || f.Limit != "" || f.RetryAfterMS != 0 {

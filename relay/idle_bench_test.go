@@ -2,6 +2,9 @@ package relay_test
 
 import (
 	"bufio"
+	"crypto/tls"
+	"crypto/x509"
+	"encoding/base64"
 	"encoding/json"
 	"fmt"
 	"net"
@@ -18,6 +21,7 @@ import (
 	"testing"
 
 	"pfschat/chat/cli"
+	"pfschat/relay"
 	"pfschat/relay/relaytest"
 	"pfschat/relay/server"
 	"pfschat/storage"
@@ -31,7 +35,10 @@ import (
 // It logs in PFSCHAT_IDLE_CONNS (default 10,000) distinct users, each on its own
 // connection, and reports the child's heap+stack growth per connection.
 
-const idleChildEnv = "PFSCHAT_RELAY_IDLE_CHILD"
+const (
+	idleChildEnv    = "PFSCHAT_RELAY_IDLE_CHILD"
+	idleChildTLSEnv = "PFSCHAT_RELAY_CHILD_TLS"
+)
 
 type memReport struct {
 	HeapInuse, StackInuse, Sys uint64
@@ -58,6 +65,7 @@ func TestRelayChild(t *testing.T) {
 	defer cli.TuneGC(gc)()
 	mux := http.NewServeMux()
 	mux.Handle("/", srv)
+	mux.Handle("/metrics", srv.AdminHandler())
 	mux.HandleFunc("/memstats", func(w http.ResponseWriter, r *http.Request) {
 		// A few collections, as a long-running server has: each may halve stacks.
 		for i := 0; i < 3; i++ {
@@ -83,7 +91,23 @@ func TestRelayChild(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	go hs.Serve(ln)
+	if os.Getenv(idleChildTLSEnv) != "" {
+		// wss:// on the public listener with a CA made here (its root goes to the
+		// parent), everything on a plain admin listener too.
+		ca := relaytest.NewCA(t)
+		admin, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		go (&http.Server{Handler: mux}).Serve(admin)
+		ths := &http.Server{Handler: srv, TLSConfig: ca.ServerTLS(t), TLSNextProto: map[string]func(*http.Server, *tls.Conn, http.Handler){}}
+		go ths.Serve(tls.NewListener(ln, ths.TLSConfig))
+		fmt.Printf("CA %s\n", base64.StdEncoding.EncodeToString(ca.Root.Raw))
+		fmt.Printf("ADMIN %s\n", admin.Addr())
+	} else {
+		go hs.Serve(ln)
+		fmt.Printf("ADMIN %s\n", ln.Addr())
+	}
 	fmt.Printf("URL %s\n", ln.Addr())
 	bufio.NewReader(os.Stdin).ReadString('\n') // parent closes stdin when done
 	srv.Shutdown(ctx)
@@ -97,11 +121,27 @@ func gcStats() (cycles, allocated uint64) {
 	return s[0].Value.Uint64(), s[1].Value.Uint64()
 }
 
-// startChildRelay runs a relay in a child process (this test binary) with the given
-// sync mode and returns its address; the child stops when the benchmark ends.
-func startChildRelay(b *testing.B, syncMode string) string {
+// childRelay is a relay in a child process: addr serves the protocol (wss:// with
+// tls), admin /metrics, /memstats and /gcstats over plain HTTP.
+type childRelay struct {
+	addr, admin string
+	tls         *tls.Config // trusts the child's CA; nil without TLS
+}
+
+// startChildRelayTLS runs a relay in a child process (this test binary) with the given
+// sync mode, over wss:// when useTLS is set, and returns its addresses and a TLS
+// configuration trusting it; the child stops when the benchmark ends.
+func startChildRelayTLS(b *testing.B, syncMode string, useTLS bool) (addr, admin string, conf *tls.Config) {
+	c := startChild(b, syncMode, useTLS)
+	return c.addr, c.admin, c.tls
+}
+
+func startChild(b *testing.B, syncMode string, useTLS bool) childRelay {
 	cmd := exec.Command(os.Args[0], "-test.run=^TestRelayChild$", "-test.v=false")
 	cmd.Env = append(os.Environ(), idleChildEnv+"="+syncMode)
+	if useTLS {
+		cmd.Env = append(cmd.Env, idleChildTLSEnv+"=1")
+	}
 	stdin, _ := cmd.StdinPipe()
 	stdout, _ := cmd.StdoutPipe()
 	cmd.Stderr = os.Stderr
@@ -109,11 +149,24 @@ func startChildRelay(b *testing.B, syncMode string) string {
 		b.Fatal(err)
 	}
 	b.Cleanup(func() { stdin.Close(); cmd.Wait() })
-	var addr string
+	var c childRelay
 	sc := bufio.NewScanner(stdout)
 	for sc.Scan() {
+		if a, ok := strings.CutPrefix(sc.Text(), "CA "); ok {
+			der, _ := base64.StdEncoding.DecodeString(a)
+			root, err := x509.ParseCertificate(der)
+			if err != nil {
+				b.Fatal(err)
+			}
+			pool := x509.NewCertPool()
+			pool.AddCert(root)
+			c.tls = &tls.Config{MinVersion: tls.VersionTLS13, RootCAs: pool}
+		}
+		if a, ok := strings.CutPrefix(sc.Text(), "ADMIN "); ok {
+			c.admin = a
+		}
 		if a, ok := strings.CutPrefix(sc.Text(), "URL "); ok {
-			addr = a
+			c.addr = a
 			break
 		}
 	}
@@ -121,21 +174,30 @@ func startChildRelay(b *testing.B, syncMode string) string {
 		for sc.Scan() {
 		}
 	}()
-	if addr == "" {
+	if c.addr == "" {
 		b.Fatal("child relay did not start")
 	}
-	return addr
+	return c
 }
 
-func BenchmarkIdleConnections(b *testing.B) {
+func BenchmarkIdleConnections(b *testing.B) { benchIdle(b, false) }
+
+// BenchmarkIdleConnectionsTLS is BenchmarkIdleConnections over wss:// (TLS 1.3 in the
+// relay): what each idle connection's TLS state adds (target: at most 24 KiB each).
+func BenchmarkIdleConnectionsTLS(b *testing.B) { benchIdle(b, true) }
+
+func benchIdle(b *testing.B, useTLS bool) {
 	n := 10000
 	if s := os.Getenv("PFSCHAT_IDLE_CONNS"); s != "" {
 		fmt.Sscan(s, &n)
 	}
-	addr := startChildRelay(b, "NORMAL")
-	url := "ws://" + addr + "/v1/ws"
+	addr, admin, tlsConf := startChildRelayTLS(b, "NORMAL", useTLS)
+	url := "ws://" + addr + relay.WSPath
+	if useTLS {
+		url = "wss://" + addr + relay.WSPath
+	}
 	mem := func() memReport {
-		resp, err := http.Get("http://" + addr + "/memstats")
+		resp, err := http.Get("http://" + admin + "/memstats")
 		if err != nil {
 			b.Fatal(err)
 		}
@@ -153,7 +215,7 @@ func BenchmarkIdleConnections(b *testing.B) {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			c, err := relaytest.DialLoad(b.Context(), url)
+			c, err := relaytest.DialLoadTLS(b.Context(), url, tlsConf)
 			if err != nil {
 				b.Error(err)
 				return
@@ -185,7 +247,7 @@ func BenchmarkIdleConnections(b *testing.B) {
 		go func() {
 			defer wg.Done()
 			for i := w; i < n; i += workers {
-				c, err := relaytest.DialLoad(b.Context(), url)
+				c, err := relaytest.DialLoadTLS(b.Context(), url, tlsConf)
 				if err != nil {
 					b.Errorf("dial %d: %v", i, err)
 					return

@@ -238,6 +238,10 @@ func (e *env) profile() (chat.Profile, error) {
 		return chat.Profile{}, err
 	}
 	p := chat.Profile{Dir: dir, RelayURL: e.flags.RelayURL()}
+	p.Prefs.InsecureWS = e.flags.InsecureWS
+	if e.flags.InsecureWS {
+		fmt.Fprintln(e.stderr, "pfschat: warning: --insecure-ws:", profile.InsecureWSWarning)
+	}
 	if e.flags.Verbose {
 		p.Prefs.Logger = slog.New(slog.NewTextHandler(e.stderr, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	}

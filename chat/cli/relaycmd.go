@@ -2,6 +2,7 @@ package cli
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"flag"
 	"fmt"
@@ -14,7 +15,10 @@ import (
 	"sync"
 	"time"
 
+	"golang.org/x/crypto/acme/autocert"
+
 	"pfschat/chat/profile"
+	"pfschat/relay"
 	"pfschat/relay/server"
 	"pfschat/storage"
 )
@@ -51,6 +55,15 @@ func RunRelay(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	heapFloor := fs.Int64("gc-heap-floor-mib", DefaultGC.HeapFloor>>20, "while messages flow, let the heap grow to this many MiB before collecting (0 = no floor); GOGC turns it off")
 	rate := fs.Int("rate", server.DefaultLimits.FramesPerSecond, "frames per second per connection (-1 = unlimited); announced in the hello, and clients pace themselves under it")
 	burst := fs.Int("burst", server.DefaultLimits.FrameBurst, "frames per connection allowed in a burst")
+	// Transport (TLS, ACME, the admin port): see README "Run a relay on the internet".
+	var tlsOpts relayTLSOptions
+	fs.StringVar(&tlsOpts.CertFile, "tls-cert", "", "serve wss:// (TLS 1.3) with this certificate chain (PEM); with --tls-key")
+	fs.StringVar(&tlsOpts.KeyFile, "tls-key", "", "the private key (PEM) of --tls-cert")
+	fs.StringVar(&tlsOpts.ACMEDomain, "acme-domain", "", "serve wss:// with a certificate for this name from Let's Encrypt (ACME; cached in the database's directory, under acme/)")
+	fs.StringVar(&tlsOpts.ACMEEmail, "acme-email", "", "contact address for the ACME account (optional)")
+	acmeHTTPAddr := fs.String("acme-http-addr", ":80", "with --acme-domain: answer ACME HTTP-01 challenges here (\"\" = only TLS-ALPN-01 on --addr)")
+	adminAddr := fs.String("admin-addr", DefaultAdminAddr, "serve /metrics and /healthz here (keep it on loopback; \"\" = off)")
+	tlsUpstream := fs.Bool("tls-terminated-upstream", false, "a trusted proxy in front terminates TLS: logins are then bound to no channel (prefer TCP passthrough)")
 	fs.Usage = func() {
 		fmt.Fprintf(stderr, "usage: pfschat relay [flags]\n\nRuns a pfschat relay: registers cards, hands out prekeys, stores and forwards ciphertext.\n\n")
 		fs.PrintDefaults()
@@ -86,6 +99,14 @@ func RunRelay(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		logOut = f
 	}
 	log := slog.New(slog.NewTextHandler(logOut, &slog.HandlerOptions{Level: level}))
+	tlsOpts.DataDir = filepath.Dir(*dbPath)
+	tlsConf, acmeMgr, err := relayTLS(tlsOpts)
+	if err != nil {
+		return err
+	}
+	if tlsConf != nil && *tlsUpstream {
+		return errors.New("--tls-terminated-upstream is for a relay behind a TLS-terminating proxy; this relay terminates TLS itself (--tls-cert or --acme-domain): drop one")
+	}
 
 	if err := os.MkdirAll(filepath.Dir(*dbPath), 0o700); err != nil {
 		return fmt.Errorf("creating the database directory: %w", err)
@@ -106,7 +127,7 @@ func RunRelay(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	defer closeStore()
 	srv, err := server.New(ctx, server.Config{Store: store, Logger: log, Limits: server.Limits{
 		MaxQueueCount: *maxCount, MaxQueueBytes: *maxBytes, FramesPerSecond: *rate, FrameBurst: *burst,
-	}})
+	}, TLSTerminatedUpstream: *tlsUpstream})
 	if err != nil {
 		return err
 	}
@@ -119,10 +140,30 @@ func RunRelay(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		return fmt.Errorf("listening on %s: %w", *addr, err)
 	}
 	hs := &http.Server{Handler: srv, ReadHeaderTimeout: 10 * time.Second, ErrorLog: slog.NewLogLogger(log.Handler(), slog.LevelWarn)}
-	fmt.Fprintf(stdout, "pfschat relay listening on ws://%s/v1/ws\n", ln.Addr())
+	scheme := "ws"
+	if tlsConf != nil {
+		scheme = "wss"
+		hs.TLSConfig = tlsConf
+		hs.TLSNextProto = map[string]func(*http.Server, *tls.Conn, http.Handler){} // no HTTP/2: WebSockets need HTTP/1.1
+		ln = tls.NewListener(ln, tlsConf)
+	}
+	stopSide, err := startSideServers(log, srv, *adminAddr, acmeMgr, *acmeHTTPAddr, stdout)
+	if err != nil {
+		ln.Close()
+		srv.Shutdown(context.Background())
+		return err
+	}
+	defer stopSide()
+	switch {
+	case *tlsUpstream:
+		log.Warn("--tls-terminated-upstream: TLS ends at a proxy in front of this relay; logins are bound to no channel, so a man in the middle between clients and the proxy can relay them. Prefer TCP passthrough (README: Run a relay on the internet)")
+	case tlsConf == nil && !isLoopbackAddr(ln.Addr()):
+		log.Warn("serving plain ws:// on an address that is not loopback: clients refuse it unless they pass --insecure-ws; use --tls-cert/--tls-key or --acme-domain")
+	}
+	fmt.Fprintf(stdout, "pfschat relay listening on %s://%s%s\n", scheme, ln.Addr(), relay.WSPath)
 	fmt.Fprintf(stdout, "relay key fingerprint: %s\n", srv.Fingerprint())
 	fmt.Fprintf(stdout, "database: %s\n", *dbPath)
-	log.Info("relay started", "addr", ln.Addr().String(), "db", *dbPath, "fingerprint", srv.Fingerprint())
+	log.Info("relay started", "addr", ln.Addr().String(), "tls", tlsConf != nil, "db", *dbPath, "fingerprint", srv.Fingerprint())
 
 	serveErr := make(chan error, 1)
 	go func() { serveErr <- hs.Serve(ln) }()
@@ -144,4 +185,52 @@ func RunRelay(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	log.Info("relay stopped")
 	fmt.Fprintln(stdout, "relay stopped")
 	return err
+}
+
+// DefaultAdminAddr is where `pfschat relay` serves /metrics unless told otherwise.
+const DefaultAdminAddr = "127.0.0.1:7879"
+
+// startSideServers starts the admin port (/metrics, /healthz) and, with ACME, the
+// HTTP-01 challenge listener. The returned function stops them.
+func startSideServers(log *slog.Logger, srv *server.Server, adminAddr string, acmeMgr *autocert.Manager, acmeHTTPAddr string, stdout io.Writer) (func(), error) {
+	var servers []*http.Server
+	stop := func() {
+		for _, s := range servers {
+			s.Close()
+		}
+	}
+	serve := func(addr string, h http.Handler, what string) (net.Addr, error) {
+		ln, err := net.Listen("tcp", addr)
+		if err != nil {
+			stop()
+			return nil, fmt.Errorf("listening on %s (%s): %w", addr, what, err)
+		}
+		s := &http.Server{Handler: h, ReadHeaderTimeout: 10 * time.Second, ErrorLog: slog.NewLogLogger(log.Handler(), slog.LevelWarn)}
+		servers = append(servers, s)
+		go s.Serve(ln)
+		return ln.Addr(), nil
+	}
+	if adminAddr != "" {
+		a, err := serve(adminAddr, srv.AdminHandler(), "--admin-addr")
+		if err != nil {
+			return nil, err
+		}
+		if !isLoopbackAddr(a) {
+			log.Warn("the admin port (/metrics) is not on loopback: anyone who reaches it reads the relay's counters", "addr", a.String())
+		}
+		fmt.Fprintf(stdout, "admin (metrics) on http://%s/metrics\n", a)
+	}
+	if acmeMgr != nil && acmeHTTPAddr != "" {
+		a, err := serve(acmeHTTPAddr, acmeHTTPHandler(acmeMgr), "--acme-http-addr")
+		if err != nil {
+			return nil, err
+		}
+		log.Info("answering ACME HTTP-01 challenges", "addr", a.String())
+	}
+	return stop, nil
+}
+
+func isLoopbackAddr(a net.Addr) bool {
+	ta, ok := a.(*net.TCPAddr)
+	return ok && ta.IP.IsLoopback()
 }

@@ -2,15 +2,24 @@ package cli_test
 
 import (
 	"bufio"
+	"bytes"
 	"context"
+	"crypto/rand"
+	"crypto/x509"
+	"encoding/pem"
 	"io"
+	"net/http"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"pfschat/chat/cli"
+	"pfschat/ratchet"
+	"pfschat/relay"
 	"pfschat/relay/client"
+	"pfschat/relay/relaytest"
 )
 
 func TestRunRelayServesAndDrains(t *testing.T) {
@@ -20,7 +29,7 @@ func TestRunRelayServesAndDrains(t *testing.T) {
 	db := filepath.Join(t.TempDir(), "relay.db")
 	done := make(chan error, 1)
 	go func() {
-		done <- cli.RunRelay(ctx, []string{"--addr", "127.0.0.1:0", "--db", db, "--log", filepath.Join(t.TempDir(), "relay.log")}, pw, io.Discard)
+		done <- cli.RunRelay(ctx, []string{"--addr", "127.0.0.1:0", "--admin-addr", "127.0.0.1:0", "--db", db, "--log", filepath.Join(t.TempDir(), "relay.log")}, pw, io.Discard)
 		pw.Close()
 	}()
 	lines := bufio.NewScanner(pr)
@@ -63,5 +72,111 @@ func TestRunRelayBadFlags(t *testing.T) {
 	}
 	if err := cli.RunRelay(t.Context(), []string{"extra"}, io.Discard, io.Discard); err == nil {
 		t.Fatal("stray argument accepted")
+	}
+}
+
+// TestRunRelayTLS: `pfschat relay --tls-cert --tls-key` serves wss:// (TLS 1.3) with
+// the channel binding, /healthz on the public port, /metrics only on the admin port.
+func TestRunRelayTLS(t *testing.T) {
+	ctx, cancel := context.WithCancel(t.Context())
+	defer cancel()
+	dir := t.TempDir()
+	ca := relaytest.NewCA(t)
+	leaf := ca.Leaf(t, "127.0.0.1")
+	certFile, keyFile := filepath.Join(dir, "cert.pem"), filepath.Join(dir, "key.pem")
+	var certPEM bytes.Buffer
+	pem.Encode(&certPEM, &pem.Block{Type: "CERTIFICATE", Bytes: leaf.Certificate[0]})
+	keyDER, _ := x509.MarshalPKCS8PrivateKey(leaf.PrivateKey)
+	os.WriteFile(certFile, certPEM.Bytes(), 0o600)
+	os.WriteFile(keyFile, pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: keyDER}), 0o600)
+
+	pr, pw := io.Pipe()
+	done := make(chan error, 1)
+	go func() {
+		done <- cli.RunRelay(ctx, []string{"--addr", "127.0.0.1:0", "--admin-addr", "127.0.0.1:0", "--db", filepath.Join(dir, "relay.db"),
+			"--tls-cert", certFile, "--tls-key", keyFile, "--log", filepath.Join(dir, "relay.log")}, pw, io.Discard)
+		pw.Close()
+	}()
+	lines := bufio.NewScanner(pr)
+	var url, admin string
+	for lines.Scan() {
+		l := lines.Text()
+		if u, ok := strings.CutPrefix(l, "pfschat relay listening on "); ok {
+			url = u
+		}
+		if a, ok := strings.CutPrefix(l, "admin (metrics) on "); ok {
+			admin = a
+		}
+		if strings.HasPrefix(l, "relay key fingerprint: ") {
+			break
+		}
+	}
+	go io.Copy(io.Discard, pr)
+	if !strings.HasPrefix(url, "wss://") || admin == "" {
+		t.Fatalf("relay printed url %q admin %q", url, admin)
+	}
+	k, err := ratchet.GenerateIdentityKey(rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	card, _ := ratchet.NewCard(k, "alice", "username", "test", time.Now(), nil)
+	anon := client.New(client.Config{URL: url, RootCAs: ca.Pool})
+	defer anon.Close()
+	if err := anon.Connect(ctx); err != nil {
+		t.Fatal(err)
+	}
+	signed, err := anon.Register(ctx, card)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := client.New(client.Config{URL: url, RootCAs: ca.Pool, Identity: k, Card: signed, PinnedRelayKey: anon.RelayKey()})
+	defer c.Close()
+	if err := c.Connect(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if c.ChannelBinding() != relay.BindingTLSExporter {
+		t.Fatalf("channel binding %q", c.ChannelBinding())
+	}
+	if _, err := c.Send(ctx, "alice", []byte("note to self"), "n1"); err != nil {
+		t.Fatal(err)
+	}
+
+	hc := &http.Client{Transport: &http.Transport{TLSClientConfig: ca.ClientTLS()}}
+	base := "https://" + strings.TrimSuffix(strings.TrimPrefix(url, "wss://"), relay.WSPath)
+	for path, want := range map[string]int{"/healthz": 200, "/metrics": 404} {
+		resp, err := hc.Get(base + path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode != want {
+			t.Errorf("public %s: %d, want %d", path, resp.StatusCode, want)
+		}
+	}
+	resp, err := http.Get(strings.TrimSuffix(admin, "/metrics") + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if !strings.Contains(string(body), "pfschat_relay_messages_accepted_total 1") {
+		t.Fatalf("admin /metrics:\n%s", body)
+	}
+	cancel()
+	if err := <-done; err != nil {
+		t.Fatalf("relay exited with %v", err)
+	}
+}
+
+func TestRunRelayTLSFlagConflicts(t *testing.T) {
+	db := filepath.Join(t.TempDir(), "relay.db")
+	for _, args := range [][]string{
+		{"--tls-cert", "c.pem"},
+		{"--tls-cert", "c.pem", "--tls-key", "k.pem", "--acme-domain", "x.example"},
+		{"--acme-domain", "x.example", "--tls-terminated-upstream"},
+	} {
+		if err := cli.RunRelay(t.Context(), append(args, "--db", db, "--addr", "127.0.0.1:0", "--admin-addr", ""), io.Discard, io.Discard); err == nil {
+			t.Errorf("%v accepted", args)
+		}
 	}
 }

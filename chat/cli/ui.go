@@ -79,7 +79,11 @@ func runUI(ctx context.Context, args []string, stdin io.Reader, stdout, stderr i
 		// sends wait in the outbox.
 		AllowOffline: true,
 		Logger:       logger,
+		InsecureWS:   flags.InsecureWS,
 	}}
+	if flags.InsecureWS {
+		fmt.Fprintln(stderr, "pfschat: warning: --insecure-ws:", profile.InsecureWSWarning)
+	}
 	opts := ui.Options{Profile: ui.NewChatProfile(p), Passphrase: pass, Bell: !flags.NoBell, Logger: logger, OpenContact: flags.Open}
 	return runProgram(ctx, opts, stdin, stdout, stderr)
 }

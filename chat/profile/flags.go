@@ -25,6 +25,7 @@ type Flags struct {
 	Open           string // --open NAME (UI)
 	NoBell         bool   // --no-bell (UI, demo)
 	Verbose        bool   // -v (headless)
+	InsecureWS     bool   // --insecure-ws (UI, headless)
 }
 
 // definitions is the one list of global flags: which commands take each, its help, and
@@ -49,6 +50,10 @@ var definitions = []struct {
 		func(f *Flags, fs *flag.FlagSet, name, usage string) { fs.BoolVar(&f.NoBell, name, f.NoBell, usage) }},
 	{"v", Headless, "log diagnostics to stderr",
 		func(f *Flags, fs *flag.FlagSet, name, usage string) { fs.BoolVar(&f.Verbose, name, f.Verbose, usage) }},
+	{"insecure-ws", UI | Headless, "allow plain ws:// to a relay that is not on loopback (a private network): " + InsecureWSWarning,
+		func(f *Flags, fs *flag.FlagSet, name, usage string) {
+			fs.BoolVar(&f.InsecureWS, name, f.InsecureWS, usage)
+		}},
 }
 
 // Register defines on fs the global flags cmd takes, stored in f. Values already in f
@@ -103,6 +108,9 @@ func CommandIndex(args []string) int {
 	}
 	return -1
 }
+
+// InsecureWSWarning is what --insecure-ws means, printed each time it is used.
+const InsecureWSWarning = "without TLS a man in the middle can read and relay your logins, contacts and metadata (message bodies stay end-to-end encrypted); use wss:// on any network you do not control"
 
 // HomeDir is the profile directory these flags choose (see Home).
 func (f *Flags) HomeDir() (string, error) { return Home(f.Home) }

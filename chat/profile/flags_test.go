@@ -63,9 +63,9 @@ func TestCommandIndexAgreesWithFlagDefinitions(t *testing.T) {
 // survives the command's own parse.
 func TestRegisterPerCommand(t *testing.T) {
 	want := map[Command][]string{
-		UI:       {"home", "no-bell", "open", "passphrase-file", "relay"},
+		UI:       {"home", "insecure-ws", "no-bell", "open", "passphrase-file", "relay"},
 		Demo:     {"no-bell"},
-		Headless: {"home", "passphrase-file", "relay", "v"},
+		Headless: {"home", "insecure-ws", "passphrase-file", "relay", "v"},
 	}
 	for cmd, names := range want {
 		fs := flag.NewFlagSet("x", flag.ContinueOnError)

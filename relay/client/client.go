@@ -4,10 +4,14 @@ import (
 	"bytes"
 	"context"
 	"crypto/ed25519"
+	crand "crypto/rand"
+	"crypto/tls"
+	"crypto/x509"
 	"errors"
 	"fmt"
 	"log/slog"
 	"math/rand/v2"
+	"net"
 	"net/http"
 	"net/url"
 	"slices"
@@ -28,6 +32,14 @@ import (
 var (
 	// ErrRelayKeyMismatch: the relay presented a key other than the pinned one.
 	ErrRelayKeyMismatch = errors.New("relay: relay key does not match the pinned key (possible impersonation)")
+	// ErrRelayProof: the relay's hello signature over this connection's nonce,
+	// challenge and channel binding does not verify under the key it names: it does
+	// not hold that key, or a man in the middle sits on the connection. Nothing was
+	// sent.
+	ErrRelayProof = errors.New("relay: the relay did not prove it holds its key on this connection (possible impersonation or interception)")
+	// ErrInsecureTransport: a ws:// URL to a host other than loopback, refused before
+	// dialling (use wss://, or Config.InsecureWS / --insecure-ws on a private network).
+	ErrInsecureTransport = errors.New("relay: plain ws:// is only allowed to loopback (127.0.0.0/8, ::1, localhost); use wss://, or --insecure-ws on a private network")
 	// ErrNotConnected: a request was made while no connection is up.
 	ErrNotConnected = errors.New("relay: not connected")
 	// ErrConnectionLost: the connection dropped before the answer arrived; the request
@@ -43,11 +55,19 @@ var (
 
 // Config configures a Client.
 type Config struct {
-	URL            string               // ws://host:port or ws://host:port/v1/ws (wss:// too)
+	URL            string               // wss://host[:port] or ws://127.0.0.1:port; /v2/ws is implied
 	Identity       *ratchet.IdentityKey // nil = anonymous (register and lookup only)
 	Card           *ratchet.Card        // own relay-signed card (login); nil for anonymous
-	PinnedRelayKey ed25519.PublicKey    // nil = accept the relay's key and report it (TOFU)
+	PinnedRelayKey ed25519.PublicKey    // nil = pin the key the relay proves it holds (TOFU)
 	Logger         *slog.Logger         // nil = discard
+
+	// RootCAs verifies the relay's TLS certificate (nil = the system roots, which
+	// honour SSL_CERT_FILE and SSL_CERT_DIR).
+	RootCAs *x509.CertPool
+	// InsecureWS allows ws:// to hosts other than loopback (a private network). Every
+	// such connection logs a warning: its logins are bound to no channel, so a
+	// forwarding man in the middle can relay them.
+	InsecureWS bool
 
 	// Backoff bounds for Run's reconnects (defaults 250ms and 30s).
 	MinBackoff, MaxBackoff time.Duration
@@ -82,6 +102,10 @@ type ConnState struct {
 	State   ConnStatus
 	Err     error         // why the connection is down, if it is
 	RetryIn time.Duration // StateOffline: when Run tries again
+	// ChannelBinding (StateOnline) is the relay's binding mode on this connection:
+	// relay.BindingTLSExporter, or a weaker relay.BindingNone /
+	// relay.BindingTLSTerminatedUpstream a status line may show.
+	ChannelBinding string
 }
 
 // Push is something the relay sent without being asked. Exactly one field is set.
@@ -129,8 +153,7 @@ type Client struct {
 	cur      *clientConn
 	up       chan struct{} // closed while cur != nil
 	relayKey ed25519.PublicKey
-	token    []byte
-	tokenExp time.Time
+	binding  string // the relay's channel binding mode on the last connection
 	closed   bool
 
 	nextID   atomic.Uint64
@@ -172,6 +195,7 @@ func New(cfg Config) *Client {
 			ReadBufferSize:   4096,
 			WriteBufferSize:  4096,
 			Proxy:            http.ProxyFromEnvironment,
+			TLSClientConfig:  &tls.Config{MinVersion: tls.VersionTLS13, RootCAs: cfg.RootCAs},
 		},
 	}
 	c.pace = rate.NewLimiter(paceFor(nil)) // set from the relay's hello on every connect
@@ -188,7 +212,7 @@ func New(cfg Config) *Client {
 }
 
 // NormalizeURL turns "host:port", "ws://host:port" or "http://host:port" into the
-// relay's WebSocket URL, adding the /v1/ws path when there is none.
+// relay's WebSocket URL, adding the /v2/ws path when there is none.
 func NormalizeURL(raw string) string {
 	s := strings.TrimSpace(raw)
 	if !strings.Contains(s, "://") {
@@ -205,9 +229,40 @@ func NormalizeURL(raw string) string {
 		u.Scheme = "wss"
 	}
 	if u.Path == "" || u.Path == "/" {
-		u.Path = "/v1/ws"
+		u.Path = relay.WSPath
 	}
 	return u.String()
+}
+
+// CheckURL is the one check of a relay URL's transport: wss:// always passes; ws://
+// passes to loopback (127.0.0.0/8, ::1, the name localhost) or with insecureWS, and
+// otherwise fails with ErrInsecureTransport. Connect calls it before dialling.
+func CheckURL(rawURL string, insecureWS bool) error {
+	u, err := url.Parse(rawURL)
+	if err != nil {
+		return fmt.Errorf("relay: URL %q: %w", rawURL, err)
+	}
+	switch u.Scheme {
+	case "wss":
+		return nil
+	case "ws":
+		if insecureWS || IsLoopback(u.Hostname()) {
+			return nil
+		}
+		return fmt.Errorf("%w (URL %s)", ErrInsecureTransport, rawURL)
+	}
+	return fmt.Errorf("relay: URL %q must start with wss:// (or ws:// on loopback)", rawURL)
+}
+
+// IsLoopback reports whether host (no port) is in 127.0.0.0/8, is ::1, or is the name
+// localhost. Other names are not resolved: a name that happens to resolve to loopback
+// does not count.
+func IsLoopback(host string) bool {
+	if strings.EqualFold(host, "localhost") {
+		return true
+	}
+	ip := net.ParseIP(host)
+	return ip != nil && ip.IsLoopback()
 }
 
 // Pushes is the queue of messages and notices the relay pushed, in the order they
@@ -225,6 +280,15 @@ func (c *Client) States() <-chan ConnState { return c.states }
 
 // Done is closed when the client is closed.
 func (c *Client) Done() <-chan struct{} { return c.done }
+
+// ChannelBinding is the relay's channel binding mode on the last connection
+// (relay.BindingTLSExporter, relay.BindingNone or relay.BindingTLSTerminatedUpstream),
+// "" before the first. A program may show anything but tls-exporter as a weaker link.
+func (c *Client) ChannelBinding() string {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.binding
+}
 
 // RelayKey is the relay's key as pinned or first seen; nil before the first connection.
 func (c *Client) RelayKey() ed25519.PublicKey {
@@ -272,7 +336,7 @@ func (c *Client) Connect(ctx context.Context) error {
 		c.setState(ConnState{State: StateOffline, Err: err})
 		return err
 	}
-	c.setState(ConnState{State: StateOnline})
+	c.setState(ConnState{State: StateOnline, ChannelBinding: c.ChannelBinding()})
 	return nil
 }
 
@@ -320,13 +384,17 @@ func (c *Client) Run(ctx context.Context) error {
 				continue
 			}
 			connectedAt = time.Now()
-			c.setState(ConnState{State: StateOnline})
+			c.setState(ConnState{State: StateOnline, ChannelBinding: c.ChannelBinding()})
 			continue
 		}
 		select {
 		case <-cc.done:
 			c.unsetConn(cc)
 			c.log.Info("relay connection lost", "err", cc.err)
+			if fatal(cc.err) { // logged out by logout_all on another connection
+				c.setState(ConnState{State: StateClosed, Err: cc.err})
+				return cc.err
+			}
 			// A connection that lived a while starts the backoff over; one that dropped
 			// soon after connecting (an overloaded relay shedding clients) keeps
 			// climbing it. Even the first retry waits a little, with jitter, so that
@@ -358,7 +426,9 @@ func (c *Client) Run(ctx context.Context) error {
 func fatal(err error) bool {
 	var pe *relay.ProtocolError
 	return errors.Is(err, ErrRelayKeyMismatch) || errors.Is(err, ErrUnsupportedVersion) ||
-		(errors.As(err, &pe) && pe.Code == relay.CodeLoginFailed)
+		errors.Is(err, ErrRelayProof) || errors.Is(err, ErrInsecureTransport) ||
+		(errors.As(err, &pe) && (pe.Code == relay.CodeLoginFailed || pe.Code == relay.CodeLoggedOut ||
+			pe.Code == relay.CodeUnsupportedVersion))
 }
 
 // stableConnection is how long a connection must last for the backoff to reset.
@@ -396,14 +466,37 @@ func (c *Client) connect(ctx context.Context) error {
 	pinned := c.relayKey
 	c.mu.Unlock()
 
+	if err := CheckURL(c.url, c.cfg.InsecureWS); err != nil {
+		return err
+	}
+	if u, _ := url.Parse(c.url); u != nil && u.Scheme == "ws" && !IsLoopback(u.Hostname()) {
+		c.log.Warn("insecure relay connection: plain ws:// to a host that is not loopback; a man in the middle can read and relay everything but message bodies", "url", c.url)
+	}
+	// A fresh nonce per connection: the relay's hello must sign it.
+	nonce := make([]byte, relay.NonceSize)
+	crand.Read(nonce)
+	dialURL, err := withNonce(c.url, nonce)
+	if err != nil {
+		return err
+	}
+
 	dctx, cancel := context.WithTimeout(ctx, 15*time.Second)
 	defer cancel()
-	ws, resp, err := c.dialer.DialContext(dctx, c.url, nil)
+	ws, resp, err := c.dialer.DialContext(dctx, dialURL, nil)
 	if err != nil {
 		if resp != nil {
 			return fmt.Errorf("relay: dialing %s: %s: %w", c.url, resp.Status, err)
 		}
 		return fmt.Errorf("relay: dialing %s: %w", c.url, err)
+	}
+	// Our side of the channel binding: the TLS exporter, when the connection is TLS.
+	var exporter []byte
+	if tc, ok := ws.NetConn().(*tls.Conn); ok {
+		cs := tc.ConnectionState()
+		if exporter, err = relay.TLSExporter(&cs); err != nil {
+			ws.Close()
+			return err
+		}
 	}
 	ws.SetReadLimit(relay.MaxServerFrameSize)
 	if dl, ok := dctx.Deadline(); ok {
@@ -415,6 +508,14 @@ func (c *Client) connect(ctx context.Context) error {
 		return fmt.Errorf("relay: reading the hello: %w", err)
 	}
 	hello, err := relay.DecodeServerFrame(data)
+	if err == nil && hello.Type == relay.TypeError {
+		ws.Close()
+		pe := &relay.ProtocolError{Code: hello.Code, Message: hello.Message, Limit: hello.Limit}
+		if hello.Code == relay.CodeUnsupportedVersion {
+			return fmt.Errorf("%w: %w", ErrUnsupportedVersion, pe)
+		}
+		return pe
+	}
 	if err != nil || hello.Type != relay.TypeHello || len(hello.RelayKey) != ed25519.PublicKeySize || len(hello.Challenge) != relay.ChallengeSize {
 		ws.Close()
 		return fmt.Errorf("relay: the server's first frame is not a valid hello (is this a pfschat relay?)")
@@ -423,6 +524,19 @@ func (c *Client) connect(ctx context.Context) error {
 		ws.Close()
 		return fmt.Errorf("%w: pinned %s, relay presented %s", ErrRelayKeyMismatch,
 			ratchet.Fingerprint(pinned), ratchet.Fingerprint(hello.RelayKey))
+	}
+	// The relay binds its proof to our TLS connection when it terminates TLS itself;
+	// otherwise (plain ws://, or TLS ended at a proxy in front of it) to zeros.
+	binding := make([]byte, relay.BindingSize)
+	if exporter != nil && hello.ChannelBinding == relay.BindingTLSExporter {
+		binding = exporter
+	}
+	if !relay.VerifyHello(hello.RelayKey, nonce, hello.Challenge, binding, hello.Signature) {
+		ws.Close()
+		return fmt.Errorf("%w (relay key %s, channel binding %q)", ErrRelayProof, ratchet.Fingerprint(hello.RelayKey), hello.ChannelBinding)
+	}
+	if exporter != nil && hello.ChannelBinding != relay.BindingTLSExporter {
+		c.log.Warn("the relay's TLS is terminated by a proxy in front of it: logins are not bound to this connection", "channel_binding", hello.ChannelBinding)
 	}
 	if !slices.Contains(hello.Versions, relay.ProtocolVersion) {
 		ws.Close()
@@ -440,11 +554,8 @@ func (c *Client) connect(ctx context.Context) error {
 		<-cc.done
 		return err
 	}
-	if _, err := c.pacedRequest(ctx, cc, &relay.Frame{Type: relay.TypeHello, Versions: []int{relay.ProtocolVersion}}); err != nil {
-		return fail(fmt.Errorf("relay: version negotiation: %w", err))
-	}
 	if c.cfg.Identity != nil {
-		if err := c.login(ctx, cc, relayKey, hello.Challenge); err != nil {
+		if err := c.login(ctx, cc, relayKey, hello.Challenge, binding); err != nil {
 			return fail(err)
 		}
 	}
@@ -456,6 +567,7 @@ func (c *Client) connect(ctx context.Context) error {
 	c.cur = cc
 	close(c.up)
 	c.relayKey = relayKey
+	c.binding = hello.ChannelBinding
 	c.mu.Unlock()
 	close(cc.ready)
 	return nil
@@ -480,37 +592,27 @@ func (c *Client) unsetConn(cc *clientConn) {
 	c.mu.Unlock()
 }
 
-func (c *Client) login(ctx context.Context, cc *clientConn, relayKey ed25519.PublicKey, challenge []byte) error {
+func (c *Client) login(ctx context.Context, cc *clientConn, relayKey ed25519.PublicKey, challenge, binding []byte) error {
 	if c.cfg.Card == nil {
 		return errors.New("relay: client.Config.Card is required with an Identity")
 	}
-	c.mu.Lock()
-	token, exp := c.token, c.tokenExp
-	c.mu.Unlock()
-	var resp relay.Frame
-	var err error
-	if token != nil && time.Until(exp) > 30*time.Second {
-		resp, err = c.pacedRequest(ctx, cc, &relay.Frame{Type: relay.TypeResume, Token: token})
-		var pe *relay.ProtocolError
-		if errors.As(err, &pe) && pe.Code == relay.CodeBadToken {
-			token = nil // fall back to a key proof
-		} else if err != nil {
-			return fmt.Errorf("relay: resuming: %w", err)
-		}
+	sig := c.cfg.Identity.Sign(relay.LoginDomain, relay.LoginMessage(relayKey, challenge, binding))
+	if _, err := c.pacedRequest(ctx, cc, &relay.Frame{Type: relay.TypeLogin, CardID: c.cfg.Card.ID(), Signature: sig}); err != nil {
+		return fmt.Errorf("relay: logging in as %s: %w", c.cfg.Card.Identity, err)
 	}
-	if token == nil || err != nil {
-		sig := c.cfg.Identity.Sign(relay.LoginDomain, relay.LoginMessage(relayKey, challenge))
-		resp, err = c.pacedRequest(ctx, cc, &relay.Frame{Type: relay.TypeLogin, CardID: c.cfg.Card.ID(), Signature: sig})
-		if err != nil {
-			return fmt.Errorf("relay: logging in as %s: %w", c.cfg.Card.Identity, err)
-		}
-	}
-	c.mu.Lock()
-	if resp.Token != nil {
-		c.token, c.tokenExp = resp.Token, time.Unix(resp.TokenExpires, 0)
-	}
-	c.mu.Unlock()
 	return nil
+}
+
+// withNonce adds the nonce query parameter to the WebSocket URL.
+func withNonce(rawURL string, nonce []byte) (string, error) {
+	u, err := url.Parse(rawURL)
+	if err != nil {
+		return "", fmt.Errorf("relay: URL %q: %w", rawURL, err)
+	}
+	q := u.Query()
+	q.Set(relay.NonceParam, relay.EncodeNonce(nonce))
+	u.RawQuery = q.Encode()
+	return u.String(), nil
 }
 
 // readLoop routes answers to their requests and pushes to Pushes. It never waits for
@@ -579,7 +681,8 @@ func (c *Client) readLoop(cc *clientConn) {
 			continue
 		case relay.TypeError:
 			c.log.Warn("relay error", "code", f.Code, "message", f.Message)
-			if f.Code == relay.CodeSlowReader || f.Code == relay.CodeGoingAway {
+			switch f.Code {
+			case relay.CodeSlowReader, relay.CodeGoingAway, relay.CodeLoggedOut, relay.CodeCardReplaced:
 				cc.err = &relay.ProtocolError{Code: f.Code, Message: f.Message}
 			}
 			continue
@@ -870,6 +973,16 @@ func (c *Client) AckNoWait(ids ...int64) error {
 		if err := cc.write(relay.EncodeFrame(&f)); err != nil {
 			return fmt.Errorf("%w: %v", ErrConnectionLost, err)
 		}
+	}
+	return nil
+}
+
+// LogoutAll closes every other connection logged in with this card (other devices
+// sharing it, or a session someone else opened with the key): they get the error
+// logged_out and are closed, and their Run stops. This connection stays.
+func (c *Client) LogoutAll(ctx context.Context) error {
+	if _, err := c.do(ctx, &relay.Frame{Type: relay.TypeLogoutAll}); err != nil {
+		return fmt.Errorf("relay: logout_all: %w", err)
 	}
 	return nil
 }

@@ -1,11 +1,21 @@
 // Package client is a connection to a pfschat relay, as chat/ uses it: it dials,
-// checks the relay's key against the pinned one, logs in by key proof, makes requests
-// and receives pushes, and keeps the connection up with backoff.
+// checks that the relay proves it holds the pinned key on this very connection, logs
+// in by key proof bound to the channel, makes requests and receives pushes, and keeps
+// the connection up with backoff.
 //
 //	c := client.New(client.Config{URL: url, Identity: key, Card: card, PinnedRelayKey: pinned})
 //	go c.Run(ctx)                      // connect, log in, reconnect with backoff
 //	p, err := c.Pushes().Wait(ctx)     // the next push; ack a message after committing it
 //	id, err := c.Send(ctx, "bob", ciphertext, clientID)
+//
+// Every connection sends a fresh nonce in its URL and reads the relay's hello, which
+// must carry the relay key's signature over that nonce, the relay's challenge and the
+// channel binding (over wss:// the TLS 1.3 exporter); only then does the client send
+// anything (PROTOCOL.md, "Connection start"). A relay that names another key than the
+// pinned one fails with ErrRelayKeyMismatch, one that cannot prove its key with
+// ErrRelayProof; Run does not retry either. Plain ws:// is refused before dialling
+// unless the host is loopback (CheckURL) or Config.InsecureWS is set. TLS is
+// verified against the system roots or Config.RootCAs.
 //
 // Methods fail fast with ErrNotConnected while the connection is down (chat/ keeps an
 // outbox and resends on reconnect; resending with the same client ID is safe). Error

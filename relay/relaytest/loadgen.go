@@ -3,12 +3,14 @@ package relaytest
 import (
 	"context"
 	"crypto/rand"
+	"crypto/tls"
 	"encoding/binary"
 	"errors"
 	"fmt"
 	"io"
 	mrand "math/rand/v2"
 	"net"
+	"strings"
 	"sync"
 	"time"
 
@@ -48,9 +50,10 @@ func NewLoadUser(name string) (LoadUser, error) {
 //
 // One goroutine may call Next while another queues and flushes frames.
 type LoadConn struct {
-	ws    *websocket.Conn
-	nc    net.Conn
-	hello relay.Frame
+	ws      *websocket.Conn
+	nc      net.Conn
+	hello   relay.Frame
+	binding []byte // the channel binding the relay's hello was verified with
 
 	wmu    sync.Mutex // Flush and the pong/close echoes of the read side
 	wbuf   []byte     // queued frames, masked; the writing goroutine's
@@ -71,10 +74,24 @@ type LoadEvent struct {
 	Err   *relay.ProtocolError
 }
 
-// DialLoad connects to the relay at url and reads its hello.
+// DialLoad connects to the relay at url (ws://, or wss:// verified with the system
+// roots) and checks its hello: the relay's signature over a fresh nonce, its
+// challenge and the channel binding, as relay/client does.
 func DialLoad(ctx context.Context, url string) (*LoadConn, error) {
-	dialer := websocket.Dialer{ReadBufferSize: 4096, WriteBufferSize: 512, HandshakeTimeout: 10 * time.Second}
-	ws, _, err := dialer.DialContext(ctx, url, nil)
+	return DialLoadTLS(ctx, url, nil)
+}
+
+// DialLoadTLS is DialLoad with a TLS configuration for wss:// (nil = defaults), for
+// example a test CA's RootCAs.
+func DialLoadTLS(ctx context.Context, url string, tlsConf *tls.Config) (*LoadConn, error) {
+	dialer := websocket.Dialer{ReadBufferSize: 4096, WriteBufferSize: 512, HandshakeTimeout: 10 * time.Second, TLSClientConfig: tlsConf}
+	nonce := make([]byte, relay.NonceSize)
+	rand.Read(nonce)
+	sep := "?"
+	if strings.Contains(url, "?") {
+		sep = "&"
+	}
+	ws, _, err := dialer.DialContext(ctx, url+sep+relay.NonceParam+"="+relay.EncodeNonce(nonce), nil)
 	if err != nil {
 		return nil, fmt.Errorf("relaytest: dialing %s: %w", url, err)
 	}
@@ -93,6 +110,16 @@ func DialLoad(ctx context.Context, url string) (*LoadConn, error) {
 	}
 	if err == nil && (c.hello.Type != relay.TypeHello || len(c.hello.Challenge) != relay.ChallengeSize) {
 		err = errors.New("the first frame is not a hello")
+	}
+	if err == nil {
+		c.binding = make([]byte, relay.BindingSize)
+		if tc, ok := c.nc.(*tls.Conn); ok && c.hello.ChannelBinding == relay.BindingTLSExporter {
+			cs := tc.ConnectionState()
+			c.binding, err = relay.TLSExporter(&cs)
+		}
+	}
+	if err == nil && !relay.VerifyHello(c.hello.RelayKey, nonce, c.hello.Challenge, c.binding, c.hello.Signature) {
+		err = errors.New("the relay's hello signature does not verify")
 	}
 	if err != nil {
 		ws.Close()
@@ -116,7 +143,7 @@ func (c *LoadConn) Register(u LoadUser) error {
 // Login proves u's identity and returns once the relay has delivered the stored
 // backlog (synced); messages in the backlog are dropped.
 func (c *LoadConn) Login(u LoadUser) error {
-	sig := u.Key.Sign(relay.LoginDomain, relay.LoginMessage(c.hello.RelayKey, c.hello.Challenge))
+	sig := u.Key.Sign(relay.LoginDomain, relay.LoginMessage(c.hello.RelayKey, c.hello.Challenge, c.binding))
 	if _, err := c.request(&relay.Frame{Type: relay.TypeLogin, CardID: u.Card.ID(), Signature: sig}); err != nil {
 		return fmt.Errorf("relaytest: logging in as %s: %w", u.Name, err)
 	}

@@ -15,6 +15,7 @@ package relaytest
 
 import (
 	"context"
+	"crypto/x509"
 	"log/slog"
 	"net"
 	"net/http"
@@ -25,6 +26,7 @@ import (
 	"testing"
 	"time"
 
+	"pfschat/relay"
 	"pfschat/relay/server"
 	"pfschat/storage"
 )
@@ -39,16 +41,23 @@ type Options struct {
 	Clock func() time.Time
 	// Queue replaces the store's message queue (benchmarks, alternative queues).
 	Queue server.Queue
+	// TLS serves wss:// with a certificate from a CA made for the relay (Relay.CA;
+	// give clients Relay.CA.Pool as their RootCAs), TLS 1.3 only.
+	TLS bool
+	// TLSTerminatedUpstream is server.Config.TLSTerminatedUpstream.
+	TLSTerminatedUpstream bool
 }
 
 // Relay is a running test relay.
 type Relay struct {
-	URL    string // ws://127.0.0.1:port/v1/ws
+	URL    string // ws://127.0.0.1:port/v2/ws (wss:// with Options.TLS)
 	Addr   string // 127.0.0.1:port
 	Server *server.Server
 	Store  *storage.Relay
-	HTTP   *httptest.Server
-	Path   string // the SQLite file
+	HTTP   *httptest.Server // the public port
+	Admin  *httptest.Server // the admin port: /metrics, /healthz
+	Path   string           // the SQLite file
+	CA     *CA              // with Options.TLS: the CA of the relay's certificate
 
 	opts   Options
 	mu     sync.Mutex // serialises Close and Restart
@@ -62,6 +71,9 @@ func Start(t testing.TB) *Relay { return StartWith(t, Options{}) }
 func StartWith(t testing.TB, opts Options) *Relay {
 	t.Helper()
 	r := &Relay{Path: filepath.Join(t.TempDir(), "relay.db"), opts: opts}
+	if opts.TLS {
+		r.CA = NewCA(t)
+	}
 	r.start(t, "127.0.0.1:0")
 	t.Cleanup(r.Close)
 	return r
@@ -79,7 +91,8 @@ func (r *Relay) start(t testing.TB, addr string) {
 	if err != nil {
 		t.Fatalf("relaytest: opening the relay store: %v", err)
 	}
-	srv, err := server.New(ctx, server.Config{Store: st, Logger: r.opts.Logger, Limits: l, Clock: r.opts.Clock, Queue: r.opts.Queue})
+	srv, err := server.New(ctx, server.Config{Store: st, Logger: r.opts.Logger, Limits: l, Clock: r.opts.Clock, Queue: r.opts.Queue,
+		TLSTerminatedUpstream: r.opts.TLSTerminatedUpstream})
 	if err != nil {
 		st.Close()
 		t.Fatalf("relaytest: starting the relay: %v", err)
@@ -102,10 +115,18 @@ func (r *Relay) start(t testing.TB, addr string) {
 	hs.Listener.Close()
 	hs.Listener = ln
 	hs.Config.ErrorLog = nil
-	hs.Start()
+	scheme := "ws://"
+	if r.CA != nil {
+		hs.TLS = r.CA.ServerTLS(t)
+		hs.StartTLS()
+		scheme = "wss://"
+	} else {
+		hs.Start()
+	}
+	r.Admin = httptest.NewServer(srv.AdminHandler())
 	r.HTTP, r.Server, r.Store = hs, srv, st
 	r.Addr = ln.Addr().String()
-	r.URL = "ws://" + r.Addr + "/v1/ws"
+	r.URL = scheme + r.Addr + relay.WSPath
 	r.closed = false
 }
 
@@ -159,13 +180,14 @@ func (r *Relay) closeLocked() {
 	defer cancel()
 	r.Server.Shutdown(ctx)
 	r.HTTP.Close()
+	r.Admin.Close()
 	r.Store.Close()
 }
 
-// HTTPURL is the relay's http:// base URL, for /healthz and /metrics.
-func (r *Relay) HTTPURL() string { return "http://" + r.Addr }
+// HTTPURL is the base URL of the relay's admin port, for /metrics and /healthz.
+func (r *Relay) HTTPURL() string { return r.Admin.URL }
 
-// Get fetches a path (for example "/metrics") and returns the body.
+// Get fetches a path from the admin port (for example "/metrics") and returns the body.
 func (r *Relay) Get(t testing.TB, path string) string {
 	t.Helper()
 	resp, err := http.Get(r.HTTPURL() + path)
@@ -183,4 +205,13 @@ func (r *Relay) Get(t testing.TB, path string) string {
 		}
 	}
 	return b.String()
+}
+
+// RootCAs is the pool that verifies the relay's certificate (nil without TLS), for
+// client.Config.RootCAs.
+func (r *Relay) RootCAs() *x509.CertPool {
+	if r.CA == nil {
+		return nil
+	}
+	return r.CA.Pool
 }

@@ -36,6 +36,9 @@ type conn struct {
 
 	// reader state
 	challenge     [relay.ChallengeSize]byte
+	nonce         [relay.NonceSize]byte   // the client's, from the URL
+	binding       [relay.BindingSize]byte // TLS exporter, or zeros
+	bindingMode   string                  // relay.Binding*
 	version       int
 	bucket        tokenBucket
 	loginFailures int

@@ -49,6 +49,9 @@ func (c *conn) Notify(n Notice) {
 			c.kill(relay.CodeCardReplaced, "the card this connection logged in with was replaced; log in with the current card")
 		}
 	}
+	if n.LogoutAllExcept != "" && n.LogoutAllExcept != c.connKey() {
+		c.kill(relay.CodeLoggedOut, "logout_all on another connection of this card logged this one out")
+	}
 }
 
 // backfill streams the stored backlog in order, then hands over to live delivery.

@@ -1,5 +1,6 @@
 // Package server is the pfschat relay: an http.Handler serving the WebSocket protocol
-// of package relay at /v1/ws, with /healthz and /metrics (Prometheus text format).
+// of package relay at /v2/ws, with /healthz; /metrics (Prometheus text format) is on a
+// separate handler for the admin port (AdminHandler).
 // It approves and publishes cards, authenticates clients by key proof, hands out
 // prekeys and stores-and-forwards ciphertext; it never sees a plaintext.
 //
@@ -8,7 +9,10 @@
 //
 //	store, _ := storage.OpenRelay(ctx, path, storage.RelayOptions{})
 //	srv, _ := server.New(ctx, server.Config{Store: store, Logger: log})
-//	http.ListenAndServe(addr, srv) // serves /v1/ws, /healthz, /metrics
+//	go http.ListenAndServe("127.0.0.1:7879", srv.AdminHandler()) // /metrics, /healthz
+//	http.ListenAndServe(addr, srv) // serves /v2/ws, /v1/ws's upgrade error, /healthz
+//	// or, with TLS 1.3 (the channel binding is the connection's TLS exporter):
+//	// (&http.Server{Addr: addr, Handler: srv, TLSConfig: tlsConf}).ListenAndServeTLS("", "")
 //	...
 //	srv.Shutdown(ctx) // drains: every send already read is committed and answered
 //	store.Close()

@@ -31,9 +31,6 @@ func (c *conn) handle(f *relay.Frame) bool {
 		return true
 	case relay.TypeLogin:
 		return c.onLogin(f)
-	case relay.TypeResume:
-		c.onResume(f)
-		return true
 	}
 	if c.acct == nil {
 		c.replyError(f.ID, relay.CodeNotLoggedIn, f.Type+" needs a logged-in connection: login first", "")
@@ -52,6 +49,8 @@ func (c *conn) handle(f *relay.Frame) bool {
 		c.onFetchBundle(f)
 	case relay.TypeReplaceCard:
 		c.onReplaceCard(f)
+	case relay.TypeLogoutAll:
+		c.onLogoutAll(f)
 	}
 	return true
 }
@@ -182,7 +181,7 @@ func (c *conn) onLogin(f *relay.Frame) bool {
 		}
 	}
 	if err == nil {
-		err = ratchet.VerifySignature(acc.card.SigningKey, relay.LoginDomain, relay.LoginMessage(c.s.pub, c.challenge[:]), f.Signature)
+		err = ratchet.VerifySignature(acc.card.SigningKey, relay.LoginDomain, relay.LoginMessage(c.s.pub, c.challenge[:], c.binding[:]), f.Signature)
 	}
 	if err != nil {
 		if !errors.Is(err, storage.ErrNotFound) && !errors.Is(err, ratchet.ErrBadSignature) {
@@ -190,7 +189,7 @@ func (c *conn) onLogin(f *relay.Frame) bool {
 			return true
 		}
 		c.loginFailures++
-		c.replyError(f.ID, relay.CodeLoginFailed, "unknown card or bad key proof (sign LoginDomain ‖ relay key ‖ this connection's challenge)", "")
+		c.replyError(f.ID, relay.CodeLoginFailed, "unknown card or bad key proof (sign LoginDomain ‖ relay key ‖ this connection's challenge ‖ channel binding)", "")
 		if c.loginFailures >= maxLoginFailures {
 			c.close()
 			return false
@@ -201,35 +200,12 @@ func (c *conn) onLogin(f *relay.Frame) bool {
 	return true
 }
 
-func (c *conn) onResume(f *relay.Frame) {
-	if c.acct != nil {
-		c.replyError(f.ID, relay.CodeAlreadyLoggedIn, "this connection is already logged in", "")
-		return
-	}
-	name, cardID, err := relay.ParseToken(c.s.pub, f.Token, c.s.now())
-	if err != nil {
-		c.replyError(f.ID, relay.CodeBadToken, err.Error()+"; log in with a key proof", "")
-		return
-	}
-	ctx, cancel := c.opCtx()
-	defer cancel()
-	c.s.accounts.Delete(name) // resume re-reads: a replaced card must not resume
-	acc, err := c.s.cachedAccount(ctx, name)
-	if err != nil || acc.cardID != cardID {
-		c.replyError(f.ID, relay.CodeBadToken, "the token's card is no longer current; log in with a key proof", "")
-		return
-	}
-	c.loggedIn(ctx, f.ID, acc)
-}
-
 func (c *conn) loggedIn(ctx context.Context, reqID uint64, acc *account) {
 	c.acct = acc
 	c.cardID.Store(&acc.cardID)
 	c.s.m.loggedIn.Add(1)
 	c.s.log.Debug("logged in", "conn", c.id, "name", acc.name)
-	expires := c.s.now().Add(c.s.limits.TokenTTL)
-	c.send(&relay.Frame{Type: relay.TypeOK, ID: reqID, Name: acc.name, CardID: acc.cardID,
-		Token: relay.IssueToken(c.s.priv, acc.name, acc.cardID, expires), TokenExpires: expires.Unix()})
+	c.send(&relay.Frame{Type: relay.TypeOK, ID: reqID, Name: acc.name, CardID: acc.cardID})
 
 	c.dmu.Lock()
 	c.backfilling = true
@@ -543,3 +519,15 @@ func (c *conn) onReplaceCard(f *relay.Frame) {
 	// the key being replaced) must stop receiving and acknowledging the name's messages.
 	c.s.hub.Notice(acc.name, Notice{CardReplaced: acc.cardID})
 }
+
+// onLogoutAll closes every other connection logged in as this connection's name: they
+// get logged_out and a close frame. The answer comes after the notice is published.
+func (c *conn) onLogoutAll(f *relay.Frame) {
+	c.s.hub.Notice(c.acct.name, Notice{LogoutAllExcept: c.connKey()})
+	c.s.log.Info("logout_all", "conn", c.id, "name", c.acct.name)
+	c.send(&relay.Frame{Type: relay.TypeOK, ID: f.ID})
+}
+
+// connKey names this connection across relay nodes: its challenge is random and
+// fresh per connection.
+func (c *conn) connKey() string { return string(c.challenge[:]) }

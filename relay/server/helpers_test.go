@@ -3,9 +3,12 @@ package server_test
 import (
 	"context"
 	"crypto/rand"
+	"crypto/tls"
+	"crypto/x509"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"strings"
 	"testing"
 	"time"
 
@@ -50,7 +53,7 @@ func newIdentity(t testing.TB, name string) (*ratchet.IdentityKey, *ratchet.Card
 func register(t testing.TB, r *relaytest.Relay, name string) *user {
 	t.Helper()
 	k, card := newIdentity(t, name)
-	anon := client.New(client.Config{URL: r.URL})
+	anon := client.New(client.Config{URL: r.URL, RootCAs: r.RootCAs()})
 	defer anon.Close()
 	ctx := testCtx(t)
 	if err := anon.Connect(ctx); err != nil {
@@ -66,7 +69,7 @@ func register(t testing.TB, r *relaytest.Relay, name string) *user {
 // login connects a logged-in client for u (closed at cleanup).
 func (u *user) login(t testing.TB, r *relaytest.Relay) *client.Client {
 	t.Helper()
-	c := client.New(client.Config{URL: r.URL, Identity: u.key, Card: u.card, PinnedRelayKey: r.Server.RelayKey()})
+	c := client.New(client.Config{URL: r.URL, Identity: u.key, Card: u.card, PinnedRelayKey: r.Server.RelayKey(), RootCAs: r.RootCAs()})
 	t.Cleanup(func() { c.Close() })
 	if err := c.Connect(testCtx(t)); err != nil {
 		t.Fatalf("login %s: %v", u.name, err)
@@ -129,19 +132,37 @@ func wantCode(t testing.TB, err error, code string) {
 
 // raw is a bare WebSocket connection speaking frames by hand.
 type raw struct {
-	t     testing.TB
-	ws    *websocket.Conn
-	hello relay.Frame
+	t       testing.TB
+	ws      *websocket.Conn
+	hello   relay.Frame
+	nonce   []byte
+	binding []byte // this connection's channel binding (TLS exporter or zeros)
+	last    []byte // the last frame read, as sent
 }
 
+// dialRaw connects with a fresh nonce, reads the hello and checks its signature.
 func dialRaw(t testing.TB, r *relaytest.Relay) *raw {
 	t.Helper()
-	ws, _, err := websocket.DefaultDialer.Dial(r.URL, nil)
+	return dialRawURL(t, r.URL, r.RootCAs())
+}
+
+func dialRawURL(t testing.TB, url string, roots *x509.CertPool) *raw {
+	t.Helper()
+	nonce := make([]byte, relay.NonceSize)
+	rand.Read(nonce)
+	d := websocket.Dialer{TLSClientConfig: &tls.Config{RootCAs: roots, MinVersion: tls.VersionTLS13}}
+	ws, _, err := d.Dial(url+"?"+relay.NonceParam+"="+relay.EncodeNonce(nonce), nil)
 	if err != nil {
 		t.Fatalf("dial: %v", err)
 	}
 	t.Cleanup(func() { ws.Close() })
-	rc := &raw{t: t, ws: ws}
+	rc := &raw{t: t, ws: ws, nonce: nonce, binding: make([]byte, relay.BindingSize)}
+	if tc, ok := ws.NetConn().(*tls.Conn); ok {
+		cs := tc.ConnectionState()
+		if rc.binding, err = relay.TLSExporter(&cs); err != nil {
+			t.Fatal(err)
+		}
+	}
 	rc.hello = rc.read()
 	if rc.hello.Type != relay.TypeHello {
 		t.Fatalf("first frame is %q, want hello", rc.hello.Type)
@@ -172,6 +193,7 @@ func (rc *raw) read() relay.Frame {
 	if err != nil {
 		rc.t.Fatalf("read: %v", err)
 	}
+	rc.last = data
 	var f relay.Frame
 	if err := json.Unmarshal(data, &f); err != nil {
 		rc.t.Fatalf("relay sent undecodable frame %q: %v", data, err)
@@ -199,8 +221,12 @@ func (rc *raw) request(f map[string]any) relay.Frame {
 }
 
 func (rc *raw) login(u *user) relay.Frame {
-	sig := u.key.Sign(relay.LoginDomain, append(append([]byte{}, rc.hello.RelayKey...), rc.hello.Challenge...))
-	return rc.request(map[string]any{"type": "login", "id": 1, "card_id": u.card.ID(), "signature": sig})
+	return rc.request(map[string]any{"type": "login", "id": 1, "card_id": u.card.ID(), "signature": rc.loginSignature(u)})
+}
+
+// loginSignature is u's key proof for this connection.
+func (rc *raw) loginSignature(u *user) []byte {
+	return u.key.Sign(relay.LoginDomain, relay.LoginMessage(rc.hello.RelayKey, rc.hello.Challenge, rc.binding))
 }
 
 func expectErr(t testing.TB, f relay.Frame, code string) {
@@ -212,3 +238,31 @@ func expectErr(t testing.TB, f relay.Frame, code string) {
 
 func errorsIs(err, target error) bool     { return errors.Is(err, target) }
 func errorsAs(err error, target any) bool { return errors.As(err, target) }
+
+// withNonce adds a fresh nonce to a relay URL, as clients do.
+func withNonce(url string) string {
+	nonce := make([]byte, relay.NonceSize)
+	rand.Read(nonce)
+	return url + "?" + relay.NonceParam + "=" + relay.EncodeNonce(nonce)
+}
+
+func contains(s, sub string) bool { return strings.Contains(s, sub) }
+
+// grepLines is the lines of s that contain sub, for failure messages.
+func grepLines(s, sub string) string {
+	var out []string
+	for _, l := range strings.Split(s, "\n") {
+		if strings.Contains(l, sub) {
+			out = append(out, l)
+		}
+	}
+	return strings.Join(out, "\n")
+}
+
+// clientTLS trusts the test relay's CA (nil without TLS).
+func clientTLS(r *relaytest.Relay) *tls.Config {
+	if r.CA == nil {
+		return nil
+	}
+	return r.CA.ClientTLS()
+}

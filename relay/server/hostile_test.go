@@ -90,7 +90,7 @@ func TestHostileInputKeepsServing(t *testing.T) {
 			readerDone := make(chan struct{})
 			dial := func() {
 				var err error
-				ws, _, err = websocket.DefaultDialer.DialContext(ctx, r.URL, nil)
+				ws, _, err = websocket.DefaultDialer.DialContext(ctx, withNonce(r.URL), nil)
 				if err != nil {
 					t.Errorf("attacker dial: %v", err)
 					return

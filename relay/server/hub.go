@@ -34,6 +34,9 @@ type Notice struct {
 	// CardReplaced is the name's new card ID after replace_card: connections logged
 	// in with any other card are closed.
 	CardReplaced string
+	// LogoutAllExcept is set by logout_all: every connection of the name except the
+	// one whose ConnKey it is gets logged_out and is closed.
+	LogoutAllExcept string
 }
 
 // MemHub is the in-process Hub: a map from name to subscribers under a RWMutex.

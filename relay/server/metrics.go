@@ -31,7 +31,7 @@ type metrics struct {
 }
 
 var metricFrameTypes = [...]string{
-	relay.TypeHello, relay.TypeRegister, relay.TypeLogin, relay.TypeResume, relay.TypeLookup, relay.TypeUploadPreKeys,
+	relay.TypeHello, relay.TypeRegister, relay.TypeLogin, relay.TypeLogoutAll, relay.TypeLookup, relay.TypeUploadPreKeys,
 	relay.TypePreKeyStatus, relay.TypeFetchBundle, relay.TypeReplaceCard, relay.TypeSend, relay.TypeAck, relay.TypePing,
 	relay.TypeOK, relay.TypeError, relay.TypeCard, relay.TypeBundle, relay.TypeAccepted, relay.TypeDeliver, relay.TypeSynced,
 	relay.TypeLowPreKeys, relay.TypeGoingAway, relay.TypePong,
@@ -39,10 +39,11 @@ var metricFrameTypes = [...]string{
 
 var metricErrorCodes = [...]string{
 	relay.CodeBadFrame, relay.CodeFrameTooLarge, relay.CodeUnknownType, relay.CodeBadField, relay.CodeUnsupportedVersion,
-	relay.CodeNotLoggedIn, relay.CodeAlreadyLoggedIn, relay.CodeLoginFailed, relay.CodeBadToken, relay.CodeInvalidName,
+	relay.CodeNotLoggedIn, relay.CodeAlreadyLoggedIn, relay.CodeLoginFailed, relay.CodeInvalidName,
 	relay.CodeNameTaken, relay.CodeBadCard, relay.CodeForbidden, relay.CodeCardReplaced, relay.CodeNotFound, relay.CodeNoPreKeys, relay.CodeBadPreKey,
 	relay.CodeTooManyPreKeys, relay.CodeQueueFull, relay.CodeTTLTooLong, relay.CodeRateLimited, relay.CodeSlowReader,
 	relay.CodeGoingAway, relay.CodeInternal,
+	relay.CodeLoggedOut,
 }
 
 var (

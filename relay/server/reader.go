@@ -84,6 +84,8 @@ func (c *conn) sendHello() {
 	c.send(&relay.Frame{
 		Type: relay.TypeHello, Version: relay.ProtocolVersion, Versions: relay.SupportedVersions,
 		RelayKey: c.s.pub, Challenge: c.challenge[:], Limits: c.s.frameLimits(),
+		Signature:      relay.SignHello(c.s.priv, c.nonce[:], c.challenge[:], c.binding[:]),
+		ChannelBinding: c.bindingMode,
 	})
 }
 

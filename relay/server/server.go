@@ -35,7 +35,6 @@ type Limits struct {
 	MaxInflightSends   int           // sends per connection waiting for the group commit
 	MaxOneTimePreKeys  int           // one-time prekeys stored per kind per card (100)
 	LowPreKeyThreshold int           // notify the owner below this many one-time prekeys (20)
-	TokenTTL           time.Duration // lifetime of resume tokens (10 minutes)
 	PingInterval       time.Duration // how often the relay pings an idle connection
 	WriteTimeout       time.Duration // a single write may take at most this long
 	MaxBatch           int           // messages per group commit at most
@@ -53,7 +52,6 @@ var DefaultLimits = Limits{
 	MaxInflightSends:   256,
 	MaxOneTimePreKeys:  100,
 	LowPreKeyThreshold: 20,
-	TokenTTL:           10 * time.Minute,
 	PingInterval:       30 * time.Second,
 	WriteTimeout:       10 * time.Second,
 	MaxBatch:           1024,
@@ -91,9 +89,6 @@ func (l Limits) withDefaults() Limits {
 	if l.LowPreKeyThreshold <= 0 {
 		l.LowPreKeyThreshold = d.LowPreKeyThreshold
 	}
-	if l.TokenTTL <= 0 {
-		l.TokenTTL = d.TokenTTL
-	}
 	if l.PingInterval <= 0 {
 		l.PingInterval = d.PingInterval
 	}
@@ -116,13 +111,22 @@ type Config struct {
 	// Queue and Hub replace the store's queue and the in-memory hub (scale-out seams).
 	Queue Queue
 	Hub   Hub
+
+	// TLSTerminatedUpstream says a trusted proxy terminates TLS in front of the relay
+	// (pfschat relay --tls-terminated-upstream): the relay cannot see the client's TLS
+	// connection, so logins are bound to no channel (the binding is zeros), and the
+	// hello says so (channel_binding "tls-terminated-upstream"). A request that
+	// reaches the relay over TLS itself is still bound to its exporter.
+	TLSTerminatedUpstream bool
 }
 
 // metaRelayKey is the relay store's meta key holding the relay's Ed25519 seed.
 const metaRelayKey = "relay_ed25519_seed"
 
-// Server is the relay: an http.Handler serving /v1/ws (the protocol), /healthz and
-// /metrics. Create it with New; stop it with Shutdown.
+// Server is the relay: an http.Handler serving /v2/ws (the protocol), /v1/ws (an
+// "upgrade pfschat" error for old clients) and /healthz on the public port;
+// AdminHandler serves /metrics (and /healthz) for the admin port. Create it with
+// New; stop it with Shutdown.
 type Server struct {
 	dir    Directory
 	queue  Queue
@@ -138,6 +142,8 @@ type Server struct {
 
 	upgrader websocket.Upgrader
 	mux      *http.ServeMux
+	admin    *http.ServeMux
+	upstream bool // Config.TLSTerminatedUpstream
 
 	mu      sync.Mutex
 	conns   map[*conn]struct{}
@@ -174,6 +180,8 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 		conns:  make(map[*conn]struct{}),
 		hub:    cfg.Hub,
 		queue:  cfg.Queue,
+
+		upstream: cfg.TLSTerminatedUpstream,
 	}
 	if s.log == nil {
 		s.log = slog.New(slog.DiscardHandler)
@@ -208,9 +216,12 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 		CheckOrigin: func(*http.Request) bool { return true },
 	}
 	s.mux = http.NewServeMux()
-	s.mux.HandleFunc("/v1/ws", s.serveWS)
+	s.mux.HandleFunc(relay.WSPath, s.serveWS)
+	s.mux.HandleFunc(relay.V1WSPath, s.serveV1)
 	s.mux.HandleFunc("/healthz", s.serveHealth)
-	s.mux.HandleFunc("/metrics", s.serveMetrics)
+	s.admin = http.NewServeMux()
+	s.admin.HandleFunc("/metrics", s.serveMetrics)
+	s.admin.HandleFunc("/healthz", s.serveHealth)
 	s.cm = newCommitter(s.queue, s.hub, s.log, s.m, s.limits.MaxBatch, s.now, s.dir.Expire)
 	go s.cm.run()
 	s.stopPing = make(chan struct{})
@@ -249,8 +260,11 @@ func (s *Server) MessagesAccepted() uint64 { return s.m.accepted.Load() }
 // Fingerprint is the human-readable fingerprint of the relay key.
 func (s *Server) Fingerprint() string { return ratchet.Fingerprint(s.pub) }
 
-// ServeHTTP routes /v1/ws, /healthz and /metrics.
+// ServeHTTP serves the public port: /v2/ws, /v1/ws (the upgrade error) and /healthz.
 func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) { s.mux.ServeHTTP(w, r) }
+
+// AdminHandler serves the admin port (loopback by default): /metrics and /healthz.
+func (s *Server) AdminHandler() http.Handler { return s.admin }
 
 func (s *Server) serveHealth(w http.ResponseWriter, r *http.Request) {
 	if s.closing.Load() {
@@ -271,12 +285,35 @@ func (s *Server) serveWS(w http.ResponseWriter, r *http.Request) {
 		http.Error(w, "relay is shutting down", http.StatusServiceUnavailable)
 		return
 	}
+	// The channel binding: the TLS exporter of this connection when the relay
+	// terminates TLS itself, else zeros (plain ws://, or TLS terminated upstream).
+	var binding [relay.BindingSize]byte
+	mode := relay.BindingNone
+	if r.TLS != nil {
+		exp, err := relay.TLSExporter(r.TLS)
+		if err != nil {
+			http.Error(w, err.Error(), http.StatusBadRequest)
+			return
+		}
+		copy(binding[:], exp)
+		mode = relay.BindingTLSExporter
+	} else if s.upstream {
+		mode = relay.BindingTLSTerminatedUpstream
+	}
+	nonce, nonceErr := relay.ParseNonce(r.URL.Query().Get(relay.NonceParam))
 	hw := &hijackWrapper{ResponseWriter: w}
 	ws, err := s.upgrader.Upgrade(hw, r, nil)
 	if err != nil {
 		return // the upgrader has answered the HTTP request
 	}
+	if nonceErr != nil {
+		refuse(ws, s.m, relay.CodeBadField, "the URL needs ?"+relay.NonceParam+"= with a fresh 32-byte nonce (unpadded base64url): see PROTOCOL.md, Connection start")
+		return
+	}
 	c := newConn(s, ws)
+	copy(c.nonce[:], nonce)
+	c.binding = binding
+	c.bindingMode = mode
 	c.br = hw.br
 	c.waiter = newReadWaiter(ws.NetConn())
 	s.mu.Lock()
@@ -294,6 +331,27 @@ func (s *Server) serveWS(w http.ResponseWriter, r *http.Request) {
 	// returns now and its (grown) stack goes away, which keeps idle connections small.
 	// Writers come and go with traffic (see writeLoop).
 	go c.readLoop()
+}
+
+// serveV1 answers a version-1 client: an error frame unsupported_version telling it to
+// upgrade, then a close frame.
+func (s *Server) serveV1(w http.ResponseWriter, r *http.Request) {
+	ws, err := s.upgrader.Upgrade(w, r, nil)
+	if err != nil {
+		return
+	}
+	refuse(ws, s.m, relay.CodeUnsupportedVersion, "this relay speaks protocol version 2 at "+relay.WSPath+"; upgrade pfschat")
+}
+
+// refuse sends an error frame and a close frame (1008) on a connection the relay will
+// not serve, and closes it.
+func refuse(ws *websocket.Conn, m *metrics, code, msg string) {
+	m.errorSent(code)
+	deadline := time.Now().Add(5 * time.Second)
+	ws.SetWriteDeadline(deadline)
+	ws.WriteMessage(websocket.TextMessage, relay.EncodeFrame(&relay.Frame{Type: relay.TypeError, Code: code, Message: msg}))
+	ws.WriteControl(websocket.CloseMessage, websocket.FormatCloseMessage(websocket.ClosePolicyViolation, truncate(code+": "+msg, 120)), deadline)
+	ws.Close()
 }
 
 // pinger pings every connection each PingInterval, so dead peers are noticed (their
