@@ -125,9 +125,10 @@ usage:
   pfschat                      the chat UI (profile in $XDG_DATA_HOME/pfschat)
   pfschat demo                 UI + embedded relay + an echo contact, throwaway profile
   pfschat relay                run a relay (--addr ` + profile.DefaultRelayAddr + `, --db FILE)
+  pfschat daemon [--http ADDR] hold the profile; JSON-RPC on its socket (chat/daemon/API.md)
   pfschat init --name NAME     create an identity and register it, no UI
   pfschat add NAME             fetch and verify a contact's card (trust on first use)
-  pfschat send NAME TEXT       send one message, no UI
+  pfschat send NAME TEXT       send one message, no UI (through the daemon when one runs)
   pfschat recv [--follow] [--json]   print incoming messages
   pfschat contacts | fingerprint NAME | verify NAME | accept-key NAME
   pfschat rotate-keys [--count N] | reset-session NAME | version
