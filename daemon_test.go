@@ -431,6 +431,11 @@ func TestDaemonSurvivesSIGKILL(t *testing.T) {
 			}
 		}
 	}
+	// The SIGKILLed daemon left its socket file: a command finds no owner behind it and
+	// opens the profile itself.
+	if out, stderr, code := pfschat(t, s.bin, s.bobArgs("contacts")...); code != 0 || !strings.Contains(out, "alice") {
+		t.Fatalf("contacts after the daemon was killed: exit %d, %q %q", code, out, stderr)
+	}
 	// Clean: a daemon, a recv that prints the rest, a second that prints nothing.
 	d := startDaemon(t, s.bin, s.bobFlags)
 	for i := range 2 {
