@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"os"
 	"runtime/debug"
+	"strings"
 	"time"
 
 	"pfschat/chat"
@@ -27,6 +28,7 @@ func init() {
 		flags: func(fs *flag.FlagSet) {
 			fs.String("http", "", "also serve the HTTP API (POST /api/v1/rpc, GET /api/v1/events, GET /api/v1/check) on ADDR, loopback only unless --http-public")
 			fs.Bool("http-public", false, "allow --http on an address that is not loopback (put TLS in front of it)")
+			fs.String("http-host", "", "with --http: further Host names the HTTP API answers to, comma-separated (e.g. the name a proxy forwards)")
 			fs.Bool("no-read-receipts", false, "markRead does not tell the sender")
 		},
 	})
@@ -86,9 +88,15 @@ func cmdDaemon(e *env, fs *flag.FlagSet, args []string) error {
 		}
 		defer os.Remove(secretPath)
 		hosts := append(daemon.LoopbackHosts(ln.Addr().String()), httpAddr)
+		for _, h := range strings.Split(fs.Lookup("http-host").Value.String(), ",") {
+			if h = strings.TrimSpace(h); h != "" {
+				hosts = append(hosts, h)
+			}
+		}
 		hs := &http.Server{Handler: o.srv.HTTPHandler(secret, hosts), ReadHeaderTimeout: 10 * time.Second}
 		go hs.Serve(ln)
 		defer func() {
+			o.close() // ends the event streams, so Shutdown need not wait for them
 			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 			hs.Shutdown(ctx)
 			cancel()
@@ -133,7 +141,7 @@ func serveOwner(c *chat.Controller, sock string, kind profile.OwnerKind, readRec
 	return &owner{hub: hub, srv: srv}, nil
 }
 
-func (o *owner) close() { o.srv.Close() }
+func (o *owner) close() { o.srv.Close() } // safe to call twice
 
 // errOwnerGone: the owner answered on the socket but the connection broke.
 var errOwnerGone = errors.New("the pfschat owner of this profile went away")

@@ -5,6 +5,7 @@ import (
 	"context"
 	"io"
 	"log/slog"
+	"os"
 	"strings"
 	"sync"
 	"testing"
@@ -99,18 +100,32 @@ func TestUIExitsWhileDaemonOwns(t *testing.T) {
 	t.Setenv(profile.EnvPassphrase, string(chattest.Passphrase))
 	ctx, cancel := context.WithCancel(t.Context())
 	defer cancel()
-	stdout := &lineSignal{want: "serving bob on", seen: make(chan struct{})}
+	var errb bytes.Buffer
+	if code := Main(t.Context(), []string{"--home", bob.Profile.Dir, "daemon", "--http", "0.0.0.0:0"}, strings.NewReader(""), io.Discard, &errb); code != exitUsage ||
+		!strings.Contains(errb.String(), "not a loopback address") {
+		t.Fatalf("--http on a public address: exit %d, %q", code, errb.String())
+	}
+	stdout := &lineSignal{want: "bearer secret in", seen: make(chan struct{})}
 	var derr bytes.Buffer
 	done := make(chan int, 1)
 	go func() {
-		done <- Main(ctx, []string{"--home", bob.Profile.Dir, "--relay", r.URL, "daemon"}, strings.NewReader(""), stdout, &derr)
+		done <- Main(ctx, []string{"--home", bob.Profile.Dir, "--relay", r.URL, "daemon", "--http", "127.0.0.1:0"}, strings.NewReader(""), stdout, &derr)
 	}()
 	select {
 	case <-stdout.seen:
 	case code := <-done:
 		t.Fatalf("daemon exited %d: %s", code, derr.String())
 	}
-	var out, errb bytes.Buffer
+	sock, _ := daemon.SocketPath(bob.Profile.Dir)
+	secret := daemon.SecretPath(sock)
+	if fi, err := os.Stat(secret); err != nil || fi.Mode().Perm() != 0o600 || fi.Size() < 40 {
+		t.Fatalf("secret file: %v, %v", fi, err)
+	}
+	if fi, err := os.Stat(sock); err != nil || fi.Mode().Perm() != 0o600 {
+		t.Fatalf("socket: %v, %v", fi, err)
+	}
+	errb.Reset()
+	var out bytes.Buffer
 	if code := runUI(t.Context(), []string{"--home", bob.Profile.Dir}, strings.NewReader(""), &out, &errb); code != exitFail ||
 		!strings.Contains(errb.String(), "is open in pfschat daemon (serving bob on") {
 		t.Fatalf("UI while the daemon owns the profile: exit %d, %q", code, errb.String())
@@ -123,6 +138,9 @@ func TestUIExitsWhileDaemonOwns(t *testing.T) {
 	cancel()
 	if code := <-done; code != 0 {
 		t.Fatalf("daemon exit %d: %s", code, derr.String())
+	}
+	if _, err := os.Stat(secret); !os.IsNotExist(err) {
+		t.Fatalf("the secret file outlived the daemon: %v", err)
 	}
 	// the profile is free again
 	c, err := bob.Profile.NewController(t.Context(), chattest.Passphrase)
