@@ -5,13 +5,16 @@ import (
 	"bytes"
 	"context"
 	"encoding/hex"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"math/rand/v2"
 	"os"
+	"net/http"
 	"os/exec"
 	"path/filepath"
 	"runtime"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -22,6 +25,7 @@ import (
 
 	"pfschat/chat"
 	"pfschat/chat/chattest"
+	"pfschat/chat/daemon"
 	"pfschat/chat/profile"
 	"pfschat/ratchet"
 	"pfschat/relay/relaytest"
@@ -87,6 +91,7 @@ func (q *headerQueue) check(t *testing.T) {
 
 // daemonProc is a `pfschat daemon` child process.
 type daemonProc struct {
+	httpURL, secret string // with --http: the API's base URL and its bearer secret
 	cmd    *exec.Cmd
 	stderr bytes.Buffer
 	done   chan struct{}
@@ -106,11 +111,21 @@ func startDaemon(t *testing.T, bin string, global []string, extra ...string) *da
 		t.Fatal(err)
 	}
 	ready := make(chan bool, 1)
+	readyWord := "serving"
+	if slices.Contains(extra, "--http") {
+		readyWord = "HTTP API on"
+	}
 	go func() {
 		sc := bufio.NewScanner(out)
 		said := false
 		for sc.Scan() {
-			if !said && strings.Contains(sc.Text(), "serving") {
+			if !said && strings.Contains(sc.Text(), readyWord) {
+				if readyWord != "serving" { // "HTTP API on http://ADDR/api/v1/ (bearer secret in PATH)"
+					f := strings.Fields(sc.Text())
+					d.httpURL = strings.TrimSuffix(f[5], "/api/v1/")
+					b, _ := os.ReadFile(strings.TrimSuffix(f[len(f)-1], ")"))
+					d.secret = strings.TrimSpace(string(b))
+				}
 				said = true
 				ready <- true
 			}
@@ -480,4 +495,119 @@ func TestDaemonSurvivesSIGKILL(t *testing.T) {
 	}
 	s.q.check(t)
 	t.Logf("%d messages, %d daemon SIGKILLs, %d lines printed", n, len(runs)-2, total)
+}
+
+// The daemon's HTTP API SIGKILLed mid-stream: an SSE client reads GET /api/v1/events and
+// marks each message read with POST /api/v1/rpc, while alice sends and the daemon is
+// killed and restarted (a new port, a new secret): every message reaches bob's store
+// once, none undecryptable, and the SSE client sees every one at least once, always
+// with the same id.
+func TestDaemonSSESurvivesSIGKILL(t *testing.T) {
+	s := setupProcs(t)
+	n, kills := 60, 5
+	if testing.Short() {
+		n, kills = 20, 2
+	}
+	rng := rand.New(rand.NewPCG(uint64(time.Now().UnixNano()), 3))
+	texts := make([]string, n)
+	for i := range texts {
+		texts[i] = fmt.Sprintf("sse soak #%03d", i)
+	}
+	sent := make(chan error, 1)
+	go func() {
+		tick := time.NewTicker(15 * time.Millisecond)
+		defer tick.Stop()
+		for _, text := range texts {
+			<-tick.C
+			if _, err := s.alice.Send(t.Context(), "bob", text); err != nil {
+				sent <- err
+				return
+			}
+		}
+		_, err := s.alice.Flush(t.Context())
+		sent <- err
+	}()
+	seen := make(map[string]int64) // text -> id
+	lines := 0
+	read := func(d *daemonProc, until func() bool) {
+		req, _ := http.NewRequest("GET", d.httpURL+"/api/v1/events", nil)
+		req.Header.Set("Authorization", "Bearer "+d.secret)
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			if until != nil {
+				t.Fatalf("events: %v", err)
+			}
+			return // killed before we connected
+		}
+		defer resp.Body.Close()
+		if resp.StatusCode != 200 {
+			t.Fatalf("events: %s", resp.Status)
+		}
+		sc := bufio.NewScanner(resp.Body)
+		for sc.Scan() {
+			data, ok := strings.CutPrefix(sc.Text(), "data: ")
+			if !ok {
+				continue
+			}
+			var n daemon.Notification
+			var ev daemon.Event
+			if json.Unmarshal([]byte(data), &n) != nil || json.Unmarshal(n.Params, &ev) != nil {
+				t.Fatalf("bad SSE data %q", data)
+			}
+			if n.Method != daemon.NotifyMessage || ev.Message == nil {
+				continue
+			}
+			m := ev.Message
+			lines++
+			if m.State != "sent" && m.State != "delivered" && m.State != "read" && m.State != "pending" {
+				t.Errorf("SSE message %+v", m)
+			}
+			if id, ok := seen[m.Text]; ok && id != m.ID {
+				t.Errorf("%q came with id %d, earlier with %d", m.Text, m.ID, id)
+			}
+			seen[m.Text] = m.ID
+			body := fmt.Sprintf(`{"jsonrpc":"2.0","method":"markRead","params":{"contact":%q,"through":%d},"id":1}`, m.Contact, m.ID)
+			req, _ := http.NewRequest("POST", d.httpURL+"/api/v1/rpc", strings.NewReader(body))
+			req.Header.Set("Authorization", "Bearer "+d.secret)
+			if resp, err := http.DefaultClient.Do(req); err == nil {
+				resp.Body.Close()
+			}
+			if until != nil && until() {
+				return
+			}
+		}
+	}
+	senderDone := false
+	for i := 0; i < kills || !senderDone; i++ {
+		d := startDaemon(t, s.bin, s.bobFlags, "--http", "127.0.0.1:0")
+		timer := time.AfterFunc(time.Duration(50+rng.IntN(300))*time.Millisecond, d.kill9)
+		read(d, nil) // ends when the daemon dies
+		timer.Stop()
+		d.kill9()
+		if !senderDone {
+			select {
+			case err := <-sent:
+				if err != nil {
+					t.Fatal(err)
+				}
+				senderDone = true
+			default:
+			}
+		}
+	}
+	d := startDaemon(t, s.bin, s.bobFlags, "--http", "127.0.0.1:0")
+	if len(seen) < n {
+		read(d, func() bool { return len(seen) == n })
+	}
+	d.stop(t)
+	ids := s.checkIncoming(t, texts)
+	for _, text := range texts {
+		if id, ok := seen[text]; !ok {
+			t.Errorf("never seen over SSE: %q", text)
+		} else if id != ids[text] {
+			t.Errorf("%q had id %d over SSE, %d in the store", text, id, ids[text])
+		}
+	}
+	s.q.check(t)
+	t.Logf("%d messages, %d daemon SIGKILLs, %d SSE message events", n, kills, lines)
 }
