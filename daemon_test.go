@@ -9,8 +9,8 @@ import (
 	"errors"
 	"fmt"
 	"math/rand/v2"
-	"os"
 	"net/http"
+	"os"
 	"os/exec"
 	"path/filepath"
 	"runtime"
@@ -92,10 +92,10 @@ func (q *headerQueue) check(t *testing.T) {
 // daemonProc is a `pfschat daemon` child process.
 type daemonProc struct {
 	httpURL, secret string // with --http: the API's base URL and its bearer secret
-	cmd    *exec.Cmd
-	stderr bytes.Buffer
-	done   chan struct{}
-	err    error
+	cmd             *exec.Cmd
+	stderr          bytes.Buffer
+	done            chan struct{}
+	err             error
 }
 
 // startDaemon starts `pfschat daemon` on home and waits until it serves its socket.
