@@ -444,6 +444,9 @@ func (c *conn) subscribe(ctx context.Context) (any, *Error) {
 			return
 		}
 		err := c.s.stream(ctx, id, sub, func(n Notification) error { return c.write(n) })
+		c.mu.Lock()
+		delete(c.subs, id) // ended: it no longer counts against MaxSubscriptions
+		c.mu.Unlock()
 		if err != nil && ctx.Err() == nil {
 			c.s.log.Debug("daemon: subscription ended", "subscription", id, "err", err)
 		}
