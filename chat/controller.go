@@ -12,6 +12,7 @@ import (
 	"sync"
 	"time"
 
+	"pfschat/chat/profile"
 	"pfschat/ratchet"
 	"pfschat/relay/client"
 	"pfschat/relay/fifo"
@@ -107,6 +108,7 @@ type Controller struct {
 	out    *outbox // the sender's queue of committed, unsettled items
 
 	ownStore bool
+	lock     *profile.Lock // the profile's lock, when Profile opened the store; released by Close
 
 	// mu serializes every read-modify-write of ratchet state, so a session's state in
 	// the store is always the one the last Encrypt/Decrypt left behind.
@@ -516,6 +518,9 @@ func (c *Controller) Close() error {
 		if err := c.store.Close(); err != nil {
 			errs = append(errs, err)
 		}
+	}
+	if err := c.lock.Release(); err != nil { // after the store: nobody may open it while we still write
+		errs = append(errs, err)
 	}
 	return errors.Join(errs...)
 }

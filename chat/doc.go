@@ -11,6 +11,12 @@
 // unlocks an existing profile with its passphrase. Programs that manage their own
 // store call New(Preferences) and then Initialize.
 //
+// A profile has one owner at a time: every Profile opener (Create, Open, NewController,
+// OpenStore) takes the profile's exclusive lock (package profile's AcquireLock, a flock
+// on pfschat.lock) and the controller's Close gives it back; a second opener gets a
+// *profile.LockedError naming the holder and changes nothing. Other programs reach an
+// open profile through its owner's API (package pfschat/chat/daemon).
+//
 //	c, err := chat.Profile{Dir: dir}.Open(ctx, passphrase)
 //	defer c.Close()
 //	c.AddContact(ctx, "bob")         // fetch + verify bob's card, trust on first use

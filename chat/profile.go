@@ -61,6 +61,23 @@ type Profile struct {
 	Prefs Preferences
 	// StoreOptions tune the client store (zero = production: Argon2id defaults, FULL sync).
 	StoreOptions storage.ClientOptions
+	// Owner is recorded in the profile lock, so that a refused opener can say who holds
+	// the profile ("" = profile.OwnerCommand).
+	Owner profile.OwnerKind
+}
+
+// lock takes the profile's exclusive lock (see profile.AcquireLock): every opener of a
+// profile passes here, so no two controllers ever hold one profile's ratchet states.
+func (p Profile) lock() (*profile.Lock, error) {
+	kind := p.Owner
+	if kind == "" {
+		kind = profile.OwnerCommand
+	}
+	l, err := profile.AcquireLock(p.Dir, kind)
+	if err != nil {
+		return nil, fmt.Errorf("chat: %w", err)
+	}
+	return l, nil
 }
 
 // StorePath is the path of the profile's store.
@@ -114,6 +131,19 @@ func (p Profile) Create(ctx context.Context, name string, passphrase []byte, rel
 	if err := os.MkdirAll(p.Dir, 0o700); err != nil {
 		return nil, fmt.Errorf("chat: creating profile directory: %w", err)
 	}
+	lock, err := p.lock()
+	if err != nil {
+		return nil, err
+	}
+	locked := false
+	defer func() {
+		if !locked {
+			lock.Release()
+		}
+	}()
+	if p.Exists() { // created while we waited for nothing: the lock decides
+		return nil, fmt.Errorf("%w: %s", ErrProfileExists, p.StorePath())
+	}
 	clock := p.Prefs.Clock
 	if clock == nil {
 		clock = time.Now
@@ -160,13 +190,14 @@ func (p Profile) Create(ctx context.Context, name string, passphrase []byte, rel
 	if err := store.SaveIdentity(ctx, storage.Identity{Name: name, CardID: signed.ID(), Card: []byte(signed.Export()), PrivateKey: priv}); err != nil {
 		return fail(fmt.Errorf("chat: saving identity: %w", err))
 	}
-	c, err := p.controller(ctx, store, relayURL)
+	c, err := p.controller(ctx, store, relayURL, lock)
 	if err != nil {
 		// The identity is registered and saved; only going online failed. Keep the
 		// profile: opening it later retries.
 		store.Close()
 		return nil, err
 	}
+	locked = true
 	return c, nil
 }
 
@@ -205,37 +236,57 @@ func (p Profile) register(ctx context.Context, relayURL string, card *ratchet.Ca
 // Open unlocks the profile with passphrase and returns an initialized controller.
 // errors.Is(err, ErrWrongPassphrase) for a wrong passphrase, ErrNoProfile when there is
 // no profile.
+//
+// Opening takes the profile's lock for as long as the controller is open: while
+// another process (or another controller in this process) holds the profile, Open
+// returns an error matching profile.ErrLocked (a *profile.LockedError naming the
+// holder) and changes nothing.
 func (p Profile) Open(ctx context.Context, passphrase []byte) (*Controller, error) {
-	store, err := p.OpenStore(ctx, passphrase)
+	store, lock, err := p.openStore(ctx, passphrase)
 	if err != nil {
 		return nil, err
 	}
-	c, err := p.controller(ctx, store, p.relayURL(ctx, store))
+	c, err := p.controller(ctx, store, p.relayURL(ctx, store), lock)
 	if err != nil {
 		store.Close()
+		lock.Release()
 		return nil, err
 	}
 	return c, nil
 }
 
-// OpenStore unlocks the profile's store without connecting anywhere.
+// OpenStore unlocks the profile's store without connecting anywhere. It takes the
+// profile's lock like Open, and keeps it until the process exits: a bare store has no
+// Close hook to give it back, so prefer NewController, whose Close releases it.
 func (p Profile) OpenStore(ctx context.Context, passphrase []byte) (*storage.Client, error) {
+	store, _, err := p.openStore(ctx, passphrase)
+	return store, err
+}
+
+func (p Profile) openStore(ctx context.Context, passphrase []byte) (*storage.Client, *profile.Lock, error) {
 	if !p.Exists() {
-		return nil, fmt.Errorf("%w: %s", ErrNoProfile, p.StorePath())
+		return nil, nil, fmt.Errorf("%w: %s", ErrNoProfile, p.StorePath())
+	}
+	lock, err := p.lock()
+	if err != nil {
+		return nil, nil, err
 	}
 	store, err := storage.OpenClientWith(ctx, p.StorePath(), passphrase, p.StoreOptions)
 	if errors.Is(err, storage.ErrNotFound) {
-		return nil, fmt.Errorf("%w: %s", ErrNoProfile, p.StorePath())
+		lock.Release()
+		return nil, nil, fmt.Errorf("%w: %s", ErrNoProfile, p.StorePath())
 	}
 	if err != nil {
-		return nil, fmt.Errorf("chat: opening %s: %w", p.StorePath(), err)
+		lock.Release()
+		return nil, nil, fmt.Errorf("chat: opening %s: %w", p.StorePath(), err)
 	}
-	return store, nil
+	return store, lock, nil
 }
 
 // NewController opens the profile's store and builds a controller without connecting.
+// It holds the profile's lock until Close, like Open.
 func (p Profile) NewController(ctx context.Context, passphrase []byte) (*Controller, error) {
-	store, err := p.OpenStore(ctx, passphrase)
+	store, lock, err := p.openStore(ctx, passphrase)
 	if err != nil {
 		return nil, err
 	}
@@ -244,17 +295,20 @@ func (p Profile) NewController(ctx context.Context, passphrase []byte) (*Control
 	c, err := New(prefs)
 	if err != nil {
 		store.Close()
+		lock.Release()
 		return nil, err
 	}
-	c.ownStore = true
+	c.ownStore, c.lock = true, lock
 	if err := c.loadIdentity(ctx); err != nil {
-		store.Close()
+		c.Close()
 		return nil, err
 	}
 	return c, nil
 }
 
-func (p Profile) controller(ctx context.Context, store *storage.Client, relayURL string) (*Controller, error) {
+// controller builds and initializes the controller; it owns store and lock from the
+// moment it returns without error.
+func (p Profile) controller(ctx context.Context, store *storage.Client, relayURL string, lock *profile.Lock) (*Controller, error) {
 	prefs := p.Prefs
 	prefs.Store, prefs.RelayURL = store, relayURL
 	c, err := New(prefs)
@@ -265,7 +319,7 @@ func (p Profile) controller(ctx context.Context, store *storage.Client, relayURL
 		c.Close()
 		return nil, err
 	}
-	c.ownStore = true
+	c.ownStore, c.lock = true, lock
 	return c, nil
 }
 

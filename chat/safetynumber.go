@@ -129,3 +129,14 @@ func computeSafetyNumber(localName string, localSigning, localAgreement []byte, 
 		[]byte(localName), identityKeyBytes(localSigning, localAgreement),
 		[]byte(remoteName), identityKeyBytes(remoteSigning, remoteAgreement))
 }
+
+// ParseSafetyNumber rebuilds a SafetyNumber from its digits (spaces ignored), as a
+// program that received one from pfschat's daemon API does; anything but 60 ASCII
+// digits is refused.
+func ParseSafetyNumber(contact, cardID string, pending bool, digits string) (SafetyNumber, error) {
+	d := strings.Join(strings.Fields(digits), "")
+	if len(d) != 60 || strings.Trim(d, "0123456789") != "" {
+		return SafetyNumber{}, fmt.Errorf("chat: a safety number is 60 digits, got %q", digits)
+	}
+	return SafetyNumber{Contact: contact, CardID: cardID, Pending: pending, digits: d}, nil
+}

@@ -45,7 +45,8 @@ type env struct {
 	stdout, stderr io.Writer
 	flags          profile.Flags
 	cmd            string
-	noReadReceipts bool // recv --no-read-receipts
+	noReadReceipts bool              // recv --no-read-receipts
+	owner          profile.OwnerKind // recorded in the profile lock ("" = a command)
 }
 
 type command struct {
@@ -124,9 +125,10 @@ usage:
   pfschat                      the chat UI (profile in $XDG_DATA_HOME/pfschat)
   pfschat demo                 UI + embedded relay + an echo contact, throwaway profile
   pfschat relay                run a relay (--addr ` + profile.DefaultRelayAddr + `, --db FILE)
+  pfschat daemon [--http ADDR] hold the profile; JSON-RPC on its socket (chat/daemon/API.md)
   pfschat init --name NAME     create an identity and register it, no UI
   pfschat add NAME             fetch and verify a contact's card (trust on first use)
-  pfschat send NAME TEXT       send one message, no UI
+  pfschat send NAME TEXT       send one message, no UI (through the daemon when one runs)
   pfschat recv [--follow] [--json]   print incoming messages
   pfschat contacts | fingerprint NAME | verify NAME | accept-key NAME
   pfschat rotate-keys [--count N] | reset-session NAME | version
@@ -173,7 +175,13 @@ func runHeadless(ctx context.Context, args []string, stdin io.Reader, stdout, st
 	if err != nil {
 		return e.usageError(err)
 	}
-	if err := cmd.run(e, fs, pos); err != nil {
+	// With a running owner (pfschat daemon, the UI) send and recv go through it
+	// (owner.go); the other commands find it in e.ops.
+	routed, err := viaOwner(e, cmd.name, fs, pos)
+	if !routed {
+		err = cmd.run(e, fs, pos)
+	}
+	if err != nil {
 		var qe queuedErr
 		if errors.As(err, &qe) {
 			fmt.Fprintf(stderr, "pfschat %s: %s\n", cmd.name, qe.msg)
@@ -237,7 +245,7 @@ func (e *env) profile() (chat.Profile, error) {
 	if err != nil {
 		return chat.Profile{}, err
 	}
-	p := chat.Profile{Dir: dir, RelayURL: e.flags.RelayURL()}
+	p := chat.Profile{Dir: dir, RelayURL: e.flags.RelayURL(), Owner: e.owner}
 	p.Prefs.InsecureWS = e.flags.InsecureWS
 	if e.flags.InsecureWS {
 		fmt.Fprintln(e.stderr, "pfschat: warning: --insecure-ws:", profile.InsecureWSWarning)
@@ -351,16 +359,16 @@ func oneName(args []string) (string, error) {
 
 // withContact runs fn on the local store for a command that takes exactly one NAME and
 // needs no relay (fingerprint, verify, accept-key, reset-session).
-func withContact(e *env, args []string, fn func(c *chat.Controller, name string) error) error {
+func withContact(e *env, args []string, fn func(c profileOps, name string) error) error {
 	name, err := oneName(args)
 	if err != nil {
 		return err
 	}
-	c, err := e.offline()
+	c, done, err := e.ops(false)
 	if err != nil {
 		return err
 	}
-	defer c.Close()
+	defer done()
 	return fn(c, name)
 }
 
@@ -405,11 +413,11 @@ func cmdAdd(e *env, fs *flag.FlagSet, args []string) error {
 	if err != nil {
 		return err
 	}
-	c, err := e.online()
+	c, done, err := e.ops(true)
 	if err != nil {
 		return err
 	}
-	defer e.finish(c)
+	defer done()
 	ct, err := c.AddContact(e.ctx, name)
 	if err != nil {
 		return err
@@ -653,11 +661,11 @@ func cmdContacts(e *env, fs *flag.FlagSet, args []string) error {
 	if len(args) != 0 {
 		return usagef("unexpected arguments %q", args)
 	}
-	c, err := e.offline()
+	c, done, err := e.ops(false)
 	if err != nil {
 		return err
 	}
-	defer c.Close()
+	defer done()
 	list, err := c.Contacts(e.ctx)
 	if err != nil {
 		return err
@@ -694,7 +702,7 @@ func cmdContacts(e *env, fs *flag.FlagSet, args []string) error {
 }
 
 func cmdFingerprint(e *env, fs *flag.FlagSet, args []string) error {
-	return withContact(e, args, func(c *chat.Controller, name string) error {
+	return withContact(e, args, func(c profileOps, name string) error {
 		sn, err := c.SafetyNumber(e.ctx, name)
 		if err != nil {
 			return err
@@ -723,7 +731,7 @@ func cmdFingerprint(e *env, fs *flag.FlagSet, args []string) error {
 }
 
 func cmdVerify(e *env, fs *flag.FlagSet, args []string) error {
-	return withContact(e, args, func(c *chat.Controller, name string) error {
+	return withContact(e, args, func(c profileOps, name string) error {
 		if err := c.Verify(e.ctx, name); err != nil {
 			return err
 		}
@@ -733,7 +741,7 @@ func cmdVerify(e *env, fs *flag.FlagSet, args []string) error {
 }
 
 func cmdAcceptKey(e *env, fs *flag.FlagSet, args []string) error {
-	return withContact(e, args, func(c *chat.Controller, name string) error {
+	return withContact(e, args, func(c profileOps, name string) error {
 		if err := c.AcceptKey(e.ctx, name); err != nil {
 			if errors.Is(err, chat.ErrNoPendingKey) {
 				return fmt.Errorf("%s's key has not changed; nothing to accept", name)
@@ -753,11 +761,11 @@ func cmdRotateKeys(e *env, fs *flag.FlagSet, args []string) error {
 	if n < 1 || n > 100 {
 		return usagef("--count must be between 1 and 100 (a relay keeps at most 100 one-time keys of each kind)")
 	}
-	c, err := e.online()
+	c, done, err := e.ops(true)
 	if err != nil {
 		return err
 	}
-	defer e.finish(c)
+	defer done()
 	if err := c.RotateKeys(e.ctx, n); err != nil {
 		return err
 	}
@@ -766,7 +774,7 @@ func cmdRotateKeys(e *env, fs *flag.FlagSet, args []string) error {
 }
 
 func cmdResetSession(e *env, fs *flag.FlagSet, args []string) error {
-	return withContact(e, args, func(c *chat.Controller, name string) error {
+	return withContact(e, args, func(c profileOps, name string) error {
 		if err := c.ResetSession(e.ctx, name); err != nil {
 			return err
 		}

@@ -74,7 +74,11 @@ func runUI(ctx context.Context, args []string, stdin io.Reader, stdout, stderr i
 	slog.SetDefault(logger)
 	logger.Info("starting", "home", home)
 
-	p := chat.Profile{Dir: home, RelayURL: flags.RelayURL(), Prefs: chat.Preferences{
+	if msg := ownedElsewhere(ctx, home); msg != "" {
+		fmt.Fprintln(stderr, msg)
+		return exitFail
+	}
+	p := chat.Profile{Dir: home, RelayURL: flags.RelayURL(), Owner: profile.OwnerUI, Prefs: chat.Preferences{
 		// The UI opens even when the relay is down and shows "reconnecting in N s";
 		// sends wait in the outbox.
 		AllowOffline: true,
@@ -84,7 +88,7 @@ func runUI(ctx context.Context, args []string, stdin io.Reader, stdout, stderr i
 	if flags.InsecureWS {
 		fmt.Fprintln(stderr, "pfschat: warning: --insecure-ws:", profile.InsecureWSWarning)
 	}
-	opts := ui.Options{Profile: ui.NewChatProfile(p), Passphrase: pass, Bell: !flags.NoBell, Logger: logger, OpenContact: flags.Open}
+	opts := ui.Options{Profile: uiOwnerProfile{ui.NewChatProfile(p), home, logger}, Passphrase: pass, Bell: !flags.NoBell, Logger: logger, OpenContact: flags.Open}
 	return runProgram(ctx, opts, stdin, stdout, stderr)
 }
 

@@ -1,0 +1,147 @@
+package cli
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"net"
+	"net/http"
+	"os"
+	"runtime/debug"
+	"strings"
+	"time"
+
+	"pfschat/chat"
+	"pfschat/chat/daemon"
+	"pfschat/chat/profile"
+)
+
+// The daemon's entry in the command table. It is appended here, in a file of its own,
+// so that the table in cli.go stays the other commands' (this file's init runs after
+// cli.go's: the go tool hands a package's files to the compiler in name order).
+func init() {
+	commands = append(commands, command{
+		name: "daemon", args: "[--http ADDR [--http-public]] [--no-read-receipts]",
+		help: "hold the profile and serve JSON-RPC 2.0 on its socket (and HTTP + SSE) for devices and scripts",
+		run:  cmdDaemon,
+		flags: func(fs *flag.FlagSet) {
+			fs.String("http", "", "also serve the HTTP API (POST /api/v1/rpc, GET /api/v1/events, GET /api/v1/check) on ADDR, loopback only unless --http-public")
+			fs.Bool("http-public", false, "allow --http on an address that is not loopback (put TLS in front of it)")
+			fs.String("http-host", "", "with --http: further Host names the HTTP API answers to, comma-separated (e.g. the name a proxy forwards)")
+			fs.Bool("no-read-receipts", false, "markRead does not tell the sender")
+		},
+	})
+}
+
+func programVersion() string {
+	if bi, ok := debug.ReadBuildInfo(); ok && bi.Main.Version != "" {
+		return bi.Main.Version
+	}
+	return "(devel)"
+}
+
+// cmdDaemon runs `pfschat daemon`: it unlocks the profile once, holds its lock and one
+// relay connection, and serves the API until SIGINT or SIGTERM.
+func cmdDaemon(e *env, fs *flag.FlagSet, args []string) error {
+	if len(args) != 0 {
+		return usagef("unexpected arguments %q", args)
+	}
+	httpAddr := fs.Lookup("http").Value.String()
+	public := fs.Lookup("http-public").Value.String() == "true"
+	e.noReadReceipts = fs.Lookup("no-read-receipts").Value.String() == "true"
+	if httpAddr != "" && !public {
+		if err := checkLoopback(httpAddr); err != nil {
+			return usagef("%v", err)
+		}
+	}
+	p, err := e.profile()
+	if err != nil {
+		return err
+	}
+	sock, err := daemon.SocketPath(p.Dir)
+	if err != nil {
+		return err
+	}
+	e.owner = profile.OwnerDaemon
+	c, err := e.open(true) // a daemon outlives relay outages: sends wait in the outbox
+	if err != nil {
+		return err
+	}
+	defer e.finish(c)
+	o, err := serveOwner(c, sock, profile.OwnerDaemon, !e.noReadReceipts)
+	if err != nil {
+		return err
+	}
+	defer o.close()
+	fmt.Fprintf(e.stdout, "pfschat daemon: serving %s on %s\n", c.Me(), sock)
+	if httpAddr != "" {
+		ln, err := net.Listen("tcp", httpAddr)
+		if err != nil {
+			return fmt.Errorf("--http %s: %w", httpAddr, err)
+		}
+		secretPath := daemon.SecretPath(sock)
+		secret, err := daemon.NewSecret(secretPath)
+		if err != nil {
+			ln.Close()
+			return err
+		}
+		defer os.Remove(secretPath)
+		hosts := append(daemon.LoopbackHosts(ln.Addr().String()), httpAddr)
+		for _, h := range strings.Split(fs.Lookup("http-host").Value.String(), ",") {
+			if h = strings.TrimSpace(h); h != "" {
+				hosts = append(hosts, h)
+			}
+		}
+		hs := &http.Server{Handler: o.srv.HTTPHandler(secret, hosts), ReadHeaderTimeout: 10 * time.Second}
+		go hs.Serve(ln)
+		defer func() {
+			o.close() // ends the event streams, so Shutdown need not wait for them
+			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+			hs.Shutdown(ctx)
+			cancel()
+		}()
+		fmt.Fprintf(e.stdout, "pfschat daemon: HTTP API on http://%s/api/v1/ (bearer secret in %s)\n", ln.Addr(), secretPath)
+	}
+	<-e.ctx.Done()
+	fmt.Fprintln(e.stderr, "pfschat daemon: stopping")
+	return nil
+}
+
+func checkLoopback(addr string) error {
+	host, _, err := net.SplitHostPort(addr)
+	if err != nil {
+		return fmt.Errorf("--http %q: want HOST:PORT (%v)", addr, err)
+	}
+	if host == "localhost" {
+		return nil
+	}
+	if ip := net.ParseIP(host); ip != nil && ip.IsLoopback() {
+		return nil
+	}
+	return fmt.Errorf("--http %s is not a loopback address; the HTTP API would be reachable from the network. Pass --http-public to mean it (and put TLS in front)", addr)
+}
+
+// owner is a running API server on an owner's controller.
+type owner struct {
+	hub *daemon.Hub
+	srv *daemon.Server
+}
+
+// serveOwner serves c's API on the socket; the caller holds the profile (c came from
+// Profile.Open, which took the lock).
+func serveOwner(c *chat.Controller, sock string, kind profile.OwnerKind, readReceipts bool) (*owner, error) {
+	hub := daemon.NewHub(c.Events())
+	srv := daemon.New(daemon.Config{Controller: c, Hub: hub, Owner: kind, Version: programVersion(), ReadReceipts: readReceipts})
+	ln, err := daemon.Listen(sock)
+	if err != nil {
+		return nil, err
+	}
+	srv.Serve(ln)
+	return &owner{hub: hub, srv: srv}, nil
+}
+
+func (o *owner) close() { o.srv.Close() } // safe to call twice
+
+// errOwnerGone: the owner answered on the socket but the connection broke.
+var errOwnerGone = errors.New("the pfschat owner of this profile went away")

@@ -1,0 +1,323 @@
+package cli
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"strings"
+	"time"
+
+	"pfschat/chat"
+	"pfschat/chat/daemon"
+)
+
+// profileOps is what the commands that need no event stream do with a profile: a
+// *chat.Controller when the command opened the profile itself, ownerOps when the
+// profile's owner (pfschat daemon or the UI) does it for them.
+type profileOps interface {
+	AddContact(ctx context.Context, name string) (chat.Contact, error)
+	Contact(ctx context.Context, name string) (chat.Contact, error)
+	Contacts(ctx context.Context) ([]chat.Contact, error)
+	SafetyNumber(ctx context.Context, name string) (chat.SafetyNumber, error)
+	TrustedSafetyNumber(ctx context.Context, name string) (chat.SafetyNumber, error)
+	Verify(ctx context.Context, name string) error
+	AcceptKey(ctx context.Context, name string) error
+	RotateKeys(ctx context.Context, n int) error
+	ResetSession(ctx context.Context, name string) error
+}
+
+var _ profileOps = (*chat.Controller)(nil)
+
+// ownerTimeout bounds finding the owner: a socket that accepts nothing within it is
+// treated as a failure, not as "no owner".
+const ownerTimeout = 5 * time.Second
+
+// dialOwner connects to the profile's owner; (nil, nil) when none runs.
+func (e *env) dialOwner() (*daemon.Client, error) {
+	dir, err := e.flags.HomeDir()
+	if err != nil {
+		return nil, err
+	}
+	sock, err := daemon.SocketPath(dir)
+	if err != nil {
+		return nil, err
+	}
+	ctx, cancel := context.WithTimeout(e.ctx, ownerTimeout)
+	defer cancel()
+	cl, err := daemon.Dial(ctx, sock)
+	if errors.Is(err, daemon.ErrNoOwner) {
+		return nil, nil
+	}
+	return cl, err
+}
+
+// ops returns the profile's operations: through its owner when one runs, else the
+// profile opened here (online when needed). done releases them.
+func (e *env) ops(online bool) (profileOps, func(), error) {
+	cl, err := e.dialOwner()
+	if err != nil {
+		return nil, nil, err
+	}
+	if cl != nil {
+		return ownerOps{cl}, func() { cl.Close() }, nil
+	}
+	if online {
+		c, err := e.online()
+		if err != nil {
+			return nil, nil, err
+		}
+		return c, func() { e.finish(c) }, nil
+	}
+	c, err := e.offline()
+	if err != nil {
+		return nil, nil, err
+	}
+	return c, func() { c.Close() }, nil
+}
+
+// ownerOps runs profileOps through the owner's API.
+type ownerOps struct{ cl *daemon.Client }
+
+func (o ownerOps) call(ctx context.Context, method string, params, result any) error {
+	return daemon.ChatError(o.cl.Call(ctx, method, params, result))
+}
+
+func (o ownerOps) AddContact(ctx context.Context, name string) (chat.Contact, error) {
+	var r daemon.AddContactResult
+	err := o.call(ctx, "addContact", daemon.NameParams{Name: name}, &r)
+	return r.Contact.Chat(), err
+}
+
+func (o ownerOps) Contact(ctx context.Context, name string) (chat.Contact, error) {
+	list, err := o.Contacts(ctx)
+	if err != nil {
+		return chat.Contact{}, err
+	}
+	for _, c := range list {
+		if c.Name == name {
+			return c, nil
+		}
+	}
+	return chat.Contact{}, fmt.Errorf("%w: %q", chat.ErrUnknownContact, name)
+}
+
+func (o ownerOps) Contacts(ctx context.Context) ([]chat.Contact, error) {
+	var list []daemon.Contact
+	if err := o.call(ctx, "contacts", nil, &list); err != nil {
+		return nil, err
+	}
+	out := make([]chat.Contact, len(list))
+	for i, c := range list {
+		out[i] = c.Chat()
+	}
+	return out, nil
+}
+
+func (o ownerOps) fingerprint(ctx context.Context, name string) (daemon.FingerprintResult, error) {
+	var r daemon.FingerprintResult
+	err := o.call(ctx, "fingerprint", daemon.NameParams{Name: name}, &r)
+	return r, err
+}
+
+func (o ownerOps) SafetyNumber(ctx context.Context, name string) (chat.SafetyNumber, error) {
+	r, err := o.fingerprint(ctx, name)
+	if err != nil {
+		return chat.SafetyNumber{}, err
+	}
+	return r.SafetyNumber.Chat()
+}
+
+func (o ownerOps) TrustedSafetyNumber(ctx context.Context, name string) (chat.SafetyNumber, error) {
+	r, err := o.fingerprint(ctx, name)
+	if err != nil {
+		return chat.SafetyNumber{}, err
+	}
+	if r.Trusted == nil {
+		return r.SafetyNumber.Chat()
+	}
+	return r.Trusted.Chat()
+}
+
+func (o ownerOps) Verify(ctx context.Context, name string) error {
+	return o.call(ctx, "verify", daemon.NameParams{Name: name}, nil)
+}
+
+func (o ownerOps) AcceptKey(ctx context.Context, name string) error {
+	return o.call(ctx, "acceptKey", daemon.NameParams{Name: name}, nil)
+}
+
+func (o ownerOps) ResetSession(ctx context.Context, name string) error {
+	return o.call(ctx, "resetSession", daemon.NameParams{Name: name}, nil)
+}
+
+func (o ownerOps) RotateKeys(ctx context.Context, n int) error {
+	return o.call(ctx, "rotateKeys", daemon.RotateKeysParams{Count: n}, nil)
+}
+
+// viaOwner runs send and recv through the profile's owner when one runs: ok is false
+// when there is none (the command then opens the profile itself).
+func viaOwner(e *env, cmd string, fs *flag.FlagSet, args []string) (ok bool, err error) {
+	if cmd != "send" && cmd != "recv" {
+		return false, nil
+	}
+	cl, err := e.dialOwner()
+	if err != nil || cl == nil {
+		return err != nil, err
+	}
+	defer cl.Close()
+	if cmd == "send" {
+		return true, sendViaOwner(e, cl, fs, args)
+	}
+	return true, recvViaOwner(e, cl, fs, args)
+}
+
+// sendArgs is send's NAME and TEXT (TEXT "-" reads stdin).
+func sendArgs(e *env, args []string) (name, text string, err error) {
+	if len(args) < 2 {
+		return "", "", usagef("want NAME and TEXT")
+	}
+	name, text = args[0], strings.Join(args[1:], " ")
+	if text == "-" {
+		b, err := io.ReadAll(io.LimitReader(e.stdin, chat.MaxTextBytes+1))
+		if err != nil {
+			return "", "", fmt.Errorf("reading the message from stdin: %w", err)
+		}
+		text = strings.TrimRight(string(b), "\n")
+	}
+	return name, text, nil
+}
+
+func sendViaOwner(e *env, cl *daemon.Client, fs *flag.FlagSet, args []string) error {
+	name, text, err := sendArgs(e, args)
+	if err != nil {
+		return err
+	}
+	wait := fs.Lookup("wait").Value.(flag.Getter).Get().(time.Duration)
+	p := daemon.SendParams{To: name, Text: text, WaitMs: max(wait.Milliseconds(), 1)}
+	var r daemon.SendResult
+	err = cl.Call(e.ctx, "send", p, &r)
+	if errors.Is(err, &daemon.Error{Code: daemon.CodeUnknownContact}) {
+		if err := cl.Call(e.ctx, "addContact", daemon.NameParams{Name: name}, nil); err != nil {
+			return daemon.ChatError(err)
+		}
+		fmt.Fprintf(e.stderr, "added %s (trusted on first use; 'pfschat fingerprint %s' shows the safety number)\n", name, name)
+		err = cl.Call(e.ctx, "send", p, &r)
+	}
+	var re *daemon.Error
+	if errors.As(err, &re) && re.Code == daemon.CodeSendRefused && re.Data != nil {
+		return fmt.Errorf("the relay refused the message: %s", re.Data.Reason)
+	}
+	if err != nil {
+		return daemon.ChatError(err)
+	}
+	if r.State != "accepted" {
+		return queuedErr{fmt.Sprintf("the relay is unreachable; the message is kept in the outbox (message %d) "+
+			"and goes out as soon as the pfschat owner of this profile reconnects. Do not send it again.", r.ID)}
+	}
+	fmt.Fprintf(e.stdout, "sent to %s (message %d)\n", name, r.ID)
+	return nil
+}
+
+func recvViaOwner(e *env, cl *daemon.Client, fs *flag.FlagSet, args []string) error {
+	if len(args) != 0 {
+		return usagef("unexpected arguments %q", args)
+	}
+	follow := fs.Lookup("follow").Value.String() == "true"
+	asJSON := fs.Lookup("json").Value.String() == "true"
+	count := fs.Lookup("count").Value.(flag.Getter).Get().(int)
+	noRR := fs.Lookup("no-read-receipts").Value.String() == "true"
+	if count < 0 || (count > 0 && !follow) {
+		return usagef("--count N needs --follow and N >= 1")
+	}
+	var v daemon.VersionResult
+	if err := cl.Call(e.ctx, "version", nil, &v); err != nil {
+		return err
+	}
+	if noRR && v.ReadReceipts {
+		return fmt.Errorf("--no-read-receipts: this profile is held by its owner (pfschat %s), which sends read receipts; "+
+			"restart it with --no-read-receipts, or run recv without the flag", v.Owner)
+	}
+	printed := make(map[int64]bool)
+	show := func(m daemon.Message) (bool, error) {
+		if printed[m.ID] {
+			return false, nil
+		}
+		printed[m.ID] = true
+		if err := printMessage(e, m, asJSON); err != nil {
+			return false, err
+		}
+		// Marked read only once printed: a crash in between shows it again next time.
+		return true, cl.Call(e.ctx, "markRead", daemon.MarkReadParams{Contact: m.Contact, Through: m.ID}, nil)
+	}
+	if !follow {
+		var r daemon.ReceiveResult
+		if err := cl.Call(e.ctx, "receive", nil, &r); err != nil {
+			return daemon.ChatError(err)
+		}
+		for _, m := range r.Messages {
+			if _, err := show(m); err != nil {
+				return err
+			}
+		}
+		return nil
+	}
+	var sr daemon.SubscribeResult
+	if err := cl.Call(e.ctx, "subscribe", nil, &sr); err != nil {
+		return daemon.ChatError(err)
+	}
+	for {
+		n, err := cl.Next(e.ctx)
+		if err != nil {
+			if e.ctx.Err() != nil {
+				return nil
+			}
+			return fmt.Errorf("%w: %w", errOwnerGone, err)
+		}
+		var ev daemon.Event
+		if err := json.Unmarshal(n.Params, &ev); err != nil {
+			return fmt.Errorf("the owner sent a bad %s notification: %w", n.Method, err)
+		}
+		switch n.Method {
+		case daemon.NotifyMessage:
+			if ev.Message == nil {
+				continue
+			}
+			fresh, err := show(*ev.Message)
+			if err != nil {
+				return err
+			}
+			if fresh && count > 0 && len(printed) >= count {
+				return nil
+			}
+		case daemon.NotifyKeyChanged:
+			fmt.Fprintf(e.stderr, "warning: %s's identity key changed; run 'pfschat fingerprint %s', compare, then 'pfschat accept-key %s'\n", ev.Contact, ev.Contact, ev.Contact)
+		case daemon.NotifyConnection:
+			if e.flags.Verbose {
+				fmt.Fprintf(e.stderr, "relay: %s\n", ev.Status)
+			}
+		}
+	}
+}
+
+// printMessage prints one incoming message as recv does.
+func printMessage(e *env, m daemon.Message, asJSON bool) error {
+	undecryptable := m.State == chat.UndecryptableState.String()
+	if asJSON {
+		j := jsonMessage{ID: m.ID, From: m.Contact, Text: m.Text, SentAt: m.SentAt.UTC(), ReceivedAt: m.ReceivedAt.UTC()}
+		if undecryptable {
+			j.State, j.Reason = m.State, m.Reason
+		}
+		b, _ := json.Marshal(j)
+		_, err := fmt.Fprintf(e.stdout, "%s\n", b)
+		return err
+	}
+	if undecryptable {
+		_, err := fmt.Fprintf(e.stdout, "%s  %s: [could not decrypt: %s]\n", m.ReceivedAt.Local().Format(time.DateTime), m.Contact, m.Reason)
+		return err
+	}
+	_, err := fmt.Fprintf(e.stdout, "%s  %s: %s\n", m.SentAt.Local().Format(time.DateTime), m.Contact, m.Text)
+	return err
+}

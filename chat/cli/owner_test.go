@@ -1,0 +1,151 @@
+package cli
+
+import (
+	"bytes"
+	"context"
+	"io"
+	"log/slog"
+	"os"
+	"strings"
+	"sync"
+	"testing"
+
+	"pfschat/chat/chattest"
+	"pfschat/chat/daemon"
+	"pfschat/chat/profile"
+	"pfschat/relay/relaytest"
+	"pfschat/ui"
+)
+
+// While the UI has the profile open it is the owner: it serves the socket, the
+// headless commands go through it (the profile is locked, so they could not open it
+// themselves — and they ask for no passphrase), the UI and an API subscriber both get
+// each incoming message; once the UI closes, the socket is gone.
+func TestUIServesTheSocketWhileOpen(t *testing.T) {
+	r := relaytest.Start(t)
+	alice, bob := chattest.NewUser(t, r, "alice"), chattest.NewUser(t, r, "bob")
+	chattest.Converse(t, alice, bob)
+	bob.Close()
+	p := bob.Profile
+	p.Owner = profile.OwnerUI
+	prof := uiOwnerProfile{ui.NewChatProfile(p), p.Dir, slog.New(slog.DiscardHandler)}
+	b, err := prof.Open(t.Context(), chattest.Passphrase)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer b.Close()
+	t.Setenv(profile.EnvPassphrase, "") // routed commands must not need it
+	var out, errb bytes.Buffer
+	if code := Main(t.Context(), []string{"--home", p.Dir, "--relay", r.URL, "contacts"}, strings.NewReader(""), &out, &errb); code != 0 || !strings.Contains(out.String(), "alice") {
+		t.Fatalf("contacts while the UI owns the profile: exit %d, %q %q", code, out.String(), errb.String())
+	}
+	sock, _ := daemon.SocketPath(p.Dir)
+	cl, err := daemon.Dial(t.Context(), sock)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cl.Close()
+	var v daemon.VersionResult
+	if err := cl.Call(t.Context(), "version", nil, &v); err != nil || v.Owner != "ui" || v.Me != "bob" {
+		t.Fatalf("version: %+v, %v", v, err)
+	}
+	if err := cl.Call(t.Context(), "subscribe", nil, nil); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := alice.Send(t.Context(), "bob", "seen by both"); err != nil {
+		t.Fatal(err)
+	}
+	chattest.WaitReceived(t, b, "alice", "seen by both")
+	for {
+		n, err := cl.Next(t.Context())
+		if err != nil {
+			t.Fatal(err)
+		}
+		if n.Method == daemon.NotifyMessage && strings.Contains(string(n.Params), "seen by both") {
+			break
+		}
+	}
+	cl.Close()
+	b.Close()
+	if _, err := daemon.Dial(t.Context(), sock); err == nil {
+		t.Fatal("the socket still answers after the UI closed")
+	}
+}
+
+// lineSignal is a writer that reports when a line containing want was written.
+type lineSignal struct {
+	mu   sync.Mutex
+	buf  bytes.Buffer
+	want string
+	seen chan struct{}
+	once sync.Once
+}
+
+func (w *lineSignal) Write(b []byte) (int, error) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	w.buf.Write(b)
+	if strings.Contains(w.buf.String(), w.want) {
+		w.once.Do(func() { close(w.seen) })
+	}
+	return len(b), nil
+}
+
+// A UI started while `pfschat daemon` owns the profile says so and exits; so does a
+// second daemon; the daemon stops cleanly on its context.
+func TestUIExitsWhileDaemonOwns(t *testing.T) {
+	r := relaytest.Start(t)
+	bob := chattest.NewUser(t, r, "bob")
+	bob.Close()
+	t.Setenv(profile.EnvPassphrase, string(chattest.Passphrase))
+	ctx, cancel := context.WithCancel(t.Context())
+	defer cancel()
+	var errb bytes.Buffer
+	if code := Main(t.Context(), []string{"--home", bob.Profile.Dir, "daemon", "--http", "0.0.0.0:0"}, strings.NewReader(""), io.Discard, &errb); code != exitUsage ||
+		!strings.Contains(errb.String(), "not a loopback address") {
+		t.Fatalf("--http on a public address: exit %d, %q", code, errb.String())
+	}
+	stdout := &lineSignal{want: "bearer secret in", seen: make(chan struct{})}
+	var derr bytes.Buffer
+	done := make(chan int, 1)
+	go func() {
+		done <- Main(ctx, []string{"--home", bob.Profile.Dir, "--relay", r.URL, "daemon", "--http", "127.0.0.1:0"}, strings.NewReader(""), stdout, &derr)
+	}()
+	select {
+	case <-stdout.seen:
+	case code := <-done:
+		t.Fatalf("daemon exited %d: %s", code, derr.String())
+	}
+	sock, _ := daemon.SocketPath(bob.Profile.Dir)
+	secret := daemon.SecretPath(sock)
+	if fi, err := os.Stat(secret); err != nil || fi.Mode().Perm() != 0o600 || fi.Size() < 40 {
+		t.Fatalf("secret file: %v, %v", fi, err)
+	}
+	if fi, err := os.Stat(sock); err != nil || fi.Mode().Perm() != 0o600 {
+		t.Fatalf("socket: %v, %v", fi, err)
+	}
+	errb.Reset()
+	var out bytes.Buffer
+	if code := runUI(t.Context(), []string{"--home", bob.Profile.Dir}, strings.NewReader(""), &out, &errb); code != exitFail ||
+		!strings.Contains(errb.String(), "is open in pfschat daemon (serving bob on") {
+		t.Fatalf("UI while the daemon owns the profile: exit %d, %q", code, errb.String())
+	}
+	errb.Reset()
+	if code := Main(t.Context(), []string{"--home", bob.Profile.Dir, "daemon"}, strings.NewReader(""), io.Discard, &errb); code != exitFail ||
+		!strings.Contains(errb.String(), "(pid ") || !strings.Contains(errb.String(), "pfschat daemon); use `pfschat daemon` or close it") {
+		t.Fatalf("second daemon: exit %d, %q", code, errb.String())
+	}
+	cancel()
+	if code := <-done; code != 0 {
+		t.Fatalf("daemon exit %d: %s", code, derr.String())
+	}
+	if _, err := os.Stat(secret); !os.IsNotExist(err) {
+		t.Fatalf("the secret file outlived the daemon: %v", err)
+	}
+	// the profile is free again
+	c, err := bob.Profile.NewController(t.Context(), chattest.Passphrase)
+	if err != nil {
+		t.Fatalf("after the daemon stopped: %v", err)
+	}
+	c.Close()
+}

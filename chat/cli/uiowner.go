@@ -1,0 +1,91 @@
+package cli
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+
+	"pfschat/chat"
+	"pfschat/chat/daemon"
+	"pfschat/chat/profile"
+	"pfschat/ui"
+)
+
+// ownedElsewhere says, when another process owns the profile in home and answers on
+// its socket, who it is and what to do; "" when nobody does. (Attaching the UI to a
+// running daemon is a later step: for now the UI exits.)
+func ownedElsewhere(ctx context.Context, home string) string {
+	sock, err := daemon.SocketPath(home)
+	if err != nil {
+		return ""
+	}
+	ctx, cancel := context.WithTimeout(ctx, ownerTimeout)
+	defer cancel()
+	cl, err := daemon.Dial(ctx, sock)
+	if err != nil {
+		return ""
+	}
+	defer cl.Close()
+	var v daemon.VersionResult
+	if err := cl.Call(ctx, "version", nil, &v); err != nil {
+		return ""
+	}
+	return fmt.Sprintf("pfschat: profile %s is open in pfschat %s (serving %s on %s); "+
+		"stop it first, or talk to it with the headless commands (pfschat send, recv, ...)", home, v.Owner, v.Me, sock)
+}
+
+// uiOwnerProfile is the UI's profile: once unlocked (or created), the UI is the
+// profile's owner and serves the API on its socket while it runs, so that the headless
+// commands and scripts go through it.
+type uiOwnerProfile struct {
+	ui.Profile
+	home   string
+	logger *slog.Logger
+}
+
+func (p uiOwnerProfile) Open(ctx context.Context, passphrase []byte) (ui.Backend, error) {
+	b, err := p.Profile.Open(ctx, passphrase)
+	return p.serve(b, err)
+}
+
+func (p uiOwnerProfile) Create(ctx context.Context, name string, passphrase []byte, relayURL string) (ui.Backend, error) {
+	b, err := p.Profile.Create(ctx, name, passphrase, relayURL)
+	return p.serve(b, err)
+}
+
+func (p uiOwnerProfile) serve(b ui.Backend, err error) (ui.Backend, error) {
+	if err != nil {
+		return nil, err
+	}
+	c, ok := b.(*chat.Controller)
+	if !ok {
+		return b, nil
+	}
+	sock, err := daemon.SocketPath(p.home)
+	if err == nil {
+		var o *owner
+		if o, err = serveOwner(c, sock, profile.OwnerUI, true); err == nil {
+			p.logger.Info("serving the profile's API", "socket", sock)
+			return &uiBackend{Controller: c, o: o, sub: o.hub.Subscribe()}, nil
+		}
+	}
+	// The UI works without its socket; other commands then find the profile locked.
+	p.logger.Error("cannot serve the profile's socket", "err", err)
+	return c, nil
+}
+
+// uiBackend is the controller the UI runs on, with its events taken from the owner's
+// hub (the API's subscribers read the same stream).
+type uiBackend struct {
+	*chat.Controller
+	o   *owner
+	sub *daemon.Sub
+}
+
+func (b *uiBackend) Events() <-chan chat.Event { return b.sub.C() }
+
+func (b *uiBackend) Close() error {
+	b.o.close()
+	b.sub.Close()
+	return b.Controller.Close()
+}

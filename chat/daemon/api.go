@@ -1,0 +1,219 @@
+package daemon
+
+import (
+	"errors"
+	"time"
+
+	"pfschat/chat"
+	"pfschat/ratchet"
+)
+
+// APIVersion is the version of the method set; it grows when methods or fields are added
+// and changes meaning never.
+const APIVersion = 1
+
+// Message is a message as the API shows it.
+type Message struct {
+	ID         int64     `json:"id"`
+	Contact    string    `json:"contact"`
+	Outgoing   bool      `json:"outgoing,omitempty"`
+	Text       string    `json:"text"`
+	SentAt     time.Time `json:"sentAt"`
+	ReceivedAt time.Time `json:"receivedAt,omitzero"`
+	State      string    `json:"state"`
+	Reason     string    `json:"reason,omitempty"`
+}
+
+// FromMessage is m as the API shows it.
+func FromMessage(m chat.Message) Message {
+	return Message{ID: m.ID, Contact: m.Contact, Outgoing: m.Outgoing, Text: m.Text, SentAt: m.SentAt.UTC(),
+		ReceivedAt: m.ReceivedAt.UTC(), State: m.State.String(), Reason: m.Reason}
+}
+
+// Contact is a contact as the API shows it.
+type Contact struct {
+	Name        string `json:"name"`
+	CardID      string `json:"cardId"`
+	Fingerprint string `json:"fingerprint"`
+	Verified    bool   `json:"verified"`
+	KeyChanged  bool   `json:"keyChanged"`
+	Unread      int    `json:"unread"`
+}
+
+// FromContact is c as the API shows it.
+func FromContact(c chat.Contact) Contact {
+	return Contact{Name: c.Name, CardID: c.CardID, Fingerprint: c.Fingerprint, Verified: c.Verified, KeyChanged: c.KeyChanged, Unread: c.Unread}
+}
+
+// Chat is c as package chat shows it.
+func (c Contact) Chat() chat.Contact {
+	return chat.Contact{Name: c.Name, CardID: c.CardID, Fingerprint: c.Fingerprint, Verified: c.Verified, KeyChanged: c.KeyChanged, Unread: c.Unread}
+}
+
+// SafetyNumber is a safety number as the API shows it: 60 digits in 12 groups of 5.
+type SafetyNumber struct {
+	Contact string `json:"contact"`
+	CardID  string `json:"cardId"`
+	Pending bool   `json:"pending"`
+	Digits  string `json:"digits"`
+}
+
+// FromSafetyNumber is sn as the API shows it.
+func FromSafetyNumber(sn chat.SafetyNumber) SafetyNumber {
+	return SafetyNumber{Contact: sn.Contact, CardID: sn.CardID, Pending: sn.Pending, Digits: sn.Digits()}
+}
+
+// Chat is sn as package chat shows it; digits that are not 60 are refused.
+func (sn SafetyNumber) Chat() (chat.SafetyNumber, error) {
+	return chat.ParseSafetyNumber(sn.Contact, sn.CardID, sn.Pending, sn.Digits)
+}
+
+// The params and results of each method (API.md documents them).
+type (
+	NameParams struct {
+		Name string `json:"name"`
+	}
+	SendParams struct {
+		To   string `json:"to"`
+		Text string `json:"text"`
+		// WaitMs: how long to wait for the relay to accept (0 = answer once committed).
+		WaitMs int64 `json:"waitMs,omitempty"`
+	}
+	SendResult struct {
+		ID int64 `json:"id"`
+		// State: "accepted" (the relay holds it durably) or "queued" (committed to the
+		// outbox; it goes out as soon as the relay is reachable — do not send it again).
+		State string `json:"state"`
+	}
+	MarkReadParams struct {
+		Contact string `json:"contact"`
+		Through int64  `json:"through"`
+	}
+	ReceiveResult struct {
+		Messages []Message `json:"messages"`
+	}
+	SubscribeResult struct {
+		Subscription int64 `json:"subscription"`
+	}
+	SubscriptionParams struct {
+		Subscription int64 `json:"subscription"`
+	}
+	RotateKeysParams struct {
+		Count int `json:"count"`
+	}
+	FingerprintResult struct {
+		SafetyNumber
+		Verified bool `json:"verified"`
+		// Trusted is the safety number of the accepted key while a new one is pending.
+		Trusted *SafetyNumber `json:"trusted,omitempty"`
+	}
+	AddContactResult struct {
+		Contact      Contact      `json:"contact"`
+		SafetyNumber SafetyNumber `json:"safetyNumber"`
+	}
+	VersionResult struct {
+		Version      string `json:"version"`
+		API          int    `json:"api"`
+		Owner        string `json:"owner"` // "daemon" or "ui"
+		Me           string `json:"me"`
+		ReadReceipts bool   `json:"readReceipts"`
+		Online       bool   `json:"online"`
+	}
+	// Event is the params of every notification: the subscription it belongs to and
+	// one of message / delivery / contact / connection.
+	Event struct {
+		Subscription int64    `json:"subscription"`
+		Message      *Message `json:"message,omitempty"`
+		Contact      string   `json:"contact,omitempty"`
+		Status       string   `json:"status,omitempty"`
+		Error        string   `json:"error,omitempty"`
+	}
+)
+
+// Notification methods.
+const (
+	NotifyMessage    = "message"    // an incoming message (state "undecryptable" with a reason when it could not be read)
+	NotifyDelivery   = "delivery"   // an outgoing message moved to sent, delivered, read or failed
+	NotifyKeyChanged = "keyChanged" // a contact's identity key changed
+	NotifyConnection = "connection" // the relay connection changed state
+)
+
+// errorFor maps package chat's errors to the stable codes.
+func errorFor(err error) *Error {
+	var e *Error
+	if errors.As(err, &e) {
+		return e
+	}
+	var kc *chat.KeyChangedError
+	code := CodeInternalError
+	switch {
+	case errors.As(err, &kc):
+		e := NewError(CodeKeyChanged, "%v", err)
+		e.Data.Contact = kc.Contact
+		return e
+	case errors.Is(err, chat.ErrUnknownContact):
+		code = CodeUnknownContact
+	case errors.Is(err, chat.ErrUnknownUser):
+		code = CodeUnknownUser
+	case errors.Is(err, chat.ErrOffline):
+		code = CodeOffline
+	case errors.Is(err, chat.ErrCardRejected):
+		code = CodeCardRejected
+	case errors.Is(err, chat.ErrNoPendingKey):
+		code = CodeNoPendingKey
+	case errors.Is(err, chat.ErrEmptyMessage), errors.Is(err, chat.ErrTextTooLong):
+		code = CodeBadMessage
+	case errors.Is(err, chat.ErrClosed):
+		code = CodeClosing
+	case errors.Is(err, ratchet.ErrInvalidName):
+		code = CodeInvalidParams
+	}
+	return NewError(code, "%v", err)
+}
+
+// ChatError turns an error from the daemon back into package chat's error where there
+// is one, so a command prints the same advice whether it went through the owner or
+// not; the *Error stays in the chain.
+func ChatError(err error) error {
+	var e *Error
+	if !errors.As(err, &e) {
+		return err
+	}
+	var base error
+	switch e.Code {
+	case CodeUnknownContact:
+		base = chat.ErrUnknownContact
+	case CodeUnknownUser:
+		base = chat.ErrUnknownUser
+	case CodeOffline:
+		base = chat.ErrOffline
+	case CodeCardRejected:
+		base = chat.ErrCardRejected
+	case CodeNoPendingKey:
+		base = chat.ErrNoPendingKey
+	case CodeKeyChanged:
+		contact := ""
+		if e.Data != nil {
+			contact = e.Data.Contact
+		}
+		return &chatKeyChanged{KeyChangedError: chat.KeyChangedError{Contact: contact}, rpc: e}
+	default:
+		return err
+	}
+	return &wrapped{base: base, rpc: e}
+}
+
+type wrapped struct {
+	base error
+	rpc  *Error
+}
+
+func (w *wrapped) Error() string   { return w.rpc.Message }
+func (w *wrapped) Unwrap() []error { return []error{w.base, w.rpc} }
+
+type chatKeyChanged struct {
+	chat.KeyChangedError
+	rpc *Error
+}
+
+func (k *chatKeyChanged) Unwrap() []error { return []error{&k.KeyChangedError, k.rpc} }

@@ -1,0 +1,123 @@
+package daemon_test
+
+import (
+	"context"
+	"fmt"
+	"slices"
+	"sync"
+	"testing"
+	"time"
+
+	"pfschat/chat"
+	"pfschat/chat/chattest"
+	"pfschat/chat/daemon"
+	"pfschat/chat/profile"
+	"pfschat/relay/relaytest"
+)
+
+// offlineOwner is alice's daemon with an acknowledged session with bob and no relay
+// (its URL points nowhere): every send stops at the outbox, so the figures are the
+// daemon's and the store's alone.
+func offlineOwner(b *testing.B, sync string) (sock string) {
+	b.Helper()
+	r := relaytest.Start(b)
+	mod := func(p *chat.Profile) { p.StoreOptions.Synchronous = sync }
+	alice, bob := chattest.NewUser(b, r, "alice", mod), chattest.NewUser(b, r, "bob", mod)
+	chattest.Converse(b, alice, bob)
+	alice.Close()
+	p := alice.Profile
+	p.RelayURL = "ws://127.0.0.1:1" // nothing listens there
+	p.Prefs.AllowOffline = true
+	c, err := p.Open(b.Context(), alice.Passphrase)
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(func() { c.Close() })
+	hub := daemon.NewHub(c.Events())
+	srv := daemon.New(daemon.Config{Controller: c, Hub: hub, Owner: profile.OwnerDaemon})
+	sock, err = daemon.SocketPath(p.Dir)
+	if err != nil {
+		b.Fatal(err)
+	}
+	ln, err := daemon.Listen(sock)
+	if err != nil {
+		b.Fatal(err)
+	}
+	srv.Serve(ln)
+	b.Cleanup(func() { srv.Close() })
+	go func() { // drain the owner's own events; the hub queues them otherwise
+		s := hub.Subscribe()
+		for range s.C() {
+		}
+	}()
+	return sock
+}
+
+var syncModes = []struct{ name, sync string }{{"NORMAL", "NORMAL"}, {"FULL", ""}}
+
+// BenchmarkRPCSend: one `send` as a script makes it — connect to the socket, call send,
+// read the result (the message committed to the outbox), close. p50 and p99 per call.
+func BenchmarkRPCSend(b *testing.B) {
+	for _, m := range syncModes {
+		b.Run(m.name, func(b *testing.B) {
+			sock := offlineOwner(b, m.sync)
+			ctx := context.Background()
+			lat := make([]time.Duration, 0, b.N)
+			b.ResetTimer()
+			for i := 0; i < b.N; i++ {
+				t0 := time.Now()
+				cl, err := daemon.Dial(ctx, sock)
+				if err != nil {
+					b.Fatal(err)
+				}
+				var r daemon.SendResult
+				if err := cl.Call(ctx, "send", daemon.SendParams{To: "bob", Text: fmt.Sprintf("bench %d", i)}, &r); err != nil {
+					b.Fatal(err)
+				}
+				cl.Close()
+				lat = append(lat, time.Since(t0))
+			}
+			b.StopTimer()
+			slices.Sort(lat)
+			b.ReportMetric(float64(lat[len(lat)/2].Microseconds())/1000, "p50-ms")
+			b.ReportMetric(float64(lat[len(lat)*99/100].Microseconds())/1000, "p99-ms")
+		})
+	}
+}
+
+// BenchmarkDaemonThroughput: messages per second from the socket to committed in the
+// outbox, the relay excluded, with 4 clients each sending on one connection.
+func BenchmarkDaemonThroughput(b *testing.B) {
+	const clients = 4
+	for _, m := range syncModes {
+		b.Run(m.name, func(b *testing.B) {
+			sock := offlineOwner(b, m.sync)
+			ctx := context.Background()
+			cls := make([]*daemon.Client, clients)
+			for i := range cls {
+				var err error
+				if cls[i], err = daemon.Dial(ctx, sock); err != nil {
+					b.Fatal(err)
+				}
+				defer cls[i].Close()
+			}
+			b.ResetTimer()
+			t0 := time.Now()
+			var wg sync.WaitGroup
+			for ci, cl := range cls {
+				wg.Add(1)
+				go func() {
+					defer wg.Done()
+					for i := ci; i < b.N; i += clients {
+						if err := cl.Call(ctx, "send", daemon.SendParams{To: "bob", Text: fmt.Sprintf("bench %d", i)}, nil); err != nil {
+							b.Error(err)
+							return
+						}
+					}
+				}()
+			}
+			wg.Wait()
+			b.ReportMetric(float64(b.N)/time.Since(t0).Seconds(), "msgs/s")
+		})
+	}
+}

@@ -1,0 +1,168 @@
+package daemon
+
+import (
+	"bufio"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net"
+	"strconv"
+	"sync"
+	"time"
+
+	"pfschat/relay/fifo"
+)
+
+// ErrNoOwner: nothing answers on the profile's socket (no owner runs, or one crashed
+// and left its socket file behind).
+var ErrNoOwner = errors.New("daemon: no pfschat owner serves this profile")
+
+// Client is a connection to an owner's socket. Its methods are safe for concurrent use;
+// notifications (after Call("subscribe", ...)) arrive on Notifications.
+type Client struct {
+	nc      net.Conn
+	wmu     sync.Mutex
+	mu      sync.Mutex
+	next    int64
+	pending map[string]chan Response
+	notes   *fifo.Queue[Notification]
+	done    chan struct{}
+	err     error
+}
+
+// Dial connects to the socket at path. ErrNoOwner (wrapped) when nobody listens there.
+func Dial(ctx context.Context, path string) (*Client, error) {
+	var d net.Dialer
+	nc, err := d.DialContext(ctx, "unix", path)
+	if err != nil {
+		return nil, fmt.Errorf("%w: %w", ErrNoOwner, err)
+	}
+	c := &Client{nc: nc, pending: make(map[string]chan Response), notes: fifo.New[Notification](), done: make(chan struct{})}
+	go c.read()
+	return c, nil
+}
+
+func (c *Client) read() {
+	defer close(c.done)
+	defer c.notes.Close()
+	sc := bufio.NewScanner(c.nc)
+	sc.Buffer(make([]byte, 0, 4096), 4*MaxRequestBytes)
+	for sc.Scan() {
+		var probe struct {
+			Method *string         `json:"method"`
+			ID     json.RawMessage `json:"id"`
+		}
+		if err := json.Unmarshal(sc.Bytes(), &probe); err != nil {
+			c.fail(fmt.Errorf("daemon: the owner sent a line that is not JSON: %w", err))
+			return
+		}
+		if probe.Method != nil {
+			var n Notification
+			if err := json.Unmarshal(sc.Bytes(), &n); err != nil {
+				c.fail(fmt.Errorf("daemon: bad notification: %w", err))
+				return
+			}
+			c.notes.Push(n)
+			continue
+		}
+		var r Response
+		if err := json.Unmarshal(sc.Bytes(), &r); err != nil {
+			c.fail(fmt.Errorf("daemon: bad response: %w", err))
+			return
+		}
+		c.mu.Lock()
+		ch, ok := c.pending[string(r.ID)]
+		delete(c.pending, string(r.ID))
+		c.mu.Unlock()
+		if ok {
+			ch <- r
+		}
+	}
+	err := sc.Err()
+	if err == nil {
+		err = errors.New("daemon: the owner closed the connection")
+	}
+	c.fail(err)
+}
+
+func (c *Client) fail(err error) {
+	c.mu.Lock()
+	if c.err == nil {
+		c.err = err
+	}
+	c.mu.Unlock()
+	c.nc.Close()
+}
+
+// Err is why the connection ended (nil while it is up).
+func (c *Client) Err() error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.err
+}
+
+// Call sends one request and decodes its result into result (nil to ignore it). A
+// refusal by the owner is an *Error.
+func (c *Client) Call(ctx context.Context, method string, params, result any) error {
+	c.mu.Lock()
+	c.next++
+	id := strconv.FormatInt(c.next, 10)
+	ch := make(chan Response, 1)
+	c.pending[id] = ch
+	c.mu.Unlock()
+	req := struct {
+		JSONRPC string `json:"jsonrpc"`
+		Method  string `json:"method"`
+		Params  any    `json:"params,omitempty"`
+		ID      int64  `json:"id"`
+	}{Version, method, params, c.next}
+	req.ID, _ = strconv.ParseInt(id, 10, 64)
+	b, err := json.Marshal(req)
+	if err != nil {
+		return err
+	}
+	c.wmu.Lock()
+	c.nc.SetWriteDeadline(time.Now().Add(writeTimeout))
+	_, err = c.nc.Write(append(b, '\n'))
+	c.wmu.Unlock()
+	if err != nil {
+		return fmt.Errorf("daemon: sending %s: %w", method, err)
+	}
+	select {
+	case r := <-ch:
+		if r.Error != nil {
+			return r.Error
+		}
+		if result != nil {
+			if err := json.Unmarshal(r.Result, result); err != nil {
+				return fmt.Errorf("daemon: decoding the result of %s: %w", method, err)
+			}
+		}
+		return nil
+	case <-c.done:
+		return fmt.Errorf("daemon: %s: %w", method, c.Err())
+	case <-ctx.Done():
+		c.mu.Lock()
+		delete(c.pending, id)
+		c.mu.Unlock()
+		return ctx.Err()
+	}
+}
+
+// Next returns the next notification, waiting for one; it fails once the connection
+// has ended and every notification was taken, or when ctx is done.
+func (c *Client) Next(ctx context.Context) (Notification, error) {
+	n, err := c.notes.Wait(ctx)
+	if errors.Is(err, fifo.ErrClosed) {
+		return n, fmt.Errorf("daemon: %w", c.Err())
+	}
+	return n, err
+}
+
+// Close ends the connection.
+func (c *Client) Close() error {
+	err := c.nc.Close()
+	<-c.done
+	return err
+}

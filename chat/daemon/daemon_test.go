@@ -1,0 +1,348 @@
+package daemon_test
+
+import (
+	"bufio"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"pfschat/chat"
+	"pfschat/chat/chattest"
+	"pfschat/chat/daemon"
+	"pfschat/chat/profile"
+	"pfschat/relay/relaytest"
+)
+
+// owned is bob's profile held by a daemon server in this process, serving its socket.
+type owned struct {
+	bob  *chattest.User
+	srv  *daemon.Server
+	hub  *daemon.Hub
+	sock string
+}
+
+func startOwner(t *testing.T, r *relaytest.Relay, u *chattest.User) *owned {
+	t.Helper()
+	hub := daemon.NewHub(u.Controller.Events())
+	srv := daemon.New(daemon.Config{Controller: u.Controller, Hub: hub, Owner: profile.OwnerDaemon, Version: "test", ReadReceipts: true})
+	sock, err := daemon.SocketPath(u.Profile.Dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ln, err := daemon.Listen(sock)
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv.Serve(ln)
+	t.Cleanup(func() { srv.Close() })
+	return &owned{bob: u, srv: srv, hub: hub, sock: sock}
+}
+
+func dial(t *testing.T, sock string) *daemon.Client {
+	t.Helper()
+	cl, err := daemon.Dial(t.Context(), sock)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { cl.Close() })
+	return cl
+}
+
+// nextMessage waits for the next "message" notification.
+func nextMessage(t *testing.T, cl *daemon.Client) daemon.Message {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(t.Context(), 30*time.Second)
+	defer cancel()
+	for {
+		n, err := cl.Next(ctx)
+		if err != nil {
+			t.Fatalf("waiting for a message notification: %v", err)
+		}
+		if n.Method != daemon.NotifyMessage {
+			continue
+		}
+		var ev daemon.Event
+		if err := json.Unmarshal(n.Params, &ev); err != nil || ev.Message == nil {
+			t.Fatalf("bad message notification %s: %v", n.Params, err)
+		}
+		return *ev.Message
+	}
+}
+
+// Over the socket: send answers with the committed message's id (accepted once the
+// relay holds it); two subscribers both get the unread backlog and then every new
+// message, with the store's ids; markRead by one is the read state of both (a new
+// subscription starts after it).
+func TestSocketSendSubscribeSharedReadState(t *testing.T) {
+	r := relaytest.Start(t)
+	alice, bob := chattest.NewUser(t, r, "alice"), chattest.NewUser(t, r, "bob")
+	chattest.Converse(t, alice, bob)
+	early := chattest.Send(t, alice, bob, "before anyone subscribed")
+	_ = early
+	o := startOwner(t, r, bob)
+
+	c1, c2 := dial(t, o.sock), dial(t, o.sock)
+	var sr daemon.SubscribeResult
+	for _, c := range []*daemon.Client{c1, c2} {
+		if err := c.Call(t.Context(), "subscribe", nil, &sr); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// the backlog: bob never marked "hi" or the early message read
+	var backlog1, backlog2 []string
+	for range 2 {
+		backlog1 = append(backlog1, nextMessage(t, c1).Text)
+		backlog2 = append(backlog2, nextMessage(t, c2).Text)
+	}
+	if fmt.Sprint(backlog1) != fmt.Sprint(backlog2) || backlog1[1] != "before anyone subscribed" {
+		t.Fatalf("backlogs %q and %q", backlog1, backlog2)
+	}
+	if _, err := alice.Send(t.Context(), "bob", "live"); err != nil {
+		t.Fatal(err)
+	}
+	m1, m2 := nextMessage(t, c1), nextMessage(t, c2)
+	if m1.Text != "live" || m1 != m2 || m1.ID == 0 || m1.Contact != "alice" {
+		t.Fatalf("live message: %+v and %+v", m1, m2)
+	}
+	if err := c1.Call(t.Context(), "markRead", daemon.MarkReadParams{Contact: "alice", Through: m1.ID}, nil); err != nil {
+		t.Fatal(err)
+	}
+	var rr daemon.ReceiveResult
+	if err := c2.Call(t.Context(), "receive", nil, &rr); err != nil {
+		t.Fatal(err)
+	}
+	if len(rr.Messages) != 0 {
+		t.Fatalf("after markRead through %d, receive still returns %d unread", m1.ID, len(rr.Messages))
+	}
+
+	// send through the owner: accepted by the relay, received by alice with that text
+	var res daemon.SendResult
+	if err := c2.Call(t.Context(), "send", daemon.SendParams{To: "alice", Text: "from the daemon", WaitMs: 10000}, &res); err != nil {
+		t.Fatal(err)
+	}
+	if res.State != "accepted" || res.ID == 0 {
+		t.Fatalf("send result %+v", res)
+	}
+	chattest.WaitReceived(t, alice, "bob", "from the daemon")
+	// without waitMs: answered once committed
+	if err := c2.Call(t.Context(), "send", daemon.SendParams{To: "alice", Text: "no wait"}, &res); err != nil || res.State != "queued" {
+		t.Fatalf("send without wait: %+v, %v", res, err)
+	}
+	chattest.WaitReceived(t, alice, "bob", "no wait")
+	// an unknown contact is a stable error code naming the contact
+	err := c2.Call(t.Context(), "send", daemon.SendParams{To: "carol", Text: "x"}, nil)
+	var re *daemon.Error
+	if !errors.As(err, &re) || re.Code != daemon.CodeUnknownContact || re.Data.Contact != "carol" || re.Data.Name != "unknown_contact" {
+		t.Fatalf("send to a stranger: %#v", err)
+	}
+	if !errors.Is(daemon.ChatError(err), chat.ErrUnknownContact) {
+		t.Fatalf("ChatError(%v) is not chat.ErrUnknownContact", err)
+	}
+}
+
+// Bad input on the socket gets a JSON-RPC error with the request's id where it could be
+// read, and the connection and the daemon stay up.
+func TestSocketBadRequestsKeepTheConnection(t *testing.T) {
+	r := relaytest.Start(t)
+	bob := chattest.NewUser(t, r, "bob")
+	o := startOwner(t, r, bob)
+	nc, err := net.Dial("unix", o.sock)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer nc.Close()
+	rd := bufio.NewReader(nc)
+	for _, tc := range []struct {
+		line string
+		code int
+		id   string
+	}{
+		{`{"jsonrpc":"2.0","method":"version"`, daemon.CodeParseError, "null"},
+		{`not json at all`, daemon.CodeParseError, "null"},
+		{`[{"jsonrpc":"2.0","method":"version","id":1}]`, daemon.CodeInvalidRequest, "null"},
+		{`{"jsonrpc":"1.0","method":"version","id":7}`, daemon.CodeInvalidRequest, "7"},
+		{`{"jsonrpc":"2.0","id":"x"}`, daemon.CodeInvalidRequest, `"x"`},
+		{`{"jsonrpc":"2.0","method":"version","id":{"a":1}}`, daemon.CodeInvalidRequest, "null"},
+		{`{"jsonrpc":"2.0","method":"version","id":2,"extra":1}`, daemon.CodeInvalidRequest, "null"},
+		{`{"jsonrpc":"2.0","method":"noSuchMethod","id":3}`, daemon.CodeMethodNotFound, "3"},
+		{`{"jsonrpc":"2.0","method":"send","params":[1,2],"id":4}`, daemon.CodeInvalidParams, "4"},
+		{`{"jsonrpc":"2.0","method":"send","params":{"to":"x","bogus":1},"id":5}`, daemon.CodeInvalidParams, "5"},
+		{`{"jsonrpc":"2.0","method":"verify","params":{},"id":6}`, daemon.CodeInvalidParams, "6"},
+	} {
+		if _, err := io.WriteString(nc, tc.line+"\n"); err != nil {
+			t.Fatal(err)
+		}
+		line, err := rd.ReadBytes('\n')
+		if err != nil {
+			t.Fatalf("%s: connection closed: %v", tc.line, err)
+		}
+		var resp struct {
+			JSONRPC string          `json:"jsonrpc"`
+			Error   *daemon.Error   `json:"error"`
+			ID      json.RawMessage `json:"id"`
+		}
+		if err := json.Unmarshal(line, &resp); err != nil || resp.Error == nil || resp.JSONRPC != "2.0" {
+			t.Fatalf("%s: answer %s (%v)", tc.line, line, err)
+		}
+		if resp.Error.Code != tc.code || string(resp.ID) != tc.id || resp.Error.Data == nil || resp.Error.Data.Name == "" {
+			t.Errorf("%s: answer %s; want code %d id %s", tc.line, line, tc.code, tc.id)
+		}
+	}
+	// a notification (no id) is run and not answered; the next request still is
+	io.WriteString(nc, `{"jsonrpc":"2.0","method":"version"}`+"\n"+`{"jsonrpc":"2.0","method":"version","id":"v"}`+"\n")
+	line, err := rd.ReadBytes('\n')
+	if err != nil || !strings.Contains(string(line), `"id":"v"`) || !strings.Contains(string(line), `"me":"bob"`) {
+		t.Fatalf("after the errors: %s, %v", line, err)
+	}
+	// a line over the limit closes that connection only
+	nc.Write([]byte(strings.Repeat("x", daemon.MaxRequestBytes+10) + "\n"))
+	line, _ = rd.ReadBytes('\n')
+	if !strings.Contains(string(line), fmt.Sprint(daemon.CodeInvalidRequest)) {
+		t.Fatalf("oversized line: %s", line)
+	}
+	var v daemon.VersionResult
+	if err := dial(t, o.sock).Call(t.Context(), "version", nil, &v); err != nil || v.Me != "bob" || v.API != daemon.APIVersion {
+		t.Fatalf("the daemon after bad input: %+v, %v", v, err)
+	}
+}
+
+// The HTTP API: without the secret, with a wrong one, with a foreign Host or with any
+// Origin the request is refused before anything runs; with them, rpc answers and the
+// event stream pushes the backlog and new messages as SSE.
+func TestHTTPAuthAndEvents(t *testing.T) {
+	r := relaytest.Start(t)
+	alice, bob := chattest.NewUser(t, r, "alice"), chattest.NewUser(t, r, "bob")
+	chattest.Converse(t, alice, bob)
+	o := startOwner(t, r, bob)
+	secret, err := daemon.NewSecret(filepath.Join(t.TempDir(), "secret"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	hs := httptest.NewUnstartedServer(o.srv.HTTPHandler(secret, daemon.LoopbackHosts(ln.Addr().String())))
+	hs.Listener.Close()
+	hs.Listener = ln
+	hs.Start()
+	defer hs.Close()
+	base := hs.URL
+	rpc := `{"jsonrpc":"2.0","method":"version","id":1}`
+	do := func(method, path, body string, mod func(*http.Request)) *http.Response {
+		req, _ := http.NewRequestWithContext(t.Context(), method, base+path, strings.NewReader(body))
+		req.Header.Set("Authorization", "Bearer "+secret)
+		if mod != nil {
+			mod(req)
+		}
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return resp
+	}
+	for name, tc := range map[string]struct {
+		mod  func(*http.Request)
+		want int
+	}{
+		"no secret":    {func(r *http.Request) { r.Header.Del("Authorization") }, http.StatusUnauthorized},
+		"wrong secret": {func(r *http.Request) { r.Header.Set("Authorization", "Bearer "+secret[:len(secret)-1]+"x") }, http.StatusUnauthorized},
+		"foreign Host": {func(r *http.Request) { r.Host = "evil.example:80" }, http.StatusMisdirectedRequest},
+		"an Origin":    {func(r *http.Request) { r.Header.Set("Origin", "http://127.0.0.1") }, http.StatusForbidden},
+	} {
+		for _, path := range []string{"/api/v1/rpc", "/api/v1/events", "/api/v1/check"} {
+			m := "GET"
+			if path == "/api/v1/rpc" {
+				m = "POST"
+			}
+			resp := do(m, path, rpc, tc.mod)
+			b, _ := io.ReadAll(resp.Body)
+			resp.Body.Close()
+			if resp.StatusCode != tc.want || strings.Contains(string(b), "bob") {
+				t.Errorf("%s %s: %d %q, want %d and nothing about the profile", name, path, resp.StatusCode, b, tc.want)
+			}
+		}
+	}
+	resp := do("POST", "/api/v1/rpc", rpc, nil)
+	b, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != 200 || !strings.Contains(string(b), `"me":"bob"`) {
+		t.Fatalf("rpc with the secret: %d %s", resp.StatusCode, b)
+	}
+	resp = do("POST", "/api/v1/rpc", `{"jsonrpc":"2.0","method":"subscribe","id":2}`, nil)
+	b, _ = io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if !strings.Contains(string(b), fmt.Sprint(daemon.CodeNotOverHTTP)) {
+		t.Fatalf("subscribe over POST: %s", b)
+	}
+	resp = do("GET", "/api/v1/check", "", nil)
+	resp.Body.Close()
+	if resp.StatusCode != 200 {
+		t.Fatalf("check: %d", resp.StatusCode)
+	}
+	// events: the backlog ("hi") then a live message
+	resp = do("GET", "/api/v1/events", "", nil)
+	defer resp.Body.Close()
+	if ct := resp.Header.Get("Content-Type"); ct != "text/event-stream" {
+		t.Fatalf("events content type %q", ct)
+	}
+	sc := bufio.NewScanner(resp.Body)
+	nextSSE := func() daemon.Message {
+		for sc.Scan() {
+			data, ok := strings.CutPrefix(sc.Text(), "data: ")
+			if !ok {
+				continue
+			}
+			var n daemon.Notification
+			var ev daemon.Event
+			if json.Unmarshal([]byte(data), &n) != nil || json.Unmarshal(n.Params, &ev) != nil {
+				t.Fatalf("bad SSE data %q", data)
+			}
+			if n.Method == daemon.NotifyMessage {
+				return *ev.Message
+			}
+		}
+		t.Fatalf("event stream ended: %v", sc.Err())
+		return daemon.Message{}
+	}
+	if m := nextSSE(); m.Text != "hi" {
+		t.Fatalf("first SSE message %+v, want the unread \"hi\"", m)
+	}
+	if _, err := alice.Send(t.Context(), "bob", "over sse"); err != nil {
+		t.Fatal(err)
+	}
+	if m := nextSSE(); m.Text != "over sse" || m.ID == 0 {
+		t.Fatalf("live SSE message %+v", m)
+	}
+}
+
+func TestSocketPathStaysShort(t *testing.T) {
+	long := filepath.Join(t.TempDir(), strings.Repeat("d", 120))
+	t.Setenv("XDG_RUNTIME_DIR", t.TempDir())
+	p, err := daemon.SocketPath(long)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(p) > 103 || strings.HasPrefix(p, long) {
+		t.Fatalf("socket path %q (%d bytes) for a long profile path", p, len(p))
+	}
+	if again, _ := daemon.SocketPath(long + "/"); again != p {
+		t.Fatalf("the same profile gives %q and %q", p, again)
+	}
+	if daemon.SecretPath(p) == p || !strings.HasSuffix(daemon.SecretPath(p), ".http-secret") {
+		t.Fatalf("secret path %q", daemon.SecretPath(p))
+	}
+	short, _ := daemon.SocketPath("/tmp/p")
+	if short != "/tmp/p/pfschat.sock" || daemon.SecretPath(short) != "/tmp/p/pfschat.http-secret" {
+		t.Fatalf("short profile: %q, %q", short, daemon.SecretPath(short))
+	}
+}

@@ -1,0 +1,140 @@
+package daemon
+
+import (
+	"crypto/subtle"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"strconv"
+	"time"
+)
+
+// sseKeepAlive is how often an idle event stream gets a comment line, so proxies and
+// clients see it alive.
+const sseKeepAlive = 15 * time.Second
+
+// HTTPHandler serves the API over HTTP, as signal-cli's daemon does:
+//
+//	POST /api/v1/rpc     one JSON-RPC request in the body, its response in the answer
+//	GET  /api/v1/events  Server-Sent Events: every notification a subscription gets
+//	GET  /api/v1/check   200 when the owner is up
+//
+// Every request must carry "Authorization: Bearer SECRET" (compared in constant time);
+// a request with an Origin header (a browser's cross-site request) or with a Host other
+// than one of hosts (DNS rebinding) is refused before anything else.
+func (s *Server) HTTPHandler(secret string, hosts []string) http.Handler {
+	allowed := make(map[string]bool, len(hosts))
+	for _, h := range hosts {
+		allowed[h] = true
+	}
+	want := []byte("Bearer " + secret)
+	mux := http.NewServeMux()
+	mux.HandleFunc("POST /api/v1/rpc", s.httpRPC)
+	mux.HandleFunc("GET /api/v1/events", s.httpEvents)
+	mux.HandleFunc("GET /api/v1/check", func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "application/json")
+		fmt.Fprintf(w, "{\"ok\":true,\"online\":%v}\n", s.c.Online())
+	})
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		switch {
+		case r.Header.Get("Origin") != "" || len(r.Header.Values("Origin")) > 0:
+			http.Error(w, "cross-origin requests are refused", http.StatusForbidden)
+		case !allowed[r.Host]:
+			http.Error(w, "unknown Host; use the address the daemon listens on", http.StatusMisdirectedRequest)
+		case subtle.ConstantTimeCompare([]byte(r.Header.Get("Authorization")), want) != 1:
+			w.Header().Set("WWW-Authenticate", `Bearer realm="pfschat"`)
+			http.Error(w, "missing or wrong bearer secret (see the daemon's secret file)", http.StatusUnauthorized)
+		default:
+			mux.ServeHTTP(w, r)
+		}
+	})
+}
+
+// LoopbackHosts are the Host values a daemon listening on addr answers: addr itself and,
+// on a loopback address, localhost with its port.
+func LoopbackHosts(addr string) []string {
+	hosts := []string{addr}
+	if host, port, err := net.SplitHostPort(addr); err == nil {
+		if ip := net.ParseIP(host); ip != nil && ip.IsLoopback() {
+			hosts = append(hosts, net.JoinHostPort("localhost", port))
+		}
+	}
+	return hosts
+}
+
+func (s *Server) httpRPC(w http.ResponseWriter, r *http.Request) {
+	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, MaxRequestBytes))
+	w.Header().Set("Content-Type", "application/json")
+	if err != nil {
+		w.WriteHeader(http.StatusRequestEntityTooLarge)
+		json.NewEncoder(w).Encode(Response{JSONRPC: Version, Error: NewError(CodeInvalidRequest, "request body over %d bytes", MaxRequestBytes)})
+		return
+	}
+	req, id, rerr := DecodeRequest(body)
+	if rerr != nil {
+		json.NewEncoder(w).Encode(Response{JSONRPC: Version, Error: rerr, ID: id})
+		return
+	}
+	result, rerr := s.call(r.Context(), nil, req)
+	if req.Notify {
+		w.WriteHeader(http.StatusNoContent)
+		return
+	}
+	json.NewEncoder(w).Encode(s.response(req.ID, result, rerr))
+}
+
+func (s *Server) httpEvents(w http.ResponseWriter, r *http.Request) {
+	fl, ok := w.(http.Flusher)
+	if !ok {
+		http.Error(w, "streaming unsupported", http.StatusInternalServerError)
+		return
+	}
+	w.Header().Set("Content-Type", "text/event-stream")
+	w.Header().Set("Cache-Control", "no-cache")
+	w.WriteHeader(http.StatusOK)
+	fl.Flush()
+	id := s.subID.Add(1)
+	sub := s.cfg.Hub.Subscribe()
+	keep := time.NewTicker(sseKeepAlive)
+	defer keep.Stop()
+	events := make(chan Notification)
+	done := make(chan error, 1)
+	go func() {
+		done <- s.stream(r.Context(), id, sub, func(n Notification) error {
+			select {
+			case events <- n:
+				return nil
+			case <-r.Context().Done():
+				return r.Context().Err()
+			}
+		})
+	}()
+	for {
+		select {
+		case n := <-events:
+			b, _ := json.Marshal(n)
+			eid := ""
+			var ev Event
+			if json.Unmarshal(n.Params, &ev) == nil && ev.Message != nil {
+				eid = "id: " + strconv.FormatInt(ev.Message.ID, 10) + "\n"
+			}
+			if _, err := fmt.Fprintf(w, "event: %s\n%sdata: %s\n\n", n.Method, eid, b); err != nil {
+				return
+			}
+			fl.Flush()
+		case <-keep.C:
+			if _, err := io.WriteString(w, ": keep-alive\n\n"); err != nil {
+				return
+			}
+			fl.Flush()
+		case <-done:
+			return
+		case <-r.Context().Done():
+			return
+		case <-s.ctx.Done():
+			return
+		}
+	}
+}

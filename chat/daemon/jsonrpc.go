@@ -1,0 +1,208 @@
+package daemon
+
+import (
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"io"
+	"strconv"
+)
+
+// MaxRequestBytes is the longest request line (and HTTP request body) the server reads:
+// a message of chat.MaxTextBytes, JSON-escaped, fits with room to spare.
+const MaxRequestBytes = 1 << 20
+
+// Version is the JSON-RPC version every request and response carries.
+const Version = "2.0"
+
+// Error codes. The first five are JSON-RPC 2.0's own; the others are pfschat's and are
+// stable: a script may switch on them (API.md lists them with what to do).
+const (
+	CodeParseError     = -32700 // the line is not JSON
+	CodeInvalidRequest = -32600 // JSON, but not a JSON-RPC 2.0 request
+	CodeMethodNotFound = -32601
+	CodeInvalidParams  = -32602
+	CodeInternalError  = -32603
+
+	CodeUnknownContact = 1  // not a contact: addContact first
+	CodeUnknownUser    = 2  // no such user on the relay
+	CodeKeyChanged     = 3  // the contact's identity key changed: fingerprint, then acceptKey
+	CodeOffline        = 4  // the relay is unreachable and the call needs it
+	CodeCardRejected   = 5  // the relay handed out a card or keys that do not verify
+	CodeSendRefused    = 6  // the relay refused the message (data.reason says why)
+	CodeNoPendingKey   = 7  // acceptKey: the key has not changed
+	CodeBadMessage     = 8  // empty or too long
+	CodeClosing        = 9  // the owner is shutting down
+	CodeNotOverHTTP    = 10 // subscribe needs the socket (over HTTP use GET /api/v1/events)
+	CodeTooMany        = 11 // too many subscriptions on one connection
+)
+
+// codeNames are the stable names of the codes, sent as error.data.name.
+var codeNames = map[int]string{
+	CodeParseError: "parse_error", CodeInvalidRequest: "invalid_request", CodeMethodNotFound: "method_not_found",
+	CodeInvalidParams: "invalid_params", CodeInternalError: "internal_error",
+	CodeUnknownContact: "unknown_contact", CodeUnknownUser: "unknown_user", CodeKeyChanged: "key_changed",
+	CodeOffline: "offline", CodeCardRejected: "card_rejected", CodeSendRefused: "send_refused",
+	CodeNoPendingKey: "no_pending_key", CodeBadMessage: "bad_message", CodeClosing: "closing",
+	CodeNotOverHTTP: "not_over_http", CodeTooMany: "too_many",
+}
+
+// Error is a JSON-RPC error object; it is also the Go error every decoder and call
+// returns for a refused request.
+type Error struct {
+	Code    int        `json:"code"`
+	Message string     `json:"message"`
+	Data    *ErrorData `json:"data,omitempty"`
+}
+
+// ErrorData names the error (a stable string per code) and, when one is concerned, the
+// contact.
+type ErrorData struct {
+	Name    string `json:"name"`
+	Contact string `json:"contact,omitempty"`
+	Reason  string `json:"reason,omitempty"`
+}
+
+func (e *Error) Error() string { return fmt.Sprintf("%s (JSON-RPC error %d)", e.Message, e.Code) }
+
+// Is matches errors with the same code, so errors.Is(err, &Error{Code: CodeKeyChanged})
+// works.
+func (e *Error) Is(target error) bool {
+	t, ok := target.(*Error)
+	return ok && t.Code == e.Code
+}
+
+// NewError makes an error with its stable name filled in.
+func NewError(code int, format string, a ...any) *Error {
+	return &Error{Code: code, Message: fmt.Sprintf(format, a...), Data: &ErrorData{Name: codeNames[code]}}
+}
+
+// ID is a request id: a JSON string, number or null, kept as its raw JSON so that the
+// response carries exactly what the request sent.
+type ID json.RawMessage
+
+// MarshalJSON writes the id as received (null when absent).
+func (id ID) MarshalJSON() ([]byte, error) {
+	if len(id) == 0 {
+		return []byte("null"), nil
+	}
+	return []byte(id), nil
+}
+
+// UnmarshalJSON keeps the id's raw JSON.
+func (id *ID) UnmarshalJSON(b []byte) error {
+	*id = append((*id)[:0], b...)
+	return nil
+}
+
+// Request is one decoded JSON-RPC request. Notify is true for a notification (no "id"
+// member): it is run, and never answered.
+type Request struct {
+	Method string
+	Params json.RawMessage // an object, or nil
+	ID     ID
+	Notify bool
+}
+
+// wireRequest is a request as it is read: every member optional so that a missing one
+// is reported by name.
+type wireRequest struct {
+	JSONRPC *string         `json:"jsonrpc"`
+	Method  *string         `json:"method"`
+	Params  json.RawMessage `json:"params"`
+	ID      json.RawMessage `json:"id"`
+}
+
+// DecodeRequest decodes one request line strictly: exactly one JSON object with
+// "jsonrpc": "2.0", a non-empty "method", "params" absent or an object, "id" absent, a
+// string, a number or null, and no other members or trailing data. It never panics; a
+// refusal is an *Error with CodeParseError (not JSON) or CodeInvalidRequest, and the id
+// when one could be read, so the answer can still name the request. Batches (arrays)
+// are refused: one request per line.
+func DecodeRequest(line []byte) (*Request, ID, *Error) {
+	line = bytes.TrimSpace(line)
+	if len(line) > MaxRequestBytes {
+		return nil, nil, NewError(CodeInvalidRequest, "request of %d bytes; at most %d", len(line), MaxRequestBytes)
+	}
+	if !json.Valid(line) {
+		return nil, nil, NewError(CodeParseError, "the request is not valid JSON")
+	}
+	if len(line) == 0 || line[0] != '{' {
+		if line[0] == '[' {
+			return nil, nil, NewError(CodeInvalidRequest, "batches are not supported: send one request per line")
+		}
+		return nil, nil, NewError(CodeInvalidRequest, "a request is a JSON object")
+	}
+	var w wireRequest
+	dec := json.NewDecoder(bytes.NewReader(line))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(&w); err != nil {
+		return nil, nil, NewError(CodeInvalidRequest, "malformed request: %v", err)
+	}
+	if _, err := dec.Token(); err != io.EOF {
+		return nil, nil, NewError(CodeInvalidRequest, "trailing data after the request")
+	}
+	var id ID
+	if w.ID != nil {
+		if !validID(w.ID) {
+			return nil, nil, NewError(CodeInvalidRequest, "id must be a string, a number or null")
+		}
+		id = ID(w.ID)
+	}
+	if w.JSONRPC == nil || *w.JSONRPC != Version {
+		return nil, id, NewError(CodeInvalidRequest, `"jsonrpc" must be "2.0"`)
+	}
+	if w.Method == nil || *w.Method == "" {
+		return nil, id, NewError(CodeInvalidRequest, `"method" is missing`)
+	}
+	if w.Params != nil && !bytes.Equal(w.Params, []byte("null")) && w.Params[0] != '{' {
+		return nil, id, NewError(CodeInvalidParams, `"params" must be an object`)
+	}
+	r := &Request{Method: *w.Method, ID: id, Notify: w.ID == nil}
+	if w.Params != nil && w.Params[0] == '{' {
+		r.Params = w.Params
+	}
+	return r, id, nil
+}
+
+func validID(raw json.RawMessage) bool {
+	switch raw[0] {
+	case '"':
+		var s string
+		return json.Unmarshal(raw, &s) == nil
+	case 'n':
+		return string(raw) == "null"
+	default:
+		_, err := strconv.ParseFloat(string(raw), 64)
+		return err == nil
+	}
+}
+
+// DecodeParams decodes a request's params into v strictly (no unknown members); absent
+// params decode as {}. A refusal is CodeInvalidParams.
+func DecodeParams(raw json.RawMessage, v any) *Error {
+	if raw == nil {
+		raw = []byte("{}")
+	}
+	dec := json.NewDecoder(bytes.NewReader(raw))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(v); err != nil {
+		return NewError(CodeInvalidParams, "invalid params: %v", err)
+	}
+	return nil
+}
+
+// Response is one JSON-RPC response: Result or Error.
+type Response struct {
+	JSONRPC string          `json:"jsonrpc"`
+	Result  json.RawMessage `json:"result,omitempty"`
+	Error   *Error          `json:"error,omitempty"`
+	ID      ID              `json:"id"`
+}
+
+// Notification is a message from the server that answers no request: a pushed event.
+type Notification struct {
+	JSONRPC string          `json:"jsonrpc"`
+	Method  string          `json:"method"`
+	Params  json.RawMessage `json:"params"`
+}

@@ -1,0 +1,85 @@
+package profile
+
+import (
+	"errors"
+	"fmt"
+	"strconv"
+	"strings"
+)
+
+// LockFile is the name of the lock file inside a profile directory. Whoever holds an
+// exclusive flock(2) on it owns the profile; the file records the owner's pid and kind
+// so that a refused opener can say who holds it. The file is never removed: removing a
+// lock file while another process waits on it would let two owners in.
+const LockFile = "pfschat.lock"
+
+// OwnerKind is what kind of pfschat process holds a profile.
+type OwnerKind string
+
+const (
+	OwnerCommand OwnerKind = "command" // a headless command (send, recv, ...)
+	OwnerUI      OwnerKind = "ui"      // the terminal UI
+	OwnerDaemon  OwnerKind = "daemon"  // pfschat daemon
+)
+
+// Describe is the owner kind as a sentence fragment: "the terminal UI".
+func (k OwnerKind) Describe() string {
+	switch k {
+	case OwnerUI:
+		return "the terminal UI"
+	case OwnerDaemon:
+		return "pfschat daemon"
+	case OwnerCommand:
+		return "a pfschat command"
+	}
+	return "an unknown pfschat process"
+}
+
+// ErrLocked matches (errors.Is) every *LockedError.
+var ErrLocked = errors.New("profile is open in another pfschat process")
+
+// LockedError: the profile is held by another process (PID 0 when it could not be
+// read, e.g. the owner is between taking the lock and writing its pid).
+type LockedError struct {
+	Dir  string
+	PID  int
+	Kind OwnerKind
+}
+
+func (e *LockedError) Error() string {
+	who := e.Kind.Describe()
+	if e.PID > 0 {
+		who = fmt.Sprintf("pid %d, %s", e.PID, who)
+	}
+	return fmt.Sprintf("profile %s is open in pfschat (%s); use `pfschat daemon` or close it", e.Dir, who)
+}
+
+func (e *LockedError) Unwrap() error { return ErrLocked }
+
+// lockRecord is the lock file's content: "pid N\nkind K\n".
+func lockRecord(pid int, kind OwnerKind) []byte {
+	return []byte(fmt.Sprintf("pid %d\nkind %s\n", pid, kind))
+}
+
+// parseLockRecord reads what lockRecord wrote; anything else gives zero values (the
+// record only improves an error message, it decides nothing).
+func parseLockRecord(b []byte) (pid int, kind OwnerKind) {
+	for _, line := range strings.Split(string(b), "\n") {
+		k, v, ok := strings.Cut(line, " ")
+		if !ok {
+			continue
+		}
+		switch k {
+		case "pid":
+			if n, err := strconv.Atoi(v); err == nil && n > 0 {
+				pid = n
+			}
+		case "kind":
+			switch OwnerKind(v) {
+			case OwnerCommand, OwnerUI, OwnerDaemon:
+				kind = OwnerKind(v)
+			}
+		}
+	}
+	return pid, kind
+}

@@ -1,0 +1,23 @@
+//go:build !unix
+
+package profile
+
+import (
+	"fmt"
+	"runtime"
+)
+
+// Lock is a held profile lock; profiles can only be locked on Unix systems.
+type Lock struct{ dir string }
+
+// AcquireLock refuses on systems without flock(2): opening a profile unlocked could let
+// two processes reuse one chain key, and there is no silent fallback.
+func AcquireLock(dir string, kind OwnerKind) (*Lock, error) {
+	return nil, fmt.Errorf("profile locking is not implemented on %s; pfschat profiles need a Unix system", runtime.GOOS)
+}
+
+// Release gives the profile up.
+func (l *Lock) Release() error { return nil }
+
+// Dir is the locked profile directory.
+func (l *Lock) Dir() string { return l.dir }

@@ -1,0 +1,73 @@
+//go:build unix
+
+package profile
+
+import (
+	"errors"
+	"os"
+	"path/filepath"
+	"strconv"
+	"testing"
+)
+
+// A second opener — here another descriptor in the same process, which flock treats
+// like another process — is refused with an error naming the holder's pid and kind,
+// and the holder's record is left as it was; after Release the profile opens again.
+func TestLockRefusesSecondOpener(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "p")
+	l, err := AcquireLock(dir, OwnerUI)
+	if err != nil {
+		t.Fatal(err)
+	}
+	before, _ := os.ReadFile(filepath.Join(dir, LockFile))
+	_, err = AcquireLock(dir, OwnerCommand)
+	var le *LockedError
+	if !errors.As(err, &le) || !errors.Is(err, ErrLocked) {
+		t.Fatalf("second AcquireLock: %v, want a *LockedError", err)
+	}
+	if le.PID != os.Getpid() || le.Kind != OwnerUI {
+		t.Fatalf("LockedError names pid %d kind %q, want %d %q", le.PID, le.Kind, os.Getpid(), OwnerUI)
+	}
+	want := "profile " + dir + " is open in pfschat (pid " + strconv.Itoa(os.Getpid()) + ", the terminal UI); use `pfschat daemon` or close it"
+	if err.Error() != want {
+		t.Fatalf("error %q\nwant  %q", err, want)
+	}
+	if after, _ := os.ReadFile(filepath.Join(dir, LockFile)); string(after) != string(before) {
+		t.Fatalf("the refused opener changed the lock record: %q -> %q", before, after)
+	}
+	if fi, err := os.Stat(filepath.Join(dir, LockFile)); err != nil || fi.Mode().Perm() != 0o600 {
+		t.Fatalf("lock file mode %v, %v; want 0600", fi.Mode().Perm(), err)
+	}
+	if err := l.Release(); err != nil {
+		t.Fatal(err)
+	}
+	if err := l.Release(); err != nil { // twice is fine
+		t.Fatal(err)
+	}
+	l2, err := AcquireLock(dir, OwnerDaemon)
+	if err != nil {
+		t.Fatalf("after Release: %v", err)
+	}
+	l2.Release()
+}
+
+// The record is only a hint: anything unreadable gives an error without a pid.
+func TestLockRecordParsing(t *testing.T) {
+	for in, want := range map[string]struct {
+		pid  int
+		kind OwnerKind
+	}{
+		"pid 42\nkind daemon\n": {42, OwnerDaemon},
+		"":                      {0, ""},
+		"pid -3\nkind root\n":   {0, ""},
+		"garbage":               {0, ""},
+	} {
+		pid, kind := parseLockRecord([]byte(in))
+		if pid != want.pid || kind != want.kind {
+			t.Errorf("parseLockRecord(%q) = %d %q, want %d %q", in, pid, kind, want.pid, want.kind)
+		}
+	}
+	if got := (&LockedError{Dir: "/p"}).Error(); got != "profile /p is open in pfschat (an unknown pfschat process); use `pfschat daemon` or close it" {
+		t.Errorf("without a record: %q", got)
+	}
+}
