@@ -166,7 +166,7 @@ func benchRelayWith(b *testing.B, pairs, window, rate int, q server.Queue, syncM
 	if syncMode == "child" {
 		url = "ws://" + startChildRelay(b, "FULL") + "/v1/ws"
 	} else {
-		r = relaytest.StartWith(b, relaytest.Options{Limits: server.Limits{FramesPerSecond: -1, MaxQueueCount: 1 << 20}, Queue: q, Synchronous: syncMode})
+		r = relaytest.StartWith(b, relaytest.Options{Limits: server.Limits{FramesPerSecond: -1, MaxQueueCount: 1 << 20, ConnectionsPerAddress: -1, MaxConnections: -1}, SenderQuota: -1, Queue: q, Synchronous: syncMode})
 		url = r.URL
 	}
 	ctx, cancel := context.WithCancel(b.Context())

@@ -55,6 +55,9 @@ const (
 	TypeLowPreKeys = "low_prekeys"
 	TypeGoingAway  = "going_away"
 	TypePong       = "pong"
+	// TypeLimitNotice tells a card's owner an abuse limit was applied to it (PROTOCOL.md
+	// "Limits and abuse"): {"type":"limit_notice","limit":"...","message":"..."}.
+	TypeLimitNotice = "limit_notice"
 )
 
 // Frame is one protocol message in either direction. Only the fields that belong to
@@ -78,6 +81,7 @@ type Frame struct {
 	Signature    []byte `json:"signature,omitempty"`
 	Token        []byte `json:"token,omitempty"`
 	TokenExpires int64  `json:"token_expires,omitempty"` // unix seconds
+	Invite       string `json:"invite,omitempty"`        // register: an invite code (PROTOCOL.md "Limits and abuse")
 
 	// prekeys
 	PreKeys       [][]byte       `json:"prekeys,omitempty"` // ratchet.PublicPreKey.MarshalBinary()
@@ -151,13 +155,14 @@ const (
 	fClientID
 	fTTL
 	fIDs
+	fInvite
 	fServerOnly // any field only the relay sends
 )
 
 var fieldNames = map[fieldSet]string{
 	fVersion: "version", fVersions: "versions", fName: "name", fCardID: "card_id",
 	fCard: "card", fSignature: "signature", fToken: "token", fPreKeys: "prekeys",
-	fTo: "to", fBody: "body", fClientID: "client_id", fTTL: "ttl", fIDs: "ids",
+	fTo: "to", fBody: "body", fClientID: "client_id", fTTL: "ttl", fIDs: "ids", fInvite: "invite",
 }
 
 type frameRule struct {
@@ -169,7 +174,7 @@ type frameRule struct {
 // clientFrames is the grammar of frames a client may send.
 var clientFrames = map[string]frameRule{
 	TypeHello:         {required: fVersions, needID: true},
-	TypeRegister:      {required: fCard, needID: true},
+	TypeRegister:      {required: fCard, optional: fInvite, needID: true},
 	TypeLogin:         {required: fCardID | fSignature, needID: true},
 	TypeResume:        {required: fToken, needID: true},
 	TypeLookup:        {required: fName, needID: true},
@@ -189,6 +194,7 @@ const (
 	maxClientIDLen = 64 // opaque to the relay
 	maxCardLen     = 16 << 10
 	maxVersions    = 16
+	maxInviteLen   = 128
 )
 
 // Per-frame bounds a client must respect when it splits its requests.
@@ -237,6 +243,9 @@ func (f *Frame) present() fieldSet {
 	}
 	if f.IDs != nil {
 		s |= fIDs
+	}
+	if f.Invite != "" {
+		s |= fInvite
 	}
 	if f.RelayKey != nil || f.Challenge != nil || f.Limits != nil || f.TokenExpires != 0 ||
 		f.Counts != nil || f.OneTimeIDs != nil || f.KEMOneTimeIDs != nil || f.Bundle != nil ||
@@ -349,6 +358,8 @@ func validateClientFrame(f *Frame) error {
 		return &FrameError{Code: CodeBadField, Field: "card_id", Reason: "card id too long"}
 	case len(f.Card) > maxCardLen:
 		return &FrameError{Code: CodeBadField, Field: "card", Reason: "card too long"}
+	case len(f.Invite) > maxInviteLen:
+		return &FrameError{Code: CodeBadField, Field: "invite", Reason: "invite code longer than " + strconv.Itoa(maxInviteLen) + " bytes"}
 	case len(f.ClientID) > maxClientIDLen:
 		return &FrameError{Code: CodeBadField, Field: "client_id", Reason: "client id longer than " + strconv.Itoa(maxClientIDLen) + " bytes"}
 	case len(f.PreKeys) > MaxPreKeysPerFrame:

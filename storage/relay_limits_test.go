@@ -87,7 +87,9 @@ func TestRelayInvites(t *testing.T) {
 	if err := r.CreateInvite(ctx, Invite{Hash: h[:], UsesLeft: 2, ExpiresAt: now.Add(time.Hour), CreatedAt: now}); err != nil {
 		t.Fatal(err)
 	}
-	acc := func(name string) Account { return Account{Name: name, CardID: "card-" + name, Card: []byte("c"), CreatedAt: now} }
+	acc := func(name string) Account {
+		return Account{Name: name, CardID: "card-" + name, Card: []byte("c"), CreatedAt: now}
+	}
 	other := sha256.Sum256([]byte("other"))
 	if err := r.CreateAccountInvited(ctx, acc("a"), other[:], now); !errors.Is(err, ErrBadInvite) {
 		t.Fatalf("unknown invite: %v", err)

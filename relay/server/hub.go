@@ -34,6 +34,8 @@ type Notice struct {
 	// CardReplaced is the name's new card ID after replace_card: connections logged
 	// in with any other card are closed.
 	CardReplaced string
+	// Limit names an abuse limit applied to the name's card (a limit_notice).
+	Limit string
 }
 
 // MemHub is the in-process Hub: a map from name to subscribers under a RWMutex.
