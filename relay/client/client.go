@@ -90,6 +90,9 @@ type Push struct {
 	LowPreKeys *LowPreKeysNotice
 	// Synced: the stored backlog has been delivered; what follows arrives live.
 	Synced bool
+	// LimitNotice names an abuse limit the relay applied to this card (a
+	// limit_notice, PROTOCOL.md "Limits and abuse"); LimitMessage says what it means.
+	LimitNotice, LimitMessage string
 }
 
 // Incoming is a message delivered by the relay. Ack its ID after committing it; until
@@ -574,6 +577,8 @@ func (c *Client) readLoop(cc *clientConn) {
 			p.LowPreKeys = &LowPreKeysNotice{Counts: kindCounts(f.Counts)}
 		case relay.TypeSynced:
 			p.Synced = true
+		case relay.TypeLimitNotice:
+			p.LimitNotice, p.LimitMessage = f.Limit, f.Message
 		case relay.TypeGoingAway:
 			cc.err = &relay.ProtocolError{Code: relay.CodeGoingAway, Message: f.Message}
 			continue

@@ -39,7 +39,7 @@ type Options struct {
 	SenderQuota int
 	// Registration is the registration policy (server.Config.Registration).
 	Registration string
-	Logger *slog.Logger
+	Logger       *slog.Logger
 	// Synchronous is the store's sync mode ("FULL" unless set).
 	Synchronous string
 	// Clock overrides the relay's clock.

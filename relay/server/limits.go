@@ -7,12 +7,15 @@ package server
 import (
 	"container/list"
 	"context"
+	"crypto/rand"
 	"crypto/sha256"
+	"encoding/base32"
 	"errors"
 	"io"
 	"net"
 	"net/netip"
 	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -470,3 +473,29 @@ func (c *conn) linger() {
 // DefaultSenderQuota is the default per-sender share of a recipient's queue: one
 // sender fills at most 1/8 of it (storage.RelayOptions.SenderQuota).
 const DefaultSenderQuota = 8
+
+// inviteBytes is the randomness of an invite code: 128 bits.
+const inviteBytes = 16
+
+// CreateInvite makes an invite code good for uses registrations until now+ttl (ttl 0:
+// no expiry), stores its hash and returns the code, which is shown once and never
+// stored. `pfschat relay invite` prints it.
+func CreateInvite(ctx context.Context, st *storage.Relay, uses int, ttl time.Duration, now time.Time) (string, error) {
+	if uses <= 0 {
+		return "", errors.New("relay: an invite needs at least one use")
+	}
+	if ttl < 0 {
+		return "", errors.New("relay: an invite's lifetime must not be negative")
+	}
+	b := make([]byte, inviteBytes)
+	rand.Read(b) // never fails (Go 1.24+)
+	code := "pfsinv-" + strings.ToLower(base32.StdEncoding.WithPadding(base32.NoPadding).EncodeToString(b))
+	inv := storage.Invite{Hash: HashInvite(code), UsesLeft: uses, CreatedAt: now}
+	if ttl > 0 {
+		inv.ExpiresAt = now.Add(ttl)
+	}
+	if err := st.CreateInvite(ctx, inv); err != nil {
+		return "", err
+	}
+	return code, nil
+}
