@@ -19,6 +19,7 @@ import (
 	"net"
 	"net/http"
 	"net/http/httptest"
+	"net/netip"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -39,7 +40,10 @@ type Options struct {
 	SenderQuota int
 	// Registration is the registration policy (server.Config.Registration).
 	Registration string
-	Logger       *slog.Logger
+	// TrustedProxies: connections from these prefixes start with a PROXY v2 header
+	// (server.ProxyListener).
+	TrustedProxies []netip.Prefix
+	Logger         *slog.Logger
 	// Synchronous is the store's sync mode ("FULL" unless set).
 	Synchronous string
 	// Clock overrides the relay's clock.
@@ -112,6 +116,9 @@ func (r *Relay) start(t testing.TB, addr string) {
 		srv.Shutdown(ctx)
 		st.Close()
 		t.Fatalf("relaytest: listening on %s: %v", addr, err)
+	}
+	if len(r.opts.TrustedProxies) > 0 {
+		ln = &server.ProxyListener{Listener: ln, Trusted: r.opts.TrustedProxies}
 	}
 	hs := httptest.NewUnstartedServer(srv)
 	hs.Listener.Close()

@@ -3,7 +3,11 @@ package server_test
 import (
 	"bufio"
 	"context"
+	"encoding/binary"
 	"fmt"
+	"net"
+	"net/http/httptest"
+	"net/netip"
 	"strconv"
 	"strings"
 	"sync"
@@ -57,7 +61,9 @@ func (p *honestPair) roundTrip(t testing.TB) {
 func limited(t testing.TB, r *relaytest.Relay, name string) int {
 	t.Helper()
 	want := `pfschat_relay_limited_total{limit="` + name + `"} `
-	sc := bufio.NewScanner(strings.NewReader(r.Get(t, "/metrics")))
+	rec := httptest.NewRecorder() // not over the network: behind a PROXY listener that needs a header
+	r.Server.ServeHTTP(rec, httptest.NewRequest("GET", "/metrics", nil))
+	sc := bufio.NewScanner(rec.Body)
 	for sc.Scan() {
 		if v, ok := strings.CutPrefix(sc.Text(), want); ok {
 			n, err := strconv.Atoi(v)
@@ -117,6 +123,7 @@ func TestLimitLoginDeadline(t *testing.T) {
 func TestLimitConnectionsPerAddress(t *testing.T) {
 	r := relaytest.StartWith(t, relaytest.Options{Limits: server.Limits{ConnectionsPerAddress: 4}})
 	pair := newHonestPair(t, r) // two of the four connections from 127.0.0.1
+	waitMetric(t, r, "pfschat_relay_connections 2") // the registering connections are gone
 	var attackers []*raw
 	for range 2 {
 		attackers = append(attackers, dialRaw(t, r))
@@ -145,6 +152,7 @@ func TestLimitConnectionsPerAddress(t *testing.T) {
 func TestLimitConnectionsTotal(t *testing.T) {
 	r := relaytest.StartWith(t, relaytest.Options{Limits: server.Limits{MaxConnections: 3}})
 	pair := newHonestPair(t, r)
+	waitMetric(t, r, "pfschat_relay_connections 2")
 	dialRaw(t, r)
 	ws, _, err := websocket.DefaultDialer.Dial(r.URL, nil)
 	if err != nil {
@@ -323,14 +331,8 @@ func TestLimitLowPreKeysNotice(t *testing.T) {
 		t.Fatal(err)
 	}
 	waitPush(t, victim, func(p pushView) bool { return p.LowPreKeys })
-	for {
-		p, ok := victim.c.Pushes().Pop()
-		if !ok {
-			break
-		}
-		if p.LowPreKeys != nil {
-			t.Fatal("a third low_prekeys notice")
-		}
+	if n := limited(t, r, server.LimitLowPreKeysNotice); n != 3 {
+		t.Fatalf("low_prekeys_notice counted %d times after the window, want still 3", n)
 	}
 }
 
@@ -531,5 +533,68 @@ func waitPush(t testing.TB, u *user, match func(pushView) bool) {
 		if match(pushView{LowPreKeys: p.LowPreKeys != nil, LimitNotice: p.LimitNotice}) {
 			return
 		}
+	}
+}
+
+// proxyDial connects through a PROXY v2 header naming src as the client.
+func proxyDial(t testing.TB, r *relaytest.Relay, src netip.AddrPort) *websocket.Conn {
+	t.Helper()
+	d := websocket.Dialer{NetDial: func(network, addr string) (net.Conn, error) {
+		c, err := net.Dial(network, addr)
+		if err != nil {
+			return nil, err
+		}
+		h := []byte{0x0D, 0x0A, 0x0D, 0x0A, 0x00, 0x0D, 0x0A, 0x51, 0x55, 0x49, 0x54, 0x0A, 0x21}
+		a := src.Addr()
+		if a.Is4() {
+			h = append(h, 0x11, 0, 12)
+		} else {
+			h = append(h, 0x21, 0, 36)
+		}
+		h = append(h, a.AsSlice()...)
+		h = append(h, a.AsSlice()...) // destination: any address of the family
+		h = binary.BigEndian.AppendUint16(h, src.Port())
+		h = binary.BigEndian.AppendUint16(h, 443)
+		if _, err := c.Write(h); err != nil {
+			c.Close()
+			return nil, err
+		}
+		return c, nil
+	}}
+	ws, _, err := d.Dial(r.URL, nil)
+	if err != nil {
+		t.Fatalf("dial through PROXY v2: %v", err)
+	}
+	t.Cleanup(func() { ws.Close() })
+	return ws
+}
+
+// Behind a trusted proxy the connection caps count the address the PROXY v2 header
+// names: IPv4 per address, IPv6 per /64.
+func TestLimitConnectionsPerAddressBehindProxy(t *testing.T) {
+	r := relaytest.StartWith(t, relaytest.Options{Limits: server.Limits{ConnectionsPerAddress: 1},
+		TrustedProxies: []netip.Prefix{netip.MustParsePrefix("127.0.0.0/8")}})
+	ok := func(src string) {
+		t.Helper()
+		rc := &raw{t: t, ws: proxyDial(t, r, netip.MustParseAddrPort(src))}
+		if f := rc.read(); f.Type != relay.TypeHello {
+			t.Fatalf("%s: first frame %+v", src, f)
+		}
+	}
+	refused := func(src string) {
+		t.Helper()
+		rc := &raw{t: t, ws: proxyDial(t, r, netip.MustParseAddrPort(src))}
+		if f := rc.expectClosed(relay.CodeTooManyConnections); f.Limit != server.LimitConnectionsPerAddress {
+			t.Fatalf("%s: limit %q", src, f.Limit)
+		}
+	}
+	ok("203.0.113.9:1000")
+	ok("203.0.113.10:1000")
+	refused("203.0.113.9:2000")
+	ok("[2001:db8:1:2::7]:1000")
+	refused("[2001:db8:1:2::8]:1000") // same /64
+	ok("[2001:db8:1:3::7]:1000")
+	if n := limited(t, r, server.LimitConnectionsPerAddress); n != 2 {
+		t.Fatalf("connections_per_address counted %d times", n)
 	}
 }
