@@ -37,6 +37,9 @@ func DefaultRelayDBPath() string {
 // cancelled (SIGINT/SIGTERM in main), then drains: stops accepting, tells clients it
 // is going away, finishes in-flight commits and closes the database.
 func RunRelay(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	if len(args) > 0 && args[0] == "invite" {
+		return RunRelayInvite(ctx, args[1:], stdout, stderr)
+	}
 	fs := flag.NewFlagSet("pfschat relay", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	addr := fs.String("addr", DefaultRelayAddr, "listen address (host:port)")
@@ -51,6 +54,8 @@ func RunRelay(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	heapFloor := fs.Int64("gc-heap-floor-mib", DefaultGC.HeapFloor>>20, "while messages flow, let the heap grow to this many MiB before collecting (0 = no floor); GOGC turns it off")
 	rate := fs.Int("rate", server.DefaultLimits.FramesPerSecond, "frames per second per connection (-1 = unlimited); announced in the hello, and clients pace themselves under it")
 	burst := fs.Int("burst", server.DefaultLimits.FrameBurst, "frames per connection allowed in a burst")
+	var abuse abuseFlags // --registration, --trusted-proxies, connection caps, quotas (relaylimits.go)
+	abuse.register(fs)
 	fs.Usage = func() {
 		fmt.Fprintf(stderr, "usage: pfschat relay [flags]\n\nRuns a pfschat relay: registers cards, hands out prekeys, stores and forwards ciphertext.\n\n")
 		fs.PrintDefaults()
@@ -98,15 +103,18 @@ func RunRelay(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	if err := os.Chmod(*dbPath, 0o600); err != nil {
 		return fmt.Errorf("restricting the database file's permissions: %w", err)
 	}
-	store, err := storage.OpenRelay(ctx, *dbPath, storage.RelayOptions{Synchronous: *syncMode, MaxQueueCount: *maxCount, MaxQueueBytes: *maxBytes})
+	limits := server.Limits{MaxQueueCount: *maxCount, MaxQueueBytes: *maxBytes, FramesPerSecond: *rate, FrameBurst: *burst}
+	storeOpts := storage.RelayOptions{Synchronous: *syncMode, MaxQueueCount: *maxCount, MaxQueueBytes: *maxBytes}
+	if err := abuse.apply(&limits, &storeOpts, log); err != nil {
+		return err
+	}
+	store, err := storage.OpenRelay(ctx, *dbPath, storeOpts)
 	if err != nil {
 		return fmt.Errorf("opening the relay database %s: %w", *dbPath, err)
 	}
 	closeStore := sync.OnceValue(store.Close)
 	defer closeStore()
-	srv, err := server.New(ctx, server.Config{Store: store, Logger: log, Limits: server.Limits{
-		MaxQueueCount: *maxCount, MaxQueueBytes: *maxBytes, FramesPerSecond: *rate, FrameBurst: *burst,
-	}})
+	srv, err := server.New(ctx, server.Config{Store: store, Logger: log, Limits: limits, Registration: *abuse.registration})
 	if err != nil {
 		return err
 	}
@@ -118,6 +126,7 @@ func RunRelay(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		srv.Shutdown(context.Background())
 		return fmt.Errorf("listening on %s: %w", *addr, err)
 	}
+	ln = abuse.listener(ln)
 	hs := &http.Server{Handler: srv, ReadHeaderTimeout: 10 * time.Second, ErrorLog: slog.NewLogLogger(log.Handler(), slog.LevelWarn)}
 	fmt.Fprintf(stdout, "pfschat relay listening on ws://%s/v1/ws\n", ln.Addr())
 	fmt.Fprintf(stdout, "relay key fingerprint: %s\n", srv.Fingerprint())

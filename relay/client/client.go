@@ -48,6 +48,7 @@ type Config struct {
 	Card           *ratchet.Card        // own relay-signed card (login); nil for anonymous
 	PinnedRelayKey ed25519.PublicKey    // nil = accept the relay's key and report it (TOFU)
 	Logger         *slog.Logger         // nil = discard
+	Invite         string               // invite code Register sends (a relay with --registration invite)
 
 	// Backoff bounds for Run's reconnects (defaults 250ms and 30s).
 	MinBackoff, MaxBackoff time.Duration
@@ -719,7 +720,7 @@ func (c *Client) current() (*clientConn, error) {
 
 // Register publishes a self-signed card and returns it signed by the relay.
 func (c *Client) Register(ctx context.Context, card *ratchet.Card) (*ratchet.Card, error) {
-	resp, err := c.do(ctx, &relay.Frame{Type: relay.TypeRegister, Card: card.Export()})
+	resp, err := c.do(ctx, &relay.Frame{Type: relay.TypeRegister, Card: card.Export(), Invite: c.cfg.Invite})
 	if err != nil {
 		return nil, fmt.Errorf("relay: registering %s: %w", card.Identity, err)
 	}

@@ -122,7 +122,7 @@ func TestLimitLoginDeadline(t *testing.T) {
 
 func TestLimitConnectionsPerAddress(t *testing.T) {
 	r := relaytest.StartWith(t, relaytest.Options{Limits: server.Limits{ConnectionsPerAddress: 4}})
-	pair := newHonestPair(t, r) // two of the four connections from 127.0.0.1
+	pair := newHonestPair(t, r)                     // two of the four connections from 127.0.0.1
 	waitMetric(t, r, "pfschat_relay_connections 2") // the registering connections are gone
 	var attackers []*raw
 	for range 2 {
