@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io"
 	"strconv"
+	"time"
 
 	"pfschat/ratchet"
 )
@@ -22,6 +23,11 @@ var SupportedVersions = []int{ProtocolVersion}
 
 // MaxFrameSize is the largest frame, in bytes of JSON text, either side accepts.
 const MaxFrameSize = 64 << 10
+
+// LowPreKeysWindow is the relay's low_prekeys notice window: a card's owner is told
+// at most once per window, and a client reacts (generates keys) at most once per
+// window (PROTOCOL.md "Limits and abuse").
+const LowPreKeysWindow = 10 * time.Minute
 
 // MaxBodySize is the largest message body a send may carry: its base64 plus the
 // deliver frame around it must still fit in MaxFrameSize.
@@ -291,6 +297,9 @@ func decodeFrameJSON(b []byte) (Frame, error) {
 	}
 	if _, err := dec.Token(); err != io.EOF {
 		return Frame{ID: f.ID, Type: f.Type}, &FrameError{Code: CodeBadFrame, Reason: "trailing data after the JSON object"}
+	}
+	if fe := checkKeys(b); fe != nil { // duplicate keys, keys matching only without case
+		return Frame{ID: f.ID, Type: f.Type}, fe
 	}
 	if err := validateClientFrame(&f); err != nil {
 		return Frame{ID: f.ID, Type: f.Type}, err

@@ -76,7 +76,7 @@ var DefaultLimits = Limits{
 	FetchBundlePerMinute:        30,
 	FetchBundleBurst:            10,
 	FetchBundlePerTargetPerHour: 60,
-	LowPreKeysInterval:          10 * time.Minute,
+	LowPreKeysInterval:          relay.LowPreKeysWindow,
 	LookupsPerMinute:            60,
 	LookupBurst:                 20,
 	RegistrationsPerHour:        10,
