@@ -347,8 +347,8 @@ func (c *conn) pingAllowed() (ok bool, err error) {
 		return true, nil
 	}
 	c.rateStrikes++
+	c.s.m.limited(LimitFramesPerSecond)
 	if c.rateStrikes > 4*c.s.limits.FrameBurst {
-		c.s.m.limited(LimitFramesPerSecond)
 		c.kill(relay.CodeRateLimited, "persistently over the frame rate (pings count)")
 		return false, errFlood
 	}

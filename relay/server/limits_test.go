@@ -474,8 +474,8 @@ func TestLimitPingFlood(t *testing.T) {
 		t.Fatalf("limit %q", f.Limit)
 	}
 	pair.roundTrip(t)
-	if n := limited(t, r, server.LimitFramesPerSecond); n != 1 {
-		t.Fatalf("frames_per_second counted %d times", n)
+	if n := limited(t, r, server.LimitFramesPerSecond); n <= 4*10 {
+		t.Fatalf("frames_per_second counted %d times, want every ping over the rate (over 40)", n)
 	}
 }
 
@@ -493,8 +493,8 @@ func TestLimitFrameFlood(t *testing.T) {
 	}()
 	attacker.expectClosedAfterRateLimited()
 	pair.roundTrip(t)
-	if n := limited(t, r, server.LimitFramesPerSecond); n != 1 {
-		t.Fatalf("frames_per_second counted %d times", n)
+	if n := limited(t, r, server.LimitFramesPerSecond); n <= 4*10 {
+		t.Fatalf("frames_per_second counted %d times, want every frame over the rate (over 40)", n)
 	}
 }
 

@@ -108,8 +108,8 @@ func (c *conn) onMessage(mt int, r io.Reader) bool {
 		defer readBufPool.Put(bp)
 		c.s.m.frameIn("")
 		c.rateStrikes++
+		c.s.m.limited(LimitFramesPerSecond)
 		if c.rateStrikes > 4*c.s.limits.FrameBurst {
-			c.s.m.limited(LimitFramesPerSecond)
 			c.kill(relay.CodeRateLimited, "persistently over the frame rate")
 			return false
 		}
