@@ -71,6 +71,7 @@ func newConn(s *Server, ws *websocket.Conn) *conn {
 	write := c.writeLoop // one method value: `go c.writeLoop()` would allocate a closure per start
 	c.out = newOutQueue(s.limits.OutboundQueue, func() { go write() })
 	rand.Read(c.challenge[:]) // never fails (Go 1.24+: a broken OS source aborts the program)
+	c.startLoginDeadline()    // before any goroutine of the connection can read loginTimer
 	return c
 }
 

@@ -60,7 +60,6 @@ func (c *conn) readLoop() {
 		return nil
 	})
 
-	c.startLoginDeadline()
 	c.sendHello()
 	for {
 		// Keep this loop's own frame small: an idle connection parks here, and a

@@ -324,6 +324,7 @@ func (s *Server) serveWS(w http.ResponseWriter, r *http.Request) {
 		s.mu.Unlock()
 		ws.WriteControl(websocket.CloseMessage, websocket.FormatCloseMessage(websocket.CloseGoingAway, "relay is shutting down"), time.Now().Add(time.Second))
 		ws.Close()
+		c.loginTimer.Stop()
 		s.ab.release(addrKey)
 		return
 	}
