@@ -27,8 +27,8 @@ type abuseFlags struct {
 
 func (a *abuseFlags) register(fs *flag.FlagSet) {
 	d := server.DefaultLimits
-	a.registration = fs.String("registration", server.RegistrationOpen, "who may register: open, invite (codes from `pfschat relay invite`) or closed")
-	a.trustedProxies = fs.String("trusted-proxies", "", "comma-separated CIDR prefixes of load balancers whose PROXY v2 header names the client's address")
+	a.registration = fs.String("registration", server.RegistrationOpen, "registration `policy`: open (anyone), invite (a code from pfschat relay invite) or closed")
+	a.trustedProxies = fs.String("trusted-proxies", "", "comma-separated CIDR `prefixes` of load balancers whose PROXY v2 header names the client's address")
 	a.connsPerAddr = fs.Int("max-conns-per-address", d.ConnectionsPerAddress, "open connections per IPv4 address or IPv6 /64 (0 = no limit)")
 	a.maxConns = fs.Int("max-conns", 0, "open connections in total (0 = the descriptor limit, raised to its hard limit, less 256)")
 	a.loginTimeout = fs.Duration("login-timeout", d.LoginTimeout, "close connections not logged in after this long")
