@@ -6,9 +6,8 @@ package server
 // is not expected (and, being no HTTP, makes the request fail).
 //
 // The parser is written here rather than taken from a library: it is about a hundred
-// lines, needs only the address block, and the module proxy's candidates
-// (pires/go-proxyproto) bring v1 text parsing, TLV policy hooks and their own listener
-// semantics the relay does not want to audit.
+// lines and needs only the fixed header and the address block (v1 text headers and
+// TLVs are not used), so owning it costs less than auditing and tracking a dependency.
 
 import (
 	"encoding/binary"
