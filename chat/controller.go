@@ -124,6 +124,7 @@ type Controller struct {
 	wg       sync.WaitGroup
 	kick     chan struct{} // wakes the outbox drainer
 	rotateCh chan struct{} // wakes the key rotator
+	lowKeys  lowKeysGate   // low_prekeys notices wake it at most once per window (lowkeys.go)
 	closed   bool
 	initDone bool
 

@@ -9,6 +9,7 @@ import (
 	"pfschat/chat/chattest"
 	"pfschat/ratchet"
 	"pfschat/relay/relaytest"
+	"pfschat/relay/server"
 )
 
 // clock is a settable test clock.
@@ -112,7 +113,8 @@ func TestGentleReset(t *testing.T) {
 
 // Concurrent RotateKeys calls wait for each other: the relay ends with exactly n keys.
 func TestRotateKeysConcurrent(t *testing.T) {
-	r := relaytest.Start(t)
+	// One requester drains the keys below: off with its fetch limit.
+	r := relaytest.StartWith(t, relaytest.Options{Limits: server.Limits{FetchBundlePerMinute: -1}})
 	alice := chattest.NewUser(t, r, "alice", func(p *chat.Profile) { p.Prefs.OneTimeKeys = 25 })
 	ctx := t.Context()
 	rc, _ := chat.RelayClientOf(alice.Controller)

@@ -57,6 +57,9 @@ type Profile struct {
 	RelayURL string
 	// Device is the device label put on a new card (default "terminal").
 	Device string
+	// Invite is the invite code registration sends (a relay that registers by
+	// invitation: `pfschat init --invite CODE`).
+	Invite string
 	// Preferences for the controller; Store, RelayURL, IdentityKey and Card are filled in.
 	Prefs Preferences
 	// StoreOptions tune the client store (zero = production: Argon2id defaults, FULL sync).
@@ -210,7 +213,7 @@ func (p Profile) register(ctx context.Context, relayURL string, card *ratchet.Ca
 	if logger == nil {
 		logger = slog.New(slog.DiscardHandler)
 	}
-	rc := dial(client.Config{URL: relayURL, Logger: logger, InsecureWS: p.Prefs.InsecureWS, RootCAs: p.Prefs.RootCAs})
+	rc := dial(client.Config{URL: relayURL, Logger: logger, InsecureWS: p.Prefs.InsecureWS, RootCAs: p.Prefs.RootCAs, Invite: p.Invite})
 	defer rc.Close()
 	if err := rc.Connect(ctx); err != nil {
 		return nil, nil, fmt.Errorf("%w: %s: %w", ErrOffline, relayURL, err)

@@ -69,7 +69,7 @@ func (c *Controller) receiveLoop(ctx context.Context, rc RelayClient) {
 		}
 		if ok {
 			if p.LowPreKeys != nil {
-				c.kickRotate()
+				c.onLowPreKeys()
 			}
 			if p.Message != nil {
 				if len(b.acks) == 0 {

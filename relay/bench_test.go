@@ -199,7 +199,7 @@ func benchRelayTLS(b *testing.B, pairs, window, rate int, q server.Queue, syncMo
 			url = "wss://" + addr + relay.WSPath
 		}
 	} else {
-		r = relaytest.StartWith(b, relaytest.Options{Limits: server.Limits{FramesPerSecond: -1, MaxQueueCount: 1 << 20}, Queue: q, Synchronous: syncMode, TLS: useTLS})
+		r = relaytest.StartWith(b, relaytest.Options{Limits: server.Limits{FramesPerSecond: -1, MaxQueueCount: 1 << 20, ConnectionsPerAddress: -1, MaxConnections: -1}, SenderQuota: -1, Queue: q, Synchronous: syncMode, TLS: useTLS})
 		url = r.URL
 		if useTLS {
 			tlsConf = r.CA.ClientTLS()

@@ -31,6 +31,12 @@ const (
 	CodeGoingAway          = "going_away"          // relay shutting down
 	CodeLoggedOut          = "logged_out"          // logout_all on another connection of the card; connection closed
 	CodeInternal           = "internal"            // relay-side failure; retry later
+
+	// Abuse limits (PROTOCOL.md "Limits and abuse").
+	CodeLoginTimeout       = "login_timeout"        // not logged in within the login deadline; connection closed
+	CodeTooManyConnections = "too_many_connections" // connection cap per address or in total; connection closed
+	CodeRegistrationClosed = "registration_closed"  // the relay takes no registrations
+	CodeInviteRequired     = "invite_required"      // registration needs a valid invite code
 )
 
 // ProtocolError is an error frame from the relay, as the client package returns it.

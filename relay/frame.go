@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io"
 	"strconv"
+	"time"
 
 	"pfschat/ratchet"
 )
@@ -22,6 +23,11 @@ var SupportedVersions = []int{ProtocolVersion}
 
 // MaxFrameSize is the largest frame, in bytes of JSON text, either side accepts.
 const MaxFrameSize = 64 << 10
+
+// LowPreKeysWindow is the relay's low_prekeys notice window: a card's owner is told
+// at most once per window, and a client reacts (generates keys) at most once per
+// window (PROTOCOL.md "Limits and abuse").
+const LowPreKeysWindow = 10 * time.Minute
 
 // MaxBodySize is the largest message body a send may carry: its base64 plus the
 // deliver frame around it must still fit in MaxFrameSize.
@@ -55,6 +61,9 @@ const (
 	TypeLowPreKeys = "low_prekeys"
 	TypeGoingAway  = "going_away"
 	TypePong       = "pong"
+	// TypeLimitNotice tells a card's owner an abuse limit was applied to it (PROTOCOL.md
+	// "Limits and abuse"): {"type":"limit_notice","limit":"...","message":"..."}.
+	TypeLimitNotice = "limit_notice"
 )
 
 // Frame is one protocol message in either direction. Only the fields that belong to
@@ -79,6 +88,7 @@ type Frame struct {
 	CardID    string `json:"card_id,omitempty"`
 	Card      string `json:"card,omitempty"`      // ratchet.Card.Export() text
 	Signature []byte `json:"signature,omitempty"` // login: the key proof; hello (relay): the relay's proof
+	Invite    string `json:"invite,omitempty"`    // register: an invite code (PROTOCOL.md "Limits and abuse")
 
 	// prekeys
 	PreKeys       [][]byte       `json:"prekeys,omitempty"` // ratchet.PublicPreKey.MarshalBinary()
@@ -151,13 +161,14 @@ const (
 	fClientID
 	fTTL
 	fIDs
+	fInvite
 	fServerOnly // any field only the relay sends
 )
 
 var fieldNames = map[fieldSet]string{
 	fVersion: "version", fVersions: "versions", fName: "name", fCardID: "card_id",
 	fCard: "card", fSignature: "signature", fPreKeys: "prekeys",
-	fTo: "to", fBody: "body", fClientID: "client_id", fTTL: "ttl", fIDs: "ids",
+	fTo: "to", fBody: "body", fClientID: "client_id", fTTL: "ttl", fIDs: "ids", fInvite: "invite",
 }
 
 type frameRule struct {
@@ -169,7 +180,7 @@ type frameRule struct {
 // clientFrames is the grammar of frames a client may send.
 var clientFrames = map[string]frameRule{
 	TypeHello:         {required: fVersions, needID: true},
-	TypeRegister:      {required: fCard, needID: true},
+	TypeRegister:      {required: fCard, optional: fInvite, needID: true},
 	TypeLogin:         {required: fCardID | fSignature, needID: true},
 	TypeLogoutAll:     {needID: true},
 	TypeLookup:        {required: fName, needID: true},
@@ -189,6 +200,7 @@ const (
 	maxClientIDLen = 64 // opaque to the relay
 	maxCardLen     = 16 << 10
 	maxVersions    = 16
+	maxInviteLen   = 128
 )
 
 // Per-frame bounds a client must respect when it splits its requests.
@@ -235,6 +247,9 @@ func (f *Frame) present() fieldSet {
 	if f.IDs != nil {
 		s |= fIDs
 	}
+	if f.Invite != "" {
+		s |= fInvite
+	}
 	if f.RelayKey != nil || f.Challenge != nil || f.Limits != nil || f.ChannelBinding != "" ||
 		f.Counts != nil || f.OneTimeIDs != nil || f.KEMOneTimeIDs != nil || f.Bundle != nil ||
 		f.MsgID != 0 || f.Duplicate || f.From != "" || f.FromCardID != "" || f.ReceivedAt != 0 ||
@@ -279,6 +294,9 @@ func decodeFrameJSON(b []byte) (Frame, error) {
 	}
 	if _, err := dec.Token(); err != io.EOF {
 		return Frame{ID: f.ID, Type: f.Type}, &FrameError{Code: CodeBadFrame, Reason: "trailing data after the JSON object"}
+	}
+	if fe := checkKeys(b); fe != nil { // duplicate keys, keys matching only without case
+		return Frame{ID: f.ID, Type: f.Type}, fe
 	}
 	if err := validateClientFrame(&f); err != nil {
 		return Frame{ID: f.ID, Type: f.Type}, err
@@ -346,6 +364,8 @@ func validateClientFrame(f *Frame) error {
 		return &FrameError{Code: CodeBadField, Field: "card_id", Reason: "card id too long"}
 	case len(f.Card) > maxCardLen:
 		return &FrameError{Code: CodeBadField, Field: "card", Reason: "card too long"}
+	case len(f.Invite) > maxInviteLen:
+		return &FrameError{Code: CodeBadField, Field: "invite", Reason: "invite code longer than " + strconv.Itoa(maxInviteLen) + " bytes"}
 	case len(f.ClientID) > maxClientIDLen:
 		return &FrameError{Code: CodeBadField, Field: "client_id", Reason: "client id longer than " + strconv.Itoa(maxClientIDLen) + " bytes"}
 	case len(f.PreKeys) > MaxPreKeysPerFrame:

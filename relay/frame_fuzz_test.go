@@ -32,6 +32,10 @@ var frameSeeds = []string{
 	`{"type":"deliver","msg_id":1}`,
 	`{"type":"lookup","id":1,"name":"\ud800"}`,
 	`[]`, `null`, `"x"`, `{`, ``, `{"type":"ping","id":1,"type":"ack"}`,
+	`{"type":"lookup","id":1,"name":"bob","name":"eve"}`,
+	`{"type":"lookup","id":1,"Name":"bob"}`,
+	`{"TYPE":"ping","id":1}`,
+	`{"type":"upload_prekeys","id":6,"prekeys":["AQID"],"limits":{"max_frame_bytes":1,"max_frame_bytes":2}}`,
 }
 
 func FuzzDecodeFrame(f *testing.F) {

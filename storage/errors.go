@@ -45,7 +45,7 @@ var (
 // errors.Is(err, ErrQueueFull) holds for it.
 type QueueFullError struct {
 	Recipient string
-	Limit     string // "count" or "bytes"
+	Limit     string // "count", "bytes" or "sender_quota"
 	Max       int64  // the configured limit
 	Current   int64  // the recipient's queue before this message
 }

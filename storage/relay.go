@@ -27,6 +27,9 @@ type RelayOptions struct {
 	// MaxQueueCount / MaxQueueBytes limit one recipient's queue (0 = no limit).
 	MaxQueueCount int
 	MaxQueueBytes int64
+	// SenderQuota, when > 0, lets one sender fill at most 1/SenderQuota of a
+	// recipient's queue (count and bytes): a QueueFullError with Limit "sender_quota".
+	SenderQuota int
 }
 
 // Prekey kinds as ratchet numbers them. The relay keeps one of each "replace" kind per
@@ -40,7 +43,7 @@ const (
 
 // OpenRelay opens the relay store at path, creating and migrating it as needed.
 func OpenRelay(ctx context.Context, path string, opts RelayOptions) (*Relay, error) {
-	if opts.MaxQueueCount < 0 || opts.MaxQueueBytes < 0 {
+	if opts.MaxQueueCount < 0 || opts.MaxQueueBytes < 0 || opts.SenderQuota < 0 {
 		return nil, fmt.Errorf("%w: negative queue limit", ErrInvalid)
 	}
 	d, _, err := openDB(ctx, path, relayKind, opts.Synchronous, true, nil)
@@ -653,6 +656,7 @@ func (r *Relay) checkLimits(ctx context.Context, t *rawTxn, msgs []QueuedMessage
 		left -= n
 	}
 	t.clearStaged()
+	var quota senderQuota
 	for i, m := range msgs {
 		if !fresh[i] {
 			continue
@@ -663,6 +667,11 @@ func (r *Relay) checkLimits(ctx context.Context, t *rawTxn, msgs []QueuedMessage
 			full = &QueueFullError{Recipient: m.To, Limit: "count", Max: int64(r.opts.MaxQueueCount), Current: u.count}
 		} else if r.opts.MaxQueueBytes > 0 && u.bytes+int64(len(m.Body)) > r.opts.MaxQueueBytes {
 			full = &QueueFullError{Recipient: m.To, Limit: "bytes", Max: r.opts.MaxQueueBytes, Current: u.bytes}
+		} else if r.opts.SenderQuota > 0 {
+			var err error
+			if full, err = quota.check(ctx, t, r.opts, &m, u); err != nil {
+				return err
+			}
 		}
 		if full == nil {
 			u.count++

@@ -59,10 +59,11 @@ var commands []command
 
 func init() {
 	commands = []command{
-		{name: "init", args: "--name NAME [--device LABEL]", help: "create an identity and register it with the relay", run: cmdInit,
+		{name: "init", args: "--name NAME [--device LABEL] [--invite CODE]", help: "create an identity and register it with the relay", run: cmdInit,
 			flags: func(fs *flag.FlagSet) {
 				fs.String("name", "", "your user name")
 				fs.String("device", "", "device label on your card")
+				fs.String("invite", "", "invite code from the relay's operator (pfschat relay invite), for a relay that registers by invitation")
 			}},
 		{name: "add", args: "NAME", help: "fetch and verify a contact's card (trust on first use)", run: cmdAdd},
 		{name: "send", args: "NAME TEXT… (TEXT - reads stdin)", help: "send one message (adds the contact if needed)", run: cmdSend,
@@ -390,6 +391,7 @@ func cmdInit(e *env, fs *flag.FlagSet, args []string) error {
 		return err
 	}
 	p.Device = fs.Lookup("device").Value.String()
+	p.Invite = fs.Lookup("invite").Value.String()
 	if p.Exists() {
 		return fmt.Errorf("%w: %s", chat.ErrProfileExists, p.StorePath())
 	}

@@ -41,6 +41,9 @@ func DefaultRelayDBPath() string {
 // cancelled (SIGINT/SIGTERM in main), then drains: stops accepting, tells clients it
 // is going away, finishes in-flight commits and closes the database.
 func RunRelay(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	if len(args) > 0 && args[0] == "invite" {
+		return RunRelayInvite(ctx, args[1:], stdout, stderr)
+	}
 	fs := flag.NewFlagSet("pfschat relay", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	addr := fs.String("addr", DefaultRelayAddr, "listen address (host:port)")
@@ -64,6 +67,8 @@ func RunRelay(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	acmeHTTPAddr := fs.String("acme-http-addr", ":80", "with --acme-domain: answer ACME HTTP-01 challenges here (\"\" = only TLS-ALPN-01 on --addr)")
 	adminAddr := fs.String("admin-addr", DefaultAdminAddr, "serve /metrics and /healthz here (keep it on loopback; \"\" = off)")
 	tlsUpstream := fs.Bool("tls-terminated-upstream", false, "a trusted proxy in front terminates TLS: logins are then bound to no channel (prefer TCP passthrough)")
+	var abuse abuseFlags // --registration, --trusted-proxies, connection caps, quotas (relaylimits.go)
+	abuse.register(fs)
 	fs.Usage = func() {
 		fmt.Fprintf(stderr, "usage: pfschat relay [flags]\n\nRuns a pfschat relay: registers cards, hands out prekeys, stores and forwards ciphertext.\n\n")
 		fs.PrintDefaults()
@@ -119,15 +124,18 @@ func RunRelay(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	if err := os.Chmod(*dbPath, 0o600); err != nil {
 		return fmt.Errorf("restricting the database file's permissions: %w", err)
 	}
-	store, err := storage.OpenRelay(ctx, *dbPath, storage.RelayOptions{Synchronous: *syncMode, MaxQueueCount: *maxCount, MaxQueueBytes: *maxBytes})
+	limits := server.Limits{MaxQueueCount: *maxCount, MaxQueueBytes: *maxBytes, FramesPerSecond: *rate, FrameBurst: *burst}
+	storeOpts := storage.RelayOptions{Synchronous: *syncMode, MaxQueueCount: *maxCount, MaxQueueBytes: *maxBytes}
+	if err := abuse.apply(&limits, &storeOpts, log); err != nil {
+		return err
+	}
+	store, err := storage.OpenRelay(ctx, *dbPath, storeOpts)
 	if err != nil {
 		return fmt.Errorf("opening the relay database %s: %w", *dbPath, err)
 	}
 	closeStore := sync.OnceValue(store.Close)
 	defer closeStore()
-	srv, err := server.New(ctx, server.Config{Store: store, Logger: log, Limits: server.Limits{
-		MaxQueueCount: *maxCount, MaxQueueBytes: *maxBytes, FramesPerSecond: *rate, FrameBurst: *burst,
-	}, TLSTerminatedUpstream: *tlsUpstream})
+	srv, err := server.New(ctx, server.Config{Store: store, Logger: log, Limits: limits, Registration: *abuse.registration, TLSTerminatedUpstream: *tlsUpstream})
 	if err != nil {
 		return err
 	}
@@ -139,6 +147,7 @@ func RunRelay(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		srv.Shutdown(context.Background())
 		return fmt.Errorf("listening on %s: %w", *addr, err)
 	}
+	ln = abuse.listener(ln)
 	hs := &http.Server{Handler: srv, ReadHeaderTimeout: 10 * time.Second, ErrorLog: slog.NewLogLogger(log.Handler(), slog.LevelWarn)}
 	scheme := "ws"
 	if tlsConf != nil {

@@ -60,6 +60,7 @@ type Config struct {
 	Card           *ratchet.Card        // own relay-signed card (login); nil for anonymous
 	PinnedRelayKey ed25519.PublicKey    // nil = pin the key the relay proves it holds (TOFU)
 	Logger         *slog.Logger         // nil = discard
+	Invite         string               // invite code Register sends (a relay with --registration invite)
 
 	// RootCAs verifies the relay's TLS certificate (nil = the system roots, which
 	// honour SSL_CERT_FILE and SSL_CERT_DIR).
@@ -114,6 +115,9 @@ type Push struct {
 	LowPreKeys *LowPreKeysNotice
 	// Synced: the stored backlog has been delivered; what follows arrives live.
 	Synced bool
+	// LimitNotice names an abuse limit the relay applied to this card (a
+	// limit_notice, PROTOCOL.md "Limits and abuse"); LimitMessage says what it means.
+	LimitNotice, LimitMessage string
 }
 
 // Incoming is a message delivered by the relay. Ack its ID after committing it; until
@@ -676,6 +680,8 @@ func (c *Client) readLoop(cc *clientConn) {
 			p.LowPreKeys = &LowPreKeysNotice{Counts: kindCounts(f.Counts)}
 		case relay.TypeSynced:
 			p.Synced = true
+		case relay.TypeLimitNotice:
+			p.LimitNotice, p.LimitMessage = f.Limit, f.Message
 		case relay.TypeGoingAway:
 			cc.err = &relay.ProtocolError{Code: relay.CodeGoingAway, Message: f.Message}
 			continue
@@ -817,7 +823,7 @@ func (c *Client) current() (*clientConn, error) {
 
 // Register publishes a self-signed card and returns it signed by the relay.
 func (c *Client) Register(ctx context.Context, card *ratchet.Card) (*ratchet.Card, error) {
-	resp, err := c.do(ctx, &relay.Frame{Type: relay.TypeRegister, Card: card.Export()})
+	resp, err := c.do(ctx, &relay.Frame{Type: relay.TypeRegister, Card: card.Export(), Invite: c.cfg.Invite})
 	if err != nil {
 		return nil, fmt.Errorf("relay: registering %s: %w", card.Identity, err)
 	}

@@ -20,6 +20,7 @@ import (
 	"net"
 	"net/http"
 	"net/http/httptest"
+	"net/netip"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -31,10 +32,20 @@ import (
 	"pfschat/storage"
 )
 
-// Options tune a test relay. The zero value is the production defaults.
+// Options tune a test relay. The zero value is the production defaults, except the
+// per-address limits (Limits.ConnectionsPerAddress, Limits.RegistrationsPerHour),
+// which are off unless set: every test client comes from 127.0.0.1.
 type Options struct {
 	Limits server.Limits
-	Logger *slog.Logger
+	// SenderQuota is the store's per-sender share of a queue (1/SenderQuota; 0 = 8 as
+	// the relay command, -1 = off).
+	SenderQuota int
+	// Registration is the registration policy (server.Config.Registration).
+	Registration string
+	// TrustedProxies: connections from these prefixes start with a PROXY v2 header
+	// (server.ProxyListener).
+	TrustedProxies []netip.Prefix
+	Logger         *slog.Logger
 	// Synchronous is the store's sync mode ("FULL" unless set).
 	Synchronous string
 	// Clock overrides the relay's clock.
@@ -83,16 +94,23 @@ func (r *Relay) start(t testing.TB, addr string) {
 	t.Helper()
 	ctx := context.Background()
 	l := r.opts.Limits
+	if l.ConnectionsPerAddress == 0 {
+		l.ConnectionsPerAddress = -1
+	}
+	if l.RegistrationsPerHour == 0 {
+		l.RegistrationsPerHour = -1
+	}
 	st, err := storage.OpenRelay(ctx, r.Path, storage.RelayOptions{
 		Synchronous:   r.opts.Synchronous,
 		MaxQueueCount: orDefault(l.MaxQueueCount, server.DefaultLimits.MaxQueueCount),
 		MaxQueueBytes: orDefault(l.MaxQueueBytes, server.DefaultLimits.MaxQueueBytes),
+		SenderQuota:   senderQuota(r.opts.SenderQuota),
 	})
 	if err != nil {
 		t.Fatalf("relaytest: opening the relay store: %v", err)
 	}
 	srv, err := server.New(ctx, server.Config{Store: st, Logger: r.opts.Logger, Limits: l, Clock: r.opts.Clock, Queue: r.opts.Queue,
-		TLSTerminatedUpstream: r.opts.TLSTerminatedUpstream})
+		TLSTerminatedUpstream: r.opts.TLSTerminatedUpstream, Registration: r.opts.Registration})
 	if err != nil {
 		st.Close()
 		t.Fatalf("relaytest: starting the relay: %v", err)
@@ -111,6 +129,9 @@ func (r *Relay) start(t testing.TB, addr string) {
 		st.Close()
 		t.Fatalf("relaytest: listening on %s: %v", addr, err)
 	}
+	if len(r.opts.TrustedProxies) > 0 {
+		ln = &server.ProxyListener{Listener: ln, Trusted: r.opts.TrustedProxies}
+	}
 	hs := httptest.NewUnstartedServer(srv)
 	hs.Listener.Close()
 	hs.Listener = ln
@@ -128,6 +149,16 @@ func (r *Relay) start(t testing.TB, addr string) {
 	r.Addr = ln.Addr().String()
 	r.URL = scheme + r.Addr + relay.WSPath
 	r.closed = false
+}
+
+func senderQuota(v int) int {
+	switch {
+	case v < 0:
+		return 0
+	case v == 0:
+		return server.DefaultSenderQuota
+	}
+	return v
 }
 
 func orDefault[T int | int64](v, d T) T {

@@ -366,6 +366,9 @@ func (cm *committer) answerSends(sends []*sendReq, batch []storage.QueuedMessage
 			var qf *storage.QueueFullError
 			if errors.As(res.Err, &qf) {
 				limit = qf.Limit
+				if limit == LimitSenderQuota {
+					cm.m.limited(limit)
+				}
 			}
 			r.c.replyError(r.reqID, relay.CodeQueueFull, "the recipient's queue is full; try again later", limit)
 		case res.Duplicate:

@@ -33,6 +33,9 @@ type conn struct {
 	readerDone chan struct{}
 	closeOnce  sync.Once
 	slowOnce   atomic.Bool
+	killed     atomic.Bool // closed for abuse: linger before closing the socket
+	addrKey    string      // the source address the connection caps count it under
+	loginTimer *time.Timer // login deadline, until logged in
 
 	// reader state
 	challenge     [relay.ChallengeSize]byte
@@ -71,6 +74,7 @@ func newConn(s *Server, ws *websocket.Conn) *conn {
 	write := c.writeLoop // one method value: `go c.writeLoop()` would allocate a closure per start
 	c.out = newOutQueue(s.limits.OutboundQueue, func() { go write() })
 	rand.Read(c.challenge[:]) // never fails (Go 1.24+: a broken OS source aborts the program)
+	c.startLoginDeadline()    // before any goroutine of the connection can read loginTimer
 	return c
 }
 
@@ -88,6 +92,7 @@ func (c *conn) close() {
 func (c *conn) kill(code, reason string) {
 	c.s.m.errorSent(code)
 	c.s.log.Info("closing connection", "conn", c.id, "code", code)
+	c.killed.Store(true)
 	c.closeOnce.Do(c.cancel)
 	c.out.closeWith(
 		outItem{raw: relay.EncodeFrame(&relay.Frame{Type: relay.TypeError, Code: code, Message: reason + "; closing the connection"})},

@@ -44,6 +44,9 @@ func (c *conn) Notify(n Notice) {
 	if n.LowPreKeys != nil {
 		c.send(&relay.Frame{Type: relay.TypeLowPreKeys, Counts: n.LowPreKeys})
 	}
+	if n.Limit != "" {
+		c.send(&relay.Frame{Type: relay.TypeLimitNotice, Limit: n.Limit, Message: limitNoticeText[n.Limit]})
+	}
 	if n.CardReplaced != "" {
 		if id := c.cardID.Load(); id != nil && *id != n.CardReplaced {
 			c.kill(relay.CodeCardReplaced, "the card this connection logged in with was replaced; log in with the current card")

@@ -35,6 +35,15 @@
 // bounded queue, and when that overflows it is disconnected while its messages wait
 // in the store.
 //
+// Abuse limits (limits.go; PROTOCOL.md "Limits and abuse") each have a name, an error
+// frame and a counter, pfschat_relay_limited_total{limit=...}: a login deadline,
+// connection caps per address (IPv6 per /64) and in total, bundle fetches per
+// requester and per target, lookups per requester, registrations per address and the
+// registration policy (Config.Registration, invite codes from CreateInvite), per-sender
+// quotas in the store. Per-key state lives in bounded LRU maps of x/time/rate
+// limiters. Behind a load balancer, ProxyListener takes the client's address from a
+// PROXY v2 header (proxyproto.go), only from trusted peers.
+//
 // The hot paths here (pooled requests, hand-written frame codecs from package relay,
 // batched writes) are justified by the relay load benchmarks in package relay; see
 // the rule in package relay's documentation. The process-wide garbage-collector

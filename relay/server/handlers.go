@@ -85,6 +85,9 @@ func (c *conn) internal(reqID uint64, what string, err error) {
 }
 
 func (c *conn) onRegister(f *relay.Frame) {
+	if !c.allowRegister(f) {
+		return
+	}
 	card, ok := c.parseCard(f)
 	if !ok {
 		return
@@ -96,7 +99,12 @@ func (c *conn) onRegister(f *relay.Frame) {
 		return
 	}
 	export := card.Export()
-	err := c.s.dir.CreateAccount(ctx, storage.Account{Name: card.Identity, CardID: card.ID(), Card: []byte(export), CreatedAt: c.s.now().UTC()})
+	err := c.createAccount(ctx, f, storage.Account{Name: card.Identity, CardID: card.ID(), Card: []byte(export), CreatedAt: c.s.now().UTC()})
+	if errors.Is(err, storage.ErrBadInvite) {
+		c.s.m.limited(LimitRegistrationPolicy)
+		c.replyError(f.ID, relay.CodeInviteRequired, "the invite code is unknown, used up or expired; ask the relay's operator for a new one", LimitRegistrationPolicy)
+		return
+	}
 	if errors.Is(err, storage.ErrExists) {
 		// A repeated registration of the same card (its answer was lost) succeeds again.
 		if acc, aerr := c.s.cachedAccount(ctx, card.Identity); aerr == nil && acc.cardID == card.ID() {
@@ -152,6 +160,9 @@ func (c *conn) namedAccount(ctx context.Context, f *relay.Frame) (*account, bool
 }
 
 func (c *conn) onLookup(f *relay.Frame) {
+	if !c.allowLookup(f) {
+		return
+	}
 	ctx, cancel := c.opCtx()
 	defer cancel()
 	acc, ok := c.namedAccount(ctx, f)
@@ -203,6 +214,7 @@ func (c *conn) onLogin(f *relay.Frame) bool {
 func (c *conn) loggedIn(ctx context.Context, reqID uint64, acc *account) {
 	c.acct = acc
 	c.cardID.Store(&acc.cardID)
+	c.loginTimer.Stop()
 	c.s.m.loggedIn.Add(1)
 	c.s.log.Debug("logged in", "conn", c.id, "name", acc.name)
 	c.send(&relay.Frame{Type: relay.TypeOK, ID: reqID, Name: acc.name, CardID: acc.cardID})
@@ -415,6 +427,9 @@ func (c *conn) replyPreKeyStatus(ctx context.Context, reqID uint64) {
 }
 
 func (c *conn) onFetchBundle(f *relay.Frame) {
+	if !c.allowFetchBundle(f) {
+		return
+	}
 	ctx, cancel := c.opCtx()
 	defer cancel()
 	acc, ok := c.namedAccount(ctx, f)
@@ -448,7 +463,11 @@ func (s *Server) bundle(ctx context.Context, acc *account) ([]byte, string, erro
 	if b.SignedPreKey, err = parse(spk); err != nil {
 		return nil, "", err
 	}
-	kem, err := s.dir.TakePreKey(ctx, acc.cardID, uint8(ratchet.KEMOneTime))
+	oneTime := s.oneTimeKeysFor(acc.name)
+	kem, err := storage.StoredPreKey{}, storage.ErrNotFound
+	if oneTime {
+		kem, err = s.dir.TakePreKey(ctx, acc.cardID, uint8(ratchet.KEMOneTime))
+	}
 	if errors.Is(err, storage.ErrNotFound) {
 		kem, err = s.dir.LatestPreKey(ctx, acc.cardID, uint8(ratchet.KEMLastResort))
 		if errors.Is(err, storage.ErrNotFound) {
@@ -461,7 +480,10 @@ func (s *Server) bundle(ctx context.Context, acc *account) ([]byte, string, erro
 	if b.KEMPreKey, err = parse(kem); err != nil {
 		return nil, "", err
 	}
-	otk, err := s.dir.TakePreKey(ctx, acc.cardID, uint8(ratchet.OneTimePreKey))
+	otk, err := storage.StoredPreKey{}, storage.ErrNotFound
+	if oneTime {
+		otk, err = s.dir.TakePreKey(ctx, acc.cardID, uint8(ratchet.OneTimePreKey))
+	}
 	switch {
 	case errors.Is(err, storage.ErrNotFound):
 	case err != nil:
@@ -473,8 +495,8 @@ func (s *Server) bundle(ctx context.Context, acc *account) ([]byte, string, erro
 		}
 		b.OneTimePreKey = &p
 	}
-	if counts, err := s.preKeyCounts(ctx, acc.cardID); err == nil && counts["one_time"] < s.limits.LowPreKeyThreshold {
-		s.hub.Notice(acc.name, Notice{LowPreKeys: counts})
+	if counts, err := s.preKeyCounts(ctx, acc.cardID); oneTime && err == nil && counts["one_time"] < s.limits.LowPreKeyThreshold {
+		s.lowPreKeysNotice(acc, counts)
 	}
 	raw, err := b.MarshalBinary()
 	return raw, "", err

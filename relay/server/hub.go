@@ -37,6 +37,8 @@ type Notice struct {
 	// LogoutAllExcept is set by logout_all: every connection of the name except the
 	// one whose ConnKey it is gets logged_out and is closed.
 	LogoutAllExcept string
+	// Limit names an abuse limit applied to the name's card (a limit_notice).
+	Limit string
 }
 
 // MemHub is the in-process Hub: a map from name to subscribers under a RWMutex.

@@ -25,6 +25,7 @@ type metrics struct {
 	delivered     atomic.Uint64
 	acked         atomic.Uint64
 	slowReaders   atomic.Uint64
+	limitedBy     limitedCounters // abuse limits applied, by limit name (limits.go)
 	commitLatency histogram
 	commitBatch   histogram
 	ackLatency    histogram
@@ -34,7 +35,7 @@ var metricFrameTypes = [...]string{
 	relay.TypeHello, relay.TypeRegister, relay.TypeLogin, relay.TypeLogoutAll, relay.TypeLookup, relay.TypeUploadPreKeys,
 	relay.TypePreKeyStatus, relay.TypeFetchBundle, relay.TypeReplaceCard, relay.TypeSend, relay.TypeAck, relay.TypePing,
 	relay.TypeOK, relay.TypeError, relay.TypeCard, relay.TypeBundle, relay.TypeAccepted, relay.TypeDeliver, relay.TypeSynced,
-	relay.TypeLowPreKeys, relay.TypeGoingAway, relay.TypePong,
+	relay.TypeLowPreKeys, relay.TypeGoingAway, relay.TypePong, relay.TypeLimitNotice,
 }
 
 var metricErrorCodes = [...]string{
@@ -44,6 +45,7 @@ var metricErrorCodes = [...]string{
 	relay.CodeTooManyPreKeys, relay.CodeQueueFull, relay.CodeTTLTooLong, relay.CodeRateLimited, relay.CodeSlowReader,
 	relay.CodeGoingAway, relay.CodeInternal,
 	relay.CodeLoggedOut,
+	relay.CodeLoginTimeout, relay.CodeTooManyConnections, relay.CodeRegistrationClosed, relay.CodeInviteRequired,
 }
 
 var (
@@ -138,6 +140,7 @@ func (m *metrics) write(ctx context.Context, w io.Writer, queueDepth func(contex
 	counterVec("pfschat_relay_frames_in_total", "Frames received, by type.", "type", metricFrameTypes[:], m.framesIn[:])
 	counterVec("pfschat_relay_frames_out_total", "Frames sent, by type.", "type", metricFrameTypes[:], m.framesOut[:])
 	counterVec("pfschat_relay_errors_total", "Error frames sent, by code.", "code", metricErrorCodes[:], m.errors[:])
+	counterVec("pfschat_relay_limited_total", "Abuse limits applied, by limit name (PROTOCOL.md, Limits and abuse).", "limit", metricLimitNames[:], m.limitedBy[:])
 	counter := func(name, help string, v uint64) {
 		p("# HELP %s %s\n# TYPE %s counter\n%s %d\n", name, help, name, name, v)
 	}

@@ -48,6 +48,9 @@ func (c *conn) readLoop() {
 	})
 	// Only the write loop writes: pongs and the close echo go through its queue.
 	ws.SetPingHandler(func(data string) error {
+		if ok, err := c.pingAllowed(); !ok {
+			return err
+		}
 		ws.SetReadDeadline(time.Now().Add(readTimeout))
 		c.out.tryPush(outItem{opcode: opPong, raw: []byte(data)})
 		return nil
@@ -106,6 +109,7 @@ func (c *conn) onMessage(mt int, r io.Reader) bool {
 		defer readBufPool.Put(bp)
 		c.s.m.frameIn("")
 		c.rateStrikes++
+		c.s.m.limited(LimitFramesPerSecond)
 		if c.rateStrikes > 4*c.s.limits.FrameBurst {
 			c.kill(relay.CodeRateLimited, "persistently over the frame rate")
 			return false

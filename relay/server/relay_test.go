@@ -620,7 +620,7 @@ func TestLargestMessage(t *testing.T) {
 }
 
 func TestQueueBytesLimit(t *testing.T) {
-	r := relaytest.StartWith(t, relaytest.Options{Limits: server.Limits{MaxQueueBytes: 1000}})
+	r := relaytest.StartWith(t, relaytest.Options{Limits: server.Limits{MaxQueueBytes: 1000}, SenderQuota: -1})
 	ctx := testCtx(t)
 	alice := newUser(t, r, "alice")
 	register(t, r, "bob")

@@ -38,6 +38,19 @@ type Limits struct {
 	PingInterval       time.Duration // how often the relay pings an idle connection
 	WriteTimeout       time.Duration // a single write may take at most this long
 	MaxBatch           int           // messages per group commit at most
+
+	// Abuse limits (PROTOCOL.md "Limits and abuse"). Zero takes the default; -1 turns
+	// a count limit off.
+	LoginTimeout                time.Duration // an unauthenticated connection is closed after this (10 s)
+	ConnectionsPerAddress       int           // open connections per IPv4 address or IPv6 /64 (64)
+	MaxConnections              int           // open connections in total (default: below the descriptor limit)
+	FetchBundlePerMinute        int           // fetch_bundle per requester (30 a minute, ...)
+	FetchBundleBurst            int           // ... burst 10)
+	FetchBundlePerTargetPerHour int           // bundles with one-time keys per target, from all requesters (60)
+	LowPreKeysInterval          time.Duration // low_prekeys notices per card at most once per this (10 min)
+	LookupsPerMinute            int           // lookup per requester (60 a minute, ...)
+	LookupBurst                 int           // ... burst 20)
+	RegistrationsPerHour        int           // register per source address (10 an hour)
 }
 
 // DefaultLimits are the relay's limits unless configured otherwise.
@@ -55,6 +68,16 @@ var DefaultLimits = Limits{
 	PingInterval:       30 * time.Second,
 	WriteTimeout:       10 * time.Second,
 	MaxBatch:           1024,
+
+	LoginTimeout:                10 * time.Second,
+	ConnectionsPerAddress:       64,
+	FetchBundlePerMinute:        30,
+	FetchBundleBurst:            10,
+	FetchBundlePerTargetPerHour: 60,
+	LowPreKeysInterval:          relay.LowPreKeysWindow,
+	LookupsPerMinute:            60,
+	LookupBurst:                 20,
+	RegistrationsPerHour:        10,
 }
 
 func (l Limits) withDefaults() Limits {
@@ -98,6 +121,7 @@ func (l Limits) withDefaults() Limits {
 	if l.MaxBatch <= 0 {
 		l.MaxBatch = d.MaxBatch
 	}
+	l = l.abuseDefaults()
 	return l
 }
 
@@ -118,6 +142,9 @@ type Config struct {
 	// hello says so (channel_binding "tls-terminated-upstream"). A request that
 	// reaches the relay over TLS itself is still bound to its exporter.
 	TLSTerminatedUpstream bool
+	// Registration is the registration policy: RegistrationOpen (""), RegistrationInvite
+	// (invite codes in Store) or RegistrationClosed.
+	Registration string
 }
 
 // metaRelayKey is the relay store's meta key holding the relay's Ed25519 seed.
@@ -153,6 +180,10 @@ type Server struct {
 
 	accounts sync.Map // name -> *account (names are never deleted; replace_card updates)
 	stopPing chan struct{}
+
+	ab           *abuse         // abuse limits (limits.go)
+	registration string         // registration policy
+	invites      *storage.Relay // invite codes, for RegistrationInvite
 }
 
 // account is a cached directory entry.
@@ -200,6 +231,9 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 	}
 	if s.dir == nil {
 		return nil, errors.New("relay: Config.Store is required for the directory")
+	}
+	if err := s.initAbuse(cfg); err != nil {
+		return nil, err
 	}
 	if err := s.loadKey(ctx); err != nil {
 		return nil, err
@@ -310,10 +344,15 @@ func (s *Server) serveWS(w http.ResponseWriter, r *http.Request) {
 		refuse(ws, s.m, relay.CodeBadField, "the URL needs ?"+relay.NonceParam+"= with a fresh 32-byte nonce (unpadded base64url): see PROTOCOL.md, Connection start")
 		return
 	}
+	addrKey, ok := s.admitConn(ws, r.RemoteAddr)
+	if !ok {
+		return
+	}
 	c := newConn(s, ws)
 	copy(c.nonce[:], nonce)
 	c.binding = binding
 	c.bindingMode = mode
+	c.addrKey = addrKey
 	c.br = hw.br
 	c.waiter = newReadWaiter(ws.NetConn())
 	s.mu.Lock()
@@ -321,6 +360,8 @@ func (s *Server) serveWS(w http.ResponseWriter, r *http.Request) {
 		s.mu.Unlock()
 		ws.WriteControl(websocket.CloseMessage, websocket.FormatCloseMessage(websocket.CloseGoingAway, "relay is shutting down"), time.Now().Add(time.Second))
 		ws.Close()
+		c.loginTimer.Stop()
+		s.ab.release(addrKey)
 		return
 	}
 	s.conns[c] = struct{}{}
@@ -381,6 +422,7 @@ func (s *Server) removeConn(c *conn) {
 	s.mu.Lock()
 	delete(s.conns, c)
 	s.mu.Unlock()
+	s.ab.release(c.addrKey)
 	s.m.connections.Add(-1)
 }
 

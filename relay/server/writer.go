@@ -89,6 +89,10 @@ func (c *conn) writeLoop() {
 func (c *conn) teardown() {
 	defer c.s.wg.Done()
 	c.close()
+	c.loginTimer.Stop()
+	if c.killed.Load() {
+		c.linger()
+	}
 	c.ws.Close()
 	<-c.readerDone
 	if c.unsub != nil {

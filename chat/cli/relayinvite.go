@@ -1,0 +1,68 @@
+package cli
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"time"
+
+	"pfschat/relay/server"
+	"pfschat/storage"
+)
+
+// RunRelayInvite runs `pfschat relay invite [--uses N] [--ttl D] [--db FILE]`: it
+// makes an invite code for a relay with --registration invite and prints it once.
+// Only its hash is stored (in the relay's database, which the running relay reads),
+// so the code cannot be recovered later: hand it to the invitee, who runs
+// `pfschat init --invite CODE`.
+func RunRelayInvite(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	fs := flag.NewFlagSet("pfschat relay invite", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	dbPath := fs.String("db", DefaultRelayDBPath(), "relay database file (SQLite)")
+	uses := fs.Int("uses", 1, "registrations the code allows")
+	ttl := fs.Duration("ttl", 7*24*time.Hour, "how long the code works (0 = until used)")
+	fs.Usage = func() {
+		fmt.Fprintf(stderr, "usage: pfschat relay invite [--uses N] [--ttl D] [--db FILE]\n\nPrints a one-time invite code for a relay run with --registration invite.\n\n")
+		fs.PrintDefaults()
+	}
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return nil
+		}
+		return err
+	}
+	if fs.NArg() > 0 {
+		return fmt.Errorf("unexpected argument %q (see pfschat relay invite --help)", fs.Arg(0))
+	}
+	if *uses <= 0 {
+		return fmt.Errorf("--uses %d: an invite allows at least one registration", *uses)
+	}
+	if *ttl < 0 {
+		return fmt.Errorf("--ttl %v: must not be negative", *ttl)
+	}
+	if *dbPath == "" {
+		return errors.New("no relay database: pass --db FILE")
+	}
+	if _, err := os.Stat(*dbPath); err != nil {
+		return fmt.Errorf("relay database %s: %w (run pfschat relay first, or pass --db FILE)", *dbPath, err)
+	}
+	store, err := storage.OpenRelay(ctx, *dbPath, storage.RelayOptions{})
+	if err != nil {
+		return fmt.Errorf("opening the relay database %s: %w", *dbPath, err)
+	}
+	defer store.Close()
+	code, err := server.CreateInvite(ctx, store, *uses, *ttl, time.Now())
+	if err != nil {
+		return err
+	}
+	fmt.Fprintln(stdout, code)
+	when := "until used"
+	if *ttl > 0 {
+		when = "until " + time.Now().Add(*ttl).Format(time.RFC3339)
+	}
+	fmt.Fprintf(stderr, "invite for %d registration(s), valid %s; the invitee runs: pfschat init --name NAME --invite %s\n", *uses, when, code)
+	return nil
+}

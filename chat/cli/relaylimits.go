@@ -1,0 +1,83 @@
+package cli
+
+import (
+	"flag"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/netip"
+	"time"
+
+	"pfschat/relay/server"
+	"pfschat/storage"
+)
+
+// abuseFlags are `pfschat relay`'s abuse-limit flags (PROTOCOL.md "Limits and abuse").
+type abuseFlags struct {
+	registration   *string
+	trustedProxies *string
+	connsPerAddr   *int
+	maxConns       *int
+	loginTimeout   *time.Duration
+	regsPerHour    *int
+	senderQuota    *int
+
+	trusted []netip.Prefix
+}
+
+func (a *abuseFlags) register(fs *flag.FlagSet) {
+	d := server.DefaultLimits
+	a.registration = fs.String("registration", server.RegistrationOpen, "registration `policy`: open (anyone), invite (a code from pfschat relay invite) or closed")
+	a.trustedProxies = fs.String("trusted-proxies", "", "comma-separated CIDR `prefixes` of load balancers whose PROXY v2 header names the client's address")
+	a.connsPerAddr = fs.Int("max-conns-per-address", d.ConnectionsPerAddress, "open connections per IPv4 address or IPv6 /64 (0 = no limit)")
+	a.maxConns = fs.Int("max-conns", 0, "open connections in total (0 = the descriptor limit, raised to its hard limit, less 256)")
+	a.loginTimeout = fs.Duration("login-timeout", d.LoginTimeout, "close connections not logged in after this long")
+	a.regsPerHour = fs.Int("registrations-per-hour", d.RegistrationsPerHour, "registrations per source address an hour (0 = no limit)")
+	a.senderQuota = fs.Int("sender-quota", server.DefaultSenderQuota, "one sender fills at most 1/N of a recipient's queue (0 = no quota)")
+}
+
+// apply checks the flags and sets them on the relay's limits and store options,
+// after raising the descriptor limit (reported in the log).
+func (a *abuseFlags) apply(l *server.Limits, opts *storage.RelayOptions, log *slog.Logger) error {
+	switch *a.registration {
+	case server.RegistrationOpen, server.RegistrationInvite, server.RegistrationClosed:
+	default:
+		return fmt.Errorf("--registration %q: want open, invite or closed", *a.registration)
+	}
+	if *a.connsPerAddr < 0 || *a.maxConns < 0 || *a.regsPerHour < 0 || *a.senderQuota < 0 || *a.loginTimeout <= 0 {
+		return fmt.Errorf("--max-conns-per-address, --max-conns, --registrations-per-hour and --sender-quota must not be negative, --login-timeout must be positive")
+	}
+	var err error
+	if a.trusted, err = server.ParseTrustedProxies(*a.trustedProxies); err != nil {
+		return err
+	}
+	off := func(v int) int {
+		if v == 0 {
+			return -1
+		}
+		return v
+	}
+	l.ConnectionsPerAddress = off(*a.connsPerAddr)
+	l.RegistrationsPerHour = off(*a.regsPerHour)
+	l.LoginTimeout = *a.loginTimeout
+	l.MaxConnections = *a.maxConns
+	opts.SenderQuota = *a.senderQuota
+	if cur, max, err := raiseFileLimit(); err != nil {
+		log.Warn("could not raise the descriptor limit", "err", err)
+	} else {
+		log.Info("descriptor limit", "soft", cur, "hard", max)
+	}
+	if l.MaxConnections == 0 {
+		// server.New derives it from the (now raised) descriptor limit.
+		log.Info("connection limit", "max_conns", "descriptor limit less 256")
+	}
+	return nil
+}
+
+// listener wraps ln to read PROXY v2 headers from the trusted proxies.
+func (a *abuseFlags) listener(ln net.Listener) net.Listener {
+	if len(a.trusted) == 0 {
+		return ln
+	}
+	return &server.ProxyListener{Listener: ln, Trusted: a.trusted}
+}

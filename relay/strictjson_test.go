@@ -1,0 +1,38 @@
+package relay
+
+import (
+	"errors"
+	"testing"
+)
+
+// encoding/json accepts duplicate keys (the last wins) and keys that match a field
+// only case-insensitively; the strict decoder refuses both with bad_field.
+func TestDecodeFrameRefusesDuplicateAndFoldedKeys(t *testing.T) {
+	for _, tc := range []struct{ frame, field string }{
+		{`{"type":"lookup","id":1,"name":"bob","name":"eve"}`, "name"},
+		{`{"type":"ping","id":1,"id":2}`, "id"},
+		{`{"type":"ping","id":1,"type":"ping"}`, "type"},
+		{`{"type":"lookup","id":1,"Name":"bob"}`, "Name"},
+		{`{"Type":"ping","id":1}`, "Type"},
+		{`{"type":"ping","ID":1}`, "ID"},
+		{`{"type":"send","id":3,"to":"bob","body":"aGk=","Client_ID":"c"}`, "Client_ID"},
+		{`{"type":"send","id":3,"to":"bob","to":"eve","body":"aGk=","client_id":"c"}`, "to"},
+		{`{"type":"ack","id":3,"ids":[1],"ids":[2]}`, "ids"},
+	} {
+		_, err := DecodeFrame([]byte(tc.frame))
+		var fe *FrameError
+		if !errors.As(err, &fe) || fe.Code != CodeBadField || fe.Field != tc.field {
+			t.Errorf("%s: %v, want bad_field on %q", tc.frame, err, tc.field)
+		}
+	}
+	// The exact names still decode, nested arrays and all.
+	for _, ok := range []string{
+		`{"type":"lookup","id":1,"name":"bob"}`,
+		`{"type":"upload_prekeys","id":6,"prekeys":["AQID","BAUG"]}`,
+		`{"type":"register","id":2,"card":"pfscard1:AAAA","invite":"pfsinv-x"}`,
+	} {
+		if _, err := DecodeFrame([]byte(ok)); err != nil {
+			t.Errorf("%s refused: %v", ok, err)
+		}
+	}
+}
