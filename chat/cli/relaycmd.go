@@ -51,6 +51,10 @@ func RunRelay(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	heapFloor := fs.Int64("gc-heap-floor-mib", DefaultGC.HeapFloor>>20, "while messages flow, let the heap grow to this many MiB before collecting (0 = no floor); GOGC turns it off")
 	rate := fs.Int("rate", server.DefaultLimits.FramesPerSecond, "frames per second per connection (-1 = unlimited); announced in the hello, and clients pace themselves under it")
 	burst := fs.Int("burst", server.DefaultLimits.FrameBurst, "frames per connection allowed in a burst")
+	// Operations: the database check, the disk high-water mark, account expiry.
+	initDB := fs.Bool("init", false, "make a new relay (a new key) in an empty or key-less --db file instead of refusing it")
+	minFree := fs.Int64("min-free-mib", DefaultMinFreeMiB, "refuse new sends (storage_full) while the database's file system has less free space, in MiB (0 = off); acks go on")
+	reserveMiB := fs.Int64("disk-reserve-mib", DefaultDiskReserveMiB, "MiB set aside in DB.reserve, released to acks when the disk is nearly full (0 = none)")
 	fs.Usage = func() {
 		fmt.Fprintf(stderr, "usage: pfschat relay [flags]\n\nRuns a pfschat relay: registers cards, hands out prekeys, stores and forwards ciphertext.\n\n")
 		fs.PrintDefaults()
@@ -90,23 +94,30 @@ func RunRelay(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	if err := os.MkdirAll(filepath.Dir(*dbPath), 0o700); err != nil {
 		return fmt.Errorf("creating the database directory: %w", err)
 	}
+	fresh, err := prepareRelayDB(*dbPath, *initDB)
+	if err != nil {
+		return err
+	}
 	// The database holds the relay's private key: only this user may read it. (SQLite
 	// gives the -wal and -shm files the database file's permissions.)
-	if f, err := os.OpenFile(*dbPath, os.O_CREATE|os.O_RDONLY, 0o600); err == nil {
-		f.Close()
-	}
 	if err := os.Chmod(*dbPath, 0o600); err != nil {
 		return fmt.Errorf("restricting the database file's permissions: %w", err)
 	}
-	store, err := storage.OpenRelay(ctx, *dbPath, storage.RelayOptions{Synchronous: *syncMode, MaxQueueCount: *maxCount, MaxQueueBytes: *maxBytes})
+	store, err := openRelayStore(ctx, *dbPath, storage.RelayOptions{Synchronous: *syncMode, MaxQueueCount: *maxCount, MaxQueueBytes: *maxBytes})
 	if err != nil {
-		return fmt.Errorf("opening the relay database %s: %w", *dbPath, err)
+		return err
 	}
 	closeStore := sync.OnceValue(store.Close)
 	defer closeStore()
+	if err := checkRelayKey(ctx, store, fresh, *initDB); err != nil {
+		return err
+	}
+	if *minFree < 0 || *reserveMiB < 0 {
+		return fmt.Errorf("--min-free-mib and --disk-reserve-mib must not be negative")
+	}
 	srv, err := server.New(ctx, server.Config{Store: store, Logger: log, Limits: server.Limits{
 		MaxQueueCount: *maxCount, MaxQueueBytes: *maxBytes, FramesPerSecond: *rate, FrameBurst: *burst,
-	}})
+	}, Disk: server.DiskConfig{MinFreeBytes: uint64(*minFree) << 20, ReservePath: *dbPath + ".reserve", ReserveBytes: *reserveMiB << 20}})
 	if err != nil {
 		return err
 	}

@@ -39,6 +39,8 @@ type Options struct {
 	Clock func() time.Time
 	// Queue replaces the store's message queue (benchmarks, alternative queues).
 	Queue server.Queue
+	// Disk is the relay's disk high-water mark (off when zero).
+	Disk server.DiskConfig
 }
 
 // Relay is a running test relay.
@@ -79,7 +81,7 @@ func (r *Relay) start(t testing.TB, addr string) {
 	if err != nil {
 		t.Fatalf("relaytest: opening the relay store: %v", err)
 	}
-	srv, err := server.New(ctx, server.Config{Store: st, Logger: r.opts.Logger, Limits: l, Clock: r.opts.Clock, Queue: r.opts.Queue})
+	srv, err := server.New(ctx, server.Config{Store: st, Logger: r.opts.Logger, Limits: l, Clock: r.opts.Clock, Queue: r.opts.Queue, Disk: r.opts.Disk})
 	if err != nil {
 		st.Close()
 		t.Fatalf("relaytest: starting the relay: %v", err)

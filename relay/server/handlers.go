@@ -275,6 +275,11 @@ const maxRecipients = 256
 // recipient, client id and body; submitSend owns it from here.
 func (c *conn) submitSend(r *sendReq, ttlSeconds int64) bool {
 	to := r.msg.To
+	if c.s.disk.storageFull() {
+		c.replyError(r.reqID, relay.CodeStorageFull, "the relay's disk is nearly full: sends are refused until space returns (acks still work); retry later", "min_free")
+		r.release()
+		return true
+	}
 	_, known := c.recipients[to]
 	if !known {
 		if err := ratchet.ValidateName(to); err != nil {

@@ -43,6 +43,7 @@ var metricErrorCodes = [...]string{
 	relay.CodeNameTaken, relay.CodeBadCard, relay.CodeForbidden, relay.CodeCardReplaced, relay.CodeNotFound, relay.CodeNoPreKeys, relay.CodeBadPreKey,
 	relay.CodeTooManyPreKeys, relay.CodeQueueFull, relay.CodeTTLTooLong, relay.CodeRateLimited, relay.CodeSlowReader,
 	relay.CodeGoingAway, relay.CodeInternal,
+	relay.CodeStorageFull,
 }
 
 var (

@@ -11,6 +11,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"path/filepath"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -116,6 +117,10 @@ type Config struct {
 	// Queue and Hub replace the store's queue and the in-memory hub (scale-out seams).
 	Queue Queue
 	Hub   Hub
+
+	// Disk is the disk high-water mark (off unless MinFreeBytes is set; Dir defaults to
+	// the store's directory). See diskspace.go.
+	Disk DiskConfig
 }
 
 // metaRelayKey is the relay store's meta key holding the relay's Ed25519 seed.
@@ -147,6 +152,7 @@ type Server struct {
 
 	accounts sync.Map // name -> *account (names are never deleted; replace_card updates)
 	stopPing chan struct{}
+	disk     *diskGuard
 }
 
 // account is a cached directory entry.
@@ -196,6 +202,13 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 	if err := s.loadKey(ctx); err != nil {
 		return nil, err
 	}
+	if cfg.Disk.Dir == "" && cfg.Store != nil {
+		cfg.Disk.Dir = filepath.Dir(cfg.Store.Path())
+	}
+	s.disk = newDiskGuard(cfg.Disk, s.log)
+	if err := s.disk.start(); err != nil {
+		return nil, err
+	}
 	s.upgrader = websocket.Upgrader{
 		// ReadBufferSize 0: gorilla reads through the bufio.Reader hijackWrapper hands
 		// it (readBufferSize bytes), so the read loop can see whether data is buffered.
@@ -239,6 +252,18 @@ func (s *Server) loadKey(ctx context.Context) error {
 	return nil
 }
 
+// HasRelayKey reports whether the store holds a relay key (New makes one when not).
+func HasRelayKey(ctx context.Context, st *storage.Relay) (bool, error) {
+	_, err := st.Meta(ctx, metaRelayKey)
+	if errors.Is(err, storage.ErrNotFound) {
+		return false, nil
+	}
+	if err != nil {
+		return false, fmt.Errorf("relay: reading the relay key: %w", err)
+	}
+	return true, nil
+}
+
 // RelayKey is the relay's public key; clients pin it.
 func (s *Server) RelayKey() ed25519.PublicKey { return s.pub }
 
@@ -258,12 +283,17 @@ func (s *Server) serveHealth(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+	if s.disk.storageFull() {
+		io.WriteString(w, "degraded: storage_full\n") // 200: acks must still reach it
+		return
+	}
 	io.WriteString(w, "ok\n")
 }
 
 func (s *Server) serveMetrics(w http.ResponseWriter, r *http.Request) {
 	w.Header().Set("Content-Type", "text/plain; version=0.0.4; charset=utf-8")
 	s.m.write(r.Context(), w, s.dir.QueueDepth)
+	s.disk.writeMetrics(w)
 }
 
 func (s *Server) serveWS(w http.ResponseWriter, r *http.Request) {
@@ -335,6 +365,7 @@ func (s *Server) Shutdown(ctx context.Context) error {
 		return nil
 	}
 	close(s.stopPing)
+	s.disk.close()
 	s.mu.Lock()
 	conns := make([]*conn, 0, len(s.conns))
 	for c := range s.conns {
