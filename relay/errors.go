@@ -30,9 +30,12 @@ const (
 	CodeRateLimited        = "rate_limited"        // frames per second over the limit
 	CodeSlowReader         = "slow_reader"         // outbound queue overflowed; connection closed
 	CodeGoingAway          = "going_away"          // relay shutting down
-	// Operations (accounts, relay keys, disk).
+	CodeInternal           = "internal"            // relay-side failure; retry later
+)
+
+// Error codes of the relay's operations (accounts, relay keys, disk).
+const (
 	CodeStorageFull = "storage_full" // the relay's disk is below its high-water mark: sends refused, acks work
-	CodeInternal    = "internal"     // relay-side failure; retry later
 )
 
 // ProtocolError is an error frame from the relay, as the client package returns it.
