@@ -7,6 +7,7 @@ package server
 // nearly exhausted, so the deletes that acks make still find room in the WAL.
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"io"
@@ -33,6 +34,9 @@ type DiskConfig struct {
 	// Free reports the bytes available to the relay on the file system holding dir
 	// (nil = statfs).
 	Free func(dir string) (uint64, error)
+	// InFile reports free space inside the database file, which new messages reuse
+	// first (New sets it from the store when nil).
+	InFile func(ctx context.Context) (int64, error)
 }
 
 // diskGuard keeps the storage_full state current.
@@ -108,7 +112,7 @@ func (g *diskGuard) close() {
 func (g *diskGuard) check() {
 	g.mu.Lock()
 	defer g.mu.Unlock()
-	free, err := g.cfg.Free(g.cfg.Dir)
+	free, err := g.free()
 	if err != nil {
 		g.log.Warn("checking free disk space", "dir", g.cfg.Dir, "err", err)
 		return // keep the last state
@@ -122,7 +126,7 @@ func (g *diskGuard) check() {
 		} else {
 			g.reserved, g.released = false, true
 			g.log.Warn("disk nearly full: released the reserve file", "path", g.cfg.ReservePath, "reserve_bytes", res, "free_bytes", free)
-			if f, err := g.cfg.Free(g.cfg.Dir); err == nil {
+			if f, err := g.free(); err == nil {
 				free = f
 			}
 		}
@@ -147,6 +151,21 @@ func (g *diskGuard) check() {
 	case !full && wasFull:
 		g.log.Info("storage recovered: accepting sends again", "free_bytes", free, "min_free_bytes", min)
 	}
+}
+
+// free is the file system's available space plus the database file's free pages.
+func (g *diskGuard) free() (uint64, error) {
+	free, err := g.cfg.Free(g.cfg.Dir)
+	if err != nil || g.cfg.InFile == nil {
+		return free, err
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	in, err := g.cfg.InFile(ctx)
+	if err != nil {
+		return 0, err
+	}
+	return free + uint64(max(in, 0)), nil
 }
 
 // makeReserve writes size zero bytes to path (written, not sparse, so the space is

@@ -205,6 +205,9 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 	if cfg.Disk.Dir == "" && cfg.Store != nil {
 		cfg.Disk.Dir = filepath.Dir(cfg.Store.Path())
 	}
+	if cfg.Disk.InFile == nil && cfg.Store != nil {
+		cfg.Disk.InFile = cfg.Store.FreeBytes
+	}
 	s.disk = newDiskGuard(cfg.Disk, s.log)
 	if err := s.disk.start(); err != nil {
 		return nil, err
