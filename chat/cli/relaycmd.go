@@ -33,10 +33,19 @@ func DefaultRelayDBPath() string {
 	return path
 }
 
+// relaySubcommands are `pfschat relay WORD ...` (backup, rotate-key, ...), each
+// registered by its own file.
+var relaySubcommands = map[string]func(ctx context.Context, args []string, stdout, stderr io.Writer) error{}
+
 // RunRelay runs `pfschat relay [--addr ADDR] [--db FILE] ...`: it serves until ctx is
 // cancelled (SIGINT/SIGTERM in main), then drains: stops accepting, tells clients it
 // is going away, finishes in-flight commits and closes the database.
 func RunRelay(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	if len(args) > 0 {
+		if run, ok := relaySubcommands[args[0]]; ok {
+			return run(ctx, args[1:], stdout, stderr)
+		}
+	}
 	fs := flag.NewFlagSet("pfschat relay", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	addr := fs.String("addr", DefaultRelayAddr, "listen address (host:port)")
