@@ -41,6 +41,8 @@ const (
 	TypeSend          = "send"
 	TypeAck           = "ack"
 	TypePing          = "ping"
+	// Operations: a card deletes its own account.
+	TypeDeleteAccount = "delete_account"
 )
 
 // Frame types sent by the relay (besides hello and prekey_status, which go both ways).
@@ -98,6 +100,11 @@ type Frame struct {
 	FromCardID string  `json:"from_card_id,omitempty"`
 	ReceivedAt int64   `json:"received_at,omitempty"` // unix milliseconds
 
+	// operations: delete_account's signing time (unix seconds); the hello's
+	// key_rotations (KeyRotation.MarshalBinary each)
+	Time         int64    `json:"time,omitempty"`
+	KeyRotations [][]byte `json:"key_rotations,omitempty"`
+
 	// error
 	Code         string `json:"code,omitempty"`
 	Message      string `json:"message,omitempty"`
@@ -151,6 +158,7 @@ const (
 	fClientID
 	fTTL
 	fIDs
+	fTime
 	fServerOnly // any field only the relay sends
 )
 
@@ -158,6 +166,7 @@ var fieldNames = map[fieldSet]string{
 	fVersion: "version", fVersions: "versions", fName: "name", fCardID: "card_id",
 	fCard: "card", fSignature: "signature", fToken: "token", fPreKeys: "prekeys",
 	fTo: "to", fBody: "body", fClientID: "client_id", fTTL: "ttl", fIDs: "ids",
+	fTime: "time",
 }
 
 type frameRule struct {
@@ -180,6 +189,7 @@ var clientFrames = map[string]frameRule{
 	TypeSend:          {required: fTo | fBody | fClientID, optional: fTTL, needID: true},
 	TypeAck:           {required: fIDs, needID: true},
 	TypePing:          {needID: true},
+	TypeDeleteAccount: {required: fCardID | fSignature | fTime, needID: true},
 }
 
 // Per-field bounds the decoder enforces before anything else looks at a frame.
@@ -237,6 +247,12 @@ func (f *Frame) present() fieldSet {
 	}
 	if f.IDs != nil {
 		s |= fIDs
+	}
+	if f.Time != 0 {
+		s |= fTime
+	}
+	if f.KeyRotations != nil {
+		s |= fServerOnly
 	}
 	if f.RelayKey != nil || f.Challenge != nil || f.Limits != nil || f.TokenExpires != 0 ||
 		f.Counts != nil || f.OneTimeIDs != nil || f.KEMOneTimeIDs != nil || f.Bundle != nil ||
@@ -357,6 +373,8 @@ func validateClientFrame(f *Frame) error {
 		return &FrameError{Code: CodeBadField, Field: "ids", Reason: "more than " + strconv.Itoa(MaxAckIDs) + " ids in one ack"}
 	case f.TTL < 0:
 		return &FrameError{Code: CodeBadField, Field: "ttl", Reason: "negative ttl"}
+	case f.Time < 0:
+		return &FrameError{Code: CodeBadField, Field: "time", Reason: "negative time"}
 	}
 	if f.Type == TypeSend && len(f.Body) == 0 {
 		return &FrameError{Code: CodeBadField, Field: "body", Reason: "empty body"}

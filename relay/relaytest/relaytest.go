@@ -41,6 +41,8 @@ type Options struct {
 	Queue server.Queue
 	// Disk is the relay's disk high-water mark (off when zero).
 	Disk server.DiskConfig
+	// AccountExpiry frees names not logged in for this long (0 = never).
+	AccountExpiry time.Duration
 }
 
 // Relay is a running test relay.
@@ -81,7 +83,7 @@ func (r *Relay) start(t testing.TB, addr string) {
 	if err != nil {
 		t.Fatalf("relaytest: opening the relay store: %v", err)
 	}
-	srv, err := server.New(ctx, server.Config{Store: st, Logger: r.opts.Logger, Limits: l, Clock: r.opts.Clock, Queue: r.opts.Queue, Disk: r.opts.Disk})
+	srv, err := server.New(ctx, server.Config{Store: st, Logger: r.opts.Logger, Limits: l, Clock: r.opts.Clock, Queue: r.opts.Queue, Disk: r.opts.Disk, AccountExpiry: r.opts.AccountExpiry})
 	if err != nil {
 		st.Close()
 		t.Fatalf("relaytest: starting the relay: %v", err)

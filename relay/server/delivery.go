@@ -49,6 +49,11 @@ func (c *conn) Notify(n Notice) {
 			c.kill(relay.CodeCardReplaced, "the card this connection logged in with was replaced; log in with the current card")
 		}
 	}
+	if n.AccountDeleted != "" {
+		if id := c.cardID.Load(); id != nil && *id == n.AccountDeleted {
+			c.kill(relay.CodeAccountDeleted, "the account this connection logged in with was deleted")
+		}
+	}
 }
 
 // backfill streams the stored backlog in order, then hands over to live delivery.

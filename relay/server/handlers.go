@@ -52,6 +52,8 @@ func (c *conn) handle(f *relay.Frame) bool {
 		c.onFetchBundle(f)
 	case relay.TypeReplaceCard:
 		c.onReplaceCard(f)
+	case relay.TypeDeleteAccount:
+		return c.onDeleteAccount(f)
 	}
 	return true
 }
@@ -227,6 +229,7 @@ func (c *conn) loggedIn(ctx context.Context, reqID uint64, acc *account) {
 	c.cardID.Store(&acc.cardID)
 	c.s.m.loggedIn.Add(1)
 	c.s.log.Debug("logged in", "conn", c.id, "name", acc.name)
+	c.s.touchLogin(ctx, acc.name)
 	expires := c.s.now().Add(c.s.limits.TokenTTL)
 	c.send(&relay.Frame{Type: relay.TypeOK, ID: reqID, Name: acc.name, CardID: acc.cardID,
 		Token: relay.IssueToken(c.s.priv, acc.name, acc.cardID, expires), TokenExpires: expires.Unix()})
@@ -275,6 +278,9 @@ const maxRecipients = 256
 // recipient, client id and body; submitSend owns it from here.
 func (c *conn) submitSend(r *sendReq, ttlSeconds int64) bool {
 	to := r.msg.To
+	if g := c.s.deletions.Load(); g != c.recipientsGen { // a name was freed: forget known names
+		c.recipients, c.recipientsGen = nil, g
+	}
 	if c.s.disk.storageFull() {
 		c.replyError(r.reqID, relay.CodeStorageFull, "the relay's disk is nearly full: sends are refused until space returns (acks still work); retry later", "min_free")
 		r.release()
@@ -314,7 +320,7 @@ func (c *conn) submitSend(r *sendReq, ttlSeconds int64) bool {
 			r.release()
 			return true
 		}
-		// Names are never deleted: once known, a recipient stays valid.
+		// Once known, a recipient stays valid until an account is deleted (above).
 		if c.recipients == nil || len(c.recipients) >= maxRecipients {
 			c.recipients = make(map[string]string)
 		}

@@ -34,6 +34,8 @@ type Notice struct {
 	// CardReplaced is the name's new card ID after replace_card: connections logged
 	// in with any other card are closed.
 	CardReplaced string
+	// AccountDeleted is the card ID of a deleted account: its connections are closed.
+	AccountDeleted string
 }
 
 // MemHub is the in-process Hub: a map from name to subscribers under a RWMutex.

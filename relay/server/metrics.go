@@ -35,6 +35,7 @@ var metricFrameTypes = [...]string{
 	relay.TypePreKeyStatus, relay.TypeFetchBundle, relay.TypeReplaceCard, relay.TypeSend, relay.TypeAck, relay.TypePing,
 	relay.TypeOK, relay.TypeError, relay.TypeCard, relay.TypeBundle, relay.TypeAccepted, relay.TypeDeliver, relay.TypeSynced,
 	relay.TypeLowPreKeys, relay.TypeGoingAway, relay.TypePong,
+	relay.TypeDeleteAccount,
 }
 
 var metricErrorCodes = [...]string{
@@ -43,7 +44,7 @@ var metricErrorCodes = [...]string{
 	relay.CodeNameTaken, relay.CodeBadCard, relay.CodeForbidden, relay.CodeCardReplaced, relay.CodeNotFound, relay.CodeNoPreKeys, relay.CodeBadPreKey,
 	relay.CodeTooManyPreKeys, relay.CodeQueueFull, relay.CodeTTLTooLong, relay.CodeRateLimited, relay.CodeSlowReader,
 	relay.CodeGoingAway, relay.CodeInternal,
-	relay.CodeStorageFull,
+	relay.CodeStorageFull, relay.CodeAccountDeleted, relay.CodeBadTime,
 }
 
 var (

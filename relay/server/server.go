@@ -118,6 +118,10 @@ type Config struct {
 	Queue Queue
 	Hub   Hub
 
+	// AccountExpiry frees the names of accounts not logged in for this long (0 = never);
+	// checked at start and hourly. See accounts.go.
+	AccountExpiry time.Duration
+
 	// Disk is the disk high-water mark (off unless MinFreeBytes is set; Dir defaults to
 	// the store's directory). See diskspace.go.
 	Disk DiskConfig
@@ -150,9 +154,14 @@ type Server struct {
 	wg      sync.WaitGroup // every connection goroutine
 	nextID  atomic.Uint64
 
-	accounts sync.Map // name -> *account (names are never deleted; replace_card updates)
+	accounts sync.Map // name -> *account (replace_card updates, account deletion removes)
 	stopPing chan struct{}
 	disk     *diskGuard
+
+	accountExpiry time.Duration
+	touched       sync.Map      // name -> time.Time its last login was recorded
+	deletions     atomic.Uint64 // accounts deleted since start (connections' name caches)
+	sweepDone     chan struct{}
 }
 
 // account is a cached directory entry.
@@ -212,6 +221,7 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 	if err := s.disk.start(); err != nil {
 		return nil, err
 	}
+	s.accountExpiry = cfg.AccountExpiry
 	s.upgrader = websocket.Upgrader{
 		// ReadBufferSize 0: gorilla reads through the bufio.Reader hijackWrapper hands
 		// it (readBufferSize bytes), so the read loop can see whether data is buffered.
@@ -231,6 +241,8 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 	go s.cm.run()
 	s.stopPing = make(chan struct{})
 	go s.pinger()
+	s.sweepDone = make(chan struct{})
+	go s.sweeper()
 	return s, nil
 }
 
@@ -369,6 +381,7 @@ func (s *Server) Shutdown(ctx context.Context) error {
 	}
 	close(s.stopPing)
 	s.disk.close()
+	<-s.sweepDone
 	s.mu.Lock()
 	conns := make([]*conn, 0, len(s.conns))
 	for c := range s.conns {

@@ -1,0 +1,105 @@
+package storage
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"time"
+)
+
+// TouchLogin records that name logged in at `at` (for account expiry). The relay
+// calls it at most about once a day per account: the expiry is counted in days.
+func (r *Relay) TouchLogin(ctx context.Context, name string, at time.Time) error {
+	err := r.db.write(ctx, func(tx *txn) error {
+		_, err := tx.exec(ctx, "UPDATE accounts SET last_login = max(last_login, ?) WHERE name = ?", dbTime(at), name)
+		return err
+	})
+	if err != nil {
+		return fmt.Errorf("storage: record the login of %q: %w", name, err)
+	}
+	return nil
+}
+
+// LastActive is when name last logged in, or registered if it has not logged in
+// since the relay started recording logins; ErrNotFound if no such account.
+func (r *Relay) LastActive(ctx context.Context, name string) (time.Time, error) {
+	var t int64
+	err := r.db.queryRow(ctx, "SELECT max(created_at, last_login) FROM accounts WHERE name = ?", name).Scan(&t)
+	if errors.Is(err, sql.ErrNoRows) {
+		return time.Time{}, fmt.Errorf("%w: account %q", ErrNotFound, name)
+	}
+	if err != nil {
+		return time.Time{}, fmt.Errorf("storage: last login of %q: %w", name, err)
+	}
+	return goTime(t), nil
+}
+
+// DeleteAccount deletes the account name if its current card is cardID, with the
+// card's prekeys, the messages queued for it and its duplicate-detection entries (so a
+// new owner of the name starts clean), in one transaction. Messages it sent that wait
+// in other queues stay. It returns how many queued messages went; ErrNotFound if the
+// name has no account with that card.
+func (r *Relay) DeleteAccount(ctx context.Context, name, cardID string) (int, error) {
+	n := 0
+	err := r.db.write(ctx, func(tx *txn) error {
+		gone, err := tx.execN(ctx, "DELETE FROM accounts WHERE name = ? AND card_id = ?", name, cardID)
+		if err != nil {
+			return err
+		}
+		if gone == 0 {
+			return fmt.Errorf("%w: no account %q with card %s", ErrNotFound, name, cardID)
+		}
+		if _, err := tx.exec(ctx, "DELETE FROM prekeys WHERE card_id = ?", cardID); err != nil {
+			return err
+		}
+		msgs, err := tx.execN(ctx, "DELETE FROM queue WHERE recipient = ?", name)
+		if err != nil {
+			return err
+		}
+		n = int(msgs)
+		if _, err := tx.exec(ctx, "DELETE FROM queue_usage WHERE recipient = ?", name); err != nil {
+			return err
+		}
+		_, err = tx.exec(ctx, "DELETE FROM dedup WHERE sender = ?", name)
+		return err
+	})
+	if err != nil {
+		if errors.Is(err, ErrNotFound) {
+			return 0, err
+		}
+		return 0, fmt.Errorf("storage: delete account %q: %w", name, err)
+	}
+	return n, nil
+}
+
+// IdleAccount is an account not active since a cutoff.
+type IdleAccount struct {
+	Name, CardID string
+	LastActive   time.Time
+}
+
+// IdleAccounts lists the accounts whose last login (or registration) is before
+// cutoff, oldest first, at most limit of them.
+func (r *Relay) IdleAccounts(ctx context.Context, cutoff time.Time, limit int) ([]IdleAccount, error) {
+	rows, err := r.db.query(ctx, `SELECT name, card_id, max(created_at, last_login) AS active FROM accounts
+		WHERE max(created_at, last_login) < ? ORDER BY active LIMIT ?`, dbTime(cutoff), limit)
+	if err != nil {
+		return nil, fmt.Errorf("storage: idle accounts: %w", err)
+	}
+	defer rows.Close()
+	var out []IdleAccount
+	for rows.Next() {
+		var a IdleAccount
+		var t int64
+		if err := rows.Scan(&a.Name, &a.CardID, &t); err != nil {
+			return nil, fmt.Errorf("storage: idle accounts: %w", err)
+		}
+		a.LastActive = goTime(t)
+		out = append(out, a)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("storage: idle accounts: %w", err)
+	}
+	return out, nil
+}
