@@ -103,3 +103,63 @@ func (r *Relay) IdleAccounts(ctx context.Context, cutoff time.Time, limit int) (
 	}
 	return out, nil
 }
+
+// ReplaceRelayKey changes the relay's key in one transaction: meta[seedKey] goes from
+// oldSeed (checked: ErrConflict-like ErrExists if it changed meanwhile) to newSeed,
+// statement is appended to meta[logKey], and every account's card is rewritten by
+// resign (the relay's signature under the new key). It returns how many cards it
+// re-signed.
+func (r *Relay) ReplaceRelayKey(ctx context.Context, seedKey string, oldSeed, newSeed []byte, logKey string, statement []byte,
+	resign func(card []byte) ([]byte, error)) (int, error) {
+	n := 0
+	err := r.db.write(ctx, func(tx *txn) error {
+		n = 0
+		var cur []byte
+		if err := tx.scan(ctx, "SELECT value FROM meta WHERE key = ?", []any{seedKey}, &cur); err != nil {
+			return fmt.Errorf("reading the relay key: %w", err)
+		}
+		if string(cur) != string(oldSeed) {
+			return fmt.Errorf("%w: the relay key changed meanwhile", ErrExists)
+		}
+		rows, err := tx.query(ctx, "SELECT name, card FROM accounts")
+		if err != nil {
+			return err
+		}
+		type acc struct {
+			name string
+			card []byte
+		}
+		var accs []acc
+		for rows.Next() {
+			var a acc
+			if err := rows.Scan(&a.name, &a.card); err != nil {
+				rows.Close()
+				return err
+			}
+			accs = append(accs, a)
+		}
+		if err := errors.Join(rows.Err(), rows.Close()); err != nil {
+			return err
+		}
+		for _, a := range accs {
+			card, err := resign(a.card)
+			if err != nil {
+				return fmt.Errorf("re-signing the card of %q: %w", a.name, err)
+			}
+			if _, err := tx.exec(ctx, "UPDATE accounts SET card = ? WHERE name = ?", card, a.name); err != nil {
+				return err
+			}
+			n++
+		}
+		if _, err := tx.exec(ctx, "UPDATE meta SET value = ? WHERE key = ?", newSeed, seedKey); err != nil {
+			return err
+		}
+		_, err = tx.exec(ctx, `INSERT INTO meta (key, value) VALUES (?1, ?2)
+			ON CONFLICT (key) DO UPDATE SET value = meta.value || ?2`, logKey, statement)
+		return err
+	})
+	if err != nil {
+		return 0, fmt.Errorf("storage: replace the relay key: %w", err)
+	}
+	return n, nil
+}

@@ -49,6 +49,11 @@ type Config struct {
 	PinnedRelayKey ed25519.PublicKey    // nil = accept the relay's key and report it (TOFU)
 	Logger         *slog.Logger         // nil = discard
 
+	// OnRelayKeyRotated is called after a connection to a relay whose key differs from
+	// the pinned one, with the chain of rotation statements (signed by the pinned key,
+	// then by each next one) that vouches for it; the client then pins the new key.
+	OnRelayKeyRotated func(chain []relay.KeyRotation)
+
 	// Backoff bounds for Run's reconnects (defaults 250ms and 30s).
 	MinBackoff, MaxBackoff time.Duration
 }
@@ -419,10 +424,10 @@ func (c *Client) connect(ctx context.Context) error {
 		ws.Close()
 		return fmt.Errorf("relay: the server's first frame is not a valid hello (is this a pfschat relay?)")
 	}
-	if pinned != nil && !bytes.Equal(pinned, hello.RelayKey) {
+	rotated, err := checkRelayKey(pinned, &hello) // ops.go: a rotation the pinned key signed
+	if err != nil {
 		ws.Close()
-		return fmt.Errorf("%w: pinned %s, relay presented %s", ErrRelayKeyMismatch,
-			ratchet.Fingerprint(pinned), ratchet.Fingerprint(hello.RelayKey))
+		return err
 	}
 	if !slices.Contains(hello.Versions, relay.ProtocolVersion) {
 		ws.Close()
@@ -458,6 +463,7 @@ func (c *Client) connect(ctx context.Context) error {
 	c.relayKey = relayKey
 	c.mu.Unlock()
 	close(cc.ready)
+	c.reportRotation(rotated)
 	return nil
 }
 

@@ -84,6 +84,7 @@ func (c *conn) sendHello() {
 	c.send(&relay.Frame{
 		Type: relay.TypeHello, Version: relay.ProtocolVersion, Versions: relay.SupportedVersions,
 		RelayKey: c.s.pub, Challenge: c.challenge[:], Limits: c.s.frameLimits(),
+		KeyRotations: c.s.keyRotations,
 	})
 }
 

@@ -162,6 +162,7 @@ type Server struct {
 	touched       sync.Map      // name -> time.Time its last login was recorded
 	deletions     atomic.Uint64 // accounts deleted since start (connections' name caches)
 	sweepDone     chan struct{}
+	keyRotations  [][]byte // served in the hello (relaykey.go)
 }
 
 // account is a cached directory entry.
@@ -222,6 +223,9 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 		return nil, err
 	}
 	s.accountExpiry = cfg.AccountExpiry
+	if err := s.loadKeyRotations(ctx); err != nil {
+		return nil, err
+	}
 	s.upgrader = websocket.Upgrader{
 		// ReadBufferSize 0: gorilla reads through the bufio.Reader hijackWrapper hands
 		// it (readBufferSize bytes), so the read loop can see whether data is buffered.
