@@ -64,6 +64,7 @@ func RunRelay(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	initDB := fs.Bool("init", false, "make a new relay (a new key) in an empty or key-less --db file instead of refusing it")
 	minFree := fs.Int64("min-free-mib", DefaultMinFreeMiB, "refuse new sends (storage_full) while the database's file system has less free space, in MiB (0 = off); acks go on")
 	reserveMiB := fs.Int64("disk-reserve-mib", DefaultDiskReserveMiB, "MiB set aside in DB.reserve, released to acks when the disk is nearly full (0 = none)")
+	expiryDays := fs.Int("account-expiry", 0, "free the names of accounts not logged in for this many days, with their queues (0 = never)")
 	fs.Usage = func() {
 		fmt.Fprintf(stderr, "usage: pfschat relay [flags]\n\nRuns a pfschat relay: registers cards, hands out prekeys, stores and forwards ciphertext.\n\n")
 		fs.PrintDefaults()
@@ -121,12 +122,13 @@ func RunRelay(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	if err := checkRelayKey(ctx, store, fresh, *initDB); err != nil {
 		return err
 	}
-	if *minFree < 0 || *reserveMiB < 0 {
-		return fmt.Errorf("--min-free-mib and --disk-reserve-mib must not be negative")
+	if *minFree < 0 || *reserveMiB < 0 || *expiryDays < 0 {
+		return fmt.Errorf("--min-free-mib, --disk-reserve-mib and --account-expiry must not be negative")
 	}
 	srv, err := server.New(ctx, server.Config{Store: store, Logger: log, Limits: server.Limits{
 		MaxQueueCount: *maxCount, MaxQueueBytes: *maxBytes, FramesPerSecond: *rate, FrameBurst: *burst,
-	}, Disk: server.DiskConfig{MinFreeBytes: uint64(*minFree) << 20, ReservePath: *dbPath + ".reserve", ReserveBytes: *reserveMiB << 20}})
+	}, Disk: server.DiskConfig{MinFreeBytes: uint64(*minFree) << 20, ReservePath: *dbPath + ".reserve", ReserveBytes: *reserveMiB << 20},
+		AccountExpiry: time.Duration(*expiryDays) * 24 * time.Hour})
 	if err != nil {
 		return err
 	}
