@@ -105,8 +105,8 @@ func (r *Relay) IdleAccounts(ctx context.Context, cutoff time.Time, limit int) (
 }
 
 // ReplaceRelayKey changes the relay's key in one transaction: meta[seedKey] goes from
-// oldSeed (checked: ErrConflict-like ErrExists if it changed meanwhile) to newSeed,
-// statement is appended to meta[logKey], and every account's card is rewritten by
+// oldSeed (checked: ErrExists if it changed meanwhile) to newSeed, statement is
+// appended to meta[logKey] (nil statement: meta[logKey] is deleted), and every account's card is rewritten by
 // resign (the relay's signature under the new key). It returns how many cards it
 // re-signed.
 func (r *Relay) ReplaceRelayKey(ctx context.Context, seedKey string, oldSeed, newSeed []byte, logKey string, statement []byte,
@@ -152,6 +152,10 @@ func (r *Relay) ReplaceRelayKey(ctx context.Context, seedKey string, oldSeed, ne
 			n++
 		}
 		if _, err := tx.exec(ctx, "UPDATE meta SET value = ? WHERE key = ?", newSeed, seedKey); err != nil {
+			return err
+		}
+		if statement == nil {
+			_, err = tx.exec(ctx, "DELETE FROM meta WHERE key = ?", logKey)
 			return err
 		}
 		_, err = tx.exec(ctx, `INSERT INTO meta (key, value) VALUES (?1, ?2)

@@ -30,6 +30,18 @@ type Rotation struct {
 // and re-signs every registered card with the new key, all in one transaction. Run it
 // while the relay is stopped: a running relay keeps its old key until restarted.
 func RotateKey(ctx context.Context, st *storage.Relay, now time.Time) (Rotation, error) {
+	return changeKey(ctx, st, now, true)
+}
+
+// ReplaceCompromisedKey gives the relay in st a new key with no statement from the
+// old one, which must not be trusted any more: clients refuse the new key until their
+// users re-pin it by hand (pfschat repin) after comparing its fingerprint with the
+// operator's announcement. Cards are re-signed; the served statements are dropped.
+func ReplaceCompromisedKey(ctx context.Context, st *storage.Relay) (Rotation, error) {
+	return changeKey(ctx, st, time.Time{}, false)
+}
+
+func changeKey(ctx context.Context, st *storage.Relay, now time.Time, vouch bool) (Rotation, error) {
 	oldSeed, err := st.Meta(ctx, metaRelayKey)
 	if errors.Is(err, storage.ErrNotFound) {
 		return Rotation{}, fmt.Errorf("relay: %s has no relay key to rotate", st.Path())
@@ -45,9 +57,11 @@ func RotateKey(ctx context.Context, st *storage.Relay, now time.Time) (Rotation,
 	rand.Read(newSeed)
 	newPriv := ed25519.NewKeyFromSeed(newSeed)
 	newPub := newPriv.Public().(ed25519.PublicKey)
-	stmt, err := relay.SignKeyRotation(oldPriv, newPub, now).MarshalBinary()
-	if err != nil {
-		return Rotation{}, err
+	var stmt []byte // nil: drop the statements (ReplaceCompromisedKey)
+	if vouch {
+		if stmt, err = relay.SignKeyRotation(oldPriv, newPub, now).MarshalBinary(); err != nil {
+			return Rotation{}, err
+		}
 	}
 	n, err := st.ReplaceRelayKey(ctx, metaRelayKey, oldSeed, newSeed, metaKeyRotations, stmt, func(raw []byte) ([]byte, error) {
 		card, err := ratchet.ImportCard(string(raw))
