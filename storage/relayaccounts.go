@@ -8,15 +8,23 @@ import (
 	"time"
 )
 
-// TouchLogin records that name logged in at `at` (for account expiry). The relay
-// calls it at most about once a day per account: the expiry is counted in days.
-func (r *Relay) TouchLogin(ctx context.Context, name string, at time.Time) error {
+// TouchLogins records that the names logged in at `at` (for account expiry), in one
+// transaction. The relay batches logins and records each account at most about twice
+// a day: the expiry is counted in days.
+func (r *Relay) TouchLogins(ctx context.Context, names []string, at time.Time) error {
+	if len(names) == 0 {
+		return nil
+	}
 	err := r.db.write(ctx, func(tx *txn) error {
-		_, err := tx.exec(ctx, "UPDATE accounts SET last_login = max(last_login, ?) WHERE name = ?", dbTime(at), name)
-		return err
+		for _, name := range names {
+			if _, err := tx.exec(ctx, "UPDATE accounts SET last_login = max(last_login, ?) WHERE name = ?", dbTime(at), name); err != nil {
+				return err
+			}
+		}
+		return nil
 	})
 	if err != nil {
-		return fmt.Errorf("storage: record the login of %q: %w", name, err)
+		return fmt.Errorf("storage: record %d logins: %w", len(names), err)
 	}
 	return nil
 }

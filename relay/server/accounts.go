@@ -17,7 +17,7 @@ import (
 // accountStore is what account deletion and expiry need of the Directory.
 type accountStore interface {
 	DeleteAccount(ctx context.Context, name, cardID string) (int, error)
-	TouchLogin(ctx context.Context, name string, at time.Time) error
+	TouchLogins(ctx context.Context, names []string, at time.Time) error
 	IdleAccounts(ctx context.Context, cutoff time.Time, limit int) ([]storage.IdleAccount, error)
 }
 
@@ -29,21 +29,58 @@ const touchEvery = 12 * time.Hour
 // sweepEvery is how often idle accounts are looked for.
 const sweepEvery = time.Hour
 
-// touchLogin records name's login for the expiry, at most every touchEvery.
-func (s *Server) touchLogin(ctx context.Context, name string) {
-	as, ok := s.dir.(accountStore)
-	if !ok {
+// touchLogin queues name's login to be recorded (for the expiry), at most every
+// touchEvery per account; the toucher writes them in batches, so a crowd of logins
+// costs a few transactions, not one each.
+func (s *Server) touchLogin(name string) {
+	if _, ok := s.dir.(accountStore); !ok {
 		return
 	}
 	now := s.now()
 	if v, ok := s.touched.Load(name); ok && now.Sub(v.(time.Time)) < touchEvery {
 		return
 	}
-	if err := as.TouchLogin(ctx, name, now.UTC()); err != nil {
-		s.log.Warn("recording a login", "name", name, "err", err)
+	s.touched.Store(name, now)
+	select {
+	case s.touches <- name:
+	default: // the toucher is behind: forget this one, the next login records it
+		s.touched.Delete(name)
+	}
+}
+
+// toucher records queued logins in batches until the server stops.
+func (s *Server) toucher() {
+	defer close(s.touchDone)
+	as, ok := s.dir.(accountStore)
+	if !ok {
 		return
 	}
-	s.touched.Store(name, now)
+	var batch []string
+	for {
+		select {
+		case name := <-s.touches:
+			batch = append(batch[:0], name)
+		case <-s.stopPing:
+			return
+		}
+	more:
+		for len(batch) < 1024 {
+			select {
+			case name := <-s.touches:
+				batch = append(batch, name)
+			default:
+				break more
+			}
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		if err := as.TouchLogins(ctx, batch, s.now().UTC()); err != nil {
+			s.log.Warn("recording logins", "n", len(batch), "err", err)
+			for _, n := range batch {
+				s.touched.Delete(n)
+			}
+		}
+		cancel()
+	}
 }
 
 // forgetAccount drops what the server holds about a deleted account and closes its
@@ -133,8 +170,11 @@ func (s *Server) sweepAccounts(ctx context.Context) int {
 		}
 		progress := false
 		for _, a := range idle {
+			if v, ok := s.touched.Load(a.Name); ok && now.Sub(v.(time.Time)) < s.accountExpiry {
+				live[a.CardID] = true // logged in lately; the toucher has not written it yet
+			}
 			if live[a.CardID] {
-				if err := as.TouchLogin(ctx, a.Name, now.UTC()); err != nil {
+				if err := as.TouchLogins(ctx, []string{a.Name}, now.UTC()); err != nil {
 					s.log.Warn("recording a login", "name", a.Name, "err", err)
 					continue
 				}

@@ -229,7 +229,7 @@ func (c *conn) loggedIn(ctx context.Context, reqID uint64, acc *account) {
 	c.cardID.Store(&acc.cardID)
 	c.s.m.loggedIn.Add(1)
 	c.s.log.Debug("logged in", "conn", c.id, "name", acc.name)
-	c.s.touchLogin(ctx, acc.name)
+	c.s.touchLogin(acc.name)
 	expires := c.s.now().Add(c.s.limits.TokenTTL)
 	c.send(&relay.Frame{Type: relay.TypeOK, ID: reqID, Name: acc.name, CardID: acc.cardID,
 		Token: relay.IssueToken(c.s.priv, acc.name, acc.cardID, expires), TokenExpires: expires.Unix()})

@@ -162,6 +162,8 @@ type Server struct {
 	touched       sync.Map      // name -> time.Time its last login was recorded
 	deletions     atomic.Uint64 // accounts deleted since start (connections' name caches)
 	sweepDone     chan struct{}
+	touches       chan string // logins to record (accounts.go)
+	touchDone     chan struct{}
 	keyRotations  [][]byte // served in the hello (relaykey.go)
 }
 
@@ -247,6 +249,8 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 	go s.pinger()
 	s.sweepDone = make(chan struct{})
 	go s.sweeper()
+	s.touches, s.touchDone = make(chan string, 4096), make(chan struct{})
+	go s.toucher()
 	return s, nil
 }
 
@@ -386,6 +390,7 @@ func (s *Server) Shutdown(ctx context.Context) error {
 	close(s.stopPing)
 	s.disk.close()
 	<-s.sweepDone
+	<-s.touchDone
 	s.mu.Lock()
 	conns := make([]*conn, 0, len(s.conns))
 	for c := range s.conns {
