@@ -8,15 +8,15 @@ import (
 	"time"
 )
 
-// TouchLogins records that the names logged in at `at` (for account expiry), in one
-// transaction. The relay batches logins and records each account at most about twice
-// a day: the expiry is counted in days.
-func (r *Relay) TouchLogins(ctx context.Context, names []string, at time.Time) error {
-	if len(names) == 0 {
+// TouchLogins records when accounts logged in (name → time, for account expiry), in
+// one transaction. The relay batches logins and records each account at most about
+// twice a day: the expiry is counted in days.
+func (r *Relay) TouchLogins(ctx context.Context, logins map[string]time.Time) error {
+	if len(logins) == 0 {
 		return nil
 	}
 	err := r.db.write(ctx, func(tx *txn) error {
-		for _, name := range names {
+		for name, at := range logins {
 			if _, err := tx.exec(ctx, "UPDATE accounts SET last_login = max(last_login, ?) WHERE name = ?", dbTime(at), name); err != nil {
 				return err
 			}
@@ -24,7 +24,7 @@ func (r *Relay) TouchLogins(ctx context.Context, names []string, at time.Time) e
 		return nil
 	})
 	if err != nil {
-		return fmt.Errorf("storage: record %d logins: %w", len(names), err)
+		return fmt.Errorf("storage: record %d logins: %w", len(logins), err)
 	}
 	return nil
 }

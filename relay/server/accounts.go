@@ -17,7 +17,7 @@ import (
 // accountStore is what account deletion and expiry need of the Directory.
 type accountStore interface {
 	DeleteAccount(ctx context.Context, name, cardID string) (int, error)
-	TouchLogins(ctx context.Context, names []string, at time.Time) error
+	TouchLogins(ctx context.Context, logins map[string]time.Time) error
 	IdleAccounts(ctx context.Context, cutoff time.Time, limit int) ([]storage.IdleAccount, error)
 }
 
@@ -42,10 +42,16 @@ func (s *Server) touchLogin(name string) {
 	}
 	s.touched.Store(name, now)
 	select {
-	case s.touches <- name:
+	case s.touches <- login{name, now}:
 	default: // the toucher is behind: forget this one, the next login records it
 		s.touched.Delete(name)
 	}
+}
+
+// login is a login to record.
+type login struct {
+	name string
+	at   time.Time
 }
 
 // toucher records queued logins in batches until the server stops.
@@ -55,27 +61,27 @@ func (s *Server) toucher() {
 	if !ok {
 		return
 	}
-	var batch []string
 	for {
+		batch := map[string]time.Time{}
 		select {
-		case name := <-s.touches:
-			batch = append(batch[:0], name)
+		case l := <-s.touches:
+			batch[l.name] = l.at.UTC()
 		case <-s.stopPing:
 			return
 		}
 	more:
 		for len(batch) < 1024 {
 			select {
-			case name := <-s.touches:
-				batch = append(batch, name)
+			case l := <-s.touches:
+				batch[l.name] = l.at.UTC()
 			default:
 				break more
 			}
 		}
 		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-		if err := as.TouchLogins(ctx, batch, s.now().UTC()); err != nil {
+		if err := as.TouchLogins(ctx, batch); err != nil {
 			s.log.Warn("recording logins", "n", len(batch), "err", err)
-			for _, n := range batch {
+			for n := range batch {
 				s.touched.Delete(n)
 			}
 		}
@@ -170,11 +176,12 @@ func (s *Server) sweepAccounts(ctx context.Context) int {
 		}
 		progress := false
 		for _, a := range idle {
-			if v, ok := s.touched.Load(a.Name); ok && now.Sub(v.(time.Time)) < s.accountExpiry {
-				live[a.CardID] = true // logged in lately; the toucher has not written it yet
+			at, keep := now, live[a.CardID] // connected now
+			if v, ok := s.touched.Load(a.Name); ok && !keep && now.Sub(v.(time.Time)) < s.accountExpiry {
+				at, keep = v.(time.Time), true // logged in lately; the toucher has not written it yet
 			}
-			if live[a.CardID] {
-				if err := as.TouchLogins(ctx, []string{a.Name}, now.UTC()); err != nil {
+			if keep {
+				if err := as.TouchLogins(ctx, map[string]time.Time{a.Name: at.UTC()}); err != nil {
 					s.log.Warn("recording a login", "name", a.Name, "err", err)
 					continue
 				}

@@ -1,6 +1,7 @@
 package server_test
 
 import (
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -132,6 +133,14 @@ func TestAccountExpiry(t *testing.T) {
 	clk.add(20 * day)
 	active.login(t, r)
 	active.c.Close()
+	// Wait until the relay has let go of that connection (a connected account is kept).
+	deadline := time.Now().Add(waitFor)
+	for !strings.Contains(httpGet(t, "http://"+r.Addr+"/metrics"), "pfschat_relay_connections 1\n") {
+		if time.Now().After(deadline) {
+			t.Fatal("the relay kept active's closed connection")
+		}
+		time.Sleep(time.Millisecond)
+	}
 	clk.add(11 * day) // idle: 31 days; active: 11 days since its login; live: connected
 	if n := r.Server.SweepAccounts(ctx); n != 1 {
 		t.Fatalf("sweep deleted %d accounts, want 1 (idle)", n)

@@ -162,7 +162,7 @@ type Server struct {
 	touched       sync.Map      // name -> time.Time its last login was recorded
 	deletions     atomic.Uint64 // accounts deleted since start (connections' name caches)
 	sweepDone     chan struct{}
-	touches       chan string // logins to record (accounts.go)
+	touches       chan login // logins to record (accounts.go)
 	touchDone     chan struct{}
 	keyRotations  [][]byte // served in the hello (relaykey.go)
 }
@@ -249,7 +249,7 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 	go s.pinger()
 	s.sweepDone = make(chan struct{})
 	go s.sweeper()
-	s.touches, s.touchDone = make(chan string, 4096), make(chan struct{})
+	s.touches, s.touchDone = make(chan login, 4096), make(chan struct{})
 	go s.toucher()
 	return s, nil
 }
