@@ -42,6 +42,8 @@ func TestMain(m *testing.M) {
 //
 //	relay stop|start   stop the relay (it refuses connections) or start it again on the
 //	                   same address and database
+//	relay rotate-key [--compromised]
+//	                   stop, run `pfschat relay rotate-key`, start again
 //	samedigits A B     files A and B show the same 60-digit safety number
 func TestScripts(t *testing.T) {
 	testscript.Run(t, testscript.Params{
@@ -64,8 +66,12 @@ func TestScripts(t *testing.T) {
 		Cmds: map[string]func(ts *testscript.TestScript, neg bool, args []string){
 			"relay": func(ts *testscript.TestScript, neg bool, args []string) {
 				r := ts.Value("relay").(*scriptRelay)
+				if !neg && len(args) >= 1 && args[0] == "rotate-key" {
+					ts.Check(r.rotateKey(args[1:]))
+					return
+				}
 				if neg || len(args) != 1 {
-					ts.Fatalf("usage: relay stop|start")
+					ts.Fatalf("usage: relay stop|start|rotate-key [--compromised]")
 				}
 				switch args[0] {
 				case "stop":
@@ -136,6 +142,17 @@ func (r *scriptRelay) start(addr string) error {
 	r.hs = &http.Server{Handler: srv}
 	go r.hs.Serve(ln)
 	return nil
+}
+
+// rotateKey stops the relay, changes its key with `pfschat relay rotate-key` and
+// starts it again.
+func (r *scriptRelay) rotateKey(args []string) error {
+	r.stop()
+	var out bytes.Buffer
+	if code := run(context.Background(), append([]string{"relay", "rotate-key", "--db", r.path}, args...), nil, &out, &out); code != 0 {
+		return fmt.Errorf("rotate-key: exit %d: %s", code, out.String())
+	}
+	return r.start(r.addr)
 }
 
 func (r *scriptRelay) stop() {

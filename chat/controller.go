@@ -235,6 +235,8 @@ func (c *Controller) Initialize(ctx context.Context) error {
 		Logger:         c.log.With("part", "relay-client"),
 		InsecureWS:     c.prefs.InsecureWS,
 		RootCAs:        c.prefs.RootCAs,
+
+		OnRelayKeyRotated: c.relayKeyRotated, // relaykey.go
 	})
 
 	runCtx, cancel := context.WithCancel(context.Background())
@@ -261,7 +263,7 @@ func (c *Controller) Initialize(ctx context.Context) error {
 		}
 		c.log.Warn("relay unreachable at start; retrying in the background", "err", connectErr)
 	} else {
-		if err := c.pinRelayKey(ctx, pinned, rc.RelayKey()); err != nil {
+		if err := c.pinRelayKey(ctx, c.relayKeyNow(), rc.RelayKey()); err != nil { // relayKeyRotated may have re-pinned
 			return err
 		}
 		c.setOnline(true)

@@ -39,6 +39,13 @@ const (
 	CodeInviteRequired     = "invite_required"      // registration needs a valid invite code
 )
 
+// Error codes of the relay's operations (accounts, relay keys, disk).
+const (
+	CodeStorageFull    = "storage_full"    // the relay's disk is below its high-water mark: sends refused, acks work
+	CodeAccountDeleted = "account_deleted" // the connection's account was deleted (delete_account or expiry); closed
+	CodeBadTime        = "bad_time"        // a signed time is too far from the relay's clock
+)
+
 // ProtocolError is an error frame from the relay, as the client package returns it.
 type ProtocolError struct {
 	Code    string

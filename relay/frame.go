@@ -47,6 +47,8 @@ const (
 	TypeSend          = "send"
 	TypeAck           = "ack"
 	TypePing          = "ping"
+	// Operations: a card deletes its own account.
+	TypeDeleteAccount = "delete_account"
 )
 
 // Frame types sent by the relay (besides hello and prekey_status, which go both ways).
@@ -109,6 +111,11 @@ type Frame struct {
 	FromCardID string  `json:"from_card_id,omitempty"`
 	ReceivedAt int64   `json:"received_at,omitempty"` // unix milliseconds
 
+	// operations: delete_account's signing time (unix seconds); the hello's
+	// key_rotations (KeyRotation.MarshalBinary each)
+	Time         int64    `json:"time,omitempty"`
+	KeyRotations [][]byte `json:"key_rotations,omitempty"`
+
 	// error
 	Code         string `json:"code,omitempty"`
 	Message      string `json:"message,omitempty"`
@@ -162,6 +169,7 @@ const (
 	fTTL
 	fIDs
 	fInvite
+	fTime
 	fServerOnly // any field only the relay sends
 )
 
@@ -169,6 +177,7 @@ var fieldNames = map[fieldSet]string{
 	fVersion: "version", fVersions: "versions", fName: "name", fCardID: "card_id",
 	fCard: "card", fSignature: "signature", fPreKeys: "prekeys",
 	fTo: "to", fBody: "body", fClientID: "client_id", fTTL: "ttl", fIDs: "ids", fInvite: "invite",
+	fTime: "time",
 }
 
 type frameRule struct {
@@ -191,6 +200,7 @@ var clientFrames = map[string]frameRule{
 	TypeSend:          {required: fTo | fBody | fClientID, optional: fTTL, needID: true},
 	TypeAck:           {required: fIDs, needID: true},
 	TypePing:          {needID: true},
+	TypeDeleteAccount: {required: fCardID | fSignature | fTime, needID: true},
 }
 
 // Per-field bounds the decoder enforces before anything else looks at a frame.
@@ -249,6 +259,12 @@ func (f *Frame) present() fieldSet {
 	}
 	if f.Invite != "" {
 		s |= fInvite
+	}
+	if f.Time != 0 {
+		s |= fTime
+	}
+	if f.KeyRotations != nil {
+		s |= fServerOnly
 	}
 	if f.RelayKey != nil || f.Challenge != nil || f.Limits != nil || f.ChannelBinding != "" ||
 		f.Counts != nil || f.OneTimeIDs != nil || f.KEMOneTimeIDs != nil || f.Bundle != nil ||
@@ -374,6 +390,8 @@ func validateClientFrame(f *Frame) error {
 		return &FrameError{Code: CodeBadField, Field: "ids", Reason: "more than " + strconv.Itoa(MaxAckIDs) + " ids in one ack"}
 	case f.TTL < 0:
 		return &FrameError{Code: CodeBadField, Field: "ttl", Reason: "negative ttl"}
+	case f.Time < 0:
+		return &FrameError{Code: CodeBadField, Field: "time", Reason: "negative time"}
 	}
 	if f.Type == TypeSend && len(f.Body) == 0 {
 		return &FrameError{Code: CodeBadField, Field: "body", Reason: "empty body"}

@@ -73,6 +73,11 @@
 // passphrase as well as the file. ChangePassphrase does not re-key old copies of the
 // file: the storage key is unchanged.
 //
+// The relay store holds nothing secret in its rows (ciphertext bodies, public cards
+// and prekeys) and uses secure_delete FAST instead: an acknowledged body's pages go to
+// the free list without being rewritten, so an ack costs a few pages of WAL, not the
+// body again, and acks still commit on a full disk.
+//
 // # Room for search
 //
 // Local full-text search is a later step. An FTS index over bodies would store them in

@@ -64,6 +64,14 @@ func OpenRelay(ctx context.Context, path string, opts RelayOptions) (*Relay, err
 		d.close()
 		return nil, fmt.Errorf("storage: set the relay store's temp store: %w", err)
 	}
+	// secure_delete FAST: the relay holds no secret a deleted row must not leave
+	// behind (bodies are end-to-end ciphertext, prekeys public), and zeroing every
+	// freed page of an acknowledged body would write the whole body again into the
+	// WAL: on a full disk the acks that free space could not commit.
+	if _, err := d.w.ExecContext(ctx, "PRAGMA secure_delete = FAST"); err != nil {
+		d.close()
+		return nil, fmt.Errorf("storage: set the relay store's secure_delete: %w", err)
+	}
 	return &Relay{db: d, opts: opts}, nil
 }
 
@@ -75,6 +83,16 @@ func (r *Relay) Path() string { return r.db.path }
 
 // IntegrityCheck runs SQLite's integrity_check.
 func (r *Relay) IntegrityCheck(ctx context.Context) error { return r.db.integrityCheck(ctx) }
+
+// FreeBytes is the space inside the database file that new rows reuse before the file
+// grows (free pages: what deleted messages left).
+func (r *Relay) FreeBytes(ctx context.Context) (int64, error) {
+	var pages, size int64
+	if err := r.db.w.QueryRowContext(ctx, "SELECT freelist_count, page_size FROM pragma_freelist_count(), pragma_page_size()").Scan(&pages, &size); err != nil {
+		return 0, fmt.Errorf("storage: free pages: %w", err)
+	}
+	return pages * size, nil
+}
 
 // Meta returns a value stored under key; ErrNotFound if unset.
 func (r *Relay) Meta(ctx context.Context, key string) ([]byte, error) { return getMeta(ctx, r.db, key) }

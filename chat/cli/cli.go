@@ -88,6 +88,11 @@ func init() {
 			}},
 		{name: "reset-session", args: "NAME", help: "drop the sessions with NAME; the next message starts afresh", run: cmdResetSession},
 		{name: "version", help: "print the version", run: cmdVersion},
+		// Operations (opscmd.go).
+		{name: "delete-account", args: "[--yes]", help: "delete your account on the relay and free your name", run: cmdDeleteAccount,
+			flags: func(fs *flag.FlagSet) { fs.Bool("yes", false, "do not ask to type the name to confirm") }},
+		{name: "repin", args: "[--yes]", help: "pin the relay's new key by hand after its operator announced a replaced key", run: cmdRepin,
+			flags: func(fs *flag.FlagSet) { fs.Bool("yes", false, "do not ask to confirm (compare the fingerprint first)") }},
 	}
 }
 
@@ -133,6 +138,7 @@ usage:
   pfschat recv [--follow] [--json]   print incoming messages
   pfschat contacts | fingerprint NAME | verify NAME | accept-key NAME
   pfschat rotate-keys [--count N] | reset-session NAME | version
+  pfschat delete-account | repin   free your name on the relay | re-pin a replaced relay key
 
 global flags: --home DIR, --relay URL (default ` + profile.DefaultRelayURL + `),
               --passphrase-file FILE (or ` + profile.EnvPassphrase + `)
@@ -325,7 +331,7 @@ func explain(e *env, err error) string {
 	case errors.Is(err, chat.ErrNameTaken):
 		return fmt.Sprintf("%v\npick another name", err)
 	case errors.As(err, &rk):
-		return fmt.Sprintf("%v\nrefusing to talk to it. If the relay operator really changed the relay's key, create a new profile (--home DIR).", err)
+		return fmt.Sprintf("%v\nrefusing to talk to it. If the relay's operator announced a new key (an old one was compromised), compare the fingerprint with the announcement and run 'pfschat repin'.", err)
 	case errors.As(err, &kc):
 		return fmt.Sprintf("%v\nrun 'pfschat fingerprint %s', compare it with %s in person or on another channel, then 'pfschat accept-key %s'", err, kc.Contact, kc.Contact, kc.Contact)
 	case errors.Is(err, chat.ErrUnknownUser):

@@ -37,12 +37,18 @@ func DefaultRelayDBPath() string {
 	return path
 }
 
+// relaySubcommands are `pfschat relay WORD ...` (backup, rotate-key, ...), each
+// registered by its own file.
+var relaySubcommands = map[string]func(ctx context.Context, args []string, stdout, stderr io.Writer) error{}
+
 // RunRelay runs `pfschat relay [--addr ADDR] [--db FILE] ...`: it serves until ctx is
 // cancelled (SIGINT/SIGTERM in main), then drains: stops accepting, tells clients it
 // is going away, finishes in-flight commits and closes the database.
 func RunRelay(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	if len(args) > 0 && args[0] == "invite" {
-		return RunRelayInvite(ctx, args[1:], stdout, stderr)
+	if len(args) > 0 {
+		if run, ok := relaySubcommands[args[0]]; ok {
+			return run(ctx, args[1:], stdout, stderr)
+		}
 	}
 	fs := flag.NewFlagSet("pfschat relay", flag.ContinueOnError)
 	fs.SetOutput(stderr)
@@ -69,6 +75,11 @@ func RunRelay(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	tlsUpstream := fs.Bool("tls-terminated-upstream", false, "a trusted proxy in front terminates TLS: logins are then bound to no channel (prefer TCP passthrough)")
 	var abuse abuseFlags // --registration, --trusted-proxies, connection caps, quotas (relaylimits.go)
 	abuse.register(fs)
+	// Operations: the database check, the disk high-water mark, account expiry.
+	initDB := fs.Bool("init", false, "make a new relay (a new key) in an empty or key-less --db file instead of refusing it")
+	minFree := fs.Int64("min-free-mib", DefaultMinFreeMiB, "refuse new sends (storage_full) while the database's file system has less free space, in MiB (0 = off); acks go on")
+	reserveMiB := fs.Int64("disk-reserve-mib", DefaultDiskReserveMiB, "MiB set aside in DB.reserve, released to acks when the disk is nearly full (0 = none)")
+	expiryDays := fs.Int("account-expiry", 0, "free the names of accounts not logged in for this many days, with their queues (0 = never)")
 	fs.Usage = func() {
 		fmt.Fprintf(stderr, "usage: pfschat relay [flags]\n\nRuns a pfschat relay: registers cards, hands out prekeys, stores and forwards ciphertext.\n\n")
 		fs.PrintDefaults()
@@ -116,11 +127,12 @@ func RunRelay(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	if err := os.MkdirAll(filepath.Dir(*dbPath), 0o700); err != nil {
 		return fmt.Errorf("creating the database directory: %w", err)
 	}
+	fresh, err := prepareRelayDB(*dbPath, *initDB)
+	if err != nil {
+		return err
+	}
 	// The database holds the relay's private key: only this user may read it. (SQLite
 	// gives the -wal and -shm files the database file's permissions.)
-	if f, err := os.OpenFile(*dbPath, os.O_CREATE|os.O_RDONLY, 0o600); err == nil {
-		f.Close()
-	}
 	if err := os.Chmod(*dbPath, 0o600); err != nil {
 		return fmt.Errorf("restricting the database file's permissions: %w", err)
 	}
@@ -129,13 +141,22 @@ func RunRelay(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	if err := abuse.apply(&limits, &storeOpts, log); err != nil {
 		return err
 	}
-	store, err := storage.OpenRelay(ctx, *dbPath, storeOpts)
+	store, err := openRelayStore(ctx, *dbPath, storeOpts)
 	if err != nil {
-		return fmt.Errorf("opening the relay database %s: %w", *dbPath, err)
+		return err
 	}
 	closeStore := sync.OnceValue(store.Close)
 	defer closeStore()
-	srv, err := server.New(ctx, server.Config{Store: store, Logger: log, Limits: limits, Registration: *abuse.registration, TLSTerminatedUpstream: *tlsUpstream})
+	if err := checkRelayKey(ctx, store, fresh, *initDB); err != nil {
+		return err
+	}
+	if *minFree < 0 || *reserveMiB < 0 || *expiryDays < 0 {
+		return fmt.Errorf("--min-free-mib, --disk-reserve-mib and --account-expiry must not be negative")
+	}
+	srv, err := server.New(ctx, server.Config{Store: store, Logger: log, Limits: limits,
+		Registration: *abuse.registration, TLSTerminatedUpstream: *tlsUpstream,
+		Disk:          server.DiskConfig{MinFreeBytes: uint64(*minFree) << 20, ReservePath: *dbPath + ".reserve", ReserveBytes: *reserveMiB << 20},
+		AccountExpiry: time.Duration(*expiryDays) * 24 * time.Hour})
 	if err != nil {
 		return err
 	}

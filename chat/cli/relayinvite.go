@@ -13,6 +13,8 @@ import (
 	"pfschat/storage"
 )
 
+func init() { relaySubcommands["invite"] = RunRelayInvite }
+
 // RunRelayInvite runs `pfschat relay invite [--uses N] [--ttl D] [--db FILE]`: it
 // makes an invite code for a relay with --registration invite and prints it once.
 // Only its hash is stored (in the relay's database, which the running relay reads),

@@ -70,6 +70,11 @@ type Config struct {
 	// forwarding man in the middle can relay them.
 	InsecureWS bool
 
+	// OnRelayKeyRotated is called after a connection to a relay whose key differs from
+	// the pinned one, with the chain of rotation statements (signed by the pinned key,
+	// then by each next one) that vouches for it; the client then pins the new key.
+	OnRelayKeyRotated func(chain []relay.KeyRotation)
+
 	// Backoff bounds for Run's reconnects (defaults 250ms and 30s).
 	MinBackoff, MaxBackoff time.Duration
 }
@@ -524,10 +529,10 @@ func (c *Client) connect(ctx context.Context) error {
 		ws.Close()
 		return fmt.Errorf("relay: the server's first frame is not a valid hello (is this a pfschat relay?)")
 	}
-	if pinned != nil && !bytes.Equal(pinned, hello.RelayKey) {
+	rotated, err := checkRelayKey(pinned, &hello) // ops.go: a rotation the pinned key signed
+	if err != nil {
 		ws.Close()
-		return fmt.Errorf("%w: pinned %s, relay presented %s", ErrRelayKeyMismatch,
-			ratchet.Fingerprint(pinned), ratchet.Fingerprint(hello.RelayKey))
+		return err
 	}
 	// The relay binds its proof to our TLS connection when it terminates TLS itself;
 	// otherwise (plain ws://, or TLS ended at a proxy in front of it) to zeros.
@@ -574,6 +579,7 @@ func (c *Client) connect(ctx context.Context) error {
 	c.binding = hello.ChannelBinding
 	c.mu.Unlock()
 	close(cc.ready)
+	c.reportRotation(rotated)
 	return nil
 }
 

@@ -57,6 +57,10 @@ type Options struct {
 	TLS bool
 	// TLSTerminatedUpstream is server.Config.TLSTerminatedUpstream.
 	TLSTerminatedUpstream bool
+	// Disk is the relay's disk high-water mark (off when zero).
+	Disk server.DiskConfig
+	// AccountExpiry frees names not logged in for this long (0 = never).
+	AccountExpiry time.Duration
 }
 
 // Relay is a running test relay.
@@ -110,7 +114,7 @@ func (r *Relay) start(t testing.TB, addr string) {
 		t.Fatalf("relaytest: opening the relay store: %v", err)
 	}
 	srv, err := server.New(ctx, server.Config{Store: st, Logger: r.opts.Logger, Limits: l, Clock: r.opts.Clock, Queue: r.opts.Queue,
-		TLSTerminatedUpstream: r.opts.TLSTerminatedUpstream, Registration: r.opts.Registration})
+		TLSTerminatedUpstream: r.opts.TLSTerminatedUpstream, Registration: r.opts.Registration, Disk: r.opts.Disk, AccountExpiry: r.opts.AccountExpiry})
 	if err != nil {
 		st.Close()
 		t.Fatalf("relaytest: starting the relay: %v", err)

@@ -52,6 +52,8 @@ type conn struct {
 	cardID     atomic.Pointer[string]
 	unsub      func()
 	recipients map[string]string // names this connection sent to: known to exist
+	// recipientsGen is Server.deletions when recipients was last cleared.
+	recipientsGen uint64
 
 	// delivery state
 	dmu         sync.Mutex

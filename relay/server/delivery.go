@@ -55,6 +55,11 @@ func (c *conn) Notify(n Notice) {
 	if n.LogoutAllExcept != "" && n.LogoutAllExcept != c.connKey() {
 		c.kill(relay.CodeLoggedOut, "logout_all on another connection of this card logged this one out")
 	}
+	if n.AccountDeleted != "" {
+		if id := c.cardID.Load(); id != nil && *id == n.AccountDeleted {
+			c.kill(relay.CodeAccountDeleted, "the account this connection logged in with was deleted")
+		}
+	}
 }
 
 // backfill streams the stored backlog in order, then hands over to live delivery.

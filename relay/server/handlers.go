@@ -51,6 +51,8 @@ func (c *conn) handle(f *relay.Frame) bool {
 		c.onReplaceCard(f)
 	case relay.TypeLogoutAll:
 		c.onLogoutAll(f)
+	case relay.TypeDeleteAccount:
+		return c.onDeleteAccount(f)
 	}
 	return true
 }
@@ -217,6 +219,7 @@ func (c *conn) loggedIn(ctx context.Context, reqID uint64, acc *account) {
 	c.loginTimer.Stop()
 	c.s.m.loggedIn.Add(1)
 	c.s.log.Debug("logged in", "conn", c.id, "name", acc.name)
+	c.s.touchLogin(acc.name)
 	c.send(&relay.Frame{Type: relay.TypeOK, ID: reqID, Name: acc.name, CardID: acc.cardID})
 
 	c.dmu.Lock()
@@ -263,6 +266,14 @@ const maxRecipients = 256
 // recipient, client id and body; submitSend owns it from here.
 func (c *conn) submitSend(r *sendReq, ttlSeconds int64) bool {
 	to := r.msg.To
+	if g := c.s.deletions.Load(); g != c.recipientsGen { // a name was freed: forget known names
+		c.recipients, c.recipientsGen = nil, g
+	}
+	if c.s.disk.storageFull() {
+		c.replyError(r.reqID, relay.CodeStorageFull, "the relay's disk is nearly full: sends are refused until space returns (acks still work); retry later", "min_free")
+		r.release()
+		return true
+	}
 	_, known := c.recipients[to]
 	if !known {
 		if err := ratchet.ValidateName(to); err != nil {
@@ -297,7 +308,7 @@ func (c *conn) submitSend(r *sendReq, ttlSeconds int64) bool {
 			r.release()
 			return true
 		}
-		// Names are never deleted: once known, a recipient stays valid.
+		// Once known, a recipient stays valid until an account is deleted (above).
 		if c.recipients == nil || len(c.recipients) >= maxRecipients {
 			c.recipients = make(map[string]string)
 		}

@@ -39,6 +39,8 @@ type Notice struct {
 	LogoutAllExcept string
 	// Limit names an abuse limit applied to the name's card (a limit_notice).
 	Limit string
+	// AccountDeleted is the card ID of a deleted account: its connections are closed.
+	AccountDeleted string
 }
 
 // MemHub is the in-process Hub: a map from name to subscribers under a RWMutex.

@@ -36,6 +36,7 @@ var metricFrameTypes = [...]string{
 	relay.TypePreKeyStatus, relay.TypeFetchBundle, relay.TypeReplaceCard, relay.TypeSend, relay.TypeAck, relay.TypePing,
 	relay.TypeOK, relay.TypeError, relay.TypeCard, relay.TypeBundle, relay.TypeAccepted, relay.TypeDeliver, relay.TypeSynced,
 	relay.TypeLowPreKeys, relay.TypeGoingAway, relay.TypePong, relay.TypeLimitNotice,
+	relay.TypeDeleteAccount,
 }
 
 var metricErrorCodes = [...]string{
@@ -46,6 +47,7 @@ var metricErrorCodes = [...]string{
 	relay.CodeGoingAway, relay.CodeInternal,
 	relay.CodeLoggedOut,
 	relay.CodeLoginTimeout, relay.CodeTooManyConnections, relay.CodeRegistrationClosed, relay.CodeInviteRequired,
+	relay.CodeStorageFull, relay.CodeAccountDeleted, relay.CodeBadTime,
 }
 
 var (

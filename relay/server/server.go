@@ -11,6 +11,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"path/filepath"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -145,6 +146,13 @@ type Config struct {
 	// Registration is the registration policy: RegistrationOpen (""), RegistrationInvite
 	// (invite codes in Store) or RegistrationClosed.
 	Registration string
+	// AccountExpiry frees the names of accounts not logged in for this long (0 = never);
+	// checked at start and hourly. See accounts.go.
+	AccountExpiry time.Duration
+
+	// Disk is the disk high-water mark (off unless MinFreeBytes is set; Dir defaults to
+	// the store's directory). See diskspace.go.
+	Disk DiskConfig
 }
 
 // metaRelayKey is the relay store's meta key holding the relay's Ed25519 seed.
@@ -178,12 +186,21 @@ type Server struct {
 	wg      sync.WaitGroup // every connection goroutine
 	nextID  atomic.Uint64
 
-	accounts sync.Map // name -> *account (names are never deleted; replace_card updates)
+	accounts sync.Map // name -> *account (replace_card updates, account deletion removes)
 	stopPing chan struct{}
 
 	ab           *abuse         // abuse limits (limits.go)
 	registration string         // registration policy
 	invites      *storage.Relay // invite codes, for RegistrationInvite
+	disk         *diskGuard
+
+	accountExpiry time.Duration
+	touched       sync.Map      // name -> time.Time its last login was recorded
+	deletions     atomic.Uint64 // accounts deleted since start (connections' name caches)
+	sweepDone     chan struct{}
+	touches       chan login // logins to record (accounts.go)
+	touchDone     chan struct{}
+	keyRotations  [][]byte // served in the hello (relaykey.go)
 }
 
 // account is a cached directory entry.
@@ -238,6 +255,20 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 	if err := s.loadKey(ctx); err != nil {
 		return nil, err
 	}
+	if cfg.Disk.Dir == "" && cfg.Store != nil {
+		cfg.Disk.Dir = filepath.Dir(cfg.Store.Path())
+	}
+	if cfg.Disk.InFile == nil && cfg.Store != nil {
+		cfg.Disk.InFile = cfg.Store.FreeBytes
+	}
+	s.disk = newDiskGuard(cfg.Disk, s.log)
+	if err := s.disk.start(); err != nil {
+		return nil, err
+	}
+	s.accountExpiry = cfg.AccountExpiry
+	if err := s.loadKeyRotations(ctx); err != nil {
+		return nil, err
+	}
 	s.upgrader = websocket.Upgrader{
 		// ReadBufferSize 0: gorilla reads through the bufio.Reader hijackWrapper hands
 		// it (readBufferSize bytes), so the read loop can see whether data is buffered.
@@ -260,6 +291,10 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 	go s.cm.run()
 	s.stopPing = make(chan struct{})
 	go s.pinger()
+	s.sweepDone = make(chan struct{})
+	go s.sweeper()
+	s.touches, s.touchDone = make(chan login, 4096), make(chan struct{})
+	go s.toucher()
 	return s, nil
 }
 
@@ -284,6 +319,18 @@ func (s *Server) loadKey(ctx context.Context) error {
 	return nil
 }
 
+// HasRelayKey reports whether the store holds a relay key (New makes one when not).
+func HasRelayKey(ctx context.Context, st *storage.Relay) (bool, error) {
+	_, err := st.Meta(ctx, metaRelayKey)
+	if errors.Is(err, storage.ErrNotFound) {
+		return false, nil
+	}
+	if err != nil {
+		return false, fmt.Errorf("relay: reading the relay key: %w", err)
+	}
+	return true, nil
+}
+
 // RelayKey is the relay's public key; clients pin it.
 func (s *Server) RelayKey() ed25519.PublicKey { return s.pub }
 
@@ -306,12 +353,17 @@ func (s *Server) serveHealth(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+	if s.disk.storageFull() {
+		io.WriteString(w, "degraded: storage_full\n") // 200: acks must still reach it
+		return
+	}
 	io.WriteString(w, "ok\n")
 }
 
 func (s *Server) serveMetrics(w http.ResponseWriter, r *http.Request) {
 	w.Header().Set("Content-Type", "text/plain; version=0.0.4; charset=utf-8")
 	s.m.write(r.Context(), w, s.dir.QueueDepth)
+	s.disk.writeMetrics(w)
 }
 
 func (s *Server) serveWS(w http.ResponseWriter, r *http.Request) {
@@ -435,6 +487,9 @@ func (s *Server) Shutdown(ctx context.Context) error {
 		return nil
 	}
 	close(s.stopPing)
+	s.disk.close()
+	<-s.sweepDone
+	<-s.touchDone
 	s.mu.Lock()
 	conns := make([]*conn, 0, len(s.conns))
 	for c := range s.conns {

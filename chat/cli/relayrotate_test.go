@@ -1,0 +1,44 @@
+package cli_test
+
+import (
+	"io"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"pfschat/chat/cli"
+	"pfschat/relay"
+	"pfschat/relay/client"
+)
+
+func TestRelayRotateKey(t *testing.T) {
+	db := filepath.Join(t.TempDir(), "relay.db")
+	url, stop := runRelay(t, "--db", db, "--min-free-mib", "0")
+	alice := loggedIn(t, url, "alice")
+	old := alice.RelayKey()
+	alice.Close()
+	if err := stop(); err != nil {
+		t.Fatal(err)
+	}
+	var out strings.Builder
+	if err := cli.RunRelay(t.Context(), []string{"rotate-key", "--db", db}, &out, io.Discard); err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(out.String(), "1 cards re-signed") {
+		t.Fatalf("rotate-key said %q", out.String())
+	}
+	url, stop = runRelay(t, "--db", db, "--min-free-mib", "0")
+	defer stop()
+	rotated := false
+	c := client.New(client.Config{URL: url, PinnedRelayKey: old, OnRelayKeyRotated: func([]relay.KeyRotation) { rotated = true }})
+	defer c.Close()
+	if err := c.Connect(t.Context()); err != nil {
+		t.Fatalf("a client pinned to the old key: %v", err)
+	}
+	if !rotated || c.RelayKey().Equal(old) {
+		t.Fatal("the client did not follow the rotation")
+	}
+	if err := cli.RunRelay(t.Context(), []string{"rotate-key", "--db", filepath.Join(t.TempDir(), "none.db")}, io.Discard, io.Discard); err == nil {
+		t.Fatal("rotate-key on a missing database")
+	}
+}

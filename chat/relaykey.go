@@ -1,0 +1,135 @@
+package chat
+
+// Relay key changes: a planned rotation the pinned key vouched for is followed (the
+// relay client checks the statements; here the new key is pinned and the own card,
+// re-signed by the relay, stored), and a key change nobody vouched for (a compromised
+// key replaced) is accepted only by hand, with Repin.
+
+import (
+	"context"
+	"crypto/ed25519"
+	"errors"
+	"fmt"
+	"time"
+
+	"pfschat/ratchet"
+	"pfschat/relay"
+	"pfschat/relay/client"
+	"pfschat/storage"
+)
+
+// relayKeyRotated is the relay client's OnRelayKeyRotated: it runs on the new
+// connection before it is used.
+func (c *Controller) relayKeyRotated(chain []relay.KeyRotation) {
+	if len(chain) == 0 {
+		return
+	}
+	newKey := chain[len(chain)-1].New
+	ctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
+	defer cancel()
+	rc, err := c.relayClient()
+	if err != nil {
+		c.log.Error("relay key rotated, but re-pinning failed", "err", err)
+		return
+	}
+	if err := c.repin(ctx, rc, newKey); err != nil {
+		c.log.Error("relay key rotated, but re-pinning failed", "err", err)
+		return
+	}
+	c.log.Warn("relay key rotated by its operator; re-pinned (the old key signed the change)",
+		"old", ratchet.Fingerprint(chain[0].Old), "new", ratchet.Fingerprint(newKey), "at", time.Unix(chain[len(chain)-1].Time, 0).UTC())
+}
+
+// cardLooker is what repin needs of a relay connection.
+type cardLooker interface {
+	LookupCard(ctx context.Context, name string) (*ratchet.Card, error)
+}
+
+// repin stores the own card as the relay now signs it (same ID, checked against
+// newKey), then pins newKey.
+func (c *Controller) repin(ctx context.Context, rc cardLooker, newKey ed25519.PublicKey) error {
+	if err := c.loadIdentity(ctx); err != nil {
+		return err
+	}
+	card, err := rc.LookupCard(ctx, c.name)
+	if err != nil {
+		return fmt.Errorf("chat: fetching the own card from the relay: %w", err)
+	}
+	if card.ID() != c.card.ID() {
+		return fmt.Errorf("%w: the relay holds another card under %q (not this profile's)", ErrCardRejected, c.name)
+	}
+	if err := card.VerifyWithRelay(newKey); err != nil {
+		return fmt.Errorf("%w: the relay's new key did not sign the own card: %w", ErrCardRejected, err)
+	}
+	priv, err := c.id.MarshalBinary()
+	if err != nil {
+		return err
+	}
+	if err := c.store.SaveIdentity(ctx, storage.Identity{Name: c.name, CardID: card.ID(), Card: []byte(card.Export()), PrivateKey: priv}); err != nil {
+		return fmt.Errorf("chat: saving the re-signed own card: %w", err)
+	}
+	if err := c.store.SetMeta(ctx, metaRelayKey, newKey); err != nil {
+		return fmt.Errorf("chat: pinning the relay key: %w", err)
+	}
+	c.connMu.Lock()
+	c.relayKey = newKey
+	c.connMu.Unlock()
+	return nil
+}
+
+// RepinInfo is what Repin shows before it asks.
+type RepinInfo struct {
+	URL               string
+	Pinned, Presented string // fingerprints
+}
+
+// ErrRepinDeclined is Repin's answer when confirm says no.
+var ErrRepinDeclined = errors.New("chat: re-pin declined; nothing changed")
+
+// Repin replaces the pinned relay key by hand, for a relay whose key was replaced
+// without a statement from the old one (the old key was compromised; the operator
+// announced the new fingerprint). It connects without the pin, shows both
+// fingerprints to confirm (compare the new one with the operator's announcement) and
+// pins the relay's key and the own card as the relay now signs it. The controller must
+// not be initialized (open it with Profile.NewController).
+func (c *Controller) Repin(ctx context.Context, confirm func(RepinInfo) bool) error {
+	if err := c.loadIdentity(ctx); err != nil {
+		return err
+	}
+	pinned, err := c.store.Meta(ctx, metaRelayKey)
+	if err != nil && !errors.Is(err, storage.ErrNotFound) {
+		return fmt.Errorf("chat: reading the pinned relay key: %w", err)
+	}
+	rc := c.prefs.Dial(client.Config{URL: c.prefs.RelayURL, Logger: c.log.With("part", "relay-client")})
+	defer rc.Close()
+	if err := rc.Connect(ctx); err != nil {
+		return fmt.Errorf("%w: %s: %w", ErrOffline, c.prefs.RelayURL, err)
+	}
+	presented := rc.RelayKey()
+	if len(pinned) == ed25519.PublicKeySize && ed25519.PublicKey(pinned).Equal(presented) {
+		return fmt.Errorf("chat: the relay at %s presents the pinned key %s: nothing to re-pin", c.prefs.RelayURL, ratchet.Fingerprint(presented))
+	}
+	if !confirm(RepinInfo{URL: c.prefs.RelayURL, Pinned: ratchet.Fingerprint(pinned), Presented: ratchet.Fingerprint(presented)}) {
+		return ErrRepinDeclined
+	}
+	if err := c.repin(ctx, rc, presented); err != nil {
+		return err
+	}
+	c.log.Warn("relay key re-pinned by hand", "old", ratchet.Fingerprint(pinned), "new", ratchet.Fingerprint(presented))
+	return nil
+}
+
+// DeleteAccount deletes this profile's account on the relay: its card, prekeys and
+// queued messages go and its name is free for anyone. The local profile stays (remove
+// its folder to forget it too).
+func (c *Controller) DeleteAccount(ctx context.Context) error {
+	rc, err := c.relayClient()
+	if err != nil {
+		return err
+	}
+	d, ok := rc.(interface{ DeleteAccount(context.Context) error })
+	if !ok {
+		return fmt.Errorf("chat: this relay client cannot delete accounts")
+	}
+	return d.DeleteAccount(ctx)
+}

@@ -1,0 +1,182 @@
+package server_test
+
+import (
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"pfschat/relay"
+	"pfschat/relay/client"
+	"pfschat/relay/relaytest"
+	"pfschat/storage"
+)
+
+func TestDeleteAccountFreesTheName(t *testing.T) {
+	r := relaytest.Start(t)
+	ctx := testCtx(t)
+	alice, bob := newUser(t, r, "alice"), newUser(t, r, "bob")
+	waitSynced(t, alice.c)
+	waitSynced(t, bob.c)
+	if _, err := alice.c.Send(ctx, "bob", []byte("from the old alice"), "x1"); err != nil {
+		t.Fatal(err)
+	}
+	nextMessage(t, bob.c)
+	// Alice goes offline with messages waiting and a second device logged in.
+	alice.c.Close()
+	for _, id := range []string{"q1", "q2"} {
+		if _, err := bob.c.Send(ctx, "alice", []byte("waiting"), id); err != nil {
+			t.Fatal(err)
+		}
+	}
+	other := client.New(client.Config{URL: r.URL, Identity: alice.key, Card: alice.card, PinnedRelayKey: r.Server.RelayKey()})
+	defer other.Close()
+	if err := other.Connect(ctx); err != nil {
+		t.Fatal(err)
+	}
+	deleter := client.New(client.Config{URL: r.URL, Identity: alice.key, Card: alice.card, PinnedRelayKey: r.Server.RelayKey()})
+	defer deleter.Close()
+	if err := deleter.Connect(ctx); err != nil {
+		t.Fatal(err)
+	}
+
+	// Refusals first: another card's id, a stale time, a bad signature.
+	rc := dialRaw(t, r)
+	if f := rc.login(alice); f.Type != relay.TypeOK {
+		t.Fatalf("raw login: %+v", f)
+	}
+	now := time.Now().Unix()
+	good := alice.key.Sign(relay.DeleteAccountDomain, relay.DeleteAccountMessage(r.Server.RelayKey(), alice.card.ID(), now))
+	stale := now - 3600
+	staleSig := alice.key.Sign(relay.DeleteAccountDomain, relay.DeleteAccountMessage(r.Server.RelayKey(), alice.card.ID(), stale))
+	expectErr(t, rc.request(map[string]any{"type": "delete_account", "id": 2, "card_id": bob.card.ID(), "time": now, "signature": good}), relay.CodeForbidden)
+	expectErr(t, rc.request(map[string]any{"type": "delete_account", "id": 3, "card_id": alice.card.ID(), "time": stale, "signature": staleSig}), relay.CodeBadTime)
+	bobSig := bob.key.Sign(relay.DeleteAccountDomain, relay.DeleteAccountMessage(r.Server.RelayKey(), alice.card.ID(), now))
+	expectErr(t, rc.request(map[string]any{"type": "delete_account", "id": 4, "card_id": alice.card.ID(), "time": now, "signature": bobSig}), relay.CodeForbidden)
+	expectErr(t, rc.request(map[string]any{"type": "delete_account", "id": 5, "card_id": alice.card.ID(), "time": now + 1, "signature": good}), relay.CodeForbidden)
+	if _, err := r.Store.AccountByName(ctx, "alice"); err != nil {
+		t.Fatalf("a refused delete_account deleted: %v", err)
+	}
+
+	if err := deleter.DeleteAccount(ctx); err != nil {
+		t.Fatal(err)
+	}
+	// The other device is told and closed.
+	if err := other.Ping(ctx); err == nil {
+		// The close can trail the ping's answer; the next request must fail.
+		deadline := time.Now().Add(waitFor)
+		for other.Ping(ctx) == nil {
+			if time.Now().After(deadline) {
+				t.Fatal("the other device stayed connected after its account was deleted")
+			}
+			time.Sleep(time.Millisecond)
+		}
+	}
+	if _, err := bob.c.LookupCard(ctx, "alice"); err == nil {
+		t.Fatal("the deleted name still has a card")
+	} else {
+		wantCode(t, err, relay.CodeNotFound)
+	}
+	if n, _, _ := r.Store.QueueUsage(ctx, "alice"); n != 0 {
+		t.Fatalf("%d messages still queued for the deleted account", n)
+	}
+	if n, _ := r.Store.CountPreKeys(ctx, alice.card.ID(), 2); n != 0 {
+		t.Fatalf("%d prekeys left", n)
+	}
+	// Bob's connection, which knew the name, cannot queue for it any more.
+	_, err := bob.c.Send(ctx, "alice", []byte("to nobody"), "q3")
+	wantCode(t, err, relay.CodeNotFound)
+
+	// The name is free: someone else takes it and starts clean.
+	newAlice := newUser(t, r, "alice")
+	waitSynced(t, newAlice.c)
+	if _, err := bob.c.Send(ctx, "alice", []byte("hello new alice"), "q4"); err != nil {
+		t.Fatal(err)
+	}
+	if m := nextMessage(t, newAlice.c); string(m.Body) != "hello new alice" {
+		t.Fatalf("the new owner got %q", m.Body)
+	}
+	// The old owner's duplicate-detection entries went too.
+	if _, err := newAlice.c.Send(ctx, "bob", []byte("from the new alice"), "x1"); err != nil {
+		t.Fatal(err)
+	}
+	if m := nextMessage(t, bob.c); string(m.Body) != "from the new alice" {
+		t.Fatalf("bob got %q", m.Body)
+	}
+	if err := r.Store.IntegrityCheck(ctx); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// clock is an injected relay clock.
+type clock struct {
+	mu sync.Mutex
+	t  time.Time
+}
+
+func (c *clock) now() time.Time      { c.mu.Lock(); defer c.mu.Unlock(); return c.t }
+func (c *clock) add(d time.Duration) { c.mu.Lock(); c.t = c.t.Add(d); c.mu.Unlock() }
+
+func TestAccountExpiry(t *testing.T) {
+	const day = 24 * time.Hour
+	clk := &clock{t: time.Now()}
+	r := relaytest.StartWith(t, relaytest.Options{Clock: clk.now, AccountExpiry: 30 * day})
+	ctx := testCtx(t)
+	register(t, r, "idle")
+	active := register(t, r, "active")
+	live := newUser(t, r, "live") // stays connected throughout
+	waitSynced(t, live.c)
+	if _, err := live.c.Send(ctx, "idle", []byte("never read"), "m1"); err != nil {
+		t.Fatal(err)
+	}
+
+	clk.add(20 * day)
+	active.login(t, r)
+	active.c.Close()
+	// Wait until the relay has let go of that connection (a connected account is kept).
+	deadline := time.Now().Add(waitFor)
+	for !strings.Contains(r.Get(t, "/metrics"), "pfschat_relay_connections 1\n") {
+		if time.Now().After(deadline) {
+			t.Fatal("the relay kept active's closed connection")
+		}
+		time.Sleep(time.Millisecond)
+	}
+	clk.add(11 * day) // idle: 31 days; active: 11 days since its login; live: connected
+	if n := r.Server.SweepAccounts(ctx); n != 1 {
+		t.Fatalf("sweep deleted %d accounts, want 1 (idle)", n)
+	}
+	if _, err := r.Store.AccountByName(ctx, "idle"); !errorsIs(err, storage.ErrNotFound) {
+		t.Fatalf("idle account after expiry: %v", err)
+	}
+	if n, _, _ := r.Store.QueueUsage(ctx, "idle"); n != 0 {
+		t.Fatalf("idle account's queue: %d left", n)
+	}
+	for _, name := range []string{"active", "live"} {
+		if _, err := r.Store.AccountByName(ctx, name); err != nil {
+			t.Fatalf("%s expired too early: %v", name, err)
+		}
+	}
+	clk.add(20 * day) // active: 31 days; live: still connected
+	if n := r.Server.SweepAccounts(ctx); n != 1 {
+		t.Fatalf("second sweep deleted %d, want 1 (active)", n)
+	}
+	if _, err := r.Store.AccountByName(ctx, "live"); err != nil {
+		t.Fatalf("a connected account expired: %v", err)
+	}
+	if err := live.c.Ping(ctx); err != nil {
+		t.Fatalf("live connection: %v", err)
+	}
+	// The freed name can be registered again.
+	register(t, r, "idle")
+}
+
+// Without --account-expiry nothing ever expires.
+func TestAccountExpiryOff(t *testing.T) {
+	clk := &clock{t: time.Now()}
+	r := relaytest.StartWith(t, relaytest.Options{Clock: clk.now})
+	register(t, r, "idle")
+	clk.add(10 * 365 * 24 * time.Hour)
+	if n := r.Server.SweepAccounts(testCtx(t)); n != 0 {
+		t.Fatalf("sweep with expiry off deleted %d", n)
+	}
+}
