@@ -160,6 +160,7 @@ func (c *Controller) saveSession(ctx context.Context, s *Session) error {
 	if err := c.store.PutSession(ctx, row); err != nil {
 		return fmt.Errorf("chat: saving session: %w", err)
 	}
+	row.Generation++ // the commit's compare-and-swap moved the row on
 	s.row = row
 	return nil
 }
