@@ -201,6 +201,9 @@ func (c *Controller) commitEncrypted(ctx context.Context, s *Session, to string,
 		return 0, err
 	}
 	it := storage.OutboxItem{ClientID: clientID, To: to, Payload: wire, CreatedAt: c.now()}
+	if c.beforeCommit != nil {
+		c.beforeCommit()
+	}
 	id, err := c.store.CommitSend(ctx, storage.SendTx{Session: row, Message: msg, Outbox: it})
 	if err != nil {
 		return 0, fmt.Errorf("chat: committing message to %s: %w", to, err)

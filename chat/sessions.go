@@ -240,6 +240,10 @@ func (c *Controller) LoadUpSession(ctx context.Context, card *ratchet.Card, wire
 	if s, err := c.loadSession(ctx, card.ID(), env.Initial.SessionID()); err == nil {
 		return s, nil
 	}
+	first := firstMessage(env.Initial)
+	if c.firstSeen(ctx, first) {
+		return nil, fmt.Errorf("chat: %w", storage.ErrReplayedFirstMessage)
+	}
 	s, plain, consumed, err := c.acceptSession(ctx, card, env)
 	if err != nil {
 		return nil, err
@@ -247,12 +251,17 @@ func (c *Controller) LoadUpSession(ctx context.Context, card *ratchet.Card, wire
 	// The handshake already decrypted this message; Decrypt of the same bytes returns
 	// that plaintext once, so the seed's load-then-decrypt flow works unchanged.
 	s.first, s.firstPlain = append([]byte(nil), wire...), plain
-	if err := c.saveSession(ctx, s); err != nil {
+	// The session, the replay record and the deletion of the one-time prekeys it
+	// consumed commit together.
+	row, err := c.sessionRow(s)
+	if err != nil {
 		return nil, err
 	}
-	if len(consumed) > 0 {
-		c.deleteConsumed(ctx, consumed)
+	if _, err := c.store.CommitReceive(ctx, storage.ReceiveTx{Session: &row, ConsumedPreKeys: consumed, FirstMessage: first}); err != nil {
+		return nil, fmt.Errorf("chat: saving session: %w", err)
 	}
+	row.Generation++
+	s.row = row
 	return s, nil
 }
 
@@ -303,14 +312,6 @@ func (c *Controller) privatePreKey(ctx context.Context, kind ratchet.PreKeyKind,
 		return nil, fmt.Errorf("chat: %s %d in the store: %w", kindName(kind), id, err)
 	}
 	return k, nil
-}
-
-func (c *Controller) deleteConsumed(ctx context.Context, refs []storage.PreKeyRef) {
-	for _, r := range refs {
-		if err := c.store.DeletePreKeys(ctx, r.Kind, []uint32{r.ID}); err != nil {
-			c.log.Warn("deleting a consumed prekey", "err", err)
-		}
-	}
 }
 
 // RemoveSessions deletes every local session with the card.

@@ -140,7 +140,28 @@ var (
 	ErrClosed          = errors.New("chat: controller closed")
 	ErrNotInitialized  = errors.New("chat: controller not initialized")
 	ErrEmptyMessage    = errors.New("chat: empty message")
+	// ErrStaleSession: a ratchet step was refused at commit because another writer (a
+	// second process on the profile) committed a newer state of the session first.
+	// Nothing was written; no chain key was used twice.
+	ErrStaleSession = storage.ErrStaleSession
+	// ErrProfileDamaged: the file where the profile's store should be is empty, not a
+	// database, or not a pfschat store. Restore it from a backup.
+	ErrProfileDamaged = storage.ErrDamaged
+	// ErrDiskFull: the disk holding the profile is full; nothing was written.
+	ErrDiskFull = storage.ErrDiskFull
 )
+
+// Stats counts what the controller dropped or skipped on purpose, for diagnostics.
+type Stats struct {
+	// ReplayedFirstMessages: copies of first messages accepted before (a replay that
+	// would re-create a removed session): refused and dropped, never shown.
+	ReplayedFirstMessages int64
+	// ReplayedMessages: messages already decrypted arriving again under a new relay id:
+	// dropped silently, never stored as "undecryptable".
+	ReplayedMessages int64
+	// DamagedRowsSkipped: sealed rows of the store that did not open (logged).
+	DamagedRowsSkipped int64
+}
 
 // RelayKeyChangedError: the relay presented a key other than the one pinned on first
 // contact. Someone may be impersonating the relay; nothing is sent.
