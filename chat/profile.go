@@ -112,6 +112,10 @@ func (p Profile) Create(ctx context.Context, name string, passphrase []byte, rel
 	if err := os.MkdirAll(p.Dir, 0o700); err != nil {
 		return nil, fmt.Errorf("chat: creating profile directory: %w", err)
 	}
+	// Only its owner may enter it, whatever the umask or an earlier mode.
+	if err := os.Chmod(p.Dir, 0o700); err != nil {
+		return nil, fmt.Errorf("chat: creating profile directory: %w", err)
+	}
 	clock := p.Prefs.Clock
 	if clock == nil {
 		clock = time.Now
@@ -222,7 +226,7 @@ func (p Profile) OpenStore(ctx context.Context, passphrase []byte) (*storage.Cli
 		return nil, fmt.Errorf("%w: %s", ErrNoProfile, p.StorePath())
 	}
 	store, err := storage.OpenClientWith(ctx, p.StorePath(), passphrase, p.StoreOptions)
-	if errors.Is(err, storage.ErrNotFound) {
+	if errors.Is(err, storage.ErrNotFound) && !errors.Is(err, storage.ErrDamaged) {
 		return nil, fmt.Errorf("%w: %s", ErrNoProfile, p.StorePath())
 	}
 	if err != nil {

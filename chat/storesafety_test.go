@@ -2,9 +2,13 @@ package chat
 
 import (
 	"context"
+	"database/sql"
 	"errors"
 	"fmt"
+	"os"
+	"path/filepath"
 	"sync"
+	"syscall"
 	"testing"
 
 	"pfschat/ratchet"
@@ -373,4 +377,74 @@ func headerKey(t *testing.T, wire []byte) string {
 		t.Fatal(err)
 	}
 	return fmt.Sprintf("%x/%d/%d", env.Header.DH, env.Header.PN, env.Header.N)
+}
+
+// TestProfileFailsSafe: the profile is private whatever the umask; a damaged sealed row
+// is skipped (counted), never bricking the profile; an empty file where the store
+// should be is a damaged profile, not a missing one.
+func TestProfileFailsSafe(t *testing.T) {
+	old := syscall.Umask(0)
+	defer syscall.Umask(old)
+	r := relaytest.Start(t)
+	alice := newUser(t, r, "alice")
+	bob := newUser(t, r, "bob")
+	ctx := t.Context()
+	if _, err := alice.c.AddContact(ctx, "bob"); err != nil {
+		t.Fatal(err)
+	}
+	for _, text := range []string{"one", "two", "three"} {
+		if _, err := alice.c.Send(ctx, "bob", text); err != nil {
+			t.Fatal(err)
+		}
+		waitReceived(t, bob.c, "alice", text)
+	}
+	if fi, err := os.Stat(bob.p.Dir); err != nil || fi.Mode().Perm() != 0o700 {
+		t.Errorf("profile directory: %v %v", fi.Mode().Perm(), err)
+	}
+	for _, suffix := range []string{"", "-wal", "-shm"} {
+		if fi, err := os.Stat(bob.p.StorePath() + suffix); err != nil || fi.Mode().Perm() != 0o600 {
+			t.Errorf("store%s: %v %v", suffix, fi.Mode().Perm(), err)
+		}
+	}
+	syscall.Umask(old)
+
+	// Damage the sealed body of "two" and one of bob's one-time prekeys in the file.
+	bob.close()
+	db, err := sql.Open("sqlite", bob.p.StorePath())
+	must(t, err)
+	var body []byte
+	var id int64
+	must(t, db.QueryRow("SELECT id, body_sealed FROM messages WHERE direction = 1 ORDER BY id LIMIT 1 OFFSET 1").Scan(&id, &body))
+	body[len(body)/2] ^= 1
+	_, err = db.Exec("UPDATE messages SET body_sealed = ? WHERE id = ?", body, id)
+	must(t, err)
+	_, err = db.Exec("UPDATE prekeys SET private_sealed = zeroblob(length(private_sealed)) WHERE rowid = (SELECT min(rowid) FROM prekeys WHERE kind = 2)")
+	if err != nil { // WITHOUT ROWID table
+		_, err = db.Exec("UPDATE prekeys SET private_sealed = zeroblob(length(private_sealed)) WHERE kind = 2 AND id = (SELECT min(id) FROM prekeys WHERE kind = 2)")
+	}
+	must(t, err)
+	must(t, db.Close())
+	bob.reopen()
+	h, err := bob.c.History(ctx, "alice", 0, 10)
+	must(t, err)
+	if len(h) != 2 || h[0].Text != "three" || h[1].Text != "one" {
+		t.Fatalf("history around the damaged row: %+v", h)
+	}
+	must(t, bob.c.RotateKeys(ctx, 0))
+	if st := bob.c.Stats(); st.DamagedRowsSkipped < 2 {
+		t.Errorf("stats %+v: want the damaged message and prekey counted", st)
+	}
+	if _, err := alice.c.Send(ctx, "bob", "four"); err != nil {
+		t.Fatal(err)
+	}
+	waitReceived(t, bob.c, "alice", "four")
+
+	// A 0-byte file where the store should be.
+	p := Profile{Dir: filepath.Join(t.TempDir(), "empty"), StoreOptions: bob.p.StoreOptions}
+	must(t, os.MkdirAll(p.Dir, 0o700))
+	must(t, os.WriteFile(p.StorePath(), nil, 0o600))
+	_, err = p.Open(ctx, testPass)
+	if !errors.Is(err, ErrProfileDamaged) || errors.Is(err, ErrNoProfile) {
+		t.Fatalf("empty store file: %v", err)
+	}
 }
