@@ -43,8 +43,8 @@
 // The seed's lower-level API is here too: ActiveSession, StartNewSession, LoadUpSession
 // and Session.Encrypt/Decrypt (which persist the state themselves), RemoveSessions,
 // GentleReset, and RotateKeys, which keeps n one-time prekeys of each kind on the relay
-// and rotates the signed ones weekly (also run on a timer and on the relay's low-key
-// notice).
+// and rotates the signed ones every 2 days (also run on a timer and on the relay's
+// low-key notice); an initiator refuses a signed prekey older than 14 days.
 //
 // The plaintext inside each ratchet message is a small versioned record (text, delivery
 // receipt or read receipt, with the sender's client ID), padded to 64-byte blocks.

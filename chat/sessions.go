@@ -206,6 +206,11 @@ func (c *Controller) fetchBundle(ctx context.Context, card *ratchet.Card) (*ratc
 	if err := b.Verify(card, c.relayKeyNow()); err != nil {
 		return nil, fmt.Errorf("%w: %s's prekey bundle: %w", ErrCardRejected, card.Identity, err)
 	}
+	// The creation time is signed with the key (ratchet/SPEC.md §8.2).
+	if age := c.now().Sub(b.SignedPreKey.CreatedAt); age > MaxBundlePreKeyAge {
+		return nil, fmt.Errorf("%w: %s's signed prekey was made %d days ago (more than %d): their device has not been online to renew it, or the relay hands out a key it should have dropped; ask them to open pfschat, then try again",
+			ErrStalePreKey, card.Identity, int(age.Hours()/24), int(MaxBundlePreKeyAge.Hours()/24))
+	}
 	return b, nil
 }
 

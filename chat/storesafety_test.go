@@ -7,9 +7,12 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
+	"strings"
 	"sync"
 	"syscall"
 	"testing"
+	"time"
 
 	"pfschat/ratchet"
 	"pfschat/relay/client"
@@ -446,5 +449,93 @@ func TestProfileFailsSafe(t *testing.T) {
 	_, err = p.Open(ctx, testPass)
 	if !errors.Is(err, ErrProfileDamaged) || errors.Is(err, ErrNoProfile) {
 		t.Fatalf("empty store file: %v", err)
+	}
+}
+
+// fakeClock is an injected clock the test moves by hand.
+type fakeClock struct {
+	mu  sync.Mutex
+	now time.Time
+}
+
+func (f *fakeClock) Now() time.Time { f.mu.Lock(); defer f.mu.Unlock(); return f.now }
+func (f *fakeClock) Add(d time.Duration) {
+	f.mu.Lock()
+	f.now = f.now.Add(d)
+	f.mu.Unlock()
+}
+
+// TestPreKeySchedule: with an injected clock, the signed and last-resort KEM prekeys
+// rotate every 2 days, a replaced one is kept 30 days, one-time keys never outlive 90
+// days whatever the relay lists, and an initiator refuses a signed prekey older than 14
+// days.
+func TestPreKeySchedule(t *testing.T) {
+	r := relaytest.Start(t)
+	clock := &fakeClock{now: time.Now().UTC().Truncate(time.Second)}
+	bob := newUser(t, r, "bob", func(p *Profile) { p.Prefs.Clock = clock.Now })
+	ctx := t.Context()
+	ids := func(kind ratchet.PreKeyKind) []uint32 {
+		t.Helper()
+		keys, err := bob.c.store.PreKeys(ctx, uint8(kind))
+		must(t, err)
+		var out []uint32
+		for _, k := range keys {
+			out = append(out, k.ID)
+		}
+		return out
+	}
+	rotate := func(d time.Duration) {
+		t.Helper()
+		clock.Add(d)
+		must(t, bob.c.RotateKeys(ctx, 0))
+	}
+	if got := ids(ratchet.SignedPreKey); len(got) != 1 {
+		t.Fatalf("signed prekeys at start: %v", got)
+	}
+	rotate(47 * time.Hour)
+	if got := ids(ratchet.SignedPreKey); len(got) != 1 {
+		t.Fatalf("rotated before 2 days: %v", got)
+	}
+	rotate(time.Hour)
+	if s, k := ids(ratchet.SignedPreKey), ids(ratchet.KEMLastResort); len(s) != 2 || len(k) != 2 {
+		t.Fatalf("after 2 days: signed %v, KEM last resort %v; want a new one of each, the old kept", s, k)
+	}
+	// The relay hands out the new one.
+	alice := newUser(t, r, "alice")
+	if _, err := alice.c.AddContact(ctx, "bob"); err != nil {
+		t.Fatal(err)
+	}
+	b, err := alice.c.fetchBundle(ctx, bob.card)
+	must(t, err)
+	if b.SignedPreKey.ID != ids(ratchet.SignedPreKey)[1] {
+		t.Fatalf("bundle holds signed prekey %d, want the new one", b.SignedPreKey.ID)
+	}
+	oneTime := ids(ratchet.OneTimePreKey)
+	// 30 days after its successor was made, the first signed prekey is deleted; the
+	// second (replaced just now) is kept.
+	rotate(30*24*time.Hour + time.Second)
+	if s := ids(ratchet.SignedPreKey); len(s) != 2 || s[0] != 2 {
+		t.Fatalf("after 32 days: signed prekeys %v, want [2 3]", s)
+	}
+	// 90 days: the one-time keys of day 0 go, even though the relay still lists them.
+	rotate(59 * 24 * time.Hour)
+	for _, id := range ids(ratchet.OneTimePreKey) {
+		if slices.Contains(oneTime, id) {
+			t.Fatalf("one-time prekey %d outlived 90 days", id)
+		}
+	}
+
+	// Carol's device clock (and so her signed prekey) is 15 days behind: refused.
+	carolClock := &fakeClock{now: time.Now().Add(-15 * 24 * time.Hour)}
+	newUser(t, r, "carol", func(p *Profile) { p.Prefs.Clock = carolClock.Now })
+	if _, err := alice.c.AddContact(ctx, "carol"); err != nil {
+		t.Fatal(err)
+	}
+	_, err = alice.c.Send(ctx, "carol", "hello")
+	if !errors.Is(err, ErrStalePreKey) || !strings.Contains(err.Error(), "15 days") {
+		t.Fatalf("a 15-day-old signed prekey: %v", err)
+	}
+	if h, _ := alice.c.History(ctx, "carol", 0, 10); len(h) != 0 {
+		t.Fatalf("a refused send left a message: %+v", h)
 	}
 }

@@ -147,6 +147,9 @@ var (
 	// ErrProfileDamaged: the file where the profile's store should be is empty, not a
 	// database, or not a pfschat store. Restore it from a backup.
 	ErrProfileDamaged = storage.ErrDamaged
+	// ErrStalePreKey: a contact's prekey bundle holds a signed prekey older than
+	// MaxBundlePreKeyAge; no session is started with it.
+	ErrStalePreKey = errors.New("chat: the contact's signed prekey is too old")
 	// ErrDiskFull: the disk holding the profile is full; nothing was written.
 	ErrDiskFull = storage.ErrDiskFull
 )
