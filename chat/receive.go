@@ -381,6 +381,12 @@ func (c *Controller) receive(ctx context.Context, in *client.Incoming, relayID s
 		return nil, err
 	}
 	tx := storage.ReceiveTx{Session: &row, ConsumedPreKeys: consumed, RelayID: relayID, FirstMessage: first}
+	// A message signed by a changed identity key the user has not accepted is kept
+	// behind the key-change warning, and its receipts do not count.
+	keyPending := false
+	if ct, err := c.store.Contact(ctx, in.From); err == nil && ct.PendingCardID != "" && ct.PendingCardID == card.ID() {
+		keyPending = true
+	}
 	pl, perr := parsePayload(plain)
 	switch {
 	case perr != nil:
@@ -393,8 +399,11 @@ func (c *Controller) receive(ctx context.Context, in *client.Incoming, relayID s
 	case pl.Kind == kindText:
 		tx.Message = &storage.Message{Contact: in.From, Direction: storage.Incoming, Body: []byte(pl.Text),
 			SentAt: pl.At, ReceivedAt: now, State: Delivered,
-			ClientID: incomingClientID(in.From, pl.ClientID), RelayID: relayID}
+			ClientID: incomingClientID(in.From, pl.ClientID), RelayID: relayID,
+			SenderCardID: card.ID(), KeyPending: keyPending}
 		res.receiptFor, res.receiptID = in.From, pl.ClientID
+	case keyPending:
+		// A receipt from a key not accepted says nothing about the verified contact.
 	default:
 		st := Delivered
 		if pl.Kind == kindReadReceipt {
@@ -483,7 +492,7 @@ func (c *Controller) senderCard(ctx context.Context, from, cardID string) (*ratc
 		return nil, false, fmt.Errorf("%w: the message came with card %.12s but the relay lists %.12s for %s", ErrCardRejected, cardID, card.ID(), from)
 	}
 	c.mu.Lock()
-	_, err = c.trustCard(ctx, from, card)
+	_, err = c.trustCard(ctx, from, card, true)
 	c.mu.Unlock()
 	if err != nil {
 		return nil, false, err

@@ -221,6 +221,9 @@ func newClientID() string {
 	return hex.EncodeToString(b[:])
 }
 
+// errNoConsent: receipts go only to contacts the user wrote to or accepted.
+var errNoConsent = errors.New("no receipts to a contact the user has not written to or accepted")
+
 // sendReceipt queues an encrypted receipt for clientIDs to contact. Receipts are best
 // effort: without a usable session (or while the contact's key change is pending) none
 // is sent. c.mu must NOT be held.
@@ -235,6 +238,11 @@ func (c *Controller) sendReceipt(ctx context.Context, contact string, kind paylo
 		}
 		c.mu.Lock()
 		r, _, err := c.sendableContact(ctx, contact)
+		if err == nil && !r.Consented {
+			// Less metadata: a stranger learns nothing (not even that the message
+			// arrived) until the user writes to or accepts them.
+			err = errNoConsent
+		}
 		var s *Session
 		if err == nil {
 			s, err = c.activeSession(ctx, r.CardID)
@@ -451,7 +459,7 @@ func (c *Controller) History(ctx context.Context, contact string, before int64, 
 func toMessage(r storage.Message) Message {
 	return Message{ID: r.ID, Contact: r.Contact, Outgoing: r.Direction == storage.Outgoing,
 		Text: string(r.Body), SentAt: r.SentAt, ReceivedAt: r.ReceivedAt,
-		State: r.State, Reason: r.Reason}
+		State: r.State, Reason: r.Reason, KeyPending: r.KeyPending, SenderCardID: r.SenderCardID}
 }
 
 // MarkRead marks the conversation read and, unless disabled, tells the contact which
@@ -487,7 +495,8 @@ func (c *Controller) markRead(ctx context.Context, contact string, through int64
 		return nil
 	}
 	var told map[string]bool
-	if !c.prefs.NoReadReceipts {
+	readReceipts := c.ReadReceipts(ctx)
+	if readReceipts {
 		rows, err := c.unreadRows(ctx, contact)
 		if err != nil {
 			return err
@@ -504,7 +513,7 @@ func (c *Controller) markRead(ctx context.Context, contact string, through int64
 	if err != nil {
 		return fmt.Errorf("chat: marking %s read: %w", contact, err)
 	}
-	if !c.prefs.NoReadReceipts {
+	if readReceipts {
 		c.sendReadReceipt(ctx, contact, ids, told) // those that arrived meanwhile
 	}
 	return nil
@@ -578,3 +587,29 @@ func peerClientID(stored string) (string, bool) {
 type cryptoRand struct{}
 
 func (cryptoRand) Read(b []byte) (int, error) { return rand.Read(b) }
+
+// metaReadReceipts is the profile's read-receipt preference ("off" turns them off).
+const metaReadReceipts = "read_receipts"
+
+// ReadReceipts reports whether read receipts are sent: not when the profile's
+// preference (SetReadReceipts, `/receipts off`) or Preferences.NoReadReceipts (`recv
+// --no-read-receipts`) turns them off. Delivery receipts are not affected.
+func (c *Controller) ReadReceipts(ctx context.Context) bool {
+	if c.prefs.NoReadReceipts {
+		return false
+	}
+	v, err := c.store.Meta(ctx, metaReadReceipts)
+	return err != nil || string(v) != "off"
+}
+
+// SetReadReceipts stores the profile's read-receipt preference.
+func (c *Controller) SetReadReceipts(ctx context.Context, on bool) error {
+	v := "on"
+	if !on {
+		v = "off"
+	}
+	if err := c.store.SetMeta(ctx, metaReadReceipts, []byte(v)); err != nil {
+		return fmt.Errorf("chat: saving the read-receipt preference: %w", err)
+	}
+	return nil
+}

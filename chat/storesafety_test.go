@@ -539,3 +539,69 @@ func TestPreKeySchedule(t *testing.T) {
 		t.Fatalf("a refused send left a message: %+v", h)
 	}
 }
+
+// TestReceiptsPolicy: no delivery or read receipt goes to someone who only wrote to us;
+// once we write to them they get them; read receipts can be turned off in the profile.
+func TestReceiptsPolicy(t *testing.T) {
+	r := relaytest.Start(t)
+	alice := newUser(t, r, "alice")
+	bob := newUser(t, r, "bob")
+	ctx := t.Context()
+	if _, err := alice.c.AddContact(ctx, "bob"); err != nil {
+		t.Fatal(err)
+	}
+	stranger, err := alice.c.Send(ctx, "bob", "hello from a stranger")
+	must(t, err)
+	waitReceived(t, bob.c, "alice", "hello from a stranger")
+	must(t, bob.c.MarkRead(ctx, "alice"))
+	// Bob answers: from now on alice is someone he wrote to.
+	if _, err := bob.c.Send(ctx, "alice", "hi"); err != nil {
+		t.Fatal(err)
+	}
+	waitReceived(t, alice.c, "bob", "hi")
+	later, err := alice.c.Send(ctx, "bob", "second")
+	must(t, err)
+	waitReceived(t, bob.c, "alice", "second")
+	waitState(t, alice.c, later.ID, Delivered)
+	// Bob's receipts travel in order: had one gone out for the first message, it
+	// would have arrived before this one.
+	h, err := alice.c.History(ctx, "bob", 0, 10)
+	must(t, err)
+	for _, m := range h {
+		if m.ID == stranger.ID && m.State != Sent {
+			t.Fatalf("a receipt went to a stranger: the first message is %v", m.State)
+		}
+	}
+
+	// Read receipts off (/receipts off): delivery receipts still go, read ones do not.
+	must(t, bob.c.SetReadReceipts(ctx, false))
+	if bob.c.ReadReceipts(ctx) {
+		t.Fatal("preference not stored")
+	}
+	third, err := alice.c.Send(ctx, "bob", "third")
+	must(t, err)
+	waitReceived(t, bob.c, "alice", "third")
+	waitState(t, alice.c, third.ID, Delivered)
+	must(t, bob.c.MarkRead(ctx, "alice"))
+	if _, err := bob.c.Send(ctx, "alice", "ping"); err != nil {
+		t.Fatal(err)
+	}
+	waitReceived(t, alice.c, "bob", "ping")
+	h, _ = alice.c.History(ctx, "bob", 0, 10)
+	for _, m := range h {
+		if m.Outgoing && m.State == Read {
+			t.Fatalf("a read receipt went out with read receipts off: %q", m.Text)
+		}
+	}
+	// Kept in the profile.
+	bob.reopen()
+	if bob.c.ReadReceipts(ctx) {
+		t.Fatal("read-receipt preference lost on reopen")
+	}
+	must(t, bob.c.SetReadReceipts(ctx, true))
+	fourth, err := alice.c.Send(ctx, "bob", "fourth")
+	must(t, err)
+	waitReceived(t, bob.c, "alice", "fourth")
+	must(t, bob.c.MarkRead(ctx, "alice"))
+	waitState(t, alice.c, fourth.ID, Read)
+}

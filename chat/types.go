@@ -78,6 +78,12 @@ type Message struct {
 	ReceivedAt time.Time // incoming: when it was committed here
 	State      DeliveryState
 	Reason     string // Failed / UndecryptableState
+	// KeyPending: an incoming message signed by the contact's new identity key, which
+	// the user has not accepted. Show it only behind the key-change warning; it is not
+	// from the verified contact until AcceptKey, which clears the mark.
+	KeyPending bool
+	// SenderCardID is the card an incoming message came from ("" for older messages).
+	SenderCardID string
 }
 
 // Contact is a person (or device) we talk to.

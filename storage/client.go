@@ -488,6 +488,19 @@ func (c *Client) AddContact(ctx context.Context, name, cardID string, at time.Ti
 	return c.db.write(ctx, func(tx *txn) error { return addContact(ctx, tx, name, cardID, at) })
 }
 
+// AddStranger is AddContact for someone who wrote first: the contact starts without
+// the user's consent to receipts (Contact.Consented), until the user writes to or
+// accepts them.
+func (c *Client) AddStranger(ctx context.Context, name, cardID string, at time.Time) error {
+	return c.db.write(ctx, func(tx *txn) error {
+		if err := addContact(ctx, tx, name, cardID, at); err != nil {
+			return err
+		}
+		_, err := tx.exec(ctx, "UPDATE contacts SET consented = 0 WHERE name = ?", name)
+		return err
+	})
+}
+
 func addContact(ctx context.Context, tx *txn, name, cardID string, at time.Time) error {
 	if name == "" {
 		return fmt.Errorf("%w: contact without name", ErrInvalid)
