@@ -82,7 +82,7 @@ var slashCommands = []slashCommand{
 		},
 	},
 	{
-		name: "/receipts", args: "on|off", help: "send read receipts or not (receipts only ever go to contacts you wrote to or accepted)",
+		name: "/receipts", args: "on|off", help: "turn read receipts on or off (sent only to contacts you wrote to)",
 		run: func(m *mainScreen, args []string) tea.Cmd {
 			rs, ok := m.b.(readReceiptsSetter)
 			if len(args) != 1 || (args[0] != "on" && args[0] != "off") || !ok {
