@@ -299,6 +299,7 @@ func TestLostFirstMessageIsRecoverable(t *testing.T) {
 	bob := chattest.NewUser(t, r, "bob")
 	ctx := t.Context()
 	chattest.AddContact(t, alice, "bob")
+	chattest.AddContact(t, bob, "alice") // receipts go only to contacts bob accepted
 	lost, err := alice.Send(ctx, "bob", "lost in transit")
 	chattest.Must(t, err)
 	chattest.WaitState(t, alice, lost.ID, chat.Sent)
