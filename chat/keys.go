@@ -32,6 +32,9 @@ const (
 	// relay's list says: a relay cannot make a client keep private keys for ever by
 	// claiming it still holds their public halves.
 	OneTimePreKeyMaxAge = 90 * 24 * time.Hour
+	// SkippedKeyMaxAge: stored skipped message keys (for messages that arrive out of
+	// order) are deleted this long after they were stored, chain by chain.
+	SkippedKeyMaxAge = 30 * 24 * time.Hour
 	// MaxListedPreKeys bounds, per kind, the one-time private keys kept because the
 	// relay lists their public halves (the relay itself stores at most 100).
 	MaxListedPreKeys = 100
@@ -225,6 +228,9 @@ func (c *Controller) rotateLoop(ctx context.Context) {
 		case <-t.C:
 		case <-c.rotateCh:
 		}
+		if _, err := c.ExpireSkippedKeys(ctx); err != nil && ctx.Err() == nil {
+			c.log.Warn("expiring skipped message keys failed; will retry", "err", err)
+		}
 		if !c.isOnline() {
 			continue
 		}
@@ -232,4 +238,50 @@ func (c *Controller) rotateLoop(ctx context.Context) {
 			c.log.Warn("key rotation failed; will retry", "err", err)
 		}
 	}
+}
+
+// ExpireSkippedKeys deletes the skipped message keys stored longer than
+// SkippedKeyMaxAge (a chain's keys go together, dated by the first of them) and returns
+// how many it deleted. A message that needed one can no longer be read. The background
+// key rotation runs it; the session encoding is unchanged (ratchet/SPEC.md §13 holds no
+// times): the dates are kept in the store beside the sealed state.
+func (c *Controller) ExpireSkippedKeys(ctx context.Context) (int, error) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	chains, err := c.store.ExpiredSkippedChains(ctx, c.now().Add(-SkippedKeyMaxAge))
+	if err != nil {
+		return 0, fmt.Errorf("chat: %w", err)
+	}
+	dropped := 0
+	for i := 0; i < len(chains); {
+		j := i
+		for j < len(chains) && chains[j].SessionID == chains[i].SessionID {
+			j++
+		}
+		s, err := c.loadSession(ctx, chains[i].PeerCardID, chains[i].SessionID)
+		if err != nil {
+			i = j
+			continue // gone meanwhile: its records go with the next listing
+		}
+		var dhs [][]byte
+		for _, k := range chains[i:j] {
+			if len(k.DH) == 32 {
+				dropped += s.s.DropSkippedChain([32]byte(k.DH))
+			}
+			dhs = append(dhs, k.DH)
+		}
+		row, err := c.sessionRow(s)
+		if err != nil {
+			return dropped, err
+		}
+		row.UpdatedAt = s.row.UpdatedAt // housekeeping is not activity
+		if err := c.store.ExpireSkippedChains(ctx, row, dhs); err != nil {
+			return dropped, fmt.Errorf("chat: %w", err)
+		}
+		i = j
+	}
+	if dropped > 0 {
+		c.log.Info("expired skipped message keys", "count", dropped)
+	}
+	return dropped, nil
 }

@@ -381,6 +381,9 @@ func (c *Controller) receive(ctx context.Context, in *client.Incoming, relayID s
 		return nil, err
 	}
 	tx := storage.ReceiveTx{Session: &row, ConsumedPreKeys: consumed, RelayID: relayID, FirstMessage: first}
+	for _, dh := range sess.s.SkippedChains() {
+		tx.SkippedChains = append(tx.SkippedChains, dh[:]) // their age is kept beside the state
+	}
 	// A message signed by a changed identity key the user has not accepted is kept
 	// behind the key-change warning, and its receipts do not count.
 	keyPending := false

@@ -605,3 +605,61 @@ func TestReceiptsPolicy(t *testing.T) {
 	must(t, bob.c.MarkRead(ctx, "alice"))
 	waitState(t, alice.c, fourth.ID, Read)
 }
+
+// TestSkippedKeysExpire: a key stored for a message that has not arrived still opens
+// it within 30 days, and is gone after: the late message is then not shown.
+func TestSkippedKeysExpire(t *testing.T) {
+	r := relaytest.Start(t)
+	h := &hostileRelay{arrived: make(chan *client.Incoming, 16)}
+	clock := &fakeClock{now: time.Now().UTC()}
+	alice := newUser(t, r, "alice")
+	bob := newUser(t, r, "bob", func(p *Profile) {
+		p.Prefs.Clock = clock.Now
+		p.Prefs.Dial = func(cfg client.Config) RelayClient { h.RelayClient = client.New(cfg); return h }
+	})
+	ctx := t.Context()
+	if _, err := alice.c.AddContact(ctx, "bob"); err != nil {
+		t.Fatal(err)
+	}
+	_, evs := watch(t, bob.c, "alice")
+	h.setCapture(true)
+	var late []*client.Incoming
+	for _, text := range []string{"late 1", "late 2"} {
+		if _, err := alice.c.Send(ctx, "bob", text); err != nil {
+			t.Fatal(err)
+		}
+		late = append(late, <-h.arrived)
+	}
+	h.setCapture(false)
+	if _, err := alice.c.Send(ctx, "bob", "on time"); err != nil {
+		t.Fatal(err)
+	}
+	waitText(t, evs, "on time") // two skipped keys stored
+
+	clock.Add(29 * 24 * time.Hour)
+	if n, err := bob.c.ExpireSkippedKeys(ctx); err != nil || n != 0 {
+		t.Fatalf("expired %d keys before 30 days: %v", n, err)
+	}
+	h.deliver(late[0])
+	waitText(t, evs, "late 1")
+
+	clock.Add(2 * 24 * time.Hour)
+	if n, err := bob.c.ExpireSkippedKeys(ctx); err != nil || n != 1 {
+		t.Fatalf("expired %d keys after 31 days, want 1: %v", n, err)
+	}
+	h.deliver(late[1])
+	if _, err := alice.c.Send(ctx, "bob", "marker"); err != nil {
+		t.Fatal(err)
+	}
+	for ev := range evs {
+		if ev.Kind == MessageReceived && ev.Message.Text == "late 2" {
+			t.Fatal("a message whose skipped key expired was shown")
+		}
+		if ev.Kind == MessageReceived && ev.Message.Text == "marker" {
+			break
+		}
+	}
+	if n, err := bob.c.ExpireSkippedKeys(ctx); err != nil || n != 0 {
+		t.Fatalf("second expiry: %d %v", n, err)
+	}
+}

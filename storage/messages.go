@@ -554,6 +554,10 @@ type ReceiveTx struct {
 	// FirstMessage, for a first message that created Session, is recorded in the same
 	// transaction; ErrReplayedFirstMessage (nothing changed) if it was recorded before.
 	FirstMessage *FirstMessage
+	// SkippedChains are the ratchet keys of the chains Session holds skipped message
+	// keys for; those not recorded yet are recorded as first seen at Session.UpdatedAt
+	// (see ExpiredSkippedChains).
+	SkippedChains [][]byte
 
 	// Additions (optional).
 	Card       *Card    // upserted first (the card of a first-time sender)
@@ -741,6 +745,14 @@ func (c *Client) receiveTx(ctx context.Context, tx *txn, p *preparedReceive) (in
 			return 0, err
 		}
 	}
+	if r.Session != nil {
+		for _, dh := range r.SkippedChains {
+			if _, err := tx.exec(ctx, "INSERT INTO skipped_chains (session_id, dh, first_seen) VALUES (?, ?, ?) ON CONFLICT DO NOTHING",
+				r.Session.ID, dh, dbTime(r.Session.UpdatedAt)); err != nil {
+				return 0, err
+			}
+		}
+	}
 	for _, k := range r.ConsumedPreKeys {
 		if _, err := tx.exec(ctx, "DELETE FROM prekeys WHERE kind = ? AND id = ?", k.Kind, k.ID); err != nil {
 			return 0, err
@@ -822,6 +834,71 @@ func (c *Client) ForgetFirstMessages(ctx context.Context, signedPreKeyIDs []uint
 	})
 	if err != nil {
 		return fmt.Errorf("storage: forget first messages: %w", err)
+	}
+	return nil
+}
+
+// SkippedChain is a chain of skipped message keys of a session, by its ratchet key.
+type SkippedChain struct {
+	SessionID  string
+	PeerCardID string
+	DH         []byte
+	FirstSeen  time.Time
+}
+
+// ExpiredSkippedChains lists the recorded chains of skipped keys first seen before
+// before, in sessions that still exist (records of deleted sessions are dropped).
+func (c *Client) ExpiredSkippedChains(ctx context.Context, before time.Time) ([]SkippedChain, error) {
+	err := c.db.write(ctx, func(tx *txn) error {
+		_, err := tx.exec(ctx, "DELETE FROM skipped_chains WHERE session_id NOT IN (SELECT id FROM sessions)")
+		return err
+	})
+	if err != nil {
+		return nil, fmt.Errorf("storage: skipped chains: %w", err)
+	}
+	rows, err := c.db.query(ctx, `SELECT k.session_id, s.peer_card_id, k.dh, k.first_seen FROM skipped_chains k
+		JOIN sessions s ON s.id = k.session_id WHERE k.first_seen < ? ORDER BY k.session_id, k.first_seen`, dbTime(before))
+	if err != nil {
+		return nil, fmt.Errorf("storage: skipped chains: %w", err)
+	}
+	defer rows.Close()
+	var out []SkippedChain
+	for rows.Next() {
+		var k SkippedChain
+		var seen int64
+		if err := rows.Scan(&k.SessionID, &k.PeerCardID, &k.DH, &seen); err != nil {
+			return nil, fmt.Errorf("storage: skipped chains: %w", err)
+		}
+		k.FirstSeen = goTime(seen)
+		out = append(out, k)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("storage: skipped chains: %w", err)
+	}
+	return out, nil
+}
+
+// ExpireSkippedChains commits s (its state without the chains' keys; a
+// compare-and-swap like every session write) and forgets the chains' records, in one
+// transaction.
+func (c *Client) ExpireSkippedChains(ctx context.Context, s Session, dhs [][]byte) error {
+	sealed, err := c.sealSession(s)
+	if err != nil {
+		return err
+	}
+	err = c.db.write(ctx, func(tx *txn) error {
+		if err := putSession(ctx, tx, s, sealed); err != nil {
+			return err
+		}
+		for _, dh := range dhs {
+			if _, err := tx.exec(ctx, "DELETE FROM skipped_chains WHERE session_id = ? AND dh = ?", s.ID, dh); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return fmt.Errorf("storage: expire skipped keys: %w", err)
 	}
 	return nil
 }

@@ -25,3 +25,12 @@ ALTER TABLE messages ADD COLUMN key_pending INTEGER NOT NULL DEFAULT 0 CHECK (ke
 -- Whether the user has written to or accepted this contact: only then do delivery and
 -- read receipts go to them. Contacts from before this version keep getting them.
 ALTER TABLE contacts ADD COLUMN consented INTEGER NOT NULL DEFAULT 1 CHECK (consented IN (0, 1));
+
+-- When each chain of skipped message keys (by its ratchet public key) was first stored
+-- in a session, so skipped keys can expire by time: the ratchet state holds no times.
+CREATE TABLE skipped_chains (
+    session_id TEXT NOT NULL,
+    dh         BLOB NOT NULL, -- the chain's ratchet public key (public)
+    first_seen INTEGER NOT NULL,
+    PRIMARY KEY (session_id, dh)
+) WITHOUT ROWID;
