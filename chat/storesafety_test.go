@@ -510,7 +510,7 @@ func TestPreKeySchedule(t *testing.T) {
 	if b.SignedPreKey.ID != ids(ratchet.SignedPreKey)[1] {
 		t.Fatalf("bundle holds signed prekey %d, want the new one", b.SignedPreKey.ID)
 	}
-	oneTime := ids(ratchet.OneTimePreKey)
+	start := clock.Now().Add(-48 * time.Hour)
 	// 30 days after its successor was made, the first signed prekey is deleted; the
 	// second (replaced just now) is kept.
 	rotate(30*24*time.Hour + time.Second)
@@ -518,10 +518,17 @@ func TestPreKeySchedule(t *testing.T) {
 		t.Fatalf("after 32 days: signed prekeys %v, want [2 3]", s)
 	}
 	// 90 days: the one-time keys of day 0 go, even though the relay still lists them.
+	keys, err := bob.c.store.PreKeys(ctx, uint8(ratchet.OneTimePreKey))
+	must(t, err)
+	if !slices.ContainsFunc(keys, func(k storage.PreKey) bool { return k.CreatedAt.Equal(start) }) {
+		t.Fatal("no one-time prekey of day 0 left to expire")
+	}
 	rotate(59 * 24 * time.Hour)
-	for _, id := range ids(ratchet.OneTimePreKey) {
-		if slices.Contains(oneTime, id) {
-			t.Fatalf("one-time prekey %d outlived 90 days", id)
+	keys, err = bob.c.store.PreKeys(ctx, uint8(ratchet.OneTimePreKey))
+	must(t, err)
+	for _, k := range keys {
+		if clock.Now().Sub(k.CreatedAt) > OneTimePreKeyMaxAge {
+			t.Fatalf("one-time prekey %d (made %v) outlived 90 days", k.ID, k.CreatedAt)
 		}
 	}
 
