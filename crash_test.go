@@ -84,8 +84,9 @@ func recvCrashSoak(t *testing.T, noReadReceipts bool) {
 	// The stores sync as in production (FULL): the soak is about what survives.
 	fullSync := func(p *chat.Profile) { p.StoreOptions.Synchronous = "" }
 	bob := chattest.NewUser(t, r, "bob", fullSync)
-	bob.Close() // from now on only the child processes open bob's store
 	alice := chattest.NewUser(t, r, "alice", fullSync)
+	chattest.AddContact(t, bob, "alice") // receipts go only to contacts bob accepted
+	bob.Close()                          // from now on only the child processes open bob's store
 	chattest.AddContact(t, alice, "bob")
 
 	// alice sends at a steady pace; sent reports once the relay has accepted them all.

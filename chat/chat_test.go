@@ -15,6 +15,7 @@ func TestTwoUsersTalkWithReceipts(t *testing.T) {
 	ctx := t.Context()
 
 	chattest.AddContact(t, alice, "bob")
+	chattest.AddContact(t, bob, "alice") // receipts go only to contacts bob accepted
 	m, err := alice.Send(ctx, "bob", "hello bob")
 	if err != nil {
 		t.Fatal(err)
@@ -78,6 +79,7 @@ func TestMarkReadThrough(t *testing.T) {
 	alice, bob := chattest.NewUser(t, r, "alice"), chattest.NewUser(t, r, "bob")
 	ctx := t.Context()
 	chattest.AddContact(t, alice, "bob")
+	chattest.AddContact(t, bob, "alice") // receipts go only to contacts bob accepted
 	var sent []chat.Message
 	var got []chat.Message
 	for _, text := range []string{"one", "two", "three"} {

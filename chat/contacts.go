@@ -26,8 +26,12 @@ func (c *Controller) AddContact(ctx context.Context, name string) (Contact, erro
 	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if _, err := c.trustCard(ctx, name, card); err != nil {
+	if _, err := c.trustCard(ctx, name, card, false); err != nil {
 		return Contact{}, err
+	}
+	// Adding someone is accepting them: receipts may go to them.
+	if err := c.store.SetContactConsented(ctx, name, true); err != nil {
+		return Contact{}, fmt.Errorf("chat: adding contact %s: %w", name, err)
 	}
 	return c.contact(ctx, name)
 }
@@ -75,14 +79,18 @@ func (c *Controller) checkCard(card *ratchet.Card, name string) error {
 // card with the contact's current keys replaces the old one silently (same safety
 // number); different keys become the contact's pending card, which blocks sending until
 // AcceptKey. It reports whether a key change was flagged. c.mu must be held.
-func (c *Controller) trustCard(ctx context.Context, name string, card *ratchet.Card) (keyChanged bool, err error) {
+func (c *Controller) trustCard(ctx context.Context, name string, card *ratchet.Card, stranger bool) (keyChanged bool, err error) {
 	id := card.ID()
 	contact, err := c.store.Contact(ctx, name)
 	if errors.Is(err, storage.ErrNotFound) {
 		if err := c.putCard(ctx, card, false); err != nil {
 			return false, err
 		}
-		if err := c.store.AddContact(ctx, name, id, c.now()); err != nil && !errors.Is(err, storage.ErrExists) {
+		add := c.store.AddContact
+		if stranger {
+			add = c.store.AddStranger
+		}
+		if err := add(ctx, name, id, c.now()); err != nil && !errors.Is(err, storage.ErrExists) {
 			return false, fmt.Errorf("chat: adding contact %s: %w", name, err)
 		}
 		return false, nil
@@ -278,6 +286,9 @@ func (c *Controller) AcceptKey(ctx context.Context, contact string) error {
 	old := r.CardID
 	r.CardID, r.PendingCardID = r.PendingCardID, ""
 	if err := c.store.UpdateContact(ctx, r); err != nil {
+		return fmt.Errorf("chat: accepting %s's new key: %w", contact, err)
+	}
+	if err := c.store.SetContactConsented(ctx, contact, true); err != nil {
 		return fmt.Errorf("chat: accepting %s's new key: %w", contact, err)
 	}
 	if err := c.store.SetCardVerified(ctx, old, false); err != nil && !errors.Is(err, storage.ErrNotFound) {

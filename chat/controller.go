@@ -10,6 +10,7 @@ import (
 	"io"
 	"log/slog"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"pfschat/chat/profile"
@@ -133,6 +134,17 @@ type Controller struct {
 	syncedOnce sync.Once
 	// passDone is closed (and replaced) after every outbox pass; Flush waits on it.
 	passDone chan struct{}
+
+	replayedFirst, replayed atomic.Int64 // see Stats
+	// beforeCommit, when set (tests only), runs between a send's ratchet step and its
+	// commit: where a second writer on the profile can slip in.
+	beforeCommit func()
+}
+
+// Stats returns the controller's counters of dropped replays and skipped rows.
+func (c *Controller) Stats() Stats {
+	return Stats{ReplayedFirstMessages: c.replayedFirst.Load(), ReplayedMessages: c.replayed.Load(),
+		DamagedRowsSkipped: c.store.CorruptRowsSkipped()}
 }
 
 // New builds a controller from preferences; it does no I/O beyond reading the identity

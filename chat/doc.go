@@ -32,12 +32,19 @@
 // relay's id in one transaction, and only then acked, so a crash at any point neither
 // loses it nor shows it twice. A message that cannot be decrypted is acked and recorded
 // as an undecryptable entry with its reason (and an Undecryptable event), never dropped
-// and never retried forever.
+// and never retried forever. Replays are the exception, dropped and counted (Stats): a
+// copy of a first message accepted before (recorded with its session, so it cannot
+// re-create a removed one), and a message already decrypted that a relay delivers again
+// under a new id. Every session write is a compare-and-swap on the session's
+// generation, so a second process on the profile cannot reuse a chain key
+// (ErrStaleSession). Receipts go only to contacts the user wrote to or accepted; read
+// receipts can be turned off (SetReadReceipts).
 //
 // Trust is explicit: every card and prekey bundle the relay hands out is verified (the
 // owner's self signature, the pinned relay's signature, the name, and every prekey
 // signature); a contact's changed identity key is flagged (ContactKeyChanged), shown
-// with its new SafetyNumber, and blocks sending until AcceptKey. Safety numbers are
+// with its new SafetyNumber, and blocks sending until AcceptKey; messages signed by the
+// new key are marked Message.KeyPending (shown only behind the warning) until then. Safety numbers are
 // Signal's displayable fingerprint (60 digits), identical on both sides.
 //
 // # Sessions
@@ -49,8 +56,8 @@
 // The seed's lower-level API is here too: ActiveSession, StartNewSession, LoadUpSession
 // and Session.Encrypt/Decrypt (which persist the state themselves), RemoveSessions,
 // GentleReset, and RotateKeys, which keeps n one-time prekeys of each kind on the relay
-// and rotates the signed ones weekly (also run on a timer and on the relay's low-key
-// notice).
+// and rotates the signed ones every 2 days (also run on a timer and on the relay's
+// low-key notice); an initiator refuses a signed prekey older than 14 days.
 //
 // The plaintext inside each ratchet message is the application payload of PAYLOAD.md
 // (package chat/payload): Send writes version 2 — the text with its message id and the

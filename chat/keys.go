@@ -10,17 +10,34 @@ import (
 	"pfschat/storage"
 )
 
-// Prekey lifetimes.
+// Prekey lifetimes: Signal's schedule (ratchet/SPEC.md §8.4).
 const (
 	// SignedPreKeyMaxAge: the signed X25519 and last-resort ML-KEM prekeys are replaced
 	// when older than this.
-	SignedPreKeyMaxAge = 7 * 24 * time.Hour
+	SignedPreKeyMaxAge = 2 * 24 * time.Hour
 	// RetiredPreKeyGrace: a replaced signed prekey's private half is kept this long for
 	// initial messages still in flight, then deleted.
 	RetiredPreKeyGrace = 30 * 24 * time.Hour
+	// MaxBundlePreKeyAge: an initiator refuses a bundle whose signed prekey was created
+	// longer ago than this (its owner has not rotated it: the device may be gone, or
+	// the relay is handing out an old key it should have dropped).
+	MaxBundlePreKeyAge = 14 * 24 * time.Hour
 	// HandedOutGrace: a one-time prekey the relay handed out but no session consumed is
 	// deleted this long after we noticed it was gone from the relay.
 	HandedOutGrace = 30 * 24 * time.Hour
+	// MaxHandedOutPreKeys bounds, per kind, the one-time private keys kept for handed-out
+	// public halves no session has used yet; beyond it the oldest go first.
+	MaxHandedOutPreKeys = 200
+	// OneTimePreKeyMaxAge bounds the life of every one-time private key, whatever the
+	// relay's list says: a relay cannot make a client keep private keys for ever by
+	// claiming it still holds their public halves.
+	OneTimePreKeyMaxAge = 90 * 24 * time.Hour
+	// SkippedKeyMaxAge: stored skipped message keys (for messages that arrive out of
+	// order) are deleted this long after they were stored, chain by chain.
+	SkippedKeyMaxAge = 30 * 24 * time.Hour
+	// MaxListedPreKeys bounds, per kind, the one-time private keys kept because the
+	// relay lists their public halves (the relay itself stores at most 100).
+	MaxListedPreKeys = 100
 )
 
 // RotateKeys keeps n one-time X25519 and n one-time ML-KEM prekeys on the relay, replaces
@@ -82,6 +99,13 @@ func (c *Controller) RotateKeys(ctx context.Context, n int) error {
 			if err := c.store.DeletePreKeys(ctx, uint8(kind), expired); err != nil {
 				return fmt.Errorf("chat: deleting retired %s: %w", kindName(kind), err)
 			}
+			if kind == ratchet.SignedPreKey {
+				// A copy of a first message to a deleted signed prekey cannot be read
+				// any more: its replay record is no longer needed.
+				if err := c.store.ForgetFirstMessages(ctx, expired); err != nil {
+					return fmt.Errorf("chat: %w", err)
+				}
+			}
 		}
 	}
 
@@ -102,16 +126,37 @@ func (c *Controller) RotateKeys(ctx context.Context, n int) error {
 		}
 		var handedOut []storage.PreKey
 		var expired []uint32
+		var listed, out []storage.PreKey // kept, newest last (keys are by id = by age)
 		for _, k := range keys {
-			if onRelay[k.ID] {
-				continue
-			}
-			if k.HandedOutAt.IsZero() {
+			switch {
+			case now.Sub(k.CreatedAt) > OneTimePreKeyMaxAge:
+				expired = append(expired, k.ID)
+			case onRelay[k.ID]:
+				listed = append(listed, k)
+			case k.HandedOutAt.IsZero():
 				k.HandedOutAt = now
 				handedOut = append(handedOut, k)
-			} else if now.Sub(k.HandedOutAt) > HandedOutGrace {
+				out = append(out, k)
+			case now.Sub(k.HandedOutAt) > HandedOutGrace:
+				expired = append(expired, k.ID)
+			default:
+				out = append(out, k)
+			}
+		}
+		// Bounded in count too: the oldest beyond the caps go.
+		if over := len(listed) - MaxListedPreKeys; over > 0 {
+			for _, k := range listed[:over] {
 				expired = append(expired, k.ID)
 			}
+		}
+		if over := len(out) - MaxHandedOutPreKeys; over > 0 {
+			slices.SortStableFunc(out, func(a, b storage.PreKey) int { return a.HandedOutAt.Compare(b.HandedOutAt) })
+			drop := map[uint32]bool{}
+			for _, k := range out[:over] {
+				expired = append(expired, k.ID)
+				drop[k.ID] = true
+			}
+			handedOut = slices.DeleteFunc(handedOut, func(k storage.PreKey) bool { return drop[k.ID] })
 		}
 		if len(handedOut) > 0 {
 			if err := c.store.PutPreKeys(ctx, handedOut); err != nil {
@@ -183,6 +228,9 @@ func (c *Controller) rotateLoop(ctx context.Context) {
 		case <-t.C:
 		case <-c.rotateCh:
 		}
+		if _, err := c.ExpireSkippedKeys(ctx); err != nil && ctx.Err() == nil {
+			c.log.Warn("expiring skipped message keys failed; will retry", "err", err)
+		}
 		if !c.isOnline() {
 			continue
 		}
@@ -190,4 +238,50 @@ func (c *Controller) rotateLoop(ctx context.Context) {
 			c.log.Warn("key rotation failed; will retry", "err", err)
 		}
 	}
+}
+
+// ExpireSkippedKeys deletes the skipped message keys stored longer than
+// SkippedKeyMaxAge (a chain's keys go together, dated by the first of them) and returns
+// how many it deleted. A message that needed one can no longer be read. The background
+// key rotation runs it; the session encoding is unchanged (ratchet/SPEC.md §13 holds no
+// times): the dates are kept in the store beside the sealed state.
+func (c *Controller) ExpireSkippedKeys(ctx context.Context) (int, error) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	chains, err := c.store.ExpiredSkippedChains(ctx, c.now().Add(-SkippedKeyMaxAge))
+	if err != nil {
+		return 0, fmt.Errorf("chat: %w", err)
+	}
+	dropped := 0
+	for i := 0; i < len(chains); {
+		j := i
+		for j < len(chains) && chains[j].SessionID == chains[i].SessionID {
+			j++
+		}
+		s, err := c.loadSession(ctx, chains[i].PeerCardID, chains[i].SessionID)
+		if err != nil {
+			i = j
+			continue // gone meanwhile: its records go with the next listing
+		}
+		var dhs [][]byte
+		for _, k := range chains[i:j] {
+			if len(k.DH) == 32 {
+				dropped += s.s.DropSkippedChain([32]byte(k.DH))
+			}
+			dhs = append(dhs, k.DH)
+		}
+		row, err := c.sessionRow(s)
+		if err != nil {
+			return dropped, err
+		}
+		row.UpdatedAt = s.row.UpdatedAt // housekeeping is not activity
+		if err := c.store.ExpireSkippedChains(ctx, row, dhs); err != nil {
+			return dropped, fmt.Errorf("chat: %w", err)
+		}
+		i = j
+	}
+	if dropped > 0 {
+		c.log.Info("expired skipped message keys", "count", dropped)
+	}
+	return dropped, nil
 }

@@ -61,6 +61,7 @@ func TestRotateKeys(t *testing.T) {
 	// Bob starts a session: one one-time key of each kind is handed out and, once the
 	// session exists on alice's side, its private half is gone.
 	chattest.AddContact(t, bob, "alice")
+	chattest.AddContact(t, alice, "bob") // receipts go only to contacts alice accepted
 	chattest.Send(t, bob, alice, "hi")
 	if n := local(ratchet.OneTimePreKey); n != 24 {
 		t.Fatalf("after a session, %d one-time keys held locally, want 24", n)
@@ -97,6 +98,7 @@ func TestGentleReset(t *testing.T) {
 	alice, bob := chattest.NewUser(t, r, "alice"), chattest.NewUser(t, r, "bob")
 	ctx := t.Context()
 	chattest.AddContact(t, alice, "bob")
+	chattest.AddContact(t, bob, "alice") // receipts go only to contacts bob accepted
 	chattest.Send(t, alice, bob, "before")
 	spk, _ := chat.StoreOf(bob.Controller).PreKeys(ctx, uint8(ratchet.SignedPreKey))
 	chattest.Must(t, bob.GentleReset(ctx))

@@ -15,6 +15,7 @@ func TestOfflineRecipientGetsBacklog(t *testing.T) {
 	alice, bob := chattest.NewUser(t, r, "alice"), chattest.NewUser(t, r, "bob")
 	ctx := t.Context()
 	chattest.AddContact(t, alice, "bob")
+	chattest.AddContact(t, bob, "alice") // receipts go only to contacts bob accepted
 	bob.Close()
 	const n = 20
 	var last chat.Message
@@ -52,6 +53,7 @@ func TestOfflineSenderOutboxDrains(t *testing.T) {
 	alice, bob := chattest.NewUser(t, r, "alice"), chattest.NewUser(t, r, "bob")
 	ctx := t.Context()
 	chattest.AddContact(t, alice, "bob")
+	chattest.AddContact(t, bob, "alice") // receipts go only to contacts bob accepted
 	chattest.Send(t, alice, bob, "first")
 
 	r.Close() // the relay goes away; alice keeps writing
@@ -88,6 +90,7 @@ func TestOfflineFirstMessageWaitsForTheRelay(t *testing.T) {
 	bob := chattest.NewUser(t, r, "bob")
 	ctx := t.Context()
 	chattest.AddContact(t, alice, "bob")
+	chattest.AddContact(t, bob, "alice") // receipts go only to contacts bob accepted
 	r.Close()
 	chattest.WaitEvent(t, alice, "offline", func(e chat.Event) bool { return e.Kind == chat.ConnectionChanged && e.State.Status != chat.Online })
 	first, err := alice.Send(ctx, "bob", "written offline")

@@ -134,6 +134,10 @@ func (p Profile) Create(ctx context.Context, name string, passphrase []byte, rel
 	if err := os.MkdirAll(p.Dir, 0o700); err != nil {
 		return nil, fmt.Errorf("chat: creating profile directory: %w", err)
 	}
+	// Only its owner may enter it, whatever the umask or an earlier mode.
+	if err := os.Chmod(p.Dir, 0o700); err != nil {
+		return nil, fmt.Errorf("chat: creating profile directory: %w", err)
+	}
 	lock, err := p.lock()
 	if err != nil {
 		return nil, err
@@ -275,7 +279,7 @@ func (p Profile) openStore(ctx context.Context, passphrase []byte) (*storage.Cli
 		return nil, nil, err
 	}
 	store, err := storage.OpenClientWith(ctx, p.StorePath(), passphrase, p.StoreOptions)
-	if errors.Is(err, storage.ErrNotFound) {
+	if errors.Is(err, storage.ErrNotFound) && !errors.Is(err, storage.ErrDamaged) {
 		lock.Release()
 		return nil, nil, fmt.Errorf("%w: %s", ErrNoProfile, p.StorePath())
 	}

@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"strconv"
+	"sync/atomic"
 	"time"
 
 	"pfschat/chat/payload"
@@ -313,8 +314,20 @@ func (c *Controller) receive(ctx context.Context, in *client.Incoming, relayID s
 		sess     *Session
 		plain    []byte
 		consumed []storage.PreKeyRef
+		first    *storage.FirstMessage
 		lastErr  error
+		replay   bool // a session had this message's key once: already decrypted
 	)
+	// dropReplay records the relay id (so the relay's redeliveries are recognised) and
+	// nothing else: a replay is neither shown nor stored, only counted.
+	dropReplay := func(counter *atomic.Int64, why string) (*received, error) {
+		if _, err := c.store.CommitReceive(ctx, storage.ReceiveTx{RelayID: relayID}); err != nil {
+			return nil, err
+		}
+		counter.Add(1)
+		c.log.Warn("replayed message dropped", "from", in.From, "why", why)
+		return res, nil
+	}
 	if env.Initial != nil {
 		if env.Initial.InitiatorCardID != card.ID() {
 			return undecryptable(fmt.Errorf("initial message claims card %.12s but came from %.12s", env.Initial.InitiatorCardID, card.ID()))
@@ -323,6 +336,9 @@ func (c *Controller) receive(ctx context.Context, in *client.Incoming, relayID s
 			if plain, lastErr = s.s.Decrypt(in.Body); lastErr == nil {
 				sess = s
 			}
+			replay = errors.Is(lastErr, ratchet.ErrReplay)
+		} else if first = firstMessage(env.Initial); c.firstSeen(ctx, first) {
+			return dropReplay(&c.replayedFirst, "a copy of a first message accepted before")
 		} else {
 			s, p, used, err := c.acceptSession(ctx, card, env)
 			if err != nil {
@@ -346,17 +362,35 @@ func (c *Controller) receive(ctx context.Context, in *client.Incoming, relayID s
 				break
 			} else {
 				lastErr = err
+				replay = replay || errors.Is(err, ratchet.ErrReplay)
 			}
 		}
 	}
+	if sess == nil && replay {
+		return dropReplay(&c.replayed, "a message already decrypted, under a new relay id")
+	}
 	if sess == nil {
 		return undecryptable(fmt.Errorf("could not decrypt: %w", lastErr))
+	}
+	if sess.row.ID == "" {
+		first = firstMessage(env.Initial) // the record goes in the new session's transaction
+	} else {
+		first = nil
 	}
 	row, err := c.sessionRow(sess)
 	if err != nil {
 		return nil, err
 	}
-	tx := storage.ReceiveTx{Session: &row, ConsumedPreKeys: consumed, RelayID: relayID}
+	tx := storage.ReceiveTx{Session: &row, ConsumedPreKeys: consumed, RelayID: relayID, FirstMessage: first}
+	for _, dh := range sess.s.SkippedChains() {
+		tx.SkippedChains = append(tx.SkippedChains, dh[:]) // their age is kept beside the state
+	}
+	// A message signed by a changed identity key the user has not accepted is kept
+	// behind the key-change warning, and its receipts do not count.
+	keyPending := false
+	if ct, err := c.store.Contact(ctx, in.From); err == nil && ct.PendingCardID != "" && ct.PendingCardID == card.ID() {
+		keyPending = true
+	}
 	pl, perr := payload.Decode(plain)
 	switch {
 	case errors.Is(perr, payload.ErrUnknownType):
@@ -373,12 +407,15 @@ func (c *Controller) receive(ctx context.Context, in *client.Incoming, relayID s
 	case pl.Type == payload.Text:
 		tx.Message = &storage.Message{Contact: in.From, Direction: storage.Incoming, Body: []byte(pl.Text),
 			SentAt: pl.At, ReceivedAt: now, State: Delivered, Seq: pl.Seq,
-			ClientID: incomingClientID(in.From, pl.ID), RelayID: relayID}
+			ClientID: incomingClientID(in.From, pl.ID), RelayID: relayID,
+			SenderCardID: card.ID(), KeyPending: keyPending}
 		res.receiptFor, res.receiptID = in.From, pl.ID
 	case pl.Type != payload.Delivered && pl.Type != payload.Read:
 		// Specified in PAYLOAD.md but not acted on yet (retry requests, identity
 		// changes, attachments): ignored as an unknown type would be.
 		c.log.Info("ignoring a message payload this version does not act on", "from", in.From, "type", pl.Type)
+	case keyPending:
+		// A receipt from a key not accepted says nothing about the verified contact.
 	default:
 		st := Delivered
 		if pl.Type == payload.Read {
@@ -395,6 +432,10 @@ func (c *Controller) receive(ctx context.Context, in *client.Incoming, relayID s
 		}
 	}
 	id, err := c.store.CommitReceive(ctx, tx)
+	if errors.Is(err, storage.ErrReplayedFirstMessage) {
+		res.msg, res.undecrypt, res.receiptFor, res.receipts = nil, nil, "", nil
+		return dropReplay(&c.replayedFirst, "a copy of a first message accepted before")
+	}
 	if err != nil {
 		return nil, err
 	}
@@ -403,6 +444,22 @@ func (c *Controller) receive(ctx context.Context, in *client.Incoming, relayID s
 		res.msg = tx.Message
 	}
 	return res, nil
+}
+
+// firstMessage is the replay record of an initial message.
+func firstMessage(h *ratchet.InitialHeader) *storage.FirstMessage {
+	return &storage.FirstMessage{SignedPreKeyID: h.SignedPreKeyID, KEMKind: uint8(h.KEMPreKeyKind),
+		KEMPreKeyID: h.KEMPreKeyID, Ephemeral: h.EphemeralKey}
+}
+
+// firstSeen reports whether a first message was accepted before. A failed look-up
+// reports false: the commit checks again, in the session's transaction.
+func (c *Controller) firstSeen(ctx context.Context, f *storage.FirstMessage) bool {
+	seen, err := c.store.FirstMessageSeen(ctx, *f)
+	if err != nil {
+		c.log.Warn("looking up a first message", "err", err)
+	}
+	return seen
 }
 
 // chooseActive decides whether a session just created from a peer's initial message
@@ -447,7 +504,7 @@ func (c *Controller) senderCard(ctx context.Context, from, cardID string) (*ratc
 		return nil, false, fmt.Errorf("%w: the message came with card %.12s but the relay lists %.12s for %s", ErrCardRejected, cardID, card.ID(), from)
 	}
 	c.mu.Lock()
-	_, err = c.trustCard(ctx, from, card)
+	_, err = c.trustCard(ctx, from, card, true)
 	c.mu.Unlock()
 	if err != nil {
 		return nil, false, err

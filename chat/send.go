@@ -216,6 +216,9 @@ func (c *Controller) commitEncrypted(ctx context.Context, s *Session, to string,
 		return 0, err
 	}
 	it := storage.OutboxItem{ClientID: clientID, To: to, Payload: wire, CreatedAt: c.now()}
+	if c.beforeCommit != nil {
+		c.beforeCommit()
+	}
 	id, err := c.store.CommitSend(ctx, storage.SendTx{Session: row, Message: msg, Outbox: it})
 	if err != nil {
 		return 0, fmt.Errorf("chat: committing message to %s: %w", to, err)
@@ -233,6 +236,9 @@ func newClientID() string {
 	return hex.EncodeToString(b[:])
 }
 
+// errNoConsent: receipts go only to contacts the user wrote to or accepted.
+var errNoConsent = errors.New("no receipts to a contact the user has not written to or accepted")
+
 // sendReceipt queues an encrypted receipt for clientIDs to contact. Receipts are best
 // effort: without a usable session (or while the contact's key change is pending) none
 // is sent. c.mu must NOT be held.
@@ -247,6 +253,11 @@ func (c *Controller) sendReceipt(ctx context.Context, contact string, kind paylo
 		}
 		c.mu.Lock()
 		r, _, err := c.sendableContact(ctx, contact)
+		if err == nil && !r.Consented {
+			// Less metadata: a stranger learns nothing (not even that the message
+			// arrived) until the user writes to or accepts them.
+			err = errNoConsent
+		}
 		var s *Session
 		if err == nil {
 			s, err = c.activeSession(ctx, r.CardID)
@@ -463,7 +474,7 @@ func (c *Controller) History(ctx context.Context, contact string, before int64, 
 func toMessage(r storage.Message) Message {
 	return Message{ID: r.ID, Contact: r.Contact, Outgoing: r.Direction == storage.Outgoing,
 		Text: string(r.Body), SentAt: r.SentAt, ReceivedAt: r.ReceivedAt,
-		State: r.State, Reason: r.Reason, Seq: r.Seq, Order: r.Order}
+		State: r.State, Reason: r.Reason, Seq: r.Seq, Order: r.Order, KeyPending: r.KeyPending, SenderCardID: r.SenderCardID}
 }
 
 // MarkRead marks the conversation read and, unless disabled, tells the contact which
@@ -499,7 +510,8 @@ func (c *Controller) markRead(ctx context.Context, contact string, through int64
 		return nil
 	}
 	var told map[string]bool
-	if !c.prefs.NoReadReceipts {
+	readReceipts := c.ReadReceipts(ctx)
+	if readReceipts {
 		rows, err := c.unreadRows(ctx, contact)
 		if err != nil {
 			return err
@@ -516,7 +528,7 @@ func (c *Controller) markRead(ctx context.Context, contact string, through int64
 	if err != nil {
 		return fmt.Errorf("chat: marking %s read: %w", contact, err)
 	}
-	if !c.prefs.NoReadReceipts {
+	if readReceipts {
 		c.sendReadReceipt(ctx, contact, ids, told) // those that arrived meanwhile
 	}
 	return nil
@@ -606,3 +618,29 @@ func peerClientID(stored string) (string, bool) {
 type cryptoRand struct{}
 
 func (cryptoRand) Read(b []byte) (int, error) { return rand.Read(b) }
+
+// metaReadReceipts is the profile's read-receipt preference ("off" turns them off).
+const metaReadReceipts = "read_receipts"
+
+// ReadReceipts reports whether read receipts are sent: not when the profile's
+// preference (SetReadReceipts, `/receipts off`) or Preferences.NoReadReceipts (`recv
+// --no-read-receipts`) turns them off. Delivery receipts are not affected.
+func (c *Controller) ReadReceipts(ctx context.Context) bool {
+	if c.prefs.NoReadReceipts {
+		return false
+	}
+	v, err := c.store.Meta(ctx, metaReadReceipts)
+	return err != nil || string(v) != "off"
+}
+
+// SetReadReceipts stores the profile's read-receipt preference.
+func (c *Controller) SetReadReceipts(ctx context.Context, on bool) error {
+	v := "on"
+	if !on {
+		v = "off"
+	}
+	if err := c.store.SetMeta(ctx, metaReadReceipts, []byte(v)); err != nil {
+		return fmt.Errorf("chat: saving the read-receipt preference: %w", err)
+	}
+	return nil
+}

@@ -160,6 +160,7 @@ func (c *Controller) saveSession(ctx context.Context, s *Session) error {
 	if err := c.store.PutSession(ctx, row); err != nil {
 		return fmt.Errorf("chat: saving session: %w", err)
 	}
+	row.Generation++ // the commit's compare-and-swap moved the row on
 	s.row = row
 	return nil
 }
@@ -205,6 +206,11 @@ func (c *Controller) fetchBundle(ctx context.Context, card *ratchet.Card) (*ratc
 	if err := b.Verify(card, c.relayKeyNow()); err != nil {
 		return nil, fmt.Errorf("%w: %s's prekey bundle: %w", ErrCardRejected, card.Identity, err)
 	}
+	// The creation time is signed with the key (ratchet/SPEC.md §8.2).
+	if age := c.now().Sub(b.SignedPreKey.CreatedAt); age > MaxBundlePreKeyAge {
+		return nil, fmt.Errorf("%w: %s's signed prekey was made %d days ago (more than %d): their device has not been online to renew it, or the relay hands out a key it should have dropped; ask them to open pfschat, then try again",
+			ErrStalePreKey, card.Identity, int(age.Hours()/24), int(MaxBundlePreKeyAge.Hours()/24))
+	}
 	return b, nil
 }
 
@@ -239,6 +245,10 @@ func (c *Controller) LoadUpSession(ctx context.Context, card *ratchet.Card, wire
 	if s, err := c.loadSession(ctx, card.ID(), env.Initial.SessionID()); err == nil {
 		return s, nil
 	}
+	first := firstMessage(env.Initial)
+	if c.firstSeen(ctx, first) {
+		return nil, fmt.Errorf("chat: %w", storage.ErrReplayedFirstMessage)
+	}
 	s, plain, consumed, err := c.acceptSession(ctx, card, env)
 	if err != nil {
 		return nil, err
@@ -246,12 +256,17 @@ func (c *Controller) LoadUpSession(ctx context.Context, card *ratchet.Card, wire
 	// The handshake already decrypted this message; Decrypt of the same bytes returns
 	// that plaintext once, so the seed's load-then-decrypt flow works unchanged.
 	s.first, s.firstPlain = append([]byte(nil), wire...), plain
-	if err := c.saveSession(ctx, s); err != nil {
+	// The session, the replay record and the deletion of the one-time prekeys it
+	// consumed commit together.
+	row, err := c.sessionRow(s)
+	if err != nil {
 		return nil, err
 	}
-	if len(consumed) > 0 {
-		c.deleteConsumed(ctx, consumed)
+	if _, err := c.store.CommitReceive(ctx, storage.ReceiveTx{Session: &row, ConsumedPreKeys: consumed, FirstMessage: first}); err != nil {
+		return nil, fmt.Errorf("chat: saving session: %w", err)
 	}
+	row.Generation++
+	s.row = row
 	return s, nil
 }
 
@@ -302,14 +317,6 @@ func (c *Controller) privatePreKey(ctx context.Context, kind ratchet.PreKeyKind,
 		return nil, fmt.Errorf("chat: %s %d in the store: %w", kindName(kind), id, err)
 	}
 	return k, nil
-}
-
-func (c *Controller) deleteConsumed(ctx context.Context, refs []storage.PreKeyRef) {
-	for _, r := range refs {
-		if err := c.store.DeletePreKeys(ctx, r.Kind, []uint32{r.ID}); err != nil {
-			c.log.Warn("deleting a consumed prekey", "err", err)
-		}
-	}
 }
 
 // RemoveSessions deletes every local session with the card.

@@ -218,8 +218,15 @@ func TestKeyChangeBlocksSendingUntilAccepted(t *testing.T) {
 	if ev.Contact != "bob" || !errors.Is(ev.Err, chat.ErrKeyChanged) {
 		t.Fatalf("event %+v", ev)
 	}
-	// The message itself is shown (with the contact flagged), never dropped.
-	chattest.WaitReceived(t, alice, "bob", "new phone, who dis")
+	// The message itself is kept (with the contact flagged), never dropped, but only
+	// behind the key-change warning: marked with the key it came from.
+	got := chattest.WaitReceived(t, alice, "bob", "new phone, who dis")
+	if !got.KeyPending || got.SenderCardID != bob2.Card().ID() {
+		t.Fatalf("message from the new key: pending=%v card=%.12s", got.KeyPending, got.SenderCardID)
+	}
+	if h, _ := alice.History(ctx, "bob", 0, 10); len(h) != 2 || !h[0].KeyPending || h[1].KeyPending {
+		t.Fatalf("history during the key change: %+v", h)
+	}
 
 	ct, err := alice.Contact(ctx, "bob")
 	chattest.Must(t, err)
@@ -243,6 +250,9 @@ func TestKeyChangeBlocksSendingUntilAccepted(t *testing.T) {
 	}
 
 	chattest.Must(t, alice.AcceptKey(ctx, "bob"))
+	if h, _ := alice.History(ctx, "bob", 0, 10); len(h) != 2 || h[0].KeyPending {
+		t.Fatalf("history after accepting the key: %+v", h)
+	}
 	ct, _ = alice.Contact(ctx, "bob")
 	if ct.KeyChanged || ct.Verified {
 		t.Fatalf("after accept: %+v (the new key must not inherit the verified mark)", ct)
@@ -289,6 +299,7 @@ func TestLostFirstMessageIsRecoverable(t *testing.T) {
 	bob := chattest.NewUser(t, r, "bob")
 	ctx := t.Context()
 	chattest.AddContact(t, alice, "bob")
+	chattest.AddContact(t, bob, "alice") // receipts go only to contacts bob accepted
 	lost, err := alice.Send(ctx, "bob", "lost in transit")
 	chattest.Must(t, err)
 	chattest.WaitState(t, alice, lost.ID, chat.Sent)

@@ -85,6 +85,12 @@ type Message struct {
 	// and a late message (a lower Seq than messages that arrived before it) is placed
 	// before those. Show a conversation sorted by Order.
 	Order int64
+	// KeyPending: an incoming message signed by the contact's new identity key, which
+	// the user has not accepted. Show it only behind the key-change warning; it is not
+	// from the verified contact until AcceptKey, which clears the mark.
+	KeyPending bool
+	// SenderCardID is the card an incoming message came from ("" for older messages).
+	SenderCardID string
 }
 
 // Contact is a person (or device) we talk to.
@@ -147,7 +153,31 @@ var (
 	ErrClosed          = errors.New("chat: controller closed")
 	ErrNotInitialized  = errors.New("chat: controller not initialized")
 	ErrEmptyMessage    = errors.New("chat: empty message")
+	// ErrStaleSession: a ratchet step was refused at commit because another writer (a
+	// second process on the profile) committed a newer state of the session first.
+	// Nothing was written; no chain key was used twice.
+	ErrStaleSession = storage.ErrStaleSession
+	// ErrProfileDamaged: the file where the profile's store should be is empty, not a
+	// database, or not a pfschat store. Restore it from a backup.
+	ErrProfileDamaged = storage.ErrDamaged
+	// ErrStalePreKey: a contact's prekey bundle holds a signed prekey older than
+	// MaxBundlePreKeyAge; no session is started with it.
+	ErrStalePreKey = errors.New("chat: the contact's signed prekey is too old")
+	// ErrDiskFull: the disk holding the profile is full; nothing was written.
+	ErrDiskFull = storage.ErrDiskFull
 )
+
+// Stats counts what the controller dropped or skipped on purpose, for diagnostics.
+type Stats struct {
+	// ReplayedFirstMessages: copies of first messages accepted before (a replay that
+	// would re-create a removed session): refused and dropped, never shown.
+	ReplayedFirstMessages int64
+	// ReplayedMessages: messages already decrypted arriving again under a new relay id:
+	// dropped silently, never stored as "undecryptable".
+	ReplayedMessages int64
+	// DamagedRowsSkipped: sealed rows of the store that did not open (logged).
+	DamagedRowsSkipped int64
+}
 
 // RelayKeyChangedError: the relay presented a key other than the one pinned on first
 // contact. Someone may be impersonating the relay; nothing is sent.

@@ -449,3 +449,35 @@ func (s *Session) open(mk *[32]byte, env *Envelope) ([]byte, error) {
 	}
 	return pt[:i:i], nil
 }
+
+// SkippedChains returns the distinct receiving ratchet keys (DHr) that stored skipped
+// message keys belong to, oldest first. A caller that wants skipped keys to expire by
+// time records when it first saw each chain (the state itself holds no times, §13)
+// and drops the chains it deems too old with DropSkippedChain.
+func (s *Session) SkippedChains() [][32]byte {
+	var out [][32]byte
+	for i := range s.skipped {
+		if !slices.Contains(out, s.skipped[i].dh) {
+			out = append(out, s.skipped[i].dh)
+		}
+	}
+	return out
+}
+
+// DropSkippedChain deletes (and zeroes) every stored skipped message key of the chain
+// with ratchet key dh and returns how many there were; messages they would have opened
+// then fail with ErrReplay.
+func (s *Session) DropSkippedChain(dh [32]byte) int {
+	kept := s.skipped[:0]
+	n := 0
+	for _, k := range s.skipped {
+		if k.dh == dh {
+			n++
+			continue
+		}
+		kept = append(kept, k)
+	}
+	clear(s.skipped[len(kept):])
+	s.skipped = kept
+	return n
+}

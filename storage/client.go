@@ -6,6 +6,8 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
+	"log/slog"
+	"math"
 	"os"
 	"strconv"
 	"sync/atomic"
@@ -16,10 +18,23 @@ import (
 // in one SQLite file. Secrets are sealed under the storage key unwrapped at open. It is
 // safe for concurrent use.
 type Client struct {
-	db   *db
-	keys *keyring
-	demo atomic.Bool
+	db      *db
+	keys    *keyring
+	demo    atomic.Bool
+	log     *slog.Logger
+	corrupt atomic.Int64 // sealed rows skipped because they do not open
 }
+
+// skipCorrupt logs a sealed row that does not open and counts it: one damaged row
+// (a prekey, a message, a session) is skipped, never a reason to refuse the profile.
+func (c *Client) skipCorrupt(what, row string, err error) {
+	c.corrupt.Add(1)
+	c.log.Warn("skipping a damaged row of the store", "row", what+" "+row, "err", err)
+}
+
+// CorruptRowsSkipped is how many sealed rows reads of this store skipped because they
+// did not open (tampered with, or damaged on disk); each was logged as a warning.
+func (c *Client) CorruptRowsSkipped() int64 { return c.corrupt.Load() }
 
 // ClientOptions tune a client store. The zero value is the production setting.
 type ClientOptions struct {
@@ -28,6 +43,15 @@ type ClientOptions struct {
 	KDF KDFParams
 	// Synchronous is "FULL" (default) or "NORMAL"; see SyncFull.
 	Synchronous string
+	// Logger receives warnings about damaged rows that were skipped (default: discard).
+	Logger *slog.Logger
+}
+
+func (o ClientOptions) logger() *slog.Logger {
+	if o.Logger == nil {
+		return slog.New(slog.DiscardHandler)
+	}
+	return o.Logger
 }
 
 // CreateClient creates a new client store at path, protected by passphrase. A nil
@@ -102,7 +126,7 @@ func createClient(ctx context.Context, path string, passphrase []byte, kdf KDFPa
 		d.close()
 		return nil, fmt.Errorf("storage: create client store: %w", err)
 	}
-	c := &Client{db: d, keys: &keyring{key: key}}
+	c := &Client{db: d, keys: &keyring{key: key}, log: opts.logger()}
 	c.demo.Store(w.demo)
 	return c, nil
 }
@@ -136,7 +160,7 @@ func OpenClientWith(ctx context.Context, path string, passphrase []byte, opts Cl
 	if err != nil {
 		return nil, err
 	}
-	c := &Client{db: d, keys: &keyring{key: key}}
+	c := &Client{db: d, keys: &keyring{key: key}, log: opts.logger()}
 	c.demo.Store(w.demo)
 	return c, nil
 }
@@ -452,12 +476,29 @@ type Contact struct {
 	Unread        int
 	LastMessageAt time.Time
 	Verified      bool // the CardID card is verified
+	// Consented: the user added, accepted or wrote to this contact (not only received
+	// from them). Receipts go only to consented contacts. AddContact and a sent message
+	// set it; a contact created by a stranger's first message starts without it.
+	Consented bool
 }
 
 // AddContact adds a contact bound to a card already stored with PutCard.
 // ErrExists if the name is taken; ErrNotFound if the card is not stored.
 func (c *Client) AddContact(ctx context.Context, name, cardID string, at time.Time) error {
 	return c.db.write(ctx, func(tx *txn) error { return addContact(ctx, tx, name, cardID, at) })
+}
+
+// AddStranger is AddContact for someone who wrote first: the contact starts without
+// the user's consent to receipts (Contact.Consented), until the user writes to or
+// accepts them.
+func (c *Client) AddStranger(ctx context.Context, name, cardID string, at time.Time) error {
+	return c.db.write(ctx, func(tx *txn) error {
+		if err := addContact(ctx, tx, name, cardID, at); err != nil {
+			return err
+		}
+		_, err := tx.exec(ctx, "UPDATE contacts SET consented = 0 WHERE name = ?", name)
+		return err
+	})
 }
 
 func addContact(ctx context.Context, tx *txn, name, cardID string, at time.Time) error {
@@ -491,14 +532,14 @@ func cardExists(ctx context.Context, tx *txn, cardID string) error {
 	return nil
 }
 
-const contactQuery = `SELECT c.name, c.card_id, c.pending_card_id, c.added_at, c.unread, c.last_message_at, coalesce(k.verified, 0)
+const contactQuery = `SELECT c.name, c.card_id, c.pending_card_id, c.added_at, c.unread, c.last_message_at, coalesce(k.verified, 0), c.consented
 	FROM contacts c LEFT JOIN cards k ON k.id = c.card_id`
 
 func scanContact(s interface{ Scan(...any) error }) (Contact, error) {
 	var ct Contact
 	var added, last int64
 	var v int
-	if err := s.Scan(&ct.Name, &ct.CardID, &ct.PendingCardID, &added, &ct.Unread, &last, &v); err != nil {
+	if err := s.Scan(&ct.Name, &ct.CardID, &ct.PendingCardID, &added, &ct.Unread, &last, &v, &ct.Consented); err != nil {
 		return Contact{}, err
 	}
 	ct.AddedAt, ct.LastMessageAt, ct.Verified = goTime(added), goTime(last), v != 0
@@ -559,6 +600,11 @@ func (c *Client) UpdateContact(ctx context.Context, ct Contact) error {
 		}
 		if n == 0 {
 			return fmt.Errorf("%w: contact %q", ErrNotFound, ct.Name)
+		}
+		// Messages that came from the card now bound to the contact leave the
+		// key-change warning: the user accepted that key.
+		if _, err := tx.exec(ctx, "UPDATE messages SET key_pending = 0 WHERE contact = ? AND sender_card_id = ? AND key_pending = 1", ct.Name, ct.CardID); err != nil {
+			return fmt.Errorf("storage: update contact %q: %w", ct.Name, err)
 		}
 		return nil
 	})
@@ -655,7 +701,7 @@ func (c *Client) scanPreKey(s interface{ Scan(...any) error }) (PreKey, error) {
 	k.CreatedAt, k.HandedOutAt = goTime(created), goTime(handed)
 	var err error
 	if k.Private, err = c.keys.open("prekeys", "private", preKeyRow(k.Kind, k.ID), sealed); err != nil {
-		return PreKey{}, err
+		return PreKey{Kind: k.Kind, ID: k.ID}, err // the ids name the damaged row
 	}
 	return k, nil
 }
@@ -684,6 +730,10 @@ func (c *Client) PreKeys(ctx context.Context, kind uint8) ([]PreKey, error) {
 	var out []PreKey
 	for rows.Next() {
 		k, err := c.scanPreKey(rows)
+		if errors.Is(err, ErrCorrupt) {
+			c.skipCorrupt("prekey", preKeyRow(k.Kind, k.ID), err)
+			continue
+		}
 		if err != nil {
 			return nil, fmt.Errorf("storage: list prekeys: %w", err)
 		}
@@ -766,6 +816,14 @@ const MaxSessionsPerPeer = 5
 
 // Session is a ratchet session with one peer card. State is the marshalled ratchet
 // state, plain in memory and sealed at rest.
+//
+// Generation is the session row's commit counter as it was read (0 for a session not
+// yet stored). A write of the session (PutSession, CommitSend, CommitReceive,
+// CommitAwaited) is a compare-and-swap: it succeeds only while the row is still at
+// Generation, and leaves it at Generation+1; otherwise it fails with a
+// *StaleSessionError and changes nothing. The sealed state is bound to its generation,
+// so not even a writer that bypasses this code can put an older state back unnoticed.
+// This is what keeps two processes on one profile from ever reusing a chain key.
 type Session struct {
 	ID         string
 	PeerCardID string
@@ -773,12 +831,27 @@ type Session struct {
 	State      []byte
 	CreatedAt  time.Time
 	UpdatedAt  time.Time
+	Generation uint64
+}
+
+// sessionRowKey is the row key a session state is sealed to: the id, and from schema
+// version 5 on the generation (generation 0 is a row sealed before it).
+func sessionRowKey(id string, gen uint64) string {
+	if gen == 0 {
+		return id
+	}
+	return id + "#" + strconv.FormatUint(gen, 10)
+}
+
+// sealSession seals s's state for the generation its commit will create.
+func (c *Client) sealSession(s Session) ([]byte, error) {
+	return c.keys.seal("sessions", "state", sessionRowKey(s.ID, s.Generation+1), s.State)
 }
 
 // Sessions returns the sessions with a peer card: the active one first, then the most
 // recently updated.
 func (c *Client) Sessions(ctx context.Context, peerCardID string) ([]Session, error) {
-	rows, err := c.db.query(ctx, `SELECT id, peer_card_id, active, state_sealed, created_at, updated_at
+	rows, err := c.db.query(ctx, `SELECT id, peer_card_id, active, state_sealed, created_at, updated_at, generation
 		FROM sessions WHERE peer_card_id = ? ORDER BY active DESC, updated_at DESC, id`, peerCardID)
 	if err != nil {
 		return nil, fmt.Errorf("storage: sessions of %s: %w", peerCardID, err)
@@ -790,12 +863,14 @@ func (c *Client) Sessions(ctx context.Context, peerCardID string) ([]Session, er
 		var active int
 		var created, updated int64
 		var sealed []byte
-		if err := rows.Scan(&s.ID, &s.PeerCardID, &active, &sealed, &created, &updated); err != nil {
+		var gen int64
+		if err := rows.Scan(&s.ID, &s.PeerCardID, &active, &sealed, &created, &updated, &gen); err != nil {
 			return nil, fmt.Errorf("storage: sessions of %s: %w", peerCardID, err)
 		}
-		s.Active, s.CreatedAt, s.UpdatedAt = active != 0, goTime(created), goTime(updated)
-		if s.State, err = c.keys.open("sessions", "state", s.ID, sealed); err != nil {
-			return nil, err
+		s.Active, s.CreatedAt, s.UpdatedAt, s.Generation = active != 0, goTime(created), goTime(updated), uint64(gen)
+		if s.State, err = c.keys.open("sessions", "state", sessionRowKey(s.ID, s.Generation), sealed); err != nil {
+			c.skipCorrupt("session", s.ID, err)
+			continue
 		}
 		out = append(out, s)
 	}
@@ -808,7 +883,7 @@ func (c *Client) Sessions(ctx context.Context, peerCardID string) ([]Session, er
 // PutSession inserts or updates a session. Active=true demotes the peer's other
 // sessions; at most MaxSessionsPerPeer are kept (the active one always).
 func (c *Client) PutSession(ctx context.Context, s Session) error {
-	sealed, err := c.keys.seal("sessions", "state", s.ID, s.State)
+	sealed, err := c.sealSession(s)
 	if err != nil {
 		return err
 	}
@@ -834,14 +909,28 @@ func putSession(ctx context.Context, tx *txn, s Session, sealed []byte) error {
 			return err
 		}
 	}
-	// The common case is a state update of an existing session: one UPDATE. Only a new
-	// session inserts and trims the peer's older ones.
-	n, err := tx.execN(ctx, "UPDATE sessions SET peer_card_id = ?, active = ?, state_sealed = ?, updated_at = ? WHERE id = ?",
-		s.PeerCardID, boolInt(s.Active), sealed, dbTime(updated), s.ID)
+	if s.Generation >= math.MaxInt64 {
+		return fmt.Errorf("%w: session generation %d", ErrInvalid, s.Generation)
+	}
+	// The common case is a state update of an existing session: one UPDATE, a
+	// compare-and-swap on the generation. Only a new session inserts and trims the
+	// peer's older ones.
+	n, err := tx.execN(ctx, "UPDATE sessions SET peer_card_id = ?, active = ?, state_sealed = ?, updated_at = ?, generation = ? WHERE id = ? AND generation = ?",
+		s.PeerCardID, boolInt(s.Active), sealed, dbTime(updated), int64(s.Generation+1), s.ID, int64(s.Generation))
 	if err != nil || n > 0 {
 		return err
 	}
-	if _, err := tx.exec(ctx, "INSERT INTO sessions (id, peer_card_id, active, state_sealed, created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?)",
+	var cur int64
+	err = tx.scan(ctx, "SELECT generation FROM sessions WHERE id = ?", []any{s.ID}, &cur)
+	switch {
+	case err == nil:
+		return &StaleSessionError{ID: s.ID, Read: s.Generation, Current: uint64(cur), Exists: true}
+	case !errors.Is(err, sql.ErrNoRows):
+		return err
+	case s.Generation != 0:
+		return &StaleSessionError{ID: s.ID, Read: s.Generation}
+	}
+	if _, err := tx.exec(ctx, "INSERT INTO sessions (id, peer_card_id, active, state_sealed, created_at, updated_at, generation) VALUES (?, ?, ?, ?, ?, ?, 1)",
 		s.ID, s.PeerCardID, boolInt(s.Active), sealed, dbTime(created), dbTime(updated)); err != nil {
 		return err
 	}
@@ -865,4 +954,19 @@ func (c *Client) DeleteSessions(ctx context.Context, peerCardID string) error {
 		return fmt.Errorf("storage: delete sessions: %w", err)
 	}
 	return nil
+}
+
+// SetContactConsented records that the user accepted (or withdrew acceptance of) a
+// contact for receipts; ErrNotFound if unknown.
+func (c *Client) SetContactConsented(ctx context.Context, name string, v bool) error {
+	return c.db.write(ctx, func(tx *txn) error {
+		n, err := tx.execN(ctx, "UPDATE contacts SET consented = ? WHERE name = ?", boolInt(v), name)
+		if err != nil {
+			return fmt.Errorf("storage: consent for %q: %w", name, err)
+		}
+		if n == 0 {
+			return fmt.Errorf("%w: contact %q", ErrNotFound, name)
+		}
+		return nil
+	})
 }

@@ -215,15 +215,15 @@ func TestCommitReceiveBatch(t *testing.T) {
 	if _, err := c.CommitReceive(ctx, ReceiveTx{RelayID: "1", Message: &Message{Contact: "bob", Body: []byte("before")}}); err != nil {
 		t.Fatal(err)
 	}
-	sess := func(st string) *Session {
-		return &Session{ID: "s", PeerCardID: "card-bob", Active: true, State: []byte(st)}
+	sess := func(st string, gen uint64) *Session {
+		return &Session{ID: "s", PeerCardID: "card-bob", Active: true, State: []byte(st), Generation: gen}
 	}
 	batch := []ReceiveTx{
-		{RelayID: "2", Session: sess("after 2"), Message: &Message{Contact: "bob", Body: []byte("two")}},
-		{RelayID: "1", Session: sess("dup"), Message: &Message{Contact: "bob", Body: []byte("dup")}},
-		{RelayID: "3", Session: sess("stranger"), Message: &Message{Contact: "nobody", Body: []byte("x")}},
+		{RelayID: "2", Session: sess("after 2", 0), Message: &Message{Contact: "bob", Body: []byte("two")}},
+		{RelayID: "1", Session: sess("dup", 1), Message: &Message{Contact: "bob", Body: []byte("dup")}},
+		{RelayID: "3", Session: sess("stranger", 1), Message: &Message{Contact: "nobody", Body: []byte("x")}},
 		{RelayID: "2", Message: &Message{Contact: "bob", Body: []byte("dup within batch")}},
-		{RelayID: "4", Session: sess("after 4"), Message: &Message{Contact: "bob", Body: []byte("four")}},
+		{RelayID: "4", Session: sess("after 4", 1), Message: &Message{Contact: "bob", Body: []byte("four")}},
 	}
 	var res []ReceiveResult
 	failEveryStep(t, c.db, func() error {

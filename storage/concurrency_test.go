@@ -247,7 +247,7 @@ func TestClientConcurrent(t *testing.T) {
 				id := fmt.Sprint(w, "-", i)
 				if w%2 == 0 {
 					_, err := c.CommitReceive(ctx, ReceiveTx{RelayID: id, Message: &Message{Contact: "bob", Body: []byte(id), State: Delivered},
-						Session: &Session{ID: fmt.Sprint("s", w), PeerCardID: "card-bob", State: []byte(id)}})
+						Session: &Session{ID: fmt.Sprint("s", w), PeerCardID: "card-bob", State: []byte(id), Generation: uint64(i)}})
 					if err != nil {
 						t.Error(err)
 						return

@@ -44,24 +44,34 @@ func crashChild(dir, run, pass string) error {
 		return err
 	}
 	var lastQueued int64
+	// The session's generation as the last run left it: every commit is a
+	// compare-and-swap on it.
+	var gen uint64
+	if ss, err := c.Sessions(ctx, "card-bob"); err != nil {
+		return err
+	} else if len(ss) > 0 {
+		gen = ss[0].Generation
+	}
 	for i := 0; ; i++ {
 		id := run + "-" + strconv.Itoa(i)
 		_, err := c.CommitReceive(ctx, ReceiveTx{
 			RelayID: id,
-			Session: &Session{ID: "s", PeerCardID: "card-bob", Active: true, State: []byte("state " + id)},
+			Session: &Session{ID: "s", PeerCardID: "card-bob", Active: true, State: []byte("state " + id), Generation: gen},
 			Message: &Message{Contact: "bob", Body: []byte("body " + id), ReceivedAt: time.Now()},
 		})
 		if err != nil {
 			return err
 		}
+		gen++
 		fmt.Fprintf(os.Stdout, "c %s\n", id)
 		if _, err := c.CommitSend(ctx, SendTx{
-			Session: Session{ID: "s", PeerCardID: "card-bob", Active: true, State: []byte("state " + id)},
+			Session: Session{ID: "s", PeerCardID: "card-bob", Active: true, State: []byte("state " + id), Generation: gen},
 			Message: &Message{Contact: "bob", Body: []byte("sent " + id), SentAt: time.Now()},
 			Outbox:  OutboxItem{ClientID: "o-" + id, To: "bob", Payload: []byte("wire " + id)},
 		}); err != nil {
 			return err
 		}
+		gen++
 		fmt.Fprintf(os.Stdout, "s %s\n", id)
 		if i%2 == 1 { // the relay accepted the previous one
 			if err := c.RemoveOutbox(ctx, "o-"+run+"-"+strconv.Itoa(i-1)); err != nil {

@@ -15,6 +15,7 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"time"
 
 	"modernc.org/sqlite" // the "sqlite" driver (pure Go, no cgo)
@@ -143,11 +144,15 @@ func openDB(ctx context.Context, path string, kind storeKind, sync string, creat
 		return nil, 0, fmt.Errorf("%w: store path %q must not contain '?' or '#'", ErrInvalid, abs)
 	}
 	if !create {
-		if _, err := os.Stat(abs); errors.Is(err, fs.ErrNotExist) {
+		if fi, err := os.Stat(abs); errors.Is(err, fs.ErrNotExist) {
 			return nil, 0, fmt.Errorf("%w: no store at %s", ErrNotFound, abs)
 		} else if err != nil {
 			return nil, 0, fmt.Errorf("storage: %w", err)
+		} else if fi.Size() == 0 {
+			return nil, 0, damaged(abs, "it is empty (0 bytes)")
 		}
+	} else if err := createPrivate(abs); err != nil {
+		return nil, 0, err
 	}
 	w, err := sql.Open(driverName, dsn(abs, sync, false))
 	if err != nil {
@@ -164,7 +169,10 @@ func openDB(ctx context.Context, path string, kind storeKind, sync string, creat
 	var appID int32
 	if err := w.QueryRowContext(ctx, "PRAGMA user_version").Scan(&version); err != nil {
 		w.Close()
-		return nil, 0, fmt.Errorf("storage: read schema version of %s: %w", abs, err)
+		if sqliteCode(err) == sqliteNotADB {
+			return nil, 0, damaged(abs, "it is not a SQLite database")
+		}
+		return nil, 0, diskFull(abs, fmt.Errorf("storage: read schema version of %s: %w", abs, err))
 	}
 	if err := w.QueryRowContext(ctx, "PRAGMA application_id").Scan(&appID); err != nil {
 		w.Close()
@@ -172,7 +180,7 @@ func openDB(ctx context.Context, path string, kind storeKind, sync string, creat
 	}
 	if version > 0 && appID != kind.appID {
 		w.Close()
-		return nil, 0, fmt.Errorf("%w: %s (application id %#x, want %s store %#x)", ErrWrongKind, abs, appID, kind.name, kind.appID)
+		return nil, 0, fmt.Errorf("%w: %w: %s (application id %#x, want %s store %#x); restore the right file from a backup", ErrWrongKind, ErrDamaged, abs, appID, kind.name, kind.appID)
 	}
 	migs, err := loadMigrations(kind)
 	if err != nil {
@@ -192,11 +200,11 @@ func openDB(ctx context.Context, path string, kind storeKind, sync string, creat
 		}
 		if n > 0 {
 			w.Close()
-			return nil, 0, fmt.Errorf("%w: %s holds tables but no pfschat schema", ErrWrongKind, abs)
+			return nil, 0, fmt.Errorf("%w: %w: %s holds tables but no pfschat schema; restore the right file from a backup", ErrWrongKind, ErrDamaged, abs)
 		}
 		if !create {
 			w.Close()
-			return nil, 0, fmt.Errorf("%w: %s is empty (create the store first)", ErrNotFound, abs)
+			return nil, 0, damaged(abs, "it holds no schema")
 		}
 	}
 	var keys *keyring
@@ -213,7 +221,7 @@ func openDB(ctx context.Context, path string, kind storeKind, sync string, creat
 	}
 	if err := d.migrate(ctx, kind, migs, version, len(migs), keys); err != nil {
 		w.Close()
-		return nil, 0, err
+		return nil, 0, diskFull(abs, err)
 	}
 	r, err := sql.Open(driverName, dsn(abs, sync, true))
 	if err != nil {
@@ -455,6 +463,11 @@ func (t *txn) query(ctx context.Context, q string, args ...any) (*sql.Rows, erro
 // any error (or panic) rolls everything back.
 func (d *db) write(ctx context.Context, fn func(*txn) error) (err error) {
 	defer func() {
+		if err != nil {
+			err = diskFull(d.path, err)
+		}
+	}()
+	defer func() {
 		if d.want.Load() {
 			d.prepareWanted(context.WithoutCancel(ctx))
 		}
@@ -545,4 +558,79 @@ func (d *db) integrityCheck(ctx context.Context) error {
 		return fmt.Errorf("%w: %s: %s", ErrCorrupt, d.path, strings.Join(problems, "; "))
 	}
 	return nil
+}
+
+// SQLite primary result codes this package tells apart.
+const (
+	sqliteIOErr  = 10
+	sqliteFull   = 13
+	sqliteNotADB = 26
+)
+
+// sqliteCode is the primary SQLite result code in err's chain, 0 if none.
+func sqliteCode(err error) int {
+	var se *sqlite.Error
+	if errors.As(err, &se) {
+		return se.Code() & 0xff
+	}
+	return 0
+}
+
+// damaged is the ErrDamaged error for the file at path, saying why.
+func damaged(path, why string) error {
+	return fmt.Errorf("%w: %s: %s; it is not a usable pfschat store: restore it from a backup (creating a new profile would give up its name)", ErrDamaged, path, why)
+}
+
+// createPrivate makes sure a store about to be created is a file only its owner can
+// read (0600), whatever the umask: SQLite creates the -wal and -shm files with the
+// main file's mode.
+func createPrivate(path string) error {
+	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE|os.O_EXCL, 0o600)
+	if errors.Is(err, fs.ErrExist) {
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("storage: create %s: %w", path, err)
+	}
+	if err := f.Chmod(0o600); err != nil {
+		f.Close()
+		return fmt.Errorf("storage: create %s: %w", path, err)
+	}
+	return f.Close()
+}
+
+// freeBytes is what the filesystem holding dir has left for this user (a variable so a
+// test can play a full disk).
+var freeBytes = func(dir string) (uint64, error) {
+	var st syscall.Statfs_t
+	if err := syscall.Statfs(dir, &st); err != nil {
+		return 0, err
+	}
+	return st.Bavail * uint64(st.Bsize), nil
+}
+
+// lowSpace is how little free space makes an I/O error count as a full disk.
+const lowSpace = 1 << 20
+
+// diskFull turns SQLite's "database or disk is full" and the I/O errors a full disk
+// causes (SQLITE_IOERR_WRITE, _SHMSIZE — "disk I/O error (4874)") into ErrDiskFull
+// naming the disk; other errors pass unchanged.
+func diskFull(path string, err error) error {
+	if err == nil || errors.Is(err, ErrDiskFull) {
+		return err
+	}
+	code := sqliteCode(err)
+	if code != sqliteFull && code != sqliteIOErr && !errors.Is(err, syscall.ENOSPC) {
+		return err
+	}
+	dir := filepath.Dir(path)
+	free, serr := freeBytes(dir)
+	if code != sqliteFull && !errors.Is(err, syscall.ENOSPC) && (serr != nil || free >= lowSpace) {
+		return err // an I/O error with space left: not a full disk
+	}
+	left := "unknown"
+	if serr == nil {
+		left = fmt.Sprintf("%d bytes", free)
+	}
+	return fmt.Errorf("%w: the disk holding %s is full (%s free); nothing was written — free some space on it and try again (%v)", ErrDiskFull, dir, left, err)
 }

@@ -26,6 +26,18 @@
 // and left untouched; a relay file opened as a client (or any foreign database) is
 // refused with ErrWrongKind.
 //
+// # Failing safe
+//
+// A new store file is created 0600 whatever the umask (SQLite gives its -wal and -shm
+// files the same mode). An empty file, one that is not a SQLite database, or a foreign
+// database where a store should be is ErrDamaged ("restore it from a backup"), never
+// ErrNotFound, so no caller mistakes a damaged profile for a missing one and creates a
+// new identity over it. A sealed row that does not open (a message, a prekey, a
+// session, an outbox item) is skipped by the listing reads with a logged warning and
+// counted (CorruptRowsSkipped): one damaged row never bricks a profile. A full disk is
+// ErrDiskFull, naming the directory and the space left, instead of SQLite's
+// "database or disk is full" or "disk I/O error (4874)".
+//
 // # Sealing
 //
 // A client store has a random 32-byte storage key. Every secret — identity private key,
@@ -44,7 +56,8 @@
 // (16), XChaCha20-Poly1305 under the storage key with associated data
 // "pfschat/storage/v1" 0x00 table 0x00 column 0x00 row-key (row key: "1" for the
 // identity, "kind/id" for a prekey, the session id, the message id in decimal, the
-// outbox client id). The keyring row holds mode ('argon2id' or 'none'), kdf_time,
+// outbox client id; a session's id is followed by "#" and its generation from schema
+// version 5 on). The keyring row holds mode ('argon2id' or 'none'), kdf_time,
 // kdf_memory (KiB), kdf_threads, a 16-byte salt and the wrapped key: the same sealed
 // layout under Argon2id(passphrase, salt) with associated data
 // "pfschat/storage-key/v1" 0x00 ‖ time (4, big endian) ‖ memory (4) ‖ threads (1) ‖
@@ -58,6 +71,14 @@
 // caller ack the relay. A send is one call, CommitSend: ratchet state, message row and
 // outbox item; RemoveOutbox once the relay accepted it. A crash at any point therefore
 // loses nothing and never decrypts anything twice.
+//
+// A session row carries a generation, bumped by every commit of it and bound into its
+// seal. Every write of a session names the generation it read (Session.Generation) and
+// is refused with a *StaleSessionError (ErrStaleSession) when the row has moved on: two
+// processes that both opened the profile can never overwrite each other's ratchet
+// state, so no chain key is ever used twice. A first message that created a session is
+// recorded in the same transaction (ReceiveTx.FirstMessage); a copy of it is refused
+// with ErrReplayedFirstMessage, even once the session is gone.
 //
 // On the relay, Enqueue takes a batch and commits it in one transaction (group commit),
 // reporting per message whether it was queued, a duplicate of (From, ClientID), or

@@ -37,6 +37,20 @@ var (
 	ErrBusy = errors.New("storage: store is busy: another process is writing to it")
 	// ErrClosed: the store was closed.
 	ErrClosed = errors.New("storage: store is closed")
+	// ErrStaleSession: a session write named a generation the row has moved past (or
+	// the session is gone): another writer committed a newer state. The concrete error
+	// is a *StaleSessionError. Nothing was written; reload the session and redo the step.
+	ErrStaleSession = errors.New("storage: stale session state")
+	// ErrReplayedFirstMessage: CommitReceive was given a first message (signed prekey
+	// id, KEM prekey, ephemeral key) that was accepted before: a replay. Nothing changed.
+	ErrReplayedFirstMessage = errors.New("storage: first message accepted before (a replay)")
+	// ErrDamaged: the file where a store should be is empty, not a SQLite database, or
+	// not a pfschat store: it is damaged or was replaced. It is left untouched; restore
+	// the profile from a backup (creating a new one would cost the user their name).
+	ErrDamaged = errors.New("storage: store file is damaged")
+	// ErrDiskFull: the disk holding the store is full (SQLITE_FULL, ENOSPC). The
+	// transaction was rolled back; free space on that disk and retry.
+	ErrDiskFull = errors.New("storage: the disk is full")
 	// ErrInvalid: an argument is out of range (bad limit, bad synchronous mode...).
 	ErrInvalid = errors.New("storage: invalid argument")
 )
@@ -56,3 +70,22 @@ func (e *QueueFullError) Error() string {
 
 // Is makes errors.Is(err, ErrQueueFull) true.
 func (e *QueueFullError) Is(target error) bool { return target == ErrQueueFull }
+
+// StaleSessionError reports a refused session write. errors.Is(err, ErrStaleSession)
+// holds for it.
+type StaleSessionError struct {
+	ID      string
+	Read    uint64 // the generation the writer read
+	Current uint64 // the row's generation now (when Exists)
+	Exists  bool   // false: the session was deleted meanwhile
+}
+
+func (e *StaleSessionError) Error() string {
+	if !e.Exists {
+		return fmt.Sprintf("storage: session %.12s was written at generation %d but is gone: another writer removed it", e.ID, e.Read)
+	}
+	return fmt.Sprintf("storage: session %.12s was read at generation %d but is at %d: another writer committed a newer state (is the profile open twice?)", e.ID, e.Read, e.Current)
+}
+
+// Is makes errors.Is(err, ErrStaleSession) true.
+func (e *StaleSessionError) Is(target error) bool { return target == ErrStaleSession }

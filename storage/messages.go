@@ -82,6 +82,12 @@ type Message struct {
 	// History and Messages return messages by it. An incoming message with a Seq lower
 	// than messages that arrived before it is placed before them.
 	Order int64
+	// SenderCardID is the card an incoming message came from ("" before schema 5).
+	SenderCardID string
+	// KeyPending marks an incoming message from a changed identity key the user has not
+	// accepted: it is shown only behind the key-change warning. Accepting that card
+	// (UpdateContact with CardID = SenderCardID) clears it.
+	KeyPending bool
 }
 
 // Cursor pages through a conversation. The zero Cursor starts at the newest message;
@@ -93,19 +99,19 @@ const MaxPage = 1000
 
 func msgRow(id int64) string { return strconv.FormatInt(id, 10) }
 
-const messageCols = "id, contact, direction, body_sealed, sent_at, received_at, state, reason, client_id, relay_id, seq, ord"
+const messageCols = "id, contact, direction, body_sealed, sent_at, received_at, state, reason, client_id, relay_id, seq, ord, sender_card_id, key_pending"
 
 func (c *Client) scanMessage(s interface{ Scan(...any) error }) (Message, error) {
 	var m Message
 	var sealed []byte
 	var sent, recv int64
-	if err := s.Scan(&m.ID, &m.Contact, &m.Direction, &sealed, &sent, &recv, &m.State, &m.Reason, &m.ClientID, &m.RelayID, &m.Seq, &m.Order); err != nil {
+	if err := s.Scan(&m.ID, &m.Contact, &m.Direction, &sealed, &sent, &recv, &m.State, &m.Reason, &m.ClientID, &m.RelayID, &m.Seq, &m.Order, &m.SenderCardID, &m.KeyPending); err != nil {
 		return Message{}, err
 	}
 	m.SentAt, m.ReceivedAt = goTime(sent), goTime(recv)
 	var err error
 	if m.Body, err = c.keys.open("messages", "body", msgRow(m.ID), sealed); err != nil {
-		return Message{}, err
+		return Message{ID: m.ID}, err // the id names the damaged row
 	}
 	return m, nil
 }
@@ -143,6 +149,10 @@ func (c *Client) Messages(ctx context.Context, contact string, cur Cursor, n int
 			break
 		}
 		m, err := c.scanMessage(rows)
+		if errors.Is(err, ErrCorrupt) {
+			c.skipCorrupt("message", msgRow(m.ID), err)
+			continue
+		}
 		if err != nil {
 			return nil, Cursor{}, fmt.Errorf("storage: messages of %q: %w", contact, err)
 		}
@@ -171,6 +181,10 @@ func (c *Client) UnreadMessages(ctx context.Context, contact string) ([]Message,
 	var out []Message
 	for rows.Next() {
 		m, err := c.scanMessage(rows)
+		if errors.Is(err, ErrCorrupt) {
+			c.skipCorrupt("message", msgRow(m.ID), err)
+			continue
+		}
 		if err != nil {
 			return nil, fmt.Errorf("storage: unread messages of %q: %w", contact, err)
 		}
@@ -336,7 +350,8 @@ func (c *Client) Outbox(ctx context.Context) ([]OutboxItem, error) {
 		}
 		it.CreatedAt = goTime(created)
 		if it.Payload, err = c.keys.open("outbox", "payload", it.ClientID, sealed); err != nil {
-			return nil, err
+			c.skipCorrupt("outbox item", it.ClientID, err)
+			continue
 		}
 		out = append(out, it)
 	}
@@ -380,7 +395,7 @@ func (c *Client) SettleOutbox(ctx context.Context, clientID, failure string) (m 
 			q = "UPDATE messages SET state = ?, reason = ? WHERE id = ? RETURNING " + messageCols
 			args = []any{Failed, failure, msgID}
 		}
-		err = tx.scan(ctx, q, args, &m.ID, &m.Contact, &m.Direction, &sealedBody, &sent, &recv, &m.State, &m.Reason, &m.ClientID, &m.RelayID, &m.Seq, &m.Order)
+		err = tx.scan(ctx, q, args, &m.ID, &m.Contact, &m.Direction, &sealedBody, &sent, &recv, &m.State, &m.Reason, &m.ClientID, &m.RelayID, &m.Seq, &m.Order, &m.SenderCardID, &m.KeyPending)
 		if errors.Is(err, sql.ErrNoRows) {
 			return nil // the message was deleted with its contact
 		}
@@ -405,7 +420,7 @@ func (c *Client) SettleOutbox(ctx context.Context, clientID, failure string) (m 
 // message and place in the queue, and is no longer awaiting. ErrNotFound if no item
 // with that client id awaits a session.
 func (c *Client) CommitAwaited(ctx context.Context, s Session, clientID string, payload []byte) error {
-	sessSealed, err := c.keys.seal("sessions", "state", s.ID, s.State)
+	sessSealed, err := c.sealSession(s)
 	if err != nil {
 		return err
 	}
@@ -448,7 +463,7 @@ func (c *Client) CommitSend(ctx context.Context, s SendTx) (int64, error) {
 	var sessSealed []byte
 	if s.Session.ID != "" {
 		var err error
-		if sessSealed, err = c.keys.seal("sessions", "state", s.Session.ID, s.Session.State); err != nil {
+		if sessSealed, err = c.sealSession(s.Session); err != nil {
 			return 0, err
 		}
 	}
@@ -479,6 +494,10 @@ func (c *Client) CommitSend(ctx context.Context, s SendTx) (int64, error) {
 			}
 			var err error
 			if msgID, s.Message.Order, err = c.insertMessage(ctx, tx, m); err != nil {
+				return err
+			}
+			// Writing to a contact is consent to receipts going to them.
+			if _, err := tx.exec(ctx, "UPDATE contacts SET consented = 1 WHERE name = ? AND consented = 0", m.Contact); err != nil {
 				return err
 			}
 		}
@@ -541,9 +560,9 @@ func (c *Client) insertMessage(ctx context.Context, tx *txn, m Message) (id, ord
 			return 0, 0, err
 		}
 	}
-	_, err = tx.exec(ctx, `INSERT INTO messages (id, contact, direction, body_sealed, sent_at, received_at, state, reason, client_id, relay_id, seq, ord)
-		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
-		id, m.Contact, m.Direction, body, dbTime(m.SentAt), dbTime(m.ReceivedAt), m.State, m.Reason, m.ClientID, m.RelayID, int64(m.Seq), ord)
+	_, err = tx.exec(ctx, `INSERT INTO messages (id, contact, direction, body_sealed, sent_at, received_at, state, reason, client_id, relay_id, seq, ord, sender_card_id, key_pending)
+		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+		id, m.Contact, m.Direction, body, dbTime(m.SentAt), dbTime(m.ReceivedAt), m.State, m.Reason, m.ClientID, m.RelayID, int64(m.Seq), ord, m.SenderCardID, boolInt(m.KeyPending))
 	if err != nil {
 		return 0, 0, fmt.Errorf("insert message for %q: %w", m.Contact, err)
 	}
@@ -611,11 +630,28 @@ type ReceiveTx struct {
 	RelayID         string           // the relay's id of the message: ErrDuplicate if seen
 	DeliveryUpdates []DeliveryUpdate // receipts for our outgoing messages, by client id
 
+	// FirstMessage, for a first message that created Session, is recorded in the same
+	// transaction; ErrReplayedFirstMessage (nothing changed) if it was recorded before.
+	FirstMessage *FirstMessage
+	// SkippedChains are the ratchet keys of the chains Session holds skipped message
+	// keys for; those not recorded yet are recorded as first seen at Session.UpdatedAt
+	// (see ExpiredSkippedChains).
+	SkippedChains [][]byte
+
 	// Additions (optional).
 	Card       *Card    // upserted first (the card of a first-time sender)
-	NewContact *Contact // added when no contact of that name exists (Name, CardID, AddedAt)
+	NewContact *Contact // added when no contact of that name exists (Name, CardID, AddedAt, Consented)
 	From       string   // sender's contact name: DeliveryUpdates only touch messages sent to
 	// them; defaults to Message.Contact. Empty with no Message: any outgoing message.
+}
+
+// FirstMessage identifies an accepted first message: the prekeys it names and the
+// initiator's ephemeral key. A copy of it is a replay, however many sessions later.
+type FirstMessage struct {
+	SignedPreKeyID uint32
+	KEMKind        uint8
+	KEMPreKeyID    uint32
+	Ephemeral      []byte
 }
 
 // PreKeyRef names one of our prekeys.
@@ -705,7 +741,7 @@ func (c *Client) CommitReceiveBatch(ctx context.Context, rs []ReceiveTx) ([]Rece
 
 // itemError reports errors that belong to one receive (its data), not to the batch.
 func itemError(err error) bool {
-	return errors.Is(err, ErrDuplicate) || errors.Is(err, ErrNotFound) || errors.Is(err, ErrInvalid) || errors.Is(err, ErrExists)
+	return errors.Is(err, ErrDuplicate) || errors.Is(err, ErrNotFound) || errors.Is(err, ErrStaleSession) || errors.Is(err, ErrReplayedFirstMessage) || errors.Is(err, ErrInvalid) || errors.Is(err, ErrExists)
 }
 
 // preparedReceive is a ReceiveTx with its secrets sealed, ready for a transaction.
@@ -719,7 +755,7 @@ func (c *Client) prepareReceive(r ReceiveTx) (*preparedReceive, error) {
 	p := &preparedReceive{r: r, from: r.From}
 	if r.Session != nil {
 		var err error
-		if p.sessSealed, err = c.keys.seal("sessions", "state", r.Session.ID, r.Session.State); err != nil {
+		if p.sessSealed, err = c.sealSession(*r.Session); err != nil {
 			return nil, err
 		}
 	}
@@ -743,6 +779,19 @@ func (c *Client) receiveTx(ctx context.Context, tx *txn, p *preparedReceive) (in
 			return 0, fmt.Errorf("%w: %s", ErrDuplicate, r.RelayID)
 		}
 	}
+	if f := r.FirstMessage; f != nil {
+		if len(f.Ephemeral) == 0 {
+			return 0, fmt.Errorf("%w: first message without an ephemeral key", ErrInvalid)
+		}
+		n, err := tx.execN(ctx, "INSERT INTO first_messages (spk_id, kem_kind, kem_id, ephemeral, seen_at) VALUES (?, ?, ?, ?, ?) ON CONFLICT DO NOTHING",
+			f.SignedPreKeyID, f.KEMKind, f.KEMPreKeyID, f.Ephemeral, time.Now().UnixNano())
+		if err != nil {
+			return 0, err
+		}
+		if n == 0 {
+			return 0, fmt.Errorf("%w: signed prekey %d, KEM prekey %d/%d", ErrReplayedFirstMessage, f.SignedPreKeyID, f.KEMKind, f.KEMPreKeyID)
+		}
+	}
 	if r.Card != nil {
 		data := r.Card.Data
 		if data == nil {
@@ -763,11 +812,24 @@ func (c *Client) receiveTx(ctx context.Context, tx *txn, p *preparedReceive) (in
 			if err := addContact(ctx, tx, r.NewContact.Name, r.NewContact.CardID, r.NewContact.AddedAt); err != nil {
 				return 0, err
 			}
+			if !r.NewContact.Consented {
+				if _, err := tx.exec(ctx, "UPDATE contacts SET consented = 0 WHERE name = ?", r.NewContact.Name); err != nil {
+					return 0, err
+				}
+			}
 		}
 	}
 	if sessSealed != nil {
 		if err := putSession(ctx, tx, *r.Session, sessSealed); err != nil {
 			return 0, err
+		}
+	}
+	if r.Session != nil {
+		for _, dh := range r.SkippedChains {
+			if _, err := tx.exec(ctx, "INSERT INTO skipped_chains (session_id, dh, first_seen) VALUES (?, ?, ?) ON CONFLICT DO NOTHING",
+				r.Session.ID, dh, dbTime(r.Session.UpdatedAt)); err != nil {
+				return 0, err
+			}
 		}
 	}
 	for _, k := range r.ConsumedPreKeys {
@@ -825,4 +887,97 @@ func (c *Client) ForgetRelayIDs(ctx context.Context, before time.Time) (int, err
 		return 0, fmt.Errorf("storage: forget relay ids: %w", err)
 	}
 	return int(n), nil
+}
+
+// FirstMessageSeen reports whether a first message was recorded (accepted before).
+func (c *Client) FirstMessageSeen(ctx context.Context, f FirstMessage) (bool, error) {
+	var n int
+	err := c.db.queryRow(ctx, "SELECT count(*) FROM first_messages WHERE spk_id = ? AND kem_kind = ? AND kem_id = ? AND ephemeral = ?",
+		f.SignedPreKeyID, f.KEMKind, f.KEMPreKeyID, f.Ephemeral).Scan(&n)
+	if err != nil {
+		return false, fmt.Errorf("storage: look up first message: %w", err)
+	}
+	return n > 0, nil
+}
+
+// ForgetFirstMessages drops the records of first messages to signed prekeys that are
+// deleted: a copy of such a message cannot be read any more, so it needs no record.
+func (c *Client) ForgetFirstMessages(ctx context.Context, signedPreKeyIDs []uint32) error {
+	err := c.db.write(ctx, func(tx *txn) error {
+		for _, id := range signedPreKeyIDs {
+			if _, err := tx.exec(ctx, "DELETE FROM first_messages WHERE spk_id = ?", id); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return fmt.Errorf("storage: forget first messages: %w", err)
+	}
+	return nil
+}
+
+// SkippedChain is a chain of skipped message keys of a session, by its ratchet key.
+type SkippedChain struct {
+	SessionID  string
+	PeerCardID string
+	DH         []byte
+	FirstSeen  time.Time
+}
+
+// ExpiredSkippedChains lists the recorded chains of skipped keys first seen before
+// before, in sessions that still exist (records of deleted sessions are dropped).
+func (c *Client) ExpiredSkippedChains(ctx context.Context, before time.Time) ([]SkippedChain, error) {
+	err := c.db.write(ctx, func(tx *txn) error {
+		_, err := tx.exec(ctx, "DELETE FROM skipped_chains WHERE session_id NOT IN (SELECT id FROM sessions)")
+		return err
+	})
+	if err != nil {
+		return nil, fmt.Errorf("storage: skipped chains: %w", err)
+	}
+	rows, err := c.db.query(ctx, `SELECT k.session_id, s.peer_card_id, k.dh, k.first_seen FROM skipped_chains k
+		JOIN sessions s ON s.id = k.session_id WHERE k.first_seen < ? ORDER BY k.session_id, k.first_seen`, dbTime(before))
+	if err != nil {
+		return nil, fmt.Errorf("storage: skipped chains: %w", err)
+	}
+	defer rows.Close()
+	var out []SkippedChain
+	for rows.Next() {
+		var k SkippedChain
+		var seen int64
+		if err := rows.Scan(&k.SessionID, &k.PeerCardID, &k.DH, &seen); err != nil {
+			return nil, fmt.Errorf("storage: skipped chains: %w", err)
+		}
+		k.FirstSeen = goTime(seen)
+		out = append(out, k)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("storage: skipped chains: %w", err)
+	}
+	return out, nil
+}
+
+// ExpireSkippedChains commits s (its state without the chains' keys; a
+// compare-and-swap like every session write) and forgets the chains' records, in one
+// transaction.
+func (c *Client) ExpireSkippedChains(ctx context.Context, s Session, dhs [][]byte) error {
+	sealed, err := c.sealSession(s)
+	if err != nil {
+		return err
+	}
+	err = c.db.write(ctx, func(tx *txn) error {
+		if err := putSession(ctx, tx, s, sealed); err != nil {
+			return err
+		}
+		for _, dh := range dhs {
+			if _, err := tx.exec(ctx, "DELETE FROM skipped_chains WHERE session_id = ? AND dh = ?", s.ID, dh); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return fmt.Errorf("storage: expire skipped keys: %w", err)
+	}
+	return nil
 }

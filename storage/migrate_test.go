@@ -472,8 +472,19 @@ func checkClientSeed(t *testing.T, path string) {
 		t.Fatalf("NextSendSeq after migration = %d, %v; want 1", n, err)
 	}
 	ss, err := c.Sessions(ctx, "cb")
-	if err != nil || len(ss) != 1 || string(ss[0].State) != "v1 state" {
+	if err != nil || len(ss) != 1 || string(ss[0].State) != "v1 state" || ss[0].Generation != 0 {
 		t.Fatalf("seeded session after migration: %+v %v", ss, err)
+	}
+	// A session sealed before generations (0) is written back at generation 1.
+	ss[0].State = []byte("next state")
+	if err := c.PutSession(ctx, ss[0]); err != nil {
+		t.Fatalf("writing a pre-generation session: %v", err)
+	}
+	if ss, err = c.Sessions(ctx, "cb"); err != nil || len(ss) != 1 || string(ss[0].State) != "next state" || ss[0].Generation != 1 {
+		t.Fatalf("session written after migration: %+v %v", ss, err)
+	}
+	if ct, err := c.Contact(ctx, "bob"); err != nil || !ct.Consented {
+		t.Fatalf("a contact from before version 5 must keep getting receipts: %+v %v", ct, err)
 	}
 	ct, err := c.Contact(ctx, "bob")
 	if err != nil || !ct.Verified || ct.Unread != 1 {

@@ -124,6 +124,9 @@ func TestSendRoundTrips(t *testing.T) {
 	if _, err := alice.AddContact(ctx, "bob"); err != nil {
 		t.Fatal(err)
 	}
+	if _, err := bob.AddContact(ctx, "alice"); err != nil { // receipts go only to contacts bob accepted
+		t.Fatal(err)
+	}
 	first, err := alice.Send(ctx, "bob", "hello")
 	if err != nil {
 		t.Fatal(err)

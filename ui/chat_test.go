@@ -303,6 +303,7 @@ func TestReconnectingStatusAndOutbox(t *testing.T) {
 	ctx := t.Context()
 	alice, bob := newUser(t, r, "alice"), newUser(t, r, "bob")
 	chattest.AddContact(t, alice, "bob")
+	chattest.AddContact(t, bob, "alice") // receipts go only to contacts bob accepted
 	tm, fr := startUI(t, Options{Backend: alice.Controller, OpenContact: "bob"}, 100, 30)
 	fr.WaitText(t, "relay connected", "bob")
 	// The session needs bob's prekey bundle from the relay: start it while online.

@@ -128,6 +128,12 @@ func (r *convRenderer) render(it *msgItem) []string {
 		for i := range body {
 			body[i] = s.Undecryptable.Render(body[i])
 		}
+	case m.KeyPending:
+		// Behind the key-change warning: the text is not shown as the contact's.
+		body = wrapText("⚠ message from "+r.contact+"'s new, not yet accepted identity key — /accept to review the key and read it", textW)
+		for i := range body {
+			body[i] = s.KeyChanged.Render(body[i])
+		}
 	default:
 		body = wrapText(m.Text, textW)
 		for i := range body {

@@ -130,6 +130,7 @@ func (b *memBackend) AcceptKey(ctx context.Context, contact string) error {
 }
 
 func (b *memBackend) RotateKeys(ctx context.Context, n int) error            { return nil }
+func (b *memBackend) SetReadReceipts(ctx context.Context, on bool) error     { return nil }
 func (b *memBackend) ResetSession(ctx context.Context, contact string) error { return nil }
 func (b *memBackend) Events() <-chan chat.Event                              { return b.events }
 func (b *memBackend) Close() error                                           { return nil }

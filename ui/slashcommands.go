@@ -82,6 +82,19 @@ var slashCommands = []slashCommand{
 		},
 	},
 	{
+		name: "/receipts", args: "on|off", help: "turn read receipts on or off (sent only to contacts you wrote to)",
+		run: func(m *mainScreen, args []string) tea.Cmd {
+			rs, ok := m.b.(readReceiptsSetter)
+			if len(args) != 1 || (args[0] != "on" && args[0] != "off") || !ok {
+				m.setNotice("usage: /receipts on|off", true)
+				return nil
+			}
+			on := args[0] == "on"
+			m.setNotice("read receipts "+args[0], false)
+			return m.c.op("receipts", "", func(ctx context.Context) error { return rs.SetReadReceipts(ctx, on) })
+		},
+	},
+	{
 		name: "/bell", help: "turn the bell for messages in other conversations on or off",
 		run: func(m *mainScreen, _ []string) tea.Cmd {
 			m.c.bell = !m.c.bell
@@ -107,6 +120,12 @@ var slashCommands = []slashCommand{
 			return func() tea.Msg { return quitMsg{} }
 		},
 	},
+}
+
+// readReceiptsSetter is implemented by backends whose read-receipt preference is kept
+// in the profile (*chat.Controller).
+type readReceiptsSetter interface {
+	SetReadReceipts(ctx context.Context, on bool) error
 }
 
 // lookupSlashCommand finds a command by its name or one of its aliases.

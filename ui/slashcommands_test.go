@@ -43,7 +43,9 @@ func TestSlashCommandTable(t *testing.T) {
 			m.open = "bob"
 			m.setNotice("", false)
 			words := []string{name}
-			if sc.args != "" {
+			if sc.args == "on|off" {
+				words = append(words, "off")
+			} else if sc.args != "" {
 				words = append(words, "carol")
 			}
 			cmd := m.command(words)

@@ -326,6 +326,10 @@ func explain(e *env, err error) string {
 		return "wrong passphrase for this profile; try again (check " + profile.EnvPassphrase + " or --passphrase-file)"
 	case errors.Is(err, chat.ErrNoProfile):
 		return fmt.Sprintf("%v\nno identity yet: create one with 'pfschat init --name NAME' (or pass --home DIR to use another profile)", err)
+	case errors.Is(err, chat.ErrProfileDamaged):
+		return fmt.Sprintf("%v\nthe profile's file is damaged; do not run 'pfschat init' here (that would give up your name): restore the file from a backup", err)
+	case errors.Is(err, chat.ErrDiskFull):
+		return fmt.Sprintf("%v", err)
 	case errors.Is(err, chat.ErrProfileExists):
 		return fmt.Sprintf("%v\nthis profile already has an identity; use another --home DIR to create a second one", err)
 	case errors.Is(err, chat.ErrNameTaken):

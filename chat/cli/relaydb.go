@@ -50,7 +50,7 @@ func openRelayStore(ctx context.Context, path string, opts storage.RelayOptions)
 	if err == nil {
 		return store, nil
 	}
-	if errors.Is(err, storage.ErrWrongKind) || strings.Contains(err.Error(), "not a database") {
+	if errors.Is(err, storage.ErrWrongKind) || errors.Is(err, storage.ErrDamaged) || strings.Contains(err.Error(), "not a database") {
 		return nil, fmt.Errorf("%w: %s (%v). pfschat never overwrites a file it did not write, even with --init: "+
 			"move it away or choose another --db", errNotRelayDB, path, err)
 	}
