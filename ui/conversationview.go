@@ -119,6 +119,11 @@ func (r *convRenderer) render(it *msgItem) []string {
 
 	var body []string
 	switch {
+	case !m.Outgoing && m.State == chat.Failed && m.Reason == chat.WithdrawnReason:
+		body = wrapText("⚠ a message from "+r.contact+" was not delivered: "+m.Reason, textW)
+		for i := range body {
+			body[i] = s.Undecryptable.Render(body[i])
+		}
 	case m.State == chat.UndecryptableState || (!m.Outgoing && m.State == chat.Failed):
 		reason := m.Reason
 		if reason == "" {

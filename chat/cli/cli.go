@@ -561,7 +561,7 @@ type jsonMessage struct {
 func recvLine(m chat.Message, asJSON bool) string {
 	if asJSON {
 		j := jsonMessage{ID: m.ID, From: m.Contact, Text: m.Text, SentAt: m.SentAt.UTC(), ReceivedAt: m.ReceivedAt.UTC(), Seq: m.Seq, KeyPending: m.KeyPending}
-		if m.State == chat.UndecryptableState {
+		if m.State == chat.UndecryptableState || m.State == chat.Failed {
 			j.State, j.Reason = m.State.String(), m.Reason
 		}
 		b, _ := json.Marshal(j)
@@ -569,6 +569,9 @@ func recvLine(m chat.Message, asJSON bool) string {
 	}
 	if m.State == chat.UndecryptableState {
 		return fmt.Sprintf("%s  %s: [could not decrypt: %s]\n", m.ReceivedAt.Local().Format(time.DateTime), m.Contact, m.Reason)
+	}
+	if m.State == chat.Failed {
+		return fmt.Sprintf("%s  %s: [a message was not delivered: %s]\n", m.SentAt.Local().Format(time.DateTime), m.Contact, m.Reason)
 	}
 	if m.KeyPending {
 		return fmt.Sprintf("%s  %s [NEW KEY NOT ACCEPTED — may not be %s; compare safety numbers, then pfschat accept-key %s]: %s\n",

@@ -36,3 +36,15 @@ func TestRecvLineMarksKeyPending(t *testing.T) {
 		t.Errorf("ordinary message has key_pending: %v", k)
 	}
 }
+
+// A message the contact's relay refused (a withdrawn notice) prints as not delivered.
+func TestRecvLineWithdrawn(t *testing.T) {
+	m := chat.Message{ID: 8, Contact: "alice", SentAt: time.Unix(1e9, 0), Seq: 2, State: chat.Failed, Reason: chat.WithdrawnReason}
+	if line := recvLine(m, false); !strings.Contains(line, "alice: [a message was not delivered: "+chat.WithdrawnReason+"]") {
+		t.Errorf("text line %q", line)
+	}
+	var j map[string]any
+	if err := json.Unmarshal([]byte(recvLine(m, true)), &j); err != nil || j["state"] != "failed" || j["reason"] != chat.WithdrawnReason {
+		t.Errorf("json %v (%v)", j, err)
+	}
+}
