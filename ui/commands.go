@@ -31,6 +31,7 @@ type (
 		before  int64
 		msgs    []chat.Message
 		err     error
+		gaps    []chat.Gap // the contact's missing messages (GapReporter), nil without
 	}
 	sentMsg struct {
 		contact string
@@ -87,7 +88,11 @@ func (c *common) loadHistory(b Backend, contact string, before int64) tea.Cmd {
 		ctx, cancel := c.opCtx()
 		defer cancel()
 		msgs, err := b.History(ctx, contact, before, historyPage)
-		return historyMsg{contact, before, msgs, err}
+		var gaps []chat.Gap
+		if gr, ok := b.(GapReporter); ok && err == nil {
+			gaps, _ = gr.Gaps(ctx, contact) // best effort: no gap lines is the old view
+		}
+		return historyMsg{contact, before, msgs, err, gaps}
 	}
 }
 

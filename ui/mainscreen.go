@@ -424,6 +424,7 @@ func (m *mainScreen) onHistory(msg historyMsg) tea.Cmd {
 		cv.exhausted = true
 	}
 	cv.prepend(msg.msgs, m.c.loc)
+	cv.setGaps(msg.gaps)
 	if cv.pendingNew > 0 {
 		cv.markNew(cv.pendingNew)
 		cv.pendingNew = 0
