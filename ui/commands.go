@@ -33,6 +33,10 @@ type (
 		err     error
 		gaps    []chat.Gap // the contact's missing messages (GapReporter), nil without
 	}
+	gapsMsg struct {
+		contact string
+		gaps    []chat.Gap
+	}
 	sentMsg struct {
 		contact string
 		text    string
@@ -94,6 +98,24 @@ func (c *common) loadHistory(b Backend, contact string, before int64) tea.Cmd {
 		}
 		return historyMsg{contact, before, msgs, err, gaps}
 	}
+}
+
+// loadGaps reads contact's gaps after a delay (nil without a GapReporter backend): a
+// gap shows GapWait after the message behind it arrived, and goes when it arrives.
+func (c *common) loadGaps(b Backend, contact string, after time.Duration) tea.Cmd {
+	gr, ok := b.(GapReporter)
+	if !ok {
+		return nil
+	}
+	return tea.Tick(after, func(time.Time) tea.Msg {
+		ctx, cancel := c.opCtx()
+		defer cancel()
+		gaps, err := gr.Gaps(ctx, contact)
+		if err != nil {
+			return nil
+		}
+		return gapsMsg{contact, gaps}
+	})
 }
 
 func (c *common) send(b Backend, contact, text string) tea.Cmd {

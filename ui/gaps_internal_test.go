@@ -40,4 +40,13 @@ func TestGapLineShownAndCleared(t *testing.T) {
 	if view := strings.Join(ms.conversationView(100, 20), "\n"); strings.Contains(view, "has not arrived") {
 		t.Fatalf("gap line stayed:\n%s", view)
 	}
+	// A later read (after a message arrived) brings it back and clears it again.
+	ms.Update(gapsMsg{"bob", []chat.Gap{{Contact: "bob", From: 2, To: 2, Before: third}}})
+	if view := strings.Join(ms.conversationView(100, 20), "\n"); !strings.Contains(view, "a message from bob has not arrived") {
+		t.Fatalf("gapsMsg shows no gap line:\n%s", view)
+	}
+	ms.Update(gapsMsg{"bob", nil})
+	if view := strings.Join(ms.conversationView(100, 20), "\n"); strings.Contains(view, "has not arrived") {
+		t.Fatalf("gap line stayed:\n%s", view)
+	}
 }
