@@ -16,7 +16,7 @@ const GapWait = time.Minute
 
 // WithdrawnReason is the Reason of the incoming Failed message that stands in for a
 // message of the contact's that the relay refused (chat/PAYLOAD.md §4.6).
-const WithdrawnReason = "the relay refused it, so it was never delivered"
+const WithdrawnReason = "the relay refused it"
 
 // Gap is a run of a contact's messages that has not arrived: sequence numbers From..To
 // are missing although a later message (Before, a message ID) arrived at least GapWait
