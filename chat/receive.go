@@ -410,6 +410,13 @@ func (c *Controller) receive(ctx context.Context, in *client.Incoming, relayID s
 			ClientID: incomingClientID(in.From, pl.ID), RelayID: relayID,
 			SenderCardID: card.ID(), KeyPending: keyPending}
 		res.receiptFor, res.receiptID = in.From, pl.ID
+	case pl.Type == payload.Withdrawn:
+		// The relay refused the contact's message for good (chat/PAYLOAD.md §4.6): its
+		// place in the conversation says so, and its number is no hole (Gaps). No client
+		// id: no receipt may ever name the refused message (it would mark it read).
+		tx.Message = &storage.Message{Contact: in.From, Direction: storage.Incoming,
+			SentAt: pl.At, ReceivedAt: now, State: Failed, Reason: WithdrawnReason, Seq: pl.Seq, RelayID: relayID,
+			SenderCardID: card.ID(), KeyPending: keyPending}
 	case pl.Type != payload.Delivered && pl.Type != payload.Read:
 		// Specified in PAYLOAD.md but not acted on yet (retry requests, identity
 		// changes, attachments): ignored as an unknown type would be.

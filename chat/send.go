@@ -172,6 +172,9 @@ func (c *Controller) settle(ctx context.Context, it storage.OutboxItem, failure 
 	if ok {
 		msg := toMessage(m)
 		c.emit(Event{Kind: DeliveryChanged, Contact: m.Contact, Message: &msg})
+		if failure != "" && m.Direction == storage.Outgoing && m.Seq > 0 {
+			c.sendWithdrawn(ctx, m)
+		}
 	}
 	return nil
 }
@@ -251,25 +254,46 @@ func (c *Controller) sendReceipt(ctx context.Context, contact string, kind paylo
 			c.log.Error("encoding receipt", "err", err)
 			return
 		}
-		c.mu.Lock()
-		r, _, err := c.sendableContact(ctx, contact)
-		if err == nil && !r.Consented {
-			// Less metadata: a stranger learns nothing (not even that the message
-			// arrived) until the user writes to or accepts them.
-			err = errNoConsent
-		}
-		var s *Session
-		if err == nil {
-			s, err = c.activeSession(ctx, r.CardID)
-		}
-		if err == nil && s != nil {
-			_, err = c.commitEncrypted(ctx, s, contact, plain, newClientID(), nil)
-		}
-		c.mu.Unlock()
-		if err != nil {
+		if err := c.queueControl(ctx, contact, plain); err != nil {
 			c.log.Info("receipt not sent", "contact", contact, "err", err)
 			return
 		}
+	}
+	c.kickSender()
+}
+
+// queueControl commits a payload that is no message (a receipt, a withdrawn notice) to
+// the outbox, in the contact's active session; it is not sent to a contact the user has
+// not consented to, nor without a session.
+func (c *Controller) queueControl(ctx context.Context, contact string, plain []byte) error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	r, _, err := c.sendableContact(ctx, contact)
+	if err == nil && !r.Consented {
+		// Less metadata: a stranger learns nothing (not even that the message
+		// arrived) until the user writes to or accepts them.
+		err = errNoConsent
+	}
+	var s *Session
+	if err == nil {
+		s, err = c.activeSession(ctx, r.CardID)
+	}
+	if err == nil && s != nil {
+		_, err = c.commitEncrypted(ctx, s, contact, plain, newClientID(), nil)
+	}
+	return err
+}
+
+// sendWithdrawn tells the contact that message m, refused by the relay for good, will
+// never arrive, so its sequence number is no hole (chat/PAYLOAD.md §4.6).
+func (c *Controller) sendWithdrawn(ctx context.Context, m storage.Message) {
+	plain, err := payload.Encode(&payload.Payload{Type: payload.Withdrawn, At: c.now(), ID: m.ClientID, Seq: m.Seq})
+	if err == nil {
+		err = c.queueControl(ctx, m.Contact, plain)
+	}
+	if err != nil {
+		c.log.Info("withdrawn notice not sent", "contact", m.Contact, "err", err)
+		return
 	}
 	c.kickSender()
 }

@@ -981,3 +981,35 @@ func (c *Client) ExpireSkippedChains(ctx context.Context, s Session, dhs [][]byt
 	}
 	return nil
 }
+
+// SeqMark is where one incoming message stands in its sender's sequence (Message.Seq).
+type SeqMark struct {
+	ID         int64
+	Seq        uint64
+	SentAt     time.Time
+	ReceivedAt time.Time
+}
+
+// IncomingSeqs returns the sequence marks of a contact's incoming messages that carry a
+// sequence number (Seq > 0), in no particular order; the bodies are not read.
+func (c *Client) IncomingSeqs(ctx context.Context, contact string) ([]SeqMark, error) {
+	rows, err := c.db.query(ctx, "SELECT id, seq, sent_at, received_at FROM messages WHERE contact = ? AND direction = 1 AND seq > 0", contact)
+	if err != nil {
+		return nil, fmt.Errorf("storage: sequence numbers of %q: %w", contact, err)
+	}
+	defer rows.Close()
+	var out []SeqMark
+	for rows.Next() {
+		var m SeqMark
+		var seq, sent, recv int64
+		if err := rows.Scan(&m.ID, &seq, &sent, &recv); err != nil {
+			return nil, fmt.Errorf("storage: sequence numbers of %q: %w", contact, err)
+		}
+		m.Seq, m.SentAt, m.ReceivedAt = uint64(seq), goTime(sent), goTime(recv)
+		out = append(out, m)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("storage: sequence numbers of %q: %w", contact, err)
+	}
+	return out, nil
+}

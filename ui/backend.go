@@ -37,6 +37,12 @@ type KeyChangeInspector interface {
 	PendingSafetyNumber(ctx context.Context, contact string) (chat.SafetyNumber, error)
 }
 
+// GapReporter is implemented by backends that know which of a contact's messages have
+// not arrived (*chat.Controller does): the conversation shows a line in their place.
+type GapReporter interface {
+	Gaps(ctx context.Context, contact string) ([]chat.Gap, error)
+}
+
 // Profile opens or creates the local profile behind the UI: onboarding and unlock talk to
 // it and receive the Backend the main screen runs on.
 type Profile interface {

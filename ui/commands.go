@@ -31,6 +31,11 @@ type (
 		before  int64
 		msgs    []chat.Message
 		err     error
+		gaps    []chat.Gap // the contact's missing messages (GapReporter), nil without
+	}
+	gapsMsg struct {
+		contact string
+		gaps    []chat.Gap
 	}
 	sentMsg struct {
 		contact string
@@ -87,8 +92,30 @@ func (c *common) loadHistory(b Backend, contact string, before int64) tea.Cmd {
 		ctx, cancel := c.opCtx()
 		defer cancel()
 		msgs, err := b.History(ctx, contact, before, historyPage)
-		return historyMsg{contact, before, msgs, err}
+		var gaps []chat.Gap
+		if gr, ok := b.(GapReporter); ok && err == nil {
+			gaps, _ = gr.Gaps(ctx, contact) // best effort: no gap lines is the old view
+		}
+		return historyMsg{contact, before, msgs, err, gaps}
 	}
+}
+
+// loadGaps reads contact's gaps after a delay (nil without a GapReporter backend): a
+// gap shows GapWait after the message behind it arrived, and goes when it arrives.
+func (c *common) loadGaps(b Backend, contact string, after time.Duration) tea.Cmd {
+	gr, ok := b.(GapReporter)
+	if !ok {
+		return nil
+	}
+	return tea.Tick(after, func(time.Time) tea.Msg {
+		ctx, cancel := c.opCtx()
+		defer cancel()
+		gaps, err := gr.Gaps(ctx, contact)
+		if err != nil {
+			return nil
+		}
+		return gapsMsg{contact, gaps}
+	})
 }
 
 func (c *common) send(b Backend, contact, text string) tea.Cmd {

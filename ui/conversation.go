@@ -67,6 +67,7 @@ func (cv *conversation) clearNew() {
 type msgItem struct {
 	m       chat.Message
 	withDay bool // a day separator goes above this message
+	gap     bool // "a message from NAME has not arrived" goes above this message
 	newMark int  // > 0: a "N new" divider goes above this message
 
 	lines []string // rendered at width; nil = stale
@@ -298,5 +299,19 @@ func (cv *conversation) clampAnchor(r *convRenderer) {
 func (cv *conversation) invalidate() {
 	for _, it := range cv.items {
 		it.lines = nil
+	}
+}
+
+// setGaps marks the loaded messages that have a missing message before them (chat.Gap)
+// and unmarks the others: a message that arrived late clears its gap.
+func (cv *conversation) setGaps(gaps []chat.Gap) {
+	before := make(map[int64]bool, len(gaps))
+	for _, g := range gaps {
+		before[g.Before] = true
+	}
+	for _, it := range cv.items {
+		if it.gap != before[it.m.ID] {
+			it.gap, it.lines = !it.gap, nil
+		}
 	}
 }

@@ -100,6 +100,9 @@ func (r *convRenderer) render(it *msgItem) []string {
 	if it.withDay {
 		out = append(out, r.daySeparator(msgTime(m)))
 	}
+	if it.gap {
+		out = append(out, fitLine(s.Undecryptable.Render("  ⚠ a message from "+r.contact+" has not arrived"), r.width))
+	}
 	if it.newMark > 0 {
 		label := fmt.Sprintf("%d new", it.newMark)
 		if it.newMark == 1 {
@@ -119,6 +122,11 @@ func (r *convRenderer) render(it *msgItem) []string {
 
 	var body []string
 	switch {
+	case !m.Outgoing && m.State == chat.Failed && m.Reason == chat.WithdrawnReason:
+		body = wrapText("⚠ a message from "+r.contact+" was not delivered: "+m.Reason, textW)
+		for i := range body {
+			body[i] = s.Undecryptable.Render(body[i])
+		}
 	case m.State == chat.UndecryptableState || (!m.Outgoing && m.State == chat.Failed):
 		reason := m.Reason
 		if reason == "" {

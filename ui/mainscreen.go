@@ -204,6 +204,11 @@ func (m *mainScreen) Update(msg tea.Msg) (screen, tea.Cmd) {
 		return m, m.onContacts(msg)
 	case historyMsg:
 		return m, m.onHistory(msg)
+	case gapsMsg:
+		if cv, ok := m.convs[msg.contact]; ok && cv.loaded {
+			cv.setGaps(msg.gaps)
+		}
+		return m, nil
 	case sentMsg:
 		if msg.err != nil {
 			m.setNotice("not sent: "+errText(msg.err), true)
@@ -424,6 +429,7 @@ func (m *mainScreen) onHistory(msg historyMsg) tea.Cmd {
 		cv.exhausted = true
 	}
 	cv.prepend(msg.msgs, m.c.loc)
+	cv.setGaps(msg.gaps)
 	if cv.pendingNew > 0 {
 		cv.markNew(cv.pendingNew)
 		cv.pendingNew = 0
@@ -476,6 +482,7 @@ func (m *mainScreen) handleEvent(ev chat.Event) tea.Cmd {
 			// read before this message was committed, and prepend drops duplicates.
 			if cv, ok := m.convs[ev.Contact]; ok {
 				cv.appendMsg(*ev.Message, m.c.loc)
+				cmds = append(cmds, m.c.loadGaps(m.b, ev.Contact, 0), m.c.loadGaps(m.b, ev.Contact, chat.GapWait+time.Second))
 			}
 		}
 		if ev.Contact != m.open && m.c.bell {

@@ -550,6 +550,34 @@ type jsonMessage struct {
 	// messages from one sender, sorted by it, are in the order they were sent. Absent
 	// (0) for an undecryptable message or one from a client before payload version 2.
 	Seq uint64 `json:"seq,omitempty"`
+	// KeyPending: the message came from the sender's changed identity key, which has not
+	// been accepted (pfschat accept-key NAME after comparing safety numbers). Treat its
+	// text as unconfirmed: it may not be from the contact.
+	KeyPending bool `json:"key_pending,omitempty"`
+}
+
+// recvLine is how recv prints one message: a JSON object (jsonMessage) or a line of
+// text; a message from a changed, not yet accepted identity key is marked as such.
+func recvLine(m chat.Message, asJSON bool) string {
+	if asJSON {
+		j := jsonMessage{ID: m.ID, From: m.Contact, Text: m.Text, SentAt: m.SentAt.UTC(), ReceivedAt: m.ReceivedAt.UTC(), Seq: m.Seq, KeyPending: m.KeyPending}
+		if m.State == chat.UndecryptableState || m.State == chat.Failed {
+			j.State, j.Reason = m.State.String(), m.Reason
+		}
+		b, _ := json.Marshal(j)
+		return string(b) + "\n"
+	}
+	if m.State == chat.UndecryptableState {
+		return fmt.Sprintf("%s  %s: [could not decrypt: %s]\n", m.ReceivedAt.Local().Format(time.DateTime), m.Contact, m.Reason)
+	}
+	if m.State == chat.Failed {
+		return fmt.Sprintf("%s  %s: [a message was not delivered: %s]\n", m.SentAt.Local().Format(time.DateTime), m.Contact, m.Reason)
+	}
+	if m.KeyPending {
+		return fmt.Sprintf("%s  %s [NEW KEY NOT ACCEPTED — may not be %s; compare safety numbers, then pfschat accept-key %s]: %s\n",
+			m.SentAt.Local().Format(time.DateTime), m.Contact, m.Contact, m.Contact, m.Text)
+	}
+	return fmt.Sprintf("%s  %s: %s\n", m.SentAt.Local().Format(time.DateTime), m.Contact, m.Text)
 }
 
 func cmdRecv(e *env, fs *flag.FlagSet, args []string) error {
@@ -585,20 +613,7 @@ func cmdRecv(e *env, fs *flag.FlagSet, args []string) error {
 				done = true
 			}
 		}()
-		if asJSON {
-			j := jsonMessage{ID: m.ID, From: m.Contact, Text: m.Text, SentAt: m.SentAt.UTC(), ReceivedAt: m.ReceivedAt.UTC(), Seq: m.Seq}
-			if m.State == chat.UndecryptableState {
-				j.State, j.Reason = m.State.String(), m.Reason
-			}
-			b, _ := json.Marshal(j)
-			_, err := fmt.Fprintf(e.stdout, "%s\n", b)
-			return err
-		}
-		if m.State == chat.UndecryptableState {
-			_, err := fmt.Fprintf(e.stdout, "%s  %s: [could not decrypt: %s]\n", m.ReceivedAt.Local().Format(time.DateTime), m.Contact, m.Reason)
-			return err
-		}
-		_, err := fmt.Fprintf(e.stdout, "%s  %s: %s\n", m.SentAt.Local().Format(time.DateTime), m.Contact, m.Text)
+		_, err := io.WriteString(e.stdout, recvLine(m, asJSON))
 		return err
 	}
 	unread, err := c.Unread(e.ctx)

@@ -68,6 +68,8 @@ func decodeV2(b []byte) (*Payload, error) {
 		if r.err == nil && p.Retry.ID == "" && p.Retry.RelayMsgID == 0 {
 			return nil, errf(ErrMalformed, "retry request names no message")
 		}
+	case Withdrawn:
+		p.ID, p.Seq = r.id(false), r.seq()
 	case IdentityChanged:
 		copy(p.Identity.OldCardID[:], r.bytes(32))
 		copy(p.Identity.NewCardID[:], r.bytes(32))

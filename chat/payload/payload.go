@@ -60,6 +60,7 @@ const (
 	RetryRequest    Type = 4 // asks the sender's client to send a message again
 	IdentityChanged Type = 5 // the sender replaced its identity card
 	Attachment      Type = 6 // a file stored as an encrypted blob (reserved: see PAYLOAD.md)
+	Withdrawn       Type = 7 // the relay refused the sender's message (ID, Seq): it never comes
 )
 
 func (t Type) String() string {
@@ -76,12 +77,14 @@ func (t Type) String() string {
 		return "identity-changed"
 	case Attachment:
 		return "attachment"
+	case Withdrawn:
+		return "withdrawn"
 	}
 	return fmt.Sprintf("type(%d)", uint8(t))
 }
 
 // Known reports whether this package knows the type's body.
-func (t Type) Known() bool { return t >= Text && t <= Attachment }
+func (t Type) Known() bool { return t >= Text && t <= Withdrawn }
 
 // Sequenced reports whether payloads of the type are shown as messages and so carry
 // (and consume) a per-conversation sequence number.
@@ -100,8 +103,8 @@ type Payload struct {
 	Version uint8     // set by Decode (1 or 2); Encode always writes 2
 	Type    Type      //
 	At      time.Time // the sender's clock, Unix milliseconds: sent, delivered, read, ...
-	ID      string    // text, attachment: the message id the sender chose
-	Seq     uint64    // text, attachment: per-conversation sequence number (0 in version 1)
+	ID      string    // text, attachment: the message id the sender chose; withdrawn: the refused one's
+	Seq     uint64    // text, attachment: per-conversation sequence number (0 in version 1); withdrawn: the refused one's
 	Text    string    // text: the text; attachment: the optional caption
 	IDs     []string  // delivered, read: the message ids acknowledged
 
@@ -222,6 +225,10 @@ func AppendUnpadded(b []byte, p *Payload) ([]byte, error) {
 		b = append(b, byte(r.Reason))
 		b = appendStr8(b, r.ID)
 		b = binary.BigEndian.AppendUint64(b, r.RelayMsgID)
+	case Withdrawn:
+		if b, err = appendSequenced(b, p.ID, p.Seq); err != nil {
+			return nil, err
+		}
 	case IdentityChanged:
 		ic := p.Identity
 		if len(ic.Signature) != 0 && len(ic.Signature) != 64 {

@@ -216,6 +216,8 @@ func specDecode(lim map[string]int, b []byte) (version, typ int, f fields, ignor
 		f.Caption = r.str(4, lim["MaxText"], "ErrOversize")
 		r.utf8(f.Caption, "caption")
 		f.Thumbnail = hex.EncodeToString([]byte(r.str(4, lim["MaxThumbnail"], "ErrOversize")))
+	case 7:
+		f.ID, f.Seq = r.id(lim, false), r.seq()
 	default:
 		return version, typ, f, true, nil
 	}
@@ -323,6 +325,8 @@ func specEncode(t *testing.T, typ int, f fields) []byte {
 		}
 	case 4:
 		body = binary.BigEndian.AppendUint64(s8([]byte{byte(f.Reason)}, f.ID), f.RelayMsgID)
+	case 7:
+		body = binary.BigEndian.AppendUint64(s8(nil, f.ID), f.Seq)
 	case 5:
 		sig := mustHex(t, f.Signature)
 		body = append(append(append(mustHex(t, f.OldCardID), mustHex(t, f.NewCardID)...), byte(len(sig))), sig...)

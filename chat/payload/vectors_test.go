@@ -133,6 +133,7 @@ func vectorPayloads() []struct {
 		{"attachment", payload.Payload{Type: payload.Attachment, At: at, ID: id, Seq: 5, Text: "the plan 📎",
 			Attachment: payload.AttachmentRef{BlobID: "b-7f3a", Key: det32("blob key"), Digest: det32("blob digest"),
 				Size: 1 << 20, FileName: "plan v2.pdf", MediaType: "application/pdf", Thumbnail: det("thumbnail", 40)}}},
+		{"withdrawn", payload.Payload{Type: payload.Withdrawn, At: at, ID: id, Seq: 7}},
 		{"attachment without name, type, caption or thumbnail", payload.Payload{Type: payload.Attachment, At: at, ID: id, Seq: 6,
 			Attachment: payload.AttachmentRef{BlobID: "b", Key: det32("blob key"), Digest: det32("blob digest"), Size: 0}}},
 	}
@@ -205,7 +206,7 @@ func buildVectors(t *testing.T) vectorFile {
 		return append(b, body...)
 	}
 	vf.Ignored = []rejection{
-		{Name: "unknown type 7, padded", Payload: hex.EncodeToString(append(header(7, []byte("a later type")), make([]byte, 100)...))},
+		{Name: "unknown type 8, padded", Payload: hex.EncodeToString(append(header(8, []byte("a later type")), make([]byte, 100)...))},
 		{Name: "unknown type 255, empty body, no padding", Payload: hex.EncodeToString(header(255, nil))},
 	}
 	// Texts the receiver accepts although no pfschat sender makes them.

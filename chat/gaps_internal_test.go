@@ -1,0 +1,45 @@
+package chat
+
+import (
+	"testing"
+	"time"
+
+	"pfschat/storage"
+)
+
+func TestFindGaps(t *testing.T) {
+	t0 := time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)
+	mk := func(id int64, seq uint64, sent, recv time.Duration) storage.SeqMark {
+		return storage.SeqMark{ID: id, Seq: seq, SentAt: t0.Add(sent), ReceivedAt: t0.Add(recv)}
+	}
+	// 1, 2, 4 arrived; 4 arrived at +10s.
+	marks := []storage.SeqMark{mk(1, 1, 0, time.Second), mk(2, 2, time.Second, 2*time.Second), mk(3, 4, 3*time.Second, 10*time.Second)}
+	if g := findGaps(marks, t0.Add(10*time.Second+GapWait-time.Nanosecond)); len(g) != 0 {
+		t.Fatalf("a hole younger than GapWait reported: %+v", g)
+	}
+	g := findGaps(marks, t0.Add(10*time.Second+GapWait))
+	if len(g) != 1 || g[0].From != 3 || g[0].To != 3 || g[0].Before != 3 || !g[0].Since.Equal(t0.Add(10*time.Second)) {
+		t.Fatalf("gaps = %+v, want seq 3 before message 3", g)
+	}
+	// 3 arrives late: the gap clears.
+	late := append(marks, mk(4, 3, 2*time.Second, 5*time.Minute))
+	if g := findGaps(late, t0.Add(time.Hour)); len(g) != 0 {
+		t.Fatalf("gap stayed after the message arrived: %+v", g)
+	}
+	// A new installation: 1, 2 again, sent later. No false gap; its own hole is found.
+	restart := append(late, mk(5, 1, time.Hour, time.Hour), mk(6, 2, time.Hour+time.Second, time.Hour), mk(7, 5, time.Hour+2*time.Second, time.Hour))
+	g = findGaps(restart, t0.Add(2*time.Hour))
+	if len(g) != 1 || g[0].From != 3 || g[0].To != 4 || g[0].Before != 7 {
+		t.Fatalf("after a restart gaps = %+v, want 3..4 before message 7", g)
+	}
+	// A clock that steps back within one run splits nothing.
+	back := []storage.SeqMark{mk(1, 1, 0, 0), mk(2, 2, 10*time.Second, 0), mk(3, 3, 5*time.Second, 0), mk(4, 4, 20*time.Second, 0)}
+	if g := findGaps(back, t0.Add(time.Hour)); len(g) != 0 {
+		t.Fatalf("clock step back raised %+v", g)
+	}
+	// A huge number is one range, not a loop over it.
+	huge := []storage.SeqMark{mk(1, 1, 0, 0), mk(2, 1<<62, time.Second, 0)}
+	if g := findGaps(huge, t0.Add(time.Hour)); len(g) != 1 || g[0].From != 2 || g[0].To != 1<<62-1 {
+		t.Fatalf("huge: %+v", g)
+	}
+}

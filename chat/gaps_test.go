@@ -1,0 +1,122 @@
+package chat
+
+import (
+	"context"
+	"sync"
+	"testing"
+	"time"
+
+	"pfschat/relay"
+	"pfschat/relay/client"
+	"pfschat/relay/relaytest"
+)
+
+// refusingRelay refuses the next `refuse` sends for good, as a relay refuses a message
+// it will never take, and loses the next `drop` sends after accepting them.
+type refusingRelay struct {
+	RelayClient
+	mu           sync.Mutex
+	refuse, drop int
+}
+
+func (r *refusingRelay) Send(ctx context.Context, to string, body []byte, clientID string) (int64, error) {
+	r.mu.Lock()
+	refuse := r.refuse > 0
+	if refuse {
+		r.refuse--
+	}
+	drop := !refuse && r.drop > 0
+	if drop {
+		r.drop--
+	}
+	r.mu.Unlock()
+	if drop {
+		return 1 << 40, nil
+	}
+	if refuse {
+		return 0, &relay.ProtocolError{Code: relay.CodeForbidden, Message: "refused by the test"}
+	}
+	return r.RelayClient.Send(ctx, to, body, clientID)
+}
+
+// A message the relay refused for good leaves no hole at the receiver: the sender
+// withdraws its number (chat/PAYLOAD.md §4.6), the receiver shows the message as not
+// delivered in its place, and Gaps reports nothing however long it waits. A real hole
+// (here: the withdrawn notice deleted, as an older sender would never send it) is
+// reported a minute after the later message arrived, not before.
+func TestRefusedMessageRaisesNoGap(t *testing.T) {
+	r := relaytest.Start(t)
+	ref := &refusingRelay{}
+	alice := newUser(t, r, "alice", func(p *Profile) {
+		p.Prefs.Dial = func(cfg client.Config) RelayClient { ref.RelayClient = client.New(cfg); return ref }
+	})
+	clock := &fakeClock{now: time.Now().UTC().Truncate(time.Second)}
+	bob := newUser(t, r, "bob", func(p *Profile) { p.Prefs.Clock = clock.Now })
+	ctx := t.Context()
+	if _, err := alice.c.AddContact(ctx, "bob"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := alice.c.Send(ctx, "bob", "one"); err != nil {
+		t.Fatal(err)
+	}
+	waitReceived(t, bob.c, "alice", "one")
+	ref.mu.Lock()
+	ref.refuse = 1
+	ref.mu.Unlock()
+	two, err := alice.c.Send(ctx, "bob", "two")
+	must(t, err)
+	waitEvent(t, alice.c, "two refused", func(e Event) bool {
+		return e.Kind == DeliveryChanged && e.Message.ID == two.ID && e.Message.State == Failed
+	})
+	if _, err := alice.c.Send(ctx, "bob", "three"); err != nil {
+		t.Fatal(err)
+	}
+	waitReceived(t, bob.c, "alice", "three")
+	h, err := bob.c.History(ctx, "alice", 0, 10)
+	must(t, err)
+	var seqs []uint64
+	var withdrawn *Message
+	for i := len(h) - 1; i >= 0; i-- {
+		seqs = append(seqs, h[i].Seq)
+		if h[i].State == Failed {
+			withdrawn = &h[i]
+		}
+	}
+	if len(seqs) != 3 || seqs[0] != 1 || seqs[1] != 2 || seqs[2] != 3 {
+		t.Fatalf("bob's conversation has seqs %v, want 1 2 3", seqs)
+	}
+	if withdrawn == nil || withdrawn.Seq != 2 || withdrawn.Outgoing || withdrawn.Reason != WithdrawnReason || withdrawn.Text != "" {
+		t.Fatalf("the refused message's place: %+v", withdrawn)
+	}
+	clock.Add(time.Hour)
+	gaps, err := bob.c.Gaps(ctx, "alice")
+	must(t, err)
+	if len(gaps) != 0 {
+		t.Fatalf("a refused message raised gaps %+v", gaps)
+	}
+
+	// A message lost after the relay accepted it is a hole, reported only once the
+	// later message has waited GapWait.
+	ref.mu.Lock()
+	ref.drop = 1
+	ref.mu.Unlock()
+	if _, err := alice.c.Send(ctx, "bob", "four, lost"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := alice.c.Send(ctx, "bob", "five"); err != nil {
+		t.Fatal(err)
+	}
+	five := waitReceived(t, bob.c, "alice", "five")
+	clock.Add(GapWait - time.Second)
+	gaps, err = bob.c.Gaps(ctx, "alice")
+	must(t, err)
+	if len(gaps) != 0 {
+		t.Fatalf("a hole reported before GapWait: %+v", gaps)
+	}
+	clock.Add(time.Second)
+	gaps, err = bob.c.Gaps(ctx, "alice")
+	must(t, err)
+	if len(gaps) != 1 || gaps[0].From != 4 || gaps[0].To != 4 || gaps[0].Contact != "alice" || gaps[0].Before != five.ID {
+		t.Fatalf("gaps = %+v, want seq 4 before message %d", gaps, five.ID)
+	}
+}
