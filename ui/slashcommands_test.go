@@ -91,3 +91,25 @@ func TestSlashCommandNeedsConversation(t *testing.T) {
 		t.Fatalf("/verify does not need an open conversation; commands tried: %v", tried)
 	}
 }
+
+// TestAcceptWithoutKeyChange: /accept when the open contact's key has not changed says
+// so as a plain notice and opens no warning dialog; with a pending change it opens the
+// review dialog.
+func TestAcceptWithoutKeyChange(t *testing.T) {
+	m := newTestMainScreen(t)
+	m.open = "bob"
+	if cmd := m.command([]string{"/accept"}); cmd != nil {
+		t.Errorf("/accept with no key change returned a command (%T): a warning dialog for nothing", cmd())
+	}
+	if want := "bob's key has not changed; nothing to accept"; m.notice != want || m.noticeErr {
+		t.Errorf("notice %q (error %v), want the plain notice %q", m.notice, m.noticeErr, want)
+	}
+	m.contacts[0].KeyChanged = true
+	cmd := m.command([]string{"/accept"})
+	if cmd == nil {
+		t.Fatal("/accept with a pending key change opened nothing")
+	}
+	if msg, ok := cmd().(pushDialogMsg); !ok {
+		t.Errorf("/accept with a pending key change: %T, want the key-change dialog", msg)
+	}
+}

@@ -732,7 +732,8 @@ func cmdAcceptKey(e *env, fs *flag.FlagSet, args []string) error {
 	return withContact(e, args, func(c *chat.Controller, name string) error {
 		if err := c.AcceptKey(e.ctx, name); err != nil {
 			if errors.Is(err, chat.ErrNoPendingKey) {
-				return fmt.Errorf("%s's key has not changed; nothing to accept", name)
+				fmt.Fprintf(e.stdout, "%s's key has not changed; nothing to accept\n", name)
+				return nil
 			}
 			return err
 		}
