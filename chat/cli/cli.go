@@ -94,6 +94,10 @@ func init() {
 // first word that is not a global flag names.
 func Main(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	i := profile.CommandIndex(args)
+	if v := slices.IndexFunc(args, func(a string) bool { return a == "--version" || a == "-version" }); v >= 0 && (i < 0 || v < i) {
+		_ = cmdVersion(&env{stdout: stdout}, nil, nil) // `pfschat --version` is `pfschat version`
+		return exitOK
+	}
 	if i < 0 {
 		return runUI(ctx, args, stdin, stdout, stderr)
 	}
@@ -129,7 +133,7 @@ usage:
   pfschat send NAME TEXT       send one message, no UI
   pfschat recv [--follow] [--json]   print incoming messages
   pfschat contacts | fingerprint NAME | verify NAME | accept-key NAME
-  pfschat rotate-keys [--count N] | reset-session NAME | version
+  pfschat rotate-keys [--count N] | reset-session NAME | version (or --version)
 
 global flags: --home DIR, --relay URL (default ` + profile.DefaultRelayURL + `),
               --passphrase-file FILE (or ` + profile.EnvPassphrase + `)
