@@ -117,3 +117,25 @@ func equalIDs(a, b []int64) bool {
 	}
 	return true
 }
+
+// TestMessageMayStartWithQuestionMark: typing "?" into the empty input types it (the
+// question "?" alone, or "?? really"); help stays on f1, and on "?" in the contact list.
+func TestMessageMayStartWithQuestionMark(t *testing.T) {
+	m := newTestMainScreen(t)
+	m.open = "bob"
+	for _, k := range []string{"?", "?", " ", "o", "k"} {
+		if _, cmd := m.Update(keyMsg(k)); cmd != nil {
+			if _, ok := cmd().(pushDialogMsg); ok {
+				t.Fatalf("typing %q into the input (holding %q) opened a dialog", k, m.input.Value())
+			}
+		}
+	}
+	if got, ok := submitted(t, m); !ok || got != "?? ok" {
+		t.Fatalf("typed \"?? ok\", sent %q (%v)", got, ok)
+	}
+	if _, cmd := m.Update(keyMsg("f1")); cmd == nil {
+		t.Error("f1 in the input opened no help")
+	} else if _, ok := cmd().(pushDialogMsg); !ok {
+		t.Error("f1 in the input opened no help")
+	}
+}

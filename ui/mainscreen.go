@@ -240,7 +240,9 @@ func (m *mainScreen) handleKey(msg tea.KeyPressMsg) (screen, tea.Cmd) {
 	switch {
 	case key.Matches(msg, k.AddContact):
 		return m, pushDialog(newAddContactDialog(m.c, m.b, ""))
-	case key.Matches(msg, k.Help) && (m.focus == focusContacts || m.input.Value() == "" || msg.String() == "f1"):
+	// "?" opens help from the contact list only: in the input it is text (a message may
+	// start with "?"); f1 works everywhere.
+	case key.Matches(msg, k.Help) && (m.focus == focusContacts || msg.String() == "f1"):
 		return m, pushDialog(newHelpDialog(m.c))
 	case key.Matches(msg, k.FocusSwitch):
 		if m.focus == focusInput {
