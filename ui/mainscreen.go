@@ -2,6 +2,7 @@ package ui
 
 import (
 	"context"
+	"fmt"
 	"math"
 	"slices"
 	"sort"
@@ -54,6 +55,7 @@ type mainScreen struct {
 	noticeErr bool
 
 	wantOpen string // contact to open once contacts arrive
+	listed   bool   // the contact list has arrived once (an unknown --open name is refused then)
 
 	// pictured: a paste put control characters into the input as their Control
 	// Pictures (the widget cannot hold them); inputText turns them back.
@@ -394,6 +396,13 @@ func (m *mainScreen) onContacts(msg contactsMsg) tea.Cmd {
 		}
 	}
 	m.contacts = list
+	first := !m.listed
+	m.listed = true
+	if first && m.wantOpen != "" && m.indexOf(m.wantOpen) < 0 {
+		// --open NAME with a name that is no contact: say so rather than open another.
+		m.setNotice(fmt.Sprintf("cannot open %q: no such contact; add them with /add %s", m.wantOpen, m.wantOpen), true)
+		m.wantOpen = ""
+	}
 	switch {
 	case m.wantOpen != "" && m.indexOf(m.wantOpen) >= 0:
 		name := m.wantOpen

@@ -113,3 +113,20 @@ func TestAcceptWithoutKeyChange(t *testing.T) {
 		t.Errorf("/accept with a pending key change: %T, want the key-change dialog", msg)
 	}
 }
+
+// TestOpenUnknownContactRefused: --open NAME (Options.OpenContact) with a name that is
+// no contact says so as an error instead of silently showing another conversation; a
+// known name opens.
+func TestOpenUnknownContactRefused(t *testing.T) {
+	m := newTestMainScreen(t)
+	m = newMainScreen(m.c, m.b, "carol")
+	m.onContacts(contactsMsg{list: []chat.Contact{{Name: "bob", CardID: strings.Repeat("b", 64)}}})
+	if want := `cannot open "carol": no such contact; add them with /add carol`; m.notice != want || !m.noticeErr {
+		t.Errorf("--open carol with only bob: notice %q (error %v), want the error %q", m.notice, m.noticeErr, want)
+	}
+	m = newMainScreen(m.c, m.b, "bob")
+	m.onContacts(contactsMsg{list: []chat.Contact{{Name: "bob", CardID: strings.Repeat("b", 64)}}})
+	if m.noticeErr || m.open != "bob" {
+		t.Errorf("--open bob: open %q, notice %q", m.open, m.notice)
+	}
+}
