@@ -762,7 +762,11 @@ func cmdRotateKeys(e *env, fs *flag.FlagSet, args []string) error {
 	if err := c.RotateKeys(e.ctx, n); err != nil {
 		return err
 	}
-	fmt.Fprintf(e.stdout, "prekeys up to date (%d one-time keys of each kind on the relay)\n", n)
+	otp, kem, err := c.OneTimeKeysOnRelay(e.ctx) // the real count: a top-up never takes keys back
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(e.stdout, "prekeys up to date: the relay holds %d one-time X25519 and %d one-time ML-KEM keys\n", otp, kem)
 	return nil
 }
 
