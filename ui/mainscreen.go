@@ -225,6 +225,8 @@ func (m *mainScreen) Update(msg tea.Msg) (screen, tea.Cmd) {
 			m.wantOpen = msg.contact.Name
 			if msg.contact.KeyChanged {
 				m.setNotice("⚠ "+msg.contact.Name+"'s identity key changed — /accept to review it", true)
+			} else if msg.contact.Verified {
+				m.setNotice(msg.contact.Name+" is already a verified contact; the key has not changed", false)
 			} else {
 				m.setNotice("added "+msg.contact.Name+" — compare safety numbers with /verify", false)
 			}

@@ -130,3 +130,13 @@ func TestOpenUnknownContactRefused(t *testing.T) {
 		t.Errorf("--open bob: open %q, notice %q", m.open, m.notice)
 	}
 }
+
+// TestReAddVerifiedContact: adding a contact that is already verified (same key) says
+// so instead of "added … compare safety numbers".
+func TestReAddVerifiedContact(t *testing.T) {
+	m := newTestMainScreen(t)
+	m.Update(addedMsg{name: "bob", contact: chat.Contact{Name: "bob", CardID: strings.Repeat("b", 64), Verified: true}})
+	if want := "bob is already a verified contact; the key has not changed"; m.notice != want || m.noticeErr {
+		t.Errorf("re-adding verified bob: notice %q (error %v), want %q", m.notice, m.noticeErr, want)
+	}
+}

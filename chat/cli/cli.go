@@ -424,6 +424,10 @@ func cmdAdd(e *env, fs *flag.FlagSet, args []string) error {
 		fmt.Fprintf(e.stdout, "compare it with %s, then run: pfschat accept-key %s\n", name, name)
 		return nil
 	}
+	if ct.Verified {
+		fmt.Fprintf(e.stdout, "%s is already a verified contact; the key has not changed (card %s, key %s)\n", name, ct.CardID[:16], ct.Fingerprint)
+		return nil
+	}
 	fmt.Fprintf(e.stdout, "added %s (card %s, key %s)\n", name, ct.CardID[:16], ct.Fingerprint)
 	printSafetyNumber(e.stdout, sn)
 	if !ct.Verified {
