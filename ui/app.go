@@ -3,6 +3,7 @@ package ui
 import (
 	"context"
 	"log/slog"
+	"strings"
 	"time"
 
 	tea "charm.land/bubbletea/v2"
@@ -286,11 +287,67 @@ func fitLine(l string, w int) string {
 	lw := ansi.StringWidth(l)
 	if lw > w {
 		// A wide character cut at the edge leaves the line a cell short: pad it.
-		l = ansi.Truncate(l, w, "")
+		l = truncateCells(l, w)
 		lw = ansi.StringWidth(l)
 	}
 	if lw < w {
 		return l + spaces(w-lw)
 	}
 	return l
+}
+
+// truncateCells cuts a styled line to at most w cells, whole grapheme clusters only,
+// measured as ansi.StringWidth measures them (ansi.Truncate counts a keycap such as "1️⃣"
+// as one cell and lets the line overflow). Escape sequences are kept, so styles still end.
+func truncateCells(l string, w int) string {
+	var b strings.Builder
+	used, full := 0, false
+	for i := 0; i < len(l); {
+		if l[i] == 0x1b {
+			n := escapeLen(l[i:])
+			b.WriteString(l[i : i+n])
+			i += n
+			continue
+		}
+		c, cw := ansi.FirstGraphemeCluster(l[i:], ansi.GraphemeWidth)
+		if c == "" {
+			c = l[i : i+1]
+		}
+		i += len(c)
+		if full || used+cw > w {
+			full = true
+			continue
+		}
+		b.WriteString(c)
+		used += cw
+	}
+	return b.String()
+}
+
+// escapeLen is the length of the escape sequence at the start of s: CSI (ESC [ … final
+// byte), OSC (ESC ] … BEL or ST), else ESC and the byte after it.
+func escapeLen(s string) int {
+	if len(s) < 2 {
+		return len(s)
+	}
+	switch s[1] {
+	case '[':
+		for j := 2; j < len(s); j++ {
+			if s[j] >= 0x40 && s[j] <= 0x7e {
+				return j + 1
+			}
+		}
+		return len(s)
+	case ']':
+		for j := 2; j < len(s); j++ {
+			if s[j] == 0x07 {
+				return j + 1
+			}
+			if s[j] == 0x1b && j+1 < len(s) && s[j+1] == '\\' {
+				return j + 2
+			}
+		}
+		return len(s)
+	}
+	return 2
 }
