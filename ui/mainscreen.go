@@ -53,6 +53,9 @@ type mainScreen struct {
 
 	notice    string
 	noticeErr bool
+	// noticeSeq counts notices; noticeArmed is the last one whose expiry is armed.
+	noticeSeq, noticeArmed int
+	noticeTTL              time.Duration
 
 	wantOpen string // contact to open once contacts arrive
 	listed   bool   // the contact list has arrived once (an unknown --open name is refused then)
@@ -80,7 +83,7 @@ func newMainScreen(c *common, b Backend, openContact string) *mainScreen {
 	h.Styles = c.styles.Help
 	m := &mainScreen{
 		c: c, b: b, convs: make(map[string]*conversation),
-		input: ta, help: h, wantOpen: openContact,
+		input: ta, help: h, wantOpen: openContact, noticeTTL: noticeTTL,
 		conn: chat.ConnState{Status: chat.Connecting},
 	}
 	m.layout()
@@ -137,10 +140,38 @@ func (m *mainScreen) contact(name string) (chat.Contact, bool) {
 
 func (m *mainScreen) setNotice(s string, isErr bool) {
 	m.notice, m.noticeErr = s, isErr
+	m.noticeSeq++
 }
 
-// Update handles keys, mouse, the results of backend commands and controller events.
+// Notices expire: a plain one after noticeTTL, an error after twice that (there is more
+// to read, and it says what to do). A newer notice restarts the clock.
+const noticeTTL = 8 * time.Second
+
+// noticeExpiredMsg clears the notice it was armed for, if no newer one replaced it.
+type noticeExpiredMsg struct{ seq int }
+
+// Update handles keys, mouse, the results of backend commands and controller events,
+// and arms the expiry of a notice any of them set.
 func (m *mainScreen) Update(msg tea.Msg) (screen, tea.Cmd) {
+	if e, ok := msg.(noticeExpiredMsg); ok {
+		if e.seq == m.noticeSeq {
+			m.notice, m.noticeErr = "", false
+		}
+		return m, nil
+	}
+	sc, cmd := m.update(msg)
+	if m.notice != "" && m.noticeArmed != m.noticeSeq {
+		m.noticeArmed = m.noticeSeq
+		ttl, seq := m.noticeTTL, m.noticeSeq
+		if m.noticeErr {
+			ttl *= 2
+		}
+		cmd = tea.Batch(cmd, tea.Tick(ttl, func(time.Time) tea.Msg { return noticeExpiredMsg{seq} }))
+	}
+	return sc, cmd
+}
+
+func (m *mainScreen) update(msg tea.Msg) (screen, tea.Cmd) {
 	switch msg := msg.(type) {
 	case tea.WindowSizeMsg:
 		m.layout()

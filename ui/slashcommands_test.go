@@ -6,6 +6,7 @@ import (
 	"testing"
 	"time"
 
+	tea "charm.land/bubbletea/v2"
 	"github.com/charmbracelet/x/ansi"
 
 	"pfschat/chat"
@@ -138,5 +139,56 @@ func TestReAddVerifiedContact(t *testing.T) {
 	m.Update(addedMsg{name: "bob", contact: chat.Contact{Name: "bob", CardID: strings.Repeat("b", 64), Verified: true}})
 	if want := "bob is already a verified contact; the key has not changed"; m.notice != want || m.noticeErr {
 		t.Errorf("re-adding verified bob: notice %q (error %v), want %q", m.notice, m.noticeErr, want)
+	}
+}
+
+// TestNoticesExpire: a notice set by any message arms its expiry; when it fires the
+// notice is gone, but an expiry armed for an older notice leaves a newer one alone.
+func TestNoticesExpire(t *testing.T) {
+	m := newTestMainScreen(t)
+	m.noticeTTL = time.Millisecond // the tick is the message the test waits for
+	m.open = "bob"
+	expiry := func(cmd tea.Cmd) tea.Msg {
+		t.Helper()
+		var found tea.Msg
+		var walk func(tea.Cmd)
+		walk = func(c tea.Cmd) {
+			if c == nil || found != nil {
+				return
+			}
+			switch msg := c().(type) {
+			case tea.BatchMsg:
+				for _, c := range msg {
+					walk(c)
+				}
+			case noticeExpiredMsg:
+				found = msg
+			}
+		}
+		walk(cmd)
+		if found == nil {
+			t.Fatal("setting a notice armed no expiry")
+		}
+		return found
+	}
+	m.input.SetValue("/accept")
+	_, cmd := m.Update(keyMsg("enter"))
+	if m.notice == "" {
+		t.Fatal("/accept set no notice")
+	}
+	first := expiry(cmd)
+	m.input.SetValue("/frobnicate")
+	_, cmd = m.Update(keyMsg("enter"))
+	second := m.notice
+	if second == "" || !m.noticeErr {
+		t.Fatalf("an unknown command set no error notice: %q", second)
+	}
+	m.Update(first)
+	if m.notice != second {
+		t.Fatalf("an older notice's expiry cleared the newer %q (now %q)", second, m.notice)
+	}
+	m.Update(expiry(cmd))
+	if m.notice != "" {
+		t.Fatalf("notice %q did not expire", m.notice)
 	}
 }
