@@ -170,8 +170,7 @@ func runHeadless(ctx context.Context, args []string, stdin io.Reader, stdout, st
 	pos, err := parseInterleaved(fs, rest[1:], false)
 	if errors.Is(err, flag.ErrHelp) {
 		fmt.Fprintf(stdout, "usage: pfschat %s %s\n  %s\n", cmd.name, cmd.args, cmd.help)
-		fs.SetOutput(stdout)
-		fs.PrintDefaults()
+		printFlags(stdout, fs)
 		return exitOK
 	}
 	if err != nil {

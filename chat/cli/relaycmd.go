@@ -53,7 +53,7 @@ func RunRelay(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	burst := fs.Int("burst", server.DefaultLimits.FrameBurst, "frames per connection allowed in a burst")
 	fs.Usage = func() {
 		fmt.Fprintf(stderr, "usage: pfschat relay [flags]\n\nRuns a pfschat relay: registers cards, hands out prekeys, stores and forwards ciphertext.\n\n")
-		fs.PrintDefaults()
+		printFlags(stderr, fs)
 	}
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
