@@ -107,6 +107,9 @@ func Main(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io
 	case "relay":
 		if err := RunRelay(ctx, args[i+1:], stdout, stderr); err != nil {
 			fmt.Fprintf(stderr, "pfschat relay: %v\n", err)
+			if errors.As(err, new(usageErr)) {
+				return exitUsage
+			}
 			return exitFail
 		}
 		return exitOK
@@ -333,6 +336,9 @@ func explain(e *env, err error) string {
 }
 
 func cmdVersion(e *env, fs *flag.FlagSet, args []string) error {
+	if len(args) != 0 {
+		return usagef("unexpected arguments %q", args)
+	}
 	v := "(devel)"
 	if bi, ok := debug.ReadBuildInfo(); ok && bi.Main.Version != "" {
 		v = bi.Main.Version

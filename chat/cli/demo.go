@@ -43,6 +43,10 @@ func runDemo(ctx context.Context, args []string, stdin io.Reader, stdout, stderr
 		}
 		return exitUsage
 	}
+	if fs.NArg() > 0 {
+		fmt.Fprintf(stderr, "pfschat demo: unexpected argument %q; see pfschat demo --help\n", fs.Arg(0))
+		return exitUsage
+	}
 	logger := slog.New(slog.DiscardHandler)
 	if path, err := profile.DemoLogFile(); err == nil {
 		if l, closeLog, err := openLog(path); err == nil {

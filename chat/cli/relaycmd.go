@@ -59,10 +59,10 @@ func RunRelay(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		if errors.Is(err, flag.ErrHelp) {
 			return nil
 		}
-		return err
+		return usageErr{err.Error()} // the flag package printed the usage already
 	}
 	if fs.NArg() > 0 {
-		return fmt.Errorf("unexpected argument %q (see pfschat relay --help)", fs.Arg(0))
+		return usagef("unexpected argument %q (see pfschat relay --help)", fs.Arg(0))
 	}
 	if *dbPath == "" {
 		_, err := profile.RelayDB()
