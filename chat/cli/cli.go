@@ -528,18 +528,22 @@ func cmdSend(e *env, fs *flag.FlagSet, args []string) error {
 
 // jsonMessage is one line of 'recv --json'.
 type jsonMessage struct {
-	ID         int64     `json:"id"`
-	From       string    `json:"from"`
-	Text       string    `json:"text"`
-	SentAt     time.Time `json:"sent_at"`
-	ReceivedAt time.Time `json:"received_at"`
-	State      string    `json:"state,omitempty"`
-	Reason     string    `json:"reason,omitempty"`
+	ID         int64  `json:"id"`
+	From       string `json:"from"`
+	Text       string `json:"text"`
+	SentAt     string `json:"sent_at"`     // jsonTime: UTC, always milliseconds
+	ReceivedAt string `json:"received_at"` // the same precision
+	State      string `json:"state,omitempty"`
+	Reason     string `json:"reason,omitempty"`
 	// Seq is the sender's per-conversation sequence number (chat/PAYLOAD.md §3):
 	// messages from one sender, sorted by it, are in the order they were sent. Absent
 	// (0) for an undecryptable message or one from a client before payload version 2.
 	Seq uint64 `json:"seq,omitempty"`
 }
+
+// jsonTime is recv --json's one time precision: UTC RFC 3339 with exactly three
+// fraction digits, the payload's millisecond (chat/PAYLOAD.md), for both timestamps.
+func jsonTime(t time.Time) string { return t.UTC().Format("2006-01-02T15:04:05.000Z07:00") }
 
 func cmdRecv(e *env, fs *flag.FlagSet, args []string) error {
 	if len(args) != 0 {
@@ -575,7 +579,7 @@ func cmdRecv(e *env, fs *flag.FlagSet, args []string) error {
 			}
 		}()
 		if asJSON {
-			j := jsonMessage{ID: m.ID, From: m.Contact, Text: m.Text, SentAt: m.SentAt.UTC(), ReceivedAt: m.ReceivedAt.UTC(), Seq: m.Seq}
+			j := jsonMessage{ID: m.ID, From: m.Contact, Text: m.Text, SentAt: jsonTime(m.SentAt), ReceivedAt: jsonTime(m.ReceivedAt), Seq: m.Seq}
 			if m.State == chat.UndecryptableState {
 				j.State, j.Reason = m.State.String(), m.Reason
 			}
