@@ -557,6 +557,11 @@ func cmdRecv(e *env, fs *flag.FlagSet, args []string) error {
 		return usagef("--count N needs --follow and N >= 1")
 	}
 	c, err := e.online()
+	var down error // the relay is down: print what is stored, then say so (exit 1)
+	if errors.Is(err, chat.ErrOffline) && !follow {
+		down = err
+		c, err = e.offline()
+	}
 	if err != nil {
 		return err
 	}
@@ -564,8 +569,10 @@ func cmdRecv(e *env, fs *flag.FlagSet, args []string) error {
 	events := c.Events()
 	done := false
 	// Wait until the relay has delivered the backlog, then print what is unread.
-	if err := c.WaitSynced(e.ctx); err != nil {
-		return err
+	if down == nil {
+		if err := c.WaitSynced(e.ctx); err != nil {
+			return err
+		}
 	}
 	printed := make(map[int64]bool)
 	print := func(m chat.Message) error {
@@ -616,7 +623,7 @@ func cmdRecv(e *env, fs *flag.FlagSet, args []string) error {
 		}
 	}
 	if !follow || done {
-		return nil
+		return down
 	}
 	for {
 		select {
