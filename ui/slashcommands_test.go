@@ -1,6 +1,8 @@
 package ui
 
 import (
+	"errors"
+	"fmt"
 	"slices"
 	"strings"
 	"testing"
@@ -190,5 +192,14 @@ func TestNoticesExpire(t *testing.T) {
 	m.Update(expiry(cmd))
 	if m.notice != "" {
 		t.Fatalf("notice %q did not expire", m.notice)
+	}
+}
+
+// TestErrTextIsASentence: the UI prints an error's user-facing part — no package
+// prefixes, no repeated parts.
+func TestErrTextIsASentence(t *testing.T) {
+	err := fmt.Errorf("chat: sending to bob: %w", fmt.Errorf("chat: sending to bob: %w", errors.New("storage: disk full")))
+	if got, want := errText(err), "sending to bob: disk full"; got != want {
+		t.Errorf("errText = %q, want %q", got, want)
 	}
 }

@@ -190,7 +190,11 @@ func runHeadless(ctx context.Context, args []string, stdin io.Reader, stdout, st
 			fmt.Fprintf(stderr, "pfschat %s: %s\nusage: pfschat %s %s\n", cmd.name, ue.msg, cmd.name, cmd.args)
 			return exitUsage
 		}
-		fmt.Fprintf(stderr, "pfschat %s: %s\n", cmd.name, explain(e, err))
+		msg := explain(e, err)
+		if rest, ok := strings.CutPrefix(msg, err.Error()); ok { // the error's own words as a sentence
+			msg = chat.Sentence(err) + rest
+		}
+		fmt.Fprintf(stderr, "pfschat %s: %s\n", cmd.name, msg)
 		return exitFail
 	}
 	return exitOK
