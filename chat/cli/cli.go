@@ -355,7 +355,7 @@ func oneName(args []string) (string, error) {
 	if len(args) != 1 {
 		return "", usagef("want exactly one NAME, got %d arguments", len(args))
 	}
-	return args[0], nil
+	return strings.ToLower(args[0]), nil // names are lower case: "Bob" is bob
 }
 
 // withContact runs fn on the local store for a command that takes exactly one NAME and
@@ -460,7 +460,7 @@ func cmdSend(e *env, fs *flag.FlagSet, args []string) error {
 	if len(args) < 2 {
 		return usagef("want NAME and TEXT")
 	}
-	name, text := args[0], strings.Join(args[1:], " ")
+	name, text := strings.ToLower(args[0]), strings.Join(args[1:], " ")
 	if text == "-" {
 		// One byte more than a message may carry, plus the newline that ends the input:
 		// enough to tell a text that is too long, which is refused below, never cut.
