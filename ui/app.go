@@ -3,6 +3,7 @@ package ui
 import (
 	"context"
 	"log/slog"
+	"strings"
 	"time"
 
 	tea "charm.land/bubbletea/v2"
@@ -87,16 +88,49 @@ func pushDialog(d dialog) tea.Cmd { return func() tea.Msg { return pushDialogMsg
 // dialogBase is embedded by every dialog: finish marks it done and the root removes it
 // right after the Update that finished it, so the next key never reaches a dialog that
 // is already closing.
-type dialogBase struct{ done bool }
+// A dialog taller than the terminal scrolls (PgUp/PgDn, ↑/↓): scroll is its first shown
+// line, overflow whether its last rendering was cut to fit.
+type dialogBase struct {
+	done     bool
+	scroll   int
+	overflow bool
+}
 
-func (b *dialogBase) finish()      { b.done = true }
-func (b *dialogBase) isDone() bool { return b.done }
+func (b *dialogBase) finish()           { b.done = true }
+func (b *dialogBase) isDone() bool      { return b.done }
+func (b *dialogBase) base() *dialogBase { return b }
+
+// scrollDialog moves an overflowing dialog's view for PgUp/PgDn and ↑/↓ and reports
+// whether the key was used so; frame clamps the offset.
+func (a *App) scrollDialog(d dialog, k tea.KeyPressMsg) bool {
+	b, ok := d.(interface{ base() *dialogBase })
+	if !ok || !b.base().overflow {
+		return false
+	}
+	step := max(1, a.c.height/2)
+	switch k.String() {
+	case "pgdown":
+		b.base().scroll += step
+	case "pgup":
+		b.base().scroll = max(0, b.base().scroll-step)
+	case "down":
+		b.base().scroll++
+	case "up":
+		b.base().scroll = max(0, b.base().scroll-1)
+	default:
+		return false
+	}
+	return true
+}
 
 // toFront hands typed input to the top dialog, or to the screen when none is open.
 func (a *App) toFront(msg tea.Msg) tea.Cmd {
 	n := len(a.dialogs)
 	if n == 0 {
 		return a.toScreen(msg)
+	}
+	if k, ok := msg.(tea.KeyPressMsg); ok && a.scrollDialog(a.dialogs[n-1], k) {
+		return nil
 	}
 	d, cmd := a.dialogs[n-1].Update(msg)
 	a.dialogs[n-1] = d
@@ -251,10 +285,9 @@ func (a *App) render() string {
 		lipgloss.NewLayer(base),
 		lipgloss.NewLayer(d).X(x).Y(y).Z(1),
 	).Render()
-	if dw > a.c.width || dh > a.c.height {
-		out = fitBlock(out, a.c.width, a.c.height) // a dialog taller than a tiny terminal is cut, never wraps
-	}
-	return out
+	// Exactly the terminal's size: the compositor may drop trailing blank cells, and a
+	// dialog wider than a tiny terminal is cut, never wraps.
+	return fitBlock(out, a.c.width, a.c.height)
 }
 
 // stylesChangedMsg tells screens to re-style their widgets and drop cached renderings.
@@ -286,11 +319,67 @@ func fitLine(l string, w int) string {
 	lw := ansi.StringWidth(l)
 	if lw > w {
 		// A wide character cut at the edge leaves the line a cell short: pad it.
-		l = ansi.Truncate(l, w, "")
+		l = truncateCells(l, w)
 		lw = ansi.StringWidth(l)
 	}
 	if lw < w {
 		return l + spaces(w-lw)
 	}
 	return l
+}
+
+// truncateCells cuts a styled line to at most w cells, whole grapheme clusters only,
+// measured as ansi.StringWidth measures them (ansi.Truncate counts a keycap such as "1️⃣"
+// as one cell and lets the line overflow). Escape sequences are kept, so styles still end.
+func truncateCells(l string, w int) string {
+	var b strings.Builder
+	used, full := 0, false
+	for i := 0; i < len(l); {
+		if l[i] == 0x1b {
+			n := escapeLen(l[i:])
+			b.WriteString(l[i : i+n])
+			i += n
+			continue
+		}
+		c, cw := ansi.FirstGraphemeCluster(l[i:], ansi.GraphemeWidth)
+		if c == "" {
+			c = l[i : i+1]
+		}
+		i += len(c)
+		if full || used+cw > w {
+			full = true
+			continue
+		}
+		b.WriteString(c)
+		used += cw
+	}
+	return b.String()
+}
+
+// escapeLen is the length of the escape sequence at the start of s: CSI (ESC [ … final
+// byte), OSC (ESC ] … BEL or ST), else ESC and the byte after it.
+func escapeLen(s string) int {
+	if len(s) < 2 {
+		return len(s)
+	}
+	switch s[1] {
+	case '[':
+		for j := 2; j < len(s); j++ {
+			if s[j] >= 0x40 && s[j] <= 0x7e {
+				return j + 1
+			}
+		}
+		return len(s)
+	case ']':
+		for j := 2; j < len(s); j++ {
+			if s[j] == 0x07 {
+				return j + 1
+			}
+			if s[j] == 0x1b && j+1 < len(s) && s[j+1] == '\\' {
+				return j + 2
+			}
+		}
+		return len(s)
+	}
+	return 2
 }

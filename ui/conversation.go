@@ -34,25 +34,22 @@ type conversation struct {
 	newItem    *msgItem // the message carrying the "N new" divider
 }
 
-// markNew puts a "N new" divider above the n-th newest incoming message (or above the
-// oldest loaded one when fewer are loaded), replacing any earlier divider.
+// markNew puts a "N new" divider above the n-th newest incoming message, or above the
+// oldest loaded incoming one when fewer are loaded; N counts the incoming messages it sits
+// above. It replaces any earlier divider; with no incoming message loaded there is none.
 func (cv *conversation) markNew(n int) {
 	cv.clearNew()
-	if n <= 0 || len(cv.items) == 0 {
-		return
-	}
-	seen := 0
-	i := len(cv.items) - 1
-	for ; i > 0; i-- {
+	seen, at := 0, -1
+	for i := len(cv.items) - 1; i >= 0 && seen < n; i-- {
 		if !cv.items[i].m.Outgoing {
-			seen++
-			if seen == n {
-				break
-			}
+			seen, at = seen+1, i
 		}
 	}
-	it := cv.items[i]
-	it.newMark, it.lines = n, nil
+	if at < 0 {
+		return
+	}
+	it := cv.items[at]
+	it.newMark, it.lines = seen, nil
 	cv.newItem = it
 }
 

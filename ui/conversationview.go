@@ -118,7 +118,7 @@ func (r *convRenderer) render(it *msgItem) []string {
 	sender = senderStyle.Render(padRight(ansi.Truncate(sender, r.senderW, "…"), r.senderW))
 	prefixW := 5 + 1 + r.senderW + 1
 	mark, markW := r.mark(m)
-	textW := max(8, r.width-prefixW-markW)
+	textW := max(2, r.width-prefixW-markW) // 2: one wide cluster; narrower panes cut the line
 
 	var body []string
 	switch {
@@ -206,9 +206,63 @@ func wrapText(s string, width int) []string {
 	s = sanitize(s)
 	var out []string
 	for _, para := range strings.Split(s, "\n") {
-		w := lipgloss.Wrap(para, width, "")
-		out = append(out, strings.Split(w, "\n")...)
+		out = append(out, wrapClusters(para, width)...)
 	}
+	return out
+}
+
+// wrapClusters wraps one plain paragraph to width cells, breaking at a space where one
+// is on the line, else between grapheme clusters — never inside one (a ZWJ sequence, a
+// skin tone, a keycap, a combining mark) — and measuring each cluster as the Charm stack
+// does (ansi.GraphemeWidth), so a line is never wider than the renderer believes.
+func wrapClusters(para string, width int) []string {
+	type cluster struct {
+		s string
+		w int
+	}
+	var out []string
+	var line []cluster
+	lineW, lastSpace := 0, -1
+	emit := func(cs []cluster) {
+		var b strings.Builder
+		for _, c := range cs {
+			b.WriteString(c.s)
+		}
+		out = append(out, b.String())
+	}
+	for rest := para; rest != ""; {
+		s, w := ansi.FirstGraphemeCluster(rest, ansi.GraphemeWidth)
+		if s == "" {
+			break
+		}
+		rest = rest[len(s):]
+		c := cluster{s, w}
+		if lineW+c.w > width && len(line) > 0 {
+			switch {
+			case c.s == " ": // the break eats the space
+				emit(line)
+				line, lineW, lastSpace = nil, 0, -1
+				continue
+			case lastSpace >= 0:
+				emit(line[:lastSpace])
+				line = append([]cluster(nil), line[lastSpace+1:]...)
+				lineW, lastSpace = 0, -1
+				for _, k := range line {
+					lineW += k.w
+				}
+			}
+			if lineW+c.w > width && len(line) > 0 {
+				emit(line)
+				line, lineW = nil, 0
+			}
+		}
+		line = append(line, c)
+		lineW += c.w
+		if c.s == " " {
+			lastSpace = len(line) - 1
+		}
+	}
+	emit(line)
 	return out
 }
 

@@ -20,9 +20,28 @@ func (c *common) dialogWidth(want int) int {
 	return max(20, min(want, c.width-8))
 }
 
-func (c *common) frame(title, body string, w int) string {
+// frame draws a dialog w cells wide. One taller than the terminal shows a window of its
+// lines at b.scroll, with "↑ more" / "↓ more" where lines are hidden, so it always fits.
+func (c *common) frame(b *dialogBase, title, body string, w int) string {
 	s := &c.styles
-	return s.Dialog.Width(w + 6).Render(s.DialogTitle.Render(title) + "\n" + body)
+	full := s.Dialog.Width(w + 6).Render(s.DialogTitle.Render(title) + "\n" + body)
+	chrome := s.Dialog.GetVerticalFrameSize()
+	if lipgloss.Height(full) <= c.height || c.height-chrome < 3 {
+		b.overflow, b.scroll = false, 0
+		return full
+	}
+	b.overflow = true
+	inner := strings.Split(lipgloss.Wrap(s.DialogTitle.Render(title)+"\n"+body, w+6-s.Dialog.GetHorizontalFrameSize(), ""), "\n")
+	rows := c.height - chrome
+	b.scroll = min(max(b.scroll, 0), len(inner)-rows)
+	view := append([]string(nil), inner[b.scroll:b.scroll+rows]...)
+	if b.scroll > 0 {
+		view[0] = s.Muted.Render("↑ more (pgup)")
+	}
+	if b.scroll+rows < len(inner) {
+		view[rows-1] = s.Muted.Render("↓ more (pgdn)")
+	}
+	return s.Dialog.Width(w + 6).Render(strings.Join(view, "\n"))
 }
 
 func (c *common) hint(pairs ...string) string {
@@ -138,7 +157,7 @@ func (d *addContactDialog) View() string {
 	default:
 		lines = append(lines, d.c.hint("enter", "add", "esc", "cancel"))
 	}
-	return d.c.frame("Add a contact", strings.Join(lines, "\n"), w)
+	return d.c.frame(&d.dialogBase, "Add a contact", strings.Join(lines, "\n"), w)
 }
 
 // ---------------------------------------------------------------- verify
@@ -212,7 +231,7 @@ func (d *verifyDialog) View() string {
 			"",
 			d.c.hint("v", "they match: mark verified", "esc", "not now"))
 	}
-	return d.c.frame("Verify "+d.contact, strings.Join(lines, "\n"), w)
+	return d.c.frame(&d.dialogBase, "Verify "+d.contact, strings.Join(lines, "\n"), w)
 }
 
 // safetyBlock shows the 12 groups of 5 digits as 3 rows of 4, like Signal.
@@ -311,7 +330,7 @@ func (d *keyChangedDialog) View() string {
 		}
 	}
 	lines = append(lines, "", d.c.hint("a", "accept the new key", "esc", "not now (sending stays paused)"))
-	return d.c.frame("Identity key changed: "+d.contact, strings.Join(lines, "\n"), w)
+	return d.c.frame(&d.dialogBase, "Identity key changed: "+d.contact, strings.Join(lines, "\n"), w)
 }
 
 // ---------------------------------------------------------------- help
@@ -345,7 +364,7 @@ func (d *helpDialog) View() string {
 	}
 	body := keys + "\n\n" + d.c.styles.Muted.Render(slashCommandsHelp()+"\n\n"+assets.Help()) +
 		"\n\n" + d.c.styles.Subtle.Render(fmt.Sprintf("bell: %s", bell)) + "\n" + d.c.hint("esc", "close")
-	return d.c.frame("Help", body, w)
+	return d.c.frame(&d.dialogBase, "Help", body, w)
 }
 
 // ---------------------------------------------------------------- confirm
@@ -379,5 +398,5 @@ func (d *confirmDialog) Update(msg tea.Msg) (dialog, tea.Cmd) {
 func (d *confirmDialog) View() string {
 	w := d.c.dialogWidth(52)
 	body := lipgloss.Wrap(d.text, w, "") + "\n\n" + d.c.hint("y", "yes", "n", "no")
-	return d.c.frame(d.title, body, w)
+	return d.c.frame(&d.dialogBase, d.title, body, w)
 }

@@ -117,3 +117,57 @@ func equalIDs(a, b []int64) bool {
 	}
 	return true
 }
+
+// TestMessageMayStartWithQuestionMark: typing "?" into the empty input types it (the
+// question "?" alone, or "?? really"); help stays on f1, and on "?" in the contact list.
+func TestMessageMayStartWithQuestionMark(t *testing.T) {
+	m := newTestMainScreen(t)
+	m.open = "bob"
+	for _, k := range []string{"?", "?", " ", "o", "k"} {
+		if _, cmd := m.Update(keyMsg(k)); cmd != nil {
+			if _, ok := cmd().(pushDialogMsg); ok {
+				t.Fatalf("typing %q into the input (holding %q) opened a dialog", k, m.input.Value())
+			}
+		}
+	}
+	if got, ok := submitted(t, m); !ok || got != "?? ok" {
+		t.Fatalf("typed \"?? ok\", sent %q (%v)", got, ok)
+	}
+	if _, cmd := m.Update(keyMsg("f1")); cmd == nil {
+		t.Error("f1 in the input opened no help")
+	} else if _, ok := cmd().(pushDialogMsg); !ok {
+		t.Error("f1 in the input opened no help")
+	}
+}
+
+// TestUnreadDividerCountsWhatItSitsAbove: the "N new" divider goes above the n-th newest
+// incoming message and says how many incoming messages sit below it — fewer when fewer
+// are loaded — and there is none when nothing incoming is loaded.
+func TestUnreadDividerCountsWhatItSitsAbove(t *testing.T) {
+	for _, tc := range []struct {
+		name     string
+		outgoing []bool // the loaded messages, oldest first
+		unread   int
+		at, want int // index of the marked message and its count; at -1: no divider
+	}{
+		{"exact", []bool{false, false, true, false}, 2, 1, 2},
+		{"one", []bool{false, true, false}, 1, 2, 1},
+		{"fewer loaded", []bool{true, false, false}, 5, 1, 2},
+		{"only outgoing", []bool{true, true}, 1, -1, 0},
+	} {
+		cv := newConversation("bob")
+		for i, out := range tc.outgoing {
+			cv.appendMsg(chat.Message{ID: int64(i + 1), Order: int64(i + 1), Outgoing: out, Text: "m"}, time.UTC)
+		}
+		cv.markNew(tc.unread)
+		at, got := -1, 0
+		for i, it := range cv.items {
+			if it.newMark > 0 {
+				at, got = i, it.newMark
+			}
+		}
+		if at != tc.at || got != tc.want {
+			t.Errorf("%s: divider above message %d saying %d new, want above %d saying %d", tc.name, at, got, tc.at, tc.want)
+		}
+	}
+}

@@ -2,6 +2,7 @@ package ui
 
 import (
 	"context"
+	"fmt"
 	"math"
 	"slices"
 	"sort"
@@ -52,8 +53,12 @@ type mainScreen struct {
 
 	notice    string
 	noticeErr bool
+	// noticeSeq counts notices; noticeArmed is the last one whose expiry is armed.
+	noticeSeq, noticeArmed int
+	noticeTTL              time.Duration
 
 	wantOpen string // contact to open once contacts arrive
+	listed   bool   // the contact list has arrived once (an unknown --open name is refused then)
 
 	// pictured: a paste put control characters into the input as their Control
 	// Pictures (the widget cannot hold them); inputText turns them back.
@@ -78,7 +83,7 @@ func newMainScreen(c *common, b Backend, openContact string) *mainScreen {
 	h.Styles = c.styles.Help
 	m := &mainScreen{
 		c: c, b: b, convs: make(map[string]*conversation),
-		input: ta, help: h, wantOpen: openContact,
+		input: ta, help: h, wantOpen: openContact, noticeTTL: noticeTTL,
 		conn: chat.ConnState{Status: chat.Connecting},
 	}
 	m.layout()
@@ -135,10 +140,38 @@ func (m *mainScreen) contact(name string) (chat.Contact, bool) {
 
 func (m *mainScreen) setNotice(s string, isErr bool) {
 	m.notice, m.noticeErr = s, isErr
+	m.noticeSeq++
 }
 
-// Update handles keys, mouse, the results of backend commands and controller events.
+// Notices expire: a plain one after noticeTTL, an error after twice that (there is more
+// to read, and it says what to do). A newer notice restarts the clock.
+const noticeTTL = 8 * time.Second
+
+// noticeExpiredMsg clears the notice it was armed for, if no newer one replaced it.
+type noticeExpiredMsg struct{ seq int }
+
+// Update handles keys, mouse, the results of backend commands and controller events,
+// and arms the expiry of a notice any of them set.
 func (m *mainScreen) Update(msg tea.Msg) (screen, tea.Cmd) {
+	if e, ok := msg.(noticeExpiredMsg); ok {
+		if e.seq == m.noticeSeq {
+			m.notice, m.noticeErr = "", false
+		}
+		return m, nil
+	}
+	sc, cmd := m.update(msg)
+	if m.notice != "" && m.noticeArmed != m.noticeSeq {
+		m.noticeArmed = m.noticeSeq
+		ttl, seq := m.noticeTTL, m.noticeSeq
+		if m.noticeErr {
+			ttl *= 2
+		}
+		cmd = tea.Batch(cmd, tea.Tick(ttl, func(time.Time) tea.Msg { return noticeExpiredMsg{seq} }))
+	}
+	return sc, cmd
+}
+
+func (m *mainScreen) update(msg tea.Msg) (screen, tea.Cmd) {
 	switch msg := msg.(type) {
 	case tea.WindowSizeMsg:
 		m.layout()
@@ -228,6 +261,8 @@ func (m *mainScreen) Update(msg tea.Msg) (screen, tea.Cmd) {
 			m.wantOpen = msg.contact.Name
 			if msg.contact.KeyChanged {
 				m.setNotice("⚠ "+msg.contact.Name+"'s identity key changed — /accept to review it", true)
+			} else if msg.contact.Verified {
+				m.setNotice(msg.contact.Name+" is already a verified contact; the key has not changed", false)
 			} else {
 				m.setNotice("added "+msg.contact.Name+" — compare safety numbers with /verify", false)
 			}
@@ -245,7 +280,9 @@ func (m *mainScreen) handleKey(msg tea.KeyPressMsg) (screen, tea.Cmd) {
 	switch {
 	case key.Matches(msg, k.AddContact):
 		return m, pushDialog(newAddContactDialog(m.c, m.b, ""))
-	case key.Matches(msg, k.Help) && (m.focus == focusContacts || m.input.Value() == "" || msg.String() == "f1"):
+	// "?" opens help from the contact list only: in the input it is text (a message may
+	// start with "?"); f1 works everywhere.
+	case key.Matches(msg, k.Help) && (m.focus == focusContacts || msg.String() == "f1"):
 		return m, pushDialog(newHelpDialog(m.c))
 	case key.Matches(msg, k.FocusSwitch):
 		if m.focus == focusInput {
@@ -397,6 +434,13 @@ func (m *mainScreen) onContacts(msg contactsMsg) tea.Cmd {
 		}
 	}
 	m.contacts = list
+	first := !m.listed
+	m.listed = true
+	if first && m.wantOpen != "" && m.indexOf(m.wantOpen) < 0 {
+		// --open NAME with a name that is no contact: say so rather than open another.
+		m.setNotice(fmt.Sprintf("cannot open %q: no such contact; add them with /add %s", m.wantOpen, m.wantOpen), true)
+		m.wantOpen = ""
+	}
 	switch {
 	case m.wantOpen != "" && m.indexOf(m.wantOpen) >= 0:
 		name := m.wantOpen

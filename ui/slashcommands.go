@@ -60,6 +60,11 @@ var slashCommands = []slashCommand{
 		name: "/accept", help: "accept the open contact's changed identity key",
 		needsConversation: true,
 		run: func(m *mainScreen, _ []string) tea.Cmd {
+			if ct, ok := m.contact(m.open); ok && !ct.KeyChanged {
+				// No false alarm: nothing changed, so no warning dialog either.
+				m.setNotice(m.open+"'s key has not changed; nothing to accept", false)
+				return nil
+			}
 			return pushDialog(newKeyChangedDialog(m.c, m.b, m.open))
 		},
 	},

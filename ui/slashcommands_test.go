@@ -1,11 +1,14 @@
 package ui
 
 import (
+	"errors"
+	"fmt"
 	"slices"
 	"strings"
 	"testing"
 	"time"
 
+	tea "charm.land/bubbletea/v2"
 	"github.com/charmbracelet/x/ansi"
 
 	"pfschat/chat"
@@ -91,5 +94,114 @@ func TestSlashCommandNeedsConversation(t *testing.T) {
 	}
 	if !slices.Contains(tried, "/verify") {
 		t.Fatalf("/verify does not need an open conversation; commands tried: %v", tried)
+	}
+}
+
+// TestAcceptWithoutKeyChange: /accept when the open contact's key has not changed says
+// so as a plain notice and opens no warning dialog; with a pending change it opens the
+// review dialog.
+func TestAcceptWithoutKeyChange(t *testing.T) {
+	m := newTestMainScreen(t)
+	m.open = "bob"
+	if cmd := m.command([]string{"/accept"}); cmd != nil {
+		t.Errorf("/accept with no key change returned a command (%T): a warning dialog for nothing", cmd())
+	}
+	if want := "bob's key has not changed; nothing to accept"; m.notice != want || m.noticeErr {
+		t.Errorf("notice %q (error %v), want the plain notice %q", m.notice, m.noticeErr, want)
+	}
+	m.contacts[0].KeyChanged = true
+	cmd := m.command([]string{"/accept"})
+	if cmd == nil {
+		t.Fatal("/accept with a pending key change opened nothing")
+	}
+	if msg, ok := cmd().(pushDialogMsg); !ok {
+		t.Errorf("/accept with a pending key change: %T, want the key-change dialog", msg)
+	}
+}
+
+// TestOpenUnknownContactRefused: --open NAME (Options.OpenContact) with a name that is
+// no contact says so as an error instead of silently showing another conversation; a
+// known name opens.
+func TestOpenUnknownContactRefused(t *testing.T) {
+	m := newTestMainScreen(t)
+	m = newMainScreen(m.c, m.b, "carol")
+	m.onContacts(contactsMsg{list: []chat.Contact{{Name: "bob", CardID: strings.Repeat("b", 64)}}})
+	if want := `cannot open "carol": no such contact; add them with /add carol`; m.notice != want || !m.noticeErr {
+		t.Errorf("--open carol with only bob: notice %q (error %v), want the error %q", m.notice, m.noticeErr, want)
+	}
+	m = newMainScreen(m.c, m.b, "bob")
+	m.onContacts(contactsMsg{list: []chat.Contact{{Name: "bob", CardID: strings.Repeat("b", 64)}}})
+	if m.noticeErr || m.open != "bob" {
+		t.Errorf("--open bob: open %q, notice %q", m.open, m.notice)
+	}
+}
+
+// TestReAddVerifiedContact: adding a contact that is already verified (same key) says
+// so instead of "added … compare safety numbers".
+func TestReAddVerifiedContact(t *testing.T) {
+	m := newTestMainScreen(t)
+	m.Update(addedMsg{name: "bob", contact: chat.Contact{Name: "bob", CardID: strings.Repeat("b", 64), Verified: true}})
+	if want := "bob is already a verified contact; the key has not changed"; m.notice != want || m.noticeErr {
+		t.Errorf("re-adding verified bob: notice %q (error %v), want %q", m.notice, m.noticeErr, want)
+	}
+}
+
+// TestNoticesExpire: a notice set by any message arms its expiry; when it fires the
+// notice is gone, but an expiry armed for an older notice leaves a newer one alone.
+func TestNoticesExpire(t *testing.T) {
+	m := newTestMainScreen(t)
+	m.noticeTTL = time.Millisecond // the tick is the message the test waits for
+	m.open = "bob"
+	expiry := func(cmd tea.Cmd) tea.Msg {
+		t.Helper()
+		var found tea.Msg
+		var walk func(tea.Cmd)
+		walk = func(c tea.Cmd) {
+			if c == nil || found != nil {
+				return
+			}
+			switch msg := c().(type) {
+			case tea.BatchMsg:
+				for _, c := range msg {
+					walk(c)
+				}
+			case noticeExpiredMsg:
+				found = msg
+			}
+		}
+		walk(cmd)
+		if found == nil {
+			t.Fatal("setting a notice armed no expiry")
+		}
+		return found
+	}
+	m.input.SetValue("/accept")
+	_, cmd := m.Update(keyMsg("enter"))
+	if m.notice == "" {
+		t.Fatal("/accept set no notice")
+	}
+	first := expiry(cmd)
+	m.input.SetValue("/frobnicate")
+	_, cmd = m.Update(keyMsg("enter"))
+	second := m.notice
+	if second == "" || !m.noticeErr {
+		t.Fatalf("an unknown command set no error notice: %q", second)
+	}
+	m.Update(first)
+	if m.notice != second {
+		t.Fatalf("an older notice's expiry cleared the newer %q (now %q)", second, m.notice)
+	}
+	m.Update(expiry(cmd))
+	if m.notice != "" {
+		t.Fatalf("notice %q did not expire", m.notice)
+	}
+}
+
+// TestErrTextIsASentence: the UI prints an error's user-facing part — no package
+// prefixes, no repeated parts.
+func TestErrTextIsASentence(t *testing.T) {
+	err := fmt.Errorf("chat: sending to bob: %w", fmt.Errorf("chat: sending to bob: %w", errors.New("storage: disk full")))
+	if got, want := errText(err), "sending to bob: disk full"; got != want {
+		t.Errorf("errText = %q, want %q", got, want)
 	}
 }

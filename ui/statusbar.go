@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"math"
-	"strings"
 	"time"
 
 	"charm.land/bubbles/v2/key"
@@ -98,9 +97,5 @@ func errText(err error) string {
 	if errors.Is(err, context.DeadlineExceeded) {
 		return "timed out: is the relay reachable?"
 	}
-	s := err.Error()
-	if i := strings.IndexByte(s, '\n'); i >= 0 {
-		s = s[:i]
-	}
-	return s
+	return chat.Sentence(err) // no package prefixes, no repeats, the first line
 }

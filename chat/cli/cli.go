@@ -101,6 +101,10 @@ func init() {
 // first word that is not a global flag names.
 func Main(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	i := profile.CommandIndex(args)
+	if v := slices.IndexFunc(args, func(a string) bool { return a == "--version" || a == "-version" }); v >= 0 && (i < 0 || v < i) {
+		_ = cmdVersion(&env{stdout: stdout}, nil, nil) // `pfschat --version` is `pfschat version`
+		return exitOK
+	}
 	if i < 0 {
 		return runUI(ctx, args, stdin, stdout, stderr)
 	}
@@ -110,6 +114,9 @@ func Main(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io
 	case "relay":
 		if err := RunRelay(ctx, args[i+1:], stdout, stderr); err != nil {
 			fmt.Fprintf(stderr, "pfschat relay: %v\n", err)
+			if errors.As(err, new(usageErr)) {
+				return exitUsage
+			}
 			return exitFail
 		}
 		return exitOK
@@ -137,7 +144,7 @@ usage:
   pfschat send NAME TEXT       send one message, no UI (through the daemon when one runs)
   pfschat recv [--follow] [--json]   print incoming messages
   pfschat contacts | fingerprint NAME | verify NAME | accept-key NAME
-  pfschat rotate-keys [--count N] | reset-session NAME | version
+  pfschat rotate-keys [--count N] | reset-session NAME | version (or --version)
   pfschat delete-account | repin   free your name on the relay | re-pin a replaced relay key
 
 global flags: --home DIR, --relay URL (default ` + profile.DefaultRelayURL + `),
@@ -175,8 +182,7 @@ func runHeadless(ctx context.Context, args []string, stdin io.Reader, stdout, st
 	pos, err := parseInterleaved(fs, rest[1:], false)
 	if errors.Is(err, flag.ErrHelp) {
 		fmt.Fprintf(stdout, "usage: pfschat %s %s\n  %s\n", cmd.name, cmd.args, cmd.help)
-		fs.SetOutput(stdout)
-		fs.PrintDefaults()
+		printFlags(stdout, fs)
 		return exitOK
 	}
 	if err != nil {
@@ -199,7 +205,11 @@ func runHeadless(ctx context.Context, args []string, stdin io.Reader, stdout, st
 			fmt.Fprintf(stderr, "pfschat %s: %s\nusage: pfschat %s %s\n", cmd.name, ue.msg, cmd.name, cmd.args)
 			return exitUsage
 		}
-		fmt.Fprintf(stderr, "pfschat %s: %s\n", cmd.name, explain(e, err))
+		msg := explain(e, err)
+		if rest, ok := strings.CutPrefix(msg, err.Error()); ok { // the error's own words as a sentence
+			msg = chat.Sentence(err) + rest
+		}
+		fmt.Fprintf(stderr, "pfschat %s: %s\n", cmd.name, msg)
 		return exitFail
 	}
 	return exitOK
@@ -353,6 +363,9 @@ func explain(e *env, err error) string {
 }
 
 func cmdVersion(e *env, fs *flag.FlagSet, args []string) error {
+	if len(args) != 0 {
+		return usagef("unexpected arguments %q", args)
+	}
 	v := "(devel)"
 	if bi, ok := debug.ReadBuildInfo(); ok && bi.Main.Version != "" {
 		v = bi.Main.Version
@@ -365,7 +378,7 @@ func oneName(args []string) (string, error) {
 	if len(args) != 1 {
 		return "", usagef("want exactly one NAME, got %d arguments", len(args))
 	}
-	return args[0], nil
+	return strings.ToLower(args[0]), nil // names are lower case: "Bob" is bob
 }
 
 // withContact runs fn on the local store for a command that takes exactly one NAME and
@@ -444,6 +457,10 @@ func cmdAdd(e *env, fs *flag.FlagSet, args []string) error {
 		fmt.Fprintf(e.stdout, "compare it with %s, then run: pfschat accept-key %s\n", name, name)
 		return nil
 	}
+	if ct.Verified {
+		fmt.Fprintf(e.stdout, "%s is already a verified contact; the key has not changed (card %s, key %s)\n", name, ct.CardID[:16], ct.Fingerprint)
+		return nil
+	}
 	fmt.Fprintf(e.stdout, "added %s (card %s, key %s)\n", name, ct.CardID[:16], ct.Fingerprint)
 	printSafetyNumber(e.stdout, sn)
 	if !ct.Verified {
@@ -467,7 +484,7 @@ func cmdSend(e *env, fs *flag.FlagSet, args []string) error {
 	if len(args) < 2 {
 		return usagef("want NAME and TEXT")
 	}
-	name, text := args[0], strings.Join(args[1:], " ")
+	name, text := strings.ToLower(args[0]), strings.Join(args[1:], " ")
 	if text == "-" {
 		// One byte more than a message may carry, plus the newline that ends the input:
 		// enough to tell a text that is too long, which is refused below, never cut.
@@ -539,13 +556,13 @@ func cmdSend(e *env, fs *flag.FlagSet, args []string) error {
 
 // jsonMessage is one line of 'recv --json'.
 type jsonMessage struct {
-	ID         int64     `json:"id"`
-	From       string    `json:"from"`
-	Text       string    `json:"text"`
-	SentAt     time.Time `json:"sent_at"`
-	ReceivedAt time.Time `json:"received_at"`
-	State      string    `json:"state,omitempty"`
-	Reason     string    `json:"reason,omitempty"`
+	ID         int64  `json:"id"`
+	From       string `json:"from"`
+	Text       string `json:"text"`
+	SentAt     string `json:"sent_at"`     // jsonTime: UTC, always milliseconds
+	ReceivedAt string `json:"received_at"` // the same precision
+	State      string `json:"state,omitempty"`
+	Reason     string `json:"reason,omitempty"`
 	// Seq is the sender's per-conversation sequence number (chat/PAYLOAD.md §3):
 	// messages from one sender, sorted by it, are in the order they were sent. Absent
 	// (0) for an undecryptable message or one from a client before payload version 2.
@@ -560,7 +577,7 @@ type jsonMessage struct {
 // text; a message from a changed, not yet accepted identity key is marked as such.
 func recvLine(m chat.Message, asJSON bool) string {
 	if asJSON {
-		j := jsonMessage{ID: m.ID, From: m.Contact, Text: m.Text, SentAt: m.SentAt.UTC(), ReceivedAt: m.ReceivedAt.UTC(), Seq: m.Seq, KeyPending: m.KeyPending}
+		j := jsonMessage{ID: m.ID, From: m.Contact, Text: m.Text, SentAt: jsonTime(m.SentAt), ReceivedAt: jsonTime(m.ReceivedAt), Seq: m.Seq, KeyPending: m.KeyPending}
 		if m.State == chat.UndecryptableState || m.State == chat.Failed {
 			j.State, j.Reason = m.State.String(), m.Reason
 		}
@@ -580,6 +597,10 @@ func recvLine(m chat.Message, asJSON bool) string {
 	return fmt.Sprintf("%s  %s: %s\n", m.SentAt.Local().Format(time.DateTime), m.Contact, m.Text)
 }
 
+// jsonTime is recv --json's one time precision: UTC RFC 3339 with exactly three
+// fraction digits, the payload's millisecond (chat/PAYLOAD.md), for both timestamps.
+func jsonTime(t time.Time) string { return t.UTC().Format("2006-01-02T15:04:05.000Z07:00") }
+
 func cmdRecv(e *env, fs *flag.FlagSet, args []string) error {
 	if len(args) != 0 {
 		return usagef("unexpected arguments %q", args)
@@ -592,6 +613,11 @@ func cmdRecv(e *env, fs *flag.FlagSet, args []string) error {
 		return usagef("--count N needs --follow and N >= 1")
 	}
 	c, err := e.online()
+	var down error // the relay is down: print what is stored, then say so (exit 1)
+	if errors.Is(err, chat.ErrOffline) && !follow {
+		down = err
+		c, err = e.offline()
+	}
 	if err != nil {
 		return err
 	}
@@ -599,8 +625,10 @@ func cmdRecv(e *env, fs *flag.FlagSet, args []string) error {
 	events := c.Events()
 	done := false
 	// Wait until the relay has delivered the backlog, then print what is unread.
-	if err := c.WaitSynced(e.ctx); err != nil {
-		return err
+	if down == nil {
+		if err := c.WaitSynced(e.ctx); err != nil {
+			return err
+		}
 	}
 	printed := make(map[int64]bool)
 	print := func(m chat.Message) error {
@@ -638,7 +666,7 @@ func cmdRecv(e *env, fs *flag.FlagSet, args []string) error {
 		}
 	}
 	if !follow || done {
-		return nil
+		return down
 	}
 	for {
 		select {
@@ -771,7 +799,8 @@ func cmdAcceptKey(e *env, fs *flag.FlagSet, args []string) error {
 	return withContact(e, args, func(c profileOps, name string) error {
 		if err := c.AcceptKey(e.ctx, name); err != nil {
 			if errors.Is(err, chat.ErrNoPendingKey) {
-				return fmt.Errorf("%s's key has not changed; nothing to accept", name)
+				fmt.Fprintf(e.stdout, "%s's key has not changed; nothing to accept\n", name)
+				return nil
 			}
 			return err
 		}
@@ -796,7 +825,11 @@ func cmdRotateKeys(e *env, fs *flag.FlagSet, args []string) error {
 	if err := c.RotateKeys(e.ctx, n); err != nil {
 		return err
 	}
-	fmt.Fprintf(e.stdout, "prekeys up to date (%d one-time keys of each kind on the relay)\n", n)
+	otp, kem, err := c.OneTimeKeysOnRelay(e.ctx) // the real count: a top-up never takes keys back
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(e.stdout, "prekeys up to date: the relay holds %d one-time X25519 and %d one-time ML-KEM keys\n", otp, kem)
 	return nil
 }
 

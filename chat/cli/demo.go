@@ -36,10 +36,15 @@ func runDemo(ctx context.Context, args []string, stdin io.Reader, stdout, stderr
 	fs.SetOutput(stderr)
 	var flags profile.Flags
 	flags.Register(fs, profile.Demo)
+	fs.Usage = usageOf(fs, stderr, "usage: pfschat demo [flags]   (UI + embedded relay + an echo contact, throwaway profile)\n")
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			return exitOK
 		}
+		return exitUsage
+	}
+	if fs.NArg() > 0 {
+		fmt.Fprintf(stderr, "pfschat demo: unexpected argument %q; see pfschat demo --help\n", fs.Arg(0))
 		return exitUsage
 	}
 	logger := slog.New(slog.DiscardHandler)

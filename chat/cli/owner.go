@@ -26,6 +26,7 @@ type profileOps interface {
 	Verify(ctx context.Context, name string) error
 	AcceptKey(ctx context.Context, name string) error
 	RotateKeys(ctx context.Context, n int) error
+	OneTimeKeysOnRelay(ctx context.Context) (x25519, mlkem int, err error)
 	ResetSession(ctx context.Context, name string) error
 }
 
@@ -155,6 +156,12 @@ func (o ownerOps) ResetSession(ctx context.Context, name string) error {
 
 func (o ownerOps) RotateKeys(ctx context.Context, n int) error {
 	return o.call(ctx, "rotateKeys", daemon.RotateKeysParams{Count: n}, nil)
+}
+
+func (o ownerOps) OneTimeKeysOnRelay(ctx context.Context) (x25519, mlkem int, err error) {
+	var r daemon.OneTimeKeysResult
+	err = o.call(ctx, "oneTimeKeys", nil, &r)
+	return r.X25519, r.MLKEM, err
 }
 
 // viaOwner runs send and recv through the profile's owner when one runs: ok is false
@@ -302,22 +309,21 @@ func recvViaOwner(e *env, cl *daemon.Client, fs *flag.FlagSet, args []string) er
 	}
 }
 
-// printMessage prints one incoming message as recv does.
+// printMessage prints one incoming message from the owner exactly as recv prints one
+// from the store (recvLine).
 func printMessage(e *env, m daemon.Message, asJSON bool) error {
-	undecryptable := m.State == chat.UndecryptableState.String()
-	if asJSON {
-		j := jsonMessage{ID: m.ID, From: m.Contact, Text: m.Text, SentAt: m.SentAt.UTC(), ReceivedAt: m.ReceivedAt.UTC()}
-		if undecryptable {
-			j.State, j.Reason = m.State, m.Reason
-		}
-		b, _ := json.Marshal(j)
-		_, err := fmt.Fprintf(e.stdout, "%s\n", b)
-		return err
-	}
-	if undecryptable {
-		_, err := fmt.Fprintf(e.stdout, "%s  %s: [could not decrypt: %s]\n", m.ReceivedAt.Local().Format(time.DateTime), m.Contact, m.Reason)
-		return err
-	}
-	_, err := fmt.Fprintf(e.stdout, "%s  %s: %s\n", m.SentAt.Local().Format(time.DateTime), m.Contact, m.Text)
+	cm := chat.Message{ID: m.ID, Contact: m.Contact, Outgoing: m.Outgoing, Text: m.Text, SentAt: m.SentAt,
+		ReceivedAt: m.ReceivedAt, State: stateNamed(m.State), Reason: m.Reason, Seq: m.Seq, KeyPending: m.KeyPending}
+	_, err := io.WriteString(e.stdout, recvLine(cm, asJSON))
 	return err
+}
+
+// stateNamed is the delivery state whose String is name (the API sends names).
+func stateNamed(name string) chat.DeliveryState {
+	for s := range chat.DeliveryState(255) {
+		if s.String() == name {
+			return s
+		}
+	}
+	return chat.Delivered
 }

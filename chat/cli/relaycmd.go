@@ -82,16 +82,16 @@ func RunRelay(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	expiryDays := fs.Int("account-expiry", 0, "free the names of accounts not logged in for this many days, with their queues (0 = never)")
 	fs.Usage = func() {
 		fmt.Fprintf(stderr, "usage: pfschat relay [flags]\n\nRuns a pfschat relay: registers cards, hands out prekeys, stores and forwards ciphertext.\n\n")
-		fs.PrintDefaults()
+		printFlags(stderr, fs)
 	}
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			return nil
 		}
-		return err
+		return usageErr{err.Error()} // the flag package printed the usage already
 	}
 	if fs.NArg() > 0 {
-		return fmt.Errorf("unexpected argument %q (see pfschat relay --help)", fs.Arg(0))
+		return usagef("unexpected argument %q (see pfschat relay --help)", fs.Arg(0))
 	}
 	if *dbPath == "" {
 		_, err := profile.RelayDB()

@@ -35,6 +35,7 @@ func runUI(ctx context.Context, args []string, stdin io.Reader, stdout, stderr i
 	fs.SetOutput(stderr)
 	var flags profile.Flags
 	flags.Register(fs, profile.UI)
+	fs.Usage = usageOf(fs, stderr, "usage: pfschat [flags]   (the chat UI; 'pfschat help' lists the commands)\n")
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			return exitOK

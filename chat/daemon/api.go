@@ -22,12 +22,14 @@ type Message struct {
 	ReceivedAt time.Time `json:"receivedAt,omitzero"`
 	State      string    `json:"state"`
 	Reason     string    `json:"reason,omitempty"`
+	Seq        uint64    `json:"seq,omitempty"`        // the sender's sequence number (chat/PAYLOAD.md §3)
+	KeyPending bool      `json:"keyPending,omitempty"` // from a changed identity key not yet accepted
 }
 
 // FromMessage is m as the API shows it.
 func FromMessage(m chat.Message) Message {
 	return Message{ID: m.ID, Contact: m.Contact, Outgoing: m.Outgoing, Text: m.Text, SentAt: m.SentAt.UTC(),
-		ReceivedAt: m.ReceivedAt.UTC(), State: m.State.String(), Reason: m.Reason}
+		ReceivedAt: m.ReceivedAt.UTC(), State: m.State.String(), Reason: m.Reason, Seq: m.Seq, KeyPending: m.KeyPending}
 }
 
 // Contact is a contact as the API shows it.
@@ -100,6 +102,11 @@ type (
 	}
 	RotateKeysParams struct {
 		Count int `json:"count"`
+	}
+	// OneTimeKeysResult is oneTimeKeys': the one-time prekeys the relay holds now.
+	OneTimeKeysResult struct {
+		X25519 int `json:"x25519"`
+		MLKEM  int `json:"mlkem"`
 	}
 	FingerprintResult struct {
 		SafetyNumber

@@ -346,3 +346,26 @@ func TestSocketPathStaysShort(t *testing.T) {
 		t.Fatalf("short profile: %q, %q", short, daemon.SecretPath(short))
 	}
 }
+
+// rotateKeys through the owner, then oneTimeKeys reports what the relay holds: the real
+// count `pfschat rotate-keys` prints through a daemon, as it does without one.
+func TestSocketRotateKeysReportsRelayCount(t *testing.T) {
+	r := relaytest.Start(t)
+	bob := chattest.NewUser(t, r, "bob")
+	o := startOwner(t, r, bob)
+	c := dial(t, o.sock)
+	if err := c.Call(t.Context(), "rotateKeys", daemon.RotateKeysParams{Count: 30}, nil); err != nil {
+		t.Fatal(err)
+	}
+	var got daemon.OneTimeKeysResult
+	if err := c.Call(t.Context(), "oneTimeKeys", nil, &got); err != nil {
+		t.Fatal(err)
+	}
+	x, m, err := bob.OneTimeKeysOnRelay(t.Context())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got.X25519 != x || got.MLKEM != m || x < 30 {
+		t.Fatalf("oneTimeKeys = %+v, the relay holds %d and %d (want at least 30)", got, x, m)
+	}
+}

@@ -354,6 +354,12 @@ func (s *Server) call(ctx context.Context, c *conn, req *Request) (any, *Error) 
 			return nil, errorFor(err)
 		}
 		return empty{}, nil
+	case "oneTimeKeys":
+		x, m, err := s.c.OneTimeKeysOnRelay(ctx)
+		if err != nil {
+			return nil, errorFor(err)
+		}
+		return OneTimeKeysResult{X25519: x, MLKEM: m}, nil
 	}
 	return nil, NewError(CodeMethodNotFound, "no method %q (see API.md)", req.Method)
 }

@@ -1,0 +1,38 @@
+package cli
+
+import (
+	"bytes"
+	"regexp"
+	"strings"
+	"testing"
+)
+
+// TestCommandHelpSpellsFlagsAsTheREADME: per-command --help lists "--flag VALUE" as the
+// README writes them, with the real default, for the headless commands, the demo and
+// the relay.
+func TestCommandHelpSpellsFlagsAsTheREADME(t *testing.T) {
+	for _, tc := range []struct {
+		args []string
+		want []string
+	}{
+		{[]string{"send", "--help"}, []string{"\n  --home DIR\n", "\n  --relay URL\n", "\n  --passphrase-file FILE\n", "\n  --wait DURATION\n      how long to wait for the relay to accept (default 15s)\n", "\n  -v\n"}},
+		{[]string{"recv", "-h"}, []string{"\n  --follow\n", "\n  --count N\n", "\n  --json\n"}},
+		{[]string{"init", "--help"}, []string{"\n  --name NAME\n", "\n  --device LABEL\n"}},
+		{[]string{"demo", "--help"}, []string{"\n  --no-bell\n"}},
+		{[]string{"relay", "--help"}, []string{"\n  --addr HOST:PORT\n      listen address (host:port) (default \"127.0.0.1:7878\")\n", "\n  --db FILE\n"}},
+	} {
+		var out, errb bytes.Buffer
+		if code := Main(t.Context(), tc.args, strings.NewReader(""), &out, &errb); code != exitOK {
+			t.Errorf("%q: exit %d, want 0", tc.args, code)
+		}
+		text := out.String() + errb.String()
+		for _, w := range tc.want {
+			if !strings.Contains(text, w) {
+				t.Errorf("%q: help lacks %q:\n%s", tc.args, w, text)
+			}
+		}
+		if m := regexp.MustCompile(`(?m)^  -[a-z][a-z-]+`).FindString(text); m != "" {
+			t.Errorf("%q: a flag spelled with one dash, %q:\n%s", tc.args, m, text)
+		}
+	}
+}

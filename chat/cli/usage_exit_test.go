@@ -1,0 +1,28 @@
+package cli
+
+import (
+	"bytes"
+	"strings"
+	"testing"
+)
+
+// TestUsageErrorsExit2Everywhere: a mistake in how a command is called exits 2 — the
+// UI, the demo, the relay and every headless command — with a message on stderr.
+func TestUsageErrorsExit2Everywhere(t *testing.T) {
+	home := t.TempDir()
+	for _, args := range [][]string{
+		{"--bogus"}, {"--home", home, "stray"},
+		{"demo", "--bogus"}, {"demo", "stray"},
+		{"relay", "--bogus"}, {"relay", "stray"},
+		{"frobnicate"}, {"send", "--home", home}, {"recv", "--home", home, "--count", "x"},
+		{"contacts", "--home", home, "stray"}, {"version", "stray"},
+		{"rotate-keys", "--home", home, "--count", "0"},
+	} {
+		var out, errb bytes.Buffer
+		if code := Main(t.Context(), args, strings.NewReader(""), &out, &errb); code != exitUsage {
+			t.Errorf("%q: exit %d, want %d (usage); stderr %q", args, code, exitUsage, errb.String())
+		} else if errb.Len() == 0 {
+			t.Errorf("%q: exit 2 with nothing on stderr", args)
+		}
+	}
+}

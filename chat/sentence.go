@@ -1,0 +1,49 @@
+package chat
+
+import "strings"
+
+// packagePrefixes are the "pkg: " prefixes Go errors carry through the layers; a person
+// reading an error needs none of them.
+var packagePrefixes = []string{"chat: ", "storage: ", "ratchet: ", "client: ", "relay: ", "server: ", "payload: "}
+
+// Sentence is an error as a person reads it: the first line of its text without package
+// prefixes and with a part that repeats the one before it said once ("chat: sending:
+// chat: sending: storage: disk full" reads "sending: disk full"). The typed error keeps
+// every detail for code (errors.Is/As) and logs.
+func Sentence(err error) string {
+	if err == nil {
+		return ""
+	}
+	s := err.Error()
+	if i := strings.IndexByte(s, '\n'); i >= 0 {
+		s = s[:i]
+	}
+	var parts []string
+	for _, p := range strings.Split(s, ": ") {
+		for trimmed := true; trimmed; {
+			trimmed = false
+			for _, pre := range packagePrefixes {
+				if rest, ok := strings.CutPrefix(p+" ", pre); ok {
+					p, trimmed = strings.TrimSuffix(rest, " "), true
+				}
+			}
+		}
+		if p == "" || p == strings.TrimSuffix(packagePrefixes[0], ": ") || isPackageName(p) {
+			continue
+		}
+		if len(parts) > 0 && parts[len(parts)-1] == p {
+			continue
+		}
+		parts = append(parts, p)
+	}
+	return strings.Join(parts, ": ")
+}
+
+func isPackageName(p string) bool {
+	for _, pre := range packagePrefixes {
+		if p == strings.TrimSuffix(pre, ": ") {
+			return true
+		}
+	}
+	return false
+}

@@ -1,0 +1,27 @@
+package chat_test
+
+import (
+	"errors"
+	"fmt"
+	"testing"
+
+	"pfschat/chat"
+)
+
+// TestSentence: errors read as sentences — no package prefixes, no repeated parts, the
+// first line only.
+func TestSentence(t *testing.T) {
+	base := errors.New("storage: disk full")
+	for _, tc := range []struct {
+		err  error
+		want string
+	}{
+		{fmt.Errorf("chat: sending to bob: %w", fmt.Errorf("chat: sending to bob: %w", base)), "sending to bob: disk full"},
+		{fmt.Errorf("chat: accepting bob's new key: %w", errors.New("ratchet: bad signature\nmore detail")), "accepting bob's new key: bad signature"},
+		{chat.ErrNoPendingKey, "contact has no new key to accept"},
+	} {
+		if got := chat.Sentence(tc.err); got != tc.want {
+			t.Errorf("Sentence(%q) = %q, want %q", tc.err, got, tc.want)
+		}
+	}
+}
