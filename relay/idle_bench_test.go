@@ -56,7 +56,7 @@ func TestRelayChild(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer st.Close()
-	srv, err := server.New(ctx, server.Config{Store: st, Limits: server.Limits{FramesPerSecond: -1, ConnectionsPerAddress: -1, MaxConnections: -1, LoginTimeout: 1 << 62}})
+	srv, err := server.New(ctx, server.Config{Store: st, Limits: server.Limits{FramesPerSecond: -1, ConnectionsPerAddress: -1, MaxConnections: -1, RegistrationsPerHour: -1, LoginTimeout: 1 << 62}})
 	if err != nil {
 		t.Fatal(err)
 	}
