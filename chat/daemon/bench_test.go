@@ -13,6 +13,7 @@ import (
 	"pfschat/chat/daemon"
 	"pfschat/chat/profile"
 	"pfschat/relay/relaytest"
+	"pfschat/relay/server"
 )
 
 // offlineOwner is alice's daemon with an acknowledged session with bob and no relay
@@ -120,4 +121,73 @@ func BenchmarkDaemonThroughput(b *testing.B) {
 			b.ReportMetric(float64(b.N)/time.Since(t0).Seconds(), "msgs/s")
 		})
 	}
+}
+
+// BenchmarkDaemonEndToEnd: messages per second from alice's daemon socket (4 clients)
+// through a real relay with its rate limit off (FULL sync) to bob's store (the test
+// profiles sync NORMAL): one op is one message committed by alice and committed by bob.
+func BenchmarkDaemonEndToEnd(b *testing.B) {
+	const clients = 4
+	r := relaytest.StartWith(b, relaytest.Options{Limits: server.Limits{FramesPerSecond: -1}})
+	alice, bob := chattest.NewUser(b, r, "alice"), chattest.NewUser(b, r, "bob")
+	chattest.Converse(b, alice, bob)
+	hub := daemon.NewHub(alice.Events())
+	srv := daemon.New(daemon.Config{Controller: alice.Controller, Hub: hub, Owner: profile.OwnerDaemon})
+	sock, err := daemon.SocketPath(alice.Profile.Dir)
+	if err != nil {
+		b.Fatal(err)
+	}
+	ln, err := daemon.Listen(sock)
+	if err != nil {
+		b.Fatal(err)
+	}
+	srv.Serve(ln)
+	b.Cleanup(func() { srv.Close() })
+	go func() { // drain the owner's own events; the hub queues them otherwise
+		s := hub.Subscribe()
+		for range s.C() {
+		}
+	}()
+	ctx := b.Context()
+	cls := make([]*daemon.Client, clients)
+	for i := range cls {
+		if cls[i], err = daemon.Dial(ctx, sock); err != nil {
+			b.Fatal(err)
+		}
+		defer cls[i].Close()
+	}
+	received := make(chan struct{})
+	go func() {
+		n := 0
+		for ev := range bob.Events() {
+			if ev.Kind == chat.MessageReceived {
+				if n++; n == b.N {
+					close(received)
+					return
+				}
+			}
+		}
+	}()
+	b.ResetTimer()
+	t0 := time.Now()
+	var wg sync.WaitGroup
+	for ci, cl := range cls {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := ci; i < b.N; i += clients {
+				if err := cl.Call(ctx, "send", daemon.SendParams{To: "bob", Text: fmt.Sprintf("bench %d", i)}, nil); err != nil {
+					b.Error(err)
+					return
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	select {
+	case <-received:
+	case <-time.After(2 * time.Minute):
+		b.Fatal("bob did not receive every message within 2 minutes")
+	}
+	b.ReportMetric(float64(b.N)/time.Since(t0).Seconds(), "msgs/s")
 }
