@@ -114,6 +114,12 @@ type Account struct {
 
 // CreateAccount registers an account. ErrExists if the name or the card ID is taken.
 func (r *Relay) CreateAccount(ctx context.Context, a Account) error {
+	return r.createAccount(ctx, a, nil)
+}
+
+// createAccount registers a in one transaction; pay, when set, runs in it after the
+// name and card checks (an invite's use) and its error leaves nothing changed.
+func (r *Relay) createAccount(ctx context.Context, a Account, pay func(tx *txn) error) error {
 	if a.Name == "" || a.CardID == "" {
 		return fmt.Errorf("%w: account needs a name and a card ID", ErrInvalid)
 	}
@@ -128,6 +134,11 @@ func (r *Relay) CreateAccount(ctx context.Context, a Account) error {
 		}
 		if byCard > 0 {
 			return fmt.Errorf("%w: card %s is already registered", ErrExists, a.CardID)
+		}
+		if pay != nil {
+			if err := pay(tx); err != nil {
+				return err
+			}
 		}
 		card := a.Card
 		if card == nil {

@@ -43,21 +43,7 @@ func (r *Relay) CreateInvite(ctx context.Context, inv Invite) error {
 // invite is unknown, used up or expired at now; ErrExists as CreateAccount (the
 // invite keeps its use).
 func (r *Relay) CreateAccountInvited(ctx context.Context, a Account, inviteHash []byte, now time.Time) error {
-	if a.Name == "" || a.CardID == "" {
-		return fmt.Errorf("%w: account needs a name and a card ID", ErrInvalid)
-	}
-	return r.db.write(ctx, func(tx *txn) error {
-		var byName, byCard int
-		if err := tx.scan(ctx, "SELECT (SELECT count(*) FROM accounts WHERE name = ?), (SELECT count(*) FROM accounts WHERE card_id = ?)",
-			[]any{a.Name, a.CardID}, &byName, &byCard); err != nil {
-			return fmt.Errorf("storage: create account %q: %w", a.Name, err)
-		}
-		if byName > 0 {
-			return fmt.Errorf("%w: name %q is taken", ErrExists, a.Name)
-		}
-		if byCard > 0 {
-			return fmt.Errorf("%w: card %s is already registered", ErrExists, a.CardID)
-		}
+	return r.createAccount(ctx, a, func(tx *txn) error {
 		n, err := tx.execN(ctx, "UPDATE invites SET uses_left = uses_left - 1 WHERE hash = ? AND uses_left > 0 AND (expires_at = 0 OR expires_at > ?)",
 			inviteHash, dbTime(now))
 		if err != nil {
@@ -68,14 +54,6 @@ func (r *Relay) CreateAccountInvited(ctx context.Context, a Account, inviteHash 
 		}
 		if _, err := tx.exec(ctx, "DELETE FROM invites WHERE hash = ? AND uses_left <= 0", inviteHash); err != nil {
 			return fmt.Errorf("storage: using an invite: %w", err)
-		}
-		card := a.Card
-		if card == nil {
-			card = []byte{}
-		}
-		if _, err := tx.exec(ctx, "INSERT INTO accounts (name, card_id, card, created_at) VALUES (?, ?, ?, ?)",
-			a.Name, a.CardID, card, dbTime(a.CreatedAt)); err != nil {
-			return fmt.Errorf("storage: create account %q: %w", a.Name, err)
 		}
 		return nil
 	})

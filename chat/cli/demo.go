@@ -37,15 +37,8 @@ func runDemo(ctx context.Context, args []string, stdin io.Reader, stdout, stderr
 	var flags profile.Flags
 	flags.Register(fs, profile.Demo)
 	fs.Usage = usageOf(fs, stderr, "usage: pfschat demo [flags]   (UI + embedded relay + an echo contact, throwaway profile)\n")
-	if err := fs.Parse(args); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			return exitOK
-		}
-		return exitUsage
-	}
-	if fs.NArg() > 0 {
-		fmt.Fprintf(stderr, "pfschat demo: unexpected argument %q; see pfschat demo --help\n", fs.Arg(0))
-		return exitUsage
+	if code, ok := parseNoArgs(fs, args, stderr, "pfschat demo: unexpected argument %q; see pfschat demo --help\n"); !ok {
+		return code
 	}
 	logger := slog.New(slog.DiscardHandler)
 	if path, err := profile.DemoLogFile(); err == nil {

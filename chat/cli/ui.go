@@ -28,6 +28,23 @@ func openLog(path string) (*slog.Logger, func(), error) {
 	return slog.New(slog.NewTextHandler(f, &slog.HandlerOptions{Level: slog.LevelInfo})), func() { f.Close() }, nil
 }
 
+// parseNoArgs parses the flags of a command that takes no arguments (the UI, demo).
+// ok is false when the command is done: --help was shown (code 0), or a usage mistake
+// was reported (code 2; unexpected formats a stray argument).
+func parseNoArgs(fs *flag.FlagSet, args []string, stderr io.Writer, unexpected string) (code int, ok bool) {
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return exitOK, false
+		}
+		return exitUsage, false
+	}
+	if fs.NArg() > 0 {
+		fmt.Fprintf(stderr, unexpected, fs.Arg(0))
+		return exitUsage, false
+	}
+	return exitOK, true
+}
+
 // runUI runs the interactive client (`pfschat` without a command word) and returns the
 // exit code.
 func runUI(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer) int {
@@ -36,15 +53,8 @@ func runUI(ctx context.Context, args []string, stdin io.Reader, stdout, stderr i
 	var flags profile.Flags
 	flags.Register(fs, profile.UI)
 	fs.Usage = usageOf(fs, stderr, "usage: pfschat [flags]   (the chat UI; 'pfschat help' lists the commands)\n")
-	if err := fs.Parse(args); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			return exitOK
-		}
-		return exitUsage
-	}
-	if fs.NArg() > 0 {
-		fmt.Fprintf(stderr, "pfschat: unexpected argument %q; see pfschat help\n", fs.Arg(0))
-		return exitUsage
+	if code, ok := parseNoArgs(fs, args, stderr, "pfschat: unexpected argument %q; see pfschat help\n"); !ok {
+		return code
 	}
 	home, err := flags.HomeDir()
 	if err != nil {

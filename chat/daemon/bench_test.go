@@ -34,9 +34,16 @@ func offlineOwner(b *testing.B, sync string) (sock string) {
 		b.Fatal(err)
 	}
 	b.Cleanup(func() { c.Close() })
+	return serveOwner(b, c, p.Dir)
+}
+
+// serveOwner serves c's daemon API on the socket of the profile in dir, as `pfschat
+// daemon` does, and returns the socket's path.
+func serveOwner(b *testing.B, c *chat.Controller, dir string) (sock string) {
+	b.Helper()
 	hub := daemon.NewHub(c.Events())
 	srv := daemon.New(daemon.Config{Controller: c, Hub: hub, Owner: profile.OwnerDaemon})
-	sock, err = daemon.SocketPath(p.Dir)
+	sock, err := daemon.SocketPath(dir)
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -94,14 +101,7 @@ func BenchmarkDaemonThroughput(b *testing.B) {
 		b.Run(m.name, func(b *testing.B) {
 			sock := offlineOwner(b, m.sync)
 			ctx := context.Background()
-			cls := make([]*daemon.Client, clients)
-			for i := range cls {
-				var err error
-				if cls[i], err = daemon.Dial(ctx, sock); err != nil {
-					b.Fatal(err)
-				}
-				defer cls[i].Close()
-			}
+			cls := dialClients(b, sock, clients)
 			b.ResetTimer()
 			t0 := time.Now()
 			var wg sync.WaitGroup
@@ -131,31 +131,9 @@ func BenchmarkDaemonEndToEnd(b *testing.B) {
 	r := relaytest.StartWith(b, relaytest.Options{Limits: server.Limits{FramesPerSecond: -1}})
 	alice, bob := chattest.NewUser(b, r, "alice"), chattest.NewUser(b, r, "bob")
 	chattest.Converse(b, alice, bob)
-	hub := daemon.NewHub(alice.Events())
-	srv := daemon.New(daemon.Config{Controller: alice.Controller, Hub: hub, Owner: profile.OwnerDaemon})
-	sock, err := daemon.SocketPath(alice.Profile.Dir)
-	if err != nil {
-		b.Fatal(err)
-	}
-	ln, err := daemon.Listen(sock)
-	if err != nil {
-		b.Fatal(err)
-	}
-	srv.Serve(ln)
-	b.Cleanup(func() { srv.Close() })
-	go func() { // drain the owner's own events; the hub queues them otherwise
-		s := hub.Subscribe()
-		for range s.C() {
-		}
-	}()
+	sock := serveOwner(b, alice.Controller, alice.Profile.Dir)
 	ctx := b.Context()
-	cls := make([]*daemon.Client, clients)
-	for i := range cls {
-		if cls[i], err = daemon.Dial(ctx, sock); err != nil {
-			b.Fatal(err)
-		}
-		defer cls[i].Close()
-	}
+	cls := dialClients(b, sock, clients)
 	received := make(chan struct{})
 	go func() {
 		n := 0
@@ -190,4 +168,18 @@ func BenchmarkDaemonEndToEnd(b *testing.B) {
 		b.Fatal("bob did not receive every message within 2 minutes")
 	}
 	b.ReportMetric(float64(b.N)/time.Since(t0).Seconds(), "msgs/s")
+}
+
+// dialClients opens n connections to the owner's socket, closed when b ends.
+func dialClients(b *testing.B, sock string, n int) []*daemon.Client {
+	b.Helper()
+	cls := make([]*daemon.Client, n)
+	for i := range cls {
+		var err error
+		if cls[i], err = daemon.Dial(b.Context(), sock); err != nil {
+			b.Fatal(err)
+		}
+		b.Cleanup(func() { cls[i].Close() })
+	}
+	return cls
 }
