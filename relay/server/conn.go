@@ -31,6 +31,11 @@ type conn struct {
 
 	inflight   chan struct{} // semaphore: sends waiting for the group commit
 	readerDone chan struct{}
+	// readCap, when not zero, is the latest read deadline (Unix nanoseconds) the read
+	// loop may set. stopReading and linger set it: without it a ping or a frame arriving
+	// at that moment would push their deadline out again, and a shutdown would wait for
+	// ever on a client that keeps pinging.
+	readCap    atomic.Int64
 	closeOnce  sync.Once
 	slowOnce   atomic.Bool
 	killed     atomic.Bool // closed for abuse: linger before closing the socket
@@ -101,7 +106,33 @@ func (c *conn) kill(code, reason string) {
 		outItem{opcode: opClose, raw: websocket.FormatCloseMessage(websocket.ClosePolicyViolation, truncate(code+": "+reason, 120))})
 }
 
-func (c *conn) stopReading() { c.ws.SetReadDeadline(time.Unix(1, 0)) }
+func (c *conn) stopReading() { c.capReads(time.Unix(1, 0)) }
+
+// capReads makes t the latest read deadline from now on and sets it.
+func (c *conn) capReads(t time.Time) {
+	n := t.UnixNano()
+	for {
+		old := c.readCap.Load()
+		if old != 0 && old <= n {
+			n = old
+			break
+		}
+		if c.readCap.CompareAndSwap(old, n) {
+			break
+		}
+	}
+	c.ws.SetReadDeadline(time.Unix(0, n))
+}
+
+// extendReads sets the read deadline to t, or to the cap if that is earlier. The cap is
+// read after the deadline is set: a capReads racing with it either sees its deadline
+// overwritten by its own, later SetReadDeadline, or is seen here.
+func (c *conn) extendReads(t time.Time) {
+	c.ws.SetReadDeadline(t)
+	if limit := c.readCap.Load(); limit != 0 && t.UnixNano() > limit {
+		c.ws.SetReadDeadline(time.Unix(0, limit))
+	}
+}
 
 func (c *conn) goingAway() {
 	c.out.forcePush(outItem{raw: relay.EncodeFrame(&relay.Frame{Type: relay.TypeGoingAway, Code: relay.CodeGoingAway, Message: "relay is shutting down; reconnect later"})})

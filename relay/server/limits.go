@@ -460,7 +460,7 @@ func HashInvite(code string) []byte {
 // sends for a moment, so the error and close frames reach it (see lingerClose). It
 // runs in teardown, after the close frame was written.
 func (c *conn) linger() {
-	c.ws.SetReadDeadline(time.Now().Add(lingerTimeout))
+	c.capReads(time.Now().Add(lingerTimeout))
 	if cw, ok := c.ws.NetConn().(interface{ CloseWrite() error }); ok {
 		cw.CloseWrite()
 	}

@@ -41,17 +41,20 @@ func (c *conn) readLoop() {
 	ws.SetReadLimit(0)
 	readTimeout := 2*c.s.limits.PingInterval + 15*time.Second
 	lastDeadline := time.Now()
-	ws.SetReadDeadline(lastDeadline.Add(readTimeout))
+	c.extendReads(lastDeadline.Add(readTimeout))
 	ws.SetPongHandler(func(string) error {
-		ws.SetReadDeadline(time.Now().Add(readTimeout))
+		c.extendReads(time.Now().Add(readTimeout))
 		return nil
 	})
 	// Only the write loop writes: pongs and the close echo go through its queue.
 	ws.SetPingHandler(func(data string) error {
+		if c.s.testHookPing != nil {
+			c.s.testHookPing(c)
+		}
 		if ok, err := c.pingAllowed(); !ok {
 			return err
 		}
-		ws.SetReadDeadline(time.Now().Add(readTimeout))
+		c.extendReads(time.Now().Add(readTimeout))
 		c.out.tryPush(outItem{opcode: opPong, raw: []byte(data)})
 		return nil
 	})
@@ -73,7 +76,7 @@ func (c *conn) readLoop() {
 		}
 		// Refresh the idle deadline at most once a second: it costs a timer update.
 		if now := time.Now(); now.Sub(lastDeadline) > time.Second {
-			ws.SetReadDeadline(now.Add(readTimeout))
+			c.extendReads(now.Add(readTimeout))
 			lastDeadline = now
 		}
 		if !c.onMessage(mt, r) {

@@ -163,6 +163,9 @@ const metaRelayKey = "relay_ed25519_seed"
 // AdminHandler serves /metrics (and /healthz) for the admin port. Create it with
 // New; stop it with Shutdown.
 type Server struct {
+	// testHookPing, set by tests before any connection, runs when a ping arrives.
+	testHookPing func(*conn)
+
 	dir    Directory
 	queue  Queue
 	hub    Hub
