@@ -164,6 +164,10 @@ type Client struct {
 	relayKey ed25519.PublicKey
 	binding  string // the relay's channel binding mode on the last connection
 	closed   bool
+	// ended is the error that ended the last connection when retrying cannot fix it
+	// (logged_out): Run returns it even when the connection ended before Run began.
+	// Connect clears it.
+	ended error
 
 	nextID   atomic.Uint64
 	pace     *rate.Limiter // every frame sent takes a token; see pace.go
@@ -340,6 +344,9 @@ func (c *Client) Close() error {
 // once the connection is usable. A relay key other than the pinned one fails with
 // ErrRelayKeyMismatch.
 func (c *Client) Connect(ctx context.Context) error {
+	c.mu.Lock()
+	c.ended = nil
+	c.mu.Unlock()
 	c.setState(ConnState{State: StateConnecting})
 	if err := c.connect(ctx); err != nil {
 		c.setState(ConnState{State: StateOffline, Err: err})
@@ -352,16 +359,22 @@ func (c *Client) Connect(ctx context.Context) error {
 // Run keeps a connection up until ctx is done or the client is closed, reconnecting
 // with exponential backoff and jitter. Call it once; it also takes over a connection
 // made by Connect. It returns early on errors that retrying
-// cannot fix: ErrRelayKeyMismatch, ErrUnsupportedVersion, or a refused login.
+// cannot fix: ErrRelayKeyMismatch, ErrUnsupportedVersion, a refused login, or a
+// connection ended for good (logged out) — also when that connection, made by
+// Connect, ended before Run began.
 func (c *Client) Run(ctx context.Context) error {
 	attempt := 0
 	var connectedAt time.Time
 	for {
 		c.mu.Lock()
-		cc, closed := c.cur, c.closed
+		cc, closed, ended := c.cur, c.closed, c.ended
 		c.mu.Unlock()
 		if closed {
 			return ErrClosed
+		}
+		if cc == nil && ended != nil {
+			c.setState(ConnState{State: StateClosed, Err: ended})
+			return ended
 		}
 		if cc == nil {
 			c.setState(ConnState{State: StateConnecting})
@@ -602,6 +615,17 @@ func (c *Client) unsetConn(cc *clientConn) {
 	c.mu.Unlock()
 }
 
+// connEnded runs on cc's read loop when it ends: it forgets cc and remembers an error
+// that retrying cannot fix for Run.
+func (c *Client) connEnded(cc *clientConn) {
+	c.mu.Lock()
+	if c.cur == cc && fatal(cc.err) {
+		c.ended = cc.err
+	}
+	c.mu.Unlock()
+	c.unsetConn(cc)
+}
+
 func (c *Client) login(ctx context.Context, cc *clientConn, relayKey ed25519.PublicKey, challenge, binding []byte) error {
 	if c.cfg.Card == nil {
 		return errors.New("relay: client.Config.Card is required with an Identity")
@@ -629,7 +653,7 @@ func withNonce(rawURL string, nonce []byte) (string, error) {
 // a consumer.
 func (c *Client) readLoop(cc *clientConn) {
 	defer close(cc.done)
-	defer c.unsetConn(cc)
+	defer c.connEnded(cc)
 	defer func() {
 		cc.pmu.Lock()
 		for id, ch := range cc.pending {

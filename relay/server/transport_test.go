@@ -5,6 +5,7 @@ import (
 	"crypto/ed25519"
 	"crypto/rand"
 	"testing"
+	"time"
 
 	"github.com/gorilla/websocket"
 
@@ -91,8 +92,13 @@ func TestLogoutAll(t *testing.T) {
 		t.Fatal(err)
 	}
 	for range 2 {
-		if err := <-runErr; !errorsIs(err, &relay.ProtocolError{Code: relay.CodeLoggedOut}) {
-			t.Fatalf("Run of a logged-out client ended with %v, want logged_out", err)
+		select {
+		case err := <-runErr:
+			if !errorsIs(err, &relay.ProtocolError{Code: relay.CodeLoggedOut}) {
+				t.Fatalf("Run of a logged-out client ended with %v, want logged_out", err)
+			}
+		case <-time.After(waitFor):
+			t.Fatal("Run of a logged-out client kept running")
 		}
 	}
 	if err := other2.Ping(ctx); err == nil {
@@ -176,5 +182,34 @@ func BenchmarkLoginRoundTrip(b *testing.B) {
 				c.Close()
 			}
 		})
+	}
+}
+
+// TestRunAfterLogoutAll: a connection made by Connect and logged out by logout_all
+// before Run began still stops Run with logged_out; Run used to find no connection and
+// log in again, and a test waiting for it hung.
+func TestRunAfterLogoutAll(t *testing.T) {
+	r := relaytest.Start(t)
+	ctx := testCtx(t)
+	alice := newUser(t, r, "alice")
+	keep := alice.c
+	other := alice.login(t, r)
+	if err := keep.LogoutAll(ctx); err != nil {
+		t.Fatal(err)
+	}
+	// Wait until other's connection has ended (its read loop has let it go).
+	for {
+		err := other.Ping(ctx)
+		if errorsIs(err, client.ErrNotConnected) {
+			break
+		}
+		if ctx.Err() != nil {
+			t.Fatal("the logged-out connection never ended")
+		}
+	}
+	runCtx, cancel := context.WithTimeout(ctx, waitFor)
+	defer cancel()
+	if err := other.Run(runCtx); !errorsIs(err, &relay.ProtocolError{Code: relay.CodeLoggedOut}) {
+		t.Fatalf("Run after the connection was logged out: %v, want logged_out", err)
 	}
 }
