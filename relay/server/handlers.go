@@ -220,13 +220,18 @@ func (c *conn) loggedIn(ctx context.Context, reqID uint64, acc *account) {
 	c.s.m.loggedIn.Add(1)
 	c.s.log.Debug("logged in", "conn", c.id, "name", acc.name)
 	c.s.touchLogin(acc.name)
-	c.send(&relay.Frame{Type: relay.TypeOK, ID: reqID, Name: acc.name, CardID: acc.cardID})
 
 	c.dmu.Lock()
 	c.backfilling = true
 	c.dmu.Unlock()
-	// Subscribe before reading the backlog so nothing committed in between is missed.
+	// Subscribe before reading the backlog so nothing committed in between is missed,
+	// and before answering: a logout_all (or card replacement) the client's next
+	// request causes on another connection must reach this one.
 	c.unsub = c.s.hub.Subscribe(acc.name, c)
+	c.send(&relay.Frame{Type: relay.TypeOK, ID: reqID, Name: acc.name, CardID: acc.cardID})
+	if c.s.testHookLoggedIn != nil {
+		c.s.testHookLoggedIn()
+	}
 	c.s.wg.Add(1)
 	go c.backfill(acc.name)
 

@@ -165,6 +165,9 @@ const metaRelayKey = "relay_ed25519_seed"
 type Server struct {
 	// testHookPing, set by tests before any connection, runs when a ping arrives.
 	testHookPing func(*conn)
+	// testHookLoggedIn, set by tests, runs on a connection's reader once its login is
+	// answered.
+	testHookLoggedIn func()
 
 	dir    Directory
 	queue  Queue

@@ -20,7 +20,7 @@ import (
 // once its outbound queue overflows; the relay keeps its messages and delivers them
 // all on the next connection.
 func TestSlowReaderDisconnectedMessagesKept(t *testing.T) {
-	r := relaytest.StartWith(t, relaytest.Options{Limits: server.Limits{OutboundQueue: 256, FramesPerSecond: -1}, SenderQuota: -1})
+	r := relaytest.StartWith(t, relaytest.Options{Limits: server.Limits{OutboundQueue: 256, FramesPerSecond: -1, MaxQueueBytes: 1 << 30}, SenderQuota: -1})
 	ctx, cancel := context.WithTimeout(t.Context(), 60*time.Second)
 	defer cancel()
 	alice := newUser(t, r, "alice")

@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/ed25519"
 	"crypto/rand"
+	"sync"
 	"testing"
 	"time"
 
@@ -211,5 +212,45 @@ func TestRunAfterLogoutAll(t *testing.T) {
 	defer cancel()
 	if err := other.Run(runCtx); !errorsIs(err, &relay.ProtocolError{Code: relay.CodeLoggedOut}) {
 		t.Fatalf("Run after the connection was logged out: %v, want logged_out", err)
+	}
+}
+
+// TestLogoutAllRightAfterLogin: a connection whose login was just answered is already
+// one logout_all reaches. The relay used to answer the login before subscribing the
+// connection to its name's notices, so a logout_all sent in that gap missed it.
+func TestLogoutAllRightAfterLogin(t *testing.T) {
+	r := relaytest.Start(t)
+	ctx := testCtx(t)
+	alice := newUser(t, r, "alice")
+	keep := alice.c
+	answered := make(chan struct{})
+	release := make(chan struct{})
+	var once sync.Once
+	r.Server.SetTestHookLoggedIn(func() {
+		once.Do(func() { // the next login: hold its reader right after the answer
+			close(answered)
+			<-release
+		})
+	})
+	other := client.New(client.Config{URL: r.URL, Identity: alice.key, Card: alice.card, PinnedRelayKey: r.Server.RelayKey()})
+	t.Cleanup(func() { other.Close() })
+	connected := make(chan error, 1)
+	go func() { connected <- other.Connect(ctx) }()
+	select {
+	case <-answered:
+	case <-time.After(waitFor):
+		t.Fatal("the second login was never answered")
+	}
+	if err := keep.LogoutAll(ctx); err != nil {
+		t.Fatal(err)
+	}
+	close(release)
+	if err := <-connected; err != nil {
+		t.Fatal(err)
+	}
+	runCtx, cancel := context.WithTimeout(ctx, waitFor)
+	defer cancel()
+	if err := other.Run(runCtx); !errorsIs(err, &relay.ProtocolError{Code: relay.CodeLoggedOut}) {
+		t.Fatalf("Run of the connection logged in just before logout_all: %v, want logged_out", err)
 	}
 }
