@@ -282,7 +282,7 @@ func (m *mainScreen) handleKey(msg tea.KeyPressMsg) (screen, tea.Cmd) {
 		return m, pushDialog(newAddContactDialog(m.c, m.b, ""))
 	// "?" opens help from the contact list only: in the input it is text (a message may
 	// start with "?"); f1 works everywhere.
-	case key.Matches(msg, k.Help) && (m.focus == focusContacts || msg.String() == "f1"):
+	case key.Matches(msg, k.Help) || (m.focus == focusContacts && key.Matches(msg, k.ListHelp)):
 		return m, pushDialog(newHelpDialog(m.c))
 	case key.Matches(msg, k.FocusSwitch):
 		if m.focus == focusInput {
