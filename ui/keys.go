@@ -20,11 +20,11 @@ type KeyMap struct {
 	AddContact  key.Binding
 	// Help opens the help dialog from anywhere; ListHelp is "?", which opens it only
 	// from the contact list (in the input "?" is text: a message may start with it).
-	Help        key.Binding
-	ListHelp    key.Binding
-	Close       key.Binding
-	Confirm     key.Binding
-	Quit        key.Binding
+	Help     key.Binding
+	ListHelp key.Binding
+	Close    key.Binding
+	Confirm  key.Binding
+	Quit     key.Binding
 }
 
 // DefaultKeyMap returns the bindings pfschat ships with.
