@@ -218,6 +218,9 @@ func BackupClient(ctx context.Context, src, dst string, pass []byte) (err error)
 	if _, err := os.Stat(src); err != nil {
 		return fmt.Errorf("storage: backup: the profile: %w", err)
 	}
+	if _, err := os.Lstat(dst); err == nil {
+		return fmt.Errorf("%w: %s exists; a backup never overwrites a file: choose a new name", ErrExists, dst)
+	}
 	d, err := sql.Open(driverName, src+"?_pragma=busy_timeout("+strconv.Itoa(int(busyTimeout/time.Millisecond))+")")
 	if err != nil {
 		return fmt.Errorf("storage: backup: open %s: %w", src, err)

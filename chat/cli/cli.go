@@ -88,6 +88,12 @@ func init() {
 			}},
 		{name: "reset-session", args: "NAME", help: "drop the sessions with NAME; the next message starts afresh", run: cmdResetSession},
 		{name: "version", help: "print the version", run: cmdVersion},
+		// Your data (datacmd.go).
+		{name: "backup", args: "FILE", help: "write a sealed copy of the profile to FILE (a new file), also while it is in use", run: cmdBackup},
+		{name: "restore", args: "FILE", help: "make the profile from a backup, into an empty --home only", run: cmdRestore},
+		{name: "passphrase", args: "[--new-passphrase-file FILE]", help: "change the profile's passphrase (re-wraps the storage key only)", run: cmdPassphrase, flags: passphraseFlags},
+		{name: "delete-message", args: "NAME ID", help: "delete one message (its id from recv --json) from this profile only", run: cmdDeleteMessage},
+		{name: "clear", args: "NAME", help: "delete every message of the conversation with NAME from this profile only", run: cmdClear},
 		// Operations (opscmd.go).
 		{name: "delete-account", args: "[--yes]", help: "delete your account on the relay and free your name", run: cmdDeleteAccount,
 			flags: func(fs *flag.FlagSet) { fs.Bool("yes", false, "do not ask to type the name to confirm") }},
@@ -146,6 +152,8 @@ usage:
   pfschat contacts | fingerprint NAME | verify NAME | accept-key NAME
   pfschat rotate-keys [--count N] | reset-session NAME | version (or --version)
   pfschat delete-account | repin   free your name on the relay | re-pin a replaced relay key
+  pfschat backup FILE | restore FILE | passphrase   your profile, sealed | into an empty --home | change it
+  pfschat delete-message NAME ID | clear NAME      delete messages on this device only
 
 global flags: --home DIR, --relay URL (default ` + profile.DefaultRelayURL + `),
               --passphrase-file FILE (or ` + profile.EnvPassphrase + `)
