@@ -502,6 +502,9 @@ func (m *mainScreen) onOpDone(msg opDoneMsg) tea.Cmd {
 		m.setNotice("session with "+msg.contact+" reset; the next message starts a new one", false)
 	case "markread":
 		return nil
+	case "delete", "clear":
+		m.setNotice(map[string]string{"delete": "message deleted on this device", "clear": "conversation cleared on this device"}[msg.op], false)
+		return tea.Batch(m.reloadConversation(msg.contact), m.c.loadContacts(m.b))
 	}
 	return m.c.loadContacts(m.b)
 }

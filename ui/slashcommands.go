@@ -111,6 +111,15 @@ var slashCommands = []slashCommand{
 			return nil
 		},
 	},
+	// U1 (issue 13 points 10–12): notifications, requests and blocking, your data.
+	{
+		name: "/delete", args: "[N]", help: "delete the newest (or N-th newest) message here, on this device only",
+		needsConversation: true, run: runDelete,
+	},
+	{
+		name: "/clear", help: "delete every message of the open conversation, on this device only",
+		needsConversation: true, run: runClear,
+	},
 	{
 		// Not listed: whoever reads the listing has found the help already, and the
 		// input's placeholder names /help.

@@ -48,7 +48,7 @@ func TestSlashCommandTable(t *testing.T) {
 			words := []string{name}
 			if sc.args == "on|off" {
 				words = append(words, "off")
-			} else if sc.args != "" {
+			} else if sc.args != "" && !strings.HasPrefix(sc.args, "[") {
 				words = append(words, "carol")
 			}
 			cmd := m.command(words)
