@@ -94,3 +94,31 @@ func TestContactPrefs(t *testing.T) {
 		t.Fatalf("unknown contact: %v", err)
 	}
 }
+
+// TestRelayBlocks: blocks are per blocker, idempotent, capped, and go with the
+// blocker's account.
+func TestRelayBlocks(t *testing.T) {
+	ctx := t.Context()
+	r := newRelay(t, RelayOptions{})
+	for _, b := range []string{"mallory", "mallory", "eve"} {
+		if err := r.Block(ctx, "alice", b, t0, 2); err != nil {
+			t.Fatalf("block %s: %v", b, err)
+		}
+	}
+	if err := r.Block(ctx, "alice", "trent", t0, 2); !errors.Is(err, ErrTooManyBlocks) {
+		t.Fatalf("third block over a cap of 2: %v", err)
+	}
+	if err := r.Block(ctx, "bob", "mallory", t0, 2); err != nil {
+		t.Fatal(err)
+	}
+	if err := r.Unblock(ctx, "alice", "eve"); err != nil {
+		t.Fatal(err)
+	}
+	if err := r.Unblock(ctx, "alice", "nobody"); err != nil {
+		t.Fatal(err)
+	}
+	got, err := r.Blocks(ctx)
+	if err != nil || len(got) != 2 || strings.Join(got["alice"], ",") != "mallory" || strings.Join(got["bob"], ",") != "mallory" {
+		t.Fatalf("blocks %v, %v", got, err)
+	}
+}
