@@ -200,7 +200,7 @@ type Server struct {
 	sweepDone     chan struct{}
 	touches       chan login // logins to record (accounts.go)
 	touchDone     chan struct{}
-	keyRotations  [][]byte // served in the hello (relaykey.go)
+	keyRotations  [][]byte       // served in the hello (relaykey.go)
 	blocks        blockList      // who blocks whom (blocks.go)
 	blockStore    *storage.Relay // where blocks are kept; nil: blocking is refused
 }
