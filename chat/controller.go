@@ -292,6 +292,7 @@ func (c *Controller) Initialize(ctx context.Context) error {
 			return fmt.Errorf("chat: publishing prekeys: %w", err)
 		}
 		c.kickSender()
+		c.syncBlocks(ctx, rc) // blocks made offline (requests.go)
 	}
 	return nil
 }
@@ -403,6 +404,9 @@ func (c *Controller) runConnection(ctx context.Context, rc RelayClient, connecte
 				c.kickRotate()
 			}
 			c.emit(Event{Kind: ConnectionChanged, State: cs})
+			if cs.Status == Online && !wasOnline {
+				c.syncBlocks(ctx, rc) // blocks made offline (requests.go)
+			}
 		}
 	}
 }
