@@ -92,6 +92,14 @@ func init() {
 		{name: "backup", args: "FILE", help: "write a sealed copy of the profile to FILE (a new file), also while it is in use", run: cmdBackup},
 		{name: "restore", args: "FILE", help: "make the profile from a backup, into an empty --home only", run: cmdRestore},
 		{name: "passphrase", args: "[--new-passphrase-file FILE]", help: "change the profile's passphrase (re-wraps the storage key only)", run: cmdPassphrase, flags: passphraseFlags},
+		// Requests and blocking (contactcmd.go).
+		{name: "accept-request", args: "NAME", help: "accept a message request: NAME becomes a contact", run: cmdAcceptRequest},
+		{name: "block", args: "NAME", help: "block NAME: drop their messages, and the relay refuses them", run: cmdBlock},
+		{name: "unblock", args: "NAME", help: "unblock NAME", run: cmdUnblock},
+		{name: "remove", args: "NAME", help: "remove a contact or decline a request, with the conversation", run: cmdRemove},
+		{name: "nickname", args: "NAME [NICKNAME]", help: "set (or without NICKNAME remove) a local display name for NAME", run: cmdNickname},
+		{name: "mute", args: "NAME", help: "no desktop notifications for NAME's messages", run: cmdMute},
+		{name: "unmute", args: "NAME", help: "desktop notifications for NAME's messages again", run: cmdUnmute},
 		{name: "delete-message", args: "NAME ID", help: "delete one message (its id from recv --json) from this profile only", run: cmdDeleteMessage},
 		{name: "clear", args: "NAME", help: "delete every message of the conversation with NAME from this profile only", run: cmdClear},
 		// Operations (opscmd.go).
@@ -154,6 +162,7 @@ usage:
   pfschat delete-account | repin   free your name on the relay | re-pin a replaced relay key
   pfschat backup FILE | restore FILE | passphrase   your profile, sealed | into an empty --home | change it
   pfschat delete-message NAME ID | clear NAME      delete messages on this device only
+  pfschat accept-request | block | unblock | remove | mute | unmute NAME;  nickname NAME [NICK]
 
 global flags: --home DIR, --relay URL (default ` + profile.DefaultRelayURL + `),
               --passphrase-file FILE (or ` + profile.EnvPassphrase + `)
@@ -718,6 +727,10 @@ type jsonContact struct {
 	Verified    bool   `json:"verified"`
 	KeyChanged  bool   `json:"key_changed"`
 	Unread      int    `json:"unread"`
+	Request     bool   `json:"request,omitempty"`
+	Blocked     bool   `json:"blocked,omitempty"`
+	Nickname    string `json:"nickname,omitempty"`
+	Muted       bool   `json:"muted,omitempty"`
 }
 
 func cmdContacts(e *env, fs *flag.FlagSet, args []string) error {
@@ -735,7 +748,8 @@ func cmdContacts(e *env, fs *flag.FlagSet, args []string) error {
 	}
 	if fs.Lookup("json").Value.String() == "true" {
 		for _, ct := range list {
-			b, _ := json.Marshal(jsonContact{ct.Name, ct.CardID, ct.Fingerprint, ct.Verified, ct.KeyChanged, ct.Unread})
+			b, _ := json.Marshal(jsonContact{ct.Name, ct.CardID, ct.Fingerprint, ct.Verified, ct.KeyChanged, ct.Unread,
+				ct.Request, ct.Blocked, ct.Nickname, ct.Muted})
 			fmt.Fprintf(e.stdout, "%s\n", b)
 		}
 		return nil
@@ -759,6 +773,7 @@ func cmdContacts(e *env, fs *flag.FlagSet, args []string) error {
 		if ct.KeyChanged {
 			line += "  KEY CHANGED: run 'pfschat fingerprint " + ct.Name + "'"
 		}
+		line += contactNotes(ct) // requests, blocks, nicknames (contactcmd.go)
 		fmt.Fprintln(e.stdout, line)
 	}
 	return nil
