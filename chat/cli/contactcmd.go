@@ -123,7 +123,9 @@ var (
 		fmt.Fprintf(e.stdout, "removed %s and the conversation from this profile\n", name)
 	})
 	cmdMute = nameCmd("mute", false, func(c contactPrefsOps, ctx context.Context, name string) error { return c.SetMuted(ctx, name, true) },
-		func(e *env, name string, _ bool) { fmt.Fprintf(e.stdout, "muted %s: no desktop notifications for their messages\n", name) })
+		func(e *env, name string, _ bool) {
+			fmt.Fprintf(e.stdout, "muted %s: no desktop notifications for their messages\n", name)
+		})
 	cmdUnmute = nameCmd("unmute", false, func(c contactPrefsOps, ctx context.Context, name string) error { return c.SetMuted(ctx, name, false) },
 		func(e *env, name string, _ bool) { fmt.Fprintf(e.stdout, "unmuted %s\n", name) })
 )
