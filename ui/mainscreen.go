@@ -419,6 +419,9 @@ func (m *mainScreen) onContacts(msg contactsMsg) tea.Cmd {
 	}
 	list := append([]chat.Contact(nil), msg.list...)
 	sort.SliceStable(list, func(i, j int) bool {
+		if si, sj := section(list[i]), section(list[j]); si != sj { // contacts, requests, blocked
+			return si < sj
+		}
 		ui, uj := list[i].Unread > 0, list[j].Unread > 0
 		if ui != uj {
 			return ui
@@ -502,6 +505,10 @@ func (m *mainScreen) onOpDone(msg opDoneMsg) tea.Cmd {
 		m.setNotice("session with "+msg.contact+" reset; the next message starts a new one", false)
 	case "markread":
 		return nil
+	case "accept-request", "block", "unblock", "remove", "nick", "mute":
+		text, _ := m.contactOpDone(msg)
+		m.setNotice(text, false)
+		return m.c.loadContacts(m.b)
 	case "delete", "clear":
 		m.setNotice(map[string]string{"delete": "message deleted on this device", "clear": "conversation cleared on this device"}[msg.op], false)
 		return tea.Batch(m.reloadConversation(msg.contact), m.c.loadContacts(m.b))

@@ -94,3 +94,36 @@ func TestDeleteAndClearCommands(t *testing.T) {
 		t.Fatalf("after /clear: %v", got)
 	}
 }
+
+func (b *memBackend) AcceptRequest(ctx context.Context, name string) error {
+	return b.setContact(name, func(c *chat.Contact) { c.Request = false })
+}
+func (b *memBackend) Block(ctx context.Context, name string) error {
+	return b.setContact(name, func(c *chat.Contact) { c.Blocked, c.Request = true, false })
+}
+func (b *memBackend) Unblock(ctx context.Context, name string) error {
+	return b.setContact(name, func(c *chat.Contact) { c.Blocked = false })
+}
+func (b *memBackend) RemoveContact(ctx context.Context, name string) error {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	delete(b.contacts, name)
+	delete(b.msgs, name)
+	return nil
+}
+func (b *memBackend) SetNickname(ctx context.Context, name, nick string) error {
+	return b.setContact(name, func(c *chat.Contact) { c.Nickname = nick })
+}
+func (b *memBackend) SetMuted(ctx context.Context, name string, muted bool) error {
+	return b.setContact(name, func(c *chat.Contact) { c.Muted = muted })
+}
+func (b *memBackend) setContact(name string, f func(*chat.Contact)) error {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	c, ok := b.contacts[name]
+	if !ok {
+		return chat.ErrUnknownContact
+	}
+	f(c)
+	return nil
+}

@@ -121,6 +121,30 @@ var slashCommands = []slashCommand{
 		needsConversation: true, run: runClear,
 	},
 	{
+		name: "/accept-request", help: "accept the open message request: the sender becomes a contact",
+		needsConversation: true, run: runAcceptRequest,
+	},
+	{
+		name: "/block", help: "block the open contact: drop their messages; the relay refuses them",
+		needsConversation: true, run: runBlock,
+	},
+	{
+		name: "/unblock", help: "unblock the open contact",
+		needsConversation: true, run: runUnblock,
+	},
+	{
+		name: "/remove", help: "remove the open contact (or decline the request) with the conversation",
+		needsConversation: true, run: runRemove,
+	},
+	{
+		name: "/nick", args: "[NICKNAME]", help: "show the open contact under a name of yours (none: remove it)",
+		needsConversation: true, run: runNick,
+	},
+	{
+		name: "/mute", help: "desktop notifications for the open contact off or on again",
+		needsConversation: true, run: runMute,
+	},
+	{
 		// Not listed: whoever reads the listing has found the help already, and the
 		// input's placeholder names /help.
 		name: "/help",
