@@ -117,7 +117,9 @@ func runRemove(m *mainScreen, _ []string) tea.Cmd {
 
 func runNick(m *mainScreen, args []string) tea.Cmd {
 	nick := strings.Join(args, " ")
-	return contactOp(m, "nick", func(cm contactManager, ctx context.Context, name string) error { return cm.SetNickname(ctx, name, nick) })
+	return contactOp(m, "nick", func(cm contactManager, ctx context.Context, name string) error {
+		return cm.SetNickname(ctx, name, nick)
+	})
 }
 
 func runMute(m *mainScreen, args []string) tea.Cmd {
