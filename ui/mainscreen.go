@@ -92,7 +92,7 @@ func newMainScreen(c *common, b Backend, openContact string) *mainScreen {
 
 // Init loads the contact list and starts listening to the controller's events.
 func (m *mainScreen) Init() tea.Cmd {
-	return tea.Batch(m.c.loadContacts(m.b), waitEvent(m.b.Events()))
+	return tea.Batch(m.c.loadContacts(m.b), waitEvent(m.b.Events()), m.loadNotifySettings())
 }
 
 func (m *mainScreen) narrow() bool { return m.c.width < narrowWidth }
@@ -271,6 +271,9 @@ func (m *mainScreen) update(msg tea.Msg) (screen, tea.Cmd) {
 		return m, nil
 	case opDoneMsg:
 		return m, m.onOpDone(msg)
+	case notifySettingsMsg:
+		m.c.notify = chat.NotifySettings(msg)
+		return m, nil
 	}
 	return m, nil
 }
@@ -509,6 +512,8 @@ func (m *mainScreen) onOpDone(msg opDoneMsg) tea.Cmd {
 		text, _ := m.contactOpDone(msg)
 		m.setNotice(text, false)
 		return m.c.loadContacts(m.b)
+	case "notify":
+		return nil
 	case "delete", "clear":
 		m.setNotice(map[string]string{"delete": "message deleted on this device", "clear": "conversation cleared on this device"}[msg.op], false)
 		return tea.Batch(m.reloadConversation(msg.contact), m.c.loadContacts(m.b))
@@ -539,9 +544,7 @@ func (m *mainScreen) handleEvent(ev chat.Event) tea.Cmd {
 				cmds = append(cmds, m.c.loadGaps(m.b, ev.Contact, 0), m.c.loadGaps(m.b, ev.Contact, chat.GapWait+time.Second))
 			}
 		}
-		if ev.Contact != m.open && m.c.bell {
-			cmds = append(cmds, tea.Raw("\a"))
-		}
+		cmds = append(cmds, m.notification(ev)) // desktop notification and bell (notify.go)
 		cmds = append(cmds, m.c.loadContacts(m.b))
 		return tea.Batch(cmds...)
 	case chat.DeliveryChanged:

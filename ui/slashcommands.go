@@ -145,6 +145,10 @@ var slashCommands = []slashCommand{
 		needsConversation: true, run: runMute,
 	},
 	{
+		name: "/notify", args: "on|off|preview", help: "desktop notifications: sender only, off, with text",
+		run: runNotify,
+	},
+	{
 		// Not listed: whoever reads the listing has found the help already, and the
 		// input's placeholder names /help.
 		name: "/help",
