@@ -8,51 +8,67 @@ import (
 	"errors"
 	"fmt"
 	"sync"
+	"sync/atomic"
 
 	"pfschat/ratchet"
 	"pfschat/relay"
 	"pfschat/storage"
 )
 
-// blockList is who blocks whom: blocker → blocked names. A send checks it with one
-// read lock and two map lookups.
+// blockList is who blocks whom: blocker → blocked names. A send checks it without a
+// lock (one atomic load, two map lookups); blocks change rarely, so a change copies the
+// blocker's set and publishes a new map.
 type blockList struct {
-	mu sync.RWMutex
-	m  map[string]map[string]struct{}
+	mu sync.Mutex // serializes changes
+	m  atomic.Pointer[map[string]map[string]struct{}]
 }
 
 // blocks reports whether blocker blocks sender.
 func (b *blockList) blocks(blocker, sender string) bool {
-	b.mu.RLock()
-	defer b.mu.RUnlock()
-	_, ok := b.m[blocker][sender]
+	m := b.m.Load()
+	if m == nil {
+		return false
+	}
+	_, ok := (*m)[blocker][sender]
 	return ok
 }
 
-func (b *blockList) set(blocker, blocked string, on bool) {
+// change publishes a copy of the map with blocker's set replaced by f's result.
+func (b *blockList) change(blocker string, f func(old map[string]struct{}) map[string]struct{}) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
-	if on {
-		if b.m == nil {
-			b.m = make(map[string]map[string]struct{})
+	next := make(map[string]map[string]struct{})
+	if cur := b.m.Load(); cur != nil {
+		for k, v := range *cur {
+			next[k] = v
 		}
-		if b.m[blocker] == nil {
-			b.m[blocker] = make(map[string]struct{})
+	}
+	if set := f(next[blocker]); len(set) > 0 {
+		next[blocker] = set
+	} else {
+		delete(next, blocker)
+	}
+	b.m.Store(&next)
+}
+
+func (b *blockList) set(blocker, blocked string, on bool) {
+	b.change(blocker, func(old map[string]struct{}) map[string]struct{} {
+		set := make(map[string]struct{}, len(old)+1)
+		for k := range old {
+			set[k] = struct{}{}
 		}
-		b.m[blocker][blocked] = struct{}{}
-		return
-	}
-	delete(b.m[blocker], blocked)
-	if len(b.m[blocker]) == 0 {
-		delete(b.m, blocker)
-	}
+		if on {
+			set[blocked] = struct{}{}
+		} else {
+			delete(set, blocked)
+		}
+		return set
+	})
 }
 
 // forget drops a deleted account's blocks (the store deleted them with it).
 func (b *blockList) forget(blocker string) {
-	b.mu.Lock()
-	delete(b.m, blocker)
-	b.mu.Unlock()
+	b.change(blocker, func(map[string]struct{}) map[string]struct{} { return nil })
 }
 
 // loadBlocks reads every block from the store at start.
@@ -65,11 +81,15 @@ func (s *Server) loadBlocks(ctx context.Context, st *storage.Relay) error {
 	if err != nil {
 		return fmt.Errorf("relay: loading blocks: %w", err)
 	}
+	m := make(map[string]map[string]struct{}, len(all))
 	for blocker, names := range all {
+		set := make(map[string]struct{}, len(names))
 		for _, n := range names {
-			s.blocks.set(blocker, n, true)
+			set[n] = struct{}{}
 		}
+		m[blocker] = set
 	}
+	s.blocks.m.Store(&m)
 	return nil
 }
 
