@@ -43,7 +43,10 @@ func TestMessageRequestAcceptBlockRemove(t *testing.T) {
 		t.Fatalf("accepting twice: %v", err)
 	}
 
+	readMe := chattest.Send(t, alice, bob, "read me later")
+	chattest.WaitState(t, alice, readMe.ID, chat.Delivered)
 	chattest.Must(t, bob.Block(ctx, "alice"))
+	chattest.Must(t, bob.MarkRead(ctx, "alice")) // read while blocked: no read receipt goes out
 	if ct := contactOf(t, bob, "alice"); !ct.Blocked || ct.Request {
 		t.Fatalf("blocked: %+v", ct)
 	}
@@ -65,6 +68,14 @@ func TestMessageRequestAcceptBlockRemove(t *testing.T) {
 
 	chattest.Must(t, bob.Unblock(ctx, "alice"))
 	chattest.Send(t, alice, bob, "back again")
+	// bob's next message reaches alice after any receipt sent before it (the relay keeps
+	// the order): her message read during the block is still only delivered.
+	chattest.Send(t, bob, alice, "after the block")
+	for _, h := range chattest.FullHistory(t, alice, "bob") {
+		if h.ID == readMe.ID && h.State != chat.Delivered {
+			t.Errorf("the message bob read while alice was blocked is %v, want delivered (no read receipt to a blocked contact)", h.State)
+		}
+	}
 
 	chattest.Must(t, bob.SetNickname(ctx, "alice", " Ali "))
 	chattest.Must(t, bob.SetMuted(ctx, "alice", true))
