@@ -57,6 +57,7 @@ type common struct {
 	notify    chat.NotifySettings
 	focused   bool
 	notifySeq int
+	notified  map[string]time.Time // when each contact last raised one
 }
 
 func (c *common) localTime(t time.Time) time.Time { return t.In(c.loc) }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"strconv"
 	"strings"
+	"time"
 	"unicode"
 
 	tea "charm.land/bubbletea/v2"
@@ -81,6 +82,10 @@ func DetectNotifier(getenv func(string) string) Notifier {
 	}
 	return n
 }
+
+// notifyCoalesce is how long after a notification for a contact further messages from
+// them raise none.
+const notifyCoalesce = 5 * time.Second
 
 // maxNotifyText bounds a notification's title and body, in runes.
 const maxNotifyText = 120
@@ -161,6 +166,16 @@ func (m *mainScreen) notification(ev chat.Event) tea.Cmd {
 	if ct.Muted || ct.Blocked {
 		return nil
 	}
+	// A burst (the backlog after a start, a pasted series) raises one notification per
+	// contact, not one per message.
+	now := m.c.now()
+	if last, ok := m.c.notified[ev.Contact]; ok && now.Sub(last) < notifyCoalesce && !now.Before(last) {
+		return nil
+	}
+	if m.c.notified == nil {
+		m.c.notified = make(map[string]time.Time)
+	}
+	m.c.notified[ev.Contact] = now
 	var out string
 	if m.c.notifier.Protocol != NotifyNone {
 		who := m.displayName(ev.Contact)

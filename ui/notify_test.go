@@ -93,6 +93,8 @@ func TestNotificationBytes(t *testing.T) {
 	m.c.notifier = Notifier{Protocol: NotifyOSC777}
 	m.c.notify = chat.NotifySettings{On: true} // the default of New
 	m.c.focused = true
+	clock := fixedNow
+	m.c.now = func() time.Time { clock = clock.Add(notifyCoalesce); return clock } // no coalescing here
 	m.c.bell = true
 	b := m.b.(*memBackend)
 	b.addContact(chat.Contact{Name: "carol", CardID: strings.Repeat("c", 64), Request: true})
@@ -156,4 +158,32 @@ func TestNotificationThroughTheTerminal(t *testing.T) {
 	teatest.WaitFor(t, tm.Output(), func(out []byte) bool {
 		return strings.Contains(string(out), "\x1b]9;pfschat: message from bob\a")
 	}, teatest.WithDuration(10*time.Second))
+}
+
+// TestNotificationsCoalesce: a burst from one contact (the backlog after a start) raises
+// one notification; another contact, or the same one after the window, raises its own.
+func TestNotificationsCoalesce(t *testing.T) {
+	m := newTestMainScreen(t)
+	m.c.notifier, m.c.notify, m.c.focused = Notifier{Protocol: NotifyOSC9}, chat.NotifySettings{On: true}, true
+	b := m.b.(*memBackend)
+	b.addContact(chat.Contact{Name: "carol", CardID: strings.Repeat("c", 64)})
+	m.contacts, _ = b.Contacts(t.Context())
+	m.open = "bob"
+	clock := fixedNow
+	m.c.now = func() time.Time { return clock }
+	ev := chat.Event{Kind: chat.MessageReceived, Contact: "carol", Message: &chat.Message{Contact: "carol", Text: "x"}}
+	var n int
+	for i := 0; i < 5; i++ {
+		if rawOut(m.notification(ev)) != "" {
+			n++
+		}
+		clock = clock.Add(time.Second)
+	}
+	if n != 1 {
+		t.Fatalf("5 messages within 5 s raised %d notifications, want 1", n)
+	}
+	clock = clock.Add(notifyCoalesce)
+	if rawOut(m.notification(ev)) == "" {
+		t.Fatal("no notification after the window")
+	}
 }
