@@ -136,6 +136,9 @@ type Controller struct {
 	passDone chan struct{}
 
 	replayedFirst, replayed atomic.Int64 // see Stats
+	// blocked is the set of blocked contacts, read on every incoming message without
+	// touching the store (requests.go); nil until first loaded.
+	blocked atomic.Pointer[map[string]bool]
 	// beforeCommit, when set (tests only), runs between a send's ratchet step and its
 	// commit: where a second writer on the profile can slip in.
 	beforeCommit func()

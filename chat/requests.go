@@ -72,6 +72,9 @@ func (c *Controller) setBlocked(ctx context.Context, name string, on bool) error
 	if err := c.store.SetContactBlocked(ctx, name, on); err != nil {
 		return fmt.Errorf("chat: blocking %s: %w", name, err)
 	}
+	if _, err := c.loadBlocked(ctx); err != nil {
+		c.blocked.Store(nil) // read again on the next message
+	}
 	if c.isOnline() {
 		c.connMu.Lock()
 		rc := c.rc
@@ -131,17 +134,42 @@ func (c *Controller) syncBlocks(ctx context.Context, rc RelayClient) {
 // the user blocked them; it then records the relay id (a redelivery is recognised) and
 // nothing else. Messages the relay queued before the block arrive so.
 func (c *Controller) dropIfBlocked(ctx context.Context, sender, relayID string) (bool, error) {
-	r, err := c.store.Contact(ctx, sender)
-	if errors.Is(err, storage.ErrNotFound) || err == nil && !r.Blocked {
-		return false, nil
-	}
+	set, err := c.blockedSet(ctx)
 	if err != nil {
 		return false, err
+	}
+	if !set[sender] {
+		return false, nil
 	}
 	if _, err := c.store.CommitReceive(ctx, storage.ReceiveTx{RelayID: relayID}); err != nil && !errors.Is(err, storage.ErrDuplicate) {
 		return false, err
 	}
 	return true, nil
+}
+
+// blockedSet returns the blocked contacts, reading them from the store the first time.
+// The profile's lock makes this controller the only writer of blocks, so the set stays
+// true (setBlocked refreshes it).
+func (c *Controller) blockedSet(ctx context.Context) (map[string]bool, error) {
+	if p := c.blocked.Load(); p != nil {
+		return *p, nil
+	}
+	return c.loadBlocked(ctx)
+}
+
+func (c *Controller) loadBlocked(ctx context.Context) (map[string]bool, error) {
+	rows, err := c.store.Contacts(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("chat: reading blocks: %w", err)
+	}
+	set := make(map[string]bool)
+	for _, r := range rows {
+		if r.Blocked {
+			set[r.Name] = true
+		}
+	}
+	c.blocked.Store(&set)
+	return set, nil
 }
 
 // RemoveContact removes a contact (or declines a request) with its conversation from
