@@ -136,6 +136,9 @@ type Controller struct {
 	passDone chan struct{}
 
 	replayedFirst, replayed atomic.Int64 // see Stats
+	// blocked is the set of blocked contacts, read on every incoming message without
+	// touching the store (requests.go); nil until first loaded.
+	blocked atomic.Pointer[map[string]bool]
 	// beforeCommit, when set (tests only), runs between a send's ratchet step and its
 	// commit: where a second writer on the profile can slip in.
 	beforeCommit func()
@@ -292,6 +295,7 @@ func (c *Controller) Initialize(ctx context.Context) error {
 			return fmt.Errorf("chat: publishing prekeys: %w", err)
 		}
 		c.kickSender()
+		c.syncBlocks(ctx, rc) // blocks made offline (requests.go)
 	}
 	return nil
 }
@@ -403,6 +407,9 @@ func (c *Controller) runConnection(ctx context.Context, rc RelayClient, connecte
 				c.kickRotate()
 			}
 			c.emit(Event{Kind: ConnectionChanged, State: cs})
+			if cs.Status == Online && !wasOnline {
+				c.syncBlocks(ctx, rc) // blocks made offline (requests.go)
+			}
 		}
 	}
 }

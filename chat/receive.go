@@ -230,7 +230,10 @@ func (c *Controller) handleIncoming(ctx context.Context, in *client.Incoming, b 
 	}
 	if seen {
 		c.oweReceiptAgain(ctx, relayID, b)
-	} else {
+	} else if blocked, err := c.dropIfBlocked(ctx, in.From, relayID); err != nil {
+		c.log.Error("checking a message against the blocks; leaving it for redelivery", "err", err)
+		return
+	} else if !blocked {
 		res, err := c.receive(ctx, in, relayID)
 		switch {
 		case errors.Is(err, storage.ErrDuplicate):
@@ -533,7 +536,8 @@ func isPermanent(err error) bool {
 	}
 	switch pe.Code {
 	case relay.CodeNotFound, relay.CodeFrameTooLarge, relay.CodeBadField, relay.CodeForbidden,
-		relay.CodeTTLTooLong, relay.CodeInvalidName, relay.CodeBadFrame:
+		relay.CodeTTLTooLong, relay.CodeInvalidName, relay.CodeBadFrame,
+		relay.CodeBlocked: // the recipient blocked us (PROTOCOL.md "Blocking")
 		return true
 	}
 	return false

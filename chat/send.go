@@ -199,6 +199,9 @@ func (c *Controller) sendableContact(ctx context.Context, contact string) (stora
 	if r.PendingCardID != "" {
 		return r, nil, &KeyChangedError{Contact: contact}
 	}
+	if r.Blocked {
+		return r, nil, fmt.Errorf("%w: unblock %s to write to them", ErrBlocked, contact)
+	}
 	card, err := c.storedCard(ctx, r.CardID)
 	if err != nil {
 		return r, nil, err
@@ -433,7 +436,7 @@ func (c *Controller) sendOne(ctx context.Context, rc RelayClient, it *storage.Ou
 	if it.AwaitingSession {
 		enc, err := c.encryptAwaiting(ctx, *it)
 		switch {
-		case errors.Is(err, ErrCardRejected), errors.Is(err, ErrUnknownUser), errors.Is(err, ErrUnknownContact):
+		case errors.Is(err, ErrCardRejected), errors.Is(err, ErrUnknownUser), errors.Is(err, ErrUnknownContact), isPermanent(err):
 			c.failOutboxItem(ctx, *it, err)
 			return sendDone
 		case err != nil:

@@ -104,6 +104,12 @@ type Contact struct {
 	// blocked until AcceptKey.
 	KeyChanged  bool
 	Fingerprint string // short fingerprint of the contact's signing key
+	// Request: a stranger wrote first and the user has not accepted them yet (no
+	// receipts go to them); Blocked: the user blocked them; Nickname: a local display
+	// name ("" = none); Muted: no desktop notifications for them (requests.go).
+	Request, Blocked bool
+	Nickname         string
+	Muted            bool
 }
 
 // ConnStatus is the state of the relay connection.

@@ -46,6 +46,12 @@ const (
 	CodeBadTime        = "bad_time"        // a signed time is too far from the relay's clock
 )
 
+// Error codes of blocking (PROTOCOL.md "Blocking").
+const (
+	CodeBlocked       = "blocked"         // send / fetch_bundle: the recipient blocked the sender
+	CodeTooManyBlocks = "too_many_blocks" // block: the name already blocks the most names a relay keeps
+)
+
 // ProtocolError is an error frame from the relay, as the client package returns it.
 type ProtocolError struct {
 	Code    string

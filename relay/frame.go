@@ -49,6 +49,10 @@ const (
 	TypePing          = "ping"
 	// Operations: a card deletes its own account.
 	TypeDeleteAccount = "delete_account"
+	// Blocking (PROTOCOL.md "Blocking"): the logged-in name refuses another's messages
+	// and bundle fetches, or takes that back.
+	TypeBlock   = "block"
+	TypeUnblock = "unblock"
 )
 
 // Frame types sent by the relay (besides hello and prekey_status, which go both ways).
@@ -201,6 +205,8 @@ var clientFrames = map[string]frameRule{
 	TypeAck:           {required: fIDs, needID: true},
 	TypePing:          {needID: true},
 	TypeDeleteAccount: {required: fCardID | fSignature | fTime, needID: true},
+	TypeBlock:         {required: fName, needID: true},
+	TypeUnblock:       {required: fName, needID: true},
 }
 
 // Per-field bounds the decoder enforces before anything else looks at a frame.
@@ -212,6 +218,9 @@ const (
 	maxVersions    = 16
 	maxInviteLen   = 128
 )
+
+// MaxBlocks is how many names one name may block on a relay (PROTOCOL.md "Blocking").
+const MaxBlocks = 1000
 
 // Per-frame bounds a client must respect when it splits its requests.
 const (

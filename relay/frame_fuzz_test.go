@@ -36,6 +36,13 @@ var frameSeeds = []string{
 	`{"type":"lookup","id":1,"Name":"bob"}`,
 	`{"TYPE":"ping","id":1}`,
 	`{"type":"upload_prekeys","id":6,"prekeys":["AQID"],"limits":{"max_frame_bytes":1,"max_frame_bytes":2}}`,
+	// Blocking.
+	`{"type":"block","id":13,"name":"mallory"}`,
+	`{"type":"unblock","id":14,"name":"mallory"}`,
+	`{"type":"block","id":15}`,
+	`{"type":"block","id":16,"name":"mallory","to":"bob"}`,
+	`{"type":"unblock","id":17,"name":"a","name":"b"}`,
+	`{"type":"block","name":"mallory"}`,
 }
 
 func FuzzDecodeFrame(f *testing.F) {
@@ -243,4 +250,27 @@ func normalize(f Frame) Frame {
 		f.Body = nil
 	}
 	return f
+}
+
+// TestDecodeBlockFrames: block and unblock carry exactly a name and an id.
+func TestDecodeBlockFrames(t *testing.T) {
+	for _, ty := range []string{TypeBlock, TypeUnblock} {
+		f, err := DecodeFrame([]byte(`{"type":"` + ty + `","id":3,"name":"mallory"}`))
+		if err != nil || f.Type != ty || f.Name != "mallory" || f.ID != 3 {
+			t.Fatalf("%s: %+v, %v", ty, f, err)
+		}
+		for _, bad := range []string{
+			`{"type":"` + ty + `","id":3}`,
+			`{"type":"` + ty + `","name":"mallory"}`,
+			`{"type":"` + ty + `","id":3,"name":"mallory","to":"bob"}`,
+			`{"type":"` + ty + `","id":3,"name":"mallory","name":"eve"}`,
+			`{"type":"` + ty + `","id":3,"Name":"mallory"}`,
+			`{"type":"` + ty + `","id":3,"name":7}`,
+		} {
+			var fe *FrameError
+			if _, err := DecodeFrame([]byte(bad)); !errors.As(err, &fe) || fe.Code != CodeBadField && fe.Code != CodeBadFrame {
+				t.Errorf("%s accepted or wrong error: %v", bad, err)
+			}
+		}
+	}
 }

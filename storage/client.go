@@ -480,6 +480,12 @@ type Contact struct {
 	// from them). Receipts go only to consented contacts. AddContact and a sent message
 	// set it; a contact created by a stranger's first message starts without it.
 	Consented bool
+	// Blocked: the user blocked the contact (contactprefs.go); BlockSynced is the block
+	// state the relay last confirmed. Nickname is a local display name (""), Muted turns
+	// off desktop notifications for the contact.
+	Blocked, BlockSynced bool
+	Nickname             string
+	Muted                bool
 }
 
 // AddContact adds a contact bound to a card already stored with PutCard.
@@ -532,14 +538,16 @@ func cardExists(ctx context.Context, tx *txn, cardID string) error {
 	return nil
 }
 
-const contactQuery = `SELECT c.name, c.card_id, c.pending_card_id, c.added_at, c.unread, c.last_message_at, coalesce(k.verified, 0), c.consented
+const contactQuery = `SELECT c.name, c.card_id, c.pending_card_id, c.added_at, c.unread, c.last_message_at, coalesce(k.verified, 0), c.consented,
+	c.blocked, c.block_synced, c.nickname, c.muted
 	FROM contacts c LEFT JOIN cards k ON k.id = c.card_id`
 
 func scanContact(s interface{ Scan(...any) error }) (Contact, error) {
 	var ct Contact
 	var added, last int64
 	var v int
-	if err := s.Scan(&ct.Name, &ct.CardID, &ct.PendingCardID, &added, &ct.Unread, &last, &v, &ct.Consented); err != nil {
+	if err := s.Scan(&ct.Name, &ct.CardID, &ct.PendingCardID, &added, &ct.Unread, &last, &v, &ct.Consented,
+		&ct.Blocked, &ct.BlockSynced, &ct.Nickname, &ct.Muted); err != nil {
 		return Contact{}, err
 	}
 	ct.AddedAt, ct.LastMessageAt, ct.Verified = goTime(added), goTime(last), v != 0

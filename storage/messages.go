@@ -991,9 +991,12 @@ type SeqMark struct {
 }
 
 // IncomingSeqs returns the sequence marks of a contact's incoming messages that carry a
-// sequence number (Seq > 0), in no particular order; the bodies are not read.
+// sequence number (Seq > 0), in no particular order, including those deleted locally;
+// the bodies are not read.
 func (c *Client) IncomingSeqs(ctx context.Context, contact string) ([]SeqMark, error) {
-	rows, err := c.db.query(ctx, "SELECT id, seq, sent_at, received_at FROM messages WHERE contact = ? AND direction = 1 AND seq > 0", contact)
+	// Messages deleted locally keep their place (deleted_seqs): they are no gap.
+	rows, err := c.db.query(ctx, `SELECT id, seq, sent_at, received_at FROM messages WHERE contact = ?1 AND direction = 1 AND seq > 0
+		UNION ALL SELECT id, seq, sent_at, received_at FROM deleted_seqs WHERE contact = ?1`, contact)
 	if err != nil {
 		return nil, fmt.Errorf("storage: sequence numbers of %q: %w", contact, err)
 	}

@@ -69,7 +69,11 @@ func (r *Relay) DeleteAccount(ctx context.Context, name, cardID string) (int, er
 		if _, err := tx.exec(ctx, "DELETE FROM queue_usage WHERE recipient = ?", name); err != nil {
 			return err
 		}
-		_, err = tx.exec(ctx, "DELETE FROM dedup WHERE sender = ?", name)
+		if _, err := tx.exec(ctx, "DELETE FROM dedup WHERE sender = ?", name); err != nil {
+			return err
+		}
+		// The account's blocks go with it (a new owner of the name starts with none).
+		_, err = tx.exec(ctx, "DELETE FROM blocks WHERE blocker = ?", name)
 		return err
 	})
 	if err != nil {

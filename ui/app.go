@@ -9,6 +9,8 @@ import (
 	tea "charm.land/bubbletea/v2"
 	"charm.land/lipgloss/v2"
 	"github.com/charmbracelet/x/ansi"
+
+	"pfschat/chat"
 )
 
 // Options configure the root model.
@@ -26,6 +28,8 @@ type Options struct {
 	OpenContact string
 	// Bell rings the terminal bell for messages in conversations that are not open.
 	Bell bool
+	// Notifier raises desktop notifications (DetectNotifier; zero: the bell only).
+	Notifier Notifier
 	// Now and Location pin the clock and time zone (tests, golden files).
 	Now      func() time.Time
 	Location *time.Location
@@ -46,6 +50,14 @@ type common struct {
 	loc    *time.Location
 	log    *slog.Logger
 	bell   bool
+
+	// Desktop notifications (notify.go): how, the profile's settings, whether the
+	// terminal has the focus (Bubble Tea reports it), and the last kitty id used.
+	notifier  Notifier
+	notify    chat.NotifySettings
+	focused   bool
+	notifySeq int
+	notified  map[string]time.Time // when each contact last raised one
 }
 
 func (c *common) localTime(t time.Time) time.Time { return t.In(c.loc) }
@@ -164,6 +176,7 @@ func New(ctx context.Context, opts Options) *App {
 	c := &common{
 		ctx: ctx, styles: NewStyles(true), keys: DefaultKeyMap(),
 		width: 80, height: 24, now: opts.Now, loc: opts.Location, log: opts.Logger, bell: opts.Bell,
+		notifier: opts.Notifier, notify: chat.NotifySettings{On: true}, focused: true,
 	}
 	a := &App{c: c, opts: opts}
 	switch {
@@ -206,6 +219,12 @@ func (a *App) Update(msg tea.Msg) (tea.Model, tea.Cmd) {
 		if st, ok := msg.d.(interface{ startCmd() tea.Cmd }); ok {
 			return a, st.startCmd()
 		}
+		return a, nil
+	case tea.FocusMsg:
+		a.c.focused = true
+		return a, nil
+	case tea.BlurMsg:
+		a.c.focused = false
 		return a, nil
 	case quitMsg:
 		return a, a.quit()
@@ -263,6 +282,7 @@ func (a *App) View() tea.View {
 	v := tea.NewView(content)
 	v.AltScreen = true
 	v.MouseMode = tea.MouseModeCellMotion
+	v.ReportFocus = true // notifications for any message while unfocused (notify.go)
 	v.WindowTitle = "pfschat"
 	if a.backend != nil {
 		v.WindowTitle = "pfschat — " + a.backend.Me()

@@ -18,7 +18,13 @@ func (m *mainScreen) contactsView(w, h int) []string {
 	first := m.contactsFirst(h)
 	for i := first; i < len(m.contacts) && len(lines)+contactRows <= h; i++ {
 		ct := m.contacts[i]
-		name := ct.Name
+		if m.sectionStarts(i) {
+			if len(lines)+1+contactRows > h {
+				break
+			}
+			lines = append(lines, fitLine(s.ContactsTitle.Render(" "+sectionTitle(ct)), w))
+		}
+		name := m.displayName(ct.Name)
 		nameStyle := s.Contact
 		if ct.Unread > 0 {
 			nameStyle = nameStyle.Bold(true)
@@ -36,6 +42,10 @@ func (m *mainScreen) contactsView(w, h int) []string {
 		row1 = fitLine(row1, w-bw) + badge
 		var flags []string
 		switch {
+		case ct.Blocked:
+			flags = append(flags, s.Muted.Render("⊘ blocked"))
+		case ct.Request:
+			flags = append(flags, s.KeyChanged.Render("✉ request"))
 		case ct.KeyChanged:
 			flags = append(flags, s.KeyChanged.Render("⚠ key changed"))
 		case ct.Verified:
@@ -60,7 +70,7 @@ const contactRows = 2
 // contactsFirst is the index of the first contact shown in a list of height h: the
 // selection stays in view.
 func (m *mainScreen) contactsFirst(h int) int {
-	if visible := (h - 1) / contactRows; visible > 0 && m.selected >= visible {
+	if visible := (h - 1 - m.sectionHeaders()) / contactRows; visible > 0 && m.selected >= visible {
 		return m.selected - visible + 1
 	}
 	return 0
@@ -77,11 +87,18 @@ func (m *mainScreen) contactAt(x, y int) int {
 	if m.narrow() && m.focus != focusContacts {
 		return -1
 	}
-	i := m.contactsFirst(m.bodyHeight()) + (y-1)/contactRows
-	if i >= len(m.contacts) {
-		return -1
+	// Walk the rows as contactsView lays them out: section headers take a row.
+	row := 1
+	for i := m.contactsFirst(m.bodyHeight()); i < len(m.contacts); i++ {
+		if m.sectionStarts(i) {
+			row++
+		}
+		if y >= row && y < row+contactRows {
+			return i
+		}
+		row += contactRows
 	}
-	return i
+	return -1
 }
 
 // activity formats a last-activity time: the time today, the weekday this week, else

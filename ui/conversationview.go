@@ -14,8 +14,9 @@ import (
 
 func (m *mainScreen) renderer() *convRenderer {
 	me := m.b.Me()
-	sw := max(ansi.StringWidth(me), ansi.StringWidth(m.open))
-	return &convRenderer{c: m.c, me: me, contact: m.open, width: max(1, m.convWidth()-2), senderW: min(max(sw, 3), 12)}
+	them := m.displayName(m.open) // the nickname, when the user gave one (contactsections.go)
+	sw := max(ansi.StringWidth(me), ansi.StringWidth(them))
+	return &convRenderer{c: m.c, me: me, contact: them, width: max(1, m.convWidth()-2), senderW: min(max(sw, 3), 12)}
 }
 
 // conversationView returns exactly h lines of exactly w cells.
@@ -26,9 +27,13 @@ func (m *mainScreen) conversationView(w, h int) []string {
 		msg := "No conversation yet.\n\nAdd a contact with ctrl+n or /add NAME,\nthen compare safety numbers with /verify."
 		return splitLines(fitBlock(lipgloss.Place(w, h, lipgloss.Center, lipgloss.Center, s.Empty.Render(msg)), w, h))
 	}
-	header := " " + s.ConvHeader.Render(m.open)
+	header := " " + s.ConvHeader.Render(m.displayName(m.open))
 	if ct, ok := m.contact(m.open); ok {
 		switch {
+		case ct.Blocked:
+			header += "  " + s.KeyChanged.Render("⊘ blocked — /unblock to write again")
+		case ct.Request:
+			header += "  " + s.KeyChanged.Render("✉ message request — /accept-request, /block or /remove")
 		case ct.KeyChanged:
 			header += "  " + s.KeyChanged.Render("⚠ identity key changed — /accept to review")
 		case ct.Verified:

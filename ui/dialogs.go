@@ -344,7 +344,7 @@ func newHelpDialog(c *common) *helpDialog { return &helpDialog{c: c} }
 
 func (d *helpDialog) Update(msg tea.Msg) (dialog, tea.Cmd) {
 	if k, ok := msg.(tea.KeyPressMsg); ok {
-		if key.Matches(k, d.c.keys.Close, d.c.keys.Help) || k.String() == "q" || k.String() == "enter" {
+		if key.Matches(k, d.c.keys.Close, d.c.keys.Help, d.c.keys.ListHelp) || k.String() == "q" || k.String() == "enter" {
 			d.finish()
 			return d, nil
 		}

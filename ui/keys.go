@@ -18,10 +18,13 @@ type KeyMap struct {
 	Top         key.Binding
 	Bottom      key.Binding
 	AddContact  key.Binding
-	Help        key.Binding
-	Close       key.Binding
-	Confirm     key.Binding
-	Quit        key.Binding
+	// Help opens the help dialog from anywhere; ListHelp is "?", which opens it only
+	// from the contact list (in the input "?" is text: a message may start with it).
+	Help     key.Binding
+	ListHelp key.Binding
+	Close    key.Binding
+	Confirm  key.Binding
+	Quit     key.Binding
 }
 
 // DefaultKeyMap returns the bindings pfschat ships with.
@@ -40,7 +43,8 @@ func DefaultKeyMap() KeyMap {
 		Top:         key.NewBinding(key.WithKeys("ctrl+home"), key.WithHelp("ctrl+home", "oldest")),
 		Bottom:      key.NewBinding(key.WithKeys("ctrl+end"), key.WithHelp("ctrl+end", "newest")),
 		AddContact:  key.NewBinding(key.WithKeys("ctrl+n"), key.WithHelp("ctrl+n", "add contact")),
-		Help:        key.NewBinding(key.WithKeys("?", "f1"), key.WithHelp("?/f1", "help")),
+		Help:        key.NewBinding(key.WithKeys("f1"), key.WithHelp("f1", "help")),
+		ListHelp:    key.NewBinding(key.WithKeys("?"), key.WithHelp("?", "help (contact list)")),
 		Close:       key.NewBinding(key.WithKeys("esc"), key.WithHelp("esc", "close")),
 		Confirm:     key.NewBinding(key.WithKeys("enter"), key.WithHelp("enter", "confirm")),
 		Quit:        key.NewBinding(key.WithKeys("ctrl+c"), key.WithHelp("ctrl+c", "quit")),
@@ -52,11 +56,21 @@ func (k KeyMap) ShortHelp() []key.Binding {
 	return []key.Binding{k.Send, k.Newline, k.FocusSwitch, k.AddContact, k.Help, k.Quit}
 }
 
+// HelpHint is the help key the status bar names: f1 in the input, where "?" is text;
+// "?" or f1 in the contact list. Every key it lists opens the help there.
+func (k KeyMap) HelpHint(inList bool) key.Binding {
+	if !inList {
+		return k.Help
+	}
+	return key.NewBinding(key.WithKeys(append(k.ListHelp.Keys(), k.Help.Keys()...)...),
+		key.WithHelp(k.ListHelp.Help().Key+"/"+k.Help.Help().Key, k.Help.Help().Desc))
+}
+
 // FullHelp is the help dialog, grouped by area.
 func (k KeyMap) FullHelp() [][]key.Binding {
 	return [][]key.Binding{
 		{k.Send, k.Newline, k.ScrollUp, k.ScrollDown, k.Top, k.Bottom},
 		{k.FocusSwitch, k.NextContact, k.PrevContact, k.Up, k.Down, k.Open},
-		{k.AddContact, k.Help, k.Close, k.Quit},
+		{k.AddContact, k.Help, k.ListHelp, k.Close, k.Quit},
 	}
 }

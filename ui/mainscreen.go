@@ -92,7 +92,7 @@ func newMainScreen(c *common, b Backend, openContact string) *mainScreen {
 
 // Init loads the contact list and starts listening to the controller's events.
 func (m *mainScreen) Init() tea.Cmd {
-	return tea.Batch(m.c.loadContacts(m.b), waitEvent(m.b.Events()))
+	return tea.Batch(m.c.loadContacts(m.b), waitEvent(m.b.Events()), m.loadNotifySettings())
 }
 
 func (m *mainScreen) narrow() bool { return m.c.width < narrowWidth }
@@ -271,6 +271,9 @@ func (m *mainScreen) update(msg tea.Msg) (screen, tea.Cmd) {
 		return m, nil
 	case opDoneMsg:
 		return m, m.onOpDone(msg)
+	case notifySettingsMsg:
+		m.c.notify = chat.NotifySettings(msg)
+		return m, nil
 	}
 	return m, nil
 }
@@ -282,7 +285,7 @@ func (m *mainScreen) handleKey(msg tea.KeyPressMsg) (screen, tea.Cmd) {
 		return m, pushDialog(newAddContactDialog(m.c, m.b, ""))
 	// "?" opens help from the contact list only: in the input it is text (a message may
 	// start with "?"); f1 works everywhere.
-	case key.Matches(msg, k.Help) && (m.focus == focusContacts || msg.String() == "f1"):
+	case key.Matches(msg, k.Help) || (m.focus == focusContacts && key.Matches(msg, k.ListHelp)):
 		return m, pushDialog(newHelpDialog(m.c))
 	case key.Matches(msg, k.FocusSwitch):
 		if m.focus == focusInput {
@@ -419,6 +422,9 @@ func (m *mainScreen) onContacts(msg contactsMsg) tea.Cmd {
 	}
 	list := append([]chat.Contact(nil), msg.list...)
 	sort.SliceStable(list, func(i, j int) bool {
+		if si, sj := section(list[i]), section(list[j]); si != sj { // contacts, requests, blocked
+			return si < sj
+		}
 		ui, uj := list[i].Unread > 0, list[j].Unread > 0
 		if ui != uj {
 			return ui
@@ -502,6 +508,15 @@ func (m *mainScreen) onOpDone(msg opDoneMsg) tea.Cmd {
 		m.setNotice("session with "+msg.contact+" reset; the next message starts a new one", false)
 	case "markread":
 		return nil
+	case "accept-request", "block", "unblock", "remove", "nick", "mute":
+		text, _ := m.contactOpDone(msg)
+		m.setNotice(text, false)
+		return m.c.loadContacts(m.b)
+	case "notify":
+		return nil
+	case "delete", "clear":
+		m.setNotice(map[string]string{"delete": "message deleted on this device", "clear": "conversation cleared on this device"}[msg.op], false)
+		return tea.Batch(m.reloadConversation(msg.contact), m.c.loadContacts(m.b))
 	}
 	return m.c.loadContacts(m.b)
 }
@@ -529,9 +544,7 @@ func (m *mainScreen) handleEvent(ev chat.Event) tea.Cmd {
 				cmds = append(cmds, m.c.loadGaps(m.b, ev.Contact, 0), m.c.loadGaps(m.b, ev.Contact, chat.GapWait+time.Second))
 			}
 		}
-		if ev.Contact != m.open && m.c.bell {
-			cmds = append(cmds, tea.Raw("\a"))
-		}
+		cmds = append(cmds, m.notification(ev)) // desktop notification and bell (notify.go)
 		cmds = append(cmds, m.c.loadContacts(m.b))
 		return tea.Batch(cmds...)
 	case chat.DeliveryChanged:

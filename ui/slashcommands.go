@@ -111,6 +111,43 @@ var slashCommands = []slashCommand{
 			return nil
 		},
 	},
+	// U1 (issue 13 points 10–12): notifications, requests and blocking, your data.
+	{
+		name: "/delete", args: "[N]", help: "delete the newest (or N-th newest) message here, on this device only",
+		needsConversation: true, run: runDelete,
+	},
+	{
+		name: "/clear", help: "delete every message of the open conversation, on this device only",
+		needsConversation: true, run: runClear,
+	},
+	{
+		name: "/accept-request", help: "accept the open message request: the sender becomes a contact",
+		needsConversation: true, run: runAcceptRequest,
+	},
+	{
+		name: "/block", help: "block the open contact: drop their messages; the relay refuses them",
+		needsConversation: true, run: runBlock,
+	},
+	{
+		name: "/unblock", help: "unblock the open contact",
+		needsConversation: true, run: runUnblock,
+	},
+	{
+		name: "/remove", help: "remove the open contact (or decline the request) with the conversation",
+		needsConversation: true, run: runRemove,
+	},
+	{
+		name: "/nick", args: "[NICKNAME]", help: "show the open contact under a name of yours (none: remove it)",
+		needsConversation: true, run: runNick,
+	},
+	{
+		name: "/mute", help: "desktop notifications for the open contact off or on again",
+		needsConversation: true, run: runMute,
+	},
+	{
+		name: "/notify", args: "on|off|preview", help: "desktop notifications: sender only, off, with text",
+		run: runNotify,
+	},
 	{
 		// Not listed: whoever reads the listing has found the help already, and the
 		// input's placeholder names /help.

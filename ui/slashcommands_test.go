@@ -46,9 +46,9 @@ func TestSlashCommandTable(t *testing.T) {
 			m.open = "bob"
 			m.setNotice("", false)
 			words := []string{name}
-			if sc.args == "on|off" {
+			if strings.HasPrefix(sc.args, "on|off") {
 				words = append(words, "off")
-			} else if sc.args != "" {
+			} else if sc.args != "" && !strings.HasPrefix(sc.args, "[") {
 				words = append(words, "carol")
 			}
 			cmd := m.command(words)

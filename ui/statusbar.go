@@ -68,7 +68,7 @@ func (m *mainScreen) statusView(w int) string {
 	case m.notice != "":
 		right = s.OK.Render(m.notice)
 	default:
-		right = m.help.ShortHelpView([]key.Binding{m.c.keys.Help, m.c.keys.AddContact})
+		right = m.help.ShortHelpView([]key.Binding{m.c.keys.HelpHint(m.focus == focusContacts), m.c.keys.AddContact})
 	}
 	rw := ansi.StringWidth(right)
 	lw, sw := ansi.StringWidth(left), ansi.StringWidth(short)

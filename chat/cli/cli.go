@@ -88,6 +88,20 @@ func init() {
 			}},
 		{name: "reset-session", args: "NAME", help: "drop the sessions with NAME; the next message starts afresh", run: cmdResetSession},
 		{name: "version", help: "print the version", run: cmdVersion},
+		// Your data (datacmd.go).
+		{name: "backup", args: "FILE", help: "write a sealed copy of the profile to FILE (a new file), also while it is in use", run: cmdBackup},
+		{name: "restore", args: "FILE", help: "make the profile from a backup, into an empty --home only", run: cmdRestore},
+		{name: "passphrase", args: "[--new-passphrase-file FILE]", help: "change the profile's passphrase (re-wraps the storage key only)", run: cmdPassphrase, flags: passphraseFlags},
+		// Requests and blocking (contactcmd.go).
+		{name: "accept-request", args: "NAME", help: "accept a message request: NAME becomes a contact", run: cmdAcceptRequest},
+		{name: "block", args: "NAME", help: "block NAME: drop their messages, and the relay refuses them", run: cmdBlock},
+		{name: "unblock", args: "NAME", help: "unblock NAME", run: cmdUnblock},
+		{name: "remove", args: "NAME", help: "remove a contact or decline a request, with the conversation", run: cmdRemove},
+		{name: "nickname", args: "NAME [NICKNAME]", help: "set (or without NICKNAME remove) a local display name for NAME", run: cmdNickname},
+		{name: "mute", args: "NAME", help: "no desktop notifications for NAME's messages", run: cmdMute},
+		{name: "unmute", args: "NAME", help: "desktop notifications for NAME's messages again", run: cmdUnmute},
+		{name: "delete-message", args: "NAME ID", help: "delete one message (its id from recv --json) from this profile only", run: cmdDeleteMessage},
+		{name: "clear", args: "NAME", help: "delete every message of the conversation with NAME from this profile only", run: cmdClear},
 		// Operations (opscmd.go).
 		{name: "delete-account", args: "[--yes]", help: "delete your account on the relay and free your name", run: cmdDeleteAccount,
 			flags: func(fs *flag.FlagSet) { fs.Bool("yes", false, "do not ask to type the name to confirm") }},
@@ -146,6 +160,9 @@ usage:
   pfschat contacts | fingerprint NAME | verify NAME | accept-key NAME
   pfschat rotate-keys [--count N] | reset-session NAME | version (or --version)
   pfschat delete-account | repin   free your name on the relay | re-pin a replaced relay key
+  pfschat backup FILE | restore FILE | passphrase   your profile, sealed | into an empty --home | change it
+  pfschat delete-message NAME ID | clear NAME      delete messages on this device only
+  pfschat accept-request | block | unblock | remove | mute | unmute NAME;  nickname NAME [NICK]
 
 global flags: --home DIR, --relay URL (default ` + profile.DefaultRelayURL + `),
               --passphrase-file FILE (or ` + profile.EnvPassphrase + `)
@@ -710,6 +727,10 @@ type jsonContact struct {
 	Verified    bool   `json:"verified"`
 	KeyChanged  bool   `json:"key_changed"`
 	Unread      int    `json:"unread"`
+	Request     bool   `json:"request,omitempty"`
+	Blocked     bool   `json:"blocked,omitempty"`
+	Nickname    string `json:"nickname,omitempty"`
+	Muted       bool   `json:"muted,omitempty"`
 }
 
 func cmdContacts(e *env, fs *flag.FlagSet, args []string) error {
@@ -727,7 +748,8 @@ func cmdContacts(e *env, fs *flag.FlagSet, args []string) error {
 	}
 	if fs.Lookup("json").Value.String() == "true" {
 		for _, ct := range list {
-			b, _ := json.Marshal(jsonContact{ct.Name, ct.CardID, ct.Fingerprint, ct.Verified, ct.KeyChanged, ct.Unread})
+			b, _ := json.Marshal(jsonContact{ct.Name, ct.CardID, ct.Fingerprint, ct.Verified, ct.KeyChanged, ct.Unread,
+				ct.Request, ct.Blocked, ct.Nickname, ct.Muted})
 			fmt.Fprintf(e.stdout, "%s\n", b)
 		}
 		return nil
@@ -751,6 +773,7 @@ func cmdContacts(e *env, fs *flag.FlagSet, args []string) error {
 		if ct.KeyChanged {
 			line += "  KEY CHANGED: run 'pfschat fingerprint " + ct.Name + "'"
 		}
+		line += contactNotes(ct) // requests, blocks, nicknames (contactcmd.go)
 		fmt.Fprintln(e.stdout, line)
 	}
 	return nil

@@ -63,7 +63,7 @@ func runDemo(ctx context.Context, args []string, stdin io.Reader, stdout, stderr
 		return exitFail
 	}
 	defer d.Close()
-	return runProgram(ctx, ui.Options{Backend: d.Me, OpenContact: EchoName, Bell: !flags.NoBell, Logger: logger}, stdin, stdout, stderr)
+	return runProgram(ctx, ui.Options{Backend: d.Me, OpenContact: EchoName, Bell: !flags.NoBell, Logger: logger, Notifier: ui.DetectNotifier(os.Getenv)}, stdin, stdout, stderr)
 }
 
 // DemoEnv is a running demo: an in-process relay, the person's controller (Me) and the

@@ -99,7 +99,7 @@ func runUI(ctx context.Context, args []string, stdin io.Reader, stdout, stderr i
 	if flags.InsecureWS {
 		fmt.Fprintln(stderr, "pfschat: warning: --insecure-ws:", profile.InsecureWSWarning)
 	}
-	opts := ui.Options{Profile: uiOwnerProfile{ui.NewChatProfile(p), home, logger}, Passphrase: pass, Bell: !flags.NoBell, Logger: logger, OpenContact: flags.Open}
+	opts := ui.Options{Profile: uiOwnerProfile{ui.NewChatProfile(p), home, logger}, Passphrase: pass, Bell: !flags.NoBell, Logger: logger, OpenContact: flags.Open, Notifier: ui.DetectNotifier(os.Getenv)}
 	return runProgram(ctx, opts, stdin, stdout, stderr)
 }
 

@@ -40,16 +40,22 @@ type Contact struct {
 	Verified    bool   `json:"verified"`
 	KeyChanged  bool   `json:"keyChanged"`
 	Unread      int    `json:"unread"`
+	Request     bool   `json:"request,omitempty"`
+	Blocked     bool   `json:"blocked,omitempty"`
+	Nickname    string `json:"nickname,omitempty"`
+	Muted       bool   `json:"muted,omitempty"`
 }
 
 // FromContact is c as the API shows it.
 func FromContact(c chat.Contact) Contact {
-	return Contact{Name: c.Name, CardID: c.CardID, Fingerprint: c.Fingerprint, Verified: c.Verified, KeyChanged: c.KeyChanged, Unread: c.Unread}
+	return Contact{Name: c.Name, CardID: c.CardID, Fingerprint: c.Fingerprint, Verified: c.Verified, KeyChanged: c.KeyChanged, Unread: c.Unread,
+		Request: c.Request, Blocked: c.Blocked, Nickname: c.Nickname, Muted: c.Muted}
 }
 
 // Chat is c as package chat shows it.
 func (c Contact) Chat() chat.Contact {
-	return chat.Contact{Name: c.Name, CardID: c.CardID, Fingerprint: c.Fingerprint, Verified: c.Verified, KeyChanged: c.KeyChanged, Unread: c.Unread}
+	return chat.Contact{Name: c.Name, CardID: c.CardID, Fingerprint: c.Fingerprint, Verified: c.Verified, KeyChanged: c.KeyChanged, Unread: c.Unread,
+		Request: c.Request, Blocked: c.Blocked, Nickname: c.Nickname, Muted: c.Muted}
 }
 
 // SafetyNumber is a safety number as the API shows it: 60 digits in 12 groups of 5.
@@ -175,6 +181,9 @@ func errorFor(err error) *Error {
 	case errors.Is(err, ratchet.ErrInvalidName):
 		code = CodeInvalidParams
 	}
+	if c, ok := blockErrorCode(err); ok {
+		code = c
+	}
 	return NewError(code, "%v", err)
 }
 
@@ -198,6 +207,10 @@ func ChatError(err error) error {
 		base = chat.ErrCardRejected
 	case CodeNoPendingKey:
 		base = chat.ErrNoPendingKey
+	case CodeBlocked:
+		base = chat.ErrBlocked
+	case CodeNotARequest:
+		base = chat.ErrNotARequest
 	case CodeKeyChanged:
 		contact := ""
 		if e.Data != nil {

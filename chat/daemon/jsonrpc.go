@@ -35,6 +35,9 @@ const (
 	CodeClosing        = 9  // the owner is shutting down
 	CodeNotOverHTTP    = 10 // subscribe needs the socket (over HTTP use GET /api/v1/events)
 	CodeTooMany        = 11 // too many subscriptions on one connection
+	// Requests and blocking (contactmethods.go).
+	CodeBlocked     = 12 // the contact is blocked: unblock first
+	CodeNotARequest = 13 // acceptRequest: the contact is no message request
 )
 
 // codeNames are the stable names of the codes, sent as error.data.name.
@@ -45,6 +48,7 @@ var codeNames = map[int]string{
 	CodeOffline: "offline", CodeCardRejected: "card_rejected", CodeSendRefused: "send_refused",
 	CodeNoPendingKey: "no_pending_key", CodeBadMessage: "bad_message", CodeClosing: "closing",
 	CodeNotOverHTTP: "not_over_http", CodeTooMany: "too_many",
+	CodeBlocked: "blocked", CodeNotARequest: "not_a_request",
 }
 
 // Error is a JSON-RPC error object; it is also the Go error every decoder and call

@@ -361,6 +361,9 @@ func (s *Server) call(ctx context.Context, c *conn, req *Request) (any, *Error) 
 		}
 		return OneTimeKeysResult{X25519: x, MLKEM: m}, nil
 	}
+	if res, e, ok := s.contactMethod(ctx, req); ok { // requests and blocking (contactmethods.go)
+		return res, e
+	}
 	return nil, NewError(CodeMethodNotFound, "no method %q (see API.md)", req.Method)
 }
 

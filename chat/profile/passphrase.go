@@ -82,3 +82,25 @@ func promptPassphrase(stdin io.Reader, stderr io.Writer, prompt string, confirm 
 	}
 	return p, nil
 }
+
+// EnvNewPassphrase gives `pfschat passphrase` the new passphrase without a prompt (or
+// --new-passphrase-file FILE).
+const EnvNewPassphrase = "PFSCHAT_NEW_PASSPHRASE"
+
+// NewPassphrase returns the new passphrase for a passphrase change: from file (trailing
+// line breaks trimmed) when given, else $PFSCHAT_NEW_PASSPHRASE, else asked twice on
+// the terminal. Empty is refused.
+func NewPassphrase(file string, stdin io.Reader, stderr io.Writer) ([]byte, error) {
+	nf := Flags{PassphraseFile: file}
+	if file != "" {
+		p, _, err := nf.GivenPassphrase()
+		return p, err
+	}
+	if p, ok := os.LookupEnv(EnvNewPassphrase); ok {
+		if p == "" {
+			return nil, fmt.Errorf("%s is set but empty", EnvNewPassphrase)
+		}
+		return []byte(p), nil
+	}
+	return promptPassphrase(stdin, stderr, "new passphrase: ", true)
+}

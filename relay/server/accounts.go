@@ -94,6 +94,7 @@ func (s *Server) toucher() {
 func (s *Server) forgetAccount(name, cardID string) {
 	s.accounts.Delete(name)
 	s.touched.Delete(name)
+	s.blocks.forget(name)
 	s.deletions.Add(1)
 	s.hub.Notice(name, Notice{AccountDeleted: cardID})
 }

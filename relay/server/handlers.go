@@ -53,6 +53,8 @@ func (c *conn) handle(f *relay.Frame) bool {
 		c.onLogoutAll(f)
 	case relay.TypeDeleteAccount:
 		return c.onDeleteAccount(f)
+	case relay.TypeBlock, relay.TypeUnblock:
+		c.onBlock(f)
 	}
 	return true
 }
@@ -319,6 +321,11 @@ func (c *conn) submitSend(r *sendReq, ttlSeconds int64) bool {
 		}
 		c.recipients[to] = to
 	}
+	if c.s.blocks.blocks(to, c.acct.name) {
+		c.replyError(r.reqID, relay.CodeBlocked, to+" does not accept messages from you", "")
+		r.release()
+		return true
+	}
 	now := c.s.now().UTC()
 	r.c = c
 	r.msg.From = c.acct.name
@@ -450,6 +457,10 @@ func (c *conn) onFetchBundle(f *relay.Frame) {
 	defer cancel()
 	acc, ok := c.namedAccount(ctx, f)
 	if !ok {
+		return
+	}
+	if c.s.blocks.blocks(acc.name, c.acct.name) {
+		c.replyError(f.ID, relay.CodeBlocked, acc.name+" does not accept messages from you", "")
 		return
 	}
 	b, code, err := c.s.bundle(ctx, acc)

@@ -206,7 +206,9 @@ type Server struct {
 	sweepDone     chan struct{}
 	touches       chan login // logins to record (accounts.go)
 	touchDone     chan struct{}
-	keyRotations  [][]byte // served in the hello (relaykey.go)
+	keyRotations  [][]byte       // served in the hello (relaykey.go)
+	blocks        blockList      // who blocks whom (blocks.go)
+	blockStore    *storage.Relay // where blocks are kept; nil: blocking is refused
 }
 
 // account is a cached directory entry.
@@ -273,6 +275,9 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 	}
 	s.accountExpiry = cfg.AccountExpiry
 	if err := s.loadKeyRotations(ctx); err != nil {
+		return nil, err
+	}
+	if err := s.loadBlocks(ctx, cfg.Store); err != nil {
 		return nil, err
 	}
 	s.upgrader = websocket.Upgrader{

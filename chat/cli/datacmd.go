@@ -1,0 +1,130 @@
+package cli
+
+import (
+	"flag"
+	"fmt"
+	"strconv"
+
+	"pfschat/chat"
+	"pfschat/chat/profile"
+)
+
+// Your data, your way (issue 13 point 12): backup, restore, passphrase, and the local
+// deletion of messages.
+
+// passphraseFlags are `pfschat passphrase`'s own flags.
+func passphraseFlags(fs *flag.FlagSet) {
+	fs.String("new-passphrase-file", "", "read the new passphrase from FILE (else $"+profile.EnvNewPassphrase+", else a prompt)")
+}
+
+func oneFile(args []string) (string, error) {
+	if len(args) != 1 {
+		return "", usagef("want exactly one FILE, got %d arguments", len(args))
+	}
+	return args[0], nil
+}
+
+func cmdBackup(e *env, fs *flag.FlagSet, args []string) error {
+	file, err := oneFile(args)
+	if err != nil {
+		return err
+	}
+	p, err := e.profile()
+	if err != nil {
+		return err
+	}
+	if !p.Exists() {
+		return fmt.Errorf("%w: %s", chat.ErrNoProfile, p.StorePath())
+	}
+	pass, err := e.passphrase("passphrase: ", false)
+	if err != nil {
+		return err
+	}
+	if err := p.Backup(e.ctx, file, pass); err != nil {
+		return err
+	}
+	fmt.Fprintf(e.stdout, "backed up the profile in %s to %s, sealed under its passphrase.\nRestore it with 'pfschat --home NEW_DIR restore %s'.\n", p.Dir, file, file)
+	return nil
+}
+
+func cmdRestore(e *env, fs *flag.FlagSet, args []string) error {
+	file, err := oneFile(args)
+	if err != nil {
+		return err
+	}
+	p, err := e.profile()
+	if err != nil {
+		return err
+	}
+	if p.Exists() {
+		return fmt.Errorf("%w: %s; a restore never replaces a profile: pass --home NEW_DIR", chat.ErrProfileExists, p.StorePath())
+	}
+	pass, err := e.passphrase("the backup's passphrase: ", false)
+	if err != nil {
+		return err
+	}
+	if err := p.Restore(e.ctx, file, pass); err != nil {
+		return err
+	}
+	fmt.Fprintf(e.stdout, "restored the profile into %s. Its sessions were reset: each conversation starts a new one with its next message.\n", p.Dir)
+	return nil
+}
+
+func cmdPassphrase(e *env, fs *flag.FlagSet, args []string) error {
+	if len(args) != 0 {
+		return usagef("unexpected arguments %q", args)
+	}
+	c, err := e.offline()
+	if err != nil {
+		return err
+	}
+	defer c.Close()
+	newPass, err := profile.NewPassphrase(fs.Lookup("new-passphrase-file").Value.String(), e.stdin, e.stderr)
+	if err != nil {
+		return err
+	}
+	if err := c.ChangePassphrase(e.ctx, newPass); err != nil {
+		return err
+	}
+	fmt.Fprintln(e.stdout, "passphrase changed. Backups made before still open with the old one.")
+	return nil
+}
+
+func cmdDeleteMessage(e *env, fs *flag.FlagSet, args []string) error {
+	if len(args) != 2 {
+		return usagef("want NAME and ID, got %d arguments", len(args))
+	}
+	name, _ := oneName(args[:1])
+	id, err := strconv.ParseInt(args[1], 10, 64)
+	if err != nil || id <= 0 {
+		return usagef("ID %q is not a message id (the \"id\" of recv --json)", args[1])
+	}
+	c, err := e.offline()
+	if err != nil {
+		return err
+	}
+	defer c.Close()
+	if err := c.DeleteMessage(e.ctx, name, id); err != nil {
+		return err
+	}
+	fmt.Fprintf(e.stdout, "deleted message %d of %s from this profile\n", id, name)
+	return nil
+}
+
+func cmdClear(e *env, fs *flag.FlagSet, args []string) error {
+	name, err := oneName(args)
+	if err != nil {
+		return err
+	}
+	c, err := e.offline()
+	if err != nil {
+		return err
+	}
+	defer c.Close()
+	n, err := c.ClearConversation(e.ctx, name)
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(e.stdout, "deleted %d messages of the conversation with %s from this profile\n", n, name)
+	return nil
+}

@@ -1,0 +1,77 @@
+package daemon
+
+import (
+	"context"
+	"errors"
+
+	"pfschat/chat"
+)
+
+// The methods of message requests, blocking, removing, nicknames and muting (issue 13
+// points 10 and 11; API.md "Contacts: requests, blocking, nicknames").
+
+// The params of setNickname and setMuted.
+type (
+	NicknameParams struct {
+		Name     string `json:"name"`
+		Nickname string `json:"nickname"`
+	}
+	MutedParams struct {
+		Name  string `json:"name"`
+		Muted bool   `json:"muted"`
+	}
+)
+
+// contactMethod runs one of these methods; ok is false for any other method.
+func (s *Server) contactMethod(ctx context.Context, req *Request) (res any, e *Error, ok bool) {
+	byName := map[string]func(context.Context, string) error{
+		"acceptRequest": s.c.AcceptRequest, "block": s.c.Block, "unblock": s.c.Unblock, "removeContact": s.c.RemoveContact,
+	}
+	switch req.Method {
+	case "acceptRequest", "block", "unblock", "removeContact":
+		name, e := nameParam(req)
+		if e != nil {
+			return nil, e, true
+		}
+		if err := byName[req.Method](ctx, name); err != nil {
+			return nil, errorFor(err), true
+		}
+		return empty{}, nil, true
+	case "setNickname":
+		var p NicknameParams
+		if e := DecodeParams(req.Params, &p); e != nil {
+			return nil, e, true
+		}
+		if p.Name == "" {
+			return nil, NewError(CodeInvalidParams, "name is required"), true
+		}
+		if err := s.c.SetNickname(ctx, p.Name, p.Nickname); err != nil {
+			return nil, errorFor(err), true
+		}
+		return empty{}, nil, true
+	case "setMuted":
+		var p MutedParams
+		if e := DecodeParams(req.Params, &p); e != nil {
+			return nil, e, true
+		}
+		if p.Name == "" {
+			return nil, NewError(CodeInvalidParams, "name is required"), true
+		}
+		if err := s.c.SetMuted(ctx, p.Name, p.Muted); err != nil {
+			return nil, errorFor(err), true
+		}
+		return empty{}, nil, true
+	}
+	return nil, nil, false
+}
+
+// blockErrorCode maps the errors of these methods to their codes (errorFor).
+func blockErrorCode(err error) (int, bool) {
+	switch {
+	case errors.Is(err, chat.ErrBlocked):
+		return CodeBlocked, true
+	case errors.Is(err, chat.ErrNotARequest):
+		return CodeNotARequest, true
+	}
+	return 0, false
+}

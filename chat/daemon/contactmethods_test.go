@@ -1,0 +1,62 @@
+package daemon_test
+
+import (
+	"errors"
+	"testing"
+
+	"pfschat/chat"
+	"pfschat/chat/chattest"
+	"pfschat/chat/daemon"
+	"pfschat/relay/relaytest"
+)
+
+// TestSocketRequestsAndBlocking: over the socket, a stranger's first message is a
+// request in contacts; acceptRequest, setNickname, setMuted, block and removeContact
+// act on it, and their errors carry the stable codes (blocked, not_a_request).
+func TestSocketRequestsAndBlocking(t *testing.T) {
+	r := relaytest.Start(t)
+	alice, bob := chattest.NewUser(t, r, "alice"), chattest.NewUser(t, r, "bob")
+	chattest.AddContact(t, alice, "bob")
+	chattest.Send(t, alice, bob, "hello stranger")
+	o := startOwner(t, r, bob)
+	c := dial(t, o.sock)
+	ctx := t.Context()
+	alicesEntry := func() daemon.Contact {
+		t.Helper()
+		var list []daemon.Contact
+		if err := c.Call(ctx, "contacts", nil, &list); err != nil {
+			t.Fatal(err)
+		}
+		for _, ct := range list {
+			if ct.Name == "alice" {
+				return ct
+			}
+		}
+		t.Fatal("alice is not listed")
+		return daemon.Contact{}
+	}
+	if ct := alicesEntry(); !ct.Request {
+		t.Fatalf("a stranger's first message: %+v, want a request", ct)
+	}
+	name := daemon.NameParams{Name: "alice"}
+	chattest.Must(t, c.Call(ctx, "acceptRequest", name, nil))
+	var e *daemon.Error
+	if err := c.Call(ctx, "acceptRequest", name, nil); !errors.As(err, &e) || e.Code != daemon.CodeNotARequest {
+		t.Fatalf("accepting twice: %v", err)
+	}
+	chattest.Must(t, c.Call(ctx, "setNickname", daemon.NicknameParams{Name: "alice", Nickname: "Ali"}, nil))
+	chattest.Must(t, c.Call(ctx, "setMuted", daemon.MutedParams{Name: "alice", Muted: true}, nil))
+	chattest.Must(t, c.Call(ctx, "block", name, nil))
+	if ct := alicesEntry(); ct.Request || !ct.Blocked || ct.Nickname != "Ali" || !ct.Muted {
+		t.Fatalf("after accept, nickname, mute, block: %+v", ct)
+	}
+	err := c.Call(ctx, "removeContact", name, nil)
+	if !errors.As(err, &e) || e.Code != daemon.CodeBlocked || !errors.Is(daemon.ChatError(err), chat.ErrBlocked) {
+		t.Fatalf("removing a blocked contact: %v", err)
+	}
+	chattest.Must(t, c.Call(ctx, "unblock", name, nil))
+	chattest.Must(t, c.Call(ctx, "removeContact", name, nil))
+	if err := c.Call(ctx, "block", name, nil); !errors.As(err, &e) || e.Code != daemon.CodeUnknownContact {
+		t.Fatalf("blocking a removed contact: %v", err)
+	}
+}

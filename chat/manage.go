@@ -1,0 +1,105 @@
+package chat
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+
+	"pfschat/chat/profile"
+	"pfschat/storage"
+)
+
+// Your data, your way (issue 13 point 12): backup, restore, passphrase change, local
+// deletion of messages.
+
+// ErrBadBackup: the file is not a pfschat profile backup, or it was cut or altered.
+var ErrBadBackup = storage.ErrBadBackup
+
+// ErrHomeNotEmpty: a restore goes only into an empty profile directory.
+var ErrHomeNotEmpty = errors.New("chat: the profile directory is not empty")
+
+// Backup writes a sealed copy of the profile to dst, a new file (never overwritten),
+// while the profile may be open in another process (the UI or the daemon): SQLite's
+// VACUUM INTO takes one consistent snapshot. passphrase must be the profile's; the copy
+// is sealed under it (storage.BackupClient).
+func (p Profile) Backup(ctx context.Context, dst string, passphrase []byte) error {
+	if !p.Exists() {
+		return fmt.Errorf("%w: %s", ErrNoProfile, p.StorePath())
+	}
+	if err := storage.BackupClient(ctx, p.StorePath(), dst, passphrase); err != nil {
+		return fmt.Errorf("chat: backup: %w", err)
+	}
+	return nil
+}
+
+// Restore makes the profile from a backup, only in an empty (or missing) profile
+// directory: it never replaces a profile. passphrase is the one the backup was made
+// with. Every ratchet session is dropped (an old state must not send), so each
+// conversation starts a new session with its next message.
+func (p Profile) Restore(ctx context.Context, src string, passphrase []byte) error {
+	if err := os.MkdirAll(p.Dir, 0o700); err != nil {
+		return fmt.Errorf("chat: restore: %w", err)
+	}
+	lock, err := p.lock()
+	if err != nil {
+		return err
+	}
+	defer lock.Release()
+	entries, err := os.ReadDir(p.Dir)
+	if err != nil {
+		return fmt.Errorf("chat: restore: %w", err)
+	}
+	for _, e := range entries {
+		if e.Name() != profile.LockFile {
+			return fmt.Errorf("%w: %s holds %s; restore into a new --home DIR (a restore never replaces a profile)", ErrHomeNotEmpty, p.Dir, e.Name())
+		}
+	}
+	if err := storage.RestoreClient(ctx, src, p.StorePath(), passphrase); err != nil {
+		return fmt.Errorf("chat: restore: %w", err)
+	}
+	return nil
+}
+
+// ChangePassphrase re-wraps the profile's storage key under a new passphrase; nothing
+// else is rewritten. Backups made before still open with the old one.
+func (c *Controller) ChangePassphrase(ctx context.Context, newPassphrase []byte) error {
+	if len(newPassphrase) == 0 {
+		return fmt.Errorf("chat: change passphrase: %w", storage.ErrEmptyPassphrase)
+	}
+	if err := c.store.ChangePassphrase(ctx, newPassphrase); err != nil {
+		return fmt.Errorf("chat: change passphrase: %w", err)
+	}
+	return nil
+}
+
+// DeleteMessage deletes one message of a conversation from this profile only (the
+// peer keeps theirs; a message still in the outbox is still sent).
+func (c *Controller) DeleteMessage(ctx context.Context, contact string, id int64) error {
+	if _, err := c.contactRow(ctx, contact); err != nil {
+		return err
+	}
+	if err := c.store.DeleteMessage(ctx, contact, id); err != nil {
+		if errors.Is(err, storage.ErrNotFound) {
+			return fmt.Errorf("%w: %s has no message %d", ErrUnknownMessage, contact, id)
+		}
+		return fmt.Errorf("chat: delete message: %w", err)
+	}
+	return nil
+}
+
+// ErrUnknownMessage: no such message in the conversation.
+var ErrUnknownMessage = errors.New("chat: no such message")
+
+// ClearConversation deletes every message of a conversation from this profile and
+// returns how many; the contact stays.
+func (c *Controller) ClearConversation(ctx context.Context, contact string) (int, error) {
+	if _, err := c.contactRow(ctx, contact); err != nil {
+		return 0, err
+	}
+	n, err := c.store.ClearConversation(ctx, contact)
+	if err != nil {
+		return 0, fmt.Errorf("chat: clear conversation: %w", err)
+	}
+	return n, nil
+}

@@ -1,0 +1,124 @@
+package storage
+
+import (
+	"errors"
+	"strings"
+	"testing"
+)
+
+// TestDeleteMessageAndClear: deleting a message removes it from the conversation and
+// from the unread count but keeps its place in the sender's sequence (no false gap);
+// clearing empties the conversation and keeps the contact.
+func TestDeleteMessageAndClear(t *testing.T) {
+	ctx := t.Context()
+	c := newClient(t, nil)
+	addPeer(t, c, "bob")
+	var ids []int64
+	for i := 1; i <= 3; i++ {
+		id, err := c.CommitReceive(ctx, ReceiveTx{Message: &Message{Contact: "bob", Body: []byte{byte('a' + i)}, State: Delivered, Seq: uint64(i), SentAt: t0.Add(timeSec(i))}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		ids = append(ids, id)
+	}
+	if err := c.DeleteMessage(ctx, "bob", ids[1]); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.DeleteMessage(ctx, "bob", ids[1]); !errors.Is(err, ErrNotFound) {
+		t.Fatalf("deleting it again: %v", err)
+	}
+	if err := c.DeleteMessage(ctx, "carol", ids[0]); !errors.Is(err, ErrNotFound) {
+		t.Fatalf("deleting another contact's message: %v", err)
+	}
+	msgs, _, _ := c.Messages(ctx, "bob", Cursor{}, 10)
+	if len(msgs) != 2 {
+		t.Fatalf("%d messages left, want 2", len(msgs))
+	}
+	ct, _ := c.Contact(ctx, "bob")
+	if ct.Unread != 2 {
+		t.Fatalf("unread %d after deleting an unread message, want 2", ct.Unread)
+	}
+	marks, _ := c.IncomingSeqs(ctx, "bob")
+	if len(marks) != 3 {
+		t.Fatalf("sequence marks %v: a deleted message must keep its place", marks)
+	}
+	n, err := c.ClearConversation(ctx, "bob")
+	if err != nil || n != 2 {
+		t.Fatalf("clear: %d, %v", n, err)
+	}
+	if msgs, _, _ := c.Messages(ctx, "bob", Cursor{}, 10); len(msgs) != 0 {
+		t.Fatalf("%d messages after clear", len(msgs))
+	}
+	if ct, err := c.Contact(ctx, "bob"); err != nil || ct.Unread != 0 {
+		t.Fatalf("contact after clear: %+v, %v", ct, err)
+	}
+	if marks, _ := c.IncomingSeqs(ctx, "bob"); len(marks) != 3 {
+		t.Fatalf("sequence marks after clear: %v", marks)
+	}
+	if _, err := c.ClearConversation(ctx, "carol"); !errors.Is(err, ErrNotFound) {
+		t.Fatalf("clear an unknown contact: %v", err)
+	}
+}
+
+// TestContactPrefs: block, mute and nickname are stored per contact; a nickname with
+// control characters or over the limit is refused and changes nothing.
+func TestContactPrefs(t *testing.T) {
+	ctx := t.Context()
+	c := newClient(t, nil)
+	addPeer(t, c, "bob")
+	if err := c.SetContactBlocked(ctx, "bob", true); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.SetContactMuted(ctx, "bob", true); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.SetContactNickname(ctx, "bob", "Bobby 🎸"); err != nil {
+		t.Fatal(err)
+	}
+	for _, bad := range []string{"a\nb", "\x1b[31m", strings.Repeat("x", MaxNicknameBytes+1), "\xff"} {
+		if err := c.SetContactNickname(ctx, "bob", bad); !errors.Is(err, ErrInvalid) {
+			t.Errorf("nickname %q: %v", bad, err)
+		}
+	}
+	ct, _ := c.Contact(ctx, "bob")
+	if !ct.Blocked || ct.BlockSynced || !ct.Muted || ct.Nickname != "Bobby 🎸" {
+		t.Fatalf("contact %+v", ct)
+	}
+	if err := c.SetBlockSynced(ctx, "bob", true); err != nil {
+		t.Fatal(err)
+	}
+	if ct, _ := c.Contact(ctx, "bob"); !ct.BlockSynced {
+		t.Fatal("block_synced not stored")
+	}
+	if err := c.SetContactMuted(ctx, "nobody", true); !errors.Is(err, ErrNotFound) {
+		t.Fatalf("unknown contact: %v", err)
+	}
+}
+
+// TestRelayBlocks: blocks are per blocker, idempotent, capped, and go with the
+// blocker's account.
+func TestRelayBlocks(t *testing.T) {
+	ctx := t.Context()
+	r := newRelay(t, RelayOptions{})
+	for _, b := range []string{"mallory", "mallory", "eve"} {
+		if err := r.Block(ctx, "alice", b, t0, 2); err != nil {
+			t.Fatalf("block %s: %v", b, err)
+		}
+	}
+	if err := r.Block(ctx, "alice", "trent", t0, 2); !errors.Is(err, ErrTooManyBlocks) {
+		t.Fatalf("third block over a cap of 2: %v", err)
+	}
+	if err := r.Block(ctx, "bob", "mallory", t0, 2); err != nil {
+		t.Fatal(err)
+	}
+	if err := r.Unblock(ctx, "alice", "eve"); err != nil {
+		t.Fatal(err)
+	}
+	if err := r.Unblock(ctx, "alice", "nobody"); err != nil {
+		t.Fatal(err)
+	}
+	got, err := r.Blocks(ctx)
+	if err != nil || len(got) != 2 || strings.Join(got["alice"], ",") != "mallory" || strings.Join(got["bob"], ",") != "mallory" {
+		t.Fatalf("blocks %v, %v", got, err)
+	}
+}

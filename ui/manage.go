@@ -1,0 +1,91 @@
+package ui
+
+import (
+	"context"
+	"fmt"
+	"strconv"
+	"strings"
+
+	tea "charm.land/bubbletea/v2"
+	"github.com/charmbracelet/x/ansi"
+)
+
+// Local deletion of messages (issue 13 point 12): /delete and /clear.
+
+// messageDeleter is implemented by backends that can delete messages locally
+// (*chat.Controller).
+type messageDeleter interface {
+	DeleteMessage(ctx context.Context, contact string, id int64) error
+	ClearConversation(ctx context.Context, contact string) (int, error)
+}
+
+// runDelete is /delete [N]: delete the N-th newest shown message (1, the newest, by
+// default) of the open conversation on this device, after a confirmation quoting it.
+func runDelete(m *mainScreen, args []string) tea.Cmd {
+	md, ok := m.b.(messageDeleter)
+	if !ok {
+		m.setNotice("this profile cannot delete messages", true)
+		return nil
+	}
+	n := 1
+	if len(args) > 1 {
+		m.setNotice("usage: /delete [N] (N = 1 the newest message, 2 the one before …)", true)
+		return nil
+	}
+	if len(args) == 1 {
+		v, err := strconv.Atoi(args[0])
+		if err != nil || v < 1 {
+			m.setNotice("usage: /delete [N] (N = 1 the newest message, 2 the one before …)", true)
+			return nil
+		}
+		n = v
+	}
+	cv := m.conv()
+	if cv == nil || len(cv.items) == 0 {
+		m.setNotice("no message here to delete", false)
+		return nil
+	}
+	if len(cv.items) < n {
+		m.setNotice(fmt.Sprintf("no message %d to delete here (scroll up to load older ones)", n), true)
+		return nil
+	}
+	msg := cv.items[len(cv.items)-n].m
+	who := m.open
+	if msg.Outgoing {
+		who = "you"
+	}
+	text := strings.ReplaceAll(msg.Text, "\n", " ")
+	if text == "" {
+		text = "(" + msg.Reason + ")"
+	}
+	text = ansi.Truncate(text, 80, "…")
+	name, id := m.open, msg.ID
+	return pushDialog(newConfirmDialog(m.c, "Delete message",
+		fmt.Sprintf("Delete this message from %s on this device?\n\n%s\n\n%s keeps their copy.", who, text, name),
+		m.c.op("delete", name, func(ctx context.Context) error { return md.DeleteMessage(ctx, name, id) })))
+}
+
+// runClear is /clear: delete every message of the open conversation on this device.
+func runClear(m *mainScreen, _ []string) tea.Cmd {
+	md, ok := m.b.(messageDeleter)
+	if !ok {
+		m.setNotice("this profile cannot delete messages", true)
+		return nil
+	}
+	name := m.open
+	return pushDialog(newConfirmDialog(m.c, "Clear conversation",
+		fmt.Sprintf("Delete every message of the conversation with %s on this device?\n%s keeps their copy; the contact stays.", name, name),
+		m.c.op("clear", name, func(ctx context.Context) error { _, err := md.ClearConversation(ctx, name); return err })))
+}
+
+// reloadConversation forgets a conversation's loaded messages and, when it is open,
+// loads its newest page again (after /delete or /clear).
+func (m *mainScreen) reloadConversation(name string) tea.Cmd {
+	delete(m.convs, name)
+	if name != m.open {
+		return nil
+	}
+	cv := m.conv()
+	cv.loading = true
+	return m.c.loadHistory(m.b, name, 0)
+}

@@ -1,0 +1,129 @@
+package ui
+
+import (
+	"context"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	tea "charm.land/bubbletea/v2"
+
+	"pfschat/chat"
+)
+
+func (b *memBackend) DeleteMessage(ctx context.Context, contact string, id int64) error {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	b.msgs[contact] = slices.DeleteFunc(b.msgs[contact], func(m chat.Message) bool { return m.ID == id })
+	return nil
+}
+
+func (b *memBackend) ClearConversation(ctx context.Context, contact string) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	n := len(b.msgs[contact])
+	b.msgs[contact] = nil
+	return n, nil
+}
+
+// drive runs cmd and feeds every message it produces back into the main screen (and
+// into a dialog it opens, answering it with key), until nothing is left.
+func drive(t *testing.T, m *mainScreen, cmd tea.Cmd, key string) {
+	t.Helper()
+	queue := []tea.Cmd{cmd}
+	for steps := 0; len(queue) > 0 && steps < 100; steps++ {
+		c := queue[0]
+		queue = queue[1:]
+		if c == nil {
+			continue
+		}
+		switch msg := c().(type) {
+		case nil:
+		case tea.BatchMsg:
+			queue = append(queue, msg...)
+		case pushDialogMsg:
+			_, dc := msg.d.Update(keyMsg(key))
+			queue = append(queue, dc)
+		case noticeExpiredMsg:
+		default:
+			_, next := m.Update(msg)
+			queue = append(queue, next)
+		}
+	}
+}
+
+// TestDeleteAndClearCommands: /delete removes the newest message (after the
+// confirmation), /delete 2 the one before, /clear them all; "n" keeps everything.
+func TestDeleteAndClearCommands(t *testing.T) {
+	m := newTestMainScreen(t)
+	m.noticeTTL = time.Millisecond // drive runs the expiry's tick too
+	b := m.b.(*memBackend)
+	for _, text := range []string{"one", "two", "three", "four"} {
+		b.addMessage(chat.Message{Contact: "bob", Text: text, SentAt: fixedNow})
+	}
+	drive(t, m, m.openContact("bob"), "")
+	texts := func() []string {
+		var out []string
+		for _, it := range m.conv().items {
+			out = append(out, it.m.Text)
+		}
+		return out
+	}
+	if got := texts(); !slices.Equal(got, []string{"one", "two", "three", "four"}) {
+		t.Fatalf("loaded %v", got)
+	}
+	drive(t, m, m.command([]string{"/delete"}), "n")
+	if got := texts(); len(got) != 4 {
+		t.Fatalf("answered no, still deleted: %v", got)
+	}
+	drive(t, m, m.command([]string{"/delete"}), "y")
+	drive(t, m, m.command([]string{"/delete", "2"}), "y")
+	if got := texts(); !slices.Equal(got, []string{"one", "three"}) {
+		t.Fatalf("after /delete and /delete 2: %v, want [one three]", got)
+	}
+	if !strings.Contains(m.notice, "deleted") {
+		t.Errorf("notice %q", m.notice)
+	}
+	drive(t, m, m.command([]string{"/delete", "9"}), "y")
+	if !m.noticeErr {
+		t.Errorf("/delete 9 of 2 messages: notice %q", m.notice)
+	}
+	drive(t, m, m.command([]string{"/clear"}), "y")
+	if got := texts(); len(got) != 0 {
+		t.Fatalf("after /clear: %v", got)
+	}
+}
+
+func (b *memBackend) AcceptRequest(ctx context.Context, name string) error {
+	return b.setContact(name, func(c *chat.Contact) { c.Request = false })
+}
+func (b *memBackend) Block(ctx context.Context, name string) error {
+	return b.setContact(name, func(c *chat.Contact) { c.Blocked, c.Request = true, false })
+}
+func (b *memBackend) Unblock(ctx context.Context, name string) error {
+	return b.setContact(name, func(c *chat.Contact) { c.Blocked = false })
+}
+func (b *memBackend) RemoveContact(ctx context.Context, name string) error {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	delete(b.contacts, name)
+	delete(b.msgs, name)
+	return nil
+}
+func (b *memBackend) SetNickname(ctx context.Context, name, nick string) error {
+	return b.setContact(name, func(c *chat.Contact) { c.Nickname = nick })
+}
+func (b *memBackend) SetMuted(ctx context.Context, name string, muted bool) error {
+	return b.setContact(name, func(c *chat.Contact) { c.Muted = muted })
+}
+func (b *memBackend) setContact(name string, f func(*chat.Contact)) error {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	c, ok := b.contacts[name]
+	if !ok {
+		return chat.ErrUnknownContact
+	}
+	f(c)
+	return nil
+}
