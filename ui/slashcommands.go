@@ -112,6 +112,12 @@ var slashCommands = []slashCommand{
 		},
 	},
 	{
+		name: "/repin", help: "replace the pinned relay key after it changed (compare the fingerprint first)",
+		run: func(m *mainScreen, _ []string) tea.Cmd {
+			return m.repinCommand()
+		},
+	},
+	{
 		// Not listed: whoever reads the listing has found the help already, and the
 		// input's placeholder names /help.
 		name: "/help",

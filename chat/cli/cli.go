@@ -93,6 +93,7 @@ func init() {
 			flags: func(fs *flag.FlagSet) { fs.Bool("yes", false, "do not ask to type the name to confirm") }},
 		{name: "repin", args: "[--yes]", help: "pin the relay's new key by hand after its operator announced a replaced key", run: cmdRepin,
 			flags: func(fs *flag.FlagSet) { fs.Bool("yes", false, "do not ask to confirm (compare the fingerprint first)") }},
+		{name: "relay-key", help: "show the relay's URL and the fingerprint of its pinned key", run: cmdRelayKey},
 	}
 }
 

@@ -77,7 +77,30 @@ type Config struct {
 
 	// Backoff bounds for Run's reconnects (defaults 250ms and 30s).
 	MinBackoff, MaxBackoff time.Duration
+
+	// RetryKeyMismatch makes Run keep retrying (with its backoff) after a relay
+	// presented a key other than the pinned one, instead of returning: a long-running
+	// program (the UI, the daemon) comes back by itself when the pinned relay returns,
+	// and SetPinnedRelayKey re-pins by hand. Nothing is ever sent on a mismatched
+	// connection either way.
+	RetryKeyMismatch bool
 }
+
+// RelayKeyMismatchError is ErrRelayKeyMismatch with both keys: the pinned one and
+// the one the relay presented and proved it holds on this connection (the hello's
+// signature verified under it). errors.Is(err, ErrRelayKeyMismatch) holds.
+type RelayKeyMismatchError struct {
+	Pinned, Presented ed25519.PublicKey
+	// Chain is why no rotation statement vouched for the new key.
+	Chain error
+}
+
+func (e *RelayKeyMismatchError) Error() string {
+	return fmt.Sprintf("%v: pinned %s, relay presented %s, with no rotation statement from the pinned key (%v)", ErrRelayKeyMismatch,
+		ratchet.Fingerprint(e.Pinned), ratchet.Fingerprint(e.Presented), e.Chain)
+}
+
+func (e *RelayKeyMismatchError) Unwrap() error { return ErrRelayKeyMismatch }
 
 // ConnStatus is the state of the client's connection.
 type ConnStatus int
@@ -161,6 +184,7 @@ type Client struct {
 	mu       sync.Mutex
 	cur      *clientConn
 	up       chan struct{} // closed while cur != nil
+	kick     chan struct{} // SetPinnedRelayKey: retry now
 	relayKey ed25519.PublicKey
 	binding  string // the relay's channel binding mode on the last connection
 	closed   bool
@@ -199,6 +223,7 @@ func New(cfg Config) *Client {
 		states:   make(chan ConnState, 16),
 		done:     make(chan struct{}),
 		up:       make(chan struct{}),
+		kick:     make(chan struct{}, 1),
 		dialer: websocket.Dialer{
 			HandshakeTimeout: 10 * time.Second,
 			ReadBufferSize:   4096,
@@ -306,6 +331,19 @@ func (c *Client) RelayKey() ed25519.PublicKey {
 	return c.relayKey
 }
 
+// SetPinnedRelayKey replaces the pinned relay key (a re-pin by hand, after the user
+// confirmed the new key's fingerprint) and wakes Run if it waits to retry, so the next
+// connection is checked against k. A connection that is up is not touched.
+func (c *Client) SetPinnedRelayKey(k ed25519.PublicKey) {
+	c.mu.Lock()
+	c.relayKey = bytes.Clone(k)
+	c.mu.Unlock()
+	select {
+	case c.kick <- struct{}{}:
+	default:
+	}
+}
+
 func (c *Client) setState(s ConnState) {
 	for {
 		select {
@@ -371,7 +409,7 @@ func (c *Client) Run(ctx context.Context) error {
 					c.setState(ConnState{State: StateClosed, Err: ctx.Err()})
 					return ctx.Err()
 				}
-				if fatal(err) {
+				if fatal(err) && !(c.cfg.RetryKeyMismatch && errors.Is(err, ErrRelayKeyMismatch)) {
 					c.setState(ConnState{State: StateClosed, Err: err})
 					return err
 				}
@@ -382,6 +420,9 @@ func (c *Client) Run(ctx context.Context) error {
 				t := time.NewTimer(delay)
 				select {
 				case <-t.C:
+				case <-c.kick: // re-pinned by hand: try the new pin now
+					t.Stop()
+					attempt = 0
 				case <-ctx.Done():
 					t.Stop()
 					c.setState(ConnState{State: StateClosed, Err: ctx.Err()})
@@ -529,13 +570,9 @@ func (c *Client) connect(ctx context.Context) error {
 		ws.Close()
 		return fmt.Errorf("relay: the server's first frame is not a valid hello (is this a pfschat relay?)")
 	}
-	rotated, err := checkRelayKey(pinned, &hello) // ops.go: a rotation the pinned key signed
-	if err != nil {
-		ws.Close()
-		return err
-	}
 	// The relay binds its proof to our TLS connection when it terminates TLS itself;
-	// otherwise (plain ws://, or TLS ended at a proxy in front of it) to zeros.
+	// otherwise (plain ws://, or TLS ended at a proxy in front of it) to zeros. The
+	// proof is checked before the pin, so that a mismatch names a key the relay holds.
 	binding := make([]byte, relay.BindingSize)
 	if exporter != nil && hello.ChannelBinding == relay.BindingTLSExporter {
 		binding = exporter
@@ -543,6 +580,11 @@ func (c *Client) connect(ctx context.Context) error {
 	if !relay.VerifyHello(hello.RelayKey, nonce, hello.Challenge, binding, hello.Signature) {
 		ws.Close()
 		return fmt.Errorf("%w (relay key %s, channel binding %q)", ErrRelayProof, ratchet.Fingerprint(hello.RelayKey), hello.ChannelBinding)
+	}
+	rotated, err := checkRelayKey(pinned, &hello) // ops.go: a rotation the pinned key signed
+	if err != nil {
+		ws.Close()
+		return err
 	}
 	if exporter != nil && hello.ChannelBinding != relay.BindingTLSExporter {
 		c.log.Warn("the relay's TLS is terminated by a proxy in front of it: logins are not bound to this connection", "channel_binding", hello.ChannelBinding)

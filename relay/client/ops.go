@@ -45,8 +45,7 @@ func checkRelayKey(pinned ed25519.PublicKey, hello *relay.Frame) ([]relay.KeyRot
 	}
 	chain, err := relay.FollowKeyRotations(pinned, hello.RelayKey, hello.KeyRotations)
 	if err != nil {
-		return nil, fmt.Errorf("%w: pinned %s, relay presented %s, with no rotation statement from the pinned key (%v)", ErrRelayKeyMismatch,
-			ratchet.Fingerprint(pinned), ratchet.Fingerprint(hello.RelayKey), err)
+		return nil, &RelayKeyMismatchError{Pinned: bytes.Clone(pinned), Presented: bytes.Clone(hello.RelayKey), Chain: err}
 	}
 	return chain, nil
 }
