@@ -112,7 +112,7 @@ var slashCommands = []slashCommand{
 		},
 	},
 	{
-		name: "/repin", help: "replace the pinned relay key after it changed (compare the fingerprint first)",
+		name: "/repin", help: "re-pin the relay's key after it changed (compare first)",
 		run: func(m *mainScreen, _ []string) tea.Cmd {
 			return m.repinCommand()
 		},
