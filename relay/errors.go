@@ -46,6 +46,12 @@ const (
 	CodeBadTime        = "bad_time"        // a signed time is too far from the relay's clock
 )
 
+// Error codes of identity recovery (PROTOCOL.md "Identity replacement and recovery").
+const (
+	CodeRecoveryFailed = "recovery_failed"      // recover: wrong code, or none set for the name; the attempt counted
+	CodeNoRecovery     = "recovery_unavailable" // this relay keeps no recovery codes
+)
+
 // ProtocolError is an error frame from the relay, as the client package returns it.
 type ProtocolError struct {
 	Code    string

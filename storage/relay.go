@@ -110,6 +110,9 @@ type Account struct {
 	CardID    string
 	Card      []byte
 	CreatedAt time.Time
+	// Recovery is the account's recovery verifier (nil: none set); see
+	// relayrecovery.go. Only CreateAccount writes it from here.
+	Recovery []byte
 }
 
 // CreateAccount registers an account. ErrExists if the name or the card ID is taken.
@@ -144,8 +147,8 @@ func (r *Relay) createAccount(ctx context.Context, a Account, pay func(tx *txn) 
 		if card == nil {
 			card = []byte{}
 		}
-		if _, err := tx.exec(ctx, "INSERT INTO accounts (name, card_id, card, created_at) VALUES (?, ?, ?, ?)",
-			a.Name, a.CardID, card, dbTime(a.CreatedAt)); err != nil {
+		if _, err := tx.exec(ctx, "INSERT INTO accounts (name, card_id, card, created_at, recovery) VALUES (?, ?, ?, ?, ?)",
+			a.Name, a.CardID, card, dbTime(a.CreatedAt), a.Recovery); err != nil {
 			return fmt.Errorf("storage: create account %q: %w", a.Name, err)
 		}
 		return nil

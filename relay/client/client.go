@@ -61,6 +61,9 @@ type Config struct {
 	PinnedRelayKey ed25519.PublicKey    // nil = pin the key the relay proves it holds (TOFU)
 	Logger         *slog.Logger         // nil = discard
 	Invite         string               // invite code Register sends (a relay with --registration invite)
+	// RecoveryProof is the proof of the recovery code Register sets for the name
+	// (relay.RecoveryCode.Proof; nil: none).
+	RecoveryProof []byte
 
 	// RootCAs verifies the relay's TLS certificate (nil = the system roots, which
 	// honour SSL_CERT_FILE and SSL_CERT_DIR).
@@ -871,7 +874,7 @@ func (c *Client) current() (*clientConn, error) {
 
 // Register publishes a self-signed card and returns it signed by the relay.
 func (c *Client) Register(ctx context.Context, card *ratchet.Card) (*ratchet.Card, error) {
-	resp, err := c.do(ctx, &relay.Frame{Type: relay.TypeRegister, Card: card.Export(), Invite: c.cfg.Invite})
+	resp, err := c.do(ctx, &relay.Frame{Type: relay.TypeRegister, Card: card.Export(), Invite: c.cfg.Invite, Recovery: c.cfg.RecoveryProof})
 	if err != nil {
 		return nil, fmt.Errorf("relay: registering %s: %w", card.Identity, err)
 	}

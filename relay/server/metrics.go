@@ -37,6 +37,7 @@ var metricFrameTypes = [...]string{
 	relay.TypeOK, relay.TypeError, relay.TypeCard, relay.TypeBundle, relay.TypeAccepted, relay.TypeDeliver, relay.TypeSynced,
 	relay.TypeLowPreKeys, relay.TypeGoingAway, relay.TypePong, relay.TypeLimitNotice,
 	relay.TypeDeleteAccount,
+	relay.TypeRecover, relay.TypeSetRecovery,
 }
 
 var metricErrorCodes = [...]string{
@@ -48,6 +49,7 @@ var metricErrorCodes = [...]string{
 	relay.CodeLoggedOut,
 	relay.CodeLoginTimeout, relay.CodeTooManyConnections, relay.CodeRegistrationClosed, relay.CodeInviteRequired,
 	relay.CodeStorageFull, relay.CodeAccountDeleted, relay.CodeBadTime,
+	relay.CodeRecoveryFailed, relay.CodeNoRecovery,
 }
 
 var (
