@@ -36,6 +36,12 @@ var frameSeeds = []string{
 	`{"type":"lookup","id":1,"Name":"bob"}`,
 	`{"TYPE":"ping","id":1}`,
 	`{"type":"upload_prekeys","id":6,"prekeys":["AQID"],"limits":{"max_frame_bytes":1,"max_frame_bytes":2}}`,
+	// identity recovery
+	`{"type":"register","id":2,"card":"pfscard1:AAAA","recovery":"AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA="}`,
+	`{"type":"recover","id":13,"card":"pfscard1:AAAA","recovery":"AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=","new_recovery":"AQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQE="}`,
+	`{"type":"recover","id":13,"card":"pfscard1:AAAA","recovery":"AAAA","new_recovery":"AAAA"}`,
+	`{"type":"set_recovery","id":14,"recovery":"AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA="}`,
+	`{"type":"set_recovery","id":14,"recovery":"AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=","Recovery":"AAAA"}`,
 }
 
 func FuzzDecodeFrame(f *testing.F) {
