@@ -128,6 +128,8 @@ type Controller struct {
 	lowKeys  lowKeysGate   // low_prekeys notices wake it at most once per window (lowkeys.go)
 	closed   bool
 	initDone bool
+	// recoveryCode is the code made by Create or Recover, until TakeRecoveryCode.
+	recoveryCode string
 
 	// synced is closed once the relay's backlog has been received and committed.
 	synced     chan struct{}
