@@ -186,7 +186,8 @@ func (r *Relay) AccountByCardID(ctx context.Context, id string) (Account, error)
 func (r *Relay) ReplaceCard(ctx context.Context, name string, newAcc Account) error {
 	return r.db.write(ctx, func(tx *txn) error {
 		var oldCard string
-		err := tx.scan(ctx, "SELECT card_id FROM accounts WHERE name = ?", []any{name}, &oldCard)
+		var oldBlob []byte
+		err := tx.scan(ctx, "SELECT card_id, card FROM accounts WHERE name = ?", []any{name}, &oldCard, &oldBlob)
 		if errors.Is(err, sql.ErrNoRows) {
 			return fmt.Errorf("%w: account %q", ErrNotFound, name)
 		}
@@ -211,6 +212,9 @@ func (r *Relay) ReplaceCard(ctx context.Context, name string, newAcc Account) er
 		if oldCard != newAcc.CardID {
 			if _, err := tx.exec(ctx, "DELETE FROM prekeys WHERE card_id = ?", oldCard); err != nil {
 				return fmt.Errorf("storage: drop prekeys of old card: %w", err)
+			}
+			if err := rememberReplaced(ctx, tx, name, oldCard, oldBlob, newAcc.CreatedAt); err != nil { // relayrecovery.go
+				return err
 			}
 		}
 		return nil

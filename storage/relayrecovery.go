@@ -5,6 +5,7 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
+	"time"
 )
 
 // Identity recovery on the relay (relay/PROTOCOL.md "Identity replacement and
@@ -53,8 +54,8 @@ func (r *Relay) HasRecovery(ctx context.Context, name string) (bool, error) {
 func (r *Relay) RecoverAccount(ctx context.Context, name string, check func(stored []byte) bool, newAcc Account) (string, error) {
 	var oldCard string
 	err := r.db.write(ctx, func(tx *txn) error {
-		var stored []byte
-		err := tx.scan(ctx, "SELECT card_id, recovery FROM accounts WHERE name = ?", []any{name}, &oldCard, &stored)
+		var stored, oldBlob []byte
+		err := tx.scan(ctx, "SELECT card_id, card, recovery FROM accounts WHERE name = ?", []any{name}, &oldCard, &oldBlob, &stored)
 		if errors.Is(err, sql.ErrNoRows) {
 			return fmt.Errorf("%w: account %q", ErrNotFound, name)
 		}
@@ -79,6 +80,9 @@ func (r *Relay) RecoverAccount(ctx context.Context, name string, check func(stor
 			if _, err := tx.exec(ctx, "DELETE FROM prekeys WHERE card_id = ?", oldCard); err != nil {
 				return fmt.Errorf("storage: drop prekeys of the old card: %w", err)
 			}
+			if err := rememberReplaced(ctx, tx, name, oldCard, oldBlob, newAcc.CreatedAt); err != nil {
+				return err
+			}
 		}
 		return nil
 	})
@@ -86,4 +90,33 @@ func (r *Relay) RecoverAccount(ctx context.Context, name string, check func(stor
 		return "", err
 	}
 	return oldCard, nil
+}
+
+// rememberReplaced records a card replace_card or recover replaced.
+func rememberReplaced(ctx context.Context, tx *txn, name, cardID string, card []byte, at time.Time) error {
+	if card == nil {
+		card = []byte{}
+	}
+	if _, err := tx.exec(ctx, "INSERT OR REPLACE INTO replaced_cards (card_id, name, card, replaced_at) VALUES (?, ?, ?, ?)",
+		cardID, name, card, dbTime(at)); err != nil {
+		return fmt.Errorf("storage: remembering the replaced card of %q: %w", name, err)
+	}
+	return nil
+}
+
+// ReplacedCard returns the card with this ID that replace_card or recover replaced,
+// with the name it belonged to (the name still has an account). ErrNotFound if none.
+func (r *Relay) ReplacedCard(ctx context.Context, cardID string) (Account, error) {
+	var a Account
+	var at int64
+	err := r.db.queryRow(ctx, "SELECT name, card_id, card, replaced_at FROM replaced_cards WHERE card_id = ?", cardID).
+		Scan(&a.Name, &a.CardID, &a.Card, &at)
+	if errors.Is(err, sql.ErrNoRows) {
+		return Account{}, fmt.Errorf("%w: replaced card %s", ErrNotFound, cardID)
+	}
+	if err != nil {
+		return Account{}, fmt.Errorf("storage: read replaced card %s: %w", cardID, err)
+	}
+	a.CreatedAt = goTime(at)
+	return a, nil
 }

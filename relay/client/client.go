@@ -481,7 +481,7 @@ func fatal(err error) bool {
 	return errors.Is(err, ErrRelayKeyMismatch) || errors.Is(err, ErrUnsupportedVersion) ||
 		errors.Is(err, ErrRelayProof) || errors.Is(err, ErrInsecureTransport) ||
 		(errors.As(err, &pe) && (pe.Code == relay.CodeLoginFailed || pe.Code == relay.CodeLoggedOut ||
-			pe.Code == relay.CodeUnsupportedVersion))
+			pe.Code == relay.CodeUnsupportedVersion || pe.Code == relay.CodeCardReplaced))
 }
 
 // stableConnection is how long a connection must last for the backoff to reset.

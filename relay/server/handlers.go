@@ -208,6 +208,9 @@ func (c *conn) onLogin(f *relay.Frame) bool {
 			return true
 		}
 		c.loginFailures++
+		if errors.Is(err, storage.ErrNotFound) && c.replacedLogin(ctx, f) { // replaced.go
+			return true
+		}
 		c.replyError(f.ID, relay.CodeLoginFailed, "unknown card or bad key proof (sign LoginDomain ‖ relay key ‖ this connection's challenge ‖ channel binding)", "")
 		if c.loginFailures >= maxLoginFailures {
 			c.close()

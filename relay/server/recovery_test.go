@@ -92,9 +92,8 @@ func TestRecoverWithCode(t *testing.T) {
 	}
 	oldAgain := client.New(client.Config{URL: r.URL, Identity: alice.key, Card: alice.card, PinnedRelayKey: r.Server.RelayKey()})
 	defer oldAgain.Close()
-	if err := oldAgain.Connect(ctx); err == nil {
-		t.Fatal("the replaced card logged in")
-	}
+	// The device with the old key is told its card was replaced, not "login failed".
+	wantCode(t, oldAgain.Connect(ctx), relay.CodeCardReplaced)
 	recovered := &user{name: "alice", key: k3, card: signed}
 	recovered.login(t, r)
 
