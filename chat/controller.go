@@ -276,6 +276,12 @@ func (c *Controller) Initialize(ctx context.Context) error {
 			// re-pin by hand (RepinRelay) after comparing the fingerprints.
 			c.log.Error("relay key mismatch at start; retrying the pinned key in the background", "err", rk)
 		}
+		if isCardReplaced(connectErr) { // recovery.go
+			rerr := c.identityReplaced(ctx, connectErr)
+			rc.Close()
+			cancel()
+			return rerr
+		}
 		// Waiting cannot fix these: a refused transport, a relay that cannot prove its key.
 		if errors.Is(connectErr, client.ErrInsecureTransport) || errors.Is(connectErr, client.ErrRelayProof) {
 			rc.Close()
@@ -385,6 +391,9 @@ func (c *Controller) runConnection(ctx context.Context, rc RelayClient, connecte
 		if err := rc.Run(ctx); err != nil && ctx.Err() == nil {
 			if errors.Is(err, client.ErrRelayKeyMismatch) {
 				err = c.relayKeyError(c.relayKeyNow(), rc, err)
+			}
+			if isCardReplaced(err) { // recovery.go
+				err = c.identityReplaced(context.WithoutCancel(ctx), err)
 			}
 			c.log.Error("relay connection stopped", "err", err)
 			c.emit(Event{Kind: ConnectionChanged, State: ConnState{Status: Offline, Err: err}})

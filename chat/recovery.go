@@ -139,3 +139,39 @@ func (c *Controller) RotateRecoveryCode(ctx context.Context) (string, error) {
 	c.log.Info("recovery code replaced")
 	return code.String(), nil
 }
+
+// ErrIdentityReplaced: the relay says this profile's card was replaced by a newer
+// one for its name (replace_card or a recovery on another device). The profile can no
+// longer log in; its unsent messages failed with this reason.
+var ErrIdentityReplaced = errors.New("chat: this profile's identity was replaced on the relay by a newer card (a reset or a recovery on another device)")
+
+// isCardReplaced reports whether err is the relay's card_replaced.
+func isCardReplaced(err error) bool {
+	var pe *relay.ProtocolError
+	return errors.As(err, &pe) && pe.Code == relay.CodeCardReplaced
+}
+
+// identityReplaced fails every outbox entry with the reason and returns the error to
+// report: the device can no longer send as its name.
+func (c *Controller) identityReplaced(ctx context.Context, cause error) error {
+	err := fmt.Errorf("%w: %s can no longer send or receive as %q here (%v)", ErrIdentityReplaced, c.prefs.RelayURL, c.name, cause)
+	reason := "not sent: your identity was replaced by a newer card on another device"
+	items, lerr := c.store.Outbox(ctx)
+	if lerr != nil {
+		c.log.Error("reading the outbox to fail it", "err", lerr)
+	}
+	for _, it := range items {
+		m, ok, serr := c.store.SettleOutbox(ctx, it.ClientID, reason)
+		if serr != nil {
+			c.log.Error("failing an outbox entry", "err", serr)
+			continue
+		}
+		if ok {
+			msg := toMessage(m)
+			c.emit(Event{Kind: DeliveryChanged, Contact: m.Contact, Message: &msg})
+		}
+	}
+	c.out.markStale()
+	c.log.Error("identity replaced on the relay; this profile can no longer log in", "failed_outbox_entries", len(items))
+	return err
+}

@@ -100,3 +100,39 @@ func TestRotateRecoveryCode(t *testing.T) {
 	}
 	c.Close()
 }
+
+// The old device, once its identity was recovered elsewhere, is told so — live, and
+// on the next start (not "is the relay running?") — and what waited in its outbox
+// fails with that reason.
+func TestOldDeviceToldIdentityReplaced(t *testing.T) {
+	r := relaytest.Start(t)
+	ctx := t.Context()
+	alice := chattest.NewUser(t, r, "alice", chattest.AllowOffline)
+	chattest.NewUser(t, r, "bob")
+	chattest.AddContact(t, alice, "bob")
+	code := alice.TakeRecoveryCode()
+
+	p := chattest.NewProfile(t, "alice-new")
+	c, err := p.Recover(ctx, "alice", code, chattest.Passphrase, r.URL)
+	chattest.Must(t, err)
+	c.Close()
+
+	chattest.WaitEvent(t, alice, "told the identity was replaced", func(e chat.Event) bool {
+		return e.Kind == chat.ConnectionChanged && errors.Is(e.State.Err, chat.ErrIdentityReplaced)
+	})
+	m, err := alice.Send(ctx, "bob", "written after the recovery")
+	chattest.Must(t, err)
+	alice.Close()
+
+	if _, err := alice.Profile.Open(ctx, chattest.Passphrase); !errors.Is(err, chat.ErrIdentityReplaced) {
+		t.Fatalf("opening the old profile: %v, want ErrIdentityReplaced", err)
+	}
+	old, err := alice.Profile.NewController(ctx, chattest.Passphrase)
+	chattest.Must(t, err)
+	defer old.Close()
+	h, err := old.History(ctx, "bob", 0, 10)
+	chattest.Must(t, err)
+	if len(h) != 1 || h[0].ID != m.ID || h[0].State != chat.Failed || !strings.Contains(h[0].Reason, "identity was replaced") {
+		t.Fatalf("the outbox entry after the replacement: %+v", h)
+	}
+}
