@@ -497,6 +497,12 @@ func (m *mainScreen) onOpDone(msg opDoneMsg) tea.Cmd {
 		m.setNotice(msg.contact+" is verified", false)
 	case "accept":
 		m.setNotice("accepted "+msg.contact+"'s new key — verify it with /verify", false)
+		// Messages held behind the key change are readable now: load the conversation
+		// again from the store.
+		delete(m.convs, msg.contact)
+		if m.open == msg.contact {
+			return tea.Batch(m.openContact(msg.contact), m.c.loadContacts(m.b))
+		}
 	case "rotate":
 		m.setNotice("prekeys rotated", false)
 	case "reset":
