@@ -49,3 +49,25 @@ func TestSafetyNumberChangedInline(t *testing.T) {
 	}
 	quitUI(t, tm)
 }
+
+// Onboarding with a name that is taken points to recovery.
+func TestOnboardingTakenNamePointsToRecovery(t *testing.T) {
+	r := relaytest.Start(t)
+	newUser(t, r, "alice")
+	tm, fr := startUI(t, Options{Profile: newChatProfile(t.TempDir(), r.URL, nil)}, 120, 30)
+	fr.WaitText(t, "name:")
+	tm.Type("alice")
+	press(tm, "enter")
+	fr.WaitText(t, "passphrase:")
+	tm.Type("correct horse battery")
+	press(tm, "enter")
+	fr.WaitText(t, "again:")
+	tm.Type("correct horse battery")
+	press(tm, "enter")
+	fr.WaitText(t, "relay:")
+	press(tm, "enter")
+	fr.WaitFor(t, "the taken name and the way to recover it", func(s string) bool {
+		flat := strings.Join(strings.Fields(s), " ")
+		return strings.Contains(flat, "already registered") && strings.Contains(flat, "recovery code") && strings.Contains(flat, "pfschat recover NAME")
+	})
+}

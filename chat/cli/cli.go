@@ -352,7 +352,7 @@ func explain(e *env, err error) string {
 	case errors.Is(err, chat.ErrProfileExists):
 		return fmt.Sprintf("%v\nthis profile already has an identity; use another --home DIR to create a second one", err)
 	case errors.Is(err, chat.ErrNameTaken):
-		return fmt.Sprintf("%v\npick another name", err)
+		return fmt.Sprintf("%v\npick another name (or, if it is yours and you lost its device, get it back with 'pfschat recover NAME' and your recovery code)", err)
 	case errors.As(err, &rk):
 		return fmt.Sprintf("%v\nrefusing to talk to it. If the relay's operator announced a new key (an old one was compromised), compare the fingerprint with the announcement and run 'pfschat repin'.", err)
 	case errors.As(err, &kc):
