@@ -76,10 +76,14 @@ func (m *mainScreen) repinCommand() tea.Cmd {
 		return nil
 	}
 	presented := rk.Presented
-	text := fmt.Sprintf("Replace the pinned relay key?\n\nold (pinned):  %s\nnew (relay):   %s\n\n"+
+	return pushDialog(newConfirmDialog(m.c, "Re-pin the relay key", relayRepinText(rk),
+		m.c.op("repin", "", func(ctx context.Context) error { return rp.RepinRelay(ctx, presented) })))
+}
+
+// relayRepinText is the re-pin confirmation: both fingerprints, and when to say yes.
+func relayRepinText(rk *chat.RelayKeyChangedError) string {
+	return fmt.Sprintf("Replace the pinned relay key?\n\nold (pinned):  %s\nnew (relay):   %s\n\n"+
 		"Only say yes if the relay's operator announced the new fingerprint and it matches exactly. "+
 		"Otherwise someone may be impersonating the relay: say no, and pfschat keeps waiting for the pinned key.",
-		rk.Pinned, presented)
-	return pushDialog(newConfirmDialog(m.c, "Re-pin the relay key", text,
-		m.c.op("repin", "", func(ctx context.Context) error { return rp.RepinRelay(ctx, presented) })))
+		rk.Pinned, rk.Presented)
 }
