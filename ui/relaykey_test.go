@@ -74,3 +74,16 @@ func pinnedFP(t *testing.T, u *chattest.User) string {
 	chattest.Must(t, err)
 	return ratchet.Fingerprint(k)
 }
+
+// The banner at 40×12 shrinks to one line and the screen keeps its size.
+func TestRelayKeyBannerSmallTerminal(t *testing.T) {
+	b := newMemBackend("alice", func() time.Time { return fixedNow })
+	_, fr := startUI(t, Options{Backend: b}, 40, 12)
+	fr.WaitText(t, "No conversation yet")
+	b.events <- chat.Event{Kind: chat.ConnectionChanged, State: chat.ConnState{Status: chat.Reconnecting,
+		Err: &chat.RelayKeyChangedError{URL: "wss://relay.example", Pinned: "8313 1686 323a 22c1 1a6e", Presented: "153c 2f20 4a6a cd89 d316"}}}
+	f := fr.WaitText(t, "⚠ relay key changed — /repin", "⚠ relay key")
+	if lines := strings.Split(f, "\n"); len(lines) > 12 {
+		t.Fatalf("the screen grew to %d lines:\n%s", len(lines), f)
+	}
+}
