@@ -136,3 +136,41 @@ func TestOldDeviceToldIdentityReplaced(t *testing.T) {
 		t.Fatalf("the outbox entry after the replacement: %+v", h)
 	}
 }
+
+// reset-identity with the old key: the card is replaced on the relay, the profile
+// talks on under the new key after the contact confirmed the change, and the new key
+// survives a restart.
+func TestResetIdentityWithOldKey(t *testing.T) {
+	r := relaytest.Start(t)
+	ctx := t.Context()
+	alice, bob := chattest.NewUser(t, r, "alice"), chattest.NewUser(t, r, "bob")
+	chattest.AddContact(t, alice, "bob")
+	chattest.AddContact(t, bob, "alice")
+	chattest.Send(t, alice, bob, "old key")
+	chattest.Send(t, bob, alice, "seen")
+	oldCard := alice.Card().ID()
+
+	card, err := alice.ResetIdentity(ctx)
+	if err != nil {
+		t.Fatalf("reset-identity: %v", err)
+	}
+	if card.ID() == oldCard || alice.Card().ID() != card.ID() {
+		t.Fatal("the card did not change")
+	}
+	if _, err := alice.Send(ctx, "bob", "new key"); err != nil {
+		t.Fatal(err)
+	}
+	chattest.WaitEvent(t, bob, "alice's key change", func(e chat.Event) bool {
+		return e.Kind == chat.ContactKeyChanged && e.Contact == "alice"
+	})
+	if got := chattest.WaitReceived(t, bob, "alice", "new key"); !got.KeyPending {
+		t.Fatal("the new key's message is not held behind the key change")
+	}
+	chattest.Must(t, bob.AcceptKey(ctx, "alice"))
+	chattest.Send(t, bob, alice, "hello new key")
+	alice.Reopen()
+	if alice.Card().ID() != card.ID() {
+		t.Fatal("the new identity did not survive a restart")
+	}
+	chattest.Send(t, alice, bob, "after the restart")
+}

@@ -102,6 +102,8 @@ func init() {
 			}},
 		{name: "recovery-code", args: "[--rotate]", help: "make a new recovery code (the old one stops working)", run: cmdRecoveryCode,
 			flags: func(fs *flag.FlagSet) { fs.Bool("rotate", false, "make and show a new recovery code") }},
+		{name: "reset-identity", args: "[--yes]", help: "give this profile a new identity key (contacts confirm the change)", run: cmdResetIdentity,
+			flags: func(fs *flag.FlagSet) { fs.Bool("yes", false, "do not ask to type the name to confirm") }},
 	}
 }
 

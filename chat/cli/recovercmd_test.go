@@ -82,3 +82,22 @@ func TestRecoverCommands(t *testing.T) {
 		t.Fatalf("recovery-code: exit %d, %q", rc, out)
 	}
 }
+
+// `pfschat reset-identity` gives the profile a new key, after the name is typed.
+func TestResetIdentityCommand(t *testing.T) {
+	r := relaytest.Start(t)
+	t.Setenv(profile.EnvPassphrase, "correct horse battery staple")
+	home := t.TempDir()
+	run := func(stdin string, args ...string) (int, string, string) {
+		var out, errOut bytes.Buffer
+		rc := cli.Main(t.Context(), append([]string{"--home", home, "--relay", r.URL}, args...), strings.NewReader(stdin), &out, &errOut)
+		return rc, out.String(), errOut.String()
+	}
+	if rc, _, msg := run("", "init", "--name", "alice"); rc != 0 {
+		t.Fatalf("init: exit %d, %s", rc, msg)
+	}
+	rc, out, msg := run("alice\n", "reset-identity")
+	if rc != 0 || !strings.Contains(out, "new fingerprint") {
+		t.Fatalf("reset-identity: exit %d, out %q, err %q", rc, out, msg)
+	}
+}

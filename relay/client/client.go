@@ -608,7 +608,7 @@ func (c *Client) connect(ctx context.Context) error {
 		<-cc.done
 		return err
 	}
-	if c.cfg.Identity != nil {
+	if id, _ := c.identity(); id != nil {
 		if err := c.login(ctx, cc, relayKey, hello.Challenge, binding); err != nil {
 			return fail(err)
 		}
@@ -648,14 +648,31 @@ func (c *Client) unsetConn(cc *clientConn) {
 }
 
 func (c *Client) login(ctx context.Context, cc *clientConn, relayKey ed25519.PublicKey, challenge, binding []byte) error {
-	if c.cfg.Card == nil {
+	id, card := c.identity()
+	if card == nil {
 		return errors.New("relay: client.Config.Card is required with an Identity")
 	}
-	sig := c.cfg.Identity.Sign(relay.LoginDomain, relay.LoginMessage(relayKey, challenge, binding))
-	if _, err := c.pacedRequest(ctx, cc, &relay.Frame{Type: relay.TypeLogin, CardID: c.cfg.Card.ID(), Signature: sig}); err != nil {
-		return fmt.Errorf("relay: logging in as %s: %w", c.cfg.Card.Identity, err)
+	sig := id.Sign(relay.LoginDomain, relay.LoginMessage(relayKey, challenge, binding))
+	if _, err := c.pacedRequest(ctx, cc, &relay.Frame{Type: relay.TypeLogin, CardID: card.ID(), Signature: sig}); err != nil {
+		return fmt.Errorf("relay: logging in as %s: %w", card.Identity, err)
 	}
 	return nil
+}
+
+// identity is the key and card the client logs in with (Config's, or SetIdentity's).
+func (c *Client) identity() (*ratchet.IdentityKey, *ratchet.Card) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.cfg.Identity, c.cfg.Card
+}
+
+// SetIdentity replaces the key and card the client logs in with, after replace_card
+// made card the name's (the connection that sent it continues as the new card; later
+// connections log in with it).
+func (c *Client) SetIdentity(id *ratchet.IdentityKey, card *ratchet.Card) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.cfg.Identity, c.cfg.Card = id, card
 }
 
 // withNonce adds the nonce query parameter to the WebSocket URL.
