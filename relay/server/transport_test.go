@@ -91,8 +91,13 @@ func TestLogoutAll(t *testing.T) {
 		t.Fatal(err)
 	}
 	for range 2 {
-		if err := <-runErr; !errorsIs(err, &relay.ProtocolError{Code: relay.CodeLoggedOut}) {
-			t.Fatalf("Run of a logged-out client ended with %v, want logged_out", err)
+		select {
+		case err := <-runErr:
+			if !errorsIs(err, &relay.ProtocolError{Code: relay.CodeLoggedOut}) {
+				t.Fatalf("Run of a logged-out client ended with %v, want logged_out", err)
+			}
+		case <-ctx.Done(): // a wait without a deadline would hang the whole run
+			t.Fatal("the Run of a logged-out client did not end")
 		}
 	}
 	if err := other2.Ping(ctx); err == nil {
