@@ -128,6 +128,8 @@ type Controller struct {
 	lowKeys  lowKeysGate   // low_prekeys notices wake it at most once per window (lowkeys.go)
 	closed   bool
 	initDone bool
+	// recoveryCode is the code made by Create or Recover, until TakeRecoveryCode.
+	recoveryCode string
 
 	// synced is closed once the relay's backlog has been received and committed.
 	synced     chan struct{}
@@ -252,6 +254,9 @@ func (c *Controller) Initialize(ctx context.Context) error {
 		RootCAs:        c.prefs.RootCAs,
 
 		OnRelayKeyRotated: c.relayKeyRotated, // relaykey.go
+		// A program that stays up (the UI, the daemon) shows a relay-key mismatch and
+		// keeps retrying the pinned key; RepinRelay re-pins by hand.
+		RetryKeyMismatch: c.prefs.AllowOffline,
 	})
 
 	runCtx, cancel := context.WithCancel(context.Background())
@@ -265,7 +270,20 @@ func (c *Controller) Initialize(ctx context.Context) error {
 	connectErr := rc.Connect(ctx)
 	if connectErr != nil {
 		if errors.Is(connectErr, client.ErrRelayKeyMismatch) {
-			return c.relayKeyError(pinned, rc, connectErr)
+			rk := c.relayKeyError(pinned, rc, connectErr)
+			if !c.prefs.AllowOffline {
+				return rk
+			}
+			// Stay up: the connection's states carry the mismatch (ConnState.Err is a
+			// *RelayKeyChangedError), the pinned relay may come back, and the user can
+			// re-pin by hand (RepinRelay) after comparing the fingerprints.
+			c.log.Error("relay key mismatch at start; retrying the pinned key in the background", "err", rk)
+		}
+		if isCardReplaced(connectErr) { // recovery.go
+			rerr := c.identityReplaced(ctx, connectErr)
+			rc.Close()
+			cancel()
+			return rerr
 		}
 		// Waiting cannot fix these: a refused transport, a relay that cannot prove its key.
 		if errors.Is(connectErr, client.ErrInsecureTransport) || errors.Is(connectErr, client.ErrRelayProof) {
@@ -276,7 +294,9 @@ func (c *Controller) Initialize(ctx context.Context) error {
 		if !c.prefs.AllowOffline {
 			return fmt.Errorf("%w: %s: %w", ErrOffline, c.prefs.RelayURL, connectErr)
 		}
-		c.log.Warn("relay unreachable at start; retrying in the background", "err", connectErr)
+		if !errors.Is(connectErr, client.ErrRelayKeyMismatch) {
+			c.log.Warn("relay unreachable at start; retrying in the background", "err", connectErr)
+		}
 	} else {
 		if err := c.pinRelayKey(ctx, c.relayKeyNow(), rc.RelayKey()); err != nil { // relayKeyRotated may have re-pinned
 			return err
@@ -301,7 +321,12 @@ func (c *Controller) Initialize(ctx context.Context) error {
 }
 
 func (c *Controller) relayKeyError(pinned []byte, rc RelayClient, cause error) error {
-	return &RelayKeyChangedError{URL: c.prefs.RelayURL, Pinned: ratchet.Fingerprint(pinned), Cause: cause}
+	e := &RelayKeyChangedError{URL: c.prefs.RelayURL, Pinned: ratchet.Fingerprint(pinned), Cause: cause}
+	var me *client.RelayKeyMismatchError
+	if errors.As(cause, &me) {
+		e.Pinned, e.Presented = ratchet.Fingerprint(me.Pinned), ratchet.Fingerprint(me.Presented)
+	}
+	return e
 }
 
 // pinRelayKey stores the relay key on first contact, and checks it otherwise (the relay
@@ -371,6 +396,9 @@ func (c *Controller) runConnection(ctx context.Context, rc RelayClient, connecte
 			if errors.Is(err, client.ErrRelayKeyMismatch) {
 				err = c.relayKeyError(c.relayKeyNow(), rc, err)
 			}
+			if isCardReplaced(err) { // recovery.go
+				err = c.identityReplaced(context.WithoutCancel(ctx), err)
+			}
 			c.log.Error("relay connection stopped", "err", err)
 			c.emit(Event{Kind: ConnectionChanged, State: ConnState{Status: Offline, Err: err}})
 		}
@@ -394,6 +422,9 @@ func (c *Controller) runConnection(ctx context.Context, rc RelayClient, connecte
 				continue
 			}
 			cs := mapConnState(st)
+			if cs.Err != nil && errors.Is(cs.Err, client.ErrRelayKeyMismatch) {
+				cs.Err = c.relayKeyError(c.relayKeyNow(), rc, cs.Err)
+			}
 			wasOnline := c.isOnline()
 			c.setOnline(cs.Status == Online)
 			if cs.Status == Online && !wasOnline {

@@ -118,6 +118,23 @@ func (p Profile) relayURL(ctx context.Context, store *storage.Client) string {
 // returns an initialized controller. If registration fails nothing is left behind, so
 // Create can simply be retried.
 func (p Profile) Create(ctx context.Context, name string, passphrase []byte, relayURL string) (*Controller, error) {
+	return p.create(ctx, name, passphrase, relayURL, func(relayURL string, rnd io.Reader, card *ratchet.Card) (*ratchet.Card, ed25519.PublicKey, relay.RecoveryCode, error) {
+		code, err := relay.NewRecoveryCode(rnd)
+		if err != nil {
+			return nil, nil, relay.RecoveryCode{}, fmt.Errorf("chat: generating the recovery code: %w", err)
+		}
+		signed, relayKey, err := p.register(ctx, relayURL, card, code.Proof(name))
+		return signed, relayKey, code, err
+	})
+}
+
+// publishFunc puts a new card on the relay (register, or recover) and returns it as
+// the relay signed it, the relay's key and the account's recovery code from now on.
+type publishFunc func(relayURL string, rnd io.Reader, card *ratchet.Card) (*ratchet.Card, ed25519.PublicKey, relay.RecoveryCode, error)
+
+// create makes a new identity key and card, publishes the card, and only then makes
+// the profile's store: a refused publication leaves nothing behind.
+func (p Profile) create(ctx context.Context, name string, passphrase []byte, relayURL string, publish publishFunc) (*Controller, error) {
 	if err := ratchet.ValidateName(name); err != nil {
 		return nil, fmt.Errorf("chat: %q is not a valid name (1–32 of a-z 0-9 . _ -): %w", name, err)
 	}
@@ -171,7 +188,7 @@ func (p Profile) Create(ctx context.Context, name string, passphrase []byte, rel
 	if err != nil {
 		return nil, fmt.Errorf("chat: creating card: %w", err)
 	}
-	signed, relayKey, err := p.register(ctx, relayURL, card)
+	signed, relayKey, code, err := publish(relayURL, rnd, card)
 	if err != nil {
 		return nil, err
 	}
@@ -204,11 +221,12 @@ func (p Profile) Create(ctx context.Context, name string, passphrase []byte, rel
 		store.Close()
 		return nil, err
 	}
+	c.recoveryCode = code.String()
 	locked = true
 	return c, nil
 }
 
-func (p Profile) register(ctx context.Context, relayURL string, card *ratchet.Card) (*ratchet.Card, ed25519.PublicKey, error) {
+func (p Profile) register(ctx context.Context, relayURL string, card *ratchet.Card, recoveryProof []byte) (*ratchet.Card, ed25519.PublicKey, error) {
 	dial := p.Prefs.Dial
 	if dial == nil {
 		dial = func(cfg client.Config) RelayClient { return client.New(cfg) }
@@ -217,7 +235,8 @@ func (p Profile) register(ctx context.Context, relayURL string, card *ratchet.Ca
 	if logger == nil {
 		logger = slog.New(slog.DiscardHandler)
 	}
-	rc := dial(client.Config{URL: relayURL, Logger: logger, InsecureWS: p.Prefs.InsecureWS, RootCAs: p.Prefs.RootCAs, Invite: p.Invite})
+	rc := dial(client.Config{URL: relayURL, Logger: logger, InsecureWS: p.Prefs.InsecureWS, RootCAs: p.Prefs.RootCAs, Invite: p.Invite,
+		RecoveryProof: recoveryProof})
 	defer rc.Close()
 	if err := rc.Connect(ctx); err != nil {
 		return nil, nil, fmt.Errorf("%w: %s: %w", ErrOffline, relayURL, err)

@@ -119,6 +119,59 @@ func (c *Controller) Repin(ctx context.Context, confirm func(RepinInfo) bool) er
 	return nil
 }
 
+// PinnedRelayKey is the relay key this profile pinned, read from its store (nil
+// before the first contact), and the relay's URL.
+func (c *Controller) PinnedRelayKey(ctx context.Context) (ed25519.PublicKey, string, error) {
+	k, err := c.store.Meta(ctx, metaRelayKey)
+	if errors.Is(err, storage.ErrNotFound) {
+		return nil, c.prefs.RelayURL, nil
+	}
+	if err != nil {
+		return nil, "", fmt.Errorf("chat: reading the pinned relay key: %w", err)
+	}
+	return ed25519.PublicKey(k), c.prefs.RelayURL, nil
+}
+
+// ErrRepinChanged: the relay presents a key other than the one the user confirmed.
+var ErrRepinChanged = errors.New("chat: the relay's key is not the one you confirmed; nothing changed")
+
+// RepinRelay re-pins a running controller's relay key by hand (the UI's action on a
+// relay-key mismatch): after the user compared presented — the fingerprint a
+// *RelayKeyChangedError showed — with the operator's announcement and confirmed it,
+// it connects without the pin, checks the relay still proves that very key (else
+// ErrRepinChanged, nothing changed), pins it with the own card as the relay now signs
+// it, and lets the connection retry at once under the new pin.
+func (c *Controller) RepinRelay(ctx context.Context, presented string) error {
+	if err := c.loadIdentity(ctx); err != nil {
+		return err
+	}
+	rc := c.prefs.Dial(client.Config{URL: c.prefs.RelayURL, Logger: c.log.With("part", "relay-client"),
+		InsecureWS: c.prefs.InsecureWS, RootCAs: c.prefs.RootCAs})
+	defer rc.Close()
+	if err := rc.Connect(ctx); err != nil {
+		return fmt.Errorf("%w: %s: %w", ErrOffline, c.prefs.RelayURL, err)
+	}
+	key := rc.RelayKey()
+	pinned := c.relayKeyNow()
+	if len(pinned) == ed25519.PublicKeySize && pinned.Equal(key) {
+		return fmt.Errorf("chat: the relay at %s presents the pinned key %s again: nothing to re-pin", c.prefs.RelayURL, ratchet.Fingerprint(key))
+	}
+	if ratchet.Fingerprint(key) != presented {
+		return fmt.Errorf("%w (you confirmed %s; the relay at %s now presents %s)", ErrRepinChanged, presented, c.prefs.RelayURL, ratchet.Fingerprint(key))
+	}
+	if err := c.repin(ctx, rc, key); err != nil {
+		return err
+	}
+	c.log.Warn("relay key re-pinned by hand", "old", ratchet.Fingerprint(pinned), "new", ratchet.Fingerprint(key))
+	c.connMu.Lock()
+	main := c.rc
+	c.connMu.Unlock()
+	if p, ok := main.(interface{ SetPinnedRelayKey(ed25519.PublicKey) }); ok {
+		p.SetPinnedRelayKey(key)
+	}
+	return nil
+}
+
 // DeleteAccount deletes this profile's account on the relay: its card, prekeys and
 // queued messages go and its name is free for anyone. The local profile stays (remove
 // its folder to forget it too).

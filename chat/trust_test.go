@@ -376,11 +376,85 @@ func TestRelayKeyChangeIsRefused(t *testing.T) {
 			t.Errorf("error %q does not show fingerprint %s", err, fp)
 		}
 	}
-	// Even with AllowOffline the mismatch is fatal, not "offline".
-	p.Prefs.AllowOffline = true
-	if _, err := p.Open(t.Context(), chattest.Passphrase); !errors.As(err, &rk) {
-		t.Fatalf("with AllowOffline: %v", err)
-	}
 	// The genuine relay still works.
 	alice.Reopen()
+}
+
+// fastRetry makes a test controller's relay client retry within milliseconds.
+func fastRetry(p *chat.Profile) {
+	p.Prefs.Dial = func(cfg client.Config) chat.RelayClient {
+		cfg.MinBackoff, cfg.MaxBackoff = 5*time.Millisecond, 50*time.Millisecond
+		return client.New(cfg)
+	}
+}
+
+// waitKeyMismatch waits for a connection state that reports the relay-key mismatch
+// and returns it.
+func waitKeyMismatch(t *testing.T, c chattest.EventSource) *chat.RelayKeyChangedError {
+	t.Helper()
+	var rk *chat.RelayKeyChangedError
+	chattest.WaitEvent(t, c, "a relay-key mismatch", func(e chat.Event) bool {
+		return e.Kind == chat.ConnectionChanged && e.State.Status != chat.Online && errors.As(e.State.Err, &rk) && rk.Presented != ""
+	})
+	return rk
+}
+
+// A program that stays up (AllowOffline: the UI, the daemon) opens on a relay-key
+// mismatch, reports both fingerprints in its connection state, keeps retrying the
+// pinned key and comes back online by itself when the pinned relay returns.
+func TestRelayKeyMismatchKeepsRetrying(t *testing.T) {
+	r := relaytest.Start(t)
+	alice := chattest.NewUser(t, r, "alice", chattest.AllowOffline, fastRetry)
+	alice.Close()
+	r.Close()
+	genuine := r.CopyDB(t)
+	rot := r.ReplaceKeyCompromised(t)
+
+	alice.Reopen() // no error: the controller stays up
+	rk := waitKeyMismatch(t, alice)
+	if rk.Pinned != ratchet.Fingerprint(rot.Old) || rk.Presented != ratchet.Fingerprint(rot.New) {
+		t.Fatalf("mismatch names pinned %q and presented %q, want %q and %q", rk.Pinned, rk.Presented, ratchet.Fingerprint(rot.Old), ratchet.Fingerprint(rot.New))
+	}
+	r.UseDB(t, genuine) // the pinned relay returns
+	chattest.WaitEvent(t, alice, "online again with the pinned key", func(e chat.Event) bool {
+		return e.Kind == chat.ConnectionChanged && e.State.Status == chat.Online
+	})
+	if !alice.Online() {
+		t.Fatal("not online after the pinned relay returned")
+	}
+}
+
+// RepinRelay replaces the pin of a running controller only with the key the user
+// confirmed, and the connection comes up under the new pin at once.
+func TestRepinRelayWhileRunning(t *testing.T) {
+	r := relaytest.Start(t)
+	alice := chattest.NewUser(t, r, "alice", chattest.AllowOffline, fastRetry)
+	alice.Close()
+	rot := r.ReplaceKeyCompromised(t)
+	alice.Reopen()
+	rk := waitKeyMismatch(t, alice)
+
+	// A fingerprint other than the relay's changes nothing.
+	if err := alice.RepinRelay(t.Context(), rk.Pinned); !errors.Is(err, chat.ErrRepinChanged) {
+		t.Fatalf("re-pinning with a fingerprint the relay does not present: %v, want ErrRepinChanged", err)
+	}
+	chattest.Must(t, alice.RepinRelay(t.Context(), rk.Presented))
+	chattest.WaitEvent(t, alice, "online under the new pin", func(e chat.Event) bool {
+		return e.Kind == chat.ConnectionChanged && e.State.Status == chat.Online
+	})
+	if got := pinnedFP(t, alice); got != ratchet.Fingerprint(rot.New) {
+		t.Fatalf("pinned %s after the re-pin, want %s", got, ratchet.Fingerprint(rot.New))
+	}
+	// The pin is in the store: reopening goes online with the new key.
+	alice.Reopen()
+	if !alice.Online() {
+		t.Fatal("reopened profile is not online under the new pin")
+	}
+}
+
+func pinnedFP(t *testing.T, u *chattest.User) string {
+	t.Helper()
+	k, _, err := u.PinnedRelayKey(t.Context())
+	chattest.Must(t, err)
+	return ratchet.Fingerprint(k)
 }

@@ -52,6 +52,12 @@ const (
 	CodeTooManyBlocks = "too_many_blocks" // block: the name already blocks the most names a relay keeps
 )
 
+// Error codes of identity recovery (PROTOCOL.md "Identity replacement and recovery").
+const (
+	CodeRecoveryFailed = "recovery_failed"      // recover: wrong code, or none set for the name; the attempt counted
+	CodeNoRecovery     = "recovery_unavailable" // this relay keeps no recovery codes
+)
+
 // ProtocolError is an error frame from the relay, as the client package returns it.
 type ProtocolError struct {
 	Code    string

@@ -53,6 +53,10 @@ const (
 	// and bundle fetches, or takes that back.
 	TypeBlock   = "block"
 	TypeUnblock = "unblock"
+	// Identity recovery (PROTOCOL.md "Identity replacement and recovery"): a new card
+	// for a name by its recovery code (before login), a new recovery code (logged in).
+	TypeRecover     = "recover"
+	TypeSetRecovery = "set_recovery"
 )
 
 // Frame types sent by the relay (besides hello and prekey_status, which go both ways).
@@ -120,6 +124,11 @@ type Frame struct {
 	Time         int64    `json:"time,omitempty"`
 	KeyRotations [][]byte `json:"key_rotations,omitempty"`
 
+	// identity recovery: the proof of a recovery code (register, recover,
+	// set_recovery) and of the code that replaces it (recover); RecoveryProofSize each
+	Recovery    []byte `json:"recovery,omitempty"`
+	NewRecovery []byte `json:"new_recovery,omitempty"`
+
 	// error
 	Code         string `json:"code,omitempty"`
 	Message      string `json:"message,omitempty"`
@@ -174,6 +183,8 @@ const (
 	fIDs
 	fInvite
 	fTime
+	fRecovery
+	fNewRecovery
 	fServerOnly // any field only the relay sends
 )
 
@@ -181,7 +192,7 @@ var fieldNames = map[fieldSet]string{
 	fVersion: "version", fVersions: "versions", fName: "name", fCardID: "card_id",
 	fCard: "card", fSignature: "signature", fPreKeys: "prekeys",
 	fTo: "to", fBody: "body", fClientID: "client_id", fTTL: "ttl", fIDs: "ids", fInvite: "invite",
-	fTime: "time",
+	fTime: "time", fRecovery: "recovery", fNewRecovery: "new_recovery",
 }
 
 type frameRule struct {
@@ -193,7 +204,7 @@ type frameRule struct {
 // clientFrames is the grammar of frames a client may send.
 var clientFrames = map[string]frameRule{
 	TypeHello:         {required: fVersions, needID: true},
-	TypeRegister:      {required: fCard, optional: fInvite, needID: true},
+	TypeRegister:      {required: fCard, optional: fInvite | fRecovery, needID: true},
 	TypeLogin:         {required: fCardID | fSignature, needID: true},
 	TypeLogoutAll:     {needID: true},
 	TypeLookup:        {required: fName, needID: true},
@@ -207,6 +218,8 @@ var clientFrames = map[string]frameRule{
 	TypeDeleteAccount: {required: fCardID | fSignature | fTime, needID: true},
 	TypeBlock:         {required: fName, needID: true},
 	TypeUnblock:       {required: fName, needID: true},
+	TypeRecover:       {required: fCard | fRecovery | fNewRecovery, needID: true},
+	TypeSetRecovery:   {required: fRecovery, needID: true},
 }
 
 // Per-field bounds the decoder enforces before anything else looks at a frame.
@@ -274,6 +287,12 @@ func (f *Frame) present() fieldSet {
 	}
 	if f.KeyRotations != nil {
 		s |= fServerOnly
+	}
+	if f.Recovery != nil {
+		s |= fRecovery
+	}
+	if f.NewRecovery != nil {
+		s |= fNewRecovery
 	}
 	if f.RelayKey != nil || f.Challenge != nil || f.Limits != nil || f.ChannelBinding != "" ||
 		f.Counts != nil || f.OneTimeIDs != nil || f.KEMOneTimeIDs != nil || f.Bundle != nil ||
@@ -401,6 +420,10 @@ func validateClientFrame(f *Frame) error {
 		return &FrameError{Code: CodeBadField, Field: "ttl", Reason: "negative ttl"}
 	case f.Time < 0:
 		return &FrameError{Code: CodeBadField, Field: "time", Reason: "negative time"}
+	case f.Recovery != nil && len(f.Recovery) != RecoveryProofSize:
+		return &FrameError{Code: CodeBadField, Field: "recovery", Reason: "a recovery proof is " + strconv.Itoa(RecoveryProofSize) + " bytes"}
+	case f.NewRecovery != nil && len(f.NewRecovery) != RecoveryProofSize:
+		return &FrameError{Code: CodeBadField, Field: "new_recovery", Reason: "a recovery proof is " + strconv.Itoa(RecoveryProofSize) + " bytes"}
 	}
 	if f.Type == TypeSend && len(f.Body) == 0 {
 		return &FrameError{Code: CodeBadField, Field: "body", Reason: "empty body"}

@@ -43,6 +43,12 @@ var frameSeeds = []string{
 	`{"type":"block","id":16,"name":"mallory","to":"bob"}`,
 	`{"type":"unblock","id":17,"name":"a","name":"b"}`,
 	`{"type":"block","name":"mallory"}`,
+	// identity recovery
+	`{"type":"register","id":2,"card":"pfscard1:AAAA","recovery":"AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA="}`,
+	`{"type":"recover","id":13,"card":"pfscard1:AAAA","recovery":"AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=","new_recovery":"AQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQE="}`,
+	`{"type":"recover","id":13,"card":"pfscard1:AAAA","recovery":"AAAA","new_recovery":"AAAA"}`,
+	`{"type":"set_recovery","id":14,"recovery":"AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA="}`,
+	`{"type":"set_recovery","id":14,"recovery":"AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=","Recovery":"AAAA"}`,
 }
 
 func FuzzDecodeFrame(f *testing.F) {

@@ -110,6 +110,9 @@ type Account struct {
 	CardID    string
 	Card      []byte
 	CreatedAt time.Time
+	// Recovery is the account's recovery verifier (nil: none set); see
+	// relayrecovery.go. Only CreateAccount writes it from here.
+	Recovery []byte
 }
 
 // CreateAccount registers an account. ErrExists if the name or the card ID is taken.
@@ -144,8 +147,8 @@ func (r *Relay) createAccount(ctx context.Context, a Account, pay func(tx *txn) 
 		if card == nil {
 			card = []byte{}
 		}
-		if _, err := tx.exec(ctx, "INSERT INTO accounts (name, card_id, card, created_at) VALUES (?, ?, ?, ?)",
-			a.Name, a.CardID, card, dbTime(a.CreatedAt)); err != nil {
+		if _, err := tx.exec(ctx, "INSERT INTO accounts (name, card_id, card, created_at, recovery) VALUES (?, ?, ?, ?, ?)",
+			a.Name, a.CardID, card, dbTime(a.CreatedAt), a.Recovery); err != nil {
 			return fmt.Errorf("storage: create account %q: %w", a.Name, err)
 		}
 		return nil
@@ -183,7 +186,8 @@ func (r *Relay) AccountByCardID(ctx context.Context, id string) (Account, error)
 func (r *Relay) ReplaceCard(ctx context.Context, name string, newAcc Account) error {
 	return r.db.write(ctx, func(tx *txn) error {
 		var oldCard string
-		err := tx.scan(ctx, "SELECT card_id FROM accounts WHERE name = ?", []any{name}, &oldCard)
+		var oldBlob []byte
+		err := tx.scan(ctx, "SELECT card_id, card FROM accounts WHERE name = ?", []any{name}, &oldCard, &oldBlob)
 		if errors.Is(err, sql.ErrNoRows) {
 			return fmt.Errorf("%w: account %q", ErrNotFound, name)
 		}
@@ -208,6 +212,9 @@ func (r *Relay) ReplaceCard(ctx context.Context, name string, newAcc Account) er
 		if oldCard != newAcc.CardID {
 			if _, err := tx.exec(ctx, "DELETE FROM prekeys WHERE card_id = ?", oldCard); err != nil {
 				return fmt.Errorf("storage: drop prekeys of old card: %w", err)
+			}
+			if err := rememberReplaced(ctx, tx, name, oldCard, oldBlob, newAcc.CreatedAt); err != nil { // relayrecovery.go
+				return err
 			}
 		}
 		return nil

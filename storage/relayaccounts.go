@@ -58,6 +58,9 @@ func (r *Relay) DeleteAccount(ctx context.Context, name, cardID string) (int, er
 		if gone == 0 {
 			return fmt.Errorf("%w: no account %q with card %s", ErrNotFound, name, cardID)
 		}
+		if _, err := tx.exec(ctx, "DELETE FROM replaced_cards WHERE name = ?", name); err != nil { // relayrecovery.go
+			return err
+		}
 		if _, err := tx.exec(ctx, "DELETE FROM prekeys WHERE card_id = ?", cardID); err != nil {
 			return err
 		}

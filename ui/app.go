@@ -213,7 +213,7 @@ func (a *App) Update(msg tea.Msg) (tea.Model, tea.Cmd) {
 		ms := newMainScreen(a.c, msg.b, a.opts.OpenContact)
 		a.screen = ms
 		a.dialogs = nil
-		return a, ms.Init()
+		return a, tea.Batch(ms.Init(), recoveryCodeCmd(a.c, msg.b)) // a new account's code, once (recoverycode.go)
 	case pushDialogMsg:
 		a.dialogs = append(a.dialogs, msg.d)
 		if st, ok := msg.d.(interface{ startCmd() tea.Cmd }); ok {

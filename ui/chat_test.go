@@ -3,6 +3,7 @@ package ui
 import (
 	"context"
 	"crypto/rand"
+	"regexp"
 	"strings"
 	"testing"
 	"time"
@@ -12,6 +13,7 @@ import (
 	"pfschat/chat"
 	"pfschat/chat/chattest"
 	"pfschat/ratchet"
+	"pfschat/relay"
 	"pfschat/relay/client"
 	"pfschat/relay/relaytest"
 )
@@ -63,7 +65,17 @@ func TestOnboardingThenUnlock(t *testing.T) {
 	press(tm, "enter")
 	fr.WaitText(t, "relay:", r.URL)
 	press(tm, "enter")
-	main := fr.WaitText(t, "relay connected", "No conversation yet")
+	// The new account's recovery code, shown once; Esc does not close it, Enter does.
+	shown := fr.WaitText(t, "Your recovery code", "I wrote it down")
+	m := regexp.MustCompile(`[0-9A-Z]{4}(?:-[0-9A-Z]{4}){7}`).FindString(shown)
+	if _, err := relay.ParseRecoveryCode(m); err != nil {
+		t.Fatalf("the dialog shows no valid recovery code (%q: %v):\n%s", m, err, shown)
+	}
+	press(tm, "esc")
+	press(tm, "enter")
+	main := fr.WaitFor(t, "the main screen without the code", func(s string) bool {
+		return strings.Contains(s, "relay connected") && strings.Contains(s, "No conversation yet") && !strings.Contains(s, m)
+	})
 	if strings.Contains(main, "correct horse") {
 		t.Fatal("passphrase visible on screen")
 	}

@@ -78,6 +78,7 @@ func (m *mainScreen) contactsFirst(h int) int {
 
 // contactAt maps a click in the contact list to a contact index, or -1.
 func (m *mainScreen) contactAt(x, y int) int {
+	y -= len(m.bannerRows(m.c.width)) // the relay-key banner sits above the panes
 	if y < 1 || y >= m.bodyHeight() {
 		return -1
 	}

@@ -66,6 +66,9 @@ type msgItem struct {
 	withDay bool // a day separator goes above this message
 	gap     bool // "a message from NAME has not arrived" goes above this message
 	newMark int  // > 0: a "N new" divider goes above this message
+	// keyChange: "NAME's safety number changed" goes above this message, the first
+	// from a card other than the previous incoming message's (setKeyChange).
+	keyChange bool
 
 	lines []string // rendered at width; nil = stale
 	width int
@@ -122,6 +125,12 @@ func (cv *conversation) prepend(newestFirst []chat.Message, loc *time.Location) 
 	for i := 0; i <= len(older) && i < len(cv.items); i++ {
 		cv.setDay(i, loc)
 	}
+	// Key changes in the new page, and at the first incoming message after it.
+	for i := range cv.items {
+		if cv.setKeyChange(i) && i >= len(older) {
+			break
+		}
+	}
 }
 
 // appendMsg adds a new message in its place — at the bottom, or, for a late message
@@ -142,8 +151,14 @@ func (cv *conversation) appendMsg(m chat.Message, loc *time.Location) bool {
 	}
 	cv.items = slices.Insert(cv.items, at, it)
 	cv.setDay(at, loc)
+	cv.setKeyChange(at)
 	if at+1 < len(cv.items) {
 		cv.setDay(at+1, loc)
+		for j := at + 1; j < len(cv.items); j++ { // the next incoming message's mark
+			if cv.setKeyChange(j) {
+				break
+			}
+		}
 		if cv.anchor >= at && !follow {
 			cv.anchor++ // the view stays on the message it showed
 		}
@@ -182,6 +197,28 @@ func (cv *conversation) setDay(i int, loc *time.Location) {
 		it.withDay = day
 		it.lines = nil
 	}
+}
+
+// setKeyChange marks item i when it is an incoming message from another card than
+// the incoming message before it (a changed identity key: "NAME's safety number
+// changed" above it). It reports whether item i is an incoming message with a card.
+func (cv *conversation) setKeyChange(i int) bool {
+	it := cv.items[i]
+	change := false
+	incoming := !it.m.Outgoing && it.m.SenderCardID != ""
+	if incoming {
+		for j := i - 1; j >= 0; j-- {
+			if p := cv.items[j].m; !p.Outgoing && p.SenderCardID != "" {
+				change = p.SenderCardID != it.m.SenderCardID
+				break
+			}
+		}
+	}
+	if change != it.keyChange {
+		it.keyChange = change
+		it.lines = nil
+	}
+	return incoming
 }
 
 func sameDay(a, b time.Time) bool {

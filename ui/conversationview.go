@@ -108,6 +108,9 @@ func (r *convRenderer) render(it *msgItem) []string {
 	if it.gap {
 		out = append(out, fitLine(s.Undecryptable.Render("  ⚠ a message from "+r.contact+" has not arrived"), r.width))
 	}
+	if it.keyChange {
+		out = append(out, fitLine(s.KeyChanged.Render("  ⚠ "+r.contact+"'s safety number changed"), r.width))
+	}
 	if it.newMark > 0 {
 		label := fmt.Sprintf("%d new", it.newMark)
 		if it.newMark == 1 {

@@ -34,6 +34,8 @@ func TestDialogsFitAndScrollAt40x12(t *testing.T) {
 		{"verify", vd, "esc"},
 		{"add", newAddContactDialog(c, b, ""), "esc"},
 		{"confirm", newConfirmDialog(c, "Reset session", "Drop the encrypted session with bob and start a fresh one?\nMessages already received stay readable.", nil), "n no"},
+		{"recovery code", newRecoveryCodeDialog(c, "000G-40R4-0M30-E209-185G-R38E-1W9W-02QX"), "wrote it down"},
+		{"repin", newConfirmDialog(c, "Re-pin the relay key", relayRepinText(&chat.RelayKeyChangedError{Pinned: "8313 1686 323a 22c1 1a6e", Presented: "153c 2f20 4a6a cd89 d316"}), nil), "n no"},
 	} {
 		a := &App{c: c, dialogs: []dialog{tc.d}}
 		fits := func(what string) string {

@@ -48,6 +48,7 @@ type mainScreen struct {
 	focus focusArea
 
 	conn          chat.ConnState
+	relayKey      *chat.RelayKeyChangedError // the relay presents another key: the banner (relaykey.go)
 	retryDeadline time.Time
 	ticking       bool
 
@@ -107,7 +108,7 @@ func (m *mainScreen) convWidth() int {
 
 // bodyHeight is the number of rows above the input and the status bar.
 func (m *mainScreen) bodyHeight() int {
-	return max(1, m.c.height-(inputLines+1)-1)
+	return max(1, m.c.height-(inputLines+1)-1-len(m.bannerRows(m.c.width)))
 }
 
 // convBodyHeight is the number of message lines (the pane minus its header).
@@ -502,10 +503,21 @@ func (m *mainScreen) onOpDone(msg opDoneMsg) tea.Cmd {
 		m.setNotice(msg.contact+" is verified", false)
 	case "accept":
 		m.setNotice("accepted "+msg.contact+"'s new key — verify it with /verify", false)
+		// Messages held behind the key change are readable now: load the conversation
+		// again from the store.
+		delete(m.convs, msg.contact)
+		if m.open == msg.contact {
+			return tea.Batch(m.openContact(msg.contact), m.c.loadContacts(m.b))
+		}
 	case "rotate":
 		m.setNotice("prekeys rotated", false)
 	case "reset":
 		m.setNotice("session with "+msg.contact+" reset; the next message starts a new one", false)
+	case "repin":
+		if m.relayKey != nil {
+			m.setNotice("relay key re-pinned to "+m.relayKey.Presented+"; reconnecting", false)
+		}
+		m.relayKey = nil
 	case "markread":
 		return nil
 	case "accept-request", "block", "unblock", "remove", "nick", "mute":
@@ -526,6 +538,11 @@ func (m *mainScreen) handleEvent(ev chat.Event) tea.Cmd {
 	switch ev.Kind {
 	case chat.ConnectionChanged:
 		m.conn = ev.State
+		if rk := relayKeyMismatch(ev.State); rk != nil {
+			m.relayKey = rk
+		} else if ev.State.Status == chat.Online {
+			m.relayKey = nil
+		}
 		if ev.State.Status == chat.Reconnecting && ev.State.RetryIn > 0 {
 			m.retryDeadline = m.c.now().Add(ev.State.RetryIn)
 			if !m.ticking {
@@ -627,6 +644,7 @@ func (m *mainScreen) View() string {
 			rows[i] = left[i] + sep + right[i]
 		}
 	}
+	rows = append(m.bannerRows(w), rows...)
 	input := m.c.styles.InputBorder.Width(w).Render(m.input.View())
 	return joinLines(rows) + "\n" + fitBlock(input, w, inputLines+1) + "\n" + m.statusView(w)
 }

@@ -10,6 +10,7 @@ import (
 	"charm.land/lipgloss/v2"
 
 	"pfschat/assets"
+	"pfschat/chat"
 	"pfschat/chat/profile"
 )
 
@@ -83,6 +84,9 @@ func (o *onboarding) Update(msg tea.Msg) (screen, tea.Cmd) {
 	case createdMsg:
 		if msg.err != nil {
 			o.err = "could not create your identity: " + errText(msg.err)
+			if errors.Is(msg.err, chat.ErrNameTaken) { // identity recovery (recoverycode.go)
+				o.err += " — if the name is yours and you lost its device, get it back with your recovery code: quit and run 'pfschat recover NAME'"
+			}
 			o.step = stepRelay
 			return o, o.inputs[stepRelay].Focus()
 		}

@@ -149,6 +149,12 @@ var slashCommands = []slashCommand{
 		run: runNotify,
 	},
 	{
+		name: "/repin", help: "re-pin the relay's key after it changed (compare first)",
+		run: func(m *mainScreen, _ []string) tea.Cmd {
+			return m.repinCommand()
+		},
+	},
+	{
 		// Not listed: whoever reads the listing has found the help already, and the
 		// input's placeholder names /help.
 		name: "/help",

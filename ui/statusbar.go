@@ -42,6 +42,9 @@ func (m *mainScreen) statusView(w int) string {
 	default:
 		conn, connShort = s.StatusBad.Render("○ offline"), s.StatusBad.Render("○ offline")
 	}
+	if m.relayKey != nil && m.conn.Status != chat.Online {
+		conn, connShort = s.KeyChanged.Render("⚠ relay key changed (/repin)"), s.KeyChanged.Render("⚠ relay key")
+	}
 	left, short := " "+conn, " "+connShort
 	if ct, ok := m.contact(m.open); ok {
 		fp := ct.Fingerprint

@@ -28,6 +28,7 @@ import (
 	"pfschat/chat"
 	"pfschat/chat/profile"
 	"pfschat/ratchet"
+	"pfschat/relay"
 )
 
 // exit codes
@@ -107,6 +108,16 @@ func init() {
 			flags: func(fs *flag.FlagSet) { fs.Bool("yes", false, "do not ask to type the name to confirm") }},
 		{name: "repin", args: "[--yes]", help: "pin the relay's new key by hand after its operator announced a replaced key", run: cmdRepin,
 			flags: func(fs *flag.FlagSet) { fs.Bool("yes", false, "do not ask to confirm (compare the fingerprint first)") }},
+		{name: "relay-key", help: "show the relay's URL and the fingerprint of its pinned key", run: cmdRelayKey},
+		// Identity recovery (recovercmd.go).
+		{name: "recover", args: "NAME [--recovery-code-file FILE]", help: "get NAME back on a new machine with its recovery code (a new identity key)", run: cmdRecover,
+			flags: func(fs *flag.FlagSet) {
+				fs.String("recovery-code-file", "", "read the recovery code from this file's first line instead of asking")
+			}},
+		{name: "recovery-code", args: "[--rotate]", help: "make a new recovery code (the old one stops working)", run: cmdRecoveryCode,
+			flags: func(fs *flag.FlagSet) { fs.Bool("rotate", false, "make and show a new recovery code") }},
+		{name: "reset-identity", args: "[--yes]", help: "give this profile a new identity key (contacts confirm the change)", run: cmdResetIdentity,
+			flags: func(fs *flag.FlagSet) { fs.Bool("yes", false, "do not ask to type the name to confirm") }},
 	}
 }
 
@@ -360,7 +371,7 @@ func explain(e *env, err error) string {
 	case errors.Is(err, chat.ErrProfileExists):
 		return fmt.Sprintf("%v\nthis profile already has an identity; use another --home DIR to create a second one", err)
 	case errors.Is(err, chat.ErrNameTaken):
-		return fmt.Sprintf("%v\npick another name", err)
+		return fmt.Sprintf("%v\npick another name (or, if it is yours and you lost its device, get it back with 'pfschat recover NAME' and your recovery code)", err)
 	case errors.As(err, &rk):
 		return fmt.Sprintf("%v\nrefusing to talk to it. If the relay's operator announced a new key (an old one was compromised), compare the fingerprint with the announcement and run 'pfschat repin'.", err)
 	case errors.As(err, &kc):
@@ -375,6 +386,15 @@ func explain(e *env, err error) string {
 		return fmt.Sprintf("cannot reach the relay: %v\nis it running? start one with 'pfschat relay', or pass --relay URL", err)
 	case errors.Is(err, ratchet.ErrInvalidName):
 		return fmt.Sprintf("%v", err)
+	// Identity recovery (recovercmd.go).
+	case errors.Is(err, relay.ErrRecoveryCodeChecksum), errors.Is(err, relay.ErrRecoveryCodeMalformed):
+		return fmt.Sprintf("%v\ncheck the code as it was written down (32 letters and digits; nothing was sent)", err)
+	case errors.Is(err, chat.ErrRecoveryFailed):
+		return fmt.Sprintf("%v\nthe code is wrong or was replaced; attempts are limited, so check it before trying again", err)
+	case errors.Is(err, chat.ErrRecoveryLimited):
+		return fmt.Sprintf("%v\nwait an hour before trying again", err)
+	case errors.Is(err, chat.ErrIdentityReplaced):
+		return fmt.Sprintf("%v\nif you recovered or reset your identity on another device, use that one; if not, someone has your recovery code or key: recover your name again with your code ('pfschat --home NEWDIR recover NAME') and tell your contacts", err)
 	}
 	return err.Error()
 }
@@ -447,6 +467,7 @@ func cmdInit(e *env, fs *flag.FlagSet, args []string) error {
 	fmt.Fprintf(e.stdout, "created %s (card %s) in %s\n", c.Me(), c.Card().ID()[:16], p.Dir)
 	fmt.Fprintf(e.stdout, "your key fingerprint: %s\n", ratchet.Fingerprint(c.Card().SigningKey))
 	fmt.Fprintf(e.stdout, "relay key pinned: %s (compare with the fingerprint the relay printed at start)\n", c.RelayFingerprint())
+	printRecoveryCode(e.stdout, c.TakeRecoveryCode()) // recovercmd.go
 	return nil
 }
 

@@ -61,6 +61,9 @@ type Config struct {
 	PinnedRelayKey ed25519.PublicKey    // nil = pin the key the relay proves it holds (TOFU)
 	Logger         *slog.Logger         // nil = discard
 	Invite         string               // invite code Register sends (a relay with --registration invite)
+	// RecoveryProof is the proof of the recovery code Register sets for the name
+	// (relay.RecoveryCode.Proof; nil: none).
+	RecoveryProof []byte
 
 	// RootCAs verifies the relay's TLS certificate (nil = the system roots, which
 	// honour SSL_CERT_FILE and SSL_CERT_DIR).
@@ -77,7 +80,30 @@ type Config struct {
 
 	// Backoff bounds for Run's reconnects (defaults 250ms and 30s).
 	MinBackoff, MaxBackoff time.Duration
+
+	// RetryKeyMismatch makes Run keep retrying (with its backoff) after a relay
+	// presented a key other than the pinned one, instead of returning: a long-running
+	// program (the UI, the daemon) comes back by itself when the pinned relay returns,
+	// and SetPinnedRelayKey re-pins by hand. Nothing is ever sent on a mismatched
+	// connection either way.
+	RetryKeyMismatch bool
 }
+
+// RelayKeyMismatchError is ErrRelayKeyMismatch with both keys: the pinned one and
+// the one the relay presented and proved it holds on this connection (the hello's
+// signature verified under it). errors.Is(err, ErrRelayKeyMismatch) holds.
+type RelayKeyMismatchError struct {
+	Pinned, Presented ed25519.PublicKey
+	// Chain is why no rotation statement vouched for the new key.
+	Chain error
+}
+
+func (e *RelayKeyMismatchError) Error() string {
+	return fmt.Sprintf("%v: pinned %s, relay presented %s, with no rotation statement from the pinned key (%v)", ErrRelayKeyMismatch,
+		ratchet.Fingerprint(e.Pinned), ratchet.Fingerprint(e.Presented), e.Chain)
+}
+
+func (e *RelayKeyMismatchError) Unwrap() error { return ErrRelayKeyMismatch }
 
 // ConnStatus is the state of the client's connection.
 type ConnStatus int
@@ -161,6 +187,7 @@ type Client struct {
 	mu       sync.Mutex
 	cur      *clientConn
 	up       chan struct{} // closed while cur != nil
+	kick     chan struct{} // SetPinnedRelayKey: retry now
 	relayKey ed25519.PublicKey
 	binding  string // the relay's channel binding mode on the last connection
 	closed   bool
@@ -203,6 +230,7 @@ func New(cfg Config) *Client {
 		states:   make(chan ConnState, 16),
 		done:     make(chan struct{}),
 		up:       make(chan struct{}),
+		kick:     make(chan struct{}, 1),
 		dialer: websocket.Dialer{
 			HandshakeTimeout: 10 * time.Second,
 			ReadBufferSize:   4096,
@@ -310,6 +338,19 @@ func (c *Client) RelayKey() ed25519.PublicKey {
 	return c.relayKey
 }
 
+// SetPinnedRelayKey replaces the pinned relay key (a re-pin by hand, after the user
+// confirmed the new key's fingerprint) and wakes Run if it waits to retry, so the next
+// connection is checked against k. A connection that is up is not touched.
+func (c *Client) SetPinnedRelayKey(k ed25519.PublicKey) {
+	c.mu.Lock()
+	c.relayKey = bytes.Clone(k)
+	c.mu.Unlock()
+	select {
+	case c.kick <- struct{}{}:
+	default:
+	}
+}
+
 func (c *Client) setState(s ConnState) {
 	for {
 		select {
@@ -384,7 +425,7 @@ func (c *Client) Run(ctx context.Context) error {
 					c.setState(ConnState{State: StateClosed, Err: ctx.Err()})
 					return ctx.Err()
 				}
-				if fatal(err) {
+				if fatal(err) && !(c.cfg.RetryKeyMismatch && errors.Is(err, ErrRelayKeyMismatch)) {
 					c.setState(ConnState{State: StateClosed, Err: err})
 					return err
 				}
@@ -395,6 +436,9 @@ func (c *Client) Run(ctx context.Context) error {
 				t := time.NewTimer(delay)
 				select {
 				case <-t.C:
+				case <-c.kick: // re-pinned by hand: try the new pin now
+					t.Stop()
+					attempt = 0
 				case <-ctx.Done():
 					t.Stop()
 					c.setState(ConnState{State: StateClosed, Err: ctx.Err()})
@@ -450,7 +494,7 @@ func fatal(err error) bool {
 	return errors.Is(err, ErrRelayKeyMismatch) || errors.Is(err, ErrUnsupportedVersion) ||
 		errors.Is(err, ErrRelayProof) || errors.Is(err, ErrInsecureTransport) ||
 		(errors.As(err, &pe) && (pe.Code == relay.CodeLoginFailed || pe.Code == relay.CodeLoggedOut ||
-			pe.Code == relay.CodeUnsupportedVersion))
+			pe.Code == relay.CodeUnsupportedVersion || pe.Code == relay.CodeCardReplaced))
 }
 
 // stableConnection is how long a connection must last for the backoff to reset.
@@ -542,13 +586,9 @@ func (c *Client) connect(ctx context.Context) error {
 		ws.Close()
 		return fmt.Errorf("relay: the server's first frame is not a valid hello (is this a pfschat relay?)")
 	}
-	rotated, err := checkRelayKey(pinned, &hello) // ops.go: a rotation the pinned key signed
-	if err != nil {
-		ws.Close()
-		return err
-	}
 	// The relay binds its proof to our TLS connection when it terminates TLS itself;
-	// otherwise (plain ws://, or TLS ended at a proxy in front of it) to zeros.
+	// otherwise (plain ws://, or TLS ended at a proxy in front of it) to zeros. The
+	// proof is checked before the pin, so that a mismatch names a key the relay holds.
 	binding := make([]byte, relay.BindingSize)
 	if exporter != nil && hello.ChannelBinding == relay.BindingTLSExporter {
 		binding = exporter
@@ -556,6 +596,11 @@ func (c *Client) connect(ctx context.Context) error {
 	if !relay.VerifyHello(hello.RelayKey, nonce, hello.Challenge, binding, hello.Signature) {
 		ws.Close()
 		return fmt.Errorf("%w (relay key %s, channel binding %q)", ErrRelayProof, ratchet.Fingerprint(hello.RelayKey), hello.ChannelBinding)
+	}
+	rotated, err := checkRelayKey(pinned, &hello) // ops.go: a rotation the pinned key signed
+	if err != nil {
+		ws.Close()
+		return err
 	}
 	if exporter != nil && hello.ChannelBinding != relay.BindingTLSExporter {
 		c.log.Warn("the relay's TLS is terminated by a proxy in front of it: logins are not bound to this connection", "channel_binding", hello.ChannelBinding)
@@ -576,7 +621,7 @@ func (c *Client) connect(ctx context.Context) error {
 		<-cc.done
 		return err
 	}
-	if c.cfg.Identity != nil {
+	if id, _ := c.identity(); id != nil {
 		if err := c.login(ctx, cc, relayKey, hello.Challenge, binding); err != nil {
 			return fail(err)
 		}
@@ -627,14 +672,31 @@ func (c *Client) connEnded(cc *clientConn) {
 }
 
 func (c *Client) login(ctx context.Context, cc *clientConn, relayKey ed25519.PublicKey, challenge, binding []byte) error {
-	if c.cfg.Card == nil {
+	id, card := c.identity()
+	if card == nil {
 		return errors.New("relay: client.Config.Card is required with an Identity")
 	}
-	sig := c.cfg.Identity.Sign(relay.LoginDomain, relay.LoginMessage(relayKey, challenge, binding))
-	if _, err := c.pacedRequest(ctx, cc, &relay.Frame{Type: relay.TypeLogin, CardID: c.cfg.Card.ID(), Signature: sig}); err != nil {
-		return fmt.Errorf("relay: logging in as %s: %w", c.cfg.Card.Identity, err)
+	sig := id.Sign(relay.LoginDomain, relay.LoginMessage(relayKey, challenge, binding))
+	if _, err := c.pacedRequest(ctx, cc, &relay.Frame{Type: relay.TypeLogin, CardID: card.ID(), Signature: sig}); err != nil {
+		return fmt.Errorf("relay: logging in as %s: %w", card.Identity, err)
 	}
 	return nil
+}
+
+// identity is the key and card the client logs in with (Config's, or SetIdentity's).
+func (c *Client) identity() (*ratchet.IdentityKey, *ratchet.Card) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.cfg.Identity, c.cfg.Card
+}
+
+// SetIdentity replaces the key and card the client logs in with, after replace_card
+// made card the name's (the connection that sent it continues as the new card; later
+// connections log in with it).
+func (c *Client) SetIdentity(id *ratchet.IdentityKey, card *ratchet.Card) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.cfg.Identity, c.cfg.Card = id, card
 }
 
 // withNonce adds the nonce query parameter to the WebSocket URL.
@@ -853,7 +915,7 @@ func (c *Client) current() (*clientConn, error) {
 
 // Register publishes a self-signed card and returns it signed by the relay.
 func (c *Client) Register(ctx context.Context, card *ratchet.Card) (*ratchet.Card, error) {
-	resp, err := c.do(ctx, &relay.Frame{Type: relay.TypeRegister, Card: card.Export(), Invite: c.cfg.Invite})
+	resp, err := c.do(ctx, &relay.Frame{Type: relay.TypeRegister, Card: card.Export(), Invite: c.cfg.Invite, Recovery: c.cfg.RecoveryProof})
 	if err != nil {
 		return nil, fmt.Errorf("relay: registering %s: %w", card.Identity, err)
 	}

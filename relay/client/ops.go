@@ -16,7 +16,8 @@ import (
 // signed with the identity key (relay.DeleteAccountDomain); the relay closes the
 // connection after answering, so close the client afterwards.
 func (c *Client) DeleteAccount(ctx context.Context) error {
-	if c.cfg.Identity == nil || c.cfg.Card == nil {
+	id, card := c.identity()
+	if id == nil || card == nil {
 		return fmt.Errorf("relay: deleting an account needs the client's identity and card")
 	}
 	rk := c.RelayKey()
@@ -24,11 +25,11 @@ func (c *Client) DeleteAccount(ctx context.Context) error {
 		return ErrNotConnected
 	}
 	now := time.Now().Unix()
-	cardID := c.cfg.Card.ID()
-	sig := c.cfg.Identity.Sign(relay.DeleteAccountDomain, relay.DeleteAccountMessage(rk, cardID, now))
+	cardID := card.ID()
+	sig := id.Sign(relay.DeleteAccountDomain, relay.DeleteAccountMessage(rk, cardID, now))
 	resp, err := c.do(ctx, &relay.Frame{Type: relay.TypeDeleteAccount, CardID: cardID, Time: now, Signature: sig})
 	if err != nil {
-		return fmt.Errorf("relay: deleting the account %s: %w", c.cfg.Card.Identity, err)
+		return fmt.Errorf("relay: deleting the account %s: %w", card.Identity, err)
 	}
 	if resp.Type != relay.TypeOK {
 		return fmt.Errorf("relay: deleting the account: unexpected answer %q", resp.Type)
@@ -45,8 +46,7 @@ func checkRelayKey(pinned ed25519.PublicKey, hello *relay.Frame) ([]relay.KeyRot
 	}
 	chain, err := relay.FollowKeyRotations(pinned, hello.RelayKey, hello.KeyRotations)
 	if err != nil {
-		return nil, fmt.Errorf("%w: pinned %s, relay presented %s, with no rotation statement from the pinned key (%v)", ErrRelayKeyMismatch,
-			ratchet.Fingerprint(pinned), ratchet.Fingerprint(hello.RelayKey), err)
+		return nil, &RelayKeyMismatchError{Pinned: bytes.Clone(pinned), Presented: bytes.Clone(hello.RelayKey), Chain: err}
 	}
 	return chain, nil
 }

@@ -16,11 +16,13 @@ package relaytest
 import (
 	"context"
 	"crypto/x509"
+	"errors"
 	"log/slog"
 	"net"
 	"net/http"
 	"net/http/httptest"
 	"net/netip"
+	"os"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -249,4 +251,67 @@ func (r *Relay) RootCAs() *x509.CertPool {
 		return nil
 	}
 	return r.CA.Pool
+}
+
+// ReplaceKeyCompromised stops the relay, replaces its key as `pfschat relay
+// rotate-key --compromised` does (a new key, no statement from the old one, every card
+// re-signed) and starts it again on the same address and database. Clients that
+// pinned the old key now see a relay-key mismatch.
+func (r *Relay) ReplaceKeyCompromised(t testing.TB) server.Rotation {
+	t.Helper()
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	addr := r.Addr
+	r.closeLocked()
+	ctx := context.Background()
+	st, err := storage.OpenRelay(ctx, r.Path, storage.RelayOptions{})
+	if err != nil {
+		t.Fatalf("relaytest: opening the relay store: %v", err)
+	}
+	rot, err := server.ReplaceCompromisedKey(ctx, st)
+	if cerr := st.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		t.Fatalf("relaytest: replacing the relay key: %v", err)
+	}
+	r.start(t, addr)
+	return rot
+}
+
+// CopyDB copies the stopped relay's database to a new file and returns its path (a
+// backup, for a test that brings an earlier state of the relay back with UseDB).
+func (r *Relay) CopyDB(t testing.TB) string {
+	t.Helper()
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if !r.closed {
+		t.Fatal("relaytest: CopyDB needs the relay stopped (Close it first)")
+	}
+	dst := filepath.Join(t.TempDir(), "relay-copy.db")
+	for _, suffix := range []string{"", "-wal"} {
+		b, err := os.ReadFile(r.Path + suffix)
+		if err != nil {
+			if suffix != "" && errors.Is(err, os.ErrNotExist) {
+				continue
+			}
+			t.Fatalf("relaytest: copying the relay database: %v", err)
+		}
+		if err := os.WriteFile(dst+suffix, b, 0o600); err != nil {
+			t.Fatalf("relaytest: copying the relay database: %v", err)
+		}
+	}
+	return dst
+}
+
+// UseDB stops the relay and starts it again on the same address with the database at
+// path (one CopyDB made).
+func (r *Relay) UseDB(t testing.TB, path string) {
+	t.Helper()
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	addr := r.Addr
+	r.closeLocked()
+	r.Path = path
+	r.start(t, addr)
 }

@@ -31,6 +31,9 @@ func (c *conn) handle(f *relay.Frame) bool {
 		return true
 	case relay.TypeLogin:
 		return c.onLogin(f)
+	case relay.TypeRecover:
+		c.onRecover(f) // recovery.go
+		return true
 	}
 	if c.acct == nil {
 		c.replyError(f.ID, relay.CodeNotLoggedIn, f.Type+" needs a logged-in connection: login first", "")
@@ -55,6 +58,8 @@ func (c *conn) handle(f *relay.Frame) bool {
 		return c.onDeleteAccount(f)
 	case relay.TypeBlock, relay.TypeUnblock:
 		c.onBlock(f)
+	case relay.TypeSetRecovery:
+		c.onSetRecovery(f) // recovery.go
 	}
 	return true
 }
@@ -103,7 +108,8 @@ func (c *conn) onRegister(f *relay.Frame) {
 		return
 	}
 	export := card.Export()
-	err := c.createAccount(ctx, f, storage.Account{Name: card.Identity, CardID: card.ID(), Card: []byte(export), CreatedAt: c.s.now().UTC()})
+	err := c.createAccount(ctx, f, storage.Account{Name: card.Identity, CardID: card.ID(), Card: []byte(export), CreatedAt: c.s.now().UTC(),
+		Recovery: c.registerVerifier(f, card.Identity)})
 	if errors.Is(err, storage.ErrBadInvite) {
 		c.s.m.limited(LimitRegistrationPolicy)
 		c.replyError(f.ID, relay.CodeInviteRequired, "the invite code is unknown, used up or expired; ask the relay's operator for a new one", LimitRegistrationPolicy)
@@ -204,6 +210,9 @@ func (c *conn) onLogin(f *relay.Frame) bool {
 			return true
 		}
 		c.loginFailures++
+		if errors.Is(err, storage.ErrNotFound) && c.replacedLogin(ctx, f) { // replaced.go
+			return true
+		}
 		c.replyError(f.ID, relay.CodeLoginFailed, "unknown card or bad key proof (sign LoginDomain ‖ relay key ‖ this connection's challenge ‖ channel binding)", "")
 		if c.loginFailures >= maxLoginFailures {
 			c.close()

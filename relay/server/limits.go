@@ -40,12 +40,14 @@ const (
 	LimitRegistrationsPerAddress = "registrations_per_address"  // rate_limited
 	LimitRegistrationPolicy      = "registration_policy"        // registration_closed / invite_required
 	LimitSenderQuota             = "sender_quota"               // queue_full, limit: sender_quota
+	// LimitRecoveryPerName and LimitRecoveryPerAddress are in recovery.go.
 )
 
 var metricLimitNames = [...]string{
 	LimitLoginDeadline, LimitConnectionsPerAddress, LimitConnectionsTotal, LimitFramesPerSecond,
 	LimitFetchBundlePerRequester, LimitFetchBundlePerTarget, LimitLowPreKeysNotice, LimitLookupPerRequester,
 	LimitRegistrationsPerAddress, LimitRegistrationPolicy, LimitSenderQuota,
+	LimitRecoveryPerName, LimitRecoveryPerAddress,
 }
 
 var limitNameIndex = indexOf(metricLimitNames[:])
@@ -143,12 +145,14 @@ func (k *keyedLimiter) len() int {
 
 // abuse holds the relay's keyed limiters and connection counts.
 type abuse struct {
-	fetchPerRequester *keyedLimiter // requester name
-	fetchPerTarget    *keyedLimiter // target name
-	targetNotice      *keyedLimiter // target name: the owner is told once per window
-	lowPreKeys        *keyedLimiter // card id
-	lookups           *keyedLimiter // requester name or address
-	registrations     *keyedLimiter // source address
+	fetchPerRequester  *keyedLimiter // requester name
+	fetchPerTarget     *keyedLimiter // target name
+	targetNotice       *keyedLimiter // target name: the owner is told once per window
+	lowPreKeys         *keyedLimiter // card id
+	lookups            *keyedLimiter // requester name or address
+	registrations      *keyedLimiter // source address
+	recoveryPerName    *keyedLimiter // recover: target name
+	recoveryPerAddress *keyedLimiter // recover: source address
 
 	mu       sync.Mutex     // guards perAddr and total
 	perAddr  map[string]int // open connections per address key
@@ -159,13 +163,15 @@ type abuse struct {
 
 func newAbuse(l Limits, now func() time.Time) *abuse {
 	a := &abuse{
-		fetchPerRequester: newKeyedLimiter(l.FetchBundlePerMinute, time.Minute, l.FetchBundleBurst, now),
-		fetchPerTarget:    newKeyedLimiter(l.FetchBundlePerTargetPerHour, time.Hour, l.FetchBundlePerTargetPerHour, now),
-		targetNotice:      newKeyedLimiter(1, time.Hour, 1, now),
-		lowPreKeys:        newKeyedLimiter(1, l.LowPreKeysInterval, 1, now),
-		lookups:           newKeyedLimiter(l.LookupsPerMinute, time.Minute, l.LookupBurst, now),
-		registrations:     newKeyedLimiter(l.RegistrationsPerHour, time.Hour, l.RegistrationsPerHour, now),
-		perAddr:           make(map[string]int),
+		fetchPerRequester:  newKeyedLimiter(l.FetchBundlePerMinute, time.Minute, l.FetchBundleBurst, now),
+		fetchPerTarget:     newKeyedLimiter(l.FetchBundlePerTargetPerHour, time.Hour, l.FetchBundlePerTargetPerHour, now),
+		targetNotice:       newKeyedLimiter(1, time.Hour, 1, now),
+		lowPreKeys:         newKeyedLimiter(1, l.LowPreKeysInterval, 1, now),
+		lookups:            newKeyedLimiter(l.LookupsPerMinute, time.Minute, l.LookupBurst, now),
+		registrations:      newKeyedLimiter(l.RegistrationsPerHour, time.Hour, l.RegistrationsPerHour, now),
+		recoveryPerName:    newKeyedLimiter(l.RecoveryPerNamePerHour, time.Hour, l.RecoveryPerNamePerHour, now),
+		recoveryPerAddress: newKeyedLimiter(l.RecoveryPerAddressPerHour, time.Hour, l.RecoveryPerAddressPerHour, now),
+		perAddr:            make(map[string]int),
 	}
 	if l.ConnectionsPerAddress > 0 {
 		a.maxAddr = l.ConnectionsPerAddress
@@ -248,6 +254,8 @@ func (l Limits) abuseDefaults() Limits {
 	def(&l.LookupsPerMinute, d.LookupsPerMinute)
 	def(&l.LookupBurst, d.LookupBurst)
 	def(&l.RegistrationsPerHour, d.RegistrationsPerHour)
+	def(&l.RecoveryPerNamePerHour, d.RecoveryPerNamePerHour)
+	def(&l.RecoveryPerAddressPerHour, d.RecoveryPerAddressPerHour)
 	return l
 }
 

@@ -38,6 +38,7 @@ var metricFrameTypes = [...]string{
 	relay.TypeLowPreKeys, relay.TypeGoingAway, relay.TypePong, relay.TypeLimitNotice,
 	relay.TypeDeleteAccount,
 	relay.TypeBlock, relay.TypeUnblock,
+	relay.TypeRecover, relay.TypeSetRecovery,
 }
 
 var metricErrorCodes = [...]string{
@@ -50,6 +51,7 @@ var metricErrorCodes = [...]string{
 	relay.CodeLoginTimeout, relay.CodeTooManyConnections, relay.CodeRegistrationClosed, relay.CodeInviteRequired,
 	relay.CodeStorageFull, relay.CodeAccountDeleted, relay.CodeBadTime,
 	relay.CodeBlocked, relay.CodeTooManyBlocks,
+	relay.CodeRecoveryFailed, relay.CodeNoRecovery,
 }
 
 var (

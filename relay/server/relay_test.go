@@ -338,10 +338,10 @@ func TestReplaceCard(t *testing.T) {
 	_, card3 := newIdentity(t, "alice")
 	_, err = bob.c.ReplaceCard(ctx, card3)
 	wantCode(t, err, relay.CodeForbidden)
-	// The old key can no longer log in; the new one can.
+	// The old key can no longer log in (it is told its card was replaced); the new one can.
 	old := client.New(client.Config{URL: r.URL, Identity: alice.key, Card: alice.card})
 	defer old.Close()
-	wantCode(t, old.Connect(ctx), relay.CodeLoginFailed)
+	wantCode(t, old.Connect(ctx), relay.CodeCardReplaced)
 	newer := &user{name: "alice", key: k2, card: signed}
 	newer.login(t, r)
 }

@@ -52,6 +52,8 @@ type Limits struct {
 	LookupsPerMinute            int           // lookup per requester (60 a minute, ...)
 	LookupBurst                 int           // ... burst 20)
 	RegistrationsPerHour        int           // register per source address (10 an hour)
+	RecoveryPerNamePerHour      int           // recover attempts per target name (5 an hour, burst 5)
+	RecoveryPerAddressPerHour   int           // recover attempts per source address (10 an hour, burst 10)
 }
 
 // DefaultLimits are the relay's limits unless configured otherwise.
@@ -79,6 +81,8 @@ var DefaultLimits = Limits{
 	LookupsPerMinute:            60,
 	LookupBurst:                 20,
 	RegistrationsPerHour:        10,
+	RecoveryPerNamePerHour:      5,
+	RecoveryPerAddressPerHour:   10,
 }
 
 func (l Limits) withDefaults() Limits {
@@ -198,6 +202,8 @@ type Server struct {
 	ab           *abuse         // abuse limits (limits.go)
 	registration string         // registration policy
 	invites      *storage.Relay // invite codes, for RegistrationInvite
+	recovery     recoveryStore  // recovery verifiers (recovery.go); nil: none kept
+	recoveryKey  []byte         // their HMAC key
 	disk         *diskGuard
 
 	accountExpiry time.Duration
@@ -261,6 +267,9 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 		return nil, err
 	}
 	if err := s.loadKey(ctx); err != nil {
+		return nil, err
+	}
+	if err := s.initRecovery(ctx); err != nil {
 		return nil, err
 	}
 	if cfg.Disk.Dir == "" && cfg.Store != nil {

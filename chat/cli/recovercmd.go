@@ -1,0 +1,121 @@
+package cli
+
+// Recovery codes on the command line: `pfschat recover NAME` gets a lost identity's
+// name back on a new machine, `pfschat recovery-code --rotate` replaces the code. init
+// prints the first code (cli.go).
+
+import (
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"strings"
+
+	"pfschat/chat"
+	"pfschat/ratchet"
+)
+
+// recoveryCodeNotice is printed under every recovery code shown.
+const recoveryCodeNotice = "This is shown once and stored nowhere on this computer. Write it down and keep it apart from it:\n" +
+	"with it, 'pfschat recover NAME' gets your name back on a new machine if this one is lost\n" +
+	"(your contacts will see your key change). Anyone holding it can take your name: keep it secret."
+
+// printRecoveryCode shows a new code with the notice.
+func printRecoveryCode(w io.Writer, code string) {
+	if code == "" {
+		return
+	}
+	fmt.Fprintf(w, "recovery code: %s\n%s\n", code, recoveryCodeNotice)
+}
+
+// readLine reads one line from r a byte at a time, so that what follows it (a
+// passphrase on the next line) stays unread.
+func readLine(r io.Reader) (string, error) {
+	var b strings.Builder
+	var one [1]byte
+	for b.Len() < 1024 {
+		n, err := r.Read(one[:])
+		if n == 1 {
+			if one[0] == '\n' {
+				return b.String(), nil
+			}
+			b.WriteByte(one[0])
+		}
+		if err != nil {
+			if errors.Is(err, io.EOF) && b.Len() > 0 {
+				return b.String(), nil
+			}
+			return b.String(), err
+		}
+	}
+	return b.String(), nil
+}
+
+func cmdRecover(e *env, fs *flag.FlagSet, args []string) error {
+	name, err := oneName(args)
+	if err != nil {
+		return err
+	}
+	if err := ratchet.ValidateName(name); err != nil {
+		return usagef("%q is not a valid name: use 1–32 of a-z 0-9 . _ -", name)
+	}
+	p, err := e.profile()
+	if err != nil {
+		return err
+	}
+	if p.Exists() {
+		return fmt.Errorf("%w: %s", chat.ErrProfileExists, p.StorePath())
+	}
+	var code string
+	if file := fs.Lookup("recovery-code-file").Value.String(); file != "" {
+		b, err := os.ReadFile(file)
+		if err != nil {
+			return fmt.Errorf("reading the recovery code: %w", err)
+		}
+		code, _, _ = strings.Cut(string(b), "\n")
+	} else {
+		fmt.Fprintf(e.stderr, "recovery code for %s: ", name)
+		if code, err = readLine(e.stdin); err != nil && code == "" {
+			return fmt.Errorf("reading the recovery code: %w", err)
+		}
+	}
+	pass, err := e.passphrase("new passphrase: ", true)
+	if err != nil {
+		return err
+	}
+	c, err := p.Recover(e.ctx, name, strings.TrimSpace(code), pass, p.RelayURL)
+	if err != nil {
+		return err
+	}
+	defer c.Close()
+	fmt.Fprintf(e.stdout, "recovered %s with a new identity key (card %s) in %s\n", c.Me(), c.Card().ID()[:16], p.Dir)
+	fmt.Fprintf(e.stdout, "your new key fingerprint: %s\nyour contacts will be asked to confirm your new key; compare safety numbers with them again.\n",
+		ratchet.Fingerprint(c.Card().SigningKey))
+	fmt.Fprintln(e.stdout, "the old recovery code is used up; here is your new one.")
+	printRecoveryCode(e.stdout, c.TakeRecoveryCode())
+	return nil
+}
+
+func cmdRecoveryCode(e *env, fs *flag.FlagSet, args []string) error {
+	if len(args) != 0 {
+		return usagef("unexpected arguments %q", args)
+	}
+	if !fs.Lookup("rotate").Value.(flag.Getter).Get().(bool) {
+		fmt.Fprintln(e.stdout, "Your recovery code was shown once, when this account was made, and is stored nowhere;\n"+
+			"it cannot be shown again. 'pfschat recovery-code --rotate' makes a new one (the old one stops working).")
+		return nil
+	}
+	c, err := e.online()
+	if err != nil {
+		return err
+	}
+	defer c.Close()
+	code, err := c.RotateRecoveryCode(e.ctx)
+	if err != nil {
+		return err
+	}
+	fmt.Fprintln(e.stdout, "new recovery code set on the relay; the old one no longer works.")
+	printRecoveryCode(e.stdout, code)
+	return nil
+}

@@ -1,0 +1,176 @@
+package chat_test
+
+import (
+	"errors"
+	"strings"
+	"testing"
+
+	"pfschat/chat"
+	"pfschat/chat/chattest"
+	"pfschat/relay"
+	"pfschat/relay/relaytest"
+)
+
+// A user who lost the identity key gets the name back on a new machine with the
+// recovery code shown once at creation: typos are caught before anything is sent, a
+// wrong code is refused, the right one replaces the card (a new code is made, the old
+// one is spent), and the contact sees the ⚠ key change and confirms it before talking
+// to the new key.
+func TestRecoverIdentityWithCode(t *testing.T) {
+	r := relaytest.Start(t)
+	ctx := t.Context()
+	alice, bob := chattest.NewUser(t, r, "alice"), chattest.NewUser(t, r, "bob")
+	code := alice.TakeRecoveryCode()
+	if len(code) != relay.RecoveryCodeLen {
+		t.Fatalf("recovery code %q", code)
+	}
+	if again := alice.TakeRecoveryCode(); again != "" {
+		t.Fatal("the recovery code was handed out twice")
+	}
+	chattest.AddContact(t, alice, "bob")
+	chattest.Send(t, alice, bob, "before")
+	alice.Close() // the device is lost: its profile is gone for good
+
+	p := chattest.NewProfile(t, "alice-new-machine")
+	typo := []byte(code)
+	typo[0] ^= 1 // another symbol of the alphabet or a malformed one: caught locally
+	if _, err := p.Recover(ctx, "alice", string(typo), chattest.Passphrase, r.URL); !errors.Is(err, relay.ErrRecoveryCodeChecksum) && !errors.Is(err, relay.ErrRecoveryCodeMalformed) {
+		t.Fatalf("recovering with a typo: %v", err)
+	}
+	wrong, _ := relay.NewRecoveryCode(strings.NewReader(strings.Repeat("x", 16)))
+	if _, err := p.Recover(ctx, "alice", wrong.String(), chattest.Passphrase, r.URL); !errors.Is(err, chat.ErrRecoveryFailed) {
+		t.Fatalf("recovering with a wrong code: %v, want ErrRecoveryFailed", err)
+	}
+	if p.Exists() {
+		t.Fatal("a refused recovery left a profile behind")
+	}
+	c, err := p.Recover(ctx, "alice", strings.ToLower(code), chattest.Passphrase, r.URL)
+	if err != nil {
+		t.Fatalf("recovering with the code: %v", err)
+	}
+	alice2 := &chattest.User{Controller: c, Name: "alice", Profile: p, Passphrase: chattest.Passphrase}
+	t.Cleanup(func() { alice2.Close() })
+	next := alice2.TakeRecoveryCode()
+	if next == "" || next == code {
+		t.Fatalf("after recovery the new code is %q (old %q)", next, code)
+	}
+	// The old code is spent.
+	p3 := chattest.NewProfile(t, "alice-third-machine")
+	if _, err := p3.Recover(ctx, "alice", code, chattest.Passphrase, r.URL); !errors.Is(err, chat.ErrRecoveryFailed) {
+		t.Fatalf("the spent code: %v, want ErrRecoveryFailed", err)
+	}
+
+	// Bob sees the key change and must confirm it; the message waits behind it.
+	chattest.AddContact(t, alice2, "bob")
+	if _, err := alice2.Send(ctx, "bob", "it's me, new phone"); err != nil {
+		t.Fatal(err)
+	}
+	chattest.WaitEvent(t, bob, "alice's key change", func(e chat.Event) bool {
+		return e.Kind == chat.ContactKeyChanged && e.Contact == "alice"
+	})
+	got := chattest.WaitReceived(t, bob, "alice", "it's me, new phone")
+	if !got.KeyPending {
+		t.Fatal("the message from the recovered identity is not held behind the key change")
+	}
+	chattest.Must(t, bob.AcceptKey(ctx, "alice"))
+	chattest.Send(t, bob, alice2, "welcome back")
+}
+
+// RotateRecoveryCode replaces the code: the old one stops working, the new one works.
+func TestRotateRecoveryCode(t *testing.T) {
+	r := relaytest.Start(t)
+	ctx := t.Context()
+	alice := chattest.NewUser(t, r, "alice")
+	old := alice.TakeRecoveryCode()
+	next, err := alice.RotateRecoveryCode(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if next == old || len(next) != relay.RecoveryCodeLen {
+		t.Fatalf("rotated code %q (old %q)", next, old)
+	}
+	alice.Close()
+	p := chattest.NewProfile(t, "alice-2")
+	if _, err := p.Recover(ctx, "alice", old, chattest.Passphrase, r.URL); !errors.Is(err, chat.ErrRecoveryFailed) {
+		t.Fatalf("the replaced code: %v, want ErrRecoveryFailed", err)
+	}
+	c, err := p.Recover(ctx, "alice", next, chattest.Passphrase, r.URL)
+	if err != nil {
+		t.Fatalf("the rotated code: %v", err)
+	}
+	c.Close()
+}
+
+// The old device, once its identity was recovered elsewhere, is told so — live, and
+// on the next start (not "is the relay running?") — and what waited in its outbox
+// fails with that reason.
+func TestOldDeviceToldIdentityReplaced(t *testing.T) {
+	r := relaytest.Start(t)
+	ctx := t.Context()
+	alice := chattest.NewUser(t, r, "alice", chattest.AllowOffline)
+	chattest.NewUser(t, r, "bob")
+	chattest.AddContact(t, alice, "bob")
+	code := alice.TakeRecoveryCode()
+
+	p := chattest.NewProfile(t, "alice-new")
+	c, err := p.Recover(ctx, "alice", code, chattest.Passphrase, r.URL)
+	chattest.Must(t, err)
+	c.Close()
+
+	chattest.WaitEvent(t, alice, "told the identity was replaced", func(e chat.Event) bool {
+		return e.Kind == chat.ConnectionChanged && errors.Is(e.State.Err, chat.ErrIdentityReplaced)
+	})
+	m, err := alice.Send(ctx, "bob", "written after the recovery")
+	chattest.Must(t, err)
+	alice.Close()
+
+	if _, err := alice.Profile.Open(ctx, chattest.Passphrase); !errors.Is(err, chat.ErrIdentityReplaced) {
+		t.Fatalf("opening the old profile: %v, want ErrIdentityReplaced", err)
+	}
+	old, err := alice.Profile.NewController(ctx, chattest.Passphrase)
+	chattest.Must(t, err)
+	defer old.Close()
+	h, err := old.History(ctx, "bob", 0, 10)
+	chattest.Must(t, err)
+	if len(h) != 1 || h[0].ID != m.ID || h[0].State != chat.Failed || !strings.Contains(h[0].Reason, "identity was replaced") {
+		t.Fatalf("the outbox entry after the replacement: %+v", h)
+	}
+}
+
+// reset-identity with the old key: the card is replaced on the relay, the profile
+// talks on under the new key after the contact confirmed the change, and the new key
+// survives a restart.
+func TestResetIdentityWithOldKey(t *testing.T) {
+	r := relaytest.Start(t)
+	ctx := t.Context()
+	alice, bob := chattest.NewUser(t, r, "alice"), chattest.NewUser(t, r, "bob")
+	chattest.AddContact(t, alice, "bob")
+	chattest.AddContact(t, bob, "alice")
+	chattest.Send(t, alice, bob, "old key")
+	chattest.Send(t, bob, alice, "seen")
+	oldCard := alice.Card().ID()
+
+	card, err := alice.ResetIdentity(ctx)
+	if err != nil {
+		t.Fatalf("reset-identity: %v", err)
+	}
+	if card.ID() == oldCard || alice.Card().ID() != card.ID() {
+		t.Fatal("the card did not change")
+	}
+	if _, err := alice.Send(ctx, "bob", "new key"); err != nil {
+		t.Fatal(err)
+	}
+	chattest.WaitEvent(t, bob, "alice's key change", func(e chat.Event) bool {
+		return e.Kind == chat.ContactKeyChanged && e.Contact == "alice"
+	})
+	if got := chattest.WaitReceived(t, bob, "alice", "new key"); !got.KeyPending {
+		t.Fatal("the new key's message is not held behind the key change")
+	}
+	chattest.Must(t, bob.AcceptKey(ctx, "alice"))
+	chattest.Send(t, bob, alice, "hello new key")
+	alice.Reopen()
+	if alice.Card().ID() != card.ID() {
+		t.Fatal("the new identity did not survive a restart")
+	}
+	chattest.Send(t, alice, bob, "after the restart")
+}
