@@ -1,0 +1,1 @@
+-- Placeholder so that U3's 0009 applies on its branch: the merge replaces this file by 0008_reserved_u2's real migration (CONTRACT4 reserves the number).
