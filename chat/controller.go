@@ -107,6 +107,9 @@ type Controller struct {
 	name   string
 	events *eventQueue
 	out    *outbox // the sender's queue of committed, unsettled items
+	// resendSessions: per peer card, the session this client started to answer a retry
+	// request (retry.go); later requests share it until the peer answers. c.mu.
+	resendSessions map[string]string
 
 	ownStore bool
 	lock     *profile.Lock // the profile's lock, when Profile opened the store; released by Close
@@ -171,6 +174,8 @@ func New(prefs Preferences) (*Controller, error) {
 		kick:     make(chan struct{}, 1),
 		rotateCh: make(chan struct{}, 1),
 		out:      newOutbox(),
+
+		resendSessions: make(map[string]string),
 		synced:   make(chan struct{}),
 		passDone: make(chan struct{}),
 	}

@@ -211,3 +211,13 @@ func (c *Client) replaceMessage(ctx context.Context, tx *txn, id int64, m Messag
 	_, err = tx.exec(ctx, "UPDATE contacts SET unread = unread + 1 WHERE name = ? AND unread = 0", m.Contact)
 	return err
 }
+
+// RecordToCard records the peer card outgoing message id was encrypted for (a message
+// that waited for its session learns it when the handshake runs).
+func (c *Client) RecordToCard(ctx context.Context, id int64, cardID string) error {
+	err := c.db.write(ctx, func(tx *txn) error { return recordToCard(ctx, tx, id, cardID) })
+	if err != nil {
+		return fmt.Errorf("storage: record the card of message %d: %w", id, err)
+	}
+	return nil
+}

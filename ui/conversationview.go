@@ -127,6 +127,12 @@ func (r *convRenderer) render(it *msgItem) []string {
 		for i := range body {
 			body[i] = s.Undecryptable.Render(body[i])
 		}
+	case chat.RetryRequested(m):
+		// Asked for again (chat/PAYLOAD.md §4.3): the resend takes this line's place.
+		body = wrapText("⚠ a message from "+r.contact+" could not be decrypted; asked "+r.contact+"'s pfschat to re-send it", textW)
+		for i := range body {
+			body[i] = s.Undecryptable.Render(body[i])
+		}
 	case m.State == chat.UndecryptableState || (!m.Outgoing && m.State == chat.Failed):
 		reason := m.Reason
 		if reason == "" {
