@@ -176,8 +176,8 @@ func New(prefs Preferences) (*Controller, error) {
 		out:      newOutbox(),
 
 		resendSessions: make(map[string]string),
-		synced:   make(chan struct{}),
-		passDone: make(chan struct{}),
+		synced:         make(chan struct{}),
+		passDone:       make(chan struct{}),
 	}
 	if c.log == nil {
 		c.log = slog.New(slog.DiscardHandler)

@@ -218,7 +218,7 @@ type received struct {
 	undecrypt  error
 	stranger   string // undecryptable from someone who is not a contact
 
-	askRetry    *retryAsk     // a retry request to send for the placeholder (retry.go)
+	askRetry    *retryAsk      // a retry request to send for the placeholder (retry.go)
 	retryReq    *payload.Retry // a retry request from the contact to answer
 	retryFrom   *ratchet.Card  // the card it came from
 	retrySender string
