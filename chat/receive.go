@@ -552,7 +552,7 @@ func (c *Controller) senderCard(ctx context.Context, from, cardID string) (*ratc
 		return nil, false, fmt.Errorf("chat: reading contact %s: %w", from, err)
 	}
 	isNew := errors.Is(err, storage.ErrNotFound)
-	card, err := c.fetchCard(ctx, from)
+	card, err := c.fetchSenderCard(ctx, from, cardID)
 	if err != nil {
 		return nil, false, err
 	}

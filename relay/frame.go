@@ -49,6 +49,9 @@ const (
 	TypePing          = "ping"
 	// Operations: a card deletes its own account.
 	TypeDeleteAccount = "delete_account"
+	// TypeLookupCard looks a card up by its ID (PROTOCOL.md "lookup_card"), the current
+	// card of a name: a responder fetches the card an initial header names.
+	TypeLookupCard = "lookup_card"
 )
 
 // Frame types sent by the relay (besides hello and prekey_status, which go both ways).
@@ -84,6 +87,9 @@ type Frame struct {
 	// ChannelBinding is the relay's binding mode (BindingTLSExporter, BindingNone,
 	// BindingTLSTerminatedUpstream); the hello's Signature covers the binding value.
 	ChannelBinding string `json:"channel_binding,omitempty"`
+	// Registration is the relay's registration policy ("open", "invite", "closed"),
+	// announced in its hello so onboarding can ask for an invite code up front.
+	Registration string `json:"registration,omitempty"`
 
 	// identity and authentication
 	Name      string `json:"name,omitempty"`
@@ -201,6 +207,7 @@ var clientFrames = map[string]frameRule{
 	TypeAck:           {required: fIDs, needID: true},
 	TypePing:          {needID: true},
 	TypeDeleteAccount: {required: fCardID | fSignature | fTime, needID: true},
+	TypeLookupCard:    {required: fCardID, needID: true},
 }
 
 // Per-field bounds the decoder enforces before anything else looks at a frame.
@@ -264,6 +271,9 @@ func (f *Frame) present() fieldSet {
 		s |= fTime
 	}
 	if f.KeyRotations != nil {
+		s |= fServerOnly
+	}
+	if f.Registration != "" {
 		s |= fServerOnly
 	}
 	if f.RelayKey != nil || f.Challenge != nil || f.Limits != nil || f.ChannelBinding != "" ||

@@ -37,6 +37,7 @@ var metricFrameTypes = [...]string{
 	relay.TypeOK, relay.TypeError, relay.TypeCard, relay.TypeBundle, relay.TypeAccepted, relay.TypeDeliver, relay.TypeSynced,
 	relay.TypeLowPreKeys, relay.TypeGoingAway, relay.TypePong, relay.TypeLimitNotice,
 	relay.TypeDeleteAccount,
+	relay.TypeLookupCard,
 }
 
 var metricErrorCodes = [...]string{
