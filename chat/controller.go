@@ -614,6 +614,10 @@ func (c *Controller) HasSession(ctx context.Context, contact string) (bool, erro
 	return s != nil, err
 }
 
+// Fingerprint is the fingerprint of the user's own card key (ratchet/SPEC.md §7), to
+// show next to the name (/whoami, the end of onboarding).
+func (c *Controller) Fingerprint() string { return ratchet.Fingerprint(c.card.SigningKey) }
+
 // RelayFingerprint is the fingerprint of the pinned relay key ("" before first contact);
 // compare it with the one the relay prints at start.
 func (c *Controller) RelayFingerprint() string {

@@ -130,3 +130,21 @@ func TestResendReplacesPlaceholder(t *testing.T) {
 		t.Fatalf("conversation %+v", msgs)
 	}
 }
+
+// The unlock screen names the profile: its identity name is read without the passphrase.
+func TestPeekClientName(t *testing.T) {
+	ctx := t.Context()
+	c := newClient(t, []byte("pw"))
+	if _, err := PeekClientName(ctx, c.Path()); !errors.Is(err, ErrNotFound) {
+		t.Fatalf("no identity yet: %v", err)
+	}
+	if err := c.SaveIdentity(ctx, Identity{Name: "alice", CardID: "c", PrivateKey: []byte("k")}); err != nil {
+		t.Fatal(err)
+	}
+	if name, err := PeekClientName(ctx, c.Path()); err != nil || name != "alice" {
+		t.Fatalf("peek: %q %v", name, err)
+	}
+	if _, err := PeekClientName(ctx, c.Path()+".missing"); !errors.Is(err, ErrNotFound) {
+		t.Fatalf("missing file: %v", err)
+	}
+}

@@ -100,6 +100,20 @@ var slashCommands = []slashCommand{
 		},
 	},
 	{
+		name: "/whoami", help: "show your name, your key's fingerprint and the relay's",
+		run: func(m *mainScreen, _ []string) tea.Cmd {
+			text := "you are " + m.b.Me()
+			if ir, ok := m.b.(identityReporter); ok {
+				text += " · your key " + ir.Fingerprint()
+				if fp := ir.RelayFingerprint(); fp != "" {
+					text += " · relay key " + fp
+				}
+			}
+			m.setNotice(text, false)
+			return nil
+		},
+	},
+	{
 		name: "/bell", help: "turn the bell for messages in other conversations on or off",
 		run: func(m *mainScreen, _ []string) tea.Cmd {
 			m.c.bell = !m.c.bell
