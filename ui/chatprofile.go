@@ -3,9 +3,9 @@ package ui
 import (
 	"context"
 	"crypto/ed25519"
-	"sync"
 	"errors"
 	"fmt"
+	"sync"
 
 	"pfschat/chat"
 )
