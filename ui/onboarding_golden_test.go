@@ -1,0 +1,97 @@
+package ui
+
+import (
+	"context"
+	"errors"
+	"testing"
+	"time"
+
+	"github.com/charmbracelet/x/exp/teatest/v2"
+)
+
+// fakeOnboarder is a deterministic Onboarder for the golden files: a fixed relay key,
+// a relay that registers by invitation, and one taken name. The behaviour tests
+// (chat_test.go) run onboarding against a real relay.
+type fakeOnboarder struct{ exists bool }
+
+type fpBackend struct{ *memBackend }
+
+func (fpBackend) Fingerprint() string      { return "9c01 3f2a 0b45 77de e210" }
+func (fpBackend) RelayFingerprint() string { return "3f2a 9c01 77de 0b45 e210" }
+
+func (f *fakeOnboarder) Exists() bool            { return f.exists }
+func (f *fakeOnboarder) DefaultRelayURL() string { return "wss://relay.example.org" }
+func (f *fakeOnboarder) Create(ctx context.Context, name string, _ []byte, _ string) (Backend, error) {
+	return f.CreateWith(ctx, CreateRequest{Name: name})
+}
+func (f *fakeOnboarder) Open(context.Context, []byte) (Backend, error) {
+	return nil, errors.New("not in the golden tests")
+}
+func (f *fakeOnboarder) ProbeRelay(context.Context, string) (RelayInfo, error) {
+	return RelayInfo{Fingerprint: "3f2a 9c01 77de 0b45 e210", Registration: "invite"}, nil
+}
+func (f *fakeOnboarder) NameAvailable(_ context.Context, _, name string) (bool, error) {
+	return name != "bob", nil
+}
+func (f *fakeOnboarder) CreateWith(_ context.Context, req CreateRequest) (Backend, error) {
+	return fpBackend{newMemBackend(req.Name, func() time.Time { return fixedNow })}, nil
+}
+func (f *fakeOnboarder) ProfileName() (string, string) { return "alice", "/home/alice/.local/share/pfschat" }
+
+// golden renders the UI's final frame after the test quit it.
+func golden(t *testing.T, tm *teatest.TestModel) {
+	t.Helper()
+	tm.Quit()
+	final := tm.FinalModel(t, teatest.WithFinalTimeout(10*time.Second)).(*App)
+	teatest.RequireEqualOutput(t, downsample(final.render()))
+}
+
+// TestGoldenOnboarding pins onboarding's screens at 100×30: the name step with the
+// relay's key and the name check, the invite step, and the end with the new identity.
+func TestGoldenOnboarding(t *testing.T) {
+	t.Run("name", func(t *testing.T) {
+		tm, fr := startUI(t, Options{Profile: &fakeOnboarder{}}, 100, 30)
+		fr.WaitText(t, "relay:")
+		press(tm, "enter")
+		fr.WaitText(t, "relay key 3f2a", "name:")
+		tm.Type("bob")
+		fr.WaitText(t, "✗ bob is taken")
+		golden(t, tm)
+	})
+	t.Run("invite", func(t *testing.T) {
+		tm, fr := startUI(t, Options{Profile: &fakeOnboarder{}}, 100, 30)
+		fr.WaitText(t, "relay:")
+		press(tm, "enter")
+		fr.WaitText(t, "name:")
+		tm.Type("alice")
+		press(tm, "enter")
+		fr.WaitText(t, "invite:")
+		press(tm, "enter")
+		fr.WaitText(t, "registers by invitation")
+		golden(t, tm)
+	})
+	t.Run("done", func(t *testing.T) {
+		tm, fr := startUI(t, Options{Profile: &fakeOnboarder{}}, 100, 30)
+		fr.WaitText(t, "relay:")
+		press(tm, "enter")
+		fr.WaitText(t, "name:")
+		tm.Type("alice")
+		press(tm, "enter")
+		fr.WaitText(t, "invite:")
+		tm.Type("c0de")
+		press(tm, "enter")
+		tm.Type("correct horse battery")
+		press(tm, "enter")
+		tm.Type("correct horse battery")
+		press(tm, "enter")
+		fr.WaitText(t, "You are alice.", "9c01 3f2a")
+		golden(t, tm)
+	})
+}
+
+// TestGoldenUnlock pins the unlock screen, which names the profile it opens.
+func TestGoldenUnlock(t *testing.T) {
+	tm, fr := startUI(t, Options{Profile: &fakeOnboarder{exists: true}}, 100, 30)
+	fr.WaitText(t, "Unlock alice's profile")
+	golden(t, tm)
+}
