@@ -36,7 +36,9 @@ func (f *fakeOnboarder) NameAvailable(_ context.Context, _, name string) (bool, 
 func (f *fakeOnboarder) CreateWith(_ context.Context, req CreateRequest) (Backend, error) {
 	return fpBackend{newMemBackend(req.Name, func() time.Time { return fixedNow })}, nil
 }
-func (f *fakeOnboarder) ProfileName() (string, string) { return "alice", "/home/alice/.local/share/pfschat" }
+func (f *fakeOnboarder) ProfileName() (string, string) {
+	return "alice", "/home/alice/.local/share/pfschat"
+}
 
 // golden renders the UI's final frame after the test quit it.
 func golden(t *testing.T, tm *teatest.TestModel) {
