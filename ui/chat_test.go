@@ -181,7 +181,7 @@ func TestTwoUsersTalk(t *testing.T) {
 	fa.WaitText(t, "prekeys rotated")
 	ta.Type("/reset")
 	press(ta, "enter")
-	fa.WaitText(t, "Reset session", "Drop the encrypted session with bob")
+	fa.WaitText(t, "Reset session", "Start a fresh encrypted session with bob")
 	ta.Type("y")
 	fa.WaitText(t, "session with bob reset")
 	ta.Type("after the reset")

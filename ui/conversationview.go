@@ -165,6 +165,10 @@ func (r *convRenderer) render(it *msgItem) []string {
 		}
 		out = append(out, fitLine(line, r.width))
 	}
+	if !m.Outgoing && m.Reason == chat.ResentReason && m.State != chat.UndecryptableState {
+		// It took the place of a message that could not be read (a retry request).
+		out = append(out, fitLine(indent+s.Muted.Render("re-sent by "+r.contact+"'s pfschat"), r.width))
+	}
 	if m.Outgoing && m.State == chat.Failed && m.Reason != "" {
 		for _, l := range wrapText("not sent: "+m.Reason, textW) {
 			out = append(out, fitLine(indent+s.MarkFailed.Render(l), r.width))

@@ -77,12 +77,12 @@ var slashCommands = []slashCommand{
 		},
 	},
 	{
-		name: "/reset", help: "drop the session with the open contact and start a fresh one",
+		name: "/reset", help: "start a fresh session with the open contact",
 		needsConversation: true,
 		run: func(m *mainScreen, _ []string) tea.Cmd {
 			b, name := m.b, m.open
 			return pushDialog(newConfirmDialog(m.c, "Reset session",
-				fmt.Sprintf("Drop the encrypted session with %s and start a fresh one?\nMessages already received stay readable.", name),
+				fmt.Sprintf("Start a fresh encrypted session with %s?\nMessages already received stay readable, and those already on their way still arrive.", name),
 				m.c.op("reset", name, func(ctx context.Context) error { return b.ResetSession(ctx, name) })))
 		},
 	},

@@ -86,7 +86,7 @@ func init() {
 			flags: func(fs *flag.FlagSet) {
 				fs.Int("count", chat.DefaultOneTimeKeys, "one-time prekeys of each kind to keep on the relay")
 			}},
-		{name: "reset-session", args: "NAME", help: "drop the sessions with NAME; the next message starts afresh", run: cmdResetSession},
+		{name: "reset-session", args: "NAME", help: "start afresh with NAME: the next message opens a new session (messages already on their way still decrypt)", run: cmdResetSession},
 		{name: "version", help: "print the version", run: cmdVersion},
 		// Operations (opscmd.go).
 		{name: "delete-account", args: "[--yes]", help: "delete your account on the relay and free your name", run: cmdDeleteAccount,
