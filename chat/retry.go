@@ -139,6 +139,9 @@ func (c *Controller) answerRetry(ctx context.Context, contact string, card *ratc
 		if errors.Is(err, storage.ErrResendLimit) {
 			return fmt.Errorf("%w: %w", errNoResend, err)
 		}
+		if errors.Is(err, ErrOffline) || errors.Is(err, errAwaitSession) || ctx.Err() != nil {
+			return err // transient: the peer may ask again; the message keeps its mark
+		}
 		reason := "could not be re-sent: " + err.Error()
 		if serr := c.store.SetDeliveryState(ctx, m.ID, Failed, reason); serr != nil {
 			return serr
