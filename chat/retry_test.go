@@ -1,12 +1,16 @@
 package chat
 
 import (
+	"context"
 	"errors"
+	"strings"
 	"sync"
 	"testing"
 	"time"
 
 	"pfschat/chat/payload"
+	"pfschat/ratchet"
+	"pfschat/relay"
 	"pfschat/relay/client"
 	"pfschat/relay/relaytest"
 )
@@ -232,5 +236,51 @@ func TestRetryRequestRules(t *testing.T) {
 	}
 	if st, _ := alice.c.store.Message(ctx, m2.ID); st.State == Failed {
 		t.Fatal("a refused request marked the message failed")
+	}
+}
+
+// failingBundles refuses bundle fetches while fail is set, as a relay that lost the
+// peer's prekeys would.
+type failingBundles struct {
+	RelayClient
+	mu   sync.Mutex
+	fail bool
+}
+
+func (f *failingBundles) FetchBundle(ctx context.Context, name string) (*ratchet.Bundle, error) {
+	f.mu.Lock()
+	fail := f.fail
+	f.mu.Unlock()
+	if fail {
+		return nil, &relay.ProtocolError{Code: relay.CodeNoPreKeys, Message: "no prekeys"}
+	}
+	return f.RelayClient.FetchBundle(ctx, name)
+}
+
+// A resend that cannot be made turns the message's mark to failed, with the reason.
+func TestFailedResendMarksMessage(t *testing.T) {
+	r := relaytest.Start(t)
+	fb := &failingBundles{}
+	alice := newUser(t, r, "alice", func(p *Profile) {
+		p.Prefs.Dial = func(cfg client.Config) RelayClient { fb.RelayClient = client.New(cfg); return fb }
+	})
+	bob := newUser(t, r, "bob")
+	ctx := t.Context()
+	converse(t, alice, bob)
+	m, err := alice.c.Send(ctx, "bob", "lost")
+	must(t, err)
+	waitState(t, alice.c, m.ID, Sent)
+	si, err := alice.c.store.SentInfo(ctx, m.ID)
+	must(t, err)
+	fb.mu.Lock()
+	fb.fail = true
+	fb.mu.Unlock()
+	if err := alice.c.answerRetry(ctx, "bob", bob.card, payload.Retry{Reason: payload.RetryUndecryptable, RelayMsgID: uint64(si.RelayMsgID)}); err == nil || errors.Is(err, errNoResend) {
+		t.Fatalf("a resend without a bundle: %v", err)
+	}
+	got, err := alice.c.store.Message(ctx, m.ID)
+	must(t, err)
+	if got.State != Failed || !strings.Contains(got.Reason, "could not be re-sent") {
+		t.Fatalf("message after a failed resend: %v %q", got.State, got.Reason)
 	}
 }
