@@ -93,7 +93,7 @@ func (c *Client) SentByRelayMsgID(ctx context.Context, contact string, relayMsgI
 		return Message{}, fmt.Errorf("%w: relay msg id %d", ErrNotFound, relayMsgID)
 	}
 	return c.oneMessage(ctx, fmt.Sprintf("message to %s accepted as relay msg %d", contact, relayMsgID),
-		"id = (SELECT message_id FROM sent_info WHERE relay_msg_id = ?) AND contact = ? AND direction = 2", relayMsgID, contact)
+		"id IN (SELECT message_id FROM sent_info WHERE relay_msg_id = ?) AND contact = ? AND direction = 2 ORDER BY id DESC LIMIT 1", relayMsgID, contact)
 }
 
 // UndecryptableByRelayMsgID returns the placeholder of the message from contact that
