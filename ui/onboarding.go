@@ -82,6 +82,10 @@ type onboarding struct {
 
 	created Backend // stepDone: the new identity's backend
 	myFP    string
+
+	// queued holds what was typed while the relay was being probed: it goes to the name
+	// step once the relay answered, so nothing typed early is lost.
+	queued []tea.Msg
 }
 
 type createdMsg struct {
@@ -145,7 +149,24 @@ func (o *onboarding) Update(msg tea.Msg) (screen, tea.Cmd) {
 		}
 		return o, nil
 	case probedMsg:
-		return o, o.probed(msg)
+		cmd := o.probed(msg)
+		queued := o.queued
+		o.queued = nil
+		if msg.err != nil || o.step != stepName {
+			return o, cmd // the relay step again: what was typed for the name is moot
+		}
+		cmds := []tea.Cmd{cmd}
+		for _, q := range queued {
+			var c tea.Cmd
+			_, c = o.Update(q)
+			cmds = append(cmds, c)
+		}
+		return o, tea.Batch(cmds...)
+	case tea.PasteMsg:
+		if o.probing {
+			o.queued = append(o.queued, msg)
+			return o, nil
+		}
 	case nameCheckDueMsg:
 		return o, o.checkName(msg.seq)
 	case nameCheckedMsg:
@@ -172,6 +193,9 @@ func (o *onboarding) Update(msg tea.Msg) (screen, tea.Cmd) {
 				b := o.created
 				return o, func() tea.Msg { return backendReadyMsg{b} }
 			}
+			return o, nil
+		case o.probing:
+			o.queued = append(o.queued, msg)
 			return o, nil
 		}
 		switch msg.String() {

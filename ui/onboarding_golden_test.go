@@ -97,3 +97,34 @@ func TestGoldenUnlock(t *testing.T) {
 	fr.WaitText(t, "Unlock alice's profile")
 	golden(t, tm)
 }
+
+// slowProbe is a fakeOnboarder whose relay answers only when the test lets it.
+type slowProbe struct {
+	fakeOnboarder
+	release chan struct{}
+}
+
+func (s *slowProbe) ProbeRelay(ctx context.Context, url string) (RelayInfo, error) {
+	select {
+	case <-s.release:
+	case <-ctx.Done():
+		return RelayInfo{}, ctx.Err()
+	}
+	return s.fakeOnboarder.ProbeRelay(ctx, url)
+}
+
+// What is typed while the relay is still being asked — the name and its Enter — is not
+// lost: it lands on the name step once the relay answered.
+func TestOnboardingKeepsEarlyTyping(t *testing.T) {
+	p := &slowProbe{release: make(chan struct{})}
+	tm, fr := startUI(t, Options{Profile: p}, 100, 30)
+	fr.WaitText(t, "relay:")
+	press(tm, "enter")
+	fr.WaitText(t, "contacting the relay…")
+	tm.Type("alice")
+	press(tm, "enter")
+	close(p.release)
+	fr.WaitText(t, "name: alice", "invite:")
+	tm.Quit()
+	tm.WaitFinished(t, teatest.WithFinalTimeout(10*time.Second))
+}
