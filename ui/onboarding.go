@@ -494,6 +494,10 @@ type unlock struct {
 	preset   []byte // passphrase given up front; tried once at start
 	// whose and where: the profile being unlocked (ProfileNamer), shown in the title.
 	whose, where string
+	// queued: keys typed while a passphrase was being tried. A failed try gives them to
+	// the passphrase field (nothing typed is lost); a successful one drops them, so
+	// that a passphrase typed meanwhile never reaches the message input.
+	queued []tea.Msg
 }
 
 type openedMsg struct {
@@ -553,13 +557,26 @@ func (u *unlock) Update(msg tea.Msg) (screen, tea.Cmd) {
 				u.err = "could not open your profile: " + errText(msg.err)
 			}
 			u.input.Reset()
-			return u, u.input.Focus()
+			cmds := []tea.Cmd{u.input.Focus()}
+			queued := u.queued
+			u.queued = nil
+			for _, q := range queued {
+				_, c := u.Update(q)
+				cmds = append(cmds, c)
+			}
+			return u, tea.Batch(cmds...)
 		}
+		clear(u.queued)
+		u.queued = nil
 		return u, func() tea.Msg { return backendReadyMsg{msg.b} }
-	case tea.KeyPressMsg:
+	case tea.KeyPressMsg, tea.PasteMsg:
 		if u.busy {
+			u.queued = append(u.queued, msg)
 			return u, nil
 		}
+	}
+	switch msg := msg.(type) {
+	case tea.KeyPressMsg:
 		if msg.String() == "enter" {
 			if u.input.Value() == "" {
 				return u, nil

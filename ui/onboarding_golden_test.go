@@ -128,3 +128,40 @@ func TestOnboardingKeepsEarlyTyping(t *testing.T) {
 	tm.Quit()
 	tm.WaitFinished(t, teatest.WithFinalTimeout(10*time.Second))
 }
+
+// gatedOpen is a profile whose first unlock (the passphrase given up front) answers
+// only when the test lets it, wrongly; the second takes "typed early".
+type gatedOpen struct {
+	fakeOnboarder
+	release chan struct{}
+	calls   int
+}
+
+func (g *gatedOpen) Open(ctx context.Context, pass []byte) (Backend, error) {
+	g.calls++
+	if g.calls == 1 {
+		select {
+		case <-g.release:
+		case <-ctx.Done():
+		}
+		return nil, ErrWrongPassphrase
+	}
+	if string(pass) != "typed early" {
+		return nil, ErrWrongPassphrase
+	}
+	return fpBackend{newMemBackend("alice", func() time.Time { return fixedNow })}, nil
+}
+
+// A passphrase typed (with its Enter) while the one given up front is still being
+// tried is not lost: when that one fails, it is tried next.
+func TestUnlockKeepsEarlyTyping(t *testing.T) {
+	p := &gatedOpen{fakeOnboarder: fakeOnboarder{exists: true}, release: make(chan struct{})}
+	tm, fr := startUI(t, Options{Profile: p, Passphrase: []byte("stale")}, 100, 30)
+	fr.WaitText(t, "Unlock alice's profile", "unlocking…")
+	tm.Type("typed early")
+	press(tm, "enter")
+	close(p.release)
+	fr.WaitText(t, "Write a message")
+	tm.Quit()
+	tm.WaitFinished(t, teatest.WithFinalTimeout(10*time.Second))
+}
