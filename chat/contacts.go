@@ -6,6 +6,7 @@ import (
 	"fmt"
 
 	"pfschat/ratchet"
+	"pfschat/relay"
 	"pfschat/storage"
 )
 
@@ -50,6 +51,42 @@ func (c *Controller) fetchCard(ctx context.Context, name string) (*ratchet.Card,
 			return nil, fmt.Errorf("%w: %q", ErrUnknownUser, name)
 		}
 		return nil, fmt.Errorf("chat: fetching %s's card: %w", name, err)
+	}
+	if err := c.checkCard(card, name); err != nil {
+		return nil, err
+	}
+	return card, nil
+}
+
+// cardByIDLooker is a relay client that can look a card up by its ID (relay/PROTOCOL.md
+// "Card lookup by ID"); *client.Client is one.
+type cardByIDLooker interface {
+	LookupCardByID(ctx context.Context, cardID string) (*ratchet.Card, error)
+}
+
+// fetchSenderCard fetches the card a message names (its from_card_id), by that ID, and
+// checks it is name's: a message from a card that is not its name's current card is
+// refused with that reason. A relay without lookup_card is asked by name.
+func (c *Controller) fetchSenderCard(ctx context.Context, name, cardID string) (*ratchet.Card, error) {
+	rc, err := c.relayClient()
+	if err != nil {
+		return nil, err
+	}
+	l, ok := rc.(cardByIDLooker)
+	if !ok {
+		return c.fetchCard(ctx, name)
+	}
+	rctx, cancel := withRPCTimeout(ctx)
+	defer cancel()
+	card, err := l.LookupCardByID(rctx, cardID)
+	var pe *relay.ProtocolError
+	switch {
+	case errors.As(err, &pe) && pe.Code == relay.CodeUnknownType:
+		return c.fetchCard(ctx, name) // a relay from before lookup_card
+	case isNotFound(err):
+		return nil, fmt.Errorf("%w: card %.12s is not %s's current card on the relay", ErrCardRejected, cardID, name)
+	case err != nil:
+		return nil, fmt.Errorf("chat: fetching %s's card %.12s: %w", name, cardID, err)
 	}
 	if err := c.checkCard(card, name); err != nil {
 		return nil, err

@@ -107,6 +107,9 @@ type Controller struct {
 	name   string
 	events *eventQueue
 	out    *outbox // the sender's queue of committed, unsettled items
+	// resendSessions: per peer card, the session this client started to answer a retry
+	// request (retry.go); later requests share it until the peer answers. c.mu.
+	resendSessions map[string]string
 
 	ownStore bool
 	lock     *profile.Lock // the profile's lock, when Profile opened the store; released by Close
@@ -176,8 +179,10 @@ func New(prefs Preferences) (*Controller, error) {
 		kick:     make(chan struct{}, 1),
 		rotateCh: make(chan struct{}, 1),
 		out:      newOutbox(),
-		synced:   make(chan struct{}),
-		passDone: make(chan struct{}),
+
+		resendSessions: make(map[string]string),
+		synced:         make(chan struct{}),
+		passDone:       make(chan struct{}),
 	}
 	if c.log == nil {
 		c.log = slog.New(slog.DiscardHandler)
@@ -646,6 +651,10 @@ func (c *Controller) HasSession(ctx context.Context, contact string) (bool, erro
 	s, err := c.activeSession(ctx, r.CardID)
 	return s != nil, err
 }
+
+// Fingerprint is the fingerprint of the user's own card key (ratchet/SPEC.md §7), to
+// show next to the name (/whoami, the end of onboarding).
+func (c *Controller) Fingerprint() string { return ratchet.Fingerprint(c.card.SigningKey) }
 
 // RelayFingerprint is the fingerprint of the pinned relay key ("" before first contact);
 // compare it with the one the relay prints at start.

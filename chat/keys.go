@@ -231,6 +231,7 @@ func (c *Controller) rotateLoop(ctx context.Context) {
 		if _, err := c.ExpireSkippedKeys(ctx); err != nil && ctx.Err() == nil {
 			c.log.Warn("expiring skipped message keys failed; will retry", "err", err)
 		}
+		c.expireArchivedSessions(ctx)
 		if !c.isOnline() {
 			continue
 		}

@@ -60,6 +60,9 @@ type Profile struct {
 	// Invite is the invite code registration sends (a relay that registers by
 	// invitation: `pfschat init --invite CODE`).
 	Invite string
+	// RelayKey, when set, is the relay key the user was shown before creating the
+	// profile (onboarding): registration refuses a relay that proves another.
+	RelayKey ed25519.PublicKey
 	// Preferences for the controller; Store, RelayURL, IdentityKey and Card are filled in.
 	Prefs Preferences
 	// StoreOptions tune the client store (zero = production: Argon2id defaults, FULL sync).
@@ -236,7 +239,7 @@ func (p Profile) register(ctx context.Context, relayURL string, card *ratchet.Ca
 		logger = slog.New(slog.DiscardHandler)
 	}
 	rc := dial(client.Config{URL: relayURL, Logger: logger, InsecureWS: p.Prefs.InsecureWS, RootCAs: p.Prefs.RootCAs, Invite: p.Invite,
-		RecoveryProof: recoveryProof})
+		PinnedRelayKey: p.RelayKey, RecoveryProof: recoveryProof})
 	defer rc.Close()
 	if err := rc.Connect(ctx); err != nil {
 		return nil, nil, fmt.Errorf("%w: %s: %w", ErrOffline, relayURL, err)

@@ -6,6 +6,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"math"
 	"strconv"
 	"sync/atomic"
 	"time"
@@ -216,6 +217,11 @@ type received struct {
 	contactNew bool
 	undecrypt  error
 	stranger   string // undecryptable from someone who is not a contact
+
+	askRetry    *retryAsk      // a retry request to send for the placeholder (retry.go)
+	retryReq    *payload.Retry // a retry request from the contact to answer
+	retryFrom   *ratchet.Card  // the card it came from
+	retrySender string
 }
 
 // handleIncoming commits one message (or an "undecryptable" record) and notes the ack
@@ -251,6 +257,14 @@ func (c *Controller) handleIncoming(ctx context.Context, in *client.Incoming, b 
 }
 
 func (c *Controller) afterReceive(ctx context.Context, res *received) {
+	if res.askRetry != nil {
+		c.askRetry(ctx, res.askRetry)
+	}
+	if res.retryReq != nil {
+		if err := c.answerRetry(ctx, res.retrySender, res.retryFrom, *res.retryReq); err != nil {
+			c.log.Info("retry request", "from", res.retrySender, "err", err)
+		}
+	}
 	if res.stranger != "" {
 		c.emit(Event{Kind: Undecryptable, Contact: res.stranger, Err: res.undecrypt})
 	}
@@ -282,6 +296,9 @@ func (c *Controller) receive(ctx context.Context, in *client.Incoming, relayID s
 	defer c.mu.Unlock()
 	now := c.now()
 	res := &received{contactNew: contactNew}
+	// retryable: the message came from the contact's verified card, so its sender can
+	// be asked to send it again (PAYLOAD.md §4.3).
+	retryable := false
 	undecryptable := func(reason error) (*received, error) {
 		if _, err := c.store.Contact(ctx, in.From); errors.Is(err, storage.ErrNotFound) {
 			// A stranger whose card does not verify: there is no conversation to put
@@ -303,12 +320,16 @@ func (c *Controller) receive(ctx context.Context, in *client.Incoming, relayID s
 		}
 		msg.ID = id
 		res.msg, res.undecrypt = msg, reason
+		if retryable && in.ID > 0 {
+			res.askRetry = &retryAsk{contact: in.From, reason: payload.RetryUndecryptable, relayMsgID: in.ID, placeholder: id}
+		}
 		c.log.Warn("undecryptable message recorded", "from", in.From, "reason", reason)
 		return res, nil
 	}
 	if cerr != nil {
 		return undecryptable(fmt.Errorf("the sender's card could not be verified: %w", cerr))
 	}
+	retryable = true
 	env, err := ratchet.DecodeEnvelope(in.Body)
 	if err != nil {
 		return undecryptable(fmt.Errorf("malformed message: %w", err))
@@ -407,12 +428,37 @@ func (c *Controller) receive(ctx context.Context, in *client.Incoming, relayID s
 			SentAt: in.ReceivedAt, State: UndecryptableState,
 			Reason: "unreadable content: " + perr.Error(), RelayID: relayID}
 		res.undecrypt = perr
+		if in.ID > 0 && !keyPending {
+			res.askRetry = &retryAsk{contact: in.From, reason: payload.RetryUnreadable, relayMsgID: in.ID}
+		}
 	case pl.Type == payload.Text:
-		tx.Message = &storage.Message{Contact: in.From, Direction: storage.Incoming, Body: []byte(pl.Text),
-			SentAt: pl.At, ReceivedAt: now, State: Delivered, Seq: pl.Seq,
-			ClientID: incomingClientID(in.From, pl.ID), RelayID: relayID,
-			SenderCardID: card.ID(), KeyPending: keyPending}
-		res.receiptFor, res.receiptID = in.From, pl.ID
+		cid := incomingClientID(in.From, pl.ID)
+		dup, err := c.store.MessageByClientID(ctx, cid)
+		switch {
+		case err == nil && dup.Direction == storage.Incoming && dup.Contact == in.From:
+			// An original and its resend (PAYLOAD.md §4.3): shown once. The receipt is
+			// owed again (the first one may be what was lost).
+			c.log.Info("duplicate of a message already received (a resend) not shown again", "from", in.From)
+			res.receiptFor, res.receiptID = in.From, pl.ID
+		case err != nil && !errors.Is(err, storage.ErrNotFound):
+			return nil, fmt.Errorf("chat: looking up a received message id: %w", err)
+		default:
+			tx.Message = &storage.Message{Contact: in.From, Direction: storage.Incoming, Body: []byte(pl.Text),
+				SentAt: pl.At, ReceivedAt: now, State: Delivered, Seq: pl.Seq,
+				ClientID: cid, RelayID: relayID,
+				SenderCardID: card.ID(), KeyPending: keyPending}
+			res.receiptFor, res.receiptID = in.From, pl.ID
+			if pl.ResendOf != 0 && pl.ResendOf <= math.MaxInt64 {
+				if ph, err := c.store.UndecryptableByRelayMsgID(ctx, in.From, int64(pl.ResendOf)); err == nil {
+					tx.Replaces = ph.ID
+					tx.Message.Reason = ResentReason
+				}
+			}
+		}
+	case pl.Type == payload.RetryRequest:
+		// Answered after the commit (it may start a session); a request from a key
+		// the user has not accepted is not (answerRetry).
+		res.retryReq, res.retryFrom, res.retrySender = &pl.Retry, card, in.From
 	case pl.Type == payload.Withdrawn:
 		// The relay refused the contact's message for good (chat/PAYLOAD.md §4.6): its
 		// place in the conversation says so, and its number is no hole (Gaps). No client
@@ -452,6 +498,9 @@ func (c *Controller) receive(ctx context.Context, in *client.Incoming, relayID s
 	if tx.Message != nil {
 		tx.Message.ID = id
 		res.msg = tx.Message
+		if res.askRetry != nil && res.askRetry.placeholder == 0 {
+			res.askRetry.placeholder = id
+		}
 	}
 	return res, nil
 }
@@ -506,7 +555,7 @@ func (c *Controller) senderCard(ctx context.Context, from, cardID string) (*ratc
 		return nil, false, fmt.Errorf("chat: reading contact %s: %w", from, err)
 	}
 	isNew := errors.Is(err, storage.ErrNotFound)
-	card, err := c.fetchCard(ctx, from)
+	card, err := c.fetchSenderCard(ctx, from, cardID)
 	if err != nil {
 		return nil, false, err
 	}

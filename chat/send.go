@@ -156,6 +156,11 @@ func (c *Controller) encryptAwaiting(ctx context.Context, it storage.OutboxItem)
 		if err := c.store.CommitAwaited(ctx, row, it.ClientID, wire); err != nil {
 			return fmt.Errorf("chat: committing message to %s: %w", it.To, err)
 		}
+		if it.MessageID != 0 {
+			if err := c.store.RecordToCard(ctx, it.MessageID, row.PeerCardID); err != nil {
+				c.log.Info("recording the card a message was encrypted for; it cannot be re-sent on request", "err", err)
+			}
+		}
 		it.Payload, it.AwaitingSession = wire, false
 		return nil
 	})
@@ -165,7 +170,20 @@ func (c *Controller) encryptAwaiting(ctx context.Context, it storage.OutboxItem)
 // settle takes a sent or refused item out of the outbox (failure: why it was refused)
 // and reports its message's new state from what the removal returned.
 func (c *Controller) settle(ctx context.Context, it storage.OutboxItem, failure string) error {
-	m, ok, err := c.store.SettleOutbox(ctx, it.ClientID, failure)
+	return c.settleSent(ctx, it, failure, 0)
+}
+
+// settleSent is settle that records, for an accepted item, the relay msg id it was
+// accepted under (a retry request names it).
+func (c *Controller) settleSent(ctx context.Context, it storage.OutboxItem, failure string, relayMsgID int64) error {
+	var m storage.Message
+	var ok bool
+	var err error
+	if failure == "" && relayMsgID > 0 {
+		m, ok, err = c.store.SettleOutboxAccepted(ctx, it.ClientID, relayMsgID)
+	} else {
+		m, ok, err = c.store.SettleOutbox(ctx, it.ClientID, failure)
+	}
 	if err != nil {
 		return err
 	}
@@ -225,7 +243,11 @@ func (c *Controller) commitEncrypted(ctx context.Context, s *Session, to string,
 	if c.beforeCommit != nil {
 		c.beforeCommit()
 	}
-	id, err := c.store.CommitSend(ctx, storage.SendTx{Session: row, Message: msg, Outbox: it})
+	tx := storage.SendTx{Session: row, Message: msg, Outbox: it}
+	if msg != nil {
+		tx.ToCardID = row.PeerCardID // a resend goes only to this card (retry.go)
+	}
+	id, err := c.store.CommitSend(ctx, tx)
 	if err != nil {
 		return 0, fmt.Errorf("chat: committing message to %s: %w", to, err)
 	}
@@ -446,7 +468,7 @@ func (c *Controller) sendOne(ctx context.Context, rc RelayClient, it *storage.Ou
 		*it = enc
 	}
 	sctx, cancel := withRPCTimeout(ctx)
-	_, err := rc.Send(sctx, it.To, it.Payload, it.ClientID)
+	relayMsgID, err := rc.Send(sctx, it.To, it.Payload, it.ClientID)
 	cancel()
 	var pe *relay.ProtocolError
 	if errors.As(err, &pe) && pe.Code == relay.CodeRateLimited {
@@ -463,7 +485,7 @@ func (c *Controller) sendOne(ctx context.Context, rc RelayClient, it *storage.Ou
 		failure = err.Error() // refused for good: record why
 		c.log.Warn("message refused by the relay", "to", it.To, "err", err)
 	}
-	if err := c.settle(ctx, *it, failure); err != nil {
+	if err := c.settleSent(ctx, *it, failure, relayMsgID); err != nil {
 		c.log.Error("removing a sent item from the outbox", "err", err)
 		return sendLater
 	}

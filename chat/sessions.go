@@ -332,8 +332,11 @@ func (c *Controller) RemoveSessions(ctx context.Context, cardID string) error {
 	return nil
 }
 
-// ResetSession drops the sessions with the contact's card; the next message starts a
-// fresh session (with a new handshake), which the peer adopts when it arrives.
+// ResetSession archives the sessions with the contact's card; the next message starts a
+// fresh session (with a new handshake), which the peer adopts when it arrives. The
+// archived sessions still decrypt what the peer sent under them before it saw the new
+// one (as Signal keeps archived sessions), until they are trimmed (storage
+// MaxSessionsPerPeer) or unused for ArchivedSessionMaxAge; nothing in flight is lost.
 func (c *Controller) ResetSession(ctx context.Context, contact string) error {
 	r, err := c.store.Contact(ctx, contact)
 	if errors.Is(err, storage.ErrNotFound) {
@@ -342,7 +345,12 @@ func (c *Controller) ResetSession(ctx context.Context, contact string) error {
 	if err != nil {
 		return fmt.Errorf("chat: reading contact %s: %w", contact, err)
 	}
-	return c.RemoveSessions(ctx, r.CardID)
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if err := c.store.ArchiveSessions(ctx, r.CardID); err != nil {
+		return fmt.Errorf("chat: resetting the session with %s: %w", contact, err)
+	}
+	return nil
 }
 
 // GentleReset drops all local sessions and prekeys and publishes fresh ones: new signed

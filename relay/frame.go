@@ -57,6 +57,9 @@ const (
 	// for a name by its recovery code (before login), a new recovery code (logged in).
 	TypeRecover     = "recover"
 	TypeSetRecovery = "set_recovery"
+	// TypeLookupCard looks a card up by its ID (PROTOCOL.md "lookup_card"), the current
+	// card of a name: a responder fetches the card an initial header names.
+	TypeLookupCard = "lookup_card"
 )
 
 // Frame types sent by the relay (besides hello and prekey_status, which go both ways).
@@ -92,6 +95,9 @@ type Frame struct {
 	// ChannelBinding is the relay's binding mode (BindingTLSExporter, BindingNone,
 	// BindingTLSTerminatedUpstream); the hello's Signature covers the binding value.
 	ChannelBinding string `json:"channel_binding,omitempty"`
+	// Registration is the relay's registration policy ("open", "invite", "closed"),
+	// announced in its hello so onboarding can ask for an invite code up front.
+	Registration string `json:"registration,omitempty"`
 
 	// identity and authentication
 	Name      string `json:"name,omitempty"`
@@ -220,6 +226,7 @@ var clientFrames = map[string]frameRule{
 	TypeUnblock:       {required: fName, needID: true},
 	TypeRecover:       {required: fCard | fRecovery | fNewRecovery, needID: true},
 	TypeSetRecovery:   {required: fRecovery, needID: true},
+	TypeLookupCard:    {required: fCardID, needID: true},
 }
 
 // Per-field bounds the decoder enforces before anything else looks at a frame.
@@ -293,6 +300,9 @@ func (f *Frame) present() fieldSet {
 	}
 	if f.NewRecovery != nil {
 		s |= fNewRecovery
+	}
+	if f.Registration != "" {
+		s |= fServerOnly
 	}
 	if f.RelayKey != nil || f.Challenge != nil || f.Limits != nil || f.ChannelBinding != "" ||
 		f.Counts != nil || f.OneTimeIDs != nil || f.KEMOneTimeIDs != nil || f.Bundle != nil ||

@@ -15,6 +15,8 @@ var frameSeeds = []string{
 	`{"type":"login","id":3,"card_id":"00ff","signature":"AAAA"}`,
 	`{"type":"resume","id":4,"token":"AAAA"}`,
 	`{"type":"lookup","id":5,"name":"bob"}`,
+	`{"type":"lookup_card","id":5,"card_id":"9f00000000000000000000000000000000000000000000000000000000000000"}`,
+	`{"type":"lookup_card","id":5,"card_id":"9f","name":"bob"}`,
 	`{"type":"upload_prekeys","id":6,"prekeys":["AQID"]}`,
 	`{"type":"prekey_status","id":7}`,
 	`{"type":"fetch_bundle","id":8,"name":"bob"}`,

@@ -377,6 +377,17 @@ func (c *Client) RemoveOutbox(ctx context.Context, clientID string) error {
 // the item was not there (the relay may confirm twice) or carried no message (a
 // receipt).
 func (c *Client) SettleOutbox(ctx context.Context, clientID, failure string) (m Message, ok bool, err error) {
+	return c.settleOutbox(ctx, clientID, failure, 0)
+}
+
+// SettleOutboxAccepted is SettleOutbox for an item the relay accepted under relayMsgID,
+// which is recorded for its message (a retry request names it: chat/PAYLOAD.md §4.3;
+// SentByRelayMsgID finds it).
+func (c *Client) SettleOutboxAccepted(ctx context.Context, clientID string, relayMsgID int64) (m Message, ok bool, err error) {
+	return c.settleOutbox(ctx, clientID, "", relayMsgID)
+}
+
+func (c *Client) settleOutbox(ctx context.Context, clientID, failure string, relayMsgID int64) (m Message, ok bool, err error) {
 	var sealedBody []byte
 	var sent, recv int64
 	err = c.db.write(ctx, func(tx *txn) error {
@@ -398,6 +409,9 @@ func (c *Client) SettleOutbox(ctx context.Context, clientID, failure string) (m 
 		err = tx.scan(ctx, q, args, &m.ID, &m.Contact, &m.Direction, &sealedBody, &sent, &recv, &m.State, &m.Reason, &m.ClientID, &m.RelayID, &m.Seq, &m.Order, &m.SenderCardID, &m.KeyPending)
 		if errors.Is(err, sql.ErrNoRows) {
 			return nil // the message was deleted with its contact
+		}
+		if err == nil && relayMsgID > 0 {
+			err = recordRelayMsgID(ctx, tx, msgID, relayMsgID)
 		}
 		ok = err == nil
 		return err
@@ -452,6 +466,9 @@ type SendTx struct {
 	Session Session  // skipped when Session.ID is ""
 	Message *Message // ID is assigned; ClientID defaults to Outbox.ClientID
 	Outbox  OutboxItem
+	// ToCardID, with a Message, records the peer card it was encrypted for (a resend
+	// goes only to that card: SentInfo).
+	ToCardID string
 }
 
 // CommitSend commits a send in one transaction and returns the new message's id (0 for
@@ -495,6 +512,11 @@ func (c *Client) CommitSend(ctx context.Context, s SendTx) (int64, error) {
 			var err error
 			if msgID, s.Message.Order, err = c.insertMessage(ctx, tx, m); err != nil {
 				return err
+			}
+			if s.ToCardID != "" {
+				if err := recordToCard(ctx, tx, msgID, s.ToCardID); err != nil {
+					return err
+				}
 			}
 			// Writing to a contact is consent to receipts going to them.
 			if _, err := tx.exec(ctx, "UPDATE contacts SET consented = 1 WHERE name = ? AND consented = 0", m.Contact); err != nil {
@@ -629,6 +651,10 @@ type ReceiveTx struct {
 	ConsumedPreKeys []PreKeyRef      // one-time prekeys the initial message used: deleted
 	RelayID         string           // the relay's id of the message: ErrDuplicate if seen
 	DeliveryUpdates []DeliveryUpdate // receipts for our outgoing messages, by client id
+	// Replaces, when not 0, is the id of the placeholder of an unreadable message from
+	// Message.Contact that Message (its resend) takes the place of, keeping the id and
+	// place; ErrNotFound if there is no such placeholder.
+	Replaces int64
 
 	// FirstMessage, for a first message that created Session, is recorded in the same
 	// transaction; ErrReplayedFirstMessage (nothing changed) if it was recorded before.
@@ -843,9 +869,19 @@ func (c *Client) receiveTx(ctx context.Context, tx *txn, p *preparedReceive) (in
 		if m.RelayID == "" {
 			m.RelayID = r.RelayID
 		}
-		var err error
-		if msgID, r.Message.Order, err = c.insertMessage(ctx, tx, m); err != nil {
-			return 0, err
+		if r.Replaces != 0 {
+			if err := c.replaceMessage(ctx, tx, r.Replaces, m); err != nil {
+				return 0, err
+			}
+			msgID = r.Replaces
+			if err := tx.scan(ctx, "SELECT ord FROM messages WHERE id = ?", []any{msgID}, &r.Message.Order); err != nil {
+				return 0, err
+			}
+		} else {
+			var err error
+			if msgID, r.Message.Order, err = c.insertMessage(ctx, tx, m); err != nil {
+				return 0, err
+			}
 		}
 	}
 	for _, u := range r.DeliveryUpdates {

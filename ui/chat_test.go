@@ -16,6 +16,7 @@ import (
 	"pfschat/relay"
 	"pfschat/relay/client"
 	"pfschat/relay/relaytest"
+	"pfschat/relay/server"
 )
 
 // These tests drive the UI with real chat controllers, real SQLite stores in temporary
@@ -38,18 +39,31 @@ func quitUI(t *testing.T, tm *teatest.TestModel) {
 
 func TestOnboardingThenUnlock(t *testing.T) {
 	r := relaytest.Start(t)
+	newUser(t, r, "bob") // a taken name
 	home := t.TempDir()
 	profile := newChatProfile(home, r.URL, nil)
+	relayFP := ratchet.Fingerprint(r.Server.RelayKey())
 
 	tm, fr := startUI(t, Options{Profile: profile}, 100, 30)
-	fr.WaitText(t, "Let's create your identity", "name:")
+	fr.WaitText(t, "Let's create your identity", "relay:", r.URL)
+	press(tm, "enter")
+	// The relay's key is shown as soon as it answered, then the name is asked.
+	fr.WaitText(t, "relay key "+relayFP, "name:")
 	tm.Type("Alice") // upper case is refused with a message
 	press(tm, "enter")
 	fr.WaitText(t, "lower-case letters")
 	for range 5 {
 		press(tm, "backspace")
 	}
+	// Enter right after typing a taken name: not lost, it waits for the check and says why.
+	tm.Type("bob")
+	press(tm, "enter")
+	fr.WaitText(t, "“bob” is taken on this relay — pick another name")
+	for range 3 {
+		press(tm, "backspace")
+	}
 	tm.Type("alice")
+	fr.WaitText(t, "✓ alice is free") // checked while typing
 	press(tm, "enter")
 	fr.WaitText(t, "passphrase:")
 	tm.Type("short")
@@ -63,7 +77,11 @@ func TestOnboardingThenUnlock(t *testing.T) {
 	fr.WaitText(t, "again:")
 	tm.Type("correct horse battery")
 	press(tm, "enter")
-	fr.WaitText(t, "relay:", r.URL)
+	// The end of onboarding: who you are, your key's fingerprint and the relay's.
+	done := fr.WaitText(t, "You are alice.", "your key fingerprint", "relay key fingerprint "+relayFP)
+	if strings.Contains(done, "correct horse") {
+		t.Fatal("passphrase visible on screen")
+	}
 	press(tm, "enter")
 	// The new account's recovery code, shown once; Esc does not close it, Enter does.
 	shown := fr.WaitText(t, "Your recovery code", "I wrote it down")
@@ -79,11 +97,14 @@ func TestOnboardingThenUnlock(t *testing.T) {
 	if strings.Contains(main, "correct horse") {
 		t.Fatal("passphrase visible on screen")
 	}
+	tm.Type("/whoami")
+	press(tm, "enter")
+	fr.WaitText(t, "you are alice · your key ", "relay key "+relayFP)
 	quitUI(t, tm)
 
 	// Second run: the profile exists, so the UI asks to unlock it.
 	tm2, fr2 := startUI(t, Options{Profile: newChatProfile(home, r.URL, nil)}, 100, 30)
-	fr2.WaitText(t, "Unlock your profile")
+	fr2.WaitText(t, "Unlock alice's profile", "in "+home)
 	tm2.Type("wrong passphrase")
 	press(tm2, "enter")
 	fr2.WaitText(t, "wrong passphrase — try again")
@@ -95,11 +116,49 @@ func TestOnboardingThenUnlock(t *testing.T) {
 	// A passphrase given up front (PFSCHAT_PASSPHRASE, --passphrase-file) skips the
 	// prompt; a wrong one lands on the prompt with the error.
 	tm3, fr3 := startUI(t, Options{Profile: newChatProfile(home, "", nil), Passphrase: []byte("nope")}, 100, 30)
-	fr3.WaitText(t, "Unlock your profile", "wrong passphrase")
+	fr3.WaitText(t, "Unlock alice's profile", "wrong passphrase")
 	quitUI(t, tm3)
 	tm4, fr4 := startUI(t, Options{Profile: newChatProfile(home, "", nil), Passphrase: []byte("correct horse battery")}, 100, 30)
 	fr4.WaitText(t, "relay connected")
 	quitUI(t, tm4)
+}
+
+// A relay that registers by invitation: onboarding asks for the code, says what it is
+// when Enter comes with none, reports a wrong one and registers with a right one.
+func TestOnboardingWithInvite(t *testing.T) {
+	r := relaytest.StartWith(t, relaytest.Options{Registration: server.RegistrationInvite})
+	code, err := server.CreateInvite(t.Context(), r.Store, 1, time.Hour, time.Now())
+	if err != nil {
+		t.Fatal(err)
+	}
+	tm, fr := startUI(t, Options{Profile: newChatProfile(t.TempDir(), r.URL, nil)}, 100, 30)
+	fr.WaitText(t, "relay:")
+	press(tm, "enter")
+	fr.WaitText(t, "name:")
+	tm.Type("carol")
+	press(tm, "enter")
+	fr.WaitText(t, "invite:")
+	press(tm, "enter")
+	fr.WaitText(t, "this relay registers by invitation")
+	tm.Type("not-a-code")
+	press(tm, "enter")
+	tm.Type("correct horse battery")
+	press(tm, "enter")
+	tm.Type("correct horse battery")
+	press(tm, "enter")
+	fr.WaitText(t, "could not create your identity", "invite")
+	// The invite field has the focus again; the passphrases are kept.
+	for range len("not-a-code") {
+		press(tm, "backspace")
+	}
+	tm.Type(code)
+	press(tm, "enter")
+	press(tm, "enter")
+	press(tm, "enter")
+	fr.WaitText(t, "You are carol.")
+	press(tm, "enter")
+	fr.WaitText(t, "relay connected")
+	quitUI(t, tm)
 }
 
 func TestTwoUsersTalk(t *testing.T) {
@@ -137,7 +196,7 @@ func TestTwoUsersTalk(t *testing.T) {
 	fa.WaitText(t, "prekeys rotated")
 	ta.Type("/reset")
 	press(ta, "enter")
-	fa.WaitText(t, "Reset session", "Drop the encrypted session with bob")
+	fa.WaitText(t, "Reset session", "Start a fresh encrypted session with bob")
 	ta.Type("y")
 	fa.WaitText(t, "session with bob reset")
 	ta.Type("after the reset")

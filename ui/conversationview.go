@@ -135,6 +135,12 @@ func (r *convRenderer) render(it *msgItem) []string {
 		for i := range body {
 			body[i] = s.Undecryptable.Render(body[i])
 		}
+	case chat.RetryRequested(m):
+		// Asked for again (chat/PAYLOAD.md §4.3): the resend takes this line's place.
+		body = wrapText("⚠ a message from "+r.contact+" could not be decrypted; asked "+r.contact+"'s pfschat to re-send it", textW)
+		for i := range body {
+			body[i] = s.Undecryptable.Render(body[i])
+		}
 	case m.State == chat.UndecryptableState || (!m.Outgoing && m.State == chat.Failed):
 		reason := m.Reason
 		if reason == "" {
@@ -166,6 +172,10 @@ func (r *convRenderer) render(it *msgItem) []string {
 			line = fitLine(line, r.width-markW) + mark
 		}
 		out = append(out, fitLine(line, r.width))
+	}
+	if !m.Outgoing && m.Reason == chat.ResentReason && m.State != chat.UndecryptableState {
+		// It took the place of a message that could not be read (a retry request).
+		out = append(out, fitLine(indent+s.Muted.Render("re-sent by "+r.contact+"'s pfschat"), r.width))
 	}
 	if m.Outgoing && m.State == chat.Failed && m.Reason != "" {
 		for _, l := range wrapText("not sent: "+m.Reason, textW) {

@@ -4,10 +4,12 @@ import (
 	"errors"
 	"regexp"
 	"strings"
+	"time"
 
 	"charm.land/bubbles/v2/textinput"
 	tea "charm.land/bubbletea/v2"
 	"charm.land/lipgloss/v2"
+	"github.com/charmbracelet/x/ansi"
 
 	"pfschat/assets"
 	"pfschat/chat"
@@ -25,21 +27,66 @@ var nameRE = regexp.MustCompile(`^[a-z0-9._-]{1,32}$`)
 
 type onboardStep int
 
+// The steps in the order they are asked: the relay first, so that its key is shown and
+// the name can be checked against it as it is typed, and an invite asked for only when
+// the relay registers by invitation.
 const (
-	stepName onboardStep = iota
+	stepRelay onboardStep = iota
+	stepName
+	stepInvite
 	stepPass
 	stepPass2
-	stepRelay
 	stepCreating
+	stepDone
+	numInputs = int(stepPass2) + 1
 )
 
-// onboarding creates the identity on first run: name, passphrase twice, relay URL.
+// nameCheckDelay is how long typing must pause before the name is looked up (a
+// debounce: one lookup per pause, not per key).
+var nameCheckDelay = 300 * time.Millisecond
+
+// nameState is what onboarding knows about the typed name.
+type nameState int
+
+const (
+	nameUnchecked nameState = iota
+	nameChecking
+	nameFree
+	nameTaken
+	nameUnknown // the relay could not be asked; registration will tell
+)
+
+// onboarding creates the identity on first run: relay (its key shown), name (checked as
+// it is typed), an invite code when the relay needs one, passphrase twice; then it
+// shows the new identity's name and fingerprint.
 type onboarding struct {
 	c       *common
 	profile Profile
 	step    onboardStep
-	inputs  [4]textinput.Model
+	inputs  [numInputs]textinput.Model
 	err     string
+
+	// The relay, once probed (Onboarder profiles only).
+	probing      bool
+	relayURL     string
+	relayFP      string
+	registration string
+
+	// The name check: nameSeq numbers the typed values; a result for an older one is
+	// dropped. enterWaiting: Enter was pressed while the check ran, so the step moves on
+	// (or says why not) as soon as it answers — the key is not lost.
+	nameSeq      int
+	nameFor      string
+	name         nameState
+	nameErr      string
+	enterWaiting bool
+
+	created Backend // stepDone: the new identity's backend
+	myFP    string
+
+	// queued holds what was typed while the relay was being probed: it goes to the name
+	// step once the relay answered, so nothing typed early is lost.
+	queued []tea.Msg
 }
 
 type createdMsg struct {
@@ -47,9 +94,23 @@ type createdMsg struct {
 	err error
 }
 
+type probedMsg struct {
+	url  string
+	info RelayInfo
+	err  error
+}
+
+type nameCheckDueMsg struct{ seq int }
+
+type nameCheckedMsg struct {
+	seq       int
+	available bool
+	err       error
+}
+
 func newOnboarding(c *common, p Profile) *onboarding {
 	o := &onboarding{c: c, profile: p}
-	labels := []string{"name: ", "passphrase: ", "again: ", "relay: "}
+	labels := [numInputs]string{"relay: ", "name: ", "invite: ", "passphrase: ", "again: "}
 	for i := range o.inputs {
 		ti := textinput.New()
 		ti.Prompt = labels[i]
@@ -59,6 +120,8 @@ func newOnboarding(c *common, p Profile) *onboarding {
 	}
 	o.inputs[stepName].Placeholder = "a-z 0-9 . _ -, up to 32"
 	o.inputs[stepName].CharLimit = 32
+	o.inputs[stepInvite].Placeholder = "the code the relay's operator gave you"
+	o.inputs[stepInvite].CharLimit = 128
 	for _, i := range []onboardStep{stepPass, stepPass2} {
 		o.inputs[i].EchoMode = textinput.EchoPassword
 		o.inputs[i].EchoCharacter = '•'
@@ -68,8 +131,13 @@ func newOnboarding(c *common, p Profile) *onboarding {
 		relay = p.DefaultRelayURL()
 	}
 	o.inputs[stepRelay].SetValue(relay)
-	o.inputs[stepName].Focus()
+	o.inputs[stepRelay].Focus()
 	return o
+}
+
+func (o *onboarding) onboarder() (Onboarder, bool) {
+	ob, ok := o.profile.(Onboarder)
+	return ob, ok
 }
 
 func (o *onboarding) Init() tea.Cmd { return nil }
@@ -81,36 +149,87 @@ func (o *onboarding) Update(msg tea.Msg) (screen, tea.Cmd) {
 			o.inputs[i].SetStyles(o.c.styles.TextInput)
 		}
 		return o, nil
+	case probedMsg:
+		cmd := o.probed(msg)
+		queued := o.queued
+		o.queued = nil
+		if msg.err != nil || o.step != stepName {
+			return o, cmd // the relay step again: what was typed for the name is moot
+		}
+		cmds := []tea.Cmd{cmd}
+		for _, q := range queued {
+			var c tea.Cmd
+			_, c = o.Update(q)
+			cmds = append(cmds, c)
+		}
+		return o, tea.Batch(cmds...)
+	case tea.PasteMsg:
+		if o.probing {
+			o.queued = append(o.queued, msg)
+			return o, nil
+		}
+	case nameCheckDueMsg:
+		return o, o.checkName(msg.seq)
+	case nameCheckedMsg:
+		return o, o.nameChecked(msg)
 	case createdMsg:
 		if msg.err != nil {
 			o.err = "could not create your identity: " + errText(msg.err)
 			if errors.Is(msg.err, chat.ErrNameTaken) { // identity recovery (recoverycode.go)
 				o.err += " — if the name is yours and you lost its device, get it back with your recovery code: quit and run 'pfschat recover NAME'"
+				return o, o.focus(stepName)
 			}
-			o.step = stepRelay
-			return o, o.inputs[stepRelay].Focus()
+			if o.registration == "invite" && strings.Contains(msg.err.Error(), "invite") {
+				return o, o.focus(stepInvite) // the code was refused: fix it there
+			}
+			return o, o.focus(stepPass)
 		}
-		return o, func() tea.Msg { return backendReadyMsg{msg.b} }
+		o.created, o.step = msg.b, stepDone
+		if f, ok := msg.b.(identityReporter); ok {
+			o.myFP = f.Fingerprint()
+		}
+		return o, nil
 	case tea.KeyPressMsg:
-		if o.step == stepCreating {
+		switch {
+		case o.step == stepCreating:
+			return o, nil
+		case o.step == stepDone:
+			if msg.String() == "enter" {
+				b := o.created
+				return o, func() tea.Msg { return backendReadyMsg{b} }
+			}
+			return o, nil
+		case o.probing:
+			o.queued = append(o.queued, msg)
 			return o, nil
 		}
 		switch msg.String() {
 		case "enter":
 			return o, o.next()
 		case "esc", "shift+tab":
-			if o.step > stepName {
-				o.err = ""
-				return o, o.focus(o.step - 1)
+			if o.step > stepRelay && !o.probing {
+				o.err, o.enterWaiting = "", false
+				prev := o.step - 1
+				if prev == stepInvite && o.registration != "invite" {
+					prev--
+				}
+				return o, o.focus(prev)
 			}
 			return o, nil
 		}
 	}
-	if o.step == stepCreating {
+	if o.step >= stepCreating || o.probing {
 		return o, nil
 	}
 	var cmd tea.Cmd
+	before := o.inputs[o.step].Value()
 	o.inputs[o.step], cmd = o.inputs[o.step].Update(msg)
+	if o.step == stepName && o.inputs[stepName].Value() != before {
+		return o, tea.Batch(cmd, o.nameChanged())
+	}
+	if o.step == stepRelay && o.inputs[stepRelay].Value() != before {
+		o.relayFP, o.registration, o.relayURL = "", "", "" // another relay: probe again
+	}
 	return o, cmd
 }
 
@@ -125,13 +244,126 @@ func (o *onboarding) focus(s onboardStep) tea.Cmd {
 	return nil
 }
 
+// nameChanged starts the debounce for the new value; the check runs when typing pauses.
+func (o *onboarding) nameChanged() tea.Cmd {
+	o.nameSeq++
+	o.name, o.nameErr, o.err = nameUnchecked, "", ""
+	name := o.inputs[stepName].Value()
+	if _, ok := o.onboarder(); !ok || !nameRE.MatchString(name) {
+		return nil
+	}
+	seq := o.nameSeq
+	return tea.Tick(nameCheckDelay, func(time.Time) tea.Msg { return nameCheckDueMsg{seq} })
+}
+
+// checkName looks the name up when typing has paused on value seq.
+func (o *onboarding) checkName(seq int) tea.Cmd {
+	ob, ok := o.onboarder()
+	if !ok || seq != o.nameSeq || o.name == nameChecking {
+		return nil
+	}
+	name := o.inputs[stepName].Value()
+	if !nameRE.MatchString(name) {
+		return nil
+	}
+	o.name, o.nameFor = nameChecking, name
+	url, c := o.relayURL, o.c
+	return func() tea.Msg {
+		ctx, cancel := c.opCtx()
+		defer cancel()
+		ok, err := ob.NameAvailable(ctx, url, name)
+		return nameCheckedMsg{seq: seq, available: ok, err: err}
+	}
+}
+
+func (o *onboarding) nameChecked(msg nameCheckedMsg) tea.Cmd {
+	if msg.seq != o.nameSeq {
+		return o.checkName(o.nameSeq) // typed on meanwhile: check the current value
+	}
+	switch {
+	case msg.err != nil:
+		o.name, o.nameErr = nameUnknown, errText(msg.err)
+	case msg.available:
+		o.name = nameFree
+	default:
+		o.name = nameTaken
+	}
+	if o.enterWaiting && o.step == stepName {
+		o.enterWaiting = false
+		return o.next()
+	}
+	return nil
+}
+
+// probed records the relay's key and policy and moves on to the name.
+func (o *onboarding) probed(msg probedMsg) tea.Cmd {
+	o.probing = false
+	if msg.err != nil {
+		o.err = "could not reach the relay: " + errText(msg.err) + " — check the URL, or try again"
+		return o.focus(stepRelay)
+	}
+	if msg.info.Registration == "closed" {
+		o.err = "this relay takes no new registrations: ask its operator, or use another relay"
+		return o.focus(stepRelay)
+	}
+	o.relayURL, o.relayFP, o.registration = msg.url, msg.info.Fingerprint, msg.info.Registration
+	cmd := o.focus(stepName)
+	return tea.Batch(cmd, o.nameChanged())
+}
+
 func (o *onboarding) next() tea.Cmd {
 	o.err = ""
 	switch o.step {
+	case stepRelay:
+		url := strings.TrimSpace(o.inputs[stepRelay].Value())
+		if !strings.HasPrefix(url, "ws://") && !strings.HasPrefix(url, "wss://") {
+			o.err = "the relay URL starts with ws:// or wss://"
+			return nil
+		}
+		if o.profile == nil {
+			o.err = "no profile store configured"
+			return nil
+		}
+		ob, ok := o.onboarder()
+		if !ok {
+			o.relayURL = url
+			return o.focus(stepName)
+		}
+		o.probing = true
+		c := o.c
+		return func() tea.Msg {
+			ctx, cancel := c.opCtx()
+			defer cancel()
+			info, err := ob.ProbeRelay(ctx, url)
+			return probedMsg{url: url, info: info, err: err}
+		}
 	case stepName:
-		name := strings.TrimSpace(o.inputs[stepName].Value())
-		if !nameRE.MatchString(name) {
+		name := o.inputs[stepName].Value()
+		switch {
+		case name == "":
+			o.err = "type the name others will find you by first"
+			return nil
+		case !nameRE.MatchString(name):
 			o.err = "a name is 1–32 characters: lower-case letters, digits, '.', '_' or '-'"
+			return nil
+		case o.name == nameTaken:
+			o.err = "“" + name + "” is taken on this relay — pick another name"
+			return nil
+		case o.name == nameChecking || o.name == nameUnchecked && o.hasOnboarder():
+			// Enter before the check answered: wait for it instead of dropping the key.
+			o.enterWaiting = true
+			if o.name == nameUnchecked {
+				return o.checkName(o.nameSeq)
+			}
+			return nil
+		}
+		if o.registration == "invite" {
+			return o.focus(stepInvite)
+		}
+		return o.focus(stepPass)
+	case stepInvite:
+		if strings.TrimSpace(o.inputs[stepInvite].Value()) == "" {
+			o.err = "this relay registers by invitation: paste the code its operator gave you (made with `pfschat relay invite`)"
 			return nil
 		}
 		return o.focus(stepPass)
@@ -148,35 +380,35 @@ func (o *onboarding) next() tea.Cmd {
 			o.inputs[stepPass2].Reset()
 			return o.focus(stepPass)
 		}
-		return o.focus(stepRelay)
-	case stepRelay:
-		url := strings.TrimSpace(o.inputs[stepRelay].Value())
-		if !strings.HasPrefix(url, "ws://") && !strings.HasPrefix(url, "wss://") {
-			o.err = "the relay URL starts with ws:// or wss://"
-			return nil
-		}
-		if o.profile == nil {
-			o.err = "no profile store configured"
-			return nil
-		}
 		o.focus(stepCreating)
-		name := strings.TrimSpace(o.inputs[stepName].Value())
-		pass := []byte(o.inputs[stepPass].Value())
+		req := CreateRequest{Name: o.inputs[stepName].Value(), Passphrase: []byte(o.inputs[stepPass].Value()),
+			RelayURL: o.relayURL, Invite: strings.TrimSpace(o.inputs[stepInvite].Value())}
 		p, c := o.profile, o.c
 		return func() tea.Msg {
 			ctx, cancel := c.opCtx()
 			defer cancel()
-			b, err := p.Create(ctx, name, pass, url)
-			clear(pass)
+			var b Backend
+			var err error
+			if ob, ok := p.(Onboarder); ok {
+				b, err = ob.CreateWith(ctx, req)
+			} else {
+				b, err = p.Create(ctx, req.Name, req.Passphrase, req.RelayURL)
+			}
+			clear(req.Passphrase)
 			return createdMsg{b, err}
 		}
 	}
 	return nil
 }
 
+func (o *onboarding) hasOnboarder() bool { _, ok := o.onboarder(); return ok }
+
 func (o *onboarding) View() string {
 	s := &o.c.styles
 	w := min(60, max(20, o.c.width-4))
+	if o.step == stepDone {
+		return placeForm(o.c, o.doneLines(w))
+	}
 	lines := []string{
 		s.Logo.Render(assets.Logo()), "",
 		s.Title.Render("Welcome. Let's create your identity."),
@@ -185,21 +417,74 @@ func (o *onboarding) View() string {
 		"",
 	}
 	for i := range o.inputs {
-		if onboardStep(i) > o.step && o.step != stepCreating {
+		st := onboardStep(i)
+		if st > o.step && o.step != stepCreating {
 			break
 		}
+		if st == stepInvite && o.registration != "invite" {
+			continue
+		}
 		lines = append(lines, o.inputs[i].View())
+		switch {
+		case st == stepRelay && o.relayFP != "":
+			lines = append(lines, s.Muted.Render("  relay key "+o.relayFP+" — compare it with the one its operator publishes"))
+		case st == stepName && o.step == stepName:
+			if l := o.nameLine(); l != "" {
+				lines = append(lines, l)
+			}
+		}
 	}
 	lines = append(lines, "")
 	switch {
 	case o.step == stepCreating:
 		lines = append(lines, s.Muted.Render("creating keys and registering with the relay…"))
+	case o.probing:
+		lines = append(lines, s.Muted.Render("contacting the relay…"))
 	case o.err != "":
 		lines = append(lines, s.Error.Render(lipgloss.Wrap(o.err, w, "")))
+	case o.enterWaiting:
+		lines = append(lines, s.Muted.Render("checking whether the name is free — one moment…"))
 	default:
 		lines = append(lines, o.c.hint("enter", "next", "esc", "back", "ctrl+c", "quit"))
 	}
 	return placeForm(o.c, lines)
+}
+
+// nameLine says what the relay said about the typed name.
+func (o *onboarding) nameLine() string {
+	s := &o.c.styles
+	name := o.inputs[stepName].Value()
+	switch o.name {
+	case nameChecking:
+		return s.Muted.Render("  checking…")
+	case nameFree:
+		return s.Muted.Render("  ✓ " + name + " is free")
+	case nameTaken:
+		return s.Error.Render("  ✗ " + name + " is taken — pick another")
+	case nameUnknown:
+		return s.Muted.Render("  could not check the name (" + o.nameErr + "); registration will tell")
+	}
+	return ""
+}
+
+// doneLines is the last step: who you are now, and how others can check it.
+func (o *onboarding) doneLines(w int) []string {
+	s := &o.c.styles
+	me := o.inputs[stepName].Value()
+	if o.created != nil {
+		me = o.created.Me()
+	}
+	lines := []string{s.Logo.Render(assets.Logo()), "", s.Title.Render("You are " + me + "."), ""}
+	if o.myFP != "" {
+		lines = append(lines, "your key fingerprint  "+o.myFP)
+	}
+	if o.relayFP != "" {
+		lines = append(lines, "relay key fingerprint "+o.relayFP)
+	}
+	lines = append(lines, "",
+		s.Muted.Render(lipgloss.Wrap("Tell people your name; compare safety numbers with each contact (/verify) to be sure no one is in between. /whoami shows this again.", w, "")),
+		"", o.c.hint("enter", "start", "ctrl+c", "quit"))
+	return lines
 }
 
 // unlock asks for the passphrase of an existing profile; a wrong one says so and asks
@@ -212,6 +497,12 @@ type unlock struct {
 	busy     bool
 	attempts int
 	preset   []byte // passphrase given up front; tried once at start
+	// whose and where: the profile being unlocked (ProfileNamer), shown in the title.
+	whose, where string
+	// queued: keys typed while a passphrase was being tried. A failed try gives them to
+	// the passphrase field (nothing typed is lost); a successful one drops them, so
+	// that a passphrase typed meanwhile never reaches the message input.
+	queued []tea.Msg
 }
 
 type openedMsg struct {
@@ -227,7 +518,11 @@ func newUnlock(c *common, p Profile) *unlock {
 	ti.SetStyles(c.styles.TextInput)
 	ti.SetWidth(40)
 	ti.Focus()
-	return &unlock{c: c, profile: p, input: ti}
+	u := &unlock{c: c, profile: p, input: ti}
+	if n, ok := p.(ProfileNamer); ok {
+		u.whose, u.where = n.ProfileName()
+	}
+	return u
 }
 
 // Init tries a passphrase given up front.
@@ -267,13 +562,26 @@ func (u *unlock) Update(msg tea.Msg) (screen, tea.Cmd) {
 				u.err = "could not open your profile: " + errText(msg.err)
 			}
 			u.input.Reset()
-			return u, u.input.Focus()
+			cmds := []tea.Cmd{u.input.Focus()}
+			queued := u.queued
+			u.queued = nil
+			for _, q := range queued {
+				_, c := u.Update(q)
+				cmds = append(cmds, c)
+			}
+			return u, tea.Batch(cmds...)
 		}
+		clear(u.queued)
+		u.queued = nil
 		return u, func() tea.Msg { return backendReadyMsg{msg.b} }
-	case tea.KeyPressMsg:
+	case tea.KeyPressMsg, tea.PasteMsg:
 		if u.busy {
+			u.queued = append(u.queued, msg)
 			return u, nil
 		}
+	}
+	switch msg := msg.(type) {
+	case tea.KeyPressMsg:
 		if msg.String() == "enter" {
 			if u.input.Value() == "" {
 				return u, nil
@@ -293,7 +601,15 @@ func (u *unlock) Update(msg tea.Msg) (screen, tea.Cmd) {
 func (u *unlock) View() string {
 	s := &u.c.styles
 	w := min(60, max(20, u.c.width-4))
-	lines := []string{s.Logo.Render(assets.Logo()), "", s.Title.Render("Unlock your profile"), "", u.input.View(), ""}
+	title := "Unlock your profile"
+	if u.whose != "" {
+		title = "Unlock " + u.whose + "'s profile"
+	}
+	lines := []string{s.Logo.Render(assets.Logo()), "", s.Title.Render(title)}
+	if u.where != "" {
+		lines = append(lines, s.Muted.Render(ansi.Truncate("in "+u.where, w, "…")))
+	}
+	lines = append(lines, "", u.input.View(), "")
 	switch {
 	case u.busy:
 		lines = append(lines, s.Muted.Render("unlocking…"))

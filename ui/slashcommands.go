@@ -77,12 +77,12 @@ var slashCommands = []slashCommand{
 		},
 	},
 	{
-		name: "/reset", help: "drop the session with the open contact and start a fresh one",
+		name: "/reset", help: "start a fresh session with the open contact",
 		needsConversation: true,
 		run: func(m *mainScreen, _ []string) tea.Cmd {
 			b, name := m.b, m.open
 			return pushDialog(newConfirmDialog(m.c, "Reset session",
-				fmt.Sprintf("Drop the encrypted session with %s and start a fresh one?\nMessages already received stay readable.", name),
+				fmt.Sprintf("Start a fresh encrypted session with %s?\nMessages already received stay readable, and those already on their way still arrive.", name),
 				m.c.op("reset", name, func(ctx context.Context) error { return b.ResetSession(ctx, name) })))
 		},
 	},
@@ -97,6 +97,20 @@ var slashCommands = []slashCommand{
 			on := args[0] == "on"
 			m.setNotice("read receipts "+args[0], false)
 			return m.c.op("receipts", "", func(ctx context.Context) error { return rs.SetReadReceipts(ctx, on) })
+		},
+	},
+	{
+		name: "/whoami", help: "show your name, your key's fingerprint and the relay's",
+		run: func(m *mainScreen, _ []string) tea.Cmd {
+			text := "you are " + m.b.Me()
+			if ir, ok := m.b.(identityReporter); ok {
+				text += " · your key " + ir.Fingerprint()
+				if fp := ir.RelayFingerprint(); fp != "" {
+					text += " · relay key " + fp
+				}
+			}
+			m.setNotice(text, false)
+			return nil
 		},
 	},
 	{

@@ -87,7 +87,7 @@ func init() {
 			flags: func(fs *flag.FlagSet) {
 				fs.Int("count", chat.DefaultOneTimeKeys, "one-time prekeys of each kind to keep on the relay")
 			}},
-		{name: "reset-session", args: "NAME", help: "drop the sessions with NAME; the next message starts afresh", run: cmdResetSession},
+		{name: "reset-session", args: "NAME", help: "start afresh with NAME: the next message opens a new session (messages already on their way still decrypt)", run: cmdResetSession},
 		{name: "version", help: "print the version", run: cmdVersion},
 		// Your data (datacmd.go).
 		{name: "backup", args: "FILE", help: "write a sealed copy of the profile to FILE (a new file), also while it is in use", run: cmdBackup},

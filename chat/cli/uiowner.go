@@ -2,6 +2,7 @@ package cli
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 
@@ -51,6 +52,36 @@ func (p uiOwnerProfile) Open(ctx context.Context, passphrase []byte) (ui.Backend
 func (p uiOwnerProfile) Create(ctx context.Context, name string, passphrase []byte, relayURL string) (ui.Backend, error) {
 	b, err := p.Profile.Create(ctx, name, passphrase, relayURL)
 	return p.serve(b, err)
+}
+
+// ProbeRelay, NameAvailable, CreateWith and ProfileName pass onboarding's and the
+// unlock screen's questions to the profile underneath (ui.Onboarder, ui.ProfileNamer).
+func (p uiOwnerProfile) ProbeRelay(ctx context.Context, relayURL string) (ui.RelayInfo, error) {
+	if ob, ok := p.Profile.(ui.Onboarder); ok {
+		return ob.ProbeRelay(ctx, relayURL)
+	}
+	return ui.RelayInfo{}, nil
+}
+
+func (p uiOwnerProfile) NameAvailable(ctx context.Context, relayURL, name string) (bool, error) {
+	if ob, ok := p.Profile.(ui.Onboarder); ok {
+		return ob.NameAvailable(ctx, relayURL, name)
+	}
+	return false, errors.New("this profile cannot ask the relay before it exists")
+}
+
+func (p uiOwnerProfile) CreateWith(ctx context.Context, req ui.CreateRequest) (ui.Backend, error) {
+	if ob, ok := p.Profile.(ui.Onboarder); ok {
+		return p.serve(ob.CreateWith(ctx, req))
+	}
+	return p.Create(ctx, req.Name, req.Passphrase, req.RelayURL)
+}
+
+func (p uiOwnerProfile) ProfileName() (string, string) {
+	if n, ok := p.Profile.(ui.ProfileNamer); ok {
+		return n.ProfileName()
+	}
+	return "", p.home
 }
 
 func (p uiOwnerProfile) serve(b ui.Backend, err error) (ui.Backend, error) {

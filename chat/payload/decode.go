@@ -56,6 +56,9 @@ func decodeV2(b []byte) (*Payload, error) {
 		if r.err == nil && p.Text == "" {
 			return nil, errf(ErrMalformed, "empty text")
 		}
+		if r.err == nil && len(r.b) >= 8 { // the optional resend-of field (PAYLOAD.md §4.1)
+			p.ResendOf = r.u64()
+		}
 	case Delivered, Read:
 		p.IDs = r.ids()
 	case RetryRequest:

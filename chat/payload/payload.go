@@ -107,6 +107,10 @@ type Payload struct {
 	Seq     uint64    // text, attachment: per-conversation sequence number (0 in version 1); withdrawn: the refused one's
 	Text    string    // text: the text; attachment: the optional caption
 	IDs     []string  // delivered, read: the message ids acknowledged
+	// ResendOf, in a text, is the relay msg_id a retry request named when this text is
+	// the resend answering it (PAYLOAD.md §4.1, §4.3): the receiver puts it in the place
+	// of the placeholder it recorded for that delivery. 0: not such a resend.
+	ResendOf uint64
 
 	Retry      Retry          // retry request
 	Identity   IdentityChange // identity-changed
@@ -199,6 +203,9 @@ func AppendUnpadded(b []byte, p *Payload) ([]byte, error) {
 		}
 		if b, err = appendText(b, "text", p.Text, MaxText); err != nil {
 			return nil, err
+		}
+		if p.ResendOf != 0 {
+			b = binary.BigEndian.AppendUint64(b, p.ResendOf)
 		}
 	case Delivered, Read:
 		if len(p.IDs) == 0 || len(p.IDs) > MaxIDs {

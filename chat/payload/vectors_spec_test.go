@@ -183,6 +183,9 @@ func specDecode(lim map[string]int, b []byte) (version, typ int, f fields, ignor
 			r.fail("ErrMalformed", "empty text")
 		}
 		r.utf8(f.Text, "text")
+		if r.err == nil && len(r.b) >= 8 { // §4.1: resend of
+			f.ResendOf = r.uint(8)
+		}
 	case 2, 3:
 		f.IDs = r.ids(lim)
 	case 4:
@@ -318,6 +321,9 @@ func specEncode(t *testing.T, typ int, f fields) []byte {
 	switch typ {
 	case 1:
 		body = s32(binary.BigEndian.AppendUint64(s8(nil, f.ID), f.Seq), f.Text)
+		if f.ResendOf != 0 {
+			body = binary.BigEndian.AppendUint64(body, f.ResendOf)
+		}
 	case 2, 3:
 		body = binary.BigEndian.AppendUint16(nil, uint16(len(f.IDs)))
 		for _, id := range f.IDs {

@@ -57,6 +57,7 @@ type fields struct {
 	IDs        []string `json:"ids,omitempty"`
 	Reason     int      `json:"reason,omitempty"`
 	RelayMsgID uint64   `json:"relay_msg_id,omitempty"`
+	ResendOf   uint64   `json:"resend_of,omitempty"`
 	OldCardID  string   `json:"old_card_id,omitempty"`
 	NewCardID  string   `json:"new_card_id,omitempty"`
 	Signature  string   `json:"signature,omitempty"`
@@ -136,6 +137,7 @@ func vectorPayloads() []struct {
 		{"withdrawn", payload.Payload{Type: payload.Withdrawn, At: at, ID: id, Seq: 7}},
 		{"attachment without name, type, caption or thumbnail", payload.Payload{Type: payload.Attachment, At: at, ID: id, Seq: 6,
 			Attachment: payload.AttachmentRef{BlobID: "b", Key: det32("blob key"), Digest: det32("blob digest"), Size: 0}}},
+		{"text re-sent on a retry request", payload.Payload{Type: payload.Text, At: at, ID: id, Seq: 3, Text: "again", ResendOf: 1234}},
 	}
 }
 
@@ -143,7 +145,7 @@ func toFields(p *payload.Payload) fields {
 	f := fields{AtMS: p.At.UnixMilli(), ID: p.ID, Seq: p.Seq, IDs: p.IDs}
 	switch p.Type {
 	case payload.Text:
-		f.Text = p.Text
+		f.Text, f.ResendOf = p.Text, p.ResendOf
 	case payload.RetryRequest:
 		f.ID, f.Reason, f.RelayMsgID = p.Retry.ID, int(p.Retry.Reason), p.Retry.RelayMsgID
 	case payload.IdentityChanged:

@@ -184,13 +184,14 @@ type Client struct {
 	url    string
 	dialer websocket.Dialer
 
-	mu       sync.Mutex
-	cur      *clientConn
-	up       chan struct{} // closed while cur != nil
-	kick     chan struct{} // SetPinnedRelayKey: retry now
-	relayKey ed25519.PublicKey
-	binding  string // the relay's channel binding mode on the last connection
-	closed   bool
+	mu           sync.Mutex
+	cur          *clientConn
+	up           chan struct{} // closed while cur != nil
+	kick         chan struct{} // SetPinnedRelayKey: retry now
+	relayKey     ed25519.PublicKey
+	binding      string // the relay's channel binding mode on the last connection
+	registration string // the registration policy the relay announced on the last connection
+	closed       bool
 	// ended is the error that ended the last connection when retrying cannot fix it
 	// (logged_out): Run returns it even when the connection ended before Run began.
 	// Connect clears it.
@@ -635,6 +636,7 @@ func (c *Client) connect(ctx context.Context) error {
 	close(c.up)
 	c.relayKey = relayKey
 	c.binding = hello.ChannelBinding
+	c.registration = hello.Registration
 	c.mu.Unlock()
 	close(cc.ready)
 	c.reportRotation(rotated)
@@ -938,6 +940,31 @@ func (c *Client) LookupCard(ctx context.Context, name string) (*ratchet.Card, er
 		return nil, fmt.Errorf("relay: looking up %s: %w", name, err)
 	}
 	return c.checkCard(resp, name, "")
+}
+
+// LookupCardByID returns the current card with the ID cardID (64 hex characters),
+// verified against the relay key; the relay answers not_found for an unknown or
+// replaced card.
+func (c *Client) LookupCardByID(ctx context.Context, cardID string) (*ratchet.Card, error) {
+	resp, err := c.do(ctx, &relay.Frame{Type: relay.TypeLookupCard, CardID: cardID})
+	if err != nil {
+		return nil, fmt.Errorf("relay: looking up card %.12s: %w", cardID, err)
+	}
+	if resp.Type == relay.TypeCard {
+		if card, err := ratchet.ImportCard(resp.Card); err == nil {
+			return c.checkCard(resp, card.Identity, cardID)
+		}
+	}
+	return c.checkCard(resp, "", cardID)
+}
+
+// Registration is the registration policy the relay announced in its hello on the last
+// connection ("open", "invite" or "closed"; "" before the first, or from a relay that
+// does not announce it).
+func (c *Client) Registration() string {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.registration
 }
 
 func (c *Client) checkCard(resp relay.Frame, name, wantID string) (*ratchet.Card, error) {

@@ -29,6 +29,9 @@ func (c *conn) handle(f *relay.Frame) bool {
 	case relay.TypeLookup:
 		c.onLookup(f)
 		return true
+	case relay.TypeLookupCard:
+		c.onLookupCard(f)
+		return true
 	case relay.TypeLogin:
 		return c.onLogin(f)
 	case relay.TypeRecover:
@@ -180,6 +183,53 @@ func (c *conn) onLookup(f *relay.Frame) {
 		return
 	}
 	c.send(&relay.Frame{Type: relay.TypeCard, ID: f.ID, Card: acc.export})
+}
+
+// onLookupCard answers lookup_card: the card with that ID, when it is the current card
+// of its name; a replaced or unknown card is not_found. It counts as a lookup
+// (lookup_per_requester).
+func (c *conn) onLookupCard(f *relay.Frame) {
+	if !c.allowLookup(f) {
+		return
+	}
+	if !validCardID(f.CardID) {
+		c.replyError(f.ID, relay.CodeBadField, "card_id is 64 lower-case hex characters", "")
+		return
+	}
+	ctx, cancel := c.opCtx()
+	defer cancel()
+	a, err := c.s.dir.AccountByCardID(ctx, f.CardID)
+	if errors.Is(err, storage.ErrNotFound) {
+		c.replyError(f.ID, relay.CodeNotFound, "no current card with ID "+f.CardID, "")
+		return
+	}
+	if err != nil {
+		c.internal(f.ID, "looking up the card", err)
+		return
+	}
+	acc, err := c.s.cachedAccount(ctx, a.Name)
+	if errors.Is(err, storage.ErrNotFound) || err == nil && acc.cardID != f.CardID {
+		c.replyError(f.ID, relay.CodeNotFound, "no current card with ID "+f.CardID, "")
+		return
+	}
+	if err != nil {
+		c.internal(f.ID, "looking up the card", err)
+		return
+	}
+	c.send(&relay.Frame{Type: relay.TypeCard, ID: f.ID, Card: acc.export})
+}
+
+// validCardID: 64 lower-case hex characters (ratchet/SPEC.md §6.2).
+func validCardID(s string) bool {
+	if len(s) != 64 {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		if !('0' <= s[i] && s[i] <= '9' || 'a' <= s[i] && s[i] <= 'f') {
+			return false
+		}
+	}
+	return true
 }
 
 func (c *conn) onLogin(f *relay.Frame) bool {

@@ -39,6 +39,7 @@ var metricFrameTypes = [...]string{
 	relay.TypeDeleteAccount,
 	relay.TypeBlock, relay.TypeUnblock,
 	relay.TypeRecover, relay.TypeSetRecovery,
+	relay.TypeLookupCard,
 }
 
 var metricErrorCodes = [...]string{

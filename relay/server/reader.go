@@ -92,6 +92,7 @@ func (c *conn) sendHello() {
 		RelayKey: c.s.pub, Challenge: c.challenge[:], Limits: c.s.frameLimits(),
 		Signature:      relay.SignHello(c.s.priv, c.nonce[:], c.challenge[:], c.binding[:]),
 		ChannelBinding: c.bindingMode,
+		Registration:   c.s.registration,
 		KeyRotations:   c.s.keyRotations,
 	})
 }

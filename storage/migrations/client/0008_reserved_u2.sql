@@ -1,0 +1,2 @@
+-- Number 8 was reserved for a change that did not need the client schema; it stays
+-- empty so that migrations stay numbered 1..n.
