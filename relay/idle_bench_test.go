@@ -101,7 +101,7 @@ func TestRelayChild(t *testing.T) {
 		}
 		go (&http.Server{Handler: mux}).Serve(admin)
 		ths := &http.Server{Handler: srv, TLSConfig: ca.ServerTLS(t), TLSNextProto: map[string]func(*http.Server, *tls.Conn, http.Handler){}}
-		go ths.Serve(tls.NewListener(ln, ths.TLSConfig))
+		go ths.Serve(tls.NewListener(server.ParkingListener(ln), ths.TLSConfig))
 		fmt.Printf("CA %s\n", base64.StdEncoding.EncodeToString(ca.Root.Raw))
 		fmt.Printf("ADMIN %s\n", admin.Addr())
 	} else {
