@@ -360,3 +360,52 @@ func TestReceivedByRelayID(t *testing.T) {
 		}
 	}
 }
+
+// TestSaveIdentityAndMetaAtomic: a re-pin writes the own card and the pinned key in
+// one transaction; a failure at any step leaves the old card and the old pin.
+func TestSaveIdentityAndMetaAtomic(t *testing.T) {
+	ctx := t.Context()
+	c := newClient(t, []byte("pass"))
+	old := Identity{Name: "alice", CardID: "card-alice", Card: []byte("card signed by K1"), PrivateKey: []byte("private")}
+	if err := c.SaveIdentity(ctx, old); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.SetMeta(ctx, "relay_key", []byte("K1")); err != nil {
+		t.Fatal(err)
+	}
+	repinned := old
+	repinned.Card = []byte("card signed by K2")
+	check := func(wantCard, wantPin string) {
+		t.Helper()
+		id, err := c.Identity(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		pin, err := c.Meta(ctx, "relay_key")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if string(id.Card) != wantCard || string(pin) != wantPin || string(id.PrivateKey) != "private" {
+			t.Fatalf("card %q pin %q key %q, want %q and %q", id.Card, pin, id.PrivateKey, wantCard, wantPin)
+		}
+	}
+	// Steps: 1 the identity, 2 the pin, 3 the commit.
+	for step := 1; step <= 3; step++ {
+		injected := fmt.Errorf("injected failure at step %d", step)
+		c.setHook(func(s int) error {
+			if s == step {
+				return injected
+			}
+			return nil
+		})
+		if err := c.SaveIdentityAndMeta(ctx, repinned, "relay_key", []byte("K2")); !errors.Is(err, injected) {
+			t.Fatalf("step %d: %v, want the injected failure", step, err)
+		}
+		check("card signed by K1", "K1")
+	}
+	c.setHook(nil)
+	if err := c.SaveIdentityAndMeta(ctx, repinned, "relay_key", []byte("K2")); err != nil {
+		t.Fatal(err)
+	}
+	check("card signed by K2", "K2")
+}
