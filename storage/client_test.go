@@ -409,3 +409,34 @@ func TestSaveIdentityAndMetaAtomic(t *testing.T) {
 	}
 	check("card signed by K2", "K2")
 }
+
+// TestDecryptedHeadersBounded: the headers of handled messages are remembered (a copy
+// is a replay), the newest maxDecryptedHeaders of them.
+func TestDecryptedHeadersBounded(t *testing.T) {
+	ctx := t.Context()
+	old := maxDecryptedHeaders
+	maxDecryptedHeaders = 5
+	t.Cleanup(func() { maxDecryptedHeaders = old })
+	c := newClient(t, nil)
+	dh := bytes.Repeat([]byte{7}, 32)
+	for n := uint32(0); n < 8; n++ {
+		if _, err := c.CommitReceive(ctx, ReceiveTx{RelayID: fmt.Sprint("r", n), Decrypted: &HeaderRef{DH: dh, N: n}}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for n := uint32(0); n < 9; n++ {
+		seen, err := c.WasDecrypted(ctx, HeaderRef{DH: dh, N: n})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if want := n >= 3 && n < 8; seen != want {
+			t.Errorf("header %d remembered: %v, want %v", n, seen, want)
+		}
+	}
+	if seen, _ := c.WasDecrypted(ctx, HeaderRef{DH: bytes.Repeat([]byte{8}, 32), N: 5}); seen {
+		t.Error("a header of another chain is remembered")
+	}
+	if _, err := c.CommitReceive(ctx, ReceiveTx{RelayID: "bad", Decrypted: &HeaderRef{N: 1}}); !errors.Is(err, ErrInvalid) {
+		t.Errorf("a header without a ratchet key: %v, want ErrInvalid", err)
+	}
+}
