@@ -82,14 +82,16 @@ func (c *parkConn) CloseWrite() error {
 // tlsQuiet reports whether tls.Conn holds nothing the read loop could read now, so
 // that it may park on the socket. It fills c.br with whatever tls.Conn holds (without
 // reading the socket) and consumes the probe's error, so the next real read starts
-// clean. Call it only with c.br empty, at a frame boundary.
+// clean. Any other error (a close_notify or a bad record, which tls.Conn keeps and
+// returns again) is left for the real read to report at once: the loop does not park.
+// Call it only with c.br empty, at a frame boundary.
 //
 //go:noinline
 func (c *conn) tlsQuiet() bool {
 	c.park.probing = true
-	c.br.Peek(c.br.Size()) // fills until full or the probe's error, then clears that error
+	_, err := c.br.Peek(c.br.Size()) // fills until full or an error, then clears that error
 	c.park.probing = false
-	return c.br.Buffered() == 0
+	return c.br.Buffered() == 0 && err == errWouldBlock
 }
 
 // readWaiterFor is the read waiter for a hijacked connection: on its socket for a
