@@ -35,7 +35,10 @@
 // and never retried forever. Replays are the exception, dropped and counted (Stats): a
 // copy of a first message accepted before (recorded with its session, so it cannot
 // re-create a removed one), and a message already decrypted that a relay delivers again
-// under a new id. Every session write is a compare-and-swap on the session's
+// under a new id (the profile remembers the ratchet header of the newest 20,000 messages
+// it decrypted: the ratchet's one "already decrypted or key gone" error is told apart
+// that way). A late message whose skipped key expired or was evicted is no replay: it
+// is recorded as undecryptable with KeyGoneReason. Every session write is a compare-and-swap on the session's
 // generation, so a second process on the profile cannot reuse a chain key
 // (ErrStaleSession). Receipts go only to contacts the user wrote to or accepted; read
 // receipts can be turned off (SetReadReceipts).

@@ -18,6 +18,11 @@ const GapWait = time.Minute
 // message of the contact's that the relay refused (chat/PAYLOAD.md §4.6).
 const WithdrawnReason = "the relay refused it"
 
+// KeyGoneReason is the Reason of the undecryptable placeholder for a late message whose
+// skipped message key is gone (expired after 30 days, or evicted as the oldest of too
+// many): the message was never decrypted here, and now never can be.
+const KeyGoneReason = "it arrived after its key expired"
+
 // Gap is a run of a contact's messages that has not arrived: sequence numbers From..To
 // are missing although a later message (Before, a message ID) arrived at least GapWait
 // ago. The conversation shows it just before message Before as "a message from NAME has

@@ -390,8 +390,29 @@ func (c *Controller) receive(ctx context.Context, in *client.Incoming, relayID s
 			}
 		}
 	}
+	header := &storage.HeaderRef{DH: env.Header.DH, N: env.Header.N}
 	if sess == nil && replay {
-		return dropReplay(&c.replayed, "a message already decrypted, under a new relay id")
+		// The ratchet says "already decrypted, or its key is gone". The first is a
+		// replay (dropped silently); the second a late message whose skipped key
+		// expired or was evicted: shown as a placeholder, and remembered so that a
+		// copy of it is a replay in turn.
+		seen, err := c.store.WasDecrypted(ctx, *header)
+		if err != nil {
+			return nil, err
+		}
+		if seen {
+			return dropReplay(&c.replayed, "a message already decrypted, under a new relay id")
+		}
+		msg := &storage.Message{Contact: in.From, Direction: storage.Incoming, ReceivedAt: now,
+			SentAt: in.ReceivedAt, State: UndecryptableState, Reason: KeyGoneReason, RelayID: relayID}
+		id, err := c.store.CommitReceive(ctx, storage.ReceiveTx{Message: msg, RelayID: relayID, Decrypted: header})
+		if err != nil {
+			return nil, err
+		}
+		msg.ID = id
+		res.msg, res.undecrypt = msg, errors.New(KeyGoneReason)
+		c.log.Warn("a late message whose key is gone", "from", in.From, "err", lastErr)
+		return res, nil
 	}
 	if sess == nil {
 		return undecryptable(fmt.Errorf("could not decrypt: %w", lastErr))
@@ -405,7 +426,7 @@ func (c *Controller) receive(ctx context.Context, in *client.Incoming, relayID s
 	if err != nil {
 		return nil, err
 	}
-	tx := storage.ReceiveTx{Session: &row, ConsumedPreKeys: consumed, RelayID: relayID, FirstMessage: first}
+	tx := storage.ReceiveTx{Session: &row, ConsumedPreKeys: consumed, RelayID: relayID, FirstMessage: first, Decrypted: header}
 	for _, dh := range sess.s.SkippedChains() {
 		tx.SkippedChains = append(tx.SkippedChains, dh[:]) // their age is kept beside the state
 	}

@@ -65,11 +65,11 @@ func (c *Controller) repin(ctx context.Context, rc cardLooker, newKey ed25519.Pu
 	if err != nil {
 		return err
 	}
-	if err := c.store.SaveIdentity(ctx, storage.Identity{Name: c.name, CardID: card.ID(), Card: []byte(card.Export()), PrivateKey: priv}); err != nil {
-		return fmt.Errorf("chat: saving the re-signed own card: %w", err)
-	}
-	if err := c.store.SetMeta(ctx, metaRelayKey, newKey); err != nil {
-		return fmt.Errorf("chat: pinning the relay key: %w", err)
+	// One transaction: a failure leaves the old card and the old pin, never the new
+	// card (signed by a key the profile does not trust yet) beside the old pin.
+	id := storage.Identity{Name: c.name, CardID: card.ID(), Card: []byte(card.Export()), PrivateKey: priv}
+	if err := c.store.SaveIdentityAndMeta(ctx, id, metaRelayKey, newKey); err != nil {
+		return fmt.Errorf("chat: pinning the relay key and saving the re-signed own card: %w", err)
 	}
 	c.connMu.Lock()
 	c.relayKey = newKey

@@ -670,3 +670,96 @@ func TestSkippedKeysExpire(t *testing.T) {
 		t.Fatalf("second expiry: %d %v", n, err)
 	}
 }
+
+// TestLateMessageAfterKeyGone: the ratchet gives one error for a replay and for a late
+// message whose skipped key expired. The late message is shown as a placeholder ("could
+// not be decrypted: it arrived after its key expired"), once; a replay of a message
+// that was decrypted, and a copy of the late one, are dropped silently and counted.
+func TestLateMessageAfterKeyGone(t *testing.T) {
+	r := relaytest.Start(t)
+	h := &hostileRelay{arrived: make(chan *client.Incoming, 16)}
+	clock := &fakeClock{now: time.Now().UTC()}
+	alice := newUser(t, r, "alice")
+	bob := newUser(t, r, "bob", func(p *Profile) {
+		p.Prefs.Clock = clock.Now
+		p.Prefs.Dial = func(cfg client.Config) RelayClient { h.RelayClient = client.New(cfg); return h }
+	})
+	ctx := t.Context()
+	if _, err := alice.c.AddContact(ctx, "bob"); err != nil {
+		t.Fatal(err)
+	}
+	shown, evs := watch(t, bob.c, "alice")
+	send := func(text string) {
+		t.Helper()
+		if _, err := alice.c.Send(ctx, "bob", text); err != nil {
+			t.Fatal(err)
+		}
+	}
+	send("first")
+	waitText(t, evs, "first")
+	h.setCapture(true)
+	send("late")
+	late := <-h.arrived
+	send("on time")
+	onTime := <-h.arrived
+	h.setCapture(false)
+	h.deliver(onTime)
+	waitText(t, evs, "on time") // the late message's key is stored as skipped
+
+	clock.Add(31 * 24 * time.Hour)
+	if n, err := bob.c.ExpireSkippedKeys(ctx); err != nil || n != 1 {
+		t.Fatalf("expired %d keys, want 1: %v", n, err)
+	}
+	h.deliver(late)
+	send("after late") // in order behind it: once it shows, the late one was handled
+	placeholder := false
+	for ev := range evs {
+		if ev.Kind == MessageReceived && ev.Message.Text == "late" {
+			t.Fatal("a message whose key expired was shown as readable")
+		}
+		if ev.Kind == Undecryptable {
+			if ev.Message == nil || ev.Message.Reason != KeyGoneReason || ev.Contact != "alice" {
+				t.Fatalf("the late message's placeholder: %+v", ev)
+			}
+			placeholder = true
+		}
+		if ev.Kind == MessageReceived && ev.Message.Text == "after late" {
+			break
+		}
+	}
+	if !placeholder {
+		t.Fatal("the late message whose key expired left no placeholder (dropped as a replay)")
+	}
+	// Copies: of the late message (its placeholder is shown once), and of one that was
+	// decrypted. Both under new relay ids, so only the headers tell.
+	h.relabel(late)
+	h.relabel(onTime)
+	send("marker")
+	waitText(t, evs, "marker")
+
+	shown.mu.Lock()
+	defer shown.mu.Unlock()
+	if shown.undec != 1 {
+		t.Errorf("%d undecryptable events, want 1 (the late message)", shown.undec)
+	}
+	if shown.shown["on time"] != 1 || shown.shown["late"] != 0 {
+		t.Errorf("shown %v", shown.shown)
+	}
+	if st := bob.c.Stats(); st.ReplayedMessages != 2 {
+		t.Errorf("%d replays counted, want 2", st.ReplayedMessages)
+	}
+	hist, err := bob.c.History(ctx, "alice", 0, 50)
+	must(t, err)
+	placeholders := 0
+	for _, m := range hist {
+		if m.State == UndecryptableState {
+			placeholders++
+			if m.Reason != KeyGoneReason {
+				t.Errorf("placeholder reason %q", m.Reason)
+			}
+		}
+	}
+	if placeholders != 1 {
+		t.Errorf("%d placeholders in the history, want 1", placeholders)
+	}
+}

@@ -290,17 +290,19 @@ func getMeta(ctx context.Context, d *db, key string) ([]byte, error) {
 }
 
 func setMeta(ctx context.Context, d *db, key string, value []byte) error {
-	if value == nil {
-		value = []byte{}
-	}
-	err := d.write(ctx, func(tx *txn) error {
-		_, err := tx.exec(ctx, "INSERT INTO meta (key, value) VALUES (?, ?) ON CONFLICT (key) DO UPDATE SET value = excluded.value", key, value)
-		return err
-	})
+	err := d.write(ctx, func(tx *txn) error { return setMetaTx(ctx, tx, key, value) })
 	if err != nil {
 		return fmt.Errorf("storage: set meta %q: %w", key, err)
 	}
 	return nil
+}
+
+func setMetaTx(ctx context.Context, tx *txn, key string, value []byte) error {
+	if value == nil {
+		value = []byte{}
+	}
+	_, err := tx.exec(ctx, "INSERT INTO meta (key, value) VALUES (?, ?) ON CONFLICT (key) DO UPDATE SET value = excluded.value", key, value)
+	return err
 }
 
 // ---- identity ----------------------------------------------------------------------
@@ -320,19 +322,42 @@ func (c *Client) SaveIdentity(ctx context.Context, id Identity) error {
 	if err != nil {
 		return err
 	}
+	err = c.db.write(ctx, func(tx *txn) error { return saveIdentity(ctx, tx, id, sealed) })
+	if err != nil {
+		return fmt.Errorf("storage: save identity: %w", err)
+	}
+	return nil
+}
+
+func saveIdentity(ctx context.Context, tx *txn, id Identity, sealedKey []byte) error {
 	card := id.Card
 	if card == nil {
 		card = []byte{}
 	}
-	err = c.db.write(ctx, func(tx *txn) error {
-		_, err := tx.exec(ctx, `INSERT INTO identity (id, name, card_id, card, private_key_sealed) VALUES (1, ?, ?, ?, ?)
+	_, err := tx.exec(ctx, `INSERT INTO identity (id, name, card_id, card, private_key_sealed) VALUES (1, ?, ?, ?, ?)
 			ON CONFLICT (id) DO UPDATE SET name = excluded.name, card_id = excluded.card_id,
 			card = excluded.card, private_key_sealed = excluded.private_key_sealed`,
-			id.Name, id.CardID, card, sealed)
+		id.Name, id.CardID, card, sealedKey)
+	return err
+}
+
+// SaveIdentityAndMeta stores (or replaces) the identity and sets a public meta value in
+// one transaction: both or neither. A relay key re-pin uses it (the own card as the
+// new key signed it, and that key), so that a failure never leaves the new card beside
+// the old pin.
+func (c *Client) SaveIdentityAndMeta(ctx context.Context, id Identity, key string, value []byte) error {
+	sealed, err := c.keys.seal("identity", "private_key", "1", id.PrivateKey)
+	if err != nil {
 		return err
+	}
+	err = c.db.write(ctx, func(tx *txn) error {
+		if err := saveIdentity(ctx, tx, id, sealed); err != nil {
+			return err
+		}
+		return setMetaTx(ctx, tx, key, value)
 	})
 	if err != nil {
-		return fmt.Errorf("storage: save identity: %w", err)
+		return fmt.Errorf("storage: save identity and meta %q: %w", key, err)
 	}
 	return nil
 }

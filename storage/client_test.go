@@ -360,3 +360,83 @@ func TestReceivedByRelayID(t *testing.T) {
 		}
 	}
 }
+
+// TestSaveIdentityAndMetaAtomic: a re-pin writes the own card and the pinned key in
+// one transaction; a failure at any step leaves the old card and the old pin.
+func TestSaveIdentityAndMetaAtomic(t *testing.T) {
+	ctx := t.Context()
+	c := newClient(t, []byte("pass"))
+	old := Identity{Name: "alice", CardID: "card-alice", Card: []byte("card signed by K1"), PrivateKey: []byte("private")}
+	if err := c.SaveIdentity(ctx, old); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.SetMeta(ctx, "relay_key", []byte("K1")); err != nil {
+		t.Fatal(err)
+	}
+	repinned := old
+	repinned.Card = []byte("card signed by K2")
+	check := func(wantCard, wantPin string) {
+		t.Helper()
+		id, err := c.Identity(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		pin, err := c.Meta(ctx, "relay_key")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if string(id.Card) != wantCard || string(pin) != wantPin || string(id.PrivateKey) != "private" {
+			t.Fatalf("card %q pin %q key %q, want %q and %q", id.Card, pin, id.PrivateKey, wantCard, wantPin)
+		}
+	}
+	// Steps: 1 the identity, 2 the pin, 3 the commit.
+	for step := 1; step <= 3; step++ {
+		injected := fmt.Errorf("injected failure at step %d", step)
+		c.setHook(func(s int) error {
+			if s == step {
+				return injected
+			}
+			return nil
+		})
+		if err := c.SaveIdentityAndMeta(ctx, repinned, "relay_key", []byte("K2")); !errors.Is(err, injected) {
+			t.Fatalf("step %d: %v, want the injected failure", step, err)
+		}
+		check("card signed by K1", "K1")
+	}
+	c.setHook(nil)
+	if err := c.SaveIdentityAndMeta(ctx, repinned, "relay_key", []byte("K2")); err != nil {
+		t.Fatal(err)
+	}
+	check("card signed by K2", "K2")
+}
+
+// TestDecryptedHeadersBounded: the headers of handled messages are remembered (a copy
+// is a replay), the newest maxDecryptedHeaders of them.
+func TestDecryptedHeadersBounded(t *testing.T) {
+	ctx := t.Context()
+	old := maxDecryptedHeaders
+	maxDecryptedHeaders = 5
+	t.Cleanup(func() { maxDecryptedHeaders = old })
+	c := newClient(t, nil)
+	dh := bytes.Repeat([]byte{7}, 32)
+	for n := uint32(0); n < 8; n++ {
+		if _, err := c.CommitReceive(ctx, ReceiveTx{RelayID: fmt.Sprint("r", n), Decrypted: &HeaderRef{DH: dh, N: n}}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for n := uint32(0); n < 9; n++ {
+		seen, err := c.WasDecrypted(ctx, HeaderRef{DH: dh, N: n})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if want := n >= 3 && n < 8; seen != want {
+			t.Errorf("header %d remembered: %v, want %v", n, seen, want)
+		}
+	}
+	if seen, _ := c.WasDecrypted(ctx, HeaderRef{DH: bytes.Repeat([]byte{8}, 32), N: 5}); seen {
+		t.Error("a header of another chain is remembered")
+	}
+	if _, err := c.CommitReceive(ctx, ReceiveTx{RelayID: "bad", Decrypted: &HeaderRef{N: 1}}); !errors.Is(err, ErrInvalid) {
+		t.Errorf("a header without a ratchet key: %v, want ErrInvalid", err)
+	}
+}

@@ -663,6 +663,9 @@ type ReceiveTx struct {
 	// keys for; those not recorded yet are recorded as first seen at Session.UpdatedAt
 	// (see ExpiredSkippedChains).
 	SkippedChains [][]byte
+	// Decrypted is the ratchet header (chain key and number) of the message handled:
+	// recorded, so that a copy of it is known as a replay (WasDecrypted).
+	Decrypted *HeaderRef
 
 	// Additions (optional).
 	Card       *Card    // upserted first (the card of a first-time sender)
@@ -670,6 +673,20 @@ type ReceiveTx struct {
 	From       string   // sender's contact name: DeliveryUpdates only touch messages sent to
 	// them; defaults to Message.Contact. Empty with no Message: any outgoing message.
 }
+
+// HeaderRef names a ratchet message by its header: the sender's ratchet public key
+// (its chain) and its number in that chain. Both are public.
+type HeaderRef struct {
+	DH []byte
+	N  uint32
+}
+
+// MaxDecryptedHeaders is how many decrypted message headers a profile remembers
+// (about 60 bytes each): a copy of a message older than that, whose key is gone, can
+// no longer be told from a late message and is shown as one.
+const MaxDecryptedHeaders = 20000
+
+var maxDecryptedHeaders = MaxDecryptedHeaders // tests lower it
 
 // FirstMessage identifies an accepted first message: the prekeys it names and the
 // initiator's ephemeral key. A copy of it is a replay, however many sessions later.
@@ -858,6 +875,18 @@ func (c *Client) receiveTx(ctx context.Context, tx *txn, p *preparedReceive) (in
 			}
 		}
 	}
+	if h := r.Decrypted; h != nil {
+		if len(h.DH) == 0 {
+			return 0, fmt.Errorf("%w: decrypted header without a ratchet key", ErrInvalid)
+		}
+		if _, err := tx.exec(ctx, "INSERT INTO decrypted_headers (dh, n) VALUES (?, ?) ON CONFLICT DO NOTHING", h.DH, h.N); err != nil {
+			return 0, err
+		}
+		// Rows are appended (rowid = max + 1): the oldest go beyond the bound.
+		if _, err := tx.exec(ctx, "DELETE FROM decrypted_headers WHERE rowid <= (SELECT max(rowid) FROM decrypted_headers) - ?", maxDecryptedHeaders); err != nil {
+			return 0, err
+		}
+	}
 	for _, k := range r.ConsumedPreKeys {
 		if _, err := tx.exec(ctx, "DELETE FROM prekeys WHERE kind = ? AND id = ?", k.Kind, k.ID); err != nil {
 			return 0, err
@@ -923,6 +952,16 @@ func (c *Client) ForgetRelayIDs(ctx context.Context, before time.Time) (int, err
 		return 0, fmt.Errorf("storage: forget relay ids: %w", err)
 	}
 	return int(n), nil
+}
+
+// WasDecrypted reports whether the message with header h was recorded as handled by
+// CommitReceive (among the newest MaxDecryptedHeaders).
+func (c *Client) WasDecrypted(ctx context.Context, h HeaderRef) (bool, error) {
+	var n int
+	if err := c.db.queryRow(ctx, "SELECT count(*) FROM decrypted_headers WHERE dh = ? AND n = ?", h.DH, h.N).Scan(&n); err != nil {
+		return false, fmt.Errorf("storage: look up a decrypted header: %w", err)
+	}
+	return n > 0, nil
 }
 
 // FirstMessageSeen reports whether a first message was recorded (accepted before).

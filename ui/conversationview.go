@@ -141,6 +141,12 @@ func (r *convRenderer) render(it *msgItem) []string {
 		for i := range body {
 			body[i] = s.Undecryptable.Render(body[i])
 		}
+	case !m.Outgoing && m.State == chat.UndecryptableState && m.Reason == chat.KeyGoneReason:
+		// A late message whose skipped key expired: asking for it again is the only way.
+		body = wrapText("⚠ a message from "+r.contact+" could not be decrypted: "+m.Reason, textW)
+		for i := range body {
+			body[i] = s.Undecryptable.Render(body[i])
+		}
 	case m.State == chat.UndecryptableState || (!m.Outgoing && m.State == chat.Failed):
 		reason := m.Reason
 		if reason == "" {

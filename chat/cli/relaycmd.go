@@ -127,6 +127,12 @@ func RunRelay(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	if err := os.MkdirAll(filepath.Dir(*dbPath), 0o700); err != nil {
 		return fmt.Errorf("creating the database directory: %w", err)
 	}
+	// Held while the relay runs: rotate-key refuses to change the key under it.
+	lock, err := lockRelayDB(*dbPath, "pfschat relay", "start the relay")
+	if err != nil {
+		return err
+	}
+	defer lock.release()
 	fresh, err := prepareRelayDB(*dbPath, *initDB)
 	if err != nil {
 		return err
@@ -175,7 +181,8 @@ func RunRelay(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		scheme = "wss"
 		hs.TLSConfig = tlsConf
 		hs.TLSNextProto = map[string]func(*http.Server, *tls.Conn, http.Handler){} // no HTTP/2: WebSockets need HTTP/1.1
-		ln = tls.NewListener(ln, tlsConf)
+		// ParkingListener: idle connections park on the socket, below TLS.
+		ln = tls.NewListener(server.ParkingListener(ln), tlsConf)
 	}
 	stopSide, err := startSideServers(log, srv, *adminAddr, acmeMgr, *acmeHTTPAddr, stdout)
 	if err != nil {

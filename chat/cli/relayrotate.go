@@ -47,6 +47,13 @@ func runRelayRotateKey(ctx context.Context, args []string, stdout, stderr io.Wri
 	} else if st.Size() == 0 {
 		return fmt.Errorf("%w: %s is empty", errNotRelayDB, *dbPath)
 	}
+	// A running relay would go on serving the old key (and its clients would never see
+	// the statement): refuse while it holds the database.
+	lock, err := lockRelayDB(*dbPath, "pfschat relay rotate-key", "rotate the relay key")
+	if err != nil {
+		return err
+	}
+	defer lock.release()
 	store, err := openRelayStore(ctx, *dbPath, storage.RelayOptions{})
 	if err != nil {
 		return err

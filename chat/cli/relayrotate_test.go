@@ -42,3 +42,43 @@ func TestRelayRotateKey(t *testing.T) {
 		t.Fatal("rotate-key on a missing database")
 	}
 }
+
+// TestRelayRotateKeyRefusesWhileRunning: rotate-key refuses while a relay serves the
+// database (it would go on serving the old key), names the relay and changes nothing;
+// a second relay on the same database is refused too.
+func TestRelayRotateKeyRefusesWhileRunning(t *testing.T) {
+	db := filepath.Join(t.TempDir(), "relay.db")
+	url, stop := runRelay(t, "--db", db, "--min-free-mib", "0")
+	alice := loggedIn(t, url, "alice")
+	old := alice.RelayKey()
+	alice.Close()
+
+	err := cli.RunRelay(t.Context(), []string{"rotate-key", "--db", db}, io.Discard, io.Discard)
+	if err == nil {
+		t.Fatal("rotate-key rotated the key of a running relay")
+	}
+	if msg := err.Error(); !strings.Contains(msg, "in use by pfschat relay (pid ") || !strings.Contains(msg, "stop it first") {
+		t.Fatalf("rotate-key while the relay runs: %v", err)
+	}
+	err = cli.RunRelay(t.Context(), []string{"--db", db, "--addr", "127.0.0.1:0", "--admin-addr", "", "--min-free-mib", "0"}, io.Discard, io.Discard)
+	if err == nil || !strings.Contains(err.Error(), "cannot start the relay") {
+		t.Fatalf("a second relay on the same database: %v", err)
+	}
+	// Nothing changed: a client pinned to the key connects with no rotation.
+	rotated := false
+	c := client.New(client.Config{URL: url, PinnedRelayKey: old, OnRelayKeyRotated: func([]relay.KeyRotation) { rotated = true }})
+	if err := c.Connect(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	c.Close()
+	if rotated || !c.RelayKey().Equal(old) {
+		t.Fatal("the refused rotate-key changed the key")
+	}
+	if err := stop(); err != nil {
+		t.Fatal(err)
+	}
+	// Stopped, the same command rotates.
+	if err := cli.RunRelay(t.Context(), []string{"rotate-key", "--db", db}, io.Discard, io.Discard); err != nil {
+		t.Fatal(err)
+	}
+}

@@ -32,6 +32,23 @@ func FromMessage(m chat.Message) Message {
 		ReceivedAt: m.ReceivedAt.UTC(), State: m.State.String(), Reason: m.Reason, Seq: m.Seq, KeyPending: m.KeyPending}
 }
 
+// Gap is a hole in a contact's incoming sequence as the API shows it: the contact's
+// messages From..To (sequence numbers, inclusive) have not arrived, although message
+// Before (a store id), which the sender wrote after them, arrived at Since, at least a
+// minute ago. A gap disappears once its messages arrive.
+type Gap struct {
+	Contact string    `json:"contact"`
+	From    uint64    `json:"from"`
+	To      uint64    `json:"to"`
+	Before  int64     `json:"before"`
+	Since   time.Time `json:"since"`
+}
+
+// FromGap is g as the API shows it.
+func FromGap(g chat.Gap) Gap {
+	return Gap{Contact: g.Contact, From: g.From, To: g.To, Before: g.Before, Since: g.Since.UTC()}
+}
+
 // Contact is a contact as the API shows it.
 type Contact struct {
 	Name        string `json:"name"`
@@ -108,6 +125,13 @@ type (
 	}
 	RotateKeysParams struct {
 		Count int `json:"count"`
+	}
+	// GapsParams: whose gaps (a contact's name; empty: every contact's).
+	GapsParams struct {
+		Name string `json:"name,omitempty"`
+	}
+	GapsResult struct {
+		Gaps []Gap `json:"gaps"`
 	}
 	// OneTimeKeysResult is oneTimeKeys': the one-time prekeys the relay holds now.
 	OneTimeKeysResult struct {

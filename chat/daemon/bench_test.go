@@ -3,7 +3,9 @@ package daemon_test
 import (
 	"context"
 	"fmt"
+	"path/filepath"
 	"slices"
+	"strconv"
 	"sync"
 	"testing"
 	"time"
@@ -14,6 +16,7 @@ import (
 	"pfschat/chat/profile"
 	"pfschat/relay/relaytest"
 	"pfschat/relay/server"
+	"pfschat/storage"
 )
 
 // offlineOwner is alice's daemon with an acknowledged session with bob and no relay
@@ -63,6 +66,47 @@ func serveOwner(b *testing.B, c *chat.Controller, dir string) (sock string) {
 
 var syncModes = []struct{ name, sync string }{{"NORMAL", "NORMAL"}, {"FULL", ""}}
 
+// commitFloor is the same run's floor under the daemon's figures: the store's bare
+// commit, measured right after the benchmark's loop on the same machine under the same
+// load. It commits n one-row write transactions (SetMeta) one after another on a fresh
+// client store with the given sync mode, on the file system of the profiles, and
+// reports commits per second and the p50 of one commit. A daemon send is one such
+// transaction (with more rows in it), so no daemon can go faster than this floor.
+func commitFloor(b *testing.B, sync string, n int) (perSec float64, p50 time.Duration) {
+	b.Helper()
+	n = max(200, min(n, 3000))
+	ctx := context.Background()
+	st, err := storage.CreateClientWith(ctx, filepath.Join(b.TempDir(), "floor.db"), chattest.Passphrase,
+		storage.ClientOptions{KDF: chattest.KDF, Synchronous: sync})
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer st.Close()
+	lat := make([]time.Duration, n)
+	t0 := time.Now()
+	for i := range lat {
+		t1 := time.Now()
+		if err := st.SetMeta(ctx, "floor", []byte(strconv.Itoa(i))); err != nil {
+			b.Fatal(err)
+		}
+		lat[i] = time.Since(t1)
+	}
+	perSec = float64(n) / time.Since(t0).Seconds()
+	slices.Sort(lat)
+	return perSec, lat[n/2]
+}
+
+// reportFloor runs commitFloor and reports it beside a rate (msgs/s; 0: none).
+func reportFloor(b *testing.B, sync string, rate float64) {
+	b.Helper()
+	perSec, p50 := commitFloor(b, sync, b.N)
+	b.ReportMetric(perSec, "floor-commits/s")
+	b.ReportMetric(float64(p50.Microseconds())/1000, "floor-commit-p50-ms")
+	if rate > 0 {
+		b.ReportMetric(100*rate/perSec, "%-of-floor")
+	}
+}
+
 // BenchmarkRPCSend: one `send` as a script makes it — connect to the socket, call send,
 // read the result (the message committed to the outbox), close. p50 and p99 per call.
 func BenchmarkRPCSend(b *testing.B) {
@@ -89,6 +133,7 @@ func BenchmarkRPCSend(b *testing.B) {
 			slices.Sort(lat)
 			b.ReportMetric(float64(lat[len(lat)/2].Microseconds())/1000, "p50-ms")
 			b.ReportMetric(float64(lat[len(lat)*99/100].Microseconds())/1000, "p99-ms")
+			reportFloor(b, m.sync, 0)
 		})
 	}
 }
@@ -118,7 +163,10 @@ func BenchmarkDaemonThroughput(b *testing.B) {
 				}()
 			}
 			wg.Wait()
-			b.ReportMetric(float64(b.N)/time.Since(t0).Seconds(), "msgs/s")
+			rate := float64(b.N) / time.Since(t0).Seconds()
+			b.StopTimer()
+			b.ReportMetric(rate, "msgs/s")
+			reportFloor(b, m.sync, rate)
 		})
 	}
 }
@@ -167,7 +215,10 @@ func BenchmarkDaemonEndToEnd(b *testing.B) {
 	case <-time.After(2 * time.Minute):
 		b.Fatal("bob did not receive every message within 2 minutes")
 	}
-	b.ReportMetric(float64(b.N)/time.Since(t0).Seconds(), "msgs/s")
+	rate := float64(b.N) / time.Since(t0).Seconds()
+	b.StopTimer()
+	b.ReportMetric(rate, "msgs/s")
+	reportFloor(b, chattest.StoreOptions.Synchronous, rate) // the profiles' sync mode
 }
 
 // dialClients opens n connections to the owner's socket, closed when b ends.

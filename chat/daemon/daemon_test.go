@@ -12,6 +12,7 @@ import (
 	"net/http/httptest"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -19,6 +20,7 @@ import (
 	"pfschat/chat/chattest"
 	"pfschat/chat/daemon"
 	"pfschat/chat/profile"
+	"pfschat/relay/client"
 	"pfschat/relay/relaytest"
 )
 
@@ -367,5 +369,113 @@ func TestSocketRotateKeysReportsRelayCount(t *testing.T) {
 	}
 	if got.X25519 != x || got.MLKEM != m || x < 30 {
 		t.Fatalf("oneTimeKeys = %+v, the relay holds %d and %d (want at least 30)", got, x, m)
+	}
+}
+
+// dropRelay loses the next `drop` sends after "accepting" them, as a relay that drops
+// messages would.
+type dropRelay struct {
+	chat.RelayClient
+	mu   sync.Mutex
+	drop int
+}
+
+func (d *dropRelay) Send(ctx context.Context, to string, body []byte, clientID string) (int64, error) {
+	d.mu.Lock()
+	drop := d.drop > 0
+	if drop {
+		d.drop--
+	}
+	d.mu.Unlock()
+	if drop {
+		return 1 << 40, nil
+	}
+	return d.RelayClient.Send(ctx, to, body, clientID)
+}
+
+// testClock is a clock the test moves.
+type testClock struct {
+	mu  sync.Mutex
+	now time.Time
+}
+
+func (c *testClock) Now() time.Time { c.mu.Lock(); defer c.mu.Unlock(); return c.now }
+func (c *testClock) Add(d time.Duration) {
+	c.mu.Lock()
+	c.now = c.now.Add(d)
+	c.mu.Unlock()
+}
+
+// gaps over the socket: a message the relay lost shows as a hole in the sender's
+// sequence a minute after a later one arrived (not before), for the contact named and
+// for every contact; an unknown name is unknown_contact.
+func TestSocketGaps(t *testing.T) {
+	r := relaytest.Start(t)
+	dr := &dropRelay{}
+	alice := chattest.NewUser(t, r, "alice", func(p *chat.Profile) {
+		p.Prefs.Dial = func(cfg client.Config) chat.RelayClient { dr.RelayClient = client.New(cfg); return dr }
+	})
+	clock := &testClock{now: time.Now().UTC()}
+	bob := chattest.NewUser(t, r, "bob", func(p *chat.Profile) { p.Prefs.Clock = clock.Now })
+	ctx := t.Context()
+	if _, err := alice.AddContact(ctx, "bob"); err != nil {
+		t.Fatal(err)
+	}
+	chattest.Send(t, alice, bob, "one")
+	dr.mu.Lock()
+	dr.drop = 1
+	dr.mu.Unlock()
+	if _, err := alice.Send(ctx, "bob", "two, lost"); err != nil {
+		t.Fatal(err)
+	}
+	chattest.Send(t, alice, bob, "three")
+	hist, err := bob.History(ctx, "alice", 0, 10)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var threeID int64 // bob's store id of "three"
+	for _, m := range hist {
+		if m.Text == "three" {
+			threeID = m.ID
+		}
+	}
+	o := startOwner(t, r, bob)
+	c := dial(t, o.sock)
+
+	var got daemon.GapsResult
+	if err := c.Call(ctx, "gaps", daemon.GapsParams{Name: "alice"}, &got); err != nil {
+		t.Fatal(err)
+	}
+	if got.Gaps == nil || len(got.Gaps) != 0 {
+		t.Fatalf("gaps before a minute passed: %+v, want an empty list", got)
+	}
+	clock.Add(chat.GapWait + time.Second)
+	for _, p := range []daemon.GapsParams{{Name: "alice"}, {}} {
+		got = daemon.GapsResult{}
+		if err := c.Call(ctx, "gaps", p, &got); err != nil {
+			t.Fatal(err)
+		}
+		if len(got.Gaps) != 1 {
+			t.Fatalf("gaps %+v: %+v, want the lost message", p, got)
+		}
+		g := got.Gaps[0]
+		if g.Contact != "alice" || g.From != 2 || g.To != 2 || g.Before != threeID || g.Since.IsZero() {
+			t.Fatalf("gap %+v, want alice's 2..2 before message %d", g, threeID)
+		}
+	}
+	// The wire form is the documented one.
+	raw, err := json.Marshal(got.Gaps[0])
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, k := range []string{`"contact":"alice"`, `"from":2`, `"to":2`, `"before":`, `"since":"`} {
+		if !strings.Contains(string(raw), k) {
+			t.Fatalf("gap on the wire %s lacks %s", raw, k)
+		}
+	}
+	err = c.Call(ctx, "gaps", daemon.GapsParams{Name: "carol"}, nil)
+	var re *daemon.Error
+	if !errors.As(err, &re) || re.Code != daemon.CodeUnknownContact {
+		t.Fatalf("gaps of a stranger: %#v", err)
 	}
 }

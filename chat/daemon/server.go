@@ -354,6 +354,12 @@ func (s *Server) call(ctx context.Context, c *conn, req *Request) (any, *Error) 
 			return nil, errorFor(err)
 		}
 		return empty{}, nil
+	case "gaps":
+		var p GapsParams
+		if e := DecodeParams(req.Params, &p); e != nil {
+			return nil, e
+		}
+		return s.gaps(ctx, p.Name)
 	case "oneTimeKeys":
 		x, m, err := s.c.OneTimeKeysOnRelay(ctx)
 		if err != nil {
@@ -365,6 +371,34 @@ func (s *Server) call(ctx context.Context, c *conn, req *Request) (any, *Error) 
 		return res, e
 	}
 	return nil, NewError(CodeMethodNotFound, "no method %q (see API.md)", req.Method)
+}
+
+// gaps lists the holes in name's incoming sequence, or in every contact's (name "").
+func (s *Server) gaps(ctx context.Context, name string) (any, *Error) {
+	names := []string{name}
+	if name == "" {
+		list, err := s.c.Contacts(ctx)
+		if err != nil {
+			return nil, errorFor(err)
+		}
+		names = names[:0]
+		for _, ct := range list {
+			names = append(names, ct.Name)
+		}
+	} else if _, err := s.c.Contact(ctx, name); err != nil {
+		return nil, errorFor(err)
+	}
+	out := GapsResult{Gaps: []Gap{}}
+	for _, n := range names {
+		gs, err := s.c.Gaps(ctx, n)
+		if err != nil {
+			return nil, errorFor(err)
+		}
+		for _, g := range gs {
+			out.Gaps = append(out.Gaps, FromGap(g))
+		}
+	}
+	return out, nil
 }
 
 func nameParam(req *Request) (string, *Error) {

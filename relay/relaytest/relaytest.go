@@ -145,6 +145,7 @@ func (r *Relay) start(t testing.TB, addr string) {
 	scheme := "ws://"
 	if r.CA != nil {
 		hs.TLS = r.CA.ServerTLS(t)
+		hs.Listener = server.ParkingListener(hs.Listener) // as `pfschat relay` serves TLS
 		hs.StartTLS()
 		scheme = "wss://"
 	} else {

@@ -23,6 +23,7 @@ type conn struct {
 	ws     *websocket.Conn
 	br     *bufio.Reader // gorilla's read buffer (nil if gorilla made its own)
 	waiter *readWaiter   // nil where unsupported
+	park   *parkConn     // under tls.Conn when served through ParkingListener, else nil
 	id     uint64
 	out    *outQueue
 

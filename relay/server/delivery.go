@@ -70,7 +70,11 @@ func (c *conn) backfill(name string) {
 	backlogMax := max(1, c.s.limits.OutboundQueue/2)
 	after := int64(0)
 	for {
-		msgs, err := c.s.queue.Pending(c.ctx, name, after, page)
+		// Not c.ctx: a query leaves a child-context map in its parent for good (see
+		// opCtx); a page is read in milliseconds, and c.ctx still stops the loop below.
+		ctx, cancel := c.opCtx()
+		msgs, err := c.s.queue.Pending(ctx, name, after, page)
+		cancel()
 		if err != nil {
 			if c.ctx.Err() == nil {
 				c.s.log.Error("reading backlog", "conn", c.id, "err", err)

@@ -12,7 +12,8 @@
 //	go http.ListenAndServe("127.0.0.1:7879", srv.AdminHandler()) // /metrics, /healthz
 //	http.ListenAndServe(addr, srv) // serves /v2/ws, /v1/ws's upgrade error, /healthz
 //	// or, with TLS 1.3 (the channel binding is the connection's TLS exporter):
-//	// (&http.Server{Addr: addr, Handler: srv, TLSConfig: tlsConf}).ListenAndServeTLS("", "")
+//	// ln, _ := net.Listen("tcp", addr)
+//	// (&http.Server{Handler: srv}).Serve(tls.NewListener(server.ParkingListener(ln), tlsConf))
 //	...
 //	srv.Shutdown(ctx) // drains: every send already read is committed and answered
 //	store.Close()

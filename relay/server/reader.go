@@ -67,7 +67,7 @@ func (c *conn) readLoop() {
 	for {
 		// Keep this loop's own frame small: an idle connection parks here, and a
 		// shallow stack lets the runtime shrink it (per-frame work is in onMessage).
-		if c.waiter != nil && c.br != nil && c.br.Buffered() == 0 {
+		if c.waiter != nil && c.br != nil && c.br.Buffered() == 0 && (c.park == nil || c.tlsQuiet()) {
 			c.waiter.wait()
 		}
 		mt, r, err := ws.NextReader()

@@ -407,7 +407,10 @@ func (s *Server) serveWS(w http.ResponseWriter, r *http.Request) {
 		mode = relay.BindingTLSTerminatedUpstream
 	}
 	nonce, nonceErr := relay.ParseNonce(r.URL.Query().Get(relay.NonceParam))
-	hw := &hijackWrapper{ResponseWriter: w}
+	hw := &hijackWrapper{ResponseWriter: w, size: readBufferSize}
+	if r.TLS != nil {
+		hw.size = readBufferSizeTLS
+	}
 	ws, err := s.upgrader.Upgrade(hw, r, nil)
 	if err != nil {
 		return // the upgrader has answered the HTTP request
@@ -426,7 +429,7 @@ func (s *Server) serveWS(w http.ResponseWriter, r *http.Request) {
 	c.bindingMode = mode
 	c.addrKey = addrKey
 	c.br = hw.br
-	c.waiter = newReadWaiter(ws.NetConn())
+	c.waiter, c.park = readWaiterFor(ws.NetConn())
 	s.mu.Lock()
 	if s.closing.Load() {
 		s.mu.Unlock()
@@ -572,11 +575,19 @@ func accountFromStore(a storage.Account) (*account, error) {
 // is about 450 bytes, so most frames arrive in one read.
 const readBufferSize = 1024
 
+// readBufferSizeTLS is the read buffer over TLS, where a bigger one saves no system
+// call (tls.Conn holds each record's plaintext and fills it with copies): 512 bytes
+// less per idle connection. It must stay over 256 bytes: gorilla takes a smaller one
+// as a sign to make its own 4 KiB buffer, which the read loop would not see (it would
+// park with data buffered).
+const readBufferSizeTLS = 512
+
 // hijackWrapper gives gorilla a fresh, small bufio.Reader over the hijacked
 // connection (instead of net/http's 4 KiB one) and remembers it.
 type hijackWrapper struct {
 	http.ResponseWriter
-	br *bufio.Reader
+	size int // of br
+	br   *bufio.Reader
 }
 
 func (h *hijackWrapper) Hijack() (net.Conn, *bufio.ReadWriter, error) {
@@ -592,6 +603,6 @@ func (h *hijackWrapper) Hijack() (net.Conn, *bufio.ReadWriter, error) {
 		// The client sent data before the handshake finished; let gorilla refuse it.
 		return nc, brw, nil
 	}
-	h.br = bufio.NewReaderSize(nc, readBufferSize)
+	h.br = bufio.NewReaderSize(nc, h.size)
 	return nc, bufio.NewReadWriter(h.br, brw.Writer), nil
 }
