@@ -8,6 +8,7 @@ func (s *Server) SweepAccounts(ctx context.Context) int { return s.sweepAccounts
 // SetTestHookLoggedIn makes f run on each connection's reader once its login is
 // answered. Set it while no connection logs in.
 func (s *Server) SetTestHookLoggedIn(f func()) { s.testHookLoggedIn = f }
+
 // ParkedBelowTLS is how many open TLS connections park their read loops on the
 // socket, below TLS (ParkingListener).
 func (s *Server) ParkedBelowTLS() int {
