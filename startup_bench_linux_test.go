@@ -1,0 +1,155 @@
+package main
+
+import (
+	"bytes"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"golang.org/x/sys/unix"
+)
+
+// openPTY opens a pseudo-terminal pair of cols×rows: the controlling side and the
+// terminal a child process gets as its stdin, stdout and stderr.
+func openPTY(cols, rows uint16) (ptm, pts *os.File, err error) {
+	fd, err := unix.Open("/dev/ptmx", unix.O_RDWR|unix.O_NOCTTY|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return nil, nil, fmt.Errorf("open /dev/ptmx: %w", err)
+	}
+	ptm = os.NewFile(uintptr(fd), "/dev/ptmx")
+	if err := unix.IoctlSetPointerInt(fd, unix.TIOCSPTLCK, 0); err != nil {
+		ptm.Close()
+		return nil, nil, fmt.Errorf("unlock pty: %w", err)
+	}
+	n, err := unix.IoctlGetInt(fd, unix.TIOCGPTN)
+	if err != nil {
+		ptm.Close()
+		return nil, nil, fmt.Errorf("pty number: %w", err)
+	}
+	pts, err = os.OpenFile(fmt.Sprintf("/dev/pts/%d", n), os.O_RDWR|unix.O_NOCTTY, 0)
+	if err != nil {
+		ptm.Close()
+		return nil, nil, err
+	}
+	if err := unix.IoctlSetWinsize(int(pts.Fd()), unix.TIOCSWINSZ, &unix.Winsize{Col: cols, Row: rows}); err != nil {
+		ptm.Close()
+		pts.Close()
+		return nil, nil, fmt.Errorf("window size: %w", err)
+	}
+	return ptm, pts, nil
+}
+
+// startupBin is the binary the startup benchmarks run: PFSCHAT_BENCH_BIN, or a fresh
+// build of this module (the test binary re-executing itself starts slower than a real
+// build, and both figures must come from the same binary).
+func startupBin(b *testing.B) string {
+	b.Helper()
+	if v := os.Getenv("PFSCHAT_BENCH_BIN"); v != "" {
+		return v
+	}
+	bin := filepath.Join(b.TempDir(), "pfschat")
+	if out, err := exec.Command("go", "build", "-o", bin, ".").CombinedOutput(); err != nil {
+		b.Fatalf("go build: %v\n%s", err, out)
+	}
+	return bin
+}
+
+// demoFirstFrame runs `pfschat demo` in a 100×30 pseudo-terminal and returns the time
+// from exec until the terminal shows the demo's conversation with echo (the first
+// output after the switch to the alternate screen that names echo: the UI's first
+// frame, or the one right after it that lists the contacts), then stops the demo with
+// Ctrl-C.
+func demoFirstFrame(b *testing.B, bin string) time.Duration {
+	b.Helper()
+	ptm, pts, err := openPTY(100, 30)
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer ptm.Close()
+	home := b.TempDir()
+	cmd := exec.Command(bin, "demo")
+	cmd.Env = append(os.Environ(), "HOME="+home, "XDG_STATE_HOME="+filepath.Join(home, "state"), "TMPDIR="+home)
+	cmd.Stdin, cmd.Stdout, cmd.Stderr = pts, pts, pts
+	cmd.SysProcAttr = &unix.SysProcAttr{Setsid: true, Setctty: true}
+	t0 := time.Now()
+	if err := cmd.Start(); err != nil {
+		pts.Close()
+		b.Fatal(err)
+	}
+	pts.Close()
+	done := make(chan error, 1)
+	go func() { done <- cmd.Wait() }()
+	defer func() {
+		select {
+		case <-done:
+		case <-time.After(10 * time.Second):
+			_ = cmd.Process.Kill()
+			<-done
+		}
+	}()
+
+	seen := make(chan time.Duration, 1)
+	go func() { // reads until the pty closes; answers nothing (bubbletea does not wait)
+		var out []byte
+		buf := make([]byte, 64<<10)
+		found := false
+		for {
+			n, err := ptm.Read(buf)
+			out = append(out, buf[:n]...)
+			if i := bytes.Index(out, []byte("\x1b[?1049h")); !found && i >= 0 && bytes.Contains(out[i:], []byte("echo")) {
+				found = true
+				seen <- time.Since(t0)
+			}
+			if err != nil {
+				if !found {
+					close(seen)
+				}
+				return
+			}
+		}
+	}()
+	select {
+	case d, ok := <-seen:
+		if !ok {
+			b.Fatal("pfschat demo exited before its first frame")
+		}
+		if _, err := ptm.Write([]byte{3}); err != nil { // Ctrl-C quits the UI
+			b.Fatal(err)
+		}
+		return d
+	case err := <-done:
+		b.Fatalf("pfschat demo exited before its first frame: %v", err)
+	case <-time.After(60 * time.Second):
+		_ = cmd.Process.Kill()
+		b.Fatal("pfschat demo: no first frame after 60 s")
+	}
+	return 0
+}
+
+// BenchmarkDemoFirstFrame: `pfschat demo` from exec to its first frame beside
+// `pfschat version` from exec to exit, the same binary, interleaved in one run. Issue 14:
+// first frame ≤ 250 ms on a quiet machine and ≤ 8× the process start.
+//
+//	go test . -run '^$' -bench DemoFirstFrame -benchtime 10x
+func BenchmarkDemoFirstFrame(b *testing.B) {
+	bin := startupBin(b)
+	var start, frame []time.Duration
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		t0 := time.Now()
+		if out, err := exec.Command(bin, "version").CombinedOutput(); err != nil {
+			b.Fatalf("pfschat version: %v\n%s", err, out)
+		}
+		start = append(start, time.Since(t0))
+		frame = append(frame, demoFirstFrame(b, bin))
+	}
+	b.StopTimer()
+	s, f := p50(start), p50(frame)
+	b.ReportMetric(s, "version-ms")
+	b.ReportMetric(f, "first-frame-ms")
+	b.ReportMetric(f/s, "frame/version")
+	b.ReportMetric(0, "ns/op")
+}
