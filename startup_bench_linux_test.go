@@ -10,6 +10,10 @@ import (
 	"time"
 
 	"golang.org/x/sys/unix"
+
+	"pfschat/chat/chattest"
+	"pfschat/relay/relaytest"
+	"pfschat/relay/server"
 )
 
 // openPTY opens a pseudo-terminal pair of cols×rows: the controlling side and the
@@ -182,5 +186,41 @@ func BenchmarkDemoFirstFrame(b *testing.B) {
 	b.ReportMetric(f/s, "frame/version")
 	b.ReportMetric(p50(startCPU), "version-cpu-ms")
 	b.ReportMetric(p50(frameCPU), "first-frame-cpu-ms")
+	b.ReportMetric(0, "ns/op")
+}
+
+// BenchmarkInitProcess: `pfschat init` (a new identity, 200 prekeys, registration with
+// a relay in this process, the production Argon2id and FULL sync) from exec to exit,
+// beside `pfschat version` in the same run, with the process's CPU time.
+//
+//	go test . -run '^$' -bench InitProcess -benchtime 10x
+func BenchmarkInitProcess(b *testing.B) {
+	bin := startupBin(b)
+	r := relaytest.StartWith(b, relaytest.Options{Limits: server.Limits{RegistrationsPerHour: -1}})
+	passFile := filepath.Join(b.TempDir(), "passphrase")
+	if err := os.WriteFile(passFile, chattest.Passphrase, 0o600); err != nil {
+		b.Fatal(err)
+	}
+	var start, initT, initCPU []time.Duration
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		t0 := time.Now()
+		if out, err := exec.Command(bin, "version").CombinedOutput(); err != nil {
+			b.Fatalf("pfschat version: %v\n%s", err, out)
+		}
+		start = append(start, time.Since(t0))
+		cmd := exec.Command(bin, "--home", b.TempDir(), "--relay", r.URL, "--passphrase-file", passFile, "init", "--name", fmt.Sprintf("init%d", i))
+		t0 = time.Now()
+		if out, err := cmd.CombinedOutput(); err != nil {
+			b.Fatalf("pfschat init: %v\n%s", err, out)
+		}
+		initT = append(initT, time.Since(t0))
+		initCPU = append(initCPU, cmd.ProcessState.UserTime()+cmd.ProcessState.SystemTime())
+	}
+	b.StopTimer()
+	b.ReportMetric(p50(start), "version-ms")
+	b.ReportMetric(p50(initT), "init-ms")
+	b.ReportMetric(p50(initCPU), "init-cpu-ms")
+	b.ReportMetric(p50(initT)/p50(start), "init/version")
 	b.ReportMetric(0, "ns/op")
 }
