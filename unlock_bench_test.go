@@ -50,7 +50,7 @@ func unlockProbe() {
 	json.NewEncoder(os.Stdout).Encode(unlockFigures{
 		WallMs: float64(wall.Microseconds()) / 1000,
 		UserMs: tvMs(r1.Utime) - tvMs(r0.Utime), SysMs: tvMs(r1.Stime) - tvMs(r0.Stime),
-		MinFlt: r1.Minflt - r0.Minflt,
+		MinFlt:     r1.Minflt - r0.Minflt,
 		ProcUserMs: tvMs(r1.Utime), ProcSysMs: tvMs(r1.Stime), ProcMinFlt: r1.Minflt,
 		MaxRSSKiB: r1.Maxrss,
 	})
