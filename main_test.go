@@ -33,6 +33,7 @@ func TestMain(m *testing.M) {
 			stop()
 			os.Exit(code)
 		},
+		"pfschat-unlock": unlockProbe, // BenchmarkColdUnlock's fresh process
 	})
 }
 

@@ -191,11 +191,14 @@ func (c *Controller) RotateKeys(ctx context.Context, n int) error {
 func (c *Controller) newPreKeys(ctx context.Context, kind ratchet.PreKeyKind, count int, now time.Time) ([]ratchet.PublicPreKey, error) {
 	rows := make([]storage.PreKey, 0, count)
 	pubs := make([]ratchet.PublicPreKey, 0, count)
-	for range count {
-		id, err := c.store.NextPreKeyID(ctx, uint8(kind))
-		if err != nil {
-			return nil, fmt.Errorf("chat: allocating a %s id: %w", kindName(kind), err)
-		}
+	// One transaction reserves every id (it used to be one per key: 200 fsyncs on a new
+	// profile); ids reserved and then not stored, after a crash, are simply never used.
+	first, err := c.store.ReservePreKeyIDs(ctx, uint8(kind), count)
+	if err != nil {
+		return nil, fmt.Errorf("chat: allocating %d %s ids: %w", count, kindName(kind), err)
+	}
+	for i := range count {
+		id := first + uint32(i)
 		k, err := ratchet.GeneratePreKey(c.rand, c.id, kind, id, now)
 		if err != nil {
 			return nil, fmt.Errorf("chat: generating a %s: %w", kindName(kind), err)

@@ -18,6 +18,7 @@ import (
 	"runtime/pprof"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 
 	"pfschat/chat/cli"
@@ -38,6 +39,11 @@ import (
 const (
 	idleChildEnv    = "PFSCHAT_RELAY_IDLE_CHILD"
 	idleChildTLSEnv = "PFSCHAT_RELAY_CHILD_TLS"
+	// floorChildMode in idleChildEnv makes the child serve the bare forwarder instead.
+	floorChildMode = "FLOOR"
+	// childProfileEnv names a file for the child's CPU profile, taken from the first
+	// /cpu request to the last (so a load run's).
+	childProfileEnv = "PFSCHAT_RELAY_CHILD_CPUPROFILE"
 )
 
 type memReport struct {
@@ -49,6 +55,10 @@ type memReport struct {
 func TestRelayChild(t *testing.T) {
 	if os.Getenv(idleChildEnv) == "" {
 		t.Skip("runs only as the child of the out-of-process benchmarks")
+	}
+	if os.Getenv(idleChildEnv) == floorChildMode {
+		serveChild(t, floorHandler(), nil)
+		return
 	}
 	ctx := t.Context()
 	st, err := storage.OpenRelay(ctx, filepath.Join(t.TempDir(), "relay.db"), storage.RelayOptions{Synchronous: os.Getenv(idleChildEnv), MaxQueueCount: 1 << 20})
@@ -82,9 +92,37 @@ func TestRelayChild(t *testing.T) {
 		}
 		json.NewEncoder(w).Encode(memReport{HeapInuse: m.HeapInuse, StackInuse: m.StackInuse, Sys: m.Sys, Goroutines: runtime.NumGoroutine()})
 	})
+	serveChild(t, srv, mux)
+	srv.Shutdown(ctx)
+}
+
+// serveChild serves handler (and mux's admin endpoints with /gcstats and /cpu) until
+// stdin closes, printing the addresses for startChild.
+func serveChild(t *testing.T, handler http.Handler, mux *http.ServeMux) {
+	if mux == nil {
+		mux = http.NewServeMux()
+		mux.Handle("/", handler)
+	}
 	mux.HandleFunc("/gcstats", func(w http.ResponseWriter, r *http.Request) {
 		c, a := gcStats()
 		fmt.Fprint(w, c, a) // without collecting, unlike /memstats
+	})
+	var profiling bool
+	var profMu sync.Mutex
+	mux.HandleFunc("/cpu", func(w http.ResponseWriter, r *http.Request) {
+		profMu.Lock()
+		if path := os.Getenv(childProfileEnv); path != "" {
+			if profiling {
+				pprof.StopCPUProfile()
+				profiling = false
+			} else if f, err := os.Create(path); err == nil {
+				profiling = pprof.StartCPUProfile(f) == nil
+			}
+		}
+		profMu.Unlock()
+		var ru syscall.Rusage
+		syscall.Getrusage(syscall.RUSAGE_SELF, &ru)
+		fmt.Fprint(w, syscall.TimevalToNsec(ru.Utime)+syscall.TimevalToNsec(ru.Stime))
 	})
 	hs := &http.Server{Handler: mux}
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
@@ -100,8 +138,12 @@ func TestRelayChild(t *testing.T) {
 			t.Fatal(err)
 		}
 		go (&http.Server{Handler: mux}).Serve(admin)
-		ths := &http.Server{Handler: srv, TLSConfig: ca.ServerTLS(t), TLSNextProto: map[string]func(*http.Server, *tls.Conn, http.Handler){}}
-		go ths.Serve(tls.NewListener(server.ParkingListener(ln), ths.TLSConfig))
+		ths := &http.Server{Handler: handler, TLSConfig: ca.ServerTLS(t), TLSNextProto: map[string]func(*http.Server, *tls.Conn, http.Handler){}}
+		tl := ln
+		if _, ok := handler.(*server.Server); ok {
+			tl = server.ParkingListener(ln) // as pfschat relay serves TLS
+		}
+		go ths.Serve(tls.NewListener(tl, ths.TLSConfig))
 		fmt.Printf("CA %s\n", base64.StdEncoding.EncodeToString(ca.Root.Raw))
 		fmt.Printf("ADMIN %s\n", admin.Addr())
 	} else {
@@ -110,7 +152,6 @@ func TestRelayChild(t *testing.T) {
 	}
 	fmt.Printf("URL %s\n", ln.Addr())
 	bufio.NewReader(os.Stdin).ReadString('\n') // parent closes stdin when done
-	srv.Shutdown(ctx)
 }
 
 // gcStats is how many garbage collections this process has completed and how many

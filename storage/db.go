@@ -330,27 +330,45 @@ func loadMigrations(kind storeKind) ([]migration, error) {
 // new user_version (and the version's data step, if any), so a crash leaves the file at
 // a whole version.
 func (d *db) migrate(ctx context.Context, kind storeKind, migs []migration, from, to int, keys *keyring) error {
-	for _, m := range migs[from:to] {
-		err := d.write(ctx, func(tx *txn) error {
-			if m.version == 1 {
-				if _, err := tx.exec(ctx, fmt.Sprintf("PRAGMA application_id = %d", kind.appID)); err != nil {
-					return err
-				}
-			}
-			if err := tx.next(); err != nil {
+	step := func(ctx context.Context, tx *txn, m migration) error {
+		if m.version == 1 {
+			if _, err := tx.exec(ctx, fmt.Sprintf("PRAGMA application_id = %d", kind.appID)); err != nil {
 				return err
 			}
-			if _, err := tx.tx.ExecContext(ctx, m.sql); err != nil { // many statements: not cached
-				return err
-			}
-			if step := kind.dataSteps[m.version]; step != nil {
-				if err := step(ctx, tx, keys); err != nil {
-					return err
-				}
-			}
-			_, err := tx.exec(ctx, fmt.Sprintf("PRAGMA user_version = %d", m.version))
+		}
+		if err := tx.next(); err != nil {
 			return err
+		}
+		if _, err := tx.tx.ExecContext(ctx, m.sql); err != nil { // many statements: not cached
+			return err
+		}
+		if step := kind.dataSteps[m.version]; step != nil {
+			if err := step(ctx, tx, keys); err != nil {
+				return err
+			}
+		}
+		_, err := tx.exec(ctx, fmt.Sprintf("PRAGMA user_version = %d", m.version))
+		return err
+	}
+	if from == 0 && to > 0 {
+		// A new file: the whole schema in one transaction (one commit, not one per
+		// migration: a new profile's or relay's first moments wait for these).
+		last := migs[to-1]
+		err := d.write(ctx, func(tx *txn) error {
+			for _, m := range migs[:to] {
+				if err := step(ctx, tx, m); err != nil {
+					return fmt.Errorf("%s: %w", m.name, err)
+				}
+			}
+			return nil
 		})
+		if err != nil {
+			return fmt.Errorf("storage: create %s store %s at version %d (%s): %w", kind.name, d.path, last.version, last.name, err)
+		}
+		return nil
+	}
+	for _, m := range migs[from:to] {
+		err := d.write(ctx, func(tx *txn) error { return step(ctx, tx, m) })
 		if err != nil {
 			return fmt.Errorf("storage: migrate %s store %s to version %d (%s): %w", kind.name, d.path, m.version, m.name, err)
 		}

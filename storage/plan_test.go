@@ -27,7 +27,11 @@ func TestQueryPlans(t *testing.T) {
 		{r.db, ackDelete.text(2), []any{"bob", 1, "carol", 2}, "INTEGER PRIMARY KEY"},
 		{r.db, expireDelete.text(2), []any{1, 5, 6}, "INTEGER PRIMARY KEY"},
 		{r.db, "DELETE FROM dedup WHERE expires_at <> 0 AND expires_at < ?", []any{1}, "dedup_by_expiry"},
-		{r.db, "SELECT min(id) FROM prekeys WHERE card_id = ? AND kind = ?", []any{"c", 2}, "PRIMARY KEY"},
+		// A card's prekey ids and counts come from the index without the keys' data (the
+		// table's ML-KEM rows spill into overflow pages, which a PRIMARY KEY range reads).
+		{r.db, "SELECT min(id) FROM prekeys WHERE card_id = ? AND kind = ?", []any{"c", 2}, "COVERING INDEX prekeys_ids"},
+		{r.db, "SELECT count(*) FROM prekeys WHERE card_id = ? AND kind = ?", []any{"c", 4}, "COVERING INDEX prekeys_ids"},
+		{r.db, "SELECT id FROM prekeys WHERE card_id = ? AND kind = ? ORDER BY id", []any{"c", 4}, "COVERING INDEX prekeys_ids"},
 	} {
 		rows, err := q.d.r.QueryContext(ctx, "EXPLAIN QUERY PLAN "+q.query, q.args...)
 		if err != nil {

@@ -81,6 +81,7 @@ func (w *wrapped) ad() []byte {
 }
 
 func deriveKEK(pass []byte, salt []byte, p KDFParams) []byte {
+	prepareKDFMemory(p.MemoryKiB)
 	return argon2.IDKey(pass, salt, p.Time, p.MemoryKiB, p.Threads, chacha20poly1305.KeySize)
 }
 

@@ -223,7 +223,9 @@ func (c *LoadConn) writeControl(opcode int, payload []byte) error {
 	defer c.wmu.Unlock()
 	b, start := beginFrame(c.ctrl[:0])
 	c.ctrl = c.endFrame(append(b, payload...), start, opcode)
-	c.nc.SetWriteDeadline(time.Now().Add(time.Second))
+	// As long as Flush's: with 10,000 connections in one process on a busy machine a
+	// goroutine can wait over a second for a CPU between setting it and writing.
+	c.nc.SetWriteDeadline(time.Now().Add(10 * time.Second))
 	_, err := c.nc.Write(c.ctrl)
 	return err
 }

@@ -1,0 +1,149 @@
+package relay_test
+
+import (
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"os"
+	"strings"
+	"testing"
+
+	"pfschat/chat/cli"
+)
+
+// BenchmarkLoadRelative holds issue 14's targets, every one relative to figures
+// measured in the same run, so that a slow day or a busy machine moves both sides:
+//
+//  1. the durable relay's saturated rate at 1,000 pairs (each sender keeps 8 messages
+//     in flight; relay in a child process as `pfschat relay` runs it, FULL sync);
+//  2. the relay at 25% of that rate: p50/p99 send → deliver, the commit-time histogram,
+//     messages per relay CPU-second;
+//  3. the bare gorilla forwarder (also a child process) at the same rate: its p50/p99
+//     and messages per CPU-second.
+//
+// Targets: relay p99 ≤ 10× the forwarder's, and ≤ 10 ms when the load average before
+// the run is below 1.0 (loadavg-1m is reported); relay messages per CPU-second beside
+// the forwarder's (cpu-relay/floor). PFSCHAT_RELAY_CHILD_CPUPROFILE=FILE writes the
+// relay child's CPU profile of the fixed-rate run (the 1,000-pair one) to FILE.
+//
+//	go test ./relay -run '^$' -bench 'LoadRelative/pairs=1000$' -benchtime 50000x
+//
+// pairs=1000-vs-5000 adds the same rate over 5,000 pairs (10,000 connections) and
+// reports the relay's CPU per message there against 1,000 pairs (target ≤ 1.3×) and its
+// memory per connection after the load, connections still open (target ≤ 28 KiB).
+func BenchmarkLoadRelative(b *testing.B) {
+	b.Run("pairs=1000", func(b *testing.B) { benchRelative(b, 0) })
+	b.Run("pairs=1000-vs-5000", func(b *testing.B) { benchRelative(b, 5000) })
+}
+
+func benchRelative(b *testing.B, bigPairs int) {
+	defer cli.TuneGC(cli.DefaultGC)() // the clients' process, as in LoadFixedRate
+	load := loadAvg()
+	sat := benchRelayTLS(b, 1000, 8, 0, nil, "child", false)
+	rate := int(sat.rate / 4)
+	b.Logf("saturated: %.0f msgs/s at 1,000 pairs; fixed rate %d msgs/s; load average %.2f", sat.rate, rate, load)
+	prof := os.Getenv(childProfileEnv)
+	rel := benchRelayTLS(b, 1000, 2, rate, nil, "child", false)
+	os.Unsetenv(childProfileEnv) // the fixed-rate run's only
+	defer os.Setenv(childProfileEnv, prof)
+	b.Logf("relay at %d msgs/s: %s", rate, commitHistogram(rel.metrics))
+	flo := benchFloorChild(b, 1000, 2, rate)
+	var big loadResult
+	var mem float64
+	if bigPairs > 0 {
+		big, mem = benchRelayBig(b, bigPairs, rate)
+		b.Logf("relay at %d msgs/s over %d pairs: %s", rate, bigPairs, commitHistogram(big.metrics))
+	}
+	// Reported last: every load run resets the timer, which drops metrics reported before.
+	b.ReportMetric(load, "loadavg-1m")
+	b.ReportMetric(sat.rate, "saturated-msgs/s")
+	b.ReportMetric(float64(rate), "rate-msgs/s")
+	b.ReportMetric(float64(rel.p50.Microseconds()), "relay-p50-µs")
+	b.ReportMetric(float64(rel.p99.Microseconds()), "relay-p99-µs")
+	b.ReportMetric(float64(flo.p50.Microseconds()), "floor-p50-µs")
+	b.ReportMetric(float64(flo.p99.Microseconds()), "floor-p99-µs")
+	b.ReportMetric(float64(rel.p99)/float64(max(flo.p99, 1)), "p99-relay/floor")
+	b.ReportMetric(rel.perCPUSecond(), "relay-msgs/cpu-s")
+	b.ReportMetric(flo.perCPUSecond(), "floor-msgs/cpu-s")
+	b.ReportMetric(rel.perCPUSecond()/max(flo.perCPUSecond(), 1), "cpu-relay/floor")
+	b.ReportMetric(sat.perCPUSecond(), "saturated-relay-msgs/cpu-s")
+	b.ReportMetric(0, "ns/op")
+	if bigPairs == 0 {
+		return
+	}
+	b.ReportMetric(float64(big.p50.Microseconds()), "big-p50-µs")
+	b.ReportMetric(float64(big.p99.Microseconds()), "big-p99-µs")
+	b.ReportMetric(big.perCPUSecond(), "big-relay-msgs/cpu-s")
+	b.ReportMetric(rel.perCPUSecond()/max(big.perCPUSecond(), 1), "cpu-per-msg-big/1000")
+	b.ReportMetric(mem/1024, "big-KiB/conn")
+}
+
+// benchRelayBig is the fixed-rate run over many pairs, with the relay child's heap and
+// stack per connection after the load, the connections still open.
+func benchRelayBig(b *testing.B, pairs, rate int) (loadResult, float64) {
+	var before, after memReport
+	res := benchRelayHooks(b, pairs, 2, rate, nil, "child", false, loadHooks{
+		beforeConnect: func(admin string) { before = childMem(b, admin) },
+		afterLoad:     func(admin string) { after = childMem(b, admin) },
+	})
+	grew := float64(after.HeapInuse+after.StackInuse) - float64(before.HeapInuse+before.StackInuse)
+	return res, grew / float64(2*pairs)
+}
+
+// childMem is the child relay's /memstats (after a few collections).
+func childMem(b *testing.B, admin string) memReport {
+	resp, err := http.Get("http://" + admin + "/memstats")
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer resp.Body.Close()
+	var m memReport
+	if err := json.NewDecoder(resp.Body).Decode(&m); err != nil {
+		b.Fatal(err)
+	}
+	return m
+}
+
+// loadAvg is the 1-minute load average (0 if unknown).
+func loadAvg() float64 {
+	b, err := os.ReadFile("/proc/loadavg")
+	if err != nil {
+		return 0
+	}
+	var l float64
+	fmt.Sscan(string(b), &l)
+	return l
+}
+
+// commitHistogram is the relay's group-commit latency histogram from its /metrics, as
+// "≤0.5ms:N ≤1ms:N …" (counts per bucket, not cumulative), with the commits' count and
+// mean batch size.
+func commitHistogram(metrics string) string {
+	var out []string
+	prev := 0.0
+	var count, batch float64
+	for _, l := range strings.Split(metrics, "\n") {
+		if k, ok := strings.CutPrefix(l, `pfschat_relay_commit_seconds_bucket{le="`); ok {
+			le, v, _ := strings.Cut(k, `"} `)
+			var cum float64
+			fmt.Sscan(v, &cum)
+			label := "+Inf"
+			if le != "+Inf" {
+				var s float64
+				fmt.Sscan(le, &s)
+				label = fmt.Sprintf("%gms", s*1000)
+			}
+			if cum > prev {
+				out = append(out, fmt.Sprintf("≤%s:%.0f", label, cum-prev))
+			}
+			prev = cum
+		}
+		if v, ok := strings.CutPrefix(l, "pfschat_relay_commit_seconds_count "); ok {
+			fmt.Sscan(v, &count)
+		}
+		if v, ok := strings.CutPrefix(l, "pfschat_relay_commit_batch_size_sum "); ok {
+			fmt.Sscan(v, &batch)
+		}
+	}
+	return fmt.Sprintf("%.0f commits of %.1f msgs: %s", count, batch/max(count, 1), strings.Join(out, " "))
+}
