@@ -3,8 +3,8 @@ package ratchet
 import (
 	"bytes"
 	"errors"
-	"io"
 	"flag"
+	"io"
 	"os"
 	"sync"
 	"testing"

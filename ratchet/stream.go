@@ -198,8 +198,8 @@ func (s *StreamWriter) Close() error {
 // authenticated and nothing followed it; a stream that stops earlier is
 // ErrStreamTruncated.
 type StreamReader struct {
-	r    io.Reader
-	aead cipher.AEAD
+	r     io.Reader
+	aead  cipher.AEAD
 	in    []byte // one sealed chunk plus one byte of look-ahead
 	have  int    // bytes of in filled
 	plain []byte // the opened chunk
