@@ -36,6 +36,16 @@ var frameSeeds = []string{
 	`{"type":"lookup","id":1,"Name":"bob"}`,
 	`{"TYPE":"ping","id":1}`,
 	`{"type":"upload_prekeys","id":6,"prekeys":["AQID"],"limits":{"max_frame_bytes":1,"max_frame_bytes":2}}`,
+	`{"type":"blob_begin","id":20,"size":32769,"chunks":2,"recipients":1}`,
+	`{"type":"blob_begin","id":20,"recipients":1}`,
+	`{"type":"blob_begin","id":20,"size":5,"chunks":2,"recipients":1}`,
+	`{"type":"blob_resume","id":21,"blob_id":"0123456789abcdef0123456789abcdef"}`,
+	`{"type":"blob_put","id":22,"blob_id":"0123456789abcdef0123456789abcdef","index":3,"data":"AQID"}`,
+	`{"type":"blob_put","id":22,"blob_id":"0123456789ABCDEF0123456789abcdef","data":"AQID"}`,
+	`{"type":"blob_commit","id":23,"blob_id":"0123456789abcdef0123456789abcdef","digest":"AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA="}`,
+	`{"type":"blob_get","id":24,"blob_id":"0123456789abcdef0123456789abcdef","capability":"AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=","index":1}`,
+	`{"type":"blob_done","id":25,"blob_id":"0123456789abcdef0123456789abcdef","capability":"AAAA"}`,
+	`{"type":"blob_get","id":24,"blob_id":"0123456789abcdef0123456789abcdef","capability":"AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=","next":1}`,
 }
 
 func FuzzDecodeFrame(f *testing.F) {

@@ -164,6 +164,7 @@ type Client struct {
 	relayKey ed25519.PublicKey
 	binding  string // the relay's channel binding mode on the last connection
 	closed   bool
+	maxBlob  int64 // the hello's max_blob_bytes (blobs.go)
 
 	nextID   atomic.Uint64
 	pace     *rate.Limiter // every frame sent takes a token; see pace.go
@@ -577,6 +578,9 @@ func (c *Client) connect(ctx context.Context) error {
 	close(c.up)
 	c.relayKey = relayKey
 	c.binding = hello.ChannelBinding
+	if hello.Limits != nil {
+		c.maxBlob = hello.Limits.MaxBlobBytes
+	}
 	c.mu.Unlock()
 	close(cc.ready)
 	c.reportRotation(rotated)

@@ -53,6 +53,18 @@ func (c *conn) handle(f *relay.Frame) bool {
 		c.onLogoutAll(f)
 	case relay.TypeDeleteAccount:
 		return c.onDeleteAccount(f)
+	case relay.TypeBlobBegin:
+		c.onBlobBegin(f)
+	case relay.TypeBlobResume:
+		c.onBlobResume(f)
+	case relay.TypeBlobPut:
+		c.onBlobPut(f)
+	case relay.TypeBlobCommit:
+		c.onBlobCommit(f)
+	case relay.TypeBlobGet:
+		c.onBlobGet(f)
+	case relay.TypeBlobDone:
+		c.onBlobDone(f)
 	}
 	return true
 }
