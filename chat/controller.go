@@ -92,6 +92,9 @@ type Preferences struct {
 	// Dial builds the relay connection (default client.New). Tests use it to put a
 	// test double between the controller and the real relay.
 	Dial func(client.Config) RelayClient
+	// AttachmentDir holds sealed files waiting for upload and downloads being assembled
+	// (default: "attachments" beside the store). Never the downloads directory.
+	AttachmentDir string
 }
 
 // Controller is the SecureChat controller: one identity, one relay, many contacts. Its

@@ -133,11 +133,11 @@ type AttachmentRef struct {
 	BlobID     string
 	Capability [32]byte // the relay's capability to fetch the blob (relay/PROTOCOL.md "Blobs")
 	Key        [32]byte
-	Digest    [32]byte
-	Size      uint64
-	FileName  string
-	MediaType string
-	Thumbnail []byte
+	Digest     [32]byte
+	Size       uint64
+	FileName   string
+	MediaType  string
+	Thumbnail  []byte
 }
 
 // Typed errors: every Decode and Encode error wraps exactly one.
