@@ -80,6 +80,8 @@ type Attachment struct {
 	DoneBytes int64  // progress of the upload or download
 	Path      string // outgoing: the file sent; incoming: where it was saved once downloaded
 	Reason    string // AttachmentFailed: why
+	// Width and Height of an image, from its header (ImageSize) once it is on disk.
+	Width, Height int
 }
 
 // Progress reports a transfer: done of total bytes (of the file).
@@ -517,6 +519,11 @@ func (c *Controller) fillAttachment(ctx context.Context, m *Message) {
 		State: row.State, DoneBytes: row.DoneBytes, Reason: row.Reason, Path: meta.Saved}
 	if row.Direction == storage.Outgoing {
 		a.Path = meta.Source
+	}
+	if strings.HasPrefix(a.MediaType, "image/") && a.Path != "" && (row.Direction == storage.Outgoing || row.State == AttachmentDownloaded) {
+		if w, h, _, err := ImageFileSize(a.Path); err == nil {
+			a.Width, a.Height = w, h
+		}
 	}
 	m.Attachment = a
 }

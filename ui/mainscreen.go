@@ -271,6 +271,8 @@ func (m *mainScreen) update(msg tea.Msg) (screen, tea.Cmd) {
 		return m, nil
 	case opDoneMsg:
 		return m, m.onOpDone(msg)
+	case downloadedMsg:
+		return m, m.onDownloaded(msg)
 	}
 	return m, nil
 }
@@ -285,6 +287,13 @@ func (m *mainScreen) handleKey(msg tea.KeyPressMsg) (screen, tea.Cmd) {
 	case key.Matches(msg, k.Help) && (m.focus == focusContacts || msg.String() == "f1"):
 		return m, pushDialog(newHelpDialog(m.c))
 	case key.Matches(msg, k.FocusSwitch):
+		// In "/file PATH" Tab completes the path (attachments.go).
+		if v := m.input.Value(); m.focus == focusInput && strings.HasPrefix(v, "/file ") && !strings.Contains(v, "\n") {
+			if more := completePath(strings.TrimPrefix(v, "/file ")); more != "" {
+				m.input.SetValue(v + more)
+			}
+			return m, nil
+		}
 		if m.focus == focusInput {
 			m.focus = focusContacts
 			m.input.Blur()
