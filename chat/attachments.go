@@ -236,7 +236,7 @@ func readMeta(row storage.Attachment) (attachmentMeta, error) {
 	return m, nil
 }
 
-// sealToFile seals src (size bytes) under a fresh key into the file at dst (synced)
+// sealToFile seals src (size bytes) under a fresh key into the file at dst
 // and returns the key and the SHA-256 of the sealed stream.
 func sealToFile(src io.Reader, dst string, size int64) (key, digest []byte, err error) {
 	var k [ratchet.StreamKeySize]byte
@@ -261,9 +261,8 @@ func sealToFile(src io.Reader, dst string, size int64) (key, digest []byte, err 
 	if err == nil {
 		err = bw.Flush()
 	}
-	if err == nil {
-		err = out.Sync()
-	}
+	// Not synced: the user still has the file, and a staged stream a crash damaged is
+	// caught (its size here, its digest at the relay's commit) and reported as failed.
 	if err != nil {
 		return nil, nil, fmt.Errorf("chat: staging an attachment: %w", err)
 	}

@@ -378,6 +378,9 @@ func DecodeFrame(b []byte) (Frame, error) {
 	if !ok {
 		fast, ok = fastDecodeAck(b)
 	}
+	if !ok {
+		fast, ok = fastDecodeBlobPut(b)
+	}
 	if ok {
 		if err := validateClientFrame(&fast); err != nil {
 			return Frame{ID: fast.ID, Type: fast.Type}, err
@@ -533,6 +536,9 @@ func DecodeServerFrame(b []byte) (Frame, error) {
 		return fast, nil
 	}
 	if fast, ok := fastDecodeOK(b); ok {
+		return fast, nil
+	}
+	if fast, ok := fastDecodeBlobChunk(b); ok {
 		return fast, nil
 	}
 	return decodeServerFrameJSON(b)

@@ -92,6 +92,7 @@ func (c *Client) pipeline(ctx context.Context, from, to int64, window int, make 
 		ch chan relay.Frame
 	}
 	var q []inflight
+	var wbuf []byte // the encoded frame: written before the next is made
 	defer func() {
 		cc.pmu.Lock()
 		for _, p := range q {
@@ -136,7 +137,12 @@ func (c *Client) pipeline(ctx context.Context, from, to int64, window int, make 
 			cc.pending[f.ID] = ch
 			cc.pmu.Unlock()
 			q = append(q, inflight{i: i, id: f.ID, ch: ch})
-			if err := c.writeRequest(cc, relay.EncodeFrame(f)); err != nil {
+			if f.Type == relay.TypeBlobPut {
+				wbuf = relay.AppendBlobPut(wbuf[:0], f.ID, f.BlobID, f.Index, f.Data)
+			} else {
+				wbuf = relay.EncodeFrame(f)
+			}
+			if err := c.writeRequest(cc, wbuf); err != nil {
 				return err
 			}
 			i++
@@ -157,9 +163,10 @@ func make1() chan relay.Frame { return make(chan relay.Frame, 1) }
 // connection returns ErrConnectionLost (or ErrNotConnected): BlobResume and go on.
 func (c *Client) BlobPut(ctx context.Context, id string, size, from int64, window int, read func(i int64, buf []byte) error, done func(i int64)) error {
 	chunks := relay.BlobChunks(size)
+	chunk := make([]byte, relay.BlobChunkSize) // reused: each frame is written before the next is read
 	err := c.pipeline(ctx, from, chunks, window, func(i int64) (*relay.Frame, error) {
 		n := min(int64(relay.BlobChunkSize), size-i*relay.BlobChunkSize)
-		buf := make([]byte, n)
+		buf := chunk[:n]
 		if err := read(i, buf); err != nil {
 			return nil, err
 		}

@@ -9,6 +9,7 @@ import (
 	"crypto/hmac"
 	"crypto/rand"
 	"crypto/sha256"
+	"encoding/base64"
 	"encoding/hex"
 	"errors"
 	"fmt"
@@ -352,7 +353,10 @@ func (c *conn) onBlobGet(f *relay.Frame) {
 		c.internal(f.ID, "reading a blob chunk", err)
 		return
 	}
-	c.send(&relay.Frame{Type: relay.TypeBlobChunk, ID: f.ID, Data: buf})
+	c.s.m.frameOut(relay.TypeBlobChunk)
+	if !c.out.tryPush(outItem{raw: relay.AppendBlobChunk(make([]byte, 0, 64+base64.StdEncoding.EncodedLen(len(buf))), f.ID, buf)}) {
+		c.slow()
+	}
 }
 
 func (c *conn) onBlobDone(f *relay.Frame) {
