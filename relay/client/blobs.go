@@ -14,7 +14,7 @@ import (
 // BlobWindow is how many chunk requests are in flight at once by default: enough to
 // keep a loopback or LAN link busy, few enough that the relay's outbound queue for a
 // download stays small.
-const BlobWindow = 16
+const BlobWindow = 64
 
 // BlobState is the relay's view of an upload.
 type BlobState struct {
