@@ -26,7 +26,6 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
-	"sync"
 	"time"
 	"unicode"
 	"unicode/utf8"
@@ -114,9 +113,6 @@ type blobRelay interface {
 	BlobDone(ctx context.Context, id string, capability []byte) error
 }
 
-// attachBusy keeps one transfer per attachment at a time.
-var attachBusy sync.Map // client id → struct{}
-
 func (c *Controller) blobs() (blobRelay, error) {
 	rc, err := c.relayClient()
 	if err != nil {
@@ -190,8 +186,8 @@ func (c *Controller) SendFile(ctx context.Context, contact, path, caption string
 	}
 	if max := br.MaxBlobBytes(); max == 0 {
 		return Message{}, fmt.Errorf("%w (connect first, or use a relay that stores blobs)", ErrNoBlobs)
-	} else if sealedSize > max {
-		return Message{}, fmt.Errorf("%w: %s sealed is %d bytes, the relay takes at most %d", ErrFileTooLarge, filepath.Base(path), sealedSize, max)
+	} else if st.Size() > max || !relay.BlobSizeAllowed(sealedSize, max) {
+		return Message{}, fmt.Errorf("%w: %s is %d bytes, the relay takes files up to %d (%d MiB)", ErrFileTooLarge, filepath.Base(path), st.Size(), max, max>>20)
 	}
 	dir, err := c.attachmentDir()
 	if err != nil {
@@ -305,10 +301,10 @@ func (c *Controller) failAttachment(ctx context.Context, row storage.Attachment,
 
 // finishUpload takes an attachment from wherever it stands to sent.
 func (c *Controller) finishUpload(ctx context.Context, br blobRelay, row storage.Attachment, progress Progress) (Message, error) {
-	if _, busy := attachBusy.LoadOrStore(row.ClientID, struct{}{}); busy {
+	if _, busy := c.attachBusy.LoadOrStore(row.ClientID, struct{}{}); busy {
 		return Message{}, fmt.Errorf("chat: attachment %s is being sent already", row.ClientID)
 	}
-	defer attachBusy.Delete(row.ClientID)
+	defer c.attachBusy.Delete(row.ClientID)
 	meta, err := readMeta(row)
 	if err != nil {
 		return Message{}, err
@@ -579,10 +575,10 @@ func (c *Controller) PendingDownloads(ctx context.Context) ([]Message, error) {
 }
 
 func (c *Controller) download(ctx context.Context, row storage.Attachment, dir string, progress Progress) (string, error) {
-	if _, busy := attachBusy.LoadOrStore(row.ClientID, struct{}{}); busy {
+	if _, busy := c.attachBusy.LoadOrStore(row.ClientID, struct{}{}); busy {
 		return "", fmt.Errorf("chat: attachment %s is being downloaded already", row.ClientID)
 	}
-	defer attachBusy.Delete(row.ClientID)
+	defer c.attachBusy.Delete(row.ClientID)
 	meta, err := readMeta(row)
 	if err != nil {
 		return "", err

@@ -328,7 +328,10 @@ func TestAttachmentResumeAfterKill(t *testing.T) {
 func TestAttachmentLimits(t *testing.T) {
 	_, alice, _ := attachPair(t, relaytest.Options{Limits: server.Limits{MaxBlobBytes: 100 << 10}})
 	ctx := attachCtx(t)
-	big := writeFile(t, t.TempDir(), "big.bin", make([]byte, 100<<10))
+	if _, err := alice.c.SendFile(ctx, "bob", writeFile(t, t.TempDir(), "fits.bin", make([]byte, 100<<10)), "", nil); err != nil {
+		t.Fatalf("a file of exactly the limit: %v", err)
+	}
+	big := writeFile(t, t.TempDir(), "big.bin", make([]byte, 100<<10+1))
 	if _, err := alice.c.SendFile(ctx, "bob", big, "", nil); !errors.Is(err, ErrFileTooLarge) {
 		t.Fatalf("over the relay's size: %v", err)
 	}

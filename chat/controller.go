@@ -139,6 +139,7 @@ type Controller struct {
 	passDone chan struct{}
 
 	replayedFirst, replayed atomic.Int64 // see Stats
+	attachBusy              sync.Map     // client ids of attachments being transferred (attachments.go)
 	// beforeCommit, when set (tests only), runs between a send's ratchet step and its
 	// commit: where a second writer on the profile can slip in.
 	beforeCommit func()

@@ -94,6 +94,11 @@ const (
 	MaxBlobRecipients = 1024
 )
 
+// BlobSizeAllowed reports whether a blob of size bytes fits a relay's max_blob_bytes:
+// the limit names the largest file, and a sealed file (ratchet/STREAM.md) is larger by
+// 16 bytes per 64 KiB chunk, so the relay allows that much more (max/4096 + 16).
+func BlobSizeAllowed(size, max int64) bool { return size <= max+max/4096+16 }
+
 // BlobChunks is the number of chunks of a blob of size bytes (an empty blob has none).
 func BlobChunks(size int64) int64 { return (size + BlobChunkSize - 1) / BlobChunkSize }
 

@@ -160,7 +160,7 @@ func (c *conn) onBlobBegin(f *relay.Frame) {
 		return
 	}
 	l := c.s.limits
-	if f.Size > l.MaxBlobBytes {
+	if !relay.BlobSizeAllowed(f.Size, l.MaxBlobBytes) {
 		c.s.m.limited(LimitMaxBlobBytes)
 		c.replyError(f.ID, relay.CodeBlobTooLarge, fmt.Sprintf("a blob of %d bytes is over this relay's %d", f.Size, l.MaxBlobBytes), LimitMaxBlobBytes)
 		return
