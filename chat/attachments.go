@@ -847,3 +847,14 @@ func sniffMediaType(f *os.File, name string) string {
 	}
 	return t
 }
+
+// MayAutoDownload reports whether m's file may be fetched without the user asking:
+// only from a contact the user wrote to or accepted, and not behind an unaccepted key
+// change (a stranger's file, or a message request's, waits for the user).
+func (c *Controller) MayAutoDownload(ctx context.Context, m Message) bool {
+	if m.Attachment == nil || m.Outgoing || m.KeyPending {
+		return false
+	}
+	ct, err := c.store.Contact(ctx, m.Contact)
+	return err == nil && ct.Consented && ct.PendingCardID == ""
+}

@@ -658,6 +658,11 @@ func cmdRecv(e *env, fs *flag.FlagSet, args []string) error {
 		_, err := io.WriteString(e.stdout, recvLine(m, asJSON))
 		return err
 	}
+	// Files of messages printed before but not downloaded then (the relay was down, or
+	// the sender was not yet a contact) are fetched now, their paths on stderr.
+	if down == nil {
+		fetchEarlier(e, c, downloadDir)
+	}
 	unread, err := c.Unread(e.ctx)
 	if err != nil {
 		return err

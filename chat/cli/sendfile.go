@@ -216,6 +216,11 @@ func fetchAttachment(e *env, c *chat.Controller, m *chat.Message, dir string, of
 	if a == nil || m.Outgoing || offline || (a.State != chat.AttachmentAvailable && a.State != chat.AttachmentFetching) {
 		return
 	}
+	if !c.MayAutoDownload(e.ctx, *m) {
+		fmt.Fprintf(e.stderr, "%s from %s was not downloaded: %s is not a contact you wrote to or accepted; 'pfschat add %s', then 'pfschat recv' downloads it\n",
+			chat.SafeFileName(a.FileName), m.Contact, m.Contact, m.Contact)
+		return
+	}
 	bar := newProgressLine(e.stderr, "downloading "+chat.SafeFileName(a.FileName))
 	_, err := c.Download(e.ctx, m.ID, dir, bar.update)
 	bar.end()
@@ -227,5 +232,22 @@ func fetchAttachment(e *env, c *chat.Controller, m *chat.Message, dir string, of
 	}
 	if err != nil && m.Attachment.State != chat.AttachmentFailed {
 		fmt.Fprintf(e.stderr, "warning: %s was not downloaded: %v\n", chat.SafeFileName(a.FileName), err)
+	}
+}
+
+// fetchEarlier downloads the files of read messages that were not downloaded yet.
+func fetchEarlier(e *env, c *chat.Controller, dir string) {
+	pending, err := c.PendingDownloads(e.ctx)
+	if err != nil {
+		return
+	}
+	for _, m := range pending {
+		if !c.MayAutoDownload(e.ctx, m) {
+			continue
+		}
+		fetchAttachment(e, c, &m, dir, false)
+		if a := m.Attachment; a != nil && a.State == chat.AttachmentDownloaded {
+			fmt.Fprintf(e.stderr, "downloaded %s from %s (message %d): %s\n", chat.SafeFileName(a.FileName), m.Contact, m.ID, a.Path)
+		}
 	}
 }

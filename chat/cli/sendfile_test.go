@@ -18,14 +18,14 @@ import (
 func TestSendFileAndRecv(t *testing.T) {
 	r := relaytest.Start(t)
 	t.Setenv(profile.EnvPassphrase, "correct horse battery staple")
-	homes := map[string]string{"alice": t.TempDir(), "bob": t.TempDir()}
+	homes := map[string]string{"alice": t.TempDir(), "bob": t.TempDir(), "carol": t.TempDir()}
 	run := func(who string, args ...string) (int, string, string) {
 		var out, errb bytes.Buffer
 		all := append([]string{"--home", homes[who], "--relay", r.URL}, args...)
 		code := cli.Main(t.Context(), all, strings.NewReader(""), &out, &errb)
 		return code, out.String(), errb.String()
 	}
-	for _, who := range []string{"alice", "bob"} {
+	for _, who := range []string{"alice", "bob", "carol"} {
 		if code, _, errs := run(who, "init", "--name", who); code != 0 {
 			t.Fatalf("init %s: %d %s", who, code, errs)
 		}
@@ -68,6 +68,21 @@ func TestSendFileAndRecv(t *testing.T) {
 	got, err := os.ReadFile(line.File.Path)
 	if err != nil || !bytes.Equal(got, data) {
 		t.Fatalf("saved file: %v", err)
+	}
+	// A stranger's file is not fetched by itself: it waits until bob adds carol.
+	if code, _, errs := run("carol", "send-file", "bob", src); code != 0 {
+		t.Fatalf("carol's send-file: %s", errs)
+	}
+	code, out, errs = run("bob", "recv", "--download-dir", down)
+	if code != 0 || !strings.Contains(out, "not downloaded") || !strings.Contains(errs, "carol is not a contact you wrote to or accepted") {
+		t.Fatalf("a stranger's file: exit %d, %q, %q", code, out, errs)
+	}
+	if code, _, errs := run("bob", "add", "carol"); code != 0 {
+		t.Fatalf("add carol: %s", errs)
+	}
+	code, _, errs = run("bob", "recv", "--download-dir", down)
+	if code != 0 || !strings.Contains(errs, "downloaded report.pdf from carol") || !strings.Contains(errs, filepath.Join(down, "report (2).pdf")) {
+		t.Fatalf("after adding carol: exit %d, %q", code, errs)
 	}
 	// Usage errors change nothing.
 	if code, _, _ := run("alice", "send-file", "bob", filepath.Join(t.TempDir(), "missing")); code != 2 {
