@@ -92,6 +92,9 @@ type Preferences struct {
 	// Dial builds the relay connection (default client.New). Tests use it to put a
 	// test double between the controller and the real relay.
 	Dial func(client.Config) RelayClient
+	// AttachmentDir holds sealed files waiting for upload and downloads being assembled
+	// (default: "attachments" beside the store). Never the downloads directory.
+	AttachmentDir string
 }
 
 // Controller is the SecureChat controller: one identity, one relay, many contacts. Its
@@ -143,7 +146,8 @@ type Controller struct {
 	replayedFirst, replayed atomic.Int64 // see Stats
 	// blocked is the set of blocked contacts, read on every incoming message without
 	// touching the store (requests.go); nil until first loaded.
-	blocked atomic.Pointer[map[string]bool]
+	blocked    atomic.Pointer[map[string]bool]
+	attachBusy sync.Map // client ids of attachments being transferred (attachments.go)
 	// beforeCommit, when set (tests only), runs between a send's ratchet step and its
 	// commit: where a second writer on the profile can slip in.
 	beforeCommit func()

@@ -273,6 +273,7 @@ func (c *Controller) afterReceive(ctx context.Context, res *received) {
 	}
 	if res.msg != nil && res.msg.Direction == storage.Incoming {
 		m := toMessage(*res.msg)
+		c.fillAttachment(ctx, &m)
 		if res.undecrypt != nil {
 			c.emit(Event{Kind: Undecryptable, Contact: m.Contact, Message: &m, Err: res.undecrypt})
 		} else {
@@ -480,6 +481,22 @@ func (c *Controller) receive(ctx context.Context, in *client.Incoming, relayID s
 		// Answered after the commit (it may start a session); a request from a key
 		// the user has not accepted is not (answerRetry).
 		res.retryReq, res.retryFrom, res.retrySender = &pl.Retry, card, in.From
+	case pl.Type == payload.Attachment:
+		// A file (chat/PAYLOAD.md §4.5): the message (its caption) and the attachment row
+		// commit together; the download is the caller's (Download, PendingDownloads).
+		att, err := c.incomingAttachment(in.From, pl, now)
+		if err != nil {
+			tx.Message = &storage.Message{Contact: in.From, Direction: storage.Incoming, ReceivedAt: now,
+				SentAt: in.ReceivedAt, State: UndecryptableState, Reason: "unreadable attachment: " + err.Error(), RelayID: relayID}
+			res.undecrypt = err
+			break
+		}
+		tx.Message = &storage.Message{Contact: in.From, Direction: storage.Incoming, Body: []byte(pl.Text),
+			SentAt: pl.At, ReceivedAt: now, State: Delivered, Seq: pl.Seq,
+			ClientID: att.ClientID, RelayID: relayID,
+			SenderCardID: card.ID(), KeyPending: keyPending}
+		tx.Attachment = att
+		res.receiptFor, res.receiptID = in.From, pl.ID
 	case pl.Type == payload.Withdrawn:
 		// The relay refused the contact's message for good (chat/PAYLOAD.md §4.6): its
 		// place in the conversation says so, and its number is no hole (Gaps). No client

@@ -516,6 +516,7 @@ func (c *Controller) History(ctx context.Context, contact string, before int64, 
 	out := make([]Message, len(rows))
 	for i, r := range rows {
 		out[i] = toMessage(r)
+		c.fillAttachment(ctx, &out[i])
 	}
 	return out, nil
 }
@@ -523,7 +524,8 @@ func (c *Controller) History(ctx context.Context, contact string, before int64, 
 func toMessage(r storage.Message) Message {
 	return Message{ID: r.ID, Contact: r.Contact, Outgoing: r.Direction == storage.Outgoing,
 		Text: string(r.Body), SentAt: r.SentAt, ReceivedAt: r.ReceivedAt,
-		State: r.State, Reason: r.Reason, Seq: r.Seq, Order: r.Order, KeyPending: r.KeyPending, SenderCardID: r.SenderCardID}
+		State: r.State, Reason: r.Reason, Seq: r.Seq, Order: r.Order, KeyPending: r.KeyPending, SenderCardID: r.SenderCardID,
+		clientID: r.ClientID}
 }
 
 // MarkRead marks the conversation read and, unless disabled, tells the contact which
@@ -626,7 +628,9 @@ func (c *Controller) Unread(ctx context.Context) ([]Message, error) {
 			return nil, err
 		}
 		for _, r := range rows {
-			out = append(out, toMessage(r))
+			m := toMessage(r)
+			c.fillAttachment(ctx, &m)
+			out = append(out, m)
 		}
 	}
 	// Arrival order across contacts; within a conversation its own order, so a late

@@ -91,6 +91,10 @@ type Message struct {
 	KeyPending bool
 	// SenderCardID is the card an incoming message came from ("" for older messages).
 	SenderCardID string
+	// Attachment is set when the message is a file (Text is then its caption).
+	Attachment *Attachment
+
+	clientID string // the store's client id (attachments are keyed by it)
 }
 
 // Contact is a person (or device) we talk to.

@@ -2,7 +2,9 @@ package ratchet
 
 import (
 	"bytes"
+	"errors"
 	"flag"
+	"io"
 	"os"
 	"sync"
 	"testing"
@@ -272,6 +274,29 @@ func FuzzAcceptSession(f *testing.F) {
 		s, pt, err := AcceptSession(fx.bob.key, fx.bob.card, fx.alice.card, keys, env)
 		if err == nil && (s == nil || !bytes.Equal(b, fx.initial) || string(pt) != "initial") {
 			t.Fatalf("accepted a message that is not the fixture's: %q", pt)
+		}
+	})
+}
+
+// FuzzOpenStreamChunk feeds the chunk decoder and the stream reader arbitrary sealed
+// bytes: they must refuse them with a typed error and never panic.
+func FuzzOpenStreamChunk(f *testing.F) {
+	var key [StreamKeySize]byte
+	one, _ := SealStreamChunk(nil, &key, 0, true, []byte("hello"))
+	f.Add(one, uint64(0), true)
+	f.Add([]byte{}, uint64(1), false)
+	f.Add(make([]byte, StreamSealedChunkSize), uint64(7), false)
+	f.Fuzz(func(t *testing.T, sealed []byte, i uint64, last bool) {
+		if out, err := OpenStreamChunk(nil, &key, i, last, sealed); err == nil {
+			if len(out) != len(sealed)-StreamTagSize {
+				t.Fatalf("opened %d bytes from %d", len(out), len(sealed))
+			}
+		} else if !errors.Is(err, ErrDecrypt) && !errors.Is(err, ErrMalformed) {
+			t.Fatalf("untyped error %v", err)
+		}
+		_, err := io.ReadAll(NewStreamReader(bytes.NewReader(sealed), &key))
+		if err != nil && !errors.Is(err, ErrDecrypt) {
+			t.Fatalf("stream reader: untyped error %v", err)
 		}
 	})
 }

@@ -58,6 +58,16 @@ const (
 	CodeNoRecovery     = "recovery_unavailable" // this relay keeps no recovery codes
 )
 
+// Error codes of blobs (PROTOCOL.md "Blobs").
+const (
+	CodeBlobNotFound       = "blob_not_found"       // no such blob, or not this capability, or expired, or not the uploader's
+	CodeBlobTooLarge       = "blob_too_large"       // blob_begin over max_blob_bytes
+	CodeBlobQuota          = "blob_quota"           // the uploader's blobs would exceed blob_quota_bytes
+	CodeBlobOutOfOrder     = "blob_out_of_order"    // blob_put of another chunk than the next; next says which
+	CodeBlobIncomplete     = "blob_incomplete"      // blob_commit before every chunk arrived; next says which is missing
+	CodeBlobDigestMismatch = "blob_digest_mismatch" // blob_commit's digest is not the stored bytes'; the upload is dropped
+)
+
 // ProtocolError is an error frame from the relay, as the client package returns it.
 type ProtocolError struct {
 	Code    string

@@ -92,10 +92,11 @@ func (s *scanner) b64Append(dst []byte) ([]byte, bool) {
 		return nil, false
 	}
 	enc := s.b[start : start+end]
-	for _, c := range enc {
-		if !(c >= 'A' && c <= 'Z' || c >= 'a' && c <= 'z' || c >= '0' && c <= '9' || c == '+' || c == '/' || c == '=') {
-			return nil, false
-		}
+	// The decoder refuses every byte outside the alphabet but skips CR and LF, which a
+	// JSON string cannot hold raw: refuse those here (IndexByte is vectorised; a loop
+	// over a 43 KB blob chunk was most of its decoding).
+	if bytes.IndexByte(enc, '\n') >= 0 || bytes.IndexByte(enc, '\r') >= 0 {
+		return nil, false
 	}
 	out, err := base64.StdEncoding.AppendDecode(dst, enc)
 	if err != nil {

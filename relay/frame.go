@@ -60,6 +60,13 @@ const (
 	// TypeLookupCard looks a card up by its ID (PROTOCOL.md "lookup_card"), the current
 	// card of a name: a responder fetches the card an initial header names.
 	TypeLookupCard = "lookup_card"
+	// Blobs (PROTOCOL.md "Blobs"): encrypted attachments, uploaded and fetched in chunks.
+	TypeBlobBegin  = "blob_begin"
+	TypeBlobResume = "blob_resume"
+	TypeBlobPut    = "blob_put"
+	TypeBlobCommit = "blob_commit"
+	TypeBlobGet    = "blob_get"
+	TypeBlobDone   = "blob_done"
 )
 
 // Frame types sent by the relay (besides hello and prekey_status, which go both ways).
@@ -77,7 +84,34 @@ const (
 	// TypeLimitNotice tells a card's owner an abuse limit was applied to it (PROTOCOL.md
 	// "Limits and abuse"): {"type":"limit_notice","limit":"...","message":"..."}.
 	TypeLimitNotice = "limit_notice"
+	// Blobs: TypeBlob answers blob_begin, blob_resume and blob_commit; TypeBlobChunk
+	// answers blob_get.
+	TypeBlob      = "blob"
+	TypeBlobChunk = "blob_chunk"
 )
+
+// Blob sizes (PROTOCOL.md "Blobs").
+const (
+	// BlobChunkSize is the size of every blob chunk but the last: 32 KiB, so that a
+	// chunk's base64 (43692 characters) and its frame fit MaxFrameSize.
+	BlobChunkSize = 32 << 10
+	// BlobIDLen is the length of a blob id: 32 lowercase hex characters.
+	BlobIDLen = 32
+	// BlobCapabilitySize is the size of a blob capability (HMAC-SHA256).
+	BlobCapabilitySize = 32
+	// BlobDigestSize is the size of a blob digest (SHA-256).
+	BlobDigestSize = 32
+	// MaxBlobRecipients bounds a blob's declared fetch count.
+	MaxBlobRecipients = 1024
+)
+
+// BlobSizeAllowed reports whether a blob of size bytes fits a relay's max_blob_bytes:
+// the limit names the largest file, and a sealed file (ratchet/STREAM.md) is larger by
+// 16 bytes per 64 KiB chunk, so the relay allows that much more (max/4096 + 16).
+func BlobSizeAllowed(size, max int64) bool { return size <= max+max/4096+16 }
+
+// BlobChunks is the number of chunks of a blob of size bytes (an empty blob has none).
+func BlobChunks(size int64) int64 { return (size + BlobChunkSize - 1) / BlobChunkSize }
 
 // Frame is one protocol message in either direction. Only the fields that belong to
 // its Type are set; []byte fields travel as standard base64 (encoding/json's default).
@@ -134,6 +168,19 @@ type Frame struct {
 	// set_recovery) and of the code that replaces it (recover); RecoveryProofSize each
 	Recovery    []byte `json:"recovery,omitempty"`
 	NewRecovery []byte `json:"new_recovery,omitempty"`
+	// blobs: blob_begin's size, chunk count and recipients; blob_put's index and data;
+	// blob_commit's digest; blob_get's and blob_done's capability; the relay's answers
+	// carry blob_id, next (the first chunk it lacks) and expires_at (unix milliseconds)
+	BlobID     string `json:"blob_id,omitempty"`
+	Size       int64  `json:"size,omitempty"`
+	Chunks     int64  `json:"chunks,omitempty"`
+	Recipients int    `json:"recipients,omitempty"`
+	Index      int64  `json:"index,omitempty"`
+	Data       []byte `json:"data,omitempty"`
+	Digest     []byte `json:"digest,omitempty"`
+	Capability []byte `json:"capability,omitempty"`
+	Next       int64  `json:"next,omitempty"`
+	ExpiresAt  int64  `json:"expires_at,omitempty"`
 
 	// error
 	Code         string `json:"code,omitempty"`
@@ -153,6 +200,7 @@ type FrameLimits struct {
 	FramesPerSecond  int   `json:"frames_per_second"`
 	FrameBurst       int   `json:"frame_burst"`
 	MaxOneTimePreKey int   `json:"max_one_time_prekeys"`
+	MaxBlobBytes     int64 `json:"max_blob_bytes,omitempty"` // PROTOCOL.md "Blobs"; 0: the relay stores no blobs
 }
 
 // FrameError is what DecodeFrame returns for input it refuses: Code is the protocol
@@ -191,6 +239,15 @@ const (
 	fTime
 	fRecovery
 	fNewRecovery
+	// blobs
+	fBlobID
+	fSize
+	fChunks
+	fRecipients
+	fIndex
+	fData
+	fDigest
+	fCapability
 	fServerOnly // any field only the relay sends
 )
 
@@ -199,6 +256,8 @@ var fieldNames = map[fieldSet]string{
 	fCard: "card", fSignature: "signature", fPreKeys: "prekeys",
 	fTo: "to", fBody: "body", fClientID: "client_id", fTTL: "ttl", fIDs: "ids", fInvite: "invite",
 	fTime: "time", fRecovery: "recovery", fNewRecovery: "new_recovery",
+	fBlobID: "blob_id", fSize: "size", fChunks: "chunks", fRecipients: "recipients", fIndex: "index",
+	fData: "data", fDigest: "digest", fCapability: "capability",
 }
 
 type frameRule struct {
@@ -227,6 +286,14 @@ var clientFrames = map[string]frameRule{
 	TypeRecover:       {required: fCard | fRecovery | fNewRecovery, needID: true},
 	TypeSetRecovery:   {required: fRecovery, needID: true},
 	TypeLookupCard:    {required: fCardID, needID: true},
+	// Blobs. size, index may be 0 (JSON 0 or absent: the same); an empty blob's
+	// chunks is 0 too.
+	TypeBlobBegin:  {required: fRecipients, optional: fSize | fChunks, needID: true},
+	TypeBlobResume: {required: fBlobID, needID: true},
+	TypeBlobPut:    {required: fBlobID, optional: fIndex | fData, needID: true},
+	TypeBlobCommit: {required: fBlobID | fDigest, needID: true},
+	TypeBlobGet:    {required: fBlobID | fCapability, optional: fIndex, needID: true},
+	TypeBlobDone:   {required: fBlobID | fCapability, needID: true},
 }
 
 // Per-field bounds the decoder enforces before anything else looks at a frame.
@@ -304,6 +371,33 @@ func (f *Frame) present() fieldSet {
 	if f.Registration != "" {
 		s |= fServerOnly
 	}
+	if f.BlobID != "" {
+		s |= fBlobID
+	}
+	if f.Size != 0 {
+		s |= fSize
+	}
+	if f.Chunks != 0 {
+		s |= fChunks
+	}
+	if f.Recipients != 0 {
+		s |= fRecipients
+	}
+	if f.Index != 0 {
+		s |= fIndex
+	}
+	if f.Data != nil {
+		s |= fData
+	}
+	if f.Digest != nil {
+		s |= fDigest
+	}
+	if f.Capability != nil {
+		s |= fCapability
+	}
+	if f.Next != 0 || f.ExpiresAt != 0 {
+		s |= fServerOnly
+	}
 	if f.RelayKey != nil || f.Challenge != nil || f.Limits != nil || f.ChannelBinding != "" ||
 		f.Counts != nil || f.OneTimeIDs != nil || f.KEMOneTimeIDs != nil || f.Bundle != nil ||
 		f.MsgID != 0 || f.Duplicate || f.From != "" || f.FromCardID != "" || f.ReceivedAt != 0 ||
@@ -325,6 +419,9 @@ func DecodeFrame(b []byte) (Frame, error) {
 	fast, ok := fastDecodeSend(b)
 	if !ok {
 		fast, ok = fastDecodeAck(b)
+	}
+	if !ok {
+		fast, ok = fastDecodeBlobPut(b)
 	}
 	if ok {
 		if err := validateClientFrame(&fast); err != nil {
@@ -435,6 +532,9 @@ func validateClientFrame(f *Frame) error {
 	case f.NewRecovery != nil && len(f.NewRecovery) != RecoveryProofSize:
 		return &FrameError{Code: CodeBadField, Field: "new_recovery", Reason: "a recovery proof is " + strconv.Itoa(RecoveryProofSize) + " bytes"}
 	}
+	if err := validateBlobFields(f); err != nil {
+		return err
+	}
 	if f.Type == TypeSend && len(f.Body) == 0 {
 		return &FrameError{Code: CodeBadField, Field: "body", Reason: "empty body"}
 	}
@@ -482,6 +582,9 @@ func DecodeServerFrame(b []byte) (Frame, error) {
 		return fast, nil
 	}
 	if fast, ok := fastDecodeOK(b); ok {
+		return fast, nil
+	}
+	if fast, ok := fastDecodeBlobChunk(b); ok {
 		return fast, nil
 	}
 	return decodeServerFrameJSON(b)
@@ -567,4 +670,43 @@ var PreKeyKindNames = map[ratchet.PreKeyKind]string{
 	ratchet.OneTimePreKey: "one_time",
 	ratchet.KEMLastResort: "kem_last_resort",
 	ratchet.KEMOneTime:    "kem_one_time",
+}
+
+// validateBlobFields bounds the blob frames' fields (PROTOCOL.md "Blobs").
+func validateBlobFields(f *Frame) error {
+	switch {
+	case f.BlobID != "" && !ValidBlobID(f.BlobID):
+		return &FrameError{Code: CodeBadField, Field: "blob_id", Reason: "a blob id is " + strconv.Itoa(BlobIDLen) + " lowercase hex characters"}
+	case f.Size < 0:
+		return &FrameError{Code: CodeBadField, Field: "size", Reason: "negative size"}
+	case f.Chunks != BlobChunks(f.Size) && f.Type == TypeBlobBegin:
+		return &FrameError{Code: CodeBadField, Field: "chunks", Reason: "chunks must be ceil(size / " + strconv.Itoa(BlobChunkSize) + ")"}
+	case f.Type == TypeBlobBegin && (f.Recipients < 1 || f.Recipients > MaxBlobRecipients):
+		return &FrameError{Code: CodeBadField, Field: "recipients", Reason: "recipients must be 1 to " + strconv.Itoa(MaxBlobRecipients)}
+	case f.Index < 0:
+		return &FrameError{Code: CodeBadField, Field: "index", Reason: "negative index"}
+	case len(f.Data) > BlobChunkSize:
+		return &FrameError{Code: CodeBadField, Field: "data", Reason: "chunk over " + strconv.Itoa(BlobChunkSize) + " bytes"}
+	case f.Type == TypeBlobPut && len(f.Data) == 0:
+		return &FrameError{Code: CodeBadField, Field: "data", Reason: "empty chunk"}
+	case f.Digest != nil && len(f.Digest) != BlobDigestSize:
+		return &FrameError{Code: CodeBadField, Field: "digest", Reason: "a digest is " + strconv.Itoa(BlobDigestSize) + " bytes"}
+	case f.Capability != nil && len(f.Capability) != BlobCapabilitySize:
+		return &FrameError{Code: CodeBadField, Field: "capability", Reason: "a capability is " + strconv.Itoa(BlobCapabilitySize) + " bytes"}
+	}
+	return nil
+}
+
+// ValidBlobID reports whether id has the form of a blob id: BlobIDLen lowercase hex
+// characters.
+func ValidBlobID(id string) bool {
+	if len(id) != BlobIDLen {
+		return false
+	}
+	for i := 0; i < len(id); i++ {
+		if c := id[i]; !(c >= '0' && c <= '9' || c >= 'a' && c <= 'f') {
+			return false
+		}
+	}
+	return true
 }

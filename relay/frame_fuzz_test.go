@@ -51,6 +51,16 @@ var frameSeeds = []string{
 	`{"type":"recover","id":13,"card":"pfscard1:AAAA","recovery":"AAAA","new_recovery":"AAAA"}`,
 	`{"type":"set_recovery","id":14,"recovery":"AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA="}`,
 	`{"type":"set_recovery","id":14,"recovery":"AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=","Recovery":"AAAA"}`,
+	`{"type":"blob_begin","id":20,"size":32769,"chunks":2,"recipients":1}`,
+	`{"type":"blob_begin","id":20,"recipients":1}`,
+	`{"type":"blob_begin","id":20,"size":5,"chunks":2,"recipients":1}`,
+	`{"type":"blob_resume","id":21,"blob_id":"0123456789abcdef0123456789abcdef"}`,
+	`{"type":"blob_put","id":22,"blob_id":"0123456789abcdef0123456789abcdef","index":3,"data":"AQID"}`,
+	`{"type":"blob_put","id":22,"blob_id":"0123456789ABCDEF0123456789abcdef","data":"AQID"}`,
+	`{"type":"blob_commit","id":23,"blob_id":"0123456789abcdef0123456789abcdef","digest":"AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA="}`,
+	`{"type":"blob_get","id":24,"blob_id":"0123456789abcdef0123456789abcdef","capability":"AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=","index":1}`,
+	`{"type":"blob_done","id":25,"blob_id":"0123456789abcdef0123456789abcdef","capability":"AAAA"}`,
+	`{"type":"blob_get","id":24,"blob_id":"0123456789abcdef0123456789abcdef","capability":"AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=","next":1}`,
 }
 
 func FuzzDecodeFrame(f *testing.F) {
@@ -172,6 +182,11 @@ func FuzzFastDecoders(f *testing.F) {
 	f.Add([]byte(`{"type":"send","id":7,"to":"bob","body":"aGk=aGk=","client_id":"c"}`))
 	f.Add([]byte(`{"type":"send","id":7,"to":"` + strings.Repeat("b", 65) + `","body":"aGk=","client_id":"c"}`))
 	f.Add([]byte(`{"type":"send","id":7,"to":"bob","body":"aGk=","client_id":"` + strings.Repeat("c", 65) + `"}`))
+	f.Add(AppendBlobPut(nil, 9, "0123456789abcdef0123456789abcdef", 0, []byte("chunk")))
+	f.Add(AppendBlobPut(nil, 9, "0123456789abcdef0123456789abcdef", 3, []byte("chunk")))
+	f.Add(AppendBlobPut(nil, 9, "0123456789abcdef0123456789abcdef", 3, []byte{}))
+	f.Add(AppendBlobChunk(nil, 10, []byte("chunk")))
+	f.Add([]byte(`{"type":"blob_put","id":9,"blob_id":"x","index":01,"data":"AA=="}`))
 	f.Fuzz(func(t *testing.T, b []byte) {
 		// The relay's send path (into a reused body buffer) accepts only what
 		// DecodeFrame accepts, with the same values.
@@ -231,7 +246,24 @@ func FuzzFastDecoders(f *testing.F) {
 				t.Fatalf("AppendAck %s, encoding/json %s", again, EncodeFrame(&fast))
 			}
 		}
-		for _, fast := range []func([]byte) (Frame, bool){fastDecodeDeliver, fastDecodeAccepted, fastDecodeOK} {
+		if fast, ok := fastDecodeBlobPut(b); ok {
+			var slow Frame
+			dec := json.NewDecoder(bytes.NewReader(b))
+			dec.DisallowUnknownFields()
+			if err := dec.Decode(&slow); err != nil {
+				t.Fatalf("fast blob_put path accepted what encoding/json refuses: %v", err)
+			}
+			if !reflect.DeepEqual(normalize(fast), normalize(slow)) {
+				t.Fatalf("fast %+v\nslow %+v", fast, slow)
+			}
+			if fr, err := DecodeFrame(b); err == nil && !reflect.DeepEqual(normalize(fr), normalize(slow)) {
+				t.Fatalf("DecodeFrame %+v\nslow %+v", fr, slow)
+			}
+			if again := AppendBlobPut(nil, fast.ID, fast.BlobID, fast.Index, fast.Data); fast.ID != 0 && fast.BlobID != "" && !bytes.Equal(again, EncodeFrame(&fast)) {
+				t.Fatalf("AppendBlobPut %s, encoding/json %s", again, EncodeFrame(&fast))
+			}
+		}
+		for _, fast := range []func([]byte) (Frame, bool){fastDecodeDeliver, fastDecodeAccepted, fastDecodeOK, fastDecodeBlobChunk} {
 			if got, ok := fast(b); ok {
 				var slow Frame
 				if err := json.Unmarshal(b, &slow); err != nil {

@@ -672,6 +672,8 @@ type ReceiveTx struct {
 	NewContact *Contact // added when no contact of that name exists (Name, CardID, AddedAt, Consented)
 	From       string   // sender's contact name: DeliveryUpdates only touch messages sent to
 	// them; defaults to Message.Contact. Empty with no Message: any outgoing message.
+	// Attachment is the message's attachment row (an incoming attachment), stored with it.
+	Attachment *Attachment
 }
 
 // HeaderRef names a ratchet message by its header: the sender's ratchet public key
@@ -792,6 +794,7 @@ type preparedReceive struct {
 	r          ReceiveTx
 	sessSealed []byte
 	from       string
+	attSealed  []byte
 }
 
 func (c *Client) prepareReceive(r ReceiveTx) (*preparedReceive, error) {
@@ -804,6 +807,12 @@ func (c *Client) prepareReceive(r ReceiveTx) (*preparedReceive, error) {
 	}
 	if p.from == "" && r.Message != nil {
 		p.from = r.Message.Contact
+	}
+	if r.Attachment != nil {
+		var err error
+		if p.attSealed, err = c.sealAttachment(*r.Attachment); err != nil {
+			return nil, err
+		}
 	}
 	return p, nil
 }
@@ -911,6 +920,11 @@ func (c *Client) receiveTx(ctx context.Context, tx *txn, p *preparedReceive) (in
 			if msgID, r.Message.Order, err = c.insertMessage(ctx, tx, m); err != nil {
 				return 0, err
 			}
+		}
+	}
+	if r.Attachment != nil {
+		if err := putAttachment(ctx, tx, *r.Attachment, p.attSealed); err != nil {
+			return 0, err
 		}
 	}
 	for _, u := range r.DeliveryUpdates {

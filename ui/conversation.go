@@ -173,6 +173,9 @@ func (cv *conversation) appendMsg(m chat.Message, loc *time.Location) bool {
 // yet is kept until its page arrives, in case the page was read before the change.
 func (cv *conversation) update(m chat.Message) {
 	if it, ok := cv.byID[m.ID]; ok {
+		if m.Attachment == nil { // delivery events carry no attachment: keep the one shown
+			m.Attachment = it.m.Attachment
+		}
 		it.m = m
 		it.lines = nil
 		return

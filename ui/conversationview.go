@@ -162,6 +162,14 @@ func (r *convRenderer) render(it *msgItem) []string {
 		for i := range body {
 			body[i] = s.KeyChanged.Render(body[i])
 		}
+	case m.Attachment != nil:
+		body = wrapText(attachmentLine(m), textW)
+		if m.Text != "" {
+			body = append(body, wrapText(m.Text, textW)...)
+		}
+		for i := range body {
+			body[i] = s.Body.Render(body[i])
+		}
 	default:
 		body = wrapText(m.Text, textW)
 		for i := range body {

@@ -275,6 +275,8 @@ func (m *mainScreen) update(msg tea.Msg) (screen, tea.Cmd) {
 	case notifySettingsMsg:
 		m.c.notify = chat.NotifySettings(msg)
 		return m, nil
+	case downloadedMsg:
+		return m, m.onDownloaded(msg)
 	}
 	return m, nil
 }
@@ -289,6 +291,13 @@ func (m *mainScreen) handleKey(msg tea.KeyPressMsg) (screen, tea.Cmd) {
 	case key.Matches(msg, k.Help) || (m.focus == focusContacts && key.Matches(msg, k.ListHelp)):
 		return m, pushDialog(newHelpDialog(m.c))
 	case key.Matches(msg, k.FocusSwitch):
+		// In "/file PATH" Tab completes the path (attachments.go).
+		if v := m.input.Value(); m.focus == focusInput && strings.HasPrefix(v, "/file ") && !strings.Contains(v, "\n") {
+			if more := completePath(strings.TrimPrefix(v, "/file ")); more != "" {
+				m.input.SetValue(v + more)
+			}
+			return m, nil
+		}
 		if m.focus == focusInput {
 			m.focus = focusContacts
 			m.input.Blur()

@@ -169,6 +169,16 @@ var slashCommands = []slashCommand{
 		},
 	},
 	{
+		name: "/file", args: "PATH", help: "send a file to the open contact (Tab completes the path)",
+		needsConversation: true,
+		run:               func(m *mainScreen, args []string) tea.Cmd { return m.fileCommand(args) },
+	},
+	{
+		name: "/open", help: "download the newest file here, or open it (asks first; never programs)",
+		needsConversation: true,
+		run:               func(m *mainScreen, _ []string) tea.Cmd { return m.openCommand() },
+	},
+	{
 		// Not listed: whoever reads the listing has found the help already, and the
 		// input's placeholder names /help.
 		name: "/help",

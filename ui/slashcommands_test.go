@@ -3,6 +3,8 @@ package ui
 import (
 	"errors"
 	"fmt"
+	"os"
+	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
@@ -48,6 +50,10 @@ func TestSlashCommandTable(t *testing.T) {
 			words := []string{name}
 			if strings.HasPrefix(sc.args, "on|off") {
 				words = append(words, "off")
+			} else if sc.args == "PATH" {
+				p := filepath.Join(t.TempDir(), "carol.txt")
+				os.WriteFile(p, []byte("hi"), 0o600)
+				words = append(words, p)
 			} else if sc.args != "" && !strings.HasPrefix(sc.args, "[") {
 				words = append(words, "carol")
 			}

@@ -71,8 +71,10 @@ func init() {
 			flags: func(fs *flag.FlagSet) {
 				fs.Duration("wait", 15*time.Second, "how long to wait for the relay to accept")
 			}},
-		{name: "recv", args: "[--follow [--count N]] [--json] [--no-read-receipts]", help: "print incoming messages", run: cmdRecv,
+		{name: "send-file", args: "NAME PATH [--caption TEXT]", help: "send a file (encrypted end to end, resumable)", run: cmdSendFile, flags: sendFileFlags},
+		{name: "recv", args: "[--follow [--count N]] [--json] [--no-read-receipts] [--download-dir DIR]", help: "print incoming messages; download their files", run: cmdRecv,
 			flags: func(fs *flag.FlagSet) {
+				fs.String("download-dir", defaultDownloadDir(), "where received files are saved")
 				fs.Bool("follow", false, "keep running and print messages as they arrive")
 				fs.Int("count", 0, "with --follow: exit after printing N messages")
 				fs.Bool("json", false, "one JSON object per line")
@@ -609,13 +611,16 @@ type jsonMessage struct {
 	// been accepted (pfschat accept-key NAME after comparing safety numbers). Treat its
 	// text as unconfirmed: it may not be from the contact.
 	KeyPending bool `json:"key_pending,omitempty"`
+	// File is set when the message is a file (Text is then its caption).
+	File *jsonFile `json:"file,omitempty"`
 }
 
 // recvLine is how recv prints one message: a JSON object (jsonMessage) or a line of
 // text; a message from a changed, not yet accepted identity key is marked as such.
 func recvLine(m chat.Message, asJSON bool) string {
 	if asJSON {
-		j := jsonMessage{ID: m.ID, From: m.Contact, Text: m.Text, SentAt: jsonTime(m.SentAt), ReceivedAt: jsonTime(m.ReceivedAt), Seq: m.Seq, KeyPending: m.KeyPending}
+		j := jsonMessage{ID: m.ID, From: m.Contact, Text: m.Text, SentAt: jsonTime(m.SentAt), ReceivedAt: jsonTime(m.ReceivedAt), Seq: m.Seq, KeyPending: m.KeyPending,
+			File: fileJSON(m.Attachment)}
 		if m.State == chat.UndecryptableState || m.State == chat.Failed {
 			j.State, j.Reason = m.State.String(), m.Reason
 		}
@@ -628,9 +633,16 @@ func recvLine(m chat.Message, asJSON bool) string {
 	if m.State == chat.Failed {
 		return fmt.Sprintf("%s  %s: [a message was not delivered: %s]\n", m.SentAt.Local().Format(time.DateTime), m.Contact, m.Reason)
 	}
+	text := m.Text
+	if m.Attachment != nil {
+		text = strings.TrimSpace(fileText(m.Attachment) + " " + m.Text)
+	}
 	if m.KeyPending {
 		return fmt.Sprintf("%s  %s [NEW KEY NOT ACCEPTED — may not be %s; compare safety numbers, then pfschat accept-key %s]: %s\n",
-			m.SentAt.Local().Format(time.DateTime), m.Contact, m.Contact, m.Contact, m.Text)
+			m.SentAt.Local().Format(time.DateTime), m.Contact, m.Contact, m.Contact, text)
+	}
+	if m.Attachment != nil {
+		return fmt.Sprintf("%s  %s: %s\n", m.SentAt.Local().Format(time.DateTime), m.Contact, text)
 	}
 	return fmt.Sprintf("%s  %s: %s\n", m.SentAt.Local().Format(time.DateTime), m.Contact, m.Text)
 }
@@ -646,6 +658,7 @@ func cmdRecv(e *env, fs *flag.FlagSet, args []string) error {
 	follow := fs.Lookup("follow").Value.String() == "true"
 	asJSON := fs.Lookup("json").Value.String() == "true"
 	count := fs.Lookup("count").Value.(flag.Getter).Get().(int)
+	downloadDir := fs.Lookup("download-dir").Value.String()
 	e.noReadReceipts = fs.Lookup("no-read-receipts").Value.String() == "true"
 	if count < 0 || (count > 0 && !follow) {
 		return usagef("--count N needs --follow and N >= 1")
@@ -674,6 +687,7 @@ func cmdRecv(e *env, fs *flag.FlagSet, args []string) error {
 			return nil
 		}
 		printed[m.ID] = true
+		fetchAttachment(e, c, &m, downloadDir, down != nil)
 		defer func() {
 			if count > 0 && len(printed) >= count {
 				done = true
@@ -681,6 +695,11 @@ func cmdRecv(e *env, fs *flag.FlagSet, args []string) error {
 		}()
 		_, err := io.WriteString(e.stdout, recvLine(m, asJSON))
 		return err
+	}
+	// Files of messages printed before but not downloaded then (the relay was down, or
+	// the sender was not yet a contact) are fetched now, their paths on stderr.
+	if down == nil {
+		fetchEarlier(e, c, downloadDir)
 	}
 	unread, err := c.Unread(e.ctx)
 	if err != nil {

@@ -64,6 +64,8 @@ func RunRelay(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	heapFloor := fs.Int64("gc-heap-floor-mib", DefaultGC.HeapFloor>>20, "while messages flow, let the heap grow to this many MiB before collecting (0 = no floor); GOGC turns it off")
 	rate := fs.Int("rate", server.DefaultLimits.FramesPerSecond, "frames per second per connection (-1 = unlimited); announced in the hello, and clients pace themselves under it")
 	burst := fs.Int("burst", server.DefaultLimits.FrameBurst, "frames per connection allowed in a burst")
+	maxBlobMiB := fs.Int64("max-blob-mib", server.DefaultLimits.MaxBlobBytes>>20, "the largest attachment blob, MiB (relay/PROTOCOL.md \"Blobs\")")
+	blobQuotaMiB := fs.Int64("blob-quota-mib", server.DefaultLimits.BlobQuotaBytes>>20, "attachment blobs per account at most, MiB")
 	// Transport (TLS, ACME, the admin port): see README "Run a relay on the internet".
 	var tlsOpts relayTLSOptions
 	fs.StringVar(&tlsOpts.CertFile, "tls-cert", "", "serve wss:// (TLS 1.3) with this certificate chain (PEM); with --tls-key")
@@ -142,7 +144,11 @@ func RunRelay(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	if err := os.Chmod(*dbPath, 0o600); err != nil {
 		return fmt.Errorf("restricting the database file's permissions: %w", err)
 	}
-	limits := server.Limits{MaxQueueCount: *maxCount, MaxQueueBytes: *maxBytes, FramesPerSecond: *rate, FrameBurst: *burst}
+	if *maxBlobMiB <= 0 || *blobQuotaMiB <= 0 {
+		return fmt.Errorf("--max-blob-mib and --blob-quota-mib must be positive")
+	}
+	limits := server.Limits{MaxQueueCount: *maxCount, MaxQueueBytes: *maxBytes, FramesPerSecond: *rate, FrameBurst: *burst,
+		MaxBlobBytes: *maxBlobMiB << 20, BlobQuotaBytes: *blobQuotaMiB << 20}
 	storeOpts := storage.RelayOptions{Synchronous: *syncMode, MaxQueueCount: *maxCount, MaxQueueBytes: *maxBytes}
 	if err := abuse.apply(&limits, &storeOpts, log); err != nil {
 		return err

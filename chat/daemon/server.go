@@ -220,6 +220,18 @@ func (s *Server) call(ctx context.Context, c *conn, req *Request) (any, *Error) 
 			return nil, e
 		}
 		return s.send(ctx, p)
+	case "sendFile": // attachments.go
+		var p SendFileParams
+		if e := DecodeParams(req.Params, &p); e != nil {
+			return nil, e
+		}
+		return s.sendFile(ctx, p)
+	case "download": // attachments.go
+		var p DownloadParams
+		if e := DecodeParams(req.Params, &p); e != nil {
+			return nil, e
+		}
+		return s.download(ctx, p)
 	case "receive":
 		var p empty
 		if e := DecodeParams(req.Params, &p); e != nil {

@@ -87,6 +87,7 @@ func decodeV2(b []byte) (*Payload, error) {
 		a := &p.Attachment
 		p.ID, p.Seq = r.id(false), r.seq()
 		a.BlobID = r.id(false)
+		copy(a.Capability[:], r.bytes(32))
 		copy(a.Key[:], r.bytes(32))
 		copy(a.Digest[:], r.bytes(32))
 		a.Size = r.u64()

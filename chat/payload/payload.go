@@ -134,13 +134,14 @@ type IdentityChange struct {
 
 // AttachmentRef is an attachment body; the caption is Payload.Text.
 type AttachmentRef struct {
-	BlobID    string
-	Key       [32]byte
-	Digest    [32]byte
-	Size      uint64
-	FileName  string
-	MediaType string
-	Thumbnail []byte
+	BlobID     string
+	Capability [32]byte // the relay's capability to fetch the blob (relay/PROTOCOL.md "Blobs")
+	Key        [32]byte
+	Digest     [32]byte
+	Size       uint64
+	FileName   string
+	MediaType  string
+	Thumbnail  []byte
 }
 
 // Typed errors: every Decode and Encode error wraps exactly one.
@@ -263,6 +264,7 @@ func AppendUnpadded(b []byte, p *Payload) ([]byte, error) {
 			return nil, errf(ErrOversize, "thumbnail of %d bytes, at most %d", len(a.Thumbnail), MaxThumbnail)
 		}
 		b = appendStr8(b, a.BlobID)
+		b = append(b, a.Capability[:]...)
 		b = append(b, a.Key[:]...)
 		b = append(b, a.Digest[:]...)
 		b = binary.BigEndian.AppendUint64(b, a.Size)

@@ -204,6 +204,7 @@ func specDecode(lim map[string]int, b []byte) (version, typ int, f fields, ignor
 	case 6:
 		f.ID, f.Seq = r.id(lim, false), r.seq()
 		f.BlobID = r.id(lim, false)
+		f.Capability = hex.EncodeToString(r.take(32))
 		f.Key, f.Digest = hex.EncodeToString(r.take(32)), hex.EncodeToString(r.take(32))
 		f.Size = r.uint(8)
 		f.FileName = r.str(2, lim["MaxFileName"], "ErrOversize")
@@ -339,6 +340,7 @@ func specEncode(t *testing.T, typ int, f fields) []byte {
 	case 6:
 		body = binary.BigEndian.AppendUint64(s8(nil, f.ID), f.Seq)
 		body = s8(body, f.BlobID)
+		body = append(body, mustHex(t, f.Capability)...)
 		body = append(append(body, mustHex(t, f.Key)...), mustHex(t, f.Digest)...)
 		body = binary.BigEndian.AppendUint64(body, f.Size)
 		body = append(binary.BigEndian.AppendUint16(body, uint16(len(f.FileName))), f.FileName...)

@@ -62,6 +62,7 @@ type fields struct {
 	NewCardID  string   `json:"new_card_id,omitempty"`
 	Signature  string   `json:"signature,omitempty"`
 	BlobID     string   `json:"blob_id,omitempty"`
+	Capability string   `json:"capability,omitempty"`
 	Key        string   `json:"key,omitempty"`
 	Digest     string   `json:"digest,omitempty"`
 	Size       uint64   `json:"size,omitempty"`
@@ -132,11 +133,11 @@ func vectorPayloads() []struct {
 		{"identity-changed, unsigned", payload.Payload{Type: payload.IdentityChanged, At: at,
 			Identity: payload.IdentityChange{OldCardID: det32("old card"), NewCardID: det32("new card")}}},
 		{"attachment", payload.Payload{Type: payload.Attachment, At: at, ID: id, Seq: 5, Text: "the plan 📎",
-			Attachment: payload.AttachmentRef{BlobID: "b-7f3a", Key: det32("blob key"), Digest: det32("blob digest"),
+			Attachment: payload.AttachmentRef{BlobID: "b-7f3a", Capability: det32("blob capability"), Key: det32("blob key"), Digest: det32("blob digest"),
 				Size: 1 << 20, FileName: "plan v2.pdf", MediaType: "application/pdf", Thumbnail: det("thumbnail", 40)}}},
 		{"withdrawn", payload.Payload{Type: payload.Withdrawn, At: at, ID: id, Seq: 7}},
 		{"attachment without name, type, caption or thumbnail", payload.Payload{Type: payload.Attachment, At: at, ID: id, Seq: 6,
-			Attachment: payload.AttachmentRef{BlobID: "b", Key: det32("blob key"), Digest: det32("blob digest"), Size: 0}}},
+			Attachment: payload.AttachmentRef{BlobID: "b", Capability: det32("blob capability"), Key: det32("blob key"), Digest: det32("blob digest"), Size: 0}}},
 		{"text re-sent on a retry request", payload.Payload{Type: payload.Text, At: at, ID: id, Seq: 3, Text: "again", ResendOf: 1234}},
 	}
 }
@@ -154,6 +155,7 @@ func toFields(p *payload.Payload) fields {
 	case payload.Attachment:
 		a := p.Attachment
 		f.BlobID, f.Key, f.Digest, f.Size = a.BlobID, hex.EncodeToString(a.Key[:]), hex.EncodeToString(a.Digest[:]), a.Size
+		f.Capability = hex.EncodeToString(a.Capability[:])
 		f.FileName, f.MediaType, f.Caption, f.Thumbnail = a.FileName, a.MediaType, p.Text, hex.EncodeToString(a.Thumbnail)
 	}
 	return f

@@ -195,7 +195,8 @@ type Client struct {
 	// ended is the error that ended the last connection when retrying cannot fix it
 	// (logged_out): Run returns it even when the connection ended before Run began.
 	// Connect clears it.
-	ended error
+	ended   error
+	maxBlob int64 // the hello's max_blob_bytes (blobs.go)
 
 	nextID   atomic.Uint64
 	pace     *rate.Limiter // every frame sent takes a token; see pace.go
@@ -637,6 +638,9 @@ func (c *Client) connect(ctx context.Context) error {
 	c.relayKey = relayKey
 	c.binding = hello.ChannelBinding
 	c.registration = hello.Registration
+	if hello.Limits != nil {
+		c.maxBlob = hello.Limits.MaxBlobBytes
+	}
 	c.mu.Unlock()
 	close(cc.ready)
 	c.reportRotation(rotated)

@@ -53,6 +53,7 @@ type conn struct {
 	loginFailures int
 	rateStrikes   int
 	acct          *account // nil until logged in
+	blob          blobConn // blobs.go; the read loop's
 	// cardID is acct's card ID for other goroutines (Notify): a card replaced on
 	// another connection closes this one.
 	cardID     atomic.Pointer[string]

@@ -63,6 +63,18 @@ func (c *conn) handle(f *relay.Frame) bool {
 		c.onBlock(f)
 	case relay.TypeSetRecovery:
 		c.onSetRecovery(f) // recovery.go
+	case relay.TypeBlobBegin:
+		c.onBlobBegin(f)
+	case relay.TypeBlobResume:
+		c.onBlobResume(f)
+	case relay.TypeBlobPut:
+		c.onBlobPut(f)
+	case relay.TypeBlobCommit:
+		c.onBlobCommit(f)
+	case relay.TypeBlobGet:
+		c.onBlobGet(f)
+	case relay.TypeBlobDone:
+		c.onBlobDone(f)
 	}
 	return true
 }

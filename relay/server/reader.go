@@ -30,6 +30,7 @@ var readBufPool = sync.Pool{New: func() any { b := make([]byte, 0, 4096); return
 func (c *conn) readLoop() {
 	defer c.s.wg.Done()
 	defer close(c.readerDone)
+	defer c.closeBlobs()
 	defer func() {
 		if !c.s.closing.Load() {
 			c.close()
@@ -207,11 +208,15 @@ func readFrame(r io.Reader, buf []byte, max int) (data []byte, tooBig bool, err 
 
 func (s *Server) frameLimits() *relay.FrameLimits {
 	l := s.limits
-	return &relay.FrameLimits{
+	fl := &relay.FrameLimits{
 		MaxFrameBytes: l.MaxFrameBytes, MaxBodyBytes: relay.MaxBodySize, MaxQueueCount: l.MaxQueueCount, MaxQueueBytes: l.MaxQueueBytes,
 		MaxTTLSeconds: int64(l.MaxTTL / time.Second), FramesPerSecond: l.FramesPerSecond,
 		FrameBurst: l.FrameBurst, MaxOneTimePreKey: l.MaxOneTimePreKeys,
 	}
+	if s.blobs != nil {
+		fl.MaxBlobBytes = l.MaxBlobBytes
+	}
+	return fl
 }
 
 // handle runs one decoded frame. It returns false to close the connection.

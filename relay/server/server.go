@@ -54,6 +54,12 @@ type Limits struct {
 	RegistrationsPerHour        int           // register per source address (10 an hour)
 	RecoveryPerNamePerHour      int           // recover attempts per target name (5 an hour, burst 5)
 	RecoveryPerAddressPerHour   int           // recover attempts per source address (10 an hour, burst 10)
+
+	// Blobs (PROTOCOL.md "Blobs"). Zero takes the default.
+	MaxBlobBytes   int64         // the largest blob (100 MiB)
+	BlobQuotaBytes int64         // an account's blobs, uploading and stored, at most (1 GiB; -1: none)
+	BlobTTL        time.Duration // how long a committed blob is kept at most (30 days)
+	BlobUploadTTL  time.Duration // how long an upload may stay incomplete (7 days)
 }
 
 // DefaultLimits are the relay's limits unless configured otherwise.
@@ -83,6 +89,11 @@ var DefaultLimits = Limits{
 	RegistrationsPerHour:        10,
 	RecoveryPerNamePerHour:      5,
 	RecoveryPerAddressPerHour:   10,
+
+	MaxBlobBytes:   100 << 20,
+	BlobQuotaBytes: 1 << 30,
+	BlobTTL:        30 * 24 * time.Hour,
+	BlobUploadTTL:  7 * 24 * time.Hour,
 }
 
 func (l Limits) withDefaults() Limits {
@@ -127,6 +138,18 @@ func (l Limits) withDefaults() Limits {
 		l.MaxBatch = d.MaxBatch
 	}
 	l = l.abuseDefaults()
+	if l.MaxBlobBytes <= 0 {
+		l.MaxBlobBytes = d.MaxBlobBytes
+	}
+	if l.BlobQuotaBytes == 0 {
+		l.BlobQuotaBytes = d.BlobQuotaBytes
+	}
+	if l.BlobTTL <= 0 {
+		l.BlobTTL = d.BlobTTL
+	}
+	if l.BlobUploadTTL <= 0 {
+		l.BlobUploadTTL = d.BlobUploadTTL
+	}
 	return l
 }
 
@@ -157,6 +180,10 @@ type Config struct {
 	// Disk is the disk high-water mark (off unless MinFreeBytes is set; Dir defaults to
 	// the store's directory). See diskspace.go.
 	Disk DiskConfig
+
+	// Blobs stores attachments' blobs; nil: files beside Store's database
+	// (Store.Blobs("")). See blobs.go.
+	Blobs BlobStore
 }
 
 // metaRelayKey is the relay store's meta key holding the relay's Ed25519 seed.
@@ -215,6 +242,10 @@ type Server struct {
 	keyRotations  [][]byte       // served in the hello (relaykey.go)
 	blocks        blockList      // who blocks whom (blocks.go)
 	blockStore    *storage.Relay // where blocks are kept; nil: blocking is refused
+
+	blobs         BlobStore // nil: no blobs
+	blobKey       []byte    // the capability HMAC key
+	blobSweepDone chan struct{}
 }
 
 // account is a cached directory entry.
@@ -289,6 +320,10 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 	if err := s.loadBlocks(ctx, cfg.Store); err != nil {
 		return nil, err
 	}
+	s.stopPing = make(chan struct{})
+	if err := s.initBlobs(ctx, cfg); err != nil {
+		return nil, err
+	}
 	s.upgrader = websocket.Upgrader{
 		// ReadBufferSize 0: gorilla reads through the bufio.Reader hijackWrapper hands
 		// it (readBufferSize bytes), so the read loop can see whether data is buffered.
@@ -309,7 +344,6 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 	s.admin.HandleFunc("/healthz", s.serveHealth)
 	s.cm = newCommitter(s.queue, s.hub, s.log, s.m, s.limits.MaxBatch, s.now, s.dir.Expire)
 	go s.cm.run()
-	s.stopPing = make(chan struct{})
 	go s.pinger()
 	s.sweepDone = make(chan struct{})
 	go s.sweeper()
@@ -512,6 +546,9 @@ func (s *Server) Shutdown(ctx context.Context) error {
 	close(s.stopPing)
 	s.disk.close()
 	<-s.sweepDone
+	if s.blobSweepDone != nil {
+		<-s.blobSweepDone
+	}
 	<-s.touchDone
 	s.mu.Lock()
 	conns := make([]*conn, 0, len(s.conns))

@@ -1,0 +1,374 @@
+package chat
+
+import (
+	"bytes"
+	"context"
+	"crypto/rand"
+	"errors"
+	"flag"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"pfschat/ratchet"
+	"pfschat/relay"
+	"pfschat/relay/relaytest"
+	"pfschat/relay/server"
+	"pfschat/storage"
+)
+
+var bigAttachment = flag.Bool("big-attachment", false, "also round-trip a 50 MiB attachment (about 8 s on 2 cores; off in CI)")
+
+func attachCtx(t testing.TB) context.Context {
+	ctx, cancel := context.WithTimeout(t.Context(), 60*time.Second)
+	t.Cleanup(cancel)
+	return ctx
+}
+
+// pair is alice and bob on one relay, contacts of each other.
+func attachPair(t *testing.T, opts relaytest.Options) (*relaytest.Relay, *user, *user) {
+	r := relaytest.StartWith(t, opts)
+	alice, bob := newUser(t, r, "alice"), newUser(t, r, "bob")
+	ctx := attachCtx(t)
+	if _, err := alice.c.AddContact(ctx, "bob"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := bob.c.AddContact(ctx, "alice"); err != nil {
+		t.Fatal(err)
+	}
+	return r, alice, bob
+}
+
+func writeFile(t testing.TB, dir, name string, data []byte) string {
+	p := filepath.Join(dir, name)
+	if err := os.WriteFile(p, data, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
+func waitAttachment(t testing.TB, c *Controller, from string) Message {
+	t.Helper()
+	ev := waitEvent(t, c, "an attachment from "+from, func(e Event) bool {
+		return e.Kind == MessageReceived && e.Contact == from && e.Message.Attachment != nil
+	})
+	return *ev.Message
+}
+
+func dirEntries(t testing.TB, dir string) []string {
+	ents, err := os.ReadDir(dir)
+	if err != nil && !os.IsNotExist(err) {
+		t.Fatal(err)
+	}
+	var out []string
+	for _, e := range ents {
+		out = append(out, e.Name())
+	}
+	return out
+}
+
+func TestAttachmentRoundTrips(t *testing.T) {
+	_, alice, bob := attachPair(t, relaytest.Options{})
+	ctx := attachCtx(t)
+	src, down := t.TempDir(), t.TempDir()
+	sizes := []int{0, 1, ratchet.StreamChunkSize, ratchet.StreamChunkSize + 1, relay.BlobChunkSize + 3}
+	for i, n := range sizes {
+		data := make([]byte, n)
+		rand.Read(data)
+		name := "file" + string(rune('a'+i)) + ".bin"
+		var last int64 = -1
+		sent, err := alice.c.SendFile(ctx, "bob", writeFile(t, src, name, data), "caption "+name, func(done, total int64) {
+			if done < last || total != int64(n) {
+				t.Errorf("progress %d/%d after %d", done, total, last)
+			}
+			last = done
+		})
+		if err != nil {
+			t.Fatalf("%d bytes: %v", n, err)
+		}
+		if sent.Attachment == nil || sent.Attachment.State != AttachmentSent || last != int64(n) {
+			t.Fatalf("%d bytes: sent %+v, progress ended at %d", n, sent.Attachment, last)
+		}
+		m := waitAttachment(t, bob.c, "alice")
+		if m.Text != "caption "+name || m.Attachment.FileName != name || m.Attachment.Size != int64(n) || m.Attachment.State != AttachmentAvailable {
+			t.Fatalf("%d bytes: received %+v %+v", n, m, m.Attachment)
+		}
+		path, err := bob.c.Download(ctx, m.ID, down, nil)
+		if err != nil {
+			t.Fatalf("%d bytes: download: %v", n, err)
+		}
+		got, err := os.ReadFile(path)
+		if err != nil || !bytes.Equal(got, data) || filepath.Base(path) != name {
+			t.Fatalf("%d bytes: saved %s: %v (%d bytes)", n, path, err, len(got))
+		}
+		a, err := bob.c.AttachmentOf(ctx, m.ID)
+		if err != nil || a.State != AttachmentDownloaded || a.Path != path {
+			t.Fatalf("%d bytes: after download %+v %v", n, a, err)
+		}
+		// Again: the same path, nothing new written.
+		if again, err := bob.c.Download(ctx, m.ID, down, nil); err != nil || again != path {
+			t.Fatalf("second download: %s %v", again, err)
+		}
+	}
+	if n := len(dirEntries(t, down)); n != len(sizes) {
+		t.Fatalf("%d files in the downloads directory, want %d", n, len(sizes))
+	}
+	// Nothing is left staged on either side.
+	for _, u := range []*user{alice, bob} {
+		if left := dirEntries(t, filepath.Join(u.p.Dir, "attachments")); len(left) != 0 {
+			t.Fatalf("%s's attachment directory keeps %v", u.name, left)
+		}
+	}
+}
+
+func TestAttachmentBig(t *testing.T) {
+	if !*bigAttachment {
+		t.Skip("50 MiB round trip: run with -big-attachment (TestAttachmentRoundTrips covers the chunk edges in CI)")
+	}
+	_, alice, bob := attachPair(t, relaytest.Options{Limits: server.Limits{FramesPerSecond: -1}})
+	ctx := attachCtx(t)
+	data := make([]byte, 50<<20)
+	rand.Read(data)
+	if _, err := alice.c.SendFile(ctx, "bob", writeFile(t, t.TempDir(), "big.bin", data), "", nil); err != nil {
+		t.Fatal(err)
+	}
+	m := waitAttachment(t, bob.c, "alice")
+	path, err := bob.c.Download(ctx, m.ID, t.TempDir(), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, err := os.ReadFile(path)
+	if err != nil || !bytes.Equal(got, data) {
+		t.Fatalf("50 MiB: %v, %d bytes back", err, len(got))
+	}
+}
+
+func TestAttachmentNamesCollideAndSanitise(t *testing.T) {
+	_, alice, bob := attachPair(t, relaytest.Options{})
+	ctx := attachCtx(t)
+	down := t.TempDir()
+	// A file already there is never overwritten.
+	writeFile(t, down, "notes.txt", []byte("mine"))
+	for i := range 2 {
+		if _, err := alice.c.SendFile(ctx, "bob", writeFile(t, t.TempDir(), "notes.txt", []byte{byte(i)}), "", nil); err != nil {
+			t.Fatal(err)
+		}
+		m := waitAttachment(t, bob.c, "alice")
+		path, err := bob.c.Download(ctx, m.ID, down, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if want := []string{"notes (2).txt", "notes (3).txt"}[i]; filepath.Base(path) != want {
+			t.Fatalf("saved as %s, want %s", filepath.Base(path), want)
+		}
+	}
+	if b, _ := os.ReadFile(filepath.Join(down, "notes.txt")); string(b) != "mine" {
+		t.Fatal("an existing file was overwritten")
+	}
+}
+
+func TestSafeFileName(t *testing.T) {
+	long := strings.Repeat("x", 100<<10) + ".pdf"
+	cases := map[string]string{
+		"../../etc/passwd":          "_.._etc_passwd",
+		".bashrc":                   "bashrc",
+		"..":                        "attachment",
+		"":                          "attachment",
+		"report\x1b[31m.pdf":        "report_[31m.pdf",
+		"evil\u202egnp.exe":         "evil_gnp.exe",
+		"a\\b":                      "a_b",
+		"-rf":                       "rf",
+		"trailing. . ":              "trailing",
+		"photo.jpg":                 "photo.jpg",
+		"résumé 2026.odt":           "résumé 2026.odt",
+		"\xff\xfe.txt":              "_.txt",
+		"new\nline.txt":             "new_line.txt",
+		"C:\\Windows\\system32.dll": "C:_Windows_system32.dll",
+	}
+	for in, want := range cases {
+		if got := SafeFileName(in); got != want {
+			t.Errorf("SafeFileName(%q) = %q, want %q", in, got, want)
+		}
+	}
+	got := SafeFileName(long)
+	if len(got) > maxSavedName || !strings.HasSuffix(got, ".pdf") {
+		t.Errorf("100 KB name: %d bytes, %q…", len(got), got[:10])
+	}
+}
+
+// tamperRelay rewrites what the relay stores to test the receiver's checks.
+func blobFile(t *testing.T, r *relaytest.Relay) string {
+	t.Helper()
+	ents, err := os.ReadDir(r.Path + ".blobs")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, e := range ents {
+		if !e.IsDir() {
+			return filepath.Join(r.Path+".blobs", e.Name())
+		}
+	}
+	t.Fatal("no committed blob")
+	return ""
+}
+
+func TestAttachmentTampering(t *testing.T) {
+	r, alice, bob := attachPair(t, relaytest.Options{})
+	ctx := attachCtx(t)
+	data := make([]byte, 3*ratchet.StreamChunkSize+100)
+	rand.Read(data)
+	cases := []struct {
+		name string
+		edit func(t *testing.T, blob string)
+		meta func(m *attachmentMeta)
+		want error
+	}{
+		{"flipped byte", func(t *testing.T, p string) {
+			b, _ := os.ReadFile(p)
+			b[1000] ^= 1
+			os.WriteFile(p, b, 0o600)
+		}, nil, ErrAttachmentDigest},
+		{"swapped chunks", func(t *testing.T, p string) {
+			b, _ := os.ReadFile(p)
+			c := ratchet.StreamSealedChunkSize
+			x := append(append(append([]byte(nil), b[c:2*c]...), b[:c]...), b[2*c:]...)
+			os.WriteFile(p, x, 0o600)
+		}, nil, ErrAttachmentDigest},
+		{"wrong digest in the message", nil, func(m *attachmentMeta) { m.Digest[0] ^= 1 }, ErrAttachmentDigest},
+		{"wrong key in the message", nil, func(m *attachmentMeta) { m.Key[0] ^= 1 }, ErrAttachmentCorrupt},
+		{"wrong size in the message", nil, func(m *attachmentMeta) { m.Size-- }, ErrAttachmentDigest},
+		{"another blob's capability", nil, func(m *attachmentMeta) { m.Capability[0] ^= 1 }, ErrAttachmentGone},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			down := t.TempDir()
+			if _, err := alice.c.SendFile(ctx, "bob", writeFile(t, t.TempDir(), "x.bin", data), "", nil); err != nil {
+				t.Fatal(err)
+			}
+			m := waitAttachment(t, bob.c, "alice")
+			if tc.edit != nil {
+				tc.edit(t, blobFile(t, r))
+			}
+			if tc.meta != nil {
+				row, err := bob.c.store.Attachment(ctx, m.clientID)
+				must(t, err)
+				meta, err := readMeta(row)
+				must(t, err)
+				tc.meta(&meta)
+				must(t, bob.c.putMeta(ctx, &row, meta))
+			}
+			_, err := bob.c.Download(ctx, m.ID, down, nil)
+			if !errors.Is(err, tc.want) {
+				t.Fatalf("download: %v, want %v", err, tc.want)
+			}
+			if left := dirEntries(t, down); len(left) != 0 {
+				t.Fatalf("the downloads directory has %v", left)
+			}
+			a, _ := bob.c.AttachmentOf(ctx, m.ID)
+			if a == nil || a.State != AttachmentFailed || a.Reason == "" {
+				t.Fatalf("attachment after tampering: %+v", a)
+			}
+			if left := dirEntries(t, filepath.Join(bob.p.Dir, "attachments")); len(left) != 0 {
+				t.Fatalf("partial files kept: %v", left)
+			}
+			// Clean the relay for the next case.
+			os.RemoveAll(r.Path + ".blobs")
+			os.MkdirAll(r.Path+".blobs/partial", 0o700)
+		})
+	}
+}
+
+// A sender killed after some chunks were acknowledged: the next run resumes the upload
+// from the relay's next chunk, without sending the done ones again, and sends the message.
+func TestAttachmentResumeAfterKill(t *testing.T) {
+	_, alice, bob := attachPair(t, relaytest.Options{})
+	ctx := attachCtx(t)
+	data := make([]byte, 10*relay.BlobChunkSize)
+	rand.Read(data)
+	path := writeFile(t, t.TempDir(), "resume.bin", data)
+	// The first run stops (as if killed) once 4 chunks are acknowledged.
+	kctx, kill := context.WithCancel(ctx)
+	_, err := alice.c.SendFile(kctx, "bob", path, "", func(done, total int64) {
+		if done >= 4*relay.BlobChunkSize {
+			kill()
+		}
+	})
+	if !errors.Is(err, context.Canceled) {
+		t.Fatalf("killed send: %v", err)
+	}
+	rows, err := alice.c.store.AttachmentsIn(ctx, storage.AttachmentUploading)
+	if err != nil || len(rows) != 1 {
+		t.Fatalf("pending uploads: %d %v", len(rows), err)
+	}
+	alice.reopen()
+	var first int64 = -1
+	msgs, err := alice.c.ResumeUploads(ctx, func(done, total int64) {
+		if first < 0 {
+			first = done
+		}
+	})
+	if err != nil || len(msgs) != 1 {
+		t.Fatalf("resume: %v (%d messages)", err, len(msgs))
+	}
+	if first < 4*relay.BlobChunkSize*int64(len(data))/int64(len(data)+16*10) {
+		t.Fatalf("the resumed upload started at %d bytes: done chunks were sent again", first)
+	}
+	m := waitAttachment(t, bob.c, "alice")
+	saved, err := bob.c.Download(ctx, m.ID, t.TempDir(), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got, _ := os.ReadFile(saved); !bytes.Equal(got, data) {
+		t.Fatal("resumed upload: bytes differ")
+	}
+}
+
+func TestAttachmentLimits(t *testing.T) {
+	_, alice, _ := attachPair(t, relaytest.Options{Limits: server.Limits{MaxBlobBytes: 100 << 10}})
+	ctx := attachCtx(t)
+	if _, err := alice.c.SendFile(ctx, "bob", writeFile(t, t.TempDir(), "fits.bin", make([]byte, 100<<10)), "", nil); err != nil {
+		t.Fatalf("a file of exactly the limit: %v", err)
+	}
+	big := writeFile(t, t.TempDir(), "big.bin", make([]byte, 100<<10+1))
+	if _, err := alice.c.SendFile(ctx, "bob", big, "", nil); !errors.Is(err, ErrFileTooLarge) {
+		t.Fatalf("over the relay's size: %v", err)
+	}
+	if _, err := alice.c.SendFile(ctx, "bob", t.TempDir(), "", nil); err == nil {
+		t.Fatal("a directory was sent")
+	}
+}
+
+// The relay restarts in the middle of an upload and again in the middle of a download:
+// both resume once the controller has reconnected, and the bytes arrive intact.
+func TestAttachmentSurvivesRelayRestart(t *testing.T) {
+	r, alice, bob := attachPair(t, relaytest.Options{})
+	ctx := attachCtx(t)
+	data := make([]byte, 12*relay.BlobChunkSize+9)
+	rand.Read(data)
+	restarted := false
+	_, err := alice.c.SendFile(ctx, "bob", writeFile(t, t.TempDir(), "r.bin", data), "", func(done, total int64) {
+		if !restarted && done >= 5*relay.BlobChunkSize {
+			restarted = true
+			r.Restart(t) // drops every connection; the relay keeps its files
+		}
+	})
+	if err != nil || !restarted {
+		t.Fatalf("upload across a restart: %v (restarted %v)", err, restarted)
+	}
+	m := waitAttachment(t, bob.c, "alice")
+	restarted = false
+	path, err := bob.c.Download(ctx, m.ID, t.TempDir(), func(done, total int64) {
+		if !restarted && done >= 5*relay.BlobChunkSize {
+			restarted = true
+			r.Restart(t)
+		}
+	})
+	if err != nil || !restarted {
+		t.Fatalf("download across a restart: %v (restarted %v)", err, restarted)
+	}
+	if got, _ := os.ReadFile(path); !bytes.Equal(got, data) {
+		t.Fatal("bytes differ after the restarts")
+	}
+}

@@ -1,0 +1,253 @@
+package cli
+
+// pfschat send-file NAME PATH [--caption TEXT]: send a file as an attachment (issue 15),
+// with a progress bar on a terminal or plain lines otherwise; and what recv does with
+// the attachments it prints (download, --download-dir, the "file" object of --json).
+
+import (
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"time"
+
+	"charm.land/bubbles/v2/progress"
+	"github.com/charmbracelet/x/term"
+
+	"pfschat/chat"
+)
+
+func sendFileFlags(fs *flag.FlagSet) {
+	fs.String("caption", "", "text shown with the file")
+	fs.Duration("wait", 15*time.Second, "how long to wait for the relay to accept the message once the file is uploaded")
+}
+
+func cmdSendFile(e *env, fs *flag.FlagSet, args []string) error {
+	if len(args) != 2 {
+		return usagef("want NAME and PATH")
+	}
+	name, path := strings.ToLower(args[0]), args[1]
+	caption := fs.Lookup("caption").Value.String()
+	wait := fs.Lookup("wait").Value.(flag.Getter).Get().(time.Duration)
+	st, err := os.Stat(path)
+	if err != nil {
+		return usagef("%v", err)
+	}
+	if !st.Mode().IsRegular() {
+		return usagef("%s is not a regular file", path)
+	}
+	if len(caption) > chat.MaxTextBytes {
+		return usagef("the caption is %d bytes; at most %d", len(caption), chat.MaxTextBytes)
+	}
+	c, err := e.online() // the upload needs the relay
+	if err != nil {
+		return err
+	}
+	defer e.finish(c)
+	if _, err := c.Contact(e.ctx, name); errors.Is(err, chat.ErrUnknownContact) {
+		if _, err := c.AddContact(e.ctx, name); err != nil {
+			return err
+		}
+		fmt.Fprintf(e.stderr, "added %s (trusted on first use; 'pfschat fingerprint %s' shows the safety number)\n", name, name)
+	} else if err != nil {
+		return err
+	}
+	events := c.Events()
+	// Files an earlier run left half uploaded go first (their done chunks are not sent again).
+	resumed, rerr := c.ResumeUploads(e.ctx, newProgressLine(e.stderr, "resuming an earlier upload").update)
+	for _, m := range resumed {
+		fmt.Fprintf(e.stderr, "finished an earlier upload to %s: %s\n", m.Contact, m.Attachment.FileName)
+	}
+	if rerr != nil {
+		fmt.Fprintf(e.stderr, "warning: an earlier upload could not be finished: %v\n", rerr)
+	}
+	bar := newProgressLine(e.stderr, "uploading "+filepath.Base(path))
+	m, err := c.SendFile(e.ctx, name, path, caption, bar.update)
+	bar.end()
+	if err != nil {
+		if errors.Is(err, e.ctx.Err()) {
+			return fmt.Errorf("interrupted; the upload resumes where it stopped the next time 'pfschat send-file' runs: %w", err)
+		}
+		return err
+	}
+	timeout := time.NewTimer(wait)
+	defer timeout.Stop()
+	queued := queuedErr{fmt.Sprintf("the file is uploaded; its message waits in the outbox (message %d) and goes out the next time a pfschat command connects. Do not send it again.", m.ID)}
+	for {
+		select {
+		case ev, ok := <-events:
+			if !ok {
+				return queued
+			}
+			if ev.Kind != chat.DeliveryChanged || ev.Message == nil || ev.Message.ID != m.ID || ev.Message.State == chat.Pending {
+				continue
+			}
+			if ev.Message.State == chat.Failed {
+				return fmt.Errorf("the relay refused the message: %s", ev.Message.Reason)
+			}
+			fmt.Fprintf(e.stdout, "sent %s (%s) to %s (message %d)\n", m.Attachment.FileName, humanBytes(m.Attachment.Size), name, m.ID)
+			return nil
+		case <-timeout.C:
+			return queued
+		case <-e.ctx.Done():
+			return queued
+		}
+	}
+}
+
+// progressLine shows a transfer: a bar redrawn in place on a terminal (at most 10 times
+// a second), else a plain line at every 10 %.
+type progressLine struct {
+	mu       sync.Mutex
+	w        io.Writer
+	label    string
+	tty      bool
+	bar      progress.Model
+	last     time.Time
+	lastStep int64
+	drawn    bool
+}
+
+func newProgressLine(w io.Writer, label string) *progressLine {
+	p := &progressLine{w: w, label: label, lastStep: -1}
+	if f, ok := w.(*os.File); ok && term.IsTerminal(f.Fd()) {
+		p.tty = true
+		p.bar = progress.New(progress.WithWidth(30), progress.WithoutPercentage())
+	}
+	return p
+}
+
+func (p *progressLine) update(done, total int64) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	frac := 1.0
+	if total > 0 {
+		frac = float64(done) / float64(total)
+	}
+	if p.tty {
+		if now := time.Now(); now.Sub(p.last) < 100*time.Millisecond && done < total {
+			return
+		} else {
+			p.last = now
+		}
+		fmt.Fprintf(p.w, "\r%s %s %3.0f%% %s of %s\x1b[K", p.label, p.bar.ViewAs(frac), frac*100, humanBytes(done), humanBytes(total))
+		p.drawn = true
+		return
+	}
+	if step := int64(frac * 10); step != p.lastStep {
+		p.lastStep = step
+		fmt.Fprintf(p.w, "%s: %d%% (%s of %s)\n", p.label, step*10, humanBytes(done), humanBytes(total))
+	}
+}
+
+func (p *progressLine) end() {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.tty && p.drawn {
+		fmt.Fprint(p.w, "\n")
+	}
+}
+
+func humanBytes(n int64) string {
+	switch {
+	case n < 1<<10:
+		return fmt.Sprintf("%d B", n)
+	case n < 1<<20:
+		return fmt.Sprintf("%.1f KiB", float64(n)/(1<<10))
+	case n < 1<<30:
+		return fmt.Sprintf("%.1f MiB", float64(n)/(1<<20))
+	}
+	return fmt.Sprintf("%.2f GiB", float64(n)/(1<<30))
+}
+
+// defaultDownloadDir is $XDG_DOWNLOAD_DIR when absolute, else ~/Downloads.
+func defaultDownloadDir() string {
+	if v := os.Getenv("XDG_DOWNLOAD_DIR"); v != "" && filepath.IsAbs(v) {
+		return v
+	}
+	if home, err := os.UserHomeDir(); err == nil {
+		return filepath.Join(home, "Downloads")
+	}
+	return ""
+}
+
+// jsonFile is the "file" object of a 'recv --json' line for an attachment.
+type jsonFile struct {
+	Name      string `json:"name"` // as the sender named it, sanitised
+	Size      int64  `json:"size"`
+	MediaType string `json:"media_type,omitempty"`
+	State     string `json:"state"` // downloaded, failed, available (not fetched)
+	Path      string `json:"path,omitempty"`
+	Reason    string `json:"reason,omitempty"`
+}
+
+func fileJSON(a *chat.Attachment) *jsonFile {
+	if a == nil {
+		return nil
+	}
+	return &jsonFile{Name: chat.SafeFileName(a.FileName), Size: a.Size, MediaType: a.MediaType, State: a.State.String(), Path: a.Path, Reason: a.Reason}
+}
+
+// fileText is how a text recv line shows an attachment.
+func fileText(a *chat.Attachment) string {
+	s := fmt.Sprintf("[file %s, %s", chat.SafeFileName(a.FileName), humanBytes(a.Size))
+	if a.MediaType != "" {
+		s += ", " + a.MediaType
+	}
+	switch a.State {
+	case chat.AttachmentDownloaded:
+		s += "] saved to " + a.Path
+	case chat.AttachmentFailed:
+		s += "] FAILED: " + a.Reason
+	default:
+		s += "] not downloaded"
+	}
+	return s
+}
+
+// fetchAttachment downloads m's attachment for recv (unless it is ours or offline) and
+// refreshes m.Attachment; a failure is reported on the attachment, not as an error.
+func fetchAttachment(e *env, c *chat.Controller, m *chat.Message, dir string, offline bool) {
+	a := m.Attachment
+	if a == nil || m.Outgoing || offline || (a.State != chat.AttachmentAvailable && a.State != chat.AttachmentFetching) {
+		return
+	}
+	if !c.MayAutoDownload(e.ctx, *m) {
+		fmt.Fprintf(e.stderr, "%s from %s was not downloaded: %s is not a contact you wrote to or accepted; 'pfschat add %s', then 'pfschat recv' downloads it\n",
+			chat.SafeFileName(a.FileName), m.Contact, m.Contact, m.Contact)
+		return
+	}
+	bar := newProgressLine(e.stderr, "downloading "+chat.SafeFileName(a.FileName))
+	_, err := c.Download(e.ctx, m.ID, dir, bar.update)
+	bar.end()
+	if err != nil && errors.Is(err, e.ctx.Err()) {
+		return
+	}
+	if got, aerr := c.AttachmentOf(e.ctx, m.ID); aerr == nil {
+		m.Attachment = got
+	}
+	if err != nil && m.Attachment.State != chat.AttachmentFailed {
+		fmt.Fprintf(e.stderr, "warning: %s was not downloaded: %v\n", chat.SafeFileName(a.FileName), err)
+	}
+}
+
+// fetchEarlier downloads the files of read messages that were not downloaded yet.
+func fetchEarlier(e *env, c *chat.Controller, dir string) {
+	pending, err := c.PendingDownloads(e.ctx)
+	if err != nil {
+		return
+	}
+	for _, m := range pending {
+		if !c.MayAutoDownload(e.ctx, m) {
+			continue
+		}
+		fetchAttachment(e, c, &m, dir, false)
+		if a := m.Attachment; a != nil && a.State == chat.AttachmentDownloaded {
+			fmt.Fprintf(e.stderr, "downloaded %s from %s (message %d): %s\n", chat.SafeFileName(a.FileName), m.Contact, m.ID, a.Path)
+		}
+	}
+}

@@ -1,0 +1,237 @@
+package server_test
+
+import (
+	"bytes"
+	"crypto/rand"
+	"crypto/sha256"
+	"errors"
+	"os"
+	"testing"
+
+	"pfschat/relay"
+	"pfschat/relay/client"
+	"pfschat/relay/relaytest"
+	"pfschat/relay/server"
+)
+
+func randomBytes(t testing.TB, n int) []byte {
+	b := make([]byte, n)
+	rand.Read(b)
+	return b
+}
+
+// upload puts data as a blob through c and commits it, returning id and capability.
+func upload(t testing.TB, c *client.Client, data []byte, recipients int) (string, []byte) {
+	t.Helper()
+	ctx := testCtx(t)
+	id, err := c.BlobBegin(ctx, int64(len(data)), recipients)
+	if err != nil {
+		t.Fatal(err)
+	}
+	err = c.BlobPut(ctx, id, int64(len(data)), 0, 0, func(i int64, buf []byte) error {
+		copy(buf, data[i*relay.BlobChunkSize:])
+		return nil
+	}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	d := sha256.Sum256(data)
+	capab, err := c.BlobCommit(ctx, id, d[:])
+	if err != nil {
+		t.Fatal(err)
+	}
+	return id, capab
+}
+
+func download(t testing.TB, c *client.Client, id string, capab []byte, size int64) ([]byte, error) {
+	t.Helper()
+	var out bytes.Buffer
+	err := c.BlobGet(testCtx(t), id, capab, size, 0, 0, func(i int64, data []byte) error {
+		out.Write(data)
+		return nil
+	})
+	return out.Bytes(), err
+}
+
+func protoCode(err error) string {
+	var pe *relay.ProtocolError
+	if errors.As(err, &pe) {
+		return pe.Code
+	}
+	return ""
+}
+
+func TestBlobRoundTrips(t *testing.T) {
+	r := relaytest.Start(t)
+	alice, bob := register(t, r, "alice"), register(t, r, "bob")
+	ac, bc := alice.login(t, r), bob.login(t, r)
+	if ac.MaxBlobBytes() != server.DefaultLimits.MaxBlobBytes {
+		t.Fatalf("hello announces max_blob_bytes %d", ac.MaxBlobBytes())
+	}
+	for _, n := range []int{0, 1, relay.BlobChunkSize, relay.BlobChunkSize + 1, 5*relay.BlobChunkSize + 77} {
+		data := randomBytes(t, n)
+		id, capab := upload(t, ac, data, 1)
+		got, err := download(t, bc, id, capab, int64(n))
+		if err != nil || !bytes.Equal(got, data) {
+			t.Fatalf("%d bytes: download %v, %d bytes back", n, err, len(got))
+		}
+		// The declared fetch done: the blob is gone.
+		if err := bc.BlobDone(testCtx(t), id, capab); err != nil {
+			t.Fatal(err)
+		}
+		if n > 0 {
+			if _, err := download(t, bc, id, capab, int64(n)); protoCode(err) != relay.CodeBlobNotFound {
+				t.Fatalf("%d bytes: download after the last fetch: %v", n, err)
+			}
+		}
+	}
+}
+
+func TestBlobCapabilityAndOwnership(t *testing.T) {
+	r := relaytest.Start(t)
+	alice, bob, eve := register(t, r, "alice"), register(t, r, "bob"), register(t, r, "eve")
+	ac, bc, ec := alice.login(t, r), bob.login(t, r), eve.login(t, r)
+	data := randomBytes(t, 3*relay.BlobChunkSize)
+	id, capab := upload(t, ac, data, 2)
+	other := randomBytes(t, 3*relay.BlobChunkSize)
+	otherID, otherCap := upload(t, ac, other, 1)
+	ctx := testCtx(t)
+	// Eve knows the id, not the capability; or the capability of another blob.
+	for _, c := range [][]byte{make([]byte, 32), otherCap} {
+		if _, err := download(t, ec, id, c, int64(len(data))); protoCode(err) != relay.CodeBlobNotFound {
+			t.Fatalf("download with a wrong capability: %v", err)
+		}
+		if err := ec.BlobDone(ctx, id, c); protoCode(err) != relay.CodeBlobNotFound {
+			t.Fatalf("blob_done with a wrong capability: %v", err)
+		}
+	}
+	// Only the uploader may resume or add to an upload.
+	if _, err := ec.BlobResume(ctx, otherID); protoCode(err) != relay.CodeBlobNotFound {
+		t.Fatalf("resume of another's blob: %v", err)
+	}
+	// Two declared recipients: one fetch (twice, by the same account) keeps it.
+	for range 2 {
+		if err := bc.BlobDone(ctx, id, capab); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if got, err := download(t, ec, id, capab, int64(len(data))); err != nil || !bytes.Equal(got, data) {
+		t.Fatalf("second recipient: %v", err)
+	}
+	if err := ec.BlobDone(ctx, id, capab); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := download(t, bc, id, capab, int64(len(data))); protoCode(err) != relay.CodeBlobNotFound {
+		t.Fatalf("after both fetches: %v", err)
+	}
+}
+
+func TestBlobResumeAfterDisconnect(t *testing.T) {
+	r := relaytest.Start(t)
+	alice, bob := register(t, r, "alice"), register(t, r, "bob")
+	ac := alice.login(t, r)
+	data := randomBytes(t, 10*relay.BlobChunkSize+5)
+	ctx := testCtx(t)
+	id, err := ac.BlobBegin(ctx, int64(len(data)), 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The connection drops after chunk 3 is acknowledged.
+	stop := errors.New("connection dropped")
+	err = ac.BlobPut(ctx, id, int64(len(data)), 0, 1, func(i int64, buf []byte) error {
+		if i == 4 {
+			return stop
+		}
+		copy(buf, data[i*relay.BlobChunkSize:])
+		return nil
+	}, nil)
+	if !errors.Is(err, stop) {
+		t.Fatal(err)
+	}
+	ac.Close()
+	ac2 := alice.login(t, r)
+	st, err := ac2.BlobResume(ctx, id)
+	if err != nil || st.Next != 4 || st.Size != int64(len(data)) || st.Capability != nil {
+		t.Fatalf("resume: %+v %v", st, err)
+	}
+	// Out of order: chunk 6 when 4 is next.
+	err = ac2.BlobPut(ctx, id, int64(len(data)), 6, 1, func(i int64, buf []byte) error { return nil }, nil)
+	if protoCode(err) != relay.CodeBlobOutOfOrder {
+		t.Fatalf("out of order: %v", err)
+	}
+	d := sha256.Sum256(data)
+	if _, err := ac2.BlobCommit(ctx, id, d[:]); protoCode(err) != relay.CodeBlobIncomplete {
+		t.Fatalf("early commit: %v", err)
+	}
+	var sent []int64
+	err = ac2.BlobPut(ctx, id, int64(len(data)), st.Next, 0, func(i int64, buf []byte) error {
+		copy(buf, data[i*relay.BlobChunkSize:])
+		return nil
+	}, func(i int64) { sent = append(sent, i) })
+	if err != nil || len(sent) != 7 || sent[0] != 4 {
+		t.Fatalf("rest of the upload: %v, chunks %v", err, sent)
+	}
+	capab, err := ac2.BlobCommit(ctx, id, d[:])
+	if err != nil {
+		t.Fatal(err)
+	}
+	// A lost commit answer: resume tells the capability.
+	if st, err := ac2.BlobResume(ctx, id); err != nil || !bytes.Equal(st.Capability, capab) || st.Next != relay.BlobChunks(int64(len(data))) {
+		t.Fatalf("resume after commit: %+v %v", st, err)
+	}
+	// A download cut in the middle resumes from a chunk.
+	bc := bob.login(t, r)
+	var got bytes.Buffer
+	err = bc.BlobGet(ctx, id, capab, int64(len(data)), 0, 2, func(i int64, b []byte) error {
+		if i == 5 {
+			return stop
+		}
+		got.Write(b)
+		return nil
+	})
+	if !errors.Is(err, stop) {
+		t.Fatal(err)
+	}
+	err = bc.BlobGet(ctx, id, capab, int64(len(data)), 5, 0, func(i int64, b []byte) error { got.Write(b); return nil })
+	if err != nil || !bytes.Equal(got.Bytes(), data) {
+		t.Fatalf("resumed download: %v", err)
+	}
+}
+
+func TestBlobLimits(t *testing.T) {
+	r := relaytest.StartWith(t, relaytest.Options{Limits: server.Limits{MaxBlobBytes: 4 * relay.BlobChunkSize, BlobQuotaBytes: 6 * relay.BlobChunkSize}})
+	alice := register(t, r, "alice")
+	ac := alice.login(t, r)
+	ctx := testCtx(t)
+	// The limit names the file; a blob may carry its seal's tags (max/4096 + 16) beyond it.
+	if _, err := ac.BlobBegin(ctx, 4*relay.BlobChunkSize+4*relay.BlobChunkSize/4096+17, 1); protoCode(err) != relay.CodeBlobTooLarge {
+		t.Fatalf("over max_blob_bytes: %v", err)
+	}
+	if _, err := ac.BlobBegin(ctx, 4*relay.BlobChunkSize, 1); err != nil {
+		t.Fatal(err)
+	}
+	var pe *relay.ProtocolError
+	_, err := ac.BlobBegin(ctx, 3*relay.BlobChunkSize, 1)
+	if !errors.As(err, &pe) || pe.Code != relay.CodeBlobQuota || pe.Limit != server.LimitBlobQuotaBytes {
+		t.Fatalf("over the quota: %v", err)
+	}
+	// A digest that is not the bytes': the upload is dropped.
+	data := randomBytes(t, 100)
+	id, err := ac.BlobBegin(ctx, 100, 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := ac.BlobPut(ctx, id, 100, 0, 0, func(i int64, b []byte) error { copy(b, data); return nil }, nil); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := ac.BlobCommit(ctx, id, make([]byte, 32)); protoCode(err) != relay.CodeBlobDigestMismatch {
+		t.Fatalf("wrong digest: %v", err)
+	}
+	if _, err := ac.BlobResume(ctx, id); protoCode(err) != relay.CodeBlobNotFound {
+		t.Fatalf("after a digest mismatch: %v", err)
+	}
+	ents, err := os.ReadDir(r.Path + ".blobs/partial")
+	if err != nil || len(ents) != 1 { // the 4-chunk upload left open above
+		t.Fatalf("partial uploads on disk: %v %v", len(ents), err)
+	}
+}

@@ -1,0 +1,144 @@
+package storage
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"time"
+)
+
+// AttachmentState is where an attachment stands (schema version 11).
+type AttachmentState int
+
+const (
+	AttachmentUploading  AttachmentState = 1 // outgoing: sealed, being uploaded
+	AttachmentUploaded   AttachmentState = 2 // outgoing: committed on the relay; its message not yet queued
+	AttachmentSent       AttachmentState = 3 // outgoing: its message is queued or beyond
+	AttachmentAvailable  AttachmentState = 4 // incoming: not fetched yet
+	AttachmentFetching   AttachmentState = 5 // incoming: download under way
+	AttachmentDownloaded AttachmentState = 6 // incoming: verified and saved
+	AttachmentFailed     AttachmentState = 7 // Reason says why
+)
+
+func (s AttachmentState) String() string {
+	switch s {
+	case AttachmentUploading:
+		return "uploading"
+	case AttachmentUploaded:
+		return "uploaded"
+	case AttachmentSent:
+		return "sent"
+	case AttachmentAvailable:
+		return "available"
+	case AttachmentFetching:
+		return "downloading"
+	case AttachmentDownloaded:
+		return "downloaded"
+	case AttachmentFailed:
+		return "failed"
+	}
+	return fmt.Sprintf("attachment-state(%d)", int(s))
+}
+
+// Attachment is one attachment row. Meta is opaque to the store (the chat layer's
+// encoding of key, digest, blob id, names and paths) and sealed at rest.
+type Attachment struct {
+	ClientID  string
+	Contact   string
+	Direction Direction
+	State     AttachmentState
+	DoneBytes int64 // uploaded or downloaded so far (progress)
+	Meta      []byte
+	Reason    string
+	CreatedAt time.Time
+	UpdatedAt time.Time
+}
+
+func (c *Client) sealAttachment(a Attachment) ([]byte, error) {
+	if a.ClientID == "" || a.Contact == "" || (a.Direction != Incoming && a.Direction != Outgoing) {
+		return nil, fmt.Errorf("%w: attachment needs a client id, a contact and a direction", ErrInvalid)
+	}
+	return c.keys.seal("attachments", "meta", a.ClientID, a.Meta)
+}
+
+func putAttachment(ctx context.Context, tx *txn, a Attachment, sealed []byte) error {
+	_, err := tx.exec(ctx, `INSERT INTO attachments (client_id, contact, direction, state, done_bytes, meta_sealed, reason, created_at, updated_at)
+		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)
+		ON CONFLICT (client_id) DO UPDATE SET state = excluded.state, done_bytes = excluded.done_bytes,
+			meta_sealed = excluded.meta_sealed, reason = excluded.reason, updated_at = excluded.updated_at`,
+		a.ClientID, a.Contact, a.Direction, a.State, a.DoneBytes, sealed, a.Reason, dbTime(a.CreatedAt), dbTime(a.UpdatedAt))
+	if err != nil {
+		return fmt.Errorf("storage: put attachment: %w", err)
+	}
+	return nil
+}
+
+// PutAttachment inserts or replaces an attachment row.
+func (c *Client) PutAttachment(ctx context.Context, a Attachment) error {
+	sealed, err := c.sealAttachment(a)
+	if err != nil {
+		return err
+	}
+	return c.db.write(ctx, func(tx *txn) error { return putAttachment(ctx, tx, a, sealed) })
+}
+
+// SetAttachmentProgress records progress without rewriting the sealed meta.
+func (c *Client) SetAttachmentProgress(ctx context.Context, clientID string, done int64, at time.Time) error {
+	return c.db.write(ctx, func(tx *txn) error {
+		_, err := tx.exec(ctx, "UPDATE attachments SET done_bytes = ?, updated_at = ? WHERE client_id = ?", done, dbTime(at), clientID)
+		return err
+	})
+}
+
+const attachmentCols = "client_id, contact, direction, state, done_bytes, meta_sealed, reason, created_at, updated_at"
+
+func (c *Client) scanAttachment(s interface{ Scan(...any) error }) (Attachment, error) {
+	var a Attachment
+	var sealed []byte
+	var created, updated int64
+	if err := s.Scan(&a.ClientID, &a.Contact, &a.Direction, &a.State, &a.DoneBytes, &sealed, &a.Reason, &created, &updated); err != nil {
+		return Attachment{}, err
+	}
+	a.CreatedAt, a.UpdatedAt = goTime(created), goTime(updated)
+	var err error
+	if a.Meta, err = c.keys.open("attachments", "meta", a.ClientID, sealed); err != nil {
+		return Attachment{}, err
+	}
+	return a, nil
+}
+
+// Attachment returns the attachment of a message by its client id (ErrNotFound).
+func (c *Client) Attachment(ctx context.Context, clientID string) (Attachment, error) {
+	a, err := c.scanAttachment(c.db.queryRow(ctx, "SELECT "+attachmentCols+" FROM attachments WHERE client_id = ?", clientID))
+	if errors.Is(err, sql.ErrNoRows) {
+		return Attachment{}, fmt.Errorf("%w: attachment %s", ErrNotFound, clientID)
+	}
+	if err != nil {
+		return Attachment{}, fmt.Errorf("storage: attachment: %w", err)
+	}
+	return a, nil
+}
+
+// AttachmentsIn lists the attachments in any of the states, oldest first.
+func (c *Client) AttachmentsIn(ctx context.Context, states ...AttachmentState) ([]Attachment, error) {
+	var out []Attachment
+	for _, st := range states {
+		rows, err := c.db.query(ctx, "SELECT "+attachmentCols+" FROM attachments WHERE state = ? ORDER BY created_at", st)
+		if err != nil {
+			return nil, fmt.Errorf("storage: attachments: %w", err)
+		}
+		for rows.Next() {
+			a, err := c.scanAttachment(rows)
+			if err != nil {
+				rows.Close()
+				return nil, fmt.Errorf("storage: attachments: %w", err)
+			}
+			out = append(out, a)
+		}
+		if err := errors.Join(rows.Err(), rows.Close()); err != nil {
+			return nil, fmt.Errorf("storage: attachments: %w", err)
+		}
+	}
+	return out, nil
+}

@@ -1,0 +1,336 @@
+package storage
+
+// The relay's blob store (relay/PROTOCOL.md "Blobs"): metadata in the relay database,
+// bytes in files beside it, <db>.blobs/partial/<id> while an upload runs and
+// <db>.blobs/<id> once committed (renamed atomically after an fsync).
+
+import (
+	"context"
+	"crypto/sha256"
+	"crypto/subtle"
+	"database/sql"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"time"
+)
+
+// Blob errors.
+var (
+	// ErrBlobQuota: the owner's blobs would exceed the quota.
+	ErrBlobQuota = errors.New("storage: blob quota exceeded")
+	// ErrBlobOutOfOrder: a chunk was written at another offset than the blob's end.
+	ErrBlobOutOfOrder = errors.New("storage: blob chunk out of order")
+	// ErrBlobIncomplete: a commit before every byte arrived.
+	ErrBlobIncomplete = errors.New("storage: blob incomplete")
+	// ErrBlobDigest: a commit's digest is not that of the stored bytes.
+	ErrBlobDigest = errors.New("storage: blob digest mismatch")
+)
+
+// Blob is a blob's metadata. Received is how many bytes are stored (for an upload
+// in progress; Size once committed).
+type Blob struct {
+	ID         string
+	Owner      string
+	Size       int64
+	Recipients int
+	Committed  bool
+	Received   int64
+	CreatedAt  time.Time
+	ExpiresAt  time.Time
+}
+
+// BlobStore keeps blobs for a relay: create it with (*Relay).Blobs.
+type BlobStore struct {
+	r   *Relay
+	dir string
+}
+
+// Blobs returns the relay's blob store, its files in dir (default: the database's
+// path + ".blobs"), creating the directories.
+func (r *Relay) Blobs(dir string) (*BlobStore, error) {
+	if dir == "" {
+		dir = r.db.path + ".blobs"
+	}
+	if err := os.MkdirAll(filepath.Join(dir, "partial"), 0o700); err != nil {
+		return nil, fmt.Errorf("storage: blob directory: %w", err)
+	}
+	return &BlobStore{r: r, dir: dir}, nil
+}
+
+// Dir is where the blob files are.
+func (b *BlobStore) Dir() string { return b.dir }
+
+func (b *BlobStore) path(id string, committed bool) string {
+	if committed {
+		return filepath.Join(b.dir, id)
+	}
+	return filepath.Join(b.dir, "partial", id)
+}
+
+// validID keeps ids file-name safe whatever the caller checked.
+func validID(id string) bool {
+	if len(id) == 0 || len(id) > 64 {
+		return false
+	}
+	for i := 0; i < len(id); i++ {
+		if c := id[i]; !(c >= '0' && c <= '9' || c >= 'a' && c <= 'f') {
+			return false
+		}
+	}
+	return true
+}
+
+// CreateBlob records a new, empty upload and its file. The owner's blobs (uploading
+// and committed, not expired) plus this one must stay within quota bytes
+// (ErrBlobQuota; quota ≤ 0: no quota).
+func (b *BlobStore) CreateBlob(ctx context.Context, bl Blob, quota int64) error {
+	if !validID(bl.ID) || bl.Owner == "" || bl.Size < 0 || bl.Recipients < 1 {
+		return fmt.Errorf("%w: blob %q", ErrInvalid, bl.ID)
+	}
+	err := b.r.db.write(ctx, func(tx *txn) error {
+		if quota > 0 {
+			var used int64
+			if err := tx.scan(ctx, "SELECT coalesce(sum(size), 0) FROM blobs WHERE owner = ?", []any{bl.Owner}, &used); err != nil {
+				return fmt.Errorf("storage: blob quota: %w", err)
+			}
+			if used+bl.Size > quota {
+				return fmt.Errorf("%w: %d bytes stored, %d more asked, quota %d", ErrBlobQuota, used, bl.Size, quota)
+			}
+		}
+		n, err := tx.execN(ctx, "INSERT OR IGNORE INTO blobs (id, owner, size, recipients, committed, created_at, expires_at) VALUES (?, ?, ?, ?, 0, ?, ?)",
+			bl.ID, bl.Owner, bl.Size, bl.Recipients, dbTime(bl.CreatedAt), dbTime(bl.ExpiresAt))
+		if err != nil {
+			return fmt.Errorf("storage: create blob: %w", err)
+		}
+		if n == 0 {
+			return fmt.Errorf("%w: blob %s", ErrExists, bl.ID)
+		}
+		return nil
+	})
+	if err != nil {
+		return err
+	}
+	f, err := os.OpenFile(b.path(bl.ID, false), os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o600)
+	if err != nil {
+		return fmt.Errorf("storage: create blob file: %w", err)
+	}
+	return f.Close()
+}
+
+// Blob returns a blob's metadata (ErrNotFound: none, or expired at now). For an upload
+// in progress Received is the stored length rounded down to whole chunks of chunk
+// bytes (a chunk cut by a crash is written again).
+func (b *BlobStore) Blob(ctx context.Context, id string, chunk int64, now time.Time) (Blob, error) {
+	if !validID(id) {
+		return Blob{}, fmt.Errorf("%w: blob", ErrNotFound)
+	}
+	var bl Blob
+	var committed int
+	var created, expires int64
+	err := b.r.db.queryRow(ctx, "SELECT id, owner, size, recipients, committed, created_at, expires_at FROM blobs WHERE id = ?", id).
+		Scan(&bl.ID, &bl.Owner, &bl.Size, &bl.Recipients, &committed, &created, &expires)
+	if err != nil {
+		if errors.Is(err, sql.ErrNoRows) {
+			return Blob{}, fmt.Errorf("%w: blob", ErrNotFound)
+		}
+		return Blob{}, fmt.Errorf("storage: blob: %w", err)
+	}
+	bl.Committed, bl.CreatedAt, bl.ExpiresAt = committed == 1, goTime(created), goTime(expires)
+	if !now.Before(bl.ExpiresAt) {
+		return Blob{}, fmt.Errorf("%w: blob expired", ErrNotFound)
+	}
+	if bl.Committed {
+		bl.Received = bl.Size
+		return bl, nil
+	}
+	st, err := os.Stat(b.path(id, false))
+	if err != nil {
+		return Blob{}, fmt.Errorf("storage: blob file: %w", err)
+	}
+	bl.Received = min(st.Size(), bl.Size)
+	if bl.Received < bl.Size && chunk > 0 {
+		bl.Received -= bl.Received % chunk
+	}
+	return bl, nil
+}
+
+// AppendBlob writes data at offset of an upload in progress; offset must be the
+// stored length (a partial chunk a crash left behind is cut first when offset is the
+// chunk edge before it), else ErrBlobOutOfOrder. Writing past the declared size is
+// ErrInvalid.
+func (b *BlobStore) AppendBlob(id string, size, offset int64, data []byte) error {
+	if !validID(id) {
+		return fmt.Errorf("%w: blob", ErrNotFound)
+	}
+	if offset+int64(len(data)) > size {
+		return fmt.Errorf("%w: %d bytes at %d pass the blob's size %d", ErrInvalid, len(data), offset, size)
+	}
+	f, err := os.OpenFile(b.path(id, false), os.O_WRONLY, 0)
+	if errors.Is(err, os.ErrNotExist) {
+		return fmt.Errorf("%w: blob", ErrNotFound)
+	}
+	if err != nil {
+		return fmt.Errorf("storage: blob file: %w", err)
+	}
+	defer f.Close()
+	st, err := f.Stat()
+	if err != nil {
+		return fmt.Errorf("storage: blob file: %w", err)
+	}
+	if st.Size() != offset {
+		if st.Size() < offset {
+			return fmt.Errorf("%w: the blob has %d bytes, the chunk starts at %d", ErrBlobOutOfOrder, st.Size(), offset)
+		}
+		if err := f.Truncate(offset); err != nil {
+			return fmt.Errorf("storage: blob file: %w", err)
+		}
+	}
+	if _, err := f.WriteAt(data, offset); err != nil {
+		return fmt.Errorf("storage: blob write: %w", err)
+	}
+	return nil
+}
+
+// CommitBlob completes an upload: every byte must be there (ErrBlobIncomplete) and
+// hash to digest (ErrBlobDigest: the upload is deleted). The file is synced and
+// renamed into place; the blob then lives until expires.
+func (b *BlobStore) CommitBlob(ctx context.Context, bl Blob, digest []byte, expires time.Time) error {
+	p := b.path(bl.ID, false)
+	f, err := os.Open(p)
+	if errors.Is(err, os.ErrNotExist) {
+		return fmt.Errorf("%w: blob", ErrNotFound)
+	}
+	if err != nil {
+		return fmt.Errorf("storage: blob file: %w", err)
+	}
+	h := sha256.New()
+	n, err := io.Copy(h, f)
+	f.Close()
+	if err != nil {
+		return fmt.Errorf("storage: blob read: %w", err)
+	}
+	if n != bl.Size {
+		return fmt.Errorf("%w: %d of %d bytes", ErrBlobIncomplete, n, bl.Size)
+	}
+	if subtle.ConstantTimeCompare(h.Sum(nil), digest) != 1 {
+		b.DeleteBlob(ctx, bl.ID)
+		return fmt.Errorf("%w: the upload is dropped", ErrBlobDigest)
+	}
+	if err := syncFile(p); err != nil {
+		return err
+	}
+	if err := os.Rename(p, b.path(bl.ID, true)); err != nil {
+		return fmt.Errorf("storage: blob commit: %w", err)
+	}
+	if err := syncFile(b.dir); err != nil {
+		return err
+	}
+	return b.r.db.write(ctx, func(tx *txn) error {
+		_, err := tx.exec(ctx, "UPDATE blobs SET committed = 1, expires_at = ? WHERE id = ?", dbTime(expires), bl.ID)
+		if err != nil {
+			return fmt.Errorf("storage: blob commit: %w", err)
+		}
+		return nil
+	})
+}
+
+func syncFile(p string) error {
+	f, err := os.Open(p)
+	if err != nil {
+		return fmt.Errorf("storage: sync %s: %w", filepath.Base(p), err)
+	}
+	defer f.Close()
+	if err := f.Sync(); err != nil {
+		return fmt.Errorf("storage: sync %s: %w", filepath.Base(p), err)
+	}
+	return nil
+}
+
+// OpenBlob opens a committed blob's bytes for reading.
+func (b *BlobStore) OpenBlob(id string) (*os.File, error) {
+	if !validID(id) {
+		return nil, fmt.Errorf("%w: blob", ErrNotFound)
+	}
+	f, err := os.Open(b.path(id, true))
+	if errors.Is(err, os.ErrNotExist) {
+		return nil, fmt.Errorf("%w: blob", ErrNotFound)
+	}
+	return f, err
+}
+
+// BlobFetched records that name fetched the blob completely. Once as many distinct
+// names as its recipients did, the blob is deleted (deleted reports it).
+func (b *BlobStore) BlobFetched(ctx context.Context, id, name string) (deleted bool, err error) {
+	err = b.r.db.write(ctx, func(tx *txn) error {
+		deleted = false
+		var recipients, n int
+		if err := tx.scan(ctx, "SELECT recipients FROM blobs WHERE id = ? AND committed = 1", []any{id}, &recipients); err != nil {
+			if errors.Is(err, sql.ErrNoRows) {
+				return fmt.Errorf("%w: blob", ErrNotFound)
+			}
+			return fmt.Errorf("storage: blob fetched: %w", err)
+		}
+		if _, err := tx.exec(ctx, "INSERT OR IGNORE INTO blob_fetches (blob_id, name) VALUES (?, ?)", id, name); err != nil {
+			return fmt.Errorf("storage: blob fetched: %w", err)
+		}
+		if err := tx.scan(ctx, "SELECT count(*) FROM blob_fetches WHERE blob_id = ?", []any{id}, &n); err != nil {
+			return fmt.Errorf("storage: blob fetched: %w", err)
+		}
+		if n < recipients {
+			return nil
+		}
+		deleted = true
+		return deleteBlobRows(ctx, tx, id)
+	})
+	if err == nil && deleted {
+		os.Remove(b.path(id, true))
+	}
+	return deleted, err
+}
+
+func deleteBlobRows(ctx context.Context, tx *txn, id string) error {
+	if _, err := tx.exec(ctx, "DELETE FROM blob_fetches WHERE blob_id = ?", id); err != nil {
+		return fmt.Errorf("storage: delete blob: %w", err)
+	}
+	if _, err := tx.exec(ctx, "DELETE FROM blobs WHERE id = ?", id); err != nil {
+		return fmt.Errorf("storage: delete blob: %w", err)
+	}
+	return nil
+}
+
+// DeleteBlob deletes a blob, committed or not, and its file.
+func (b *BlobStore) DeleteBlob(ctx context.Context, id string) error {
+	err := b.r.db.write(ctx, func(tx *txn) error { return deleteBlobRows(ctx, tx, id) })
+	os.Remove(b.path(id, false))
+	os.Remove(b.path(id, true))
+	return err
+}
+
+// ExpireBlobs deletes the blobs whose time ran out at now and returns how many.
+func (b *BlobStore) ExpireBlobs(ctx context.Context, now time.Time) (int, error) {
+	rows, err := b.r.db.query(ctx, "SELECT id FROM blobs WHERE expires_at <= ?", dbTime(now))
+	if err != nil {
+		return 0, fmt.Errorf("storage: expire blobs: %w", err)
+	}
+	var ids []string
+	for rows.Next() {
+		var id string
+		if err := rows.Scan(&id); err != nil {
+			rows.Close()
+			return 0, err
+		}
+		ids = append(ids, id)
+	}
+	if err := errors.Join(rows.Err(), rows.Close()); err != nil {
+		return 0, fmt.Errorf("storage: expire blobs: %w", err)
+	}
+	for _, id := range ids {
+		if err := b.DeleteBlob(ctx, id); err != nil {
+			return 0, err
+		}
+	}
+	return len(ids), nil
+}
