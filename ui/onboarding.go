@@ -347,7 +347,8 @@ func (o *onboarding) next() tea.Cmd {
 			o.err = "a name is 1–32 characters: lower-case letters, digits, '.', '_' or '-'"
 			return nil
 		case o.name == nameTaken:
-			o.err = "“" + name + "” is taken on this relay — pick another name"
+			// identity recovery (recoverycode.go)
+			o.err = "“" + name + "” is taken on this relay — pick another name; if it is yours and you lost its device, get it back with your recovery code: quit and run 'pfschat recover " + name + "'"
 			return nil
 		case o.name == nameChecking || o.name == nameUnchecked && o.hasOnboarder():
 			// Enter before the check answered: wait for it instead of dropping the key.
