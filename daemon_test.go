@@ -427,12 +427,18 @@ func TestDaemonSurvivesSIGKILL(t *testing.T) {
 	for i := 0; i < kills || !senderDone; i++ {
 		d := startDaemon(t, s.bin, s.bobFlags)
 		run := startRecv(t, s.bin, s.bobArgs("recv", "--follow", "--json"))
-		timer := time.AfterFunc(time.Duration(50+rng.IntN(400))*time.Millisecond, d.kill9)
+		delay := time.Duration(50+rng.IntN(400)) * time.Millisecond
+		timer := time.AfterFunc(delay, d.kill9)
+		// A recv that had not reached the daemon when it died found no owner and owns
+		// the profile itself; --follow then never ends, so it is SIGKILLed too (one more
+		// crash the no-loss, no-duplicate check below must survive).
+		recvTimer := time.AfterFunc(delay+10*time.Second, func() { run.cmd.Process.Kill() })
 		for line := range run.lines { // ends when the daemon dies: recv loses its owner
 			run.add(t, line)
 		}
 		run.wait()
 		timer.Stop()
+		recvTimer.Stop()
 		d.kill9()
 		runs = append(runs, run)
 		if !senderDone {
