@@ -81,6 +81,11 @@ type Preferences struct {
 	// controller keeps retrying and reports ConnectionChanged events. Off for headless
 	// commands, which should fail fast with a clear error.
 	AllowOffline bool
+	// StayUp is for programs that keep running (the UI, the daemon): a relay that
+	// presents another key than the pinned one does not end Initialize; the controller
+	// reports it (ConnState.Err is a *RelayKeyChangedError), keeps retrying the pinned
+	// key, and RepinRelay re-pins by hand. A one-shot command fails with the error.
+	StayUp bool
 	// NoReadReceipts stops MarkRead from telling contacts what was read.
 	NoReadReceipts bool
 	// Clock returns the current time (default time.Now).
@@ -265,7 +270,7 @@ func (c *Controller) Initialize(ctx context.Context) error {
 		OnRelayKeyRotated: c.relayKeyRotated, // relaykey.go
 		// A program that stays up (the UI, the daemon) shows a relay-key mismatch and
 		// keeps retrying the pinned key; RepinRelay re-pins by hand.
-		RetryKeyMismatch: c.prefs.AllowOffline,
+		RetryKeyMismatch: c.prefs.StayUp,
 	})
 
 	runCtx, cancel := context.WithCancel(context.Background())
@@ -280,7 +285,9 @@ func (c *Controller) Initialize(ctx context.Context) error {
 	if connectErr != nil {
 		if errors.Is(connectErr, client.ErrRelayKeyMismatch) {
 			rk := c.relayKeyError(pinned, rc, connectErr)
-			if !c.prefs.AllowOffline {
+			if !c.prefs.StayUp {
+				rc.Close()
+				cancel()
 				return rk
 			}
 			// Stay up: the connection's states carry the mismatch (ConnState.Err is a

@@ -399,12 +399,12 @@ func waitKeyMismatch(t *testing.T, c chattest.EventSource) *chat.RelayKeyChanged
 	return rk
 }
 
-// A program that stays up (AllowOffline: the UI, the daemon) opens on a relay-key
+// A program that stays up (StayUp: the UI, the daemon) opens on a relay-key
 // mismatch, reports both fingerprints in its connection state, keeps retrying the
 // pinned key and comes back online by itself when the pinned relay returns.
 func TestRelayKeyMismatchKeepsRetrying(t *testing.T) {
 	r := relaytest.Start(t)
-	alice := chattest.NewUser(t, r, "alice", chattest.AllowOffline, fastRetry)
+	alice := chattest.NewUser(t, r, "alice", chattest.StayUp, fastRetry)
 	alice.Close()
 	r.Close()
 	genuine := r.CopyDB(t)
@@ -428,7 +428,7 @@ func TestRelayKeyMismatchKeepsRetrying(t *testing.T) {
 // confirmed, and the connection comes up under the new pin at once.
 func TestRepinRelayWhileRunning(t *testing.T) {
 	r := relaytest.Start(t)
-	alice := chattest.NewUser(t, r, "alice", chattest.AllowOffline, fastRetry)
+	alice := chattest.NewUser(t, r, "alice", chattest.StayUp, fastRetry)
 	alice.Close()
 	rot := r.ReplaceKeyCompromised(t)
 	alice.Reopen()

@@ -9,5 +9,5 @@ import (
 // newChatProfile is a profile in home as the command layer opens it for the UI: the UI
 // starts even when the relay is down.
 func newChatProfile(home, relayURL string, log *slog.Logger) Profile {
-	return NewChatProfile(chat.Profile{Dir: home, RelayURL: relayURL, Prefs: chat.Preferences{AllowOffline: true, Logger: log}})
+	return NewChatProfile(chat.Profile{Dir: home, RelayURL: relayURL, Prefs: chat.Preferences{AllowOffline: true, StayUp: true, Logger: log}})
 }

@@ -17,7 +17,7 @@ import (
 // confirmation, and confirming re-pins and brings the connection up.
 func TestRelayKeyMismatchBannerAndRepin(t *testing.T) {
 	r := relaytest.Start(t)
-	alice := chattest.NewUser(t, r, "alice", chattest.AllowOffline)
+	alice := chattest.NewUser(t, r, "alice", chattest.StayUp) // as the UI opens it
 	alice.Close()
 	rot := r.ReplaceKeyCompromised(t)
 	oldFP, newFP := ratchet.Fingerprint(rot.Old), ratchet.Fingerprint(rot.New)

@@ -76,6 +76,10 @@ func NewProfile(t testing.TB, name string, mods ...func(*chat.Profile)) chat.Pro
 // relay cannot be reached.
 func AllowOffline(p *chat.Profile) { p.Prefs.AllowOffline = true }
 
+// StayUp is a NewProfile / NewUser option for a controller that keeps running, as the
+// UI's and the daemon's do (chat.Preferences.StayUp); it implies AllowOffline.
+func StayUp(p *chat.Profile) { p.Prefs.AllowOffline, p.Prefs.StayUp = true, true }
+
 // User is one person in a test: a profile directory and, while open, its controller,
 // whose methods it has (alice.Send(ctx, "bob", "hi")).
 type User struct {

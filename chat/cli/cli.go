@@ -315,11 +315,20 @@ func (e *env) online() (*chat.Controller, error) { return e.open(false) }
 // open opens the profile and connects; with allowOffline an unreachable relay is not
 // an error (the controller keeps trying in the background).
 func (e *env) open(allowOffline bool) (*chat.Controller, error) {
+	return e.openWith(allowOffline, false)
+}
+
+// openStayingUp opens the profile for a program that keeps running (the daemon): it
+// also stays up through a relay presenting another key (chat.Preferences.StayUp).
+func (e *env) openStayingUp() (*chat.Controller, error) { return e.openWith(true, true) }
+
+func (e *env) openWith(allowOffline, stayUp bool) (*chat.Controller, error) {
 	p, err := e.profile()
 	if err != nil {
 		return nil, err
 	}
 	p.Prefs.AllowOffline = allowOffline
+	p.Prefs.StayUp = stayUp
 	p.Prefs.NoReadReceipts = e.noReadReceipts
 	if !p.Exists() {
 		return nil, fmt.Errorf("%w: %s", chat.ErrNoProfile, p.StorePath())

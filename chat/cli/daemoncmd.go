@@ -64,7 +64,7 @@ func cmdDaemon(e *env, fs *flag.FlagSet, args []string) error {
 		return err
 	}
 	e.owner = profile.OwnerDaemon
-	c, err := e.open(true) // a daemon outlives relay outages: sends wait in the outbox
+	c, err := e.openStayingUp() // a daemon outlives relay outages: sends wait in the outbox
 	if err != nil {
 		return err
 	}

@@ -125,7 +125,7 @@ func StartDemo(ctx context.Context, dir string, logger *slog.Logger) (_ *DemoEnv
 	demoProfile := func(name string) chat.Profile {
 		return chat.Profile{Dir: filepath.Join(dir, name), Device: "demo",
 			StoreOptions: storage.ClientOptions{Synchronous: storage.SyncNormal},
-			Prefs:        chat.Preferences{Logger: logger.With("part", name), AllowOffline: true}}
+			Prefs:        chat.Preferences{Logger: logger.With("part", name), AllowOffline: true, StayUp: true}}
 	}
 	both := func(echo, me func() error) error {
 		var echoErr error

@@ -93,6 +93,7 @@ func runUI(ctx context.Context, args []string, stdin io.Reader, stdout, stderr i
 		// The UI opens even when the relay is down and shows "reconnecting in N s";
 		// sends wait in the outbox.
 		AllowOffline: true,
+		StayUp:       true,
 		Logger:       logger,
 		InsecureWS:   flags.InsecureWS,
 	}}
