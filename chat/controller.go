@@ -372,7 +372,9 @@ func (c *Controller) pinRelayKey(ctx context.Context, pinned []byte, got ed25519
 
 func (c *Controller) loadIdentity(ctx context.Context) error {
 	if c.id != nil && c.card != nil {
-		c.name = c.card.Identity
+		if c.name == "" { // a running controller's name never changes: no write, no race with Me
+			c.name = c.card.Identity
+		}
 		return nil
 	}
 	ident, err := c.store.Identity(ctx)
