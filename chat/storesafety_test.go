@@ -297,6 +297,9 @@ func TestStaleWriterRefused(t *testing.T) {
 		}
 	}
 	second.beforeCommit = nil
+	// The first writer stops: bob's receipts reaching it commit the same session too,
+	// and would race the fresh send below.
+	alice.close()
 	if _, err := second.Send(ctx, "bob", "second writer, fresh"); err != nil {
 		t.Fatalf("a writer that re-read the state: %v", err)
 	}
