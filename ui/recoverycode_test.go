@@ -5,7 +5,9 @@ import (
 	"regexp"
 	"strings"
 	"testing"
+	"time"
 
+	"pfschat/chat"
 	"pfschat/chat/chattest"
 	"pfschat/relay"
 	"pfschat/relay/client"
@@ -161,4 +163,25 @@ func newRecoveryCode(t *testing.T) string {
 		t.Fatal(err)
 	}
 	return c.String()
+}
+
+// Messages sent to the user's previous identity key are one line per conversation,
+// counted in place (chat/previouskey.go), not "could not be decrypted … ask NAME to send
+// it again" per message.
+func TestPreviousKeySummaryLine(t *testing.T) {
+	be := newMemBackend("alice", func() time.Time { return fixedNow })
+	be.addContact(chat.Contact{Name: "bob"})
+	be.addMessage(chat.Message{Contact: "bob", Text: "before", SentAt: fixedNow.Add(-time.Minute)})
+	_, fr := startUI(t, Options{Backend: be, OpenContact: "bob"}, 100, 30)
+	fr.WaitText(t, "before")
+	m := be.addMessage(chat.Message{Contact: "bob", State: chat.UndecryptableState,
+		Reason: "1 message sent to your previous key could not be read", SentAt: fixedNow})
+	be.events <- chat.Event{Kind: chat.Undecryptable, Contact: "bob", Message: &m}
+	fr.WaitText(t, "⚠ 1 message sent to your previous key could not be read")
+	m.Reason = "3 messages sent to your previous key could not be read"
+	be.events <- chat.Event{Kind: chat.DeliveryChanged, Contact: "bob", Message: &m}
+	frame := fr.WaitText(t, "⚠ 3 messages sent to your previous key could not be read")
+	if strings.Contains(frame, "1 message sent") || strings.Contains(frame, "ask bob to send it again") {
+		t.Fatalf("the count was not updated in place:\n%s", frame)
+	}
 }
