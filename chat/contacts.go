@@ -61,7 +61,7 @@ func (c *Controller) fetchCard(ctx context.Context, name string) (*ratchet.Card,
 // cardByIDLooker is a relay client that can look a card up by its ID (relay/PROTOCOL.md
 // "Card lookup by ID"); *client.Client is one.
 type cardByIDLooker interface {
-	LookupCardByID(ctx context.Context, cardID string) (*ratchet.Card, error)
+	LookupCardByID(ctx context.Context, cardID string) (card *ratchet.Card, replaced bool, err error)
 }
 
 // fetchSenderCard fetches the card a message names (its from_card_id), by that ID, and
@@ -78,7 +78,7 @@ func (c *Controller) fetchSenderCard(ctx context.Context, name, cardID string) (
 	}
 	rctx, cancel := withRPCTimeout(ctx)
 	defer cancel()
-	card, err := l.LookupCardByID(rctx, cardID)
+	card, replaced, err := l.LookupCardByID(rctx, cardID)
 	var pe *relay.ProtocolError
 	switch {
 	case errors.As(err, &pe) && pe.Code == relay.CodeUnknownType:
@@ -87,6 +87,8 @@ func (c *Controller) fetchSenderCard(ctx context.Context, name, cardID string) (
 		return nil, fmt.Errorf("%w: card %.12s is not %s's current card on the relay", ErrCardRejected, cardID, name)
 	case err != nil:
 		return nil, fmt.Errorf("chat: fetching %s's card %.12s: %w", name, cardID, err)
+	case replaced:
+		return nil, fmt.Errorf("%w: card %.12s is not %s's current card on the relay: it was replaced", ErrCardRejected, cardID, name)
 	}
 	if err := c.checkCard(card, name); err != nil {
 		return nil, err

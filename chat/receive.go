@@ -217,6 +217,9 @@ type received struct {
 	contactNew bool
 	undecrypt  error
 	stranger   string // undecryptable from someone who is not a contact
+	// previousKey: the conversation's summary line of messages sent to a previous
+	// identity key, counted up by this one (previouskey.go)
+	previousKey *storage.Message
 
 	askRetry    *retryAsk      // a retry request to send for the placeholder (retry.go)
 	retryReq    *payload.Retry // a retry request from the contact to answer
@@ -267,6 +270,10 @@ func (c *Controller) afterReceive(ctx context.Context, res *received) {
 	}
 	if res.stranger != "" {
 		c.emit(Event{Kind: Undecryptable, Contact: res.stranger, Err: res.undecrypt})
+	}
+	if res.previousKey != nil {
+		m := toMessage(*res.previousKey)
+		c.emit(Event{Kind: DeliveryChanged, Contact: m.Contact, Message: &m})
 	}
 	if res.contactNew && res.msg != nil {
 		c.emit(Event{Kind: ContactAdded, Contact: res.msg.Contact})
@@ -414,6 +421,9 @@ func (c *Controller) receive(ctx context.Context, in *client.Incoming, relayID s
 		res.msg, res.undecrypt = msg, errors.New(KeyGoneReason)
 		c.log.Warn("a late message whose key is gone", "from", in.From, "err", lastErr)
 		return res, nil
+	}
+	if sess == nil && toPreviousKey(c.card, env, in) {
+		return c.previousKeyMessage(ctx, in, relayID, res, now) // previouskey.go
 	}
 	if sess == nil {
 		return undecryptable(fmt.Errorf("could not decrypt: %w", lastErr))

@@ -83,7 +83,8 @@ func (p Profile) recoverCard(ctx context.Context, relayURL string, card *ratchet
 	if logger == nil {
 		logger = slog.New(slog.DiscardHandler)
 	}
-	rc := dial(client.Config{URL: relayURL, Logger: logger, InsecureWS: p.Prefs.InsecureWS, RootCAs: p.Prefs.RootCAs})
+	rc := dial(client.Config{URL: relayURL, Logger: logger, InsecureWS: p.Prefs.InsecureWS, RootCAs: p.Prefs.RootCAs,
+		PinnedRelayKey: p.RelayKey}) // the key onboarding showed, as register pins it
 	defer rc.Close()
 	rec, ok := rc.(interface {
 		Recover(ctx context.Context, card *ratchet.Card, proof, newProof []byte) (*ratchet.Card, error)

@@ -182,6 +182,10 @@ type Frame struct {
 	Next       int64  `json:"next,omitempty"`
 	ExpiresAt  int64  `json:"expires_at,omitempty"`
 
+	// card lookup by ID: the relay's card answer to lookup_card marks a card that
+	// replace_card or recover replaced (PROTOCOL.md "Card lookup by ID")
+	Replaced bool `json:"replaced,omitempty"`
+
 	// error
 	Code         string `json:"code,omitempty"`
 	Message      string `json:"message,omitempty"`
@@ -396,6 +400,9 @@ func (f *Frame) present() fieldSet {
 		s |= fCapability
 	}
 	if f.Next != 0 || f.ExpiresAt != 0 {
+		s |= fServerOnly
+	}
+	if f.Replaced {
 		s |= fServerOnly
 	}
 	if f.RelayKey != nil || f.Challenge != nil || f.Limits != nil || f.ChannelBinding != "" ||

@@ -69,6 +69,18 @@ func (p *chatProfile) CreateWith(ctx context.Context, req CreateRequest) (Backen
 	return c, nil
 }
 
+// RecoverWith is `pfschat recover` from onboarding: Profile.Recover pinned to the probed
+// relay key.
+func (p *chatProfile) RecoverWith(ctx context.Context, req RecoverRequest) (Backend, error) {
+	cp := p.p
+	cp.RelayKey = p.key(req.RelayURL)
+	c, err := cp.Recover(ctx, req.Name, req.Code, req.Passphrase, req.RelayURL)
+	if err != nil {
+		return nil, err
+	}
+	return c, nil
+}
+
 // ProfileName reads the identity's name without the passphrase (it is public).
 func (p *chatProfile) ProfileName() (string, string) {
 	return p.p.IdentityName(context.Background()), p.p.Dir

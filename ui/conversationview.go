@@ -141,6 +141,13 @@ func (r *convRenderer) render(it *msgItem) []string {
 		for i := range body {
 			body[i] = s.Undecryptable.Render(body[i])
 		}
+	case isPreviousKeySummary(m):
+		// Messages sent to our previous identity key (chat/previouskey.go): one line
+		// per conversation, counted, never a placeholder each.
+		body = wrapText("⚠ "+m.Reason+" (they were encrypted for the identity key this name had before)", textW)
+		for i := range body {
+			body[i] = s.Undecryptable.Render(body[i])
+		}
 	case !m.Outgoing && m.State == chat.UndecryptableState && m.Reason == chat.KeyGoneReason:
 		// A late message whose skipped key expired: asking for it again is the only way.
 		body = wrapText("⚠ a message from "+r.contact+" could not be decrypted: "+m.Reason, textW)
@@ -330,3 +337,8 @@ func unsafeControl(r rune) bool {
 }
 
 func padRight(s string, w int) string { return s + spaces(w-ansi.StringWidth(s)) }
+
+func isPreviousKeySummary(m chat.Message) bool {
+	_, ok := chat.PreviousKeyCount(m)
+	return ok
+}

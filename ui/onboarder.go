@@ -15,6 +15,23 @@ type Onboarder interface {
 	CreateWith(ctx context.Context, req CreateRequest) (Backend, error)
 }
 
+// Recoverer is implemented by profiles that can take a name back on a new machine with
+// its recovery code (NewChatProfile's can, through chat's Profile.Recover — what
+// `pfschat recover` does). Onboarding offers it when the typed name is taken.
+type Recoverer interface {
+	// RecoverWith replaces the name's card by a new identity's, authorised by the
+	// recovery code, pinned to the probed relay key; the backend holds the new code.
+	RecoverWith(ctx context.Context, req RecoverRequest) (Backend, error)
+}
+
+// RecoverRequest is what onboarding collected for a recovery.
+type RecoverRequest struct {
+	Name       string
+	Code       string // as typed; the profile parses it (relay.ParseRecoveryCode)
+	Passphrase []byte
+	RelayURL   string
+}
+
 // RelayInfo is what onboarding shows about a relay.
 type RelayInfo struct {
 	Fingerprint  string // of the key the relay proved it holds

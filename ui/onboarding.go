@@ -14,6 +14,7 @@ import (
 	"pfschat/assets"
 	"pfschat/chat"
 	"pfschat/chat/profile"
+	"pfschat/relay"
 )
 
 // ErrWrongPassphrase is what Profile.Open returns (wrapped) for a wrong passphrase.
@@ -34,6 +35,7 @@ const (
 	stepRelay onboardStep = iota
 	stepName
 	stepInvite
+	stepCode // recovering a taken name: its recovery code (recovering only)
 	stepPass
 	stepPass2
 	stepCreating
@@ -84,14 +86,21 @@ type onboarding struct {
 	created Backend // stepDone: the new identity's backend
 	myFP    string
 
+	// recovering: the user said the taken name is theirs (ctrl+r); the steps are then
+	// the recovery code and the passphrase, and the end is Recoverer.RecoverWith —
+	// what `pfschat recover` does. recovered: it succeeded (the done screen says so).
+	recovering bool
+	recovered  bool
+
 	// queued holds what was typed while the relay was being probed: it goes to the name
 	// step once the relay answered, so nothing typed early is lost.
 	queued []tea.Msg
 }
 
 type createdMsg struct {
-	b   Backend
-	err error
+	b         Backend
+	err       error
+	recovered bool // the backend came from RecoverWith
 }
 
 type probedMsg struct {
@@ -110,7 +119,7 @@ type nameCheckedMsg struct {
 
 func newOnboarding(c *common, p Profile) *onboarding {
 	o := &onboarding{c: c, profile: p}
-	labels := [numInputs]string{"relay: ", "name: ", "invite: ", "passphrase: ", "again: "}
+	labels := [numInputs]string{"relay: ", "name: ", "invite: ", "recovery code: ", "passphrase: ", "again: "}
 	for i := range o.inputs {
 		ti := textinput.New()
 		ti.Prompt = labels[i]
@@ -122,6 +131,8 @@ func newOnboarding(c *common, p Profile) *onboarding {
 	o.inputs[stepName].CharLimit = 32
 	o.inputs[stepInvite].Placeholder = "the code the relay's operator gave you"
 	o.inputs[stepInvite].CharLimit = 128
+	o.inputs[stepCode].Placeholder = "the code you were shown when you made the name"
+	o.inputs[stepCode].CharLimit = 128 // relay.ParseRecoveryCode reads no more
 	for _, i := range []onboardStep{stepPass, stepPass2} {
 		o.inputs[i].EchoMode = textinput.EchoPassword
 		o.inputs[i].EchoCharacter = '•'
@@ -138,6 +149,54 @@ func newOnboarding(c *common, p Profile) *onboarding {
 func (o *onboarding) onboarder() (Onboarder, bool) {
 	ob, ok := o.profile.(Onboarder)
 	return ob, ok
+}
+
+func (o *onboarding) recoverer() (Recoverer, bool) {
+	r, ok := o.profile.(Recoverer)
+	return r, ok
+}
+
+// takenText says the typed name is taken and, when the profile can recover names,
+// how to take it back.
+func (o *onboarding) takenText(name string) string {
+	if _, ok := o.recoverer(); ok {
+		return "“" + name + "” is taken on this relay — pick another name, or, if it is yours, press ctrl+r to recover it with your recovery code"
+	}
+	// identity recovery (recoverycode.go)
+	return "“" + name + "” is taken on this relay — pick another name; if it is yours and you lost its device, get it back with your recovery code: quit and run 'pfschat recover " + name + "'"
+}
+
+// startRecovery: the taken name is the user's; ask for its recovery code.
+func (o *onboarding) startRecovery() tea.Cmd {
+	o.recovering, o.err, o.enterWaiting = true, "", false
+	o.inputs[stepCode].Reset()
+	return o.focus(stepCode)
+}
+
+// recoveryErr turns a refused recovery into what to do, and the step to do it at.
+func (o *onboarding) recoveryErr(err error) (string, onboardStep) {
+	name := o.inputs[stepName].Value()
+	var limited *chat.RecoveryLimitedError
+	switch {
+	case errors.Is(err, chat.ErrRecoveryFailed):
+		return "the relay refused this recovery code for “" + name + "” — check it against the one you wrote down; nothing was changed", stepCode
+	case errors.As(err, &limited):
+		return "too many recovery attempts for “" + name + "” — " + limited.Message + "; nothing was changed", stepCode
+	case errors.Is(err, relay.ErrRecoveryCodeChecksum), errors.Is(err, relay.ErrRecoveryCodeMalformed):
+		return codeErrText(err), stepCode
+	case errors.Is(err, chat.ErrUnknownUser):
+		o.recovering = false
+		return "“" + name + "” has no account on this relay any more, so there is nothing to recover — press enter to create it", stepName
+	}
+	return "could not recover “" + name + "”: " + errText(err), stepPass
+}
+
+// codeErrText is a recovery code parse error as a sentence.
+func codeErrText(err error) string {
+	if errors.Is(err, relay.ErrRecoveryCodeChecksum) {
+		return "this recovery code does not check out — a letter or digit is mistyped: compare it with the one you wrote down"
+	}
+	return "this is not a recovery code: it is 32 letters and digits in groups of four (1A2B-3C4D-…), as you were shown when you made the name"
 }
 
 func (o *onboarding) Init() tea.Cmd { return nil }
@@ -173,6 +232,20 @@ func (o *onboarding) Update(msg tea.Msg) (screen, tea.Cmd) {
 	case nameCheckedMsg:
 		return o, o.nameChecked(msg)
 	case createdMsg:
+		if msg.err != nil && msg.recovered {
+			var at onboardStep
+			o.err, at = o.recoveryErr(msg.err)
+			if at == stepName {
+				o.name = nameFree
+			}
+			return o, o.focus(at)
+		}
+		if msg.err != nil && errors.Is(msg.err, chat.ErrNameTaken) {
+			if _, ok := o.recoverer(); ok {
+				o.name, o.err = nameTaken, o.takenText(o.inputs[stepName].Value())
+				return o, o.focus(stepName)
+			}
+		}
 		if msg.err != nil {
 			o.err = "could not create your identity: " + errText(msg.err)
 			if errors.Is(msg.err, chat.ErrNameTaken) { // identity recovery (recoverycode.go)
@@ -184,7 +257,8 @@ func (o *onboarding) Update(msg tea.Msg) (screen, tea.Cmd) {
 			}
 			return o, o.focus(stepPass)
 		}
-		o.created, o.step = msg.b, stepDone
+		o.created, o.step, o.recovered = msg.b, stepDone, msg.recovered
+		o.inputs[stepCode].Reset() // the spent code leaves the screen
 		if f, ok := msg.b.(identityReporter); ok {
 			o.myFP = f.Fingerprint()
 		}
@@ -206,12 +280,23 @@ func (o *onboarding) Update(msg tea.Msg) (screen, tea.Cmd) {
 		switch msg.String() {
 		case "enter":
 			return o, o.next()
+		case "ctrl+r":
+			if _, ok := o.recoverer(); ok && o.step == stepName && o.name == nameTaken {
+				return o, o.startRecovery()
+			}
+			return o, nil
 		case "esc", "shift+tab":
 			if o.step > stepRelay && !o.probing {
 				o.err, o.enterWaiting = "", false
 				prev := o.step - 1
-				if prev == stepInvite && o.registration != "invite" {
+				if prev == stepCode && !o.recovering {
 					prev--
+				}
+				if prev == stepInvite && (o.registration != "invite" || o.recovering) {
+					prev--
+				}
+				if prev == stepName {
+					o.recovering = false // back to choosing the name
 				}
 				return o, o.focus(prev)
 			}
@@ -247,7 +332,7 @@ func (o *onboarding) focus(s onboardStep) tea.Cmd {
 // nameChanged starts the debounce for the new value; the check runs when typing pauses.
 func (o *onboarding) nameChanged() tea.Cmd {
 	o.nameSeq++
-	o.name, o.nameErr, o.err = nameUnchecked, "", ""
+	o.name, o.nameErr, o.err, o.recovering = nameUnchecked, "", "", false
 	name := o.inputs[stepName].Value()
 	if _, ok := o.onboarder(); !ok || !nameRE.MatchString(name) {
 		return nil
@@ -347,8 +432,7 @@ func (o *onboarding) next() tea.Cmd {
 			o.err = "a name is 1–32 characters: lower-case letters, digits, '.', '_' or '-'"
 			return nil
 		case o.name == nameTaken:
-			// identity recovery (recoverycode.go)
-			o.err = "“" + name + "” is taken on this relay — pick another name; if it is yours and you lost its device, get it back with your recovery code: quit and run 'pfschat recover " + name + "'"
+			o.err = o.takenText(name)
 			return nil
 		case o.name == nameChecking || o.name == nameUnchecked && o.hasOnboarder():
 			// Enter before the check answered: wait for it instead of dropping the key.
@@ -368,6 +452,17 @@ func (o *onboarding) next() tea.Cmd {
 			return nil
 		}
 		return o.focus(stepPass)
+	case stepCode:
+		code := strings.TrimSpace(o.inputs[stepCode].Value())
+		if code == "" {
+			o.err = "type the recovery code you were shown when you made “" + o.inputs[stepName].Value() + "”"
+			return nil
+		}
+		if _, err := relay.ParseRecoveryCode(code); err != nil {
+			o.err = codeErrText(err)
+			return nil
+		}
+		return o.focus(stepPass)
 	case stepPass:
 		if len([]rune(o.inputs[stepPass].Value())) < minPassphrase {
 			o.err = "use at least 8 characters: the passphrase protects your keys and history on this machine"
@@ -382,6 +477,18 @@ func (o *onboarding) next() tea.Cmd {
 			return o.focus(stepPass)
 		}
 		o.focus(stepCreating)
+		if r, ok := o.recoverer(); ok && o.recovering {
+			req := RecoverRequest{Name: o.inputs[stepName].Value(), Code: strings.TrimSpace(o.inputs[stepCode].Value()),
+				Passphrase: []byte(o.inputs[stepPass].Value()), RelayURL: o.relayURL}
+			c := o.c
+			return func() tea.Msg {
+				ctx, cancel := c.opCtx()
+				defer cancel()
+				b, err := r.RecoverWith(ctx, req)
+				clear(req.Passphrase)
+				return createdMsg{b: b, err: err, recovered: true}
+			}
+		}
 		req := CreateRequest{Name: o.inputs[stepName].Value(), Passphrase: []byte(o.inputs[stepPass].Value()),
 			RelayURL: o.relayURL, Invite: strings.TrimSpace(o.inputs[stepInvite].Value())}
 		p, c := o.profile, o.c
@@ -396,13 +503,15 @@ func (o *onboarding) next() tea.Cmd {
 				b, err = p.Create(ctx, req.Name, req.Passphrase, req.RelayURL)
 			}
 			clear(req.Passphrase)
-			return createdMsg{b, err}
+			return createdMsg{b: b, err: err}
 		}
 	}
 	return nil
 }
 
 func (o *onboarding) hasOnboarder() bool { _, ok := o.onboarder(); return ok }
+
+func (o *onboarding) canRecover() bool { _, ok := o.recoverer(); return ok }
 
 func (o *onboarding) View() string {
 	s := &o.c.styles
@@ -417,12 +526,17 @@ func (o *onboarding) View() string {
 			"the relay only ever sees ciphertext.", w, "")),
 		"",
 	}
+	if o.recovering {
+		lines[2] = s.Title.Render("Recover “" + o.inputs[stepName].Value() + "” with your recovery code.")
+		lines[3] = s.Muted.Render(lipgloss.Wrap("A new identity key is made on this machine and takes the lost one's place on the relay; "+
+			"your contacts will be asked to confirm it. Messages sent to the old key cannot be read here.", w, ""))
+	}
 	for i := range o.inputs {
 		st := onboardStep(i)
 		if st > o.step && o.step != stepCreating {
 			break
 		}
-		if st == stepInvite && o.registration != "invite" {
+		if st == stepInvite && (o.registration != "invite" || o.recovering) || st == stepCode && !o.recovering {
 			continue
 		}
 		lines = append(lines, o.inputs[i].View())
@@ -437,6 +551,8 @@ func (o *onboarding) View() string {
 	}
 	lines = append(lines, "")
 	switch {
+	case o.step == stepCreating && o.recovering:
+		lines = append(lines, s.Muted.Render("creating new keys and recovering your name with the relay…"))
 	case o.step == stepCreating:
 		lines = append(lines, s.Muted.Render("creating keys and registering with the relay…"))
 	case o.probing:
@@ -445,6 +561,8 @@ func (o *onboarding) View() string {
 		lines = append(lines, s.Error.Render(lipgloss.Wrap(o.err, w, "")))
 	case o.enterWaiting:
 		lines = append(lines, s.Muted.Render("checking whether the name is free — one moment…"))
+	case o.step == stepName && o.name == nameTaken && o.canRecover():
+		lines = append(lines, o.c.hint("ctrl+r", "it's mine: recover it", "esc", "back", "ctrl+c", "quit"))
 	default:
 		lines = append(lines, o.c.hint("enter", "next", "esc", "back", "ctrl+c", "quit"))
 	}
@@ -461,6 +579,9 @@ func (o *onboarding) nameLine() string {
 	case nameFree:
 		return s.Muted.Render("  ✓ " + name + " is free")
 	case nameTaken:
+		if o.canRecover() {
+			return s.Error.Render("  ✗ " + name + " is taken — pick another, or, if it is yours, recover it with your recovery code (ctrl+r)")
+		}
 		return s.Error.Render("  ✗ " + name + " is taken — pick another")
 	case nameUnknown:
 		return s.Muted.Render("  could not check the name (" + o.nameErr + "); registration will tell")
@@ -481,6 +602,10 @@ func (o *onboarding) doneLines(w int) []string {
 	}
 	if o.relayFP != "" {
 		lines = append(lines, "relay key fingerprint "+o.relayFP)
+	}
+	if o.recovered {
+		lines = append(lines, "", s.Muted.Render(lipgloss.Wrap("Recovered with your recovery code: this is a new identity key. "+
+			"Your contacts will be asked to confirm it. The old recovery code is used up — your new one is shown next, once.", w, "")))
 	}
 	lines = append(lines, "",
 		s.Muted.Render(lipgloss.Wrap("Tell people your name; compare safety numbers with each contact (/verify) to be sure no one is in between. /whoami shows this again.", w, "")),

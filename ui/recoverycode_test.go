@@ -1,10 +1,16 @@
 package ui
 
 import (
+	"crypto/rand"
+	"regexp"
 	"strings"
 	"testing"
+	"time"
 
+	"pfschat/chat"
 	"pfschat/chat/chattest"
+	"pfschat/relay"
+	"pfschat/relay/client"
 	"pfschat/relay/relaytest"
 )
 
@@ -50,18 +56,132 @@ func TestSafetyNumberChangedInline(t *testing.T) {
 	quitUI(t, tm)
 }
 
-// Onboarding with a name that is taken points to recovery.
-func TestOnboardingTakenNamePointsToRecovery(t *testing.T) {
+// Onboarding with a name that is taken offers to recover it: ctrl+r asks for the
+// recovery code (a malformed or mistyped code is refused with a sentence before
+// anything is sent; a code the relay refuses sends the user back to the code), then the
+// passphrase twice; the relay puts the new card in place of the old one, the done
+// screen says so, and the NEW recovery code is shown once, as after a creation.
+func TestOnboardingRecoversTakenName(t *testing.T) {
 	r := relaytest.Start(t)
-	newUser(t, r, "alice")
+	ctx := t.Context()
+	alice := newUser(t, r, "alice")
+	oldCard := alice.Card().ID()
+	code := alice.TakeRecoveryCode()
+	if code == "" {
+		t.Fatal("no recovery code at creation")
+	}
+
 	tm, fr := startUI(t, Options{Profile: newChatProfile(t.TempDir(), r.URL, nil)}, 120, 30)
 	fr.WaitText(t, "relay:")
 	press(tm, "enter")
 	fr.WaitText(t, "name:")
 	tm.Type("alice")
+	fr.WaitText(t, "alice is taken", "ctrl+r")
 	press(tm, "enter")
-	fr.WaitFor(t, "the taken name and the way to recover it", func(s string) bool {
+	fr.WaitFor(t, "the taken name and the offer to recover it", func(s string) bool {
 		flat := strings.Join(strings.Fields(s), " ")
-		return strings.Contains(flat, "is taken") && strings.Contains(flat, "recovery code") && strings.Contains(flat, "pfschat recover alice")
+		return strings.Contains(flat, "“alice” is taken on this relay") && strings.Contains(flat, "press ctrl+r to recover it with your recovery code")
 	})
+	press(tm, "ctrl+r")
+	fr.WaitText(t, "Recover “alice” with your recovery code", "recovery code:")
+
+	clearInput := func(n int) {
+		for range n {
+			press(tm, "backspace")
+		}
+	}
+	tm.Type("1234")
+	press(tm, "enter")
+	fr.WaitText(t, "this is not a recovery code")
+	clearInput(4)
+	// One symbol changed for another symbol of the code: well-formed, bad checksum.
+	typo := []byte(code)
+	for i := range len(code) {
+		if code[i] != typo[0] && code[i] != '-' {
+			typo[0] = code[i]
+			break
+		}
+	}
+	tm.Type(string(typo))
+	press(tm, "enter")
+	fr.WaitText(t, "does not check out")
+	clearInput(len(typo))
+
+	// A well-formed code that is not alice's: the relay refuses it, nothing changes.
+	tm.Type(newRecoveryCode(t))
+	press(tm, "enter")
+	fr.WaitText(t, "passphrase:")
+	tm.Type("correct horse battery")
+	press(tm, "enter")
+	fr.WaitText(t, "again:")
+	tm.Type("correct horse battery")
+	press(tm, "enter")
+	fr.WaitText(t, "the relay refused this recovery code")
+	clearInput(len(code))
+
+	tm.Type(code)
+	press(tm, "enter")
+	fr.WaitText(t, "passphrase:")
+	tm.Type("correct horse battery")
+	press(tm, "enter")
+	fr.WaitText(t, "again:")
+	tm.Type("correct horse battery")
+	press(tm, "enter")
+	done := fr.WaitText(t, "You are alice.", "your key fingerprint", "Recovered with your recovery code")
+	if strings.Contains(done, code) {
+		t.Fatal("the spent recovery code is still on screen")
+	}
+	press(tm, "enter")
+	shown := fr.WaitText(t, "Your recovery code", "I wrote it down")
+	m := regexp.MustCompile(`[0-9A-Z]{4}(?:-[0-9A-Z]{4}){7}`).FindString(shown)
+	if _, err := relay.ParseRecoveryCode(m); err != nil || m == code {
+		t.Fatalf("the dialog shows no new recovery code (%q, old %q: %v):\n%s", m, code, err, shown)
+	}
+	press(tm, "enter")
+	fr.WaitText(t, "relay connected")
+
+	// On the relay: alice's card is a new one, the old one is kept as replaced.
+	anon := client.New(client.Config{URL: r.URL, PinnedRelayKey: r.Server.RelayKey()})
+	defer anon.Close()
+	if err := anon.Connect(ctx); err != nil {
+		t.Fatal(err)
+	}
+	cur, err := anon.LookupCard(ctx, "alice")
+	if err != nil || cur.ID() == oldCard {
+		t.Fatalf("alice's card after the recovery: %v", err)
+	}
+	if _, replaced, err := anon.LookupCardByID(ctx, oldCard); err != nil || !replaced {
+		t.Fatalf("the old card after the recovery: replaced %v, %v", replaced, err)
+	}
+	quitUI(t, tm)
+}
+
+func newRecoveryCode(t *testing.T) string {
+	t.Helper()
+	c, err := relay.NewRecoveryCode(rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return c.String()
+}
+
+// Messages sent to the user's previous identity key are one line per conversation,
+// counted in place (chat/previouskey.go), not "could not be decrypted … ask NAME to send
+// it again" per message.
+func TestPreviousKeySummaryLine(t *testing.T) {
+	be := newMemBackend("alice", func() time.Time { return fixedNow })
+	be.addContact(chat.Contact{Name: "bob"})
+	be.addMessage(chat.Message{Contact: "bob", Text: "before", SentAt: fixedNow.Add(-time.Minute)})
+	_, fr := startUI(t, Options{Backend: be, OpenContact: "bob"}, 100, 30)
+	fr.WaitText(t, "before")
+	m := be.addMessage(chat.Message{Contact: "bob", State: chat.UndecryptableState,
+		Reason: "1 message sent to your previous key could not be read", SentAt: fixedNow})
+	be.events <- chat.Event{Kind: chat.Undecryptable, Contact: "bob", Message: &m}
+	fr.WaitText(t, "⚠ 1 message sent to your previous key could not be read")
+	m.Reason = "3 messages sent to your previous key could not be read"
+	be.events <- chat.Event{Kind: chat.DeliveryChanged, Contact: "bob", Message: &m}
+	frame := fr.WaitText(t, "⚠ 3 messages sent to your previous key could not be read")
+	if strings.Contains(frame, "1 message sent") || strings.Contains(frame, "ask bob to send it again") {
+		t.Fatalf("the count was not updated in place:\n%s", frame)
+	}
 }

@@ -946,20 +946,26 @@ func (c *Client) LookupCard(ctx context.Context, name string) (*ratchet.Card, er
 	return c.checkCard(resp, name, "")
 }
 
-// LookupCardByID returns the current card with the ID cardID (64 hex characters),
-// verified against the relay key; the relay answers not_found for an unknown or
-// replaced card.
-func (c *Client) LookupCardByID(ctx context.Context, cardID string) (*ratchet.Card, error) {
+// LookupCardByID returns the card with the ID cardID (64 hex characters), verified
+// against the relay key, and whether the relay marked it replaced (replace_card or
+// recover put a newer card in its place: it is no longer its name's current card). The
+// relay answers not_found for an unknown card.
+func (c *Client) LookupCardByID(ctx context.Context, cardID string) (card *ratchet.Card, replaced bool, err error) {
 	resp, err := c.do(ctx, &relay.Frame{Type: relay.TypeLookupCard, CardID: cardID})
 	if err != nil {
-		return nil, fmt.Errorf("relay: looking up card %.12s: %w", cardID, err)
+		return nil, false, fmt.Errorf("relay: looking up card %.12s: %w", cardID, err)
 	}
+	name := ""
 	if resp.Type == relay.TypeCard {
-		if card, err := ratchet.ImportCard(resp.Card); err == nil {
-			return c.checkCard(resp, card.Identity, cardID)
+		if parsed, err := ratchet.ImportCard(resp.Card); err == nil {
+			name = parsed.Identity
 		}
 	}
-	return c.checkCard(resp, "", cardID)
+	card, err = c.checkCard(resp, name, cardID)
+	if err != nil {
+		return nil, false, err
+	}
+	return card, resp.Replaced, nil
 }
 
 // Registration is the registration policy the relay announced in its hello on the last

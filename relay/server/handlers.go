@@ -200,8 +200,9 @@ func (c *conn) onLookup(f *relay.Frame) {
 	c.send(&relay.Frame{Type: relay.TypeCard, ID: f.ID, Card: acc.export})
 }
 
-// onLookupCard answers lookup_card: the card with that ID, when it is the current card
-// of its name; a replaced or unknown card is not_found. It counts as a lookup
+// onLookupCard answers lookup_card: the card with that ID when it is the current card
+// of its name, or, marked replaced, when replace_card or recover replaced it (kept as
+// stored, relay-signed); an unknown card is not_found. It counts as a lookup
 // (lookup_per_requester).
 func (c *conn) onLookupCard(f *relay.Frame) {
 	if !c.allowLookup(f) {
@@ -214,24 +215,33 @@ func (c *conn) onLookupCard(f *relay.Frame) {
 	ctx, cancel := c.opCtx()
 	defer cancel()
 	a, err := c.s.dir.AccountByCardID(ctx, f.CardID)
-	if errors.Is(err, storage.ErrNotFound) {
-		c.replyError(f.ID, relay.CodeNotFound, "no current card with ID "+f.CardID, "")
-		return
-	}
-	if err != nil {
+	if err != nil && !errors.Is(err, storage.ErrNotFound) {
 		c.internal(f.ID, "looking up the card", err)
 		return
 	}
-	acc, err := c.s.cachedAccount(ctx, a.Name)
-	if errors.Is(err, storage.ErrNotFound) || err == nil && acc.cardID != f.CardID {
-		c.replyError(f.ID, relay.CodeNotFound, "no current card with ID "+f.CardID, "")
-		return
+	if err == nil {
+		acc, err := c.s.cachedAccount(ctx, a.Name)
+		if err != nil && !errors.Is(err, storage.ErrNotFound) {
+			c.internal(f.ID, "looking up the card", err)
+			return
+		}
+		if err == nil && acc.cardID == f.CardID {
+			c.send(&relay.Frame{Type: relay.TypeCard, ID: f.ID, Card: acc.export})
+			return
+		}
 	}
-	if err != nil {
-		c.internal(f.ID, "looking up the card", err)
-		return
+	if rs, ok := c.s.dir.(replacedStore); ok {
+		old, err := rs.ReplacedCard(ctx, f.CardID)
+		if err != nil && !errors.Is(err, storage.ErrNotFound) {
+			c.internal(f.ID, "looking up the card", err)
+			return
+		}
+		if err == nil && len(old.Card) > 0 {
+			c.send(&relay.Frame{Type: relay.TypeCard, ID: f.ID, Card: string(old.Card), Replaced: true})
+			return
+		}
 	}
-	c.send(&relay.Frame{Type: relay.TypeCard, ID: f.ID, Card: acc.export})
+	c.replyError(f.ID, relay.CodeNotFound, "no card with ID "+f.CardID, "")
 }
 
 // validCardID: 64 lower-case hex characters (ratchet/SPEC.md §6.2).

@@ -10,16 +10,17 @@ import (
 	"pfschat/relay/server"
 )
 
-// lookup_card returns the current card with an ID, logged in or not; an unknown or
-// replaced card is not_found, a malformed ID bad_field.
+// lookup_card returns the current card with an ID, logged in or not; an unknown card is
+// not_found, a malformed ID bad_field; a card replace_card replaced is returned marked
+// replaced, relay-signed as it was stored.
 func TestLookupCardByID(t *testing.T) {
 	r := relaytest.Start(t)
 	ctx := testCtx(t)
 	alice := newUser(t, r, "alice")
 	bob := newUser(t, r, "bob")
 
-	got, err := bob.c.LookupCardByID(ctx, alice.card.ID())
-	if err != nil || got.ID() != alice.card.ID() || got.Identity != "alice" {
+	got, replaced, err := bob.c.LookupCardByID(ctx, alice.card.ID())
+	if err != nil || got.ID() != alice.card.ID() || got.Identity != "alice" || replaced {
 		t.Fatalf("lookup by ID: %v", err)
 	}
 	anon := client.New(client.Config{URL: r.URL})
@@ -27,12 +28,12 @@ func TestLookupCardByID(t *testing.T) {
 	if err := anon.Connect(ctx); err != nil {
 		t.Fatal(err)
 	}
-	if got, err := anon.LookupCardByID(ctx, bob.card.ID()); err != nil || got.ID() != bob.card.ID() {
+	if got, replaced, err := anon.LookupCardByID(ctx, bob.card.ID()); err != nil || got.ID() != bob.card.ID() || replaced {
 		t.Fatalf("anonymous lookup by ID: %v", err)
 	}
-	_, err = anon.LookupCardByID(ctx, strings.Repeat("0", 64))
+	_, _, err = anon.LookupCardByID(ctx, strings.Repeat("0", 64))
 	wantCode(t, err, relay.CodeNotFound)
-	_, err = anon.LookupCardByID(ctx, strings.Repeat("A", 64))
+	_, _, err = anon.LookupCardByID(ctx, strings.Repeat("A", 64))
 	wantCode(t, err, relay.CodeBadField)
 
 	old := alice.card.ID()
@@ -41,10 +42,34 @@ func TestLookupCardByID(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	_, err = bob.c.LookupCardByID(ctx, old)
-	wantCode(t, err, relay.CodeNotFound)
-	if got, err := bob.c.LookupCardByID(ctx, signed.ID()); err != nil || got.ID() != signed.ID() {
+	got, replaced, err = bob.c.LookupCardByID(ctx, old)
+	if err != nil || !replaced || got.ID() != old || got.Identity != "alice" || got.Export() != alice.card.Export() {
+		t.Fatalf("the replaced card by ID: replaced %v, %v", replaced, err)
+	}
+	if got, replaced, err := bob.c.LookupCardByID(ctx, signed.ID()); err != nil || got.ID() != signed.ID() || replaced {
 		t.Fatalf("the new card by ID: %v", err)
+	}
+}
+
+// After a recovery with a recovery code, the card it replaced is still found by its
+// ID, marked replaced; the new card is current.
+func TestLookupCardByIDAfterRecover(t *testing.T) {
+	r := relaytest.StartWith(t, relaytest.Options{Limits: server.Limits{RecoveryPerNamePerHour: 100, RecoveryPerAddressPerHour: 100}})
+	alice, code := registerWithCode(t, r, "alice")
+	ctx := testCtx(t)
+	anon := anonClient(t, r)
+	_, card2 := newIdentity(t, "alice")
+	signed, err := anon.Recover(ctx, card2, code.Proof("alice"), newCode(t).Proof("alice"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, replaced, err := anon.LookupCardByID(ctx, alice.card.ID())
+	if err != nil || !replaced || got.ID() != alice.card.ID() || got.VerifyWithRelay(r.Server.RelayKey()) != nil {
+		t.Fatalf("the recovered-away card by ID: replaced %v, %v", replaced, err)
+	}
+	got, replaced, err = anon.LookupCardByID(ctx, signed.ID())
+	if err != nil || replaced || got.ID() != signed.ID() {
+		t.Fatalf("the recovered card by ID: replaced %v, %v", replaced, err)
 	}
 }
 
