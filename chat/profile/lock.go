@@ -56,6 +56,9 @@ func (e *LockedError) Error() string {
 
 func (e *LockedError) Unwrap() error { return ErrLocked }
 
+// ErrLockHeld is AcquireFileLock's answer when another holder has the lock.
+var ErrLockHeld = errors.New("the lock is held")
+
 // lockRecord is the lock file's content: "pid N\nkind K\n".
 func lockRecord(pid int, kind OwnerKind) []byte {
 	return []byte(fmt.Sprintf("pid %d\nkind %s\n", pid, kind))

@@ -21,3 +21,14 @@ func (l *Lock) Release() error { return nil }
 
 // Dir is the locked profile directory.
 func (l *Lock) Dir() string { return l.dir }
+
+// FileLock is an exclusive lock on a lock file; only Unix systems have them.
+type FileLock struct{}
+
+// AcquireFileLock refuses on systems without flock(2).
+func AcquireFileLock(path string, record []byte) (*FileLock, []byte, error) {
+	return nil, nil, fmt.Errorf("file locking is not implemented on %s", runtime.GOOS)
+}
+
+// Release drops the lock.
+func (l *FileLock) Release() error { return nil }

@@ -16,7 +16,7 @@ import (
 // (the kernel drops a flock with the last descriptor), so a crashed owner never leaves
 // a stale lock behind.
 type Lock struct {
-	f   *os.File
+	fl  *FileLock
 	dir string
 }
 
@@ -28,13 +28,41 @@ func AcquireLock(dir string, kind OwnerKind) (*Lock, error) {
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return nil, fmt.Errorf("profile directory: %w", err)
 	}
-	path := filepath.Join(dir, LockFile)
-	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE, 0o600)
+	fl, holder, err := AcquireFileLock(filepath.Join(dir, LockFile), lockRecord(os.Getpid(), kind))
+	if errors.Is(err, ErrLockHeld) {
+		pid, k := parseLockRecord(holder)
+		return nil, &LockedError{Dir: dir, PID: pid, Kind: k}
+	}
 	if err != nil {
 		return nil, fmt.Errorf("profile lock: %w", err)
 	}
-	// Each open file description carries its own flock, so a second opener in the same
-	// process is refused too.
+	return &Lock{fl: fl, dir: dir}, nil
+}
+
+// Release gives the profile up. Safe on nil and to call twice.
+func (l *Lock) Release() error {
+	if l == nil {
+		return nil
+	}
+	return l.fl.Release()
+}
+
+// Dir is the locked profile directory.
+func (l *Lock) Dir() string { return l.dir }
+
+// FileLock is an exclusive flock(2) on a lock file, held until Release or the process's
+// exit. The profile lock and the relay database's lock are FileLocks.
+type FileLock struct{ f *os.File }
+
+// AcquireFileLock takes the exclusive lock on the file at path (created 0600 when missing)
+// without waiting and writes record into it, naming the holder for whoever is refused.
+// When another open file description holds it — in another process or this one — it
+// returns ErrLockHeld and the holder's record (at most 256 bytes).
+func AcquireFileLock(path string, record []byte) (*FileLock, []byte, error) {
+	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE, 0o600)
+	if err != nil {
+		return nil, nil, err
+	}
 	for {
 		err = unix.Flock(int(f.Fd()), unix.LOCK_EX|unix.LOCK_NB)
 		if !errors.Is(err, unix.EINTR) {
@@ -42,28 +70,27 @@ func AcquireLock(dir string, kind OwnerKind) (*Lock, error) {
 		}
 	}
 	if errors.Is(err, unix.EWOULDBLOCK) {
-		b, _ := io.ReadAll(io.LimitReader(f, 256))
+		holder, _ := io.ReadAll(io.LimitReader(f, 256))
 		f.Close()
-		pid, k := parseLockRecord(b)
-		return nil, &LockedError{Dir: dir, PID: pid, Kind: k}
+		return nil, holder, ErrLockHeld
 	}
 	if err != nil {
 		f.Close()
-		return nil, fmt.Errorf("profile lock %s: %w", path, err)
+		return nil, nil, fmt.Errorf("%s: %w", path, err)
 	}
 	err = f.Truncate(0)
 	if err == nil {
-		_, err = f.WriteAt(lockRecord(os.Getpid(), kind), 0)
+		_, err = f.WriteAt(record, 0)
 	}
 	if err != nil {
 		f.Close()
-		return nil, fmt.Errorf("profile lock %s: recording the owner: %w", path, err)
+		return nil, nil, fmt.Errorf("%s: recording the holder: %w", path, err)
 	}
-	return &Lock{f: f, dir: dir}, nil
+	return &FileLock{f: f}, nil, nil
 }
 
-// Release gives the profile up. Safe on nil and to call twice.
-func (l *Lock) Release() error {
+// Release drops the lock. Safe on nil and to call twice.
+func (l *FileLock) Release() error {
 	if l == nil || l.f == nil {
 		return nil
 	}
@@ -72,6 +99,3 @@ func (l *Lock) Release() error {
 	l.f = nil
 	return err
 }
-
-// Dir is the locked profile directory.
-func (l *Lock) Dir() string { return l.dir }
