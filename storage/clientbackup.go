@@ -5,7 +5,6 @@ import (
 	"bytes"
 	"context"
 	"crypto/rand"
-	"database/sql"
 	"encoding/binary"
 	"errors"
 	"fmt"
@@ -13,9 +12,7 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
-	"strconv"
 	"strings"
-	"time"
 
 	"golang.org/x/crypto/chacha20poly1305"
 )
@@ -221,19 +218,11 @@ func BackupClient(ctx context.Context, src, dst string, pass []byte) (err error)
 	if _, err := os.Lstat(dst); err == nil {
 		return fmt.Errorf("%w: %s exists; a backup never overwrites a file: choose a new name", ErrExists, dst)
 	}
-	d, err := sql.Open(driverName, src+"?_pragma=busy_timeout("+strconv.Itoa(int(busyTimeout/time.Millisecond))+")")
+	d, err := openBackupSource(ctx, src, clientKind, "a pfschat profile")
 	if err != nil {
-		return fmt.Errorf("storage: backup: open %s: %w", src, err)
+		return err
 	}
 	defer d.Close()
-	var version int
-	var appID int32
-	if err := d.QueryRowContext(ctx, "SELECT user_version, application_id FROM pragma_user_version(), pragma_application_id()").Scan(&version, &appID); err != nil {
-		return fmt.Errorf("storage: backup: read %s: %w", src, err)
-	}
-	if appID != clientKind.appID || version == 0 {
-		return fmt.Errorf("%w: %s is not a pfschat profile (application id %#x)", ErrWrongKind, src, appID)
-	}
 	w, err := readKeyring(ctx, d)
 	if err != nil {
 		return err

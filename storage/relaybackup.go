@@ -48,19 +48,11 @@ func BackupRelay(ctx context.Context, src, dst string) (err error) {
 		}
 	}()
 	// Not query_only (SQLite counts VACUUM INTO as a write); nothing here writes src.
-	d, err := sql.Open(driverName, src+"?_pragma=busy_timeout("+strconv.Itoa(int(busyTimeout/time.Millisecond))+")")
+	d, err := openBackupSource(ctx, src, relayKind, "a relay store")
 	if err != nil {
-		return fmt.Errorf("storage: backup: open %s: %w", src, err)
+		return err
 	}
 	defer d.Close()
-	var version int
-	var appID int32
-	if err := d.QueryRowContext(ctx, "SELECT user_version, application_id FROM pragma_user_version(), pragma_application_id()").Scan(&version, &appID); err != nil {
-		return fmt.Errorf("storage: backup: read %s: %w", src, err)
-	}
-	if appID != relayKind.appID || version == 0 {
-		return fmt.Errorf("%w: %s is not a relay store (application id %#x)", ErrWrongKind, src, appID)
-	}
 	if _, err := d.ExecContext(ctx, "VACUUM INTO ?", dst); err != nil {
 		return fmt.Errorf("storage: backup: VACUUM INTO %s: %w", dst, err)
 	}
@@ -82,4 +74,24 @@ func BackupRelay(ctx context.Context, src, dst string) (err error) {
 		return fmt.Errorf("storage: backup: sync the copy: %w", err)
 	}
 	return cf.Close()
+}
+
+// openBackupSource opens the store at src for a backup (another process may be using
+// it: busy_timeout) and checks that it is a store of kind, named what in the error.
+func openBackupSource(ctx context.Context, src string, kind storeKind, what string) (*sql.DB, error) {
+	d, err := sql.Open(driverName, src+"?_pragma=busy_timeout("+strconv.Itoa(int(busyTimeout/time.Millisecond))+")")
+	if err != nil {
+		return nil, fmt.Errorf("storage: backup: open %s: %w", src, err)
+	}
+	var version int
+	var appID int32
+	if err := d.QueryRowContext(ctx, "SELECT user_version, application_id FROM pragma_user_version(), pragma_application_id()").Scan(&version, &appID); err != nil {
+		d.Close()
+		return nil, fmt.Errorf("storage: backup: read %s: %w", src, err)
+	}
+	if appID != kind.appID || version == 0 {
+		d.Close()
+		return nil, fmt.Errorf("%w: %s is not %s (application id %#x)", ErrWrongKind, src, what, appID)
+	}
+	return d, nil
 }
