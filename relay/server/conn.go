@@ -154,6 +154,12 @@ func (c *conn) send(f *relay.Frame) {
 }
 
 func (c *conn) slow() {
+	// A push also fails on a closed queue: the connection is already closing (killed,
+	// logged out, shut down) and its writer is sending the last frames — an error frame
+	// naming why and a close frame. Cutting the socket now would lose them.
+	if c.out.isClosed() {
+		return
+	}
 	if !c.slowOnce.CompareAndSwap(false, true) {
 		return
 	}

@@ -6,8 +6,8 @@ import "context"
 func (s *Server) SweepAccounts(ctx context.Context) int { return s.sweepAccounts(ctx) }
 
 // SetTestHookLoggedIn makes f run on each connection's reader once its login is
-// answered. Set it while no connection logs in.
-func (s *Server) SetTestHookLoggedIn(f func()) { s.testHookLoggedIn = f }
+// answered.
+func (s *Server) SetTestHookLoggedIn(f func()) { s.testHookLoggedIn.Store(&f) }
 
 // ParkedBelowTLS is how many open TLS connections park their read loops on the
 // socket, below TLS (ParkingListener).

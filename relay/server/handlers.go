@@ -315,8 +315,8 @@ func (c *conn) loggedIn(ctx context.Context, reqID uint64, acc *account) {
 	// request causes on another connection must reach this one.
 	c.unsub = c.s.hub.Subscribe(acc.name, c)
 	c.send(&relay.Frame{Type: relay.TypeOK, ID: reqID, Name: acc.name, CardID: acc.cardID})
-	if c.s.testHookLoggedIn != nil {
-		c.s.testHookLoggedIn()
+	if hook := c.s.testHookLoggedIn.Load(); hook != nil {
+		(*hook)()
 	}
 	c.s.wg.Add(1)
 	go c.backfill(acc.name)

@@ -97,6 +97,13 @@ func (q *outQueue) appendLocked(it outItem) (start bool) {
 	return start
 }
 
+// isClosed reports whether close or closeWith ran.
+func (q *outQueue) isClosed() bool {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	return q.closed
+}
+
 // tryPush adds an item unless the queue is full or closed. It never blocks, so the
 // committer and the hub can call it.
 func (q *outQueue) tryPush(it outItem) (ok bool) {

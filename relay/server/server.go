@@ -198,7 +198,7 @@ type Server struct {
 	testHookPing func(*conn)
 	// testHookLoggedIn, set by tests, runs on a connection's reader once its login is
 	// answered.
-	testHookLoggedIn func()
+	testHookLoggedIn atomic.Pointer[func()]
 
 	dir    Directory
 	queue  Queue

@@ -241,13 +241,15 @@ func TestLogoutAllRightAfterLogin(t *testing.T) {
 	case <-time.After(waitFor):
 		t.Fatal("the second login was never answered")
 	}
+	// The client has its answer (the relay's writer sent it) while the relay's reader
+	// of that connection is still held right after answering.
+	if err := <-connected; err != nil {
+		t.Fatal(err)
+	}
 	if err := keep.LogoutAll(ctx); err != nil {
 		t.Fatal(err)
 	}
 	close(release)
-	if err := <-connected; err != nil {
-		t.Fatal(err)
-	}
 	runCtx, cancel := context.WithTimeout(ctx, waitFor)
 	defer cancel()
 	if err := other.Run(runCtx); !errorsIs(err, &relay.ProtocolError{Code: relay.CodeLoggedOut}) {
