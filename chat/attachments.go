@@ -858,3 +858,16 @@ func (c *Controller) MayAutoDownload(ctx context.Context, m Message) bool {
 	ct, err := c.store.Contact(ctx, m.Contact)
 	return err == nil && ct.Consented && ct.PendingCardID == ""
 }
+
+// FormatSize writes a byte count for people: "512 B", "1.5 KiB", "42.0 MiB", "1.25 GiB".
+func FormatSize(n int64) string {
+	switch {
+	case n < 1<<10:
+		return fmt.Sprintf("%d B", n)
+	case n < 1<<20:
+		return fmt.Sprintf("%.1f KiB", float64(n)/(1<<10))
+	case n < 1<<30:
+		return fmt.Sprintf("%.1f MiB", float64(n)/(1<<20))
+	}
+	return fmt.Sprintf("%.2f GiB", float64(n)/(1<<30))
+}

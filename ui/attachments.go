@@ -77,7 +77,7 @@ func (m *mainScreen) fileCommand(args []string) tea.Cmd {
 		return nil
 	}
 	contact := m.open
-	m.setNotice(fmt.Sprintf("uploading %s (%s)…", filepath.Base(path), humanSize(st.Size())), false)
+	m.setNotice(fmt.Sprintf("uploading %s (%s)…", filepath.Base(path), chat.FormatSize(st.Size())), false)
 	return func() tea.Msg {
 		ctx, cancel := context.WithTimeout(m.c.ctx, transferTimeout)
 		defer cancel()
@@ -118,7 +118,7 @@ func (m *mainScreen) openCommand() tea.Cmd {
 		return nil
 	case !msg.Outgoing && a.State != chat.AttachmentDownloaded:
 		contact, id, dir := m.open, msg.ID, downloadDir()
-		m.setNotice(fmt.Sprintf("downloading %s (%s)…", chat.SafeFileName(a.FileName), humanSize(a.Size)), false)
+		m.setNotice(fmt.Sprintf("downloading %s (%s)…", chat.SafeFileName(a.FileName), chat.FormatSize(a.Size)), false)
 		return func() tea.Msg {
 			ctx, cancel := context.WithTimeout(m.c.ctx, transferTimeout)
 			defer cancel()
@@ -216,7 +216,7 @@ func (m *mainScreen) onDownloaded(msg downloadedMsg) tea.Cmd {
 // attachmentLine is how a file shows in the conversation: 📎 name · size · type · state.
 func attachmentLine(m chat.Message) string {
 	a := m.Attachment
-	parts := []string{"📎 " + chat.SafeFileName(a.FileName), humanSize(a.Size)}
+	parts := []string{"📎 " + chat.SafeFileName(a.FileName), chat.FormatSize(a.Size)}
 	if a.MediaType != "" {
 		parts = append(parts, a.MediaType)
 	}
@@ -244,18 +244,6 @@ func attachmentLine(m chat.Message) string {
 		parts = append(parts, "failed: "+a.Reason)
 	}
 	return strings.Join(parts, " · ")
-}
-
-func humanSize(n int64) string {
-	switch {
-	case n < 1<<10:
-		return fmt.Sprintf("%d B", n)
-	case n < 1<<20:
-		return fmt.Sprintf("%.1f KiB", float64(n)/(1<<10))
-	case n < 1<<30:
-		return fmt.Sprintf("%.1f MiB", float64(n)/(1<<20))
-	}
-	return fmt.Sprintf("%.2f GiB", float64(n)/(1<<30))
 }
 
 // completePath completes the last path of a "/file " input: the longest common

@@ -89,7 +89,7 @@ func cmdSendFile(e *env, fs *flag.FlagSet, args []string) error {
 			if ev.Message.State == chat.Failed {
 				return fmt.Errorf("the relay refused the message: %s", ev.Message.Reason)
 			}
-			fmt.Fprintf(e.stdout, "sent %s (%s) to %s (message %d)\n", m.Attachment.FileName, humanBytes(m.Attachment.Size), name, m.ID)
+			fmt.Fprintf(e.stdout, "sent %s (%s) to %s (message %d)\n", m.Attachment.FileName, chat.FormatSize(m.Attachment.Size), name, m.ID)
 			return nil
 		case <-timeout.C:
 			return queued
@@ -134,13 +134,13 @@ func (p *progressLine) update(done, total int64) {
 		} else {
 			p.last = now
 		}
-		fmt.Fprintf(p.w, "\r%s %s %3.0f%% %s of %s\x1b[K", p.label, p.bar.ViewAs(frac), frac*100, humanBytes(done), humanBytes(total))
+		fmt.Fprintf(p.w, "\r%s %s %3.0f%% %s of %s\x1b[K", p.label, p.bar.ViewAs(frac), frac*100, chat.FormatSize(done), chat.FormatSize(total))
 		p.drawn = true
 		return
 	}
 	if step := int64(frac * 10); step != p.lastStep {
 		p.lastStep = step
-		fmt.Fprintf(p.w, "%s: %d%% (%s of %s)\n", p.label, step*10, humanBytes(done), humanBytes(total))
+		fmt.Fprintf(p.w, "%s: %d%% (%s of %s)\n", p.label, step*10, chat.FormatSize(done), chat.FormatSize(total))
 	}
 }
 
@@ -150,18 +150,6 @@ func (p *progressLine) end() {
 	if p.tty && p.drawn {
 		fmt.Fprint(p.w, "\n")
 	}
-}
-
-func humanBytes(n int64) string {
-	switch {
-	case n < 1<<10:
-		return fmt.Sprintf("%d B", n)
-	case n < 1<<20:
-		return fmt.Sprintf("%.1f KiB", float64(n)/(1<<10))
-	case n < 1<<30:
-		return fmt.Sprintf("%.1f MiB", float64(n)/(1<<20))
-	}
-	return fmt.Sprintf("%.2f GiB", float64(n)/(1<<30))
 }
 
 // defaultDownloadDir is $XDG_DOWNLOAD_DIR when absolute, else ~/Downloads.
@@ -194,7 +182,7 @@ func fileJSON(a *chat.Attachment) *jsonFile {
 
 // fileText is how a text recv line shows an attachment.
 func fileText(a *chat.Attachment) string {
-	s := fmt.Sprintf("[file %s, %s", chat.SafeFileName(a.FileName), humanBytes(a.Size))
+	s := fmt.Sprintf("[file %s, %s", chat.SafeFileName(a.FileName), chat.FormatSize(a.Size))
 	if a.MediaType != "" {
 		s += ", " + a.MediaType
 	}
