@@ -269,7 +269,8 @@ func TestFailedResendMarksMessage(t *testing.T) {
 	converse(t, alice, bob)
 	m, err := alice.c.Send(ctx, "bob", "lost")
 	must(t, err)
-	waitState(t, alice.c, m.ID, Sent)
+	// Bob's receipt first: arriving after the failed resend it would move the mark on.
+	waitState(t, alice.c, m.ID, Delivered)
 	si, err := alice.c.store.SentInfo(ctx, m.ID)
 	must(t, err)
 	fb.mu.Lock()
