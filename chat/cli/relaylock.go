@@ -8,7 +8,8 @@ import (
 	"errors"
 	"fmt"
 	"strconv"
-	"strings"
+
+	"pfschat/chat/profile"
 )
 
 // relayLockPath is the lock file of the relay database at db: beside it, never
@@ -40,29 +41,15 @@ func (e *relayLockedError) Error() string {
 func (e *relayLockedError) Unwrap() error { return errRelayRunning }
 
 // relayLockRecord is the lock file's content while held: "pid N\nwhat W\n".
-func relayLockRecord(pid int, what string) []byte {
-	return []byte(fmt.Sprintf("pid %d\nwhat %s\n", pid, what))
-}
+func relayLockRecord(pid int, what string) []byte { return profile.LockRecord(pid, "what", what) }
 
 // parseRelayLockRecord reads what relayLockRecord wrote; anything else gives zero
 // values (the record only names the holder in the error, it decides nothing).
 func parseRelayLockRecord(b []byte) (pid int, what string) {
-	for _, line := range strings.Split(string(b), "\n") {
-		k, v, ok := strings.Cut(line, " ")
-		if !ok {
-			continue
-		}
-		switch k {
-		case "pid":
-			if n, err := strconv.Atoi(v); err == nil && n > 0 {
-				pid = n
-			}
-		case "what":
-			switch v {
-			case "pfschat relay", "pfschat relay rotate-key":
-				what = v
-			}
-		}
+	pid, v := profile.ParseLockRecord(b, "what")
+	switch v {
+	case "pfschat relay", "pfschat relay rotate-key":
+		what = v
 	}
 	return pid, what
 }

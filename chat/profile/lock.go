@@ -59,14 +59,29 @@ func (e *LockedError) Unwrap() error { return ErrLocked }
 // ErrLockHeld is AcquireFileLock's answer when another holder has the lock.
 var ErrLockHeld = errors.New("the lock is held")
 
-// lockRecord is the lock file's content: "pid N\nkind K\n".
-func lockRecord(pid int, kind OwnerKind) []byte {
-	return []byte(fmt.Sprintf("pid %d\nkind %s\n", pid, kind))
-}
+// lockRecord is the profile lock file's content: "pid N\nkind K\n".
+func lockRecord(pid int, kind OwnerKind) []byte { return LockRecord(pid, "kind", string(kind)) }
 
 // parseLockRecord reads what lockRecord wrote; anything else gives zero values (the
 // record only improves an error message, it decides nothing).
 func parseLockRecord(b []byte) (pid int, kind OwnerKind) {
+	pid, v := ParseLockRecord(b, "kind")
+	switch OwnerKind(v) {
+	case OwnerCommand, OwnerUI, OwnerDaemon:
+		kind = OwnerKind(v)
+	}
+	return pid, kind
+}
+
+// LockRecord is what a holder writes into a lock file (AcquireFileLock): its pid and
+// one key naming what it is, "pid N\nKEY VALUE\n".
+func LockRecord(pid int, key, value string) []byte {
+	return []byte(fmt.Sprintf("pid %d\n%s %s\n", pid, key, value))
+}
+
+// ParseLockRecord reads a LockRecord: the pid (0 when absent or invalid) and the value
+// of key ("" when absent). The caller checks the value against what it knows.
+func ParseLockRecord(b []byte, key string) (pid int, value string) {
 	for _, line := range strings.Split(string(b), "\n") {
 		k, v, ok := strings.Cut(line, " ")
 		if !ok {
@@ -77,12 +92,9 @@ func parseLockRecord(b []byte) (pid int, kind OwnerKind) {
 			if n, err := strconv.Atoi(v); err == nil && n > 0 {
 				pid = n
 			}
-		case "kind":
-			switch OwnerKind(v) {
-			case OwnerCommand, OwnerUI, OwnerDaemon:
-				kind = OwnerKind(v)
-			}
+		case key:
+			value = v
 		}
 	}
-	return pid, kind
+	return pid, value
 }
