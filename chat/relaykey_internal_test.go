@@ -37,7 +37,8 @@ func TestRepinFailureLeavesOldPin(t *testing.T) {
 	must(t, resigned.SignAsRelay(newPriv))
 
 	// The pin's write fails inside SQLite (a trigger added from another connection).
-	db, err := sql.Open("sqlite", alice.p.StorePath())
+	// A busy timeout: alice's own connections may hold the write lock for a moment.
+	db, err := sql.Open("sqlite", "file:"+alice.p.StorePath()+"?_pragma=busy_timeout(10000)")
 	must(t, err)
 	defer db.Close()
 	_, err = db.Exec(`CREATE TRIGGER fail_pin_update BEFORE UPDATE ON meta WHEN NEW.key = 'relay_key'
