@@ -352,7 +352,7 @@ func (cm *committer) commitSends(ctx context.Context, sends []*sendReq, batch []
 func (cm *committer) answerSends(sends []*sendReq, batch []storage.QueuedMessage, results []storage.EnqueueResult, err error) {
 	if err != nil {
 		for _, r := range sends {
-			r.c.replyError(r.reqID, relay.CodeInternal, "could not store the message; retry with the same client_id", "")
+			r.c.replyError(r.reqID, errorCode(err), "could not store the message; retry with the same client_id", "")
 			r.c.releaseSend()
 			r.release()
 		}
@@ -489,7 +489,7 @@ func (cm *committer) flushAcks(ctx context.Context) {
 func (cm *committer) answerAcks(g *ackGroup, err error) {
 	for _, a := range g.reqs {
 		if err != nil {
-			a.c.replyError(a.reqID, relay.CodeInternal, "could not record the ack; the messages will come again, ack them again", "")
+			a.c.replyError(a.reqID, errorCode(err), "could not record the ack; the messages will come again, ack them again", "")
 		} else {
 			cm.m.acked.Add(uint64(a.n))
 			a.c.replyOK(a.reqID)

@@ -345,10 +345,10 @@ func (s *Server) initAbuse(cfg Config) error {
 	default:
 		return errors.New("relay: Config.Registration " + strconv.Quote(cfg.Registration) + ": want open, invite or closed")
 	}
-	if s.registration == RegistrationInvite && cfg.Store == nil {
-		return errors.New("relay: --registration invite needs the SQLite store (invites live there)")
-	}
 	s.invites = cfg.Store
+	if cfg.Store == nil {
+		s.invites = cfg.Dir
+	}
 	return nil
 }
 

@@ -155,7 +155,13 @@ func (l Limits) withDefaults() Limits {
 
 // Config configures a relay. Store is required.
 type Config struct {
-	Store  *storage.Relay
+	// Store is the SQLite store: directory, queue (unless Queue is set), blobs (unless
+	// Blobs is set), disk guard, invites. The default.
+	Store *storage.Relay
+	// Dir is the directory when Store is nil (a relay node on a shared store, see
+	// relay/cluster); Queue is required with it. The disk guard and the SQLite blob
+	// files are Store's only.
+	Dir    Store
 	Logger *slog.Logger // nil = discard
 	Limits Limits
 	Clock  func() time.Time // nil = time.Now
@@ -200,7 +206,7 @@ type Server struct {
 	// answered.
 	testHookLoggedIn atomic.Pointer[func()]
 
-	dir    Directory
+	dir    Store
 	queue  Queue
 	hub    Hub
 	log    *slog.Logger
@@ -226,11 +232,11 @@ type Server struct {
 	accounts sync.Map // name -> *account (replace_card updates, account deletion removes)
 	stopPing chan struct{}
 
-	ab           *abuse         // abuse limits (limits.go)
-	registration string         // registration policy
-	invites      *storage.Relay // invite codes, for RegistrationInvite
-	recovery     recoveryStore  // recovery verifiers (recovery.go); nil: none kept
-	recoveryKey  []byte         // their HMAC key
+	ab           *abuse        // abuse limits (limits.go)
+	registration string        // registration policy
+	invites      Store         // invite codes, for RegistrationInvite
+	recovery     recoveryStore // recovery verifiers (recovery.go); nil: none kept
+	recoveryKey  []byte        // their HMAC key
 	disk         *diskGuard
 
 	accountExpiry time.Duration
@@ -239,9 +245,9 @@ type Server struct {
 	sweepDone     chan struct{}
 	touches       chan login // logins to record (accounts.go)
 	touchDone     chan struct{}
-	keyRotations  [][]byte       // served in the hello (relaykey.go)
-	blocks        blockList      // who blocks whom (blocks.go)
-	blockStore    *storage.Relay // where blocks are kept; nil: blocking is refused
+	keyRotations  [][]byte  // served in the hello (relaykey.go)
+	blocks        blockList // who blocks whom (blocks.go)
+	blockStore    Store     // where blocks are kept; nil: blocking is refused
 
 	accountGen  atomic.Uint64 // bumped by a shared directory's changes (changes.go)
 	changesDone chan struct{} // closed when the change feed stops; nil: none
@@ -265,8 +271,11 @@ var writeBufferPool sync.Pool
 // the group committer. The caller keeps ownership of the store: Shutdown does not
 // close it.
 func New(ctx context.Context, cfg Config) (*Server, error) {
-	if cfg.Store == nil && (cfg.Queue == nil) {
-		return nil, errors.New("relay: Config.Store is required")
+	if cfg.Store == nil && cfg.Dir == nil {
+		return nil, errors.New("relay: Config.Store (or Config.Dir with Config.Queue) is required")
+	}
+	if cfg.Store == nil && cfg.Queue == nil {
+		return nil, errors.New("relay: Config.Dir needs Config.Queue")
 	}
 	s := &Server{
 		log:    cfg.Logger,
@@ -293,9 +302,8 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 		if s.queue == nil {
 			s.queue = cfg.Store
 		}
-	}
-	if s.dir == nil {
-		return nil, errors.New("relay: Config.Store is required for the directory")
+	} else {
+		s.dir = cfg.Dir
 	}
 	if err := s.initAbuse(cfg); err != nil {
 		return nil, err
@@ -320,7 +328,7 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 	if err := s.loadKeyRotations(ctx); err != nil {
 		return nil, err
 	}
-	if err := s.loadBlocks(ctx, cfg.Store); err != nil {
+	if err := s.loadBlocks(ctx, s.dir); err != nil {
 		return nil, err
 	}
 	s.stopPing = make(chan struct{})
@@ -345,7 +353,11 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 	s.admin = http.NewServeMux()
 	s.admin.HandleFunc("/metrics", s.serveMetrics)
 	s.admin.HandleFunc("/healthz", s.serveHealth)
-	s.cm = newCommitter(s.queue, s.hub, s.log, s.m, s.limits.MaxBatch, s.now, s.dir.Expire)
+	expire := s.dir.Expire
+	if e, ok := s.queue.(queueExpirer); ok {
+		expire = e.Expire // a queue of its own expires its own messages
+	}
+	s.cm = newCommitter(s.queue, s.hub, s.log, s.m, s.limits.MaxBatch, s.now, expire)
 	go s.cm.run()
 	go s.pinger()
 	s.sweepDone = make(chan struct{})
@@ -420,7 +432,11 @@ func (s *Server) serveHealth(w http.ResponseWriter, r *http.Request) {
 
 func (s *Server) serveMetrics(w http.ResponseWriter, r *http.Request) {
 	w.Header().Set("Content-Type", "text/plain; version=0.0.4; charset=utf-8")
-	s.m.write(r.Context(), w, s.dir.QueueDepth)
+	depth := s.dir.QueueDepth
+	if d, ok := s.queue.(queueDepther); ok {
+		depth = d.QueueDepth
+	}
+	s.m.write(r.Context(), w, depth)
 	s.disk.writeMetrics(w)
 }
 
