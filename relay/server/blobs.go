@@ -84,7 +84,7 @@ func (s *Server) initBlobs(ctx context.Context, cfg Config) error {
 	case errors.Is(err, storage.ErrNotFound):
 		key = make([]byte, 32)
 		rand.Read(key)
-		if err := s.dir.SetMeta(ctx, metaBlobKey, key); err != nil {
+		if err := s.createMeta(ctx, metaBlobKey, &key); err != nil {
 			return fmt.Errorf("relay: saving the blob capability key: %w", err)
 		}
 	case err != nil:
