@@ -9,6 +9,7 @@ import (
 	"flag"
 	"fmt"
 	"log/slog"
+	"net/http"
 	"net/url"
 	"os"
 	"strings"
@@ -136,16 +137,22 @@ func checkSecretFile(path, flagName string) error {
 }
 
 // clusterNode is what a relay node on JetStream runs on: the NATS connection and the
-// queue, hub, directory and blob store over it.
+// queue, hub, directory and blob store over it (cluster.Node).
 type clusterNode struct {
-	conn     *cluster.Conn
+	node     *cluster.Node
 	urls     []string
 	replicas int
 }
 
-// openClusterNode connects to NATS and opens the relay's streams and buckets (made on
-// first use). A JetStream without the relay's key makes a new one only with init.
+// openClusterNode reads the seal key, connects to NATS and opens the relay's streams
+// and buckets (made on first use). A JetStream without the relay's key makes a new
+// one only with init, so that a node pointed at the wrong NATS system does not start
+// as a new relay.
 func openClusterNode(ctx context.Context, f clusterFlags, urls []string, storeOpts storage.RelayOptions, init bool, log *slog.Logger) (*clusterNode, error) {
+	seal, err := cluster.LoadSealKey(*f.keyFile)
+	if err != nil {
+		return nil, err
+	}
 	if *f.replicas == 1 {
 		log.Warn("--nats-replicas 1: an accepted message is on one NATS server's disk only; unless that server runs with sync_interval: always, a power cut loses what it had not synced yet (README: Run a relay cluster)")
 	}
@@ -155,13 +162,33 @@ func openClusterNode(ctx context.Context, f clusterFlags, urls []string, storeOp
 	if err != nil {
 		return nil, fmt.Errorf("connecting to NATS: %w", err)
 	}
-	_ = &clusterNode{conn: conn, urls: urls, replicas: *f.replicas}
-	conn.Close()
-	return nil, fmt.Errorf("--nats: this build cannot run a relay node on JetStream yet")
+	node, err := cluster.OpenNode(cctx, conn, cluster.NodeOptions{SealKey: seal, MaxPerRecipient: storeOpts.MaxQueueCount})
+	if err != nil {
+		conn.Close()
+		return nil, err
+	}
+	has, err := node.HasRelayKey(cctx)
+	if err != nil {
+		conn.Close()
+		return nil, fmt.Errorf("reading the relay key from JetStream: %w", err)
+	}
+	if !has && !init {
+		conn.Close()
+		return nil, fmt.Errorf("JetStream at %s (prefix %s) holds no relay key. Starting would make a new relay with a new key, which every client of an "+
+			"existing relay refuses: if this node should join one, check --nats and --nats-prefix; pass --init to make a new relay there on purpose (once, on one node)",
+			strings.Join(urls, ","), *f.prefix)
+	}
+	return &clusterNode{node: node, urls: urls, replicas: *f.replicas}, nil
 }
 
 // configure puts the node's stores into the server's configuration.
-func (n *clusterNode) configure(cfg *server.Config) {}
+func (n *clusterNode) configure(cfg *server.Config) { n.node.Configure(cfg) }
+
+// handlers wrap the relay's public handler (/healthz) and admin handler (/healthz,
+// /metrics) with the node's JetStream state.
+func (n *clusterNode) handlers(public, admin http.Handler) (http.Handler, http.Handler) {
+	return n.node.PublicHandler(public), n.node.AdminHandler(admin)
+}
 
 // describe is the start banner's line on where the relay's state is.
 func (n *clusterNode) describe() string {
@@ -169,6 +196,6 @@ func (n *clusterNode) describe() string {
 }
 
 func (n *clusterNode) close() error {
-	n.conn.Close()
+	n.node.Conn.Close()
 	return nil
 }

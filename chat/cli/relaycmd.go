@@ -153,6 +153,8 @@ func RunRelay(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		AccountExpiry: time.Duration(*expiryDays) * 24 * time.Hour}
 	var where string // what the relay's state is in, for the start banner
 	var closeStore func() error
+	// a cluster node's /healthz and /metrics
+	wrap := func(public, admin http.Handler) (http.Handler, http.Handler) { return public, admin }
 	if clusterOpts.enabled() {
 		node, err := openClusterNode(ctx, clusterOpts, natsURLs, storeOpts, *initDB, log)
 		if err != nil {
@@ -161,6 +163,7 @@ func RunRelay(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		closeStore = sync.OnceValue(node.close)
 		defer closeStore()
 		node.configure(&cfg)
+		wrap = node.handlers
 		where = node.describe()
 	} else {
 		if err := os.MkdirAll(filepath.Dir(*dbPath), 0o700); err != nil {
@@ -207,7 +210,8 @@ func RunRelay(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		return fmt.Errorf("listening on %s: %w", *addr, err)
 	}
 	ln = abuse.listener(ln)
-	hs := &http.Server{Handler: srv, ReadHeaderTimeout: 10 * time.Second, ErrorLog: slog.NewLogLogger(log.Handler(), slog.LevelWarn)}
+	publicH, adminH := wrap(srv, srv.AdminHandler())
+	hs := &http.Server{Handler: publicH, ReadHeaderTimeout: 10 * time.Second, ErrorLog: slog.NewLogLogger(log.Handler(), slog.LevelWarn)}
 	scheme := "ws"
 	if tlsConf != nil {
 		scheme = "wss"
@@ -216,7 +220,7 @@ func RunRelay(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		// ParkingListener: idle connections park on the socket, below TLS.
 		ln = tls.NewListener(server.ParkingListener(ln), tlsConf)
 	}
-	stopSide, err := startSideServers(log, srv, *adminAddr, acmeMgr, *acmeHTTPAddr, stdout)
+	stopSide, err := startSideServers(log, adminH, *adminAddr, acmeMgr, *acmeHTTPAddr, stdout)
 	if err != nil {
 		ln.Close()
 		srv.Shutdown(context.Background())
@@ -261,7 +265,7 @@ const DefaultAdminAddr = "127.0.0.1:7879"
 
 // startSideServers starts the admin port (/metrics, /healthz) and, with ACME, the
 // HTTP-01 challenge listener. The returned function stops them.
-func startSideServers(log *slog.Logger, srv *server.Server, adminAddr string, acmeMgr *autocert.Manager, acmeHTTPAddr string, stdout io.Writer) (func(), error) {
+func startSideServers(log *slog.Logger, admin http.Handler, adminAddr string, acmeMgr *autocert.Manager, acmeHTTPAddr string, stdout io.Writer) (func(), error) {
 	var servers []*http.Server
 	stop := func() {
 		for _, s := range servers {
@@ -280,7 +284,7 @@ func startSideServers(log *slog.Logger, srv *server.Server, adminAddr string, ac
 		return ln.Addr(), nil
 	}
 	if adminAddr != "" {
-		a, err := serve(adminAddr, srv.AdminHandler(), "--admin-addr")
+		a, err := serve(adminAddr, admin, "--admin-addr")
 		if err != nil {
 			return nil, err
 		}

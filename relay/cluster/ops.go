@@ -62,8 +62,7 @@ func (o *Ops) Health(ctx context.Context) (disconnected bool, err error) {
 	return false, nil
 }
 
-// Handler serves /healthz and /metrics in front of next (the relay's public or admin
-// handler):
+// Handler serves /healthz and /metrics in front of next (the relay's admin handler):
 //   - /healthz answers 503 "unavailable: nats: …" while the node cannot reach NATS (a
 //     load balancer then sends clients to another node), 200 "degraded: jetstream: …"
 //     while NATS is reached but JetStream does not answer (no quorum: sends are refused
@@ -71,10 +70,16 @@ func (o *Ops) Health(ctx context.Context) (disconnected bool, err error) {
 //     work), and otherwise what next says (ok, or the relay's own state);
 //   - /metrics is next's, followed by the JetStream figures;
 //   - everything else is next's.
-func (o *Ops) Handler(next http.Handler) http.Handler {
+func (o *Ops) Handler(next http.Handler) http.Handler { return o.handler(next, true) }
+
+// PublicHandler is Handler without /metrics, for the relay's public port (whose
+// /metrics, like everything but /healthz, stays next's).
+func (o *Ops) PublicHandler(next http.Handler) http.Handler { return o.handler(next, false) }
+
+func (o *Ops) handler(next http.Handler, metrics bool) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		switch r.URL.Path {
-		case "/healthz":
+		switch {
+		case r.URL.Path == "/healthz":
 			disconnected, err := o.Health(r.Context())
 			switch {
 			case disconnected:
@@ -85,7 +90,7 @@ func (o *Ops) Handler(next http.Handler) http.Handler {
 				io.WriteString(w, "degraded: "+err.Error()+"\n")
 				return
 			}
-		case "/metrics":
+		case metrics && r.URL.Path == "/metrics":
 			next.ServeHTTP(w, r)
 			o.WriteMetrics(w)
 			return
