@@ -57,6 +57,11 @@ type Directory struct {
 	opts DirOptions
 }
 
+var (
+	_ server.Store      = (*Directory)(nil)
+	_ server.ChangeFeed = (*Directory)(nil)
+)
+
 // Prekey kinds (ratchet numbering); the signed and last-resort kinds are replaced by
 // an upload, the one-time kinds handed out once each.
 const (
@@ -551,14 +556,14 @@ func replKeys(ids []string) []string {
 func (d *Directory) scan(ctx context.Context, prefix string, f func(key string, val []byte) error) error {
 	w, err := d.b.kv.Watch(ctx, prefix+">", jetstream.IgnoreDeletes())
 	if err != nil {
-		return unavailable(fmt.Errorf("relay/cluster: listing %s: %w", prefix, err))
+		return dirUnavailable(fmt.Errorf("relay/cluster: listing %s: %w", prefix, err))
 	}
 	defer w.Stop()
 	for {
 		select {
 		case e, ok := <-w.Updates():
 			if !ok {
-				return unavailable(fmt.Errorf("relay/cluster: listing %s: the watch ended", prefix))
+				return dirUnavailable(fmt.Errorf("relay/cluster: listing %s: the watch ended", prefix))
 			}
 			if e == nil {
 				return nil // every current value was delivered
@@ -902,14 +907,14 @@ func (d *Directory) QueueDepth(ctx context.Context) (int, error) {
 func (d *Directory) WatchChanges(ctx context.Context, f func(server.Change)) error {
 	w, err := d.b.kv.WatchFiltered(ctx, []string{"acct.>", "blk.>"})
 	if err != nil {
-		return unavailable(fmt.Errorf("relay/cluster: watching the directory: %w", err))
+		return dirUnavailable(fmt.Errorf("relay/cluster: watching the directory: %w", err))
 	}
 	defer w.Stop()
 	for {
 		select {
 		case e, ok := <-w.Updates():
 			if !ok {
-				return unavailable(errors.New("relay/cluster: the directory watch ended"))
+				return dirUnavailable(errors.New("relay/cluster: the directory watch ended"))
 			}
 			if e == nil {
 				continue // the initial values are all delivered

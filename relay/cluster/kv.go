@@ -21,16 +21,13 @@ import (
 
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
+
+	"pfschat/relay/server"
 )
 
 // errConflict: a compare-and-set lost (a key changed since it was read); the caller
 // reads again and retries.
 var errConflict = errors.New("relay/cluster: key changed meanwhile")
-
-// ErrUnavailable: the NATS cluster did not take a write or answer a read in time (no
-// JetStream quorum, no connection). Nothing was changed that the caller must undo; the
-// request may be retried.
-var ErrUnavailable = errors.New("relay/cluster: the NATS cluster is unavailable")
 
 // maxRetries bounds the read-modify-write retries of one operation under contention.
 const maxRetries = 64
@@ -69,11 +66,11 @@ func openBucket(ctx context.Context, c *Conn, bucket, desc string) (*kvBucket, e
 	}
 	st, err := c.JetStream().CreateOrUpdateStream(ctx, cfg)
 	if err != nil {
-		return nil, unavailable(fmt.Errorf("relay/cluster: bucket %s: %w", bucket, err))
+		return nil, dirUnavailable(fmt.Errorf("relay/cluster: bucket %s: %w", bucket, err))
 	}
 	kv, err := c.JetStream().KeyValue(ctx, bucket)
 	if err != nil {
-		return nil, unavailable(fmt.Errorf("relay/cluster: binding bucket %s: %w", bucket, err))
+		return nil, dirUnavailable(fmt.Errorf("relay/cluster: binding bucket %s: %w", bucket, err))
 	}
 	return &kvBucket{nc: c.NATS(), js: c.JetStream(), stream: st, kv: kv, name: bucket, subj: "$KV." + bucket + ".", timeout: c.Timeout()}, nil
 }
@@ -96,7 +93,7 @@ func (b *kvBucket) get(ctx context.Context, key string) (kvEntry, error) {
 		return kvEntry{}, nil
 	}
 	if err != nil {
-		return kvEntry{}, unavailable(fmt.Errorf("relay/cluster: reading %s: %w", key, err))
+		return kvEntry{}, dirUnavailable(fmt.Errorf("relay/cluster: reading %s: %w", key, err))
 	}
 	e := kvEntry{rev: m.Sequence, val: m.Data}
 	switch m.Header.Get("KV-Operation") {
@@ -163,7 +160,7 @@ func (b *kvBucket) commit(ctx context.Context, ops []kvOp) error {
 		}
 		if i < len(ops)-1 {
 			if err := b.nc.PublishMsg(m); err != nil {
-				return unavailable(fmt.Errorf("relay/cluster: transaction on %s: %w", op.key, err))
+				return dirUnavailable(fmt.Errorf("relay/cluster: transaction on %s: %w", op.key, err))
 			}
 			continue
 		}
@@ -172,7 +169,7 @@ func (b *kvBucket) commit(ctx context.Context, ops []kvOp) error {
 		resp, err := b.nc.RequestMsgWithContext(rctx, m)
 		cancel()
 		if err != nil {
-			return unavailable(fmt.Errorf("relay/cluster: committing a transaction of %d keys: %w", len(ops), err))
+			return dirUnavailable(fmt.Errorf("relay/cluster: committing a transaction of %d keys: %w", len(ops), err))
 		}
 		var ack struct {
 			Error *struct {
@@ -183,16 +180,16 @@ func (b *kvBucket) commit(ctx context.Context, ops []kvOp) error {
 			Seq uint64 `json:"seq"`
 		}
 		if err := json.Unmarshal(resp.Data, &ack); err != nil {
-			return unavailable(fmt.Errorf("relay/cluster: transaction answer does not parse: %w", err))
+			return dirUnavailable(fmt.Errorf("relay/cluster: transaction answer does not parse: %w", err))
 		}
 		if ack.Error != nil {
 			if ack.Error.ErrCode == int(jetstream.JSErrCodeStreamWrongLastSequence) || ack.Error.ErrCode == int(jetstream.JSErrCodeStreamWrongLastSequenceConstant) {
 				return errConflict
 			}
-			return unavailable(fmt.Errorf("relay/cluster: transaction of %d keys refused: %s (%d)", len(ops), ack.Error.Description, ack.Error.ErrCode))
+			return dirUnavailable(fmt.Errorf("relay/cluster: transaction of %d keys refused: %s (%d)", len(ops), ack.Error.Description, ack.Error.ErrCode))
 		}
 		if ack.Seq == 0 {
-			return unavailable(errors.New("relay/cluster: transaction answer without a sequence"))
+			return dirUnavailable(errors.New("relay/cluster: transaction answer without a sequence"))
 		}
 	}
 	return nil
@@ -206,21 +203,23 @@ func (b *kvBucket) reqCtx(ctx context.Context) (context.Context, context.CancelF
 }
 
 // pubError maps a publish error: a lost compare-and-set is errConflict, anything else
-// ErrUnavailable.
+// server.ErrUnavailable.
 func pubError(key string, err error) error {
 	var apiErr *jetstream.APIError
 	if errors.As(err, &apiErr) && (apiErr.ErrorCode == jetstream.JSErrCodeStreamWrongLastSequence || apiErr.ErrorCode == jetstream.JSErrCodeStreamWrongLastSequenceConstant) {
 		return errConflict
 	}
-	return unavailable(fmt.Errorf("relay/cluster: writing %s: %w", key, err))
+	return dirUnavailable(fmt.Errorf("relay/cluster: writing %s: %w", key, err))
 }
 
-// unavailable marks err as the cluster's unavailability (keeping it for errors.Is).
-func unavailable(err error) error {
-	if err == nil || errors.Is(err, ErrUnavailable) || errors.Is(err, context.Canceled) {
+// dirUnavailable marks err as the store's unavailability (server.ErrUnavailable: the
+// NATS cluster did not take a write or answer a read in time; nothing changed that
+// the caller must undo, and the client is told "unavailable" and retries).
+func dirUnavailable(err error) error {
+	if err == nil || errors.Is(err, server.ErrUnavailable) || errors.Is(err, context.Canceled) {
 		return err
 	}
-	return fmt.Errorf("%w: %w", ErrUnavailable, err)
+	return fmt.Errorf("%w: %w", server.ErrUnavailable, err)
 }
 
 // retry runs f until it does not lose a compare-and-set, at most maxRetries times.
@@ -231,7 +230,7 @@ func retry(ctx context.Context, what string, f func() error) error {
 			return err
 		}
 		if i >= maxRetries {
-			return unavailable(fmt.Errorf("relay/cluster: %s: still contended after %d tries", what, i+1))
+			return dirUnavailable(fmt.Errorf("relay/cluster: %s: still contended after %d tries", what, i+1))
 		}
 		if err := ctx.Err(); err != nil {
 			return err

@@ -93,7 +93,7 @@ func (d *dec) uvarint(max uint64) uint64 {
 		return 0
 	}
 	v, n := binary.Uvarint(d.b)
-	if n <= 0 || v > max {
+	if n <= 0 || v > max || n != len(binary.AppendUvarint(nil, v)) {
 		d.fail("bad length")
 		return 0
 	}
@@ -302,4 +302,74 @@ func decodeBlocks(b []byte) ([]string, error) {
 		names = append(names, d.str())
 	}
 	return names, d.done()
+}
+
+// encodeBucket encodes a shared token bucket: its theoretical arrival time (GCRA),
+// Unix ns.
+func encodeBucket(tat int64) []byte { return newEnc(tagBucket).i64(tat).b }
+
+func decodeBucket(b []byte) (int64, error) {
+	d := newDec(tagBucket, "token bucket", b)
+	tat := d.i64()
+	return tat, d.done()
+}
+
+// blobRec is a blob's metadata: its bytes are the object Object of the blob object
+// store (chunks appended while uploading, the object's info published at commit).
+type blobRec struct {
+	Owner      string
+	Size       int64
+	Recipients int64
+	Committed  bool
+	Received   int64 // bytes stored (== Size once committed)
+	Chunks     int64 // messages stored
+	Object     string
+	CreatedAt  int64
+	ExpiresAt  int64
+	Fetched    []string // names that fetched it completely
+}
+
+// maxFetchers bounds a blob's recorded fetchers (its recipients are fewer).
+const maxFetchers = 1 << 12
+
+func (r *blobRec) encode() []byte {
+	c := int64(0)
+	if r.Committed {
+		c = 1
+	}
+	e := newEnc(tagBlob).str(r.Owner).i64(r.Size).i64(r.Recipients).i64(c).i64(r.Received).i64(r.Chunks).str(r.Object).i64(r.CreatedAt).i64(r.ExpiresAt)
+	e.count(len(r.Fetched))
+	for _, n := range r.Fetched {
+		e.str(n)
+	}
+	return e.b
+}
+
+func decodeBlob(b []byte) (blobRec, error) {
+	d := newDec(tagBlob, "blob", b)
+	r := blobRec{Owner: d.str(), Size: d.i64(), Recipients: d.i64()}
+	switch c := d.i64(); c {
+	case 0, 1:
+		r.Committed = c == 1
+	default:
+		d.fail("bad committed flag")
+	}
+	r.Received, r.Chunks, r.Object, r.CreatedAt, r.ExpiresAt = d.i64(), d.i64(), d.str(), d.i64(), d.i64()
+	n := d.count(maxFetchers, 1)
+	for i := 0; i < n && d.err == nil; i++ {
+		r.Fetched = append(r.Fetched, d.str())
+	}
+	if d.err == nil && (r.Size < 0 || r.Received < 0 || r.Received > r.Size || r.Chunks < 0 || r.Recipients < 1) {
+		d.fail("sizes out of range")
+	}
+	return r, d.done()
+}
+
+// encodeUsage encodes an owner's blob bytes.
+func encodeUsage(n int64) []byte { return newEnc(tagUsage).i64(n).b }
+
+func decodeUsage(b []byte) (int64, error) {
+	d := newDec(tagUsage, "blob usage", b)
+	n := d.i64()
+	return n, d.done()
 }
