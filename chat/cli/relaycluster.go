@@ -169,11 +169,11 @@ func openClusterNode(ctx context.Context, f clusterFlags, urls []string, storeOp
 	}
 	has, err := node.HasRelayKey(cctx)
 	if err != nil {
-		conn.Close()
+		node.Close()
 		return nil, fmt.Errorf("reading the relay key from JetStream: %w", err)
 	}
 	if !has && !init {
-		conn.Close()
+		node.Close()
 		return nil, fmt.Errorf("JetStream at %s (prefix %s) holds no relay key. Starting would make a new relay with a new key, which every client of an "+
 			"existing relay refuses: if this node should join one, check --nats and --nats-prefix; pass --init to make a new relay there on purpose (once, on one node)",
 			strings.Join(urls, ","), *f.prefix)
@@ -196,6 +196,6 @@ func (n *clusterNode) describe() string {
 }
 
 func (n *clusterNode) close() error {
-	n.node.Conn.Close()
+	n.node.Close()
 	return nil
 }

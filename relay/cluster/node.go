@@ -31,6 +31,7 @@ type Node struct {
 	Conn *Conn
 	// Queue is the JetStream queue, measured by Ops.
 	Queue server.Queue
+	Hub   *Hub
 	Dir   *Directory
 	Ops   *Ops
 	raw   *Queue
@@ -53,7 +54,8 @@ func OpenNode(ctx context.Context, c *Conn, o NodeOptions) (*Node, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &Node{Conn: c, Queue: mq, Dir: dir, Ops: ops, raw: q}, nil
+	hub := NewHub(context.Background(), c) // until Close
+	return &Node{Conn: c, Queue: mq, Hub: hub, Dir: dir, Ops: ops, raw: q}, nil
 }
 
 // replicaHint adds what to do when JetStream cannot place the replicas asked for: a
@@ -75,6 +77,17 @@ func (n *Node) Configure(cfg *server.Config) {
 	cfg.Store = nil
 	cfg.Dir = n.Dir
 	cfg.Queue = n.Queue
+	cfg.Hub = n.Hub
+	if cfg.Logger != nil {
+		n.Hub.SetLogger(cfg.Logger)
+	}
+}
+
+// Close stops the hub and closes the NATS connection (after the server's Shutdown:
+// everything accepted is in JetStream already).
+func (n *Node) Close() {
+	n.Hub.Close()
+	n.Conn.Close()
 }
 
 // AdminHandler serves the node's /healthz and /metrics in front of h, the relay's

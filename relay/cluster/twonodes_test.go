@@ -1,0 +1,447 @@
+package cluster_test
+
+// Two relay nodes on one JetStream cluster, built as `pfschat relay --nats` builds a
+// node (cluster.OpenNode), and the faults of issue 16: a relay node killed
+// mid-stream, NATS servers stopped and restarted.
+
+import (
+	"bytes"
+	"context"
+	"crypto/rand"
+	"errors"
+	"fmt"
+	"net"
+	"net/http"
+	"slices"
+	"sync"
+	"testing"
+	"time"
+
+	"pfschat/ratchet"
+	"pfschat/relay"
+	"pfschat/relay/client"
+	"pfschat/relay/cluster"
+	"pfschat/relay/cluster/natstest"
+	"pfschat/relay/server"
+)
+
+// testSealKey seals the test cluster's relay key.
+var testSealKey = bytes.Repeat([]byte{9}, cluster.SealKeySize)
+
+// killListener tracks every connection it accepted, so that a test can cut them all
+// at once, as a relay process that dies.
+type killListener struct {
+	net.Listener
+	mu     sync.Mutex
+	conns  []net.Conn
+	killed bool
+}
+
+func (l *killListener) Accept() (net.Conn, error) {
+	c, err := l.Listener.Accept()
+	if err != nil {
+		return nil, err
+	}
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.killed {
+		c.Close()
+		return nil, net.ErrClosed
+	}
+	l.conns = append(l.conns, c)
+	return c, nil
+}
+
+func (l *killListener) kill() {
+	l.mu.Lock()
+	l.killed = true
+	conns := l.conns
+	l.conns = nil
+	l.mu.Unlock()
+	l.Listener.Close()
+	for _, c := range conns {
+		c.Close()
+	}
+}
+
+// testNode is one relay node on the cluster.
+type testNode struct {
+	name string
+	url  string
+	srv  *server.Server
+	node *cluster.Node
+	ln   *killListener
+	hs   *http.Server
+	once sync.Once
+}
+
+// nodeLimits lift the limits the tests would trip from one address.
+var nodeLimits = server.Limits{ConnectionsPerAddress: -1, RegistrationsPerHour: -1,
+	FetchBundlePerMinute: 10000, FetchBundleBurst: 10000, FetchBundlePerTargetPerHour: 10000}
+
+// startNode runs a relay node whose NATS connection tries natsURLs in order, with
+// replicas for its streams and buckets.
+func startNode(t *testing.T, name string, natsURLs []string, replicas int) *testNode {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(t.Context(), 15*time.Second)
+	defer cancel()
+	conn, err := cluster.Connect(ctx, cluster.Options{URLs: natsURLs, Replicas: replicas, Timeout: 2 * time.Second, Name: name})
+	if err != nil {
+		t.Fatalf("node %s: %v", name, err)
+	}
+	node, err := cluster.OpenNode(ctx, conn, cluster.NodeOptions{SealKey: testSealKey, MaxPerRecipient: 1000})
+	if err != nil {
+		conn.Close()
+		t.Fatalf("node %s: %v", name, err)
+	}
+	cfg := server.Config{Limits: nodeLimits}
+	node.Configure(&cfg)
+	srv, err := server.New(ctx, cfg)
+	if err != nil {
+		node.Close()
+		t.Fatalf("node %s: %v", name, err)
+	}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	n := &testNode{name: name, srv: srv, node: node, ln: &killListener{Listener: ln},
+		url: "ws://" + ln.Addr().String() + relay.WSPath}
+	n.hs = &http.Server{Handler: node.PublicHandler(srv)}
+	go n.hs.Serve(n.ln)
+	t.Cleanup(n.stop)
+	return n
+}
+
+// kill stops the node as a crash does: every socket cut at once, the NATS connection
+// closed, nothing drained or answered. (The server's goroutines are then stopped so
+// that the test leaks nothing.)
+func (n *testNode) kill() {
+	n.once.Do(func() {
+		n.ln.kill()
+		n.node.Close()
+		ctx, cancel := context.WithCancel(context.Background())
+		cancel()
+		n.srv.Shutdown(ctx)
+		n.hs.Close()
+	})
+}
+
+// stop shuts the node down gracefully.
+func (n *testNode) stop() {
+	n.once.Do(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		n.hs.Close()
+		n.srv.Shutdown(ctx)
+		n.ln.kill()
+		n.node.Close()
+	})
+}
+
+// rotate is urls starting at the i-th, so that nodes prefer different NATS servers.
+func rotate(urls []string, i int) []string {
+	return append(slices.Clone(urls[i:]), urls[:i]...)
+}
+
+type testUser struct {
+	name string
+	key  *ratchet.IdentityKey
+	card *ratchet.Card
+	pin  []byte
+}
+
+// register makes name's identity and registers it at url.
+func register(t *testing.T, url, name string) *testUser {
+	t.Helper()
+	k, err := ratchet.GenerateIdentityKey(rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	card, err := ratchet.NewCard(k, name, "username", "test", time.Now(), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	anon := client.New(client.Config{URL: url})
+	defer anon.Close()
+	ctx, cancel := context.WithTimeout(t.Context(), 10*time.Second)
+	defer cancel()
+	if err := anon.Connect(ctx); err != nil {
+		t.Fatal(err)
+	}
+	signed, err := anon.Register(ctx, card)
+	if err != nil {
+		t.Fatalf("registering %s at %s: %v", name, url, err)
+	}
+	return &testUser{name: name, key: k, card: signed, pin: anon.RelayKey()}
+}
+
+// online logs u in at urls (comma-separated, tried in order) and keeps it connected
+// (client.Run) until the test ends or the returned client is closed.
+func (u *testUser) online(t *testing.T, urls string) *client.Client {
+	t.Helper()
+	c := client.New(client.Config{URL: urls, Identity: u.key, Card: u.card, PinnedRelayKey: u.pin,
+		MinBackoff: 10 * time.Millisecond, MaxBackoff: 100 * time.Millisecond})
+	ran := make(chan error, 1)
+	go func() { ran <- c.Run(context.Background()) }()
+	t.Cleanup(func() {
+		c.Close()
+		<-ran
+	})
+	ctx, cancel := context.WithTimeout(t.Context(), 10*time.Second)
+	defer cancel()
+	select {
+	case <-c.Online():
+	case <-ctx.Done():
+		t.Fatalf("%s never came online at %s", u.name, urls)
+	}
+	return c
+}
+
+// nextPush waits for the next message (or, with synced, the end of the backlog: nil).
+func nextPush(ctx context.Context, c *client.Client) (*client.Incoming, error) {
+	for {
+		p, err := c.Pushes().Wait(ctx)
+		if err != nil {
+			return nil, err
+		}
+		switch {
+		case p.Message != nil:
+			return p.Message, nil
+		case p.Synced:
+			return nil, nil
+		}
+	}
+}
+
+// recvBodies receives until want holds every body once, acking each message as it
+// comes; it fails on a body that arrives twice or that was not expected.
+func recvBodies(ctx context.Context, t *testing.T, c *client.Client, want []string) {
+	t.Helper()
+	left := map[string]bool{}
+	for _, b := range want {
+		left[b] = true
+	}
+	seen := map[string]bool{}
+	for len(left) > 0 {
+		m, err := nextPush(ctx, c)
+		if err != nil {
+			t.Fatalf("waiting for %d messages (%v): %v", len(left), keys(left), err)
+		}
+		if m == nil {
+			continue
+		}
+		b := string(m.Body)
+		if seen[b] {
+			t.Fatalf("%q delivered twice", b)
+		}
+		seen[b] = true
+		delete(left, b)
+		if err := c.Ack(ctx, m.ID); err != nil {
+			t.Fatalf("ack of %q: %v", b, err)
+		}
+	}
+}
+
+func keys(m map[string]bool) []string {
+	var out []string
+	for k := range m {
+		out = append(out, k)
+	}
+	slices.Sort(out)
+	if len(out) > 5 {
+		out = append(out[:5], "…")
+	}
+	return out
+}
+
+// noBacklog logs u in afresh at url and checks that nothing is waiting: the first
+// push is the end of the backlog.
+func noBacklog(ctx context.Context, t *testing.T, u *testUser, url string) {
+	t.Helper()
+	c := client.New(client.Config{URL: url, Identity: u.key, Card: u.card, PinnedRelayKey: u.pin})
+	defer c.Close()
+	if err := c.Connect(ctx); err != nil {
+		t.Fatal(err)
+	}
+	m, err := nextPush(ctx, c)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if m != nil {
+		t.Fatalf("%s: %q (id %d) delivered again after its ack", u.name, m.Body, m.ID)
+	}
+}
+
+func testCtx(t *testing.T, d time.Duration) context.Context {
+	ctx, cancel := context.WithTimeout(t.Context(), d)
+	t.Cleanup(cancel)
+	return ctx
+}
+
+// TestTwoNodes: alice on node A, bob on node B of one 3-server JetStream cluster (R3):
+// one relay key; they talk both ways live; bob's offline backlog is delivered in
+// order on the other node, once, and acked for good; a repeated client_id is stored
+// once; bob's one-time prekeys, fetched at once from both nodes, are each handed out
+// once.
+func TestTwoNodes(t *testing.T) {
+	nc := natstest.Cluster(t, 3)
+	a := startNode(t, "A", rotate(nc.URLs(), 0), 3)
+	b := startNode(t, "B", rotate(nc.URLs(), 1), 3)
+	if !bytes.Equal(a.srv.RelayKey(), b.srv.RelayKey()) {
+		t.Fatal("the nodes present different relay keys")
+	}
+	ctx := testCtx(t, 15*time.Second)
+	alice := register(t, a.url, "alice")
+	bob := register(t, b.url, "bob")
+	ac := alice.online(t, a.url)
+	bc := bob.online(t, b.url)
+
+	// Live, both ways, across the nodes.
+	if _, err := ac.Send(ctx, "bob", []byte("a1"), "a1"); err != nil {
+		t.Fatal(err)
+	}
+	recvBodies(ctx, t, bc, []string{"a1"})
+	if _, err := bc.Send(ctx, "alice", []byte("b1"), "b1"); err != nil {
+		t.Fatal(err)
+	}
+	recvBodies(ctx, t, ac, []string{"b1"})
+
+	// Dedup: the same client_id twice is one message with one id.
+	id1, err := ac.Send(ctx, "bob", []byte("a2"), "a2")
+	if err != nil {
+		t.Fatal(err)
+	}
+	id2, err := ac.Send(ctx, "bob", []byte("a2"), "a2")
+	if err != nil || id2 != id1 {
+		t.Fatalf("resend of a2: id %d, %v; want the first id %d", id2, err, id1)
+	}
+	if _, err := ac.Send(ctx, "bob", []byte("a3"), "a3"); err != nil {
+		t.Fatal(err)
+	}
+	recvBodies(ctx, t, bc, []string{"a2", "a3"})
+
+	// Offline backlog, delivered on the other node in order.
+	bc.Close()
+	var backlog []string
+	for i := range 5 {
+		body := fmt.Sprintf("offline-%d", i)
+		if _, err := ac.Send(ctx, "bob", []byte(body), body); err != nil {
+			t.Fatal(err)
+		}
+		backlog = append(backlog, body)
+	}
+	bc = bob.online(t, a.url)
+	var got []string
+	for {
+		m, err := nextPush(ctx, bc)
+		if err != nil {
+			t.Fatalf("backlog on node A: %v (got %q)", err, got)
+		}
+		if m == nil {
+			break
+		}
+		got = append(got, string(m.Body))
+		if err := bc.Ack(ctx, m.ID); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if !slices.Equal(got, backlog) {
+		t.Fatalf("backlog on the other node: %q, want %q in order", got, backlog)
+	}
+	noBacklog(ctx, t, bob, b.url)
+
+	// Prekeys: 24 one-time keys, 24 fetches at once from both nodes, each key once.
+	const n = 24
+	var keys []ratchet.PublicPreKey
+	for i, kind := range []ratchet.PreKeyKind{ratchet.SignedPreKey, ratchet.KEMLastResort} {
+		p, err := ratchet.GeneratePreKey(rand.Reader, bob.key, kind, uint32(i+1), time.Now())
+		if err != nil {
+			t.Fatal(err)
+		}
+		keys = append(keys, p.Public())
+	}
+	for i := range n {
+		p, err := ratchet.GeneratePreKey(rand.Reader, bob.key, ratchet.OneTimePreKey, uint32(100+i), time.Now())
+		if err != nil {
+			t.Fatal(err)
+		}
+		keys = append(keys, p.Public())
+	}
+	if err := bc.UploadPreKeys(ctx, keys); err != nil {
+		t.Fatal(err)
+	}
+	carol := register(t, b.url, "carol")
+	fetchers := []*client.Client{ac, carol.online(t, b.url)}
+	var mu sync.Mutex
+	taken := map[uint32]int{}
+	var wg sync.WaitGroup
+	errs := make(chan error, n)
+	for i := range n {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			bundle, err := fetchers[i%2].FetchBundle(ctx, "bob")
+			if err != nil {
+				errs <- err
+				return
+			}
+			if bundle.OneTimePreKey == nil {
+				errs <- errors.New("a bundle without a one-time key while some were left")
+				return
+			}
+			mu.Lock()
+			taken[bundle.OneTimePreKey.ID]++
+			mu.Unlock()
+		}()
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Error(err)
+	}
+	for id, c := range taken {
+		if c > 1 {
+			t.Errorf("one-time prekey %d handed out %d times", id, c)
+		}
+	}
+	if len(taken) != n {
+		t.Errorf("%d distinct one-time keys handed out, want %d", len(taken), n)
+	}
+}
+
+// isRetryable says whether a send may be repeated with the same client_id: the
+// connection went (the send may or may not have been stored; the client_id makes the
+// retry safe), or the store could not take it (unavailable: nothing was stored).
+func isRetryable(err error) bool {
+	var pe *relay.ProtocolError
+	return errors.Is(err, client.ErrConnectionLost) || errors.Is(err, client.ErrNotConnected) ||
+		(errors.As(err, &pe) && (pe.Code == relay.CodeUnavailable || pe.Code == relay.CodeGoingAway))
+}
+
+// sendRetrying sends body until it is accepted, repeating it with the same client_id
+// across lost connections and unavailable answers, as chat's outbox does.
+func sendRetrying(ctx context.Context, c *client.Client, to, body string) error {
+	for {
+		_, err := c.Send(ctx, to, []byte(body), body)
+		if err == nil || !isRetryable(err) {
+			return err
+		}
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("%q never accepted: %w (last: %v)", body, ctx.Err(), err)
+		case <-c.Online():
+		}
+		if errors.Is(err, client.ErrConnectionLost) || errors.Is(err, client.ErrNotConnected) {
+			continue
+		}
+		// unavailable: the store needs a moment (a leader election); the client's
+		// own pacing spaces the retries.
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("%q never accepted: %w (last: %v)", body, ctx.Err(), err)
+		case <-time.After(50 * time.Millisecond):
+		}
+	}
+}
+
