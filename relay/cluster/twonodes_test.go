@@ -188,12 +188,12 @@ func (u *testUser) online(t *testing.T, urls string) *client.Client {
 		c.Close()
 		<-ran
 	})
-	ctx, cancel := context.WithTimeout(t.Context(), 10*time.Second)
+	ctx, cancel := context.WithTimeout(t.Context(), 15*time.Second)
 	defer cancel()
 	select {
 	case <-c.Online():
 	case <-ctx.Done():
-		t.Fatalf("%s never came online at %s", u.name, urls)
+		t.Fatalf("%s never came online at %s within 15 s", u.name, urls)
 	}
 	return c
 }
@@ -214,32 +214,86 @@ func nextPush(ctx context.Context, c *client.Client) (*client.Incoming, error) {
 	}
 }
 
-// recvBodies receives until want holds every body once, acking each message as it
-// comes; it fails on a body that arrives twice or that was not expected.
+// inbox is what a recipient received: every body once, each acked (the ack repeated
+// while the store cannot take it), and no message delivered again after its ack.
+type inbox struct {
+	bodies map[string]int64 // body → id
+	acked  map[int64]bool
+}
+
+func newInbox() *inbox { return &inbox{bodies: map[string]int64{}, acked: map[int64]bool{}} }
+
+// take receives on c and acks until stop says so after a message, or, with stop nil,
+// until the end of the backlog.
+func (in *inbox) take(ctx context.Context, c *client.Client, stop func(body string) bool) error {
+	for {
+		m, err := nextPush(ctx, c)
+		if err != nil {
+			return fmt.Errorf("receiving (have %d): %w", len(in.bodies), err)
+		}
+		if m == nil {
+			if stop == nil {
+				return nil
+			}
+			continue
+		}
+		b := string(m.Body)
+		if in.acked[m.ID] {
+			return fmt.Errorf("%q (id %d) delivered again after its ack", b, m.ID)
+		}
+		if id, ok := in.bodies[b]; ok && id != m.ID {
+			return fmt.Errorf("%q stored twice (ids %d and %d)", b, id, m.ID)
+		}
+		in.bodies[b] = m.ID
+		for {
+			err := c.Ack(ctx, m.ID)
+			if err == nil {
+				break
+			}
+			if !isRetryable(err) {
+				return fmt.Errorf("ack of %q: %w", b, err)
+			}
+			select {
+			case <-ctx.Done():
+				return fmt.Errorf("ack of %q: %w (last: %v)", b, ctx.Err(), err)
+			case <-time.After(50 * time.Millisecond): // the store's leader election
+			}
+		}
+		in.acked[m.ID] = true
+		if stop != nil && stop(b) {
+			return nil
+		}
+	}
+}
+
+// missing is what of want the inbox has not got.
+func (in *inbox) missing(want []string) []string {
+	var out []string
+	for _, b := range want {
+		if _, ok := in.bodies[b]; !ok {
+			out = append(out, b)
+		}
+	}
+	return out
+}
+
+// recvBodies receives on c until every body of want came, once, acking each.
 func recvBodies(ctx context.Context, t *testing.T, c *client.Client, want []string) {
 	t.Helper()
+	in := newInbox()
 	left := map[string]bool{}
 	for _, b := range want {
 		left[b] = true
 	}
-	seen := map[string]bool{}
-	for len(left) > 0 {
-		m, err := nextPush(ctx, c)
-		if err != nil {
-			t.Fatalf("waiting for %d messages (%v): %v", len(left), keys(left), err)
-		}
-		if m == nil {
-			continue
-		}
-		b := string(m.Body)
-		if seen[b] {
-			t.Fatalf("%q delivered twice", b)
-		}
-		seen[b] = true
+	err := in.take(ctx, c, func(b string) bool {
 		delete(left, b)
-		if err := c.Ack(ctx, m.ID); err != nil {
-			t.Fatalf("ack of %q: %v", b, err)
-		}
+		return len(left) == 0
+	})
+	if err != nil {
+		t.Fatalf("waiting for %v: %v", keys(left), err)
+	}
+	if len(in.bodies) != len(want) {
+		t.Fatalf("got %d messages, want %d", len(in.bodies), len(want))
 	}
 }
 
@@ -444,4 +498,3 @@ func sendRetrying(ctx context.Context, c *client.Client, to, body string) error 
 		}
 	}
 }
-
