@@ -94,7 +94,7 @@ func Connect(ctx context.Context, o Options) (*Conn, error) {
 }
 
 func newConn(ctx context.Context, nc *nats.Conn, o Options) (*Conn, error) {
-	js, err := jetstream.New(nc, jetstream.WithDefaultTimeout(o.Timeout))
+	js, err := jetstream.New(nc, jetstream.WithDefaultTimeout(o.Timeout), jetstream.WithPublishAsyncTimeout(o.Timeout))
 	if err != nil {
 		return nil, fmt.Errorf("cluster: jetstream: %w", err)
 	}

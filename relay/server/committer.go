@@ -361,6 +361,8 @@ func (cm *committer) answerSends(sends []*sendReq, batch []storage.QueuedMessage
 	for i, r := range sends {
 		res := results[i]
 		switch {
+		case errors.Is(res.Err, ErrUnavailable):
+			r.c.replyError(r.reqID, relay.CodeUnavailable, "could not store the message now; retry with the same client_id", "")
 		case res.Err != nil:
 			limit := ""
 			var qf *storage.QueueFullError
@@ -391,6 +393,11 @@ func (cm *committer) answerSends(sends []*sendReq, batch []storage.QueuedMessage
 func (cm *committer) publish(r *sendReq) {
 	if h, ok := cm.hub.(*MemHub); ok {
 		h.publishReq(r)
+		return
+	}
+	if h, ok := cm.hub.(ForwardingHub); ok {
+		h.LocalHub().publishReq(r)
+		h.Forward(&r.msg)
 		return
 	}
 	r.escaped = true

@@ -1,0 +1,563 @@
+package cluster
+
+import (
+	"context"
+	"encoding/binary"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+
+	"pfschat/relay/server"
+	"pfschat/storage"
+)
+
+// QueueOptions shape the queue's streams.
+type QueueOptions struct {
+	// MaxPerRecipient caps the messages queued for one name (the stream's per-subject
+	// limit, discard new per subject: a send over it is refused queue_full, limit
+	// count). 0 = no cap.
+	MaxPerRecipient int
+	// DedupWindow is the stream's duplicate window for Nats-Msg-Id (0 = 2 minutes).
+	DedupWindow time.Duration
+	// DedupKeep is how long a send's (from, client_id) is remembered beyond the window
+	// when its message has no TTL (0 = 30 days; negative: not at all, the window only).
+	DedupKeep time.Duration
+	// MaxMsgSize bounds one stored message (0 = 1 MiB).
+	MaxMsgSize int32
+	// Clock is the time TTLs are counted from (nil = time.Now).
+	Clock func() time.Time
+}
+
+// Queue is server.Queue on JetStream: a stream with one subject per recipient
+// (<prefix>.q.<name>), the message's id its stream sequence. A send is accepted only
+// after its publish ack (at R1 the server syncs as configured, sync_interval always
+// for "every write"; at R3 a quorum has it). Duplicates are caught by Nats-Msg-Id in
+// the stream's window and beyond it by a marker per (from, client_id) in a second
+// stream (<prefix>.d.<hash>, one message per subject, written with "expected last
+// subject sequence 0"). Messages with a ttl carry a per-message TTL (Nats-TTL).
+type Queue struct {
+	c         *Conn
+	js        jetstream.JetStream
+	o         QueueOptions
+	stream    string
+	dstream   string
+	subj      string // "<prefix>.q."
+	dsubj     string // "<prefix>.d."
+	direct    string // direct get API subject of the queue stream
+	dDirect   string // direct get last-by-subject prefix of the dedup stream
+	msgGet    string // leader's message get API subject
+	msgDelete string
+	now       func() time.Time
+	replicas  int
+	// msgID is the Nats-Msg-Id of a send (dedupID); tests replace it to act as if
+	// the window had passed.
+	msgID func(from, clientID string) string
+}
+
+var (
+	_ server.Queue = (*Queue)(nil)
+)
+
+// NewQueue creates (or updates) the queue's streams and returns the queue.
+func NewQueue(ctx context.Context, c *Conn, o QueueOptions) (*Queue, error) {
+	if o.MaxPerRecipient < 0 {
+		return nil, fmt.Errorf("%w: MaxPerRecipient %d", ErrOptions, o.MaxPerRecipient)
+	}
+	if o.DedupWindow <= 0 {
+		o.DedupWindow = 2 * time.Minute
+	}
+	if o.DedupKeep == 0 {
+		o.DedupKeep = 30 * 24 * time.Hour
+	}
+	if o.MaxMsgSize <= 0 {
+		o.MaxMsgSize = 1 << 20
+	}
+	q := &Queue{c: c, js: c.js, o: o, now: o.Clock, replicas: c.Replicas(), msgID: dedupID}
+	if q.now == nil {
+		q.now = time.Now
+	}
+	p := c.Prefix()
+	q.stream, q.dstream = p+"_QUEUE", p+"_DEDUP"
+	q.subj, q.dsubj = p+".q.", p+".d."
+	q.direct = "$JS.API.DIRECT.GET." + q.stream
+	q.dDirect = "$JS.API.DIRECT.GET." + q.dstream + "."
+	q.msgGet = "$JS.API.STREAM.MSG.GET." + q.stream
+	q.msgDelete = "$JS.API.STREAM.MSG.DELETE." + q.stream
+	cfg := jetstream.StreamConfig{
+		Name:              q.stream,
+		Description:       "pfschat relay queue: one subject per recipient",
+		Subjects:          []string{q.subj + ">"},
+		Storage:           jetstream.FileStorage,
+		Replicas:          c.Replicas(),
+		Retention:         jetstream.LimitsPolicy,
+		Discard:           jetstream.DiscardNew,
+		Duplicates:        o.DedupWindow,
+		MaxMsgSize:        o.MaxMsgSize,
+		AllowDirect:       true,
+		AllowMsgTTL:       true,
+		MaxMsgsPerSubject: -1,
+	}
+	if o.MaxPerRecipient > 0 {
+		cfg.MaxMsgsPerSubject = int64(o.MaxPerRecipient)
+		cfg.DiscardNewPerSubject = true
+	}
+	cctx, cancel := context.WithTimeout(ctx, c.Timeout())
+	defer cancel()
+	if _, err := c.js.CreateOrUpdateStream(cctx, cfg); err != nil {
+		return nil, fmt.Errorf("cluster: queue stream %s: %w", q.stream, err)
+	}
+	if o.DedupKeep > 0 {
+		dcfg := jetstream.StreamConfig{
+			Name:              q.dstream,
+			Description:       "pfschat relay: sends remembered beyond the queue's duplicate window",
+			Subjects:          []string{q.dsubj + ">"},
+			Storage:           jetstream.FileStorage,
+			Replicas:          c.Replicas(),
+			MaxMsgsPerSubject: 1,
+			Duplicates:        time.Second,
+			AllowDirect:       true,
+			AllowMsgTTL:       true,
+		}
+		if _, err := c.js.CreateOrUpdateStream(cctx, dcfg); err != nil {
+			return nil, fmt.Errorf("cluster: dedup stream %s: %w", q.dstream, err)
+		}
+	}
+	return q, nil
+}
+
+// Subject is the queue subject of a name.
+func (q *Queue) subject(name string) (string, error) {
+	t, err := nameToken(name)
+	if err != nil {
+		return "", err
+	}
+	return q.subj + t, nil
+}
+
+// ttl is the per-message TTL for an expiry (at least a second), 0 for none.
+func (q *Queue) ttl(expires time.Time) time.Duration {
+	if expires.IsZero() {
+		return 0
+	}
+	d := expires.Sub(q.now())
+	if d < time.Second {
+		return time.Second
+	}
+	return d.Truncate(time.Second) + time.Second
+}
+
+// Enqueue implements server.Queue: the batch is published at once (async) and each
+// message is accepted once its publish ack came. Per message it reports the id, a
+// duplicate, a limit (*storage.QueueFullError) or server.ErrUnavailable (not stored,
+// or unknown: a retry with the same client_id is recognised).
+func (q *Queue) Enqueue(ctx context.Context, msgs []storage.QueuedMessage) ([]storage.EnqueueResult, error) {
+	res := make([]storage.EnqueueResult, len(msgs))
+	if len(msgs) == 0 {
+		return res, nil
+	}
+	first := make([]int, len(msgs))
+	seen := make(map[[2]string]int, len(msgs))
+	subjects := make([]string, len(msgs))
+	for i := range msgs {
+		m := &msgs[i]
+		if m.To == "" || m.From == "" || m.ClientID == "" {
+			return nil, fmt.Errorf("cluster: enqueue: %w: queued message needs To, From and ClientID", storage.ErrInvalid)
+		}
+		s, err := q.subject(m.To)
+		if err != nil {
+			return nil, fmt.Errorf("cluster: enqueue: %w: %w", storage.ErrInvalid, err)
+		}
+		subjects[i] = s
+		k := [2]string{m.From, m.ClientID}
+		if j, ok := seen[k]; ok {
+			first[i] = j
+			continue
+		}
+		seen[k] = i
+		first[i] = i
+	}
+	// 1. Publish every first copy (the envelope copies the pooled body).
+	futs := make([]jetstream.PubAckFuture, len(msgs))
+	ids := make([]string, len(msgs))
+	for i := range msgs {
+		if first[i] != i {
+			continue
+		}
+		m := &msgs[i]
+		data, err := appendEnvelope(make([]byte, 0, 64+len(m.Body)), m)
+		if err != nil {
+			return nil, fmt.Errorf("cluster: enqueue: %w", err)
+		}
+		ids[i] = dedupID(m.From, m.ClientID)
+		nm := &nats.Msg{Subject: subjects[i], Data: data, Header: nats.Header{}}
+		opts := []jetstream.PublishOpt{jetstream.WithMsgID(q.msgID(m.From, m.ClientID))}
+		if d := q.ttl(m.ExpiresAt); d > 0 {
+			opts = append(opts, jetstream.WithMsgTTL(d))
+		}
+		f, err := q.js.PublishMsgAsync(nm, opts...)
+		if err != nil {
+			res[i].Err = unavailable("publish", err)
+			continue
+		}
+		futs[i] = f
+	}
+	acks := make([]*jetstream.PubAck, len(msgs))
+	for i, f := range futs {
+		if f == nil {
+			continue
+		}
+		acks[i], res[i].Err = q.waitAck(ctx, f, msgs[i].To)
+		if acks[i] != nil {
+			res[i].ID = int64(acks[i].Sequence)
+			res[i].Duplicate = acks[i].Duplicate
+		}
+	}
+	// 2. Remember each stored send beyond the window; a marker already there is an
+	// earlier copy of this send from before the window: drop the new one.
+	if q.o.DedupKeep > 0 {
+		q.markers(ctx, msgs, first, ids, acks, res)
+	}
+	for i := range msgs {
+		if j := first[i]; j != i {
+			res[i] = res[j]
+			if res[i].Err == nil {
+				res[i].Duplicate = true
+			}
+		}
+	}
+	return res, nil
+}
+
+func (q *Queue) waitAck(ctx context.Context, f jetstream.PubAckFuture, to string) (*jetstream.PubAck, error) {
+	select {
+	case a := <-f.Ok():
+		return a, nil
+	case err := <-f.Err():
+		if isAPIErr(err, errCodeStoreFailed) && strings.Contains(err.Error(), "per subject") {
+			return nil, &storage.QueueFullError{Recipient: to, Limit: "count", Max: int64(q.o.MaxPerRecipient), Current: int64(q.o.MaxPerRecipient)}
+		}
+		return nil, unavailable("publish ack", err)
+	case <-ctx.Done():
+		return nil, unavailable("publish ack", ctx.Err())
+	}
+}
+
+// markers writes the beyond-the-window markers of a published batch and turns the
+// sends whose marker was there already into duplicates of the earlier copy.
+func (q *Queue) markers(ctx context.Context, msgs []storage.QueuedMessage, first []int, ids []string, acks []*jetstream.PubAck, res []storage.EnqueueResult) {
+	futs := make([]jetstream.PubAckFuture, len(msgs))
+	for i, a := range acks {
+		if a == nil || first[i] != i {
+			continue
+		}
+		var seq [8]byte
+		binary.BigEndian.PutUint64(seq[:], a.Sequence)
+		d := q.ttl(msgs[i].ExpiresAt)
+		if d == 0 {
+			d = q.o.DedupKeep
+		}
+		f, err := q.js.PublishMsgAsync(&nats.Msg{Subject: q.dsubj + ids[i], Data: seq[:]},
+			jetstream.WithExpectLastSequencePerSubject(0), jetstream.WithMsgTTL(d))
+		if err == nil {
+			futs[i] = f
+		}
+	}
+	var again []int // sends whose marker was there already
+	for i, f := range futs {
+		if f == nil {
+			continue
+		}
+		select {
+		case <-f.Ok():
+		case err := <-f.Err():
+			// A marker that could not be written leaves this send remembered for the
+			// window only; the message is stored, so it stays accepted.
+			if isAPIErr(err, errCodeWrongLastSeq) && !acks[i].Duplicate {
+				again = append(again, i)
+			}
+		case <-ctx.Done():
+		}
+	}
+	if len(again) == 0 {
+		return
+	}
+	subjs := make([]string, len(again))
+	reqs := make([][]byte, len(again))
+	for k, i := range again {
+		subjs[k] = q.dDirect + q.dsubj + ids[i]
+		reqs[k] = nil
+	}
+	replies, errs := q.c.requestAll(ctx, subjs, reqs)
+	var dels []uint64
+	for k, i := range again {
+		m := replies[k]
+		if errs[k] != nil || m == nil || len(m.Data) != 8 {
+			continue // the marker is gone (expired) or unreadable: keep the new copy
+		}
+		orig := binary.BigEndian.Uint64(m.Data)
+		if orig == acks[i].Sequence {
+			continue
+		}
+		dels = append(dels, acks[i].Sequence)
+		res[i] = storage.EnqueueResult{ID: int64(orig), Duplicate: true}
+	}
+	q.deleteSeqs(ctx, dels)
+}
+
+// deleteSeqs deletes messages by sequence; ones already gone are no error.
+func (q *Queue) deleteSeqs(ctx context.Context, seqs []uint64) error {
+	if len(seqs) == 0 {
+		return nil
+	}
+	subjs := make([]string, len(seqs))
+	reqs := make([][]byte, len(seqs))
+	for i, s := range seqs {
+		subjs[i] = q.msgDelete
+		reqs[i] = []byte(`{"seq":` + strconv.FormatUint(s, 10) + `,"no_erase":true}`)
+	}
+	replies, errs := q.c.requestAll(ctx, subjs, reqs)
+	for i, m := range replies {
+		if errs[i] != nil {
+			return errs[i]
+		}
+		if err := apiReply(m, nil); err != nil && !isAPIErr(err, errCodeNoMessage) && !isAPIErr(err, errCodeSequenceGone) {
+			return unavailable("delete", err)
+		}
+	}
+	return nil
+}
+
+// directMsg is one message of a direct get.
+type directMsg struct {
+	seq  uint64
+	data []byte
+}
+
+// directBatch reads up to batch messages of subj with sequence >= from (and <= upTo
+// when set) from any replica of the queue stream, in order; more reports whether
+// further ones match.
+func (q *Queue) directBatch(ctx context.Context, subj string, from uint64, batch int, upTo uint64) (out []directMsg, more bool, err error) {
+	req := struct {
+		Seq     uint64 `json:"seq"`
+		NextFor string `json:"next_by_subj"`
+		Batch   int    `json:"batch"`
+		UpTo    uint64 `json:"up_to_seq,omitempty"`
+		Max     int    `json:"max_bytes"`
+	}{from, subj, batch, upTo, 16 << 20}
+	body, _ := json.Marshal(req)
+	ctx, cancel := context.WithTimeout(ctx, q.c.timeout)
+	defer cancel()
+	inbox := q.c.nc.NewRespInbox()
+	sub, err := q.c.nc.SubscribeSync(inbox)
+	if err != nil {
+		return nil, false, unavailable("direct get", err)
+	}
+	defer sub.Unsubscribe()
+	if err := q.c.nc.PublishRequest(q.direct, inbox, body); err != nil {
+		return nil, false, unavailable("direct get", err)
+	}
+	for {
+		m, err := sub.NextMsgWithContext(ctx)
+		if err != nil {
+			return nil, false, unavailable("direct get", err)
+		}
+		switch st := m.Header.Get(headerStatus); st {
+		case "":
+		case statusEndOfBatch:
+			np, _ := strconv.ParseUint(m.Header.Get(headerNumPending), 10, 64)
+			return out, np > 0, nil
+		case statusNoResults:
+			return out, false, nil
+		case "503":
+			return nil, false, unavailable("direct get", nats.ErrNoResponders)
+		default:
+			return nil, false, unavailable("direct get", fmt.Errorf("status %s %s", st, m.Header.Get("Description")))
+		}
+		seq, err := strconv.ParseUint(m.Header.Get(headerStreamSequence), 10, 64)
+		if err != nil {
+			return nil, false, fmt.Errorf("cluster: direct get: bad sequence header: %w", err)
+		}
+		out = append(out, directMsg{seq, m.Data})
+	}
+}
+
+// leaderGet reads, on the stream leader (always up to date), the first message of
+// subj with sequence >= from (next=true) or exactly seq (next=false). ok is false when
+// there is none.
+func (q *Queue) leaderGet(ctx context.Context, subj string, seq uint64, next bool) (directMsg, string, bool, error) {
+	var req []byte
+	if next {
+		req, _ = json.Marshal(struct {
+			Seq  uint64 `json:"seq"`
+			Next string `json:"next_by_subj"`
+		}{seq, subj})
+	} else {
+		req, _ = json.Marshal(struct {
+			Seq uint64 `json:"seq"`
+		}{seq})
+	}
+	replies, errs := q.c.requestAll(ctx, []string{q.msgGet}, [][]byte{req})
+	if errs[0] != nil {
+		return directMsg{}, "", false, errs[0]
+	}
+	var r struct {
+		Message *struct {
+			Subject string `json:"subject"`
+			Seq     uint64 `json:"seq"`
+			Data    []byte `json:"data"`
+		} `json:"message"`
+	}
+	if err := apiReply(replies[0], &r); err != nil {
+		if isAPIErr(err, errCodeNoMessage) {
+			return directMsg{}, "", false, nil
+		}
+		return directMsg{}, "", false, unavailable("message get", err)
+	}
+	if r.Message == nil {
+		return directMsg{}, "", false, nil
+	}
+	return directMsg{r.Message.Seq, r.Message.Data}, r.Message.Subject, true, nil
+}
+
+// Pending implements server.Queue: batched direct gets by subject from afterID+1. A
+// replica may lag the leader by a few writes: at R>1, when the read reaches the end
+// of the recipient's queue, the leader is asked for the rest.
+func (q *Queue) Pending(ctx context.Context, to string, afterID int64, limit int) ([]storage.QueuedMessage, error) {
+	if limit <= 0 {
+		return nil, nil
+	}
+	subj, err := q.subject(to)
+	if err != nil {
+		return nil, err
+	}
+	from := uint64(max(afterID, 0)) + 1
+	var got []directMsg
+	for len(got) < limit {
+		part, more, err := q.directBatch(ctx, subj, from, limit-len(got), 0)
+		if err != nil {
+			return nil, err
+		}
+		got = append(got, part...)
+		if len(part) > 0 {
+			from = part[len(part)-1].seq + 1
+		}
+		if !more || len(part) == 0 {
+			break
+		}
+	}
+	if q.replicas > 1 {
+		for len(got) < limit {
+			m, _, ok, err := q.leaderGet(ctx, subj, from, true)
+			if err != nil {
+				return nil, err
+			}
+			if !ok {
+				break
+			}
+			got = append(got, m)
+			from = m.seq + 1
+		}
+	}
+	out := make([]storage.QueuedMessage, 0, len(got))
+	for _, d := range got {
+		m := storage.QueuedMessage{ID: int64(d.seq), To: to}
+		if err := parseEnvelope(d.data, &m); err != nil {
+			return nil, fmt.Errorf("cluster: message %d for %q: %w", d.seq, to, err)
+		}
+		out = append(out, m)
+	}
+	return out, nil
+}
+
+// Ack implements server.Queue: the listed messages that are addressed to to are
+// deleted (by sequence); others are ignored.
+func (q *Queue) Ack(ctx context.Context, to string, ids []int64) error {
+	if len(ids) == 0 {
+		return nil
+	}
+	subj, err := q.subject(to)
+	if err != nil {
+		return err
+	}
+	want := make([]uint64, 0, len(ids))
+	for _, id := range ids {
+		if id > 0 {
+			want = append(want, uint64(id))
+		}
+	}
+	slices.Sort(want)
+	want = slices.Compact(want)
+	if len(want) == 0 {
+		return nil
+	}
+	// Which of them are to's: one read of to's messages in [min, max].
+	lo, hi := want[0], want[len(want)-1]
+	mine := map[uint64]bool{}
+	from := lo
+	for {
+		part, more, err := q.directBatch(ctx, subj, from, 1024, hi)
+		if err != nil {
+			return err
+		}
+		for _, m := range part {
+			mine[m.seq] = true
+		}
+		if !more || len(part) == 0 {
+			break
+		}
+		from = part[len(part)-1].seq + 1
+	}
+	var del []uint64
+	for _, s := range want {
+		if mine[s] {
+			del = append(del, s)
+			continue
+		}
+		if q.replicas > 1 {
+			// Not on the replica that answered: it may lag; the leader knows.
+			_, s2, ok, err := q.leaderGet(ctx, subj, s, false)
+			if err != nil {
+				return err
+			}
+			if ok && s2 == subj {
+				del = append(del, s)
+			}
+		}
+	}
+	return q.deleteSeqs(ctx, del)
+}
+
+// AckBatch implements server.AckBatcher: every recipient's acks at once.
+func (q *Queue) AckBatch(ctx context.Context, acks map[string][]int64) error {
+	var errs []error
+	for to, ids := range acks {
+		if err := q.Ack(ctx, to, ids); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// QueueDepth is the number of queued messages (for /metrics).
+func (q *Queue) QueueDepth(ctx context.Context) (int, error) {
+	s, err := q.js.Stream(ctx, q.stream)
+	if err != nil {
+		return 0, unavailable("stream info", err)
+	}
+	info, err := s.Info(ctx)
+	if err != nil {
+		return 0, unavailable("stream info", err)
+	}
+	return int(info.State.Msgs), nil
+}
+
+// Expire implements the server's queue expiry: JetStream removes messages past their
+// TTL itself (per-message TTL), so there is nothing to do.
+func (q *Queue) Expire(context.Context, time.Time) (int, error) { return 0, nil }

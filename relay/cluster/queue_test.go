@@ -1,0 +1,202 @@
+package cluster
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"pfschat/relay/cluster/natstest"
+	"pfschat/relay/server"
+	"pfschat/storage"
+)
+
+func testConn(t *testing.T, urls []string, replicas int) *Conn {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	c, err := Connect(ctx, Options{URLs: urls, Replicas: replicas})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(c.Close)
+	return c
+}
+
+func testQueue(t *testing.T, o QueueOptions) (*Queue, context.Context) {
+	t.Helper()
+	s := natstest.Single(t)
+	c := testConn(t, []string{s.URL()}, 1)
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	t.Cleanup(cancel)
+	q, err := NewQueue(ctx, c, o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return q, ctx
+}
+
+func msg(to, from, id, body string) storage.QueuedMessage {
+	return storage.QueuedMessage{To: to, From: from, FromCardID: "card-" + from, ClientID: id, Body: []byte(body), ReceivedAt: time.Now().UTC()}
+}
+
+func TestQueueEnqueuePendingAck(t *testing.T) {
+	q, ctx := testQueue(t, QueueOptions{})
+	batch := []storage.QueuedMessage{msg("bob", "alice", "1", "one"), msg("carol", "alice", "2", "two"), msg("bob.x", "alice", "3", "three"), msg("bob", "alice", "4", "four")}
+	res, err := q.Enqueue(ctx, batch)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i, r := range res {
+		if r.Err != nil || r.Duplicate || r.ID == 0 {
+			t.Fatalf("result %d: %+v", i, r)
+		}
+	}
+	// The caller reuses the bodies: the queue must have copied them.
+	for i := range batch {
+		copy(batch[i].Body, "XXXX")
+	}
+	got, err := q.Pending(ctx, "bob", 0, 10)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(got) != 2 || string(got[0].Body) != "one" || string(got[1].Body) != "four" || got[0].ID != res[0].ID || got[1].ID != res[3].ID {
+		t.Fatalf("bob's pending: %+v", got)
+	}
+	if got[0].From != "alice" || got[0].FromCardID != "card-alice" || got[0].ClientID != "1" || got[0].To != "bob" {
+		t.Fatalf("fields: %+v", got[0])
+	}
+	if p, _ := q.Pending(ctx, "bob", got[0].ID, 10); len(p) != 1 || p[0].ID != got[1].ID {
+		t.Fatalf("after first: %+v", p)
+	}
+	if p, _ := q.Pending(ctx, "bob", 0, 1); len(p) != 1 || p[0].ID != got[0].ID {
+		t.Fatalf("limit 1: %+v", p)
+	}
+	if p, _ := q.Pending(ctx, "bob.x", 0, 10); len(p) != 1 || string(p[0].Body) != "three" {
+		t.Fatalf("bob.x: %+v", p)
+	}
+	// Ack only deletes the recipient's own messages: carol's id acked as bob is kept.
+	if err := q.Ack(ctx, "bob", []int64{got[0].ID, res[1].ID, 999}); err != nil {
+		t.Fatal(err)
+	}
+	if p, _ := q.Pending(ctx, "bob", 0, 10); len(p) != 1 || p[0].ID != got[1].ID {
+		t.Fatalf("bob after ack: %+v", p)
+	}
+	if p, _ := q.Pending(ctx, "carol", 0, 10); len(p) != 1 {
+		t.Fatalf("carol's message was deleted by bob's ack: %+v", p)
+	}
+	if err := q.AckBatch(ctx, map[string][]int64{"bob": {got[1].ID}, "carol": {res[1].ID}}); err != nil {
+		t.Fatal(err)
+	}
+	if n, err := q.QueueDepth(ctx); err != nil || n != 1 {
+		t.Fatalf("depth %d %v, want 1 (bob.x)", n, err)
+	}
+}
+
+func TestQueueDedup(t *testing.T) {
+	q, ctx := testQueue(t, QueueOptions{})
+	res, err := q.Enqueue(ctx, []storage.QueuedMessage{msg("bob", "alice", "a", "1"), msg("bob", "alice", "a", "1 again in the batch")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res[0].Duplicate || !res[1].Duplicate || res[1].ID != res[0].ID {
+		t.Fatalf("in-batch repeat: %+v", res)
+	}
+	// Within the window: Nats-Msg-Id.
+	res2, err := q.Enqueue(ctx, []storage.QueuedMessage{msg("bob", "alice", "a", "1 resent"), msg("bob", "mallory", "a", "other sender, same id")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !res2[0].Duplicate || res2[0].ID != res[0].ID || res2[1].Duplicate {
+		t.Fatalf("resend in the window: %+v", res2)
+	}
+	// Beyond the window: every publish gets a fresh Nats-Msg-Id, as if the window had
+	// passed; the marker catches it and the new copy is removed.
+	var n atomic.Int64
+	q.msgID = func(string, string) string { return fmt.Sprint("fresh-", n.Add(1)) }
+	res3, err := q.Enqueue(ctx, []storage.QueuedMessage{msg("bob", "alice", "a", "1 resent much later")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !res3[0].Duplicate || res3[0].ID != res[0].ID {
+		t.Fatalf("resend beyond the window: %+v, want duplicate of %d", res3, res[0].ID)
+	}
+	p, err := q.Pending(ctx, "bob", 0, 10)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(p) != 2 || string(p[0].Body) != "1" || p[1].From != "mallory" {
+		t.Fatalf("bob's queue holds %d messages, want alice's original and mallory's: %+v", len(p), p)
+	}
+}
+
+func TestQueuePerRecipientCap(t *testing.T) {
+	q, ctx := testQueue(t, QueueOptions{MaxPerRecipient: 2})
+	res, err := q.Enqueue(ctx, []storage.QueuedMessage{msg("bob", "a", "1", "x"), msg("bob", "a", "2", "x"), msg("bob", "a", "3", "x"), msg("carol", "a", "4", "x")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var qf *storage.QueueFullError
+	if res[0].Err != nil || res[1].Err != nil || !errors.As(res[2].Err, &qf) || qf.Limit != "count" || res[3].Err != nil {
+		t.Fatalf("cap 2: %+v", res)
+	}
+	// The refused send was not stored: once bob acks, the same client_id goes in.
+	p, _ := q.Pending(ctx, "bob", 0, 10)
+	if err := q.Ack(ctx, "bob", []int64{p[0].ID}); err != nil {
+		t.Fatal(err)
+	}
+	res, err = q.Enqueue(ctx, []storage.QueuedMessage{msg("bob", "a", "3", "x")})
+	if err != nil || res[0].Err != nil || res[0].Duplicate {
+		t.Fatalf("after an ack: %+v %v", res, err)
+	}
+}
+
+func TestQueueTTL(t *testing.T) {
+	now := time.Now()
+	q, ctx := testQueue(t, QueueOptions{Clock: func() time.Time { return now }})
+	m := msg("bob", "alice", "1", "x")
+	m.ExpiresAt = now.Add(90 * time.Second)
+	if _, err := q.Enqueue(ctx, []storage.QueuedMessage{m}); err != nil {
+		t.Fatal(err)
+	}
+	p, err := q.Pending(ctx, "bob", 0, 10)
+	if err != nil || len(p) != 1 || !p[0].ExpiresAt.Equal(m.ExpiresAt.UTC().Truncate(0)) {
+		t.Fatalf("%+v %v", p, err)
+	}
+	// The stored message carries its TTL for JetStream to remove it.
+	raw, _, ok, err := q.leaderGet(ctx, q.subj+"bob", 1, true)
+	if err != nil || !ok {
+		t.Fatal(err)
+	}
+	_ = raw
+	if got := q.ttl(m.ExpiresAt); got != 91*time.Second {
+		t.Fatalf("ttl %v", got)
+	}
+}
+
+func TestQueueUnavailable(t *testing.T) {
+	s := natstest.Single(t)
+	c := testConn(t, []string{s.URL()}, 1)
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	q, err := NewQueue(ctx, c, QueueOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	s.Stop()
+	res, err := q.Enqueue(ctx, []storage.QueuedMessage{msg("bob", "alice", "1", "x")})
+	if err == nil && res[0].Err == nil {
+		t.Fatalf("accepted with the server down: %+v", res)
+	}
+	if err == nil {
+		err = res[0].Err
+	}
+	if !errors.Is(err, server.ErrUnavailable) {
+		t.Fatalf("error %v, want ErrUnavailable", err)
+	}
+	if _, err := q.Pending(ctx, "bob", 0, 1); !errors.Is(err, server.ErrUnavailable) {
+		t.Fatalf("pending: %v", err)
+	}
+}

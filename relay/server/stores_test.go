@@ -1,0 +1,67 @@
+package server_test
+
+import (
+	"context"
+	"testing"
+	"time"
+
+	"pfschat/relay/cluster"
+	"pfschat/relay/cluster/natstest"
+	"pfschat/relay/relaytest"
+	"pfschat/relay/server"
+)
+
+// store is a back end the relay's behaviour tests run over: "sqlite" (the default
+// relay: queue and directory in one SQLite file, the in-memory hub) or "jetstream"
+// (a relay node's queue on a JetStream stream and its hub on core NATS, against a
+// real in-process nats-server with file storage syncing every write; the directory
+// stays SQLite until the JetStream directory lands).
+type store struct{ name string }
+
+var stores = []store{{"sqlite"}, {"jetstream"}}
+
+// eachStore runs f once per store, as a subtest named after it.
+func eachStore(t *testing.T, f func(t *testing.T, st store)) {
+	for _, st := range stores {
+		t.Run(st.name, func(t *testing.T) { f(t, st) })
+	}
+}
+
+// Start is relaytest.Start on this store.
+func (st store) Start(t *testing.T) *relaytest.Relay { return st.StartWith(t, relaytest.Options{}) }
+
+// StartWith is relaytest.StartWith on this store.
+func (st store) StartWith(t *testing.T, o relaytest.Options) *relaytest.Relay {
+	t.Helper()
+	if st.name == "jetstream" {
+		o = jetstreamOptions(t, o)
+	}
+	return relaytest.StartWith(t, o)
+}
+
+// jetstreamOptions puts o's queue and hub on a fresh in-process JetStream server,
+// with the relay's limits and clock.
+func jetstreamOptions(t *testing.T, o relaytest.Options) relaytest.Options {
+	t.Helper()
+	ns := natstest.Single(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	c, err := cluster.Connect(ctx, cluster.Options{URLs: []string{ns.URL()}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(c.Close)
+	maxCount := o.Limits.MaxQueueCount
+	if maxCount <= 0 {
+		maxCount = server.DefaultLimits.MaxQueueCount
+	}
+	q, err := cluster.NewQueue(ctx, c, cluster.QueueOptions{MaxPerRecipient: maxCount, Clock: o.Clock})
+	if err != nil {
+		t.Fatal(err)
+	}
+	hctx, hcancel := context.WithCancel(context.Background())
+	h := cluster.NewHub(hctx, c)
+	t.Cleanup(func() { hcancel(); h.Close() })
+	o.Queue, o.Hub = q, h
+	return o
+}
