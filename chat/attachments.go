@@ -19,6 +19,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"hash"
 	"io"
 	"mime"
 	"net/http"
@@ -611,7 +612,9 @@ func (c *Controller) download(ctx context.Context, row storage.Attachment, dir s
 		return "", err
 	}
 	sum := sha256.Sum256([]byte(row.ClientID))
-	part := filepath.Join(adir, hex.EncodeToString(sum[:16])+".part")
+	stem := filepath.Join(adir, hex.EncodeToString(sum[:16]))
+	os.Remove(stem + ".part") // an earlier version's download, sealed: started again
+	part := stem + ".plain"
 	if row.State != AttachmentFetching {
 		row.State = AttachmentFetching
 		row.UpdatedAt = c.now()
@@ -619,21 +622,24 @@ func (c *Controller) download(ctx context.Context, row storage.Attachment, dir s
 			return "", err
 		}
 	}
-	if err := c.fetchBlob(ctx, br, row, meta, part, sealedSize, progress); err != nil {
-		var pe *relay.ProtocolError
-		if errors.As(err, &pe) && pe.Code == relay.CodeBlobNotFound {
-			os.Remove(part)
-			return "", c.failAttachment(ctx, row, fmt.Errorf("%w: %s", ErrAttachmentGone, meta.FileName))
-		}
-		if errors.Is(err, client.ErrBlobChunk) {
-			os.Remove(part)
-			return "", c.failAttachment(ctx, row, fmt.Errorf("%w: %v", ErrAttachmentDigest, err))
-		}
+	err = c.fetchBlob(ctx, br, row, meta, part, sealedSize, progress)
+	var pe *relay.ProtocolError
+	switch {
+	case errors.As(err, &pe) && pe.Code == relay.CodeBlobNotFound:
+		os.Remove(part)
+		return "", c.failAttachment(ctx, row, fmt.Errorf("%w: %s", ErrAttachmentGone, meta.FileName))
+	case errors.Is(err, client.ErrBlobChunk):
+		os.Remove(part)
+		return "", c.failAttachment(ctx, row, fmt.Errorf("%w: %v", ErrAttachmentDigest, err))
+	case errors.Is(err, ErrAttachmentDigest) || errors.Is(err, ErrAttachmentCorrupt):
+		os.Remove(part)
+		return "", c.failAttachment(ctx, row, err)
+	case err != nil:
 		return "", err // local trouble or the context: stays fetching, resumes next time
 	}
-	saved, err := openToDir(part, meta, sealedSize, dir)
-	os.Remove(part)
+	saved, err := placeFile(part, dir, SafeFileName(meta.FileName))
 	if err != nil {
+		os.Remove(part)
 		return "", c.failAttachment(ctx, row, err)
 	}
 	meta.Saved = saved
@@ -647,7 +653,8 @@ func (c *Controller) download(ctx context.Context, row storage.Attachment, dir s
 	return saved, nil
 }
 
-// fetchBlob downloads the sealed stream into part, resuming from the chunks part holds.
+// fetchBlob downloads the sealed stream, checking and opening it as it arrives into
+// part (the plaintext, inside the profile), resuming from the chunks part holds.
 func (c *Controller) fetchBlob(ctx context.Context, br blobRelay, row storage.Attachment, meta attachmentMeta, part string, sealedSize int64, progress Progress) error {
 	for {
 		err := c.fetchOnce(ctx, br, row, meta, part, sealedSize, progress)
@@ -661,6 +668,13 @@ func (c *Controller) fetchBlob(ctx context.Context, br blobRelay, row storage.At
 	}
 }
 
+// fetchOnce fetches the rest of the sealed stream into part: each byte is hashed and
+// each sealed chunk opened as soon as it is whole, its plaintext appended to part. The
+// whole stream's size and digest are checked at the end (ErrAttachmentDigest: a
+// tampered or another blob, a wrong size; ErrAttachmentCorrupt: it matched the digest
+// but did not open), and part synced. The plaintext part holds only authenticated
+// chunks; a resumed download keeps its whole chunks (but the last) and rebuilds the
+// digest of their sealed form by sealing them again (sealing is deterministic).
 func (c *Controller) fetchOnce(ctx context.Context, br blobRelay, row storage.Attachment, meta attachmentMeta, part string, sealedSize int64, progress Progress) error {
 	f, err := os.OpenFile(part, os.O_RDWR|os.O_CREATE, 0o600)
 	if err != nil {
@@ -671,12 +685,13 @@ func (c *Controller) fetchOnce(ctx context.Context, br blobRelay, row storage.At
 	if err != nil {
 		return err
 	}
-	have := min(st.Size(), sealedSize)
-	have -= have % relay.BlobChunkSize
-	if err := f.Truncate(have); err != nil {
+	chunks := (sealedSize + ratchet.StreamSealedChunkSize - 1) / ratchet.StreamSealedChunkSize
+	k := min(st.Size()/ratchet.StreamChunkSize, max(chunks-1, 0)) // whole chunks kept; the last is fetched again
+	if err := f.Truncate(k * ratchet.StreamChunkSize); err != nil {
 		return err
 	}
-	if _, err := f.Seek(have, io.SeekStart); err != nil {
+	o := newBlobOpener(meta.Key, sealedSize, f)
+	if err := o.resume(f, k); err != nil {
 		return err
 	}
 	report := func(done int64) {
@@ -684,60 +699,186 @@ func (c *Controller) fetchOnce(ctx context.Context, br blobRelay, row storage.At
 			progress(min(meta.Size, done*meta.Size/max(sealedSize, 1)), meta.Size)
 		}
 	}
-	report(have)
-	bw := bufio.NewWriterSize(f, 4*relay.BlobChunkSize)
+	report(o.pos)
+	from := o.pos / relay.BlobChunkSize
+	o.skip = o.pos % relay.BlobChunkSize // hashed and opened already
 	var lastSaved time.Time
-	err = br.BlobGet(ctx, meta.BlobID, meta.Capability, sealedSize, have/relay.BlobChunkSize, 0, func(i int64, data []byte) error {
-		if _, err := bw.Write(data); err != nil {
+	err = br.BlobGet(ctx, meta.BlobID, meta.Capability, sealedSize, from, 0, func(i int64, data []byte) error {
+		if _, err := o.Write(data); err != nil {
 			return err
 		}
-		done := i*relay.BlobChunkSize + int64(len(data))
-		report(done)
+		report(o.pos)
 		if now := time.Now(); now.Sub(lastSaved) > time.Second {
 			lastSaved = now
-			_ = c.store.SetAttachmentProgress(ctx, row.ClientID, done, c.now())
+			_ = c.store.SetAttachmentProgress(ctx, row.ClientID, o.pos, c.now())
 		}
 		return nil
 	})
-	if ferr := bw.Flush(); err == nil {
+	if ferr := o.flush(); err == nil {
 		err = ferr
 	}
+	if err != nil {
+		return err
+	}
+	name := SafeFileName(meta.FileName)
+	if o.pos != sealedSize || subtle.ConstantTimeCompare(o.h.Sum(nil), meta.Digest) != 1 {
+		return fmt.Errorf("%w: %s (%d bytes downloaded, %d expected)", ErrAttachmentDigest, name, o.pos, sealedSize)
+	}
+	if o.openErr != nil {
+		return fmt.Errorf("%w: %s: %v", ErrAttachmentCorrupt, name, o.openErr)
+	}
+	if o.written != meta.Size {
+		return fmt.Errorf("%w: %s: %d bytes, the message says %d", ErrAttachmentCorrupt, name, o.written, meta.Size)
+	}
+	if err := f.Sync(); err != nil {
+		return fmt.Errorf("chat: saving %s: %w", name, err)
+	}
+	return nil
+}
+
+// blobOpener takes a sealed stream (ratchet/STREAM.md) in order, in pieces of any
+// size: it hashes every byte, opens each sealed chunk once it is whole and writes the
+// plaintext. After a chunk fails to open it goes on hashing, so that the digest can
+// tell a tampered blob from a wrong key, but writes nothing more.
+type blobOpener struct {
+	key        [ratchet.StreamKeySize]byte
+	h          hash.Hash
+	w          *bufio.Writer
+	sealedSize int64
+	pos        int64 // sealed bytes taken
+	skip       int64 // bytes to drop before taking any (already taken on a resume)
+	i          uint64
+	pending    []byte // the start of sealed chunk i
+	plain      []byte
+	written    int64
+	openErr    error
+}
+
+func newBlobOpener(key []byte, sealedSize int64, w io.Writer) *blobOpener {
+	o := &blobOpener{h: sha256.New(), w: bufio.NewWriterSize(w, 4*ratchet.StreamChunkSize), sealedSize: sealedSize,
+		pending: make([]byte, 0, ratchet.StreamSealedChunkSize), plain: make([]byte, 0, ratchet.StreamChunkSize)}
+	copy(o.key[:], key)
+	return o
+}
+
+// resume takes the k whole plaintext chunks at the start of f as already opened: it
+// seals them again to hash their sealed form, and leaves f's offset after them.
+func (o *blobOpener) resume(f *os.File, k int64) error {
+	if _, err := f.Seek(0, io.SeekStart); err != nil {
+		return err
+	}
+	r := bufio.NewReaderSize(f, ratchet.StreamChunkSize)
+	var sealed []byte
+	for j := range k {
+		if _, err := io.ReadFull(r, o.plain[:ratchet.StreamChunkSize]); err != nil {
+			return fmt.Errorf("chat: resuming a download: %w", err)
+		}
+		var err error
+		if sealed, err = ratchet.SealStreamChunk(sealed[:0], &o.key, uint64(j), false, o.plain[:ratchet.StreamChunkSize]); err != nil {
+			return err
+		}
+		o.h.Write(sealed)
+	}
+	o.i, o.pos, o.written = uint64(k), k*ratchet.StreamSealedChunkSize, k*ratchet.StreamChunkSize
+	_, err := f.Seek(o.written, io.SeekStart)
 	return err
 }
 
-// openToDir checks the sealed stream in part (size, then digest) and opens it into a
-// new file in dir, deleting that file if any chunk fails.
-func openToDir(part string, meta attachmentMeta, sealedSize int64, dir string) (string, error) {
-	f, err := os.Open(part)
+func (o *blobOpener) Write(p []byte) (int, error) {
+	n := len(p)
+	if o.skip > 0 {
+		d := min(o.skip, int64(len(p)))
+		p, o.skip = p[d:], o.skip-d
+	}
+	if int64(len(p)) > o.sealedSize-o.pos-int64(len(o.pending)) {
+		return 0, fmt.Errorf("%w: more bytes than the stream's %d", ErrAttachmentDigest, o.sealedSize)
+	}
+	o.h.Write(p)
+	for len(p) > 0 {
+		chunkEnd := min(int64(o.i+1)*ratchet.StreamSealedChunkSize, o.sealedSize)
+		need := int(chunkEnd - o.pos - int64(len(o.pending)))
+		if len(o.pending) == 0 && len(p) >= need+len(o.pending) {
+			o.open(p[:need], chunkEnd == o.sealedSize) // whole in p: no copy
+		} else {
+			take := min(need, len(p))
+			o.pending = append(o.pending, p[:take]...)
+			if take < need {
+				return n, nil
+			}
+			o.open(o.pending, chunkEnd == o.sealedSize)
+			o.pending = o.pending[:0]
+		}
+		p = p[need:]
+		o.pos = chunkEnd
+		o.i++
+		if err := o.werr(); err != nil {
+			return 0, err
+		}
+	}
+	return n, nil
+}
+
+func (o *blobOpener) open(sealed []byte, last bool) {
+	if o.openErr != nil {
+		return
+	}
+	plain, err := ratchet.OpenStreamChunk(o.plain[:0], &o.key, o.i, last, sealed)
+	if err != nil {
+		o.openErr = err
+		return
+	}
+	if _, err := o.w.Write(plain); err != nil {
+		o.openErr = err
+		return
+	}
+	o.written += int64(len(plain))
+}
+
+// werr is a write error (not an opening one): the download stops.
+func (o *blobOpener) werr() error {
+	if o.openErr != nil && !errors.Is(o.openErr, ratchet.ErrDecrypt) && !errors.Is(o.openErr, ratchet.ErrMalformed) {
+		return o.openErr
+	}
+	return nil
+}
+
+func (o *blobOpener) flush() error {
+	if o.openErr != nil {
+		return o.werr()
+	}
+	return o.w.Flush()
+}
+
+// placeFile moves the checked file at part into dir under name, or "name (2).ext", …
+// when taken: never over an existing file (a hard link, which fails on an existing
+// name, then part's name removed; a copy when dir is on another file system).
+func placeFile(part, dir, name string) (string, error) {
+	var linkErr error
+	p, err := uniqueName(dir, name, func(p string) error {
+		err := os.Link(part, p)
+		if err != nil && !errors.Is(err, os.ErrExist) {
+			linkErr = err
+			return nil // stop: copy instead
+		}
+		return err
+	})
 	if err != nil {
 		return "", err
 	}
-	defer f.Close()
-	h := sha256.New()
-	n, err := io.Copy(h, f)
+	if linkErr == nil {
+		os.Remove(part)
+		return p, nil
+	}
+	in, err := os.Open(part)
 	if err != nil {
 		return "", err
 	}
-	if n != sealedSize || subtle.ConstantTimeCompare(h.Sum(nil), meta.Digest) != 1 {
-		return "", fmt.Errorf("%w: %s (%d bytes downloaded, %d expected)", ErrAttachmentDigest, SafeFileName(meta.FileName), n, sealedSize)
-	}
-	if _, err := f.Seek(0, io.SeekStart); err != nil {
-		return "", err
-	}
-	out, path, err := createUnique(dir, SafeFileName(meta.FileName))
+	defer in.Close()
+	out, p, err := createUnique(dir, name)
 	if err != nil {
 		return "", err
 	}
-	var key [ratchet.StreamKeySize]byte
-	copy(key[:], meta.Key)
-	bw := bufio.NewWriterSize(out, ratchet.StreamChunkSize)
-	w, err := io.Copy(bw, ratchet.NewStreamReader(bufio.NewReaderSize(f, ratchet.StreamSealedChunkSize+1), &key))
-	if err == nil && w != meta.Size {
-		err = fmt.Errorf("%d bytes, the message says %d", w, meta.Size)
-	}
-	if err == nil {
-		err = bw.Flush()
-	}
+	_, err = io.Copy(out, in)
 	if err == nil {
 		err = out.Sync()
 	}
@@ -745,18 +886,31 @@ func openToDir(part string, meta attachmentMeta, sealedSize int64, dir string) (
 		err = cerr
 	}
 	if err != nil {
-		os.Remove(path)
-		if errors.Is(err, ratchet.ErrDecrypt) || errors.Is(err, ratchet.ErrMalformed) || strings.Contains(err.Error(), "the message says") {
-			return "", fmt.Errorf("%w: %s: %v", ErrAttachmentCorrupt, SafeFileName(meta.FileName), err)
-		}
-		return "", fmt.Errorf("chat: saving %s: %w", SafeFileName(meta.FileName), err)
+		os.Remove(p)
+		return "", fmt.Errorf("chat: saving %s: %w", name, err)
 	}
-	return path, nil
+	os.Remove(part)
+	return p, nil
 }
 
 // createUnique creates name in dir, or "name (2).ext", "name (3).ext", … when taken:
 // never an existing file.
 func createUnique(dir, name string) (*os.File, string, error) {
+	var f *os.File
+	p, err := uniqueName(dir, name, func(p string) error {
+		var err error
+		f, err = os.OpenFile(p, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
+		return err
+	})
+	if err != nil {
+		return nil, "", err
+	}
+	return f, p, nil
+}
+
+// uniqueName calls make with dir/name, then "name (2).ext", "name (3).ext", … while
+// it fails with os.ErrExist, and returns the path it took.
+func uniqueName(dir, name string, make func(p string) error) (string, error) {
 	ext := filepath.Ext(name)
 	if len(ext) > 16 || ext == name {
 		ext = ""
@@ -769,15 +923,15 @@ func createUnique(dir, name string) (*os.File, string, error) {
 			cand = truncateUTF8(stem, maxSavedName-len(suffix)-len(ext)) + suffix + ext
 		}
 		p := filepath.Join(dir, cand)
-		f, err := os.OpenFile(p, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
+		err := make(p)
 		if err == nil {
-			return f, p, nil
+			return p, nil
 		}
 		if !errors.Is(err, os.ErrExist) {
-			return nil, "", fmt.Errorf("chat: saving an attachment: %w", err)
+			return "", fmt.Errorf("chat: saving an attachment: %w", err)
 		}
 	}
-	return nil, "", fmt.Errorf("chat: no free file name for %s in %s", name, dir)
+	return "", fmt.Errorf("chat: no free file name for %s in %s", name, dir)
 }
 
 // maxSavedName bounds a saved file name, bytes (most file systems allow 255).
