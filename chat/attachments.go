@@ -27,6 +27,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 	"unicode"
 	"unicode/utf8"
@@ -198,8 +199,11 @@ func (c *Controller) SendFile(ctx context.Context, contact, path, caption string
 	meta := attachmentMeta{Size: st.Size(), FileName: SafeFileName(filepath.Base(path)), Caption: caption,
 		Source: path, Staged: filepath.Join(dir, clientID+".sealed")}
 	meta.MediaType = sniffMediaType(f, meta.FileName)
-	if meta.Key, meta.Digest, err = sealToFile(f, meta.Staged, st.Size()); err != nil {
-		os.Remove(meta.Staged)
+	// The key is recorded before anything is sealed: the upload seals the file as it
+	// goes, and a killed send resumes by sealing it again under the same key (sealing
+	// is deterministic, so the chunks the relay has stay valid).
+	meta.Key = make([]byte, ratchet.StreamKeySize)
+	if _, err := rand.Read(meta.Key); err != nil {
 		return Message{}, err
 	}
 	now := c.now()
@@ -233,37 +237,118 @@ func readMeta(row storage.Attachment) (attachmentMeta, error) {
 	return m, nil
 }
 
-// sealToFile seals src (size bytes) under a fresh key into the file at dst
-// and returns the key and the SHA-256 of the sealed stream.
-func sealToFile(src io.Reader, dst string, size int64) (key, digest []byte, err error) {
+// sealer seals a file into the staging file while the upload reads what is sealed:
+// sealing, hashing and uploading run side by side instead of one after the other.
+type sealer struct {
+	mu     sync.Mutex
+	cond   sync.Cond
+	sealed int64 // bytes of the sealed stream written to the staging file
+	err    error // set when it ended: errSealed when well
+	digest []byte
+	done   chan struct{}
+}
+
+// errSealed marks a sealer that finished well.
+var errSealed = errors.New("sealed")
+
+// sealRun is how many chunks the sealer seals per write: 256 KiB of plaintext.
+const sealRun = 4
+
+// startSealer creates the staging file dst and seals src (size bytes) into it under
+// key in the background until ctx ends. A file of another size is an error.
+func startSealer(ctx context.Context, src, dst string, key []byte, size int64) (*sealer, error) {
+	in, err := os.Open(src)
+	if err != nil {
+		return nil, fmt.Errorf("chat: the file to send: %w", err)
+	}
+	out, err := os.OpenFile(dst, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o600)
+	if err != nil {
+		in.Close()
+		return nil, fmt.Errorf("chat: staging an attachment: %w", err)
+	}
+	s := &sealer{done: make(chan struct{})}
+	s.cond.L = &s.mu
+	go func() {
+		defer close(s.done)
+		// Not synced: the user still has the file, and a staged stream a crash damaged is
+		// caught by its digest at the relay's commit.
+		digest, err := s.run(ctx, in, out, key, size)
+		in.Close()
+		out.Close()
+		s.mu.Lock()
+		s.digest, s.err = digest, err
+		if err == nil {
+			s.err = errSealed
+		}
+		s.cond.Broadcast()
+		s.mu.Unlock()
+	}()
+	return s, nil
+}
+
+func (s *sealer) run(ctx context.Context, in io.Reader, out io.Writer, key []byte, size int64) ([]byte, error) {
 	var k [ratchet.StreamKeySize]byte
-	if _, err := rand.Read(k[:]); err != nil {
-		return nil, nil, err
-	}
-	out, err := os.OpenFile(dst, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
-	if err != nil {
-		return nil, nil, fmt.Errorf("chat: staging an attachment: %w", err)
-	}
-	defer out.Close()
+	copy(k[:], key)
 	h := sha256.New()
-	bw := bufio.NewWriterSize(io.MultiWriter(out, h), ratchet.StreamSealedChunkSize)
-	sw := ratchet.NewStreamWriter(bw, &k)
-	n, err := io.Copy(sw, src)
-	if err == nil && n != size {
-		err = fmt.Errorf("chat: the file changed while it was read (%d bytes, then %d)", size, n)
+	plain := make([]byte, sealRun*ratchet.StreamChunkSize)
+	sealed := make([]byte, 0, sealRun*ratchet.StreamSealedChunkSize)
+	var i uint64
+	var read int64
+	for first := true; first || read < size; first = false {
+		if err := ctx.Err(); err != nil {
+			return nil, err
+		}
+		n, err := io.ReadFull(in, plain[:min(int64(len(plain)), size-read)])
+		if err != nil {
+			return nil, fmt.Errorf("chat: the file changed while it was read (%d bytes, then %d): %w", size, read+int64(n), err)
+		}
+		read += int64(n)
+		sealed = sealed[:0]
+		for off := 0; off < n || off == 0; off += ratchet.StreamChunkSize {
+			end := min(off+ratchet.StreamChunkSize, n)
+			last := read == size && end == n
+			if sealed, err = ratchet.SealStreamChunk(sealed, &k, i, last, plain[off:end]); err != nil {
+				return nil, err
+			}
+			i++
+		}
+		h.Write(sealed)
+		if _, err := out.Write(sealed); err != nil {
+			return nil, fmt.Errorf("chat: staging an attachment: %w", err)
+		}
+		s.mu.Lock()
+		s.sealed += int64(len(sealed))
+		s.cond.Broadcast()
+		s.mu.Unlock()
 	}
-	if err == nil {
-		err = sw.Close()
+	var b [1]byte
+	if n, _ := in.Read(b[:]); n > 0 {
+		return nil, fmt.Errorf("chat: the file changed while it was read (%d bytes, then more)", size)
 	}
-	if err == nil {
-		err = bw.Flush()
+	return h.Sum(nil), nil
+}
+
+// waitFor waits until the first n bytes of the sealed stream are in the staging file,
+// or the sealer ended without them.
+func (s *sealer) waitFor(n int64) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for s.sealed < n && s.err == nil {
+		s.cond.Wait()
 	}
-	// Not synced: the user still has the file, and a staged stream a crash damaged is
-	// caught (its size here, its digest at the relay's commit) and reported as failed.
-	if err != nil {
-		return nil, nil, fmt.Errorf("chat: staging an attachment: %w", err)
+	if s.sealed >= n {
+		return nil
 	}
-	return k[:], h.Sum(nil), nil
+	return s.err
+}
+
+// result waits for the end and returns the sealed stream's digest.
+func (s *sealer) result() ([]byte, error) {
+	<-s.done
+	if s.err != errSealed {
+		return nil, s.err
+	}
+	return s.digest, nil
 }
 
 // ResumeUploads finishes every attachment an earlier run left uploading or uploaded
@@ -360,17 +445,31 @@ func (c *Controller) markSent(ctx context.Context, row storage.Attachment, meta 
 // upload sends the staged sealed stream, resuming at the relay's next chunk after a
 // dropped connection, and commits it.
 func (c *Controller) upload(ctx context.Context, br blobRelay, row *storage.Attachment, meta *attachmentMeta, sealedSize int64, report func(int64)) error {
+	var sl *sealer
+	if len(meta.Digest) == 0 {
+		// Not sealed yet (or a killed send): seal from the file, uploading behind.
+		sctx, stop := context.WithCancel(ctx)
+		var err error
+		if sl, err = startSealer(sctx, meta.Source, meta.Staged, meta.Key, meta.Size); err != nil {
+			stop()
+			return err
+		}
+		defer func() {
+			stop()
+			<-sl.done
+		}()
+	}
 	f, err := os.Open(meta.Staged)
 	if err != nil {
 		return fmt.Errorf("chat: the staged attachment is gone: %w", err)
 	}
 	defer f.Close()
-	if st, err := f.Stat(); err != nil || st.Size() != sealedSize {
+	if st, err := f.Stat(); sl == nil && (err != nil || st.Size() != sealedSize) {
 		return fmt.Errorf("chat: the staged attachment %s is damaged", meta.Staged)
 	}
 	var lastSaved time.Time
 	for {
-		err := c.uploadOnce(ctx, br, row, meta, f, sealedSize, report, &lastSaved)
+		err := c.uploadOnce(ctx, br, row, meta, f, sl, sealedSize, report, &lastSaved)
 		if err == nil || !transient(err) {
 			return err
 		}
@@ -381,7 +480,7 @@ func (c *Controller) upload(ctx context.Context, br blobRelay, row *storage.Atta
 	}
 }
 
-func (c *Controller) uploadOnce(ctx context.Context, br blobRelay, row *storage.Attachment, meta *attachmentMeta, f *os.File, sealedSize int64, report func(int64), lastSaved *time.Time) error {
+func (c *Controller) uploadOnce(ctx context.Context, br blobRelay, row *storage.Attachment, meta *attachmentMeta, f *os.File, sl *sealer, sealedSize int64, report func(int64), lastSaved *time.Time) error {
 	var next int64
 	if meta.BlobID == "" {
 		id, err := br.BlobBegin(ctx, sealedSize, 1)
@@ -398,7 +497,7 @@ func (c *Controller) uploadOnce(ctx context.Context, br blobRelay, row *storage.
 		if errors.As(err, &pe) && pe.Code == relay.CodeBlobNotFound {
 			// The upload expired on the relay: start again.
 			meta.BlobID = ""
-			return c.uploadOnce(ctx, br, row, meta, f, sealedSize, report, lastSaved)
+			return c.uploadOnce(ctx, br, row, meta, f, sl, sealedSize, report, lastSaved)
 		}
 		if err != nil {
 			return err
@@ -410,6 +509,11 @@ func (c *Controller) uploadOnce(ctx context.Context, br blobRelay, row *storage.
 	}
 	report(next * relay.BlobChunkSize)
 	err := br.BlobPut(ctx, meta.BlobID, sealedSize, next, 0, func(i int64, buf []byte) error {
+		if sl != nil {
+			if err := sl.waitFor(i*relay.BlobChunkSize + int64(len(buf))); err != nil {
+				return err
+			}
+		}
 		_, err := f.ReadAt(buf, i*relay.BlobChunkSize)
 		if err == io.EOF {
 			err = nil
@@ -425,6 +529,16 @@ func (c *Controller) uploadOnce(ctx context.Context, br blobRelay, row *storage.
 	})
 	if err != nil {
 		return err
+	}
+	if sl != nil {
+		digest, err := sl.result()
+		if err != nil {
+			return err
+		}
+		meta.Digest = digest
+		if err := c.putMeta(ctx, row, *meta); err != nil {
+			return err
+		}
 	}
 	capab, err := br.BlobCommit(ctx, meta.BlobID, meta.Digest)
 	if err != nil {
