@@ -26,8 +26,11 @@ import (
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
+	"pfschat/relay/server"
 	"pfschat/storage"
 )
+
+var _ server.BlobStore = (*Blobs)(nil)
 
 // Blobs implements server.BlobStore on a JetStream object store.
 type Blobs struct {
@@ -342,7 +345,7 @@ type BlobReader struct {
 }
 
 // OpenBlob opens a committed blob for reading (storage.ErrNotFound if there is none).
-func (b *Blobs) OpenBlob(id string) (*BlobReader, error) {
+func (b *Blobs) OpenBlob(id string) (server.BlobReader, error) {
 	ctx, cancel := context.WithTimeout(context.Background(), b.timeout)
 	defer cancel()
 	if !validBlobID(id) {

@@ -2,13 +2,17 @@ package cluster
 
 import (
 	"bytes"
+	"crypto/rand"
 	"crypto/sha256"
 	"errors"
+	"fmt"
 	"io"
 	"testing"
 	"time"
 
+	"pfschat/relay"
 	"pfschat/relay/cluster/natstest"
+	"pfschat/relay/server"
 	"pfschat/storage"
 )
 
@@ -142,5 +146,53 @@ func TestBlobsAcrossNodes(t *testing.T) {
 	}
 	if err := b.CreateBlob(ctx, storage.Blob{ID: "04", Owner: "alice", Size: 5000, Recipients: 1, ExpiresAt: now.Add(time.Hour)}, 5000); err != nil {
 		t.Fatalf("quota after expiry and a dropped upload: %v", err)
+	}
+}
+
+// TestBlobThroughTwoNodes: bob uploads a blob of several chunk runs through node A,
+// alice downloads it through node B with its capability and reports it fetched: the
+// bytes are bob's and the blob is gone.
+func TestBlobThroughTwoNodes(t *testing.T) {
+	ns := natstest.Single(t)
+	a := startNodeWith(t, ns.URL(), server.Limits{}, true)
+	b := startNodeWith(t, ns.URL(), server.Limits{}, true)
+	ctx := testCtx(t)
+	bob := joinAt(t, a, "bob")
+	alice := joinAt(t, b, "alice")
+	data := make([]byte, 5*relay.BlobChunkSize*relay.BlobRunChunks/2+77)
+	rand.Read(data)
+	id, err := bob.c.BlobBegin(ctx, int64(len(data)), 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	err = bob.c.BlobPut(ctx, id, int64(len(data)), 0, 0, func(i int64, buf []byte) error {
+		copy(buf, data[i*relay.BlobChunkSize:])
+		return nil
+	}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	sum := sha256.Sum256(data)
+	capability, err := bob.c.BlobCommit(ctx, id, sum[:])
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got []byte
+	err = alice.c.BlobGet(ctx, id, capability, int64(len(data)), 0, 0, func(i int64, d []byte) error {
+		if int64(len(got)) != i*relay.BlobChunkSize {
+			return fmt.Errorf("chunk %d at byte %d", i, len(got))
+		}
+		got = append(got, d...)
+		return nil
+	})
+	if err != nil || !bytes.Equal(got, data) {
+		t.Fatalf("download through the other node: %d of %d bytes, %v", len(got), len(data), err)
+	}
+	if err := alice.c.BlobDone(ctx, id, capability); err != nil {
+		t.Fatal(err)
+	}
+	err = bob.c.BlobGet(ctx, id, capability, int64(len(data)), 0, 0, func(int64, []byte) error { return nil })
+	if protocolCode(err) != relay.CodeBlobNotFound {
+		t.Fatalf("after its one recipient fetched it: %v", err)
 	}
 }

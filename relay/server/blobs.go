@@ -15,7 +15,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"os"
 	"strconv"
 	"time"
 
@@ -39,11 +38,30 @@ type BlobStore interface {
 	// (storage.ErrBlobIncomplete, storage.ErrBlobDigest).
 	CommitBlob(ctx context.Context, b storage.Blob, digest []byte, expires time.Time) error
 	// OpenBlob opens a committed blob's bytes.
-	OpenBlob(id string) (*os.File, error)
+	OpenBlob(id string) (BlobReader, error)
 	// BlobFetched records a complete fetch by name; the blob goes once its recipients did.
 	BlobFetched(ctx context.Context, id, name string) (deleted bool, err error)
 	// ExpireBlobs deletes the blobs whose time ran out.
 	ExpireBlobs(ctx context.Context, now time.Time) (int, error)
+}
+
+// BlobReader reads a committed blob's bytes at any offset: a file of the SQLite
+// store's, a reader of an object store's chunks (relay/cluster).
+type BlobReader interface {
+	io.ReaderAt
+	io.Closer
+}
+
+// FileBlobs is the SQLite store's blob files as a BlobStore.
+type FileBlobs struct{ *storage.BlobStore }
+
+// OpenBlob opens a committed blob's file.
+func (f FileBlobs) OpenBlob(id string) (BlobReader, error) {
+	file, err := f.BlobStore.OpenBlob(id)
+	if err != nil {
+		return nil, err
+	}
+	return file, nil
 }
 
 // Blob limit names (PROTOCOL.md "Blobs").
@@ -75,7 +93,7 @@ func (s *Server) initBlobs(ctx context.Context, cfg Config) error {
 		if err != nil {
 			return err
 		}
-		s.blobs = bs
+		s.blobs = FileBlobs{bs}
 	}
 	if s.blobs == nil {
 		return nil
@@ -125,7 +143,7 @@ type blobConn struct {
 	upNext   int64 // the next chunk the upload expects
 	readID   string
 	readSize int64
-	readFile *os.File
+	readFile BlobReader
 	buf      []byte // binary put messages are read into it (allocated by the first)
 }
 
@@ -333,7 +351,7 @@ func (c *conn) onBlobGet(f *relay.Frame) {
 		if err == nil && !b.Committed {
 			err = storage.ErrNotFound
 		}
-		var file *os.File
+		var file BlobReader
 		if err == nil {
 			file, err = c.s.blobs.OpenBlob(b.ID)
 		}
