@@ -58,11 +58,13 @@ type Queue struct {
 	replicas  int
 	// msgID is the Nats-Msg-Id of a send (dedupID); tests replace it to act as if
 	// the window had passed.
-	msgID func(from, clientID string) string
+	msgID func(from, fromCard, clientID string) string
 }
 
 var (
-	_ server.Queue = (*Queue)(nil)
+	_ server.Queue       = (*Queue)(nil)
+	_ server.AckBatcher  = (*Queue)(nil)
+	_ server.QueuePurger = (*Queue)(nil)
 )
 
 // NewQueue creates (or updates) the queue's streams and returns the queue.
@@ -141,6 +143,48 @@ func (q *Queue) subject(name string) (string, error) {
 	return q.subj + t, nil
 }
 
+// markerSubject is where a send's beyond-the-window marker is: under its sender, so
+// that deleting the sender's account drops them.
+func (q *Queue) markerSubject(from, id string) string {
+	t, err := nameToken(from)
+	if err != nil {
+		t = "_" // not a relay name: still one subject per (from, client_id) by the hash
+	}
+	return q.dsubj + t + "." + id
+}
+
+// PurgeRecipient implements server.QueuePurger: name's queue and the markers of
+// name's sends are dropped (its account was deleted).
+func (q *Queue) PurgeRecipient(ctx context.Context, name string) (int, error) {
+	tok, err := nameToken(name)
+	if err != nil {
+		return 0, err
+	}
+	subjs := []string{"$JS.API.STREAM.PURGE." + q.stream}
+	reqs := [][]byte{[]byte(`{"filter":"` + q.subj + tok + `"}`)}
+	if q.o.DedupKeep > 0 {
+		subjs = append(subjs, "$JS.API.STREAM.PURGE."+q.dstream)
+		reqs = append(reqs, []byte(`{"filter":"`+q.dsubj+tok+`.>"}`))
+	}
+	replies, errs := q.c.requestAll(ctx, subjs, reqs)
+	n := 0
+	for i, m := range replies {
+		if errs[i] != nil {
+			return n, errs[i]
+		}
+		var r struct {
+			Purged uint64 `json:"purged"`
+		}
+		if err := apiReply(m, &r); err != nil {
+			return n, unavailable("purge", err)
+		}
+		if i == 0 {
+			n = int(r.Purged)
+		}
+	}
+	return n, nil
+}
+
 // ttl is the per-message TTL for an expiry (at least a second), 0 for none.
 func (q *Queue) ttl(expires time.Time) time.Duration {
 	if expires.IsZero() {
@@ -195,9 +239,9 @@ func (q *Queue) Enqueue(ctx context.Context, msgs []storage.QueuedMessage) ([]st
 		if err != nil {
 			return nil, fmt.Errorf("cluster: enqueue: %w", err)
 		}
-		ids[i] = dedupID(m.From, m.ClientID)
+		ids[i] = dedupID(m.From, m.FromCardID, m.ClientID)
 		nm := &nats.Msg{Subject: subjects[i], Data: data, Header: nats.Header{}}
-		opts := []jetstream.PublishOpt{jetstream.WithMsgID(q.msgID(m.From, m.ClientID))}
+		opts := []jetstream.PublishOpt{jetstream.WithMsgID(q.msgID(m.From, m.FromCardID, m.ClientID))}
 		if d := q.ttl(m.ExpiresAt); d > 0 {
 			opts = append(opts, jetstream.WithMsgTTL(d))
 		}
@@ -263,7 +307,7 @@ func (q *Queue) markers(ctx context.Context, msgs []storage.QueuedMessage, first
 		if d == 0 {
 			d = q.o.DedupKeep
 		}
-		f, err := q.js.PublishMsgAsync(&nats.Msg{Subject: q.dsubj + ids[i], Data: seq[:]},
+		f, err := q.js.PublishMsgAsync(&nats.Msg{Subject: q.markerSubject(msgs[i].From, ids[i]), Data: seq[:]},
 			jetstream.WithExpectLastSequencePerSubject(0), jetstream.WithMsgTTL(d))
 		if err == nil {
 			futs[i] = f
@@ -291,7 +335,7 @@ func (q *Queue) markers(ctx context.Context, msgs []storage.QueuedMessage, first
 	subjs := make([]string, len(again))
 	reqs := make([][]byte, len(again))
 	for k, i := range again {
-		subjs[k] = q.dDirect + q.dsubj + ids[i]
+		subjs[k] = q.dDirect + q.markerSubject(msgs[i].From, ids[i])
 		reqs[k] = nil
 	}
 	replies, errs := q.c.requestAll(ctx, subjs, reqs)

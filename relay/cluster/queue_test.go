@@ -115,7 +115,7 @@ func TestQueueDedup(t *testing.T) {
 	// Beyond the window: every publish gets a fresh Nats-Msg-Id, as if the window had
 	// passed; the marker catches it and the new copy is removed.
 	var n atomic.Int64
-	q.msgID = func(string, string) string { return fmt.Sprint("fresh-", n.Add(1)) }
+	q.msgID = func(string, string, string) string { return fmt.Sprint("fresh-", n.Add(1)) }
 	res3, err := q.Enqueue(ctx, []storage.QueuedMessage{msg("bob", "alice", "a", "1 resent much later")})
 	if err != nil {
 		t.Fatal(err)

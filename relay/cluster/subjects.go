@@ -27,11 +27,15 @@ func nameToken(name string) (string, error) {
 	return strings.ReplaceAll(name, ".", "~"), nil
 }
 
-// dedupID is a send's duplicate-detection id: a hash of (from, client_id), so that
-// neither is visible in the stream's headers and its length is fixed.
-func dedupID(from, clientID string) string {
+// dedupID is a send's duplicate-detection id: a hash of (from, from_card, client_id),
+// so that none is visible in the stream's headers and its length is fixed. The card
+// is in it because Nats-Msg-Id entries cannot be deleted: a new account under a
+// deleted one's name must not inherit its sends' window.
+func dedupID(from, fromCard, clientID string) string {
 	h := sha256.New()
 	h.Write([]byte(from))
+	h.Write([]byte{0})
+	h.Write([]byte(fromCard))
 	h.Write([]byte{0})
 	h.Write([]byte(clientID))
 	var sum [sha256.Size]byte

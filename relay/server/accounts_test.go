@@ -12,8 +12,10 @@ import (
 	"pfschat/storage"
 )
 
-func TestDeleteAccountFreesTheName(t *testing.T) {
-	r := relaytest.Start(t)
+func TestDeleteAccountFreesTheName(t *testing.T) { eachStore(t, testDeleteAccountFreesTheName) }
+
+func testDeleteAccountFreesTheName(t *testing.T, bk store) {
+	r := bk.Start(t)
 	ctx := testCtx(t)
 	alice, bob := newUser(t, r, "alice"), newUser(t, r, "bob")
 	waitSynced(t, alice.c)
@@ -77,7 +79,7 @@ func TestDeleteAccountFreesTheName(t *testing.T) {
 	} else {
 		wantCode(t, err, relay.CodeNotFound)
 	}
-	if n, _, _ := r.Store.QueueUsage(ctx, "alice"); n != 0 {
+	if n := queued(t, r, "alice"); n != 0 {
 		t.Fatalf("%d messages still queued for the deleted account", n)
 	}
 	if n, _ := r.Store.CountPreKeys(ctx, alice.card.ID(), 2); n != 0 {
@@ -117,10 +119,12 @@ type clock struct {
 func (c *clock) now() time.Time      { c.mu.Lock(); defer c.mu.Unlock(); return c.t }
 func (c *clock) add(d time.Duration) { c.mu.Lock(); c.t = c.t.Add(d); c.mu.Unlock() }
 
-func TestAccountExpiry(t *testing.T) {
+func TestAccountExpiry(t *testing.T) { eachStore(t, testAccountExpiry) }
+
+func testAccountExpiry(t *testing.T, bk store) {
 	const day = 24 * time.Hour
 	clk := &clock{t: time.Now()}
-	r := relaytest.StartWith(t, relaytest.Options{Clock: clk.now, AccountExpiry: 30 * day})
+	r := bk.StartWith(t, relaytest.Options{Clock: clk.now, AccountExpiry: 30 * day})
 	ctx := testCtx(t)
 	register(t, r, "idle")
 	active := register(t, r, "active")
@@ -171,9 +175,11 @@ func TestAccountExpiry(t *testing.T) {
 }
 
 // Without --account-expiry nothing ever expires.
-func TestAccountExpiryOff(t *testing.T) {
+func TestAccountExpiryOff(t *testing.T) { eachStore(t, testAccountExpiryOff) }
+
+func testAccountExpiryOff(t *testing.T, bk store) {
 	clk := &clock{t: time.Now()}
-	r := relaytest.StartWith(t, relaytest.Options{Clock: clk.now})
+	r := bk.StartWith(t, relaytest.Options{Clock: clk.now})
 	register(t, r, "idle")
 	clk.add(10 * 365 * 24 * time.Hour)
 	if n := r.Server.SweepAccounts(testCtx(t)); n != 0 {

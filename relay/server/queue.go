@@ -43,6 +43,27 @@ type (
 	}
 )
 
+// QueuePurger is an optional Queue extension for a queue kept apart from the Store
+// (whose DeleteAccount cannot reach it): drop every message queued for name and what
+// the queue remembers of name's sends, once name's account is deleted.
+type QueuePurger interface {
+	PurgeRecipient(ctx context.Context, name string) (int, error)
+}
+
+// purgeQueue drops a deleted account's queue when the queue is not the Store's own
+// (DeleteAccount did it there). A failure is logged: the account is gone already.
+func (s *Server) purgeQueue(ctx context.Context, name string) int {
+	p, ok := s.queue.(QueuePurger)
+	if !ok || any(s.queue) == any(s.dir) {
+		return 0
+	}
+	n, err := p.PurgeRecipient(ctx, name)
+	if err != nil {
+		s.log.Error("dropping a deleted account's queue", "name", name, "err", err)
+	}
+	return n
+}
+
 // Directory is the rest of the relay's state: accounts, cards, prekeys, metadata.
 type Directory interface {
 	Meta(ctx context.Context, key string) ([]byte, error)

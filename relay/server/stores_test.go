@@ -2,6 +2,7 @@ package server_test
 
 import (
 	"context"
+	"sync"
 	"testing"
 	"time"
 
@@ -36,7 +37,32 @@ func (st store) StartWith(t *testing.T, o relaytest.Options) *relaytest.Relay {
 	if st.name == "jetstream" {
 		o = jetstreamOptions(t, o)
 	}
-	return relaytest.StartWith(t, o)
+	r := relaytest.StartWith(t, o)
+	if q, ok := o.Queue.(*cluster.Queue); ok {
+		queues.Store(r, q)
+		t.Cleanup(func() { queues.Delete(r) })
+	}
+	return r
+}
+
+// queues are the JetStream queues of running test relays.
+var queues sync.Map // *relaytest.Relay -> *cluster.Queue
+
+// queued is how many messages r holds for name, in whichever queue it has.
+func queued(t *testing.T, r *relaytest.Relay, name string) int {
+	t.Helper()
+	if q, ok := queues.Load(r); ok {
+		msgs, err := q.(*cluster.Queue).Pending(testCtx(t), name, 0, 1000)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return len(msgs)
+	}
+	n, _, err := r.Store.QueueUsage(testCtx(t), name)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return int(n)
 }
 
 // jetstreamOptions puts o's queue and hub on a fresh in-process JetStream server,
