@@ -27,10 +27,24 @@ type node struct {
 }
 
 func startNode(t *testing.T, natsURL string, limits server.Limits) *node {
+	return startNodeWith(t, natsURL, limits, false)
+}
+
+// startNodeWith starts a node, with its blobs in the shared object store when blobs.
+func startNodeWith(t *testing.T, natsURL string, limits server.Limits, blobs bool) *node {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	dir := newTestDirectory(t, connect(t, natsURL))
+	nc := connect(t, natsURL)
+	dir := newTestDirectory(t, nc)
+	var bs server.BlobStore
+	if blobs {
+		b, err := NewBlobs(ctx, nc, dir, BlobOptions{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		bs = b
+	}
 	q, err := storage.OpenRelay(ctx, filepath.Join(t.TempDir(), "queue.db"), storage.RelayOptions{})
 	if err != nil {
 		t.Fatal(err)
@@ -39,7 +53,7 @@ func startNode(t *testing.T, natsURL string, limits server.Limits) *node {
 	if limits.ConnectionsPerAddress == 0 {
 		limits.ConnectionsPerAddress = -1
 	}
-	srv, err := server.New(ctx, server.Config{Dir: dir, Queue: q, Limits: limits})
+	srv, err := server.New(ctx, server.Config{Dir: dir, Queue: q, Limits: limits, Blobs: bs})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -30,9 +30,9 @@ const (
 	recordVersion byte = 1
 )
 
-// maxField bounds one length-prefixed field (a card is a few KiB; a prekey list of
+// maxRecordField bounds one length-prefixed field (a card is a few KiB; a prekey list of
 // 100 KEM keys about 120 KiB).
-const maxField = 1 << 20
+const maxRecordField = 1 << 20
 
 type enc struct{ b []byte }
 
@@ -102,7 +102,7 @@ func (d *dec) uvarint(max uint64) uint64 {
 }
 
 func (d *dec) bytes() []byte {
-	n := d.uvarint(maxField)
+	n := d.uvarint(maxRecordField)
 	if d.err != nil {
 		return nil
 	}
