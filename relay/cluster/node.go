@@ -33,6 +33,7 @@ type Node struct {
 	Queue server.Queue
 	Hub   *Hub
 	Dir   *Directory
+	Blobs *Blobs
 	Ops   *Ops
 	raw   *Queue
 }
@@ -49,13 +50,13 @@ func OpenNode(ctx context.Context, c *Conn, o NodeOptions) (*Node, error) {
 	if err != nil {
 		return nil, replicaHint(c, err)
 	}
-	ops := NewOps(c)
-	mq, err := ops.Queue(q)
+	blobs, err := NewBlobs(ctx, c, dir, BlobOptions{})
 	if err != nil {
-		return nil, err
+		return nil, replicaHint(c, err)
 	}
+	ops := NewOps(c)
 	hub := NewHub(context.Background(), c) // until Close
-	return &Node{Conn: c, Queue: mq, Hub: hub, Dir: dir, Ops: ops, raw: q}, nil
+	return &Node{Conn: c, Queue: ops.Queue(q), Hub: hub, Dir: dir, Blobs: blobs, Ops: ops, raw: q}, nil
 }
 
 // replicaHint adds what to do when JetStream cannot place the replicas asked for: a
@@ -78,6 +79,7 @@ func (n *Node) Configure(cfg *server.Config) {
 	cfg.Dir = n.Dir
 	cfg.Queue = n.Queue
 	cfg.Hub = n.Hub
+	cfg.Blobs = n.Blobs
 	if cfg.Logger != nil {
 		n.Hub.SetLogger(cfg.Logger)
 	}

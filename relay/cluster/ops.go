@@ -6,6 +6,7 @@ package cluster
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"net/http"
@@ -23,9 +24,9 @@ type Ops struct {
 	// healthTimeout bounds /healthz's JetStream round trip.
 	healthTimeout time.Duration
 
-	publishes atomic.Uint64 // Enqueue/Commit calls that returned (ok or not)
+	publishes atomic.Uint64 // Enqueue calls that returned (ok or not)
 	published atomic.Uint64 // messages in them
-	latency   hist          // seconds per Enqueue/Commit (the publishes and their acks)
+	latency   hist          // seconds per Enqueue (the publishes and their acks)
 	errors    [len(opNames)]atomic.Uint64
 }
 
@@ -33,13 +34,13 @@ type Ops struct {
 // pfschat_jetstream_errors_total.
 const (
 	opEnqueue = iota
-	opCommit
 	opPending
 	opAck
+	opPurge
 	opHealth
 )
 
-var opNames = [...]string{"enqueue", "commit", "pending", "ack", "health"}
+var opNames = [...]string{"enqueue", "pending", "ack", "purge", "health"}
 
 // NewOps returns the operations view of c.
 func NewOps(c *Conn) *Ops {
@@ -112,127 +113,80 @@ func (o *Ops) WriteMetrics(w io.Writer) {
 	p("# HELP pfschat_jetstream_publishes_total Batches published to the message stream (each waits for its acks).\n# TYPE pfschat_jetstream_publishes_total counter\npfschat_jetstream_publishes_total %d\n", o.publishes.Load())
 	p("# HELP pfschat_jetstream_published_messages_total Messages in those batches.\n# TYPE pfschat_jetstream_published_messages_total counter\npfschat_jetstream_published_messages_total %d\n", o.published.Load())
 	o.latency.write(p, "pfschat_jetstream_publish_seconds", "Time from publishing a batch to the stream until JetStream acked all of it (or failed).")
-	p("# HELP pfschat_jetstream_errors_total JetStream operations that failed, by operation.\n# TYPE pfschat_jetstream_errors_total counter\n")
+	p("# HELP pfschat_jetstream_errors_total JetStream operations that failed, by operation (enqueue: per message not stored).\n# TYPE pfschat_jetstream_errors_total counter\n")
 	for i, name := range opNames {
 		p("pfschat_jetstream_errors_total{op=%q} %d\n", name, o.errors[i].Load())
 	}
 }
 
-// Queue returns q measured: the latency of each Enqueue and Commit (the publish of a
-// batch until JetStream acked it) and the errors of every call. What q implements of
-// server.Committer and server.AckBatcher the result implements too, and nothing more.
-// q must expire and count its own messages (Expire, QueueDepth), as a queue apart from
-// the directory does (Queue does).
-func (o *Ops) Queue(q server.Queue) (server.Queue, error) {
-	e, isExpirer := q.(expirer)
-	d, isDepther := q.(depther)
-	if !isExpirer || !isDepther {
-		return nil, fmt.Errorf("cluster: Ops.Queue: %T does not expire and count its own messages", q)
-	}
-	m := &measuredQueue{q: q, e: e, d: d, o: o}
-	c, isCommitter := q.(server.Committer)
-	b, isBatcher := q.(server.AckBatcher)
-	switch {
-	case isCommitter && isBatcher:
-		return &measuredCommitBatcher{measuredCommitter{m, c}, b}, nil
-	case isCommitter:
-		return &measuredCommitter{m, c}, nil
-	case isBatcher:
-		return &measuredBatcher{m, b}, nil
-	}
-	return m, nil
-}
-
-type (
-	expirer interface {
-		Expire(ctx context.Context, now time.Time) (int, error)
-	}
-	depther interface {
-		QueueDepth(ctx context.Context) (int, error)
-	}
-)
+// Queue returns q measured: the latency of each Enqueue (the publish of a batch until
+// JetStream acked it) and the errors of every call. The result has q's methods, the
+// optional server extensions included (AckBatch, PurgeRecipient, Expire, QueueDepth):
+// TestOpsQueueKeepsExtensions checks that none is lost when Queue grows one.
+func (o *Ops) Queue(q *Queue) server.Queue { return &measuredQueue{q: q, o: o} }
 
 type measuredQueue struct {
-	q server.Queue
-	e expirer
-	d depther
+	q *Queue
 	o *Ops
 }
 
-func (m *measuredQueue) publish(n int, start time.Time, err error, op int) {
-	m.o.publishes.Add(1)
-	m.o.published.Add(uint64(n))
-	m.o.latency.observe(time.Since(start).Seconds())
-	if err != nil {
-		m.o.errors[op].Add(1)
-	}
-}
+var (
+	_ server.AckBatcher  = (*measuredQueue)(nil)
+	_ server.QueuePurger = (*measuredQueue)(nil)
+)
 
 func (m *measuredQueue) Enqueue(ctx context.Context, msgs []storage.QueuedMessage) ([]storage.EnqueueResult, error) {
 	start := time.Now()
 	res, err := m.q.Enqueue(ctx, msgs)
-	m.publish(len(msgs), start, err, opEnqueue)
+	m.o.publishes.Add(1)
+	m.o.published.Add(uint64(len(msgs)))
+	m.o.latency.observe(time.Since(start).Seconds())
+	if err != nil {
+		m.o.errors[opEnqueue].Add(1)
+		return res, err
+	}
+	for _, r := range res { // a message JetStream did not take (a limit is no error)
+		if errors.Is(r.Err, server.ErrUnavailable) {
+			m.o.errors[opEnqueue].Add(1)
+		}
+	}
 	return res, err
 }
 
 func (m *measuredQueue) Pending(ctx context.Context, to string, afterID int64, limit int) ([]storage.QueuedMessage, error) {
 	res, err := m.q.Pending(ctx, to, afterID, limit)
-	if err != nil {
-		m.o.errors[opPending].Add(1)
-	}
+	m.count(err, opPending)
 	return res, err
 }
 
 func (m *measuredQueue) Ack(ctx context.Context, to string, ids []int64) error {
 	err := m.q.Ack(ctx, to, ids)
-	if err != nil {
-		m.o.errors[opAck].Add(1)
-	}
+	m.count(err, opAck)
 	return err
+}
+
+func (m *measuredQueue) AckBatch(ctx context.Context, acks map[string][]int64) error {
+	err := m.q.AckBatch(ctx, acks)
+	m.count(err, opAck)
+	return err
+}
+
+func (m *measuredQueue) PurgeRecipient(ctx context.Context, name string) (int, error) {
+	n, err := m.q.PurgeRecipient(ctx, name)
+	m.count(err, opPurge)
+	return n, err
 }
 
 func (m *measuredQueue) Expire(ctx context.Context, now time.Time) (int, error) {
-	return m.e.Expire(ctx, now)
+	return m.q.Expire(ctx, now)
 }
 
-func (m *measuredQueue) QueueDepth(ctx context.Context) (int, error) { return m.d.QueueDepth(ctx) }
+func (m *measuredQueue) QueueDepth(ctx context.Context) (int, error) { return m.q.QueueDepth(ctx) }
 
-type measuredCommitter struct {
-	*measuredQueue
-	c server.Committer
-}
-
-func (m *measuredCommitter) Commit(ctx context.Context, msgs []storage.QueuedMessage, acks map[string][]int64) ([]storage.EnqueueResult, error) {
-	start := time.Now()
-	res, err := m.c.Commit(ctx, msgs, acks)
-	m.publish(len(msgs), start, err, opCommit)
-	return res, err
-}
-
-type measuredBatcher struct {
-	*measuredQueue
-	b server.AckBatcher
-}
-
-func (m *measuredBatcher) AckBatch(ctx context.Context, acks map[string][]int64) error {
-	err := m.b.AckBatch(ctx, acks)
+func (m *measuredQueue) count(err error, op int) {
 	if err != nil {
-		m.o.errors[opAck].Add(1)
+		m.o.errors[op].Add(1)
 	}
-	return err
-}
-
-type measuredCommitBatcher struct {
-	measuredCommitter
-	b server.AckBatcher
-}
-
-func (m *measuredCommitBatcher) AckBatch(ctx context.Context, acks map[string][]int64) error {
-	err := m.b.AckBatch(ctx, acks)
-	if err != nil {
-		m.o.errors[opAck].Add(1)
-	}
-	return err
 }
 
 // hist is a fixed-bucket Prometheus histogram.

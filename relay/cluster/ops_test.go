@@ -6,6 +6,7 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"reflect"
 	"strings"
 	"testing"
 	"time"
@@ -18,23 +19,6 @@ import (
 	"pfschat/storage"
 )
 
-// fakeQueue is a queue apart from the directory that commits (server.Committer) but
-// has no AckBatch.
-type fakeQueue struct{ fail error }
-
-func (q *fakeQueue) Enqueue(ctx context.Context, msgs []storage.QueuedMessage) ([]storage.EnqueueResult, error) {
-	return make([]storage.EnqueueResult, len(msgs)), q.fail
-}
-func (q *fakeQueue) Pending(context.Context, string, int64, int) ([]storage.QueuedMessage, error) {
-	return nil, q.fail
-}
-func (q *fakeQueue) Ack(context.Context, string, []int64) error     { return q.fail }
-func (q *fakeQueue) Expire(context.Context, time.Time) (int, error) { return 7, nil }
-func (q *fakeQueue) QueueDepth(context.Context) (int, error)        { return 42, nil }
-func (q *fakeQueue) Commit(ctx context.Context, msgs []storage.QueuedMessage, _ map[string][]int64) ([]storage.EnqueueResult, error) {
-	return q.Enqueue(ctx, msgs)
-}
-
 func get(t *testing.T, h http.Handler, path string) (int, string) {
 	t.Helper()
 	rec := httptest.NewRecorder()
@@ -43,71 +27,69 @@ func get(t *testing.T, h http.Handler, path string) (int, string) {
 	return rec.Code, string(b)
 }
 
-// TestOpsHealthAndMetrics: /healthz says ok while NATS and JetStream answer and 503
-// unavailable once the node lost NATS; /metrics adds the publish latency and the
-// errors of the measured queue, which keeps exactly the extensions of the queue it
-// wraps.
-func TestOpsHealthAndMetrics(t *testing.T) {
-	ns := natstest.Single(t)
+func openTestNode(t *testing.T, url string) *cluster.Node {
+	t.Helper()
 	ctx, cancel := context.WithTimeout(t.Context(), 10*time.Second)
 	defer cancel()
-	conn, err := cluster.Connect(ctx, cluster.Options{URLs: []string{ns.URL()}})
+	conn, err := cluster.Connect(ctx, cluster.Options{URLs: []string{url}, Timeout: 2 * time.Second})
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer conn.Close()
-	ops := cluster.NewOps(conn)
-	next := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { io.WriteString(w, "next "+r.URL.Path+"\n") })
-	h := ops.Handler(next)
-
-	if code, body := get(t, h, "/healthz"); code != 200 || body != "next /healthz\n" {
-		t.Errorf("/healthz while connected: %d %q, want the relay's own answer", code, body)
-	}
-
-	fq := &fakeQueue{}
-	q, err := ops.Queue(fq)
+	n, err := cluster.OpenNode(ctx, conn, cluster.NodeOptions{SealKey: testSealKey})
 	if err != nil {
+		conn.Close()
 		t.Fatal(err)
 	}
-	if _, ok := q.(server.Committer); !ok {
-		t.Error("the measured queue lost Commit")
-	}
-	if _, ok := q.(server.AckBatcher); ok {
-		t.Error("the measured queue grew an AckBatch its queue does not have")
-	}
-	if n, _ := q.(interface {
-		QueueDepth(context.Context) (int, error)
-	}).QueueDepth(ctx); n != 42 {
-		t.Errorf("QueueDepth through the measure = %d, want the queue's 42", n)
-	}
-	if _, err := q.Enqueue(ctx, make([]storage.QueuedMessage, 3)); err != nil {
-		t.Fatal(err)
-	}
-	fq.fail = errors.New("no quorum")
-	q.(server.Committer).Commit(ctx, make([]storage.QueuedMessage, 2), nil)
-	q.Ack(ctx, "bob", []int64{1})
-	_, body := get(t, h, "/metrics")
-	for _, want := range []string{
-		"next /metrics\n",
-		"pfschat_jetstream_connected 1\n",
-		"pfschat_jetstream_publishes_total 2\n",
-		"pfschat_jetstream_published_messages_total 5\n",
-		"pfschat_jetstream_publish_seconds_count 2\n",
-		`pfschat_jetstream_errors_total{op="commit"} 1` + "\n",
-		`pfschat_jetstream_errors_total{op="ack"} 1` + "\n",
-		`pfschat_jetstream_errors_total{op="enqueue"} 0` + "\n",
-	} {
-		if !strings.Contains(body, want) {
-			t.Errorf("/metrics lacks %q:\n%s", want, body)
+	t.Cleanup(n.Close)
+	return n
+}
+
+// TestOpsQueueKeepsExtensions: the measured queue has every method of the queue that
+// the relay looks for (the optional extensions too): none is lost by measuring.
+func TestOpsQueueKeepsExtensions(t *testing.T) {
+	n := openTestNode(t, natstest.Single(t).URL())
+	raw, measured := reflect.TypeOf(&cluster.Queue{}), reflect.TypeOf(n.Queue)
+	for _, name := range []string{"Enqueue", "Pending", "Ack", "AckBatch", "Commit", "PurgeRecipient", "Expire", "QueueDepth"} {
+		m, has := raw.MethodByName(name)
+		w, wraps := measured.MethodByName(name)
+		if has != wraps {
+			t.Errorf("cluster.Queue has %s: %v; the measured queue: %v", name, has, wraps)
+			continue
+		}
+		if has && m.Type.NumIn() != w.Type.NumIn() {
+			t.Errorf("%s: the measured queue's signature differs", name)
 		}
 	}
+}
 
-	if _, err := ops.Queue(struct{ server.Queue }{fq}); err == nil {
-		t.Error("Ops.Queue took a queue that does not expire its own messages")
+// TestOpsHealthAndMetrics: /healthz says ok while NATS and JetStream answer and 503
+// unavailable once the node lost NATS; /metrics adds the publish latency and the
+// JetStream errors.
+func TestOpsHealthAndMetrics(t *testing.T) {
+	ns := natstest.Single(t)
+	n := openTestNode(t, ns.URL())
+	ctx, cancel := context.WithTimeout(t.Context(), 10*time.Second)
+	defer cancel()
+	next := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { io.WriteString(w, "next "+r.URL.Path+"\n") })
+	admin, public := n.AdminHandler(next), n.PublicHandler(next)
+
+	for _, h := range []http.Handler{admin, public} {
+		if code, body := get(t, h, "/healthz"); code != 200 || body != "next /healthz\n" {
+			t.Errorf("/healthz while connected: %d %q, want the relay's own answer", code, body)
+		}
+	}
+	msg := func(id string) storage.QueuedMessage {
+		return storage.QueuedMessage{To: "bob", From: "alice", FromCardID: "card-alice", ClientID: id, Body: []byte(id), ReceivedAt: time.Now()}
+	}
+	if _, err := n.Queue.Enqueue(ctx, []storage.QueuedMessage{msg("1"), msg("2"), msg("3")}); err != nil {
+		t.Fatal(err)
+	}
+	if _, body := get(t, public, "/metrics"); strings.Contains(body, "pfschat_jetstream") {
+		t.Errorf("the public port's /metrics shows the JetStream figures:\n%s", body)
 	}
 
 	down := make(chan struct{}, 1)
-	conn.NATS().SetDisconnectErrHandler(func(_ *nats.Conn, _ error) {
+	n.Conn.NATS().SetDisconnectErrHandler(func(*nats.Conn, error) {
 		select {
 		case down <- struct{}{}:
 		default:
@@ -119,10 +101,26 @@ func TestOpsHealthAndMetrics(t *testing.T) {
 	case <-ctx.Done():
 		t.Fatal("the NATS client never saw the server go")
 	}
-	if code, body := get(t, h, "/healthz"); code != http.StatusServiceUnavailable || !strings.HasPrefix(body, "unavailable: nats: not connected") {
-		t.Errorf("/healthz without NATS: %d %q, want 503 unavailable: nats: not connected", code, body)
+	if res, err := n.Queue.Enqueue(ctx, []storage.QueuedMessage{msg("4")}); err == nil && !errors.Is(res[0].Err, server.ErrUnavailable) {
+		t.Fatalf("enqueued without NATS: %+v", res)
 	}
-	if _, body := get(t, h, "/metrics"); !strings.Contains(body, "pfschat_jetstream_connected 0\n") {
-		t.Errorf("/metrics without NATS does not say so:\n%s", body)
+	for _, h := range []http.Handler{admin, public} {
+		if code, body := get(t, h, "/healthz"); code != http.StatusServiceUnavailable || !strings.HasPrefix(body, "unavailable: nats: not connected") {
+			t.Errorf("/healthz without NATS: %d %q, want 503 unavailable: nats: not connected", code, body)
+		}
+	}
+	_, body := get(t, admin, "/metrics")
+	for _, want := range []string{
+		"next /metrics\n",
+		"pfschat_jetstream_connected 0\n",
+		"pfschat_jetstream_publishes_total 2\n",
+		"pfschat_jetstream_published_messages_total 4\n",
+		"pfschat_jetstream_publish_seconds_count 2\n",
+		`pfschat_jetstream_errors_total{op="enqueue"} 1` + "\n",
+		`pfschat_jetstream_errors_total{op="ack"} 0` + "\n",
+	} {
+		if !strings.Contains(body, want) {
+			t.Errorf("/metrics lacks %q:\n%s", want, body)
+		}
 	}
 }

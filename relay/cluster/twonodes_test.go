@@ -17,6 +17,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/nats-io/nats.go/jetstream"
+
 	"pfschat/ratchet"
 	"pfschat/relay"
 	"pfschat/relay/client"
@@ -89,7 +91,20 @@ func startNode(t *testing.T, name string, natsURLs []string, replicas int) *test
 	if err != nil {
 		t.Fatalf("node %s: %v", name, err)
 	}
-	node, err := cluster.OpenNode(ctx, conn, cluster.NodeOptions{SealKey: testSealKey, MaxPerRecipient: 1000})
+	// Right after a cluster starts its meta leader may not know every peer yet ("no
+	// suitable peers for placement"): wait for it, within the deadline.
+	var node *cluster.Node
+	for {
+		node, err = cluster.OpenNode(ctx, conn, cluster.NodeOptions{SealKey: testSealKey, MaxPerRecipient: 1000})
+		var apiErr *jetstream.APIError
+		if err == nil || !errors.As(err, &apiErr) || apiErr.ErrorCode != 10005 || ctx.Err() != nil {
+			break
+		}
+		select {
+		case <-ctx.Done():
+		case <-time.After(100 * time.Millisecond):
+		}
+	}
 	if err != nil {
 		conn.Close()
 		t.Fatalf("node %s: %v", name, err)
