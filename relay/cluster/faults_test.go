@@ -101,19 +101,19 @@ func TestKillNodeMidStream(t *testing.T) {
 	a := startNode(t, "A", rotate(nc.URLs(), 0), 3)
 	b := startNode(t, "B", rotate(nc.URLs(), 1), 3)
 	ctx := testCtx(t, 18*time.Second)
-	alice := register(t, a.url, "alice")
-	bob := register(t, b.url, "bob")
-	ac := alice.online(t, a.url+","+b.url)
-	bc := bob.online(t, b.url)
-	if ac.ConnectedURL() != a.url {
+	alice := register(t, a.URL, "alice")
+	bob := register(t, b.URL, "bob")
+	ac := alice.online(t, a.URL+","+b.URL)
+	bc := bob.online(t, b.URL)
+	if ac.ConnectedURL() != a.URL {
 		t.Fatalf("alice on %s, want node A", ac.ConnectedURL())
 	}
-	bc = streamThroughFault(ctx, t, ac, bob, bc, b.url, bodies("m", 60), 4, a.kill)
-	if ac.ConnectedURL() != b.url {
+	bc = streamThroughFault(ctx, t, ac, bob, bc, b.URL, bodies("m", 60), 4, a.Kill)
+	if ac.ConnectedURL() != b.URL {
 		t.Errorf("alice on %s after A died, want node B", ac.ConnectedURL())
 	}
 	bc.Close()
-	noBacklog(ctx, t, bob, b.url)
+	noBacklog(ctx, t, bob, b.URL)
 }
 
 // TestNATSServerLoss: with R3, stopping one of the three NATS servers mid-stream (the
@@ -126,13 +126,13 @@ func TestNATSServerLoss(t *testing.T) {
 	a := startNode(t, "A", rotate(nc.URLs(), 0), 3)
 	b := startNode(t, "B", rotate(nc.URLs(), 1), 3)
 	ctx := testCtx(t, 19*time.Second)
-	alice := register(t, a.url, "alice")
-	bob := register(t, b.url, "bob")
-	ac := alice.online(t, a.url)
-	bc := bob.online(t, b.url)
+	alice := register(t, a.URL, "alice")
+	bob := register(t, b.URL, "bob")
+	ac := alice.online(t, a.URL)
+	bc := bob.online(t, b.URL)
 
 	// One server stops mid-stream: everything is accepted, and delivered once.
-	bc = streamThroughFault(ctx, t, ac, bob, bc, b.url, bodies("one-down", 24), 3, func() { nc.Stop(0) })
+	bc = streamThroughFault(ctx, t, ac, bob, bc, b.URL, bodies("one-down", 24), 3, func() { nc.Stop(0) })
 
 	// A second server stops: no quorum. A send is refused unavailable, not accepted.
 	nc.Stop(1)
@@ -155,7 +155,7 @@ func TestNATSServerLoss(t *testing.T) {
 
 	// One returns: the refused send goes through (same client_id), all delivered once.
 	nc.Restart(1)
-	bc = streamThroughFault(ctx, t, ac, bob, bc, b.url, append(refused, bodies("back", 8)...), 2, nil)
+	bc = streamThroughFault(ctx, t, ac, bob, bc, b.URL, append(refused, bodies("back", 8)...), 2, nil)
 	bc.Close()
-	noBacklog(ctx, t, bob, a.url)
+	noBacklog(ctx, t, bob, a.URL)
 }

@@ -10,154 +10,25 @@ import (
 	"crypto/rand"
 	"errors"
 	"fmt"
-	"net"
-	"net/http"
 	"slices"
 	"sync"
 	"testing"
 	"time"
 
-	"github.com/nats-io/nats.go/jetstream"
-
 	"pfschat/ratchet"
 	"pfschat/relay"
 	"pfschat/relay/client"
-	"pfschat/relay/cluster"
+	"pfschat/relay/cluster/clustertest"
 	"pfschat/relay/cluster/natstest"
-	"pfschat/relay/server"
 )
 
 // testSealKey seals the test cluster's relay key.
-var testSealKey = bytes.Repeat([]byte{9}, cluster.SealKeySize)
+var testSealKey = clustertest.SealKey
 
-// killListener tracks every connection it accepted, so that a test can cut them all
-// at once, as a relay process that dies.
-type killListener struct {
-	net.Listener
-	mu     sync.Mutex
-	conns  []net.Conn
-	killed bool
-}
-
-func (l *killListener) Accept() (net.Conn, error) {
-	c, err := l.Listener.Accept()
-	if err != nil {
-		return nil, err
-	}
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	if l.killed {
-		c.Close()
-		return nil, net.ErrClosed
-	}
-	l.conns = append(l.conns, c)
-	return c, nil
-}
-
-func (l *killListener) kill() {
-	l.mu.Lock()
-	l.killed = true
-	conns := l.conns
-	l.conns = nil
-	l.mu.Unlock()
-	l.Listener.Close()
-	for _, c := range conns {
-		c.Close()
-	}
-}
-
-// testNode is one relay node on the cluster.
-type testNode struct {
-	name string
-	url  string
-	srv  *server.Server
-	node *cluster.Node
-	ln   *killListener
-	hs   *http.Server
-	once sync.Once
-}
-
-// nodeLimits lift the limits the tests would trip from one address.
-var nodeLimits = server.Limits{ConnectionsPerAddress: -1, RegistrationsPerHour: -1,
-	FetchBundlePerMinute: 10000, FetchBundleBurst: 10000, FetchBundlePerTargetPerHour: 10000}
-
-// startNode runs a relay node whose NATS connection tries natsURLs in order, with
-// replicas for its streams and buckets.
-func startNode(t *testing.T, name string, natsURLs []string, replicas int) *testNode {
-	t.Helper()
-	ctx, cancel := context.WithTimeout(t.Context(), 15*time.Second)
-	defer cancel()
-	conn, err := cluster.Connect(ctx, cluster.Options{URLs: natsURLs, Replicas: replicas, Timeout: 2 * time.Second, Name: name})
-	if err != nil {
-		t.Fatalf("node %s: %v", name, err)
-	}
-	// Right after a cluster starts its meta leader may not know every peer yet ("no
-	// suitable peers for placement"): wait for it, within the deadline.
-	var node *cluster.Node
-	for {
-		node, err = cluster.OpenNode(ctx, conn, cluster.NodeOptions{SealKey: testSealKey, MaxPerRecipient: 1000})
-		var apiErr *jetstream.APIError
-		if err == nil || !errors.As(err, &apiErr) || apiErr.ErrorCode != 10005 || ctx.Err() != nil {
-			break
-		}
-		select {
-		case <-ctx.Done():
-		case <-time.After(100 * time.Millisecond):
-		}
-	}
-	if err != nil {
-		conn.Close()
-		t.Fatalf("node %s: %v", name, err)
-	}
-	cfg := server.Config{Limits: nodeLimits}
-	node.Configure(&cfg)
-	srv, err := server.New(ctx, cfg)
-	if err != nil {
-		node.Close()
-		t.Fatalf("node %s: %v", name, err)
-	}
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	n := &testNode{name: name, srv: srv, node: node, ln: &killListener{Listener: ln},
-		url: "ws://" + ln.Addr().String() + relay.WSPath}
-	n.hs = &http.Server{Handler: node.PublicHandler(srv)}
-	go n.hs.Serve(n.ln)
-	t.Cleanup(n.stop)
-	return n
-}
-
-// kill stops the node as a crash does: every socket cut at once, the NATS connection
-// closed, nothing drained or answered. (The server's goroutines are then stopped so
-// that the test leaks nothing.)
-func (n *testNode) kill() {
-	n.once.Do(func() {
-		n.ln.kill()
-		n.node.Close()
-		ctx, cancel := context.WithCancel(context.Background())
-		cancel()
-		n.srv.Shutdown(ctx)
-		n.hs.Close()
-	})
-}
-
-// stop shuts the node down gracefully.
-func (n *testNode) stop() {
-	n.once.Do(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-		defer cancel()
-		n.hs.Close()
-		n.srv.Shutdown(ctx)
-		n.ln.kill()
-		n.node.Close()
-	})
-}
-
-// rotate is urls starting at the i-th, so that nodes prefer different NATS servers.
-func rotate(urls []string, i int) []string {
-	return append(slices.Clone(urls[i:]), urls[:i]...)
-}
+var (
+	startNode = clustertest.Start
+	rotate    = clustertest.Rotate
+)
 
 type testUser struct {
 	name string
@@ -357,14 +228,14 @@ func TestTwoNodes(t *testing.T) {
 	nc := natstest.Cluster(t, 3)
 	a := startNode(t, "A", rotate(nc.URLs(), 0), 3)
 	b := startNode(t, "B", rotate(nc.URLs(), 1), 3)
-	if !bytes.Equal(a.srv.RelayKey(), b.srv.RelayKey()) {
+	if !bytes.Equal(a.Server.RelayKey(), b.Server.RelayKey()) {
 		t.Fatal("the nodes present different relay keys")
 	}
 	ctx := testCtx(t, 15*time.Second)
-	alice := register(t, a.url, "alice")
-	bob := register(t, b.url, "bob")
-	ac := alice.online(t, a.url)
-	bc := bob.online(t, b.url)
+	alice := register(t, a.URL, "alice")
+	bob := register(t, b.URL, "bob")
+	ac := alice.online(t, a.URL)
+	bc := bob.online(t, b.URL)
 
 	// Live, both ways, across the nodes.
 	if _, err := ac.Send(ctx, "bob", []byte("a1"), "a1"); err != nil {
@@ -400,7 +271,7 @@ func TestTwoNodes(t *testing.T) {
 		}
 		backlog = append(backlog, body)
 	}
-	bc = bob.online(t, a.url)
+	bc = bob.online(t, a.URL)
 	var got []string
 	for {
 		m, err := nextPush(ctx, bc)
@@ -418,7 +289,7 @@ func TestTwoNodes(t *testing.T) {
 	if !slices.Equal(got, backlog) {
 		t.Fatalf("backlog on the other node: %q, want %q in order", got, backlog)
 	}
-	noBacklog(ctx, t, bob, b.url)
+	noBacklog(ctx, t, bob, b.URL)
 
 	// Prekeys: 24 one-time keys, 24 fetches at once from both nodes, each key once.
 	const n = 24
@@ -440,8 +311,8 @@ func TestTwoNodes(t *testing.T) {
 	if err := bc.UploadPreKeys(ctx, keys); err != nil {
 		t.Fatal(err)
 	}
-	carol := register(t, b.url, "carol")
-	fetchers := []*client.Client{ac, carol.online(t, b.url)}
+	carol := register(t, b.URL, "carol")
+	fetchers := []*client.Client{ac, carol.online(t, b.URL)}
 	var mu sync.Mutex
 	taken := map[uint32]int{}
 	var wg sync.WaitGroup
