@@ -6,6 +6,7 @@ package cli
 
 import (
 	"context"
+	"errors"
 	"flag"
 	"fmt"
 	"log/slog"
@@ -14,6 +15,8 @@ import (
 	"os"
 	"strings"
 	"time"
+
+	"github.com/nats-io/nats.go/jetstream"
 
 	"pfschat/relay/cluster"
 	"pfschat/relay/server"
@@ -198,4 +201,40 @@ func (n *clusterNode) describe() string {
 func (n *clusterNode) close() error {
 	n.node.Close()
 	return nil
+}
+
+// openClusterDirectory connects to NATS and opens the relay cluster's directory alone
+// (pfschat relay invite): the relay must have run there already.
+func openClusterDirectory(ctx context.Context, f clusterFlags, urls []string) (*cluster.Directory, func(), error) {
+	seal, err := cluster.LoadSealKey(*f.keyFile)
+	if err != nil {
+		return nil, nil, err
+	}
+	cctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	defer cancel()
+	conn, err := cluster.Connect(cctx, cluster.Options{URLs: urls, CredsFile: *f.creds, Replicas: *f.replicas, Prefix: *f.prefix})
+	if err != nil {
+		return nil, nil, fmt.Errorf("connecting to NATS: %w", err)
+	}
+	// Look before NewDirectory, which would make the bucket.
+	noRelay := fmt.Errorf("JetStream at %s (prefix %s) holds no relay: start pfschat relay --nats there first, or check --nats and --nats-prefix", strings.Join(urls, ","), *f.prefix)
+	if _, err := conn.JetStream().KeyValue(cctx, *f.prefix+"_dir"); err != nil {
+		conn.Close()
+		if errors.Is(err, jetstream.ErrBucketNotFound) {
+			return nil, nil, noRelay
+		}
+		return nil, nil, fmt.Errorf("reading JetStream: %w", err)
+	}
+	dir, err := cluster.NewDirectory(cctx, conn, cluster.DirOptions{SealKey: seal})
+	if err == nil {
+		var has bool
+		if has, err = server.HasRelayKey(cctx, dir); err == nil && !has {
+			err = noRelay
+		}
+	}
+	if err != nil {
+		conn.Close()
+		return nil, nil, err
+	}
+	return dir, conn.Close, nil
 }

@@ -202,6 +202,15 @@ func TestRunRelayOnNATS(t *testing.T) {
 	}
 	r.stop(t)
 
+	// Invites of a relay cluster are made in JetStream, by any machine with the key.
+	var out strings.Builder
+	if err := cli.RunRelay(ctx, append([]string{"invite", "--uses", "2"}, base...), &out, io.Discard); err != nil || !strings.HasPrefix(out.String(), "pfsinv-") {
+		t.Errorf("relay invite --nats: %q, %v", out.String(), err)
+	}
+	if err := cli.RunRelay(ctx, append([]string{"invite", "--nats-prefix", "ELSEWHERE"}, base...), io.Discard, io.Discard); err == nil || !strings.Contains(err.Error(), "holds no relay") {
+		t.Errorf("relay invite on a prefix without a relay: %v", err)
+	}
+
 	other := filepath.Join(dir, "other.key")
 	if err := cli.RunRelay(t.Context(), []string{"new-cluster-key", other}, io.Discard, io.Discard); err != nil {
 		t.Fatal(err)
