@@ -4,7 +4,7 @@ package relay_test
 // forwarder, in one run. Every server is a child process, so that each one's CPU time
 // is its own: the forwarder, `pfschat relay --db` (SQLite, FULL), and `pfschat relay
 // --nats` at R1 (one NATS server syncing every write, sync_interval always), at R3
-// (three clustered NATS servers with JetStream's default sync: the ack means a quorum
+// (three clustered NATS servers, one process each, with JetStream's default sync: the ack means a quorum
 // has it) and, for what the sync costs, at R1 with JetStream's default sync (a power
 // cut may lose the last two minutes). The NATS servers run in one more child process.
 // Run:
@@ -22,6 +22,8 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"net"
+	"net/url"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -32,6 +34,8 @@ import (
 	"time"
 
 	natsserver "github.com/nats-io/nats-server/v2/server"
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
 
 	"pfschat/chat/cli"
 	"pfschat/relay"
@@ -69,11 +73,96 @@ func TestClusterBenchNATSChild(t *testing.T) {
 		defer s.Shutdown()
 		urls = []string{s.ClientURL()}
 	default:
+		if node, ok := strings.CutPrefix(mode, "node/"); ok {
+			urls = []string{clusterNodeChild(t, node)}
+			break
+		}
 		n, _ := strconv.Atoi(mode)
 		urls = natstest.Cluster(t, n).URLs()
 	}
 	fmt.Printf("NATS %s\n", strings.Join(urls, ","))
 	io.Copy(io.Discard, os.Stdin)
+}
+
+// clusterNodeChild runs one server of a NATS cluster spread over child processes:
+// spec is "i/client ports/cluster ports" (ports comma-separated, the i-th this one's).
+func clusterNodeChild(t *testing.T, spec string) string {
+	parts := strings.Split(spec, "/")
+	i, _ := strconv.Atoi(parts[0])
+	clientPorts, clusterPorts := strings.Split(parts[1], ","), strings.Split(parts[2], ",")
+	port := func(s string) int { p, _ := strconv.Atoi(s); return p }
+	o := &natsserver.Options{ServerName: fmt.Sprintf("n%d", i), Host: "127.0.0.1", Port: port(clientPorts[i]),
+		NoLog: true, NoSigs: true, JetStream: true, StoreDir: t.TempDir(), MaxPayload: 8 << 20,
+		Cluster: natsserver.ClusterOpts{Name: "bench", Host: "127.0.0.1", Port: port(clusterPorts[i]), PoolSize: -1}}
+	for j, cp := range clusterPorts {
+		if j != i {
+			o.Routes = append(o.Routes, &url.URL{Scheme: "nats", Host: "127.0.0.1:" + cp})
+		}
+	}
+	s, err := natsserver.NewServer(o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	go s.Start()
+	if !s.ReadyForConnections(15 * time.Second) {
+		t.Fatal("NATS server not ready")
+	}
+	t.Cleanup(s.Shutdown)
+	return s.ClientURL()
+}
+
+// startNATSProcesses runs n clustered NATS servers, one child process each, and waits
+// until JetStream can place n replicas.
+func startNATSProcesses(b *testing.B, n int) (urls string, procs []*benchChild) {
+	b.Helper()
+	ports := func() []string {
+		var out []string
+		var ls []net.Listener
+		for range n {
+			l, err := net.Listen("tcp", "127.0.0.1:0")
+			if err != nil {
+				b.Fatal(err)
+			}
+			ls = append(ls, l)
+			out = append(out, strconv.Itoa(l.Addr().(*net.TCPAddr).Port))
+		}
+		for _, l := range ls {
+			l.Close()
+		}
+		return out
+	}
+	clientPorts, clusterPorts := ports(), ports()
+	var all []string
+	for i := range n {
+		spec := fmt.Sprintf("node/%d/%s/%s", i, strings.Join(clientPorts, ","), strings.Join(clusterPorts, ","))
+		c, u := startBenchChild(b, "TestClusterBenchNATSChild", clusterNATSChildEnv+"="+spec, "NATS ")
+		procs = append(procs, c)
+		all = append(all, u)
+	}
+	urls = strings.Join(all, ",")
+	// Wait until a stream of n replicas can be placed (the meta leader knows every peer).
+	nc, err := nats.Connect(urls)
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer nc.Close()
+	js, _ := jetstream.New(nc)
+	ctx, cancel := context.WithTimeout(b.Context(), 30*time.Second)
+	defer cancel()
+	for {
+		pctx, pcancel := context.WithTimeout(ctx, 2*time.Second)
+		_, err := js.CreateStream(pctx, jetstream.StreamConfig{Name: "PROBE", Subjects: []string{"probe"}, Replicas: n})
+		pcancel()
+		if err == nil {
+			js.DeleteStream(ctx, "PROBE")
+			return urls, procs
+		}
+		select {
+		case <-ctx.Done():
+			b.Fatalf("the NATS cluster cannot place %d replicas: %v (last: %v)", n, ctx.Err(), err)
+		case <-time.After(100 * time.Millisecond):
+		}
+	}
 }
 
 // TestClusterBenchRelayChild runs `pfschat relay` with the arguments in
@@ -162,7 +251,7 @@ type clusterStore struct {
 }
 
 // relayOn starts `pfschat relay` on store (and its NATS servers) as children.
-func relayOn(b *testing.B, st clusterStore) (url string, relayProc, natsProc *benchChild) {
+func relayOn(b *testing.B, st clusterStore) (url string, relayProc *benchChild, natsProcs []*benchChild) {
 	b.Helper()
 	dir := b.TempDir()
 	args := []string{"--addr", "127.0.0.1:0", "--admin-addr", "", "--log", filepath.Join(dir, "relay.log"),
@@ -172,7 +261,14 @@ func relayOn(b *testing.B, st clusterStore) (url string, relayProc, natsProc *be
 		args = append(args, "--db", filepath.Join(dir, "relay.db"))
 	} else {
 		var urls string
-		natsProc, urls = startBenchChild(b, "TestClusterBenchNATSChild", clusterNATSChildEnv+"="+st.nats, "NATS ")
+		if n, ok := strings.CutSuffix(st.nats, "-processes"); ok {
+			size, _ := strconv.Atoi(n)
+			urls, natsProcs = startNATSProcesses(b, size)
+		} else {
+			var np *benchChild
+			np, urls = startBenchChild(b, "TestClusterBenchNATSChild", clusterNATSChildEnv+"="+st.nats, "NATS ")
+			natsProcs = []*benchChild{np}
+		}
 		key := filepath.Join(dir, "cluster.key")
 		if err := os.WriteFile(key, []byte(cluster.GenerateSealKey()), 0o600); err != nil {
 			b.Fatal(err)
@@ -181,7 +277,7 @@ func relayOn(b *testing.B, st clusterStore) (url string, relayProc, natsProc *be
 	}
 	enc, _ := json.Marshal(args)
 	relayProc, url = startBenchChild(b, "TestClusterBenchRelayChild", clusterRelayChildEnv+"="+string(enc), "pfschat relay listening on ")
-	return url, relayProc, natsProc
+	return url, relayProc, natsProcs
 }
 
 // clusterLoad runs pairs senders and receivers against url until b.N messages were
@@ -309,28 +405,40 @@ type storeRun struct {
 	sat, fixed        loadResult
 	relayCPU, natsCPU time.Duration // during the saturated run
 	relayFix, natsFix time.Duration // during the fixed-rate run
+	busiestNATS       time.Duration // the busiest NATS process's, during the saturated run
 }
 
 func runStore(b *testing.B, st clusterStore, pairs, window int, rate func(sat loadResult) int) storeRun {
-	url, rp, np := relayOn(b, st)
+	url, rp, nps := relayOn(b, st)
 	var r storeRun
 	cpu := func() (time.Duration, time.Duration) {
 		var n time.Duration
-		if np != nil {
-			n = np.cpu()
+		for _, np := range nps {
+			n += np.cpu()
 		}
 		return rp.cpu(), n
 	}
+	each := func() []time.Duration {
+		var out []time.Duration
+		for _, np := range nps {
+			out = append(out, np.cpu())
+		}
+		return out
+	}
 	var r0, n0 time.Duration
-	mark := func() { r0, n0 = cpu() }
+	var e0 []time.Duration
+	mark := func() { r0, n0 = cpu(); e0 = each() }
 	r.sat = clusterLoad(b, url, pairs, window, 0, mark)
 	r1, n1 := cpu()
 	r.relayCPU, r.natsCPU = r1-r0, n1-n0
+	for i, e := range each() {
+		r.busiestNATS = max(r.busiestNATS, e-e0[i])
+	}
 	r.fixed = clusterLoad(b, url, pairs, 2, rate(r.sat), mark)
 	r2, n2 := cpu()
 	r.relayFix, r.natsFix = r2-r0, n2-n0
 	rp.stop()
-	if np != nil {
+	for _, np := range nps {
 		np.stop()
 	}
 	return r
@@ -352,7 +460,7 @@ func BenchmarkLoadVsFloorCluster(b *testing.B) {
 		b.Logf("load average before: %.2f", loadAvg())
 		f1 := benchFloorChild(b, pairs, window, 0)
 		var fixedRate int
-		stores := []clusterStore{{"sqlite", "", 0}, {"js-r1", "1", 1}, {"js-r3", "3", 3}, {"js-r1-nosync", "1-nosync", 1}}
+		stores := []clusterStore{{"sqlite", "", 0}, {"js-r1", "1", 1}, {"js-r3", "3-processes", 3}, {"js-r1-nosync", "1-nosync", 1}}
 		runs := make([]storeRun, len(stores))
 		for i, st := range stores {
 			runs[i] = runStore(b, st, pairs, window, func(sat loadResult) int {
@@ -375,6 +483,7 @@ func BenchmarkLoadVsFloorCluster(b *testing.B) {
 			if st.nats != "" {
 				b.ReportMetric(perSec(r.sat.n, r.natsCPU), p+"msgs/nats-cpu-s")
 				b.ReportMetric(100*r.sat.rate/runs[0].sat.rate, p+"%-of-sqlite")
+				b.ReportMetric(perSec(r.sat.n, r.busiestNATS), p+"msgs/busiest-nats-cpu-s")
 			}
 			b.ReportMetric(float64(r.fixed.p50.Microseconds()), p+"fixed-p50-µs")
 			b.ReportMetric(float64(r.fixed.p99.Microseconds()), p+"fixed-p99-µs")
