@@ -9,6 +9,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/nats-io/nats.go"
@@ -481,19 +482,22 @@ func (q *Queue) directBatch(ctx context.Context, subj string, from uint64, batch
 	body, _ := json.Marshal(req)
 	ctx, cancel := context.WithTimeout(ctx, q.c.timeout)
 	defer cancel()
-	inbox := q.c.nc.NewRespInbox()
-	sub, err := q.c.nc.SubscribeSync(inbox)
+	ch := make(chan reply, batch+2) // the messages and the end of the batch
+	replyTo, done, err := q.c.replySubjects(1, ch)
 	if err != nil {
-		return nil, false, unavailable("direct get", err)
+		return nil, false, err
 	}
-	defer sub.Unsubscribe()
-	if err := q.c.nc.PublishRequest(q.direct, inbox, body); err != nil {
+	defer done()
+	if err := q.c.nc.PublishRequest(q.direct, replyTo[0], body); err != nil {
 		return nil, false, unavailable("direct get", err)
 	}
 	for {
-		m, err := sub.NextMsgWithContext(ctx)
-		if err != nil {
-			return nil, false, unavailable("direct get", err)
+		var m *nats.Msg
+		select {
+		case r := <-ch:
+			m = r.m
+		case <-ctx.Done():
+			return nil, false, unavailable("direct get", ctx.Err())
 		}
 		switch st := m.Header.Get(headerStatus); st {
 		case "":
@@ -673,13 +677,29 @@ func (q *Queue) Ack(ctx context.Context, to string, ids []int64) error {
 }
 
 // AckBatch implements server.AckBatcher: every recipient's acks at once.
+// The recipients' acks run side by side (each is a read and a delete or purge: round
+// trips, not work), at most ackParallel at once.
 func (q *Queue) AckBatch(ctx context.Context, acks map[string][]int64) error {
-	var errs []error
+	const ackParallel = 16
+	var (
+		wg   sync.WaitGroup
+		mu   sync.Mutex
+		errs []error
+		sem  = make(chan struct{}, ackParallel)
+	)
 	for to, ids := range acks {
-		if err := q.Ack(ctx, to, ids); err != nil {
-			errs = append(errs, err)
-		}
+		sem <- struct{}{}
+		wg.Add(1)
+		go func() {
+			defer func() { <-sem; wg.Done() }()
+			if err := q.Ack(ctx, to, ids); err != nil {
+				mu.Lock()
+				errs = append(errs, err)
+				mu.Unlock()
+			}
+		}()
 	}
+	wg.Wait()
 	return errors.Join(errs...)
 }
 

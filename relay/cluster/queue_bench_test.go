@@ -15,8 +15,8 @@ import (
 // BenchmarkQueueCycle: a round of the relay's group commit and what follows it —
 // Enqueue a batch of 64 messages (32 recipients, 180-byte bodies), read each
 // recipient's pending messages, ack them — on SQLite (FULL sync) and on JetStream at
-// R1 with every write synced (sync_interval: always), with and without the
-// beyond-the-window dedup markers. b.N counts messages.
+// R1 with every write synced (sync_interval: always), R1 with the default sync, and
+// R3 (benchVariants). b.N counts messages.
 //
 //	go test -run XXX -bench QueueCycle -benchtime 2000x ./relay/cluster/
 func BenchmarkQueueCycle(b *testing.B) {
@@ -66,30 +66,15 @@ func BenchmarkQueueCycle(b *testing.B) {
 		defer st.Close()
 		run(b, st)
 	})
-	for _, keep := range []time.Duration{0, -1} {
-		name := "jetstream-R1"
-		if keep < 0 {
-			name += "-window-only"
-		}
-		b.Run(name, func(b *testing.B) {
-			s := natstest.Single(b)
-			c, err := Connect(context.Background(), Options{URLs: []string{s.URL()}})
-			if err != nil {
-				b.Fatal(err)
-			}
-			defer c.Close()
-			q, err := NewQueue(context.Background(), c, QueueOptions{DedupKeep: keep})
-			if err != nil {
-				b.Fatal(err)
-			}
-			run(b, q)
-		})
+	for _, v := range benchVariants {
+		b.Run("jetstream-"+v.name, func(b *testing.B) { run(b, v.queue(b)) })
 	}
 }
 
 // BenchmarkQueueEnqueue: Enqueue alone, batches of 64 to 32 recipients (b.N counts
-// messages), on SQLite (FULL) and JetStream R1 syncing every write: one atomic batch
-// per Enqueue, or one publish per message (noBatch).
+// messages), on SQLite (FULL) and the JetStream set-ups of benchVariants; at R1
+// syncing every write also one publish per message (noBatch) instead of one atomic
+// batch per Enqueue.
 func BenchmarkQueueEnqueue(b *testing.B) {
 	const batch, recipients = 64, 32
 	run := func(b *testing.B, q server.Queue) {
@@ -116,24 +101,41 @@ func BenchmarkQueueEnqueue(b *testing.B) {
 		defer st.Close()
 		run(b, st)
 	})
-	for _, noBatch := range []bool{false, true} {
-		name := "jetstream-R1-atomic"
-		if noBatch {
-			name = "jetstream-R1-each"
-		}
-		b.Run(name, func(b *testing.B) {
-			s := natstest.Single(b)
-			c, err := Connect(context.Background(), Options{URLs: []string{s.URL()}})
-			if err != nil {
-				b.Fatal(err)
-			}
-			defer c.Close()
-			q, err := NewQueue(context.Background(), c, QueueOptions{})
-			if err != nil {
-				b.Fatal(err)
-			}
-			q.noBatch = noBatch
+	for _, v := range benchVariants {
+		b.Run("jetstream-"+v.name, func(b *testing.B) {
+			q := v.queue(b)
 			run(b, q)
 		})
 	}
+	b.Run("jetstream-R1-sync-always-each", func(b *testing.B) {
+		q := benchVariants[0].queue(b)
+		q.noBatch = true
+		run(b, q)
+	})
+}
+
+// benchVariants are the JetStream set-ups the queue benchmarks compare: R1 syncing
+// every write (like SQLite FULL), R1 with JetStream's default sync, R3 on three
+// in-process servers (the ack means a quorum has it).
+var benchVariants = []struct {
+	name  string
+	queue func(b *testing.B) *Queue
+}{
+	{"R1-sync-always", func(b *testing.B) *Queue { return benchQueue(b, []string{natstest.Single(b).URL()}, 1) }},
+	{"R1-default-sync", func(b *testing.B) *Queue { return benchQueue(b, []string{natstest.SingleDefaultSync(b).URL()}, 1) }},
+	{"R3", func(b *testing.B) *Queue { return benchQueue(b, natstest.Cluster(b, 3).URLs(), 3) }},
+}
+
+func benchQueue(b *testing.B, urls []string, replicas int) *Queue {
+	b.Helper()
+	c, err := Connect(context.Background(), Options{URLs: urls, Replicas: replicas})
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(c.Close)
+	q, err := NewQueue(context.Background(), c, QueueOptions{})
+	if err != nil {
+		b.Fatal(err)
+	}
+	return q
 }

@@ -38,6 +38,16 @@ func Single(t testing.TB) *Server {
 	return s
 }
 
+// SingleDefaultSync is Single with JetStream's default sync (every 2 minutes, and on
+// a clean shutdown): what a power cut can lose is what the benchmarks compare.
+func SingleDefaultSync(t testing.TB) *Server {
+	t.Helper()
+	s := &Server{t: t, opts: baseOptions(t, "single")}
+	s.start()
+	t.Cleanup(s.Stop)
+	return s
+}
+
 func baseOptions(t testing.TB, name string) *server.Options {
 	return &server.Options{
 		ServerName:         name,
