@@ -43,11 +43,6 @@ type DirOptions struct {
 	SealKey []byte
 	// Bucket names the key-value bucket ("" = <prefix>_dir).
 	Bucket string
-	// QueueDepth, when set, answers QueueDepth (the queue is not the directory's).
-	QueueDepth func(ctx context.Context) (int, error)
-	// DropQueue, when set, deletes the messages queued for a deleted account and says
-	// how many (DeleteAccount calls it once the account is gone).
-	DropQueue func(ctx context.Context, name string) (int, error)
 }
 
 // Directory implements server.Store on a JetStream key-value bucket.
@@ -504,9 +499,9 @@ func (d *Directory) LastActive(ctx context.Context, name string) (time.Time, err
 }
 
 // DeleteAccount deletes the account name if its current card is cardID, with the
-// card's prekeys, its replaced cards and its blocks, in one transaction; then the
-// messages queued for it (DirOptions.DropQueue), whose number it returns.
-// storage.ErrNotFound if the name has no account with that card.
+// card's prekeys, its replaced cards and its blocks, in one transaction. The queue is
+// not the directory's: the server purges it (server.QueuePurger), so it returns 0
+// queued messages. storage.ErrNotFound if the name has no account with that card.
 func (d *Directory) DeleteAccount(ctx context.Context, name, cardID string) (int, error) {
 	err := retry(ctx, "delete account", func() error {
 		a, e, err := d.account(ctx, name)
@@ -531,17 +526,7 @@ func (d *Directory) DeleteAccount(ctx context.Context, name, cardID string) (int
 		}
 		return d.b.commit(ctx, append(ops, kvOp{key: keyAcct(name), del: true, rev: e.rev}))
 	})
-	if err != nil {
-		return 0, err
-	}
-	if d.opts.DropQueue == nil {
-		return 0, nil
-	}
-	n, err := d.opts.DropQueue(ctx, name)
-	if err != nil {
-		return n, fmt.Errorf("relay/cluster: account %q deleted, but its queued messages: %w", name, err)
-	}
-	return n, nil
+	return 0, err
 }
 
 func replKeys(ids []string) []string {
@@ -891,13 +876,8 @@ func (d *Directory) Blocks(ctx context.Context) (map[string][]string, error) {
 // queue's stream, invites are checked when used.
 func (d *Directory) Expire(ctx context.Context, now time.Time) (int, error) { return 0, nil }
 
-// QueueDepth asks DirOptions.QueueDepth (0 without it).
-func (d *Directory) QueueDepth(ctx context.Context) (int, error) {
-	if d.opts.QueueDepth == nil {
-		return 0, nil
-	}
-	return d.opts.QueueDepth(ctx)
-}
+// QueueDepth is 0: the queue counts its own (the server asks it).
+func (d *Directory) QueueDepth(ctx context.Context) (int, error) { return 0, nil }
 
 // ---- changes -----------------------------------------------------------------------
 
