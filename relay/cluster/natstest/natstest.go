@@ -101,7 +101,7 @@ type Group struct {
 
 // Cluster starts n clustered JetStream servers (file storage in t.TempDir(), the
 // default sync interval: at R3 the ack means a quorum has the write) and waits for a
-// JetStream meta leader. They stop at the end of the test.
+// JetStream meta leader that sees all n. They stop at the end of the test.
 func Cluster(t testing.TB, n int) *Group {
 	t.Helper()
 	if n < 2 {
@@ -141,7 +141,7 @@ func Cluster(t testing.TB, n int) *Group {
 			t.Fatalf("natstest: cluster server %d: %v", i, err)
 		}
 	}
-	c.WaitLeader()
+	c.WaitPeers(n)
 	return c
 }
 
@@ -209,19 +209,23 @@ func (c *Group) Restart(i int) {
 }
 
 // WaitLeader waits until a running server is the JetStream meta leader (bounded).
-func (c *Group) WaitLeader() {
+func (c *Group) WaitLeader() { c.t.Helper(); c.WaitPeers(1) }
+
+// WaitPeers waits until a running server is the JetStream meta leader and sees at
+// least k servers with JetStream online (bounded): streams of k replicas can be placed.
+func (c *Group) WaitPeers(k int) {
 	c.t.Helper()
 	deadline := time.Now().Add(startTimeout)
 	tick := time.NewTicker(20 * time.Millisecond)
 	defer tick.Stop()
 	for {
 		for _, s := range c.servers {
-			if srv := s.Server(); srv != nil && srv.JetStreamIsLeader() {
+			if srv := s.Server(); srv != nil && srv.JetStreamIsLeader() && len(srv.JetStreamClusterPeers()) >= k {
 				return
 			}
 		}
 		if time.Now().After(deadline) {
-			c.t.Fatalf("natstest: no JetStream meta leader within %v", startTimeout)
+			c.t.Fatalf("natstest: no JetStream meta leader with %d peers within %v", k, startTimeout)
 		}
 		<-tick.C
 	}
