@@ -204,6 +204,9 @@ func (d *Directory) createAccount(ctx context.Context, a storage.Account, invite
 		card = []byte{}
 	}
 	rec := accountRec{Name: a.Name, CardID: a.CardID, Card: card, CreatedAt: timeNs(a.CreatedAt), Recovery: a.Recovery}
+	if invite == nil {
+		return retry(ctx, "create account", func() error { return d.createOpen(ctx, &rec) })
+	}
 	return retry(ctx, "create account", func() error {
 		ea, err := d.b.get(ctx, keyAcct(a.Name))
 		if err != nil {
@@ -232,6 +235,53 @@ func (d *Directory) createAccount(ctx context.Context, a storage.Account, invite
 		}
 		return d.b.commit(ctx, ops)
 	})
+}
+
+// createOpen registers rec without an invite in two single-key writes instead of a
+// transaction (at R1 an atomic batch stages on disk: about 8× the time of two
+// writes): first the card's index entry, then the account, which is what makes the
+// registration. Readers go from the index to the account and check it names the
+// card, so an index entry whose account was not written (a lost race, a crash
+// between) is never an answer; a lost race takes its entry back, and a later
+// registration of the same name and card reuses it. A card's id covers its name, so
+// an entry naming another name means the card is taken.
+func (d *Directory) createOpen(ctx context.Context, rec *accountRec) error {
+	ea, err := d.b.get(ctx, keyAcct(rec.Name))
+	if err != nil {
+		return err
+	}
+	if ea.exists() {
+		return fmt.Errorf("%w: name %q is taken", storage.ErrExists, rec.Name)
+	}
+	ec, err := d.b.get(ctx, keyCard(rec.CardID))
+	if err != nil {
+		return err
+	}
+	if ec.exists() {
+		owner, err := decodeCard(ec.val)
+		if err != nil {
+			return err
+		}
+		if owner != rec.Name {
+			return fmt.Errorf("%w: card %s is already registered", storage.ErrExists, rec.CardID)
+		}
+	}
+	rev, err := d.b.put(ctx, kvOp{key: keyCard(rec.CardID), val: encodeCard(rec.Name), rev: ec.rev})
+	if err != nil {
+		return err
+	}
+	_, err = d.b.put(ctx, kvOp{key: keyAcct(rec.Name), val: rec.encode(), rev: ea.rev})
+	if !errors.Is(err, errConflict) {
+		// Written, or its outcome unknown (unavailable): the entry stays either way.
+		return err
+	}
+	// Someone else registered the name first. Take the entry back, unless the name's
+	// account now holds this very card (the same registration twice).
+	if a, e, rerr := d.account(ctx, rec.Name); rerr != nil || (e.exists() && a.CardID == rec.CardID) {
+		return err
+	}
+	d.b.put(ctx, kvOp{key: keyCard(rec.CardID), del: true, rev: rev}) // lost to a rewrite: then it is not ours
+	return err
 }
 
 // AccountByName returns the account registered under name; storage.ErrNotFound if
