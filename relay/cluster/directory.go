@@ -587,29 +587,52 @@ func replKeys(ids []string) []string {
 	return out
 }
 
-// scan calls f with every live key under prefix (e.g. "acct.") and its value.
+// scan calls f with every live key under prefix (e.g. "acct.") and its value. It reads
+// them with a watch (an ordered consumer), which a cluster recovering from an outage
+// may leave silent: a watch with no news for the connection's timeout is given up
+// and the scan starts over, until ctx ends.
 func (d *Directory) scan(ctx context.Context, prefix string, f func(key string, val []byte) error) error {
-	w, err := d.b.kv.Watch(ctx, prefix+">", jetstream.IgnoreDeletes())
-	if err != nil {
-		return dirUnavailable(fmt.Errorf("relay/cluster: listing %s: %w", prefix, err))
+	type kv struct {
+		key string
+		val []byte
 	}
-	defer w.Stop()
-	for {
-		select {
-		case e, ok := <-w.Updates():
-			if !ok {
-				return dirUnavailable(fmt.Errorf("relay/cluster: listing %s: the watch ended", prefix))
+	var all []kv
+	err := untilCtx(ctx, func() error {
+		all = all[:0]
+		w, err := d.b.kv.Watch(ctx, prefix+">", jetstream.IgnoreDeletes())
+		if err != nil {
+			return dirUnavailable(fmt.Errorf("relay/cluster: listing %s: %w", prefix, err))
+		}
+		defer w.Stop()
+		idle := time.NewTimer(d.b.timeout)
+		defer idle.Stop()
+		for {
+			select {
+			case e, ok := <-w.Updates():
+				if !ok {
+					return dirUnavailable(fmt.Errorf("relay/cluster: listing %s: the watch ended", prefix))
+				}
+				if e == nil {
+					return nil // every current value was delivered
+				}
+				all = append(all, kv{strings.TrimPrefix(e.Key(), prefix), e.Value()})
+				idle.Reset(d.b.timeout)
+			case <-idle.C:
+				return dirUnavailable(fmt.Errorf("relay/cluster: listing %s: no answer within %v", prefix, d.b.timeout))
+			case <-ctx.Done():
+				return dirUnavailable(fmt.Errorf("relay/cluster: listing %s: %w", prefix, ctx.Err()))
 			}
-			if e == nil {
-				return nil // every current value was delivered
-			}
-			if err := f(strings.TrimPrefix(e.Key(), prefix), e.Value()); err != nil {
-				return err
-			}
-		case <-ctx.Done():
-			return ctx.Err()
+		}
+	})
+	if err != nil {
+		return err
+	}
+	for _, e := range all {
+		if err := f(e.key, e.val); err != nil {
+			return err
 		}
 	}
+	return nil
 }
 
 // IdleAccounts lists the accounts whose last login (or registration) is before
