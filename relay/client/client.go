@@ -9,6 +9,7 @@ import (
 	"crypto/x509"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"math/rand/v2"
 	"net"
@@ -197,6 +198,7 @@ type Client struct {
 	// Connect clears it.
 	ended   error
 	maxBlob int64 // the hello's max_blob_bytes (blobs.go)
+	blobRun int64 // the hello's blob_run_chunks: > 0, binary blob messages of that many chunks
 
 	nextID   atomic.Uint64
 	pace     *rate.Limiter // every frame sent takes a token; see pace.go
@@ -236,9 +238,11 @@ func New(cfg Config) *Client {
 		dialer: websocket.Dialer{
 			HandshakeTimeout: 10 * time.Second,
 			ReadBufferSize:   4096,
-			WriteBufferSize:  4096,
-			Proxy:            http.ProxyFromEnvironment,
-			TLSClientConfig:  &tls.Config{MinVersion: tls.VersionTLS13, RootCAs: cfg.RootCAs},
+			// 64 KiB: a 256 KiB binary blob message goes out in 4 WebSocket frames (4
+			// system calls), not 64.
+			WriteBufferSize: 64 << 10,
+			Proxy:           http.ProxyFromEnvironment,
+			TLSClientConfig: &tls.Config{MinVersion: tls.VersionTLS13, RootCAs: cfg.RootCAs},
 		},
 	}
 	c.pace = rate.NewLimiter(paceFor(nil)) // set from the relay's hello on every connect
@@ -566,7 +570,7 @@ func (c *Client) connect(ctx context.Context) error {
 			return err
 		}
 	}
-	ws.SetReadLimit(relay.MaxServerFrameSize)
+	ws.SetReadLimit(max(relay.MaxServerFrameSize, relay.BlobChunkHeaderSize+relay.BlobRunMax)) // text frames are bounded again when decoded
 	if dl, ok := dctx.Deadline(); ok {
 		ws.SetReadDeadline(dl)
 	}
@@ -640,6 +644,7 @@ func (c *Client) connect(ctx context.Context) error {
 	c.registration = hello.Registration
 	if hello.Limits != nil {
 		c.maxBlob = hello.Limits.MaxBlobBytes
+		c.blobRun = min(int64(hello.Limits.BlobRunChunks), relay.BlobRunChunks)
 	}
 	c.mu.Unlock()
 	close(cc.ready)
@@ -743,7 +748,17 @@ func (c *Client) readLoop(cc *clientConn) {
 		return nil
 	})
 	for {
-		_, data, err := cc.ws.ReadMessage()
+		mt, r, err := cc.ws.NextReader()
+		if err == nil && mt == websocket.BinaryMessage {
+			err = c.onBinary(cc, r) // blobs.go
+			if err == nil {
+				continue
+			}
+		}
+		var data []byte
+		if err == nil {
+			data, err = io.ReadAll(r)
+		}
 		if err != nil {
 			if cc.err == nil {
 				cc.err = err
@@ -868,6 +883,35 @@ func (c *Client) writeRequest(cc *clientConn, data []byte) error {
 	}
 	if err := cc.write(data); err != nil {
 		return fmt.Errorf("%w: %v", ErrConnectionLost, err)
+	}
+	return nil
+}
+
+// writeBinary sends one binary message of head ‖ data (a blob put message); errors
+// as write.
+func (cc *clientConn) writeBinary(head, data []byte) error {
+	cc.wmu.Lock()
+	defer cc.wmu.Unlock()
+	if cc.werr != nil {
+		return cc.werr
+	}
+	cc.ws.SetWriteDeadline(time.Now().Add(writeTimeout))
+	w, err := cc.ws.NextWriter(websocket.BinaryMessage)
+	if err == nil {
+		_, err = w.Write(head)
+	}
+	if err == nil {
+		_, err = w.Write(data)
+	}
+	if w != nil {
+		if cerr := w.Close(); err == nil {
+			err = cerr
+		}
+	}
+	if err != nil {
+		cc.werr = err
+		cc.ws.Close()
+		return err
 	}
 	return nil
 }

@@ -10,11 +10,11 @@ import (
 	"crypto/rand"
 	"crypto/sha256"
 	"encoding/base64"
+	"encoding/binary"
 	"encoding/hex"
 	"errors"
 	"fmt"
 	"io"
-	"os"
 	"strconv"
 	"time"
 
@@ -38,11 +38,30 @@ type BlobStore interface {
 	// (storage.ErrBlobIncomplete, storage.ErrBlobDigest).
 	CommitBlob(ctx context.Context, b storage.Blob, digest []byte, expires time.Time) error
 	// OpenBlob opens a committed blob's bytes.
-	OpenBlob(id string) (*os.File, error)
+	OpenBlob(id string) (BlobReader, error)
 	// BlobFetched records a complete fetch by name; the blob goes once its recipients did.
 	BlobFetched(ctx context.Context, id, name string) (deleted bool, err error)
 	// ExpireBlobs deletes the blobs whose time ran out.
 	ExpireBlobs(ctx context.Context, now time.Time) (int, error)
+}
+
+// BlobReader reads a committed blob's bytes at any offset: a file of the SQLite
+// store's, a reader of an object store's chunks (relay/cluster).
+type BlobReader interface {
+	io.ReaderAt
+	io.Closer
+}
+
+// FileBlobs is the SQLite store's blob files as a BlobStore.
+type FileBlobs struct{ *storage.BlobStore }
+
+// OpenBlob opens a committed blob's file.
+func (f FileBlobs) OpenBlob(id string) (BlobReader, error) {
+	file, err := f.BlobStore.OpenBlob(id)
+	if err != nil {
+		return nil, err
+	}
+	return file, nil
 }
 
 // Blob limit names (PROTOCOL.md "Blobs").
@@ -74,7 +93,7 @@ func (s *Server) initBlobs(ctx context.Context, cfg Config) error {
 		if err != nil {
 			return err
 		}
-		s.blobs = bs
+		s.blobs = FileBlobs{bs}
 	}
 	if s.blobs == nil {
 		return nil
@@ -84,7 +103,7 @@ func (s *Server) initBlobs(ctx context.Context, cfg Config) error {
 	case errors.Is(err, storage.ErrNotFound):
 		key = make([]byte, 32)
 		rand.Read(key)
-		if err := s.dir.SetMeta(ctx, metaBlobKey, key); err != nil {
+		if err := s.createMeta(ctx, metaBlobKey, &key); err != nil {
 			return fmt.Errorf("relay: saving the blob capability key: %w", err)
 		}
 	case err != nil:
@@ -124,7 +143,8 @@ type blobConn struct {
 	upNext   int64 // the next chunk the upload expects
 	readID   string
 	readSize int64
-	readFile *os.File
+	readFile BlobReader
+	buf      []byte // binary put messages are read into it (allocated by the first)
 }
 
 func (c *conn) closeBlobs() {
@@ -240,10 +260,6 @@ func (c *conn) onBlobPut(f *relay.Frame) {
 	}
 	chunks := relay.BlobChunks(b.Size)
 	off := f.Index * relay.BlobChunkSize
-	want := int64(relay.BlobChunkSize)
-	if f.Index == chunks-1 {
-		want = b.Size - off
-	}
 	switch {
 	case b.Committed || f.Index >= chunks:
 		c.replyError(f.ID, relay.CodeBadField, fmt.Sprintf("chunk %d of a blob of %d chunks", f.Index, chunks), "")
@@ -252,8 +268,13 @@ func (c *conn) onBlobPut(f *relay.Frame) {
 		c.send(&relay.Frame{Type: relay.TypeError, ID: f.ID, Code: relay.CodeBlobOutOfOrder, Next: c.blob.upNext,
 			Message: fmt.Sprintf("chunk %d arrived, the relay needs chunk %d next", f.Index, c.blob.upNext)})
 		return
-	case int64(len(f.Data)) != want:
-		c.replyError(f.ID, relay.CodeBadField, fmt.Sprintf("chunk %d has %d bytes, want %d", f.Index, len(f.Data), want), "")
+	}
+	// One chunk (blob_put) or a run of them (a binary put message): whole chunks, but
+	// for a run that ends at the blob's last byte.
+	if end := off + int64(len(f.Data)); end > b.Size || end != b.Size && len(f.Data)%relay.BlobChunkSize != 0 {
+		want := min(int64(relay.BlobChunkSize), b.Size-off)
+		c.replyError(f.ID, relay.CodeBadField, fmt.Sprintf("chunk %d: %d bytes; a chunk has %d bytes here, a run whole chunks up to the blob's end at %d",
+			f.Index, len(f.Data), want, b.Size), "")
 		return
 	}
 	err := c.s.blobs.AppendBlob(b.ID, b.Size, off, f.Data)
@@ -268,7 +289,8 @@ func (c *conn) onBlobPut(f *relay.Frame) {
 		c.blobError(f, "storing a blob chunk", err)
 		return
 	}
-	c.blob.upNext++
+	c.blob.upNext = relay.BlobChunks(off + int64(len(f.Data)))
+	c.s.m.blobBytesIn.Add(uint64(len(f.Data)))
 	c.replyOK(f.ID)
 }
 
@@ -329,7 +351,7 @@ func (c *conn) onBlobGet(f *relay.Frame) {
 		if err == nil && !b.Committed {
 			err = storage.ErrNotFound
 		}
-		var file *os.File
+		var file BlobReader
 		if err == nil {
 			file, err = c.s.blobs.OpenBlob(b.ID)
 		}
@@ -345,6 +367,27 @@ func (c *conn) onBlobGet(f *relay.Frame) {
 		return
 	}
 	off := f.Index * relay.BlobChunkSize
+	if f.Count > 0 {
+		// A binary blob chunk message of up to Count chunks, read straight behind its
+		// header into a buffer the writer hands back once written.
+		n := min(f.Count*relay.BlobChunkSize, c.blob.readSize-off)
+		msg := relay.AppendBlobChunkHeader(getBlobBuf(), f.ID)
+		msg = msg[:relay.BlobChunkHeaderSize+n]
+		if _, err := c.blob.readFile.ReadAt(msg[relay.BlobChunkHeaderSize:], off); err != nil && err != io.EOF {
+			putBlobBuf(msg)
+			c.closeBlobs()
+			c.blob.readID = ""
+			c.internal(f.ID, "reading a blob chunk", err)
+			return
+		}
+		c.s.m.frameOut(relay.TypeBlobChunk)
+		c.s.m.blobBytesOut.Add(uint64(n))
+		if !c.out.tryPush(outItem{opcode: opBinary, raw: msg}) {
+			putBlobBuf(msg)
+			c.slow()
+		}
+		return
+	}
 	n := min(int64(relay.BlobChunkSize), c.blob.readSize-off)
 	buf := make([]byte, n)
 	if _, err := c.blob.readFile.ReadAt(buf, off); err != nil && err != io.EOF {
@@ -354,9 +397,87 @@ func (c *conn) onBlobGet(f *relay.Frame) {
 		return
 	}
 	c.s.m.frameOut(relay.TypeBlobChunk)
+	c.s.m.blobBytesOut.Add(uint64(n))
 	if !c.out.tryPush(outItem{raw: relay.AppendBlobChunk(make([]byte, 0, 64+base64.StdEncoding.EncodedLen(len(buf))), f.ID, buf)}) {
 		c.slow()
 	}
+}
+
+// blobBufs is a free list of binary message buffers (MaxBlobMessageSize bytes): a
+// download's messages go out of a few of them instead of a new 256 KiB each.
+var blobBufs = make(chan []byte, 32)
+
+func getBlobBuf() []byte {
+	select {
+	case b := <-blobBufs:
+		return b[:0]
+	default:
+		return make([]byte, 0, relay.MaxBlobMessageSize)
+	}
+}
+
+func putBlobBuf(b []byte) {
+	if cap(b) != relay.MaxBlobMessageSize {
+		return
+	}
+	select {
+	case blobBufs <- b[:0]:
+	default:
+	}
+}
+
+// onBinary reads and handles a binary message: a blob put message (PROTOCOL.md
+// "Binary chunk messages"), into the connection's own buffer. It returns false to
+// close.
+func (c *conn) onBinary(r io.Reader) bool {
+	if c.blob.buf == nil {
+		c.blob.buf = make([]byte, 0, relay.MaxBlobMessageSize+1) // +1: an exact fit does not grow it
+	}
+	data, tooBig, err := readFrame(r, c.blob.buf[:0], relay.MaxBlobMessageSize)
+	if err != nil {
+		if tooBig {
+			c.kill(relay.CodeFrameTooLarge, "binary message over "+strconv.Itoa(relay.MaxBlobMessageSize+discardLimit)+" bytes")
+		}
+		return false
+	}
+	var reqID uint64
+	if len(data) >= 9 {
+		reqID = binary.BigEndian.Uint64(data[1:9])
+	}
+	if ok, retry := c.bucket.allow(c.s.now()); !ok {
+		c.s.m.frameIn("")
+		c.rateStrikes++
+		c.s.m.limited(LimitFramesPerSecond)
+		if c.rateStrikes > 4*c.s.limits.FrameBurst {
+			c.kill(relay.CodeRateLimited, "persistently over the frame rate")
+			return false
+		}
+		c.send(&relay.Frame{Type: relay.TypeError, ID: reqID, Code: relay.CodeRateLimited, Limit: "frames_per_second",
+			Message: "over " + strconv.Itoa(c.s.limits.FramesPerSecond) + " frames/s; slow down", RetryAfterMS: retry.Milliseconds() + 1})
+		return true
+	}
+	c.rateStrikes = 0
+	c.s.m.frameIn(relay.TypeBlobPut)
+	if tooBig {
+		c.send(&relay.Frame{Type: relay.TypeError, ID: reqID, Code: relay.CodeFrameTooLarge, Limit: "max_frame_bytes",
+			Message: "binary message over " + strconv.Itoa(relay.MaxBlobMessageSize) + " bytes"})
+		return true
+	}
+	if c.acct == nil || c.s.blobs == nil {
+		c.send(&relay.Frame{Type: relay.TypeError, ID: reqID, Code: relay.CodeBadFrame,
+			Message: "binary messages are blob put messages, on a logged-in connection to a relay that stores blobs"})
+		return true
+	}
+	m, err := relay.DecodeBlobPutMsg(data)
+	if err != nil {
+		var fe *relay.FrameError
+		errors.As(err, &fe)
+		c.send(&relay.Frame{Type: relay.TypeError, ID: m.ID, Code: fe.Code, Message: fe.Error()})
+		return true
+	}
+	f := relay.Frame{Type: relay.TypeBlobPut, ID: m.ID, BlobID: m.BlobID, Index: m.Index, Data: m.Data}
+	c.onBlobPut(&f)
+	return true
 }
 
 func (c *conn) onBlobDone(f *relay.Frame) {

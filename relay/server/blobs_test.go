@@ -130,32 +130,34 @@ func TestBlobResumeAfterDisconnect(t *testing.T) {
 	r := relaytest.Start(t)
 	alice, bob := register(t, r, "alice"), register(t, r, "bob")
 	ac := alice.login(t, r)
-	data := randomBytes(t, 10*relay.BlobChunkSize+5)
+	// 21 chunks: runs of 8 (binary put messages) at 0, 8 and 16, the last one short.
+	data := randomBytes(t, 20*relay.BlobChunkSize+5)
 	ctx := testCtx(t)
 	id, err := ac.BlobBegin(ctx, int64(len(data)), 1)
 	if err != nil {
 		t.Fatal(err)
 	}
-	// The connection drops after chunk 3 is acknowledged.
+	// The connection drops after the first run (chunks 0 to 7) is acknowledged.
 	stop := errors.New("connection dropped")
+	var acked []int64
 	err = ac.BlobPut(ctx, id, int64(len(data)), 0, 1, func(i int64, buf []byte) error {
-		if i == 4 {
+		if i == relay.BlobRunChunks {
 			return stop
 		}
 		copy(buf, data[i*relay.BlobChunkSize:])
 		return nil
-	}, nil)
-	if !errors.Is(err, stop) {
-		t.Fatal(err)
+	}, func(i int64) { acked = append(acked, i) })
+	if !errors.Is(err, stop) || len(acked) != 1 || acked[0] != relay.BlobRunChunks-1 {
+		t.Fatalf("%v, acknowledged %v", err, acked)
 	}
 	ac.Close()
 	ac2 := alice.login(t, r)
 	st, err := ac2.BlobResume(ctx, id)
-	if err != nil || st.Next != 4 || st.Size != int64(len(data)) || st.Capability != nil {
+	if err != nil || st.Next != relay.BlobRunChunks || st.Size != int64(len(data)) || st.Capability != nil {
 		t.Fatalf("resume: %+v %v", st, err)
 	}
-	// Out of order: chunk 6 when 4 is next.
-	err = ac2.BlobPut(ctx, id, int64(len(data)), 6, 1, func(i int64, buf []byte) error { return nil }, nil)
+	// Out of order: chunk 10 when 8 is next.
+	err = ac2.BlobPut(ctx, id, int64(len(data)), 10, 1, func(i int64, buf []byte) error { return nil }, nil)
 	if protoCode(err) != relay.CodeBlobOutOfOrder {
 		t.Fatalf("out of order: %v", err)
 	}
@@ -168,8 +170,8 @@ func TestBlobResumeAfterDisconnect(t *testing.T) {
 		copy(buf, data[i*relay.BlobChunkSize:])
 		return nil
 	}, func(i int64) { sent = append(sent, i) })
-	if err != nil || len(sent) != 7 || sent[0] != 4 {
-		t.Fatalf("rest of the upload: %v, chunks %v", err, sent)
+	if err != nil || len(sent) != 2 || sent[0] != 15 || sent[1] != 20 {
+		t.Fatalf("rest of the upload: %v, acknowledged up to %v", err, sent)
 	}
 	capab, err := ac2.BlobCommit(ctx, id, d[:])
 	if err != nil {
@@ -179,19 +181,20 @@ func TestBlobResumeAfterDisconnect(t *testing.T) {
 	if st, err := ac2.BlobResume(ctx, id); err != nil || !bytes.Equal(st.Capability, capab) || st.Next != relay.BlobChunks(int64(len(data))) {
 		t.Fatalf("resume after commit: %+v %v", st, err)
 	}
-	// A download cut in the middle resumes from a chunk.
+	// A download cut in the middle resumes from a chunk (runs of 8 from 0, then from 13).
 	bc := bob.login(t, r)
 	var got bytes.Buffer
 	err = bc.BlobGet(ctx, id, capab, int64(len(data)), 0, 2, func(i int64, b []byte) error {
-		if i == 5 {
+		if i == relay.BlobRunChunks {
 			return stop
 		}
 		got.Write(b)
 		return nil
 	})
-	if !errors.Is(err, stop) {
-		t.Fatal(err)
+	if !errors.Is(err, stop) || got.Len() != relay.BlobRunMax {
+		t.Fatal(err, got.Len())
 	}
+	got.Truncate(5 * relay.BlobChunkSize)
 	err = bc.BlobGet(ctx, id, capab, int64(len(data)), 5, 0, func(i int64, b []byte) error { got.Write(b); return nil })
 	if err != nil || !bytes.Equal(got.Bytes(), data) {
 		t.Fatalf("resumed download: %v", err)

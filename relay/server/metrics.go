@@ -25,6 +25,8 @@ type metrics struct {
 	delivered     atomic.Uint64
 	acked         atomic.Uint64
 	slowReaders   atomic.Uint64
+	blobBytesIn   atomic.Uint64   // blob chunk bytes stored
+	blobBytesOut  atomic.Uint64   // blob chunk bytes sent
 	limitedBy     limitedCounters // abuse limits applied, by limit name (limits.go)
 	commitLatency histogram
 	commitBatch   histogram

@@ -249,6 +249,9 @@ type Server struct {
 	blocks        blockList // who blocks whom (blocks.go)
 	blockStore    Store     // where blocks are kept; nil: blocking is refused
 
+	accountGen  atomic.Uint64 // bumped by a shared directory's changes (changes.go)
+	changesDone chan struct{} // closed when the change feed stops; nil: none
+
 	blobs         BlobStore // nil: no blobs
 	blobKey       []byte    // the capability HMAC key
 	blobSweepDone chan struct{}
@@ -361,6 +364,7 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 	go s.sweeper()
 	s.touches, s.touchDone = make(chan login, 4096), make(chan struct{})
 	go s.toucher()
+	s.startChangeFeed()
 	return s, nil
 }
 
@@ -372,7 +376,7 @@ func (s *Server) loadKey(ctx context.Context) error {
 		if _, err := rand.Read(seed); err != nil {
 			return fmt.Errorf("relay: generating the relay key: %w", err)
 		}
-		if err := s.dir.SetMeta(ctx, metaRelayKey, seed); err != nil {
+		if err := s.createMeta(ctx, metaRelayKey, &seed); err != nil {
 			return fmt.Errorf("relay: saving the relay key: %w", err)
 		}
 	case err != nil:
@@ -566,6 +570,9 @@ func (s *Server) Shutdown(ctx context.Context) error {
 		<-s.blobSweepDone
 	}
 	<-s.touchDone
+	if s.changesDone != nil {
+		<-s.changesDone
+	}
 	s.mu.Lock()
 	conns := make([]*conn, 0, len(s.conns))
 	for c := range s.conns {
@@ -604,6 +611,7 @@ func (s *Server) cachedAccount(ctx context.Context, name string) (*account, erro
 	if v, ok := s.accounts.Load(name); ok {
 		return v.(*account), nil
 	}
+	gen := s.accountGen.Load()
 	a, err := s.dir.AccountByName(ctx, name)
 	if err != nil {
 		return nil, err
@@ -612,7 +620,9 @@ func (s *Server) cachedAccount(ctx context.Context, name string) (*account, erro
 	if err != nil {
 		return nil, err
 	}
-	s.accounts.Store(name, acc)
+	if s.accountGen.Load() == gen { // else another node changed an account meanwhile
+		s.accounts.Store(name, acc)
+	}
 	return acc, nil
 }
 
