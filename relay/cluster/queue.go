@@ -114,9 +114,7 @@ func NewQueue(ctx context.Context, c *Conn, o QueueOptions) (*Queue, error) {
 		cfg.MaxMsgsPerSubject = int64(o.MaxPerRecipient)
 		cfg.DiscardNewPerSubject = true
 	}
-	cctx, cancel := context.WithTimeout(ctx, c.Timeout())
-	defer cancel()
-	if _, err := c.js.CreateOrUpdateStream(cctx, cfg); err != nil {
+	if err := createStream(ctx, c, cfg); err != nil {
 		return nil, fmt.Errorf("cluster: queue stream %s: %w", q.stream, err)
 	}
 	if o.DedupKeep > 0 {
@@ -137,11 +135,20 @@ func NewQueue(ctx context.Context, c *Conn, o QueueOptions) (*Queue, error) {
 			// accepted (the window itself is rebuilt from the synced queue).
 			dcfg.PersistMode = jetstream.AsyncPersistMode
 		}
-		if _, err := c.js.CreateOrUpdateStream(cctx, dcfg); err != nil {
+		if err := createStream(ctx, c, dcfg); err != nil {
 			return nil, fmt.Errorf("cluster: dedup stream %s: %w", q.dstream, err)
 		}
 	}
 	return q, nil
+}
+
+// createStream creates or updates a stream, each with a timeout of its own: a
+// cluster placing a new replicated stream may take a few seconds.
+func createStream(ctx context.Context, c *Conn, cfg jetstream.StreamConfig) error {
+	cctx, cancel := context.WithTimeout(ctx, 2*c.Timeout())
+	defer cancel()
+	_, err := c.js.CreateOrUpdateStream(cctx, cfg)
+	return err
 }
 
 // Subject is the queue subject of a name.
