@@ -58,8 +58,11 @@ func NewBlobs(ctx context.Context, c *Conn, d *Directory, o BlobOptions) (*Blobs
 	if !validToken(o.Bucket) {
 		return nil, fmt.Errorf("%w: bucket %q (letters, digits, '_' and '-' only)", ErrOptions, o.Bucket)
 	}
-	_, err := c.JetStream().CreateOrUpdateObjectStore(ctx, jetstream.ObjectStoreConfig{
-		Bucket: o.Bucket, Description: "pfschat relay blobs", Storage: jetstream.FileStorage, Replicas: c.Replicas(),
+	err := untilCtx(ctx, func() error {
+		_, err := c.JetStream().CreateOrUpdateObjectStore(ctx, jetstream.ObjectStoreConfig{
+			Bucket: o.Bucket, Description: "pfschat relay blobs", Storage: jetstream.FileStorage, Replicas: c.Replicas(),
+		})
+		return err
 	})
 	if err != nil {
 		return nil, dirUnavailable(fmt.Errorf("relay/cluster: blob store %s: %w", o.Bucket, err))
@@ -160,7 +163,9 @@ func (b *Blobs) CreateBlob(ctx context.Context, bl storage.Blob, quota int64) er
 // stored is how far an upload got: its stored bytes and the sequence of its last chunk
 // message (0: none).
 func (b *Blobs) stored(ctx context.Context, id string) (end int64, seq uint64, err error) {
-	m, err := b.stream.GetLastMsgForSubject(ctx, b.chunkSubj(id))
+	rctx, cancel := context.WithTimeout(ctx, b.timeout)
+	defer cancel()
+	m, err := b.stream.GetLastMsgForSubject(rctx, b.chunkSubj(id))
 	if errors.Is(err, jetstream.ErrMsgNotFound) {
 		return 0, 0, nil
 	}
@@ -256,7 +261,9 @@ type chunkReader struct {
 
 // read returns the next chunk (io.EOF after the last).
 func (c *chunkReader) read(ctx context.Context) (int64, []byte, error) {
-	m, err := c.b.stream.GetMsg(ctx, c.next, jetstream.WithGetMsgSubject(c.b.chunkSubj(c.id)))
+	rctx, cancel := context.WithTimeout(ctx, c.b.timeout)
+	defer cancel()
+	m, err := c.b.stream.GetMsg(rctx, c.next, jetstream.WithGetMsgSubject(c.b.chunkSubj(c.id)))
 	if errors.Is(err, jetstream.ErrMsgNotFound) {
 		return 0, nil, io.EOF
 	}
@@ -317,7 +324,9 @@ func (b *Blobs) CommitBlob(ctx context.Context, bl storage.Blob, digest []byte, 
 	mm := nats.NewMsg(b.metaSubj(bl.ID))
 	mm.Header.Set(jetstream.MsgRollup, jetstream.MsgRollupSubject)
 	mm.Data = raw
-	if _, err := b.js.PublishMsg(ctx, mm); err != nil {
+	pctx, cancel := context.WithTimeout(ctx, b.timeout)
+	defer cancel()
+	if _, err := b.js.PublishMsg(pctx, mm); err != nil {
 		return dirUnavailable(fmt.Errorf("relay/cluster: committing blob %s: %w", bl.ID, err))
 	}
 	return retry(ctx, "commit blob", func() error {
@@ -436,6 +445,8 @@ func (b *Blobs) BlobFetched(ctx context.Context, id, name string) (deleted bool,
 
 // purge drops a blob's chunks and object info.
 func (b *Blobs) purge(ctx context.Context, id string) error {
+	ctx, cancel := context.WithTimeout(ctx, b.timeout)
+	defer cancel()
 	return errors.Join(
 		b.stream.Purge(ctx, jetstream.WithPurgeSubject(b.chunkSubj(id))),
 		b.stream.Purge(ctx, jetstream.WithPurgeSubject(b.metaSubj(id))))

@@ -570,3 +570,27 @@ func TestMetaSealed(t *testing.T) {
 		t.Fatalf("moved value: %v", err)
 	}
 }
+
+// TestRegistrationLeftHalfway: a registration whose node died between its two writes
+// left the card's index entry without an account: the card does not resolve, the
+// same registration goes through later, and the card stays its name's.
+func TestRegistrationLeftHalfway(t *testing.T) {
+	ns := natstest.Single(t)
+	d := newTestDirectory(t, connect(t, ns.URL()))
+	ctx := testCtx(t)
+	if _, err := d.b.put(ctx, kvOp{key: keyCard("c-zoe"), val: encodeCard("zoe")}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := d.AccountByCardID(ctx, "c-zoe"); !errors.Is(err, storage.ErrNotFound) {
+		t.Fatalf("a card without its account: %v", err)
+	}
+	if err := d.CreateAccount(ctx, storage.Account{Name: "yan", CardID: "c-zoe"}); !errors.Is(err, storage.ErrExists) {
+		t.Fatalf("zoe's card for another name: %v", err)
+	}
+	if err := d.CreateAccount(ctx, storage.Account{Name: "zoe", CardID: "c-zoe", Card: []byte("zoe")}); err != nil {
+		t.Fatal(err)
+	}
+	if a, err := d.AccountByCardID(ctx, "c-zoe"); err != nil || a.Name != "zoe" {
+		t.Fatalf("after the registration: %+v %v", a, err)
+	}
+}

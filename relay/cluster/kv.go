@@ -64,7 +64,11 @@ func openBucket(ctx context.Context, c *Conn, bucket, desc string) (*kvBucket, e
 		AllowMsgTTL:        true,  // per-key TTLs (limits)
 		AllowAtomicPublish: true,  // transactions
 	}
-	st, err := c.JetStream().CreateOrUpdateStream(ctx, cfg)
+	var st jetstream.Stream
+	err := untilCtx(ctx, func() (err error) {
+		st, err = c.JetStream().CreateOrUpdateStream(ctx, cfg)
+		return err
+	})
 	if err != nil {
 		return nil, dirUnavailable(fmt.Errorf("relay/cluster: bucket %s: %w", bucket, err))
 	}
@@ -88,7 +92,9 @@ func (e kvEntry) exists() bool { return e.rev != 0 && !e.deleted }
 
 // get reads key's latest revision from the stream leader.
 func (b *kvBucket) get(ctx context.Context, key string) (kvEntry, error) {
-	m, err := b.stream.GetLastMsgForSubject(ctx, b.subj+key)
+	rctx, cancel := b.reqCtx(ctx)
+	defer cancel()
+	m, err := b.stream.GetLastMsgForSubject(rctx, b.subj+key)
 	if errors.Is(err, jetstream.ErrMsgNotFound) {
 		return kvEntry{}, nil
 	}
@@ -120,7 +126,9 @@ func (b *kvBucket) put(ctx context.Context, op kvOp) (uint64, error) {
 	if op.ttl > 0 {
 		opts = append(opts, jetstream.WithMsgTTL(op.ttl))
 	}
-	ack, err := b.js.PublishMsg(ctx, m, opts...)
+	rctx, cancel := b.reqCtx(ctx)
+	defer cancel()
+	ack, err := b.js.PublishMsg(rctx, m, opts...)
 	if err != nil {
 		return 0, pubError(op.key, err)
 	}
@@ -195,10 +203,10 @@ func (b *kvBucket) commit(ctx context.Context, ops []kvOp) error {
 	return nil
 }
 
+// reqCtx bounds one request by the connection's timeout: a request the cluster drops
+// (no stream leader while it elects one) must fail in time for the caller to retry,
+// whatever the caller's own deadline.
 func (b *kvBucket) reqCtx(ctx context.Context) (context.Context, context.CancelFunc) {
-	if _, ok := ctx.Deadline(); ok {
-		return context.WithCancel(ctx)
-	}
 	return context.WithTimeout(ctx, b.timeout)
 }
 
@@ -213,8 +221,11 @@ func pubError(key string, err error) error {
 }
 
 // dirUnavailable marks err as the store's unavailability (server.ErrUnavailable: the
-// NATS cluster did not take a write or answer a read in time; nothing changed that
-// the caller must undo, and the client is told "unavailable" and retries).
+// NATS cluster did not take a write or answer a read in time; the client is told
+// "unavailable" and retries). A write whose answer was lost may still land once a
+// quorum returns (a transaction whole, never in part): every directory write is safe
+// to repeat, and the relay answers a repeated registration of the same card as a
+// success.
 func dirUnavailable(err error) error {
 	if err == nil || errors.Is(err, server.ErrUnavailable) || errors.Is(err, context.Canceled) {
 		return err
@@ -246,6 +257,24 @@ func retry(ctx context.Context, what string, f func() error) error {
 				t.Stop()
 				return ctx.Err()
 			}
+		}
+	}
+}
+
+// untilCtx runs f until it succeeds or ctx ends (then f's last error): a node may
+// start while the NATS cluster is still forming ("no suitable peers for placement").
+func untilCtx(ctx context.Context, f func() error) error {
+	t := time.NewTicker(250 * time.Millisecond)
+	defer t.Stop()
+	for {
+		err := f()
+		if err == nil {
+			return nil
+		}
+		select {
+		case <-ctx.Done():
+			return err
+		case <-t.C:
 		}
 	}
 }

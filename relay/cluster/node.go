@@ -46,7 +46,7 @@ func OpenNode(ctx context.Context, c *Conn, o NodeOptions) (*Node, error) {
 	if err != nil {
 		return nil, replicaHint(c, err)
 	}
-	dir, err := NewDirectory(ctx, c, DirOptions{SealKey: o.SealKey, QueueDepth: q.QueueDepth})
+	dir, err := NewDirectory(ctx, c, DirOptions{SealKey: o.SealKey})
 	if err != nil {
 		return nil, replicaHint(c, err)
 	}

@@ -254,3 +254,41 @@ func TestRegistrationLimitAcrossNodes(t *testing.T) {
 		}
 	}
 }
+
+// TestBundleLimitPerTargetAcrossNodes: bundles with one-time prekeys per target count
+// across nodes: with 2 an hour, one fetch of bob's bundle through A and one through B
+// carry one-time keys, and the third, through either, carries none (bob's one-time
+// keys are not drained twice as fast by using two nodes).
+func TestBundleLimitPerTargetAcrossNodes(t *testing.T) {
+	ns := natstest.Single(t)
+	l := server.Limits{FetchBundlePerTargetPerHour: 2, FetchBundlePerMinute: 1000, FetchBundleBurst: 1000}
+	a, b := startNode(t, ns.URL(), l), startNode(t, ns.URL(), l)
+	ctx := testCtx(t)
+	bob := joinAt(t, a, "bob")
+	var keys []ratchet.PublicPreKey
+	for _, k := range []struct {
+		kind ratchet.PreKeyKind
+		n    int
+	}{{ratchet.SignedPreKey, 1}, {ratchet.KEMLastResort, 1}, {ratchet.OneTimePreKey, 10}} {
+		for i := range k.n {
+			p, err := ratchet.GeneratePreKey(rand.Reader, bob.key, k.kind, uint32(i+1), time.Now())
+			if err != nil {
+				t.Fatal(err)
+			}
+			keys = append(keys, p.Public())
+		}
+	}
+	if err := bob.c.UploadPreKeys(ctx, keys); err != nil {
+		t.Fatal(err)
+	}
+	fetchers := []*nodeUser{joinAt(t, a, "mallory"), joinAt(t, b, "eve"), joinAt(t, b, "trudy")}
+	for i, f := range fetchers {
+		bundle, err := f.c.FetchBundle(ctx, "bob")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := bundle.OneTimePreKey != nil; got != (i < 2) {
+			t.Fatalf("fetch %d (%s): one-time key %v, want %v", i, f.name, got, i < 2)
+		}
+	}
+}
