@@ -42,6 +42,7 @@ type Conn struct {
 	opts    Options
 	ownsNC  bool
 	timeout time.Duration
+	mux     respMux
 }
 
 // ErrOptions is returned by Connect for options it cannot use.

@@ -9,6 +9,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/nats-io/nats.go"
@@ -59,6 +60,8 @@ type Queue struct {
 	// msgID is the Nats-Msg-Id of a send (dedupID); tests replace it to act as if
 	// the window had passed.
 	msgID func(from, fromCard, clientID string) string
+	// noBatch, set by tests and benchmarks, publishes one by one only.
+	noBatch bool
 }
 
 var (
@@ -93,18 +96,19 @@ func NewQueue(ctx context.Context, c *Conn, o QueueOptions) (*Queue, error) {
 	q.msgGet = "$JS.API.STREAM.MSG.GET." + q.stream
 	q.msgDelete = "$JS.API.STREAM.MSG.DELETE." + q.stream
 	cfg := jetstream.StreamConfig{
-		Name:              q.stream,
-		Description:       "pfschat relay queue: one subject per recipient",
-		Subjects:          []string{q.subj + ">"},
-		Storage:           jetstream.FileStorage,
-		Replicas:          c.Replicas(),
-		Retention:         jetstream.LimitsPolicy,
-		Discard:           jetstream.DiscardNew,
-		Duplicates:        o.DedupWindow,
-		MaxMsgSize:        o.MaxMsgSize,
-		AllowDirect:       true,
-		AllowMsgTTL:       true,
-		MaxMsgsPerSubject: -1,
+		Name:               q.stream,
+		Description:        "pfschat relay queue: one subject per recipient",
+		Subjects:           []string{q.subj + ">"},
+		Storage:            jetstream.FileStorage,
+		Replicas:           c.Replicas(),
+		Retention:          jetstream.LimitsPolicy,
+		Discard:            jetstream.DiscardNew,
+		Duplicates:         o.DedupWindow,
+		MaxMsgSize:         o.MaxMsgSize,
+		AllowDirect:        true,
+		AllowMsgTTL:        true,
+		AllowAtomicPublish: true,
+		MaxMsgsPerSubject:  -1,
 	}
 	if o.MaxPerRecipient > 0 {
 		cfg.MaxMsgsPerSubject = int64(o.MaxPerRecipient)
@@ -126,6 +130,12 @@ func NewQueue(ctx context.Context, c *Conn, o QueueOptions) (*Queue, error) {
 			Duplicates:        time.Second,
 			AllowDirect:       true,
 			AllowMsgTTL:       true,
+		}
+		if c.Replicas() == 1 {
+			// Not synced on every write: a marker lost to a power cut weakens only the
+			// duplicate check of a send resent more than the window after it was
+			// accepted (the window itself is rebuilt from the synced queue).
+			dcfg.PersistMode = jetstream.AsyncPersistMode
 		}
 		if _, err := c.js.CreateOrUpdateStream(cctx, dcfg); err != nil {
 			return nil, fmt.Errorf("cluster: dedup stream %s: %w", q.dstream, err)
@@ -227,9 +237,13 @@ func (q *Queue) Enqueue(ctx context.Context, msgs []storage.QueuedMessage) ([]st
 		seen[k] = i
 		first[i] = i
 	}
-	// 1. Publish every first copy (the envelope copies the pooled body).
-	futs := make([]jetstream.PubAckFuture, len(msgs))
+	// 1. Publish every first copy (the envelope copies the pooled body): as one atomic
+	// batch (one sync); when JetStream refuses it (a duplicate in it, a full queue),
+	// one by one, so each send gets its own answer.
+	out := make([]*nats.Msg, len(msgs))
 	ids := make([]string, len(msgs))
+	var firsts []*nats.Msg
+	var firstIdx []int
 	for i := range msgs {
 		if first[i] != i {
 			continue
@@ -240,27 +254,60 @@ func (q *Queue) Enqueue(ctx context.Context, msgs []storage.QueuedMessage) ([]st
 			return nil, fmt.Errorf("cluster: enqueue: %w", err)
 		}
 		ids[i] = dedupID(m.From, m.FromCardID, m.ClientID)
-		nm := &nats.Msg{Subject: subjects[i], Data: data, Header: nats.Header{}}
-		opts := []jetstream.PublishOpt{jetstream.WithMsgID(q.msgID(m.From, m.FromCardID, m.ClientID))}
+		h := nats.Header{}
+		h.Set(jetstream.MsgIDHeader, q.msgID(m.From, m.FromCardID, m.ClientID))
 		if d := q.ttl(m.ExpiresAt); d > 0 {
-			opts = append(opts, jetstream.WithMsgTTL(d))
+			h.Set(jetstream.MsgTTLHeader, d.String())
 		}
-		f, err := q.js.PublishMsgAsync(nm, opts...)
-		if err != nil {
-			res[i].Err = unavailable("publish", err)
-			continue
-		}
-		futs[i] = f
+		out[i] = &nats.Msg{Subject: subjects[i], Data: data, Header: h}
+		firsts, firstIdx = append(firsts, out[i]), append(firstIdx, i)
 	}
 	acks := make([]*jetstream.PubAck, len(msgs))
-	for i, f := range futs {
-		if f == nil {
-			continue
+	batched := false
+	if len(firsts) > 1 && !q.noBatch {
+		seq, err := q.c.publishAtomic(ctx, firsts)
+		var rej errBatchRejected
+		switch {
+		case err == nil:
+			for k, i := range firstIdx {
+				acks[i] = &jetstream.PubAck{Stream: q.stream, Sequence: seq + uint64(k)}
+				res[i].ID = int64(seq) + int64(k)
+			}
+			batched = true
+		case errors.As(err, &rej):
+			// Nothing stored: one by one below.
+			for _, m := range firsts {
+				m.Header.Del("Nats-Batch-Id")
+				m.Header.Del("Nats-Batch-Sequence")
+				m.Header.Del("Nats-Batch-Commit")
+			}
+		default:
+			// Unknown outcome: the client retries and the window recognises it.
+			for _, i := range firstIdx {
+				res[i].Err = err
+			}
+			batched = true
 		}
-		acks[i], res[i].Err = q.waitAck(ctx, f, msgs[i].To)
-		if acks[i] != nil {
-			res[i].ID = int64(acks[i].Sequence)
-			res[i].Duplicate = acks[i].Duplicate
+	}
+	if !batched {
+		futs := make([]jetstream.PubAckFuture, len(msgs))
+		for _, i := range firstIdx {
+			f, err := q.js.PublishMsgAsync(out[i])
+			if err != nil {
+				res[i].Err = unavailable("publish", err)
+				continue
+			}
+			futs[i] = f
+		}
+		for i, f := range futs {
+			if f == nil {
+				continue
+			}
+			acks[i], res[i].Err = q.waitAck(ctx, f, msgs[i].To)
+			if acks[i] != nil {
+				res[i].ID = int64(acks[i].Sequence)
+				res[i].Duplicate = acks[i].Duplicate
+			}
 		}
 	}
 	// 2. Remember each stored send beyond the window; a marker already there is an
@@ -296,20 +343,44 @@ func (q *Queue) waitAck(ctx context.Context, f jetstream.PubAckFuture, to string
 // markers writes the beyond-the-window markers of a published batch and turns the
 // sends whose marker was there already into duplicates of the earlier copy.
 func (q *Queue) markers(ctx context.Context, msgs []storage.QueuedMessage, first []int, ids []string, acks []*jetstream.PubAck, res []storage.EnqueueResult) {
-	futs := make([]jetstream.PubAckFuture, len(msgs))
+	marks := make([]*nats.Msg, len(msgs))
+	var batch []*nats.Msg
 	for i, a := range acks {
 		if a == nil || first[i] != i {
 			continue
 		}
-		var seq [8]byte
-		binary.BigEndian.PutUint64(seq[:], a.Sequence)
+		seq := make([]byte, 8)
+		binary.BigEndian.PutUint64(seq, a.Sequence)
 		d := q.ttl(msgs[i].ExpiresAt)
 		if d == 0 {
 			d = q.o.DedupKeep
 		}
-		f, err := q.js.PublishMsgAsync(&nats.Msg{Subject: q.markerSubject(msgs[i].From, ids[i]), Data: seq[:]},
-			jetstream.WithExpectLastSequencePerSubject(0), jetstream.WithMsgTTL(d))
-		if err == nil {
+		h := nats.Header{}
+		h.Set(jetstream.ExpectedLastSubjSeqHeader, "0")
+		h.Set(jetstream.MsgTTLHeader, d.String())
+		marks[i] = &nats.Msg{Subject: q.markerSubject(msgs[i].From, ids[i]), Data: seq, Header: h}
+		batch = append(batch, marks[i])
+	}
+	// At R>1 all at once (one Raft entry) when none was there before, the usual case;
+	// at R1 the markers are not synced one by one, so they go one by one.
+	if len(batch) > 1 && !q.noBatch && q.replicas > 1 {
+		_, err := q.c.publishAtomic(ctx, batch)
+		var rej errBatchRejected
+		if !errors.As(err, &rej) {
+			return // written, or unknown: the window still covers these sends
+		}
+		for _, m := range batch {
+			m.Header.Del("Nats-Batch-Id")
+			m.Header.Del("Nats-Batch-Sequence")
+			m.Header.Del("Nats-Batch-Commit")
+		}
+	}
+	futs := make([]jetstream.PubAckFuture, len(msgs))
+	for i, m := range marks {
+		if m == nil {
+			continue
+		}
+		if f, err := q.js.PublishMsgAsync(m); err == nil {
 			futs[i] = f
 		}
 	}
@@ -378,6 +449,19 @@ func (q *Queue) deleteSeqs(ctx context.Context, seqs []uint64) error {
 	return nil
 }
 
+// purgeBelow deletes subj's messages with a sequence below seq.
+func (q *Queue) purgeBelow(ctx context.Context, subj string, seq uint64) error {
+	req := []byte(`{"filter":"` + subj + `","seq":` + strconv.FormatUint(seq, 10) + `}`)
+	replies, errs := q.c.requestAll(ctx, []string{"$JS.API.STREAM.PURGE." + q.stream}, [][]byte{req})
+	if errs[0] != nil {
+		return errs[0]
+	}
+	if err := apiReply(replies[0], nil); err != nil {
+		return unavailable("purge", err)
+	}
+	return nil
+}
+
 // directMsg is one message of a direct get.
 type directMsg struct {
 	seq  uint64
@@ -398,19 +482,22 @@ func (q *Queue) directBatch(ctx context.Context, subj string, from uint64, batch
 	body, _ := json.Marshal(req)
 	ctx, cancel := context.WithTimeout(ctx, q.c.timeout)
 	defer cancel()
-	inbox := q.c.nc.NewRespInbox()
-	sub, err := q.c.nc.SubscribeSync(inbox)
+	ch := make(chan reply, batch+2) // the messages and the end of the batch
+	replyTo, done, err := q.c.replySubjects(1, ch)
 	if err != nil {
-		return nil, false, unavailable("direct get", err)
+		return nil, false, err
 	}
-	defer sub.Unsubscribe()
-	if err := q.c.nc.PublishRequest(q.direct, inbox, body); err != nil {
+	defer done()
+	if err := q.c.nc.PublishRequest(q.direct, replyTo[0], body); err != nil {
 		return nil, false, unavailable("direct get", err)
 	}
 	for {
-		m, err := sub.NextMsgWithContext(ctx)
-		if err != nil {
-			return nil, false, unavailable("direct get", err)
+		var m *nats.Msg
+		select {
+		case r := <-ch:
+			m = r.m
+		case <-ctx.Done():
+			return nil, false, unavailable("direct get", ctx.Err())
 		}
 		switch st := m.Header.Get(headerStatus); st {
 		case "":
@@ -541,22 +628,33 @@ func (q *Queue) Ack(ctx context.Context, to string, ids []int64) error {
 	if len(want) == 0 {
 		return nil
 	}
-	// Which of them are to's: one read of to's messages in [min, max].
-	lo, hi := want[0], want[len(want)-1]
+	// Which of them are to's: one read of to's messages up to the highest id, from
+	// its first (with to's acks in order, that is a prefix of its queue).
+	hi := want[len(want)-1]
 	mine := map[uint64]bool{}
-	from := lo
+	all := 0 // to's messages up to hi
+	from := uint64(1)
 	for {
 		part, more, err := q.directBatch(ctx, subj, from, 1024, hi)
 		if err != nil {
 			return err
 		}
 		for _, m := range part {
-			mine[m.seq] = true
+			all++
+			if _, ok := slices.BinarySearch(want, m.seq); ok {
+				mine[m.seq] = true
+			}
 		}
 		if !more || len(part) == 0 {
 			break
 		}
 		from = part[len(part)-1].seq + 1
+	}
+	// The replica that answered has every write up to hi when it has hi (writes apply
+	// in order): if the acks cover all of to's messages up to hi, one purge of to's
+	// subject below hi+1 deletes them (one write instead of one per message).
+	if mine[hi] && len(mine) == all {
+		return q.purgeBelow(ctx, subj, hi+1)
 	}
 	var del []uint64
 	for _, s := range want {
@@ -579,13 +677,29 @@ func (q *Queue) Ack(ctx context.Context, to string, ids []int64) error {
 }
 
 // AckBatch implements server.AckBatcher: every recipient's acks at once.
+// The recipients' acks run side by side (each is a read and a delete or purge: round
+// trips, not work), at most ackParallel at once.
 func (q *Queue) AckBatch(ctx context.Context, acks map[string][]int64) error {
-	var errs []error
+	const ackParallel = 16
+	var (
+		wg   sync.WaitGroup
+		mu   sync.Mutex
+		errs []error
+		sem  = make(chan struct{}, ackParallel)
+	)
 	for to, ids := range acks {
-		if err := q.Ack(ctx, to, ids); err != nil {
-			errs = append(errs, err)
-		}
+		sem <- struct{}{}
+		wg.Add(1)
+		go func() {
+			defer func() { <-sem; wg.Done() }()
+			if err := q.Ack(ctx, to, ids); err != nil {
+				mu.Lock()
+				errs = append(errs, err)
+				mu.Unlock()
+			}
+		}()
 	}
+	wg.Wait()
 	return errors.Join(errs...)
 }
 

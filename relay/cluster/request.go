@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"strconv"
+	"sync"
 
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
@@ -57,6 +58,77 @@ func isAPIErr(err error, code uint16) bool {
 	return false
 }
 
+// reply is a message to one of a Conn's reply subjects: idx says which request.
+type reply struct {
+	idx int
+	m   *nats.Msg
+}
+
+// respMux routes replies: one subscription on <inbox>.* for the whole connection,
+// each request a token of its own (a subscription per request costs a round trip
+// and a large channel).
+type respMux struct {
+	once    sync.Once
+	err     error
+	prefix  string
+	mu      sync.Mutex
+	next    uint64
+	waiting map[string]muxEntry
+}
+
+type muxEntry struct {
+	ch  chan reply
+	idx int
+}
+
+func (c *Conn) muxInit() error {
+	c.mux.once.Do(func() {
+		c.mux.prefix = c.nc.NewRespInbox() + "."
+		c.mux.waiting = map[string]muxEntry{}
+		_, c.mux.err = c.nc.Subscribe(c.mux.prefix+"*", func(m *nats.Msg) {
+			tok := m.Subject[len(c.mux.prefix):]
+			c.mux.mu.Lock()
+			e, ok := c.mux.waiting[tok]
+			c.mux.mu.Unlock()
+			if !ok {
+				return // a late reply to a request that gave up
+			}
+			select {
+			case e.ch <- reply{e.idx, m}:
+			default: // more than the request said it expects: dropped
+			}
+		})
+		if c.mux.err == nil {
+			c.mux.err = c.nc.FlushTimeout(c.timeout)
+		}
+	})
+	return c.mux.err
+}
+
+// replySubjects registers n reply subjects feeding ch (which must hold every reply
+// expected); done unregisters them.
+func (c *Conn) replySubjects(n int, ch chan reply) ([]string, func(), error) {
+	if err := c.muxInit(); err != nil {
+		return nil, nil, unavailable("reply subscription", err)
+	}
+	subjs := make([]string, n)
+	c.mux.mu.Lock()
+	for i := range subjs {
+		c.mux.next++
+		tok := strconv.FormatUint(c.mux.next, 36)
+		c.mux.waiting[tok] = muxEntry{ch, i}
+		subjs[i] = c.mux.prefix + tok
+	}
+	c.mux.mu.Unlock()
+	return subjs, func() {
+		c.mux.mu.Lock()
+		for _, s := range subjs {
+			delete(c.mux.waiting, s[len(c.mux.prefix):])
+		}
+		c.mux.mu.Unlock()
+	}, nil
+}
+
 // requestAll sends reqs[i] to subjs[i] at once and waits for every reply (bounded by
 // ctx and the connection's timeout). A reply that does not come is an error.
 func (c *Conn) requestAll(ctx context.Context, subjs []string, reqs [][]byte) ([]*nats.Msg, []error) {
@@ -67,19 +139,18 @@ func (c *Conn) requestAll(ctx context.Context, subjs []string, reqs [][]byte) ([
 	}
 	ctx, cancel := context.WithTimeout(ctx, c.timeout)
 	defer cancel()
-	inbox := c.nc.NewRespInbox()
-	ch := make(chan *nats.Msg, len(subjs))
-	sub, err := c.nc.ChanSubscribe(inbox+".*", ch)
+	ch := make(chan reply, len(subjs))
+	replyTo, done, err := c.replySubjects(len(subjs), ch)
 	if err != nil {
 		for i := range errs {
-			errs[i] = unavailable("subscribe", err)
+			errs[i] = err
 		}
 		return out, errs
 	}
-	defer sub.Unsubscribe()
+	defer done()
 	waiting := 0
 	for i, s := range subjs {
-		if err := c.nc.PublishRequest(s, inbox+"."+strconv.Itoa(i), reqs[i]); err != nil {
+		if err := c.nc.PublishRequest(s, replyTo[i], reqs[i]); err != nil {
 			errs[i] = unavailable("request", err)
 			continue
 		}
@@ -87,12 +158,11 @@ func (c *Conn) requestAll(ctx context.Context, subjs []string, reqs [][]byte) ([
 	}
 	for waiting > 0 {
 		select {
-		case m := <-ch:
-			i, err := strconv.Atoi(m.Subject[len(inbox)+1:])
-			if err != nil || i < 0 || i >= len(out) || out[i] != nil {
+		case r := <-ch:
+			if out[r.idx] != nil {
 				continue
 			}
-			out[i] = m
+			out[r.idx] = r.m
 			waiting--
 		case <-ctx.Done():
 			for i := range out {

@@ -56,7 +56,7 @@ func testDeleteAccountFreesTheName(t *testing.T, bk store) {
 	bobSig := bob.key.Sign(relay.DeleteAccountDomain, relay.DeleteAccountMessage(r.Server.RelayKey(), alice.card.ID(), now))
 	expectErr(t, rc.request(map[string]any{"type": "delete_account", "id": 4, "card_id": alice.card.ID(), "time": now, "signature": bobSig}), relay.CodeForbidden)
 	expectErr(t, rc.request(map[string]any{"type": "delete_account", "id": 5, "card_id": alice.card.ID(), "time": now + 1, "signature": good}), relay.CodeForbidden)
-	if _, err := r.Store.AccountByName(ctx, "alice"); err != nil {
+	if _, err := dirOf(r).AccountByName(ctx, "alice"); err != nil {
 		t.Fatalf("a refused delete_account deleted: %v", err)
 	}
 
@@ -82,7 +82,7 @@ func testDeleteAccountFreesTheName(t *testing.T, bk store) {
 	if n := queued(t, r, "alice"); n != 0 {
 		t.Fatalf("%d messages still queued for the deleted account", n)
 	}
-	if n, _ := r.Store.CountPreKeys(ctx, alice.card.ID(), 2); n != 0 {
+	if n, _ := dirOf(r).CountPreKeys(ctx, alice.card.ID(), 2); n != 0 {
 		t.Fatalf("%d prekeys left", n)
 	}
 	// Bob's connection, which knew the name, cannot queue for it any more.
@@ -105,7 +105,7 @@ func testDeleteAccountFreesTheName(t *testing.T, bk store) {
 	if m := nextMessage(t, bob.c); string(m.Body) != "from the new alice" {
 		t.Fatalf("bob got %q", m.Body)
 	}
-	if err := r.Store.IntegrityCheck(ctx); err != nil {
+	if err := integrity(ctx, r); err != nil {
 		t.Fatal(err)
 	}
 }
@@ -149,14 +149,14 @@ func testAccountExpiry(t *testing.T, bk store) {
 	if n := r.Server.SweepAccounts(ctx); n != 1 {
 		t.Fatalf("sweep deleted %d accounts, want 1 (idle)", n)
 	}
-	if _, err := r.Store.AccountByName(ctx, "idle"); !errorsIs(err, storage.ErrNotFound) {
+	if _, err := dirOf(r).AccountByName(ctx, "idle"); !errorsIs(err, storage.ErrNotFound) {
 		t.Fatalf("idle account after expiry: %v", err)
 	}
-	if n, _, _ := r.Store.QueueUsage(ctx, "idle"); n != 0 {
+	if n := queued(t, r, "idle"); n != 0 {
 		t.Fatalf("idle account's queue: %d left", n)
 	}
 	for _, name := range []string{"active", "live"} {
-		if _, err := r.Store.AccountByName(ctx, name); err != nil {
+		if _, err := dirOf(r).AccountByName(ctx, name); err != nil {
 			t.Fatalf("%s expired too early: %v", name, err)
 		}
 	}
@@ -164,7 +164,7 @@ func testAccountExpiry(t *testing.T, bk store) {
 	if n := r.Server.SweepAccounts(ctx); n != 1 {
 		t.Fatalf("second sweep deleted %d, want 1 (active)", n)
 	}
-	if _, err := r.Store.AccountByName(ctx, "live"); err != nil {
+	if _, err := dirOf(r).AccountByName(ctx, "live"); err != nil {
 		t.Fatalf("a connected account expired: %v", err)
 	}
 	if err := live.c.Ping(ctx); err != nil {

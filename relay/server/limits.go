@@ -549,7 +549,9 @@ const inviteBytes = 16
 // CreateInvite makes an invite code good for uses registrations until now+ttl (ttl 0:
 // no expiry), stores its hash and returns the code, which is shown once and never
 // stored. `pfschat relay invite` prints it.
-func CreateInvite(ctx context.Context, st *storage.Relay, uses int, ttl time.Duration, now time.Time) (string, error) {
+func CreateInvite(ctx context.Context, st interface {
+	CreateInvite(ctx context.Context, inv storage.Invite) error
+}, uses int, ttl time.Duration, now time.Time) (string, error) {
 	if uses <= 0 {
 		return "", errors.New("relay: an invite needs at least one use")
 	}

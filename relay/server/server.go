@@ -389,8 +389,11 @@ func (s *Server) loadKey(ctx context.Context) error {
 	return nil
 }
 
-// HasRelayKey reports whether the store holds a relay key (New makes one when not).
-func HasRelayKey(ctx context.Context, st *storage.Relay) (bool, error) {
+// HasRelayKey reports whether the store (*storage.Relay, or a shared directory) holds
+// a relay key (New makes one when not).
+func HasRelayKey(ctx context.Context, st interface {
+	Meta(ctx context.Context, key string) ([]byte, error)
+}) (bool, error) {
 	_, err := st.Meta(ctx, metaRelayKey)
 	if errors.Is(err, storage.ErrNotFound) {
 		return false, nil

@@ -1,6 +1,7 @@
 package server_test
 
 import (
+	"bytes"
 	"context"
 	"sync"
 	"testing"
@@ -14,9 +15,9 @@ import (
 
 // store is a back end the relay's behaviour tests run over: "sqlite" (the default
 // relay: queue and directory in one SQLite file, the in-memory hub) or "jetstream"
-// (a relay node's queue on a JetStream stream and its hub on core NATS, against a
-// real in-process nats-server with file storage syncing every write; the directory
-// stays SQLite until the JetStream directory lands).
+// (a relay node of a cluster: its queue on a JetStream stream, its hub on core NATS,
+// its directory in a JetStream key-value bucket, against a real in-process
+// nats-server with file storage syncing every write).
 type store struct{ name string }
 
 var stores = []store{{"sqlite"}, {"jetstream"}}
@@ -41,6 +42,10 @@ func (st store) StartWith(t *testing.T, o relaytest.Options) *relaytest.Relay {
 	if q, ok := o.Queue.(*cluster.Queue); ok {
 		queues.Store(r, q)
 		t.Cleanup(func() { queues.Delete(r) })
+	}
+	if o.Dir != nil {
+		dirs.Store(r, o.Dir)
+		t.Cleanup(func() { dirs.Delete(r) })
 	}
 	return r
 }
@@ -88,6 +93,32 @@ func jetstreamOptions(t *testing.T, o relaytest.Options) relaytest.Options {
 	hctx, hcancel := context.WithCancel(context.Background())
 	h := cluster.NewHub(hctx, c)
 	t.Cleanup(func() { hcancel(); h.Close() })
-	o.Queue, o.Hub = q, h
+	d, err := cluster.NewDirectory(ctx, c, cluster.DirOptions{SealKey: testSealKey})
+	if err != nil {
+		t.Fatal(err)
+	}
+	o.Queue, o.Hub, o.Dir = q, h, d
 	return o
+}
+
+// testSealKey seals the test directories' secrets.
+var testSealKey = bytes.Repeat([]byte{7}, cluster.SealKeySize)
+
+// dirOf is the directory r runs on.
+func dirOf(r *relaytest.Relay) server.Store {
+	if d, ok := dirs.Load(r); ok {
+		return d.(server.Store)
+	}
+	return r.Store
+}
+
+// dirs are the JetStream directories of running test relays.
+var dirs sync.Map // *relaytest.Relay -> server.Store
+
+// integrity checks r's SQLite database (a relay on JetStream has none).
+func integrity(ctx context.Context, r *relaytest.Relay) error {
+	if _, ok := dirs.Load(r); ok {
+		return nil
+	}
+	return r.Store.IntegrityCheck(ctx)
 }

@@ -38,6 +38,16 @@ func Single(t testing.TB) *Server {
 	return s
 }
 
+// SingleDefaultSync is Single with JetStream's default sync (every 2 minutes, and on
+// a clean shutdown): what a power cut can lose is what the benchmarks compare.
+func SingleDefaultSync(t testing.TB) *Server {
+	t.Helper()
+	s := &Server{t: t, opts: baseOptions(t, "single")}
+	s.start()
+	t.Cleanup(s.Stop)
+	return s
+}
+
 func baseOptions(t testing.TB, name string) *server.Options {
 	return &server.Options{
 		ServerName:         name,
@@ -107,7 +117,49 @@ func Cluster(t testing.TB, n int) *Group {
 	if n < 2 {
 		t.Fatalf("natstest: a cluster needs at least 2 servers, not %d", n)
 	}
-	// Reserve the cluster ports first, so that every server is given every route.
+	// Every server is given every route, on cluster ports reserved first. A port
+	// reserved can be taken by another process before its server listens on it (tests
+	// run in parallel): then the cluster starts again on other ports.
+	var c *Group
+	var err error
+	for attempt := 0; ; attempt++ {
+		if c, err = startGroup(t, n); err == nil {
+			break
+		}
+		if attempt == 2 {
+			t.Fatalf("natstest: %v", err)
+		}
+	}
+	t.Cleanup(c.stopAll)
+	c.WaitPeers(n)
+	return c
+}
+
+func (s *Server) startErr() error { return s.startWithin(startTimeout) }
+
+// startWithin starts the server and waits up to d for its listeners.
+func (s *Server) startWithin(d time.Duration) error {
+	o := s.opts.Clone()
+	srv, err := server.NewServer(o)
+	if err != nil {
+		return err
+	}
+	go srv.Start()
+	if !srv.ReadyForConnections(d) {
+		srv.Shutdown()
+		return fmt.Errorf("not ready in %v (a port taken?)", d)
+	}
+	// Keep the port it got, so that a restart listens where clients reconnect.
+	if a, ok := srv.Addr().(*net.TCPAddr); ok {
+		s.opts.Port = a.Port
+	}
+	s.mu.Lock()
+	s.srv = srv
+	s.mu.Unlock()
+	return nil
+}
+
+func startGroup(t testing.TB, n int) (*Group, error) {
 	ports := freePorts(t, n)
 	routes := make([]*url.URL, n)
 	for i, p := range ports {
@@ -131,39 +183,17 @@ func Cluster(t testing.TB, n int) *Group {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			errs[i] = s.startErr()
+			errs[i] = s.startWithin(startTimeout / 3)
 		}()
 	}
 	wg.Wait()
-	t.Cleanup(c.stopAll)
 	for i, err := range errs {
 		if err != nil {
-			t.Fatalf("natstest: cluster server %d: %v", i, err)
+			c.stopAll()
+			return nil, fmt.Errorf("cluster server %d: %w", i, err)
 		}
 	}
-	c.WaitPeers(n)
-	return c
-}
-
-func (s *Server) startErr() error {
-	o := s.opts.Clone()
-	srv, err := server.NewServer(o)
-	if err != nil {
-		return err
-	}
-	go srv.Start()
-	if !srv.ReadyForConnections(startTimeout) {
-		srv.Shutdown()
-		return fmt.Errorf("not ready in %v", startTimeout)
-	}
-	// Keep the port it got, so that a restart listens where clients reconnect.
-	if a, ok := srv.Addr().(*net.TCPAddr); ok {
-		s.opts.Port = a.Port
-	}
-	s.mu.Lock()
-	s.srv = srv
-	s.mu.Unlock()
-	return nil
+	return c, nil
 }
 
 func freePorts(t testing.TB, n int) []int {
