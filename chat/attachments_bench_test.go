@@ -102,6 +102,7 @@ func BenchmarkAttachmentEndToEnd(b *testing.B) {
 	ctx, cancel := context.WithTimeout(b.Context(), 30*time.Minute)
 	defer cancel()
 	var heapPeak, rssPeak int64
+	var up, msg, down time.Duration // the phases: seal + upload + commit, the message, download + open
 	b.SetBytes(size)
 	b.ResetTimer()
 	for b.Loop() {
@@ -111,14 +112,18 @@ func BenchmarkAttachmentEndToEnd(b *testing.B) {
 			heapPeak, rssPeak = max(heapPeak, h), max(rssPeak, r)
 			close(done)
 		}()
+		t0 := time.Now()
 		if _, err := alice.c.SendFile(ctx, "bob", path, "", nil); err != nil {
 			b.Fatal(err)
 		}
+		t1 := time.Now()
 		m := waitAttachment(b, bob.c, "alice")
+		t2 := time.Now()
 		saved, err := bob.c.Download(ctx, m.ID, b.TempDir(), nil)
 		if err != nil {
 			b.Fatal(err)
 		}
+		up, msg, down = up+t1.Sub(t0), msg+t2.Sub(t1), down+time.Since(t2)
 		close(stop)
 		<-done
 		b.StopTimer()
@@ -127,6 +132,9 @@ func BenchmarkAttachmentEndToEnd(b *testing.B) {
 	}
 	b.ReportMetric(float64(heapPeak)/(1<<20), "heap-growth-MiB")
 	b.ReportMetric(float64(rssPeak)/(1<<20), "rss-growth-MiB")
+	b.ReportMetric(up.Seconds()*1e3/float64(b.N), "send-ms/op")
+	b.ReportMetric(msg.Seconds()*1e3/float64(b.N), "message-ms/op")
+	b.ReportMetric(down.Seconds()*1e3/float64(b.N), "download-ms/op")
 }
 
 func BenchmarkRawWebSocketCopy(b *testing.B) {
