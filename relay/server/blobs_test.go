@@ -6,6 +6,8 @@ import (
 	"crypto/sha256"
 	"errors"
 	"os"
+	"strconv"
+	"strings"
 	"testing"
 	"time"
 
@@ -306,5 +308,72 @@ func TestBlobBinaryMessages(t *testing.T) {
 	}
 	if f := rc.request(map[string]any{"type": "blob_get", "id": 13, "blob_id": b.BlobID, "capability": c.Capability, "index": 1}); f.Type != relay.TypeBlobChunk || !bytes.Equal(f.Data, data[relay.BlobChunkSize:]) {
 		t.Fatalf("JSON blob_get: %+v", f.Type)
+	}
+}
+
+// Deleting an account deletes its blobs, committed and uploading: the name may be
+// registered again by someone else, who must not inherit them. /metrics counts blob
+// traffic, refusals and deletions.
+func TestBlobsGoWithTheirAccount(t *testing.T) {
+	r := relaytest.StartWith(t, relaytest.Options{Limits: server.Limits{BlobQuotaBytes: 8 * relay.BlobChunkSize}})
+	alice, bob := register(t, r, "alice"), register(t, r, "bob")
+	ac, bc := alice.login(t, r), bob.login(t, r)
+	ctx := testCtx(t)
+	data := randomBytes(t, 3*relay.BlobChunkSize+1)
+	id, capab := upload(t, ac, data, 1)
+	partial, err := ac.BlobBegin(ctx, 2*relay.BlobChunkSize, 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := ac.BlobPut(ctx, partial, 2*relay.BlobChunkSize, 0, 0, func(i int64, buf []byte) error { return nil }, nil); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := ac.BlobBegin(ctx, 4*relay.BlobChunkSize, 1); protoCode(err) != relay.CodeBlobQuota {
+		t.Fatalf("over quota: %v", err)
+	}
+	if got, err := download(t, bc, id, capab, int64(len(data))); err != nil || !bytes.Equal(got, data) {
+		t.Fatalf("download before the deletion: %v", err)
+	}
+	blobDir := r.Path + ".blobs"
+	files := func() int {
+		n := 0
+		for _, d := range []string{blobDir, blobDir + "/partial"} {
+			ents, _ := os.ReadDir(d)
+			for _, e := range ents {
+				if !e.IsDir() {
+					n++
+				}
+			}
+		}
+		return n
+	}
+	if n := files(); n != 2 {
+		t.Fatalf("%d blob files before the deletion, want 2", n)
+	}
+	if err := ac.DeleteAccount(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := download(t, bc, id, capab, int64(len(data))); protoCode(err) != relay.CodeBlobNotFound {
+		t.Fatalf("a deleted account's blob: %v", err)
+	}
+	if n := files(); n != 0 {
+		t.Fatalf("%d blob files left after the deletion", n)
+	}
+	again := register(t, r, "alice")
+	if _, err := again.login(t, r).BlobResume(ctx, partial); protoCode(err) != relay.CodeBlobNotFound {
+		t.Fatalf("the new alice resumed the old one's upload: %v", err)
+	}
+	m := r.Get(t, "/metrics")
+	for _, line := range []string{
+		"pfschat_relay_blob_uploads_total 2",
+		"pfschat_relay_blob_commits_total 1",
+		`pfschat_relay_blob_refusals_total{reason="blob_quota"} 1`,
+		`pfschat_relay_blob_bytes_total{direction="in"} ` + strconv.Itoa(len(data)+2*relay.BlobChunkSize),
+		`pfschat_relay_blob_bytes_total{direction="out"} ` + strconv.Itoa(len(data)),
+		`pfschat_relay_blobs_deleted_total{reason="account_deleted"} 2`,
+	} {
+		if !strings.Contains(m, "\n"+line+"\n") {
+			t.Errorf("/metrics lacks %q", line)
+		}
 	}
 }
