@@ -175,7 +175,21 @@ type blobConn struct {
 	readSize int64
 	readGen  uint64 // the server's blobGen when readFile was opened
 	readFile *os.File
-	buf      []byte // binary put messages are read into it (allocated by the first)
+	// out holds a token per blob chunk message queued for the writer: at most
+	// maxBlobOut (4 MiB), so a client asking faster than it reads is paused (its
+	// requests wait in TCP) instead of filling the relay's memory.
+	out chan struct{}
+}
+
+// maxBlobOut is how many binary blob chunk messages one connection may have queued.
+const maxBlobOut = 16
+
+// blobSent is the writer's word that a blob chunk message went out (or was dropped).
+func (c *conn) blobSent() {
+	select {
+	case <-c.blob.out:
+	default:
+	}
 }
 
 func (c *conn) closeBlobs() {
@@ -419,9 +433,19 @@ func (c *conn) onBlobGet(f *relay.Frame) {
 			c.internal(f.ID, "reading a blob chunk", err)
 			return
 		}
+		if c.blob.out == nil {
+			c.blob.out = make(chan struct{}, maxBlobOut) // before the first push: the writer sees it
+		}
+		select {
+		case c.blob.out <- struct{}{}:
+		case <-c.ctx.Done():
+			putBlobBuf(msg)
+			return
+		}
 		c.s.m.frameOut(relay.TypeBlobChunk)
 		c.s.m.blob.bytesOut.Add(uint64(n))
 		if !c.out.tryPush(outItem{opcode: opBinary, raw: msg}) {
+			c.blobSent()
 			putBlobBuf(msg)
 			c.slow()
 		}
@@ -442,8 +466,10 @@ func (c *conn) onBlobGet(f *relay.Frame) {
 	}
 }
 
-// blobBufs is a free list of binary message buffers (MaxBlobMessageSize bytes): a
-// download's messages go out of a few of them instead of a new 256 KiB each.
+// blobBufs is a free list of binary message buffers (MaxBlobMessageSize bytes, +1 so
+// that reading a message of exactly that size does not grow one): uploads read their
+// messages into them and downloads send theirs from them, a few buffers instead of a
+// new 256 KiB each, and none kept by an idle connection.
 var blobBufs = make(chan []byte, 32)
 
 func getBlobBuf() []byte {
@@ -451,12 +477,12 @@ func getBlobBuf() []byte {
 	case b := <-blobBufs:
 		return b[:0]
 	default:
-		return make([]byte, 0, relay.MaxBlobMessageSize)
+		return make([]byte, 0, relay.MaxBlobMessageSize+1)
 	}
 }
 
 func putBlobBuf(b []byte) {
-	if cap(b) != relay.MaxBlobMessageSize {
+	if cap(b) != relay.MaxBlobMessageSize+1 {
 		return
 	}
 	select {
@@ -466,13 +492,12 @@ func putBlobBuf(b []byte) {
 }
 
 // onBinary reads and handles a binary message: a blob put message (PROTOCOL.md
-// "Binary chunk messages"), into the connection's own buffer. It returns false to
-// close.
+// "Binary chunk messages"), read into a buffer of the free list (the store has copied
+// the data when onBlobPut returns). It returns false to close.
 func (c *conn) onBinary(r io.Reader) bool {
-	if c.blob.buf == nil {
-		c.blob.buf = make([]byte, 0, relay.MaxBlobMessageSize+1) // +1: an exact fit does not grow it
-	}
-	data, tooBig, err := readFrame(r, c.blob.buf[:0], relay.MaxBlobMessageSize)
+	buf := getBlobBuf()
+	defer func() { putBlobBuf(buf) }()
+	data, tooBig, err := readFrame(r, buf, relay.MaxBlobMessageSize)
 	if err != nil {
 		if tooBig {
 			c.kill(relay.CodeFrameTooLarge, "binary message over "+strconv.Itoa(relay.MaxBlobMessageSize+discardLimit)+" bytes")
