@@ -127,6 +127,7 @@ func (c *conn) onDeleteAccount(f *relay.Frame) bool {
 		return true
 	}
 	n += c.s.purgeQueue(ctx, name)
+	c.s.deleteAccountBlobs(ctx, name)
 	c.s.log.Info("account deleted by its owner", "conn", c.id, "name", name, "queued_dropped", n)
 	c.send(&relay.Frame{Type: relay.TypeOK, ID: f.ID, Name: name, CardID: cardID})
 	c.cardID.Store(nil) // this connection closes after its answer, not with the notice
@@ -202,6 +203,7 @@ func (s *Server) sweepAccounts(ctx context.Context) int {
 			progress = true
 			deleted++
 			n += s.purgeQueue(ctx, a.Name)
+			s.deleteAccountBlobs(ctx, a.Name)
 			s.forgetAccount(a.Name, a.CardID)
 			s.log.Info("account expired: name freed", "name", a.Name, "last_active", a.LastActive, "queued_dropped", n)
 		}
