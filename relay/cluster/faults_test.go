@@ -40,7 +40,8 @@ func sendAll(ctx context.Context, c *client.Client, to string, all []string, wor
 					return
 				}
 				if accepted.Add(1) == int64(at) && after != nil {
-					once.Do(after)
+					// Apart from the senders: they go on while the fault happens.
+					once.Do(func() { wg.Add(1); go func() { defer wg.Done(); after() }() })
 				}
 			}
 		}()

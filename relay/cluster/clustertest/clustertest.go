@@ -43,6 +43,7 @@ type Node struct {
 	Server *server.Server
 	Node   *cluster.Node
 
+	t    testing.TB
 	ln   *killListener
 	hs   *http.Server
 	once sync.Once
@@ -93,7 +94,7 @@ func StartWith(t testing.TB, name string, natsURLs []string, replicas int, limit
 	if err != nil {
 		t.Fatal(err)
 	}
-	n := &Node{Name: name, Server: srv, Node: node, ln: &killListener{Listener: ln},
+	n := &Node{Name: name, Server: srv, Node: node, t: t, ln: &killListener{Listener: ln},
 		URL: "ws://" + ln.Addr().String() + relay.WSPath}
 	n.hs = &http.Server{Handler: node.PublicHandler(srv)}
 	go n.hs.Serve(n.ln)
@@ -110,9 +111,29 @@ func (n *Node) Kill() {
 		n.Node.Close()
 		ctx, cancel := context.WithCancel(context.Background())
 		cancel()
-		n.Server.Shutdown(ctx)
+		n.shutdown(ctx)
 		n.hs.Close()
 	})
+}
+
+// shutdown runs the server's Shutdown, failing the test (instead of hanging it) when
+// Shutdown has not returned 15 s after ctx ended.
+func (n *Node) shutdown(ctx context.Context) {
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		n.Server.Shutdown(ctx)
+	}()
+	select {
+	case <-done:
+		return
+	case <-ctx.Done():
+	}
+	select {
+	case <-done:
+	case <-time.After(15 * time.Second):
+		n.t.Errorf("clustertest: node %s: Server.Shutdown has not returned 15 s after its context ended", n.Name)
+	}
 }
 
 // Stop shuts the node down gracefully (clients are told to go away).
@@ -121,7 +142,7 @@ func (n *Node) Stop() {
 		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 		defer cancel()
 		n.hs.Close()
-		n.Server.Shutdown(ctx)
+		n.shutdown(ctx)
 		n.ln.kill()
 		n.Node.Close()
 	})
