@@ -4,6 +4,9 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
+	"net/http"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -152,6 +155,17 @@ func TestNATSServerLoss(t *testing.T) {
 		if !isRetryable(err) || ctx.Err() != nil {
 			t.Fatalf("send without a quorum: %v, want the unavailable error", err)
 		}
+	}
+
+	// The node says so to a load balancer: reachable NATS, JetStream without a quorum.
+	resp, err := http.Get("http://" + strings.TrimSuffix(strings.TrimPrefix(a.URL, "ws://"), relay.WSPath) + "/healthz")
+	if err != nil {
+		t.Fatal(err)
+	}
+	health, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusOK || !strings.HasPrefix(string(health), "degraded: jetstream") {
+		t.Errorf("/healthz without a quorum: %d %q, want 200 degraded: jetstream: …", resp.StatusCode, health)
 	}
 
 	// One returns: the refused send goes through (same client_id), all delivered once.
