@@ -86,7 +86,18 @@ func jetstreamOptions(t *testing.T, o relaytest.Options) relaytest.Options {
 	if maxCount <= 0 {
 		maxCount = server.DefaultLimits.MaxQueueCount
 	}
-	q, err := cluster.NewQueue(ctx, c, cluster.QueueOptions{MaxPerRecipient: maxCount, Clock: o.Clock})
+	maxBytes := o.Limits.MaxQueueBytes
+	if maxBytes <= 0 {
+		maxBytes = server.DefaultLimits.MaxQueueBytes
+	}
+	quota := o.SenderQuota // as relaytest gives it to the SQLite store
+	switch {
+	case quota < 0:
+		quota = 0
+	case quota == 0:
+		quota = server.DefaultSenderQuota
+	}
+	q, err := cluster.NewQueue(ctx, c, cluster.QueueOptions{MaxPerRecipient: maxCount, MaxBytesPerRecipient: maxBytes, SenderQuota: quota, Clock: o.Clock})
 	if err != nil {
 		t.Fatal(err)
 	}
