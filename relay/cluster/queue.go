@@ -307,35 +307,25 @@ func (q *Queue) Enqueue(ctx context.Context, msgs []storage.QueuedMessage) ([]st
 		firsts, firstIdx = append(firsts, out[i]), append(firstIdx, i)
 	}
 	acks := make([]*jetstream.PubAck, len(msgs))
-	batched := false
+	alone := firstIdx // published one by one
 	if len(firsts) > 1 && !q.noBatch {
-		seq, err := q.c.publishAtomic(ctx, firsts)
-		var rej errBatchRejected
-		switch {
-		case err == nil:
-			for k, i := range firstIdx {
-				acks[i] = &jetstream.PubAck{Stream: q.stream, Sequence: seq + uint64(k)}
-				res[i].ID = int64(seq) + int64(k)
+		alone = nil
+		for k, o := range q.c.publishAtomicChunks(ctx, firsts) {
+			i := firstIdx[k]
+			switch {
+			case o.seq > 0:
+				acks[i] = &jetstream.PubAck{Stream: q.stream, Sequence: o.seq}
+				res[i].ID = int64(o.seq)
+			case o.rejected:
+				alone = append(alone, i)
+			default:
+				res[i].Err = o.err // unknown: the client retries, the window recognises it
 			}
-			batched = true
-		case errors.As(err, &rej):
-			// Nothing stored: one by one below.
-			for _, m := range firsts {
-				m.Header.Del("Nats-Batch-Id")
-				m.Header.Del("Nats-Batch-Sequence")
-				m.Header.Del("Nats-Batch-Commit")
-			}
-		default:
-			// Unknown outcome: the client retries and the window recognises it.
-			for _, i := range firstIdx {
-				res[i].Err = err
-			}
-			batched = true
 		}
 	}
-	if !batched {
+	if len(alone) > 0 {
 		futs := make([]jetstream.PubAckFuture, len(msgs))
-		for _, i := range firstIdx {
+		for _, i := range alone {
 			f, err := q.js.PublishMsgAsync(out[i])
 			if err != nil {
 				res[i].Err = unavailable("publish", err)
@@ -417,15 +407,18 @@ func (q *Queue) markers(ctx context.Context, msgs []storage.QueuedMessage, first
 	// At R>1 all at once (one Raft entry) when none was there before, the usual case;
 	// at R1 the markers are not synced one by one, so they go one by one.
 	if len(batch) > 1 && !q.noBatch && q.replicas > 1 {
-		_, err := q.c.publishAtomic(ctx, batch)
-		var rej errBatchRejected
-		if !errors.As(err, &rej) {
-			return // written, or unknown: the window still covers these sends
+		// Written, or unknown (the window still covers those sends): only the
+		// messages of a refused batch go one by one, to find which were there.
+		again := map[*nats.Msg]bool{}
+		for k, o := range q.c.publishAtomicChunks(ctx, batch) {
+			if o.rejected {
+				again[batch[k]] = true
+			}
 		}
-		for _, m := range batch {
-			m.Header.Del("Nats-Batch-Id")
-			m.Header.Del("Nats-Batch-Sequence")
-			m.Header.Del("Nats-Batch-Commit")
+		for i, m := range marks {
+			if m != nil && !again[m] {
+				marks[i] = nil
+			}
 		}
 	}
 	futs := make([]jetstream.PubAckFuture, len(msgs))

@@ -332,3 +332,39 @@ func FuzzDecodeQueueUsage(f *testing.F) {
 		}
 	})
 }
+
+// TestQueueLargeBatch: a group commit of 1024 (more than one atomic batch may hold)
+// goes in as several atomic batches; each message gets its own sequence.
+func TestQueueLargeBatch(t *testing.T) {
+	q, ctx := testQueue(t, QueueOptions{})
+	msgs := make([]storage.QueuedMessage, 1024)
+	for i := range msgs {
+		msgs[i] = msg(fmt.Sprint("r", i%7), "alice", fmt.Sprint(i), fmt.Sprint("body", i))
+	}
+	res, err := q.Enqueue(ctx, msgs)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ids := map[int64]int{}
+	for i, r := range res {
+		if r.Err != nil || r.Duplicate || r.ID <= 0 {
+			t.Fatalf("message %d: %+v", i, r)
+		}
+		ids[r.ID] = i
+	}
+	if len(ids) != len(msgs) {
+		t.Fatalf("%d distinct ids for %d messages", len(ids), len(msgs))
+	}
+	p, err := q.Pending(ctx, "r3", 0, 1000)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, m := range p {
+		if i := ids[m.ID]; string(m.Body) != fmt.Sprint("body", i) || m.To != "r3" {
+			t.Fatalf("id %d holds %q, accepted for message %d", m.ID, m.Body, i)
+		}
+	}
+	if len(p) != (1024+7-1-3)/7 {
+		t.Fatalf("r3 has %d", len(p))
+	}
+}
