@@ -629,8 +629,9 @@ func (q *Queue) leaderGet(ctx context.Context, subj string, seq uint64, next boo
 }
 
 // Pending implements server.Queue: batched direct gets by subject from afterID+1. A
-// replica may lag the leader by a few writes: at R>1, when the read reaches the end
-// of the recipient's queue, the leader is asked for the rest.
+// replica may lag the leader by a few writes: at R>1 the read starts at the leader's
+// first message (an acked prefix is gone there), and when it reaches the end of the
+// recipient's queue, the leader is asked for the rest.
 func (q *Queue) Pending(ctx context.Context, to string, afterID int64, limit int) ([]storage.QueuedMessage, error) {
 	if limit <= 0 {
 		return nil, nil
@@ -640,6 +641,19 @@ func (q *Queue) Pending(ctx context.Context, to string, afterID int64, limit int
 		return nil, err
 	}
 	from := uint64(max(afterID, 0)) + 1
+	if q.replicas > 1 {
+		// A replica may lag the leader by a few writes, deletes included: start where
+		// the leader's first message of to's at or after from is, so a prefix just
+		// acked (purged on the leader) is never read from a replica that still has it.
+		first, _, ok, err := q.leaderGet(ctx, subj, from, true)
+		if err != nil {
+			return nil, err
+		}
+		if !ok {
+			return nil, nil
+		}
+		from = first.seq
+	}
 	var got []directMsg
 	for len(got) < limit {
 		part, more, err := q.directBatch(ctx, subj, from, limit-len(got), 0)
