@@ -248,7 +248,10 @@ func TestQueueBytesAndSenderQuota(t *testing.T) {
 // TestQueueUsageRecount: a record left too high (messages gone by their TTL are not
 // given back) is counted again from the stream before it refuses a send.
 func TestQueueUsageRecount(t *testing.T) {
-	q, ctx := testQueue(t, QueueOptions{MaxPerRecipient: 16, MaxBytesPerRecipient: 1000})
+	var mu sync.Mutex
+	now := time.Now()
+	clock := func() time.Time { mu.Lock(); defer mu.Unlock(); return now }
+	q, ctx := testQueue(t, QueueOptions{MaxPerRecipient: 16, MaxBytesPerRecipient: 1000, Clock: clock})
 	if res, err := q.Enqueue(ctx, []storage.QueuedMessage{msg("bob", "alice", "1", string(make([]byte, 600)))}); err != nil || res[0].Err != nil {
 		t.Fatal(err, res)
 	}
@@ -261,7 +264,16 @@ func TestQueueUsageRecount(t *testing.T) {
 	if errs := q.writeUsage(ctx, recs, seqs); errs["bob"] != nil {
 		t.Fatal(errs["bob"])
 	}
+	// While the record is recent it may hold reservations in flight: it stands.
 	res, err := q.Enqueue(ctx, []storage.QueuedMessage{msg("bob", "carol", "2", string(make([]byte, 300)))})
+	var qf *storage.QueueFullError
+	if err != nil || !errors.As(res[0].Err, &qf) || qf.Limit != "bytes" {
+		t.Fatalf("a recent record was recounted: %+v %v", res, err)
+	}
+	mu.Lock()
+	now = now.Add(recountAfter + time.Second)
+	mu.Unlock()
+	res, err = q.Enqueue(ctx, []storage.QueuedMessage{msg("bob", "carol", "2", string(make([]byte, 300)))})
 	if err != nil || res[0].Err != nil {
 		t.Fatalf("refused on a stale record: %+v %v", res, err)
 	}
