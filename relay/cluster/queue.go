@@ -130,15 +130,16 @@ func NewQueue(ctx context.Context, c *Conn, o QueueOptions) (*Queue, error) {
 	}
 	if o.DedupKeep > 0 {
 		dcfg := jetstream.StreamConfig{
-			Name:              q.dstream,
-			Description:       "pfschat relay: sends remembered beyond the queue's duplicate window",
-			Subjects:          []string{q.dsubj + ">"},
-			Storage:           jetstream.FileStorage,
-			Replicas:          c.Replicas(),
-			MaxMsgsPerSubject: 1,
-			Duplicates:        time.Second,
-			AllowDirect:       true,
-			AllowMsgTTL:       true,
+			Name:               q.dstream,
+			Description:        "pfschat relay: sends remembered beyond the queue's duplicate window",
+			Subjects:           []string{q.dsubj + ">"},
+			Storage:            jetstream.FileStorage,
+			Replicas:           c.Replicas(),
+			MaxMsgsPerSubject:  1,
+			Duplicates:         time.Second,
+			AllowDirect:        true,
+			AllowMsgTTL:        true,
+			AllowAtomicPublish: c.Replicas() > 1, // (not with AsyncPersistMode, below)
 		}
 		if c.Replicas() == 1 {
 			// Not synced on every write: a marker lost to a power cut weakens only the
@@ -152,13 +153,14 @@ func NewQueue(ctx context.Context, c *Conn, o QueueOptions) (*Queue, error) {
 	}
 	if q.limited() {
 		ucfg := jetstream.StreamConfig{
-			Name:              q.ustream,
-			Description:       "pfschat relay: bytes queued per recipient and per sender",
-			Subjects:          []string{q.usubj + ">"},
-			Storage:           jetstream.FileStorage,
-			Replicas:          c.Replicas(),
-			MaxMsgsPerSubject: 1,
-			AllowDirect:       true,
+			Name:               q.ustream,
+			Description:        "pfschat relay: bytes queued per recipient and per sender",
+			Subjects:           []string{q.usubj + ">"},
+			Storage:            jetstream.FileStorage,
+			Replicas:           c.Replicas(),
+			MaxMsgsPerSubject:  1,
+			AllowDirect:        true,
+			AllowAtomicPublish: true,
 		}
 		if err := createStream(ctx, c, ucfg); err != nil {
 			return nil, fmt.Errorf("cluster: usage stream %s: %w", q.ustream, err)

@@ -165,12 +165,37 @@ func (q *Queue) writeUsage(ctx context.Context, recs map[string]*usage, seqs map
 	errs := map[string]error{}
 	futs := map[string]jetstream.PubAckFuture{}
 	now := q.now().UnixNano()
+	names := make([]string, 0, len(recs))
+	batch := make([]*nats.Msg, 0, len(recs))
 	for n, u := range recs {
 		u.At = now
 		b, _ := json.Marshal(u)
 		h := nats.Header{}
 		h.Set(jetstream.ExpectedLastSubjSeqHeader, strconv.FormatUint(seqs[n], 10))
-		f, err := q.js.PublishMsgAsync(&nats.Msg{Subject: q.usageSubject(n), Data: b, Header: h})
+		names = append(names, n)
+		batch = append(batch, &nats.Msg{Subject: q.usageSubject(n), Data: b, Header: h})
+	}
+	alone := make([]int, 0, len(batch))
+	if len(batch) > 1 && !q.noBatch {
+		// All at once (one sync at R1) when no record changed meanwhile, the usual
+		// case; a refused batch's records one by one, to find which did.
+		for k, o := range q.c.publishAtomicChunks(ctx, batch) {
+			switch {
+			case o.seq > 0:
+			case o.rejected:
+				alone = append(alone, k)
+			default:
+				errs[names[k]] = o.err
+			}
+		}
+	} else {
+		for k := range batch {
+			alone = append(alone, k)
+		}
+	}
+	for _, k := range alone {
+		n := names[k]
+		f, err := q.js.PublishMsgAsync(batch[k])
 		if err != nil {
 			errs[n] = unavailable("usage write", err)
 			continue
