@@ -25,6 +25,12 @@ type QueueOptions struct {
 	// limit, discard new per subject: a send over it is refused queue_full, limit
 	// count). 0 = no cap.
 	MaxPerRecipient int
+	// MaxBytesPerRecipient caps the bytes queued for one name (queue_full, limit
+	// bytes), and SenderQuota a sender's share of one name's queue: 1/SenderQuota of
+	// its count and bytes (queue_full, limit sender_quota). 0 = none. Kept in usage
+	// records (usage.go).
+	MaxBytesPerRecipient int64
+	SenderQuota          int
 	// DedupWindow is the stream's duplicate window for Nats-Msg-Id (0 = 2 minutes).
 	DedupWindow time.Duration
 	// DedupKeep is how long a send's (from, client_id) is remembered beyond the window
@@ -50,6 +56,9 @@ type Queue struct {
 	stream    string
 	dstream   string
 	subj      string // "<prefix>.q."
+	usubj     string // "<prefix>.u."
+	ustream   string
+	uDirect   string // direct get last-by-subject prefix of the usage stream
 	dsubj     string // "<prefix>.d."
 	direct    string // direct get API subject of the queue stream
 	dDirect   string // direct get last-by-subject prefix of the dedup stream
@@ -72,8 +81,8 @@ var (
 
 // NewQueue creates (or updates) the queue's streams and returns the queue.
 func NewQueue(ctx context.Context, c *Conn, o QueueOptions) (*Queue, error) {
-	if o.MaxPerRecipient < 0 {
-		return nil, fmt.Errorf("%w: MaxPerRecipient %d", ErrOptions, o.MaxPerRecipient)
+	if o.MaxPerRecipient < 0 || o.MaxBytesPerRecipient < 0 || o.SenderQuota < 0 {
+		return nil, fmt.Errorf("%w: negative queue limit", ErrOptions)
 	}
 	if o.DedupWindow <= 0 {
 		o.DedupWindow = 2 * time.Minute
@@ -91,6 +100,8 @@ func NewQueue(ctx context.Context, c *Conn, o QueueOptions) (*Queue, error) {
 	p := c.Prefix()
 	q.stream, q.dstream = p+"_QUEUE", p+"_DEDUP"
 	q.subj, q.dsubj = p+".q.", p+".d."
+	q.ustream, q.usubj = p+"_USAGE", p+".u."
+	q.uDirect = "$JS.API.DIRECT.GET." + q.ustream + "."
 	q.direct = "$JS.API.DIRECT.GET." + q.stream
 	q.dDirect = "$JS.API.DIRECT.GET." + q.dstream + "."
 	q.msgGet = "$JS.API.STREAM.MSG.GET." + q.stream
@@ -119,15 +130,16 @@ func NewQueue(ctx context.Context, c *Conn, o QueueOptions) (*Queue, error) {
 	}
 	if o.DedupKeep > 0 {
 		dcfg := jetstream.StreamConfig{
-			Name:              q.dstream,
-			Description:       "pfschat relay: sends remembered beyond the queue's duplicate window",
-			Subjects:          []string{q.dsubj + ">"},
-			Storage:           jetstream.FileStorage,
-			Replicas:          c.Replicas(),
-			MaxMsgsPerSubject: 1,
-			Duplicates:        time.Second,
-			AllowDirect:       true,
-			AllowMsgTTL:       true,
+			Name:               q.dstream,
+			Description:        "pfschat relay: sends remembered beyond the queue's duplicate window",
+			Subjects:           []string{q.dsubj + ">"},
+			Storage:            jetstream.FileStorage,
+			Replicas:           c.Replicas(),
+			MaxMsgsPerSubject:  1,
+			Duplicates:         time.Second,
+			AllowDirect:        true,
+			AllowMsgTTL:        true,
+			AllowAtomicPublish: c.Replicas() > 1, // (not with AsyncPersistMode, below)
 		}
 		if c.Replicas() == 1 {
 			// Not synced on every write: a marker lost to a power cut weakens only the
@@ -137,6 +149,21 @@ func NewQueue(ctx context.Context, c *Conn, o QueueOptions) (*Queue, error) {
 		}
 		if err := createStream(ctx, c, dcfg); err != nil {
 			return nil, fmt.Errorf("cluster: dedup stream %s: %w", q.dstream, err)
+		}
+	}
+	if q.limited() {
+		ucfg := jetstream.StreamConfig{
+			Name:               q.ustream,
+			Description:        "pfschat relay: bytes queued per recipient and per sender",
+			Subjects:           []string{q.usubj + ">"},
+			Storage:            jetstream.FileStorage,
+			Replicas:           c.Replicas(),
+			MaxMsgsPerSubject:  1,
+			AllowDirect:        true,
+			AllowAtomicPublish: true,
+		}
+		if err := createStream(ctx, c, ucfg); err != nil {
+			return nil, fmt.Errorf("cluster: usage stream %s: %w", q.ustream, err)
 		}
 	}
 	return q, nil
@@ -179,6 +206,10 @@ func (q *Queue) PurgeRecipient(ctx context.Context, name string) (int, error) {
 	}
 	subjs := []string{"$JS.API.STREAM.PURGE." + q.stream}
 	reqs := [][]byte{[]byte(`{"filter":"` + q.subj + tok + `"}`)}
+	if q.limited() {
+		subjs = append(subjs, "$JS.API.STREAM.PURGE."+q.ustream)
+		reqs = append(reqs, []byte(`{"filter":"`+q.usubj+tok+`"}`))
+	}
 	if q.o.DedupKeep > 0 {
 		subjs = append(subjs, "$JS.API.STREAM.PURGE."+q.dstream)
 		reqs = append(reqs, []byte(`{"filter":"`+q.dsubj+tok+`.>"}`))
@@ -244,6 +275,14 @@ func (q *Queue) Enqueue(ctx context.Context, msgs []storage.QueuedMessage) ([]st
 		seen[k] = i
 		first[i] = i
 	}
+	var reserved []bool
+	if q.limited() {
+		var err error
+		if reserved, err = q.reserve(ctx, msgs, first, res); err != nil {
+			return nil, err
+		}
+		q.refusedDuplicates(ctx, msgs, res)
+	}
 	// 1. Publish every first copy (the envelope copies the pooled body): as one atomic
 	// batch (one sync); when JetStream refuses it (a duplicate in it, a full queue),
 	// one by one, so each send gets its own answer.
@@ -252,7 +291,7 @@ func (q *Queue) Enqueue(ctx context.Context, msgs []storage.QueuedMessage) ([]st
 	var firsts []*nats.Msg
 	var firstIdx []int
 	for i := range msgs {
-		if first[i] != i {
+		if first[i] != i || res[i].Err != nil || res[i].Duplicate {
 			continue
 		}
 		m := &msgs[i]
@@ -270,35 +309,25 @@ func (q *Queue) Enqueue(ctx context.Context, msgs []storage.QueuedMessage) ([]st
 		firsts, firstIdx = append(firsts, out[i]), append(firstIdx, i)
 	}
 	acks := make([]*jetstream.PubAck, len(msgs))
-	batched := false
+	alone := firstIdx // published one by one
 	if len(firsts) > 1 && !q.noBatch {
-		seq, err := q.c.publishAtomic(ctx, firsts)
-		var rej errBatchRejected
-		switch {
-		case err == nil:
-			for k, i := range firstIdx {
-				acks[i] = &jetstream.PubAck{Stream: q.stream, Sequence: seq + uint64(k)}
-				res[i].ID = int64(seq) + int64(k)
+		alone = nil
+		for k, o := range q.c.publishAtomicChunks(ctx, firsts) {
+			i := firstIdx[k]
+			switch {
+			case o.seq > 0:
+				acks[i] = &jetstream.PubAck{Stream: q.stream, Sequence: o.seq}
+				res[i].ID = int64(o.seq)
+			case o.rejected:
+				alone = append(alone, i)
+			default:
+				res[i].Err = o.err // unknown: the client retries, the window recognises it
 			}
-			batched = true
-		case errors.As(err, &rej):
-			// Nothing stored: one by one below.
-			for _, m := range firsts {
-				m.Header.Del("Nats-Batch-Id")
-				m.Header.Del("Nats-Batch-Sequence")
-				m.Header.Del("Nats-Batch-Commit")
-			}
-		default:
-			// Unknown outcome: the client retries and the window recognises it.
-			for _, i := range firstIdx {
-				res[i].Err = err
-			}
-			batched = true
 		}
 	}
-	if !batched {
+	if len(alone) > 0 {
 		futs := make([]jetstream.PubAckFuture, len(msgs))
-		for _, i := range firstIdx {
+		for _, i := range alone {
 			f, err := q.js.PublishMsgAsync(out[i])
 			if err != nil {
 				res[i].Err = unavailable("publish", err)
@@ -321,6 +350,15 @@ func (q *Queue) Enqueue(ctx context.Context, msgs []storage.QueuedMessage) ([]st
 	// earlier copy of this send from before the window: drop the new one.
 	if q.o.DedupKeep > 0 {
 		q.markers(ctx, msgs, first, ids, acks, res)
+	}
+	if reserved != nil {
+		back := map[string][]storage.QueuedMessage{}
+		for i, r := range reserved {
+			if r && (res[i].Err != nil || res[i].Duplicate) {
+				back[msgs[i].To] = append(back[msgs[i].To], msgs[i])
+			}
+		}
+		q.giveBack(ctx, back) // best effort: a record too high is recounted
 	}
 	for i := range msgs {
 		if j := first[i]; j != i {
@@ -371,15 +409,18 @@ func (q *Queue) markers(ctx context.Context, msgs []storage.QueuedMessage, first
 	// At R>1 all at once (one Raft entry) when none was there before, the usual case;
 	// at R1 the markers are not synced one by one, so they go one by one.
 	if len(batch) > 1 && !q.noBatch && q.replicas > 1 {
-		_, err := q.c.publishAtomic(ctx, batch)
-		var rej errBatchRejected
-		if !errors.As(err, &rej) {
-			return // written, or unknown: the window still covers these sends
+		// Written, or unknown (the window still covers those sends): only the
+		// messages of a refused batch go one by one, to find which were there.
+		again := map[*nats.Msg]bool{}
+		for k, o := range q.c.publishAtomicChunks(ctx, batch) {
+			if o.rejected {
+				again[batch[k]] = true
+			}
 		}
-		for _, m := range batch {
-			m.Header.Del("Nats-Batch-Id")
-			m.Header.Del("Nats-Batch-Sequence")
-			m.Header.Del("Nats-Batch-Commit")
+		for i, m := range marks {
+			if m != nil && !again[m] {
+				marks[i] = nil
+			}
 		}
 	}
 	futs := make([]jetstream.PubAckFuture, len(msgs))
@@ -431,6 +472,31 @@ func (q *Queue) markers(ctx context.Context, msgs []storage.QueuedMessage, first
 		res[i] = storage.EnqueueResult{ID: int64(orig), Duplicate: true}
 	}
 	q.deleteSeqs(ctx, dels)
+}
+
+// refusedDuplicates answers the sends a limit refused that were accepted before (a
+// resend): a duplicate of the earlier copy, as the SQLite queue does (it looks for
+// duplicates before limits), found by their markers.
+func (q *Queue) refusedDuplicates(ctx context.Context, msgs []storage.QueuedMessage, res []storage.EnqueueResult) {
+	if q.o.DedupKeep <= 0 {
+		return
+	}
+	var idx []int
+	var subjs []string
+	for i := range msgs {
+		var qf *storage.QueueFullError
+		if errors.As(res[i].Err, &qf) {
+			idx = append(idx, i)
+			m := &msgs[i]
+			subjs = append(subjs, q.dDirect+q.markerSubject(m.From, dedupID(m.From, m.FromCardID, m.ClientID)))
+		}
+	}
+	replies, errs := q.c.requestAll(ctx, subjs, make([][]byte, len(subjs)))
+	for k, i := range idx {
+		if m := replies[k]; errs[k] == nil && m.Header.Get(headerStatus) == "" && len(m.Data) == 8 {
+			res[i] = storage.EnqueueResult{ID: int64(binary.BigEndian.Uint64(m.Data)), Duplicate: true}
+		}
+	}
 }
 
 // deleteSeqs deletes messages by sequence; ones already gone are no error.
@@ -565,8 +631,9 @@ func (q *Queue) leaderGet(ctx context.Context, subj string, seq uint64, next boo
 }
 
 // Pending implements server.Queue: batched direct gets by subject from afterID+1. A
-// replica may lag the leader by a few writes: at R>1, when the read reaches the end
-// of the recipient's queue, the leader is asked for the rest.
+// replica may lag the leader by a few writes: at R>1 the read starts at the leader's
+// first message (an acked prefix is gone there), and when it reaches the end of the
+// recipient's queue, the leader is asked for the rest.
 func (q *Queue) Pending(ctx context.Context, to string, afterID int64, limit int) ([]storage.QueuedMessage, error) {
 	if limit <= 0 {
 		return nil, nil
@@ -576,6 +643,19 @@ func (q *Queue) Pending(ctx context.Context, to string, afterID int64, limit int
 		return nil, err
 	}
 	from := uint64(max(afterID, 0)) + 1
+	if q.replicas > 1 {
+		// A replica may lag the leader by a few writes, deletes included: start where
+		// the leader's first message of to's at or after from is, so a prefix just
+		// acked (purged on the leader) is never read from a replica that still has it.
+		first, _, ok, err := q.leaderGet(ctx, subj, from, true)
+		if err != nil {
+			return nil, err
+		}
+		if !ok {
+			return nil, nil
+		}
+		from = first.seq
+	}
 	var got []directMsg
 	for len(got) < limit {
 		part, more, err := q.directBatch(ctx, subj, from, limit-len(got), 0)
@@ -639,7 +719,8 @@ func (q *Queue) Ack(ctx context.Context, to string, ids []int64) error {
 	// its first (with to's acks in order, that is a prefix of its queue).
 	hi := want[len(want)-1]
 	mine := map[uint64]bool{}
-	all := 0 // to's messages up to hi
+	data := map[uint64][]byte{} // the acked messages, for the usage records
+	all := 0                    // to's messages up to hi
 	from := uint64(1)
 	for {
 		part, more, err := q.directBatch(ctx, subj, from, 1024, hi)
@@ -650,6 +731,7 @@ func (q *Queue) Ack(ctx context.Context, to string, ids []int64) error {
 			all++
 			if _, ok := slices.BinarySearch(want, m.seq); ok {
 				mine[m.seq] = true
+				data[m.seq] = m.data
 			}
 		}
 		if !more || len(part) == 0 {
@@ -661,7 +743,10 @@ func (q *Queue) Ack(ctx context.Context, to string, ids []int64) error {
 	// in order): if the acks cover all of to's messages up to hi, one purge of to's
 	// subject below hi+1 deletes them (one write instead of one per message).
 	if mine[hi] && len(mine) == all {
-		return q.purgeBelow(ctx, subj, hi+1)
+		if err := q.purgeBelow(ctx, subj, hi+1); err != nil {
+			return err
+		}
+		return q.gaveUp(ctx, to, data)
 	}
 	var del []uint64
 	for _, s := range want {
@@ -671,16 +756,40 @@ func (q *Queue) Ack(ctx context.Context, to string, ids []int64) error {
 		}
 		if q.replicas > 1 {
 			// Not on the replica that answered: it may lag; the leader knows.
-			_, s2, ok, err := q.leaderGet(ctx, subj, s, false)
+			d, s2, ok, err := q.leaderGet(ctx, subj, s, false)
 			if err != nil {
 				return err
 			}
 			if ok && s2 == subj {
 				del = append(del, s)
+				data[s] = d.data
 			}
 		}
 	}
-	return q.deleteSeqs(ctx, del)
+	if err := q.deleteSeqs(ctx, del); err != nil {
+		return err
+	}
+	gone := make(map[uint64][]byte, len(del))
+	for _, s := range del {
+		gone[s] = data[s]
+	}
+	return q.gaveUp(ctx, to, gone)
+}
+
+// gaveUp gives back the usage of to's deleted messages (their stored data).
+func (q *Queue) gaveUp(ctx context.Context, to string, deleted map[uint64][]byte) error {
+	if !q.limited() || len(deleted) == 0 {
+		return nil
+	}
+	var back []storage.QueuedMessage
+	for _, d := range deleted {
+		var m storage.QueuedMessage
+		if parseEnvelope(d, &m) == nil {
+			back = append(back, m)
+		}
+	}
+	q.giveBack(ctx, map[string][]storage.QueuedMessage{to: back}) // best effort
+	return nil
 }
 
 // AckBatch implements server.AckBatcher: every recipient's acks at once.
