@@ -165,7 +165,8 @@ func openClusterNode(ctx context.Context, f clusterFlags, urls []string, storeOp
 	if err != nil {
 		return nil, fmt.Errorf("connecting to NATS: %w", err)
 	}
-	node, err := cluster.OpenNode(cctx, conn, cluster.NodeOptions{SealKey: seal, MaxPerRecipient: storeOpts.MaxQueueCount})
+	node, err := cluster.OpenNode(cctx, conn, cluster.NodeOptions{SealKey: seal, MaxPerRecipient: storeOpts.MaxQueueCount,
+		Queue: cluster.QueueOptions{MaxBytesPerRecipient: storeOpts.MaxQueueBytes, SenderQuota: storeOpts.SenderQuota}})
 	if err != nil {
 		conn.Close()
 		return nil, err

@@ -25,6 +25,12 @@ type QueueOptions struct {
 	// limit, discard new per subject: a send over it is refused queue_full, limit
 	// count). 0 = no cap.
 	MaxPerRecipient int
+	// MaxBytesPerRecipient caps the bytes queued for one name (queue_full, limit
+	// bytes), and SenderQuota a sender's share of one name's queue: 1/SenderQuota of
+	// its count and bytes (queue_full, limit sender_quota). 0 = none. Kept in usage
+	// records (usage.go).
+	MaxBytesPerRecipient int64
+	SenderQuota          int
 	// DedupWindow is the stream's duplicate window for Nats-Msg-Id (0 = 2 minutes).
 	DedupWindow time.Duration
 	// DedupKeep is how long a send's (from, client_id) is remembered beyond the window
@@ -50,6 +56,9 @@ type Queue struct {
 	stream    string
 	dstream   string
 	subj      string // "<prefix>.q."
+	usubj     string // "<prefix>.u."
+	ustream   string
+	uDirect   string // direct get last-by-subject prefix of the usage stream
 	dsubj     string // "<prefix>.d."
 	direct    string // direct get API subject of the queue stream
 	dDirect   string // direct get last-by-subject prefix of the dedup stream
@@ -72,8 +81,8 @@ var (
 
 // NewQueue creates (or updates) the queue's streams and returns the queue.
 func NewQueue(ctx context.Context, c *Conn, o QueueOptions) (*Queue, error) {
-	if o.MaxPerRecipient < 0 {
-		return nil, fmt.Errorf("%w: MaxPerRecipient %d", ErrOptions, o.MaxPerRecipient)
+	if o.MaxPerRecipient < 0 || o.MaxBytesPerRecipient < 0 || o.SenderQuota < 0 {
+		return nil, fmt.Errorf("%w: negative queue limit", ErrOptions)
 	}
 	if o.DedupWindow <= 0 {
 		o.DedupWindow = 2 * time.Minute
@@ -91,6 +100,8 @@ func NewQueue(ctx context.Context, c *Conn, o QueueOptions) (*Queue, error) {
 	p := c.Prefix()
 	q.stream, q.dstream = p+"_QUEUE", p+"_DEDUP"
 	q.subj, q.dsubj = p+".q.", p+".d."
+	q.ustream, q.usubj = p+"_USAGE", p+".u."
+	q.uDirect = "$JS.API.DIRECT.GET." + q.ustream + "."
 	q.direct = "$JS.API.DIRECT.GET." + q.stream
 	q.dDirect = "$JS.API.DIRECT.GET." + q.dstream + "."
 	q.msgGet = "$JS.API.STREAM.MSG.GET." + q.stream
@@ -114,9 +125,7 @@ func NewQueue(ctx context.Context, c *Conn, o QueueOptions) (*Queue, error) {
 		cfg.MaxMsgsPerSubject = int64(o.MaxPerRecipient)
 		cfg.DiscardNewPerSubject = true
 	}
-	cctx, cancel := context.WithTimeout(ctx, c.Timeout())
-	defer cancel()
-	if _, err := c.js.CreateOrUpdateStream(cctx, cfg); err != nil {
+	if err := createStream(ctx, c, cfg); err != nil {
 		return nil, fmt.Errorf("cluster: queue stream %s: %w", q.stream, err)
 	}
 	if o.DedupKeep > 0 {
@@ -137,11 +146,34 @@ func NewQueue(ctx context.Context, c *Conn, o QueueOptions) (*Queue, error) {
 			// accepted (the window itself is rebuilt from the synced queue).
 			dcfg.PersistMode = jetstream.AsyncPersistMode
 		}
-		if _, err := c.js.CreateOrUpdateStream(cctx, dcfg); err != nil {
+		if err := createStream(ctx, c, dcfg); err != nil {
 			return nil, fmt.Errorf("cluster: dedup stream %s: %w", q.dstream, err)
 		}
 	}
+	if q.limited() {
+		ucfg := jetstream.StreamConfig{
+			Name:              q.ustream,
+			Description:       "pfschat relay: bytes queued per recipient and per sender",
+			Subjects:          []string{q.usubj + ">"},
+			Storage:           jetstream.FileStorage,
+			Replicas:          c.Replicas(),
+			MaxMsgsPerSubject: 1,
+			AllowDirect:       true,
+		}
+		if err := createStream(ctx, c, ucfg); err != nil {
+			return nil, fmt.Errorf("cluster: usage stream %s: %w", q.ustream, err)
+		}
+	}
 	return q, nil
+}
+
+// createStream creates or updates a stream, each with a timeout of its own: a
+// cluster placing a new replicated stream may take a few seconds.
+func createStream(ctx context.Context, c *Conn, cfg jetstream.StreamConfig) error {
+	cctx, cancel := context.WithTimeout(ctx, 2*c.Timeout())
+	defer cancel()
+	_, err := c.js.CreateOrUpdateStream(cctx, cfg)
+	return err
 }
 
 // Subject is the queue subject of a name.
@@ -172,6 +204,10 @@ func (q *Queue) PurgeRecipient(ctx context.Context, name string) (int, error) {
 	}
 	subjs := []string{"$JS.API.STREAM.PURGE." + q.stream}
 	reqs := [][]byte{[]byte(`{"filter":"` + q.subj + tok + `"}`)}
+	if q.limited() {
+		subjs = append(subjs, "$JS.API.STREAM.PURGE."+q.ustream)
+		reqs = append(reqs, []byte(`{"filter":"`+q.usubj+tok+`"}`))
+	}
 	if q.o.DedupKeep > 0 {
 		subjs = append(subjs, "$JS.API.STREAM.PURGE."+q.dstream)
 		reqs = append(reqs, []byte(`{"filter":"`+q.dsubj+tok+`.>"}`))
@@ -237,6 +273,14 @@ func (q *Queue) Enqueue(ctx context.Context, msgs []storage.QueuedMessage) ([]st
 		seen[k] = i
 		first[i] = i
 	}
+	var reserved []bool
+	if q.limited() {
+		var err error
+		if reserved, err = q.reserve(ctx, msgs, first, res); err != nil {
+			return nil, err
+		}
+		q.refusedDuplicates(ctx, msgs, res)
+	}
 	// 1. Publish every first copy (the envelope copies the pooled body): as one atomic
 	// batch (one sync); when JetStream refuses it (a duplicate in it, a full queue),
 	// one by one, so each send gets its own answer.
@@ -245,7 +289,7 @@ func (q *Queue) Enqueue(ctx context.Context, msgs []storage.QueuedMessage) ([]st
 	var firsts []*nats.Msg
 	var firstIdx []int
 	for i := range msgs {
-		if first[i] != i {
+		if first[i] != i || res[i].Err != nil || res[i].Duplicate {
 			continue
 		}
 		m := &msgs[i]
@@ -314,6 +358,15 @@ func (q *Queue) Enqueue(ctx context.Context, msgs []storage.QueuedMessage) ([]st
 	// earlier copy of this send from before the window: drop the new one.
 	if q.o.DedupKeep > 0 {
 		q.markers(ctx, msgs, first, ids, acks, res)
+	}
+	if reserved != nil {
+		back := map[string][]storage.QueuedMessage{}
+		for i, r := range reserved {
+			if r && (res[i].Err != nil || res[i].Duplicate) {
+				back[msgs[i].To] = append(back[msgs[i].To], msgs[i])
+			}
+		}
+		q.giveBack(ctx, back) // best effort: a record too high is recounted
 	}
 	for i := range msgs {
 		if j := first[i]; j != i {
@@ -424,6 +477,31 @@ func (q *Queue) markers(ctx context.Context, msgs []storage.QueuedMessage, first
 		res[i] = storage.EnqueueResult{ID: int64(orig), Duplicate: true}
 	}
 	q.deleteSeqs(ctx, dels)
+}
+
+// refusedDuplicates answers the sends a limit refused that were accepted before (a
+// resend): a duplicate of the earlier copy, as the SQLite queue does (it looks for
+// duplicates before limits), found by their markers.
+func (q *Queue) refusedDuplicates(ctx context.Context, msgs []storage.QueuedMessage, res []storage.EnqueueResult) {
+	if q.o.DedupKeep <= 0 {
+		return
+	}
+	var idx []int
+	var subjs []string
+	for i := range msgs {
+		var qf *storage.QueueFullError
+		if errors.As(res[i].Err, &qf) {
+			idx = append(idx, i)
+			m := &msgs[i]
+			subjs = append(subjs, q.dDirect+q.markerSubject(m.From, dedupID(m.From, m.FromCardID, m.ClientID)))
+		}
+	}
+	replies, errs := q.c.requestAll(ctx, subjs, make([][]byte, len(subjs)))
+	for k, i := range idx {
+		if m := replies[k]; errs[k] == nil && m.Header.Get(headerStatus) == "" && len(m.Data) == 8 {
+			res[i] = storage.EnqueueResult{ID: int64(binary.BigEndian.Uint64(m.Data)), Duplicate: true}
+		}
+	}
 }
 
 // deleteSeqs deletes messages by sequence; ones already gone are no error.
@@ -632,7 +710,8 @@ func (q *Queue) Ack(ctx context.Context, to string, ids []int64) error {
 	// its first (with to's acks in order, that is a prefix of its queue).
 	hi := want[len(want)-1]
 	mine := map[uint64]bool{}
-	all := 0 // to's messages up to hi
+	data := map[uint64][]byte{} // the acked messages, for the usage records
+	all := 0                    // to's messages up to hi
 	from := uint64(1)
 	for {
 		part, more, err := q.directBatch(ctx, subj, from, 1024, hi)
@@ -643,6 +722,7 @@ func (q *Queue) Ack(ctx context.Context, to string, ids []int64) error {
 			all++
 			if _, ok := slices.BinarySearch(want, m.seq); ok {
 				mine[m.seq] = true
+				data[m.seq] = m.data
 			}
 		}
 		if !more || len(part) == 0 {
@@ -654,7 +734,10 @@ func (q *Queue) Ack(ctx context.Context, to string, ids []int64) error {
 	// in order): if the acks cover all of to's messages up to hi, one purge of to's
 	// subject below hi+1 deletes them (one write instead of one per message).
 	if mine[hi] && len(mine) == all {
-		return q.purgeBelow(ctx, subj, hi+1)
+		if err := q.purgeBelow(ctx, subj, hi+1); err != nil {
+			return err
+		}
+		return q.gaveUp(ctx, to, data)
 	}
 	var del []uint64
 	for _, s := range want {
@@ -664,16 +747,40 @@ func (q *Queue) Ack(ctx context.Context, to string, ids []int64) error {
 		}
 		if q.replicas > 1 {
 			// Not on the replica that answered: it may lag; the leader knows.
-			_, s2, ok, err := q.leaderGet(ctx, subj, s, false)
+			d, s2, ok, err := q.leaderGet(ctx, subj, s, false)
 			if err != nil {
 				return err
 			}
 			if ok && s2 == subj {
 				del = append(del, s)
+				data[s] = d.data
 			}
 		}
 	}
-	return q.deleteSeqs(ctx, del)
+	if err := q.deleteSeqs(ctx, del); err != nil {
+		return err
+	}
+	gone := make(map[uint64][]byte, len(del))
+	for _, s := range del {
+		gone[s] = data[s]
+	}
+	return q.gaveUp(ctx, to, gone)
+}
+
+// gaveUp gives back the usage of to's deleted messages (their stored data).
+func (q *Queue) gaveUp(ctx context.Context, to string, deleted map[uint64][]byte) error {
+	if !q.limited() || len(deleted) == 0 {
+		return nil
+	}
+	var back []storage.QueuedMessage
+	for _, d := range deleted {
+		var m storage.QueuedMessage
+		if parseEnvelope(d, &m) == nil {
+			back = append(back, m)
+		}
+	}
+	q.giveBack(ctx, map[string][]storage.QueuedMessage{to: back}) // best effort
+	return nil
 }
 
 // AckBatch implements server.AckBatcher: every recipient's acks at once.

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -199,4 +200,135 @@ func TestQueueUnavailable(t *testing.T) {
 	if _, err := q.Pending(ctx, "bob", 0, 1); !errors.Is(err, server.ErrUnavailable) {
 		t.Fatalf("pending: %v", err)
 	}
+}
+
+func TestQueueBytesAndSenderQuota(t *testing.T) {
+	q, ctx := testQueue(t, QueueOptions{MaxPerRecipient: 16, MaxBytesPerRecipient: 1000, SenderQuota: 4})
+	body := func(n int) string { return string(make([]byte, n)) }
+	// alice may fill 1/4: 4 messages, 250 bytes.
+	res, err := q.Enqueue(ctx, []storage.QueuedMessage{msg("bob", "alice", "1", body(200)), msg("bob", "alice", "2", body(100)), msg("bob", "carol", "3", body(250))})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var qf *storage.QueueFullError
+	if res[0].Err != nil || !errors.As(res[1].Err, &qf) || qf.Limit != "sender_quota" || res[2].Err != nil {
+		t.Fatalf("sender quota: %+v", res)
+	}
+	// Bytes: 450 queued; dave (his own quota fine at 250) and erin fill it to 950;
+	// then 100 more bytes are over 1000.
+	res, _ = q.Enqueue(ctx, []storage.QueuedMessage{msg("bob", "dave", "4", body(250)), msg("bob", "erin", "5", body(250)), msg("bob", "frank", "6", body(100))})
+	if res[0].Err != nil || res[1].Err != nil || !errors.As(res[2].Err, &qf) || qf.Limit != "bytes" {
+		t.Fatalf("bytes: %+v", res)
+	}
+	// A refused send was not stored; an ack gives its bytes back.
+	p, err := q.Pending(ctx, "bob", 0, 100)
+	if err != nil || len(p) != 4 {
+		t.Fatalf("pending %d %v", len(p), err)
+	}
+	if err := q.Ack(ctx, "bob", []int64{p[0].ID}); err != nil { // alice's 200 bytes
+		t.Fatal(err)
+	}
+	res, _ = q.Enqueue(ctx, []storage.QueuedMessage{msg("bob", "frank", "6", body(100)), msg("bob", "alice", "2", body(100))})
+	if res[0].Err != nil || res[1].Err != nil {
+		t.Fatalf("after the ack: %+v", res)
+	}
+	// A duplicate gives its reservation back: the record stays exact.
+	if res, _ = q.Enqueue(ctx, []storage.QueuedMessage{msg("bob", "frank", "6", body(100))}); !res[0].Duplicate {
+		t.Fatalf("resend: %+v", res)
+	}
+	recs, _, err := q.readUsage(ctx, []string{"bob"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if u := recs["bob"]; u.Count != 5 || u.Bytes != 950 || u.Senders["alice"].Bytes != 100 || u.Senders["frank"].Count != 1 {
+		t.Fatalf("usage record %+v", u)
+	}
+}
+
+// TestQueueUsageRecount: a record left too high (messages gone by their TTL are not
+// given back) is counted again from the stream before it refuses a send.
+func TestQueueUsageRecount(t *testing.T) {
+	q, ctx := testQueue(t, QueueOptions{MaxPerRecipient: 16, MaxBytesPerRecipient: 1000})
+	if res, err := q.Enqueue(ctx, []storage.QueuedMessage{msg("bob", "alice", "1", string(make([]byte, 600)))}); err != nil || res[0].Err != nil {
+		t.Fatal(err, res)
+	}
+	// As if 900 bytes had expired from bob's queue without being given back.
+	recs, seqs, err := q.readUsage(ctx, []string{"bob"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	recs["bob"].add("ghost", 3, 300)
+	if errs := q.writeUsage(ctx, recs, seqs); errs["bob"] != nil {
+		t.Fatal(errs["bob"])
+	}
+	res, err := q.Enqueue(ctx, []storage.QueuedMessage{msg("bob", "carol", "2", string(make([]byte, 300)))})
+	if err != nil || res[0].Err != nil {
+		t.Fatalf("refused on a stale record: %+v %v", res, err)
+	}
+	if recs, _, _ = q.readUsage(ctx, []string{"bob"}); recs["bob"].Bytes != 900 || recs["bob"].Senders["ghost"] != nil {
+		t.Fatalf("recounted record %+v", recs["bob"])
+	}
+}
+
+// TestQueueUsageAcrossNodes: two nodes' queues filling one recipient at once never
+// pass its byte limit together (compare-and-set on the usage record).
+func TestQueueUsageAcrossNodes(t *testing.T) {
+	s := natstest.Single(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
+	defer cancel()
+	o := QueueOptions{MaxPerRecipient: 100, MaxBytesPerRecipient: 2000}
+	var qs [2]*Queue
+	for i := range qs {
+		q, err := NewQueue(ctx, testConn(t, []string{s.URL()}, 1), o)
+		if err != nil {
+			t.Fatal(err)
+		}
+		qs[i] = q
+	}
+	var wg sync.WaitGroup
+	var accepted atomic.Int64
+	for n, q := range qs {
+		for g := range 3 {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				for k := range 10 {
+					res, err := q.Enqueue(ctx, []storage.QueuedMessage{msg("bob", fmt.Sprint("s", n, g), fmt.Sprint(k), string(make([]byte, 100)))})
+					if err != nil {
+						t.Error(err)
+						return
+					}
+					if res[0].Err == nil {
+						accepted.Add(1)
+					} else if !errors.Is(res[0].Err, storage.ErrQueueFull) && !errors.Is(res[0].Err, server.ErrUnavailable) {
+						t.Error(res[0].Err)
+					}
+				}
+			}()
+		}
+	}
+	wg.Wait()
+	p, err := qs[0].Pending(ctx, "bob", 0, 100)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if int64(len(p)) != accepted.Load() || len(p) > 20 || len(p) < 15 {
+		t.Fatalf("%d queued, %d accepted: want the same, at most 20 (2000 bytes), and nearly that", len(p), accepted.Load())
+	}
+}
+
+func FuzzDecodeQueueUsage(f *testing.F) {
+	f.Add([]byte(`{"c":1,"b":2,"s":{"a":{"c":1,"b":2}}}`))
+	f.Fuzz(func(t *testing.T, b []byte) {
+		u, err := decodeQueueUsage(b)
+		if err != nil {
+			if !errors.Is(err, ErrBadUsage) {
+				t.Fatalf("untyped %v", err)
+			}
+			return
+		}
+		if u.Count < 0 || u.Bytes < 0 {
+			t.Fatal("negative usage accepted")
+		}
+	})
 }

@@ -658,9 +658,6 @@ func testLargestMessage(t *testing.T, bk store) {
 func TestQueueBytesLimit(t *testing.T) { eachStore(t, testQueueBytesLimit) }
 
 func testQueueBytesLimit(t *testing.T, bk store) {
-	if bk.name == "jetstream" {
-		t.Skip("bytes per recipient are a shared counter of the JetStream directory's limits (issue 16, J2), not the queue stream's")
-	}
 	r := bk.StartWith(t, relaytest.Options{Limits: server.Limits{MaxQueueBytes: 1000}, SenderQuota: -1})
 	ctx := testCtx(t)
 	alice := newUser(t, r, "alice")

@@ -3,7 +3,10 @@ package server_test
 import (
 	"bytes"
 	"context"
+	"fmt"
+	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -50,6 +53,9 @@ func (st store) StartWith(t *testing.T, o relaytest.Options) *relaytest.Relay {
 	return r
 }
 
+// prefixes numbers the tests' prefixes on the shared JetStream server.
+var prefixes atomic.Int64
+
 // queues are the JetStream queues of running test relays.
 var queues sync.Map // *relaytest.Relay -> *cluster.Queue
 
@@ -74,19 +80,51 @@ func queued(t *testing.T, r *relaytest.Relay, name string) int {
 // with the relay's limits and clock.
 func jetstreamOptions(t *testing.T, o relaytest.Options) relaytest.Options {
 	t.Helper()
-	ns := natstest.Single(t)
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	c, err := cluster.Connect(ctx, cluster.Options{URLs: []string{ns.URL()}})
+	// One server for the package (a start each cost more than most tests), a prefix
+	// of streams, buckets and subjects per test, deleted after it.
+	ns, err := natstest.Shared()
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(c.Close)
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	prefix := fmt.Sprintf("T%d", prefixes.Add(1))
+	c, err := cluster.Connect(ctx, cluster.Options{URLs: []string{ns.URL()}, Prefix: prefix})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		defer c.Close()
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		js := c.JetStream()
+		names := js.StreamNames(ctx)
+		var mine []string
+		for n := range names.Name() {
+			if strings.HasPrefix(n, prefix+"_") || strings.HasPrefix(n, "KV_"+prefix+"_") || strings.HasPrefix(n, "OBJ_"+prefix+"_") {
+				mine = append(mine, n)
+			}
+		}
+		for _, n := range mine {
+			js.DeleteStream(ctx, n)
+		}
+	})
 	maxCount := o.Limits.MaxQueueCount
 	if maxCount <= 0 {
 		maxCount = server.DefaultLimits.MaxQueueCount
 	}
-	q, err := cluster.NewQueue(ctx, c, cluster.QueueOptions{MaxPerRecipient: maxCount, Clock: o.Clock})
+	maxBytes := o.Limits.MaxQueueBytes
+	if maxBytes <= 0 {
+		maxBytes = server.DefaultLimits.MaxQueueBytes
+	}
+	quota := o.SenderQuota // as relaytest gives it to the SQLite store
+	switch {
+	case quota < 0:
+		quota = 0
+	case quota == 0:
+		quota = server.DefaultSenderQuota
+	}
+	q, err := cluster.NewQueue(ctx, c, cluster.QueueOptions{MaxPerRecipient: maxCount, MaxBytesPerRecipient: maxBytes, SenderQuota: quota, Clock: o.Clock})
 	if err != nil {
 		t.Fatal(err)
 	}

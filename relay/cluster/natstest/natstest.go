@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"net"
 	"net/url"
+	"os"
 	"strconv"
 	"sync"
 	"testing"
@@ -268,4 +269,37 @@ func (c *Group) stopAll() {
 		go func() { defer wg.Done(); s.Stop() }()
 	}
 	wg.Wait()
+}
+
+var shared struct {
+	once sync.Once
+	srv  *Server
+	err  error
+}
+
+// Shared is one JetStream server (file storage syncing every write, in a temporary
+// directory) for the whole test process, started on first use and never stopped:
+// tests that each need a JetStream but not their own server share it, each under a
+// prefix of its own (cluster.Options.Prefix), and save a server start apiece. Do not
+// Stop or Restart it.
+func Shared() (*Server, error) {
+	shared.once.Do(func() {
+		dir, err := os.MkdirTemp("", "natstest-shared-")
+		if err != nil {
+			shared.err = err
+			return
+		}
+		o := &server.Options{
+			ServerName: "shared", Host: "127.0.0.1", Port: server.RANDOM_PORT, NoLog: true, NoSigs: true,
+			JetStream: true, StoreDir: dir, JetStreamMaxMemory: 256 << 20, JetStreamMaxStore: 4 << 30,
+			MaxPayload: 8 << 20, SyncAlways: true,
+		}
+		s := &Server{opts: o}
+		if err := s.startErr(); err != nil {
+			shared.err = fmt.Errorf("natstest: shared server: %w", err)
+			return
+		}
+		shared.srv = s
+	})
+	return shared.srv, shared.err
 }
