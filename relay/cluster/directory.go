@@ -728,7 +728,12 @@ func (d *Directory) PutPreKeys(ctx context.Context, cardID string, keys []storag
 		}
 		ops := make([]kvOp, 0, len(lists))
 		for kind, list := range lists {
-			ops = append(ops, kvOp{key: keyPreKeys(cardID, kind), val: encodePreKeys(list), rev: entries[kind].rev})
+			val := encodePreKeys(list)
+			if max := d.b.nc.MaxPayload(); max > 0 && int64(len(val)) > max-1024 {
+				return fmt.Errorf("%w: card %s's prekeys of kind %d take %d bytes, over what the NATS server takes in one message (max_payload %d): lower the relay's one-time prekey limit or raise max_payload",
+					storage.ErrInvalid, cardID, kind, len(val), max)
+			}
+			ops = append(ops, kvOp{key: keyPreKeys(cardID, kind), val: val, rev: entries[kind].rev})
 		}
 		sort.Slice(ops, func(i, j int) bool { return ops[i].key < ops[j].key })
 		return d.b.commit(ctx, ops)

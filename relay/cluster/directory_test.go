@@ -630,3 +630,21 @@ func TestManyTransactionsAtOnce(t *testing.T) {
 		}
 	}
 }
+
+// TestPreKeysOverMaxPayload: prekeys that would not fit one NATS message are refused
+// with a message naming the limit, and nothing is stored.
+func TestPreKeysOverMaxPayload(t *testing.T) {
+	ns := natstest.Single(t)
+	c := connect(t, ns.URL())
+	d := newTestDirectory(t, c)
+	ctx := testCtx(t)
+	big := make([]byte, c.NATS().MaxPayload()/4)
+	keys := []storage.StoredPreKey{{Kind: 4, ID: 1, Data: big}, {Kind: 4, ID: 2, Data: big}, {Kind: 4, ID: 3, Data: big}, {Kind: 4, ID: 4, Data: big}}
+	_, err := d.PutPreKeys(ctx, "card", keys, 0)
+	if !errors.Is(err, storage.ErrInvalid) || !strings.Contains(err.Error(), "max_payload") {
+		t.Fatalf("over max_payload: %v", err)
+	}
+	if n, _ := d.CountPreKeys(ctx, "card", 4); n != 0 {
+		t.Fatalf("%d keys stored", n)
+	}
+}
