@@ -587,17 +587,20 @@ func replKeys(ids []string) []string {
 	return out
 }
 
+// scanTries bounds the watches one scan makes.
+const scanTries = 3
+
 // scan calls f with every live key under prefix (e.g. "acct.") and its value. It reads
 // them with a watch (an ordered consumer), which a cluster recovering from an outage
 // may leave silent: a watch with no news for the connection's timeout is given up
-// and the scan starts over, until ctx ends.
+// and the scan starts over, scanTries times at most.
 func (d *Directory) scan(ctx context.Context, prefix string, f func(key string, val []byte) error) error {
 	type kv struct {
 		key string
 		val []byte
 	}
 	var all []kv
-	err := untilCtx(ctx, func() error {
+	watch := func() error {
 		all = all[:0]
 		w, err := d.b.kv.Watch(ctx, prefix+">", jetstream.IgnoreDeletes())
 		if err != nil {
@@ -623,7 +626,13 @@ func (d *Directory) scan(ctx context.Context, prefix string, f func(key string, 
 				return dirUnavailable(fmt.Errorf("relay/cluster: listing %s: %w", prefix, ctx.Err()))
 			}
 		}
-	})
+	}
+	var err error
+	for try := 0; try < scanTries; try++ {
+		if err = watch(); err == nil || ctx.Err() != nil {
+			break
+		}
+	}
 	if err != nil {
 		return err
 	}
