@@ -5,8 +5,10 @@ import (
 	"crypto/rand"
 	"encoding/hex"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"strconv"
+	"sync"
 
 	"github.com/nats-io/nats.go"
 )
@@ -64,4 +66,51 @@ func (c *Conn) publishAtomic(ctx context.Context, msgs []*nats.Msg) (uint64, err
 		return 0, unavailable("batch commit", fmt.Errorf("ack for batch %q of %d up to %d, sent %q of %d", r.Batch, r.Count, r.Seq, id, len(msgs)))
 	}
 	return r.Seq - uint64(len(msgs)) + 1, nil
+}
+
+// maxAtomic is the most messages publishAtomicChunks puts in one atomic batch
+// (JetStream allows 1000 by default; the relay's group commit takes up to 1024).
+const maxAtomic = 500
+
+// atomicOutcome is what became of one message of publishAtomicChunks.
+type atomicOutcome struct {
+	seq      uint64 // stored at this sequence (> 0)
+	rejected bool   // its batch was refused: not stored, publish it alone
+	err      error  // unknown outcome (unavailable)
+}
+
+// publishAtomicChunks publishes msgs in atomic batches of at most maxAtomic, side by
+// side. A rejected batch's messages lose their batch headers, ready to go one by one.
+func (c *Conn) publishAtomicChunks(ctx context.Context, msgs []*nats.Msg) []atomicOutcome {
+	out := make([]atomicOutcome, len(msgs))
+	var wg sync.WaitGroup
+	for start := 0; start < len(msgs); start += maxAtomic {
+		end := min(start+maxAtomic, len(msgs))
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			chunk := msgs[start:end]
+			if len(chunk) == 1 {
+				out[start].rejected = true // alone is cheaper without a batch
+				return
+			}
+			seq, err := c.publishAtomic(ctx, chunk)
+			var rej errBatchRejected
+			for k := range chunk {
+				switch {
+				case err == nil:
+					out[start+k].seq = seq + uint64(k)
+				case errors.As(err, &rej):
+					out[start+k].rejected = true
+					chunk[k].Header.Del("Nats-Batch-Id")
+					chunk[k].Header.Del("Nats-Batch-Sequence")
+					chunk[k].Header.Del("Nats-Batch-Commit")
+				default:
+					out[start+k].err = err
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	return out
 }

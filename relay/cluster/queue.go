@@ -130,15 +130,16 @@ func NewQueue(ctx context.Context, c *Conn, o QueueOptions) (*Queue, error) {
 	}
 	if o.DedupKeep > 0 {
 		dcfg := jetstream.StreamConfig{
-			Name:              q.dstream,
-			Description:       "pfschat relay: sends remembered beyond the queue's duplicate window",
-			Subjects:          []string{q.dsubj + ">"},
-			Storage:           jetstream.FileStorage,
-			Replicas:          c.Replicas(),
-			MaxMsgsPerSubject: 1,
-			Duplicates:        time.Second,
-			AllowDirect:       true,
-			AllowMsgTTL:       true,
+			Name:               q.dstream,
+			Description:        "pfschat relay: sends remembered beyond the queue's duplicate window",
+			Subjects:           []string{q.dsubj + ">"},
+			Storage:            jetstream.FileStorage,
+			Replicas:           c.Replicas(),
+			MaxMsgsPerSubject:  1,
+			Duplicates:         time.Second,
+			AllowDirect:        true,
+			AllowMsgTTL:        true,
+			AllowAtomicPublish: c.Replicas() > 1, // (not with AsyncPersistMode, below)
 		}
 		if c.Replicas() == 1 {
 			// Not synced on every write: a marker lost to a power cut weakens only the
@@ -152,13 +153,14 @@ func NewQueue(ctx context.Context, c *Conn, o QueueOptions) (*Queue, error) {
 	}
 	if q.limited() {
 		ucfg := jetstream.StreamConfig{
-			Name:              q.ustream,
-			Description:       "pfschat relay: bytes queued per recipient and per sender",
-			Subjects:          []string{q.usubj + ">"},
-			Storage:           jetstream.FileStorage,
-			Replicas:          c.Replicas(),
-			MaxMsgsPerSubject: 1,
-			AllowDirect:       true,
+			Name:               q.ustream,
+			Description:        "pfschat relay: bytes queued per recipient and per sender",
+			Subjects:           []string{q.usubj + ">"},
+			Storage:            jetstream.FileStorage,
+			Replicas:           c.Replicas(),
+			MaxMsgsPerSubject:  1,
+			AllowDirect:        true,
+			AllowAtomicPublish: true,
 		}
 		if err := createStream(ctx, c, ucfg); err != nil {
 			return nil, fmt.Errorf("cluster: usage stream %s: %w", q.ustream, err)
@@ -307,35 +309,25 @@ func (q *Queue) Enqueue(ctx context.Context, msgs []storage.QueuedMessage) ([]st
 		firsts, firstIdx = append(firsts, out[i]), append(firstIdx, i)
 	}
 	acks := make([]*jetstream.PubAck, len(msgs))
-	batched := false
+	alone := firstIdx // published one by one
 	if len(firsts) > 1 && !q.noBatch {
-		seq, err := q.c.publishAtomic(ctx, firsts)
-		var rej errBatchRejected
-		switch {
-		case err == nil:
-			for k, i := range firstIdx {
-				acks[i] = &jetstream.PubAck{Stream: q.stream, Sequence: seq + uint64(k)}
-				res[i].ID = int64(seq) + int64(k)
+		alone = nil
+		for k, o := range q.c.publishAtomicChunks(ctx, firsts) {
+			i := firstIdx[k]
+			switch {
+			case o.seq > 0:
+				acks[i] = &jetstream.PubAck{Stream: q.stream, Sequence: o.seq}
+				res[i].ID = int64(o.seq)
+			case o.rejected:
+				alone = append(alone, i)
+			default:
+				res[i].Err = o.err // unknown: the client retries, the window recognises it
 			}
-			batched = true
-		case errors.As(err, &rej):
-			// Nothing stored: one by one below.
-			for _, m := range firsts {
-				m.Header.Del("Nats-Batch-Id")
-				m.Header.Del("Nats-Batch-Sequence")
-				m.Header.Del("Nats-Batch-Commit")
-			}
-		default:
-			// Unknown outcome: the client retries and the window recognises it.
-			for _, i := range firstIdx {
-				res[i].Err = err
-			}
-			batched = true
 		}
 	}
-	if !batched {
+	if len(alone) > 0 {
 		futs := make([]jetstream.PubAckFuture, len(msgs))
-		for _, i := range firstIdx {
+		for _, i := range alone {
 			f, err := q.js.PublishMsgAsync(out[i])
 			if err != nil {
 				res[i].Err = unavailable("publish", err)
@@ -417,15 +409,18 @@ func (q *Queue) markers(ctx context.Context, msgs []storage.QueuedMessage, first
 	// At R>1 all at once (one Raft entry) when none was there before, the usual case;
 	// at R1 the markers are not synced one by one, so they go one by one.
 	if len(batch) > 1 && !q.noBatch && q.replicas > 1 {
-		_, err := q.c.publishAtomic(ctx, batch)
-		var rej errBatchRejected
-		if !errors.As(err, &rej) {
-			return // written, or unknown: the window still covers these sends
+		// Written, or unknown (the window still covers those sends): only the
+		// messages of a refused batch go one by one, to find which were there.
+		again := map[*nats.Msg]bool{}
+		for k, o := range q.c.publishAtomicChunks(ctx, batch) {
+			if o.rejected {
+				again[batch[k]] = true
+			}
 		}
-		for _, m := range batch {
-			m.Header.Del("Nats-Batch-Id")
-			m.Header.Del("Nats-Batch-Sequence")
-			m.Header.Del("Nats-Batch-Commit")
+		for i, m := range marks {
+			if m != nil && !again[m] {
+				marks[i] = nil
+			}
 		}
 	}
 	futs := make([]jetstream.PubAckFuture, len(msgs))
@@ -636,8 +631,9 @@ func (q *Queue) leaderGet(ctx context.Context, subj string, seq uint64, next boo
 }
 
 // Pending implements server.Queue: batched direct gets by subject from afterID+1. A
-// replica may lag the leader by a few writes: at R>1, when the read reaches the end
-// of the recipient's queue, the leader is asked for the rest.
+// replica may lag the leader by a few writes: at R>1 the read starts at the leader's
+// first message (an acked prefix is gone there), and when it reaches the end of the
+// recipient's queue, the leader is asked for the rest.
 func (q *Queue) Pending(ctx context.Context, to string, afterID int64, limit int) ([]storage.QueuedMessage, error) {
 	if limit <= 0 {
 		return nil, nil
@@ -647,6 +643,19 @@ func (q *Queue) Pending(ctx context.Context, to string, afterID int64, limit int
 		return nil, err
 	}
 	from := uint64(max(afterID, 0)) + 1
+	if q.replicas > 1 {
+		// A replica may lag the leader by a few writes, deletes included: start where
+		// the leader's first message of to's at or after from is, so a prefix just
+		// acked (purged on the leader) is never read from a replica that still has it.
+		first, _, ok, err := q.leaderGet(ctx, subj, from, true)
+		if err != nil {
+			return nil, err
+		}
+		if !ok {
+			return nil, nil
+		}
+		from = first.seq
+	}
 	var got []directMsg
 	for len(got) < limit {
 		part, more, err := q.directBatch(ctx, subj, from, limit-len(got), 0)

@@ -121,19 +121,29 @@ var benchVariants = []struct {
 	name  string
 	queue func(b *testing.B) *Queue
 }{
-	{"R1-sync-always", func(b *testing.B) *Queue { return benchQueue(b, []string{natstest.Single(b).URL()}, 1) }},
-	{"R1-default-sync", func(b *testing.B) *Queue { return benchQueue(b, []string{natstest.SingleDefaultSync(b).URL()}, 1) }},
-	{"R3", func(b *testing.B) *Queue { return benchQueue(b, natstest.Cluster(b, 3).URLs(), 3) }},
+	{"R1-sync-always", func(b *testing.B) *Queue { return benchQueue(b, []string{natstest.Single(b).URL()}, 1, false) }},
+	{"R1-sync-always-limits", func(b *testing.B) *Queue { return benchQueue(b, []string{natstest.Single(b).URL()}, 1, true) }},
+	{"R1-default-sync", func(b *testing.B) *Queue {
+		return benchQueue(b, []string{natstest.SingleDefaultSync(b).URL()}, 1, false)
+	}},
+	{"R3", func(b *testing.B) *Queue { return benchQueue(b, natstest.Cluster(b, 3).URLs(), 3, false) }},
+	{"R3-limits", func(b *testing.B) *Queue { return benchQueue(b, natstest.Cluster(b, 3).URLs(), 3, true) }},
 }
 
-func benchQueue(b *testing.B, urls []string, replicas int) *Queue {
+// benchQueue: with limits, the relay's defaults: 10000 messages and 64 MiB per
+// recipient, a sender 1/8 of them (usage records, usage.go).
+func benchQueue(b *testing.B, urls []string, replicas int, limits bool) *Queue {
 	b.Helper()
 	c, err := Connect(context.Background(), Options{URLs: urls, Replicas: replicas})
 	if err != nil {
 		b.Fatal(err)
 	}
 	b.Cleanup(c.Close)
-	q, err := NewQueue(context.Background(), c, QueueOptions{})
+	o := QueueOptions{}
+	if limits {
+		o = QueueOptions{MaxPerRecipient: 10000, MaxBytesPerRecipient: 64 << 20, SenderQuota: 8}
+	}
+	q, err := NewQueue(context.Background(), c, o)
 	if err != nil {
 		b.Fatal(err)
 	}

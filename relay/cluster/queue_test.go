@@ -248,7 +248,10 @@ func TestQueueBytesAndSenderQuota(t *testing.T) {
 // TestQueueUsageRecount: a record left too high (messages gone by their TTL are not
 // given back) is counted again from the stream before it refuses a send.
 func TestQueueUsageRecount(t *testing.T) {
-	q, ctx := testQueue(t, QueueOptions{MaxPerRecipient: 16, MaxBytesPerRecipient: 1000})
+	var mu sync.Mutex
+	now := time.Now()
+	clock := func() time.Time { mu.Lock(); defer mu.Unlock(); return now }
+	q, ctx := testQueue(t, QueueOptions{MaxPerRecipient: 16, MaxBytesPerRecipient: 1000, Clock: clock})
 	if res, err := q.Enqueue(ctx, []storage.QueuedMessage{msg("bob", "alice", "1", string(make([]byte, 600)))}); err != nil || res[0].Err != nil {
 		t.Fatal(err, res)
 	}
@@ -261,7 +264,16 @@ func TestQueueUsageRecount(t *testing.T) {
 	if errs := q.writeUsage(ctx, recs, seqs); errs["bob"] != nil {
 		t.Fatal(errs["bob"])
 	}
+	// While the record is recent it may hold reservations in flight: it stands.
 	res, err := q.Enqueue(ctx, []storage.QueuedMessage{msg("bob", "carol", "2", string(make([]byte, 300)))})
+	var qf *storage.QueueFullError
+	if err != nil || !errors.As(res[0].Err, &qf) || qf.Limit != "bytes" {
+		t.Fatalf("a recent record was recounted: %+v %v", res, err)
+	}
+	mu.Lock()
+	now = now.Add(recountAfter + time.Second)
+	mu.Unlock()
+	res, err = q.Enqueue(ctx, []storage.QueuedMessage{msg("bob", "carol", "2", string(make([]byte, 300)))})
 	if err != nil || res[0].Err != nil {
 		t.Fatalf("refused on a stale record: %+v %v", res, err)
 	}
@@ -331,4 +343,40 @@ func FuzzDecodeQueueUsage(f *testing.F) {
 			t.Fatal("negative usage accepted")
 		}
 	})
+}
+
+// TestQueueLargeBatch: a group commit of 1024 (more than one atomic batch may hold)
+// goes in as several atomic batches; each message gets its own sequence.
+func TestQueueLargeBatch(t *testing.T) {
+	q, ctx := testQueue(t, QueueOptions{})
+	msgs := make([]storage.QueuedMessage, 1024)
+	for i := range msgs {
+		msgs[i] = msg(fmt.Sprint("r", i%7), "alice", fmt.Sprint(i), fmt.Sprint("body", i))
+	}
+	res, err := q.Enqueue(ctx, msgs)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ids := map[int64]int{}
+	for i, r := range res {
+		if r.Err != nil || r.Duplicate || r.ID <= 0 {
+			t.Fatalf("message %d: %+v", i, r)
+		}
+		ids[r.ID] = i
+	}
+	if len(ids) != len(msgs) {
+		t.Fatalf("%d distinct ids for %d messages", len(ids), len(msgs))
+	}
+	p, err := q.Pending(ctx, "r3", 0, 1000)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, m := range p {
+		if i := ids[m.ID]; string(m.Body) != fmt.Sprint("body", i) || m.To != "r3" {
+			t.Fatalf("id %d holds %q, accepted for message %d", m.ID, m.Body, i)
+		}
+	}
+	if len(p) != (1024+7-1-3)/7 {
+		t.Fatalf("r3 has %d", len(p))
+	}
 }

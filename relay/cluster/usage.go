@@ -8,7 +8,10 @@ package cluster
 // publishes and gives back what was not stored; Ack gives back what it deleted.
 // Messages JetStream drops by their TTL are not given back: the record can only be
 // too high, never too low, and a send it would refuse first recounts the recipient's
-// queue from the stream (once per batch and recipient) and decides on that.
+// queue from the stream (once per batch and recipient) and decides on that — if the
+// record was last written more than recountAfter ago: a newer one may hold
+// reservations of sends still on their way into the stream, which a count of the
+// stream would miss (and then let the queue pass its limit).
 
 import (
 	"context"
@@ -16,6 +19,7 @@ import (
 	"errors"
 	"fmt"
 	"strconv"
+	"time"
 
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
@@ -25,6 +29,7 @@ import (
 
 // usage is a recipient's usage record.
 type usage struct {
+	At      int64            `json:"t,omitempty"` // when written (Unix ns, the writer's clock)
 	Count   int64            `json:"c"`
 	Bytes   int64            `json:"b"`
 	Senders map[string]*pair `json:"s,omitempty"`
@@ -73,12 +78,16 @@ func (u *usage) add(from string, count, bytes int64) {
 }
 
 func (u *usage) clone() *usage {
-	c := &usage{Count: u.Count, Bytes: u.Bytes, Senders: make(map[string]*pair, len(u.Senders))}
+	c := &usage{At: u.At, Count: u.Count, Bytes: u.Bytes, Senders: make(map[string]*pair, len(u.Senders))}
 	for s, p := range u.Senders {
 		c.Senders[s] = &pair{p.Count, p.Bytes}
 	}
 	return c
 }
+
+// recountAfter: a record older than this has no reservation in flight (an Enqueue
+// publishes within its timeouts), so a count of the stream may replace it.
+const recountAfter = 30 * time.Second
 
 // limited reports whether the queue keeps usage records.
 func (q *Queue) limited() bool { return q.o.MaxBytesPerRecipient > 0 || q.o.SenderQuota > 0 }
@@ -155,11 +164,38 @@ var errUsageConflict = errors.New("cluster: usage record changed meanwhile")
 func (q *Queue) writeUsage(ctx context.Context, recs map[string]*usage, seqs map[string]uint64) map[string]error {
 	errs := map[string]error{}
 	futs := map[string]jetstream.PubAckFuture{}
+	now := q.now().UnixNano()
+	names := make([]string, 0, len(recs))
+	batch := make([]*nats.Msg, 0, len(recs))
 	for n, u := range recs {
+		u.At = now
 		b, _ := json.Marshal(u)
 		h := nats.Header{}
 		h.Set(jetstream.ExpectedLastSubjSeqHeader, strconv.FormatUint(seqs[n], 10))
-		f, err := q.js.PublishMsgAsync(&nats.Msg{Subject: q.usageSubject(n), Data: b, Header: h})
+		names = append(names, n)
+		batch = append(batch, &nats.Msg{Subject: q.usageSubject(n), Data: b, Header: h})
+	}
+	alone := make([]int, 0, len(batch))
+	if len(batch) > 1 && !q.noBatch {
+		// All at once (one sync at R1) when no record changed meanwhile, the usual
+		// case; a refused batch's records one by one, to find which did.
+		for k, o := range q.c.publishAtomicChunks(ctx, batch) {
+			switch {
+			case o.seq > 0:
+			case o.rejected:
+				alone = append(alone, k)
+			default:
+				errs[names[k]] = o.err
+			}
+		}
+	} else {
+		for k := range batch {
+			alone = append(alone, k)
+		}
+	}
+	for _, k := range alone {
+		n := names[k]
+		f, err := q.js.PublishMsgAsync(batch[k])
 		if err != nil {
 			errs[n] = unavailable("usage write", err)
 			continue
@@ -254,7 +290,7 @@ func (q *Queue) reserve(ctx context.Context, msgs []storage.QueuedMessage, first
 				m := &msgs[i]
 				size := int64(len(m.Body))
 				full := q.check(u, n, m.From, size)
-				if full != nil && !recounted[n] {
+				if full != nil && !recounted[n] && q.now().Sub(time.Unix(0, recs[n].At)) > recountAfter {
 					// The record may count messages gone by their TTL: count again.
 					recounted[n] = true
 					fresh, err := q.recount(ctx, n)
