@@ -27,7 +27,6 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
-	"sync"
 	"time"
 	"unicode"
 	"unicode/utf8"
@@ -99,7 +98,7 @@ type attachmentMeta struct {
 	MediaType  string `json:"media_type"`
 	Caption    string `json:"caption,omitempty"`
 	Source     string `json:"source,omitempty"` // outgoing: the path sent
-	Staged     string `json:"staged,omitempty"` // outgoing: the sealed stream waiting for upload
+	Staged     string `json:"staged,omitempty"` // outgoing, from an earlier version: a sealed copy, removed once sent
 	Saved      string `json:"saved,omitempty"`  // incoming: where it was saved
 }
 
@@ -191,13 +190,13 @@ func (c *Controller) SendFile(ctx context.Context, contact, path, caption string
 	} else if st.Size() > max || !relay.BlobSizeAllowed(sealedSize, max) {
 		return Message{}, fmt.Errorf("%w: %s is %d bytes, the relay takes files up to %d (%d MiB)", ErrFileTooLarge, filepath.Base(path), st.Size(), max, max>>20)
 	}
-	dir, err := c.attachmentDir()
+	// The upload reads the file again when it resumes, perhaps from another directory.
+	abs, err := filepath.Abs(path)
 	if err != nil {
-		return Message{}, err
+		return Message{}, fmt.Errorf("chat: %w", err)
 	}
 	clientID := newClientID()
-	meta := attachmentMeta{Size: st.Size(), FileName: SafeFileName(filepath.Base(path)), Caption: caption,
-		Source: path, Staged: filepath.Join(dir, clientID+".sealed")}
+	meta := attachmentMeta{Size: st.Size(), FileName: SafeFileName(filepath.Base(path)), Caption: caption, Source: abs}
 	meta.MediaType = sniffMediaType(f, meta.FileName)
 	// The key is recorded before anything is sealed: the upload seals the file as it
 	// goes, and a killed send resumes by sealing it again under the same key (sealing
@@ -210,7 +209,6 @@ func (c *Controller) SendFile(ctx context.Context, contact, path, caption string
 	row := storage.Attachment{ClientID: clientID, Contact: contact, Direction: storage.Outgoing, State: AttachmentUploading,
 		CreatedAt: now, UpdatedAt: now}
 	if err := c.putMeta(ctx, &row, meta); err != nil {
-		os.Remove(meta.Staged)
 		return Message{}, err
 	}
 	return c.finishUpload(ctx, br, row, progress)
@@ -237,89 +235,91 @@ func readMeta(row storage.Attachment) (attachmentMeta, error) {
 	return m, nil
 }
 
-// sealer seals a file into the staging file while the upload reads what is sealed:
-// sealing, hashing and uploading run side by side instead of one after the other.
-type sealer struct {
-	mu     sync.Mutex
-	cond   sync.Cond
-	sealed int64 // bytes of the sealed stream written to the staging file
-	err    error // set when it ended: errSealed when well
-	digest []byte
+// sealStream seals a file for the upload as it goes: a goroutine reads, seals and
+// hashes the file a few chunks ahead of the upload, which takes the sealed bytes from
+// memory. Nothing is staged on disk: a resumed upload seals the file again under the
+// recorded key (sealing is deterministic, so the chunks the relay holds stay valid;
+// a file changed since fails the relay's digest check).
+type sealStream struct {
+	out    chan []byte // sealed pieces, in order; closed at the end
+	free   chan []byte // pieces the upload is done with
+	cur    []byte      // the rest of the piece being read
+	piece  []byte      // the piece cur is part of
 	done   chan struct{}
+	err    error  // after done
+	digest []byte // after done, without err: SHA-256 of the whole sealed stream
 }
 
-// errSealed marks a sealer that finished well.
-var errSealed = errors.New("sealed")
+// sealRun is how many chunks the sealer seals per piece: 256 KiB of plaintext; a few
+// pieces are in flight (about 1 MiB).
+const (
+	sealRun    = 4
+	sealPieces = 4
+)
 
-// sealRun is how many chunks the sealer seals per write: 256 KiB of plaintext.
-const sealRun = 4
-
-// startSealer creates the staging file dst and seals src (size bytes) into it under
-// key in the background until ctx ends. A file of another size is an error.
-func startSealer(ctx context.Context, src, dst string, key []byte, size int64) (*sealer, error) {
+// startSealStream seals the file src (size bytes) under key, handing out the sealed
+// stream from byte from on (the bytes before it are sealed only to be hashed).
+func startSealStream(ctx context.Context, src string, key []byte, size, from int64) (*sealStream, error) {
 	in, err := os.Open(src)
 	if err != nil {
 		return nil, fmt.Errorf("chat: the file to send: %w", err)
 	}
-	out, err := os.OpenFile(dst, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o600)
-	if err != nil {
-		in.Close()
-		return nil, fmt.Errorf("chat: staging an attachment: %w", err)
+	s := &sealStream{out: make(chan []byte, sealPieces), free: make(chan []byte, sealPieces), done: make(chan struct{})}
+	for range sealPieces {
+		s.free <- make([]byte, 0, sealRun*ratchet.StreamSealedChunkSize)
 	}
-	s := &sealer{done: make(chan struct{})}
-	s.cond.L = &s.mu
 	go func() {
 		defer close(s.done)
-		// Not synced: the user still has the file, and a staged stream a crash damaged is
-		// caught by its digest at the relay's commit.
-		digest, err := s.run(ctx, in, out, key, size)
+		defer close(s.out)
+		s.digest, s.err = s.run(ctx, bufio.NewReaderSize(in, sealRun*ratchet.StreamChunkSize), key, size, from)
 		in.Close()
-		out.Close()
-		s.mu.Lock()
-		s.digest, s.err = digest, err
-		if err == nil {
-			s.err = errSealed
-		}
-		s.cond.Broadcast()
-		s.mu.Unlock()
 	}()
 	return s, nil
 }
 
-func (s *sealer) run(ctx context.Context, in io.Reader, out io.Writer, key []byte, size int64) ([]byte, error) {
+func (s *sealStream) run(ctx context.Context, in io.Reader, key []byte, size, from int64) ([]byte, error) {
 	var k [ratchet.StreamKeySize]byte
 	copy(k[:], key)
 	h := sha256.New()
-	plain := make([]byte, sealRun*ratchet.StreamChunkSize)
-	sealed := make([]byte, 0, sealRun*ratchet.StreamSealedChunkSize)
+	plain := make([]byte, ratchet.StreamChunkSize)
+	skip := from // sealed bytes not to hand out
 	var i uint64
 	var read int64
+	var piece []byte
 	for first := true; first || read < size; first = false {
-		if err := ctx.Err(); err != nil {
-			return nil, err
+		if piece == nil {
+			select {
+			case piece = <-s.free:
+				piece = piece[:0]
+			case <-ctx.Done():
+				return nil, ctx.Err()
+			}
 		}
 		n, err := io.ReadFull(in, plain[:min(int64(len(plain)), size-read)])
 		if err != nil {
 			return nil, fmt.Errorf("chat: the file changed while it was read (%d bytes, then %d): %w", size, read+int64(n), err)
 		}
 		read += int64(n)
-		sealed = sealed[:0]
-		for off := 0; off < n || off == 0; off += ratchet.StreamChunkSize {
-			end := min(off+ratchet.StreamChunkSize, n)
-			last := read == size && end == n
-			if sealed, err = ratchet.SealStreamChunk(sealed, &k, i, last, plain[off:end]); err != nil {
-				return nil, err
+		start := len(piece)
+		if piece, err = ratchet.SealStreamChunk(piece, &k, i, read == size, plain[:n]); err != nil {
+			return nil, err
+		}
+		i++
+		h.Write(piece[start:])
+		if d := min(skip, int64(len(piece)-start)); d > 0 { // before from: hashed only
+			piece, skip = piece[:start+copy(piece[start:], piece[start+int(d):])], skip-d
+		}
+		if cap(piece)-len(piece) < ratchet.StreamSealedChunkSize || read == size {
+			if len(piece) == 0 {
+				continue
 			}
-			i++
+			select {
+			case s.out <- piece:
+				piece = nil
+			case <-ctx.Done():
+				return nil, ctx.Err()
+			}
 		}
-		h.Write(sealed)
-		if _, err := out.Write(sealed); err != nil {
-			return nil, fmt.Errorf("chat: staging an attachment: %w", err)
-		}
-		s.mu.Lock()
-		s.sealed += int64(len(sealed))
-		s.cond.Broadcast()
-		s.mu.Unlock()
 	}
 	var b [1]byte
 	if n, _ := in.Read(b[:]); n > 0 {
@@ -328,24 +328,43 @@ func (s *sealer) run(ctx context.Context, in io.Reader, out io.Writer, key []byt
 	return h.Sum(nil), nil
 }
 
-// waitFor waits until the first n bytes of the sealed stream are in the staging file,
-// or the sealer ended without them.
-func (s *sealer) waitFor(n int64) error {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	for s.sealed < n && s.err == nil {
-		s.cond.Wait()
+// read fills p with the next sealed bytes.
+func (s *sealStream) read(ctx context.Context, p []byte) error {
+	for len(p) > 0 {
+		if len(s.cur) == 0 {
+			if s.piece != nil {
+				s.free <- s.piece // never blocks: as many pieces as room
+				s.piece = nil
+			}
+			var ok bool
+			select {
+			case s.piece, ok = <-s.out:
+			case <-ctx.Done():
+				return ctx.Err()
+			}
+			if !ok {
+				<-s.done
+				if s.err != nil {
+					return s.err
+				}
+				return fmt.Errorf("chat: the sealed file ended early")
+			}
+			s.cur = s.piece
+		}
+		n := copy(p, s.cur)
+		p, s.cur = p[n:], s.cur[n:]
 	}
-	if s.sealed >= n {
-		return nil
-	}
-	return s.err
+	return nil
 }
 
 // result waits for the end and returns the sealed stream's digest.
-func (s *sealer) result() ([]byte, error) {
-	<-s.done
-	if s.err != errSealed {
+func (s *sealStream) result(ctx context.Context) ([]byte, error) {
+	select {
+	case <-s.done:
+	case <-ctx.Done():
+		return nil, ctx.Err()
+	}
+	if s.err != nil {
 		return nil, s.err
 	}
 	return s.digest, nil
@@ -445,31 +464,9 @@ func (c *Controller) markSent(ctx context.Context, row storage.Attachment, meta 
 // upload sends the staged sealed stream, resuming at the relay's next chunk after a
 // dropped connection, and commits it.
 func (c *Controller) upload(ctx context.Context, br blobRelay, row *storage.Attachment, meta *attachmentMeta, sealedSize int64, report func(int64)) error {
-	var sl *sealer
-	if len(meta.Digest) == 0 {
-		// Not sealed yet (or a killed send): seal from the file, uploading behind.
-		sctx, stop := context.WithCancel(ctx)
-		var err error
-		if sl, err = startSealer(sctx, meta.Source, meta.Staged, meta.Key, meta.Size); err != nil {
-			stop()
-			return err
-		}
-		defer func() {
-			stop()
-			<-sl.done
-		}()
-	}
-	f, err := os.Open(meta.Staged)
-	if err != nil {
-		return fmt.Errorf("chat: the staged attachment is gone: %w", err)
-	}
-	defer f.Close()
-	if st, err := f.Stat(); sl == nil && (err != nil || st.Size() != sealedSize) {
-		return fmt.Errorf("chat: the staged attachment %s is damaged", meta.Staged)
-	}
 	var lastSaved time.Time
 	for {
-		err := c.uploadOnce(ctx, br, row, meta, f, sl, sealedSize, report, &lastSaved)
+		err := c.uploadOnce(ctx, br, row, meta, sealedSize, report, &lastSaved)
 		if err == nil || !transient(err) {
 			return err
 		}
@@ -480,7 +477,7 @@ func (c *Controller) upload(ctx context.Context, br blobRelay, row *storage.Atta
 	}
 }
 
-func (c *Controller) uploadOnce(ctx context.Context, br blobRelay, row *storage.Attachment, meta *attachmentMeta, f *os.File, sl *sealer, sealedSize int64, report func(int64), lastSaved *time.Time) error {
+func (c *Controller) uploadOnce(ctx context.Context, br blobRelay, row *storage.Attachment, meta *attachmentMeta, sealedSize int64, report func(int64), lastSaved *time.Time) error {
 	var next int64
 	if meta.BlobID == "" {
 		id, err := br.BlobBegin(ctx, sealedSize, 1)
@@ -497,7 +494,7 @@ func (c *Controller) uploadOnce(ctx context.Context, br blobRelay, row *storage.
 		if errors.As(err, &pe) && pe.Code == relay.CodeBlobNotFound {
 			// The upload expired on the relay: start again.
 			meta.BlobID = ""
-			return c.uploadOnce(ctx, br, row, meta, f, sl, sealedSize, report, lastSaved)
+			return c.uploadOnce(ctx, br, row, meta, sealedSize, report, lastSaved)
 		}
 		if err != nil {
 			return err
@@ -508,17 +505,14 @@ func (c *Controller) uploadOnce(ctx context.Context, br blobRelay, row *storage.
 		next = st.Next
 	}
 	report(next * relay.BlobChunkSize)
-	err := br.BlobPut(ctx, meta.BlobID, sealedSize, next, 0, func(i int64, buf []byte) error {
-		if sl != nil {
-			if err := sl.waitFor(i*relay.BlobChunkSize + int64(len(buf))); err != nil {
-				return err
-			}
-		}
-		_, err := f.ReadAt(buf, i*relay.BlobChunkSize)
-		if err == io.EOF {
-			err = nil
-		}
+	sctx, stop := context.WithCancel(ctx)
+	defer stop()
+	sl, err := startSealStream(sctx, meta.Source, meta.Key, meta.Size, next*relay.BlobChunkSize)
+	if err != nil {
 		return err
+	}
+	err = br.BlobPut(ctx, meta.BlobID, sealedSize, next, 0, func(i int64, buf []byte) error {
+		return sl.read(ctx, buf)
 	}, func(i int64) {
 		done := min(sealedSize, (i+1)*relay.BlobChunkSize)
 		report(done)
@@ -530,15 +524,13 @@ func (c *Controller) uploadOnce(ctx context.Context, br blobRelay, row *storage.
 	if err != nil {
 		return err
 	}
-	if sl != nil {
-		digest, err := sl.result()
-		if err != nil {
-			return err
-		}
-		meta.Digest = digest
-		if err := c.putMeta(ctx, row, *meta); err != nil {
-			return err
-		}
+	digest, err := sl.result(ctx)
+	if err != nil {
+		return err
+	}
+	meta.Digest = digest
+	if err := c.putMeta(ctx, row, *meta); err != nil {
+		return err
 	}
 	capab, err := br.BlobCommit(ctx, meta.BlobID, meta.Digest)
 	if err != nil {

@@ -455,11 +455,22 @@ func (b *BlobStore) DeleteBlob(ctx context.Context, id string) error {
 	return err
 }
 
+// DeleteOwnerBlobs deletes every blob of owner, committed or uploading (the account
+// is deleted: its name may go to someone else), and returns how many.
+func (b *BlobStore) DeleteOwnerBlobs(ctx context.Context, owner string) (int, error) {
+	return b.deleteWhere(ctx, "SELECT id FROM blobs WHERE owner = ?", owner)
+}
+
 // ExpireBlobs deletes the blobs whose time ran out at now and returns how many.
 func (b *BlobStore) ExpireBlobs(ctx context.Context, now time.Time) (int, error) {
-	rows, err := b.r.db.query(ctx, "SELECT id FROM blobs WHERE expires_at <= ?", dbTime(now))
+	return b.deleteWhere(ctx, "SELECT id FROM blobs WHERE expires_at <= ?", dbTime(now))
+}
+
+// deleteWhere deletes the blobs the query names.
+func (b *BlobStore) deleteWhere(ctx context.Context, query string, arg any) (int, error) {
+	rows, err := b.r.db.query(ctx, query, arg)
 	if err != nil {
-		return 0, fmt.Errorf("storage: expire blobs: %w", err)
+		return 0, fmt.Errorf("storage: delete blobs: %w", err)
 	}
 	var ids []string
 	for rows.Next() {
@@ -471,7 +482,7 @@ func (b *BlobStore) ExpireBlobs(ctx context.Context, now time.Time) (int, error)
 		ids = append(ids, id)
 	}
 	if err := errors.Join(rows.Err(), rows.Close()); err != nil {
-		return 0, fmt.Errorf("storage: expire blobs: %w", err)
+		return 0, fmt.Errorf("storage: delete blobs: %w", err)
 	}
 	for _, id := range ids {
 		if err := b.DeleteBlob(ctx, id); err != nil {

@@ -103,26 +103,36 @@ func (b *Blobs) blob(ctx context.Context, id string) (blobRec, kvEntry, error) {
 	return r, e, err
 }
 
-// usageOp is the write adding delta to owner's blob bytes (the quota's count).
-func (b *Blobs) usageOp(ctx context.Context, owner string, delta int64) (kvOp, int64, error) {
+// usageOp is the write adding blob id (size bytes) to owner's blobs, or with add
+// false taking it off; it returns the bytes before.
+func (b *Blobs) usageOp(ctx context.Context, owner, id string, size int64, add bool) (kvOp, int64, error) {
 	e, err := b.d.b.get(ctx, keyUsage(owner))
 	if err != nil {
 		return kvOp{}, 0, err
 	}
-	var used int64
+	var u usageRec
 	if e.exists() {
-		if used, err = decodeUsage(e.val); err != nil {
+		if u, err = decodeUsage(e.val); err != nil {
 			return kvOp{}, 0, err
 		}
 	}
-	next := max(used+delta, 0)
-	if next == 0 {
-		if !e.exists() {
-			return kvOp{}, used, nil
+	used := u.Bytes
+	i := slices.Index(u.IDs, id)
+	switch {
+	case add && i < 0:
+		if len(u.IDs) >= maxOwnerBlobs {
+			return kvOp{}, used, fmt.Errorf("%w: %d blobs stored", storage.ErrBlobQuota, len(u.IDs))
 		}
+		u.IDs, u.Bytes = append(u.IDs, id), u.Bytes+size
+	case !add && i >= 0:
+		u.IDs, u.Bytes = slices.Delete(u.IDs, i, i+1), max(u.Bytes-size, 0)
+	default:
+		return kvOp{}, used, nil // counted already, or not at all
+	}
+	if len(u.IDs) == 0 {
 		return kvOp{key: keyUsage(owner), del: true, rev: e.rev}, used, nil
 	}
-	return kvOp{key: keyUsage(owner), val: encodeUsage(next), rev: e.rev}, used, nil
+	return kvOp{key: keyUsage(owner), val: u.encode(), rev: e.rev}, used, nil
 }
 
 func withOps(ops []kvOp, op kvOp) []kvOp {
@@ -149,7 +159,7 @@ func (b *Blobs) CreateBlob(ctx context.Context, bl storage.Blob, quota int64) er
 		if e.exists() {
 			return fmt.Errorf("%w: blob %s", storage.ErrExists, bl.ID)
 		}
-		uop, used, err := b.usageOp(ctx, bl.Owner, bl.Size)
+		uop, used, err := b.usageOp(ctx, bl.Owner, bl.ID, bl.Size, true)
 		if err != nil {
 			return err
 		}
@@ -427,7 +437,7 @@ func (b *Blobs) BlobFetched(ctx context.Context, id, name string) (deleted bool,
 			_, err := b.d.b.put(ctx, kvOp{key: keyBlob(id), val: r.encode(), rev: e.rev})
 			return err
 		}
-		uop, _, err := b.usageOp(ctx, r.Owner, -r.Size)
+		uop, _, err := b.usageOp(ctx, r.Owner, id, r.Size, false)
 		if err != nil {
 			return err
 		}
@@ -459,7 +469,7 @@ func (b *Blobs) DeleteBlob(ctx context.Context, id string) error {
 		if err != nil || !e.exists() {
 			return err
 		}
-		uop, _, err := b.usageOp(ctx, r.Owner, -r.Size)
+		uop, _, err := b.usageOp(ctx, r.Owner, id, r.Size, false)
 		if err != nil {
 			return err
 		}
@@ -469,6 +479,25 @@ func (b *Blobs) DeleteBlob(ctx context.Context, id string) error {
 		return err
 	}
 	return b.purge(ctx, id)
+}
+
+// DeleteOwnerBlobs deletes every blob of owner, committed or not (its account was
+// deleted), and returns how many.
+func (b *Blobs) DeleteOwnerBlobs(ctx context.Context, owner string) (int, error) {
+	e, err := b.d.b.get(ctx, keyUsage(owner))
+	if err != nil || !e.exists() {
+		return 0, err
+	}
+	u, err := decodeUsage(e.val)
+	if err != nil {
+		return 0, err
+	}
+	for i, id := range u.IDs {
+		if err := b.DeleteBlob(ctx, id); err != nil {
+			return i, fmt.Errorf("relay/cluster: deleting the blobs of %q: %w", owner, err)
+		}
+	}
+	return len(u.IDs), nil
 }
 
 // ExpireBlobs deletes the blobs whose time ran out at now and returns how many.

@@ -147,6 +147,26 @@ func TestBlobsAcrossNodes(t *testing.T) {
 	if err := b.CreateBlob(ctx, storage.Blob{ID: "04", Owner: "alice", Size: 5000, Recipients: 1, ExpiresAt: now.Add(time.Hour)}, 5000); err != nil {
 		t.Fatalf("quota after expiry and a dropped upload: %v", err)
 	}
+
+	// An account's deletion takes its blobs, uploading or committed, and no one else's.
+	if err := b.CreateBlob(ctx, storage.Blob{ID: "05", Owner: "bob", Size: 10, Recipients: 1, ExpiresAt: now.Add(time.Hour)}, 5000); err != nil {
+		t.Fatal(err)
+	}
+	if n, err := a.DeleteOwnerBlobs(ctx, "alice"); err != nil || n != 1 {
+		t.Fatalf("deleted %d of alice's blobs, %v", n, err)
+	}
+	if _, err := b.Blob(ctx, "04", chunk, now); !errors.Is(err, storage.ErrNotFound) {
+		t.Fatalf("alice's blob after her deletion: %v", err)
+	}
+	if _, err := b.Blob(ctx, "05", chunk, now); err != nil {
+		t.Fatalf("bob's blob: %v", err)
+	}
+	if n, err := a.DeleteOwnerBlobs(ctx, "alice"); err != nil || n != 0 {
+		t.Fatalf("again: %d %v", n, err)
+	}
+	if err := b.CreateBlob(ctx, storage.Blob{ID: "06", Owner: "alice", Size: 5000, Recipients: 1, ExpiresAt: now.Add(time.Hour)}, 5000); err != nil {
+		t.Fatalf("quota after the deletion: %v", err)
+	}
 }
 
 // TestBlobThroughTwoNodes: bob uploads a blob of several chunk runs through node A,

@@ -587,43 +587,60 @@ func replKeys(ids []string) []string {
 	return out
 }
 
+// scanTries bounds the watches one scan makes.
+const scanTries = 3
+
 // scan calls f with every live key under prefix (e.g. "acct.") and its value. It reads
 // them with a watch (an ordered consumer), which a cluster recovering from an outage
 // may leave silent: a watch with no news for the connection's timeout is given up
-// and the scan starts over, until ctx ends.
+// and the scan starts over, scanTries times at most.
 func (d *Directory) scan(ctx context.Context, prefix string, f func(key string, val []byte) error) error {
 	type kv struct {
 		key string
 		val []byte
 	}
 	var all []kv
-	err := untilCtx(ctx, func() error {
+	watch := func() error {
 		all = all[:0]
-		w, err := d.b.kv.Watch(ctx, prefix+">", jetstream.IgnoreDeletes())
-		if err != nil {
+		// A watchdog ends the attempt when the watch is silent for the timeout, while
+		// it is made too (making it can hang on a stream that lost its leader).
+		wctx, cancel := context.WithCancel(ctx)
+		defer cancel()
+		idle := time.AfterFunc(d.b.timeout, cancel)
+		defer idle.Stop()
+		silent := func(err error) error {
+			if ctx.Err() == nil && wctx.Err() != nil {
+				return dirUnavailable(fmt.Errorf("relay/cluster: listing %s: no answer within %v", prefix, d.b.timeout))
+			}
 			return dirUnavailable(fmt.Errorf("relay/cluster: listing %s: %w", prefix, err))
 		}
+		w, err := d.b.kv.Watch(wctx, prefix+">", jetstream.IgnoreDeletes())
+		if err != nil {
+			return silent(err)
+		}
 		defer w.Stop()
-		idle := time.NewTimer(d.b.timeout)
-		defer idle.Stop()
 		for {
 			select {
 			case e, ok := <-w.Updates():
 				if !ok {
-					return dirUnavailable(fmt.Errorf("relay/cluster: listing %s: the watch ended", prefix))
+					return silent(errors.New("the watch ended"))
 				}
 				if e == nil {
 					return nil // every current value was delivered
 				}
 				all = append(all, kv{strings.TrimPrefix(e.Key(), prefix), e.Value()})
 				idle.Reset(d.b.timeout)
-			case <-idle.C:
-				return dirUnavailable(fmt.Errorf("relay/cluster: listing %s: no answer within %v", prefix, d.b.timeout))
-			case <-ctx.Done():
-				return dirUnavailable(fmt.Errorf("relay/cluster: listing %s: %w", prefix, ctx.Err()))
+			case <-wctx.Done():
+				return silent(wctx.Err())
 			}
 		}
-	})
+	}
+	var err error
+	for try := 0; try < scanTries; try++ {
+		if err = watch(); err == nil || ctx.Err() != nil {
+			break
+		}
+	}
 	if err != nil {
 		return err
 	}
@@ -728,7 +745,12 @@ func (d *Directory) PutPreKeys(ctx context.Context, cardID string, keys []storag
 		}
 		ops := make([]kvOp, 0, len(lists))
 		for kind, list := range lists {
-			ops = append(ops, kvOp{key: keyPreKeys(cardID, kind), val: encodePreKeys(list), rev: entries[kind].rev})
+			val := encodePreKeys(list)
+			if max := d.b.nc.MaxPayload(); max > 0 && int64(len(val)) > max-1024 {
+				return fmt.Errorf("%w: card %s's prekeys of kind %d take %d bytes, over what the NATS server takes in one message (max_payload %d): lower the relay's one-time prekey limit or raise max_payload",
+					storage.ErrInvalid, cardID, kind, len(val), max)
+			}
+			ops = append(ops, kvOp{key: keyPreKeys(cardID, kind), val: val, rev: entries[kind].rev})
 		}
 		sort.Slice(ops, func(i, j int) bool { return ops[i].key < ops[j].key })
 		return d.b.commit(ctx, ops)
@@ -958,11 +980,19 @@ func (d *Directory) QueueDepth(ctx context.Context) (int, error) { return 0, nil
 // made by any node, starting with the current state of each, until ctx ends
 // (server.ChangeFeed: the node's caches follow other nodes' writes).
 func (d *Directory) WatchChanges(ctx context.Context, f func(server.Change)) error {
-	w, err := d.b.kv.WatchFiltered(ctx, []string{"acct.>", "blk.>"})
+	// Until the current state is delivered, a watchdog ends a watch silent for the
+	// timeout (making one can hang on a stream that lost its leader); then silence is
+	// just no change.
+	wctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	dog := time.AfterFunc(d.b.timeout, cancel)
+	defer dog.Stop()
+	w, err := d.b.kv.WatchFiltered(wctx, []string{"acct.>", "blk.>"})
 	if err != nil {
 		return dirUnavailable(fmt.Errorf("relay/cluster: watching the directory: %w", err))
 	}
 	defer w.Stop()
+	initial := true
 	for {
 		select {
 		case e, ok := <-w.Updates():
@@ -970,13 +1000,21 @@ func (d *Directory) WatchChanges(ctx context.Context, f func(server.Change)) err
 				return dirUnavailable(errors.New("relay/cluster: the directory watch ended"))
 			}
 			if e == nil {
-				continue // the initial values are all delivered
+				dog.Stop() // the initial values are all delivered
+				initial = false
+				continue
+			}
+			if initial {
+				dog.Reset(d.b.timeout)
 			}
 			if ch, ok := changeOf(e.Key(), e.Value(), e.Operation() != jetstream.KeyValuePut); ok {
 				f(ch)
 			}
-		case <-ctx.Done():
-			return nil
+		case <-wctx.Done():
+			if ctx.Err() != nil {
+				return nil
+			}
+			return dirUnavailable(errors.New("relay/cluster: the directory watch did not answer in time"))
 		}
 	}
 }

@@ -1,6 +1,7 @@
 package cluster
 
 import (
+	"context"
 	"fmt"
 	"testing"
 	"time"
@@ -10,7 +11,8 @@ import (
 )
 
 // BenchmarkDirectory measures the directory's operations on one in-process
-// JetStream server syncing every write, beside the SQLite store (FULL sync) in the
+// JetStream server syncing every write (R1) and on three clustered ones (R3, the
+// default sync: a quorum has each write), beside the SQLite store (FULL sync) in the
 // same run: a card lookup (a leader read), a registration (a two-key transaction),
 // a one-time prekey taken from a card's 100 (a compare-and-set rewrite of the list),
 // and a shared limit's token (a compare-and-set with a TTL).
@@ -29,8 +31,19 @@ func BenchmarkDirectory(b *testing.B) {
 		"jetstream": func(b *testing.B) dirStore {
 			return newTestDirectory(b, connect(b, natstest.Single(b).URL()))
 		},
+		"jetstream-r3": func(b *testing.B) dirStore {
+			g := natstest.Cluster(b, 3)
+			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+			defer cancel()
+			c, err := Connect(ctx, Options{URLs: g.URLs(), Replicas: 3})
+			if err != nil {
+				b.Fatal(err)
+			}
+			b.Cleanup(c.Close)
+			return newTestDirectory(b, c)
+		},
 	}
-	for _, name := range []string{"sqlite", "jetstream"} {
+	for _, name := range []string{"sqlite", "jetstream", "jetstream-r3"} {
 		b.Run(name, func(b *testing.B) {
 			d := stores[name](b)
 			ctx := b.Context()

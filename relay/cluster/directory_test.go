@@ -594,3 +594,57 @@ func TestRegistrationLeftHalfway(t *testing.T) {
 		t.Fatalf("after the registration: %+v %v", a, err)
 	}
 }
+
+// TestManyTransactionsAtOnce: 120 transactions started at once from one node (more
+// than the 50 JetStream keeps open per stream; one it refuses for that is tried
+// again) all go through.
+func TestManyTransactionsAtOnce(t *testing.T) {
+	ns := natstest.Single(t)
+	d := newTestDirectory(t, connect(t, ns.URL()))
+	ctx := testCtx(t)
+	const n = 120
+	errs := make(chan error, n)
+	var wg sync.WaitGroup
+	start := make(chan struct{})
+	for i := range n {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			<-start
+			card := fmt.Sprint("card", i)
+			_, err := d.PutPreKeys(ctx, card, []storage.StoredPreKey{{Kind: 1, ID: 1, Data: []byte("s")}, {Kind: 2, ID: 1, Data: []byte("o")}}, 0)
+			errs <- err
+		}()
+	}
+	close(start)
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	for i := range n {
+		if c, err := d.CountPreKeys(ctx, fmt.Sprint("card", i), 2); err != nil || c != 1 {
+			t.Fatalf("card %d: %d one-time keys, %v", i, c, err)
+		}
+	}
+}
+
+// TestPreKeysOverMaxPayload: prekeys that would not fit one NATS message are refused
+// with a message naming the limit, and nothing is stored.
+func TestPreKeysOverMaxPayload(t *testing.T) {
+	ns := natstest.Single(t)
+	c := connect(t, ns.URL())
+	d := newTestDirectory(t, c)
+	ctx := testCtx(t)
+	big := make([]byte, c.NATS().MaxPayload()/4)
+	keys := []storage.StoredPreKey{{Kind: 4, ID: 1, Data: big}, {Kind: 4, ID: 2, Data: big}, {Kind: 4, ID: 3, Data: big}, {Kind: 4, ID: 4, Data: big}}
+	_, err := d.PutPreKeys(ctx, "card", keys, 0)
+	if !errors.Is(err, storage.ErrInvalid) || !strings.Contains(err.Error(), "max_payload") {
+		t.Fatalf("over max_payload: %v", err)
+	}
+	if n, _ := d.CountPreKeys(ctx, "card", 4); n != 0 {
+		t.Fatalf("%d keys stored", n)
+	}
+}

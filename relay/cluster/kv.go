@@ -29,6 +29,14 @@ import (
 // reads again and retries.
 var errConflict = errors.New("relay/cluster: key changed meanwhile")
 
+// JetStream's error codes for an atomic batch it did not take whole: "batch is
+// incomplete" (its first message was refused, e.g. over the in-flight limit) and
+// "too many inflight".
+const (
+	errAtomicIncomplete      = 10176
+	errAtomicTooManyInflight = 10210
+)
+
 // maxRetries bounds the read-modify-write retries of one operation under contention.
 const maxRetries = 64
 
@@ -191,7 +199,12 @@ func (b *kvBucket) commit(ctx context.Context, ops []kvOp) error {
 			return dirUnavailable(fmt.Errorf("relay/cluster: transaction answer does not parse: %w", err))
 		}
 		if ack.Error != nil {
-			if ack.Error.ErrCode == int(jetstream.JSErrCodeStreamWrongLastSequence) || ack.Error.ErrCode == int(jetstream.JSErrCodeStreamWrongLastSequenceConstant) {
+			switch ack.Error.ErrCode {
+			case int(jetstream.JSErrCodeStreamWrongLastSequence), int(jetstream.JSErrCodeStreamWrongLastSequenceConstant):
+				return errConflict
+			case errAtomicIncomplete, errAtomicTooManyInflight:
+				// The stream had too many transactions open and dropped this one's
+				// start: nothing was written; read again and retry.
 				return errConflict
 			}
 			return dirUnavailable(fmt.Errorf("relay/cluster: transaction of %d keys refused: %s (%d)", len(ops), ack.Error.Description, ack.Error.ErrCode))

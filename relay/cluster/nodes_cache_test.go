@@ -292,3 +292,53 @@ func TestBundleLimitPerTargetAcrossNodes(t *testing.T) {
 		}
 	}
 }
+
+// TestNodesStartingTogetherShareOneKey: nodes starting at once on an empty directory
+// each make a relay key; the first stored is every node's.
+func TestNodesStartingTogetherShareOneKey(t *testing.T) {
+	ns := natstest.Single(t)
+	const n = 4
+	type started struct {
+		srv *server.Server
+		err error
+	}
+	cfgs := make([]server.Config, n)
+	for i := range cfgs {
+		q, err := storage.OpenRelay(t.Context(), filepath.Join(t.TempDir(), "queue.db"), storage.RelayOptions{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { q.Close() })
+		cfgs[i] = server.Config{Dir: newTestDirectory(t, connect(t, ns.URL())), Queue: q}
+	}
+	out := make(chan started, n)
+	start := make(chan struct{})
+	for i := range n {
+		go func() {
+			<-start
+			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+			defer cancel()
+			srv, err := server.New(ctx, cfgs[i])
+			out <- started{srv, err}
+		}()
+	}
+	close(start)
+	var keys []string
+	for range n {
+		s := <-out
+		if s.err != nil {
+			t.Fatal(s.err)
+		}
+		keys = append(keys, s.srv.Fingerprint())
+		t.Cleanup(func() {
+			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+			defer cancel()
+			s.srv.Shutdown(ctx)
+		})
+	}
+	for _, k := range keys[1:] {
+		if k != keys[0] {
+			t.Fatalf("nodes started together hold different relay keys: %v", keys)
+		}
+	}
+}

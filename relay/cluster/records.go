@@ -365,11 +365,30 @@ func decodeBlob(b []byte) (blobRec, error) {
 	return r, d.done()
 }
 
-// encodeUsage encodes an owner's blob bytes.
-func encodeUsage(n int64) []byte { return newEnc(tagUsage).i64(n).b }
+// usageRec is an owner's blobs: their bytes (the quota's count) and ids (deleted
+// with the account).
+type usageRec struct {
+	Bytes int64
+	IDs   []string
+}
 
-func decodeUsage(b []byte) (int64, error) {
+// maxOwnerBlobs bounds the blobs one owner's record lists.
+const maxOwnerBlobs = 1 << 16
+
+func (u *usageRec) encode() []byte {
+	e := newEnc(tagUsage).i64(u.Bytes).count(len(u.IDs))
+	for _, id := range u.IDs {
+		e.str(id)
+	}
+	return e.b
+}
+
+func decodeUsage(b []byte) (usageRec, error) {
 	d := newDec(tagUsage, "blob usage", b)
-	n := d.i64()
-	return n, d.done()
+	u := usageRec{Bytes: d.i64()}
+	n := d.count(maxOwnerBlobs, 1)
+	for i := 0; i < n && d.err == nil; i++ {
+		u.IDs = append(u.IDs, d.str())
+	}
+	return u, d.done()
 }

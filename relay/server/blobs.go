@@ -16,6 +16,7 @@ import (
 	"fmt"
 	"io"
 	"strconv"
+	"sync/atomic"
 	"time"
 
 	"pfschat/relay"
@@ -43,6 +44,51 @@ type BlobStore interface {
 	BlobFetched(ctx context.Context, id, name string) (deleted bool, err error)
 	// ExpireBlobs deletes the blobs whose time ran out.
 	ExpireBlobs(ctx context.Context, now time.Time) (int, error)
+	// DeleteOwnerBlobs deletes every blob and upload of owner (a deleted account; its
+	// name may be registered again by someone else) and returns how many.
+	DeleteOwnerBlobs(ctx context.Context, owner string) (int, error)
+}
+
+// blobMetrics are the blob counters of /metrics.
+type blobMetrics struct {
+	begun, committed, fetched atomic.Uint64
+	bytesIn, bytesOut         atomic.Uint64 // chunk bytes stored, sent
+	tooLarge, quota, digest   atomic.Uint64 // refusals
+	deletedFetched            atomic.Uint64 // deleted once every recipient fetched them
+	deletedExpired            atomic.Uint64
+	deletedAccount            atomic.Uint64 // with their owner's account
+}
+
+func (m *blobMetrics) write(p func(string, ...any)) {
+	counter := func(name, help string, v uint64) {
+		p("# HELP %s %s\n# TYPE %s counter\n%s %d\n", name, help, name, name, v)
+	}
+	counter("pfschat_relay_blob_uploads_total", "Blob uploads begun (blob_begin accepted).", m.begun.Load())
+	counter("pfschat_relay_blob_commits_total", "Blob uploads committed.", m.committed.Load())
+	counter("pfschat_relay_blob_fetches_total", "Complete fetches recorded (blob_done).", m.fetched.Load())
+	p("# HELP pfschat_relay_blob_bytes_total Blob chunk bytes stored (in) and sent (out).\n# TYPE pfschat_relay_blob_bytes_total counter\n")
+	p("pfschat_relay_blob_bytes_total{direction=\"in\"} %d\npfschat_relay_blob_bytes_total{direction=\"out\"} %d\n", m.bytesIn.Load(), m.bytesOut.Load())
+	p("# HELP pfschat_relay_blob_refusals_total Blob uploads refused, by reason.\n# TYPE pfschat_relay_blob_refusals_total counter\n")
+	p("pfschat_relay_blob_refusals_total{reason=\"blob_too_large\"} %d\npfschat_relay_blob_refusals_total{reason=\"blob_quota\"} %d\npfschat_relay_blob_refusals_total{reason=\"blob_digest_mismatch\"} %d\n",
+		m.tooLarge.Load(), m.quota.Load(), m.digest.Load())
+	p("# HELP pfschat_relay_blobs_deleted_total Blobs deleted, by why.\n# TYPE pfschat_relay_blobs_deleted_total counter\n")
+	p("pfschat_relay_blobs_deleted_total{reason=\"fetched\"} %d\npfschat_relay_blobs_deleted_total{reason=\"expired\"} %d\npfschat_relay_blobs_deleted_total{reason=\"account_deleted\"} %d\n",
+		m.deletedFetched.Load(), m.deletedExpired.Load(), m.deletedAccount.Load())
+}
+
+// deleteAccountBlobs deletes a deleted account's blobs. A failure is logged: the
+// blobs then go when they expire.
+func (s *Server) deleteAccountBlobs(ctx context.Context, name string) {
+	if s.blobs == nil {
+		return
+	}
+	n, err := s.blobs.DeleteOwnerBlobs(ctx, name)
+	if err != nil {
+		s.log.Error("deleting a deleted account's blobs", "name", name, "err", err)
+		return
+	}
+	s.m.blob.deletedAccount.Add(uint64(n))
+	s.blobGen.Add(1)
 }
 
 // BlobReader reads a committed blob's bytes at any offset: a file of the SQLite
@@ -126,6 +172,8 @@ func (s *Server) blobSweeper() {
 		if n, err := s.blobs.ExpireBlobs(context.Background(), s.now()); err != nil {
 			s.log.Error("expiring blobs", "err", err)
 		} else if n > 0 {
+			s.m.blob.deletedExpired.Add(uint64(n))
+			s.blobGen.Add(1)
 			s.log.Info("expired blobs", "count", n)
 		}
 		select {
@@ -143,8 +191,23 @@ type blobConn struct {
 	upNext   int64 // the next chunk the upload expects
 	readID   string
 	readSize int64
+	readGen  uint64 // the server's blobGen when readFile was opened
 	readFile BlobReader
-	buf      []byte // binary put messages are read into it (allocated by the first)
+	// out holds a token per blob chunk message queued for the writer: at most
+	// maxBlobOut (4 MiB), so a client asking faster than it reads is paused (its
+	// requests wait in TCP) instead of filling the relay's memory.
+	out chan struct{}
+}
+
+// maxBlobOut is how many binary blob chunk messages one connection may have queued.
+const maxBlobOut = 16
+
+// blobSent is the writer's word that a blob chunk message went out (or was dropped).
+func (c *conn) blobSent() {
+	select {
+	case <-c.blob.out:
+	default:
+	}
 }
 
 func (c *conn) closeBlobs() {
@@ -181,6 +244,7 @@ func (c *conn) onBlobBegin(f *relay.Frame) {
 	}
 	l := c.s.limits
 	if !relay.BlobSizeAllowed(f.Size, l.MaxBlobBytes) {
+		c.s.m.blob.tooLarge.Add(1)
 		c.s.m.limited(LimitMaxBlobBytes)
 		c.replyError(f.ID, relay.CodeBlobTooLarge, fmt.Sprintf("a blob of %d bytes is over this relay's %d", f.Size, l.MaxBlobBytes), LimitMaxBlobBytes)
 		return
@@ -198,6 +262,7 @@ func (c *conn) onBlobBegin(f *relay.Frame) {
 	defer cancel()
 	err := c.s.blobs.CreateBlob(ctx, b, l.BlobQuotaBytes)
 	if errors.Is(err, storage.ErrBlobQuota) {
+		c.s.m.blob.quota.Add(1)
 		c.s.m.limited(LimitBlobQuotaBytes)
 		c.replyError(f.ID, relay.CodeBlobQuota, "your blobs would pass this relay's quota of "+strconv.FormatInt(l.BlobQuotaBytes, 10)+
 			" bytes; wait until recipients fetch them or they expire", LimitBlobQuotaBytes)
@@ -208,6 +273,7 @@ func (c *conn) onBlobBegin(f *relay.Frame) {
 		return
 	}
 	c.blob.up, c.blob.upNext = b, 0
+	c.s.m.blob.begun.Add(1)
 	c.send(&relay.Frame{Type: relay.TypeBlob, ID: f.ID, BlobID: b.ID, ExpiresAt: b.ExpiresAt.UnixMilli()})
 }
 
@@ -290,7 +356,7 @@ func (c *conn) onBlobPut(f *relay.Frame) {
 		return
 	}
 	c.blob.upNext = relay.BlobChunks(off + int64(len(f.Data)))
-	c.s.m.blobBytesIn.Add(uint64(len(f.Data)))
+	c.s.m.blob.bytesIn.Add(uint64(len(f.Data)))
 	c.replyOK(f.ID)
 }
 
@@ -315,6 +381,7 @@ func (c *conn) onBlobCommit(f *relay.Frame) {
 				Message: fmt.Sprintf("the blob lacks chunks from %d on; send them, then commit", c.blob.upNext)})
 			return
 		case errors.Is(err, storage.ErrBlobDigest):
+			c.s.m.blob.digest.Add(1)
 			c.blob.up = storage.Blob{}
 			c.replyError(f.ID, relay.CodeBlobDigestMismatch, "the stored bytes do not hash to this digest; the upload was dropped: begin again", "")
 			return
@@ -324,6 +391,7 @@ func (c *conn) onBlobCommit(f *relay.Frame) {
 			return
 		}
 		bl.ExpiresAt = expires
+		c.s.m.blob.committed.Add(1)
 	}
 	c.blob.up = storage.Blob{}
 	c.send(&relay.Frame{Type: relay.TypeBlob, ID: f.ID, BlobID: bl.ID, Size: bl.Size, Capability: BlobCapability(c.s.blobKey, bl.ID),
@@ -343,8 +411,11 @@ func (c *conn) onBlobGet(f *relay.Frame) {
 	if c.noBlobs(f) || !c.capable(f) {
 		return
 	}
-	if c.blob.readID != f.BlobID {
+	// The open file serves the next chunks, unless a blob was deleted since (its
+	// account, its expiry, its last fetch): then the metadata is looked up again.
+	if gen := c.s.blobGen.Load(); c.blob.readID != f.BlobID || c.blob.readGen != gen {
 		c.closeBlobs()
+		c.blob.readID, c.blob.readGen = "", gen
 		ctx, cancel := c.opCtx()
 		b, err := c.s.blobs.Blob(ctx, f.BlobID, relay.BlobChunkSize, c.s.now())
 		cancel()
@@ -380,9 +451,19 @@ func (c *conn) onBlobGet(f *relay.Frame) {
 			c.internal(f.ID, "reading a blob chunk", err)
 			return
 		}
+		if c.blob.out == nil {
+			c.blob.out = make(chan struct{}, maxBlobOut) // before the first push: the writer sees it
+		}
+		select {
+		case c.blob.out <- struct{}{}:
+		case <-c.ctx.Done():
+			putBlobBuf(msg)
+			return
+		}
 		c.s.m.frameOut(relay.TypeBlobChunk)
-		c.s.m.blobBytesOut.Add(uint64(n))
+		c.s.m.blob.bytesOut.Add(uint64(n))
 		if !c.out.tryPush(outItem{opcode: opBinary, raw: msg}) {
+			c.blobSent()
 			putBlobBuf(msg)
 			c.slow()
 		}
@@ -397,14 +478,16 @@ func (c *conn) onBlobGet(f *relay.Frame) {
 		return
 	}
 	c.s.m.frameOut(relay.TypeBlobChunk)
-	c.s.m.blobBytesOut.Add(uint64(n))
+	c.s.m.blob.bytesOut.Add(uint64(n))
 	if !c.out.tryPush(outItem{raw: relay.AppendBlobChunk(make([]byte, 0, 64+base64.StdEncoding.EncodedLen(len(buf))), f.ID, buf)}) {
 		c.slow()
 	}
 }
 
-// blobBufs is a free list of binary message buffers (MaxBlobMessageSize bytes): a
-// download's messages go out of a few of them instead of a new 256 KiB each.
+// blobBufs is a free list of binary message buffers (MaxBlobMessageSize bytes, +1 so
+// that reading a message of exactly that size does not grow one): uploads read their
+// messages into them and downloads send theirs from them, a few buffers instead of a
+// new 256 KiB each, and none kept by an idle connection.
 var blobBufs = make(chan []byte, 32)
 
 func getBlobBuf() []byte {
@@ -412,12 +495,12 @@ func getBlobBuf() []byte {
 	case b := <-blobBufs:
 		return b[:0]
 	default:
-		return make([]byte, 0, relay.MaxBlobMessageSize)
+		return make([]byte, 0, relay.MaxBlobMessageSize+1)
 	}
 }
 
 func putBlobBuf(b []byte) {
-	if cap(b) != relay.MaxBlobMessageSize {
+	if cap(b) != relay.MaxBlobMessageSize+1 {
 		return
 	}
 	select {
@@ -427,13 +510,12 @@ func putBlobBuf(b []byte) {
 }
 
 // onBinary reads and handles a binary message: a blob put message (PROTOCOL.md
-// "Binary chunk messages"), into the connection's own buffer. It returns false to
-// close.
+// "Binary chunk messages"), read into a buffer of the free list (the store has copied
+// the data when onBlobPut returns). It returns false to close.
 func (c *conn) onBinary(r io.Reader) bool {
-	if c.blob.buf == nil {
-		c.blob.buf = make([]byte, 0, relay.MaxBlobMessageSize+1) // +1: an exact fit does not grow it
-	}
-	data, tooBig, err := readFrame(r, c.blob.buf[:0], relay.MaxBlobMessageSize)
+	buf := getBlobBuf()
+	defer func() { putBlobBuf(buf) }()
+	data, tooBig, err := readFrame(r, buf, relay.MaxBlobMessageSize)
 	if err != nil {
 		if tooBig {
 			c.kill(relay.CodeFrameTooLarge, "binary message over "+strconv.Itoa(relay.MaxBlobMessageSize+discardLimit)+" bytes")
@@ -490,6 +572,11 @@ func (c *conn) onBlobDone(f *relay.Frame) {
 	if err != nil {
 		c.blobError(f, "recording a blob fetch", err)
 		return
+	}
+	c.s.m.blob.fetched.Add(1)
+	if deleted {
+		c.s.m.blob.deletedFetched.Add(1)
+		c.s.blobGen.Add(1)
 	}
 	if deleted && c.blob.readID == f.BlobID {
 		c.closeBlobs()

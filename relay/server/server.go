@@ -255,6 +255,7 @@ type Server struct {
 	blobs         BlobStore // nil: no blobs
 	blobKey       []byte    // the capability HMAC key
 	blobSweepDone chan struct{}
+	blobGen       atomic.Uint64 // bumped when blobs are deleted: connections look again (blobs.go)
 }
 
 // account is a cached directory entry.

@@ -172,6 +172,7 @@ func (c *conn) writeBatch(nc net.Conn, batch []outItem) (ok, sentClose bool) {
 			bufs := net.Buffers{buf, it.raw}
 			_, err := bufs.WriteTo(nc)
 			putBlobBuf(it.raw)
+			c.blobSent()
 			if err != nil {
 				return false, false
 			}
