@@ -166,7 +166,8 @@ func openClusterNode(ctx context.Context, f clusterFlags, urls []string, storeOp
 		return nil, fmt.Errorf("connecting to NATS: %w", err)
 	}
 	node, err := cluster.OpenNode(cctx, conn, cluster.NodeOptions{SealKey: seal, MaxPerRecipient: storeOpts.MaxQueueCount,
-		Queue: cluster.QueueOptions{MaxBytesPerRecipient: storeOpts.MaxQueueBytes, SenderQuota: storeOpts.SenderQuota}})
+		Queue: cluster.QueueOptions{MaxBytesPerRecipient: storeOpts.MaxQueueBytes, SenderQuota: storeOpts.SenderQuota,
+			Shards: queueShards(*f.replicas)}})
 	if err != nil {
 		conn.Close()
 		return nil, err
@@ -238,4 +239,14 @@ func openClusterDirectory(ctx context.Context, f clusterFlags, urls []string) (*
 		return nil, nil, err
 	}
 	return dir, conn.Close, nil
+}
+
+// queueShards is how many streams the queue is split into: at R>1 three, so the
+// streams' leaders spread over a three-server cluster instead of one server's leader
+// taking every write (README: Run a relay cluster). Fixed when the queue is made.
+func queueShards(replicas int) int {
+	if replicas > 1 {
+		return 3
+	}
+	return 1
 }

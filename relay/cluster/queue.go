@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"hash/fnv"
 	"slices"
 	"strconv"
 	"strings"
@@ -40,6 +41,11 @@ type QueueOptions struct {
 	MaxMsgSize int32
 	// Clock is the time TTLs are counted from (nil = time.Now).
 	Clock func() time.Time
+	// Shards splits the queue into this many streams by recipient (0 = 1), so that
+	// their leaders spread over a cluster's servers instead of one server's leader
+	// taking every write. Fixed when the queue is first made: a recipient's messages
+	// are in the stream its name hashes to.
+	Shards int
 }
 
 // Queue is server.Queue on JetStream: a stream with one subject per recipient
@@ -50,22 +56,20 @@ type QueueOptions struct {
 // stream (<prefix>.d.<hash>, one message per subject, written with "expected last
 // subject sequence 0"). Messages with a ttl carry a per-message TTL (Nats-TTL).
 type Queue struct {
-	c         *Conn
-	js        jetstream.JetStream
-	o         QueueOptions
-	stream    string
-	dstream   string
-	subj      string // "<prefix>.q."
-	usubj     string // "<prefix>.u."
-	ustream   string
-	uDirect   string // direct get last-by-subject prefix of the usage stream
-	dsubj     string // "<prefix>.d."
-	direct    string // direct get API subject of the queue stream
-	dDirect   string // direct get last-by-subject prefix of the dedup stream
-	msgGet    string // leader's message get API subject
-	msgDelete string
-	now       func() time.Time
-	replicas  int
+	c        *Conn
+	js       jetstream.JetStream
+	o        QueueOptions
+	shards   int
+	qstreams []string // the queue's streams, one per shard
+	qsubjs   []string // their subject prefixes ("<prefix>.q." or "<prefix>.q<k>.")
+	dstream  string
+	usubj    string // "<prefix>.u."
+	ustream  string
+	uDirect  string // direct get last-by-subject prefix of the usage stream
+	dsubj    string // "<prefix>.d."
+	dDirect  string // direct get last-by-subject prefix of the dedup stream
+	now      func() time.Time
+	replicas int
 	// msgID is the Nats-Msg-Id of a send (dedupID); tests replace it to act as if
 	// the window had passed.
 	msgID func(from, fromCard, clientID string) string
@@ -81,7 +85,10 @@ var (
 
 // NewQueue creates (or updates) the queue's streams and returns the queue.
 func NewQueue(ctx context.Context, c *Conn, o QueueOptions) (*Queue, error) {
-	if o.MaxPerRecipient < 0 || o.MaxBytesPerRecipient < 0 || o.SenderQuota < 0 {
+	if o.Shards == 0 {
+		o.Shards = 1
+	}
+	if o.MaxPerRecipient < 0 || o.MaxBytesPerRecipient < 0 || o.SenderQuota < 0 || o.Shards < 0 || o.Shards > 64 {
 		return nil, fmt.Errorf("%w: negative queue limit", ErrOptions)
 	}
 	if o.DedupWindow <= 0 {
@@ -98,35 +105,23 @@ func NewQueue(ctx context.Context, c *Conn, o QueueOptions) (*Queue, error) {
 		q.now = time.Now
 	}
 	p := c.Prefix()
-	q.stream, q.dstream = p+"_QUEUE", p+"_DEDUP"
-	q.subj, q.dsubj = p+".q.", p+".d."
+	q.shards = o.Shards
+	for k := range q.shards {
+		if q.shards == 1 {
+			q.qstreams, q.qsubjs = []string{p + "_QUEUE"}, []string{p + ".q."}
+			break
+		}
+		q.qstreams = append(q.qstreams, p+"_QUEUE"+strconv.Itoa(k))
+		q.qsubjs = append(q.qsubjs, p+".q"+strconv.Itoa(k)+".")
+	}
+	q.dstream, q.dsubj = p+"_DEDUP", p+".d."
 	q.ustream, q.usubj = p+"_USAGE", p+".u."
 	q.uDirect = "$JS.API.DIRECT.GET." + q.ustream + "."
-	q.direct = "$JS.API.DIRECT.GET." + q.stream
 	q.dDirect = "$JS.API.DIRECT.GET." + q.dstream + "."
-	q.msgGet = "$JS.API.STREAM.MSG.GET." + q.stream
-	q.msgDelete = "$JS.API.STREAM.MSG.DELETE." + q.stream
-	cfg := jetstream.StreamConfig{
-		Name:               q.stream,
-		Description:        "pfschat relay queue: one subject per recipient",
-		Subjects:           []string{q.subj + ">"},
-		Storage:            jetstream.FileStorage,
-		Replicas:           c.Replicas(),
-		Retention:          jetstream.LimitsPolicy,
-		Discard:            jetstream.DiscardNew,
-		Duplicates:         o.DedupWindow,
-		MaxMsgSize:         o.MaxMsgSize,
-		AllowDirect:        true,
-		AllowMsgTTL:        true,
-		AllowAtomicPublish: true,
-		MaxMsgsPerSubject:  -1,
-	}
-	if o.MaxPerRecipient > 0 {
-		cfg.MaxMsgsPerSubject = int64(o.MaxPerRecipient)
-		cfg.DiscardNewPerSubject = true
-	}
-	if err := createStream(ctx, c, cfg); err != nil {
-		return nil, fmt.Errorf("cluster: queue stream %s: %w", q.stream, err)
+	for k := range q.shards {
+		if err := q.createQueueStream(ctx, k); err != nil {
+			return nil, err
+		}
 	}
 	if o.DedupKeep > 0 {
 		dcfg := jetstream.StreamConfig{
@@ -169,6 +164,34 @@ func NewQueue(ctx context.Context, c *Conn, o QueueOptions) (*Queue, error) {
 	return q, nil
 }
 
+// createQueueStream creates (or updates) shard k's stream.
+func (q *Queue) createQueueStream(ctx context.Context, k int) error {
+	o, c := q.o, q.c
+	cfg := jetstream.StreamConfig{
+		Name:               q.qstreams[k],
+		Description:        "pfschat relay queue: one subject per recipient",
+		Subjects:           []string{q.qsubjs[k] + ">"},
+		Storage:            jetstream.FileStorage,
+		Replicas:           c.Replicas(),
+		Retention:          jetstream.LimitsPolicy,
+		Discard:            jetstream.DiscardNew,
+		Duplicates:         o.DedupWindow,
+		MaxMsgSize:         o.MaxMsgSize,
+		AllowDirect:        true,
+		AllowMsgTTL:        true,
+		AllowAtomicPublish: true,
+		MaxMsgsPerSubject:  -1,
+	}
+	if o.MaxPerRecipient > 0 {
+		cfg.MaxMsgsPerSubject = int64(o.MaxPerRecipient)
+		cfg.DiscardNewPerSubject = true
+	}
+	if err := createStream(ctx, c, cfg); err != nil {
+		return fmt.Errorf("cluster: queue stream %s: %w", cfg.Name, err)
+	}
+	return nil
+}
+
 // createStream creates or updates a stream, each with a timeout of its own: a
 // cluster placing a new replicated stream may take a few seconds.
 func createStream(ctx context.Context, c *Conn, cfg jetstream.StreamConfig) error {
@@ -178,13 +201,44 @@ func createStream(ctx context.Context, c *Conn, cfg jetstream.StreamConfig) erro
 	return err
 }
 
-// Subject is the queue subject of a name.
+// Subject is the queue subject of a name (in the stream of its shard).
 func (q *Queue) subject(name string) (string, error) {
 	t, err := nameToken(name)
 	if err != nil {
 		return "", err
 	}
-	return q.subj + t, nil
+	return q.qsubjs[q.shardOf(name)] + t, nil
+}
+
+// shardOf is the shard a name's messages are in.
+func (q *Queue) shardOf(name string) int {
+	if q.shards == 1 {
+		return 0
+	}
+	h := fnv.New32a()
+	h.Write([]byte(name))
+	return int(h.Sum32() % uint32(q.shards))
+}
+
+// id is a message's id: its stream sequence, with the shard in it when there are
+// several (seq*shards + shard): unique across shards, increasing per recipient.
+func (q *Queue) id(shard int, seq uint64) int64 {
+	return int64(seq)*int64(q.shards) + int64(shard)
+}
+
+// seqOf splits an id into its shard and stream sequence.
+func (q *Queue) seqOf(id int64) (int, uint64) {
+	return int(id % int64(q.shards)), uint64(id / int64(q.shards))
+}
+
+// streamOf is the stream of a queue subject.
+func (q *Queue) streamOf(subj string) string {
+	for k, p := range q.qsubjs {
+		if strings.HasPrefix(subj, p) {
+			return q.qstreams[k]
+		}
+	}
+	return q.qstreams[0]
 }
 
 // markerSubject is where a send's beyond-the-window marker is: under its sender, so
@@ -204,8 +258,9 @@ func (q *Queue) PurgeRecipient(ctx context.Context, name string) (int, error) {
 	if err != nil {
 		return 0, err
 	}
-	subjs := []string{"$JS.API.STREAM.PURGE." + q.stream}
-	reqs := [][]byte{[]byte(`{"filter":"` + q.subj + tok + `"}`)}
+	k := q.shardOf(name)
+	subjs := []string{"$JS.API.STREAM.PURGE." + q.qstreams[k]}
+	reqs := [][]byte{[]byte(`{"filter":"` + q.qsubjs[k] + tok + `"}`)}
 	if q.limited() {
 		subjs = append(subjs, "$JS.API.STREAM.PURGE."+q.ustream)
 		reqs = append(reqs, []byte(`{"filter":"`+q.usubj+tok+`"}`))
@@ -312,16 +367,37 @@ func (q *Queue) Enqueue(ctx context.Context, msgs []storage.QueuedMessage) ([]st
 	alone := firstIdx // published one by one
 	if len(firsts) > 1 && !q.noBatch {
 		alone = nil
-		for k, o := range q.c.publishAtomicChunks(ctx, firsts) {
-			i := firstIdx[k]
-			switch {
-			case o.seq > 0:
-				acks[i] = &jetstream.PubAck{Stream: q.stream, Sequence: o.seq}
-				res[i].ID = int64(o.seq)
-			case o.rejected:
-				alone = append(alone, i)
-			default:
-				res[i].Err = o.err // unknown: the client retries, the window recognises it
+		// An atomic batch is of one stream: one (or more) per shard, side by side.
+		byShard := make([][]int, q.shards)
+		for _, i := range firstIdx {
+			k := q.shardOf(msgs[i].To)
+			byShard[k] = append(byShard[k], i)
+		}
+		outs := make([][]atomicOutcome, q.shards)
+		var wg sync.WaitGroup
+		for k, idx := range byShard {
+			if len(idx) == 0 {
+				continue
+			}
+			group := make([]*nats.Msg, len(idx))
+			for n, i := range idx {
+				group[n] = out[i]
+			}
+			wg.Add(1)
+			go func() { defer wg.Done(); outs[k] = q.c.publishAtomicChunks(ctx, group) }()
+		}
+		wg.Wait()
+		for k, idx := range byShard {
+			for n, i := range idx {
+				switch o := outs[k][n]; {
+				case o.seq > 0:
+					res[i].ID = q.id(k, o.seq)
+					acks[i] = &jetstream.PubAck{Sequence: uint64(res[i].ID)} // (an id)
+				case o.rejected:
+					alone = append(alone, i)
+				default:
+					res[i].Err = o.err // unknown: the client retries, the window recognises it
+				}
 			}
 		}
 	}
@@ -341,8 +417,9 @@ func (q *Queue) Enqueue(ctx context.Context, msgs []storage.QueuedMessage) ([]st
 			}
 			acks[i], res[i].Err = q.waitAck(ctx, f, msgs[i].To)
 			if acks[i] != nil {
-				res[i].ID = int64(acks[i].Sequence)
+				res[i].ID = q.id(q.shardOf(msgs[i].To), acks[i].Sequence)
 				res[i].Duplicate = acks[i].Duplicate
+				acks[i].Sequence = uint64(res[i].ID) // from here on an id
 			}
 		}
 	}
@@ -471,7 +548,7 @@ func (q *Queue) markers(ctx context.Context, msgs []storage.QueuedMessage, first
 		dels = append(dels, acks[i].Sequence)
 		res[i] = storage.EnqueueResult{ID: int64(orig), Duplicate: true}
 	}
-	q.deleteSeqs(ctx, dels)
+	q.deleteIDs(ctx, dels)
 }
 
 // refusedDuplicates answers the sends a limit refused that were accepted before (a
@@ -499,16 +576,17 @@ func (q *Queue) refusedDuplicates(ctx context.Context, msgs []storage.QueuedMess
 	}
 }
 
-// deleteSeqs deletes messages by sequence; ones already gone are no error.
-func (q *Queue) deleteSeqs(ctx context.Context, seqs []uint64) error {
-	if len(seqs) == 0 {
+// deleteIDs deletes messages by id; ones already gone are no error.
+func (q *Queue) deleteIDs(ctx context.Context, ids []uint64) error {
+	if len(ids) == 0 {
 		return nil
 	}
-	subjs := make([]string, len(seqs))
-	reqs := make([][]byte, len(seqs))
-	for i, s := range seqs {
-		subjs[i] = q.msgDelete
-		reqs[i] = []byte(`{"seq":` + strconv.FormatUint(s, 10) + `,"no_erase":true}`)
+	subjs := make([]string, len(ids))
+	reqs := make([][]byte, len(ids))
+	for i, id := range ids {
+		k, seq := q.seqOf(int64(id))
+		subjs[i] = "$JS.API.STREAM.MSG.DELETE." + q.qstreams[k]
+		reqs[i] = []byte(`{"seq":` + strconv.FormatUint(seq, 10) + `,"no_erase":true}`)
 	}
 	replies, errs := q.c.requestAll(ctx, subjs, reqs)
 	for i, m := range replies {
@@ -525,7 +603,7 @@ func (q *Queue) deleteSeqs(ctx context.Context, seqs []uint64) error {
 // purgeBelow deletes subj's messages with a sequence below seq.
 func (q *Queue) purgeBelow(ctx context.Context, subj string, seq uint64) error {
 	req := []byte(`{"filter":"` + subj + `","seq":` + strconv.FormatUint(seq, 10) + `}`)
-	replies, errs := q.c.requestAll(ctx, []string{"$JS.API.STREAM.PURGE." + q.stream}, [][]byte{req})
+	replies, errs := q.c.requestAll(ctx, []string{"$JS.API.STREAM.PURGE." + q.streamOf(subj)}, [][]byte{req})
 	if errs[0] != nil {
 		return errs[0]
 	}
@@ -561,7 +639,7 @@ func (q *Queue) directBatch(ctx context.Context, subj string, from uint64, batch
 		return nil, false, err
 	}
 	defer done()
-	if err := q.c.nc.PublishRequest(q.direct, replyTo[0], body); err != nil {
+	if err := q.c.nc.PublishRequest("$JS.API.DIRECT.GET."+q.streamOf(subj), replyTo[0], body); err != nil {
 		return nil, false, unavailable("direct get", err)
 	}
 	for {
@@ -607,7 +685,7 @@ func (q *Queue) leaderGet(ctx context.Context, subj string, seq uint64, next boo
 			Seq uint64 `json:"seq"`
 		}{seq})
 	}
-	replies, errs := q.c.requestAll(ctx, []string{q.msgGet}, [][]byte{req})
+	replies, errs := q.c.requestAll(ctx, []string{"$JS.API.STREAM.MSG.GET." + q.streamOf(subj)}, [][]byte{req})
 	if errs[0] != nil {
 		return directMsg{}, "", false, errs[0]
 	}
@@ -642,7 +720,12 @@ func (q *Queue) Pending(ctx context.Context, to string, afterID int64, limit int
 	if err != nil {
 		return nil, err
 	}
-	from := uint64(max(afterID, 0)) + 1
+	shard := q.shardOf(to)
+	from := uint64(1)
+	if afterID > 0 {
+		_, seq := q.seqOf(afterID)
+		from = seq + 1
+	}
 	if q.replicas > 1 {
 		// A replica may lag the leader by a few writes, deletes included: start where
 		// the leader's first message of to's at or after from is, so a prefix just
@@ -685,7 +768,7 @@ func (q *Queue) Pending(ctx context.Context, to string, afterID int64, limit int
 	}
 	out := make([]storage.QueuedMessage, 0, len(got))
 	for _, d := range got {
-		m := storage.QueuedMessage{ID: int64(d.seq), To: to}
+		m := storage.QueuedMessage{ID: q.id(shard, d.seq), To: to}
 		if err := parseEnvelope(d.data, &m); err != nil {
 			return nil, fmt.Errorf("cluster: message %d for %q: %w", d.seq, to, err)
 		}
@@ -704,10 +787,11 @@ func (q *Queue) Ack(ctx context.Context, to string, ids []int64) error {
 	if err != nil {
 		return err
 	}
-	want := make([]uint64, 0, len(ids))
+	shard := q.shardOf(to)
+	want := make([]uint64, 0, len(ids)) // stream sequences in to's shard
 	for _, id := range ids {
-		if id > 0 {
-			want = append(want, uint64(id))
+		if k, seq := q.seqOf(id); id > 0 && k == shard {
+			want = append(want, seq)
 		}
 	}
 	slices.Sort(want)
@@ -766,7 +850,11 @@ func (q *Queue) Ack(ctx context.Context, to string, ids []int64) error {
 			}
 		}
 	}
-	if err := q.deleteSeqs(ctx, del); err != nil {
+	delIDs := make([]uint64, len(del))
+	for n, seq := range del {
+		delIDs[n] = uint64(q.id(shard, seq))
+	}
+	if err := q.deleteIDs(ctx, delIDs); err != nil {
 		return err
 	}
 	gone := make(map[uint64][]byte, len(del))
@@ -821,15 +909,19 @@ func (q *Queue) AckBatch(ctx context.Context, acks map[string][]int64) error {
 
 // QueueDepth is the number of queued messages (for /metrics).
 func (q *Queue) QueueDepth(ctx context.Context) (int, error) {
-	s, err := q.js.Stream(ctx, q.stream)
-	if err != nil {
-		return 0, unavailable("stream info", err)
+	n := 0
+	for _, name := range q.qstreams {
+		st, err := q.js.Stream(ctx, name)
+		if err != nil {
+			return 0, unavailable("stream info", err)
+		}
+		info, err := st.Info(ctx)
+		if err != nil {
+			return 0, unavailable("stream info", err)
+		}
+		n += int(info.State.Msgs)
 	}
-	info, err := s.Info(ctx)
-	if err != nil {
-		return 0, unavailable("stream info", err)
-	}
-	return int(info.State.Msgs), nil
+	return n, nil
 }
 
 // Expire implements the server's queue expiry: JetStream removes messages past their

@@ -167,7 +167,7 @@ func TestQueueTTL(t *testing.T) {
 		t.Fatalf("%+v %v", p, err)
 	}
 	// The stored message carries its TTL for JetStream to remove it.
-	raw, _, ok, err := q.leaderGet(ctx, q.subj+"bob", 1, true)
+	raw, _, ok, err := q.leaderGet(ctx, q.qsubjs[0]+"bob", 1, true)
 	if err != nil || !ok {
 		t.Fatal(err)
 	}
@@ -378,5 +378,79 @@ func TestQueueLargeBatch(t *testing.T) {
 	}
 	if len(p) != (1024+7-1-3)/7 {
 		t.Fatalf("r3 has %d", len(p))
+	}
+}
+
+// TestQueueShards: a queue split into 3 streams keeps every promise of one: ids
+// unique across shards and increasing per recipient, pending in order, acks (a
+// prefix and one in the middle) delete only the recipient's, duplicates in and
+// beyond the window, purge and depth.
+func TestQueueShards(t *testing.T) {
+	q, ctx := testQueue(t, QueueOptions{Shards: 3, MaxPerRecipient: 50})
+	var batch []storage.QueuedMessage
+	for i := range 60 {
+		batch = append(batch, msg(fmt.Sprint("u", i%6), "alice", fmt.Sprint(i), fmt.Sprint("m", i)))
+	}
+	res, err := q.Enqueue(ctx, batch)
+	if err != nil {
+		t.Fatal(err)
+	}
+	seen := map[int64]bool{}
+	shards := map[int]bool{}
+	for i, r := range res {
+		if r.Err != nil || r.Duplicate || seen[r.ID] {
+			t.Fatalf("message %d: %+v", i, r)
+		}
+		seen[r.ID] = true
+		shards[q.shardOf(batch[i].To)] = true
+	}
+	if len(shards) < 2 {
+		t.Fatalf("6 names all in one shard of 3: %v", shards)
+	}
+	for r := range 6 {
+		to := fmt.Sprint("u", r)
+		p, err := q.Pending(ctx, to, 0, 100)
+		if err != nil || len(p) != 10 {
+			t.Fatalf("%s: %d pending, %v", to, len(p), err)
+		}
+		for k, m := range p {
+			if m.ID != res[r+6*k].ID || string(m.Body) != fmt.Sprint("m", r+6*k) {
+				t.Fatalf("%s #%d: %+v", to, k, m)
+			}
+		}
+		if after, _ := q.Pending(ctx, to, p[4].ID, 100); len(after) != 5 || after[0].ID != p[5].ID {
+			t.Fatalf("%s after #4: %+v", to, after)
+		}
+		// Another name's ids acked as to's are ignored; a prefix and one in the middle go.
+		other := res[(r+1)%6].ID
+		if err := q.Ack(ctx, to, []int64{p[0].ID, p[1].ID, p[7].ID, other}); err != nil {
+			t.Fatal(err)
+		}
+		if left, _ := q.Pending(ctx, to, 0, 100); len(left) != 7 || left[0].ID != p[2].ID {
+			t.Fatalf("%s after acks: %d left", to, len(left))
+		}
+	}
+	for r := range 6 {
+		if left, _ := q.Pending(ctx, fmt.Sprint("u", r), 0, 100); len(left) != 7 {
+			t.Fatalf("u%d lost messages to another's ack: %d left", r, len(left))
+		}
+	}
+	// Duplicates: in the window, and beyond it (the marker holds the id).
+	if d, _ := q.Enqueue(ctx, []storage.QueuedMessage{msg("u3", "alice", "57", "again")}); !d[0].Duplicate || d[0].ID != res[57].ID {
+		t.Fatalf("resend in the window: %+v, want %d", d, res[57].ID)
+	}
+	var n atomic.Int64
+	q.msgID = func(string, string, string) string { return fmt.Sprint("fresh-", n.Add(1)) }
+	if d, _ := q.Enqueue(ctx, []storage.QueuedMessage{msg("u3", "alice", "57", "again"), msg("u4", "alice", "58", "again")}); !d[0].Duplicate || d[0].ID != res[57].ID || !d[1].Duplicate || d[1].ID != res[58].ID {
+		t.Fatalf("resend beyond the window: %+v", d)
+	}
+	if depth, err := q.QueueDepth(ctx); err != nil || depth != 42 {
+		t.Fatalf("depth %d %v, want 42", depth, err)
+	}
+	if n, err := q.PurgeRecipient(ctx, "u2"); err != nil || n != 7 {
+		t.Fatalf("purge: %d %v", n, err)
+	}
+	if depth, _ := q.QueueDepth(ctx); depth != 35 {
+		t.Fatalf("depth after purge %d", depth)
 	}
 }
