@@ -157,15 +157,25 @@ func TestNATSServerLoss(t *testing.T) {
 		}
 	}
 
-	// The node says so to a load balancer: reachable NATS, JetStream without a quorum.
-	resp, err := http.Get("http://" + strings.TrimSuffix(strings.TrimPrefix(a.URL, "ws://"), relay.WSPath) + "/healthz")
-	if err != nil {
-		t.Fatal(err)
-	}
-	health, _ := io.ReadAll(resp.Body)
-	resp.Body.Close()
-	if resp.StatusCode != http.StatusOK || !strings.HasPrefix(string(health), "degraded: jetstream") {
-		t.Errorf("/healthz without a quorum: %d %q, want 200 degraded: jetstream: …", resp.StatusCode, health)
+	// The node says so to a load balancer: reachable NATS, JetStream without a quorum
+	// (once JetStream's leader has stepped down, which takes it a few seconds).
+	healthz := "http://" + strings.TrimSuffix(strings.TrimPrefix(a.URL, "ws://"), relay.WSPath) + "/healthz"
+	for tick := time.NewTicker(200 * time.Millisecond); ; {
+		resp, err := http.Get(healthz)
+		if err != nil {
+			t.Fatal(err)
+		}
+		health, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode == http.StatusOK && strings.HasPrefix(string(health), "degraded: jetstream") {
+			tick.Stop()
+			break
+		}
+		select {
+		case <-tick.C:
+		case <-ctx.Done():
+			t.Fatalf("/healthz without a quorum: %d %q, want 200 degraded: jetstream: …", resp.StatusCode, health)
+		}
 	}
 
 	// One returns: the refused send goes through (same client_id), all delivered once.

@@ -55,6 +55,8 @@ func OpenNode(ctx context.Context, c *Conn, o NodeOptions) (*Node, error) {
 		return nil, replicaHint(c, err)
 	}
 	ops := NewOps(c)
+	// /healthz's quorum probe: the directory's bucket, on the same servers as the queue.
+	ops.CheckQuorum("KV_" + c.Prefix() + "_dir")
 	hub := NewHub(context.Background(), c) // until Close
 	return &Node{Conn: c, Queue: ops.Queue(q), Hub: hub, Dir: dir, Blobs: blobs, Ops: ops, raw: q}, nil
 }

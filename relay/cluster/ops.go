@@ -21,6 +21,9 @@ import (
 // Ops measures a node's JetStream work and reports its health.
 type Ops struct {
 	conn *Conn
+	// streams are checked for a quorum by Health (a server that was JetStream's leader
+	// may go on answering account info for a while after it lost its quorum).
+	streams []string
 	// healthTimeout bounds /healthz's JetStream round trip.
 	healthTimeout time.Duration
 
@@ -60,7 +63,43 @@ func (o *Ops) Health(ctx context.Context) (disconnected bool, err error) {
 		o.errors[opHealth].Add(1)
 		return false, fmt.Errorf("jetstream: %w", err)
 	}
+	for _, name := range o.streams {
+		if err := o.quorum(ctx, name); err != nil {
+			o.errors[opHealth].Add(1)
+			return false, fmt.Errorf("jetstream: %w", err)
+		}
+	}
 	return false, nil
+}
+
+// CheckQuorum makes Health check that the named streams (or a key-value bucket's,
+// KV_<bucket>) have a leader and a quorum of current replicas.
+func (o *Ops) CheckQuorum(streams ...string) { o.streams = append(o.streams, streams...) }
+
+// quorum checks that stream name has a leader and, replicated, a quorum of current
+// replicas.
+func (o *Ops) quorum(ctx context.Context, name string) error {
+	s, err := o.conn.JetStream().Stream(ctx, name)
+	if err != nil {
+		return fmt.Errorf("stream %s: %w", name, err)
+	}
+	c := s.CachedInfo().Cluster
+	if c == nil || len(c.Replicas) == 0 { // not replicated
+		return nil
+	}
+	if c.Leader == "" {
+		return fmt.Errorf("stream %s has no leader", name)
+	}
+	up, n := 1, len(c.Replicas)+1
+	for _, r := range c.Replicas {
+		if r.Current && !r.Offline {
+			up++
+		}
+	}
+	if up < n/2+1 {
+		return fmt.Errorf("stream %s: %d of its %d servers current, no quorum", name, up, n)
+	}
+	return nil
 }
 
 // Handler serves /healthz and /metrics in front of next (the relay's admin handler):

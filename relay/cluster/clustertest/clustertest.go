@@ -65,11 +65,18 @@ func StartWith(t testing.TB, name string, natsURLs []string, replicas int, limit
 	if err != nil {
 		t.Fatalf("clustertest: node %s: %v", name, err)
 	}
+	// As pfschat relay --nats: at R>1 the queue is split over three streams, so that
+	// their leaders spread over the servers.
+	shards := 1
+	if replicas > 1 {
+		shards = 3
+	}
 	// Right after a cluster starts its meta leader may not know every peer yet ("no
 	// suitable peers for placement"): wait for it, within the deadline.
 	var node *cluster.Node
 	for {
-		node, err = cluster.OpenNode(ctx, conn, cluster.NodeOptions{SealKey: SealKey, MaxPerRecipient: 1000})
+		node, err = cluster.OpenNode(ctx, conn, cluster.NodeOptions{SealKey: SealKey, MaxPerRecipient: 1000,
+			Queue: cluster.QueueOptions{Shards: shards}})
 		var apiErr *jetstream.APIError
 		if err == nil || !errors.As(err, &apiErr) || apiErr.ErrorCode != 10005 || ctx.Err() != nil {
 			break
