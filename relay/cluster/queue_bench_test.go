@@ -128,11 +128,15 @@ var benchVariants = []struct {
 	}},
 	{"R3", func(b *testing.B) *Queue { return benchQueue(b, natstest.Cluster(b, 3).URLs(), 3, false) }},
 	{"R3-limits", func(b *testing.B) *Queue { return benchQueue(b, natstest.Cluster(b, 3).URLs(), 3, true) }},
+	{"R3-limits-3shards", func(b *testing.B) *Queue {
+		q := benchQueue(b, natstest.Cluster(b, 3).URLs(), 3, true, 3)
+		return q
+	}},
 }
 
 // benchQueue: with limits, the relay's defaults: 10000 messages and 64 MiB per
 // recipient, a sender 1/8 of them (usage records, usage.go).
-func benchQueue(b *testing.B, urls []string, replicas int, limits bool) *Queue {
+func benchQueue(b *testing.B, urls []string, replicas int, limits bool, shards ...int) *Queue {
 	b.Helper()
 	c, err := Connect(context.Background(), Options{URLs: urls, Replicas: replicas})
 	if err != nil {
@@ -142,6 +146,9 @@ func benchQueue(b *testing.B, urls []string, replicas int, limits bool) *Queue {
 	o := QueueOptions{}
 	if limits {
 		o = QueueOptions{MaxPerRecipient: 10000, MaxBytesPerRecipient: 64 << 20, SenderQuota: 8}
+	}
+	if len(shards) > 0 {
+		o.Shards = shards[0]
 	}
 	q, err := NewQueue(context.Background(), c, o)
 	if err != nil {
