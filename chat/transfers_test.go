@@ -78,3 +78,35 @@ func TestTransferProgressEvents(t *testing.T) {
 		t.Fatalf("the download's message: %+v, saved at %s", downMsg.Attachment, saved)
 	}
 }
+
+// TestMayAutoDownload: a file from a stranger (a message request) never downloads by
+// itself; once the request is accepted the next one may; our own files never.
+func TestMayAutoDownload(t *testing.T) {
+	r := relaytest.Start(t)
+	alice, bob := newUser(t, r, "alice"), newUser(t, r, "bob")
+	ctx := attachCtx(t)
+	if _, err := alice.c.AddContact(ctx, "bob"); err != nil {
+		t.Fatal(err)
+	}
+	path := writeFile(t, t.TempDir(), "note.txt", []byte("hello"))
+	sent, err := alice.c.SendFile(ctx, "bob", path, "", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	first := waitAttachment(t, bob.c, "alice")
+	if bob.c.MayAutoDownload(ctx, first) {
+		t.Fatal("a stranger's file (a message request) may download by itself")
+	}
+	if alice.c.MayAutoDownload(ctx, sent) {
+		t.Fatal("our own file may download")
+	}
+	if err := bob.c.AcceptRequest(ctx, "alice"); err != nil {
+		t.Fatal(err)
+	}
+	if !bob.c.MayAutoDownload(ctx, first) {
+		t.Fatal("an accepted contact's file may not download")
+	}
+	if bob.c.MayAutoDownload(ctx, Message{Contact: "alice", Attachment: first.Attachment, KeyPending: true}) {
+		t.Fatal("a file behind an unaccepted key change may download")
+	}
+}

@@ -57,11 +57,26 @@ func (m *mainScreen) conversationView(w, h int) []string {
 	}
 	lines := []string{fitLine(header, w)}
 	bh := h - 1
+	// Files on their way up have no message yet: their lines go below the messages.
+	var footer []string
+	if len(cv.uploads) > 0 && cv.loaded {
+		r := m.renderer()
+		for _, u := range cv.uploads {
+			for _, l := range r.lines(uploadItem(u)) {
+				footer = append(footer, " "+l+" ")
+			}
+		}
+		if len(footer) > bh-1 {
+			footer = footer[len(footer)-(bh-1):]
+		}
+		bh -= len(footer)
+	}
 	switch {
 	case !cv.loaded && cv.loadErr != nil:
 		lines = append(lines, fitLine(s.Error.Render(" could not load messages: "+errText(cv.loadErr)), w))
 	case !cv.loaded:
 		lines = append(lines, fitLine(s.Muted.Render(" loading…"), w))
+	case len(cv.items) == 0 && len(footer) > 0:
 	case len(cv.items) == 0:
 		lines = append(lines, fitLine(s.Empty.Render(" No messages yet. Say hello — it is end-to-end encrypted."), w))
 	default:
@@ -76,6 +91,9 @@ func (m *mainScreen) conversationView(w, h int) []string {
 		for _, l := range view {
 			lines = append(lines, " "+l+" ")
 		}
+	}
+	if len(footer) > 0 {
+		lines = append(padRows(lines, w, h-len(footer)), footer...)
 	}
 	return padRows(lines, w, h)
 }
