@@ -164,10 +164,10 @@ func (o ownerOps) OneTimeKeysOnRelay(ctx context.Context) (x25519, mlkem int, er
 	return r.X25519, r.MLKEM, err
 }
 
-// viaOwner runs send and recv through the profile's owner when one runs: ok is false
+// viaOwner runs send, send-file and recv through the profile's owner when one runs: ok is false
 // when there is none (the command then opens the profile itself).
 func viaOwner(e *env, cmd string, fs *flag.FlagSet, args []string) (ok bool, err error) {
-	if cmd != "send" && cmd != "recv" {
+	if cmd != "send" && cmd != "recv" && cmd != "send-file" {
 		return false, nil
 	}
 	cl, err := e.dialOwner()
@@ -175,8 +175,11 @@ func viaOwner(e *env, cmd string, fs *flag.FlagSet, args []string) (ok bool, err
 		return err != nil, err
 	}
 	defer cl.Close()
-	if cmd == "send" {
+	switch cmd {
+	case "send":
 		return true, sendViaOwner(e, cl, fs, args)
+	case "send-file":
+		return true, sendFileViaOwner(e, cl, fs, args) // sendfile.go
 	}
 	return true, recvViaOwner(e, cl, fs, args)
 }

@@ -6,6 +6,7 @@ package daemon
 import (
 	"context"
 	"path/filepath"
+	"time"
 
 	"pfschat/chat"
 )
@@ -15,6 +16,7 @@ type SendFileParams struct {
 	To      string `json:"to"`
 	Path    string `json:"path"` // absolute, readable by the owner
 	Caption string `json:"caption,omitempty"`
+	WaitMs  int64  `json:"waitMs,omitempty"` // as send's: wait up to this long for the relay to accept the message
 }
 
 // DownloadParams are download's params.
@@ -49,11 +51,40 @@ func (s *Server) sendFile(ctx context.Context, p SendFileParams) (any, *Error) {
 	if p.To == "" || !filepath.IsAbs(p.Path) {
 		return nil, NewError(CodeInvalidParams, `"to" and an absolute "path" are required`)
 	}
+	if p.WaitMs < 0 || p.WaitMs > int64(10*time.Minute/time.Millisecond) {
+		return nil, NewError(CodeInvalidParams, `"waitMs" must be between 0 and 600000`)
+	}
+	var sub *Sub
+	if p.WaitMs > 0 { // listen before sending, so the "sent" event cannot be missed
+		sub = s.cfg.Hub.Subscribe()
+		defer sub.Close()
+	}
 	m, err := s.c.SendFile(ctx, p.To, p.Path, p.Caption, nil)
 	if err != nil {
-		return nil, errorFor(err)
+		e := errorFor(err)
+		if e.Data != nil && e.Data.Contact == "" && (e.Code == CodeUnknownContact || e.Code == CodeKeyChanged) {
+			e.Data.Contact = p.To
+		}
+		return nil, e
 	}
-	return SendResult{ID: m.ID, State: "queued"}, nil
+	return s.awaitAccepted(ctx, sub, m.ID, p.To, p.WaitMs)
+}
+
+// Transfer is a file's upload or download as the "transfer" notification shows it.
+type Transfer struct {
+	ID       int64  `json:"id,omitempty"` // the message; absent while a file uploads (its message comes once the relay has it)
+	Outgoing bool   `json:"outgoing,omitempty"`
+	Name     string `json:"name"` // sanitised
+	Size     int64  `json:"size"`
+	Done     int64  `json:"done"`
+	State    string `json:"state"` // uploading, uploaded, sent, downloading, downloaded, failed
+	Reason   string `json:"reason,omitempty"`
+	Ended    bool   `json:"ended,omitempty"` // the last notification of this transfer's run
+}
+
+func fromTransfer(t chat.Transfer) *Transfer {
+	return &Transfer{ID: t.MessageID, Outgoing: t.Outgoing, Name: chat.SafeFileName(t.FileName), Size: t.Size, Done: t.Done,
+		State: t.State.String(), Reason: t.Reason, Ended: t.Ended}
 }
 
 func (s *Server) download(ctx context.Context, p DownloadParams) (any, *Error) {

@@ -444,11 +444,18 @@ func (s *Server) send(ctx context.Context, p SendParams) (any, *Error) {
 		}
 		return nil, e
 	}
-	queued := SendResult{ID: m.ID, State: "queued"}
+	return s.awaitAccepted(ctx, sub, m.ID, p.To, p.WaitMs)
+}
+
+// awaitAccepted answers send and sendFile for message id: "accepted" once the relay
+// holds it within waitMs (sub listens since before the message was committed; nil:
+// do not wait), "queued" otherwise, send_refused when the relay refused it.
+func (s *Server) awaitAccepted(ctx context.Context, sub *Sub, id int64, to string, waitMs int64) (any, *Error) {
+	queued := SendResult{ID: id, State: "queued"}
 	if sub == nil || !s.c.Online() {
 		return queued, nil
 	}
-	timer := time.NewTimer(time.Duration(p.WaitMs) * time.Millisecond)
+	timer := time.NewTimer(time.Duration(waitMs) * time.Millisecond)
 	defer timer.Stop()
 	for {
 		select {
@@ -456,18 +463,18 @@ func (s *Server) send(ctx context.Context, p SendParams) (any, *Error) {
 			if !ok {
 				return queued, nil
 			}
-			if ev.Kind != chat.DeliveryChanged || ev.Message == nil || ev.Message.ID != m.ID {
+			if ev.Kind != chat.DeliveryChanged || ev.Message == nil || ev.Message.ID != id {
 				continue
 			}
 			switch ev.Message.State {
 			case chat.Pending:
 				continue
 			case chat.Failed:
-				e := NewError(CodeSendRefused, "the relay refused message %d: %s", m.ID, ev.Message.Reason)
-				e.Data.Contact, e.Data.Reason = p.To, ev.Message.Reason
+				e := NewError(CodeSendRefused, "the relay refused message %d: %s", id, ev.Message.Reason)
+				e.Data.Contact, e.Data.Reason = to, ev.Message.Reason
 				return nil, e
 			}
-			return SendResult{ID: m.ID, State: "accepted"}, nil
+			return SendResult{ID: id, State: "accepted"}, nil
 		case <-timer.C:
 			return queued, nil
 		case <-ctx.Done():
@@ -581,6 +588,11 @@ func eventNotification(id int64, ev chat.Event) (Notification, bool) {
 		return notification(NotifyDelivery, Event{Subscription: id, Message: &m}), true
 	case chat.ContactKeyChanged:
 		return notification(NotifyKeyChanged, Event{Subscription: id, Contact: ev.Contact}), true
+	case chat.TransferProgress: // attachments.go
+		if ev.Transfer == nil {
+			return Notification{}, false
+		}
+		return notification(NotifyTransfer, Event{Subscription: id, Contact: ev.Contact, Transfer: fromTransfer(*ev.Transfer)}), true
 	case chat.ConnectionChanged:
 		e := Event{Subscription: id, Status: ev.State.Status.String()}
 		if ev.State.Err != nil {
