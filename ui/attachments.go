@@ -281,13 +281,17 @@ func (m *mainScreen) onTransfer(ev chat.Event) tea.Cmd {
 				cv.appendMsg(*ev.Message, m.c.loc)
 			}
 		}
+		var preview tea.Cmd
+		if ev.Message != nil {
+			preview = m.wantPreview(*ev.Message)
+		}
 		switch t.State {
 		case chat.AttachmentFailed:
 			m.setNotice("could not send "+chat.SafeFileName(t.FileName)+": "+t.Reason, true)
 		case chat.AttachmentUploading, chat.AttachmentUploaded:
 			m.setNotice("the upload of "+chat.SafeFileName(t.FileName)+" stopped; it resumes the next time pfschat starts", true)
 		}
-		return nil
+		return preview
 	}
 	if !ok {
 		return nil
@@ -296,14 +300,14 @@ func (m *mainScreen) onTransfer(ev chat.Event) tea.Cmd {
 	if !ok || it.m.Attachment == nil {
 		return nil
 	}
+	it.lines = nil
 	if t.Ended && ev.Message != nil && ev.Message.Attachment != nil {
 		it.m.Attachment = ev.Message.Attachment
-	} else {
-		a := *it.m.Attachment
-		a.State, a.DoneBytes, a.Reason = t.State, t.Done, t.Reason
-		it.m.Attachment = &a
+		return m.wantPreview(it.m)
 	}
-	it.lines = nil
+	a := *it.m.Attachment
+	a.State, a.DoneBytes, a.Reason = t.State, t.Done, t.Reason
+	it.m.Attachment = &a
 	return nil
 }
 
@@ -386,6 +390,7 @@ func (m *mainScreen) onDownloaded(msg downloadedMsg) tea.Cmd {
 				if a, err := r.AttachmentOf(ctx, msg.id); err == nil {
 					it.m.Attachment = a
 					it.lines = nil
+					cmds = append(cmds, m.wantPreview(it.m))
 				}
 				cancel()
 			}

@@ -16,7 +16,7 @@ func (m *mainScreen) renderer() *convRenderer {
 	me := m.b.Me()
 	them := m.displayName(m.open) // the nickname, when the user gave one (contactsections.go)
 	sw := max(ansi.StringWidth(me), ansi.StringWidth(them))
-	return &convRenderer{c: m.c, me: me, contact: them, width: max(1, m.convWidth()-2), senderW: min(max(sw, 3), 12)}
+	return &convRenderer{c: m.c, me: me, contact: them, width: max(1, m.convWidth()-2), senderW: min(max(sw, 3), 12), previews: m.previews}
 }
 
 // conversationView returns exactly h lines of exactly w cells.
@@ -105,6 +105,8 @@ type convRenderer struct {
 	contact string
 	width   int
 	senderW int
+	// previews are the pictures of images ready to draw, by message (preview.go).
+	previews map[int64]*preview
 }
 
 func (r *convRenderer) lines(it *msgItem) []string {
@@ -194,6 +196,9 @@ func (r *convRenderer) render(it *msgItem) []string {
 		}
 		for i := range body {
 			body[i] = s.Body.Render(body[i])
+		}
+		if p := r.previews[m.ID]; p != nil && p.ready && m.ID != 0 && p.cols <= textW {
+			body = append(body, placeholderRows(p)...)
 		}
 	default:
 		body = wrapText(m.Text, textW)

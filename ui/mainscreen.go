@@ -67,6 +67,8 @@ type mainScreen struct {
 
 	// fetching: the messages whose files this UI is downloading (attachments.go).
 	fetching map[int64]bool
+	// previews: the pictures of images, by message (preview.go).
+	previews map[int64]*preview
 }
 
 func newMainScreen(c *common, b Backend, openContact string) *mainScreen {
@@ -88,7 +90,7 @@ func newMainScreen(c *common, b Backend, openContact string) *mainScreen {
 	m := &mainScreen{
 		c: c, b: b, convs: make(map[string]*conversation),
 		input: ta, help: h, wantOpen: openContact, noticeTTL: noticeTTL,
-		conn: chat.ConnState{Status: chat.Connecting}, fetching: make(map[int64]bool),
+		conn: chat.ConnState{Status: chat.Connecting}, fetching: make(map[int64]bool), previews: make(map[int64]*preview),
 	}
 	m.layout()
 	return m
@@ -262,7 +264,7 @@ func (m *mainScreen) update(msg tea.Msg) (screen, tea.Cmd) {
 			cv.appendMsg(msg.msg, m.c.loc)
 			cv.toBottom()
 		}
-		return m, m.c.loadContacts(m.b)
+		return m, tea.Batch(m.c.loadContacts(m.b), m.wantPreview(msg.msg))
 	case addedMsg:
 		if msg.err == nil {
 			m.wantOpen = msg.contact.Name
@@ -285,6 +287,8 @@ func (m *mainScreen) update(msg tea.Msg) (screen, tea.Cmd) {
 		return m, m.onDownloaded(msg)
 	case resumedMsg:
 		return m, m.onResumed(msg)
+	case previewMsg:
+		return m, m.onPreview(msg)
 	}
 	return m, nil
 }
@@ -503,14 +507,18 @@ func (m *mainScreen) onHistory(msg historyMsg) tea.Cmd {
 	}
 	cv.prepend(msg.msgs, m.c.loc)
 	cv.setGaps(msg.gaps)
+	var previews []tea.Cmd
+	for _, hm := range msg.msgs {
+		previews = append(previews, m.wantPreview(hm))
+	}
 	if cv.pendingNew > 0 {
 		cv.markNew(cv.pendingNew)
 		cv.pendingNew = 0
 	}
 	if msg.contact == m.open {
-		return m.maybeLoadMore()
+		return tea.Batch(append(previews, m.maybeLoadMore())...)
 	}
-	return nil
+	return tea.Batch(previews...)
 }
 
 func (m *mainScreen) onOpDone(msg opDoneMsg) tea.Cmd {

@@ -1,6 +1,32 @@
 package ui
 
-import "strings"
+// Image previews (issue 15): an image's dimensions come from its header (chat.ImageSize,
+// capped before anything is decoded); where the terminal speaks the kitty graphics
+// protocol, a downloaded or sent image also shows as a small picture under its line.
+// The picture is transmitted once, off screen (a virtual placement), and drawn with
+// kitty's Unicode placeholders: ordinary cells the renderer diffs and scrolls like text,
+// so a preview never fights the cell renderer. Sixel cannot be placed in cells: a sixel
+// terminal gets no inline preview (DetectGraphics still names it, for later). Elsewhere
+// nothing is drawn and nothing is said.
+
+import (
+	"bufio"
+	"bytes"
+	"crypto/rand"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"image"
+	"image/color"
+	"io"
+	"os"
+	"strings"
+
+	tea "charm.land/bubbletea/v2"
+	"github.com/charmbracelet/x/ansi/kitty"
+
+	"pfschat/chat"
+)
 
 // Graphics is the image protocol the terminal speaks, for previews of images.
 type Graphics int
@@ -38,4 +64,197 @@ func DetectGraphics(getenv func(string) string) Graphics {
 		return SixelGraphics
 	}
 	return NoGraphics
+}
+
+// Preview limits.
+const (
+	previewCols = 32 // cells, at most
+	previewRows = 8
+	// cellW × cellH pixels per cell: the size the picture is scaled to before it is
+	// sent (the terminal scales it to the cells it is given).
+	cellW, cellH = 8, 16
+	// maxPreviewFile: bigger files get no preview (their dimensions still show).
+	maxPreviewFile = 32 << 20
+	// maxPreviewPixels caps what is decoded for a preview, under chat.ImageSize's own
+	// caps: 16 Mpx, at most 64 MiB of pixels while it is scaled down.
+	maxPreviewPixels = 16 << 20
+)
+
+// ErrNoPreview: the image is not one pfschat previews (not PNG, JPEG or GIF, damaged,
+// or over the caps).
+var ErrNoPreview = errors.New("ui: no preview for this image")
+
+// decodePreview reads an image for a preview: the header first (chat.ImageSize: PNG,
+// JPEG or GIF, dimensions capped; no pixel is decoded before), then, only within
+// maxPreviewPixels and maxPreviewFile, its pixels, scaled down to fit maxW×maxH.
+func decodePreview(r io.ReadSeeker, maxW, maxH int) (image.Image, error) {
+	w, h, format, err := chat.ImageSize(r)
+	if err != nil {
+		return nil, fmt.Errorf("%w: %v", ErrNoPreview, err)
+	}
+	if int64(w)*int64(h) > maxPreviewPixels {
+		return nil, fmt.Errorf("%w: %d×%d is over %d pixels", ErrNoPreview, w, h, maxPreviewPixels)
+	}
+	if _, err := r.Seek(0, io.SeekStart); err != nil {
+		return nil, err
+	}
+	img, got, err := image.Decode(bufio.NewReader(io.LimitReader(r, maxPreviewFile)))
+	if err != nil || got != format {
+		return nil, fmt.Errorf("%w: %v", ErrNoPreview, err)
+	}
+	if b := img.Bounds(); b.Dx() != w || b.Dy() != h {
+		return nil, fmt.Errorf("%w: the pixels are %v, the header said %d×%d", ErrNoPreview, b, w, h)
+	}
+	return scaleDown(img, maxW, maxH), nil
+}
+
+// fitCells is the cells a w×h picture takes: at most previewCols × previewRows and
+// the width available, its aspect kept (a cell is twice as high as wide).
+func fitCells(w, h, avail int) (cols, rows int) {
+	if w <= 0 || h <= 0 {
+		return 0, 0
+	}
+	cols = min(previewCols, avail)
+	rows = max(1, (cols*h*cellW+w*cellH/2)/(w*cellH))
+	if rows > previewRows {
+		rows = previewRows
+		cols = max(1, min(cols, (rows*w*cellH+h*cellW/2)/(h*cellW)))
+	}
+	if cols < 1 {
+		return 0, 0
+	}
+	return cols, rows
+}
+
+// scaleDown averages img into at most maxW×maxH pixels, its aspect kept (a smaller
+// image is copied as it is).
+func scaleDown(img image.Image, maxW, maxH int) *image.NRGBA {
+	b := img.Bounds()
+	sw, sh := b.Dx(), b.Dy()
+	dw, dh := sw, sh
+	if dw > maxW {
+		dw, dh = maxW, max(1, sh*maxW/sw)
+	}
+	if dh > maxH {
+		dw, dh = max(1, sw*maxH/sh), maxH
+	}
+	dst := image.NewNRGBA(image.Rect(0, 0, dw, dh))
+	for y := range dh {
+		y0, y1 := b.Min.Y+y*sh/dh, b.Min.Y+max((y+1)*sh/dh, y*sh/dh+1)
+		for x := range dw {
+			x0, x1 := b.Min.X+x*sw/dw, b.Min.X+max((x+1)*sw/dw, x*sw/dw+1)
+			var r, g, bl, a, n uint64
+			for sy := y0; sy < y1; sy++ {
+				for sx := x0; sx < x1; sx++ {
+					c := color.NRGBAModel.Convert(img.At(sx, sy)).(color.NRGBA)
+					r, g, bl, a, n = r+uint64(c.R), g+uint64(c.G), bl+uint64(c.B), a+uint64(c.A), n+1
+				}
+			}
+			dst.SetNRGBA(x, y, color.NRGBA{uint8(r / n), uint8(g / n), uint8(bl / n), uint8(a / n)})
+		}
+	}
+	return dst
+}
+
+// preview is the picture of one message's image.
+type preview struct {
+	id         int // kitty image id (24 bits: it is the placeholders' colour)
+	cols, rows int
+	ready      bool // transmitted: the placeholders may be drawn
+}
+
+// previewMsg reports a picture made (seq: its transmission) or not (err).
+type previewMsg struct {
+	contact string
+	msgID   int64
+	seq     string
+	err     error
+}
+
+// newImageID picks a random 24-bit kitty image id: ids are shared by every program in
+// the terminal window, so a fixed one could replace another program's picture.
+func newImageID() int {
+	var b [4]byte
+	_, _ = rand.Read(b[:])
+	return int(binary.BigEndian.Uint32(b[:])%(1<<24-1<<16)) + 1<<16
+}
+
+// wantPreview starts making the preview of msg's image, if the terminal shows them and
+// the image is on disk (downloaded, or ours). At most once per message.
+func (m *mainScreen) wantPreview(msg chat.Message) tea.Cmd {
+	a := msg.Attachment
+	if m.c.graphics != KittyGraphics || a == nil || msg.ID == 0 || a.Path == "" || a.Width <= 0 || a.Height <= 0 ||
+		!strings.HasPrefix(a.MediaType, "image/") || (!msg.Outgoing && a.State != chat.AttachmentDownloaded) {
+		return nil
+	}
+	if _, ok := m.previews[msg.ID]; ok {
+		return nil
+	}
+	cols, rows := fitCells(a.Width, a.Height, m.convWidth()-24)
+	if cols == 0 {
+		return nil
+	}
+	p := &preview{id: newImageID(), cols: cols, rows: rows}
+	m.previews[msg.ID] = p
+	contact, id, path := msg.Contact, msg.ID, a.Path
+	return func() tea.Msg {
+		seq, err := kittyTransmit(path, p)
+		return previewMsg{contact: contact, msgID: id, seq: seq, err: err}
+	}
+}
+
+// kittyTransmit reads the image at path and returns the escape sequence that gives it
+// to the terminal as image p.id with a virtual placement of p.cols × p.rows cells.
+func kittyTransmit(path string, p *preview) (string, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return "", err
+	}
+	defer f.Close()
+	img, err := decodePreview(f, p.cols*cellW, p.rows*cellH)
+	if err != nil {
+		return "", err
+	}
+	var buf bytes.Buffer
+	err = kitty.EncodeGraphics(&buf, img, &kitty.Options{Action: kitty.TransmitAndPut, Transmission: kitty.Direct,
+		Format: kitty.PNG, ID: p.id, VirtualPlacement: true, Columns: p.cols, Rows: p.rows, Quiet: 2, Chunk: true})
+	return buf.String(), err
+}
+
+func (m *mainScreen) onPreview(msg previewMsg) tea.Cmd {
+	p, ok := m.previews[msg.msgID]
+	if !ok {
+		return nil
+	}
+	if msg.err != nil {
+		m.c.log.Info("no image preview", "message", msg.msgID, "err", msg.err)
+		return nil // stays in previews, not ready: not tried again
+	}
+	p.ready = true
+	if cv, ok := m.convs[msg.contact]; ok {
+		if it, ok := cv.byID[msg.msgID]; ok {
+			it.lines = nil
+		}
+	}
+	return tea.Raw(msg.seq)
+}
+
+// placeholderRows are the cells that show picture p: kitty's placeholder character
+// with the row and column diacritics, in the colour that encodes the image id.
+func placeholderRows(p *preview) []string {
+	fg := fmt.Sprintf("\x1b[38;2;%d;%d;%dm", p.id>>16&0xff, p.id>>8&0xff, p.id&0xff)
+	rows := make([]string, p.rows)
+	var b strings.Builder
+	for r := range p.rows {
+		b.Reset()
+		b.WriteString(fg)
+		for c := range p.cols {
+			b.WriteRune(kitty.Placeholder)
+			b.WriteRune(kitty.Diacritic(r))
+			b.WriteRune(kitty.Diacritic(c))
+		}
+		b.WriteString("\x1b[39m")
+		rows[r] = b.String()
+	}
+	return rows
 }

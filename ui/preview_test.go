@@ -1,0 +1,213 @@
+package ui
+
+import (
+	"bytes"
+	"encoding/binary"
+	"errors"
+	"hash/crc32"
+	"image"
+	"image/color"
+	"image/gif"
+	"image/jpeg"
+	"image/png"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	tea "charm.land/bubbletea/v2"
+	"github.com/charmbracelet/x/ansi"
+	"github.com/charmbracelet/x/ansi/kitty"
+
+	"pfschat/chat"
+)
+
+func testImage(w, h int) *image.NRGBA {
+	img := image.NewNRGBA(image.Rect(0, 0, w, h))
+	for y := range h {
+		for x := range w {
+			img.SetNRGBA(x, y, color.NRGBA{uint8(x), uint8(y), 128, 255})
+		}
+	}
+	return img
+}
+
+func encoded(t testing.TB, format string, w, h int) []byte {
+	var b bytes.Buffer
+	var err error
+	switch format {
+	case "png":
+		err = png.Encode(&b, testImage(w, h))
+	case "jpeg":
+		err = jpeg.Encode(&b, testImage(w, h), nil)
+	case "gif":
+		err = gif.Encode(&b, testImage(w, h), nil)
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b.Bytes()
+}
+
+// pngClaiming is a 1×1 PNG whose header claims w×h (its CRC fixed): the pixels that
+// follow are far too few.
+func pngClaiming(t testing.TB, w, h uint32) []byte {
+	b := encoded(t, "png", 1, 1)
+	binary.BigEndian.PutUint32(b[16:], w)
+	binary.BigEndian.PutUint32(b[20:], h)
+	binary.BigEndian.PutUint32(b[29:], crc32.ChecksumIEEE(b[12:29]))
+	return b
+}
+
+// TestDecodePreview: PNG, JPEG and GIF are scaled into the box with their aspect; a
+// header over the caps (chat.ImageSize's, or the preview's 16 Mpx) is refused before any
+// pixel is decoded; a header whose pixels do not follow is refused.
+func TestDecodePreview(t *testing.T) {
+	for _, format := range []string{"png", "jpeg", "gif"} {
+		img, err := decodePreview(bytes.NewReader(encoded(t, format, 640, 480)), 256, 128)
+		if err != nil {
+			t.Fatalf("%s: %v", format, err)
+		}
+		if b := img.Bounds(); b.Dx() != 170 || b.Dy() != 128 {
+			t.Fatalf("%s 640×480 into 256×128: %v", format, b)
+		}
+	}
+	if img, err := decodePreview(bytes.NewReader(encoded(t, "png", 10, 5)), 256, 128); err != nil || img.Bounds().Dx() != 10 {
+		t.Fatalf("a small image is kept as it is: %v %v", img, err)
+	}
+	for what, data := range map[string][]byte{
+		"100000×100000 (over chat's caps)": pngClaiming(t, 100000, 100000),
+		"8192×4096 (over 16 Mpx)":          pngClaiming(t, 8192, 4096),
+		"300×300 without its pixels":       pngClaiming(t, 300, 300),
+		"a script":                         []byte("#!/bin/sh\n"),
+		"a truncated JPEG":                 encoded(t, "jpeg", 64, 64)[:200],
+	} {
+		if _, err := decodePreview(bytes.NewReader(data), 256, 128); !errors.Is(err, ErrNoPreview) {
+			t.Errorf("%s: %v, want ErrNoPreview", what, err)
+		}
+	}
+}
+
+// FuzzPreviewImage: any bytes from the network give a picture within the box or
+// ErrNoPreview — never a panic, never a picture bigger than asked.
+func FuzzPreviewImage(f *testing.F) {
+	for _, format := range []string{"png", "jpeg", "gif"} {
+		f.Add(encoded(f, format, 33, 17))
+	}
+	f.Add(pngClaiming(f, 100000, 100000))
+	f.Add(pngClaiming(f, 4000, 4000))
+	f.Add([]byte("GIF89a\xff\xff\xff\xff"))
+	f.Fuzz(func(t *testing.T, data []byte) {
+		img, err := decodePreview(bytes.NewReader(data), 64, 32)
+		if err != nil {
+			if !errors.Is(err, ErrNoPreview) {
+				t.Fatalf("error %v is not ErrNoPreview", err)
+			}
+			return
+		}
+		if b := img.Bounds(); b.Dx() < 1 || b.Dy() < 1 || b.Dx() > 64 || b.Dy() > 32 {
+			t.Fatalf("picture %v outside the 64×32 box", b)
+		}
+	})
+}
+
+func TestFitCells(t *testing.T) {
+	for _, tc := range []struct{ w, h, avail, cols, rows int }{
+		{640, 480, 80, 32, 8},  // 4:3 is 32×12 cells by width: the rows cap it, the width follows
+		{1920, 400, 80, 32, 3}, // a wide banner
+		{100, 1000, 80, 2, 8},  // a tall strip
+		{640, 480, 10, 10, 4},  // a narrow pane
+		{640, 480, 0, 0, 0},    // no room
+	} {
+		cols, rows := fitCells(tc.w, tc.h, tc.avail)
+		if tc.cols == 32 && tc.rows == 8 {
+			if rows != 8 || cols > 32 || cols < 20 {
+				t.Errorf("fitCells(%d, %d, %d) = %d×%d", tc.w, tc.h, tc.avail, cols, rows)
+			}
+			continue
+		}
+		if cols != tc.cols || rows != tc.rows {
+			t.Errorf("fitCells(%d, %d, %d) = %d×%d, want %d×%d", tc.w, tc.h, tc.avail, cols, rows, tc.cols, tc.rows)
+		}
+	}
+}
+
+func TestDetectGraphics(t *testing.T) {
+	for _, tc := range []struct {
+		env  map[string]string
+		want Graphics
+	}{
+		{map[string]string{"TERM": "xterm-kitty"}, KittyGraphics},
+		{map[string]string{"TERM": "xterm-256color", "KITTY_WINDOW_ID": "1"}, KittyGraphics},
+		{map[string]string{"TERM": "xterm-ghostty"}, KittyGraphics},
+		{map[string]string{"TERM": "foot"}, SixelGraphics},
+		{map[string]string{"TERM": "xterm-256color", "TERM_PROGRAM": "WezTerm"}, SixelGraphics},
+		{map[string]string{"TERM": "xterm-256color"}, NoGraphics},
+		{map[string]string{"TERM": "xterm-kitty", "TMUX": "/tmp/tmux-1/default,1,0"}, NoGraphics},
+		{map[string]string{"TERM": "screen-256color", "KITTY_WINDOW_ID": "1"}, NoGraphics},
+		{map[string]string{"TERM": "xterm-256color", "PFSCHAT_GRAPHICS": "kitty"}, KittyGraphics},
+		{map[string]string{"TERM": "xterm-kitty", "PFSCHAT_GRAPHICS": "none"}, NoGraphics},
+	} {
+		if got := DetectGraphics(func(k string) string { return tc.env[k] }); got != tc.want {
+			t.Errorf("%v: %v, want %v", tc.env, got, tc.want)
+		}
+	}
+}
+
+// TestKittyPreviewInline: in a kitty terminal a sent image gets its picture — sent to
+// the terminal once as a virtual placement, then drawn as placeholder cells under the
+// attachment line, every line still exactly the pane's width; elsewhere nothing.
+func TestKittyPreviewInline(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "photo.png")
+	if err := os.WriteFile(path, encoded(t, "png", 640, 480), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	photo := chat.Message{ID: 3, Contact: "bob", Outgoing: true, SentAt: fixedNow, State: chat.Sent,
+		Attachment: &chat.Attachment{FileName: "photo.png", MediaType: "image/png", Size: 1000, State: chat.AttachmentSent,
+			Path: path, Width: 640, Height: 480}}
+	m := newTestMainScreen(t)
+	m.open = "bob"
+	cv := newConversation("bob")
+	cv.loaded = true
+	m.convs["bob"] = cv
+	cv.appendMsg(photo, m.c.loc)
+	if m.wantPreview(photo) != nil {
+		t.Fatal("a preview in a terminal without graphics")
+	}
+	m.c.graphics = KittyGraphics
+	cmd := m.wantPreview(photo)
+	if cmd == nil {
+		t.Fatal("no preview in kitty")
+	}
+	if m.wantPreview(photo) != nil {
+		t.Fatal("the preview is made twice")
+	}
+	pm := cmd().(previewMsg)
+	p := m.previews[photo.ID]
+	if pm.err != nil || !strings.HasPrefix(pm.seq, "\x1b_G") || !strings.Contains(pm.seq, "U=1") || !strings.Contains(pm.seq, "f=100") {
+		t.Fatalf("transmission %.80q: %v", pm.seq, pm.err)
+	}
+	raw, ok := m.onPreview(pm)().(tea.RawMsg)
+	if !ok || raw.Msg != pm.seq {
+		t.Fatal("the picture is not sent to the terminal")
+	}
+	view := m.View()
+	if n := strings.Count(view, string(kitty.Placeholder)); n != p.cols*p.rows || p.rows < 2 {
+		t.Fatalf("%d placeholder cells for a %d×%d picture", n, p.cols, p.rows)
+	}
+	if !strings.Contains(view, "\x1b[38;2;") {
+		t.Fatal("the placeholders do not carry the image id")
+	}
+	for i, l := range strings.Split(view, "\n") {
+		if w := ansi.StringWidth(l); w != m.c.width {
+			t.Fatalf("line %d is %d cells wide, want %d", i, w, m.c.width)
+		}
+	}
+	// A file that is not the image its header says: no picture, and no second try.
+	bad := photo
+	bad.ID, bad.Attachment = 4, &chat.Attachment{FileName: "x.png", MediaType: "image/png", State: chat.AttachmentSent,
+		Path: filepath.Join(t.TempDir(), "missing.png"), Width: 10, Height: 10}
+	if pm := m.wantPreview(bad)().(previewMsg); pm.err == nil || m.onPreview(pm) != nil || m.wantPreview(bad) != nil {
+		t.Fatalf("a missing image: %v", pm.err)
+	}
+}
