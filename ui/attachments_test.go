@@ -214,3 +214,21 @@ func TestAutoDownloadLimit(t *testing.T) {
 		t.Fatal("auto-download is off, yet a file is fetched")
 	}
 }
+
+// Tab in "/file PATH" completes the path in the input (and does not move the focus);
+// elsewhere it switches to the contact list.
+func TestFileTabCompletes(t *testing.T) {
+	dir := t.TempDir()
+	os.WriteFile(filepath.Join(dir, "holiday photo.jpg"), nil, 0o600)
+	m := newTestMainScreen(t)
+	m.input.SetValue("/file " + dir + "/hol")
+	m.handleKey(keyMsg("tab"))
+	if got := m.input.Value(); got != "/file "+dir+"/holiday photo.jpg" || m.focus != focusInput {
+		t.Fatalf("after tab: %q (focus %v)", got, m.focus)
+	}
+	m.input.SetValue("hello")
+	m.handleKey(keyMsg("tab"))
+	if m.focus != focusContacts {
+		t.Fatal("tab outside /file does not switch to the contact list")
+	}
+}
