@@ -71,5 +71,13 @@ func TestAttachmentsInTheUI(t *testing.T) {
 	} else if got, _ := os.ReadFile(p); string(got) != "%PDF-1.7 a report" {
 		t.Fatalf("bob got %q", got)
 	}
+	// A file sent by another client of this profile (a `pfschat send-file` through the
+	// UI's socket calls the same controller): its upload and its message show too.
+	if _, err := alice.SendFile(ctx, "bob", write("from-cli.txt", []byte("sent elsewhere")), "", nil); err != nil {
+		t.Fatal(err)
+	}
+	fr.WaitFor(t, "the file sent elsewhere", func(s string) bool {
+		return strings.Contains(string(lineWith(s, "📎 from-cli.txt")), "sent")
+	})
 	quitUI(t, tm)
 }
