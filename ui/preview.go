@@ -6,8 +6,9 @@ package ui
 // The picture is transmitted once, off screen (a virtual placement), and drawn with
 // kitty's Unicode placeholders: ordinary cells the renderer diffs and scrolls like text,
 // so a preview never fights the cell renderer. Sixel cannot be placed in cells: a sixel
-// terminal gets no inline preview (DetectGraphics still names it, for later). Elsewhere
-// nothing is drawn and nothing is said.
+// terminal gets its picture on demand instead (/preview: a dialog the picture is drawn
+// into once it is on screen, wiped by a full repaint when it closes; sixel.go).
+// Elsewhere nothing is drawn and nothing is said.
 
 import (
 	"bufio"
@@ -87,7 +88,7 @@ var ErrNoPreview = errors.New("ui: no preview for this image")
 // decodePreview reads an image for a preview: the header first (chat.ImageSize: PNG,
 // JPEG or GIF, dimensions capped; no pixel is decoded before), then, only within
 // maxPreviewPixels and maxPreviewFile, its pixels, scaled down to fit maxW×maxH.
-func decodePreview(r io.ReadSeeker, maxW, maxH int) (image.Image, error) {
+func decodePreview(r io.ReadSeeker, maxW, maxH int) (*image.NRGBA, error) {
 	w, h, format, err := chat.ImageSize(r)
 	if err != nil {
 		return nil, fmt.Errorf("%w: %v", ErrNoPreview, err)
@@ -108,20 +109,22 @@ func decodePreview(r io.ReadSeeker, maxW, maxH int) (image.Image, error) {
 	return scaleDown(img, maxW, maxH), nil
 }
 
-// fitCells is the cells a w×h picture takes: at most previewCols × previewRows and
-// the width available, its aspect kept (a cell is twice as high as wide).
+// fitCells is the cells a w×h picture takes inline: at most previewCols × previewRows
+// and the width available, its aspect kept (a cell is twice as high as wide).
 func fitCells(w, h, avail int) (cols, rows int) {
-	if w <= 0 || h <= 0 {
+	return fitBox(w, h, min(previewCols, avail), previewRows)
+}
+
+// fitBox is the cells a w×h picture takes in at most maxCols × maxRows, its aspect kept.
+func fitBox(w, h, maxCols, maxRows int) (cols, rows int) {
+	if w <= 0 || h <= 0 || maxCols < 1 || maxRows < 1 {
 		return 0, 0
 	}
-	cols = min(previewCols, avail)
+	cols = maxCols
 	rows = max(1, (cols*h*cellW+w*cellH/2)/(w*cellH))
-	if rows > previewRows {
-		rows = previewRows
+	if rows > maxRows {
+		rows = maxRows
 		cols = max(1, min(cols, (rows*w*cellH+h*cellW/2)/(h*cellW)))
-	}
-	if cols < 1 {
-		return 0, 0
 	}
 	return cols, rows
 }

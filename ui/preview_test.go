@@ -89,7 +89,8 @@ func TestDecodePreview(t *testing.T) {
 }
 
 // FuzzPreviewImage: any bytes from the network give a picture within the box or
-// ErrNoPreview — never a panic, never a picture bigger than asked.
+// ErrNoPreview — never a panic, never a picture bigger than asked — and the picture's
+// sixel sequence is one sequence.
 func FuzzPreviewImage(f *testing.F) {
 	for _, format := range []string{"png", "jpeg", "gif"} {
 		f.Add(encoded(f, format, 33, 17))
@@ -107,6 +108,10 @@ func FuzzPreviewImage(f *testing.F) {
 		}
 		if b := img.Bounds(); b.Dx() < 1 || b.Dy() < 1 || b.Dx() > 64 || b.Dy() > 32 {
 			t.Fatalf("picture %v outside the 64×32 box", b)
+		}
+		// What reaches the terminal is one sixel sequence: nothing ends it early.
+		if seq := encodeSixel(img); strings.Index(seq, "\x1b\\") != len(seq)-2 || strings.Count(seq, "\x1b") != 2 {
+			t.Fatalf("sixel sequence ends early or holds escapes: %.60q", seq)
 		}
 	})
 }
@@ -209,5 +214,76 @@ func TestKittyPreviewInline(t *testing.T) {
 		Path: filepath.Join(t.TempDir(), "missing.png"), Width: 10, Height: 10}
 	if pm := m.wantPreview(bad)().(previewMsg); pm.err == nil || m.onPreview(pm) != nil || m.wantPreview(bad) != nil {
 		t.Fatalf("a missing image: %v", pm.err)
+	}
+}
+
+// TestEncodeSixel: a picture becomes one DCS sixel sequence: its raster size, bands of
+// six pixel rows, the transparent pixels left out.
+func TestEncodeSixel(t *testing.T) {
+	img := image.NewNRGBA(image.Rect(0, 0, 10, 7))
+	for x := range 10 {
+		img.SetNRGBA(x, 0, color.NRGBA{255, 0, 0, 255}) // a red top row
+	}
+	img.SetNRGBA(0, 6, color.NRGBA{0, 0, 255, 255}) // one blue pixel in the second band
+	got := encodeSixel(img)
+	want := "\x1bP0;1;0q\"1;1;10;7"
+	if !strings.HasPrefix(got, want) || !strings.HasSuffix(got, "\x1b\\") {
+		t.Fatalf("sequence %.40q…", got)
+	}
+	bands := got[strings.LastIndex(got, "#215;2;100;100;100")+len("#215;2;100;100;100") : len(got)-2]
+	// Band 1: red (#180) on the top row of all 10 columns ('@' = bit 0), run-length coded.
+	// Band 2: blue (#5) in column 0 only.
+	if bands != "#180!10@$-#5@$-" {
+		t.Fatalf("bands %q", bands)
+	}
+}
+
+// TestSixelPreviewDialog: on a sixel terminal /preview opens a box the size of the
+// picture, the picture is made in the background and written into the box (cursor
+// saved and restored) once the box is on screen; closing repaints the whole screen.
+func TestSixelPreviewDialog(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "photo.jpg")
+	if err := os.WriteFile(path, encoded(t, "jpeg", 640, 480), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	m := newTestMainScreen(t)
+	m.open = "bob"
+	cv := newConversation("bob")
+	cv.loaded = true
+	m.convs["bob"] = cv
+	cv.appendMsg(chat.Message{ID: 2, Contact: "bob", SentAt: fixedNow, State: chat.Delivered,
+		Attachment: &chat.Attachment{FileName: "photo.jpg", MediaType: "image/jpeg", State: chat.AttachmentDownloaded,
+			Path: path, Width: 640, Height: 480}}, m.c.loc)
+	if m.previewCommand() != nil || !strings.Contains(m.notice, "shows no pictures") {
+		t.Fatalf("no graphics: %q", m.notice)
+	}
+	m.c.graphics = SixelGraphics
+	push, ok := m.previewCommand()().(pushDialogMsg)
+	if !ok {
+		t.Fatalf("no dialog: %q", m.notice)
+	}
+	d := push.d.(*sixelDialog)
+	ready := d.startCmd()().(sixelReadyMsg)
+	if ready.err != nil || !strings.HasPrefix(ready.seq, "\x1bP") {
+		t.Fatalf("picture: %v", ready.err)
+	}
+	_, tick := d.Update(ready)
+	if tick == nil {
+		t.Fatal("the picture is never drawn")
+	}
+	_, draw := d.Update(sixelDrawMsg{d})
+	raw, ok := draw().(tea.RawMsg)
+	if s, _ := raw.Msg.(string); !ok || !strings.HasPrefix(s, "\x1b7\x1b[") || !strings.HasSuffix(s, ready.seq+"\x1b8") {
+		t.Fatalf("drawn as %.40q", raw.Msg)
+	}
+	if lines := strings.Split(ansi.Strip(d.View()), "\n"); len(lines) < d.rows+6 {
+		t.Fatalf("the box is %d lines for a picture of %d rows", len(lines), d.rows)
+	}
+	_, closed := d.Update(keyMsg("esc"))
+	if !d.isDone() || closed == nil {
+		t.Fatal("esc does not close the picture with a repaint")
+	}
+	if _, again := d.Update(sixelDrawMsg{d}); again != nil {
+		t.Fatal("a closed dialog draws its picture")
 	}
 }
