@@ -2,6 +2,8 @@ package ui
 
 import (
 	"bytes"
+	"context"
+	"errors"
 	"os"
 	"path/filepath"
 	"strings"
@@ -79,5 +81,41 @@ func TestAttachmentsInTheUI(t *testing.T) {
 	fr.WaitFor(t, "the file sent elsewhere", func(s string) bool {
 		return strings.Contains(string(lineWith(s, "📎 from-cli.txt")), "sent")
 	})
+	quitUI(t, tm)
+}
+
+// An upload an earlier run left half done (killed after 4 of 10 chunks) is finished by
+// the UI when it starts: its message appears, sent, and bob gets the whole file.
+func TestUIResumesUploads(t *testing.T) {
+	r := relaytest.Start(t)
+	ctx := t.Context()
+	alice, bob := newUser(t, r, "alice"), newUser(t, r, "bob")
+	chattest.AddContact(t, alice, "bob")
+	chattest.AddContact(t, bob, "alice")
+	data := bytes.Repeat([]byte("0123456789abcdef"), 20<<10) // 320 KiB: 10 chunks
+	path := filepath.Join(t.TempDir(), "resume.bin")
+	chattest.Must(t, os.WriteFile(path, data, 0o600))
+	kctx, kill := context.WithCancel(ctx)
+	if _, err := alice.SendFile(kctx, "bob", path, "", func(done, total int64) {
+		if done >= total*4/10 {
+			kill()
+		}
+	}); !errors.Is(err, context.Canceled) {
+		t.Fatalf("the killed upload: %v", err)
+	}
+	tm, fr := startUI(t, Options{Backend: alice.Controller, OpenContact: "bob"}, 200, 30)
+	fr.WaitFor(t, "the resumed upload sent", func(s string) bool {
+		return strings.Contains(string(lineWith(s, "📎 resume.bin")), "· sent")
+	})
+	m := chattest.WaitEvent(t, bob, "alice's file", func(e chat.Event) bool {
+		return e.Kind == chat.MessageReceived && e.Message.Attachment != nil
+	})
+	p, err := bob.Download(ctx, m.Message.ID, t.TempDir(), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got, _ := os.ReadFile(p); !bytes.Equal(got, data) {
+		t.Fatalf("bob got %d bytes", len(got))
+	}
 	quitUI(t, tm)
 }

@@ -69,6 +69,9 @@ type mainScreen struct {
 	fetching map[int64]bool
 	// previews: the pictures of images, by message (preview.go).
 	previews map[int64]*preview
+	// resumed: the uploads an earlier run left were started again (the first time the
+	// relay connection came up).
+	resumed bool
 }
 
 func newMainScreen(c *common, b Backend, openContact string) *mainScreen {
@@ -98,7 +101,11 @@ func newMainScreen(c *common, b Backend, openContact string) *mainScreen {
 
 // Init loads the contact list and starts listening to the controller's events.
 func (m *mainScreen) Init() tea.Cmd {
-	return tea.Batch(m.c.loadContacts(m.b), waitEvent(m.b.Events()), m.loadNotifySettings(), m.resumeUploads())
+	var resume tea.Cmd
+	if o, ok := m.b.(interface{ Online() bool }); ok && o.Online() {
+		m.resumed, resume = true, m.resumeUploads() // else at the first "online" event
+	}
+	return tea.Batch(m.c.loadContacts(m.b), waitEvent(m.b.Events()), m.loadNotifySettings(), resume)
 }
 
 func (m *mainScreen) narrow() bool { return m.c.width < narrowWidth }
@@ -572,6 +579,10 @@ func (m *mainScreen) handleEvent(ev chat.Event) tea.Cmd {
 			m.relayKey = rk
 		} else if ev.State.Status == chat.Online {
 			m.relayKey = nil
+		}
+		if ev.State.Status == chat.Online && !m.resumed {
+			m.resumed = true
+			return m.resumeUploads() // attachments.go
 		}
 		if ev.State.Status == chat.Reconnecting && ev.State.RetryIn > 0 {
 			m.retryDeadline = m.c.now().Add(ev.State.RetryIn)
