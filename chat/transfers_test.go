@@ -40,7 +40,7 @@ func collectTransfer(t *testing.T, c *Controller, outgoing bool) ([]Transfer, *M
 func TestTransferProgressEvents(t *testing.T) {
 	_, alice, bob := attachPair(t, relaytest.Options{})
 	ctx := attachCtx(t)
-	data := make([]byte, 6*relay.BlobChunkSize+7)
+	data := make([]byte, 48*relay.BlobChunkSize+7) // 1.5 MiB: several acknowledgements, whatever the run of chunks per message
 	rand.Read(data)
 	path := writeFile(t, t.TempDir(), "photo.bin", data)
 	sent, err := alice.c.SendFile(ctx, "bob", path, "", nil)
