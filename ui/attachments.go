@@ -10,6 +10,7 @@ package ui
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"os"
 	"os/exec"
@@ -287,7 +288,7 @@ func (m *mainScreen) onTransfer(ev chat.Event) tea.Cmd {
 		}
 		switch t.State {
 		case chat.AttachmentFailed:
-			m.setNotice("could not send "+chat.SafeFileName(t.FileName)+": "+t.Reason, true)
+			m.setNotice("could not send "+chat.SafeFileName(t.FileName)+": "+chat.Sentence(errors.New(t.Reason)), true)
 		case chat.AttachmentUploading, chat.AttachmentUploaded:
 			m.setNotice("the upload of "+chat.SafeFileName(t.FileName)+" stopped; it resumes the next time pfschat starts", true)
 		}
@@ -434,7 +435,7 @@ func attachmentLine(m chat.Message) string {
 	case chat.AttachmentDownloaded:
 		parts = append(parts, "saved "+a.Path)
 	case chat.AttachmentFailed:
-		parts = append(parts, "failed: "+a.Reason)
+		parts = append(parts, "failed: "+chat.Sentence(errors.New(a.Reason)))
 	}
 	return strings.Join(parts, " · ")
 }
