@@ -250,12 +250,14 @@ func recvViaOwner(e *env, cl *daemon.Client, fs *flag.FlagSet, args []string) er
 		return fmt.Errorf("--no-read-receipts: this profile is held by its owner (pfschat %s), which sends read receipts; "+
 			"restart it with --no-read-receipts, or run recv without the flag", v.Owner)
 	}
+	downloadDir := fs.Lookup("download-dir").Value.String()
 	printed := make(map[int64]bool)
 	show := func(m daemon.Message) (bool, error) {
 		if printed[m.ID] {
 			return false, nil
 		}
 		printed[m.ID] = true
+		fetchViaOwner(e, cl, &m, downloadDir) // sendfile.go
 		if err := printMessage(e, m, asJSON); err != nil {
 			return false, err
 		}
@@ -316,7 +318,8 @@ func recvViaOwner(e *env, cl *daemon.Client, fs *flag.FlagSet, args []string) er
 // from the store (recvLine).
 func printMessage(e *env, m daemon.Message, asJSON bool) error {
 	cm := chat.Message{ID: m.ID, Contact: m.Contact, Outgoing: m.Outgoing, Text: m.Text, SentAt: m.SentAt,
-		ReceivedAt: m.ReceivedAt, State: stateNamed(m.State), Reason: m.Reason, Seq: m.Seq, KeyPending: m.KeyPending}
+		ReceivedAt: m.ReceivedAt, State: stateNamed(m.State), Reason: m.Reason, Seq: m.Seq, KeyPending: m.KeyPending,
+		Attachment: m.File.Chat()}
 	_, err := io.WriteString(e.stdout, recvLine(cm, asJSON))
 	return err
 }

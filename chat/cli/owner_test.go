@@ -194,4 +194,26 @@ func TestSendFileThroughTheOwner(t *testing.T) {
 	if code != exitUsage {
 		t.Fatalf("a missing file: exit %d", code)
 	}
+
+	// recv through the owner downloads a contact's file and prints where it is, as recv
+	// does on its own.
+	back := filepath.Join(t.TempDir(), "back.txt")
+	chattest.Must(t, os.WriteFile(back, []byte("right back"), 0o600))
+	if _, err := alice.SendFile(t.Context(), "bob", back, "", nil); err != nil {
+		t.Fatal(err)
+	}
+	chattest.WaitEvent(t, b, "alice's file at bob's owner", func(e chat.Event) bool {
+		return e.Kind == chat.MessageReceived && e.Message.Attachment != nil
+	})
+	down := t.TempDir()
+	out.Reset()
+	errb.Reset()
+	code = Main(t.Context(), []string{"--home", p.Dir, "--relay", r.URL, "recv", "--download-dir", down}, strings.NewReader(""), &out, &errb)
+	savedBack := filepath.Join(down, "back.txt")
+	if code != 0 || !strings.Contains(out.String(), "[file back.txt, 10 B, text/plain; charset=utf-8] saved to "+savedBack) {
+		t.Fatalf("recv through the owner: exit %d, %q %q", code, out.String(), errb.String())
+	}
+	if got, err := os.ReadFile(savedBack); err != nil || string(got) != "right back" {
+		t.Fatalf("saved %q, %v", got, err)
+	}
 }

@@ -343,3 +343,41 @@ func watchUpload(e *env, contact, file string, bar *progressLine) (stop func()) 
 		<-done
 	}
 }
+
+// fetchViaOwner is fetchAttachment for recv through the profile's owner: the owner
+// downloads a received file into dir (made absolute here) when it comes from a contact
+// (not a message request, not behind an unaccepted key change); m.File then says where
+// it is, and a failure is a warning (the owner's message shows why it failed).
+func fetchViaOwner(e *env, cl *daemon.Client, m *daemon.Message, dir string) {
+	f := m.File
+	if f == nil || m.Outgoing || (f.State != "available" && f.State != "downloading") {
+		return
+	}
+	var contacts []daemon.Contact
+	if err := cl.Call(e.ctx, "contacts", nil, &contacts); err != nil {
+		return
+	}
+	stranger := true
+	for _, ct := range contacts {
+		if ct.Name == m.Contact {
+			stranger = ct.Request || ct.Blocked
+		}
+	}
+	if stranger || m.KeyPending {
+		fmt.Fprintf(e.stderr, "%s from %s was not downloaded: %s is not a contact you wrote to or accepted; 'pfschat accept-request %s', then 'pfschat recv' downloads it\n",
+			f.Name, m.Contact, m.Contact, m.Contact)
+		return
+	}
+	abs, err := filepath.Abs(dir)
+	if err != nil {
+		return
+	}
+	var r daemon.DownloadResult
+	if err := cl.Call(e.ctx, "download", daemon.DownloadParams{ID: m.ID, Dir: abs}, &r); err != nil {
+		if e.ctx.Err() == nil {
+			fmt.Fprintf(e.stderr, "warning: %s was not downloaded: %s\n", f.Name, chat.Sentence(daemon.ChatError(err)))
+		}
+		return
+	}
+	f.State, f.Path = "downloaded", r.Path
+}

@@ -40,6 +40,21 @@ type File struct {
 	Reason    string `json:"reason,omitempty"`
 }
 
+// Chat is the attachment f shows (nil for nil), for clients that print it as pfschat does.
+func (f *File) Chat() *chat.Attachment {
+	if f == nil {
+		return nil
+	}
+	a := &chat.Attachment{FileName: f.Name, Size: f.Size, MediaType: f.MediaType, Path: f.Path, Reason: f.Reason}
+	for s := range chat.AttachmentState(255) {
+		if s.String() == f.State {
+			a.State = s
+			break
+		}
+	}
+	return a
+}
+
 func fromAttachment(a *chat.Attachment) *File {
 	if a == nil {
 		return nil
