@@ -287,3 +287,28 @@ func TestSixelPreviewDialog(t *testing.T) {
 		t.Fatal("a closed dialog draws its picture")
 	}
 }
+
+// BenchmarkPreviewWorstCase is what a sender can make a receiver spend on one preview:
+// an image at the 16 Mpx decode cap, decoded and scaled to the inline box, beside the
+// same file's header check alone (chat.ImageSize) in the same run.
+//
+//	go test ./ui -run '^$' -bench PreviewWorstCase -benchtime 3x
+func BenchmarkPreviewWorstCase(b *testing.B) {
+	for _, format := range []string{"png", "jpeg"} {
+		data := encoded(b, format, 4096, 4096)
+		b.Run(format+"/header", func(b *testing.B) {
+			for b.Loop() {
+				if _, _, _, err := chat.ImageSize(bytes.NewReader(data)); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+		b.Run(format+"/preview", func(b *testing.B) {
+			for b.Loop() {
+				if _, err := decodePreview(bytes.NewReader(data), previewCols*cellW, previewRows*cellH); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+	}
+}
