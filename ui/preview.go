@@ -76,10 +76,16 @@ const (
 	cellW, cellH = 8, 16
 	// maxPreviewFile: bigger files get no preview (their dimensions still show).
 	maxPreviewFile = 32 << 20
-	// maxPreviewPixels caps what is decoded for a preview, under chat.ImageSize's own
-	// caps: 16 Mpx, at most 64 MiB of pixels while it is scaled down.
-	maxPreviewPixels = 16 << 20
+	// maxPreviewBytes caps the decoded pixels of a preview (maxPreviewPixels), under
+	// chat.ImageSize's own caps.
+	maxPreviewBytes = 64 << 20
 )
+
+// maxPreviewPixels is the most pixels decoded for a preview, by format: what fits
+// maxPreviewBytes at the format's widest pixel (PNG: 16-bit RGBA, 8 bytes; JPEG:
+// 4:4:4 or CMYK, 4 bytes — 3 Mpx for a 12 Mpx phone photo is well inside; GIF: one
+// palette index).
+var maxPreviewPixels = map[string]int64{"png": maxPreviewBytes / 8, "jpeg": maxPreviewBytes / 4, "gif": maxPreviewBytes}
 
 // ErrNoPreview: the image is not one pfschat previews (not PNG, JPEG or GIF, damaged,
 // or over the caps).
@@ -87,14 +93,15 @@ var ErrNoPreview = errors.New("ui: no preview for this image")
 
 // decodePreview reads an image for a preview: the header first (chat.ImageSize: PNG,
 // JPEG or GIF, dimensions capped; no pixel is decoded before), then, only within
-// maxPreviewPixels and maxPreviewFile, its pixels, scaled down to fit maxW×maxH.
+// maxPreviewPixels (at most 64 MiB of pixels) and maxPreviewFile, its pixels, scaled
+// down to fit maxW×maxH.
 func decodePreview(r io.ReadSeeker, maxW, maxH int) (*image.NRGBA, error) {
 	w, h, format, err := chat.ImageSize(r)
 	if err != nil {
 		return nil, fmt.Errorf("%w: %v", ErrNoPreview, err)
 	}
-	if int64(w)*int64(h) > maxPreviewPixels {
-		return nil, fmt.Errorf("%w: %d×%d is over %d pixels", ErrNoPreview, w, h, maxPreviewPixels)
+	if limit := maxPreviewPixels[format]; int64(w)*int64(h) > limit {
+		return nil, fmt.Errorf("%w: %d×%d is over %d pixels for a %s preview", ErrNoPreview, w, h, limit, format)
 	}
 	if _, err := r.Seek(0, io.SeekStart); err != nil {
 		return nil, err

@@ -60,8 +60,9 @@ func pngClaiming(t testing.TB, w, h uint32) []byte {
 }
 
 // TestDecodePreview: PNG, JPEG and GIF are scaled into the box with their aspect; a
-// header over the caps (chat.ImageSize's, or the preview's 16 Mpx) is refused before any
-// pixel is decoded; a header whose pixels do not follow is refused.
+// header over the caps (chat.ImageSize's, or the preview's 64 MiB of pixels: 8 Mpx for
+// a PNG) is refused before any pixel is decoded; a header whose pixels do not follow is
+// refused.
 func TestDecodePreview(t *testing.T) {
 	for _, format := range []string{"png", "jpeg", "gif"} {
 		img, err := decodePreview(bytes.NewReader(encoded(t, format, 640, 480)), 256, 128)
@@ -77,7 +78,7 @@ func TestDecodePreview(t *testing.T) {
 	}
 	for what, data := range map[string][]byte{
 		"100000×100000 (over chat's caps)": pngClaiming(t, 100000, 100000),
-		"8192×4096 (over 16 Mpx)":          pngClaiming(t, 8192, 4096),
+		"4096×4096 PNG (over 8 Mpx)":       pngClaiming(t, 4096, 4096),
 		"300×300 without its pixels":       pngClaiming(t, 300, 300),
 		"a script":                         []byte("#!/bin/sh\n"),
 		"a truncated JPEG":                 encoded(t, "jpeg", 64, 64)[:200],
@@ -289,13 +290,16 @@ func TestSixelPreviewDialog(t *testing.T) {
 }
 
 // BenchmarkPreviewWorstCase is what a sender can make a receiver spend on one preview:
-// an image at the 16 Mpx decode cap, decoded and scaled to the inline box, beside the
-// same file's header check alone (chat.ImageSize) in the same run.
+// an image at the decode cap (PNG 8 Mpx, JPEG 16 Mpx), decoded and scaled to the inline
+// box, beside the same file's header check alone (chat.ImageSize) in the same run.
 //
 //	go test ./ui -run '^$' -bench PreviewWorstCase -benchtime 3x
 func BenchmarkPreviewWorstCase(b *testing.B) {
-	for _, format := range []string{"png", "jpeg"} {
-		data := encoded(b, format, 4096, 4096)
+	for _, tc := range []struct {
+		format string
+		w, h   int
+	}{{"png", 4096, 2048}, {"jpeg", 4096, 4096}} {
+		format, data := tc.format, encoded(b, tc.format, tc.w, tc.h)
 		b.Run(format+"/header", func(b *testing.B) {
 			for b.Loop() {
 				if _, _, _, err := chat.ImageSize(bytes.NewReader(data)); err != nil {
