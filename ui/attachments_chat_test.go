@@ -15,8 +15,8 @@ import (
 )
 
 // TestAttachmentsInTheUI drives the UI over real controllers and a real relay: a
-// contact's small file is saved as it arrives, a file over the auto-download limit waits
-// for ctrl+o, and a file sent with /file ends "sent" and reaches the other side whole.
+// contact's small file is saved as it arrives, and a file over the auto-download limit
+// waits for ctrl+o.
 func TestAttachmentsInTheUI(t *testing.T) {
 	r := relaytest.Start(t)
 	ctx := t.Context()
@@ -60,6 +60,26 @@ func TestAttachmentsInTheUI(t *testing.T) {
 		}
 	}
 
+	quitUI(t, tm)
+}
+
+// TestSendFilesFromTheUI: a file sent with /file ends "sent" and reaches the other side
+// whole; one sent by another client of the profile (send-file through the UI's socket)
+// shows too.
+func TestSendFilesFromTheUI(t *testing.T) {
+	r := relaytest.Start(t)
+	ctx := t.Context()
+	alice, bob := newUser(t, r, "alice"), newUser(t, r, "bob")
+	chattest.AddContact(t, alice, "bob")
+	chattest.AddContact(t, bob, "alice")
+	tm, fr := startUI(t, Options{Backend: alice.Controller, OpenContact: "bob", DownloadDir: t.TempDir()}, 200, 30)
+	fr.WaitText(t, "relay connected", "bob")
+	src := t.TempDir()
+	write := func(name string, data []byte) string {
+		p := filepath.Join(src, name)
+		chattest.Must(t, os.WriteFile(p, data, 0o600))
+		return p
+	}
 	tm.Type("/file " + write("report.pdf", []byte("%PDF-1.7 a report")))
 	press(tm, "enter")
 	fr.WaitFor(t, "the sent file", func(s string) bool {

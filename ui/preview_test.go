@@ -65,15 +65,15 @@ func pngClaiming(t testing.TB, w, h uint32) []byte {
 // refused.
 func TestDecodePreview(t *testing.T) {
 	for _, format := range []string{"png", "jpeg", "gif"} {
-		img, err := decodePreview(bytes.NewReader(encoded(t, format, 640, 480)), 256, 128)
+		img, err := decodePreview(bytes.NewReader(encoded(t, format, 160, 120)), 64, 32)
 		if err != nil {
 			t.Fatalf("%s: %v", format, err)
 		}
-		if b := img.Bounds(); b.Dx() != 170 || b.Dy() != 128 {
-			t.Fatalf("%s 640×480 into 256×128: %v", format, b)
+		if b := img.Bounds(); b.Dx() != 42 || b.Dy() != 32 {
+			t.Fatalf("%s 160×120 into 64×32: %v", format, b)
 		}
 	}
-	if img, err := decodePreview(bytes.NewReader(encoded(t, "png", 10, 5)), 256, 128); err != nil || img.Bounds().Dx() != 10 {
+	if img, err := decodePreview(bytes.NewReader(encoded(t, "png", 10, 5)), 64, 32); err != nil || img.Bounds().Dx() != 10 {
 		t.Fatalf("a small image is kept as it is: %v %v", img, err)
 	}
 	for what, data := range map[string][]byte{
@@ -83,7 +83,7 @@ func TestDecodePreview(t *testing.T) {
 		"a script":                         []byte("#!/bin/sh\n"),
 		"a truncated JPEG":                 encoded(t, "jpeg", 64, 64)[:200],
 	} {
-		if _, err := decodePreview(bytes.NewReader(data), 256, 128); !errors.Is(err, ErrNoPreview) {
+		if _, err := decodePreview(bytes.NewReader(data), 64, 32); !errors.Is(err, ErrNoPreview) {
 			t.Errorf("%s: %v, want ErrNoPreview", what, err)
 		}
 	}
@@ -165,12 +165,12 @@ func TestDetectGraphics(t *testing.T) {
 // attachment line, every line still exactly the pane's width; elsewhere nothing.
 func TestKittyPreviewInline(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "photo.png")
-	if err := os.WriteFile(path, encoded(t, "png", 640, 480), 0o600); err != nil {
+	if err := os.WriteFile(path, encoded(t, "png", 160, 120), 0o600); err != nil {
 		t.Fatal(err)
 	}
 	photo := chat.Message{ID: 3, Contact: "bob", Outgoing: true, SentAt: fixedNow, State: chat.Sent,
 		Attachment: &chat.Attachment{FileName: "photo.png", MediaType: "image/png", Size: 1000, State: chat.AttachmentSent,
-			Path: path, Width: 640, Height: 480}}
+			Path: path, Width: 160, Height: 120}}
 	m := newTestMainScreen(t)
 	m.open = "bob"
 	cv := newConversation("bob")
@@ -244,7 +244,7 @@ func TestEncodeSixel(t *testing.T) {
 // saved and restored) once the box is on screen; closing repaints the whole screen.
 func TestSixelPreviewDialog(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "photo.jpg")
-	if err := os.WriteFile(path, encoded(t, "jpeg", 640, 480), 0o600); err != nil {
+	if err := os.WriteFile(path, encoded(t, "jpeg", 160, 120), 0o600); err != nil {
 		t.Fatal(err)
 	}
 	m := newTestMainScreen(t)
@@ -254,7 +254,7 @@ func TestSixelPreviewDialog(t *testing.T) {
 	m.convs["bob"] = cv
 	cv.appendMsg(chat.Message{ID: 2, Contact: "bob", SentAt: fixedNow, State: chat.Delivered,
 		Attachment: &chat.Attachment{FileName: "photo.jpg", MediaType: "image/jpeg", State: chat.AttachmentDownloaded,
-			Path: path, Width: 640, Height: 480}}, m.c.loc)
+			Path: path, Width: 160, Height: 120}}, m.c.loc)
 	if m.previewCommand() != nil || !strings.Contains(m.notice, "shows no pictures") {
 		t.Fatalf("no graphics: %q", m.notice)
 	}
