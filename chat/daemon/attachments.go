@@ -1,7 +1,8 @@
 package daemon
 
 // Attachments over the API (API.md "Attachments"): sendFile uploads a file the owner can
-// read and sends it; download fetches a received file into a directory.
+// read and sends it; download fetches a received file into a directory; with
+// Config.DownloadDir the owner fetches contacts' files by itself (autoDownload).
 
 import (
 	"context"
@@ -95,6 +96,7 @@ type Transfer struct {
 	State    string `json:"state"` // uploading, uploaded, sent, downloading, downloaded, failed
 	Reason   string `json:"reason,omitempty"`
 	Ended    bool   `json:"ended,omitempty"` // the last notification of this transfer's run
+	Path     string `json:"path,omitempty"`  // with "ended": the file sent, or where the download was saved
 }
 
 func fromTransfer(t chat.Transfer) *Transfer {
@@ -111,4 +113,40 @@ func (s *Server) download(ctx context.Context, p DownloadParams) (any, *Error) {
 		return nil, errorFor(err)
 	}
 	return DownloadResult{Path: path}, nil
+}
+
+// autoDownload downloads, one at a time, the files of contacts that wait (received while
+// the owner was down) and those that arrive, into Config.DownloadDir: what a device
+// wants. Strangers' and message requests' files wait for the download method.
+func (s *Server) autoDownload(sub *Sub) {
+	defer s.wg.Done()
+	defer sub.Close()
+	fetch := func(m chat.Message) {
+		a := m.Attachment
+		if a == nil || m.Outgoing || (a.State != chat.AttachmentAvailable && a.State != chat.AttachmentFetching) ||
+			!s.c.MayAutoDownload(s.ctx, m) {
+			return
+		}
+		if _, err := s.c.Download(s.ctx, m.ID, s.cfg.DownloadDir, nil); err != nil && s.ctx.Err() == nil {
+			s.log.Info("daemon: downloading a file", "message", m.ID, "err", err)
+		}
+	}
+	if pending, err := s.c.PendingDownloads(s.ctx); err == nil {
+		for _, m := range pending {
+			fetch(m)
+		}
+	}
+	for {
+		select {
+		case <-s.ctx.Done():
+			return
+		case ev, ok := <-sub.C():
+			if !ok {
+				return
+			}
+			if ev.Kind == chat.MessageReceived && ev.Message != nil {
+				fetch(*ev.Message)
+			}
+		}
+	}
 }

@@ -9,8 +9,10 @@ import (
 	"testing"
 	"time"
 
+	"pfschat/chat"
 	"pfschat/chat/chattest"
 	"pfschat/chat/daemon"
+	"pfschat/chat/profile"
 	"pfschat/relay/relaytest"
 )
 
@@ -103,5 +105,72 @@ func TestSocketSendFileProgress(t *testing.T) {
 	}
 	if last := seen[len(seen)-1]; len(seen) < 3 || last.State != "sent" || last.ID != sr.ID || last.Done != last.Size {
 		t.Fatalf("transfer notifications %+v, want progress then sent as message %d", seen, sr.ID)
+	}
+}
+
+// An owner with a download directory (a device: pfschat daemon) fetches a contact's
+// file by itself, the one that waited while it was down and the ones that arrive, and
+// says where in the transfer's last notification; a stranger's file waits.
+func TestOwnerDownloadsByItself(t *testing.T) {
+	r := relaytest.Start(t)
+	alice, bob, carol := chattest.NewUser(t, r, "alice"), chattest.NewUser(t, r, "bob"), chattest.NewUser(t, r, "carol")
+	chattest.Converse(t, alice, bob)
+	chattest.AddContact(t, carol, "bob")
+	src := t.TempDir()
+	write := func(name, body string) string {
+		p := filepath.Join(src, name)
+		chattest.Must(t, os.WriteFile(p, []byte(body), 0o600))
+		return p
+	}
+	// Waiting before the owner starts.
+	if _, err := alice.SendFile(t.Context(), "bob", write("early.txt", "sent before"), "", nil); err != nil {
+		t.Fatal(err)
+	}
+	chattest.WaitEvent(t, bob, "the early file", func(e chat.Event) bool {
+		return e.Kind == chat.MessageReceived && e.Message.Attachment != nil
+	})
+	dir := t.TempDir()
+	hub := daemon.NewHub(bob.Controller.Events())
+	watch := hub.Subscribe()
+	defer watch.Close()
+	srv := daemon.New(daemon.Config{Controller: bob.Controller, Hub: hub, Owner: profile.OwnerDaemon, Version: "test", DownloadDir: dir})
+	t.Cleanup(func() { srv.Close() })
+	if _, err := carol.SendFile(t.Context(), "bob", write("stranger.txt", "from a stranger"), "", nil); err != nil {
+		t.Fatal(err)
+	}
+	saved := map[string]string{} // file name → where the owner says it saved it
+	carolsIn := false
+	timeout := time.After(30 * time.Second)
+	next := func() {
+		select {
+		case ev := <-watch.C():
+			switch {
+			case ev.Kind == chat.MessageReceived && ev.Contact == "carol":
+				carolsIn = true
+			case ev.Kind == chat.TransferProgress && ev.Transfer.Ended && ev.Transfer.State == chat.AttachmentDownloaded:
+				saved[ev.Transfer.FileName] = ev.Message.Attachment.Path
+			}
+		case <-timeout:
+			t.Fatalf("carol's file in: %v; downloads seen: %v", carolsIn, saved)
+		}
+	}
+	for !carolsIn {
+		next()
+	}
+	if _, err := alice.SendFile(t.Context(), "bob", write("late.txt", "sent after"), "", nil); err != nil {
+		t.Fatal(err)
+	}
+	for len(saved) < 2 {
+		next()
+	}
+	for name, body := range map[string]string{"early.txt": "sent before", "late.txt": "sent after"} {
+		if got, err := os.ReadFile(filepath.Join(dir, name)); err != nil || string(got) != body || saved[name] != filepath.Join(dir, name) {
+			t.Fatalf("%s: %q %v (saved at %q)", name, got, err, saved[name])
+		}
+	}
+	// carol's file arrived before alice's late one, and the owner takes them in order:
+	// it was passed over, not fetched.
+	if _, err := os.Stat(filepath.Join(dir, "stranger.txt")); !os.IsNotExist(err) {
+		t.Fatalf("a stranger's file was downloaded: %v", err)
 	}
 }

@@ -41,6 +41,10 @@ type Config struct {
 	ReadReceipts bool
 	// Logger receives diagnostics, never message contents or secrets (default: discard).
 	Logger *slog.Logger
+	// DownloadDir, when set, is where the owner downloads a contact's files by itself,
+	// as they arrive and those waiting when it starts (devices: attachments.go); never
+	// a stranger's or a message request's. "": only the download method fetches.
+	DownloadDir string
 }
 
 // Server serves one owner's controller over JSON-RPC 2.0: newline-delimited on stream
@@ -64,7 +68,13 @@ func New(cfg Config) *Server {
 		cfg.Logger = slog.New(slog.DiscardHandler)
 	}
 	ctx, stop := context.WithCancel(context.Background())
-	return &Server{cfg: cfg, c: cfg.Controller, log: cfg.Logger, ctx: ctx, stop: stop, conns: make(map[*conn]struct{})}
+	s := &Server{cfg: cfg, c: cfg.Controller, log: cfg.Logger, ctx: ctx, stop: stop, conns: make(map[*conn]struct{})}
+	if cfg.DownloadDir != "" && cfg.Hub != nil {
+		sub := cfg.Hub.Subscribe() // now: no file that arrives from here on is missed
+		s.wg.Add(1)
+		go s.autoDownload(sub)
+	}
+	return s
 }
 
 // Serve accepts connections on ln until Close; it returns at once.
@@ -592,7 +602,11 @@ func eventNotification(id int64, ev chat.Event) (Notification, bool) {
 		if ev.Transfer == nil {
 			return Notification{}, false
 		}
-		return notification(NotifyTransfer, Event{Subscription: id, Contact: ev.Contact, Transfer: fromTransfer(*ev.Transfer)}), true
+		t := fromTransfer(*ev.Transfer)
+		if ev.Message != nil && ev.Message.Attachment != nil {
+			t.Path = ev.Message.Attachment.Path
+		}
+		return notification(NotifyTransfer, Event{Subscription: id, Contact: ev.Contact, Transfer: t}), true
 	case chat.ConnectionChanged:
 		e := Event{Subscription: id, Status: ev.State.Status.String()}
 		if ev.State.Err != nil {
