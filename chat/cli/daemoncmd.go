@@ -146,7 +146,8 @@ type owner struct {
 // as they arrive ("": the UI, which has its own policy, or --no-auto-download).
 func serveOwner(c *chat.Controller, sock string, kind profile.OwnerKind, readReceipts bool, downloadDir string) (*owner, error) {
 	hub := daemon.NewHub(c.Events())
-	srv := daemon.New(daemon.Config{Controller: c, Hub: hub, Owner: kind, Version: programVersion(), ReadReceipts: readReceipts, DownloadDir: downloadDir})
+	srv := daemon.New(daemon.Config{Controller: c, Hub: hub, Owner: kind, Version: programVersion(), ReadReceipts: readReceipts, DownloadDir: downloadDir,
+		ResumeUploads: kind == profile.OwnerDaemon})
 	ln, err := daemon.Listen(sock)
 	if err != nil {
 		return nil, err

@@ -150,3 +150,16 @@ func (s *Server) autoDownload(sub *Sub) {
 		}
 	}
 }
+
+// resumeUploads finishes the uploads an earlier run of the owner left (killed half way):
+// the relay's acknowledged chunks are not sent again; each waits for the relay.
+func (s *Server) resumeUploads() {
+	defer s.wg.Done()
+	sent, err := s.c.ResumeUploads(s.ctx, nil)
+	if len(sent) > 0 {
+		s.log.Info("daemon: finished uploads an earlier run left", "files", len(sent))
+	}
+	if err != nil && s.ctx.Err() == nil {
+		s.log.Warn("daemon: an earlier upload could not be finished", "err", err)
+	}
+}

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"os"
 	"path/filepath"
 	"testing"
@@ -172,5 +173,37 @@ func TestOwnerDownloadsByItself(t *testing.T) {
 	// it was passed over, not fetched.
 	if _, err := os.Stat(filepath.Join(dir, "stranger.txt")); !os.IsNotExist(err) {
 		t.Fatalf("a stranger's file was downloaded: %v", err)
+	}
+}
+
+// The daemon finishes at start an upload its earlier run left (killed after 4 of 10
+// chunks): the message goes out and alice gets the whole file.
+func TestOwnerResumesUploads(t *testing.T) {
+	r := relaytest.Start(t)
+	alice, bob := chattest.NewUser(t, r, "alice"), chattest.NewUser(t, r, "bob")
+	chattest.Converse(t, alice, bob)
+	data := bytes.Repeat([]byte("0123456789abcdef"), 20<<10) // 320 KiB: 10 chunks
+	src := filepath.Join(t.TempDir(), "resume.bin")
+	chattest.Must(t, os.WriteFile(src, data, 0o600))
+	kctx, kill := context.WithCancel(t.Context())
+	if _, err := bob.SendFile(kctx, "alice", src, "", func(done, total int64) {
+		if done >= total*4/10 {
+			kill()
+		}
+	}); !errors.Is(err, context.Canceled) {
+		t.Fatalf("the killed upload: %v", err)
+	}
+	hub := daemon.NewHub(bob.Controller.Events())
+	srv := daemon.New(daemon.Config{Controller: bob.Controller, Hub: hub, Owner: profile.OwnerDaemon, Version: "test", ResumeUploads: true})
+	t.Cleanup(func() { srv.Close() })
+	ev := chattest.WaitEvent(t, alice, "bob's resumed file", func(e chat.Event) bool {
+		return e.Kind == chat.MessageReceived && e.Message.Attachment != nil
+	})
+	p, err := alice.Download(t.Context(), ev.Message.ID, t.TempDir(), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got, _ := os.ReadFile(p); !bytes.Equal(got, data) {
+		t.Fatalf("alice got %d bytes", len(got))
 	}
 }

@@ -45,6 +45,9 @@ type Config struct {
 	// as they arrive and those waiting when it starts (devices: attachments.go); never
 	// a stranger's or a message request's. "": only the download method fetches.
 	DownloadDir string
+	// ResumeUploads: finish at start the uploads an earlier run left (pfschat daemon;
+	// the UI resumes its own once it is online).
+	ResumeUploads bool
 }
 
 // Server serves one owner's controller over JSON-RPC 2.0: newline-delimited on stream
@@ -73,6 +76,10 @@ func New(cfg Config) *Server {
 		sub := cfg.Hub.Subscribe() // now: no file that arrives from here on is missed
 		s.wg.Add(1)
 		go s.autoDownload(sub)
+	}
+	if cfg.ResumeUploads {
+		s.wg.Add(1)
+		go s.resumeUploads()
 	}
 	return s
 }
