@@ -136,8 +136,8 @@ func StartDemo(ctx context.Context, dir string, logger *slog.Logger) (_ *DemoEnv
 
 	// nil passphrase: throwaway profiles, unsealed (the one exception to "never empty").
 	// Each starts with demoFirstKeys one-time prekeys of each kind, enough for the one
-	// bundle the other fetches; the bot tops both up to chat.DefaultOneTimeKeys once the
-	// greeting is out (topUpDemoKeys), after the first frame.
+	// bundle the other fetches; both are topped up to chat.DefaultOneTimeKeys
+	// demoTopUpDelay after the greeting (topUpDemoKeys), well after the first frame.
 	demoProfile := func(name string) chat.Profile {
 		return chat.Profile{Dir: filepath.Join(dir, name), Device: "demo",
 			StoreOptions: storage.ClientOptions{Synchronous: storage.SyncNormal},
