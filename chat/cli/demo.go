@@ -11,6 +11,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"runtime/debug"
 	"sync"
 	"time"
 
@@ -60,6 +61,8 @@ func runDemo(ctx context.Context, args []string, stdin io.Reader, stdout, stderr
 	}
 	defer os.RemoveAll(dir)
 
+	resumeGC := pauseGC()
+	defer resumeGC()
 	startCtx, cancel := context.WithTimeout(ctx, time.Minute)
 	d, err := StartDemo(startCtx, dir, logger)
 	cancel()
@@ -68,7 +71,28 @@ func runDemo(ctx context.Context, args []string, stdin io.Reader, stdout, stderr
 		return exitFail
 	}
 	defer d.Close()
+	d.onGreet = resumeGC
 	return runProgram(ctx, ui.Options{Backend: d.Backend(), OpenContact: EchoName, Bell: !flags.NoBell, Logger: logger, Notifier: ui.DetectNotifier(os.Getenv)}, stdin, stdout, stderr)
+}
+
+// pauseGC turns the garbage collector off until resume, with a 256 MiB memory limit as
+// the safety net, unless GOGC or GOMEMLIMIT say otherwise. The demo's setup and first
+// frame leave a heap of a few MiB: a collection among them frees nothing worth its
+// CPU, and on a busy machine its stop-the-world waits for descheduled threads (issue
+// 14: 10 ms of CPU, and more of wall time, before the first frame).
+func pauseGC() (resume func()) {
+	if os.Getenv("GOGC") != "" || os.Getenv("GOMEMLIMIT") != "" {
+		return func() {}
+	}
+	percent := debug.SetGCPercent(-1)
+	limit := debug.SetMemoryLimit(256 << 20)
+	var once sync.Once
+	return func() {
+		once.Do(func() {
+			debug.SetGCPercent(percent)
+			debug.SetMemoryLimit(limit)
+		})
+	}
 }
 
 // DemoEnv is a running demo: an in-process relay, the person's controller (Me) and the
@@ -90,6 +114,7 @@ type DemoEnv struct {
 	greetOnce  sync.Once
 	topUpDelay time.Duration
 	toppedUp   chan struct{} // closed when topUpDemoKeys is done
+	onGreet    func()        // when set, called as the echo starts (runDemo: resumeGC)
 }
 
 // StartDemo starts the relay and creates both throwaway profiles (no passphrase) under
@@ -210,6 +235,9 @@ func (b demoBackend) Contacts(ctx context.Context) ([]chat.Contact, error) {
 // (topUpDemoKeys).
 func (d *DemoEnv) greet() {
 	d.greetOnce.Do(func() {
+		if d.onGreet != nil {
+			d.onGreet()
+		}
 		d.wg.Add(1)
 		go func() {
 			defer d.wg.Done()
