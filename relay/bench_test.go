@@ -263,93 +263,8 @@ func benchRelayHooks(b *testing.B, pairs, window, rate int, q server.Queue, sync
 	b.ResetTimer()
 	start := time.Now()
 	for i := 0; i < pairs; i++ {
-		window := make(chan struct{}, window)
 		to := fmt.Sprintf("r%d", i)
-		// sender: takes a window slot per message and writes whatever the window
-		// (and the pace) allows at once in one batch; its answers are read beside it.
-		wg.Add(2)
-		go func() {
-			defer wg.Done()
-			c := senders[i]
-			body := make([]byte, benchBody)
-			for n := 0; n < perPair; {
-				window <- struct{}{}
-				if pace != nil {
-					<-pace
-				}
-				c.QueueSend(to, stamp(body, uint32(n)), strconv.Itoa(n))
-				n++
-				for pace == nil && n < perPair && c.Queued() < 16<<10 && tryAcquire(window) {
-					c.QueueSend(to, stamp(body, uint32(n)), strconv.Itoa(n))
-					n++
-				}
-				if err := c.Flush(); err != nil {
-					b.Errorf("send: %v", err)
-					return
-				}
-			}
-		}()
-		go func() {
-			defer wg.Done()
-			for accepted := 0; accepted < perPair; {
-				ev, err := senders[i].Next()
-				if err != nil {
-					b.Errorf("reading the answers to sends: %v", err)
-					return
-				}
-				switch ev.Type {
-				case relay.TypeAccepted:
-					accepted++
-				case relay.TypeError:
-					b.Errorf("send: %v", ev.Err)
-					return
-				}
-			}
-		}()
-		// receiver: record, release the window, ack in batches
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			c := receivers[i]
-			seen := make([]bool, perPair)
-			dups := 0
-			lat := make([]time.Duration, 0, perPair)
-			var ackIDs []int64
-			lastAck := time.Now()
-			for got := 0; got < perPair; {
-				ev, err := c.Next()
-				if err != nil {
-					b.Errorf("receive: %v", err)
-					return
-				}
-				if ev.Type != relay.TypeDeliver {
-					continue // answers to acks
-				}
-				d, n := unstamp(ev.Body)
-				if int(n) >= perPair || seen[n] {
-					dups++
-				} else {
-					seen[n] = true
-					got++
-				}
-				lat = append(lat, d)
-				<-window
-				ackIDs = append(ackIDs, ev.MsgID)
-				// Ack in batches, as chat/ does: when 128 are waiting, at the end, or
-				// when the last ack went out a while ago.
-				if len(ackIDs) >= 128 || got == perPair || time.Since(lastAck) > 5*time.Millisecond {
-					c.QueueAck(ackIDs)
-					if err := c.Flush(); err != nil {
-						b.Errorf("ack: %v", err)
-						return
-					}
-					ackIDs = ackIDs[:0]
-					lastAck = time.Now()
-				}
-			}
-			checkSeqs(b, to, seen, dups)
-			stats.add(lat)
-		}()
+		startPair(b, &wg, senders[i], receivers[i], to, perPair, window, pace, stats)
 	}
 	wg.Wait()
 	elapsed := time.Since(start)
@@ -722,4 +637,96 @@ func tryAcquire(sem chan struct{}) bool {
 	default:
 		return false
 	}
+}
+
+// startPair runs one sender → receiver pair of a load run on wg: the sender takes a
+// slot of a window of window messages per message and writes whatever the window (and
+// pace, when set) allows at once in one batch; its answers are read beside it; the
+// receiver records each message's latency in stats, releases its slot, and acks in
+// batches as chat/ does.
+func startPair(b *testing.B, wg *sync.WaitGroup, s, r *relaytest.LoadConn, to string, perPair, window int, pace chan struct{}, stats *loadStats) {
+	windowSlots := make(chan struct{}, window)
+	wg.Add(2)
+	go func() {
+		defer wg.Done()
+		c := s
+		body := make([]byte, benchBody)
+		for n := 0; n < perPair; {
+			windowSlots <- struct{}{}
+			if pace != nil {
+				<-pace
+			}
+			c.QueueSend(to, stamp(body, uint32(n)), strconv.Itoa(n))
+			n++
+			for pace == nil && n < perPair && c.Queued() < 16<<10 && tryAcquire(windowSlots) {
+				c.QueueSend(to, stamp(body, uint32(n)), strconv.Itoa(n))
+				n++
+			}
+			if err := c.Flush(); err != nil {
+				b.Errorf("send: %v", err)
+				return
+			}
+		}
+	}()
+	go func() {
+		defer wg.Done()
+		for accepted := 0; accepted < perPair; {
+			ev, err := s.Next()
+			if err != nil {
+				b.Errorf("reading the answers to sends: %v", err)
+				return
+			}
+			switch ev.Type {
+			case relay.TypeAccepted:
+				accepted++
+			case relay.TypeError:
+				b.Errorf("send: %v", ev.Err)
+				return
+			}
+		}
+	}()
+	// receiver: record, release a window slot, ack in batches
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		c := r
+		seen := make([]bool, perPair)
+		dups := 0
+		lat := make([]time.Duration, 0, perPair)
+		var ackIDs []int64
+		lastAck := time.Now()
+		for got := 0; got < perPair; {
+			ev, err := c.Next()
+			if err != nil {
+				b.Errorf("receive: %v", err)
+				return
+			}
+			if ev.Type != relay.TypeDeliver {
+				continue // answers to acks
+			}
+			d, n := unstamp(ev.Body)
+			if int(n) >= perPair || seen[n] {
+				dups++
+			} else {
+				seen[n] = true
+				got++
+			}
+			lat = append(lat, d)
+			<-windowSlots
+			ackIDs = append(ackIDs, ev.MsgID)
+			// Ack in batches, as chat/ does: when 128 are waiting, at the end, or
+			// when the last ack went out a while ago.
+			if len(ackIDs) >= 128 || got == perPair || time.Since(lastAck) > 5*time.Millisecond {
+				c.QueueAck(ackIDs)
+				if err := c.Flush(); err != nil {
+					b.Errorf("ack: %v", err)
+					return
+				}
+				ackIDs = ackIDs[:0]
+				lastAck = time.Now()
+			}
+		}
+		checkSeqs(b, to, seen, dups)
+		stats.add(lat)
+	}()
 }

@@ -38,7 +38,6 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 
 	"pfschat/chat/cli"
-	"pfschat/relay"
 	"pfschat/relay/cluster"
 	"pfschat/relay/cluster/natstest"
 	"pfschat/relay/relaytest"
@@ -312,87 +311,8 @@ func clusterLoad(b *testing.B, url string, pairs, window, rate int, mark func())
 	b.ResetTimer()
 	start := time.Now()
 	for i := range pairs {
-		window := make(chan struct{}, window)
 		to := fmt.Sprintf("r%d-%s", i, tag)
-		wg.Add(3)
-		go func() {
-			defer wg.Done()
-			c := senders[i]
-			body := make([]byte, benchBody)
-			for n := 0; n < perPair; {
-				window <- struct{}{}
-				if pace != nil {
-					<-pace
-				}
-				c.QueueSend(to, stamp(body, uint32(n)), strconv.Itoa(n))
-				n++
-				for pace == nil && n < perPair && c.Queued() < 16<<10 && tryAcquire(window) {
-					c.QueueSend(to, stamp(body, uint32(n)), strconv.Itoa(n))
-					n++
-				}
-				if err := c.Flush(); err != nil {
-					b.Errorf("send: %v", err)
-					return
-				}
-			}
-		}()
-		go func() {
-			defer wg.Done()
-			for accepted := 0; accepted < perPair; {
-				ev, err := senders[i].Next()
-				if err != nil {
-					b.Errorf("reading the answers to sends: %v", err)
-					return
-				}
-				switch ev.Type {
-				case relay.TypeAccepted:
-					accepted++
-				case relay.TypeError:
-					b.Errorf("send: %v", ev.Err)
-					return
-				}
-			}
-		}()
-		go func() {
-			defer wg.Done()
-			c := receivers[i]
-			seen := make([]bool, perPair)
-			dups := 0
-			lat := make([]time.Duration, 0, perPair)
-			var ackIDs []int64
-			lastAck := time.Now()
-			for got := 0; got < perPair; {
-				ev, err := c.Next()
-				if err != nil {
-					b.Errorf("receive: %v", err)
-					return
-				}
-				if ev.Type != relay.TypeDeliver {
-					continue
-				}
-				d, n := unstamp(ev.Body)
-				if int(n) >= perPair || seen[n] {
-					dups++
-				} else {
-					seen[n] = true
-					got++
-				}
-				lat = append(lat, d)
-				<-window
-				ackIDs = append(ackIDs, ev.MsgID)
-				if len(ackIDs) >= 128 || got == perPair || time.Since(lastAck) > 5*time.Millisecond {
-					c.QueueAck(ackIDs)
-					if err := c.Flush(); err != nil {
-						b.Errorf("ack: %v", err)
-						return
-					}
-					ackIDs = ackIDs[:0]
-					lastAck = time.Now()
-				}
-			}
-			checkSeqs(b, to, seen, dups)
-			stats.add(lat)
-		}()
+		startPair(b, &wg, senders[i], receivers[i], to, perPair, window, pace, stats)
 	}
 	wg.Wait()
 	res := stats.result(total, time.Since(start))
