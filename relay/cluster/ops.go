@@ -10,7 +10,6 @@ import (
 	"fmt"
 	"io"
 	"net/http"
-	"strconv"
 	"sync/atomic"
 	"time"
 
@@ -27,9 +26,9 @@ type Ops struct {
 	// healthTimeout bounds /healthz's JetStream round trip.
 	healthTimeout time.Duration
 
-	publishes atomic.Uint64 // Enqueue calls that returned (ok or not)
-	published atomic.Uint64 // messages in them
-	latency   hist          // seconds per Enqueue (the publishes and their acks)
+	publishes atomic.Uint64     // Enqueue calls that returned (ok or not)
+	published atomic.Uint64     // messages in them
+	latency   *server.Histogram // seconds per Enqueue (the publishes and their acks)
 	errors    [len(opNames)]atomic.Uint64
 }
 
@@ -48,7 +47,7 @@ var opNames = [...]string{"enqueue", "pending", "ack", "purge", "health"}
 // NewOps returns the operations view of c.
 func NewOps(c *Conn) *Ops {
 	return &Ops{conn: c, healthTimeout: 2 * time.Second,
-		latency: newHist(0.0005, 0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5)}
+		latency: server.NewHistogram(0.0005, 0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5)}
 }
 
 // Health is nil when the node is connected to NATS and JetStream answers; otherwise it
@@ -151,7 +150,7 @@ func (o *Ops) WriteMetrics(w io.Writer) {
 	p("# HELP pfschat_jetstream_reconnects_total Reconnections to NATS.\n# TYPE pfschat_jetstream_reconnects_total counter\npfschat_jetstream_reconnects_total %d\n", st.Reconnects)
 	p("# HELP pfschat_jetstream_publishes_total Batches published to the message stream (each waits for its acks).\n# TYPE pfschat_jetstream_publishes_total counter\npfschat_jetstream_publishes_total %d\n", o.publishes.Load())
 	p("# HELP pfschat_jetstream_published_messages_total Messages in those batches.\n# TYPE pfschat_jetstream_published_messages_total counter\npfschat_jetstream_published_messages_total %d\n", o.published.Load())
-	o.latency.write(p, "pfschat_jetstream_publish_seconds", "Time from publishing a batch to the stream until JetStream acked all of it (or failed).")
+	o.latency.Write(p, "pfschat_jetstream_publish_seconds", "Time from publishing a batch to the stream until JetStream acked all of it (or failed).")
 	p("# HELP pfschat_jetstream_errors_total JetStream operations that failed, by operation (enqueue: per message not stored).\n# TYPE pfschat_jetstream_errors_total counter\n")
 	for i, name := range opNames {
 		p("pfschat_jetstream_errors_total{op=%q} %d\n", name, o.errors[i].Load())
@@ -179,7 +178,7 @@ func (m *measuredQueue) Enqueue(ctx context.Context, msgs []storage.QueuedMessag
 	res, err := m.q.Enqueue(ctx, msgs)
 	m.o.publishes.Add(1)
 	m.o.published.Add(uint64(len(msgs)))
-	m.o.latency.observe(time.Since(start).Seconds())
+	m.o.latency.Observe(time.Since(start).Seconds())
 	if err != nil {
 		m.o.errors[opEnqueue].Add(1)
 		return res, err
@@ -226,36 +225,4 @@ func (m *measuredQueue) count(err error, op int) {
 	if err != nil {
 		m.o.errors[op].Add(1)
 	}
-}
-
-// hist is a fixed-bucket Prometheus histogram.
-type hist struct {
-	bounds []float64
-	counts []atomic.Uint64 // len(bounds)+1; the last is +Inf
-	sum    atomic.Uint64   // microseconds
-}
-
-func newHist(bounds ...float64) hist {
-	return hist{bounds: bounds, counts: make([]atomic.Uint64, len(bounds)+1)}
-}
-
-func (h *hist) observe(v float64) {
-	i := 0
-	for i < len(h.bounds) && v > h.bounds[i] {
-		i++
-	}
-	h.counts[i].Add(1)
-	h.sum.Add(uint64(v * 1e6))
-}
-
-func (h *hist) write(p func(string, ...any), name, help string) {
-	p("# HELP %s %s\n# TYPE %s histogram\n", name, help, name)
-	var cum uint64
-	for i, b := range h.bounds {
-		cum += h.counts[i].Load()
-		p("%s_bucket{le=%q} %d\n", name, strconv.FormatFloat(b, 'g', -1, 64), cum)
-	}
-	cum += h.counts[len(h.bounds)].Load()
-	p("%s_bucket{le=\"+Inf\"} %d\n", name, cum)
-	p("%s_sum %g\n%s_count %d\n", name, float64(h.sum.Load())/1e6, name, cum)
 }

@@ -163,6 +163,19 @@ func (m *metrics) write(ctx context.Context, w io.Writer, queueDepth func(contex
 	m.blob.write(p)
 }
 
+// Histogram is a fixed-bucket Prometheus histogram for a store's own figures on the
+// admin port (relay/cluster's JetStream publish latency): the relay's own kind.
+type Histogram struct{ h histogram }
+
+// NewHistogram returns an empty histogram with these upper bounds, ascending.
+func NewHistogram(bounds ...float64) *Histogram { return &Histogram{h: newHistogram(bounds...)} }
+
+// Observe counts one value.
+func (h *Histogram) Observe(v float64) { h.h.observe(v) }
+
+// Write prints the histogram in the text exposition format through p.
+func (h *Histogram) Write(p func(string, ...any), name, help string) { h.h.write(p, name, help) }
+
 func (h *histogram) write(p func(string, ...any), name, help string) {
 	p("# HELP %s %s\n# TYPE %s histogram\n", name, help, name)
 	var cum uint64
