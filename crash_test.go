@@ -44,16 +44,33 @@ import (
 //
 // It takes about 7 s (-short: 60 messages, about 2 s). PFSCHAT_CRASH_SEED=N replays a
 // run's kill schedule (the choices, not the timing of the processes).
-func TestRecvSurvivesSIGKILL(t *testing.T) { recvCrashSoak(t, false) }
+func TestRecvSurvivesSIGKILL(t *testing.T) { recvCrashSoak(t, false, sqliteSoakRelay(t)) }
 
 // TestRecvSurvivesSIGKILLDeliveryReceipts is the same soak with bob's recv run with
 // --no-read-receipts, so that only delivery receipts tell alice anything: every message
 // must end up exactly "delivered". A kill after a message is committed but before its
 // delivery receipt is leaves the delivery un-acked; when the relay brings it again,
 // the receipt is owed again.
-func TestRecvSurvivesSIGKILLDeliveryReceipts(t *testing.T) { recvCrashSoak(t, true) }
+func TestRecvSurvivesSIGKILLDeliveryReceipts(t *testing.T) {
+	recvCrashSoak(t, true, sqliteSoakRelay(t))
+}
 
-func recvCrashSoak(t *testing.T, noReadReceipts bool) {
+// soakRelay is the relay a crash soak runs on: where alice and bob connect (bob's
+// recv gets bobURL as --relay) and how many messages it still queues for a name.
+type soakRelay struct {
+	aliceURL, bobURL string
+	queued           func(ctx context.Context, name string) (int, error)
+}
+
+func sqliteSoakRelay(t *testing.T) soakRelay {
+	r := relaytest.Start(t)
+	return soakRelay{aliceURL: r.URL, bobURL: r.URL, queued: func(ctx context.Context, name string) (int, error) {
+		n, _, err := r.Store.QueueUsage(ctx, name)
+		return n, err
+	}}
+}
+
+func recvCrashSoak(t *testing.T, noReadReceipts bool, r soakRelay) {
 	if runtime.GOOS == "windows" {
 		t.Skip("needs SIGKILL")
 	}
@@ -76,15 +93,14 @@ func recvCrashSoak(t *testing.T, noReadReceipts bool) {
 
 	ctx, cancel := context.WithTimeout(t.Context(), 2*time.Minute)
 	defer cancel()
-	r := relaytest.Start(t)
 	passFile := filepath.Join(t.TempDir(), "passphrase")
 	if err := os.WriteFile(passFile, chattest.Passphrase, 0o600); err != nil {
 		t.Fatal(err)
 	}
 	// The stores sync as in production (FULL): the soak is about what survives.
 	fullSync := func(p *chat.Profile) { p.StoreOptions.Synchronous = "" }
-	bob := chattest.NewUser(t, r, "bob", fullSync)
-	alice := chattest.NewUser(t, r, "alice", fullSync)
+	bob := chattest.NewUserAt(t, r.bobURL, "bob", fullSync)
+	alice := chattest.NewUserAt(t, r.aliceURL, "alice", fullSync)
 	chattest.AddContact(t, bob, "alice") // receipts go only to contacts bob accepted
 	bob.Close()                          // from now on only the child processes open bob's store
 	chattest.AddContact(t, alice, "bob")
@@ -126,7 +142,7 @@ func recvCrashSoak(t *testing.T, noReadReceipts bool) {
 	}()
 
 	args := func(extra ...string) []string {
-		a := []string{"--home", bob.Profile.Dir, "--relay", r.URL, "--passphrase-file", passFile, "recv", "--json"}
+		a := []string{"--home", bob.Profile.Dir, "--relay", r.bobURL, "--passphrase-file", passFile, "recv", "--json"}
 		if noReadReceipts {
 			a = append(a, "--no-read-receipts")
 		}
@@ -241,7 +257,7 @@ func recvCrashSoak(t *testing.T, noReadReceipts bool) {
 			}
 		}
 	}
-	if left, _, err := r.Store.QueueUsage(ctx, "bob"); err != nil {
+	if left, err := r.queued(ctx, "bob"); err != nil {
 		t.Fatal(err)
 	} else if left > 0 {
 		t.Errorf("the relay still queues %d messages for bob (committed but never acked)", left)

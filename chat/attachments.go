@@ -19,6 +19,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"hash"
 	"io"
 	"mime"
 	"net/http"
@@ -97,7 +98,7 @@ type attachmentMeta struct {
 	MediaType  string `json:"media_type"`
 	Caption    string `json:"caption,omitempty"`
 	Source     string `json:"source,omitempty"` // outgoing: the path sent
-	Staged     string `json:"staged,omitempty"` // outgoing: the sealed stream waiting for upload
+	Staged     string `json:"staged,omitempty"` // outgoing, from an earlier version: a sealed copy, removed once sent
 	Saved      string `json:"saved,omitempty"`  // incoming: where it was saved
 }
 
@@ -189,23 +190,25 @@ func (c *Controller) SendFile(ctx context.Context, contact, path, caption string
 	} else if st.Size() > max || !relay.BlobSizeAllowed(sealedSize, max) {
 		return Message{}, fmt.Errorf("%w: %s is %d bytes, the relay takes files up to %d (%d MiB)", ErrFileTooLarge, filepath.Base(path), st.Size(), max, max>>20)
 	}
-	dir, err := c.attachmentDir()
+	// The upload reads the file again when it resumes, perhaps from another directory.
+	abs, err := filepath.Abs(path)
 	if err != nil {
-		return Message{}, err
+		return Message{}, fmt.Errorf("chat: %w", err)
 	}
 	clientID := newClientID()
-	meta := attachmentMeta{Size: st.Size(), FileName: SafeFileName(filepath.Base(path)), Caption: caption,
-		Source: path, Staged: filepath.Join(dir, clientID+".sealed")}
+	meta := attachmentMeta{Size: st.Size(), FileName: SafeFileName(filepath.Base(path)), Caption: caption, Source: abs}
 	meta.MediaType = sniffMediaType(f, meta.FileName)
-	if meta.Key, meta.Digest, err = sealToFile(f, meta.Staged, st.Size()); err != nil {
-		os.Remove(meta.Staged)
+	// The key is recorded before anything is sealed: the upload seals the file as it
+	// goes, and a killed send resumes by sealing it again under the same key (sealing
+	// is deterministic, so the chunks the relay has stay valid).
+	meta.Key = make([]byte, ratchet.StreamKeySize)
+	if _, err := rand.Read(meta.Key); err != nil {
 		return Message{}, err
 	}
 	now := c.now()
 	row := storage.Attachment{ClientID: clientID, Contact: contact, Direction: storage.Outgoing, State: AttachmentUploading,
 		CreatedAt: now, UpdatedAt: now}
 	if err := c.putMeta(ctx, &row, meta); err != nil {
-		os.Remove(meta.Staged)
 		return Message{}, err
 	}
 	return c.finishUpload(ctx, br, row, progress)
@@ -232,37 +235,139 @@ func readMeta(row storage.Attachment) (attachmentMeta, error) {
 	return m, nil
 }
 
-// sealToFile seals src (size bytes) under a fresh key into the file at dst
-// and returns the key and the SHA-256 of the sealed stream.
-func sealToFile(src io.Reader, dst string, size int64) (key, digest []byte, err error) {
+// sealStream seals a file for the upload as it goes: a goroutine reads, seals and
+// hashes the file a few chunks ahead of the upload, which takes the sealed bytes from
+// memory. Nothing is staged on disk: a resumed upload seals the file again under the
+// recorded key (sealing is deterministic, so the chunks the relay holds stay valid;
+// a file changed since fails the relay's digest check).
+type sealStream struct {
+	out    chan []byte // sealed pieces, in order; closed at the end
+	free   chan []byte // pieces the upload is done with
+	cur    []byte      // the rest of the piece being read
+	piece  []byte      // the piece cur is part of
+	done   chan struct{}
+	err    error  // after done
+	digest []byte // after done, without err: SHA-256 of the whole sealed stream
+}
+
+// sealRun is how many chunks the sealer seals per piece: 256 KiB of plaintext; a few
+// pieces are in flight (about 1 MiB).
+const (
+	sealRun    = 4
+	sealPieces = 4
+)
+
+// startSealStream seals the file src (size bytes) under key, handing out the sealed
+// stream from byte from on (the bytes before it are sealed only to be hashed).
+func startSealStream(ctx context.Context, src string, key []byte, size, from int64) (*sealStream, error) {
+	in, err := os.Open(src)
+	if err != nil {
+		return nil, fmt.Errorf("chat: the file to send: %w", err)
+	}
+	s := &sealStream{out: make(chan []byte, sealPieces), free: make(chan []byte, sealPieces), done: make(chan struct{})}
+	for range sealPieces {
+		s.free <- make([]byte, 0, sealRun*ratchet.StreamSealedChunkSize)
+	}
+	go func() {
+		defer close(s.done)
+		defer close(s.out)
+		s.digest, s.err = s.run(ctx, bufio.NewReaderSize(in, sealRun*ratchet.StreamChunkSize), key, size, from)
+		in.Close()
+	}()
+	return s, nil
+}
+
+func (s *sealStream) run(ctx context.Context, in io.Reader, key []byte, size, from int64) ([]byte, error) {
 	var k [ratchet.StreamKeySize]byte
-	if _, err := rand.Read(k[:]); err != nil {
-		return nil, nil, err
-	}
-	out, err := os.OpenFile(dst, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
-	if err != nil {
-		return nil, nil, fmt.Errorf("chat: staging an attachment: %w", err)
-	}
-	defer out.Close()
+	copy(k[:], key)
 	h := sha256.New()
-	bw := bufio.NewWriterSize(io.MultiWriter(out, h), ratchet.StreamSealedChunkSize)
-	sw := ratchet.NewStreamWriter(bw, &k)
-	n, err := io.Copy(sw, src)
-	if err == nil && n != size {
-		err = fmt.Errorf("chat: the file changed while it was read (%d bytes, then %d)", size, n)
+	plain := make([]byte, ratchet.StreamChunkSize)
+	skip := from // sealed bytes not to hand out
+	var i uint64
+	var read int64
+	var piece []byte
+	for first := true; first || read < size; first = false {
+		if piece == nil {
+			select {
+			case piece = <-s.free:
+				piece = piece[:0]
+			case <-ctx.Done():
+				return nil, ctx.Err()
+			}
+		}
+		n, err := io.ReadFull(in, plain[:min(int64(len(plain)), size-read)])
+		if err != nil {
+			return nil, fmt.Errorf("chat: the file changed while it was read (%d bytes, then %d): %w", size, read+int64(n), err)
+		}
+		read += int64(n)
+		start := len(piece)
+		if piece, err = ratchet.SealStreamChunk(piece, &k, i, read == size, plain[:n]); err != nil {
+			return nil, err
+		}
+		i++
+		h.Write(piece[start:])
+		if d := min(skip, int64(len(piece)-start)); d > 0 { // before from: hashed only
+			piece, skip = piece[:start+copy(piece[start:], piece[start+int(d):])], skip-d
+		}
+		if cap(piece)-len(piece) < ratchet.StreamSealedChunkSize || read == size {
+			if len(piece) == 0 {
+				continue
+			}
+			select {
+			case s.out <- piece:
+				piece = nil
+			case <-ctx.Done():
+				return nil, ctx.Err()
+			}
+		}
 	}
-	if err == nil {
-		err = sw.Close()
+	var b [1]byte
+	if n, _ := in.Read(b[:]); n > 0 {
+		return nil, fmt.Errorf("chat: the file changed while it was read (%d bytes, then more)", size)
 	}
-	if err == nil {
-		err = bw.Flush()
+	return h.Sum(nil), nil
+}
+
+// read fills p with the next sealed bytes.
+func (s *sealStream) read(ctx context.Context, p []byte) error {
+	for len(p) > 0 {
+		if len(s.cur) == 0 {
+			if s.piece != nil {
+				s.free <- s.piece // never blocks: as many pieces as room
+				s.piece = nil
+			}
+			var ok bool
+			select {
+			case s.piece, ok = <-s.out:
+			case <-ctx.Done():
+				return ctx.Err()
+			}
+			if !ok {
+				<-s.done
+				if s.err != nil {
+					return s.err
+				}
+				return fmt.Errorf("chat: the sealed file ended early")
+			}
+			s.cur = s.piece
+		}
+		n := copy(p, s.cur)
+		p, s.cur = p[n:], s.cur[n:]
 	}
-	// Not synced: the user still has the file, and a staged stream a crash damaged is
-	// caught (its size here, its digest at the relay's commit) and reported as failed.
-	if err != nil {
-		return nil, nil, fmt.Errorf("chat: staging an attachment: %w", err)
+	return nil
+}
+
+// result waits for the end and returns the sealed stream's digest.
+func (s *sealStream) result(ctx context.Context) ([]byte, error) {
+	select {
+	case <-s.done:
+	case <-ctx.Done():
+		return nil, ctx.Err()
 	}
-	return k[:], h.Sum(nil), nil
+	if s.err != nil {
+		return nil, s.err
+	}
+	return s.digest, nil
 }
 
 // ResumeUploads finishes every attachment an earlier run left uploading or uploaded
@@ -359,17 +464,9 @@ func (c *Controller) markSent(ctx context.Context, row storage.Attachment, meta 
 // upload sends the staged sealed stream, resuming at the relay's next chunk after a
 // dropped connection, and commits it.
 func (c *Controller) upload(ctx context.Context, br blobRelay, row *storage.Attachment, meta *attachmentMeta, sealedSize int64, report func(int64)) error {
-	f, err := os.Open(meta.Staged)
-	if err != nil {
-		return fmt.Errorf("chat: the staged attachment is gone: %w", err)
-	}
-	defer f.Close()
-	if st, err := f.Stat(); err != nil || st.Size() != sealedSize {
-		return fmt.Errorf("chat: the staged attachment %s is damaged", meta.Staged)
-	}
 	var lastSaved time.Time
 	for {
-		err := c.uploadOnce(ctx, br, row, meta, f, sealedSize, report, &lastSaved)
+		err := c.uploadOnce(ctx, br, row, meta, sealedSize, report, &lastSaved)
 		if err == nil || !transient(err) {
 			return err
 		}
@@ -380,7 +477,7 @@ func (c *Controller) upload(ctx context.Context, br blobRelay, row *storage.Atta
 	}
 }
 
-func (c *Controller) uploadOnce(ctx context.Context, br blobRelay, row *storage.Attachment, meta *attachmentMeta, f *os.File, sealedSize int64, report func(int64), lastSaved *time.Time) error {
+func (c *Controller) uploadOnce(ctx context.Context, br blobRelay, row *storage.Attachment, meta *attachmentMeta, sealedSize int64, report func(int64), lastSaved *time.Time) error {
 	var next int64
 	if meta.BlobID == "" {
 		id, err := br.BlobBegin(ctx, sealedSize, 1)
@@ -397,7 +494,7 @@ func (c *Controller) uploadOnce(ctx context.Context, br blobRelay, row *storage.
 		if errors.As(err, &pe) && pe.Code == relay.CodeBlobNotFound {
 			// The upload expired on the relay: start again.
 			meta.BlobID = ""
-			return c.uploadOnce(ctx, br, row, meta, f, sealedSize, report, lastSaved)
+			return c.uploadOnce(ctx, br, row, meta, sealedSize, report, lastSaved)
 		}
 		if err != nil {
 			return err
@@ -408,12 +505,14 @@ func (c *Controller) uploadOnce(ctx context.Context, br blobRelay, row *storage.
 		next = st.Next
 	}
 	report(next * relay.BlobChunkSize)
-	err := br.BlobPut(ctx, meta.BlobID, sealedSize, next, 0, func(i int64, buf []byte) error {
-		_, err := f.ReadAt(buf, i*relay.BlobChunkSize)
-		if err == io.EOF {
-			err = nil
-		}
+	sctx, stop := context.WithCancel(ctx)
+	defer stop()
+	sl, err := startSealStream(sctx, meta.Source, meta.Key, meta.Size, next*relay.BlobChunkSize)
+	if err != nil {
 		return err
+	}
+	err = br.BlobPut(ctx, meta.BlobID, sealedSize, next, 0, func(i int64, buf []byte) error {
+		return sl.read(ctx, buf)
 	}, func(i int64) {
 		done := min(sealedSize, (i+1)*relay.BlobChunkSize)
 		report(done)
@@ -423,6 +522,14 @@ func (c *Controller) uploadOnce(ctx context.Context, br blobRelay, row *storage.
 		}
 	})
 	if err != nil {
+		return err
+	}
+	digest, err := sl.result(ctx)
+	if err != nil {
+		return err
+	}
+	meta.Digest = digest
+	if err := c.putMeta(ctx, row, *meta); err != nil {
 		return err
 	}
 	capab, err := br.BlobCommit(ctx, meta.BlobID, meta.Digest)
@@ -611,7 +718,9 @@ func (c *Controller) download(ctx context.Context, row storage.Attachment, dir s
 		return "", err
 	}
 	sum := sha256.Sum256([]byte(row.ClientID))
-	part := filepath.Join(adir, hex.EncodeToString(sum[:16])+".part")
+	stem := filepath.Join(adir, hex.EncodeToString(sum[:16]))
+	os.Remove(stem + ".part") // an earlier version's download, sealed: started again
+	part := stem + ".plain"
 	if row.State != AttachmentFetching {
 		row.State = AttachmentFetching
 		row.UpdatedAt = c.now()
@@ -619,21 +728,24 @@ func (c *Controller) download(ctx context.Context, row storage.Attachment, dir s
 			return "", err
 		}
 	}
-	if err := c.fetchBlob(ctx, br, row, meta, part, sealedSize, progress); err != nil {
-		var pe *relay.ProtocolError
-		if errors.As(err, &pe) && pe.Code == relay.CodeBlobNotFound {
-			os.Remove(part)
-			return "", c.failAttachment(ctx, row, fmt.Errorf("%w: %s", ErrAttachmentGone, meta.FileName))
-		}
-		if errors.Is(err, client.ErrBlobChunk) {
-			os.Remove(part)
-			return "", c.failAttachment(ctx, row, fmt.Errorf("%w: %v", ErrAttachmentDigest, err))
-		}
+	err = c.fetchBlob(ctx, br, row, meta, part, sealedSize, progress)
+	var pe *relay.ProtocolError
+	switch {
+	case errors.As(err, &pe) && pe.Code == relay.CodeBlobNotFound:
+		os.Remove(part)
+		return "", c.failAttachment(ctx, row, fmt.Errorf("%w: %s", ErrAttachmentGone, meta.FileName))
+	case errors.Is(err, client.ErrBlobChunk):
+		os.Remove(part)
+		return "", c.failAttachment(ctx, row, fmt.Errorf("%w: %v", ErrAttachmentDigest, err))
+	case errors.Is(err, ErrAttachmentDigest) || errors.Is(err, ErrAttachmentCorrupt):
+		os.Remove(part)
+		return "", c.failAttachment(ctx, row, err)
+	case err != nil:
 		return "", err // local trouble or the context: stays fetching, resumes next time
 	}
-	saved, err := openToDir(part, meta, sealedSize, dir)
-	os.Remove(part)
+	saved, err := placeFile(part, dir, SafeFileName(meta.FileName))
 	if err != nil {
+		os.Remove(part)
 		return "", c.failAttachment(ctx, row, err)
 	}
 	meta.Saved = saved
@@ -647,7 +759,8 @@ func (c *Controller) download(ctx context.Context, row storage.Attachment, dir s
 	return saved, nil
 }
 
-// fetchBlob downloads the sealed stream into part, resuming from the chunks part holds.
+// fetchBlob downloads the sealed stream, checking and opening it as it arrives into
+// part (the plaintext, inside the profile), resuming from the chunks part holds.
 func (c *Controller) fetchBlob(ctx context.Context, br blobRelay, row storage.Attachment, meta attachmentMeta, part string, sealedSize int64, progress Progress) error {
 	for {
 		err := c.fetchOnce(ctx, br, row, meta, part, sealedSize, progress)
@@ -661,6 +774,13 @@ func (c *Controller) fetchBlob(ctx context.Context, br blobRelay, row storage.At
 	}
 }
 
+// fetchOnce fetches the rest of the sealed stream into part: each byte is hashed and
+// each sealed chunk opened as soon as it is whole, its plaintext appended to part. The
+// whole stream's size and digest are checked at the end (ErrAttachmentDigest: a
+// tampered or another blob, a wrong size; ErrAttachmentCorrupt: it matched the digest
+// but did not open), and part synced. The plaintext part holds only authenticated
+// chunks; a resumed download keeps its whole chunks (but the last) and rebuilds the
+// digest of their sealed form by sealing them again (sealing is deterministic).
 func (c *Controller) fetchOnce(ctx context.Context, br blobRelay, row storage.Attachment, meta attachmentMeta, part string, sealedSize int64, progress Progress) error {
 	f, err := os.OpenFile(part, os.O_RDWR|os.O_CREATE, 0o600)
 	if err != nil {
@@ -671,12 +791,13 @@ func (c *Controller) fetchOnce(ctx context.Context, br blobRelay, row storage.At
 	if err != nil {
 		return err
 	}
-	have := min(st.Size(), sealedSize)
-	have -= have % relay.BlobChunkSize
-	if err := f.Truncate(have); err != nil {
+	chunks := (sealedSize + ratchet.StreamSealedChunkSize - 1) / ratchet.StreamSealedChunkSize
+	k := min(st.Size()/ratchet.StreamChunkSize, max(chunks-1, 0)) // whole chunks kept; the last is fetched again
+	if err := f.Truncate(k * ratchet.StreamChunkSize); err != nil {
 		return err
 	}
-	if _, err := f.Seek(have, io.SeekStart); err != nil {
+	o := newBlobOpener(meta.Key, sealedSize, f)
+	if err := o.resume(f, k); err != nil {
 		return err
 	}
 	report := func(done int64) {
@@ -684,60 +805,186 @@ func (c *Controller) fetchOnce(ctx context.Context, br blobRelay, row storage.At
 			progress(min(meta.Size, done*meta.Size/max(sealedSize, 1)), meta.Size)
 		}
 	}
-	report(have)
-	bw := bufio.NewWriterSize(f, 4*relay.BlobChunkSize)
+	report(o.pos)
+	from := o.pos / relay.BlobChunkSize
+	o.skip = o.pos % relay.BlobChunkSize // hashed and opened already
 	var lastSaved time.Time
-	err = br.BlobGet(ctx, meta.BlobID, meta.Capability, sealedSize, have/relay.BlobChunkSize, 0, func(i int64, data []byte) error {
-		if _, err := bw.Write(data); err != nil {
+	err = br.BlobGet(ctx, meta.BlobID, meta.Capability, sealedSize, from, 0, func(i int64, data []byte) error {
+		if _, err := o.Write(data); err != nil {
 			return err
 		}
-		done := i*relay.BlobChunkSize + int64(len(data))
-		report(done)
+		report(o.pos)
 		if now := time.Now(); now.Sub(lastSaved) > time.Second {
 			lastSaved = now
-			_ = c.store.SetAttachmentProgress(ctx, row.ClientID, done, c.now())
+			_ = c.store.SetAttachmentProgress(ctx, row.ClientID, o.pos, c.now())
 		}
 		return nil
 	})
-	if ferr := bw.Flush(); err == nil {
+	if ferr := o.flush(); err == nil {
 		err = ferr
 	}
+	if err != nil {
+		return err
+	}
+	name := SafeFileName(meta.FileName)
+	if o.pos != sealedSize || subtle.ConstantTimeCompare(o.h.Sum(nil), meta.Digest) != 1 {
+		return fmt.Errorf("%w: %s (%d bytes downloaded, %d expected)", ErrAttachmentDigest, name, o.pos, sealedSize)
+	}
+	if o.openErr != nil {
+		return fmt.Errorf("%w: %s: %v", ErrAttachmentCorrupt, name, o.openErr)
+	}
+	if o.written != meta.Size {
+		return fmt.Errorf("%w: %s: %d bytes, the message says %d", ErrAttachmentCorrupt, name, o.written, meta.Size)
+	}
+	if err := f.Sync(); err != nil {
+		return fmt.Errorf("chat: saving %s: %w", name, err)
+	}
+	return nil
+}
+
+// blobOpener takes a sealed stream (ratchet/STREAM.md) in order, in pieces of any
+// size: it hashes every byte, opens each sealed chunk once it is whole and writes the
+// plaintext. After a chunk fails to open it goes on hashing, so that the digest can
+// tell a tampered blob from a wrong key, but writes nothing more.
+type blobOpener struct {
+	key        [ratchet.StreamKeySize]byte
+	h          hash.Hash
+	w          *bufio.Writer
+	sealedSize int64
+	pos        int64 // sealed bytes taken
+	skip       int64 // bytes to drop before taking any (already taken on a resume)
+	i          uint64
+	pending    []byte // the start of sealed chunk i
+	plain      []byte
+	written    int64
+	openErr    error
+}
+
+func newBlobOpener(key []byte, sealedSize int64, w io.Writer) *blobOpener {
+	o := &blobOpener{h: sha256.New(), w: bufio.NewWriterSize(w, 4*ratchet.StreamChunkSize), sealedSize: sealedSize,
+		pending: make([]byte, 0, ratchet.StreamSealedChunkSize), plain: make([]byte, 0, ratchet.StreamChunkSize)}
+	copy(o.key[:], key)
+	return o
+}
+
+// resume takes the k whole plaintext chunks at the start of f as already opened: it
+// seals them again to hash their sealed form, and leaves f's offset after them.
+func (o *blobOpener) resume(f *os.File, k int64) error {
+	if _, err := f.Seek(0, io.SeekStart); err != nil {
+		return err
+	}
+	r := bufio.NewReaderSize(f, ratchet.StreamChunkSize)
+	var sealed []byte
+	for j := range k {
+		if _, err := io.ReadFull(r, o.plain[:ratchet.StreamChunkSize]); err != nil {
+			return fmt.Errorf("chat: resuming a download: %w", err)
+		}
+		var err error
+		if sealed, err = ratchet.SealStreamChunk(sealed[:0], &o.key, uint64(j), false, o.plain[:ratchet.StreamChunkSize]); err != nil {
+			return err
+		}
+		o.h.Write(sealed)
+	}
+	o.i, o.pos, o.written = uint64(k), k*ratchet.StreamSealedChunkSize, k*ratchet.StreamChunkSize
+	_, err := f.Seek(o.written, io.SeekStart)
 	return err
 }
 
-// openToDir checks the sealed stream in part (size, then digest) and opens it into a
-// new file in dir, deleting that file if any chunk fails.
-func openToDir(part string, meta attachmentMeta, sealedSize int64, dir string) (string, error) {
-	f, err := os.Open(part)
+func (o *blobOpener) Write(p []byte) (int, error) {
+	n := len(p)
+	if o.skip > 0 {
+		d := min(o.skip, int64(len(p)))
+		p, o.skip = p[d:], o.skip-d
+	}
+	if int64(len(p)) > o.sealedSize-o.pos-int64(len(o.pending)) {
+		return 0, fmt.Errorf("%w: more bytes than the stream's %d", ErrAttachmentDigest, o.sealedSize)
+	}
+	o.h.Write(p)
+	for len(p) > 0 {
+		chunkEnd := min(int64(o.i+1)*ratchet.StreamSealedChunkSize, o.sealedSize)
+		need := int(chunkEnd - o.pos - int64(len(o.pending)))
+		if len(o.pending) == 0 && len(p) >= need+len(o.pending) {
+			o.open(p[:need], chunkEnd == o.sealedSize) // whole in p: no copy
+		} else {
+			take := min(need, len(p))
+			o.pending = append(o.pending, p[:take]...)
+			if take < need {
+				return n, nil
+			}
+			o.open(o.pending, chunkEnd == o.sealedSize)
+			o.pending = o.pending[:0]
+		}
+		p = p[need:]
+		o.pos = chunkEnd
+		o.i++
+		if err := o.werr(); err != nil {
+			return 0, err
+		}
+	}
+	return n, nil
+}
+
+func (o *blobOpener) open(sealed []byte, last bool) {
+	if o.openErr != nil {
+		return
+	}
+	plain, err := ratchet.OpenStreamChunk(o.plain[:0], &o.key, o.i, last, sealed)
+	if err != nil {
+		o.openErr = err
+		return
+	}
+	if _, err := o.w.Write(plain); err != nil {
+		o.openErr = err
+		return
+	}
+	o.written += int64(len(plain))
+}
+
+// werr is a write error (not an opening one): the download stops.
+func (o *blobOpener) werr() error {
+	if o.openErr != nil && !errors.Is(o.openErr, ratchet.ErrDecrypt) && !errors.Is(o.openErr, ratchet.ErrMalformed) {
+		return o.openErr
+	}
+	return nil
+}
+
+func (o *blobOpener) flush() error {
+	if o.openErr != nil {
+		return o.werr()
+	}
+	return o.w.Flush()
+}
+
+// placeFile moves the checked file at part into dir under name, or "name (2).ext", …
+// when taken: never over an existing file (a hard link, which fails on an existing
+// name, then part's name removed; a copy when dir is on another file system).
+func placeFile(part, dir, name string) (string, error) {
+	var linkErr error
+	p, err := uniqueName(dir, name, func(p string) error {
+		err := os.Link(part, p)
+		if err != nil && !errors.Is(err, os.ErrExist) {
+			linkErr = err
+			return nil // stop: copy instead
+		}
+		return err
+	})
 	if err != nil {
 		return "", err
 	}
-	defer f.Close()
-	h := sha256.New()
-	n, err := io.Copy(h, f)
+	if linkErr == nil {
+		os.Remove(part)
+		return p, nil
+	}
+	in, err := os.Open(part)
 	if err != nil {
 		return "", err
 	}
-	if n != sealedSize || subtle.ConstantTimeCompare(h.Sum(nil), meta.Digest) != 1 {
-		return "", fmt.Errorf("%w: %s (%d bytes downloaded, %d expected)", ErrAttachmentDigest, SafeFileName(meta.FileName), n, sealedSize)
-	}
-	if _, err := f.Seek(0, io.SeekStart); err != nil {
-		return "", err
-	}
-	out, path, err := createUnique(dir, SafeFileName(meta.FileName))
+	defer in.Close()
+	out, p, err := createUnique(dir, name)
 	if err != nil {
 		return "", err
 	}
-	var key [ratchet.StreamKeySize]byte
-	copy(key[:], meta.Key)
-	bw := bufio.NewWriterSize(out, ratchet.StreamChunkSize)
-	w, err := io.Copy(bw, ratchet.NewStreamReader(bufio.NewReaderSize(f, ratchet.StreamSealedChunkSize+1), &key))
-	if err == nil && w != meta.Size {
-		err = fmt.Errorf("%d bytes, the message says %d", w, meta.Size)
-	}
-	if err == nil {
-		err = bw.Flush()
-	}
+	_, err = io.Copy(out, in)
 	if err == nil {
 		err = out.Sync()
 	}
@@ -745,18 +992,31 @@ func openToDir(part string, meta attachmentMeta, sealedSize int64, dir string) (
 		err = cerr
 	}
 	if err != nil {
-		os.Remove(path)
-		if errors.Is(err, ratchet.ErrDecrypt) || errors.Is(err, ratchet.ErrMalformed) || strings.Contains(err.Error(), "the message says") {
-			return "", fmt.Errorf("%w: %s: %v", ErrAttachmentCorrupt, SafeFileName(meta.FileName), err)
-		}
-		return "", fmt.Errorf("chat: saving %s: %w", SafeFileName(meta.FileName), err)
+		os.Remove(p)
+		return "", fmt.Errorf("chat: saving %s: %w", name, err)
 	}
-	return path, nil
+	os.Remove(part)
+	return p, nil
 }
 
 // createUnique creates name in dir, or "name (2).ext", "name (3).ext", … when taken:
 // never an existing file.
 func createUnique(dir, name string) (*os.File, string, error) {
+	var f *os.File
+	p, err := uniqueName(dir, name, func(p string) error {
+		var err error
+		f, err = os.OpenFile(p, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
+		return err
+	})
+	if err != nil {
+		return nil, "", err
+	}
+	return f, p, nil
+}
+
+// uniqueName calls make with dir/name, then "name (2).ext", "name (3).ext", … while
+// it fails with os.ErrExist, and returns the path it took.
+func uniqueName(dir, name string, make func(p string) error) (string, error) {
 	ext := filepath.Ext(name)
 	if len(ext) > 16 || ext == name {
 		ext = ""
@@ -769,15 +1029,15 @@ func createUnique(dir, name string) (*os.File, string, error) {
 			cand = truncateUTF8(stem, maxSavedName-len(suffix)-len(ext)) + suffix + ext
 		}
 		p := filepath.Join(dir, cand)
-		f, err := os.OpenFile(p, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
+		err := make(p)
 		if err == nil {
-			return f, p, nil
+			return p, nil
 		}
 		if !errors.Is(err, os.ErrExist) {
-			return nil, "", fmt.Errorf("chat: saving an attachment: %w", err)
+			return "", fmt.Errorf("chat: saving an attachment: %w", err)
 		}
 	}
-	return nil, "", fmt.Errorf("chat: no free file name for %s in %s", name, dir)
+	return "", fmt.Errorf("chat: no free file name for %s in %s", name, dir)
 }
 
 // maxSavedName bounds a saved file name, bytes (most file systems allow 255).

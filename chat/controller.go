@@ -63,7 +63,8 @@ type Preferences struct {
 	// Store is the open client store. Required. The controller does not close it unless
 	// it was opened by Profile.
 	Store *storage.Client
-	// RelayURL is ws://host:port or wss://…; "/v2/ws" is implied.
+	// RelayURL is ws://host:port or wss://…; "/v2/ws" is implied. Several URLs
+	// separated by commas are one relay cluster's nodes, tried in order.
 	RelayURL string
 	// InsecureWS allows ws:// to a relay that is not on loopback (--insecure-ws);
 	// RootCAs verifies a wss:// relay (nil = the system roots). See client.Config.

@@ -11,6 +11,7 @@ import (
 	"net/url"
 	"os"
 	"path/filepath"
+	"strings"
 	"time"
 
 	"pfschat/chat/profile"
@@ -25,12 +26,35 @@ const StoreFile = "pfschat.db"
 
 // NormalizeRelayURL checks a relay URL and adds the default path: "ws://host:port" and
 // "wss://host" are accepted, "/v2/ws" is implied, "" means profile.DefaultRelayURL.
-// Whether a ws:// URL may be used (loopback only, unless --insecure-ws) is
+// Several URLs separated by commas are the nodes of one relay cluster (tried in order,
+// client.SplitURLs): each is checked and normalized, and the list comes back joined by
+// commas. Whether a ws:// URL may be used (loopback only, unless --insecure-ws) is
 // relay/client's one check, client.CheckURL, made before every dial.
 func NormalizeRelayURL(raw string) (string, error) {
-	if raw == "" {
+	if strings.TrimSpace(raw) == "" {
 		raw = profile.DefaultRelayURL
 	}
+	parts := strings.Split(raw, ",")
+	seen := make(map[string]bool, len(parts))
+	for i, part := range parts {
+		part = strings.TrimSpace(part)
+		if part == "" {
+			return "", fmt.Errorf("chat: relay URL list %q has an empty entry: separate the nodes' URLs by single commas", raw)
+		}
+		u, err := normalizeOneRelayURL(part)
+		if err != nil {
+			return "", err
+		}
+		if seen[u] {
+			return "", fmt.Errorf("chat: relay URL list %q names %s twice", raw, u)
+		}
+		seen[u] = true
+		parts[i] = u
+	}
+	return strings.Join(parts, ","), nil
+}
+
+func normalizeOneRelayURL(raw string) (string, error) {
 	u, err := url.Parse(raw)
 	if err != nil {
 		return "", fmt.Errorf("chat: relay URL %q: %w", raw, err)

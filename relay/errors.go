@@ -5,6 +5,11 @@ import (
 	"fmt"
 )
 
+// Error codes of relay clusters (PROTOCOL.md "Relay clusters").
+const (
+	CodeUnavailable = "unavailable" // the relay's store cannot take the write now; nothing was stored: retry
+)
+
 // Error codes carried by error frames. PROTOCOL.md says when each is sent.
 const (
 	CodeBadFrame           = "bad_frame"           // not a JSON object / malformed JSON / trailing data

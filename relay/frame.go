@@ -179,8 +179,11 @@ type Frame struct {
 	Data       []byte `json:"data,omitempty"`
 	Digest     []byte `json:"digest,omitempty"`
 	Capability []byte `json:"capability,omitempty"`
-	Next       int64  `json:"next,omitempty"`
-	ExpiresAt  int64  `json:"expires_at,omitempty"`
+	// blob_get's count (1 to BlobRunChunks): answer with one binary blob chunk
+	// message of up to count chunks; 0 or absent: a blob_chunk JSON frame of one
+	Count     int64 `json:"count,omitempty"`
+	Next      int64 `json:"next,omitempty"`
+	ExpiresAt int64 `json:"expires_at,omitempty"`
 
 	// card lookup by ID: the relay's card answer to lookup_card marks a card that
 	// replace_card or recover replaced (PROTOCOL.md "Card lookup by ID")
@@ -205,6 +208,9 @@ type FrameLimits struct {
 	FrameBurst       int   `json:"frame_burst"`
 	MaxOneTimePreKey int   `json:"max_one_time_prekeys"`
 	MaxBlobBytes     int64 `json:"max_blob_bytes,omitempty"` // PROTOCOL.md "Blobs"; 0: the relay stores no blobs
+	// BlobRunChunks: the relay takes binary blob messages of up to this many chunks
+	// (PROTOCOL.md "Binary chunk messages"); 0 or absent: JSON blob frames only.
+	BlobRunChunks int `json:"blob_run_chunks,omitempty"`
 }
 
 // FrameError is what DecodeFrame returns for input it refuses: Code is the protocol
@@ -252,6 +258,7 @@ const (
 	fData
 	fDigest
 	fCapability
+	fCount
 	fServerOnly // any field only the relay sends
 )
 
@@ -261,7 +268,7 @@ var fieldNames = map[fieldSet]string{
 	fTo: "to", fBody: "body", fClientID: "client_id", fTTL: "ttl", fIDs: "ids", fInvite: "invite",
 	fTime: "time", fRecovery: "recovery", fNewRecovery: "new_recovery",
 	fBlobID: "blob_id", fSize: "size", fChunks: "chunks", fRecipients: "recipients", fIndex: "index",
-	fData: "data", fDigest: "digest", fCapability: "capability",
+	fData: "data", fDigest: "digest", fCapability: "capability", fCount: "count",
 }
 
 type frameRule struct {
@@ -296,7 +303,7 @@ var clientFrames = map[string]frameRule{
 	TypeBlobResume: {required: fBlobID, needID: true},
 	TypeBlobPut:    {required: fBlobID, optional: fIndex | fData, needID: true},
 	TypeBlobCommit: {required: fBlobID | fDigest, needID: true},
-	TypeBlobGet:    {required: fBlobID | fCapability, optional: fIndex, needID: true},
+	TypeBlobGet:    {required: fBlobID | fCapability, optional: fIndex | fCount, needID: true},
 	TypeBlobDone:   {required: fBlobID | fCapability, needID: true},
 }
 
@@ -398,6 +405,9 @@ func (f *Frame) present() fieldSet {
 	}
 	if f.Capability != nil {
 		s |= fCapability
+	}
+	if f.Count != 0 {
+		s |= fCount
 	}
 	if f.Next != 0 || f.ExpiresAt != 0 {
 		s |= fServerOnly
@@ -692,6 +702,8 @@ func validateBlobFields(f *Frame) error {
 		return &FrameError{Code: CodeBadField, Field: "recipients", Reason: "recipients must be 1 to " + strconv.Itoa(MaxBlobRecipients)}
 	case f.Index < 0:
 		return &FrameError{Code: CodeBadField, Field: "index", Reason: "negative index"}
+	case f.Count < 0 || f.Count > BlobRunChunks:
+		return &FrameError{Code: CodeBadField, Field: "count", Reason: "count must be 1 to " + strconv.Itoa(BlobRunChunks)}
 	case len(f.Data) > BlobChunkSize:
 		return &FrameError{Code: CodeBadField, Field: "data", Reason: "chunk over " + strconv.Itoa(BlobChunkSize) + " bytes"}
 	case f.Type == TypeBlobPut && len(f.Data) == 0:

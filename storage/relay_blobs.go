@@ -11,9 +11,11 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
+	"hash"
 	"io"
 	"os"
 	"path/filepath"
+	"sync"
 	"time"
 )
 
@@ -46,6 +48,127 @@ type Blob struct {
 type BlobStore struct {
 	r   *Relay
 	dir string
+
+	mu  sync.Mutex
+	ups map[string]*openUpload // uploads being written: their file open, their hash running
+}
+
+// openUpload is an upload being written: AppendBlob hashes each chunk as it writes it,
+// so that the commit checks the digest without reading the blob back.
+type openUpload struct {
+	mu sync.Mutex
+	f  *os.File
+	h  hash.Hash
+	n  int64 // bytes written and hashed: the file's length
+}
+
+// maxOpenUploads bounds the uploads kept open (a file and a hash state each); past it
+// one is closed, and hashes its stored bytes again when it goes on.
+const maxOpenUploads = 64
+
+// upload returns id's open upload, locked, positioned at offset: the file's length
+// must be offset (a longer file, the partial chunk a crash left, is cut back to it;
+// a shorter one is ErrBlobOutOfOrder).
+func (b *BlobStore) upload(id string, offset int64) (*openUpload, error) {
+	var u, victim *openUpload
+	for {
+		b.mu.Lock()
+		u = b.ups[id]
+		if u == nil {
+			if len(b.ups) >= maxOpenUploads {
+				for oid, o := range b.ups {
+					delete(b.ups, oid)
+					victim = o
+					break
+				}
+			}
+			u = &openUpload{}
+			b.ups[id] = u
+		}
+		b.mu.Unlock()
+		if victim != nil { // closed outside b.mu: never wait for an upload's lock under it
+			victim.mu.Lock()
+			if victim.f != nil {
+				victim.f.Close()
+				victim.f = nil
+			}
+			victim.mu.Unlock()
+			victim = nil
+		}
+		u.mu.Lock()
+		b.mu.Lock()
+		current := b.ups[id] == u
+		b.mu.Unlock()
+		if current {
+			break
+		}
+		u.mu.Unlock() // evicted or committed meanwhile: look again
+	}
+	if u.f != nil && u.n == offset {
+		return u, nil
+	}
+	if u.f == nil {
+		f, err := os.OpenFile(b.path(id, false), os.O_RDWR, 0)
+		if err != nil {
+			u.mu.Unlock()
+			b.forget(id, u)
+			if errors.Is(err, os.ErrNotExist) {
+				return nil, fmt.Errorf("%w: blob", ErrNotFound)
+			}
+			return nil, fmt.Errorf("storage: blob file: %w", err)
+		}
+		u.f = f
+	}
+	// Hash what is stored up to offset (another connection wrote it, or the relay
+	// restarted), cutting off anything after it.
+	st, err := u.f.Stat()
+	if err == nil && st.Size() < offset {
+		err = fmt.Errorf("%w: the blob has %d bytes, the chunk starts at %d", ErrBlobOutOfOrder, st.Size(), offset)
+	}
+	if err == nil && st.Size() > offset {
+		err = u.f.Truncate(offset)
+	}
+	if err == nil {
+		u.h = sha256.New()
+		_, err = io.Copy(u.h, io.NewSectionReader(u.f, 0, offset))
+	}
+	if err != nil {
+		u.f.Close()
+		u.f = nil
+		u.mu.Unlock()
+		b.forget(id, u)
+		if errors.Is(err, ErrBlobOutOfOrder) {
+			return nil, err
+		}
+		return nil, fmt.Errorf("storage: blob file: %w", err)
+	}
+	u.n = offset
+	return u, nil
+}
+
+// forget drops id's open upload u (closed by the caller, or closes it).
+func (b *BlobStore) forget(id string, u *openUpload) {
+	b.mu.Lock()
+	if b.ups[id] == u {
+		delete(b.ups, id)
+	}
+	b.mu.Unlock()
+}
+
+// closeUpload closes and forgets id's open upload, if any.
+func (b *BlobStore) closeUpload(id string) {
+	b.mu.Lock()
+	u := b.ups[id]
+	delete(b.ups, id)
+	b.mu.Unlock()
+	if u != nil {
+		u.mu.Lock()
+		if u.f != nil {
+			u.f.Close()
+			u.f = nil
+		}
+		u.mu.Unlock()
+	}
 }
 
 // Blobs returns the relay's blob store, its files in dir (default: the database's
@@ -57,7 +180,7 @@ func (r *Relay) Blobs(dir string) (*BlobStore, error) {
 	if err := os.MkdirAll(filepath.Join(dir, "partial"), 0o700); err != nil {
 		return nil, fmt.Errorf("storage: blob directory: %w", err)
 	}
-	return &BlobStore{r: r, dir: dir}, nil
+	return &BlobStore{r: r, dir: dir, ups: make(map[string]*openUpload)}, nil
 }
 
 // Dir is where the blob files are.
@@ -168,29 +291,20 @@ func (b *BlobStore) AppendBlob(id string, size, offset int64, data []byte) error
 	if offset+int64(len(data)) > size {
 		return fmt.Errorf("%w: %d bytes at %d pass the blob's size %d", ErrInvalid, len(data), offset, size)
 	}
-	f, err := os.OpenFile(b.path(id, false), os.O_WRONLY, 0)
-	if errors.Is(err, os.ErrNotExist) {
-		return fmt.Errorf("%w: blob", ErrNotFound)
-	}
+	u, err := b.upload(id, offset)
 	if err != nil {
-		return fmt.Errorf("storage: blob file: %w", err)
+		return err
 	}
-	defer f.Close()
-	st, err := f.Stat()
-	if err != nil {
-		return fmt.Errorf("storage: blob file: %w", err)
-	}
-	if st.Size() != offset {
-		if st.Size() < offset {
-			return fmt.Errorf("%w: the blob has %d bytes, the chunk starts at %d", ErrBlobOutOfOrder, st.Size(), offset)
-		}
-		if err := f.Truncate(offset); err != nil {
-			return fmt.Errorf("storage: blob file: %w", err)
-		}
-	}
-	if _, err := f.WriteAt(data, offset); err != nil {
+	if _, err := u.f.WriteAt(data, offset); err != nil {
+		u.f.Close()
+		u.f = nil
+		u.mu.Unlock()
+		b.forget(id, u)
 		return fmt.Errorf("storage: blob write: %w", err)
 	}
+	defer u.mu.Unlock()
+	u.h.Write(data)
+	u.n += int64(len(data))
 	return nil
 }
 
@@ -199,28 +313,59 @@ func (b *BlobStore) AppendBlob(id string, size, offset int64, data []byte) error
 // renamed into place; the blob then lives until expires.
 func (b *BlobStore) CommitBlob(ctx context.Context, bl Blob, digest []byte, expires time.Time) error {
 	p := b.path(bl.ID, false)
-	f, err := os.Open(p)
-	if errors.Is(err, os.ErrNotExist) {
-		return fmt.Errorf("%w: blob", ErrNotFound)
+	// The hash AppendBlob kept, when it covers the whole blob; else read it back.
+	var sum []byte
+	var n int64
+	synced := false
+	b.mu.Lock()
+	u := b.ups[bl.ID]
+	delete(b.ups, bl.ID)
+	b.mu.Unlock()
+	if u != nil {
+		u.mu.Lock()
+		if u.f != nil {
+			if u.n == bl.Size {
+				sum, n = u.h.Sum(nil), u.n
+				if err := u.f.Sync(); err != nil {
+					u.f.Close()
+					u.f = nil
+					u.mu.Unlock()
+					return fmt.Errorf("storage: sync %s: %w", bl.ID, err)
+				}
+				synced = true
+			}
+			u.f.Close()
+			u.f = nil
+		}
+		u.mu.Unlock()
 	}
-	if err != nil {
-		return fmt.Errorf("storage: blob file: %w", err)
-	}
-	h := sha256.New()
-	n, err := io.Copy(h, f)
-	f.Close()
-	if err != nil {
-		return fmt.Errorf("storage: blob read: %w", err)
+	if sum == nil {
+		f, err := os.Open(p)
+		if errors.Is(err, os.ErrNotExist) {
+			return fmt.Errorf("%w: blob", ErrNotFound)
+		}
+		if err != nil {
+			return fmt.Errorf("storage: blob file: %w", err)
+		}
+		h := sha256.New()
+		n, err = io.Copy(h, f)
+		f.Close()
+		if err != nil {
+			return fmt.Errorf("storage: blob read: %w", err)
+		}
+		sum = h.Sum(nil)
 	}
 	if n != bl.Size {
 		return fmt.Errorf("%w: %d of %d bytes", ErrBlobIncomplete, n, bl.Size)
 	}
-	if subtle.ConstantTimeCompare(h.Sum(nil), digest) != 1 {
+	if subtle.ConstantTimeCompare(sum, digest) != 1 {
 		b.DeleteBlob(ctx, bl.ID)
 		return fmt.Errorf("%w: the upload is dropped", ErrBlobDigest)
 	}
-	if err := syncFile(p); err != nil {
-		return err
+	if !synced {
+		if err := syncFile(p); err != nil {
+			return err
+		}
 	}
 	if err := os.Rename(p, b.path(bl.ID, true)); err != nil {
 		return fmt.Errorf("storage: blob commit: %w", err)
@@ -303,17 +448,29 @@ func deleteBlobRows(ctx context.Context, tx *txn, id string) error {
 
 // DeleteBlob deletes a blob, committed or not, and its file.
 func (b *BlobStore) DeleteBlob(ctx context.Context, id string) error {
+	b.closeUpload(id)
 	err := b.r.db.write(ctx, func(tx *txn) error { return deleteBlobRows(ctx, tx, id) })
 	os.Remove(b.path(id, false))
 	os.Remove(b.path(id, true))
 	return err
 }
 
+// DeleteOwnerBlobs deletes every blob of owner, committed or uploading (the account
+// is deleted: its name may go to someone else), and returns how many.
+func (b *BlobStore) DeleteOwnerBlobs(ctx context.Context, owner string) (int, error) {
+	return b.deleteWhere(ctx, "SELECT id FROM blobs WHERE owner = ?", owner)
+}
+
 // ExpireBlobs deletes the blobs whose time ran out at now and returns how many.
 func (b *BlobStore) ExpireBlobs(ctx context.Context, now time.Time) (int, error) {
-	rows, err := b.r.db.query(ctx, "SELECT id FROM blobs WHERE expires_at <= ?", dbTime(now))
+	return b.deleteWhere(ctx, "SELECT id FROM blobs WHERE expires_at <= ?", dbTime(now))
+}
+
+// deleteWhere deletes the blobs the query names.
+func (b *BlobStore) deleteWhere(ctx context.Context, query string, arg any) (int, error) {
+	rows, err := b.r.db.query(ctx, query, arg)
 	if err != nil {
-		return 0, fmt.Errorf("storage: expire blobs: %w", err)
+		return 0, fmt.Errorf("storage: delete blobs: %w", err)
 	}
 	var ids []string
 	for rows.Next() {
@@ -325,7 +482,7 @@ func (b *BlobStore) ExpireBlobs(ctx context.Context, now time.Time) (int, error)
 		ids = append(ids, id)
 	}
 	if err := errors.Join(rows.Err(), rows.Close()); err != nil {
-		return 0, fmt.Errorf("storage: expire blobs: %w", err)
+		return 0, fmt.Errorf("storage: delete blobs: %w", err)
 	}
 	for _, id := range ids {
 		if err := b.DeleteBlob(ctx, id); err != nil {

@@ -95,10 +95,17 @@ type User struct {
 // the user online. The controller is closed when the test ends.
 func NewUser(t testing.TB, r *relaytest.Relay, name string, mods ...func(*chat.Profile)) *User {
 	t.Helper()
+	return NewUserAt(t, r.URL, name, mods...)
+}
+
+// NewUserAt is NewUser on the relay at url (several comma-separated URLs: a relay
+// cluster's nodes).
+func NewUserAt(t testing.TB, url, name string, mods ...func(*chat.Profile)) *User {
+	t.Helper()
 	u := &User{Name: name, Profile: NewProfile(t, name, mods...), Passphrase: Passphrase, t: t}
 	ctx, cancel := context.WithTimeout(t.Context(), waitTimeout)
 	defer cancel()
-	c, err := u.Profile.Create(ctx, name, u.Passphrase, r.URL)
+	c, err := u.Profile.Create(ctx, name, u.Passphrase, url)
 	if err != nil {
 		t.Fatalf("creating %s: %v", name, err)
 	}

@@ -177,7 +177,7 @@ usage:
   pfschat delete-message NAME ID | clear NAME      delete messages on this device only
   pfschat accept-request | block | unblock | remove | mute | unmute NAME;  nickname NAME [NICK]
 
-global flags: --home DIR, --relay URL (default ` + profile.DefaultRelayURL + `),
+global flags: --home DIR, --relay URL[,URL…] (default ` + profile.DefaultRelayURL + `),
               --passphrase-file FILE (or ` + profile.EnvPassphrase + `)
 `
 

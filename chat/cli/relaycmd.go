@@ -77,8 +77,10 @@ func RunRelay(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	tlsUpstream := fs.Bool("tls-terminated-upstream", false, "a trusted proxy in front terminates TLS: logins are then bound to no channel (prefer TCP passthrough)")
 	var abuse abuseFlags // --registration, --trusted-proxies, connection caps, quotas (relaylimits.go)
 	abuse.register(fs)
+	var clusterOpts clusterFlags // --nats, --nats-creds, --nats-replicas, --relay-key-file (relaycluster.go)
+	clusterOpts.register(fs)
 	// Operations: the database check, the disk high-water mark, account expiry.
-	initDB := fs.Bool("init", false, "make a new relay (a new key) in an empty or key-less --db file instead of refusing it")
+	initDB := fs.Bool("init", false, "make a new relay (a new key) in an empty or key-less --db file, or with --nats in a JetStream without one, instead of refusing it")
 	minFree := fs.Int64("min-free-mib", DefaultMinFreeMiB, "refuse new sends (storage_full) while the database's file system has less free space, in MiB (0 = off); acks go on")
 	reserveMiB := fs.Int64("disk-reserve-mib", DefaultDiskReserveMiB, "MiB set aside in DB.reserve, released to acks when the disk is nearly full (0 = none)")
 	expiryDays := fs.Int("account-expiry", 0, "free the names of accounts not logged in for this many days, with their queues (0 = never)")
@@ -95,7 +97,11 @@ func RunRelay(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	if fs.NArg() > 0 {
 		return usagef("unexpected argument %q (see pfschat relay --help)", fs.Arg(0))
 	}
-	if *dbPath == "" {
+	natsURLs, err := clusterOpts.check(fs)
+	if err != nil {
+		return err
+	}
+	if *dbPath == "" && !clusterOpts.enabled() {
 		_, err := profile.RelayDB()
 		return fmt.Errorf("no relay database: pass --db FILE (%w)", err)
 	}
@@ -117,7 +123,11 @@ func RunRelay(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		logOut = f
 	}
 	log := slog.New(slog.NewTextHandler(logOut, &slog.HandlerOptions{Level: level}))
-	tlsOpts.DataDir = filepath.Dir(*dbPath)
+	if *dbPath != "" {
+		tlsOpts.DataDir = filepath.Dir(*dbPath)
+	} else if tlsOpts.ACMEDomain != "" {
+		return fmt.Errorf("--acme-domain caches its certificates in the relay's data directory, and there is none (no absolute $XDG_DATA_HOME and no home directory): set XDG_DATA_HOME")
+	}
 	tlsConf, acmeMgr, err := relayTLS(tlsOpts)
 	if err != nil {
 		return err
@@ -126,26 +136,11 @@ func RunRelay(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		return errors.New("--tls-terminated-upstream is for a relay behind a TLS-terminating proxy; this relay terminates TLS itself (--tls-cert or --acme-domain): drop one")
 	}
 
-	if err := os.MkdirAll(filepath.Dir(*dbPath), 0o700); err != nil {
-		return fmt.Errorf("creating the database directory: %w", err)
-	}
-	// Held while the relay runs: rotate-key refuses to change the key under it.
-	lock, err := lockRelayDB(*dbPath, "pfschat relay", "start the relay")
-	if err != nil {
-		return err
-	}
-	defer lock.release()
-	fresh, err := prepareRelayDB(*dbPath, *initDB)
-	if err != nil {
-		return err
-	}
-	// The database holds the relay's private key: only this user may read it. (SQLite
-	// gives the -wal and -shm files the database file's permissions.)
-	if err := os.Chmod(*dbPath, 0o600); err != nil {
-		return fmt.Errorf("restricting the database file's permissions: %w", err)
-	}
 	if *maxBlobMiB <= 0 || *blobQuotaMiB <= 0 {
 		return fmt.Errorf("--max-blob-mib and --blob-quota-mib must be positive")
+	}
+	if *minFree < 0 || *reserveMiB < 0 || *expiryDays < 0 {
+		return fmt.Errorf("--min-free-mib, --disk-reserve-mib and --account-expiry must not be negative")
 	}
 	limits := server.Limits{MaxQueueCount: *maxCount, MaxQueueBytes: *maxBytes, FramesPerSecond: *rate, FrameBurst: *burst,
 		MaxBlobBytes: *maxBlobMiB << 20, BlobQuotaBytes: *blobQuotaMiB << 20}
@@ -153,22 +148,56 @@ func RunRelay(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	if err := abuse.apply(&limits, &storeOpts, log); err != nil {
 		return err
 	}
-	store, err := openRelayStore(ctx, *dbPath, storeOpts)
-	if err != nil {
-		return err
-	}
-	closeStore := sync.OnceValue(store.Close)
-	defer closeStore()
-	if err := checkRelayKey(ctx, store, fresh, *initDB); err != nil {
-		return err
-	}
-	if *minFree < 0 || *reserveMiB < 0 || *expiryDays < 0 {
-		return fmt.Errorf("--min-free-mib, --disk-reserve-mib and --account-expiry must not be negative")
-	}
-	srv, err := server.New(ctx, server.Config{Store: store, Logger: log, Limits: limits,
+	cfg := server.Config{Logger: log, Limits: limits,
 		Registration: *abuse.registration, TLSTerminatedUpstream: *tlsUpstream,
-		Disk:          server.DiskConfig{MinFreeBytes: uint64(*minFree) << 20, ReservePath: *dbPath + ".reserve", ReserveBytes: *reserveMiB << 20},
-		AccountExpiry: time.Duration(*expiryDays) * 24 * time.Hour})
+		AccountExpiry: time.Duration(*expiryDays) * 24 * time.Hour}
+	var where string // what the relay's state is in, for the start banner
+	var closeStore func() error
+	// a cluster node's /healthz and /metrics
+	wrap := func(public, admin http.Handler) (http.Handler, http.Handler) { return public, admin }
+	if clusterOpts.enabled() {
+		node, err := openClusterNode(ctx, clusterOpts, natsURLs, storeOpts, *initDB, log)
+		if err != nil {
+			return err
+		}
+		closeStore = sync.OnceValue(node.close)
+		defer closeStore()
+		node.configure(&cfg)
+		wrap = node.handlers
+		where = node.describe()
+	} else {
+		if err := os.MkdirAll(filepath.Dir(*dbPath), 0o700); err != nil {
+			return fmt.Errorf("creating the database directory: %w", err)
+		}
+		// Held while the relay runs: rotate-key refuses to change the key under it.
+		lock, err := lockRelayDB(*dbPath, "pfschat relay", "start the relay")
+		if err != nil {
+			return err
+		}
+		defer lock.release()
+		fresh, err := prepareRelayDB(*dbPath, *initDB)
+		if err != nil {
+			return err
+		}
+		// The database holds the relay's private key: only this user may read it. (SQLite
+		// gives the -wal and -shm files the database file's permissions.)
+		if err := os.Chmod(*dbPath, 0o600); err != nil {
+			return fmt.Errorf("restricting the database file's permissions: %w", err)
+		}
+		store, err := openRelayStore(ctx, *dbPath, storeOpts)
+		if err != nil {
+			return err
+		}
+		closeStore = sync.OnceValue(store.Close)
+		defer closeStore()
+		if err := checkRelayKey(ctx, store, fresh, *initDB); err != nil {
+			return err
+		}
+		cfg.Store = store
+		cfg.Disk = server.DiskConfig{MinFreeBytes: uint64(*minFree) << 20, ReservePath: *dbPath + ".reserve", ReserveBytes: *reserveMiB << 20}
+		where = "database: " + *dbPath
+	}
+	srv, err := server.New(ctx, cfg)
 	if err != nil {
 		return err
 	}
@@ -181,7 +210,8 @@ func RunRelay(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		return fmt.Errorf("listening on %s: %w", *addr, err)
 	}
 	ln = abuse.listener(ln)
-	hs := &http.Server{Handler: srv, ReadHeaderTimeout: 10 * time.Second, ErrorLog: slog.NewLogLogger(log.Handler(), slog.LevelWarn)}
+	publicH, adminH := wrap(srv, srv.AdminHandler())
+	hs := &http.Server{Handler: publicH, ReadHeaderTimeout: 10 * time.Second, ErrorLog: slog.NewLogLogger(log.Handler(), slog.LevelWarn)}
 	scheme := "ws"
 	if tlsConf != nil {
 		scheme = "wss"
@@ -190,7 +220,7 @@ func RunRelay(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		// ParkingListener: idle connections park on the socket, below TLS.
 		ln = tls.NewListener(server.ParkingListener(ln), tlsConf)
 	}
-	stopSide, err := startSideServers(log, srv, *adminAddr, acmeMgr, *acmeHTTPAddr, stdout)
+	stopSide, err := startSideServers(log, adminH, *adminAddr, acmeMgr, *acmeHTTPAddr, stdout)
 	if err != nil {
 		ln.Close()
 		srv.Shutdown(context.Background())
@@ -205,8 +235,8 @@ func RunRelay(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	}
 	fmt.Fprintf(stdout, "pfschat relay listening on %s://%s%s\n", scheme, ln.Addr(), relay.WSPath)
 	fmt.Fprintf(stdout, "relay key fingerprint: %s\n", srv.Fingerprint())
-	fmt.Fprintf(stdout, "database: %s\n", *dbPath)
-	log.Info("relay started", "addr", ln.Addr().String(), "tls", tlsConf != nil, "db", *dbPath, "fingerprint", srv.Fingerprint())
+	fmt.Fprintln(stdout, where)
+	log.Info("relay started", "addr", ln.Addr().String(), "tls", tlsConf != nil, "state", where, "fingerprint", srv.Fingerprint())
 
 	serveErr := make(chan error, 1)
 	go func() { serveErr <- hs.Serve(ln) }()
@@ -223,7 +253,7 @@ func RunRelay(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	hs.Shutdown(drainCtx) // stop accepting; WebSockets are hijacked and handled below
 	err = srv.Shutdown(drainCtx)
 	if cerr := closeStore(); cerr != nil && err == nil {
-		err = fmt.Errorf("closing the database: %w", cerr)
+		err = fmt.Errorf("closing the relay's store: %w", cerr)
 	}
 	log.Info("relay stopped")
 	fmt.Fprintln(stdout, "relay stopped")
@@ -235,7 +265,7 @@ const DefaultAdminAddr = "127.0.0.1:7879"
 
 // startSideServers starts the admin port (/metrics, /healthz) and, with ACME, the
 // HTTP-01 challenge listener. The returned function stops them.
-func startSideServers(log *slog.Logger, srv *server.Server, adminAddr string, acmeMgr *autocert.Manager, acmeHTTPAddr string, stdout io.Writer) (func(), error) {
+func startSideServers(log *slog.Logger, admin http.Handler, adminAddr string, acmeMgr *autocert.Manager, acmeHTTPAddr string, stdout io.Writer) (func(), error) {
 	var servers []*http.Server
 	stop := func() {
 		for _, s := range servers {
@@ -254,7 +284,7 @@ func startSideServers(log *slog.Logger, srv *server.Server, adminAddr string, ac
 		return ln.Addr(), nil
 	}
 	if adminAddr != "" {
-		a, err := serve(adminAddr, srv.AdminHandler(), "--admin-addr")
+		a, err := serve(adminAddr, admin, "--admin-addr")
 		if err != nil {
 			return nil, err
 		}

@@ -26,8 +26,10 @@ func RunRelayInvite(ctx context.Context, args []string, stdout, stderr io.Writer
 	dbPath := fs.String("db", DefaultRelayDBPath(), "relay database file (SQLite)")
 	uses := fs.Int("uses", 1, "registrations the code allows")
 	ttl := fs.Duration("ttl", 7*24*time.Hour, "how long the code works (0 = until used)")
+	var clusterOpts clusterFlags // a relay cluster's invites are in JetStream (relaycluster.go)
+	clusterOpts.register(fs)
 	fs.Usage = func() {
-		fmt.Fprintf(stderr, "usage: pfschat relay invite [--uses N] [--ttl D] [--db FILE]\n\nPrints a one-time invite code for a relay run with --registration invite.\n\n")
+		fmt.Fprintf(stderr, "usage: pfschat relay invite [--uses N] [--ttl D] [--db FILE | --nats URL[,URL…] --relay-key-file FILE]\n\nPrints a one-time invite code for a relay run with --registration invite.\n\n")
 		fs.PrintDefaults()
 	}
 	if err := fs.Parse(args); err != nil {
@@ -45,17 +47,28 @@ func RunRelayInvite(ctx context.Context, args []string, stdout, stderr io.Writer
 	if *ttl < 0 {
 		return fmt.Errorf("--ttl %v: must not be negative", *ttl)
 	}
-	if *dbPath == "" {
-		return errors.New("no relay database: pass --db FILE")
-	}
-	if _, err := os.Stat(*dbPath); err != nil {
-		return fmt.Errorf("relay database %s: %w (run pfschat relay first, or pass --db FILE)", *dbPath, err)
-	}
-	store, err := storage.OpenRelay(ctx, *dbPath, storage.RelayOptions{})
+	natsURLs, err := clusterOpts.check(fs)
 	if err != nil {
-		return fmt.Errorf("opening the relay database %s: %w", *dbPath, err)
+		return err
 	}
-	defer store.Close()
+	var store interface {
+		CreateInvite(ctx context.Context, inv storage.Invite) error
+	}
+	if clusterOpts.enabled() {
+		dir, closeDir, err := openClusterDirectory(ctx, clusterOpts, natsURLs)
+		if err != nil {
+			return err
+		}
+		defer closeDir()
+		store = dir
+	} else {
+		st, err := openInviteDB(ctx, *dbPath)
+		if err != nil {
+			return err
+		}
+		defer st.Close()
+		store = st
+	}
 	code, err := server.CreateInvite(ctx, store, *uses, *ttl, time.Now())
 	if err != nil {
 		return err
@@ -67,4 +80,19 @@ func RunRelayInvite(ctx context.Context, args []string, stdout, stderr io.Writer
 	}
 	fmt.Fprintf(stderr, "invite for %d registration(s), valid %s; the invitee runs: pfschat init --name NAME --invite %s\n", *uses, when, code)
 	return nil
+}
+
+// openInviteDB opens the SQLite relay database at dbPath for invite.
+func openInviteDB(ctx context.Context, dbPath string) (*storage.Relay, error) {
+	if dbPath == "" {
+		return nil, errors.New("no relay database: pass --db FILE")
+	}
+	if _, err := os.Stat(dbPath); err != nil {
+		return nil, fmt.Errorf("relay database %s: %w (run pfschat relay first, or pass --db FILE)", dbPath, err)
+	}
+	store, err := storage.OpenRelay(ctx, dbPath, storage.RelayOptions{})
+	if err != nil {
+		return nil, fmt.Errorf("opening the relay database %s: %w", dbPath, err)
+	}
+	return store, nil
 }

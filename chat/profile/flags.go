@@ -38,7 +38,7 @@ var definitions = []struct {
 }{
 	{"home", UI | Headless, "profile directory (default $" + EnvHome + ", else $XDG_DATA_HOME/pfschat)",
 		func(f *Flags, fs *flag.FlagSet, name, usage string) { fs.StringVar(&f.Home, name, f.Home, usage) }},
-	{"relay", UI | Headless, "relay URL, ws://host:port or wss://host (default $" + EnvRelay + ", else the one the profile remembers, else " + DefaultRelayURL + ")",
+	{"relay", UI | Headless, "relay URL, ws://host:port or wss://host; a relay cluster's nodes as URL,URL,… tried in order (default $" + EnvRelay + ", else the one the profile remembers, else " + DefaultRelayURL + ")",
 		func(f *Flags, fs *flag.FlagSet, name, usage string) { fs.StringVar(&f.Relay, name, f.Relay, usage) }},
 	{"passphrase-file", UI | Headless, "read the passphrase from this file (or set " + EnvPassphrase + "; else it is asked for)",
 		func(f *Flags, fs *flag.FlagSet, name, usage string) {

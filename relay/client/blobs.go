@@ -7,6 +7,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 
 	"pfschat/relay"
 )
@@ -78,7 +79,10 @@ func (c *Client) BlobDone(ctx context.Context, id string, capability []byte) err
 
 // pipeline sends the frames make(i) for i in [from, to) in order, at most window
 // unanswered, and hands each answer to got in order. It stops at the first error.
-func (c *Client) pipeline(ctx context.Context, from, to int64, window int, make func(i int64) (*relay.Frame, error), got func(i int64, resp relay.Frame) error) error {
+//
+// step is how many chunks one request covers (i goes from, from+step, …); binary
+// sends a blob_put as a binary put message.
+func (c *Client) pipeline(ctx context.Context, from, to, step int64, binary bool, window int, make func(i int64) (*relay.Frame, error), got func(i int64, resp relay.Frame) error) error {
 	if window <= 0 {
 		window = BlobWindow
 	}
@@ -137,15 +141,23 @@ func (c *Client) pipeline(ctx context.Context, from, to int64, window int, make 
 			cc.pending[f.ID] = ch
 			cc.pmu.Unlock()
 			q = append(q, inflight{i: i, id: f.ID, ch: ch})
-			if f.Type == relay.TypeBlobPut {
+			switch {
+			case f.Type == relay.TypeBlobPut && binary:
+				wbuf = relay.AppendBlobPutHeader(wbuf[:0], f.ID, f.BlobID, f.Index)
+				err = cc.writeBinary(wbuf, f.Data)
+				if err != nil {
+					err = fmt.Errorf("%w: %v", ErrConnectionLost, err)
+				}
+			case f.Type == relay.TypeBlobPut:
 				wbuf = relay.AppendBlobPut(wbuf[:0], f.ID, f.BlobID, f.Index, f.Data)
-			} else {
-				wbuf = relay.EncodeFrame(f)
+				err = c.writeRequest(cc, wbuf)
+			default:
+				err = c.writeRequest(cc, relay.EncodeFrame(f))
 			}
-			if err := c.writeRequest(cc, wbuf); err != nil {
+			if err != nil {
 				return err
 			}
-			i++
+			i += step
 			continue
 		}
 		if err := wait(); err != nil {
@@ -157,15 +169,39 @@ func (c *Client) pipeline(ctx context.Context, from, to int64, window int, make 
 
 func make1() chan relay.Frame { return make(chan relay.Frame, 1) }
 
+// blobRunChunks is how many chunks one blob request carries on this relay: > 1, binary
+// messages (PROTOCOL.md "Binary chunk messages"); 1, JSON frames of one chunk.
+func (c *Client) blobRunChunks() (int64, bool) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.blobRun > 0 {
+		return c.blobRun, true
+	}
+	return 1, false
+}
+
+// blobWindow is the requests in flight for window (0: the default), about 2 MiB of
+// chunks whatever a request carries.
+func blobWindow(window int, run int64) int {
+	if window > 0 {
+		return window
+	}
+	return max(2, BlobWindow/int(run))
+}
+
 // BlobPut uploads chunks [from, chunk count) of blob id (size bytes), read(i, buf)
-// filling chunk i (relay.BlobChunkSize bytes but the last), window in flight (0:
-// BlobWindow). done(i) is called as the relay acknowledges chunk i. A dropped
-// connection returns ErrConnectionLost (or ErrNotConnected): BlobResume and go on.
+// filling buf with the blob's bytes from chunk i on (up to BlobRunChunks chunks: whole
+// relay.BlobChunkSize chunks, the last one shorter at the blob's end), window requests
+// in flight (0: about 2 MiB). done(i) is called as the relay acknowledges chunks up to
+// i. On a relay announcing blob_run_chunks the chunks go as binary put messages; else
+// as blob_put JSON frames. A dropped connection returns ErrConnectionLost (or
+// ErrNotConnected): BlobResume and go on.
 func (c *Client) BlobPut(ctx context.Context, id string, size, from int64, window int, read func(i int64, buf []byte) error, done func(i int64)) error {
 	chunks := relay.BlobChunks(size)
-	chunk := make([]byte, relay.BlobChunkSize) // reused: each frame is written before the next is read
-	err := c.pipeline(ctx, from, chunks, window, func(i int64) (*relay.Frame, error) {
-		n := min(int64(relay.BlobChunkSize), size-i*relay.BlobChunkSize)
+	run, binary := c.blobRunChunks()
+	chunk := make([]byte, run*relay.BlobChunkSize) // reused: each message is written before the next is read
+	err := c.pipeline(ctx, from, chunks, run, binary, blobWindow(window, run), func(i int64) (*relay.Frame, error) {
+		n := min(run*relay.BlobChunkSize, size-i*relay.BlobChunkSize)
 		buf := chunk[:n]
 		if err := read(i, buf); err != nil {
 			return nil, err
@@ -173,7 +209,7 @@ func (c *Client) BlobPut(ctx context.Context, id string, size, from int64, windo
 		return &relay.Frame{Type: relay.TypeBlobPut, BlobID: id, Index: i, Data: buf}, nil
 	}, func(i int64, _ relay.Frame) error {
 		if done != nil {
-			done(i)
+			done(min(i+run, chunks) - 1)
 		}
 		return nil
 	})
@@ -187,13 +223,22 @@ func (c *Client) BlobPut(ctx context.Context, id string, size, from int64, windo
 var ErrBlobChunk = errors.New("relay: blob chunk of the wrong size")
 
 // BlobGet downloads chunks [from, chunk count) of blob id (size bytes) with its
-// capability, window in flight (0: BlobWindow), handing each to write in order.
+// capability, window requests in flight (0: about 2 MiB), handing the bytes to write
+// in order: write(i, data) gets the blob's bytes from chunk i on (one chunk, or a run
+// of up to BlobRunChunks from a relay that sends binary messages). data is valid only
+// until write returns.
 func (c *Client) BlobGet(ctx context.Context, id string, capability []byte, size, from int64, window int, write func(i int64, data []byte) error) error {
 	chunks := relay.BlobChunks(size)
-	err := c.pipeline(ctx, from, chunks, window, func(i int64) (*relay.Frame, error) {
-		return &relay.Frame{Type: relay.TypeBlobGet, BlobID: id, Capability: capability, Index: i}, nil
+	run, binary := c.blobRunChunks()
+	count := int64(0)
+	if binary {
+		count = run
+	}
+	err := c.pipeline(ctx, from, chunks, run, false, blobWindow(window, run), func(i int64) (*relay.Frame, error) {
+		return &relay.Frame{Type: relay.TypeBlobGet, BlobID: id, Capability: capability, Index: i, Count: count}, nil
 	}, func(i int64, resp relay.Frame) error {
-		if want := min(int64(relay.BlobChunkSize), size-i*relay.BlobChunkSize); int64(len(resp.Data)) != want {
+		defer putChunkBuf(resp.Data)
+		if want := min(run*relay.BlobChunkSize, size-i*relay.BlobChunkSize); int64(len(resp.Data)) != want {
 			return fmt.Errorf("%w: chunk %d has %d bytes, want %d", ErrBlobChunk, i, len(resp.Data), want)
 		}
 		return write(i, resp.Data)
@@ -201,5 +246,76 @@ func (c *Client) BlobGet(ctx context.Context, id string, capability []byte, size
 	if err != nil {
 		return fmt.Errorf("relay: downloading blob %s: %w", id, err)
 	}
+	return nil
+}
+
+// chunkBufs is a free list of binary message data buffers (BlobRunMax+1 bytes), so a
+// download reads its messages into a few buffers rather than a new 256 KiB each.
+var chunkBufs = make(chan []byte, 16)
+
+func getChunkBuf() []byte {
+	select {
+	case b := <-chunkBufs:
+		return b
+	default:
+		return make([]byte, 0, relay.BlobRunMax+1)
+	}
+}
+
+func putChunkBuf(b []byte) {
+	if cap(b) != relay.BlobRunMax+1 {
+		return // a JSON frame's data, or none
+	}
+	select {
+	case chunkBufs <- b[:0]:
+	default:
+	}
+}
+
+// onBinary reads a binary message from the relay: a blob chunk message, handed to the
+// request it answers. Only a read error is returned; a malformed message is logged
+// and dropped like an undecodable frame.
+func (c *Client) onBinary(cc *clientConn, r io.Reader) error {
+	var hdr [relay.BlobChunkHeaderSize]byte
+	n, err := io.ReadFull(r, hdr[:])
+	if err == io.ErrUnexpectedEOF || err == io.EOF {
+		_, _, err = relay.DecodeBlobChunkMsg(hdr[:n])
+		c.log.Warn("undecodable binary message from relay", "err", err)
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	buf := getChunkBuf()
+	for len(buf) < cap(buf) {
+		m, err := r.Read(buf[len(buf):cap(buf)])
+		buf = buf[:len(buf)+m]
+		if err == io.EOF {
+			break
+		}
+		if err != nil {
+			return err
+		}
+	}
+	if len(buf) == cap(buf) { // over BlobRunMax: the rest is not read here
+		if _, err := io.Copy(io.Discard, r); err != nil {
+			return err
+		}
+	}
+	id, err := relay.DecodeBlobChunkHeader(hdr[:], len(buf))
+	if err != nil {
+		putChunkBuf(buf)
+		c.log.Warn("undecodable binary message from relay", "err", err)
+		return nil
+	}
+	cc.pmu.Lock()
+	ch := cc.pending[id]
+	delete(cc.pending, id)
+	cc.pmu.Unlock()
+	if ch == nil {
+		putChunkBuf(buf) // the answer to an abandoned request
+		return nil
+	}
+	ch <- relay.Frame{Type: relay.TypeBlobChunk, ID: id, Data: buf}
 	return nil
 }

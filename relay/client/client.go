@@ -9,6 +9,7 @@ import (
 	"crypto/x509"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"math/rand/v2"
 	"net"
@@ -55,7 +56,11 @@ var (
 
 // Config configures a Client.
 type Config struct {
-	URL            string               // wss://host[:port] or ws://127.0.0.1:port; /v2/ws is implied
+	// URL is wss://host[:port] or ws://127.0.0.1:port (/v2/ws is implied), or several
+	// such URLs separated by commas: the nodes of one relay cluster, tried in order on
+	// every (re)connect until one answers (SplitURLs). They must present the same relay
+	// key: the pin is per relay key, not per URL.
+	URL            string
 	Identity       *ratchet.IdentityKey // nil = anonymous (register and lookup only)
 	Card           *ratchet.Card        // own relay-signed card (login); nil for anonymous
 	PinnedRelayKey ed25519.PublicKey    // nil = pin the key the relay proves it holds (TOFU)
@@ -181,7 +186,7 @@ type PreKeyStatus struct {
 type Client struct {
 	cfg    Config
 	log    *slog.Logger
-	url    string
+	urls   []string // SplitURLs(cfg.URL), each normalized; never empty
 	dialer websocket.Dialer
 
 	mu           sync.Mutex
@@ -190,6 +195,7 @@ type Client struct {
 	kick         chan struct{} // SetPinnedRelayKey: retry now
 	relayKey     ed25519.PublicKey
 	binding      string // the relay's channel binding mode on the last connection
+	connURL      string // the URL of the last connection that came up
 	registration string // the registration policy the relay announced on the last connection
 	closed       bool
 	// ended is the error that ended the last connection when retrying cannot fix it
@@ -197,6 +203,7 @@ type Client struct {
 	// Connect clears it.
 	ended   error
 	maxBlob int64 // the hello's max_blob_bytes (blobs.go)
+	blobRun int64 // the hello's blob_run_chunks: > 0, binary blob messages of that many chunks
 
 	nextID   atomic.Uint64
 	pace     *rate.Limiter // every frame sent takes a token; see pace.go
@@ -226,7 +233,7 @@ func New(cfg Config) *Client {
 	c := &Client{
 		cfg:      cfg,
 		log:      cfg.Logger,
-		url:      NormalizeURL(cfg.URL),
+		urls:     normalizeURLs(cfg.URL),
 		relayKey: cfg.PinnedRelayKey,
 		pushes:   fifo.New[Push](),
 		states:   make(chan ConnState, 16),
@@ -236,9 +243,11 @@ func New(cfg Config) *Client {
 		dialer: websocket.Dialer{
 			HandshakeTimeout: 10 * time.Second,
 			ReadBufferSize:   4096,
-			WriteBufferSize:  4096,
-			Proxy:            http.ProxyFromEnvironment,
-			TLSClientConfig:  &tls.Config{MinVersion: tls.VersionTLS13, RootCAs: cfg.RootCAs},
+			// 64 KiB: a 256 KiB binary blob message goes out in 4 WebSocket frames (4
+			// system calls), not 64.
+			WriteBufferSize: 64 << 10,
+			Proxy:           http.ProxyFromEnvironment,
+			TLSClientConfig: &tls.Config{MinVersion: tls.VersionTLS13, RootCAs: cfg.RootCAs},
 		},
 	}
 	c.pace = rate.NewLimiter(paceFor(nil)) // set from the relay's hello on every connect
@@ -275,6 +284,32 @@ func NormalizeURL(raw string) string {
 		u.Path = relay.WSPath
 	}
 	return u.String()
+}
+
+// SplitURLs splits a Config.URL holding several relay URLs separated by commas (the
+// nodes of one cluster) into its URLs, spaces trimmed and empty entries dropped; a
+// single URL gives itself.
+func SplitURLs(raw string) []string {
+	var out []string
+	for part := range strings.SplitSeq(raw, ",") {
+		if part = strings.TrimSpace(part); part != "" {
+			out = append(out, part)
+		}
+	}
+	return out
+}
+
+// normalizeURLs is SplitURLs with each URL normalized; an empty list is [""] so that
+// the dial fails with a message naming the empty URL, as it always has.
+func normalizeURLs(raw string) []string {
+	parts := SplitURLs(raw)
+	if len(parts) == 0 {
+		return []string{NormalizeURL(raw)}
+	}
+	for i, p := range parts {
+		parts[i] = NormalizeURL(p)
+	}
+	return parts
 }
 
 // CheckURL is the one check of a relay URL's transport: wss:// always passes; ws://
@@ -331,6 +366,14 @@ func (c *Client) ChannelBinding() string {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	return c.binding
+}
+
+// ConnectedURL is the URL (one of Config.URL's) of the last connection that came up,
+// "" before the first.
+func (c *Client) ConnectedURL() string {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.connURL
 }
 
 // RelayKey is the relay's key as pinned or first seen; nil before the first connection.
@@ -520,8 +563,65 @@ func (c *Client) dropConn(cc *clientConn) {
 	<-cc.done
 }
 
-// connect dials, checks the hello, negotiates the version and logs in.
+// connect connects to the first of the client's URLs that answers, in order. An error
+// no other node could fix either (the relay key, its proof, the protocol version, a
+// refused login, an insecure URL) stops it at once: every node of a cluster presents
+// the same key and serves the same accounts, so trying on could only hide an attack or
+// a mistake. With one URL it is connectOne.
 func (c *Client) connect(ctx context.Context) error {
+	if len(c.urls) == 1 {
+		return c.connectOne(ctx, c.urls[0])
+	}
+	// Every URL is checked before any is dialled: one insecure URL in the list is a
+	// mistake to fix, not a node to skip.
+	for _, u := range c.urls {
+		if err := CheckURL(u, c.cfg.InsecureWS); err != nil {
+			return err
+		}
+	}
+	var errs []error
+	for _, u := range c.urls {
+		err := c.connectOne(ctx, u)
+		if err == nil {
+			return nil
+		}
+		if fatal(err) || errors.Is(err, ErrClosed) || ctx.Err() != nil {
+			if !strings.Contains(err.Error(), u) {
+				err = &nodeError{url: u, err: err}
+			}
+			return err
+		}
+		c.log.Info("relay node did not answer; trying the next", "url", u, "err", err)
+		errs = append(errs, err)
+	}
+	return &allNodesError{errs: errs}
+}
+
+// nodeError names the node (one of several URLs) an error came from.
+type nodeError struct {
+	url string
+	err error
+}
+
+func (e *nodeError) Error() string { return fmt.Sprintf("relay node %s: %v", e.url, e.err) }
+func (e *nodeError) Unwrap() error { return e.err }
+
+// allNodesError is connect's error when none of several URLs answered: each node's
+// error, in the order tried, on one line.
+type allNodesError struct{ errs []error }
+
+func (e *allNodesError) Error() string {
+	parts := make([]string, len(e.errs))
+	for i, err := range e.errs {
+		parts[i] = err.Error()
+	}
+	return fmt.Sprintf("relay: none of the %d relay nodes answered: %s", len(e.errs), strings.Join(parts, "; "))
+}
+
+func (e *allNodesError) Unwrap() []error { return e.errs }
+
+// connectOne dials url, checks the hello, negotiates the version and logs in.
+func (c *Client) connectOne(ctx context.Context, rawURL string) error {
 	c.mu.Lock()
 	if c.closed {
 		c.mu.Unlock()
@@ -534,16 +634,16 @@ func (c *Client) connect(ctx context.Context) error {
 	pinned := c.relayKey
 	c.mu.Unlock()
 
-	if err := CheckURL(c.url, c.cfg.InsecureWS); err != nil {
+	if err := CheckURL(rawURL, c.cfg.InsecureWS); err != nil {
 		return err
 	}
-	if u, _ := url.Parse(c.url); u != nil && u.Scheme == "ws" && !IsLoopback(u.Hostname()) {
-		c.log.Warn("insecure relay connection: plain ws:// to a host that is not loopback; a man in the middle can read and relay everything but message bodies", "url", c.url)
+	if u, _ := url.Parse(rawURL); u != nil && u.Scheme == "ws" && !IsLoopback(u.Hostname()) {
+		c.log.Warn("insecure relay connection: plain ws:// to a host that is not loopback; a man in the middle can read and relay everything but message bodies", "url", rawURL)
 	}
 	// A fresh nonce per connection: the relay's hello must sign it.
 	nonce := make([]byte, relay.NonceSize)
 	crand.Read(nonce)
-	dialURL, err := withNonce(c.url, nonce)
+	dialURL, err := withNonce(rawURL, nonce)
 	if err != nil {
 		return err
 	}
@@ -553,9 +653,9 @@ func (c *Client) connect(ctx context.Context) error {
 	ws, resp, err := c.dialer.DialContext(dctx, dialURL, nil)
 	if err != nil {
 		if resp != nil {
-			return fmt.Errorf("relay: dialing %s: %s: %w", c.url, resp.Status, err)
+			return fmt.Errorf("relay: dialing %s: %s: %w", rawURL, resp.Status, err)
 		}
-		return fmt.Errorf("relay: dialing %s: %w", c.url, err)
+		return fmt.Errorf("relay: dialing %s: %w", rawURL, err)
 	}
 	// Our side of the channel binding: the TLS exporter, when the connection is TLS.
 	var exporter []byte
@@ -566,7 +666,7 @@ func (c *Client) connect(ctx context.Context) error {
 			return err
 		}
 	}
-	ws.SetReadLimit(relay.MaxServerFrameSize)
+	ws.SetReadLimit(max(relay.MaxServerFrameSize, relay.BlobChunkHeaderSize+relay.BlobRunMax)) // text frames are bounded again when decoded
 	if dl, ok := dctx.Deadline(); ok {
 		ws.SetReadDeadline(dl)
 	}
@@ -637,9 +737,11 @@ func (c *Client) connect(ctx context.Context) error {
 	close(c.up)
 	c.relayKey = relayKey
 	c.binding = hello.ChannelBinding
+	c.connURL = rawURL
 	c.registration = hello.Registration
 	if hello.Limits != nil {
 		c.maxBlob = hello.Limits.MaxBlobBytes
+		c.blobRun = min(int64(hello.Limits.BlobRunChunks), relay.BlobRunChunks)
 	}
 	c.mu.Unlock()
 	close(cc.ready)
@@ -743,7 +845,17 @@ func (c *Client) readLoop(cc *clientConn) {
 		return nil
 	})
 	for {
-		_, data, err := cc.ws.ReadMessage()
+		mt, r, err := cc.ws.NextReader()
+		if err == nil && mt == websocket.BinaryMessage {
+			err = c.onBinary(cc, r) // blobs.go
+			if err == nil {
+				continue
+			}
+		}
+		var data []byte
+		if err == nil {
+			data, err = io.ReadAll(r)
+		}
 		if err != nil {
 			if cc.err == nil {
 				cc.err = err
@@ -868,6 +980,35 @@ func (c *Client) writeRequest(cc *clientConn, data []byte) error {
 	}
 	if err := cc.write(data); err != nil {
 		return fmt.Errorf("%w: %v", ErrConnectionLost, err)
+	}
+	return nil
+}
+
+// writeBinary sends one binary message of head ‖ data (a blob put message); errors
+// as write.
+func (cc *clientConn) writeBinary(head, data []byte) error {
+	cc.wmu.Lock()
+	defer cc.wmu.Unlock()
+	if cc.werr != nil {
+		return cc.werr
+	}
+	cc.ws.SetWriteDeadline(time.Now().Add(writeTimeout))
+	w, err := cc.ws.NextWriter(websocket.BinaryMessage)
+	if err == nil {
+		_, err = w.Write(head)
+	}
+	if err == nil {
+		_, err = w.Write(data)
+	}
+	if w != nil {
+		if cerr := w.Close(); err == nil {
+			err = cerr
+		}
+	}
+	if err != nil {
+		cc.werr = err
+		cc.ws.Close()
+		return err
 	}
 	return nil
 }

@@ -54,6 +54,11 @@ type Options struct {
 	Clock func() time.Time
 	// Queue replaces the store's message queue (benchmarks, alternative queues).
 	Queue server.Queue
+	// Hub replaces the in-memory hub (a relay node of a cluster: relay/cluster).
+	Hub server.Hub
+	// Dir replaces the SQLite store as the directory (server.Config.Dir; Queue is
+	// required with it). Relay.Store is still opened but the relay does not use it.
+	Dir server.Store
 	// TLS serves wss:// with a certificate from a CA made for the relay (Relay.CA;
 	// give clients Relay.CA.Pool as their RootCAs), TLS 1.3 only.
 	TLS bool
@@ -115,8 +120,12 @@ func (r *Relay) start(t testing.TB, addr string) {
 	if err != nil {
 		t.Fatalf("relaytest: opening the relay store: %v", err)
 	}
-	srv, err := server.New(ctx, server.Config{Store: st, Logger: r.opts.Logger, Limits: l, Clock: r.opts.Clock, Queue: r.opts.Queue,
-		TLSTerminatedUpstream: r.opts.TLSTerminatedUpstream, Registration: r.opts.Registration, Disk: r.opts.Disk, AccountExpiry: r.opts.AccountExpiry})
+	cfg := server.Config{Store: st, Logger: r.opts.Logger, Limits: l, Clock: r.opts.Clock, Queue: r.opts.Queue, Hub: r.opts.Hub,
+		TLSTerminatedUpstream: r.opts.TLSTerminatedUpstream, Registration: r.opts.Registration, Disk: r.opts.Disk, AccountExpiry: r.opts.AccountExpiry}
+	if r.opts.Dir != nil {
+		cfg.Store, cfg.Dir = nil, r.opts.Dir
+	}
+	srv, err := server.New(ctx, cfg)
 	if err != nil {
 		st.Close()
 		t.Fatalf("relaytest: starting the relay: %v", err)

@@ -29,6 +29,10 @@ const touchEvery = 12 * time.Hour
 // sweepEvery is how often idle accounts are looked for.
 const sweepEvery = time.Hour
 
+// liveMargin: a sweep records the accounts connected to this node that would expire
+// within it as active (two sweeps' time, so that every node's sweep comes first).
+const liveMargin = 2 * sweepEvery
+
 // touchLogin queues name's login to be recorded (for the expiry), at most every
 // touchEvery per account; the toucher writes them in batches, so a crowd of logins
 // costs a few transactions, not one each.
@@ -126,6 +130,8 @@ func (c *conn) onDeleteAccount(f *relay.Frame) bool {
 		c.internal(f.ID, "deleting the account", err)
 		return true
 	}
+	n += c.s.purgeQueue(ctx, name)
+	c.s.deleteAccountBlobs(ctx, name)
 	c.s.log.Info("account deleted by its owner", "conn", c.id, "name", name, "queued_dropped", n)
 	c.send(&relay.Frame{Type: relay.TypeOK, ID: f.ID, Name: name, CardID: cardID})
 	c.cardID.Store(nil) // this connection closes after its answer, not with the notice
@@ -168,9 +174,13 @@ func (s *Server) sweepAccounts(ctx context.Context) int {
 		}
 	}
 	s.mu.Unlock()
+	// Accounts within liveMargin of the expiry that are connected here are recorded as
+	// active now: a node sharing the directory cannot see this node's connections, and
+	// may sweep first.
+	cutoff := now.Add(-s.accountExpiry)
 	deleted := 0
 	for {
-		idle, err := as.IdleAccounts(ctx, now.Add(-s.accountExpiry), 256)
+		idle, err := as.IdleAccounts(ctx, cutoff.Add(liveMargin), 256)
 		if err != nil {
 			s.log.Error("looking for idle accounts", "err", err)
 			return deleted
@@ -189,6 +199,9 @@ func (s *Server) sweepAccounts(ctx context.Context) int {
 				progress = true
 				continue
 			}
+			if !a.LastActive.Before(cutoff) {
+				continue // not idle yet: it mattered only if connected here (above)
+			}
 			n, err := as.DeleteAccount(ctx, a.Name, a.CardID)
 			if errors.Is(err, storage.ErrNotFound) {
 				progress = true // replaced or deleted meanwhile
@@ -200,6 +213,8 @@ func (s *Server) sweepAccounts(ctx context.Context) int {
 			}
 			progress = true
 			deleted++
+			n += s.purgeQueue(ctx, a.Name)
+			s.deleteAccountBlobs(ctx, a.Name)
 			s.forgetAccount(a.Name, a.CardID)
 			s.log.Info("account expired: name freed", "name", a.Name, "last_active", a.LastActive, "queued_dropped", n)
 		}

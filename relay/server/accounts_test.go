@@ -12,8 +12,10 @@ import (
 	"pfschat/storage"
 )
 
-func TestDeleteAccountFreesTheName(t *testing.T) {
-	r := relaytest.Start(t)
+func TestDeleteAccountFreesTheName(t *testing.T) { eachStore(t, testDeleteAccountFreesTheName) }
+
+func testDeleteAccountFreesTheName(t *testing.T, bk store) {
+	r := bk.Start(t)
 	ctx := testCtx(t)
 	alice, bob := newUser(t, r, "alice"), newUser(t, r, "bob")
 	waitSynced(t, alice.c)
@@ -54,7 +56,7 @@ func TestDeleteAccountFreesTheName(t *testing.T) {
 	bobSig := bob.key.Sign(relay.DeleteAccountDomain, relay.DeleteAccountMessage(r.Server.RelayKey(), alice.card.ID(), now))
 	expectErr(t, rc.request(map[string]any{"type": "delete_account", "id": 4, "card_id": alice.card.ID(), "time": now, "signature": bobSig}), relay.CodeForbidden)
 	expectErr(t, rc.request(map[string]any{"type": "delete_account", "id": 5, "card_id": alice.card.ID(), "time": now + 1, "signature": good}), relay.CodeForbidden)
-	if _, err := r.Store.AccountByName(ctx, "alice"); err != nil {
+	if _, err := dirOf(r).AccountByName(ctx, "alice"); err != nil {
 		t.Fatalf("a refused delete_account deleted: %v", err)
 	}
 
@@ -77,10 +79,10 @@ func TestDeleteAccountFreesTheName(t *testing.T) {
 	} else {
 		wantCode(t, err, relay.CodeNotFound)
 	}
-	if n, _, _ := r.Store.QueueUsage(ctx, "alice"); n != 0 {
+	if n := queued(t, r, "alice"); n != 0 {
 		t.Fatalf("%d messages still queued for the deleted account", n)
 	}
-	if n, _ := r.Store.CountPreKeys(ctx, alice.card.ID(), 2); n != 0 {
+	if n, _ := dirOf(r).CountPreKeys(ctx, alice.card.ID(), 2); n != 0 {
 		t.Fatalf("%d prekeys left", n)
 	}
 	// Bob's connection, which knew the name, cannot queue for it any more.
@@ -103,7 +105,7 @@ func TestDeleteAccountFreesTheName(t *testing.T) {
 	if m := nextMessage(t, bob.c); string(m.Body) != "from the new alice" {
 		t.Fatalf("bob got %q", m.Body)
 	}
-	if err := r.Store.IntegrityCheck(ctx); err != nil {
+	if err := integrity(ctx, r); err != nil {
 		t.Fatal(err)
 	}
 }
@@ -117,10 +119,12 @@ type clock struct {
 func (c *clock) now() time.Time      { c.mu.Lock(); defer c.mu.Unlock(); return c.t }
 func (c *clock) add(d time.Duration) { c.mu.Lock(); c.t = c.t.Add(d); c.mu.Unlock() }
 
-func TestAccountExpiry(t *testing.T) {
+func TestAccountExpiry(t *testing.T) { eachStore(t, testAccountExpiry) }
+
+func testAccountExpiry(t *testing.T, bk store) {
 	const day = 24 * time.Hour
 	clk := &clock{t: time.Now()}
-	r := relaytest.StartWith(t, relaytest.Options{Clock: clk.now, AccountExpiry: 30 * day})
+	r := bk.StartWith(t, relaytest.Options{Clock: clk.now, AccountExpiry: 30 * day})
 	ctx := testCtx(t)
 	register(t, r, "idle")
 	active := register(t, r, "active")
@@ -145,14 +149,14 @@ func TestAccountExpiry(t *testing.T) {
 	if n := r.Server.SweepAccounts(ctx); n != 1 {
 		t.Fatalf("sweep deleted %d accounts, want 1 (idle)", n)
 	}
-	if _, err := r.Store.AccountByName(ctx, "idle"); !errorsIs(err, storage.ErrNotFound) {
+	if _, err := dirOf(r).AccountByName(ctx, "idle"); !errorsIs(err, storage.ErrNotFound) {
 		t.Fatalf("idle account after expiry: %v", err)
 	}
-	if n, _, _ := r.Store.QueueUsage(ctx, "idle"); n != 0 {
+	if n := queued(t, r, "idle"); n != 0 {
 		t.Fatalf("idle account's queue: %d left", n)
 	}
 	for _, name := range []string{"active", "live"} {
-		if _, err := r.Store.AccountByName(ctx, name); err != nil {
+		if _, err := dirOf(r).AccountByName(ctx, name); err != nil {
 			t.Fatalf("%s expired too early: %v", name, err)
 		}
 	}
@@ -160,7 +164,7 @@ func TestAccountExpiry(t *testing.T) {
 	if n := r.Server.SweepAccounts(ctx); n != 1 {
 		t.Fatalf("second sweep deleted %d, want 1 (active)", n)
 	}
-	if _, err := r.Store.AccountByName(ctx, "live"); err != nil {
+	if _, err := dirOf(r).AccountByName(ctx, "live"); err != nil {
 		t.Fatalf("a connected account expired: %v", err)
 	}
 	if err := live.c.Ping(ctx); err != nil {
@@ -171,9 +175,11 @@ func TestAccountExpiry(t *testing.T) {
 }
 
 // Without --account-expiry nothing ever expires.
-func TestAccountExpiryOff(t *testing.T) {
+func TestAccountExpiryOff(t *testing.T) { eachStore(t, testAccountExpiryOff) }
+
+func testAccountExpiryOff(t *testing.T, bk store) {
 	clk := &clock{t: time.Now()}
-	r := relaytest.StartWith(t, relaytest.Options{Clock: clk.now})
+	r := bk.StartWith(t, relaytest.Options{Clock: clk.now})
 	register(t, r, "idle")
 	clk.add(10 * 365 * 24 * time.Hour)
 	if n := r.Server.SweepAccounts(testCtx(t)); n != 0 {

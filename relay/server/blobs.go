@@ -10,12 +10,13 @@ import (
 	"crypto/rand"
 	"crypto/sha256"
 	"encoding/base64"
+	"encoding/binary"
 	"encoding/hex"
 	"errors"
 	"fmt"
 	"io"
-	"os"
 	"strconv"
+	"sync/atomic"
 	"time"
 
 	"pfschat/relay"
@@ -38,11 +39,75 @@ type BlobStore interface {
 	// (storage.ErrBlobIncomplete, storage.ErrBlobDigest).
 	CommitBlob(ctx context.Context, b storage.Blob, digest []byte, expires time.Time) error
 	// OpenBlob opens a committed blob's bytes.
-	OpenBlob(id string) (*os.File, error)
+	OpenBlob(id string) (BlobReader, error)
 	// BlobFetched records a complete fetch by name; the blob goes once its recipients did.
 	BlobFetched(ctx context.Context, id, name string) (deleted bool, err error)
 	// ExpireBlobs deletes the blobs whose time ran out.
 	ExpireBlobs(ctx context.Context, now time.Time) (int, error)
+	// DeleteOwnerBlobs deletes every blob and upload of owner (a deleted account; its
+	// name may be registered again by someone else) and returns how many.
+	DeleteOwnerBlobs(ctx context.Context, owner string) (int, error)
+}
+
+// blobMetrics are the blob counters of /metrics.
+type blobMetrics struct {
+	begun, committed, fetched atomic.Uint64
+	bytesIn, bytesOut         atomic.Uint64 // chunk bytes stored, sent
+	tooLarge, quota, digest   atomic.Uint64 // refusals
+	deletedFetched            atomic.Uint64 // deleted once every recipient fetched them
+	deletedExpired            atomic.Uint64
+	deletedAccount            atomic.Uint64 // with their owner's account
+}
+
+func (m *blobMetrics) write(p func(string, ...any)) {
+	counter := func(name, help string, v uint64) {
+		p("# HELP %s %s\n# TYPE %s counter\n%s %d\n", name, help, name, name, v)
+	}
+	counter("pfschat_relay_blob_uploads_total", "Blob uploads begun (blob_begin accepted).", m.begun.Load())
+	counter("pfschat_relay_blob_commits_total", "Blob uploads committed.", m.committed.Load())
+	counter("pfschat_relay_blob_fetches_total", "Complete fetches recorded (blob_done).", m.fetched.Load())
+	p("# HELP pfschat_relay_blob_bytes_total Blob chunk bytes stored (in) and sent (out).\n# TYPE pfschat_relay_blob_bytes_total counter\n")
+	p("pfschat_relay_blob_bytes_total{direction=\"in\"} %d\npfschat_relay_blob_bytes_total{direction=\"out\"} %d\n", m.bytesIn.Load(), m.bytesOut.Load())
+	p("# HELP pfschat_relay_blob_refusals_total Blob uploads refused, by reason.\n# TYPE pfschat_relay_blob_refusals_total counter\n")
+	p("pfschat_relay_blob_refusals_total{reason=\"blob_too_large\"} %d\npfschat_relay_blob_refusals_total{reason=\"blob_quota\"} %d\npfschat_relay_blob_refusals_total{reason=\"blob_digest_mismatch\"} %d\n",
+		m.tooLarge.Load(), m.quota.Load(), m.digest.Load())
+	p("# HELP pfschat_relay_blobs_deleted_total Blobs deleted, by why.\n# TYPE pfschat_relay_blobs_deleted_total counter\n")
+	p("pfschat_relay_blobs_deleted_total{reason=\"fetched\"} %d\npfschat_relay_blobs_deleted_total{reason=\"expired\"} %d\npfschat_relay_blobs_deleted_total{reason=\"account_deleted\"} %d\n",
+		m.deletedFetched.Load(), m.deletedExpired.Load(), m.deletedAccount.Load())
+}
+
+// deleteAccountBlobs deletes a deleted account's blobs. A failure is logged: the
+// blobs then go when they expire.
+func (s *Server) deleteAccountBlobs(ctx context.Context, name string) {
+	if s.blobs == nil {
+		return
+	}
+	n, err := s.blobs.DeleteOwnerBlobs(ctx, name)
+	if err != nil {
+		s.log.Error("deleting a deleted account's blobs", "name", name, "err", err)
+		return
+	}
+	s.m.blob.deletedAccount.Add(uint64(n))
+	s.blobGen.Add(1)
+}
+
+// BlobReader reads a committed blob's bytes at any offset: a file of the SQLite
+// store's, a reader of an object store's chunks (relay/cluster).
+type BlobReader interface {
+	io.ReaderAt
+	io.Closer
+}
+
+// FileBlobs is the SQLite store's blob files as a BlobStore.
+type FileBlobs struct{ *storage.BlobStore }
+
+// OpenBlob opens a committed blob's file.
+func (f FileBlobs) OpenBlob(id string) (BlobReader, error) {
+	file, err := f.BlobStore.OpenBlob(id)
+	if err != nil {
+		return nil, err
+	}
+	return file, nil
 }
 
 // Blob limit names (PROTOCOL.md "Blobs").
@@ -74,7 +139,7 @@ func (s *Server) initBlobs(ctx context.Context, cfg Config) error {
 		if err != nil {
 			return err
 		}
-		s.blobs = bs
+		s.blobs = FileBlobs{bs}
 	}
 	if s.blobs == nil {
 		return nil
@@ -84,7 +149,7 @@ func (s *Server) initBlobs(ctx context.Context, cfg Config) error {
 	case errors.Is(err, storage.ErrNotFound):
 		key = make([]byte, 32)
 		rand.Read(key)
-		if err := s.dir.SetMeta(ctx, metaBlobKey, key); err != nil {
+		if err := s.createMeta(ctx, metaBlobKey, &key); err != nil {
 			return fmt.Errorf("relay: saving the blob capability key: %w", err)
 		}
 	case err != nil:
@@ -107,6 +172,8 @@ func (s *Server) blobSweeper() {
 		if n, err := s.blobs.ExpireBlobs(context.Background(), s.now()); err != nil {
 			s.log.Error("expiring blobs", "err", err)
 		} else if n > 0 {
+			s.m.blob.deletedExpired.Add(uint64(n))
+			s.blobGen.Add(1)
 			s.log.Info("expired blobs", "count", n)
 		}
 		select {
@@ -124,7 +191,23 @@ type blobConn struct {
 	upNext   int64 // the next chunk the upload expects
 	readID   string
 	readSize int64
-	readFile *os.File
+	readGen  uint64 // the server's blobGen when readFile was opened
+	readFile BlobReader
+	// out holds a token per blob chunk message queued for the writer: at most
+	// maxBlobOut (4 MiB), so a client asking faster than it reads is paused (its
+	// requests wait in TCP) instead of filling the relay's memory.
+	out chan struct{}
+}
+
+// maxBlobOut is how many binary blob chunk messages one connection may have queued.
+const maxBlobOut = 16
+
+// blobSent is the writer's word that a blob chunk message went out (or was dropped).
+func (c *conn) blobSent() {
+	select {
+	case <-c.blob.out:
+	default:
+	}
 }
 
 func (c *conn) closeBlobs() {
@@ -161,6 +244,7 @@ func (c *conn) onBlobBegin(f *relay.Frame) {
 	}
 	l := c.s.limits
 	if !relay.BlobSizeAllowed(f.Size, l.MaxBlobBytes) {
+		c.s.m.blob.tooLarge.Add(1)
 		c.s.m.limited(LimitMaxBlobBytes)
 		c.replyError(f.ID, relay.CodeBlobTooLarge, fmt.Sprintf("a blob of %d bytes is over this relay's %d", f.Size, l.MaxBlobBytes), LimitMaxBlobBytes)
 		return
@@ -178,6 +262,7 @@ func (c *conn) onBlobBegin(f *relay.Frame) {
 	defer cancel()
 	err := c.s.blobs.CreateBlob(ctx, b, l.BlobQuotaBytes)
 	if errors.Is(err, storage.ErrBlobQuota) {
+		c.s.m.blob.quota.Add(1)
 		c.s.m.limited(LimitBlobQuotaBytes)
 		c.replyError(f.ID, relay.CodeBlobQuota, "your blobs would pass this relay's quota of "+strconv.FormatInt(l.BlobQuotaBytes, 10)+
 			" bytes; wait until recipients fetch them or they expire", LimitBlobQuotaBytes)
@@ -188,6 +273,7 @@ func (c *conn) onBlobBegin(f *relay.Frame) {
 		return
 	}
 	c.blob.up, c.blob.upNext = b, 0
+	c.s.m.blob.begun.Add(1)
 	c.send(&relay.Frame{Type: relay.TypeBlob, ID: f.ID, BlobID: b.ID, ExpiresAt: b.ExpiresAt.UnixMilli()})
 }
 
@@ -240,10 +326,6 @@ func (c *conn) onBlobPut(f *relay.Frame) {
 	}
 	chunks := relay.BlobChunks(b.Size)
 	off := f.Index * relay.BlobChunkSize
-	want := int64(relay.BlobChunkSize)
-	if f.Index == chunks-1 {
-		want = b.Size - off
-	}
 	switch {
 	case b.Committed || f.Index >= chunks:
 		c.replyError(f.ID, relay.CodeBadField, fmt.Sprintf("chunk %d of a blob of %d chunks", f.Index, chunks), "")
@@ -252,8 +334,13 @@ func (c *conn) onBlobPut(f *relay.Frame) {
 		c.send(&relay.Frame{Type: relay.TypeError, ID: f.ID, Code: relay.CodeBlobOutOfOrder, Next: c.blob.upNext,
 			Message: fmt.Sprintf("chunk %d arrived, the relay needs chunk %d next", f.Index, c.blob.upNext)})
 		return
-	case int64(len(f.Data)) != want:
-		c.replyError(f.ID, relay.CodeBadField, fmt.Sprintf("chunk %d has %d bytes, want %d", f.Index, len(f.Data), want), "")
+	}
+	// One chunk (blob_put) or a run of them (a binary put message): whole chunks, but
+	// for a run that ends at the blob's last byte.
+	if end := off + int64(len(f.Data)); end > b.Size || end != b.Size && len(f.Data)%relay.BlobChunkSize != 0 {
+		want := min(int64(relay.BlobChunkSize), b.Size-off)
+		c.replyError(f.ID, relay.CodeBadField, fmt.Sprintf("chunk %d: %d bytes; a chunk has %d bytes here, a run whole chunks up to the blob's end at %d",
+			f.Index, len(f.Data), want, b.Size), "")
 		return
 	}
 	err := c.s.blobs.AppendBlob(b.ID, b.Size, off, f.Data)
@@ -268,7 +355,8 @@ func (c *conn) onBlobPut(f *relay.Frame) {
 		c.blobError(f, "storing a blob chunk", err)
 		return
 	}
-	c.blob.upNext++
+	c.blob.upNext = relay.BlobChunks(off + int64(len(f.Data)))
+	c.s.m.blob.bytesIn.Add(uint64(len(f.Data)))
 	c.replyOK(f.ID)
 }
 
@@ -293,6 +381,7 @@ func (c *conn) onBlobCommit(f *relay.Frame) {
 				Message: fmt.Sprintf("the blob lacks chunks from %d on; send them, then commit", c.blob.upNext)})
 			return
 		case errors.Is(err, storage.ErrBlobDigest):
+			c.s.m.blob.digest.Add(1)
 			c.blob.up = storage.Blob{}
 			c.replyError(f.ID, relay.CodeBlobDigestMismatch, "the stored bytes do not hash to this digest; the upload was dropped: begin again", "")
 			return
@@ -302,6 +391,7 @@ func (c *conn) onBlobCommit(f *relay.Frame) {
 			return
 		}
 		bl.ExpiresAt = expires
+		c.s.m.blob.committed.Add(1)
 	}
 	c.blob.up = storage.Blob{}
 	c.send(&relay.Frame{Type: relay.TypeBlob, ID: f.ID, BlobID: bl.ID, Size: bl.Size, Capability: BlobCapability(c.s.blobKey, bl.ID),
@@ -321,15 +411,18 @@ func (c *conn) onBlobGet(f *relay.Frame) {
 	if c.noBlobs(f) || !c.capable(f) {
 		return
 	}
-	if c.blob.readID != f.BlobID {
+	// The open file serves the next chunks, unless a blob was deleted since (its
+	// account, its expiry, its last fetch): then the metadata is looked up again.
+	if gen := c.s.blobGen.Load(); c.blob.readID != f.BlobID || c.blob.readGen != gen {
 		c.closeBlobs()
+		c.blob.readID, c.blob.readGen = "", gen
 		ctx, cancel := c.opCtx()
 		b, err := c.s.blobs.Blob(ctx, f.BlobID, relay.BlobChunkSize, c.s.now())
 		cancel()
 		if err == nil && !b.Committed {
 			err = storage.ErrNotFound
 		}
-		var file *os.File
+		var file BlobReader
 		if err == nil {
 			file, err = c.s.blobs.OpenBlob(b.ID)
 		}
@@ -345,6 +438,37 @@ func (c *conn) onBlobGet(f *relay.Frame) {
 		return
 	}
 	off := f.Index * relay.BlobChunkSize
+	if f.Count > 0 {
+		// A binary blob chunk message of up to Count chunks, read straight behind its
+		// header into a buffer the writer hands back once written.
+		n := min(f.Count*relay.BlobChunkSize, c.blob.readSize-off)
+		msg := relay.AppendBlobChunkHeader(getBlobBuf(), f.ID)
+		msg = msg[:relay.BlobChunkHeaderSize+n]
+		if _, err := c.blob.readFile.ReadAt(msg[relay.BlobChunkHeaderSize:], off); err != nil && err != io.EOF {
+			putBlobBuf(msg)
+			c.closeBlobs()
+			c.blob.readID = ""
+			c.internal(f.ID, "reading a blob chunk", err)
+			return
+		}
+		if c.blob.out == nil {
+			c.blob.out = make(chan struct{}, maxBlobOut) // before the first push: the writer sees it
+		}
+		select {
+		case c.blob.out <- struct{}{}:
+		case <-c.ctx.Done():
+			putBlobBuf(msg)
+			return
+		}
+		c.s.m.frameOut(relay.TypeBlobChunk)
+		c.s.m.blob.bytesOut.Add(uint64(n))
+		if !c.out.tryPush(outItem{opcode: opBinary, raw: msg}) {
+			c.blobSent()
+			putBlobBuf(msg)
+			c.slow()
+		}
+		return
+	}
 	n := min(int64(relay.BlobChunkSize), c.blob.readSize-off)
 	buf := make([]byte, n)
 	if _, err := c.blob.readFile.ReadAt(buf, off); err != nil && err != io.EOF {
@@ -354,9 +478,88 @@ func (c *conn) onBlobGet(f *relay.Frame) {
 		return
 	}
 	c.s.m.frameOut(relay.TypeBlobChunk)
+	c.s.m.blob.bytesOut.Add(uint64(n))
 	if !c.out.tryPush(outItem{raw: relay.AppendBlobChunk(make([]byte, 0, 64+base64.StdEncoding.EncodedLen(len(buf))), f.ID, buf)}) {
 		c.slow()
 	}
+}
+
+// blobBufs is a free list of binary message buffers (MaxBlobMessageSize bytes, +1 so
+// that reading a message of exactly that size does not grow one): uploads read their
+// messages into them and downloads send theirs from them, a few buffers instead of a
+// new 256 KiB each, and none kept by an idle connection.
+var blobBufs = make(chan []byte, 32)
+
+func getBlobBuf() []byte {
+	select {
+	case b := <-blobBufs:
+		return b[:0]
+	default:
+		return make([]byte, 0, relay.MaxBlobMessageSize+1)
+	}
+}
+
+func putBlobBuf(b []byte) {
+	if cap(b) != relay.MaxBlobMessageSize+1 {
+		return
+	}
+	select {
+	case blobBufs <- b[:0]:
+	default:
+	}
+}
+
+// onBinary reads and handles a binary message: a blob put message (PROTOCOL.md
+// "Binary chunk messages"), read into a buffer of the free list (the store has copied
+// the data when onBlobPut returns). It returns false to close.
+func (c *conn) onBinary(r io.Reader) bool {
+	buf := getBlobBuf()
+	defer func() { putBlobBuf(buf) }()
+	data, tooBig, err := readFrame(r, buf, relay.MaxBlobMessageSize)
+	if err != nil {
+		if tooBig {
+			c.kill(relay.CodeFrameTooLarge, "binary message over "+strconv.Itoa(relay.MaxBlobMessageSize+discardLimit)+" bytes")
+		}
+		return false
+	}
+	var reqID uint64
+	if len(data) >= 9 {
+		reqID = binary.BigEndian.Uint64(data[1:9])
+	}
+	if ok, retry := c.bucket.allow(c.s.now()); !ok {
+		c.s.m.frameIn("")
+		c.rateStrikes++
+		c.s.m.limited(LimitFramesPerSecond)
+		if c.rateStrikes > 4*c.s.limits.FrameBurst {
+			c.kill(relay.CodeRateLimited, "persistently over the frame rate")
+			return false
+		}
+		c.send(&relay.Frame{Type: relay.TypeError, ID: reqID, Code: relay.CodeRateLimited, Limit: "frames_per_second",
+			Message: "over " + strconv.Itoa(c.s.limits.FramesPerSecond) + " frames/s; slow down", RetryAfterMS: retry.Milliseconds() + 1})
+		return true
+	}
+	c.rateStrikes = 0
+	c.s.m.frameIn(relay.TypeBlobPut)
+	if tooBig {
+		c.send(&relay.Frame{Type: relay.TypeError, ID: reqID, Code: relay.CodeFrameTooLarge, Limit: "max_frame_bytes",
+			Message: "binary message over " + strconv.Itoa(relay.MaxBlobMessageSize) + " bytes"})
+		return true
+	}
+	if c.acct == nil || c.s.blobs == nil {
+		c.send(&relay.Frame{Type: relay.TypeError, ID: reqID, Code: relay.CodeBadFrame,
+			Message: "binary messages are blob put messages, on a logged-in connection to a relay that stores blobs"})
+		return true
+	}
+	m, err := relay.DecodeBlobPutMsg(data)
+	if err != nil {
+		var fe *relay.FrameError
+		errors.As(err, &fe)
+		c.send(&relay.Frame{Type: relay.TypeError, ID: m.ID, Code: fe.Code, Message: fe.Error()})
+		return true
+	}
+	f := relay.Frame{Type: relay.TypeBlobPut, ID: m.ID, BlobID: m.BlobID, Index: m.Index, Data: m.Data}
+	c.onBlobPut(&f)
+	return true
 }
 
 func (c *conn) onBlobDone(f *relay.Frame) {
@@ -369,6 +572,11 @@ func (c *conn) onBlobDone(f *relay.Frame) {
 	if err != nil {
 		c.blobError(f, "recording a blob fetch", err)
 		return
+	}
+	c.s.m.blob.fetched.Add(1)
+	if deleted {
+		c.s.m.blob.deletedFetched.Add(1)
+		c.s.blobGen.Add(1)
 	}
 	if deleted && c.blob.readID == f.BlobID {
 		c.closeBlobs()

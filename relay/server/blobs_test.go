@@ -6,7 +6,12 @@ import (
 	"crypto/sha256"
 	"errors"
 	"os"
+	"strconv"
+	"strings"
 	"testing"
+	"time"
+
+	"github.com/gorilla/websocket"
 
 	"pfschat/relay"
 	"pfschat/relay/client"
@@ -130,32 +135,34 @@ func TestBlobResumeAfterDisconnect(t *testing.T) {
 	r := relaytest.Start(t)
 	alice, bob := register(t, r, "alice"), register(t, r, "bob")
 	ac := alice.login(t, r)
-	data := randomBytes(t, 10*relay.BlobChunkSize+5)
+	// 21 chunks: runs of 8 (binary put messages) at 0, 8 and 16, the last one short.
+	data := randomBytes(t, 20*relay.BlobChunkSize+5)
 	ctx := testCtx(t)
 	id, err := ac.BlobBegin(ctx, int64(len(data)), 1)
 	if err != nil {
 		t.Fatal(err)
 	}
-	// The connection drops after chunk 3 is acknowledged.
+	// The connection drops after the first run (chunks 0 to 7) is acknowledged.
 	stop := errors.New("connection dropped")
+	var acked []int64
 	err = ac.BlobPut(ctx, id, int64(len(data)), 0, 1, func(i int64, buf []byte) error {
-		if i == 4 {
+		if i == relay.BlobRunChunks {
 			return stop
 		}
 		copy(buf, data[i*relay.BlobChunkSize:])
 		return nil
-	}, nil)
-	if !errors.Is(err, stop) {
-		t.Fatal(err)
+	}, func(i int64) { acked = append(acked, i) })
+	if !errors.Is(err, stop) || len(acked) != 1 || acked[0] != relay.BlobRunChunks-1 {
+		t.Fatalf("%v, acknowledged %v", err, acked)
 	}
 	ac.Close()
 	ac2 := alice.login(t, r)
 	st, err := ac2.BlobResume(ctx, id)
-	if err != nil || st.Next != 4 || st.Size != int64(len(data)) || st.Capability != nil {
+	if err != nil || st.Next != relay.BlobRunChunks || st.Size != int64(len(data)) || st.Capability != nil {
 		t.Fatalf("resume: %+v %v", st, err)
 	}
-	// Out of order: chunk 6 when 4 is next.
-	err = ac2.BlobPut(ctx, id, int64(len(data)), 6, 1, func(i int64, buf []byte) error { return nil }, nil)
+	// Out of order: chunk 10 when 8 is next.
+	err = ac2.BlobPut(ctx, id, int64(len(data)), 10, 1, func(i int64, buf []byte) error { return nil }, nil)
 	if protoCode(err) != relay.CodeBlobOutOfOrder {
 		t.Fatalf("out of order: %v", err)
 	}
@@ -168,8 +175,8 @@ func TestBlobResumeAfterDisconnect(t *testing.T) {
 		copy(buf, data[i*relay.BlobChunkSize:])
 		return nil
 	}, func(i int64) { sent = append(sent, i) })
-	if err != nil || len(sent) != 7 || sent[0] != 4 {
-		t.Fatalf("rest of the upload: %v, chunks %v", err, sent)
+	if err != nil || len(sent) != 2 || sent[0] != 15 || sent[1] != 20 {
+		t.Fatalf("rest of the upload: %v, acknowledged up to %v", err, sent)
 	}
 	capab, err := ac2.BlobCommit(ctx, id, d[:])
 	if err != nil {
@@ -179,19 +186,20 @@ func TestBlobResumeAfterDisconnect(t *testing.T) {
 	if st, err := ac2.BlobResume(ctx, id); err != nil || !bytes.Equal(st.Capability, capab) || st.Next != relay.BlobChunks(int64(len(data))) {
 		t.Fatalf("resume after commit: %+v %v", st, err)
 	}
-	// A download cut in the middle resumes from a chunk.
+	// A download cut in the middle resumes from a chunk (runs of 8 from 0, then from 13).
 	bc := bob.login(t, r)
 	var got bytes.Buffer
 	err = bc.BlobGet(ctx, id, capab, int64(len(data)), 0, 2, func(i int64, b []byte) error {
-		if i == 5 {
+		if i == relay.BlobRunChunks {
 			return stop
 		}
 		got.Write(b)
 		return nil
 	})
-	if !errors.Is(err, stop) {
-		t.Fatal(err)
+	if !errors.Is(err, stop) || got.Len() != relay.BlobRunMax {
+		t.Fatal(err, got.Len())
 	}
+	got.Truncate(5 * relay.BlobChunkSize)
 	err = bc.BlobGet(ctx, id, capab, int64(len(data)), 5, 0, func(i int64, b []byte) error { got.Write(b); return nil })
 	if err != nil || !bytes.Equal(got.Bytes(), data) {
 		t.Fatalf("resumed download: %v", err)
@@ -233,5 +241,139 @@ func TestBlobLimits(t *testing.T) {
 	ents, err := os.ReadDir(r.Path + ".blobs/partial")
 	if err != nil || len(ents) != 1 { // the 4-chunk upload left open above
 		t.Fatalf("partial uploads on disk: %v %v", len(ents), err)
+	}
+}
+
+// The binary blob messages (PROTOCOL.md "Binary chunk messages") from a raw WebSocket:
+// announced in the hello, refused before login and when malformed, a run of whole
+// chunks (the last one short) acknowledged with ok, and a blob_get with count answered
+// with one binary message.
+func TestBlobBinaryMessages(t *testing.T) {
+	r := relaytest.Start(t)
+	alice := register(t, r, "alice")
+	rc := dialRaw(t, r)
+	if rc.hello.Limits == nil || rc.hello.Limits.BlobRunChunks != relay.BlobRunChunks {
+		t.Fatalf("hello limits %+v: no blob_run_chunks", rc.hello.Limits)
+	}
+	sendBin := func(b []byte) {
+		t.Helper()
+		if err := rc.ws.WriteMessage(websocket.BinaryMessage, b); err != nil {
+			t.Fatal(err)
+		}
+	}
+	data := randomBytes(t, relay.BlobChunkSize+7000) // 2 chunks
+	const someID = "0123456789abcdef0123456789abcdef"
+	sendBin(append(relay.AppendBlobPutHeader(nil, 5, someID, 0), data...))
+	expectErr(t, rc.answer(5), relay.CodeBadFrame) // not logged in
+	if f := rc.login(alice); f.Type != relay.TypeOK {
+		t.Fatalf("login: %+v", f)
+	}
+	b := rc.request(map[string]any{"type": "blob_begin", "id": 2, "size": len(data), "chunks": 2, "recipients": 1})
+	if b.Type != relay.TypeBlob {
+		t.Fatalf("blob_begin: %+v", b)
+	}
+	sendBin(append(relay.AppendBlobPutHeader(nil, 6, b.BlobID, 0), 1, 2, 3))
+	expectErr(t, rc.answer(6), relay.CodeBadField) // not whole chunks, not the blob's end
+	sendBin(append(relay.AppendBlobChunkHeader(nil, 7), 1, 2, 3))
+	rc.ws.SetReadDeadline(time.Now().Add(waitFor))
+	if f := rc.read(); f.Type != relay.TypeError || f.Code != relay.CodeBadFrame {
+		t.Fatalf("a chunk message from a client: %+v", f)
+	}
+	sendBin(append(relay.AppendBlobPutHeader(nil, 8, b.BlobID, 1), data[relay.BlobChunkSize:]...))
+	f := rc.answer(8)
+	if f.Type != relay.TypeError || f.Code != relay.CodeBlobOutOfOrder || f.Next != 0 {
+		t.Fatalf("out of order: %+v", f)
+	}
+	sendBin(append(relay.AppendBlobPutHeader(nil, 9, b.BlobID, 0), data...)) // the whole blob in one run
+	if f := rc.answer(9); f.Type != relay.TypeOK {
+		t.Fatalf("the run: %+v", f)
+	}
+	d := sha256.Sum256(data)
+	c := rc.request(map[string]any{"type": "blob_commit", "id": 10, "blob_id": b.BlobID, "digest": d[:]})
+	if c.Type != relay.TypeBlob || len(c.Capability) != relay.BlobCapabilitySize {
+		t.Fatalf("commit: %+v", c)
+	}
+	if f := rc.request(map[string]any{"type": "blob_get", "id": 11, "blob_id": b.BlobID, "capability": c.Capability, "count": 9}); f.Code != relay.CodeBadField {
+		t.Fatalf("count 9: %+v", f)
+	}
+	rc.sendJSON(map[string]any{"type": "blob_get", "id": 12, "blob_id": b.BlobID, "capability": c.Capability, "count": 8})
+	rc.ws.SetReadDeadline(time.Now().Add(waitFor))
+	mt, msg, err := rc.ws.ReadMessage()
+	if err != nil || mt != websocket.BinaryMessage {
+		t.Fatalf("answer to a blob_get with count: %d %v", mt, err)
+	}
+	id, got, err := relay.DecodeBlobChunkMsg(msg)
+	if err != nil || id != 12 || !bytes.Equal(got, data) {
+		t.Fatalf("binary chunk message: id %d, %d bytes, %v", id, len(got), err)
+	}
+	if f := rc.request(map[string]any{"type": "blob_get", "id": 13, "blob_id": b.BlobID, "capability": c.Capability, "index": 1}); f.Type != relay.TypeBlobChunk || !bytes.Equal(f.Data, data[relay.BlobChunkSize:]) {
+		t.Fatalf("JSON blob_get: %+v", f.Type)
+	}
+}
+
+// Deleting an account deletes its blobs, committed and uploading: the name may be
+// registered again by someone else, who must not inherit them. /metrics counts blob
+// traffic, refusals and deletions.
+func TestBlobsGoWithTheirAccount(t *testing.T) {
+	r := relaytest.StartWith(t, relaytest.Options{Limits: server.Limits{BlobQuotaBytes: 8 * relay.BlobChunkSize}})
+	alice, bob := register(t, r, "alice"), register(t, r, "bob")
+	ac, bc := alice.login(t, r), bob.login(t, r)
+	ctx := testCtx(t)
+	data := randomBytes(t, 3*relay.BlobChunkSize+1)
+	id, capab := upload(t, ac, data, 1)
+	partial, err := ac.BlobBegin(ctx, 2*relay.BlobChunkSize, 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := ac.BlobPut(ctx, partial, 2*relay.BlobChunkSize, 0, 0, func(i int64, buf []byte) error { return nil }, nil); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := ac.BlobBegin(ctx, 4*relay.BlobChunkSize, 1); protoCode(err) != relay.CodeBlobQuota {
+		t.Fatalf("over quota: %v", err)
+	}
+	if got, err := download(t, bc, id, capab, int64(len(data))); err != nil || !bytes.Equal(got, data) {
+		t.Fatalf("download before the deletion: %v", err)
+	}
+	blobDir := r.Path + ".blobs"
+	files := func() int {
+		n := 0
+		for _, d := range []string{blobDir, blobDir + "/partial"} {
+			ents, _ := os.ReadDir(d)
+			for _, e := range ents {
+				if !e.IsDir() {
+					n++
+				}
+			}
+		}
+		return n
+	}
+	if n := files(); n != 2 {
+		t.Fatalf("%d blob files before the deletion, want 2", n)
+	}
+	if err := ac.DeleteAccount(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := download(t, bc, id, capab, int64(len(data))); protoCode(err) != relay.CodeBlobNotFound {
+		t.Fatalf("a deleted account's blob: %v", err)
+	}
+	if n := files(); n != 0 {
+		t.Fatalf("%d blob files left after the deletion", n)
+	}
+	again := register(t, r, "alice")
+	if _, err := again.login(t, r).BlobResume(ctx, partial); protoCode(err) != relay.CodeBlobNotFound {
+		t.Fatalf("the new alice resumed the old one's upload: %v", err)
+	}
+	m := r.Get(t, "/metrics")
+	for _, line := range []string{
+		"pfschat_relay_blob_uploads_total 2",
+		"pfschat_relay_blob_commits_total 1",
+		`pfschat_relay_blob_refusals_total{reason="blob_quota"} 1`,
+		`pfschat_relay_blob_bytes_total{direction="in"} ` + strconv.Itoa(len(data)+2*relay.BlobChunkSize),
+		`pfschat_relay_blob_bytes_total{direction="out"} ` + strconv.Itoa(len(data)),
+		`pfschat_relay_blobs_deleted_total{reason="account_deleted"} 2`,
+	} {
+		if !strings.Contains(m, "\n"+line+"\n") {
+			t.Errorf("/metrics lacks %q", line)
+		}
 	}
 }

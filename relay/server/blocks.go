@@ -72,7 +72,7 @@ func (b *blockList) forget(blocker string) {
 }
 
 // loadBlocks reads every block from the store at start.
-func (s *Server) loadBlocks(ctx context.Context, st *storage.Relay) error {
+func (s *Server) loadBlocks(ctx context.Context, st Store) error {
 	s.blockStore = st
 	if st == nil {
 		return nil

@@ -5,14 +5,15 @@ import (
 
 	"pfschat/ratchet"
 	"pfschat/relay"
-	"pfschat/relay/relaytest"
 )
 
 // TestBlocking: after bob blocks mallory, the relay refuses mallory's sends to bob and
 // her bundle fetches of bob with "blocked", other senders and other recipients are
 // untouched, the block survives a relay restart, and unblock lifts it.
-func TestBlocking(t *testing.T) {
-	r := relaytest.Start(t)
+func TestBlocking(t *testing.T) { eachStore(t, testBlocking) }
+
+func testBlocking(t *testing.T, bk store) {
+	r := bk.Start(t)
 	ctx := testCtx(t)
 	bob := newUser(t, r, "bob")
 	mallory := newUser(t, r, "mallory")

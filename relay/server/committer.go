@@ -352,7 +352,7 @@ func (cm *committer) commitSends(ctx context.Context, sends []*sendReq, batch []
 func (cm *committer) answerSends(sends []*sendReq, batch []storage.QueuedMessage, results []storage.EnqueueResult, err error) {
 	if err != nil {
 		for _, r := range sends {
-			r.c.replyError(r.reqID, relay.CodeInternal, "could not store the message; retry with the same client_id", "")
+			r.c.replyError(r.reqID, errorCode(err), "could not store the message; retry with the same client_id", "")
 			r.c.releaseSend()
 			r.release()
 		}
@@ -361,6 +361,8 @@ func (cm *committer) answerSends(sends []*sendReq, batch []storage.QueuedMessage
 	for i, r := range sends {
 		res := results[i]
 		switch {
+		case errors.Is(res.Err, ErrUnavailable):
+			r.c.replyError(r.reqID, relay.CodeUnavailable, "could not store the message now; retry with the same client_id", "")
 		case res.Err != nil:
 			limit := ""
 			var qf *storage.QueueFullError
@@ -391,6 +393,11 @@ func (cm *committer) answerSends(sends []*sendReq, batch []storage.QueuedMessage
 func (cm *committer) publish(r *sendReq) {
 	if h, ok := cm.hub.(*MemHub); ok {
 		h.publishReq(r)
+		return
+	}
+	if h, ok := cm.hub.(ForwardingHub); ok {
+		h.LocalHub().publishReq(r)
+		h.Forward(&r.msg)
 		return
 	}
 	r.escaped = true
@@ -489,7 +496,7 @@ func (cm *committer) flushAcks(ctx context.Context) {
 func (cm *committer) answerAcks(g *ackGroup, err error) {
 	for _, a := range g.reqs {
 		if err != nil {
-			a.c.replyError(a.reqID, relay.CodeInternal, "could not record the ack; the messages will come again, ack them again", "")
+			a.c.replyError(a.reqID, errorCode(err), "could not record the ack; the messages will come again, ack them again", "")
 		} else {
 			cm.m.acked.Add(uint64(a.n))
 			a.c.replyOK(a.reqID)

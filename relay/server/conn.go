@@ -66,7 +66,7 @@ type conn struct {
 	dmu         sync.Mutex
 	backfilling bool  // backlog goroutine still catching up; live pushes wait for it
 	missed      bool  // a live message arrived while backfilling
-	lastQueued  int64 // highest message id handed to the writer
+	lastQueued  int64 // highest message id the backlog handed to the writer
 }
 
 func newConn(s *Server, ws *websocket.Conn) *conn {

@@ -20,6 +20,9 @@ func (c *conn) deliver(m *storage.QueuedMessage, owner *sendReq) {
 		c.dmu.Unlock()
 		return
 	}
+	// The backlog handed the writer every message up to lastQueued; a live one at or
+	// below it came with it. Live messages are not compared with each other: from
+	// several relay nodes they may arrive slightly out of order, and each comes once.
 	if m.ID <= c.lastQueued {
 		c.dmu.Unlock()
 		return
@@ -28,9 +31,7 @@ func (c *conn) deliver(m *storage.QueuedMessage, owner *sendReq) {
 		owner.refs.Add(1) // before the push: the writer may release it at once
 	}
 	ok := c.out.tryPush(outItem{msg: m, owner: owner})
-	if ok {
-		c.lastQueued = m.ID
-	} else if owner != nil {
+	if !ok && owner != nil {
 		owner.refs.Add(-1) // never the last: the publisher holds one
 	}
 	c.dmu.Unlock()

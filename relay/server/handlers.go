@@ -108,7 +108,7 @@ func (c *conn) opCtx() (context.Context, context.CancelFunc) {
 
 func (c *conn) internal(reqID uint64, what string, err error) {
 	c.s.log.Error(what, "conn", c.id, "err", err)
-	c.replyError(reqID, relay.CodeInternal, what+" failed on the relay; retry later", "")
+	c.replyError(reqID, errorCode(err), what+" failed on the relay; retry later", "")
 }
 
 func (c *conn) onRegister(f *relay.Frame) {

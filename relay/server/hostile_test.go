@@ -67,8 +67,10 @@ func hostileFrame(rng *rand.Rand) (int, []byte) {
 
 // TestHostileInputKeepsServing throws thousands of random and oversized frames at a
 // live relay from several connections while two users keep talking.
-func TestHostileInputKeepsServing(t *testing.T) {
-	r := relaytest.StartWith(t, relaytest.Options{Limits: server.Limits{FramesPerSecond: -1}})
+func TestHostileInputKeepsServing(t *testing.T) { eachStore(t, testHostileInputKeepsServing) }
+
+func testHostileInputKeepsServing(t *testing.T, bk store) {
+	r := bk.StartWith(t, relaytest.Options{Limits: server.Limits{FramesPerSecond: -1}})
 	ctx, cancel := context.WithTimeout(t.Context(), 60*time.Second)
 	defer cancel()
 	alice := newUser(t, r, "alice")

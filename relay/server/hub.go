@@ -21,6 +21,16 @@ type Hub interface {
 	Notice(name string, n Notice)
 }
 
+// ForwardingHub is a Hub across relay nodes whose local part is a MemHub: the
+// committer hands a committed message to this node's connections through LocalHub
+// (without a copy) and to the other nodes through Forward, which must not keep m (its
+// body is reused once Forward returns) and must not block.
+type ForwardingHub interface {
+	Hub
+	LocalHub() *MemHub
+	Forward(m *storage.QueuedMessage)
+}
+
 // Subscriber receives live events. Both methods are called from the publisher's
 // goroutine and must return promptly without blocking.
 type Subscriber interface {

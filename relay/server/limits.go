@@ -80,6 +80,13 @@ type keyedLimiter struct {
 	max   int
 	now   func() time.Time
 
+	// shared, when set, counts the tokens in a store every relay node shares
+	// (share): name is the limit, interval the time per token.
+	shared   SharedLimiter
+	name     string
+	interval time.Duration
+	onError  func(error)
+
 	mu  sync.Mutex
 	m   map[string]*list.Element
 	lru list.List // front = most recently used; values are *keyedEntry
@@ -100,7 +107,43 @@ func newKeyedLimiter(n int, per time.Duration, burst int, now func() time.Time) 
 		burst = 1
 	}
 	return &keyedLimiter{every: rate.Limit(float64(n) / per.Seconds()), burst: burst, max: maxLimiterKeys, now: now,
-		m: make(map[string]*list.Element)}
+		m: make(map[string]*list.Element), interval: per / time.Duration(n)}
+}
+
+// SharedLimiter counts limits in a store every relay node shares, so that N nodes do
+// not make a limit N times weaker (relay/cluster implements it on its directory). The
+// server uses it, when its directory implements it, for every limit that protects a
+// victim or a shared resource; limits that protect one connection stay per node.
+type SharedLimiter interface {
+	// Allow takes one token from the bucket of (limit, key), which holds burst tokens
+	// and gains one every interval, at now; or says how long until one is there.
+	Allow(ctx context.Context, limit, key string, now time.Time, interval time.Duration, burst int) (ok bool, retryAfter time.Duration, err error)
+}
+
+// sharedLimitTimeout bounds one shared limit check.
+const sharedLimitTimeout = 5 * time.Second
+
+// share makes k count in sl under name.
+func (k *keyedLimiter) share(sl SharedLimiter, name string, onError func(error)) {
+	if k != nil {
+		k.shared, k.name, k.onError = sl, name, onError
+	}
+}
+
+// allowShared asks the shared store. When it cannot answer, the limit holds: the
+// request is refused for a second (no silent fallback to a per-node count that N
+// nodes would multiply).
+func (k *keyedLimiter) allowShared(key string) (bool, time.Duration) {
+	ctx, cancel := context.WithTimeout(context.Background(), sharedLimitTimeout)
+	defer cancel()
+	ok, retry, err := k.shared.Allow(ctx, k.name, key, k.now(), k.interval, k.burst)
+	if err != nil {
+		if k.onError != nil {
+			k.onError(err)
+		}
+		return false, time.Second
+	}
+	return ok, retry
 }
 
 // allow takes one token for key, or says how long until one is available. A nil
@@ -108,6 +151,9 @@ func newKeyedLimiter(n int, per time.Duration, burst int, now func() time.Time) 
 func (k *keyedLimiter) allow(key string) (ok bool, retryAfter time.Duration) {
 	if k == nil {
 		return true, 0
+	}
+	if k.shared != nil {
+		return k.allowShared(key)
 	}
 	now := k.now()
 	k.mu.Lock()
@@ -180,6 +226,18 @@ func newAbuse(l Limits, now func() time.Time) *abuse {
 		a.maxTotal = l.MaxConnections
 	}
 	return a
+}
+
+// share moves the limits that protect a victim or a shared resource to sl (the
+// per-requester fetch and lookup rates protect the relay from one connection's
+// account and stay per node).
+func (a *abuse) share(sl SharedLimiter, onError func(error)) {
+	a.fetchPerTarget.share(sl, LimitFetchBundlePerTarget, onError)
+	a.targetNotice.share(sl, LimitFetchBundlePerTarget+"_notice", onError)
+	a.lowPreKeys.share(sl, LimitLowPreKeysNotice, onError)
+	a.registrations.share(sl, LimitRegistrationsPerAddress, onError)
+	a.recoveryPerName.share(sl, LimitRecoveryPerName, onError)
+	a.recoveryPerAddress.share(sl, LimitRecoveryPerAddress, onError)
 }
 
 // admit counts a new connection from addrKey, or names the limit that refuses it.
@@ -276,6 +334,9 @@ func defaultMaxConnections() int {
 // initAbuse sets up the abuse limits and the registration policy from cfg.
 func (s *Server) initAbuse(cfg Config) error {
 	s.ab = newAbuse(s.limits, s.now)
+	if sl, ok := s.dir.(SharedLimiter); ok {
+		s.ab.share(sl, func(err error) { s.log.Warn("shared limit unavailable: refusing", "err", err) })
+	}
 	switch cfg.Registration {
 	case "", RegistrationOpen:
 		s.registration = RegistrationOpen
@@ -284,10 +345,10 @@ func (s *Server) initAbuse(cfg Config) error {
 	default:
 		return errors.New("relay: Config.Registration " + strconv.Quote(cfg.Registration) + ": want open, invite or closed")
 	}
-	if s.registration == RegistrationInvite && cfg.Store == nil {
-		return errors.New("relay: --registration invite needs the SQLite store (invites live there)")
-	}
 	s.invites = cfg.Store
+	if cfg.Store == nil {
+		s.invites = cfg.Dir
+	}
 	return nil
 }
 
@@ -488,7 +549,9 @@ const inviteBytes = 16
 // CreateInvite makes an invite code good for uses registrations until now+ttl (ttl 0:
 // no expiry), stores its hash and returns the code, which is shown once and never
 // stored. `pfschat relay invite` prints it.
-func CreateInvite(ctx context.Context, st *storage.Relay, uses int, ttl time.Duration, now time.Time) (string, error) {
+func CreateInvite(ctx context.Context, st interface {
+	CreateInvite(ctx context.Context, inv storage.Invite) error
+}, uses int, ttl time.Duration, now time.Time) (string, error) {
 	if uses <= 0 {
 		return "", errors.New("relay: an invite needs at least one use")
 	}

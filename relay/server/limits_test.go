@@ -108,8 +108,10 @@ func (rc *raw) expectClosed(code string) relay.Frame {
 	}
 }
 
-func TestLimitLoginDeadline(t *testing.T) {
-	r := relaytest.StartWith(t, relaytest.Options{Limits: server.Limits{LoginTimeout: 300 * time.Millisecond, PingInterval: 20 * time.Millisecond}})
+func TestLimitLoginDeadline(t *testing.T) { eachStore(t, testLimitLoginDeadline) }
+
+func testLimitLoginDeadline(t *testing.T, bk store) {
+	r := bk.StartWith(t, relaytest.Options{Limits: server.Limits{LoginTimeout: 300 * time.Millisecond, PingInterval: 20 * time.Millisecond}})
 	pair := newHonestPair(t, r)
 	attacker := dialRaw(t, r) // never logs in; gorilla answers every ping while reading
 	pair.roundTrip(t)
@@ -120,8 +122,10 @@ func TestLimitLoginDeadline(t *testing.T) {
 	}
 }
 
-func TestLimitConnectionsPerAddress(t *testing.T) {
-	r := relaytest.StartWith(t, relaytest.Options{Limits: server.Limits{ConnectionsPerAddress: 4}})
+func TestLimitConnectionsPerAddress(t *testing.T) { eachStore(t, testLimitConnectionsPerAddress) }
+
+func testLimitConnectionsPerAddress(t *testing.T, bk store) {
+	r := bk.StartWith(t, relaytest.Options{Limits: server.Limits{ConnectionsPerAddress: 4}})
 	pair := newHonestPair(t, r)                     // two of the four connections from 127.0.0.1
 	waitMetric(t, r, "pfschat_relay_connections 2") // the registering connections are gone
 	var attackers []*raw
@@ -149,8 +153,10 @@ func TestLimitConnectionsPerAddress(t *testing.T) {
 	}
 }
 
-func TestLimitConnectionsTotal(t *testing.T) {
-	r := relaytest.StartWith(t, relaytest.Options{Limits: server.Limits{MaxConnections: 3}})
+func TestLimitConnectionsTotal(t *testing.T) { eachStore(t, testLimitConnectionsTotal) }
+
+func testLimitConnectionsTotal(t *testing.T, bk store) {
+	r := bk.StartWith(t, relaytest.Options{Limits: server.Limits{MaxConnections: 3}})
 	pair := newHonestPair(t, r)
 	waitMetric(t, r, "pfschat_relay_connections 2")
 	dialRaw(t, r)
@@ -211,9 +217,11 @@ func publishBundle(t testing.TB, u *user, oneTime int) {
 	}
 }
 
-func TestLimitFetchBundlePerRequester(t *testing.T) {
+func TestLimitFetchBundlePerRequester(t *testing.T) { eachStore(t, testLimitFetchBundlePerRequester) }
+
+func testLimitFetchBundlePerRequester(t *testing.T, bk store) {
 	clock := &frozenClock{t: time.Now()}
-	r := relaytest.StartWith(t, relaytest.Options{Clock: clock.now})
+	r := bk.StartWith(t, relaytest.Options{Clock: clock.now})
 	pair := newHonestPair(t, r)
 	victim := newUser(t, r, "victim")
 	publishBundle(t, victim, 100)
@@ -248,9 +256,11 @@ func TestLimitFetchBundlePerRequester(t *testing.T) {
 	}
 }
 
-func TestLimitFetchBundlePerTarget(t *testing.T) {
+func TestLimitFetchBundlePerTarget(t *testing.T) { eachStore(t, testLimitFetchBundlePerTarget) }
+
+func testLimitFetchBundlePerTarget(t *testing.T, bk store) {
 	clock := &frozenClock{t: time.Now()}
-	r := relaytest.StartWith(t, relaytest.Options{Clock: clock.now, Limits: server.Limits{FetchBundlePerTargetPerHour: 5, FetchBundlePerMinute: 1000, FetchBundleBurst: 1000}})
+	r := bk.StartWith(t, relaytest.Options{Clock: clock.now, Limits: server.Limits{FetchBundlePerTargetPerHour: 5, FetchBundlePerMinute: 1000, FetchBundleBurst: 1000}})
 	pair := newHonestPair(t, r)
 	victim := newUser(t, r, "victim")
 	publishBundle(t, victim, 100)
@@ -309,9 +319,11 @@ func TestLimitFetchBundlePerTarget(t *testing.T) {
 	}
 }
 
-func TestLimitLowPreKeysNotice(t *testing.T) {
+func TestLimitLowPreKeysNotice(t *testing.T) { eachStore(t, testLimitLowPreKeysNotice) }
+
+func testLimitLowPreKeysNotice(t *testing.T, bk store) {
 	clock := &frozenClock{t: time.Now()}
-	r := relaytest.StartWith(t, relaytest.Options{Clock: clock.now})
+	r := bk.StartWith(t, relaytest.Options{Clock: clock.now})
 	victim := newUser(t, r, "victim")
 	publishBundle(t, victim, 5) // below the threshold from the start
 	attacker := newUser(t, r, "mallory")
@@ -336,9 +348,11 @@ func TestLimitLowPreKeysNotice(t *testing.T) {
 	}
 }
 
-func TestLimitLookupPerRequester(t *testing.T) {
+func TestLimitLookupPerRequester(t *testing.T) { eachStore(t, testLimitLookupPerRequester) }
+
+func testLimitLookupPerRequester(t *testing.T, bk store) {
 	clock := &frozenClock{t: time.Now()}
-	r := relaytest.StartWith(t, relaytest.Options{Clock: clock.now})
+	r := bk.StartWith(t, relaytest.Options{Clock: clock.now})
 	pair := newHonestPair(t, r)
 	attacker := newUser(t, r, "mallory")
 	ctx := testCtx(t)
@@ -366,8 +380,10 @@ func TestLimitLookupPerRequester(t *testing.T) {
 	}
 }
 
-func TestLimitRegistrationsPerAddress(t *testing.T) {
-	r := relaytest.StartWith(t, relaytest.Options{Limits: server.Limits{RegistrationsPerHour: 3}})
+func TestLimitRegistrationsPerAddress(t *testing.T) { eachStore(t, testLimitRegistrationsPerAddress) }
+
+func testLimitRegistrationsPerAddress(t *testing.T, bk store) {
+	r := bk.StartWith(t, relaytest.Options{Limits: server.Limits{RegistrationsPerHour: 3}})
 	pair := newHonestPair(t, r) // two registrations
 	register(t, r, "third")
 	rc := dialRaw(t, r)
@@ -383,8 +399,10 @@ func TestLimitRegistrationsPerAddress(t *testing.T) {
 	}
 }
 
-func TestLimitRegistrationPolicy(t *testing.T) {
-	r := relaytest.StartWith(t, relaytest.Options{Registration: server.RegistrationClosed})
+func TestLimitRegistrationPolicy(t *testing.T) { eachStore(t, testLimitRegistrationPolicy) }
+
+func testLimitRegistrationPolicy(t *testing.T, bk store) {
+	r := bk.StartWith(t, relaytest.Options{Registration: server.RegistrationClosed})
 	rc := dialRaw(t, r)
 	_, card := newIdentity(t, "someone")
 	expectErr(t, rc.request(map[string]any{"type": "register", "id": 2, "card": card.Export()}), relay.CodeRegistrationClosed)
@@ -407,8 +425,10 @@ func TestLimitRegistrationPolicy(t *testing.T) {
 	}
 }
 
-func TestLimitSenderQuota(t *testing.T) {
-	r := relaytest.StartWith(t, relaytest.Options{Limits: server.Limits{MaxQueueCount: 80}})
+func TestLimitSenderQuota(t *testing.T) { eachStore(t, testLimitSenderQuota) }
+
+func testLimitSenderQuota(t *testing.T, bk store) {
+	r := bk.StartWith(t, relaytest.Options{Limits: server.Limits{MaxQueueCount: 80}})
 	pair := newHonestPair(t, r)
 	attacker := newUser(t, r, "mallory")
 	register(t, r, "victim") // offline: the queue fills
@@ -448,8 +468,10 @@ func protoErr(err error) *relay.ProtocolError {
 // A ping flood is answered with rate_limited and a close frame 1008, not a TCP
 // reset. Before the limit applied to pings, the relay answered every ping (and a
 // flooder that did not read was cut by a write timeout and a reset).
-func TestLimitPingFlood(t *testing.T) {
-	r := relaytest.StartWith(t, relaytest.Options{Limits: server.Limits{FramesPerSecond: 10, FrameBurst: 10}})
+func TestLimitPingFlood(t *testing.T) { eachStore(t, testLimitPingFlood) }
+
+func testLimitPingFlood(t *testing.T, bk store) {
+	r := bk.StartWith(t, relaytest.Options{Limits: server.Limits{FramesPerSecond: 10, FrameBurst: 10}})
 	pair := newHonestPair(t, r)
 	attacker := dialRaw(t, r)
 	stop := make(chan struct{})
@@ -480,8 +502,10 @@ func TestLimitPingFlood(t *testing.T) {
 }
 
 // A frame flood ends the same way: rate_limited, then a close frame 1008.
-func TestLimitFrameFlood(t *testing.T) {
-	r := relaytest.StartWith(t, relaytest.Options{Limits: server.Limits{FramesPerSecond: 10, FrameBurst: 10}})
+func TestLimitFrameFlood(t *testing.T) { eachStore(t, testLimitFrameFlood) }
+
+func testLimitFrameFlood(t *testing.T, bk store) {
+	r := bk.StartWith(t, relaytest.Options{Limits: server.Limits{FramesPerSecond: 10, FrameBurst: 10}})
 	pair := newHonestPair(t, r)
 	attacker := dialRaw(t, r)
 	go func() {
@@ -572,7 +596,11 @@ func proxyDial(t testing.TB, r *relaytest.Relay, src netip.AddrPort) *websocket.
 // Behind a trusted proxy the connection caps count the address the PROXY v2 header
 // names: IPv4 per address, IPv6 per /64.
 func TestLimitConnectionsPerAddressBehindProxy(t *testing.T) {
-	r := relaytest.StartWith(t, relaytest.Options{Limits: server.Limits{ConnectionsPerAddress: 1},
+	eachStore(t, testLimitConnectionsPerAddressBehindProxy)
+}
+
+func testLimitConnectionsPerAddressBehindProxy(t *testing.T, bk store) {
+	r := bk.StartWith(t, relaytest.Options{Limits: server.Limits{ConnectionsPerAddress: 1},
 		TrustedProxies: []netip.Prefix{netip.MustParsePrefix("127.0.0.0/8")}})
 	ok := func(src string) {
 		t.Helper()

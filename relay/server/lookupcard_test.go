@@ -13,8 +13,10 @@ import (
 // lookup_card returns the current card with an ID, logged in or not; an unknown card is
 // not_found, a malformed ID bad_field; a card replace_card replaced is returned marked
 // replaced, relay-signed as it was stored.
-func TestLookupCardByID(t *testing.T) {
-	r := relaytest.Start(t)
+func TestLookupCardByID(t *testing.T) { eachStore(t, testLookupCardByID) }
+
+func testLookupCardByID(t *testing.T, bk store) {
+	r := bk.Start(t)
 	ctx := testCtx(t)
 	alice := newUser(t, r, "alice")
 	bob := newUser(t, r, "bob")
@@ -53,8 +55,10 @@ func TestLookupCardByID(t *testing.T) {
 
 // After a recovery with a recovery code, the card it replaced is still found by its
 // ID, marked replaced; the new card is current.
-func TestLookupCardByIDAfterRecover(t *testing.T) {
-	r := relaytest.StartWith(t, relaytest.Options{Limits: server.Limits{RecoveryPerNamePerHour: 100, RecoveryPerAddressPerHour: 100}})
+func TestLookupCardByIDAfterRecover(t *testing.T) { eachStore(t, testLookupCardByIDAfterRecover) }
+
+func testLookupCardByIDAfterRecover(t *testing.T, bk store) {
+	r := bk.StartWith(t, relaytest.Options{Limits: server.Limits{RecoveryPerNamePerHour: 100, RecoveryPerAddressPerHour: 100}})
 	alice, code := registerWithCode(t, r, "alice")
 	ctx := testCtx(t)
 	anon := anonClient(t, r)

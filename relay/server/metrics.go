@@ -25,6 +25,7 @@ type metrics struct {
 	delivered     atomic.Uint64
 	acked         atomic.Uint64
 	slowReaders   atomic.Uint64
+	blob          blobMetrics     // blobs.go
 	limitedBy     limitedCounters // abuse limits applied, by limit name (limits.go)
 	commitLatency histogram
 	commitBatch   histogram
@@ -159,6 +160,7 @@ func (m *metrics) write(ctx context.Context, w io.Writer, queueDepth func(contex
 	m.commitLatency.write(p, "pfschat_relay_commit_seconds", "Duration of one group-commit transaction.")
 	m.ackLatency.write(p, "pfschat_relay_ack_commit_seconds", "Duration of one transaction deleting acknowledged messages.")
 	m.commitBatch.write(p, "pfschat_relay_commit_batch_size", "Messages per group-commit transaction.")
+	m.blob.write(p)
 }
 
 func (h *histogram) write(p func(string, ...any), name, help string) {

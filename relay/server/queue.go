@@ -2,8 +2,10 @@ package server
 
 import (
 	"context"
+	"errors"
 	"time"
 
+	"pfschat/relay"
 	"pfschat/storage"
 )
 
@@ -30,6 +32,38 @@ type Queue interface {
 
 var _ Queue = (*storage.Relay)(nil)
 
+// queueExpirer and queueDepther are optional Queue extensions: a queue apart from the
+// directory expires its messages and counts them itself.
+type (
+	queueExpirer interface {
+		Expire(ctx context.Context, now time.Time) (int, error)
+	}
+	queueDepther interface {
+		QueueDepth(ctx context.Context) (int, error)
+	}
+)
+
+// QueuePurger is an optional Queue extension for a queue kept apart from the Store
+// (whose DeleteAccount cannot reach it): drop every message queued for name and what
+// the queue remembers of name's sends, once name's account is deleted.
+type QueuePurger interface {
+	PurgeRecipient(ctx context.Context, name string) (int, error)
+}
+
+// purgeQueue drops a deleted account's queue when the queue is not the Store's own
+// (DeleteAccount did it there). A failure is logged: the account is gone already.
+func (s *Server) purgeQueue(ctx context.Context, name string) int {
+	p, ok := s.queue.(QueuePurger)
+	if !ok || any(s.queue) == any(s.dir) {
+		return 0
+	}
+	n, err := p.PurgeRecipient(ctx, name)
+	if err != nil {
+		s.log.Error("dropping a deleted account's queue", "name", name, "err", err)
+	}
+	return n
+}
+
 // Directory is the rest of the relay's state: accounts, cards, prekeys, metadata.
 type Directory interface {
 	Meta(ctx context.Context, key string) ([]byte, error)
@@ -48,3 +82,36 @@ type Directory interface {
 }
 
 var _ Directory = (*storage.Relay)(nil)
+
+// Store is the relay's whole directory: Directory plus what accounts, recovery,
+// replaced cards, blocks and invites need. *storage.Relay implements it on SQLite (the
+// default); a store shared by several relay nodes (relay/cluster) implements it too.
+// An error that wraps ErrUnavailable means the store cannot take the write now and
+// nothing was changed: the client is told "unavailable" (retry), never "internal".
+type Store interface {
+	Directory
+	accountStore
+	recoveryStore
+	replacedStore
+	// Blocks is every block, by blocker, read at start.
+	Blocks(ctx context.Context) (map[string][]string, error)
+	Block(ctx context.Context, blocker, blocked string, at time.Time, max int) error
+	Unblock(ctx context.Context, blocker, blocked string) error
+	// CreateAccountInvited registers a under an invite code (its hash), using it once.
+	CreateAccountInvited(ctx context.Context, a storage.Account, inviteHash []byte, now time.Time) error
+}
+
+var _ Store = (*storage.Relay)(nil)
+
+// ErrUnavailable is what a Queue or Store wraps when it cannot take a write now (a
+// cluster without quorum, a lost connection to it): the write did not happen, and
+// the relay answers with the "unavailable" error code so the client retries.
+var ErrUnavailable = errors.New("relay: the store cannot take the write now")
+
+// errorCode is the protocol error code for a store error: unavailable or internal.
+func errorCode(err error) string {
+	if errors.Is(err, ErrUnavailable) {
+		return relay.CodeUnavailable
+	}
+	return relay.CodeInternal
+}

@@ -102,6 +102,9 @@ func (c *conn) sendHello() {
 //
 //go:noinline
 func (c *conn) onMessage(mt int, r io.Reader) bool {
+	if mt == websocket.BinaryMessage {
+		return c.onBinary(r) // blobs.go
+	}
 	bp := readBufPool.Get().(*[]byte)
 	data, tooBig, err := readFrame(r, (*bp)[:0], c.s.limits.MaxFrameBytes)
 	if err != nil {
@@ -215,6 +218,7 @@ func (s *Server) frameLimits() *relay.FrameLimits {
 	}
 	if s.blobs != nil {
 		fl.MaxBlobBytes = l.MaxBlobBytes
+		fl.BlobRunChunks = relay.BlobRunChunks
 	}
 	return fl
 }

@@ -50,7 +50,7 @@ func (s *Server) initRecovery(ctx context.Context) error {
 		if _, err := rand.Read(key); err != nil {
 			return fmt.Errorf("relay: generating the recovery key: %w", err)
 		}
-		if err := s.dir.SetMeta(ctx, metaRecoveryKey, key); err != nil {
+		if err := s.createMeta(ctx, metaRecoveryKey, &key); err != nil {
 			return fmt.Errorf("relay: saving the recovery key: %w", err)
 		}
 	case err != nil:

@@ -56,8 +56,10 @@ func newCode(t *testing.T) relay.RecoveryCode {
 // recovery code: the old card can no longer log in, its connections are told, the new
 // one logs in, the code is used up (the new code replaces it), and a wrong code gets
 // recovery_failed and changes nothing.
-func TestRecoverWithCode(t *testing.T) {
-	r := relaytest.StartWith(t, relaytest.Options{Limits: server.Limits{RecoveryPerNamePerHour: 100, RecoveryPerAddressPerHour: 100}})
+func TestRecoverWithCode(t *testing.T) { eachStore(t, testRecoverWithCode) }
+
+func testRecoverWithCode(t *testing.T, bk store) {
+	r := bk.StartWith(t, relaytest.Options{Limits: server.Limits{RecoveryPerNamePerHour: 100, RecoveryPerAddressPerHour: 100}})
 	alice, code := registerWithCode(t, r, "alice")
 	old := alice.login(t, r)
 	ctx := testCtx(t)
@@ -117,8 +119,10 @@ func TestRecoverWithCode(t *testing.T) {
 
 // An account registered without a code cannot be recovered; an unknown name is
 // not_found.
-func TestRecoverWithoutCode(t *testing.T) {
-	r := relaytest.Start(t)
+func TestRecoverWithoutCode(t *testing.T) { eachStore(t, testRecoverWithoutCode) }
+
+func testRecoverWithoutCode(t *testing.T, bk store) {
+	r := bk.Start(t)
 	register(t, r, "bob")
 	anon := anonClient(t, r)
 	_, card := newIdentity(t, "bob")
@@ -132,8 +136,10 @@ func TestRecoverWithoutCode(t *testing.T) {
 // Recovery attempts are limited per name (from any address) and per address (for
 // any name), with rate_limited naming the limit, counted in /metrics; the right code
 // is refused too while the name is over its limit.
-func TestRecoveryAttemptsLimited(t *testing.T) {
-	r := relaytest.StartWith(t, relaytest.Options{Limits: server.Limits{RecoveryPerNamePerHour: 3, RecoveryPerAddressPerHour: 5}})
+func TestRecoveryAttemptsLimited(t *testing.T) { eachStore(t, testRecoveryAttemptsLimited) }
+
+func testRecoveryAttemptsLimited(t *testing.T, bk store) {
+	r := bk.StartWith(t, relaytest.Options{Limits: server.Limits{RecoveryPerNamePerHour: 3, RecoveryPerAddressPerHour: 5}})
 	_, code := registerWithCode(t, r, "alice")
 	ctx := testCtx(t)
 	anon := anonClient(t, r)
@@ -171,6 +177,7 @@ func TestRecoveryAttemptsLimited(t *testing.T) {
 
 // The relay stores a keyed hash, never the proof or the code: neither appears in the
 // database files.
+// (SQLite only: it reads the database files.)
 func TestRecoveryVerifierIsKeyed(t *testing.T) {
 	r := relaytest.Start(t)
 	_, code := registerWithCode(t, r, "alice")

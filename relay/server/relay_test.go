@@ -20,8 +20,10 @@ import (
 	"pfschat/relay/server"
 )
 
-func TestRegisterLookupLogin(t *testing.T) {
-	r := relaytest.Start(t)
+func TestRegisterLookupLogin(t *testing.T) { eachStore(t, testRegisterLookupLogin) }
+
+func testRegisterLookupLogin(t *testing.T, bk store) {
+	r := bk.Start(t)
 	ctx := testCtx(t)
 	alice := register(t, r, "alice")
 	if err := alice.card.VerifyWithRelay(r.Server.RelayKey()); err != nil {
@@ -69,8 +71,10 @@ func TestRegisterLookupLogin(t *testing.T) {
 	}
 }
 
-func TestRelayKeyStableAndPinned(t *testing.T) {
-	r := relaytest.Start(t)
+func TestRelayKeyStableAndPinned(t *testing.T) { eachStore(t, testRelayKeyStableAndPinned) }
+
+func testRelayKeyStableAndPinned(t *testing.T, bk store) {
+	r := bk.Start(t)
 	key := r.Server.RelayKey()
 	r.Restart(t)
 	if !bytes.Equal(key, r.Server.RelayKey()) {
@@ -97,8 +101,10 @@ func makePreKeys(t testing.TB, u *user, kind ratchet.PreKeyKind, first, n int) [
 	return out
 }
 
-func TestPreKeysRoundTrip(t *testing.T) {
-	r := relaytest.Start(t)
+func TestPreKeysRoundTrip(t *testing.T) { eachStore(t, testPreKeysRoundTrip) }
+
+func testPreKeysRoundTrip(t *testing.T, bk store) {
+	r := bk.Start(t)
 	ctx := testCtx(t)
 	bob := newUser(t, r, "bob")
 	alice := newUser(t, r, "alice")
@@ -181,8 +187,10 @@ func TestPreKeysRoundTrip(t *testing.T) {
 	wantCode(t, err, relay.CodeBadPreKey)
 }
 
-func TestSendOnlineAndOffline(t *testing.T) {
-	r := relaytest.Start(t)
+func TestSendOnlineAndOffline(t *testing.T) { eachStore(t, testSendOnlineAndOffline) }
+
+func testSendOnlineAndOffline(t *testing.T, bk store) {
+	r := bk.Start(t)
 	ctx := testCtx(t)
 	alice := newUser(t, r, "alice")
 	bob := newUser(t, r, "bob")
@@ -220,8 +228,10 @@ func TestSendOnlineAndOffline(t *testing.T) {
 	wantCode(t, err, relay.CodeNotFound)
 }
 
-func TestAckAndRedelivery(t *testing.T) {
-	r := relaytest.Start(t)
+func TestAckAndRedelivery(t *testing.T) { eachStore(t, testAckAndRedelivery) }
+
+func testAckAndRedelivery(t *testing.T, bk store) {
+	r := bk.Start(t)
 	ctx := testCtx(t)
 	alice := newUser(t, r, "alice")
 	bob := register(t, r, "bob")
@@ -254,8 +264,10 @@ func TestAckAndRedelivery(t *testing.T) {
 	waitSynced(t, c3)
 }
 
-func TestDuplicateClientID(t *testing.T) {
-	r := relaytest.Start(t)
+func TestDuplicateClientID(t *testing.T) { eachStore(t, testDuplicateClientID) }
+
+func testDuplicateClientID(t *testing.T, bk store) {
+	r := bk.Start(t)
 	ctx := testCtx(t)
 	alice := newUser(t, r, "alice")
 	bob := newUser(t, r, "bob")
@@ -285,8 +297,10 @@ func TestDuplicateClientID(t *testing.T) {
 	}
 }
 
-func TestQueueFull(t *testing.T) {
-	r := relaytest.StartWith(t, relaytest.Options{Limits: server.Limits{MaxQueueCount: 3}})
+func TestQueueFull(t *testing.T) { eachStore(t, testQueueFull) }
+
+func testQueueFull(t *testing.T, bk store) {
+	r := bk.StartWith(t, relaytest.Options{Limits: server.Limits{MaxQueueCount: 3}})
 	ctx := testCtx(t)
 	alice := newUser(t, r, "alice")
 	register(t, r, "bob")
@@ -303,8 +317,10 @@ func TestQueueFull(t *testing.T) {
 	}
 }
 
-func TestTTLLimit(t *testing.T) {
-	r := relaytest.Start(t)
+func TestTTLLimit(t *testing.T) { eachStore(t, testTTLLimit) }
+
+func testTTLLimit(t *testing.T, bk store) {
+	r := bk.Start(t)
 	alice := newUser(t, r, "alice")
 	register(t, r, "bob")
 	rc := dialRaw(t, r)
@@ -319,8 +335,10 @@ func TestTTLLimit(t *testing.T) {
 	}
 }
 
-func TestReplaceCard(t *testing.T) {
-	r := relaytest.Start(t)
+func TestReplaceCard(t *testing.T) { eachStore(t, testReplaceCard) }
+
+func testReplaceCard(t *testing.T, bk store) {
+	r := bk.Start(t)
 	ctx := testCtx(t)
 	alice := newUser(t, r, "alice")
 	bob := newUser(t, r, "bob")
@@ -350,7 +368,11 @@ func TestReplaceCard(t *testing.T) {
 // card (another device, or a thief of the old key) is closed with card_replaced and
 // receives none of the name's later messages; the new card's connection gets them.
 func TestReplaceCardClosesOldConnections(t *testing.T) {
-	r := relaytest.Start(t)
+	eachStore(t, testReplaceCardClosesOldConnections)
+}
+
+func testReplaceCardClosesOldConnections(t *testing.T, bk store) {
+	r := bk.Start(t)
 	ctx := testCtx(t)
 	alice := newUser(t, r, "alice")
 	bob := newUser(t, r, "bob")
@@ -397,8 +419,10 @@ func TestReplaceCardClosesOldConnections(t *testing.T) {
 
 // TestNoResumeTokens: protocol 2 has no bearer tokens; the login answer carries none
 // and a resume frame is an unknown type. Every connection logs in with a key proof.
-func TestNoResumeTokens(t *testing.T) {
-	r := relaytest.Start(t)
+func TestNoResumeTokens(t *testing.T) { eachStore(t, testNoResumeTokens) }
+
+func testNoResumeTokens(t *testing.T, bk store) {
+	r := bk.Start(t)
 	alice := newUser(t, r, "alice")
 	rc := dialRaw(t, r)
 	ok := rc.login(alice)
@@ -412,8 +436,10 @@ func TestNoResumeTokens(t *testing.T) {
 	expectErr(t, rc2.request(map[string]any{"type": "resume", "id": 1}), relay.CodeUnknownType)
 }
 
-func TestImpersonationRefused(t *testing.T) {
-	r := relaytest.Start(t)
+func TestImpersonationRefused(t *testing.T) { eachStore(t, testImpersonationRefused) }
+
+func testImpersonationRefused(t *testing.T, bk store) {
+	r := bk.Start(t)
 	ctx := testCtx(t)
 	alice := newUser(t, r, "alice")
 	bob := register(t, r, "bob")
@@ -480,8 +506,10 @@ func TestImpersonationRefused(t *testing.T) {
 	}
 }
 
-func TestMalformedFramesGetErrors(t *testing.T) {
-	r := relaytest.Start(t)
+func TestMalformedFramesGetErrors(t *testing.T) { eachStore(t, testMalformedFramesGetErrors) }
+
+func testMalformedFramesGetErrors(t *testing.T, bk store) {
+	r := bk.Start(t)
 	rc := dialRaw(t, r)
 	for _, tc := range []struct {
 		frame string
@@ -513,8 +541,10 @@ func TestMalformedFramesGetErrors(t *testing.T) {
 	}
 }
 
-func TestRateLimit(t *testing.T) {
-	r := relaytest.StartWith(t, relaytest.Options{Limits: server.Limits{FramesPerSecond: 1, FrameBurst: 5}})
+func TestRateLimit(t *testing.T) { eachStore(t, testRateLimit) }
+
+func testRateLimit(t *testing.T, bk store) {
+	r := bk.StartWith(t, relaytest.Options{Limits: server.Limits{FramesPerSecond: 1, FrameBurst: 5}})
 	rc := dialRaw(t, r)
 	limited := 0
 	for i := 1; i <= 10; i++ {
@@ -555,8 +585,10 @@ func TestRateLimit(t *testing.T) {
 	}
 }
 
-func TestHealthAndMetrics(t *testing.T) {
-	r := relaytest.Start(t)
+func TestHealthAndMetrics(t *testing.T) { eachStore(t, testHealthAndMetrics) }
+
+func testHealthAndMetrics(t *testing.T, bk store) {
+	r := bk.Start(t)
 	ctx := testCtx(t)
 	alice := newUser(t, r, "alice")
 	register(t, r, "bob")
@@ -581,8 +613,10 @@ func TestHealthAndMetrics(t *testing.T) {
 	}
 }
 
-func TestGracefulShutdownTellsClients(t *testing.T) {
-	r := relaytest.Start(t)
+func TestGracefulShutdownTellsClients(t *testing.T) { eachStore(t, testGracefulShutdownTellsClients) }
+
+func testGracefulShutdownTellsClients(t *testing.T, bk store) {
+	r := bk.Start(t)
 	rc := dialRaw(t, r)
 	go r.Close()
 	for {
@@ -595,8 +629,10 @@ func TestGracefulShutdownTellsClients(t *testing.T) {
 
 // TestLargestMessage: the largest body a send may carry is delivered intact (its
 // deliver frame still fits the frame limit); one byte more is refused by name.
-func TestLargestMessage(t *testing.T) {
-	r := relaytest.Start(t)
+func TestLargestMessage(t *testing.T) { eachStore(t, testLargestMessage) }
+
+func testLargestMessage(t *testing.T, bk store) {
+	r := bk.Start(t)
 	ctx := testCtx(t)
 	alice := newUser(t, r, "alice-with-a-long-name-here-1234")
 	bob := newUser(t, r, "bob-also-has-a-long-name-abcdefg")
@@ -619,8 +655,10 @@ func TestLargestMessage(t *testing.T) {
 	expectErr(t, rc.request(map[string]any{"type": "send", "id": 9, "to": bob.name, "body": make([]byte, relay.MaxBodySize+1), "client_id": "y"}), relay.CodeFrameTooLarge)
 }
 
-func TestQueueBytesLimit(t *testing.T) {
-	r := relaytest.StartWith(t, relaytest.Options{Limits: server.Limits{MaxQueueBytes: 1000}, SenderQuota: -1})
+func TestQueueBytesLimit(t *testing.T) { eachStore(t, testQueueBytesLimit) }
+
+func testQueueBytesLimit(t *testing.T, bk store) {
+	r := bk.StartWith(t, relaytest.Options{Limits: server.Limits{MaxQueueBytes: 1000}, SenderQuota: -1})
 	ctx := testCtx(t)
 	alice := newUser(t, r, "alice")
 	register(t, r, "bob")
@@ -636,11 +674,13 @@ func TestQueueBytesLimit(t *testing.T) {
 }
 
 // TestExpiredMessagesNotDelivered: a message past its TTL is not delivered.
-func TestExpiredMessagesNotDelivered(t *testing.T) {
+func TestExpiredMessagesNotDelivered(t *testing.T) { eachStore(t, testExpiredMessagesNotDelivered) }
+
+func testExpiredMessagesNotDelivered(t *testing.T, bk store) {
 	var mu sync.Mutex
 	now := time.Now()
 	clock := func() time.Time { mu.Lock(); defer mu.Unlock(); return now }
-	r := relaytest.StartWith(t, relaytest.Options{Clock: clock})
+	r := bk.StartWith(t, relaytest.Options{Clock: clock})
 	alice := newUser(t, r, "alice")
 	bob := register(t, r, "bob")
 	rc := dialRaw(t, r)
@@ -664,7 +704,11 @@ func TestExpiredMessagesNotDelivered(t *testing.T) {
 // TestConcurrentBundlesTakeEachKeyOnce: many clients fetching bundles at once get
 // each one-time prekey at most once.
 func TestConcurrentBundlesTakeEachKeyOnce(t *testing.T) {
-	r := relaytest.Start(t)
+	eachStore(t, testConcurrentBundlesTakeEachKeyOnce)
+}
+
+func testConcurrentBundlesTakeEachKeyOnce(t *testing.T, bk store) {
+	r := bk.Start(t)
 	ctx := testCtx(t)
 	bob := newUser(t, r, "bob")
 	var keys []ratchet.PublicPreKey

@@ -50,9 +50,11 @@ func sendUntilAccepted(ctx context.Context, c *client.Client, to string, body []
 // TestRestartMidStream stops the relay while senders and receivers are busy and
 // starts a new one on the same database: every accepted message is delivered, and
 // none is delivered again once its ack was answered.
-func TestRestartMidStream(t *testing.T) {
+func TestRestartMidStream(t *testing.T) { eachStore(t, testRestartMidStream) }
+
+func testRestartMidStream(t *testing.T, bk store) {
 	const pairs, perSender = 4, 150
-	r := relaytest.Start(t)
+	r := bk.Start(t)
 	ctx, cancel := context.WithTimeout(t.Context(), 60*time.Second)
 	defer cancel()
 

@@ -17,8 +17,10 @@ import (
 // once the commit is done and every connection's writer has encoded them. Many
 // concurrent senders, a recipient logged in twice (two writers share each message)
 // and a later backlog read from the store must all see every body exactly as sent.
-func TestPooledBodiesIntact(t *testing.T) {
-	r := relaytest.StartWith(t, relaytest.Options{Limits: server.Limits{FramesPerSecond: -1}})
+func TestPooledBodiesIntact(t *testing.T) { eachStore(t, testPooledBodiesIntact) }
+
+func testPooledBodiesIntact(t *testing.T, bk store) {
+	r := bk.StartWith(t, relaytest.Options{Limits: server.Limits{FramesPerSecond: -1}})
 	ctx := testCtx(t)
 	bob := newUser(t, r, "bob")
 	second := client.New(client.Config{URL: r.URL, Identity: bob.key, Card: bob.card, PinnedRelayKey: r.Server.RelayKey()})

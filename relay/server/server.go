@@ -155,7 +155,13 @@ func (l Limits) withDefaults() Limits {
 
 // Config configures a relay. Store is required.
 type Config struct {
-	Store  *storage.Relay
+	// Store is the SQLite store: directory, queue (unless Queue is set), blobs (unless
+	// Blobs is set), disk guard, invites. The default.
+	Store *storage.Relay
+	// Dir is the directory when Store is nil (a relay node on a shared store, see
+	// relay/cluster); Queue is required with it. The disk guard and the SQLite blob
+	// files are Store's only.
+	Dir    Store
 	Logger *slog.Logger // nil = discard
 	Limits Limits
 	Clock  func() time.Time // nil = time.Now
@@ -200,7 +206,7 @@ type Server struct {
 	// answered.
 	testHookLoggedIn atomic.Pointer[func()]
 
-	dir    Directory
+	dir    Store
 	queue  Queue
 	hub    Hub
 	log    *slog.Logger
@@ -226,11 +232,11 @@ type Server struct {
 	accounts sync.Map // name -> *account (replace_card updates, account deletion removes)
 	stopPing chan struct{}
 
-	ab           *abuse         // abuse limits (limits.go)
-	registration string         // registration policy
-	invites      *storage.Relay // invite codes, for RegistrationInvite
-	recovery     recoveryStore  // recovery verifiers (recovery.go); nil: none kept
-	recoveryKey  []byte         // their HMAC key
+	ab           *abuse        // abuse limits (limits.go)
+	registration string        // registration policy
+	invites      Store         // invite codes, for RegistrationInvite
+	recovery     recoveryStore // recovery verifiers (recovery.go); nil: none kept
+	recoveryKey  []byte        // their HMAC key
 	disk         *diskGuard
 
 	accountExpiry time.Duration
@@ -239,13 +245,17 @@ type Server struct {
 	sweepDone     chan struct{}
 	touches       chan login // logins to record (accounts.go)
 	touchDone     chan struct{}
-	keyRotations  [][]byte       // served in the hello (relaykey.go)
-	blocks        blockList      // who blocks whom (blocks.go)
-	blockStore    *storage.Relay // where blocks are kept; nil: blocking is refused
+	keyRotations  [][]byte  // served in the hello (relaykey.go)
+	blocks        blockList // who blocks whom (blocks.go)
+	blockStore    Store     // where blocks are kept; nil: blocking is refused
+
+	accountGen  atomic.Uint64 // bumped by a shared directory's changes (changes.go)
+	changesDone chan struct{} // closed when the change feed stops; nil: none
 
 	blobs         BlobStore // nil: no blobs
 	blobKey       []byte    // the capability HMAC key
 	blobSweepDone chan struct{}
+	blobGen       atomic.Uint64 // bumped when blobs are deleted: connections look again (blobs.go)
 }
 
 // account is a cached directory entry.
@@ -262,8 +272,11 @@ var writeBufferPool sync.Pool
 // the group committer. The caller keeps ownership of the store: Shutdown does not
 // close it.
 func New(ctx context.Context, cfg Config) (*Server, error) {
-	if cfg.Store == nil && (cfg.Queue == nil) {
-		return nil, errors.New("relay: Config.Store is required")
+	if cfg.Store == nil && cfg.Dir == nil {
+		return nil, errors.New("relay: Config.Store (or Config.Dir with Config.Queue) is required")
+	}
+	if cfg.Store == nil && cfg.Queue == nil {
+		return nil, errors.New("relay: Config.Dir needs Config.Queue")
 	}
 	s := &Server{
 		log:    cfg.Logger,
@@ -290,9 +303,8 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 		if s.queue == nil {
 			s.queue = cfg.Store
 		}
-	}
-	if s.dir == nil {
-		return nil, errors.New("relay: Config.Store is required for the directory")
+	} else {
+		s.dir = cfg.Dir
 	}
 	if err := s.initAbuse(cfg); err != nil {
 		return nil, err
@@ -317,7 +329,7 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 	if err := s.loadKeyRotations(ctx); err != nil {
 		return nil, err
 	}
-	if err := s.loadBlocks(ctx, cfg.Store); err != nil {
+	if err := s.loadBlocks(ctx, s.dir); err != nil {
 		return nil, err
 	}
 	s.stopPing = make(chan struct{})
@@ -342,13 +354,18 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 	s.admin = http.NewServeMux()
 	s.admin.HandleFunc("/metrics", s.serveMetrics)
 	s.admin.HandleFunc("/healthz", s.serveHealth)
-	s.cm = newCommitter(s.queue, s.hub, s.log, s.m, s.limits.MaxBatch, s.now, s.dir.Expire)
+	expire := s.dir.Expire
+	if e, ok := s.queue.(queueExpirer); ok {
+		expire = e.Expire // a queue of its own expires its own messages
+	}
+	s.cm = newCommitter(s.queue, s.hub, s.log, s.m, s.limits.MaxBatch, s.now, expire)
 	go s.cm.run()
 	go s.pinger()
 	s.sweepDone = make(chan struct{})
 	go s.sweeper()
 	s.touches, s.touchDone = make(chan login, 4096), make(chan struct{})
 	go s.toucher()
+	s.startChangeFeed()
 	return s, nil
 }
 
@@ -360,7 +377,7 @@ func (s *Server) loadKey(ctx context.Context) error {
 		if _, err := rand.Read(seed); err != nil {
 			return fmt.Errorf("relay: generating the relay key: %w", err)
 		}
-		if err := s.dir.SetMeta(ctx, metaRelayKey, seed); err != nil {
+		if err := s.createMeta(ctx, metaRelayKey, &seed); err != nil {
 			return fmt.Errorf("relay: saving the relay key: %w", err)
 		}
 	case err != nil:
@@ -373,8 +390,11 @@ func (s *Server) loadKey(ctx context.Context) error {
 	return nil
 }
 
-// HasRelayKey reports whether the store holds a relay key (New makes one when not).
-func HasRelayKey(ctx context.Context, st *storage.Relay) (bool, error) {
+// HasRelayKey reports whether the store (*storage.Relay, or a shared directory) holds
+// a relay key (New makes one when not).
+func HasRelayKey(ctx context.Context, st interface {
+	Meta(ctx context.Context, key string) ([]byte, error)
+}) (bool, error) {
 	_, err := st.Meta(ctx, metaRelayKey)
 	if errors.Is(err, storage.ErrNotFound) {
 		return false, nil
@@ -416,7 +436,11 @@ func (s *Server) serveHealth(w http.ResponseWriter, r *http.Request) {
 
 func (s *Server) serveMetrics(w http.ResponseWriter, r *http.Request) {
 	w.Header().Set("Content-Type", "text/plain; version=0.0.4; charset=utf-8")
-	s.m.write(r.Context(), w, s.dir.QueueDepth)
+	depth := s.dir.QueueDepth
+	if d, ok := s.queue.(queueDepther); ok {
+		depth = d.QueueDepth
+	}
+	s.m.write(r.Context(), w, depth)
 	s.disk.writeMetrics(w)
 }
 
@@ -550,6 +574,9 @@ func (s *Server) Shutdown(ctx context.Context) error {
 		<-s.blobSweepDone
 	}
 	<-s.touchDone
+	if s.changesDone != nil {
+		<-s.changesDone
+	}
 	s.mu.Lock()
 	conns := make([]*conn, 0, len(s.conns))
 	for c := range s.conns {
@@ -588,6 +615,7 @@ func (s *Server) cachedAccount(ctx context.Context, name string) (*account, erro
 	if v, ok := s.accounts.Load(name); ok {
 		return v.(*account), nil
 	}
+	gen := s.accountGen.Load()
 	a, err := s.dir.AccountByName(ctx, name)
 	if err != nil {
 		return nil, err
@@ -596,7 +624,9 @@ func (s *Server) cachedAccount(ctx context.Context, name string) (*account, erro
 	if err != nil {
 		return nil, err
 	}
-	s.accounts.Store(name, acc)
+	if s.accountGen.Load() == gen { // else another node changed an account meanwhile
+		s.accounts.Store(name, acc)
+	}
 	return acc, nil
 }
 

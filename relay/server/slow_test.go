@@ -20,7 +20,11 @@ import (
 // once its outbound queue overflows; the relay keeps its messages and delivers them
 // all on the next connection.
 func TestSlowReaderDisconnectedMessagesKept(t *testing.T) {
-	r := relaytest.StartWith(t, relaytest.Options{Limits: server.Limits{OutboundQueue: 256, FramesPerSecond: -1, MaxQueueBytes: 1 << 30}, SenderQuota: -1})
+	eachStore(t, testSlowReaderDisconnectedMessagesKept)
+}
+
+func testSlowReaderDisconnectedMessagesKept(t *testing.T, bk store) {
+	r := bk.StartWith(t, relaytest.Options{Limits: server.Limits{OutboundQueue: 256, FramesPerSecond: -1, MaxQueueBytes: 1 << 30}, SenderQuota: -1})
 	ctx, cancel := context.WithTimeout(t.Context(), 60*time.Second)
 	defer cancel()
 	alice := newUser(t, r, "alice")
@@ -50,8 +54,10 @@ func TestSlowReaderDisconnectedMessagesKept(t *testing.T) {
 
 // TestClientReconnects: a client kept up by Run reports its state, reconnects after a
 // relay restart, logs in again and gets what was sent meanwhile.
-func TestClientReconnects(t *testing.T) {
-	r := relaytest.Start(t)
+func TestClientReconnects(t *testing.T) { eachStore(t, testClientReconnects) }
+
+func testClientReconnects(t *testing.T, bk store) {
+	r := bk.Start(t)
 	ctx := testCtx(t)
 	alice := newUser(t, r, "alice")
 	bob := register(t, r, "bob")

@@ -18,8 +18,10 @@ import (
 
 // TestV1ClientGetsUpgradeError: a protocol-1 client at /v1/ws reads one error frame
 // unsupported_version saying to upgrade, then a close frame.
-func TestV1ClientGetsUpgradeError(t *testing.T) {
-	r := relaytest.Start(t)
+func TestV1ClientGetsUpgradeError(t *testing.T) { eachStore(t, testV1ClientGetsUpgradeError) }
+
+func testV1ClientGetsUpgradeError(t *testing.T, bk store) {
+	r := bk.Start(t)
 	ws, _, err := websocket.DefaultDialer.Dial("ws://"+r.Addr+relay.V1WSPath, nil)
 	if err != nil {
 		t.Fatal(err)
@@ -43,8 +45,10 @@ func TestV1ClientGetsUpgradeError(t *testing.T) {
 }
 
 // TestMissingNonceRefused: a connection without a nonce gets bad_field and a close.
-func TestMissingNonceRefused(t *testing.T) {
-	r := relaytest.Start(t)
+func TestMissingNonceRefused(t *testing.T) { eachStore(t, testMissingNonceRefused) }
+
+func testMissingNonceRefused(t *testing.T, bk store) {
+	r := bk.Start(t)
 	for _, q := range []string{"", "?nonce=", "?nonce=AAAA", "?nonce=" + relay.EncodeNonce(make([]byte, 31))} {
 		ws, _, err := websocket.DefaultDialer.Dial(r.URL+q, nil)
 		if err != nil {
@@ -66,7 +70,11 @@ func TestMissingNonceRefused(t *testing.T) {
 
 // TestV1ClientAgainstV2URL: the v2 client names the v1 error clearly.
 func TestClientAtV1PathGetsUpgradeError(t *testing.T) {
-	r := relaytest.Start(t)
+	eachStore(t, testClientAtV1PathGetsUpgradeError)
+}
+
+func testClientAtV1PathGetsUpgradeError(t *testing.T, bk store) {
+	r := bk.Start(t)
 	c := client.New(client.Config{URL: "ws://" + r.Addr + relay.V1WSPath})
 	defer c.Close()
 	err := c.Connect(testCtx(t))
@@ -77,8 +85,10 @@ func TestClientAtV1PathGetsUpgradeError(t *testing.T) {
 
 // TestLogoutAll: logout_all closes every other connection of the name with
 // logged_out (their Run stops), and keeps the caller's.
-func TestLogoutAll(t *testing.T) {
-	r := relaytest.Start(t)
+func TestLogoutAll(t *testing.T) { eachStore(t, testLogoutAll) }
+
+func testLogoutAll(t *testing.T, bk store) {
+	r := bk.Start(t)
 	ctx := testCtx(t)
 	alice := newUser(t, r, "alice")
 	bob := newUser(t, r, "bob")
@@ -189,8 +199,10 @@ func BenchmarkLoginRoundTrip(b *testing.B) {
 // TestRunAfterLogoutAll: a connection made by Connect and logged out by logout_all
 // before Run began still stops Run with logged_out; Run used to find no connection and
 // log in again, and a test waiting for it hung.
-func TestRunAfterLogoutAll(t *testing.T) {
-	r := relaytest.Start(t)
+func TestRunAfterLogoutAll(t *testing.T) { eachStore(t, testRunAfterLogoutAll) }
+
+func testRunAfterLogoutAll(t *testing.T, bk store) {
+	r := bk.Start(t)
 	ctx := testCtx(t)
 	alice := newUser(t, r, "alice")
 	keep := alice.c
@@ -218,8 +230,10 @@ func TestRunAfterLogoutAll(t *testing.T) {
 // TestLogoutAllRightAfterLogin: a connection whose login was just answered is already
 // one logout_all reaches. The relay used to answer the login before subscribing the
 // connection to its name's notices, so a logout_all sent in that gap missed it.
-func TestLogoutAllRightAfterLogin(t *testing.T) {
-	r := relaytest.Start(t)
+func TestLogoutAllRightAfterLogin(t *testing.T) { eachStore(t, testLogoutAllRightAfterLogin) }
+
+func testLogoutAllRightAfterLogin(t *testing.T, bk store) {
+	r := bk.Start(t)
 	ctx := testCtx(t)
 	alice := newUser(t, r, "alice")
 	keep := alice.c

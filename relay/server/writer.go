@@ -15,10 +15,11 @@ import (
 
 // WebSocket opcodes the writer uses (RFC 6455 §5.2).
 const (
-	opText  = 0x1
-	opClose = 0x8
-	opPing  = 0x9
-	opPong  = 0xA
+	opText   = 0x1
+	opBinary = 0x2 // blob chunk messages (blobs.go)
+	opClose  = 0x8
+	opPing   = 0x9
+	opPong   = 0xA
 )
 
 // maxWSHeader is the longest unmasked frame header.
@@ -163,6 +164,20 @@ func (c *conn) writeBatch(nc net.Conn, batch []outItem) (ok, sentClose bool) {
 			buf, start = beginText(buf)
 			buf = relay.AppendOK(buf, it.reqID)
 			buf = endText(buf, start)
+		case it.opcode == opBinary:
+			// A blob chunk message (up to 256 KiB): written beside the batch from its own
+			// buffer (one writev, no copy), which then goes back to the free list.
+			buf = append(buf, 0x80|opBinary)
+			buf = appendWSLen(buf, len(it.raw))
+			bufs := net.Buffers{buf, it.raw}
+			_, err := bufs.WriteTo(nc)
+			putBlobBuf(it.raw)
+			c.blobSent()
+			if err != nil {
+				return false, false
+			}
+			buf = buf[:0]
+			continue
 		case it.opcode != 0:
 			buf = appendWSFrame(buf, it.opcode, it.raw)
 			if it.opcode == opClose {

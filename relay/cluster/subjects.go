@@ -1,0 +1,43 @@
+package cluster
+
+import (
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"strings"
+)
+
+// ErrBadName is returned for a recipient name that cannot be a subject token (the
+// relay validates names before they get here: a-z 0-9 . _ -).
+var ErrBadName = errors.New("cluster: name is not a-z 0-9 . _ -")
+
+// nameToken maps a relay name to one subject token: '.' (a token separator in NATS)
+// becomes '~', which names never contain, so the map is one-to-one.
+func nameToken(name string) (string, error) {
+	if name == "" || len(name) > 64 {
+		return "", fmt.Errorf("%w: %q", ErrBadName, name)
+	}
+	for i := 0; i < len(name); i++ {
+		c := name[i]
+		if !(c >= 'a' && c <= 'z' || c >= '0' && c <= '9' || c == '.' || c == '_' || c == '-') {
+			return "", fmt.Errorf("%w: %q", ErrBadName, name)
+		}
+	}
+	return strings.ReplaceAll(name, ".", "~"), nil
+}
+
+// dedupID is a send's duplicate-detection id: a hash of (from, from_card, client_id),
+// so that none is visible in the stream's headers and its length is fixed. The card
+// is in it because Nats-Msg-Id entries cannot be deleted: a new account under a
+// deleted one's name must not inherit its sends' window.
+func dedupID(from, fromCard, clientID string) string {
+	h := sha256.New()
+	h.Write([]byte(from))
+	h.Write([]byte{0})
+	h.Write([]byte(fromCard))
+	h.Write([]byte{0})
+	h.Write([]byte(clientID))
+	var sum [sha256.Size]byte
+	return hex.EncodeToString(h.Sum(sum[:0])[:20])
+}

@@ -1,0 +1,66 @@
+package server_test
+
+import (
+	"context"
+	"testing"
+	"time"
+
+	"pfschat/relay/cluster"
+	"pfschat/relay/cluster/natstest"
+	"pfschat/relay/relaytest"
+	"pfschat/storage"
+)
+
+// TestAccountExpiryAcrossNodes: two relay nodes share one JetStream directory; "live"
+// stays connected to node B only, "idle" never logs in. Before the expiry, B's sweep
+// records live's connection; node A, which cannot see it, then sweeps past the
+// expiry: idle goes, live stays.
+func TestAccountExpiryAcrossNodes(t *testing.T) {
+	const day = 24 * time.Hour
+	ns := natstest.Single(t)
+	clk := &clock{t: time.Now()}
+	var dir *cluster.Directory
+	node := func() *relaytest.Relay {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		c, err := cluster.Connect(ctx, cluster.Options{URLs: []string{ns.URL()}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(c.Close)
+		q, err := cluster.NewQueue(ctx, c, cluster.QueueOptions{Clock: clk.now})
+		if err != nil {
+			t.Fatal(err)
+		}
+		hctx, hcancel := context.WithCancel(context.Background())
+		h := cluster.NewHub(hctx, c)
+		t.Cleanup(func() { hcancel(); h.Close() })
+		d, err := cluster.NewDirectory(ctx, c, cluster.DirOptions{SealKey: testSealKey})
+		if err != nil {
+			t.Fatal(err)
+		}
+		dir = d
+		return relaytest.StartWith(t, relaytest.Options{Dir: d, Queue: q, Hub: h, Clock: clk.now, AccountExpiry: 30 * day})
+	}
+	a, b := node(), node()
+	ctx := testCtx(t)
+	register(t, a, "idle")
+	live := register(t, b, "live")
+	live.login(t, b)
+	waitSynced(t, live.c)
+
+	clk.add(30*day - time.Hour) // within two sweeps of the expiry
+	if n := b.Server.SweepAccounts(ctx); n != 0 {
+		t.Fatalf("node B's sweep before the expiry deleted %d", n)
+	}
+	clk.add(2 * time.Hour) // past the expiry of a login at the start
+	if n := a.Server.SweepAccounts(ctx); n != 1 {
+		t.Fatalf("node A's sweep deleted %d accounts, want 1 (idle)", n)
+	}
+	if _, err := dir.AccountByName(ctx, "idle"); !errorsIs(err, storage.ErrNotFound) {
+		t.Fatalf("idle after the expiry: %v", err)
+	}
+	if _, err := dir.AccountByName(ctx, "live"); err != nil {
+		t.Fatalf("live, connected to node B, expired by node A: %v", err)
+	}
+}
