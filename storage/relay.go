@@ -17,6 +17,9 @@ import (
 type Relay struct {
 	db   *db
 	opts RelayOptions
+
+	blobMu     sync.Mutex
+	blobStores []*BlobStore // closed with the relay (relay_blobs.go)
 }
 
 // RelayOptions tune the relay store.
@@ -76,7 +79,14 @@ func OpenRelay(ctx context.Context, path string, opts RelayOptions) (*Relay, err
 }
 
 // Close closes the store.
-func (r *Relay) Close() error { return r.db.close() }
+func (r *Relay) Close() error {
+	r.blobMu.Lock()
+	for _, b := range r.blobStores {
+		b.closeAll()
+	}
+	r.blobMu.Unlock()
+	return r.db.close()
+}
 
 // Path is the absolute path of the store file.
 func (r *Relay) Path() string { return r.db.path }

@@ -155,6 +155,22 @@ func (b *BlobStore) forget(id string, u *openUpload) {
 	b.mu.Unlock()
 }
 
+// closeAll closes every open upload's file (the relay store closes).
+func (b *BlobStore) closeAll() {
+	b.mu.Lock()
+	ups := b.ups
+	b.ups = make(map[string]*openUpload)
+	b.mu.Unlock()
+	for _, u := range ups {
+		u.mu.Lock()
+		if u.f != nil {
+			u.f.Close()
+			u.f = nil
+		}
+		u.mu.Unlock()
+	}
+}
+
 // closeUpload closes and forgets id's open upload, if any.
 func (b *BlobStore) closeUpload(id string) {
 	b.mu.Lock()
@@ -180,7 +196,11 @@ func (r *Relay) Blobs(dir string) (*BlobStore, error) {
 	if err := os.MkdirAll(filepath.Join(dir, "partial"), 0o700); err != nil {
 		return nil, fmt.Errorf("storage: blob directory: %w", err)
 	}
-	return &BlobStore{r: r, dir: dir, ups: make(map[string]*openUpload)}, nil
+	b := &BlobStore{r: r, dir: dir, ups: make(map[string]*openUpload)}
+	r.blobMu.Lock()
+	r.blobStores = append(r.blobStores, b)
+	r.blobMu.Unlock()
+	return b, nil
 }
 
 // Dir is where the blob files are.
