@@ -211,6 +211,8 @@ func (c *Controller) SendFile(ctx context.Context, contact, path, caption string
 	if err := c.putMeta(ctx, &row, meta); err != nil {
 		return Message{}, err
 	}
+	progress, ended := c.watchTransfer(ctx, row, 0, progress)
+	defer ended()
 	return c.finishUpload(ctx, br, row, progress)
 }
 
@@ -385,7 +387,9 @@ func (c *Controller) ResumeUploads(ctx context.Context, progress Progress) ([]Me
 		if err != nil {
 			return out, err
 		}
-		m, err := c.finishUpload(ctx, br, row, progress)
+		watched, ended := c.watchTransfer(ctx, row, 0, progress)
+		m, err := c.finishUpload(ctx, br, row, watched)
+		ended()
 		if err != nil {
 			errs = append(errs, err)
 			continue
@@ -658,6 +662,11 @@ func (c *Controller) Download(ctx context.Context, messageID int64, dir string, 
 	row, err := c.store.Attachment(ctx, r.ClientID)
 	if err != nil {
 		return "", fmt.Errorf("%w: message %d", ErrNotAttachment, messageID)
+	}
+	if row.State == AttachmentAvailable || row.State == AttachmentFetching {
+		var ended func()
+		progress, ended = c.watchTransfer(ctx, row, messageID, progress)
+		defer ended()
 	}
 	return c.download(ctx, row, dir, progress)
 }

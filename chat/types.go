@@ -26,6 +26,10 @@ const (
 	Undecryptable
 	// ContactAdded: someone new wrote to us and was added (trust on first use).
 	ContactAdded
+	// TransferProgress: an attachment's upload or download moved on a whole percent,
+	// or ended (Event.Transfer; Event.Message once the message exists: a download's
+	// always, an upload's once it is sent). transfers.go.
+	TransferProgress
 )
 
 func (k EventKind) String() string {
@@ -42,6 +46,8 @@ func (k EventKind) String() string {
 		return "undecryptable"
 	case ContactAdded:
 		return "contact-added"
+	case TransferProgress:
+		return "transfer-progress"
 	}
 	return fmt.Sprintf("event(%d)", int(k))
 }
@@ -53,6 +59,8 @@ type Event struct {
 	Message *Message
 	State   ConnState
 	Err     error
+	// Transfer: a TransferProgress event's upload or download.
+	Transfer *Transfer
 }
 
 // DeliveryState is where a message stands. It is the store's: one definition of the

@@ -37,6 +37,14 @@ type Options struct {
 	Logger *slog.Logger
 	// OnFrame, when set, receives every rendered frame as plain text (tests).
 	OnFrame func(frame string)
+	// AutoDownloadMax: a file up to this many bytes from a contact downloads as it
+	// arrives (never from a stranger or a message request); bigger ones wait for
+	// ctrl+o or /download. 0: DefaultAutoDownloadMax; negative: never at once.
+	AutoDownloadMax int64
+	// DownloadDir is where files are saved ("": $XDG_DOWNLOAD_DIR, else ~/Downloads).
+	DownloadDir string
+	// Graphics previews images inline (DetectGraphics; zero: no previews).
+	Graphics Graphics
 }
 
 // common is the state every screen and dialog shares: size, styles, keys, clock.
@@ -58,6 +66,12 @@ type common struct {
 	focused   bool
 	notifySeq int
 	notified  map[string]time.Time // when each contact last raised one
+
+	// Attachments (attachments.go): the auto-download limit, where files go, and the
+	// terminal's image protocol for previews (preview.go).
+	autoDownloadMax int64
+	downloadDir     string
+	graphics        Graphics
 }
 
 func (c *common) localTime(t time.Time) time.Time { return t.In(c.loc) }
@@ -177,6 +191,13 @@ func New(ctx context.Context, opts Options) *App {
 		ctx: ctx, styles: NewStyles(true), keys: DefaultKeyMap(),
 		width: 80, height: 24, now: opts.Now, loc: opts.Location, log: opts.Logger, bell: opts.Bell,
 		notifier: opts.Notifier, notify: chat.NotifySettings{On: true}, focused: true,
+		autoDownloadMax: opts.AutoDownloadMax, downloadDir: opts.DownloadDir, graphics: opts.Graphics,
+	}
+	if c.autoDownloadMax == 0 {
+		c.autoDownloadMax = DefaultAutoDownloadMax
+	}
+	if c.downloadDir == "" {
+		c.downloadDir = downloadDir()
 	}
 	a := &App{c: c, opts: opts}
 	switch {

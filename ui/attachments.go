@@ -1,12 +1,16 @@
 package ui
 
 // Attachments in the UI (issue 15): /file PATH sends a file to the open contact, an
-// attachment shows as one line (name · size · type · state), /open downloads the newest
-// file of the conversation on demand and hands a downloaded one to xdg-open/open after
-// asking, refusing executables and .desktop files.
+// attachment shows as one line (name · size · type · state, with the live percentage of
+// an upload or download from the controller's TransferProgress events), a file from a
+// contact up to the auto-download limit (10 MiB by default) downloads as it arrives and
+// a bigger one on ctrl+o or /download — never at once from a stranger or a message
+// request —, /open downloads the newest file of the conversation on demand and hands a
+// downloaded one to xdg-open/open after asking, refusing executables and .desktop files.
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"os"
 	"os/exec"
@@ -52,12 +56,38 @@ func expandPath(p string) string {
 	return p
 }
 
+// DefaultAutoDownloadMax is the size up to which a contact's file downloads as it
+// arrives (Options.AutoDownloadMax).
+const DefaultAutoDownloadMax = 10 << 20
+
+// AutoDownloadPolicy is implemented by backends that know whether a message's file may
+// be fetched without the user asking (*chat.Controller: only from a contact the user
+// wrote to or accepted, and not behind an unaccepted key change). Without it nothing
+// downloads by itself.
+type AutoDownloadPolicy interface {
+	MayAutoDownload(ctx context.Context, m chat.Message) bool
+}
+
+// UploadResumer is implemented by backends that finish the uploads an earlier run left
+// (*chat.Controller): the UI starts it once, its progress arrives as events.
+type UploadResumer interface {
+	ResumeUploads(ctx context.Context, progress chat.Progress) ([]chat.Message, error)
+}
+
 type downloadedMsg struct {
 	contact string
 	id      int64
 	path    string
 	err     error
 	open    bool // open it (after the confirmation) once downloaded
+	auto    bool // started by the auto-download policy, not by the user
+	skipped bool // the policy refused it (a stranger, a request): nothing was fetched
+}
+
+// resumedMsg reports the uploads an earlier run left, finished at start.
+type resumedMsg struct {
+	msgs []chat.Message
+	err  error
 }
 
 func (m *mainScreen) fileCommand(args []string) tea.Cmd {
@@ -117,16 +147,169 @@ func (m *mainScreen) openCommand() tea.Cmd {
 		m.setNotice("that file failed: "+a.Reason, true)
 		return nil
 	case !msg.Outgoing && a.State != chat.AttachmentDownloaded:
-		contact, id, dir := m.open, msg.ID, downloadDir()
-		m.setNotice(fmt.Sprintf("downloading %s (%s)…", chat.SafeFileName(a.FileName), chat.FormatSize(a.Size)), false)
-		return func() tea.Msg {
-			ctx, cancel := context.WithTimeout(m.c.ctx, transferTimeout)
-			defer cancel()
-			p, err := ab.Download(ctx, id, dir, nil)
-			return downloadedMsg{contact: contact, id: id, path: p, err: err, open: true}
+		if msg.KeyPending {
+			m.setNotice("that file came from "+m.open+"'s new, not yet accepted key: /accept first", true)
+			return nil
 		}
+		return m.startDownload(ab, msg, true)
 	}
 	return m.confirmOpen(a.Path)
+}
+
+// startDownload fetches msg's file into the downloads directory (the user asked).
+func (m *mainScreen) startDownload(ab AttachmentBackend, msg chat.Message, open bool) tea.Cmd {
+	a := msg.Attachment
+	if m.fetching[msg.ID] {
+		m.setNotice(chat.SafeFileName(a.FileName)+" is downloading already", false)
+		return nil
+	}
+	m.fetching[msg.ID] = true
+	contact, id, dir := msg.Contact, msg.ID, m.c.downloadDir
+	m.setNotice(fmt.Sprintf("downloading %s (%s)…", chat.SafeFileName(a.FileName), chat.FormatSize(a.Size)), false)
+	return func() tea.Msg {
+		ctx, cancel := context.WithTimeout(m.c.ctx, transferTimeout)
+		defer cancel()
+		p, err := ab.Download(ctx, id, dir, nil)
+		return downloadedMsg{contact: contact, id: id, path: p, err: err, open: open}
+	}
+}
+
+// downloadCommand (/download, ctrl+o) fetches the newest file of the open conversation
+// that is not downloaded yet: the way to get a file over the auto-download limit, or
+// one from a message request once the user wants it.
+func (m *mainScreen) downloadCommand() tea.Cmd {
+	ab, ok := m.b.(AttachmentBackend)
+	if !ok {
+		m.setNotice("this backend cannot fetch files", true)
+		return nil
+	}
+	cv, ok := m.convs[m.open]
+	if !ok {
+		return nil
+	}
+	for i := len(cv.items) - 1; i >= 0; i-- {
+		msg := cv.items[i].m
+		a := msg.Attachment
+		if a == nil || msg.Outgoing || (a.State != chat.AttachmentAvailable && a.State != chat.AttachmentFetching) {
+			continue
+		}
+		if msg.KeyPending {
+			m.setNotice("that file came from "+m.open+"'s new, not yet accepted key: /accept first", true)
+			return nil
+		}
+		return m.startDownload(ab, msg, false)
+	}
+	m.setNotice("no file to download here", false)
+	return nil
+}
+
+// maybeAutoDownload starts the download of a file that just arrived when the policy
+// allows it: at most the auto-download limit, from a contact (the backend decides:
+// never a stranger's or a message request's, never behind an unaccepted key change).
+func (m *mainScreen) maybeAutoDownload(msg chat.Message) tea.Cmd {
+	a := msg.Attachment
+	if a == nil || msg.Outgoing || msg.KeyPending || a.State != chat.AttachmentAvailable ||
+		m.c.autoDownloadMax < 0 || a.Size > m.c.autoDownloadMax || m.fetching[msg.ID] {
+		return nil
+	}
+	if ct, ok := m.contact(msg.Contact); ok && (ct.Request || ct.Blocked) {
+		return nil
+	}
+	ab, ok := m.b.(AttachmentBackend)
+	policy, ok2 := m.b.(AutoDownloadPolicy)
+	if !ok || !ok2 {
+		return nil
+	}
+	m.fetching[msg.ID] = true
+	contact, id, dir := msg.Contact, msg.ID, m.c.downloadDir
+	return func() tea.Msg {
+		ctx, cancel := context.WithTimeout(m.c.ctx, transferTimeout)
+		defer cancel()
+		if !policy.MayAutoDownload(ctx, msg) {
+			return downloadedMsg{contact: contact, id: id, auto: true, skipped: true}
+		}
+		p, err := ab.Download(ctx, id, dir, nil)
+		return downloadedMsg{contact: contact, id: id, path: p, err: err, auto: true}
+	}
+}
+
+// resumeUploads finishes, in the background, the uploads an earlier run left.
+func (m *mainScreen) resumeUploads() tea.Cmd {
+	r, ok := m.b.(UploadResumer)
+	if !ok {
+		return nil
+	}
+	return func() tea.Msg {
+		ctx, cancel := context.WithTimeout(m.c.ctx, transferTimeout)
+		defer cancel()
+		msgs, err := r.ResumeUploads(ctx, nil)
+		return resumedMsg{msgs, err}
+	}
+}
+
+func (m *mainScreen) onResumed(msg resumedMsg) tea.Cmd {
+	for _, sent := range msg.msgs {
+		if cv, ok := m.convs[sent.Contact]; ok {
+			if a := sent.Attachment; a != nil {
+				cv.dropUpload(a.ClientID)
+			}
+			cv.appendMsg(sent, m.c.loc)
+		}
+	}
+	if msg.err != nil && m.c.ctx.Err() == nil {
+		m.setNotice("an earlier upload could not be finished: "+errText(msg.err), true)
+	}
+	return nil
+}
+
+// onTransfer shows an upload's or a download's progress (chat.TransferProgress).
+func (m *mainScreen) onTransfer(ev chat.Event) tea.Cmd {
+	t := ev.Transfer
+	if t == nil {
+		return nil
+	}
+	cv, ok := m.convs[ev.Contact]
+	if t.Outgoing && t.MessageID == 0 && !t.Ended {
+		if ok {
+			cv.setUpload(*t, m.c.now())
+		}
+		return nil
+	}
+	if t.Outgoing && t.Ended {
+		if ok {
+			cv.dropUpload(t.ClientID)
+			if ev.Message != nil && cv.loaded {
+				cv.appendMsg(*ev.Message, m.c.loc)
+			}
+		}
+		var preview tea.Cmd
+		if ev.Message != nil {
+			preview = m.wantPreview(*ev.Message)
+		}
+		switch t.State {
+		case chat.AttachmentFailed:
+			m.setNotice("could not send "+chat.SafeFileName(t.FileName)+": "+chat.Sentence(errors.New(t.Reason)), true)
+		case chat.AttachmentUploading, chat.AttachmentUploaded:
+			m.setNotice("the upload of "+chat.SafeFileName(t.FileName)+" stopped; it resumes the next time pfschat starts", true)
+		}
+		return preview
+	}
+	if !ok {
+		return nil
+	}
+	it, ok := cv.byID[t.MessageID]
+	if !ok || it.m.Attachment == nil {
+		return nil
+	}
+	it.lines = nil
+	if t.Ended && ev.Message != nil && ev.Message.Attachment != nil {
+		it.m.Attachment = ev.Message.Attachment
+		return m.wantPreview(it.m)
+	}
+	a := *it.m.Attachment
+	a.State, a.DoneBytes, a.Reason = t.State, t.Done, t.Reason
+	it.m.Attachment = &a
+	return nil
 }
 
 // confirmOpen asks before handing path to the desktop's opener.
@@ -187,9 +370,15 @@ func refuseOpen(path string) string {
 }
 
 func (m *mainScreen) onDownloaded(msg downloadedMsg) tea.Cmd {
-	if msg.err != nil {
+	delete(m.fetching, msg.id)
+	switch {
+	case msg.skipped:
+		return nil
+	case msg.err != nil && msg.auto && m.c.ctx.Err() != nil:
+		// Quitting: the download resumes from its chunks on disk next time.
+	case msg.err != nil:
 		m.setNotice("download failed: "+errText(msg.err), true)
-	} else {
+	case !msg.auto:
 		m.setNotice("saved "+msg.path, false)
 	}
 	var cmds []tea.Cmd
@@ -202,6 +391,7 @@ func (m *mainScreen) onDownloaded(msg downloadedMsg) tea.Cmd {
 				if a, err := r.AttachmentOf(ctx, msg.id); err == nil {
 					it.m.Attachment = a
 					it.lines = nil
+					cmds = append(cmds, m.wantPreview(it.m))
 				}
 				cancel()
 			}
@@ -226,7 +416,7 @@ func attachmentLine(m chat.Message) string {
 	switch a.State {
 	case chat.AttachmentUploading:
 		if a.Size > 0 {
-			parts = append(parts, fmt.Sprintf("uploading %d%%", a.DoneBytes*100/a.Size))
+			parts = append(parts, fmt.Sprintf("uploading %d%%", min(a.DoneBytes, a.Size)*100/a.Size))
 		} else {
 			parts = append(parts, "uploading")
 		}
@@ -235,13 +425,17 @@ func attachmentLine(m chat.Message) string {
 	case chat.AttachmentSent:
 		parts = append(parts, "sent")
 	case chat.AttachmentAvailable:
-		parts = append(parts, "/open to download")
+		parts = append(parts, "ctrl+o or /download to fetch")
 	case chat.AttachmentFetching:
-		parts = append(parts, "downloading")
+		if a.Size > 0 {
+			parts = append(parts, fmt.Sprintf("downloading %d%%", min(a.DoneBytes, a.Size)*100/a.Size))
+		} else {
+			parts = append(parts, "downloading")
+		}
 	case chat.AttachmentDownloaded:
 		parts = append(parts, "saved "+a.Path)
 	case chat.AttachmentFailed:
-		parts = append(parts, "failed: "+a.Reason)
+		parts = append(parts, "failed: "+chat.Sentence(errors.New(a.Reason)))
 	}
 	return strings.Join(parts, " · ")
 }
@@ -278,4 +472,13 @@ func completePath(typed string) string {
 		}
 	}
 	return strings.TrimPrefix(common, base)
+}
+
+// uploadItem is how an upload without a message yet is drawn: as the outgoing
+// attachment message it will become.
+func uploadItem(u *upload) *msgItem {
+	t := u.t
+	return &msgItem{m: chat.Message{Outgoing: true, SentAt: u.since, State: chat.Pending,
+		Attachment: &chat.Attachment{ClientID: t.ClientID, FileName: t.FileName, MediaType: t.MediaType, Size: t.Size,
+			State: chat.AttachmentUploading, DoneBytes: t.Done}}}
 }

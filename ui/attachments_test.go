@@ -7,6 +7,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/charmbracelet/x/ansi"
 
@@ -107,5 +108,127 @@ func TestCompletePath(t *testing.T) {
 		if got := completePath(typed); got != want {
 			t.Errorf("completePath(%q) = %q, want %q", typed, got, want)
 		}
+	}
+}
+
+// TestTransferProgressOnTheLine: the controller's TransferProgress events move the
+// attachment line — an upload shows below the messages as "uploading 42%" until its
+// message exists, then "sent"; a download goes "downloading 42%" → "saved PATH".
+func TestTransferProgressOnTheLine(t *testing.T) {
+	m := newTestMainScreen(t)
+	m.open = "bob"
+	cv := newConversation("bob")
+	cv.loaded = true
+	m.convs["bob"] = cv
+	view := func() string { return ansi.Strip(m.View()) }
+	up := chat.Transfer{ClientID: "c1", Outgoing: true, FileName: "big.iso", MediaType: "application/x-iso9660-image", Size: 100 << 20, State: chat.AttachmentUploading}
+	for _, pct := range []int64{0, 42} {
+		up.Done = up.Size * pct / 100
+		tr := up
+		m.Update(eventMsg{chat.Event{Kind: chat.TransferProgress, Contact: "bob", Transfer: &tr}})
+	}
+	if v := view(); !strings.Contains(v, "📎 big.iso · 100.0 MiB · application/x-iso9660-image · uploading 42%") || strings.Contains(v, "No messages yet") {
+		t.Fatalf("the upload's line:\n%s", v)
+	}
+	sent := chat.Message{ID: 7, Contact: "bob", Outgoing: true, SentAt: fixedNow, State: chat.Pending,
+		Attachment: &chat.Attachment{ClientID: "c1", FileName: "big.iso", Size: up.Size, State: chat.AttachmentSent}}
+	end := up
+	end.Done, end.State, end.MessageID, end.Ended = up.Size, chat.AttachmentSent, 7, true
+	m.Update(eventMsg{chat.Event{Kind: chat.TransferProgress, Contact: "bob", Transfer: &end, Message: &sent}})
+	if v := view(); strings.Contains(v, "uploading") || strings.Count(v, "📎 big.iso · 100.0 MiB · sent") != 1 {
+		t.Fatalf("after the upload:\n%s", v)
+	}
+
+	in := chat.Message{ID: 8, Contact: "bob", SentAt: fixedNow, State: chat.Delivered,
+		Attachment: &chat.Attachment{ClientID: "c2", FileName: "photo.png", MediaType: "image/png", Size: 2 << 20, State: chat.AttachmentAvailable}}
+	cv.appendMsg(in, time.UTC)
+	if v := view(); !strings.Contains(v, "📎 photo.png · 2.0 MiB · image/png · ctrl+o or /download to fetch") {
+		t.Fatalf("a file waiting:\n%s", v)
+	}
+	down := chat.Transfer{ClientID: "c2", MessageID: 8, FileName: "photo.png", Size: 2 << 20, Done: 1 << 20, State: chat.AttachmentFetching}
+	m.Update(eventMsg{chat.Event{Kind: chat.TransferProgress, Contact: "bob", Transfer: &down}})
+	if v := view(); !strings.Contains(v, "photo.png · 2.0 MiB · image/png · downloading 50%") {
+		t.Fatalf("the download's line:\n%s", v)
+	}
+	done := in
+	done.Attachment = &chat.Attachment{ClientID: "c2", FileName: "photo.png", MediaType: "image/png", Size: 2 << 20,
+		State: chat.AttachmentDownloaded, Path: "/dl/photo.png", Width: 640, Height: 480}
+	end2 := down
+	end2.Done, end2.State, end2.Ended = down.Size, chat.AttachmentDownloaded, true
+	m.Update(eventMsg{chat.Event{Kind: chat.TransferProgress, Contact: "bob", Transfer: &end2, Message: &done}})
+	if v := view(); !strings.Contains(v, "photo.png · 2.0 MiB · image/png · 640×480 · saved /dl/photo.png") {
+		t.Fatalf("after the download:\n%s", v)
+	}
+}
+
+// policyBackend is the in-memory backend with an auto-download policy that records
+// what it was asked.
+type policyBackend struct {
+	*memBackend
+	asked chan int64
+}
+
+func (b policyBackend) MayAutoDownload(ctx context.Context, m chat.Message) bool {
+	b.asked <- m.ID
+	return true
+}
+
+// TestAutoDownloadLimit: a file up to the limit is fetched as it arrives (after the
+// backend's policy agreed); a bigger one, one from a message request, a blocked
+// contact's or one behind an unaccepted key is not; a negative limit turns it off.
+func TestAutoDownloadLimit(t *testing.T) {
+	m := newTestMainScreen(t)
+	b := policyBackend{m.b.(*memBackend), make(chan int64, 1)}
+	m.b = b
+	m.c.autoDownloadMax = 1 << 20
+	m.contacts = append(m.contacts, chat.Contact{Name: "carol", Request: true}, chat.Contact{Name: "dave", Blocked: true})
+	file := func(id int64, from string, size int64) chat.Message {
+		return chat.Message{ID: id, Contact: from, Attachment: &chat.Attachment{FileName: "f", Size: size, State: chat.AttachmentAvailable}}
+	}
+	cmd := m.maybeAutoDownload(file(1, "bob", 1<<20))
+	if cmd == nil {
+		t.Fatal("a contact's file at the limit is not fetched")
+	}
+	msg := cmd().(downloadedMsg)
+	if got := <-b.asked; got != 1 || !msg.auto || msg.err == nil {
+		t.Fatalf("asked about %d, then %+v", got, msg)
+	}
+	if m.maybeAutoDownload(file(1, "bob", 10)) != nil {
+		t.Fatal("a file being fetched is fetched twice")
+	}
+	m.Update(msg)
+	keyPending := file(5, "bob", 10)
+	keyPending.KeyPending = true
+	for what, f := range map[string]chat.Message{
+		"over the limit":         file(2, "bob", 1<<20+1),
+		"from a request":         file(3, "carol", 10),
+		"from a blocked contact": file(4, "dave", 10),
+		"behind a key change":    keyPending,
+	} {
+		if m.maybeAutoDownload(f) != nil {
+			t.Errorf("a file %s is fetched by itself", what)
+		}
+	}
+	m.c.autoDownloadMax = -1
+	if m.maybeAutoDownload(file(6, "bob", 1)) != nil {
+		t.Fatal("auto-download is off, yet a file is fetched")
+	}
+}
+
+// Tab in "/file PATH" completes the path in the input (and does not move the focus);
+// elsewhere it switches to the contact list.
+func TestFileTabCompletes(t *testing.T) {
+	dir := t.TempDir()
+	os.WriteFile(filepath.Join(dir, "holiday photo.jpg"), nil, 0o600)
+	m := newTestMainScreen(t)
+	m.input.SetValue("/file " + dir + "/hol")
+	m.handleKey(keyMsg("tab"))
+	if got := m.input.Value(); got != "/file "+dir+"/holiday photo.jpg" || m.focus != focusInput {
+		t.Fatalf("after tab: %q (focus %v)", got, m.focus)
+	}
+	m.input.SetValue("hello")
+	m.handleKey(keyMsg("tab"))
+	if m.focus != focusContacts {
+		t.Fatal("tab outside /file does not switch to the contact list")
 	}
 }

@@ -32,6 +32,10 @@ type conversation struct {
 
 	pendingNew int      // unread count to mark once the messages are loaded
 	newItem    *msgItem // the message carrying the "N new" divider
+
+	// uploads are files on their way to the relay, shown below the messages until
+	// their message exists (attachments.go).
+	uploads []*upload
 }
 
 // markNew puts a "N new" divider above the n-th newest incoming message, or above the
@@ -351,4 +355,26 @@ func (cv *conversation) setGaps(gaps []chat.Gap) {
 			it.gap, it.lines = !it.gap, nil
 		}
 	}
+}
+
+// upload is a file being uploaded: it has no message yet.
+type upload struct {
+	t     chat.Transfer
+	since time.Time
+}
+
+// setUpload shows or moves on the upload t.
+func (cv *conversation) setUpload(t chat.Transfer, now time.Time) {
+	for _, u := range cv.uploads {
+		if u.t.ClientID == t.ClientID {
+			u.t = t
+			return
+		}
+	}
+	cv.uploads = append(cv.uploads, &upload{t: t, since: now})
+}
+
+// dropUpload removes the upload of clientID, if shown.
+func (cv *conversation) dropUpload(clientID string) {
+	cv.uploads = slices.DeleteFunc(cv.uploads, func(u *upload) bool { return u.t.ClientID == clientID })
 }

@@ -16,7 +16,7 @@ func (m *mainScreen) renderer() *convRenderer {
 	me := m.b.Me()
 	them := m.displayName(m.open) // the nickname, when the user gave one (contactsections.go)
 	sw := max(ansi.StringWidth(me), ansi.StringWidth(them))
-	return &convRenderer{c: m.c, me: me, contact: them, width: max(1, m.convWidth()-2), senderW: min(max(sw, 3), 12)}
+	return &convRenderer{c: m.c, me: me, contact: them, width: max(1, m.convWidth()-2), senderW: min(max(sw, 3), 12), previews: m.previews}
 }
 
 // conversationView returns exactly h lines of exactly w cells.
@@ -57,11 +57,26 @@ func (m *mainScreen) conversationView(w, h int) []string {
 	}
 	lines := []string{fitLine(header, w)}
 	bh := h - 1
+	// Files on their way up have no message yet: their lines go below the messages.
+	var footer []string
+	if len(cv.uploads) > 0 && cv.loaded {
+		r := m.renderer()
+		for _, u := range cv.uploads {
+			for _, l := range r.lines(uploadItem(u)) {
+				footer = append(footer, " "+l+" ")
+			}
+		}
+		if len(footer) > bh-1 {
+			footer = footer[len(footer)-(bh-1):]
+		}
+		bh -= len(footer)
+	}
 	switch {
 	case !cv.loaded && cv.loadErr != nil:
 		lines = append(lines, fitLine(s.Error.Render(" could not load messages: "+errText(cv.loadErr)), w))
 	case !cv.loaded:
 		lines = append(lines, fitLine(s.Muted.Render(" loading…"), w))
+	case len(cv.items) == 0 && len(footer) > 0:
 	case len(cv.items) == 0:
 		lines = append(lines, fitLine(s.Empty.Render(" No messages yet. Say hello — it is end-to-end encrypted."), w))
 	default:
@@ -77,6 +92,9 @@ func (m *mainScreen) conversationView(w, h int) []string {
 			lines = append(lines, " "+l+" ")
 		}
 	}
+	if len(footer) > 0 {
+		lines = append(padRows(lines, w, h-len(footer)), footer...)
+	}
 	return padRows(lines, w, h)
 }
 
@@ -87,6 +105,8 @@ type convRenderer struct {
 	contact string
 	width   int
 	senderW int
+	// previews are the pictures of images ready to draw, by message (preview.go).
+	previews map[int64]*preview
 }
 
 func (r *convRenderer) lines(it *msgItem) []string {
@@ -176,6 +196,9 @@ func (r *convRenderer) render(it *msgItem) []string {
 		}
 		for i := range body {
 			body[i] = s.Body.Render(body[i])
+		}
+		if p := r.previews[m.ID]; p != nil && p.ready && m.ID != 0 && p.cols <= textW {
+			body = append(body, placeholderRows(p)...)
 		}
 	default:
 		body = wrapText(m.Text, textW)

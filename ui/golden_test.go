@@ -57,3 +57,42 @@ func TestGoldenMainScreen(t *testing.T) {
 		teatest.RequireEqualOutput(t, downsample(final.render()))
 	})
 }
+
+// TestGoldenAttachments pins how files look at 100×24: a file being uploaded (below the
+// messages, with its percentage), sent, waiting for ctrl+o, downloading, saved with its
+// dimensions, and failed with the reason. Regenerate with `go test ./ui -run Golden
+// -update` and review the diff.
+func TestGoldenAttachments(t *testing.T) {
+	b := newMemBackend("alice", func() time.Time { return fixedNow })
+	b.addContact(chat.Contact{Name: "bob", CardID: strings.Repeat("b", 64), Verified: true, Fingerprint: "3f2a 9c1d"})
+	at := func(min int) time.Time { return fixedNow.Add(time.Duration(min) * time.Minute) }
+	file := func(name, mt string, size int64, st chat.AttachmentState) *chat.Attachment {
+		return &chat.Attachment{FileName: name, MediaType: mt, Size: size, State: st}
+	}
+	saved := file("beach.jpg", "image/jpeg", 2_400_000, chat.AttachmentDownloaded)
+	saved.Path, saved.Width, saved.Height = "/home/alice/Downloads/beach.jpg", 4032, 3024
+	failed := file("notes.txt", "text/plain; charset=utf-8", 1200, chat.AttachmentFailed)
+	failed.Reason = "chat: attachment does not match its digest: notes.txt"
+	fetching := file("talk.mp4", "video/mp4", 80<<20, chat.AttachmentFetching)
+	fetching.DoneBytes = 30 << 20
+	for _, m := range []chat.Message{
+		{Outgoing: true, Text: "the report, as promised", SentAt: at(-30), State: chat.Read, Attachment: file("report.pdf", "application/pdf", 1_234_567, chat.AttachmentSent)},
+		{Text: "holiday!", SentAt: at(-20), Attachment: saved},
+		{SentAt: at(-15), Attachment: fetching},
+		{SentAt: at(-10), Attachment: file("backup.tar.gz", "application/gzip", 300<<20, chat.AttachmentAvailable)},
+		{SentAt: at(-5), State: chat.Delivered, Attachment: failed},
+	} {
+		m.Contact = "bob"
+		b.addMessage(m)
+	}
+	b.events <- chat.Event{Kind: chat.ConnectionChanged, State: chat.ConnState{Status: chat.Online}}
+	tm, fr := startUI(t, Options{Backend: b, OpenContact: "bob", Now: func() time.Time { return fixedNow }}, 100, 24)
+	fr.WaitText(t, "relay connected", "backup.tar.gz")
+	up := chat.Transfer{ClientID: "u1", Outgoing: true, FileName: "slides.odp", MediaType: "application/vnd.oasis.opendocument.presentation",
+		Size: 100 << 20, Done: 42 << 20, State: chat.AttachmentUploading}
+	b.events <- chat.Event{Kind: chat.TransferProgress, Contact: "bob", Transfer: &up}
+	fr.WaitText(t, "uploading 42%")
+	tm.Quit()
+	final := tm.FinalModel(t, teatest.WithFinalTimeout(10*time.Second)).(*App)
+	teatest.RequireEqualOutput(t, downsample(final.render()))
+}

@@ -18,6 +18,8 @@ type KeyMap struct {
 	Top         key.Binding
 	Bottom      key.Binding
 	AddContact  key.Binding
+	// Download fetches the newest file of the conversation that is not downloaded yet.
+	Download key.Binding
 	// Help opens the help dialog from anywhere; ListHelp is "?", which opens it only
 	// from the contact list (in the input "?" is text: a message may start with it).
 	Help     key.Binding
@@ -43,6 +45,7 @@ func DefaultKeyMap() KeyMap {
 		Top:         key.NewBinding(key.WithKeys("ctrl+home"), key.WithHelp("ctrl+home", "oldest")),
 		Bottom:      key.NewBinding(key.WithKeys("ctrl+end"), key.WithHelp("ctrl+end", "newest")),
 		AddContact:  key.NewBinding(key.WithKeys("ctrl+n"), key.WithHelp("ctrl+n", "add contact")),
+		Download:    key.NewBinding(key.WithKeys("ctrl+o"), key.WithHelp("ctrl+o", "download the newest file")),
 		Help:        key.NewBinding(key.WithKeys("f1"), key.WithHelp("f1", "help")),
 		ListHelp:    key.NewBinding(key.WithKeys("?"), key.WithHelp("?", "help (contact list)")),
 		Close:       key.NewBinding(key.WithKeys("esc"), key.WithHelp("esc", "close")),
@@ -69,7 +72,7 @@ func (k KeyMap) HelpHint(inList bool) key.Binding {
 // FullHelp is the help dialog, grouped by area.
 func (k KeyMap) FullHelp() [][]key.Binding {
 	return [][]key.Binding{
-		{k.Send, k.Newline, k.ScrollUp, k.ScrollDown, k.Top, k.Bottom},
+		{k.Send, k.Newline, k.ScrollUp, k.ScrollDown, k.Top, k.Bottom, k.Download},
 		{k.FocusSwitch, k.NextContact, k.PrevContact, k.Up, k.Down, k.Open},
 		{k.AddContact, k.Help, k.ListHelp, k.Close, k.Quit},
 	}

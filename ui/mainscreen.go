@@ -64,6 +64,14 @@ type mainScreen struct {
 	// pictured: a paste put control characters into the input as their Control
 	// Pictures (the widget cannot hold them); inputText turns them back.
 	pictured bool
+
+	// fetching: the messages whose files this UI is downloading (attachments.go).
+	fetching map[int64]bool
+	// previews: the pictures of images, by message (preview.go).
+	previews map[int64]*preview
+	// resumed: the uploads an earlier run left were started again (the first time the
+	// relay connection came up).
+	resumed bool
 }
 
 func newMainScreen(c *common, b Backend, openContact string) *mainScreen {
@@ -85,7 +93,7 @@ func newMainScreen(c *common, b Backend, openContact string) *mainScreen {
 	m := &mainScreen{
 		c: c, b: b, convs: make(map[string]*conversation),
 		input: ta, help: h, wantOpen: openContact, noticeTTL: noticeTTL,
-		conn: chat.ConnState{Status: chat.Connecting},
+		conn: chat.ConnState{Status: chat.Connecting}, fetching: make(map[int64]bool), previews: make(map[int64]*preview),
 	}
 	m.layout()
 	return m
@@ -93,7 +101,11 @@ func newMainScreen(c *common, b Backend, openContact string) *mainScreen {
 
 // Init loads the contact list and starts listening to the controller's events.
 func (m *mainScreen) Init() tea.Cmd {
-	return tea.Batch(m.c.loadContacts(m.b), waitEvent(m.b.Events()), m.loadNotifySettings())
+	var resume tea.Cmd
+	if o, ok := m.b.(interface{ Online() bool }); ok && o.Online() {
+		m.resumed, resume = true, m.resumeUploads() // else at the first "online" event
+	}
+	return tea.Batch(m.c.loadContacts(m.b), waitEvent(m.b.Events()), m.loadNotifySettings(), resume)
 }
 
 func (m *mainScreen) narrow() bool { return m.c.width < narrowWidth }
@@ -253,10 +265,13 @@ func (m *mainScreen) update(msg tea.Msg) (screen, tea.Cmd) {
 		}
 		if cv, ok := m.convs[msg.contact]; ok {
 			cv.clearNew() // answering: the new messages have been seen
+			if a := msg.msg.Attachment; a != nil {
+				cv.dropUpload(a.ClientID) // its "uploading" line becomes the message
+			}
 			cv.appendMsg(msg.msg, m.c.loc)
 			cv.toBottom()
 		}
-		return m, m.c.loadContacts(m.b)
+		return m, tea.Batch(m.c.loadContacts(m.b), m.wantPreview(msg.msg))
 	case addedMsg:
 		if msg.err == nil {
 			m.wantOpen = msg.contact.Name
@@ -277,6 +292,10 @@ func (m *mainScreen) update(msg tea.Msg) (screen, tea.Cmd) {
 		return m, nil
 	case downloadedMsg:
 		return m, m.onDownloaded(msg)
+	case resumedMsg:
+		return m, m.onResumed(msg)
+	case previewMsg:
+		return m, m.onPreview(msg)
 	}
 	return m, nil
 }
@@ -286,6 +305,11 @@ func (m *mainScreen) handleKey(msg tea.KeyPressMsg) (screen, tea.Cmd) {
 	switch {
 	case key.Matches(msg, k.AddContact):
 		return m, pushDialog(newAddContactDialog(m.c, m.b, ""))
+	case key.Matches(msg, k.Download):
+		if m.open == "" {
+			return m, nil
+		}
+		return m, m.downloadCommand()
 	// "?" opens help from the contact list only: in the input it is text (a message may
 	// start with "?"); f1 works everywhere.
 	case key.Matches(msg, k.Help) || (m.focus == focusContacts && key.Matches(msg, k.ListHelp)):
@@ -490,14 +514,18 @@ func (m *mainScreen) onHistory(msg historyMsg) tea.Cmd {
 	}
 	cv.prepend(msg.msgs, m.c.loc)
 	cv.setGaps(msg.gaps)
+	var previews []tea.Cmd
+	for _, hm := range msg.msgs {
+		previews = append(previews, m.wantPreview(hm))
+	}
 	if cv.pendingNew > 0 {
 		cv.markNew(cv.pendingNew)
 		cv.pendingNew = 0
 	}
 	if msg.contact == m.open {
-		return m.maybeLoadMore()
+		return tea.Batch(append(previews, m.maybeLoadMore())...)
 	}
-	return nil
+	return tea.Batch(previews...)
 }
 
 func (m *mainScreen) onOpDone(msg opDoneMsg) tea.Cmd {
@@ -552,6 +580,10 @@ func (m *mainScreen) handleEvent(ev chat.Event) tea.Cmd {
 		} else if ev.State.Status == chat.Online {
 			m.relayKey = nil
 		}
+		if ev.State.Status == chat.Online && !m.resumed {
+			m.resumed = true
+			return m.resumeUploads() // attachments.go
+		}
 		if ev.State.Status == chat.Reconnecting && ev.State.RetryIn > 0 {
 			m.retryDeadline = m.c.now().Add(ev.State.RetryIn)
 			if !m.ticking {
@@ -569,6 +601,7 @@ func (m *mainScreen) handleEvent(ev chat.Event) tea.Cmd {
 				cv.appendMsg(*ev.Message, m.c.loc)
 				cmds = append(cmds, m.c.loadGaps(m.b, ev.Contact, 0), m.c.loadGaps(m.b, ev.Contact, chat.GapWait+time.Second))
 			}
+			cmds = append(cmds, m.maybeAutoDownload(*ev.Message)) // attachments.go
 		}
 		cmds = append(cmds, m.notification(ev)) // desktop notification and bell (notify.go)
 		cmds = append(cmds, m.c.loadContacts(m.b))
@@ -587,6 +620,8 @@ func (m *mainScreen) handleEvent(ev chat.Event) tea.Cmd {
 		return m.c.loadContacts(m.b)
 	case chat.ContactAdded:
 		return m.c.loadContacts(m.b)
+	case chat.TransferProgress:
+		return m.onTransfer(ev) // attachments.go
 	}
 	if ev.Err != nil {
 		m.c.log.Warn("chat event", "kind", ev.Kind, "err", ev.Err)

@@ -179,6 +179,16 @@ var slashCommands = []slashCommand{
 		run:               func(m *mainScreen, _ []string) tea.Cmd { return m.openCommand() },
 	},
 	{
+		name: "/download", help: "download the newest file here that is not downloaded (ctrl+o)",
+		needsConversation: true,
+		run:               func(m *mainScreen, _ []string) tea.Cmd { return m.downloadCommand() },
+	},
+	{
+		name: "/preview", help: "show the newest image here (sixel terminals; kitty shows them inline)",
+		needsConversation: true,
+		run:               func(m *mainScreen, _ []string) tea.Cmd { return m.previewCommand() },
+	},
+	{
 		// Not listed: whoever reads the listing has found the help already, and the
 		// input's placeholder names /help.
 		name: "/help",

@@ -3,6 +3,7 @@ package ui
 import (
 	"errors"
 	"fmt"
+	"log/slog"
 	"os"
 	"path/filepath"
 	"slices"
@@ -21,7 +22,7 @@ import (
 func newTestMainScreen(t *testing.T) *mainScreen {
 	t.Helper()
 	c := &common{ctx: t.Context(), styles: NewStyles(true), keys: DefaultKeyMap(), width: 120, height: 40,
-		now: func() time.Time { return fixedNow }, loc: time.UTC}
+		now: func() time.Time { return fixedNow }, loc: time.UTC, log: slog.New(slog.DiscardHandler)}
 	b := newMemBackend("alice", c.now)
 	bob := chat.Contact{Name: "bob", CardID: strings.Repeat("b", 64)}
 	b.addContact(bob)

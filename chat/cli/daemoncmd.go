@@ -8,6 +8,7 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"path/filepath"
 	"runtime/debug"
 	"strings"
 	"time"
@@ -22,7 +23,7 @@ import (
 // cli.go's: the go tool hands a package's files to the compiler in name order).
 func init() {
 	commands = append(commands, command{
-		name: "daemon", args: "[--http ADDR [--http-public]] [--no-read-receipts]",
+		name: "daemon", args: "[--http ADDR [--http-public]] [--no-read-receipts] [--download-dir DIR | --no-auto-download]",
 		help: "hold the profile and serve JSON-RPC 2.0 on its socket (and HTTP + SSE) for devices and scripts",
 		run:  cmdDaemon,
 		flags: func(fs *flag.FlagSet) {
@@ -30,6 +31,8 @@ func init() {
 			fs.Bool("http-public", false, "allow --http on an address that is not loopback (put TLS in front of it)")
 			fs.String("http-host", "", "with --http: further Host names the HTTP API answers to, comma-separated (e.g. the name a proxy forwards)")
 			fs.Bool("no-read-receipts", false, "markRead does not tell the sender")
+			fs.String("download-dir", defaultDownloadDir(), "where contacts' files are downloaded as they arrive")
+			fs.Bool("no-auto-download", false, "download files only when a client calls download")
 		},
 	})
 }
@@ -50,6 +53,16 @@ func cmdDaemon(e *env, fs *flag.FlagSet, args []string) error {
 	httpAddr := fs.Lookup("http").Value.String()
 	public := fs.Lookup("http-public").Value.String() == "true"
 	e.noReadReceipts = fs.Lookup("no-read-receipts").Value.String() == "true"
+	downloadDir := fs.Lookup("download-dir").Value.String()
+	if fs.Lookup("no-auto-download").Value.String() == "true" {
+		downloadDir = ""
+	} else if downloadDir == "" || !filepath.IsAbs(downloadDir) {
+		abs, err := filepath.Abs(downloadDir)
+		if downloadDir == "" || err != nil {
+			return usagef("--download-dir: want a directory (or --no-auto-download)")
+		}
+		downloadDir = abs
+	}
 	if httpAddr != "" && !public {
 		if err := checkLoopback(httpAddr); err != nil {
 			return usagef("%v", err)
@@ -69,7 +82,7 @@ func cmdDaemon(e *env, fs *flag.FlagSet, args []string) error {
 		return err
 	}
 	defer e.finish(c)
-	o, err := serveOwner(c, sock, profile.OwnerDaemon, !e.noReadReceipts)
+	o, err := serveOwner(c, sock, profile.OwnerDaemon, !e.noReadReceipts, downloadDir)
 	if err != nil {
 		return err
 	}
@@ -129,10 +142,12 @@ type owner struct {
 }
 
 // serveOwner serves c's API on the socket; the caller holds the profile (c came from
-// Profile.Open, which took the lock).
-func serveOwner(c *chat.Controller, sock string, kind profile.OwnerKind, readReceipts bool) (*owner, error) {
+// Profile.Open, which took the lock). downloadDir: where contacts' files are fetched
+// as they arrive ("": the UI, which has its own policy, or --no-auto-download).
+func serveOwner(c *chat.Controller, sock string, kind profile.OwnerKind, readReceipts bool, downloadDir string) (*owner, error) {
 	hub := daemon.NewHub(c.Events())
-	srv := daemon.New(daemon.Config{Controller: c, Hub: hub, Owner: kind, Version: programVersion(), ReadReceipts: readReceipts})
+	srv := daemon.New(daemon.Config{Controller: c, Hub: hub, Owner: kind, Version: programVersion(), ReadReceipts: readReceipts, DownloadDir: downloadDir,
+		ResumeUploads: kind == profile.OwnerDaemon})
 	ln, err := daemon.Listen(sock)
 	if err != nil {
 		return nil, err

@@ -164,10 +164,10 @@ func (o ownerOps) OneTimeKeysOnRelay(ctx context.Context) (x25519, mlkem int, er
 	return r.X25519, r.MLKEM, err
 }
 
-// viaOwner runs send and recv through the profile's owner when one runs: ok is false
+// viaOwner runs send, send-file and recv through the profile's owner when one runs: ok is false
 // when there is none (the command then opens the profile itself).
 func viaOwner(e *env, cmd string, fs *flag.FlagSet, args []string) (ok bool, err error) {
-	if cmd != "send" && cmd != "recv" {
+	if cmd != "send" && cmd != "recv" && cmd != "send-file" {
 		return false, nil
 	}
 	cl, err := e.dialOwner()
@@ -175,8 +175,11 @@ func viaOwner(e *env, cmd string, fs *flag.FlagSet, args []string) (ok bool, err
 		return err != nil, err
 	}
 	defer cl.Close()
-	if cmd == "send" {
+	switch cmd {
+	case "send":
 		return true, sendViaOwner(e, cl, fs, args)
+	case "send-file":
+		return true, sendFileViaOwner(e, cl, fs, args) // sendfile.go
 	}
 	return true, recvViaOwner(e, cl, fs, args)
 }
@@ -247,12 +250,14 @@ func recvViaOwner(e *env, cl *daemon.Client, fs *flag.FlagSet, args []string) er
 		return fmt.Errorf("--no-read-receipts: this profile is held by its owner (pfschat %s), which sends read receipts; "+
 			"restart it with --no-read-receipts, or run recv without the flag", v.Owner)
 	}
+	downloadDir := fs.Lookup("download-dir").Value.String()
 	printed := make(map[int64]bool)
 	show := func(m daemon.Message) (bool, error) {
 		if printed[m.ID] {
 			return false, nil
 		}
 		printed[m.ID] = true
+		fetchViaOwner(e, cl, &m, downloadDir) // sendfile.go
 		if err := printMessage(e, m, asJSON); err != nil {
 			return false, err
 		}
@@ -313,7 +318,8 @@ func recvViaOwner(e *env, cl *daemon.Client, fs *flag.FlagSet, args []string) er
 // from the store (recvLine).
 func printMessage(e *env, m daemon.Message, asJSON bool) error {
 	cm := chat.Message{ID: m.ID, Contact: m.Contact, Outgoing: m.Outgoing, Text: m.Text, SentAt: m.SentAt,
-		ReceivedAt: m.ReceivedAt, State: stateNamed(m.State), Reason: m.Reason, Seq: m.Seq, KeyPending: m.KeyPending}
+		ReceivedAt: m.ReceivedAt, State: stateNamed(m.State), Reason: m.Reason, Seq: m.Seq, KeyPending: m.KeyPending,
+		Attachment: m.File.Chat()}
 	_, err := io.WriteString(e.stdout, recvLine(cm, asJSON))
 	return err
 }

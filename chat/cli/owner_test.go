@@ -6,10 +6,12 @@ import (
 	"io"
 	"log/slog"
 	"os"
+	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
 
+	"pfschat/chat"
 	"pfschat/chat/chattest"
 	"pfschat/chat/daemon"
 	"pfschat/chat/profile"
@@ -148,4 +150,70 @@ func TestUIExitsWhileDaemonOwns(t *testing.T) {
 		t.Fatalf("after the daemon stopped: %v", err)
 	}
 	c.Close()
+}
+
+// send-file while the UI owns the profile goes through it (the profile is locked: it
+// could not open it, and asks for no passphrase); the file arrives whole.
+func TestSendFileThroughTheOwner(t *testing.T) {
+	r := relaytest.Start(t)
+	alice, bob := chattest.NewUser(t, r, "alice"), chattest.NewUser(t, r, "bob")
+	chattest.Converse(t, alice, bob)
+	bob.Close()
+	p := bob.Profile
+	p.Owner = profile.OwnerUI
+	prof := uiOwnerProfile{ui.NewChatProfile(p), p.Dir, slog.New(slog.DiscardHandler)}
+	b, err := prof.Open(t.Context(), chattest.Passphrase)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer b.Close()
+	t.Setenv(profile.EnvPassphrase, "")
+	data := bytes.Repeat([]byte("pfschat attachment "), 20000) // 380 KB: a dozen chunks
+	src := filepath.Join(t.TempDir(), "notes.txt")
+	chattest.Must(t, os.WriteFile(src, data, 0o600))
+	var out, errb bytes.Buffer
+	code := Main(t.Context(), []string{"--home", p.Dir, "--relay", r.URL, "send-file", "alice", src, "--caption", "via the UI"}, strings.NewReader(""), &out, &errb)
+	if code != 0 || !strings.Contains(out.String(), "sent notes.txt (371.1 KiB) to alice") || !strings.Contains(errb.String(), "uploading notes.txt: 100%") {
+		t.Fatalf("send-file through the owner: exit %d, %q %q", code, out.String(), errb.String())
+	}
+	ev := chattest.WaitEvent(t, alice, "bob's file", func(e chat.Event) bool {
+		return e.Kind == chat.MessageReceived && e.Message.Attachment != nil
+	})
+	if ev.Message.Text != "via the UI" {
+		t.Fatalf("caption %q", ev.Message.Text)
+	}
+	saved, err := alice.Download(t.Context(), ev.Message.ID, t.TempDir(), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got, err := os.ReadFile(saved); err != nil || !bytes.Equal(got, data) {
+		t.Fatalf("alice saved %d bytes, %v", len(got), err)
+	}
+	// A relative path is resolved here, not by the owner; a missing file is a usage error.
+	code = Main(t.Context(), []string{"--home", p.Dir, "--relay", r.URL, "send-file", "alice", "no-such-file"}, strings.NewReader(""), &out, &errb)
+	if code != exitUsage {
+		t.Fatalf("a missing file: exit %d", code)
+	}
+
+	// recv through the owner downloads a contact's file and prints where it is, as recv
+	// does on its own.
+	back := filepath.Join(t.TempDir(), "back.txt")
+	chattest.Must(t, os.WriteFile(back, []byte("right back"), 0o600))
+	if _, err := alice.SendFile(t.Context(), "bob", back, "", nil); err != nil {
+		t.Fatal(err)
+	}
+	chattest.WaitEvent(t, b, "alice's file at bob's owner", func(e chat.Event) bool {
+		return e.Kind == chat.MessageReceived && e.Message.Attachment != nil
+	})
+	down := t.TempDir()
+	out.Reset()
+	errb.Reset()
+	code = Main(t.Context(), []string{"--home", p.Dir, "--relay", r.URL, "recv", "--download-dir", down}, strings.NewReader(""), &out, &errb)
+	savedBack := filepath.Join(down, "back.txt")
+	if code != 0 || !strings.Contains(out.String(), "[file back.txt, 10 B, text/plain; charset=utf-8] saved to "+savedBack) {
+		t.Fatalf("recv through the owner: exit %d, %q %q", code, out.String(), errb.String())
+	}
+	if got, err := os.ReadFile(savedBack); err != nil || string(got) != "right back" {
+		t.Fatalf("saved %q, %v", got, err)
+	}
 }

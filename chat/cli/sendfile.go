@@ -5,6 +5,8 @@ package cli
 // the attachments it prints (download, --download-dir, the "file" object of --json).
 
 import (
+	"context"
+	"encoding/json"
 	"errors"
 	"flag"
 	"fmt"
@@ -19,6 +21,7 @@ import (
 	"github.com/charmbracelet/x/term"
 
 	"pfschat/chat"
+	"pfschat/chat/daemon"
 )
 
 func sendFileFlags(fs *flag.FlagSet) {
@@ -26,22 +29,31 @@ func sendFileFlags(fs *flag.FlagSet) {
 	fs.Duration("wait", 15*time.Second, "how long to wait for the relay to accept the message once the file is uploaded")
 }
 
-func cmdSendFile(e *env, fs *flag.FlagSet, args []string) error {
+// sendFileArgs checks send-file's NAME, PATH and flags.
+func sendFileArgs(fs *flag.FlagSet, args []string) (name, path, caption string, wait time.Duration, err error) {
 	if len(args) != 2 {
-		return usagef("want NAME and PATH")
+		return "", "", "", 0, usagef("want NAME and PATH")
 	}
-	name, path := strings.ToLower(args[0]), args[1]
-	caption := fs.Lookup("caption").Value.String()
-	wait := fs.Lookup("wait").Value.(flag.Getter).Get().(time.Duration)
+	name, path = strings.ToLower(args[0]), args[1]
+	caption = fs.Lookup("caption").Value.String()
+	wait = fs.Lookup("wait").Value.(flag.Getter).Get().(time.Duration)
 	st, err := os.Stat(path)
 	if err != nil {
-		return usagef("%v", err)
+		return "", "", "", 0, usagef("%v", err)
 	}
 	if !st.Mode().IsRegular() {
-		return usagef("%s is not a regular file", path)
+		return "", "", "", 0, usagef("%s is not a regular file", path)
 	}
 	if len(caption) > chat.MaxTextBytes {
-		return usagef("the caption is %d bytes; at most %d", len(caption), chat.MaxTextBytes)
+		return "", "", "", 0, usagef("the caption is %d bytes; at most %d", len(caption), chat.MaxTextBytes)
+	}
+	return name, path, caption, wait, nil
+}
+
+func cmdSendFile(e *env, fs *flag.FlagSet, args []string) error {
+	name, path, caption, wait, err := sendFileArgs(fs, args)
+	if err != nil {
+		return err
 	}
 	c, err := e.online() // the upload needs the relay
 	if err != nil {
@@ -238,4 +250,134 @@ func fetchEarlier(e *env, c *chat.Controller, dir string) {
 			fmt.Fprintf(e.stderr, "downloaded %s from %s (message %d): %s\n", chat.SafeFileName(a.FileName), m.Contact, m.ID, a.Path)
 		}
 	}
+}
+
+// sendFileViaOwner is send-file while pfschat daemon or the UI holds the profile: the
+// owner reads the file, uploads and sends it (one relay connection, one outbox), and
+// its "transfer" notifications, on a second connection, draw the progress here.
+func sendFileViaOwner(e *env, cl *daemon.Client, fs *flag.FlagSet, args []string) error {
+	name, path, caption, wait, err := sendFileArgs(fs, args)
+	if err != nil {
+		return err
+	}
+	abs, err := filepath.Abs(path)
+	if err != nil {
+		return usagef("%v", err)
+	}
+	st, err := os.Stat(abs)
+	if err != nil {
+		return usagef("%v", err)
+	}
+	bar := newProgressLine(e.stderr, "uploading "+filepath.Base(abs))
+	stop := watchUpload(e, name, chat.SafeFileName(filepath.Base(abs)), bar)
+	p := daemon.SendFileParams{To: name, Path: abs, Caption: caption, WaitMs: max(wait.Milliseconds(), 1)}
+	var r daemon.SendResult
+	err = cl.Call(e.ctx, "sendFile", p, &r)
+	if errors.Is(err, &daemon.Error{Code: daemon.CodeUnknownContact}) {
+		if err := cl.Call(e.ctx, "addContact", daemon.NameParams{Name: name}, nil); err != nil {
+			stop()
+			return daemon.ChatError(err)
+		}
+		fmt.Fprintf(e.stderr, "added %s (trusted on first use; 'pfschat fingerprint %s' shows the safety number)\n", name, name)
+		err = cl.Call(e.ctx, "sendFile", p, &r)
+	}
+	stop()
+	if err == nil {
+		bar.update(st.Size(), st.Size())
+	}
+	bar.end()
+	var re *daemon.Error
+	if errors.As(err, &re) && re.Code == daemon.CodeSendRefused && re.Data != nil {
+		return fmt.Errorf("the relay refused the message: %s", re.Data.Reason)
+	}
+	if err != nil {
+		if errors.Is(err, e.ctx.Err()) {
+			return fmt.Errorf("interrupted; the owner of this profile keeps uploading the file and sends it: %w", err)
+		}
+		return daemon.ChatError(err)
+	}
+	if r.State != "accepted" {
+		return queuedErr{fmt.Sprintf("the file is uploaded; its message waits in the outbox (message %d) and goes out as soon as the pfschat owner of this profile reconnects. Do not send it again.", r.ID)}
+	}
+	fmt.Fprintf(e.stdout, "sent %s (%s) to %s (message %d)\n", filepath.Base(abs), chat.FormatSize(st.Size()), name, r.ID)
+	return nil
+}
+
+// watchUpload draws the owner's progress of the upload of file to contact on bar, from
+// a subscription on a second connection, until stop is called. Without one (an owner
+// that refuses it) the bar stays empty: the upload is not affected.
+func watchUpload(e *env, contact, file string, bar *progressLine) (stop func()) {
+	cl, err := e.dialOwner()
+	if err != nil || cl == nil {
+		return func() {}
+	}
+	ctx, cancel := context.WithCancel(e.ctx)
+	if err := cl.Call(ctx, "subscribe", nil, new(daemon.SubscribeResult)); err != nil {
+		cancel()
+		cl.Close()
+		return func() {}
+	}
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		for {
+			n, err := cl.Next(ctx)
+			if err != nil {
+				return
+			}
+			if n.Method != daemon.NotifyTransfer {
+				continue
+			}
+			var ev daemon.Event
+			if json.Unmarshal(n.Params, &ev) != nil || ev.Transfer == nil {
+				continue
+			}
+			if t := ev.Transfer; t.Outgoing && t.ID == 0 && !t.Ended && ev.Contact == contact && t.Name == file {
+				bar.update(t.Done, t.Size)
+			}
+		}
+	}()
+	return func() {
+		cancel()
+		cl.Close()
+		<-done
+	}
+}
+
+// fetchViaOwner is fetchAttachment for recv through the profile's owner: the owner
+// downloads a received file into dir (made absolute here) when it comes from a contact
+// (not a message request, not behind an unaccepted key change); m.File then says where
+// it is, and a failure is a warning (the owner's message shows why it failed).
+func fetchViaOwner(e *env, cl *daemon.Client, m *daemon.Message, dir string) {
+	f := m.File
+	if f == nil || m.Outgoing || (f.State != "available" && f.State != "downloading") {
+		return
+	}
+	var contacts []daemon.Contact
+	if err := cl.Call(e.ctx, "contacts", nil, &contacts); err != nil {
+		return
+	}
+	stranger := true
+	for _, ct := range contacts {
+		if ct.Name == m.Contact {
+			stranger = ct.Request || ct.Blocked
+		}
+	}
+	if stranger || m.KeyPending {
+		fmt.Fprintf(e.stderr, "%s from %s was not downloaded: %s is not a contact you wrote to or accepted; 'pfschat accept-request %s', then 'pfschat recv' downloads it\n",
+			f.Name, m.Contact, m.Contact, m.Contact)
+		return
+	}
+	abs, err := filepath.Abs(dir)
+	if err != nil {
+		return
+	}
+	var r daemon.DownloadResult
+	if err := cl.Call(e.ctx, "download", daemon.DownloadParams{ID: m.ID, Dir: abs}, &r); err != nil {
+		if e.ctx.Err() == nil {
+			fmt.Fprintf(e.stderr, "warning: %s was not downloaded: %s\n", f.Name, chat.Sentence(daemon.ChatError(err)))
+		}
+		return
+	}
+	f.State, f.Path = "downloaded", r.Path
 }

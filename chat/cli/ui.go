@@ -1,6 +1,7 @@
 package cli
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"flag"
@@ -9,6 +10,7 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"strconv"
 
 	"pfschat/chat"
 	"pfschat/chat/profile"
@@ -61,6 +63,11 @@ func runUI(ctx context.Context, args []string, stdin io.Reader, stdout, stderr i
 		fmt.Fprintf(stderr, "pfschat: %v\n", err)
 		return exitFail
 	}
+	autoDownload, err := autoDownloadMax(flags.AutoDownloadMiB)
+	if err != nil {
+		fmt.Fprintf(stderr, "pfschat: %v\n", err)
+		return exitUsage
+	}
 	// The same passphrase rules as the headless commands; without one given up front
 	// the UI asks on its unlock screen.
 	pass, _, err := flags.GivenPassphrase()
@@ -100,7 +107,8 @@ func runUI(ctx context.Context, args []string, stdin io.Reader, stdout, stderr i
 	if flags.InsecureWS {
 		fmt.Fprintln(stderr, "pfschat: warning: --insecure-ws:", profile.InsecureWSWarning)
 	}
-	opts := ui.Options{Profile: uiOwnerProfile{ui.NewChatProfile(p), home, logger}, Passphrase: pass, Bell: !flags.NoBell, Logger: logger, OpenContact: flags.Open, Notifier: ui.DetectNotifier(os.Getenv)}
+	opts := ui.Options{Profile: uiOwnerProfile{ui.NewChatProfile(p), home, logger}, Passphrase: pass, Bell: !flags.NoBell, Logger: logger, OpenContact: flags.Open, Notifier: ui.DetectNotifier(os.Getenv),
+		AutoDownloadMax: autoDownload, Graphics: ui.DetectGraphics(os.Getenv)}
 	return runProgram(ctx, opts, stdin, stdout, stderr)
 }
 
@@ -112,4 +120,17 @@ func runProgram(ctx context.Context, opts ui.Options, stdin io.Reader, stdout, s
 		return exitFail
 	}
 	return exitOK
+}
+
+// autoDownloadMax turns --auto-download-mib into ui.Options.AutoDownloadMax: "0" turns
+// it off (negative), N MiB is N<<20 bytes.
+func autoDownloadMax(mib string) (int64, error) {
+	n, err := strconv.ParseInt(cmp.Or(mib, "10"), 10, 64)
+	if err != nil || n < 0 || n > 1<<20 {
+		return 0, fmt.Errorf("--auto-download-mib %q: want a whole number of MiB, 0 to %d (0: nothing downloads by itself)", mib, 1<<20)
+	}
+	if n == 0 {
+		return -1, nil
+	}
+	return n << 20, nil
 }

@@ -80,3 +80,16 @@ func TestEmptyPassphraseRefusedByUIAndHeadless(t *testing.T) {
 		}
 	}
 }
+
+func TestAutoDownloadFlag(t *testing.T) {
+	for in, want := range map[string]int64{"": 10 << 20, "10": 10 << 20, "1": 1 << 20, "0": -1} {
+		if got, err := autoDownloadMax(in); err != nil || got != want {
+			t.Errorf("--auto-download-mib %q: %d %v, want %d", in, got, err, want)
+		}
+	}
+	for _, bad := range []string{"-1", "ten", "1.5", "99999999"} {
+		if _, err := autoDownloadMax(bad); err == nil || !strings.Contains(err.Error(), "--auto-download-mib") {
+			t.Errorf("--auto-download-mib %q: %v, want a usage error", bad, err)
+		}
+	}
+}

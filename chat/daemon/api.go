@@ -161,11 +161,12 @@ type (
 	// Event is the params of every notification: the subscription it belongs to and
 	// one of message / delivery / contact / connection.
 	Event struct {
-		Subscription int64    `json:"subscription"`
-		Message      *Message `json:"message,omitempty"`
-		Contact      string   `json:"contact,omitempty"`
-		Status       string   `json:"status,omitempty"`
-		Error        string   `json:"error,omitempty"`
+		Subscription int64     `json:"subscription"`
+		Message      *Message  `json:"message,omitempty"`
+		Contact      string    `json:"contact,omitempty"`
+		Status       string    `json:"status,omitempty"`
+		Error        string    `json:"error,omitempty"`
+		Transfer     *Transfer `json:"transfer,omitempty"` // attachments.go
 	}
 )
 
@@ -175,6 +176,7 @@ const (
 	NotifyDelivery   = "delivery"   // an outgoing message moved to sent, delivered, read or failed
 	NotifyKeyChanged = "keyChanged" // a contact's identity key changed
 	NotifyConnection = "connection" // the relay connection changed state
+	NotifyTransfer   = "transfer"   // a file's upload or download moved on (attachments.go)
 )
 
 // errorFor maps package chat's errors to the stable codes.

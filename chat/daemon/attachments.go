@@ -1,11 +1,13 @@
 package daemon
 
 // Attachments over the API (API.md "Attachments"): sendFile uploads a file the owner can
-// read and sends it; download fetches a received file into a directory.
+// read and sends it; download fetches a received file into a directory; with
+// Config.DownloadDir the owner fetches contacts' files by itself (autoDownload).
 
 import (
 	"context"
 	"path/filepath"
+	"time"
 
 	"pfschat/chat"
 )
@@ -15,6 +17,7 @@ type SendFileParams struct {
 	To      string `json:"to"`
 	Path    string `json:"path"` // absolute, readable by the owner
 	Caption string `json:"caption,omitempty"`
+	WaitMs  int64  `json:"waitMs,omitempty"` // as send's: wait up to this long for the relay to accept the message
 }
 
 // DownloadParams are download's params.
@@ -38,6 +41,21 @@ type File struct {
 	Reason    string `json:"reason,omitempty"`
 }
 
+// Chat is the attachment f shows (nil for nil), for clients that print it as pfschat does.
+func (f *File) Chat() *chat.Attachment {
+	if f == nil {
+		return nil
+	}
+	a := &chat.Attachment{FileName: f.Name, Size: f.Size, MediaType: f.MediaType, Path: f.Path, Reason: f.Reason}
+	for s := range chat.AttachmentState(255) {
+		if s.String() == f.State {
+			a.State = s
+			break
+		}
+	}
+	return a
+}
+
 func fromAttachment(a *chat.Attachment) *File {
 	if a == nil {
 		return nil
@@ -49,11 +67,41 @@ func (s *Server) sendFile(ctx context.Context, p SendFileParams) (any, *Error) {
 	if p.To == "" || !filepath.IsAbs(p.Path) {
 		return nil, NewError(CodeInvalidParams, `"to" and an absolute "path" are required`)
 	}
+	if p.WaitMs < 0 || p.WaitMs > int64(10*time.Minute/time.Millisecond) {
+		return nil, NewError(CodeInvalidParams, `"waitMs" must be between 0 and 600000`)
+	}
+	var sub *Sub
+	if p.WaitMs > 0 { // listen before sending, so the "sent" event cannot be missed
+		sub = s.cfg.Hub.Subscribe()
+		defer sub.Close()
+	}
 	m, err := s.c.SendFile(ctx, p.To, p.Path, p.Caption, nil)
 	if err != nil {
-		return nil, errorFor(err)
+		e := errorFor(err)
+		if e.Data != nil && e.Data.Contact == "" && (e.Code == CodeUnknownContact || e.Code == CodeKeyChanged) {
+			e.Data.Contact = p.To
+		}
+		return nil, e
 	}
-	return SendResult{ID: m.ID, State: "queued"}, nil
+	return s.awaitAccepted(ctx, sub, m.ID, p.To, p.WaitMs)
+}
+
+// Transfer is a file's upload or download as the "transfer" notification shows it.
+type Transfer struct {
+	ID       int64  `json:"id,omitempty"` // the message; absent while a file uploads (its message comes once the relay has it)
+	Outgoing bool   `json:"outgoing,omitempty"`
+	Name     string `json:"name"` // sanitised
+	Size     int64  `json:"size"`
+	Done     int64  `json:"done"`
+	State    string `json:"state"` // uploading, uploaded, sent, downloading, downloaded, failed
+	Reason   string `json:"reason,omitempty"`
+	Ended    bool   `json:"ended,omitempty"` // the last notification of this transfer's run
+	Path     string `json:"path,omitempty"`  // with "ended": the file sent, or where the download was saved
+}
+
+func fromTransfer(t chat.Transfer) *Transfer {
+	return &Transfer{ID: t.MessageID, Outgoing: t.Outgoing, Name: chat.SafeFileName(t.FileName), Size: t.Size, Done: t.Done,
+		State: t.State.String(), Reason: t.Reason, Ended: t.Ended}
 }
 
 func (s *Server) download(ctx context.Context, p DownloadParams) (any, *Error) {
@@ -65,4 +113,53 @@ func (s *Server) download(ctx context.Context, p DownloadParams) (any, *Error) {
 		return nil, errorFor(err)
 	}
 	return DownloadResult{Path: path}, nil
+}
+
+// autoDownload downloads, one at a time, the files of contacts that wait (received while
+// the owner was down) and those that arrive, into Config.DownloadDir: what a device
+// wants. Strangers' and message requests' files wait for the download method.
+func (s *Server) autoDownload(sub *Sub) {
+	defer s.wg.Done()
+	defer sub.Close()
+	fetch := func(m chat.Message) {
+		a := m.Attachment
+		if a == nil || m.Outgoing || (a.State != chat.AttachmentAvailable && a.State != chat.AttachmentFetching) ||
+			!s.c.MayAutoDownload(s.ctx, m) {
+			return
+		}
+		if _, err := s.c.Download(s.ctx, m.ID, s.cfg.DownloadDir, nil); err != nil && s.ctx.Err() == nil {
+			s.log.Info("daemon: downloading a file", "message", m.ID, "err", err)
+		}
+	}
+	if pending, err := s.c.PendingDownloads(s.ctx); err == nil {
+		for _, m := range pending {
+			fetch(m)
+		}
+	}
+	for {
+		select {
+		case <-s.ctx.Done():
+			return
+		case ev, ok := <-sub.C():
+			if !ok {
+				return
+			}
+			if ev.Kind == chat.MessageReceived && ev.Message != nil {
+				fetch(*ev.Message)
+			}
+		}
+	}
+}
+
+// resumeUploads finishes the uploads an earlier run of the owner left (killed half way):
+// the relay's acknowledged chunks are not sent again; each waits for the relay.
+func (s *Server) resumeUploads() {
+	defer s.wg.Done()
+	sent, err := s.c.ResumeUploads(s.ctx, nil)
+	if len(sent) > 0 {
+		s.log.Info("daemon: finished uploads an earlier run left", "files", len(sent))
+	}
+	if err != nil && s.ctx.Err() == nil {
+		s.log.Warn("daemon: an earlier upload could not be finished", "err", err)
+	}
 }

@@ -2,12 +2,18 @@ package daemon_test
 
 import (
 	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
 	"os"
 	"path/filepath"
 	"testing"
+	"time"
 
+	"pfschat/chat"
 	"pfschat/chat/chattest"
 	"pfschat/chat/daemon"
+	"pfschat/chat/profile"
 	"pfschat/relay/relaytest"
 )
 
@@ -53,5 +59,151 @@ func TestSocketSendFileAndDownload(t *testing.T) {
 	}
 	if got, err := os.ReadFile(dr.Path); err != nil || !bytes.Equal(got, data[:1000]) || filepath.Dir(dr.Path) != dir {
 		t.Fatalf("downloaded %s: %v", dr.Path, err)
+	}
+}
+
+// sendFile with waitMs answers "accepted" once the relay holds the message, and a
+// subscriber sees the upload's "transfer" notifications: growing, then the end.
+func TestSocketSendFileProgress(t *testing.T) {
+	r := relaytest.Start(t)
+	alice, bob := chattest.NewUser(t, r, "alice"), chattest.NewUser(t, r, "bob")
+	chattest.Converse(t, alice, bob)
+	o := startOwner(t, r, bob)
+	cl, watcher := dial(t, o.sock), dial(t, o.sock)
+	if err := watcher.Call(t.Context(), "subscribe", nil, new(daemon.SubscribeResult)); err != nil {
+		t.Fatal(err)
+	}
+	src := filepath.Join(t.TempDir(), "log.txt")
+	chattest.Must(t, os.WriteFile(src, bytes.Repeat([]byte("line\n"), 40000), 0o600))
+	var sr daemon.SendResult
+	if err := cl.Call(t.Context(), "sendFile", daemon.SendFileParams{To: "alice", Path: src, WaitMs: 30000}, &sr); err != nil || sr.State != "accepted" {
+		t.Fatalf("sendFile: %+v %v", sr, err)
+	}
+	ctx, cancel := context.WithTimeout(t.Context(), 30*time.Second)
+	defer cancel()
+	var seen []daemon.Transfer
+	for {
+		n, err := watcher.Next(ctx)
+		if err != nil {
+			t.Fatalf("waiting for transfer notifications (seen %+v): %v", seen, err)
+		}
+		if n.Method != daemon.NotifyTransfer {
+			continue
+		}
+		var ev daemon.Event
+		chattest.Must(t, json.Unmarshal(n.Params, &ev))
+		tr := *ev.Transfer
+		if ev.Contact != "alice" || tr.Name != "log.txt" || !tr.Outgoing || tr.Size != 200000 {
+			t.Fatalf("transfer notification %+v for %q", tr, ev.Contact)
+		}
+		if k := len(seen); k > 0 && tr.Done < seen[k-1].Done {
+			t.Fatalf("progress went back: %+v after %+v", tr, seen[k-1])
+		}
+		seen = append(seen, tr)
+		if tr.Ended {
+			break
+		}
+	}
+	if last := seen[len(seen)-1]; len(seen) < 3 || last.State != "sent" || last.ID != sr.ID || last.Done != last.Size {
+		t.Fatalf("transfer notifications %+v, want progress then sent as message %d", seen, sr.ID)
+	}
+}
+
+// An owner with a download directory (a device: pfschat daemon) fetches a contact's
+// file by itself, the one that waited while it was down and the ones that arrive, and
+// says where in the transfer's last notification; a stranger's file waits.
+func TestOwnerDownloadsByItself(t *testing.T) {
+	r := relaytest.Start(t)
+	alice, bob, carol := chattest.NewUser(t, r, "alice"), chattest.NewUser(t, r, "bob"), chattest.NewUser(t, r, "carol")
+	chattest.Converse(t, alice, bob)
+	chattest.AddContact(t, carol, "bob")
+	src := t.TempDir()
+	write := func(name, body string) string {
+		p := filepath.Join(src, name)
+		chattest.Must(t, os.WriteFile(p, []byte(body), 0o600))
+		return p
+	}
+	// Waiting before the owner starts.
+	if _, err := alice.SendFile(t.Context(), "bob", write("early.txt", "sent before"), "", nil); err != nil {
+		t.Fatal(err)
+	}
+	chattest.WaitEvent(t, bob, "the early file", func(e chat.Event) bool {
+		return e.Kind == chat.MessageReceived && e.Message.Attachment != nil
+	})
+	dir := t.TempDir()
+	hub := daemon.NewHub(bob.Controller.Events())
+	watch := hub.Subscribe()
+	defer watch.Close()
+	srv := daemon.New(daemon.Config{Controller: bob.Controller, Hub: hub, Owner: profile.OwnerDaemon, Version: "test", DownloadDir: dir})
+	t.Cleanup(func() { srv.Close() })
+	if _, err := carol.SendFile(t.Context(), "bob", write("stranger.txt", "from a stranger"), "", nil); err != nil {
+		t.Fatal(err)
+	}
+	saved := map[string]string{} // file name → where the owner says it saved it
+	carolsIn := false
+	timeout := time.After(30 * time.Second)
+	next := func() {
+		select {
+		case ev := <-watch.C():
+			switch {
+			case ev.Kind == chat.MessageReceived && ev.Contact == "carol":
+				carolsIn = true
+			case ev.Kind == chat.TransferProgress && ev.Transfer.Ended && ev.Transfer.State == chat.AttachmentDownloaded:
+				saved[ev.Transfer.FileName] = ev.Message.Attachment.Path
+			}
+		case <-timeout:
+			t.Fatalf("carol's file in: %v; downloads seen: %v", carolsIn, saved)
+		}
+	}
+	for !carolsIn {
+		next()
+	}
+	if _, err := alice.SendFile(t.Context(), "bob", write("late.txt", "sent after"), "", nil); err != nil {
+		t.Fatal(err)
+	}
+	for len(saved) < 2 {
+		next()
+	}
+	for name, body := range map[string]string{"early.txt": "sent before", "late.txt": "sent after"} {
+		if got, err := os.ReadFile(filepath.Join(dir, name)); err != nil || string(got) != body || saved[name] != filepath.Join(dir, name) {
+			t.Fatalf("%s: %q %v (saved at %q)", name, got, err, saved[name])
+		}
+	}
+	// carol's file arrived before alice's late one, and the owner takes them in order:
+	// it was passed over, not fetched.
+	if _, err := os.Stat(filepath.Join(dir, "stranger.txt")); !os.IsNotExist(err) {
+		t.Fatalf("a stranger's file was downloaded: %v", err)
+	}
+}
+
+// The daemon finishes at start an upload its earlier run left (killed after 4 of 10
+// chunks): the message goes out and alice gets the whole file.
+func TestOwnerResumesUploads(t *testing.T) {
+	r := relaytest.Start(t)
+	alice, bob := chattest.NewUser(t, r, "alice"), chattest.NewUser(t, r, "bob")
+	chattest.Converse(t, alice, bob)
+	data := bytes.Repeat([]byte("0123456789abcdef"), 20<<10) // 320 KiB: 10 chunks
+	src := filepath.Join(t.TempDir(), "resume.bin")
+	chattest.Must(t, os.WriteFile(src, data, 0o600))
+	kctx, kill := context.WithCancel(t.Context())
+	if _, err := bob.SendFile(kctx, "alice", src, "", func(done, total int64) {
+		if done >= total*4/10 {
+			kill()
+		}
+	}); !errors.Is(err, context.Canceled) {
+		t.Fatalf("the killed upload: %v", err)
+	}
+	hub := daemon.NewHub(bob.Controller.Events())
+	srv := daemon.New(daemon.Config{Controller: bob.Controller, Hub: hub, Owner: profile.OwnerDaemon, Version: "test", ResumeUploads: true})
+	t.Cleanup(func() { srv.Close() })
+	ev := chattest.WaitEvent(t, alice, "bob's resumed file", func(e chat.Event) bool {
+		return e.Kind == chat.MessageReceived && e.Message.Attachment != nil
+	})
+	p, err := alice.Download(t.Context(), ev.Message.ID, t.TempDir(), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got, _ := os.ReadFile(p); !bytes.Equal(got, data) {
+		t.Fatalf("alice got %d bytes", len(got))
 	}
 }

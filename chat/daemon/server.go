@@ -41,6 +41,13 @@ type Config struct {
 	ReadReceipts bool
 	// Logger receives diagnostics, never message contents or secrets (default: discard).
 	Logger *slog.Logger
+	// DownloadDir, when set, is where the owner downloads a contact's files by itself,
+	// as they arrive and those waiting when it starts (devices: attachments.go); never
+	// a stranger's or a message request's. "": only the download method fetches.
+	DownloadDir string
+	// ResumeUploads: finish at start the uploads an earlier run left (pfschat daemon;
+	// the UI resumes its own once it is online).
+	ResumeUploads bool
 }
 
 // Server serves one owner's controller over JSON-RPC 2.0: newline-delimited on stream
@@ -64,7 +71,17 @@ func New(cfg Config) *Server {
 		cfg.Logger = slog.New(slog.DiscardHandler)
 	}
 	ctx, stop := context.WithCancel(context.Background())
-	return &Server{cfg: cfg, c: cfg.Controller, log: cfg.Logger, ctx: ctx, stop: stop, conns: make(map[*conn]struct{})}
+	s := &Server{cfg: cfg, c: cfg.Controller, log: cfg.Logger, ctx: ctx, stop: stop, conns: make(map[*conn]struct{})}
+	if cfg.DownloadDir != "" && cfg.Hub != nil {
+		sub := cfg.Hub.Subscribe() // now: no file that arrives from here on is missed
+		s.wg.Add(1)
+		go s.autoDownload(sub)
+	}
+	if cfg.ResumeUploads {
+		s.wg.Add(1)
+		go s.resumeUploads()
+	}
+	return s
 }
 
 // Serve accepts connections on ln until Close; it returns at once.
@@ -444,11 +461,18 @@ func (s *Server) send(ctx context.Context, p SendParams) (any, *Error) {
 		}
 		return nil, e
 	}
-	queued := SendResult{ID: m.ID, State: "queued"}
+	return s.awaitAccepted(ctx, sub, m.ID, p.To, p.WaitMs)
+}
+
+// awaitAccepted answers send and sendFile for message id: "accepted" once the relay
+// holds it within waitMs (sub listens since before the message was committed; nil:
+// do not wait), "queued" otherwise, send_refused when the relay refused it.
+func (s *Server) awaitAccepted(ctx context.Context, sub *Sub, id int64, to string, waitMs int64) (any, *Error) {
+	queued := SendResult{ID: id, State: "queued"}
 	if sub == nil || !s.c.Online() {
 		return queued, nil
 	}
-	timer := time.NewTimer(time.Duration(p.WaitMs) * time.Millisecond)
+	timer := time.NewTimer(time.Duration(waitMs) * time.Millisecond)
 	defer timer.Stop()
 	for {
 		select {
@@ -456,18 +480,18 @@ func (s *Server) send(ctx context.Context, p SendParams) (any, *Error) {
 			if !ok {
 				return queued, nil
 			}
-			if ev.Kind != chat.DeliveryChanged || ev.Message == nil || ev.Message.ID != m.ID {
+			if ev.Kind != chat.DeliveryChanged || ev.Message == nil || ev.Message.ID != id {
 				continue
 			}
 			switch ev.Message.State {
 			case chat.Pending:
 				continue
 			case chat.Failed:
-				e := NewError(CodeSendRefused, "the relay refused message %d: %s", m.ID, ev.Message.Reason)
-				e.Data.Contact, e.Data.Reason = p.To, ev.Message.Reason
+				e := NewError(CodeSendRefused, "the relay refused message %d: %s", id, ev.Message.Reason)
+				e.Data.Contact, e.Data.Reason = to, ev.Message.Reason
 				return nil, e
 			}
-			return SendResult{ID: m.ID, State: "accepted"}, nil
+			return SendResult{ID: id, State: "accepted"}, nil
 		case <-timer.C:
 			return queued, nil
 		case <-ctx.Done():
@@ -581,6 +605,15 @@ func eventNotification(id int64, ev chat.Event) (Notification, bool) {
 		return notification(NotifyDelivery, Event{Subscription: id, Message: &m}), true
 	case chat.ContactKeyChanged:
 		return notification(NotifyKeyChanged, Event{Subscription: id, Contact: ev.Contact}), true
+	case chat.TransferProgress: // attachments.go
+		if ev.Transfer == nil {
+			return Notification{}, false
+		}
+		t := fromTransfer(*ev.Transfer)
+		if ev.Message != nil && ev.Message.Attachment != nil {
+			t.Path = ev.Message.Attachment.Path
+		}
+		return notification(NotifyTransfer, Event{Subscription: id, Contact: ev.Contact, Transfer: t}), true
 	case chat.ConnectionChanged:
 		e := Event{Subscription: id, Status: ev.State.Status.String()}
 		if ev.State.Err != nil {

@@ -1,6 +1,7 @@
 package profile
 
 import (
+	"cmp"
 	"flag"
 	"os"
 	"strings"
@@ -26,6 +27,9 @@ type Flags struct {
 	NoBell         bool   // --no-bell (UI, demo)
 	Verbose        bool   // -v (headless)
 	InsecureWS     bool   // --insecure-ws (UI, headless)
+	// AutoDownloadMiB: --auto-download-mib N (UI): files from contacts up to N MiB
+	// download as they arrive; "0": none ("": the default, 10).
+	AutoDownloadMiB string
 }
 
 // definitions is the one list of global flags: which commands take each, its help, and
@@ -50,6 +54,10 @@ var definitions = []struct {
 		func(f *Flags, fs *flag.FlagSet, name, usage string) { fs.BoolVar(&f.NoBell, name, f.NoBell, usage) }},
 	{"v", Headless, "log diagnostics to stderr",
 		func(f *Flags, fs *flag.FlagSet, name, usage string) { fs.BoolVar(&f.Verbose, name, f.Verbose, usage) }},
+	{"auto-download-mib", UI, "files from contacts up to this many MiB download as they arrive; bigger ones on ctrl+o or /download (0: none by itself; never from strangers)",
+		func(f *Flags, fs *flag.FlagSet, name, usage string) {
+			fs.StringVar(&f.AutoDownloadMiB, name, cmp.Or(f.AutoDownloadMiB, "10"), usage)
+		}},
 	{"insecure-ws", UI | Headless, "allow plain ws:// to a relay that is not on loopback (a private network): " + InsecureWSWarning,
 		func(f *Flags, fs *flag.FlagSet, name, usage string) {
 			fs.BoolVar(&f.InsecureWS, name, f.InsecureWS, usage)

@@ -63,7 +63,7 @@ func TestCommandIndexAgreesWithFlagDefinitions(t *testing.T) {
 // survives the command's own parse.
 func TestRegisterPerCommand(t *testing.T) {
 	want := map[Command][]string{
-		UI:       {"home", "insecure-ws", "no-bell", "open", "passphrase-file", "relay"},
+		UI:       {"auto-download-mib", "home", "insecure-ws", "no-bell", "open", "passphrase-file", "relay"},
 		Demo:     {"no-bell"},
 		Headless: {"home", "insecure-ws", "passphrase-file", "relay", "v"},
 	}

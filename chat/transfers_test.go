@@ -1,0 +1,112 @@
+package chat
+
+import (
+	"crypto/rand"
+	"testing"
+
+	"pfschat/relay"
+	"pfschat/relay/relaytest"
+)
+
+// collectTransfer reads c's TransferProgress events of the first transfer in that
+// direction until its last one (returned with its message), and checks that the
+// percentages only grow.
+func collectTransfer(t *testing.T, c *Controller, outgoing bool) ([]Transfer, *Message) {
+	t.Helper()
+	var got []Transfer
+	clientID := ""
+	for {
+		ev := waitEvent(t, c, "a transfer's end", func(e Event) bool {
+			return e.Kind == TransferProgress && e.Transfer.Outgoing == outgoing && (clientID == "" || e.Transfer.ClientID == clientID)
+		})
+		tr := *ev.Transfer
+		clientID = tr.ClientID
+		if n := len(got); n > 0 && !tr.Ended && tr.Percent() <= got[n-1].Percent() {
+			t.Fatalf("progress went %d%% → %d%%", got[n-1].Percent(), tr.Percent())
+		}
+		if tr.Ended && (ev.Message == nil) != (tr.MessageID == 0) {
+			t.Fatalf("last event: message %v, transfer's message %d", ev.Message, tr.MessageID)
+		}
+		got = append(got, tr)
+		if tr.Ended {
+			return got, ev.Message
+		}
+	}
+}
+
+// TestTransferProgressEvents: an upload and a download report their whole percentages
+// on Events as they go, then end with the attachment's state and its message, so the
+// UI can show "uploading 42%" → sent → downloaded with the saved path.
+func TestTransferProgressEvents(t *testing.T) {
+	_, alice, bob := attachPair(t, relaytest.Options{})
+	ctx := attachCtx(t)
+	data := make([]byte, 48*relay.BlobChunkSize+7) // 1.5 MiB: several acknowledgements, whatever the run of chunks per message
+	rand.Read(data)
+	path := writeFile(t, t.TempDir(), "photo.bin", data)
+	sent, err := alice.c.SendFile(ctx, "bob", path, "", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	up, upMsg := collectTransfer(t, alice.c, true)
+	if len(up) < 4 || up[0].MessageID != 0 || up[0].FileName != "photo.bin" || up[0].Size != int64(len(data)) {
+		t.Fatalf("upload events: %+v", up)
+	}
+	if last := up[len(up)-1]; last.State != AttachmentSent || last.MessageID != sent.ID || last.Percent() != 100 {
+		t.Fatalf("the upload ended %+v, want sent as message %d", last, sent.ID)
+	}
+	if upMsg.Attachment == nil || upMsg.Attachment.State != AttachmentSent || upMsg.Attachment.Path != path {
+		t.Fatalf("the upload's message: %+v", upMsg.Attachment)
+	}
+	if up[len(up)-2].Percent() != 100 {
+		t.Fatalf("the upload's progress stopped at %d%%", up[len(up)-2].Percent())
+	}
+
+	m := waitAttachment(t, bob.c, "alice")
+	saved, err := bob.c.Download(ctx, m.ID, t.TempDir(), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	down, downMsg := collectTransfer(t, bob.c, false)
+	if len(down) < 4 || down[0].MessageID != m.ID || down[0].State != AttachmentFetching {
+		t.Fatalf("download events: %+v", down)
+	}
+	last := down[len(down)-1]
+	if last.State != AttachmentDownloaded || last.Percent() != 100 {
+		t.Fatalf("the download ended %+v", last)
+	}
+	if downMsg.ID != m.ID || downMsg.Attachment == nil || downMsg.Attachment.State != AttachmentDownloaded || downMsg.Attachment.Path != saved {
+		t.Fatalf("the download's message: %+v, saved at %s", downMsg.Attachment, saved)
+	}
+}
+
+// TestMayAutoDownload: a file from a stranger (a message request) never downloads by
+// itself; once the request is accepted the next one may; our own files never.
+func TestMayAutoDownload(t *testing.T) {
+	r := relaytest.Start(t)
+	alice, bob := newUser(t, r, "alice"), newUser(t, r, "bob")
+	ctx := attachCtx(t)
+	if _, err := alice.c.AddContact(ctx, "bob"); err != nil {
+		t.Fatal(err)
+	}
+	path := writeFile(t, t.TempDir(), "note.txt", []byte("hello"))
+	sent, err := alice.c.SendFile(ctx, "bob", path, "", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	first := waitAttachment(t, bob.c, "alice")
+	if bob.c.MayAutoDownload(ctx, first) {
+		t.Fatal("a stranger's file (a message request) may download by itself")
+	}
+	if alice.c.MayAutoDownload(ctx, sent) {
+		t.Fatal("our own file may download")
+	}
+	if err := bob.c.AcceptRequest(ctx, "alice"); err != nil {
+		t.Fatal(err)
+	}
+	if !bob.c.MayAutoDownload(ctx, first) {
+		t.Fatal("an accepted contact's file may not download")
+	}
+	if bob.c.MayAutoDownload(ctx, Message{Contact: "alice", Attachment: first.Attachment, KeyPending: true}) {
+		t.Fatal("a file behind an unaccepted key change may download")
+	}
+}

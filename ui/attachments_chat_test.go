@@ -1,0 +1,141 @@
+package ui
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"pfschat/chat"
+	"pfschat/chat/chattest"
+	"pfschat/relay/relaytest"
+)
+
+// TestAttachmentsInTheUI drives the UI over real controllers and a real relay: a
+// contact's small file is saved as it arrives, and a file over the auto-download limit
+// waits for ctrl+o.
+func TestAttachmentsInTheUI(t *testing.T) {
+	r := relaytest.Start(t)
+	ctx := t.Context()
+	alice, bob := newUser(t, r, "alice"), newUser(t, r, "bob")
+	chattest.AddContact(t, alice, "bob")
+	chattest.AddContact(t, bob, "alice")
+	downloads := t.TempDir()
+	tm, fr := startUI(t, Options{Backend: alice.Controller, OpenContact: "bob", AutoDownloadMax: 64 << 10, DownloadDir: downloads}, 200, 30)
+	fr.WaitText(t, "relay connected", "bob")
+	src := t.TempDir()
+	small := []byte("small enough")
+	write := func(name string, data []byte) string {
+		p := filepath.Join(src, name)
+		chattest.Must(t, os.WriteFile(p, data, 0o600))
+		return p
+	}
+	if _, err := bob.SendFile(ctx, "alice", write("small.txt", small), "", nil); err != nil {
+		t.Fatal(err)
+	}
+	fr.WaitFor(t, "the small file saved by itself", func(s string) bool {
+		l := lineWith(s, "📎 small.txt")
+		return strings.Contains(string(l), "saved "+downloads)
+	})
+	big := bytes.Repeat([]byte("0123456789abcdef"), 5<<10) // 80 KiB: over the limit
+	if _, err := bob.SendFile(ctx, "alice", write("big.bin", big), "", nil); err != nil {
+		t.Fatal(err)
+	}
+	fr.WaitFor(t, "the big file waiting", func(s string) bool {
+		return strings.Contains(string(lineWith(s, "📎 big.bin")), "ctrl+o or /download to fetch")
+	})
+	if got, err := os.ReadDir(downloads); err != nil || len(got) != 1 {
+		t.Fatalf("downloads before ctrl+o: %v %v", got, err)
+	}
+	press(tm, "ctrl+o")
+	fr.WaitFor(t, "the big file saved on demand", func(s string) bool {
+		return strings.Contains(string(lineWith(s, "📎 big.bin")), "saved "+downloads)
+	})
+	for name, want := range map[string][]byte{"small.txt": small, "big.bin": big} {
+		if got, err := os.ReadFile(filepath.Join(downloads, name)); err != nil || !bytes.Equal(got, want) {
+			t.Fatalf("%s: %d bytes, %v", name, len(got), err)
+		}
+	}
+
+	quitUI(t, tm)
+}
+
+// TestSendFilesFromTheUI: a file sent with /file ends "sent" and reaches the other side
+// whole; one sent by another client of the profile (send-file through the UI's socket)
+// shows too.
+func TestSendFilesFromTheUI(t *testing.T) {
+	r := relaytest.Start(t)
+	ctx := t.Context()
+	alice, bob := newUser(t, r, "alice"), newUser(t, r, "bob")
+	chattest.AddContact(t, alice, "bob")
+	chattest.AddContact(t, bob, "alice")
+	tm, fr := startUI(t, Options{Backend: alice.Controller, OpenContact: "bob", DownloadDir: t.TempDir()}, 200, 30)
+	fr.WaitText(t, "relay connected", "bob")
+	src := t.TempDir()
+	write := func(name string, data []byte) string {
+		p := filepath.Join(src, name)
+		chattest.Must(t, os.WriteFile(p, data, 0o600))
+		return p
+	}
+	tm.Type("/file " + write("report.pdf", []byte("%PDF-1.7 a report")))
+	press(tm, "enter")
+	fr.WaitFor(t, "the sent file", func(s string) bool {
+		return strings.Contains(string(lineWith(s, "📎 report.pdf")), "sent")
+	})
+	m := chattest.WaitEvent(t, bob, "alice's file", func(e chat.Event) bool {
+		return e.Kind == chat.MessageReceived && e.Message.Attachment != nil && e.Message.Attachment.FileName == "report.pdf"
+	})
+	if p, err := bob.Download(ctx, m.Message.ID, t.TempDir(), nil); err != nil {
+		t.Fatal(err)
+	} else if got, _ := os.ReadFile(p); string(got) != "%PDF-1.7 a report" {
+		t.Fatalf("bob got %q", got)
+	}
+	// A file sent by another client of this profile (a `pfschat send-file` through the
+	// UI's socket calls the same controller): its upload and its message show too.
+	if _, err := alice.SendFile(ctx, "bob", write("from-cli.txt", []byte("sent elsewhere")), "", nil); err != nil {
+		t.Fatal(err)
+	}
+	fr.WaitFor(t, "the file sent elsewhere", func(s string) bool {
+		return strings.Contains(string(lineWith(s, "📎 from-cli.txt")), "sent")
+	})
+	quitUI(t, tm)
+}
+
+// An upload an earlier run left half done (killed after 4 of 10 chunks) is finished by
+// the UI when it starts: its message appears, sent, and bob gets the whole file.
+func TestUIResumesUploads(t *testing.T) {
+	r := relaytest.Start(t)
+	ctx := t.Context()
+	alice, bob := newUser(t, r, "alice"), newUser(t, r, "bob")
+	chattest.AddContact(t, alice, "bob")
+	chattest.AddContact(t, bob, "alice")
+	data := bytes.Repeat([]byte("0123456789abcdef"), 20<<10) // 320 KiB: 10 chunks
+	path := filepath.Join(t.TempDir(), "resume.bin")
+	chattest.Must(t, os.WriteFile(path, data, 0o600))
+	kctx, kill := context.WithCancel(ctx)
+	if _, err := alice.SendFile(kctx, "bob", path, "", func(done, total int64) {
+		if done >= total*4/10 {
+			kill()
+		}
+	}); !errors.Is(err, context.Canceled) {
+		t.Fatalf("the killed upload: %v", err)
+	}
+	tm, fr := startUI(t, Options{Backend: alice.Controller, OpenContact: "bob"}, 200, 30)
+	fr.WaitFor(t, "the resumed upload sent", func(s string) bool {
+		return strings.Contains(string(lineWith(s, "📎 resume.bin")), "· sent")
+	})
+	m := chattest.WaitEvent(t, bob, "alice's file", func(e chat.Event) bool {
+		return e.Kind == chat.MessageReceived && e.Message.Attachment != nil
+	})
+	p, err := bob.Download(ctx, m.Message.ID, t.TempDir(), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got, _ := os.ReadFile(p); !bytes.Equal(got, data) {
+		t.Fatalf("bob got %d bytes", len(got))
+	}
+	quitUI(t, tm)
+}

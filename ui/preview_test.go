@@ -1,0 +1,318 @@
+package ui
+
+import (
+	"bytes"
+	"encoding/binary"
+	"errors"
+	"hash/crc32"
+	"image"
+	"image/color"
+	"image/gif"
+	"image/jpeg"
+	"image/png"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	tea "charm.land/bubbletea/v2"
+	"github.com/charmbracelet/x/ansi"
+	"github.com/charmbracelet/x/ansi/kitty"
+
+	"pfschat/chat"
+)
+
+func testImage(w, h int) *image.NRGBA {
+	img := image.NewNRGBA(image.Rect(0, 0, w, h))
+	for y := range h {
+		for x := range w {
+			img.SetNRGBA(x, y, color.NRGBA{uint8(x), uint8(y), 128, 255})
+		}
+	}
+	return img
+}
+
+func encoded(t testing.TB, format string, w, h int) []byte {
+	var b bytes.Buffer
+	var err error
+	switch format {
+	case "png":
+		err = png.Encode(&b, testImage(w, h))
+	case "jpeg":
+		err = jpeg.Encode(&b, testImage(w, h), nil)
+	case "gif":
+		err = gif.Encode(&b, testImage(w, h), nil)
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b.Bytes()
+}
+
+// pngClaiming is a 1×1 PNG whose header claims w×h (its CRC fixed): the pixels that
+// follow are far too few.
+func pngClaiming(t testing.TB, w, h uint32) []byte {
+	b := encoded(t, "png", 1, 1)
+	binary.BigEndian.PutUint32(b[16:], w)
+	binary.BigEndian.PutUint32(b[20:], h)
+	binary.BigEndian.PutUint32(b[29:], crc32.ChecksumIEEE(b[12:29]))
+	return b
+}
+
+// TestDecodePreview: PNG, JPEG and GIF are scaled into the box with their aspect; a
+// header over the caps (chat.ImageSize's, or the preview's 64 MiB of pixels: 8 Mpx for
+// a PNG) is refused before any pixel is decoded; a header whose pixels do not follow is
+// refused.
+func TestDecodePreview(t *testing.T) {
+	for _, format := range []string{"png", "jpeg", "gif"} {
+		img, err := decodePreview(bytes.NewReader(encoded(t, format, 160, 120)), 64, 32)
+		if err != nil {
+			t.Fatalf("%s: %v", format, err)
+		}
+		if b := img.Bounds(); b.Dx() != 42 || b.Dy() != 32 {
+			t.Fatalf("%s 160×120 into 64×32: %v", format, b)
+		}
+	}
+	if img, err := decodePreview(bytes.NewReader(encoded(t, "png", 10, 5)), 64, 32); err != nil || img.Bounds().Dx() != 10 {
+		t.Fatalf("a small image is kept as it is: %v %v", img, err)
+	}
+	for what, data := range map[string][]byte{
+		"100000×100000 (over chat's caps)": pngClaiming(t, 100000, 100000),
+		"4096×4096 PNG (over 8 Mpx)":       pngClaiming(t, 4096, 4096),
+		"300×300 without its pixels":       pngClaiming(t, 300, 300),
+		"a script":                         []byte("#!/bin/sh\n"),
+		"a truncated JPEG":                 encoded(t, "jpeg", 64, 64)[:200],
+	} {
+		if _, err := decodePreview(bytes.NewReader(data), 64, 32); !errors.Is(err, ErrNoPreview) {
+			t.Errorf("%s: %v, want ErrNoPreview", what, err)
+		}
+	}
+}
+
+// FuzzPreviewImage: any bytes from the network give a picture within the box or
+// ErrNoPreview — never a panic, never a picture bigger than asked — and the picture's
+// sixel sequence is one sequence.
+func FuzzPreviewImage(f *testing.F) {
+	for _, format := range []string{"png", "jpeg", "gif"} {
+		f.Add(encoded(f, format, 33, 17))
+	}
+	f.Add(pngClaiming(f, 100000, 100000))
+	f.Add(pngClaiming(f, 4000, 4000))
+	f.Add([]byte("GIF89a\xff\xff\xff\xff"))
+	f.Fuzz(func(t *testing.T, data []byte) {
+		img, err := decodePreview(bytes.NewReader(data), 64, 32)
+		if err != nil {
+			if !errors.Is(err, ErrNoPreview) {
+				t.Fatalf("error %v is not ErrNoPreview", err)
+			}
+			return
+		}
+		if b := img.Bounds(); b.Dx() < 1 || b.Dy() < 1 || b.Dx() > 64 || b.Dy() > 32 {
+			t.Fatalf("picture %v outside the 64×32 box", b)
+		}
+		// What reaches the terminal is one sixel sequence: nothing ends it early.
+		if seq := encodeSixel(img); strings.Index(seq, "\x1b\\") != len(seq)-2 || strings.Count(seq, "\x1b") != 2 {
+			t.Fatalf("sixel sequence ends early or holds escapes: %.60q", seq)
+		}
+	})
+}
+
+func TestFitCells(t *testing.T) {
+	for _, tc := range []struct{ w, h, avail, cols, rows int }{
+		{640, 480, 80, 32, 8},  // 4:3 is 32×12 cells by width: the rows cap it, the width follows
+		{1920, 400, 80, 32, 3}, // a wide banner
+		{100, 1000, 80, 2, 8},  // a tall strip
+		{640, 480, 10, 10, 4},  // a narrow pane
+		{640, 480, 0, 0, 0},    // no room
+	} {
+		cols, rows := fitCells(tc.w, tc.h, tc.avail)
+		if tc.cols == 32 && tc.rows == 8 {
+			if rows != 8 || cols > 32 || cols < 20 {
+				t.Errorf("fitCells(%d, %d, %d) = %d×%d", tc.w, tc.h, tc.avail, cols, rows)
+			}
+			continue
+		}
+		if cols != tc.cols || rows != tc.rows {
+			t.Errorf("fitCells(%d, %d, %d) = %d×%d, want %d×%d", tc.w, tc.h, tc.avail, cols, rows, tc.cols, tc.rows)
+		}
+	}
+}
+
+func TestDetectGraphics(t *testing.T) {
+	for _, tc := range []struct {
+		env  map[string]string
+		want Graphics
+	}{
+		{map[string]string{"TERM": "xterm-kitty"}, KittyGraphics},
+		{map[string]string{"TERM": "xterm-256color", "KITTY_WINDOW_ID": "1"}, KittyGraphics},
+		{map[string]string{"TERM": "xterm-ghostty"}, KittyGraphics},
+		{map[string]string{"TERM": "foot"}, SixelGraphics},
+		{map[string]string{"TERM": "xterm-256color", "TERM_PROGRAM": "WezTerm"}, SixelGraphics},
+		{map[string]string{"TERM": "xterm-256color"}, NoGraphics},
+		{map[string]string{"TERM": "xterm-kitty", "TMUX": "/tmp/tmux-1/default,1,0"}, NoGraphics},
+		{map[string]string{"TERM": "screen-256color", "KITTY_WINDOW_ID": "1"}, NoGraphics},
+		{map[string]string{"TERM": "xterm-256color", "PFSCHAT_GRAPHICS": "kitty"}, KittyGraphics},
+		{map[string]string{"TERM": "xterm-kitty", "PFSCHAT_GRAPHICS": "none"}, NoGraphics},
+	} {
+		if got := DetectGraphics(func(k string) string { return tc.env[k] }); got != tc.want {
+			t.Errorf("%v: %v, want %v", tc.env, got, tc.want)
+		}
+	}
+}
+
+// TestKittyPreviewInline: in a kitty terminal a sent image gets its picture — sent to
+// the terminal once as a virtual placement, then drawn as placeholder cells under the
+// attachment line, every line still exactly the pane's width; elsewhere nothing.
+func TestKittyPreviewInline(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "photo.png")
+	if err := os.WriteFile(path, encoded(t, "png", 160, 120), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	photo := chat.Message{ID: 3, Contact: "bob", Outgoing: true, SentAt: fixedNow, State: chat.Sent,
+		Attachment: &chat.Attachment{FileName: "photo.png", MediaType: "image/png", Size: 1000, State: chat.AttachmentSent,
+			Path: path, Width: 160, Height: 120}}
+	m := newTestMainScreen(t)
+	m.open = "bob"
+	cv := newConversation("bob")
+	cv.loaded = true
+	m.convs["bob"] = cv
+	cv.appendMsg(photo, m.c.loc)
+	if m.wantPreview(photo) != nil {
+		t.Fatal("a preview in a terminal without graphics")
+	}
+	m.c.graphics = KittyGraphics
+	cmd := m.wantPreview(photo)
+	if cmd == nil {
+		t.Fatal("no preview in kitty")
+	}
+	if m.wantPreview(photo) != nil {
+		t.Fatal("the preview is made twice")
+	}
+	pm := cmd().(previewMsg)
+	p := m.previews[photo.ID]
+	if pm.err != nil || !strings.HasPrefix(pm.seq, "\x1b_G") || !strings.Contains(pm.seq, "U=1") || !strings.Contains(pm.seq, "f=100") {
+		t.Fatalf("transmission %.80q: %v", pm.seq, pm.err)
+	}
+	raw, ok := m.onPreview(pm)().(tea.RawMsg)
+	if !ok || raw.Msg != pm.seq {
+		t.Fatal("the picture is not sent to the terminal")
+	}
+	view := m.View()
+	if n := strings.Count(view, string(kitty.Placeholder)); n != p.cols*p.rows || p.rows < 2 {
+		t.Fatalf("%d placeholder cells for a %d×%d picture", n, p.cols, p.rows)
+	}
+	if !strings.Contains(view, "\x1b[38;2;") {
+		t.Fatal("the placeholders do not carry the image id")
+	}
+	for i, l := range strings.Split(view, "\n") {
+		if w := ansi.StringWidth(l); w != m.c.width {
+			t.Fatalf("line %d is %d cells wide, want %d", i, w, m.c.width)
+		}
+	}
+	// A file that is not the image its header says: no picture, and no second try.
+	bad := photo
+	bad.ID, bad.Attachment = 4, &chat.Attachment{FileName: "x.png", MediaType: "image/png", State: chat.AttachmentSent,
+		Path: filepath.Join(t.TempDir(), "missing.png"), Width: 10, Height: 10}
+	if pm := m.wantPreview(bad)().(previewMsg); pm.err == nil || m.onPreview(pm) != nil || m.wantPreview(bad) != nil {
+		t.Fatalf("a missing image: %v", pm.err)
+	}
+}
+
+// TestEncodeSixel: a picture becomes one DCS sixel sequence: its raster size, bands of
+// six pixel rows, the transparent pixels left out.
+func TestEncodeSixel(t *testing.T) {
+	img := image.NewNRGBA(image.Rect(0, 0, 10, 7))
+	for x := range 10 {
+		img.SetNRGBA(x, 0, color.NRGBA{255, 0, 0, 255}) // a red top row
+	}
+	img.SetNRGBA(0, 6, color.NRGBA{0, 0, 255, 255}) // one blue pixel in the second band
+	got := encodeSixel(img)
+	want := "\x1bP0;1;0q\"1;1;10;7"
+	if !strings.HasPrefix(got, want) || !strings.HasSuffix(got, "\x1b\\") {
+		t.Fatalf("sequence %.40q…", got)
+	}
+	bands := got[strings.LastIndex(got, "#215;2;100;100;100")+len("#215;2;100;100;100") : len(got)-2]
+	// Band 1: red (#180) on the top row of all 10 columns ('@' = bit 0), run-length coded.
+	// Band 2: blue (#5) in column 0 only.
+	if bands != "#180!10@$-#5@$-" {
+		t.Fatalf("bands %q", bands)
+	}
+}
+
+// TestSixelPreviewDialog: on a sixel terminal /preview opens a box the size of the
+// picture, the picture is made in the background and written into the box (cursor
+// saved and restored) once the box is on screen; closing repaints the whole screen.
+func TestSixelPreviewDialog(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "photo.jpg")
+	if err := os.WriteFile(path, encoded(t, "jpeg", 160, 120), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	m := newTestMainScreen(t)
+	m.open = "bob"
+	cv := newConversation("bob")
+	cv.loaded = true
+	m.convs["bob"] = cv
+	cv.appendMsg(chat.Message{ID: 2, Contact: "bob", SentAt: fixedNow, State: chat.Delivered,
+		Attachment: &chat.Attachment{FileName: "photo.jpg", MediaType: "image/jpeg", State: chat.AttachmentDownloaded,
+			Path: path, Width: 160, Height: 120}}, m.c.loc)
+	if m.previewCommand() != nil || !strings.Contains(m.notice, "shows no pictures") {
+		t.Fatalf("no graphics: %q", m.notice)
+	}
+	m.c.graphics = SixelGraphics
+	push, ok := m.previewCommand()().(pushDialogMsg)
+	if !ok {
+		t.Fatalf("no dialog: %q", m.notice)
+	}
+	d := push.d.(*sixelDialog)
+	ready := d.startCmd()().(sixelReadyMsg)
+	if ready.err != nil || !strings.HasPrefix(ready.seq, "\x1bP") {
+		t.Fatalf("picture: %v", ready.err)
+	}
+	_, tick := d.Update(ready)
+	if tick == nil {
+		t.Fatal("the picture is never drawn")
+	}
+	_, draw := d.Update(sixelDrawMsg{d})
+	raw, ok := draw().(tea.RawMsg)
+	if s, _ := raw.Msg.(string); !ok || !strings.HasPrefix(s, "\x1b7\x1b[") || !strings.HasSuffix(s, ready.seq+"\x1b8") {
+		t.Fatalf("drawn as %.40q", raw.Msg)
+	}
+	if lines := strings.Split(ansi.Strip(d.View()), "\n"); len(lines) < d.rows+6 {
+		t.Fatalf("the box is %d lines for a picture of %d rows", len(lines), d.rows)
+	}
+	_, closed := d.Update(keyMsg("esc"))
+	if !d.isDone() || closed == nil {
+		t.Fatal("esc does not close the picture with a repaint")
+	}
+	if _, again := d.Update(sixelDrawMsg{d}); again != nil {
+		t.Fatal("a closed dialog draws its picture")
+	}
+}
+
+// BenchmarkPreviewWorstCase is what a sender can make a receiver spend on one preview:
+// an image at the decode cap (PNG 8 Mpx, JPEG 16 Mpx), decoded and scaled to the inline
+// box, beside the same file's header check alone (chat.ImageSize) in the same run.
+//
+//	go test ./ui -run '^$' -bench PreviewWorstCase -benchtime 3x
+func BenchmarkPreviewWorstCase(b *testing.B) {
+	for _, tc := range []struct {
+		format string
+		w, h   int
+	}{{"png", 4096, 2048}, {"jpeg", 4096, 4096}} {
+		format, data := tc.format, encoded(b, tc.format, tc.w, tc.h)
+		b.Run(format+"/header", func(b *testing.B) {
+			for b.Loop() {
+				if _, _, _, err := chat.ImageSize(bytes.NewReader(data)); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+		b.Run(format+"/preview", func(b *testing.B) {
+			for b.Loop() {
+				if _, err := decodePreview(bytes.NewReader(data), previewCols*cellW, previewRows*cellH); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+	}
+}
