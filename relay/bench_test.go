@@ -213,9 +213,13 @@ func benchRelayHooks(b *testing.B, pairs, window, rate int, q server.Queue, sync
 	var url, admin string
 	var r *relaytest.Relay
 	var tlsConf *tls.Config
-	if syncMode == "child" {
+	if syncMode == "child" || syncMode == childNormal {
 		var addr string
-		addr, admin, tlsConf = startChildRelayTLS(b, "FULL", useTLS)
+		childSync := "FULL"
+		if syncMode == childNormal {
+			childSync = "NORMAL"
+		}
+		addr, admin, tlsConf = startChildRelayTLS(b, childSync, useTLS)
 		url = "ws://" + addr + relay.WSPath
 		if useTLS {
 			url = "wss://" + addr + relay.WSPath

@@ -16,6 +16,7 @@ import (
 	"runtime/debug"
 	"runtime/metrics"
 	"runtime/pprof"
+	"runtime/trace"
 	"strings"
 	"sync"
 	"syscall"
@@ -44,6 +45,9 @@ const (
 	// childProfileEnv names a file for the child's CPU profile, taken from the first
 	// /cpu request to the last (so a load run's).
 	childProfileEnv = "PFSCHAT_RELAY_CHILD_CPUPROFILE"
+	// childTraceEnv names a file for the child's execution trace (go tool trace), over
+	// the same span as childProfileEnv's profile.
+	childTraceEnv = "PFSCHAT_RELAY_CHILD_TRACE"
 )
 
 type memReport struct {
@@ -107,7 +111,7 @@ func serveChild(t *testing.T, handler http.Handler, mux *http.ServeMux) {
 		c, a := gcStats()
 		fmt.Fprint(w, c, a) // without collecting, unlike /memstats
 	})
-	var profiling bool
+	var profiling, tracing bool
 	var profMu sync.Mutex
 	mux.HandleFunc("/cpu", func(w http.ResponseWriter, r *http.Request) {
 		profMu.Lock()
@@ -117,6 +121,14 @@ func serveChild(t *testing.T, handler http.Handler, mux *http.ServeMux) {
 				profiling = false
 			} else if f, err := os.Create(path); err == nil {
 				profiling = pprof.StartCPUProfile(f) == nil
+			}
+		}
+		if path := os.Getenv(childTraceEnv); path != "" {
+			if tracing {
+				trace.Stop()
+				tracing = false
+			} else if f, err := os.Create(path); err == nil {
+				tracing = trace.Start(f) == nil
 			}
 		}
 		profMu.Unlock()

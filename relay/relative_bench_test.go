@@ -39,10 +39,42 @@ import (
 // pairs=1000$ pattern above would also select):
 //
 //	go test ./relay -run '^$' -bench 'LoadRelative/pairs=1000-wss-vs-ws$' -benchtime 20000x
+//
+// pairs=1000-full-vs-normal splits the relay's tail: after the saturated run, the fixed
+// rate against the relay as it runs (FULL: an fsync per group commit), against the same
+// relay with synchronous=NORMAL (no fsync on commit: what is left is the relay's own
+// work and its scheduling), and against the forwarder, in one run:
+//
+//	go test ./relay -run '^$' -bench 'LoadRelative/pairs=1000-full-vs-normal$' -benchtime 30000x
 func BenchmarkLoadRelative(b *testing.B) {
 	b.Run("pairs=1000", func(b *testing.B) { benchRelative(b, 0) })
 	b.Run("pairs=1000-vs-5000", func(b *testing.B) { benchRelative(b, 5000) })
 	b.Run("pairs=1000-wss-vs-ws", benchRelativeTLS)
+	b.Run("pairs=1000-full-vs-normal", benchRelativeSync)
+}
+
+// childNormal is benchRelayHooks' syncMode for the child relay with synchronous=NORMAL.
+const childNormal = "child-normal"
+
+func benchRelativeSync(b *testing.B) {
+	defer cli.TuneGC(cli.DefaultGC)()
+	r := saturate(b)
+	full := benchRelayTLS(b, 1000, 2, r.rate, nil, "child", false)
+	b.Logf("FULL at %d msgs/s: %s", r.rate, commitHistogram(full.metrics))
+	normal := benchRelayTLS(b, 1000, 2, r.rate, nil, childNormal, false)
+	b.Logf("NORMAL at %d msgs/s: %s", r.rate, commitHistogram(normal.metrics))
+	flo := benchFloorChild(b, 1000, 2, r.rate)
+	r.report(b)
+	for _, run := range []struct {
+		prefix string
+		res    loadResult
+	}{{"full-", full}, {"normal-", normal}, {"floor-", flo}} {
+		b.ReportMetric(float64(run.res.p50.Microseconds()), run.prefix+"p50-µs")
+		b.ReportMetric(float64(run.res.p99.Microseconds()), run.prefix+"p99-µs")
+		b.ReportMetric(run.res.perCPUSecond(), run.prefix+"msgs/cpu-s")
+	}
+	b.ReportMetric(float64(full.p99)/float64(max(flo.p99, 1)), "p99-full/floor")
+	b.ReportMetric(float64(normal.p99)/float64(max(flo.p99, 1)), "p99-normal/floor")
 }
 
 // relative is the first step of every LoadRelative run: the load average before it,
@@ -93,10 +125,12 @@ func benchRelative(b *testing.B, bigPairs int) {
 	defer cli.TuneGC(cli.DefaultGC)() // the clients' process, as in LoadFixedRate
 	r := saturate(b)
 	rate := r.rate
-	prof := os.Getenv(childProfileEnv)
+	prof, tr := os.Getenv(childProfileEnv), os.Getenv(childTraceEnv)
 	rel := benchRelayTLS(b, 1000, 2, rate, nil, "child", false)
 	os.Unsetenv(childProfileEnv) // the fixed-rate run's only
+	os.Unsetenv(childTraceEnv)
 	defer os.Setenv(childProfileEnv, prof)
+	defer os.Setenv(childTraceEnv, tr)
 	b.Logf("relay at %d msgs/s: %s", rate, commitHistogram(rel.metrics))
 	flo := benchFloorChild(b, 1000, 2, rate)
 	var big loadResult

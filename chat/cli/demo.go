@@ -11,8 +11,11 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"runtime/debug"
 	"sync"
 	"time"
+
+	"github.com/charmbracelet/x/ansi"
 
 	"pfschat/assets"
 	"pfschat/chat"
@@ -48,6 +51,9 @@ func runDemo(ctx context.Context, args []string, stdin io.Reader, stdout, stderr
 		}
 	}
 	slog.SetDefault(logger) // nothing may print over the UI
+	// The UI's first frame builds go-runewidth's 2 MiB width table (5–7 ms of CPU, its
+	// first rune above U+02FF); build it now, on the core the relay's start leaves idle.
+	go ansi.StringWidthWc("─")
 	dir, err := os.MkdirTemp("", "pfschat-demo-*")
 	if err != nil {
 		fmt.Fprintf(stderr, "pfschat demo: temporary directory: %v\n", err)
@@ -55,6 +61,8 @@ func runDemo(ctx context.Context, args []string, stdin io.Reader, stdout, stderr
 	}
 	defer os.RemoveAll(dir)
 
+	resumeGC := pauseGC()
+	defer resumeGC()
 	startCtx, cancel := context.WithTimeout(ctx, time.Minute)
 	d, err := StartDemo(startCtx, dir, logger)
 	cancel()
@@ -63,7 +71,28 @@ func runDemo(ctx context.Context, args []string, stdin io.Reader, stdout, stderr
 		return exitFail
 	}
 	defer d.Close()
-	return runProgram(ctx, ui.Options{Backend: d.Me, OpenContact: EchoName, Bell: !flags.NoBell, Logger: logger, Notifier: ui.DetectNotifier(os.Getenv)}, stdin, stdout, stderr)
+	d.onGreet = resumeGC
+	return runProgram(ctx, ui.Options{Backend: d.Backend(), OpenContact: EchoName, Bell: !flags.NoBell, Logger: logger, Notifier: ui.DetectNotifier(os.Getenv)}, stdin, stdout, stderr)
+}
+
+// pauseGC turns the garbage collector off until resume, with a 256 MiB memory limit as
+// the safety net, unless GOGC or GOMEMLIMIT say otherwise. The demo's setup and first
+// frame leave a heap of a few MiB: a collection among them frees nothing worth its
+// CPU, and on a busy machine its stop-the-world waits for descheduled threads (issue
+// 14: 10 ms of CPU, and more of wall time, before the first frame).
+func pauseGC() (resume func()) {
+	if os.Getenv("GOGC") != "" || os.Getenv("GOMEMLIMIT") != "" {
+		return func() {}
+	}
+	percent := debug.SetGCPercent(-1)
+	limit := debug.SetMemoryLimit(256 << 20)
+	var once sync.Once
+	return func() {
+		once.Do(func() {
+			debug.SetGCPercent(percent)
+			debug.SetMemoryLimit(limit)
+		})
+	}
 }
 
 // DemoEnv is a running demo: an in-process relay, the person's controller (Me) and the
@@ -79,21 +108,30 @@ type DemoEnv struct {
 	cancel context.CancelFunc
 	wg     sync.WaitGroup
 	once   sync.Once
+
+	botCtx     context.Context
+	logger     *slog.Logger
+	greetOnce  sync.Once
+	topUpDelay time.Duration
+	toppedUp   chan struct{} // closed when topUpDemoKeys is done
+	onGreet    func()        // when set, called as the echo starts (runDemo: resumeGC)
 }
 
-// StartDemo starts the relay, creates both throwaway profiles (no passphrase) under dir,
-// and starts the echo bot, which greets with the demo script and answers every message.
+// StartDemo starts the relay and creates both throwaway profiles (no passphrase) under
+// dir, each holding the other as a contact. The echo bot, which greets with the demo
+// script and answers every message, starts when the UI first asks Backend for its
+// contact list.
 //
 // Everything here is thrown away on exit, so the relay's and both profiles' stores run
 // with synchronous=NORMAL (no fsync per commit), and the two profiles are created side
-// by side: the demo's first frame waits for this (issue 14: ≤ 250 ms from exec;
-// BenchmarkDemoFirstFrame in package main measures it). The greeting is sent by the
-// bot once the demo runs, so it arrives while the first frame is already up.
+// by side with only demoFirstKeys one-time prekeys each: the demo's first frame waits
+// for this (issue 14: ≤ 250 ms from exec; BenchmarkDemoFirstFrame in package main
+// measures it). The greeting and the prekey top-up come after.
 func StartDemo(ctx context.Context, dir string, logger *slog.Logger) (_ *DemoEnv, err error) {
 	if logger == nil {
 		logger = slog.New(slog.DiscardHandler)
 	}
-	d := &DemoEnv{}
+	d := &DemoEnv{topUpDelay: demoTopUpDelay, toppedUp: make(chan struct{})}
 	defer func() {
 		if err != nil {
 			d.Close()
@@ -122,10 +160,14 @@ func StartDemo(ctx context.Context, dir string, logger *slog.Logger) (_ *DemoEnv
 	d.RelayURL = "ws://" + ln.Addr().String()
 
 	// nil passphrase: throwaway profiles, unsealed (the one exception to "never empty").
+	// Each starts with demoFirstKeys one-time prekeys of each kind, enough for the one
+	// bundle the other fetches; both are topped up to chat.DefaultOneTimeKeys
+	// demoTopUpDelay after the greeting (topUpDemoKeys), well after the first frame.
 	demoProfile := func(name string) chat.Profile {
 		return chat.Profile{Dir: filepath.Join(dir, name), Device: "demo",
 			StoreOptions: storage.ClientOptions{Synchronous: storage.SyncNormal},
-			Prefs:        chat.Preferences{Logger: logger.With("part", name), AllowOffline: true, StayUp: true}}
+			Prefs: chat.Preferences{Logger: logger.With("part", name), AllowOffline: true, StayUp: true,
+				OneTimeKeys: demoFirstKeys}}
 	}
 	both := func(echo, me func() error) error {
 		var echoErr error
@@ -167,19 +209,81 @@ func StartDemo(ctx context.Context, dir string, logger *slog.Logger) (_ *DemoEnv
 		return nil, err
 	}
 	botCtx, cancel := context.WithCancel(context.Background())
-	d.cancel = cancel
-	d.wg.Add(1)
-	go func() {
-		defer d.wg.Done()
-		for _, line := range assets.DemoScript() {
-			if _, err := d.Echo.Send(botCtx, DemoUser, line); err != nil {
-				logger.Warn("echo: greeting", "err", err)
-				break
-			}
-		}
-		runEcho(botCtx, d.Echo, logger)
-	}()
+	d.botCtx, d.cancel, d.logger = botCtx, cancel, logger
 	return d, nil
+}
+
+// Backend is what the demo's UI shows: the person's controller, whose first contact
+// list starts the echo (greet). The UI asks for that list right before the frame that
+// shows the conversation with echo, so the greeting does not share the CPU with the
+// UI's start.
+func (d *DemoEnv) Backend() ui.Backend { return demoBackend{d.Me, d} }
+
+type demoBackend struct {
+	*chat.Controller
+	d *DemoEnv
+}
+
+func (b demoBackend) Contacts(ctx context.Context) ([]chat.Contact, error) {
+	list, err := b.Controller.Contacts(ctx)
+	b.d.greet()
+	return list, err
+}
+
+// greet starts the echo bot once: the demo script's greeting, then answering every
+// message; demoTopUpDelay after the greeting it tops up both profiles' prekeys
+// (topUpDemoKeys).
+func (d *DemoEnv) greet() {
+	d.greetOnce.Do(func() {
+		if d.onGreet != nil {
+			d.onGreet()
+		}
+		d.wg.Add(1)
+		go func() {
+			defer d.wg.Done()
+			for _, line := range assets.DemoScript() {
+				if _, err := d.Echo.Send(d.botCtx, DemoUser, line); err != nil {
+					d.logger.Warn("echo: greeting", "err", err)
+					break
+				}
+			}
+			d.wg.Add(1)
+			go func() {
+				defer d.wg.Done()
+				t := time.NewTimer(d.topUpDelay)
+				defer t.Stop()
+				select {
+				case <-d.botCtx.Done():
+					return
+				case <-t.C:
+				}
+				d.topUpDemoKeys(d.botCtx, d.logger)
+			}()
+			runEcho(d.botCtx, d.Echo, d.logger)
+		}()
+	})
+}
+
+// demoFirstKeys is how many one-time prekeys of each kind a demo profile publishes
+// before the first frame (issue 14: 400 prekeys made, signed, stored and verified were
+// most of the CPU the first frame waited for). Each profile's bundle is fetched once, by
+// the other.
+const demoFirstKeys = 4
+
+// demoTopUpDelay is how long after the greeting the demo's profiles are topped up to
+// chat.DefaultOneTimeKeys: well after the first frame, while the person reads.
+const demoTopUpDelay = 2 * time.Second
+
+// topUpDemoKeys brings both profiles to chat.DefaultOneTimeKeys one-time prekeys of each
+// kind on the relay, one after the other (the UI keeps the other core): the demo then
+// holds what a real profile holds. Their later rotations keep at least demoFirstKeys.
+func (d *DemoEnv) topUpDemoKeys(ctx context.Context, logger *slog.Logger) {
+	for _, c := range []*chat.Controller{d.Me, d.Echo} {
+		if err := c.RotateKeys(ctx, chat.DefaultOneTimeKeys); err != nil && ctx.Err() == nil {
+			logger.Warn("demo: topping up prekeys", "err", err)
+		}
+	}
+	close(d.toppedUp)
 }
 
 // runEcho answers every message with the text reversed and the session's message
@@ -233,6 +337,7 @@ func echoReply(ctx context.Context, c *chat.Controller, contact, text string, co
 
 // Close stops the echo, both controllers and the relay. Safe to call twice.
 func (d *DemoEnv) Close() {
+	d.greetOnce.Do(func() {}) // no bot starts after Close
 	d.once.Do(func() {
 		if d.cancel != nil {
 			d.cancel()
