@@ -15,8 +15,9 @@ import (
 // store-and-forward queue of ciphertexts. It holds nothing secret except the relay's own
 // key in Meta (the relay decides how to protect it). Safe for concurrent use.
 type Relay struct {
-	db   *db
-	opts RelayOptions
+	db    *db
+	opts  RelayOptions
+	usage queueUsage // every recipient's queued count and bytes (relay_usage.go)
 
 	blobMu     sync.Mutex
 	blobStores []*BlobStore // closed with the relay (relay_blobs.go)
@@ -75,7 +76,12 @@ func OpenRelay(ctx context.Context, path string, opts RelayOptions) (*Relay, err
 		d.close()
 		return nil, fmt.Errorf("storage: set the relay store's secure_delete: %w", err)
 	}
-	return &Relay{db: d, opts: opts}, nil
+	r := &Relay{db: d, opts: opts}
+	if err := d.writeRaw(ctx, func(t *rawTxn) error { return r.usage.ensure(ctx, t) }); err != nil {
+		d.close()
+		return nil, fmt.Errorf("storage: %w", err)
+	}
+	return r, nil
 }
 
 // Close closes the store.
@@ -426,8 +432,12 @@ func (r *Relay) Commit(ctx context.Context, msgs []QueuedMessage, acks map[strin
 		return res, nil
 	}
 	err := r.db.writeRaw(ctx, func(t *rawTxn) error {
-		// Queued and deleted messages change queue_usage once per recipient, at the end.
+		// Queued and deleted messages change the usage once it commits.
 		usage := usageDeltas{}
+		r.usage.settleOn(t, usage)
+		if err := r.usage.ensure(ctx, t); err != nil {
+			return err
+		}
 		if eb != nil {
 			if err := r.enqueueTx(ctx, t, eb, res, usage); err != nil {
 				return fmt.Errorf("enqueue: %w", err)
@@ -438,7 +448,7 @@ func (r *Relay) Commit(ctx context.Context, msgs []QueuedMessage, acks map[strin
 				return fmt.Errorf("ack batch of %d recipients: %w", len(acks), err)
 			}
 		}
-		return usage.apply(ctx, t)
+		return nil
 	})
 	if err != nil {
 		return nil, fmt.Errorf("storage: %w", err)
@@ -586,9 +596,6 @@ var (
 		row: "(?, ?, ?, ?)"}
 	queueInsert = &multiRow{prefix: "INSERT OR IGNORE INTO queue (id, recipient, sender, sender_card_id, client_id, body, received_at, expires_at) VALUES ",
 		row: "(?, ?, ?, ?, ?, ?, ?, ?)"}
-	usageAdd = &multiRow{prefix: "INSERT INTO queue_usage (recipient, count, bytes) VALUES ", row: "(?, ?, ?)",
-		suffix: " ON CONFLICT (recipient) DO UPDATE SET count = count + excluded.count, bytes = bytes + excluded.bytes"}
-	usageSelect = &multiRow{prefix: "SELECT recipient, count, bytes FROM queue_usage WHERE recipient IN (", row: "?", suffix: ")"}
 )
 
 const dedupLookup = "SELECT message_id FROM dedup WHERE sender = ? AND client_id = ?"
@@ -669,39 +676,13 @@ func (r *Relay) checkLimits(ctx context.Context, t *rawTxn, msgs []QueuedMessage
 	used := map[string]*usageDelta{}
 	for i, m := range msgs {
 		if fresh[i] && used[m.To] == nil {
-			used[m.To] = &usageDelta{}
-			t.stage(m.To)
+			d, ok := r.usage.get(m.To)
+			if !ok {
+				return errors.New("queue usage not known")
+			}
+			used[m.To] = &d
 		}
 	}
-	names := t.staged()
-	for start, left := 0, len(names); left > 0; {
-		n := chunkOf(left)
-		err := t.query(ctx, usageSelect.text(n), func(v []driver.Value) error {
-			name, err := valueString(v[0], "queue_usage.recipient")
-			if err != nil {
-				return err
-			}
-			count, err := valueInt64(v[1], "queue_usage.count")
-			if err != nil {
-				return err
-			}
-			bytes, err := valueInt64(v[2], "queue_usage.bytes")
-			if err != nil {
-				return err
-			}
-			if p := used[name]; p != nil {
-				*p = usageDelta{count: count, bytes: bytes}
-			}
-			return nil
-		}, names[start:start+n]...)
-		if err != nil {
-			t.clearStaged()
-			return err
-		}
-		start += n
-		left -= n
-	}
-	t.clearStaged()
 	var quota senderQuota
 	for i, m := range msgs {
 		if !fresh[i] {
@@ -747,32 +728,6 @@ func (u usageDeltas) add(to string, count, bytes int64) {
 	}
 	d.count += count
 	d.bytes += bytes
-}
-
-// apply adds the deltas to queue_usage with multi-row upserts. A negative delta
-// (deleted messages) always finds the row its messages' inserts created.
-func (u usageDeltas) apply(ctx context.Context, t *rawTxn) error {
-	rows := 0
-	for name, d := range u {
-		if d.count == 0 && d.bytes == 0 {
-			continue // as many bytes queued as acknowledged: nothing changes
-		}
-		t.stage(name)
-		t.stage(d.count)
-		t.stage(d.bytes)
-		rows++
-	}
-	vals := t.staged()
-	defer t.clearStaged()
-	for start := 0; rows > 0; {
-		n := chunkOf(rows)
-		if _, err := t.exec(ctx, usageAdd.text(n), vals[start:start+3*n]...); err != nil {
-			return err
-		}
-		start += 3 * n
-		rows -= n
-	}
-	return nil
 }
 
 // insertQueued inserts the accepted (fresh) messages, message i with id next+1+i.
@@ -884,10 +839,11 @@ func (r *Relay) ackBatch(ctx context.Context, acks map[string][]int64) error {
 	}
 	return r.db.writeRaw(ctx, func(t *rawTxn) error {
 		usage := usageDeltas{}
-		if err := ackTx(ctx, t, acks, usage); err != nil {
+		r.usage.settleOn(t, usage)
+		if err := r.usage.ensure(ctx, t); err != nil {
 			return err
 		}
-		return usage.apply(ctx, t)
+		return ackTx(ctx, t, acks, usage)
 	})
 }
 
@@ -981,11 +937,12 @@ func (r *Relay) Expire(ctx context.Context, now time.Time) (int, error) {
 		ids = ids[len(chunk):]
 		err := r.db.writeRaw(ctx, func(t *rawTxn) error {
 			usage := usageDeltas{}
-			deleted, err := deleteReturningUsage(ctx, t, expireDelete, lead, chunk, 1, usage)
-			if err != nil {
+			r.usage.settleOn(t, usage)
+			if err := r.usage.ensure(ctx, t); err != nil {
 				return err
 			}
-			if err := usage.apply(ctx, t); err != nil {
+			deleted, err := deleteReturningUsage(ctx, t, expireDelete, lead, chunk, 1, usage)
+			if err != nil {
 				return err
 			}
 			n += deleted
@@ -1010,8 +967,11 @@ var expireDelete = &multiRow{prefix: "DELETE FROM queue WHERE expires_at <> 0 AN
 
 // QueueDepth is the number of queued messages, all recipients together.
 func (r *Relay) QueueDepth(ctx context.Context) (int, error) {
+	if n, ok := r.usage.total(); ok {
+		return int(n), nil
+	}
 	var n int
-	if err := r.db.queryRow(ctx, "SELECT coalesce(sum(count), 0) FROM queue_usage").Scan(&n); err != nil {
+	if err := r.db.queryRow(ctx, "SELECT count(*) FROM queue").Scan(&n); err != nil {
 		return 0, fmt.Errorf("storage: queue depth: %w", err)
 	}
 	return n, nil
@@ -1019,10 +979,10 @@ func (r *Relay) QueueDepth(ctx context.Context) (int, error) {
 
 // QueueUsage is one recipient's queued message count and bytes.
 func (r *Relay) QueueUsage(ctx context.Context, to string) (count int, bytes int64, err error) {
-	err = r.db.queryRow(ctx, "SELECT count, bytes FROM queue_usage WHERE recipient = ?", to).Scan(&count, &bytes)
-	if errors.Is(err, sql.ErrNoRows) {
-		return 0, 0, nil
+	if d, ok := r.usage.get(to); ok {
+		return int(d.count), d.bytes, nil
 	}
+	err = r.db.queryRow(ctx, "SELECT count(*), coalesce(sum(length(body)), 0) FROM queue WHERE recipient = ?", to).Scan(&count, &bytes)
 	if err != nil {
 		return 0, 0, fmt.Errorf("storage: queue usage of %q: %w", to, err)
 	}

@@ -421,3 +421,95 @@ func TestRelayCommitFailEveryStep(t *testing.T) {
 		t.Fatalf("resend of the refused message: %+v %v", again, err)
 	}
 }
+
+// TestQueueUsageAfterFailedTransactions: the in-memory usage changes only when a
+// transaction commits. Commits, acks and account deletions failing at every statement
+// leave it equal to what is queued, and the limits keep holding.
+func TestQueueUsageAfterFailedTransactions(t *testing.T) {
+	ctx := t.Context()
+	r := newRelay(t, RelayOptions{MaxQueueCount: 6})
+	exact := func(when string) {
+		t.Helper()
+		for _, to := range []string{"bob", "carol"} {
+			p, err := r.Pending(ctx, to, 0, 1000)
+			if err != nil {
+				t.Fatal(err)
+			}
+			var bytes int64
+			for _, m := range p {
+				bytes += int64(len(m.Body))
+			}
+			c, b, err := r.QueueUsage(ctx, to)
+			if err != nil || c != len(p) || b != bytes {
+				t.Fatalf("%s: %s usage %d/%d, really %d/%d (%v)", when, to, c, b, len(p), bytes, err)
+			}
+		}
+		var all int
+		if err := r.db.r.QueryRow("SELECT count(*) FROM queue").Scan(&all); err != nil {
+			t.Fatal(err)
+		}
+		if d, err := r.QueueDepth(ctx); err != nil || d != all {
+			t.Fatalf("%s: depth %d, really %d (%v)", when, d, all, err)
+		}
+	}
+	failAt := func(n int) {
+		r.db.hook = func(step int) error {
+			if step == n {
+				return errors.New("injected")
+			}
+			return nil
+		}
+	}
+	seq := 0
+	msg := func(to string) QueuedMessage {
+		seq++
+		return QueuedMessage{To: to, From: "a", ClientID: fmt.Sprint(seq), Body: make([]byte, seq)}
+	}
+	if _, err := r.Enqueue(ctx, []QueuedMessage{msg("bob"), msg("bob"), msg("carol")}); err != nil {
+		t.Fatal(err)
+	}
+	exact("start")
+	for step := 1; ; step++ {
+		pend, _ := r.Pending(ctx, "bob", 0, 1)
+		failAt(step)
+		_, err := r.Commit(ctx, []QueuedMessage{msg("bob"), msg("carol")}, map[string][]int64{"bob": {pend[0].ID}})
+		r.db.hook = nil
+		exact(fmt.Sprint("commit failing at statement ", step))
+		if err == nil {
+			break
+		}
+		if step > 20 {
+			t.Fatal("commit never got through")
+		}
+	}
+	if err := r.CreateAccount(ctx, Account{Name: "carol", CardID: "cc", Card: []byte("card"), CreatedAt: t0}); err != nil {
+		t.Fatal(err)
+	}
+	for step := 1; ; step++ {
+		failAt(step)
+		_, err := r.DeleteAccount(ctx, "carol", "cc")
+		r.db.hook = nil
+		exact(fmt.Sprint("account deletion failing at statement ", step))
+		if err == nil {
+			break
+		}
+		if step > 20 {
+			t.Fatal("deletion never got through")
+		}
+	}
+	// The limit still counts what is queued: bob has 2, so 4 more fit and the 5th not.
+	var batch []QueuedMessage
+	for range 5 {
+		batch = append(batch, msg("bob"))
+	}
+	res, err := r.Enqueue(ctx, batch)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i, x := range res {
+		if (i < 4) != (x.Err == nil) {
+			t.Fatalf("message %d of 5 for bob with 2 queued, limit 6: %+v", i, x)
+		}
+	}
+	exact("at the limit")
+}
