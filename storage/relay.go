@@ -434,12 +434,13 @@ func (r *Relay) Commit(ctx context.Context, msgs []QueuedMessage, acks map[strin
 	err := r.db.writeRaw(ctx, func(t *rawTxn) error {
 		// Queued and deleted messages change the usage once it commits.
 		usage := usageDeltas{}
-		r.usage.settleOn(t, usage)
+		var last int64
+		r.usage.settleOn(t, usage, &last)
 		if err := r.usage.ensure(ctx, t); err != nil {
 			return err
 		}
 		if eb != nil {
-			if err := r.enqueueTx(ctx, t, eb, res, usage); err != nil {
+			if err := r.enqueueTx(ctx, t, eb, res, usage, &last); err != nil {
 				return fmt.Errorf("enqueue: %w", err)
 			}
 		}
@@ -492,26 +493,18 @@ func newEnqueueBatch(msgs []QueuedMessage) (*enqueueBatch, error) {
 
 // enqueueTx queues a batch inside a write transaction, filling res (one per message)
 // and adding the accepted messages to usage.
-func (r *Relay) enqueueTx(ctx context.Context, t *rawTxn, eb *enqueueBatch, res []EnqueueResult, usage usageDeltas) error {
+func (r *Relay) enqueueTx(ctx context.Context, t *rawTxn, eb *enqueueBatch, res []EnqueueResult, usage usageDeltas, last *int64) error {
 	msgs, first := eb.msgs, eb.first
 	clear(res)
-	// Ids are assigned here, from the AUTOINCREMENT sequence (one writer, inside
-	// BEGIN IMMEDIATE): message i of the batch gets next+1+i if it is queued, so ids
+	// Ids are assigned here, after the last one handed out (read from the AUTOINCREMENT
+	// sequence when the store opened, kept in memory since: one writer, inside BEGIN
+	// IMMEDIATE): message i of the batch gets next+1+i if it is queued, so ids
 	// increase in batch order (duplicates and refusals leave gaps).
-	var next int64
-	found := false
-	err := t.query(ctx, `SELECT max(coalesce((SELECT seq FROM sqlite_sequence WHERE name = 'queue'), 0),
-		coalesce((SELECT max(id) FROM queue), 0))`, func(v []driver.Value) (err error) {
-		found = true
-		next, err = valueInt64(v[0], "next queue id")
-		return err
-	})
-	if err != nil {
-		return err
+	next, ok := r.usage.last()
+	if !ok {
+		return errors.New("last queue id not known")
 	}
-	if !found {
-		return errors.New("next queue id: no row")
-	}
+	*last = next + int64(len(msgs))
 	// 1. Remember every first copy in dedup; resends of earlier messages (not new
 	// there) answer with the original's id.
 	fresh := make([]bool, len(msgs))
@@ -839,7 +832,7 @@ func (r *Relay) ackBatch(ctx context.Context, acks map[string][]int64) error {
 	}
 	return r.db.writeRaw(ctx, func(t *rawTxn) error {
 		usage := usageDeltas{}
-		r.usage.settleOn(t, usage)
+		r.usage.settleOn(t, usage, nil)
 		if err := r.usage.ensure(ctx, t); err != nil {
 			return err
 		}
@@ -937,7 +930,7 @@ func (r *Relay) Expire(ctx context.Context, now time.Time) (int, error) {
 		ids = ids[len(chunk):]
 		err := r.db.writeRaw(ctx, func(t *rawTxn) error {
 			usage := usageDeltas{}
-			r.usage.settleOn(t, usage)
+			r.usage.settleOn(t, usage, nil)
 			if err := r.usage.ensure(ctx, t); err != nil {
 				return err
 			}

@@ -3,6 +3,7 @@ package storage
 import (
 	"context"
 	"database/sql/driver"
+	"errors"
 	"fmt"
 	"sync"
 )
@@ -15,9 +16,13 @@ import (
 // counted again, inside the next write transaction, after one that may or may not have
 // committed. The relay database has one writer process (`pfschat relay` holds its
 // lock), so no other process changes the queue under it.
+//
+// With it is the last queue id handed out (lastID), read from the AUTOINCREMENT
+// sequence at the same times, so a group commit does not read it again.
 type queueUsage struct {
-	mu sync.Mutex
-	m  map[string]usageDelta // nil: not known, count it again before use
+	mu     sync.Mutex
+	m      map[string]usageDelta // nil: not known, count it again before use
+	lastID int64                 // valid while m is not nil
 }
 
 const usageCount = "SELECT recipient, count(*), coalesce(sum(length(body)), 0) FROM queue GROUP BY recipient"
@@ -50,10 +55,31 @@ func (u *queueUsage) ensure(ctx context.Context, t *rawTxn) error {
 	if err != nil {
 		return fmt.Errorf("count queue usage: %w", err)
 	}
+	var last int64
+	found := false
+	err = t.query(ctx, `SELECT max(coalesce((SELECT seq FROM sqlite_sequence WHERE name = 'queue'), 0),
+		coalesce((SELECT max(id) FROM queue), 0))`, func(v []driver.Value) (err error) {
+		found = true
+		last, err = valueInt64(v[0], "last queue id")
+		return err
+	})
+	if err != nil {
+		return fmt.Errorf("last queue id: %w", err)
+	}
+	if !found {
+		return errors.New("last queue id: no row")
+	}
 	u.mu.Lock()
-	u.m = m
+	u.m, u.lastID = m, last
 	u.mu.Unlock()
 	return nil
+}
+
+// last is the last queue id handed out; ok is false when it is not known.
+func (u *queueUsage) last() (id int64, ok bool) {
+	u.mu.Lock()
+	defer u.mu.Unlock()
+	return u.lastID, u.m != nil
 }
 
 // get is to's usage; ok is false when the usage is not known.
@@ -80,8 +106,9 @@ func (u *queueUsage) total() (n int64, ok bool) {
 }
 
 // settleOn makes t apply deltas to the usage once it commits, and forget the usage if
-// it does not (a failed COMMIT may or may not have reached the disk).
-func (u *queueUsage) settleOn(t *rawTxn, deltas usageDeltas) {
+// it does not (a failed COMMIT may or may not have reached the disk). *last, if last is
+// not nil, is the last queue id the transaction handed out (0: none).
+func (u *queueUsage) settleOn(t *rawTxn, deltas usageDeltas, last *int64) {
 	t.settle = func(committed bool) {
 		u.mu.Lock()
 		defer u.mu.Unlock()
@@ -91,6 +118,9 @@ func (u *queueUsage) settleOn(t *rawTxn, deltas usageDeltas) {
 		}
 		if u.m == nil {
 			return
+		}
+		if last != nil && *last > u.lastID {
+			u.lastID = *last
 		}
 		for name, d := range deltas {
 			cur := u.m[name]
