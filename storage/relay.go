@@ -434,13 +434,13 @@ func (r *Relay) Commit(ctx context.Context, msgs []QueuedMessage, acks map[strin
 	err := r.db.writeRaw(ctx, func(t *rawTxn) error {
 		// Queued and deleted messages change the usage once it commits.
 		usage := usageDeltas{}
-		var last int64
-		r.usage.settleOn(t, usage, &last)
+		var ids queueIDs
+		r.usage.settleOn(t, usage, &ids)
 		if err := r.usage.ensure(ctx, t); err != nil {
 			return err
 		}
 		if eb != nil {
-			if err := r.enqueueTx(ctx, t, eb, res, usage, &last); err != nil {
+			if err := r.enqueueTx(ctx, t, eb, res, usage, &ids); err != nil {
 				return fmt.Errorf("enqueue: %w", err)
 			}
 		}
@@ -493,18 +493,22 @@ func newEnqueueBatch(msgs []QueuedMessage) (*enqueueBatch, error) {
 
 // enqueueTx queues a batch inside a write transaction, filling res (one per message)
 // and adding the accepted messages to usage.
-func (r *Relay) enqueueTx(ctx context.Context, t *rawTxn, eb *enqueueBatch, res []EnqueueResult, usage usageDeltas, last *int64) error {
+func (r *Relay) enqueueTx(ctx context.Context, t *rawTxn, eb *enqueueBatch, res []EnqueueResult, usage usageDeltas, ids *queueIDs) error {
 	msgs, first := eb.msgs, eb.first
 	clear(res)
-	// Ids are assigned here, after the last one handed out (read from the AUTOINCREMENT
-	// sequence when the store opened, kept in memory since: one writer, inside BEGIN
-	// IMMEDIATE): message i of the batch gets next+1+i if it is queued, so ids
-	// increase in batch order (duplicates and refusals leave gaps).
-	next, ok := r.usage.last()
+	// Ids are assigned here, after the last one handed out (kept in memory: one
+	// writer, inside BEGIN IMMEDIATE; reserved in meta ahead of use, relay_usage.go):
+	// message i of the batch gets next+1+i if it is queued, so ids increase in batch
+	// order (duplicates and refusals leave gaps) and are never reused.
+	cur, ok := r.usage.idState()
 	if !ok {
-		return errors.New("last queue id not known")
+		return errors.New("queue ids not known")
 	}
-	*last = next + int64(len(msgs))
+	*ids = cur
+	next, err := ids.grant(ctx, t, len(msgs))
+	if err != nil {
+		return err
+	}
 	// 1. Remember every first copy in dedup; resends of earlier messages (not new
 	// there) answer with the original's id.
 	fresh := make([]bool, len(msgs))

@@ -3,6 +3,7 @@ package storage
 import (
 	"errors"
 	"fmt"
+	"path/filepath"
 	"testing"
 	"time"
 )
@@ -512,4 +513,57 @@ func TestQueueUsageAfterFailedTransactions(t *testing.T) {
 		}
 	}
 	exact("at the limit")
+}
+
+// TestRelayMigration10: a version 9 store's queue moves to the table without
+// AUTOINCREMENT unchanged, its usage is counted from it, and new ids start after the
+// old sequence, even when the messages with the highest ids were acknowledged.
+func TestRelayMigration10(t *testing.T) {
+	ctx := t.Context()
+	path := filepath.Join(t.TempDir(), "r.db")
+	old, _, err := openDB(ctx, path, kindUpTo(t, relayKind, 9, nil), "", true, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i, to := range []string{"bob", "bob", "carol", "bob", "carol"} {
+		if _, err := old.w.ExecContext(ctx, `INSERT INTO queue (recipient, sender, sender_card_id, client_id, body, received_at, expires_at)
+			VALUES (?, 'alice', 'ca', ?, ?, 1, 0)`, to, fmt.Sprint(i), make([]byte, 10+i)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, err := old.w.ExecContext(ctx, "DELETE FROM queue WHERE id >= 4"); err != nil { // acked
+		t.Fatal(err)
+	}
+	old.close()
+
+	r, err := OpenRelay(ctx, path, RelayOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	p, err := r.Pending(ctx, "bob", 0, 10)
+	if err != nil || len(p) != 2 || p[0].ID != 1 || p[1].ID != 2 || len(p[1].Body) != 11 || p[1].ClientID != "1" {
+		t.Fatalf("bob's queue after the migration: %+v %v", p, err)
+	}
+	if c, b, err := r.QueueUsage(ctx, "carol"); err != nil || c != 1 || b != 12 {
+		t.Fatalf("carol's usage %d/%d (%v), want 1/12", c, b, err)
+	}
+	res, err := r.Enqueue(ctx, []QueuedMessage{{To: "bob", From: "alice", ClientID: "new", Body: []byte("x")}})
+	if err != nil || res[0].ID <= 5 {
+		t.Fatalf("a new message got %+v (%v): ids up to 5 were handed out", res, err)
+	}
+	last := res[0].ID
+	// Across a restart, after the newest message was acknowledged: still no reuse.
+	if err := r.Ack(ctx, "bob", []int64{last}); err != nil {
+		t.Fatal(err)
+	}
+	r.Close()
+	r, err = OpenRelay(ctx, path, RelayOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close()
+	res, err = r.Enqueue(ctx, []QueuedMessage{{To: "bob", From: "alice", ClientID: "newer", Body: []byte("y")}})
+	if err != nil || res[0].ID <= last {
+		t.Fatalf("after a restart a new message got %+v (%v), the last before was %d", res, err, last)
+	}
 }

@@ -17,12 +17,41 @@ import (
 // committed. The relay database has one writer process (`pfschat relay` holds its
 // lock), so no other process changes the queue under it.
 //
-// With it is the last queue id handed out (lastID), read from the AUTOINCREMENT
-// sequence at the same times, so a group commit does not read it again.
+// With it are the last queue id handed out and the end of the ids reserved in meta
+// (see migration 0010), read at the same times, so a group commit does not read them.
 type queueUsage struct {
-	mu     sync.Mutex
-	m      map[string]usageDelta // nil: not known, count it again before use
-	lastID int64                 // valid while m is not nil
+	mu  sync.Mutex
+	m   map[string]usageDelta // nil: not known, count it again before use
+	ids queueIDs              // valid while m is not nil
+}
+
+// queueIDs is the last queue id handed out and the reserved ceiling (meta
+// 'queue_id_ceiling'): ids up to the ceiling may have been handed out before a
+// restart, so a store that opens starts after it.
+type queueIDs struct{ last, ceiling int64 }
+
+// idBlock is how many queue ids a reservation adds past the ids a commit needs: one
+// meta write per idBlock messages, and at most that many ids skipped by a restart.
+const idBlock = 1 << 14
+
+const (
+	idCeilingKey = "queue_id_ceiling"
+	idCeilingSet = "INSERT OR REPLACE INTO meta (key, value) VALUES ('" + idCeilingKey + "', ?)"
+)
+
+// grant hands out n ids after ids.last (the first is the returned value + 1) and
+// reserves past the ceiling in t if they go beyond it; *ids is the state to settle
+// once t commits.
+func (ids *queueIDs) grant(ctx context.Context, t *rawTxn, n int) (after int64, err error) {
+	after = ids.last
+	ids.last += int64(n)
+	if ids.last > ids.ceiling {
+		ids.ceiling = ids.last + idBlock
+		if _, err := t.exec(ctx, idCeilingSet, ids.ceiling); err != nil {
+			return 0, fmt.Errorf("reserve queue ids: %w", err)
+		}
+	}
+	return after, nil
 }
 
 const usageCount = "SELECT recipient, count(*), coalesce(sum(length(body)), 0) FROM queue GROUP BY recipient"
@@ -55,31 +84,35 @@ func (u *queueUsage) ensure(ctx context.Context, t *rawTxn) error {
 	if err != nil {
 		return fmt.Errorf("count queue usage: %w", err)
 	}
-	var last int64
+	var ids queueIDs
 	found := false
-	err = t.query(ctx, `SELECT max(coalesce((SELECT seq FROM sqlite_sequence WHERE name = 'queue'), 0),
-		coalesce((SELECT max(id) FROM queue), 0))`, func(v []driver.Value) (err error) {
+	err = t.query(ctx, `SELECT coalesce((SELECT value FROM meta WHERE key = '`+idCeilingKey+`'), -1),
+		coalesce((SELECT max(id) FROM queue), 0)`, func(v []driver.Value) (err error) {
 		found = true
-		last, err = valueInt64(v[0], "last queue id")
+		if ids.ceiling, err = valueInt64(v[0], "meta "+idCeilingKey); err != nil {
+			return err
+		}
+		ids.last, err = valueInt64(v[1], "max(queue.id)")
 		return err
 	})
 	if err != nil {
-		return fmt.Errorf("last queue id: %w", err)
+		return fmt.Errorf("queue ids: %w", err)
 	}
-	if !found {
-		return errors.New("last queue id: no row")
+	if !found || ids.ceiling < 0 {
+		return errors.New("queue ids: no reserved ceiling in meta")
 	}
+	ids.last = max(ids.last, ids.ceiling)
 	u.mu.Lock()
-	u.m, u.lastID = m, last
+	u.m, u.ids = m, ids
 	u.mu.Unlock()
 	return nil
 }
 
-// last is the last queue id handed out; ok is false when it is not known.
-func (u *queueUsage) last() (id int64, ok bool) {
+// idState is the queue id state; ok is false when it is not known.
+func (u *queueUsage) idState() (ids queueIDs, ok bool) {
 	u.mu.Lock()
 	defer u.mu.Unlock()
-	return u.lastID, u.m != nil
+	return u.ids, u.m != nil
 }
 
 // get is to's usage; ok is false when the usage is not known.
@@ -106,9 +139,9 @@ func (u *queueUsage) total() (n int64, ok bool) {
 }
 
 // settleOn makes t apply deltas to the usage once it commits, and forget the usage if
-// it does not (a failed COMMIT may or may not have reached the disk). *last, if last is
-// not nil, is the last queue id the transaction handed out (0: none).
-func (u *queueUsage) settleOn(t *rawTxn, deltas usageDeltas, last *int64) {
+// it does not (a failed COMMIT may or may not have reached the disk). *ids, if ids is
+// not nil, is the queue id state after the transaction (zero: it handed out none).
+func (u *queueUsage) settleOn(t *rawTxn, deltas usageDeltas, ids *queueIDs) {
 	t.settle = func(committed bool) {
 		u.mu.Lock()
 		defer u.mu.Unlock()
@@ -119,8 +152,8 @@ func (u *queueUsage) settleOn(t *rawTxn, deltas usageDeltas, last *int64) {
 		if u.m == nil {
 			return
 		}
-		if last != nil && *last > u.lastID {
-			u.lastID = *last
+		if ids != nil && ids.last > u.ids.last {
+			u.ids = *ids
 		}
 		for name, d := range deltas {
 			cur := u.m[name]
