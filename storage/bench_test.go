@@ -210,7 +210,7 @@ func BenchmarkRelayEnqueueAckSpread(b *testing.B) {
 // messages a round), where the cost per statement, not the fsync, dominates: read its
 // allocs/op and B/op with -benchmem.
 func BenchmarkRelayCommitRound(b *testing.B) {
-	for _, batch := range []int{1, 4, 16} {
+	for _, batch := range []int{1, 4, 7, 16} {
 		b.Run(fmt.Sprintf("msgs=%d/%s", batch, SyncNormal), func(b *testing.B) {
 			ctx := b.Context()
 			r := openBenchRelay(b, SyncNormal)

@@ -546,11 +546,18 @@ func (r *Relay) enqueueTx(ctx context.Context, t *rawTxn, eb *enqueueBatch, res 
 type dedupKey struct{ from, clientID string }
 
 // rowChunks are the row counts of the multi-row statements Enqueue and Ack use, so a
-// handful of statement texts cover every batch size and stay prepared: a batch of n
-// rows takes one statement per bit set in n (at most 128 rows a statement).
-var rowChunks = []int{128, 64, 32, 16, 8, 4, 2, 1}
+// bounded set of statement texts covers every batch size and stays prepared: up to
+// exactRows rows take one statement of that many rows (a group commit at a moderate
+// rate holds a few messages: one statement each, not one per bit set in n); a bigger
+// batch takes the biggest chunks that fit (at most 128 rows a statement).
+var rowChunks = []int{128, 64, 32, 16}
+
+const exactRows = 16
 
 func chunkOf(n int) int {
+	if n <= exactRows {
+		return max(n, 1)
+	}
 	for _, c := range rowChunks {
 		if n >= c {
 			return c
