@@ -718,10 +718,10 @@ func (r *Relay) checkLimits(ctx context.Context, t *rawTxn, msgs []QueuedMessage
 	return nil
 }
 
-// usageDelta is a change to one recipient's queue_usage row (or, in checkLimits, the row).
+// usageDelta is a change to one recipient's queue usage (or, in checkLimits, the usage).
 type usageDelta struct{ count, bytes int64 }
 
-// usageDeltas are the queue_usage changes of one transaction, by recipient.
+// usageDeltas are the queue usage changes of one transaction, by recipient.
 type usageDeltas map[string]*usageDelta
 
 func (u usageDeltas) add(to string, count, bytes int64) {

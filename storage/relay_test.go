@@ -255,7 +255,7 @@ func TestCommit(t *testing.T) {
 	}
 }
 
-// TestQueueUsageExact: queue_usage (kept by Enqueue, Ack, AckBatch and Expire, with no
+// TestQueueUsageExact: the queue usage (kept in memory by Enqueue, Ack, AckBatch and Expire, with no
 // triggers) always equals what is really queued, through duplicates, refusals, acks
 // of foreign ids and expiry.
 func TestQueueUsageExact(t *testing.T) {
