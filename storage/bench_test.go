@@ -210,7 +210,7 @@ func BenchmarkRelayEnqueueAckSpread(b *testing.B) {
 // messages a round), where the cost per statement, not the fsync, dominates: read its
 // allocs/op and B/op with -benchmem.
 func BenchmarkRelayCommitRound(b *testing.B) {
-	for _, batch := range []int{1, 4, 16} {
+	for _, batch := range []int{1, 4, 7, 16} {
 		b.Run(fmt.Sprintf("msgs=%d/%s", batch, SyncNormal), func(b *testing.B) {
 			ctx := b.Context()
 			r := openBenchRelay(b, SyncNormal)
@@ -361,4 +361,39 @@ func BenchmarkFsyncFloor(b *testing.B) {
 		}
 	}
 	perSecond(b, b.N, "syncs/s")
+}
+
+// BenchmarkOpenRelayQueued: opening a relay store with 100,000 queued messages (256 B
+// each, 1,000 recipients), which counts every recipient's usage from the queue.
+func BenchmarkOpenRelayQueued(b *testing.B) {
+	ctx := b.Context()
+	path := filepath.Join(b.TempDir(), "r.db")
+	r, err := OpenRelay(ctx, path, RelayOptions{Synchronous: SyncNormal})
+	if err != nil {
+		b.Fatal(err)
+	}
+	body := make([]byte, 256)
+	const total, batch = 100000, 500
+	msgs := make([]QueuedMessage, batch)
+	for done := 0; done < total; done += batch {
+		for j := range msgs {
+			to := "r" + strconv.Itoa((done+j)%1000)
+			msgs[j] = QueuedMessage{To: to, From: "s", FromCardID: "ca", ClientID: strconv.Itoa(done + j), Body: body}
+		}
+		if _, err := r.Enqueue(ctx, msgs); err != nil {
+			b.Fatal(err)
+		}
+	}
+	r.Close()
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		r, err := OpenRelay(ctx, path, RelayOptions{})
+		if err != nil {
+			b.Fatal(err)
+		}
+		if n, _ := r.QueueDepth(ctx); n != total {
+			b.Fatalf("depth %d", n)
+		}
+		r.Close()
+	}
 }

@@ -253,8 +253,8 @@ func TestCrashSafety(t *testing.T) {
 				t.Fatalf("kill %d: reported enqueue %s lost", k, batch[i].ClientID)
 			}
 		}
-		var usage, queued int
-		r.db.r.QueryRow("SELECT coalesce(sum(count), 0) FROM queue_usage").Scan(&usage)
+		var queued int
+		usage, _ := r.QueueDepth(t.Context())
 		r.db.r.QueryRow("SELECT count(*) FROM queue").Scan(&queued)
 		if usage != queued {
 			t.Fatalf("kill %d: usage counter %d, queue %d", k, usage, queued)

@@ -32,6 +32,10 @@ type rawTxn struct {
 	vals []any               // staged values
 	args []driver.NamedValue // the running statement's arguments
 	dest []driver.Value
+	// settle, if fn sets it, runs once the transaction is over, still holding the
+	// writer, with whether it committed: in-memory state derived from the store (the
+	// relay's queue usage) changes there, before the next transaction can read it.
+	settle func(committed bool)
 }
 
 // rawStmts are the statements prepared on the writer's driver connection, by text.
@@ -208,12 +212,16 @@ func (d *db) writeRaw(ctx context.Context, fn func(*rawTxn) error) error {
 			}
 			return fmt.Errorf("storage: begin: %w", err)
 		}
-		finished := false
+		finished, committed := false, false
 		defer func() {
 			if !finished {
 				_ = tx.Rollback()
 				t.clearStaged()
 				t.resetArgs()
+			}
+			if t.settle != nil {
+				t.settle(committed)
+				t.settle = nil
 			}
 		}()
 		if err := fn(t); err != nil {
@@ -229,6 +237,7 @@ func (d *db) writeRaw(ctx context.Context, fn func(*rawTxn) error) error {
 			}
 			return fmt.Errorf("storage: commit: %w", err)
 		}
+		committed = true
 		return nil
 	})
 }

@@ -15,8 +15,9 @@ import (
 // store-and-forward queue of ciphertexts. It holds nothing secret except the relay's own
 // key in Meta (the relay decides how to protect it). Safe for concurrent use.
 type Relay struct {
-	db   *db
-	opts RelayOptions
+	db    *db
+	opts  RelayOptions
+	usage queueUsage // every recipient's queued count and bytes (relay_usage.go)
 
 	blobMu     sync.Mutex
 	blobStores []*BlobStore // closed with the relay (relay_blobs.go)
@@ -75,7 +76,12 @@ func OpenRelay(ctx context.Context, path string, opts RelayOptions) (*Relay, err
 		d.close()
 		return nil, fmt.Errorf("storage: set the relay store's secure_delete: %w", err)
 	}
-	return &Relay{db: d, opts: opts}, nil
+	r := &Relay{db: d, opts: opts}
+	if err := d.writeRaw(ctx, func(t *rawTxn) error { return r.usage.ensure(ctx, t) }); err != nil {
+		d.close()
+		return nil, fmt.Errorf("storage: %w", err)
+	}
+	return r, nil
 }
 
 // Close closes the store.
@@ -426,10 +432,15 @@ func (r *Relay) Commit(ctx context.Context, msgs []QueuedMessage, acks map[strin
 		return res, nil
 	}
 	err := r.db.writeRaw(ctx, func(t *rawTxn) error {
-		// Queued and deleted messages change queue_usage once per recipient, at the end.
+		// Queued and deleted messages change the usage once it commits.
 		usage := usageDeltas{}
+		var ids queueIDs
+		r.usage.settleOn(t, usage, &ids)
+		if err := r.usage.ensure(ctx, t); err != nil {
+			return err
+		}
 		if eb != nil {
-			if err := r.enqueueTx(ctx, t, eb, res, usage); err != nil {
+			if err := r.enqueueTx(ctx, t, eb, res, usage, &ids); err != nil {
 				return fmt.Errorf("enqueue: %w", err)
 			}
 		}
@@ -438,7 +449,7 @@ func (r *Relay) Commit(ctx context.Context, msgs []QueuedMessage, acks map[strin
 				return fmt.Errorf("ack batch of %d recipients: %w", len(acks), err)
 			}
 		}
-		return usage.apply(ctx, t)
+		return nil
 	})
 	if err != nil {
 		return nil, fmt.Errorf("storage: %w", err)
@@ -482,25 +493,21 @@ func newEnqueueBatch(msgs []QueuedMessage) (*enqueueBatch, error) {
 
 // enqueueTx queues a batch inside a write transaction, filling res (one per message)
 // and adding the accepted messages to usage.
-func (r *Relay) enqueueTx(ctx context.Context, t *rawTxn, eb *enqueueBatch, res []EnqueueResult, usage usageDeltas) error {
+func (r *Relay) enqueueTx(ctx context.Context, t *rawTxn, eb *enqueueBatch, res []EnqueueResult, usage usageDeltas, ids *queueIDs) error {
 	msgs, first := eb.msgs, eb.first
 	clear(res)
-	// Ids are assigned here, from the AUTOINCREMENT sequence (one writer, inside
-	// BEGIN IMMEDIATE): message i of the batch gets next+1+i if it is queued, so ids
-	// increase in batch order (duplicates and refusals leave gaps).
-	var next int64
-	found := false
-	err := t.query(ctx, `SELECT max(coalesce((SELECT seq FROM sqlite_sequence WHERE name = 'queue'), 0),
-		coalesce((SELECT max(id) FROM queue), 0))`, func(v []driver.Value) (err error) {
-		found = true
-		next, err = valueInt64(v[0], "next queue id")
-		return err
-	})
+	// Ids are assigned here, after the last one handed out (kept in memory: one
+	// writer, inside BEGIN IMMEDIATE; reserved in meta ahead of use, relay_usage.go):
+	// message i of the batch gets next+1+i if it is queued, so ids increase in batch
+	// order (duplicates and refusals leave gaps) and are never reused.
+	cur, ok := r.usage.idState()
+	if !ok {
+		return errors.New("queue ids not known")
+	}
+	*ids = cur
+	next, err := ids.grant(ctx, t, len(msgs))
 	if err != nil {
 		return err
-	}
-	if !found {
-		return errors.New("next queue id: no row")
 	}
 	// 1. Remember every first copy in dedup; resends of earlier messages (not new
 	// there) answer with the original's id.
@@ -539,11 +546,18 @@ func (r *Relay) enqueueTx(ctx context.Context, t *rawTxn, eb *enqueueBatch, res 
 type dedupKey struct{ from, clientID string }
 
 // rowChunks are the row counts of the multi-row statements Enqueue and Ack use, so a
-// handful of statement texts cover every batch size and stay prepared: a batch of n
-// rows takes one statement per bit set in n (at most 128 rows a statement).
-var rowChunks = []int{128, 64, 32, 16, 8, 4, 2, 1}
+// bounded set of statement texts covers every batch size and stays prepared: up to
+// exactRows rows take one statement of that many rows (a group commit at a moderate
+// rate holds a few messages: one statement each, not one per bit set in n); a bigger
+// batch takes the biggest chunks that fit (at most 128 rows a statement).
+var rowChunks = []int{128, 64, 32, 16}
+
+const exactRows = 16
 
 func chunkOf(n int) int {
+	if n <= exactRows {
+		return max(n, 1)
+	}
 	for _, c := range rowChunks {
 		if n >= c {
 			return c
@@ -586,9 +600,6 @@ var (
 		row: "(?, ?, ?, ?)"}
 	queueInsert = &multiRow{prefix: "INSERT OR IGNORE INTO queue (id, recipient, sender, sender_card_id, client_id, body, received_at, expires_at) VALUES ",
 		row: "(?, ?, ?, ?, ?, ?, ?, ?)"}
-	usageAdd = &multiRow{prefix: "INSERT INTO queue_usage (recipient, count, bytes) VALUES ", row: "(?, ?, ?)",
-		suffix: " ON CONFLICT (recipient) DO UPDATE SET count = count + excluded.count, bytes = bytes + excluded.bytes"}
-	usageSelect = &multiRow{prefix: "SELECT recipient, count, bytes FROM queue_usage WHERE recipient IN (", row: "?", suffix: ")"}
 )
 
 const dedupLookup = "SELECT message_id FROM dedup WHERE sender = ? AND client_id = ?"
@@ -669,39 +680,13 @@ func (r *Relay) checkLimits(ctx context.Context, t *rawTxn, msgs []QueuedMessage
 	used := map[string]*usageDelta{}
 	for i, m := range msgs {
 		if fresh[i] && used[m.To] == nil {
-			used[m.To] = &usageDelta{}
-			t.stage(m.To)
+			d, ok := r.usage.get(m.To)
+			if !ok {
+				return errors.New("queue usage not known")
+			}
+			used[m.To] = &d
 		}
 	}
-	names := t.staged()
-	for start, left := 0, len(names); left > 0; {
-		n := chunkOf(left)
-		err := t.query(ctx, usageSelect.text(n), func(v []driver.Value) error {
-			name, err := valueString(v[0], "queue_usage.recipient")
-			if err != nil {
-				return err
-			}
-			count, err := valueInt64(v[1], "queue_usage.count")
-			if err != nil {
-				return err
-			}
-			bytes, err := valueInt64(v[2], "queue_usage.bytes")
-			if err != nil {
-				return err
-			}
-			if p := used[name]; p != nil {
-				*p = usageDelta{count: count, bytes: bytes}
-			}
-			return nil
-		}, names[start:start+n]...)
-		if err != nil {
-			t.clearStaged()
-			return err
-		}
-		start += n
-		left -= n
-	}
-	t.clearStaged()
 	var quota senderQuota
 	for i, m := range msgs {
 		if !fresh[i] {
@@ -733,10 +718,10 @@ func (r *Relay) checkLimits(ctx context.Context, t *rawTxn, msgs []QueuedMessage
 	return nil
 }
 
-// usageDelta is a change to one recipient's queue_usage row (or, in checkLimits, the row).
+// usageDelta is a change to one recipient's queue usage (or, in checkLimits, the usage).
 type usageDelta struct{ count, bytes int64 }
 
-// usageDeltas are the queue_usage changes of one transaction, by recipient.
+// usageDeltas are the queue usage changes of one transaction, by recipient.
 type usageDeltas map[string]*usageDelta
 
 func (u usageDeltas) add(to string, count, bytes int64) {
@@ -747,32 +732,6 @@ func (u usageDeltas) add(to string, count, bytes int64) {
 	}
 	d.count += count
 	d.bytes += bytes
-}
-
-// apply adds the deltas to queue_usage with multi-row upserts. A negative delta
-// (deleted messages) always finds the row its messages' inserts created.
-func (u usageDeltas) apply(ctx context.Context, t *rawTxn) error {
-	rows := 0
-	for name, d := range u {
-		if d.count == 0 && d.bytes == 0 {
-			continue // as many bytes queued as acknowledged: nothing changes
-		}
-		t.stage(name)
-		t.stage(d.count)
-		t.stage(d.bytes)
-		rows++
-	}
-	vals := t.staged()
-	defer t.clearStaged()
-	for start := 0; rows > 0; {
-		n := chunkOf(rows)
-		if _, err := t.exec(ctx, usageAdd.text(n), vals[start:start+3*n]...); err != nil {
-			return err
-		}
-		start += 3 * n
-		rows -= n
-	}
-	return nil
 }
 
 // insertQueued inserts the accepted (fresh) messages, message i with id next+1+i.
@@ -884,10 +843,11 @@ func (r *Relay) ackBatch(ctx context.Context, acks map[string][]int64) error {
 	}
 	return r.db.writeRaw(ctx, func(t *rawTxn) error {
 		usage := usageDeltas{}
-		if err := ackTx(ctx, t, acks, usage); err != nil {
+		r.usage.settleOn(t, usage, nil)
+		if err := r.usage.ensure(ctx, t); err != nil {
 			return err
 		}
-		return usage.apply(ctx, t)
+		return ackTx(ctx, t, acks, usage)
 	})
 }
 
@@ -981,11 +941,12 @@ func (r *Relay) Expire(ctx context.Context, now time.Time) (int, error) {
 		ids = ids[len(chunk):]
 		err := r.db.writeRaw(ctx, func(t *rawTxn) error {
 			usage := usageDeltas{}
-			deleted, err := deleteReturningUsage(ctx, t, expireDelete, lead, chunk, 1, usage)
-			if err != nil {
+			r.usage.settleOn(t, usage, nil)
+			if err := r.usage.ensure(ctx, t); err != nil {
 				return err
 			}
-			if err := usage.apply(ctx, t); err != nil {
+			deleted, err := deleteReturningUsage(ctx, t, expireDelete, lead, chunk, 1, usage)
+			if err != nil {
 				return err
 			}
 			n += deleted
@@ -1010,8 +971,11 @@ var expireDelete = &multiRow{prefix: "DELETE FROM queue WHERE expires_at <> 0 AN
 
 // QueueDepth is the number of queued messages, all recipients together.
 func (r *Relay) QueueDepth(ctx context.Context) (int, error) {
+	if n, ok := r.usage.total(); ok {
+		return int(n), nil
+	}
 	var n int
-	if err := r.db.queryRow(ctx, "SELECT coalesce(sum(count), 0) FROM queue_usage").Scan(&n); err != nil {
+	if err := r.db.queryRow(ctx, "SELECT count(*) FROM queue").Scan(&n); err != nil {
 		return 0, fmt.Errorf("storage: queue depth: %w", err)
 	}
 	return n, nil
@@ -1019,10 +983,10 @@ func (r *Relay) QueueDepth(ctx context.Context) (int, error) {
 
 // QueueUsage is one recipient's queued message count and bytes.
 func (r *Relay) QueueUsage(ctx context.Context, to string) (count int, bytes int64, err error) {
-	err = r.db.queryRow(ctx, "SELECT count, bytes FROM queue_usage WHERE recipient = ?", to).Scan(&count, &bytes)
-	if errors.Is(err, sql.ErrNoRows) {
-		return 0, 0, nil
+	if d, ok := r.usage.get(to); ok {
+		return int(d.count), d.bytes, nil
 	}
+	err = r.db.queryRow(ctx, "SELECT count(*), coalesce(sum(length(body)), 0) FROM queue WHERE recipient = ?", to).Scan(&count, &bytes)
 	if err != nil {
 		return 0, 0, fmt.Errorf("storage: queue usage of %q: %w", to, err)
 	}

@@ -3,6 +3,7 @@ package storage
 import (
 	"errors"
 	"fmt"
+	"path/filepath"
 	"testing"
 	"time"
 )
@@ -254,7 +255,7 @@ func TestCommit(t *testing.T) {
 	}
 }
 
-// TestQueueUsageExact: queue_usage (kept by Enqueue, Ack, AckBatch and Expire, with no
+// TestQueueUsageExact: the queue usage (kept in memory by Enqueue, Ack, AckBatch and Expire, with no
 // triggers) always equals what is really queued, through duplicates, refusals, acks
 // of foreign ids and expiry.
 func TestQueueUsageExact(t *testing.T) {
@@ -419,5 +420,150 @@ func TestRelayCommitFailEveryStep(t *testing.T) {
 	again, err := r.Enqueue(ctx, round[4:])
 	if err != nil || again[0].Err != nil || again[0].Duplicate {
 		t.Fatalf("resend of the refused message: %+v %v", again, err)
+	}
+}
+
+// TestQueueUsageAfterFailedTransactions: the in-memory usage changes only when a
+// transaction commits. Commits, acks and account deletions failing at every statement
+// leave it equal to what is queued, and the limits keep holding.
+func TestQueueUsageAfterFailedTransactions(t *testing.T) {
+	ctx := t.Context()
+	r := newRelay(t, RelayOptions{MaxQueueCount: 6})
+	exact := func(when string) {
+		t.Helper()
+		for _, to := range []string{"bob", "carol"} {
+			p, err := r.Pending(ctx, to, 0, 1000)
+			if err != nil {
+				t.Fatal(err)
+			}
+			var bytes int64
+			for _, m := range p {
+				bytes += int64(len(m.Body))
+			}
+			c, b, err := r.QueueUsage(ctx, to)
+			if err != nil || c != len(p) || b != bytes {
+				t.Fatalf("%s: %s usage %d/%d, really %d/%d (%v)", when, to, c, b, len(p), bytes, err)
+			}
+		}
+		var all int
+		if err := r.db.r.QueryRow("SELECT count(*) FROM queue").Scan(&all); err != nil {
+			t.Fatal(err)
+		}
+		if d, err := r.QueueDepth(ctx); err != nil || d != all {
+			t.Fatalf("%s: depth %d, really %d (%v)", when, d, all, err)
+		}
+	}
+	failAt := func(n int) {
+		r.db.hook = func(step int) error {
+			if step == n {
+				return errors.New("injected")
+			}
+			return nil
+		}
+	}
+	seq := 0
+	msg := func(to string) QueuedMessage {
+		seq++
+		return QueuedMessage{To: to, From: "a", ClientID: fmt.Sprint(seq), Body: make([]byte, seq)}
+	}
+	if _, err := r.Enqueue(ctx, []QueuedMessage{msg("bob"), msg("bob"), msg("carol")}); err != nil {
+		t.Fatal(err)
+	}
+	exact("start")
+	for step := 1; ; step++ {
+		pend, _ := r.Pending(ctx, "bob", 0, 1)
+		failAt(step)
+		_, err := r.Commit(ctx, []QueuedMessage{msg("bob"), msg("carol")}, map[string][]int64{"bob": {pend[0].ID}})
+		r.db.hook = nil
+		exact(fmt.Sprint("commit failing at statement ", step))
+		if err == nil {
+			break
+		}
+		if step > 20 {
+			t.Fatal("commit never got through")
+		}
+	}
+	if err := r.CreateAccount(ctx, Account{Name: "carol", CardID: "cc", Card: []byte("card"), CreatedAt: t0}); err != nil {
+		t.Fatal(err)
+	}
+	for step := 1; ; step++ {
+		failAt(step)
+		_, err := r.DeleteAccount(ctx, "carol", "cc")
+		r.db.hook = nil
+		exact(fmt.Sprint("account deletion failing at statement ", step))
+		if err == nil {
+			break
+		}
+		if step > 20 {
+			t.Fatal("deletion never got through")
+		}
+	}
+	// The limit still counts what is queued: bob has 2, so 4 more fit and the 5th not.
+	var batch []QueuedMessage
+	for range 5 {
+		batch = append(batch, msg("bob"))
+	}
+	res, err := r.Enqueue(ctx, batch)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i, x := range res {
+		if (i < 4) != (x.Err == nil) {
+			t.Fatalf("message %d of 5 for bob with 2 queued, limit 6: %+v", i, x)
+		}
+	}
+	exact("at the limit")
+}
+
+// TestRelayMigration10: a version 9 store's queue moves to the table without
+// AUTOINCREMENT unchanged, its usage is counted from it, and new ids start after the
+// old sequence, even when the messages with the highest ids were acknowledged.
+func TestRelayMigration10(t *testing.T) {
+	ctx := t.Context()
+	path := filepath.Join(t.TempDir(), "r.db")
+	old, _, err := openDB(ctx, path, kindUpTo(t, relayKind, 9, nil), "", true, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i, to := range []string{"bob", "bob", "carol", "bob", "carol"} {
+		if _, err := old.w.ExecContext(ctx, `INSERT INTO queue (recipient, sender, sender_card_id, client_id, body, received_at, expires_at)
+			VALUES (?, 'alice', 'ca', ?, ?, 1, 0)`, to, fmt.Sprint(i), make([]byte, 10+i)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, err := old.w.ExecContext(ctx, "DELETE FROM queue WHERE id >= 4"); err != nil { // acked
+		t.Fatal(err)
+	}
+	old.close()
+
+	r, err := OpenRelay(ctx, path, RelayOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	p, err := r.Pending(ctx, "bob", 0, 10)
+	if err != nil || len(p) != 2 || p[0].ID != 1 || p[1].ID != 2 || len(p[1].Body) != 11 || p[1].ClientID != "1" {
+		t.Fatalf("bob's queue after the migration: %+v %v", p, err)
+	}
+	if c, b, err := r.QueueUsage(ctx, "carol"); err != nil || c != 1 || b != 12 {
+		t.Fatalf("carol's usage %d/%d (%v), want 1/12", c, b, err)
+	}
+	res, err := r.Enqueue(ctx, []QueuedMessage{{To: "bob", From: "alice", ClientID: "new", Body: []byte("x")}})
+	if err != nil || res[0].ID <= 5 {
+		t.Fatalf("a new message got %+v (%v): ids up to 5 were handed out", res, err)
+	}
+	last := res[0].ID
+	// Across a restart, after the newest message was acknowledged: still no reuse.
+	if err := r.Ack(ctx, "bob", []int64{last}); err != nil {
+		t.Fatal(err)
+	}
+	r.Close()
+	r, err = OpenRelay(ctx, path, RelayOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close()
+	res, err = r.Enqueue(ctx, []QueuedMessage{{To: "bob", From: "alice", ClientID: "newer", Body: []byte("y")}})
+	if err != nil || res[0].ID <= last {
+		t.Fatalf("after a restart a new message got %+v (%v), the last before was %d", res, err, last)
 	}
 }

@@ -50,33 +50,31 @@ func (r *Relay) LastActive(ctx context.Context, name string) (time.Time, error) 
 // name has no account with that card.
 func (r *Relay) DeleteAccount(ctx context.Context, name, cardID string) (int, error) {
 	n := 0
-	err := r.db.write(ctx, func(tx *txn) error {
-		gone, err := tx.execN(ctx, "DELETE FROM accounts WHERE name = ? AND card_id = ?", name, cardID)
+	err := r.db.writeRaw(ctx, func(t *rawTxn) error {
+		gone, err := t.exec(ctx, "DELETE FROM accounts WHERE name = ? AND card_id = ?", name, cardID)
 		if err != nil {
 			return err
 		}
 		if gone == 0 {
 			return fmt.Errorf("%w: no account %q with card %s", ErrNotFound, name, cardID)
 		}
-		if _, err := tx.exec(ctx, "DELETE FROM replaced_cards WHERE name = ?", name); err != nil { // relayrecovery.go
+		if _, err := t.exec(ctx, "DELETE FROM replaced_cards WHERE name = ?", name); err != nil { // relayrecovery.go
 			return err
 		}
-		if _, err := tx.exec(ctx, "DELETE FROM prekeys WHERE card_id = ?", cardID); err != nil {
+		if _, err := t.exec(ctx, "DELETE FROM prekeys WHERE card_id = ?", cardID); err != nil {
 			return err
 		}
-		msgs, err := tx.execN(ctx, "DELETE FROM queue WHERE recipient = ?", name)
+		msgs, err := t.exec(ctx, "DELETE FROM queue WHERE recipient = ?", name)
 		if err != nil {
 			return err
 		}
 		n = int(msgs)
-		if _, err := tx.exec(ctx, "DELETE FROM queue_usage WHERE recipient = ?", name); err != nil {
-			return err
-		}
-		if _, err := tx.exec(ctx, "DELETE FROM dedup WHERE sender = ?", name); err != nil {
+		r.usage.settleGone(t, name)
+		if _, err := t.exec(ctx, "DELETE FROM dedup WHERE sender = ?", name); err != nil {
 			return err
 		}
 		// The account's blocks go with it (a new owner of the name starts with none).
-		_, err = tx.exec(ctx, "DELETE FROM blocks WHERE blocker = ?", name)
+		_, err = t.exec(ctx, "DELETE FROM blocks WHERE blocker = ?", name)
 		return err
 	})
 	if err != nil {
