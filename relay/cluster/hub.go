@@ -21,9 +21,7 @@ import (
 // server.MemHub as on one node, and every committed message and notice is also
 // published on the core NATS subject of its recipient (<prefix>.h.<name>), which a
 // node subscribes to while it has a connection of that name. Core NATS is at most
-// once: a live push lost between nodes is still in the queue, read on the next login;
-// after this node reconnects to NATS its connections are closed (Notice.LiveGap) so
-// their clients log in again and read what the gap may have dropped.
+// once: a live push lost between nodes is still in the queue, read on the next login.
 type Hub struct {
 	c      *Conn
 	local  *server.MemHub
@@ -38,7 +36,6 @@ type Hub struct {
 	subs map[string]*hubSub
 
 	dropped atomic.Uint64 // malformed or undeliverable hub messages
-	gaps    atomic.Uint64 // reconnects that closed this node's connections (LiveGap)
 }
 
 type hubSub struct {
@@ -56,22 +53,9 @@ func NewHub(ctx context.Context, c *Conn) *Hub {
 	h := &Hub{c: c, local: server.NewMemHub(), subj: c.Prefix() + ".h.", log: slog.New(slog.DiscardHandler),
 		in: make(chan *nats.Msg, hubBuffer), done: make(chan struct{}), subs: map[string]*hubSub{}}
 	rand.Read(h.node[:])
-	// Core NATS drops what is published to a subject while this node is cut off from
-	// its server: after a reconnect, this node's connections are sent back to the
-	// queue, which has every message, so none waits for a later login to arrive.
-	c.nc.SetReconnectHandler(func(*nats.Conn) {
-		if !h.closed.Load() {
-			h.gaps.Add(1)
-			h.local.NoticeAll(server.Notice{LiveGap: true})
-		}
-	})
 	go h.dispatch(ctx)
 	return h
 }
-
-// LiveGaps counts the reconnects to NATS after which this node's connections were
-// closed so their clients read what they might have missed.
-func (h *Hub) LiveGaps() uint64 { return h.gaps.Load() }
 
 // SetLogger logs dropped hub messages to l.
 func (h *Hub) SetLogger(l *slog.Logger) { h.log = l }

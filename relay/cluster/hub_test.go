@@ -157,29 +157,3 @@ func FuzzParseHubMessage(f *testing.F) {
 		}
 	})
 }
-
-// A node cut off from NATS misses what other nodes published meanwhile (core NATS is
-// at most once): after it reconnects, its connections are told to go back to the queue.
-func TestHubLiveGapAfterReconnect(t *testing.T) {
-	s := natstest.Single(t)
-	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
-	defer cancel()
-	c := testConn(t, []string{s.URL()}, 1)
-	h := NewHub(ctx, c)
-	defer h.Close()
-	sub := newChanSub()
-	defer h.Subscribe("bob", sub)()
-	s.Stop()
-	s.Restart()
-	select {
-	case n := <-sub.notices:
-		if !n.LiveGap {
-			t.Fatalf("notice %+v, want LiveGap", n)
-		}
-	case <-ctx.Done():
-		t.Fatal("no LiveGap notice after the NATS server came back")
-	}
-	if h.LiveGaps() != 1 {
-		t.Fatalf("LiveGaps() = %d, want 1", h.LiveGaps())
-	}
-}

@@ -56,9 +56,6 @@ func (c *conn) Notify(n Notice) {
 	if n.LogoutAllExcept != "" && n.LogoutAllExcept != c.connKey() {
 		c.kill(relay.CodeLoggedOut, "logout_all on another connection of this card logged this one out")
 	}
-	if n.LiveGap {
-		c.kill(relay.CodeGoingAway, "this relay node may have missed messages for you; reconnect to read them")
-	}
 	if n.AccountDeleted != "" {
 		if id := c.cardID.Load(); id != nil && *id == n.AccountDeleted {
 			c.kill(relay.CodeAccountDeleted, "the account this connection logged in with was deleted")

@@ -51,10 +51,6 @@ type Notice struct {
 	Limit string
 	// AccountDeleted is the card ID of a deleted account: its connections are closed.
 	AccountDeleted string
-	// LiveGap says this node may have missed live events for its connections (its link
-	// to the other nodes' message bus broke and came back): each connection is closed
-	// with going_away, so its client reconnects and reads what it missed from the queue.
-	LiveGap bool
 }
 
 // MemHub is the in-process Hub: a map from name to subscribers under a RWMutex.
@@ -116,19 +112,6 @@ func (h *MemHub) publishReq(r *sendReq) {
 		}
 		r.escaped = true
 		s.Deliver(&r.msg)
-	}
-}
-
-// NoticeAll sends n to every subscriber of every name.
-func (h *MemHub) NoticeAll(n Notice) {
-	h.mu.RLock()
-	var all []Subscriber
-	for _, list := range h.subs {
-		all = append(all, list...)
-	}
-	h.mu.RUnlock()
-	for _, s := range all {
-		s.Notify(n)
 	}
 }
 
