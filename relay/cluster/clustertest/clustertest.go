@@ -21,6 +21,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
 	"pfschat/relay"
@@ -72,13 +73,17 @@ func StartWith(t testing.TB, name string, natsURLs []string, replicas int, limit
 		shards = 3
 	}
 	// Right after a cluster starts its meta leader may not know every peer yet ("no
-	// suitable peers for placement"): wait for it, within the deadline.
+	// suitable peers for placement"), and a first placement of an R3 stream can take
+	// longer than one request's timeout while another node creates the same streams:
+	// try again, within the deadline (opening is idempotent).
 	var node *cluster.Node
 	for {
 		node, err = cluster.OpenNode(ctx, conn, cluster.NodeOptions{SealKey: SealKey, MaxPerRecipient: 1000,
 			Queue: cluster.QueueOptions{Shards: shards}})
 		var apiErr *jetstream.APIError
-		if err == nil || !errors.As(err, &apiErr) || apiErr.ErrorCode != 10005 || ctx.Err() != nil {
+		noPeers := errors.As(err, &apiErr) && apiErr.ErrorCode == 10005
+		slow := errors.Is(err, context.DeadlineExceeded) || errors.Is(err, nats.ErrTimeout)
+		if err == nil || !(noPeers || slow) || ctx.Err() != nil {
 			break
 		}
 		select {
