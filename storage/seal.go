@@ -142,6 +142,15 @@ func (w *wrapped) unwrap(pass []byte) ([]byte, error) {
 	return key, nil
 }
 
+// Seal seals plaintext under a 32-byte key with XChaCha20-Poly1305, bound to ad: a
+// version byte, a random 24-byte nonce, the ciphertext. The client store seals its
+// columns this way, and relay/cluster the cluster's secrets in JetStream.
+func Seal(key, plaintext, ad []byte) ([]byte, error) { return sealWith(key, plaintext, ad) }
+
+// Open opens what Seal sealed under key and ad; ErrCorrupt when it is malformed or
+// does not open.
+func Open(key, sealed, ad []byte) ([]byte, error) { return openWith(key, sealed, ad) }
+
 func sealWith(key, plaintext, ad []byte) ([]byte, error) {
 	aead, err := chacha20poly1305.NewX(key)
 	if err != nil {

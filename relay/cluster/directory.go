@@ -132,7 +132,10 @@ func (d *Directory) Meta(ctx context.Context, key string) ([]byte, error) {
 
 // SetMeta stores a value under key, sealed.
 func (d *Directory) SetMeta(ctx context.Context, key string, v []byte) error {
-	sealed := d.seal.seal(key, v)
+	sealed, err := d.seal.seal(key, v)
+	if err != nil {
+		return err
+	}
 	return retry(ctx, "set meta", func() error {
 		e, err := d.b.get(ctx, keyMeta(key))
 		if err != nil {
@@ -146,7 +149,10 @@ func (d *Directory) SetMeta(ctx context.Context, key string, v []byte) error {
 // CreateMeta stores a value under key unless one is there: storage.ErrExists then.
 // Nodes starting together each make a relay key; the first stored is everyone's.
 func (d *Directory) CreateMeta(ctx context.Context, key string, v []byte) error {
-	sealed := d.seal.seal(key, v)
+	sealed, err := d.seal.seal(key, v)
+	if err != nil {
+		return err
+	}
 	return retry(ctx, "create meta", func() error {
 		e, err := d.b.get(ctx, keyMeta(key))
 		if err != nil {

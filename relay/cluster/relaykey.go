@@ -16,6 +16,8 @@ import (
 	"strings"
 
 	"golang.org/x/crypto/chacha20poly1305"
+
+	"pfschat/storage"
 )
 
 // SealKeyEnv is the environment variable that may hold the seal key (64 hex digits)
@@ -95,27 +97,20 @@ func (s sealer) ad(name string) []byte {
 	return []byte(sealDomain + "\x00" + s.bucket + "\x00" + name)
 }
 
-func (s sealer) seal(name string, v []byte) []byte {
-	aead, err := chacha20poly1305.NewX(s.key)
+func (s sealer) seal(name string, v []byte) ([]byte, error) {
+	b, err := storage.Seal(s.key, v, s.ad(name))
 	if err != nil {
-		panic(err) // the key's size is checked in NewDirectory
+		return nil, fmt.Errorf("cluster: sealing %q: %w", name, err)
 	}
-	out := make([]byte, 1+chacha20poly1305.NonceSizeX, 1+chacha20poly1305.NonceSizeX+len(v)+aead.Overhead())
-	out[0] = sealVersion
-	rand.Read(out[1:])
-	return aead.Seal(out, out[1:], v, s.ad(name))
+	return b, nil
 }
 
 func (s sealer) open(name string, b []byte) ([]byte, error) {
-	aead, err := chacha20poly1305.NewX(s.key)
+	v, err := storage.Open(s.key, b, s.ad(name))
 	if err != nil {
-		return nil, err
-	}
-	if len(b) < 1+chacha20poly1305.NonceSizeX+aead.Overhead() || b[0] != sealVersion {
-		return nil, fmt.Errorf("%w: sealed meta %q: not a sealed value", ErrDamaged, name)
-	}
-	v, err := aead.Open(nil, b[1:1+chacha20poly1305.NonceSizeX], b[1+chacha20poly1305.NonceSizeX:], s.ad(name))
-	if err != nil {
+		if len(b) < 1+chacha20poly1305.NonceSizeX+chacha20poly1305.Overhead || b[0] != sealVersion {
+			return nil, fmt.Errorf("%w: sealed meta %q: not a sealed value", ErrDamaged, name)
+		}
 		return nil, fmt.Errorf("%w: the cluster's secret %q does not open with this key: every relay node needs the same --relay-key-file", ErrSealKey, name)
 	}
 	return v, nil
