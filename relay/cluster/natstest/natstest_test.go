@@ -64,7 +64,12 @@ func TestClusterR3SurvivesOneStop(t *testing.T) {
 	c.Stop(2)
 	var perr error
 	for ctx.Err() == nil {
-		if _, perr = js.Publish(ctx, "t.a", []byte("y")); perr == nil {
+		// Each try has its own deadline: a publish that reached the stopped leader
+		// gets no answer, and must not use up the whole test's time.
+		try, cancelTry := context.WithTimeout(ctx, 2*time.Second)
+		_, perr = js.Publish(try, "t.a", []byte("y"))
+		cancelTry()
+		if perr == nil {
 			break
 		}
 	}
