@@ -159,8 +159,10 @@ func TestSendRoundTrips(t *testing.T) {
 	per := func(n int64) float64 { return float64(n) / messages }
 	t.Logf("SQLite round trips per message: Send %.2f reads + %.2f write transactions; sender after the commit %.2f reads + %.2f write transactions",
 		per(sendReads), per(sendWrites), per(afterReads), per(afterWrites))
-	// The commit, then the settlement: nothing written is read back on the way.
-	if sendWrites != messages || afterWrites != messages || afterReads != 0 {
+	// The commit, then the settlement: nothing written is read back on the way. The
+	// background sender may settle a message before Send has returned to this loop (its
+	// goroutine descheduled after the commit), so the two writes are counted together.
+	if sendWrites+afterWrites != 2*messages || sendWrites < messages || afterReads != 0 {
 		t.Errorf("per message: %.2f commits in Send, then %.2f reads and %.2f writes to send it; want 1, then 0 and 1",
 			per(sendWrites), per(afterReads), per(afterWrites))
 	}
