@@ -24,7 +24,12 @@ func TestSlowReaderDisconnectedMessagesKept(t *testing.T) {
 }
 
 func testSlowReaderDisconnectedMessagesKept(t *testing.T, bk store) {
-	r := bk.StartWith(t, relaytest.Options{Limits: server.Limits{OutboundQueue: 256, FramesPerSecond: -1, MaxQueueBytes: 1 << 30}, SenderQuota: -1})
+	// The write timeout is far longer than the test: the cut-off under test is the
+	// outbound queue's overflow. With the default 10 s, the writer blocked on the full
+	// socket timed out first on a loaded machine (the 256 sends that fill the queue took
+	// longer than that under -race), closing the connection for another reason, and the
+	// loop below sent on until its deadline. NORMAL: the disk is not what is tested.
+	r := bk.StartWith(t, relaytest.Options{Limits: server.Limits{OutboundQueue: 256, FramesPerSecond: -1, MaxQueueBytes: 1 << 30, WriteTimeout: time.Hour}, SenderQuota: -1, Synchronous: "NORMAL"})
 	ctx, cancel := context.WithTimeout(t.Context(), 60*time.Second)
 	defer cancel()
 	alice := newUser(t, r, "alice")
