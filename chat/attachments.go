@@ -1026,9 +1026,8 @@ func (o *blobOpener) Write(p []byte) (int, error) {
 	if int64(len(p)) > o.sealedSize-o.pos-int64(len(o.pending)) {
 		return 0, fmt.Errorf("%w: more bytes than the stream's %d", ErrAttachmentDigest, o.sealedSize)
 	}
-	var err error
-	storage.HashBeside(o.h, p, func() { err = o.take(p) })
-	if err != nil {
+	o.h.Write(p)
+	if err := o.take(p); err != nil {
 		return 0, err
 	}
 	return n, nil

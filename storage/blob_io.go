@@ -1,7 +1,6 @@
 package storage
 
 import (
-	"hash"
 	"os"
 	"sync/atomic"
 )
@@ -43,28 +42,4 @@ func (w *WriteBehind) Written(end int64) {
 		defer w.busy.Store(false)
 		startWriteOut(w.f, off, end-off)
 	}()
-}
-
-// hashBesideMin is the smallest piece HashBeside hashes on a goroutine of its own:
-// below it the goroutine costs more than the overlap gains.
-const hashBesideMin = 64 << 10
-
-// HashBeside writes p to h on a goroutine of its own while work runs on the caller's
-// (the rest of a piece's handling: writing it to a file, opening its chunks), and
-// returns once both are done: the SHA-256 pass, the costliest step per byte, no
-// longer adds its time to the others' on a machine with a core to spare. p must not
-// change until it returns.
-func HashBeside(h hash.Hash, p []byte, work func()) {
-	if len(p) < hashBesideMin {
-		h.Write(p)
-		work()
-		return
-	}
-	done := make(chan struct{})
-	go func() {
-		h.Write(p)
-		close(done)
-	}()
-	work()
-	<-done
 }

@@ -3,29 +3,10 @@ package storage
 import (
 	"bytes"
 	"crypto/rand"
-	"crypto/sha256"
 	"os"
 	"path/filepath"
 	"testing"
 )
-
-// HashBeside hashes every byte, small pieces inline and big ones beside the work, and
-// returns only once the work is done too.
-func TestHashBeside(t *testing.T) {
-	data := make([]byte, 4*hashBesideMin+4)
-	rand.Read(data)
-	want := sha256.Sum256(data)
-	h := sha256.New()
-	worked := 0
-	rest := data
-	for _, n := range []int{1, hashBesideMin - 1, hashBesideMin, 2*hashBesideMin + 4} {
-		HashBeside(h, rest[:n], func() { worked++ })
-		rest = rest[n:]
-	}
-	if len(rest) != 0 || worked != 4 || !bytes.Equal(h.Sum(nil), want[:]) {
-		t.Fatalf("%d bytes left, work ran %d times, digest equal %v", len(rest), worked, bytes.Equal(h.Sum(nil), want[:]))
-	}
-}
 
 // A file written through WriteBehind steps (the write-out running beside the writer,
 // the file closed while one may run) holds exactly what was written.

@@ -317,8 +317,7 @@ func (b *BlobStore) AppendBlob(id string, size, offset int64, data []byte) error
 	if err != nil {
 		return err
 	}
-	HashBeside(u.h, data, func() { _, err = u.f.WriteAt(data, offset) })
-	if err != nil { // the hash is of no use: the next upload() hashes the file again
+	if _, err := u.f.WriteAt(data, offset); err != nil {
 		u.f.Close()
 		u.f = nil
 		u.mu.Unlock()
@@ -326,6 +325,7 @@ func (b *BlobStore) AppendBlob(id string, size, offset int64, data []byte) error
 		return fmt.Errorf("storage: blob write: %w", err)
 	}
 	defer u.mu.Unlock()
+	u.h.Write(data)
 	u.n += int64(len(data))
 	u.wb.Written(u.n)
 	return nil
