@@ -27,6 +27,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 	"unicode"
 	"unicode/utf8"
@@ -237,13 +238,13 @@ func readMeta(row storage.Attachment) (attachmentMeta, error) {
 	return m, nil
 }
 
-// sealStream seals a file for the upload as it goes: a goroutine reads, seals and
-// hashes the file a few chunks ahead of the upload, which takes the sealed bytes from
-// memory. Nothing is staged on disk: a resumed upload seals the file again under the
-// recorded key (sealing is deterministic, so the chunks the relay holds stay valid;
-// a file changed since fails the relay's digest check).
+// sealStream seals a file for the upload as it goes: one goroutine reads and seals the
+// file a few chunks ahead of the upload, a second hashes the sealed pieces behind it,
+// and the upload takes them from memory. Nothing is staged on disk: a resumed upload
+// seals the file again under the recorded key (sealing is deterministic, so the chunks
+// the relay holds stay valid; a file changed since fails the relay's digest check).
 type sealStream struct {
-	out    chan []byte // sealed pieces, in order; closed at the end
+	out    chan []byte // sealed and hashed pieces, in order; closed at the end
 	free   chan []byte // pieces the upload is done with
 	cur    []byte      // the rest of the piece being read
 	piece  []byte      // the piece cur is part of
@@ -252,11 +253,11 @@ type sealStream struct {
 	digest []byte // after done, without err: SHA-256 of the whole sealed stream
 }
 
-// sealRun is how many chunks the sealer seals per piece: 256 KiB of plaintext; a few
-// pieces are in flight (about 1 MiB).
+// sealRun is how many chunks the sealer seals per piece: 256 KiB of plaintext;
+// sealPieces are in flight between the sealer, the hasher and the upload (1.5 MiB).
 const (
 	sealRun    = 4
-	sealPieces = 4
+	sealPieces = 6
 )
 
 // startSealStream seals the file src (size bytes) under key, handing out the sealed
@@ -270,21 +271,29 @@ func startSealStream(ctx context.Context, src string, key []byte, size, from int
 	for range sealPieces {
 		s.free <- make([]byte, 0, sealRun*ratchet.StreamSealedChunkSize)
 	}
+	sealed, sealErr := make(chan []byte, sealPieces), make(chan error, 1)
+	go func() {
+		defer close(sealed)
+		sealErr <- s.seal(ctx, bufio.NewReaderSize(in, sealRun*ratchet.StreamChunkSize), key, size, sealed)
+		in.Close()
+	}()
 	go func() {
 		defer close(s.done)
 		defer close(s.out)
-		s.digest, s.err = s.run(ctx, bufio.NewReaderSize(in, sealRun*ratchet.StreamChunkSize), key, size, from)
-		in.Close()
+		digest, err := s.hash(ctx, sealed, from)
+		if serr := <-sealErr; serr != nil {
+			err = serr
+		}
+		s.digest, s.err = digest, err
 	}()
 	return s, nil
 }
 
-func (s *sealStream) run(ctx context.Context, in io.Reader, key []byte, size, from int64) ([]byte, error) {
+// seal reads and seals the file into pieces from s.free, handing them to sealed.
+func (s *sealStream) seal(ctx context.Context, in io.Reader, key []byte, size int64, sealed chan<- []byte) error {
 	var k [ratchet.StreamKeySize]byte
 	copy(k[:], key)
-	h := sha256.New()
 	plain := make([]byte, ratchet.StreamChunkSize)
-	skip := from // sealed bytes not to hand out
 	var i uint64
 	var read int64
 	var piece []byte
@@ -294,38 +303,53 @@ func (s *sealStream) run(ctx context.Context, in io.Reader, key []byte, size, fr
 			case piece = <-s.free:
 				piece = piece[:0]
 			case <-ctx.Done():
-				return nil, ctx.Err()
+				return ctx.Err()
 			}
 		}
 		n, err := io.ReadFull(in, plain[:min(int64(len(plain)), size-read)])
 		if err != nil {
-			return nil, fmt.Errorf("chat: the file changed while it was read (%d bytes, then %d): %w", size, read+int64(n), err)
+			return fmt.Errorf("chat: the file changed while it was read (%d bytes, then %d): %w", size, read+int64(n), err)
 		}
 		read += int64(n)
-		start := len(piece)
 		if piece, err = ratchet.SealStreamChunk(piece, &k, i, read == size, plain[:n]); err != nil {
-			return nil, err
+			return err
 		}
 		i++
-		h.Write(piece[start:])
-		if d := min(skip, int64(len(piece)-start)); d > 0 { // before from: hashed only
-			piece, skip = piece[:start+copy(piece[start:], piece[start+int(d):])], skip-d
-		}
 		if cap(piece)-len(piece) < ratchet.StreamSealedChunkSize || read == size {
-			if len(piece) == 0 {
-				continue
-			}
 			select {
-			case s.out <- piece:
+			case sealed <- piece:
 				piece = nil
 			case <-ctx.Done():
-				return nil, ctx.Err()
+				return ctx.Err()
 			}
 		}
 	}
 	var b [1]byte
 	if n, _ := in.Read(b[:]); n > 0 {
-		return nil, fmt.Errorf("chat: the file changed while it was read (%d bytes, then more)", size)
+		return fmt.Errorf("chat: the file changed while it was read (%d bytes, then more)", size)
+	}
+	return nil
+}
+
+// hash hashes the sealed pieces in order and hands them to s.out, but for their
+// bytes before from (sealed again only to be hashed), and returns the digest.
+func (s *sealStream) hash(ctx context.Context, sealed <-chan []byte, from int64) ([]byte, error) {
+	h := sha256.New()
+	skip := from
+	for piece := range sealed {
+		h.Write(piece)
+		if d := min(skip, int64(len(piece))); d > 0 { // kept at the start of its buffer
+			piece, skip = piece[:copy(piece, piece[d:])], skip-d
+		}
+		if len(piece) == 0 {
+			s.free <- piece // never blocks: as many pieces as room
+			continue
+		}
+		select {
+		case s.out <- piece:
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		}
 	}
 	return h.Sum(nil), nil
 }
@@ -807,6 +831,7 @@ func (c *Controller) fetchOnce(ctx context.Context, br blobRelay, row storage.At
 	}
 	o := newBlobOpener(meta.Key, sealedSize, f)
 	if err := o.resume(f, k); err != nil {
+		o.flush()
 		return err
 	}
 	report := func(done int64) {
@@ -851,6 +876,97 @@ func (c *Controller) fetchOnce(ctx context.Context, br blobRelay, row storage.At
 	return nil
 }
 
+// fileWriter appends a download's plaintext to its file on a goroutine of its own
+// (the file system's copy into the page cache costs about as much per byte as the
+// SHA-256 pass: beside it, not after it), in buffers of writeBufSize, at most
+// writeBufs of them (1 MiB), and starts the disk's write-out a step behind
+// (storage.WriteBehind), so that the fsync at the end waits for the last step only.
+// The opener opens each chunk straight into the buffer being filled.
+type fileWriter struct {
+	f    *os.File
+	buf  []byte      // being filled (the opener's)
+	full chan []byte // to the goroutine
+	free chan []byte // back from it
+	done chan struct{}
+	// The goroutine's; set before the first buffer is handed over.
+	n  int64 // the file's length
+	wb *storage.WriteBehind
+
+	mu  sync.Mutex
+	err error // the first write error
+}
+
+const (
+	writeBufSize = 4 * ratchet.StreamChunkSize
+	writeBufs    = 4
+)
+
+func newFileWriter(f *os.File, n int64) *fileWriter {
+	w := &fileWriter{f: f, n: n, wb: storage.NewWriteBehind(f, n),
+		full: make(chan []byte, writeBufs), free: make(chan []byte, writeBufs), done: make(chan struct{})}
+	for range writeBufs {
+		w.free <- make([]byte, 0, writeBufSize)
+	}
+	go w.run()
+	return w
+}
+
+func (w *fileWriter) run() {
+	defer close(w.done)
+	for b := range w.full {
+		if w.failed() == nil {
+			n, err := w.f.Write(b)
+			w.n += int64(n)
+			if err != nil {
+				w.mu.Lock()
+				w.err = err
+				w.mu.Unlock()
+			} else {
+				w.wb.Written(w.n)
+			}
+		}
+		w.free <- b[:0]
+	}
+}
+
+func (w *fileWriter) failed() error {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.err
+}
+
+// room returns the buffer being filled with room for n more bytes; filled takes it
+// back with them.
+func (w *fileWriter) room(n int) []byte {
+	if w.buf != nil && cap(w.buf)-len(w.buf) < n {
+		w.full <- w.buf
+		w.buf = nil
+	}
+	if w.buf == nil {
+		w.buf = <-w.free
+	}
+	return w.buf
+}
+
+func (w *fileWriter) filled(b []byte) {
+	w.buf = b
+	if len(b) == cap(b) {
+		w.full <- b
+		w.buf = nil
+	}
+}
+
+// close writes what is buffered, ends the goroutine and returns the first write error.
+func (w *fileWriter) close() error {
+	if len(w.buf) > 0 {
+		w.full <- w.buf
+	}
+	w.buf = nil
+	close(w.full)
+	<-w.done
+	return w.failed()
+}
+
 // blobOpener takes a sealed stream (ratchet/STREAM.md) in order, in pieces of any
 // size: it hashes every byte, opens each sealed chunk once it is whole and writes the
 // plaintext. After a chunk fails to open it goes on hashing, so that the digest can
@@ -858,7 +974,7 @@ func (c *Controller) fetchOnce(ctx context.Context, br blobRelay, row storage.At
 type blobOpener struct {
 	key        [ratchet.StreamKeySize]byte
 	h          hash.Hash
-	w          *bufio.Writer
+	w          *fileWriter
 	sealedSize int64
 	pos        int64 // sealed bytes taken
 	skip       int64 // bytes to drop before taking any (already taken on a resume)
@@ -869,8 +985,9 @@ type blobOpener struct {
 	openErr    error
 }
 
-func newBlobOpener(key []byte, sealedSize int64, w io.Writer) *blobOpener {
-	o := &blobOpener{h: sha256.New(), w: bufio.NewWriterSize(w, 4*ratchet.StreamChunkSize), sealedSize: sealedSize,
+// newBlobOpener opens a stream into f; flush ends it (once, whatever happened).
+func newBlobOpener(key []byte, sealedSize int64, f *os.File) *blobOpener {
+	o := &blobOpener{h: sha256.New(), w: newFileWriter(f, 0), sealedSize: sealedSize,
 		pending: make([]byte, 0, ratchet.StreamSealedChunkSize), plain: make([]byte, 0, ratchet.StreamChunkSize)}
 	copy(o.key[:], key)
 	return o
@@ -895,6 +1012,7 @@ func (o *blobOpener) resume(f *os.File, k int64) error {
 		o.h.Write(sealed)
 	}
 	o.i, o.pos, o.written = uint64(k), k*ratchet.StreamSealedChunkSize, k*ratchet.StreamChunkSize
+	o.w.n, o.w.wb = o.written, storage.NewWriteBehind(f, o.written) // before any buffer goes to the writer
 	_, err := f.Seek(o.written, io.SeekStart)
 	return err
 }
@@ -909,6 +1027,14 @@ func (o *blobOpener) Write(p []byte) (int, error) {
 		return 0, fmt.Errorf("%w: more bytes than the stream's %d", ErrAttachmentDigest, o.sealedSize)
 	}
 	o.h.Write(p)
+	if err := o.take(p); err != nil {
+		return 0, err
+	}
+	return n, nil
+}
+
+// take opens the sealed chunks p completes and holds the start of the next.
+func (o *blobOpener) take(p []byte) error {
 	for len(p) > 0 {
 		chunkEnd := min(int64(o.i+1)*ratchet.StreamSealedChunkSize, o.sealedSize)
 		need := int(chunkEnd - o.pos - int64(len(o.pending)))
@@ -918,7 +1044,7 @@ func (o *blobOpener) Write(p []byte) (int, error) {
 			take := min(need, len(p))
 			o.pending = append(o.pending, p[:take]...)
 			if take < need {
-				return n, nil
+				return nil
 			}
 			o.open(o.pending, chunkEnd == o.sealedSize)
 			o.pending = o.pending[:0]
@@ -927,26 +1053,28 @@ func (o *blobOpener) Write(p []byte) (int, error) {
 		o.pos = chunkEnd
 		o.i++
 		if err := o.werr(); err != nil {
-			return 0, err
+			return err
 		}
 	}
-	return n, nil
+	return nil
 }
 
 func (o *blobOpener) open(sealed []byte, last bool) {
 	if o.openErr != nil {
 		return
 	}
-	plain, err := ratchet.OpenStreamChunk(o.plain[:0], &o.key, o.i, last, sealed)
+	if err := o.w.failed(); err != nil {
+		o.openErr = err
+		return
+	}
+	buf := o.w.room(len(sealed))
+	plain, err := ratchet.OpenStreamChunk(buf, &o.key, o.i, last, sealed)
 	if err != nil {
 		o.openErr = err
 		return
 	}
-	if _, err := o.w.Write(plain); err != nil {
-		o.openErr = err
-		return
-	}
-	o.written += int64(len(plain))
+	o.w.filled(plain)
+	o.written += int64(len(plain) - len(buf))
 }
 
 // werr is a write error (not an opening one): the download stops.
@@ -958,10 +1086,11 @@ func (o *blobOpener) werr() error {
 }
 
 func (o *blobOpener) flush() error {
+	err := o.w.close()
 	if o.openErr != nil {
 		return o.werr()
 	}
-	return o.w.Flush()
+	return err
 }
 
 // placeFile moves the checked file at part into dir under name, or "name (2).ext", …

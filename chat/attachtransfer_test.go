@@ -162,3 +162,37 @@ func (r *sealReader) Read(p []byte) (int, error) {
 	}
 	return 1, nil
 }
+
+// A file that refuses the writes (its goroutine's) stops the opener with that error,
+// at a later Write or at flush, and is not taken for a tampered stream.
+func TestOpenerReportsAWriteError(t *testing.T) {
+	key := make([]byte, ratchet.StreamKeySize)
+	rand.Read(key)
+	plain := make([]byte, 40*ratchet.StreamChunkSize+7) // more than the write buffers hold
+	sealed := sealAll(t, key, plain)
+	p := filepath.Join(t.TempDir(), "p")
+	if err := os.WriteFile(p, nil, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	f, err := os.Open(p) // read-only: every write fails
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	o := newBlobOpener(key, int64(len(sealed)), f)
+	var werr error
+	for rest := sealed; len(rest) > 0 && werr == nil; {
+		n := min(len(rest), 8*32<<10)
+		_, werr = o.Write(rest[:n])
+		rest = rest[n:]
+	}
+	ferr := o.flush()
+	if werr == nil && ferr == nil {
+		t.Fatal("no error from a file that takes no writes")
+	}
+	for _, err := range []error{werr, ferr} {
+		if err != nil && (errors.Is(err, ratchet.ErrDecrypt) || errors.Is(err, ErrAttachmentDigest)) {
+			t.Fatalf("a write error reported as %v", err)
+		}
+	}
+}

@@ -60,6 +60,7 @@ type openUpload struct {
 	f  *os.File
 	h  hash.Hash
 	n  int64 // bytes written and hashed: the file's length
+	wb *WriteBehind
 }
 
 // maxOpenUploads bounds the uploads kept open (a file and a hash state each); past it
@@ -143,6 +144,7 @@ func (b *BlobStore) upload(id string, offset int64) (*openUpload, error) {
 		return nil, fmt.Errorf("storage: blob file: %w", err)
 	}
 	u.n = offset
+	u.wb = NewWriteBehind(u.f, offset)
 	return u, nil
 }
 
@@ -325,6 +327,7 @@ func (b *BlobStore) AppendBlob(id string, size, offset int64, data []byte) error
 	defer u.mu.Unlock()
 	u.h.Write(data)
 	u.n += int64(len(data))
+	u.wb.Written(u.n)
 	return nil
 }
 

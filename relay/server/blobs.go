@@ -578,9 +578,11 @@ func (c *conn) onBlobDone(f *relay.Frame) {
 		c.s.m.blob.deletedFetched.Add(1)
 		c.s.blobGen.Add(1)
 	}
+	c.replyOK(f.ID)
 	if deleted && c.blob.readID == f.BlobID {
+		// After the answer: closing the blob's last handle frees its blocks (35 ms
+		// for 100 MiB on ext4), which the fetcher need not wait for.
 		c.closeBlobs()
 		c.blob.readID = ""
 	}
-	c.replyOK(f.ID)
 }

@@ -1,0 +1,45 @@
+package storage
+
+import (
+	"os"
+	"sync/atomic"
+)
+
+// writeBehindStep is how far a file being written runs ahead of the write-out that
+// WriteBehind starts: each step of new bytes is handed to the disk on a goroutine of
+// its own.
+const writeBehindStep = 8 << 20
+
+// WriteBehind starts the disk's write-out of a file being appended to (a blob the
+// relay receives, a download being opened) a step behind the writer, on a goroutine,
+// so that the fsync that makes the whole file durable at its end waits for the last
+// step only, not for the whole file: the relay's commit and a download's save came
+// to 75–90 ms of fsync per 100 MiB, after the transfer. It changes no durability:
+// the fsync is still what makes the bytes safe; the writer is never blocked (one
+// write-out at a time: a step that comes while one runs waits for the next). A nil
+// WriteBehind does nothing.
+type WriteBehind struct {
+	f       *os.File
+	started int64 // bytes handed to the disk (or skipped)
+	busy    atomic.Bool
+}
+
+// NewWriteBehind follows f, whose first from bytes are not its concern (written
+// before, or synced already).
+func NewWriteBehind(f *os.File, from int64) *WriteBehind {
+	return &WriteBehind{f: f, started: from}
+}
+
+// Written tells w that the file holds its bytes up to end; a step of new ones starts
+// their write-out. Called by the file's one writer.
+func (w *WriteBehind) Written(end int64) {
+	if w == nil || end-w.started < writeBehindStep || !w.busy.CompareAndSwap(false, true) {
+		return
+	}
+	off := w.started
+	w.started = end
+	go func() {
+		defer w.busy.Store(false)
+		startWriteOut(w.f, off, end-off)
+	}()
+}
