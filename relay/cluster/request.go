@@ -37,6 +37,7 @@ const (
 	errCodeWrongLastSeq  = 10071 // expected last subject sequence did not match
 	errCodeNoMessage     = 10037 // no message found
 	errCodeSequenceGone  = 10057 // bad request / sequence deleted (ignored on delete)
+	errCodeSeqNotFound   = 10043 // sequence not found (a delete racing another)
 	errCodeMsgNotFound   = 404
 	statusNoResults      = "404"
 	statusEndOfBatch     = "204"
