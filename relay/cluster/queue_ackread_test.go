@@ -179,3 +179,94 @@ func TestQueueAckTwiceGivesBackOnce(t *testing.T) {
 		}
 	}
 }
+
+// TestQueueR3UsageTwoWriters: at R3, one node enqueuing for bob while another acks
+// bob's messages write bob's usage record at once (reservations and give-backs);
+// JetStream refuses a compare-and-set while another write of the subject is in flight
+// (10164): that is a lost compare-and-set, retried, never "unavailable". Afterwards
+// the record equals a count of the queue.
+func TestQueueR3UsageTwoWriters(t *testing.T) {
+	if testing.Short() {
+		t.Skip("a 3-server cluster")
+	}
+	cl := natstest.Cluster(t, 3)
+	o := QueueOptions{MaxPerRecipient: 100000, MaxBytesPerRecipient: 64 << 20, SenderQuota: 8}
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	qa, err := NewQueue(ctx, testConn(t, cl.URLs(), 3), o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	qb, err := NewQueue(ctx, testConn(t, cl.URLs(), 3), o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	const rounds, batch = 40, 16
+	sent := make(chan struct{}, rounds)
+	errc := make(chan error, 2)
+	go func() { // node A: sends
+		for r := range rounds {
+			msgs := make([]storage.QueuedMessage, batch)
+			for i := range msgs {
+				msgs[i] = msg("bob", fmt.Sprint("s", i%4), fmt.Sprint(r, "-", i), "body")
+			}
+			res, err := qa.Enqueue(ctx, msgs)
+			if err == nil {
+				for _, x := range res {
+					if x.Err != nil {
+						err = x.Err
+						break
+					}
+				}
+			}
+			if err != nil {
+				errc <- fmt.Errorf("round %d: enqueue: %w", r, err)
+				return
+			}
+			sent <- struct{}{}
+		}
+		errc <- nil
+	}()
+	go func() { // node B: acks what it reads, as it comes
+		var after int64
+		for range rounds {
+			select {
+			case <-sent:
+			case <-ctx.Done():
+				errc <- ctx.Err()
+				return
+			}
+			p, err := qb.Pending(ctx, "bob", after, 1024)
+			if err != nil {
+				errc <- fmt.Errorf("pending: %w", err)
+				return
+			}
+			ids := make([]int64, len(p))
+			for i, m := range p {
+				ids[i] = m.ID
+				after = m.ID
+			}
+			if err := qb.Ack(ctx, "bob", ids); err != nil {
+				errc <- fmt.Errorf("ack: %w", err)
+				return
+			}
+		}
+		errc <- nil
+	}()
+	for range 2 {
+		if err := <-errc; err != nil {
+			t.Fatal(err)
+		}
+	}
+	recs, _, err := qa.readUsage(ctx, []string{"bob"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	want, err := qa.recount(ctx, "bob")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if u := recs["bob"]; u.Count != want.Count || u.Bytes != want.Bytes {
+		t.Fatalf("usage record %d messages %d bytes, the queue holds %d, %d", u.Count, u.Bytes, want.Count, want.Bytes)
+	}
+}
