@@ -75,6 +75,9 @@ type Queue struct {
 	msgID func(from, fromCard, clientID string) string
 	// noBatch, set by tests and benchmarks, publishes one by one only.
 	noBatch bool
+	// noFoldGiveBack, set by benchmarks, gives back each recipient's usage apart in
+	// AckBatch (as before the give-backs of a round were one write).
+	noFoldGiveBack bool
 }
 
 var (
@@ -843,12 +846,22 @@ func (q *Queue) confirm(ctx context.Context, subj string, part []directMsg) ([]d
 // Ack implements server.Queue: the listed messages that are addressed to to are
 // deleted (by sequence); others are ignored.
 func (q *Queue) Ack(ctx context.Context, to string, ids []int64) error {
+	gone, err := q.ack(ctx, to, ids)
+	if err != nil {
+		return err
+	}
+	return q.gaveUp(ctx, map[string]map[uint64][]byte{to: gone})
+}
+
+// ack deletes to's acked messages and returns the stored data of those this call
+// removed (for the usage give-back, left to the caller).
+func (q *Queue) ack(ctx context.Context, to string, ids []int64) (map[uint64][]byte, error) {
 	if len(ids) == 0 {
-		return nil
+		return nil, nil
 	}
 	subj, err := q.subject(to)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	shard := q.shardOf(to)
 	want := make([]uint64, 0, len(ids)) // stream sequences in to's shard
@@ -860,7 +873,7 @@ func (q *Queue) Ack(ctx context.Context, to string, ids []int64) error {
 	slices.Sort(want)
 	want = slices.Compact(want)
 	if len(want) == 0 {
-		return nil
+		return nil, nil
 	}
 	// Which of them are to's: one read of to's messages up to the highest id, from
 	// its first (with to's acks in order, that is a prefix of its queue).
@@ -872,7 +885,7 @@ func (q *Queue) Ack(ctx context.Context, to string, ids []int64) error {
 	for {
 		part, more, err := q.directBatch(ctx, subj, from, 1024, hi)
 		if err != nil {
-			return err
+			return nil, err
 		}
 		for _, m := range part {
 			all++
@@ -892,16 +905,16 @@ func (q *Queue) Ack(ctx context.Context, to string, ids []int64) error {
 	if mine[hi] && len(mine) == all {
 		n, err := q.purgeBelow(ctx, subj, hi+1)
 		if err != nil {
-			return err
+			return nil, err
 		}
 		if n != uint64(len(data)) {
 			// Some were gone already (acked before, the replica that answered had
 			// not applied that yet, or another node's ack of the same): which is
 			// unknown, so nothing is given back — a record too high is recounted,
 			// one too low would let the queue pass its limits.
-			return nil
+			return nil, nil
 		}
-		return q.gaveUp(ctx, to, data)
+		return data, nil
 	}
 	var del []uint64
 	for _, s := range want {
@@ -913,7 +926,7 @@ func (q *Queue) Ack(ctx context.Context, to string, ids []int64) error {
 			// Not on the replica that answered: it may lag; the leader knows.
 			d, s2, ok, err := q.leaderGet(ctx, subj, s, false)
 			if err != nil {
-				return err
+				return nil, err
 			}
 			if ok && s2 == subj {
 				del = append(del, s)
@@ -927,7 +940,7 @@ func (q *Queue) Ack(ctx context.Context, to string, ids []int64) error {
 	}
 	deleted, err := q.deleteIDs(ctx, delIDs)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	// Only what this ack removed is given back: a message read from a replica that
 	// had not applied an earlier ack of it is gone already, and its usage with it.
@@ -937,34 +950,42 @@ func (q *Queue) Ack(ctx context.Context, to string, ids []int64) error {
 			gone[s] = data[s]
 		}
 	}
-	return q.gaveUp(ctx, to, gone)
+	return gone, nil
 }
 
-// gaveUp gives back the usage of to's deleted messages (their stored data).
-func (q *Queue) gaveUp(ctx context.Context, to string, deleted map[uint64][]byte) error {
-	if !q.limited() || len(deleted) == 0 {
+// gaveUp gives back the usage of deleted messages (recipient -> their stored data):
+// all recipients' records in one read and one write (an atomic batch: one Raft entry
+// at R>1), best effort.
+func (q *Queue) gaveUp(ctx context.Context, deleted map[string]map[uint64][]byte) error {
+	if !q.limited() {
 		return nil
 	}
-	var back []storage.QueuedMessage
-	for _, d := range deleted {
-		var m storage.QueuedMessage
-		if parseEnvelope(d, &m) == nil {
-			back = append(back, m)
+	back := map[string][]storage.QueuedMessage{}
+	for to, ds := range deleted {
+		for _, d := range ds {
+			var m storage.QueuedMessage
+			if parseEnvelope(d, &m) == nil {
+				back[to] = append(back[to], m)
+			}
 		}
 	}
-	q.giveBack(ctx, map[string][]storage.QueuedMessage{to: back}) // best effort
+	if len(back) > 0 {
+		q.giveBack(ctx, back) // best effort
+	}
 	return nil
 }
 
 // AckBatch implements server.AckBatcher: every recipient's acks at once.
 // The recipients' acks run side by side (each is a read and a delete or purge: round
-// trips, not work), at most ackParallel at once.
+// trips, not work), at most ackParallel at once; then one give-back of usage for all
+// of them (one usage write per round instead of one per recipient).
 func (q *Queue) AckBatch(ctx context.Context, acks map[string][]int64) error {
 	const ackParallel = 16
 	var (
 		wg   sync.WaitGroup
 		mu   sync.Mutex
 		errs []error
+		gone = map[string]map[uint64][]byte{}
 		sem  = make(chan struct{}, ackParallel)
 	)
 	for to, ids := range acks {
@@ -972,14 +993,25 @@ func (q *Queue) AckBatch(ctx context.Context, acks map[string][]int64) error {
 		wg.Add(1)
 		go func() {
 			defer func() { <-sem; wg.Done() }()
-			if err := q.Ack(ctx, to, ids); err != nil {
-				mu.Lock()
+			g, err := q.ack(ctx, to, ids)
+			mu.Lock()
+			defer mu.Unlock()
+			if err != nil {
 				errs = append(errs, err)
-				mu.Unlock()
+			}
+			if len(g) > 0 {
+				gone[to] = g
 			}
 		}()
 	}
 	wg.Wait()
+	if q.noFoldGiveBack {
+		for to, g := range gone {
+			q.gaveUp(ctx, map[string]map[uint64][]byte{to: g})
+		}
+	} else {
+		q.gaveUp(ctx, gone)
+	}
 	return errors.Join(errs...)
 }
 
