@@ -252,31 +252,49 @@ type clusterStore struct {
 // relayOn starts `pfschat relay` on store (and its NATS servers) as children.
 func relayOn(b *testing.B, st clusterStore) (url string, relayProc *benchChild, natsProcs []*benchChild) {
 	b.Helper()
+	if st.nats == "" {
+		relayProc, url = relayNode(b, "", 0, "")
+		return url, relayProc, nil
+	}
+	var urls string
+	if n, ok := strings.CutSuffix(st.nats, "-processes"); ok {
+		size, _ := strconv.Atoi(n)
+		urls, natsProcs = startNATSProcesses(b, size)
+	} else {
+		var np *benchChild
+		np, urls = startBenchChild(b, "TestClusterBenchNATSChild", clusterNATSChildEnv+"="+st.nats, "NATS ")
+		natsProcs = []*benchChild{np}
+	}
+	key := filepath.Join(b.TempDir(), "cluster.key")
+	if err := os.WriteFile(key, []byte(cluster.GenerateSealKey()), 0o600); err != nil {
+		b.Fatal(err)
+	}
+	relayProc, url = relayNode(b, urls, st.replicas, key, "--init")
+	return url, relayProc, natsProcs
+}
+
+// relayNode starts one `pfschat relay` child: on SQLite when natsURLs is "", else a
+// node on that JetStream system (key: the cluster's seal key file; extra: "--init"
+// for the first node of a new system).
+func relayNode(b *testing.B, natsURLs string, replicas int, key string, extra ...string) (*benchChild, string) {
+	b.Helper()
 	dir := b.TempDir()
-	args := []string{"--addr", "127.0.0.1:0", "--admin-addr", "", "--log", filepath.Join(dir, "relay.log"),
+	logDir := dir
+	if d := os.Getenv("PFSCHAT_BENCH_LOG_DIR"); d != "" { // keep the relays' logs
+		logDir, _ = os.MkdirTemp(d, "relay-")
+	}
+	args := []string{"--addr", "127.0.0.1:0", "--admin-addr", "", "--log", filepath.Join(logDir, "relay.log"),
 		"--rate", "-1", "--max-conns-per-address", "0", "--registrations-per-hour", "0", "--sender-quota", "0",
 		"--max-queue-count", strconv.Itoa(1 << 20)}
-	if st.nats == "" {
+	if natsURLs == "" {
 		args = append(args, "--db", filepath.Join(dir, "relay.db"))
 	} else {
-		var urls string
-		if n, ok := strings.CutSuffix(st.nats, "-processes"); ok {
-			size, _ := strconv.Atoi(n)
-			urls, natsProcs = startNATSProcesses(b, size)
-		} else {
-			var np *benchChild
-			np, urls = startBenchChild(b, "TestClusterBenchNATSChild", clusterNATSChildEnv+"="+st.nats, "NATS ")
-			natsProcs = []*benchChild{np}
-		}
-		key := filepath.Join(dir, "cluster.key")
-		if err := os.WriteFile(key, []byte(cluster.GenerateSealKey()), 0o600); err != nil {
-			b.Fatal(err)
-		}
-		args = append(args, "--nats", urls, "--nats-replicas", strconv.Itoa(st.replicas), "--relay-key-file", key, "--init")
+		args = append(args, "--nats", natsURLs, "--nats-replicas", strconv.Itoa(replicas), "--relay-key-file", key)
 	}
+	args = append(args, extra...)
 	enc, _ := json.Marshal(args)
-	relayProc, url = startBenchChild(b, "TestClusterBenchRelayChild", clusterRelayChildEnv+"="+string(enc), "pfschat relay listening on ")
-	return url, relayProc, natsProcs
+	rp, url := startBenchChild(b, "TestClusterBenchRelayChild", clusterRelayChildEnv+"="+string(enc), "pfschat relay listening on ")
+	return rp, url
 }
 
 // clusterLoad runs pairs senders and receivers against url until b.N messages were
@@ -284,6 +302,12 @@ func relayOn(b *testing.B, st clusterStore) (url string, relayProc *benchChild, 
 // a second), checking that each arrives once.
 // mark is called right before the load starts (after the users' registrations).
 func clusterLoad(b *testing.B, url string, pairs, window, rate int, mark func()) loadResult {
+	return clusterLoadOn(b, url, url, pairs, window, rate, mark)
+}
+
+// clusterLoadOn is clusterLoad with the senders on the relay at sendURL and the
+// receivers on the one at recvURL.
+func clusterLoadOn(b *testing.B, sendURL, recvURL string, pairs, window, rate int, mark func()) loadResult {
 	ctx, cancel := context.WithCancel(b.Context())
 	defer cancel()
 	senders := make([]*relaytest.LoadConn, pairs)
@@ -297,8 +321,8 @@ func clusterLoad(b *testing.B, url string, pairs, window, rate int, mark func())
 		go func() {
 			defer setup.Done()
 			defer func() { <-sem }()
-			senders[i] = benchUser(b, url, nil, fmt.Sprintf("s%d-%s", i, tag))
-			receivers[i] = benchUser(b, url, nil, fmt.Sprintf("r%d-%s", i, tag))
+			senders[i] = benchUser(b, sendURL, nil, fmt.Sprintf("s%d-%s", i, tag))
+			receivers[i] = benchUser(b, recvURL, nil, fmt.Sprintf("r%d-%s", i, tag))
 		}()
 	}
 	setup.Wait()
@@ -314,7 +338,30 @@ func clusterLoad(b *testing.B, url string, pairs, window, rate int, mark func())
 		to := fmt.Sprintf("r%d-%s", i, tag)
 		startPair(b, &wg, senders[i], receivers[i], to, perPair, window, pace, stats)
 	}
+	// A pair that failed (a send refused: the load generator does not retry) leaves
+	// its receiver waiting for messages that will not come: once the benchmark has
+	// failed, close every connection so that the run ends instead of hanging.
+	finished := make(chan struct{})
+	go func() {
+		tick := time.NewTicker(100 * time.Millisecond)
+		defer tick.Stop()
+		for {
+			select {
+			case <-finished:
+				return
+			case <-tick.C:
+				if b.Failed() {
+					for i := range pairs {
+						senders[i].Close()
+						receivers[i].Close()
+					}
+					return
+				}
+			}
+		}
+	}()
 	wg.Wait()
+	close(finished)
 	res := stats.result(total, time.Since(start))
 	b.StopTimer()
 	return res
@@ -412,4 +459,81 @@ func BenchmarkLoadVsFloorCluster(b *testing.B) {
 		}
 		b.ReportMetric(0, "ns/op")
 	})
+}
+
+// BenchmarkLoadTwoNodesCluster: one relay node against two on the same R3 JetStream
+// system (three NATS servers, each a child process, as in LoadVsFloorCluster), in one
+// run. One node: senders and receivers on node A. Two nodes: senders on A, receivers
+// on B, so every message crosses nodes (stored by A, delivered by B through the
+// hub). Reported: the saturated rate, messages per relay CPU-second (both nodes
+// together) and per NATS CPU-second (all three, and the busiest), and p50/p99 at a
+// fixed rate of 25% of the one node's saturated rate.
+//
+//	go test ./relay -run '^$' -bench 'LoadTwoNodesCluster' -benchtime 8000x
+func BenchmarkLoadTwoNodesCluster(b *testing.B) {
+	const pairs, window = 100, 32
+	b.Logf("load average before: %.2f", loadAvg())
+	urls, nps := startNATSProcesses(b, 3)
+	key := filepath.Join(b.TempDir(), "cluster.key")
+	if err := os.WriteFile(key, []byte(cluster.GenerateSealKey()), 0o600); err != nil {
+		b.Fatal(err)
+	}
+	pa, urlA := relayNode(b, urls, 3, key, "--init")
+	pb, urlB := relayNode(b, urls, 3, key)
+	type run struct {
+		sat, fixed       loadResult
+		relayCPU         time.Duration
+		natsCPU, busiest time.Duration
+	}
+	measure := func(b *testing.B, recvURL string, rate int) (r run) {
+		var r0 time.Duration
+		var n0 []time.Duration
+		snap := func() (time.Duration, []time.Duration) {
+			var ns []time.Duration
+			for _, np := range nps {
+				ns = append(ns, np.cpu())
+			}
+			return pa.cpu() + pb.cpu(), ns
+		}
+		mark := func() { r0, n0 = snap() }
+		if rate == 0 {
+			r.sat = clusterLoadOn(b, urlA, recvURL, pairs, window, 0, mark)
+		} else {
+			r.fixed = clusterLoadOn(b, urlA, recvURL, pairs, 2, rate, mark)
+		}
+		r1, n1 := snap()
+		r.relayCPU = r1 - r0
+		for i := range n1 {
+			d := n1[i] - n0[i]
+			r.natsCPU += d
+			r.busiest = max(r.busiest, d)
+		}
+		return r
+	}
+	// A sub-benchmark runs with b.N = 1 before the -benchtime run: keep the larger.
+	var one, two run
+	keep := func(into *run, r run) {
+		if r.sat.n >= into.sat.n {
+			into.sat, into.relayCPU, into.natsCPU, into.busiest = r.sat, r.relayCPU, r.natsCPU, r.busiest
+		}
+	}
+	keepFixed := func(into *run, r run) {
+		if r.fixed.n >= into.fixed.n {
+			into.fixed = r.fixed
+		}
+	}
+	b.Run("one-node", func(b *testing.B) { keep(&one, measure(b, urlA, 0)) })
+	fixedRate := max(100, int(one.sat.rate/4))
+	b.Run("two-nodes", func(b *testing.B) { keep(&two, measure(b, urlB, 0)) })
+	b.Run("one-node-fixed", func(b *testing.B) { keepFixed(&one, measure(b, urlA, fixedRate)) })
+	b.Run("two-nodes-fixed", func(b *testing.B) { keepFixed(&two, measure(b, urlB, fixedRate)) })
+	for _, x := range []struct {
+		name string
+		r    run
+	}{{"one-node", one}, {"two-nodes", two}} {
+		b.Logf("%s: saturated %.0f msg/s; %.0f msgs per relay CPU-s, %.0f per NATS CPU-s (busiest server %.0f); at %d msg/s p50 %v p99 %v",
+			x.name, x.r.sat.rate, perSec(x.r.sat.n, x.r.relayCPU), perSec(x.r.sat.n, x.r.natsCPU), perSec(x.r.sat.n, x.r.busiest),
+			fixedRate, x.r.fixed.p50, x.r.fixed.p99)
+	}
+	b.Logf("two nodes / one node: %.2fx; load average after: %.2f", two.sat.rate/one.sat.rate, loadAvg())
 }

@@ -32,6 +32,9 @@ type Options struct {
 	Prefix string
 	// Timeout bounds each JetStream request (0 = 5 s).
 	Timeout time.Duration
+	// echo, set by benchmarks only, keeps NATS's echo (a connection's publishes
+	// delivered to its own subscriptions), as before NoEcho.
+	echo bool
 }
 
 // Conn is a relay node's connection to the NATS system: the core connection (Hub)
@@ -77,6 +80,13 @@ func Connect(ctx context.Context, o Options) (*Conn, error) {
 		nats.MaxReconnects(-1),
 		nats.RetryOnFailedConnect(false),
 		nats.ReconnectBufSize(-1), // never buffer publishes while disconnected: fail them
+	}
+	if !o.echo {
+		// The hub's push for a recipient connected to this node is delivered here
+		// already (Hub.Publish); without echo the server does not send it back to
+		// this connection to be dropped. Nothing else here subscribes to what this
+		// connection publishes (replies and consumers come from the servers).
+		nopts = append(nopts, nats.NoEcho())
 	}
 	if o.CredsFile != "" {
 		nopts = append(nopts, nats.UserCredentials(o.CredsFile))

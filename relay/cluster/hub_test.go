@@ -3,6 +3,7 @@ package cluster
 import (
 	"context"
 	"errors"
+	"fmt"
 	"testing"
 	"time"
 
@@ -157,3 +158,41 @@ func FuzzParseHubMessage(f *testing.F) {
 		}
 	})
 }
+
+// BenchmarkHubLocalPublish: a push for a recipient connected to the publishing node
+// (its hub subscribed to the recipient's subject), with NATS's echo (each push sent
+// back to the node and dropped there) and without it (NoEcho, the default), on one
+// in-process server; cpu = the whole process's (server included) per push.
+//
+//	go test -run '^$' -bench HubLocalPublish -benchtime 200000x ./relay/cluster/
+func BenchmarkHubLocalPublish(b *testing.B) {
+	s := natstest.Single(b)
+	for _, echo := range []bool{true, false} {
+		b.Run(fmt.Sprintf("echo=%v", echo), func(b *testing.B) {
+			ctx, cancel := context.WithCancel(context.Background())
+			defer cancel()
+			c, err := Connect(ctx, Options{URLs: []string{s.URL()}, echo: echo, Prefix: fmt.Sprintf("E%v", echo)})
+			if err != nil {
+				b.Fatal(err)
+			}
+			defer c.Close()
+			h := NewHub(ctx, c)
+			got := make(chan struct{}, 1024)
+			h.Subscribe("bob", countSub{got})
+			m := &storage.QueuedMessage{ID: 1, To: "bob", From: "alice", FromCardID: "card", ClientID: "x", Body: make([]byte, 256)}
+			cpu0 := processCPU()
+			for b.Loop() {
+				h.Publish(m)
+				<-got
+			}
+			c.NATS().Flush()
+			b.ReportMetric(float64((processCPU()-cpu0).Nanoseconds())/float64(b.N), "cpu-ns/push")
+		})
+	}
+}
+
+// countSub signals each delivery on a channel.
+type countSub struct{ ch chan struct{} }
+
+func (s countSub) Deliver(*storage.QueuedMessage) { s.ch <- struct{}{} }
+func (s countSub) Notify(server.Notice)           {}

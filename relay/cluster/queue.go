@@ -75,6 +75,9 @@ type Queue struct {
 	msgID func(from, fromCard, clientID string) string
 	// noBatch, set by tests and benchmarks, publishes one by one only.
 	noBatch bool
+	// noFoldGiveBack, set by benchmarks, gives back each recipient's usage apart in
+	// AckBatch (as before the give-backs of a round were one write).
+	noFoldGiveBack bool
 }
 
 var (
@@ -548,7 +551,7 @@ func (q *Queue) markers(ctx context.Context, msgs []storage.QueuedMessage, first
 		dels = append(dels, acks[i].Sequence)
 		res[i] = storage.EnqueueResult{ID: int64(orig), Duplicate: true}
 	}
-	q.deleteIDs(ctx, dels)
+	_, _ = q.deleteIDs(ctx, dels) // best effort: the copy is a duplicate either way
 }
 
 // refusedDuplicates answers the sends a limit refused that were accepted before (a
@@ -576,10 +579,11 @@ func (q *Queue) refusedDuplicates(ctx context.Context, msgs []storage.QueuedMess
 	}
 }
 
-// deleteIDs deletes messages by id; ones already gone are no error.
-func (q *Queue) deleteIDs(ctx context.Context, ids []uint64) error {
+// deleteIDs deletes messages by id; ones already gone are no error. deleted says
+// which this call removed (the leader answered ok), for the usage give-back.
+func (q *Queue) deleteIDs(ctx context.Context, ids []uint64) (deleted []bool, err error) {
 	if len(ids) == 0 {
-		return nil
+		return nil, nil
 	}
 	subjs := make([]string, len(ids))
 	reqs := make([][]byte, len(ids))
@@ -589,28 +593,35 @@ func (q *Queue) deleteIDs(ctx context.Context, ids []uint64) error {
 		reqs[i] = []byte(`{"seq":` + strconv.FormatUint(seq, 10) + `,"no_erase":true}`)
 	}
 	replies, errs := q.c.requestAll(ctx, subjs, reqs)
+	deleted = make([]bool, len(ids))
 	for i, m := range replies {
 		if errs[i] != nil {
-			return errs[i]
+			return nil, errs[i]
 		}
-		if err := apiReply(m, nil); err != nil && !isAPIErr(err, errCodeNoMessage) && !isAPIErr(err, errCodeSequenceGone) {
-			return unavailable("delete", err)
+		err := apiReply(m, nil)
+		if err != nil && !isAPIErr(err, errCodeNoMessage) && !isAPIErr(err, errCodeSequenceGone) && !isAPIErr(err, errCodeSeqNotFound) {
+			return nil, unavailable("delete", err)
 		}
+		deleted[i] = err == nil
 	}
-	return nil
+	return deleted, nil
 }
 
-// purgeBelow deletes subj's messages with a sequence below seq.
-func (q *Queue) purgeBelow(ctx context.Context, subj string, seq uint64) error {
+// purgeBelow deletes subj's messages with a sequence below seq and reports how many
+// it removed.
+func (q *Queue) purgeBelow(ctx context.Context, subj string, seq uint64) (uint64, error) {
 	req := []byte(`{"filter":"` + subj + `","seq":` + strconv.FormatUint(seq, 10) + `}`)
 	replies, errs := q.c.requestAll(ctx, []string{"$JS.API.STREAM.PURGE." + q.streamOf(subj)}, [][]byte{req})
 	if errs[0] != nil {
-		return errs[0]
+		return 0, errs[0]
 	}
-	if err := apiReply(replies[0], nil); err != nil {
-		return unavailable("purge", err)
+	var r struct {
+		Purged uint64 `json:"purged"`
 	}
-	return nil
+	if err := apiReply(replies[0], &r); err != nil {
+		return 0, unavailable("purge", err)
+	}
+	return r.Purged, nil
 }
 
 // directMsg is one message of a direct get.
@@ -708,10 +719,17 @@ func (q *Queue) leaderGet(ctx context.Context, subj string, seq uint64, next boo
 	return directMsg{r.Message.Seq, r.Message.Data}, r.Message.Subject, true, nil
 }
 
-// Pending implements server.Queue: batched direct gets by subject from afterID+1. A
-// replica may lag the leader by a few writes: at R>1 the read starts at the leader's
-// first message (an acked prefix is gone there), and when it reaches the end of the
-// recipient's queue, the leader is asked for the rest.
+// Pending implements server.Queue: batched direct gets by subject from afterID+1.
+// A direct get is answered by any replica, and a replica may lag the leader by a few
+// writes, deletes and purges included: at R>1 it could return a message whose ack was
+// already answered. So at R>1 the read starts at the leader's first message of to's at
+// or after afterID+1, every message a replica returns is confirmed on the stream
+// leader (exact-sequence message gets, all at once), those the leader no longer has
+// are dropped, and when the read reaches the end of the replica's copy the leader is
+// asked for the rest. The stream leader answers a message get only once it has
+// applied every entry committed before it became leader (raft leaderState), and it
+// answers an ack only after applying its delete or purge: what it returns was not
+// acked when the read began.
 func (q *Queue) Pending(ctx context.Context, to string, afterID int64, limit int) ([]storage.QueuedMessage, error) {
 	if limit <= 0 {
 		return nil, nil
@@ -726,10 +744,8 @@ func (q *Queue) Pending(ctx context.Context, to string, afterID int64, limit int
 		_, seq := q.seqOf(afterID)
 		from = seq + 1
 	}
+	var got []directMsg
 	if q.replicas > 1 {
-		// A replica may lag the leader by a few writes, deletes included: start where
-		// the leader's first message of to's at or after from is, so a prefix just
-		// acked (purged on the leader) is never read from a replica that still has it.
 		first, _, ok, err := q.leaderGet(ctx, subj, from, true)
 		if err != nil {
 			return nil, err
@@ -737,23 +753,33 @@ func (q *Queue) Pending(ctx context.Context, to string, afterID int64, limit int
 		if !ok {
 			return nil, nil
 		}
-		from = first.seq
+		got = append(got, first)
+		from = first.seq + 1
 	}
-	var got []directMsg
 	for len(got) < limit {
 		part, more, err := q.directBatch(ctx, subj, from, limit-len(got), 0)
 		if err != nil {
 			return nil, err
 		}
-		got = append(got, part...)
-		if len(part) > 0 {
-			from = part[len(part)-1].seq + 1
+		if len(part) == 0 {
+			break
 		}
-		if !more || len(part) == 0 {
+		from = part[len(part)-1].seq + 1
+		if q.replicas > 1 {
+			if part, err = q.confirm(ctx, subj, part); err != nil {
+				return nil, err
+			}
+		}
+		got = append(got, part...)
+		if !more {
 			break
 		}
 	}
 	if q.replicas > 1 {
+		// The rest from the leader, after the last message it confirmed: a message
+		// the replica has and the leader not yet is not accepted yet, and is read
+		// here (or next time) once it is.
+		from = got[len(got)-1].seq + 1
 		for len(got) < limit {
 			m, _, ok, err := q.leaderGet(ctx, subj, from, true)
 			if err != nil {
@@ -777,15 +803,65 @@ func (q *Queue) Pending(ctx context.Context, to string, afterID int64, limit int
 	return out, nil
 }
 
+// confirm keeps the messages of subj read from a replica that the stream leader
+// still has (same sequence, same subject), in order: one exact-sequence message get
+// each, all sent at once.
+func (q *Queue) confirm(ctx context.Context, subj string, part []directMsg) ([]directMsg, error) {
+	if len(part) == 0 {
+		return part, nil
+	}
+	api := "$JS.API.STREAM.MSG.GET." + q.streamOf(subj)
+	subjs := make([]string, len(part))
+	reqs := make([][]byte, len(part))
+	for i, d := range part {
+		subjs[i] = api
+		reqs[i] = []byte(`{"seq":` + strconv.FormatUint(d.seq, 10) + `,"no_hdr":true}`)
+	}
+	replies, errs := q.c.requestAll(ctx, subjs, reqs)
+	kept := part[:0]
+	for i, d := range part {
+		if errs[i] != nil {
+			return nil, errs[i]
+		}
+		var r struct {
+			Message *struct {
+				Subject string `json:"subject"`
+				Seq     uint64 `json:"seq"`
+			} `json:"message"`
+		}
+		if err := apiReply(replies[i], &r); err != nil {
+			if isAPIErr(err, errCodeNoMessage) {
+				continue // deleted or purged on the leader: acked (or expired)
+			}
+			return nil, unavailable("message get", err)
+		}
+		if r.Message == nil || r.Message.Seq != d.seq || r.Message.Subject != subj {
+			continue
+		}
+		kept = append(kept, d)
+	}
+	return kept, nil
+}
+
 // Ack implements server.Queue: the listed messages that are addressed to to are
 // deleted (by sequence); others are ignored.
 func (q *Queue) Ack(ctx context.Context, to string, ids []int64) error {
+	gone, err := q.ack(ctx, to, ids)
+	if err != nil {
+		return err
+	}
+	return q.gaveUp(ctx, map[string]map[uint64][]byte{to: gone})
+}
+
+// ack deletes to's acked messages and returns the stored data of those this call
+// removed (for the usage give-back, left to the caller).
+func (q *Queue) ack(ctx context.Context, to string, ids []int64) (map[uint64][]byte, error) {
 	if len(ids) == 0 {
-		return nil
+		return nil, nil
 	}
 	subj, err := q.subject(to)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	shard := q.shardOf(to)
 	want := make([]uint64, 0, len(ids)) // stream sequences in to's shard
@@ -797,7 +873,7 @@ func (q *Queue) Ack(ctx context.Context, to string, ids []int64) error {
 	slices.Sort(want)
 	want = slices.Compact(want)
 	if len(want) == 0 {
-		return nil
+		return nil, nil
 	}
 	// Which of them are to's: one read of to's messages up to the highest id, from
 	// its first (with to's acks in order, that is a prefix of its queue).
@@ -809,7 +885,7 @@ func (q *Queue) Ack(ctx context.Context, to string, ids []int64) error {
 	for {
 		part, more, err := q.directBatch(ctx, subj, from, 1024, hi)
 		if err != nil {
-			return err
+			return nil, err
 		}
 		for _, m := range part {
 			all++
@@ -827,10 +903,18 @@ func (q *Queue) Ack(ctx context.Context, to string, ids []int64) error {
 	// in order): if the acks cover all of to's messages up to hi, one purge of to's
 	// subject below hi+1 deletes them (one write instead of one per message).
 	if mine[hi] && len(mine) == all {
-		if err := q.purgeBelow(ctx, subj, hi+1); err != nil {
-			return err
+		n, err := q.purgeBelow(ctx, subj, hi+1)
+		if err != nil {
+			return nil, err
 		}
-		return q.gaveUp(ctx, to, data)
+		if n != uint64(len(data)) {
+			// Some were gone already (acked before, the replica that answered had
+			// not applied that yet, or another node's ack of the same): which is
+			// unknown, so nothing is given back — a record too high is recounted,
+			// one too low would let the queue pass its limits.
+			return nil, nil
+		}
+		return data, nil
 	}
 	var del []uint64
 	for _, s := range want {
@@ -842,7 +926,7 @@ func (q *Queue) Ack(ctx context.Context, to string, ids []int64) error {
 			// Not on the replica that answered: it may lag; the leader knows.
 			d, s2, ok, err := q.leaderGet(ctx, subj, s, false)
 			if err != nil {
-				return err
+				return nil, err
 			}
 			if ok && s2 == subj {
 				del = append(del, s)
@@ -854,41 +938,54 @@ func (q *Queue) Ack(ctx context.Context, to string, ids []int64) error {
 	for n, seq := range del {
 		delIDs[n] = uint64(q.id(shard, seq))
 	}
-	if err := q.deleteIDs(ctx, delIDs); err != nil {
-		return err
+	deleted, err := q.deleteIDs(ctx, delIDs)
+	if err != nil {
+		return nil, err
 	}
+	// Only what this ack removed is given back: a message read from a replica that
+	// had not applied an earlier ack of it is gone already, and its usage with it.
 	gone := make(map[uint64][]byte, len(del))
-	for _, s := range del {
-		gone[s] = data[s]
-	}
-	return q.gaveUp(ctx, to, gone)
-}
-
-// gaveUp gives back the usage of to's deleted messages (their stored data).
-func (q *Queue) gaveUp(ctx context.Context, to string, deleted map[uint64][]byte) error {
-	if !q.limited() || len(deleted) == 0 {
-		return nil
-	}
-	var back []storage.QueuedMessage
-	for _, d := range deleted {
-		var m storage.QueuedMessage
-		if parseEnvelope(d, &m) == nil {
-			back = append(back, m)
+	for n, s := range del {
+		if deleted[n] {
+			gone[s] = data[s]
 		}
 	}
-	q.giveBack(ctx, map[string][]storage.QueuedMessage{to: back}) // best effort
+	return gone, nil
+}
+
+// gaveUp gives back the usage of deleted messages (recipient -> their stored data):
+// all recipients' records in one read and one write (an atomic batch: one Raft entry
+// at R>1), best effort.
+func (q *Queue) gaveUp(ctx context.Context, deleted map[string]map[uint64][]byte) error {
+	if !q.limited() {
+		return nil
+	}
+	back := map[string][]storage.QueuedMessage{}
+	for to, ds := range deleted {
+		for _, d := range ds {
+			var m storage.QueuedMessage
+			if parseEnvelope(d, &m) == nil {
+				back[to] = append(back[to], m)
+			}
+		}
+	}
+	if len(back) > 0 {
+		q.giveBack(ctx, back) // best effort
+	}
 	return nil
 }
 
 // AckBatch implements server.AckBatcher: every recipient's acks at once.
 // The recipients' acks run side by side (each is a read and a delete or purge: round
-// trips, not work), at most ackParallel at once.
+// trips, not work), at most ackParallel at once; then one give-back of usage for all
+// of them (one usage write per round instead of one per recipient).
 func (q *Queue) AckBatch(ctx context.Context, acks map[string][]int64) error {
 	const ackParallel = 16
 	var (
 		wg   sync.WaitGroup
 		mu   sync.Mutex
 		errs []error
+		gone = map[string]map[uint64][]byte{}
 		sem  = make(chan struct{}, ackParallel)
 	)
 	for to, ids := range acks {
@@ -896,14 +993,25 @@ func (q *Queue) AckBatch(ctx context.Context, acks map[string][]int64) error {
 		wg.Add(1)
 		go func() {
 			defer func() { <-sem; wg.Done() }()
-			if err := q.Ack(ctx, to, ids); err != nil {
-				mu.Lock()
+			g, err := q.ack(ctx, to, ids)
+			mu.Lock()
+			defer mu.Unlock()
+			if err != nil {
 				errs = append(errs, err)
-				mu.Unlock()
+			}
+			if len(g) > 0 {
+				gone[to] = g
 			}
 		}()
 	}
 	wg.Wait()
+	if q.noFoldGiveBack {
+		for to, g := range gone {
+			q.gaveUp(ctx, map[string]map[uint64][]byte{to: g})
+		}
+	} else {
+		q.gaveUp(ctx, gone)
+	}
 	return errors.Join(errs...)
 }
 

@@ -33,16 +33,20 @@ func (e *apiError) Error() string {
 
 // JetStream API error codes the queue acts on.
 const (
-	errCodeStoreFailed   = 10077 // e.g. maximum messages per subject exceeded (discard new per subject)
-	errCodeWrongLastSeq  = 10071 // expected last subject sequence did not match
-	errCodeNoMessage     = 10037 // no message found
-	errCodeSequenceGone  = 10057 // bad request / sequence deleted (ignored on delete)
-	errCodeMsgNotFound   = 404
-	statusNoResults      = "404"
-	statusEndOfBatch     = "204"
-	headerNumPending     = "Nats-Num-Pending"
-	headerStatus         = "Status"
-	headerStreamSequence = "Nats-Sequence"
+	errCodeStoreFailed  = 10077 // e.g. maximum messages per subject exceeded (discard new per subject)
+	errCodeWrongLastSeq = 10071 // expected last subject sequence did not match
+	// expected last subject sequence not checkable now: at R>1 another write of the
+	// subject is in flight (or the subject was written earlier in the same batch)
+	errCodeWrongLastSeqInFlight = 10164
+	errCodeNoMessage            = 10037 // no message found
+	errCodeSequenceGone         = 10057 // bad request / sequence deleted (ignored on delete)
+	errCodeSeqNotFound          = 10043 // sequence not found (a delete racing another)
+	errCodeMsgNotFound          = 404
+	statusNoResults             = "404"
+	statusEndOfBatch            = "204"
+	headerNumPending            = "Nats-Num-Pending"
+	headerStatus                = "Status"
+	headerStreamSequence        = "Nats-Sequence"
 )
 
 // isAPIErr reports whether err is a JetStream API error with that code.

@@ -18,6 +18,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	mrand "math/rand/v2"
 	"strconv"
 	"time"
 
@@ -156,6 +157,26 @@ func (q *Queue) readUsage(ctx context.Context, names []string) (map[string]*usag
 	return recs, seqs, nil
 }
 
+// usageAttempts bounds the read-modify-write rounds of a reservation or give-back;
+// from the third on, each waits a little (usageBackoff) so that two nodes writing
+// one recipient's record (one reserving, the other giving back) spread out.
+const usageAttempts = 16
+
+// usageBackoff waits before attempt (randomised, up to 2×attempt ms from the third).
+func usageBackoff(ctx context.Context, attempt int) error {
+	if attempt < 2 {
+		return nil
+	}
+	t := time.NewTimer(time.Duration(1+mrand.IntN(2*attempt)) * time.Millisecond)
+	defer t.Stop()
+	select {
+	case <-t.C:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
 // errUsageConflict: another writer changed the record first.
 var errUsageConflict = errors.New("cluster: usage record changed meanwhile")
 
@@ -206,7 +227,10 @@ func (q *Queue) writeUsage(ctx context.Context, recs map[string]*usage, seqs map
 		select {
 		case <-f.Ok():
 		case err := <-f.Err():
-			if isAPIErr(err, errCodeWrongLastSeq) {
+			// At R>1 a write expecting a subject's last sequence is also refused
+			// (10164, no sequence) while another write of that subject is in flight:
+			// another node's reservation or give-back. Both are a lost compare-and-set.
+			if isAPIErr(err, errCodeWrongLastSeq) || isAPIErr(err, errCodeWrongLastSeqInFlight) {
 				errs[n] = errUsageConflict
 			} else {
 				errs[n] = unavailable("usage write", err)
@@ -264,7 +288,7 @@ func (q *Queue) reserve(ctx context.Context, msgs []storage.QueuedMessage, first
 	}
 	recounted := map[string]bool{}
 	for attempt := 0; len(pending) > 0; attempt++ {
-		if attempt == 8 {
+		if attempt == usageAttempts {
 			err := unavailable("usage", errUsageConflict)
 			for _, idx := range pending {
 				for _, i := range idx {
@@ -272,6 +296,9 @@ func (q *Queue) reserve(ctx context.Context, msgs []storage.QueuedMessage, first
 				}
 			}
 			return reserved, nil
+		}
+		if err := usageBackoff(ctx, attempt); err != nil {
+			return nil, unavailable("usage", err)
 		}
 		names := make([]string, 0, len(pending))
 		for _, n := range order {
@@ -345,7 +372,10 @@ func (q *Queue) reserve(ctx context.Context, msgs []storage.QueuedMessage, first
 // longer use: sends reserved but not stored, messages deleted by an ack. Best effort:
 // a record left too high is recounted when it would refuse a send.
 func (q *Queue) giveBack(ctx context.Context, back map[string][]storage.QueuedMessage) error {
-	for attempt := 0; len(back) > 0 && attempt < 8; attempt++ {
+	for attempt := 0; len(back) > 0 && attempt < usageAttempts; attempt++ {
+		if err := usageBackoff(ctx, attempt); err != nil {
+			return unavailable("usage give-back", err)
+		}
 		names := make([]string, 0, len(back))
 		for n := range back {
 			names = append(names, n)
