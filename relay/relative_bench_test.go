@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"net/http"
 	"os"
+	"runtime/trace"
 	"strings"
 	"testing"
 
@@ -53,6 +54,27 @@ func BenchmarkLoadRelative(b *testing.B) {
 	b.Run("pairs=1000-full-vs-normal", benchRelativeSync)
 }
 
+// clientTraceEnv names a file for an execution trace of this process (the load
+// generator's) over LoadRelative's fixed-rate relay run.
+const clientTraceEnv = "PFSCHAT_BENCH_CLIENT_TRACE"
+
+// clientTrace starts the generator's trace when clientTraceEnv asks for one (only in
+// the measured run, b.N > 1) and returns what stops it.
+func clientTrace(b *testing.B) func() {
+	path := os.Getenv(clientTraceEnv)
+	if path == "" || b.N <= 1 {
+		return func() {}
+	}
+	f, err := os.Create(path)
+	if err != nil {
+		b.Fatal(err)
+	}
+	if err := trace.Start(f); err != nil {
+		b.Fatal(err)
+	}
+	return func() { trace.Stop(); f.Close() }
+}
+
 // childNormal is benchRelayHooks' syncMode for the child relay with synchronous=NORMAL.
 const childNormal = "child-normal"
 
@@ -86,8 +108,21 @@ type relative struct {
 	rate int
 }
 
+// rateEnv, when set to a rate in messages per second, skips the saturated run and
+// runs the fixed-rate loads at that rate: for comparing two builds at the same rate,
+// alternating (each saturated run sets its own rate, and at a different rate the
+// group commit's batches, and so the CPU per message, differ).
+const rateEnv = "PFSCHAT_RELATIVE_RATE"
+
 func saturate(b *testing.B) relative {
 	r := relative{load: loadAvg()}
+	if s := os.Getenv(rateEnv); s != "" {
+		fmt.Sscan(s, &r.rate)
+		if r.rate > 0 {
+			b.Logf("fixed rate %d msgs/s from %s (no saturated run); load average %.2f", r.rate, rateEnv, r.load)
+			return r
+		}
+	}
 	r.sat = benchRelayTLS(b, 1000, 8, 0, nil, "child", false)
 	r.rate = int(r.sat.rate / 4)
 	b.Logf("saturated: %.0f msgs/s at 1,000 pairs; fixed rate %d msgs/s; load average %.2f", r.sat.rate, r.rate, r.load)
@@ -126,7 +161,9 @@ func benchRelative(b *testing.B, bigPairs int) {
 	r := saturate(b)
 	rate := r.rate
 	prof, tr := os.Getenv(childProfileEnv), os.Getenv(childTraceEnv)
+	stopTrace := clientTrace(b)
 	rel := benchRelayTLS(b, 1000, 2, rate, nil, "child", false)
+	stopTrace()
 	os.Unsetenv(childProfileEnv) // the fixed-rate run's only
 	os.Unsetenv(childTraceEnv)
 	defer os.Setenv(childProfileEnv, prof)
