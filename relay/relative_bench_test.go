@@ -3,6 +3,7 @@ package relay_test
 import (
 	"encoding/json"
 	"fmt"
+	"math"
 	"net/http"
 	"os"
 	"runtime/trace"
@@ -169,6 +170,8 @@ func benchRelative(b *testing.B, bigPairs int) {
 	defer os.Setenv(childProfileEnv, prof)
 	defer os.Setenv(childTraceEnv, tr)
 	b.Logf("relay at %d msgs/s: %s", rate, commitHistogram(rel.metrics))
+	inside, _, in99 := deliverHistogram(rel.metrics)
+	b.Logf("relay at %d msgs/s: %s (p99 ≤ %g ms)", rate, inside, in99*1000)
 	flo := benchFloorChild(b, 1000, 2, rate)
 	var big loadResult
 	var mem float64
@@ -185,6 +188,11 @@ func benchRelative(b *testing.B, bigPairs int) {
 	b.ReportMetric(rel.perCPUSecond(), "relay-msgs/cpu-s")
 	b.ReportMetric(flo.perCPUSecond(), "floor-msgs/cpu-s")
 	b.ReportMetric(rel.perCPUSecond()/max(flo.perCPUSecond(), 1), "cpu-relay/floor")
+	b.ReportMetric(in99*1e6, "relay-inside-p99-bucket-µs")
+	b.ReportMetric(rel.clientPerCPUSecond(), "gen-relay-msgs/cpu-s")
+	b.ReportMetric(flo.clientPerCPUSecond(), "gen-floor-msgs/cpu-s")
+	b.ReportMetric(float64(rel.lagP99.Microseconds()), "gen-relay-late-p99-µs")
+	b.ReportMetric(float64(flo.lagP99.Microseconds()), "gen-floor-late-p99-µs")
 	if bigPairs == 0 {
 		return
 	}
@@ -230,6 +238,57 @@ func loadAvg() float64 {
 	var l float64
 	fmt.Sscan(string(b), &l)
 	return l
+}
+
+// histogramBuckets is the relay's /metrics histogram name as its bucket bounds in
+// seconds (+Inf last) and counts per bucket (not cumulative).
+func histogramBuckets(metrics, name string) (bounds, counts []float64) {
+	prev := 0.0
+	for _, l := range strings.Split(metrics, "\n") {
+		k, ok := strings.CutPrefix(l, name+`_bucket{le="`)
+		if !ok {
+			continue
+		}
+		le, v, _ := strings.Cut(k, `"} `)
+		var cum float64
+		fmt.Sscan(v, &cum)
+		bound := math.Inf(1)
+		if le != "+Inf" {
+			fmt.Sscan(le, &bound)
+		}
+		bounds = append(bounds, bound)
+		counts = append(counts, cum-prev)
+		prev = cum
+	}
+	return bounds, counts
+}
+
+// deliverHistogram is the relay's own send → deliver time (pfschat_relay_deliver_seconds:
+// a send frame read to its deliver push encoded), as "≤0.5ms:N …" with the bucket
+// bounds that hold its p50 and p99: the part of the measured latency spent inside the
+// relay's process.
+func deliverHistogram(metrics string) (line string, p50, p99 float64) {
+	bounds, counts := histogramBuckets(metrics, "pfschat_relay_deliver_seconds")
+	var total float64
+	for _, c := range counts {
+		total += c
+	}
+	var out []string
+	var cum float64
+	p50, p99 = -1, -1
+	for i, c := range counts {
+		cum += c
+		if c > 0 {
+			out = append(out, fmt.Sprintf("≤%gms:%.0f", bounds[i]*1000, c))
+		}
+		if p50 < 0 && cum >= 0.5*total {
+			p50 = bounds[i]
+		}
+		if p99 < 0 && cum >= 0.99*total {
+			p99 = bounds[i]
+		}
+	}
+	return fmt.Sprintf("%.0f live deliveries, inside the relay: %s", total, strings.Join(out, " ")), p50, p99
 }
 
 // commitHistogram is the relay's group-commit latency histogram from its /metrics, as
