@@ -13,6 +13,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -39,11 +40,18 @@ const benchBody = 256
 type loadStats struct {
 	mu        sync.Mutex
 	latencies []time.Duration
+	lags      []time.Duration // paced runs: how late each send left against its schedule
 }
 
 func (s *loadStats) add(d []time.Duration) {
 	s.mu.Lock()
 	s.latencies = append(s.latencies, d...)
+	s.mu.Unlock()
+}
+
+func (s *loadStats) addLags(d []time.Duration) {
+	s.mu.Lock()
+	s.lags = append(s.lags, d...)
 	s.mu.Unlock()
 }
 
@@ -55,7 +63,34 @@ type loadResult struct {
 	p50, p99 time.Duration
 	n        int           // messages delivered
 	cpu      time.Duration // the server process's, when it ran apart (else 0)
-	metrics  string
+	// clientCPU is this (the load generator's) process's CPU time over the run; with
+	// the server in a child process, the generator's alone.
+	clientCPU time.Duration
+	// lagP99, lagMax: in a paced run, how late the senders wrote against the pacer's
+	// schedule (a generator falling behind hides latency: coordinated omission).
+	lagP50, lagP99, lagMax time.Duration
+	metrics                string
+}
+
+// clientPerCPUSecond is messages per CPU-second of the load generator's process.
+func (r loadResult) clientPerCPUSecond() float64 {
+	if r.clientCPU <= 0 {
+		return 0
+	}
+	return float64(r.n) / r.clientCPU.Seconds()
+}
+
+// selfCPU is this process's CPU time so far (user + system, getrusage).
+func selfCPU() time.Duration {
+	var ru syscall.Rusage
+	syscall.Getrusage(syscall.RUSAGE_SELF, &ru)
+	return time.Duration(syscall.TimevalToNsec(ru.Utime) + syscall.TimevalToNsec(ru.Stime))
+}
+
+// generatorLog is the load generator's side of a run, for the log.
+func (r loadResult) generatorLog() string {
+	return fmt.Sprintf("load generator: %.0f msgs per CPU-s of its process; sends late against the schedule p50/p99/max %v/%v/%v",
+		r.clientPerCPUSecond(), r.lagP50.Round(time.Microsecond), r.lagP99.Round(time.Microsecond), r.lagMax.Round(time.Microsecond))
 }
 
 // perCPUSecond is messages moved per CPU-second of the server's process (0 if unknown).
@@ -74,7 +109,14 @@ func (s *loadStats) result(n int, elapsed time.Duration) loadResult {
 		}
 		return s.latencies[int(p*float64(len(s.latencies)-1))]
 	}
-	return loadResult{rate: float64(n) / elapsed.Seconds(), p50: q(0.50), p99: q(0.99), n: n}
+	res := loadResult{rate: float64(n) / elapsed.Seconds(), p50: q(0.50), p99: q(0.99), n: n}
+	if len(s.lags) > 0 {
+		slices.Sort(s.lags)
+		res.lagP50 = s.lags[len(s.lags)/2]
+		res.lagP99 = s.lags[int(0.99*float64(len(s.lags)-1))]
+		res.lagMax = s.lags[len(s.lags)-1]
+	}
+	return res
 }
 
 func (r loadResult) report(b *testing.B, prefix string) {
@@ -260,6 +302,7 @@ func benchRelayHooks(b *testing.B, pairs, window, rate int, q server.Queue, sync
 	relayGCs, relayAllocs := relayGCStats(admin, r)
 	cpu0 := childCPU(admin, r)
 	ownGCs, ownAllocs := gcStats()
+	self0 := selfCPU()
 	b.ResetTimer()
 	start := time.Now()
 	for i := 0; i < pairs; i++ {
@@ -270,6 +313,7 @@ func benchRelayHooks(b *testing.B, pairs, window, rate int, q server.Queue, sync
 	elapsed := time.Since(start)
 	b.StopTimer()
 	cpu := childCPU(admin, r) - cpu0
+	clientCPU := selfCPU() - self0
 	if hooks.afterLoad != nil {
 		hooks.afterLoad(admin)
 	}
@@ -298,16 +342,23 @@ func benchRelayHooks(b *testing.B, pairs, window, rate int, q server.Queue, sync
 	}
 	res := stats.result(total, elapsed)
 	res.cpu, res.metrics = cpu, metrics
+	if r == nil {
+		res.clientCPU = clientCPU
+		if b.N > 1 {
+			b.Logf("%s", res.generatorLog())
+		}
+	}
 	return res
 }
 
 // pacer hands out one token per message at rate messages per second in total (total
-// tokens), shared by all senders; nil when rate is 0 (unpaced).
-func pacer(ctx context.Context, rate, total int) chan struct{} {
+// tokens), shared by all senders; nil when rate is 0 (unpaced). A token is the time
+// the schedule had it due, so that a sender can tell how late it writes.
+func pacer(ctx context.Context, rate, total int) chan time.Time {
 	if rate <= 0 {
 		return nil
 	}
-	pace := make(chan struct{}, 64)
+	pace := make(chan time.Time, 64)
 	go func() {
 		interval := time.Second / time.Duration(rate)
 		next := time.Now()
@@ -317,7 +368,7 @@ func pacer(ctx context.Context, rate, total int) chan struct{} {
 				time.Sleep(d)
 			}
 			select {
-			case pace <- struct{}{}:
+			case pace <- next:
 			case <-ctx.Done():
 				return
 			}
@@ -487,6 +538,7 @@ func floorLoad(b *testing.B, url, admin string, pairs, window, rate int) loadRes
 	defer cancel()
 	pace := pacer(ctx, rate, total)
 	cpu0 := childCPU(admin, nil)
+	self0 := selfCPU()
 	b.ResetTimer()
 	start := time.Now()
 	for i := 0; i < pairs; i++ {
@@ -494,12 +546,15 @@ func floorLoad(b *testing.B, url, admin string, pairs, window, rate int) loadRes
 		wg.Add(2)
 		go func() {
 			defer wg.Done()
+			var lags []time.Duration
+			defer func() { stats.addLags(lags) }()
 			for n := 0; n < perPair; n++ {
 				win <- struct{}{}
-				if pace != nil {
-					<-pace
-				}
 				m := make([]byte, 2+benchBody)
+				if pace != nil {
+					due := <-pace
+					lags = append(lags, time.Since(due))
+				}
 				binary.BigEndian.PutUint16(m, uint16(2*i))
 				stamp(m[2:], uint32(n))
 				if err := senders[i].WriteMessage(websocket.BinaryMessage, m); err != nil {
@@ -538,6 +593,12 @@ func floorLoad(b *testing.B, url, admin string, pairs, window, rate int) loadRes
 	b.StopTimer()
 	res := stats.result(total, elapsed)
 	res.cpu = childCPU(admin, nil) - cpu0
+	if admin != "" {
+		res.clientCPU = selfCPU() - self0
+		if b.N > 1 {
+			b.Logf("forwarder: %s", res.generatorLog())
+		}
+	}
 	return res
 }
 
@@ -644,17 +705,20 @@ func tryAcquire(sem chan struct{}) bool {
 // pace, when set) allows at once in one batch; its answers are read beside it; the
 // receiver records each message's latency in stats, releases its slot, and acks in
 // batches as chat/ does.
-func startPair(b *testing.B, wg *sync.WaitGroup, s, r *relaytest.LoadConn, to string, perPair, window int, pace chan struct{}, stats *loadStats) {
+func startPair(b *testing.B, wg *sync.WaitGroup, s, r *relaytest.LoadConn, to string, perPair, window int, pace chan time.Time, stats *loadStats) {
 	windowSlots := make(chan struct{}, window)
 	wg.Add(2)
 	go func() {
 		defer wg.Done()
 		c := s
 		body := make([]byte, benchBody)
+		var lags []time.Duration
+		defer func() { stats.addLags(lags) }()
 		for n := 0; n < perPair; {
 			windowSlots <- struct{}{}
 			if pace != nil {
-				<-pace
+				due := <-pace
+				lags = append(lags, time.Since(due))
 			}
 			c.QueueSend(to, stamp(body, uint32(n)), strconv.Itoa(n))
 			n++

@@ -3,8 +3,10 @@ package relay_test
 import (
 	"encoding/json"
 	"fmt"
+	"math"
 	"net/http"
 	"os"
+	"runtime/trace"
 	"strings"
 	"testing"
 
@@ -53,6 +55,27 @@ func BenchmarkLoadRelative(b *testing.B) {
 	b.Run("pairs=1000-full-vs-normal", benchRelativeSync)
 }
 
+// clientTraceEnv names a file for an execution trace of this process (the load
+// generator's) over LoadRelative's fixed-rate relay run.
+const clientTraceEnv = "PFSCHAT_BENCH_CLIENT_TRACE"
+
+// clientTrace starts the generator's trace when clientTraceEnv asks for one (only in
+// the measured run, b.N > 1) and returns what stops it.
+func clientTrace(b *testing.B) func() {
+	path := os.Getenv(clientTraceEnv)
+	if path == "" || b.N <= 1 {
+		return func() {}
+	}
+	f, err := os.Create(path)
+	if err != nil {
+		b.Fatal(err)
+	}
+	if err := trace.Start(f); err != nil {
+		b.Fatal(err)
+	}
+	return func() { trace.Stop(); f.Close() }
+}
+
 // childNormal is benchRelayHooks' syncMode for the child relay with synchronous=NORMAL.
 const childNormal = "child-normal"
 
@@ -86,8 +109,21 @@ type relative struct {
 	rate int
 }
 
+// rateEnv, when set to a rate in messages per second, skips the saturated run and
+// runs the fixed-rate loads at that rate: for comparing two builds at the same rate,
+// alternating (each saturated run sets its own rate, and at a different rate the
+// group commit's batches, and so the CPU per message, differ).
+const rateEnv = "PFSCHAT_RELATIVE_RATE"
+
 func saturate(b *testing.B) relative {
 	r := relative{load: loadAvg()}
+	if s := os.Getenv(rateEnv); s != "" {
+		fmt.Sscan(s, &r.rate)
+		if r.rate > 0 {
+			b.Logf("fixed rate %d msgs/s from %s (no saturated run); load average %.2f", r.rate, rateEnv, r.load)
+			return r
+		}
+	}
 	r.sat = benchRelayTLS(b, 1000, 8, 0, nil, "child", false)
 	r.rate = int(r.sat.rate / 4)
 	b.Logf("saturated: %.0f msgs/s at 1,000 pairs; fixed rate %d msgs/s; load average %.2f", r.sat.rate, r.rate, r.load)
@@ -126,12 +162,24 @@ func benchRelative(b *testing.B, bigPairs int) {
 	r := saturate(b)
 	rate := r.rate
 	prof, tr := os.Getenv(childProfileEnv), os.Getenv(childTraceEnv)
+	stopTrace := clientTrace(b)
+	// The fixed-rate relay runs as a relay in steady state does: with its collector's
+	// heap floor on (childWarmGCEnv). The 5,000-pair run below keeps the fresh child's
+	// behaviour: it measures memory per connection, which the floor would spread.
+	warm := os.Getenv(childWarmGCEnv)
+	if os.Getenv("PFSCHAT_RELATIVE_COLD_GC") == "" {
+		os.Setenv(childWarmGCEnv, "1")
+	}
 	rel := benchRelayTLS(b, 1000, 2, rate, nil, "child", false)
+	os.Setenv(childWarmGCEnv, warm)
+	stopTrace()
 	os.Unsetenv(childProfileEnv) // the fixed-rate run's only
 	os.Unsetenv(childTraceEnv)
 	defer os.Setenv(childProfileEnv, prof)
 	defer os.Setenv(childTraceEnv, tr)
 	b.Logf("relay at %d msgs/s: %s", rate, commitHistogram(rel.metrics))
+	inside, _, in99 := deliverHistogram(rel.metrics)
+	b.Logf("relay at %d msgs/s: %s (p99 ≤ %g ms)", rate, inside, in99*1000)
 	flo := benchFloorChild(b, 1000, 2, rate)
 	var big loadResult
 	var mem float64
@@ -148,6 +196,11 @@ func benchRelative(b *testing.B, bigPairs int) {
 	b.ReportMetric(rel.perCPUSecond(), "relay-msgs/cpu-s")
 	b.ReportMetric(flo.perCPUSecond(), "floor-msgs/cpu-s")
 	b.ReportMetric(rel.perCPUSecond()/max(flo.perCPUSecond(), 1), "cpu-relay/floor")
+	b.ReportMetric(in99*1e6, "relay-inside-p99-bucket-µs")
+	b.ReportMetric(rel.clientPerCPUSecond(), "gen-relay-msgs/cpu-s")
+	b.ReportMetric(flo.clientPerCPUSecond(), "gen-floor-msgs/cpu-s")
+	b.ReportMetric(float64(rel.lagP99.Microseconds()), "gen-relay-late-p99-µs")
+	b.ReportMetric(float64(flo.lagP99.Microseconds()), "gen-floor-late-p99-µs")
 	if bigPairs == 0 {
 		return
 	}
@@ -193,6 +246,57 @@ func loadAvg() float64 {
 	var l float64
 	fmt.Sscan(string(b), &l)
 	return l
+}
+
+// histogramBuckets is the relay's /metrics histogram name as its bucket bounds in
+// seconds (+Inf last) and counts per bucket (not cumulative).
+func histogramBuckets(metrics, name string) (bounds, counts []float64) {
+	prev := 0.0
+	for _, l := range strings.Split(metrics, "\n") {
+		k, ok := strings.CutPrefix(l, name+`_bucket{le="`)
+		if !ok {
+			continue
+		}
+		le, v, _ := strings.Cut(k, `"} `)
+		var cum float64
+		fmt.Sscan(v, &cum)
+		bound := math.Inf(1)
+		if le != "+Inf" {
+			fmt.Sscan(le, &bound)
+		}
+		bounds = append(bounds, bound)
+		counts = append(counts, cum-prev)
+		prev = cum
+	}
+	return bounds, counts
+}
+
+// deliverHistogram is the relay's own send → deliver time (pfschat_relay_deliver_seconds:
+// a send frame read to its deliver push encoded), as "≤0.5ms:N …" with the bucket
+// bounds that hold its p50 and p99: the part of the measured latency spent inside the
+// relay's process.
+func deliverHistogram(metrics string) (line string, p50, p99 float64) {
+	bounds, counts := histogramBuckets(metrics, "pfschat_relay_deliver_seconds")
+	var total float64
+	for _, c := range counts {
+		total += c
+	}
+	var out []string
+	var cum float64
+	p50, p99 = -1, -1
+	for i, c := range counts {
+		cum += c
+		if c > 0 {
+			out = append(out, fmt.Sprintf("≤%gms:%.0f", bounds[i]*1000, c))
+		}
+		if p50 < 0 && cum >= 0.5*total {
+			p50 = bounds[i]
+		}
+		if p99 < 0 && cum >= 0.99*total {
+			p99 = bounds[i]
+		}
+	}
+	return fmt.Sprintf("%.0f live deliveries, inside the relay: %s", total, strings.Join(out, " ")), p50, p99
 }
 
 // commitHistogram is the relay's group-commit latency histogram from its /metrics, as

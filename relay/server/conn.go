@@ -67,6 +67,11 @@ type conn struct {
 	backfilling bool  // backlog goroutine still catching up; live pushes wait for it
 	missed      bool  // a live message arrived while backfilling
 	lastQueued  int64 // highest message id the backlog handed to the writer
+
+	// writer-role state, handed from the committer (writeInline) to a writer goroutine
+	wpending []byte    // bytes of a batch the socket did not take: written first
+	wbatch   []outItem // a drained batch not yet written
+	wfailed  bool      // a write failed: drop everything until the queue closes
 }
 
 func newConn(s *Server, ws *websocket.Conn) *conn {
@@ -176,23 +181,46 @@ func (c *conn) replyError(reqID uint64, code, msg, limit string) {
 	c.send(&relay.Frame{Type: relay.TypeError, ID: reqID, Code: code, Message: msg, Limit: limit})
 }
 
-func (c *conn) replyOK(reqID uint64) {
+func (c *conn) replyOK(reqID uint64) { c.replyOKTo(nil, reqID) }
+
+// replyOKTo is replyOK from the committer, which writes it itself when ws is set (see
+// writeSet).
+func (c *conn) replyOKTo(ws *writeSet, reqID uint64) {
 	c.s.m.frameOut(relay.TypeOK)
-	if !c.out.tryPush(outItem{kind: itemOK, reqID: reqID}) {
+	if !c.pushTo(ws, outItem{kind: itemOK, reqID: reqID}) {
 		c.slow()
 	}
 }
 
-func (c *conn) replyAccepted(reqID uint64, msgID int64, dup bool) {
+// replyAccepted answers a send; the committer passes its writeSet (or nil).
+func (c *conn) replyAccepted(ws *writeSet, reqID uint64, msgID int64, dup bool) {
 	c.s.m.frameOut(relay.TypeAccepted)
 	kind := byte(itemAccepted)
 	if dup {
 		kind = itemAcceptedDup
 	}
-	if !c.out.tryPush(outItem{kind: kind, reqID: reqID, msgID: msgID}) {
+	if !c.pushTo(ws, outItem{kind: kind, reqID: reqID, msgID: msgID}) {
 		c.slow()
 	}
 }
+
+// pushTo is out.tryPush, except that with ws set, on a connection the committer can
+// write to without blocking, a push that would start a writer goroutine instead adds
+// c to ws: the committer then writes c's queue itself once the round is answered.
+func (c *conn) pushTo(ws *writeSet, it outItem) bool {
+	if ws == nil || !c.inlineWrites() {
+		return c.out.tryPush(it)
+	}
+	ok, start := c.out.tryPushTake(it)
+	if start {
+		*ws = append(*ws, c)
+	}
+	return ok
+}
+
+// inlineWrites reports whether the committer may write to c itself: a plain socket
+// it can write to without blocking (not TLS, whose records only tls.Conn can write).
+func (c *conn) inlineWrites() bool { return c.waiter != nil && c.park == nil }
 
 func (c *conn) releaseSend() { <-c.inflight }
 

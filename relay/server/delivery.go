@@ -9,11 +9,12 @@ import (
 )
 
 // Deliver implements Subscriber: a committed message for this connection's card.
-func (c *conn) Deliver(m *storage.QueuedMessage) { c.deliver(m, nil) }
+func (c *conn) Deliver(m *storage.QueuedMessage) { c.deliver(m, nil, nil) }
 
 // deliver queues m for the writer. When owner is set (m is owner.msg), the queued
-// item holds a reference to it, which the writer releases.
-func (c *conn) deliver(m *storage.QueuedMessage, owner *sendReq) {
+// item holds a reference to it, which the writer releases. The committer passes its
+// writeSet (see pushTo); other callers nil.
+func (c *conn) deliver(m *storage.QueuedMessage, owner *sendReq, ws *writeSet) {
 	c.dmu.Lock()
 	if c.backfilling {
 		c.missed = true // the backlog goroutine will read it from the store
@@ -30,7 +31,7 @@ func (c *conn) deliver(m *storage.QueuedMessage, owner *sendReq) {
 	if owner != nil {
 		owner.refs.Add(1) // before the push: the writer may release it at once
 	}
-	ok := c.out.tryPush(outItem{msg: m, owner: owner})
+	ok := c.pushTo(ws, outItem{msg: m, owner: owner})
 	if !ok && owner != nil {
 		owner.refs.Add(-1) // never the last: the publisher holds one
 	}

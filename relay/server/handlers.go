@@ -411,6 +411,7 @@ func (c *conn) submitSend(r *sendReq, ttlSeconds int64) bool {
 		return true
 	}
 	now := c.s.now().UTC()
+	r.arrived = time.Now()
 	r.c = c
 	r.msg.From = c.acct.name
 	r.msg.FromCardID = c.acct.cardID

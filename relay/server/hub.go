@@ -100,14 +100,15 @@ func (h *MemHub) Publish(m *storage.QueuedMessage) {
 }
 
 // publishReq is Publish for a relay-owned request: connections take a reference
-// each (see sendReq); a subscriber of another kind makes it escape.
-func (h *MemHub) publishReq(r *sendReq) {
+// each (see sendReq); a subscriber of another kind makes it escape. ws is the
+// committer's (see writeSet).
+func (h *MemHub) publishReq(r *sendReq, ws *writeSet) {
 	h.mu.RLock()
 	list := h.subs[r.msg.To]
 	h.mu.RUnlock()
 	for _, s := range list {
 		if c, ok := s.(*conn); ok {
-			c.deliver(&r.msg, r)
+			c.deliver(&r.msg, r, ws)
 			continue
 		}
 		r.escaped = true

@@ -120,6 +120,19 @@ func (q *outQueue) tryPush(it outItem) (ok bool) {
 	return true
 }
 
+// tryPushTake is tryPush for the committer: instead of starting a writer goroutine it
+// reports start, and the caller then holds the writer role (see conn.writeInline).
+func (q *outQueue) tryPushTake(it outItem) (ok, start bool) {
+	q.mu.Lock()
+	if q.closed || len(q.items) >= q.limit {
+		q.mu.Unlock()
+		return false, false
+	}
+	start = q.appendLocked(it)
+	q.mu.Unlock()
+	return true, start
+}
+
 // push adds an item, waiting until fewer than max are queued. It is for producers
 // that may wait (the backlog), which use a max below the limit so that answers and
 // live pushes always find room.

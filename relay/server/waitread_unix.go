@@ -14,6 +14,12 @@ type readWaiter struct {
 	rc    syscall.RawConn
 	b     [1]byte
 	ready func(fd uintptr) bool // made once: a closure per wait would be garbage
+
+	// tryWrite's, made and used by the writer role's holder only
+	write func(fd uintptr)
+	wb    []byte
+	wn    int
+	werr  error
 }
 
 func newReadWaiter(nc net.Conn) *readWaiter {
@@ -42,4 +48,40 @@ func (w *readWaiter) peek(fd uintptr) bool {
 		return false // not yet: park until the poller says readable
 	}
 	return true
+}
+
+// tryWrite writes what the socket takes now without waiting: n bytes of b went out;
+// err is nil when the socket took all of b or would have blocked, else the write's
+// error. Only the holder of the connection's writer role calls it (the committer, see
+// conn.writeInline), so the fields it uses need no lock.
+func (w *readWaiter) tryWrite(b []byte) (n int, err error) {
+	if w.write == nil {
+		w.write = w.writeNow
+	}
+	w.wb, w.wn, w.werr = b, 0, nil
+	// Control, not Write: Write would wait for the poller and refuse once a write
+	// deadline set for an earlier blocking write has passed; this write never waits.
+	rerr := w.rc.Control(w.write)
+	n, err = w.wn, w.werr
+	w.wb, w.werr = nil, nil
+	if err == nil && rerr != nil {
+		err = rerr
+	}
+	return n, err
+}
+
+func (w *readWaiter) writeNow(fd uintptr) {
+	for w.wn < len(w.wb) {
+		m, e := syscall.Write(int(fd), w.wb[w.wn:])
+		switch {
+		case e == syscall.EINTR:
+			continue
+		case e == syscall.EAGAIN || e == syscall.EWOULDBLOCK:
+			return // full: the rest is left to a writer goroutine
+		case e != nil:
+			w.werr = e
+			return
+		}
+		w.wn += m
+	}
 }

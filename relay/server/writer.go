@@ -54,9 +54,29 @@ func appendWSLen(b []byte, n int) []byte {
 func (c *conn) writeLoop() {
 	nc := c.ws.NetConn()
 	var reuse []outItem
-	ok := true
+	// What the committer handed over (writeInline): a failure, bytes the socket did
+	// not take, a batch it did not write.
+	ok := !c.wfailed
+	c.wfailed = false
+	if ok && len(c.wpending) > 0 {
+		nc.SetWriteDeadline(time.Now().Add(c.s.limits.WriteTimeout))
+		if _, err := nc.Write(c.wpending); err != nil {
+			ok = false
+			c.close()
+			c.ws.Close()
+		}
+	}
+	c.wpending = nil
+	pending := c.wbatch
+	c.wbatch = nil
 	for {
-		batch, closed, exit := c.out.drain(reuse)
+		var batch []outItem
+		var closed, exit bool
+		if pending != nil {
+			batch, pending = pending, nil
+		} else {
+			batch, closed, exit = c.out.drain(reuse)
+		}
 		if exit {
 			return
 		}
@@ -84,6 +104,60 @@ func (c *conn) writeLoop() {
 		reuse = batch
 	}
 	c.teardown()
+}
+
+// writeInline is the committer's turn as c's writer, which it took with a push that
+// found no writer running (see writeSet). It writes what is queued without blocking,
+// on the committer's goroutine. Whatever it cannot finish that way — bytes the socket
+// did not take, frames queued meanwhile, a blob chunk or a close frame, a closing
+// queue, a failed write — it hands to a writer goroutine as a push would have. buf is
+// the committer's scratch buffer, returned for reuse.
+func (c *conn) writeInline(buf []byte) []byte {
+	batch, closed, exit := c.out.drain(nil)
+	if exit {
+		return buf
+	}
+	if closed || !inlineBatch(batch) {
+		c.wbatch = batch
+		c.out.startWriter()
+		return buf
+	}
+	buf = buf[:0]
+	for i := range batch {
+		buf, _ = c.encodeItem(buf, &batch[i])
+	}
+	putItems(batch)
+	n, err := c.waiter.tryWrite(buf)
+	switch {
+	case err != nil:
+		c.wfailed = true
+		c.close() // the peer is gone: stop reading too
+		c.ws.Close()
+	case n < len(buf):
+		c.wpending = append([]byte(nil), buf[n:]...)
+	default:
+		// Written. Give the role back unless more was queued meanwhile.
+		more, closed, exit := c.out.drain(nil)
+		if exit {
+			return buf
+		}
+		if !closed {
+			c.wbatch = more
+		}
+	}
+	c.out.startWriter()
+	return buf
+}
+
+// inlineBatch reports whether writeInline may write batch: not blob chunks (written
+// from their own buffers) nor a close frame (after which the writer tears down).
+func inlineBatch(batch []outItem) bool {
+	for i := range batch {
+		if batch[i].opcode == opBinary || batch[i].opcode == opClose {
+			return false
+		}
+	}
+	return true
 }
 
 // teardown runs once, after the last write.
@@ -129,6 +203,41 @@ func endText(buf []byte, start int) []byte {
 	return buf[:start+len(hdr)+payload]
 }
 
+// encodeItem appends it as a frame to buf (any item but a blob chunk) and reports
+// whether it was a close frame.
+func (c *conn) encodeItem(buf []byte, it *outItem) (_ []byte, isClose bool) {
+	switch {
+	case it.msg != nil:
+		m := it.msg
+		var start int
+		buf, start = beginText(buf)
+		buf = relay.AppendDeliver(buf, m.ID, m.From, m.FromCardID, m.ReceivedAt.UnixMilli(), m.Body)
+		buf = endText(buf, start)
+		if it.owner != nil {
+			c.s.m.deliverLatency.observe(time.Since(it.owner.arrived).Seconds())
+			it.owner.release() // encoded: the body may be reused
+		}
+		c.s.m.frameOut(relay.TypeDeliver)
+		c.s.m.delivered.Add(1)
+	case it.kind == itemAccepted || it.kind == itemAcceptedDup:
+		var start int
+		buf, start = beginText(buf)
+		buf = relay.AppendAccepted(buf, it.reqID, it.msgID, it.kind == itemAcceptedDup)
+		buf = endText(buf, start)
+	case it.kind == itemOK:
+		var start int
+		buf, start = beginText(buf)
+		buf = relay.AppendOK(buf, it.reqID)
+		buf = endText(buf, start)
+	case it.opcode != 0:
+		buf = appendWSFrame(buf, it.opcode, it.raw)
+		isClose = it.opcode == opClose
+	default:
+		buf = appendWSFrame(buf, opText, it.raw)
+	}
+	return buf, isClose
+}
+
 // writeBatch frames and writes a batch. It reports whether the connection is still
 // good and whether a close frame went out.
 func (c *conn) writeBatch(nc net.Conn, batch []outItem) (ok, sentClose bool) {
@@ -141,29 +250,9 @@ func (c *conn) writeBatch(nc net.Conn, batch []outItem) (ok, sentClose bool) {
 			encodeBufPool.Put(bp)
 		}
 	}()
-	for _, it := range batch {
+	for i := range batch {
+		it := &batch[i]
 		switch {
-		case it.msg != nil:
-			m := it.msg
-			var start int
-			buf, start = beginText(buf)
-			buf = relay.AppendDeliver(buf, m.ID, m.From, m.FromCardID, m.ReceivedAt.UnixMilli(), m.Body)
-			buf = endText(buf, start)
-			if it.owner != nil {
-				it.owner.release() // encoded: the body may be reused
-			}
-			c.s.m.frameOut(relay.TypeDeliver)
-			c.s.m.delivered.Add(1)
-		case it.kind == itemAccepted || it.kind == itemAcceptedDup:
-			var start int
-			buf, start = beginText(buf)
-			buf = relay.AppendAccepted(buf, it.reqID, it.msgID, it.kind == itemAcceptedDup)
-			buf = endText(buf, start)
-		case it.kind == itemOK:
-			var start int
-			buf, start = beginText(buf)
-			buf = relay.AppendOK(buf, it.reqID)
-			buf = endText(buf, start)
 		case it.opcode == opBinary:
 			// A blob chunk message (up to 256 KiB): written beside the batch from its own
 			// buffer (one writev, no copy), which then goes back to the free list.
@@ -178,13 +267,8 @@ func (c *conn) writeBatch(nc net.Conn, batch []outItem) (ok, sentClose bool) {
 			}
 			buf = buf[:0]
 			continue
-		case it.opcode != 0:
-			buf = appendWSFrame(buf, it.opcode, it.raw)
-			if it.opcode == opClose {
-				sentClose = true
-			}
 		default:
-			buf = appendWSFrame(buf, opText, it.raw)
+			buf, sentClose = c.encodeItem(buf, it)
 		}
 		if len(buf) >= writeFlushSize || sentClose {
 			if _, err := nc.Write(buf); err != nil {
