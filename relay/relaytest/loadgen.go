@@ -74,6 +74,9 @@ type LoadEvent struct {
 	Err   *relay.ProtocolError
 }
 
+// helloTimeout bounds the wait for the relay's hello after the WebSocket handshake.
+const helloTimeout = 10 * time.Second
+
 // DialLoad connects to the relay at url (ws://, or wss:// verified with the system
 // roots) and checks its hello: the relay's signature over a fresh nonce, its
 // challenge and the channel binding, as relay/client does.
@@ -104,7 +107,16 @@ func DialLoadTLS(ctx context.Context, url string, tlsConf *tls.Config) (*LoadCon
 	ws.SetCloseHandler(func(code int, _ string) error {
 		return c.writeControl(websocket.CloseMessage, websocket.FormatCloseMessage(code, ""))
 	})
+	// The hello is waited for at most helloTimeout (or ctx's deadline, if sooner): a
+	// relay that accepts the handshake and never says hello must fail the dial, not
+	// hang the load run that made it.
+	deadline := time.Now().Add(helloTimeout)
+	if d, ok := ctx.Deadline(); ok && d.Before(deadline) {
+		deadline = d
+	}
+	c.nc.SetReadDeadline(deadline)
 	data, err := c.read()
+	c.nc.SetReadDeadline(time.Time{})
 	if err == nil {
 		c.hello, err = relay.DecodeServerFrame(data)
 	}
