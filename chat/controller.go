@@ -445,7 +445,13 @@ func (c *Controller) runConnection(ctx context.Context, rc RelayClient, connecte
 				cs.Err = c.relayKeyError(c.relayKeyNow(), rc, cs.Err)
 			}
 			wasOnline := c.isOnline()
-			c.setOnline(cs.Status == Online)
+			// Connecting never ends a connection (an Offline or Closed state does, first):
+			// the one that arrives while online is Connect's own, read here after Open
+			// set the controller online, and must not make it offline for a moment
+			// (reset-identity right after opening found it offline).
+			if cs.Status != Connecting {
+				c.setOnline(cs.Status == Online)
+			}
 			if cs.Status == Online && !wasOnline {
 				if len(c.relayKeyNow()) == 0 {
 					if err := c.pinRelayKey(ctx, nil, rc.RelayKey()); err != nil {
