@@ -41,11 +41,44 @@ type loadStats struct {
 	mu        sync.Mutex
 	latencies []time.Duration
 	lags      []time.Duration // paced runs: how late each send left against its schedule
+	// wire: send → the deliver's arrival at the receiver's socket (the kernel's
+	// receive time, relaytest.Arrival), which leaves out the generator's wait for a
+	// CPU before it read; waits: that wait (latency − wire); unstamped: deliveries
+	// whose read carried no receive time (their wire figure is their latency).
+	wire, waits []time.Duration
+	unstamped   int
 }
 
 func (s *loadStats) add(d []time.Duration) {
 	s.mu.Lock()
 	s.latencies = append(s.latencies, d...)
+	s.mu.Unlock()
+}
+
+// wireLatencies records a receiver's wire figures (see loadStats.wire).
+type wireLatencies struct {
+	wire, waits []time.Duration
+	unstamped   int
+}
+
+// add records one delivery: its latency d as the generator measured it, read at now,
+// and the kernel's receive time of its bytes (zero if the read carried none).
+func (w *wireLatencies) add(d time.Duration, now, arrived time.Time) {
+	if arrived.IsZero() || arrived.After(now) {
+		w.unstamped++
+		w.wire = append(w.wire, d)
+		return
+	}
+	wait := now.Sub(arrived)
+	w.wire = append(w.wire, max(d-wait, 0))
+	w.waits = append(w.waits, wait)
+}
+
+func (s *loadStats) addWire(w *wireLatencies) {
+	s.mu.Lock()
+	s.wire = append(s.wire, w.wire...)
+	s.waits = append(s.waits, w.waits...)
+	s.unstamped += w.unstamped
 	s.mu.Unlock()
 }
 
@@ -69,7 +102,12 @@ type loadResult struct {
 	// lagP99, lagMax: in a paced run, how late the senders wrote against the pacer's
 	// schedule (a generator falling behind hides latency: coordinated omission).
 	lagP50, lagP99, lagMax time.Duration
-	metrics                string
+	// wireP50, wireP99: send → the deliver's arrival at the receiver's socket;
+	// waitP99: the generator's wait from that arrival to its read; unstamped: how
+	// many deliveries had no receive time (see loadStats).
+	wireP50, wireP99, waitP99 time.Duration
+	unstamped                 int
+	metrics                   string
 }
 
 // clientPerCPUSecond is messages per CPU-second of the load generator's process.
@@ -89,8 +127,10 @@ func selfCPU() time.Duration {
 
 // generatorLog is the load generator's side of a run, for the log.
 func (r loadResult) generatorLog() string {
-	return fmt.Sprintf("load generator: %.0f msgs per CPU-s of its process; sends late against the schedule p50/p99/max %v/%v/%v",
-		r.clientPerCPUSecond(), r.lagP50.Round(time.Microsecond), r.lagP99.Round(time.Microsecond), r.lagMax.Round(time.Microsecond))
+	return fmt.Sprintf("load generator: %.0f msgs per CPU-s of its process; sends late against the schedule p50/p99/max %v/%v/%v; "+
+		"send → arrival at the receiver's socket p50/p99 %v/%v, then the wait to its read p99 %v (%d of %d deliveries without a receive time)",
+		r.clientPerCPUSecond(), r.lagP50.Round(time.Microsecond), r.lagP99.Round(time.Microsecond), r.lagMax.Round(time.Microsecond),
+		r.wireP50.Round(time.Microsecond), r.wireP99.Round(time.Microsecond), r.waitP99.Round(time.Microsecond), r.unstamped, r.n)
 }
 
 // perCPUSecond is messages moved per CPU-second of the server's process (0 if unknown).
@@ -109,7 +149,16 @@ func (s *loadStats) result(n int, elapsed time.Duration) loadResult {
 		}
 		return s.latencies[int(p*float64(len(s.latencies)-1))]
 	}
-	res := loadResult{rate: float64(n) / elapsed.Seconds(), p50: q(0.50), p99: q(0.99), n: n}
+	res := loadResult{rate: float64(n) / elapsed.Seconds(), p50: q(0.50), p99: q(0.99), n: n, unstamped: s.unstamped}
+	quantile := func(d []time.Duration, p float64) time.Duration {
+		if len(d) == 0 {
+			return 0
+		}
+		slices.Sort(d)
+		return d[int(p*float64(len(d)-1))]
+	}
+	res.wireP50, res.wireP99 = quantile(s.wire, 0.50), quantile(s.wire, 0.99)
+	res.waitP99 = quantile(s.waits, 0.99)
 	if len(s.lags) > 0 {
 		slices.Sort(s.lags)
 		res.lagP50 = s.lags[len(s.lags)/2]
@@ -133,8 +182,13 @@ func stamp(buf []byte, seq uint32) []byte {
 }
 
 func unstamp(buf []byte) (time.Duration, uint32) {
+	return unstampAt(buf, time.Now())
+}
+
+// unstampAt is unstamp for a message read at now.
+func unstampAt(buf []byte, now time.Time) (time.Duration, uint32) {
 	sent := int64(binary.BigEndian.Uint64(buf))
-	return time.Duration(time.Now().UnixNano() - sent), binary.BigEndian.Uint32(buf[8:])
+	return time.Duration(now.UnixNano() - sent), binary.BigEndian.Uint32(buf[8:])
 }
 
 // checkSeqs verifies a receiver saw 0..n-1 exactly once.
@@ -508,8 +562,9 @@ func floorHandler() http.Handler {
 // floorLoad runs the load through the forwarder at url (admin: its child's admin
 // address, for its CPU time; "" when it runs in this process).
 func floorLoad(b *testing.B, url, admin string, pairs, window, rate int) loadResult {
+	dialer := websocket.Dialer{HandshakeTimeout: 45 * time.Second, NetDialContext: relaytest.DialStamped}
 	dial := func(i int) *websocket.Conn {
-		ws, _, err := websocket.DefaultDialer.Dial(fmt.Sprintf("%s/?i=%d", url, i), nil)
+		ws, _, err := dialer.Dial(fmt.Sprintf("%s/?i=%d", url, i), nil)
 		if err != nil {
 			b.Fatal(err)
 		}
@@ -568,13 +623,17 @@ func floorLoad(b *testing.B, url, admin string, pairs, window, rate int) loadRes
 			seen := make([]bool, perPair)
 			dups := 0
 			lat := make([]time.Duration, 0, perPair)
+			wire := &wireLatencies{}
+			defer stats.addWire(wire)
 			for got := 0; got < perPair; {
 				_, m, err := receivers[i].ReadMessage()
 				if err != nil {
 					b.Errorf("floor receive: %v", err)
 					return
 				}
-				d, n := unstamp(m[2:])
+				now := time.Now()
+				d, n := unstampAt(m[2:], now)
+				wire.add(d, now, relaytest.Arrival(receivers[i].NetConn()))
 				if int(n) >= perPair || seen[n] {
 					dups++
 				} else {
@@ -757,6 +816,8 @@ func startPair(b *testing.B, wg *sync.WaitGroup, s, r *relaytest.LoadConn, to st
 		seen := make([]bool, perPair)
 		dups := 0
 		lat := make([]time.Duration, 0, perPair)
+		wire := &wireLatencies{}
+		defer stats.addWire(wire)
 		var ackIDs []int64
 		lastAck := time.Now()
 		for got := 0; got < perPair; {
@@ -768,7 +829,9 @@ func startPair(b *testing.B, wg *sync.WaitGroup, s, r *relaytest.LoadConn, to st
 			if ev.Type != relay.TypeDeliver {
 				continue // answers to acks
 			}
-			d, n := unstamp(ev.Body)
+			now := time.Now()
+			d, n := unstampAt(ev.Body, now)
+			wire.add(d, now, c.Arrived())
 			if int(n) >= perPair || seen[n] {
 				dups++
 			} else {

@@ -52,6 +52,7 @@ func NewLoadUser(name string) (LoadUser, error) {
 type LoadConn struct {
 	ws      *websocket.Conn
 	nc      net.Conn
+	tcp     net.Conn // under TLS when wss://: where the receive times are read
 	hello   relay.Frame
 	binding []byte // the channel binding the relay's hello was verified with
 
@@ -87,7 +88,13 @@ func DialLoad(ctx context.Context, url string) (*LoadConn, error) {
 // DialLoadTLS is DialLoad with a TLS configuration for wss:// (nil = defaults), for
 // example a test CA's RootCAs.
 func DialLoadTLS(ctx context.Context, url string, tlsConf *tls.Config) (*LoadConn, error) {
-	dialer := websocket.Dialer{ReadBufferSize: 4096, WriteBufferSize: 512, HandshakeTimeout: 10 * time.Second, TLSClientConfig: tlsConf}
+	var tcp net.Conn
+	dialer := websocket.Dialer{ReadBufferSize: 4096, WriteBufferSize: 512, HandshakeTimeout: 10 * time.Second, TLSClientConfig: tlsConf,
+		NetDialContext: func(ctx context.Context, network, addr string) (net.Conn, error) {
+			c, err := DialStamped(ctx, network, addr)
+			tcp = c
+			return c, err
+		}}
 	nonce := make([]byte, relay.NonceSize)
 	rand.Read(nonce)
 	sep := "?"
@@ -100,7 +107,7 @@ func DialLoadTLS(ctx context.Context, url string, tlsConf *tls.Config) (*LoadCon
 	}
 	var seed [32]byte
 	rand.Read(seed[:])
-	c := &LoadConn{ws: ws, nc: ws.NetConn(), keys: mrand.NewChaCha8(seed)}
+	c := &LoadConn{ws: ws, nc: ws.NetConn(), tcp: tcp, keys: mrand.NewChaCha8(seed)}
 	// Every write goes through this connection's own framing, so gorilla's automatic
 	// pong and close echo must too.
 	ws.SetPingHandler(func(data string) error { return c.writeControl(websocket.PongMessage, []byte(data)) })
@@ -298,6 +305,11 @@ func (c *LoadConn) Next() (LoadEvent, error) {
 	}
 	return ev, nil
 }
+
+// Arrived is the kernel's receive time of the last bytes Next read (see Arrival): for a
+// deliver, when its frame had arrived, however long this process then took to read
+// it. The zero time where the platform gives none.
+func (c *LoadConn) Arrived() time.Time { return Arrival(c.tcp) }
 
 // read reads one message into the connection's reused buffer.
 func (c *LoadConn) read() ([]byte, error) {
