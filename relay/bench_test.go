@@ -181,11 +181,7 @@ func stamp(buf []byte, seq uint32) []byte {
 	return buf
 }
 
-func unstamp(buf []byte) (time.Duration, uint32) {
-	return unstampAt(buf, time.Now())
-}
-
-// unstampAt is unstamp for a message read at now.
+// unstampAt is a stamped message's latency at now, and its sequence number.
 func unstampAt(buf []byte, now time.Time) (time.Duration, uint32) {
 	sent := int64(binary.BigEndian.Uint64(buf))
 	return time.Duration(now.UnixNano() - sent), binary.BigEndian.Uint32(buf[8:])
