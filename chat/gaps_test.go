@@ -2,6 +2,9 @@ package chat
 
 import (
 	"context"
+	"fmt"
+	"slices"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -124,5 +127,128 @@ func TestRefusedMessageRaisesNoGap(t *testing.T) {
 	must(t, err)
 	if len(gaps) != 1 || gaps[0].From != 4 || gaps[0].To != 4 || gaps[0].Contact != "alice" || gaps[0].Before != five.ID {
 		t.Fatalf("gaps = %+v, want seq 4 before message %d", gaps, five.ID)
+	}
+}
+
+// holdingRelay refuses the next send for good once armed, but holds the refusal back
+// until the test releases it: the test can commit a later message while the refused
+// one is still with the relay, so that message is queued before the withdrawn notice.
+type holdingRelay struct {
+	RelayClient
+	mu      sync.Mutex
+	armed   bool
+	held    chan struct{} // closed when the refused send is being held
+	release chan struct{} // closed by the test: the refusal is answered
+}
+
+// arm makes the next send the held refusal.
+func (r *holdingRelay) arm() {
+	r.mu.Lock()
+	r.armed, r.held, r.release = true, make(chan struct{}), make(chan struct{})
+	r.mu.Unlock()
+}
+
+func (r *holdingRelay) Send(ctx context.Context, to string, body []byte, clientID string) (int64, error) {
+	r.mu.Lock()
+	refuse, held, release := r.armed, r.held, r.release
+	r.armed = false
+	r.mu.Unlock()
+	if !refuse {
+		return r.RelayClient.Send(ctx, to, body, clientID)
+	}
+	close(held)
+	select {
+	case <-release:
+	case <-ctx.Done():
+		return 0, fmt.Errorf("holding the refusal of %s: %w", clientID, ctx.Err())
+	}
+	return 0, &relay.ProtocolError{Code: relay.CodeForbidden, Message: "refused by the test"}
+}
+
+// waitAll reads events until each of matches has matched one, in any order.
+func waitAll(t *testing.T, c *Controller, what string, matches ...func(Event) bool) []Event {
+	t.Helper()
+	got := make([]Event, len(matches))
+	done := make([]bool, len(matches))
+	left := len(matches)
+	waitEvent(t, c, what, func(e Event) bool {
+		for i, m := range matches {
+			if !done[i] && m(e) {
+				got[i], done[i] = e, true
+				left--
+				break
+			}
+		}
+		return left == 0
+	})
+	return got
+}
+
+// A message sent while the relay is refusing the one before it overtakes the withdrawn
+// notice (the notice is committed only when the refusal comes back, behind it), yet the
+// receiver shows the conversation in the sender's order: one, the refused two's
+// placeholder, three — and reports no hole.
+func TestWithdrawnNoticeOvertakenKeepsSendOrder(t *testing.T) {
+	r := relaytest.Start(t)
+	hold := &holdingRelay{}
+	alice := newUser(t, r, "alice", func(p *Profile) {
+		p.Prefs.Dial = func(cfg client.Config) RelayClient { hold.RelayClient = client.New(cfg); return hold }
+	})
+	clock := &fakeClock{now: time.Now().UTC().Truncate(time.Second)}
+	bob := newUser(t, r, "bob", func(p *Profile) { p.Prefs.Clock = clock.Now })
+	ctx := t.Context()
+	_, err := alice.c.AddContact(ctx, "bob")
+	must(t, err)
+	_, err = alice.c.Send(ctx, "bob", "one")
+	must(t, err)
+	waitReceived(t, bob.c, "alice", "one")
+
+	hold.arm()
+	two, err := alice.c.Send(ctx, "bob", "two")
+	must(t, err)
+	select {
+	case <-hold.held:
+	case <-time.After(30 * time.Second):
+		t.Fatal("timed out waiting for the relay to be sent two")
+	}
+	// Two is with the relay, its refusal not yet answered: three is committed now,
+	// before the withdrawn notice can be.
+	_, err = alice.c.Send(ctx, "bob", "three")
+	must(t, err)
+	close(hold.release)
+
+	evs := waitAll(t, bob.c, "three and two's withdrawn notice",
+		func(e Event) bool {
+			return e.Kind == MessageReceived && e.Contact == "alice" && e.Message.Text == "three"
+		},
+		func(e Event) bool {
+			return e.Kind == MessageReceived && e.Contact == "alice" && e.Message.State == Failed && e.Message.Seq == 2
+		})
+	if evs[1].Message.ID < evs[0].Message.ID {
+		t.Fatal("the withdrawn notice arrived before three: the test no longer exercises a notice overtaken by a later message")
+	}
+	ah, err := alice.c.History(ctx, "bob", 0, 10)
+	must(t, err)
+	if i := slices.IndexFunc(ah, func(m Message) bool { return m.ID == two.ID }); i < 0 || ah[i].State != Failed {
+		t.Fatalf("alice's two is not failed: %+v", ah)
+	}
+	h, err := bob.c.History(ctx, "alice", 0, 10)
+	must(t, err)
+	var got []string
+	for i := len(h) - 1; i >= 0; i-- {
+		got = append(got, fmt.Sprintf("%d %q %s", h[i].Seq, h[i].Text, h[i].State))
+	}
+	want := []string{`1 "one" delivered`, `2 "" failed`, `3 "three" delivered`}
+	if !slices.Equal(got, want) {
+		t.Fatalf("bob's conversation:\n%s\nwant:\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
+	}
+	if w := h[1]; w.Outgoing || w.Reason != WithdrawnReason {
+		t.Fatalf("the refused message's place: %+v", w)
+	}
+	clock.Add(time.Hour)
+	gaps, err := bob.c.Gaps(ctx, "alice")
+	must(t, err)
+	if len(gaps) != 0 {
+		t.Fatalf("a refused message raised gaps %+v", gaps)
 	}
 }

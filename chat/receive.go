@@ -509,8 +509,10 @@ func (c *Controller) receive(ctx context.Context, in *client.Incoming, relayID s
 		res.receiptFor, res.receiptID = in.From, pl.ID
 	case pl.Type == payload.Withdrawn:
 		// The relay refused the contact's message for good (chat/PAYLOAD.md §4.6): its
-		// place in the conversation says so, and its number is no hole (Gaps). No client
-		// id: no receipt may ever name the refused message (it would mark it read).
+		// place in the conversation says so, and its number is no hole (Gaps). It is
+		// placed by its seq like a late message (its at is the refused message's), so
+		// later messages that overtook it stay after it. No client id: no receipt may
+		// ever name the refused message (it would mark it read).
 		tx.Message = &storage.Message{Contact: in.From, Direction: storage.Incoming,
 			SentAt: pl.At, ReceivedAt: now, State: Failed, Reason: WithdrawnReason, Seq: pl.Seq, RelayID: relayID,
 			SenderCardID: card.ID(), KeyPending: keyPending}

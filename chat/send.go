@@ -311,8 +311,20 @@ func (c *Controller) queueControl(ctx context.Context, contact string, plain []b
 
 // sendWithdrawn tells the contact that message m, refused by the relay for good, will
 // never arrive, so its sequence number is no hole (chat/PAYLOAD.md §4.6).
+//
+// The notice is committed only now, behind anything queued to the contact while the
+// relay was answering, so it may arrive after later messages (the relay may reorder
+// besides). It carries m's own send time, not the time of the refusal: the receiver
+// then places it by its seq, before the later messages that overtook it, as it places
+// any late message (storage's placeMessage puts a lower seq before the higher ones only
+// when they were sent no earlier), and the conversation reads in the sender's order
+// whatever the arrival order, across restarts too.
 func (c *Controller) sendWithdrawn(ctx context.Context, m storage.Message) {
-	plain, err := payload.Encode(&payload.Payload{Type: payload.Withdrawn, At: c.now(), ID: m.ClientID, Seq: m.Seq})
+	at := m.SentAt
+	if at.IsZero() {
+		at = c.now()
+	}
+	plain, err := payload.Encode(&payload.Payload{Type: payload.Withdrawn, At: at, ID: m.ClientID, Seq: m.Seq})
 	if err == nil {
 		err = c.queueControl(ctx, m.Contact, plain)
 	}
