@@ -104,6 +104,7 @@ func benchRelativeSync(b *testing.B) {
 	}{{"full-", full}, {"normal-", normal}, {"floor-", flo}} {
 		b.ReportMetric(float64(run.res.p50.Microseconds()), run.prefix+"p50-µs")
 		b.ReportMetric(float64(run.res.p99.Microseconds()), run.prefix+"p99-µs")
+		b.ReportMetric(float64(run.res.wireP99.Microseconds()), run.prefix+"wire-p99-µs")
 		b.ReportMetric(run.res.perCPUSecond(), run.prefix+"msgs/cpu-s")
 	}
 	b.ReportMetric(float64(full.p99)/float64(max(flo.p99, 1)), "p99-full/floor")
