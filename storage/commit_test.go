@@ -312,6 +312,103 @@ func TestSettleOutbox(t *testing.T) {
 	}
 }
 
+// TestSettleRefused: a refusal's settlement and its withdrawn notice (the notice's
+// outbox item and the session state that encrypted it) commit all or nothing, and the
+// notice only with the settlement: not for an item already settled, nor when its
+// session moved on.
+func TestSettleRefused(t *testing.T) {
+	ctx := t.Context()
+	c := newClient(t, []byte("pw"))
+	addPeer(t, c, "bob")
+	gen := func() uint64 {
+		t.Helper()
+		ss, err := c.Sessions(ctx, "card-bob")
+		if err != nil || len(ss) != 1 {
+			t.Fatalf("sessions %+v %v", ss, err)
+		}
+		return ss[0].Generation
+	}
+	send := func(cid string) int64 {
+		t.Helper()
+		var g uint64
+		if ss, _ := c.Sessions(ctx, "card-bob"); len(ss) == 1 {
+			g = ss[0].Generation
+		}
+		id, err := c.CommitSend(ctx, SendTx{Session: Session{ID: "s", PeerCardID: "card-bob", Active: true, State: []byte("sent " + cid), Generation: g},
+			Message: &Message{Contact: "bob", Body: []byte("body " + cid), SentAt: t0, Seq: 1},
+			Outbox:  OutboxItem{ClientID: cid, To: "bob", Payload: []byte("wire " + cid)}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return id
+	}
+	notice := func(cid string, g uint64) *SendTx {
+		return &SendTx{Session: Session{ID: "s", PeerCardID: "card-bob", Active: true, State: []byte("notice " + cid), Generation: g},
+			Outbox: OutboxItem{ClientID: cid, To: "bob", Payload: []byte("notice " + cid)}}
+	}
+	outbox := func() []string {
+		t.Helper()
+		ob, err := c.Outbox(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var ids []string
+		for _, it := range ob {
+			ids = append(ids, it.ClientID+"="+string(it.Payload))
+		}
+		return ids
+	}
+
+	id := send("m1")
+	var m Message
+	var ok bool
+	failEveryStep(t, c.db, func() error {
+		var err error
+		m, ok, err = c.SettleRefused(ctx, "m1", "too big", notice("n1", gen()))
+		return err
+	})
+	if !ok || m.ID != id || m.State != Failed || m.Reason != "too big" || m.Seq != 1 {
+		t.Fatalf("refused: %+v ok=%v", m, ok)
+	}
+	if got := outbox(); len(got) != 1 || got[0] != "n1=notice n1" {
+		t.Fatalf("outbox after the refusal: %v, want the notice alone", got)
+	}
+	if ss, _ := c.Sessions(ctx, "card-bob"); string(ss[0].State) != "notice n1" {
+		t.Fatalf("session state %q, want the notice's", ss[0].State)
+	}
+
+	// Settled already (the relay answered twice): no second notice.
+	g := gen()
+	if _, ok, err := c.SettleRefused(ctx, "m1", "too big", notice("n2", g)); ok || err != nil {
+		t.Fatalf("settling twice: ok=%v %v", ok, err)
+	}
+	if got := outbox(); len(got) != 1 || gen() != g {
+		t.Fatalf("settling twice committed a notice: outbox %v, session generation %d, want %d", got, gen(), g)
+	}
+
+	// The notice's session moved on: nothing changes, the refused item stays.
+	send("m2")
+	if _, _, err := c.SettleRefused(ctx, "m2", "too big", notice("n3", g)); !errors.Is(err, ErrStaleSession) {
+		t.Fatalf("a stale notice: %v", err)
+	}
+	if got := outbox(); len(got) != 2 || got[1] != "m2=wire m2" {
+		t.Fatalf("outbox after a stale notice: %v", got)
+	}
+	if m, err := c.MessageByClientID(ctx, "m2"); err != nil || m.State != Pending {
+		t.Fatalf("m2 after a stale notice: %+v %v", m, err)
+	}
+
+	// A notice is no message; a refusal has a reason.
+	bad := notice("n4", gen())
+	bad.Message = &Message{Contact: "bob", Body: []byte("x")}
+	if _, _, err := c.SettleRefused(ctx, "m2", "too big", bad); !errors.Is(err, ErrInvalid) {
+		t.Fatalf("a notice with a message: %v", err)
+	}
+	if _, _, err := c.SettleRefused(ctx, "m2", "", nil); !errors.Is(err, ErrInvalid) {
+		t.Fatalf("a refusal without a reason: %v", err)
+	}
+}
+
 // TestCommitAwaited: a message queued before its session existed keeps its client id,
 // message and place in the queue when its ciphertext is committed with the new session
 // state, all or nothing.

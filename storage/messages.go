@@ -377,17 +377,41 @@ func (c *Client) RemoveOutbox(ctx context.Context, clientID string) error {
 // the item was not there (the relay may confirm twice) or carried no message (a
 // receipt).
 func (c *Client) SettleOutbox(ctx context.Context, clientID, failure string) (m Message, ok bool, err error) {
-	return c.settleOutbox(ctx, clientID, failure, 0)
+	return c.settleOutbox(ctx, clientID, failure, 0, nil)
+}
+
+// SettleRefused is SettleOutbox for an item the relay refused for good (failure: why,
+// not ""), that commits notice, when not nil, in the same transaction: the withdrawn
+// notice of the item's message (chat/PAYLOAD.md §4.6), an outbox item with no message
+// and the ratchet state that encrypted it. The notice is committed exactly when ok is
+// true — the item was there and its message was marked Failed — and otherwise nothing
+// of it is, so a crash leaves either the refused item in the outbox or its settlement
+// with its notice, never one without the other. ErrStaleSession (nothing changed) if
+// the notice's session moved on meanwhile.
+func (c *Client) SettleRefused(ctx context.Context, clientID, failure string, notice *SendTx) (m Message, ok bool, err error) {
+	if failure == "" {
+		return Message{}, false, fmt.Errorf("%w: a refusal without a reason", ErrInvalid)
+	}
+	if notice != nil && notice.Message != nil {
+		return Message{}, false, fmt.Errorf("%w: a withdrawn notice is no message", ErrInvalid)
+	}
+	return c.settleOutbox(ctx, clientID, failure, 0, notice)
 }
 
 // SettleOutboxAccepted is SettleOutbox for an item the relay accepted under relayMsgID,
 // which is recorded for its message (a retry request names it: chat/PAYLOAD.md §4.3;
 // SentByRelayMsgID finds it).
 func (c *Client) SettleOutboxAccepted(ctx context.Context, clientID string, relayMsgID int64) (m Message, ok bool, err error) {
-	return c.settleOutbox(ctx, clientID, "", relayMsgID)
+	return c.settleOutbox(ctx, clientID, "", relayMsgID, nil)
 }
 
-func (c *Client) settleOutbox(ctx context.Context, clientID, failure string, relayMsgID int64) (m Message, ok bool, err error) {
+func (c *Client) settleOutbox(ctx context.Context, clientID, failure string, relayMsgID int64, notice *SendTx) (m Message, ok bool, err error) {
+	var sealedNotice sealedSend
+	if notice != nil {
+		if sealedNotice, err = c.sealSend(*notice); err != nil {
+			return Message{}, false, fmt.Errorf("storage: remove %q from outbox: %w", clientID, err)
+		}
+	}
 	var sealedBody []byte
 	var sent, recv int64
 	err = c.db.write(ctx, func(tx *txn) error {
@@ -412,6 +436,9 @@ func (c *Client) settleOutbox(ctx context.Context, clientID, failure string, rel
 		}
 		if err == nil && relayMsgID > 0 {
 			err = recordRelayMsgID(ctx, tx, msgID, relayMsgID)
+		}
+		if err == nil && notice != nil {
+			_, err = c.sendTx(ctx, tx, sealedNotice)
 		}
 		ok = err == nil
 		return err
@@ -474,67 +501,91 @@ type SendTx struct {
 // CommitSend commits a send in one transaction and returns the new message's id (0 for
 // a receipt). ErrExists if the outbox already has the client id; nothing changes then.
 func (c *Client) CommitSend(ctx context.Context, s SendTx) (int64, error) {
-	if s.Outbox.ClientID == "" {
-		return 0, fmt.Errorf("%w: outbox item without client id", ErrInvalid)
-	}
-	var sessSealed []byte
-	if s.Session.ID != "" {
-		var err error
-		if sessSealed, err = c.sealSession(s.Session); err != nil {
-			return 0, err
-		}
-	}
-	payload, err := c.keys.seal("outbox", "payload", s.Outbox.ClientID, s.Outbox.Payload)
+	sealed, err := c.sealSend(s)
 	if err != nil {
 		return 0, err
 	}
 	var msgID int64
 	err = c.db.write(ctx, func(tx *txn) error {
-		msgID = 0
-		var n int
-		if err := tx.scan(ctx, "SELECT count(*) FROM outbox WHERE client_id = ?", []any{s.Outbox.ClientID}, &n); err != nil {
-			return err
-		}
-		if n > 0 {
-			return fmt.Errorf("%w: outbox item %q", ErrExists, s.Outbox.ClientID)
-		}
-		if sessSealed != nil {
-			if err := putSession(ctx, tx, s.Session, sessSealed); err != nil {
-				return err
-			}
-		}
-		if s.Message != nil {
-			m := *s.Message
-			m.Direction = Outgoing
-			if m.ClientID == "" {
-				m.ClientID = s.Outbox.ClientID
-			}
-			var err error
-			if msgID, s.Message.Order, err = c.insertMessage(ctx, tx, m); err != nil {
-				return err
-			}
-			if s.ToCardID != "" {
-				if err := recordToCard(ctx, tx, msgID, s.ToCardID); err != nil {
-					return err
-				}
-			}
-			// Writing to a contact is consent to receipts going to them.
-			if _, err := tx.exec(ctx, "UPDATE contacts SET consented = 1 WHERE name = ? AND consented = 0", m.Contact); err != nil {
-				return err
-			}
-		}
-		created := s.Outbox.CreatedAt
-		if created.IsZero() {
-			created = time.Now()
-		}
-		_, err := tx.exec(ctx, "INSERT INTO outbox (client_id, recipient, payload_sealed, message_id, created_at, awaiting_session) VALUES (?, ?, ?, ?, ?, ?)",
-			s.Outbox.ClientID, s.Outbox.To, payload, msgID, dbTime(created), s.Outbox.AwaitingSession)
+		var err error
+		msgID, err = c.sendTx(ctx, tx, sealed)
 		return err
 	})
 	if err != nil {
 		return 0, fmt.Errorf("storage: commit send: %w", err)
 	}
 	return msgID, nil
+}
+
+// sealedSend is a SendTx with its session state and outbox payload sealed, ready to be
+// written in a transaction (sendTx).
+type sealedSend struct {
+	SendTx
+	session []byte // nil when SendTx.Session.ID is ""
+	payload []byte
+}
+
+func (c *Client) sealSend(s SendTx) (sealedSend, error) {
+	if s.Outbox.ClientID == "" {
+		return sealedSend{}, fmt.Errorf("%w: outbox item without client id", ErrInvalid)
+	}
+	out := sealedSend{SendTx: s}
+	if s.Session.ID != "" {
+		var err error
+		if out.session, err = c.sealSession(s.Session); err != nil {
+			return sealedSend{}, err
+		}
+	}
+	var err error
+	if out.payload, err = c.keys.seal("outbox", "payload", s.Outbox.ClientID, s.Outbox.Payload); err != nil {
+		return sealedSend{}, err
+	}
+	return out, nil
+}
+
+// sendTx writes a sealed send in tx and returns the new message's id (0 for a receipt).
+// ErrExists if the outbox already has the client id.
+func (c *Client) sendTx(ctx context.Context, tx *txn, s sealedSend) (int64, error) {
+	var n int
+	if err := tx.scan(ctx, "SELECT count(*) FROM outbox WHERE client_id = ?", []any{s.Outbox.ClientID}, &n); err != nil {
+		return 0, err
+	}
+	if n > 0 {
+		return 0, fmt.Errorf("%w: outbox item %q", ErrExists, s.Outbox.ClientID)
+	}
+	if s.session != nil {
+		if err := putSession(ctx, tx, s.Session, s.session); err != nil {
+			return 0, err
+		}
+	}
+	var msgID int64
+	if s.Message != nil {
+		m := *s.Message
+		m.Direction = Outgoing
+		if m.ClientID == "" {
+			m.ClientID = s.Outbox.ClientID
+		}
+		var err error
+		if msgID, s.Message.Order, err = c.insertMessage(ctx, tx, m); err != nil {
+			return 0, err
+		}
+		if s.ToCardID != "" {
+			if err := recordToCard(ctx, tx, msgID, s.ToCardID); err != nil {
+				return 0, err
+			}
+		}
+		// Writing to a contact is consent to receipts going to them.
+		if _, err := tx.exec(ctx, "UPDATE contacts SET consented = 1 WHERE name = ? AND consented = 0", m.Contact); err != nil {
+			return 0, err
+		}
+	}
+	created := s.Outbox.CreatedAt
+	if created.IsZero() {
+		created = time.Now()
+	}
+	_, err := tx.exec(ctx, "INSERT INTO outbox (client_id, recipient, payload_sealed, message_id, created_at, awaiting_session) VALUES (?, ?, ?, ?, ?, ?)",
+		s.Outbox.ClientID, s.Outbox.To, s.payload, msgID, dbTime(created), s.Outbox.AwaitingSession)
+	return msgID, err
 }
 
 // insertMessage allocates the message id first, so the body can be sealed to it, then
