@@ -176,13 +176,16 @@ func (c *Controller) settle(ctx context.Context, it storage.OutboxItem, failure 
 // settleSent is settle that records, for an accepted item, the relay msg id it was
 // accepted under (a retry request names it).
 func (c *Controller) settleSent(ctx context.Context, it storage.OutboxItem, failure string, relayMsgID int64) error {
+	if failure != "" {
+		return c.settleRefused(ctx, it, failure)
+	}
 	var m storage.Message
 	var ok bool
 	var err error
-	if failure == "" && relayMsgID > 0 {
+	if relayMsgID > 0 {
 		m, ok, err = c.store.SettleOutboxAccepted(ctx, it.ClientID, relayMsgID)
 	} else {
-		m, ok, err = c.store.SettleOutbox(ctx, it.ClientID, failure)
+		m, ok, err = c.store.SettleOutbox(ctx, it.ClientID, "")
 	}
 	if err != nil {
 		return err
@@ -190,11 +193,94 @@ func (c *Controller) settleSent(ctx context.Context, it storage.OutboxItem, fail
 	if ok {
 		msg := toMessage(m)
 		c.emit(Event{Kind: DeliveryChanged, Contact: m.Contact, Message: &msg})
-		if failure != "" && m.Direction == storage.Outgoing && m.Seq > 0 {
-			c.sendWithdrawn(ctx, m)
+	}
+	return nil
+}
+
+// settleRefused takes an item the relay refused for good out of the outbox and marks
+// its message Failed (failure: why) and, when the message took a sequence number,
+// commits the withdrawn notice that gives the number up (chat/PAYLOAD.md §4.6) in the
+// same transaction, with the ratchet step that encrypted it. A crash therefore leaves
+// either both or neither: then the refused item is still in the outbox, the next run
+// sends it again, and the relay's answer settles it then (refused again: with its
+// notice; accepted: it is delivered and needs none). Settling the message first and
+// queueing the notice afterwards could lose the notice for good, and the receiver
+// would report the number as a missing message.
+//
+// The notice is committed only now, behind anything queued to the contact while the
+// relay was answering, so it may arrive after later messages (the relay may reorder
+// besides). It carries m's own send time, not the time of the refusal: the receiver
+// then places it by its seq, before the later messages that overtook it, as it places
+// any late message (storage's placeMessage puts a lower seq before the higher ones only
+// when they were sent no earlier), and the conversation reads in the sender's order
+// whatever the arrival order, across restarts too.
+func (c *Controller) settleRefused(ctx context.Context, it storage.OutboxItem, failure string) error {
+	c.mu.Lock() // the notice's ratchet step, from its encryption to its commit
+	tx := c.withdrawnNotice(ctx, it)
+	if tx != nil && c.beforeCommit != nil {
+		c.beforeCommit()
+	}
+	m, ok, err := c.store.SettleRefused(ctx, it.ClientID, failure, tx)
+	if err == nil && ok && tx != nil {
+		c.out.add(tx.Outbox) // the sender gets the committed ciphertext itself
+	}
+	c.mu.Unlock()
+	if err != nil {
+		return fmt.Errorf("chat: settling a refused message to %s: %w", it.To, err)
+	}
+	if ok {
+		msg := toMessage(m)
+		c.emit(Event{Kind: DeliveryChanged, Contact: m.Contact, Message: &msg})
+		if tx != nil {
+			c.kickSender()
 		}
 	}
 	return nil
+}
+
+// withdrawnNotice encrypts the withdrawn notice for the refused item's message and
+// returns it, with the ratchet state that encrypted it, ready to commit. It returns nil
+// when none is due (a receipt, a message without a number) or none can be sent (no
+// session with the contact, no consent, a pending key change: controlSession); the
+// refusal is then settled without one. c.mu must be held.
+func (c *Controller) withdrawnNotice(ctx context.Context, it storage.OutboxItem) *storage.SendTx {
+	if it.MessageID == 0 {
+		return nil
+	}
+	m, err := c.store.Message(ctx, it.MessageID)
+	if err != nil || m.Direction != storage.Outgoing || m.Seq == 0 {
+		return nil
+	}
+	at := m.SentAt
+	if at.IsZero() {
+		at = c.now()
+	}
+	plain, err := payload.Encode(&payload.Payload{Type: payload.Withdrawn, At: at, ID: m.ClientID, Seq: m.Seq})
+	if err != nil {
+		c.log.Info("withdrawn notice not sent", "contact", m.Contact, "err", err)
+		return nil
+	}
+	s, err := c.controlSession(ctx, m.Contact)
+	if err == nil && s == nil {
+		err = errors.New("no session with the contact")
+	}
+	var wire []byte
+	if err == nil {
+		if wire, err = s.s.Encrypt(plain); err != nil {
+			err = fmt.Errorf("chat: encrypting for %s: %w", m.Contact, err)
+		}
+	}
+	var row storage.Session
+	if err == nil {
+		s.active = true
+		row, err = c.sessionRow(s)
+	}
+	if err != nil {
+		c.log.Info("withdrawn notice not sent", "contact", m.Contact, "err", err)
+		return nil
+	}
+	return &storage.SendTx{Session: row,
+		Outbox: storage.OutboxItem{ClientID: newClientID(), To: m.Contact, Payload: wire, CreatedAt: c.now()}}
 }
 
 func (c *Controller) failOutboxItem(ctx context.Context, it storage.OutboxItem, err error) {
@@ -287,52 +373,34 @@ func (c *Controller) sendReceipt(ctx context.Context, contact string, kind paylo
 	c.kickSender()
 }
 
-// queueControl commits a payload that is no message (a receipt, a withdrawn notice) to
-// the outbox, in the contact's active session; it is not sent to a contact the user has
-// not consented to, nor without a session.
+// queueControl commits a payload that is no message (a receipt) to the outbox, in the
+// contact's active session; it is not sent to a contact the user has not consented to,
+// nor without a session.
 func (c *Controller) queueControl(ctx context.Context, contact string, plain []byte) error {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	r, _, err := c.sendableContact(ctx, contact)
-	if err == nil && !r.Consented {
-		// Less metadata: a stranger learns nothing (not even that the message
-		// arrived) until the user writes to or accepts them.
-		err = errNoConsent
-	}
-	var s *Session
-	if err == nil {
-		s, err = c.activeSession(ctx, r.CardID)
-	}
+	s, err := c.controlSession(ctx, contact)
 	if err == nil && s != nil {
 		_, err = c.commitEncrypted(ctx, s, contact, plain, newClientID(), nil)
 	}
 	return err
 }
 
-// sendWithdrawn tells the contact that message m, refused by the relay for good, will
-// never arrive, so its sequence number is no hole (chat/PAYLOAD.md §4.6).
-//
-// The notice is committed only now, behind anything queued to the contact while the
-// relay was answering, so it may arrive after later messages (the relay may reorder
-// besides). It carries m's own send time, not the time of the refusal: the receiver
-// then places it by its seq, before the later messages that overtook it, as it places
-// any late message (storage's placeMessage puts a lower seq before the higher ones only
-// when they were sent no earlier), and the conversation reads in the sender's order
-// whatever the arrival order, across restarts too.
-func (c *Controller) sendWithdrawn(ctx context.Context, m storage.Message) {
-	at := m.SentAt
-	if at.IsZero() {
-		at = c.now()
-	}
-	plain, err := payload.Encode(&payload.Payload{Type: payload.Withdrawn, At: at, ID: m.ClientID, Seq: m.Seq})
-	if err == nil {
-		err = c.queueControl(ctx, m.Contact, plain)
-	}
+// controlSession returns the session a control payload (a receipt, a withdrawn notice)
+// to contact goes in: its active one, nil when there is none. It is errNoConsent for a
+// contact the user has not consented to, and sendableContact's errors when sending to
+// the contact is blocked. c.mu must be held.
+func (c *Controller) controlSession(ctx context.Context, contact string) (*Session, error) {
+	r, _, err := c.sendableContact(ctx, contact)
 	if err != nil {
-		c.log.Info("withdrawn notice not sent", "contact", m.Contact, "err", err)
-		return
+		return nil, err
 	}
-	c.kickSender()
+	if !r.Consented {
+		// Less metadata: a stranger learns nothing (not even that the message
+		// arrived) until the user writes to or accepts them.
+		return nil, errNoConsent
+	}
+	return c.activeSession(ctx, r.CardID)
 }
 
 // sendLoop drains the outbox whenever woken (new message, reconnect): per recipient in
@@ -490,8 +558,9 @@ func (c *Controller) sendOne(ctx context.Context, rc RelayClient, it *storage.Ou
 		c.log.Info("send deferred", "to", it.To, "err", err)
 		return sendLater
 	}
-	// No session state changes here, so c.mu is not needed: the settlement is its own
-	// transaction, and the receive path never moves a state backwards.
+	// An acceptance changes no session state, so c.mu is not needed: the settlement is
+	// its own transaction, and the receive path never moves a state backwards. A
+	// refusal's settlement takes c.mu itself, for its withdrawn notice (settleRefused).
 	failure := ""
 	if err != nil {
 		failure = err.Error() // refused for good: record why
