@@ -254,3 +254,41 @@ func TestWithdrawnNoticeOvertakenKeepsSendOrder(t *testing.T) {
 		t.Fatalf("a refused message raised gaps %+v", gaps)
 	}
 }
+
+// The very first message to a contact, refused for good, is withdrawn like any other:
+// the send that started the session committed it with the message, so the notice goes
+// in that session (an initial message the receiver can open although it never saw the
+// refused one), and the receiver, whose first message from the sender is then seq 2,
+// reports no hole for seq 1.
+func TestRefusedFirstMessageRaisesNoGap(t *testing.T) {
+	r := relaytest.Start(t)
+	ref := &refusingRelay{refuse: 1}
+	alice := newUser(t, r, "alice", func(p *Profile) {
+		p.Prefs.Dial = func(cfg client.Config) RelayClient { ref.RelayClient = client.New(cfg); return ref }
+	})
+	clock := &fakeClock{now: time.Now().UTC().Truncate(time.Second)}
+	bob := newUser(t, r, "bob", func(p *Profile) { p.Prefs.Clock = clock.Now })
+	ctx := t.Context()
+	_, err := alice.c.AddContact(ctx, "bob")
+	must(t, err)
+	one, err := alice.c.Send(ctx, "bob", "one")
+	must(t, err)
+	waitEvent(t, alice.c, "one refused", func(e Event) bool {
+		return e.Kind == DeliveryChanged && e.Message.ID == one.ID && e.Message.State == Failed
+	})
+	_, err = alice.c.Send(ctx, "bob", "two")
+	must(t, err)
+	waitAll(t, bob.c, "two and one's withdrawn notice",
+		func(e Event) bool {
+			return e.Kind == MessageReceived && e.Contact == "alice" && e.Message.Text == "two"
+		},
+		func(e Event) bool {
+			return e.Kind == MessageReceived && e.Contact == "alice" && e.Message.State == Failed && e.Message.Seq == 1
+		})
+	clock.Add(time.Hour)
+	gaps, err := bob.c.Gaps(ctx, "alice")
+	must(t, err)
+	if len(gaps) != 0 {
+		t.Fatalf("a refused first message raised gaps %+v", gaps)
+	}
+}
