@@ -188,6 +188,10 @@ func gcStats() (cycles, allocated uint64) {
 type childRelay struct {
 	addr, admin string
 	tls         *tls.Config // trusts the child's CA; nil without TLS
+	// stop ends the child and waits for it (also done when the benchmark ends): a
+	// load run stops its child once measured, so that the next run of the same
+	// benchmark does not share the two cores with an idle relay and its connections.
+	stop func()
 }
 
 // startChildRelayTLS runs a relay in a child process (this test binary) with the given
@@ -210,8 +214,10 @@ func startChild(b *testing.B, syncMode string, useTLS bool) childRelay {
 	if err := cmd.Start(); err != nil {
 		b.Fatal(err)
 	}
-	b.Cleanup(func() { stdin.Close(); cmd.Wait() })
 	var c childRelay
+	var once sync.Once
+	c.stop = func() { once.Do(func() { stdin.Close(); cmd.Wait() }) }
+	b.Cleanup(c.stop)
 	sc := bufio.NewScanner(stdout)
 	for sc.Scan() {
 		if a, ok := strings.CutPrefix(sc.Text(), "CA "); ok {
