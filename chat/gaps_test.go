@@ -48,21 +48,10 @@ func (r *refusingRelay) Send(ctx context.Context, to string, body []byte, client
 // (here: the withdrawn notice deleted, as an older sender would never send it) is
 // reported a minute after the later message arrived, not before.
 func TestRefusedMessageRaisesNoGap(t *testing.T) {
-	r := relaytest.Start(t)
 	ref := &refusingRelay{}
-	alice := newUser(t, r, "alice", func(p *Profile) {
-		p.Prefs.Dial = func(cfg client.Config) RelayClient { ref.RelayClient = client.New(cfg); return ref }
-	})
-	clock := &fakeClock{now: time.Now().UTC().Truncate(time.Second)}
-	bob := newUser(t, r, "bob", func(p *Profile) { p.Prefs.Clock = clock.Now })
+	alice, bob, clock := refusalPair(t, func(c RelayClient) RelayClient { ref.RelayClient = c; return ref })
 	ctx := t.Context()
-	if _, err := alice.c.AddContact(ctx, "bob"); err != nil {
-		t.Fatal(err)
-	}
-	if _, err := alice.c.Send(ctx, "bob", "one"); err != nil {
-		t.Fatal(err)
-	}
-	waitReceived(t, bob.c, "alice", "one")
+	sendOne(t, alice, bob)
 	ref.mu.Lock()
 	ref.refuse = 1
 	ref.mu.Unlock()
@@ -191,19 +180,10 @@ func waitAll(t *testing.T, c *Controller, what string, matches ...func(Event) bo
 // receiver shows the conversation in the sender's order: one, the refused two's
 // placeholder, three — and reports no hole.
 func TestWithdrawnNoticeOvertakenKeepsSendOrder(t *testing.T) {
-	r := relaytest.Start(t)
 	hold := &holdingRelay{}
-	alice := newUser(t, r, "alice", func(p *Profile) {
-		p.Prefs.Dial = func(cfg client.Config) RelayClient { hold.RelayClient = client.New(cfg); return hold }
-	})
-	clock := &fakeClock{now: time.Now().UTC().Truncate(time.Second)}
-	bob := newUser(t, r, "bob", func(p *Profile) { p.Prefs.Clock = clock.Now })
+	alice, bob, clock := refusalPair(t, func(c RelayClient) RelayClient { hold.RelayClient = c; return hold })
 	ctx := t.Context()
-	_, err := alice.c.AddContact(ctx, "bob")
-	must(t, err)
-	_, err = alice.c.Send(ctx, "bob", "one")
-	must(t, err)
-	waitReceived(t, bob.c, "alice", "one")
+	sendOne(t, alice, bob)
 
 	hold.arm()
 	two, err := alice.c.Send(ctx, "bob", "two")
@@ -261,16 +241,9 @@ func TestWithdrawnNoticeOvertakenKeepsSendOrder(t *testing.T) {
 // refused one), and the receiver, whose first message from the sender is then seq 2,
 // reports no hole for seq 1.
 func TestRefusedFirstMessageRaisesNoGap(t *testing.T) {
-	r := relaytest.Start(t)
 	ref := &refusingRelay{refuse: 1}
-	alice := newUser(t, r, "alice", func(p *Profile) {
-		p.Prefs.Dial = func(cfg client.Config) RelayClient { ref.RelayClient = client.New(cfg); return ref }
-	})
-	clock := &fakeClock{now: time.Now().UTC().Truncate(time.Second)}
-	bob := newUser(t, r, "bob", func(p *Profile) { p.Prefs.Clock = clock.Now })
+	alice, bob, clock := refusalPair(t, func(c RelayClient) RelayClient { ref.RelayClient = c; return ref })
 	ctx := t.Context()
-	_, err := alice.c.AddContact(ctx, "bob")
-	must(t, err)
 	one, err := alice.c.Send(ctx, "bob", "one")
 	must(t, err)
 	waitEvent(t, alice.c, "one refused", func(e Event) bool {
@@ -291,4 +264,27 @@ func TestRefusedFirstMessageRaisesNoGap(t *testing.T) {
 	if len(gaps) != 0 {
 		t.Fatalf("a refused first message raised gaps %+v", gaps)
 	}
+}
+
+// refusalPair starts a relay with alice, whose relay client wrap wraps, and bob, whose
+// clock the test moves; alice has added bob.
+func refusalPair(t *testing.T, wrap func(RelayClient) RelayClient) (alice, bob *user, clock *fakeClock) {
+	t.Helper()
+	r := relaytest.Start(t)
+	alice = newUser(t, r, "alice", func(p *Profile) {
+		p.Prefs.Dial = func(cfg client.Config) RelayClient { return wrap(client.New(cfg)) }
+	})
+	clock = &fakeClock{now: time.Now().UTC().Truncate(time.Second)}
+	bob = newUser(t, r, "bob", func(p *Profile) { p.Prefs.Clock = clock.Now })
+	_, err := alice.c.AddContact(t.Context(), "bob")
+	must(t, err)
+	return alice, bob, clock
+}
+
+// sendOne has alice send bob "one" and waits until bob has it.
+func sendOne(t *testing.T, alice, bob *user) {
+	t.Helper()
+	_, err := alice.c.Send(t.Context(), "bob", "one")
+	must(t, err)
+	waitReceived(t, bob.c, "alice", "one")
 }

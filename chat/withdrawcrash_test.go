@@ -15,7 +15,6 @@ import (
 
 	"pfschat/relay"
 	"pfschat/relay/client"
-	"pfschat/relay/relaytest"
 	"pfschat/storage"
 )
 
@@ -129,19 +128,10 @@ func TestWithdrawnNoticeSurvivesCrash(t *testing.T) {
 }
 
 func withdrawnNoticeCrash(t *testing.T, point string) {
-	r := relaytest.Start(t)
 	rel := &parentRelay{refuse: make(map[string]bool), sent: make(map[string]int)}
-	alice := newUser(t, r, "alice", func(p *Profile) {
-		p.Prefs.Dial = func(cfg client.Config) RelayClient { rel.RelayClient = client.New(cfg); return rel }
-	})
-	clock := &fakeClock{now: time.Now().UTC().Truncate(time.Second)}
-	bob := newUser(t, r, "bob", func(p *Profile) { p.Prefs.Clock = clock.Now })
+	alice, bob, clock := refusalPair(t, func(c RelayClient) RelayClient { rel.RelayClient = c; return rel })
 	ctx := t.Context()
-	_, err := alice.c.AddContact(ctx, "bob")
-	must(t, err)
-	_, err = alice.c.Send(ctx, "bob", "one")
-	must(t, err)
-	waitReceived(t, bob.c, "alice", "one")
+	sendOne(t, alice, bob)
 	if n, err := alice.c.Flush(ctx); err != nil || n != 0 {
 		t.Fatalf("flushing alice's outbox: %d left, %v", n, err)
 	}
