@@ -88,12 +88,7 @@ func TestRefusedMessageRaisesNoGap(t *testing.T) {
 	if withdrawn == nil || withdrawn.Seq != 2 || withdrawn.Outgoing || withdrawn.Reason != WithdrawnReason || withdrawn.Text != "" {
 		t.Fatalf("the refused message's place: %+v", withdrawn)
 	}
-	clock.Add(time.Hour)
-	gaps, err := bob.c.Gaps(ctx, "alice")
-	must(t, err)
-	if len(gaps) != 0 {
-		t.Fatalf("a refused message raised gaps %+v", gaps)
-	}
+	noGapsAfterAnHour(t, bob, clock)
 
 	// A message lost after the relay accepted it is a hole, reported only once the
 	// later message has waited GapWait.
@@ -108,7 +103,7 @@ func TestRefusedMessageRaisesNoGap(t *testing.T) {
 	}
 	five := waitReceived(t, bob.c, "alice", "five")
 	clock.Add(GapWait - time.Second)
-	gaps, err = bob.c.Gaps(ctx, "alice")
+	gaps, err := bob.c.Gaps(ctx, "alice")
 	must(t, err)
 	if len(gaps) != 0 {
 		t.Fatalf("a hole reported before GapWait: %+v", gaps)
@@ -214,25 +209,11 @@ func TestWithdrawnNoticeOvertakenKeepsSendOrder(t *testing.T) {
 	if i := slices.IndexFunc(ah, func(m Message) bool { return m.ID == two.ID }); i < 0 || ah[i].State != Failed {
 		t.Fatalf("alice's two is not failed: %+v", ah)
 	}
-	h, err := bob.c.History(ctx, "alice", 0, 10)
-	must(t, err)
-	var got []string
-	for i := len(h) - 1; i >= 0; i-- {
-		got = append(got, fmt.Sprintf("%d %q %s", h[i].Seq, h[i].Text, h[i].State))
-	}
-	want := []string{`1 "one" delivered`, `2 "" failed`, `3 "three" delivered`}
-	if !slices.Equal(got, want) {
-		t.Fatalf("bob's conversation:\n%s\nwant:\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
-	}
+	h := wantConversation(t, bob, `1 "one" delivered`, `2 "" failed`, `3 "three" delivered`)
 	if w := h[1]; w.Outgoing || w.Reason != WithdrawnReason {
 		t.Fatalf("the refused message's place: %+v", w)
 	}
-	clock.Add(time.Hour)
-	gaps, err := bob.c.Gaps(ctx, "alice")
-	must(t, err)
-	if len(gaps) != 0 {
-		t.Fatalf("a refused message raised gaps %+v", gaps)
-	}
+	noGapsAfterAnHour(t, bob, clock)
 }
 
 // The very first message to a contact, refused for good, is withdrawn like any other:
@@ -287,4 +268,33 @@ func sendOne(t *testing.T, alice, bob *user) {
 	_, err := alice.c.Send(t.Context(), "bob", "one")
 	must(t, err)
 	waitReceived(t, bob.c, "alice", "one")
+}
+
+// wantConversation fails unless bob's conversation with alice, oldest first, is want
+// ("seq "text" state" each), and returns it oldest first.
+func wantConversation(t *testing.T, bob *user, want ...string) []Message {
+	t.Helper()
+	h, err := bob.c.History(t.Context(), "alice", 0, 10)
+	must(t, err)
+	slices.Reverse(h)
+	var got []string
+	for _, m := range h {
+		got = append(got, fmt.Sprintf("%d %q %s", m.Seq, m.Text, m.State))
+	}
+	if !slices.Equal(got, want) {
+		t.Fatalf("bob's conversation:\n%s\nwant:\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
+	}
+	return h
+}
+
+// noGapsAfterAnHour moves bob's clock an hour on and fails if his conversation with
+// alice then has a hole.
+func noGapsAfterAnHour(t *testing.T, bob *user, clock *fakeClock) {
+	t.Helper()
+	clock.Add(time.Hour)
+	gaps, err := bob.c.Gaps(t.Context(), "alice")
+	must(t, err)
+	if len(gaps) != 0 {
+		t.Fatalf("a refused message raised gaps %+v", gaps)
+	}
 }

@@ -182,21 +182,8 @@ func withdrawnNoticeCrash(t *testing.T, point string) {
 		t.Errorf("alice sent %d withdrawn notices after the crash, want 1", notices)
 	}
 
-	h, err := bob.c.History(ctx, "alice", 0, 10)
-	must(t, err)
-	var got []string
-	for i := len(h) - 1; i >= 0; i-- {
-		got = append(got, fmt.Sprintf("%d %q %s", h[i].Seq, h[i].Text, h[i].State))
-	}
-	if want := `1 "one" delivered|2 "" failed|3 "three" delivered`; strings.Join(got, "|") != want {
-		t.Fatalf("bob's conversation:\n%s\nwant:\n%s", strings.Join(got, "\n"), strings.ReplaceAll(want, "|", "\n"))
-	}
-	clock.Add(time.Hour)
-	gaps, err := bob.c.Gaps(ctx, "alice")
-	must(t, err)
-	if len(gaps) != 0 {
-		t.Fatalf("bob reports gaps %+v", gaps)
-	}
+	wantConversation(t, bob, `1 "one" delivered`, `2 "" failed`, `3 "three" delivered`)
+	noGapsAfterAnHour(t, bob, clock)
 }
 
 // runWithdrawCrashChild runs withdrawCrashChild on the profile in dir, kills it with
