@@ -19,7 +19,9 @@ import (
 // measured in the same run, so that a slow day or a busy machine moves both sides:
 //
 //  1. the durable relay's saturated rate at 1,000 pairs (each sender keeps 8 messages
-//     in flight; relay in a child process as `pfschat relay` runs it, FULL sync);
+//     in flight; relay in a child process as `pfschat relay` runs it, FULL sync; the
+//     load from another child, so that the process measuring the tails below has not
+//     just run flat out: saturateApart);
 //  2. the relay at 25% of that rate: p50/p99 send → deliver, the commit-time histogram,
 //     messages per relay CPU-second;
 //  3. the bare gorilla forwarder (also a child process) at the same rate: its p50/p99
