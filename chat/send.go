@@ -264,23 +264,15 @@ func (c *Controller) withdrawnNotice(ctx context.Context, it storage.OutboxItem)
 	if err == nil && s == nil {
 		err = errors.New("no session with the contact")
 	}
-	var wire []byte
+	var tx storage.SendTx
 	if err == nil {
-		if wire, err = s.s.Encrypt(plain); err != nil {
-			err = fmt.Errorf("chat: encrypting for %s: %w", m.Contact, err)
-		}
-	}
-	var row storage.Session
-	if err == nil {
-		s.active = true
-		row, err = c.sessionRow(s)
+		tx, err = c.encryptSend(s, m.Contact, plain, newClientID(), nil)
 	}
 	if err != nil {
 		c.log.Info("withdrawn notice not sent", "contact", m.Contact, "err", err)
 		return nil
 	}
-	return &storage.SendTx{Session: row,
-		Outbox: storage.OutboxItem{ClientID: newClientID(), To: m.Contact, Payload: wire, CreatedAt: c.now()}}
+	return &tx
 }
 
 func (c *Controller) failOutboxItem(ctx context.Context, it storage.OutboxItem, err error) {
@@ -316,30 +308,41 @@ func (c *Controller) sendableContact(ctx context.Context, contact string) (stora
 // commitEncrypted encrypts on s, commits, and hands the outbox item to the sender.
 // c.mu must be held.
 func (c *Controller) commitEncrypted(ctx context.Context, s *Session, to string, plain []byte, clientID string, msg *storage.Message) (int64, error) {
-	wire, err := s.s.Encrypt(plain)
-	if err != nil {
-		return 0, fmt.Errorf("chat: encrypting for %s: %w", to, err)
-	}
-	s.active = true
-	row, err := c.sessionRow(s)
+	tx, err := c.encryptSend(s, to, plain, clientID, msg)
 	if err != nil {
 		return 0, err
 	}
-	it := storage.OutboxItem{ClientID: clientID, To: to, Payload: wire, CreatedAt: c.now()}
 	if c.beforeCommit != nil {
 		c.beforeCommit()
-	}
-	tx := storage.SendTx{Session: row, Message: msg, Outbox: it}
-	if msg != nil {
-		tx.ToCardID = row.PeerCardID // a resend goes only to this card (retry.go)
 	}
 	id, err := c.store.CommitSend(ctx, tx)
 	if err != nil {
 		return 0, fmt.Errorf("chat: committing message to %s: %w", to, err)
 	}
-	it.MessageID = id
-	c.out.add(it) // the sender gets the committed ciphertext itself: no read-back
+	tx.Outbox.MessageID = id
+	c.out.add(tx.Outbox) // the sender gets the committed ciphertext itself: no read-back
 	return id, nil
+}
+
+// encryptSend encrypts plain in s for to and returns the send to commit: the outbox
+// item under clientID, s's state after the step, and msg (nil for a control payload).
+// c.mu must be held from here to the commit.
+func (c *Controller) encryptSend(s *Session, to string, plain []byte, clientID string, msg *storage.Message) (storage.SendTx, error) {
+	wire, err := s.s.Encrypt(plain)
+	if err != nil {
+		return storage.SendTx{}, fmt.Errorf("chat: encrypting for %s: %w", to, err)
+	}
+	s.active = true
+	row, err := c.sessionRow(s)
+	if err != nil {
+		return storage.SendTx{}, err
+	}
+	tx := storage.SendTx{Session: row, Message: msg,
+		Outbox: storage.OutboxItem{ClientID: clientID, To: to, Payload: wire, CreatedAt: c.now()}}
+	if msg != nil {
+		tx.ToCardID = row.PeerCardID // a resend goes only to this card (retry.go)
+	}
+	return tx, nil
 }
 
 func newClientID() string {

@@ -49,36 +49,32 @@ type loadStats struct {
 	unstamped   int
 }
 
-func (s *loadStats) add(d []time.Duration) {
-	s.mu.Lock()
-	s.latencies = append(s.latencies, d...)
-	s.mu.Unlock()
-}
-
-// wireLatencies records a receiver's wire figures (see loadStats.wire).
-type wireLatencies struct {
-	wire, waits []time.Duration
-	unstamped   int
+// receiverStats is one receiver's share of a load run's figures (see loadStats).
+type receiverStats struct {
+	lat, wire, waits []time.Duration
+	unstamped        int
 }
 
 // add records one delivery: its latency d as the generator measured it, read at now,
 // and the kernel's receive time of its bytes (zero if the read carried none).
-func (w *wireLatencies) add(d time.Duration, now, arrived time.Time) {
+func (r *receiverStats) add(d time.Duration, now, arrived time.Time) {
+	r.lat = append(r.lat, d)
 	if arrived.IsZero() || arrived.After(now) {
-		w.unstamped++
-		w.wire = append(w.wire, d)
+		r.unstamped++
+		r.wire = append(r.wire, d)
 		return
 	}
 	wait := now.Sub(arrived)
-	w.wire = append(w.wire, max(d-wait, 0))
-	w.waits = append(w.waits, wait)
+	r.wire = append(r.wire, max(d-wait, 0))
+	r.waits = append(r.waits, wait)
 }
 
-func (s *loadStats) addWire(w *wireLatencies) {
+func (s *loadStats) addReceiver(r *receiverStats) {
 	s.mu.Lock()
-	s.wire = append(s.wire, w.wire...)
-	s.waits = append(s.waits, w.waits...)
-	s.unstamped += w.unstamped
+	s.latencies = append(s.latencies, r.lat...)
+	s.wire = append(s.wire, r.wire...)
+	s.waits = append(s.waits, r.waits...)
+	s.unstamped += r.unstamped
 	s.mu.Unlock()
 }
 
@@ -142,30 +138,25 @@ func (r loadResult) perCPUSecond() float64 {
 }
 
 func (s *loadStats) result(n int, elapsed time.Duration) loadResult {
-	slices.Sort(s.latencies)
-	q := func(p float64) time.Duration {
-		if len(s.latencies) == 0 {
-			return 0
-		}
-		return s.latencies[int(p*float64(len(s.latencies)-1))]
-	}
-	res := loadResult{rate: float64(n) / elapsed.Seconds(), p50: q(0.50), p99: q(0.99), n: n, unstamped: s.unstamped}
-	quantile := func(d []time.Duration, p float64) time.Duration {
-		if len(d) == 0 {
-			return 0
-		}
+	for _, d := range [][]time.Duration{s.latencies, s.lags, s.wire, s.waits} {
 		slices.Sort(d)
-		return d[int(p*float64(len(d)-1))]
 	}
-	res.wireP50, res.wireP99 = quantile(s.wire, 0.50), quantile(s.wire, 0.99)
-	res.waitP99 = quantile(s.waits, 0.99)
+	res := loadResult{rate: float64(n) / elapsed.Seconds(), n: n, unstamped: s.unstamped,
+		p50: quantile(s.latencies, 0.50), p99: quantile(s.latencies, 0.99),
+		wireP50: quantile(s.wire, 0.50), wireP99: quantile(s.wire, 0.99), waitP99: quantile(s.waits, 0.99)}
 	if len(s.lags) > 0 {
-		slices.Sort(s.lags)
 		res.lagP50 = s.lags[len(s.lags)/2]
-		res.lagP99 = s.lags[int(0.99*float64(len(s.lags)-1))]
-		res.lagMax = s.lags[len(s.lags)-1]
+		res.lagP99, res.lagMax = quantile(s.lags, 0.99), quantile(s.lags, 1)
 	}
 	return res
+}
+
+// quantile is the p-quantile of sorted durations (0 for none).
+func quantile(sorted []time.Duration, p float64) time.Duration {
+	if len(sorted) == 0 {
+		return 0
+	}
+	return sorted[int(p*float64(len(sorted)-1))]
 }
 
 func (r loadResult) report(b *testing.B, prefix string) {
@@ -629,9 +620,8 @@ func floorLoad(b *testing.B, url, admin string, pairs, window, rate int) loadRes
 			defer wg.Done()
 			seen := make([]bool, perPair)
 			dups := 0
-			lat := make([]time.Duration, 0, perPair)
-			wire := &wireLatencies{}
-			defer stats.addWire(wire)
+			rs := &receiverStats{lat: make([]time.Duration, 0, perPair)}
+			defer stats.addReceiver(rs)
 			for got := 0; got < perPair; {
 				_, m, err := receivers[i].ReadMessage()
 				if err != nil {
@@ -640,18 +630,16 @@ func floorLoad(b *testing.B, url, admin string, pairs, window, rate int) loadRes
 				}
 				now := time.Now()
 				d, n := unstampAt(m[2:], now)
-				wire.add(d, now, relaytest.Arrival(receivers[i].NetConn()))
+				rs.add(d, now, relaytest.Arrival(receivers[i].NetConn()))
 				if int(n) >= perPair || seen[n] {
 					dups++
 				} else {
 					seen[n] = true
 					got++
 				}
-				lat = append(lat, d)
 				<-win
 			}
 			checkSeqs(b, "floor", seen, dups)
-			stats.add(lat)
 		}()
 	}
 	wg.Wait()
@@ -822,9 +810,8 @@ func startPair(b *testing.B, wg *sync.WaitGroup, s, r *relaytest.LoadConn, to st
 		c := r
 		seen := make([]bool, perPair)
 		dups := 0
-		lat := make([]time.Duration, 0, perPair)
-		wire := &wireLatencies{}
-		defer stats.addWire(wire)
+		rs := &receiverStats{lat: make([]time.Duration, 0, perPair)}
+		defer stats.addReceiver(rs)
 		var ackIDs []int64
 		lastAck := time.Now()
 		for got := 0; got < perPair; {
@@ -838,14 +825,13 @@ func startPair(b *testing.B, wg *sync.WaitGroup, s, r *relaytest.LoadConn, to st
 			}
 			now := time.Now()
 			d, n := unstampAt(ev.Body, now)
-			wire.add(d, now, c.Arrived())
+			rs.add(d, now, c.Arrived())
 			if int(n) >= perPair || seen[n] {
 				dups++
 			} else {
 				seen[n] = true
 				got++
 			}
-			lat = append(lat, d)
 			<-windowSlots
 			ackIDs = append(ackIDs, ev.MsgID)
 			// Ack in batches, as chat/ does: when 128 are waiting, at the end, or
@@ -861,6 +847,5 @@ func startPair(b *testing.B, wg *sync.WaitGroup, s, r *relaytest.LoadConn, to st
 			}
 		}
 		checkSeqs(b, to, seen, dups)
-		stats.add(lat)
 	}()
 }

@@ -2,13 +2,14 @@ package relaytest
 
 import (
 	"context"
-	"encoding/binary"
 	"io"
 	"net"
 	"sync/atomic"
 	"syscall"
 	"time"
 	"unsafe"
+
+	"golang.org/x/sys/unix"
 )
 
 // stampedConn is a TCP connection whose reads also take the kernel's receive time of
@@ -24,16 +25,12 @@ type stampedConn struct {
 	arrived atomic.Int64 // Unix nanoseconds of the last read's segment; 0 before one
 }
 
-// cmsgHeader is the size of a control message's header (struct cmsghdr) on this
-// platform, and timespecSize that of the struct timespec SCM_TIMESTAMPNS carries.
-const (
-	cmsgHeader   = int(unsafe.Sizeof(syscall.Cmsghdr{}))
-	timespecSize = int(unsafe.Sizeof(syscall.Timespec{}))
-)
+// cmsgHeader is the size of a control message's header (struct cmsghdr).
+const cmsgHeader = unix.SizeofCmsghdr
 
 // DialStamped dials a TCP connection with receive timestamps on, for a
-// websocket.Dialer's NetDialContext. Where the socket
-// refuses them the plain connection is returned, and Arrival reports no time.
+// websocket.Dialer's NetDialContext. Where the socket refuses them the plain
+// connection is returned, and Arrival reports no time.
 func DialStamped(ctx context.Context, network, addr string) (net.Conn, error) {
 	var d net.Dialer
 	c, err := d.DialContext(ctx, network, addr)
@@ -50,7 +47,7 @@ func DialStamped(ctx context.Context, network, addr string) (net.Conn, error) {
 	}
 	var serr error
 	if err := rc.Control(func(fd uintptr) {
-		serr = syscall.SetsockoptInt(int(fd), syscall.SOL_SOCKET, syscall.SO_TIMESTAMPNS, 1)
+		serr = unix.SetsockoptInt(int(fd), unix.SOL_SOCKET, unix.SO_TIMESTAMPNS, 1)
 	}); err != nil || serr != nil {
 		return c, nil
 	}
@@ -64,8 +61,8 @@ func (c *stampedConn) Read(p []byte) (int, error) {
 	var n, oobn int
 	var rerr error
 	err := c.rc.Read(func(fd uintptr) bool {
-		n, oobn, _, _, rerr = syscall.Recvmsg(int(fd), p, c.oob[:], 0)
-		return rerr != syscall.EAGAIN
+		n, oobn, _, _, rerr = unix.Recvmsg(int(fd), p, c.oob[:], 0)
+		return rerr != unix.EAGAIN
 	})
 	if err != nil {
 		return 0, err
@@ -87,29 +84,22 @@ func (c *stampedConn) Read(p []byte) (int, error) {
 // (0 if absent).
 func receiveTime(oob []byte) int64 {
 	for len(oob) >= cmsgHeader {
-		h := (*syscall.Cmsghdr)(unsafe.Pointer(&oob[0]))
-		l := int(h.Len)
-		if l < cmsgHeader || l > len(oob) {
+		h, data, rest, err := unix.ParseOneSocketControlMessage(oob)
+		if err != nil {
 			return 0
 		}
-		if h.Level == syscall.SOL_SOCKET && h.Type == syscall.SCM_TIMESTAMPNS && l >= cmsgHeader+timespecSize {
-			sec := int64(binary.NativeEndian.Uint64(oob[cmsgHeader:]))
-			nsec := int64(binary.NativeEndian.Uint64(oob[cmsgHeader+8:]))
-			return sec*1e9 + nsec
+		if h.Level == unix.SOL_SOCKET && h.Type == unix.SCM_TIMESTAMPNS && len(data) >= int(unsafe.Sizeof(unix.Timespec{})) {
+			return (*unix.Timespec)(unsafe.Pointer(&data[0])).Nano()
 		}
-		// control messages are aligned to the word size
-		next := (l + int(unsafe.Sizeof(uintptr(0))) - 1) &^ (int(unsafe.Sizeof(uintptr(0))) - 1)
-		if next >= len(oob) {
-			return 0
-		}
-		oob = oob[next:]
+		oob = rest
 	}
 	return 0
 }
 
 // Arrival is the kernel's receive time of the bytes the last read on c returned, for
-// a connection DialStamped made (a LoadConn's: see Arrived); the zero time where the platform or
-// socket gives none, before the first read, or when the last read carried no time.
+// a connection DialStamped made (a LoadConn's: see Arrived). It is the zero time where
+// the platform or socket gives none, before the first read, and when the last read
+// carried no time.
 func Arrival(c net.Conn) time.Time {
 	s, ok := c.(*stampedConn)
 	if !ok {
