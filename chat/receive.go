@@ -448,6 +448,10 @@ func (c *Controller) receive(ctx context.Context, in *client.Incoming, relayID s
 		keyPending = true
 	}
 	pl, perr := payload.Decode(plain)
+	// The first message its sender sent in this session (the first of its first sending
+	// chain, as initiator or responder): the lower numbers of its counter, if this profile
+	// has none of them, went to the installation before it (Gaps).
+	opens := env.Header.N == 0 && env.Header.PN == 0
 	switch {
 	case errors.Is(perr, payload.ErrUnknownType):
 		// A newer client's type (chat/PAYLOAD.md §4): the ratchet step is committed,
@@ -476,7 +480,7 @@ func (c *Controller) receive(ctx context.Context, in *client.Incoming, relayID s
 			return nil, fmt.Errorf("chat: looking up a received message id: %w", err)
 		default:
 			tx.Message = &storage.Message{Contact: in.From, Direction: storage.Incoming, Body: []byte(pl.Text),
-				SentAt: pl.At, ReceivedAt: now, State: Delivered, Seq: pl.Seq,
+				SentAt: pl.At, ReceivedAt: now, State: Delivered, Seq: pl.Seq, OpensSession: opens,
 				ClientID: cid, RelayID: relayID,
 				SenderCardID: card.ID(), KeyPending: keyPending}
 			res.receiptFor, res.receiptID = in.From, pl.ID
@@ -502,7 +506,7 @@ func (c *Controller) receive(ctx context.Context, in *client.Incoming, relayID s
 			break
 		}
 		tx.Message = &storage.Message{Contact: in.From, Direction: storage.Incoming, Body: []byte(pl.Text),
-			SentAt: pl.At, ReceivedAt: now, State: Delivered, Seq: pl.Seq,
+			SentAt: pl.At, ReceivedAt: now, State: Delivered, Seq: pl.Seq, OpensSession: opens,
 			ClientID: att.ClientID, RelayID: relayID,
 			SenderCardID: card.ID(), KeyPending: keyPending}
 		tx.Attachment = att
@@ -514,7 +518,7 @@ func (c *Controller) receive(ctx context.Context, in *client.Incoming, relayID s
 		// later messages that overtook it stay after it. No client id: no receipt may
 		// ever name the refused message (it would mark it read).
 		tx.Message = &storage.Message{Contact: in.From, Direction: storage.Incoming,
-			SentAt: pl.At, ReceivedAt: now, State: Failed, Reason: WithdrawnReason, Seq: pl.Seq, RelayID: relayID,
+			SentAt: pl.At, ReceivedAt: now, State: Failed, Reason: WithdrawnReason, Seq: pl.Seq, OpensSession: opens, RelayID: relayID,
 			SenderCardID: card.ID(), KeyPending: keyPending}
 	case pl.Type != payload.Delivered && pl.Type != payload.Read:
 		// Specified in PAYLOAD.md but not acted on yet (retry requests, identity

@@ -3,7 +3,9 @@ package chat_test
 import (
 	"errors"
 	"strings"
+	"sync"
 	"testing"
+	"time"
 
 	"pfschat/chat"
 	"pfschat/chat/chattest"
@@ -173,4 +175,59 @@ func TestResetIdentityWithOldKey(t *testing.T) {
 		t.Fatal("the new identity did not survive a restart")
 	}
 	chattest.Send(t, alice, bob, "after the restart")
+}
+
+// A user who reinstalls (here: recovers the name on a new machine) starts with an empty
+// history, while the contact's counter of messages to them goes on. The first message
+// the new installation gets from the contact (numbered 4) opened the contact's session
+// with the new key, so the three before it went to the old installation: no "message
+// has not arrived" for them.
+func TestReinstalledReceiverSeesNoFalseGap(t *testing.T) {
+	r := relaytest.Start(t)
+	ctx := t.Context()
+	alice, bob := chattest.NewUser(t, r, "alice"), chattest.NewUser(t, r, "bob")
+	code := alice.TakeRecoveryCode()
+	chattest.AddContact(t, bob, "alice")
+	for _, text := range []string{"one", "two", "three"} {
+		chattest.Send(t, bob, alice, text)
+	}
+	alice.Close()
+
+	var mu sync.Mutex
+	now := time.Now()
+	p := chattest.NewProfile(t, "alice-new-machine", func(p *chat.Profile) {
+		p.Prefs.Clock = func() time.Time { mu.Lock(); defer mu.Unlock(); return now }
+	})
+	c, err := p.Recover(ctx, "alice", code, chattest.Passphrase, r.URL)
+	chattest.Must(t, err)
+	alice2 := &chattest.User{Controller: c, Name: "alice", Profile: p, Passphrase: chattest.Passphrase}
+	t.Cleanup(func() { alice2.Close() })
+	chattest.AddContact(t, alice2, "bob")
+	chattest.Must(t, func() error { _, err := alice2.Send(ctx, "bob", "it's me, new phone"); return err }())
+	chattest.WaitEvent(t, bob, "alice's key change", func(e chat.Event) bool {
+		return e.Kind == chat.ContactKeyChanged && e.Contact == "alice"
+	})
+	chattest.Must(t, bob.AcceptKey(ctx, "alice"))
+	chattest.Send(t, bob, alice2, "welcome back")
+	h, err := alice2.History(ctx, "bob", 0, 10)
+	chattest.Must(t, err)
+	if h[0].Text != "welcome back" || h[0].Seq != 4 {
+		t.Fatalf("bob's reply is %q with seq %d, want \"welcome back\" with seq 4 (his counter goes on)", h[0].Text, h[0].Seq)
+	}
+
+	mu.Lock()
+	now = now.Add(time.Hour)
+	mu.Unlock()
+	gaps, err := alice2.Gaps(ctx, "bob")
+	chattest.Must(t, err)
+	if len(gaps) != 0 {
+		t.Fatalf("the reinstalled profile reports bob's messages to the old one as missing: %+v", gaps)
+	}
+	// Deleting the message that opened the session keeps its place, mark included.
+	chattest.Must(t, alice2.DeleteMessage(ctx, "bob", h[0].ID))
+	gaps, err = alice2.Gaps(ctx, "bob")
+	chattest.Must(t, err)
+	if len(gaps) != 0 {
+		t.Fatalf("after deleting bob's first message here, gaps %+v", gaps)
+	}
 }
