@@ -7,9 +7,11 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"hash/fnv"
 	"log/slog"
 	"sync"
 	"sync/atomic"
+	"time"
 
 	"github.com/nats-io/nats.go"
 
@@ -20,8 +22,14 @@ import (
 // Hub is server.Hub across relay nodes: this node's connections are served by a
 // server.MemHub as on one node, and every committed message and notice is also
 // published on the core NATS subject of its recipient (<prefix>.h.<name>), which a
-// node subscribes to while it has a connection of that name. Core NATS is at most
-// once: a live push lost between nodes is still in the queue, read on the next login.
+// node subscribes to while it has a connection of that name.
+//
+// Core NATS is at most once: a push can be lost with a node that dies between its
+// commit and its publish, or with a NATS server that goes down under a connection.
+// The message is still in the queue, and the hub makes its connections read the queue
+// again (server.ResyncingHub): all of them at once when this node's NATS connection
+// comes back, and each one every ResyncEvery besides, spread over the interval, so a
+// connected recipient gets a lost push within that time, not only on its next login.
 type Hub struct {
 	c      *Conn
 	local  *server.MemHub
@@ -31,12 +39,35 @@ type Hub struct {
 	in     chan *nats.Msg
 	done   chan struct{}
 	closed atomic.Bool
+	every  time.Duration
+	kick   chan struct{} // a reconnect: resync every connection
 
 	mu   sync.Mutex
 	subs map[string]*hubSub
 
-	dropped atomic.Uint64 // malformed or undeliverable hub messages
+	dropped  atomic.Uint64 // malformed or undeliverable hub messages
+	resyncs  atomic.Uint64 // connections' reads of the queue for lost pushes
+	resynced atomic.Uint64 // messages those reads delivered: pushes that were lost
 }
+
+// HubOptions configure NewHubWith.
+type HubOptions struct {
+	// ResyncEvery is how often each connection of this node reads its queue for
+	// pushes lost between nodes (0 = DefaultResyncEvery; < 0 = only after a reconnect
+	// to NATS).
+	ResyncEvery time.Duration
+}
+
+// DefaultResyncEvery bounds how late a lost live push reaches a connected recipient.
+// Each connection's read costs one page read from the queue (usually empty): with
+// 10,000 connections on a node, 170 reads a second.
+const DefaultResyncEvery = time.Minute
+
+// resyncSlices spreads the periodic resync over its interval: each tick resyncs the
+// names of one slice.
+const resyncSlices = 60
+
+var _ server.ResyncingHub = (*Hub)(nil)
 
 type hubSub struct {
 	n   int
@@ -48,13 +79,87 @@ var _ server.ForwardingHub = (*Hub)(nil)
 // hubBuffer is how many hub messages from other nodes may wait for the dispatcher.
 const hubBuffer = 1 << 16
 
-// NewHub returns the hub of this node; it runs until ctx ends or Close.
-func NewHub(ctx context.Context, c *Conn) *Hub {
+// NewHub returns the hub of this node with the default options; it runs until ctx
+// ends or Close.
+func NewHub(ctx context.Context, c *Conn) *Hub { return NewHubWith(ctx, c, HubOptions{}) }
+
+// NewHubWith is NewHub with options. It takes over c's NATS reconnect handler (after
+// calling the one set before).
+func NewHubWith(ctx context.Context, c *Conn, o HubOptions) *Hub {
+	if o.ResyncEvery == 0 {
+		o.ResyncEvery = DefaultResyncEvery
+	}
 	h := &Hub{c: c, local: server.NewMemHub(), subj: c.Prefix() + ".h.", log: slog.New(slog.DiscardHandler),
-		in: make(chan *nats.Msg, hubBuffer), done: make(chan struct{}), subs: map[string]*hubSub{}}
+		in: make(chan *nats.Msg, hubBuffer), done: make(chan struct{}), subs: map[string]*hubSub{},
+		every: o.ResyncEvery, kick: make(chan struct{}, 1)}
 	rand.Read(h.node[:])
+	prev := c.nc.ReconnectHandler()
+	c.nc.SetReconnectHandler(func(nc *nats.Conn) {
+		if prev != nil {
+			prev(nc)
+		}
+		select {
+		case h.kick <- struct{}{}:
+		default: // one is pending already
+		}
+	})
 	go h.dispatch(ctx)
+	go h.resyncLoop(ctx)
 	return h
+}
+
+// ResyncsSubscribers implements server.ResyncingHub.
+func (h *Hub) ResyncsSubscribers() {}
+
+// Resyncs reports how many times a connection read its queue for lost pushes, and how
+// many messages those reads delivered (pushes that had been lost).
+func (h *Hub) Resyncs() (reads, delivered uint64) { return h.resyncs.Load(), h.resynced.Load() }
+
+// resyncLoop makes this node's connections read their queues again: all of them after
+// a reconnect to NATS (pushes published meanwhile never reached this node), and one
+// slice of the names per tick otherwise.
+func (h *Hub) resyncLoop(ctx context.Context) {
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	go func() {
+		select {
+		case <-h.done:
+			cancel()
+		case <-ctx.Done():
+		}
+	}()
+	var tick <-chan time.Time
+	if h.every > 0 {
+		t := time.NewTicker(max(h.every/resyncSlices, time.Millisecond))
+		defer t.Stop()
+		tick = t.C
+	}
+	slice := uint32(0)
+	for {
+		var match func(string) bool
+		select {
+		case <-ctx.Done():
+			return
+		case <-h.kick:
+		case <-tick:
+			k := slice
+			slice = (slice + 1) % resyncSlices
+			match = func(name string) bool { return nameSlice(name) == k }
+		}
+		reads, n := h.local.Resync(ctx, match)
+		h.resyncs.Add(uint64(reads))
+		if n > 0 {
+			h.resynced.Add(uint64(n))
+			h.log.Info("hub: delivered messages whose live push was lost", "messages", n)
+		}
+	}
+}
+
+// nameSlice is the slice of the periodic resync a name falls in.
+func nameSlice(name string) uint32 {
+	f := fnv.New32a()
+	f.Write([]byte(name))
+	return f.Sum32() % resyncSlices
 }
 
 // SetLogger logs dropped hub messages to l.

@@ -24,6 +24,8 @@ type NodeOptions struct {
 	MaxPerRecipient int
 	// Queue tunes the queue beyond MaxPerRecipient (its MaxPerRecipient is ignored).
 	Queue QueueOptions
+	// Hub tunes the hub between nodes (HubOptions).
+	Hub HubOptions
 }
 
 // Node is one relay node's view of the cluster.
@@ -57,7 +59,8 @@ func OpenNode(ctx context.Context, c *Conn, o NodeOptions) (*Node, error) {
 	ops := NewOps(c)
 	// /healthz's quorum probe: the directory's bucket, on the same servers as the queue.
 	ops.CheckQuorum("KV_" + c.Prefix() + "_dir")
-	hub := NewHub(context.Background(), c) // until Close
+	hub := NewHubWith(context.Background(), c, o.Hub) // until Close
+	ops.hub = hub
 	return &Node{Conn: c, Queue: ops.Queue(q), Hub: hub, Dir: dir, Blobs: blobs, Ops: ops, raw: q}, nil
 }
 

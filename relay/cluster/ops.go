@@ -30,6 +30,7 @@ type Ops struct {
 	published atomic.Uint64     // messages in them
 	latency   *server.Histogram // seconds per Enqueue (the publishes and their acks)
 	errors    [len(opNames)]atomic.Uint64
+	hub       *Hub // its resync and drop counters, when set (OpenNode)
 }
 
 // The queue operations Ops counts errors of, as the op label of
@@ -154,6 +155,12 @@ func (o *Ops) WriteMetrics(w io.Writer) {
 	p("# HELP pfschat_jetstream_errors_total JetStream operations that failed, by operation (enqueue: per message not stored).\n# TYPE pfschat_jetstream_errors_total counter\n")
 	for i, name := range opNames {
 		p("pfschat_jetstream_errors_total{op=%q} %d\n", name, o.errors[i].Load())
+	}
+	if o.hub != nil {
+		reads, delivered := o.hub.Resyncs()
+		p("# HELP pfschat_hub_resyncs_total Reads of a connection's queue for live pushes lost between nodes.\n# TYPE pfschat_hub_resyncs_total counter\npfschat_hub_resyncs_total %d\n", reads)
+		p("# HELP pfschat_hub_resynced_messages_total Messages those reads delivered: live pushes that had been lost.\n# TYPE pfschat_hub_resynced_messages_total counter\npfschat_hub_resynced_messages_total %d\n", delivered)
+		p("# HELP pfschat_hub_dropped_total Hub messages between nodes that could not be sent or read.\n# TYPE pfschat_hub_dropped_total counter\npfschat_hub_dropped_total %d\n", o.hub.Dropped())
 	}
 }
 

@@ -67,6 +67,11 @@ type conn struct {
 	backfilling bool  // backlog goroutine still catching up; live pushes wait for it
 	missed      bool  // a live message arrived while backfilling
 	lastQueued  int64 // highest message id the backlog handed to the writer
+	// liveSent holds the ids above lastQueued handed to the writer and not yet acked by
+	// the client, when the hub can lose a live push (a Resyncer hub, across relay
+	// nodes): Resync then delivers what the store has and this connection has not.
+	// nil on one node, where nothing is tracked.
+	liveSent map[int64]struct{}
 
 	// writer-role state, handed from the committer (writeInline) to a writer goroutine
 	wpending []byte    // bytes of a batch the socket did not take: written first

@@ -4,6 +4,8 @@ package server
 // the stored backlog, in order and each once, into the connection's outbound queue.
 
 import (
+	"context"
+
 	"pfschat/relay"
 	"pfschat/storage"
 )
@@ -11,22 +13,37 @@ import (
 // Deliver implements Subscriber: a committed message for this connection's card.
 func (c *conn) Deliver(m *storage.QueuedMessage) { c.deliver(m, nil, nil) }
 
-// deliver queues m for the writer. When owner is set (m is owner.msg), the queued
-// item holds a reference to it, which the writer releases. The committer passes its
-// writeSet (see pushTo); other callers nil.
-func (c *conn) deliver(m *storage.QueuedMessage, owner *sendReq, ws *writeSet) {
+// maxLiveSent bounds liveSent: a client that never acks makes it forget, and a Resync
+// may then hand it a message a second time (receivers de-duplicate by msg_id).
+const maxLiveSent = 4096
+
+// deliver queues m for the writer and reports whether it did (false: the backlog will
+// bring it, it came already, or the queue is full). When owner is set (m is
+// owner.msg), the queued item holds a reference to it, which the writer releases. The
+// committer passes its writeSet (see pushTo); other callers nil.
+func (c *conn) deliver(m *storage.QueuedMessage, owner *sendReq, ws *writeSet) bool {
 	c.dmu.Lock()
 	if c.backfilling {
 		c.missed = true // the backlog goroutine will read it from the store
 		c.dmu.Unlock()
-		return
+		return false
 	}
 	// The backlog handed the writer every message up to lastQueued; a live one at or
-	// below it came with it. Live messages are not compared with each other: from
-	// several relay nodes they may arrive slightly out of order, and each comes once.
+	// below it came with it. Live messages from several relay nodes may arrive slightly
+	// out of order; each comes once, and one that a Resync brought first is in liveSent.
 	if m.ID <= c.lastQueued {
 		c.dmu.Unlock()
-		return
+		return false
+	}
+	if c.liveSent != nil {
+		if _, dup := c.liveSent[m.ID]; dup {
+			c.dmu.Unlock()
+			return false
+		}
+		if len(c.liveSent) >= maxLiveSent {
+			clear(c.liveSent)
+		}
+		c.liveSent[m.ID] = struct{}{}
 	}
 	if owner != nil {
 		owner.refs.Add(1) // before the push: the writer may release it at once
@@ -39,6 +56,67 @@ func (c *conn) deliver(m *storage.QueuedMessage, owner *sendReq, ws *writeSet) {
 	if !ok {
 		c.slow()
 	}
+	return ok
+}
+
+// Resync implements Resyncable: it delivers the messages the store has for this
+// connection's name that it has neither handed over nor had acked — a live push the
+// hub lost. Called by the hub's goroutine, one connection at a time.
+func (c *conn) Resync(ctx context.Context) int {
+	c.dmu.Lock()
+	if c.liveSent == nil || c.acct == nil || c.ctx.Err() != nil {
+		c.dmu.Unlock()
+		return 0
+	}
+	if c.backfilling {
+		c.missed = true // the backlog goroutine reads the store once more
+		c.dmu.Unlock()
+		return 0
+	}
+	after := c.lastQueued
+	c.dmu.Unlock()
+	const page = 256
+	n := 0
+	for {
+		msgs, err := c.s.queue.Pending(ctx, c.acct.name, after, page)
+		if err != nil {
+			if ctx.Err() == nil && c.ctx.Err() == nil {
+				c.s.log.Warn("resync: reading the queue", "conn", c.id, "err", err)
+			}
+			return n
+		}
+		now := c.s.now()
+		for i := range msgs {
+			m := &msgs[i]
+			after = m.ID
+			if !m.ExpiresAt.IsZero() && now.After(m.ExpiresAt) {
+				continue
+			}
+			if c.deliver(m, nil, nil) {
+				n++
+			}
+			if c.ctx.Err() != nil {
+				return n
+			}
+		}
+		if len(msgs) < page {
+			return n
+		}
+	}
+}
+
+// forgetAcked drops ids the client acked from liveSent: a Resync after the ack finds
+// them gone from the store, or, if the ack failed, hands them over again.
+// The read loop's only: liveSent itself is set by that goroutine, at login.
+func (c *conn) forgetAcked(ids []int64) {
+	if c.liveSent == nil {
+		return // one node: nothing tracked
+	}
+	c.dmu.Lock()
+	for _, id := range ids {
+		delete(c.liveSent, id)
+	}
+	c.dmu.Unlock()
 }
 
 // Notify implements Subscriber.

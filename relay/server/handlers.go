@@ -309,6 +309,9 @@ func (c *conn) loggedIn(ctx context.Context, reqID uint64, acc *account) {
 
 	c.dmu.Lock()
 	c.backfilling = true
+	if _, ok := c.s.hub.(ResyncingHub); ok {
+		c.liveSent = make(map[int64]struct{})
+	}
 	c.dmu.Unlock()
 	// Subscribe before reading the backlog so nothing committed in between is missed,
 	// and before answering: a logout_all (or card replacement) the client's next
@@ -443,6 +446,7 @@ func (c *conn) onAck(f *relay.Frame) bool {
 // submitAck hands an ack to the committer, which owns it from here.
 func (c *conn) submitAck(a *ackReq) bool {
 	a.c, a.to = c, c.acct.name
+	c.forgetAcked(a.ids)
 	select {
 	case c.s.cm.acks <- a:
 	case <-c.s.cm.done:

@@ -1,6 +1,7 @@
 package server
 
 import (
+	"context"
 	"sync"
 
 	"pfschat/storage"
@@ -29,6 +30,22 @@ type ForwardingHub interface {
 	Hub
 	LocalHub() *MemHub
 	Forward(m *storage.QueuedMessage)
+}
+
+// ResyncingHub is a Hub that can lose a live push — a message bus between relay nodes
+// that delivers at most once — and repairs that by calling Resync on its subscribers
+// (Resyncable) when a push may have been lost. A connection on such a hub keeps track
+// of the messages it handed over until they are acked, so that a Resync delivers only
+// what it lacks.
+type ResyncingHub interface {
+	Hub
+	ResyncsSubscribers()
+}
+
+// Resyncable is a Subscriber that can read what the store holds for it and deliver
+// what it lacks (a push the hub lost); it returns how many it delivered.
+type Resyncable interface {
+	Resync(ctx context.Context) int
 }
 
 // Subscriber receives live events. Both methods are called from the publisher's
@@ -114,6 +131,33 @@ func (h *MemHub) publishReq(r *sendReq, ws *writeSet) {
 		r.escaped = true
 		s.Deliver(&r.msg)
 	}
+}
+
+// Resync calls Resync on every Resyncable subscriber of the names match accepts (all
+// when match is nil), one after the other, and returns how many it called and how
+// many messages they delivered.
+func (h *MemHub) Resync(ctx context.Context, match func(name string) bool) (reads, delivered int) {
+	var rs []Resyncable
+	h.mu.RLock()
+	for name, list := range h.subs {
+		if match != nil && !match(name) {
+			continue
+		}
+		for _, s := range list {
+			if r, ok := s.(Resyncable); ok {
+				rs = append(rs, r)
+			}
+		}
+	}
+	h.mu.RUnlock()
+	for _, r := range rs {
+		if ctx.Err() != nil {
+			break
+		}
+		reads++
+		delivered += r.Resync(ctx)
+	}
+	return reads, delivered
 }
 
 // Notice implements Hub.

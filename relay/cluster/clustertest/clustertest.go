@@ -57,8 +57,8 @@ func Start(t testing.TB, name string, natsURLs []string, replicas int) *Node {
 	return StartWith(t, name, natsURLs, replicas, Limits)
 }
 
-// StartWith is Start with other limits.
-func StartWith(t testing.TB, name string, natsURLs []string, replicas int, limits server.Limits) *Node {
+// StartWith is Start with other limits, and the node's options changed by mods.
+func StartWith(t testing.TB, name string, natsURLs []string, replicas int, limits server.Limits, mods ...func(*cluster.NodeOptions)) *Node {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
 	defer cancel()
@@ -78,8 +78,11 @@ func StartWith(t testing.TB, name string, natsURLs []string, replicas int, limit
 	// try again, within the deadline (opening is idempotent).
 	var node *cluster.Node
 	for {
-		node, err = cluster.OpenNode(ctx, conn, cluster.NodeOptions{SealKey: SealKey, MaxPerRecipient: 1000,
-			Queue: cluster.QueueOptions{Shards: shards}})
+		o := cluster.NodeOptions{SealKey: SealKey, MaxPerRecipient: 1000, Queue: cluster.QueueOptions{Shards: shards}}
+		for _, mod := range mods {
+			mod(&o)
+		}
+		node, err = cluster.OpenNode(ctx, conn, o)
 		var apiErr *jetstream.APIError
 		noPeers := errors.As(err, &apiErr) && apiErr.ErrorCode == 10005
 		slow := errors.Is(err, context.DeadlineExceeded) || errors.Is(err, nats.ErrTimeout)

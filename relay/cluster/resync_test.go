@@ -1,0 +1,210 @@
+package cluster_test
+
+import (
+	"context"
+	"io"
+	"net"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"pfschat/relay/client"
+	"pfschat/relay/cluster"
+	"pfschat/relay/cluster/clustertest"
+	"pfschat/relay/cluster/natstest"
+	"pfschat/storage"
+)
+
+// storeWithoutPush puts a message for to into the relay's queue the way a node does,
+// but without its live push: as when the node that committed it died before the push
+// (or a NATS server lost it). urls: NATS servers to reach the queue through.
+func storeWithoutPush(ctx context.Context, t *testing.T, urls []string, replicas, shards int, to, body string) int64 {
+	t.Helper()
+	conn, err := cluster.Connect(ctx, cluster.Options{URLs: urls, Replicas: replicas, Timeout: 5 * time.Second, Name: "no-push"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	q, err := cluster.NewQueue(ctx, conn, cluster.QueueOptions{MaxPerRecipient: 1000, Shards: shards})
+	if err != nil {
+		t.Fatal(err)
+	}
+	res, err := q.Enqueue(ctx, []storage.QueuedMessage{{To: to, From: "carol", FromCardID: "c0ffee",
+		ClientID: body, Body: []byte(body), ReceivedAt: time.Now()}})
+	if err != nil || res[0].Err != nil {
+		t.Fatalf("storing %q: %v / %+v", body, err, res)
+	}
+	return res[0].ID
+}
+
+// pushesNow returns the bodies of the pushed messages already waiting at c.
+func pushesNow(c *client.Client) []string {
+	var got []string
+	for {
+		p, ok := c.Pushes().Pop()
+		if !ok {
+			return got
+		}
+		if p.Message != nil {
+			got = append(got, string(p.Message.Body))
+		}
+	}
+}
+
+// waitResyncs waits until node's hub has read connections' queues at least n more
+// times than before.
+func waitResyncs(ctx context.Context, t *testing.T, node *clustertest.Node, before uint64, n uint64) {
+	t.Helper()
+	tick := time.NewTicker(2 * time.Millisecond)
+	defer tick.Stop()
+	for {
+		if reads, _ := node.Node.Hub.Resyncs(); reads >= before+n {
+			return
+		}
+		select {
+		case <-ctx.Done():
+			t.Fatalf("the hub did not resync %d more times", n)
+		case <-tick.C:
+		}
+	}
+}
+
+// A live push that never came (the message stored, its push lost between nodes)
+// reaches the connected recipient at the hub's next periodic resync, once: neither a
+// message delivered live nor the resynced one is delivered again on that connection,
+// before or after their acks.
+func TestLostPushComesWithPeriodicResync(t *testing.T) {
+	ns := natstest.Single(t)
+	a := clustertest.StartWith(t, "A", []string{ns.URL()}, 1, clustertest.Limits, func(o *cluster.NodeOptions) {
+		o.Hub.ResyncEvery = 300 * time.Millisecond // every name every 300 ms
+	})
+	ctx := testCtx(t, 20*time.Second)
+	bob := register(t, a.URL, "bob")
+	alice := register(t, a.URL, "alice")
+	bc := bob.online(t, a.URL)
+	if m, err := nextPush(ctx, bc); err != nil || m != nil {
+		t.Fatalf("bob's empty backlog: %v, %v", m, err)
+	}
+	ac := alice.online(t, a.URL)
+	live, err := ac.Send(ctx, "bob", []byte("live"), "live")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ac.Close()
+	if m, err := nextPush(ctx, bc); err != nil || m == nil || string(m.Body) != "live" {
+		t.Fatalf("the live message: %v, %v", m, err)
+	}
+
+	lost := storeWithoutPush(ctx, t, []string{ns.URL()}, 1, 1, "bob", "lost")
+	m, err := nextPush(ctx, bc)
+	if err != nil || m == nil || string(m.Body) != "lost" || m.ID != lost {
+		t.Fatalf("the message whose push was lost: %v, %v", m, err)
+	}
+	if _, n := a.Node.Hub.Resyncs(); n != 1 {
+		t.Fatalf("resynced messages counted %d, want 1", n)
+	}
+	// Neither comes again while unacked (bob's name has been read twice more: every
+	// name is read once per 300 ms, in slices).
+	reads, _ := a.Node.Hub.Resyncs()
+	waitResyncs(ctx, t, a, reads, 2)
+	if again := pushesNow(bc); len(again) != 0 {
+		t.Fatalf("delivered again on the same connection before the ack: %q", again)
+	}
+	if err := bc.Ack(ctx, live, lost); err != nil {
+		t.Fatal(err)
+	}
+	reads, _ = a.Node.Hub.Resyncs()
+	waitResyncs(ctx, t, a, reads, 2)
+	if again := pushesNow(bc); len(again) != 0 {
+		t.Fatalf("delivered again after the ack: %q", again)
+	}
+}
+
+// cutProxy forwards TCP connections to a NATS server until cut: then it closes every
+// connection it carries and refuses new ones until resumed.
+type cutProxy struct {
+	ln     net.Listener
+	target string
+	mu     sync.Mutex
+	cut    bool
+	conns  []net.Conn
+}
+
+func newCutProxy(t *testing.T, target string) *cutProxy {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := &cutProxy{ln: ln, target: strings.TrimPrefix(target, "nats://")}
+	t.Cleanup(func() { ln.Close(); p.setCut(true) })
+	go p.serve()
+	return p
+}
+
+func (p *cutProxy) URL() string { return "nats://" + p.ln.Addr().String() }
+
+func (p *cutProxy) serve() {
+	for {
+		c, err := p.ln.Accept()
+		if err != nil {
+			return
+		}
+		p.mu.Lock()
+		if p.cut {
+			p.mu.Unlock()
+			c.Close()
+			continue
+		}
+		s, err := net.Dial("tcp", p.target)
+		if err != nil {
+			p.mu.Unlock()
+			c.Close()
+			continue
+		}
+		p.conns = append(p.conns, c, s)
+		p.mu.Unlock()
+		go func() { io.Copy(s, c); s.Close() }()
+		go func() { io.Copy(c, s); c.Close() }()
+	}
+}
+
+func (p *cutProxy) setCut(cut bool) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.cut = cut
+	if cut {
+		for _, c := range p.conns {
+			c.Close()
+		}
+		p.conns = nil
+	}
+}
+
+// A push published while this node was cut off from NATS never reaches it; when its
+// NATS connection comes back, the hub makes every connection read its queue at once
+// (here the periodic resync is off, so only that can deliver it).
+func TestLostPushComesAfterReconnect(t *testing.T) {
+	ns := natstest.Single(t)
+	proxy := newCutProxy(t, ns.URL())
+	a := clustertest.StartWith(t, "A", []string{proxy.URL()}, 1, clustertest.Limits, func(o *cluster.NodeOptions) {
+		o.Hub.ResyncEvery = -1
+	})
+	ctx := testCtx(t, 30*time.Second)
+	bob := register(t, a.URL, "bob")
+	bc := bob.online(t, a.URL)
+	if m, err := nextPush(ctx, bc); err != nil || m != nil {
+		t.Fatalf("bob's empty backlog: %v, %v", m, err)
+	}
+	proxy.setCut(true) // node A's NATS connection is down, and stays down
+	lost := storeWithoutPush(ctx, t, []string{ns.URL()}, 1, 1, "bob", "while cut off")
+	reads, _ := a.Node.Hub.Resyncs()
+	proxy.setCut(false)
+	m, err := nextPush(ctx, bc)
+	if err != nil || m == nil || string(m.Body) != "while cut off" || m.ID != lost {
+		t.Fatalf("the message stored while node A was cut off: %v, %v", m, err)
+	}
+	if now, _ := a.Node.Hub.Resyncs(); now <= reads {
+		t.Fatal("delivered, but not by a resync")
+	}
+}
