@@ -287,15 +287,27 @@ func (c *Card) Export() string {
 	return CardExportPrefix + base64.RawURLEncoding.EncodeToString(b)
 }
 
-// ImportCard decodes an exported card. White space anywhere is ignored, so a
-// line wrapped by a terminal or mail client still imports. It does NOT verify
+// exportWhiteSpace is what ImportCard removes anywhere in a line: space, tab, CR, LF.
+const exportWhiteSpace = " \t\r\n"
+
+// ImportCard decodes an exported card. Space, tab, CR and LF anywhere are
+// ignored, so a line wrapped by a terminal or mail client still imports; other
+// white space is not base64url and fails (ErrMalformed). It does NOT verify
 // the card: call VerifyWithRelay (or Verify) before trusting it.
 func ImportCard(s string) (*Card, error) {
 	if len(s) > 2*maxExportLen {
 		return nil, errf(ErrOversize, "exported card: %d characters, limit %d", len(s), maxExportLen)
 	}
-	if strings.ContainsAny(s, " \t\r\n") {
-		s = strings.Join(strings.Fields(s), "")
+	if strings.ContainsAny(s, exportWhiteSpace) {
+		// Exactly the four of SPEC §6.5. (strings.Fields would also drop every other
+		// Unicode white space, but only when one of these four is present too.)
+		b := make([]byte, 0, len(s))
+		for i := 0; i < len(s); i++ {
+			if c := s[i]; c != ' ' && c != '\t' && c != '\r' && c != '\n' {
+				b = append(b, c)
+			}
+		}
+		s = string(b)
 	}
 	if len(s) > maxExportLen {
 		return nil, errf(ErrOversize, "exported card: %d characters, limit %d", len(s), maxExportLen)

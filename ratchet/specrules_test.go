@@ -122,3 +122,30 @@ func TestSpecEncapsulationKeyCheck(t *testing.T) {
 		t.Fatalf("handshake with an invalid encapsulation key: %v, want ErrMalformed", err)
 	}
 }
+
+// §6.5: import removes exactly space, tab, CR and LF. Any other white space (a vertical
+// tab, a form feed, a no-break space) is not part of base64url and fails, whether or not
+// the line also holds one of the four.
+func TestSpecImportWhiteSpace(t *testing.T) {
+	k, err := GenerateIdentityKey(rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	card, err := NewCard(k, "alice", "username", "d", testNow, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	line := card.Export()
+	mid := len(line) / 2
+	if c, err := ImportCard(" \t" + line[:mid] + "\r\n" + line[mid:] + "\n"); err != nil || c.ID() != card.ID() {
+		t.Fatalf("export wrapped with space, tab, CR, LF: %v", err)
+	}
+	for _, ws := range []string{"\v", "\f", "\u00a0", "\u2028", "\u0085"} {
+		for _, also := range []string{"", " ", "\n"} {
+			in := line[:mid] + ws + line[mid:] + also
+			if _, err := ImportCard(in); !errors.Is(err, ErrMalformed) {
+				t.Errorf("export with %q inside (and %q at the end): %v, want ErrMalformed", ws, also, err)
+			}
+		}
+	}
+}
