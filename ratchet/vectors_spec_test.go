@@ -38,6 +38,7 @@ var (
 	specDomainCardSelf, specDomainCardRelay, specDomainPreKey string
 	specLabelPQXDH, specLabelRoot, specLabelMsgKeys           string
 	specLabelSessionID, specExportPrefix                      string
+	specLabelFingerprint                                      string
 )
 
 const (
@@ -64,6 +65,7 @@ func loadSpecConstants(t *testing.T) {
 		"DomainPreKey": &specDomainPreKey, "LabelPQXDH": &specLabelPQXDH,
 		"LabelRootKDF": &specLabelRoot, "LabelMessageKeys": &specLabelMsgKeys,
 		"LabelSessionID": &specLabelSessionID, "CardExportPrefix": &specExportPrefix,
+		"LabelFingerprint": &specLabelFingerprint,
 	} {
 		v, ok := found[name]
 		if !ok {
@@ -87,16 +89,27 @@ func (h hx) b(t *testing.T) []byte {
 
 type specFile struct {
 	Relay struct {
-		Seed      string `json:"rng_seed"`
-		Ed25519   hx     `json:"ed25519_seed"`
-		PublicKey hx     `json:"public_key"`
+		Seed        string `json:"rng_seed"`
+		Ed25519     hx     `json:"ed25519_seed"`
+		PublicKey   hx     `json:"public_key"`
+		Fingerprint string `json:"fingerprint"`
 	} `json:"relay"`
 	Alice       specParty     `json:"alice"`
 	Bob         specParty     `json:"bob"`
 	Bundle      hx            `json:"bundle"`
 	Handshake   specHandshake `json:"handshake"`
 	HandshakeLR specHandshake `json:"handshake_without_one_time_prekey"`
-	Transcript  struct {
+	KDF         struct {
+		RK        hx `json:"rk"`
+		DH        hx `json:"dh"`
+		RKNext    hx `json:"rk_next"`
+		CK        hx `json:"ck"`
+		MK        hx `json:"mk"`
+		CKNext    hx `json:"ck_next"`
+		AEADKey   hx `json:"aead_key"`
+		AEADNonce hx `json:"aead_nonce"`
+	} `json:"kdf"`
+	Transcript struct {
 		AliceSeed  string        `json:"alice_rng_seed"`
 		BobSeed    string        `json:"bob_rng_seed"`
 		Messages   []specMessage `json:"messages"`
@@ -111,6 +124,7 @@ type specParty struct {
 	IdentityKey     hx     `json:"identity_key"`
 	SigningPublic   hx     `json:"signing_public_key"`
 	AgreementPublic hx     `json:"agreement_public_key"`
+	Fingerprint     string `json:"fingerprint"`
 	Card            struct {
 		Identity       string            `json:"identity"`
 		IdentityType   string            `json:"identity_type"`
@@ -192,6 +206,13 @@ func specStream(seed string, n int) []byte {
 	return out[:n]
 }
 
+// specFingerprint is §7.
+func specFingerprint(pub []byte) string {
+	sum := sha256.Sum256(slices.Concat([]byte(specLabelFingerprint), []byte{0}, pub))
+	x := hex.EncodeToString(sum[:10])
+	return strings.Join([]string{x[0:4], x[4:8], x[8:12], x[12:16], x[16:20]}, " ")
+}
+
 func specSigned(domain string, msg []byte) []byte {
 	return slices.Concat([]byte(domain), []byte{0}, msg)
 }
@@ -251,6 +272,9 @@ func rebuildParty(t *testing.T, who string, stream []byte, p *specParty, relayPr
 	xPub := x25519Pub(t, x)
 	mustEqual(t, who+" signing key", edPub, p.SigningPublic.b(t))
 	mustEqual(t, who+" agreement key", xPub, p.AgreementPublic.b(t))
+	if fp := specFingerprint(edPub); fp != p.Fingerprint {
+		t.Fatalf("%s fingerprint: the spec gives %q, the vectors hold %q", who, fp, p.Fingerprint)
+	}
 
 	c := &p.Card
 	snap := []byte{1}
@@ -353,6 +377,9 @@ type specSession struct {
 	usedOPK     bool
 	sent, recvd uint32
 	previous    [][]byte
+	// What the transcript exercised (§15.2 promises both): keys set aside by PN in a DH
+	// step, and stored keys of a chain older than the current receiving one used.
+	setAsideByPN, olderChainKeysUsed int
 }
 
 // marshal is §13.
@@ -511,6 +538,9 @@ func (s *specSession) decrypt(wire []byte) []byte {
 		for i, k := range s.skipped {
 			if k.n == n && bytes.Equal(k.dh, dh) {
 				p := open(k.mk)
+				if !bytes.Equal(dh, s.dhr) {
+					s.olderChainKeysUsed++
+				}
 				s.skipped = slices.Delete(s.skipped, i, i+1)
 				return done(p)
 			}
@@ -541,6 +571,7 @@ func (s *specSession) decrypt(wire []byte) []byte {
 	}
 	if s.ckr != nil && pn >= s.nr {
 		skip(s.ckr, s.dhr, s.nr, pn)
+		s.setAsideByPN += int(pn - s.nr)
 	}
 	rk, ckr := specKDFRK(t, s.rk, x25519(t, s.dhs, dh))
 	ck := skip(ckr, slices.Clone(dh), 0, n)
@@ -651,6 +682,9 @@ func TestVectorsFollowSpec(t *testing.T) {
 	mustEqual(t, "relay seed", relaySeed, f.Relay.Ed25519.b(t))
 	relayPriv := ed25519.NewKeyFromSeed(relaySeed)
 	mustEqual(t, "relay public key", relayPriv.Public().(ed25519.PublicKey), f.Relay.PublicKey.b(t))
+	if fp := specFingerprint(f.Relay.PublicKey.b(t)); fp != f.Relay.Fingerprint {
+		t.Fatalf("relay fingerprint: the spec gives %q, the vectors hold %q", fp, f.Relay.Fingerprint)
+	}
 	alice := rebuildParty(t, "alice", specStream(f.Alice.Seed, 64), &f.Alice, relayPriv)
 	bobStream := specStream(f.Bob.Seed, 64+32+32+64+64)
 	bob := rebuildParty(t, "bob", bobStream, &f.Bob, relayPriv)
@@ -668,6 +702,23 @@ func TestVectorsFollowSpec(t *testing.T) {
 	bobLR := &specSession{t: t, ad: adLR, sessionID: sidLR, rk: skLR, dhs: pre[1].secret, dhsPub: pre[1].pub}
 	mustEqual(t, "handshake without OPK: first plaintext", bobLR.decrypt(f.HandshakeLR.FirstMessage.b(t)), f.HandshakeLR.FirstPlaintext.b(t))
 	sk, ad, sid, hdr := specHandshakeRun(t, "handshake", &f.Handshake, alice, bob, pre, f.Bundle.b(t))
+
+	// §11.1, one step of each KDF: Alice's first sending chain and A1's message key.
+	k := &f.KDF
+	mustEqual(t, "kdf rk (SK)", k.RK.b(t), sk)
+	mustEqual(t, "kdf dh", k.DH.b(t), x25519(t, f.Transcript.AliceReads[2].b(t), pre[1].pub))
+	rkNext, ck := specKDFRK(t, k.RK.b(t), k.DH.b(t))
+	mustEqual(t, "KDF_RK: RK'", rkNext, k.RKNext.b(t))
+	mustEqual(t, "KDF_RK: CK", ck, k.CK.b(t))
+	mk, ckNext := specKDFCK(ck)
+	mustEqual(t, "KDF_CK: MK", mk, k.MK.b(t))
+	mustEqual(t, "KDF_CK: CK'", ckNext, k.CKNext.b(t))
+	keys, err := hkdf.Key(sha256.New, mk, make([]byte, 32), specLabelMsgKeys, 44)
+	if err != nil {
+		t.Fatal(err)
+	}
+	mustEqual(t, "message keys: key", keys[:32], k.AEADKey.b(t))
+	mustEqual(t, "message keys: nonce", keys[32:], k.AEADNonce.b(t))
 
 	// §11–§12: the transcript, both sides, every wire byte.
 	var aliceReads, bobReads [][]byte
@@ -718,5 +769,15 @@ func TestVectorsFollowSpec(t *testing.T) {
 	}
 	if n := len(sessions["alice"].reads) + len(sessions["bob"].reads); n != 0 {
 		t.Fatalf("%d recorded random reads were not used by the spec's ratchet", n)
+	}
+	for who, s := range sessions {
+		if s.setAsideByPN == 0 && s.olderChainKeysUsed == 0 {
+			continue
+		}
+		t.Logf("%s: %d keys set aside by PN, %d keys of an older chain used", who, s.setAsideByPN, s.olderChainKeysUsed)
+	}
+	if a, b := sessions["alice"], sessions["bob"]; a.setAsideByPN+b.setAsideByPN == 0 || a.olderChainKeysUsed == 0 || b.olderChainKeysUsed == 0 {
+		t.Fatalf("the transcript no longer covers what §15.2 says: keys set aside by PN %d (alice) + %d (bob), keys of an older chain used %d (alice), %d (bob)",
+			a.setAsideByPN, b.setAsideByPN, a.olderChainKeysUsed, b.olderChainKeysUsed)
 	}
 }

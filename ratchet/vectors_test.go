@@ -104,8 +104,22 @@ type (
 		Bundle      hexBytes          `json:"bundle"`
 		Handshake   vectorHandshake   `json:"handshake"`
 		HandshakeLR vectorHandshake   `json:"handshake_without_one_time_prekey"`
+		KDF         vectorKDF         `json:"kdf"`
 		Transcript  vectorTranscript  `json:"transcript"`
 		Rejections  []vectorRejection `json:"rejections"`
+	}
+	// vectorKDF is one step of each KDF of SPEC §11.1, on Alice's first sending chain:
+	// KDF_RK(SK, X25519(her first ratchet key, SPK_B)), KDF_CK of the chain key it
+	// gives, and the message-key expansion of A1's message key.
+	vectorKDF struct {
+		RK        hexBytes `json:"rk"`
+		DH        hexBytes `json:"dh"`
+		RKNext    hexBytes `json:"rk_next"`
+		CK        hexBytes `json:"ck"`
+		MK        hexBytes `json:"mk"`
+		CKNext    hexBytes `json:"ck_next"`
+		AEADKey   hexBytes `json:"aead_key"`
+		AEADNonce hexBytes `json:"aead_nonce"`
 	}
 	// vectorRejection is an input that must be refused with the named error. "decrypt"
 	// cases are tried on the named side's session at the transcript's "reject" point
@@ -123,12 +137,15 @@ type (
 		Seed      string   `json:"rng_seed"`
 		Ed25519   hexBytes `json:"ed25519_seed"`
 		PublicKey hexBytes `json:"public_key"`
+		// Fingerprint is SPEC §7's fingerprint of PublicKey.
+		Fingerprint string `json:"fingerprint"`
 	}
 	vectorParty struct {
 		Seed            string         `json:"rng_seed"`
 		IdentityKey     hexBytes       `json:"identity_key"`
 		SigningPublic   hexBytes       `json:"signing_public_key"`
 		AgreementPublic hexBytes       `json:"agreement_public_key"`
+		Fingerprint     string         `json:"fingerprint"` // SPEC §7, of the signing key
 		Card            vectorCard     `json:"card"`
 		PreKeys         []vectorPreKey `json:"prekeys,omitempty"`
 	}
@@ -227,10 +244,12 @@ var vectorScript = []string{
 	"send A4", // still an initial message: Alice has not seen a reply
 	"deliver B3", "deliver B1",
 	"send A5", "send A6",
-	"deliver A4", "deliver A6",
+	"deliver A6", // Bob's DH step: PN = 4 sets A4 aside from the old chain, N = 1 sets A5 aside
 	"send B4",
-	"deliver B2", "deliver B4",
-	"deliver A5",
+	"deliver B4", // Alice's DH step; B2 stays stored from the older chain
+	"deliver B2", // a key of an older chain, after the DH step
+	"deliver A5", // a skipped key of the current chain
+	"deliver A4", // an initial message, by the key PN set aside, after the DH step
 	"send A7", "send A8", "send A9",
 	"deliver A9", "deliver A7", "deliver A8",
 	"padding B 64",
@@ -265,7 +284,7 @@ func generateVectors(t *testing.T) *vectorWorld {
 	rr.Read(relaySeed)
 	relayPriv := ed25519.NewKeyFromSeed(relaySeed)
 	w.relayPub = relayPriv.Public().(ed25519.PublicKey)
-	f.Relay = vectorRelay{Seed: "relay", Ed25519: relaySeed, PublicKey: hexBytes(w.relayPub)}
+	f.Relay = vectorRelay{Seed: "relay", Ed25519: relaySeed, PublicKey: hexBytes(w.relayPub), Fingerprint: Fingerprint(w.relayPub)}
 
 	// Parties.
 	party := func(seed, name, device string, data map[string]string) (*IdentityKey, *Card, *vectorRNG, vectorParty) {
@@ -289,6 +308,7 @@ func generateVectors(t *testing.T) *vectorWorld {
 		return k, c, r, vectorParty{
 			Seed: seed, IdentityKey: kb,
 			SigningPublic: hexBytes(k.SigningPublicKey()), AgreementPublic: k.AgreementPublicKey(),
+			Fingerprint: Fingerprint(k.SigningPublicKey()),
 			Card: vectorCard{
 				Identity: c.Identity, IdentityType: c.IdentityType, Device: c.Device,
 				CreatedAt: c.CreatedAt.Unix(), Data: c.Data,
@@ -436,7 +456,32 @@ func generateVectors(t *testing.T) *vectorWorld {
 	}
 	tr.AliceRandomReads = aliceRNG.reads
 	tr.BobRandomReads = bobSessRNG.reads
+	f.KDF = vectorKDFStep(t, f.Handshake.SK, tr.AliceRandomReads[2], w.spk.Public().Key)
 	return w
+}
+
+// vectorKDFStep runs the package's KDFs (kdf.go) once each from root key rk and the
+// DH of ratchet private key dhs with peer public key dhr.
+func vectorKDFStep(t *testing.T, rk, dhs, dhr []byte) vectorKDF {
+	t.Helper()
+	priv, err := ecdh.X25519().NewPrivateKey(dhs)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pub, err := ecdh.X25519().NewPublicKey(dhr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	dh, err := priv.ECDH(pub)
+	if err != nil {
+		t.Fatal(err)
+	}
+	k := newKDF()
+	rkNext, ck := k.kdfRK((*[32]byte)(rk), (*[32]byte)(dh))
+	mk, ckNext := k.kdfCK(&ck)
+	key, nonce := k.messageKeys(&mk)
+	return vectorKDF{RK: rk, DH: dh, RKNext: rkNext[:], CK: ck[:], MK: mk[:], CKNext: ckNext[:],
+		AEADKey: key[:], AEADNonce: nonce[:]}
 }
 
 // handshake runs StartSession on bundle with a fresh recording source named seed and
