@@ -147,7 +147,7 @@ type RatchetHeader struct {
 // Envelope is a decoded wire message:
 //
 //	u8 version (1) ‖ u8 type (1 initial | 2 normal) [‖ InitialHeader]
-//	‖ RatchetHeader ‖ bytes32 ciphertext (16 ≤ len ≤ MaxPlaintext+MaxPaddingBlock+16)
+//	‖ RatchetHeader ‖ bytes32 ciphertext (17 ≤ len ≤ MaxPlaintext+MaxPaddingBlock+16)
 //
 // The AEAD's associated data is the session AD (initiator card ID ‖ responder
 // card ID, 64 raw bytes) followed by every wire byte before the ciphertext
