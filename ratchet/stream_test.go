@@ -13,8 +13,10 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"io"
 	"os"
+	"slices"
 	"testing"
 
 	"golang.org/x/crypto/chacha20poly1305"
@@ -194,6 +196,7 @@ type streamVector struct {
 	Key       string   `json:"key"`
 	PlainSize int      `json:"plain_size"`
 	Sealed    string   `json:"sealed,omitempty"` // hex, for small vectors
+	Nonces    []string `json:"nonces"`           // every chunk's 12-byte nonce, hex
 	Tags      []string `json:"tags"`             // every chunk's 16-byte tag, hex
 	Digest    string   `json:"digest"`           // SHA-256 of the sealed stream, hex
 	SealedLen int64    `json:"sealed_size"`
@@ -211,15 +214,19 @@ func makeStreamVectors(t *testing.T) []byte {
 	f := streamVectorFile{ChunkSize: StreamChunkSize, TagSize: StreamTagSize,
 		Plaintext: "byte i of the plaintext is i mod 251"}
 	names := map[int]string{0: "empty", 1: "one byte", 100: "100 bytes", StreamChunkSize: "one full chunk",
-		StreamChunkSize + 1: "one chunk and one byte", 2*StreamChunkSize + 7: "two chunks and 7 bytes"}
-	for _, n := range []int{0, 1, 100, StreamChunkSize, StreamChunkSize + 1, 2*StreamChunkSize + 7} {
+		StreamChunkSize + 1: "one chunk and one byte", 2 * StreamChunkSize: "two full chunks",
+		2*StreamChunkSize + 7: "two chunks and 7 bytes"}
+	for _, n := range []int{0, 1, 100, StreamChunkSize, StreamChunkSize + 1, 2 * StreamChunkSize, 2*StreamChunkSize + 7} {
 		sealed := seal(t, key, streamPlain(n))
 		v := streamVector{Name: names[n], Key: hex.EncodeToString(key[:]), PlainSize: n, SealedLen: int64(len(sealed))}
 		if n <= 100 {
 			v.Sealed = hex.EncodeToString(sealed)
 		}
-		for off := 0; off < len(sealed); off += StreamSealedChunkSize {
+		for i, off := 0, 0; off < len(sealed); i, off = i+1, off+StreamSealedChunkSize {
 			end := min(len(sealed), off+StreamSealedChunkSize)
+			var nonce [12]byte
+			streamNonce(&nonce, uint64(i), end == len(sealed))
+			v.Nonces = append(v.Nonces, hex.EncodeToString(nonce[:]))
 			v.Tags = append(v.Tags, hex.EncodeToString(sealed[end-StreamTagSize:end]))
 		}
 		d := sha256.Sum256(sealed)
@@ -260,15 +267,26 @@ func TestStreamVectorsFollowSpec(t *testing.T) {
 	if err := json.Unmarshal(raw, &f); err != nil {
 		t.Fatal(err)
 	}
+	// STREAM.md §2 and §5, not the file: 64 KiB chunks, 16-byte tags, the key 0x00…0x1f.
+	if f.ChunkSize != 65536 || f.TagSize != 16 {
+		t.Fatalf("the file says chunks of %d bytes and tags of %d, STREAM.md 65536 and 16", f.ChunkSize, f.TagSize)
+	}
+	var sizes []int
 	for _, v := range f.Vectors {
+		sizes = append(sizes, v.PlainSize)
 		key, _ := hex.DecodeString(v.Key)
+		for i, b := range key {
+			if b != byte(i) || len(key) != 32 {
+				t.Fatalf("%s: key %x, STREAM.md §5 says the bytes 0x00…0x1f", v.Name, key)
+			}
+		}
 		aead, err := chacha20poly1305.New(key)
 		if err != nil {
 			t.Fatal(err)
 		}
 		plain := streamPlain(v.PlainSize)
 		var sealed []byte
-		var tags []string
+		var tags, nonces []string
 		for i := 0; ; i++ {
 			start := i * f.ChunkSize
 			end := min(len(plain), start+f.ChunkSize)
@@ -279,6 +297,7 @@ func TestStreamVectorsFollowSpec(t *testing.T) {
 				nonce[11] = 1
 			}
 			c := aead.Seal(nil, nonce, plain[start:end], nil)
+			nonces = append(nonces, hex.EncodeToString(nonce))
 			tags = append(tags, hex.EncodeToString(c[len(c)-f.TagSize:]))
 			sealed = append(sealed, c...)
 			if last {
@@ -292,8 +311,60 @@ func TestStreamVectorsFollowSpec(t *testing.T) {
 		if v.Sealed != "" && hex.EncodeToString(sealed) != v.Sealed {
 			t.Errorf("%s: sealed bytes differ from the spec's construction", v.Name)
 		}
-		if len(tags) != len(v.Tags) {
-			t.Errorf("%s: %d chunks, vector has %d", v.Name, len(tags), len(v.Tags))
+		if !slices.Equal(tags, v.Tags) {
+			t.Errorf("%s: the spec's construction gives the tags %q, the vector %q", v.Name, tags, v.Tags)
 		}
+		if !slices.Equal(nonces, v.Nonces) {
+			t.Errorf("%s: the spec's construction gives the nonces %q, the vector %q", v.Name, nonces, v.Nonces)
+		}
+		if v.PlainSize <= 100 && v.Sealed == "" {
+			t.Errorf("%s: STREAM.md §5 says a vector of at most 100 plaintext bytes holds its sealed bytes", v.Name)
+		}
+	}
+	if want := []int{0, 1, 100, 65536, 65537, 131072, 131079}; !slices.Equal(sizes, want) {
+		t.Errorf("the vectors have the plaintext sizes %v, STREAM.md §5 lists %v", sizes, want)
+	}
+}
+
+// The rows of STREAM.md §3's error table that the tests above do not cover.
+func TestStreamErrorTable(t *testing.T) {
+	key := streamKey()
+	full, err := SealStreamChunk(nil, key, 0, false, streamPlain(StreamChunkSize))
+	if err != nil {
+		t.Fatal(err)
+	}
+	// An empty last chunk after a full one, sealed the way the writer never does.
+	aead, err := chacha20poly1305.New(key[:])
+	if err != nil {
+		t.Fatal(err)
+	}
+	var nonce [12]byte
+	streamNonce(&nonce, 1, true)
+	emptyLast := aead.Seal(nil, nonce[:], nil, nil)
+	check := func(what string, err, want error) {
+		t.Helper()
+		if !errors.Is(err, want) {
+			t.Errorf("%s: %v, want %v", what, err, want)
+		}
+	}
+	_, err = open(key, slices.Concat(full, emptyLast))
+	check("reader: empty last chunk after a full one", err, ErrStreamChunk)
+	for _, n := range []int{1, 15} {
+		_, err = open(key, slices.Concat(full, emptyLast[:n]))
+		check(fmt.Sprintf("reader: %d bytes after a full chunk", n), err, ErrStreamTruncated)
+	}
+	_, err = OpenStreamChunk(nil, key, 1, true, emptyLast)
+	check("OpenStreamChunk: empty last chunk 1", err, ErrStreamChunk)
+	_, err = OpenStreamChunk(nil, key, 0, true, emptyLast[:15])
+	check("OpenStreamChunk: 15 bytes", err, ErrStreamChunk)
+	_, err = OpenStreamChunk(nil, key, maxStreamChunks, true, append(bytes.Clone(emptyLast), 0))
+	check("OpenStreamChunk: chunk number beyond any int64 size", err, ErrStreamSize)
+	_, err = SealStreamChunk(nil, key, 0, true, streamPlain(StreamChunkSize+1))
+	check("SealStreamChunk: 65537 bytes", err, ErrStreamSize)
+	if n, err := StreamPlainSize(StreamSealedChunkSize + 17); n != StreamChunkSize+1 || err != nil {
+		t.Errorf("StreamPlainSize(65552 + 17) = %d, %v", n, err)
+	}
+	if n, err := StreamPlainSize(StreamTagSize); n != 0 || err != nil {
+		t.Errorf("StreamPlainSize(16) = %d, %v", n, err)
 	}
 }
