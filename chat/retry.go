@@ -112,8 +112,14 @@ func (c *Controller) answerRetry(ctx context.Context, contact string, card *ratc
 	if err != nil {
 		return fmt.Errorf("chat: reading contact %s: %w", contact, err)
 	}
+	// An attachment has a seq too, but only texts are re-sent (PAYLOAD.md §4.3): as a
+	// text it would put its caption in the file's place.
+	_, aerr := c.store.Attachment(ctx, m.ClientID)
+	if aerr != nil && !errors.Is(aerr, storage.ErrNotFound) {
+		return fmt.Errorf("chat: looking up the attachment a retry request may name: %w", aerr)
+	}
 	switch {
-	case m.Direction != storage.Outgoing || m.Contact != contact || m.Seq == 0:
+	case m.Direction != storage.Outgoing || m.Contact != contact || m.Seq == 0 || aerr == nil:
 		return fmt.Errorf("%w: it names no text of ours to %s", errNoResend, contact)
 	case si.ToCardID == "" || si.ToCardID != card.ID():
 		return fmt.Errorf("%w: the message was encrypted for another identity key than the one asking", errNoResend)

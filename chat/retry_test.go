@@ -285,3 +285,35 @@ func TestFailedResendMarksMessage(t *testing.T) {
 		t.Fatalf("message after a failed resend: %v %q", got.State, got.Reason)
 	}
 }
+
+// A retry request naming an attachment is not answered (PAYLOAD.md §4.3: only texts are
+// re-sent): resending it as a text would show its caption in the file's place, or, with
+// no caption, fail and mark a delivered file failed.
+func TestRetryRequestForAttachmentNotAnswered(t *testing.T) {
+	_, alice, bob := attachPair(t, relaytest.Options{})
+	ctx := attachCtx(t)
+	src := t.TempDir()
+	for _, caption := range []string{"", "a caption"} {
+		sent, err := alice.c.SendFile(ctx, "bob", writeFile(t, src, "f.bin", []byte("contents")), caption, nil)
+		must(t, err)
+		waitAttachment(t, bob.c, "alice")
+		waitState(t, alice.c, sent.ID, Delivered)
+		si, err := alice.c.store.SentInfo(ctx, sent.ID)
+		must(t, err)
+		sm, err := alice.c.store.Message(ctx, sent.ID)
+		must(t, err)
+		for _, req := range []payload.Retry{
+			{Reason: payload.RetryUndecryptable, RelayMsgID: uint64(si.RelayMsgID)},
+			{Reason: payload.RetryUnreadable, ID: sm.ClientID},
+		} {
+			if err := alice.c.answerRetry(ctx, "bob", bob.card, req); !errors.Is(err, errNoResend) {
+				t.Fatalf("caption %q: a retry request for an attachment: %v", caption, err)
+			}
+		}
+		got, err := alice.c.store.Message(ctx, sent.ID)
+		must(t, err)
+		if si, _ := alice.c.store.SentInfo(ctx, sent.ID); got.State != Delivered || si.Resends != 0 {
+			t.Fatalf("caption %q: after the requests the attachment is %v %q, re-sent %d times", caption, got.State, got.Reason, si.Resends)
+		}
+	}
+}
