@@ -12,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"pfschat/chat/payload"
 	"pfschat/ratchet"
 	"pfschat/relay"
 	"pfschat/relay/relaytest"
@@ -370,5 +371,38 @@ func TestAttachmentSurvivesRelayRestart(t *testing.T) {
 	}
 	if got, _ := os.ReadFile(path); !bytes.Equal(got, data) {
 		t.Fatal("bytes differ after the restarts")
+	}
+}
+
+// An attachment whose id the receiver already holds from that sender is a duplicate
+// (PAYLOAD.md §3: the receiver de-duplicates by id): not shown again, and the first
+// one's attachment is left as it was.
+func TestDuplicateAttachmentIDShownOnce(t *testing.T) {
+	_, alice, bob := attachPair(t, relaytest.Options{})
+	ctx := attachCtx(t)
+	sent, err := alice.c.SendFile(ctx, "bob", writeFile(t, t.TempDir(), "first.bin", []byte("first")), "first", nil)
+	must(t, err)
+	got := waitAttachment(t, bob.c, "alice")
+	sm, err := alice.c.store.Message(ctx, sent.ID)
+	must(t, err)
+	again, err := payload.Encode(&payload.Payload{Type: payload.Attachment, At: time.Now(), ID: sm.ClientID, Seq: sm.Seq, Text: "second",
+		Attachment: payload.AttachmentRef{BlobID: "other", FileName: "second.bin", Size: 9}})
+	must(t, err)
+	must(t, alice.c.onSession(ctx, "bob", false, func(s *Session) error {
+		_, err := alice.c.commitEncrypted(ctx, s, "bob", again, newClientID(), nil)
+		return err
+	}))
+	if _, err := alice.c.Send(ctx, "bob", "marker"); err != nil {
+		t.Fatal(err)
+	}
+	waitReceived(t, bob.c, "alice", "marker") // in order: the duplicate came first
+	h, err := bob.c.History(ctx, "alice", 0, 10)
+	must(t, err)
+	if len(h) != 2 || h[0].Text != "marker" || h[1].ID != got.ID || h[1].Text != "first" {
+		t.Fatalf("bob's conversation %+v, want the first attachment and the marker", h)
+	}
+	a, err := bob.c.AttachmentOf(ctx, got.ID)
+	if err != nil || a.FileName != "first.bin" || a.Size != 5 {
+		t.Fatalf("the first attachment after its duplicate: %+v %v", a, err)
 	}
 }

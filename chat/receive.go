@@ -452,6 +452,15 @@ func (c *Controller) receive(ctx context.Context, in *client.Incoming, relayID s
 	// chain, as initiator or responder): the lower numbers of its counter, if this profile
 	// has none of them, went to the installation before it (Gaps).
 	opens := env.Header.N == 0 && env.Header.PN == 0
+	// dupErr is nil when a text or attachment repeats an id this sender used before.
+	dupErr := storage.ErrNotFound
+	if perr == nil && (pl.Type == payload.Text || pl.Type == payload.Attachment) {
+		var dup storage.Message
+		dup, dupErr = c.store.MessageByClientID(ctx, incomingClientID(in.From, pl.ID))
+		if dupErr == nil && (dup.Direction != storage.Incoming || dup.Contact != in.From) {
+			dupErr = storage.ErrNotFound
+		}
+	}
 	switch {
 	case errors.Is(perr, payload.ErrUnknownType):
 		// A newer client's type (chat/PAYLOAD.md §4): the ratchet step is committed,
@@ -467,28 +476,25 @@ func (c *Controller) receive(ctx context.Context, in *client.Incoming, relayID s
 		if in.ID > 0 && !keyPending {
 			res.askRetry = &retryAsk{contact: in.From, reason: payload.RetryUnreadable, relayMsgID: in.ID}
 		}
+	case (pl.Type == payload.Text || pl.Type == payload.Attachment) && !errors.Is(dupErr, storage.ErrNotFound):
+		if dupErr != nil {
+			return nil, fmt.Errorf("chat: looking up a received message id: %w", dupErr)
+		}
+		// An original and its resend (PAYLOAD.md §4.3), or any message repeating an
+		// id the sender used before (§3): shown once, and the first one stays as it
+		// is. The receipt is owed again (the first one may be what was lost).
+		c.log.Info("duplicate of a message already received (a resend) not shown again", "from", in.From, "type", pl.Type)
+		res.receiptFor, res.receiptID = in.From, pl.ID
 	case pl.Type == payload.Text:
-		cid := incomingClientID(in.From, pl.ID)
-		dup, err := c.store.MessageByClientID(ctx, cid)
-		switch {
-		case err == nil && dup.Direction == storage.Incoming && dup.Contact == in.From:
-			// An original and its resend (PAYLOAD.md §4.3): shown once. The receipt is
-			// owed again (the first one may be what was lost).
-			c.log.Info("duplicate of a message already received (a resend) not shown again", "from", in.From)
-			res.receiptFor, res.receiptID = in.From, pl.ID
-		case err != nil && !errors.Is(err, storage.ErrNotFound):
-			return nil, fmt.Errorf("chat: looking up a received message id: %w", err)
-		default:
-			tx.Message = &storage.Message{Contact: in.From, Direction: storage.Incoming, Body: []byte(pl.Text),
-				SentAt: pl.At, ReceivedAt: now, State: Delivered, Seq: pl.Seq, OpensSession: opens,
-				ClientID: cid, RelayID: relayID,
-				SenderCardID: card.ID(), KeyPending: keyPending}
-			res.receiptFor, res.receiptID = in.From, pl.ID
-			if pl.ResendOf != 0 && pl.ResendOf <= math.MaxInt64 {
-				if ph, err := c.store.UndecryptableByRelayMsgID(ctx, in.From, int64(pl.ResendOf)); err == nil {
-					tx.Replaces = ph.ID
-					tx.Message.Reason = ResentReason
-				}
+		tx.Message = &storage.Message{Contact: in.From, Direction: storage.Incoming, Body: []byte(pl.Text),
+			SentAt: pl.At, ReceivedAt: now, State: Delivered, Seq: pl.Seq, OpensSession: opens,
+			ClientID: incomingClientID(in.From, pl.ID), RelayID: relayID,
+			SenderCardID: card.ID(), KeyPending: keyPending}
+		res.receiptFor, res.receiptID = in.From, pl.ID
+		if pl.ResendOf != 0 && pl.ResendOf <= math.MaxInt64 {
+			if ph, err := c.store.UndecryptableByRelayMsgID(ctx, in.From, int64(pl.ResendOf)); err == nil {
+				tx.Replaces = ph.ID
+				tx.Message.Reason = ResentReason
 			}
 		}
 	case pl.Type == payload.RetryRequest:
@@ -521,8 +527,8 @@ func (c *Controller) receive(ctx context.Context, in *client.Incoming, relayID s
 			SentAt: pl.At, ReceivedAt: now, State: Failed, Reason: WithdrawnReason, Seq: pl.Seq, OpensSession: opens, RelayID: relayID,
 			SenderCardID: card.ID(), KeyPending: keyPending}
 	case pl.Type != payload.Delivered && pl.Type != payload.Read:
-		// Specified in PAYLOAD.md but not acted on yet (retry requests, identity
-		// changes, attachments): ignored as an unknown type would be.
+		// Specified in PAYLOAD.md but not acted on yet (identity changed, §4.4):
+		// ignored as an unknown type would be.
 		c.log.Info("ignoring a message payload this version does not act on", "from", in.From, "type", pl.Type)
 	case keyPending:
 		// A receipt from a key not accepted says nothing about the verified contact.
