@@ -390,6 +390,10 @@ func (s *Server) call(ctx context.Context, c *conn, req *Request) (any, *Error) 
 		}
 		return s.gaps(ctx, p.Name)
 	case "oneTimeKeys":
+		var p empty
+		if e := DecodeParams(req.Params, &p); e != nil {
+			return nil, e
+		}
 		x, m, err := s.c.OneTimeKeysOnRelay(ctx)
 		if err != nil {
 			return nil, errorFor(err)
