@@ -5,6 +5,7 @@ import (
 	"errors"
 
 	"pfschat/chat"
+	"pfschat/storage"
 )
 
 // The methods of message requests, blocking, removing, nicknames and muting (issue 13
@@ -45,7 +46,10 @@ func (s *Server) contactMethod(ctx context.Context, req *Request) (res any, e *E
 		if p.Name == "" {
 			return nil, NewError(CodeInvalidParams, "name is required"), true
 		}
-		if err := s.c.SetNickname(ctx, p.Name, p.Nickname); err != nil {
+		if err := s.c.SetNickname(ctx, p.Name, p.Nickname); errors.Is(err, storage.ErrInvalid) {
+			// over 64 bytes, not UTF-8 or with a control character: the caller's mistake
+			return nil, NewError(CodeInvalidParams, "%v", err), true
+		} else if err != nil {
 			return nil, errorFor(err), true
 		}
 		return empty{}, nil, true

@@ -2,6 +2,7 @@ package daemon_test
 
 import (
 	"errors"
+	"strings"
 	"testing"
 
 	"pfschat/chat"
@@ -44,6 +45,14 @@ func TestSocketRequestsAndBlocking(t *testing.T) {
 	if err := c.Call(ctx, "acceptRequest", name, nil); !errors.As(err, &e) || e.Code != daemon.CodeNotARequest {
 		t.Fatalf("accepting twice: %v", err)
 	}
+	// A nickname over 64 bytes or with a control character is a bad param, not a
+	// failure of the owner.
+	for _, bad := range []string{strings.Repeat("n", 65), "Al\x1bi"} {
+		if err := c.Call(ctx, "setNickname", daemon.NicknameParams{Name: "alice", Nickname: bad}, nil); !errors.As(err, &e) || e.Code != daemon.CodeInvalidParams {
+			t.Fatalf("nickname %q: %v, want invalid_params", bad, err)
+		}
+	}
+	chattest.Must(t, c.Call(ctx, "setNickname", daemon.NicknameParams{Name: "alice", Nickname: strings.Repeat("n", 64)}, nil))
 	chattest.Must(t, c.Call(ctx, "setNickname", daemon.NicknameParams{Name: "alice", Nickname: "Ali"}, nil))
 	chattest.Must(t, c.Call(ctx, "setMuted", daemon.MutedParams{Name: "alice", Muted: true}, nil))
 	chattest.Must(t, c.Call(ctx, "block", name, nil))
