@@ -279,7 +279,7 @@ func TestVectorsFollowSpec(t *testing.T) {
 			t.Errorf("%s: %d bytes, want the %d-byte bucket", v.Name, len(b), bucket)
 		}
 	}
-	for typ := 1; typ <= 6; typ++ {
+	for typ := 1; typ <= 7; typ++ {
 		if !types[typ] {
 			t.Errorf("no vector of type %d", typ)
 		}

@@ -262,6 +262,49 @@ func buildVectors(t *testing.T) vectorFile {
 	name := bytes.Index(attB, []byte("plan v2.pdf"))
 	rej("attachment: file name with '/'", flip(attB, name+4, ' '^'/'), "ErrMalformed")
 	rej("attachment: file name with a control character", flip(attB, name+4, ' '^'\n'), "ErrMalformed")
+	// The rules of §7 and §8 that the rejections above leave out.
+	seq1 := []byte{0, 0, 0, 0, 0, 0, 0, 1}
+	attach := func(blobID string, tail []byte) []byte {
+		b := append(append(str8(id), seq1...), str8(blobID)...)
+		b = append(b, det("capability", 96)...) // capability, key, digest
+		return header(6, append(append(b, 0, 0, 0, 0, 0, 0, 0, 9), tail...))
+	}
+	// tail: file name (u16), media type (str8), caption (str32), thumbnail (u32 length)
+	attachTail := func(name, media, caption string, thumb uint32) []byte {
+		b := append(binary.BigEndian.AppendUint16(nil, uint16(len(name))), name...)
+		b = append(append(b, str8(media)...), binary.BigEndian.AppendUint32(nil, uint32(len(caption)))...)
+		return binary.BigEndian.AppendUint32(append(b, caption...), thumb)
+	}
+	rej("withdrawn: sequence number 0", header(7, append(str8(id), 0, 0, 0, 0, 0, 0, 0, 0)), "ErrMalformed")
+	rej("withdrawn: truncated seq", header(7, append(str8(id), 0, 0, 0, 1)), "ErrMalformed")
+	rej("retry: truncated relay msg id", header(4, append(append([]byte{1}, str8(id)...), 0, 0, 0, 1)), "ErrMalformed")
+	rej("identity-changed: truncated new card ID", header(5, det("old card", 40)), "ErrMalformed")
+	rej("attachment: empty blob id", attach("", attachTail("a", "", "", 0)), "ErrMalformed")
+	rej("attachment: file name \"..\"", attach("b", attachTail("..", "", "", 0)), "ErrMalformed")
+	rej("attachment: file name with '\\'", attach("b", attachTail("a\\b", "", "", 0)), "ErrMalformed")
+	rej("attachment: file name with U+0085 (a C1 control)", attach("b", attachTail("a\u0085", "", "", 0)), "ErrMalformed")
+	rej("attachment: file name of 256 bytes (the limit before the bytes)", attach("b", binary.BigEndian.AppendUint16(nil, 256)), "ErrOversize")
+	rej("attachment: media type of 128 bytes", attach("b", append(binary.BigEndian.AppendUint16(nil, 0), 128)), "ErrOversize")
+	rej("attachment: media type with a tab", attach("b", attachTail("", "text/plain;\tx", "", 0)), "ErrMalformed")
+	rej("attachment: caption not UTF-8", attach("b", attachTail("", "", "\xff", 0)), "ErrMalformed")
+	rej("attachment: caption over max_text", attach("b", append(append(binary.BigEndian.AppendUint16(nil, 0), 0), binary.BigEndian.AppendUint32(nil, uint32(payload.MaxText+1))...)), "ErrOversize")
+	rej("attachment: thumbnail over 16384 bytes", attach("b", attachTail("", "", "", payload.MaxThumbnail+1)), "ErrOversize")
+	rej("attachment: thumbnail past the end", attach("b", attachTail("", "", "", 5)), "ErrMalformed")
+	rej("attachment: seq 0 before an oversize file name (fields in order)", header(6, append(str8(id), 0, 0, 0, 0, 0, 0, 0, 0)), "ErrMalformed")
+	rej("non-zero padding before a malformed body (padding first)", append(header(1, []byte{0}), 1), "ErrPadding")
+	rej("over the cap with an unknown version (the size is checked first)", append([]byte{9}, make([]byte, payload.MaxPayload)...), "ErrOversize")
+	v1 := func(b []byte, f func([]byte) []byte) []byte { return f(append([]byte(nil), b...)) }
+	rej("version 1: type 4", v1(v1rcpt, func(b []byte) []byte { b[1] = 4; return b }), "ErrMalformed")
+	rej("version 1: padding shorter than its length", v1(v1text, func(b []byte) []byte { return b[:len(b)-1] }), "ErrMalformed")
+	rej("version 1: one padding byte more than the rule (length and bytes agree)", v1(v1text, func(b []byte) []byte {
+		at := len(str8(id)) + 4 + 5 + 10 // header, id, text length, text
+		binary.BigEndian.PutUint16(b[at:], binary.BigEndian.Uint16(b[at:])+1)
+		return append(b, 0)
+	}), "ErrMalformed")
+	rej("version 1: a trailing byte", append(append([]byte(nil), v1text...), 0), "ErrMalformed")
+	rej("version 1: non-zero padding", v1(v1text, func(b []byte) []byte { b[len(b)-1] = 1; return b }), "ErrPadding")
+	rej("version 1: text over 40960 bytes", v1Payload(1, vectorAt, append(str8(id), 0, 0, 0xa0, 1)), "ErrOversize")
+	rej("version 1: no receipt ids", v1Payload(2, vectorAt, []byte{0, 0}), "ErrOversize")
 	return vf
 }
 
