@@ -59,7 +59,7 @@ const (
 	Read            Type = 3 // read receipt for message ids
 	RetryRequest    Type = 4 // asks the sender's client to send a message again
 	IdentityChanged Type = 5 // the sender replaced its identity card
-	Attachment      Type = 6 // a file stored as an encrypted blob (reserved: see PAYLOAD.md)
+	Attachment      Type = 6 // a file stored as an encrypted blob (PAYLOAD.md §4.5)
 	Withdrawn       Type = 7 // the relay refused the sender's message (ID, Seq): it never comes
 )
 
@@ -126,7 +126,7 @@ type Retry struct {
 }
 
 // IdentityChange is an identity-changed body: the sender's previous and new card (raw
-// IDs) and, when the old key was available, its signature (PAYLOAD.md §4.5).
+// IDs) and, when the old key was available, its signature (PAYLOAD.md §4.4).
 type IdentityChange struct {
 	OldCardID, NewCardID [32]byte
 	Signature            []byte // empty or 64 bytes
