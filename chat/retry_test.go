@@ -317,3 +317,37 @@ func TestRetryRequestForAttachmentNotAnswered(t *testing.T) {
 		}
 	}
 }
+
+// A resend the relay refuses for good gives no number up: the message itself reached
+// the contact (it asked for the resend), so no withdrawn notice goes out for it.
+func TestRefusedResendSendsNoWithdrawnNotice(t *testing.T) {
+	r := relaytest.Start(t)
+	ref := &refusingRelay{}
+	alice := newUser(t, r, "alice", func(p *Profile) {
+		p.Prefs.Dial = func(cfg client.Config) RelayClient { ref.RelayClient = client.New(cfg); return ref }
+	})
+	bob := newUser(t, r, "bob")
+	ctx := t.Context()
+	converse(t, alice, bob)
+	m, err := alice.c.Send(ctx, "bob", "once")
+	must(t, err)
+	waitState(t, alice.c, m.ID, Delivered)
+	si, err := alice.c.store.SentInfo(ctx, m.ID)
+	must(t, err)
+	ref.mu.Lock()
+	ref.refuse = 1 // the resend
+	ref.mu.Unlock()
+	must(t, alice.c.answerRetry(ctx, "bob", bob.card, payload.Retry{Reason: payload.RetryUndecryptable, RelayMsgID: uint64(si.RelayMsgID)}))
+	waitState(t, alice.c, m.ID, Failed)
+	// Anything alice queues from now on goes behind a notice, had one been committed.
+	_, err = alice.c.Send(ctx, "bob", "after")
+	must(t, err)
+	waitReceived(t, bob.c, "alice", "after")
+	h, err := bob.c.History(ctx, "alice", 0, 20)
+	must(t, err)
+	for _, hm := range h {
+		if hm.State == Failed && hm.Reason == WithdrawnReason {
+			t.Fatalf("a refused resend withdrew message seq %d, which bob has", hm.Seq)
+		}
+	}
+}

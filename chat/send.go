@@ -240,7 +240,7 @@ func (c *Controller) settleRefused(ctx context.Context, it storage.OutboxItem, f
 
 // withdrawnNotice encrypts the withdrawn notice for the refused item's message and
 // returns it, with the ratchet state that encrypted it, ready to commit. It returns nil
-// when none is due (a receipt, a message without a number) or none can be sent (no
+// when none is due (a receipt, a message without a number, a resend) or none can be sent (no
 // session with the contact, no consent, a pending key change: controlSession); the
 // refusal is then settled without one. c.mu must be held.
 func (c *Controller) withdrawnNotice(ctx context.Context, it storage.OutboxItem) *storage.SendTx {
@@ -249,6 +249,13 @@ func (c *Controller) withdrawnNotice(ctx context.Context, it storage.OutboxItem)
 	}
 	m, err := c.store.Message(ctx, it.MessageID)
 	if err != nil || m.Direction != storage.Outgoing || m.Seq == 0 {
+		return nil
+	}
+	if it.ClientID != m.ClientID {
+		// A resend (it answers a retry request, under a client id of its own): the
+		// message itself was accepted and reached the contact, who holds its place, so
+		// its number is not given up — and a notice per refused resend would withdraw
+		// one number several times (§4.6: once).
 		return nil
 	}
 	at := m.SentAt
