@@ -215,12 +215,18 @@ type FrameLimits struct {
 
 // FrameError is what DecodeFrame returns for input it refuses: Code is the protocol
 // error code to answer with (one of CodeBadFrame, CodeUnknownType, CodeBadField,
-// CodeFrameTooLarge), Field names the offending field when there is one.
+// CodeFrameTooLarge), Field names the offending field when there is one, and Limit is
+// the limit the error frame names (its "limit"), when there is one.
 type FrameError struct {
 	Code   string
 	Field  string
 	Reason string
+	Limit  string
 }
+
+// LimitMaxBodyBytes names the message body limit (MaxBodySize) in error frames: a send
+// whose body is over it is refused with frame_too_large and this limit.
+const LimitMaxBodyBytes = "max_body_bytes"
 
 func (e *FrameError) Error() string {
 	if e.Field != "" {
@@ -556,7 +562,7 @@ func validateClientFrame(f *Frame) error {
 		return &FrameError{Code: CodeBadField, Field: "body", Reason: "empty body"}
 	}
 	if len(f.Body) > MaxBodySize {
-		return &FrameError{Code: CodeFrameTooLarge, Field: "body", Reason: "body over " + strconv.Itoa(MaxBodySize) + " bytes"}
+		return &FrameError{Code: CodeFrameTooLarge, Field: "body", Limit: LimitMaxBodyBytes, Reason: "body over " + strconv.Itoa(MaxBodySize) + " bytes"}
 	}
 	for _, id := range f.IDs {
 		if id <= 0 {

@@ -1205,7 +1205,7 @@ func (c *Client) FetchBundle(ctx context.Context, name string) (*ratchet.Bundle,
 // and answers with the same id.
 func (c *Client) Send(ctx context.Context, to string, body []byte, clientID string) (int64, error) {
 	if len(body) > relay.MaxBodySize {
-		return 0, &relay.ProtocolError{Code: relay.CodeFrameTooLarge, Limit: "max_body_bytes",
+		return 0, &relay.ProtocolError{Code: relay.CodeFrameTooLarge, Limit: relay.LimitMaxBodyBytes,
 			Message: fmt.Sprintf("message body is %d bytes, the relay takes at most %d", len(body), relay.MaxBodySize)}
 	}
 	resp, err := c.do(ctx, &relay.Frame{Type: relay.TypeSend, To: to, Body: body, ClientID: clientID})

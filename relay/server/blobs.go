@@ -554,7 +554,7 @@ func (c *conn) onBinary(r io.Reader) bool {
 	if err != nil {
 		var fe *relay.FrameError
 		errors.As(err, &fe)
-		c.send(&relay.Frame{Type: relay.TypeError, ID: m.ID, Code: fe.Code, Message: fe.Error()})
+		c.send(&relay.Frame{Type: relay.TypeError, ID: m.ID, Code: fe.Code, Limit: fe.Limit, Message: fe.Error()})
 		return true
 	}
 	f := relay.Frame{Type: relay.TypeBlobPut, ID: m.ID, BlobID: m.BlobID, Index: m.Index, Data: m.Data}

@@ -172,7 +172,7 @@ func (c *conn) onMessage(mt int, r io.Reader) bool {
 	if err != nil {
 		var fe *relay.FrameError
 		errors.As(err, &fe)
-		c.send(&relay.Frame{Type: relay.TypeError, ID: f.ID, Code: fe.Code, Message: fe.Error()})
+		c.send(&relay.Frame{Type: relay.TypeError, ID: f.ID, Code: fe.Code, Limit: fe.Limit, Message: fe.Error()})
 		return true
 	}
 	return c.handle(&f)

@@ -652,7 +652,11 @@ func testLargestMessage(t *testing.T, bk store) {
 	// And the relay refuses it too, when a client does not check.
 	rc := dialRaw(t, r)
 	rc.login(alice)
-	expectErr(t, rc.request(map[string]any{"type": "send", "id": 9, "to": bob.name, "body": make([]byte, relay.MaxBodySize+1), "client_id": "y"}), relay.CodeFrameTooLarge)
+	f := rc.request(map[string]any{"type": "send", "id": 9, "to": bob.name, "body": make([]byte, relay.MaxBodySize+1), "client_id": "y"})
+	expectErr(t, f, relay.CodeFrameTooLarge)
+	if f.Limit != relay.LimitMaxBodyBytes { // PROTOCOL.md: "frame_too_large with limit: max_body_bytes"
+		t.Fatalf("body over the limit: error frame names limit %q, want %q", f.Limit, relay.LimitMaxBodyBytes)
+	}
 }
 
 func TestQueueBytesLimit(t *testing.T) { eachStore(t, testQueueBytesLimit) }
