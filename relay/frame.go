@@ -224,6 +224,11 @@ type FrameError struct {
 	Limit  string
 }
 
+// LimitMaxFrameBytes names the frame size limit (MaxFrameSize, the hello's
+// max_frame_bytes) in error frames: a frame over it is refused with frame_too_large
+// and this limit, as is a binary message over MaxBlobMessageSize.
+const LimitMaxFrameBytes = "max_frame_bytes"
+
 // LimitMaxBodyBytes names the message body limit (MaxBodySize) in error frames: a send
 // whose body is over it is refused with frame_too_large and this limit.
 const LimitMaxBodyBytes = "max_body_bytes"

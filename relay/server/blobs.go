@@ -518,7 +518,7 @@ func (c *conn) onBinary(r io.Reader) bool {
 	data, tooBig, err := readFrame(r, buf, relay.MaxBlobMessageSize)
 	if err != nil {
 		if tooBig {
-			c.kill(relay.CodeFrameTooLarge, "binary message over "+strconv.Itoa(relay.MaxBlobMessageSize+discardLimit)+" bytes")
+			c.kill(relay.CodeFrameTooLarge, relay.LimitMaxFrameBytes, "binary message over "+strconv.Itoa(relay.MaxBlobMessageSize+discardLimit)+" bytes")
 		}
 		return false
 	}
@@ -531,17 +531,17 @@ func (c *conn) onBinary(r io.Reader) bool {
 		c.rateStrikes++
 		c.s.m.limited(LimitFramesPerSecond)
 		if c.rateStrikes > 4*c.s.limits.FrameBurst {
-			c.kill(relay.CodeRateLimited, "persistently over the frame rate")
+			c.kill(relay.CodeRateLimited, LimitFramesPerSecond, "persistently over the frame rate")
 			return false
 		}
-		c.send(&relay.Frame{Type: relay.TypeError, ID: reqID, Code: relay.CodeRateLimited, Limit: "frames_per_second",
+		c.send(&relay.Frame{Type: relay.TypeError, ID: reqID, Code: relay.CodeRateLimited, Limit: LimitFramesPerSecond,
 			Message: "over " + strconv.Itoa(c.s.limits.FramesPerSecond) + " frames/s; slow down", RetryAfterMS: retry.Milliseconds() + 1})
 		return true
 	}
 	c.rateStrikes = 0
 	c.s.m.frameIn(relay.TypeBlobPut)
 	if tooBig {
-		c.send(&relay.Frame{Type: relay.TypeError, ID: reqID, Code: relay.CodeFrameTooLarge, Limit: "max_frame_bytes",
+		c.send(&relay.Frame{Type: relay.TypeError, ID: reqID, Code: relay.CodeFrameTooLarge, Limit: relay.LimitMaxFrameBytes,
 			Message: "binary message over " + strconv.Itoa(relay.MaxBlobMessageSize) + " bytes"})
 		return true
 	}

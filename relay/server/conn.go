@@ -105,17 +105,23 @@ func (c *conn) close() {
 	})
 }
 
-// kill closes at once, dropping queued frames, with a close frame naming the reason
-// (protocol abuse, a replaced card). Messages stay in the store, unacknowledged, and
-// are delivered on the next connection.
-func (c *conn) kill(code, reason string) {
+// kill closes at once, dropping queued frames, with an error frame and a close frame
+// (1008) naming the reason (protocol abuse, a replaced card). When a limit ended the
+// connection, limit names it: the error frame's "limit", and the close frame's reason
+// after the code (PROTOCOL.md "Limits and abuse"). Messages stay in the store,
+// unacknowledged, and are delivered on the next connection.
+func (c *conn) kill(code, limit, reason string) {
 	c.s.m.errorSent(code)
-	c.s.log.Info("closing connection", "conn", c.id, "code", code)
+	c.s.log.Info("closing connection", "conn", c.id, "code", code, "limit", limit)
 	c.killed.Store(true)
 	c.closeOnce.Do(c.cancel)
+	closeReason := code + ": " + reason
+	if limit != "" {
+		closeReason = code + ": " + limit + ": " + reason
+	}
 	c.out.closeWith(
-		outItem{raw: relay.EncodeFrame(&relay.Frame{Type: relay.TypeError, Code: code, Message: reason + "; closing the connection"})},
-		outItem{opcode: opClose, raw: websocket.FormatCloseMessage(websocket.ClosePolicyViolation, truncate(code+": "+reason, 120))})
+		outItem{raw: relay.EncodeFrame(&relay.Frame{Type: relay.TypeError, Code: code, Limit: limit, Message: reason + "; closing the connection"})},
+		outItem{opcode: opClose, raw: websocket.FormatCloseMessage(websocket.ClosePolicyViolation, truncate(closeReason, 120))})
 }
 
 func (c *conn) stopReading() { c.capReads(time.Unix(1, 0)) }

@@ -129,15 +129,15 @@ func (c *conn) Notify(n Notice) {
 	}
 	if n.CardReplaced != "" {
 		if id := c.cardID.Load(); id != nil && *id != n.CardReplaced {
-			c.kill(relay.CodeCardReplaced, "the card this connection logged in with was replaced; log in with the current card")
+			c.kill(relay.CodeCardReplaced, "", "the card this connection logged in with was replaced; log in with the current card")
 		}
 	}
 	if n.LogoutAllExcept != "" && n.LogoutAllExcept != c.connKey() {
-		c.kill(relay.CodeLoggedOut, "logout_all on another connection of this card logged this one out")
+		c.kill(relay.CodeLoggedOut, "", "logout_all on another connection of this card logged this one out")
 	}
 	if n.AccountDeleted != "" {
 		if id := c.cardID.Load(); id != nil && *id == n.AccountDeleted {
-			c.kill(relay.CodeAccountDeleted, "the account this connection logged in with was deleted")
+			c.kill(relay.CodeAccountDeleted, "", "the account this connection logged in with was deleted")
 		}
 	}
 }

@@ -403,7 +403,7 @@ func (c *conn) startLoginDeadline() {
 			return
 		}
 		c.s.m.limited(LimitLoginDeadline)
-		c.kill(relay.CodeLoginTimeout, "not logged in within "+c.s.limits.LoginTimeout.String())
+		c.kill(relay.CodeLoginTimeout, LimitLoginDeadline, "not logged in within "+c.s.limits.LoginTimeout.String())
 	})
 }
 
@@ -418,7 +418,7 @@ func (c *conn) pingAllowed() (ok bool, err error) {
 	c.rateStrikes++
 	c.s.m.limited(LimitFramesPerSecond)
 	if c.rateStrikes > 4*c.s.limits.FrameBurst {
-		c.kill(relay.CodeRateLimited, "persistently over the frame rate (pings count)")
+		c.kill(relay.CodeRateLimited, LimitFramesPerSecond, "persistently over the frame rate (pings count)")
 		return false, errFlood
 	}
 	return false, nil

@@ -104,6 +104,13 @@ func (rc *raw) expectClosed(code string) relay.Frame {
 		if !websocket.IsCloseError(err, websocket.ClosePolicyViolation) {
 			rc.t.Fatalf("after %s: want a close frame 1008, got %v", code, err)
 		}
+		// PROTOCOL.md "Limits and abuse": the close frame has the code and the limit's
+		// name in its reason.
+		var ce *websocket.CloseError
+		errorsAs(err, &ce)
+		if !strings.HasPrefix(ce.Text, code+": ") || !strings.Contains(ce.Text, errFrame.Limit) {
+			rc.t.Fatalf("close frame reason %q: want the code %q and the limit %q", ce.Text, code, errFrame.Limit)
+		}
 		return errFrame
 	}
 }
@@ -115,7 +122,9 @@ func testLimitLoginDeadline(t *testing.T, bk store) {
 	pair := newHonestPair(t, r)
 	attacker := dialRaw(t, r) // never logs in; gorilla answers every ping while reading
 	pair.roundTrip(t)
-	attacker.expectClosed(relay.CodeLoginTimeout)
+	if f := attacker.expectClosed(relay.CodeLoginTimeout); f.Limit != server.LimitLoginDeadline {
+		t.Fatalf("login_timeout names limit %q, want %q", f.Limit, server.LimitLoginDeadline)
+	}
 	pair.roundTrip(t)
 	if n := limited(t, r, server.LimitLoginDeadline); n < 1 {
 		t.Fatalf("login_deadline counted %d times", n)
@@ -492,7 +501,7 @@ func testLimitPingFlood(t *testing.T, bk store) {
 	f := attacker.expectClosed(relay.CodeRateLimited)
 	close(stop)
 	<-flooded
-	if f.Limit != "" && f.Limit != server.LimitFramesPerSecond {
+	if f.Limit != server.LimitFramesPerSecond {
 		t.Fatalf("limit %q", f.Limit)
 	}
 	pair.roundTrip(t)
@@ -534,6 +543,11 @@ func (rc *raw) expectClosedAfterRateLimited() {
 		}
 		if !websocket.IsCloseError(err, websocket.ClosePolicyViolation) {
 			rc.t.Fatalf("want a close frame 1008, got %v", err)
+		}
+		var ce *websocket.CloseError
+		errorsAs(err, &ce)
+		if want := relay.CodeRateLimited + ": " + server.LimitFramesPerSecond + ": "; !strings.HasPrefix(ce.Text, want) {
+			rc.t.Fatalf("close frame reason %q, want it to start %q", ce.Text, want)
 		}
 		return
 	}

@@ -110,7 +110,7 @@ func (c *conn) onMessage(mt int, r io.Reader) bool {
 	if err != nil {
 		readBufPool.Put(bp)
 		if tooBig {
-			c.kill(relay.CodeFrameTooLarge, "frame over "+strconv.Itoa(discardLimit)+" bytes")
+			c.kill(relay.CodeFrameTooLarge, relay.LimitMaxFrameBytes, "frame over "+strconv.Itoa(discardLimit)+" bytes")
 		}
 		return false
 	}
@@ -120,10 +120,10 @@ func (c *conn) onMessage(mt int, r io.Reader) bool {
 		c.rateStrikes++
 		c.s.m.limited(LimitFramesPerSecond)
 		if c.rateStrikes > 4*c.s.limits.FrameBurst {
-			c.kill(relay.CodeRateLimited, "persistently over the frame rate")
+			c.kill(relay.CodeRateLimited, LimitFramesPerSecond, "persistently over the frame rate")
 			return false
 		}
-		c.send(&relay.Frame{Type: relay.TypeError, ID: relay.PeekID(data), Code: relay.CodeRateLimited, Limit: "frames_per_second",
+		c.send(&relay.Frame{Type: relay.TypeError, ID: relay.PeekID(data), Code: relay.CodeRateLimited, Limit: LimitFramesPerSecond,
 			Message: "over " + strconv.Itoa(c.s.limits.FramesPerSecond) + " frames/s; slow down", RetryAfterMS: retry.Milliseconds() + 1})
 		return true
 	}
@@ -131,7 +131,7 @@ func (c *conn) onMessage(mt int, r io.Reader) bool {
 	if tooBig {
 		readBufPool.Put(bp)
 		c.s.m.frameIn("")
-		c.send(&relay.Frame{Type: relay.TypeError, Code: relay.CodeFrameTooLarge, Limit: "max_frame_bytes",
+		c.send(&relay.Frame{Type: relay.TypeError, Code: relay.CodeFrameTooLarge, Limit: relay.LimitMaxFrameBytes,
 			Message: "frame over " + strconv.Itoa(c.s.limits.MaxFrameBytes) + " bytes"})
 		return true
 	}

@@ -535,9 +535,18 @@ func testMalformedFramesGetErrors(t *testing.T, bk store) {
 	// Oversized frame: answered, connection kept.
 	rc2 := dialRaw(t, r)
 	rc2.sendText([]byte(`{"type":"lookup","id":1,"name":"` + strings.Repeat("a", relay.MaxFrameSize) + `"}`))
-	expectErr(t, rc2.read(), relay.CodeFrameTooLarge)
+	if f := rc2.read(); f.Type != relay.TypeError || f.Code != relay.CodeFrameTooLarge || f.Limit != relay.LimitMaxFrameBytes {
+		t.Fatalf("oversized frame: got %+v, want frame_too_large, limit max_frame_bytes", f)
+	}
 	if f := rc2.request(map[string]any{"type": "ping", "id": 2}); f.Type != relay.TypePong {
 		t.Fatalf("after an oversized frame: %+v", f)
+	}
+	// Over a mebibyte more: the error frame, then a close frame (PROTOCOL.md
+	// "Transport", "Limits and abuse"), both naming the limit.
+	rc3 := dialRaw(t, r)
+	go rc3.ws.WriteMessage(websocket.TextMessage, make([]byte, relay.MaxFrameSize+2<<20))
+	if f := rc3.expectClosed(relay.CodeFrameTooLarge); f.Limit != relay.LimitMaxFrameBytes {
+		t.Fatalf("frame far over the limit: error frame names limit %q, want %q", f.Limit, relay.LimitMaxFrameBytes)
 	}
 }
 
