@@ -526,6 +526,7 @@ func (cm *committer) answerAcks(g *ackGroup, err error) {
 			a.c.replyError(a.reqID, errorCode(err), "could not record the ack; the messages will come again, ack them again", "")
 		} else {
 			cm.m.acked.Add(uint64(a.n))
+			a.c.forgetAcked(a.ids[:a.n])
 			a.c.replyOKTo(&cm.ws, a.reqID)
 		}
 		a.release()

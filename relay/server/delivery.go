@@ -105,9 +105,11 @@ func (c *conn) Resync(ctx context.Context) int {
 	}
 }
 
-// forgetAcked drops ids the client acked from liveSent: a Resync after the ack finds
-// them gone from the store, or, if the ack failed, hands them over again.
-// The read loop's only: liveSent itself is set by that goroutine, at login.
+// forgetAcked drops ids from liveSent once their ack is committed: a Resync after that
+// finds them gone from the store. (Forgotten before the commit, a Resync in between —
+// or after an ack that failed and is retried — would hand them over again.) The
+// committer calls it; liveSent itself is set at login, before any ack of the
+// connection reached the committer.
 func (c *conn) forgetAcked(ids []int64) {
 	if c.liveSent == nil {
 		return // one node: nothing tracked

@@ -446,7 +446,6 @@ func (c *conn) onAck(f *relay.Frame) bool {
 // submitAck hands an ack to the committer, which owns it from here.
 func (c *conn) submitAck(a *ackReq) bool {
 	a.c, a.to = c, c.acct.name
-	c.forgetAcked(a.ids)
 	select {
 	case c.s.cm.acks <- a:
 	case <-c.s.cm.done:
