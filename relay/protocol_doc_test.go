@@ -29,7 +29,7 @@ func docErrorCodes(t *testing.T) []string {
 	if end := strings.Index(section[1:], "\n#"); end >= 0 {
 		section = section[:end+1]
 	}
-	header := regexp.MustCompile("(?m)^\\| code \\| meaning \\| what to do \\|$")
+	header := regexp.MustCompile(`(?m)^\| code \| meaning \| what to do \|$`)
 	if !header.MatchString(section) {
 		t.Fatal(`the "Errors" section has no "| code | meaning | what to do |" table`)
 	}
