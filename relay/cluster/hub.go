@@ -67,6 +67,9 @@ const DefaultResyncEvery = time.Minute
 // names of one slice.
 const resyncSlices = 60
 
+// resyncRetry is how long a failed pass of every connection waits to be tried again.
+const resyncRetry = time.Second
+
 var _ server.ResyncingHub = (*Hub)(nil)
 
 type hubSub struct {
@@ -135,19 +138,32 @@ func (h *Hub) resyncLoop(ctx context.Context) {
 		tick = t.C
 	}
 	slice := uint32(0)
+	var retry <-chan time.Time // a pass of every connection that failed, tried again
 	for {
 		var match func(string) bool
 		select {
 		case <-ctx.Done():
 			return
 		case <-h.kick:
+		case <-retry:
 		case <-tick:
 			k := slice
 			slice = (slice + 1) % resyncSlices
 			match = func(name string) bool { return nameSlice(name) == k }
 		}
-		reads, n := h.local.Resync(ctx, match)
+		reads, n, err := h.local.Resync(ctx, match)
 		h.resyncs.Add(uint64(reads))
+		if err != nil && ctx.Err() == nil {
+			// The queue cannot be read now (right after a reconnect JetStream may still
+			// be electing leaders): a pass of every connection is tried again in a
+			// second, a slice at its next turn.
+			h.log.Warn("hub: reading queues for lost pushes", "err", err)
+			if match == nil {
+				retry = time.After(resyncRetry)
+			}
+		} else if match == nil {
+			retry = nil
+		}
 		if n > 0 {
 			h.resynced.Add(uint64(n))
 			h.log.Info("hub: delivered messages whose live push was lost", "messages", n)

@@ -5,6 +5,7 @@ package server
 
 import (
 	"context"
+	"fmt"
 
 	"pfschat/relay"
 	"pfschat/storage"
@@ -61,17 +62,18 @@ func (c *conn) deliver(m *storage.QueuedMessage, owner *sendReq, ws *writeSet) b
 
 // Resync implements Resyncable: it delivers the messages the store has for this
 // connection's name that it has neither handed over nor had acked — a live push the
-// hub lost. Called by the hub's goroutine, one connection at a time.
-func (c *conn) Resync(ctx context.Context) int {
+// hub lost. Called by the hub's goroutine, one connection at a time. An error is the
+// store's (this connection's own closing is none).
+func (c *conn) Resync(ctx context.Context) (int, error) {
 	c.dmu.Lock()
 	if c.liveSent == nil || c.acct == nil || c.ctx.Err() != nil {
 		c.dmu.Unlock()
-		return 0
+		return 0, nil
 	}
 	if c.backfilling {
 		c.missed = true // the backlog goroutine reads the store once more
 		c.dmu.Unlock()
-		return 0
+		return 0, nil
 	}
 	after := c.lastQueued
 	c.dmu.Unlock()
@@ -80,10 +82,10 @@ func (c *conn) Resync(ctx context.Context) int {
 	for {
 		msgs, err := c.s.queue.Pending(ctx, c.acct.name, after, page)
 		if err != nil {
-			if ctx.Err() == nil && c.ctx.Err() == nil {
-				c.s.log.Warn("resync: reading the queue", "conn", c.id, "err", err)
+			if c.ctx.Err() != nil {
+				return n, nil // closing: its queue is read again on the next login
 			}
-			return n
+			return n, fmt.Errorf("resync of %s: %w", c.acct.name, err)
 		}
 		now := c.s.now()
 		for i := range msgs {
@@ -96,11 +98,11 @@ func (c *conn) Resync(ctx context.Context) int {
 				n++
 			}
 			if c.ctx.Err() != nil {
-				return n
+				return n, nil
 			}
 		}
 		if len(msgs) < page {
-			return n
+			return n, nil
 		}
 	}
 }

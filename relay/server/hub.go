@@ -43,9 +43,10 @@ type ResyncingHub interface {
 }
 
 // Resyncable is a Subscriber that can read what the store holds for it and deliver
-// what it lacks (a push the hub lost); it returns how many it delivered.
+// what it lacks (a push the hub lost); it returns how many it delivered, and the
+// store's error if it could not read.
 type Resyncable interface {
-	Resync(ctx context.Context) int
+	Resync(ctx context.Context) (int, error)
 }
 
 // Subscriber receives live events. Both methods are called from the publisher's
@@ -135,8 +136,10 @@ func (h *MemHub) publishReq(r *sendReq, ws *writeSet) {
 
 // Resync calls Resync on every Resyncable subscriber of the names match accepts (all
 // when match is nil), one after the other, and returns how many it called and how
-// many messages they delivered.
-func (h *MemHub) Resync(ctx context.Context, match func(name string) bool) (reads, delivered int) {
+// many messages they delivered. It stops at the first subscriber that could not read
+// the store (the store is unreachable: the others would fail alike) and returns that
+// error.
+func (h *MemHub) Resync(ctx context.Context, match func(name string) bool) (reads, delivered int, err error) {
 	var rs []Resyncable
 	h.mu.RLock()
 	for name, list := range h.subs {
@@ -152,12 +155,16 @@ func (h *MemHub) Resync(ctx context.Context, match func(name string) bool) (read
 	h.mu.RUnlock()
 	for _, r := range rs {
 		if ctx.Err() != nil {
-			break
+			return reads, delivered, ctx.Err()
 		}
 		reads++
-		delivered += r.Resync(ctx)
+		n, err := r.Resync(ctx)
+		delivered += n
+		if err != nil {
+			return reads, delivered, err
+		}
 	}
-	return reads, delivered
+	return reads, delivered, nil
 }
 
 // Notice implements Hub.
