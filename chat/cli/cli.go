@@ -530,22 +530,9 @@ func printSafetyNumber(w io.Writer, sn chat.SafetyNumber) {
 }
 
 func cmdSend(e *env, fs *flag.FlagSet, args []string) error {
-	if len(args) < 2 {
-		return usagef("want NAME and TEXT")
-	}
-	name, text := strings.ToLower(args[0]), strings.Join(args[1:], " ")
-	if text == "-" {
-		// One byte more than a message may carry, plus the newline that ends the input:
-		// enough to tell a text that is too long, which is refused below, never cut.
-		b, err := io.ReadAll(io.LimitReader(e.stdin, chat.MaxTextBytes+2))
-		if err != nil {
-			return fmt.Errorf("reading the message from stdin: %w", err)
-		}
-		text = strings.TrimSuffix(string(b), "\n") // the line end of echo or a here-document
-	}
-	if len(text) > chat.MaxTextBytes {
-		return usagef("the message is %s bytes or more; one message carries at most %d bytes of text (split it into several messages)",
-			fmt.Sprint(len(text)), chat.MaxTextBytes)
+	name, text, err := sendArgs(e, args) // owner.go: the same with an owner
+	if err != nil {
+		return err
 	}
 	wait := fs.Lookup("wait").Value.(flag.Getter).Get().(time.Duration)
 	// Offline is fine when a session exists: the message waits in the outbox.

@@ -184,18 +184,27 @@ func viaOwner(e *env, cmd string, fs *flag.FlagSet, args []string) (ok bool, err
 	return true, recvViaOwner(e, cl, fs, args)
 }
 
-// sendArgs is send's NAME and TEXT (TEXT "-" reads stdin).
+// sendArgs is send's NAME and TEXT (TEXT "-" reads stdin), read the same way with an
+// owner and without one: stdin loses only its one final newline (the line end of echo
+// or a here-document), and a text over chat.MaxTextBytes is a usage error (exit 2) —
+// refused, never cut to fit.
 func sendArgs(e *env, args []string) (name, text string, err error) {
 	if len(args) < 2 {
 		return "", "", usagef("want NAME and TEXT")
 	}
-	name, text = args[0], strings.Join(args[1:], " ")
+	name, text = strings.ToLower(args[0]), strings.Join(args[1:], " ")
 	if text == "-" {
-		b, err := io.ReadAll(io.LimitReader(e.stdin, chat.MaxTextBytes+1))
+		// One byte more than a message may carry, plus the newline that ends the input:
+		// enough to tell a text that is too long, which is refused below, never cut.
+		b, err := io.ReadAll(io.LimitReader(e.stdin, chat.MaxTextBytes+2))
 		if err != nil {
 			return "", "", fmt.Errorf("reading the message from stdin: %w", err)
 		}
-		text = strings.TrimRight(string(b), "\n")
+		text = strings.TrimSuffix(string(b), "\n")
+	}
+	if len(text) > chat.MaxTextBytes {
+		return "", "", usagef("the message is %s bytes or more; one message carries at most %d bytes of text (split it into several messages)",
+			fmt.Sprint(len(text)), chat.MaxTextBytes)
 	}
 	return name, text, nil
 }

@@ -2,6 +2,7 @@ package cli
 
 import (
 	"bytes"
+	"errors"
 	"os"
 	"strconv"
 	"strings"
@@ -41,4 +42,48 @@ func TestSendRefusesTextOverTheLimit(t *testing.T) {
 			}
 		})
 	}
+}
+
+// Through a running owner (pfschat daemon, the UI) send reads its text as it does
+// without one (sendArgs): stdin loses only its one final newline, and a text over the
+// limit is refused as a usage error (exit 2) before the owner is asked — never cut to
+// fit, never a JSON-RPC error (exit 1).
+func TestSendArgsAsWithoutOwner(t *testing.T) {
+	for _, tc := range []struct {
+		name, stdin string
+		args        []string
+		want        string
+		usage       bool
+	}{
+		{"one final newline dropped", "hello\n\n", []string{"bob", "-"}, "hello\n", false},
+		{"no newline", "hello", []string{"bob", "-"}, "hello", false},
+		{"words joined", "", []string{"bob", "hello", "there"}, "hello there", false},
+		{"stdin at the limit with its final newline", strings.Repeat("a", chat.MaxTextBytes) + "\n", []string{"bob", "-"}, strings.Repeat("a", chat.MaxTextBytes), false},
+		{"stdin over the limit", strings.Repeat("a", chat.MaxTextBytes+1), []string{"bob", "-"}, "", true},
+		{"stdin over the limit by a newline of its own", strings.Repeat("a", chat.MaxTextBytes) + "\n\n", []string{"bob", "-"}, "", true},
+		{"argument over the limit", "", []string{"bob", strings.Repeat("a", chat.MaxTextBytes+1)}, "", true},
+		{"no text", "", []string{"bob"}, "", true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			e := &env{stdin: strings.NewReader(tc.stdin)}
+			name, text, err := sendArgs(e, tc.args)
+			var ue usageErr
+			if tc.usage {
+				if !errors.As(err, &ue) {
+					t.Fatalf("err %v (text of %d bytes), want a usage error", err, len(text))
+				}
+				return
+			}
+			if err != nil || name != "bob" || text != tc.want {
+				t.Fatalf("sendArgs = %q, %d bytes %q, %v; want bob, %d bytes", name, len(text), trim(text), err, len(tc.want))
+			}
+		})
+	}
+}
+
+func trim(s string) string {
+	if len(s) > 20 {
+		return s[:20] + "…"
+	}
+	return s
 }
