@@ -19,7 +19,18 @@ func TestCommandHelpSpellsFlagsAsTheREADME(t *testing.T) {
 		{[]string{"recv", "-h"}, []string{"\n  --follow\n", "\n  --count N\n", "\n  --json\n"}},
 		{[]string{"init", "--help"}, []string{"\n  --name NAME\n", "\n  --device LABEL\n"}},
 		{[]string{"demo", "--help"}, []string{"\n  --no-bell\n"}},
-		{[]string{"relay", "--help"}, []string{"\n  --addr HOST:PORT\n      listen address (host:port) (default \"127.0.0.1:7878\")\n", "\n  --db FILE\n"}},
+		{[]string{"relay", "--help"}, []string{"\n  --addr HOST:PORT\n      listen address (host:port) (default \"127.0.0.1:7878\")\n", "\n  --db FILE\n",
+			"\n  --tls-cert FILE\n", "\n  --tls-key FILE\n", "\n  --acme-domain NAME\n", "\n  --admin-addr HOST:PORT\n"}},
+		// The README's spellings of the other commands' values.
+		{[]string{"passphrase", "--help"}, []string{"\n  --new-passphrase-file FILE\n"}},
+		{[]string{"recover", "--help"}, []string{"\n  --recovery-code-file FILE\n"}},
+		{[]string{"send-file", "--help"}, []string{"\n  --caption TEXT\n"}},
+		{[]string{"recv", "--help"}, []string{"\n  --download-dir DIR\n"}},
+		{[]string{"init", "--help"}, []string{"\n  --invite CODE\n"}},
+		{[]string{"daemon", "--help"}, []string{"\n  --http ADDR\n", "\n  --download-dir DIR\n"}},
+		{[]string{"relay", "backup", "--help"}, []string{"\n  --db FILE\n"}},
+		{[]string{"relay", "rotate-key", "--help"}, []string{"\n  --db FILE\n", "\n  --compromised\n"}},
+		{[]string{"relay", "invite", "--help"}, []string{"\n  --db FILE\n", "\n  --uses N\n"}},
 	} {
 		var out, errb bytes.Buffer
 		if code := Main(t.Context(), tc.args, strings.NewReader(""), &out, &errb); code != exitOK {
@@ -33,6 +44,10 @@ func TestCommandHelpSpellsFlagsAsTheREADME(t *testing.T) {
 		}
 		if m := regexp.MustCompile(`(?m)^  -[a-z][a-z-]+`).FindString(text); m != "" {
 			t.Errorf("%q: a flag spelled with one dash, %q:\n%s", tc.args, m, text)
+		}
+		// A value named by its Go type says nothing; the README names what it is.
+		if m := regexp.MustCompile(`(?m)^  --[a-z-]+ (STRING|string)$`).FindString(text); m != "" {
+			t.Errorf("%q: a value named by its type, %q:\n%s", tc.args, m, text)
 		}
 	}
 }

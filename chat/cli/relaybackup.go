@@ -22,7 +22,7 @@ func runRelayBackup(ctx context.Context, args []string, stdout, stderr io.Writer
 	dbPath := fs.String("db", DefaultRelayDBPath(), "relay database file (SQLite)")
 	fs.Usage = func() {
 		fmt.Fprintf(stderr, "usage: pfschat relay backup [--db FILE] DEST\n\nCopies the relay database to DEST (a new file; never overwritten) with SQLite's VACUUM INTO,\nwhile the relay runs. DEST holds the relay's private key: keep it as safe as the database.\n\n")
-		fs.PrintDefaults()
+		printFlags(stderr, fs)
 	}
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {

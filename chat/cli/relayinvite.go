@@ -30,7 +30,7 @@ func RunRelayInvite(ctx context.Context, args []string, stdout, stderr io.Writer
 	clusterOpts.register(fs)
 	fs.Usage = func() {
 		fmt.Fprintf(stderr, "usage: pfschat relay invite [--uses N] [--ttl D] [--db FILE | --nats URL[,URL…] --relay-key-file FILE]\n\nPrints a one-time invite code for a relay run with --registration invite.\n\n")
-		fs.PrintDefaults()
+		printFlags(stderr, fs)
 	}
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {

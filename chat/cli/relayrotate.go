@@ -26,7 +26,7 @@ func runRelayRotateKey(ctx context.Context, args []string, stdout, stderr io.Wri
 	compromised := fs.Bool("compromised", false, "the old key is compromised: make a new key WITHOUT a statement from it; clients refuse the new key until their users run pfschat repin")
 	fs.Usage = func() {
 		fmt.Fprintf(stderr, "usage: pfschat relay rotate-key [--db FILE] [--compromised]\n\nGives the relay a new key. The old key signs a statement naming the new one; the relay serves it\nto every client, which checks it against its pinned key and re-pins. Every card is re-signed with\nthe new key. Stop the relay first, back the database up, rotate, start the relay again.\n\n")
-		fs.PrintDefaults()
+		printFlags(stderr, fs)
 	}
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
