@@ -82,7 +82,7 @@ func RunRelay(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	// Operations: the database check, the disk high-water mark, account expiry.
 	initDB := fs.Bool("init", false, "make a new relay (a new key) in an empty or key-less --db file, or with --nats in a JetStream without one, instead of refusing it")
 	minFree := fs.Int64("min-free-mib", DefaultMinFreeMiB, "refuse new sends (storage_full) while the database's file system has less free space, in MiB (0 = off); acks go on")
-	reserveMiB := fs.Int64("disk-reserve-mib", DefaultDiskReserveMiB, "MiB set aside in DB.reserve, released to acks when the disk is nearly full (0 = none)")
+	reserveMiB := fs.Int64("disk-reserve-mib", DefaultDiskReserveMiB, "MiB set aside in FILE.reserve beside the --db FILE, released to acks when the disk is nearly full (0 = none)")
 	expiryDays := fs.Int("account-expiry", 0, "free the names of accounts not logged in for this many days, with their queues (0 = never)")
 	fs.Usage = func() {
 		fmt.Fprintf(stderr, "usage: pfschat relay [flags]\n\nRuns a pfschat relay: registers cards, hands out prekeys, stores and forwards ciphertext.\n\n")
