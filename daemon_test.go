@@ -259,7 +259,7 @@ func TestDaemonOneOwnerTwoProcesses(t *testing.T) {
 	d := startDaemon(t, s.bin, s.bobFlags)
 
 	_, stderr, code := pfschat(t, s.bin, s.bobArgs("daemon")...)
-	want := fmt.Sprintf("is open in pfschat (pid %d, pfschat daemon); use `pfschat daemon` or close it", d.pid())
+	want := fmt.Sprintf("is open in pfschat (pid %d, pfschat daemon); stop the daemon to run this (the commands it can serve go through it)", d.pid())
 	if code != 1 || !strings.Contains(stderr, want) {
 		t.Fatalf("a second daemon: exit %d, stderr %q; want exit 1 and %q", code, stderr, want)
 	}

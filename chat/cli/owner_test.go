@@ -134,7 +134,7 @@ func TestUIExitsWhileDaemonOwns(t *testing.T) {
 	}
 	errb.Reset()
 	if code := Main(t.Context(), []string{"--home", bob.Profile.Dir, "daemon"}, strings.NewReader(""), io.Discard, &errb); code != exitFail ||
-		!strings.Contains(errb.String(), "(pid ") || !strings.Contains(errb.String(), "pfschat daemon); use `pfschat daemon` or close it") {
+		!strings.Contains(errb.String(), "(pid ") || !strings.Contains(errb.String(), "pfschat daemon); stop the daemon to run this (the commands it can serve go through it)") {
 		t.Fatalf("second daemon: exit %d, %q", code, errb.String())
 	}
 	cancel()

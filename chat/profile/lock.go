@@ -51,7 +51,20 @@ func (e *LockedError) Error() string {
 	if e.PID > 0 {
 		who = fmt.Sprintf("pid %d, %s", e.PID, who)
 	}
-	return fmt.Sprintf("profile %s is open in pfschat (%s); use `pfschat daemon` or close it", e.Dir, who)
+	return fmt.Sprintf("profile %s is open in pfschat (%s); %s", e.Dir, who, e.Kind.advice())
+}
+
+// advice is what to do when a holder of this kind refuses an opener: the UI and the
+// daemon serve the commands they can (the refused one is not among them), a command
+// ends by itself.
+func (k OwnerKind) advice() string {
+	switch k {
+	case OwnerDaemon:
+		return "stop the daemon to run this (the commands it can serve go through it)"
+	case OwnerUI:
+		return "close the UI to run this (the commands it can serve go through it)"
+	}
+	return "wait for it to end or stop it (run `pfschat daemon` to let commands share the profile)"
 }
 
 func (e *LockedError) Unwrap() error { return ErrLocked }

@@ -28,7 +28,7 @@ func TestLockRefusesSecondOpener(t *testing.T) {
 	if le.PID != os.Getpid() || le.Kind != OwnerUI {
 		t.Fatalf("LockedError names pid %d kind %q, want %d %q", le.PID, le.Kind, os.Getpid(), OwnerUI)
 	}
-	want := "profile " + dir + " is open in pfschat (pid " + strconv.Itoa(os.Getpid()) + ", the terminal UI); use `pfschat daemon` or close it"
+	want := "profile " + dir + " is open in pfschat (pid " + strconv.Itoa(os.Getpid()) + ", the terminal UI); close the UI to run this (the commands it can serve go through it)"
 	if err.Error() != want {
 		t.Fatalf("error %q\nwant  %q", err, want)
 	}
@@ -67,7 +67,7 @@ func TestLockRecordParsing(t *testing.T) {
 			t.Errorf("parseLockRecord(%q) = %d %q, want %d %q", in, pid, kind, want.pid, want.kind)
 		}
 	}
-	if got := (&LockedError{Dir: "/p"}).Error(); got != "profile /p is open in pfschat (an unknown pfschat process); use `pfschat daemon` or close it" {
+	if got := (&LockedError{Dir: "/p"}).Error(); got != "profile /p is open in pfschat (an unknown pfschat process); wait for it to end or stop it (run `pfschat daemon` to let commands share the profile)" {
 		t.Errorf("without a record: %q", got)
 	}
 }
