@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io/fs"
 	"os"
 
 	"pfschat/chat/profile"
@@ -38,6 +39,11 @@ func (p Profile) Backup(ctx context.Context, dst string, passphrase []byte) erro
 // with. Every ratchet session is dropped (an old state must not send), so each
 // conversation starts a new session with its next message.
 func (p Profile) Restore(ctx context.Context, src string, passphrase []byte) error {
+	// Refused before anything is made in it (a lock file included), and again under
+	// the lock, against a restore or an init racing this one.
+	if err := p.refuseNotEmpty(); err != nil {
+		return err
+	}
 	if err := os.MkdirAll(p.Dir, 0o700); err != nil {
 		return fmt.Errorf("chat: restore: %w", err)
 	}
@@ -46,7 +52,22 @@ func (p Profile) Restore(ctx context.Context, src string, passphrase []byte) err
 		return err
 	}
 	defer lock.Release()
+	if err := p.refuseNotEmpty(); err != nil {
+		return err
+	}
+	if err := storage.RestoreClient(ctx, src, p.StorePath(), passphrase); err != nil {
+		return fmt.Errorf("chat: restore: %w", err)
+	}
+	return nil
+}
+
+// refuseNotEmpty is ErrHomeNotEmpty when the profile directory holds anything but its
+// lock file; a missing directory is empty.
+func (p Profile) refuseNotEmpty() error {
 	entries, err := os.ReadDir(p.Dir)
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil
+	}
 	if err != nil {
 		return fmt.Errorf("chat: restore: %w", err)
 	}
@@ -54,9 +75,6 @@ func (p Profile) Restore(ctx context.Context, src string, passphrase []byte) err
 		if e.Name() != profile.LockFile {
 			return fmt.Errorf("%w: %s holds %s; restore into a new --home DIR (a restore never replaces a profile)", ErrHomeNotEmpty, p.Dir, e.Name())
 		}
-	}
-	if err := storage.RestoreClient(ctx, src, p.StorePath(), passphrase); err != nil {
-		return fmt.Errorf("chat: restore: %w", err)
 	}
 	return nil
 }
