@@ -149,7 +149,7 @@ func openDB(ctx context.Context, path string, kind storeKind, sync string, creat
 		} else if err != nil {
 			return nil, 0, fmt.Errorf("storage: %w", err)
 		} else if fi.Size() == 0 {
-			return nil, 0, damaged(abs, "it is empty (0 bytes)")
+			return nil, 0, damaged(kind, abs, "it is empty (0 bytes)")
 		}
 	} else if err := createPrivate(abs); err != nil {
 		return nil, 0, err
@@ -170,7 +170,7 @@ func openDB(ctx context.Context, path string, kind storeKind, sync string, creat
 	if err := w.QueryRowContext(ctx, "PRAGMA user_version").Scan(&version); err != nil {
 		w.Close()
 		if sqliteCode(err) == sqliteNotADB {
-			return nil, 0, damaged(abs, "it is not a SQLite database")
+			return nil, 0, damaged(kind, abs, "it is not a SQLite database")
 		}
 		return nil, 0, diskFull(abs, fmt.Errorf("storage: read schema version of %s: %w", abs, err))
 	}
@@ -204,7 +204,7 @@ func openDB(ctx context.Context, path string, kind storeKind, sync string, creat
 		}
 		if !create {
 			w.Close()
-			return nil, 0, damaged(abs, "it holds no schema")
+			return nil, 0, damaged(kind, abs, "it holds no schema")
 		}
 	}
 	var keys *keyring
@@ -594,9 +594,14 @@ func sqliteCode(err error) int {
 	return 0
 }
 
-// damaged is the ErrDamaged error for the file at path, saying why.
-func damaged(path, why string) error {
-	return fmt.Errorf("%w: %s: %s; it is not a usable pfschat store: restore it from a backup (creating a new profile would give up its name)", ErrDamaged, path, why)
+// damaged is the ErrDamaged error for the file at path, saying why and what to do for
+// a store of that kind.
+func damaged(kind storeKind, path, why string) error {
+	what := "restore it from a backup (creating a new profile would give up its name)"
+	if kind.name == relayKind.name {
+		what = "restore it from a backup (pfschat relay backup); a new file would be a new relay, with a new key every client must re-pin"
+	}
+	return fmt.Errorf("%w: %s: %s; it is not a usable pfschat store: %s", ErrDamaged, path, why, what)
 }
 
 // createPrivate makes sure a store about to be created is a file only its owner can

@@ -92,6 +92,9 @@ func TestRunRelayRefusesEmptyAndForeignDatabases(t *testing.T) {
 			if err == nil || !strings.Contains(err.Error(), tc.want) || !strings.Contains(err.Error(), "not a pfschat relay database") {
 				t.Fatalf("RunRelay on %s: %v, want a refusal saying %q", tc.name, err, tc.want)
 			}
+			if strings.Contains(err.Error(), "profile") {
+				t.Fatalf("RunRelay on %s: %v: a relay's refusal speaks of a profile", tc.name, err)
+			}
 		})
 	}
 	if b, _ := os.ReadFile(empty); len(b) != 0 {
