@@ -169,10 +169,12 @@ usage:
   pfschat init --name NAME     create an identity and register it, no UI
   pfschat add NAME             fetch and verify a contact's card (trust on first use)
   pfschat send NAME TEXT       send one message, no UI (through the daemon when one runs)
+  pfschat send-file NAME PATH  send a file, encrypted end to end ([--caption TEXT])
   pfschat recv [--follow] [--json]   print incoming messages
   pfschat contacts | fingerprint NAME | verify NAME | accept-key NAME
   pfschat rotate-keys [--count N] | reset-session NAME | version (or --version)
-  pfschat delete-account | repin   free your name on the relay | re-pin a replaced relay key
+  pfschat delete-account | repin | relay-key   free your name | re-pin a replaced relay key | show the pinned one
+  pfschat recover NAME | recovery-code --rotate | reset-identity   your name on a new machine | a new code | a new key
   pfschat backup FILE | restore FILE | passphrase   your profile, sealed | into an empty --home | change it
   pfschat delete-message NAME ID | clear NAME      delete messages on this device only
   pfschat accept-request | block | unblock | remove | mute | unmute NAME;  nickname NAME [NICK]

@@ -51,3 +51,16 @@ func TestCommandHelpSpellsFlagsAsTheREADME(t *testing.T) {
 		}
 	}
 }
+
+// `pfschat help` names every headless command.
+func TestHelpNamesEveryCommand(t *testing.T) {
+	words := map[string]bool{}
+	for _, w := range strings.FieldsFunc(usage, func(r rune) bool { return r == ' ' || r == '\n' || r == '|' || r == ';' }) {
+		words[w] = true
+	}
+	for _, c := range commands {
+		if !words[c.name] {
+			t.Errorf("pfschat help does not name %q", c.name)
+		}
+	}
+}
