@@ -2,6 +2,7 @@ package cluster_test
 
 import (
 	"context"
+	"fmt"
 	"io"
 	"net"
 	"strings"
@@ -9,10 +10,12 @@ import (
 	"testing"
 	"time"
 
+	"pfschat/relay"
 	"pfschat/relay/client"
 	"pfschat/relay/cluster"
 	"pfschat/relay/cluster/clustertest"
 	"pfschat/relay/cluster/natstest"
+	"pfschat/relay/relaytest"
 	"pfschat/storage"
 )
 
@@ -20,6 +23,12 @@ import (
 // but without its live push: as when the node that committed it died before the push
 // (or a NATS server lost it). urls: NATS servers to reach the queue through.
 func storeWithoutPush(ctx context.Context, t *testing.T, urls []string, replicas, shards int, to, body string) int64 {
+	t.Helper()
+	return storeManyWithoutPush(ctx, t, urls, replicas, shards, to, []string{body})[0]
+}
+
+// storeManyWithoutPush is storeWithoutPush for several messages, in one batch.
+func storeManyWithoutPush(ctx context.Context, t *testing.T, urls []string, replicas, shards int, to string, bodies []string) []int64 {
 	t.Helper()
 	conn, err := cluster.Connect(ctx, cluster.Options{URLs: urls, Replicas: replicas, Timeout: 5 * time.Second, Name: "no-push"})
 	if err != nil {
@@ -30,12 +39,23 @@ func storeWithoutPush(ctx context.Context, t *testing.T, urls []string, replicas
 	if err != nil {
 		t.Fatal(err)
 	}
-	res, err := q.Enqueue(ctx, []storage.QueuedMessage{{To: to, From: "carol", FromCardID: "c0ffee",
-		ClientID: body, Body: []byte(body), ReceivedAt: time.Now()}})
-	if err != nil || res[0].Err != nil {
-		t.Fatalf("storing %q: %v / %+v", body, err, res)
+	var msgs []storage.QueuedMessage
+	for i, body := range bodies {
+		msgs = append(msgs, storage.QueuedMessage{To: to, From: "carol", FromCardID: "c0ffee",
+			ClientID: fmt.Sprintf("no-push-%d", i), Body: []byte(body), ReceivedAt: time.Now()})
 	}
-	return res[0].ID
+	res, err := q.Enqueue(ctx, msgs)
+	if err != nil {
+		t.Fatalf("storing %d messages: %v", len(bodies), err)
+	}
+	var ids []int64
+	for i, r := range res {
+		if r.Err != nil {
+			t.Fatalf("storing message %d: %v", i, r.Err)
+		}
+		ids = append(ids, r.ID)
+	}
+	return ids
 }
 
 // pushesNow returns the bodies of the pushed messages already waiting at c.
@@ -118,6 +138,78 @@ func TestLostPushComesWithPeriodicResync(t *testing.T) {
 	waitResyncs(ctx, t, a, reads, 2)
 	if again := pushesNow(bc); len(again) != 0 {
 		t.Fatalf("delivered again after the ack: %q", again)
+	}
+}
+
+// Many lost pushes at once (a long outage) come over several resyncs, each filling at
+// most half the connection's outbound queue, however slowly the recipient reads: a
+// full queue would close the connection as a slow reader's. Bob's connection here
+// reads nothing until the hub has resynced it a few times, so the relay's writes to it
+// back up.
+func TestManyLostPushesDoNotOverflowTheConnection(t *testing.T) {
+	ns := natstest.Single(t)
+	limits := clustertest.Limits
+	limits.OutboundQueue = 16
+	a := clustertest.StartWith(t, "A", []string{ns.URL()}, 1, limits, func(o *cluster.NodeOptions) {
+		o.Hub.ResyncEvery = 60 * time.Millisecond
+	})
+	ctx := testCtx(t, 30*time.Second)
+	u, err := relaytest.NewLoadUser("bob")
+	if err != nil {
+		t.Fatal(err)
+	}
+	bob, err := relaytest.DialLoad(ctx, a.URL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer bob.Close()
+	if err := bob.Register(u); err != nil {
+		t.Fatal(err)
+	}
+	if err := bob.Login(u); err != nil {
+		t.Fatal(err)
+	}
+	// More than the socket buffers hold: the relay's writer blocks until bob reads.
+	pad := strings.Repeat("x", 40<<10)
+	var bodies []string
+	for i := range 300 {
+		bodies = append(bodies, fmt.Sprintf("lost-%03d-%s", i, pad))
+	}
+	reads, _ := a.Node.Hub.Resyncs()
+	storeManyWithoutPush(ctx, t, []string{ns.URL()}, 1, 1, "bob", bodies)
+	// Bob reads nothing while the hub resyncs him a few times (a connection closed
+	// meanwhile is resynced no more: then the reads below find it closed).
+	wait, cancel := context.WithTimeout(ctx, 3*time.Second)
+	for r, _ := a.Node.Hub.Resyncs(); r < reads+5 && wait.Err() == nil; r, _ = a.Node.Hub.Resyncs() {
+		select {
+		case <-wait.Done():
+		case <-time.After(2 * time.Millisecond):
+		}
+	}
+	cancel()
+	seen := map[string]bool{}
+	var acks []int64
+	for len(seen) < len(bodies) {
+		ev, err := bob.Next()
+		if err != nil {
+			t.Fatalf("after %d of %d: the connection failed: %v", len(seen), len(bodies), err)
+		}
+		if ev.Type != relay.TypeDeliver {
+			continue
+		}
+		b := string(ev.Body[:8])
+		if seen[b] {
+			t.Fatalf("%s delivered twice", b)
+		}
+		seen[b] = true
+		// Acks in batches, as chat's receive loop sends them (each is answered).
+		if acks = append(acks, ev.MsgID); len(acks) == 64 || len(seen) == len(bodies) {
+			bob.QueueAck(acks)
+			if err := bob.Flush(); err != nil {
+				t.Fatal(err)
+			}
+			acks = acks[:0]
+		}
 	}
 }
 

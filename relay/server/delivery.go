@@ -88,18 +88,24 @@ func (c *conn) Resync(ctx context.Context) (int, error) {
 			return n, fmt.Errorf("resync of %s: %w", c.acct.name, err)
 		}
 		now := c.s.now()
+		// Like the backlog, a resync fills at most half the outbound queue (a long
+		// outage can leave many messages behind): the rest waits for the next pass,
+		// which finds it by liveSent, instead of a full queue closing the connection.
+		backlogMax := max(1, c.s.limits.OutboundQueue/2)
 		for i := range msgs {
 			m := &msgs[i]
-			after = m.ID
+			if c.out.len() >= backlogMax || c.ctx.Err() != nil {
+				return n, nil
+			}
 			if !m.ExpiresAt.IsZero() && now.After(m.ExpiresAt) {
 				continue
 			}
 			if c.deliver(m, nil, nil) {
 				n++
 			}
-			if c.ctx.Err() != nil {
-				return n, nil
-			}
+		}
+		if len(msgs) > 0 {
+			after = msgs[len(msgs)-1].ID
 		}
 		if len(msgs) < page {
 			return n, nil
