@@ -8,6 +8,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net/url"
 	"strings"
 	"time"
 
@@ -93,7 +94,7 @@ func Connect(ctx context.Context, o Options) (*Conn, error) {
 	}
 	nc, err := nats.Connect(strings.Join(o.URLs, ","), nopts...)
 	if err != nil {
-		return nil, fmt.Errorf("cluster: connect to %s: %w", strings.Join(o.URLs, ","), err)
+		return nil, fmt.Errorf("cluster: connect to %s: %w", redactURLs(o.URLs), err)
 	}
 	c, err := newConn(ctx, nc, o)
 	if err != nil {
@@ -112,9 +113,34 @@ func newConn(ctx context.Context, nc *nats.Conn, o Options) (*Conn, error) {
 	actx, cancel := context.WithTimeout(ctx, o.Timeout)
 	defer cancel()
 	if _, err := js.AccountInfo(actx); err != nil {
-		return nil, fmt.Errorf("cluster: JetStream not available on %s (start nats-server with -js): %w", nc.ConnectedUrlRedacted(), err)
+		return nil, fmt.Errorf("cluster: JetStream not available on %s (start nats-server with -js): %w", redactURLs([]string{nc.ConnectedUrl()}), err)
 	}
 	return &Conn{nc: nc, js: js, opts: o, timeout: o.Timeout}, nil
+}
+
+// redactURLs joins NATS URLs for an error or a log with their user information
+// dropped: a URL's user part may be a password (nats://user:pass@host) or, alone, a
+// token (nats://token@host), which url.URL.Redacted and nats.Conn.ConnectedUrlRedacted
+// leave as they are.
+func redactURLs(urls []string) string {
+	out := make([]string, len(urls))
+	for i, raw := range urls {
+		u, err := url.Parse(raw)
+		switch {
+		case err != nil:
+			// Unparsable: show nothing after a '@' that could be user information.
+			if at := strings.LastIndex(raw, "@"); at >= 0 {
+				raw = "[redacted]" + raw[at:]
+			}
+			out[i] = raw
+		case u.User != nil:
+			u.User = url.User("redacted")
+			out[i] = u.String()
+		default:
+			out[i] = raw
+		}
+	}
+	return strings.Join(out, ",")
 }
 
 // NATS is the core connection.
