@@ -104,23 +104,46 @@ func parseNATSURLs(raw string) ([]string, error) {
 	for part := range strings.SplitSeq(raw, ",") {
 		part = strings.TrimSpace(part)
 		if part == "" {
-			return nil, usagef("--nats %q has an empty entry: separate the NATS servers' URLs by single commas", raw)
+			shown := strings.Split(raw, ",")
+			for i := range shown {
+				shown[i] = redactUserInfo(shown[i])
+			}
+			return nil, usagef("--nats %q has an empty entry: separate the NATS servers' URLs by single commas", strings.Join(shown, ","))
 		}
 		u, err := url.Parse(part)
 		if err != nil || u.Host == "" {
-			return nil, usagef("--nats: %q is not a NATS server URL (want nats://host:4222)", part)
+			return nil, usagef("--nats: %q is not a NATS server URL (want nats://host:4222)", redactUserInfo(part))
 		}
 		switch u.Scheme {
 		case "nats", "tls", "ws", "wss":
 		default:
-			return nil, usagef("--nats: %q: the scheme must be nats://, tls://, ws:// or wss://", part)
+			return nil, usagef("--nats: %q: the scheme must be nats://, tls://, ws:// or wss://", redactUserInfo(part))
 		}
 		if u.User != nil {
-			return nil, usagef("--nats: %q has a user or password in it, which every user of this machine can read in the process list: use --nats-creds FILE", u.Redacted())
+			return nil, usagef("--nats: %q has a user or password in it, which every user of this machine can read in the process list: use --nats-creds FILE", redactUserInfo(part))
 		}
 		urls = append(urls, part)
 	}
 	return urls, nil
+}
+
+// redactUserInfo hides what comes before the last '@' of a URL's authority, the user
+// information: a password, or a token alone (nats://TOKEN@host), which url.Redacted
+// keeps. It works on text that does not parse as a URL too.
+func redactUserInfo(raw string) string {
+	rest, scheme := raw, ""
+	if i := strings.Index(raw, "://"); i >= 0 {
+		scheme, rest = raw[:i+3], raw[i+3:]
+	}
+	auth := rest
+	if i := strings.IndexAny(rest, "/?#"); i >= 0 {
+		auth = rest[:i]
+	}
+	at := strings.LastIndex(auth, "@")
+	if at < 0 {
+		return raw
+	}
+	return scheme + "xxxxx" + rest[at:]
 }
 
 // checkSecretFile refuses a secret file that is missing, not a regular file, or

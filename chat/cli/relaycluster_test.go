@@ -43,6 +43,10 @@ func TestRelayClusterFlagErrors(t *testing.T) {
 		{[]string{"--nats", "http://127.0.0.1:4222"}, "scheme must be nats://"},
 		{[]string{"--nats", "127.0.0.1:4222"}, "not a NATS server URL"},
 		{[]string{"--nats", "nats://user:secret@127.0.0.1:4222"}, "use --nats-creds FILE"},
+		{[]string{"--nats", "nats://s3cr3t@127.0.0.1:4222"}, "use --nats-creds FILE"}, // a token alone
+		{[]string{"--nats", "nats://user:s3cr3t@127.0.0.1:port"}, "not a NATS server URL"},
+		{[]string{"--nats", "http://user:s3cr3t@127.0.0.1:4222"}, "scheme must be nats://"},
+		{[]string{"--nats", "nats://127.0.0.1:2,,nats://user:s3cr3t@127.0.0.1:4222"}, "empty entry"},
 		{[]string{"--nats", nats, "--nats-replicas", "2"}, "use 1, 3 or 5"},
 		{[]string{"--nats", nats, "--nats-replicas", "0"}, "use 1, 3 or 5"},
 		{[]string{"--nats", nats, "--nats-creds", filepath.Join(dir, "missing.creds")}, "--nats-creds"},
@@ -57,7 +61,7 @@ func TestRelayClusterFlagErrors(t *testing.T) {
 			t.Errorf("pfschat relay %q: %v, want an error saying %q", tc.args, err, tc.says)
 			continue
 		}
-		if strings.Contains(err.Error(), "secret@") {
+		if strings.Contains(err.Error(), "secret@") || strings.Contains(err.Error(), "s3cr3t") {
 			t.Errorf("pfschat relay %q: the error shows the password: %v", tc.args, err)
 		}
 	}
