@@ -101,6 +101,18 @@ type attachmentMeta struct {
 	Source     string `json:"source,omitempty"` // outgoing: the path sent
 	Staged     string `json:"staged,omitempty"` // outgoing, from an earlier version: a sealed copy, removed once sent
 	Saved      string `json:"saved,omitempty"`  // incoming: where it was saved
+	// Failure is why the attachment failed: its error names the file and paths, so it
+	// is kept here, sealed, not in the row's clear reason column (failAttachment).
+	Failure string `json:"failure,omitempty"`
+}
+
+// failureReason is why row failed: the sealed reason, else the clear column's (rows
+// failed by an earlier version).
+func failureReason(row storage.Attachment, meta attachmentMeta) string {
+	if meta.Failure != "" {
+		return meta.Failure
+	}
+	return row.Reason
 }
 
 // blobRelay is what attachments need from the relay connection (*client.Client).
@@ -423,8 +435,17 @@ func (c *Controller) ResumeUploads(ctx context.Context, progress Progress) ([]Me
 	return out, errors.Join(errs...)
 }
 
+// failAttachment marks row failed. The reason goes into the sealed meta: it names the
+// file (and its path), which the clear columns never hold; the clear reason column,
+// which the store does not seal, is left empty.
 func (c *Controller) failAttachment(ctx context.Context, row storage.Attachment, cause error) error {
-	row.State, row.Reason = AttachmentFailed, cause.Error()
+	row.State, row.Reason = AttachmentFailed, ""
+	if meta, err := readMeta(row); err == nil {
+		meta.Failure = cause.Error()
+		if b, err := json.Marshal(meta); err == nil {
+			row.Meta = b
+		}
+	}
 	row.UpdatedAt = c.now()
 	if err := c.store.PutAttachment(ctx, row); err != nil {
 		return errors.Join(cause, err)
@@ -646,7 +667,7 @@ func (c *Controller) fillAttachment(ctx context.Context, m *Message) {
 		return
 	}
 	a := &Attachment{ClientID: row.ClientID, FileName: meta.FileName, MediaType: meta.MediaType, Size: meta.Size,
-		State: row.State, DoneBytes: row.DoneBytes, Reason: row.Reason, Path: meta.Saved}
+		State: row.State, DoneBytes: row.DoneBytes, Reason: failureReason(row, meta), Path: meta.Saved}
 	if row.Direction == storage.Outgoing {
 		a.Path = meta.Source
 	}
@@ -727,7 +748,7 @@ func (c *Controller) download(ctx context.Context, row storage.Attachment, dir s
 	case AttachmentDownloaded:
 		return meta.Saved, nil
 	case AttachmentFailed:
-		return "", fmt.Errorf("chat: %s failed before: %s", meta.FileName, row.Reason)
+		return "", fmt.Errorf("chat: %s failed before: %s", meta.FileName, failureReason(row, meta))
 	case AttachmentAvailable, AttachmentFetching:
 	default:
 		return "", fmt.Errorf("%w: %s is outgoing", ErrNotAttachment, meta.FileName)

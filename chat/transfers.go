@@ -106,6 +106,9 @@ func (c *Controller) endTransfer(ctx context.Context, contact, clientID string) 
 	if err != nil {
 		return
 	}
-	t.Reason, t.Ended = row.Reason, true
+	t.Ended = true
+	if meta, err := readMeta(row); err == nil {
+		t.Reason = failureReason(row, meta)
+	}
 	c.emit(Event{Kind: TransferProgress, Contact: contact, Message: msg, Transfer: &t})
 }

@@ -50,6 +50,8 @@ type Attachment struct {
 	State     AttachmentState
 	DoneBytes int64 // uploaded or downloaded so far (progress)
 	Meta      []byte
+	// Reason is stored in the clear (so is everything but Meta): it must not name the
+	// file or hold anything else Meta seals.
 	Reason    string
 	CreatedAt time.Time
 	UpdatedAt time.Time
