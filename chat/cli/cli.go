@@ -339,6 +339,7 @@ func (e *env) openWith(allowOffline, stayUp bool) (*chat.Controller, error) {
 	if err != nil {
 		return nil, err
 	}
+	defer clear(pass) // the store keeps only the key it unwraps
 	return p.Open(e.ctx, pass)
 }
 
@@ -365,6 +366,7 @@ func (e *env) offline() (*chat.Controller, error) {
 	if err != nil {
 		return nil, err
 	}
+	defer clear(pass)
 	return p.NewController(e.ctx, pass)
 }
 
@@ -472,6 +474,7 @@ func cmdInit(e *env, fs *flag.FlagSet, args []string) error {
 	if err != nil {
 		return err
 	}
+	defer clear(pass)
 	c, err := p.Create(e.ctx, name, pass, p.RelayURL)
 	if err != nil {
 		return err

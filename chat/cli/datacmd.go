@@ -40,6 +40,7 @@ func cmdBackup(e *env, fs *flag.FlagSet, args []string) error {
 	if err != nil {
 		return err
 	}
+	defer clear(pass)
 	if err := p.Backup(e.ctx, file, pass); err != nil {
 		return err
 	}
@@ -63,6 +64,7 @@ func cmdRestore(e *env, fs *flag.FlagSet, args []string) error {
 	if err != nil {
 		return err
 	}
+	defer clear(pass)
 	if err := p.Restore(e.ctx, file, pass); err != nil {
 		return err
 	}
@@ -83,6 +85,7 @@ func cmdPassphrase(e *env, fs *flag.FlagSet, args []string) error {
 	if err != nil {
 		return err
 	}
+	defer clear(newPass)
 	if err := c.ChangePassphrase(e.ctx, newPass); err != nil {
 		return err
 	}

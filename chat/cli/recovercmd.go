@@ -84,6 +84,7 @@ func cmdRecover(e *env, fs *flag.FlagSet, args []string) error {
 	if err != nil {
 		return err
 	}
+	defer clear(pass)
 	c, err := p.Recover(e.ctx, name, strings.TrimSpace(code), pass, p.RelayURL)
 	if err != nil {
 		return err

@@ -1,11 +1,12 @@
 package profile
 
 import (
+	"bytes"
+	"crypto/subtle"
 	"errors"
 	"fmt"
 	"io"
 	"os"
-	"strings"
 
 	"github.com/charmbracelet/x/term"
 )
@@ -31,7 +32,7 @@ func (f *Flags) GivenPassphrase() (pass []byte, given bool, err error) {
 		if err != nil {
 			return nil, true, fmt.Errorf("reading the passphrase file: %w", err)
 		}
-		b = []byte(strings.TrimRight(string(b), "\r\n"))
+		b = bytes.TrimRight(b, "\r\n") // no copy: the caller may clear what it gets
 		if len(b) == 0 {
 			return nil, true, fmt.Errorf("the passphrase file %s is empty", f.PassphraseFile)
 		}
@@ -76,7 +77,10 @@ func promptPassphrase(stdin io.Reader, stderr io.Writer, prompt string, confirm 
 		if err != nil {
 			return nil, fmt.Errorf("reading the passphrase: %w", err)
 		}
-		if string(again) != string(p) {
+		same := subtle.ConstantTimeCompare(again, p) == 1
+		clear(again)
+		if !same {
+			clear(p)
 			return nil, errors.New("the two passphrases differ; nothing was created, try again")
 		}
 	}
