@@ -439,11 +439,13 @@ func (c *Controller) ResumeUploads(ctx context.Context, progress Progress) ([]Me
 // file (and its path), which the clear columns never hold; the clear reason column,
 // which the store does not seal, is left empty.
 func (c *Controller) failAttachment(ctx context.Context, row storage.Attachment, cause error) error {
-	row.State, row.Reason = AttachmentFailed, ""
+	// A meta that cannot be read keeps a reason that names nothing, so the failure
+	// still says it failed.
+	row.State, row.Reason = AttachmentFailed, "the attachment failed (its sealed record could not be read)"
 	if meta, err := readMeta(row); err == nil {
 		meta.Failure = cause.Error()
 		if b, err := json.Marshal(meta); err == nil {
-			row.Meta = b
+			row.Meta, row.Reason = b, ""
 		}
 	}
 	row.UpdatedAt = c.now()
