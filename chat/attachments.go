@@ -21,6 +21,7 @@ import (
 	"fmt"
 	"hash"
 	"io"
+	"io/fs"
 	"mime"
 	"net/http"
 	"os"
@@ -150,6 +151,48 @@ func (c *Controller) attachmentDir() (string, error) {
 		return "", fmt.Errorf("chat: attachment directory: %w", err)
 	}
 	return dir, nil
+}
+
+// partialStem is where the download of the attachment with this client id keeps its
+// bytes until they are verified and saved: stem.plain (stem.part: an earlier version's).
+func partialStem(adir, clientID string) string {
+	sum := sha256.Sum256([]byte(clientID))
+	return filepath.Join(adir, hex.EncodeToString(sum[:16]))
+}
+
+// dropPartials removes what unfinished downloads of these attachments left (their
+// records are gone with their messages): the decrypted beginning of a file the user
+// deleted must not stay on disk.
+func (c *Controller) dropPartials(clientIDs []string) {
+	if len(clientIDs) == 0 {
+		return
+	}
+	adir, err := c.attachmentDir()
+	if err != nil {
+		c.log.Warn("partial downloads of deleted messages not removed", "err", err)
+		return
+	}
+	for _, id := range clientIDs {
+		stem := partialStem(adir, id)
+		for _, p := range []string{stem + ".plain", stem + ".part"} {
+			if err := os.Remove(p); err != nil && !errors.Is(err, fs.ErrNotExist) {
+				c.log.Warn("a partial download of a deleted message not removed", "err", err)
+			}
+		}
+	}
+}
+
+// incomingAttachmentIDs is the client ids of the attachments contact sent.
+func (c *Controller) incomingAttachmentIDs(ctx context.Context, contact string) ([]string, error) {
+	rows, err := c.store.IncomingAttachmentsOf(ctx, contact)
+	if err != nil {
+		return nil, err
+	}
+	ids := make([]string, 0, len(rows))
+	for _, r := range rows {
+		ids = append(ids, r.ClientID)
+	}
+	return ids, nil
 }
 
 // transient reports whether err is a lost connection worth waiting out.
@@ -773,8 +816,7 @@ func (c *Controller) download(ctx context.Context, row storage.Attachment, dir s
 	if err != nil {
 		return "", err
 	}
-	sum := sha256.Sum256([]byte(row.ClientID))
-	stem := filepath.Join(adir, hex.EncodeToString(sum[:16]))
+	stem := partialStem(adir, row.ClientID)
 	os.Remove(stem + ".part") // an earlier version's download, sealed: started again
 	part := stem + ".plain"
 	if row.State != AttachmentFetching {

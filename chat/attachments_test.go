@@ -6,6 +6,7 @@ import (
 	"crypto/rand"
 	"errors"
 	"flag"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"strings"
@@ -404,5 +405,69 @@ func TestDuplicateAttachmentIDShownOnce(t *testing.T) {
 	a, err := bob.c.AttachmentOf(ctx, got.ID)
 	if err != nil || a.FileName != "first.bin" || a.Size != 5 {
 		t.Fatalf("the first attachment after its duplicate: %+v %v", a, err)
+	}
+}
+
+// partialDownload has bob start fetching m's file and stop after its first piece, as
+// a closed laptop does: the decrypted beginning waits in the profile for a resume.
+func partialDownload(t *testing.T, bob *user, m Message) string {
+	t.Helper()
+	ctx, cancel := context.WithCancel(attachCtx(t))
+	defer cancel()
+	_, derr := bob.c.Download(ctx, m.ID, t.TempDir(), func(done, total int64) {
+		if done > 0 && done < total {
+			cancel()
+		}
+	})
+	if derr == nil {
+		t.Fatal("the download was not stopped part-way")
+	}
+	adir, err := bob.c.attachmentDir()
+	must(t, err)
+	part := partialStem(adir, m.Attachment.ClientID) + ".plain"
+	if fi, err2 := os.Stat(part); err2 != nil || fi.Size() == 0 {
+		t.Fatalf("no partial download at %s: %v (the download: %v)", part, err2, derr)
+	}
+	return part
+}
+
+// Deleting a message whose file was being fetched, clearing the conversation or
+// removing the contact removes what the download left and its record: the file is not
+// fetched again (PendingDownloads), and no decrypted part of it stays on disk.
+func TestDeletedAttachmentLeavesNoPartialDownload(t *testing.T) {
+	_, alice, bob := attachPair(t, relaytest.Options{})
+	ctx := attachCtx(t)
+	data := make([]byte, 64*ratchet.StreamChunkSize) // 4 MiB: many runs, so a stop lands part-way
+	rand.Read(data)
+	src := t.TempDir()
+	gone := func(what, part string, m Message) {
+		t.Helper()
+		if _, err := os.Stat(part); !errors.Is(err, fs.ErrNotExist) {
+			t.Fatalf("%s: the partial download is still there (%v)", what, err)
+		}
+		if _, err := bob.c.store.Attachment(ctx, m.Attachment.ClientID); !errors.Is(err, storage.ErrNotFound) {
+			t.Fatalf("%s: the attachment's record is still there (%v)", what, err)
+		}
+		pending, err := bob.c.PendingDownloads(ctx)
+		must(t, err)
+		if len(pending) != 0 {
+			t.Fatalf("%s: still to download: %+v", what, pending)
+		}
+	}
+	for _, how := range []string{"delete", "clear", "remove"} {
+		_, err := alice.c.SendFile(ctx, "bob", writeFile(t, src, how+".bin", data), "", nil)
+		must(t, err)
+		m := waitAttachment(t, bob.c, "alice")
+		part := partialDownload(t, bob, m)
+		switch how {
+		case "delete":
+			must(t, bob.c.DeleteMessage(ctx, "alice", m.ID))
+		case "clear":
+			_, err := bob.c.ClearConversation(ctx, "alice")
+			must(t, err)
+		case "remove":
+			must(t, bob.c.RemoveContact(ctx, "alice"))
+		}
+		gone(how, part, m)
 	}
 }

@@ -92,10 +92,16 @@ func (c *Controller) ChangePassphrase(ctx context.Context, newPassphrase []byte)
 }
 
 // DeleteMessage deletes one message of a conversation from this profile only (the
-// peer keeps theirs; a message still in the outbox is still sent).
+// peer keeps theirs; a message still in the outbox is still sent). A file it brought
+// is not fetched any more, and what a download of it left is removed (a file already
+// saved stays where it was saved).
 func (c *Controller) DeleteMessage(ctx context.Context, contact string, id int64) error {
 	if _, err := c.contactRow(ctx, contact); err != nil {
 		return err
+	}
+	var files []string // an incoming attachment: what its download left goes too
+	if m, err := c.store.Message(ctx, id); err == nil && m.Direction == storage.Incoming && m.ClientID != "" {
+		files = []string{m.ClientID}
 	}
 	if err := c.store.DeleteMessage(ctx, contact, id); err != nil {
 		if errors.Is(err, storage.ErrNotFound) {
@@ -103,6 +109,7 @@ func (c *Controller) DeleteMessage(ctx context.Context, contact string, id int64
 		}
 		return fmt.Errorf("chat: delete message: %w", err)
 	}
+	c.dropPartials(files)
 	return nil
 }
 
@@ -115,9 +122,14 @@ func (c *Controller) ClearConversation(ctx context.Context, contact string) (int
 	if _, err := c.contactRow(ctx, contact); err != nil {
 		return 0, err
 	}
+	files, err := c.incomingAttachmentIDs(ctx, contact)
+	if err != nil {
+		return 0, fmt.Errorf("chat: clear conversation: %w", err)
+	}
 	n, err := c.store.ClearConversation(ctx, contact)
 	if err != nil {
 		return 0, fmt.Errorf("chat: clear conversation: %w", err)
 	}
+	c.dropPartials(files)
 	return n, nil
 }

@@ -183,9 +183,14 @@ func (c *Controller) RemoveContact(ctx context.Context, name string) error {
 	if r.Blocked {
 		return fmt.Errorf("%w: removing %s would end the block; unblock first, or keep them blocked", ErrBlocked, name)
 	}
+	files, err := c.incomingAttachmentIDs(ctx, name)
+	if err != nil {
+		return fmt.Errorf("chat: removing %s: %w", name, err)
+	}
 	if err := c.store.DeleteContact(ctx, name); err != nil {
 		return fmt.Errorf("chat: removing %s: %w", name, err)
 	}
+	c.dropPartials(files) // their files are not fetched any more
 	return nil
 }
 

@@ -122,6 +122,27 @@ func (c *Client) Attachment(ctx context.Context, clientID string) (Attachment, e
 	return a, nil
 }
 
+// IncomingAttachmentsOf lists the attachments contact sent (every state).
+func (c *Client) IncomingAttachmentsOf(ctx context.Context, contact string) ([]Attachment, error) {
+	rows, err := c.db.query(ctx, "SELECT "+attachmentCols+" FROM attachments WHERE direction = 1 AND contact = ?", contact)
+	if err != nil {
+		return nil, fmt.Errorf("storage: attachments of %q: %w", contact, err)
+	}
+	var out []Attachment
+	for rows.Next() {
+		a, err := c.scanAttachment(rows)
+		if err != nil {
+			rows.Close()
+			return nil, fmt.Errorf("storage: attachments of %q: %w", contact, err)
+		}
+		out = append(out, a)
+	}
+	if err := errors.Join(rows.Err(), rows.Close()); err != nil {
+		return nil, fmt.Errorf("storage: attachments of %q: %w", contact, err)
+	}
+	return out, nil
+}
+
 // AttachmentsIn lists the attachments in any of the states, oldest first.
 func (c *Client) AttachmentsIn(ctx context.Context, states ...AttachmentState) ([]Attachment, error) {
 	var out []Attachment

@@ -665,9 +665,13 @@ func (c *Client) RenameContact(ctx context.Context, oldName, newName string) err
 	})
 }
 
-// DeleteContact removes a contact and its messages. ErrNotFound if unknown.
+// DeleteContact removes a contact, its messages and the records of the files they sent
+// (never fetched after). ErrNotFound if unknown.
 func (c *Client) DeleteContact(ctx context.Context, name string) error {
 	return c.db.write(ctx, func(tx *txn) error {
+		if _, err := tx.exec(ctx, "DELETE FROM attachments WHERE direction = 1 AND contact = ?", name); err != nil {
+			return fmt.Errorf("storage: delete contact %q: %w", name, err)
+		}
 		n, err := tx.execN(ctx, "DELETE FROM contacts WHERE name = ?", name)
 		if err != nil {
 			return fmt.Errorf("storage: delete contact %q: %w", name, err)

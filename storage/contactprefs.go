@@ -58,7 +58,8 @@ func (c *Client) SetContactNickname(ctx context.Context, name, nick string) erro
 	return c.setContactColumn(ctx, name, "nickname", nick)
 }
 
-// DeleteMessage deletes one message of a contact's conversation from this profile only.
+// DeleteMessage deletes one message of a contact's conversation from this profile only,
+// with the record of its file when it is an incoming attachment (never fetched after).
 // An incoming message leaves its place in the sender's sequence (deleted_seqs), so it
 // is not reported as missing; an unread one no longer counts as unread. An outgoing
 // message still in the outbox is still sent: deleting is local. ErrNotFound when the
@@ -84,6 +85,11 @@ func (c *Client) DeleteMessage(ctx context.Context, contact string, id int64) er
 		if err := keepSeqs(ctx, tx, "id = ?", id); err != nil {
 			return err
 		}
+		// Its file, if it has one and it is incoming, is not to be fetched any more.
+		if _, err := tx.exec(ctx, `DELETE FROM attachments WHERE direction = 1 AND client_id =
+			(SELECT client_id FROM messages WHERE id = ? AND client_id <> '')`, id); err != nil {
+			return fmt.Errorf("storage: delete message %d: %w", id, err)
+		}
 		if _, err := tx.exec(ctx, "DELETE FROM messages WHERE id = ?", id); err != nil {
 			return fmt.Errorf("storage: delete message %d: %w", id, err)
 		}
@@ -104,6 +110,9 @@ func (c *Client) ClearConversation(ctx context.Context, contact string) (int, er
 			return fmt.Errorf("%w: contact %q", ErrNotFound, contact)
 		}
 		if err := keepSeqs(ctx, tx, "contact = ?", contact); err != nil {
+			return err
+		}
+		if _, err := tx.exec(ctx, "DELETE FROM attachments WHERE direction = 1 AND contact = ?", contact); err != nil {
 			return err
 		}
 		var err error
