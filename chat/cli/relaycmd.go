@@ -120,6 +120,9 @@ func RunRelay(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 			return fmt.Errorf("opening the log file: %w", err)
 		}
 		defer f.Close()
+		if err := f.Chmod(0o600); err != nil { // owner-only, however it was made before
+			return fmt.Errorf("the log file: %w", err)
+		}
 		logOut = f
 	}
 	log := slog.New(slog.NewTextHandler(logOut, &slog.HandlerOptions{Level: level}))

@@ -27,6 +27,12 @@ func openLog(path string) (*slog.Logger, func(), error) {
 	if err != nil {
 		return slog.New(slog.DiscardHandler), func() {}, fmt.Errorf("log file: %w", err)
 	}
+	// A log made looser by hand (or by an old version) is owner-only again: it names
+	// contacts and files.
+	if err := f.Chmod(0o600); err != nil {
+		f.Close()
+		return slog.New(slog.DiscardHandler), func() {}, fmt.Errorf("log file: %w", err)
+	}
 	return slog.New(slog.NewTextHandler(f, &slog.HandlerOptions{Level: slog.LevelInfo})), func() { f.Close() }, nil
 }
 

@@ -29,6 +29,18 @@ func TestLogFileIsPrivate(t *testing.T) {
 	if !strings.Contains(string(b), "hello") {
 		t.Fatalf("log file: %q", b)
 	}
+	// A log made readable by others before is owner-only again once opened.
+	if err := os.Chmod(path, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	_, closeLog, err = openLog(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	closeLog()
+	if fi, err := os.Stat(path); err != nil || fi.Mode().Perm() != 0o600 {
+		t.Fatalf("a loose log file reopened: %v, %v; want 0600", fi.Mode().Perm(), err)
+	}
 }
 
 func TestMainRejectsStrayArguments(t *testing.T) {
