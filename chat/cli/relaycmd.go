@@ -119,10 +119,7 @@ func RunRelay(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		if err != nil {
 			return fmt.Errorf("opening the log file: %w", err)
 		}
-		defer f.Close()
-		if err := f.Chmod(0o600); err != nil { // owner-only, however it was made before
-			return fmt.Errorf("the log file: %w", err)
-		}
+		defer f.Close() // an existing file keeps its mode: the operator's (log rotation, a group)
 		logOut = f
 	}
 	log := slog.New(slog.NewTextHandler(logOut, &slog.HandlerOptions{Level: level}))
