@@ -302,7 +302,13 @@ func RestoreClient(ctx context.Context, src, dst string, pass []byte) (err error
 	if err != nil {
 		return fmt.Errorf("storage: restore: %w", err)
 	}
-	defer os.Remove(tmp)
+	defer func() {
+		// Whatever happened, nothing of the attempt stays: the copy, and the journal
+		// files opening it for the checks may have left.
+		for _, sfx := range []string{"", "-wal", "-shm"} {
+			os.Remove(tmp + sfx)
+		}
+	}()
 	bw := bufio.NewWriter(f)
 	err = openBackup(in, bw, pass)
 	if err == nil {
@@ -340,7 +346,7 @@ func RestoreClient(ctx context.Context, src, dst string, pass []byte) (err error
 		return fmt.Errorf("storage: restore: %w", err)
 	}
 	for _, sfx := range []string{"-wal", "-shm"} {
-		os.Remove(tmp + sfx)
+		os.Remove(tmp + sfx) // before the link: the profile must not find the copy's
 	}
 	if err := os.Link(tmp, dst); err != nil { // never replaces: fails if dst appeared
 		return fmt.Errorf("storage: restore: %w", err)
