@@ -841,14 +841,17 @@ func (c *Controller) download(ctx context.Context, row storage.Attachment, dir s
 	case err != nil:
 		return "", err // local trouble or the context: stays fetching, resumes next time
 	}
+	// From here the record follows the file even if ctx ends: a file saved under a
+	// record still "fetching" would be fetched and saved a second time.
+	rctx := context.WithoutCancel(ctx)
 	saved, err := placeFile(part, dir, SafeFileName(meta.FileName))
 	if err != nil {
 		os.Remove(part)
-		return "", c.failAttachment(ctx, row, err)
+		return "", c.failAttachment(rctx, row, err)
 	}
 	meta.Saved = saved
 	row.State, row.DoneBytes, row.Reason = AttachmentDownloaded, meta.Size, ""
-	if err := c.putMeta(ctx, &row, meta); err != nil {
+	if err := c.putMeta(rctx, &row, meta); err != nil {
 		return "", err
 	}
 	if err := br.BlobDone(ctx, meta.BlobID, meta.Capability); err != nil {

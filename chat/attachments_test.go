@@ -6,6 +6,7 @@ import (
 	"crypto/rand"
 	"errors"
 	"flag"
+	"fmt"
 	"io/fs"
 	"os"
 	"path/filepath"
@@ -469,5 +470,40 @@ func TestDeletedAttachmentLeavesNoPartialDownload(t *testing.T) {
 			must(t, bob.c.RemoveContact(ctx, "alice"))
 		}
 		gone(how, part, m)
+	}
+}
+
+// A download stopped as it ends (the context cancelled with the last piece in) either
+// saved the file and recorded it as downloaded, or saved nothing: never a saved file
+// under a record still fetching, which a resume would fetch and save again.
+func TestDownloadStoppedAtTheEndSavesOnceOrNot(t *testing.T) {
+	_, alice, bob := attachPair(t, relaytest.Options{})
+	ctx := attachCtx(t)
+	data := make([]byte, 2*ratchet.StreamChunkSize+5)
+	rand.Read(data)
+	for i := range 4 {
+		name := fmt.Sprintf("end-%d.bin", i)
+		_, err := alice.c.SendFile(ctx, "bob", writeFile(t, t.TempDir(), name, data), "", nil)
+		must(t, err)
+		m := waitAttachment(t, bob.c, "alice")
+		down := t.TempDir()
+		stop, cancel := context.WithCancel(ctx)
+		path, err := bob.c.Download(stop, m.ID, down, func(done, total int64) {
+			if done == total {
+				cancel()
+			}
+		})
+		cancel()
+		row, rerr := bob.c.store.Attachment(ctx, m.Attachment.ClientID)
+		must(t, rerr)
+		files := dirEntries(t, down)
+		switch {
+		case err == nil:
+			if row.State != AttachmentDownloaded || len(files) != 1 || filepath.Join(down, files[0]) != path {
+				t.Fatalf("%s: returned %s, but the record is %v and the directory holds %q", name, path, row.State, files)
+			}
+		case len(files) != 0:
+			t.Fatalf("%s: the download failed (%v) but saved %q (record %v)", name, err, files, row.State)
+		}
 	}
 }
