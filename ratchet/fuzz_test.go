@@ -300,3 +300,26 @@ func FuzzOpenStreamChunk(f *testing.F) {
 		}
 	})
 }
+
+// FuzzParseBundle: a bundle comes from the relay. Parsing refuses with the package's
+// typed errors, and what parses encodes back to its input.
+func FuzzParseBundle(f *testing.F) {
+	fx := getFixture(f)
+	addMutations(f, fx.bundle)
+	addMutations(f, fx.bundleNoOPK)
+	f.Fuzz(func(t *testing.T, b []byte) {
+		bundle, err := ParseBundle(b)
+		if err != nil {
+			for _, want := range []error{ErrMalformed, ErrTrailingBytes, ErrOversize, ErrUnknownVersion, ErrInvalidName} {
+				if errors.Is(err, want) {
+					return
+				}
+			}
+			t.Fatalf("untyped error %v", err)
+		}
+		out, err := bundle.MarshalBinary()
+		if err != nil || !bytes.Equal(out, b) {
+			t.Fatalf("parsed bundle does not re-encode to its input: %v", err)
+		}
+	})
+}

@@ -314,3 +314,52 @@ func TestDecodeBlockFrames(t *testing.T) {
 		}
 	}
 }
+
+// FuzzDecodeServerFrame: the client's decoder of the relay's frames (a relay is not
+// trusted) never panics, refuses with a *FrameError, and what it accepts has a type
+// and encodes to a frame it accepts again unchanged.
+func FuzzDecodeServerFrame(f *testing.F) {
+	for _, s := range frameSeeds {
+		f.Add([]byte(s))
+	}
+	for _, b := range [][]byte{
+		AppendDeliver(nil, 5, "alice", "abcd", 17, []byte("xyz")),
+		AppendDeliver(nil, 5, "al\"<ice", "abcd", 17, nil),
+		AppendAccepted(nil, 3, 9, true),
+		AppendOK(nil, 12),
+		AppendBlobChunk(nil, 10, []byte("chunk")),
+		[]byte(`{"type":"hello","versions":[1],"relay_key":"AAAA","challenge":"AAAA","limits":{"max_frame_bytes":65536},"channel_binding":"x"}`),
+		[]byte(`{"type":"prekey_status","id":7,"counts":{"signed":1,"one_time":-3}}`),
+		[]byte(`{"type":"error","id":1,"code":"rate_limited","limit":"frames_per_second","retry_after_ms":20,"message":"slow"}`),
+		[]byte(`{"type":"deliver","msg_id":1,"from":"a","body":"aGk=","extra":{"x":[1,2]}}`),
+		[]byte(`{"TYPE":"ok","ID":3}`),
+		[]byte(`{"type":"ok","id":-1}`),
+		[]byte(`{"type":""}`),
+	} {
+		f.Add(b)
+	}
+	f.Fuzz(func(t *testing.T, b []byte) {
+		fr, err := DecodeServerFrame(b)
+		if err != nil {
+			var fe *FrameError
+			if !errors.As(err, &fe) {
+				t.Fatalf("error is not a *FrameError: %T %v", err, err)
+			}
+			return
+		}
+		if fr.Type == "" {
+			t.Fatal("accepted a frame without a type")
+		}
+		enc := EncodeFrame(&fr)
+		if len(enc) > MaxServerFrameSize { // escaping can grow a frame past the limit
+			return
+		}
+		again, err := DecodeServerFrame(enc)
+		if err != nil {
+			t.Fatalf("re-encoded frame %s refused: %v", enc, err)
+		}
+		if enc2 := EncodeFrame(&again); !bytes.Equal(enc, enc2) {
+			t.Fatalf("round trip changed the frame:\n%s\n%s", enc, enc2)
+		}
+	})
+}
