@@ -130,13 +130,16 @@ func computeSafetyNumber(localName string, localSigning, localAgreement []byte, 
 		[]byte(remoteName), identityKeyBytes(remoteSigning, remoteAgreement))
 }
 
+// ErrBadSafetyNumber is ParseSafetyNumber's refusal of anything but 60 digits.
+var ErrBadSafetyNumber = errors.New("chat: a safety number is 60 digits")
+
 // ParseSafetyNumber rebuilds a SafetyNumber from its digits (spaces ignored), as a
 // program that received one from pfschat's daemon API does; anything but 60 ASCII
-// digits is refused.
+// digits is refused (ErrBadSafetyNumber).
 func ParseSafetyNumber(contact, cardID string, pending bool, digits string) (SafetyNumber, error) {
 	d := strings.Join(strings.Fields(digits), "")
 	if len(d) != 60 || strings.Trim(d, "0123456789") != "" {
-		return SafetyNumber{}, fmt.Errorf("chat: a safety number is 60 digits, got %q", digits)
+		return SafetyNumber{}, fmt.Errorf("%w, got %q", ErrBadSafetyNumber, digits)
 	}
 	return SafetyNumber{Contact: contact, CardID: cardID, Pending: pending, digits: d}, nil
 }
