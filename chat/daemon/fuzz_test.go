@@ -40,3 +40,53 @@ func FuzzDecodeRequest(f *testing.F) {
 		}
 	})
 }
+
+// FuzzDecodeParams: every method's params decode from what DecodeRequest accepts
+// without panicking; a refusal is CodeInvalidParams, and what decodes encodes to
+// params that decode to the same value.
+func FuzzDecodeParams(f *testing.F) {
+	for _, s := range []string{
+		`{"to":"bob","text":"hi","waitMs":100}`,
+		`{"to":"bob","path":"/tmp/x","caption":"c"}`,
+		`{"id":5,"dir":"/tmp"}`,
+		`{"subscription":3}`,
+		`{"contact":"bob","through":-1}`,
+		`{"count":1e3}`,
+		`{"name":"bob","nickname":"b","muted":true}`,
+		`{"name":null}`, `{"to":1}`, `{"id":9223372036854775808}`, `{"x":1}`, `{}`, `null`,
+	} {
+		f.Add([]byte(`{"jsonrpc":"2.0","method":"m","id":1,"params":` + s + `}`))
+	}
+	f.Fuzz(func(t *testing.T, line []byte) {
+		req, _, rerr := DecodeRequest(line)
+		if rerr != nil {
+			return
+		}
+		for _, newP := range []func() any{
+			func() any { return new(empty) }, func() any { return new(NameParams) }, func() any { return new(SendParams) },
+			func() any { return new(SendFileParams) }, func() any { return new(DownloadParams) },
+			func() any { return new(SubscriptionParams) }, func() any { return new(MarkReadParams) },
+			func() any { return new(RotateKeysParams) }, func() any { return new(GapsParams) },
+			func() any { return new(NicknameParams) }, func() any { return new(MutedParams) },
+		} {
+			p := newP()
+			if e := DecodeParams(req.Params, p); e != nil {
+				if e.Code != CodeInvalidParams {
+					t.Fatalf("%T: code %d", p, e.Code)
+				}
+				continue
+			}
+			enc, err := json.Marshal(p)
+			if err != nil {
+				t.Fatalf("%T does not encode: %v", p, err)
+			}
+			q := newP()
+			if e := DecodeParams(enc, q); e != nil {
+				t.Fatalf("%T: %s refused: %v", p, enc, e)
+			}
+			if enc2, _ := json.Marshal(q); string(enc2) != string(enc) {
+				t.Fatalf("%T: round trip %s, %s", p, enc, enc2)
+			}
+		}
+	})
+}
