@@ -1275,7 +1275,8 @@ func SafeFileName(name string) string {
 		if len(ext) > 16 {
 			ext = ""
 		}
-		s = truncateUTF8(strings.TrimSuffix(s, ext), maxSavedName-len(ext)) + ext
+		// Cut without an extension, the name may now end in a dot or a space.
+		s = strings.TrimRight(truncateUTF8(strings.TrimSuffix(s, ext), maxSavedName-len(ext))+ext, ". ")
 	}
 	if s == "" {
 		return "attachment"

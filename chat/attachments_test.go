@@ -189,6 +189,9 @@ func TestSafeFileName(t *testing.T) {
 		"\xff\xfe.txt":              "_.txt",
 		"new\nline.txt":             "new_line.txt",
 		"C:\\Windows\\system32.dll": "C:_Windows_system32.dll",
+		// Cut to 200 bytes without an extension: no trailing space (found by FuzzSafeFileName).
+		strings.Repeat("0", 199) + " 000":                         strings.Repeat("0", 199),
+		strings.Repeat("0", 198) + ". " + strings.Repeat("x", 20): strings.Repeat("0", 198),
 	}
 	for in, want := range cases {
 		if got := SafeFileName(in); got != want {
