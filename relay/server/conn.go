@@ -72,6 +72,11 @@ type conn struct {
 	// nodes): Resync then delivers what the store has and this connection has not.
 	// nil on one node, where nothing is tracked.
 	liveSent map[int64]struct{}
+	// resyncing: a Resync of this connection is under way. Its page may have been read
+	// before an ack was committed, so ids acked meanwhile stay in liveSent until it
+	// ends (forgetLater), or it would hand them over again.
+	resyncing   bool
+	forgetLater []int64
 
 	// writer-role state, handed from the committer (writeInline) to a writer goroutine
 	wpending []byte    // bytes of a batch the socket did not take: written first

@@ -76,7 +76,20 @@ func (c *conn) Resync(ctx context.Context) (int, error) {
 		return 0, nil
 	}
 	after := c.lastQueued
+	c.resyncing = true
 	c.dmu.Unlock()
+	defer func() {
+		c.dmu.Lock()
+		c.resyncing = false
+		for _, id := range c.forgetLater {
+			delete(c.liveSent, id)
+		}
+		c.forgetLater = c.forgetLater[:0]
+		if cap(c.forgetLater) > maxLiveSent {
+			c.forgetLater = nil
+		}
+		c.dmu.Unlock()
+	}()
 	const page = 256
 	n := 0
 	for {
@@ -115,7 +128,8 @@ func (c *conn) Resync(ctx context.Context) (int, error) {
 
 // forgetAcked drops ids from liveSent once their ack is committed: a Resync after that
 // finds them gone from the store. (Forgotten before the commit, a Resync in between —
-// or after an ack that failed and is retried — would hand them over again.) The
+// or after an ack that failed and is retried — would hand them over again; forgotten
+// while a Resync is under way, that Resync's page, read before the commit, would.) The
 // committer calls it; liveSent itself is set at login, before any ack of the
 // connection reached the committer.
 func (c *conn) forgetAcked(ids []int64) {
@@ -123,8 +137,13 @@ func (c *conn) forgetAcked(ids []int64) {
 		return // one node: nothing tracked
 	}
 	c.dmu.Lock()
-	for _, id := range ids {
-		delete(c.liveSent, id)
+	if c.resyncing {
+		// The resync under way may have read them before the ack's commit.
+		c.forgetLater = append(c.forgetLater, ids...)
+	} else {
+		for _, id := range ids {
+			delete(c.liveSent, id)
+		}
 	}
 	c.dmu.Unlock()
 }
