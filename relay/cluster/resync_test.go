@@ -141,6 +141,41 @@ func TestLostPushComesWithPeriodicResync(t *testing.T) {
 	}
 }
 
+// A push that was only late — its message brought first by a resync, and acked — is
+// not handed over a second time when it arrives.
+func TestLatePushAfterResyncIsNotRedelivered(t *testing.T) {
+	ns := natstest.Single(t)
+	a := clustertest.StartWith(t, "A", []string{ns.URL()}, 1, clustertest.Limits, func(o *cluster.NodeOptions) {
+		o.Hub.ResyncEvery = 300 * time.Millisecond
+	})
+	b := clustertest.Start(t, "B", []string{ns.URL()}, 1)
+	ctx := testCtx(t, 20*time.Second)
+	bob := register(t, a.URL, "bob")
+	alice := register(t, b.URL, "alice")
+	bc := bob.online(t, a.URL)
+	if m, err := nextPush(ctx, bc); err != nil || m != nil {
+		t.Fatalf("bob's empty backlog: %v, %v", m, err)
+	}
+	ac := alice.online(t, b.URL)
+	late := storeWithoutPush(ctx, t, []string{ns.URL()}, 1, 1, "bob", "late")
+	m, err := nextPush(ctx, bc)
+	if err != nil || m == nil || m.ID != late {
+		t.Fatalf("the message brought by a resync: %v, %v", m, err)
+	}
+	if err := bc.Ack(ctx, late); err != nil {
+		t.Fatal(err)
+	}
+	// Its push arrives now, from node B, and then a new message by the same way.
+	b.Node.Hub.Forward(&storage.QueuedMessage{ID: late, To: "bob", From: "carol", FromCardID: "c0ffee",
+		ClientID: "no-push-0", Body: []byte("late"), ReceivedAt: time.Now()})
+	if _, err := ac.Send(ctx, "bob", []byte("after"), "after"); err != nil {
+		t.Fatal(err)
+	}
+	if m, err := nextPush(ctx, bc); err != nil || m == nil || string(m.Body) != "after" {
+		t.Fatalf("after the late push, bob got %v (%v); want only the new message", m, err)
+	}
+}
+
 // Many lost pushes at once (a long outage) come over several resyncs, each filling at
 // most half the connection's outbound queue, however slowly the recipient reads: a
 // full queue would close the connection as a slow reader's. Bob's connection here

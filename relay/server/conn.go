@@ -77,6 +77,14 @@ type conn struct {
 	// ends (forgetLater), or it would hand them over again.
 	resyncing   bool
 	forgetLater []int64
+	// resynced holds the ids a Resync handed over, until acked; recentAcked the last
+	// ackedRing of those acked. A hub push that was merely slow, for a message a Resync
+	// brought first and the client acked, must not hand it over again. Both stay nil
+	// until a Resync delivers something (a lost push: rare).
+	resynced    map[int64]struct{}
+	recentAcked map[int64]struct{}
+	ackedRing   []int64
+	ackedNext   int
 
 	// writer-role state, handed from the committer (writeInline) to a writer goroutine
 	wpending []byte    // bytes of a batch the socket did not take: written first

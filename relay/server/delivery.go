@@ -12,17 +12,17 @@ import (
 )
 
 // Deliver implements Subscriber: a committed message for this connection's card.
-func (c *conn) Deliver(m *storage.QueuedMessage) { c.deliver(m, nil, nil) }
+func (c *conn) Deliver(m *storage.QueuedMessage) { c.deliver(m, nil, nil, false) }
 
 // maxLiveSent bounds liveSent: a client that never acks makes it forget, and a Resync
 // may then hand it a message a second time (receivers de-duplicate by msg_id).
 const maxLiveSent = 4096
 
 // deliver queues m for the writer and reports whether it did (false: the backlog will
-// bring it, it came already, or the queue is full). When owner is set (m is
+// bring it, it came already, or the queue is full); resync: a Resync brings it. When owner is set (m is
 // owner.msg), the queued item holds a reference to it, which the writer releases. The
 // committer passes its writeSet (see pushTo); other callers nil.
-func (c *conn) deliver(m *storage.QueuedMessage, owner *sendReq, ws *writeSet) bool {
+func (c *conn) deliver(m *storage.QueuedMessage, owner *sendReq, ws *writeSet, resync bool) bool {
 	c.dmu.Lock()
 	if c.backfilling {
 		c.missed = true // the backlog goroutine will read it from the store
@@ -37,7 +37,8 @@ func (c *conn) deliver(m *storage.QueuedMessage, owner *sendReq, ws *writeSet) b
 		return false
 	}
 	if c.liveSent != nil {
-		if _, dup := c.liveSent[m.ID]; dup {
+		_, dup := c.liveSent[m.ID]
+		if _, acked := c.recentAcked[m.ID]; dup || acked {
 			c.dmu.Unlock()
 			return false
 		}
@@ -45,6 +46,12 @@ func (c *conn) deliver(m *storage.QueuedMessage, owner *sendReq, ws *writeSet) b
 			clear(c.liveSent)
 		}
 		c.liveSent[m.ID] = struct{}{}
+		if resync {
+			if c.resynced == nil || len(c.resynced) >= maxLiveSent {
+				c.resynced = make(map[int64]struct{})
+			}
+			c.resynced[m.ID] = struct{}{}
+		}
 	}
 	if owner != nil {
 		owner.refs.Add(1) // before the push: the writer may release it at once
@@ -113,7 +120,7 @@ func (c *conn) Resync(ctx context.Context) (int, error) {
 			if !m.ExpiresAt.IsZero() && now.After(m.ExpiresAt) {
 				continue
 			}
-			if c.deliver(m, nil, nil) {
+			if c.deliver(m, nil, nil, true) {
 				n++
 			}
 		}
@@ -137,6 +144,12 @@ func (c *conn) forgetAcked(ids []int64) {
 		return // one node: nothing tracked
 	}
 	c.dmu.Lock()
+	for _, id := range ids {
+		if _, ok := c.resynced[id]; ok {
+			delete(c.resynced, id)
+			c.rememberAcked(id)
+		}
+	}
 	if c.resyncing {
 		// The resync under way may have read them before the ack's commit.
 		c.forgetLater = append(c.forgetLater, ids...)
@@ -146,6 +159,28 @@ func (c *conn) forgetAcked(ids []int64) {
 		}
 	}
 	c.dmu.Unlock()
+}
+
+// ackedRing is how many acked ids of resynced messages a connection remembers: a late
+// push is milliseconds late, and few messages come by a resync at all.
+const ackedRing = 64
+
+// rememberAcked puts id in recentAcked, forgetting the oldest beyond ackedRing. c.dmu
+// must be held.
+func (c *conn) rememberAcked(id int64) {
+	if c.recentAcked == nil {
+		c.recentAcked = make(map[int64]struct{}, ackedRing)
+		c.ackedRing = make([]int64, ackedRing)
+	}
+	if _, ok := c.recentAcked[id]; ok {
+		return
+	}
+	if old := c.ackedRing[c.ackedNext]; old != 0 {
+		delete(c.recentAcked, old)
+	}
+	c.ackedRing[c.ackedNext] = id
+	c.ackedNext = (c.ackedNext + 1) % ackedRing
+	c.recentAcked[id] = struct{}{}
 }
 
 // Notify implements Subscriber.
