@@ -58,6 +58,16 @@ func storeManyWithoutPush(ctx context.Context, t *testing.T, urls []string, repl
 	return ids
 }
 
+// onlineSynced brings u online at url and waits for the end of its (empty) backlog.
+func onlineSynced(ctx context.Context, t *testing.T, u *testUser, url string) *client.Client {
+	t.Helper()
+	c := u.online(t, url)
+	if m, err := nextPush(ctx, c); err != nil || m != nil {
+		t.Fatalf("%s's empty backlog: %v, %v", u.name, m, err)
+	}
+	return c
+}
+
 // pushesNow returns the bodies of the pushed messages already waiting at c.
 func pushesNow(c *client.Client) []string {
 	var got []string
@@ -102,10 +112,7 @@ func TestLostPushComesWithPeriodicResync(t *testing.T) {
 	ctx := testCtx(t, 20*time.Second)
 	bob := register(t, a.URL, "bob")
 	alice := register(t, a.URL, "alice")
-	bc := bob.online(t, a.URL)
-	if m, err := nextPush(ctx, bc); err != nil || m != nil {
-		t.Fatalf("bob's empty backlog: %v, %v", m, err)
-	}
+	bc := onlineSynced(ctx, t, bob, a.URL)
 	ac := alice.online(t, a.URL)
 	live, err := ac.Send(ctx, "bob", []byte("live"), "live")
 	if err != nil {
@@ -152,10 +159,7 @@ func TestLatePushAfterResyncIsNotRedelivered(t *testing.T) {
 	ctx := testCtx(t, 20*time.Second)
 	bob := register(t, a.URL, "bob")
 	alice := register(t, b.URL, "alice")
-	bc := bob.online(t, a.URL)
-	if m, err := nextPush(ctx, bc); err != nil || m != nil {
-		t.Fatalf("bob's empty backlog: %v, %v", m, err)
-	}
+	bc := onlineSynced(ctx, t, bob, a.URL)
 	ac := alice.online(t, b.URL)
 	late := storeWithoutPush(ctx, t, []string{ns.URL()}, 1, 1, "bob", "late")
 	m, err := nextPush(ctx, bc)
@@ -319,10 +323,7 @@ func TestLostPushComesAfterReconnect(t *testing.T) {
 	})
 	ctx := testCtx(t, 30*time.Second)
 	bob := register(t, a.URL, "bob")
-	bc := bob.online(t, a.URL)
-	if m, err := nextPush(ctx, bc); err != nil || m != nil {
-		t.Fatalf("bob's empty backlog: %v, %v", m, err)
-	}
+	bc := onlineSynced(ctx, t, bob, a.URL)
 	proxy.setCut(true) // node A's NATS connection is down, and stays down
 	lost := storeWithoutPush(ctx, t, []string{ns.URL()}, 1, 1, "bob", "while cut off")
 	reads, _ := a.Node.Hub.Resyncs()
