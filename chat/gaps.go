@@ -37,10 +37,11 @@ type Gap struct {
 // Gaps returns the holes in contact's incoming sequence, oldest first. Messages without
 // a sequence number (before payload v2) never count; a sender whose counter starts again
 // (a new installation: a lower seq with a later send time) starts a new sequence, so a
-// restart is no gap. Nor is a reinstallation here: when the lowest number this profile
-// has of a counter came as the first message of its sender's session, the numbers below
-// it went through earlier sessions, to the installation before this one. A gap
-// disappears once its message arrives.
+// restart is no gap. Holes are counted only above the lowest number this profile has of
+// a counter: the numbers below it went to an installation before this one (a
+// reinstalled or recovered profile starts in the middle of its contacts' counters), or
+// came while the contact was blocked, not missing. A gap disappears once its message
+// arrives.
 func (c *Controller) Gaps(ctx context.Context, contact string) ([]Gap, error) {
 	marks, err := c.store.IncomingSeqs(ctx, contact)
 	if err != nil {
@@ -92,8 +93,8 @@ func findGaps(marks []storage.SeqMark, now time.Time) []Gap {
 	return out
 }
 
-// runGaps returns the holes in one run of a sender's counter (which starts at 1, or, when
-// its lowest message opened its sender's session, at that message: see Gaps).
+// runGaps returns the holes in one run of a sender's counter, above its lowest number
+// (see Gaps).
 func runGaps(run []storage.SeqMark, now time.Time) []Gap {
 	rs := slices.Clone(run)
 	slices.SortFunc(rs, func(a, b storage.SeqMark) int {
@@ -115,7 +116,7 @@ func runGaps(run []storage.SeqMark, now time.Time) []Gap {
 	}
 	var out []Gap
 	var prev uint64
-	if len(rs) > 0 && rs[0].OpensSession {
+	if len(rs) > 0 {
 		prev = rs[0].Seq - 1
 	}
 	for i, m := range rs {

@@ -448,10 +448,6 @@ func (c *Controller) receive(ctx context.Context, in *client.Incoming, relayID s
 		keyPending = true
 	}
 	pl, perr := payload.Decode(plain)
-	// The first message its sender sent in this session (the first of its first sending
-	// chain, as initiator or responder): the lower numbers of its counter, if this profile
-	// has none of them, went to the installation before it (Gaps).
-	opens := env.Header.N == 0 && env.Header.PN == 0
 	// dupErr is nil when a text or attachment repeats an id this sender used before.
 	dupErr := storage.ErrNotFound
 	if perr == nil && (pl.Type == payload.Text || pl.Type == payload.Attachment) {
@@ -487,7 +483,7 @@ func (c *Controller) receive(ctx context.Context, in *client.Incoming, relayID s
 		res.receiptFor, res.receiptID = in.From, pl.ID
 	case pl.Type == payload.Text:
 		tx.Message = &storage.Message{Contact: in.From, Direction: storage.Incoming, Body: []byte(pl.Text),
-			SentAt: pl.At, ReceivedAt: now, State: Delivered, Seq: pl.Seq, OpensSession: opens,
+			SentAt: pl.At, ReceivedAt: now, State: Delivered, Seq: pl.Seq,
 			ClientID: incomingClientID(in.From, pl.ID), RelayID: relayID,
 			SenderCardID: card.ID(), KeyPending: keyPending}
 		res.receiptFor, res.receiptID = in.From, pl.ID
@@ -512,7 +508,7 @@ func (c *Controller) receive(ctx context.Context, in *client.Incoming, relayID s
 			break
 		}
 		tx.Message = &storage.Message{Contact: in.From, Direction: storage.Incoming, Body: []byte(pl.Text),
-			SentAt: pl.At, ReceivedAt: now, State: Delivered, Seq: pl.Seq, OpensSession: opens,
+			SentAt: pl.At, ReceivedAt: now, State: Delivered, Seq: pl.Seq,
 			ClientID: att.ClientID, RelayID: relayID,
 			SenderCardID: card.ID(), KeyPending: keyPending}
 		tx.Attachment = att
@@ -524,7 +520,7 @@ func (c *Controller) receive(ctx context.Context, in *client.Incoming, relayID s
 		// later messages that overtook it stay after it. No client id: no receipt may
 		// ever name the refused message (it would mark it read).
 		tx.Message = &storage.Message{Contact: in.From, Direction: storage.Incoming,
-			SentAt: pl.At, ReceivedAt: now, State: Failed, Reason: WithdrawnReason, Seq: pl.Seq, OpensSession: opens, RelayID: relayID,
+			SentAt: pl.At, ReceivedAt: now, State: Failed, Reason: WithdrawnReason, Seq: pl.Seq, RelayID: relayID,
 			SenderCardID: card.ID(), KeyPending: keyPending}
 	case pl.Type != payload.Delivered && pl.Type != payload.Read:
 		// Specified in PAYLOAD.md but not acted on yet (identity changed, §4.4):

@@ -131,8 +131,8 @@ func (c *Client) ClearConversation(ctx context.Context, contact string) (int, er
 // keepSeqs records the sequence marks of the incoming messages matching where before
 // they are deleted.
 func keepSeqs(ctx context.Context, tx *txn, where string, arg any) error {
-	_, err := tx.exec(ctx, `INSERT OR IGNORE INTO deleted_seqs (id, contact, seq, sent_at, received_at, opens_session)
-		SELECT id, contact, seq, sent_at, received_at, opens_session FROM messages WHERE `+where+` AND direction = 1 AND seq > 0`, arg)
+	_, err := tx.exec(ctx, `INSERT OR IGNORE INTO deleted_seqs (id, contact, seq, sent_at, received_at)
+		SELECT id, contact, seq, sent_at, received_at FROM messages WHERE `+where+` AND direction = 1 AND seq > 0`, arg)
 	if err != nil {
 		return fmt.Errorf("storage: keeping the sequence numbers of deleted messages: %w", err)
 	}

@@ -88,11 +88,6 @@ type Message struct {
 	// accepted: it is shown only behind the key-change warning. Accepting that card
 	// (UpdateContact with CardID = SenderCardID) clears it.
 	KeyPending bool
-	// OpensSession marks an incoming message that was the first its sender sent in its
-	// ratchet session (header N = 0 and PN = 0): the lower numbers of its sender's
-	// counter went through earlier sessions. Written on insert and read only as
-	// SeqMark.OpensSession (chat's gaps, chat/PAYLOAD.md §3).
-	OpensSession bool
 }
 
 // Cursor pages through a conversation. The zero Cursor starts at the newest message;
@@ -638,10 +633,9 @@ func (c *Client) insertMessage(ctx context.Context, tx *txn, m Message) (id, ord
 			return 0, 0, err
 		}
 	}
-	_, err = tx.exec(ctx, `INSERT INTO messages (id, contact, direction, body_sealed, sent_at, received_at, state, reason, client_id, relay_id, seq, ord, sender_card_id, key_pending, opens_session)
-		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
-		id, m.Contact, m.Direction, body, dbTime(m.SentAt), dbTime(m.ReceivedAt), m.State, m.Reason, m.ClientID, m.RelayID, int64(m.Seq), ord, m.SenderCardID, boolInt(m.KeyPending),
-		boolInt(m.OpensSession && m.Direction == Incoming))
+	_, err = tx.exec(ctx, `INSERT INTO messages (id, contact, direction, body_sealed, sent_at, received_at, state, reason, client_id, relay_id, seq, ord, sender_card_id, key_pending)
+		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+		id, m.Contact, m.Direction, body, dbTime(m.SentAt), dbTime(m.ReceivedAt), m.State, m.Reason, m.ClientID, m.RelayID, int64(m.Seq), ord, m.SenderCardID, boolInt(m.KeyPending))
 	if err != nil {
 		return 0, 0, fmt.Errorf("insert message for %q: %w", m.Contact, err)
 	}
@@ -1134,9 +1128,6 @@ type SeqMark struct {
 	Seq        uint64
 	SentAt     time.Time
 	ReceivedAt time.Time
-	// OpensSession: the message was the first its sender sent in its session
-	// (Message.OpensSession).
-	OpensSession bool
 }
 
 // IncomingSeqs returns the sequence marks of a contact's incoming messages that carry a
@@ -1144,8 +1135,8 @@ type SeqMark struct {
 // the bodies are not read.
 func (c *Client) IncomingSeqs(ctx context.Context, contact string) ([]SeqMark, error) {
 	// Messages deleted locally keep their place (deleted_seqs): they are no gap.
-	rows, err := c.db.query(ctx, `SELECT id, seq, sent_at, received_at, opens_session FROM messages WHERE contact = ?1 AND direction = 1 AND seq > 0
-		UNION ALL SELECT id, seq, sent_at, received_at, opens_session FROM deleted_seqs WHERE contact = ?1`, contact)
+	rows, err := c.db.query(ctx, `SELECT id, seq, sent_at, received_at FROM messages WHERE contact = ?1 AND direction = 1 AND seq > 0
+		UNION ALL SELECT id, seq, sent_at, received_at FROM deleted_seqs WHERE contact = ?1`, contact)
 	if err != nil {
 		return nil, fmt.Errorf("storage: sequence numbers of %q: %w", contact, err)
 	}
@@ -1154,7 +1145,7 @@ func (c *Client) IncomingSeqs(ctx context.Context, contact string) ([]SeqMark, e
 	for rows.Next() {
 		var m SeqMark
 		var seq, sent, recv int64
-		if err := rows.Scan(&m.ID, &seq, &sent, &recv, &m.OpensSession); err != nil {
+		if err := rows.Scan(&m.ID, &seq, &sent, &recv); err != nil {
 			return nil, fmt.Errorf("storage: sequence numbers of %q: %w", contact, err)
 		}
 		m.Seq, m.SentAt, m.ReceivedAt = uint64(seq), goTime(sent), goTime(recv)
