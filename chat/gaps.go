@@ -39,9 +39,8 @@ type Gap struct {
 // (a new installation: a lower seq with a later send time) starts a new sequence, so a
 // restart is no gap. Holes are counted only above the lowest number this profile has of
 // a counter: the numbers below it went to an installation before this one (a
-// reinstalled or recovered profile starts in the middle of its contacts' counters), or
-// came while the contact was blocked, not missing. A gap disappears once its message
-// arrives.
+// reinstalled or recovered profile starts in the middle of its contacts' counters). A
+// gap disappears once its message arrives.
 func (c *Controller) Gaps(ctx context.Context, contact string) ([]Gap, error) {
 	marks, err := c.store.IncomingSeqs(ctx, contact)
 	if err != nil {
