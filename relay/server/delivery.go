@@ -19,9 +19,11 @@ func (c *conn) Deliver(m *storage.QueuedMessage) { c.deliver(m, nil, nil, false)
 const maxLiveSent = 4096
 
 // deliver queues m for the writer and reports whether it did (false: the backlog will
-// bring it, it came already, or the queue is full); resync: a Resync brings it. When owner is set (m is
-// owner.msg), the queued item holds a reference to it, which the writer releases. The
-// committer passes its writeSet (see pushTo); other callers nil.
+// bring it, it came already, or the queue is full); resync says a Resync brings it.
+// When owner is set (m is owner.msg), the queued item holds a reference to it, which
+// the writer releases. The committer passes its writeSet (see pushTo); other callers
+// nil. A failed push closes the connection (slow), so what liveSent then holds for it
+// no longer matters.
 func (c *conn) deliver(m *storage.QueuedMessage, owner *sendReq, ws *writeSet, resync bool) bool {
 	c.dmu.Lock()
 	if c.backfilling {
