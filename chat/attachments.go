@@ -182,19 +182,6 @@ func (c *Controller) dropPartials(clientIDs []string) {
 	}
 }
 
-// incomingAttachmentIDs is the client ids of the attachments contact sent.
-func (c *Controller) incomingAttachmentIDs(ctx context.Context, contact string) ([]string, error) {
-	rows, err := c.store.IncomingAttachmentsOf(ctx, contact)
-	if err != nil {
-		return nil, err
-	}
-	ids := make([]string, 0, len(rows))
-	for _, r := range rows {
-		ids = append(ids, r.ClientID)
-	}
-	return ids, nil
-}
-
 // transient reports whether err is a lost connection worth waiting out.
 func transient(err error) bool {
 	return errors.Is(err, client.ErrConnectionLost) || errors.Is(err, client.ErrNotConnected)

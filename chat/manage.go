@@ -122,7 +122,7 @@ func (c *Controller) ClearConversation(ctx context.Context, contact string) (int
 	if _, err := c.contactRow(ctx, contact); err != nil {
 		return 0, err
 	}
-	files, err := c.incomingAttachmentIDs(ctx, contact)
+	files, err := c.store.IncomingAttachmentIDs(ctx, contact)
 	if err != nil {
 		return 0, fmt.Errorf("chat: clear conversation: %w", err)
 	}

@@ -183,7 +183,7 @@ func (c *Controller) RemoveContact(ctx context.Context, name string) error {
 	if r.Blocked {
 		return fmt.Errorf("%w: removing %s would end the block; unblock first, or keep them blocked", ErrBlocked, name)
 	}
-	files, err := c.incomingAttachmentIDs(ctx, name)
+	files, err := c.store.IncomingAttachmentIDs(ctx, name)
 	if err != nil {
 		return fmt.Errorf("chat: removing %s: %w", name, err)
 	}

@@ -122,20 +122,21 @@ func (c *Client) Attachment(ctx context.Context, clientID string) (Attachment, e
 	return a, nil
 }
 
-// IncomingAttachmentsOf lists the attachments contact sent (every state).
-func (c *Client) IncomingAttachmentsOf(ctx context.Context, contact string) ([]Attachment, error) {
-	rows, err := c.db.query(ctx, "SELECT "+attachmentCols+" FROM attachments WHERE direction = 1 AND contact = ?", contact)
+// IncomingAttachmentIDs lists the client ids of the attachments contact sent (every
+// state); their sealed records are not opened.
+func (c *Client) IncomingAttachmentIDs(ctx context.Context, contact string) ([]string, error) {
+	rows, err := c.db.query(ctx, "SELECT client_id FROM attachments WHERE direction = 1 AND contact = ?", contact)
 	if err != nil {
 		return nil, fmt.Errorf("storage: attachments of %q: %w", contact, err)
 	}
-	var out []Attachment
+	var out []string
 	for rows.Next() {
-		a, err := c.scanAttachment(rows)
-		if err != nil {
+		var id string
+		if err := rows.Scan(&id); err != nil {
 			rows.Close()
 			return nil, fmt.Errorf("storage: attachments of %q: %w", contact, err)
 		}
-		out = append(out, a)
+		out = append(out, id)
 	}
 	if err := errors.Join(rows.Err(), rows.Close()); err != nil {
 		return nil, fmt.Errorf("storage: attachments of %q: %w", contact, err)
