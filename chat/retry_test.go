@@ -257,6 +257,20 @@ func (f *failingBundles) FetchBundle(ctx context.Context, name string) (*ratchet
 	return f.RelayClient.FetchBundle(ctx, name)
 }
 
+// deliveredRetry has alice, after a first exchange with bob, send him text and wait
+// until it is delivered; it returns the message and bob's retry request for it.
+func deliveredRetry(t *testing.T, alice, bob *user, text string) (Message, payload.Retry) {
+	t.Helper()
+	ctx := t.Context()
+	converse(t, alice, bob)
+	m, err := alice.c.Send(ctx, "bob", text)
+	must(t, err)
+	waitState(t, alice.c, m.ID, Delivered)
+	si, err := alice.c.store.SentInfo(ctx, m.ID)
+	must(t, err)
+	return m, payload.Retry{Reason: payload.RetryUndecryptable, RelayMsgID: uint64(si.RelayMsgID)}
+}
+
 // A resend that cannot be made turns the message's mark to failed, with the reason.
 func TestFailedResendMarksMessage(t *testing.T) {
 	r := relaytest.Start(t)
@@ -266,17 +280,12 @@ func TestFailedResendMarksMessage(t *testing.T) {
 	})
 	bob := newUser(t, r, "bob")
 	ctx := t.Context()
-	converse(t, alice, bob)
-	m, err := alice.c.Send(ctx, "bob", "lost")
-	must(t, err)
 	// Bob's receipt first: arriving after the failed resend it would move the mark on.
-	waitState(t, alice.c, m.ID, Delivered)
-	si, err := alice.c.store.SentInfo(ctx, m.ID)
-	must(t, err)
+	m, retry := deliveredRetry(t, alice, bob, "lost")
 	fb.mu.Lock()
 	fb.fail = true
 	fb.mu.Unlock()
-	if err := alice.c.answerRetry(ctx, "bob", bob.card, payload.Retry{Reason: payload.RetryUndecryptable, RelayMsgID: uint64(si.RelayMsgID)}); err == nil || errors.Is(err, errNoResend) {
+	if err := alice.c.answerRetry(ctx, "bob", bob.card, retry); err == nil || errors.Is(err, errNoResend) {
 		t.Fatalf("a resend without a bundle: %v", err)
 	}
 	got, err := alice.c.store.Message(ctx, m.ID)
@@ -328,19 +337,14 @@ func TestRefusedResendSendsNoWithdrawnNotice(t *testing.T) {
 	})
 	bob := newUser(t, r, "bob")
 	ctx := t.Context()
-	converse(t, alice, bob)
-	m, err := alice.c.Send(ctx, "bob", "once")
-	must(t, err)
-	waitState(t, alice.c, m.ID, Delivered)
-	si, err := alice.c.store.SentInfo(ctx, m.ID)
-	must(t, err)
+	m, retry := deliveredRetry(t, alice, bob, "once")
 	ref.mu.Lock()
 	ref.refuse = 1 // the resend
 	ref.mu.Unlock()
-	must(t, alice.c.answerRetry(ctx, "bob", bob.card, payload.Retry{Reason: payload.RetryUndecryptable, RelayMsgID: uint64(si.RelayMsgID)}))
+	must(t, alice.c.answerRetry(ctx, "bob", bob.card, retry))
 	waitState(t, alice.c, m.ID, Failed)
 	// Anything alice queues from now on goes behind a notice, had one been committed.
-	_, err = alice.c.Send(ctx, "bob", "after")
+	_, err := alice.c.Send(ctx, "bob", "after")
 	must(t, err)
 	waitReceived(t, bob.c, "alice", "after")
 	h, err := bob.c.History(ctx, "alice", 0, 20)
