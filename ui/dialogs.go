@@ -383,11 +383,14 @@ func newConfirmDialog(c *common, title, text string, action tea.Cmd) *confirmDia
 
 func (d *confirmDialog) Update(msg tea.Msg) (dialog, tea.Cmd) {
 	if k, ok := msg.(tea.KeyPressMsg); ok {
+		// Only "y" confirms: every action asked about here deletes, blocks, re-pins or
+		// opens a file from the network, and an Enter typed ahead (the end of the next
+		// command, a pasted line) must not answer for the user.
 		switch k.String() {
-		case "y", "enter":
+		case "y", "Y":
 			d.finish()
 			return d, d.action
-		case "n", "esc", "q":
+		case "n", "N", "esc", "q":
 			d.finish()
 			return d, nil
 		}

@@ -54,7 +54,8 @@ func drive(t *testing.T, m *mainScreen, cmd tea.Cmd, key string) {
 }
 
 // TestDeleteAndClearCommands: /delete removes the newest message (after the
-// confirmation), /delete 2 the one before, /clear them all; "n" keeps everything.
+// confirmation), /delete 2 the one before, /clear them all; "n" or Enter keeps
+// everything.
 func TestDeleteAndClearCommands(t *testing.T) {
 	m := newTestMainScreen(t)
 	m.noticeTTL = time.Millisecond // drive runs the expiry's tick too
@@ -76,6 +77,11 @@ func TestDeleteAndClearCommands(t *testing.T) {
 	drive(t, m, m.command([]string{"/delete"}), "n")
 	if got := texts(); len(got) != 4 {
 		t.Fatalf("answered no, still deleted: %v", got)
+	}
+	// An Enter typed ahead (the end of the next command) is no answer: only "y" is.
+	drive(t, m, m.command([]string{"/delete"}), "enter")
+	if got := texts(); len(got) != 4 {
+		t.Fatalf("Enter at the confirmation deleted: %v", got)
 	}
 	drive(t, m, m.command([]string{"/delete"}), "y")
 	drive(t, m, m.command([]string{"/delete", "2"}), "y")
