@@ -108,6 +108,7 @@ func (m *mainScreen) fileCommand(args []string) tea.Cmd {
 	}
 	contact := m.open
 	m.setNotice(fmt.Sprintf("uploading %s (%s)…", filepath.Base(path), chat.FormatSize(st.Size())), false)
+	m.uploadNotice = m.noticeSeq
 	return func() tea.Msg {
 		ctx, cancel := context.WithTimeout(m.c.ctx, transferTimeout)
 		defer cancel()
@@ -329,6 +330,8 @@ func (m *mainScreen) confirmOpen(path string) tea.Cmd {
 			err := cmd.Start()
 			if err == nil {
 				go cmd.Wait()
+			} else if errors.Is(err, exec.ErrNotFound) {
+				err = fmt.Errorf("there is no %s here to open files with; the file is saved at %s", opener, path)
 			}
 			return opDoneMsg{"open", "", err}
 		}))

@@ -57,10 +57,16 @@ func TestFileCommandShowsTheAttachment(t *testing.T) {
 	if cmd == nil || m.noticeErr {
 		t.Fatalf("/file: %q", m.notice)
 	}
+	if !strings.Contains(m.notice, "uploading report.pdf") {
+		t.Fatalf("while uploading, the notice says %q", m.notice)
+	}
 	m.Update(cmd())
 	view := ansi.Strip(m.View())
 	if !strings.Contains(view, "📎 report.pdf · 8 B") {
 		t.Fatalf("the conversation does not show the file:\n%s", view)
+	}
+	if m.notice != "" {
+		t.Errorf("once sent, the notice still says %q", m.notice)
 	}
 	// /open on an outgoing file asks first.
 	if cmd := m.openCommand(); cmd == nil || m.noticeErr {

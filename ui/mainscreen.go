@@ -56,6 +56,7 @@ type mainScreen struct {
 	noticeErr bool
 	// noticeSeq counts notices; noticeArmed is the last one whose expiry is armed.
 	noticeSeq, noticeArmed int
+	uploadNotice           int // the noticeSeq of the last "uploading" notice
 	noticeTTL              time.Duration
 
 	wantOpen string // contact to open once contacts arrive
@@ -267,6 +268,9 @@ func (m *mainScreen) update(msg tea.Msg) (screen, tea.Cmd) {
 			cv.clearNew() // answering: the new messages have been seen
 			if a := msg.msg.Attachment; a != nil {
 				cv.dropUpload(a.ClientID) // its "uploading" line becomes the message
+				if m.uploadNotice == m.noticeSeq {
+					m.notice, m.noticeErr = "", false // the message line says "sent" now
+				}
 			}
 			cv.appendMsg(msg.msg, m.c.loc)
 			cv.toBottom()
