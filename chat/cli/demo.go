@@ -72,7 +72,10 @@ func runDemo(ctx context.Context, args []string, stdin io.Reader, stdout, stderr
 	}
 	defer d.Close()
 	d.onGreet = resumeGC
-	return runProgram(ctx, ui.Options{Backend: d.Backend(), OpenContact: EchoName, Bell: !flags.NoBell, Logger: logger, Notifier: ui.DetectNotifier(os.Getenv)}, stdin, stdout, stderr)
+	// Files the echo sends back are saved in the demo's directory, removed on exit with
+	// the rest: a tour leaves nothing in the user's own downloads.
+	return runProgram(ctx, ui.Options{Backend: d.Backend(), OpenContact: EchoName, Bell: !flags.NoBell, Logger: logger,
+		Notifier: ui.DetectNotifier(os.Getenv), DownloadDir: filepath.Join(dir, "downloads")}, stdin, stdout, stderr)
 }
 
 // pauseGC turns the garbage collector off until resume, with a 256 MiB memory limit as
@@ -115,6 +118,7 @@ type DemoEnv struct {
 	topUpDelay time.Duration
 	toppedUp   chan struct{} // closed when topUpDemoKeys is done
 	onGreet    func()        // when set, called as the echo starts (runDemo: resumeGC)
+	echoFiles  string        // where the echo saves the files it sends back
 }
 
 // StartDemo starts the relay and creates both throwaway profiles (no passphrase) under
@@ -131,7 +135,7 @@ func StartDemo(ctx context.Context, dir string, logger *slog.Logger) (_ *DemoEnv
 	if logger == nil {
 		logger = slog.New(slog.DiscardHandler)
 	}
-	d := &DemoEnv{topUpDelay: demoTopUpDelay, toppedUp: make(chan struct{})}
+	d := &DemoEnv{topUpDelay: demoTopUpDelay, toppedUp: make(chan struct{}), echoFiles: filepath.Join(dir, "echo-files")}
 	defer func() {
 		if err != nil {
 			d.Close()
@@ -259,7 +263,7 @@ func (d *DemoEnv) greet() {
 				}
 				d.topUpDemoKeys(d.botCtx, d.logger)
 			}()
-			runEcho(d.botCtx, d.Echo, d.logger)
+			runEcho(d.botCtx, d.Echo, d.echoFiles, d.logger)
 		}()
 	})
 }
@@ -287,8 +291,9 @@ func (d *DemoEnv) topUpDemoKeys(ctx context.Context, logger *slog.Logger) {
 }
 
 // runEcho answers every message with the text reversed and the session's message
-// number, through the echo's own ratchet session.
-func runEcho(ctx context.Context, c *chat.Controller, logger *slog.Logger) {
+// number, through the echo's own ratchet session, and sends every file back (up to
+// echoFileLimit) so the demo shows a file arriving too.
+func runEcho(ctx context.Context, c *chat.Controller, files string, logger *slog.Logger) {
 	counts := map[string]int{} // received messages per session
 	for {
 		select {
@@ -304,11 +309,49 @@ func runEcho(ctx context.Context, c *chat.Controller, logger *slog.Logger) {
 			if err := c.MarkRead(ctx, ev.Contact); err != nil {
 				logger.Warn("echo: mark read", "err", err)
 			}
+			if ev.Message.Attachment != nil {
+				echoFile(ctx, c, ev.Contact, *ev.Message, files, logger)
+				continue
+			}
 			reply := echoReply(ctx, c, ev.Contact, ev.Message.Text, counts)
 			if _, err := c.Send(ctx, ev.Contact, reply); err != nil {
 				logger.Warn("echo: reply", "err", err)
 			}
 		}
+	}
+}
+
+// echoFileLimit is the largest file the demo's echo sends back: the demo is a tour,
+// and a bigger file would keep the echo from answering while it travels twice.
+const echoFileLimit = 16 << 20
+
+// echoFile downloads the file of m and sends it back to contact, or says why not.
+func echoFile(ctx context.Context, c *chat.Controller, contact string, m chat.Message, dir string, logger *slog.Logger) {
+	a := m.Attachment
+	name := chat.SafeFileName(a.FileName)
+	say := func(text string) {
+		if _, err := c.Send(ctx, contact, text); err != nil {
+			logger.Warn("echo: reply", "err", err)
+		}
+	}
+	if a.Size > echoFileLimit {
+		say(fmt.Sprintf("I got your file %s (%s). I send back files up to %s.", name, chat.FormatSize(a.Size), chat.FormatSize(echoFileLimit)))
+		return
+	}
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		logger.Warn("echo: files directory", "err", err)
+		say("I could not keep your file: " + chat.Sentence(err))
+		return
+	}
+	path, err := c.Download(ctx, m.ID, dir, nil)
+	if err != nil {
+		logger.Warn("echo: download", "message", m.ID, "err", err)
+		say("I could not fetch your file " + name + ": " + chat.Sentence(err))
+		return
+	}
+	if _, err := c.SendFile(ctx, contact, path, "your file back: sealed with a fresh key, uploaded once, checked on arrival", nil); err != nil {
+		logger.Warn("echo: send file", "message", m.ID, "err", err)
+		say("I could not send your file " + name + " back: " + chat.Sentence(err))
 	}
 }
 

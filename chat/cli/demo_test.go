@@ -1,6 +1,9 @@
 package cli
 
 import (
+	"bytes"
+	"os"
+	"path/filepath"
 	"testing"
 	"time"
 
@@ -66,5 +69,52 @@ func TestDemoTopsUpPrekeys(t *testing.T) {
 		if x < chat.DefaultOneTimeKeys || k < chat.DefaultOneTimeKeys {
 			t.Errorf("%s holds %d X25519 and %d ML-KEM one-time prekeys on the relay, want %d each", c.Me(), x, k, chat.DefaultOneTimeKeys)
 		}
+	}
+}
+
+// The echo sends a file back, so the demo shows a file arriving as well as leaving; a
+// file over echoFileLimit gets a sentence instead.
+func TestDemoEchoSendsFileBack(t *testing.T) {
+	d, err := StartDemo(t.Context(), t.TempDir(), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer d.Close()
+	d.greet()
+	dir := t.TempDir()
+	want := bytes.Repeat([]byte("pfschat "), 9000)
+	path := filepath.Join(dir, "notes.txt")
+	if err := os.WriteFile(path, want, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := d.Me.SendFile(t.Context(), EchoName, path, "", nil); err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.After(30 * time.Second)
+	for {
+		var ev chat.Event
+		select {
+		case ev = <-d.Me.Events():
+		case <-deadline:
+			t.Fatal("the echo did not send the file back within 30 s")
+		}
+		if ev.Kind != chat.MessageReceived || ev.Message == nil || ev.Message.Attachment == nil {
+			continue
+		}
+		saved, err := d.Me.Download(t.Context(), ev.Message.ID, t.TempDir(), nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		got, err := os.ReadFile(saved)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !bytes.Equal(got, want) {
+			t.Fatalf("the echo's file has %d bytes, not the %d sent", len(got), len(want))
+		}
+		if name := filepath.Base(saved); name != "notes.txt" {
+			t.Errorf("the echo's file was saved as %q, want notes.txt", name)
+		}
+		return
 	}
 }
