@@ -101,4 +101,27 @@ func TestDemoInTmux(t *testing.T) {
 	if len(left) != 0 {
 		t.Fatalf("demo left its temporary profile behind: %v", left)
 	}
+
+	// A closed terminal (the session killed: SIGHUP) also removes it.
+	if out, err := tm("new-session", "-d", "-x", "100", "-y", "30", "-s", "demo", cmd); err != nil {
+		t.Fatalf("tmux new-session: %v\n%s", err, out)
+	}
+	waitScreen("the echo's greeting", contains("I am echo", "relay connected"))
+	if made, _ := filepath.Glob(filepath.Join(dir, "pfschat-demo-*")); len(made) != 1 {
+		t.Fatalf("the second demo's temporary profile: %v", made)
+	}
+	if out, err := tm("kill-session", "-t", "demo"); err != nil {
+		t.Fatalf("tmux kill-session: %v %s", err, out)
+	}
+	deadline = time.Now().Add(30 * time.Second)
+	for {
+		left, _ := filepath.Glob(filepath.Join(dir, "pfschat-demo-*"))
+		if len(left) == 0 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("30 s after its terminal closed, the demo's temporary profile is still there: %v", left)
+		}
+		time.Sleep(100 * time.Millisecond) // polling for the directory's removal
+	}
 }
