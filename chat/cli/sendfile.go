@@ -209,6 +209,15 @@ func fileText(a *chat.Attachment) string {
 	return s
 }
 
+// notDownloadedAdvice says why recv left a contact's file on the relay, and what
+// makes the next recv fetch it.
+func notDownloadedAdvice(contact string, keyPending bool) string {
+	if keyPending {
+		return fmt.Sprintf("%s's identity key changed and the new one is not accepted yet; compare safety numbers ('pfschat fingerprint %s'), then 'pfschat accept-key %s', and 'pfschat recv' downloads it", contact, contact, contact)
+	}
+	return fmt.Sprintf("%s is a message request (not a contact you wrote to or accepted); 'pfschat accept-request %s', then 'pfschat recv' downloads it", contact, contact)
+}
+
 // fetchAttachment downloads m's attachment for recv (unless it is ours or offline) and
 // refreshes m.Attachment; a failure is reported on the attachment, not as an error.
 func fetchAttachment(e *env, c *chat.Controller, m *chat.Message, dir string, offline bool) {
@@ -217,8 +226,11 @@ func fetchAttachment(e *env, c *chat.Controller, m *chat.Message, dir string, of
 		return
 	}
 	if !c.MayAutoDownload(e.ctx, *m) {
-		fmt.Fprintf(e.stderr, "%s from %s was not downloaded: %s is not a contact you wrote to or accepted; 'pfschat add %s', then 'pfschat recv' downloads it\n",
-			chat.SafeFileName(a.FileName), m.Contact, m.Contact, m.Contact)
+		keyPending := m.KeyPending
+		if ct, err := c.Contact(e.ctx, m.Contact); err == nil && ct.KeyChanged {
+			keyPending = true
+		}
+		fmt.Fprintf(e.stderr, "%s from %s was not downloaded: %s\n", chat.SafeFileName(a.FileName), m.Contact, notDownloadedAdvice(m.Contact, keyPending))
 		return
 	}
 	bar := newProgressLine(e.stderr, "downloading "+chat.SafeFileName(a.FileName))
@@ -357,15 +369,15 @@ func fetchViaOwner(e *env, cl *daemon.Client, m *daemon.Message, dir string) {
 	if err := cl.Call(e.ctx, "contacts", nil, &contacts); err != nil {
 		return
 	}
-	stranger := true
+	stranger, keyPending := true, m.KeyPending
 	for _, ct := range contacts {
 		if ct.Name == m.Contact {
 			stranger = ct.Request || ct.Blocked
+			keyPending = keyPending || ct.KeyChanged
 		}
 	}
-	if stranger || m.KeyPending {
-		fmt.Fprintf(e.stderr, "%s from %s was not downloaded: %s is not a contact you wrote to or accepted; 'pfschat accept-request %s', then 'pfschat recv' downloads it\n",
-			f.Name, m.Contact, m.Contact, m.Contact)
+	if stranger || keyPending {
+		fmt.Fprintf(e.stderr, "%s from %s was not downloaded: %s\n", f.Name, m.Contact, notDownloadedAdvice(m.Contact, keyPending))
 		return
 	}
 	abs, err := filepath.Abs(dir)

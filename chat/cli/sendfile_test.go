@@ -74,7 +74,7 @@ func TestSendFileAndRecv(t *testing.T) {
 		t.Fatalf("carol's send-file: %s", errs)
 	}
 	code, out, errs = run("bob", "recv", "--download-dir", down)
-	if code != 0 || !strings.Contains(out, "not downloaded") || !strings.Contains(errs, "carol is not a contact you wrote to or accepted") {
+	if code != 0 || !strings.Contains(out, "not downloaded") || !strings.Contains(errs, "carol is a message request") || !strings.Contains(errs, "'pfschat accept-request carol'") {
 		t.Fatalf("a stranger's file: exit %d, %q, %q", code, out, errs)
 	}
 	if code, _, errs := run("bob", "add", "carol"); code != 0 {
