@@ -154,6 +154,44 @@ func Main(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io
 	return runHeadless(ctx, args, stdin, stdout, stderr)
 }
 
+// nearestCommand is the command name word most likely meant (a typo of one or two
+// letters, as git suggests), or "" when none is that close.
+func nearestCommand(word string) string {
+	names := []string{"demo", "relay", "help"}
+	for _, c := range commands {
+		names = append(names, c.name)
+	}
+	best, bestDist := "", 3
+	for _, n := range names {
+		if d := editDistance(word, n); d < bestDist && d < len(n) {
+			best, bestDist = n, d
+		}
+	}
+	return best
+}
+
+// editDistance is the Levenshtein distance between a and b, by bytes (command names
+// are ASCII).
+func editDistance(a, b string) int {
+	prev := make([]int, len(b)+1)
+	cur := make([]int, len(b)+1)
+	for j := range prev {
+		prev[j] = j
+	}
+	for i := 1; i <= len(a); i++ {
+		cur[0] = i
+		for j := 1; j <= len(b); j++ {
+			cost := 1
+			if a[i-1] == b[j-1] {
+				cost = 0
+			}
+			cur[j] = min(prev[j]+1, cur[j-1]+1, prev[j-1]+cost)
+		}
+		prev, cur = cur, prev
+	}
+	return prev[len(b)]
+}
+
 func without(args []string, i int) []string {
 	return append(append([]string(nil), args[:i]...), args[i+1:]...)
 }
@@ -200,7 +238,11 @@ func runHeadless(ctx context.Context, args []string, stdin io.Reader, stdout, st
 	e.cmd = rest[0]
 	i := slices.IndexFunc(commands, func(c command) bool { return c.name == e.cmd })
 	if i < 0 {
-		fmt.Fprintf(stderr, "pfschat: unknown command %q; run 'pfschat help' for the list\n", e.cmd)
+		if near := nearestCommand(e.cmd); near != "" {
+			fmt.Fprintf(stderr, "pfschat: unknown command %q; did you mean %q? ('pfschat help' lists them all)\n", e.cmd, near)
+		} else {
+			fmt.Fprintf(stderr, "pfschat: unknown command %q; run 'pfschat help' for the list\n", e.cmd)
+		}
 		return exitUsage
 	}
 	cmd := &commands[i]
