@@ -223,6 +223,12 @@ func TestBlobLimits(t *testing.T) {
 	if !errors.As(err, &pe) || pe.Code != relay.CodeBlobQuota || pe.Limit != server.LimitBlobQuotaBytes {
 		t.Fatalf("over the quota: %v", err)
 	}
+	// Each refusal is counted under its own limit name, none as "other".
+	for name, want := range map[string]int{server.LimitMaxBlobBytes: 1, server.LimitBlobQuotaBytes: 1, "other": 0} {
+		if got := limited(t, r, name); got != want {
+			t.Errorf(`pfschat_relay_limited_total{limit=%q} is %d, want %d`, name, got, want)
+		}
+	}
 	// A digest that is not the bytes': the upload is dropped.
 	data := randomBytes(t, 100)
 	id, err := ac.BlobBegin(ctx, 100, 1)

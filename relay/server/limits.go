@@ -40,7 +40,8 @@ const (
 	LimitRegistrationsPerAddress = "registrations_per_address"  // rate_limited
 	LimitRegistrationPolicy      = "registration_policy"        // registration_closed / invite_required
 	LimitSenderQuota             = "sender_quota"               // queue_full, limit: sender_quota
-	// LimitRecoveryPerName and LimitRecoveryPerAddress are in recovery.go.
+	// LimitRecoveryPerName and LimitRecoveryPerAddress are in recovery.go, the blob
+	// limits LimitMaxBlobBytes and LimitBlobQuotaBytes in blobs.go.
 )
 
 var metricLimitNames = [...]string{
@@ -48,6 +49,7 @@ var metricLimitNames = [...]string{
 	LimitFetchBundlePerRequester, LimitFetchBundlePerTarget, LimitLowPreKeysNotice, LimitLookupPerRequester,
 	LimitRegistrationsPerAddress, LimitRegistrationPolicy, LimitSenderQuota,
 	LimitRecoveryPerName, LimitRecoveryPerAddress,
+	LimitMaxBlobBytes, LimitBlobQuotaBytes,
 }
 
 var limitNameIndex = indexOf(metricLimitNames[:])
