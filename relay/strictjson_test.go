@@ -18,6 +18,11 @@ func TestDecodeFrameRefusesDuplicateAndFoldedKeys(t *testing.T) {
 		{`{"type":"send","id":3,"to":"bob","body":"aGk=","Client_ID":"c"}`, "Client_ID"},
 		{`{"type":"send","id":3,"to":"bob","to":"eve","body":"aGk=","client_id":"c"}`, "to"},
 		{`{"type":"ack","id":3,"ids":[1],"ids":[2]}`, "ids"},
+		// encoding/json folds beyond ASCII: the long s is an s, the Kelvin sign a k.
+		{"{\"type\":\"login\",\"id\":4,\"card_id\":\"c\",\"\u017Fignature\":\"AAAA\"}", "\u017Fignature"},
+		{"{\"type\":\"upload_prekeys\",\"id\":6,\"pre\u212Aeys\":[\"AQID\"]}", "pre\u212Aeys"},
+		// A nested object: hello's limits.
+		{`{"type":"hello","id":1,"limits":{"Max_frame_bytes":1}}`, "Max_frame_bytes"},
 	} {
 		_, err := DecodeFrame([]byte(tc.frame))
 		var fe *FrameError
