@@ -175,6 +175,14 @@ func TestSocketBadRequestsKeepTheConnection(t *testing.T) {
 		{`{"jsonrpc":"2.0","id":"x"}`, daemon.CodeInvalidRequest, `"x"`},
 		{`{"jsonrpc":"2.0","method":"version","id":{"a":1}}`, daemon.CodeInvalidRequest, "null"},
 		{`{"jsonrpc":"2.0","method":"version","id":2,"extra":1}`, daemon.CodeInvalidRequest, "null"},
+		// Member names are exact and appear once (encoding/json alone folds case and
+		// takes the last copy).
+		{`{"jsonrpc":"2.0","Method":"version","id":2}`, daemon.CodeInvalidRequest, "null"},
+		{`{"JSONRPC":"2.0","method":"version","id":2}`, daemon.CodeInvalidRequest, "null"},
+		{`{"jsonrpc":"2.0","method":"version","ID":2}`, daemon.CodeInvalidRequest, "null"},
+		{`{"jsonrpc":"2.0","method":"version","Params":{},"id":2}`, daemon.CodeInvalidRequest, "null"},
+		{`{"jsonrpc":"2.0","method":"nope","method":"version","id":2}`, daemon.CodeInvalidRequest, "null"},
+		{`{"jsonrpc":"2.0","method":"version","id":2,"id":3}`, daemon.CodeInvalidRequest, "null"},
 		{`{"jsonrpc":"2.0","method":"noSuchMethod","id":3}`, daemon.CodeMethodNotFound, "3"},
 		{`{"jsonrpc":"2.0","method":"send","params":[1,2],"id":4}`, daemon.CodeInvalidParams, "4"},
 		{`{"jsonrpc":"2.0","method":"send","params":{"to":"x","bogus":1},"id":5}`, daemon.CodeInvalidParams, "5"},

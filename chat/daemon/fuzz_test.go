@@ -2,6 +2,8 @@ package daemon
 
 import (
 	"encoding/json"
+	"reflect"
+	"strings"
 	"testing"
 )
 
@@ -14,6 +16,8 @@ func FuzzDecodeRequest(f *testing.F) {
 		`{"jsonrpc":"2.0","method":"x","id":null,"params":null}`,
 		`{"jsonrpc":"2.0","method":"x","id":"a\u0000"}`,
 		`[1]`, `{}`, `"x"`, `{"jsonrpc":"2.0","method":"x","id":1e400}`, ``,
+		`{"jsonrpc":"2.0","Method":"x","id":1}`, `{"jsonrpc":"2.0","method":"x","method":"y"}`,
+		"{\"jsonrpc\":\"2.0\",\"method\":\"x\",\"\u017Farams\":{}}",
 	} {
 		f.Add([]byte(s))
 	}
@@ -34,6 +38,7 @@ func FuzzDecodeRequest(f *testing.F) {
 		if req.Method == "" || (req.Params != nil && req.Params[0] != '{') || req.Notify != (req.ID == nil) {
 			t.Fatalf("accepted %q as %+v", b, req)
 		}
+		exactMembers(t, b, reflect.TypeFor[wireRequest]())
 		out, merr := json.Marshal(Response{JSONRPC: Version, ID: req.ID, Result: json.RawMessage(`{}`)})
 		if merr != nil || !json.Valid(out) {
 			t.Fatalf("response for %q does not encode: %v", b, merr)
@@ -54,6 +59,7 @@ func FuzzDecodeParams(f *testing.F) {
 		`{"count":1e3}`,
 		`{"name":"bob","nickname":"b","muted":true}`,
 		`{"name":null}`, `{"to":1}`, `{"id":9223372036854775808}`, `{"x":1}`, `{}`, `null`,
+		`{"Name":"bob"}`, `{"to":"bob","to":"eve","text":"hi"}`, "{\"\u017Fubscription\":1}",
 	} {
 		f.Add([]byte(`{"jsonrpc":"2.0","method":"m","id":1,"params":` + s + `}`))
 	}
@@ -76,6 +82,7 @@ func FuzzDecodeParams(f *testing.F) {
 				}
 				continue
 			}
+			exactMembers(t, req.Params, reflect.TypeOf(p).Elem())
 			enc, err := json.Marshal(p)
 			if err != nil {
 				t.Fatalf("%T does not encode: %v", p, err)
@@ -89,4 +96,25 @@ func FuzzDecodeParams(f *testing.F) {
 			}
 		}
 	})
+}
+
+// exactMembers fails unless every member of the object b (when it is one) is exactly
+// the JSON name of one of struct type t's fields, read back case-sensitively through a
+// map.
+func exactMembers(t *testing.T, b []byte, st reflect.Type) {
+	t.Helper()
+	var members map[string]json.RawMessage
+	if json.Unmarshal(b, &members) != nil {
+		return
+	}
+	names := map[string]bool{}
+	for i := range st.NumField() {
+		name, _, _ := strings.Cut(st.Field(i).Tag.Get("json"), ",")
+		names[name] = true
+	}
+	for m := range members {
+		if !names[m] {
+			t.Fatalf("%q accepted for %v with member %q", b, st, m)
+		}
+	}
 }

@@ -5,7 +5,10 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"reflect"
 	"strconv"
+
+	"pfschat/relay/strictjson"
 )
 
 // MaxRequestBytes is the longest request line (and HTTP request body) the server reads:
@@ -119,10 +122,13 @@ type wireRequest struct {
 
 // DecodeRequest decodes one request line strictly: exactly one JSON object with
 // "jsonrpc": "2.0", a non-empty "method", "params" absent or an object, "id" absent, a
-// string, a number or null, and no other members or trailing data. It never panics; a
-// refusal is an *Error with CodeParseError (not JSON) or CodeInvalidRequest, and the id
-// when one could be read, so the answer can still name the request. Batches (arrays)
-// are refused: one request per line.
+// string, a number or null, and no other members or trailing data. Its member names
+// are exact and appear once: JSON-RPC's names are case-sensitive, and two readers of
+// one request (a proxy, a logger, the owner) must not disagree about what it says;
+// DecodeParams holds params' members to the same rule. It never panics; a refusal is
+// an *Error with CodeParseError (not JSON) or CodeInvalidRequest, and the id when one
+// could be read, so the answer can still name the request. Batches (arrays) are
+// refused: one request per line.
 func DecodeRequest(line []byte) (*Request, ID, *Error) {
 	line = bytes.TrimSpace(line)
 	if len(line) > MaxRequestBytes {
@@ -136,6 +142,9 @@ func DecodeRequest(line []byte) (*Request, ID, *Error) {
 			return nil, nil, NewError(CodeInvalidRequest, "batches are not supported: send one request per line")
 		}
 		return nil, nil, NewError(CodeInvalidRequest, "a request is a JSON object")
+	}
+	if err := strictjson.CheckKeys(line, reflect.TypeFor[wireRequest]()); err != nil {
+		return nil, nil, NewError(CodeInvalidRequest, "malformed request: %v", err)
 	}
 	var w wireRequest
 	dec := json.NewDecoder(bytes.NewReader(line))
@@ -182,11 +191,15 @@ func validID(raw json.RawMessage) bool {
 	}
 }
 
-// DecodeParams decodes a request's params into v strictly (no unknown members); absent
-// params decode as {}. A refusal is CodeInvalidParams.
+// DecodeParams decodes a request's params into v strictly (no unknown members; in
+// every object, nested ones too, member names exact and each once); absent params
+// decode as {}. A refusal is CodeInvalidParams.
 func DecodeParams(raw json.RawMessage, v any) *Error {
 	if raw == nil {
 		raw = []byte("{}")
+	}
+	if err := strictjson.CheckKeys(raw, reflect.TypeOf(v)); err != nil {
+		return NewError(CodeInvalidParams, "invalid params: %v", err)
 	}
 	dec := json.NewDecoder(bytes.NewReader(raw))
 	dec.DisallowUnknownFields()

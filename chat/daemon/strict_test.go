@@ -1,0 +1,123 @@
+package daemon_test
+
+import (
+	"encoding/json"
+	"errors"
+	"slices"
+	"strconv"
+	"strings"
+	"testing"
+
+	"pfschat/chat/chattest"
+	"pfschat/chat/daemon"
+	"pfschat/relay/relaytest"
+)
+
+// noParamMethods take no params: every member is unknown to them, and refused as such.
+var noParamMethods = []string{"version", "receive", "subscribe", "contacts", "oneTimeKeys"}
+
+// Every method's params are read by exact, unique member names: a mis-cased member
+// (which encoding/json alone would take for the field) and a duplicated one (whose
+// last copy it would take) are invalid_params, with a message naming the member, and
+// nothing runs. The table covers every method the server serves that takes params.
+func TestSocketParamsMembersAreExactAndUnique(t *testing.T) {
+	dir := t.TempDir()
+	cases := strictCases(dir)
+	served := servedMethods(t)
+	for m := range served {
+		if !slices.Contains(noParamMethods, m) && !slices.ContainsFunc(cases, func(c strictCase) bool { return c.method == m }) {
+			t.Errorf("%s takes params and has no row in this test", m)
+		}
+	}
+
+	r := relaytest.Start(t)
+	chattest.NewUser(t, r, "alice") // so that a call that ran would find her
+	o := startOwner(t, r, chattest.NewUser(t, r, "bob"))
+	cl := dial(t, o.sock)
+	for _, tc := range cases {
+		if !strings.Contains(tc.params, `"`+tc.member+`":`) {
+			t.Fatalf("%s: %s has no member %q", tc.method, tc.params, tc.member)
+		}
+		misCased := strings.Replace(tc.params, `"`+tc.member+`":`, strconv.Quote(tc.misCased)+`:`, 1)
+		duplicated := strings.TrimSuffix(tc.params, "}") + "," + tc.params[1:]
+		for _, p := range []struct{ params, member string }{{misCased, tc.misCased}, {duplicated, firstMember(tc.params)}} {
+			err := cl.Call(t.Context(), tc.method, json.RawMessage(p.params), nil)
+			var re *daemon.Error
+			if !errors.As(err, &re) || re.Code != daemon.CodeInvalidParams || !strings.Contains(re.Message, strconv.Quote(p.member)) {
+				t.Errorf("%s %s: %v; want invalid_params naming %q", tc.method, p.params, err, p.member)
+			}
+		}
+		if tc.method == "addContact" { // nothing ran: alice, who is on the relay, is no contact
+			var contacts []daemon.Contact
+			if err := cl.Call(t.Context(), "contacts", nil, &contacts); err != nil || len(contacts) != 0 {
+				t.Errorf("contacts after the refused addContact calls: %v, %v", contacts, err)
+			}
+		}
+	}
+	for _, m := range noParamMethods {
+		err := cl.Call(t.Context(), m, json.RawMessage(`{"x":1,"x":1}`), nil)
+		var re *daemon.Error
+		if !errors.As(err, &re) || re.Code != daemon.CodeInvalidParams {
+			t.Errorf("%s with params: %v; want invalid_params", m, err)
+		}
+	}
+}
+
+type strictCase struct {
+	method, params   string
+	member, misCased string // a member of params, and how it is mis-cased
+}
+
+func strictCases(dir string) []strictCase {
+	return []strictCase{
+		{"send", `{"to":"alice","text":"hi"}`, "text", "Text"},
+		{"sendFile", `{"to":"alice","path":"/nonexistent/f","caption":"c"}`, "path", "PATH"},
+		{"download", `{"id":1,"dir":` + strconv.Quote(dir) + `}`, "dir", "Dir"},
+		{"unsubscribe", `{"subscription":1}`, "subscription", "\u017Fubscription"}, // encoding/json folds ſ to s
+		{"markRead", `{"contact":"alice","through":0}`, "contact", "Contact"},
+		{"addContact", `{"name":"alice"}`, "name", "Name"},
+		{"fingerprint", `{"name":"alice"}`, "name", "NAME"},
+		{"verify", `{"name":"alice"}`, "name", "nAme"},
+		{"acceptKey", `{"name":"alice"}`, "name", "Name"},
+		{"resetSession", `{"name":"alice"}`, "name", "Name"},
+		{"rotateKeys", `{"count":1}`, "count", "Count"},
+		{"gaps", `{"name":"alice"}`, "name", "Name"},
+		{"acceptRequest", `{"name":"alice"}`, "name", "Name"},
+		{"block", `{"name":"alice"}`, "name", "Name"},
+		{"unblock", `{"name":"alice"}`, "name", "Name"},
+		{"removeContact", `{"name":"alice"}`, "name", "Name"},
+		{"setNickname", `{"name":"alice","nickname":"al"}`, "nickname", "Nickname"},
+		{"setMuted", `{"name":"alice","muted":true}`, "muted", "Muted"},
+	}
+}
+
+// firstMember is the name of params' first member.
+func firstMember(params string) string {
+	name, _, _ := strings.Cut(strings.TrimPrefix(params, `{"`), `"`)
+	return name
+}
+
+// DecodeParams holds nested objects to the same rule, and names where the member is.
+func TestDecodeParamsNestedMembers(t *testing.T) {
+	type item struct {
+		Name string `json:"name"`
+	}
+	type params struct {
+		Items []item `json:"items"`
+		Main  *item  `json:"main"`
+	}
+	for _, tc := range []struct{ raw, member, where string }{
+		{`{"items":[{"name":"a"},{"Name":"b"}]}`, "Name", "items[1]"},
+		{`{"main":{"name":"a","name":"b"}}`, "name", "main"},
+	} {
+		var p params
+		e := daemon.DecodeParams(json.RawMessage(tc.raw), &p)
+		if e == nil || e.Code != daemon.CodeInvalidParams || !strings.Contains(e.Message, strconv.Quote(tc.member)) || !strings.Contains(e.Message, strconv.Quote(tc.where)) {
+			t.Errorf("%s: %v; want invalid_params naming %q in %q", tc.raw, e, tc.member, tc.where)
+		}
+	}
+	var p params
+	if e := daemon.DecodeParams(json.RawMessage(`{"items":[{"name":"a"}],"main":{"name":"b"}}`), &p); e != nil || p.Main.Name != "b" || p.Items[0].Name != "a" {
+		t.Errorf("exact names: %+v, %v", p, e)
+	}
+}
