@@ -7,11 +7,13 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"reflect"
 	"strconv"
 	"sync"
 	"time"
 
 	"pfschat/relay/fifo"
+	"pfschat/relay/strictjson"
 )
 
 // ErrNoOwner: nothing answers on the profile's socket (no owner runs, or one crashed
@@ -59,7 +61,7 @@ func (c *Client) read() {
 		}
 		if probe.Method != nil {
 			var n Notification
-			if err := json.Unmarshal(sc.Bytes(), &n); err != nil {
+			if err := unmarshalExact(sc.Bytes(), &n); err != nil {
 				c.fail(fmt.Errorf("daemon: bad notification: %w", err))
 				return
 			}
@@ -67,7 +69,7 @@ func (c *Client) read() {
 			continue
 		}
 		var r Response
-		if err := json.Unmarshal(sc.Bytes(), &r); err != nil {
+		if err := unmarshalExact(sc.Bytes(), &r); err != nil {
 			c.fail(fmt.Errorf("daemon: bad response: %w", err))
 			return
 		}
@@ -135,7 +137,7 @@ func (c *Client) Call(ctx context.Context, method string, params, result any) er
 			return r.Error
 		}
 		if result != nil {
-			if err := json.Unmarshal(r.Result, result); err != nil {
+			if err := unmarshalExact(r.Result, result); err != nil {
 				return fmt.Errorf("daemon: decoding the result of %s: %w", method, err)
 			}
 		}
@@ -165,4 +167,14 @@ func (c *Client) Close() error {
 	err := c.nc.Close()
 	<-c.done
 	return err
+}
+
+// unmarshalExact decodes what the owner sent by the rule it holds requests to: member
+// names exact and each once (members it does not know are let through: a newer owner
+// may add some).
+func unmarshalExact(b []byte, v any) error {
+	if err := strictjson.CheckKeys(b, reflect.TypeOf(v)); err != nil {
+		return err
+	}
+	return json.Unmarshal(b, v)
 }

@@ -1,8 +1,12 @@
 package daemon_test
 
 import (
+	"bufio"
 	"encoding/json"
 	"errors"
+	"io"
+	"net"
+	"path/filepath"
 	"slices"
 	"strconv"
 	"strings"
@@ -119,5 +123,60 @@ func TestDecodeParamsNestedMembers(t *testing.T) {
 	var p params
 	if e := daemon.DecodeParams(json.RawMessage(`{"items":[{"name":"a"}],"main":{"name":"b"}}`), &p); e != nil || p.Main.Name != "b" || p.Items[0].Name != "a" {
 		t.Errorf("exact names: %+v, %v", p, e)
+	}
+}
+
+// The client reads the owner's answers by the same rule: a result with a mis-cased
+// member is refused, and a response with a duplicated member ends the connection
+// rather than being read as its last copy.
+func TestClientRefusesMisCasedOrDuplicatedMembers(t *testing.T) {
+	ln, err := net.Listen("unix", filepath.Join(t.TempDir(), "s"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	answers := []string{
+		`{"jsonrpc":"2.0","result":{"Id":5,"state":"queued"},"id":ID}`,
+		`{"jsonrpc":"2.0","result":{"id":5,"state":"queued"},"id":ID,"id":ID}`,
+	}
+	owner := make(chan error, 1)
+	go func() {
+		nc, err := ln.Accept()
+		if err != nil {
+			owner <- err
+			return
+		}
+		defer nc.Close()
+		rd := bufio.NewReader(nc)
+		for _, a := range answers {
+			line, err := rd.ReadBytes('\n')
+			if err != nil {
+				owner <- err
+				return
+			}
+			var req struct {
+				ID json.RawMessage `json:"id"`
+			}
+			if err := json.Unmarshal(line, &req); err != nil {
+				owner <- err
+				return
+			}
+			if _, err := io.WriteString(nc, strings.ReplaceAll(a, "ID", string(req.ID))+"\n"); err != nil {
+				owner <- err
+				return
+			}
+		}
+		owner <- nil
+	}()
+	cl := dial(t, ln.Addr().String())
+	var res daemon.SendResult
+	if err := cl.Call(t.Context(), "send", daemon.SendParams{To: "bob", Text: "hi"}, &res); err == nil || !strings.Contains(err.Error(), `"Id"`) {
+		t.Errorf("a result with \"Id\": %+v, %v; want an error naming the member", res, err)
+	}
+	if err := cl.Call(t.Context(), "send", daemon.SendParams{To: "bob", Text: "hi"}, &res); err == nil || !strings.Contains(err.Error(), `"id"`) {
+		t.Errorf("a response with \"id\" twice: %v; want an error naming the member", err)
+	}
+	if err := <-owner; err != nil {
+		t.Fatal(err)
 	}
 }
