@@ -25,13 +25,18 @@ const withdrawCrashEnv = "PFSCHAT_CHAT_WITHDRAW_CRASH_CHILD"
 func TestMain(m *testing.M) {
 	if v := os.Getenv(withdrawCrashEnv); v != "" {
 		point, dir, _ := strings.Cut(v, " ")
-		if err := withdrawCrashChild(point, dir); err != nil {
-			fmt.Fprintln(os.Stderr, "crash child:", err)
-			os.Exit(2)
-		}
-		os.Exit(0)
+		crashChildExit(withdrawCrashChild(point, dir))
 	}
 	os.Exit(m.Run())
+}
+
+// crashChildExit ends a crash child that returned instead of waiting for its SIGKILL.
+func crashChildExit(err error) {
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "crash child:", err)
+		os.Exit(2)
+	}
+	os.Exit(0)
 }
 
 // childRelay is the crash child's relay: it refuses every message for good (printing
@@ -191,8 +196,25 @@ func withdrawnNoticeCrash(t *testing.T, point string) {
 // message.
 func runWithdrawCrashChild(t *testing.T, point, dir string) string {
 	t.Helper()
+	var twoID string
+	runCrashChild(t, withdrawCrashEnv+"="+point+" "+dir, func(line string) {
+		if id, ok := strings.CutPrefix(line, "refused "); ok {
+			twoID = id
+		}
+	})
+	if twoID == "" {
+		t.Fatal("the crash child reported no refusal")
+	}
+	return twoID
+}
+
+// runCrashChild runs this test binary as a crash child with env (NAME=VALUE) added,
+// hands every line it prints to line, and kills it with SIGKILL once it prints
+// "crash". It fails the test if the child ends by itself or is not there in 30 s.
+func runCrashChild(t *testing.T, env string, line func(string)) {
+	t.Helper()
 	cmd := exec.Command(os.Args[0], "-test.run=^$")
-	cmd.Env = append(os.Environ(), withdrawCrashEnv+"="+point+" "+dir)
+	cmd.Env = append(os.Environ(), env)
 	var stderr strings.Builder
 	cmd.Stderr = &stderr
 	out, err := cmd.StdoutPipe()
@@ -206,20 +228,17 @@ func runWithdrawCrashChild(t *testing.T, point, dir string) string {
 			lines <- sc.Text()
 		}
 	}()
-	var twoID string
 	timeout := time.NewTimer(30 * time.Second)
 	defer timeout.Stop()
 	for crashed := false; !crashed; {
 		select {
-		case line, ok := <-lines:
+		case l, ok := <-lines:
 			if !ok {
 				err := cmd.Wait()
 				t.Fatalf("the crash child ended before its crash point: %v\n%s", err, stderr.String())
 			}
-			if id, ok := strings.CutPrefix(line, "refused "); ok {
-				twoID = id
-			}
-			crashed = line == "crash"
+			line(l)
+			crashed = l == "crash"
 		case <-timeout.C:
 			_ = cmd.Process.Kill()
 			_ = cmd.Wait()
@@ -234,8 +253,4 @@ func runWithdrawCrashChild(t *testing.T, point, dir string) string {
 	if !errors.As(err, &exit) || exit.Sys().(syscall.WaitStatus).Signal() != syscall.SIGKILL {
 		t.Fatalf("the crash child did not die of SIGKILL: %v\n%s", err, stderr.String())
 	}
-	if twoID == "" {
-		t.Fatal("the crash child reported no refusal")
-	}
-	return twoID
 }
