@@ -11,6 +11,7 @@ package chat
 
 import (
 	"bufio"
+	"bytes"
 	"context"
 	"crypto/rand"
 	"crypto/sha256"
@@ -102,6 +103,10 @@ type attachmentMeta struct {
 	Source     string `json:"source,omitempty"` // outgoing: the path sent
 	Staged     string `json:"staged,omitempty"` // outgoing, from an earlier version: a sealed copy, removed once sent
 	Saved      string `json:"saved,omitempty"`  // incoming: where it was saved
+	// Placing is, while an incoming file is being saved, the absolute path it is going
+	// to (recorded before it goes there): a run killed before Saved is recorded finds
+	// the file there (placedBefore) instead of saving a second copy.
+	Placing string `json:"placing,omitempty"`
 	// Failure is why the attachment failed: its error names the file and paths, so it
 	// is kept here, sealed, not in the row's clear reason column (failAttachment).
 	Failure string `json:"failure,omitempty"`
@@ -730,7 +735,8 @@ func (c *Controller) AttachmentOf(ctx context.Context, messageID int64) (*Attach
 // size and digest are checked before anything is decrypted, and the file is written
 // under a sanitised name that collides with nothing in dir (never overwriting). A file
 // that fails verification is deleted and the attachment marked failed with the reason.
-// An attachment downloaded before returns its path again.
+// An attachment downloaded before returns its path again; so does one whose earlier
+// download was killed while saving it, once the file found there is checked to be it.
 func (c *Controller) Download(ctx context.Context, messageID int64, dir string, progress Progress) (string, error) {
 	r, err := c.store.Message(ctx, messageID)
 	if err != nil || r.Direction != storage.Incoming {
@@ -806,6 +812,21 @@ func (c *Controller) download(ctx context.Context, row storage.Attachment, dir s
 	stem := partialStem(adir, row.ClientID)
 	os.Remove(stem + ".part") // an earlier version's download, sealed: started again
 	part := stem + ".plain"
+	if meta.Placing != "" {
+		// A run killed while it saved the file: it may be in place already.
+		placed := placedBefore(ctx, meta, part)
+		if err := ctx.Err(); err != nil {
+			return "", err // stays fetching: checked again next time
+		}
+		if placed {
+			os.Remove(part)
+			return c.downloaded(ctx, br, row, meta, meta.Placing)
+		}
+		meta.Placing = ""
+		if err := c.putMeta(ctx, &row, meta); err != nil {
+			return "", err
+		}
+	}
 	if row.State != AttachmentFetching {
 		row.State = AttachmentFetching
 		row.UpdatedAt = c.now()
@@ -831,20 +852,117 @@ func (c *Controller) download(ctx context.Context, row storage.Attachment, dir s
 	// From here the record follows the file even if ctx ends: a file saved under a
 	// record still "fetching" would be fetched and saved a second time.
 	rctx := context.WithoutCancel(ctx)
-	saved, err := placeFile(part, dir, SafeFileName(meta.FileName))
+	var recordErr error
+	saved, err := placeFile(part, dir, SafeFileName(meta.FileName), func(p string) error {
+		abs, err := filepath.Abs(p)
+		if err == nil {
+			meta.Placing = abs
+			err = c.putMeta(rctx, &row, meta)
+		}
+		recordErr = err
+		return err
+	})
+	if recordErr != nil {
+		return "", err // the file is not placed: stays fetching, tried again next time
+	}
 	if err != nil {
 		os.Remove(part)
 		return "", c.failAttachment(rctx, row, err)
 	}
-	meta.Saved = saved
+	if c.beforeSavedRecord != nil {
+		c.beforeSavedRecord()
+	}
+	return c.downloaded(ctx, br, row, meta, saved)
+}
+
+// downloaded records that row's file is saved at saved, and tells the relay it was
+// fetched.
+func (c *Controller) downloaded(ctx context.Context, br blobRelay, row storage.Attachment, meta attachmentMeta, saved string) (string, error) {
+	meta.Saved, meta.Placing = saved, ""
 	row.State, row.DoneBytes, row.Reason = AttachmentDownloaded, meta.Size, ""
-	if err := c.putMeta(rctx, &row, meta); err != nil {
+	if err := c.putMeta(context.WithoutCancel(ctx), &row, meta); err != nil {
 		return "", err
 	}
 	if err := br.BlobDone(ctx, meta.BlobID, meta.Capability); err != nil {
 		c.log.Info("telling the relay an attachment was fetched", "err", err)
 	}
 	return saved, nil
+}
+
+// placedBefore reports whether a run killed while it saved the file of meta left it
+// at meta.Placing, where that run recorded it would go. The name alone proves
+// nothing (the user may have put a file of theirs there since), so the file there is
+// taken only when it is the download's: the partial file itself (linked, killed
+// before the partial's name was removed), or a whole copy of it, or — the partial
+// gone — the attachment's exact bytes (its size, and the digest of its sealed form:
+// sealed again under its key). A copy cut short by the kill (the beginning of the
+// whole partial) is removed, to be saved again. A file that cannot be read is not
+// the download's: it is saved again rather than waiting on a directory it cannot
+// check.
+func placedBefore(ctx context.Context, meta attachmentMeta, part string) bool {
+	pi, err := os.Lstat(meta.Placing)
+	if err != nil || !pi.Mode().IsRegular() || pi.Size() > meta.Size {
+		return false
+	}
+	if fi, err := os.Lstat(part); err == nil {
+		if os.SameFile(pi, fi) {
+			return true
+		}
+		// Placing was recorded only once the partial was whole and checked, and the
+		// partial is not touched again before this check.
+		if fi.Size() != meta.Size || !samePrefix(meta.Placing, part, pi.Size()) {
+			return false
+		}
+		if pi.Size() == meta.Size {
+			return true
+		}
+		os.Remove(meta.Placing) // cut short: failing that, the file is saved beside it
+		return false
+	} else if !errors.Is(err, fs.ErrNotExist) || pi.Size() != meta.Size {
+		return false
+	}
+	sealedSize, err := ratchet.StreamSealedSize(meta.Size)
+	if err != nil {
+		return false
+	}
+	sctx, stop := context.WithCancel(ctx)
+	defer stop()
+	// Sealed only to be hashed: from the end, no sealed byte is handed out.
+	s, err := startSealStream(sctx, meta.Placing, meta.Key, meta.Size, sealedSize)
+	if err != nil {
+		return false
+	}
+	digest, err := s.result(sctx)
+	return err == nil && subtle.ConstantTimeCompare(digest, meta.Digest) == 1
+}
+
+// samePrefix reports whether the files a and b both begin with the same n bytes.
+func samePrefix(a, b string, n int64) bool {
+	fa, err := os.Open(a)
+	if err != nil {
+		return false
+	}
+	defer fa.Close()
+	fb, err := os.Open(b)
+	if err != nil {
+		return false
+	}
+	defer fb.Close()
+	bufA, bufB := make([]byte, 64<<10), make([]byte, 64<<10)
+	for n > 0 {
+		k := int(min(n, int64(len(bufA))))
+		if _, err := io.ReadFull(fa, bufA[:k]); err != nil {
+			return false
+		}
+		if _, err := io.ReadFull(fb, bufB[:k]); err != nil {
+			return false
+		}
+		if !bytes.Equal(bufA[:k], bufB[:k]) {
+			return false
+		}
+		n -= int64(k)
+	}
+	return true
 }
 
 // fetchBlob downloads the sealed stream, checking and opening it as it arrives into
@@ -1150,10 +1268,16 @@ func (o *blobOpener) flush() error {
 
 // placeFile moves the checked file at part into dir under name, or "name (2).ext", …
 // when taken: never over an existing file (a hard link, which fails on an existing
-// name, then part's name removed; a copy when dir is on another file system).
-func placeFile(part, dir, name string) (string, error) {
+// name, then part's name removed; a copy when dir is on another file system). Each
+// free path is given to record before the file goes there, to be kept durably: a run
+// killed after the file is there but before it is recorded as saved finds it there
+// (placedBefore), and does not save a second copy.
+func placeFile(part, dir, name string, record func(path string) error) (string, error) {
 	var linkErr error
 	p, err := uniqueName(dir, name, func(p string) error {
+		if err := claim(p, record); err != nil {
+			return err
+		}
 		err := os.Link(part, p)
 		if err != nil && !errors.Is(err, os.ErrExist) {
 			linkErr = err
@@ -1173,7 +1297,7 @@ func placeFile(part, dir, name string) (string, error) {
 		return "", err
 	}
 	defer in.Close()
-	out, p, err := createUnique(dir, name)
+	out, p, err := createUnique(dir, name, record)
 	if err != nil {
 		return "", err
 	}
@@ -1193,10 +1317,13 @@ func placeFile(part, dir, name string) (string, error) {
 }
 
 // createUnique creates name in dir, or "name (2).ext", "name (3).ext", … when taken:
-// never an existing file.
-func createUnique(dir, name string) (*os.File, string, error) {
+// never an existing file; record is given each free path before it is created.
+func createUnique(dir, name string, record func(path string) error) (*os.File, string, error) {
 	var f *os.File
 	p, err := uniqueName(dir, name, func(p string) error {
+		if err := claim(p, record); err != nil {
+			return err
+		}
 		var err error
 		f, err = os.OpenFile(p, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
 		return err
@@ -1205,6 +1332,17 @@ func createUnique(dir, name string) (*os.File, string, error) {
 		return nil, "", err
 	}
 	return f, p, nil
+}
+
+// claim gives p to record unless a file is there already (os.ErrExist): only a path
+// the file may go to is recorded.
+func claim(p string, record func(path string) error) error {
+	if _, err := os.Lstat(p); err == nil {
+		return os.ErrExist
+	} else if !errors.Is(err, fs.ErrNotExist) {
+		return err
+	}
+	return record(p)
 }
 
 // uniqueName calls make with dir/name, then "name (2).ext", "name (3).ext", … while

@@ -157,6 +157,10 @@ type Controller struct {
 	// beforeCommit, when set (tests only), runs between a send's ratchet step and its
 	// commit: where a second writer on the profile can slip in.
 	beforeCommit func()
+	// beforeSavedRecord, when set (tests only), runs once a download's file is in the
+	// downloads directory, before the record that says so commits: where a crash leaves
+	// a saved file its record does not know.
+	beforeSavedRecord func()
 }
 
 // Stats returns the controller's counters of dropped replays and skipped rows.

@@ -27,6 +27,9 @@ func TestMain(m *testing.M) {
 		point, dir, _ := strings.Cut(v, " ")
 		crashChildExit(withdrawCrashChild(point, dir))
 	}
+	if v := os.Getenv(placeCrashEnv); v != "" {
+		crashChildExit(placeCrashChild(v))
+	}
 	os.Exit(m.Run())
 }
 
