@@ -737,7 +737,13 @@ func (c *Controller) AttachmentOf(ctx context.Context, messageID int64) (*Attach
 // that fails verification is deleted and the attachment marked failed with the reason.
 // An attachment downloaded before returns its path again; so does one whose earlier
 // download was killed while saving it, once the file found there is checked to be it.
+// The path is absolute (the record outlives the working directory of the process that
+// saved it: a later /open, another recv).
 func (c *Controller) Download(ctx context.Context, messageID int64, dir string, progress Progress) (string, error) {
+	dir, err := filepath.Abs(dir)
+	if err != nil {
+		return "", fmt.Errorf("downloads directory: %w", err)
+	}
 	r, err := c.store.Message(ctx, messageID)
 	if err != nil || r.Direction != storage.Incoming {
 		return "", fmt.Errorf("%w: message %d", ErrNotAttachment, messageID)

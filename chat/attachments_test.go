@@ -510,3 +510,30 @@ func TestDownloadStoppedAtTheEndSavesOnceOrNot(t *testing.T) {
 		}
 	}
 }
+
+// A download into a relative directory is recorded by its absolute path: the record
+// outlives the working directory of the process that saved it.
+func TestDownloadRecordsAnAbsolutePath(t *testing.T) {
+	_, alice, bob := attachPair(t, relaytest.Options{})
+	ctx := attachCtx(t)
+	work := t.TempDir()
+	t.Chdir(work)
+	if _, err := alice.c.SendFile(ctx, "bob", writeFile(t, t.TempDir(), "notes.txt", []byte("hi")), "", nil); err != nil {
+		t.Fatal(err)
+	}
+	m := waitAttachment(t, bob.c, "alice")
+	if err := os.Mkdir("down", 0o700); err != nil {
+		t.Fatal(err)
+	}
+	path, err := bob.c.Download(ctx, m.ID, "down", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := filepath.Join(work, "down", "notes.txt"); path != want {
+		t.Fatalf("saved as %q, want %q", path, want)
+	}
+	a, err := bob.c.AttachmentOf(ctx, m.ID)
+	if err != nil || a.Path != path {
+		t.Fatalf("recorded path %q (%v), want %q", a.Path, err, path)
+	}
+}
