@@ -38,9 +38,9 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 
 	"pfschat/chat/cli"
-	"pfschat/relay/cluster"
 	"pfschat/relay/cluster/natstest"
 	"pfschat/relay/relaytest"
+	"pfschat/storage"
 )
 
 const (
@@ -266,7 +266,7 @@ func relayOn(b *testing.B, st clusterStore) (url string, relayProc *benchChild, 
 		natsProcs = []*benchChild{np}
 	}
 	key := filepath.Join(b.TempDir(), "cluster.key")
-	if err := os.WriteFile(key, []byte(cluster.GenerateSealKey()), 0o600); err != nil {
+	if err := os.WriteFile(key, []byte(storage.GenerateRelayKey()), 0o600); err != nil {
 		b.Fatal(err)
 	}
 	relayProc, url = relayNode(b, urls, st.replicas, key, "--init")
@@ -475,7 +475,7 @@ func BenchmarkLoadTwoNodesCluster(b *testing.B) {
 	b.Logf("load average before: %.2f", loadAvg())
 	urls, nps := startNATSProcesses(b, 3)
 	key := filepath.Join(b.TempDir(), "cluster.key")
-	if err := os.WriteFile(key, []byte(cluster.GenerateSealKey()), 0o600); err != nil {
+	if err := os.WriteFile(key, []byte(storage.GenerateRelayKey()), 0o600); err != nil {
 		b.Fatal(err)
 	}
 	pa, urlA := relayNode(b, urls, 3, key, "--init")

@@ -53,6 +53,15 @@ var (
 	ErrDiskFull = errors.New("storage: the disk is full")
 	// ErrInvalid: an argument is out of range (bad limit, bad synchronous mode...).
 	ErrInvalid = errors.New("storage: invalid argument")
+	// ErrRelayKey: a relay key (LoadRelayKey) is missing, malformed, or not the key the
+	// relay's secrets are sealed under. Nothing was changed.
+	ErrRelayKey = errors.New("storage: relay key")
+	// ErrRelayKeyNeeded: the relay store keeps its secrets sealed and was opened
+	// without a relay key (RelayOptions.SealKey). Nothing was changed.
+	ErrRelayKeyNeeded = errors.New("storage: the relay's secrets are sealed")
+	// ErrRelayNotSealed: a relay key was given for a relay store that keeps its secrets
+	// in the clear, without RelayOptions.SealInPlace. Nothing was changed.
+	ErrRelayNotSealed = errors.New("storage: the relay's secrets are not sealed")
 )
 
 // QueueFullError reports which per-recipient limit an enqueue would break.

@@ -6,18 +6,21 @@ import (
 	"database/sql/driver"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 	"sync"
 	"time"
 )
 
 // Relay is the relay's store: accounts and their cards, published prekeys, and the
-// store-and-forward queue of ciphertexts. It holds nothing secret except the relay's own
-// key in Meta (the relay decides how to protect it). Safe for concurrent use.
+// store-and-forward queue of ciphertexts. It holds nothing secret but the relay's own
+// secrets in Meta, which are sealed under the relay key when one is given
+// (RelayOptions.SealKey; relay_sealed.go). Safe for concurrent use.
 type Relay struct {
 	db    *db
 	opts  RelayOptions
-	usage queueUsage // every recipient's queued count and bytes (relay_usage.go)
+	seal  *RelaySealer // nil: the values of Meta are stored in the clear
+	usage queueUsage   // every recipient's queued count and bytes (relay_usage.go)
 
 	blobMu     sync.Mutex
 	blobStores []*BlobStore // closed with the relay (relay_blobs.go)
@@ -34,6 +37,20 @@ type RelayOptions struct {
 	// SenderQuota, when > 0, lets one sender fill at most 1/SenderQuota of a
 	// recipient's queue (count and bytes): a QueueFullError with Limit "sender_quota".
 	SenderQuota int
+	// SealKey, when set, is the relay key (RelayKeySize bytes; LoadRelayKey) that seals
+	// the relay's secrets: every value of Meta. A store whose secrets are sealed opens
+	// only with it, ErrRelayKeyNeeded without one and ErrRelayKey with another, and
+	// nothing is changed then. With it a store that holds no secrets yet is sealed from
+	// then on, and one that keeps them in the clear is sealed in place when
+	// SealInPlace is set (ErrRelayNotSealed when it is not).
+	SealKey []byte
+	// SealInPlace lets OpenRelay seal, under SealKey, the secrets of a store that keeps
+	// them in the clear: in one transaction, after which the WAL that held their clear
+	// copies is checkpointed and truncated. Only for a caller that has the database to
+	// itself (the relay at start and rotate-key, which hold its lock): when another
+	// process is reading it the open fails with ErrBusy after sealing, and the next
+	// open with SealInPlace clears the WAL.
+	SealInPlace bool
 }
 
 // Prekey kinds as ratchet numbers them. The relay keeps one of each "replace" kind per
@@ -50,7 +67,23 @@ func OpenRelay(ctx context.Context, path string, opts RelayOptions) (*Relay, err
 	if opts.MaxQueueCount < 0 || opts.MaxQueueBytes < 0 || opts.SenderQuota < 0 {
 		return nil, fmt.Errorf("%w: negative queue limit", ErrInvalid)
 	}
-	d, _, err := openDB(ctx, path, relayKind, opts.Synchronous, true, nil)
+	if opts.SealKey != nil && len(opts.SealKey) != RelayKeySize {
+		return nil, fmt.Errorf("%w: the relay key has %d bytes, want %d", ErrRelayKey, len(opts.SealKey), RelayKeySize)
+	}
+	var seal *RelaySealer
+	if opts.SealKey != nil {
+		s := NewRelaySealer(slices.Clone(opts.SealKey), relayMetaContext)
+		seal = &s
+	}
+	// An existing store's seal is checked before anything is written: a store whose
+	// secrets are sealed, opened without its key or with another, is left untouched.
+	var sealed sealState
+	checkSeal := func(ctx context.Context, w *sql.DB) (*keyring, error) {
+		var err error
+		sealed, err = readSealCheck(ctx, w, seal)
+		return nil, err
+	}
+	d, _, err := openDB(ctx, path, relayKind, opts.Synchronous, true, checkSeal)
 	if err != nil {
 		return nil, err
 	}
@@ -71,12 +104,19 @@ func OpenRelay(ctx context.Context, path string, opts RelayOptions) (*Relay, err
 	// secure_delete FAST: the relay holds no secret a deleted row must not leave
 	// behind (bodies are end-to-end ciphertext, prekeys public), and zeroing every
 	// freed page of an acknowledged body would write the whole body again into the
-	// WAL: on a full disk the acks that free space could not commit.
+	// WAL: on a full disk the acks that free space could not commit. FAST still zeroes
+	// the space a row frees on its page, which is what leaves no clear copy of a
+	// secret sealed in place in the meta page (relay_sealed.go; with secure_delete off
+	// TestRelaySealInPlace finds the old seed in the file).
 	if _, err := d.w.ExecContext(ctx, "PRAGMA secure_delete = FAST"); err != nil {
 		d.close()
 		return nil, fmt.Errorf("storage: set the relay store's secure_delete: %w", err)
 	}
-	r := &Relay{db: d, opts: opts}
+	r := &Relay{db: d, opts: opts, seal: seal}
+	if err := r.sealOnOpen(ctx, sealed); err != nil {
+		d.close()
+		return nil, err
+	}
 	if err := d.writeRaw(ctx, func(t *rawTxn) error { return r.usage.ensure(ctx, t) }); err != nil {
 		d.close()
 		return nil, fmt.Errorf("storage: %w", err)
@@ -110,12 +150,29 @@ func (r *Relay) FreeBytes(ctx context.Context) (int64, error) {
 	return pages * size, nil
 }
 
-// Meta returns a value stored under key; ErrNotFound if unset.
-func (r *Relay) Meta(ctx context.Context, key string) ([]byte, error) { return getMeta(ctx, r.db, key) }
+// Meta returns a value stored under key, opened when the store is sealed; ErrNotFound
+// if unset.
+func (r *Relay) Meta(ctx context.Context, key string) ([]byte, error) {
+	if err := checkMetaKey(key); err != nil {
+		return nil, err
+	}
+	v, err := getMeta(ctx, r.db, key)
+	if err != nil {
+		return nil, err
+	}
+	return r.openMeta(key, v)
+}
 
-// SetMeta stores a value under key.
+// SetMeta stores a value under key, sealed when the store is sealed.
 func (r *Relay) SetMeta(ctx context.Context, key string, v []byte) error {
-	return setMeta(ctx, r.db, key, v)
+	if err := checkMetaKey(key); err != nil {
+		return err
+	}
+	stored, err := r.sealMeta(key, v)
+	if err != nil {
+		return err
+	}
+	return setMeta(ctx, r.db, key, stored)
 }
 
 // ---- accounts ----------------------------------------------------------------------

@@ -2,6 +2,7 @@ package storage
 
 import (
 	"context"
+	"crypto/subtle"
 	"database/sql"
 	"errors"
 	"fmt"
@@ -121,17 +122,21 @@ func (r *Relay) IdleAccounts(ctx context.Context, cutoff time.Time, limit int) (
 // oldSeed (checked: ErrExists if it changed meanwhile) to newSeed, statement is
 // appended to meta[logKey] (nil statement: meta[logKey] is deleted), and every account's card is rewritten by
 // resign (the relay's signature under the new key). It returns how many cards it
-// re-signed.
+// re-signed. In a sealed store both meta values are sealed as SetMeta seals them.
 func (r *Relay) ReplaceRelayKey(ctx context.Context, seedKey string, oldSeed, newSeed []byte, logKey string, statement []byte,
 	resign func(card []byte) ([]byte, error)) (int, error) {
 	n := 0
 	err := r.db.write(ctx, func(tx *txn) error {
 		n = 0
-		var cur []byte
-		if err := tx.scan(ctx, "SELECT value FROM meta WHERE key = ?", []any{seedKey}, &cur); err != nil {
+		var stored []byte
+		if err := tx.scan(ctx, "SELECT value FROM meta WHERE key = ?", []any{seedKey}, &stored); err != nil {
 			return fmt.Errorf("reading the relay key: %w", err)
 		}
-		if string(cur) != string(oldSeed) {
+		cur, err := r.openMeta(seedKey, stored)
+		if err != nil {
+			return err
+		}
+		if subtle.ConstantTimeCompare(cur, oldSeed) != 1 {
 			return fmt.Errorf("%w: the relay key changed meanwhile", ErrExists)
 		}
 		rows, err := tx.query(ctx, "SELECT name, card FROM accounts")
@@ -164,15 +169,32 @@ func (r *Relay) ReplaceRelayKey(ctx context.Context, seedKey string, oldSeed, ne
 			}
 			n++
 		}
-		if _, err := tx.exec(ctx, "UPDATE meta SET value = ? WHERE key = ?", newSeed, seedKey); err != nil {
+		seed, err := r.sealMeta(seedKey, newSeed)
+		if err != nil {
+			return err
+		}
+		if _, err := tx.exec(ctx, "UPDATE meta SET value = ? WHERE key = ?", seed, seedKey); err != nil {
 			return err
 		}
 		if statement == nil {
 			_, err = tx.exec(ctx, "DELETE FROM meta WHERE key = ?", logKey)
 			return err
 		}
-		_, err = tx.exec(ctx, `INSERT INTO meta (key, value) VALUES (?1, ?2)
-			ON CONFLICT (key) DO UPDATE SET value = meta.value || ?2`, logKey, statement)
+		var log []byte
+		err = tx.scan(ctx, "SELECT value FROM meta WHERE key = ?", []any{logKey}, &log)
+		switch {
+		case errors.Is(err, sql.ErrNoRows):
+		case err != nil:
+			return fmt.Errorf("reading the key rotation statements: %w", err)
+		default:
+			if log, err = r.openMeta(logKey, log); err != nil {
+				return err
+			}
+		}
+		if log, err = r.sealMeta(logKey, append(log, statement...)); err != nil {
+			return err
+		}
+		_, err = tx.exec(ctx, "INSERT INTO meta (key, value) VALUES (?, ?) ON CONFLICT (key) DO UPDATE SET value = excluded.value", logKey, log)
 		return err
 	})
 	if err != nil {

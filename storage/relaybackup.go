@@ -16,8 +16,9 @@ import (
 // BackupRelay copies the relay store at src into a new file dst with SQLite's VACUUM
 // INTO: a consistent snapshot taken in one read transaction, while a relay may go on
 // writing to src. It refuses a src that is not a relay store and a dst that exists,
-// makes dst owner-only (it holds the relay's private key), checks the copy's
-// integrity and syncs it. On failure dst is removed.
+// makes dst owner-only (it holds the relay's private key, sealed as in src when src
+// is sealed: no relay key is needed to copy it), checks the copy's integrity and
+// syncs it. On failure dst is removed.
 func BackupRelay(ctx context.Context, src, dst string) (err error) {
 	src, err = filepath.Abs(src)
 	if err != nil {

@@ -1,0 +1,120 @@
+package storage
+
+// The relay key: 32 bytes kept outside the relay's state (a key file given as
+// --relay-key-file, or $PFSCHAT_RELAY_KEY) that seal the relay's secrets (its Ed25519
+// seed, the recovery and blob-capability HMAC keys: the values the relay keeps in
+// meta) with XChaCha20-Poly1305. The SQLite relay store (RelayOptions.SealKey) and a
+// relay cluster's directory in JetStream (relay/cluster) both seal with a
+// RelaySealer, each under its own context, so that what one holds never opens as the
+// other's. A key file holds the key as 64 hex digits; make one with GenerateRelayKey.
+
+import (
+	"crypto/rand"
+	"encoding/hex"
+	"fmt"
+	"os"
+	"strings"
+
+	"golang.org/x/crypto/chacha20poly1305"
+)
+
+// RelayKeyEnv is the environment variable that may hold the relay key (64 hex
+// digits) instead of a key file.
+const RelayKeyEnv = "PFSCHAT_RELAY_KEY"
+
+// RelayKeySize is the size of the relay key.
+const RelayKeySize = chacha20poly1305.KeySize
+
+// GenerateRelayKey returns a fresh relay key as the 64 hex digits a key file holds.
+func GenerateRelayKey() string {
+	k := make([]byte, RelayKeySize)
+	rand.Read(k)
+	return hex.EncodeToString(k)
+}
+
+// ParseRelayKey parses a relay key given as 64 hex digits (surrounding white space
+// ignored). A refusal wraps ErrRelayKey.
+func ParseRelayKey(text string) ([]byte, error) {
+	k, err := hex.DecodeString(strings.TrimSpace(text))
+	if err != nil || len(k) != RelayKeySize {
+		return nil, fmt.Errorf("%w: want %d hex digits (make one with: head -c 32 /dev/urandom | xxd -p -c 64)", ErrRelayKey, 2*RelayKeySize)
+	}
+	return k, nil
+}
+
+// LoadRelayKey reads the relay key from the key file at path, or when path is "" from
+// $PFSCHAT_RELAY_KEY; it returns nil and no error when neither is given. A key file
+// readable by group or others is refused: it opens the relay's identity key. Every
+// refusal wraps ErrRelayKey.
+func LoadRelayKey(path string) ([]byte, error) {
+	if path == "" {
+		v, ok := os.LookupEnv(RelayKeyEnv)
+		if !ok {
+			return nil, nil
+		}
+		k, err := ParseRelayKey(v)
+		if err != nil {
+			return nil, fmt.Errorf("%s: %w", RelayKeyEnv, err)
+		}
+		return k, nil
+	}
+	fi, err := os.Stat(path)
+	if err != nil {
+		return nil, fmt.Errorf("%w: %w", ErrRelayKey, err)
+	}
+	if fi.Mode().Perm()&0o077 != 0 {
+		return nil, fmt.Errorf("%w: %s is readable by others (mode %v): chmod 600 it", ErrRelayKey, path, fi.Mode().Perm())
+	}
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("%w: %w", ErrRelayKey, err)
+	}
+	k, err := ParseRelayKey(string(b))
+	clear(b)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", path, err)
+	}
+	return k, nil
+}
+
+// RelaySealer seals the relay's meta values under the relay key. A sealed value is
+// bound to the sealer's context (what holds it: a SQLite relay store, one cluster's
+// bucket) and to its name, so that a value copied under another name, or into
+// another relay's state, no longer opens.
+type RelaySealer struct {
+	key     []byte
+	context string
+}
+
+// NewRelaySealer seals under key (RelayKeySize bytes) in context. The associated data
+// of a value named name is context ‖ 0x00 ‖ name.
+func NewRelaySealer(key []byte, context string) RelaySealer {
+	return RelaySealer{key: key, context: context}
+}
+
+func (s RelaySealer) ad(name string) []byte {
+	return []byte(s.context + "\x00" + name)
+}
+
+// Seal seals the value named name.
+func (s RelaySealer) Seal(name string, v []byte) ([]byte, error) {
+	b, err := sealWith(s.key, v, s.ad(name))
+	if err != nil {
+		return nil, fmt.Errorf("sealing %q: %w", name, err)
+	}
+	return b, nil
+}
+
+// Open opens the value named name: ErrCorrupt when b is not a sealed value at all,
+// ErrRelayKey when it does not open (another relay key, or moved from another name
+// or context).
+func (s RelaySealer) Open(name string, b []byte) ([]byte, error) {
+	if len(b) < 1+chacha20poly1305.NonceSizeX+chacha20poly1305.Overhead || b[0] != sealVersion {
+		return nil, fmt.Errorf("%w: sealed %q: not a sealed value", ErrCorrupt, name)
+	}
+	v, err := openWith(s.key, b, s.ad(name))
+	if err != nil {
+		return nil, fmt.Errorf("%w: the relay's secret %q does not open with this key", ErrRelayKey, name)
+	}
+	return v, nil
+}
