@@ -29,7 +29,11 @@ import (
 // purpose (it warns): its durability is that one server's sync setting.
 const DefaultNATSReplicas = 3
 
-// clusterFlags are the flags of a relay node on JetStream.
+// relayKeyFileHelp is the help of --relay-key-file, the relay key that seals the
+// relay's secrets: in --db (README "The relay's key at rest") or in JetStream.
+const relayKeyFileHelp = "the `file` holding the relay key (64 hex digits) that seals the relay's secrets (its identity key) in --db or, with --nats, in JetStream, the same on every node (or set $PFSCHAT_RELAY_KEY; make one with pfschat relay new-key-file FILE)"
+
+// clusterFlags are the flags of a relay node on JetStream, and --relay-key-file.
 type clusterFlags struct {
 	nats     *string
 	creds    *string
@@ -42,7 +46,7 @@ func (c *clusterFlags) register(fs *flag.FlagSet) {
 	c.nats = fs.String("nats", "", "run a relay cluster node: its state is in NATS JetStream at these comma-separated `URLs` (nats://host:4222,…) instead of --db (README \"Run a relay cluster\")")
 	c.creds = fs.String("nats-creds", "", "with --nats: the NATS credentials `file` (user JWT and nkey seed; chmod 600)")
 	c.replicas = fs.Int("nats-replicas", DefaultNATSReplicas, "with --nats: replicas of the relay's streams and buckets, 1, 3 or 5 (R3 survives one NATS server's loss; R1 is one server's disk)")
-	c.keyFile = fs.String("relay-key-file", "", "with --nats: the `file` holding the key (64 hex digits) that seals the relay's identity key in JetStream, the same on every node (or set $PFSCHAT_RELAY_KEY; make one with pfschat relay new-cluster-key FILE)")
+	c.keyFile = fs.String("relay-key-file", "", relayKeyFileHelp)
 	c.prefix = fs.String("nats-prefix", "PFSCHAT", "with --nats: the name prefix of the relay's streams, buckets and subjects (several relays may share one NATS system)")
 }
 
@@ -54,7 +58,7 @@ func (c *clusterFlags) enabled() bool { return *c.nats != "" }
 var sqliteOnlyFlags = []string{"db", "synchronous", "min-free-mib", "disk-reserve-mib"}
 
 // clusterOnlyFlags mean nothing without --nats.
-var clusterOnlyFlags = []string{"nats-creds", "nats-replicas", "relay-key-file", "nats-prefix"}
+var clusterOnlyFlags = []string{"nats-creds", "nats-replicas", "nats-prefix"}
 
 // check refuses flags that contradict each other, and checks the cluster flags' values
 // (nothing is dialled or read yet but the credentials file's mode). It returns the

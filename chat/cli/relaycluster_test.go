@@ -37,7 +37,7 @@ func TestRelayClusterFlagErrors(t *testing.T) {
 		{[]string{"--nats", nats, "--synchronous", "NORMAL"}, "--synchronous is for the single-node SQLite relay"},
 		{[]string{"--nats", nats, "--min-free-mib", "1"}, "--min-free-mib is for the single-node SQLite relay"},
 		{[]string{"--db", db, "--nats-replicas", "3"}, "--nats-replicas is for a relay cluster node"},
-		{[]string{"--db", db, "--relay-key-file", loose}, "--relay-key-file is for a relay cluster node"},
+		{[]string{"--db", db, "--relay-key-file", loose}, "chmod 600"},
 		{[]string{"--db", db, "--nats", ""}, "--nats is empty"},
 		{[]string{"--nats", nats + ",,nats://127.0.0.1:2"}, "empty entry"},
 		{[]string{"--nats", "http://127.0.0.1:4222"}, "scheme must be nats://"},

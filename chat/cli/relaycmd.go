@@ -77,7 +77,7 @@ func RunRelay(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	tlsUpstream := fs.Bool("tls-terminated-upstream", false, "a trusted proxy in front terminates TLS: logins are then bound to no channel (prefer TCP passthrough)")
 	var abuse abuseFlags // --registration, --trusted-proxies, connection caps, quotas (relaylimits.go)
 	abuse.register(fs)
-	var clusterOpts clusterFlags // --nats, --nats-creds, --nats-replicas, --relay-key-file (relaycluster.go)
+	var clusterOpts clusterFlags // --nats, --nats-creds, --nats-replicas, --nats-prefix, and --relay-key-file (relaycluster.go)
 	clusterOpts.register(fs)
 	// Operations: the database check, the disk high-water mark, account expiry.
 	initDB := fs.Bool("init", false, "make a new relay (a new key) in an empty or key-less --db file, or with --nats in a JetStream without one, instead of refusing it")
@@ -166,6 +166,11 @@ func RunRelay(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		wrap = node.handlers
 		where = node.describe()
 	} else {
+		// Read before the database is made or opened: a bad key file changes nothing.
+		if storeOpts.SealKey, err = loadRelayKey(*clusterOpts.keyFile); err != nil {
+			return err
+		}
+		storeOpts.SealInPlace = true // the lock below keeps every other writer out
 		if err := os.MkdirAll(filepath.Dir(*dbPath), 0o700); err != nil {
 			return fmt.Errorf("creating the database directory: %w", err)
 		}
@@ -192,6 +197,10 @@ func RunRelay(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		defer closeStore()
 		if err := checkRelayKey(ctx, store, fresh, *initDB); err != nil {
 			return err
+		}
+		if !store.Sealed() {
+			log.Warn("the relay's private key is stored unsealed in its database: a copy of the file (a backup, a disk image) is enough to impersonate the relay. "+
+				"Seal it: pfschat relay new-key-file FILE, then start the relay with --relay-key-file FILE (README: The relay's key at rest)", "db", *dbPath)
 		}
 		cfg.Store = store
 		cfg.Disk = server.DiskConfig{MinFreeBytes: uint64(*minFree) << 20, ReservePath: *dbPath + ".reserve", ReserveBytes: *reserveMiB << 20}

@@ -50,11 +50,31 @@ func openRelayStore(ctx context.Context, path string, opts storage.RelayOptions)
 	if err == nil {
 		return store, nil
 	}
-	if errors.Is(err, storage.ErrWrongKind) || errors.Is(err, storage.ErrDamaged) || strings.Contains(err.Error(), "not a database") {
+	switch {
+	case errors.Is(err, storage.ErrWrongKind) || errors.Is(err, storage.ErrDamaged) || strings.Contains(err.Error(), "not a database"):
 		return nil, fmt.Errorf("%w: %s (%v). pfschat never overwrites a file it did not write, even with --init: "+
 			"move it away or choose another --db", errNotRelayDB, path, err)
+	case errors.Is(err, storage.ErrRelayKeyNeeded):
+		return nil, fmt.Errorf("%w in %s, and no relay key was given: give its key file with --relay-key-file FILE, "+
+			"or the key in $%s. Nothing was changed", storage.ErrRelayKeyNeeded, path, storage.RelayKeyEnv)
+	case errors.Is(err, storage.ErrRelayKey):
+		return nil, fmt.Errorf("%w: the key given (--relay-key-file or $%s) does not open the relay's secrets in %s: "+
+			"give the key file this relay was sealed with. Nothing was changed", storage.ErrRelayKey, storage.RelayKeyEnv, path)
+	case errors.Is(err, storage.ErrRelayNotSealed):
+		return nil, fmt.Errorf("%w in %s, and a relay key was given (--relay-key-file or $%s): the relay seals them when it "+
+			"starts with the key; start it so once, or drop the key here. Nothing was changed", storage.ErrRelayNotSealed, path, storage.RelayKeyEnv)
 	}
 	return nil, fmt.Errorf("opening the relay database %s: %w", path, err)
+}
+
+// loadRelayKey reads the relay key of --relay-key-file, or of $PFSCHAT_RELAY_KEY when
+// the flag is not given; nil when neither is.
+func loadRelayKey(path string) ([]byte, error) {
+	k, err := storage.LoadRelayKey(path)
+	if err != nil {
+		return nil, fmt.Errorf("reading the relay key: %w", err)
+	}
+	return k, nil
 }
 
 // checkRelayKey refuses a relay database that has no relay key unless the relay is new

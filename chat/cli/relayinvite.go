@@ -29,7 +29,7 @@ func RunRelayInvite(ctx context.Context, args []string, stdout, stderr io.Writer
 	var clusterOpts clusterFlags // a relay cluster's invites are in JetStream (relaycluster.go)
 	clusterOpts.register(fs)
 	fs.Usage = func() {
-		fmt.Fprintf(stderr, "usage: pfschat relay invite [--uses N] [--ttl D] [--db FILE | --nats URL[,URL…] --relay-key-file FILE]\n\nPrints a one-time invite code for a relay run with --registration invite.\n\n")
+		fmt.Fprintf(stderr, "usage: pfschat relay invite [--uses N] [--ttl D] [--db FILE | --nats URL[,URL…]] [--relay-key-file FILE]\n\nPrints a one-time invite code for a relay run with --registration invite.\n\n")
 		printFlags(stderr, fs)
 	}
 	if err := fs.Parse(args); err != nil {
@@ -62,7 +62,11 @@ func RunRelayInvite(ctx context.Context, args []string, stdout, stderr io.Writer
 		defer closeDir()
 		store = dir
 	} else {
-		st, err := openInviteDB(ctx, *dbPath)
+		sealKey, err := loadRelayKey(*clusterOpts.keyFile)
+		if err != nil {
+			return err
+		}
+		st, err := openInviteDB(ctx, *dbPath, sealKey)
 		if err != nil {
 			return err
 		}
@@ -82,17 +86,15 @@ func RunRelayInvite(ctx context.Context, args []string, stdout, stderr io.Writer
 	return nil
 }
 
-// openInviteDB opens the SQLite relay database at dbPath for invite.
-func openInviteDB(ctx context.Context, dbPath string) (*storage.Relay, error) {
+// openInviteDB opens the SQLite relay database at dbPath for invite, with the relay
+// key its secrets are sealed under (nil: none). It seals nothing in place: the relay
+// may be running.
+func openInviteDB(ctx context.Context, dbPath string, sealKey []byte) (*storage.Relay, error) {
 	if dbPath == "" {
 		return nil, errors.New("no relay database: pass --db FILE")
 	}
 	if _, err := os.Stat(dbPath); err != nil {
 		return nil, fmt.Errorf("relay database %s: %w (run pfschat relay first, or pass --db FILE)", dbPath, err)
 	}
-	store, err := storage.OpenRelay(ctx, dbPath, storage.RelayOptions{})
-	if err != nil {
-		return nil, fmt.Errorf("opening the relay database %s: %w", dbPath, err)
-	}
-	return store, nil
+	return openRelayStore(ctx, dbPath, storage.RelayOptions{SealKey: sealKey})
 }

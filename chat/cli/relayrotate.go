@@ -23,9 +23,10 @@ func runRelayRotateKey(ctx context.Context, args []string, stdout, stderr io.Wri
 	fs := flag.NewFlagSet("pfschat relay rotate-key", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	dbPath := fs.String("db", DefaultRelayDBPath(), "relay database file (SQLite)")
+	keyFile := fs.String("relay-key-file", "", relayKeyFileHelp)
 	compromised := fs.Bool("compromised", false, "the old key is compromised: make a new key WITHOUT a statement from it; clients refuse the new key until their users run pfschat repin")
 	fs.Usage = func() {
-		fmt.Fprintf(stderr, "usage: pfschat relay rotate-key [--db FILE] [--compromised]\n\nGives the relay a new key. The old key signs a statement naming the new one; the relay serves it\nto every client, which checks it against its pinned key and re-pins. Every card is re-signed with\nthe new key. Stop the relay first, back the database up, rotate, start the relay again.\n\n")
+		fmt.Fprintf(stderr, "usage: pfschat relay rotate-key [--db FILE] [--relay-key-file FILE] [--compromised]\n\nGives the relay a new key. The old key signs a statement naming the new one; the relay serves it\nto every client, which checks it against its pinned key and re-pins. Every card is re-signed with\nthe new key. Stop the relay first, back the database up, rotate, start the relay again.\n\n")
 		printFlags(stderr, fs)
 	}
 	if err := fs.Parse(args); err != nil {
@@ -47,6 +48,10 @@ func runRelayRotateKey(ctx context.Context, args []string, stdout, stderr io.Wri
 	} else if st.Size() == 0 {
 		return fmt.Errorf("%w: %s is empty", errNotRelayDB, *dbPath)
 	}
+	sealKey, err := loadRelayKey(*keyFile)
+	if err != nil {
+		return err
+	}
 	// A running relay would go on serving the old key (and its clients would never see
 	// the statement): refuse while it holds the database.
 	lock, err := lockRelayDB(*dbPath, "pfschat relay rotate-key", "rotate the relay key")
@@ -54,7 +59,9 @@ func runRelayRotateKey(ctx context.Context, args []string, stdout, stderr io.Wri
 		return err
 	}
 	defer lock.release()
-	store, err := openRelayStore(ctx, *dbPath, storage.RelayOptions{})
+	// Holding the lock, a clear database given a key is sealed in place, as the relay
+	// does at start: the new key is written sealed.
+	store, err := openRelayStore(ctx, *dbPath, storage.RelayOptions{SealKey: sealKey, SealInPlace: true})
 	if err != nil {
 		return err
 	}

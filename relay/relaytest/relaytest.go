@@ -68,6 +68,9 @@ type Options struct {
 	Disk server.DiskConfig
 	// AccountExpiry frees names not logged in for this long (0 = never).
 	AccountExpiry time.Duration
+	// SealKey seals the relay's secrets in its database (storage.RelayOptions.SealKey,
+	// sealed in place if they are in the clear), as `pfschat relay --relay-key-file`.
+	SealKey []byte
 }
 
 // Relay is a running test relay.
@@ -116,6 +119,8 @@ func (r *Relay) start(t testing.TB, addr string) {
 		MaxQueueCount: orDefault(l.MaxQueueCount, server.DefaultLimits.MaxQueueCount),
 		MaxQueueBytes: orDefault(l.MaxQueueBytes, server.DefaultLimits.MaxQueueBytes),
 		SenderQuota:   senderQuota(r.opts.SenderQuota),
+		SealKey:       r.opts.SealKey,
+		SealInPlace:   true,
 	})
 	if err != nil {
 		t.Fatalf("relaytest: opening the relay store: %v", err)
@@ -274,7 +279,7 @@ func (r *Relay) ReplaceKeyCompromised(t testing.TB) server.Rotation {
 	addr := r.Addr
 	r.closeLocked()
 	ctx := context.Background()
-	st, err := storage.OpenRelay(ctx, r.Path, storage.RelayOptions{})
+	st, err := storage.OpenRelay(ctx, r.Path, storage.RelayOptions{SealKey: r.opts.SealKey})
 	if err != nil {
 		t.Fatalf("relaytest: opening the relay store: %v", err)
 	}

@@ -1,6 +1,7 @@
 package server_test
 
 import (
+	"bytes"
 	"crypto/ed25519"
 	"testing"
 	"time"
@@ -9,6 +10,7 @@ import (
 	"pfschat/relay/client"
 	"pfschat/relay/relaytest"
 	"pfschat/relay/server"
+	"pfschat/storage"
 )
 
 func TestRelayKeyRotationIsFollowed(t *testing.T) {
@@ -76,5 +78,36 @@ func TestRelayKeyChangeWithoutStatementIsRefused(t *testing.T) {
 		if !errorsIs(err, client.ErrRelayKeyMismatch) {
 			t.Fatalf("connect to a relay with an unvouched key: %v, want ErrRelayKeyMismatch", err)
 		}
+	}
+}
+
+// TestSealedRelayKeepsItsKey: a relay restarted with a relay key (its secrets sealed
+// in place) serves the same key: a client pinned to it logs in as before, its card
+// still verifies; replacing a compromised key of the sealed relay works as on a clear
+// one.
+func TestSealedRelayKeepsItsKey(t *testing.T) {
+	r := relaytest.Start(t)
+	ctx := testCtx(t)
+	alice := register(t, r, "alice")
+	k0 := r.Server.RelayKey()
+	if r.Store.Sealed() {
+		t.Fatal("a relay started without a key is sealed")
+	}
+	r.RestartWith(t, relaytest.Options{SealKey: bytes.Repeat([]byte{5}, storage.RelayKeySize)})
+	if !r.Store.Sealed() || !r.Server.RelayKey().Equal(k0) {
+		t.Fatalf("restarted with a relay key: sealed %v, the same key %v", r.Store.Sealed(), r.Server.RelayKey().Equal(k0))
+	}
+	c := alice.login(t, r)
+	card, err := c.LookupCard(ctx, "alice")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !c.RelayKey().Equal(k0) || card.VerifyWithRelay(k0) != nil {
+		t.Fatal("after sealing, the relay presents another key or alice's card does not verify")
+	}
+	c.Close()
+	rot := r.ReplaceKeyCompromised(t)
+	if !rot.Old.Equal(k0) || !r.Server.RelayKey().Equal(rot.New) || !r.Store.Sealed() {
+		t.Fatalf("replacing the sealed relay's key: %+v", rot)
 	}
 }
