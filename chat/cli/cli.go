@@ -202,7 +202,7 @@ const usage = `pfschat: end-to-end encrypted chat for the terminal
 usage:
   pfschat                      the chat UI (profile in $XDG_DATA_HOME/pfschat)
   pfschat demo                 UI + embedded relay + an echo contact, throwaway profile
-  pfschat relay                run a relay (--addr ` + profile.DefaultRelayAddr + `, --db FILE)
+  pfschat relay                run a relay (--addr ` + profile.DefaultRelayAddr + `, --db FILE, --relay-key-file FILE)
   pfschat daemon [--http ADDR] hold the profile; JSON-RPC on its socket (chat/daemon/API.md)
   pfschat init --name NAME     create an identity and register it, no UI
   pfschat add NAME             fetch and verify a contact's card (trust on first use)

@@ -20,7 +20,7 @@ func TestCommandHelpSpellsFlagsAsTheREADME(t *testing.T) {
 		{[]string{"init", "--help"}, []string{"\n  --name NAME\n", "\n  --device LABEL\n"}},
 		{[]string{"demo", "--help"}, []string{"\n  --no-bell\n"}},
 		{[]string{"relay", "--help"}, []string{"\n  --addr HOST:PORT\n      listen address (host:port) (default \"127.0.0.1:7878\")\n", "\n  --db FILE\n",
-			"\n  --tls-cert FILE\n", "\n  --tls-key FILE\n", "\n  --acme-domain NAME\n", "\n  --admin-addr HOST:PORT\n"}},
+			"\n  --tls-cert FILE\n", "\n  --tls-key FILE\n", "\n  --acme-domain NAME\n", "\n  --admin-addr HOST:PORT\n", "\n  --relay-key-file FILE\n"}},
 		// The README's spellings of the other commands' values.
 		{[]string{"passphrase", "--help"}, []string{"\n  --new-passphrase-file FILE\n"}},
 		{[]string{"recover", "--help"}, []string{"\n  --recovery-code-file FILE\n"}},
@@ -29,8 +29,8 @@ func TestCommandHelpSpellsFlagsAsTheREADME(t *testing.T) {
 		{[]string{"init", "--help"}, []string{"\n  --invite CODE\n"}},
 		{[]string{"daemon", "--help"}, []string{"\n  --http ADDR\n", "\n  --download-dir DIR\n"}},
 		{[]string{"relay", "backup", "--help"}, []string{"\n  --db FILE\n"}},
-		{[]string{"relay", "rotate-key", "--help"}, []string{"\n  --db FILE\n", "\n  --compromised\n"}},
-		{[]string{"relay", "invite", "--help"}, []string{"\n  --db FILE\n", "\n  --uses N\n"}},
+		{[]string{"relay", "rotate-key", "--help"}, []string{"\n  --db FILE\n", "\n  --compromised\n", "\n  --relay-key-file FILE\n"}},
+		{[]string{"relay", "invite", "--help"}, []string{"\n  --db FILE\n", "\n  --uses N\n", "\n  --relay-key-file FILE\n"}},
 	} {
 		var out, errb bytes.Buffer
 		if code := Main(t.Context(), tc.args, strings.NewReader(""), &out, &errb); code != exitOK {
