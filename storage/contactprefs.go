@@ -30,8 +30,23 @@ func (c *Client) setContactColumn(ctx context.Context, name, col string, v any) 
 
 // SetContactBlocked blocks or unblocks a contact locally; the relay's state
 // (BlockSynced) is recorded apart by SetBlockSynced once the relay confirmed it.
+// Unblocking a blocked contact marks the messages that arrive from then on
+// (SeqMark.AfterUnblock); unblocking one that is not blocked changes nothing.
 func (c *Client) SetContactBlocked(ctx context.Context, name string, v bool) error {
-	return c.setContactColumn(ctx, name, "blocked", boolInt(v))
+	if v {
+		return c.setContactColumn(ctx, name, "blocked", 1)
+	}
+	return c.db.write(ctx, func(tx *txn) error {
+		n, err := tx.execN(ctx, `UPDATE contacts SET blocked = 0,
+			unblocked_after = CASE WHEN blocked = 1 THEN `+highestMessageID+` ELSE unblocked_after END WHERE name = ?`, name)
+		if err != nil {
+			return fmt.Errorf("storage: unblocking %q: %w", name, err)
+		}
+		if n == 0 {
+			return fmt.Errorf("%w: contact %q", ErrNotFound, name)
+		}
+		return nil
+	})
 }
 
 // SetBlockSynced records the block state the relay confirmed for a contact.

@@ -95,6 +95,70 @@ func TestContactPrefs(t *testing.T) {
 	}
 }
 
+// TestIncomingSeqsAfterUnblock: the marks of messages that arrived after the contact was
+// last unblocked say so — deleted ones too, and messages of other contacts move nothing;
+// a contact never unblocked, or unblocked while not blocked, marks nothing.
+func TestIncomingSeqsAfterUnblock(t *testing.T) {
+	ctx := t.Context()
+	c := newClient(t, nil)
+	addPeer(t, c, "bob")
+	addPeer(t, c, "carol")
+	receive := func(contact string, seq uint64) int64 {
+		t.Helper()
+		id, err := c.CommitReceive(ctx, ReceiveTx{Message: &Message{Contact: contact, Body: []byte("x"), State: Delivered, Seq: seq, SentAt: t0.Add(timeSec(int(seq)))}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return id
+	}
+	after := func() map[uint64]bool {
+		t.Helper()
+		marks, err := c.IncomingSeqs(ctx, "bob")
+		if err != nil {
+			t.Fatal(err)
+		}
+		got := make(map[uint64]bool)
+		for _, m := range marks {
+			got[m.Seq] = m.AfterUnblock
+		}
+		return got
+	}
+	receive("bob", 1)
+	last := receive("bob", 2)
+	if err := c.SetContactBlocked(ctx, "bob", false); err != nil { // not blocked: no unblock
+		t.Fatal(err)
+	}
+	if got := after(); got[1] || got[2] {
+		t.Fatalf("never blocked, yet marked after an unblock: %v", got)
+	}
+	if err := c.SetContactBlocked(ctx, "bob", true); err != nil {
+		t.Fatal(err)
+	}
+	// The newest message is deleted before the unblock: its id is not given again, so
+	// the next message is after the unblock all the same.
+	if err := c.DeleteMessage(ctx, "bob", last); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.SetContactBlocked(ctx, "bob", false); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.SetContactBlocked(ctx, "bob", false); err != nil { // twice: the mark stays
+		t.Fatal(err)
+	}
+	receive("carol", 1)
+	five := receive("bob", 5)
+	receive("bob", 6)
+	if err := c.DeleteMessage(ctx, "bob", five); err != nil {
+		t.Fatal(err)
+	}
+	if got := after(); len(got) != 4 || got[1] || got[2] || !got[5] || !got[6] {
+		t.Fatalf("after the unblock: %v, want 5 and 6 marked (5 deleted), 1 and 2 not", got)
+	}
+	if err := c.SetContactBlocked(ctx, "nobody", false); !errors.Is(err, ErrNotFound) {
+		t.Fatalf("unblocking an unknown contact: %v", err)
+	}
+}
+
 // TestRelayBlocks: blocks are per blocker, idempotent, capped, and go with the
 // blocker's account.
 func TestRelayBlocks(t *testing.T) {

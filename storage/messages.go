@@ -588,14 +588,18 @@ func (c *Client) sendTx(ctx context.Context, tx *txn, s sealedSend) (int64, erro
 	return msgID, err
 }
 
+// highestMessageID is an SQL expression: the highest message id ever given, deleted
+// messages' included. Ids only grow: a new message gets one more.
+const highestMessageID = `max(coalesce((SELECT seq FROM sqlite_sequence WHERE name = 'messages'), 0),
+	coalesce((SELECT max(id) FROM messages), 0))`
+
 // insertMessage allocates the message id first, so the body can be sealed to it, then
 // inserts the row and updates the contact's activity (and unread count for incoming).
 func (c *Client) insertMessage(ctx context.Context, tx *txn, m Message) (id, ord int64, err error) {
 	if m.Direction != Incoming && m.Direction != Outgoing {
 		return 0, 0, fmt.Errorf("%w: message direction %d", ErrInvalid, m.Direction)
 	}
-	if err := tx.scan(ctx, `SELECT max(coalesce((SELECT seq FROM sqlite_sequence WHERE name = 'messages'), 0),
-		coalesce((SELECT max(id) FROM messages), 0)) + 1`, nil, &id); err != nil {
+	if err := tx.scan(ctx, "SELECT "+highestMessageID+" + 1", nil, &id); err != nil {
 		return 0, 0, err
 	}
 	at := m.ReceivedAt
@@ -1128,15 +1132,21 @@ type SeqMark struct {
 	Seq        uint64
 	SentAt     time.Time
 	ReceivedAt time.Time
+	// AfterUnblock: the message arrived after the user last unblocked its sender
+	// (SetContactBlocked); what the sender sent while blocked never arrived.
+	AfterUnblock bool
 }
 
 // IncomingSeqs returns the sequence marks of a contact's incoming messages that carry a
 // sequence number (Seq > 0), in no particular order, including those deleted locally;
 // the bodies are not read.
 func (c *Client) IncomingSeqs(ctx context.Context, contact string) ([]SeqMark, error) {
-	// Messages deleted locally keep their place (deleted_seqs): they are no gap.
-	rows, err := c.db.query(ctx, `SELECT id, seq, sent_at, received_at FROM messages WHERE contact = ?1 AND direction = 1 AND seq > 0
-		UNION ALL SELECT id, seq, sent_at, received_at FROM deleted_seqs WHERE contact = ?1`, contact)
+	// Messages deleted locally keep their place (deleted_seqs): they are no gap. Ids
+	// only grow, so those above the contact's unblocked_after (0: never unblocked)
+	// came after the unblock.
+	rows, err := c.db.query(ctx, `WITH unblock AS (SELECT unblocked_after AS after FROM contacts WHERE name = ?1 AND unblocked_after > 0)
+		SELECT id, seq, sent_at, received_at, coalesce(id > (SELECT after FROM unblock), 0) FROM messages WHERE contact = ?1 AND direction = 1 AND seq > 0
+		UNION ALL SELECT id, seq, sent_at, received_at, coalesce(id > (SELECT after FROM unblock), 0) FROM deleted_seqs WHERE contact = ?1`, contact)
 	if err != nil {
 		return nil, fmt.Errorf("storage: sequence numbers of %q: %w", contact, err)
 	}
@@ -1145,7 +1155,7 @@ func (c *Client) IncomingSeqs(ctx context.Context, contact string) ([]SeqMark, e
 	for rows.Next() {
 		var m SeqMark
 		var seq, sent, recv int64
-		if err := rows.Scan(&m.ID, &seq, &sent, &recv); err != nil {
+		if err := rows.Scan(&m.ID, &seq, &sent, &recv, &m.AfterUnblock); err != nil {
 			return nil, fmt.Errorf("storage: sequence numbers of %q: %w", contact, err)
 		}
 		m.Seq, m.SentAt, m.ReceivedAt = uint64(seq), goTime(sent), goTime(recv)

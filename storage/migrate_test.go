@@ -419,6 +419,29 @@ func init() {
 	}
 }
 
+func init() {
+	// Version 11: the v1 rows (their message placed as version 5 placed it), and carol,
+	// blocked, with a message that carries a seq.
+	clientSeeds[11] = func(t *testing.T, d *db) {
+		clientSeeds[1](t, d)
+		k := &keyring{key: seedKey}
+		body, _ := k.seal("messages", "body", "20", []byte("from carol before the block"))
+		for _, q := range []struct {
+			sql  string
+			args []any
+		}{
+			{"UPDATE messages SET ord = id * 1048576", nil},
+			{"INSERT INTO cards (id, name, data, first_seen) VALUES ('cc', 'carol', x'00', 1)", nil},
+			{"INSERT INTO contacts (name, card_id, added_at, blocked, block_synced) VALUES ('carol', 'cc', 1, 1, 1)", nil},
+			{"INSERT INTO messages (id, contact, direction, body_sealed, sent_at, received_at, state, client_id, seq, ord) VALUES (20, 'carol', 1, ?, 3, 3, 2, 'k20', 4, 20971520)", []any{body}},
+		} {
+			if _, err := d.w.Exec(q.sql, q.args...); err != nil {
+				t.Fatalf("seed v11: %s: %v", q.sql, err)
+			}
+		}
+	}
+}
+
 // clientSeedChecks read back, through the current API, what a seed of that version
 // holds beyond the v1 rows checkClientSeed reads.
 var clientSeedChecks = map[int]func(*testing.T, string){
@@ -447,6 +470,36 @@ var clientSeedChecks = map[int]func(*testing.T, string){
 		m, ok, err := c.SettleOutbox(t.Context(), "w2.e", "")
 		if err != nil || !ok || m.ID != 9 || m.State != Sent || string(m.Body) != "encrypted before a crash" {
 			t.Fatalf("settling the migrated item: %+v %v %v", m, ok, err)
+		}
+	},
+	// A contact blocked before version 12 and unblocked after it: the messages from
+	// before the unblock are not marked as after it, the next one is.
+	11: func(t *testing.T, path string) {
+		ctx := t.Context()
+		c, err := OpenClient(ctx, path, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer c.Close()
+		if ct, err := c.Contact(ctx, "carol"); err != nil || !ct.Blocked || !ct.BlockSynced {
+			t.Fatalf("carol after migration: %+v %v", ct, err)
+		}
+		if err := c.SetContactBlocked(ctx, "carol", false); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := c.CommitReceive(ctx, ReceiveTx{Message: &Message{Contact: "carol", Body: []byte("after"), State: Delivered, Seq: 9, SentAt: t0}}); err != nil {
+			t.Fatal(err)
+		}
+		marks, err := c.IncomingSeqs(ctx, "carol")
+		if err != nil {
+			t.Fatal(err)
+		}
+		got := make(map[uint64]bool)
+		for _, m := range marks {
+			got[m.Seq] = m.AfterUnblock
+		}
+		if len(got) != 2 || got[4] || !got[9] {
+			t.Fatalf("carol's marks after the unblock: %v, want 9 after it and 4 not", got)
 		}
 	},
 }
