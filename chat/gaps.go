@@ -39,8 +39,11 @@ type Gap struct {
 // (a new installation: a lower seq with a later send time) starts a new sequence, so a
 // restart is no gap. Holes are counted only above the lowest number this profile has of
 // a counter: the numbers below it went to an installation before this one (a
-// reinstalled or recovered profile starts in the middle of its contacts' counters). A
-// gap disappears once its message arrives.
+// reinstalled or recovered profile starts in the middle of its contacts' counters). After
+// the user unblocks the contact, holes are counted only above the first number to arrive
+// since: what the contact sent while blocked was dropped unread or refused by the relay,
+// and any number below that one may have been among it. A gap disappears once its
+// message arrives.
 func (c *Controller) Gaps(ctx context.Context, contact string) ([]Gap, error) {
 	marks, err := c.store.IncomingSeqs(ctx, contact)
 	if err != nil {
@@ -93,7 +96,7 @@ func findGaps(marks []storage.SeqMark, now time.Time) []Gap {
 }
 
 // runGaps returns the holes in one run of a sender's counter, above its lowest number
-// (see Gaps).
+// and above the first number that arrived after an unblock (see Gaps).
 func runGaps(run []storage.SeqMark, now time.Time) []Gap {
 	rs := slices.Clone(run)
 	slices.SortFunc(rs, func(a, b storage.SeqMark) int {
@@ -117,6 +120,18 @@ func runGaps(run []storage.SeqMark, now time.Time) []Gap {
 	var prev uint64
 	if len(rs) > 0 {
 		prev = rs[0].Seq - 1
+	}
+	// The first to arrive after the unblock, not the lowest of those: a lower number
+	// arriving later (the relay may reorder) would bring back the holes between it and
+	// the first, which the block may have made.
+	var firstAfterUnblock *storage.SeqMark
+	for i := range rs {
+		if rs[i].AfterUnblock && (firstAfterUnblock == nil || rs[i].ID < firstAfterUnblock.ID) {
+			firstAfterUnblock = &rs[i]
+		}
+	}
+	if firstAfterUnblock != nil {
+		prev = max(prev, firstAfterUnblock.Seq-1)
 	}
 	for i, m := range rs {
 		if m.Seq > prev+1 && !now.Before(since[i].Add(GapWait)) {

@@ -49,6 +49,29 @@ func TestFindGaps(t *testing.T) {
 	if g := findGaps(lateLow, t0.Add(time.Hour)); len(g) != 2 || g[0].From != 41 || g[0].To != 56 || g[1].From != 59 {
 		t.Fatalf("a lower number arrived later: gaps = %+v, want 41..56 and 59", g)
 	}
+	// An unblock: 1, 3 arrived before it; 4..6 went while the sender was blocked; 7 is
+	// the first to arrive after it, then 9. Nothing below 7 is missing any more (3 may
+	// have had company in 2), 8 is; 5 arriving late afterwards changes nothing.
+	unblocked := []storage.SeqMark{mk(1, 1, 0, 0), mk(2, 3, time.Second, 0), mk(3, 7, 10*time.Second, time.Minute), mk(4, 9, 11*time.Second, time.Minute)}
+	unblocked[2].AfterUnblock, unblocked[3].AfterUnblock = true, true
+	if g := findGaps(unblocked, t0.Add(time.Hour)); len(g) != 1 || g[0].From != 8 || g[0].To != 8 || g[0].Before != 4 {
+		t.Fatalf("after an unblock gaps = %+v, want only 8", g)
+	}
+	lateAfterUnblock := append(slices.Clone(unblocked), storage.SeqMark{ID: 5, Seq: 5, SentAt: t0.Add(5 * time.Second), ReceivedAt: t0.Add(2 * time.Minute), AfterUnblock: true})
+	if g := findGaps(lateAfterUnblock, t0.Add(time.Hour)); len(g) != 1 || g[0].From != 8 || g[0].To != 8 {
+		t.Fatalf("a lower number arrived after the first since the unblock: gaps = %+v, want only 8", g)
+	}
+	// Without the unblock, the same marks have holes 2, 4..6 and 8.
+	if g := findGaps([]storage.SeqMark{mk(1, 1, 0, 0), mk(2, 3, time.Second, 0), mk(3, 7, 10*time.Second, time.Minute), mk(4, 9, 11*time.Second, time.Minute)}, t0.Add(time.Hour)); len(g) != 3 {
+		t.Fatalf("never blocked: gaps = %+v, want 2, 4..6 and 8", g)
+	}
+	// A sender's new installation after the unblock starts a run of its own, whose first
+	// number to arrive is its floor; the run before the unblock keeps its hole.
+	restarted := []storage.SeqMark{mk(1, 1, 0, 0), mk(2, 3, time.Second, 0),
+		{ID: 3, Seq: 1, SentAt: t0.Add(time.Hour), AfterUnblock: true}, {ID: 4, Seq: 3, SentAt: t0.Add(time.Hour + time.Second), AfterUnblock: true}}
+	if g := findGaps(restarted, t0.Add(2*time.Hour)); len(g) != 2 || g[0].From != 2 || g[0].Before != 2 || g[1].From != 2 || g[1].Before != 4 {
+		t.Fatalf("a restart after the unblock: gaps = %+v, want 2 before message 2 and 2 before message 4", g)
+	}
 	// A huge number is one range, not a loop over it.
 	huge := []storage.SeqMark{mk(1, 1, 0, 0), mk(2, 1<<62, time.Second, 0)}
 	if g := findGaps(huge, t0.Add(time.Hour)); len(g) != 1 || g[0].From != 2 || g[0].To != 1<<62-1 {

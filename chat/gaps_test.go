@@ -295,6 +295,6 @@ func noGapsAfterAnHour(t *testing.T, bob *user, clock *fakeClock) {
 	gaps, err := bob.c.Gaps(t.Context(), "alice")
 	must(t, err)
 	if len(gaps) != 0 {
-		t.Fatalf("a refused message raised gaps %+v", gaps)
+		t.Fatalf("an hour on, bob reports gaps %+v", gaps)
 	}
 }
