@@ -114,7 +114,7 @@ func init() {
 		// Identity recovery (recovercmd.go).
 		{name: "recover", args: "NAME [--recovery-code-file FILE]", help: "get NAME back on a new machine with its recovery code (a new identity key)", run: cmdRecover,
 			flags: func(fs *flag.FlagSet) {
-				fs.String("recovery-code-file", "", "read the recovery code from this file's first line instead of asking")
+				fs.String("recovery-code-file", "", "read the recovery code from this file's first line instead of asking (the owner's alone: chmod 600)")
 			}},
 		{name: "recovery-code", args: "[--rotate]", help: "make a new recovery code (the old one stops working)", run: cmdRecoveryCode,
 			flags: func(fs *flag.FlagSet) { fs.Bool("rotate", false, "make and show a new recovery code") }},

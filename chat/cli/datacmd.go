@@ -14,7 +14,7 @@ import (
 
 // passphraseFlags are `pfschat passphrase`'s own flags.
 func passphraseFlags(fs *flag.FlagSet) {
-	fs.String("new-passphrase-file", "", "read the new passphrase from FILE (else $"+profile.EnvNewPassphrase+", else a prompt)")
+	fs.String("new-passphrase-file", "", "read the new passphrase from FILE, the owner's alone: chmod 600 (else $"+profile.EnvNewPassphrase+", else a prompt)")
 }
 
 func oneFile(args []string) (string, error) {

@@ -9,10 +9,10 @@ import (
 	"flag"
 	"fmt"
 	"io"
-	"os"
 	"strings"
 
 	"pfschat/chat"
+	"pfschat/chat/profile"
 	"pfschat/ratchet"
 )
 
@@ -69,11 +69,12 @@ func cmdRecover(e *env, fs *flag.FlagSet, args []string) error {
 	}
 	var code string
 	if file := fs.Lookup("recovery-code-file").Value.String(); file != "" {
-		b, err := os.ReadFile(file)
+		b, err := profile.ReadRecoveryCodeFile(file)
 		if err != nil {
-			return fmt.Errorf("reading the recovery code: %w", err)
+			return err
 		}
 		code, _, _ = strings.Cut(string(b), "\n")
+		clear(b)
 	} else {
 		fmt.Fprintf(e.stderr, "recovery code for %s: ", name)
 		if code, err = readLine(e.stdin); err != nil && code == "" {

@@ -51,9 +51,24 @@ func TestRecoverCommands(t *testing.T) {
 		t.Fatalf("recover without a name: exit %d, %q", rc, msg)
 	}
 
-	// From a file (the prompt was read above: the typo came from it).
+	// From a file (the prompt was read above: the typo came from it); one that group
+	// or others may read is refused before anything is sent.
 	file := filepath.Join(t.TempDir(), "code.txt")
 	if err := os.WriteFile(file, []byte(strings.ToLower(code)+"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Chmod(file, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if rc, _, msg := run(home2, "", "recover", "alice", "--recovery-code-file", file); rc != 1 ||
+		!strings.Contains(msg, "recovery code file "+file+" is readable or writable by group or others (mode 0644)") ||
+		!strings.Contains(msg, "chmod 600 "+file) {
+		t.Fatalf("recover with a code file others can read: exit %d, %q", rc, msg)
+	}
+	if _, err := os.Stat(filepath.Join(home2, "pfschat.db")); err == nil {
+		t.Fatal("a refused code file left a profile")
+	}
+	if err := os.Chmod(file, 0o600); err != nil {
 		t.Fatal(err)
 	}
 	rc, out, msg = run(home2, "", "recover", "alice", "--recovery-code-file", file)

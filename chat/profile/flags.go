@@ -44,7 +44,7 @@ var definitions = []struct {
 		func(f *Flags, fs *flag.FlagSet, name, usage string) { fs.StringVar(&f.Home, name, f.Home, usage) }},
 	{"relay", UI | Headless, "relay URL, ws://host:port or wss://host; a relay cluster's nodes as URL,URL,… tried in order (default $" + EnvRelay + ", else the one the profile remembers, else " + DefaultRelayURL + ")",
 		func(f *Flags, fs *flag.FlagSet, name, usage string) { fs.StringVar(&f.Relay, name, f.Relay, usage) }},
-	{"passphrase-file", UI | Headless, "read the passphrase from this file (or set " + EnvPassphrase + "; else it is asked for)",
+	{"passphrase-file", UI | Headless, "read the passphrase from this file, the owner's alone: chmod 600 (or set " + EnvPassphrase + "; else it is asked for)",
 		func(f *Flags, fs *flag.FlagSet, name, usage string) {
 			fs.StringVar(&f.PassphraseFile, name, f.PassphraseFile, usage)
 		}},

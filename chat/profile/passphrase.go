@@ -13,7 +13,8 @@ import (
 
 // The passphrase of a profile comes from, in this order:
 //
-//  1. the file named by --passphrase-file (trailing line breaks trimmed);
+//  1. the file named by --passphrase-file (trailing line breaks trimmed; refused when
+//     group or others may read or write it: SecretFileModeError);
 //  2. $PFSCHAT_PASSPHRASE;
 //  3. a prompt: the headless commands ask on the terminal (echo off), the UI on its
 //     unlock screen.
@@ -28,15 +29,8 @@ import (
 // false when neither is set. An empty passphrase is an error.
 func (f *Flags) GivenPassphrase() (pass []byte, given bool, err error) {
 	if f.PassphraseFile != "" {
-		b, err := os.ReadFile(f.PassphraseFile)
-		if err != nil {
-			return nil, true, fmt.Errorf("reading the passphrase file: %w", err)
-		}
-		b = bytes.TrimRight(b, "\r\n") // no copy: the caller may clear what it gets
-		if len(b) == 0 {
-			return nil, true, fmt.Errorf("the passphrase file %s is empty", f.PassphraseFile)
-		}
-		return b, true, nil
+		b, err := readPassphraseFile(f.PassphraseFile, "passphrase file", EnvPassphrase)
+		return b, true, err
 	}
 	if p, ok := os.LookupEnv(EnvPassphrase); ok {
 		if p == "" {
@@ -45,6 +39,20 @@ func (f *Flags) GivenPassphrase() (pass []byte, given bool, err error) {
 		return []byte(p), true, nil
 	}
 	return nil, false, nil
+}
+
+// readPassphraseFile reads a passphrase from file (trailing line breaks trimmed); env
+// is the variable that may give it instead, named when the file is refused.
+func readPassphraseFile(file, what, env string) ([]byte, error) {
+	b, err := readSecretFile(file, what, "give the passphrase in $"+env+" instead")
+	if err != nil {
+		return nil, err
+	}
+	b = bytes.TrimRight(b, "\r\n") // no copy: the caller may clear what it gets
+	if len(b) == 0 {
+		return nil, fmt.Errorf("the %s %s is empty", what, file)
+	}
+	return b, nil
 }
 
 // Passphrase returns the passphrase given up front, else asks for it on the terminal
@@ -95,10 +103,8 @@ const EnvNewPassphrase = "PFSCHAT_NEW_PASSPHRASE"
 // line breaks trimmed) when given, else $PFSCHAT_NEW_PASSPHRASE, else asked twice on
 // the terminal. Empty is refused.
 func NewPassphrase(file string, stdin io.Reader, stderr io.Writer) ([]byte, error) {
-	nf := Flags{PassphraseFile: file}
 	if file != "" {
-		p, _, err := nf.GivenPassphrase()
-		return p, err
+		return readPassphraseFile(file, "new passphrase file", EnvNewPassphrase)
 	}
 	if p, ok := os.LookupEnv(EnvNewPassphrase); ok {
 		if p == "" {

@@ -1,6 +1,9 @@
 package profile
 
 import (
+	"errors"
+	"fmt"
+	"io"
 	"os"
 	"path/filepath"
 	"strings"
@@ -88,5 +91,82 @@ func TestPassphraseNoTerminal(t *testing.T) {
 	}
 	if stderr.Len() != 0 {
 		t.Fatalf("prompted without a terminal: %q", stderr.String())
+	}
+}
+
+// A file holding a secret is refused when group or others may read or write it (the
+// mode of the file a symlink leads to counts), with a sentence naming the file, its
+// mode and the fixes; owner-only files are read.
+func TestSecretFileMode(t *testing.T) {
+	if !permissionBitsMeanAccess {
+		t.Skip("permission bits say nothing about other users here")
+	}
+	setenv(t, EnvPassphrase, unset)
+	setenv(t, EnvNewPassphrase, unset)
+	readers := []struct {
+		name    string
+		read    func(path string) ([]byte, error)
+		instead string
+	}{
+		{"--passphrase-file", func(path string) ([]byte, error) {
+			p, _, err := (&Flags{PassphraseFile: path}).GivenPassphrase()
+			return p, err
+		}, EnvPassphrase},
+		{"--new-passphrase-file", func(path string) ([]byte, error) {
+			return NewPassphrase(path, strings.NewReader(""), io.Discard)
+		}, EnvNewPassphrase},
+		{"--recovery-code-file", ReadRecoveryCodeFile, "type the code when asked"},
+	}
+	modes := []struct {
+		mode     os.FileMode
+		symlink  bool
+		refused  bool
+		wantMode string
+	}{
+		{mode: 0o600}, {mode: 0o400}, {mode: 0o600, symlink: true},
+		{mode: 0o644, refused: true, wantMode: "0644"},
+		{mode: 0o444, refused: true, wantMode: "0444"},
+		{mode: 0o640, refused: true, wantMode: "0640"},
+		{mode: 0o604, refused: true, wantMode: "0604"},
+		{mode: 0o620, refused: true, wantMode: "0620"},
+		{mode: 0o602, refused: true, wantMode: "0602"},
+		{mode: 0o644, symlink: true, refused: true, wantMode: "0644"},
+	}
+	for _, r := range readers {
+		for _, m := range modes {
+			t.Run(fmt.Sprintf("%s %04o symlink=%v", r.name, m.mode, m.symlink), func(t *testing.T) {
+				dir := t.TempDir()
+				target := filepath.Join(dir, "secret")
+				if err := os.WriteFile(target, []byte("s3cret\n"), 0o600); err != nil {
+					t.Fatal(err)
+				}
+				if err := os.Chmod(target, m.mode); err != nil {
+					t.Fatal(err)
+				}
+				path := target
+				if m.symlink {
+					path = filepath.Join(dir, "link")
+					if err := os.Symlink(target, path); err != nil {
+						t.Fatal(err)
+					}
+				}
+				got, err := r.read(path)
+				if !m.refused {
+					if err != nil || !strings.HasPrefix(string(got), "s3cret") {
+						t.Fatalf("read %q, err %v", got, err)
+					}
+					return
+				}
+				var modeErr *SecretFileModeError
+				if !errors.As(err, &modeErr) || got != nil {
+					t.Fatalf("read %q, err %v; want a SecretFileModeError", got, err)
+				}
+				for _, want := range []string{path, "mode " + m.wantMode, "chmod 600 " + path, "0400", r.instead} {
+					if !contains(err.Error(), want) {
+						t.Errorf("error %q does not say %q", err, want)
+					}
+				}
+			})
+		}
 	}
 }
