@@ -9,7 +9,10 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"os"
 	"strings"
+
+	"github.com/charmbracelet/x/term"
 
 	"pfschat/chat"
 	"pfschat/chat/profile"
@@ -52,6 +55,27 @@ func readLine(r io.Reader) (string, error) {
 	return b.String(), nil
 }
 
+// askRecoveryCode asks for name's recovery code on stderr and reads it from stdin:
+// without echo when stdin is a terminal, since the code takes the name for whoever
+// sees it on the screen or in the scrollback; one line from a script's pipe.
+func askRecoveryCode(stdin io.Reader, stderr io.Writer, name string) (string, error) {
+	fmt.Fprintf(stderr, "recovery code for %s: ", name)
+	if in, ok := stdin.(*os.File); ok && term.IsTerminal(in.Fd()) {
+		b, err := term.ReadPassword(in.Fd())
+		fmt.Fprintln(stderr) // the Enter typed was not echoed either
+		defer clear(b)
+		if err != nil {
+			return "", fmt.Errorf("reading the recovery code: %w", err)
+		}
+		return string(b), nil
+	}
+	code, err := readLine(stdin)
+	if err != nil && code == "" {
+		return "", fmt.Errorf("reading the recovery code: %w", err)
+	}
+	return code, nil
+}
+
 func cmdRecover(e *env, fs *flag.FlagSet, args []string) error {
 	name, err := oneName(args)
 	if err != nil {
@@ -75,11 +99,8 @@ func cmdRecover(e *env, fs *flag.FlagSet, args []string) error {
 		}
 		code, _, _ = strings.Cut(string(b), "\n")
 		clear(b)
-	} else {
-		fmt.Fprintf(e.stderr, "recovery code for %s: ", name)
-		if code, err = readLine(e.stdin); err != nil && code == "" {
-			return fmt.Errorf("reading the recovery code: %w", err)
-		}
+	} else if code, err = askRecoveryCode(e.stdin, e.stderr, name); err != nil {
+		return err
 	}
 	pass, err := e.passphrase("new passphrase: ", true)
 	if err != nil {
