@@ -272,7 +272,7 @@ func (m *mainScreen) onPreview(msg previewMsg) tea.Cmd {
 		return nil
 	}
 	if msg.err != nil {
-		m.c.log.Info("no image preview", "message", msg.msgID, "err", msg.err)
+		m.c.log.Info("no image preview", "message", msg.msgID, "err", chat.ErrorKind(msg.err, ErrNoPreview))
 		return nil // stays in previews, not ready: not tried again
 	}
 	p.ready = true

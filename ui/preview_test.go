@@ -10,6 +10,7 @@ import (
 	"image/gif"
 	"image/jpeg"
 	"image/png"
+	"log/slog"
 	"os"
 	"path/filepath"
 	"strings"
@@ -209,12 +210,18 @@ func TestKittyPreviewInline(t *testing.T) {
 			t.Fatalf("line %d is %d cells wide, want %d", i, w, m.c.width)
 		}
 	}
-	// A file that is not the image its header says: no picture, and no second try.
+	// A file that is not the image its header says: no picture, and no second try; the
+	// log says why without the file's path (the downloads folder and the file's name).
+	var logged bytes.Buffer
+	m.c.log = slog.New(slog.NewTextHandler(&logged, nil))
 	bad := photo
 	bad.ID, bad.Attachment = 4, &chat.Attachment{FileName: "x.png", MediaType: "image/png", State: chat.AttachmentSent,
 		Path: filepath.Join(t.TempDir(), "missing.png"), Width: 10, Height: 10}
 	if pm := m.wantPreview(bad)().(previewMsg); pm.err == nil || m.onPreview(pm) != nil || m.wantPreview(bad) != nil {
 		t.Fatalf("a missing image: %v", pm.err)
+	}
+	if log := logged.String(); strings.Contains(log, "missing.png") || !strings.Contains(log, "open: no such file or directory") {
+		t.Errorf("the log of the missing preview: %q", log)
 	}
 }
 

@@ -28,7 +28,7 @@ func openLog(path string) (*slog.Logger, func(), error) {
 		return slog.New(slog.DiscardHandler), func() {}, fmt.Errorf("log file: %w", err)
 	}
 	// A log made looser by hand (or by an old version) is owner-only again: it names
-	// contacts and files.
+	// contacts (and an old version's, files).
 	if err := f.Chmod(0o600); err != nil {
 		f.Close()
 		return slog.New(slog.DiscardHandler), func() {}, fmt.Errorf("log file: %w", err)

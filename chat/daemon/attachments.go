@@ -128,7 +128,7 @@ func (s *Server) autoDownload(sub *Sub) {
 			return
 		}
 		if _, err := s.c.Download(s.ctx, m.ID, s.cfg.DownloadDir, nil); err != nil && s.ctx.Err() == nil {
-			s.log.Info("daemon: downloading a file", "message", m.ID, "err", err)
+			s.log.Info("daemon: downloading a file", "message", m.ID, "err", chat.ErrorKind(err))
 		}
 	}
 	if pending, err := s.c.PendingDownloads(s.ctx); err == nil {
@@ -160,6 +160,6 @@ func (s *Server) resumeUploads() {
 		s.log.Info("daemon: finished uploads an earlier run left", "files", len(sent))
 	}
 	if err != nil && s.ctx.Err() == nil {
-		s.log.Warn("daemon: an earlier upload could not be finished", "err", err)
+		s.log.Warn("daemon: an earlier upload could not be finished", "err", chat.ErrorKind(err))
 	}
 }
