@@ -133,7 +133,10 @@ func newOnboarding(c *common, p Profile) *onboarding {
 	o.inputs[stepInvite].CharLimit = 128
 	o.inputs[stepCode].Placeholder = "the code you were shown when you made the name"
 	o.inputs[stepCode].CharLimit = 128 // relay.ParseRecoveryCode reads no more
-	for _, i := range []onboardStep{stepPass, stepPass2} {
+	// The recovery code takes the name for whoever reads it off the screen (or a
+	// screen share, or the scrollback of a recorded session): masked like the
+	// passphrase, as `pfschat recover` reads it.
+	for _, i := range []onboardStep{stepPass, stepPass2, stepCode} {
 		o.inputs[i].EchoMode = textinput.EchoPassword
 		o.inputs[i].EchoCharacter = '•'
 	}

@@ -120,6 +120,12 @@ func TestOnboardingRecoversTakenName(t *testing.T) {
 	clearInput(len(code))
 
 	tm.Type(code)
+	// Typed, the code is masked as a passphrase is: it takes the name for whoever
+	// reads it off the screen.
+	typed := fr.WaitText(t, "recovery code:", strings.Repeat("•", len(code)))
+	if strings.Contains(typed, code[:9]) {
+		t.Fatalf("the recovery code shows as it is typed:\n%s", typed)
+	}
 	press(tm, "enter")
 	fr.WaitText(t, "passphrase:")
 	tm.Type("correct horse battery")
