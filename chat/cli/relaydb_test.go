@@ -24,7 +24,9 @@ func runRelay(t *testing.T, args ...string) (url string, stop func() error) {
 	ctx, cancel := context.WithCancel(t.Context())
 	pr, pw := io.Pipe()
 	done := make(chan error, 1)
-	args = append([]string{"--addr", "127.0.0.1:0", "--log", filepath.Join(t.TempDir(), "relay.log")}, args...)
+	// No admin port unless a test asks for one (a later --admin-addr wins): two
+	// packages' tests running at once would both take the default 127.0.0.1:7879.
+	args = append([]string{"--addr", "127.0.0.1:0", "--admin-addr", "", "--log", filepath.Join(t.TempDir(), "relay.log")}, args...)
 	go func() {
 		done <- cli.RunRelay(ctx, args, pw, io.Discard)
 		pw.Close()
