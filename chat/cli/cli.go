@@ -48,6 +48,9 @@ type env struct {
 	cmd            string
 	noReadReceipts bool              // recv --no-read-receipts
 	owner          profile.OwnerKind // recorded in the profile lock ("" = a command)
+	// logger, when set, is the profile's logger without -v (the daemon's: a service
+	// logs what it does to stderr, the journal under systemd).
+	logger *slog.Logger
 }
 
 type command struct {
@@ -343,6 +346,8 @@ func (e *env) profile() (chat.Profile, error) {
 	}
 	if e.flags.Verbose {
 		p.Prefs.Logger = slog.New(slog.NewTextHandler(e.stderr, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	} else if e.logger != nil {
+		p.Prefs.Logger = e.logger
 	}
 	return p, nil
 }

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"log/slog"
 	"net"
 	"net/http"
 	"os"
@@ -68,6 +69,9 @@ func cmdDaemon(e *env, fs *flag.FlagSet, args []string) error {
 			return usagef("%v", err)
 		}
 	}
+	// A daemon is a service: it logs to stderr (the journal under systemd) at info, or
+	// everything with -v; never message contents or secrets.
+	e.logger = slog.New(slog.NewTextHandler(e.stderr, &slog.HandlerOptions{Level: slog.LevelInfo}))
 	p, err := e.profile()
 	if err != nil {
 		return err
@@ -82,7 +86,7 @@ func cmdDaemon(e *env, fs *flag.FlagSet, args []string) error {
 		return err
 	}
 	defer e.finish(c)
-	o, err := serveOwner(c, sock, profile.OwnerDaemon, !e.noReadReceipts, downloadDir)
+	o, err := serveOwner(c, sock, profile.OwnerDaemon, !e.noReadReceipts, downloadDir, p.Prefs.Logger)
 	if err != nil {
 		return err
 	}
@@ -144,10 +148,10 @@ type owner struct {
 // serveOwner serves c's API on the socket; the caller holds the profile (c came from
 // Profile.Open, which took the lock). downloadDir: where contacts' files are fetched
 // as they arrive ("": the UI, which has its own policy, or --no-auto-download).
-func serveOwner(c *chat.Controller, sock string, kind profile.OwnerKind, readReceipts bool, downloadDir string) (*owner, error) {
+func serveOwner(c *chat.Controller, sock string, kind profile.OwnerKind, readReceipts bool, downloadDir string, logger *slog.Logger) (*owner, error) {
 	hub := daemon.NewHub(c.Events())
 	srv := daemon.New(daemon.Config{Controller: c, Hub: hub, Owner: kind, Version: programVersion(), ReadReceipts: readReceipts, DownloadDir: downloadDir,
-		ResumeUploads: kind == profile.OwnerDaemon})
+		ResumeUploads: kind == profile.OwnerDaemon, Logger: logger})
 	ln, err := daemon.Listen(sock)
 	if err != nil {
 		return nil, err

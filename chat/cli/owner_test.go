@@ -10,6 +10,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"pfschat/chat"
 	"pfschat/chat/chattest"
@@ -215,5 +216,32 @@ func TestSendFileThroughTheOwner(t *testing.T) {
 	}
 	if got, err := os.ReadFile(savedBack); err != nil || string(got) != "right back" {
 		t.Fatalf("saved %q, %v", got, err)
+	}
+}
+
+// The daemon is a service: it logs what goes wrong to stderr (the journal under
+// systemd) without -v, here the relay it cannot reach at start.
+func TestDaemonLogsToStderr(t *testing.T) {
+	r := relaytest.Start(t)
+	bob := chattest.NewUser(t, r, "bob")
+	bob.Close()
+	t.Setenv(profile.EnvPassphrase, string(chattest.Passphrase))
+	ctx, cancel := context.WithCancel(t.Context())
+	defer cancel()
+	stderr := &lineSignal{want: "relay unreachable at start", seen: make(chan struct{})}
+	done := make(chan int, 1)
+	go func() {
+		done <- Main(ctx, []string{"--home", bob.Profile.Dir, "--relay", "ws://127.0.0.1:1", "daemon", "--no-auto-download"}, strings.NewReader(""), io.Discard, stderr)
+	}()
+	select {
+	case <-stderr.seen:
+	case code := <-done:
+		t.Fatalf("daemon exited %d before logging the unreachable relay", code)
+	case <-time.After(30 * time.Second):
+		t.Fatal("30 s and the daemon's stderr says nothing of the relay it cannot reach")
+	}
+	cancel()
+	if code := <-done; code != 0 {
+		t.Fatalf("daemon exit %d", code)
 	}
 }

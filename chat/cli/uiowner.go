@@ -95,7 +95,7 @@ func (p uiOwnerProfile) serve(b ui.Backend, err error) (ui.Backend, error) {
 	sock, err := daemon.SocketPath(p.home)
 	if err == nil {
 		var o *owner
-		if o, err = serveOwner(c, sock, profile.OwnerUI, true, ""); err == nil {
+		if o, err = serveOwner(c, sock, profile.OwnerUI, true, "", p.logger); err == nil {
 			p.logger.Info("serving the profile's API", "socket", sock)
 			return &uiBackend{Controller: c, o: o, sub: o.hub.Subscribe()}, nil
 		}
