@@ -63,7 +63,7 @@ func LoadRelayKey(path string) ([]byte, error) {
 		return nil, fmt.Errorf("%w: %w", ErrRelayKey, err)
 	}
 	if fi.Mode().Perm()&0o077 != 0 {
-		return nil, fmt.Errorf("%w: %s is readable by others (mode %v): chmod 600 it", ErrRelayKey, path, fi.Mode().Perm())
+		return nil, fmt.Errorf("%w: %s is readable or writable by group or others (mode %04o), and it holds a secret; run chmod 600 %s", ErrRelayKey, path, fi.Mode().Perm(), path)
 	}
 	b, err := os.ReadFile(path)
 	if err != nil {

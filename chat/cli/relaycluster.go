@@ -161,7 +161,7 @@ func checkSecretFile(path, flagName string) error {
 		return fmt.Errorf("%s %s is not a regular file", flagName, path)
 	}
 	if fi.Mode().Perm()&0o077 != 0 {
-		return fmt.Errorf("%s %s is readable by others (mode %v): it holds a secret, chmod 600 it", flagName, path, fi.Mode().Perm())
+		return fmt.Errorf("%s %s is readable or writable by group or others (mode %04o), and it holds a secret; run chmod 600 %s", flagName, path, fi.Mode().Perm(), path)
 	}
 	return nil
 }

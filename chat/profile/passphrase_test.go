@@ -1,6 +1,7 @@
 package profile
 
 import (
+	"bytes"
 	"errors"
 	"fmt"
 	"io"
@@ -168,5 +169,31 @@ func TestSecretFileMode(t *testing.T) {
 				}
 			})
 		}
+	}
+}
+
+// A secret file is read up to a bound: a wrong path (a log, /dev/zero) is refused with a
+// sentence instead of read for ever; a pipe (a process substitution) still works.
+func TestSecretFileIsBounded(t *testing.T) {
+	setenv(t, EnvPassphrase, unset)
+	big := filepath.Join(t.TempDir(), "big")
+	if err := os.WriteFile(big, bytes.Repeat([]byte("x"), maxSecretFile+1), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := (&Flags{PassphraseFile: big}).GivenPassphrase(); err == nil || !strings.Contains(err.Error(), "holds more than 64 KiB") {
+		t.Fatalf("a passphrase file over the bound: %v", err)
+	}
+	r, w, err := os.Pipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	go func() {
+		w.Write([]byte("from a pipe\n"))
+		w.Close()
+	}()
+	defer r.Close()
+	p, _, err := (&Flags{PassphraseFile: fmt.Sprintf("/dev/fd/%d", r.Fd())}).GivenPassphrase()
+	if err != nil || string(p) != "from a pipe" {
+		t.Fatalf("a passphrase from a pipe: %q, %v", p, err)
 	}
 }

@@ -47,13 +47,22 @@ func readSecretFile(path, what, instead string) ([]byte, error) {
 	if permissionBitsMeanAccess && fi.Mode().Perm()&0o077 != 0 {
 		return nil, &SecretFileModeError{What: what, Path: path, Mode: fi.Mode().Perm(), Instead: instead}
 	}
-	b, err := io.ReadAll(f)
+	// Bounded: a secret is a line, and the path may be a device or a pipe that never
+	// ends (a process substitution, <(pass show pfschat), is a fine way to give one).
+	b, err := io.ReadAll(io.LimitReader(f, maxSecretFile+1))
 	if err != nil {
 		clear(b)
 		return nil, fmt.Errorf("reading the %s: %w", what, err)
 	}
+	if len(b) > maxSecretFile {
+		clear(b)
+		return nil, fmt.Errorf("the %s %s holds more than %d KiB; a secret is one line: is it the right file?", what, path, maxSecretFile>>10)
+	}
 	return b, nil
 }
+
+// maxSecretFile bounds what a secret file may hold.
+const maxSecretFile = 64 << 10
 
 // ReadRecoveryCodeFile reads the file given to --recovery-code-file, refusing one
 // readable or writable by group or others (SecretFileModeError).
