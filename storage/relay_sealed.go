@@ -98,6 +98,14 @@ func (r *Relay) sealOnOpen(ctx context.Context, state sealState) error {
 // sealSecrets seals every value of Meta in one transaction and marks the store sealed;
 // when there were secrets in the clear, it then clears the WAL that held them.
 func (r *Relay) sealSecrets(ctx context.Context) error {
+	// secure_delete ON for this transaction (the store's is FAST, see OpenRelay): FAST
+	// zeroes what a row frees on its page, but not a page the update frees, which a
+	// meta table grown past one page (rotation statements, 137 bytes a rotation) could
+	// free with a secret's clear copy on it. The writer is one connection.
+	if _, err := r.db.w.ExecContext(ctx, "PRAGMA secure_delete = ON"); err != nil {
+		return fmt.Errorf("storage: sealing the relay's secrets: %w", err)
+	}
+	defer r.db.w.ExecContext(context.WithoutCancel(ctx), "PRAGMA secure_delete = FAST")
 	inClear := 0
 	err := r.db.write(ctx, func(tx *txn) error {
 		inClear = 0
@@ -155,12 +163,9 @@ func (r *Relay) sealSecrets(ctx context.Context) error {
 
 // clearWAL checkpoints the WAL into the database file and truncates it to nothing,
 // then marks the store's seal clean. The secrets' clear copies were in the WAL's
-// frames of the meta page; in the database file's page they were overwritten by
-// sealing, since the store zeroes the space a row frees on its page (secure_delete
-// FAST leaves old content only on free pages), so no VACUUM is needed. That holds
-// while the meta table is the one page it is: its rows are a few 32-byte keys and
-// the rotation statements, 137 bytes a rotation, so it outgrows a 4 KiB page, and
-// could then free a page with a secret on it, only after about 25 rotations.
+// frames of the meta pages; in the database file they were overwritten by sealing,
+// which runs with secure_delete ON (what a row frees on its page, and any page it
+// frees, is zeroed), so no VACUUM is needed.
 func (r *Relay) clearWAL(ctx context.Context) error {
 	var busy, walFrames, checkpointed int
 	if err := r.db.w.QueryRowContext(ctx, "PRAGMA wal_checkpoint(TRUNCATE)").Scan(&busy, &walFrames, &checkpointed); err != nil {
