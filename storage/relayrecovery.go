@@ -92,7 +92,14 @@ func (r *Relay) RecoverAccount(ctx context.Context, name string, check func(stor
 	return oldCard, nil
 }
 
-// rememberReplaced records a card replace_card or recover replaced.
+// MaxReplacedCards bounds the replaced cards a name's account remembers: the oldest
+// are forgotten (a login with one then answers login_failed, not card_replaced), so
+// that an account replacing its card in a loop cannot grow the database without end.
+// relay/cluster keeps the same number.
+const MaxReplacedCards = 64
+
+// rememberReplaced records a card replace_card or recover replaced, forgetting the
+// name's oldest beyond MaxReplacedCards.
 func rememberReplaced(ctx context.Context, tx *txn, name, cardID string, card []byte, at time.Time) error {
 	if card == nil {
 		card = []byte{}
@@ -100,6 +107,11 @@ func rememberReplaced(ctx context.Context, tx *txn, name, cardID string, card []
 	if _, err := tx.exec(ctx, "INSERT OR REPLACE INTO replaced_cards (card_id, name, card, replaced_at) VALUES (?, ?, ?, ?)",
 		cardID, name, card, dbTime(at)); err != nil {
 		return fmt.Errorf("storage: remembering the replaced card of %q: %w", name, err)
+	}
+	// rowid, not replaced_at, orders them: replacements within one millisecond tie.
+	if _, err := tx.exec(ctx, "DELETE FROM replaced_cards WHERE name = ? AND rowid NOT IN (SELECT rowid FROM replaced_cards WHERE name = ? ORDER BY rowid DESC LIMIT ?)",
+		name, name, MaxReplacedCards); err != nil {
+		return fmt.Errorf("storage: forgetting the oldest replaced cards of %q: %w", name, err)
 	}
 	return nil
 }

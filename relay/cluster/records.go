@@ -9,6 +9,8 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+
+	"pfschat/storage"
 )
 
 // ErrDamaged: a record in the bucket does not parse (a bug, a foreign writer, or a
@@ -175,8 +177,9 @@ type accountRec struct {
 }
 
 // maxReplaced bounds the replaced cards an account remembers (the oldest are
-// forgotten: their logins then answer login_failed instead of card_replaced).
-const maxReplaced = 64
+// forgotten: their logins then answer login_failed instead of card_replaced), as the
+// SQLite store does.
+const maxReplaced = storage.MaxReplacedCards
 
 func (a *accountRec) encode() []byte {
 	e := newEnc(tagAccount).str(a.Name).str(a.CardID).bytes(a.Card).i64(a.CreatedAt).i64(a.LastLogin).bytes(a.Recovery)
