@@ -513,9 +513,18 @@ func putBlobBuf(b []byte) {
 // "Binary chunk messages"), read into a buffer of the free list (the store has copied
 // the data when onBlobPut returns). It returns false to close.
 func (c *conn) onBinary(r io.Reader) bool {
-	buf := getBlobBuf()
-	defer func() { putBlobBuf(buf) }()
-	data, tooBig, err := readFrame(r, buf, relay.MaxBlobMessageSize)
+	var data []byte
+	var tooBig bool
+	var err error
+	if c.acct == nil || c.s.blobs == nil {
+		// Refused whatever it holds: read past it without a 256 KiB buffer, which a
+		// client not logged in would otherwise make the relay hold for a byte sent.
+		data, tooBig, err = discardBinary(r)
+	} else {
+		buf := getBlobBuf()
+		defer func() { putBlobBuf(buf) }()
+		data, tooBig, err = readFrame(r, buf, relay.MaxBlobMessageSize)
+	}
 	if err != nil {
 		if tooBig {
 			c.kill(relay.CodeFrameTooLarge, relay.LimitMaxFrameBytes, "binary message over "+strconv.Itoa(relay.MaxBlobMessageSize+discardLimit)+" bytes")
@@ -560,6 +569,31 @@ func (c *conn) onBinary(r io.Reader) bool {
 	f := relay.Frame{Type: relay.TypeBlobPut, ID: m.ID, BlobID: m.BlobID, Index: m.Index, Data: m.Data}
 	c.onBlobPut(&f)
 	return true
+}
+
+// discardBinary reads a binary message the relay refuses, keeping only its first
+// bytes (the kind and request id, which the error frame answers), and reports it as
+// readFrame would with relay.MaxBlobMessageSize.
+func discardBinary(r io.Reader) (head []byte, tooBig bool, err error) {
+	var b [9]byte
+	n, err := io.ReadFull(r, b[:])
+	if err == io.EOF || err == io.ErrUnexpectedEOF {
+		return b[:n], false, nil
+	}
+	if err != nil {
+		return nil, false, err
+	}
+	rest, err := io.Copy(io.Discard, io.LimitReader(r, relay.MaxBlobMessageSize+discardLimit))
+	if err != nil {
+		return nil, false, err
+	}
+	switch size := int64(n) + rest; {
+	case size > relay.MaxBlobMessageSize+discardLimit:
+		return nil, true, errors.New("binary message far over the limit")
+	case size > relay.MaxBlobMessageSize:
+		return nil, true, nil
+	}
+	return b[:n], false, nil
 }
 
 func (c *conn) onBlobDone(f *relay.Frame) {

@@ -5,9 +5,15 @@ package server_test
 // weakness that was fixed.
 
 import (
+	"crypto/rand"
+	"errors"
+	"runtime"
 	"testing"
+	"time"
 
 	"pfschat/relay"
+	"pfschat/relay/relaytest"
+	"pfschat/relay/server"
 	"pfschat/storage"
 )
 
@@ -48,5 +54,78 @@ func testReplaceCardLoopKeepsBoundedHistory(t *testing.T, bk store) {
 	}
 	if f := lookup(21, replaced[len(replaced)-1]); f.Type != relay.TypeCard || !f.Replaced {
 		t.Fatalf("the newest replaced card: %+v", f)
+	}
+}
+
+// A client that is not logged in and starts a binary message, sending a few bytes of
+// it and holding the rest, does not make the relay hold a blob buffer (256 KiB) for
+// it: 64 such connections from one address (the default connections_per_address)
+// cost the relay no more than idle ones. Each connection sends the start of a
+// fragmented binary message, then a ping; the pong says the relay's read loop is
+// inside the message.
+func TestPartialBinaryBeforeLoginHoldsNoBuffer(t *testing.T) {
+	r := relaytest.StartWith(t, relaytest.Options{Limits: server.Limits{LoginTimeout: time.Minute}})
+	const conns = 64
+	heap := func() uint64 {
+		runtime.GC()
+		var ms runtime.MemStats
+		runtime.ReadMemStats(&ms)
+		return ms.HeapAlloc
+	}
+	before := heap()
+	for range conns {
+		rc := dialRaw(t, r)
+		head := make([]byte, 33) // a blob put message's header, its data never sent
+		head[0] = 0x01
+		head[8] = 7
+		rc.writeRawFrame(0x2, false, head) // binary, not the final fragment
+		rc.writeRawFrame(0x9, true, nil)   // ping, inside the message
+		rc.waitPong()
+	}
+	grown := heap() - min(heap(), before)
+	// Holding a buffer each would grow the heap by at least 8 MiB even when the relay's
+	// free list of 32 buffers was full before: more than twice this limit.
+	if limit := uint64(conns * relay.MaxBlobMessageSize / 4); grown > limit {
+		t.Fatalf("%d connections holding the start of a binary message before login grew the heap by %d bytes (limit %d)", conns, grown, limit)
+	}
+}
+
+// writeRawFrame writes one masked client WebSocket frame straight to the socket.
+func (rc *raw) writeRawFrame(opcode byte, fin bool, payload []byte) {
+	rc.t.Helper()
+	if len(payload) > 125 {
+		rc.t.Fatal("writeRawFrame: payloads up to 125 bytes")
+	}
+	b0 := opcode
+	if fin {
+		b0 |= 0x80
+	}
+	var mask [4]byte
+	rand.Read(mask[:])
+	frame := append([]byte{b0, 0x80 | byte(len(payload))}, mask[:]...)
+	for i, c := range payload {
+		frame = append(frame, c^mask[i%4])
+	}
+	if _, err := rc.ws.NetConn().Write(frame); err != nil {
+		rc.t.Fatalf("write: %v", err)
+	}
+}
+
+// errPong ends waitPong's read.
+var errPong = errors.New("pong")
+
+// waitPong reads until a pong arrives. The connection cannot be read after it.
+func (rc *raw) waitPong() {
+	rc.t.Helper()
+	rc.ws.SetPongHandler(func(string) error { return errPong })
+	rc.ws.SetReadDeadline(time.Now().Add(waitFor))
+	for {
+		_, _, err := rc.ws.ReadMessage()
+		if errors.Is(err, errPong) {
+			return
+		}
+		if err != nil {
+			rc.t.Fatalf("no pong: %v", err)
+		}
 	}
 }
