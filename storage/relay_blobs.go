@@ -228,9 +228,17 @@ func validID(id string) bool {
 	return true
 }
 
+// BlobMinCharge is the least a blob counts against its owner's quota, one chunk of
+// relay/PROTOCOL.md "Blobs": without it empty and tiny blobs, a database row and a
+// file each, would cost nothing and an account could make them without end.
+const BlobMinCharge = 32768
+
+// BlobCharge is what a blob of size bytes counts against its owner's quota.
+func BlobCharge(size int64) int64 { return max(size, BlobMinCharge) }
+
 // CreateBlob records a new, empty upload and its file. The owner's blobs (uploading
-// and committed, not expired) plus this one must stay within quota bytes
-// (ErrBlobQuota; quota ≤ 0: no quota).
+// and committed), each counted as BlobCharge of its size, plus this one must stay
+// within quota bytes (ErrBlobQuota; quota ≤ 0: no quota).
 func (b *BlobStore) CreateBlob(ctx context.Context, bl Blob, quota int64) error {
 	if !validID(bl.ID) || bl.Owner == "" || bl.Size < 0 || bl.Recipients < 1 {
 		return fmt.Errorf("%w: blob %q", ErrInvalid, bl.ID)
@@ -238,10 +246,10 @@ func (b *BlobStore) CreateBlob(ctx context.Context, bl Blob, quota int64) error 
 	err := b.r.db.write(ctx, func(tx *txn) error {
 		if quota > 0 {
 			var used int64
-			if err := tx.scan(ctx, "SELECT coalesce(sum(size), 0) FROM blobs WHERE owner = ?", []any{bl.Owner}, &used); err != nil {
+			if err := tx.scan(ctx, "SELECT coalesce(sum(max(size, ?)), 0) FROM blobs WHERE owner = ?", []any{BlobMinCharge, bl.Owner}, &used); err != nil {
 				return fmt.Errorf("storage: blob quota: %w", err)
 			}
-			if used+bl.Size > quota {
+			if used+BlobCharge(bl.Size) > quota {
 				return fmt.Errorf("%w: %d bytes stored, %d more asked, quota %d", ErrBlobQuota, used, bl.Size, quota)
 			}
 		}

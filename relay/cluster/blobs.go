@@ -103,8 +103,8 @@ func (b *Blobs) blob(ctx context.Context, id string) (blobRec, kvEntry, error) {
 	return r, e, err
 }
 
-// usageOp is the write adding blob id (size bytes) to owner's blobs, or with add
-// false taking it off; it returns the bytes before.
+// usageOp is the write adding blob id (size bytes, counted as storage.BlobCharge) to
+// owner's blobs, or with add false taking it off; it returns the bytes before.
 func (b *Blobs) usageOp(ctx context.Context, owner, id string, size int64, add bool) (kvOp, int64, error) {
 	e, err := b.d.b.get(ctx, keyUsage(owner))
 	if err != nil {
@@ -123,9 +123,9 @@ func (b *Blobs) usageOp(ctx context.Context, owner, id string, size int64, add b
 		if len(u.IDs) >= maxOwnerBlobs {
 			return kvOp{}, used, fmt.Errorf("%w: %d blobs stored", storage.ErrBlobQuota, len(u.IDs))
 		}
-		u.IDs, u.Bytes = append(u.IDs, id), u.Bytes+size
+		u.IDs, u.Bytes = append(u.IDs, id), u.Bytes+storage.BlobCharge(size)
 	case !add && i >= 0:
-		u.IDs, u.Bytes = slices.Delete(u.IDs, i, i+1), max(u.Bytes-size, 0)
+		u.IDs, u.Bytes = slices.Delete(u.IDs, i, i+1), max(u.Bytes-storage.BlobCharge(size), 0)
 	default:
 		return kvOp{}, used, nil // counted already, or not at all
 	}
@@ -163,7 +163,7 @@ func (b *Blobs) CreateBlob(ctx context.Context, bl storage.Blob, quota int64) er
 		if err != nil {
 			return err
 		}
-		if quota > 0 && used+bl.Size > quota {
+		if quota > 0 && used+storage.BlobCharge(bl.Size) > quota {
 			return fmt.Errorf("%w: %d bytes stored, %d more asked, quota %d", storage.ErrBlobQuota, used, bl.Size, quota)
 		}
 		return b.d.b.commit(ctx, withOps([]kvOp{{key: keyBlob(bl.ID), val: rec.encode(), rev: e.rev}}, uop))

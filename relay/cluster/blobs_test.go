@@ -36,19 +36,24 @@ func TestBlobsAcrossNodes(t *testing.T) {
 	ctx := testCtx(t)
 	now := time.Now()
 	const chunk = 1000
+	// Room for one blob: each counts at least storage.BlobMinCharge.
+	const quota = 2*storage.BlobMinCharge - 1
 	data := make([]byte, 3*chunk+123)
 	for i := range data {
 		data[i] = byte(i * 7)
 	}
 	bl := storage.Blob{ID: "00ff", Owner: "alice", Size: int64(len(data)), Recipients: 2, CreatedAt: now, ExpiresAt: now.Add(time.Hour)}
-	if err := a.CreateBlob(ctx, bl, 5000); err != nil {
+	if err := a.CreateBlob(ctx, bl, quota); err != nil {
 		t.Fatal(err)
 	}
-	if err := b.CreateBlob(ctx, bl, 5000); !errors.Is(err, storage.ErrExists) {
+	if err := b.CreateBlob(ctx, bl, quota); !errors.Is(err, storage.ErrExists) {
 		t.Fatalf("the same id twice: %v", err)
 	}
-	if err := b.CreateBlob(ctx, storage.Blob{ID: "01", Owner: "alice", Size: 2000, Recipients: 1, ExpiresAt: now.Add(time.Hour)}, 5000); !errors.Is(err, storage.ErrBlobQuota) {
+	if err := b.CreateBlob(ctx, storage.Blob{ID: "01", Owner: "alice", Size: 2000, Recipients: 1, ExpiresAt: now.Add(time.Hour)}, quota); !errors.Is(err, storage.ErrBlobQuota) {
 		t.Fatalf("over the quota on the other node: %v", err)
+	}
+	if err := b.CreateBlob(ctx, storage.Blob{ID: "0e", Owner: "alice", Recipients: 1, ExpiresAt: now.Add(time.Hour)}, quota); !errors.Is(err, storage.ErrBlobQuota) {
+		t.Fatalf("an empty blob is not free: %v", err)
 	}
 	if err := a.AppendBlob(bl.ID, bl.Size, 0, data[:2*chunk]); err != nil {
 		t.Fatal(err)
@@ -120,7 +125,7 @@ func TestBlobsAcrossNodes(t *testing.T) {
 		t.Fatal("the object outlived its blob")
 	}
 	// The quota is free again.
-	if err := b.CreateBlob(ctx, storage.Blob{ID: "02", Owner: "alice", Size: 5000, Recipients: 1, ExpiresAt: now.Add(time.Hour)}, 5000); err != nil {
+	if err := b.CreateBlob(ctx, storage.Blob{ID: "02", Owner: "alice", Size: 5000, Recipients: 1, ExpiresAt: now.Add(time.Hour)}, quota); err != nil {
 		t.Fatal(err)
 	}
 
@@ -135,7 +140,7 @@ func TestBlobsAcrossNodes(t *testing.T) {
 	if _, err := a.Blob(ctx, "02", chunk, now); !errors.Is(err, storage.ErrNotFound) {
 		t.Fatalf("kept after a wrong digest: %v", err)
 	}
-	if err := a.CreateBlob(ctx, storage.Blob{ID: "03", Owner: "alice", Size: 10, Recipients: 1, ExpiresAt: now.Add(time.Minute)}, 5000); err != nil {
+	if err := a.CreateBlob(ctx, storage.Blob{ID: "03", Owner: "alice", Size: 10, Recipients: 1, ExpiresAt: now.Add(time.Minute)}, quota); err != nil {
 		t.Fatal(err)
 	}
 	if err := a.CommitBlob(ctx, storage.Blob{ID: "03"}, sum[:], now); !errors.Is(err, storage.ErrBlobIncomplete) {
@@ -144,12 +149,12 @@ func TestBlobsAcrossNodes(t *testing.T) {
 	if n, err := b.ExpireBlobs(ctx, now.Add(2*time.Minute)); err != nil || n != 1 {
 		t.Fatalf("expired %d, %v", n, err)
 	}
-	if err := b.CreateBlob(ctx, storage.Blob{ID: "04", Owner: "alice", Size: 5000, Recipients: 1, ExpiresAt: now.Add(time.Hour)}, 5000); err != nil {
+	if err := b.CreateBlob(ctx, storage.Blob{ID: "04", Owner: "alice", Size: 5000, Recipients: 1, ExpiresAt: now.Add(time.Hour)}, quota); err != nil {
 		t.Fatalf("quota after expiry and a dropped upload: %v", err)
 	}
 
 	// An account's deletion takes its blobs, uploading or committed, and no one else's.
-	if err := b.CreateBlob(ctx, storage.Blob{ID: "05", Owner: "bob", Size: 10, Recipients: 1, ExpiresAt: now.Add(time.Hour)}, 5000); err != nil {
+	if err := b.CreateBlob(ctx, storage.Blob{ID: "05", Owner: "bob", Size: 10, Recipients: 1, ExpiresAt: now.Add(time.Hour)}, quota); err != nil {
 		t.Fatal(err)
 	}
 	if n, err := a.DeleteOwnerBlobs(ctx, "alice"); err != nil || n != 1 {
@@ -164,7 +169,7 @@ func TestBlobsAcrossNodes(t *testing.T) {
 	if n, err := a.DeleteOwnerBlobs(ctx, "alice"); err != nil || n != 0 {
 		t.Fatalf("again: %d %v", n, err)
 	}
-	if err := b.CreateBlob(ctx, storage.Blob{ID: "06", Owner: "alice", Size: 5000, Recipients: 1, ExpiresAt: now.Add(time.Hour)}, 5000); err != nil {
+	if err := b.CreateBlob(ctx, storage.Blob{ID: "06", Owner: "alice", Size: 5000, Recipients: 1, ExpiresAt: now.Add(time.Hour)}, quota); err != nil {
 		t.Fatalf("quota after the deletion: %v", err)
 	}
 }

@@ -129,3 +129,27 @@ func (rc *raw) waitPong() {
 		}
 	}
 }
+
+// Empty blobs are not free: each blob, whatever its size, counts at least one chunk
+// against blob_quota_bytes, so an account cannot make database rows and files without
+// end with blob_begin frames of size 0 (PROTOCOL.md "Blobs").
+// (relay/cluster's TestBlobsAcrossNodes checks the same of its blob store.)
+func TestEmptyBlobsCountAgainstTheQuota(t *testing.T) {
+	const room = 4
+	r := relaytest.StartWith(t, relaytest.Options{Limits: server.Limits{BlobQuotaBytes: room * relay.BlobChunkSize}})
+	mallory := register(t, r, "mallory")
+	rc := dialRaw(t, r)
+	if f := rc.login(mallory); f.Type != relay.TypeOK {
+		t.Fatalf("login: %+v", f)
+	}
+	for i := range room {
+		if f := rc.request(map[string]any{"type": "blob_begin", "id": 10 + i, "size": 0, "recipients": 1}); f.Type != relay.TypeBlob {
+			t.Fatalf("empty blob %d: %+v", i, f)
+		}
+	}
+	f := rc.request(map[string]any{"type": "blob_begin", "id": 20, "size": 0, "recipients": 1})
+	expectErr(t, f, relay.CodeBlobQuota)
+	if f.Limit != server.LimitBlobQuotaBytes {
+		t.Fatalf("limit %q, want %q", f.Limit, server.LimitBlobQuotaBytes)
+	}
+}
