@@ -205,6 +205,9 @@ func RunRelay(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		cfg.Store = store
 		cfg.Disk = server.DiskConfig{MinFreeBytes: uint64(*minFree) << 20, ReservePath: *dbPath + ".reserve", ReserveBytes: *reserveMiB << 20}
 		where = "database: " + *dbPath
+		if store.Sealed() {
+			where += " (its secrets sealed under the relay key)"
+		}
 	}
 	srv, err := server.New(ctx, cfg)
 	if err != nil {

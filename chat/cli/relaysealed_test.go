@@ -132,6 +132,11 @@ func TestRelaySealsItsKeyInPlace(t *testing.T) {
 	if strings.Contains(logOf(t, sealedLog), unsealedWarning) {
 		t.Errorf("the sealed relay warned that its key is unsealed:\n%s", logOf(t, sealedLog))
 	}
+	// The start line says which it is, so an operator sees the seal took.
+	const sealedBanner = "its secrets sealed under the relay key"
+	if !strings.Contains(logOf(t, sealedLog), sealedBanner) || strings.Contains(logOf(t, clearLog), sealedBanner) {
+		t.Errorf("the start lines do not tell the sealed relay from the clear one:\nsealed:\n%s\nclear:\n%s", logOf(t, sealedLog), logOf(t, clearLog))
+	}
 	if got := relaySeed(t, db, keyOf(t, keyFile)); !bytes.Equal(got, seed) {
 		t.Fatal("sealing changed the relay's seed")
 	}
