@@ -469,24 +469,14 @@ func (s *Server) preKeyCounts(ctx context.Context, cardID string) (map[string]in
 	return counts, nil
 }
 
+// onUploadPreKeys checks an upload in order of cost, so that a hostile frame is
+// refused before it costs much: decoding, repeats and counts within the frame; then
+// the store's counts; only then the signatures (one Ed25519 verification per key) and
+// the write.
 func (c *conn) onUploadPreKeys(f *relay.Frame) {
-	card := c.acct.card
-	keys := make([]storage.StoredPreKey, 0, len(f.PreKeys))
-	newOneTime := map[ratchet.PreKeyKind]int{}
-	for i, raw := range f.PreKeys {
-		pk, err := ratchet.ParsePublicPreKey(raw)
-		if err != nil {
-			c.replyError(f.ID, relay.CodeBadPreKey, "prekey "+strconv.Itoa(i)+" does not parse: "+err.Error(), "")
-			return
-		}
-		if err := pk.Verify(card); err != nil {
-			c.replyError(f.ID, relay.CodeBadPreKey, "prekey "+strconv.Itoa(i)+" does not verify against your card: "+err.Error(), "")
-			return
-		}
-		if pk.Kind == ratchet.OneTimePreKey || pk.Kind == ratchet.KEMOneTime {
-			newOneTime[pk.Kind]++
-		}
-		keys = append(keys, storage.StoredPreKey{Kind: uint8(pk.Kind), ID: pk.ID, Data: raw})
+	parsed, newOneTime, ok := c.decodePreKeyUpload(f)
+	if !ok {
+		return
 	}
 	ctx, cancel := c.opCtx()
 	defer cancel()
@@ -498,15 +488,82 @@ func (c *conn) onUploadPreKeys(f *relay.Frame) {
 			return
 		}
 		if have+n > max {
-			c.replyError(f.ID, relay.CodeTooManyPreKeys, strconv.Itoa(have)+" "+relay.PreKeyKindNames[kind]+" prekeys stored, "+strconv.Itoa(n)+" more would exceed "+strconv.Itoa(max), "max_one_time_prekeys")
+			c.replyError(f.ID, relay.CodeTooManyPreKeys, strconv.Itoa(have)+" "+relay.PreKeyKindNames[kind]+" prekeys stored, "+strconv.Itoa(n)+" more would exceed "+strconv.Itoa(max), limitMaxOneTimePreKeys)
 			return
 		}
+	}
+	card := c.acct.card
+	keys := make([]storage.StoredPreKey, len(parsed))
+	for i, pk := range parsed {
+		if err := pk.Verify(card); err != nil {
+			c.replyError(f.ID, relay.CodeBadPreKey, "prekey "+strconv.Itoa(i)+" does not verify against your card: "+err.Error(), "")
+			return
+		}
+		keys[i] = storage.StoredPreKey{Kind: uint8(pk.Kind), ID: pk.ID, Data: f.PreKeys[i]}
 	}
 	if _, err := c.s.dir.PutPreKeys(ctx, c.acct.cardID, keys, max); err != nil {
 		c.internal(f.ID, "storing prekeys", err)
 		return
 	}
 	c.replyPreKeyStatus(ctx, f.ID)
+}
+
+// limitMaxOneTimePreKeys is the limit too_many_prekeys names (PROTOCOL.md "Limits").
+const limitMaxOneTimePreKeys = "max_one_time_prekeys"
+
+// decodePreKeyUpload parses an upload's prekeys and counts its one-time keys by kind,
+// without verifying a signature. It refuses, answering the request itself, a key that
+// does not parse, a key that repeats another of the frame (its kind and id, or its
+// key), a second signed or last-resort KEM prekey (each replaces the one before, so a
+// frame needs one at most), and more one-time keys of a kind than the relay stores.
+func (c *conn) decodePreKeyUpload(f *relay.Frame) (parsed []ratchet.PublicPreKey, newOneTime map[ratchet.PreKeyKind]int, ok bool) {
+	type kindID struct {
+		kind ratchet.PreKeyKind
+		id   uint32
+	}
+	parsed = make([]ratchet.PublicPreKey, 0, len(f.PreKeys))
+	newOneTime = map[ratchet.PreKeyKind]int{}
+	byID := make(map[kindID]int, len(f.PreKeys))
+	byKey := make(map[string]int, len(f.PreKeys))
+	replacing := map[ratchet.PreKeyKind]int{}
+	refuse := func(i int, why string) {
+		c.replyError(f.ID, relay.CodeBadPreKey, "prekey "+strconv.Itoa(i)+" "+why, "")
+	}
+	for i, raw := range f.PreKeys {
+		pk, err := ratchet.ParsePublicPreKey(raw)
+		if err != nil {
+			refuse(i, "does not parse: "+err.Error())
+			return nil, nil, false
+		}
+		if j, seen := byID[kindID{pk.Kind, pk.ID}]; seen {
+			refuse(i, "repeats the id of prekey "+strconv.Itoa(j)+" ("+pk.Kind.String()+" "+strconv.FormatUint(uint64(pk.ID), 10)+"): send each prekey once")
+			return nil, nil, false
+		}
+		if j, seen := byKey[string(pk.Key)]; seen {
+			refuse(i, "repeats the key of prekey "+strconv.Itoa(j)+": send each prekey once")
+			return nil, nil, false
+		}
+		byID[kindID{pk.Kind, pk.ID}], byKey[string(pk.Key)] = i, i
+		switch pk.Kind {
+		case ratchet.SignedPreKey, ratchet.KEMLastResort:
+			if j, seen := replacing[pk.Kind]; seen {
+				refuse(i, "is a second "+pk.Kind.String()+" after prekey "+strconv.Itoa(j)+": the relay keeps one, so send one")
+				return nil, nil, false
+			}
+			replacing[pk.Kind] = i
+		default:
+			newOneTime[pk.Kind]++
+		}
+		parsed = append(parsed, pk)
+	}
+	max := c.s.limits.MaxOneTimePreKeys
+	for kind, n := range newOneTime {
+		if n > max {
+			c.replyError(f.ID, relay.CodeTooManyPreKeys, strconv.Itoa(n)+" "+relay.PreKeyKindNames[kind]+" prekeys in one frame exceed "+strconv.Itoa(max), limitMaxOneTimePreKeys)
+			return nil, nil, false
+		}
+	}
+	return parsed, newOneTime, true
 }
 
 func (c *conn) onPreKeyStatus(f *relay.Frame) {

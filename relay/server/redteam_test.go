@@ -8,9 +8,12 @@ import (
 	"crypto/rand"
 	"errors"
 	"runtime"
+	"slices"
+	"strings"
 	"testing"
 	"time"
 
+	"pfschat/ratchet"
 	"pfschat/relay"
 	"pfschat/relay/relaytest"
 	"pfschat/relay/server"
@@ -151,5 +154,78 @@ func TestEmptyBlobsCountAgainstTheQuota(t *testing.T) {
 	expectErr(t, f, relay.CodeBlobQuota)
 	if f.Limit != server.LimitBlobQuotaBytes {
 		t.Fatalf("limit %q, want %q", f.Limit, server.LimitBlobQuotaBytes)
+	}
+}
+
+// An upload_prekeys frame is refused for what can be seen without a signature check
+// before any signature is checked: a prekey repeated in the frame (its id, or its key
+// under another id), a second signed prekey, more one-time prekeys than the relay
+// stores (in the frame alone, or with those stored). Each frame below starts with a
+// prekey whose signature does not verify: a relay that verified first would name it
+// (prekey 0) instead, having spent an Ed25519 verification per key up to there.
+func TestPreKeyUploadRefusedBeforeVerifying(t *testing.T) {
+	eachStore(t, testPreKeyUploadRefusedBeforeVerifying)
+}
+
+func testPreKeyUploadRefusedBeforeVerifying(t *testing.T, bk store) {
+	r := bk.Start(t)
+	mallory := register(t, r, "mallory")
+	rc := dialRaw(t, r)
+	if f := rc.login(mallory); f.Type != relay.TypeOK {
+		t.Fatalf("login: %+v", f)
+	}
+	encode := func(keys ...ratchet.PublicPreKey) [][]byte {
+		t.Helper()
+		out := make([][]byte, len(keys))
+		for i, k := range keys {
+			b, err := k.MarshalBinary()
+			if err != nil {
+				t.Fatal(err)
+			}
+			out[i] = b
+		}
+		return out
+	}
+	upload := func(id int, keys ...ratchet.PublicPreKey) relay.Frame {
+		t.Helper()
+		return rc.request(map[string]any{"type": "upload_prekeys", "id": id, "prekeys": encode(keys...)})
+	}
+	forged := makePreKeys(t, mallory, ratchet.KEMOneTime, 900, 1)[0]
+	forged.Signature = slices.Clone(forged.Signature)
+	forged.Signature[0] ^= 1
+	oneTime := makePreKeys(t, mallory, ratchet.OneTimePreKey, 1, 101)
+	sameKeyOtherID := oneTime[0]
+	sameKeyOtherID.ID = 7777
+	signed := makePreKeys(t, mallory, ratchet.SignedPreKey, 1, 2)
+
+	refused := func(f relay.Frame, code, says string) {
+		t.Helper()
+		expectErr(t, f, code)
+		if !strings.Contains(f.Message, says) || strings.Contains(f.Message, "does not verify") {
+			t.Fatalf("refusal says %q, want it to say %q (and not name the forged prekey)", f.Message, says)
+		}
+	}
+	refused(upload(10, forged, oneTime[0], oneTime[0]), relay.CodeBadPreKey, "prekey 2 repeats the id of prekey 1")
+	refused(upload(11, forged, oneTime[0], sameKeyOtherID), relay.CodeBadPreKey, "prekey 2 repeats the key of prekey 1")
+	refused(upload(12, forged, signed[0], signed[1]), relay.CodeBadPreKey, "prekey 2 is a second signed prekey")
+	f := upload(13, append([]ratchet.PublicPreKey{forged}, oneTime...)...)
+	refused(f, relay.CodeTooManyPreKeys, "101 one_time prekeys in one frame")
+	if f.Limit != "max_one_time_prekeys" {
+		t.Fatalf("limit %q, want max_one_time_prekeys", f.Limit)
+	}
+
+	// The store's cap: 100 stored, one more refused before its frame is verified.
+	if f := upload(20, oneTime[:100]...); f.Type != relay.TypePreKeyStatus || f.Counts["one_time"] != 100 {
+		t.Fatalf("storing 100 one-time prekeys: %+v", f)
+	}
+	refused(upload(21, forged, oneTime[100]), relay.CodeTooManyPreKeys, "100 one_time prekeys stored, 1 more")
+
+	// Not vacuous: alone, the forged prekey is refused for its signature.
+	if f := upload(30, forged); f.Type != relay.TypeError || f.Code != relay.CodeBadPreKey || !strings.Contains(f.Message, "prekey 0 does not verify") {
+		t.Fatalf("the forged prekey alone: %+v", f)
+	}
+	status := rc.request(map[string]any{"type": "prekey_status", "id": 31})
+	if c := status.Counts; c["one_time"] != 100 || c["kem_one_time"] != 0 || c["signed"] != 0 {
+		t.Fatalf("after the refusals the relay holds %v, want the 100 one-time prekeys only", c)
 	}
 }
