@@ -471,11 +471,11 @@ func (s *Server) preKeyCounts(ctx context.Context, cardID string) (map[string]in
 
 // onUploadPreKeys checks an upload in order of cost, so that a hostile frame is
 // refused before it costs much: decoding, repeats and counts within the frame; then
-// the store's counts; only then the signatures (one Ed25519 verification per key) and
-// the write.
+// the per-card upload rate; then the store's counts; only then the signatures (one
+// Ed25519 verification per key) and the write.
 func (c *conn) onUploadPreKeys(f *relay.Frame) {
 	parsed, newOneTime, ok := c.decodePreKeyUpload(f)
-	if !ok {
+	if !ok || !c.allowPreKeyUpload(f) {
 		return
 	}
 	ctx, cancel := c.opCtx()

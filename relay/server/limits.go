@@ -40,6 +40,7 @@ const (
 	LimitRegistrationsPerAddress = "registrations_per_address"  // rate_limited
 	LimitRegistrationPolicy      = "registration_policy"        // registration_closed / invite_required
 	LimitSenderQuota             = "sender_quota"               // queue_full, limit: sender_quota
+	LimitUploadPreKeysPerCard    = "upload_prekeys_per_card"    // rate_limited
 	// LimitRecoveryPerName and LimitRecoveryPerAddress are in recovery.go, the blob
 	// limits LimitMaxBlobBytes and LimitBlobQuotaBytes in blobs.go.
 )
@@ -47,7 +48,7 @@ const (
 var metricLimitNames = [...]string{
 	LimitLoginDeadline, LimitConnectionsPerAddress, LimitConnectionsTotal, LimitFramesPerSecond,
 	LimitFetchBundlePerRequester, LimitFetchBundlePerTarget, LimitLowPreKeysNotice, LimitLookupPerRequester,
-	LimitRegistrationsPerAddress, LimitRegistrationPolicy, LimitSenderQuota,
+	LimitRegistrationsPerAddress, LimitRegistrationPolicy, LimitSenderQuota, LimitUploadPreKeysPerCard,
 	LimitRecoveryPerName, LimitRecoveryPerAddress,
 	LimitMaxBlobBytes, LimitBlobQuotaBytes,
 }
@@ -198,6 +199,7 @@ type abuse struct {
 	targetNotice       *keyedLimiter // target name: the owner is told once per window
 	lowPreKeys         *keyedLimiter // card id
 	lookups            *keyedLimiter // requester name or address
+	preKeyUploads      *keyedLimiter // card id
 	registrations      *keyedLimiter // source address
 	recoveryPerName    *keyedLimiter // recover: target name
 	recoveryPerAddress *keyedLimiter // recover: source address
@@ -216,6 +218,7 @@ func newAbuse(l Limits, now func() time.Time) *abuse {
 		targetNotice:       newKeyedLimiter(1, time.Hour, 1, now),
 		lowPreKeys:         newKeyedLimiter(1, l.LowPreKeysInterval, 1, now),
 		lookups:            newKeyedLimiter(l.LookupsPerMinute, time.Minute, l.LookupBurst, now),
+		preKeyUploads:      newKeyedLimiter(l.UploadPreKeysPerHour, time.Hour, l.UploadPreKeysBurst, now),
 		registrations:      newKeyedLimiter(l.RegistrationsPerHour, time.Hour, l.RegistrationsPerHour, now),
 		recoveryPerName:    newKeyedLimiter(l.RecoveryPerNamePerHour, time.Hour, l.RecoveryPerNamePerHour, now),
 		recoveryPerAddress: newKeyedLimiter(l.RecoveryPerAddressPerHour, time.Hour, l.RecoveryPerAddressPerHour, now),
@@ -232,8 +235,10 @@ func newAbuse(l Limits, now func() time.Time) *abuse {
 
 // share moves the limits that protect a victim or a shared resource to sl (the
 // per-requester fetch and lookup rates protect the relay from one connection's
-// account and stay per node).
+// account and stay per node). Prekey uploads are writes to the shared store: an
+// account logged in on every node would otherwise write N times as often.
 func (a *abuse) share(sl SharedLimiter, onError func(error)) {
+	a.preKeyUploads.share(sl, LimitUploadPreKeysPerCard, onError)
 	a.fetchPerTarget.share(sl, LimitFetchBundlePerTarget, onError)
 	a.targetNotice.share(sl, LimitFetchBundlePerTarget+"_notice", onError)
 	a.lowPreKeys.share(sl, LimitLowPreKeysNotice, onError)
@@ -313,6 +318,8 @@ func (l Limits) abuseDefaults() Limits {
 	def(&l.FetchBundlePerTargetPerHour, d.FetchBundlePerTargetPerHour)
 	def(&l.LookupsPerMinute, d.LookupsPerMinute)
 	def(&l.LookupBurst, d.LookupBurst)
+	def(&l.UploadPreKeysPerHour, d.UploadPreKeysPerHour)
+	def(&l.UploadPreKeysBurst, d.UploadPreKeysBurst)
 	def(&l.RegistrationsPerHour, d.RegistrationsPerHour)
 	def(&l.RecoveryPerNamePerHour, d.RecoveryPerNamePerHour)
 	def(&l.RecoveryPerAddressPerHour, d.RecoveryPerAddressPerHour)
@@ -478,6 +485,15 @@ func (c *conn) allowFetchBundle(f *relay.Frame) bool {
 	ok, retry := c.s.ab.fetchPerRequester.allow(c.requester())
 	if !ok {
 		c.rateLimited(f.ID, LimitFetchBundlePerRequester, "too many bundle fetches", retry)
+	}
+	return ok
+}
+
+// allowPreKeyUpload applies upload_prekeys_per_card.
+func (c *conn) allowPreKeyUpload(f *relay.Frame) bool {
+	ok, retry := c.s.ab.preKeyUploads.allow(c.acct.cardID)
+	if !ok {
+		c.rateLimited(f.ID, LimitUploadPreKeysPerCard, "too many prekey uploads for your card", retry)
 	}
 	return ok
 }

@@ -389,6 +389,68 @@ func testLimitLookupPerRequester(t *testing.T, bk store) {
 	}
 }
 
+// upload_prekeys_per_card: an account that uploads prekeys in a loop (each frame a
+// store write and up to one Ed25519 verification per key) is refused after the burst,
+// by name and with retry_after_ms, until its bucket refills; a frame refused for its
+// content takes nothing from the bucket, and other cards upload as before.
+func TestLimitUploadPreKeysPerCard(t *testing.T) { eachStore(t, testLimitUploadPreKeysPerCard) }
+
+func testLimitUploadPreKeysPerCard(t *testing.T, bk store) {
+	clock := &frozenClock{t: time.Now()}
+	r := bk.StartWith(t, relaytest.Options{Clock: clock.now})
+	pair := newHonestPair(t, r)
+	attacker := register(t, r, "mallory")
+	rc := dialRaw(t, r)
+	if f := rc.login(attacker); f.Type != relay.TypeOK {
+		t.Fatalf("login: %+v", f)
+	}
+	upload := func(id int, keys ...ratchet.PublicPreKey) relay.Frame {
+		t.Helper()
+		raws := make([][]byte, len(keys))
+		for i, k := range keys {
+			b, err := k.MarshalBinary()
+			if err != nil {
+				t.Fatal(err)
+			}
+			raws[i] = b
+		}
+		return rc.request(map[string]any{"type": "upload_prekeys", "id": id, "prekeys": raws})
+	}
+	signedPreKey := func(id int) ratchet.PublicPreKey { return makePreKeys(t, attacker, ratchet.SignedPreKey, id, 1)[0] }
+
+	repeated := signedPreKey(1)
+	for i := range 5 {
+		expectErr(t, upload(10+i, repeated, repeated), relay.CodeBadPreKey)
+	}
+	burst := server.DefaultLimits.UploadPreKeysBurst
+	for i := range burst {
+		if f := upload(100+i, signedPreKey(1+i)); f.Type != relay.TypePreKeyStatus {
+			t.Fatalf("upload %d of the burst %d: %+v", i+1, burst, f)
+		}
+	}
+	f := upload(200, signedPreKey(500))
+	expectErr(t, f, relay.CodeRateLimited)
+	if f.Limit != server.LimitUploadPreKeysPerCard {
+		t.Fatalf("limit %q, want %q", f.Limit, server.LimitUploadPreKeysPerCard)
+	}
+	// 60 an hour: the next token comes a minute after the burst.
+	if wait := time.Duration(f.RetryAfterMS) * time.Millisecond; wait < 59*time.Second || wait > 61*time.Second {
+		t.Fatalf("retry_after_ms %d, want about a minute", f.RetryAfterMS)
+	}
+	if err := pair.a.c.UploadPreKeys(testCtx(t), makePreKeys(t, pair.a, ratchet.SignedPreKey, 1, 1)); err != nil {
+		t.Fatalf("another card's upload: %v", err)
+	}
+	pair.roundTrip(t)
+	clock.add(time.Minute)
+	if f := upload(201, signedPreKey(501)); f.Type != relay.TypePreKeyStatus {
+		t.Fatalf("a minute later: %+v", f)
+	}
+	expectErr(t, upload(202, signedPreKey(502)), relay.CodeRateLimited)
+	if n := limited(t, r, server.LimitUploadPreKeysPerCard); n != 2 {
+		t.Fatalf("upload_prekeys_per_card counted %d times, want 2", n)
+	}
+}
+
 func TestLimitRegistrationsPerAddress(t *testing.T) { eachStore(t, testLimitRegistrationsPerAddress) }
 
 func testLimitRegistrationsPerAddress(t *testing.T, bk store) {

@@ -51,6 +51,8 @@ type Limits struct {
 	LowPreKeysInterval          time.Duration // low_prekeys notices per card at most once per this (10 min)
 	LookupsPerMinute            int           // lookup per requester (60 a minute, ...)
 	LookupBurst                 int           // ... burst 20)
+	UploadPreKeysPerHour        int           // upload_prekeys frames per card (60 an hour, ...)
+	UploadPreKeysBurst          int           // ... burst 30: a full rotation of 100 keys of each kind is 5 frames)
 	RegistrationsPerHour        int           // register per source address (10 an hour)
 	RecoveryPerNamePerHour      int           // recover attempts per target name (5 an hour, burst 5)
 	RecoveryPerAddressPerHour   int           // recover attempts per source address (10 an hour, burst 10)
@@ -86,6 +88,8 @@ var DefaultLimits = Limits{
 	LowPreKeysInterval:          relay.LowPreKeysWindow,
 	LookupsPerMinute:            60,
 	LookupBurst:                 20,
+	UploadPreKeysPerHour:        60,
+	UploadPreKeysBurst:          30,
 	RegistrationsPerHour:        10,
 	RecoveryPerNamePerHour:      5,
 	RecoveryPerAddressPerHour:   10,
