@@ -39,6 +39,7 @@ const (
 
 	// Abuse limits (PROTOCOL.md "Limits and abuse").
 	CodeLoginTimeout       = "login_timeout"        // not logged in within the login deadline; connection closed
+	CodeMessageTimeout     = "message_timeout"      // a message not whole within the message deadline; connection closed
 	CodeTooManyConnections = "too_many_connections" // connection cap per address or in total; connection closed
 	CodeRegistrationClosed = "registration_closed"  // the relay takes no registrations
 	CodeInviteRequired     = "invite_required"      // registration needs a valid invite code

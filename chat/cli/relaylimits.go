@@ -19,6 +19,7 @@ type abuseFlags struct {
 	connsPerAddr   *int
 	maxConns       *int
 	loginTimeout   *time.Duration
+	messageTimeout *time.Duration
 	regsPerHour    *int
 	senderQuota    *int
 
@@ -32,6 +33,7 @@ func (a *abuseFlags) register(fs *flag.FlagSet) {
 	a.connsPerAddr = fs.Int("max-conns-per-address", d.ConnectionsPerAddress, "open connections per IPv4 address or IPv6 /64 (0 = no limit)")
 	a.maxConns = fs.Int("max-conns", 0, "open connections in total (0 = the descriptor limit, raised to its hard limit, less 256)")
 	a.loginTimeout = fs.Duration("login-timeout", d.LoginTimeout, "close connections not logged in after this long")
+	a.messageTimeout = fs.Duration("message-timeout", d.MessageTimeout, "close a connection whose message is not whole this long after its first frame (pings do not extend it)")
 	a.regsPerHour = fs.Int("registrations-per-hour", d.RegistrationsPerHour, "registrations per source address an hour (0 = no limit)")
 	a.senderQuota = fs.Int("sender-quota", server.DefaultSenderQuota, "one sender fills at most 1/N of a recipient's queue (0 = no quota)")
 }
@@ -44,8 +46,8 @@ func (a *abuseFlags) apply(l *server.Limits, opts *storage.RelayOptions, log *sl
 	default:
 		return fmt.Errorf("--registration %q: want open, invite or closed", *a.registration)
 	}
-	if *a.connsPerAddr < 0 || *a.maxConns < 0 || *a.regsPerHour < 0 || *a.senderQuota < 0 || *a.loginTimeout <= 0 {
-		return fmt.Errorf("--max-conns-per-address, --max-conns, --registrations-per-hour and --sender-quota must not be negative, --login-timeout must be positive")
+	if *a.connsPerAddr < 0 || *a.maxConns < 0 || *a.regsPerHour < 0 || *a.senderQuota < 0 || *a.loginTimeout <= 0 || *a.messageTimeout <= 0 {
+		return fmt.Errorf("--max-conns-per-address, --max-conns, --registrations-per-hour and --sender-quota must not be negative, --login-timeout and --message-timeout must be positive")
 	}
 	var err error
 	if a.trusted, err = server.ParseTrustedProxies(*a.trustedProxies); err != nil {
@@ -60,6 +62,7 @@ func (a *abuseFlags) apply(l *server.Limits, opts *storage.RelayOptions, log *sl
 	l.ConnectionsPerAddress = off(*a.connsPerAddr)
 	l.RegistrationsPerHour = off(*a.regsPerHour)
 	l.LoginTimeout = *a.loginTimeout
+	l.MessageTimeout = *a.messageTimeout
 	l.MaxConnections = *a.maxConns
 	opts.SenderQuota = *a.senderQuota
 	if cur, max, err := raiseFileLimit(); err != nil {

@@ -526,8 +526,11 @@ func (c *conn) onBinary(r io.Reader) bool {
 		data, tooBig, err = readFrame(r, buf, relay.MaxBlobMessageSize)
 	}
 	if err != nil {
-		if tooBig {
+		switch {
+		case tooBig:
 			c.kill(relay.CodeFrameTooLarge, relay.LimitMaxFrameBytes, "binary message over "+strconv.Itoa(relay.MaxBlobMessageSize+discardLimit)+" bytes")
+		case c.messageExpired(err):
+			c.killExpiredMessage()
 		}
 		return false
 	}

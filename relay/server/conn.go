@@ -54,6 +54,9 @@ type conn struct {
 	rateStrikes   int
 	acct          *account // nil until logged in
 	blob          blobConn // blobs.go; the read loop's
+	// messageDeadline is when the message being read must be whole (zero between
+	// messages); the ping and pong handlers, which run inside its reads, read it too.
+	messageDeadline time.Time
 	// cardID is acct's card ID for other goroutines (Notify): a card replaced on
 	// another connection closes this one.
 	cardID     atomic.Pointer[string]

@@ -30,6 +30,7 @@ import (
 // Names of the abuse limits.
 const (
 	LimitLoginDeadline           = "login_deadline"             // unauthenticated too long: login_timeout, closed
+	LimitMessageDeadline         = "message_deadline"           // a message not whole in time: message_timeout, closed
 	LimitConnectionsPerAddress   = "connections_per_address"    // too_many_connections, closed
 	LimitConnectionsTotal        = "connections_total"          // too_many_connections, closed
 	LimitFramesPerSecond         = "frames_per_second"          // rate_limited (far over: closed, 1008)
@@ -46,7 +47,7 @@ const (
 )
 
 var metricLimitNames = [...]string{
-	LimitLoginDeadline, LimitConnectionsPerAddress, LimitConnectionsTotal, LimitFramesPerSecond,
+	LimitLoginDeadline, LimitMessageDeadline, LimitConnectionsPerAddress, LimitConnectionsTotal, LimitFramesPerSecond,
 	LimitFetchBundlePerRequester, LimitFetchBundlePerTarget, LimitLowPreKeysNotice, LimitLookupPerRequester,
 	LimitRegistrationsPerAddress, LimitRegistrationPolicy, LimitSenderQuota, LimitUploadPreKeysPerCard,
 	LimitRecoveryPerName, LimitRecoveryPerAddress,
@@ -300,6 +301,9 @@ func (l Limits) abuseDefaults() Limits {
 	d := DefaultLimits
 	if l.LoginTimeout <= 0 {
 		l.LoginTimeout = d.LoginTimeout
+	}
+	if l.MessageTimeout <= 0 {
+		l.MessageTimeout = d.MessageTimeout
 	}
 	if l.LowPreKeysInterval <= 0 {
 		l.LowPreKeysInterval = d.LowPreKeysInterval

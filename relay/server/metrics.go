@@ -52,7 +52,7 @@ var metricErrorCodes = [...]string{
 	relay.CodeTooManyPreKeys, relay.CodeQueueFull, relay.CodeTTLTooLong, relay.CodeRateLimited, relay.CodeSlowReader,
 	relay.CodeGoingAway, relay.CodeInternal,
 	relay.CodeLoggedOut,
-	relay.CodeLoginTimeout, relay.CodeTooManyConnections, relay.CodeRegistrationClosed, relay.CodeInviteRequired,
+	relay.CodeLoginTimeout, relay.CodeMessageTimeout, relay.CodeTooManyConnections, relay.CodeRegistrationClosed, relay.CodeInviteRequired,
 	relay.CodeStorageFull, relay.CodeAccountDeleted, relay.CodeBadTime,
 	relay.CodeBlocked, relay.CodeTooManyBlocks,
 	relay.CodeRecoveryFailed, relay.CodeNoRecovery,

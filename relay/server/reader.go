@@ -7,6 +7,7 @@ import (
 	"bytes"
 	"errors"
 	"io"
+	"net"
 	"strconv"
 	"sync"
 	"time"
@@ -41,10 +42,9 @@ func (c *conn) readLoop() {
 	// frame (gorilla would write its own close frame from this goroutine).
 	ws.SetReadLimit(0)
 	readTimeout := 2*c.s.limits.PingInterval + 15*time.Second
-	lastDeadline := time.Now()
-	c.extendReads(lastDeadline.Add(readTimeout))
+	c.extendReads(time.Now().Add(readTimeout))
 	ws.SetPongHandler(func(string) error {
-		c.extendReads(time.Now().Add(readTimeout))
+		c.controlArrived(readTimeout)
 		return nil
 	})
 	// Only the write loop writes: pongs and the close echo go through its queue.
@@ -55,7 +55,7 @@ func (c *conn) readLoop() {
 		if ok, err := c.pingAllowed(); !ok {
 			return err
 		}
-		c.extendReads(time.Now().Add(readTimeout))
+		c.controlArrived(readTimeout)
 		c.out.tryPush(outItem{opcode: opPong, raw: []byte(data)})
 		return nil
 	})
@@ -75,15 +75,68 @@ func (c *conn) readLoop() {
 		if err != nil {
 			return
 		}
-		// Refresh the idle deadline at most once a second: it costs a timer update.
-		if now := time.Now(); now.Sub(lastDeadline) > time.Second {
-			c.extendReads(now.Add(readTimeout))
-			lastDeadline = now
-		}
+		c.startMessage(readTimeout)
 		if !c.onMessage(mt, r) {
 			return
 		}
+		c.endMessage(readTimeout)
 	}
+}
+
+// controlArrived extends the idle deadline for a ping or pong: the peer is there.
+// Inside a message it does not push the deadline past the message's own, or a client
+// could keep a message open, and its buffer held, for as long as it pings.
+func (c *conn) controlArrived(readTimeout time.Duration) {
+	t := time.Now().Add(readTimeout)
+	if !c.messageDeadline.IsZero() {
+		t = earliest(t, c.messageDeadline)
+	}
+	c.extendReads(t)
+}
+
+// startMessage sets the read deadline of a message whose first frame has arrived: it
+// must be whole within MessageTimeout (limit message_deadline), whatever pings and
+// pongs arrive meanwhile; the idle deadline still applies when it is earlier.
+//
+//go:noinline
+func (c *conn) startMessage(readTimeout time.Duration) {
+	now := time.Now()
+	c.messageDeadline = now.Add(c.s.limits.MessageTimeout)
+	c.extendReads(earliest(now.Add(readTimeout), c.messageDeadline))
+}
+
+// endMessage puts the idle deadline back after a message, before the loop waits for
+// the next one. With the next message's bytes already buffered it leaves the message
+// deadline in place, as that message sets its own at once: a timer update saved per
+// message of a busy connection.
+func (c *conn) endMessage(readTimeout time.Duration) {
+	c.messageDeadline = time.Time{}
+	if c.br == nil || c.br.Buffered() == 0 {
+		c.extendReads(time.Now().Add(readTimeout))
+	}
+}
+
+// messageExpired reports whether err, a read error inside a message, is its deadline
+// passing (and not the cap a shutdown or a closing connection puts on reads).
+func (c *conn) messageExpired(err error) bool {
+	var ne net.Error
+	return errors.As(err, &ne) && ne.Timeout() && c.readCap.Load() == 0 &&
+		!c.messageDeadline.IsZero() && !time.Now().Before(c.messageDeadline)
+}
+
+// killExpiredMessage closes the connection with message_timeout after its message
+// deadline passed. The socket can still be written: the peer gets the error frame and
+// the close frame as for every limit that ends a connection.
+func (c *conn) killExpiredMessage() {
+	c.s.m.limited(LimitMessageDeadline)
+	c.kill(relay.CodeMessageTimeout, LimitMessageDeadline, "message not complete within "+c.s.limits.MessageTimeout.String())
+}
+
+func earliest(a, b time.Time) time.Time {
+	if b.Before(a) {
+		return b
+	}
+	return a
 }
 
 //go:noinline
@@ -109,8 +162,11 @@ func (c *conn) onMessage(mt int, r io.Reader) bool {
 	data, tooBig, err := readFrame(r, (*bp)[:0], c.s.limits.MaxFrameBytes)
 	if err != nil {
 		readBufPool.Put(bp)
-		if tooBig {
+		switch {
+		case tooBig:
 			c.kill(relay.CodeFrameTooLarge, relay.LimitMaxFrameBytes, "frame over "+strconv.Itoa(discardLimit)+" bytes")
+		case c.messageExpired(err):
+			c.killExpiredMessage()
 		}
 		return false
 	}

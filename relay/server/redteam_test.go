@@ -9,11 +9,14 @@ import (
 	"errors"
 	"runtime"
 	"slices"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
 
 	"pfschat/ratchet"
+	"github.com/gorilla/websocket"
+
 	"pfschat/relay"
 	"pfschat/relay/relaytest"
 	"pfschat/relay/server"
@@ -228,4 +231,178 @@ func testPreKeyUploadRefusedBeforeVerifying(t *testing.T, bk store) {
 	if c := status.Counts; c["one_time"] != 100 || c["kem_one_time"] != 0 || c["signed"] != 0 {
 		t.Fatalf("after the refusals the relay holds %v, want the 100 one-time prekeys only", c)
 	}
+}
+// A logged-in client that starts a message and then only pings cannot keep it open:
+// the message must be whole within MessageTimeout of its first frame (limit
+// message_deadline), and the pings the relay answers meanwhile do not extend that.
+// Each ping used to push the read deadline out again, so a partial message held up to
+// 64 KiB of JSON, or a 256 KiB blob buffer for a binary one, for as long as the client
+// kept pinging.
+func TestPingsDoNotHoldAMessageOpen(t *testing.T) {
+	const bound = 300 * time.Millisecond
+	for _, tc := range []struct {
+		name   string
+		opcode byte
+		start  []byte
+	}{
+		{"text", 0x1, []byte(`{"type":"send","id":1,"to":"`)},
+		{"binary", 0x2, append([]byte{0x01, 0, 0, 0, 0, 0, 0, 0, 7}, make([]byte, 24)...)}, // a blob put header
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			r := relaytest.StartWith(t, relaytest.Options{Limits: server.Limits{MessageTimeout: bound}})
+			mallory := register(t, r, "mallory")
+			rc := dialRaw(t, r)
+			if f := rc.login(mallory); f.Type != relay.TypeOK {
+				t.Fatalf("login: %+v", f)
+			}
+			w := rc.watch()
+			started := time.Now()
+			rc.writeRawFrame(tc.opcode, false, tc.start)
+			pinging := time.NewTicker(bound / 10)
+			defer pinging.Stop()
+			giveUp := time.After(waitFor)
+			pongs := 0
+			for {
+				select {
+				case <-pinging.C:
+					rc.ws.NetConn().Write(maskedPing()) // fails once the relay has closed: the reads say why
+				case <-w.pongs:
+					pongs++
+				case f := <-w.frames:
+					if f.Type == relay.TypeError {
+						if f.Code != relay.CodeMessageTimeout || f.Limit != server.LimitMessageDeadline {
+							t.Fatalf("error frame %+v, want %s with limit %s", f, relay.CodeMessageTimeout, server.LimitMessageDeadline)
+						}
+						w.errFrame = &f
+					}
+				case err := <-w.ended:
+					held := time.Since(started)
+					if w.errFrame == nil {
+						t.Fatalf("the connection ended without the %s error frame: %v", relay.CodeMessageTimeout, err)
+					}
+					var ce *websocket.CloseError
+					if !errors.As(err, &ce) || ce.Code != websocket.ClosePolicyViolation ||
+						!strings.HasPrefix(ce.Text, relay.CodeMessageTimeout+": "+server.LimitMessageDeadline+": ") {
+						t.Fatalf("want a close frame 1008 naming %s and %s, got %v", relay.CodeMessageTimeout, server.LimitMessageDeadline, err)
+					}
+					if held < bound {
+						t.Fatalf("closed %v after the message's first frame, before its bound %v", held, bound)
+					}
+					if pongs < 3 {
+						t.Fatalf("the relay answered %d pings while the message was open: the test did not ping through it", pongs)
+					}
+					if n := limited(t, r, server.LimitMessageDeadline); n != 1 {
+						t.Fatalf("message_deadline counted %d times, want 1", n)
+					}
+					return
+				case <-giveUp:
+					t.Fatalf("a message begun %v ago is still open after %d answered pings; its bound is %v", time.Since(started), pongs, bound)
+				}
+			}
+		})
+	}
+}
+
+// Between messages pings and silence are governed by the idle deadline, not by the
+// message deadline: a logged-in client that sends whole messages and, between them,
+// pings or stays silent for several times MessageTimeout keeps its connection.
+func TestMessageDeadlineSparesTheTimeBetweenMessages(t *testing.T) {
+	const bound = 100 * time.Millisecond
+	r := relaytest.StartWith(t, relaytest.Options{Limits: server.Limits{MessageTimeout: bound}})
+	alice := register(t, r, "alice")
+	rc := dialRaw(t, r)
+	if f := rc.login(alice); f.Type != relay.TypeOK {
+		t.Fatalf("login: %+v", f)
+	}
+	w := rc.watch()
+	pinging := time.NewTicker(bound / 5)
+	defer pinging.Stop()
+	for id := 10; id < 12; id++ {
+		rc.writeRawFrame(0x1, true, []byte(`{"type":"ping","id":`+strconv.Itoa(id)+`}`))
+		w.expectPong(t, uint64(id))
+		// Silent for longer than the message bound...
+		select {
+		case err := <-w.ended:
+			t.Fatalf("closed while silent between messages: %v", err)
+		case <-time.After(2 * bound):
+		}
+		// ...then pinging for longer than it.
+		for since := time.Now(); time.Since(since) < 2*bound; {
+			<-pinging.C
+			rc.writeRawFrame(0x9, true, nil)
+			select {
+			case <-w.pongs:
+			case err := <-w.ended:
+				t.Fatalf("closed while pinging between messages: %v", err)
+			case <-time.After(waitFor):
+				t.Fatal("no pong")
+			}
+		}
+	}
+	rc.writeRawFrame(0x1, true, []byte(`{"type":"ping","id":20}`))
+	w.expectPong(t, 20)
+	if n := limited(t, r, server.LimitMessageDeadline); n != 0 {
+		t.Fatalf("message_deadline counted %d times, want 0", n)
+	}
+}
+
+// watchedConn is a raw connection read on its own goroutine, so the test can write
+// pings while it waits for what the relay sends.
+type watchedConn struct {
+	pongs    chan struct{}
+	frames   chan relay.Frame
+	ended    chan error // the error that ended the reads
+	errFrame *relay.Frame
+}
+
+// watch reads rc until its connection ends. Nothing else may read rc after it.
+func (rc *raw) watch() *watchedConn {
+	w := &watchedConn{pongs: make(chan struct{}, 64), frames: make(chan relay.Frame, 64), ended: make(chan error, 1)}
+	rc.ws.SetPongHandler(func(string) error {
+		w.pongs <- struct{}{}
+		return nil
+	})
+	// No close frame back: the test writes raw frames on the socket beside gorilla.
+	rc.ws.SetCloseHandler(func(int, string) error { return nil })
+	rc.ws.SetReadDeadline(time.Time{})
+	go func() {
+		for {
+			_, data, err := rc.ws.ReadMessage()
+			if err != nil {
+				w.ended <- err
+				return
+			}
+			f, _ := relay.DecodeServerFrame(data)
+			w.frames <- f
+		}
+	}()
+	return w
+}
+
+// expectPong waits for the relay's pong frame answering the ping frame id.
+func (w *watchedConn) expectPong(t *testing.T, id uint64) {
+	t.Helper()
+	for {
+		select {
+		case f := <-w.frames:
+			if f.Type == relay.TypePong && f.ID == id {
+				return
+			}
+			if f.Type == relay.TypeError {
+				t.Fatalf("error frame %+v", f)
+			}
+		case <-w.pongs:
+		case err := <-w.ended:
+			t.Fatalf("closed while waiting for the pong of %d: %v", id, err)
+		case <-time.After(waitFor):
+			t.Fatalf("no pong for %d", id)
+		}
+	}
+}
+
+// maskedPing is a client's WebSocket ping frame, empty, with a random mask.
+func maskedPing() []byte {
+	frame := []byte{0x80 | 0x9, 0x80, 0, 0, 0, 0}
+	rand.Read(frame[2:])
+	return frame
 }

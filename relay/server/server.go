@@ -43,6 +43,7 @@ type Limits struct {
 	// Abuse limits (PROTOCOL.md "Limits and abuse"). Zero takes the default; -1 turns
 	// a count limit off.
 	LoginTimeout                time.Duration // an unauthenticated connection is closed after this (10 s)
+	MessageTimeout              time.Duration // a message is closed unless whole this long after its first frame (30 s)
 	ConnectionsPerAddress       int           // open connections per IPv4 address or IPv6 /64 (64)
 	MaxConnections              int           // open connections in total (default: below the descriptor limit)
 	FetchBundlePerMinute        int           // fetch_bundle per requester (30 a minute, ...)
@@ -81,6 +82,7 @@ var DefaultLimits = Limits{
 	MaxBatch:           1024,
 
 	LoginTimeout:                10 * time.Second,
+	MessageTimeout:              30 * time.Second,
 	ConnectionsPerAddress:       64,
 	FetchBundlePerMinute:        30,
 	FetchBundleBurst:            10,
