@@ -509,6 +509,87 @@ func putBlobBuf(b []byte) {
 	}
 }
 
+// chunkBufs is a free list of buffers of one chunk's blob put message (+1, as
+// blobBufs): readBinary's middle step.
+var chunkBufs = make(chan []byte, 64)
+
+const chunkBufSize = relay.BlobPutHeaderSize + relay.BlobChunkSize + 1
+
+// readBinary reads a blob put message as readFrame would with
+// relay.MaxBlobMessageSize, into buffers taken as its bytes arrive: the first 4 KiB
+// into a text frame's buffer, up to one chunk into one of chunkBufs, the rest into one
+// of blobBufs, each step copying what the last holds. A message begun and held (for
+// up to message_deadline) makes the relay hold at most 8 times the bytes it sent
+// past the first 4 KiB, not 256 KiB for its first bytes. held.release hands the
+// buffer data is in back once data is no longer used.
+func readBinary(r io.Reader) (data []byte, tooBig bool, held binaryBuf, err error) {
+	held.text = readBufPool.Get().(*[]byte)
+	first := *held.text
+	data, done, err := fill(r, first[:0:min(cap(first), 4096)])
+	if done || err != nil {
+		return data, false, held, err
+	}
+	select {
+	case held.chunk = <-chunkBufs:
+	default:
+		held.chunk = make([]byte, 0, chunkBufSize)
+	}
+	data, done, err = fill(r, append(held.chunk[:0], data...))
+	readBufPool.Put(held.text)
+	held.text = nil
+	if done || err != nil {
+		return data, false, held, err
+	}
+	held.blob = append(getBlobBuf(), data...)
+	putChunkBuf(held.chunk)
+	held.chunk = nil
+	data, tooBig, err = readFrame(r, held.blob, relay.MaxBlobMessageSize)
+	return data, tooBig, held, err
+}
+
+// binaryBuf is the buffer readBinary read a message into, one of three kinds.
+type binaryBuf struct {
+	text  *[]byte
+	chunk []byte
+	blob  []byte
+}
+
+func (b binaryBuf) release() {
+	switch {
+	case b.text != nil:
+		readBufPool.Put(b.text)
+	case b.chunk != nil:
+		putChunkBuf(b.chunk)
+	case b.blob != nil:
+		putBlobBuf(b.blob)
+	}
+}
+
+func putChunkBuf(b []byte) {
+	if cap(b) != chunkBufSize {
+		return
+	}
+	select {
+	case chunkBufs <- b[:0]:
+	default:
+	}
+}
+
+// fill reads r into buf up to its capacity; done says the message ended in it.
+func fill(r io.Reader, buf []byte) (_ []byte, done bool, err error) {
+	for len(buf) < cap(buf) {
+		n, err := r.Read(buf[len(buf):cap(buf)])
+		buf = buf[:len(buf)+n]
+		if err == io.EOF {
+			return buf, true, nil
+		}
+		if err != nil {
+			return buf, false, err
+		}
+	}
+	return buf, false, nil
+}
+
 // onBinary reads and handles a binary message: a blob put message (PROTOCOL.md
 // "Binary chunk messages"), read into a buffer of the free list (the store has copied
 // the data when onBlobPut returns). It returns false to close.
@@ -521,9 +602,9 @@ func (c *conn) onBinary(r io.Reader) bool {
 		// client not logged in would otherwise make the relay hold for a byte sent.
 		data, tooBig, err = discardBinary(r)
 	} else {
-		buf := getBlobBuf()
-		defer func() { putBlobBuf(buf) }()
-		data, tooBig, err = readFrame(r, buf, relay.MaxBlobMessageSize)
+		var held binaryBuf
+		data, tooBig, held, err = readBinary(r)
+		defer held.release()
 	}
 	if err != nil {
 		switch {

@@ -96,6 +96,44 @@ func TestPartialBinaryBeforeLoginHoldsNoBuffer(t *testing.T) {
 	}
 }
 
+// After login too, a binary message held after its first bytes costs the relay about
+// what it sent, not a blob buffer: readBinary takes the 256 KiB buffer only once a
+// chunk's worth has arrived. 64 logged-in connections each send a blob put message's
+// header, then a ping; the pong says the relay's read loop is inside the message.
+func TestPartialBinaryAfterLoginHoldsLittle(t *testing.T) {
+	r := relaytest.StartWith(t, relaytest.Options{Limits: server.Limits{ConnectionsPerAddress: -1}})
+	mallory := register(t, r, "mallory")
+	const conns = 64
+	rcs := make([]*raw, conns)
+	for i := range rcs {
+		rcs[i] = dialRaw(t, r)
+		if f := rcs[i].login(mallory); f.Type != relay.TypeOK {
+			t.Fatalf("login %d: %+v", i, f)
+		}
+	}
+	heap := func() uint64 {
+		runtime.GC()
+		var ms runtime.MemStats
+		runtime.ReadMemStats(&ms)
+		return ms.HeapAlloc
+	}
+	before := heap()
+	for _, rc := range rcs {
+		head := make([]byte, relay.BlobPutHeaderSize) // its data never sent
+		head[0] = 0x01
+		head[8] = 7
+		rc.writeRawFrame(0x2, false, head)
+		rc.writeRawFrame(0x9, true, nil)
+		rc.waitPong()
+	}
+	grown := heap() - min(heap(), before)
+	// A blob buffer each would grow the heap by at least 8 MiB even when the relay's
+	// free list of 32 buffers was full before: more than twice this limit.
+	if limit := uint64(conns * relay.MaxBlobMessageSize / 4); grown > limit {
+		t.Fatalf("%d logged-in connections holding the start of a binary message grew the heap by %d bytes (limit %d)", conns, grown, limit)
+	}
+}
+
 // writeRawFrame writes one masked client WebSocket frame straight to the socket.
 func (rc *raw) writeRawFrame(opcode byte, fin bool, payload []byte) {
 	rc.t.Helper()
