@@ -14,9 +14,9 @@ import (
 	"testing"
 	"time"
 
-	"pfschat/ratchet"
 	"github.com/gorilla/websocket"
 
+	"pfschat/ratchet"
 	"pfschat/relay"
 	"pfschat/relay/relaytest"
 	"pfschat/relay/server"
@@ -270,6 +270,7 @@ func testPreKeyUploadRefusedBeforeVerifying(t *testing.T, bk store) {
 		t.Fatalf("after the refusals the relay holds %v, want the 100 one-time prekeys only", c)
 	}
 }
+
 // A logged-in client that starts a message and then only pings cannot keep it open:
 // the message must be whole within MessageTimeout of its first frame (limit
 // message_deadline), and the pings the relay answers meanwhile do not extend that.
