@@ -308,14 +308,14 @@ func TestPingsDoNotHoldAMessageOpen(t *testing.T) {
 				case <-w.pongs:
 					pongs++
 				case f := <-w.frames:
-					if f.Type == relay.TypeError {
-						if f.Code != relay.CodeMessageTimeout || f.Limit != server.LimitMessageDeadline {
-							t.Fatalf("error frame %+v, want %s with limit %s", f, relay.CodeMessageTimeout, server.LimitMessageDeadline)
-						}
-						w.errFrame = &f
-					}
+					expectTimeoutFrame(t, w, f)
 				case err := <-w.ended:
 					held := time.Since(started)
+					// The frames read before the close may still be in their buffered
+					// channel: select picks among ready cases at random.
+					for len(w.frames) > 0 {
+						expectTimeoutFrame(t, w, <-w.frames)
+					}
 					if w.errFrame == nil {
 						t.Fatalf("the connection ended without the %s error frame: %v", relay.CodeMessageTimeout, err)
 					}
@@ -340,6 +340,19 @@ func TestPingsDoNotHoldAMessageOpen(t *testing.T) {
 			}
 		})
 	}
+}
+
+// expectTimeoutFrame records f on w when it is the message_timeout error frame, and
+// fails the test on any other error frame.
+func expectTimeoutFrame(t *testing.T, w *watchedConn, f relay.Frame) {
+	t.Helper()
+	if f.Type != relay.TypeError {
+		return
+	}
+	if f.Code != relay.CodeMessageTimeout || f.Limit != server.LimitMessageDeadline {
+		t.Fatalf("error frame %+v, want %s with limit %s", f, relay.CodeMessageTimeout, server.LimitMessageDeadline)
+	}
+	w.errFrame = &f
 }
 
 // Between messages pings and silence are governed by the idle deadline, not by the
