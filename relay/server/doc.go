@@ -39,13 +39,14 @@
 // Abuse limits (limits.go; PROTOCOL.md "Limits and abuse") each have a name, an error
 // frame and a counter, pfschat_relay_limited_total{limit=...}: a login deadline,
 // connection caps per address (IPv6 per /64) and in total, bundle fetches per requester
-// and per target, lookups per requester, prekey uploads per card, registrations per
+// and per target, lookups per requester, prekey uploads per card, account writes per
+// name (replace_card, block, unblock, set_recovery), registrations per
 // address and the registration policy (Config.Registration, invite codes from
 // CreateInvite), per-sender quotas in the store. Per-key state lives in bounded LRU
 // maps of x/time/rate limiters; when the Store is shared by several relay nodes and
 // implements SharedLimiter, the limits that protect someone else or the shared store
 // (bundles per target, low_prekeys notices, registrations per address, recovery
-// attempts, prekey uploads) count there instead, and a Store that implements ChangeFeed
+// attempts, prekey uploads, account writes) count there instead, and a Store that implements ChangeFeed
 // keeps the node's caches of accounts and blocks in line with the other nodes' writes
 // (changes.go). Behind a load balancer, ProxyListener takes the client's address from a
 // PROXY v2 header (proxyproto.go), only from trusted peers.

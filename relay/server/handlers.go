@@ -54,15 +54,21 @@ func (c *conn) handle(f *relay.Frame) bool {
 	case relay.TypeFetchBundle:
 		c.onFetchBundle(f)
 	case relay.TypeReplaceCard:
-		c.onReplaceCard(f)
+		if c.allowAccountWrite(f) {
+			c.onReplaceCard(f)
+		}
 	case relay.TypeLogoutAll:
 		c.onLogoutAll(f)
 	case relay.TypeDeleteAccount:
 		return c.onDeleteAccount(f)
 	case relay.TypeBlock, relay.TypeUnblock:
-		c.onBlock(f)
+		if c.allowAccountWrite(f) {
+			c.onBlock(f)
+		}
 	case relay.TypeSetRecovery:
-		c.onSetRecovery(f) // recovery.go
+		if c.allowAccountWrite(f) {
+			c.onSetRecovery(f) // recovery.go
+		}
 	case relay.TypeBlobBegin:
 		c.onBlobBegin(f)
 	case relay.TypeBlobResume:

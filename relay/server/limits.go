@@ -42,6 +42,7 @@ const (
 	LimitRegistrationPolicy      = "registration_policy"        // registration_closed / invite_required
 	LimitSenderQuota             = "sender_quota"               // queue_full, limit: sender_quota
 	LimitUploadPreKeysPerCard    = "upload_prekeys_per_card"    // rate_limited
+	LimitAccountWritesPerName    = "account_writes_per_name"    // rate_limited
 	// LimitRecoveryPerName and LimitRecoveryPerAddress are in recovery.go, the blob
 	// limits LimitMaxBlobBytes and LimitBlobQuotaBytes in blobs.go.
 )
@@ -50,7 +51,7 @@ var metricLimitNames = [...]string{
 	LimitLoginDeadline, LimitMessageDeadline, LimitConnectionsPerAddress, LimitConnectionsTotal, LimitFramesPerSecond,
 	LimitFetchBundlePerRequester, LimitFetchBundlePerTarget, LimitLowPreKeysNotice, LimitLookupPerRequester,
 	LimitRegistrationsPerAddress, LimitRegistrationPolicy, LimitSenderQuota, LimitUploadPreKeysPerCard,
-	LimitRecoveryPerName, LimitRecoveryPerAddress,
+	LimitAccountWritesPerName, LimitRecoveryPerName, LimitRecoveryPerAddress,
 	LimitMaxBlobBytes, LimitBlobQuotaBytes,
 }
 
@@ -201,6 +202,7 @@ type abuse struct {
 	lowPreKeys         *keyedLimiter // card id
 	lookups            *keyedLimiter // requester name or address
 	preKeyUploads      *keyedLimiter // card id
+	accountWrites      *keyedLimiter // name: replace_card, block, unblock, set_recovery
 	registrations      *keyedLimiter // source address
 	recoveryPerName    *keyedLimiter // recover: target name
 	recoveryPerAddress *keyedLimiter // recover: source address
@@ -220,6 +222,7 @@ func newAbuse(l Limits, now func() time.Time) *abuse {
 		lowPreKeys:         newKeyedLimiter(1, l.LowPreKeysInterval, 1, now),
 		lookups:            newKeyedLimiter(l.LookupsPerMinute, time.Minute, l.LookupBurst, now),
 		preKeyUploads:      newKeyedLimiter(l.UploadPreKeysPerHour, time.Hour, l.UploadPreKeysBurst, now),
+		accountWrites:      newKeyedLimiter(l.AccountWritesPerHour, time.Hour, l.AccountWritesBurst, now),
 		registrations:      newKeyedLimiter(l.RegistrationsPerHour, time.Hour, l.RegistrationsPerHour, now),
 		recoveryPerName:    newKeyedLimiter(l.RecoveryPerNamePerHour, time.Hour, l.RecoveryPerNamePerHour, now),
 		recoveryPerAddress: newKeyedLimiter(l.RecoveryPerAddressPerHour, time.Hour, l.RecoveryPerAddressPerHour, now),
@@ -240,6 +243,7 @@ func newAbuse(l Limits, now func() time.Time) *abuse {
 // account logged in on every node would otherwise write N times as often.
 func (a *abuse) share(sl SharedLimiter, onError func(error)) {
 	a.preKeyUploads.share(sl, LimitUploadPreKeysPerCard, onError)
+	a.accountWrites.share(sl, LimitAccountWritesPerName, onError)
 	a.fetchPerTarget.share(sl, LimitFetchBundlePerTarget, onError)
 	a.targetNotice.share(sl, LimitFetchBundlePerTarget+"_notice", onError)
 	a.lowPreKeys.share(sl, LimitLowPreKeysNotice, onError)
@@ -324,6 +328,8 @@ func (l Limits) abuseDefaults() Limits {
 	def(&l.LookupBurst, d.LookupBurst)
 	def(&l.UploadPreKeysPerHour, d.UploadPreKeysPerHour)
 	def(&l.UploadPreKeysBurst, d.UploadPreKeysBurst)
+	def(&l.AccountWritesPerHour, d.AccountWritesPerHour)
+	def(&l.AccountWritesBurst, d.AccountWritesBurst)
 	def(&l.RegistrationsPerHour, d.RegistrationsPerHour)
 	def(&l.RecoveryPerNamePerHour, d.RecoveryPerNamePerHour)
 	def(&l.RecoveryPerAddressPerHour, d.RecoveryPerAddressPerHour)
@@ -489,6 +495,18 @@ func (c *conn) allowFetchBundle(f *relay.Frame) bool {
 	ok, retry := c.s.ab.fetchPerRequester.allow(c.requester())
 	if !ok {
 		c.rateLimited(f.ID, LimitFetchBundlePerRequester, "too many bundle fetches", retry)
+	}
+	return ok
+}
+
+// allowAccountWrite applies account_writes_per_name to the frames that change an
+// account's own records, each a synced transaction on the relay's one writer:
+// replace_card, block, unblock, set_recovery. Keyed by name, so that a new card
+// (replace_card) starts no fresh allowance.
+func (c *conn) allowAccountWrite(f *relay.Frame) bool {
+	ok, retry := c.s.ab.accountWrites.allow(c.acct.name)
+	if !ok {
+		c.rateLimited(f.ID, LimitAccountWritesPerName, "too many changes to your account", retry)
 	}
 	return ok
 }

@@ -451,6 +451,55 @@ func testLimitUploadPreKeysPerCard(t *testing.T, bk store) {
 	}
 }
 
+// block, unblock, replace_card and set_recovery each make a synced write on the relay's
+// one writer: a logged-in account toggling a block at the frame rate kept it busy for
+// everyone. account_writes_per_name bounds them per name (so a new card from
+// replace_card starts no fresh allowance), and other accounts are not touched.
+func TestLimitAccountWritesPerName(t *testing.T) { eachStore(t, testLimitAccountWritesPerName) }
+
+func testLimitAccountWritesPerName(t *testing.T, bk store) {
+	clock := &frozenClock{t: time.Now()}
+	r := bk.StartWith(t, relaytest.Options{Clock: clock.now, Limits: server.Limits{AccountWritesPerHour: 60, AccountWritesBurst: 3}})
+	pair := newHonestPair(t, r)
+	attacker := register(t, r, "mallory")
+	rc := dialRaw(t, r)
+	if f := rc.login(attacker); f.Type != relay.TypeOK {
+		t.Fatalf("login: %+v", f)
+	}
+	toggle := func(id int) relay.Frame {
+		typ := "block"
+		if id%2 == 1 {
+			typ = "unblock"
+		}
+		return rc.request(map[string]any{"type": typ, "id": 10 + id, "name": "eve"}) // pushes have id 0
+	}
+	for id := range 3 {
+		if f := toggle(id); f.Type != relay.TypeOK {
+			t.Fatalf("write %d of the burst of 3: %+v", id+1, f)
+		}
+	}
+	f := toggle(3)
+	expectErr(t, f, relay.CodeRateLimited)
+	if f.Limit != server.LimitAccountWritesPerName {
+		t.Fatalf("limit %q, want %q", f.Limit, server.LimitAccountWritesPerName)
+	}
+	// 60 an hour: the next write a minute after the burst.
+	if wait := time.Duration(f.RetryAfterMS) * time.Millisecond; wait < 59*time.Second || wait > 61*time.Second {
+		t.Fatalf("retry_after_ms %d, want about a minute", f.RetryAfterMS)
+	}
+	if err := pair.a.c.Block(testCtx(t), "mallory"); err != nil {
+		t.Fatalf("another account's block: %v", err)
+	}
+	clock.add(time.Minute)
+	if f := toggle(4); f.Type != relay.TypeOK {
+		t.Fatalf("a minute later: %+v", f)
+	}
+	expectErr(t, toggle(5), relay.CodeRateLimited)
+	if n := limited(t, r, server.LimitAccountWritesPerName); n != 2 {
+		t.Fatalf("account_writes_per_name counted %d times, want 2", n)
+	}
+}
+
 func TestLimitRegistrationsPerAddress(t *testing.T) { eachStore(t, testLimitRegistrationsPerAddress) }
 
 func testLimitRegistrationsPerAddress(t *testing.T, bk store) {

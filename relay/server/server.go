@@ -54,6 +54,8 @@ type Limits struct {
 	LookupBurst                 int           // ... burst 20)
 	UploadPreKeysPerHour        int           // upload_prekeys frames per card (60 an hour, ...)
 	UploadPreKeysBurst          int           // ... burst 30: a full rotation of 100 keys of each kind is 5 frames)
+	AccountWritesPerHour        int           // replace_card, block, unblock, set_recovery per name (600 an hour, ...)
+	AccountWritesBurst          int           // ... burst 200: each is a synced transaction on the one writer)
 	RegistrationsPerHour        int           // register per source address (10 an hour)
 	RecoveryPerNamePerHour      int           // recover attempts per target name (5 an hour, burst 5)
 	RecoveryPerAddressPerHour   int           // recover attempts per source address (10 an hour, burst 10)
@@ -92,6 +94,8 @@ var DefaultLimits = Limits{
 	LookupBurst:                 20,
 	UploadPreKeysPerHour:        60,
 	UploadPreKeysBurst:          30,
+	AccountWritesPerHour:        600,
+	AccountWritesBurst:          200,
 	RegistrationsPerHour:        10,
 	RecoveryPerNamePerHour:      5,
 	RecoveryPerAddressPerHour:   10,
