@@ -54,9 +54,15 @@ type conn struct {
 	rateStrikes   int
 	acct          *account // nil until logged in
 	blob          blobConn // blobs.go; the read loop's
-	// messageDeadline is when the message being read must be whole (zero between
-	// messages); the ping and pong handlers, which run inside its reads, read it too.
-	messageDeadline time.Time
+	// messageStart is when the message being read began (zero between messages); the
+	// ping and pong handlers, which run inside its reads, read it too (reader.go).
+	messageStart time.Time
+	// messageDeadlineSet: the read deadline is the message's own, to be put back to
+	// the idle deadline when the message ends.
+	messageDeadlineSet bool
+	idleSetAt          time.Time     // when the idle read deadline was last pushed out
+	msgReader          msgReader     // the message being read, as onMessage reads it
+	readTimeout        time.Duration // the idle read deadline's length
 	// cardID is acct's card ID for other goroutines (Notify): a card replaced on
 	// another connection closes this one.
 	cardID     atomic.Pointer[string]

@@ -42,7 +42,10 @@ func (c *conn) readLoop() {
 	// frame (gorilla would write its own close frame from this goroutine).
 	ws.SetReadLimit(0)
 	readTimeout := 2*c.s.limits.PingInterval + 15*time.Second
-	c.extendReads(time.Now().Add(readTimeout))
+	c.readTimeout = readTimeout
+	c.idleSetAt = time.Now()
+	c.extendReads(c.idleSetAt.Add(readTimeout))
+	c.msgReader.c = c
 	ws.SetPongHandler(func(string) error {
 		c.controlArrived(readTimeout)
 		return nil
@@ -75,11 +78,12 @@ func (c *conn) readLoop() {
 		if err != nil {
 			return
 		}
-		c.startMessage(readTimeout)
-		if !c.onMessage(mt, r) {
+		c.startMessage()
+		c.msgReader.r = r
+		if !c.onMessage(mt, &c.msgReader) {
 			return
 		}
-		c.endMessage(readTimeout)
+		c.endMessage()
 	}
 }
 
@@ -88,32 +92,56 @@ func (c *conn) readLoop() {
 // could keep a message open, and its buffer held, for as long as it pings.
 func (c *conn) controlArrived(readTimeout time.Duration) {
 	t := time.Now().Add(readTimeout)
-	if !c.messageDeadline.IsZero() {
-		t = earliest(t, c.messageDeadline)
+	if !c.messageStart.IsZero() {
+		t = earliest(t, c.messageStart.Add(c.s.limits.MessageTimeout))
+		c.messageDeadlineSet = true
 	}
 	c.extendReads(t)
 }
 
-// startMessage sets the read deadline of a message whose first frame has arrived: it
-// must be whole within MessageTimeout (limit message_deadline), whatever pings and
-// pongs arrive meanwhile; the idle deadline still applies when it is earlier.
+// startMessage marks the start of a message whose first frame has arrived: it must be
+// whole within MessageTimeout (limit message_deadline), whatever pings and pongs
+// arrive meanwhile. Its deadline is set only before a read that may wait for the
+// network (msgReader): a message already whole in the read buffer, as most are, costs
+// no timer update. The idle deadline is pushed out at most once a second: it costs
+// one.
 //
 //go:noinline
-func (c *conn) startMessage(readTimeout time.Duration) {
+func (c *conn) startMessage() {
 	now := time.Now()
-	c.messageDeadline = now.Add(c.s.limits.MessageTimeout)
-	c.extendReads(earliest(now.Add(readTimeout), c.messageDeadline))
+	c.messageStart = now
+	if now.Sub(c.idleSetAt) > time.Second {
+		c.extendReads(now.Add(c.readTimeout))
+		c.idleSetAt = now
+	}
 }
 
-// endMessage puts the idle deadline back after a message, before the loop waits for
-// the next one. With the next message's bytes already buffered it leaves the message
-// deadline in place, as that message sets its own at once: a timer update saved per
-// message of a busy connection.
-func (c *conn) endMessage(readTimeout time.Duration) {
-	c.messageDeadline = time.Time{}
-	if c.br == nil || c.br.Buffered() == 0 {
-		c.extendReads(time.Now().Add(readTimeout))
+// endMessage puts the idle deadline back after a message that set its own.
+func (c *conn) endMessage() {
+	c.messageStart = time.Time{}
+	c.msgReader.r = nil
+	if c.messageDeadlineSet {
+		c.messageDeadlineSet = false
+		c.idleSetAt = time.Now()
+		c.extendReads(c.idleSetAt.Add(c.readTimeout))
 	}
+}
+
+// msgReader reads the current message, setting the message's deadline before the
+// first read that finds the read buffer empty. A read that starts with bytes buffered
+// and then waits (a frame header cut short) waits under the idle deadline, which a
+// ping or pong inside the message lowers to the message's (controlArrived).
+type msgReader struct {
+	c *conn
+	r io.Reader
+}
+
+func (m *msgReader) Read(p []byte) (int, error) {
+	if c := m.c; !c.messageDeadlineSet && (c.br == nil || c.br.Buffered() == 0) {
+		c.messageDeadlineSet = true
+		c.extendReads(earliest(time.Now().Add(c.readTimeout), c.messageStart.Add(c.s.limits.MessageTimeout)))
+	}
+	return m.r.Read(p)
 }
 
 // messageExpired reports whether err, a read error inside a message, is its deadline
@@ -121,7 +149,7 @@ func (c *conn) endMessage(readTimeout time.Duration) {
 func (c *conn) messageExpired(err error) bool {
 	var ne net.Error
 	return errors.As(err, &ne) && ne.Timeout() && c.readCap.Load() == 0 &&
-		!c.messageDeadline.IsZero() && !time.Now().Before(c.messageDeadline)
+		!c.messageStart.IsZero() && !time.Now().Before(c.messageStart.Add(c.s.limits.MessageTimeout))
 }
 
 // killExpiredMessage closes the connection with message_timeout after its message
