@@ -21,26 +21,9 @@ func TestAccountExpiryAcrossNodes(t *testing.T) {
 	clk := &clock{t: time.Now()}
 	var dir *cluster.Directory
 	node := func() *relaytest.Relay {
-		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-		defer cancel()
-		c, err := cluster.Connect(ctx, cluster.Options{URLs: []string{ns.URL()}})
-		if err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(c.Close)
-		q, err := cluster.NewQueue(ctx, c, cluster.QueueOptions{Clock: clk.now})
-		if err != nil {
-			t.Fatal(err)
-		}
-		hctx, hcancel := context.WithCancel(context.Background())
-		h := cluster.NewHub(hctx, c)
-		t.Cleanup(func() { hcancel(); h.Close() })
-		d, err := cluster.NewDirectory(ctx, c, cluster.DirOptions{SealKey: testSealKey})
-		if err != nil {
-			t.Fatal(err)
-		}
-		dir = d
-		return relaytest.StartWith(t, relaytest.Options{Dir: d, Queue: q, Hub: h, Clock: clk.now, AccountExpiry: 30 * day})
+		var r *relaytest.Relay
+		r, dir = startClusterNode(t, ns.URL(), relaytest.Options{Clock: clk.now, AccountExpiry: 30 * day})
+		return r
 	}
 	a, b := node(), node()
 	ctx := testCtx(t)
@@ -63,4 +46,31 @@ func TestAccountExpiryAcrossNodes(t *testing.T) {
 	if _, err := dir.AccountByName(ctx, "live"); err != nil {
 		t.Fatalf("live, connected to node B, expired by node A: %v", err)
 	}
+}
+
+// startClusterNode starts a relay node whose queue, hub and directory are on the
+// JetStream at url, as `pfschat relay --nats` runs one; opts gives the rest (its Dir,
+// Queue and Hub are set here). The queue's TTLs follow opts.Clock.
+func startClusterNode(t *testing.T, url string, opts relaytest.Options) (*relaytest.Relay, *cluster.Directory) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	c, err := cluster.Connect(ctx, cluster.Options{URLs: []string{url}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(c.Close)
+	q, err := cluster.NewQueue(ctx, c, cluster.QueueOptions{Clock: opts.Clock})
+	if err != nil {
+		t.Fatal(err)
+	}
+	hctx, hcancel := context.WithCancel(context.Background())
+	h := cluster.NewHub(hctx, c)
+	t.Cleanup(func() { hcancel(); h.Close() })
+	d, err := cluster.NewDirectory(ctx, c, cluster.DirOptions{SealKey: testSealKey})
+	if err != nil {
+		t.Fatal(err)
+	}
+	opts.Dir, opts.Queue, opts.Hub = d, q, h
+	return relaytest.StartWith(t, opts), d
 }

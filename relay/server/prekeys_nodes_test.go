@@ -1,14 +1,12 @@
 package server_test
 
 import (
-	"context"
 	"testing"
 	"time"
 
 	"pfschat/ratchet"
 	"pfschat/relay"
 	"pfschat/relay/client"
-	"pfschat/relay/cluster"
 	"pfschat/relay/cluster/natstest"
 	"pfschat/relay/relaytest"
 	"pfschat/relay/server"
@@ -23,25 +21,8 @@ func TestUploadPreKeysLimitAcrossNodes(t *testing.T) {
 	clk := &clock{t: time.Now()}
 	limits := server.Limits{UploadPreKeysPerHour: 60, UploadPreKeysBurst: burst}
 	node := func() *relaytest.Relay {
-		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-		defer cancel()
-		c, err := cluster.Connect(ctx, cluster.Options{URLs: []string{ns.URL()}})
-		if err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(c.Close)
-		q, err := cluster.NewQueue(ctx, c, cluster.QueueOptions{Clock: clk.now})
-		if err != nil {
-			t.Fatal(err)
-		}
-		hctx, hcancel := context.WithCancel(context.Background())
-		h := cluster.NewHub(hctx, c)
-		t.Cleanup(func() { hcancel(); h.Close() })
-		d, err := cluster.NewDirectory(ctx, c, cluster.DirOptions{SealKey: testSealKey})
-		if err != nil {
-			t.Fatal(err)
-		}
-		return relaytest.StartWith(t, relaytest.Options{Dir: d, Queue: q, Hub: h, Clock: clk.now, Limits: limits})
+		r, _ := startClusterNode(t, ns.URL(), relaytest.Options{Clock: clk.now, Limits: limits})
+		return r
 	}
 	a, b := node(), node()
 	mallory := register(t, a, "mallory")
