@@ -195,13 +195,41 @@ func (q *Queue) createQueueStream(ctx context.Context, k int) error {
 	return nil
 }
 
-// createStream creates or updates a stream, each with a timeout of its own: a
-// cluster placing a new replicated stream may take a few seconds.
+// createStream creates or updates a stream, each attempt with a timeout of its own: a
+// cluster placing a new replicated stream may take a few seconds. An attempt that
+// times out, or finds the cluster not ready (still electing its meta leader, its
+// peers not all known: relay nodes started beside their NATS servers), is tried again
+// until ctx ends; CreateOrUpdateStream makes a retry of one that did go through
+// harmless. A NATS without JetStream fails at once.
 func createStream(ctx context.Context, c *Conn, cfg jetstream.StreamConfig) error {
-	cctx, cancel := context.WithTimeout(ctx, 2*c.Timeout())
-	defer cancel()
-	_, err := c.js.CreateOrUpdateStream(cctx, cfg)
-	return err
+	for {
+		cctx, cancel := context.WithTimeout(ctx, 2*c.Timeout())
+		_, err := c.js.CreateOrUpdateStream(cctx, cfg)
+		cancel()
+		if err == nil || ctx.Err() != nil || !streamNotReady(err) {
+			return err
+		}
+		t := time.NewTimer(250 * time.Millisecond)
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return err
+		case <-t.C:
+		}
+	}
+}
+
+// JetStream API error codes of a cluster not ready to place a stream yet.
+const (
+	errCodeClusterNotAvailable = 10008 // JetStream system temporarily unavailable
+	errCodeNoSuitablePeers     = 10005 // no suitable peers for placement
+)
+
+// streamNotReady reports whether a stream's creation failed only because the
+// cluster was not ready for it yet.
+func streamNotReady(err error) bool {
+	return errors.Is(err, context.DeadlineExceeded) || errors.Is(err, nats.ErrTimeout) ||
+		isAPIErr(err, errCodeClusterNotAvailable) || isAPIErr(err, errCodeNoSuitablePeers)
 }
 
 // Subject is the queue subject of a name (in the stream of its shard).

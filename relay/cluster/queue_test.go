@@ -9,6 +9,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+
 	"pfschat/relay/cluster/natstest"
 	"pfschat/relay/server"
 	"pfschat/storage"
@@ -452,5 +455,27 @@ func TestQueueShards(t *testing.T) {
 	}
 	if depth, _ := q.QueueDepth(ctx); depth != 35 {
 		t.Fatalf("depth after purge %d", depth)
+	}
+}
+
+// A stream's creation is tried again only while the cluster is not ready for it (an
+// attempt timed out, no meta leader yet, its peers not all known); a NATS without
+// JetStream, or a refused configuration, fails at once.
+func TestStreamNotReady(t *testing.T) {
+	for _, tc := range []struct {
+		err   error
+		again bool
+	}{
+		{fmt.Errorf("create: %w", context.DeadlineExceeded), true},
+		{nats.ErrTimeout, true},
+		{&jetstream.APIError{ErrorCode: errCodeClusterNotAvailable, Code: 503}, true},
+		{&jetstream.APIError{ErrorCode: errCodeNoSuitablePeers, Code: 500}, true},
+		{jetstream.ErrJetStreamNotEnabled, false},
+		{nats.ErrNoResponders, false},
+		{&jetstream.APIError{ErrorCode: 10058, Code: 400}, false}, // stream name in use with another configuration
+	} {
+		if got := streamNotReady(tc.err); got != tc.again {
+			t.Errorf("streamNotReady(%v) = %v, want %v", tc.err, got, tc.again)
+		}
 	}
 }
