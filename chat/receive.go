@@ -250,6 +250,9 @@ func (c *Controller) handleIncoming(ctx context.Context, in *client.Incoming, b 
 			c.log.Error("could not commit an incoming message; leaving it for redelivery", "from", in.From, "err", err)
 			return
 		default:
+			if res.contactNew && res.msg == nil && res.previousKey == nil {
+				c.forgetUnshownStranger(ctx, in.From)
+			}
 			if res.receiptFor != "" {
 				b.owe(res.receiptFor, res.receiptID)
 			}
@@ -257,6 +260,23 @@ func (c *Controller) handleIncoming(ctx context.Context, in *client.Incoming, b 
 		}
 	}
 	b.acks = append(b.acks, in.ID)
+}
+
+// forgetUnshownStranger removes the message request that only the message just
+// received made, when it showed nothing: a receipt, a withdrawn notice or a retry
+// request of someone who is not a contact (a removed contact's receipt for our last
+// message, in flight as we removed them) makes no request. Their next real message
+// does, as for any stranger.
+func (c *Controller) forgetUnshownStranger(ctx context.Context, name string) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	ct, err := c.store.Contact(ctx, name)
+	if err != nil || ct.Consented {
+		return // gone already, or the user took them as a contact meanwhile
+	}
+	if err := c.store.DeleteContact(ctx, name); err != nil && !errors.Is(err, storage.ErrNotFound) {
+		c.log.Warn("a stranger whose message showed nothing is left as a request", "from", name, "err", err)
+	}
 }
 
 func (c *Controller) afterReceive(ctx context.Context, res *received) {

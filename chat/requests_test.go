@@ -4,6 +4,7 @@ import (
 	"errors"
 	"strings"
 	"testing"
+	"time"
 
 	"pfschat/chat"
 	"pfschat/chat/chattest"
@@ -125,6 +126,58 @@ func TestBlockOfflineReachesRelay(t *testing.T) {
 	for _, h := range chattest.FullHistory(t, bob, "alice") {
 		if strings.Contains(h.Text, "block") {
 			t.Errorf("bob stored a blocked message: %q", h.Text)
+		}
+	}
+}
+
+// A removed contact stays removed when a receipt of theirs arrives afterwards: their
+// delivery receipt for our last message, in flight while we removed them, used to make
+// them a message request again, with nothing to show.
+func TestReceiptAfterRemovalMakesNoRequest(t *testing.T) {
+	r := relaytest.Start(t)
+	ctx := t.Context()
+	alice := chattest.NewUser(t, r, "alice")
+	bob := chattest.NewUser(t, r, "bob")
+	chattest.Converse(t, alice, bob)
+	m, err := bob.Send(ctx, "alice", "last words")
+	chattest.Must(t, err)
+	chattest.WaitState(t, bob, m.ID, chat.Sent)
+	chattest.Must(t, bob.Close())
+	chattest.WaitReceived(t, alice, "bob", "last words") // her delivery receipt waits on the relay
+	// bob removes alice while offline, then comes back for the receipt.
+	online := bob.Profile
+	offline := online
+	offline.RelayURL = "ws://127.0.0.1:1"
+	offline.Prefs.AllowOffline = true
+	bob.Profile = offline
+	bob.Reopen()
+	chattest.Must(t, bob.RemoveContact(ctx, "alice"))
+	bob.Profile = online
+	bob.Reopen()
+	// The receipt is handled once bob has acked it: the relay's queue for him empties.
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		left, err := r.Store.Pending(ctx, "bob", 0, 1)
+		chattest.Must(t, err)
+		if len(left) == 0 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("bob did not take alice's receipt from the relay within 30 s")
+		}
+		time.Sleep(20 * time.Millisecond) // polling the relay's queue
+	}
+	if ct, err := bob.Contact(ctx, "alice"); !errors.Is(err, chat.ErrUnknownContact) {
+		t.Fatalf("after her receipt the removed alice is back: %+v, %v", ct, err)
+	}
+	// alice's next real message makes her a request.
+	chattest.Send(t, alice, bob, "knock knock")
+	if ct := contactOf(t, bob, "alice"); !ct.Request {
+		t.Fatalf("after her message: %+v, want a request", ct)
+	}
+	for _, h := range chattest.FullHistory(t, bob, "alice") {
+		if h.Text != "knock knock" {
+			t.Errorf("bob's conversation with the removed alice holds %+v, want only her new message", h)
 		}
 	}
 }
