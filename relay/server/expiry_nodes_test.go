@@ -49,8 +49,8 @@ func TestAccountExpiryAcrossNodes(t *testing.T) {
 }
 
 // startClusterNode starts a relay node whose queue, hub and directory are on the
-// JetStream at url, as `pfschat relay --nats` runs one; opts gives the rest (its Dir,
-// Queue and Hub are set here). The queue's TTLs follow opts.Clock.
+// JetStream at url (onCluster), shared with every other node started on it; opts
+// gives the rest.
 func startClusterNode(t *testing.T, url string, opts relaytest.Options) (*relaytest.Relay, *cluster.Directory) {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
@@ -60,17 +60,6 @@ func startClusterNode(t *testing.T, url string, opts relaytest.Options) (*relayt
 		t.Fatal(err)
 	}
 	t.Cleanup(c.Close)
-	q, err := cluster.NewQueue(ctx, c, cluster.QueueOptions{Clock: opts.Clock})
-	if err != nil {
-		t.Fatal(err)
-	}
-	hctx, hcancel := context.WithCancel(context.Background())
-	h := cluster.NewHub(hctx, c)
-	t.Cleanup(func() { hcancel(); h.Close() })
-	d, err := cluster.NewDirectory(ctx, c, cluster.DirOptions{SealKey: testSealKey})
-	if err != nil {
-		t.Fatal(err)
-	}
-	opts.Dir, opts.Queue, opts.Hub = d, q, h
-	return relaytest.StartWith(t, opts), d
+	opts = onCluster(t, ctx, c, opts)
+	return relaytest.StartWith(t, opts), opts.Dir.(*cluster.Directory)
 }

@@ -109,6 +109,13 @@ func jetstreamOptions(t *testing.T, o relaytest.Options) relaytest.Options {
 			js.DeleteStream(ctx, n)
 		}
 	})
+	return onCluster(t, ctx, c, o)
+}
+
+// onCluster puts o's queue, hub and directory on the JetStream c reaches, with the
+// relay's limits and clock, as `pfschat relay --nats` does.
+func onCluster(t *testing.T, ctx context.Context, c *cluster.Conn, o relaytest.Options) relaytest.Options {
+	t.Helper()
 	maxCount := o.Limits.MaxQueueCount
 	if maxCount <= 0 {
 		maxCount = server.DefaultLimits.MaxQueueCount
