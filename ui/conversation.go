@@ -378,3 +378,14 @@ func (cv *conversation) setUpload(t chat.Transfer, now time.Time) {
 func (cv *conversation) dropUpload(clientID string) {
 	cv.uploads = slices.DeleteFunc(cv.uploads, func(u *upload) bool { return u.t.ClientID == clientID })
 }
+
+// holdsKeyPending reports whether a message shown here waits behind its sender's
+// changed identity key.
+func (cv *conversation) holdsKeyPending() bool {
+	for _, it := range cv.items {
+		if it.m.KeyPending {
+			return true
+		}
+	}
+	return false
+}

@@ -60,7 +60,9 @@ var slashCommands = []slashCommand{
 		name: "/accept", help: "accept the open contact's changed identity key",
 		needsConversation: true,
 		run: func(m *mainScreen, _ []string) tea.Cmd {
-			if ct, ok := m.contact(m.open); ok && !ct.KeyChanged {
+			// The contact list is reloaded after a message's event: a message held
+			// behind the key change may be on screen before the list says so.
+			if ct, ok := m.contact(m.open); ok && !ct.KeyChanged && !m.conv().holdsKeyPending() {
 				// No false alarm: nothing changed, so no warning dialog either.
 				m.setNotice(m.open+"'s key has not changed; nothing to accept", false)
 				return nil

@@ -124,6 +124,17 @@ func TestAcceptWithoutKeyChange(t *testing.T) {
 	if msg, ok := cmd().(pushDialogMsg); !ok {
 		t.Errorf("/accept with a pending key change: %T, want the key-change dialog", msg)
 	}
+	// A message held behind the change can be on screen before the contact list is
+	// reloaded with it: /accept believes the screen.
+	m.contacts[0].KeyChanged = false
+	m.conv().appendMsg(chat.Message{Contact: "bob", Text: "from the new phone", KeyPending: true, SentAt: fixedNow}, time.UTC)
+	cmd = m.command([]string{"/accept"})
+	if cmd == nil {
+		t.Fatal("/accept beside a message held behind the key change opened nothing")
+	}
+	if msg, ok := cmd().(pushDialogMsg); !ok {
+		t.Errorf("/accept beside a held message: %T, want the key-change dialog", msg)
+	}
 }
 
 // TestOpenUnknownContactRefused: --open NAME (Options.OpenContact) with a name that is
