@@ -8,6 +8,8 @@ import (
 	"path/filepath"
 	"strconv"
 	"testing"
+	"testing/synctest"
+	"time"
 )
 
 // A second opener — here another descriptor in the same process, which flock treats
@@ -70,4 +72,80 @@ func TestLockRecordParsing(t *testing.T) {
 	if got := (&LockedError{Dir: "/p"}).Error(); got != "profile /p is open in pfschat (an unknown pfschat process); wait for it to end or stop it (run `pfschat daemon` to let commands share the profile)" {
 		t.Errorf("without a record: %q", got)
 	}
+}
+
+// An opener refused while the holder's record is empty — the holder between taking the
+// lock and writing it, or between emptying it and letting go — does not give up at
+// once: it names a holder whose record appears, takes a lock that is let go, and only
+// after recordWait is refused without a name. synctest.Wait returns when the opener is
+// asleep between tries, so each case starts after it has seen the empty record.
+func TestLockWaitsForTheHoldersRecord(t *testing.T) {
+	holdEmpty := func(t *testing.T) (path string, l *Lock) {
+		dir := filepath.Join(t.TempDir(), "p")
+		l, err := AcquireLock(dir, OwnerDaemon)
+		if err != nil {
+			t.Fatal(err)
+		}
+		path = filepath.Join(dir, LockFile)
+		if err := os.Truncate(path, 0); err != nil {
+			t.Fatal(err)
+		}
+		return path, l
+	}
+	type result struct {
+		l   *Lock
+		err error
+	}
+	open := func(dir string) chan result {
+		c := make(chan result, 1)
+		go func() {
+			l, err := AcquireLock(dir, OwnerCommand)
+			c <- result{l, err}
+		}()
+		return c
+	}
+	t.Run("arriving", func(t *testing.T) {
+		synctest.Test(t, func(t *testing.T) {
+			path, l := holdEmpty(t)
+			defer l.Release()
+			c := open(filepath.Dir(path))
+			synctest.Wait()
+			if err := os.WriteFile(path, lockRecord(4242, OwnerDaemon), 0o600); err != nil {
+				t.Fatal(err)
+			}
+			r := <-c
+			var le *LockedError
+			if !errors.As(r.err, &le) || le.PID != 4242 || le.Kind != OwnerDaemon {
+				t.Fatalf("opener: %v, want refused by pid 4242, pfschat daemon", r.err)
+			}
+		})
+	})
+	t.Run("leaving", func(t *testing.T) {
+		synctest.Test(t, func(t *testing.T) {
+			path, l := holdEmpty(t)
+			c := open(filepath.Dir(path))
+			synctest.Wait()
+			l.Release()
+			r := <-c
+			if r.err != nil {
+				t.Fatalf("opener after the holder let go: %v", r.err)
+			}
+			r.l.Release()
+		})
+	})
+	t.Run("stuck", func(t *testing.T) {
+		synctest.Test(t, func(t *testing.T) {
+			path, l := holdEmpty(t)
+			defer l.Release()
+			start := time.Now()
+			r := <-open(filepath.Dir(path))
+			var le *LockedError
+			if !errors.As(r.err, &le) || le.PID != 0 {
+				t.Fatalf("opener: %v, want refused without a pid", r.err)
+			}
+			if waited := time.Since(start); waited < recordWait {
+				t.Fatalf("refused after %v, want at least %v", waited, recordWait)
+			}
+		})
+	})
 }

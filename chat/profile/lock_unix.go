@@ -5,9 +5,9 @@ package profile
 import (
 	"errors"
 	"fmt"
-	"io"
 	"os"
 	"path/filepath"
+	"time"
 
 	"golang.org/x/sys/unix"
 )
@@ -58,21 +58,29 @@ type FileLock struct{ f *os.File }
 // without waiting and writes record into it, naming the holder for whoever is refused.
 // When another open file description holds it — in another process or this one — it
 // returns ErrLockHeld and the holder's record (at most 256 bytes).
+//
+// A holder writes its record just after taking the lock and empties it just before
+// letting go, so a refused opener can catch it with no record. It then tries again for
+// up to recordWait: the lock is its own when the holder was leaving, and the record is
+// there when the holder was arriving. Only a holder stuck between the two (or a record
+// some other program wrote) leaves the refusal without a name.
 func AcquireFileLock(path string, record []byte) (*FileLock, []byte, error) {
 	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE, 0o600)
 	if err != nil {
 		return nil, nil, err
 	}
-	for {
-		err = unix.Flock(int(f.Fd()), unix.LOCK_EX|unix.LOCK_NB)
-		if !errors.Is(err, unix.EINTR) {
+	var holder []byte
+	for deadline := time.Now().Add(recordWait); ; {
+		err = flockNow(f)
+		if !errors.Is(err, unix.EWOULDBLOCK) {
 			break
 		}
-	}
-	if errors.Is(err, unix.EWOULDBLOCK) {
-		holder, _ := io.ReadAll(io.LimitReader(f, 256))
-		f.Close()
-		return nil, holder, ErrLockHeld
+		holder = readRecord(f)
+		if pid, _ := ParseLockRecord(holder, ""); pid > 0 || time.Now().After(deadline) {
+			f.Close()
+			return nil, holder, ErrLockHeld
+		}
+		time.Sleep(recordPoll)
 	}
 	if err != nil {
 		f.Close()
@@ -87,6 +95,31 @@ func AcquireFileLock(path string, record []byte) (*FileLock, []byte, error) {
 		return nil, nil, fmt.Errorf("%s: recording the holder: %w", path, err)
 	}
 	return &FileLock{f: f}, nil, nil
+}
+
+// recordWait bounds how long a refused opener waits for the holder's record (a holder
+// writes it microseconds after taking the lock); recordPoll is how often it looks.
+const (
+	recordWait = 200 * time.Millisecond
+	recordPoll = 2 * time.Millisecond
+)
+
+// flockNow takes an exclusive flock on f without waiting.
+func flockNow(f *os.File) error {
+	for {
+		err := unix.Flock(int(f.Fd()), unix.LOCK_EX|unix.LOCK_NB)
+		if !errors.Is(err, unix.EINTR) {
+			return err
+		}
+	}
+}
+
+// readRecord reads the holder's record from the start of the lock file (at most 256
+// bytes; nil when unreadable).
+func readRecord(f *os.File) []byte {
+	buf := make([]byte, 256)
+	n, _ := f.ReadAt(buf, 0)
+	return buf[:n]
 }
 
 // Release drops the lock. Safe on nil and to call twice.
