@@ -494,7 +494,7 @@ func (c *conn) onUploadPreKeys(f *relay.Frame) {
 			return
 		}
 		if have+n > max {
-			c.replyError(f.ID, relay.CodeTooManyPreKeys, strconv.Itoa(have)+" "+relay.PreKeyKindNames[kind]+" prekeys stored, "+strconv.Itoa(n)+" more would exceed "+strconv.Itoa(max), limitMaxOneTimePreKeys)
+			c.tooManyPreKeys(f.ID, strconv.Itoa(have)+" "+relay.PreKeyKindNames[kind]+" prekeys stored, "+strconv.Itoa(n)+" more would exceed "+strconv.Itoa(max))
 			return
 		}
 	}
@@ -514,8 +514,12 @@ func (c *conn) onUploadPreKeys(f *relay.Frame) {
 	c.replyPreKeyStatus(ctx, f.ID)
 }
 
-// limitMaxOneTimePreKeys is the limit too_many_prekeys names (PROTOCOL.md "Limits").
-const limitMaxOneTimePreKeys = "max_one_time_prekeys"
+// tooManyPreKeys refuses an upload for max_one_time_prekeys, and counts it in
+// /metrics as every abuse limit is.
+func (c *conn) tooManyPreKeys(reqID uint64, msg string) {
+	c.s.m.limited(LimitMaxOneTimePreKeys)
+	c.replyError(reqID, relay.CodeTooManyPreKeys, msg, LimitMaxOneTimePreKeys)
+}
 
 // decodePreKeyUpload parses an upload's prekeys and counts its one-time keys by kind,
 // without verifying a signature. It refuses, answering the request itself, a key that
@@ -565,7 +569,7 @@ func (c *conn) decodePreKeyUpload(f *relay.Frame) (parsed []ratchet.PublicPreKey
 	max := c.s.limits.MaxOneTimePreKeys
 	for kind, n := range newOneTime {
 		if n > max {
-			c.replyError(f.ID, relay.CodeTooManyPreKeys, strconv.Itoa(n)+" "+relay.PreKeyKindNames[kind]+" prekeys in one frame exceed "+strconv.Itoa(max), limitMaxOneTimePreKeys)
+			c.tooManyPreKeys(f.ID, strconv.Itoa(n)+" "+relay.PreKeyKindNames[kind]+" prekeys in one frame exceed "+strconv.Itoa(max))
 			return nil, nil, false
 		}
 	}

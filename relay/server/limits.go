@@ -42,6 +42,7 @@ const (
 	LimitRegistrationPolicy      = "registration_policy"        // registration_closed / invite_required
 	LimitSenderQuota             = "sender_quota"               // queue_full, limit: sender_quota
 	LimitUploadPreKeysPerCard    = "upload_prekeys_per_card"    // rate_limited
+	LimitMaxOneTimePreKeys       = "max_one_time_prekeys"       // too_many_prekeys
 	LimitAccountWritesPerName    = "account_writes_per_name"    // rate_limited
 	// LimitRecoveryPerName and LimitRecoveryPerAddress are in recovery.go, the blob
 	// limits LimitMaxBlobBytes and LimitBlobQuotaBytes in blobs.go.
@@ -51,7 +52,7 @@ var metricLimitNames = [...]string{
 	LimitLoginDeadline, LimitMessageDeadline, LimitConnectionsPerAddress, LimitConnectionsTotal, LimitFramesPerSecond,
 	LimitFetchBundlePerRequester, LimitFetchBundlePerTarget, LimitLowPreKeysNotice, LimitLookupPerRequester,
 	LimitRegistrationsPerAddress, LimitRegistrationPolicy, LimitSenderQuota, LimitUploadPreKeysPerCard,
-	LimitAccountWritesPerName, LimitRecoveryPerName, LimitRecoveryPerAddress,
+	LimitMaxOneTimePreKeys, LimitAccountWritesPerName, LimitRecoveryPerName, LimitRecoveryPerAddress,
 	LimitMaxBlobBytes, LimitBlobQuotaBytes,
 }
 

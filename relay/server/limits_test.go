@@ -451,6 +451,37 @@ func testLimitUploadPreKeysPerCard(t *testing.T, bk store) {
 	}
 }
 
+// max_one_time_prekeys: an upload that would take a card past 100 one-time prekeys of a
+// kind, in the frame alone or with those stored, is refused with too_many_prekeys
+// naming the limit, and counted like every other limit.
+func TestLimitMaxOneTimePreKeys(t *testing.T) { eachStore(t, testLimitMaxOneTimePreKeys) }
+
+func testLimitMaxOneTimePreKeys(t *testing.T, bk store) {
+	r := bk.Start(t)
+	pair := newHonestPair(t, r)
+	attacker := newUser(t, r, "mallory")
+	ctx := testCtx(t)
+	tooMany := func(err error, says string) {
+		t.Helper()
+		wantCode(t, err, relay.CodeTooManyPreKeys)
+		pe := (*relay.ProtocolError)(nil)
+		if !errorsAs(err, &pe) || pe.Limit != server.LimitMaxOneTimePreKeys || !strings.Contains(pe.Message, says) {
+			t.Fatalf("%v, want limit %s and a message saying %q", err, server.LimitMaxOneTimePreKeys, says)
+		}
+	}
+	max := server.DefaultLimits.MaxOneTimePreKeys
+	oneTime := makePreKeys(t, attacker, ratchet.OneTimePreKey, 1, max+1)
+	tooMany(attacker.c.UploadPreKeys(ctx, oneTime), "in one frame")
+	if err := attacker.c.UploadPreKeys(ctx, oneTime[:max]); err != nil {
+		t.Fatal(err)
+	}
+	tooMany(attacker.c.UploadPreKeys(ctx, oneTime[max:]), "prekeys stored")
+	pair.roundTrip(t)
+	if n := limited(t, r, server.LimitMaxOneTimePreKeys); n != 2 {
+		t.Fatalf("max_one_time_prekeys counted %d times, want 2", n)
+	}
+}
+
 // block, unblock, replace_card and set_recovery each make a synced write on the relay's
 // one writer: a logged-in account toggling a block at the frame rate kept it busy for
 // everyone. account_writes_per_name bounds them per name (so a new card from

@@ -151,7 +151,7 @@ func (m *metrics) write(ctx context.Context, w io.Writer, queueDepth func(contex
 	counterVec("pfschat_relay_frames_in_total", "Frames received, by type.", "type", metricFrameTypes[:], m.framesIn[:])
 	counterVec("pfschat_relay_frames_out_total", "Frames sent, by type.", "type", metricFrameTypes[:], m.framesOut[:])
 	counterVec("pfschat_relay_errors_total", "Error frames sent, by code.", "code", metricErrorCodes[:], m.errors[:])
-	counterVec("pfschat_relay_limited_total", "Abuse limits applied, by limit name (PROTOCOL.md: Limits and abuse; Blobs; recovery's Limits).", "limit", metricLimitNames[:], m.limitedBy[:])
+	counterVec("pfschat_relay_limited_total", "Abuse limits applied, by limit name (PROTOCOL.md: Limits; Limits and abuse; Blobs; recovery's Limits).", "limit", metricLimitNames[:], m.limitedBy[:])
 	counter := func(name, help string, v uint64) {
 		p("# HELP %s %s\n# TYPE %s counter\n%s %d\n", name, help, name, name, v)
 	}
