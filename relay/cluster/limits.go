@@ -2,8 +2,8 @@ package cluster
 
 // Shared limits (server.SharedLimiter): the abuse limits that protect a victim or a
 // shared resource — bundles fetched per target, low_prekeys notices, registrations per
-// address, recovery attempts, prekey uploads per card, account writes per name — count in the directory's bucket, so N relay nodes do
-// not make them N times weaker. Each (limit, key) is one key holding a GCRA token
+// address, recovery attempts, prekey uploads and account writes per name — count in
+// the directory's bucket, so N relay nodes do not make them N times weaker. Each (limit, key) is one key holding a GCRA token
 // bucket (its theoretical arrival time), updated by compare-and-set; it expires once
 // the bucket would be full again.
 

@@ -39,7 +39,7 @@
 // Abuse limits (limits.go; PROTOCOL.md "Limits and abuse") each have a name, an error
 // frame and a counter, pfschat_relay_limited_total{limit=...}: a login deadline,
 // connection caps per address (IPv6 per /64) and in total, bundle fetches per requester
-// and per target, lookups per requester, prekey uploads per card, account writes per
+// and per target, lookups per requester, prekey uploads and account writes per
 // name (replace_card, block, unblock, set_recovery), registrations per
 // address and the registration policy (Config.Registration, invite codes from
 // CreateInvite), per-sender quotas in the store. Per-key state lives in bounded LRU

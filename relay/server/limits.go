@@ -202,7 +202,7 @@ type abuse struct {
 	targetNotice       *keyedLimiter // target name: the owner is told once per window
 	lowPreKeys         *keyedLimiter // card id
 	lookups            *keyedLimiter // requester name or address
-	preKeyUploads      *keyedLimiter // card id
+	preKeyUploads      *keyedLimiter // name: a replaced card's successor shares its allowance
 	accountWrites      *keyedLimiter // name: replace_card, block, unblock, set_recovery
 	registrations      *keyedLimiter // source address
 	recoveryPerName    *keyedLimiter // recover: target name
@@ -512,11 +512,14 @@ func (c *conn) allowAccountWrite(f *relay.Frame) bool {
 	return ok
 }
 
-// allowPreKeyUpload applies upload_prekeys_per_card.
+// allowPreKeyUpload applies upload_prekeys_per_card. Keyed by name, not card id
+// (the limit keeps its protocol name), so that a card from replace_card starts no
+// fresh allowance: a loop of replace_card and upload_prekeys would otherwise get a
+// burst of uploads per replacement.
 func (c *conn) allowPreKeyUpload(f *relay.Frame) bool {
-	ok, retry := c.s.ab.preKeyUploads.allow(c.acct.cardID)
+	ok, retry := c.s.ab.preKeyUploads.allow(c.acct.name)
 	if !ok {
-		c.rateLimited(f.ID, LimitUploadPreKeysPerCard, "too many prekey uploads for your card", retry)
+		c.rateLimited(f.ID, LimitUploadPreKeysPerCard, "too many prekey uploads for your account", retry)
 	}
 	return ok
 }

@@ -451,6 +451,53 @@ func testLimitUploadPreKeysPerCard(t *testing.T, bk store) {
 	}
 }
 
+// upload_prekeys_per_card counts per name: a card that replace_card puts in place of
+// another shares its allowance, so a loop of replace_card and upload_prekeys gets no
+// fresh burst per replacement.
+func TestUploadPreKeysLimitSurvivesReplaceCard(t *testing.T) {
+	eachStore(t, testUploadPreKeysLimitSurvivesReplaceCard)
+}
+
+func testUploadPreKeysLimitSurvivesReplaceCard(t *testing.T, bk store) {
+	const burst = 3
+	clock := &frozenClock{t: time.Now()} // no token comes back during the test
+	r := bk.StartWith(t, relaytest.Options{Clock: clock.now, Limits: server.Limits{UploadPreKeysPerHour: 60, UploadPreKeysBurst: burst}})
+	attacker := register(t, r, "mallory")
+	rc := dialRaw(t, r)
+	if f := rc.login(attacker); f.Type != relay.TypeOK {
+		t.Fatalf("login: %+v", f)
+	}
+	upload := func(id int, signer *user) relay.Frame {
+		t.Helper()
+		raw, err := makePreKeys(t, signer, ratchet.SignedPreKey, id, 1)[0].MarshalBinary()
+		if err != nil {
+			t.Fatal(err)
+		}
+		return rc.request(map[string]any{"type": "upload_prekeys", "id": id, "prekeys": [][]byte{raw}})
+	}
+	for i := range burst {
+		if f := upload(10+i, attacker); f.Type != relay.TypePreKeyStatus {
+			t.Fatalf("upload %d of the burst %d: %+v", i+1, burst, f)
+		}
+	}
+	expectErr(t, upload(20, attacker), relay.CodeRateLimited)
+
+	key, card := newIdentity(t, "mallory")
+	f := rc.request(map[string]any{"type": "replace_card", "id": 30, "card": card.Export()})
+	if f.Type != relay.TypeCard {
+		t.Fatalf("replace_card: %+v", f)
+	}
+	successor := &user{name: "mallory", key: key, card: card}
+	f = upload(40, successor)
+	expectErr(t, f, relay.CodeRateLimited)
+	if f.Limit != server.LimitUploadPreKeysPerCard {
+		t.Fatalf("limit %q, want %q", f.Limit, server.LimitUploadPreKeysPerCard)
+	}
+	if n := limited(t, r, server.LimitUploadPreKeysPerCard); n != 2 {
+		t.Fatalf("upload_prekeys_per_card counted %d times, want 2", n)
+	}
+}
+
 // max_one_time_prekeys: an upload that would take a card past 100 one-time prekeys of a
 // kind, in the frame alone or with those stored, is refused with too_many_prekeys
 // naming the limit, and counted like every other limit.

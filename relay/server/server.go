@@ -52,7 +52,7 @@ type Limits struct {
 	LowPreKeysInterval          time.Duration // low_prekeys notices per card at most once per this (10 min)
 	LookupsPerMinute            int           // lookup per requester (60 a minute, ...)
 	LookupBurst                 int           // ... burst 20)
-	UploadPreKeysPerHour        int           // upload_prekeys frames per card (60 an hour, ...)
+	UploadPreKeysPerHour        int           // upload_prekeys frames per name, a replaced card's successor included (60 an hour, ...)
 	UploadPreKeysBurst          int           // ... burst 30: a full rotation of 100 keys of each kind is 5 frames)
 	AccountWritesPerHour        int           // replace_card, block, unblock, set_recovery per name (600 an hour, ...)
 	AccountWritesBurst          int           // ... burst 200: each is a synced transaction on the one writer)
