@@ -81,7 +81,7 @@ func RunRelay(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	clusterOpts.register(fs)
 	// Operations: the database check, the disk high-water mark, account expiry.
 	initDB := fs.Bool("init", false, "make a new relay (a new key) in an empty or key-less --db file, or with --nats in a JetStream without one, instead of refusing it")
-	minFree := fs.Int64("min-free-mib", DefaultMinFreeMiB, "refuse new sends (storage_full) while the database's file system has less free space, in MiB (0 = off); acks go on")
+	minFree := fs.Int64("min-free-mib", DefaultMinFreeMiB, "refuse new sends (storage_full) while the database's file system has less free space, in MiB, or fewer free inodes than 1% of its inodes (0 = off, both); acks go on")
 	reserveMiB := fs.Int64("disk-reserve-mib", DefaultDiskReserveMiB, "MiB set aside in FILE.reserve beside the --db FILE, released to acks when the disk is nearly full (0 = none)")
 	expiryDays := fs.Int("account-expiry", 0, "free the names of accounts not logged in for this many days, with their queues (0 = never)")
 	fs.Usage = func() {

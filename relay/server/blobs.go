@@ -249,8 +249,8 @@ func (c *conn) onBlobBegin(f *relay.Frame) {
 		c.replyError(f.ID, relay.CodeBlobTooLarge, fmt.Sprintf("a blob of %d bytes is over this relay's %d", f.Size, l.MaxBlobBytes), LimitMaxBlobBytes)
 		return
 	}
-	if c.s.disk.storageFull() {
-		c.replyError(f.ID, relay.CodeStorageFull, "the relay's disk is nearly full: uploads are refused until space returns; retry later", "min_free")
+	if short := c.s.disk.shortage(); short != shortOfNothing {
+		c.replyError(f.ID, relay.CodeStorageFull, short.refusal()+": uploads are refused until space returns; retry later", "min_free")
 		return
 	}
 	var raw [relay.BlobIDLen / 2]byte

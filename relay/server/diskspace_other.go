@@ -4,6 +4,6 @@ package server
 
 import "errors"
 
-func statfsFree(string) (uint64, error) {
-	return 0, errors.New("free space checks need statfs (a unix system); run with --min-free-mib 0")
+func statfsFree(string) (DiskSpace, error) {
+	return DiskSpace{}, errors.New("free space checks need statfs (a unix system); run with --min-free-mib 0")
 }

@@ -15,10 +15,16 @@ import (
 	"pfschat/relay/server"
 )
 
-// fakeDisk is an injected statfs: the test sets how many bytes are free.
-type fakeDisk struct{ free atomic.Uint64 }
+// fakeDisk is an injected statfs: the test sets how many bytes and inodes are free
+// (of inodes in all: 0, the zero value, reports none, as btrfs does).
+type fakeDisk struct {
+	free, freeInodes atomic.Uint64
+	inodes           uint64
+}
 
-func (d *fakeDisk) Free(string) (uint64, error) { return d.free.Load(), nil }
+func (d *fakeDisk) Free(string) (server.DiskSpace, error) {
+	return server.DiskSpace{AvailBytes: d.free.Load(), FreeInodes: d.freeInodes.Load(), Inodes: d.inodes}, nil
+}
 
 func httpGet(t *testing.T, url string) string {
 	t.Helper()
@@ -120,5 +126,41 @@ func TestStorageFullRefusesSendsKeepsAcks(t *testing.T) {
 	}
 	if err := r.Store.IntegrityCheck(ctx); err != nil {
 		t.Fatal(err)
+	}
+}
+
+// A file system can run out of inodes with bytes to spare (each blob is a file): below
+// the inode floor, 1% of the inodes, sends and uploads are refused as below min_free,
+// saying that inodes ran out, and taken again once inodes are free.
+func TestStorageFullOnInodes(t *testing.T) {
+	disk := &fakeDisk{inodes: 1_000_000}
+	disk.free.Store(1 << 40)
+	disk.freeInodes.Store(500_000)
+	r := relaytest.StartWith(t, relaytest.Options{Disk: server.DiskConfig{
+		MinFreeBytes: 100 << 20, Interval: time.Millisecond, Free: disk.Free,
+	}})
+	alice, bob := newUser(t, r, "alice"), newUser(t, r, "bob")
+	ctx := testCtx(t)
+
+	disk.freeInodes.Store(9_999)
+	waitHealth(t, r, "degraded: storage_full\n")
+	_, err := alice.c.Send(ctx, "bob", []byte("during"), "c1")
+	wantCode(t, err, relay.CodeStorageFull)
+	if !strings.Contains(err.Error(), "out of free inodes") {
+		t.Fatalf("the refused send says %q, want it to name the inodes", err)
+	}
+	_, err = alice.c.BlobBegin(ctx, 1000, 1)
+	wantCode(t, err, relay.CodeStorageFull)
+	if !strings.Contains(err.Error(), "out of free inodes") {
+		t.Fatalf("the refused upload says %q, want it to name the inodes", err)
+	}
+
+	disk.freeInodes.Store(10_000)
+	waitHealth(t, r, "ok\n")
+	if _, err := alice.c.Send(ctx, "bob", []byte("after"), "c2"); err != nil {
+		t.Fatalf("send after inodes returned: %v", err)
+	}
+	if m := nextMessage(t, bob.c); string(m.Body) != "after" {
+		t.Fatalf("got %q, want the message sent after inodes returned", m.Body)
 	}
 }

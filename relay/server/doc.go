@@ -57,9 +57,9 @@
 // policy `pfschat relay` runs with belongs to the command (chat/cli), which reads the
 // traffic it needs from Server.MessagesAccepted.
 //
-// Operations: Config.Disk is the disk high-water mark (diskspace.go: below it sends
-// get storage_full, acks go on, a reserve file is released when the disk is nearly
-// exhausted); Config.AccountExpiry frees idle names and delete_account lets a card
+// Operations: Config.Disk is the disk high-water mark (diskspace.go: below it, in free
+// bytes or free inodes, sends get storage_full, acks go on, a reserve file is released
+// when the disk is nearly exhausted); Config.AccountExpiry frees idle names and delete_account lets a card
 // delete its own account (accounts.go); RotateKey and ReplaceCompromisedKey change the
 // relay key offline, the former with a statement by the old key that the hello serves
 // (relaykey.go):

@@ -369,8 +369,8 @@ func (c *conn) submitSend(r *sendReq, ttlSeconds int64) bool {
 	if g := c.s.deletions.Load(); g != c.recipientsGen { // a name was freed: forget known names
 		c.recipients, c.recipientsGen = nil, g
 	}
-	if c.s.disk.storageFull() {
-		c.replyError(r.reqID, relay.CodeStorageFull, "the relay's disk is nearly full: sends are refused until space returns (acks still work); retry later", "min_free")
+	if short := c.s.disk.shortage(); short != shortOfNothing {
+		c.replyError(r.reqID, relay.CodeStorageFull, short.refusal()+": sends are refused until space returns (acks still work); retry later", "min_free")
 		r.release()
 		return true
 	}
