@@ -1277,7 +1277,9 @@ func (o *blobOpener) flush() error {
 // name, then part's name removed; a copy when dir is on another file system). Each
 // free path is given to record before the file goes there, to be kept durably: a run
 // killed after the file is there but before it is recorded as saved finds it there
-// (placedBefore), and does not save a second copy.
+// (placedBefore), and does not save a second copy. The directory is synced before the
+// path is returned to be recorded as saved: the record is durable once committed, and
+// without the sync a power cut could keep it while losing the file's name.
 func placeFile(part, dir, name string, record func(path string) error) (string, error) {
 	var linkErr error
 	p, err := uniqueName(dir, name, func(p string) error {
@@ -1295,6 +1297,10 @@ func placeFile(part, dir, name string, record func(path string) error) (string, 
 		return "", err
 	}
 	if linkErr == nil {
+		if err := storage.SyncDir(dir); err != nil {
+			os.Remove(p)
+			return "", fmt.Errorf("chat: saving %s: %w", name, err)
+		}
 		os.Remove(part)
 		return p, nil
 	}
@@ -1313,6 +1319,9 @@ func placeFile(part, dir, name string, record func(path string) error) (string, 
 	}
 	if cerr := out.Close(); err == nil {
 		err = cerr
+	}
+	if err == nil {
+		err = storage.SyncDir(dir)
 	}
 	if err != nil {
 		os.Remove(p)

@@ -43,3 +43,10 @@ func (w *WriteBehind) Written(end int64) {
 		startWriteOut(w.f, off, end-off)
 	}()
 }
+
+// SyncDir makes the names in dir durable: a file linked, created or renamed into dir
+// is found there after a power cut only once dir itself is synced (the file's own fsync
+// keeps its bytes, not its name).
+func SyncDir(dir string) error {
+	return syncFile(dir)
+}

@@ -401,7 +401,7 @@ func (b *BlobStore) CommitBlob(ctx context.Context, bl Blob, digest []byte, expi
 	if err := os.Rename(p, b.path(bl.ID, true)); err != nil {
 		return fmt.Errorf("storage: blob commit: %w", err)
 	}
-	if err := syncFile(b.dir); err != nil {
+	if err := SyncDir(b.dir); err != nil {
 		return err
 	}
 	return b.r.db.write(ctx, func(tx *txn) error {
