@@ -820,7 +820,9 @@ func (c *Controller) download(ctx context.Context, row storage.Attachment, dir s
 	part := stem + ".plain"
 	if meta.Placing != "" {
 		// A run killed while it saved the file: it may be in place already.
-		placed := placedBefore(ctx, meta, part)
+		placed := placedBefore(ctx, meta, part, func(path string) bool {
+			return c.pathNamedByAnother(ctx, row.ClientID, path)
+		})
 		if err := ctx.Err(); err != nil {
 			return "", err // stays fetching: checked again next time
 		}
@@ -904,16 +906,23 @@ func (c *Controller) downloaded(ctx context.Context, br blobRelay, row storage.A
 // sealed again under its key). A copy cut short by the kill (the beginning of the
 // whole partial) is removed, to be saved again. A file that cannot be read is not
 // the download's: it is saved again rather than waiting on a directory it cannot
-// check.
-func placedBefore(ctx context.Context, meta attachmentMeta, part string) bool {
+// check. Bytes cannot tell this download's copy from another's of the same file
+// (the same message sent twice, its second download saved to the name this one had
+// recorded and not yet taken), so a file there that is not the partial itself is
+// neither taken nor removed while another record names its path (namedByAnother).
+func placedBefore(ctx context.Context, meta attachmentMeta, part string, namedByAnother func(path string) bool) bool {
 	pi, err := os.Lstat(meta.Placing)
 	if err != nil || !pi.Mode().IsRegular() || pi.Size() > meta.Size {
 		return false
 	}
-	if fi, err := os.Lstat(part); err == nil {
-		if os.SameFile(pi, fi) {
-			return true
-		}
+	fi, err := os.Lstat(part)
+	if err == nil && os.SameFile(pi, fi) {
+		return true
+	}
+	if namedByAnother(meta.Placing) {
+		return false
+	}
+	if err == nil {
 		// Placing was recorded only once the partial was whole and checked, and the
 		// partial is not touched again before this check.
 		if fi.Size() != meta.Size || !samePrefix(meta.Placing, part, pi.Size()) {
@@ -940,6 +949,25 @@ func placedBefore(ctx context.Context, meta attachmentMeta, part string) bool {
 	}
 	digest, err := s.result(sctx)
 	return err == nil && subtle.ConstantTimeCompare(digest, meta.Digest) == 1
+}
+
+// pathNamedByAnother reports whether an incoming attachment's record other than
+// clientID's names path: saved there, or being saved there. A store that cannot be
+// read counts as naming it (the file there is then saved beside, never taken).
+func (c *Controller) pathNamedByAnother(ctx context.Context, clientID, path string) bool {
+	rows, err := c.store.AttachmentsIn(ctx, AttachmentFetching, AttachmentDownloaded)
+	if err != nil {
+		return true
+	}
+	for _, r := range rows {
+		if r.ClientID == clientID || r.Direction != storage.Incoming {
+			continue
+		}
+		if meta, err := readMeta(r); err == nil && (meta.Saved == path || meta.Placing == path) {
+			return true
+		}
+	}
+	return false
 }
 
 // samePrefix reports whether the files a and b both begin with the same n bytes.

@@ -169,3 +169,68 @@ func TestDownloadKilledWhileSavingSavesOnce(t *testing.T) {
 		})
 	}
 }
+
+// Two messages bring the same file (same bytes, same name). The download of the first
+// is killed after it recorded where the file goes and before the file got there; the
+// second is then downloaded, to that free name. The first, resumed, must not take the
+// second's file for its own (its bytes are identical, so a check of the bytes alone
+// cannot tell them apart): each record owns the path it names, and the first is saved
+// beside the second.
+func TestKilledDownloadDoesNotTakeAnIdenticalFile(t *testing.T) {
+	data := make([]byte, 2*ratchet.StreamChunkSize+5)
+	rand.Read(data)
+	for _, copied := range []bool{false, true} {
+		t.Run(map[bool]string{false: "linked", true: "copied"}[copied], func(t *testing.T) {
+			down := t.TempDir()
+			var adir string
+			if copied {
+				adir = otherFileSystem(t, down)
+			}
+			r := relaytest.StartWith(t, relaytest.Options{})
+			alice := newUser(t, r, "alice")
+			bob := newUser(t, r, "bob", func(p *Profile) { p.Prefs.AttachmentDir = adir })
+			ctx := attachCtx(t)
+			_, err := alice.c.AddContact(ctx, "bob")
+			must(t, err)
+			_, err = bob.c.AddContact(ctx, "alice")
+			must(t, err)
+			src := writeFile(t, t.TempDir(), "photo.png", data)
+			_, err = alice.c.SendFile(ctx, "bob", src, "", nil)
+			must(t, err)
+			first := waitAttachment(t, bob.c, "alice")
+			_, err = alice.c.SendFile(ctx, "bob", src, "", nil)
+			must(t, err)
+			second := waitAttachment(t, bob.c, "alice")
+			bob.close()
+
+			runCrashChild(t, placeCrashEnv+"="+strings.Join([]string{bob.p.Dir, adir, strconv.FormatInt(first.ID, 10), down}, "\n"), func(string) {})
+			bob.reopen()
+			realADir, err := bob.c.attachmentDir()
+			must(t, err)
+			// Killed before the file got there: the path recorded, the partial whole.
+			must(t, os.Remove(filepath.Join(down, "photo.png")))
+			must(t, os.WriteFile(partialStem(realADir, first.Attachment.ClientID)+".plain", data, 0o600))
+
+			secondPath, err := bob.c.Download(ctx, second.ID, down, nil)
+			must(t, err)
+			if want := filepath.Join(down, "photo.png"); secondPath != want {
+				t.Fatalf("the second file was saved at %s, want %s", secondPath, want)
+			}
+			firstPath, err := bob.c.Download(ctx, first.ID, down, nil)
+			must(t, err)
+			if firstPath == secondPath {
+				t.Fatalf("both messages' files are recorded at %s", firstPath)
+			}
+			if files := dirEntries(t, down); !slices.Equal(files, []string{"photo (2).png", "photo.png"}) {
+				t.Fatalf("the downloads directory holds %q, want both files", files)
+			}
+			for _, m := range []Message{first, second} {
+				a, err := bob.c.AttachmentOf(ctx, m.ID)
+				must(t, err)
+				if got, err := os.ReadFile(a.Path); a.State != AttachmentDownloaded || err != nil || !bytes.Equal(got, data) {
+					t.Fatalf("message %d: %v at %s (%v), want the file sent, downloaded", m.ID, a.State, a.Path, err)
+				}
+			}
+		})
+	}
+}
