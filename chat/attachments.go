@@ -779,7 +779,7 @@ func (c *Controller) PendingDownloads(ctx context.Context) ([]Message, error) {
 	return out, nil
 }
 
-func (c *Controller) download(ctx context.Context, row storage.Attachment, dir string, progress Progress) (string, error) {
+func (c *Controller) download(ctx context.Context, row storage.Attachment, dir string, progress Progress) (_ string, err error) {
 	if _, busy := c.attachBusy.LoadOrStore(row.ClientID, struct{}{}); busy {
 		return "", fmt.Errorf("chat: attachment %s is being downloaded already", row.ClientID)
 	}
@@ -818,6 +818,15 @@ func (c *Controller) download(ctx context.Context, row storage.Attachment, dir s
 	stem := partialStem(adir, row.ClientID)
 	os.Remove(stem + ".part") // an earlier version's download, sealed: started again
 	part := stem + ".plain"
+	defer func() {
+		// The message deleted while its file downloaded: dropPartials ran, but this
+		// download may have made the partial again since (a fetch resumed). Nothing
+		// of the file stays, and the error says why.
+		if err != nil && c.attachmentDeleted(context.WithoutCancel(ctx), row.ClientID) {
+			os.Remove(part)
+			err = fmt.Errorf("%w: the message of %s was deleted while its file downloaded; nothing was saved", ErrUnknownMessage, SafeFileName(meta.FileName))
+		}
+	}()
 	if meta.Placing != "" {
 		// A run killed while it saved the file: it may be in place already.
 		placed := placedBefore(ctx, meta, part, func(path string) bool {
@@ -889,6 +898,10 @@ func (c *Controller) downloaded(ctx context.Context, br blobRelay, row storage.A
 	meta.Saved, meta.Placing = saved, ""
 	row.State, row.DoneBytes, row.Reason = AttachmentDownloaded, meta.Size, ""
 	if err := c.putMeta(context.WithoutCancel(ctx), &row, meta); err != nil {
+		if errors.Is(err, storage.ErrNotFound) {
+			// The message was deleted while the file was saved: the file goes with it.
+			os.Remove(saved)
+		}
 		return "", err
 	}
 	if err := br.BlobDone(ctx, meta.BlobID, meta.Capability); err != nil {
@@ -949,6 +962,13 @@ func placedBefore(ctx context.Context, meta attachmentMeta, part string, namedBy
 	}
 	digest, err := s.result(sctx)
 	return err == nil && subtle.ConstantTimeCompare(digest, meta.Digest) == 1
+}
+
+// attachmentDeleted reports whether the attachment's record is gone: its message was
+// deleted (or its conversation cleared, or its sender removed).
+func (c *Controller) attachmentDeleted(ctx context.Context, clientID string) bool {
+	_, err := c.store.Attachment(ctx, clientID)
+	return errors.Is(err, storage.ErrNotFound)
 }
 
 // pathNamedByAnother reports whether an incoming attachment's record other than

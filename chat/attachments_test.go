@@ -476,6 +476,90 @@ func TestDeletedAttachmentLeavesNoPartialDownload(t *testing.T) {
 	}
 }
 
+// A message deleted (or its conversation cleared, or its sender removed) while its file
+// downloads leaves nothing behind, whenever the delete comes: while the file is
+// fetched, or once it is linked or copied into the downloads directory and before it
+// is recorded as saved. The download fails; neither the downloads directory nor the
+// profile keeps any of the file, and its record is not written back.
+func TestDeleteWhileDownloadingLeavesNothing(t *testing.T) {
+	data := make([]byte, 64*ratchet.StreamChunkSize) // 4 MiB: many pieces, so a delete lands part-way
+	rand.Read(data)
+	for _, tc := range []struct {
+		name   string
+		copied bool // assembled on another file system, so copied into place
+		placed bool // deleted once in place, else while fetched
+	}{
+		{name: "fetching"},
+		{name: "linked", placed: true},
+		{name: "copied", copied: true, placed: true},
+	} {
+		for _, how := range []string{"delete", "clear", "remove"} {
+			t.Run(tc.name+"/"+how, func(t *testing.T) {
+				down := t.TempDir()
+				var adir string
+				if tc.copied {
+					adir = otherFileSystem(t, down)
+				}
+				r := relaytest.StartWith(t, relaytest.Options{})
+				alice := newUser(t, r, "alice")
+				bob := newUser(t, r, "bob", func(p *Profile) { p.Prefs.AttachmentDir = adir })
+				ctx := attachCtx(t)
+				_, err := alice.c.AddContact(ctx, "bob")
+				must(t, err)
+				_, err = bob.c.AddContact(ctx, "alice")
+				must(t, err)
+				_, err = alice.c.SendFile(ctx, "bob", writeFile(t, t.TempDir(), "photo.png", data), "", nil)
+				must(t, err)
+				m := waitAttachment(t, bob.c, "alice")
+				deleted := false
+				remove := func() {
+					if deleted {
+						return
+					}
+					deleted = true
+					switch how {
+					case "delete":
+						must(t, bob.c.DeleteMessage(ctx, "alice", m.ID))
+					case "clear":
+						_, err := bob.c.ClearConversation(ctx, "alice")
+						must(t, err)
+					case "remove":
+						must(t, bob.c.RemoveContact(ctx, "alice"))
+					}
+				}
+				var progress Progress
+				if tc.placed {
+					bob.c.beforeSavedRecord = remove
+				} else {
+					progress = func(done, total int64) {
+						if done > 0 && done < total {
+							remove()
+						}
+					}
+				}
+				path, err := bob.c.Download(ctx, m.ID, down, progress)
+				if !deleted {
+					t.Fatalf("the download ended (%s, %v) before the message was deleted", path, err)
+				}
+				if !errors.Is(err, ErrUnknownMessage) {
+					t.Fatalf("the download of a deleted message returned %q, %v; want ErrUnknownMessage", path, err)
+				}
+				if files := dirEntries(t, down); len(files) != 0 {
+					t.Fatalf("the downloads directory keeps %q (the download: %v)", files, err)
+				}
+				realADir, aerr := bob.c.attachmentDir()
+				must(t, aerr)
+				if files := dirEntries(t, realADir); len(files) != 0 {
+					t.Fatalf("the attachment directory keeps %q (the download: %v)", files, err)
+				}
+				if a, aerr := bob.c.store.Attachment(ctx, m.Attachment.ClientID); !errors.Is(aerr, storage.ErrNotFound) {
+					t.Fatalf("the deleted message's attachment is recorded again: %v %v", a.State, aerr)
+				}
+			})
+		}
+	}
+}
+
 // A download stopped as it ends (the context cancelled with the last piece in) either
 // saved the file and recorded it as downloaded, or saved nothing: never a saved file
 // under a record still fetching, which a resume would fetch and save again.

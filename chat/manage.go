@@ -94,7 +94,8 @@ func (c *Controller) ChangePassphrase(ctx context.Context, newPassphrase []byte)
 // DeleteMessage deletes one message of a conversation from this profile only (the
 // peer keeps theirs; a message still in the outbox is still sent). A file it brought
 // is not fetched any more, and what a download of it left is removed (a file already
-// saved stays where it was saved).
+// saved stays where it was saved); a download under way fails with ErrUnknownMessage
+// and saves nothing.
 func (c *Controller) DeleteMessage(ctx context.Context, contact string, id int64) error {
 	if _, err := c.contactRow(ctx, contact); err != nil {
 		return err

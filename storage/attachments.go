@@ -76,13 +76,31 @@ func putAttachment(ctx context.Context, tx *txn, a Attachment, sealed []byte) er
 	return nil
 }
 
-// PutAttachment inserts or replaces an attachment row.
+// PutAttachment records an attachment row. An outgoing row is inserted or replaced.
+// An incoming row comes into being only with its message (when it is received), so it
+// is only updated: once its message is deleted (DeleteMessage, ClearConversation,
+// DeleteContact) it is ErrNotFound, and a download still running does not write the
+// record of a file the user deleted back.
 func (c *Client) PutAttachment(ctx context.Context, a Attachment) error {
 	sealed, err := c.sealAttachment(a)
 	if err != nil {
 		return err
 	}
-	return c.db.write(ctx, func(tx *txn) error { return putAttachment(ctx, tx, a, sealed) })
+	if a.Direction == Outgoing {
+		return c.db.write(ctx, func(tx *txn) error { return putAttachment(ctx, tx, a, sealed) })
+	}
+	return c.db.write(ctx, func(tx *txn) error {
+		n, err := tx.execN(ctx, `UPDATE attachments SET state = ?, done_bytes = ?, meta_sealed = ?, reason = ?, updated_at = ?
+			WHERE client_id = ? AND direction = ?`,
+			a.State, a.DoneBytes, sealed, a.Reason, dbTime(a.UpdatedAt), a.ClientID, a.Direction)
+		if err != nil {
+			return fmt.Errorf("storage: put attachment: %w", err)
+		}
+		if n == 0 {
+			return fmt.Errorf("%w: attachment %s", ErrNotFound, a.ClientID)
+		}
+		return nil
+	})
 }
 
 // SetAttachmentProgress records progress without rewriting the sealed meta.
