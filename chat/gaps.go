@@ -40,10 +40,11 @@ type Gap struct {
 // restart is no gap. Holes are counted only above the lowest number this profile has of
 // a counter: the numbers below it went to an installation before this one (a
 // reinstalled or recovered profile starts in the middle of its contacts' counters). After
-// the user unblocks the contact, holes are counted only above the first number to arrive
-// since: what the contact sent while blocked was dropped unread or refused by the relay,
-// and any number below that one may have been among it. A gap disappears once its
-// message arrives.
+// the user unblocks the contact, the numbers between the highest to arrive before the
+// unblock and the first to arrive since are not counted: what the contact sent while
+// blocked was dropped unread or refused by the relay, and any of those numbers may have
+// been among it; a hole below the highest number that arrived before the unblock is
+// older than the block and still counted. A gap disappears once its message arrives.
 func (c *Controller) Gaps(ctx context.Context, contact string) ([]Gap, error) {
 	marks, err := c.store.IncomingSeqs(ctx, contact)
 	if err != nil {
@@ -95,8 +96,8 @@ func findGaps(marks []storage.SeqMark, now time.Time) []Gap {
 	return out
 }
 
-// runGaps returns the holes in one run of a sender's counter, above its lowest number
-// and above the first number that arrived after an unblock (see Gaps).
+// runGaps returns the holes in one run of a sender's counter above its lowest number,
+// but for the hole an unblock excuses (see Gaps).
 func runGaps(run []storage.SeqMark, now time.Time) []Gap {
 	rs := slices.Clone(run)
 	slices.SortFunc(rs, func(a, b storage.SeqMark) int {
@@ -121,20 +122,30 @@ func runGaps(run []storage.SeqMark, now time.Time) []Gap {
 	if len(rs) > 0 {
 		prev = rs[0].Seq - 1
 	}
-	// The first to arrive after the unblock, not the lowest of those: a lower number
-	// arriving later (the relay may reorder) would bring back the holes between it and
-	// the first, which the block may have made.
+	// The block may have taken the numbers between the highest that arrived before the
+	// unblock, below the first to arrive after it, and that first one: holes there are
+	// excused. The first to arrive, not the lowest of those: a lower number arriving
+	// later (the relay may reorder) would bring back the holes between it and the
+	// first, which the block may have made. A hole below the highest before the unblock
+	// was there before the block (a loss the block did not make): it stays a gap.
 	var firstAfterUnblock *storage.SeqMark
 	for i := range rs {
 		if rs[i].AfterUnblock && (firstAfterUnblock == nil || rs[i].ID < firstAfterUnblock.ID) {
 			firstAfterUnblock = &rs[i]
 		}
 	}
+	var blockedFrom, blockedTo uint64 // the holes within blockedFrom..blockedTo are excused
 	if firstAfterUnblock != nil {
-		prev = max(prev, firstAfterUnblock.Seq-1)
+		blockedFrom, blockedTo = prev+1, firstAfterUnblock.Seq-1
+		for _, m := range rs {
+			if !m.AfterUnblock && m.Seq <= blockedTo {
+				blockedFrom = max(blockedFrom, m.Seq+1)
+			}
+		}
 	}
 	for i, m := range rs {
-		if m.Seq > prev+1 && !now.Before(since[i].Add(GapWait)) {
+		excused := firstAfterUnblock != nil && prev+1 >= blockedFrom && m.Seq-1 <= blockedTo
+		if m.Seq > prev+1 && !excused && !now.Before(since[i].Add(GapWait)) {
 			out = append(out, Gap{From: prev + 1, To: m.Seq - 1, Before: m.ID, Since: since[i]})
 		}
 		prev = max(prev, m.Seq)

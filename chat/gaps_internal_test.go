@@ -50,16 +50,25 @@ func TestFindGaps(t *testing.T) {
 		t.Fatalf("a lower number arrived later: gaps = %+v, want 41..56 and 59", g)
 	}
 	// An unblock: 1, 3 arrived before it; 4..6 went while the sender was blocked; 7 is
-	// the first to arrive after it, then 9. Nothing below 7 is missing any more (3 may
-	// have had company in 2), 8 is; 5 arriving late afterwards changes nothing.
+	// the first to arrive after it, then 9. 4..6 are not missing; 2, lost before the
+	// block, still is, and so is 8; 5 arriving late afterwards changes nothing.
 	unblocked := []storage.SeqMark{mk(1, 1, 0, 0), mk(2, 3, time.Second, 0), mk(3, 7, 10*time.Second, time.Minute), mk(4, 9, 11*time.Second, time.Minute)}
 	unblocked[2].AfterUnblock, unblocked[3].AfterUnblock = true, true
-	if g := findGaps(unblocked, t0.Add(time.Hour)); len(g) != 1 || g[0].From != 8 || g[0].To != 8 || g[0].Before != 4 {
-		t.Fatalf("after an unblock gaps = %+v, want only 8", g)
+	if g := findGaps(unblocked, t0.Add(time.Hour)); len(g) != 2 || g[0].From != 2 || g[0].To != 2 || g[0].Before != 2 ||
+		g[1].From != 8 || g[1].To != 8 || g[1].Before != 4 {
+		t.Fatalf("after an unblock gaps = %+v, want 2 (lost before the block) and 8", g)
 	}
 	lateAfterUnblock := append(slices.Clone(unblocked), storage.SeqMark{ID: 5, Seq: 5, SentAt: t0.Add(5 * time.Second), ReceivedAt: t0.Add(2 * time.Minute), AfterUnblock: true})
-	if g := findGaps(lateAfterUnblock, t0.Add(time.Hour)); len(g) != 1 || g[0].From != 8 || g[0].To != 8 {
-		t.Fatalf("a lower number arrived after the first since the unblock: gaps = %+v, want only 8", g)
+	if g := findGaps(lateAfterUnblock, t0.Add(time.Hour)); len(g) != 2 || g[0].From != 2 || g[1].From != 8 || g[1].To != 8 {
+		t.Fatalf("a lower number arrived after the first since the unblock: gaps = %+v, want 2 and 8", g)
+	}
+	// Nothing arrived before the unblock: every number below the first since is excused.
+	onlyAfter := []storage.SeqMark{mk(1, 7, 10*time.Second, time.Minute), mk(2, 5, 5*time.Second, 2*time.Minute), mk(3, 9, 11*time.Second, time.Minute)}
+	for i := range onlyAfter {
+		onlyAfter[i].AfterUnblock = true
+	}
+	if g := findGaps(onlyAfter, t0.Add(time.Hour)); len(g) != 1 || g[0].From != 8 {
+		t.Fatalf("only messages since the unblock: gaps = %+v, want only 8", g)
 	}
 	// Without the unblock, the same marks have holes 2, 4..6 and 8.
 	if g := findGaps([]storage.SeqMark{mk(1, 1, 0, 0), mk(2, 3, time.Second, 0), mk(3, 7, 10*time.Second, time.Minute), mk(4, 9, 11*time.Second, time.Minute)}, t0.Add(time.Hour)); len(g) != 3 {

@@ -127,3 +127,31 @@ func TestLossAfterUnblockIsAGap(t *testing.T) {
 		t.Fatalf("gaps = %+v, want only seq 4 before message %d", gaps, five.ID)
 	}
 }
+
+// A message lost before the block is no number the block took: after the unblock it is
+// still reported, while the numbers spent during the block are not.
+func TestLossBeforeBlockIsStillAGap(t *testing.T) {
+	alice, bob, clock, watch, loses := blockPair(t)
+	ctx := t.Context()
+	sendOne(t, alice, bob)
+	loses.mu.Lock()
+	loses.drop = 1
+	loses.mu.Unlock()
+	_, err := alice.c.Send(ctx, "bob", "two, lost")
+	must(t, err)
+	_, err = alice.c.Send(ctx, "bob", "three")
+	must(t, err)
+	three := waitReceived(t, bob.c, "alice", "three")
+	must(t, bob.c.Block(ctx, "alice"))
+	refuseWhileBlocked(t, alice, watch, "four")
+	must(t, bob.c.Unblock(ctx, "alice"))
+	_, err = alice.c.Send(ctx, "bob", "five")
+	must(t, err)
+	waitReceived(t, bob.c, "alice", "five")
+	clock.Add(GapWait)
+	gaps, err := bob.c.Gaps(ctx, "alice")
+	must(t, err)
+	if len(gaps) != 1 || gaps[0].From != 2 || gaps[0].To != 2 || gaps[0].Before != three.ID {
+		t.Fatalf("gaps = %+v, want only seq 2 before message %d", gaps, three.ID)
+	}
+}
