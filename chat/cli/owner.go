@@ -2,7 +2,6 @@ package cli
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"flag"
 	"fmt"
@@ -297,9 +296,9 @@ func recvViaOwner(e *env, cl *daemon.Client, fs *flag.FlagSet, args []string) er
 			}
 			return fmt.Errorf("%w: %w", errOwnerGone, err)
 		}
-		var ev daemon.Event
-		if err := json.Unmarshal(n.Params, &ev); err != nil {
-			return fmt.Errorf("the owner sent a bad %s notification: %w", n.Method, err)
+		ev, err := n.Event()
+		if err != nil {
+			return err
 		}
 		switch n.Method {
 		case daemon.NotifyMessage:

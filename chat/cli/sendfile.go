@@ -6,7 +6,6 @@ package cli
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"flag"
 	"fmt"
@@ -340,8 +339,8 @@ func watchUpload(e *env, contact, file string, bar *progressLine) (stop func()) 
 			if n.Method != daemon.NotifyTransfer {
 				continue
 			}
-			var ev daemon.Event
-			if json.Unmarshal(n.Params, &ev) != nil || ev.Transfer == nil {
+			ev, err := n.Event()
+			if err != nil {
 				continue
 			}
 			if t := ev.Transfer; t.Outgoing && t.ID == 0 && !t.Ended && ev.Contact == contact && t.Name == file {

@@ -2,6 +2,7 @@ package daemon
 
 import (
 	"bufio"
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -63,6 +64,12 @@ func (c *Client) read() {
 			var n Notification
 			if err := unmarshalExact(sc.Bytes(), &n); err != nil {
 				c.fail(fmt.Errorf("daemon: bad notification: %w", err))
+				return
+			}
+			// Its params are held to the same rule before anyone reads them: a
+			// notification the client refuses ends the connection, as a response does.
+			if _, err := n.Event(); err != nil {
+				c.fail(err)
 				return
 			}
 			c.notes.Push(n)
@@ -153,7 +160,9 @@ func (c *Client) Call(ctx context.Context, method string, params, result any) er
 }
 
 // Next returns the next notification, waiting for one; it fails once the connection
-// has ended and every notification was taken, or when ctx is done.
+// has ended and every notification was taken, or when ctx is done. Its Event decodes:
+// the client ends the connection at a notification whose params it refuses (Err is
+// then a *NotificationError).
 func (c *Client) Next(ctx context.Context) (Notification, error) {
 	n, err := c.notes.Wait(ctx)
 	if errors.Is(err, fifo.ErrClosed) {
@@ -177,4 +186,69 @@ func unmarshalExact(b []byte, v any) error {
 		return err
 	}
 	return json.Unmarshal(b, v)
+}
+
+// NotificationError is a notification from the owner whose params the client refuses
+// (Notification.Event).
+type NotificationError struct {
+	Method string // the notification's method, as the owner sent it
+	Err    error  // why: a *strictjson.KeyError, a JSON type error, a member missing
+}
+
+func (e *NotificationError) Error() string {
+	return fmt.Sprintf("daemon: the owner sent a %q notification the client cannot read: %v", truncateMethod(e.Method), e.Err)
+}
+
+func (e *NotificationError) Unwrap() error { return e.Err }
+
+// truncateMethod bounds what an error quotes of a method name the owner sent.
+func truncateMethod(m string) string {
+	const max = 64
+	if len(m) <= max {
+		return m
+	}
+	cut := max
+	for cut > 0 && m[cut]&0xC0 == 0x80 {
+		cut--
+	}
+	return m[:cut] + "…"
+}
+
+// Event decodes n's params by the rule the client reads the owner's responses by: an
+// object whose member names are exact and appear once, nested objects included, each
+// value of its member's type (members it does not know are let through: a newer owner
+// may add some), with the subscription it belongs to and, for the methods this version
+// knows, the member the method carries: "message" (message, delivery), "contact"
+// (keyChanged), "status" (connection), "transfer" (transfer). A refusal is a
+// *NotificationError naming the method; Event never panics.
+func (n Notification) Event() (Event, error) {
+	refuse := func(err error) (Event, error) {
+		return Event{}, &NotificationError{Method: n.Method, Err: err}
+	}
+	params := bytes.TrimSpace(n.Params)
+	if len(params) == 0 || params[0] != '{' {
+		return refuse(errors.New(`"params" is not an object`))
+	}
+	var ev Event
+	if err := unmarshalExact(params, &ev); err != nil {
+		return refuse(err)
+	}
+	if ev.Subscription <= 0 {
+		return refuse(fmt.Errorf(`member "subscription" is missing or not a subscription (%d)`, ev.Subscription))
+	}
+	missing := ""
+	switch {
+	case (n.Method == NotifyMessage || n.Method == NotifyDelivery) && ev.Message == nil:
+		missing = "message"
+	case n.Method == NotifyKeyChanged && ev.Contact == "":
+		missing = "contact"
+	case n.Method == NotifyConnection && ev.Status == "":
+		missing = "status"
+	case n.Method == NotifyTransfer && ev.Transfer == nil:
+		missing = "transfer"
+	}
+	if missing != "" {
+		return refuse(fmt.Errorf("member %q is missing", missing))
+	}
+	return ev, nil
 }

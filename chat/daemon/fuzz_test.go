@@ -2,9 +2,12 @@ package daemon
 
 import (
 	"encoding/json"
+	"errors"
 	"reflect"
 	"strings"
 	"testing"
+
+	"pfschat/relay/strictjson"
 )
 
 // FuzzDecodeRequest: the decoder never panics, refuses with a JSON-RPC code, and what it
@@ -117,4 +120,53 @@ func exactMembers(t *testing.T, b []byte, st reflect.Type) {
 			t.Fatalf("%q accepted for %v with member %q", b, st, m)
 		}
 	}
+}
+
+// FuzzNotificationEvent: the client's reading of a notification's params never panics;
+// a refusal is a *NotificationError naming the notification's method; what it accepts
+// has exact, unique member names, and encodes to params it reads back the same.
+func FuzzNotificationEvent(f *testing.F) {
+	message := `{"id":7,"contact":"alice","text":"hi","sentAt":"2026-01-02T03:04:05Z","state":"received","file":{"name":"a.png","size":3,"state":"available"}}`
+	for _, s := range []struct{ method, params string }{
+		{NotifyMessage, `{"subscription":1,"message":` + message + `}`},
+		{NotifyDelivery, `{"subscription":2,"message":{"id":1,"contact":"bob","outgoing":true,"text":"x","sentAt":"2026-01-02T03:04:05Z","state":"read"}}`},
+		{NotifyKeyChanged, `{"subscription":1,"contact":"alice"}`},
+		{NotifyConnection, `{"subscription":1,"status":"reconnecting","error":"dial: refused"}`},
+		{NotifyTransfer, `{"subscription":1,"contact":"alice","transfer":{"id":3,"name":"a","size":10,"done":5,"state":"downloading"}}`},
+		{"later", `{"subscription":1,"added":[1,{"x":null}]}`},
+		{NotifyMessage, `{"subscription":1}`}, {NotifyKeyChanged, `null`}, {NotifyConnection, `[]`}, {NotifyConnection, ``},
+		{NotifyMessage, `{"subscription":1,"Message":{}}`}, {NotifyConnection, `{"subscription":1,"status":"a","status":"b"}`},
+		{NotifyConnection, "{\"\u017Fubscription\":1,\"status\":\"online\"}"}, {NotifyConnection, `{"subscription":-1,"status":"online"}`},
+		{NotifyMessage, `{"subscription":1,"message":{"sentAt":"yesterday"}}`},
+	} {
+		f.Add(s.method, []byte(s.params))
+	}
+	f.Fuzz(func(t *testing.T, method string, params []byte) {
+		n := Notification{JSONRPC: Version, Method: method, Params: params}
+		ev, err := n.Event()
+		if err != nil {
+			var ne *NotificationError
+			if !errors.As(err, &ne) || ne.Method != method {
+				t.Fatalf("refused %q with %T %v", params, err, err)
+			}
+			return
+		}
+		if ev.Subscription <= 0 {
+			t.Fatalf("accepted %q without a subscription", params)
+		}
+		if err := strictjson.CheckKeys(params, reflect.TypeFor[Event]()); err != nil {
+			t.Fatalf("accepted %q: %v", params, err)
+		}
+		enc, err := json.Marshal(ev)
+		if err != nil {
+			t.Fatalf("%+v does not encode: %v", ev, err)
+		}
+		again, err := Notification{JSONRPC: Version, Method: method, Params: enc}.Event()
+		if err != nil {
+			t.Fatalf("%s, encoded from %q, refused: %v", enc, params, err)
+		}
+		if enc2, _ := json.Marshal(again); string(enc2) != string(enc) {
+			t.Fatalf("round trip %s, %s", enc, enc2)
+		}
+	})
 }

@@ -2,15 +2,19 @@ package daemon_test
 
 import (
 	"bufio"
+	"bytes"
+	"context"
 	"encoding/json"
 	"errors"
 	"io"
 	"net"
+	"os"
 	"path/filepath"
 	"slices"
 	"strconv"
 	"strings"
 	"testing"
+	"time"
 
 	"pfschat/chat/chattest"
 	"pfschat/chat/daemon"
@@ -178,5 +182,155 @@ func TestClientRefusesMisCasedOrDuplicatedMembers(t *testing.T) {
 	}
 	if err := <-owner; err != nil {
 		t.Fatal(err)
+	}
+}
+
+// The client reads a notification's params by the same rule as a response: a member
+// mis-cased (at the top or nested) or sent twice, a value of the wrong type, params
+// that are no object, or a notification without the member its method carries ends
+// the connection with a *NotificationError naming the notification, after the good
+// notifications before it were handed out. A member the client does not know is let
+// through (a newer owner may add some).
+func TestClientRefusesBadNotificationParams(t *testing.T) {
+	message := `{"id":7,"contact":"alice","text":"hi","sentAt":"2026-01-02T03:04:05Z","state":"received"}`
+	for _, tc := range []struct {
+		name, method, params, member string
+	}{
+		{"mis-cased", "message", `{"subscription":1,"Message":` + message + `}`, `"Message"`},
+		{"mis-cased inside the message", "message", `{"subscription":1,"message":` + strings.Replace(message, `"text"`, `"Text"`, 1) + `}`, `"Text"`},
+		{"twice", "delivery", `{"subscription":1,"message":` + message + `,"message":` + message + `}`, `"message"`},
+		{"twice inside the transfer", "transfer", `{"subscription":1,"contact":"alice","transfer":{"name":"a","name":"b","size":1,"done":0,"state":"uploading"}}`, `"name"`},
+		{"wrong type", "connection", `{"subscription":1,"status":5}`, "status"},
+		{"not an object", "keyChanged", `["alice"]`, "params"},
+		{"null", "keyChanged", `null`, "params"},
+		{"without its member", "keyChanged", `{"subscription":1}`, `"contact"`},
+		{"without a subscription", "connection", `{"status":"online"}`, `"subscription"`},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			good := `{"jsonrpc":"2.0","method":"connection","params":{"subscription":1,"status":"online","addedLater":{"x":1}}}`
+			bad := `{"jsonrpc":"2.0","method":"` + tc.method + `","params":` + tc.params + `}`
+			cl := dial(t, fakeOwner(t, good, bad))
+			n, err := cl.Next(t.Context())
+			if err != nil {
+				t.Fatalf("the good notification before it: %v", err)
+			}
+			if ev, err := n.Event(); err != nil || ev.Status != "online" || ev.Subscription != 1 {
+				t.Fatalf("the good notification: %+v, %v", ev, err)
+			}
+			n, err = cl.Next(t.Context())
+			var ne *daemon.NotificationError
+			if err == nil || !errors.As(err, &ne) || ne.Method != tc.method || !strings.Contains(err.Error(), tc.member) ||
+				!errors.As(cl.Err(), &ne) {
+				t.Fatalf("%s: got %+v, %v; want the connection ended with a NotificationError for %q naming %s", bad, n, err, tc.method, tc.member)
+			}
+		})
+	}
+}
+
+// fakeOwner serves one connection on a new socket, writing lines to it, and returns
+// the socket's path.
+func fakeOwner(t *testing.T, lines ...string) string {
+	t.Helper()
+	sock := filepath.Join(t.TempDir(), "s")
+	ln, err := net.Listen("unix", sock)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { ln.Close() })
+	wrote := make(chan error, 1)
+	go func() {
+		nc, err := ln.Accept()
+		if err != nil {
+			wrote <- err
+			return
+		}
+		defer nc.Close()
+		for _, l := range lines {
+			if _, err := io.WriteString(nc, l+"\n"); err != nil {
+				wrote <- err
+				return
+			}
+		}
+		io.Copy(io.Discard, nc) // until the client hangs up
+		wrote <- nil
+	}()
+	t.Cleanup(func() {
+		if err := <-wrote; err != nil {
+			t.Errorf("the fake owner: %v", err)
+		}
+	})
+	return sock
+}
+
+// Every kind of notification the owner sends, through a real owner and relay, is one
+// the client reads (Notification.Event) and names only members the API defines: the
+// client would let an unknown member through, so the owner must not rely on that.
+func TestEveryNotificationKindRoundTrips(t *testing.T) {
+	r := relaytest.Start(t)
+	alice, bob := chattest.NewUser(t, r, "alice"), chattest.NewUser(t, r, "bob")
+	chattest.Converse(t, alice, bob)
+	o := startOwner(t, r, bob)
+	cl, watcher := dial(t, o.sock), dial(t, o.sock)
+	if err := watcher.Call(t.Context(), "subscribe", nil, new(daemon.SubscribeResult)); err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(t.Context(), 60*time.Second)
+	defer cancel()
+	seen := map[string]int{}
+	wait := func(method string, match func(daemon.Event) bool) {
+		t.Helper()
+		for {
+			n, err := watcher.Next(ctx)
+			if err != nil {
+				t.Fatalf("waiting for a %q notification (seen %v): %v", method, seen, err)
+			}
+			ev, err := n.Event()
+			if err != nil {
+				t.Fatalf("the client refuses %s: %v", n.Params, err)
+			}
+			dec := json.NewDecoder(bytes.NewReader(n.Params))
+			dec.DisallowUnknownFields()
+			if err := dec.Decode(new(daemon.Event)); err != nil {
+				t.Fatalf("the owner sent a %q notification with a member the API does not define: %s: %v", n.Method, n.Params, err)
+			}
+			seen[n.Method]++
+			if n.Method == method && match(ev) {
+				return
+			}
+		}
+	}
+	if _, err := alice.Send(ctx, "bob", "to the owner"); err != nil {
+		t.Fatal(err)
+	}
+	wait(daemon.NotifyMessage, func(ev daemon.Event) bool { return ev.Message.Text == "to the owner" })
+
+	var sr daemon.SendResult
+	if err := cl.Call(ctx, "send", daemon.SendParams{To: "alice", Text: "from the owner"}, &sr); err != nil {
+		t.Fatal(err)
+	}
+	wait(daemon.NotifyDelivery, func(ev daemon.Event) bool { return ev.Message.ID == sr.ID && ev.Message.State == "delivered" })
+
+	src := filepath.Join(t.TempDir(), "notes.txt")
+	chattest.Must(t, os.WriteFile(src, bytes.Repeat([]byte("note\n"), 1000), 0o600))
+	if err := cl.Call(ctx, "sendFile", daemon.SendFileParams{To: "alice", Path: src, Caption: "notes"}, &sr); err != nil {
+		t.Fatal(err)
+	}
+	wait(daemon.NotifyTransfer, func(ev daemon.Event) bool { return ev.Transfer.Ended && ev.Transfer.State == "sent" })
+
+	if _, err := alice.ResetIdentity(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := alice.Send(ctx, "bob", "new key"); err != nil {
+		t.Fatal(err)
+	}
+	wait(daemon.NotifyKeyChanged, func(ev daemon.Event) bool { return ev.Contact == "alice" })
+
+	r.Restart(t)
+	wait(daemon.NotifyConnection, func(ev daemon.Event) bool { return ev.Status == "online" })
+
+	for _, m := range []string{daemon.NotifyMessage, daemon.NotifyDelivery, daemon.NotifyTransfer, daemon.NotifyKeyChanged, daemon.NotifyConnection} {
+		if seen[m] == 0 {
+			t.Errorf("no %q notification was seen (%v)", m, seen)
+		}
 	}
 }
