@@ -165,12 +165,22 @@ func partialStem(adir, clientID string) string {
 	return filepath.Join(adir, hex.EncodeToString(sum[:16]))
 }
 
-// dropPartials removes what unfinished downloads of these attachments left (their
-// records are gone with their messages): the decrypted beginning of a file the user
-// deleted must not stay on disk.
+// errMessageDeleted stops the download of an attachment whose message was deleted.
+var errMessageDeleted = errors.New("chat: the message was deleted")
+
+// dropPartials stops the downloads of these attachments and removes what unfinished
+// ones left (their records are gone with their messages): the decrypted beginning of
+// a file the user deleted must not stay on disk.
 func (c *Controller) dropPartials(clientIDs []string) {
 	if len(clientIDs) == 0 {
 		return
+	}
+	for _, id := range clientIDs {
+		if v, ok := c.attachBusy.Load(id); ok {
+			if stop, ok := v.(context.CancelCauseFunc); ok {
+				stop(errMessageDeleted) // its download: it removes what it makes from now on
+			}
+		}
 	}
 	adir, err := c.attachmentDir()
 	if err != nil {
@@ -780,7 +790,11 @@ func (c *Controller) PendingDownloads(ctx context.Context) ([]Message, error) {
 }
 
 func (c *Controller) download(ctx context.Context, row storage.Attachment, dir string, progress Progress) (_ string, err error) {
-	if _, busy := c.attachBusy.LoadOrStore(row.ClientID, struct{}{}); busy {
+	// Deleting the message stops the download (dropPartials cancels it), instead of
+	// letting it fetch the rest of a file nobody will keep.
+	ctx, stop := context.WithCancelCause(ctx)
+	defer stop(nil)
+	if _, busy := c.attachBusy.LoadOrStore(row.ClientID, stop); busy {
 		return "", fmt.Errorf("chat: attachment %s is being downloaded already", row.ClientID)
 	}
 	defer c.attachBusy.Delete(row.ClientID)
@@ -1071,6 +1085,9 @@ func (c *Controller) fetchOnce(ctx context.Context, br blobRelay, row storage.At
 	o.skip = o.pos % relay.BlobChunkSize // hashed and opened already
 	var lastSaved time.Time
 	err = br.BlobGet(ctx, meta.BlobID, meta.Capability, sealedSize, from, 0, func(i int64, data []byte) error {
+		if err := context.Cause(ctx); err != nil {
+			return err // pieces already in flight are not opened once it is stopped
+		}
 		if _, err := o.Write(data); err != nil {
 			return err
 		}

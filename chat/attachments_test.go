@@ -528,11 +528,13 @@ func TestDeleteWhileDownloadingLeavesNothing(t *testing.T) {
 					}
 				}
 				var progress Progress
+				var fetched, total int64 // the progress reported at most, and the size
 				if tc.placed {
 					bob.c.beforeSavedRecord = remove
 				} else {
-					progress = func(done, total int64) {
-						if done > 0 && done < total {
+					progress = func(done, size int64) {
+						fetched, total = max(fetched, done), size
+						if done > 0 && done < size {
 							remove()
 						}
 					}
@@ -540,6 +542,9 @@ func TestDeleteWhileDownloadingLeavesNothing(t *testing.T) {
 				path, err := bob.c.Download(ctx, m.ID, down, progress)
 				if !deleted {
 					t.Fatalf("the download ended (%s, %v) before the message was deleted", path, err)
+				}
+				if !tc.placed && fetched >= total {
+					t.Fatalf("the download went on to the end (%d of %d bytes) after its message was deleted", fetched, total)
 				}
 				if !errors.Is(err, ErrUnknownMessage) {
 					t.Fatalf("the download of a deleted message returned %q, %v; want ErrUnknownMessage", path, err)
