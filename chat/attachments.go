@@ -913,8 +913,11 @@ func (c *Controller) downloaded(ctx context.Context, br blobRelay, row storage.A
 	row.State, row.DoneBytes, row.Reason = AttachmentDownloaded, meta.Size, ""
 	if err := c.putMeta(context.WithoutCancel(ctx), &row, meta); err != nil {
 		if errors.Is(err, storage.ErrNotFound) {
-			// The message was deleted while the file was saved: the file goes with it.
-			os.Remove(saved)
+			// The message was deleted while the file was saved: the file goes with it,
+			// and its name is synced away, or a power cut could bring it back unrecorded.
+			if os.Remove(saved) == nil {
+				_ = storage.SyncDir(filepath.Dir(saved))
+			}
 		}
 		return "", err
 	}
