@@ -155,3 +155,60 @@ func TestLossBeforeBlockIsStillAGap(t *testing.T) {
 		t.Fatalf("gaps = %+v, want only seq 2 before message %d", gaps, three.ID)
 	}
 }
+
+// Each block makes its own hole, and each unblock excuses its own: after a second
+// block and unblock the first block's hole is still no gap.
+func TestTwoUnblocksRaiseNoGap(t *testing.T) {
+	alice, bob, clock, watch, _ := blockPair(t)
+	ctx := t.Context()
+	sendOne(t, alice, bob)
+	must(t, bob.c.Block(ctx, "alice"))
+	refuseWhileBlocked(t, alice, watch, "two")
+	must(t, bob.c.Unblock(ctx, "alice"))
+	_, err := alice.c.Send(ctx, "bob", "three")
+	must(t, err)
+	waitReceived(t, bob.c, "alice", "three")
+	must(t, bob.c.Block(ctx, "alice"))
+	refuseWhileBlocked(t, alice, watch, "four")
+	must(t, bob.c.Unblock(ctx, "alice"))
+	_, err = alice.c.Send(ctx, "bob", "five")
+	must(t, err)
+	waitReceived(t, bob.c, "alice", "five")
+	wantConversation(t, bob, `1 "one" delivered`, `3 "three" delivered`, `5 "five" delivered`)
+	noGapsAfterAnHour(t, bob, clock)
+}
+
+// A message lost between two blocks — after the first unblock, before the second
+// block — is no number either block took: it is still reported after the second
+// unblock.
+func TestLossBetweenBlocksIsStillAGap(t *testing.T) {
+	alice, bob, clock, watch, loses := blockPair(t)
+	ctx := t.Context()
+	sendOne(t, alice, bob)
+	must(t, bob.c.Block(ctx, "alice"))
+	refuseWhileBlocked(t, alice, watch, "two")
+	must(t, bob.c.Unblock(ctx, "alice"))
+	_, err := alice.c.Send(ctx, "bob", "three")
+	must(t, err)
+	waitReceived(t, bob.c, "alice", "three")
+	loses.mu.Lock()
+	loses.drop = 1
+	loses.mu.Unlock()
+	_, err = alice.c.Send(ctx, "bob", "four, lost")
+	must(t, err)
+	_, err = alice.c.Send(ctx, "bob", "five")
+	must(t, err)
+	five := waitReceived(t, bob.c, "alice", "five")
+	must(t, bob.c.Block(ctx, "alice"))
+	refuseWhileBlocked(t, alice, watch, "six")
+	must(t, bob.c.Unblock(ctx, "alice"))
+	_, err = alice.c.Send(ctx, "bob", "seven")
+	must(t, err)
+	waitReceived(t, bob.c, "alice", "seven")
+	clock.Add(time.Hour)
+	gaps, err := bob.c.Gaps(ctx, "alice")
+	must(t, err)
+	if len(gaps) != 1 || gaps[0].From != 4 || gaps[0].To != 4 || gaps[0].Before != five.ID {
+		t.Fatalf("gaps = %+v, want only seq 4 before message %d", gaps, five.ID)
+	}
+}

@@ -665,8 +665,8 @@ func (c *Client) RenameContact(ctx context.Context, oldName, newName string) err
 	})
 }
 
-// DeleteContact removes a contact, its messages and the records of the files they sent
-// (never fetched after). ErrNotFound if unknown.
+// DeleteContact removes a contact, its messages, its unblocks and the records of the
+// files they sent (never fetched after). ErrNotFound if unknown.
 func (c *Client) DeleteContact(ctx context.Context, name string) error {
 	return c.db.write(ctx, func(tx *txn) error {
 		if _, err := tx.exec(ctx, "DELETE FROM attachments WHERE direction = 1 AND contact = ?", name); err != nil {

@@ -30,15 +30,19 @@ func (c *Client) setContactColumn(ctx context.Context, name, col string, v any) 
 
 // SetContactBlocked blocks or unblocks a contact locally; the relay's state
 // (BlockSynced) is recorded apart by SetBlockSynced once the relay confirmed it.
-// Unblocking a blocked contact marks the messages that arrive from then on
-// (SeqMark.AfterUnblock); unblocking one that is not blocked changes nothing.
+// Unblocking a blocked contact records an unblock point (the unblocks table, schema
+// version 13): the messages that arrive from then on count it in
+// SeqMark.UnblocksBefore. Unblocking one that is not blocked records nothing.
 func (c *Client) SetContactBlocked(ctx context.Context, name string, v bool) error {
 	if v {
 		return c.setContactColumn(ctx, name, "blocked", 1)
 	}
 	return c.db.write(ctx, func(tx *txn) error {
-		n, err := tx.execN(ctx, `UPDATE contacts SET blocked = 0,
-			unblocked_after = CASE WHEN blocked = 1 THEN `+highestMessageID+` ELSE unblocked_after END WHERE name = ?`, name)
+		if _, err := tx.exec(ctx, `INSERT OR IGNORE INTO unblocks (contact, after_id)
+			SELECT name, `+highestMessageID+` FROM contacts WHERE name = ? AND blocked = 1`, name); err != nil {
+			return fmt.Errorf("storage: unblocking %q: %w", name, err)
+		}
+		n, err := tx.execN(ctx, "UPDATE contacts SET blocked = 0 WHERE name = ?", name)
 		if err != nil {
 			return fmt.Errorf("storage: unblocking %q: %w", name, err)
 		}

@@ -2,6 +2,7 @@ package storage
 
 import (
 	"errors"
+	"maps"
 	"strings"
 	"testing"
 )
@@ -95,10 +96,11 @@ func TestContactPrefs(t *testing.T) {
 	}
 }
 
-// TestIncomingSeqsAfterUnblock: the marks of messages that arrived after the contact was
-// last unblocked say so — deleted ones too, and messages of other contacts move nothing;
-// a contact never unblocked, or unblocked while not blocked, marks nothing.
-func TestIncomingSeqsAfterUnblock(t *testing.T) {
+// TestIncomingSeqsUnblocks: each mark counts the unblocks of its sender before the
+// message arrived — deleted messages' too; messages of other contacts move nothing; an
+// unblock of a contact that is not blocked is none, two with no message between them
+// are one; the count follows a renamed contact and goes with a removed one.
+func TestIncomingSeqsUnblocks(t *testing.T) {
 	ctx := t.Context()
 	c := newClient(t, nil)
 	addPeer(t, c, "bob")
@@ -111,48 +113,72 @@ func TestIncomingSeqsAfterUnblock(t *testing.T) {
 		}
 		return id
 	}
-	after := func() map[uint64]bool {
+	unblocksBefore := func(contact string) map[uint64]int {
 		t.Helper()
-		marks, err := c.IncomingSeqs(ctx, "bob")
+		marks, err := c.IncomingSeqs(ctx, contact)
 		if err != nil {
 			t.Fatal(err)
 		}
-		got := make(map[uint64]bool)
+		got := make(map[uint64]int)
 		for _, m := range marks {
-			got[m.Seq] = m.AfterUnblock
+			got[m.Seq] = m.UnblocksBefore
 		}
 		return got
 	}
+	setBlocked := func(v ...bool) {
+		t.Helper()
+		for _, b := range v {
+			if err := c.SetContactBlocked(ctx, "bob", b); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
 	receive("bob", 1)
 	last := receive("bob", 2)
-	if err := c.SetContactBlocked(ctx, "bob", false); err != nil { // not blocked: no unblock
-		t.Fatal(err)
+	setBlocked(false) // not blocked: no unblock
+	if got := unblocksBefore("bob"); got[1] != 0 || got[2] != 0 {
+		t.Fatalf("never blocked, yet counted after an unblock: %v", got)
 	}
-	if got := after(); got[1] || got[2] {
-		t.Fatalf("never blocked, yet marked after an unblock: %v", got)
-	}
-	if err := c.SetContactBlocked(ctx, "bob", true); err != nil {
-		t.Fatal(err)
-	}
+	setBlocked(true)
 	// The newest message is deleted before the unblock: its id is not given again, so
 	// the next message is after the unblock all the same.
 	if err := c.DeleteMessage(ctx, "bob", last); err != nil {
 		t.Fatal(err)
 	}
-	if err := c.SetContactBlocked(ctx, "bob", false); err != nil {
-		t.Fatal(err)
-	}
-	if err := c.SetContactBlocked(ctx, "bob", false); err != nil { // twice: the mark stays
-		t.Fatal(err)
-	}
+	setBlocked(false, false) // twice: the second is no unblock
 	receive("carol", 1)
 	five := receive("bob", 5)
 	receive("bob", 6)
 	if err := c.DeleteMessage(ctx, "bob", five); err != nil {
 		t.Fatal(err)
 	}
-	if got := after(); len(got) != 4 || got[1] || got[2] || !got[5] || !got[6] {
-		t.Fatalf("after the unblock: %v, want 5 and 6 marked (5 deleted), 1 and 2 not", got)
+	setBlocked(true, false)
+	receive("bob", 8)
+	setBlocked(true, false, true, false) // nothing arrived between these two: one point
+	receive("bob", 9)
+	want := map[uint64]int{1: 0, 2: 0, 5: 1, 6: 1, 8: 2, 9: 3}
+	if got := unblocksBefore("bob"); !maps.Equal(got, want) {
+		t.Fatalf("unblocks before each of bob's messages: %v, want %v (2 and 5 deleted)", got, want)
+	}
+	if got := unblocksBefore("carol"); !maps.Equal(got, map[uint64]int{1: 0}) {
+		t.Fatalf("carol's marks moved with bob's unblocks: %v", got)
+	}
+	if err := c.RenameContact(ctx, "bob", "bobby"); err != nil {
+		t.Fatal(err)
+	}
+	if got := unblocksBefore("bobby"); !maps.Equal(got, want) {
+		t.Fatalf("after renaming bob: %v, want %v", got, want)
+	}
+	// Removed, then back under the same name: a new contact, never unblocked.
+	if err := c.DeleteContact(ctx, "bobby"); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.AddContact(ctx, "bobby", "card-bob", t0); err != nil {
+		t.Fatal(err)
+	}
+	receive("bobby", 1)
+	if got := unblocksBefore("bobby"); !maps.Equal(got, map[uint64]int{1: 0}) {
+		t.Fatalf("a removed contact's unblocks outlived it: %v", got)
 	}
 	if err := c.SetContactBlocked(ctx, "nobody", false); !errors.Is(err, ErrNotFound) {
 		t.Fatalf("unblocking an unknown contact: %v", err)

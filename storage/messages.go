@@ -1132,9 +1132,10 @@ type SeqMark struct {
 	Seq        uint64
 	SentAt     time.Time
 	ReceivedAt time.Time
-	// AfterUnblock: the message arrived after the user last unblocked its sender
-	// (SetContactBlocked); what the sender sent while blocked never arrived.
-	AfterUnblock bool
+	// UnblocksBefore is how many times the user had unblocked the sender
+	// (SetContactBlocked) when the message arrived, 0 if never; what the sender sent
+	// while blocked never arrived.
+	UnblocksBefore int
 }
 
 // IncomingSeqs returns the sequence marks of a contact's incoming messages that carry a
@@ -1142,11 +1143,13 @@ type SeqMark struct {
 // the bodies are not read.
 func (c *Client) IncomingSeqs(ctx context.Context, contact string) ([]SeqMark, error) {
 	// Messages deleted locally keep their place (deleted_seqs): they are no gap. Ids
-	// only grow, so those above the contact's unblocked_after (0: never unblocked)
-	// came after the unblock.
-	rows, err := c.db.query(ctx, `WITH unblock AS (SELECT unblocked_after AS after FROM contacts WHERE name = ?1 AND unblocked_after > 0)
-		SELECT id, seq, sent_at, received_at, coalesce(id > (SELECT after FROM unblock), 0) FROM messages WHERE contact = ?1 AND direction = 1 AND seq > 0
-		UNION ALL SELECT id, seq, sent_at, received_at, coalesce(id > (SELECT after FROM unblock), 0) FROM deleted_seqs WHERE contact = ?1`, contact)
+	// only grow, so a message arrived after each unblock point below its id.
+	rows, err := c.db.query(ctx, `SELECT id, seq, sent_at, received_at,
+			(SELECT count(*) FROM unblocks WHERE contact = ?1 AND after_id < messages.id)
+		FROM messages WHERE contact = ?1 AND direction = 1 AND seq > 0
+		UNION ALL SELECT id, seq, sent_at, received_at,
+			(SELECT count(*) FROM unblocks WHERE contact = ?1 AND after_id < deleted_seqs.id)
+		FROM deleted_seqs WHERE contact = ?1`, contact)
 	if err != nil {
 		return nil, fmt.Errorf("storage: sequence numbers of %q: %w", contact, err)
 	}
@@ -1155,7 +1158,7 @@ func (c *Client) IncomingSeqs(ctx context.Context, contact string) ([]SeqMark, e
 	for rows.Next() {
 		var m SeqMark
 		var seq, sent, recv int64
-		if err := rows.Scan(&m.ID, &seq, &sent, &recv, &m.AfterUnblock); err != nil {
+		if err := rows.Scan(&m.ID, &seq, &sent, &recv, &m.UnblocksBefore); err != nil {
 			return nil, fmt.Errorf("storage: sequence numbers of %q: %w", contact, err)
 		}
 		m.Seq, m.SentAt, m.ReceivedAt = uint64(seq), goTime(sent), goTime(recv)

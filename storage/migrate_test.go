@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
+	"maps"
 	"os"
 	"path/filepath"
 	"slices"
@@ -442,6 +443,27 @@ func init() {
 	}
 }
 
+func init() {
+	// Version 12: the version 11 rows, carol unblocked after her message 20 (seq 4),
+	// then message 21 (seq 6) from her.
+	clientSeeds[12] = func(t *testing.T, d *db) {
+		clientSeeds[11](t, d)
+		k := &keyring{key: seedKey}
+		body, _ := k.seal("messages", "body", "21", []byte("from carol after the unblock"))
+		for _, q := range []struct {
+			sql  string
+			args []any
+		}{
+			{"UPDATE contacts SET blocked = 0, unblocked_after = 20 WHERE name = 'carol'", nil},
+			{"INSERT INTO messages (id, contact, direction, body_sealed, sent_at, received_at, state, client_id, seq, ord) VALUES (21, 'carol', 1, ?, 5, 5, 2, 'k21', 6, 22020096)", []any{body}},
+		} {
+			if _, err := d.w.Exec(q.sql, q.args...); err != nil {
+				t.Fatalf("seed v12: %s: %v", q.sql, err)
+			}
+		}
+	}
+}
+
 // clientSeedChecks read back, through the current API, what a seed of that version
 // holds beyond the v1 rows checkClientSeed reads.
 var clientSeedChecks = map[int]func(*testing.T, string){
@@ -494,12 +516,48 @@ var clientSeedChecks = map[int]func(*testing.T, string){
 		if err != nil {
 			t.Fatal(err)
 		}
-		got := make(map[uint64]bool)
+		got := make(map[uint64]int)
 		for _, m := range marks {
-			got[m.Seq] = m.AfterUnblock
+			got[m.Seq] = m.UnblocksBefore
 		}
-		if len(got) != 2 || got[4] || !got[9] {
+		if !maps.Equal(got, map[uint64]int{4: 0, 9: 1}) {
 			t.Fatalf("carol's marks after the unblock: %v, want 9 after it and 4 not", got)
+		}
+	},
+	// A contact unblocked under version 12 (unblocked_after) and again after version
+	// 13: the first unblock is kept as a point, the second adds one; a contact version
+	// 12 never saw unblocked has none.
+	12: func(t *testing.T, path string) {
+		ctx := t.Context()
+		c, err := OpenClient(ctx, path, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer c.Close()
+		for _, b := range []bool{true, false} {
+			if err := c.SetContactBlocked(ctx, "carol", b); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if _, err := c.CommitReceive(ctx, ReceiveTx{Message: &Message{Contact: "carol", Body: []byte("after the second unblock"), State: Delivered, Seq: 9, SentAt: t0}}); err != nil {
+			t.Fatal(err)
+		}
+		marks, err := c.IncomingSeqs(ctx, "carol")
+		if err != nil {
+			t.Fatal(err)
+		}
+		got := make(map[uint64]int)
+		for _, m := range marks {
+			got[m.Seq] = m.UnblocksBefore
+		}
+		if want := map[uint64]int{4: 0, 6: 1, 9: 2}; !maps.Equal(got, want) {
+			t.Fatalf("carol's unblocks before each message: %v, want %v", got, want)
+		}
+		if _, err := c.CommitReceive(ctx, ReceiveTx{Message: &Message{Contact: "bob", Body: []byte("seq 1"), State: Delivered, Seq: 1, SentAt: t0}}); err != nil {
+			t.Fatal(err)
+		}
+		if marks, err := c.IncomingSeqs(ctx, "bob"); err != nil || len(marks) != 1 || marks[0].UnblocksBefore != 0 {
+			t.Fatalf("bob, never unblocked: %+v %v", marks, err)
 		}
 	},
 }
