@@ -1134,7 +1134,8 @@ type SeqMark struct {
 	ReceivedAt time.Time
 	// UnblocksBefore is how many times the user had unblocked the sender
 	// (SetContactBlocked) when the message arrived, 0 if never; what the sender sent
-	// while blocked never arrived.
+	// while blocked never arrived. Unblocks with no message stored between them count
+	// once: they end one hole.
 	UnblocksBefore int
 }
 
