@@ -113,7 +113,8 @@ func BenchmarkAttachmentEndToEnd(b *testing.B) {
 	ctx, cancel := context.WithTimeout(b.Context(), 30*time.Minute)
 	defer cancel()
 	var heapPeak, rssPeak int64
-	var up, msg, down time.Duration // the phases: seal + upload + commit, the message, download + open
+	var up, msg, down time.Duration  // the phases: seal + upload + commit, the message, download + open
+	var upCPU, downCPU time.Duration // the process's CPU time in the send and download phases
 	b.SetBytes(size)
 	cpu0 := cpuTime()
 	b.ResetTimer()
@@ -124,18 +125,19 @@ func BenchmarkAttachmentEndToEnd(b *testing.B) {
 			heapPeak, rssPeak = max(heapPeak, h), max(rssPeak, r)
 			close(done)
 		}()
-		t0 := time.Now()
+		t0, c0 := time.Now(), cpuTime()
 		if _, err := alice.c.SendFile(ctx, "bob", path, "", nil); err != nil {
 			b.Fatal(err)
 		}
-		t1 := time.Now()
+		t1, c1 := time.Now(), cpuTime()
 		m := waitAttachment(b, bob.c, "alice")
-		t2 := time.Now()
+		t2, c2 := time.Now(), cpuTime()
 		saved, err := bob.c.Download(ctx, m.ID, b.TempDir(), nil)
 		if err != nil {
 			b.Fatal(err)
 		}
 		up, msg, down = up+t1.Sub(t0), msg+t2.Sub(t1), down+time.Since(t2)
+		upCPU, downCPU = upCPU+c1-c0, downCPU+cpuTime()-c2
 		close(stop)
 		<-done
 		b.StopTimer()
@@ -148,6 +150,9 @@ func BenchmarkAttachmentEndToEnd(b *testing.B) {
 	b.ReportMetric(up.Seconds()*1e3/float64(b.N), "send-ms/op")
 	b.ReportMetric(msg.Seconds()*1e3/float64(b.N), "message-ms/op")
 	b.ReportMetric(down.Seconds()*1e3/float64(b.N), "download-ms/op")
+	// CPU time over wall time in a phase: how many of the cores it kept busy.
+	b.ReportMetric(upCPU.Seconds()/up.Seconds(), "send-cores")
+	b.ReportMetric(downCPU.Seconds()/down.Seconds(), "download-cores")
 }
 
 func BenchmarkRawWebSocketCopy(b *testing.B) {
