@@ -210,10 +210,14 @@ func (c *conn) blobSent() {
 	}
 }
 
+// closeBlobs lets go of the blob file this connection serves downloads from. The
+// close runs on a goroutine of its own: closing the last handle of a blob deleted
+// meanwhile (its last fetch, its expiry) frees its blocks, 35–120 ms for 100 MiB on
+// ext4, and this connection's next frames need not wait for that.
 func (c *conn) closeBlobs() {
-	if c.blob.readFile != nil {
-		c.blob.readFile.Close()
+	if f := c.blob.readFile; f != nil {
 		c.blob.readFile = nil
+		go f.Close()
 	}
 }
 
@@ -698,8 +702,8 @@ func (c *conn) onBlobDone(f *relay.Frame) {
 	}
 	c.replyOK(f.ID)
 	if deleted && c.blob.readID == f.BlobID {
-		// After the answer: closing the blob's last handle frees its blocks (35 ms
-		// for 100 MiB on ext4), which the fetcher need not wait for.
+		// After the answer: closing the blob's last handle frees its blocks, which
+		// the fetcher need not wait for (nor, on its goroutine, this connection).
 		c.closeBlobs()
 		c.blob.readID = ""
 	}
