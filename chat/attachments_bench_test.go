@@ -24,6 +24,7 @@ import (
 	"os"
 	"path/filepath"
 	"runtime"
+	"runtime/trace"
 	"strconv"
 	"strings"
 	"sync/atomic"
@@ -126,16 +127,20 @@ func BenchmarkAttachmentEndToEnd(b *testing.B) {
 			close(done)
 		}()
 		t0, c0 := time.Now(), cpuTime()
+		reg := trace.StartRegion(ctx, "send")
 		if _, err := alice.c.SendFile(ctx, "bob", path, "", nil); err != nil {
 			b.Fatal(err)
 		}
+		reg.End()
 		t1, c1 := time.Now(), cpuTime()
 		m := waitAttachment(b, bob.c, "alice")
 		t2, c2 := time.Now(), cpuTime()
+		reg = trace.StartRegion(ctx, "download")
 		saved, err := bob.c.Download(ctx, m.ID, b.TempDir(), nil)
 		if err != nil {
 			b.Fatal(err)
 		}
+		reg.End()
 		up, msg, down = up+t1.Sub(t0), msg+t2.Sub(t1), down+time.Since(t2)
 		upCPU, downCPU = upCPU+c1-c0, downCPU+cpuTime()-c2
 		close(stop)
