@@ -54,6 +54,48 @@ func refuseWhileBlocked(t *testing.T, alice *user, watch *blockedSendsRelay, tex
 	}
 }
 
+// sendReceived has alice send text to bob and returns it as bob received it.
+func sendReceived(t *testing.T, alice, bob *user, text string) Message {
+	t.Helper()
+	_, err := alice.c.Send(t.Context(), "bob", text)
+	must(t, err)
+	return waitReceived(t, bob.c, "alice", text)
+}
+
+// blockCycle has bob block alice, alice's refused text be refused, bob unblock her, and
+// alice's next text arrive; it returns next as bob received it.
+func blockCycle(t *testing.T, alice, bob *user, watch *blockedSendsRelay, refused, next string) Message {
+	t.Helper()
+	must(t, bob.c.Block(t.Context(), "alice"))
+	refuseWhileBlocked(t, alice, watch, refused)
+	must(t, bob.c.Unblock(t.Context(), "alice"))
+	return sendReceived(t, alice, bob, next)
+}
+
+// loseBetween has alice send lost, which the relay loses, then next, which arrives;
+// it returns next as bob received it.
+func loseBetween(t *testing.T, alice, bob *user, loses *refusingRelay, lost, next string) Message {
+	t.Helper()
+	loses.mu.Lock()
+	loses.drop = 1
+	loses.mu.Unlock()
+	_, err := alice.c.Send(t.Context(), "bob", lost)
+	must(t, err)
+	return sendReceived(t, alice, bob, next)
+}
+
+// wantOneGap checks that, after wait, bob's conversation with alice reports exactly
+// the gap of number seq, before message before.
+func wantOneGap(t *testing.T, bob *user, clock *fakeClock, wait time.Duration, seq uint64, before int64) {
+	t.Helper()
+	clock.Add(wait)
+	gaps, err := bob.c.Gaps(t.Context(), "alice")
+	must(t, err)
+	if len(gaps) != 1 || gaps[0].From != seq || gaps[0].To != seq || gaps[0].Before != before {
+		t.Fatalf("gaps = %+v, want only seq %d before message %d", gaps, seq, before)
+	}
+}
+
 // Messages a contact sent while blocked never reach this profile's sequence — those
 // the relay had queued are dropped unread, later ones the relay refuses (their
 // withdrawn notices too) — yet their numbers are spent on the sender's counter. After
@@ -85,14 +127,8 @@ func TestUnblockRaisesNoGap(t *testing.T) {
 	})
 	t.Run("refused by the relay", func(t *testing.T) {
 		alice, bob, clock, watch, _ := blockPair(t)
-		ctx := t.Context()
 		sendOne(t, alice, bob)
-		must(t, bob.c.Block(ctx, "alice"))
-		refuseWhileBlocked(t, alice, watch, "two")
-		must(t, bob.c.Unblock(ctx, "alice"))
-		_, err := alice.c.Send(ctx, "bob", "three")
-		must(t, err)
-		waitReceived(t, bob.c, "alice", "three")
+		blockCycle(t, alice, bob, watch, "two", "three")
 		wantConversation(t, bob, `1 "one" delivered`, `3 "three" delivered`)
 		noGapsAfterAnHour(t, bob, clock)
 	})
@@ -103,77 +139,29 @@ func TestUnblockRaisesNoGap(t *testing.T) {
 // passed.
 func TestLossAfterUnblockIsAGap(t *testing.T) {
 	alice, bob, clock, watch, loses := blockPair(t)
-	ctx := t.Context()
 	sendOne(t, alice, bob)
-	must(t, bob.c.Block(ctx, "alice"))
-	refuseWhileBlocked(t, alice, watch, "two")
-	must(t, bob.c.Unblock(ctx, "alice"))
-	_, err := alice.c.Send(ctx, "bob", "three")
-	must(t, err)
-	waitReceived(t, bob.c, "alice", "three")
-
-	loses.mu.Lock()
-	loses.drop = 1
-	loses.mu.Unlock()
-	_, err = alice.c.Send(ctx, "bob", "four, lost")
-	must(t, err)
-	_, err = alice.c.Send(ctx, "bob", "five")
-	must(t, err)
-	five := waitReceived(t, bob.c, "alice", "five")
-	clock.Add(GapWait)
-	gaps, err := bob.c.Gaps(ctx, "alice")
-	must(t, err)
-	if len(gaps) != 1 || gaps[0].From != 4 || gaps[0].To != 4 || gaps[0].Before != five.ID {
-		t.Fatalf("gaps = %+v, want only seq 4 before message %d", gaps, five.ID)
-	}
+	blockCycle(t, alice, bob, watch, "two", "three")
+	five := loseBetween(t, alice, bob, loses, "four, lost", "five")
+	wantOneGap(t, bob, clock, GapWait, 4, five.ID)
 }
 
 // A message lost before the block is no number the block took: after the unblock it is
 // still reported, while the numbers spent during the block are not.
 func TestLossBeforeBlockIsStillAGap(t *testing.T) {
 	alice, bob, clock, watch, loses := blockPair(t)
-	ctx := t.Context()
 	sendOne(t, alice, bob)
-	loses.mu.Lock()
-	loses.drop = 1
-	loses.mu.Unlock()
-	_, err := alice.c.Send(ctx, "bob", "two, lost")
-	must(t, err)
-	_, err = alice.c.Send(ctx, "bob", "three")
-	must(t, err)
-	three := waitReceived(t, bob.c, "alice", "three")
-	must(t, bob.c.Block(ctx, "alice"))
-	refuseWhileBlocked(t, alice, watch, "four")
-	must(t, bob.c.Unblock(ctx, "alice"))
-	_, err = alice.c.Send(ctx, "bob", "five")
-	must(t, err)
-	waitReceived(t, bob.c, "alice", "five")
-	clock.Add(GapWait)
-	gaps, err := bob.c.Gaps(ctx, "alice")
-	must(t, err)
-	if len(gaps) != 1 || gaps[0].From != 2 || gaps[0].To != 2 || gaps[0].Before != three.ID {
-		t.Fatalf("gaps = %+v, want only seq 2 before message %d", gaps, three.ID)
-	}
+	three := loseBetween(t, alice, bob, loses, "two, lost", "three")
+	blockCycle(t, alice, bob, watch, "four", "five")
+	wantOneGap(t, bob, clock, GapWait, 2, three.ID)
 }
 
 // Each block makes its own hole, and each unblock excuses its own: after a second
 // block and unblock the first block's hole is still no gap.
 func TestTwoUnblocksRaiseNoGap(t *testing.T) {
 	alice, bob, clock, watch, _ := blockPair(t)
-	ctx := t.Context()
 	sendOne(t, alice, bob)
-	must(t, bob.c.Block(ctx, "alice"))
-	refuseWhileBlocked(t, alice, watch, "two")
-	must(t, bob.c.Unblock(ctx, "alice"))
-	_, err := alice.c.Send(ctx, "bob", "three")
-	must(t, err)
-	waitReceived(t, bob.c, "alice", "three")
-	must(t, bob.c.Block(ctx, "alice"))
-	refuseWhileBlocked(t, alice, watch, "four")
-	must(t, bob.c.Unblock(ctx, "alice"))
-	_, err = alice.c.Send(ctx, "bob", "five")
-	must(t, err)
-	waitReceived(t, bob.c, "alice", "five")
+	blockCycle(t, alice, bob, watch, "two", "three")
+	blockCycle(t, alice, bob, watch, "four", "five")
 	wantConversation(t, bob, `1 "one" delivered`, `3 "three" delivered`, `5 "five" delivered`)
 	noGapsAfterAnHour(t, bob, clock)
 }
@@ -183,32 +171,9 @@ func TestTwoUnblocksRaiseNoGap(t *testing.T) {
 // unblock.
 func TestLossBetweenBlocksIsStillAGap(t *testing.T) {
 	alice, bob, clock, watch, loses := blockPair(t)
-	ctx := t.Context()
 	sendOne(t, alice, bob)
-	must(t, bob.c.Block(ctx, "alice"))
-	refuseWhileBlocked(t, alice, watch, "two")
-	must(t, bob.c.Unblock(ctx, "alice"))
-	_, err := alice.c.Send(ctx, "bob", "three")
-	must(t, err)
-	waitReceived(t, bob.c, "alice", "three")
-	loses.mu.Lock()
-	loses.drop = 1
-	loses.mu.Unlock()
-	_, err = alice.c.Send(ctx, "bob", "four, lost")
-	must(t, err)
-	_, err = alice.c.Send(ctx, "bob", "five")
-	must(t, err)
-	five := waitReceived(t, bob.c, "alice", "five")
-	must(t, bob.c.Block(ctx, "alice"))
-	refuseWhileBlocked(t, alice, watch, "six")
-	must(t, bob.c.Unblock(ctx, "alice"))
-	_, err = alice.c.Send(ctx, "bob", "seven")
-	must(t, err)
-	waitReceived(t, bob.c, "alice", "seven")
-	clock.Add(time.Hour)
-	gaps, err := bob.c.Gaps(ctx, "alice")
-	must(t, err)
-	if len(gaps) != 1 || gaps[0].From != 4 || gaps[0].To != 4 || gaps[0].Before != five.ID {
-		t.Fatalf("gaps = %+v, want only seq 4 before message %d", gaps, five.ID)
-	}
+	blockCycle(t, alice, bob, watch, "two", "three")
+	five := loseBetween(t, alice, bob, loses, "four, lost", "five")
+	blockCycle(t, alice, bob, watch, "six", "seven")
+	wantOneGap(t, bob, clock, time.Hour, 4, five.ID)
 }
