@@ -509,18 +509,7 @@ var clientSeedChecks = map[int]func(*testing.T, string){
 		if err := c.SetContactBlocked(ctx, "carol", false); err != nil {
 			t.Fatal(err)
 		}
-		if _, err := c.CommitReceive(ctx, ReceiveTx{Message: &Message{Contact: "carol", Body: []byte("after"), State: Delivered, Seq: 9, SentAt: t0}}); err != nil {
-			t.Fatal(err)
-		}
-		marks, err := c.IncomingSeqs(ctx, "carol")
-		if err != nil {
-			t.Fatal(err)
-		}
-		got := make(map[uint64]int)
-		for _, m := range marks {
-			got[m.Seq] = m.UnblocksBefore
-		}
-		if !maps.Equal(got, map[uint64]int{4: 0, 9: 1}) {
+		if got := unblocksAfterReceiving(t, c, "carol", 9); !maps.Equal(got, map[uint64]int{4: 0, 9: 1}) {
 			t.Fatalf("carol's marks after the unblock: %v, want 9 after it and 4 not", got)
 		}
 	},
@@ -539,17 +528,7 @@ var clientSeedChecks = map[int]func(*testing.T, string){
 				t.Fatal(err)
 			}
 		}
-		if _, err := c.CommitReceive(ctx, ReceiveTx{Message: &Message{Contact: "carol", Body: []byte("after the second unblock"), State: Delivered, Seq: 9, SentAt: t0}}); err != nil {
-			t.Fatal(err)
-		}
-		marks, err := c.IncomingSeqs(ctx, "carol")
-		if err != nil {
-			t.Fatal(err)
-		}
-		got := make(map[uint64]int)
-		for _, m := range marks {
-			got[m.Seq] = m.UnblocksBefore
-		}
+		got := unblocksAfterReceiving(t, c, "carol", 9)
 		if want := map[uint64]int{4: 0, 6: 1, 9: 2}; !maps.Equal(got, want) {
 			t.Fatalf("carol's unblocks before each message: %v, want %v", got, want)
 		}
@@ -604,4 +583,22 @@ func checkClientSeed(t *testing.T, path string) {
 	if id, err := c.CommitReceive(ctx, ReceiveTx{Message: &Message{Contact: "bob", Body: []byte("new")}}); err != nil || id <= 7 {
 		t.Fatalf("receive after migration: id %d, %v", id, err)
 	}
+}
+
+// unblocksAfterReceiving stores a message numbered seq from contact and returns, for
+// each number of the contact's incoming messages, the unblocks before it.
+func unblocksAfterReceiving(t *testing.T, c *Client, contact string, seq uint64) map[uint64]int {
+	t.Helper()
+	if _, err := c.CommitReceive(t.Context(), ReceiveTx{Message: &Message{Contact: contact, Body: []byte("after the unblock"), State: Delivered, Seq: seq, SentAt: t0}}); err != nil {
+		t.Fatal(err)
+	}
+	marks, err := c.IncomingSeqs(t.Context(), contact)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := make(map[uint64]int)
+	for _, m := range marks {
+		got[m.Seq] = m.UnblocksBefore
+	}
+	return got
 }
