@@ -495,20 +495,9 @@ func TestDeleteWhileDownloadingLeavesNothing(t *testing.T) {
 	} {
 		for _, how := range []string{"delete", "clear", "remove"} {
 			t.Run(tc.name+"/"+how, func(t *testing.T) {
-				down := t.TempDir()
-				var adir string
-				if tc.copied {
-					adir = otherFileSystem(t, down)
-				}
-				r := relaytest.StartWith(t, relaytest.Options{})
-				alice := newUser(t, r, "alice")
-				bob := newUser(t, r, "bob", func(p *Profile) { p.Prefs.AttachmentDir = adir })
+				alice, bob, down, _ := downloadPair(t, tc.copied)
 				ctx := attachCtx(t)
-				_, err := alice.c.AddContact(ctx, "bob")
-				must(t, err)
-				_, err = bob.c.AddContact(ctx, "alice")
-				must(t, err)
-				_, err = alice.c.SendFile(ctx, "bob", writeFile(t, t.TempDir(), "photo.png", data), "", nil)
+				_, err := alice.c.SendFile(ctx, "bob", writeFile(t, t.TempDir(), "photo.png", data), "", nil)
 				must(t, err)
 				m := waitAttachment(t, bob.c, "alice")
 				deleted := false

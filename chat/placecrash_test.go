@@ -107,20 +107,9 @@ func TestDownloadKilledWhileSavingSavesOnce(t *testing.T) {
 		}, want: []string{"photo (2).png", "photo.png"}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			down := t.TempDir()
-			var adir string
-			if tc.copied {
-				adir = otherFileSystem(t, down)
-			}
-			r := relaytest.StartWith(t, relaytest.Options{})
-			alice := newUser(t, r, "alice")
-			bob := newUser(t, r, "bob", func(p *Profile) { p.Prefs.AttachmentDir = adir })
+			alice, bob, down, adir := downloadPair(t, tc.copied)
 			ctx := attachCtx(t)
-			_, err := alice.c.AddContact(ctx, "bob")
-			must(t, err)
-			_, err = bob.c.AddContact(ctx, "alice")
-			must(t, err)
-			_, err = alice.c.SendFile(ctx, "bob", writeFile(t, t.TempDir(), "photo.png", data), "", nil)
+			_, err := alice.c.SendFile(ctx, "bob", writeFile(t, t.TempDir(), "photo.png", data), "", nil)
 			must(t, err)
 			m := waitAttachment(t, bob.c, "alice")
 			bob.close()
@@ -181,21 +170,10 @@ func TestKilledDownloadDoesNotTakeAnIdenticalFile(t *testing.T) {
 	rand.Read(data)
 	for _, copied := range []bool{false, true} {
 		t.Run(map[bool]string{false: "linked", true: "copied"}[copied], func(t *testing.T) {
-			down := t.TempDir()
-			var adir string
-			if copied {
-				adir = otherFileSystem(t, down)
-			}
-			r := relaytest.StartWith(t, relaytest.Options{})
-			alice := newUser(t, r, "alice")
-			bob := newUser(t, r, "bob", func(p *Profile) { p.Prefs.AttachmentDir = adir })
+			alice, bob, down, adir := downloadPair(t, copied)
 			ctx := attachCtx(t)
-			_, err := alice.c.AddContact(ctx, "bob")
-			must(t, err)
-			_, err = bob.c.AddContact(ctx, "alice")
-			must(t, err)
 			src := writeFile(t, t.TempDir(), "photo.png", data)
-			_, err = alice.c.SendFile(ctx, "bob", src, "", nil)
+			_, err := alice.c.SendFile(ctx, "bob", src, "", nil)
 			must(t, err)
 			first := waitAttachment(t, bob.c, "alice")
 			_, err = alice.c.SendFile(ctx, "bob", src, "", nil)
@@ -233,4 +211,24 @@ func TestKilledDownloadDoesNotTakeAnIdenticalFile(t *testing.T) {
 			}
 		})
 	}
+}
+
+// downloadPair makes alice and bob, contacts of each other on a fresh relay, and bob's
+// downloads directory down; with copied, bob assembles downloads in adir on another
+// file system than down, so they are copied into place instead of linked.
+func downloadPair(t *testing.T, copied bool) (alice, bob *user, down, adir string) {
+	t.Helper()
+	down = t.TempDir()
+	if copied {
+		adir = otherFileSystem(t, down)
+	}
+	r := relaytest.StartWith(t, relaytest.Options{})
+	alice = newUser(t, r, "alice")
+	bob = newUser(t, r, "bob", func(p *Profile) { p.Prefs.AttachmentDir = adir })
+	ctx := attachCtx(t)
+	_, err := alice.c.AddContact(ctx, "bob")
+	must(t, err)
+	_, err = bob.c.AddContact(ctx, "alice")
+	must(t, err)
+	return alice, bob, down, adir
 }
