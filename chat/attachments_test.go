@@ -463,16 +463,27 @@ func TestDeletedAttachmentLeavesNoPartialDownload(t *testing.T) {
 		must(t, err)
 		m := waitAttachment(t, bob.c, "alice")
 		part := partialDownload(t, bob, m)
-		switch how {
-		case "delete":
-			must(t, bob.c.DeleteMessage(ctx, "alice", m.ID))
-		case "clear":
-			_, err := bob.c.ClearConversation(ctx, "alice")
-			must(t, err)
-		case "remove":
-			must(t, bob.c.RemoveContact(ctx, "alice"))
-		}
+		deleteAttachmentMessage(t, bob, how, m)
 		gone(how, part, m)
+	}
+}
+
+// deleteAttachmentMessage makes bob lose alice's message m in one of the three ways
+// that drop an attachment: "delete" (the message), "clear" (the conversation) or
+// "remove" (alice).
+func deleteAttachmentMessage(t *testing.T, bob *user, how string, m Message) {
+	t.Helper()
+	ctx := t.Context()
+	switch how {
+	case "delete":
+		must(t, bob.c.DeleteMessage(ctx, "alice", m.ID))
+	case "clear":
+		_, err := bob.c.ClearConversation(ctx, "alice")
+		must(t, err)
+	case "remove":
+		must(t, bob.c.RemoveContact(ctx, "alice"))
+	default:
+		t.Fatalf("no way to delete called %q", how)
 	}
 }
 
@@ -506,15 +517,7 @@ func TestDeleteWhileDownloadingLeavesNothing(t *testing.T) {
 						return
 					}
 					deleted = true
-					switch how {
-					case "delete":
-						must(t, bob.c.DeleteMessage(ctx, "alice", m.ID))
-					case "clear":
-						_, err := bob.c.ClearConversation(ctx, "alice")
-						must(t, err)
-					case "remove":
-						must(t, bob.c.RemoveContact(ctx, "alice"))
-					}
+					deleteAttachmentMessage(t, bob, how, m)
 				}
 				var progress Progress
 				var fetched, total int64 // the progress reported at most, and the size
