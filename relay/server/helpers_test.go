@@ -220,6 +220,17 @@ func (rc *raw) request(f map[string]any) relay.Frame {
 	return rc.answer(uint64(id))
 }
 
+// registerLoggedIn registers name and logs it in on a raw connection.
+func registerLoggedIn(t testing.TB, r *relaytest.Relay, name string) (*user, *raw) {
+	t.Helper()
+	u := register(t, r, name)
+	rc := dialRaw(t, r)
+	if f := rc.login(u); f.Type != relay.TypeOK {
+		t.Fatalf("login: %+v", f)
+	}
+	return u, rc
+}
+
 func (rc *raw) login(u *user) relay.Frame {
 	return rc.request(map[string]any{"type": "login", "id": 1, "card_id": u.card.ID(), "signature": rc.loginSignature(u)})
 }

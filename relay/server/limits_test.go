@@ -399,11 +399,7 @@ func testLimitUploadPreKeysPerCard(t *testing.T, bk store) {
 	clock := &frozenClock{t: time.Now()}
 	r := bk.StartWith(t, relaytest.Options{Clock: clock.now})
 	pair := newHonestPair(t, r)
-	attacker := register(t, r, "mallory")
-	rc := dialRaw(t, r)
-	if f := rc.login(attacker); f.Type != relay.TypeOK {
-		t.Fatalf("login: %+v", f)
-	}
+	attacker, rc := registerLoggedIn(t, r, "mallory")
 	upload := func(id int, keys ...ratchet.PublicPreKey) relay.Frame {
 		t.Helper()
 		raws := make([][]byte, len(keys))
@@ -462,11 +458,7 @@ func testUploadPreKeysLimitSurvivesReplaceCard(t *testing.T, bk store) {
 	const burst = 3
 	clock := &frozenClock{t: time.Now()} // no token comes back during the test
 	r := bk.StartWith(t, relaytest.Options{Clock: clock.now, Limits: server.Limits{UploadPreKeysPerHour: 60, UploadPreKeysBurst: burst}})
-	attacker := register(t, r, "mallory")
-	rc := dialRaw(t, r)
-	if f := rc.login(attacker); f.Type != relay.TypeOK {
-		t.Fatalf("login: %+v", f)
-	}
+	attacker, rc := registerLoggedIn(t, r, "mallory")
 	upload := func(id int, signer *user) relay.Frame {
 		t.Helper()
 		raw, err := makePreKeys(t, signer, ratchet.SignedPreKey, id, 1)[0].MarshalBinary()
@@ -539,11 +531,7 @@ func testLimitAccountWritesPerName(t *testing.T, bk store) {
 	clock := &frozenClock{t: time.Now()}
 	r := bk.StartWith(t, relaytest.Options{Clock: clock.now, Limits: server.Limits{AccountWritesPerHour: 60, AccountWritesBurst: 3}})
 	pair := newHonestPair(t, r)
-	attacker := register(t, r, "mallory")
-	rc := dialRaw(t, r)
-	if f := rc.login(attacker); f.Type != relay.TypeOK {
-		t.Fatalf("login: %+v", f)
-	}
+	_, rc := registerLoggedIn(t, r, "mallory")
 	toggle := func(id int) relay.Frame {
 		typ := "block"
 		if id%2 == 1 {

@@ -32,11 +32,7 @@ func TestReplaceCardLoopKeepsBoundedHistory(t *testing.T) {
 
 func testReplaceCardLoopKeepsBoundedHistory(t *testing.T, bk store) {
 	r := bk.Start(t)
-	mallory := register(t, r, "mallory")
-	rc := dialRaw(t, r)
-	if f := rc.login(mallory); f.Type != relay.TypeOK {
-		t.Fatalf("login: %+v", f)
-	}
+	mallory, rc := registerLoggedIn(t, r, "mallory")
 	replaced := []string{mallory.card.ID()}
 	const rounds = storage.MaxReplacedCards + 2
 	for i := range rounds {
@@ -181,11 +177,7 @@ func (rc *raw) waitPong() {
 func TestEmptyBlobsCountAgainstTheQuota(t *testing.T) {
 	const room = 4
 	r := relaytest.StartWith(t, relaytest.Options{Limits: server.Limits{BlobQuotaBytes: room * relay.BlobChunkSize}})
-	mallory := register(t, r, "mallory")
-	rc := dialRaw(t, r)
-	if f := rc.login(mallory); f.Type != relay.TypeOK {
-		t.Fatalf("login: %+v", f)
-	}
+	_, rc := registerLoggedIn(t, r, "mallory")
 	for i := range room {
 		if f := rc.request(map[string]any{"type": "blob_begin", "id": 10 + i, "size": 0, "recipients": 1}); f.Type != relay.TypeBlob {
 			t.Fatalf("empty blob %d: %+v", i, f)
@@ -210,11 +202,7 @@ func TestPreKeyUploadRefusedBeforeVerifying(t *testing.T) {
 
 func testPreKeyUploadRefusedBeforeVerifying(t *testing.T, bk store) {
 	r := bk.Start(t)
-	mallory := register(t, r, "mallory")
-	rc := dialRaw(t, r)
-	if f := rc.login(mallory); f.Type != relay.TypeOK {
-		t.Fatalf("login: %+v", f)
-	}
+	mallory, rc := registerLoggedIn(t, r, "mallory")
 	encode := func(keys ...ratchet.PublicPreKey) [][]byte {
 		t.Helper()
 		out := make([][]byte, len(keys))
@@ -289,11 +277,7 @@ func TestPingsDoNotHoldAMessageOpen(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			r := relaytest.StartWith(t, relaytest.Options{Limits: server.Limits{MessageTimeout: bound}})
-			mallory := register(t, r, "mallory")
-			rc := dialRaw(t, r)
-			if f := rc.login(mallory); f.Type != relay.TypeOK {
-				t.Fatalf("login: %+v", f)
-			}
+			_, rc := registerLoggedIn(t, r, "mallory")
 			w := rc.watch()
 			started := time.Now()
 			rc.writeRawFrame(tc.opcode, false, tc.start)
@@ -361,11 +345,7 @@ func expectTimeoutFrame(t *testing.T, w *watchedConn, f relay.Frame) {
 func TestMessageDeadlineSparesTheTimeBetweenMessages(t *testing.T) {
 	const bound = 100 * time.Millisecond
 	r := relaytest.StartWith(t, relaytest.Options{Limits: server.Limits{MessageTimeout: bound}})
-	alice := register(t, r, "alice")
-	rc := dialRaw(t, r)
-	if f := rc.login(alice); f.Type != relay.TypeOK {
-		t.Fatalf("login: %+v", f)
-	}
+	_, rc := registerLoggedIn(t, r, "alice")
 	w := rc.watch()
 	pinging := time.NewTicker(bound / 5)
 	defer pinging.Stop()
