@@ -21,6 +21,7 @@ import (
 	"errors"
 	"fmt"
 	"hash"
+	"hash/crc32"
 	"io"
 	"io/fs"
 	"mime"
@@ -128,7 +129,7 @@ type blobRelay interface {
 	BlobBegin(ctx context.Context, size int64, recipients int) (string, error)
 	BlobResume(ctx context.Context, id string) (client.BlobState, error)
 	BlobPut(ctx context.Context, id string, size, from int64, window int, read func(i int64, buf []byte) error, done func(i int64)) error
-	BlobCommit(ctx context.Context, id string, digest []byte) ([]byte, error)
+	BlobCommit(ctx context.Context, id string, digest []byte, crc uint32) ([]byte, error)
 	BlobGet(ctx context.Context, id string, capability []byte, size, from int64, window int, write func(i int64, data []byte) error) error
 	BlobDone(ctx context.Context, id string, capability []byte) error
 }
@@ -308,7 +309,10 @@ type sealStream struct {
 	done   chan struct{}
 	err    error  // after done
 	digest []byte // after done, without err: SHA-256 of the whole sealed stream
+	crc    uint32 // after done, without err: its CRC-32C, which the relay checks
 }
+
+var castagnoli = crc32.MakeTable(crc32.Castagnoli)
 
 // sealRun is how many chunks the sealer seals per piece: 256 KiB of plaintext;
 // sealPieces are in flight between the sealer, the hasher and the upload (1.5 MiB).
@@ -337,11 +341,11 @@ func startSealStream(ctx context.Context, src string, key []byte, size, from int
 	go func() {
 		defer close(s.done)
 		defer close(s.out)
-		digest, err := s.hash(ctx, sealed, from)
+		digest, crc, err := s.hash(ctx, sealed, from)
 		if serr := <-sealErr; serr != nil {
 			err = serr
 		}
-		s.digest, s.err = digest, err
+		s.digest, s.crc, s.err = digest, crc, err
 	}()
 	return s, nil
 }
@@ -389,12 +393,15 @@ func (s *sealStream) seal(ctx context.Context, in io.Reader, key []byte, size in
 }
 
 // hash hashes the sealed pieces in order and hands them to s.out, but for their
-// bytes before from (sealed again only to be hashed), and returns the digest.
-func (s *sealStream) hash(ctx context.Context, sealed <-chan []byte, from int64) ([]byte, error) {
+// bytes before from (sealed again only to be hashed), and returns the digest and the
+// CRC-32C.
+func (s *sealStream) hash(ctx context.Context, sealed <-chan []byte, from int64) ([]byte, uint32, error) {
 	h := sha256.New()
+	var crc uint32
 	skip := from
 	for piece := range sealed {
 		h.Write(piece)
+		crc = crc32.Update(crc, castagnoli, piece)
 		if d := min(skip, int64(len(piece))); d > 0 { // kept at the start of its buffer
 			piece, skip = piece[:copy(piece, piece[d:])], skip-d
 		}
@@ -405,10 +412,10 @@ func (s *sealStream) hash(ctx context.Context, sealed <-chan []byte, from int64)
 		select {
 		case s.out <- piece:
 		case <-ctx.Done():
-			return nil, ctx.Err()
+			return nil, 0, ctx.Err()
 		}
 	}
-	return h.Sum(nil), nil
+	return h.Sum(nil), crc, nil
 }
 
 // read fills p with the next sealed bytes.
@@ -441,16 +448,16 @@ func (s *sealStream) read(ctx context.Context, p []byte) error {
 }
 
 // result waits for the end and returns the sealed stream's digest.
-func (s *sealStream) result(ctx context.Context) ([]byte, error) {
+func (s *sealStream) result(ctx context.Context) ([]byte, uint32, error) {
 	select {
 	case <-s.done:
 	case <-ctx.Done():
-		return nil, ctx.Err()
+		return nil, 0, ctx.Err()
 	}
 	if s.err != nil {
-		return nil, s.err
+		return nil, 0, s.err
 	}
-	return s.digest, nil
+	return s.digest, s.crc, nil
 }
 
 // ResumeUploads finishes every attachment an earlier run left uploading or uploaded
@@ -620,7 +627,7 @@ func (c *Controller) uploadOnce(ctx context.Context, br blobRelay, row *storage.
 	if err != nil {
 		return err
 	}
-	digest, err := sl.result(ctx)
+	digest, crc, err := sl.result(ctx)
 	if err != nil {
 		return err
 	}
@@ -628,7 +635,7 @@ func (c *Controller) uploadOnce(ctx context.Context, br blobRelay, row *storage.
 	if err := c.putMeta(ctx, row, *meta); err != nil {
 		return err
 	}
-	capab, err := br.BlobCommit(ctx, meta.BlobID, meta.Digest)
+	capab, err := br.BlobCommit(ctx, meta.BlobID, meta.Digest, crc)
 	if err != nil {
 		return err
 	}
@@ -977,7 +984,7 @@ func placedBefore(ctx context.Context, meta attachmentMeta, part string, namedBy
 	if err != nil {
 		return false
 	}
-	digest, err := s.result(sctx)
+	digest, _, err := s.result(sctx)
 	return err == nil && subtle.ConstantTimeCompare(digest, meta.Digest) == 1
 }
 

@@ -6,6 +6,7 @@ import (
 	"crypto/rand"
 	"crypto/sha256"
 	"errors"
+	"hash/crc32"
 	"io"
 	mrand "math/rand/v2"
 	"os"
@@ -60,9 +61,9 @@ func TestSealStreamAndOpener(t *testing.T) {
 			if err := s.read(ctx, got); err != nil {
 				t.Fatalf("size %d from %d: %v", size, from, err)
 			}
-			d, err := s.result(ctx)
-			if err != nil || !bytes.Equal(got, want[from:]) || !bytes.Equal(d, digest[:]) {
-				t.Fatalf("size %d from %d: sealed bytes or digest differ (%v)", size, from, err)
+			d, crc, err := s.result(ctx)
+			if err != nil || !bytes.Equal(got, want[from:]) || !bytes.Equal(d, digest[:]) || crc != crc32.Checksum(want, castagnoli) {
+				t.Fatalf("size %d from %d: sealed bytes, digest or CRC-32C differ (%v)", size, from, err)
 			}
 		}
 		// Opened in random pieces; then again after a resume from k whole chunks.
@@ -148,7 +149,7 @@ func TestSealStreamChangedFile(t *testing.T) {
 			t.Fatal(err)
 		}
 		io.Copy(io.Discard, io.LimitReader(&sealReader{s: s}, 1<<20))
-		if _, err := s.result(ctx); err == nil {
+		if _, _, err := s.result(ctx); err == nil {
 			t.Fatalf("a 1000-byte file sealed as %d bytes", size)
 		}
 	}

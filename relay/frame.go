@@ -101,6 +101,8 @@ const (
 	BlobCapabilitySize = 32
 	// BlobDigestSize is the size of a blob digest (SHA-256).
 	BlobDigestSize = 32
+	// BlobCRC32CSize is the size of a blob's CRC-32C (Castagnoli), big-endian.
+	BlobCRC32CSize = 4
 	// MaxBlobRecipients bounds a blob's declared fetch count.
 	MaxBlobRecipients = 1024
 )
@@ -169,7 +171,7 @@ type Frame struct {
 	Recovery    []byte `json:"recovery,omitempty"`
 	NewRecovery []byte `json:"new_recovery,omitempty"`
 	// blobs: blob_begin's size, chunk count and recipients; blob_put's index and data;
-	// blob_commit's digest; blob_get's and blob_done's capability; the relay's answers
+	// blob_commit's crc32c or digest; blob_get's and blob_done's capability; the relay's answers
 	// carry blob_id, next (the first chunk it lacks) and expires_at (unix milliseconds)
 	BlobID     string `json:"blob_id,omitempty"`
 	Size       int64  `json:"size,omitempty"`
@@ -178,6 +180,7 @@ type Frame struct {
 	Index      int64  `json:"index,omitempty"`
 	Data       []byte `json:"data,omitempty"`
 	Digest     []byte `json:"digest,omitempty"`
+	CRC32C     []byte `json:"crc32c,omitempty"`
 	Capability []byte `json:"capability,omitempty"`
 	// blob_get's count (1 to BlobRunChunks): answer with one binary blob chunk
 	// message of up to count chunks; 0 or absent: a blob_chunk JSON frame of one
@@ -211,6 +214,9 @@ type FrameLimits struct {
 	// BlobRunChunks: the relay takes binary blob messages of up to this many chunks
 	// (PROTOCOL.md "Binary chunk messages"); 0 or absent: JSON blob frames only.
 	BlobRunChunks int `json:"blob_run_chunks,omitempty"`
+	// BlobCRC32C: the relay checks an upload's CRC-32C at blob_commit (PROTOCOL.md
+	// "Blobs"); false or absent: only its SHA-256 digest.
+	BlobCRC32C bool `json:"blob_crc32c,omitempty"`
 }
 
 // FrameError is what DecodeFrame returns for input it refuses: Code is the protocol
@@ -268,6 +274,7 @@ const (
 	fIndex
 	fData
 	fDigest
+	fCRC32C
 	fCapability
 	fCount
 	fServerOnly // any field only the relay sends
@@ -279,7 +286,7 @@ var fieldNames = map[fieldSet]string{
 	fTo: "to", fBody: "body", fClientID: "client_id", fTTL: "ttl", fIDs: "ids", fInvite: "invite",
 	fTime: "time", fRecovery: "recovery", fNewRecovery: "new_recovery",
 	fBlobID: "blob_id", fSize: "size", fChunks: "chunks", fRecipients: "recipients", fIndex: "index",
-	fData: "data", fDigest: "digest", fCapability: "capability", fCount: "count",
+	fData: "data", fDigest: "digest", fCRC32C: "crc32c", fCapability: "capability", fCount: "count",
 }
 
 type frameRule struct {
@@ -313,7 +320,7 @@ var clientFrames = map[string]frameRule{
 	TypeBlobBegin:  {required: fRecipients, optional: fSize | fChunks, needID: true},
 	TypeBlobResume: {required: fBlobID, needID: true},
 	TypeBlobPut:    {required: fBlobID, optional: fIndex | fData, needID: true},
-	TypeBlobCommit: {required: fBlobID | fDigest, needID: true},
+	TypeBlobCommit: {required: fBlobID, optional: fCRC32C | fDigest, needID: true}, // one of the two: validateBlobFields
 	TypeBlobGet:    {required: fBlobID | fCapability, optional: fIndex | fCount, needID: true},
 	TypeBlobDone:   {required: fBlobID | fCapability, needID: true},
 }
@@ -413,6 +420,9 @@ func (f *Frame) present() fieldSet {
 	}
 	if f.Digest != nil {
 		s |= fDigest
+	}
+	if f.CRC32C != nil {
+		s |= fCRC32C
 	}
 	if f.Capability != nil {
 		s |= fCapability
@@ -721,6 +731,12 @@ func validateBlobFields(f *Frame) error {
 		return &FrameError{Code: CodeBadField, Field: "data", Reason: "empty chunk"}
 	case f.Digest != nil && len(f.Digest) != BlobDigestSize:
 		return &FrameError{Code: CodeBadField, Field: "digest", Reason: "a digest is " + strconv.Itoa(BlobDigestSize) + " bytes"}
+	case f.CRC32C != nil && len(f.CRC32C) != BlobCRC32CSize:
+		return &FrameError{Code: CodeBadField, Field: "crc32c", Reason: "a crc32c is " + strconv.Itoa(BlobCRC32CSize) + " bytes"}
+	case f.Type == TypeBlobCommit && f.CRC32C == nil && f.Digest == nil:
+		return &FrameError{Code: CodeBadField, Field: "crc32c", Reason: "blob_commit carries the blob's crc32c (or, from older clients, its SHA-256 digest)"}
+	case f.Type == TypeBlobCommit && f.CRC32C != nil && f.Digest != nil:
+		return &FrameError{Code: CodeBadField, Field: "digest", Reason: "blob_commit carries crc32c or digest, not both"}
 	case f.Capability != nil && len(f.Capability) != BlobCapabilitySize:
 		return &FrameError{Code: CodeBadField, Field: "capability", Reason: "a capability is " + strconv.Itoa(BlobCapabilitySize) + " bytes"}
 	}

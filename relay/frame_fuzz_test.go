@@ -58,6 +58,7 @@ var frameSeeds = []string{
 	`{"type":"blob_put","id":22,"blob_id":"0123456789abcdef0123456789abcdef","index":3,"data":"AQID"}`,
 	`{"type":"blob_put","id":22,"blob_id":"0123456789ABCDEF0123456789abcdef","data":"AQID"}`,
 	`{"type":"blob_commit","id":23,"blob_id":"0123456789abcdef0123456789abcdef","digest":"AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA="}`,
+	`{"type":"blob_commit","id":23,"blob_id":"0123456789abcdef0123456789abcdef","crc32c":"3q2+7w=="}`,
 	`{"type":"blob_get","id":24,"blob_id":"0123456789abcdef0123456789abcdef","capability":"AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=","index":1}`,
 	`{"type":"blob_done","id":25,"blob_id":"0123456789abcdef0123456789abcdef","capability":"AAAA"}`,
 	`{"type":"blob_get","id":24,"blob_id":"0123456789abcdef0123456789abcdef","capability":"AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=","next":1}`,

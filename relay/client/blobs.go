@@ -5,6 +5,7 @@ package client
 
 import (
 	"context"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"io"
@@ -56,10 +57,17 @@ func (c *Client) BlobResume(ctx context.Context, id string) (BlobState, error) {
 	return BlobState{ID: id, Size: resp.Size, Next: resp.Next, Capability: resp.Capability}, nil
 }
 
-// BlobCommit completes an upload whose bytes hash (SHA-256) to digest and returns the
-// blob's capability.
-func (c *Client) BlobCommit(ctx context.Context, id string, digest []byte) ([]byte, error) {
-	resp, err := c.do(ctx, &relay.Frame{Type: relay.TypeBlobCommit, BlobID: id, Digest: digest})
+// BlobCommit completes an upload whose bytes have the SHA-256 digest and the CRC-32C
+// (Castagnoli) crc, and returns the blob's capability. The relay is given the one it
+// checks: the CRC-32C when its hello announced blob_crc32c, else the digest.
+func (c *Client) BlobCommit(ctx context.Context, id string, digest []byte, crc uint32) ([]byte, error) {
+	f := &relay.Frame{Type: relay.TypeBlobCommit, BlobID: id, Digest: digest}
+	c.mu.Lock()
+	if c.blobCRC {
+		f.Digest, f.CRC32C = nil, binary.BigEndian.AppendUint32(nil, crc)
+	}
+	c.mu.Unlock()
+	resp, err := c.do(ctx, f)
 	if err != nil {
 		return nil, fmt.Errorf("relay: committing blob %s: %w", id, err)
 	}

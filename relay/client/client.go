@@ -204,6 +204,7 @@ type Client struct {
 	ended   error
 	maxBlob int64 // the hello's max_blob_bytes (blobs.go)
 	blobRun int64 // the hello's blob_run_chunks: > 0, binary blob messages of that many chunks
+	blobCRC bool  // the hello's blob_crc32c: blob_commit carries the CRC-32C, not the digest
 
 	nextID   atomic.Uint64
 	pace     *rate.Limiter // every frame sent takes a token; see pace.go
@@ -743,6 +744,7 @@ func (c *Client) connectOne(ctx context.Context, rawURL string) error {
 		c.maxBlob = hello.Limits.MaxBlobBytes
 		c.blobRun = min(int64(hello.Limits.BlobRunChunks), relay.BlobRunChunks)
 	}
+	c.blobCRC = hello.Limits != nil && hello.Limits.BlobCRC32C
 	c.mu.Unlock()
 	close(cc.ready)
 	c.reportRotation(rotated)

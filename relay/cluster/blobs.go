@@ -4,7 +4,7 @@ package cluster
 // every node: an upload appends its chunks as messages on the object's chunk subject
 // ($O.<bucket>.C.<blob id>), each expecting the subject's last sequence as read, so
 // two connections continuing one upload on two nodes cannot interleave; the commit
-// reads them back, checks the digest and publishes the object's info, after which
+// reads them back, checks the CRC-32C or digest and publishes the object's info, after which
 // the blob is an ordinary object (`nats obj get` reads it, its SHA-256 checked). The
 // metadata (owner, size, recipients, who fetched it, expiry) and each owner's quota
 // usage live in the directory's bucket, changed by compare-and-set.
@@ -12,7 +12,6 @@ package cluster
 import (
 	"context"
 	"crypto/sha256"
-	"crypto/subtle"
 	"encoding/base64"
 	"encoding/json"
 	"errors"
@@ -290,9 +289,10 @@ func (c *chunkReader) read(ctx context.Context) (int64, []byte, error) {
 }
 
 // CommitBlob completes an upload: every byte must be there (storage.ErrBlobIncomplete)
-// and hash to digest (storage.ErrBlobDigest: the upload is deleted). The object's info
-// is published; the blob then lives until expires.
-func (b *Blobs) CommitBlob(ctx context.Context, bl storage.Blob, digest []byte, expires time.Time) error {
+// and pass check (storage.ErrBlobDigest: the upload is deleted). The object's info
+// (with the SHA-256 an object store's info carries) is published; the blob then lives
+// until expires.
+func (b *Blobs) CommitBlob(ctx context.Context, bl storage.Blob, check storage.BlobCheck, expires time.Time) error {
 	r, e, err := b.blob(ctx, bl.ID)
 	if err != nil {
 		return err
@@ -304,6 +304,7 @@ func (b *Blobs) CommitBlob(ctx context.Context, bl storage.Blob, digest []byte, 
 		return nil
 	}
 	h := sha256.New()
+	var crc uint32
 	cr := &chunkReader{b: b, id: bl.ID, next: 1}
 	chunks := 0
 	for {
@@ -315,13 +316,14 @@ func (b *Blobs) CommitBlob(ctx context.Context, bl storage.Blob, digest []byte, 
 			return err
 		}
 		h.Write(data)
+		crc = storage.UpdateBlobCRC32C(crc, data)
 		chunks++
 	}
 	if cr.off != r.Size {
 		return fmt.Errorf("%w: %d of %d bytes", storage.ErrBlobIncomplete, cr.off, r.Size)
 	}
 	sum := h.Sum(nil)
-	if subtle.ConstantTimeCompare(sum, digest) != 1 {
+	if !check.Matches(crc, sum) {
 		b.DeleteBlob(ctx, bl.ID)
 		return fmt.Errorf("%w: the upload is dropped", storage.ErrBlobDigest)
 	}

@@ -78,7 +78,8 @@ func TestBlobsAcrossNodes(t *testing.T) {
 	if _, err := a.OpenBlob(bl.ID); !errors.Is(err, storage.ErrNotFound) {
 		t.Fatalf("open before commit: %v", err)
 	}
-	if err := b.CommitBlob(ctx, got, sum[:], now.Add(2*time.Hour)); err != nil {
+	crc := storage.BlobCheck{CRC32C: storage.BlobCRC32C(storage.UpdateBlobCRC32C(0, data))}
+	if err := b.CommitBlob(ctx, got, crc, now.Add(2*time.Hour)); err != nil {
 		t.Fatal(err)
 	}
 	for _, s := range []*Blobs{a, b} {
@@ -134,7 +135,7 @@ func TestBlobsAcrossNodes(t *testing.T) {
 		t.Fatal(err)
 	}
 	b02, _ := a.Blob(ctx, "02", chunk, now)
-	if err := a.CommitBlob(ctx, b02, sum[:], now.Add(time.Hour)); !errors.Is(err, storage.ErrBlobDigest) {
+	if err := a.CommitBlob(ctx, b02, storage.BlobCheck{SHA256: sum[:]}, now.Add(time.Hour)); !errors.Is(err, storage.ErrBlobDigest) {
 		t.Fatalf("wrong digest: %v", err)
 	}
 	if _, err := a.Blob(ctx, "02", chunk, now); !errors.Is(err, storage.ErrNotFound) {
@@ -143,7 +144,7 @@ func TestBlobsAcrossNodes(t *testing.T) {
 	if err := a.CreateBlob(ctx, storage.Blob{ID: "03", Owner: "alice", Size: 10, Recipients: 1, ExpiresAt: now.Add(time.Minute)}, quota); err != nil {
 		t.Fatal(err)
 	}
-	if err := a.CommitBlob(ctx, storage.Blob{ID: "03"}, sum[:], now); !errors.Is(err, storage.ErrBlobIncomplete) {
+	if err := a.CommitBlob(ctx, storage.Blob{ID: "03"}, crc, now); !errors.Is(err, storage.ErrBlobIncomplete) {
 		t.Fatalf("commit of nothing: %v", err)
 	}
 	if n, err := b.ExpireBlobs(ctx, now.Add(2*time.Minute)); err != nil || n != 1 {
@@ -198,7 +199,7 @@ func TestBlobThroughTwoNodes(t *testing.T) {
 		t.Fatal(err)
 	}
 	sum := sha256.Sum256(data)
-	capability, err := bob.c.BlobCommit(ctx, id, sum[:])
+	capability, err := bob.c.BlobCommit(ctx, id, sum[:], storage.UpdateBlobCRC32C(0, data))
 	if err != nil {
 		t.Fatal(err)
 	}

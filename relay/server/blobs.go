@@ -35,9 +35,9 @@ type BlobStore interface {
 	// AppendBlob writes an upload's bytes at offset, its stored length
 	// (storage.ErrBlobOutOfOrder otherwise).
 	AppendBlob(id string, size, offset int64, data []byte) error
-	// CommitBlob completes an upload whose bytes hash to digest
+	// CommitBlob completes an upload whose bytes pass check
 	// (storage.ErrBlobIncomplete, storage.ErrBlobDigest).
-	CommitBlob(ctx context.Context, b storage.Blob, digest []byte, expires time.Time) error
+	CommitBlob(ctx context.Context, b storage.Blob, check storage.BlobCheck, expires time.Time) error
 	// OpenBlob opens a committed blob's bytes.
 	OpenBlob(id string) (BlobReader, error)
 	// BlobFetched records a complete fetch by name; the blob goes once its recipients did.
@@ -374,11 +374,11 @@ func (c *conn) onBlobCommit(f *relay.Frame) {
 		return
 	}
 	bl := *b
-	ctx, cancel := context.WithTimeout(c.ctx, time.Minute) // hashes the whole blob
+	ctx, cancel := context.WithTimeout(c.ctx, time.Minute) // may read the whole blob back
 	defer cancel()
 	if !bl.Committed {
 		expires := c.s.now().Add(c.s.limits.BlobTTL)
-		err := c.s.blobs.CommitBlob(ctx, bl, f.Digest, expires)
+		err := c.s.blobs.CommitBlob(ctx, bl, storage.BlobCheck{CRC32C: f.CRC32C, SHA256: f.Digest}, expires)
 		switch {
 		case errors.Is(err, storage.ErrBlobIncomplete):
 			c.send(&relay.Frame{Type: relay.TypeError, ID: f.ID, Code: relay.CodeBlobIncomplete, Next: c.blob.upNext,
@@ -387,7 +387,7 @@ func (c *conn) onBlobCommit(f *relay.Frame) {
 		case errors.Is(err, storage.ErrBlobDigest):
 			c.s.m.blob.digest.Add(1)
 			c.blob.up = storage.Blob{}
-			c.replyError(f.ID, relay.CodeBlobDigestMismatch, "the stored bytes do not hash to this digest; the upload was dropped: begin again", "")
+			c.replyError(f.ID, relay.CodeBlobDigestMismatch, "the stored bytes do not match this crc32c or digest; the upload was dropped: begin again", "")
 			return
 		case err != nil:
 			c.blob.up = storage.Blob{}

@@ -8,10 +8,11 @@ import (
 	"pfschat/relay"
 	"pfschat/relay/relaytest"
 	"pfschat/relay/server"
+	"pfschat/storage"
 )
 
 // BenchmarkBlob moves 32 MiB through the relay's blob frames (no frame-rate limit):
-// upload (put + commit, which hashes the blob) and download.
+// upload (put + commit, which checks the blob's CRC-32C) and download.
 func BenchmarkBlob(b *testing.B) {
 	r := relaytest.StartWith(b, relaytest.Options{Limits: server.Limits{FramesPerSecond: -1, BlobQuotaBytes: -1}})
 	alice := register(b, r, "alice")
@@ -19,6 +20,7 @@ func BenchmarkBlob(b *testing.B) {
 	data := make([]byte, 32<<20)
 	rand.Read(data)
 	d := sha256.Sum256(data)
+	crc := storage.UpdateBlobCRC32C(0, data)
 	size := int64(len(data))
 	var id string
 	var capab []byte
@@ -35,7 +37,7 @@ func BenchmarkBlob(b *testing.B) {
 			}, nil); err != nil {
 				b.Fatal(err)
 			}
-			if capab, err = ac.BlobCommit(b.Context(), id, d[:]); err != nil {
+			if capab, err = ac.BlobCommit(b.Context(), id, d[:], crc); err != nil {
 				b.Fatal(err)
 			}
 		}

@@ -17,6 +17,7 @@ import (
 	"pfschat/relay/client"
 	"pfschat/relay/relaytest"
 	"pfschat/relay/server"
+	"pfschat/storage"
 )
 
 func randomBytes(t testing.TB, n int) []byte {
@@ -40,8 +41,8 @@ func upload(t testing.TB, c *client.Client, data []byte, recipients int) (string
 	if err != nil {
 		t.Fatal(err)
 	}
-	d := sha256.Sum256(data)
-	capab, err := c.BlobCommit(ctx, id, d[:])
+	d, crc := blobSums(data)
+	capab, err := c.BlobCommit(ctx, id, d, crc)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -166,8 +167,8 @@ func TestBlobResumeAfterDisconnect(t *testing.T) {
 	if protoCode(err) != relay.CodeBlobOutOfOrder {
 		t.Fatalf("out of order: %v", err)
 	}
-	d := sha256.Sum256(data)
-	if _, err := ac2.BlobCommit(ctx, id, d[:]); protoCode(err) != relay.CodeBlobIncomplete {
+	d, crc := blobSums(data)
+	if _, err := ac2.BlobCommit(ctx, id, d, crc); protoCode(err) != relay.CodeBlobIncomplete {
 		t.Fatalf("early commit: %v", err)
 	}
 	var sent []int64
@@ -178,7 +179,7 @@ func TestBlobResumeAfterDisconnect(t *testing.T) {
 	if err != nil || len(sent) != 2 || sent[0] != 15 || sent[1] != 20 {
 		t.Fatalf("rest of the upload: %v, acknowledged up to %v", err, sent)
 	}
-	capab, err := ac2.BlobCommit(ctx, id, d[:])
+	capab, err := ac2.BlobCommit(ctx, id, d, crc)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -229,7 +230,7 @@ func TestBlobLimits(t *testing.T) {
 			t.Errorf(`pfschat_relay_limited_total{limit=%q} is %d, want %d`, name, got, want)
 		}
 	}
-	// A digest that is not the bytes': the upload is dropped.
+	// A CRC-32C that is not the bytes': the upload is dropped.
 	data := randomBytes(t, 100)
 	id, err := ac.BlobBegin(ctx, 100, 1)
 	if err != nil {
@@ -238,8 +239,9 @@ func TestBlobLimits(t *testing.T) {
 	if err := ac.BlobPut(ctx, id, 100, 0, 0, func(i int64, b []byte) error { copy(b, data); return nil }, nil); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := ac.BlobCommit(ctx, id, make([]byte, 32)); protoCode(err) != relay.CodeBlobDigestMismatch {
-		t.Fatalf("wrong digest: %v", err)
+	d, crc := blobSums(data)
+	if _, err := ac.BlobCommit(ctx, id, d, crc+1); protoCode(err) != relay.CodeBlobDigestMismatch {
+		t.Fatalf("wrong crc32c: %v", err)
 	}
 	if _, err := ac.BlobResume(ctx, id); protoCode(err) != relay.CodeBlobNotFound {
 		t.Fatalf("after a digest mismatch: %v", err)
@@ -317,6 +319,51 @@ func TestBlobBinaryMessages(t *testing.T) {
 	}
 }
 
+// blob_commit is checked against the CRC-32C the hello announces (what pfschat sends)
+// or, from an older client, the SHA-256 digest (the relay reads the blob back); a
+// wrong one of either drops the upload.
+func TestBlobCommitChecks(t *testing.T) {
+	r := relaytest.Start(t)
+	_, rc := registerLoggedIn(t, r, "alice")
+	if rc.hello.Limits == nil || !rc.hello.Limits.BlobCRC32C {
+		t.Fatalf("hello limits %+v: no blob_crc32c", rc.hello.Limits)
+	}
+	data := randomBytes(t, 3*relay.BlobChunkSize+5)
+	d, crc := blobSums(data)
+	other, _ := blobSums(data[1:])
+	for i, c := range []struct {
+		field string
+		value []byte
+		ok    bool
+	}{
+		{"crc32c", storage.BlobCRC32C(crc), true},
+		{"digest", d, true},
+		{"crc32c", storage.BlobCRC32C(crc ^ 1), false},
+		{"digest", other, false},
+	} {
+		id := 10 * (i + 1) // an int: raw.request reads it back as one
+		b := rc.request(map[string]any{"type": "blob_begin", "id": id, "size": len(data), "chunks": 4, "recipients": 1})
+		if b.Type != relay.TypeBlob {
+			t.Fatalf("blob_begin: %+v", b)
+		}
+		if err := rc.ws.WriteMessage(websocket.BinaryMessage, append(relay.AppendBlobPutHeader(nil, uint64(id+1), b.BlobID, 0), data...)); err != nil {
+			t.Fatal(err)
+		}
+		if f := rc.answer(uint64(id + 1)); f.Type != relay.TypeOK {
+			t.Fatalf("put: %+v", f)
+		}
+		f := rc.request(map[string]any{"type": "blob_commit", "id": id + 2, "blob_id": b.BlobID, c.field: c.value})
+		if c.ok {
+			if f.Type != relay.TypeBlob || len(f.Capability) != relay.BlobCapabilitySize {
+				t.Fatalf("commit with the right %s: %+v", c.field, f)
+			}
+			continue
+		}
+		expectErr(t, f, relay.CodeBlobDigestMismatch)
+		expectErr(t, rc.request(map[string]any{"type": "blob_resume", "id": id + 3, "blob_id": b.BlobID}), relay.CodeBlobNotFound)
+	}
+}
+
 // Deleting an account deletes its blobs, committed and uploading: the name may be
 // registered again by someone else, who must not inherit them. /metrics counts blob
 // traffic, refusals and deletions.
@@ -382,4 +429,10 @@ func TestBlobsGoWithTheirAccount(t *testing.T) {
 			t.Errorf("/metrics lacks %q", line)
 		}
 	}
+}
+
+// blobSums are data's SHA-256 digest and CRC-32C, as an uploader commits them.
+func blobSums(data []byte) ([]byte, uint32) {
+	d := sha256.Sum256(data)
+	return d[:], storage.UpdateBlobCRC32C(0, data)
 }

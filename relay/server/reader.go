@@ -303,6 +303,7 @@ func (s *Server) frameLimits() *relay.FrameLimits {
 	if s.blobs != nil {
 		fl.MaxBlobBytes = l.MaxBlobBytes
 		fl.BlobRunChunks = relay.BlobRunChunks
+		fl.BlobCRC32C = true
 	}
 	return fl
 }
