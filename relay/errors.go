@@ -71,7 +71,7 @@ const (
 	CodeBlobQuota          = "blob_quota"           // the uploader's blobs would exceed blob_quota_bytes
 	CodeBlobOutOfOrder     = "blob_out_of_order"    // blob_put of another chunk than the next; next says which
 	CodeBlobIncomplete     = "blob_incomplete"      // blob_commit before every chunk arrived; next says which is missing
-	CodeBlobDigestMismatch = "blob_digest_mismatch" // blob_commit's digest is not the stored bytes'; the upload is dropped
+	CodeBlobDigestMismatch = "blob_digest_mismatch" // blob_commit's crc32c or digest is not the stored bytes'; the upload is dropped
 )
 
 // ProtocolError is an error frame from the relay, as the client package returns it.
