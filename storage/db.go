@@ -622,14 +622,25 @@ func createPrivate(path string) error {
 	return f.Close()
 }
 
-// freeBytes is what the filesystem holding dir has left for this user (a variable so a
-// test can play a full disk).
-var freeBytes = func(dir string) (uint64, error) {
+// diskFree is what the filesystem holding a store has left: bytes for this user, and
+// free inodes out of how many (0 of 0 where the file system has no fixed count, as
+// btrfs).
+type diskFree struct {
+	bytes, inodes, totalInodes uint64
+}
+
+// outOfInodes: room for bytes but for no new file (SQLite's -wal and -shm files, a
+// backup): ENOSPC all the same.
+func (d diskFree) outOfInodes() bool { return d.totalInodes > 0 && d.inodes == 0 }
+
+// freeSpace is what the filesystem holding dir has left (a variable so a test can
+// play a full disk).
+var freeSpace = func(dir string) (diskFree, error) {
 	var st syscall.Statfs_t
 	if err := syscall.Statfs(dir, &st); err != nil {
-		return 0, err
+		return diskFree{}, err
 	}
-	return st.Bavail * uint64(st.Bsize), nil
+	return diskFree{bytes: st.Bavail * uint64(st.Bsize), inodes: st.Ffree, totalInodes: st.Files}, nil
 }
 
 // lowSpace is how little free space makes an I/O error count as a full disk.
@@ -647,13 +658,16 @@ func diskFull(path string, err error) error {
 		return err
 	}
 	dir := filepath.Dir(path)
-	free, serr := freeBytes(dir)
-	if code != sqliteFull && !errors.Is(err, syscall.ENOSPC) && (serr != nil || free >= lowSpace) {
+	free, serr := freeSpace(dir)
+	if code != sqliteFull && !errors.Is(err, syscall.ENOSPC) && (serr != nil || free.bytes >= lowSpace && !free.outOfInodes()) {
 		return err // an I/O error with space left: not a full disk
+	}
+	if serr == nil && free.bytes >= lowSpace && free.outOfInodes() {
+		return fmt.Errorf("%w: the disk holding %s has no free inodes left: it can hold no more files, though %d bytes are free; nothing was written — delete some files on it and try again (%v)", ErrDiskFull, dir, free.bytes, err)
 	}
 	left := "unknown"
 	if serr == nil {
-		left = fmt.Sprintf("%d bytes", free)
+		left = fmt.Sprintf("%d bytes", free.bytes)
 	}
 	return fmt.Errorf("%w: the disk holding %s is full (%s free); nothing was written — free some space on it and try again (%v)", ErrDiskFull, dir, left, err)
 }

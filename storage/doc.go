@@ -35,8 +35,9 @@
 // new identity over it. A sealed row that does not open (a message, a prekey, a
 // session, an outbox item) is skipped by the listing reads with a logged warning and
 // counted (CorruptRowsSkipped): one damaged row never bricks a profile. A full disk is
-// ErrDiskFull, naming the directory and the space left, instead of SQLite's
-// "database or disk is full" or "disk I/O error (4874)".
+// ErrDiskFull, naming the directory and the space left (or, with bytes to spare, that
+// it has no free inodes), instead of SQLite's "database or disk is full" or "disk I/O
+// error (4874)".
 //
 // # Sealing
 //

@@ -270,14 +270,25 @@ func TestDiskFullNamed(t *testing.T) {
 		t.Fatalf("full: %v", err)
 	}
 	// An I/O error on a disk with no space left is a full disk too.
-	restore := freeBytes
-	freeBytes = func(string) (uint64, error) { return 0, nil }
-	defer func() { freeBytes = restore }()
+	restore := freeSpace
+	defer func() { freeSpace = restore }()
+	play := func(d diskFree) { freeSpace = func(string) (diskFree, error) { return d, nil } }
+	play(diskFree{bytes: 0, inodes: 1000, totalInodes: 5000})
 	ioErr := fmt.Errorf("wrapped: %w", syscall.ENOSPC)
-	if got := diskFull(c.Path(), ioErr); !errors.Is(got, ErrDiskFull) {
+	if got := diskFull(c.Path(), ioErr); !errors.Is(got, ErrDiskFull) || !strings.Contains(got.Error(), "is full (0 bytes free)") {
 		t.Fatalf("ENOSPC: %v", got)
 	}
 	if got := diskFull(c.Path(), errors.New("other")); errors.Is(got, ErrDiskFull) {
 		t.Fatalf("other error mapped: %v", got)
+	}
+	// Out of inodes with bytes to spare: the message says so, not "full (N bytes free)".
+	play(diskFree{bytes: 1 << 30, inodes: 0, totalInodes: 5000})
+	if got := diskFull(c.Path(), ioErr); !errors.Is(got, ErrDiskFull) || !strings.Contains(got.Error(), "no free inodes") || strings.Contains(got.Error(), "is full (") {
+		t.Fatalf("ENOSPC without inodes: %v", got)
+	}
+	// A file system without an inode count (btrfs) is never out of inodes.
+	play(diskFree{bytes: 1 << 30})
+	if got := diskFull(c.Path(), ioErr); !errors.Is(got, ErrDiskFull) || strings.Contains(got.Error(), "inodes") {
+		t.Fatalf("ENOSPC on btrfs: %v", got)
 	}
 }
