@@ -254,7 +254,8 @@ func (c *conn) onBlobBegin(f *relay.Frame) {
 		return
 	}
 	if short := c.s.disk.shortage(); short != shortOfNothing {
-		c.replyError(f.ID, relay.CodeStorageFull, short.refusal()+": uploads are refused until space returns; retry later", "min_free")
+		c.s.m.limited(LimitMinFree)
+		c.replyError(f.ID, relay.CodeStorageFull, short.refusal()+": uploads are refused until space returns; retry later", LimitMinFree)
 		return
 	}
 	var raw [relay.BlobIDLen / 2]byte
@@ -613,7 +614,8 @@ func (c *conn) onBinary(r io.Reader) bool {
 	if err != nil {
 		switch {
 		case tooBig:
-			c.kill(relay.CodeFrameTooLarge, relay.LimitMaxFrameBytes, "binary message over "+strconv.Itoa(relay.MaxBlobMessageSize+discardLimit)+" bytes")
+			c.s.m.limited(LimitMaxFrameBytes)
+			c.kill(relay.CodeFrameTooLarge, LimitMaxFrameBytes, "binary message over "+strconv.Itoa(relay.MaxBlobMessageSize+discardLimit)+" bytes")
 		case c.messageExpired(err):
 			c.killExpiredMessage()
 		}
@@ -638,7 +640,8 @@ func (c *conn) onBinary(r io.Reader) bool {
 	c.rateStrikes = 0
 	c.s.m.frameIn(relay.TypeBlobPut)
 	if tooBig {
-		c.send(&relay.Frame{Type: relay.TypeError, ID: reqID, Code: relay.CodeFrameTooLarge, Limit: relay.LimitMaxFrameBytes,
+		c.s.m.limited(LimitMaxFrameBytes)
+		c.send(&relay.Frame{Type: relay.TypeError, ID: reqID, Code: relay.CodeFrameTooLarge, Limit: LimitMaxFrameBytes,
 			Message: "binary message over " + strconv.Itoa(relay.MaxBlobMessageSize) + " bytes"})
 		return true
 	}
@@ -651,6 +654,9 @@ func (c *conn) onBinary(r io.Reader) bool {
 	if err != nil {
 		var fe *relay.FrameError
 		errors.As(err, &fe)
+		if fe.Limit != "" {
+			c.s.m.limited(fe.Limit)
+		}
 		c.send(&relay.Frame{Type: relay.TypeError, ID: m.ID, Code: fe.Code, Limit: fe.Limit, Message: fe.Error()})
 		return true
 	}

@@ -395,9 +395,7 @@ func (cm *committer) answerSends(sends []*sendReq, batch []storage.QueuedMessage
 			var qf *storage.QueueFullError
 			if errors.As(res.Err, &qf) {
 				limit = qf.Limit
-				if limit == LimitSenderQuota {
-					cm.m.limited(limit)
-				}
+				cm.m.limited(limit) // count, bytes or sender_quota
 			}
 			r.c.replyError(r.reqID, relay.CodeQueueFull, "the recipient's queue is full; try again later", limit)
 		case res.Duplicate:

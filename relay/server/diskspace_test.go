@@ -98,6 +98,7 @@ func TestStorageFullRefusesSendsKeepsAcks(t *testing.T) {
 	}
 	_, err = alice.c.Send(ctx, "bob", []byte("during"), "c3")
 	wantCode(t, err, relay.CodeStorageFull)
+	wantLimited(t, r, server.LimitMinFree, 2)
 
 	// Space between the mark and the mark plus the reserve: the reserve must come back
 	// first, so sends stay refused.

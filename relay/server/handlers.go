@@ -370,7 +370,8 @@ func (c *conn) submitSend(r *sendReq, ttlSeconds int64) bool {
 		c.recipients, c.recipientsGen = nil, g
 	}
 	if short := c.s.disk.shortage(); short != shortOfNothing {
-		c.replyError(r.reqID, relay.CodeStorageFull, short.refusal()+": sends are refused until space returns (acks still work); retry later", "min_free")
+		c.s.m.limited(LimitMinFree)
+		c.replyError(r.reqID, relay.CodeStorageFull, short.refusal()+": sends are refused until space returns (acks still work); retry later", LimitMinFree)
 		r.release()
 		return true
 	}
@@ -385,7 +386,8 @@ func (c *conn) submitSend(r *sendReq, ttlSeconds int64) bool {
 	ttl := c.s.limits.MaxTTL
 	if ttlSeconds > 0 {
 		if time.Duration(ttlSeconds) > c.s.limits.MaxTTL/time.Second {
-			c.replyError(r.reqID, relay.CodeTTLTooLong, "ttl over "+strconv.FormatInt(int64(c.s.limits.MaxTTL/time.Second), 10)+" seconds", "max_ttl")
+			c.s.m.limited(LimitMaxTTL)
+			c.replyError(r.reqID, relay.CodeTTLTooLong, "ttl over "+strconv.FormatInt(int64(c.s.limits.MaxTTL/time.Second), 10)+" seconds", LimitMaxTTL)
 			r.release()
 			return true
 		}

@@ -48,12 +48,25 @@ const (
 	// limits LimitMaxBlobBytes and LimitBlobQuotaBytes in blobs.go.
 )
 
+// Names of the protocol's own limits (PROTOCOL.md "Limits"), counted in
+// pfschat_relay_limited_total like the abuse limits: an operator sees every refusal
+// that names a limit.
+const (
+	LimitMaxFrameBytes = relay.LimitMaxFrameBytes // frame_too_large (far over: closed, 1008)
+	LimitMaxBodyBytes  = relay.LimitMaxBodyBytes  // frame_too_large
+	LimitQueueCount    = "count"                  // queue_full: the recipient's queued messages
+	LimitQueueBytes    = "bytes"                  // queue_full: the recipient's queued bytes
+	LimitMaxTTL        = "max_ttl"                // ttl_too_long
+	LimitMinFree       = "min_free"               // storage_full: the disk's high-water mark
+)
+
 var metricLimitNames = [...]string{
 	LimitLoginDeadline, LimitMessageDeadline, LimitConnectionsPerAddress, LimitConnectionsTotal, LimitFramesPerSecond,
 	LimitFetchBundlePerRequester, LimitFetchBundlePerTarget, LimitLowPreKeysNotice, LimitLookupPerRequester,
 	LimitRegistrationsPerAddress, LimitRegistrationPolicy, LimitSenderQuota, LimitUploadPreKeysPerCard,
 	LimitMaxOneTimePreKeys, LimitAccountWritesPerName, LimitRecoveryPerName, LimitRecoveryPerAddress,
 	LimitMaxBlobBytes, LimitBlobQuotaBytes,
+	LimitMaxFrameBytes, LimitMaxBodyBytes, LimitQueueCount, LimitQueueBytes, LimitMaxTTL, LimitMinFree,
 }
 
 var limitNameIndex = indexOf(metricLimitNames[:])

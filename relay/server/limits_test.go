@@ -76,6 +76,14 @@ func limited(t testing.TB, r *relaytest.Relay, name string) int {
 	return 0
 }
 
+// wantLimited fails unless pfschat_relay_limited_total{limit=name} is n.
+func wantLimited(t testing.TB, r *relaytest.Relay, name string, n int) {
+	t.Helper()
+	if got := limited(t, r, name); got != n {
+		t.Errorf("pfschat_relay_limited_total{limit=%q} is %d, want %d", name, got, n)
+	}
+}
+
 // expectClosed reads until an error frame with code, then expects a close frame 1008
 // (not a reset, not EOF without one).
 func (rc *raw) expectClosed(code string) relay.Frame {

@@ -192,7 +192,8 @@ func (c *conn) onMessage(mt int, r io.Reader) bool {
 		readBufPool.Put(bp)
 		switch {
 		case tooBig:
-			c.kill(relay.CodeFrameTooLarge, relay.LimitMaxFrameBytes, "frame over "+strconv.Itoa(discardLimit)+" bytes")
+			c.s.m.limited(LimitMaxFrameBytes)
+			c.kill(relay.CodeFrameTooLarge, LimitMaxFrameBytes, "frame over "+strconv.Itoa(discardLimit)+" bytes")
 		case c.messageExpired(err):
 			c.killExpiredMessage()
 		}
@@ -215,7 +216,8 @@ func (c *conn) onMessage(mt int, r io.Reader) bool {
 	if tooBig {
 		readBufPool.Put(bp)
 		c.s.m.frameIn("")
-		c.send(&relay.Frame{Type: relay.TypeError, Code: relay.CodeFrameTooLarge, Limit: relay.LimitMaxFrameBytes,
+		c.s.m.limited(LimitMaxFrameBytes)
+		c.send(&relay.Frame{Type: relay.TypeError, Code: relay.CodeFrameTooLarge, Limit: LimitMaxFrameBytes,
 			Message: "frame over " + strconv.Itoa(c.s.limits.MaxFrameBytes) + " bytes"})
 		return true
 	}
@@ -256,6 +258,9 @@ func (c *conn) onMessage(mt int, r io.Reader) bool {
 	if err != nil {
 		var fe *relay.FrameError
 		errors.As(err, &fe)
+		if fe.Limit != "" {
+			c.s.m.limited(fe.Limit) // max_body_bytes
+		}
 		c.send(&relay.Frame{Type: relay.TypeError, ID: f.ID, Code: fe.Code, Limit: fe.Limit, Message: fe.Error()})
 		return true
 	}

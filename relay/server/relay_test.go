@@ -315,6 +315,7 @@ func testQueueFull(t *testing.T, bk store) {
 	if errorsAs(err, &pe); pe.Limit != "count" {
 		t.Fatalf("queue_full names limit %q, want count", pe.Limit)
 	}
+	wantLimited(t, r, server.LimitQueueCount, 1)
 }
 
 func TestTTLLimit(t *testing.T) { eachStore(t, testTTLLimit) }
@@ -329,6 +330,7 @@ func testTTLLimit(t *testing.T, bk store) {
 	}
 	f := rc.request(map[string]any{"type": "send", "id": 2, "to": "bob", "body": []byte("x"), "client_id": "t", "ttl": 31 * 24 * 3600})
 	expectErr(t, f, relay.CodeTTLTooLong)
+	wantLimited(t, r, server.LimitMaxTTL, 1)
 	f = rc.request(map[string]any{"type": "send", "id": 3, "to": "bob", "body": []byte("x"), "client_id": "t", "ttl": 60})
 	if f.Type != relay.TypeAccepted {
 		t.Fatalf("send with a short ttl: %+v", f)
@@ -548,6 +550,7 @@ func testMalformedFramesGetErrors(t *testing.T, bk store) {
 	if f := rc3.expectClosed(relay.CodeFrameTooLarge); f.Limit != relay.LimitMaxFrameBytes {
 		t.Fatalf("frame far over the limit: error frame names limit %q, want %q", f.Limit, relay.LimitMaxFrameBytes)
 	}
+	wantLimited(t, r, server.LimitMaxFrameBytes, 2)
 }
 
 func TestRateLimit(t *testing.T) { eachStore(t, testRateLimit) }
@@ -666,6 +669,7 @@ func testLargestMessage(t *testing.T, bk store) {
 	if f.Limit != relay.LimitMaxBodyBytes { // PROTOCOL.md: "frame_too_large with limit: max_body_bytes"
 		t.Fatalf("body over the limit: error frame names limit %q, want %q", f.Limit, relay.LimitMaxBodyBytes)
 	}
+	wantLimited(t, r, server.LimitMaxBodyBytes, 1) // the client's own refusal never reached the relay
 }
 
 func TestQueueBytesLimit(t *testing.T) { eachStore(t, testQueueBytesLimit) }
@@ -684,6 +688,7 @@ func testQueueBytesLimit(t *testing.T, bk store) {
 	if errorsAs(err, &pe); pe.Limit != "bytes" {
 		t.Fatalf("queue_full names limit %q, want bytes", pe.Limit)
 	}
+	wantLimited(t, r, server.LimitQueueBytes, 1)
 }
 
 // TestExpiredMessagesNotDelivered: a message past its TTL is not delivered.
