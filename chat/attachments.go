@@ -1090,9 +1090,10 @@ func (c *Controller) fetchOnce(ctx context.Context, br blobRelay, row storage.At
 			progress(min(meta.Size, done*meta.Size/max(sealedSize, 1)), meta.Size)
 		}
 	}
-	report(o.pos)
-	from := o.pos / relay.BlobChunkSize
-	o.skip = o.pos % relay.BlobChunkSize // hashed and opened already
+	report(o.hashed)
+	from := o.hashed / relay.BlobChunkSize
+	o.skip = o.hashed % relay.BlobChunkSize // hashed and opened already
+	o.openBehind()
 	var lastSaved time.Time
 	err = br.BlobGet(ctx, meta.BlobID, meta.Capability, sealedSize, from, 0, func(i int64, data []byte) error {
 		if err := context.Cause(ctx); err != nil {
@@ -1101,10 +1102,10 @@ func (c *Controller) fetchOnce(ctx context.Context, br blobRelay, row storage.At
 		if _, err := o.Write(data); err != nil {
 			return err
 		}
-		report(o.pos)
+		report(o.hashed)
 		if now := time.Now(); now.Sub(lastSaved) > time.Second {
 			lastSaved = now
-			_ = c.store.SetAttachmentProgress(ctx, row.ClientID, o.pos, c.now())
+			_ = c.store.SetAttachmentProgress(ctx, row.ClientID, o.hashed, c.now())
 		}
 		return nil
 	})
@@ -1230,14 +1231,27 @@ type blobOpener struct {
 	h          hash.Hash
 	w          *fileWriter
 	sealedSize int64
-	pos        int64 // sealed bytes taken
+	hashed     int64 // sealed bytes hashed (Write's)
 	skip       int64 // bytes to drop before taking any (already taken on a resume)
-	i          uint64
-	pending    []byte // the start of sealed chunk i
-	plain      []byte
-	written    int64
-	openErr    error
+
+	// Once openBehind started it, the opening goroutine alone has these until flush.
+	pos     int64 // sealed bytes taken
+	i       uint64
+	pending []byte // the start of sealed chunk i
+	plain   []byte
+	written int64
+	openErr error
+
+	pieces  chan []byte   // hashed bytes for the opening goroutine (nil: Write opens)
+	bufs    chan []byte   // their buffers, back from it
+	opened  chan struct{} // closed when it has opened every piece
+	stopMu  sync.Mutex
+	stopErr error // the opening goroutine's write error: the download stops
 }
+
+// openAhead is how many hashed pieces (up to a binary run each, 256 KiB) may wait for
+// the opening goroutine.
+const openAhead = 4
 
 // newBlobOpener opens a stream into f; flush ends it (once, whatever happened).
 func newBlobOpener(key []byte, sealedSize int64, f *os.File) *blobOpener {
@@ -1266,9 +1280,39 @@ func (o *blobOpener) resume(f *os.File, k int64) error {
 		o.h.Write(sealed)
 	}
 	o.i, o.pos, o.written = uint64(k), k*ratchet.StreamSealedChunkSize, k*ratchet.StreamChunkSize
+	o.hashed = o.pos
 	o.w.n, o.w.wb = o.written, storage.NewWriteBehind(f, o.written) // before any buffer goes to the writer
 	_, err := f.Seek(o.written, io.SeekStart)
 	return err
+}
+
+// openBehind opens on a goroutine of its own what Write hashed, so that the hashing
+// and the opening — each about as costly per byte — run side by side. Call it after
+// resume, before the first Write.
+func (o *blobOpener) openBehind() {
+	o.pieces, o.bufs, o.opened = make(chan []byte, openAhead), make(chan []byte, openAhead+1), make(chan struct{})
+	for range openAhead + 1 {
+		o.bufs <- make([]byte, 0, relay.BlobRunMax)
+	}
+	go func() {
+		defer close(o.opened)
+		for p := range o.pieces {
+			if o.stopped() == nil {
+				if err := o.take(p); err != nil {
+					o.stopMu.Lock()
+					o.stopErr = err
+					o.stopMu.Unlock()
+				}
+			}
+			o.bufs <- p[:0]
+		}
+	}()
+}
+
+func (o *blobOpener) stopped() error {
+	o.stopMu.Lock()
+	defer o.stopMu.Unlock()
+	return o.stopErr
 }
 
 func (o *blobOpener) Write(p []byte) (int, error) {
@@ -1277,13 +1321,22 @@ func (o *blobOpener) Write(p []byte) (int, error) {
 		d := min(o.skip, int64(len(p)))
 		p, o.skip = p[d:], o.skip-d
 	}
-	if int64(len(p)) > o.sealedSize-o.pos-int64(len(o.pending)) {
+	if int64(len(p)) > o.sealedSize-o.hashed {
 		return 0, fmt.Errorf("%w: more bytes than the stream's %d", ErrAttachmentDigest, o.sealedSize)
 	}
 	o.h.Write(p)
-	if err := o.take(p); err != nil {
+	o.hashed += int64(len(p))
+	if o.pieces == nil {
+		if err := o.take(p); err != nil {
+			return 0, err
+		}
+		return n, nil
+	}
+	if err := o.stopped(); err != nil {
 		return 0, err
 	}
+	b := <-o.bufs // p is the caller's only until Write returns
+	o.pieces <- append(b, p...)
 	return n, nil
 }
 
@@ -1340,6 +1393,11 @@ func (o *blobOpener) werr() error {
 }
 
 func (o *blobOpener) flush() error {
+	if o.pieces != nil {
+		close(o.pieces)
+		<-o.opened
+		o.pieces = nil
+	}
 	err := o.w.close()
 	if o.openErr != nil {
 		return o.werr()

@@ -6,6 +6,7 @@ import (
 	"crypto/rand"
 	"crypto/sha256"
 	"errors"
+	"fmt"
 	"hash/crc32"
 	"io"
 	mrand "math/rand/v2"
@@ -66,9 +67,14 @@ func TestSealStreamAndOpener(t *testing.T) {
 				t.Fatalf("size %d from %d: sealed bytes, digest or CRC-32C differ (%v)", size, from, err)
 			}
 		}
-		// Opened in random pieces; then again after a resume from k whole chunks.
+		// Opened in random pieces; then again after a resume from k whole chunks; each
+		// time opened by Write itself and behind it, on the opening goroutine.
 		chunks := int64(max(1, (size+ratchet.StreamChunkSize-1)/ratchet.StreamChunkSize))
-		for _, k := range []int64{0, chunks - 1} {
+		for _, run := range []struct {
+			k      int64
+			behind bool
+		}{{0, false}, {chunks - 1, false}, {0, true}, {chunks - 1, true}} {
+			k := run.k
 			part := filepath.Join(t.TempDir(), "part")
 			if err := os.WriteFile(part, plain[:k*ratchet.StreamChunkSize], 0o600); err != nil {
 				t.Fatal(err)
@@ -81,7 +87,10 @@ func TestSealStreamAndOpener(t *testing.T) {
 			if err := o.resume(f, k); err != nil {
 				t.Fatal(err)
 			}
-			rest := want[o.pos:]
+			if run.behind {
+				o.openBehind()
+			}
+			rest := want[o.hashed:]
 			for len(rest) > 0 {
 				n := min(len(rest), 1+rng.IntN(3*ratchet.StreamSealedChunkSize))
 				if _, err := o.Write(rest[:n]); err != nil {
@@ -93,11 +102,11 @@ func TestSealStreamAndOpener(t *testing.T) {
 				t.Fatal(err, o.openErr)
 			}
 			f.Close()
-			if o.pos != int64(len(want)) || o.written != int64(size) || !bytes.Equal(o.h.Sum(nil), digest[:]) {
-				t.Fatalf("size %d resumed at %d: pos %d written %d, digest equal %v", size, k, o.pos, o.written, bytes.Equal(o.h.Sum(nil), digest[:]))
+			if o.pos != int64(len(want)) || o.hashed != o.pos || o.written != int64(size) || !bytes.Equal(o.h.Sum(nil), digest[:]) {
+				t.Fatalf("size %d resumed at %d (behind %v): pos %d hashed %d written %d, digest equal %v", size, k, run.behind, o.pos, o.hashed, o.written, bytes.Equal(o.h.Sum(nil), digest[:]))
 			}
 			if b, _ := os.ReadFile(part); !bytes.Equal(b, plain) {
-				t.Fatalf("size %d resumed at %d: the opened file differs", size, k)
+				t.Fatalf("size %d resumed at %d (behind %v): the opened file differs", size, k, run.behind)
 			}
 		}
 	}
@@ -106,6 +115,12 @@ func TestSealStreamAndOpener(t *testing.T) {
 // A tampered chunk stops the writing but not the hashing: the digest then tells a
 // tampered blob from a wrong key.
 func TestOpenerKeepsHashingAfterABadChunk(t *testing.T) {
+	for _, behind := range []bool{false, true} {
+		t.Run(fmt.Sprint("behind=", behind), func(t *testing.T) { testOpenerKeepsHashing(t, behind) })
+	}
+}
+
+func testOpenerKeepsHashing(t *testing.T, behind bool) {
 	key := make([]byte, ratchet.StreamKeySize)
 	rand.Read(key)
 	plain := make([]byte, 3*ratchet.StreamChunkSize)
@@ -118,6 +133,9 @@ func TestOpenerKeepsHashingAfterABadChunk(t *testing.T) {
 	}
 	defer f.Close()
 	o := newBlobOpener(key, int64(len(sealed)), f)
+	if behind {
+		o.openBehind()
+	}
 	if _, err := o.Write(sealed); err != nil {
 		t.Fatal(err)
 	}
