@@ -78,13 +78,13 @@ func streamThroughFault(ctx context.Context, t *testing.T, ac *client.Client, bo
 		t.Fatal(err)
 	}
 	if err := <-live; err != nil {
-		t.Fatal(err)
+		t.Fatalf("live, through the fault: %v", err)
 	}
 	lost := in.missing(all)
 	bc.Close()
 	bc2 := bob.online(t, again)
 	if err := in.take(ctx, bc2, nil); err != nil {
-		t.Fatal(err)
+		t.Fatalf("the backlog after it: %v", err)
 	}
 	if m := in.missing(all); len(m) > 0 {
 		t.Fatalf("%d accepted messages never delivered: %v", len(m), m)
