@@ -300,7 +300,7 @@ func readMeta(row storage.Attachment) (attachmentMeta, error) {
 // file a few chunks ahead of the upload, a second hashes the sealed pieces behind it,
 // and the upload takes them from memory. Nothing is staged on disk: a resumed upload
 // seals the file again under the recorded key (sealing is deterministic, so the chunks
-// the relay holds stay valid; a file changed since fails the relay's digest check).
+// the relay holds stay valid; a file changed since fails the relay's check).
 type sealStream struct {
 	out    chan []byte // sealed and hashed pieces, in order; closed at the end
 	free   chan []byte // pieces the upload is done with
@@ -447,7 +447,7 @@ func (s *sealStream) read(ctx context.Context, p []byte) error {
 	return nil
 }
 
-// result waits for the end and returns the sealed stream's digest.
+// result waits for the end and returns the sealed stream's digest and CRC-32C.
 func (s *sealStream) result(ctx context.Context) ([]byte, uint32, error) {
 	select {
 	case <-s.done:
@@ -1288,7 +1288,9 @@ func (o *blobOpener) resume(f *os.File, k int64) error {
 
 // openBehind opens on a goroutine of its own what Write hashed, so that the hashing
 // and the opening — each about as costly per byte — run side by side. Call it after
-// resume, before the first Write.
+// resume, before the first Write. What Write was given is opened even when the
+// download stops meanwhile (flush waits for it: at most openAhead runs), as it was when
+// Write opened it itself.
 func (o *blobOpener) openBehind() {
 	o.pieces, o.bufs, o.opened = make(chan []byte, openAhead), make(chan []byte, openAhead+1), make(chan struct{})
 	for range openAhead + 1 {
