@@ -113,18 +113,6 @@ func TestIncomingSeqsUnblocks(t *testing.T) {
 		}
 		return id
 	}
-	unblocksBefore := func(contact string) map[uint64]int {
-		t.Helper()
-		marks, err := c.IncomingSeqs(ctx, contact)
-		if err != nil {
-			t.Fatal(err)
-		}
-		got := make(map[uint64]int)
-		for _, m := range marks {
-			got[m.Seq] = m.UnblocksBefore
-		}
-		return got
-	}
 	setBlocked := func(v ...bool) {
 		t.Helper()
 		for _, b := range v {
@@ -136,7 +124,7 @@ func TestIncomingSeqsUnblocks(t *testing.T) {
 	receive("bob", 1)
 	last := receive("bob", 2)
 	setBlocked(false) // not blocked: no unblock
-	if got := unblocksBefore("bob"); got[1] != 0 || got[2] != 0 {
+	if got := unblocksBefore(t, c, "bob"); got[1] != 0 || got[2] != 0 {
 		t.Fatalf("never blocked, yet counted after an unblock: %v", got)
 	}
 	setBlocked(true)
@@ -157,16 +145,16 @@ func TestIncomingSeqsUnblocks(t *testing.T) {
 	setBlocked(true, false, true, false) // nothing arrived between these two: one point
 	receive("bob", 9)
 	want := map[uint64]int{1: 0, 2: 0, 5: 1, 6: 1, 8: 2, 9: 3}
-	if got := unblocksBefore("bob"); !maps.Equal(got, want) {
+	if got := unblocksBefore(t, c, "bob"); !maps.Equal(got, want) {
 		t.Fatalf("unblocks before each of bob's messages: %v, want %v (2 and 5 deleted)", got, want)
 	}
-	if got := unblocksBefore("carol"); !maps.Equal(got, map[uint64]int{1: 0}) {
+	if got := unblocksBefore(t, c, "carol"); !maps.Equal(got, map[uint64]int{1: 0}) {
 		t.Fatalf("carol's marks moved with bob's unblocks: %v", got)
 	}
 	if err := c.RenameContact(ctx, "bob", "bobby"); err != nil {
 		t.Fatal(err)
 	}
-	if got := unblocksBefore("bobby"); !maps.Equal(got, want) {
+	if got := unblocksBefore(t, c, "bobby"); !maps.Equal(got, want) {
 		t.Fatalf("after renaming bob: %v, want %v", got, want)
 	}
 	// Removed, then back under the same name: a new contact, never unblocked.
@@ -177,7 +165,7 @@ func TestIncomingSeqsUnblocks(t *testing.T) {
 		t.Fatal(err)
 	}
 	receive("bobby", 1)
-	if got := unblocksBefore("bobby"); !maps.Equal(got, map[uint64]int{1: 0}) {
+	if got := unblocksBefore(t, c, "bobby"); !maps.Equal(got, map[uint64]int{1: 0}) {
 		t.Fatalf("a removed contact's unblocks outlived it: %v", got)
 	}
 	if err := c.SetContactBlocked(ctx, "nobody", false); !errors.Is(err, ErrNotFound) {

@@ -592,6 +592,12 @@ func unblocksAfterReceiving(t *testing.T, c *Client, contact string, seq uint64)
 	if _, err := c.CommitReceive(t.Context(), ReceiveTx{Message: &Message{Contact: contact, Body: []byte("after the unblock"), State: Delivered, Seq: seq, SentAt: t0}}); err != nil {
 		t.Fatal(err)
 	}
+	return unblocksBefore(t, c, contact)
+}
+
+// unblocksBefore maps each of contact's incoming seqs to its UnblocksBefore.
+func unblocksBefore(t *testing.T, c *Client, contact string) map[uint64]int {
+	t.Helper()
 	marks, err := c.IncomingSeqs(t.Context(), contact)
 	if err != nil {
 		t.Fatal(err)

@@ -65,14 +65,7 @@ func TestSocketSendFileAndDownload(t *testing.T) {
 // sendFile with waitMs answers "accepted" once the relay holds the message, and a
 // subscriber sees the upload's "transfer" notifications: growing, then the end.
 func TestSocketSendFileProgress(t *testing.T) {
-	r := relaytest.Start(t)
-	alice, bob := chattest.NewUser(t, r, "alice"), chattest.NewUser(t, r, "bob")
-	chattest.Converse(t, alice, bob)
-	o := startOwner(t, r, bob)
-	cl, watcher := dial(t, o.sock), dial(t, o.sock)
-	if err := watcher.Call(t.Context(), "subscribe", nil, new(daemon.SubscribeResult)); err != nil {
-		t.Fatal(err)
-	}
+	_, _, _, _, cl, watcher := watchedOwner(t)
 	src := filepath.Join(t.TempDir(), "log.txt")
 	chattest.Must(t, os.WriteFile(src, bytes.Repeat([]byte("line\n"), 40000), 0o600))
 	var sr daemon.SendResult

@@ -32,6 +32,21 @@ type owned struct {
 	sock string
 }
 
+// watchedOwner is alice and bob after a conversation, bob's owner on a real relay, a
+// client of it, and a second client subscribed to its notifications.
+func watchedOwner(t *testing.T) (r *relaytest.Relay, alice, bob *chattest.User, o *owned, cl, watcher *daemon.Client) {
+	t.Helper()
+	r = relaytest.Start(t)
+	alice, bob = chattest.NewUser(t, r, "alice"), chattest.NewUser(t, r, "bob")
+	chattest.Converse(t, alice, bob)
+	o = startOwner(t, r, bob)
+	cl, watcher = dial(t, o.sock), dial(t, o.sock)
+	if err := watcher.Call(t.Context(), "subscribe", nil, new(daemon.SubscribeResult)); err != nil {
+		t.Fatal(err)
+	}
+	return r, alice, bob, o, cl, watcher
+}
+
 func startOwner(t *testing.T, r *relaytest.Relay, u *chattest.User) *owned {
 	t.Helper()
 	hub := daemon.NewHub(u.Controller.Events())

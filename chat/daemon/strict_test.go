@@ -266,14 +266,7 @@ func fakeOwner(t *testing.T, lines ...string) string {
 // the client reads (Notification.Event) and names only members the API defines: the
 // client would let an unknown member through, so the owner must not rely on that.
 func TestEveryNotificationKindRoundTrips(t *testing.T) {
-	r := relaytest.Start(t)
-	alice, bob := chattest.NewUser(t, r, "alice"), chattest.NewUser(t, r, "bob")
-	chattest.Converse(t, alice, bob)
-	o := startOwner(t, r, bob)
-	cl, watcher := dial(t, o.sock), dial(t, o.sock)
-	if err := watcher.Call(t.Context(), "subscribe", nil, new(daemon.SubscribeResult)); err != nil {
-		t.Fatal(err)
-	}
+	r, alice, _, _, cl, watcher := watchedOwner(t)
 	ctx, cancel := context.WithTimeout(t.Context(), 60*time.Second)
 	defer cancel()
 	seen := map[string]int{}
