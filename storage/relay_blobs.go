@@ -376,26 +376,18 @@ func (b *BlobStore) AppendBlob(id string, size, offset int64, data []byte) error
 // blobSums reads r to its end and returns its CRC-32C, its SHA-256 when withSHA (else
 // nil) and its length.
 func blobSums(r io.Reader, withSHA bool) (crc uint32, sha []byte, n int64, err error) {
-	buf := make([]byte, 256<<10)
-	h := sha256.New()
-	for {
-		k, rerr := r.Read(buf)
-		crc = UpdateBlobCRC32C(crc, buf[:k])
-		if withSHA {
-			h.Write(buf[:k])
-		}
-		n += int64(k)
-		if rerr == io.EOF {
-			break
-		}
-		if rerr != nil {
-			return 0, nil, n, rerr
-		}
+	c, h := crc32.New(castagnoli), sha256.New()
+	var w io.Writer = c
+	if withSHA {
+		w = io.MultiWriter(c, h)
+	}
+	if n, err = io.Copy(w, r); err != nil {
+		return 0, nil, n, err
 	}
 	if withSHA {
 		sha = h.Sum(nil)
 	}
-	return crc, sha, n, nil
+	return c.Sum32(), sha, n, nil
 }
 
 // CommitBlob completes an upload: every byte must be there (ErrBlobIncomplete) and
