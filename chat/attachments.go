@@ -335,7 +335,7 @@ func startSealStream(ctx context.Context, src string, key []byte, size, from int
 	sealed, sealErr := make(chan []byte, sealPieces), make(chan error, 1)
 	go func() {
 		defer close(sealed)
-		sealErr <- s.seal(ctx, bufio.NewReaderSize(in, sealRun*ratchet.StreamChunkSize), key, size, sealed)
+		sealErr <- s.seal(ctx, in, key, size, sealed)
 		in.Close()
 	}()
 	go func() {
@@ -350,39 +350,40 @@ func startSealStream(ctx context.Context, src string, key []byte, size, from int
 	return s, nil
 }
 
-// seal reads and seals the file into pieces from s.free, handing them to sealed.
+// seal reads and seals the file into pieces from s.free, handing them to sealed: each
+// piece is one read of sealRun chunks, sealed straight from the read buffer.
 func (s *sealStream) seal(ctx context.Context, in io.Reader, key []byte, size int64, sealed chan<- []byte) error {
 	var k [ratchet.StreamKeySize]byte
 	copy(k[:], key)
-	plain := make([]byte, ratchet.StreamChunkSize)
+	block := make([]byte, sealRun*ratchet.StreamChunkSize)
 	var i uint64
 	var read int64
-	var piece []byte
 	for first := true; first || read < size; first = false {
-		if piece == nil {
-			select {
-			case piece = <-s.free:
-				piece = piece[:0]
-			case <-ctx.Done():
-				return ctx.Err()
-			}
+		var piece []byte
+		select {
+		case piece = <-s.free:
+			piece = piece[:0]
+		case <-ctx.Done():
+			return ctx.Err()
 		}
-		n, err := io.ReadFull(in, plain[:min(int64(len(plain)), size-read)])
+		n, err := io.ReadFull(in, block[:min(int64(len(block)), size-read)])
 		if err != nil {
 			return fmt.Errorf("chat: the file changed while it was read (%d bytes, then %d): %w", size, read+int64(n), err)
 		}
 		read += int64(n)
-		if piece, err = ratchet.SealStreamChunk(piece, &k, i, read == size, plain[:n]); err != nil {
-			return err
-		}
-		i++
-		if cap(piece)-len(piece) < ratchet.StreamSealedChunkSize || read == size {
-			select {
-			case sealed <- piece:
-				piece = nil
-			case <-ctx.Done():
-				return ctx.Err()
+		plain := block[:n]
+		for one := true; one || len(plain) > 0; one = false { // an empty file is one empty chunk
+			c := min(len(plain), ratchet.StreamChunkSize)
+			if piece, err = ratchet.SealStreamChunk(piece, &k, i, read == size && c == len(plain), plain[:c]); err != nil {
+				return err
 			}
+			i++
+			plain = plain[c:]
+		}
+		select {
+		case sealed <- piece:
+		case <-ctx.Done():
+			return ctx.Err()
 		}
 	}
 	var b [1]byte
