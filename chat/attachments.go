@@ -130,7 +130,7 @@ type blobRelay interface {
 	BlobResume(ctx context.Context, id string) (client.BlobState, error)
 	BlobPut(ctx context.Context, id string, size, from int64, window int, read func(i int64, buf []byte) error, done func(i int64)) error
 	BlobCommit(ctx context.Context, id string, digest []byte, crc uint32) ([]byte, error)
-	BlobGet(ctx context.Context, id string, capability []byte, size, from int64, window int, write func(i int64, data []byte) error) error
+	BlobGetOwned(ctx context.Context, id string, capability []byte, size, from int64, window int, write func(i int64, data []byte) error) error
 	BlobDone(ctx context.Context, id string, capability []byte) error
 }
 
@@ -1096,11 +1096,12 @@ func (c *Controller) fetchOnce(ctx context.Context, br blobRelay, row storage.At
 	o.skip = o.hashed % relay.BlobChunkSize // hashed and opened already
 	o.openBehind()
 	var lastSaved time.Time
-	err = br.BlobGet(ctx, meta.BlobID, meta.Capability, sealedSize, from, 0, func(i int64, data []byte) error {
+	err = br.BlobGetOwned(ctx, meta.BlobID, meta.Capability, sealedSize, from, 0, func(i int64, data []byte) error {
 		if err := context.Cause(ctx); err != nil {
+			client.ReleaseBlobChunk(data)
 			return err // pieces already in flight are not opened once it is stopped
 		}
-		if _, err := o.Write(data); err != nil {
+		if err := o.writeOwned(data, func() { client.ReleaseBlobChunk(data) }); err != nil {
 			return err
 		}
 		report(o.hashed)
@@ -1243,9 +1244,8 @@ type blobOpener struct {
 	written int64
 	openErr error
 
-	pieces  chan []byte   // hashed bytes for the opening goroutine (nil: Write opens)
-	bufs    chan []byte   // their buffers, back from it
-	opened  chan struct{} // closed when it has opened every piece
+	pieces  chan ownedPiece // hashed bytes for the opening goroutine (nil: Write opens)
+	opened  chan struct{}   // closed when it has opened every piece
 	stopMu  sync.Mutex
 	stopErr error // the opening goroutine's write error: the download stops
 }
@@ -1253,6 +1253,13 @@ type blobOpener struct {
 // openAhead is how many hashed pieces (up to a binary run each, 256 KiB) may wait for
 // the opening goroutine.
 const openAhead = 4
+
+// ownedPiece is hashed bytes handed to the opening goroutine, and what gives their
+// buffer back once they are opened.
+type ownedPiece struct {
+	data    []byte
+	release func()
+}
 
 // newBlobOpener opens a stream into f; flush ends it (once, whatever happened).
 func newBlobOpener(key []byte, sealedSize int64, f *os.File) *blobOpener {
@@ -1287,27 +1294,25 @@ func (o *blobOpener) resume(f *os.File, k int64) error {
 	return err
 }
 
-// openBehind opens on a goroutine of its own what Write hashed, so that the hashing
-// and the opening — each about as costly per byte — run side by side. Call it after
-// resume, before the first Write. What Write was given is opened even when the
-// download stops meanwhile (flush waits for it: at most openAhead runs), as it was when
-// Write opened it itself.
+// openBehind opens on a goroutine of its own what Write and writeOwned hashed, so that
+// the hashing and the opening — each about as costly per byte — run side by side (a
+// download hands over the client's run buffers, so nothing is copied). Call it after
+// resume, before the first write. What was written is opened even when the download
+// stops meanwhile (flush waits for it: at most openAhead runs), as it was when Write
+// opened it itself.
 func (o *blobOpener) openBehind() {
-	o.pieces, o.bufs, o.opened = make(chan []byte, openAhead), make(chan []byte, openAhead+1), make(chan struct{})
-	for range openAhead + 1 {
-		o.bufs <- make([]byte, 0, relay.BlobRunMax)
-	}
+	o.pieces, o.opened = make(chan ownedPiece, openAhead), make(chan struct{})
 	go func() {
 		defer close(o.opened)
 		for p := range o.pieces {
 			if o.stopped() == nil {
-				if err := o.take(p); err != nil {
+				if err := o.take(p.data); err != nil {
 					o.stopMu.Lock()
 					o.stopErr = err
 					o.stopMu.Unlock()
 				}
 			}
-			o.bufs <- p[:0]
+			p.release()
 		}
 	}()
 }
@@ -1318,29 +1323,45 @@ func (o *blobOpener) stopped() error {
 	return o.stopErr
 }
 
+// Write takes p, which is the caller's only until Write returns (opened behind, it is
+// copied).
 func (o *blobOpener) Write(p []byte) (int, error) {
-	n := len(p)
+	q := p
+	if o.pieces != nil {
+		q = bytes.Clone(p)
+	}
+	if err := o.writeOwned(q, nil); err != nil {
+		return 0, err
+	}
+	return len(p), nil
+}
+
+// writeOwned takes p for good: release (when not nil) is called once nothing reads p
+// any more, whatever happens.
+func (o *blobOpener) writeOwned(p []byte, release func()) error {
+	if release == nil {
+		release = func() {}
+	}
 	if o.skip > 0 {
 		d := min(o.skip, int64(len(p)))
 		p, o.skip = p[d:], o.skip-d
 	}
 	if int64(len(p)) > o.sealedSize-o.hashed {
-		return 0, fmt.Errorf("%w: more bytes than the stream's %d", ErrAttachmentDigest, o.sealedSize)
+		release()
+		return fmt.Errorf("%w: more bytes than the stream's %d", ErrAttachmentDigest, o.sealedSize)
 	}
 	o.h.Write(p)
 	o.hashed += int64(len(p))
 	if o.pieces == nil {
-		if err := o.take(p); err != nil {
-			return 0, err
-		}
-		return n, nil
+		defer release()
+		return o.take(p)
 	}
 	if err := o.stopped(); err != nil {
-		return 0, err
+		release()
+		return err
 	}
-	b := <-o.bufs // p is the caller's only until Write returns
-	o.pieces <- append(b, p...)
-	return n, nil
+	o.pieces <- ownedPiece{p, release}
+	return nil
 }
 
 // take opens the sealed chunks p completes and holds the start of the next.

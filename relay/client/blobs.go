@@ -236,6 +236,20 @@ var ErrBlobChunk = errors.New("relay: blob chunk of the wrong size")
 // of up to BlobRunChunks from a relay that sends binary messages). data is valid only
 // until write returns.
 func (c *Client) BlobGet(ctx context.Context, id string, capability []byte, size, from int64, window int, write func(i int64, data []byte) error) error {
+	return c.blobGet(ctx, id, capability, size, from, window, false, write)
+}
+
+// BlobGetOwned is BlobGet handing data over: write may keep it after it returns, and
+// gives it back with ReleaseBlobChunk once done with it (or drops it). A caller that
+// hands the bytes to another goroutine saves a copy of every run.
+func (c *Client) BlobGetOwned(ctx context.Context, id string, capability []byte, size, from int64, window int, write func(i int64, data []byte) error) error {
+	return c.blobGet(ctx, id, capability, size, from, window, true, write)
+}
+
+// ReleaseBlobChunk gives back a run BlobGetOwned handed over, for the next download.
+func ReleaseBlobChunk(data []byte) { putChunkBuf(data) }
+
+func (c *Client) blobGet(ctx context.Context, id string, capability []byte, size, from int64, window int, owned bool, write func(i int64, data []byte) error) error {
 	chunks := relay.BlobChunks(size)
 	run, binary := c.blobRunChunks()
 	count := int64(0)
@@ -245,10 +259,14 @@ func (c *Client) BlobGet(ctx context.Context, id string, capability []byte, size
 	err := c.pipeline(ctx, from, chunks, run, false, blobWindow(window, run), func(i int64) (*relay.Frame, error) {
 		return &relay.Frame{Type: relay.TypeBlobGet, BlobID: id, Capability: capability, Index: i, Count: count}, nil
 	}, func(i int64, resp relay.Frame) error {
-		defer putChunkBuf(resp.Data)
 		if want := min(run*relay.BlobChunkSize, size-i*relay.BlobChunkSize); int64(len(resp.Data)) != want {
+			putChunkBuf(resp.Data)
 			return fmt.Errorf("%w: chunk %d has %d bytes, want %d", ErrBlobChunk, i, len(resp.Data), want)
 		}
+		if owned {
+			return write(i, resp.Data)
+		}
+		defer putChunkBuf(resp.Data)
 		return write(i, resp.Data)
 	})
 	if err != nil {

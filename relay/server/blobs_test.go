@@ -67,6 +67,33 @@ func protoCode(err error) string {
 	return ""
 }
 
+// BlobGetOwned hands each run over: kept without a copy, it still holds its bytes after
+// later runs came (BlobGet reuses its buffers), until given back.
+func TestBlobGetOwnedKeepsRuns(t *testing.T) {
+	r := relaytest.Start(t)
+	alice, bob := register(t, r, "alice"), register(t, r, "bob")
+	ac, bc := alice.login(t, r), bob.login(t, r)
+	data := randomBytes(t, 40*relay.BlobRunMax+77) // more runs than the client's buffer pool holds
+	id, capab := upload(t, ac, data, 1)
+	var kept [][]byte
+	err := bc.BlobGetOwned(testCtx(t), id, capab, int64(len(data)), 0, 0, func(i int64, run []byte) error {
+		kept = append(kept, run)
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := bytes.Join(kept, nil); !bytes.Equal(got, data) {
+		t.Fatalf("the runs kept: %d bytes, equal %v", len(got), bytes.Equal(got, data))
+	}
+	for _, run := range kept {
+		client.ReleaseBlobChunk(run)
+	}
+	if got, err := download(t, bc, id, capab, int64(len(data))); err != nil || !bytes.Equal(got, data) {
+		t.Fatalf("a download with the buffers given back: %v", err)
+	}
+}
+
 func TestBlobRoundTrips(t *testing.T) {
 	r := relaytest.Start(t)
 	alice, bob := register(t, r, "alice"), register(t, r, "bob")
