@@ -21,7 +21,6 @@ import (
 	"errors"
 	"fmt"
 	"hash"
-	"hash/crc32"
 	"io"
 	"io/fs"
 	"mime"
@@ -312,8 +311,6 @@ type sealStream struct {
 	crc    uint32 // after done, without err: its CRC-32C, which the relay checks
 }
 
-var castagnoli = crc32.MakeTable(crc32.Castagnoli)
-
 // sealRun is how many chunks the sealer seals per piece: 256 KiB of plaintext;
 // sealPieces are in flight between the sealer, the hasher and the upload (1.5 MiB).
 const (
@@ -402,7 +399,7 @@ func (s *sealStream) hash(ctx context.Context, sealed <-chan []byte, from int64)
 	skip := from
 	for piece := range sealed {
 		h.Write(piece)
-		crc = crc32.Update(crc, castagnoli, piece)
+		crc = storage.UpdateBlobCRC32C(crc, piece)
 		if d := min(skip, int64(len(piece))); d > 0 { // kept at the start of its buffer
 			piece, skip = piece[:copy(piece, piece[d:])], skip-d
 		}

@@ -7,7 +7,6 @@ import (
 	"crypto/sha256"
 	"errors"
 	"fmt"
-	"hash/crc32"
 	"io"
 	mrand "math/rand/v2"
 	"os"
@@ -15,6 +14,7 @@ import (
 	"testing"
 
 	"pfschat/ratchet"
+	"pfschat/storage"
 )
 
 // sealAll is the sealed stream of plain under key, from ratchet's own writer.
@@ -63,7 +63,7 @@ func TestSealStreamAndOpener(t *testing.T) {
 				t.Fatalf("size %d from %d: %v", size, from, err)
 			}
 			d, crc, err := s.result(ctx)
-			if err != nil || !bytes.Equal(got, want[from:]) || !bytes.Equal(d, digest[:]) || crc != crc32.Checksum(want, castagnoli) {
+			if err != nil || !bytes.Equal(got, want[from:]) || !bytes.Equal(d, digest[:]) || crc != storage.UpdateBlobCRC32C(0, want) {
 				t.Fatalf("size %d from %d: sealed bytes, digest or CRC-32C differ (%v)", size, from, err)
 			}
 		}
