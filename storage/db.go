@@ -47,7 +47,7 @@ var (
 // consistent after a power cut, but the last commits before it may be rolled back (a
 // process crash alone loses nothing in either mode). The relay may choose NORMAL when a
 // benchmark shows it needs the throughput, accepting that an "accepted" message can be
-// lost on power failure.
+// lost on power failure. Either way the relay's acks commit as NORMAL (writeRawUnsynced).
 const (
 	SyncFull   = "FULL"
 	SyncNormal = "NORMAL"
@@ -80,6 +80,7 @@ func isBusy(err error) bool {
 type db struct {
 	w, r *sql.DB
 	path string
+	sync string // SyncFull or SyncNormal: the writer's synchronous mode
 
 	// Prepared statements of the writer connection, by query text. Parsing costs more
 	// than running most of our statements, so a statement used inside a transaction is
@@ -162,7 +163,7 @@ func openDB(ctx context.Context, path string, kind storeKind, sync string, creat
 	w.SetMaxIdleConns(1)
 	w.SetConnMaxLifetime(0)
 	w.SetConnMaxIdleTime(0)
-	d := &db{w: w, path: abs, stmts: map[string]*sql.Stmt{}, wanted: map[string]bool{}}
+	d := &db{w: w, path: abs, sync: sync, stmts: map[string]*sql.Stmt{}, wanted: map[string]bool{}}
 
 	// Inspect before touching anything: a newer or foreign file must not be modified.
 	var version int

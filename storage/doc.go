@@ -98,7 +98,11 @@
 // The relay store holds nothing secret in its rows (ciphertext bodies, public cards
 // and prekeys) and uses secure_delete FAST instead: an acknowledged body's pages go to
 // the free list without being rewritten, so an ack costs a few pages of WAL, not the
-// body again, and acks still commit on a full disk.
+// body again, and acks still commit on a full disk. AckBatch commits without waiting
+// for the disk's flush (synchronous=NORMAL for that one transaction): an ack lost to a
+// power cut is a redelivery receivers drop by its id, while an fsync per ack commit
+// would hold the one writer, and every send queued behind it, for the disk's latency.
+// The next synced commit flushes the WAL, acks and all.
 //
 // # Room for search
 //

@@ -121,6 +121,23 @@ func (t *rawTxn) exec(ctx context.Context, q string, vals ...any) (int64, error)
 	return res.RowsAffected()
 }
 
+// pragma runs a statement outside the transaction's steps (the tests' hook does not
+// count it).
+func (t *rawTxn) pragma(ctx context.Context, q string) error {
+	st, err := t.stmt(ctx, q)
+	if err != nil {
+		return fmt.Errorf("storage: %s: %w", q, err)
+	}
+	ex, ok := st.(driver.StmtExecContext)
+	if !ok {
+		return fmt.Errorf("driver statement %T cannot execute with a context", st)
+	}
+	if _, err := ex.ExecContext(ctx, nil); err != nil {
+		return fmt.Errorf("storage: %s: %w", q, err)
+	}
+	return nil
+}
+
 // query runs q with vals and calls row for each result row. The values passed to row
 // are valid only during the call.
 func (t *rawTxn) query(ctx context.Context, q string, row func(cols []driver.Value) error, vals ...any) error {
@@ -185,12 +202,31 @@ func valueString(v driver.Value, col string) (string, error) {
 // writeRaw is write for the hot paths: fn runs in one IMMEDIATE transaction on the
 // writer's driver connection and is committed; any error (or panic) rolls it back.
 func (d *db) writeRaw(ctx context.Context, fn func(*rawTxn) error) error {
+	return d.writeRawSync(ctx, true, fn)
+}
+
+// writeRawUnsynced is writeRaw for a transaction whose loss to a power cut is harmless
+// (an ack's delete: the message comes again, and receivers drop it by its id): on a
+// FULL store it commits with synchronous=NORMAL, so it does not wait for the disk's
+// flush, and the next synced commit's flush of the WAL carries it to disk. A process
+// crash loses it no more than a synced one. Acks then never hold the writer for an
+// fsync that sends queue behind.
+func (d *db) writeRawUnsynced(ctx context.Context, fn func(*rawTxn) error) error {
+	return d.writeRawSync(ctx, d.sync != SyncFull, fn)
+}
+
+const (
+	pragmaSyncNormal = "PRAGMA synchronous=NORMAL"
+	pragmaSyncFull   = "PRAGMA synchronous=FULL"
+)
+
+func (d *db) writeRawSync(ctx context.Context, synced bool, fn func(*rawTxn) error) error {
 	c, err := d.w.Conn(ctx)
 	if err != nil {
 		return fmt.Errorf("storage: writer connection: %w", err)
 	}
 	defer c.Close()
-	return c.Raw(func(dc any) error {
+	return c.Raw(func(dc any) (err error) {
 		conn, ok := dc.(rawConn)
 		if !ok {
 			return fmt.Errorf("storage: driver connection %T cannot run transactions", dc)
@@ -205,6 +241,18 @@ func (d *db) writeRaw(ctx context.Context, fn func(*rawTxn) error) error {
 		}
 		t := &rs.txn
 		*t = rawTxn{conn: conn, d: d, vals: t.vals[:0], args: t.args[:0], dest: t.dest}
+		if !synced {
+			if err := t.pragma(ctx, pragmaSyncNormal); err != nil {
+				return err
+			}
+			// Back to FULL whatever happens below; a connection that cannot be put
+			// back is closed (driver.ErrBadConn), never left weaker than its store.
+			defer func() {
+				if perr := t.pragma(context.WithoutCancel(ctx), pragmaSyncFull); perr != nil {
+					err = fmt.Errorf("%w: storage: restoring synchronous=FULL: %v", driver.ErrBadConn, perr)
+				}
+			}()
+		}
 		tx, err := conn.BeginTx(ctx, driver.TxOptions{})
 		if err != nil {
 			if isBusy(err) {

@@ -898,7 +898,7 @@ func (r *Relay) ackBatch(ctx context.Context, acks map[string][]int64) error {
 	if total == 0 {
 		return nil
 	}
-	return r.db.writeRaw(ctx, func(t *rawTxn) error {
+	return r.db.writeRawUnsynced(ctx, func(t *rawTxn) error {
 		usage := usageDeltas{}
 		r.usage.settleOn(t, usage, nil)
 		if err := r.usage.ensure(ctx, t); err != nil {

@@ -205,6 +205,57 @@ func TestAckBatch(t *testing.T) {
 	}
 }
 
+// TestAckUnsyncedKeepsTheStoreMode: an ack commits with synchronous=NORMAL (its loss
+// to a power cut is only a redelivery), and the writer is back in its store's mode
+// afterwards — after a failed ack too — so no later send is committed weaker.
+func TestAckUnsyncedKeepsTheStoreMode(t *testing.T) {
+	for _, tc := range []struct {
+		sync string
+		want int // PRAGMA synchronous: 1 NORMAL, 2 FULL
+	}{{SyncFull, 2}, {SyncNormal, 1}} {
+		t.Run(tc.sync, func(t *testing.T) {
+			ctx := t.Context()
+			r := newRelay(t, RelayOptions{Synchronous: tc.sync})
+			mode := func(when string) {
+				t.Helper()
+				var got int
+				if err := r.db.w.QueryRowContext(ctx, "PRAGMA synchronous").Scan(&got); err != nil {
+					t.Fatal(err)
+				}
+				if got != tc.want {
+					t.Fatalf("%s: the writer's synchronous is %d, want %d", when, got, tc.want)
+				}
+			}
+			res, err := r.Enqueue(ctx, []QueuedMessage{
+				{To: "bob", From: "a", ClientID: "1", Body: []byte("x")},
+				{To: "bob", From: "a", ClientID: "2", Body: []byte("y")}})
+			if err != nil {
+				t.Fatal(err)
+			}
+			r.db.hook = func(int) error { return errors.New("injected") }
+			if err := r.Ack(ctx, "bob", []int64{res[0].ID}); err == nil {
+				t.Fatal("an ack failing at its first statement returned no error")
+			}
+			r.db.hook = nil
+			mode("after a failed ack")
+			if p, _ := r.Pending(ctx, "bob", 0, 10); len(p) != 2 {
+				t.Fatalf("the failed ack deleted something: %d pending, want 2", len(p))
+			}
+			if err := r.Ack(ctx, "bob", []int64{res[0].ID}); err != nil {
+				t.Fatal(err)
+			}
+			mode("after an ack")
+			if p, _ := r.Pending(ctx, "bob", 0, 10); len(p) != 1 || p[0].ID != res[1].ID {
+				t.Fatalf("after the ack: %+v pending, want only id %d", p, res[1].ID)
+			}
+			if _, err := r.Enqueue(ctx, []QueuedMessage{{To: "bob", From: "a", ClientID: "3", Body: []byte("z")}}); err != nil {
+				t.Fatal(err)
+			}
+			mode("after the next send")
+		})
+	}
+}
+
 // TestCommit: Commit queues a batch and deletes acks in one transaction, with the
 // same rules as Enqueue and AckBatch (an ack deletes only the acker's own messages).
 func TestCommit(t *testing.T) {
