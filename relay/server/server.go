@@ -238,6 +238,8 @@ type Server struct {
 	closing atomic.Bool
 	wg      sync.WaitGroup // every connection goroutine
 	nextID  atomic.Uint64
+	// nextPingSlot is the ping slot of the next connection (trackConnLocked); s.mu.
+	nextPingSlot int
 
 	accounts sync.Map // name -> *account (replace_card updates, account deletion removes)
 	stopPing chan struct{}
@@ -507,7 +509,7 @@ func (s *Server) serveWS(w http.ResponseWriter, r *http.Request) {
 		s.ab.release(addrKey)
 		return
 	}
-	s.conns[c] = struct{}{}
+	s.trackConnLocked(c)
 	s.wg.Add(2) // the read loop, and the connection's teardown by its last writer
 	s.mu.Unlock()
 	s.m.connections.Add(1)
@@ -538,27 +540,52 @@ func refuse(ws *websocket.Conn, m *metrics, code, msg string) {
 	ws.Close()
 }
 
-// pinger pings every connection each PingInterval, so dead peers are noticed (their
-// read deadline passes) and idle NAT mappings stay open.
+// pingSlots is how many ticks an interval's pings are spread over: a relay with
+// 10,000 connections would otherwise write 10,000 pings, and read as many pongs, in
+// one burst every PingInterval — a latency spike for every message around it.
+const pingSlots = 16
+
+// pinger pings every connection once each PingInterval, so dead peers are noticed
+// (their read deadline passes) and idle NAT mappings stay open: a sixteenth of them
+// every sixteenth of the interval.
 func (s *Server) pinger() {
-	t := time.NewTicker(s.limits.PingInterval)
+	t := time.NewTicker(max(s.limits.PingInterval/pingSlots, time.Millisecond))
 	defer t.Stop()
-	for {
+	var due []*conn
+	for tick := 0; ; tick++ {
 		select {
 		case <-t.C:
 		case <-s.stopPing:
 			return
 		}
-		s.mu.Lock()
-		conns := make([]*conn, 0, len(s.conns))
-		for c := range s.conns {
-			conns = append(conns, c)
-		}
-		s.mu.Unlock()
-		for _, c := range conns {
+		due = s.dueForPing(tick, due[:0])
+		for i, c := range due {
 			c.ping()
+			due[i] = nil
 		}
 	}
+}
+
+// trackConnLocked adds c to the server's connections, in the ping slot after the last
+// one's, so that the slots fill evenly. s.mu is held.
+func (s *Server) trackConnLocked(c *conn) {
+	c.pingSlot = s.nextPingSlot
+	s.nextPingSlot = (s.nextPingSlot + 1) % pingSlots
+	s.conns[c] = struct{}{}
+}
+
+// dueForPing appends to buf the connections pinged at tick: each connection's slot
+// comes round once every pingSlots ticks.
+func (s *Server) dueForPing(tick int, buf []*conn) []*conn {
+	slot := tick % pingSlots
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for c := range s.conns {
+		if c.pingSlot == slot {
+			buf = append(buf, c)
+		}
+	}
+	return buf
 }
 
 func (s *Server) removeConn(c *conn) {
