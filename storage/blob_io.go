@@ -18,7 +18,8 @@ const writeBehindStep = 8 << 20
 // write-out alone (the disk's cache was flushed only at the end; see writeOut). It
 // changes no durability: the owner's fsync is still what makes the bytes safe; the
 // writer is never blocked (one step at a time: a step that comes while one runs waits
-// for the next). A nil WriteBehind does nothing.
+// for the next), and the process has a spare P while a step syncs (withSpareP), so the
+// goroutine waiting on the disk does not idle a core. A nil WriteBehind does nothing.
 type WriteBehind struct {
 	f       *os.File
 	started int64 // bytes handed to the disk (or skipped)
@@ -41,7 +42,7 @@ func (w *WriteBehind) Written(end int64) {
 	w.started = end
 	go func() {
 		defer w.busy.Store(false)
-		writeOut(w.f, off, end-off)
+		withSpareP(func() { writeOut(w.f, off, end-off) })
 	}()
 }
 
