@@ -104,6 +104,19 @@ func (t *rawTxn) exec(ctx context.Context, q string, vals ...any) (int64, error)
 	if err := t.next(); err != nil {
 		return 0, err
 	}
+	return t.execStmt(ctx, q, vals)
+}
+
+// pragma runs a statement outside the transaction's steps (the tests' hook does not
+// count it).
+func (t *rawTxn) pragma(ctx context.Context, q string) error {
+	if _, err := t.execStmt(ctx, q, nil); err != nil {
+		return fmt.Errorf("storage: %s: %w", q, err)
+	}
+	return nil
+}
+
+func (t *rawTxn) execStmt(ctx context.Context, q string, vals []any) (int64, error) {
 	st, err := t.stmt(ctx, q)
 	if err != nil {
 		return 0, err
@@ -119,23 +132,6 @@ func (t *rawTxn) exec(ctx context.Context, q string, vals ...any) (int64, error)
 		return 0, err
 	}
 	return res.RowsAffected()
-}
-
-// pragma runs a statement outside the transaction's steps (the tests' hook does not
-// count it).
-func (t *rawTxn) pragma(ctx context.Context, q string) error {
-	st, err := t.stmt(ctx, q)
-	if err != nil {
-		return fmt.Errorf("storage: %s: %w", q, err)
-	}
-	ex, ok := st.(driver.StmtExecContext)
-	if !ok {
-		return fmt.Errorf("driver statement %T cannot execute with a context", st)
-	}
-	if _, err := ex.ExecContext(ctx, nil); err != nil {
-		return fmt.Errorf("storage: %s: %w", q, err)
-	}
-	return nil
 }
 
 // query runs q with vals and calls row for each result row. The values passed to row
