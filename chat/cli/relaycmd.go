@@ -56,7 +56,7 @@ func RunRelay(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	dbPath := fs.String("db", DefaultRelayDBPath(), "relay database file (SQLite)")
 	logPath := fs.String("log", "", "write logs to this file instead of stderr")
 	logLevel := fs.String("log-level", "info", "debug, info, warn or error")
-	syncMode := fs.String("synchronous", "FULL", "SQLite sync mode: FULL (survives power loss) or NORMAL")
+	syncMode := fs.String("synchronous", "FULL", "SQLite sync mode: FULL (an accepted message survives power loss) or NORMAL")
 	maxCount := fs.Int("max-queue-count", server.DefaultLimits.MaxQueueCount, "messages waiting per recipient at most")
 	maxBytes := fs.Int64("max-queue-bytes", server.DefaultLimits.MaxQueueBytes, "bytes waiting per recipient at most")
 	gcPercent := fs.Int("gc-percent", DefaultGC.Percent, "garbage collector target percentage (GOGC); the GOGC environment variable wins")
