@@ -26,8 +26,6 @@ type conn struct {
 	park   *parkConn     // under tls.Conn when served through ParkingListener, else nil
 	id     uint64
 	out    *outQueue
-	// pingSlot is which of the pinger's pingSlots ticks pings c (see dueForPing).
-	pingSlot int
 
 	ctx    context.Context // cancelled when the connection closes
 	cancel context.CancelFunc

@@ -238,8 +238,6 @@ type Server struct {
 	closing atomic.Bool
 	wg      sync.WaitGroup // every connection goroutine
 	nextID  atomic.Uint64
-	// nextPingSlot is the ping slot of the next connection (trackConnLocked); s.mu.
-	nextPingSlot int
 
 	accounts sync.Map // name -> *account (replace_card updates, account deletion removes)
 	stopPing chan struct{}
@@ -509,7 +507,7 @@ func (s *Server) serveWS(w http.ResponseWriter, r *http.Request) {
 		s.ab.release(addrKey)
 		return
 	}
-	s.trackConnLocked(c)
+	s.conns[c] = struct{}{}
 	s.wg.Add(2) // the read loop, and the connection's teardown by its last writer
 	s.mu.Unlock()
 	s.m.connections.Add(1)
@@ -566,22 +564,15 @@ func (s *Server) pinger() {
 	}
 }
 
-// trackConnLocked adds c to the server's connections, in the ping slot after the last
-// one's, so that the slots fill evenly. s.mu is held.
-func (s *Server) trackConnLocked(c *conn) {
-	c.pingSlot = s.nextPingSlot
-	s.nextPingSlot = (s.nextPingSlot + 1) % pingSlots
-	s.conns[c] = struct{}{}
-}
-
-// dueForPing appends to buf the connections pinged at tick: each connection's slot
-// comes round once every pingSlots ticks.
+// dueForPing appends to buf the connections pinged at tick: a connection's slot is its
+// id modulo pingSlots (ids are given in turn, so the slots fill evenly), and comes
+// round once every pingSlots ticks.
 func (s *Server) dueForPing(tick int, buf []*conn) []*conn {
-	slot := tick % pingSlots
+	slot := uint64(tick % pingSlots)
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	for c := range s.conns {
-		if c.pingSlot == slot {
+		if c.id%pingSlots == slot {
 			buf = append(buf, c)
 		}
 	}
