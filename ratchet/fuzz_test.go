@@ -5,6 +5,7 @@ import (
 	"errors"
 	"flag"
 	"io"
+	"math"
 	"os"
 	"sync"
 	"testing"
@@ -297,6 +298,34 @@ func FuzzOpenStreamChunk(f *testing.F) {
 		_, err := io.ReadAll(NewStreamReader(bytes.NewReader(sealed), &key))
 		if err != nil && !errors.Is(err, ErrDecrypt) {
 			t.Fatalf("stream reader: untyped error %v", err)
+		}
+	})
+}
+
+// FuzzStreamSizes: the two size functions of STREAM.md are each other's inverse on
+// every int64 they accept, and refuse the rest with ErrStreamSize.
+func FuzzStreamSizes(f *testing.F) {
+	for _, n := range []int64{-1, 0, 15, 16, 17, StreamChunkSize, StreamSealedChunkSize, StreamSealedChunkSize + 16,
+		StreamSealedChunkSize + 17, maxStreamChunks * StreamSealedChunkSize, math.MaxInt64 - StreamChunkSize + 2, math.MaxInt64} {
+		f.Add(n)
+	}
+	f.Fuzz(func(t *testing.T, n int64) {
+		if s, err := StreamSealedSize(n); err == nil {
+			if s < n+StreamTagSize {
+				t.Fatalf("StreamSealedSize(%d) = %d", n, s)
+			}
+			if p, err := StreamPlainSize(s); err != nil || p != n {
+				t.Fatalf("StreamPlainSize(StreamSealedSize(%d) = %d) = %d, %v", n, s, p, err)
+			}
+		} else if !errors.Is(err, ErrStreamSize) {
+			t.Fatalf("StreamSealedSize(%d): untyped error %v", n, err)
+		}
+		if p, err := StreamPlainSize(n); err == nil {
+			if s, err := StreamSealedSize(p); err != nil || s != n {
+				t.Fatalf("StreamSealedSize(StreamPlainSize(%d) = %d) = %d, %v", n, p, s, err)
+			}
+		} else if !errors.Is(err, ErrStreamSize) {
+			t.Fatalf("StreamPlainSize(%d): untyped error %v", n, err)
 		}
 	})
 }

@@ -23,8 +23,8 @@ const (
 	StreamSealedChunkSize = StreamChunkSize + StreamTagSize
 	// StreamKeySize is the size of a stream key.
 	StreamKeySize = 32
-	// maxStreamChunks bounds the chunk counter: the nonce has 11 bytes of counter, but
-	// sizes are int64, so no stream can get near it.
+	// maxStreamChunks bounds the number of chunks (STREAM.md §3): the most full sealed
+	// chunks an int64 size holds. The nonce's 11-byte counter would allow far more.
 	maxStreamChunks = math.MaxInt64 / StreamSealedChunkSize
 )
 
@@ -47,7 +47,10 @@ func StreamSealedSize(n int64) (int64, error) {
 	if n < 0 {
 		return 0, fmt.Errorf("%w: negative plaintext size %d", ErrStreamSize, n)
 	}
-	chunks := max(1, (n+StreamChunkSize-1)/StreamChunkSize)
+	chunks := n / StreamChunkSize // not (n + StreamChunkSize - 1) / …: that overflows near 2⁶³
+	if n%StreamChunkSize != 0 || n == 0 {
+		chunks++
+	}
 	if chunks > maxStreamChunks {
 		return 0, fmt.Errorf("%w: plaintext of %d bytes", ErrStreamSize, n)
 	}
@@ -63,6 +66,10 @@ func StreamPlainSize(n int64) (int64, error) {
 	full := n / StreamSealedChunkSize
 	rest := n % StreamSealedChunkSize
 	switch {
+	case rest > 0 && full >= maxStreamChunks:
+		// A last chunk numbered maxStreamChunks: OpenStreamChunk refuses it, and
+		// StreamSealedSize of its plaintext size is an error.
+		return 0, fmt.Errorf("%w: sealed stream of %d bytes has more than %d chunks", ErrStreamSize, n, int64(maxStreamChunks))
 	case rest == 0 && full > 0:
 		return full * StreamChunkSize, nil
 	case rest >= StreamTagSize && (rest > StreamTagSize || full == 0):

@@ -15,6 +15,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math"
 	"os"
 	"slices"
 	"testing"
@@ -366,5 +367,33 @@ func TestStreamErrorTable(t *testing.T) {
 	}
 	if n, err := StreamPlainSize(StreamTagSize); n != 0 || err != nil {
 		t.Errorf("StreamPlainSize(16) = %d, %v", n, err)
+	}
+}
+
+// STREAM.md §2–§3: a stream has at most ⌊(2⁶³ − 1) / 65552⌋ chunks (the most full sealed
+// chunks an int64 holds), and the two size functions agree on it at the top of the
+// range, where n + 65535 no longer fits an int64.
+func TestStreamSizeLimits(t *testing.T) {
+	const m = int64(math.MaxInt64 / 65552) // STREAM.md §2, not maxStreamChunks
+	if maxStreamChunks != m {
+		t.Fatalf("maxStreamChunks %d, STREAM.md §2 says %d", maxStreamChunks, m)
+	}
+	for _, n := range []int64{math.MaxInt64, math.MaxInt64 - 65534, math.MaxInt64 - 65535, m*65536 + 1} {
+		if s, err := StreamSealedSize(n); !errors.Is(err, ErrStreamSize) {
+			t.Errorf("StreamSealedSize(%d) = %d, %v; want ErrStreamSize (more than %d chunks)", n, s, err, m)
+		}
+	}
+	if s, err := StreamSealedSize(m * 65536); s != m*65552 || err != nil {
+		t.Errorf("StreamSealedSize(%d chunks of 65536) = %d, %v; want %d", m, s, err, m*65552)
+	}
+	if p, err := StreamPlainSize(m * 65552); p != m*65536 || err != nil {
+		t.Errorf("StreamPlainSize(%d full chunks) = %d, %v", m, p, err)
+	}
+	// One more (short) chunk still fits an int64 (2⁶³ − 1 = m × 65552 + 32767), but its
+	// number is m, which OpenStreamChunk refuses: no stream has this size.
+	for _, n := range []int64{math.MaxInt64, m*65552 + 17} {
+		if p, err := StreamPlainSize(n); !errors.Is(err, ErrStreamSize) {
+			t.Errorf("StreamPlainSize(%d) = %d, %v; want ErrStreamSize (chunk number %d)", n, p, err, m)
+		}
 	}
 }
