@@ -3,8 +3,12 @@ package ratchet
 import (
 	"bytes"
 	"crypto/rand"
+	"crypto/sha512"
 	"errors"
 	"fmt"
+	"math/big"
+	"os"
+	"slices"
 	"strings"
 	"testing"
 )
@@ -146,6 +150,81 @@ func TestSpecImportWhiteSpace(t *testing.T) {
 			if _, err := ImportCard(in); !errors.Is(err, ErrMalformed) {
 				t.Errorf("export with %q inside (and %q at the end): %v, want ErrMalformed", ws, also, err)
 			}
+		}
+	}
+}
+
+// §4's strictness rules, which another implementation must match to accept and refuse
+// the same signatures. The signatures are built by hand from small-order points, where
+// [S]B − [k]A is computed without a curve library: A = (√−1, 0) has order 4, so [k]A
+// depends on k mod 4 only. Each case names the words of SPEC.md §4 it checks.
+func TestSpecEd25519Strictness(t *testing.T) {
+	raw, err := os.ReadFile("SPEC.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	doc := strings.Join(strings.Fields(string(raw)), " ") // the words, whatever the line breaks
+	p := new(big.Int).Sub(new(big.Int).Lsh(big.NewInt(1), 255), big.NewInt(19))
+	order, _ := new(big.Int).SetString("7237005577332262213973186563042994240857116359379907606001950938285454250989", 10) // L
+	// enc is the 32-byte encoding of y (any value below 2²⁵⁵) with the sign bit of x.
+	enc := func(y *big.Int, sign bool) []byte {
+		b := make([]byte, 32)
+		y.FillBytes(b)
+		slices.Reverse(b)
+		if sign {
+			b[31] |= 0x80
+		}
+		return b
+	}
+	sqrtM1 := new(big.Int).Exp(big.NewInt(2), new(big.Int).Rsh(new(big.Int).Sub(p, big.NewInt(1)), 2), p)
+	odd := sqrtM1.Bit(0) == 1
+	one, minusOne := big.NewInt(1), new(big.Int).Sub(p, big.NewInt(1))
+	// The multiples of A = (√−1, 0): identity (0, 1), A, (0, −1), −A = (−√−1, 0).
+	mult := [4][]byte{enc(one, false), enc(big.NewInt(0), odd), enc(minusOne, false), enc(big.NewInt(0), !odd)}
+	identity := mult[0]
+	zero := make([]byte, 32)
+	const domain = "pfschat/test/strictness"
+
+	// signSmallOrder finds a message whose signature (R, S = 0) under the order-4 key
+	// given by aBytes holds: R = −[k]A with k = SHA-512(R ‖ aBytes ‖ signed bytes) mod L.
+	signSmallOrder := func(aBytes []byte) (msg, sig []byte) {
+		for m := 0; m < 256; m++ {
+			msg = []byte{byte(m)}
+			for r, R := range mult {
+				h := sha512.Sum512(slices.Concat(R, aBytes, []byte(domain), []byte{0}, msg))
+				slices.Reverse(h[:])
+				k := new(big.Int).Mod(new(big.Int).SetBytes(h[:]), order)
+				if (4-int(new(big.Int).And(k, big.NewInt(3)).Int64()))%4 == r {
+					return msg, slices.Concat(R, zero)
+				}
+			}
+		}
+		t.Fatal("no message found")
+		return nil, nil
+	}
+	ncMsg, ncSig := signSmallOrder(enc(p, odd)) // A with y = p, a non-canonical 0
+
+	for _, c := range []struct {
+		spec   string // words of SPEC.md §4
+		a, sig []byte
+		msg    []byte
+		ok     bool
+	}{
+		{"small-order `A` and `R` are not rejected", identity, slices.Concat(identity, zero), []byte("m"), true},
+		{"non-canonical encodings of `y` (`y ≥ p`)", enc(new(big.Int).Add(p, one), false), slices.Concat(identity, zero), []byte("m"), true},
+		{"an `x` of 0 with the sign bit set", enc(one, true), slices.Concat(identity, zero), []byte("m"), true},
+		{"over `A`'s 32 bytes as given", enc(p, odd), ncSig, ncMsg, true},
+		{"over `A`'s 32 bytes as given", mult[1], ncSig, ncMsg, false}, // the same point, canonical: another k
+		{"non-canonically encoded `R` fails", identity, slices.Concat(enc(new(big.Int).Add(p, one), false), zero), []byte("m"), false},
+		{"non-canonically encoded `R` fails", identity, slices.Concat(enc(one, true), zero), []byte("m"), false},
+		{"`S` must be below the group order `L`", identity, slices.Concat(identity, enc(order, false)), []byte("m"), false}, // [L]B is the identity
+	} {
+		if !strings.Contains(doc, c.spec) {
+			t.Errorf("SPEC.md §4 does not say %q", c.spec)
+		}
+		err := VerifySignature(c.a, domain, c.msg, c.sig)
+		if (err == nil) != c.ok || (err != nil && !errors.Is(err, ErrBadSignature)) {
+			t.Errorf("%s: A %x, signature %x: %v, want accepted %v", c.spec, c.a, c.sig, err, c.ok)
 		}
 	}
 }
