@@ -6,8 +6,9 @@ package ratchet_test
 // signatures, prekey and bundle encodings, the PQXDH secret, every wire message of the
 // transcript and the §13 session state after every event, byte for byte, with a Double
 // Ratchet written from §11. Labels and domains come from SPEC.md's §3 table itself. If
-// SPEC.md and the code drift apart, this test says where. (The rejection vectors are
-// checked by TestVectors, against the real implementation.)
+// SPEC.md and the code drift apart, this test says where. The decrypt rejection vectors
+// are refused by the spec's ratchet with the errors §11.4 and §12 name; the card and
+// bundle ones are checked by TestVectors, against the real implementation.
 
 import (
 	"bytes"
@@ -42,8 +43,9 @@ var (
 )
 
 const (
-	specMaxSkip  = 2000
-	specRNGLabel = "pfschat/v1/test-vectors" // §15.1
+	specCreatedAt = 1767225600 // §15.1: 2026-01-01T00:00:00Z
+	specMaxSkip   = 2000
+	specRNGLabel  = "pfschat/v1/test-vectors" // §15.1
 )
 
 var specTableRow = regexp.MustCompile("^\\| `(\\w+)` \\| `([^`]+)` \\|")
@@ -117,6 +119,13 @@ type specFile struct {
 		AliceReads []hx          `json:"alice_random_reads"`
 		BobReads   []hx          `json:"bob_random_reads"`
 	} `json:"transcript"`
+	Rejections []struct {
+		Name  string `json:"name"`
+		Check string `json:"check"`
+		Side  string `json:"side"`
+		Input hx     `json:"input"`
+		Error string `json:"error"`
+	} `json:"rejections"`
 }
 
 type specParty struct {
@@ -277,6 +286,9 @@ func rebuildParty(t *testing.T, who string, stream []byte, p *specParty, relayPr
 	}
 
 	c := &p.Card
+	if c.CreatedAt != specCreatedAt {
+		t.Fatalf("%s card created at %d, §15.1 says %d", who, c.CreatedAt, specCreatedAt)
+	}
 	snap := []byte{1}
 	for _, s := range []string{c.Identity, c.IdentityType, c.Device} {
 		snap = append(append(snap, byte(len(s))), s...)
@@ -321,6 +333,17 @@ type specPre struct {
 func rebuildPreKeys(t *testing.T, stream []byte, p *specParty, owner ed25519.PrivateKey) map[uint8]specPre {
 	t.Helper()
 	out := map[uint8]specPre{}
+	// §15.1: Bob's reads after his identity key, in order.
+	var order []string
+	for _, v := range p.PreKeys {
+		order = append(order, fmt.Sprintf("kind %d id %d", v.Kind, v.ID))
+		if v.CreatedAt != specCreatedAt {
+			t.Fatalf("prekey %d created at %d, §15.1 says %d", v.ID, v.CreatedAt, specCreatedAt)
+		}
+	}
+	if want := []string{"kind 1 id 11", "kind 2 id 21", "kind 4 id 31", "kind 3 id 41"}; !slices.Equal(order, want) {
+		t.Fatalf("prekeys %q, §15.1 reads %q", order, want)
+	}
 	for _, v := range p.PreKeys {
 		n := 32
 		if v.Kind >= 3 {
@@ -488,56 +511,139 @@ func (s *specSession) encrypt(pt []byte) []byte {
 	return wire
 }
 
-// decrypt is §11.4 for well-formed messages of this session (the vectors hold no bad ones).
+// decrypt is §11.4 for a message of the transcript, which must open.
 func (s *specSession) decrypt(wire []byte) []byte {
-	t := s.t
-	typ := wire[1]
+	p, err := s.attempt(wire)
+	if err != "" {
+		s.t.Fatalf("spec: a transcript message fails with %s", err)
+	}
+	return p
+}
+
+// specWire is a message decoded by §12.1 and §12.2.
+type specWire struct {
+	initial    []byte // the 1199-byte initial header; type 1 only
+	dh         []byte
+	pn, n      uint32
+	prefix, ct []byte // the wire bytes before the ciphertext, and the ciphertext
+}
+
+// specDecodeWire is §12.1 and §12.2 with §1.1's errors, field by field in order.
+func specDecodeWire(w []byte) (m specWire, err string) {
+	switch {
+	case len(w) > 70893:
+		return m, "ErrOversize"
+	case len(w) < 1:
+		return m, "ErrMalformed"
+	case w[0] != 1:
+		return m, "ErrUnknownVersion"
+	case len(w) < 2:
+		return m, "ErrMalformed"
+	}
 	off := 2
-	if typ == 1 {
-		h := wire[2 : 2+1199]
-		id := sha256.Sum256(slices.Concat([]byte(specLabelSessionID), []byte{0}, h[:96]))
-		if s.initiator || !bytes.Equal(id[:], s.sessionID) {
-			t.Fatal("spec: initial message for another session")
+	switch w[1] {
+	case 1:
+		h := w[2:]
+		if len(h) < 109 {
+			return m, "ErrMalformed"
 		}
+		if h[108] != 3 && h[108] != 4 {
+			return m, "ErrMalformed"
+		}
+		if len(h) < 111 {
+			return m, "ErrMalformed"
+		}
+		if n := binary.BigEndian.Uint16(h[109:]); n > 1088 {
+			return m, "ErrOversize"
+		} else if n < 1088 || len(h) < 1199 {
+			return m, "ErrMalformed"
+		}
+		if binary.BigEndian.Uint32(h[96:]) == 0 || binary.BigEndian.Uint32(h[104:]) == 0 {
+			return m, "ErrMalformed"
+		}
+		m.initial = h[:1199]
 		off += 1199
+	case 2:
+	default:
+		return m, "ErrMalformed"
 	}
-	dh := wire[off : off+32]
-	pn := binary.BigEndian.Uint32(wire[off+32:])
-	n := binary.BigEndian.Uint32(wire[off+36:])
-	ctLen := int(binary.BigEndian.Uint32(wire[off+40:]))
-	prefix := wire[:off+44]
-	ct := wire[off+44:]
-	if len(ct) != ctLen {
-		t.Fatal("spec: ciphertext length")
+	if len(w) < off+44 {
+		return m, "ErrMalformed"
 	}
-	ad := slices.Concat(s.ad, prefix)
-	open := func(mk []byte) []byte {
+	m.dh = w[off : off+32]
+	m.pn = binary.BigEndian.Uint32(w[off+32:])
+	m.n = binary.BigEndian.Uint32(w[off+36:])
+	ctLen := uint64(binary.BigEndian.Uint32(w[off+40:]))
+	rest := uint64(len(w) - off - 44)
+	switch {
+	case ctLen > 65536+4096+16:
+		return m, "ErrOversize"
+	case rest < ctLen:
+		return m, "ErrMalformed"
+	case rest > ctLen:
+		return m, "ErrTrailingBytes"
+	case ctLen < 17:
+		return m, "ErrMalformed"
+	}
+	m.prefix, m.ct = w[:off+44], w[off+44:]
+	return m, ""
+}
+
+// attempt is §11.4: the plaintext, or the name of the §14 error. State changes only
+// when it returns a plaintext (the commit rule).
+func (s *specSession) attempt(wire []byte) ([]byte, string) {
+	t := s.t
+	m, e := specDecodeWire(wire)
+	if e != "" {
+		return nil, e
+	}
+	dh, pn, n := m.dh, m.pn, m.n
+	// 0. Initial messages.
+	if m.initial != nil {
+		id := sha256.Sum256(slices.Concat([]byte(specLabelSessionID), []byte{0}, m.initial[:96]))
+		if s.initiator || !bytes.Equal(id[:], s.sessionID) {
+			return nil, "ErrWrongSession"
+		}
+	}
+	ad := slices.Concat(s.ad, m.prefix)
+	// 4. Open.
+	open := func(mk []byte) ([]byte, string) {
 		aead, nonce := specAEAD(t, mk)
-		p, err := aead.Open(nil, nonce, ct, ad)
+		p, err := aead.Open(nil, nonce, m.ct, ad)
 		if err != nil {
-			t.Fatalf("spec: message %d does not open: %v", n, err)
+			return nil, "ErrDecrypt"
 		}
 		i := len(p) - 1
 		for i >= 0 && p[i] == 0 {
 			i--
 		}
 		if i < 0 || p[i] != 0x80 {
-			t.Fatal("spec: bad padding")
+			return nil, "ErrDecrypt"
 		}
-		return p[:i]
+		return p[:i], ""
 	}
-	done := func(p []byte) []byte {
+	// 5. Count; acknowledge.
+	done := func(p []byte) ([]byte, string) {
 		if s.initiator {
 			s.acked = true
 		}
 		s.recvd++
-		return p
+		return p, ""
+	}
+	store := func(keys []specSkipped) {
+		s.skipped = append(s.skipped, keys...)
+		if over := len(s.skipped) - 2000; over > 0 {
+			s.skipped = s.skipped[over:]
+		}
 	}
 	// 1. Skipped key.
 	if !(s.ckr != nil && bytes.Equal(dh, s.dhr) && n >= s.nr) {
 		for i, k := range s.skipped {
 			if k.n == n && bytes.Equal(k.dh, dh) {
-				p := open(k.mk)
+				p, e := open(k.mk)
+				if e != "" {
+					return nil, e
+				}
 				if !bytes.Equal(dh, s.dhr) {
 					s.olderChainKeysUsed++
 				}
@@ -546,37 +652,72 @@ func (s *specSession) decrypt(wire []byte) []byte {
 			}
 		}
 	}
-	skip := func(ck, dh []byte, from, until uint32) []byte {
+	skip := func(ck, dh []byte, from, until uint32) ([]byte, []specSkipped) {
+		var keys []specSkipped
 		for i := from; i < until; i++ {
 			var mk []byte
 			mk, ck = specKDFCK(ck)
-			s.skipped = append(s.skipped, specSkipped{dh: dh, n: i, mk: mk})
+			keys = append(keys, specSkipped{dh: slices.Clone(dh), n: i, mk: mk})
 		}
-		return ck
+		return ck, keys
 	}
 	// 2. Current chain.
 	if s.ckr != nil && bytes.Equal(dh, s.dhr) {
-		if n < s.nr || n-s.nr > specMaxSkip {
-			t.Fatalf("spec: message %d outside the current chain", n)
+		if n < s.nr {
+			return nil, "ErrReplay"
 		}
-		ck := skip(s.ckr, s.dhr, s.nr, n)
+		if n-s.nr > specMaxSkip {
+			return nil, "ErrTooManySkipped"
+		}
+		ck, keys := skip(s.ckr, s.dhr, s.nr, n)
 		mk, next := specKDFCK(ck)
-		p := open(mk)
+		p, e := open(mk)
+		if e != "" {
+			return nil, e
+		}
 		s.ckr, s.nr = next, n+1
+		store(keys)
 		return done(p)
 	}
 	// 3. New ratchet key.
+	for _, k := range s.previous {
+		if bytes.Equal(k, dh) {
+			return nil, "ErrReplay"
+		}
+	}
 	if s.dhs == nil {
-		t.Fatal("spec: new ratchet key without a pending one of ours")
+		return nil, "ErrReplay"
 	}
+	var old []specSkipped
 	if s.ckr != nil && pn >= s.nr {
-		skip(s.ckr, s.dhr, s.nr, pn)
-		s.setAsideByPN += int(pn - s.nr)
+		if pn-s.nr > specMaxSkip {
+			return nil, "ErrTooManySkipped"
+		}
+		_, old = skip(s.ckr, s.dhr, s.nr, pn)
 	}
-	rk, ckr := specKDFRK(t, s.rk, x25519(t, s.dhs, dh))
-	ck := skip(ckr, slices.Clone(dh), 0, n)
+	if n > specMaxSkip {
+		return nil, "ErrTooManySkipped"
+	}
+	priv, err := ecdh.X25519().NewPrivateKey(s.dhs)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pub, err := ecdh.X25519().NewPublicKey(dh)
+	if err != nil {
+		t.Fatal(err)
+	}
+	shared, err := priv.ECDH(pub)
+	if err != nil {
+		return nil, "ErrDecrypt" // §1.2: an all-zero DH in the ratchet
+	}
+	rk, ckr := specKDFRK(t, s.rk, shared)
+	ck, keys := skip(ckr, dh, 0, n)
 	mk, next := specKDFCK(ck)
-	p := open(mk)
+	p, e := open(mk)
+	if e != "" {
+		return nil, e
+	}
+	s.setAsideByPN += len(old)
 	if s.dhr != nil {
 		s.previous = append(s.previous, s.dhr)
 		if len(s.previous) > 5 {
@@ -586,9 +727,7 @@ func (s *specSession) decrypt(wire []byte) []byte {
 	s.pn, s.ns = s.ns, 0
 	s.dhr, s.rk, s.ckr, s.nr = slices.Clone(dh), rk, next, n+1
 	s.dhs, s.dhsPub, s.cks = nil, nil, nil
-	if over := len(s.skipped) - 2000; over > 0 {
-		s.skipped = s.skipped[over:]
-	}
+	store(append(old, keys...))
 	return done(p)
 }
 
@@ -696,12 +835,23 @@ func TestVectorsFollowSpec(t *testing.T) {
 	// §9–§10: both handshakes; the one without a one-time prekey also decrypts its
 	// first message on a responder built from the spec.
 	for _, h := range []*specHandshake{&f.Handshake, &f.HandshakeLR} {
-		mustEqual(t, h.Seed+" random reads", slices.Concat(h.Reads[0].b(t), h.Reads[1].b(t)), specStream(h.Seed, 64))
+		if len(h.Reads) != 3 {
+			t.Fatalf("%s: %d random reads, §15.2 lists three (EK_A, m, the first ratchet key)", h.Seed, len(h.Reads))
+		}
+		mustEqual(t, h.Seed+" ephemeral_private (the first read)", h.EphemeralPrivate.b(t), h.Reads[0].b(t))
+		mustEqual(t, h.Seed+" kem_randomness (the second read)", h.KEMRandomness.b(t), h.Reads[1].b(t))
+		mustEqual(t, h.Seed+" random reads", slices.Concat(h.Reads[0].b(t), h.Reads[1].b(t), h.Reads[2].b(t)), specStream(h.Seed, 96))
 	}
-	skLR, adLR, sidLR, _ := specHandshakeRun(t, "handshake without OPK", &f.HandshakeLR, alice, bob, pre, nil)
+	skLR, adLR, sidLR, hdrLR := specHandshakeRun(t, "handshake without OPK", &f.HandshakeLR, alice, bob, pre, nil)
+	aliceLR := &specSession{t: t, initiator: true, ad: adLR, sessionID: sidLR, initialHeader: hdrLR, rk: skLR,
+		dhr: pre[1].pub, reads: [][]byte{f.HandshakeLR.Reads[2].b(t)}}
+	mustEqual(t, "handshake without OPK: first message", aliceLR.encrypt(f.HandshakeLR.FirstPlaintext.b(t)), f.HandshakeLR.FirstMessage.b(t))
 	bobLR := &specSession{t: t, ad: adLR, sessionID: sidLR, rk: skLR, dhs: pre[1].secret, dhsPub: pre[1].pub}
 	mustEqual(t, "handshake without OPK: first plaintext", bobLR.decrypt(f.HandshakeLR.FirstMessage.b(t)), f.HandshakeLR.FirstPlaintext.b(t))
 	sk, ad, sid, hdr := specHandshakeRun(t, "handshake", &f.Handshake, alice, bob, pre, f.Bundle.b(t))
+	if len(f.Handshake.FirstPlaintext) != 0 || len(f.Handshake.FirstMessage) != 0 {
+		t.Fatal("handshake: first_plaintext and first_message are not empty (§15.2)")
+	}
 
 	// §11.1, one step of each KDF: Alice's first sending chain and A1's message key.
 	k := &f.KDF
@@ -734,10 +884,23 @@ func TestVectorsFollowSpec(t *testing.T) {
 		"alice": {t: t, initiator: true, ad: ad, sessionID: sid, initialHeader: hdr, rk: sk,
 			dhr: pre[1].pub, reads: aliceReads[2:], self: alice.rawID, peer: bob.rawID, usedOPK: true},
 	}
+	mustEqual(t, "the handshake's reads begin the transcript's", slices.Concat(aliceReads[:3]...),
+		slices.Concat(f.Handshake.Reads[0].b(t), f.Handshake.Reads[1].b(t), f.Handshake.Reads[2].b(t)))
 	msgs := map[string]specMessage{}
 	for _, m := range f.Transcript.Messages {
 		msgs[m.Label] = m
+		// §15.2: type, dh, pn and n are the wire's header fields.
+		w, ok := specDecodeWire(m.Wire.b(t))
+		typ := uint8(2)
+		if w.initial != nil {
+			typ = 1
+			mustEqual(t, m.Label+" initial header", w.initial, hdr)
+		}
+		if ok != "" || typ != m.Type || !bytes.Equal(w.dh, m.DH.b(t)) || w.pn != m.PN || w.n != m.N {
+			t.Fatalf("%s: type %d, dh %s, pn %d, n %d do not describe its wire (%s)", m.Label, m.Type, m.DH, m.PN, m.N, ok)
+		}
 	}
+	decryptRejections := 0
 	for _, ev := range f.Transcript.Events {
 		m := msgs[ev.Label]
 		switch ev.Op {
@@ -749,6 +912,24 @@ func TestVectorsFollowSpec(t *testing.T) {
 			to := "bob"
 			if m.From == "bob" {
 				to = "alice"
+			}
+			if m.Label == "A11" {
+				// §15.3 step 4: at the probe point, every decrypt rejection is refused
+				// with its error by the spec's ratchet, changing nothing.
+				for _, r := range f.Rejections {
+					if r.Check != "decrypt" {
+						continue
+					}
+					s := sessions[r.Side]
+					before := s.marshal()
+					if _, e := s.attempt(r.Input.b(t)); e != r.Error {
+						t.Errorf("rejection %q: the spec gives %q, the vectors %s", r.Name, e, r.Error)
+					}
+					if !bytes.Equal(before, s.marshal()) {
+						t.Errorf("rejection %q changed the spec's %s session", r.Name, r.Side)
+					}
+					decryptRejections++
+				}
 			}
 			if sessions[to] == nil {
 				// §10.2: Bob's initial state; SK as computed above from his side too.
@@ -766,6 +947,9 @@ func TestVectorsFollowSpec(t *testing.T) {
 		}
 		sum := sha256.Sum256(actor.marshal())
 		mustEqual(t, fmt.Sprintf("§13 state after %s %s", ev.Op, ev.Label), sum[:], ev.StateSHA256.b(t))
+	}
+	if decryptRejections == 0 {
+		t.Fatal("no decrypt rejection was checked at the probe point (delivering A11)")
 	}
 	if n := len(sessions["alice"].reads) + len(sessions["bob"].reads); n != 0 {
 		t.Fatalf("%d recorded random reads were not used by the spec's ratchet", n)
