@@ -22,7 +22,8 @@ var (
 	ErrCardIDMismatch = errors.New("ratchet: card ID mismatch")
 	// ErrInvalidName: a user name outside [a-z0-9._-]{1,32}.
 	ErrInvalidName = errors.New("ratchet: invalid name (use 1-32 of a-z 0-9 . _ -)")
-	// ErrWrongCard: a bundle, prekey or message belongs to another card.
+	// ErrWrongCard: a bundle, an initial message or one's own card belongs to another
+	// card. (A prekey checked against another card fails with ErrBadSignature.)
 	ErrWrongCard = errors.New("ratchet: belongs to another card")
 	// ErrMissingPreKey: a bundle lacks a mandatory prekey, or the responder lacks
 	// the private half a message names.

@@ -228,3 +228,25 @@ func TestSpecEd25519Strictness(t *testing.T) {
 		}
 	}
 }
+
+// §8.3 and §14: a prekey checked against another card than its owner's fails its
+// signature (ErrBadSignature); ErrWrongCard is for bundles, initial messages and one's
+// own card, never a prekey.
+func TestSpecPreKeyOfAnotherCard(t *testing.T) {
+	relay := newRelay(t, 7)
+	alice, bob := newParty(t, "alice", 8, relay), newParty(t, "bob", 9, relay)
+	for _, k := range []*PrivatePreKey{bob.spk, bob.kem, bob.lr} {
+		if err := k.Public().Verify(alice.card); !errors.Is(err, ErrBadSignature) || errors.Is(err, ErrWrongCard) {
+			t.Errorf("bob's %s verified against alice's card: %v, want ErrBadSignature", k.pub.Kind, err)
+		}
+	}
+	raw, err := os.ReadFile("SPEC.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, line := range strings.Split(string(raw), "\n") {
+		if strings.HasPrefix(line, "| `ErrWrongCard` |") && strings.Contains(line, "prekey") {
+			t.Errorf("SPEC.md §14 says a prekey of another card is ErrWrongCard: %s", line)
+		}
+	}
+}
