@@ -152,6 +152,9 @@ func FuzzDecode(f *testing.F) {
 		// Whatever decodes re-encodes (as version 2) and decodes to the same fields.
 		if p.Version == payload.VersionV1 {
 			p.Seq = 1
+			if p.Type == payload.Text && p.Text == "" {
+				return // a version-1 text may be empty (PAYLOAD.md §8), a version-2 one may not
+			}
 		}
 		again, err := payload.Encode(p)
 		if err != nil {

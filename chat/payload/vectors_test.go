@@ -195,10 +195,12 @@ func buildVectors(t *testing.T) vectorFile {
 	v1text := v1Payload(1, vectorAt, append(append(str8(id), 0, 0, 0, 5), "hello"...))
 	v1rcpt := v1Payload(2, vectorAt, append([]byte{0, 1}, str8(id)...))
 	v1read := v1Payload(3, vectorAt, append([]byte{0, 1}, str8(id)...))
+	v1empty := v1Payload(1, vectorAt, append(str8(id), 0, 0, 0, 0))
 	vf.Vectors = append(vf.Vectors,
 		vector{Name: "version 1 text", Version: 1, Type: 1, Fields: fields{AtMS: vectorAt.UnixMilli(), ID: id, Text: "hello"}, Payload: hex.EncodeToString(v1text)},
 		vector{Name: "version 1 delivered", Version: 1, Type: 2, Fields: fields{AtMS: vectorAt.UnixMilli(), IDs: []string{id}}, Payload: hex.EncodeToString(v1rcpt)},
 		vector{Name: "version 1 read", Version: 1, Type: 3, Fields: fields{AtMS: vectorAt.UnixMilli(), IDs: []string{id}}, Payload: hex.EncodeToString(v1read)},
+		vector{Name: "version 1 empty text (version 2 has none)", Version: 1, Type: 1, Fields: fields{AtMS: vectorAt.UnixMilli(), ID: id}, Payload: hex.EncodeToString(v1empty)},
 	)
 
 	text := mustHex(t, vf.Vectors[0].Payload)
