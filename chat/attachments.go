@@ -1544,7 +1544,8 @@ func uniqueName(dir, name string, make func(p string) error) (string, error) {
 const maxSavedName = 200
 
 // SafeFileName turns a sender's file name into one safe to create and to show: no path
-// separators, no control or format characters (escape sequences, bidi overrides), no
+// separators, no control, format or other invisible characters (escape sequences, bidi
+// overrides, Unicode's default ignorable code points and variation selectors), no
 // leading dots or dashes, no trailing dots or spaces, valid UTF-8, at most 200 bytes
 // (the extension kept); "attachment" when nothing is left.
 func SafeFileName(name string) string {
@@ -1554,7 +1555,12 @@ func SafeFileName(name string) string {
 		switch {
 		case r == '/' || r == '\\' || r == 0:
 			b.WriteRune('_')
-		case unicode.IsControl(r) || unicode.Is(unicode.Cf, r) || r == utf8.RuneError:
+		case unicode.IsControl(r) || r == utf8.RuneError ||
+			unicode.In(r, unicode.Cf, unicode.Other_Default_Ignorable_Code_Point, unicode.Variation_Selector):
+			// Invisible: format characters (bidi overrides, joiners) and the other
+			// default ignorable code points (Hangul fillers, the combining grapheme
+			// joiner, variation selectors) would let a name hide characters or look
+			// like another.
 			b.WriteRune('_')
 		case unicode.IsSpace(r):
 			b.WriteRune(' ')

@@ -189,6 +189,14 @@ func TestSafeFileName(t *testing.T) {
 		"\xff\xfe.txt":              "_.txt",
 		"new\nline.txt":             "new_line.txt",
 		"C:\\Windows\\system32.dll": "C:_Windows_system32.dll",
+		// Invisible characters that are not format (Cf) characters: default ignorable
+		// code points (Hangul fillers, the combining grapheme joiner) and variation selectors.
+		"invoice\u3164.pdf":           "invoice_.pdf",
+		"\u3164":                      "_",
+		"a\u034fb.txt":                "a_b.txt",
+		"a\u115f\u1160b\uffa0.txt":    "a__b_.txt",
+		"a\u17b4\u17b5b":              "a__b",
+		"x\ufe0f\u180b\U000e0100.png": "x___.png",
 		// Cut to 200 bytes without an extension: no trailing space (found by FuzzSafeFileName).
 		strings.Repeat("0", 199) + " 000":                         strings.Repeat("0", 199),
 		strings.Repeat("0", 198) + ". " + strings.Repeat("x", 20): strings.Repeat("0", 198),

@@ -16,7 +16,7 @@ func FuzzSafeFileName(f *testing.F) {
 	for _, s := range []string{
 		"../../etc/passwd", ".bashrc", "..", "", "report\x1b[31m.pdf", "evil\u202egnp.exe",
 		"a\\b", "-rf", "trailing. . ", "photo.jpg", "résumé 2026.odt", "\xff\xfe.txt",
-		"new\nline.txt", "C:\\Windows\\system32.dll",
+		"new\nline.txt", "C:\\Windows\\system32.dll", "invoice\u3164.pdf", "a\u034fb", "x\ufe0f.png",
 		strings.Repeat("x", 300) + ".pdf",
 		strings.Repeat("x", 199) + " y.pdf",
 		strings.Repeat("é", 150) + ".verylongextension1",
@@ -35,8 +35,10 @@ func FuzzSafeFileName(f *testing.F) {
 			t.Fatalf("SafeFileName(%q): %d bytes", name, len(s))
 		case strings.ContainsAny(s, "/\\\x00"), filepath.Base(s) != s:
 			t.Fatalf("SafeFileName(%q) = %q: a path", name, s)
-		case strings.ContainsFunc(s, func(r rune) bool { return unicode.IsControl(r) || unicode.Is(unicode.Cf, r) }):
-			t.Fatalf("SafeFileName(%q) = %q: control or format characters", name, s)
+		case strings.ContainsFunc(s, func(r rune) bool {
+			return unicode.IsControl(r) || unicode.In(r, unicode.Cf, unicode.Other_Default_Ignorable_Code_Point, unicode.Variation_Selector)
+		}):
+			t.Fatalf("SafeFileName(%q) = %q: control, format or other invisible characters", name, s)
 		case strings.IndexAny(s[:1], ". -") == 0:
 			t.Fatalf("SafeFileName(%q) = %q: leading dot, space or dash", name, s)
 		case strings.IndexAny(s[len(s)-1:], ". ") == 0:
