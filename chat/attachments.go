@@ -826,6 +826,11 @@ func (c *Controller) download(ctx context.Context, row storage.Attachment, dir s
 	if err != nil {
 		return "", c.failAttachment(ctx, row, fmt.Errorf("%w: %v", ErrAttachmentDigest, err))
 	}
+	if !relay.ValidBlobID(meta.BlobID) {
+		// The payload allows any printable ASCII (PAYLOAD.md §4.5); a relay names its
+		// blobs otherwise, so no relay has this one and every try would fail alike.
+		return "", c.failAttachment(ctx, row, fmt.Errorf("%w: %s names no blob a relay gives (blob id %q)", ErrAttachmentGone, SafeFileName(meta.FileName), meta.BlobID))
+	}
 	br, err := c.blobs()
 	if err != nil {
 		return "", err
@@ -876,7 +881,9 @@ func (c *Controller) download(ctx context.Context, row storage.Attachment, dir s
 	case errors.As(err, &pe) && pe.Code == relay.CodeBlobNotFound:
 		os.Remove(part)
 		return "", c.failAttachment(ctx, row, fmt.Errorf("%w: %s", ErrAttachmentGone, meta.FileName))
-	case errors.Is(err, client.ErrBlobChunk):
+	case errors.Is(err, client.ErrBlobChunk) || errors.As(err, &pe) && pe.Code == relay.CodeBadField:
+		// A chunk shorter than the message's size makes it, or (bad_field) a chunk
+		// past the blob's end asked for: the blob is not the size the message says.
 		os.Remove(part)
 		return "", c.failAttachment(ctx, row, fmt.Errorf("%w: %v", ErrAttachmentDigest, err))
 	case errors.Is(err, ErrAttachmentDigest) || errors.Is(err, ErrAttachmentCorrupt):

@@ -294,6 +294,57 @@ func TestAttachmentTampering(t *testing.T) {
 	}
 }
 
+// A message naming a blob the relay cannot serve as the message describes it — an id
+// that is not a relay's blob id (any printable ASCII passes PAYLOAD.md §4.5), or a size
+// whose sealed stream runs past the blob's end on a chunk boundary (the relay answers
+// bad_field, not a short chunk) — fails the attachment with a typed error, and leaves
+// nothing behind; it is not left "fetching", to fail the same way at every try.
+func TestAttachmentTheRelayCannotServe(t *testing.T) {
+	r, alice, bob := attachPair(t, relaytest.Options{})
+	ctx := attachCtx(t)
+	// Sealed, exactly 8 relay chunks: a size claiming more asks for chunk 8 of 8.
+	data := make([]byte, 4*ratchet.StreamChunkSize-4*ratchet.StreamTagSize)
+	rand.Read(data)
+	for _, tc := range []struct {
+		name string
+		meta func(m *attachmentMeta)
+		want error
+	}{
+		{"a blob id no relay gives", func(m *attachmentMeta) { m.BlobID = "b-7f3a" }, ErrAttachmentGone},
+		{"a size past the blob's last chunk", func(m *attachmentMeta) { m.Size += ratchet.StreamChunkSize }, ErrAttachmentDigest},
+		{"a size one byte past the blob", func(m *attachmentMeta) { m.Size++ }, ErrAttachmentDigest},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			down := t.TempDir()
+			if _, err := alice.c.SendFile(ctx, "bob", writeFile(t, t.TempDir(), "x.bin", data), "", nil); err != nil {
+				t.Fatal(err)
+			}
+			m := waitAttachment(t, bob.c, "alice")
+			row, err := bob.c.store.Attachment(ctx, m.clientID)
+			must(t, err)
+			meta, err := readMeta(row)
+			must(t, err)
+			tc.meta(&meta)
+			must(t, bob.c.putMeta(ctx, &row, meta))
+			if _, err := bob.c.Download(ctx, m.ID, down, nil); !errors.Is(err, tc.want) {
+				t.Fatalf("download: %v, want %v", err, tc.want)
+			}
+			a, _ := bob.c.AttachmentOf(ctx, m.ID)
+			if a == nil || a.State != AttachmentFailed || a.Reason == "" {
+				t.Fatalf("attachment after the download: %+v", a)
+			}
+			if left := dirEntries(t, down); len(left) != 0 {
+				t.Fatalf("the downloads directory has %v", left)
+			}
+			if left := dirEntries(t, filepath.Join(bob.p.Dir, "attachments")); len(left) != 0 {
+				t.Fatalf("partial files kept: %v", left)
+			}
+			os.RemoveAll(r.Path + ".blobs")
+			os.MkdirAll(r.Path+".blobs/partial", 0o700)
+		})
+	}
+}
+
 // A sender killed after some chunks were acknowledged: the next run resumes the upload
 // from the relay's next chunk, without sending the done ones again, and sends the message.
 func TestAttachmentResumeAfterKill(t *testing.T) {
