@@ -811,7 +811,7 @@ func (c *Controller) download(ctx context.Context, row storage.Attachment, dir s
 	case AttachmentDownloaded:
 		return meta.Saved, nil
 	case AttachmentFailed:
-		return "", fmt.Errorf("chat: %s failed before: %s", meta.FileName, failureReason(row, meta))
+		return "", fmt.Errorf("chat: %s failed before: %s", SafeFileName(meta.FileName), failureReason(row, meta))
 	case AttachmentAvailable, AttachmentFetching:
 	default:
 		return "", fmt.Errorf("%w: %s is outgoing", ErrNotAttachment, meta.FileName)
@@ -880,7 +880,7 @@ func (c *Controller) download(ctx context.Context, row storage.Attachment, dir s
 	switch {
 	case errors.As(err, &pe) && pe.Code == relay.CodeBlobNotFound:
 		os.Remove(part)
-		return "", c.failAttachment(ctx, row, fmt.Errorf("%w: %s", ErrAttachmentGone, meta.FileName))
+		return "", c.failAttachment(ctx, row, fmt.Errorf("%w: %s", ErrAttachmentGone, SafeFileName(meta.FileName)))
 	case errors.Is(err, client.ErrBlobChunk) || errors.As(err, &pe) && pe.Code == relay.CodeBadField:
 		// A chunk shorter than the message's size makes it, or (bad_field) a chunk
 		// past the blob's end asked for: the blob is not the size the message says.

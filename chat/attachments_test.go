@@ -345,6 +345,45 @@ func TestAttachmentTheRelayCannotServe(t *testing.T) {
 	}
 }
 
+// A failed download's error and reason name the file as SafeFileName shows it, never
+// with the sender's bidi overrides or invisible characters (PAYLOAD.md §4.5: the name
+// is shown sanitised): they reach the terminal (the CLI prints them).
+func TestAttachmentFailureNamesTheFileSanitised(t *testing.T) {
+	_, alice, bob := attachPair(t, relaytest.Options{})
+	ctx := attachCtx(t)
+	hostile := "invoice\u202efdp.exe" // as a hostile sender sends it (pfschat's send the name sanitised)
+	if _, err := alice.c.SendFile(ctx, "bob", writeFile(t, t.TempDir(), "invoice.pdf", []byte("x")), "", nil); err != nil {
+		t.Fatal(err)
+	}
+	m := waitAttachment(t, bob.c, "alice")
+	row, err := bob.c.store.Attachment(ctx, m.clientID)
+	must(t, err)
+	meta, err := readMeta(row)
+	must(t, err)
+	meta.Capability[0] ^= 1 // the relay answers blob_not_found
+	meta.FileName = hostile
+	must(t, bob.c.putMeta(ctx, &row, meta))
+	clean := func(what, s string) {
+		t.Helper()
+		if strings.Contains(s, "\u202e") || !strings.Contains(s, SafeFileName(hostile)) {
+			t.Errorf("%s does not name the file sanitised: %q", what, s)
+		}
+	}
+	_, err = bob.c.Download(ctx, m.ID, t.TempDir(), nil)
+	if !errors.Is(err, ErrAttachmentGone) {
+		t.Fatalf("download: %v", err)
+	}
+	clean("the error", err.Error())
+	a, err := bob.c.AttachmentOf(ctx, m.ID)
+	must(t, err)
+	clean("the reason", a.Reason)
+	_, err = bob.c.Download(ctx, m.ID, t.TempDir(), nil)
+	if err == nil {
+		t.Fatal("a failed attachment downloaded again")
+	}
+	clean("the error of a second try", err.Error())
+}
+
 // A sender killed after some chunks were acknowledged: the next run resumes the upload
 // from the relay's next chunk, without sending the done ones again, and sends the message.
 func TestAttachmentResumeAfterKill(t *testing.T) {
