@@ -4,8 +4,10 @@ package chat
 // (ratchet/STREAM.md) into a staging file, uploaded to the relay as a blob
 // (relay/PROTOCOL.md "Blobs") with resume, and announced by an attachment payload
 // (chat/PAYLOAD.md §4.5) carrying the blob id, capability, key and digest. The
-// receiver downloads the sealed stream, checks its size and digest, then opens it into
-// the downloads directory under a sanitised, non-colliding name. Memory is a few chunks
+// receiver downloads the sealed stream, hashing it and opening each chunk as it arrives
+// into a partial file inside the profile, checks its size and digest at the end, and
+// only then moves the file into the downloads directory under a sanitised,
+// non-colliding name. Memory is a few chunks
 // whatever the size; state lives in the attachments table (client schema 11), so an
 // upload or download killed half way resumes where the relay's acknowledgements left it.
 
@@ -746,9 +748,10 @@ func (c *Controller) AttachmentOf(ctx context.Context, messageID int64) (*Attach
 }
 
 // Download fetches the attachment of message messageID into dir and returns the saved
-// path. The sealed stream is assembled inside the profile (resumable by chunk), its
-// size and digest are checked before anything is decrypted, and the file is written
-// under a sanitised name that collides with nothing in dir (never overwriting). A file
+// path. The stream is opened chunk by chunk inside the profile (resumable by chunk:
+// only authenticated plaintext is kept), its size and digest are checked before
+// anything reaches dir, and the file is moved there under a sanitised name that
+// collides with nothing in dir (never overwriting). A file
 // that fails verification is deleted and the attachment marked failed with the reason.
 // An attachment downloaded before returns its path again; so does one whose earlier
 // download was killed while saving it, once the file found there is checked to be it.
