@@ -282,6 +282,7 @@ func buildVectors(t *testing.T) vectorFile {
 	rej("retry: truncated relay msg id", header(4, append(append([]byte{1}, str8(id)...), 0, 0, 0, 1)), "ErrMalformed")
 	rej("identity-changed: truncated new card ID", header(5, det("old card", 40)), "ErrMalformed")
 	rej("attachment: empty blob id", attach("", attachTail("a", "", "", 0)), "ErrMalformed")
+	rej("attachment: blob id with a space (ids are 0x21–0x7E)", attach("b 1", attachTail("a", "", "", 0)), "ErrMalformed")
 	rej("attachment: file name \"..\"", attach("b", attachTail("..", "", "", 0)), "ErrMalformed")
 	rej("attachment: file name with '\\'", attach("b", attachTail("a\\b", "", "", 0)), "ErrMalformed")
 	rej("attachment: file name with U+0085 (a C1 control)", attach("b", attachTail("a\u0085", "", "", 0)), "ErrMalformed")
