@@ -510,6 +510,42 @@ func TestDuplicateAttachmentIDShownOnce(t *testing.T) {
 	}
 }
 
+// An attachment pfschat records as unreadable (a size over 2^62, PAYLOAD.md §4.5) did
+// arrive: its sequence number is taken (§3), not reported as a message that has not.
+func TestUnreadableAttachmentTakesItsSeq(t *testing.T) {
+	_, alice, bob := attachPair(t, relaytest.Options{})
+	ctx := attachCtx(t)
+	if _, err := alice.c.Send(ctx, "bob", "one"); err != nil {
+		t.Fatal(err)
+	}
+	waitReceived(t, bob.c, "alice", "one")
+	seq, err := alice.c.store.NextSendSeq(ctx, "bob")
+	must(t, err)
+	clientID, now := newClientID(), time.Now()
+	huge, err := payload.Encode(&payload.Payload{Type: payload.Attachment, At: now, ID: clientID, Seq: seq,
+		Attachment: payload.AttachmentRef{BlobID: "b", FileName: "huge.bin", Size: 1<<62 + 1}})
+	must(t, err)
+	must(t, alice.c.onSession(ctx, "bob", false, func(s *Session) error {
+		_, err := alice.c.commitEncrypted(ctx, s, "bob", huge, clientID, &storage.Message{Contact: "bob",
+			Direction: storage.Outgoing, SentAt: now, State: storage.Pending, ClientID: clientID, Seq: seq})
+		return err
+	}))
+	if _, err := alice.c.Send(ctx, "bob", "three"); err != nil {
+		t.Fatal(err)
+	}
+	waitReceived(t, bob.c, "alice", "three")
+	h, err := bob.c.History(ctx, "alice", 0, 10)
+	must(t, err)
+	if len(h) != 3 || h[1].State != UndecryptableState || h[1].Seq != seq {
+		t.Fatalf("bob's conversation %+v, want the unreadable attachment between the texts, with its seq %d", h, seq)
+	}
+	marks, err := bob.c.store.IncomingSeqs(ctx, "alice")
+	must(t, err)
+	if gaps := findGaps(marks, time.Now().Add(time.Hour)); len(gaps) != 0 {
+		t.Fatalf("holes %+v: the unreadable attachment's number is reported missing", gaps)
+	}
+}
+
 // partialDownload has bob start fetching m's file and stop after its first piece, as
 // a closed laptop does: the decrypted beginning waits in the profile for a resume.
 func partialDownload(t *testing.T, bob *user, m Message) string {

@@ -522,8 +522,11 @@ func (c *Controller) receive(ctx context.Context, in *client.Incoming, relayID s
 		// commit together; the download is the caller's (Download, PendingDownloads).
 		att, err := c.incomingAttachment(in.From, pl, now)
 		if err != nil {
+			// It did arrive: its number is taken (PAYLOAD.md §3), not a hole, and it is
+			// placed by it like any message of the sender's.
 			tx.Message = &storage.Message{Contact: in.From, Direction: storage.Incoming, ReceivedAt: now,
-				SentAt: in.ReceivedAt, State: UndecryptableState, Reason: "unreadable attachment: " + err.Error(), RelayID: relayID}
+				SentAt: pl.At, State: UndecryptableState, Reason: "unreadable attachment: " + err.Error(), RelayID: relayID,
+				Seq: pl.Seq, SenderCardID: card.ID(), KeyPending: keyPending}
 			res.undecrypt = err
 			break
 		}
