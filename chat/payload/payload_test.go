@@ -144,6 +144,15 @@ func FuzzDecode(f *testing.F) {
 	f.Fuzz(func(t *testing.T, b []byte) {
 		p, err := payload.Decode(b)
 		if err != nil {
+			kinds := 0
+			for _, kind := range []error{payload.ErrMalformed, payload.ErrOversize, payload.ErrUnknownVersion, payload.ErrPadding, payload.ErrUnknownType} {
+				if errors.Is(err, kind) {
+					kinds++
+				}
+			}
+			if kinds != 1 {
+				t.Fatalf("error %v wraps %d of the typed errors, not exactly one (PAYLOAD.md §7)", err, kinds)
+			}
 			if p != nil && !errors.Is(err, payload.ErrUnknownType) {
 				t.Fatalf("a payload with error %v", err)
 			}
