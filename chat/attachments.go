@@ -32,6 +32,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"syscall"
 	"time"
 	"unicode"
 	"unicode/utf8"
@@ -1532,26 +1533,38 @@ func uniqueName(dir, name string, make func(p string) error) (string, error) {
 		ext = ""
 	}
 	stem := strings.TrimSuffix(name, ext)
-	for i := 1; i < 10000; i++ {
-		cand := name
+	budget := max(maxSavedName, len(name)) // a candidate's bytes; fewer if the file system says so
+	for i := 1; i < 10000; {
+		suffix := ""
 		if i > 1 {
-			suffix := " (" + strconv.Itoa(i) + ")"
-			cand = truncateUTF8(stem, maxSavedName-len(suffix)-len(ext)) + suffix + ext
+			suffix = " (" + strconv.Itoa(i) + ")"
 		}
+		cand := truncateUTF8(stem, budget-len(suffix)-len(ext)) + suffix + ext
 		p := filepath.Join(dir, cand)
 		err := make(p)
-		if err == nil {
+		switch {
+		case err == nil:
 			return p, nil
-		}
-		if !errors.Is(err, os.ErrExist) {
+		case errors.Is(err, os.ErrExist):
+			i++
+		case errors.Is(err, syscall.ENAMETOOLONG) && budget > minSavedName:
+			// Some file systems take fewer than 255 bytes (eCryptfs about 143): a
+			// shorter name saves the file where failing would lose it for good.
+			budget = max(minSavedName, budget/2)
+		default:
 			return "", fmt.Errorf("chat: saving an attachment: %w", err)
 		}
 	}
 	return "", fmt.Errorf("chat: no free file name for %s in %s", name, dir)
 }
 
-// maxSavedName bounds a saved file name, bytes (most file systems allow 255).
-const maxSavedName = 200
+// maxSavedName bounds a saved file name, bytes (most file systems allow 255);
+// minSavedName is as short as uniqueName cuts one for a file system that refuses it
+// as too long (room for a 16-byte extension and a " (9999)").
+const (
+	maxSavedName = 200
+	minSavedName = 40
+)
 
 // SafeFileName turns a sender's file name into one safe to create and to show: no path
 // separators, no control, format or other invisible characters (escape sequences, bidi
