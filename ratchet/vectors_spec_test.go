@@ -8,7 +8,8 @@ package ratchet_test
 // Ratchet written from §11. Labels and domains come from SPEC.md's §3 table itself. If
 // SPEC.md and the code drift apart, this test says where. The decrypt rejection vectors
 // are refused by the spec's ratchet with the errors §11.4 and §12 name; the card and
-// bundle ones are checked by TestVectors, against the real implementation.
+// bundle ones by decoders and verifiers written from §6, §8.3 and §9
+// (vectors_spec_cards_test.go), which also read back every card, prekey and bundle.
 
 import (
 	"bytes"
@@ -832,6 +833,11 @@ func TestVectorsFollowSpec(t *testing.T) {
 		t.Fatalf("bob has %d prekey kinds, want 4", len(pre))
 	}
 
+	// §6, §8.3, §9 read back: the vectors' cards, prekeys and bundles are accepted by
+	// the spec's decoders and verifiers, and the card and bundle rejections are refused
+	// by them with the vectors' errors.
+	specReadBack(t, &f, relayPriv.Public().(ed25519.PublicKey), pre)
+
 	// §9–§10: both handshakes; the one without a one-time prekey also decrypts its
 	// first message on a responder built from the spec.
 	for _, h := range []*specHandshake{&f.Handshake, &f.HandshakeLR} {
@@ -917,8 +923,12 @@ func TestVectorsFollowSpec(t *testing.T) {
 				// §15.3 step 4: at the probe point, every decrypt rejection is refused
 				// with its error by the spec's ratchet, changing nothing.
 				for _, r := range f.Rejections {
-					if r.Check != "decrypt" {
-						continue
+					switch r.Check {
+					case "card", "bundle":
+						continue // judged by specReadBack
+					case "decrypt":
+					default:
+						t.Fatalf("rejection %q: unknown check %q (§15.2)", r.Name, r.Check)
 					}
 					s := sessions[r.Side]
 					before := s.marshal()
