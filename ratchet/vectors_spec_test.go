@@ -10,6 +10,8 @@ package ratchet_test
 // are refused by the spec's ratchet with the errors §11.4 and §12 name; the card and
 // bundle ones by decoders and verifiers written from §6, §8.3 and §9
 // (vectors_spec_cards_test.go), which also read back every card, prekey and bundle.
+// Bob's sessions come from §10.2 run on the initial headers he receives, with the
+// prekeys and cards those decoders read.
 
 import (
 	"bytes"
@@ -20,6 +22,7 @@ import (
 	"crypto/mlkem"
 	"crypto/mlkem/mlkemtest"
 	"crypto/sha256"
+	"crypto/subtle"
 	"encoding/base64"
 	"encoding/binary"
 	"encoding/hex"
@@ -806,6 +809,51 @@ func specHandshakeRun(t *testing.T, name string, h *specHandshake, alice, bob sp
 	return sk, ad, id[:], hdr
 }
 
+// specRespond is §10.2 on an initial header (§12.2): Bob's checks, his DHs and
+// decapsulation, and his initial state (§11.2). pre holds his private prekeys' secrets
+// by kind and id; bob's card and Alice's are the ones the spec decoded.
+func specRespond(t *testing.T, hdr []byte, bob specID, bobCard, aliceCard *specCard, pre map[[2]uint32][]byte) (*specSession, string) {
+	t.Helper()
+	ini, resp, ek := hdr[:32], hdr[32:64], hdr[64:96]
+	spkID, opkID, kemID := binary.BigEndian.Uint32(hdr[96:]), binary.BigEndian.Uint32(hdr[100:]), binary.BigEndian.Uint32(hdr[104:])
+	kemKind, ct := uint32(hdr[108]), hdr[111:1199]
+	// 1.
+	bobID, aliceID := sha256.Sum256(bobCard.snapshot), sha256.Sum256(aliceCard.snapshot)
+	if !bytes.Equal(x25519Pub(t, bob.xPriv), bobCard.agreementKey) ||
+		subtle.ConstantTimeCompare(resp, bobID[:]) != 1 || subtle.ConstantTimeCompare(ini, aliceID[:]) != 1 {
+		return nil, "ErrWrongCard"
+	}
+	// 2.
+	spk, okSPK := pre[[2]uint32{1, spkID}]
+	opk, okOPK := pre[[2]uint32{2, opkID}]
+	kem, okKEM := pre[[2]uint32{kemKind, kemID}]
+	if !okSPK || opkID != 0 && !okOPK || !okKEM {
+		return nil, "ErrMissingPreKey"
+	}
+	// 3.
+	ikm := slices.Concat(bytes.Repeat([]byte{0xFF}, 32), x25519(t, spk, aliceCard.agreementKey), x25519(t, bob.xPriv, ek), x25519(t, spk, ek))
+	if opkID != 0 {
+		ikm = append(ikm, x25519(t, opk, ek)...)
+	}
+	dk, err := mlkem.NewDecapsulationKey768(kem)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ss, err := dk.Decapsulate(ct)
+	if err != nil {
+		return nil, "ErrMalformed"
+	}
+	// 4.
+	sk, err := hkdf.Key(sha256.New, append(ikm, ss...), make([]byte, 32), specLabelPQXDH, 32)
+	if err != nil {
+		t.Fatal(err)
+	}
+	sid := sha256.Sum256(slices.Concat([]byte(specLabelSessionID), []byte{0}, ini, resp, ek))
+	// 5.
+	return &specSession{t: t, ad: slices.Concat(ini, resp), sessionID: sid[:], rk: sk,
+		dhs: spk, dhsPub: x25519Pub(t, spk), self: bobID, peer: aliceID, usedOPK: opkID != 0}, ""
+}
+
 func TestVectorsFollowSpec(t *testing.T) {
 	loadSpecConstants(t)
 	raw, err := os.ReadFile("testdata/vectors.json")
@@ -836,7 +884,31 @@ func TestVectorsFollowSpec(t *testing.T) {
 	// §6, §8.3, §9 read back: the vectors' cards, prekeys and bundles are accepted by
 	// the spec's decoders and verifiers, and the card and bundle rejections are refused
 	// by them with the vectors' errors.
-	specReadBack(t, &f, relayPriv.Public().(ed25519.PublicKey), pre)
+	cards := specReadBack(t, &f, relayPriv.Public().(ed25519.PublicKey), pre)
+	// §10.2 looks Bob's private prekeys up by the kind and id an initial header names;
+	// they come from the file's private encodings (§8.3), read by the spec.
+	bobPre := map[[2]uint32][]byte{}
+	for _, v := range f.Bob.PreKeys {
+		p, secret, e := specParsePrivatePreKey(v.Private.b(t), func(kind byte, secret []byte) []byte { return pre[kind].pub })
+		if e != "" {
+			t.Fatalf("prekey %d: %s", v.ID, e)
+		}
+		bobPre[[2]uint32{uint32(p.kind), p.id}] = secret
+	}
+	respond := func(name string, wire []byte, sk, ad, sid []byte) *specSession {
+		w, e := specDecodeWire(wire)
+		if e != "" || w.initial == nil {
+			t.Fatalf("%s: not an initial message (%s)", name, e)
+		}
+		s, e := specRespond(t, w.initial, bob, cards["bob"], cards["alice"], bobPre)
+		if e != "" {
+			t.Fatalf("%s: the spec's responder refuses it: %s", name, e)
+		}
+		mustEqual(t, name+": the responder's SK", s.rk, sk)
+		mustEqual(t, name+": the responder's AD", s.ad, ad)
+		mustEqual(t, name+": the responder's session ID", s.sessionID, sid)
+		return s
+	}
 
 	// §9–§10: both handshakes; the one without a one-time prekey also decrypts its
 	// first message on a responder built from the spec.
@@ -852,7 +924,10 @@ func TestVectorsFollowSpec(t *testing.T) {
 	aliceLR := &specSession{t: t, initiator: true, ad: adLR, sessionID: sidLR, initialHeader: hdrLR, rk: skLR,
 		dhr: pre[1].pub, reads: [][]byte{f.HandshakeLR.Reads[2].b(t)}}
 	mustEqual(t, "handshake without OPK: first message", aliceLR.encrypt(f.HandshakeLR.FirstPlaintext.b(t)), f.HandshakeLR.FirstMessage.b(t))
-	bobLR := &specSession{t: t, ad: adLR, sessionID: sidLR, rk: skLR, dhs: pre[1].secret, dhsPub: pre[1].pub}
+	bobLR := respond("handshake without OPK", f.HandshakeLR.FirstMessage.b(t), skLR, adLR, sidLR)
+	if bobLR.usedOPK {
+		t.Fatal("handshake without OPK: the spec's responder used one")
+	}
 	mustEqual(t, "handshake without OPK: first plaintext", bobLR.decrypt(f.HandshakeLR.FirstMessage.b(t)), f.HandshakeLR.FirstPlaintext.b(t))
 	sk, ad, sid, hdr := specHandshakeRun(t, "handshake", &f.Handshake, alice, bob, pre, f.Bundle.b(t))
 	if len(f.Handshake.FirstPlaintext) != 0 || len(f.Handshake.FirstMessage) != 0 {
@@ -942,10 +1017,12 @@ func TestVectorsFollowSpec(t *testing.T) {
 				}
 			}
 			if sessions[to] == nil {
-				// §10.2: Bob's initial state; SK as computed above from his side too.
-				sessions[to] = &specSession{t: t, ad: ad, sessionID: sid, rk: sk,
-					dhs: pre[1].secret, dhsPub: pre[1].pub, reads: bobReads,
-					self: bob.rawID, peer: alice.rawID, usedOPK: true}
+				// §10.2 on the header of the first message Bob receives.
+				sessions[to] = respond("deliver "+m.Label, m.Wire.b(t), sk, ad, sid)
+				sessions[to].reads = bobReads
+				if !sessions[to].usedOPK {
+					t.Fatal("the transcript's handshake: the spec's responder used no OPK")
+				}
 			}
 			mustEqual(t, "deliver "+m.Label, sessions[to].decrypt(m.Wire.b(t)), m.Plaintext.b(t))
 		default:
