@@ -33,6 +33,7 @@ import (
 	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	"golang.org/x/crypto/chacha20poly1305"
 )
@@ -94,7 +95,8 @@ func (h hx) b(t *testing.T) []byte {
 }
 
 type specFile struct {
-	Relay struct {
+	CreatedAt string `json:"created_at"`
+	Relay     struct {
 		Seed        string `json:"rng_seed"`
 		Ed25519     hx     `json:"ed25519_seed"`
 		PublicKey   hx     `json:"public_key"`
@@ -863,6 +865,11 @@ func TestVectorsFollowSpec(t *testing.T) {
 	var f specFile
 	if err := json.Unmarshal(raw, &f); err != nil {
 		t.Fatal(err)
+	}
+
+	// §15.2: the top-level created_at is §15.1's time as RFC 3339 text.
+	if at, err := time.Parse(time.RFC3339, f.CreatedAt); err != nil || at.Unix() != specCreatedAt {
+		t.Fatalf("created_at %q is not §15.1's 2026-01-01T00:00:00Z (%v)", f.CreatedAt, err)
 	}
 
 	// §15.1, §5–§8: keys, cards and prekeys from the seeds.
