@@ -268,23 +268,26 @@ func (c *conn) onMessage(mt int, r io.Reader) bool {
 }
 
 // readFrame reads one message into buf. A message over max is read up to
-// discardLimit and dropped (tooBig, err == nil); beyond that it fails (tooBig, err).
+// discardLimit bytes past max and dropped (tooBig, err == nil); beyond that it fails
+// (tooBig, err). It reads at most max+1 bytes into buf, whatever buf's capacity, so
+// the boundaries are PROTOCOL.md's to the byte: up to max bytes kept, up to
+// max+discardLimit answered, more closed.
 func readFrame(r io.Reader, buf []byte, max int) (data []byte, tooBig bool, err error) {
 	for {
-		if len(buf) == cap(buf) {
-			if len(buf) > max {
-				n, err := io.Copy(io.Discard, io.LimitReader(r, discardLimit))
-				if err != nil {
-					return nil, true, err
-				}
-				if n >= discardLimit {
-					return nil, true, errors.New("frame far over the limit")
-				}
-				return nil, true, nil
+		if len(buf) > max {
+			n, err := io.Copy(io.Discard, io.LimitReader(r, discardLimit))
+			if err != nil {
+				return nil, true, err
 			}
+			if n >= discardLimit {
+				return nil, true, errors.New("frame far over the limit")
+			}
+			return nil, true, nil
+		}
+		if len(buf) == cap(buf) {
 			buf = append(buf, 0)[:len(buf)]
 		}
-		n, err := r.Read(buf[len(buf):cap(buf)])
+		n, err := r.Read(buf[len(buf):min(cap(buf), max+1)])
 		buf = buf[:len(buf)+n]
 		if err == io.EOF {
 			if len(buf) > max {

@@ -33,3 +33,22 @@ func FuzzReadFrame(f *testing.F) {
 		}
 	})
 }
+
+// TestReadFrameBoundaries: the limits hold to the byte whatever the buffer's capacity
+// (the read loop's buffers are pooled, some larger than the limit): max bytes are a
+// message, max+discardLimit bytes are too big, one more fails.
+func TestReadFrameBoundaries(t *testing.T) {
+	const max = 100
+	for _, bufCap := range []int{0, max, max + 1, 4 * max} {
+		for _, tc := range []struct {
+			size        int
+			tooBig, err bool
+		}{{max, false, false}, {max + 1, true, false}, {max + discardLimit, true, false}, {max + discardLimit + 1, true, true}} {
+			data, tooBig, err := readFrame(bytes.NewReader(make([]byte, tc.size)), make([]byte, 0, bufCap), max)
+			if tooBig != tc.tooBig || (err != nil) != tc.err || !tooBig && len(data) != tc.size {
+				t.Errorf("buffer capacity %d, %d bytes, limit %d: got %d bytes, tooBig %v, %v; want tooBig %v, failed %v",
+					bufCap, tc.size, max, len(data), tooBig, err, tc.tooBig, tc.err)
+			}
+		}
+	}
+}
