@@ -112,8 +112,15 @@ const (
 // 16 bytes per 64 KiB chunk, so the relay allows that much more (max/4096 + 16).
 func BlobSizeAllowed(size, max int64) bool { return size <= max+max/4096+16 }
 
-// BlobChunks is the number of chunks of a blob of size bytes (an empty blob has none).
-func BlobChunks(size int64) int64 { return (size + BlobChunkSize - 1) / BlobChunkSize }
+// BlobChunks is the number of chunks of a blob of size bytes (an empty blob has none):
+// ⌈size / BlobChunkSize⌉, for every size up to the largest int64 (no sum to overflow).
+func BlobChunks(size int64) int64 {
+	n := size / BlobChunkSize
+	if size%BlobChunkSize > 0 {
+		n++
+	}
+	return n
+}
 
 // Frame is one protocol message in either direction. Only the fields that belong to
 // its Type are set; []byte fields travel as standard base64 (encoding/json's default).

@@ -5,6 +5,7 @@ import (
 	"crypto/rand"
 	"crypto/sha256"
 	"errors"
+	"math"
 	"os"
 	"strconv"
 	"strings"
@@ -462,4 +463,17 @@ func TestBlobsGoWithTheirAccount(t *testing.T) {
 func blobSums(data []byte) ([]byte, uint32) {
 	d := sha256.Sum256(data)
 	return d[:], storage.UpdateBlobCRC32C(0, data)
+}
+
+// A blob_begin's chunks is ⌈size / 32768⌉ for every size (PROTOCOL.md "Blobs"), the
+// largest too: a size past max_blob_bytes is blob_too_large, a wrong chunks bad_field.
+func TestBlobBeginHugeSize(t *testing.T) {
+	r := relaytest.Start(t)
+	_, rc := registerLoggedIn(t, r, "alice")
+	const size = math.MaxInt64
+	const chunks = size/relay.BlobChunkSize + 1 // 2⁴⁸
+	f := rc.request(map[string]any{"type": "blob_begin", "id": 2, "size": int64(size), "chunks": int64(chunks), "recipients": 1})
+	expectErr(t, f, relay.CodeBlobTooLarge)
+	f = rc.request(map[string]any{"type": "blob_begin", "id": 3, "size": int64(size), "chunks": int64(chunks - 1), "recipients": 1})
+	expectErr(t, f, relay.CodeBadField)
 }
