@@ -187,12 +187,13 @@ func (s *Server) blobSweeper() {
 // blobConn is a connection's blob state: the upload it is writing and the blob it is
 // reading, so chunk frames cost no metadata lookup.
 type blobConn struct {
-	up       storage.Blob
-	upNext   int64 // the next chunk the upload expects
-	readID   string
-	readSize int64
-	readGen  uint64 // the server's blobGen when readFile was opened
-	readFile BlobReader
+	up          storage.Blob
+	upNext      int64 // the next chunk the upload expects
+	readID      string
+	readSize    int64
+	readExpires time.Time // when the blob readFile serves expires: then it is looked up again
+	readGen     uint64    // the server's blobGen when readFile was opened
+	readFile    BlobReader
 	// out holds a token per blob chunk message queued for the writer: at most
 	// maxBlobOut (4 MiB), so a client asking faster than it reads is paused (its
 	// requests wait in TCP) instead of filling the relay's memory.
@@ -282,9 +283,11 @@ func (c *conn) onBlobBegin(f *relay.Frame) {
 	c.send(&relay.Frame{Type: relay.TypeBlob, ID: f.ID, BlobID: b.ID, ExpiresAt: b.ExpiresAt.UnixMilli()})
 }
 
-// ownUpload loads the upload id of this connection's account (nil: answered).
+// ownUpload loads the upload id of this connection's account (nil: answered). The
+// connection's own upload is taken as it is until it expires; then it is looked up
+// again, and is blob_not_found, as on any other connection.
 func (c *conn) ownUpload(f *relay.Frame) (*storage.Blob, bool) {
-	if c.blob.up.ID == f.BlobID && !c.blob.up.Committed {
+	if c.blob.up.ID == f.BlobID && !c.blob.up.Committed && c.s.now().Before(c.blob.up.ExpiresAt) {
 		return &c.blob.up, true
 	}
 	ctx, cancel := c.opCtx()
@@ -417,8 +420,9 @@ func (c *conn) onBlobGet(f *relay.Frame) {
 		return
 	}
 	// The open file serves the next chunks, unless a blob was deleted since (its
-	// account, its expiry, its last fetch): then the metadata is looked up again.
-	if gen := c.s.blobGen.Load(); c.blob.readID != f.BlobID || c.blob.readGen != gen {
+	// account, its expiry, its last fetch) or it expired, even if the hourly sweep has
+	// not deleted it yet: then the metadata is looked up again.
+	if gen := c.s.blobGen.Load(); c.blob.readID != f.BlobID || c.blob.readGen != gen || !c.s.now().Before(c.blob.readExpires) {
 		c.closeBlobs()
 		c.blob.readID, c.blob.readGen = "", gen
 		ctx, cancel := c.opCtx()
@@ -435,7 +439,7 @@ func (c *conn) onBlobGet(f *relay.Frame) {
 			c.blobError(f, "reading a blob", err)
 			return
 		}
-		c.blob.readID, c.blob.readSize, c.blob.readFile = b.ID, b.Size, file
+		c.blob.readID, c.blob.readSize, c.blob.readExpires, c.blob.readFile = b.ID, b.Size, b.ExpiresAt, file
 	}
 	chunks := relay.BlobChunks(c.blob.readSize)
 	if f.Index >= chunks {

@@ -4,7 +4,9 @@ import (
 	"bytes"
 	"crypto/rand"
 	"crypto/sha256"
+	"encoding/binary"
 	"errors"
+	"hash/crc32"
 	"math"
 	"os"
 	"strconv"
@@ -476,4 +478,53 @@ func TestBlobBeginHugeSize(t *testing.T) {
 	expectErr(t, f, relay.CodeBlobTooLarge)
 	f = rc.request(map[string]any{"type": "blob_begin", "id": 3, "size": int64(size), "chunks": int64(chunks - 1), "recipients": 1})
 	expectErr(t, f, relay.CodeBadField)
+}
+
+// An upload past its 7 days and a blob past its 30 days are blob_not_found (PROTOCOL.md
+// "Blobs"), also on a connection that was already writing or reading them, before the
+// hourly sweep deletes them.
+func TestBlobExpiryOnOpenConnection(t *testing.T) {
+	const day = 24 * time.Hour
+	clk := &clock{t: time.Now()}
+	r := relaytest.StartWith(t, relaytest.Options{Clock: clk.now})
+	_, ac := registerLoggedIn(t, r, "alice")
+	_, bc := registerLoggedIn(t, r, "bob")
+	chunk := make([]byte, relay.BlobChunkSize)
+
+	// A committed blob, read on bob's connection.
+	f := ac.request(map[string]any{"type": "blob_begin", "id": 2, "size": 1, "chunks": 1, "recipients": 1})
+	if f.Type != relay.TypeBlob {
+		t.Fatalf("blob_begin: %+v", f)
+	}
+	blob := f.BlobID
+	if f := ac.request(map[string]any{"type": "blob_put", "id": 3, "blob_id": blob, "data": []byte{7}}); f.Type != relay.TypeOK {
+		t.Fatalf("blob_put: %+v", f)
+	}
+	crc := binary.BigEndian.AppendUint32(nil, crc32.Checksum([]byte{7}, crc32.MakeTable(crc32.Castagnoli)))
+	f = ac.request(map[string]any{"type": "blob_commit", "id": 4, "blob_id": blob, "crc32c": crc})
+	if f.Type != relay.TypeBlob || len(f.Capability) != relay.BlobCapabilitySize {
+		t.Fatalf("blob_commit: %+v", f)
+	}
+	capab := f.Capability
+	if f := bc.request(map[string]any{"type": "blob_get", "id": 2, "blob_id": blob, "capability": capab}); f.Type != relay.TypeBlobChunk || !bytes.Equal(f.Data, []byte{7}) {
+		t.Fatalf("blob_get: %+v", f)
+	}
+
+	// An upload, written on this connection, then left past its lifetime.
+	f = ac.request(map[string]any{"type": "blob_begin", "id": 5, "size": 2 * relay.BlobChunkSize, "chunks": 2, "recipients": 1})
+	if f.Type != relay.TypeBlob {
+		t.Fatalf("blob_begin: %+v", f)
+	}
+	up := f.BlobID
+	if f := ac.request(map[string]any{"type": "blob_put", "id": 6, "blob_id": up, "data": chunk}); f.Type != relay.TypeOK {
+		t.Fatalf("blob_put of chunk 0: %+v", f)
+	}
+	clk.add(7*day + time.Minute)
+	expectErr(t, ac.request(map[string]any{"type": "blob_put", "id": 7, "blob_id": up, "index": 1, "data": chunk}), relay.CodeBlobNotFound)
+	if f := bc.request(map[string]any{"type": "blob_get", "id": 3, "blob_id": blob, "capability": capab}); f.Type != relay.TypeBlobChunk {
+		t.Fatalf("blob_get within the blob's 30 days: %+v", f)
+	}
+	clk.add(23 * day)
+	expectErr(t, bc.request(map[string]any{"type": "blob_get", "id": 4, "blob_id": blob, "capability": capab}), relay.CodeBlobNotFound)
+	expectErr(t, bc.request(map[string]any{"type": "blob_get", "id": 5, "blob_id": blob, "capability": capab, "count": 1}), relay.CodeBlobNotFound)
 }
