@@ -114,7 +114,8 @@ func (c *conn) onBlock(f *relay.Frame) {
 		err = c.s.blockStore.Unblock(ctx, c.acct.name, f.Name)
 	}
 	if errors.Is(err, storage.ErrTooManyBlocks) {
-		c.replyError(f.ID, relay.CodeTooManyBlocks, fmt.Sprintf("a name can block at most %d names; unblock some first", relay.MaxBlocks), "max_blocks")
+		c.s.m.limited(LimitMaxBlocks)
+		c.replyError(f.ID, relay.CodeTooManyBlocks, fmt.Sprintf("a name can block at most %d names; unblock some first", relay.MaxBlocks), LimitMaxBlocks)
 		return
 	}
 	if err != nil {

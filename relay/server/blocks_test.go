@@ -1,10 +1,13 @@
 package server_test
 
 import (
+	"strconv"
 	"testing"
 
 	"pfschat/ratchet"
 	"pfschat/relay"
+	"pfschat/relay/relaytest"
+	"pfschat/relay/server"
 )
 
 // TestBlocking: after bob blocks mallory, the relay refuses mallory's sends to bob and
@@ -71,5 +74,31 @@ func testBlocking(t *testing.T, bk store) {
 	expectErr(t, rc.request(map[string]any{"type": "unblock", "id": 5}), relay.CodeBadField)
 	if f := rc.request(map[string]any{"type": "unblock", "id": 6, "name": "eve"}); f.Type != relay.TypeOK || f.Name != "eve" {
 		t.Fatalf("unblock a name not blocked: %+v", f)
+	}
+}
+
+// TestTooManyBlocks: a name blocks at most 1000 names; one more is too_many_blocks with
+// limit max_blocks, counted in pfschat_relay_limited_total like every named limit
+// (PROTOCOL.md "Blocking", "Limits"), and changes nothing.
+func TestTooManyBlocks(t *testing.T) {
+	r := relaytest.StartWith(t, relaytest.Options{Synchronous: "NORMAL",
+		Limits: server.Limits{FramesPerSecond: -1, AccountWritesPerHour: 2 * relay.MaxBlocks, AccountWritesBurst: 2 * relay.MaxBlocks}})
+	_, rc := registerLoggedIn(t, r, "bob")
+	for i := range relay.MaxBlocks {
+		rc.sendJSON(map[string]any{"type": "block", "id": 2 + i, "name": "n" + strconv.Itoa(i)})
+	}
+	for i := range relay.MaxBlocks {
+		if f := rc.answer(uint64(2 + i)); f.Type != relay.TypeOK {
+			t.Fatalf("block %d: %+v", i, f)
+		}
+	}
+	f := rc.request(map[string]any{"type": "block", "id": 1, "name": "one-more"})
+	expectErr(t, f, relay.CodeTooManyBlocks)
+	if f.Limit != "max_blocks" {
+		t.Fatalf("too_many_blocks names the limit %q, want max_blocks", f.Limit)
+	}
+	wantLimited(t, r, "max_blocks", 1)
+	if f := rc.request(map[string]any{"type": "block", "id": 1, "name": "n0"}); f.Type != relay.TypeOK {
+		t.Fatalf("blocking a name already blocked at the limit: %+v", f)
 	}
 }

@@ -58,6 +58,7 @@ const (
 	LimitQueueBytes    = "bytes"                  // queue_full: the recipient's queued bytes
 	LimitMaxTTL        = "max_ttl"                // ttl_too_long
 	LimitMinFree       = "min_free"               // storage_full: the disk's high-water mark
+	LimitMaxBlocks     = "max_blocks"             // too_many_blocks: the names one name blocks (relay.MaxBlocks)
 )
 
 var metricLimitNames = [...]string{
@@ -66,7 +67,7 @@ var metricLimitNames = [...]string{
 	LimitRegistrationsPerAddress, LimitRegistrationPolicy, LimitSenderQuota, LimitUploadPreKeysPerCard,
 	LimitMaxOneTimePreKeys, LimitAccountWritesPerName, LimitRecoveryPerName, LimitRecoveryPerAddress,
 	LimitMaxBlobBytes, LimitBlobQuotaBytes,
-	LimitMaxFrameBytes, LimitMaxBodyBytes, LimitQueueCount, LimitQueueBytes, LimitMaxTTL, LimitMinFree,
+	LimitMaxFrameBytes, LimitMaxBodyBytes, LimitQueueCount, LimitQueueBytes, LimitMaxTTL, LimitMinFree, LimitMaxBlocks,
 }
 
 var limitNameIndex = indexOf(metricLimitNames[:])
