@@ -8,7 +8,9 @@ import (
 	"fmt"
 	"io"
 	"strconv"
+	"strings"
 	"time"
+	"unicode/utf8"
 
 	"pfschat/ratchet"
 )
@@ -644,8 +646,43 @@ func decodeServerFrameJSON(b []byte) (Frame, error) {
 	if f.Type == "" {
 		return f, &FrameError{Code: CodeBadFrame, Field: "type", Reason: "missing frame type"}
 	}
+	f.Code, f.Message, f.Limit = displayText(f.Code), displayText(f.Message), displayText(f.Limit)
 	return f, nil
 }
+
+// maxDisplayText bounds the relay's words a client shows (an error's message: a
+// line of text).
+const maxDisplayText = 1024
+
+// displayText makes a relay's words (an error's code, message and limit) safe to
+// show: they end up on the user's terminal — in an error the CLI prints, in the UI's
+// status line — and a relay is not trusted with it. Control characters (escape
+// sequences, CR and LF, which could draw over or forge other lines) and invalid UTF-8
+// become U+FFFD, and the text is cut to at most maxDisplayText bytes, "…" included.
+func displayText(s string) string {
+	if len(s) <= maxDisplayText && utf8.ValidString(s) && !strings.ContainsFunc(s, isControl) {
+		return s
+	}
+	var b strings.Builder
+	for _, r := range s { // invalid UTF-8 comes as utf8.RuneError
+		if isControl(r) {
+			r = utf8.RuneError
+		}
+		b.WriteRune(r)
+	}
+	t := b.String()
+	if len(t) <= maxDisplayText {
+		return t
+	}
+	cut := maxDisplayText - len("…")
+	for !utf8.RuneStart(t[cut]) {
+		cut--
+	}
+	return t[:cut] + "…"
+}
+
+// isControl reports a C0 or C1 control character or DEL.
+func isControl(r rune) bool { return r < 0x20 || r == 0x7f || (r >= 0x80 && r < 0xa0) }
 
 // EncodeFrame renders a frame as JSON. The relay's hot frames (deliver, accepted, ok)
 // have hand-written encoders; see AppendDeliver, AppendAccepted and AppendOK.

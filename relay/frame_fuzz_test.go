@@ -7,6 +7,7 @@ import (
 	"reflect"
 	"strings"
 	"testing"
+	"unicode/utf8"
 )
 
 var frameSeeds = []string{
@@ -350,6 +351,11 @@ func FuzzDecodeServerFrame(f *testing.F) {
 		}
 		if fr.Type == "" {
 			t.Fatal("accepted a frame without a type")
+		}
+		for _, s := range []string{fr.Code, fr.Message, fr.Limit} {
+			if len(s) > maxDisplayText || !utf8.ValidString(s) || strings.ContainsFunc(s, isControl) {
+				t.Fatalf("relay's words not safe to show: %q", s)
+			}
 		}
 		enc := EncodeFrame(&fr)
 		if len(enc) > MaxServerFrameSize { // escaping can grow a frame past the limit
