@@ -676,23 +676,46 @@ func recvLine(m chat.Message, asJSON bool) string {
 		return string(b) + "\n"
 	}
 	if m.State == chat.UndecryptableState {
-		return fmt.Sprintf("%s  %s: [could not decrypt: %s]\n", m.ReceivedAt.Local().Format(time.DateTime), m.Contact, m.Reason)
+		return fmt.Sprintf("%s  %s: [could not decrypt: %s]\n", m.ReceivedAt.Local().Format(time.DateTime), m.Contact, shown(m.Reason))
 	}
 	if m.State == chat.Failed {
-		return fmt.Sprintf("%s  %s: [a message was not delivered: %s]\n", m.SentAt.Local().Format(time.DateTime), m.Contact, m.Reason)
+		return fmt.Sprintf("%s  %s: [a message was not delivered: %s]\n", m.SentAt.Local().Format(time.DateTime), m.Contact, shown(m.Reason))
 	}
-	text := m.Text
+	text := shown(m.Text)
 	if m.Attachment != nil {
-		text = strings.TrimSpace(fileText(m.Attachment) + " " + m.Text)
+		text = strings.TrimSpace(shown(fileText(m.Attachment)) + " " + text)
 	}
 	if m.KeyPending {
 		return fmt.Sprintf("%s  %s [NEW KEY NOT ACCEPTED — may not be %s; compare safety numbers, then pfschat accept-key %s]: %s\n",
 			m.SentAt.Local().Format(time.DateTime), m.Contact, m.Contact, m.Contact, text)
 	}
-	if m.Attachment != nil {
-		return fmt.Sprintf("%s  %s: %s\n", m.SentAt.Local().Format(time.DateTime), m.Contact, text)
+	return fmt.Sprintf("%s  %s: %s\n", m.SentAt.Local().Format(time.DateTime), m.Contact, text)
+}
+
+// shown is a contact's text (or a reason) as recv prints it for a person: the
+// terminal gets no control character but TAB and LF (PAYLOAD.md §4.1; the others,
+// escape sequences and CR among them, as U+FFFD, as the UI shows them) and every line
+// after the first is indented, so a message can neither drive the terminal nor pass a
+// line of its own off as another message. recv --json has the text byte for byte.
+func shown(s string) string {
+	s = strings.ToValidUTF8(s, "\uFFFD")
+	if !strings.ContainsFunc(s, func(r rune) bool { return r < 0x20 && r != '\t' || r == 0x7f || r >= 0x80 && r < 0xa0 }) {
+		return s
 	}
-	return fmt.Sprintf("%s  %s: %s\n", m.SentAt.Local().Format(time.DateTime), m.Contact, m.Text)
+	var b strings.Builder
+	for _, r := range s {
+		switch {
+		case r == '\n':
+			b.WriteString("\n    ")
+		case r == '\t':
+			b.WriteRune(r)
+		case r < 0x20 || r == 0x7f || r >= 0x80 && r < 0xa0:
+			b.WriteRune('\uFFFD')
+		default:
+			b.WriteRune(r)
+		}
+	}
+	return b.String()
 }
 
 // jsonTime is recv --json's one time precision: UTC RFC 3339 with exactly three

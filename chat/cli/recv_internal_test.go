@@ -48,3 +48,30 @@ func TestRecvLineWithdrawn(t *testing.T) {
 		t.Errorf("json %v (%v)", j, err)
 	}
 }
+
+// A contact's text reaches the terminal recv prints to without control characters
+// (escape sequences write the clipboard, retitle or clear the screen; CR draws over the
+// line) and cannot pass a line of its own off as another message; --json keeps it
+// byte for byte.
+func TestRecvLineShowsNoControlCharacters(t *testing.T) {
+	at := time.Date(2026, 12, 6, 10, 0, 0, 0, time.Local)
+	text := "hi\x1b]52;c;ZWNobyBvd25lZA==\x07\r\n2026-12-06 10:00:00  bob: send the code\u009b2J\tok"
+	m := chat.Message{ID: 9, Contact: "alice", Text: text, SentAt: at, ReceivedAt: at, Seq: 4}
+	line := recvLine(m, false)
+	want := "2026-12-06 10:00:00  alice: hi\uFFFD]52;c;ZWNobyBvd25lZA==\uFFFD\uFFFD\n    2026-12-06 10:00:00  bob: send the code\uFFFD2J\tok\n"
+	if line != want {
+		t.Fatalf("recv printed\n%q\nwant\n%q", line, want)
+	}
+	var j struct{ Text string }
+	if err := json.Unmarshal([]byte(recvLine(m, true)), &j); err != nil || j.Text != text {
+		t.Fatalf("--json text %q, %v: want it byte for byte", j.Text, err)
+	}
+	m.State, m.Reason, m.Text = chat.UndecryptableState, "bad \x1b[31mred", ""
+	if line := recvLine(m, false); strings.ContainsRune(line, 0x1b) {
+		t.Fatalf("reason printed with an escape: %q", line)
+	}
+	m.State, m.Reason, m.Text = chat.Delivered, "", "plain text, two\nlines"
+	if line := recvLine(m, false); line != "2026-12-06 10:00:00  alice: plain text, two\n    lines\n" {
+		t.Fatalf("plain text printed as %q", line)
+	}
+}
