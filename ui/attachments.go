@@ -9,9 +9,12 @@ package ui
 // downloaded one to xdg-open/open after asking, refusing executables and .desktop files.
 
 import (
+	"bytes"
 	"context"
+	"encoding/binary"
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -337,12 +340,43 @@ func (m *mainScreen) confirmOpen(path string) tea.Cmd {
 		}))
 }
 
-// refusedExtensions are file types a desktop opener would run rather than show.
+// refusedExtensions are file types a desktop opener would run, install or launch
+// rather than show: programs, scripts, installers and launchers of Linux, macOS and
+// Windows (wine opens the latter). HTML and SVG are not among them: a browser keeps a
+// local page's scripts to that page.
 var refusedExtensions = map[string]bool{
-	".desktop": true, ".exe": true, ".msi": true, ".bat": true, ".cmd": true, ".com": true, ".scr": true,
-	".ps1": true, ".vbs": true, ".js": true, ".jar": true, ".sh": true, ".bash": true, ".zsh": true,
-	".run": true, ".bin": true, ".appimage": true, ".app": true, ".command": true, ".deb": true, ".rpm": true,
-	".py": true, ".pl": true, ".rb": true, ".lnk": true, ".url": true,
+	".desktop": true, ".kdelnk": true, ".exe": true, ".msi": true, ".msp": true, ".bat": true, ".cmd": true,
+	".com": true, ".scr": true, ".pif": true, ".cpl": true, ".reg": true, ".hta": true, ".ps1": true, ".vbs": true,
+	".vbe": true, ".js": true, ".jse": true, ".wsf": true, ".jar": true, ".jnlp": true, ".sh": true, ".bash": true,
+	".zsh": true, ".csh": true, ".ksh": true, ".fish": true, ".run": true, ".bin": true, ".appimage": true,
+	".flatpak": true, ".flatpakref": true, ".flatpakrepo": true, ".snap": true, ".deb": true, ".rpm": true,
+	".app": true, ".command": true, ".tool": true, ".terminal": true, ".workflow": true, ".scpt": true,
+	".applescript": true, ".pkg": true, ".mpkg": true, ".fileloc": true, ".inetloc": true, ".webloc": true,
+	".py": true, ".pyw": true, ".pl": true, ".rb": true, ".php": true, ".lnk": true, ".url": true,
+}
+
+// sniffLen is how much of a file refuseContent sees.
+const sniffLen = 1024
+
+// refuseContent says why a file starting with head must not be opened ("" when it
+// may), whatever its name: a script (#!), an ELF, Mach-O or PE program, or a desktop
+// launcher (a [Desktop Entry] group near the start, which shared-mime-info recognises
+// as application/x-desktop under any name).
+func refuseContent(head []byte) string {
+	switch {
+	case bytes.HasPrefix(head, []byte("#!")), bytes.HasPrefix(head, []byte("\x7fELF")), bytes.HasPrefix(head, []byte("MZ")):
+		return "it is a program"
+	case len(head) >= 4:
+		switch binary.BigEndian.Uint32(head) {
+		case 0xfeedface, 0xfeedfacf, 0xcefaedfe, 0xcffaedfe, 0xcafebabe, 0xcafebabf: // Mach-O, universal (and Java classes)
+			return "it is a program"
+		}
+	}
+	if bytes.Contains(head, []byte("[Desktop Entry]")) || bytes.Contains(head, []byte("[KDE Desktop Entry]")) ||
+		bytes.HasPrefix(head, []byte("[Desktop Action")) {
+		return "it is a launcher (.desktop)"
+	}
+	return ""
 }
 
 // refuseOpen says why a file must not be handed to the opener ("" when it may).
@@ -361,15 +395,16 @@ func refuseOpen(path string) string {
 		return "files of type " + filepath.Ext(path) + " run programs"
 	}
 	f, err := os.Open(path)
-	if err == nil {
-		var head [4]byte
-		n, _ := f.Read(head[:])
-		f.Close()
-		if n >= 2 && string(head[:2]) == "#!" || n == 4 && string(head[:]) == "\x7fELF" || n >= 2 && string(head[:2]) == "MZ" {
-			return "it is a program"
-		}
+	if err != nil {
+		return "it cannot be read"
 	}
-	return ""
+	defer f.Close()
+	head := make([]byte, sniffLen)
+	n, err := io.ReadFull(f, head)
+	if err != nil && err != io.EOF && err != io.ErrUnexpectedEOF {
+		return "it cannot be read"
+	}
+	return refuseContent(head[:n])
 }
 
 func (m *mainScreen) onDownloaded(msg downloadedMsg) tea.Cmd {

@@ -94,9 +94,39 @@ func TestRefuseOpen(t *testing.T) {
 		{write("app.elf.pdf", "\x7fELF", 0o600), "a program"},
 		{write("setup.EXE", "MZ", 0o600), "run programs"},
 		{filepath.Join(dir, "missing"), "not there"},
+		// Extensions in any case, and a double extension ending in one.
+		{write("photo.jpg.Desktop", "x", 0o600), "run programs"},
+		{write("Game.AppImage", "x", 0o600), "run programs"},
+		{write("notes.txt.sh", "echo", 0o600), "run programs"},
+		{write("report.pdf.txt", "plain text", 0o600), ""},
+		// Content a desktop or a kernel runs, under an innocent name or none.
+		{write("invite.txt", "[Desktop Entry]\nType=Application\nExec=sh -c evil\n", 0o600), "a launcher"},
+		{write("invite", "# made by hand\n\n[Desktop Entry]\nExec=evil\n", 0o600), "a launcher"},
+		{write("kde", "[KDE Desktop Entry]\nExec=evil\n", 0o600), "a launcher"},
+		{write("macho.pdf", "\xcf\xfa\xed\xfe\x07\x00\x00\x01", 0o600), "a program"},
+		{write("macho32", "\xce\xfa\xed\xfe", 0o600), "a program"},
+		{write("machobe", "\xfe\xed\xfa\xcf", 0o600), "a program"},
+		{write("universal.png", "\xca\xfe\xba\xbe\x00\x00\x00\x02", 0o600), "a program"},
+		{write("pe.jpg", "MZ\x90\x00", 0o600), "a program"},
+		{write("noext", "#!/usr/bin/env python3\n", 0o600), "a program"},
+		{write("empty.pdf", "", 0o600), ""},
+		// HTML and SVG open in a browser, whose scripts a local file's page keeps to
+		// itself: opened like any document (after asking).
+		{write("page.html", "<script>alert(1)</script>", 0o600), ""},
+		{write("logo.svg", "<svg onload='alert(1)'/>", 0o600), ""},
 	} {
 		if got := refuseOpen(tc.path); (tc.want == "") != (got == "") || !strings.Contains(got, tc.want) {
 			t.Errorf("%s: %q, want %q", filepath.Base(tc.path), got, tc.want)
+		}
+	}
+	for _, ext := range strings.Fields(`.sh .py .pl .rb .jar .appimage .run .bin .exe .msi .bat .cmd .ps1 .vbs
+		.lnk .command .app .scpt .deb .rpm .flatpakref .flatpakrepo .flatpak .snap .AppImage .desktop .kdelnk
+		.csh .ksh .fish .php .pyw .jnlp .vbe .jse .wsf .hta .pif .cpl .msp .reg .terminal .tool .workflow
+		.pkg .mpkg .fileloc .inetloc .webloc .applescript`) {
+		for _, e := range []string{strings.ToLower(ext), strings.ToUpper(ext)} {
+			if got := refuseOpen(write("file"+e, "text", 0o600)); !strings.Contains(got, "run programs") {
+				t.Errorf("file%s: %q", e, got)
+			}
 		}
 	}
 }
