@@ -316,9 +316,16 @@ func (m *mainScreen) onTransfer(ev chat.Event) tea.Cmd {
 	return nil
 }
 
-// confirmOpen asks before handing path to the desktop's opener.
+// confirmOpen asks before handing path to the desktop's opener. The file is checked
+// when the question is asked and again, with the bytes then on disk, when the user says
+// yes: it must still be the same file (not replaced, not made a symlink); the opener
+// gets it as an absolute path (never read as an option or a URL).
 func (m *mainScreen) confirmOpen(path string) tea.Cmd {
-	if why := refuseOpen(path); why != "" {
+	if abs, err := filepath.Abs(path); err == nil {
+		path = abs
+	}
+	asked, why := checkOpen(path)
+	if why != "" {
 		m.setNotice("will not open "+filepath.Base(path)+": "+why+" (it is saved at "+path+")", true)
 		return nil
 	}
@@ -329,15 +336,30 @@ func (m *mainScreen) confirmOpen(path string) tea.Cmd {
 	return pushDialog(newConfirmDialog(m.c, "Open file",
 		fmt.Sprintf("Open %s with %s?\nIt came over the network: open only what you expect.", path, opener),
 		func() tea.Msg {
-			cmd := exec.Command(opener, path)
-			err := cmd.Start()
-			if err == nil {
-				go cmd.Wait()
-			} else if errors.Is(err, exec.ErrNotFound) {
+			now, why := checkOpen(path)
+			if why == "" && (!os.SameFile(asked, now) || now.Size() != asked.Size() || !now.ModTime().Equal(asked.ModTime())) {
+				why = "it changed since you were asked"
+			}
+			if why != "" {
+				return opDoneMsg{"open", "", fmt.Errorf("will not open %s: %s (it is saved at %s)", filepath.Base(path), why, path)}
+			}
+			err := startOpener(opener, path)
+			if errors.Is(err, exec.ErrNotFound) {
 				err = fmt.Errorf("there is no %s here to open files with; the file is saved at %s", opener, path)
 			}
 			return opDoneMsg{"open", "", err}
 		}))
+}
+
+// startOpener runs the desktop's opener on one file, without a shell, and does not
+// wait for it (a variable: tests see what would be opened).
+var startOpener = func(opener, path string) error {
+	cmd := exec.Command(opener, path)
+	if err := cmd.Start(); err != nil {
+		return err
+	}
+	go cmd.Wait()
+	return nil
 }
 
 // refusedExtensions are file types a desktop opener would run, install or launch
@@ -381,30 +403,44 @@ func refuseContent(head []byte) string {
 
 // refuseOpen says why a file must not be handed to the opener ("" when it may).
 func refuseOpen(path string) string {
+	_, why := checkOpen(path)
+	return why
+}
+
+// checkOpen is refuseOpen, with the file it checked: the name's own file (not a
+// symlink's target), its content read from the file the name held when it was
+// stat'ed.
+func checkOpen(path string) (os.FileInfo, string) {
 	st, err := os.Lstat(path)
 	if err != nil {
-		return "it is not there any more"
+		return nil, "it is not there any more"
 	}
 	if !st.Mode().IsRegular() {
-		return "it is not a regular file"
+		return nil, "it is not a regular file"
 	}
 	if st.Mode().Perm()&0o111 != 0 {
-		return "it is executable"
+		return nil, "it is executable"
 	}
 	if refusedExtensions[strings.ToLower(filepath.Ext(path))] {
-		return "files of type " + filepath.Ext(path) + " run programs"
+		return nil, "files of type " + filepath.Ext(path) + " run programs"
 	}
 	f, err := os.Open(path)
 	if err != nil {
-		return "it cannot be read"
+		return nil, "it cannot be read"
 	}
 	defer f.Close()
+	if fst, err := f.Stat(); err != nil || !os.SameFile(st, fst) {
+		return nil, "it changed while it was checked"
+	}
 	head := make([]byte, sniffLen)
 	n, err := io.ReadFull(f, head)
 	if err != nil && err != io.EOF && err != io.ErrUnexpectedEOF {
-		return "it cannot be read"
+		return nil, "it cannot be read"
 	}
-	return refuseContent(head[:n])
+	if why := refuseContent(head[:n]); why != "" {
+		return nil, why
+	}
+	return st, ""
 }
 
 func (m *mainScreen) onDownloaded(msg downloadedMsg) tea.Cmd {

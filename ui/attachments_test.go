@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	tea "charm.land/bubbletea/v2"
 	"github.com/charmbracelet/x/ansi"
 
 	"pfschat/chat"
@@ -266,5 +267,67 @@ func TestFileTabCompletes(t *testing.T) {
 	m.handleKey(keyMsg("tab"))
 	if m.focus != focusContacts {
 		t.Fatal("tab outside /file does not switch to the contact list")
+	}
+}
+
+// TestOpenChecksTheFileItHandsOver: what /open hands to the opener is checked when the
+// user says yes, not only when the question was asked: a file replaced in between (by a
+// script, by a symlink to a program, by another file) is not opened; the opener gets
+// the file as an absolute path, so a name cannot read as an option or a URL.
+func TestOpenChecksTheFileItHandsOver(t *testing.T) {
+	var opened []string
+	old := startOpener
+	startOpener = func(opener, path string) error { opened = append(opened, path); return nil }
+	t.Cleanup(func() { startOpener = old })
+
+	dir := t.TempDir()
+	prog := filepath.Join(dir, "prog")
+	if err := os.WriteFile(prog, []byte("\x7fELF"), 0o700); err != nil {
+		t.Fatal(err)
+	}
+	m := newTestMainScreen(t)
+	ask := func(path string) tea.Cmd {
+		t.Helper()
+		cmd := m.confirmOpen(path)
+		if cmd == nil {
+			t.Fatalf("%s refused at once: %q", path, m.notice)
+		}
+		d, ok := cmd().(pushDialogMsg).d.(*confirmDialog)
+		if !ok {
+			t.Fatal("/open does not ask first")
+		}
+		return d.action
+	}
+	for what, swap := range map[string]func(p string){
+		"rewritten as a script":       func(p string) { os.WriteFile(p, []byte("#!/bin/sh\nevil\n"), 0o600) },
+		"made a symlink to a program": func(p string) { os.Remove(p); os.Symlink(prog, p) },
+		"replaced by another file": func(p string) {
+			q := p + ".new"
+			os.WriteFile(q, []byte("%PDF-1.7"), 0o600)
+			os.Rename(q, p)
+		},
+		"made executable": func(p string) { os.Chmod(p, 0o700) },
+		"removed":         func(p string) { os.Remove(p) },
+	} {
+		p := filepath.Join(dir, strings.ReplaceAll(what, " ", "-")+".pdf")
+		if err := os.WriteFile(p, []byte("%PDF-1.7"), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		action := ask(p)
+		swap(p)
+		done, ok := action().(opDoneMsg)
+		if !ok || done.err == nil || len(opened) != 0 {
+			t.Errorf("%s after the question: opened %q (%v)", what, opened, done.err)
+		}
+		opened = nil
+	}
+
+	// Untouched, it is opened, by its absolute path even when it was given relative.
+	t.Chdir(dir)
+	if err := os.WriteFile("-n.pdf", []byte("%PDF-1.7"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if done := ask("-n.pdf")().(opDoneMsg); done.err != nil || len(opened) != 1 || opened[0] != filepath.Join(dir, "-n.pdf") {
+		t.Fatalf("opened %q (%v), want [%s]", opened, done.err, filepath.Join(dir, "-n.pdf"))
 	}
 }
