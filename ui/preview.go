@@ -93,7 +93,8 @@ var ErrNoPreview = errors.New("ui: no preview for this image")
 
 // decodePreview reads an image for a preview: the header first (chat.ImageSize: PNG,
 // JPEG or GIF, dimensions capped; no pixel is decoded before), then, only within
-// maxPreviewPixels (at most 64 MiB of pixels) and maxPreviewFile, its pixels, scaled
+// maxPreviewPixels (at most 64 MiB of pixels; for a JPEG, jpegDecodeBytes, which
+// counts a progressive one's coefficients too) and maxPreviewFile, its pixels, scaled
 // down to fit maxW×maxH.
 func decodePreview(r io.ReadSeeker, maxW, maxH int) (*image.NRGBA, error) {
 	w, h, format, err := chat.ImageSize(r)
@@ -106,6 +107,18 @@ func decodePreview(r io.ReadSeeker, maxW, maxH int) (*image.NRGBA, error) {
 	if _, err := r.Seek(0, io.SeekStart); err != nil {
 		return nil, err
 	}
+	if format == "jpeg" {
+		n, err := jpegDecodeBytes(r)
+		if err != nil {
+			return nil, err
+		}
+		if n > maxPreviewBytes {
+			return nil, fmt.Errorf("%w: decoding this %d×%d JPEG takes %d MiB, over %d MiB", ErrNoPreview, w, h, n>>20, maxPreviewBytes>>20)
+		}
+		if _, err := r.Seek(0, io.SeekStart); err != nil {
+			return nil, err
+		}
+	}
 	img, got, err := image.Decode(bufio.NewReader(io.LimitReader(r, maxPreviewFile)))
 	if err != nil || got != format {
 		return nil, fmt.Errorf("%w: %v", ErrNoPreview, err)
@@ -114,6 +127,77 @@ func decodePreview(r io.ReadSeeker, maxW, maxH int) (*image.NRGBA, error) {
 		return nil, fmt.Errorf("%w: the pixels are %v, the header said %d×%d", ErrNoPreview, b, w, h)
 	}
 	return scaleDown(img, maxW, maxH), nil
+}
+
+// jpegDecodeBytes is what decoding the JPEG in r takes, read from its frame header
+// (the first SOFn, the one image/jpeg decodes; at most the first MiB is read): the
+// decoded pixel at its widest (4 bytes: RGBA or CMYK, as maxPreviewPixels counts it, or
+// the samples of every component where they are more), and for a progressive JPEG the
+// coefficients image/jpeg keeps for every sample until the last scan: a 256-byte block
+// per 8×8 samples, allocated before the first pixel. A stream it cannot follow to a
+// frame header is ErrNoPreview.
+func jpegDecodeBytes(r io.Reader) (int64, error) {
+	br := bufio.NewReader(io.LimitReader(r, 1<<20))
+	bad := func(why string) (int64, error) { return 0, fmt.Errorf("%w: JPEG %s", ErrNoPreview, why) }
+	var soi [2]byte
+	if _, err := io.ReadFull(br, soi[:]); err != nil || soi != [2]byte{0xff, 0xd8} {
+		return bad("without its start")
+	}
+	for {
+		// Walked as image/jpeg walks it: bytes other than a marker's are skipped, so are
+		// FF 00 and fill bytes; the restart markers have no length.
+		b, err := br.ReadByte()
+		if err != nil {
+			return bad("without a frame header")
+		}
+		if b != 0xff {
+			continue
+		}
+		code, err := br.ReadByte()
+		for err == nil && code == 0xff {
+			code, err = br.ReadByte()
+		}
+		switch {
+		case err != nil || code == 0xd9 || code == 0xda:
+			return bad("without a frame header")
+		case code == 0x00 || code >= 0xd0 && code <= 0xd7:
+			continue
+		}
+		var l [2]byte
+		if _, err := io.ReadFull(br, l[:]); err != nil || binary.BigEndian.Uint16(l[:]) < 2 {
+			return bad("segment cut short")
+		}
+		seg := make([]byte, binary.BigEndian.Uint16(l[:])-2)
+		if _, err := io.ReadFull(br, seg); err != nil {
+			return bad("segment cut short")
+		}
+		switch {
+		case code < 0xc0 || code > 0xcf || code == 0xc4 || code == 0xc8 || code == 0xcc:
+			continue // not a frame header
+		case code > 0xc2:
+			return bad("coding image/jpeg does not decode")
+		}
+		// P, Y, X, Nf, then Nf × (C, H<<4|V, Tq).
+		if len(seg) < 6 || len(seg) < 6+3*int(seg[5]) || seg[5] == 0 {
+			return bad("frame header cut short")
+		}
+		h, w, nc := int64(binary.BigEndian.Uint16(seg[1:])), int64(binary.BigEndian.Uint16(seg[3:])), int(seg[5])
+		var hmax, vmax, sum int64 = 1, 1, 0
+		for i := range nc {
+			hi, vi := int64(seg[7+3*i]>>4), int64(seg[7+3*i]&15)
+			if hi == 0 || vi == 0 {
+				return bad("sampling factor 0")
+			}
+			hmax, vmax, sum = max(hmax, hi), max(vmax, vi), sum+hi*vi
+		}
+		mxx, myy := (w+8*hmax-1)/(8*hmax), (h+8*vmax-1)/(8*vmax)
+		blocks := mxx * myy * sum
+		n := max(4*w*h, 64*blocks)
+		if code == 0xc2 { // progressive
+			n += 256 * blocks
+		}
+		return n, nil
+	}
 }
 
 // fitCells is the cells a w×h picture takes inline: at most previewCols × previewRows

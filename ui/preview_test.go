@@ -13,6 +13,7 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"runtime"
 	"strings"
 	"testing"
 
@@ -100,6 +101,8 @@ func FuzzPreviewImage(f *testing.F) {
 	f.Add(pngClaiming(f, 100000, 100000))
 	f.Add(pngClaiming(f, 4000, 4000))
 	f.Add([]byte("GIF89a\xff\xff\xff\xff"))
+	f.Add(progressiveJPEG(f, "progressive-420.jpeg", 150, 103))
+	f.Add(progressiveJPEG(f, "progressive-444.jpeg", 4096, 4096))
 	f.Fuzz(func(t *testing.T, data []byte) {
 		img, err := decodePreview(bytes.NewReader(data), 64, 32)
 		if err != nil {
@@ -114,6 +117,20 @@ func FuzzPreviewImage(f *testing.F) {
 		// What reaches the terminal is one sixel sequence: nothing ends it early.
 		if seq := encodeSixel(img); strings.Index(seq, "\x1b\\") != len(seq)-2 || strings.Count(seq, "\x1b") != 2 {
 			t.Fatalf("sixel sequence ends early or holds escapes: %.60q", seq)
+		}
+	})
+}
+
+// FuzzJPEGDecodeBytes: any bytes give what decoding them takes (at least nothing) or
+// ErrNoPreview, never a panic.
+func FuzzJPEGDecodeBytes(f *testing.F) {
+	f.Add(progressiveJPEG(f, "progressive-444.jpeg", 4096, 4096))
+	f.Add(encoded(f, "jpeg", 33, 17))
+	f.Add([]byte("\xff\xd8\x00\xff\x00\xff\xff\xd0\xff\xc2\x00\x0b\x08\x00\x01\x00\x01\x01\x01\x00\x00"))
+	f.Fuzz(func(t *testing.T, data []byte) {
+		n, err := jpegDecodeBytes(bytes.NewReader(data))
+		if err != nil && !errors.Is(err, ErrNoPreview) || err == nil && n < 0 {
+			t.Fatalf("%d, %v", n, err)
 		}
 	})
 }
@@ -322,4 +339,56 @@ func BenchmarkPreviewWorstCase(b *testing.B) {
 			}
 		})
 	}
+}
+
+// progressiveJPEG is a real progressive JPEG (Go's image/testdata, 150×103) whose frame
+// header is made to claim w×h: a few KiB the decoder would meet by allocating, before
+// any pixel, the image and 4 bytes of coefficients per sample (256 per 8×8 block).
+func progressiveJPEG(t testing.TB, name string, w, h int) []byte {
+	b, err := os.ReadFile(filepath.Join("testdata", name))
+	if err != nil {
+		t.Fatal(err)
+	}
+	i := bytes.Index(b, []byte{0xff, 0xc2})
+	if i < 0 {
+		t.Fatalf("%s is not progressive", name)
+	}
+	binary.BigEndian.PutUint16(b[i+5:], uint16(h))
+	binary.BigEndian.PutUint16(b[i+7:], uint16(w))
+	return b
+}
+
+// TestDecodePreviewProgressiveJPEG: a progressive JPEG previews, but its coefficients
+// count against the 64 MiB a preview may take: a 3 KiB file claiming 4096×4096 (inside
+// the 16 Mpx of a baseline JPEG) would take 120 MiB (4:2:0) to 240 MiB (4:4:4) before
+// its first pixel, and is refused before anything is decoded.
+func TestDecodePreviewProgressiveJPEG(t *testing.T) {
+	for _, name := range []string{"progressive-420.jpeg", "progressive-444.jpeg"} {
+		data, err := os.ReadFile(filepath.Join("testdata", name))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if img, err := decodePreview(bytes.NewReader(data), 64, 32); err != nil || img.Bounds().Dx() != 46 {
+			t.Fatalf("%s: %v %v", name, img.Bounds(), err)
+		}
+		var err2 error
+		spent := allocated(func() { _, err2 = decodePreview(bytes.NewReader(progressiveJPEG(t, name, 4096, 4096)), 64, 32) })
+		if !errors.Is(err2, ErrNoPreview) || !strings.Contains(err2.Error(), "over") || spent > 8<<20 {
+			t.Errorf("%s claiming 4096×4096: %v, %d MiB allocated", name, err2, spent>>20)
+		}
+		// 2048×1536 fits (4:4:4: 3 Mpx × 16 bytes, 48 MiB): refused only because its
+		// pixels are not there.
+		if _, err := decodePreview(bytes.NewReader(progressiveJPEG(t, name, 2048, 1536)), 64, 32); !errors.Is(err, ErrNoPreview) || strings.Contains(err.Error(), "over") {
+			t.Errorf("%s claiming 2048×1536: %v", name, err)
+		}
+	}
+}
+
+// allocated is how many bytes f allocates (nothing else in the package runs in parallel).
+func allocated(f func()) uint64 {
+	var before, after runtime.MemStats
+	runtime.ReadMemStats(&before)
+	f()
+	runtime.ReadMemStats(&after)
+	return after.TotalAlloc - before.TotalAlloc
 }
