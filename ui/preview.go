@@ -13,6 +13,7 @@ package ui
 import (
 	"bufio"
 	"bytes"
+	"context"
 	"crypto/rand"
 	"encoding/binary"
 	"errors"
@@ -87,6 +88,9 @@ const (
 // palette index).
 var maxPreviewPixels = map[string]int64{"png": maxPreviewBytes / 8, "jpeg": maxPreviewBytes / 4, "gif": maxPreviewBytes}
 
+// previewSlot is held by the preview decoding (one at a time).
+var previewSlot = make(chan struct{}, 1)
+
 // ErrNoPreview: the image is not one pfschat previews (not PNG, JPEG or GIF, damaged,
 // or over the caps).
 var ErrNoPreview = errors.New("ui: no preview for this image")
@@ -95,8 +99,8 @@ var ErrNoPreview = errors.New("ui: no preview for this image")
 // JPEG or GIF, dimensions capped; no pixel is decoded before), then, only within
 // maxPreviewPixels (at most 64 MiB of pixels; for a JPEG, jpegDecodeBytes, which
 // counts a progressive one's coefficients too) and maxPreviewFile, its pixels, scaled
-// down to fit maxW×maxH.
-func decodePreview(r io.ReadSeeker, maxW, maxH int) (*image.NRGBA, error) {
+// down to fit maxW×maxH, one image at a time (previewSlot; waiting ends with ctx).
+func decodePreview(ctx context.Context, r io.ReadSeeker, maxW, maxH int) (*image.NRGBA, error) {
 	w, h, format, err := chat.ImageSize(r)
 	if err != nil {
 		return nil, fmt.Errorf("%w: %v", ErrNoPreview, err)
@@ -118,6 +122,14 @@ func decodePreview(r io.ReadSeeker, maxW, maxH int) (*image.NRGBA, error) {
 		if _, err := r.Seek(0, io.SeekStart); err != nil {
 			return nil, err
 		}
+	}
+	// One preview decodes at a time: a history page of images would otherwise take
+	// 64 MiB each at once.
+	select {
+	case previewSlot <- struct{}{}:
+		defer func() { <-previewSlot }()
+	case <-ctx.Done():
+		return nil, fmt.Errorf("%w: %w", ErrNoPreview, ctx.Err())
 	}
 	img, got, err := image.Decode(bufio.NewReader(io.LimitReader(r, maxPreviewFile)))
 	if err != nil || got != format {
@@ -327,20 +339,20 @@ func (m *mainScreen) wantPreview(msg chat.Message) tea.Cmd {
 	m.previews[msg.ID] = p
 	contact, id, path := msg.Contact, msg.ID, a.Path
 	return func() tea.Msg {
-		seq, err := kittyTransmit(path, p)
+		seq, err := kittyTransmit(m.c.ctx, path, p)
 		return previewMsg{contact: contact, msgID: id, seq: seq, err: err}
 	}
 }
 
 // kittyTransmit reads the image at path and returns the escape sequence that gives it
 // to the terminal as image p.id with a virtual placement of p.cols × p.rows cells.
-func kittyTransmit(path string, p *preview) (string, error) {
+func kittyTransmit(ctx context.Context, path string, p *preview) (string, error) {
 	f, err := os.Open(path)
 	if err != nil {
 		return "", err
 	}
 	defer f.Close()
-	img, err := decodePreview(f, p.cols*cellW, p.rows*cellH)
+	img, err := decodePreview(ctx, f, p.cols*cellW, p.rows*cellH)
 	if err != nil {
 		return "", err
 	}

@@ -2,6 +2,7 @@ package ui
 
 import (
 	"bytes"
+	"context"
 	"encoding/binary"
 	"errors"
 	"hash/crc32"
@@ -23,6 +24,9 @@ import (
 
 	"pfschat/chat"
 )
+
+// ctx0 is the context of a preview no one cancels.
+var ctx0 = context.Background()
 
 func testImage(w, h int) *image.NRGBA {
 	img := image.NewNRGBA(image.Rect(0, 0, w, h))
@@ -67,7 +71,7 @@ func pngClaiming(t testing.TB, w, h uint32) []byte {
 // refused.
 func TestDecodePreview(t *testing.T) {
 	for _, format := range []string{"png", "jpeg", "gif"} {
-		img, err := decodePreview(bytes.NewReader(encoded(t, format, 160, 120)), 64, 32)
+		img, err := decodePreview(ctx0, bytes.NewReader(encoded(t, format, 160, 120)), 64, 32)
 		if err != nil {
 			t.Fatalf("%s: %v", format, err)
 		}
@@ -75,7 +79,7 @@ func TestDecodePreview(t *testing.T) {
 			t.Fatalf("%s 160×120 into 64×32: %v", format, b)
 		}
 	}
-	if img, err := decodePreview(bytes.NewReader(encoded(t, "png", 10, 5)), 64, 32); err != nil || img.Bounds().Dx() != 10 {
+	if img, err := decodePreview(ctx0, bytes.NewReader(encoded(t, "png", 10, 5)), 64, 32); err != nil || img.Bounds().Dx() != 10 {
 		t.Fatalf("a small image is kept as it is: %v %v", img, err)
 	}
 	for what, data := range map[string][]byte{
@@ -85,7 +89,7 @@ func TestDecodePreview(t *testing.T) {
 		"a script":                         []byte("#!/bin/sh\n"),
 		"a truncated JPEG":                 encoded(t, "jpeg", 64, 64)[:200],
 	} {
-		if _, err := decodePreview(bytes.NewReader(data), 64, 32); !errors.Is(err, ErrNoPreview) {
+		if _, err := decodePreview(ctx0, bytes.NewReader(data), 64, 32); !errors.Is(err, ErrNoPreview) {
 			t.Errorf("%s: %v, want ErrNoPreview", what, err)
 		}
 	}
@@ -104,7 +108,7 @@ func FuzzPreviewImage(f *testing.F) {
 	f.Add(progressiveJPEG(f, "progressive-420.jpeg", 150, 103))
 	f.Add(progressiveJPEG(f, "progressive-444.jpeg", 4096, 4096))
 	f.Fuzz(func(t *testing.T, data []byte) {
-		img, err := decodePreview(bytes.NewReader(data), 64, 32)
+		img, err := decodePreview(ctx0, bytes.NewReader(data), 64, 32)
 		if err != nil {
 			if !errors.Is(err, ErrNoPreview) {
 				t.Fatalf("error %v is not ErrNoPreview", err)
@@ -333,7 +337,7 @@ func BenchmarkPreviewWorstCase(b *testing.B) {
 		})
 		b.Run(format+"/preview", func(b *testing.B) {
 			for b.Loop() {
-				if _, err := decodePreview(bytes.NewReader(data), previewCols*cellW, previewRows*cellH); err != nil {
+				if _, err := decodePreview(ctx0, bytes.NewReader(data), previewCols*cellW, previewRows*cellH); err != nil {
 					b.Fatal(err)
 				}
 			}
@@ -368,17 +372,17 @@ func TestDecodePreviewProgressiveJPEG(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if img, err := decodePreview(bytes.NewReader(data), 64, 32); err != nil || img.Bounds().Dx() != 46 {
+		if img, err := decodePreview(ctx0, bytes.NewReader(data), 64, 32); err != nil || img.Bounds().Dx() != 46 {
 			t.Fatalf("%s: %v %v", name, img.Bounds(), err)
 		}
 		var err2 error
-		spent := allocated(func() { _, err2 = decodePreview(bytes.NewReader(progressiveJPEG(t, name, 4096, 4096)), 64, 32) })
+		spent := allocated(func() { _, err2 = decodePreview(ctx0, bytes.NewReader(progressiveJPEG(t, name, 4096, 4096)), 64, 32) })
 		if !errors.Is(err2, ErrNoPreview) || !strings.Contains(err2.Error(), "over") || spent > 8<<20 {
 			t.Errorf("%s claiming 4096×4096: %v, %d MiB allocated", name, err2, spent>>20)
 		}
 		// 2048×1536 fits (4:4:4: 3 Mpx × 16 bytes, 48 MiB): refused only because its
 		// pixels are not there.
-		if _, err := decodePreview(bytes.NewReader(progressiveJPEG(t, name, 2048, 1536)), 64, 32); !errors.Is(err, ErrNoPreview) || strings.Contains(err.Error(), "over") {
+		if _, err := decodePreview(ctx0, bytes.NewReader(progressiveJPEG(t, name, 2048, 1536)), 64, 32); !errors.Is(err, ErrNoPreview) || strings.Contains(err.Error(), "over") {
 			t.Errorf("%s claiming 2048×1536: %v", name, err)
 		}
 	}
@@ -391,4 +395,24 @@ func allocated(f func()) uint64 {
 	f()
 	runtime.ReadMemStats(&after)
 	return after.TotalAlloc - before.TotalAlloc
+}
+
+// TestPreviewsDecodeOneAtATime: the previews a conversation's history asks for (up to
+// a page of 50 images, each up to 64 MiB decoded) are made one after the other, not all
+// at once: while one decodes, the next waits (and gives up when pfschat quits).
+func TestPreviewsDecodeOneAtATime(t *testing.T) {
+	data := encoded(t, "png", 160, 120)
+	previewSlot <- struct{}{} // a preview is decoding
+	quit, cancel := context.WithCancel(ctx0)
+	cancel()
+	if img, err := decodePreview(quit, bytes.NewReader(data), 64, 32); !errors.Is(err, context.Canceled) || !errors.Is(err, ErrNoPreview) {
+		t.Fatalf("a second preview decoded beside the first: %v, %v", img != nil, err)
+	}
+	<-previewSlot
+	if _, err := decodePreview(ctx0, bytes.NewReader(data), 64, 32); err != nil {
+		t.Fatal(err)
+	}
+	if len(previewSlot) != 0 {
+		t.Fatal("a preview keeps the slot")
+	}
 }

@@ -7,6 +7,7 @@ package ui
 // which wipes the pixels.
 
 import (
+	"context"
 	"fmt"
 	"image"
 	"os"
@@ -85,20 +86,20 @@ func (m *mainScreen) previewCommand() tea.Cmd {
 // startCmd makes the picture in the background once the dialog is pushed.
 func (d *sixelDialog) startCmd() tea.Cmd {
 	return func() tea.Msg {
-		seq, err := sixelPicture(d.path, d.cols*sixelCellW, d.rows*sixelCellH)
+		seq, err := sixelPicture(d.c.ctx, d.path, d.cols*sixelCellW, d.rows*sixelCellH)
 		return sixelReadyMsg{d: d, seq: seq, err: err}
 	}
 }
 
 // sixelPicture reads the image at path (decodePreview's checks and caps) and returns
 // it as a sixel sequence of at most maxW×maxH pixels.
-func sixelPicture(path string, maxW, maxH int) (string, error) {
+func sixelPicture(ctx context.Context, path string, maxW, maxH int) (string, error) {
 	f, err := os.Open(path)
 	if err != nil {
 		return "", err
 	}
 	defer f.Close()
-	img, err := decodePreview(f, maxW, maxH)
+	img, err := decodePreview(ctx, f, maxW, maxH)
 	if err != nil {
 		return "", err
 	}
