@@ -278,6 +278,12 @@ func pixels(img image.Image) func(x, y int) (r, g, b, a uint32) {
 		return func(x, y int) (uint32, uint32, uint32, uint32) { return m.NRGBAAt(x, y).RGBA() }
 	case *image.RGBA:
 		return func(x, y int) (uint32, uint32, uint32, uint32) { return m.RGBAAt(x, y).RGBA() }
+	case *image.NRGBA64: // 16-bit PNG
+		return func(x, y int) (uint32, uint32, uint32, uint32) { return m.NRGBA64At(x, y).RGBA() }
+	case *image.RGBA64:
+		return func(x, y int) (uint32, uint32, uint32, uint32) { return m.RGBA64At(x, y).RGBA() }
+	case *image.CMYK: // CMYK JPEG
+		return func(x, y int) (uint32, uint32, uint32, uint32) { return m.CMYKAt(x, y).RGBA() }
 	case *image.Gray:
 		return func(x, y int) (uint32, uint32, uint32, uint32) { return m.GrayAt(x, y).RGBA() }
 	case *image.YCbCr:

@@ -416,3 +416,19 @@ func TestPreviewsDecodeOneAtATime(t *testing.T) {
 		t.Fatal("a preview keeps the slot")
 	}
 }
+
+// TestScaleDownAllocatesNoPixel: scaling reads every pixel type the PNG, JPEG and GIF
+// decoders make without an allocation per pixel (a 16-bit PNG at the 8 Mpx cap would
+// otherwise allocate 8 M colours, 64 MiB of garbage, on top of its 64 MiB of pixels).
+func TestScaleDownAllocatesNoPixel(t *testing.T) {
+	r := image.Rect(0, 0, 64, 64)
+	for _, img := range []image.Image{
+		image.NewNRGBA(r), image.NewRGBA(r), image.NewNRGBA64(r), image.NewRGBA64(r), image.NewGray(r),
+		image.NewGray16(r), image.NewCMYK(r), image.NewYCbCr(r, image.YCbCrSubsampleRatio420),
+		image.NewPaletted(r, color.Palette{color.Black}),
+	} {
+		if n := testing.AllocsPerRun(3, func() { scaleDown(img, 8, 8) }); n > 10 {
+			t.Errorf("%T: %.0f allocations for 4096 pixels", img, n)
+		}
+	}
+}
