@@ -473,6 +473,17 @@ func cmdVersion(e *env, fs *flag.FlagSet, args []string) error {
 	return nil
 }
 
+// waitFlag is send's and send-file's --wait: a positive duration. A wait of zero or
+// less would report every message as kept in the outbox for an unreachable relay (exit
+// 3) while it goes out, so it is refused before anything is queued.
+func waitFlag(fs *flag.FlagSet) (time.Duration, error) {
+	wait := fs.Lookup("wait").Value.(flag.Getter).Get().(time.Duration)
+	if wait <= 0 {
+		return 0, usagef("--wait %v: want how long to wait for the relay to accept, more than 0 (e.g. --wait 30s)", wait)
+	}
+	return wait, nil
+}
+
 func oneName(args []string) (string, error) {
 	if len(args) != 1 {
 		return "", usagef("want exactly one NAME, got %d arguments", len(args))
@@ -586,7 +597,10 @@ func cmdSend(e *env, fs *flag.FlagSet, args []string) error {
 	if err != nil {
 		return err
 	}
-	wait := fs.Lookup("wait").Value.(flag.Getter).Get().(time.Duration)
+	wait, err := waitFlag(fs)
+	if err != nil {
+		return err
+	}
 	// Offline is fine when a session exists: the message waits in the outbox.
 	c, err := e.open(true)
 	if err != nil {

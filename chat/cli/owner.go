@@ -213,7 +213,10 @@ func sendViaOwner(e *env, cl *daemon.Client, fs *flag.FlagSet, args []string) er
 	if err != nil {
 		return err
 	}
-	wait := fs.Lookup("wait").Value.(flag.Getter).Get().(time.Duration)
+	wait, err := waitFlag(fs)
+	if err != nil {
+		return err
+	}
 	p := daemon.SendParams{To: name, Text: text, WaitMs: max(wait.Milliseconds(), 1)}
 	var r daemon.SendResult
 	err = cl.Call(e.ctx, "send", p, &r)

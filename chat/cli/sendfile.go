@@ -35,7 +35,9 @@ func sendFileArgs(fs *flag.FlagSet, args []string) (name, path, caption string, 
 	}
 	name, path = strings.ToLower(args[0]), args[1]
 	caption = fs.Lookup("caption").Value.String()
-	wait = fs.Lookup("wait").Value.(flag.Getter).Get().(time.Duration)
+	if wait, err = waitFlag(fs); err != nil {
+		return "", "", "", 0, err
+	}
 	st, err := os.Stat(path)
 	if err != nil {
 		return "", "", "", 0, usagef("%v", err)

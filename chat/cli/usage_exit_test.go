@@ -2,6 +2,8 @@ package cli
 
 import (
 	"bytes"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 )
@@ -10,6 +12,10 @@ import (
 // UI, the demo, the relay and every headless command — with a message on stderr.
 func TestUsageErrorsExit2Everywhere(t *testing.T) {
 	home := t.TempDir()
+	file := filepath.Join(t.TempDir(), "f.txt")
+	if err := os.WriteFile(file, []byte("x"), 0o600); err != nil {
+		t.Fatal(err)
+	}
 	for _, args := range [][]string{
 		{"--bogus"}, {"--home", home, "stray"},
 		{"demo", "--bogus"}, {"demo", "stray"},
@@ -17,6 +23,9 @@ func TestUsageErrorsExit2Everywhere(t *testing.T) {
 		{"frobnicate"}, {"send", "--home", home}, {"recv", "--home", home, "--count", "x"},
 		{"contacts", "--home", home, "stray"}, {"version", "stray"},
 		{"rotate-keys", "--home", home, "--count", "0"},
+		// A --wait that cannot be waited: refused before anything is queued.
+		{"send", "--home", home, "--wait", "-1s", "bob", "hi"}, {"send", "--home", home, "--wait", "0", "bob", "hi"},
+		{"send-file", "--home", home, "--wait", "-1s", "bob", file},
 	} {
 		var out, errb bytes.Buffer
 		if code := Main(t.Context(), args, strings.NewReader(""), &out, &errb); code != exitUsage {
