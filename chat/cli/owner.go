@@ -185,8 +185,8 @@ func viaOwner(e *env, cmd string, fs *flag.FlagSet, args []string) (ok bool, err
 
 // sendArgs is send's NAME and TEXT (TEXT "-" reads stdin), read the same way with an
 // owner and without one: stdin loses only its one final newline (the line end of echo
-// or a here-document), and a text over chat.MaxTextBytes is a usage error (exit 2) —
-// refused, never cut to fit.
+// or a here-document), and an empty text or one over chat.MaxTextBytes is a usage
+// error (exit 2) — refused, never cut to fit.
 func sendArgs(e *env, args []string) (name, text string, err error) {
 	if len(args) < 2 {
 		return "", "", usagef("want NAME and TEXT")
@@ -200,6 +200,9 @@ func sendArgs(e *env, args []string) (name, text string, err error) {
 			return "", "", fmt.Errorf("reading the message from stdin: %w", err)
 		}
 		text = strings.TrimSuffix(string(b), "\n")
+	}
+	if text == "" {
+		return "", "", usagef("the message is empty; give its TEXT, or '-' and the text on stdin")
 	}
 	if len(text) > chat.MaxTextBytes {
 		return "", "", usagef("the message is %s bytes or more; one message carries at most %d bytes of text (split it into several messages)",

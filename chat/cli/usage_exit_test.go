@@ -26,6 +26,8 @@ func TestUsageErrorsExit2Everywhere(t *testing.T) {
 		// A --wait that cannot be waited: refused before anything is queued.
 		{"send", "--home", home, "--wait", "-1s", "bob", "hi"}, {"send", "--home", home, "--wait", "0", "bob", "hi"},
 		{"send-file", "--home", home, "--wait", "-1s", "bob", file},
+		// An empty text, given or from stdin.
+		{"send", "--home", home, "bob", ""}, {"send", "--home", home, "bob", "-"},
 	} {
 		var out, errb bytes.Buffer
 		if code := Main(t.Context(), args, strings.NewReader(""), &out, &errb); code != exitUsage {
