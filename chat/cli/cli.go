@@ -488,7 +488,17 @@ func oneName(args []string) (string, error) {
 	if len(args) != 1 {
 		return "", usagef("want exactly one NAME, got %d arguments", len(args))
 	}
-	return strings.ToLower(args[0]), nil // names are lower case: "Bob" is bob
+	return userName(args[0])
+}
+
+// userName is a NAME argument: lower case ("Bob" is bob), and a name someone can have,
+// else a usage error (exit 2) before the profile is opened.
+func userName(arg string) (string, error) {
+	name := strings.ToLower(arg)
+	if err := ratchet.ValidateName(name); err != nil {
+		return "", usagef("%q is not a valid name: use 1–32 of a-z 0-9 . _ -", arg)
+	}
+	return name, nil
 }
 
 // withContact runs fn on the local store for a command that takes exactly one NAME and

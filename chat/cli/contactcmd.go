@@ -134,7 +134,10 @@ func cmdNickname(e *env, fs *flag.FlagSet, args []string) error {
 	if len(args) < 1 {
 		return usagef("want NAME [NICKNAME]")
 	}
-	name, _ := oneName(args[:1])
+	name, err := oneName(args[:1])
+	if err != nil {
+		return err
+	}
 	nick := strings.Join(args[1:], " ")
 	if _, err := withPrefs(e, false, func(c contactPrefsOps) error { return c.SetNickname(e.ctx, name, nick) }); err != nil {
 		return err

@@ -97,7 +97,10 @@ func cmdDeleteMessage(e *env, fs *flag.FlagSet, args []string) error {
 	if len(args) != 2 {
 		return usagef("want NAME and ID, got %d arguments", len(args))
 	}
-	name, _ := oneName(args[:1])
+	name, err := oneName(args[:1])
+	if err != nil {
+		return err
+	}
 	id, err := strconv.ParseInt(args[1], 10, 64)
 	if err != nil || id <= 0 {
 		return usagef("ID %q is not a message id (the \"id\" of recv --json)", args[1])

@@ -191,7 +191,10 @@ func sendArgs(e *env, args []string) (name, text string, err error) {
 	if len(args) < 2 {
 		return "", "", usagef("want NAME and TEXT")
 	}
-	name, text = strings.ToLower(args[0]), strings.Join(args[1:], " ")
+	if name, err = userName(args[0]); err != nil {
+		return "", "", err
+	}
+	text = strings.Join(args[1:], " ")
 	if text == "-" {
 		// One byte more than a message may carry, plus the newline that ends the input:
 		// enough to tell a text that is too long, which is refused below, never cut.

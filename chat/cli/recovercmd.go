@@ -77,12 +77,9 @@ func askRecoveryCode(stdin io.Reader, stderr io.Writer, name string) (string, er
 }
 
 func cmdRecover(e *env, fs *flag.FlagSet, args []string) error {
-	name, err := oneName(args)
+	name, err := oneName(args) // a valid name, or a usage error
 	if err != nil {
 		return err
-	}
-	if err := ratchet.ValidateName(name); err != nil {
-		return usagef("%q is not a valid name: use 1–32 of a-z 0-9 . _ -", name)
 	}
 	p, err := e.profile()
 	if err != nil {

@@ -12,7 +12,6 @@ import (
 	"io"
 	"os"
 	"path/filepath"
-	"strings"
 	"sync"
 	"time"
 
@@ -33,7 +32,10 @@ func sendFileArgs(fs *flag.FlagSet, args []string) (name, path, caption string, 
 	if len(args) != 2 {
 		return "", "", "", 0, usagef("want NAME and PATH")
 	}
-	name, path = strings.ToLower(args[0]), args[1]
+	if name, err = userName(args[0]); err != nil {
+		return "", "", "", 0, err
+	}
+	path = args[1]
 	caption = fs.Lookup("caption").Value.String()
 	if wait, err = waitFlag(fs); err != nil {
 		return "", "", "", 0, err

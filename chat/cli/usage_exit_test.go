@@ -28,6 +28,11 @@ func TestUsageErrorsExit2Everywhere(t *testing.T) {
 		{"send-file", "--home", home, "--wait", "-1s", "bob", file},
 		// An empty text, given or from stdin.
 		{"send", "--home", home, "bob", ""}, {"send", "--home", home, "bob", "-"},
+		// A NAME that no one can have.
+		{"add", "--home", home, "bad name"}, {"send", "--home", home, "bad/name", "hi"},
+		{"send-file", "--home", home, "bad name", file}, {"fingerprint", "--home", home, "no one"},
+		{"block", "--home", home, "no one"}, {"nickname", "--home", home, "no one", "nick"},
+		{"delete-message", "--home", home, "no one", "1"}, {"clear", "--home", home, "no one"},
 	} {
 		var out, errb bytes.Buffer
 		if code := Main(t.Context(), args, strings.NewReader(""), &out, &errb); code != exitUsage {
