@@ -56,11 +56,12 @@ func NormalizeRelayURL(raw string) (string, error) {
 
 func normalizeOneRelayURL(raw string) (string, error) {
 	u, err := url.Parse(raw)
+	if (err == nil && u.Scheme != "ws" && u.Scheme != "wss") || (err != nil && !strings.Contains(raw, "://")) {
+		// "127.0.0.1:7878" does not parse at all: what it lacks is the scheme.
+		return "", fmt.Errorf("chat: relay URL %q must start with ws:// or wss://", raw)
+	}
 	if err != nil {
 		return "", fmt.Errorf("chat: relay URL %q: %w", raw, err)
-	}
-	if u.Scheme != "ws" && u.Scheme != "wss" {
-		return "", fmt.Errorf("chat: relay URL %q must start with ws:// or wss://", raw)
 	}
 	if u.Host == "" {
 		return "", fmt.Errorf("chat: relay URL %q has no host", raw)

@@ -267,9 +267,12 @@ func runHeadless(ctx context.Context, args []string, stdin io.Reader, stdout, st
 	}
 	// With a running owner (pfschat daemon, the UI) send and recv go through it
 	// (owner.go); the other commands find it in e.ops.
-	routed, err := viaOwner(e, cmd.name, fs, pos)
-	if !routed {
-		err = cmd.run(e, fs, pos)
+	err = checkRelayURL(e, cmd.name)
+	if err == nil {
+		var routed bool
+		if routed, err = viaOwner(e, cmd.name, fs, pos); !routed {
+			err = cmd.run(e, fs, pos)
+		}
 	}
 	if err != nil {
 		var qe queuedErr
@@ -290,6 +293,19 @@ func runHeadless(ctx context.Context, args []string, stdin io.Reader, stdout, st
 		return exitFail
 	}
 	return exitOK
+}
+
+// checkRelayURL refuses a relay URL (--relay, else $PFSCHAT_RELAY) that is none as a
+// usage error, before a passphrase is read or anything is opened.
+func checkRelayURL(e *env, cmd string) error {
+	u := e.flags.RelayURL()
+	if u == "" || cmd == "version" {
+		return nil
+	}
+	if _, err := chat.NormalizeRelayURL(u); err != nil {
+		return usageErr{chat.Sentence(err)}
+	}
+	return nil
 }
 
 func (e *env) usageError(err error) int {

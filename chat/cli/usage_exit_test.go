@@ -33,6 +33,9 @@ func TestUsageErrorsExit2Everywhere(t *testing.T) {
 		{"send-file", "--home", home, "bad name", file}, {"fingerprint", "--home", home, "no one"},
 		{"block", "--home", home, "no one"}, {"nickname", "--home", home, "no one", "nick"},
 		{"delete-message", "--home", home, "no one", "1"}, {"clear", "--home", home, "no one"},
+		// A relay URL that is none.
+		{"--relay", "127.0.0.1:7878", "contacts", "--home", home}, {"send", "--home", home, "--relay", "http://x", "bob", "hi"},
+		{"init", "--home", home, "--name", "alice", "--relay", "ws://"},
 	} {
 		var out, errb bytes.Buffer
 		if code := Main(t.Context(), args, strings.NewReader(""), &out, &errb); code != exitUsage {
