@@ -221,7 +221,10 @@ usage:
   pfschat accept-request | block | unblock | remove | mute | unmute NAME;  nickname NAME [NICK]
 
 global flags: --home DIR, --relay URL[,URL…] (default ` + profile.DefaultRelayURL + `),
-              --passphrase-file FILE (or ` + profile.EnvPassphrase + `)
+              --insecure-ws (ws:// to a relay not on loopback; warns each time),
+              --passphrase-file FILE (or ` + profile.EnvPassphrase + `), -v (diagnostics on stderr)
+exit codes:   0 ok, 1 failed, 2 usage, 3 send, send-file: the message is kept in the outbox
+              and goes out on the next connection (do not resend)
 `
 
 // runHeadless runs one headless command; global flags may stand before it.
