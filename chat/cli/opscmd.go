@@ -2,6 +2,7 @@ package cli
 
 import (
 	"bufio"
+	"errors"
 	"flag"
 	"fmt"
 	"strings"
@@ -12,8 +13,21 @@ import (
 // confirmLine asks a question on stderr and reads one line of stdin.
 func (e *env) confirmLine(question string) string {
 	fmt.Fprint(e.stderr, question)
-	line, _ := bufio.NewReader(e.stdin).ReadString('\n')
+	line, err := bufio.NewReader(e.stdin).ReadString('\n')
+	if err != nil {
+		fmt.Fprintln(e.stderr) // no line end was read: the next message starts a line of its own
+	}
 	return strings.TrimSpace(line)
+}
+
+// notConfirmed is the error of a question answered with something other than the
+// name it wants; no answer at all (a script's empty stdin) also says how to confirm
+// without one.
+func notConfirmed(typed, want, nothing string) error {
+	if typed == "" {
+		return fmt.Errorf("not confirmed (no answer on stdin); %s: type the name when asked, or pass --yes", nothing)
+	}
+	return fmt.Errorf("not confirmed (typed %q, want %q); %s", typed, want, nothing)
 }
 
 func cmdDeleteAccount(e *env, fs *flag.FlagSet, args []string) error {
@@ -30,7 +44,7 @@ func cmdDeleteAccount(e *env, fs *flag.FlagSet, args []string) error {
 	if !yes {
 		fmt.Fprintf(e.stderr, "This deletes %q on %s: your card, your prekeys and the messages waiting for you.\nThe name becomes free for anyone to register. Contacts keep your old card and see no one behind it.\n", name, e.flags.RelayURL())
 		if got := e.confirmLine("type the name to confirm: "); got != name {
-			return fmt.Errorf("not confirmed (typed %q, want %q); nothing deleted", got, name)
+			return notConfirmed(got, name, "nothing deleted")
 		}
 	}
 	if err := c.DeleteAccount(e.ctx); err != nil {
@@ -51,14 +65,19 @@ func cmdRepin(e *env, fs *flag.FlagSet, args []string) error {
 		return err
 	}
 	defer c.Close()
+	answer := "-" // none asked yet
 	err = c.Repin(e.ctx, func(info chat.RepinInfo) bool {
 		fmt.Fprintf(e.stdout, "relay %s\n  pinned key:    %s\n  relay now has: %s\n", info.URL, info.Pinned, info.Presented)
 		if yes {
 			return true
 		}
 		fmt.Fprintln(e.stderr, "Re-pin only if the relay's operator announced this new fingerprint (a replaced, compromised key).\nAnyone between you and the relay could present a key of their own.")
-		return strings.EqualFold(e.confirmLine("type yes to pin the new key: "), "yes")
+		answer = e.confirmLine("type yes to pin the new key: ")
+		return strings.EqualFold(answer, "yes")
 	})
+	if errors.Is(err, chat.ErrRepinDeclined) && answer == "" {
+		return fmt.Errorf("%w (no answer on stdin): type yes when asked, or pass --yes once you have compared the fingerprint", err)
+	}
 	if err != nil {
 		return err
 	}

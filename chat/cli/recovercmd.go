@@ -70,6 +70,10 @@ func askRecoveryCode(stdin io.Reader, stderr io.Writer, name string) (string, er
 		return string(b), nil
 	}
 	code, err := readLine(stdin)
+	if errors.Is(err, io.EOF) && code == "" {
+		fmt.Fprintln(stderr)
+		return "", errors.New("no recovery code on stdin: type it when asked, give it on stdin's first line, or pass --recovery-code-file FILE")
+	}
 	if err != nil && code == "" {
 		return "", fmt.Errorf("reading the recovery code: %w", err)
 	}

@@ -25,7 +25,7 @@ func cmdResetIdentity(e *env, fs *flag.FlagSet, args []string) error {
 		fmt.Fprintf(e.stderr, "This gives %q a new identity key. Every contact sees your key change and must confirm it;\n"+
 			"compare safety numbers with them again. Use it when the key may have leaked.\n", name)
 		if got := e.confirmLine("type the name to confirm: "); got != name {
-			return fmt.Errorf("not confirmed (typed %q, want %q); nothing changed", got, name)
+			return notConfirmed(got, name, "nothing changed")
 		}
 	}
 	old := ratchet.Fingerprint(c.Card().SigningKey)
