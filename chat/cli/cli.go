@@ -777,7 +777,10 @@ func cmdRecv(e *env, fs *flag.FlagSet, args []string) error {
 	if count < 0 || (count > 0 && !follow) {
 		return usagef("--count N needs --follow and N >= 1")
 	}
-	c, err := e.online()
+	// --follow outlives the relay's restarts, so it also waits for a relay that is down
+	// when it starts (as a device's service starts before its relay); the controller
+	// keeps trying in the background.
+	c, err := e.open(follow)
 	var down error // the relay is down: print what is stored, then say so (exit 1)
 	if errors.Is(err, chat.ErrOffline) && !follow {
 		down = err
@@ -791,7 +794,13 @@ func cmdRecv(e *env, fs *flag.FlagSet, args []string) error {
 	done := false
 	// Wait until the relay has delivered the backlog, then print what is unread.
 	if down == nil {
+		if !c.Online() {
+			fmt.Fprintln(e.stderr, "the relay cannot be reached yet; waiting for it (pfschat keeps trying; ctrl+c to stop)")
+		}
 		if err := c.WaitSynced(e.ctx); err != nil {
+			if e.ctx.Err() != nil {
+				return nil // stopped while waiting, as while following
+			}
 			return err
 		}
 	}

@@ -215,6 +215,18 @@ func (r *Relay) restart(t testing.TB, opts *Options) {
 	r.start(t, addr)
 }
 
+// StartAgain starts a relay closed with Close again, on the same database and
+// address, as an operator starts a relay that was down.
+func (r *Relay) StartAgain(t testing.TB) {
+	t.Helper()
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if !r.closed {
+		t.Fatal("relaytest: StartAgain of a relay that is running")
+	}
+	r.start(t, r.Addr)
+}
+
 // Close shuts the relay down gracefully and closes its store. It runs at test
 // cleanup on its own; calling it twice is fine.
 func (r *Relay) Close() {
