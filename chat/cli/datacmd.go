@@ -1,6 +1,7 @@
 package cli
 
 import (
+	"errors"
 	"flag"
 	"fmt"
 	"strconv"
@@ -66,6 +67,10 @@ func cmdRestore(e *env, fs *flag.FlagSet, args []string) error {
 	}
 	defer clear(pass)
 	if err := p.Restore(e.ctx, file, pass); err != nil {
+		if errors.Is(err, chat.ErrWrongPassphrase) {
+			// Not "for this profile": the profile does not exist yet; the backup's is wrong.
+			return fmt.Errorf("wrong passphrase for the backup %s: give the passphrase its profile had when the backup was made (%s or --passphrase-file); nothing was restored", file, profile.EnvPassphrase)
+		}
 		return err
 	}
 	fmt.Fprintf(e.stdout, "restored the profile into %s. Its sessions were reset: each conversation starts a new one with its next message.\n", p.Dir)
