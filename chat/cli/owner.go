@@ -291,6 +291,15 @@ func recvViaOwner(e *env, cl *daemon.Client, fs *flag.FlagSet, args []string) er
 				return err
 			}
 		}
+		// As without an owner: what is stored is printed, and a relay that cannot be
+		// reached now is said and exit 1 (the owner may not have its backlog yet).
+		var now daemon.VersionResult
+		if err := cl.Call(e.ctx, "version", nil, &now); err != nil {
+			return err
+		}
+		if !now.Online {
+			return fmt.Errorf("%w: the profile's owner (pfschat %s) is not connected to its relay now; what it holds was printed, and it keeps trying", chat.ErrOffline, now.Owner)
+		}
 		return nil
 	}
 	var sr daemon.SubscribeResult

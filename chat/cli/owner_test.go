@@ -245,3 +245,35 @@ func TestDaemonLogsToStderr(t *testing.T) {
 		t.Fatalf("daemon exit %d", code)
 	}
 }
+
+// recv through an owner that cannot reach its relay prints what the owner holds and
+// exits 1 saying so, as recv without an owner does (it exited 0).
+func TestRecvThroughAnOfflineOwnerExitsAsWithout(t *testing.T) {
+	r := relaytest.Start(t)
+	bob := chattest.NewUser(t, r, "bob")
+	bob.Close()
+	t.Setenv(profile.EnvPassphrase, string(chattest.Passphrase))
+	ctx, cancel := context.WithCancel(t.Context())
+	defer cancel()
+	stdout := &lineSignal{want: "serving", seen: make(chan struct{})}
+	done := make(chan int, 1)
+	go func() {
+		done <- Main(ctx, []string{"--home", bob.Profile.Dir, "--relay", "ws://127.0.0.1:1", "daemon", "--no-auto-download"}, strings.NewReader(""), stdout, io.Discard)
+	}()
+	select {
+	case <-stdout.seen:
+	case code := <-done:
+		t.Fatalf("daemon exited %d before serving", code)
+	case <-time.After(30 * time.Second):
+		t.Fatal("30 s and the daemon does not serve its socket")
+	}
+	var out, errb bytes.Buffer
+	code := Main(t.Context(), []string{"--home", bob.Profile.Dir, "recv"}, strings.NewReader(""), &out, &errb)
+	if code != exitFail || !strings.Contains(errb.String(), "cannot reach the relay") || !strings.Contains(errb.String(), "is not connected to its relay now") {
+		t.Fatalf("recv through an offline owner: exit %d, stderr %q; want exit %d, the relay cannot be reached", code, errb.String(), exitFail)
+	}
+	cancel()
+	if code := <-done; code != 0 {
+		t.Fatalf("daemon exit %d", code)
+	}
+}
