@@ -20,6 +20,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"os"
 	"runtime/debug"
 	"slices"
 	"strings"
@@ -326,6 +327,31 @@ type usageErr struct{ msg string }
 func (u usageErr) Error() string { return u.msg }
 
 func usagef(format string, a ...any) error { return usageErr{fmt.Sprintf(format, a...)} }
+
+// checkDownloadDir refuses a --download-dir given on the command line that cannot
+// hold files (it is made if missing, as a download would), before anything is read or
+// printed: otherwise every file would fail alike, one warning each.
+func checkDownloadDir(fs *flag.FlagSet) error {
+	given := false
+	fs.Visit(func(f *flag.Flag) { given = given || f.Name == "download-dir" })
+	if !given {
+		return nil
+	}
+	dir := fs.Lookup("download-dir").Value.String()
+	if dir == "" {
+		return usagef("--download-dir: want a directory")
+	}
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return usagef("--download-dir %s: %v; give a directory you can write to", dir, errors.Unwrap(err))
+	}
+	probe, err := os.CreateTemp(dir, ".pfschat-probe-*")
+	if err != nil {
+		return usagef("--download-dir %s: %v; give a directory you can write to", dir, errors.Unwrap(err))
+	}
+	probe.Close()
+	os.Remove(probe.Name())
+	return nil
+}
 
 // parseInterleaved parses flags anywhere among the arguments (Go's flag package stops
 // at the first positional one). "--" ends flag parsing. With stopAtFirst, it stops at
@@ -776,6 +802,9 @@ func cmdRecv(e *env, fs *flag.FlagSet, args []string) error {
 	e.noReadReceipts = fs.Lookup("no-read-receipts").Value.String() == "true"
 	if count < 0 || (count > 0 && !follow) {
 		return usagef("--count N needs --follow and N >= 1")
+	}
+	if err := checkDownloadDir(fs); err != nil {
+		return err
 	}
 	// --follow outlives the relay's restarts, so it also waits for a relay that is down
 	// when it starts (as a device's service starts before its relay); the controller

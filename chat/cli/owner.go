@@ -267,6 +267,9 @@ func recvViaOwner(e *env, cl *daemon.Client, fs *flag.FlagSet, args []string) er
 		return fmt.Errorf("--no-read-receipts: this profile is held by its owner (pfschat %s), which sends read receipts; "+
 			"restart it with --no-read-receipts, or run recv without the flag", v.Owner)
 	}
+	if err := checkDownloadDir(fs); err != nil {
+		return err
+	}
 	downloadDir := fs.Lookup("download-dir").Value.String()
 	printed := make(map[int64]bool)
 	show := func(m daemon.Message) (bool, error) {
