@@ -9,11 +9,9 @@ package ratchet_test
 import (
 	"crypto/ed25519"
 	"crypto/sha256"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"math/rand/v2"
-	"os"
 	"slices"
 	"testing"
 
@@ -83,14 +81,7 @@ func damaged(in []byte, n int) [][]byte {
 
 func TestSpecDecodersAgree(t *testing.T) {
 	loadSpecConstants(t)
-	raw, err := os.ReadFile("testdata/vectors.json")
-	if err != nil {
-		t.Fatal(err)
-	}
-	var f specFile
-	if err := json.Unmarshal(raw, &f); err != nil {
-		t.Fatal(err)
-	}
+	f := readSpecFile(t)
 	relayKey := ed25519.PublicKey(f.Relay.PublicKey.b(t))
 	bobCard, err := ratchet.ParseCard(f.Bob.Card.Binary.b(t))
 	if err != nil {
@@ -186,14 +177,7 @@ func TestSpecDecodersAgree(t *testing.T) {
 // TestSpecRuleOrder pins §1.1's order of rules on inputs with two defects, each with the
 // error that order gives; the package's decoders and the spec's must both name it.
 func TestSpecRuleOrder(t *testing.T) {
-	raw, err := os.ReadFile("testdata/vectors.json")
-	if err != nil {
-		t.Fatal(err)
-	}
-	var f specFile
-	if err := json.Unmarshal(raw, &f); err != nil {
-		t.Fatal(err)
-	}
+	f := readSpecFile(t)
 	set := func(b []byte, at int, v ...byte) []byte { b = slices.Clone(b); copy(b[at:], v); return b }
 	plus := func(b []byte) []byte { return append(slices.Clone(b), 0) }
 	type check struct {

@@ -7,9 +7,7 @@ package ratchet_test
 
 import (
 	"bytes"
-	"encoding/json"
 	"errors"
-	"os"
 	"slices"
 	"strings"
 	"testing"
@@ -18,14 +16,7 @@ import (
 )
 
 func TestSpecDecoderRules(t *testing.T) {
-	raw, err := os.ReadFile("testdata/vectors.json")
-	if err != nil {
-		t.Fatal(err)
-	}
-	var f specFile
-	if err := json.Unmarshal(raw, &f); err != nil {
-		t.Fatal(err)
-	}
+	f := readSpecFile(t)
 	type rule struct {
 		name string
 		err  error
@@ -37,7 +28,7 @@ func TestSpecDecoderRules(t *testing.T) {
 
 	// §5: the identity key.
 	ik := f.Alice.IdentityKey.b(t)
-	_, err = ratchet.ParseIdentityKey(set(ik, 0, 2))
+	_, err := ratchet.ParseIdentityKey(set(ik, 0, 2))
 	add("§5 identity key of version 2", err, ratchet.ErrUnknownVersion)
 	_, err = ratchet.ParseIdentityKey(ik[:64])
 	add("§5 identity key of 64 bytes", err, ratchet.ErrMalformed)

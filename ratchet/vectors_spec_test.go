@@ -856,8 +856,9 @@ func specRespond(t *testing.T, hdr []byte, bob specID, bobCard, aliceCard *specC
 		dhs: spk, dhsPub: x25519Pub(t, spk), self: bobID, peer: aliceID, usedOPK: opkID != 0}, ""
 }
 
-func TestVectorsFollowSpec(t *testing.T) {
-	loadSpecConstants(t)
+// readSpecFile reads testdata/vectors.json as the spec's reader sees it.
+func readSpecFile(t *testing.T) specFile {
+	t.Helper()
 	raw, err := os.ReadFile("testdata/vectors.json")
 	if err != nil {
 		t.Fatal(err)
@@ -866,6 +867,12 @@ func TestVectorsFollowSpec(t *testing.T) {
 	if err := json.Unmarshal(raw, &f); err != nil {
 		t.Fatal(err)
 	}
+	return f
+}
+
+func TestVectorsFollowSpec(t *testing.T) {
+	loadSpecConstants(t)
+	f := readSpecFile(t)
 
 	// §15.2: the top-level created_at is §15.1's time as RFC 3339 text.
 	if at, err := time.Parse(time.RFC3339, f.CreatedAt); err != nil || at.Unix() != specCreatedAt {

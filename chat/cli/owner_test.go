@@ -222,58 +222,50 @@ func TestSendFileThroughTheOwner(t *testing.T) {
 // The daemon is a service: it logs what goes wrong to stderr (the journal under
 // systemd) without -v, here the relay it cannot reach at start.
 func TestDaemonLogsToStderr(t *testing.T) {
-	r := relaytest.Start(t)
-	bob := chattest.NewUser(t, r, "bob")
-	bob.Close()
-	t.Setenv(profile.EnvPassphrase, string(chattest.Passphrase))
-	ctx, cancel := context.WithCancel(t.Context())
-	defer cancel()
 	stderr := &lineSignal{want: "relay unreachable at start", seen: make(chan struct{})}
-	done := make(chan int, 1)
-	go func() {
-		done <- Main(ctx, []string{"--home", bob.Profile.Dir, "--relay", "ws://127.0.0.1:1", "daemon", "--no-auto-download"}, strings.NewReader(""), io.Discard, stderr)
-	}()
-	select {
-	case <-stderr.seen:
-	case code := <-done:
-		t.Fatalf("daemon exited %d before logging the unreachable relay", code)
-	case <-time.After(30 * time.Second):
-		t.Fatal("30 s and the daemon's stderr says nothing of the relay it cannot reach")
-	}
-	cancel()
-	if code := <-done; code != 0 {
-		t.Fatalf("daemon exit %d", code)
-	}
+	_, stop := startOfflineDaemon(t, io.Discard, stderr, stderr.seen)
+	stop()
 }
 
 // recv through an owner that cannot reach its relay prints what the owner holds and
 // exits 1 saying so, as recv without an owner does (it exited 0).
 func TestRecvThroughAnOfflineOwnerExitsAsWithout(t *testing.T) {
+	stdout := &lineSignal{want: "serving", seen: make(chan struct{})}
+	home, stop := startOfflineDaemon(t, stdout, io.Discard, stdout.seen)
+	var out, errb bytes.Buffer
+	code := Main(t.Context(), []string{"--home", home, "recv"}, strings.NewReader(""), &out, &errb)
+	if code != exitFail || !strings.Contains(errb.String(), "cannot reach the relay") || !strings.Contains(errb.String(), "is not connected to its relay now") {
+		t.Fatalf("recv through an offline owner: exit %d, stderr %q; want exit %d, the relay cannot be reached", code, errb.String(), exitFail)
+	}
+	stop()
+}
+
+// startOfflineDaemon runs `pfschat daemon` for a new user, bob, on a relay address
+// nobody listens on, and returns once ready is closed (a line on its stdout or
+// stderr); stop ends the daemon and checks it exits 0. It returns bob's home.
+func startOfflineDaemon(t *testing.T, stdout, stderr io.Writer, ready <-chan struct{}) (home string, stop func()) {
+	t.Helper()
 	r := relaytest.Start(t)
 	bob := chattest.NewUser(t, r, "bob")
 	bob.Close()
 	t.Setenv(profile.EnvPassphrase, string(chattest.Passphrase))
 	ctx, cancel := context.WithCancel(t.Context())
-	defer cancel()
-	stdout := &lineSignal{want: "serving", seen: make(chan struct{})}
+	t.Cleanup(cancel)
 	done := make(chan int, 1)
 	go func() {
-		done <- Main(ctx, []string{"--home", bob.Profile.Dir, "--relay", "ws://127.0.0.1:1", "daemon", "--no-auto-download"}, strings.NewReader(""), stdout, io.Discard)
+		done <- Main(ctx, []string{"--home", bob.Profile.Dir, "--relay", "ws://127.0.0.1:1", "daemon", "--no-auto-download"}, strings.NewReader(""), stdout, stderr)
 	}()
 	select {
-	case <-stdout.seen:
+	case <-ready:
 	case code := <-done:
-		t.Fatalf("daemon exited %d before serving", code)
+		t.Fatalf("daemon exited %d before it was ready", code)
 	case <-time.After(30 * time.Second):
-		t.Fatal("30 s and the daemon does not serve its socket")
+		t.Fatal("30 s and the daemon is not ready")
 	}
-	var out, errb bytes.Buffer
-	code := Main(t.Context(), []string{"--home", bob.Profile.Dir, "recv"}, strings.NewReader(""), &out, &errb)
-	if code != exitFail || !strings.Contains(errb.String(), "cannot reach the relay") || !strings.Contains(errb.String(), "is not connected to its relay now") {
-		t.Fatalf("recv through an offline owner: exit %d, stderr %q; want exit %d, the relay cannot be reached", code, errb.String(), exitFail)
-	}
-	cancel()
-	if code := <-done; code != 0 {
-		t.Fatalf("daemon exit %d", code)
+	return bob.Profile.Dir, func() {
+		cancel()
+		if code := <-done; code != 0 {
+			t.Fatalf("daemon exit %d", code)
+		}
 	}
 }
