@@ -12,6 +12,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"strings"
 	"sync"
 	"time"
 
@@ -142,12 +143,43 @@ func RunRelay(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	if *minFree < 0 || *reserveMiB < 0 || *expiryDays < 0 {
 		return fmt.Errorf("--min-free-mib, --disk-reserve-mib and --account-expiry must not be negative")
 	}
+	// Checked here, not by the store or the server: a value they would refuse (or
+	// quietly replace by a default) must not cost a new database first.
+	switch strings.ToUpper(*syncMode) {
+	case "FULL", "NORMAL":
+	default:
+		return fmt.Errorf("--synchronous %q: want FULL (an accepted message survives power loss) or NORMAL", *syncMode)
+	}
+	if *maxCount <= 0 || *maxBytes <= 0 {
+		return fmt.Errorf("--max-queue-count and --max-queue-bytes must be positive (the defaults are %d and %d)", server.DefaultLimits.MaxQueueCount, server.DefaultLimits.MaxQueueBytes)
+	}
+	if *rate <= 0 && *rate != -1 {
+		return fmt.Errorf("--rate %d: want frames per second (default %d), or -1 for unlimited", *rate, server.DefaultLimits.FramesPerSecond)
+	}
+	if *burst <= 0 {
+		return fmt.Errorf("--burst %d: want a positive number of frames (default %d)", *burst, server.DefaultLimits.FrameBurst)
+	}
+	if tlsOpts.ACMEDomain == "" && flagSet(fs, "acme-http-addr") {
+		return errors.New("--acme-http-addr answers ACME challenges, and there is no --acme-domain: give --acme-domain NAME too, or drop it")
+	}
 	limits := server.Limits{MaxQueueCount: *maxCount, MaxQueueBytes: *maxBytes, FramesPerSecond: *rate, FrameBurst: *burst,
 		MaxBlobBytes: *maxBlobMiB << 20, BlobQuotaBytes: *blobQuotaMiB << 20}
 	storeOpts := storage.RelayOptions{Synchronous: *syncMode, MaxQueueCount: *maxCount, MaxQueueBytes: *maxBytes}
 	if err := abuse.apply(&limits, &storeOpts, log); err != nil {
 		return err
 	}
+	// Bound before the relay's state is made or opened: an address that cannot be
+	// served (a typo, a port in use) changes nothing.
+	ln, err := net.Listen("tcp", *addr)
+	if err != nil {
+		return fmt.Errorf("listening on %s (--addr): %w", *addr, err)
+	}
+	defer ln.Close() // after hs.Serve closed it, a no-op
+	side, err := listenSide(*adminAddr, acmeMgr, *acmeHTTPAddr)
+	if err != nil {
+		return err
+	}
+	defer side.close()
 	cfg := server.Config{Logger: log, Limits: limits,
 		Registration: *abuse.registration, TLSTerminatedUpstream: *tlsUpstream,
 		AccountExpiry: time.Duration(*expiryDays) * 24 * time.Hour}
@@ -216,11 +248,6 @@ func RunRelay(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	defer TuneGC(GCSettings{Percent: *gcPercent, MemoryLimit: *memLimit << 20, HeapFloor: *heapFloor << 20,
 		Traffic: srv.MessagesAccepted})()
 
-	ln, err := net.Listen("tcp", *addr)
-	if err != nil {
-		srv.Shutdown(context.Background())
-		return fmt.Errorf("listening on %s: %w", *addr, err)
-	}
 	ln = abuse.listener(ln)
 	publicH, adminH := wrap(srv, srv.AdminHandler())
 	hs := &http.Server{Handler: publicH, ReadHeaderTimeout: 10 * time.Second, ErrorLog: slog.NewLogLogger(log.Handler(), slog.LevelWarn)}
@@ -232,12 +259,7 @@ func RunRelay(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		// ParkingListener: idle connections park on the socket, below TLS.
 		ln = tls.NewListener(server.ParkingListener(ln), tlsConf)
 	}
-	stopSide, err := startSideServers(log, adminH, *adminAddr, acmeMgr, *acmeHTTPAddr, stdout)
-	if err != nil {
-		ln.Close()
-		srv.Shutdown(context.Background())
-		return err
-	}
+	stopSide := side.serve(log, adminH, acmeMgr, stdout)
 	defer stopSide()
 	switch {
 	case *tlsUpstream:
@@ -275,47 +297,70 @@ func RunRelay(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 // DefaultAdminAddr is where `pfschat relay` serves /metrics unless told otherwise.
 const DefaultAdminAddr = "127.0.0.1:7879"
 
-// startSideServers starts the admin port (/metrics, /healthz) and, with ACME, the
-// HTTP-01 challenge listener. The returned function stops them.
-func startSideServers(log *slog.Logger, admin http.Handler, adminAddr string, acmeMgr *autocert.Manager, acmeHTTPAddr string, stdout io.Writer) (func(), error) {
-	var servers []*http.Server
-	stop := func() {
-		for _, s := range servers {
-			s.Close()
-		}
-	}
-	serve := func(addr string, h http.Handler, what string) (net.Addr, error) {
-		ln, err := net.Listen("tcp", addr)
-		if err != nil {
-			stop()
-			return nil, fmt.Errorf("listening on %s (%s): %w", addr, what, err)
-		}
-		s := &http.Server{Handler: h, ReadHeaderTimeout: 10 * time.Second, ErrorLog: slog.NewLogLogger(log.Handler(), slog.LevelWarn)}
-		servers = append(servers, s)
-		go s.Serve(ln)
-		return ln.Addr(), nil
-	}
+// sideListeners are the admin port (/metrics, /healthz) and, with ACME, the HTTP-01
+// challenge listener, bound before the relay's state is opened; nil when off.
+type sideListeners struct{ admin, acme net.Listener }
+
+func listenSide(adminAddr string, acmeMgr *autocert.Manager, acmeHTTPAddr string) (sideListeners, error) {
+	var side sideListeners
+	var err error
 	if adminAddr != "" {
-		a, err := serve(adminAddr, admin, "--admin-addr")
-		if err != nil {
-			return nil, err
+		if side.admin, err = net.Listen("tcp", adminAddr); err != nil {
+			return side, fmt.Errorf("listening on %s (--admin-addr; \"\" turns the admin port off): %w", adminAddr, err)
 		}
-		if !isLoopbackAddr(a) {
-			log.Warn("the admin port (/metrics) is not on loopback: anyone who reaches it reads the relay's counters", "addr", a.String())
-		}
-		fmt.Fprintf(stdout, "admin (metrics) on http://%s/metrics\n", a)
 	}
 	if acmeMgr != nil && acmeHTTPAddr != "" {
-		a, err := serve(acmeHTTPAddr, acmeHTTPHandler(acmeMgr), "--acme-http-addr")
-		if err != nil {
-			return nil, err
+		if side.acme, err = net.Listen("tcp", acmeHTTPAddr); err != nil {
+			side.close()
+			return side, fmt.Errorf("listening on %s (--acme-http-addr; \"\" leaves ACME to TLS-ALPN-01 on --addr): %w", acmeHTTPAddr, err)
 		}
-		log.Info("answering ACME HTTP-01 challenges", "addr", a.String())
 	}
-	return stop, nil
+	return side, nil
+}
+
+func (s sideListeners) close() {
+	for _, ln := range []net.Listener{s.admin, s.acme} {
+		if ln != nil {
+			ln.Close()
+		}
+	}
+}
+
+// serve serves the admin port and the ACME challenges on the bound listeners. The
+// returned function stops them.
+func (s sideListeners) serve(log *slog.Logger, admin http.Handler, acmeMgr *autocert.Manager, stdout io.Writer) func() {
+	var servers []*http.Server
+	serve := func(ln net.Listener, h http.Handler) {
+		hs := &http.Server{Handler: h, ReadHeaderTimeout: 10 * time.Second, ErrorLog: slog.NewLogLogger(log.Handler(), slog.LevelWarn)}
+		servers = append(servers, hs)
+		go hs.Serve(ln)
+	}
+	if s.admin != nil {
+		serve(s.admin, admin)
+		if a := s.admin.Addr(); !isLoopbackAddr(a) {
+			log.Warn("the admin port (/metrics) is not on loopback: anyone who reaches it reads the relay's counters", "addr", a.String())
+		}
+		fmt.Fprintf(stdout, "admin (metrics) on http://%s/metrics\n", s.admin.Addr())
+	}
+	if s.acme != nil {
+		serve(s.acme, acmeHTTPHandler(acmeMgr))
+		log.Info("answering ACME HTTP-01 challenges", "addr", s.acme.Addr().String())
+	}
+	return func() {
+		for _, hs := range servers {
+			hs.Close()
+		}
+	}
 }
 
 func isLoopbackAddr(a net.Addr) bool {
 	ta, ok := a.(*net.TCPAddr)
 	return ok && ta.IP.IsLoopback()
+}
+
+// flagSet reports whether the flag name was given on the command line.
+func flagSet(fs *flag.FlagSet, name string) bool {
+	set := false
+	fs.Visit(func(f *flag.Flag) { set = set || f.Name == name })
+	return set
 }

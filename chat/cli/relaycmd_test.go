@@ -7,7 +7,9 @@ import (
 	"crypto/rand"
 	"crypto/x509"
 	"encoding/pem"
+	"errors"
 	"io"
+	"net"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -177,6 +179,46 @@ func TestRunRelayTLSFlagConflicts(t *testing.T) {
 	} {
 		if err := cli.RunRelay(t.Context(), append(args, "--db", db, "--addr", "127.0.0.1:0", "--admin-addr", ""), io.Discard, io.Discard); err == nil {
 			t.Errorf("%v accepted", args)
+		}
+	}
+}
+
+// TestRunRelayBadValuesChangeNothing: a flag value the relay cannot use is refused,
+// naming the flag, before the database (a new relay key) or its directory is made, and
+// a value the help does not allow is not quietly replaced by a default.
+func TestRunRelayBadValuesChangeNothing(t *testing.T) {
+	busy, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer busy.Close()
+	for _, tc := range []struct {
+		args []string
+		says string
+	}{
+		{[]string{"--synchronous", "sometimes"}, "--synchronous"},
+		{[]string{"--max-queue-count", "0"}, "--max-queue-count"},
+		{[]string{"--max-queue-count", "-1"}, "--max-queue-count"},
+		{[]string{"--max-queue-bytes", "-1"}, "--max-queue-bytes"},
+		{[]string{"--rate", "0"}, "--rate"},
+		{[]string{"--rate", "-5"}, "--rate"},
+		{[]string{"--burst", "0"}, "--burst"},
+		{[]string{"--addr", "nohost"}, "--addr"},
+		{[]string{"--addr", busy.Addr().String()}, "--addr"},
+		{[]string{"--admin-addr", busy.Addr().String()}, "--admin-addr"},
+		{[]string{"--acme-http-addr", ":8080"}, "--acme-domain"},
+	} {
+		dir := filepath.Join(t.TempDir(), "state")
+		args := append([]string{"--db", filepath.Join(dir, "relay.db"), "--addr", "127.0.0.1:0", "--admin-addr", ""}, tc.args...)
+		// A relay that starts serves until the context ends: then it returns nil.
+		ctx, cancel := context.WithTimeout(t.Context(), 5*time.Second)
+		err := cli.RunRelay(ctx, args, io.Discard, io.Discard)
+		cancel()
+		if err == nil || !strings.Contains(err.Error(), tc.says) {
+			t.Errorf("%v: %v, want an error naming %s", tc.args, err, tc.says)
+		}
+		if _, serr := os.Stat(dir); !errors.Is(serr, os.ErrNotExist) {
+			t.Errorf("%v: the database directory was made (%v) before the flag was refused", tc.args, serr)
 		}
 	}
 }
