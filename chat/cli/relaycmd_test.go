@@ -222,3 +222,21 @@ func TestRunRelayBadValuesChangeNothing(t *testing.T) {
 		}
 	}
 }
+
+// TestRelayNewKeyFileMakesItsDirectory: the README's `pfschat relay new-key-file
+// /etc/pfschat/relay.key` works on a machine without /etc/pfschat: the directory is
+// made, owner-only.
+func TestRelayNewKeyFileMakesItsDirectory(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "etc", "pfschat")
+	key := filepath.Join(dir, "relay.key")
+	if err := cli.RunRelay(t.Context(), []string{"new-key-file", key}, io.Discard, io.Discard); err != nil {
+		t.Fatal(err)
+	}
+	for path, want := range map[string]os.FileMode{dir: 0o700 | os.ModeDir, key: 0o600} {
+		if st, err := os.Stat(path); err != nil {
+			t.Error(err)
+		} else if st.Mode() != want {
+			t.Errorf("%s: %v, want %v", path, st.Mode(), want)
+		}
+	}
+}

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"path/filepath"
 
 	"pfschat/storage"
 )
@@ -41,6 +42,10 @@ func runRelayNewKeyFile(name string) func(_ context.Context, args []string, stdo
 			return usagef("pfschat relay %s FILE: give one file to write", name)
 		}
 		path := fs.Arg(0)
+		// A missing directory (the README's /etc/pfschat on a new machine) is made, owner-only.
+		if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
+			return fmt.Errorf("making the relay key file's directory: %w", err)
+		}
 		f, err := os.OpenFile(path, os.O_CREATE|os.O_EXCL|os.O_WRONLY, 0o600)
 		if errors.Is(err, os.ErrExist) {
 			return fmt.Errorf("%s exists: a relay key file is never overwritten (the secrets sealed under its key would no longer open); choose another file", path)
