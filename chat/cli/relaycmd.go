@@ -216,17 +216,20 @@ func RunRelay(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		if err != nil {
 			return err
 		}
-		// The database holds the relay's private key: only this user may read it. (SQLite
-		// gives the -wal and -shm files the database file's permissions.)
-		if err := os.Chmod(*dbPath, 0o600); err != nil {
-			return fmt.Errorf("restricting the database file's permissions: %w", err)
-		}
 		store, err := openRelayStore(ctx, *dbPath, storeOpts)
 		if err != nil {
 			return err
 		}
 		closeStore = sync.OnceValue(store.Close)
 		defer closeStore()
+		// The database holds the relay's private key: only this user may read it. Only
+		// once it opened as a relay's: a file pfschat did not write is left as it was.
+		// (SQLite gave the -wal and -shm files the database file's permissions.)
+		for _, p := range []string{*dbPath, *dbPath + "-wal", *dbPath + "-shm"} {
+			if err := os.Chmod(p, 0o600); err != nil && (p == *dbPath || !errors.Is(err, os.ErrNotExist)) {
+				return fmt.Errorf("restricting the database file's permissions: %w", err)
+			}
+		}
 		if err := checkRelayKey(ctx, store, fresh, *initDB); err != nil {
 			return err
 		}

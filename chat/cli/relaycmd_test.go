@@ -240,3 +240,35 @@ func TestRelayNewKeyFileMakesItsDirectory(t *testing.T) {
 		}
 	}
 }
+
+// TestRelayLeavesAForeignFileAlone: a --db file that is not a relay's is refused
+// with its content and its mode as they were (README: "never touched").
+func TestRelayLeavesAForeignFileAlone(t *testing.T) {
+	db := filepath.Join(t.TempDir(), "notes.txt")
+	if err := os.WriteFile(db, []byte("not a database\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Chmod(db, 0o644); err != nil { // whatever the umask
+		t.Fatal(err)
+	}
+	for _, init := range []bool{false, true} {
+		args := []string{"--db", db, "--addr", "127.0.0.1:0", "--admin-addr", ""}
+		if init {
+			args = append(args, "--init")
+		}
+		err := cli.RunRelay(t.Context(), args, io.Discard, io.Discard)
+		if err == nil {
+			t.Fatalf("init=%v: a text file was accepted as the relay database", init)
+		}
+		st, err := os.Stat(db)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if st.Mode().Perm() != 0o644 {
+			t.Errorf("init=%v: the refused file's mode became %04o", init, st.Mode().Perm())
+		}
+		if b, _ := os.ReadFile(db); string(b) != "not a database\n" {
+			t.Errorf("init=%v: the refused file now holds %q", init, b)
+		}
+	}
+}
