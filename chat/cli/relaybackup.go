@@ -28,11 +28,11 @@ func runRelayBackup(ctx context.Context, args []string, stdout, stderr io.Writer
 		if errors.Is(err, flag.ErrHelp) {
 			return nil
 		}
-		return err
+		return usageErr{err.Error()} // the flag package printed the usage already
 	}
 	if fs.NArg() != 1 {
 		fs.Usage()
-		return fmt.Errorf("relay backup needs one argument, the file to write")
+		return usagef("relay backup needs one argument, the file to write")
 	}
 	if *dbPath == "" {
 		return fmt.Errorf("no relay database: pass --db FILE")

@@ -36,16 +36,16 @@ func RunRelayInvite(ctx context.Context, args []string, stdout, stderr io.Writer
 		if errors.Is(err, flag.ErrHelp) {
 			return nil
 		}
-		return err
+		return usageErr{err.Error()} // the flag package printed the usage already
 	}
 	if fs.NArg() > 0 {
-		return fmt.Errorf("unexpected argument %q (see pfschat relay invite --help)", fs.Arg(0))
+		return usagef("unexpected argument %q (see pfschat relay invite --help)", fs.Arg(0))
 	}
 	if *uses <= 0 {
-		return fmt.Errorf("--uses %d: an invite allows at least one registration", *uses)
+		return usagef("--uses %d: an invite allows at least one registration", *uses)
 	}
 	if *ttl < 0 {
-		return fmt.Errorf("--ttl %v: must not be negative", *ttl)
+		return usagef("--ttl %v: must not be negative (0 = until used)", *ttl)
 	}
 	natsURLs, err := clusterOpts.check(fs)
 	if err != nil {

@@ -33,10 +33,10 @@ func runRelayRotateKey(ctx context.Context, args []string, stdout, stderr io.Wri
 		if errors.Is(err, flag.ErrHelp) {
 			return nil
 		}
-		return err
+		return usageErr{err.Error()} // the flag package printed the usage already
 	}
 	if fs.NArg() != 0 {
-		return fmt.Errorf("unexpected argument %q (see pfschat relay rotate-key --help)", fs.Arg(0))
+		return usagef("unexpected argument %q (see pfschat relay rotate-key --help)", fs.Arg(0))
 	}
 	if *dbPath == "" {
 		return fmt.Errorf("no relay database: pass --db FILE")
