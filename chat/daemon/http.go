@@ -94,6 +94,9 @@ func (s *Server) httpEvents(w http.ResponseWriter, r *http.Request) {
 	w.Header().Set("Content-Type", "text/event-stream")
 	w.Header().Set("Cache-Control", "no-cache")
 	w.WriteHeader(http.StatusOK)
+	if r.Method == http.MethodHead { // the headers only: a stream into a bodiless answer never ends
+		return
+	}
 	fl.Flush()
 	id := s.subID.Add(1)
 	sub := s.cfg.Hub.Subscribe()

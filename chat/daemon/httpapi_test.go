@@ -1,0 +1,81 @@
+package daemon_test
+
+import (
+	"bufio"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"pfschat/chat/chattest"
+	"pfschat/chat/daemon"
+	"pfschat/relay/relaytest"
+)
+
+// serveHTTP serves o's HTTP API on a loopback port; it returns the address and the
+// secret.
+func serveHTTP(t *testing.T, o *owned) (addr, secret string) {
+	t.Helper()
+	secret, err := daemon.NewSecret(filepath.Join(t.TempDir(), "secret"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	hs := httptest.NewUnstartedServer(o.srv.HTTPHandler(secret, daemon.LoopbackHosts(ln.Addr().String())))
+	hs.Listener.Close()
+	hs.Listener = ln
+	hs.Start()
+	t.Cleanup(func() {
+		o.srv.Close() // first: it ends every event stream, so hs.Close cannot wait for one
+		hs.Close()
+	})
+	return ln.Addr().String(), secret
+}
+
+// TestHTTPHeadEventsEnds: HEAD /api/v1/events is answered with the stream's headers and
+// ends, as HEAD does; the next request on the same connection is answered (the event
+// stream kept running into the bodiless answer, so the connection was stuck for good,
+// and the server could not close). Unknown paths are 404, a wrong method 405, both
+// after the secret is checked.
+func TestHTTPHeadEventsEnds(t *testing.T) {
+	r := relaytest.Start(t)
+	o := startOwner(t, r, chattest.NewUser(t, r, "bob"))
+	addr, secret := serveHTTP(t, o)
+	nc, err := net.Dial("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer nc.Close()
+	nc.SetDeadline(time.Now().Add(10 * time.Second)) // a failure, never a hang
+	rd := bufio.NewReader(nc)
+	for _, tc := range []struct {
+		method, path string
+		want         int
+	}{
+		{"HEAD", "/api/v1/events", http.StatusOK},
+		{"GET", "/api/v1/check", http.StatusOK},
+		{"GET", "/api/v1/nope", http.StatusNotFound},
+		{"GET", "/api/v1/rpc", http.StatusMethodNotAllowed},
+		{"POST", "/api/v1/check", http.StatusMethodNotAllowed},
+		{"DELETE", "/api/v1/events", http.StatusMethodNotAllowed},
+	} {
+		req, _ := http.NewRequest(tc.method, "http://"+addr+tc.path, nil)
+		req.Header.Set("Authorization", "Bearer "+secret)
+		if err := req.Write(nc); err != nil {
+			t.Fatal(err)
+		}
+		resp, err := http.ReadResponse(rd, req)
+		if err != nil {
+			t.Fatalf("%s %s: %v", tc.method, tc.path, err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode != tc.want {
+			t.Errorf("%s %s: %d, want %d", tc.method, tc.path, resp.StatusCode, tc.want)
+		}
+	}
+}
