@@ -39,14 +39,17 @@ func (s *Server) contactMethod(ctx context.Context, req *Request) (res any, e *E
 		}
 		return empty{}, nil, true
 	case "setNickname":
-		var p NicknameParams
+		var p struct { // NicknameParams, "nickname" required: absent is no way to say "remove it"
+			Name     string  `json:"name"`
+			Nickname *string `json:"nickname"`
+		}
 		if e := DecodeParams(req.Params, &p); e != nil {
 			return nil, e, true
 		}
-		if p.Name == "" {
-			return nil, NewError(CodeInvalidParams, "name is required"), true
+		if p.Name == "" || p.Nickname == nil {
+			return nil, NewError(CodeInvalidParams, `"name" and "nickname" are required ("" removes the nickname)`), true
 		}
-		if err := s.c.SetNickname(ctx, p.Name, p.Nickname); errors.Is(err, storage.ErrInvalid) {
+		if err := s.c.SetNickname(ctx, p.Name, *p.Nickname); errors.Is(err, storage.ErrInvalid) {
 			// over 64 bytes, not UTF-8 or with a control character: the caller's mistake
 			return nil, NewError(CodeInvalidParams, "%v", err), true
 		} else if err != nil {
@@ -54,14 +57,17 @@ func (s *Server) contactMethod(ctx context.Context, req *Request) (res any, e *E
 		}
 		return empty{}, nil, true
 	case "setMuted":
-		var p MutedParams
+		var p struct { // MutedParams, "muted" required: absent is no way to say "unmute"
+			Name  string `json:"name"`
+			Muted *bool  `json:"muted"`
+		}
 		if e := DecodeParams(req.Params, &p); e != nil {
 			return nil, e, true
 		}
-		if p.Name == "" {
-			return nil, NewError(CodeInvalidParams, "name is required"), true
+		if p.Name == "" || p.Muted == nil {
+			return nil, NewError(CodeInvalidParams, `"name" and "muted" are required`), true
 		}
-		if err := s.c.SetMuted(ctx, p.Name, p.Muted); err != nil {
+		if err := s.c.SetMuted(ctx, p.Name, *p.Muted); err != nil {
 			return nil, errorFor(err), true
 		}
 		return empty{}, nil, true

@@ -69,3 +69,27 @@ func TestSocketRequestsAndBlocking(t *testing.T) {
 		t.Fatalf("blocking a removed contact: %v", err)
 	}
 }
+
+// TestSocketSetNicknameAndMutedNeedTheirValue: "nickname" and "muted" are required, as
+// API.md has them; without them the call is invalid_params and changes nothing (it
+// removed the nickname, or unmuted).
+func TestSocketSetNicknameAndMutedNeedTheirValue(t *testing.T) {
+	r := relaytest.Start(t)
+	alice, bob := chattest.NewUser(t, r, "alice"), chattest.NewUser(t, r, "bob")
+	chattest.Converse(t, alice, bob)
+	c := dial(t, startOwner(t, r, bob).sock)
+	ctx := t.Context()
+	chattest.Must(t, c.Call(ctx, "setNickname", daemon.NicknameParams{Name: "alice", Nickname: "Ali"}, nil))
+	chattest.Must(t, c.Call(ctx, "setMuted", daemon.MutedParams{Name: "alice", Muted: true}, nil))
+	var e *daemon.Error
+	for _, method := range []string{"setNickname", "setMuted"} {
+		if err := c.Call(ctx, method, daemon.NameParams{Name: "alice"}, nil); !errors.As(err, &e) || e.Code != daemon.CodeInvalidParams {
+			t.Errorf("%s without its value: %v, want invalid_params", method, err)
+		}
+	}
+	var list []daemon.Contact
+	chattest.Must(t, c.Call(ctx, "contacts", nil, &list))
+	if len(list) != 1 || list[0].Nickname != "Ali" || !list[0].Muted {
+		t.Fatalf("after the refused calls: %+v, want nickname and mute kept", list)
+	}
+}
