@@ -2,10 +2,12 @@ package daemon_test
 
 import (
 	"bufio"
+	"context"
 	"net"
 	"net/http"
 	"net/http/httptest"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
@@ -77,5 +79,48 @@ func TestHTTPHeadEventsEnds(t *testing.T) {
 		if resp.StatusCode != tc.want {
 			t.Errorf("%s %s: %d, want %d", tc.method, tc.path, resp.StatusCode, tc.want)
 		}
+	}
+}
+
+// TestHTTPEventsReconnectStartsAgain: a reconnected event stream (Last-Event-ID sent, as
+// EventSource does) starts as a new one, with every unread message again and the same
+// SSE id, as API.md says: the header is not a resume point.
+func TestHTTPEventsReconnectStartsAgain(t *testing.T) {
+	r := relaytest.Start(t)
+	alice, bob := chattest.NewUser(t, r, "alice"), chattest.NewUser(t, r, "bob")
+	chattest.Converse(t, alice, bob)
+	addr, secret := serveHTTP(t, startOwner(t, r, bob))
+	first := func(lastID string) (id, data string) {
+		t.Helper()
+		ctx, cancel := context.WithCancel(t.Context())
+		defer cancel()
+		req, _ := http.NewRequestWithContext(ctx, "GET", "http://"+addr+"/api/v1/events", nil)
+		req.Header.Set("Authorization", "Bearer "+secret)
+		if lastID != "" {
+			req.Header.Set("Last-Event-ID", lastID)
+		}
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		sc := bufio.NewScanner(resp.Body)
+		for sc.Scan() {
+			if v, ok := strings.CutPrefix(sc.Text(), "id: "); ok {
+				id = v
+			}
+			if v, ok := strings.CutPrefix(sc.Text(), "data: "); ok && id != "" {
+				return id, v
+			}
+		}
+		t.Fatalf("event stream ended: %v", sc.Err())
+		return "", ""
+	}
+	id, data := first("")
+	if !strings.Contains(data, `"text":"hi"`) {
+		t.Fatalf("first event %s, want the unread \"hi\"", data)
+	}
+	if id2, data2 := first(id); id2 != id || !strings.Contains(data2, `"text":"hi"`) {
+		t.Fatalf("after reconnecting with Last-Event-ID %s: id %s %s, want the unread \"hi\" again", id, id2, data2)
 	}
 }
