@@ -188,6 +188,10 @@ func TestSocketBadRequestsKeepTheConnection(t *testing.T) {
 		{`[{"jsonrpc":"2.0","method":"version","id":1}]`, daemon.CodeInvalidRequest, "null"},
 		{`{"jsonrpc":"1.0","method":"version","id":7}`, daemon.CodeInvalidRequest, "7"},
 		{`{"jsonrpc":"2.0","id":"x"}`, daemon.CodeInvalidRequest, `"x"`},
+		// a member of the wrong type leaves the id readable: it is answered with it
+		{`{"jsonrpc":2,"method":"version","id":9}`, daemon.CodeInvalidRequest, "9"},
+		{`{"jsonrpc":"2.0","method":5,"id":"m"}`, daemon.CodeInvalidRequest, `"m"`},
+		{`{"jsonrpc":2,"method":"version","id":9,"extra":1}`, daemon.CodeInvalidRequest, "null"},
 		{`{"jsonrpc":"2.0","method":"version","id":{"a":1}}`, daemon.CodeInvalidRequest, "null"},
 		{`{"jsonrpc":"2.0","method":"version","id":2,"extra":1}`, daemon.CodeInvalidRequest, "null"},
 		// Member names are exact and appear once (encoding/json alone folds case and

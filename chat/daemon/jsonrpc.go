@@ -3,6 +3,7 @@ package daemon
 import (
 	"bytes"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"reflect"
@@ -150,7 +151,14 @@ func DecodeRequest(line []byte) (*Request, ID, *Error) {
 	dec := json.NewDecoder(bytes.NewReader(line))
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(&w); err != nil {
-		return nil, nil, NewError(CodeInvalidRequest, "malformed request: %v", err)
+		// A member of the wrong type: the rest is decoded, the id included (its name
+		// is exact and once, checked above), so the answer can name the request.
+		var te *json.UnmarshalTypeError
+		var id ID
+		if errors.As(err, &te) && w.ID != nil && validID(w.ID) && onlyRequestMembers(line) {
+			id = ID(w.ID)
+		}
+		return nil, id, NewError(CodeInvalidRequest, "malformed request: %v", err)
 	}
 	if _, err := dec.Token(); err != io.EOF {
 		return nil, nil, NewError(CodeInvalidRequest, "trailing data after the request")
@@ -176,6 +184,23 @@ func DecodeRequest(line []byte) (*Request, ID, *Error) {
 		r.Params = w.Params
 	}
 	return r, id, nil
+}
+
+// onlyRequestMembers reports whether the object line has no member a request does not:
+// a request with one is answered with "id":null, whatever else is wrong with it.
+func onlyRequestMembers(line []byte) bool {
+	var m map[string]json.RawMessage
+	if json.Unmarshal(line, &m) != nil {
+		return false
+	}
+	for k := range m {
+		switch k {
+		case "jsonrpc", "method", "params", "id":
+		default:
+			return false
+		}
+	}
+	return true
 }
 
 func validID(raw json.RawMessage) bool {
