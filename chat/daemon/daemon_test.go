@@ -203,6 +203,9 @@ func TestSocketBadRequestsKeepTheConnection(t *testing.T) {
 		{`{"jsonrpc":"2.0","method":"nope","method":"version","id":2}`, daemon.CodeInvalidRequest, "null"},
 		{`{"jsonrpc":"2.0","method":"version","id":2,"id":3}`, daemon.CodeInvalidRequest, "null"},
 		{`{"jsonrpc":"2.0","method":"noSuchMethod","id":3}`, daemon.CodeMethodNotFound, "3"},
+		// any JSON number is an id, also one beyond a float64: it is echoed as sent
+		{`{"jsonrpc":"2.0","method":"noSuchMethod","id":1e400}`, daemon.CodeMethodNotFound, "1e400"},
+		{`{"jsonrpc":"2.0","method":"version","id":true}`, daemon.CodeInvalidRequest, "null"},
 		{`{"jsonrpc":"2.0","method":"send","params":[1,2],"id":4}`, daemon.CodeInvalidParams, "4"},
 		{`{"jsonrpc":"2.0","method":"send","params":{"to":"x","bogus":1},"id":5}`, daemon.CodeInvalidParams, "5"},
 		{`{"jsonrpc":"2.0","method":"verify","params":{},"id":6}`, daemon.CodeInvalidParams, "6"},

@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"io"
 	"reflect"
-	"strconv"
 
 	"pfschat/relay/strictjson"
 )
@@ -210,9 +209,13 @@ func validID(raw json.RawMessage) bool {
 		return json.Unmarshal(raw, &s) == nil
 	case 'n':
 		return string(raw) == "null"
+	case '-', '0', '1', '2', '3', '4', '5', '6', '7', '8', '9':
+		// A JSON number (the request is valid JSON), kept as sent: also one a float64
+		// cannot hold, which the answer echoes all the same.
+		var n json.Number
+		return json.Unmarshal(raw, &n) == nil
 	default:
-		_, err := strconv.ParseFloat(string(raw), 64)
-		return err == nil
+		return false
 	}
 }
 
