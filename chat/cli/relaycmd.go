@@ -172,6 +172,9 @@ func RunRelay(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	// served (a typo, a port in use) changes nothing.
 	ln, err := net.Listen("tcp", *addr)
 	if err != nil {
+		if running := relayRunningOn(*dbPath); running != nil {
+			return running // the usual cause: this relay runs already; say so by name and pid
+		}
 		return fmt.Errorf("listening on %s (--addr): %w", *addr, err)
 	}
 	defer ln.Close() // after hs.Serve closed it, a no-op

@@ -7,6 +7,7 @@ package cli
 import (
 	"errors"
 	"fmt"
+	"os"
 	"strconv"
 
 	"pfschat/chat/profile"
@@ -52,4 +53,18 @@ func parseRelayLockRecord(b []byte) (pid int, what string) {
 		what = v
 	}
 	return pid, what
+}
+
+// relayRunningOn is the *relayLockedError of a relay serving db now, else nil. It
+// makes nothing: a database without a lock file has no relay.
+func relayRunningOn(db string) error {
+	if _, err := os.Stat(relayLockPath(db)); err != nil {
+		return nil
+	}
+	l, err := lockRelayDB(db, "pfschat relay", "start the relay")
+	if errors.Is(err, errRelayRunning) {
+		return err
+	}
+	l.release()
+	return nil
 }

@@ -64,6 +64,13 @@ func TestRelayRotateKeyRefusesWhileRunning(t *testing.T) {
 	if err == nil || !strings.Contains(err.Error(), "cannot start the relay") {
 		t.Fatalf("a second relay on the same database: %v", err)
 	}
+	// The same again on the same port, as one starts a relay twice: the port is taken,
+	// and the error still names the relay that runs, not only the port.
+	hostPort := strings.TrimSuffix(strings.TrimPrefix(url, "ws://"), "/v2/ws")
+	err = cli.RunRelay(t.Context(), []string{"--db", db, "--addr", hostPort, "--admin-addr", "", "--min-free-mib", "0"}, io.Discard, io.Discard)
+	if err == nil || !strings.Contains(err.Error(), "in use by pfschat relay (pid ") {
+		t.Fatalf("a second relay on the same database and port: %v", err)
+	}
 	// Nothing changed: a client pinned to the key connects with no rotation.
 	rotated := false
 	c := client.New(client.Config{URL: url, PinnedRelayKey: old, OnRelayKeyRotated: func([]relay.KeyRotation) { rotated = true }})
