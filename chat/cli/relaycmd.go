@@ -108,7 +108,7 @@ func RunRelay(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	}
 
 	if *gcPercent < 0 || *memLimit < 0 || *heapFloor < 0 {
-		return fmt.Errorf("--gc-percent, --memory-limit-mib and --gc-heap-floor-mib must not be negative")
+		return usagef("--gc-percent, --memory-limit-mib and --gc-heap-floor-mib must not be negative")
 	}
 	var level slog.Level
 	if err := level.UnmarshalText([]byte(*logLevel)); err != nil {
@@ -138,29 +138,29 @@ func RunRelay(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	}
 
 	if *maxBlobMiB <= 0 || *blobQuotaMiB <= 0 {
-		return fmt.Errorf("--max-blob-mib and --blob-quota-mib must be positive")
+		return usagef("--max-blob-mib and --blob-quota-mib must be positive")
 	}
 	if *minFree < 0 || *reserveMiB < 0 || *expiryDays < 0 {
-		return fmt.Errorf("--min-free-mib, --disk-reserve-mib and --account-expiry must not be negative")
+		return usagef("--min-free-mib, --disk-reserve-mib and --account-expiry must not be negative")
 	}
 	// Checked here, not by the store or the server: a value they would refuse (or
 	// quietly replace by a default) must not cost a new database first.
 	switch strings.ToUpper(*syncMode) {
 	case "FULL", "NORMAL":
 	default:
-		return fmt.Errorf("--synchronous %q: want FULL (an accepted message survives power loss) or NORMAL", *syncMode)
+		return usagef("--synchronous %q: want FULL (an accepted message survives power loss) or NORMAL", *syncMode)
 	}
 	if *maxCount <= 0 || *maxBytes <= 0 {
-		return fmt.Errorf("--max-queue-count and --max-queue-bytes must be positive (the defaults are %d and %d)", server.DefaultLimits.MaxQueueCount, server.DefaultLimits.MaxQueueBytes)
+		return usagef("--max-queue-count and --max-queue-bytes must be positive (the defaults are %d and %d)", server.DefaultLimits.MaxQueueCount, server.DefaultLimits.MaxQueueBytes)
 	}
 	if *rate <= 0 && *rate != -1 {
-		return fmt.Errorf("--rate %d: want frames per second (default %d), or -1 for unlimited", *rate, server.DefaultLimits.FramesPerSecond)
+		return usagef("--rate %d: want frames per second (default %d), or -1 for unlimited", *rate, server.DefaultLimits.FramesPerSecond)
 	}
 	if *burst <= 0 {
-		return fmt.Errorf("--burst %d: want a positive number of frames (default %d)", *burst, server.DefaultLimits.FrameBurst)
+		return usagef("--burst %d: want a positive number of frames (default %d)", *burst, server.DefaultLimits.FrameBurst)
 	}
 	if tlsOpts.ACMEDomain == "" && flagSet(fs, "acme-http-addr") {
-		return errors.New("--acme-http-addr answers ACME challenges, and there is no --acme-domain: give --acme-domain NAME too, or drop it")
+		return usagef("--acme-http-addr answers ACME challenges, and there is no --acme-domain: give --acme-domain NAME too, or drop it")
 	}
 	limits := server.Limits{MaxQueueCount: *maxCount, MaxQueueBytes: *maxBytes, FramesPerSecond: *rate, FrameBurst: *burst,
 		MaxBlobBytes: *maxBlobMiB << 20, BlobQuotaBytes: *blobQuotaMiB << 20}

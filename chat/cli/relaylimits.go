@@ -2,7 +2,6 @@ package cli
 
 import (
 	"flag"
-	"fmt"
 	"log/slog"
 	"net"
 	"net/netip"
@@ -44,14 +43,14 @@ func (a *abuseFlags) apply(l *server.Limits, opts *storage.RelayOptions, log *sl
 	switch *a.registration {
 	case server.RegistrationOpen, server.RegistrationInvite, server.RegistrationClosed:
 	default:
-		return fmt.Errorf("--registration %q: want open, invite or closed", *a.registration)
+		return usagef("--registration %q: want open, invite or closed", *a.registration)
 	}
 	if *a.connsPerAddr < 0 || *a.maxConns < 0 || *a.regsPerHour < 0 || *a.senderQuota < 0 || *a.loginTimeout <= 0 || *a.messageTimeout <= 0 {
-		return fmt.Errorf("--max-conns-per-address, --max-conns, --registrations-per-hour and --sender-quota must not be negative, --login-timeout and --message-timeout must be positive")
+		return usagef("--max-conns-per-address, --max-conns, --registrations-per-hour and --sender-quota must not be negative, --login-timeout and --message-timeout must be positive")
 	}
 	var err error
 	if a.trusted, err = server.ParseTrustedProxies(*a.trustedProxies); err != nil {
-		return err
+		return usagef("%v", err)
 	}
 	off := func(v int) int {
 		if v == 0 {

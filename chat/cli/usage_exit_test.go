@@ -23,6 +23,11 @@ func TestUsageErrorsExit2Everywhere(t *testing.T) {
 		{"relay", "backup", "--bogus", "x.db"}, {"relay", "backup"}, {"relay", "backup", "a.db", "b.db"},
 		{"relay", "rotate-key", "--bogus"}, {"relay", "rotate-key", "stray"},
 		{"relay", "invite", "--bogus"}, {"relay", "invite", "stray"}, {"relay", "invite", "--uses", "0"},
+		// A relay flag's value out of its range: refused before anything is made.
+		{"relay", "--rate", "0"}, {"relay", "--burst", "-1"}, {"relay", "--synchronous", "OFF"},
+		{"relay", "--max-queue-count", "0"}, {"relay", "--max-blob-mib", "0"}, {"relay", "--min-free-mib", "-1"},
+		{"relay", "--registration", "sometimes"}, {"relay", "--gc-percent", "-5"}, {"relay", "--login-timeout", "0s"},
+		{"relay", "--trusted-proxies", "not-a-cidr"}, {"relay", "--acme-http-addr", ":80"},
 		{"frobnicate"}, {"send", "--home", home}, {"recv", "--home", home, "--count", "x"},
 		{"contacts", "--home", home, "stray"}, {"version", "stray"},
 		{"rotate-keys", "--home", home, "--count", "0"},
