@@ -3,6 +3,7 @@ package daemon
 import (
 	"crypto/subtle"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"net"
@@ -67,9 +68,15 @@ func LoopbackHosts(addr string) []string {
 func (s *Server) httpRPC(w http.ResponseWriter, r *http.Request) {
 	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, MaxRequestBytes))
 	w.Header().Set("Content-Type", "application/json")
-	if err != nil {
+	var tooBig *http.MaxBytesError
+	switch {
+	case errors.As(err, &tooBig):
 		w.WriteHeader(http.StatusRequestEntityTooLarge)
 		json.NewEncoder(w).Encode(Response{JSONRPC: Version, Error: NewError(CodeInvalidRequest, "request body over %d bytes", MaxRequestBytes)})
+		return
+	case err != nil: // the client went away or sent a broken body: no answer reaches it
+		w.WriteHeader(http.StatusBadRequest)
+		json.NewEncoder(w).Encode(Response{JSONRPC: Version, Error: NewError(CodeInvalidRequest, "reading the request body: %v", err)})
 		return
 	}
 	req, id, rerr := DecodeRequest(body)

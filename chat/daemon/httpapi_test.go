@@ -3,6 +3,7 @@ package daemon_test
 import (
 	"bufio"
 	"context"
+	"fmt"
 	"net"
 	"net/http"
 	"net/http/httptest"
@@ -122,5 +123,36 @@ func TestHTTPEventsReconnectStartsAgain(t *testing.T) {
 	}
 	if id2, data2 := first(id); id2 != id || !strings.Contains(data2, `"text":"hi"`) {
 		t.Fatalf("after reconnecting with Last-Event-ID %s: id %s %s, want the unread \"hi\" again", id, id2, data2)
+	}
+}
+
+// TestHTTPBrokenBodyIsNotTooLarge: a request body that cannot be read (a chunked body
+// that breaks off) is answered 400, and only one over 1 MiB is 413, as API.md says.
+func TestHTTPBrokenBodyIsNotTooLarge(t *testing.T) {
+	r := relaytest.Start(t)
+	o := startOwner(t, r, chattest.NewUser(t, r, "bob"))
+	addr, secret := serveHTTP(t, o)
+	for _, tc := range []struct {
+		name, body string
+		want       int
+	}{
+		{"a broken chunk", "zz\r\n{}\r\n0\r\n\r\n", http.StatusBadRequest},
+		{"over 1 MiB", fmt.Sprintf("%x\r\n%s\r\n0\r\n\r\n", daemon.MaxRequestBytes+1, strings.Repeat(" ", daemon.MaxRequestBytes+1)), http.StatusRequestEntityTooLarge},
+	} {
+		nc, err := net.Dial("tcp", addr)
+		if err != nil {
+			t.Fatal(err)
+		}
+		nc.SetDeadline(time.Now().Add(10 * time.Second)) // a failure, never a hang
+		fmt.Fprintf(nc, "POST /api/v1/rpc HTTP/1.1\r\nHost: %s\r\nAuthorization: Bearer %s\r\nContent-Type: application/json\r\nTransfer-Encoding: chunked\r\n\r\n%s", addr, secret, tc.body)
+		resp, err := http.ReadResponse(bufio.NewReader(nc), nil)
+		if err != nil {
+			t.Fatalf("%s: %v", tc.name, err)
+		}
+		resp.Body.Close()
+		nc.Close()
+		if resp.StatusCode != tc.want {
+			t.Errorf("%s: %d, want %d", tc.name, resp.StatusCode, tc.want)
+		}
 	}
 }
