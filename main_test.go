@@ -180,8 +180,8 @@ func TestCommandDetectionAgreesWithFlagDefinitions(t *testing.T) {
 		}
 		args := append(before, "relay", "--help")
 		var out, errb bytes.Buffer
-		if code := run(t.Context(), args, strings.NewReader(""), &out, &errb); code != 0 || !strings.Contains(errb.String(), "usage: pfschat relay") {
-			t.Errorf("pfschat %s: exit %d, stderr %q; want the relay's usage", strings.Join(args, " "), code, errb.String())
+		if code := run(t.Context(), args, strings.NewReader(""), &out, &errb); code != 0 || !strings.Contains(out.String(), "usage: pfschat relay") {
+			t.Errorf("pfschat %s: exit %d, stdout %q; want the relay's usage", strings.Join(args, " "), code, out.String())
 		}
 	})
 }

@@ -39,8 +39,8 @@ func runDemo(ctx context.Context, args []string, stdin io.Reader, stdout, stderr
 	fs.SetOutput(stderr)
 	var flags profile.Flags
 	flags.Register(fs, profile.Demo)
-	fs.Usage = usageOf(fs, stderr, "usage: pfschat demo [flags]   (UI + embedded relay + an echo contact, throwaway profile)\n")
-	if code, ok := parseNoArgs(fs, args, stderr, "pfschat demo: unexpected argument %q; see pfschat demo --help\n"); !ok {
+	fs.Usage = usageOf(fs, "usage: pfschat demo [flags]   (UI + embedded relay + an echo contact, throwaway profile)\n")
+	if code, ok := parseNoArgs(fs, args, stdout, stderr, "pfschat demo: unexpected argument %q; see pfschat demo --help\n"); !ok {
 		return code
 	}
 	logger := slog.New(slog.DiscardHandler)

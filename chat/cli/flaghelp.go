@@ -1,6 +1,7 @@
 package cli
 
 import (
+	"errors"
 	"flag"
 	"fmt"
 	"io"
@@ -37,11 +38,33 @@ func printFlags(w io.Writer, fs *flag.FlagSet) {
 }
 
 // usageOf sets fs's usage text: the head line(s), then printFlags.
-func usageOf(fs *flag.FlagSet, w io.Writer, head string) func() {
+func usageOf(fs *flag.FlagSet, head string) func() {
 	return func() {
-		fmt.Fprint(w, head)
-		printFlags(w, fs)
+		fmt.Fprint(fs.Output(), head) // stdout for --help, stderr for a mistake (parseFlags)
+		printFlags(fs.Output(), fs)
 	}
+}
+
+// parseFlags parses a command's flags. --help prints the command's
+// usage (fs.Usage, written to fs.Output()) to stdout, as every other command's --help
+// does, and reports helped; a mistake prints the error and the usage to fs's output,
+// stderr, and is a usage error.
+func parseFlags(fs *flag.FlagSet, args []string, stdout io.Writer) (helped bool, err error) {
+	out, usage := fs.Output(), fs.Usage
+	fs.Usage = func() {} // printed below, where it belongs
+	err = fs.Parse(args)
+	fs.Usage = usage
+	switch {
+	case errors.Is(err, flag.ErrHelp):
+		fs.SetOutput(stdout)
+		usage()
+		fs.SetOutput(out)
+		return true, nil
+	case err != nil:
+		usage()
+		return false, usageErr{err.Error()}
+	}
+	return false, nil
 }
 
 // valueNames are the README's names for flag values.

@@ -31,12 +31,16 @@ func TestCommandHelpSpellsFlagsAsTheREADME(t *testing.T) {
 		{[]string{"relay", "backup", "--help"}, []string{"\n  --db FILE\n"}},
 		{[]string{"relay", "rotate-key", "--help"}, []string{"\n  --db FILE\n", "\n  --compromised\n", "\n  --relay-key-file FILE\n"}},
 		{[]string{"relay", "invite", "--help"}, []string{"\n  --db FILE\n", "\n  --uses N\n", "\n  --relay-key-file FILE\n"}},
+		{[]string{"relay", "new-key-file", "--help"}, []string{"usage: pfschat relay new-key-file FILE\n"}},
 	} {
 		var out, errb bytes.Buffer
 		if code := Main(t.Context(), tc.args, strings.NewReader(""), &out, &errb); code != exitOK {
 			t.Errorf("%q: exit %d, want 0", tc.args, code)
 		}
-		text := out.String() + errb.String()
+		text := out.String()
+		if errb.Len() > 0 { // --help is asked for: stdout, as every CLI's
+			t.Errorf("%q: help on stderr:\n%s", tc.args, errb.String())
+		}
 		for _, w := range tc.want {
 			if !strings.Contains(text, w) {
 				t.Errorf("%q: help lacks %q:\n%s", tc.args, w, text)

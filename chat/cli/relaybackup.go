@@ -2,7 +2,6 @@ package cli
 
 import (
 	"context"
-	"errors"
 	"flag"
 	"fmt"
 	"io"
@@ -21,14 +20,11 @@ func runRelayBackup(ctx context.Context, args []string, stdout, stderr io.Writer
 	fs.SetOutput(stderr)
 	dbPath := fs.String("db", DefaultRelayDBPath(), "relay database file (SQLite)")
 	fs.Usage = func() {
-		fmt.Fprintf(stderr, "usage: pfschat relay backup [--db FILE] DEST\n\nCopies the relay database to DEST (a new file; never overwritten) with SQLite's VACUUM INTO,\nwhile the relay runs. DEST holds the relay's secrets as the database does: sealed when the relay runs\nwith --relay-key-file (the copy opens only with that key), in the clear otherwise (keep it as safe as the\nrelay's private key).\n\n")
-		printFlags(stderr, fs)
+		fmt.Fprintf(fs.Output(), "usage: pfschat relay backup [--db FILE] DEST\n\nCopies the relay database to DEST (a new file; never overwritten) with SQLite's VACUUM INTO,\nwhile the relay runs. DEST holds the relay's secrets as the database does: sealed when the relay runs\nwith --relay-key-file (the copy opens only with that key), in the clear otherwise (keep it as safe as the\nrelay's private key).\n\n")
+		printFlags(fs.Output(), fs)
 	}
-	if err := fs.Parse(args); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			return nil
-		}
-		return usageErr{err.Error()} // the flag package printed the usage already
+	if helped, err := parseFlags(fs, args, stdout); helped || err != nil {
+		return err
 	}
 	if fs.NArg() != 1 {
 		fs.Usage()

@@ -86,14 +86,11 @@ func RunRelay(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	reserveMiB := fs.Int64("disk-reserve-mib", DefaultDiskReserveMiB, "MiB set aside in FILE.reserve beside the --db FILE, released to acks when the disk is nearly full (0 = none)")
 	expiryDays := fs.Int("account-expiry", 0, "free the names of accounts not logged in for this many days, with their queues (0 = never)")
 	fs.Usage = func() {
-		fmt.Fprintf(stderr, "usage: pfschat relay [flags]\n\nRuns a pfschat relay: registers cards, hands out prekeys, stores and forwards ciphertext.\n\n")
-		printFlags(stderr, fs)
+		fmt.Fprintf(fs.Output(), "usage: pfschat relay [flags]\n\nRuns a pfschat relay: registers cards, hands out prekeys, stores and forwards ciphertext.\n\n")
+		printFlags(fs.Output(), fs)
 	}
-	if err := fs.Parse(args); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			return nil
-		}
-		return usageErr{err.Error()} // the flag package printed the usage already
+	if helped, err := parseFlags(fs, args, stdout); helped || err != nil {
+		return err
 	}
 	if fs.NArg() > 0 {
 		return usagef("unexpected argument %q (see pfschat relay --help)", fs.Arg(0))

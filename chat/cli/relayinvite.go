@@ -29,14 +29,11 @@ func RunRelayInvite(ctx context.Context, args []string, stdout, stderr io.Writer
 	var clusterOpts clusterFlags // a relay cluster's invites are in JetStream (relaycluster.go)
 	clusterOpts.register(fs)
 	fs.Usage = func() {
-		fmt.Fprintf(stderr, "usage: pfschat relay invite [--uses N] [--ttl D] [--db FILE | --nats URL[,URL…]] [--relay-key-file FILE]\n\nPrints a one-time invite code for a relay run with --registration invite.\n\n")
-		printFlags(stderr, fs)
+		fmt.Fprintf(fs.Output(), "usage: pfschat relay invite [--uses N] [--ttl D] [--db FILE | --nats URL[,URL…]] [--relay-key-file FILE]\n\nPrints a one-time invite code for a relay run with --registration invite.\n\n")
+		printFlags(fs.Output(), fs)
 	}
-	if err := fs.Parse(args); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			return nil
-		}
-		return usageErr{err.Error()} // the flag package printed the usage already
+	if helped, err := parseFlags(fs, args, stdout); helped || err != nil {
+		return err
 	}
 	if fs.NArg() > 0 {
 		return usagef("unexpected argument %q (see pfschat relay invite --help)", fs.Arg(0))

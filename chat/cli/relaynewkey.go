@@ -28,15 +28,12 @@ func runRelayNewKeyFile(name string) func(_ context.Context, args []string, stdo
 		fs := flag.NewFlagSet("pfschat relay "+name, flag.ContinueOnError)
 		fs.SetOutput(stderr)
 		fs.Usage = func() {
-			fmt.Fprintf(stderr, "usage: pfschat relay %s FILE\n\nWrites a new relay key that seals the relay's secrets (its identity key) in its database or, for a\n"+
+			fmt.Fprintf(fs.Output(), "usage: pfschat relay %s FILE\n\nWrites a new relay key that seals the relay's secrets (its identity key) in its database or, for a\n"+
 				"cluster, in JetStream (README \"The relay's key at rest\"). Give the file to the relay: pfschat relay --db DB\n"+
 				"--relay-key-file FILE, or pfschat relay --nats ... --relay-key-file FILE on every node of a cluster.\n", name)
 		}
-		if err := fs.Parse(args); err != nil {
-			if errors.Is(err, flag.ErrHelp) {
-				return nil
-			}
-			return usageErr{err.Error()}
+		if helped, err := parseFlags(fs, args, stdout); helped || err != nil {
+			return err
 		}
 		if fs.NArg() != 1 {
 			return usagef("pfschat relay %s FILE: give one file to write", name)

@@ -26,14 +26,11 @@ func runRelayRotateKey(ctx context.Context, args []string, stdout, stderr io.Wri
 	keyFile := fs.String("relay-key-file", "", "the `file` holding the relay key (64 hex digits) the relay's secrets in --db are sealed under (or set $PFSCHAT_RELAY_KEY): needed for a sealed relay; a relay in the clear given one is sealed, and its new key written sealed")
 	compromised := fs.Bool("compromised", false, "the old key is compromised: make a new key WITHOUT a statement from it; clients refuse the new key until their users run pfschat repin")
 	fs.Usage = func() {
-		fmt.Fprintf(stderr, "usage: pfschat relay rotate-key [--db FILE] [--relay-key-file FILE] [--compromised]\n\nGives the relay a new key. The old key signs a statement naming the new one; the relay serves it\nto every client, which checks it against its pinned key and re-pins. Every card is re-signed with\nthe new key. Stop the relay first, back the database up, rotate, start the relay again.\n\n")
-		printFlags(stderr, fs)
+		fmt.Fprintf(fs.Output(), "usage: pfschat relay rotate-key [--db FILE] [--relay-key-file FILE] [--compromised]\n\nGives the relay a new key. The old key signs a statement naming the new one; the relay serves it\nto every client, which checks it against its pinned key and re-pins. Every card is re-signed with\nthe new key. Stop the relay first, back the database up, rotate, start the relay again.\n\n")
+		printFlags(fs.Output(), fs)
 	}
-	if err := fs.Parse(args); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			return nil
-		}
-		return usageErr{err.Error()} // the flag package printed the usage already
+	if helped, err := parseFlags(fs, args, stdout); helped || err != nil {
+		return err
 	}
 	if fs.NArg() != 0 {
 		return usagef("unexpected argument %q (see pfschat relay rotate-key --help)", fs.Arg(0))

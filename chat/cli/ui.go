@@ -3,7 +3,6 @@ package cli
 import (
 	"cmp"
 	"context"
-	"errors"
 	"flag"
 	"fmt"
 	"io"
@@ -39,11 +38,10 @@ func openLog(path string) (*slog.Logger, func(), error) {
 // parseNoArgs parses the flags of a command that takes no arguments (the UI, demo).
 // ok is false when the command is done: --help was shown (code 0), or a usage mistake
 // was reported (code 2; unexpected formats a stray argument).
-func parseNoArgs(fs *flag.FlagSet, args []string, stderr io.Writer, unexpected string) (code int, ok bool) {
-	if err := fs.Parse(args); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			return exitOK, false
-		}
+func parseNoArgs(fs *flag.FlagSet, args []string, stdout, stderr io.Writer, unexpected string) (code int, ok bool) {
+	if helped, err := parseFlags(fs, args, stdout); helped {
+		return exitOK, false
+	} else if err != nil {
 		return exitUsage, false
 	}
 	if fs.NArg() > 0 {
@@ -60,8 +58,8 @@ func runUI(ctx context.Context, args []string, stdin io.Reader, stdout, stderr i
 	fs.SetOutput(stderr)
 	var flags profile.Flags
 	flags.Register(fs, profile.UI)
-	fs.Usage = usageOf(fs, stderr, "usage: pfschat [flags]   (the chat UI; 'pfschat help' lists the commands)\n")
-	if code, ok := parseNoArgs(fs, args, stderr, "pfschat: unexpected argument %q; see pfschat help\n"); !ok {
+	fs.Usage = usageOf(fs, "usage: pfschat [flags]   (the chat UI; 'pfschat help' lists the commands)\n")
+	if code, ok := parseNoArgs(fs, args, stdout, stderr, "pfschat: unexpected argument %q; see pfschat help\n"); !ok {
 		return code
 	}
 	home, err := flags.HomeDir()
