@@ -9,7 +9,6 @@ import (
 	"io"
 	"net"
 	"net/http"
-	"net/http/httptest"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -255,20 +254,8 @@ func TestHTTPAuthAndEvents(t *testing.T) {
 	alice, bob := chattest.NewUser(t, r, "alice"), chattest.NewUser(t, r, "bob")
 	chattest.Converse(t, alice, bob)
 	o := startOwner(t, r, bob)
-	secret, err := daemon.NewSecret(filepath.Join(t.TempDir(), "secret"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	hs := httptest.NewUnstartedServer(o.srv.HTTPHandler(secret, daemon.LoopbackHosts(ln.Addr().String())))
-	hs.Listener.Close()
-	hs.Listener = ln
-	hs.Start()
-	defer hs.Close()
-	base := hs.URL
+	addr, secret := serveHTTP(t, o)
+	base := "http://" + addr
 	rpc := `{"jsonrpc":"2.0","method":"version","id":1}`
 	do := func(method, path, body string, mod func(*http.Request)) *http.Response {
 		req, _ := http.NewRequestWithContext(t.Context(), method, base+path, strings.NewReader(body))
