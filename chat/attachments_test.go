@@ -277,20 +277,27 @@ func TestAttachmentTampering(t *testing.T) {
 			if !errors.Is(err, tc.want) {
 				t.Fatalf("download: %v, want %v", err, tc.want)
 			}
-			if left := dirEntries(t, down); len(left) != 0 {
-				t.Fatalf("the downloads directory has %v", left)
-			}
-			a, _ := bob.c.AttachmentOf(ctx, m.ID)
-			if a == nil || a.State != AttachmentFailed || a.Reason == "" {
-				t.Fatalf("attachment after tampering: %+v", a)
-			}
-			if left := dirEntries(t, filepath.Join(bob.p.Dir, "attachments")); len(left) != 0 {
-				t.Fatalf("partial files kept: %v", left)
-			}
+			failedLeavingNothing(t, bob, m.ID, down)
 			// Clean the relay for the next case.
 			os.RemoveAll(r.Path + ".blobs")
 			os.MkdirAll(r.Path+".blobs/partial", 0o700)
 		})
+	}
+}
+
+// failedLeavingNothing checks that the attachment of message id failed with a reason
+// and that its download left nothing, in dir or in the profile.
+func failedLeavingNothing(t *testing.T, bob *user, id int64, dir string) {
+	t.Helper()
+	if left := dirEntries(t, dir); len(left) != 0 {
+		t.Fatalf("the downloads directory has %v", left)
+	}
+	a, _ := bob.c.AttachmentOf(attachCtx(t), id)
+	if a == nil || a.State != AttachmentFailed || a.Reason == "" {
+		t.Fatalf("attachment after the download: %+v", a)
+	}
+	if left := dirEntries(t, filepath.Join(bob.p.Dir, "attachments")); len(left) != 0 {
+		t.Fatalf("partial files kept: %v", left)
 	}
 }
 
@@ -329,16 +336,8 @@ func TestAttachmentTheRelayCannotServe(t *testing.T) {
 			if _, err := bob.c.Download(ctx, m.ID, down, nil); !errors.Is(err, tc.want) {
 				t.Fatalf("download: %v, want %v", err, tc.want)
 			}
-			a, _ := bob.c.AttachmentOf(ctx, m.ID)
-			if a == nil || a.State != AttachmentFailed || a.Reason == "" {
-				t.Fatalf("attachment after the download: %+v", a)
-			}
-			if left := dirEntries(t, down); len(left) != 0 {
-				t.Fatalf("the downloads directory has %v", left)
-			}
-			if left := dirEntries(t, filepath.Join(bob.p.Dir, "attachments")); len(left) != 0 {
-				t.Fatalf("partial files kept: %v", left)
-			}
+			failedLeavingNothing(t, bob, m.ID, down)
+			// Clean the relay for the next case.
 			os.RemoveAll(r.Path + ".blobs")
 			os.MkdirAll(r.Path+".blobs/partial", 0o700)
 		})

@@ -208,16 +208,7 @@ func TestSpecRuleOrder(t *testing.T) {
 
 	// §6.2, §6.4.
 	snapshot := func(version byte, identity, typ string, data ...string) []byte {
-		b := []byte{version}
-		for _, s := range []string{identity, typ, "laptop"} {
-			b = append(append(b, byte(len(s))), s...)
-		}
-		b = slices.Concat(b, make([]byte, 64), be64(1767225600), []byte{byte(len(data) / 2)})
-		for i := 0; i+1 < len(data); i += 2 {
-			b = append(append(b, byte(len(data[i]))), data[i]...)
-			b = append(append(b, be16(len(data[i+1]))...), data[i+1]...)
-		}
-		return b
+		return specSnapshot(version, identity, typ, "laptop", data...)
 	}
 	card := func(snap []byte, self, relay int) []byte {
 		return slices.Concat([]byte{1}, be16(len(snap)), snap, []byte{byte(self)}, make([]byte, self), []byte{byte(relay)}, make([]byte, relay))

@@ -35,18 +35,7 @@ func TestSpecDecoderRules(t *testing.T) {
 
 	// §6: cards, from a snapshot built here (§6.2) in a binary (§6.4) with a dummy
 	// self signature: decoders do not verify (§1.1 rule 5).
-	snapshot := func(version byte, identity, typ, device string, data ...string) []byte {
-		b := []byte{version}
-		for _, s := range []string{identity, typ, device} {
-			b = append(append(b, byte(len(s))), s...)
-		}
-		b = slices.Concat(b, make([]byte, 64), be64(1767225600), []byte{byte(len(data) / 2)})
-		for i := 0; i+1 < len(data); i += 2 {
-			b = append(append(b, byte(len(data[i]))), data[i]...)
-			b = append(append(b, be16(len(data[i+1]))...), data[i+1]...)
-		}
-		return b
-	}
+	snapshot := specSnapshot
 	card := func(snap []byte, self, relay int) error {
 		_, err := ratchet.ParseCard(slices.Concat([]byte{1}, be16(len(snap)), snap,
 			[]byte{byte(self)}, make([]byte, self), []byte{byte(relay)}, make([]byte, relay)))
@@ -247,4 +236,19 @@ func TestSpecDecoderRules(t *testing.T) {
 	if !bytes.Equal(hdr, f.Handshake.InitialHeader.b(t)) {
 		t.Fatal("A1 does not carry the handshake's initial header")
 	}
+}
+
+// specSnapshot builds a card snapshot by SPEC §6.2 (a zero identity key, created at
+// 2026-01-01), data given as key, value pairs, without checking any rule.
+func specSnapshot(version byte, identity, typ, device string, data ...string) []byte {
+	b := []byte{version}
+	for _, s := range []string{identity, typ, device} {
+		b = append(append(b, byte(len(s))), s...)
+	}
+	b = slices.Concat(b, make([]byte, 64), be64(1767225600), []byte{byte(len(data) / 2)})
+	for i := 0; i+1 < len(data); i += 2 {
+		b = append(append(b, byte(len(data[i]))), data[i]...)
+		b = append(append(b, be16(len(data[i+1]))...), data[i+1]...)
+	}
+	return b
 }
