@@ -356,8 +356,7 @@ func (d *helpDialog) View() string {
 	w := d.c.dialogWidth(86)
 	h := help.New()
 	h.Styles = d.c.styles.Help
-	h.SetWidth(w)
-	keys := h.FullHelpView(d.c.keys.FullHelp())
+	keys := keyHelpRows(h, d.c.keys.FullHelp(), w)
 	bell := "off"
 	if d.c.bell {
 		bell = "on"
@@ -365,6 +364,23 @@ func (d *helpDialog) View() string {
 	body := keys + "\n\n" + d.c.styles.Muted.Render(slashCommandsHelp()+"\n\n"+assets.Help()) +
 		"\n\n" + d.c.styles.Subtle.Render(fmt.Sprintf("bell: %s", bell)) + "\n" + d.c.hint("esc", "close")
 	return d.c.frame(&d.dialogBase, "Help", body, w)
+}
+
+// keyHelpRows sets the key groups side by side as far as they fit in w cells and
+// starts a row below for the rest: bubbles' help cuts the groups that do not fit to
+// "…", which hid the add-contact, help, close and quit keys below ~92 columns.
+func keyHelpRows(h help.Model, groups [][]key.Binding, w int) string {
+	h.SetWidth(0) // no cut: the rows are sized here
+	var rows []string
+	for start := 0; start < len(groups); {
+		end := start + 1
+		for end < len(groups) && lipgloss.Width(h.FullHelpView(groups[start:end+1])) <= w {
+			end++
+		}
+		rows = append(rows, h.FullHelpView(groups[start:end]))
+		start = end
+	}
+	return strings.Join(rows, "\n\n")
 }
 
 // ---------------------------------------------------------------- confirm

@@ -243,16 +243,23 @@ func (m *mainScreen) command(f []string) tea.Cmd {
 	return sc.run(m, f[1:])
 }
 
-// helpUsageWidth is the column the help texts start at, after the indented usage.
+// helpUsageWidth is the column the help texts start at, after the indented usage. A
+// usage longer than that stands on a line of its own, its text below at the column (as
+// Go's flag package prints long flags), so every text starts at the same column.
 const helpUsageWidth = 13
 
-// slashCommandsHelp is the help dialog's list of commands, one line per listed command,
-// above the tips of assets.Help.
+// slashCommandsHelp is the help dialog's list of commands, one line per listed command
+// (two for a long usage), above the tips of assets.Help.
 func slashCommandsHelp() string {
 	lines := []string{"Commands (type them in the input):"}
 	for _, sc := range slashCommands {
-		if sc.help != "" {
-			lines = append(lines, fmt.Sprintf("  %-*s %s", helpUsageWidth, sc.usage(), sc.help))
+		if sc.help == "" {
+			continue
+		}
+		if u := sc.usage(); len(u) > helpUsageWidth {
+			lines = append(lines, "  "+u, fmt.Sprintf("  %-*s %s", helpUsageWidth, "", sc.help))
+		} else {
+			lines = append(lines, fmt.Sprintf("  %-*s %s", helpUsageWidth, u, sc.help))
 		}
 	}
 	return strings.Join(lines, "\n")

@@ -35,14 +35,17 @@ func newTestMainScreen(t *testing.T) *mainScreen {
 // dialog, and every name and alias reaches its handler.
 func TestSlashCommandTable(t *testing.T) {
 	m := newTestMainScreen(t)
+	m.c.height = 200 // the whole help, unscrolled
 	help := strings.Split(ansi.Strip(newHelpDialog(m.c).View()), "\n")
 	var unlisted []string
 	for _, sc := range slashCommands {
 		if sc.help == "" {
 			unlisted = append(unlisted, sc.name)
-		} else if !slices.ContainsFunc(help, func(l string) bool {
-			return strings.Contains(l, " "+sc.usage()+" ") && strings.Contains(l, sc.help)
-		}) {
+		} else if i := slices.IndexFunc(help, func(l string) bool {
+			return strings.Contains(l, " "+sc.usage()+" ")
+		}); i < 0 || !strings.Contains(help[i], sc.help) && (i+1 == len(help) ||
+			// a usage longer than the column has its text on the next line, at the column
+			!strings.Contains(help[i+1], strings.Repeat(" ", helpUsageWidth+3)+sc.help)) {
 			t.Errorf("%s: no help line %q / %q in the help dialog:\n%s", sc.name, sc.usage(), sc.help, strings.Join(help, "\n"))
 		}
 		for _, name := range append([]string{sc.name}, sc.aliases...) {
@@ -221,5 +224,41 @@ func TestErrTextIsASentence(t *testing.T) {
 	err := fmt.Errorf("chat: sending to bob: %w", fmt.Errorf("chat: sending to bob: %w", errors.New("storage: disk full")))
 	if got, want := errText(err), "sending to bob: disk full"; got != want {
 		t.Errorf("errText = %q, want %q", got, want)
+	}
+}
+
+// TestHelpDialogListsEveryKey: at 80 and 120 columns the help dialog shows every key of
+// the full help with its text, none cut to "…", and every command's text starts at the
+// same column.
+func TestHelpDialogListsEveryKey(t *testing.T) {
+	for _, width := range []int{80, 120} {
+		m := newTestMainScreen(t)
+		m.c.width, m.c.height = width, 200
+		v := ansi.Strip(newHelpDialog(m.c).View())
+		if strings.Contains(v, "…") {
+			t.Errorf("%d columns: the help is cut:\n%s", width, v)
+		}
+		for _, group := range m.c.keys.FullHelp() {
+			for _, b := range group {
+				if !strings.Contains(v, b.Help().Key) || !strings.Contains(v, b.Help().Desc) {
+					t.Errorf("%d columns: key %q (%s) missing from the help:\n%s", width, b.Help().Key, b.Help().Desc, v)
+				}
+			}
+		}
+		col := -1
+		for _, sc := range slashCommands {
+			if sc.help == "" {
+				continue
+			}
+			for _, l := range strings.Split(v, "\n") {
+				if i := strings.Index(l, sc.help); i >= 0 {
+					if col < 0 {
+						col = i
+					} else if i != col {
+						t.Errorf("%d columns: %s's text starts at column %d, the others at %d:\n%s", width, sc.name, i, col, v)
+					}
+				}
+			}
+		}
 	}
 }
