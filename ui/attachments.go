@@ -514,38 +514,53 @@ func attachmentLine(m chat.Message) string {
 	return strings.Join(parts, " · ")
 }
 
-// completePath completes the last path of a "/file " input: the longest common
-// extension of the names that start with what was typed ("" when none).
-func completePath(typed string) string {
+// completePath completes the last path of a "/file " input: more is the longest common
+// extension of the names that start with what was typed; names are those names (a
+// directory's with its "/"), sorted, for a shell's second Tab when more is "".
+func completePath(typed string) (more string, names []string) {
 	p := expandPath(typed)
 	dir, base := filepath.Split(p)
 	if dir == "" {
 		dir = "."
 	}
-	ents, err := os.ReadDir(dir)
+	ents, err := os.ReadDir(dir) // sorted by name
 	if err != nil {
-		return ""
+		return "", nil
 	}
-	var match []string
 	for _, e := range ents {
 		if strings.HasPrefix(e.Name(), base) && (strings.HasPrefix(base, ".") || !strings.HasPrefix(e.Name(), ".")) {
 			name := e.Name()
 			if e.IsDir() {
 				name += "/"
 			}
-			match = append(match, name)
+			names = append(names, name)
 		}
 	}
-	if len(match) == 0 {
-		return ""
+	if len(names) == 0 {
+		return "", nil
 	}
-	common := match[0]
-	for _, s := range match[1:] {
+	common := names[0]
+	for _, s := range names[1:] {
 		for !strings.HasPrefix(s, common) {
 			common = common[:len(common)-1]
 		}
 	}
-	return strings.TrimPrefix(common, base)
+	return strings.TrimPrefix(common, base), names
+}
+
+// completionNotice lists the names a Tab could not choose between, as many as fit a
+// notice line, and how many more there are.
+func completionNotice(names []string) string {
+	const most = 12
+	shown := make([]string, 0, min(len(names), most))
+	for _, n := range names[:min(len(names), most)] {
+		shown = append(shown, sanitize(n))
+	}
+	s := strings.Join(shown, "  ")
+	if len(names) > most {
+		s += fmt.Sprintf("  (+%d more)", len(names)-most)
+	}
+	return s
 }
 
 // uploadItem is how an upload without a message yet is drawn: as the outgoing

@@ -142,9 +142,45 @@ func TestCompletePath(t *testing.T) {
 		dir + "/ph":  "otos/",
 		dir + "/x":   "",
 	} {
-		if got := completePath(typed); got != want {
+		if got, _ := completePath(typed); got != want {
 			t.Errorf("completePath(%q) = %q, want %q", typed, got, want)
 		}
+	}
+}
+
+// TestTabListsWhatItCannotChoose: a Tab that can add nothing shows the candidates, as a
+// shell's second Tab does (control characters in a name made harmless), and one that
+// matches nothing says so; the input is left as typed.
+func TestTabListsWhatItCannotChoose(t *testing.T) {
+	dir := t.TempDir()
+	for _, n := range []string{"report-2026.pdf", "report-2025.pdf", "evil-\x1b]0;owned\x07.txt", "evil-b.txt"} {
+		os.WriteFile(filepath.Join(dir, n), nil, 0o600)
+	}
+	m := newTestMainScreen(t)
+	m.focus = focusInput
+	tab := tea.KeyPressMsg{Code: tea.KeyTab}
+	m.input.SetValue("/file " + dir + "/rep")
+	m.Update(tab)
+	if got := m.input.Value(); got != "/file "+dir+"/report-202" {
+		t.Fatalf("first Tab: %q", got)
+	}
+	m.Update(tab)
+	if m.input.Value() != "/file "+dir+"/report-202" || m.noticeErr ||
+		m.notice != "report-2025.pdf  report-2026.pdf" {
+		t.Errorf("second Tab: input %q, notice %q (error %v)", m.input.Value(), m.notice, m.noticeErr)
+	}
+	m.input.SetValue("/file " + dir + "/evil-")
+	m.Update(tab)
+	if strings.ContainsAny(m.notice, "\x1b\x07") || !strings.Contains(m.notice, "evil-b.txt") {
+		t.Errorf("candidates with a control character: %q", m.notice)
+	}
+	m.input.SetValue("/file " + dir + "/zz")
+	m.Update(tab)
+	if m.input.Value() != "/file "+dir+"/zz" || !m.noticeErr || !strings.Contains(m.notice, "no file or folder starts with zz") {
+		t.Errorf("no match: input %q, notice %q", m.input.Value(), m.notice)
+	}
+	if got := completionNotice(strings.Fields(strings.Repeat("a ", 15))); !strings.HasSuffix(got, "(+3 more)") {
+		t.Errorf("15 names: %q", got)
 	}
 }
 

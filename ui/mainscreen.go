@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"math"
+	"path/filepath"
 	"slices"
 	"sort"
 	"strings"
@@ -321,8 +322,14 @@ func (m *mainScreen) handleKey(msg tea.KeyPressMsg) (screen, tea.Cmd) {
 	case key.Matches(msg, k.FocusSwitch):
 		// In "/file PATH" Tab completes the path (attachments.go).
 		if v := m.input.Value(); m.focus == focusInput && strings.HasPrefix(v, "/file ") && !strings.Contains(v, "\n") {
-			if more := completePath(strings.TrimPrefix(v, "/file ")); more != "" {
+			typed := strings.TrimPrefix(v, "/file ")
+			switch more, names := completePath(typed); {
+			case more != "":
 				m.input.SetValue(v + more)
+			case len(names) > 1: // what a shell's second Tab shows
+				m.setNotice(completionNotice(names), false)
+			case len(names) == 0:
+				m.setNotice("no file or folder starts with "+sanitize(filepath.Base(expandPath(typed))), true)
 			}
 			return m, nil
 		}
