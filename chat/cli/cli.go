@@ -490,7 +490,10 @@ func explain(e *env, err error) string {
 	case errors.Is(err, chat.ErrCardRejected):
 		return fmt.Sprintf("%v\nthe relay handed out a card or keys that do not verify; nothing was trusted or sent", err)
 	case errors.Is(err, chat.ErrOffline):
-		return fmt.Sprintf("cannot reach the relay: %v\nis it running? start one with 'pfschat relay', or pass --relay URL", err)
+		// The error's own words as a sentence (no "chat: relay unreachable: … relay:"),
+		// after the one lead every caller and script looks for.
+		detail, _ := strings.CutPrefix(chat.Sentence(err), strings.TrimPrefix(chat.ErrOffline.Error(), "chat: "))
+		return "cannot reach the relay" + detail + "\nis it running? start one with 'pfschat relay', or pass --relay URL"
 	case errors.Is(err, ratchet.ErrInvalidName):
 		return fmt.Sprintf("%v", err)
 	// Identity recovery (recovercmd.go).
