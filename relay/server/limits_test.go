@@ -20,6 +20,7 @@ import (
 	"pfschat/relay"
 	"pfschat/relay/relaytest"
 	"pfschat/relay/server"
+	"pfschat/storage"
 )
 
 // Each abuse limit (PROTOCOL.md "Limits and abuse"): the attacker is limited with the
@@ -601,11 +602,11 @@ func testLimitRegistrationPolicy(t *testing.T, bk store) {
 	_, card := newIdentity(t, "someone")
 	expectErr(t, rc.request(map[string]any{"type": "register", "id": 2, "card": card.Export()}), relay.CodeRegistrationClosed)
 
-	r = relaytest.StartWith(t, relaytest.Options{Registration: server.RegistrationInvite})
+	r = bk.StartWith(t, relaytest.Options{Registration: server.RegistrationInvite})
 	rc = dialRaw(t, r)
 	expectErr(t, rc.request(map[string]any{"type": "register", "id": 2, "card": card.Export()}), relay.CodeInviteRequired)
 	expectErr(t, rc.request(map[string]any{"type": "register", "id": 3, "card": card.Export(), "invite": "made-up"}), relay.CodeInviteRequired)
-	code, err := server.CreateInvite(testCtx(t), r.Store, 1, time.Hour, time.Now())
+	code, err := server.CreateInvite(testCtx(t), invitesOf(r), 1, time.Hour, time.Now())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -617,6 +618,15 @@ func testLimitRegistrationPolicy(t *testing.T, bk store) {
 	if n := limited(t, r, server.LimitRegistrationPolicy); n != 3 {
 		t.Fatalf("registration_policy counted %d times, want 3", n)
 	}
+}
+
+// invitesOf is where r keeps its invite codes: its directory (SQLite, or JetStream).
+func invitesOf(r *relaytest.Relay) interface {
+	CreateInvite(ctx context.Context, inv storage.Invite) error
+} {
+	return dirOf(r).(interface {
+		CreateInvite(ctx context.Context, inv storage.Invite) error
+	})
 }
 
 func TestLimitSenderQuota(t *testing.T) { eachStore(t, testLimitSenderQuota) }
