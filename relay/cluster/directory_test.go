@@ -648,3 +648,62 @@ func TestPreKeysOverMaxPayload(t *testing.T) {
 		t.Fatalf("%d keys stored", n)
 	}
 }
+
+// TestStoredCapsAcrossNodes: the caps on what an account stores hold when two nodes
+// write at once: one-time prekeys of a kind (max_one_time_prekeys), uploaded by both
+// nodes in frames each under the cap, stop at the cap; blocks (max_blocks), added by
+// both nodes at once, stop at the cap, the rest refused ErrTooManyBlocks.
+func TestStoredCapsAcrossNodes(t *testing.T) {
+	ns := natstest.Single(t)
+	dirs := []*Directory{newTestDirectory(t, connect(t, ns.URL())), newTestDirectory(t, connect(t, ns.URL()))}
+	ctx := testCtx(t)
+	const max, per, writers = 10, 4, 8 // 8 writers × 4 keys, 8 blocks: far over 10 and 4
+	var wg sync.WaitGroup
+	start := make(chan struct{})
+	errs := make(chan error, 2*writers)
+	var refused sync.Map
+	for w := range writers {
+		wg.Add(2)
+		go func() {
+			defer wg.Done()
+			<-start
+			keys := make([]storage.StoredPreKey, per)
+			for i := range keys {
+				id := uint32(w*per + i + 1)
+				keys[i] = storage.StoredPreKey{Kind: 2, ID: id, Data: []byte(fmt.Sprint("opk", id))}
+			}
+			if _, err := dirs[w%2].PutPreKeys(ctx, "card", keys, max); err != nil {
+				errs <- err
+			}
+		}()
+		go func() {
+			defer wg.Done()
+			<-start
+			err := dirs[w%2].Block(ctx, "mallory", fmt.Sprint("name", w), t0, per)
+			switch {
+			case errors.Is(err, storage.ErrTooManyBlocks):
+				refused.Store(w, true)
+			case err != nil:
+				errs <- err
+			}
+		}()
+	}
+	close(start)
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Fatal(err)
+	}
+	if n, err := dirs[0].CountPreKeys(ctx, "card", 2); err != nil || n != max {
+		t.Fatalf("%d one-time prekeys stored (%v), want the cap, %d", n, err, max)
+	}
+	all, err := dirs[1].Blocks(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	n := 0
+	refused.Range(func(any, any) bool { n++; return true })
+	if len(all["mallory"]) != per || n != writers-per {
+		t.Fatalf("%d blocks stored, %d refused: want the cap, %d, and %d refused", len(all["mallory"]), n, per, writers-per)
+	}
+}
