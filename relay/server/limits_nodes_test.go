@@ -8,6 +8,7 @@ package server_test
 // relay/cluster's directory_test.go.)
 
 import (
+	"context"
 	"fmt"
 	"strconv"
 	"sync"
@@ -242,5 +243,58 @@ func TestQueueCapsAcrossNodes(t *testing.T) {
 	for node := range 2 {
 		_, err := loginOn(t, late, n[node]).Send(ctx, "bob", []byte("hi"), "l"+strconv.Itoa(node))
 		wantLimit(t, err, relay.CodeQueueFull, "count")
+	}
+}
+
+// TestBundleLimitNoticeAcrossNodes: the limit_notice of fetch_bundle_per_target is
+// sent once an hour in all, not once per node. With 2 bundles an hour, fetches 3 and
+// 4 (through A, then B) carry no one-time key and the victim, on A, is told once. Then
+// an hour and ten minutes later a fetch through A and one through B each send a
+// low_prekeys notice: a notice goes from a node to the victim's connection in the
+// order the node sent it, so once both have come, any second limit_notice would have
+// come before them.
+func TestBundleLimitNoticeAcrossNodes(t *testing.T) {
+	clk := &frozenClock{t: time.Now()}
+	n, _ := twoNodes(t, relaytest.Options{Clock: clk.now, Limits: server.Limits{FetchBundlePerTargetPerHour: 2, FetchBundlePerMinute: 1000, FetchBundleBurst: 1000}})
+	owner := newUser(t, n[0], "victim")
+	publishBundle(t, owner, 22)       // two above the low_prekeys threshold of 20
+	victim := loginOn(t, owner, n[0]) // logged in with 22: no low_prekeys at login
+	mallory := register(t, n[0], "mallory")
+	fetchers := [2]*client.Client{loginOn(t, mallory, n[0]), loginOn(t, mallory, n[1])}
+	ctx := testCtx(t)
+	fetch := func(i int, wantKey bool) {
+		t.Helper()
+		b, err := fetchers[i%2].FetchBundle(ctx, "victim")
+		if err != nil || (b.OneTimePreKey != nil) != wantKey {
+			t.Fatalf("fetch %d, on node %d: %v, one-time key %v, want %v", i+1, i%2, err, err == nil && b.OneTimePreKey != nil, wantKey)
+		}
+	}
+	for i := range 4 {
+		fetch(i, i < 2)
+	}
+	clk.add(time.Hour)
+	fetch(4, true) // 19 left: low_prekeys, from A
+	clk.add(10 * time.Minute)
+	fetch(5, true) // 18 left, the window over: low_prekeys, from B
+	notices, low := 0, 0
+	wctx, cancel := context.WithTimeout(ctx, waitFor)
+	defer cancel()
+	for low < 2 {
+		p, err := victim.Pushes().Wait(wctx)
+		if err != nil {
+			t.Fatalf("%d low_prekeys notices of 2: %v", low, err)
+		}
+		if p.LowPreKeys != nil {
+			low++
+		}
+		if p.LimitNotice == server.LimitFetchBundlePerTarget {
+			notices++
+		}
+	}
+	if notices != 1 {
+		t.Fatalf("the victim was told %d times of %s, want once (not once per node)", notices, server.LimitFetchBundlePerTarget)
+	}
+	if got := limited(t, n[0], server.LimitFetchBundlePerTarget) + limited(t, n[1], server.LimitFetchBundlePerTarget); got != 2 {
+		t.Fatalf("%s counted %d times on the two nodes, want 2", server.LimitFetchBundlePerTarget, got)
 	}
 }
