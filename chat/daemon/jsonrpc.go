@@ -37,7 +37,7 @@ const (
 	CodeBadMessage     = 8  // empty or too long
 	CodeClosing        = 9  // the owner is shutting down
 	CodeNotOverHTTP    = 10 // subscribe needs the socket (over HTTP use GET /api/v1/events)
-	CodeTooMany        = 11 // too many subscriptions on one connection
+	CodeTooMany        = 11 // too many connections, or subscriptions on one connection (closing once shutting down)
 	// Requests and blocking (contactmethods.go).
 	CodeBlocked     = 12 // the contact is blocked: unblock first
 	CodeNotARequest = 13 // acceptRequest: the contact is no message request

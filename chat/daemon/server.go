@@ -103,7 +103,8 @@ func (s *Server) Serve(ln net.Listener) {
 			s.mu.Lock()
 			if len(s.conns) >= MaxConns || s.ctx.Err() != nil {
 				s.mu.Unlock()
-				writeLine(nc, Response{JSONRPC: Version, Error: NewError(CodeTooMany, "too many connections (at most %d)", MaxConns)})
+				refusal := s.refusal(NewError(CodeTooMany, "too many connections (at most %d)", MaxConns))
+				writeLine(nc, Response{JSONRPC: Version, Error: refusal})
 				nc.Close()
 				continue
 			}
@@ -117,6 +118,20 @@ func (s *Server) Serve(ln net.Listener) {
 			}()
 		}
 	}()
+}
+
+// errClosing answers whatever arrives once Close has begun.
+func errClosing() *Error { return NewError(CodeClosing, "the owner is shutting down") }
+
+// refusal is e, a refusal for a limit, or closing once Close has begun: a client that
+// is refused while the owner shuts down is told so, not to retry with fewer
+// connections or subscriptions. Decide after the limit was looked at, so that a refusal
+// is too_many only if the server still ran when it was made.
+func (s *Server) refusal(e *Error) *Error {
+	if s.ctx.Err() != nil {
+		return errClosing()
+	}
+	return e
 }
 
 // Close stops accepting, closes every connection and subscription, and waits for them.
@@ -221,7 +236,7 @@ type empty struct{}
 // call runs one request. c is nil over HTTP (no subscriptions there).
 func (s *Server) call(ctx context.Context, c *conn, req *Request) (any, *Error) {
 	if s.ctx.Err() != nil {
-		return nil, NewError(CodeClosing, "the owner is shutting down")
+		return nil, errClosing()
 	}
 	switch req.Method {
 	case "version":
@@ -508,7 +523,8 @@ func (c *conn) subscribe(ctx context.Context) (any, *Error) {
 	c.mu.Lock()
 	if len(c.subs) >= MaxSubscriptions {
 		c.mu.Unlock()
-		return nil, NewError(CodeTooMany, "at most %d subscriptions per connection", MaxSubscriptions)
+		// Close may have begun since call looked: the subscriptions are ending then.
+		return nil, c.s.refusal(NewError(CodeTooMany, "at most %d subscriptions per connection", MaxSubscriptions))
 	}
 	id := c.s.subID.Add(1)
 	sub := c.s.cfg.Hub.Subscribe()
