@@ -1570,7 +1570,9 @@ const (
 // separators, no control, format or other invisible characters (escape sequences, bidi
 // overrides, Unicode's default ignorable code points and variation selectors), no
 // leading dots or dashes, no trailing dots or spaces, valid UTF-8, at most 200 bytes
-// (the extension kept); "attachment" when nothing is left.
+// (the extension kept), no name that Windows reserves for a device (CON, PRN, AUX,
+// NUL, COM1–COM9, LPT1–LPT9, as Signal Desktop does: "_CON.txt"); "attachment" when
+// nothing is left.
 func SafeFileName(name string) string {
 	name = strings.ToValidUTF8(name, "_")
 	var b strings.Builder
@@ -1592,19 +1594,59 @@ func SafeFileName(name string) string {
 		}
 	}
 	s := strings.TrimLeft(b.String(), ". -")
-	s = strings.TrimRight(s, ". ")
-	if len(s) > maxSavedName {
-		ext := filepath.Ext(s)
-		if len(ext) > 16 {
-			ext = ""
-		}
-		// Cut without an extension, the name may now end in a dot or a space.
-		s = strings.TrimRight(truncateUTF8(strings.TrimSuffix(s, ext), maxSavedName-len(ext))+ext, ". ")
-	}
+	s = cutName(strings.TrimRight(s, ". "))
 	if s == "" {
 		return "attachment"
 	}
+	if windowsDevice(s) { // checked once cut: a cut can leave "con" of "con   …x"
+		s = cutName("_" + s)
+	}
 	return s
+}
+
+// cutName cuts s to maxSavedName bytes, keeping its extension, with no trailing dots
+// or spaces.
+func cutName(s string) string {
+	if len(s) <= maxSavedName {
+		return s
+	}
+	ext := filepath.Ext(s)
+	if len(ext) > 16 {
+		ext = ""
+	}
+	// Cut without an extension, the name may now end in a dot or a space.
+	return strings.TrimRight(truncateUTF8(strings.TrimSuffix(s, ext), maxSavedName-len(ext))+ext, ". ")
+}
+
+// windowsDevice reports whether Windows takes name for a device, not a file: CON,
+// PRN, AUX, NUL, COM1–COM9 or LPT1–LPT9 (also with ¹, ² or ³), CONIN$ or CONOUT$, in
+// any case, alone or before a dot or a colon, with spaces before it ("nul .txt"). A
+// file saved so cannot be opened there, or opens the device (the set and the rule are
+// Go's, internal/filepathlite; Windows 11 frees some with an extension, older ones not).
+func windowsDevice(name string) bool {
+	base := name
+	if i := strings.IndexAny(base, ".:"); i >= 0 {
+		base = base[:i]
+	}
+	// Windows ignores the case of ASCII letters only (strings.ToUpper would also make
+	// "conın$", with a dotless ı, CONIN$).
+	base = strings.Map(func(r rune) rune {
+		if 'a' <= r && r <= 'z' {
+			return r - 'a' + 'A'
+		}
+		return r
+	}, strings.TrimRight(base, " "))
+	switch base {
+	case "CON", "PRN", "AUX", "NUL", "CONIN$", "CONOUT$":
+		return true
+	}
+	if len(base) > 3 && (base[:3] == "COM" || base[:3] == "LPT") {
+		switch base[3:] {
+		case "1", "2", "3", "4", "5", "6", "7", "8", "9", "\u00b9", "\u00b2", "\u00b3":
+			return true
+		}
+	}
+	return false
 }
 
 func truncateUTF8(s string, n int) string {

@@ -200,6 +200,42 @@ func TestSafeFileName(t *testing.T) {
 		// Cut to 200 bytes without an extension: no trailing space (found by FuzzSafeFileName).
 		strings.Repeat("0", 199) + " 000":                         strings.Repeat("0", 199),
 		strings.Repeat("0", 198) + ". " + strings.Repeat("x", 20): strings.Repeat("0", 198),
+		// Names Windows reserves for devices, in any case, with or without an
+		// extension, with spaces before it or trailing dots and spaces: an underscore
+		// in front, as Signal Desktop does.
+		"CON":         "_CON",
+		"con.txt":     "_con.txt",
+		"Prn.pdf":     "_Prn.pdf",
+		"aux":         "_aux",
+		"NUL.tar.gz":  "_NUL.tar.gz",
+		"nul .txt":    "_nul .txt",
+		"nul. ":       "_nul",
+		"CON . .":     "_CON",
+		" con.txt":    "_con.txt",
+		"..nul":       "_nul",
+		"COM1":        "_COM1",
+		"com9.exe":    "_com9.exe",
+		"LPT1.log":    "_LPT1.log",
+		"lpt5":        "_lpt5",
+		"COM¹.txt":    "_COM¹.txt",
+		"conin$":      "_conin$",
+		"CONOUT$.txt": "_CONOUT$.txt",
+		"con:stream":  "_con:stream",
+		"dir/CON":     "dir_CON",
+		"_CON.txt":    "_CON.txt",
+		"COM0":        "COM0",
+		"COM10.txt":   "COM10.txt",
+		"LPT":         "LPT",
+		"console.txt": "console.txt",
+		"nul_.txt":    "nul_.txt",
+		"a.con":       "a.con",
+		"conın$":      "conın$",
+		"conx.txt":    "conx.txt",
+		"C O N.txt":   "C O N.txt",
+		// Reserved once cut to 200 bytes; 200 bytes and reserved: the underscore fits
+		// within 200 bytes, the extension kept.
+		"con" + strings.Repeat(" ", 300) + "x":    "_con",
+		"nul" + strings.Repeat(" ", 193) + ".txt": "_nul" + strings.Repeat(" ", 192) + ".txt",
 	}
 	for in, want := range cases {
 		if got := SafeFileName(in); got != want {

@@ -3,11 +3,15 @@ package chat
 import (
 	"errors"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"testing"
 	"unicode"
 	"unicode/utf8"
 )
+
+// windowsDeviceName matches a name Windows takes for a device, not a file.
+var windowsDeviceName = regexp.MustCompile(`^(?i:con|prn|aux|nul|com[1-9¹²³]|lpt[1-9¹²³]|conin\$|conout\$) *([.:]|$)`)
 
 // FuzzSafeFileName: a sender chooses an attachment's file name; what SafeFileName
 // makes of it is one plain, visible name in the downloads directory, and stays so
@@ -21,6 +25,7 @@ func FuzzSafeFileName(f *testing.F) {
 		strings.Repeat("x", 199) + " y.pdf",
 		strings.Repeat("é", 150) + ".verylongextension1",
 		strings.Repeat("a", 198) + ". .b",
+		"con.txt", "nul .txt", "LPT1.log", "CONOUT$", "com\u00b2", "con" + strings.Repeat(" ", 300) + "x",
 	} {
 		f.Add(s)
 	}
@@ -43,6 +48,8 @@ func FuzzSafeFileName(f *testing.F) {
 			t.Fatalf("SafeFileName(%q) = %q: leading dot, space or dash", name, s)
 		case strings.IndexAny(s[len(s)-1:], ". ") == 0:
 			t.Fatalf("SafeFileName(%q) = %q: trailing dot or space", name, s)
+		case windowsDeviceName.MatchString(s):
+			t.Fatalf("SafeFileName(%q) = %q: a Windows device name", name, s)
 		}
 		if again := SafeFileName(s); again != s {
 			t.Fatalf("SafeFileName(%q) = %q, cleaned again %q", name, s, again)
