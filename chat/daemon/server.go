@@ -175,6 +175,24 @@ func (c *conn) write(v any) error {
 	return writeLine(c.nc, v)
 }
 
+// errSubscriptionEnded: a notification of a subscription that unsubscribe ended.
+var errSubscriptionEnded = errors.New("daemon: subscription ended")
+
+// notify writes n for subscription id unless it has ended. The look and the write hold
+// the write lock, and unsubscribe takes the subscription out before its answer is
+// written, so no notification of a subscription follows the answer to its unsubscribe.
+func (c *conn) notify(id int64, n Notification) error {
+	c.wmu.Lock()
+	defer c.wmu.Unlock()
+	c.mu.Lock()
+	_, live := c.subs[id]
+	c.mu.Unlock()
+	if !live {
+		return errSubscriptionEnded
+	}
+	return writeLine(c.nc, n)
+}
+
 func (c *conn) serve() {
 	ctx, cancel := context.WithCancel(c.s.ctx)
 	defer func() {
@@ -542,11 +560,11 @@ func (c *conn) subscribe(ctx context.Context) (any, *Error) {
 			sub.Close()
 			return
 		}
-		err := c.s.stream(ctx, id, sub, func(n Notification) error { return c.write(n) })
+		err := c.s.stream(ctx, id, sub, func(n Notification) error { return c.notify(id, n) })
 		c.mu.Lock()
 		delete(c.subs, id) // ended: it no longer counts against MaxSubscriptions
 		c.mu.Unlock()
-		if err != nil && ctx.Err() == nil {
+		if err != nil && ctx.Err() == nil && !errors.Is(err, errSubscriptionEnded) {
 			c.s.log.Debug("daemon: subscription ended", "subscription", id, "err", err)
 		}
 	}()

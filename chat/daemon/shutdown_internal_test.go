@@ -1,7 +1,13 @@
 package daemon
 
 import (
+	"bufio"
+	"encoding/json"
+	"errors"
+	"net"
+	"strings"
 	"testing"
+	"time"
 
 	"pfschat/chat"
 	"pfschat/chat/profile"
@@ -32,5 +38,43 @@ func TestSubscribeRefusedWhileClosingIsClosing(t *testing.T) {
 	}
 	if err := s.Close(); err != nil {
 		t.Fatal(err)
+	}
+}
+
+// TestNoNotificationAfterUnsubscribe: once unsubscribe has taken a subscription out (its
+// answer is written after that), a notification of it that the stream already had in
+// hand is not written; the subscription's notifications before it were.
+func TestNoNotificationAfterUnsubscribe(t *testing.T) {
+	events := make(chan chat.Event)
+	hub := NewHub(events)
+	t.Cleanup(func() { close(events); <-hub.Done() })
+	s := New(Config{Hub: hub, Owner: profile.OwnerDaemon})
+	t.Cleanup(func() { s.Close() })
+	ours, theirs := net.Pipe()
+	t.Cleanup(func() { ours.Close(); theirs.Close() })
+	c := &conn{s: s, nc: ours, subs: make(map[int64]*Sub)}
+	sub := hub.Subscribe()
+	t.Cleanup(sub.Close)
+	c.subs[7] = sub
+	n := notification(NotifyMessage, Event{Subscription: 7})
+	read := make(chan string, 1)
+	go func() {
+		line, _ := bufio.NewReader(theirs).ReadString('\n')
+		read <- line
+	}()
+	if err := c.notify(7, n); err != nil {
+		t.Fatalf("a live subscription's notification: %v", err)
+	}
+	if line := <-read; !strings.Contains(line, `"subscription":7`) {
+		t.Fatalf("written: %q", line)
+	}
+	if _, e := s.call(t.Context(), c, &Request{Method: "unsubscribe", Params: json.RawMessage(`{"subscription":7}`), ID: ID("1")}); e != nil {
+		t.Fatal(e)
+	}
+	// Nobody reads the pipe now: a write would block until the deadline and fail with
+	// a timeout instead of errSubscriptionEnded.
+	ours.SetWriteDeadline(time.Now().Add(5 * time.Second))
+	if err := c.notify(7, n); !errors.Is(err, errSubscriptionEnded) {
+		t.Fatalf("a notification after unsubscribe: %v, want errSubscriptionEnded", err)
 	}
 }
