@@ -59,6 +59,9 @@ type Options struct {
 	// Dir replaces the SQLite store as the directory (server.Config.Dir; Queue is
 	// required with it). Relay.Store is still opened but the relay does not use it.
 	Dir server.Store
+	// Blobs replaces the blob files beside the database (server.Config.Blobs: a relay
+	// node's object store, relay/cluster).
+	Blobs server.BlobStore
 	// TLS serves wss:// with a certificate from a CA made for the relay (Relay.CA;
 	// give clients Relay.CA.Pool as their RootCAs), TLS 1.3 only.
 	TLS bool
@@ -126,7 +129,8 @@ func (r *Relay) start(t testing.TB, addr string) {
 		t.Fatalf("relaytest: opening the relay store: %v", err)
 	}
 	cfg := server.Config{Store: st, Logger: r.opts.Logger, Limits: l, Clock: r.opts.Clock, Queue: r.opts.Queue, Hub: r.opts.Hub,
-		TLSTerminatedUpstream: r.opts.TLSTerminatedUpstream, Registration: r.opts.Registration, Disk: r.opts.Disk, AccountExpiry: r.opts.AccountExpiry}
+		TLSTerminatedUpstream: r.opts.TLSTerminatedUpstream, Registration: r.opts.Registration, Disk: r.opts.Disk, AccountExpiry: r.opts.AccountExpiry,
+		Blobs: r.opts.Blobs}
 	if r.opts.Dir != nil {
 		cfg.Store, cfg.Dir = nil, r.opts.Dir
 	}

@@ -8,7 +8,6 @@ import (
 	"errors"
 	"hash/crc32"
 	"math"
-	"os"
 	"strconv"
 	"strings"
 	"testing"
@@ -97,8 +96,10 @@ func TestBlobGetOwnedKeepsRuns(t *testing.T) {
 	}
 }
 
-func TestBlobRoundTrips(t *testing.T) {
-	r := relaytest.Start(t)
+func TestBlobRoundTrips(t *testing.T) { eachStore(t, testBlobRoundTrips) }
+
+func testBlobRoundTrips(t *testing.T, bk store) {
+	r := bk.Start(t)
 	alice, bob := register(t, r, "alice"), register(t, r, "bob")
 	ac, bc := alice.login(t, r), bob.login(t, r)
 	if ac.MaxBlobBytes() != server.DefaultLimits.MaxBlobBytes {
@@ -123,8 +124,10 @@ func TestBlobRoundTrips(t *testing.T) {
 	}
 }
 
-func TestBlobCapabilityAndOwnership(t *testing.T) {
-	r := relaytest.Start(t)
+func TestBlobCapabilityAndOwnership(t *testing.T) { eachStore(t, testBlobCapabilityAndOwnership) }
+
+func testBlobCapabilityAndOwnership(t *testing.T, bk store) {
+	r := bk.Start(t)
 	alice, bob, eve := register(t, r, "alice"), register(t, r, "bob"), register(t, r, "eve")
 	ac, bc, ec := alice.login(t, r), bob.login(t, r), eve.login(t, r)
 	data := randomBytes(t, 3*relay.BlobChunkSize)
@@ -162,8 +165,10 @@ func TestBlobCapabilityAndOwnership(t *testing.T) {
 	}
 }
 
-func TestBlobResumeAfterDisconnect(t *testing.T) {
-	r := relaytest.Start(t)
+func TestBlobResumeAfterDisconnect(t *testing.T) { eachStore(t, testBlobResumeAfterDisconnect) }
+
+func testBlobResumeAfterDisconnect(t *testing.T, bk store) {
+	r := bk.Start(t)
 	alice, bob := register(t, r, "alice"), register(t, r, "bob")
 	ac := alice.login(t, r)
 	// 21 chunks: runs of 8 (binary put messages) at 0, 8 and 16, the last one short.
@@ -237,8 +242,10 @@ func TestBlobResumeAfterDisconnect(t *testing.T) {
 	}
 }
 
-func TestBlobLimits(t *testing.T) {
-	r := relaytest.StartWith(t, relaytest.Options{Limits: server.Limits{MaxBlobBytes: 4 * relay.BlobChunkSize, BlobQuotaBytes: 6 * relay.BlobChunkSize}})
+func TestBlobLimits(t *testing.T) { eachStore(t, testBlobLimits) }
+
+func testBlobLimits(t *testing.T, bk store) {
+	r := bk.StartWith(t, relaytest.Options{Limits: server.Limits{MaxBlobBytes: 4 * relay.BlobChunkSize, BlobQuotaBytes: 6 * relay.BlobChunkSize}})
 	alice := register(t, r, "alice")
 	ac := alice.login(t, r)
 	ctx := testCtx(t)
@@ -276,9 +283,8 @@ func TestBlobLimits(t *testing.T) {
 	if _, err := ac.BlobResume(ctx, id); protoCode(err) != relay.CodeBlobNotFound {
 		t.Fatalf("after a digest mismatch: %v", err)
 	}
-	ents, err := os.ReadDir(r.Path + ".blobs/partial")
-	if err != nil || len(ents) != 1 { // the 4-chunk upload left open above
-		t.Fatalf("partial uploads on disk: %v %v", len(ents), err)
+	if _, uploading := blobsKept(t, r); uploading != 1 { // the 4-chunk upload left open above
+		t.Fatalf("%d uploads kept, want 1", uploading)
 	}
 }
 
@@ -286,8 +292,10 @@ func TestBlobLimits(t *testing.T) {
 // announced in the hello, refused before login and when malformed, a run of whole
 // chunks (the last one short) acknowledged with ok, and a blob_get with count answered
 // with one binary message.
-func TestBlobBinaryMessages(t *testing.T) {
-	r := relaytest.Start(t)
+func TestBlobBinaryMessages(t *testing.T) { eachStore(t, testBlobBinaryMessages) }
+
+func testBlobBinaryMessages(t *testing.T, bk store) {
+	r := bk.Start(t)
 	alice := register(t, r, "alice")
 	rc := dialRaw(t, r)
 	if rc.hello.Limits == nil || rc.hello.Limits.BlobRunChunks != relay.BlobRunChunks {
@@ -352,8 +360,10 @@ func TestBlobBinaryMessages(t *testing.T) {
 // blob_commit is checked against the CRC-32C the hello announces (what pfschat sends)
 // or, from an older client, the SHA-256 digest (the relay reads the blob back); a
 // wrong one of either drops the upload.
-func TestBlobCommitChecks(t *testing.T) {
-	r := relaytest.Start(t)
+func TestBlobCommitChecks(t *testing.T) { eachStore(t, testBlobCommitChecks) }
+
+func testBlobCommitChecks(t *testing.T, bk store) {
+	r := bk.Start(t)
 	_, rc := registerLoggedIn(t, r, "alice")
 	if rc.hello.Limits == nil || !rc.hello.Limits.BlobCRC32C {
 		t.Fatalf("hello limits %+v: no blob_crc32c", rc.hello.Limits)
@@ -397,8 +407,10 @@ func TestBlobCommitChecks(t *testing.T) {
 // Deleting an account deletes its blobs, committed and uploading: the name may be
 // registered again by someone else, who must not inherit them. /metrics counts blob
 // traffic, refusals and deletions.
-func TestBlobsGoWithTheirAccount(t *testing.T) {
-	r := relaytest.StartWith(t, relaytest.Options{Limits: server.Limits{BlobQuotaBytes: 8 * relay.BlobChunkSize}})
+func TestBlobsGoWithTheirAccount(t *testing.T) { eachStore(t, testBlobsGoWithTheirAccount) }
+
+func testBlobsGoWithTheirAccount(t *testing.T, bk store) {
+	r := bk.StartWith(t, relaytest.Options{Limits: server.Limits{BlobQuotaBytes: 8 * relay.BlobChunkSize}})
 	alice, bob := register(t, r, "alice"), register(t, r, "bob")
 	ac, bc := alice.login(t, r), bob.login(t, r)
 	ctx := testCtx(t)
@@ -417,21 +429,8 @@ func TestBlobsGoWithTheirAccount(t *testing.T) {
 	if got, err := download(t, bc, id, capab, int64(len(data))); err != nil || !bytes.Equal(got, data) {
 		t.Fatalf("download before the deletion: %v", err)
 	}
-	blobDir := r.Path + ".blobs"
-	files := func() int {
-		n := 0
-		for _, d := range []string{blobDir, blobDir + "/partial"} {
-			ents, _ := os.ReadDir(d)
-			for _, e := range ents {
-				if !e.IsDir() {
-					n++
-				}
-			}
-		}
-		return n
-	}
-	if n := files(); n != 2 {
-		t.Fatalf("%d blob files before the deletion, want 2", n)
+	if committed, uploading := blobsKept(t, r); committed != 1 || uploading != 1 {
+		t.Fatalf("%d blobs and %d uploads kept before the deletion, want 1 and 1", committed, uploading)
 	}
 	if err := ac.DeleteAccount(ctx); err != nil {
 		t.Fatal(err)
@@ -439,8 +438,8 @@ func TestBlobsGoWithTheirAccount(t *testing.T) {
 	if _, err := download(t, bc, id, capab, int64(len(data))); protoCode(err) != relay.CodeBlobNotFound {
 		t.Fatalf("a deleted account's blob: %v", err)
 	}
-	if n := files(); n != 0 {
-		t.Fatalf("%d blob files left after the deletion", n)
+	if committed, uploading := blobsKept(t, r); committed != 0 || uploading != 0 {
+		t.Fatalf("%d blobs and %d uploads kept after the deletion", committed, uploading)
 	}
 	again := register(t, r, "alice")
 	if _, err := again.login(t, r).BlobResume(ctx, partial); protoCode(err) != relay.CodeBlobNotFound {
@@ -483,10 +482,12 @@ func TestBlobBeginHugeSize(t *testing.T) {
 // An upload past its 7 days and a blob past its 30 days are blob_not_found (PROTOCOL.md
 // "Blobs"), also on a connection that was already writing or reading them, before the
 // hourly sweep deletes them.
-func TestBlobExpiryOnOpenConnection(t *testing.T) {
+func TestBlobExpiryOnOpenConnection(t *testing.T) { eachStore(t, testBlobExpiryOnOpenConnection) }
+
+func testBlobExpiryOnOpenConnection(t *testing.T, bk store) {
 	const day = 24 * time.Hour
 	clk := &clock{t: time.Now()}
-	r := relaytest.StartWith(t, relaytest.Options{Clock: clk.now})
+	r := bk.StartWith(t, relaytest.Options{Clock: clk.now})
 	_, ac := registerLoggedIn(t, r, "alice")
 	_, bc := registerLoggedIn(t, r, "bob")
 	chunk := make([]byte, relay.BlobChunkSize)

@@ -3,12 +3,18 @@ package server_test
 import (
 	"bytes"
 	"context"
+	"encoding/base64"
+	"errors"
 	"fmt"
+	"io/fs"
+	"os"
 	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/nats-io/nats.go/jetstream"
 
 	"pfschat/relay/cluster"
 	"pfschat/relay/cluster/natstest"
@@ -76,8 +82,9 @@ func queued(t *testing.T, r *relaytest.Relay, name string) int {
 	return int(n)
 }
 
-// jetstreamOptions puts o's queue and hub on a fresh in-process JetStream server,
-// with the relay's limits and clock.
+// jetstreamOptions puts o's queue, hub, directory and blobs on the package's
+// in-process JetStream server, under a prefix of their own, with the relay's limits
+// and clock.
 func jetstreamOptions(t *testing.T, o relaytest.Options) relaytest.Options {
 	t.Helper()
 	// One server for the package (a start each cost more than most tests), a prefix
@@ -112,8 +119,8 @@ func jetstreamOptions(t *testing.T, o relaytest.Options) relaytest.Options {
 	return onCluster(t, ctx, c, o)
 }
 
-// onCluster puts o's queue, hub and directory on the JetStream c reaches, with the
-// relay's limits and clock, as `pfschat relay --nats` does.
+// onCluster puts o's queue, hub, directory and blobs on the JetStream c reaches, with
+// the relay's limits and clock, as `pfschat relay --nats` does.
 func onCluster(t *testing.T, ctx context.Context, c *cluster.Conn, o relaytest.Options) relaytest.Options {
 	t.Helper()
 	maxCount := o.Limits.MaxQueueCount
@@ -142,9 +149,18 @@ func onCluster(t *testing.T, ctx context.Context, c *cluster.Conn, o relaytest.O
 	if err != nil {
 		t.Fatal(err)
 	}
-	o.Queue, o.Hub, o.Dir = q, h, d
+	b, err := cluster.NewBlobs(ctx, c, d, cluster.BlobOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	conns.Store(d, c)
+	t.Cleanup(func() { conns.Delete(d) })
+	o.Queue, o.Hub, o.Dir, o.Blobs = q, h, d, b
 	return o
 }
+
+// conns are the JetStream connections of the test directories.
+var conns sync.Map // *cluster.Directory -> *cluster.Conn
 
 // testSealKey seals the test directories' secrets.
 var testSealKey = bytes.Repeat([]byte{7}, cluster.SealKeySize)
@@ -166,4 +182,87 @@ func integrity(ctx context.Context, r *relaytest.Relay) error {
 		return nil
 	}
 	return r.Store.IntegrityCheck(ctx)
+}
+
+// blobsKept is how many blobs r keeps, committed and uploading: on SQLite the files in
+// the blob directory beside the database and in its partial/, on JetStream the blob
+// records in the directory's bucket, committed when the object store holds the
+// object's info. Bytes in the object store of a blob the directory does not record
+// fail the test (nothing else could ever delete them).
+func blobsKept(t *testing.T, r *relaytest.Relay) (committed, uploading int) {
+	t.Helper()
+	d, ok := dirs.Load(r)
+	if !ok {
+		files := func(dir string) int {
+			ents, err := os.ReadDir(dir)
+			if err != nil && !errors.Is(err, fs.ErrNotExist) {
+				t.Fatal(err)
+			}
+			n := 0
+			for _, e := range ents {
+				if !e.IsDir() {
+					n++
+				}
+			}
+			return n
+		}
+		return files(r.Path + ".blobs"), files(r.Path + ".blobs/partial")
+	}
+	c, ok := conns.Load(d)
+	if !ok {
+		t.Fatal("blobsKept: the relay's directory has no JetStream connection recorded")
+	}
+	conn := c.(*cluster.Conn)
+	ctx := testCtx(t)
+	js := conn.JetStream()
+	kv, err := js.KeyValue(ctx, conn.Prefix()+"_dir")
+	if err != nil {
+		t.Fatal(err)
+	}
+	keys, err := kv.ListKeysFiltered(ctx, "blob.>")
+	if err != nil {
+		t.Fatal(err)
+	}
+	recorded := map[string]bool{} // blob id -> committed
+	for k := range keys.Keys() {
+		recorded[strings.TrimPrefix(k, "blob.")] = false
+	}
+	bucket := conn.Prefix() + "_blobs"
+	st, err := js.Stream(ctx, "OBJ_"+bucket)
+	if err != nil {
+		t.Fatal(err)
+	}
+	info, err := st.Info(ctx, jetstream.WithSubjectFilter("$O."+bucket+".>"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for subj := range info.State.Subjects {
+		var id string
+		switch rest := strings.TrimPrefix(subj, "$O."+bucket+"."); {
+		case strings.HasPrefix(rest, "C."):
+			id = rest[len("C."):]
+		case strings.HasPrefix(rest, "M."):
+			raw, err := base64.URLEncoding.DecodeString(rest[len("M."):])
+			if err != nil {
+				t.Fatalf("object store subject %s: %v", subj, err)
+			}
+			id = string(raw)
+			if _, ok := recorded[id]; ok {
+				recorded[id] = true
+			}
+		default:
+			t.Fatalf("object store subject %s: neither chunks nor an object's info", subj)
+		}
+		if _, ok := recorded[id]; !ok {
+			t.Errorf("the object store holds %s of blob %s, which the directory does not record", subj, id)
+		}
+	}
+	for _, done := range recorded {
+		if done {
+			committed++
+		} else {
+			uploading++
+		}
+	}
+	return committed, uploading
 }
