@@ -80,8 +80,10 @@ func testBlocking(t *testing.T, bk store) {
 // TestTooManyBlocks: a name blocks at most 1000 names; one more is too_many_blocks with
 // limit max_blocks, counted in pfschat_relay_limited_total like every named limit
 // (PROTOCOL.md "Blocking", "Limits"), and changes nothing.
-func TestTooManyBlocks(t *testing.T) {
-	r := relaytest.StartWith(t, relaytest.Options{Synchronous: "NORMAL",
+func TestTooManyBlocks(t *testing.T) { eachStore(t, testTooManyBlocks) }
+
+func testTooManyBlocks(t *testing.T, bk store) {
+	r := bk.StartWith(t, relaytest.Options{Synchronous: "NORMAL",
 		Limits: server.Limits{FramesPerSecond: -1, AccountWritesPerHour: 2 * relay.MaxBlocks, AccountWritesBurst: 2 * relay.MaxBlocks}})
 	_, rc := registerLoggedIn(t, r, "bob")
 	for i := range relay.MaxBlocks {

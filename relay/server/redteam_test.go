@@ -175,8 +175,12 @@ func (rc *raw) waitPong() {
 // end with blob_begin frames of size 0 (PROTOCOL.md "Blobs").
 // (relay/cluster's TestBlobsAcrossNodes checks the same of its blob store.)
 func TestEmptyBlobsCountAgainstTheQuota(t *testing.T) {
+	eachStore(t, testEmptyBlobsCountAgainstTheQuota)
+}
+
+func testEmptyBlobsCountAgainstTheQuota(t *testing.T, bk store) {
 	const room = 4
-	r := relaytest.StartWith(t, relaytest.Options{Limits: server.Limits{BlobQuotaBytes: room * relay.BlobChunkSize}})
+	r := bk.StartWith(t, relaytest.Options{Limits: server.Limits{BlobQuotaBytes: room * relay.BlobChunkSize}})
 	_, rc := registerLoggedIn(t, r, "mallory")
 	for i := range room {
 		if f := rc.request(map[string]any{"type": "blob_begin", "id": 10 + i, "size": 0, "recipients": 1}); f.Type != relay.TypeBlob {
