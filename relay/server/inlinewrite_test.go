@@ -14,9 +14,11 @@ import (
 // left on the socket by an earlier, blocking write, long passed, must not fail those
 // writes (they did, and the connections closed, when the committer wrote through
 // RawConn.Write, which checks the deadline).
-func TestAnswersAfterWriteDeadline(t *testing.T) {
+func TestAnswersAfterWriteDeadline(t *testing.T) { eachStore(t, testAnswersAfterWriteDeadline) }
+
+func testAnswersAfterWriteDeadline(t *testing.T, bk store) {
 	const writeTimeout = 100 * time.Millisecond
-	r := relaytest.StartWith(t, relaytest.Options{Limits: server.Limits{WriteTimeout: writeTimeout, FramesPerSecond: -1}})
+	r := bk.StartWith(t, relaytest.Options{Limits: server.Limits{WriteTimeout: writeTimeout, FramesPerSecond: -1}})
 	alice := newUser(t, r, "alice")
 	bob := newUser(t, r, "bob")
 	waitSynced(t, bob.c)

@@ -11,14 +11,15 @@ import (
 	"testing"
 
 	"pfschat/relay"
-	"pfschat/relay/relaytest"
 )
 
 // TestMetricsExpositionFormat scrapes /metrics after some traffic (messages, an ack,
 // an error frame) and checks it against the Prometheus text exposition format
 // (version 0.0.4), so a scraper never refuses the page.
-func TestMetricsExpositionFormat(t *testing.T) {
-	r := relaytest.Start(t)
+func TestMetricsExpositionFormat(t *testing.T) { eachStore(t, testMetricsExpositionFormat) }
+
+func testMetricsExpositionFormat(t *testing.T, bk store) {
+	r := bk.Start(t)
 	alice, bob := newUser(t, r, "alice"), newUser(t, r, "bob")
 	ctx := testCtx(t)
 	for i := range 3 {

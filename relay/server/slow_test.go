@@ -107,13 +107,15 @@ func testClientReconnects(t *testing.T, bk store) {
 // once its bounded outbound queue overflows. Several senders send at once so the
 // group commit carries many messages per round, some of them for the stuck connection.
 func TestSlowRecipientNeverStallsSender(t *testing.T) {
-	for _, q := range []int{64, server.DefaultLimits.OutboundQueue} {
-		t.Run(fmt.Sprintf("outbound=%d", q), func(t *testing.T) { testSlowRecipientNeverStallsSender(t, q) })
-	}
+	eachStore(t, func(t *testing.T, bk store) {
+		for _, q := range []int{64, server.DefaultLimits.OutboundQueue} {
+			t.Run(fmt.Sprintf("outbound=%d", q), func(t *testing.T) { testSlowRecipientNeverStallsSender(t, bk, q) })
+		}
+	})
 }
 
-func testSlowRecipientNeverStallsSender(t *testing.T, outbound int) {
-	r := relaytest.StartWith(t, relaytest.Options{Limits: server.Limits{
+func testSlowRecipientNeverStallsSender(t *testing.T, bk store, outbound int) {
+	r := bk.StartWith(t, relaytest.Options{Limits: server.Limits{
 		OutboundQueue: outbound, FramesPerSecond: -1, MaxQueueBytes: 1 << 30,
 		WriteTimeout: time.Hour, // a send that waited for the stuck write would never finish
 	}})
