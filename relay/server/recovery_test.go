@@ -2,8 +2,8 @@ package server_test
 
 import (
 	"bytes"
+	"context"
 	"crypto/rand"
-	"os"
 	"testing"
 
 	"pfschat/relay"
@@ -176,22 +176,25 @@ func testRecoveryAttemptsLimited(t *testing.T, bk store) {
 }
 
 // The relay stores a keyed hash, never the proof or the code: neither appears in the
-// database files.
-// (SQLite only: it reads the database files.)
-func TestRecoveryVerifierIsKeyed(t *testing.T) {
-	r := relaytest.Start(t)
-	_, code := registerWithCode(t, r, "alice")
-	has, err := r.Store.HasRecovery(testCtx(t), "alice")
+// files its store writes (storedFiles: the SQLite database, or the JetStream server's
+// store).
+func TestRecoveryVerifierIsKeyed(t *testing.T) { eachStore(t, testRecoveryVerifierIsKeyed) }
+
+func testRecoveryVerifierIsKeyed(t *testing.T, bk store) {
+	r := bk.Start(t)
+	alice, code := registerWithCode(t, r, "alice")
+	has, err := dirOf(r).(interface {
+		HasRecovery(context.Context, string) (bool, error)
+	}).HasRecovery(testCtx(t), "alice")
 	if err != nil || !has {
 		t.Fatalf("HasRecovery: %v, %v", has, err)
 	}
 	r.Close()
-	var files []byte
-	for _, suffix := range []string{"", "-wal"} {
-		b, _ := os.ReadFile(r.Path + suffix)
-		files = append(files, b...)
+	files := storedFiles(t, r)
+	if !bytes.Contains(files, []byte(alice.card.Export())) {
+		t.Fatal("alice's card is in none of the files read: they are not the store's")
 	}
 	if bytes.Contains(files, code.Proof("alice")) || bytes.Contains(files, code[:]) {
-		t.Fatal("the relay's database holds the recovery proof or code itself")
+		t.Fatal("the relay's store holds the recovery proof or code itself")
 	}
 }

@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io/fs"
 	"os"
+	"path/filepath"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -265,4 +266,47 @@ func blobsKept(t *testing.T, r *relaytest.Relay) (committed, uploading int) {
 		}
 	}
 	return committed, uploading
+}
+
+// storedFiles is what r's store wrote to disk, concatenated: the SQLite database and
+// its write-ahead log, or every file of the JetStream server's store directory (the
+// package's shared server: other tests' streams too, which only adds bytes).
+func storedFiles(t *testing.T, r *relaytest.Relay) []byte {
+	t.Helper()
+	var out []byte
+	if _, ok := dirs.Load(r); !ok {
+		for _, suffix := range []string{"", "-wal"} {
+			b, err := os.ReadFile(r.Path + suffix)
+			if err != nil && !errors.Is(err, fs.ErrNotExist) {
+				t.Fatal(err)
+			}
+			out = append(out, b...)
+		}
+		return out
+	}
+	ns, err := natstest.Shared()
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir := ns.Server().StoreDir()
+	files := 0
+	err = filepath.WalkDir(dir, func(path string, d fs.DirEntry, err error) error {
+		if err != nil || d.IsDir() {
+			return err
+		}
+		b, err := os.ReadFile(path)
+		if errors.Is(err, fs.ErrNotExist) {
+			return nil // another test's stream, deleted meanwhile
+		}
+		files++
+		out = append(out, b...)
+		return err
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if files == 0 {
+		t.Fatalf("no files in the JetStream store %s", dir)
+	}
+	return out
 }
