@@ -47,6 +47,11 @@ func (p Profile) Restore(ctx context.Context, src string, passphrase []byte) err
 	if err := os.MkdirAll(p.Dir, 0o700); err != nil {
 		return fmt.Errorf("chat: restore: %w", err)
 	}
+	// Only its owner may enter it, as a new profile's (Create): an empty directory
+	// made beforehand by hand has the umask's mode, 0755 as a rule.
+	if err := os.Chmod(p.Dir, 0o700); err != nil {
+		return fmt.Errorf("chat: restore: %w", err)
+	}
 	lock, err := p.lock()
 	if err != nil {
 		return err

@@ -304,3 +304,23 @@ func TestNoSecretOnDiskInTheClear(t *testing.T) {
 	scanAll("closed, replaced sealed values", sealedBefore)
 	t.Logf("%d secrets, %d replaced sealed values, %d files", len(s), len(sealedBefore), files)
 }
+
+// A restore into an empty directory made beforehand by hand (mkdir gives 0755 under the
+// usual umask) makes it owner-only, as creating a profile does: the profile's
+// directory holds its socket, its attachments being assembled and the store.
+func TestRestoreMakesTheDirectoryOwnerOnly(t *testing.T) {
+	r := relaytest.Start(t)
+	alice := newUser(t, r, "alice")
+	alice.close()
+	ctx := attachCtx(t)
+	backup := filepath.Join(t.TempDir(), "alice.backup")
+	must(t, alice.p.Backup(ctx, backup, testPass))
+
+	home := filepath.Join(t.TempDir(), "new-profile")
+	must(t, os.Mkdir(home, 0o755))
+	must(t, os.Chmod(home, 0o755))
+	p := alice.p
+	p.Dir = home
+	must(t, p.Restore(ctx, backup, testPass))
+	scanTree(t, "restored", home, true, nil)
+}
