@@ -91,8 +91,6 @@ type Preferences struct {
 	NoReadReceipts bool
 	// Clock returns the current time (default time.Now).
 	Clock func() time.Time
-	// Rand is the randomness for keys (default crypto/rand).
-	Rand io.Reader
 	// Logger receives diagnostics; never secrets (default: discard).
 	Logger *slog.Logger
 	// Dial builds the relay connection (default client.New). Tests use it to put a
@@ -187,7 +185,7 @@ func New(prefs Preferences) (*Controller, error) {
 		store:    prefs.Store,
 		log:      prefs.Logger,
 		now:      prefs.Clock,
-		rand:     prefs.Rand,
+		rand:     rand.Reader, // keys come from crypto/rand only: no caller swaps it
 		id:       prefs.IdentityKey,
 		card:     prefs.Card,
 		kick:     make(chan struct{}, 1),
@@ -203,9 +201,6 @@ func New(prefs Preferences) (*Controller, error) {
 	}
 	if c.now == nil {
 		c.now = time.Now
-	}
-	if c.rand == nil {
-		c.rand = rand.Reader
 	}
 	if c.prefs.OneTimeKeys <= 0 {
 		c.prefs.OneTimeKeys = DefaultOneTimeKeys

@@ -200,10 +200,7 @@ func (p Profile) create(ctx context.Context, name string, passphrase []byte, rel
 	if clock == nil {
 		clock = time.Now
 	}
-	rnd := p.Prefs.Rand
-	if rnd == nil {
-		rnd = randReader
-	}
+	rnd := randReader
 	key, err := ratchet.GenerateIdentityKey(rnd)
 	if err != nil {
 		return nil, fmt.Errorf("chat: generating identity key: %w", err)

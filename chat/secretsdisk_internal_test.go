@@ -8,10 +8,12 @@ import (
 	"encoding/binary"
 	"encoding/hex"
 	"encoding/json"
+	"io"
 	"io/fs"
 	"log/slog"
 	"os"
 	"path/filepath"
+	"reflect"
 	"strconv"
 	"strings"
 	"syscall"
@@ -323,4 +325,26 @@ func TestRestoreMakesTheDirectoryOwnerOnly(t *testing.T) {
 	p.Dir = home
 	must(t, p.Restore(ctx, backup, testPass))
 	scanTree(t, "restored", home, true, nil)
+}
+
+// Keys, prekeys, ratchet keys and recovery codes come from crypto/rand only: nothing a
+// caller of chat sets (a profile, its preferences) can hand the controller another
+// source of randomness.
+func TestNoRandomnessButCryptoRand(t *testing.T) {
+	reader := reflect.TypeFor[io.Reader]()
+	var walk func(path string, typ reflect.Type)
+	walk = func(path string, typ reflect.Type) {
+		for f := range typ.Fields() {
+			if !f.IsExported() {
+				continue
+			}
+			if f.Type.Implements(reader) {
+				t.Errorf("%s.%s (%s) lets a caller choose where keys' randomness comes from", path, f.Name, f.Type)
+			}
+			if f.Type.Kind() == reflect.Struct {
+				walk(path+"."+f.Name, f.Type)
+			}
+		}
+	}
+	walk("Profile", reflect.TypeFor[Profile]())
 }
