@@ -68,7 +68,7 @@ func init() {
 			flags: func(fs *flag.FlagSet) {
 				fs.String("name", "", "your user name")
 				fs.String("device", "", "device label on your card")
-				fs.String("invite", "", "invite code from the relay's operator (pfschat relay invite), for a relay that registers by invitation")
+				fs.String("invite", "", "invite code from the relay's operator (pfschat relay invite), for a relay that registers by invitation (or $"+profile.EnvInvite+", which other users cannot see in ps)")
 			}},
 		{name: "add", args: "NAME", help: "fetch and verify a contact's card (trust on first use)", run: cmdAdd},
 		{name: "send", args: "NAME TEXT… (TEXT - reads stdin)", help: "send one message (adds the contact if needed)", run: cmdSend,
@@ -583,6 +583,9 @@ func cmdInit(e *env, fs *flag.FlagSet, args []string) error {
 	}
 	p.Device = fs.Lookup("device").Value.String()
 	p.Invite = fs.Lookup("invite").Value.String()
+	if p.Invite == "" {
+		p.Invite = os.Getenv(profile.EnvInvite)
+	}
 	if p.Exists() {
 		return fmt.Errorf("%w: %s", chat.ErrProfileExists, p.StorePath())
 	}

@@ -23,7 +23,7 @@ func TestRelayInviteAndInitInvite(t *testing.T) {
 	db := filepath.Join(t.TempDir(), "relay.db")
 	done := make(chan error, 1)
 	go func() {
-		done <- cli.RunRelay(ctx, []string{"--addr", "127.0.0.1:0", "--db", db, "--registration", "invite",
+		done <- cli.RunRelay(ctx, []string{"--addr", "127.0.0.1:0", "--admin-addr", "", "--db", db, "--registration", "invite",
 			"--log", filepath.Join(t.TempDir(), "relay.log")}, pw, io.Discard)
 		pw.Close()
 	}()
@@ -35,7 +35,7 @@ func TestRelayInviteAndInitInvite(t *testing.T) {
 		}
 	}
 	if url == "" {
-		t.Fatal("relay did not print its address")
+		t.Fatal("relay did not print its address:", <-done)
 	}
 	go io.Copy(io.Discard, pr)
 
@@ -63,6 +63,15 @@ func TestRelayInviteAndInitInvite(t *testing.T) {
 	}
 	if rc, msg := initAs("bob", "--invite", inv); rc == 0 || !strings.Contains(msg, "invite") {
 		t.Fatalf("init with a used-up invite: exit %d, %q", rc, msg)
+	}
+	// The code in $PFSCHAT_INVITE instead, out of sight of ps.
+	code.Reset()
+	if err := cli.RunRelay(ctx, []string{"invite", "--db", db}, &code, &errb); err != nil {
+		t.Fatalf("relay invite: %v", err)
+	}
+	t.Setenv(profile.EnvInvite, strings.TrimSpace(code.String()))
+	if rc, msg := initAs("carol"); rc != 0 {
+		t.Fatalf("init with the invite in $%s: exit %d, %q", profile.EnvInvite, rc, msg)
 	}
 	cancel()
 	if err := <-done; err != nil {

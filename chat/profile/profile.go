@@ -20,6 +20,9 @@ const (
 	// EnvRelay is the relay URL when --relay is not given (before the one the profile
 	// remembers).
 	EnvRelay = "PFSCHAT_RELAY"
+	// EnvInvite is the invite code of `pfschat init` when --invite is not given: a
+	// flag's value is visible to every user of the machine (ps), a variable is not.
+	EnvInvite = "PFSCHAT_INVITE"
 )
 
 // DefaultRelayAddr is where `pfschat relay` listens, and so where a new profile looks
