@@ -198,7 +198,7 @@ func openBackup(r io.Reader, w io.Writer, pass []byte) error {
 // (ErrWrongPassphrase otherwise; a store without a passphrase, the demo's, has no
 // backup); the backup is sealed under Argon2id(pass) with the store's current
 // parameters (fresh salt). On failure dst is removed; the plain copy made on the way
-// lives owner-only beside dst and is removed in any case.
+// lives owner-only beside the store (never beside dst) and is removed in any case.
 func BackupClient(ctx context.Context, src, dst string, pass []byte) (err error) {
 	if len(pass) == 0 {
 		return fmt.Errorf("%w: a profile without a passphrase (the demo's) has no backup", ErrEmptyPassphrase)
@@ -251,13 +251,18 @@ func BackupClient(ctx context.Context, src, dst string, pass []byte) (err error)
 			os.Remove(dst)
 		}
 	}()
-	plain := dst + ".plain-tmp"
-	f, err := os.OpenFile(plain, os.O_CREATE|os.O_EXCL|os.O_WRONLY, 0o600)
+	// The plain copy (sealed values, but names and times in the clear, as the store
+	// keeps them) is made beside the store, never beside dst: a backup goes to a USB
+	// stick or a synced folder, where even a removed file may be read or uploaded, and
+	// a copy left by a kill would stay.
+	f, err := os.CreateTemp(filepath.Dir(src), filepath.Base(src)+".backup-*.tmp") // 0600
 	if err != nil {
 		return fmt.Errorf("storage: backup: %w", err)
 	}
+	plain := f.Name()
 	f.Close()
 	defer os.Remove(plain)
+	defer os.Remove(plain + "-journal")
 	if _, err := d.ExecContext(ctx, "VACUUM INTO ?", plain); err != nil {
 		return fmt.Errorf("storage: backup: VACUUM INTO: %w", err)
 	}
