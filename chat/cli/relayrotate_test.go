@@ -1,7 +1,9 @@
 package cli_test
 
 import (
+	"bytes"
 	"io"
+	"os"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -9,6 +11,7 @@ import (
 	"pfschat/chat/cli"
 	"pfschat/relay"
 	"pfschat/relay/client"
+	"pfschat/storage"
 )
 
 func TestRelayRotateKey(t *testing.T) {
@@ -20,12 +23,28 @@ func TestRelayRotateKey(t *testing.T) {
 	if err := stop(); err != nil {
 		t.Fatal(err)
 	}
+	st, err := storage.OpenRelay(t.Context(), db, storage.RelayOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	oldSeed, err := st.Meta(t.Context(), "relay_ed25519_seed")
+	st.Close()
+	if err != nil || len(oldSeed) != 32 {
+		t.Fatalf("the relay's seed: %d bytes, %v", len(oldSeed), err)
+	}
 	var out strings.Builder
 	if err := cli.RunRelay(t.Context(), []string{"rotate-key", "--db", db}, &out, io.Discard); err != nil {
 		t.Fatal(err)
 	}
 	if !strings.Contains(out.String(), "1 cards re-signed") {
 		t.Fatalf("rotate-key said %q", out.String())
+	}
+	// The old key is gone from the files: a copy of them taken later cannot sign a
+	// rotation of its own for the clients still pinned to it.
+	for _, sfx := range []string{"", "-wal", "-shm", "-journal"} {
+		if b, err := os.ReadFile(db + sfx); err == nil && bytes.Contains(b, oldSeed) {
+			t.Errorf("the old relay key is still in %s after rotate-key", filepath.Base(db+sfx))
+		}
 	}
 	url, stop = runRelay(t, "--db", db, "--min-free-mib", "0")
 	defer stop()
