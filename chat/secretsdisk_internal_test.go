@@ -20,6 +20,7 @@ import (
 	"testing"
 
 	"pfschat/ratchet"
+	"pfschat/relay"
 	"pfschat/relay/relaytest"
 )
 
@@ -218,6 +219,16 @@ func TestNoSecretOnDiskInTheClear(t *testing.T) {
 	ctx := attachCtx(t)
 
 	s := secrets{"passphrase": testPass}
+	for _, u := range []*user{alice, bob} {
+		// The recovery code, shown once, and the proof the relay sees of it: the relay
+		// keeps only a keyed hash of the proof.
+		text := u.c.TakeRecoveryCode()
+		code, err := relay.ParseRecoveryCode(text)
+		must(t, err)
+		s.add(u.name+" recovery code", []byte(text))
+		s.add(u.name+" recovery code, no dashes", []byte(strings.ReplaceAll(text, "-", "")))
+		s.add(u.name+" recovery proof", code.Proof(u.name))
+	}
 	for _, u := range []*user{alice, bob} {
 		collectSecrets(t, u, "created", s)
 	}
