@@ -25,6 +25,7 @@ import (
 	tea "charm.land/bubbletea/v2"
 
 	"pfschat/chat"
+	"pfschat/chat/profile"
 )
 
 // AttachmentBackend is implemented by backends that send and fetch files
@@ -355,6 +356,7 @@ func (m *mainScreen) confirmOpen(path string) tea.Cmd {
 // wait for it (a variable: tests see what would be opened).
 var startOpener = func(opener, path string) error {
 	cmd := exec.Command(opener, path)
+	cmd.Env = profile.EnvWithoutSecrets(os.Environ())
 	if err := cmd.Start(); err != nil {
 		return err
 	}

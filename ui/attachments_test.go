@@ -6,6 +6,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -13,6 +14,7 @@ import (
 	"github.com/charmbracelet/x/ansi"
 
 	"pfschat/chat"
+	"pfschat/chat/profile"
 )
 
 // The in-memory backend sends files as attachment messages and "downloads" by marking them.
@@ -365,5 +367,35 @@ func TestOpenChecksTheFileItHandsOver(t *testing.T) {
 	}
 	if done := ask("-n.pdf")().(opDoneMsg); done.err != nil || len(opened) != 1 || opened[0] != filepath.Join(dir, "-n.pdf") {
 		t.Fatalf("opened %q (%v), want [%s]", opened, done.err, filepath.Join(dir, "-n.pdf"))
+	}
+}
+
+// TestOpenerGetsNoSecret: the program /open starts (and whatever it starts) does not
+// inherit the passphrase or an invite code from pfschat's environment; the rest of the
+// environment it does.
+func TestOpenerGetsNoSecret(t *testing.T) {
+	dir := t.TempDir()
+	t.Setenv(profile.EnvPassphrase, "hunter2-passphrase")
+	t.Setenv(profile.EnvInvite, "invite-code-secret")
+	fifo := filepath.Join(dir, "env")
+	if err := syscall.Mkfifo(fifo, 0o600); err != nil {
+		t.Skip("no fifo here:", err)
+	}
+	opener := filepath.Join(dir, "opener")
+	if err := os.WriteFile(opener, []byte("#!/bin/sh\nenv > \"$1\"\n"), 0o700); err != nil {
+		t.Fatal(err)
+	}
+	if err := startOpener(opener, fifo); err != nil {
+		t.Fatal(err)
+	}
+	env, err := os.ReadFile(fifo) // blocks until the opener has written its environment
+	if err != nil {
+		t.Fatal(err)
+	}
+	if strings.Contains(string(env), "hunter2-passphrase") || strings.Contains(string(env), "invite-code-secret") {
+		t.Errorf("the opener inherited a secret:\n%s", env)
+	}
+	if !strings.Contains(string(env), "PATH=") {
+		t.Errorf("the opener lost the rest of the environment:\n%s", env)
 	}
 }

@@ -10,6 +10,11 @@
 // import it.
 package profile
 
+import (
+	"slices"
+	"strings"
+)
+
 // Environment variables read by pfschat.
 const (
 	// EnvHome, when set, is the profile directory for the UI and every headless command
@@ -32,3 +37,21 @@ const DefaultRelayAddr = "127.0.0.1:7878"
 // DefaultRelayURL is the relay a profile connects to unless --relay, $PFSCHAT_RELAY or
 // the profile itself names another.
 const DefaultRelayURL = "ws://" + DefaultRelayAddr
+
+// secretEnv are the variables that carry a secret into pfschat.
+var secretEnv = []string{EnvPassphrase, EnvNewPassphrase, EnvInvite}
+
+// EnvWithoutSecrets is env (os.Environ's form) without the variables that carry a
+// secret: the environment for a program pfschat starts (a file opener, and whatever
+// that starts in turn), which has no use for the passphrase and may log or report its
+// environment.
+func EnvWithoutSecrets(env []string) []string {
+	out := make([]string, 0, len(env))
+	for _, kv := range env {
+		name, _, _ := strings.Cut(kv, "=")
+		if !slices.Contains(secretEnv, name) {
+			out = append(out, kv)
+		}
+	}
+	return out
+}
