@@ -7,6 +7,7 @@ import (
 	"encoding/json"
 	"errors"
 	"os"
+	"slices"
 	"testing"
 	"time"
 
@@ -105,6 +106,76 @@ func FuzzParseKeyRotation(f *testing.F) {
 		again, err := k.MarshalBinary()
 		if err != nil || !bytes.Equal(again, b) {
 			t.Fatalf("round trip: %x → %x (%v)", b, again, err)
+		}
+	})
+}
+
+// FuzzFollowKeyRotations: the statements of a relay's hello (untrusted: whatever the
+// relay, or whoever answers in its place, sends) either give a chain from the pinned
+// key to the presented one, each statement's new key the next one's old key, or are
+// refused with ErrBadKeyRotation. steps picks statements signed among four keys (a
+// byte at or above 0x80 spoils its signature); raw is one more statement as sent.
+func FuzzFollowKeyRotations(f *testing.F) {
+	pub := func(k ed25519.PrivateKey) ed25519.PublicKey { return k.Public().(ed25519.PublicKey) }
+	var keys [4]ed25519.PrivateKey
+	for i := range keys {
+		keys[i] = seedKey(byte(i + 1))
+	}
+	type pair struct{ old, new int }
+	var pairs []pair
+	var signed [][]byte
+	for i := range keys {
+		for j := range keys {
+			if i != j {
+				b, _ := relay.SignKeyRotation(keys[i], pub(keys[j]), time.Unix(1767225600+int64(len(pairs)), 0)).MarshalBinary()
+				pairs, signed = append(pairs, pair{i, j}), append(signed, b)
+			}
+		}
+	}
+	f.Add([]byte{0}, []byte(nil), uint8(0), uint8(1), []byte(nil))    // 1 → 2
+	f.Add([]byte{0, 4}, []byte(nil), uint8(0), uint8(2), []byte(nil)) // 1 → 2 → 3
+	f.Add([]byte{4, 0}, []byte(nil), uint8(0), uint8(2), []byte(nil)) // out of order
+	f.Add([]byte{0x80}, []byte(nil), uint8(0), uint8(1), []byte(nil)) // spoiled
+	f.Add([]byte{0, 3}, []byte(nil), uint8(0), uint8(0), []byte(nil)) // a cycle back to the pin
+	f.Add([]byte{0}, signed[4][:40], uint8(0), uint8(1), []byte(nil))
+	f.Add([]byte{0}, []byte(nil), uint8(0), uint8(1), []byte{1, 2, 3})
+	f.Fuzz(func(t *testing.T, steps, raw []byte, pin, present uint8, presentedRaw []byte) {
+		var encoded [][]byte
+		for _, s := range steps {
+			b := bytes.Clone(signed[int(s&0x7f)%len(signed)])
+			if s >= 0x80 {
+				b[len(b)-1-int(s&0x3f)] ^= 1
+			}
+			encoded = append(encoded, b)
+		}
+		if raw != nil {
+			encoded = append(encoded, raw)
+		}
+		pinned := pub(keys[int(pin)%len(keys)])
+		presented := pub(keys[int(present)%len(keys)])
+		if presentedRaw != nil {
+			presented = presentedRaw
+		}
+		chain, err := relay.FollowKeyRotations(pinned, presented, encoded)
+		if err != nil {
+			if !errors.Is(err, relay.ErrBadKeyRotation) {
+				t.Fatalf("untyped error %v", err)
+			}
+			return
+		}
+		cur := pinned
+		for i, k := range chain {
+			if !k.Old.Equal(cur) {
+				t.Fatalf("statement %d of the chain starts at %x, not %x", i, k.Old, cur)
+			}
+			enc, err := k.MarshalBinary()
+			if err != nil || !slices.ContainsFunc(encoded[max(0, len(encoded)-relay.MaxKeyRotations):], func(e []byte) bool { return bytes.Equal(e, enc) }) {
+				t.Fatalf("statement %d of the chain is not among the last %d sent (%v)", i, relay.MaxKeyRotations, err)
+			}
+			cur = k.New
+		}
+		if !cur.Equal(presented) || len(chain) > relay.MaxKeyRotations {
+			t.Fatalf("a chain of %d statements from %x ends at %x, not at the presented %x", len(chain), pinned, cur, presented)
 		}
 	})
 }
