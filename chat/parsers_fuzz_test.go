@@ -2,6 +2,7 @@ package chat
 
 import (
 	"errors"
+	"net/url"
 	"path/filepath"
 	"regexp"
 	"strings"
@@ -80,6 +81,37 @@ func FuzzParseSafetyNumber(f *testing.F) {
 		again, err := ParseSafetyNumber("bob", "c1", false, sn.Digits())
 		if err != nil || again.Digits() != sn.Digits() || !sn.Equal(digits) {
 			t.Fatalf("round trip of %q: %q, %v", digits, again.Digits(), err)
+		}
+	})
+}
+
+// FuzzNormalizeRelayURL: the relay URL a user types at onboarding or passes as
+// --relay (one URL, or several nodes' separated by commas) is refused, or becomes a
+// list of distinct ws:// or wss:// URLs with a host that normalizes to itself (a
+// profile stores it and normalizes it again on each open).
+func FuzzNormalizeRelayURL(f *testing.F) {
+	for _, s := range []string{
+		"", "ws://127.0.0.1:7878", "wss://relay.example", "wss://a/v2/ws, wss://b", "wss://a,wss://a/v2/ws",
+		"127.0.0.1:7878", "http://x", "wss://", "wss://a,,wss://b", "wss://[::1", "ws://u:p@h/p?q#f", " wss://h/ ",
+	} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, raw string) {
+		out, err := NormalizeRelayURL(raw)
+		if err != nil {
+			return
+		}
+		parts := strings.Split(out, ",")
+		seen := map[string]bool{}
+		for _, p := range parts {
+			u, err := url.Parse(p)
+			if err != nil || u.Scheme != "ws" && u.Scheme != "wss" || u.Host == "" || seen[p] {
+				t.Fatalf("%q normalizes to %q, with %q (%v)", raw, out, p, err)
+			}
+			seen[p] = true
+		}
+		if again, err := NormalizeRelayURL(out); err != nil || again != out {
+			t.Fatalf("%q normalizes to %q, then to %q, %v", raw, out, again, err)
 		}
 	})
 }
