@@ -3,10 +3,12 @@ package daemon
 import (
 	"encoding/json"
 	"errors"
+	"net"
 	"reflect"
 	"strings"
 	"testing"
 
+	"pfschat/relay/fifo"
 	"pfschat/relay/strictjson"
 )
 
@@ -167,6 +169,59 @@ func FuzzNotificationEvent(f *testing.F) {
 		}
 		if enc2, _ := json.Marshal(again); string(enc2) != string(enc) {
 			t.Fatalf("round trip %s, %s", enc, enc2)
+		}
+	})
+}
+
+// FuzzClientRead: what an owner's socket sends a client (responses and
+// notifications, a line each) ends the connection with an error when the client
+// cannot read it, and never panics the client: a notification it passes on decodes,
+// and a response's result decodes into the types Call is given, or is refused.
+func FuzzClientRead(f *testing.F) {
+	for _, s := range []string{
+		`{"jsonrpc":"2.0","result":{"id":7},"id":"1"}`,
+		`{"jsonrpc":"2.0","result":[{"id":1,"contact":"bob","text":"hi","sentAt":"2026-01-02T03:04:05Z","state":"read"}],"id":1}`,
+		`{"jsonrpc":"2.0","error":{"code":-32602,"message":"no","data":{"x":1}},"id":1}`,
+		`{"jsonrpc":"2.0","method":"message","params":{"subscription":1,"message":{"id":7,"contact":"alice","text":"hi","sentAt":"2026-01-02T03:04:05Z","state":"received"}}}`,
+		`{"jsonrpc":"2.0","method":"connection","params":{"subscription":1,"status":"online"}}` + "\n" + `{"jsonrpc":"2.0","result":null,"id":1}`,
+		`{"jsonrpc":"2.0","method":"connection","params":{"subscription":1,"Status":"online"}}`,
+		`{"jsonrpc":"2.0","result":{},"id":1,"ID":2}`, `not json`, `{"method":null,"id":1}`, ``, "\n\n",
+	} {
+		f.Add([]byte(s))
+	}
+	f.Fuzz(func(t *testing.T, lines []byte) {
+		a, b := net.Pipe()
+		defer b.Close()
+		resp := make(chan Response, 1)
+		c := &Client{nc: a, pending: map[string]chan Response{"1": resp, `"1"`: resp}, notes: fifo.New[Notification](), done: make(chan struct{})}
+		go c.read()
+		go func() {
+			b.Write(lines)
+			b.Close()
+		}()
+		<-c.done
+		if c.Err() == nil {
+			t.Fatal("the connection ended without an error")
+		}
+		for {
+			n, err := c.Next(t.Context())
+			if err != nil {
+				break
+			}
+			if _, err := n.Event(); err != nil {
+				t.Fatalf("passed on a notification it cannot read: %v", err)
+			}
+		}
+		select {
+		case r := <-resp:
+			for _, v := range []any{new(Message), new([]Message), new([]Contact), new(SafetyNumber), new([]Gap), new(Transfer), new(File)} {
+				if err := unmarshalExact(r.Result, v); err == nil {
+					if _, err := json.Marshal(v); err != nil {
+						t.Fatalf("%T decoded from %s does not encode: %v", v, r.Result, err)
+					}
+				}
+			}
+		default:
 		}
 	})
 }
