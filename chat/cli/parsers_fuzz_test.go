@@ -2,6 +2,7 @@ package cli
 
 import (
 	"errors"
+	"io"
 	"net/url"
 	"strings"
 	"testing"
@@ -64,6 +65,39 @@ func FuzzParseRelayLockRecord(f *testing.F) {
 		pid, what := parseRelayLockRecord(b)
 		if pid < 0 || what != "" && what != "pfschat relay" && what != "pfschat relay rotate-key" {
 			t.Fatalf("%q gives pid %d, %q", b, pid, what)
+		}
+	})
+}
+
+// FuzzReadLine: recover reads the recovery code from stdin's first line a byte at a
+// time: it takes the line (at most 1 KiB of it) and its line break, and leaves what
+// follows (a passphrase on the next line) unread.
+func FuzzReadLine(f *testing.F) {
+	for _, s := range []string{"", "\n", "ABCD-EFGH\npassphrase\n", "no break", strings.Repeat("x", 1024) + "\nrest", strings.Repeat("y", 1030), "\r\n"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, in string) {
+		r := strings.NewReader(in)
+		got, err := readLine(r)
+		used := len(in) - r.Len()
+		line, _, broken := strings.Cut(in, "\n")
+		switch {
+		case len(line) >= 1024:
+			if got != in[:1024] || err != nil || used != 1024 {
+				t.Fatalf("%q: %q, %v, read %d bytes", in, got, err, used)
+			}
+		case broken:
+			if got != line || err != nil || used != len(line)+1 {
+				t.Fatalf("%q: %q, %v, read %d bytes", in, got, err, used)
+			}
+		case in == "":
+			if got != "" || !errors.Is(err, io.EOF) {
+				t.Fatalf("%q: %q, %v", in, got, err)
+			}
+		default:
+			if got != in || err != nil || used != len(in) {
+				t.Fatalf("%q: %q, %v, read %d bytes", in, got, err, used)
+			}
 		}
 	})
 }
