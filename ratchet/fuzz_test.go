@@ -88,6 +88,20 @@ func getFixture(t testing.TB) *fuzzFixture {
 	return &fixture
 }
 
+// typedRefusal fails t unless err wraps one of the package's error values
+// (errors.go): every decoder refuses bad input with a typed error.
+func typedRefusal(t *testing.T, what string, err error) {
+	t.Helper()
+	for _, want := range []error{ErrMalformed, ErrTrailingBytes, ErrOversize, ErrUnknownVersion, ErrBadSignature,
+		ErrCardIDMismatch, ErrInvalidName, ErrWrongCard, ErrMissingPreKey, ErrDecrypt, ErrReplay, ErrTooManySkipped,
+		ErrPlaintextTooLarge, ErrNotInitial, ErrWrongSession, ErrNoSendingChain} {
+		if errors.Is(err, want) {
+			return
+		}
+	}
+	t.Fatalf("%s: untyped error %v", what, err)
+}
+
 // addMutations seeds a corpus with b and a few truncations and bit flips.
 func addMutations(f *testing.F, b []byte) {
 	f.Add(b)
@@ -111,6 +125,7 @@ func FuzzImportCard(f *testing.F) {
 	f.Fuzz(func(t *testing.T, s string) {
 		c, err := ImportCard(s)
 		if err != nil {
+			typedRefusal(t, "ImportCard", err)
 			return
 		}
 		// Whatever imports re-exports to an equivalent card with the same ID.
@@ -129,6 +144,7 @@ func FuzzParseCard(f *testing.F) {
 	f.Fuzz(func(t *testing.T, b []byte) {
 		c, err := ParseCard(b)
 		if err != nil {
+			typedRefusal(t, "ParseCard", err)
 			return
 		}
 		out, err := c.MarshalBinary()
@@ -146,6 +162,7 @@ func FuzzDecodeEnvelope(f *testing.F) {
 	f.Fuzz(func(t *testing.T, b []byte) {
 		env, err := DecodeEnvelope(b)
 		if err != nil {
+			typedRefusal(t, "DecodeEnvelope", err)
 			return
 		}
 		if (env.Type == MessageInitial) != (env.Initial != nil) {
@@ -171,6 +188,7 @@ func FuzzDecrypt(f *testing.F) {
 		}
 		s.SetRand(seeded(1))
 		if _, err := s.Decrypt(b); err != nil {
+			typedRefusal(t, "Decrypt", err)
 			after, _ := s.MarshalBinary()
 			if !bytes.Equal(after, fx.bobState) {
 				t.Fatalf("failed decrypt (%v) changed the state", err)
@@ -189,6 +207,7 @@ func FuzzBundleVerify(f *testing.F) {
 			return
 		}
 		if err := bundle.Verify(fx.bob.card, fx.relay.pub); err != nil {
+			typedRefusal(t, "Bundle.Verify", err)
 			return
 		}
 		// A verified bundle must start a session.
@@ -205,6 +224,7 @@ func FuzzParseSession(f *testing.F) {
 	f.Fuzz(func(t *testing.T, b []byte) {
 		s, err := ParseSession(b)
 		if err != nil {
+			typedRefusal(t, "ParseSession", err)
 			return
 		}
 		out, _ := s.MarshalBinary()
@@ -226,14 +246,18 @@ func FuzzParsePrivatePreKey(f *testing.F) {
 		f.Add(pub)
 	}
 	f.Fuzz(func(t *testing.T, b []byte) {
-		if p, err := ParsePublicPreKey(b); err == nil {
+		if p, err := ParsePublicPreKey(b); err != nil {
+			typedRefusal(t, "ParsePublicPreKey", err)
+		} else {
 			out, _ := p.MarshalBinary()
 			if !bytes.Equal(out, b) {
 				t.Fatal("public prekey does not re-encode to its input")
 			}
 			_ = p.Verify(fx.bob.card)
 		}
-		if k, err := ParsePrivatePreKey(b); err == nil {
+		if k, err := ParsePrivatePreKey(b); err != nil {
+			typedRefusal(t, "ParsePrivatePreKey", err)
+		} else {
 			out, _ := k.MarshalBinary()
 			if !bytes.Equal(out, b) {
 				t.Fatal("private prekey does not re-encode to its input")
@@ -249,6 +273,7 @@ func FuzzParseIdentityKey(f *testing.F) {
 	f.Fuzz(func(t *testing.T, b []byte) {
 		k, err := ParseIdentityKey(b)
 		if err != nil {
+			typedRefusal(t, "ParseIdentityKey", err)
 			return
 		}
 		out, _ := k.MarshalBinary()
@@ -273,6 +298,9 @@ func FuzzAcceptSession(f *testing.F) {
 			keys.KEMPreKey = fx.bob.lr
 		}
 		s, pt, err := AcceptSession(fx.bob.key, fx.bob.card, fx.alice.card, keys, env)
+		if err != nil {
+			typedRefusal(t, "AcceptSession", err)
+		}
 		if err == nil && (s == nil || !bytes.Equal(b, fx.initial) || string(pt) != "initial") {
 			t.Fatalf("accepted a message that is not the fixture's: %q", pt)
 		}
