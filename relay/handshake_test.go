@@ -5,6 +5,7 @@ import (
 	"crypto/ed25519"
 	"encoding/hex"
 	"encoding/json"
+	"errors"
 	"flag"
 	"os"
 	"testing"
@@ -140,6 +141,9 @@ func FuzzParseNonce(f *testing.F) {
 	f.Fuzz(func(t *testing.T, s string) {
 		b, err := relay.ParseNonce(s)
 		if err != nil {
+			if !errors.Is(err, relay.ErrBadNonce) {
+				t.Fatalf("ParseNonce(%q) refused it with an untyped error: %v", s, err)
+			}
 			return
 		}
 		if len(b) != relay.NonceSize || relay.EncodeNonce(b) != s {

@@ -101,6 +101,9 @@ func FuzzParseKeyRotation(f *testing.F) {
 	f.Fuzz(func(t *testing.T, b []byte) {
 		k, err := relay.ParseKeyRotation(b)
 		if err != nil {
+			if !errors.Is(err, relay.ErrBadKeyRotation) {
+				t.Fatalf("ParseKeyRotation(%x) refused it with an untyped error: %v", b, err)
+			}
 			return
 		}
 		again, err := k.MarshalBinary()
