@@ -523,44 +523,62 @@ func (c *conn) tooManyPreKeys(reqID uint64, msg string) {
 	c.replyError(reqID, relay.CodeTooManyPreKeys, msg, LimitMaxOneTimePreKeys)
 }
 
-// decodePreKeyUpload parses an upload's prekeys and counts its one-time keys by kind,
-// without verifying a signature. It refuses, answering the request itself, a key that
-// does not parse, a key that repeats another of the frame (its kind and id, or its
-// key), a second signed or last-resort KEM prekey (each replaces the one before, so a
-// frame needs one at most), and more one-time keys of a kind than the relay stores.
+// decodePreKeyUpload parses an upload's prekeys and counts its one-time keys by kind
+// (parsePreKeyUpload), answering the request itself when it refuses them.
 func (c *conn) decodePreKeyUpload(f *relay.Frame) (parsed []ratchet.PublicPreKey, newOneTime map[ratchet.PreKeyKind]int, ok bool) {
+	parsed, newOneTime, r := parsePreKeyUpload(f.PreKeys, c.s.limits.MaxOneTimePreKeys)
+	switch {
+	case r == nil:
+		return parsed, newOneTime, true
+	case r.tooMany:
+		c.tooManyPreKeys(f.ID, r.msg)
+	default:
+		c.replyError(f.ID, relay.CodeBadPreKey, r.msg, "")
+	}
+	return nil, nil, false
+}
+
+// preKeyRefusal is why parsePreKeyUpload refused an upload: the message for the
+// client, and whether it is the relay's limit (too_many_prekeys) rather than a bad key.
+type preKeyRefusal struct {
+	msg     string
+	tooMany bool
+}
+
+// parsePreKeyUpload parses the prekeys of an upload (untrusted: the client's frame)
+// and counts its one-time keys by kind, without verifying a signature. It refuses a
+// key that does not parse, a key that repeats another of the frame (its kind and id,
+// or its key), a second signed or last-resort KEM prekey (each replaces the one before,
+// so a frame needs one at most), and more than maxOneTime one-time keys of a kind.
+func parsePreKeyUpload(raws [][]byte, maxOneTime int) (parsed []ratchet.PublicPreKey, newOneTime map[ratchet.PreKeyKind]int, refused *preKeyRefusal) {
 	type kindID struct {
 		kind ratchet.PreKeyKind
 		id   uint32
 	}
-	parsed = make([]ratchet.PublicPreKey, 0, len(f.PreKeys))
+	parsed = make([]ratchet.PublicPreKey, 0, len(raws))
 	newOneTime = map[ratchet.PreKeyKind]int{}
-	byID := make(map[kindID]int, len(f.PreKeys))
-	byKey := make(map[string]int, len(f.PreKeys))
+	byID := make(map[kindID]int, len(raws))
+	byKey := make(map[string]int, len(raws))
 	replacing := map[ratchet.PreKeyKind]int{}
-	refuse := func(i int, why string) {
-		c.replyError(f.ID, relay.CodeBadPreKey, "prekey "+strconv.Itoa(i)+" "+why, "")
+	refuse := func(i int, why string) *preKeyRefusal {
+		return &preKeyRefusal{msg: "prekey " + strconv.Itoa(i) + " " + why}
 	}
-	for i, raw := range f.PreKeys {
+	for i, raw := range raws {
 		pk, err := ratchet.ParsePublicPreKey(raw)
 		if err != nil {
-			refuse(i, "does not parse: "+err.Error())
-			return nil, nil, false
+			return nil, nil, refuse(i, "does not parse: "+err.Error())
 		}
 		if j, seen := byID[kindID{pk.Kind, pk.ID}]; seen {
-			refuse(i, "repeats the id of prekey "+strconv.Itoa(j)+" ("+pk.Kind.String()+" "+strconv.FormatUint(uint64(pk.ID), 10)+"): send each prekey once")
-			return nil, nil, false
+			return nil, nil, refuse(i, "repeats the id of prekey "+strconv.Itoa(j)+" ("+pk.Kind.String()+" "+strconv.FormatUint(uint64(pk.ID), 10)+"): send each prekey once")
 		}
 		if j, seen := byKey[string(pk.Key)]; seen {
-			refuse(i, "repeats the key of prekey "+strconv.Itoa(j)+": send each prekey once")
-			return nil, nil, false
+			return nil, nil, refuse(i, "repeats the key of prekey "+strconv.Itoa(j)+": send each prekey once")
 		}
 		byID[kindID{pk.Kind, pk.ID}], byKey[string(pk.Key)] = i, i
 		switch pk.Kind {
 		case ratchet.SignedPreKey, ratchet.KEMLastResort:
 			if j, seen := replacing[pk.Kind]; seen {
-				refuse(i, "is a second "+pk.Kind.String()+" after prekey "+strconv.Itoa(j)+": the relay keeps one, so send one")
-				return nil, nil, false
+				return nil, nil, refuse(i, "is a second "+pk.Kind.String()+" after prekey "+strconv.Itoa(j)+": the relay keeps one, so send one")
 			}
 			replacing[pk.Kind] = i
 		default:
@@ -568,14 +586,12 @@ func (c *conn) decodePreKeyUpload(f *relay.Frame) (parsed []ratchet.PublicPreKey
 		}
 		parsed = append(parsed, pk)
 	}
-	max := c.s.limits.MaxOneTimePreKeys
 	for kind, n := range newOneTime {
-		if n > max {
-			c.tooManyPreKeys(f.ID, strconv.Itoa(n)+" "+relay.PreKeyKindNames[kind]+" prekeys in one frame exceed "+strconv.Itoa(max))
-			return nil, nil, false
+		if n > maxOneTime {
+			return nil, nil, &preKeyRefusal{msg: strconv.Itoa(n) + " " + relay.PreKeyKindNames[kind] + " prekeys in one frame exceed " + strconv.Itoa(maxOneTime), tooMany: true}
 		}
 	}
-	return parsed, newOneTime, true
+	return parsed, newOneTime, nil
 }
 
 func (c *conn) onPreKeyStatus(f *relay.Frame) {
