@@ -92,11 +92,24 @@ func nextMessage(t testing.TB, c *client.Client) *client.Incoming {
 	for {
 		p, err := c.Pushes().Wait(ctx)
 		if err != nil {
-			t.Fatalf("no message within the timeout: %v", err)
+			t.Fatalf("no message within the timeout%s: %v", connEnded(c), err)
 		}
 		if p.Message != nil {
 			return p.Message
 		}
+	}
+}
+
+// connEnded says, for a failure message, whether c's connection had ended: a client
+// that is not kept up by Run does not reconnect, so one the relay closed (as it does
+// when it cannot read the connection's queue) waits out the timeout with nothing to
+// come, which is not the same failure as a relay that holds back what it has.
+func connEnded(c *client.Client) string {
+	select {
+	case <-c.Online():
+		return ""
+	default:
+		return " (the connection had ended: the relay closed it or it broke)"
 	}
 }
 
@@ -108,7 +121,7 @@ func waitSynced(t testing.TB, c *client.Client) {
 	for {
 		p, err := c.Pushes().Wait(ctx)
 		if err != nil {
-			t.Fatalf("no synced push within the timeout: %v", err)
+			t.Fatalf("no synced push within the timeout%s: %v", connEnded(c), err)
 		}
 		if p.Message != nil {
 			t.Fatalf("unexpected message %d before synced", p.Message.ID)
