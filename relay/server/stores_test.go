@@ -97,7 +97,16 @@ func jetstreamOptions(t *testing.T, o relaytest.Options) relaytest.Options {
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	prefix := fmt.Sprintf("T%d", prefixes.Add(1))
-	c, err := cluster.Connect(ctx, cluster.Options{URLs: []string{ns.URL()}, Prefix: prefix})
+	// Each JetStream request may take as long as the relay gives an operation (10 s,
+	// its opCtx), not the 5 s default. The server runs in this process, under -race,
+	// on the cores the relay and the test's clients use; a direct get of a backlog
+	// page (256 messages of 32 KiB, 8 MiB) or of the messages an ack covers (up to
+	// 16 MiB) took over 5 s there on a loaded two-core machine, and the relay then
+	// closes the connection whose queue it could not read, as it should — a client
+	// that does not reconnect then waits in vain (TestSlowRecipientNeverStallsSender
+	// failed so). The tests check what is delivered and in what order, not how fast
+	// this JetStream answers.
+	c, err := cluster.Connect(ctx, cluster.Options{URLs: []string{ns.URL()}, Prefix: prefix, Timeout: 10 * time.Second})
 	if err != nil {
 		t.Fatal(err)
 	}
