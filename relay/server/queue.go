@@ -103,10 +103,11 @@ type Store interface {
 
 var _ Store = (*storage.Relay)(nil)
 
-// ErrUnavailable is what a Queue or Store wraps when it cannot take a write now (a
-// cluster without quorum, a lost connection to it): the write did not happen, and
-// the relay answers with the "unavailable" error code so the client retries.
-var ErrUnavailable = errors.New("relay: the store cannot take the write now")
+// ErrUnavailable is what a Queue or Store wraps when it cannot answer now (a cluster
+// without quorum, a lost connection to it, a request over its time): a write did not
+// happen, and the relay answers with the "unavailable" error code so the client
+// retries. Reads wrap it too (a backlog page, an ack's look), so its words name no write.
+var ErrUnavailable = errors.New("relay: the store cannot answer now")
 
 // errorCode is the protocol error code for a store error: unavailable or internal.
 func errorCode(err error) string {
