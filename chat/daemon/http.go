@@ -98,6 +98,10 @@ func (s *Server) httpEvents(w http.ResponseWriter, r *http.Request) {
 		http.Error(w, "streaming unsupported", http.StatusInternalServerError)
 		return
 	}
+	if s.ctx.Err() != nil { // Close has begun: no new stream, as no new subscription
+		http.Error(w, errClosing().Message, http.StatusServiceUnavailable)
+		return
+	}
 	w.Header().Set("Content-Type", "text/event-stream")
 	w.Header().Set("Cache-Control", "no-cache")
 	w.WriteHeader(http.StatusOK)

@@ -5,6 +5,8 @@ import (
 	"encoding/json"
 	"errors"
 	"net"
+	"net/http"
+	"net/http/httptest"
 	"strings"
 	"testing"
 	"time"
@@ -76,5 +78,24 @@ func TestNoNotificationAfterUnsubscribe(t *testing.T) {
 	ours.SetWriteDeadline(time.Now().Add(5 * time.Second))
 	if err := c.notify(7, n); !errors.Is(err, errSubscriptionEnded) {
 		t.Fatalf("a notification after unsubscribe: %v, want errSubscriptionEnded", err)
+	}
+}
+
+// TestEventsRefusedWhileClosing: an event stream asked for once Close has begun is
+// refused 503 (it was answered 200, streamed and cut), as a subscription is refused
+// closing on the socket.
+func TestEventsRefusedWhileClosing(t *testing.T) {
+	events := make(chan chat.Event)
+	hub := NewHub(events)
+	t.Cleanup(func() { close(events); <-hub.Done() })
+	s := New(Config{Hub: hub, Owner: profile.OwnerDaemon})
+	s.stop()
+	rec := httptest.NewRecorder()
+	s.httpEvents(rec, httptest.NewRequest("GET", "/api/v1/events", nil))
+	if rec.Code != http.StatusServiceUnavailable || !strings.Contains(rec.Body.String(), "shutting down") {
+		t.Errorf("events while closing: %d %q, want 503 saying the owner is shutting down", rec.Code, rec.Body.String())
+	}
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
 	}
 }
