@@ -94,19 +94,10 @@ func TestRecoveryCodeWorksOnceAcrossNodes(t *testing.T) {
 		anon[i] = anonClient(t, n[i%2])
 		_, cards[i] = newIdentity(t, "alice")
 	}
-	var wg sync.WaitGroup
-	start := make(chan struct{})
-	errs := make([]error, tries)
-	for i := range tries {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			<-start
-			_, errs[i] = anon[i].Recover(ctx, cards[i], code.Proof("alice"), newCode(t).Proof("alice"))
-		}()
-	}
-	close(start)
-	wg.Wait()
+	errs := atOnce(tries, func(i int) error {
+		_, err := anon[i].Recover(ctx, cards[i], code.Proof("alice"), newCode(t).Proof("alice"))
+		return err
+	})
 	winner := -1
 	for i, err := range errs {
 		if err == nil {
@@ -190,19 +181,10 @@ func TestInviteUsesAcrossNodes(t *testing.T) {
 		}
 		_, cards[i] = newIdentity(t, fmt.Sprint("user", i))
 	}
-	var wg sync.WaitGroup
-	start := make(chan struct{})
-	errs := make([]error, tries)
-	for i := range tries {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			<-start
-			_, errs[i] = anon[i].Register(ctx, cards[i])
-		}()
-	}
-	close(start)
-	wg.Wait()
+	errs := atOnce(tries, func(i int) error {
+		_, err := anon[i].Register(ctx, cards[i])
+		return err
+	})
 	registered := 0
 	for _, err := range errs {
 		if err == nil {
@@ -297,4 +279,23 @@ func TestBundleLimitNoticeAcrossNodes(t *testing.T) {
 	if got := limited(t, n[0], server.LimitFetchBundlePerTarget) + limited(t, n[1], server.LimitFetchBundlePerTarget); got != 2 {
 		t.Fatalf("%s counted %d times on the two nodes, want 2", server.LimitFetchBundlePerTarget, got)
 	}
+}
+
+// atOnce runs f(0), …, f(n-1) on n goroutines released together, as requests that
+// reach the nodes at the same moment, and returns their errors by index.
+func atOnce(n int, f func(i int) error) []error {
+	var wg sync.WaitGroup
+	start := make(chan struct{})
+	errs := make([]error, n)
+	for i := range n {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			<-start
+			errs[i] = f(i)
+		}()
+	}
+	close(start)
+	wg.Wait()
+	return errs
 }
