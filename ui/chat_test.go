@@ -99,7 +99,7 @@ func TestOnboardingThenUnlock(t *testing.T) {
 	}
 	tm.Type("/whoami")
 	press(tm, "enter")
-	fr.WaitText(t, "you are alice · your key ", "relay key "+relayFP)
+	fr.WaitText(t, "signed in as alice · your key ", "relay key "+relayFP)
 	quitUI(t, tm)
 
 	// Second run: the profile exists, so the UI asks to unlock it.

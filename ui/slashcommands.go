@@ -104,7 +104,7 @@ var slashCommands = []slashCommand{
 	{
 		name: "/whoami", help: "show your name, your key's fingerprint and the relay's",
 		run: func(m *mainScreen, _ []string) tea.Cmd {
-			text := "you are " + m.b.Me()
+			text := "signed in as " + m.b.Me() // not "you are you" in the demo, whose user is called you
 			if ir, ok := m.b.(identityReporter); ok {
 				text += " · your key " + ir.Fingerprint()
 				if fp := ir.RelayFingerprint(); fp != "" {
