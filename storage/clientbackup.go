@@ -192,6 +192,10 @@ func openBackup(r io.Reader, w io.Writer, pass []byte) error {
 	}
 }
 
+// plainCopySuffix names a backup's plain copy beside the store (after the store's file
+// name; the * is CreateTemp's and filepath.Glob's).
+const plainCopySuffix = ".backup-*.tmp"
+
 // BackupClient writes a sealed copy of the client store at src to dst, a new file
 // (never overwritten; owner-only), while another process may have the store open: the
 // copy is SQLite's VACUUM INTO, one consistent snapshot. pass must unlock the store
@@ -255,12 +259,21 @@ func BackupClient(ctx context.Context, src, dst string, pass []byte) (err error)
 	// keeps them) is made beside the store, never beside dst: a backup goes to a USB
 	// stick or a synced folder, where even a removed file may be read or uploaded, and
 	// a copy left by a kill would stay.
-	f, err := os.CreateTemp(filepath.Dir(src), filepath.Base(src)+".backup-*.tmp") // 0600
-	if err != nil {
-		return fmt.Errorf("storage: backup: %w", err)
+	// It is held (flock) while the backup runs, so a later backup removes one a kill
+	// left behind and never one in use.
+	removeStalePlainCopies(src)
+	var f *os.File
+	for {
+		if f, err = os.CreateTemp(filepath.Dir(src), filepath.Base(src)+plainCopySuffix); err != nil { // 0600
+			return fmt.Errorf("storage: backup: %w", err)
+		}
+		if holdPlainCopy(f, f.Name()) {
+			break
+		}
+		f.Close()
 	}
 	plain := f.Name()
-	f.Close()
+	defer f.Close()
 	defer os.Remove(plain)
 	defer os.Remove(plain + "-journal")
 	if _, err := d.ExecContext(ctx, "VACUUM INTO ?", plain); err != nil {

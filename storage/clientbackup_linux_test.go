@@ -3,6 +3,7 @@ package storage
 import (
 	"bytes"
 	"encoding/binary"
+	"os"
 	"path/filepath"
 	"syscall"
 	"testing"
@@ -45,5 +46,38 @@ func TestBackupWritesNothingElseBesideIt(t *testing.T) {
 	}
 	if left, _ := filepath.Glob(filepath.Join(filepath.Dir(c.Path()), "*.tmp*")); len(left) != 0 {
 		t.Fatalf("plain copy left beside the store: %v", left)
+	}
+}
+
+// TestBackupRemovesCopiesAKillLeft: a plain copy a killed backup left beside the store
+// (names and times in the clear) is removed by the next backup; one a running backup
+// holds is not; the backup leaves none of its own.
+func TestBackupRemovesCopiesAKillLeft(t *testing.T) {
+	pass := []byte("correct horse")
+	c := newClient(t, pass)
+	addPeer(t, c, "bob")
+	left := c.Path() + ".backup-111.tmp"
+	if err := os.WriteFile(left, []byte("names in the clear"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	os.WriteFile(left+"-journal", nil, 0o600)
+	running := c.Path() + ".backup-222.tmp"
+	if err := os.WriteFile(running, nil, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	held, err := os.Open(running)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer held.Close()
+	if err := syscall.Flock(int(held.Fd()), syscall.LOCK_EX); err != nil {
+		t.Fatal(err)
+	}
+	if err := BackupClient(t.Context(), c.Path(), filepath.Join(t.TempDir(), "profile.backup"), pass); err != nil {
+		t.Fatal(err)
+	}
+	copies, _ := filepath.Glob(c.Path() + ".backup-*")
+	if len(copies) != 1 || copies[0] != running {
+		t.Errorf("plain copies beside the store after the backup: %q, want only the held %s", copies, running)
 	}
 }
