@@ -171,12 +171,7 @@ func TestSocketBadRequestsKeepTheConnection(t *testing.T) {
 	r := relaytest.Start(t)
 	bob := chattest.NewUser(t, r, "bob")
 	o := startOwner(t, r, bob)
-	nc, err := net.Dial("unix", o.sock)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer nc.Close()
-	rd := bufio.NewReader(nc)
+	nc, rd := rawSocket(t, o)
 	for _, tc := range []struct {
 		line string
 		code int
@@ -495,4 +490,16 @@ func TestSocketGaps(t *testing.T) {
 	if !errors.As(err, &re) || re.Code != daemon.CodeUnknownContact {
 		t.Fatalf("gaps of a stranger: %#v", err)
 	}
+}
+
+// rawSocket is a plain connection to the owner's socket, closed with the test, and a
+// reader of its lines: for tests that write the wire's bytes themselves.
+func rawSocket(t *testing.T, o *owned) (net.Conn, *bufio.Reader) {
+	t.Helper()
+	nc, err := net.Dial("unix", o.sock)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { nc.Close() })
+	return nc, bufio.NewReader(nc)
 }

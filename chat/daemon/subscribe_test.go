@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
-	"net"
 	"testing"
 
 	"pfschat/chat/chattest"
@@ -50,12 +49,7 @@ func TestSocketSubscribeAsNotificationThenUnsubscribe(t *testing.T) {
 	alice, bob := chattest.NewUser(t, r, "alice"), chattest.NewUser(t, r, "bob")
 	chattest.Converse(t, alice, bob) // bob has one unread message: the backlog
 	o := startOwner(t, r, bob)
-	nc, err := net.Dial("unix", o.sock)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer nc.Close()
-	rd := bufio.NewReader(nc)
+	nc, rd := rawSocket(t, o)
 	send := func(line string) {
 		t.Helper()
 		if _, err := io.WriteString(nc, line+"\n"); err != nil {
