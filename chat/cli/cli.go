@@ -165,6 +165,11 @@ func nearestCommand(word string) string {
 	for _, c := range commands {
 		names = append(names, c.name)
 	}
+	return nearest(word, names)
+}
+
+// nearest is the name within two edits of word (a typo), the closest first, or "".
+func nearest(word string, names []string) string {
 	best, bestDist := "", 3
 	for _, n := range names {
 		if d := editDistance(word, n); d < bestDist && d < len(n) {
@@ -267,7 +272,7 @@ func runHeadless(ctx context.Context, args []string, stdin io.Reader, stdout, st
 		return exitOK
 	}
 	if err != nil {
-		return e.usageError(err)
+		return e.usageError(errors.New(flagMistake(fs, err)))
 	}
 	// With a running owner (pfschat daemon, the UI) send and recv go through it
 	// (owner.go); the other commands find it in e.ops.

@@ -62,7 +62,7 @@ func parseFlags(fs *flag.FlagSet, args []string, stdout io.Writer) (helped bool,
 		return true, nil
 	case err != nil:
 		usage()
-		return false, usageErr{err.Error()}
+		return false, usageErr{flagMistake(fs, err)}
 	}
 	return false, nil
 }
@@ -76,4 +76,39 @@ var valueNames = map[string]string{
 	"tls-cert": "FILE", "tls-key": "FILE", "acme-domain": "NAME", "acme-email": "ADDR",
 	"acme-http-addr": "HOST:PORT", "admin-addr": "HOST:PORT", "log-level": "LEVEL", "synchronous": "MODE",
 	"nats-prefix": "PREFIX",
+}
+
+// flagMistake is a flag error as a user reads it: an unknown flag gets the flag it most
+// likely meant ("--listen" → "did you mean --addr?"), when there is one.
+func flagMistake(fs *flag.FlagSet, err error) string {
+	msg := err.Error()
+	name, ok := strings.CutPrefix(msg, "flag provided but not defined: -")
+	if !ok {
+		return msg
+	}
+	if s := closestFlag(fs, strings.TrimPrefix(name, "-")); len(s) == 1 {
+		msg += " (did you mean -" + s + "?)" // -v, as the README writes it
+	} else if s != "" {
+		msg += " (did you mean --" + s + "?)"
+	}
+	return msg
+}
+
+// flagSynonyms are the names other programs give the flags pfschat calls otherwise.
+var flagSynonyms = map[string]string{
+	"listen": "addr", "bind": "addr", "address": "addr", "port": "addr", "database": "db",
+	"passphrase": "passphrase-file", "password": "passphrase-file", "dir": "home",
+	"profile": "home", "url": "relay", "server": "relay", "debug": "v", "verbose": "v",
+}
+
+// closestFlag is the flag of fs that name most likely meant: its synonym, else the one
+// within two edits (a typo), else "".
+func closestFlag(fs *flag.FlagSet, name string) string {
+	name = strings.ToLower(name)
+	if s, ok := flagSynonyms[name]; ok && fs.Lookup(s) != nil {
+		return s
+	}
+	var names []string
+	fs.VisitAll(func(f *flag.Flag) { names = append(names, f.Name) })
+	return nearest(name, names)
 }
