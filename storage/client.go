@@ -38,8 +38,9 @@ func (c *Client) CorruptRowsSkipped() int64 { return c.corrupt.Load() }
 
 // ClientOptions tune a client store. The zero value is the production setting.
 type ClientOptions struct {
-	// KDF for a new store or a new passphrase; zero = DefaultKDF. Lower values are for
-	// tests only: they make a stolen file cheaper to attack.
+	// KDF for a new store or a new passphrase; zero = DefaultKDF. Parameters below
+	// DefaultKDF make a stolen file cheaper to attack: only a test binary may use them
+	// (to keep suites fast); elsewhere they are refused with ErrWeakKDF.
 	KDF KDFParams
 	// Synchronous is "FULL" (default) or "NORMAL"; see SyncFull.
 	Synchronous string
@@ -73,6 +74,9 @@ func CreateClientWith(ctx context.Context, path string, passphrase []byte, opts 
 	if passphrase != nil {
 		if err := kdf.validate(); err != nil {
 			return nil, fmt.Errorf("%w: %v", ErrInvalid, err)
+		}
+		if err := kdf.strongEnough(); err != nil {
+			return nil, err
 		}
 	}
 	_, statErr := os.Stat(path)

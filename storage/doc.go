@@ -47,7 +47,8 @@
 // so a sealed value copied to another row does not open (ErrCorrupt). The storage key
 // itself is wrapped by a key derived with Argon2id from the passphrase; the parameters
 // (DefaultKDF: 3 passes, 64 MiB, 4 lanes) and the salt are stored beside it, so they
-// can be raised later. A wrong passphrase gives ErrWrongPassphrase before anything is
+// can be raised later; parameters below DefaultKDF wrap a key only in a test binary
+// (ErrWeakKDF elsewhere). A wrong passphrase gives ErrWrongPassphrase before anything is
 // written. ChangePassphrase re-wraps only the key. A nil passphrase creates a demo
 // store whose key is kept unwrapped, marked mode 'none' in the keyring table: for the
 // throwaway demo profile only. API callers pass and receive plaintext; sealing happens

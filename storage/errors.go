@@ -53,6 +53,9 @@ var (
 	ErrDiskFull = errors.New("storage: the disk is full")
 	// ErrInvalid: an argument is out of range (bad limit, bad synchronous mode...).
 	ErrInvalid = errors.New("storage: invalid argument")
+	// ErrWeakKDF: Argon2id parameters below DefaultKDF were given for a new store or
+	// passphrase outside a test binary. Nothing was created or changed.
+	ErrWeakKDF = errors.New("storage: Argon2id parameters below the default are for tests only")
 	// ErrRelayKey: a relay key (LoadRelayKey) is missing, malformed, or not the key the
 	// relay's secrets are sealed under. Nothing was changed.
 	ErrRelayKey = errors.New("storage: relay key")

@@ -5,6 +5,7 @@ import (
 	"encoding/binary"
 	"fmt"
 	"sync"
+	"testing"
 
 	"golang.org/x/crypto/argon2"
 	"golang.org/x/crypto/chacha20poly1305"
@@ -45,6 +46,20 @@ func (p KDFParams) validate() error {
 			p.Time, p.MemoryKiB, p.Threads, maxKDFTime, maxKDFMemoryKiB)
 	}
 	return nil
+}
+
+// strongEnough refuses parameters below DefaultKDF for a new wrap, outside a test
+// binary. Test suites wrap hundreds of keys and use cheap parameters to stay fast;
+// a program built with go build refuses them, so no option, flag or caller's mistake
+// can wrap a real user's key under a passphrase that is cheaper to guess than the
+// default. Parameters read back from a file are not judged here: a store wrapped with
+// stronger or (by a test) weaker ones still opens with the passphrase it was wrapped with.
+func (p KDFParams) strongEnough() error {
+	if p.Time >= DefaultKDF.Time && p.MemoryKiB >= DefaultKDF.MemoryKiB || testing.Testing() {
+		return nil
+	}
+	return fmt.Errorf("%w: time=%d memory=%dKiB (the least is time=%d memory=%dKiB)",
+		ErrWeakKDF, p.Time, p.MemoryKiB, DefaultKDF.Time, DefaultKDF.MemoryKiB)
 }
 
 // keyring holds the unwrapped storage key of an open client store.
@@ -95,6 +110,9 @@ func wrapKey(key, pass []byte, p KDFParams) (*wrapped, error) {
 	}
 	if err := p.validate(); err != nil {
 		return nil, fmt.Errorf("%w: new KDF parameters: %v", ErrInvalid, err)
+	}
+	if err := p.strongEnough(); err != nil {
+		return nil, err
 	}
 	w := &wrapped{params: p, salt: make([]byte, saltSize)}
 	if _, err := rand.Read(w.salt); err != nil {

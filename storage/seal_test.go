@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"testing"
 
@@ -338,5 +339,32 @@ func TestFormatAsDocumented(t *testing.T) {
 	body, err := aead.Open(nil, sealed[1:25], sealed[25:], []byte(fmt.Sprintf("pfschat/storage/v1\x00messages\x00body\x00%d", id)))
 	if err != nil || string(body) != "documented" {
 		t.Fatalf("body does not open as documented: %q %v", body, err)
+	}
+}
+
+// A program built with go build, not a test binary, is refused cheap Argon2id
+// parameters for a new store and for a new passphrase, and neither is written; a test
+// binary (this one) may use them, which every suite's cheap profiles rely on.
+func TestWeakKDFRefusedOutsideTests(t *testing.T) {
+	goTool, err := exec.LookPath("go")
+	if err != nil {
+		t.Skip("no go tool on PATH to build the program:", err)
+	}
+	bin := filepath.Join(t.TempDir(), "weakkdf")
+	build := exec.CommandContext(t.Context(), goTool, "build", "-o", bin, "./testdata/weakkdf")
+	if out, err := build.CombinedOutput(); err != nil {
+		t.Fatalf("go build ./testdata/weakkdf: %v\n%s", err, out)
+	}
+	out, err := exec.CommandContext(t.Context(), bin, t.TempDir()).CombinedOutput()
+	if err != nil {
+		t.Fatalf("weakkdf: %v\n%s", err, out)
+	}
+	if want := "create: weak=true created=false\nchange: weak=true kept=true\n"; string(out) != want {
+		t.Fatalf("a program built with go build answered\n%s\nwant\n%s", out, want)
+	}
+
+	cheap := KDFParams{Time: 1, MemoryKiB: 64, Threads: 1}
+	if err := cheap.strongEnough(); err != nil {
+		t.Fatalf("a test binary was refused cheap parameters: %v", err)
 	}
 }
