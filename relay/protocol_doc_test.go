@@ -48,6 +48,13 @@ func docErrorCodes(t *testing.T) []string {
 // declares (its non-test files), by constant name.
 func packageErrorCodes(t *testing.T) map[string]string {
 	t.Helper()
+	return packageStringConsts(t, "Code")
+}
+
+// packageStringConsts returns the values of the string constants whose names start
+// with prefix that this package declares (its non-test files), by constant name.
+func packageStringConsts(t *testing.T, prefix string) map[string]string {
+	t.Helper()
 	fset := token.NewFileSet()
 	entries, err := os.ReadDir(".")
 	if err != nil {
@@ -70,7 +77,7 @@ func packageErrorCodes(t *testing.T) map[string]string {
 			for _, s := range g.Specs {
 				vs := s.(*ast.ValueSpec)
 				for i, n := range vs.Names {
-					if !strings.HasPrefix(n.Name, "Code") || i >= len(vs.Values) {
+					if !strings.HasPrefix(n.Name, prefix) || i >= len(vs.Values) {
 						continue
 					}
 					lit, ok := vs.Values[i].(*ast.BasicLit)
