@@ -113,7 +113,18 @@ func newConn(ctx context.Context, nc *nats.Conn, o Options) (*Conn, error) {
 	actx, cancel := context.WithTimeout(ctx, o.Timeout)
 	defer cancel()
 	if _, err := js.AccountInfo(actx); err != nil {
-		return nil, fmt.Errorf("cluster: JetStream not available on %s (start nats-server with -js): %w", redactURLs([]string{nc.ConnectedUrl()}), err)
+		at := redactURLs([]string{nc.ConnectedUrl()})
+		switch {
+		case errors.Is(err, jetstream.ErrJetStreamNotEnabledForAccount):
+			// Operator mode (nsc): an account has JetStream only when its JWT gives it limits.
+			return nil, fmt.Errorf("cluster: JetStream is not enabled for the relay's NATS account on %s: "+
+				"give the account JetStream limits (nsc edit account --name ACCOUNT --js-mem-storage -1 --js-disk-storage -1 "+
+				"--js-streams -1 --js-consumer -1), regenerate auth.conf and restart the NATS servers: %w", at, err)
+		case errors.Is(err, jetstream.ErrJetStreamNotEnabled):
+			return nil, fmt.Errorf("cluster: JetStream is not enabled on %s (a jetstream block in its configuration, or nats-server -js): %w", at, err)
+		}
+		return nil, fmt.Errorf("cluster: JetStream did not answer on %s: is it enabled there (a jetstream block, or nats-server -js), "+
+			"and do most of the NATS servers run and reach each other (a JetStream cluster answers once it has elected a leader)? %w", at, err)
 	}
 	return &Conn{nc: nc, js: js, opts: o, timeout: o.Timeout}, nil
 }
