@@ -16,6 +16,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
 	"pfschat/relay/cluster"
@@ -190,7 +191,7 @@ func openClusterNode(ctx context.Context, f clusterFlags, urls []string, storeOp
 	defer cancel()
 	conn, err := cluster.Connect(cctx, cluster.Options{URLs: urls, CredsFile: *f.creds, Replicas: *f.replicas, Prefix: *f.prefix})
 	if err != nil {
-		return nil, fmt.Errorf("connecting to NATS: %w", err)
+		return nil, natsConnectError(err, *f.creds)
 	}
 	node, err := cluster.OpenNode(cctx, conn, cluster.NodeOptions{SealKey: seal, MaxPerRecipient: storeOpts.MaxQueueCount,
 		Queue: cluster.QueueOptions{MaxBytesPerRecipient: storeOpts.MaxQueueBytes, SenderQuota: storeOpts.SenderQuota,
@@ -243,7 +244,7 @@ func openClusterDirectory(ctx context.Context, f clusterFlags, urls []string) (*
 	defer cancel()
 	conn, err := cluster.Connect(cctx, cluster.Options{URLs: urls, CredsFile: *f.creds, Replicas: *f.replicas, Prefix: *f.prefix})
 	if err != nil {
-		return nil, nil, fmt.Errorf("connecting to NATS: %w", err)
+		return nil, nil, natsConnectError(err, *f.creds)
 	}
 	// Look before NewDirectory, which would make the bucket.
 	noRelay := fmt.Errorf("JetStream at %s (prefix %s) holds no relay: start pfschat relay --nats there first, or check --nats and --nats-prefix", strings.Join(urls, ","), *f.prefix)
@@ -276,4 +277,17 @@ func queueShards(replicas int) int {
 		return 3
 	}
 	return 1
+}
+
+// natsConnectError says what to do when the NATS servers refuse the relay's login:
+// without --nats-creds (an operator-mode system wants the relay user's credentials),
+// or with credentials they do not know.
+func natsConnectError(err error, creds string) error {
+	if errors.Is(err, nats.ErrAuthorization) {
+		if creds == "" {
+			return fmt.Errorf("connecting to NATS: the servers want credentials: give the relay user's with --nats-creds FILE (README \"Run a relay cluster\"): %w", err)
+		}
+		return fmt.Errorf("connecting to NATS: the servers refused the credentials in %s (--nats-creds): give the relay user's, of an account in the servers' auth.conf: %w", creds, err)
+	}
+	return fmt.Errorf("connecting to NATS: %w", err)
 }

@@ -13,6 +13,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/nats-io/nats-server/v2/server"
+
 	"pfschat/chat/cli"
 	"pfschat/ratchet"
 	"pfschat/relay/client"
@@ -221,5 +223,34 @@ func TestRunRelayOnNATS(t *testing.T) {
 	}
 	if err := run("--nats", ns.URL(), "--nats-replicas", "1", "--relay-key-file", other); err == nil || !strings.Contains(err.Error(), "same --relay-key-file") {
 		t.Errorf("another cluster key: %v, want a refusal naming the key file", err)
+	}
+}
+
+// TestRelayNATSLoginRefusedNamesCreds: NATS servers that want a login (operator mode,
+// README "Run a relay cluster") refuse a relay node or an invite without --nats-creds
+// with a message that names the flag, not a bare "Authorization Violation".
+func TestRelayNATSLoginRefusedNamesCreds(t *testing.T) {
+	s, err := server.NewServer(&server.Options{Host: "127.0.0.1", Port: server.RANDOM_PORT, NoLog: true, NoSigs: true,
+		Username: "relay", Password: "not-given"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	go s.Start()
+	t.Cleanup(s.Shutdown)
+	if !s.ReadyForConnections(15 * time.Second) {
+		t.Fatal("NATS server did not start")
+	}
+	key := filepath.Join(t.TempDir(), "cluster.key")
+	if err := cli.RunRelay(t.Context(), []string{"new-key-file", key}, io.Discard, io.Discard); err != nil {
+		t.Fatal(err)
+	}
+	for _, args := range [][]string{
+		{"--addr", "127.0.0.1:0", "--admin-addr", "", "--nats", s.ClientURL(), "--relay-key-file", key},
+		{"invite", "--nats", s.ClientURL(), "--relay-key-file", key},
+	} {
+		err := cli.RunRelay(t.Context(), args, io.Discard, io.Discard)
+		if err == nil || !strings.Contains(err.Error(), "give the relay user's with --nats-creds FILE") {
+			t.Errorf("pfschat relay %q: %v, want an error naming --nats-creds", args, err)
+		}
 	}
 }

@@ -29,7 +29,7 @@ func RunRelayInvite(ctx context.Context, args []string, stdout, stderr io.Writer
 	var clusterOpts clusterFlags // a relay cluster's invites are in JetStream (relaycluster.go)
 	clusterOpts.register(fs)
 	fs.Usage = func() {
-		fmt.Fprintf(fs.Output(), "usage: pfschat relay invite [--uses N] [--ttl D] [--db FILE | --nats URL[,URL…]] [--relay-key-file FILE]\n\nPrints a one-time invite code for a relay run with --registration invite.\n\n")
+		fmt.Fprintf(fs.Output(), "usage: pfschat relay invite [--uses N] [--ttl D] [--db FILE | --nats URL[,URL…] [--nats-creds FILE]] [--relay-key-file FILE]\n\nPrints a one-time invite code for a relay run with --registration invite.\n\n")
 		printFlags(fs.Output(), fs)
 	}
 	if helped, err := parseFlags(fs, args, stdout); helped || err != nil {
