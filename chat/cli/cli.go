@@ -695,6 +695,12 @@ func cmdSend(e *env, fs *flag.FlagSet, args []string) error {
 	if !c.Online() {
 		return queued
 	}
+	// Connected, and not accepted in time: the relay answers but refuses for now (its
+	// disk is full, its store cannot take the write); "unreachable" would send the
+	// operator looking for a relay that runs.
+	notAccepted := queuedErr{fmt.Sprintf("the relay has not accepted the message within %v: it answers, but refuses sends for now "+
+		"('pfschat -v send' shows its answer, such as a full disk); the message is kept in the outbox (message %d) "+
+		"and goes out the next time a pfschat command connects. Do not send it again.", wait, m.ID)}
 	timeout := time.NewTimer(wait)
 	defer timeout.Stop()
 	for {
@@ -715,6 +721,9 @@ func cmdSend(e *env, fs *flag.FlagSet, args []string) error {
 			fmt.Fprintf(e.stdout, "sent to %s (message %d)\n", name, m.ID)
 			return nil
 		case <-timeout.C:
+			if c.Online() {
+				return notAccepted
+			}
 			return queued
 		case <-e.ctx.Done():
 			return queued

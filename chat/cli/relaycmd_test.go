@@ -272,3 +272,32 @@ func TestRelayLeavesAForeignFileAlone(t *testing.T) {
 		}
 	}
 }
+
+// TestSendToRelayRefusingSendsSaysSo: a relay that is reachable but refuses sends for
+// now (storage_full below --min-free-mib) keeps the message in the outbox (exit 3), and
+// send says the relay answered and did not accept it, not that it is unreachable.
+func TestSendToRelayRefusingSendsSaysSo(t *testing.T) {
+	t.Setenv("PFSCHAT_PASSPHRASE", "pw")
+	r := startRelayCmd(t, "--db", filepath.Join(t.TempDir(), "relay.db"), "--min-free-mib", "900000000", "--disk-reserve-mib", "0")
+	relayURL := strings.TrimSuffix(r.url, "/v2/ws")
+	dir := t.TempDir()
+	for _, name := range []string{"alice", "bob"} {
+		var errb bytes.Buffer
+		if code := cli.Main(t.Context(), []string{"init", "--home", filepath.Join(dir, name), "--relay", relayURL, "--name", name}, strings.NewReader(""), io.Discard, &errb); code != 0 {
+			t.Fatalf("init %s: exit %d: %s", name, code, errb.String())
+		}
+	}
+	var errb bytes.Buffer
+	code := cli.Main(t.Context(), []string{"send", "--home", filepath.Join(dir, "alice"), "--wait", "1s", "bob", "hello"}, strings.NewReader(""), io.Discard, &errb)
+	if code != 3 {
+		t.Fatalf("send: exit %d, want 3 (kept in the outbox); stderr %q", code, errb.String())
+	}
+	for _, want := range []string{"has not accepted the message within 1s", "kept in the outbox", "Do not send it again"} {
+		if !strings.Contains(errb.String(), want) {
+			t.Errorf("send's stderr does not say %q: %q", want, errb.String())
+		}
+	}
+	if strings.Contains(errb.String(), "unreachable") {
+		t.Errorf("send says the relay is unreachable, and it answered: %q", errb.String())
+	}
+}
