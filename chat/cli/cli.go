@@ -14,6 +14,7 @@ package cli
 
 import (
 	"context"
+	"crypto/tls"
 	"encoding/json"
 	"errors"
 	"flag"
@@ -498,6 +499,11 @@ func explain(e *env, err error) string {
 		// The error's own words as a sentence (no "chat: relay unreachable: … relay:"),
 		// after the one lead every caller and script looks for.
 		detail, _ := strings.CutPrefix(chat.Sentence(err), strings.TrimPrefix(chat.ErrOffline.Error(), "chat: "))
+		if cv := (*tls.CertificateVerificationError)(nil); errors.As(err, &cv) {
+			// It runs and answered: its certificate is what failed.
+			return "cannot reach the relay" + detail + "\nthe relay's TLS certificate does not verify: check that the name in --relay is one of the certificate's; " +
+				"a certificate not from a public authority (a self-signed one) is trusted with SSL_CERT_FILE=FILE or SSL_CERT_DIR=DIR"
+		}
 		return "cannot reach the relay" + detail + "\nis it running? start one with 'pfschat relay', or pass --relay URL"
 	case errors.Is(err, ratchet.ErrInvalidName):
 		return fmt.Sprintf("%v", err)

@@ -301,3 +301,30 @@ func TestSendToRelayRefusingSendsSaysSo(t *testing.T) {
 		t.Errorf("send says the relay is unreachable, and it answered: %q", errb.String())
 	}
 }
+
+// TestInitAgainstUntrustedCertificateSaysSo: a relay on wss:// whose certificate the
+// client does not trust (self-signed, another CA) answered, so init says the
+// certificate does not verify and how to trust it, not "is it running?".
+func TestInitAgainstUntrustedCertificateSaysSo(t *testing.T) {
+	t.Setenv("PFSCHAT_PASSPHRASE", "pw")
+	dir := t.TempDir()
+	leaf := relaytest.NewCA(t).Leaf(t, "127.0.0.1")
+	certFile, keyFile := filepath.Join(dir, "cert.pem"), filepath.Join(dir, "key.pem")
+	keyDER, _ := x509.MarshalPKCS8PrivateKey(leaf.PrivateKey)
+	os.WriteFile(certFile, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: leaf.Certificate[0]}), 0o600)
+	os.WriteFile(keyFile, pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: keyDER}), 0o600)
+	r := startRelayCmd(t, "--db", filepath.Join(dir, "relay.db"), "--tls-cert", certFile, "--tls-key", keyFile)
+	var errb bytes.Buffer
+	code := cli.Main(t.Context(), []string{"init", "--home", filepath.Join(dir, "alice"), "--relay", r.url, "--name", "alice"}, strings.NewReader(""), io.Discard, &errb)
+	if code != 1 {
+		t.Fatalf("init: exit %d, want 1; stderr %q", code, errb.String())
+	}
+	for _, want := range []string{"certificate does not verify", "SSL_CERT_FILE"} {
+		if !strings.Contains(errb.String(), want) {
+			t.Errorf("init's stderr does not say %q: %q", want, errb.String())
+		}
+	}
+	if strings.Contains(errb.String(), "is it running") {
+		t.Errorf("init asks whether a relay that answered is running: %q", errb.String())
+	}
+}
