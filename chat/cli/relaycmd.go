@@ -131,7 +131,7 @@ func RunRelay(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		return err
 	}
 	if tlsConf != nil && *tlsUpstream {
-		return errors.New("--tls-terminated-upstream is for a relay behind a TLS-terminating proxy; this relay terminates TLS itself (--tls-cert or --acme-domain): drop one")
+		return usagef("--tls-terminated-upstream is for a relay behind a TLS-terminating proxy; this relay terminates TLS itself (--tls-cert or --acme-domain): drop one")
 	}
 
 	if *maxBlobMiB <= 0 || *blobQuotaMiB <= 0 {

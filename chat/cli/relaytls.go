@@ -2,7 +2,6 @@ package cli
 
 import (
 	"crypto/tls"
-	"errors"
 	"fmt"
 	"net/http"
 	"path/filepath"
@@ -32,11 +31,11 @@ func (o relayTLSOptions) ACMECacheDir() string { return filepath.Join(o.DataDir,
 func relayTLS(o relayTLSOptions) (*tls.Config, *autocert.Manager, error) {
 	switch {
 	case (o.CertFile == "") != (o.KeyFile == ""):
-		return nil, nil, errors.New("--tls-cert and --tls-key go together: give both PEM files")
+		return nil, nil, usagef("--tls-cert and --tls-key go together: give both PEM files")
 	case o.CertFile != "" && o.ACMEDomain != "":
-		return nil, nil, errors.New("--tls-cert/--tls-key and --acme-domain exclude each other: use certificate files or ACME")
+		return nil, nil, usagef("--tls-cert/--tls-key and --acme-domain exclude each other: use certificate files or ACME")
 	case o.ACMEDomain == "" && o.ACMEEmail != "":
-		return nil, nil, errors.New("--acme-email needs --acme-domain")
+		return nil, nil, usagef("--acme-email needs --acme-domain")
 	}
 	conf := &tls.Config{MinVersion: tls.VersionTLS13, NextProtos: []string{"http/1.1"}}
 	if o.CertFile != "" {

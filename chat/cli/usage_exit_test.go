@@ -28,6 +28,9 @@ func TestUsageErrorsExit2Everywhere(t *testing.T) {
 		{"relay", "--max-queue-count", "0"}, {"relay", "--max-blob-mib", "0"}, {"relay", "--min-free-mib", "-1"},
 		{"relay", "--registration", "sometimes"}, {"relay", "--gc-percent", "-5"}, {"relay", "--login-timeout", "0s"},
 		{"relay", "--trusted-proxies", "not-a-cidr"}, {"relay", "--acme-http-addr", ":80"},
+		// TLS flags that do not go together.
+		{"relay", "--tls-cert", "c.pem"}, {"relay", "--tls-cert", "c.pem", "--tls-key", "k.pem", "--acme-domain", "x.example"},
+		{"relay", "--acme-email", "ops@x.example"}, {"relay", "--acme-domain", "x.example", "--tls-terminated-upstream"},
 		{"frobnicate"}, {"send", "--home", home}, {"recv", "--home", home, "--count", "x"},
 		{"contacts", "--home", home, "stray"}, {"version", "stray"},
 		{"rotate-keys", "--home", home, "--count", "0"},
