@@ -42,6 +42,15 @@ func DefaultRelayDBPath() string {
 // registered by its own file.
 var relaySubcommands = map[string]func(ctx context.Context, args []string, stdout, stderr io.Writer) error{}
 
+// relaySubcommandsHelp lists relaySubcommands in pfschat relay --help: an operator
+// finds backup and rotate-key there, not only in the README.
+const relaySubcommandsHelp = `commands for the operator (each with --help):
+  pfschat relay backup [--db FILE] DEST        a consistent copy of the database, while the relay runs
+  pfschat relay rotate-key [--compromised]     a new relay key (stop the relay first; README "Relay key rotation")
+  pfschat relay invite [--uses N] [--ttl D]    an invite code, for --registration invite
+  pfschat relay new-key-file FILE              a relay key for --relay-key-file (also: new-cluster-key)
+`
+
 // RunRelay runs `pfschat relay [--addr ADDR] [--db FILE] ...`: it serves until ctx is
 // cancelled (SIGINT/SIGTERM in main), then drains: stops accepting, tells clients it
 // is going away, finishes in-flight commits and closes the database.
@@ -86,7 +95,7 @@ func RunRelay(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	reserveMiB := fs.Int64("disk-reserve-mib", DefaultDiskReserveMiB, "MiB set aside in FILE.reserve beside the --db FILE, released to acks when the disk is nearly full (0 = none)")
 	expiryDays := fs.Int("account-expiry", 0, "free the names of accounts not logged in for this many days, with their queues (0 = never)")
 	fs.Usage = func() {
-		fmt.Fprintf(fs.Output(), "usage: pfschat relay [flags]\n\nRuns a pfschat relay: registers cards, hands out prekeys, stores and forwards ciphertext.\n\n")
+		fmt.Fprintf(fs.Output(), "usage: pfschat relay [flags]\n\nRuns a pfschat relay: registers cards, hands out prekeys, stores and forwards ciphertext.\n\n%s\n", relaySubcommandsHelp)
 		printFlags(fs.Output(), fs)
 	}
 	if helped, err := parseFlags(fs, args, stdout); helped || err != nil {
