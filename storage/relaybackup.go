@@ -39,6 +39,9 @@ func BackupRelay(ctx context.Context, src, dst string) (err error) {
 	if errors.Is(err, fs.ErrExist) {
 		return fmt.Errorf("%w: %s exists; a backup never overwrites a file: choose a new name", ErrExists, dst)
 	}
+	if errors.Is(err, fs.ErrNotExist) {
+		return fmt.Errorf("storage: backup: %s: its directory %s does not exist: make it first (a backup makes no directory): %w", dst, filepath.Dir(dst), err)
+	}
 	if err != nil {
 		return fmt.Errorf("storage: backup: %w", err)
 	}

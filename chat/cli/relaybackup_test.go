@@ -149,3 +149,22 @@ func TestRelayBackupWhileWriting(t *testing.T) {
 		t.Fatalf("queued messages in the backups: %v", depths)
 	}
 }
+
+// TestRelayBackupIntoMissingDirectory: a DEST whose directory does not exist is
+// refused with a message naming the directory and what to do ("open DEST: no such
+// file or directory" read like a missing database), and nothing is made.
+func TestRelayBackupIntoMissingDirectory(t *testing.T) {
+	dir := t.TempDir()
+	db := filepath.Join(dir, "relay.db")
+	if err := os.WriteFile(db, nil, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	missing := filepath.Join(dir, "backups")
+	err := cli.RunRelay(t.Context(), []string{"backup", "--db", db, filepath.Join(missing, "relay-copy.db")}, io.Discard, io.Discard)
+	if err == nil || !strings.Contains(err.Error(), "its directory "+missing+" does not exist: make it first") {
+		t.Fatalf("backup into a missing directory: %v", err)
+	}
+	if _, err := os.Stat(missing); !os.IsNotExist(err) {
+		t.Errorf("the backup made %s (%v)", missing, err)
+	}
+}
