@@ -541,8 +541,13 @@ func (c *Controller) markSynced() { c.syncedOnce.Do(func() { close(c.synced) }) 
 
 // Flush waits until the outbox is empty (receipts included), or ctx is done. It
 // returns how many items are still waiting.
+//
+// It starts one pass of the send loop and then waits for the loop's own: after a pass
+// that left items (refused for now) the loop retries with its backoff, and a pass
+// started after each would send to a relay refusing them (full disk, no quorum) as
+// fast as its frame rate allows for as long as Flush waits.
 func (c *Controller) Flush(ctx context.Context) (int, error) {
-	for {
+	for kicked := false; ; kicked = true {
 		c.connMu.Lock()
 		pass := c.passDone
 		c.connMu.Unlock()
@@ -553,7 +558,9 @@ func (c *Controller) Flush(ctx context.Context) (int, error) {
 		if len(items) == 0 {
 			return 0, nil
 		}
-		c.kickSender()
+		if !kicked {
+			c.kickSender()
+		}
 		select {
 		case <-pass:
 		case <-ctx.Done():
