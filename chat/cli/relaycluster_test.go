@@ -230,23 +230,15 @@ func TestRunRelayOnNATS(t *testing.T) {
 // README "Run a relay cluster") refuse a relay node or an invite without --nats-creds
 // with a message that names the flag, not a bare "Authorization Violation".
 func TestRelayNATSLoginRefusedNamesCreds(t *testing.T) {
-	s, err := server.NewServer(&server.Options{Host: "127.0.0.1", Port: server.RANDOM_PORT, NoLog: true, NoSigs: true,
+	s := natstest.WithOptions(t, &server.Options{Host: "127.0.0.1", Port: server.RANDOM_PORT,
 		Username: "relay", Password: "not-given"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	go s.Start()
-	t.Cleanup(s.Shutdown)
-	if !s.ReadyForConnections(15 * time.Second) {
-		t.Fatal("NATS server did not start")
-	}
 	key := filepath.Join(t.TempDir(), "cluster.key")
 	if err := cli.RunRelay(t.Context(), []string{"new-key-file", key}, io.Discard, io.Discard); err != nil {
 		t.Fatal(err)
 	}
 	for _, args := range [][]string{
-		{"--addr", "127.0.0.1:0", "--admin-addr", "", "--nats", s.ClientURL(), "--relay-key-file", key},
-		{"invite", "--nats", s.ClientURL(), "--relay-key-file", key},
+		{"--addr", "127.0.0.1:0", "--admin-addr", "", "--nats", s.URL(), "--relay-key-file", key},
+		{"invite", "--nats", s.URL(), "--relay-key-file", key},
 	} {
 		err := cli.RunRelay(t.Context(), args, io.Discard, io.Discard)
 		if err == nil || !strings.Contains(err.Error(), "give the relay user's with --nats-creds FILE") {

@@ -9,6 +9,8 @@ import (
 	"time"
 
 	"github.com/nats-io/nats-server/v2/server"
+
+	"pfschat/relay/cluster/natstest"
 )
 
 // TestConnectAccountWithoutJetStream: a NATS system with JetStream on whose account
@@ -28,19 +30,10 @@ func TestConnectAccountWithoutJetStream(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	o.NoLog, o.NoSigs = true, true
-	s, err := server.NewServer(o)
-	if err != nil {
-		t.Fatal(err)
-	}
-	go s.Start()
-	t.Cleanup(s.Shutdown)
-	if !s.ReadyForConnections(15 * time.Second) {
-		t.Fatal("NATS server did not start")
-	}
+	s := natstest.WithOptions(t, o)
 	ctx, cancel := context.WithTimeout(t.Context(), 10*time.Second)
 	defer cancel()
-	url := strings.Replace(s.ClientURL(), "nats://", "nats://relay:r@", 1)
+	url := strings.Replace(s.URL(), "nats://", "nats://relay:r@", 1)
 	c, err := Connect(ctx, Options{URLs: []string{url}, Timeout: 5 * time.Second})
 	if err == nil {
 		c.Close()

@@ -49,6 +49,21 @@ func SingleDefaultSync(t testing.TB) *Server {
 	return s
 }
 
+// WithOptions starts a server from o as given — a login, an operator's accounts, what
+// the other constructors do not set up — without logs or signal handlers, stopped at
+// the end of the test.
+func WithOptions(t testing.TB, o *server.Options) *Server {
+	t.Helper()
+	o.NoLog, o.NoSigs = true, true
+	if o.ServerName == "" {
+		o.ServerName = "options"
+	}
+	s := &Server{t: t, opts: o}
+	s.start()
+	t.Cleanup(s.Stop)
+	return s
+}
+
 func baseOptions(t testing.TB, name string) *server.Options {
 	return &server.Options{
 		ServerName:         name,
