@@ -469,6 +469,9 @@ func (o *onboarding) next() tea.Cmd {
 	case stepPass:
 		if len([]rune(o.inputs[stepPass].Value())) < minPassphrase {
 			o.err = "use at least 8 characters: the passphrase protects your keys and history on this machine"
+			// Emptied, as after a mismatch: the field shows only dots, and the next try
+			// typed after the short one would otherwise become its continuation.
+			o.inputs[stepPass].Reset()
 			return nil
 		}
 		return o.focus(stepPass2)
@@ -545,9 +548,9 @@ func (o *onboarding) View() string {
 		lines = append(lines, o.inputs[i].View())
 		switch {
 		case st == stepRelay && o.relayFP != "":
-			lines = append(lines, s.Muted.Render("  relay key "+o.relayFP+" — compare it with the one its operator publishes"))
+			lines = append(lines, s.Muted.Render(hangWrap("  ", "relay key "+o.relayFP+" — compare it with the one its operator publishes", o.lineWidth(w))))
 		case st == stepName && o.step == stepName:
-			if l := o.nameLine(); l != "" {
+			if l := o.nameLine(o.lineWidth(w)); l != "" {
 				lines = append(lines, l)
 			}
 		}
@@ -572,8 +575,13 @@ func (o *onboarding) View() string {
 	return placeForm(o.c, lines)
 }
 
-// nameLine says what the relay said about the typed name.
-func (o *onboarding) nameLine() string {
+// lineWidth is how wide a line under a field may be: the form's width, or more when the
+// terminal has room (up to 4 cells short of it), so that on 80 columns the relay key's
+// and the name check's lines wrap rather than being cut at the edge.
+func (o *onboarding) lineWidth(w int) int { return max(w, o.c.width-4) }
+
+// nameLine says what the relay said about the typed name, wrapped to w cells.
+func (o *onboarding) nameLine(w int) string {
 	s := &o.c.styles
 	name := o.inputs[stepName].Value()
 	switch o.name {
@@ -583,11 +591,11 @@ func (o *onboarding) nameLine() string {
 		return s.Muted.Render("  ✓ " + name + " is free")
 	case nameTaken:
 		if o.canRecover() {
-			return s.Error.Render("  ✗ " + name + " is taken — pick another, or, if it is yours, recover it with your recovery code (ctrl+r)")
+			return s.Error.Render(hangWrap("  ", "✗ "+name+" is taken — pick another, or, if it is yours, recover it with your recovery code (ctrl+r)", w))
 		}
-		return s.Error.Render("  ✗ " + name + " is taken — pick another")
+		return s.Error.Render(hangWrap("  ", "✗ "+name+" is taken — pick another", w))
 	case nameUnknown:
-		return s.Muted.Render("  could not check the name (" + o.nameErr + "); registration will tell")
+		return s.Muted.Render(hangWrap("  ", "could not check the name ("+o.nameErr+"); registration will tell", w))
 	}
 	return ""
 }

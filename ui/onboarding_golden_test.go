@@ -3,6 +3,7 @@ package ui
 import (
 	"context"
 	"errors"
+	"strings"
 	"testing"
 	"time"
 
@@ -164,4 +165,34 @@ func TestUnlockKeepsEarlyTyping(t *testing.T) {
 	fr.WaitText(t, "Write a message")
 	tm.Quit()
 	tm.WaitFinished(t, teatest.WithFinalTimeout(10*time.Second))
+}
+
+// TestOnboardingAt80Columns: on an 80×24 terminal the line under the relay field and
+// the name check wrap instead of being cut at the edge ("…its operator publ"), and a
+// passphrase refused as too short is emptied, so the next one typed is not appended to
+// it (the field shows only dots; the confirmation then differed for no visible reason).
+func TestOnboardingAt80Columns(t *testing.T) {
+	tm, fr := startUI(t, Options{Profile: &fakeOnboarder{}}, 80, 24)
+	fr.WaitText(t, "relay:")
+	press(tm, "enter")
+	frame := fr.WaitText(t, "relay key 3f2a", "name:")
+	checkFrame(t, frame, 80, 24)
+	if !strings.Contains(frame, "publishes") {
+		t.Fatalf("the relay key's line is cut at 80 columns:\n%s", frame)
+	}
+	tm.Type("alice")
+	press(tm, "enter")
+	fr.WaitText(t, "invite:")
+	tm.Type("c0de")
+	press(tm, "enter")
+	fr.WaitText(t, "passphrase:")
+	tm.Type("short")
+	press(tm, "enter")
+	fr.WaitText(t, "use at least 8 characters")
+	tm.Type("correct horse")
+	press(tm, "enter")
+	fr.WaitText(t, "again:")
+	tm.Type("correct horse")
+	press(tm, "enter")
+	fr.WaitText(t, "You are alice.")
 }
