@@ -33,7 +33,13 @@ func (m *mainScreen) conversationView(w, h int) []string {
 		case ct.Blocked:
 			header += "  " + s.KeyChanged.Render("⊘ blocked — /unblock to write again")
 		case ct.Request:
-			header += "  " + s.KeyChanged.Render("✉ message request — /accept-request, /block or /remove")
+			// What to do with a request is the point of the line: on 80 columns the long
+			// form lost "/remove", so a shorter one keeps all three.
+			label := "✉ message request — /accept-request, /block or /remove"
+			if ansi.StringWidth(header)+2+ansi.StringWidth(label) > w {
+				label = "✉ request: /accept-request /block /remove"
+			}
+			header += "  " + s.KeyChanged.Render(label)
 		case ct.KeyChanged:
 			header += "  " + s.KeyChanged.Render("⚠ identity key changed — /accept to review")
 		case ct.Verified:
@@ -78,7 +84,9 @@ func (m *mainScreen) conversationView(w, h int) []string {
 		lines = append(lines, fitLine(s.Muted.Render(" loading…"), w))
 	case len(cv.items) == 0 && len(footer) > 0:
 	case len(cv.items) == 0:
-		lines = append(lines, fitLine(s.Empty.Render(" No messages yet. Say hello — it is end-to-end encrypted."), w))
+		for _, l := range splitLines(hangWrap(" ", "No messages yet. Say hello — it is end-to-end encrypted.", w-1)) {
+			lines = append(lines, fitLine(s.Empty.Render(l), w))
+		}
 	default:
 		r := m.renderer()
 		view, top := cv.view(r, bh)

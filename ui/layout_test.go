@@ -217,3 +217,26 @@ func TestAddContactDialog(t *testing.T) {
 	press(tm, "esc")
 	fr.WaitFor(t, "the dialog gone", func(s string) bool { return !strings.Contains(s, "Add a contact") })
 }
+
+// TestConversationLinesAt80Columns: at 80×24 the conversation pane is 54 cells wide; a
+// message request's header keeps all three ways out (the long form lost "/remove" at
+// the edge) and an empty conversation's line wraps instead of ending in "encrypt".
+func TestConversationLinesAt80Columns(t *testing.T) {
+	b := newMemBackend("alice", func() time.Time { return fixedNow })
+	b.addContact(chat.Contact{Name: "bob", CardID: strings.Repeat("b", 64), Fingerprint: "3f2a 9c1d"})
+	b.addContact(chat.Contact{Name: "carol", CardID: strings.Repeat("c", 64), Request: true, Fingerprint: "77e0 1b4f"})
+	b.addMessage(chat.Message{Contact: "carol", Text: "hello, we met at the conference", SentAt: fixedNow})
+	tm, fr := startUI(t, Options{Backend: b, OpenContact: "carol", Now: func() time.Time { return fixedNow }}, 80, 24)
+	frame := fr.WaitText(t, "we met at the conference")
+	checkFrame(t, frame, 80, 24)
+	if header := strings.Split(frame, "\n")[0]; !strings.Contains(header, "/accept-request") || !strings.Contains(header, "/block") || !strings.Contains(header, "/remove") {
+		t.Fatalf("the request's header at 80 columns does not name every way out: %q", header)
+	}
+	tm.Type("/add bob") // opens bob's empty conversation
+	press(tm, "enter")
+	frame = fr.WaitText(t, "No messages yet")
+	checkFrame(t, frame, 80, 24)
+	if !strings.Contains(frame, "encrypted.") {
+		t.Fatalf("the empty conversation's line is cut at 80 columns:\n%s", frame)
+	}
+}
