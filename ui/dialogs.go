@@ -361,9 +361,25 @@ func (d *helpDialog) View() string {
 	if d.c.bell {
 		bell = "on"
 	}
-	body := keys + "\n\n" + d.c.styles.Muted.Render(slashCommandsHelp()+"\n\n"+assets.Help()) +
+	body := keys + "\n\n" + d.c.styles.Muted.Render(slashCommandsHelp(w)+"\n\n"+hangWrapLabelled(assets.Help(), w)) +
 		"\n\n" + d.c.styles.Subtle.Render(fmt.Sprintf("bell: %s", bell)) + "\n" + d.c.hint("esc", "close")
 	return d.c.frame(&d.dialogBase, "Help", body, w)
+}
+
+// hangWrapLabelled wraps each line of text to w cells, its later lines under the
+// line's text: after its indentation, or after a leading "Label: " ("Marks: ◷ pending…").
+func hangWrapLabelled(text string, w int) string {
+	lines := splitLines(text)
+	for i, l := range lines {
+		rest := strings.TrimLeft(l, " ")
+		prefix := l[:len(l)-len(rest)]
+		if word, after, ok := strings.Cut(rest, " "); prefix == "" && ok && strings.HasSuffix(word, ":") {
+			text := strings.TrimLeft(after, " ")
+			prefix, rest = rest[:len(rest)-len(text)], text
+		}
+		lines[i] = hangWrap(prefix, rest, w)
+	}
+	return joinLines(lines)
 }
 
 // keyHelpRows sets the key groups side by side as far as they fit in w cells and

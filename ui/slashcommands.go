@@ -249,17 +249,18 @@ func (m *mainScreen) command(f []string) tea.Cmd {
 const helpUsageWidth = 13
 
 // slashCommandsHelp is the help dialog's list of commands, one line per listed command
-// (two for a long usage), above the tips of assets.Help.
-func slashCommandsHelp() string {
+// (two for a long usage), above the tips of assets.Help. A text longer than w goes on
+// under its own column (it went back to the left edge, under the commands).
+func slashCommandsHelp(w int) string {
 	lines := []string{"Commands (type them in the input):"}
 	for _, sc := range slashCommands {
 		if sc.help == "" {
 			continue
 		}
 		if u := sc.usage(); len(u) > helpUsageWidth {
-			lines = append(lines, "  "+u, fmt.Sprintf("  %-*s %s", helpUsageWidth, "", sc.help))
+			lines = append(lines, "  "+u, hangWrap(spaces(helpUsageWidth+3), sc.help, w))
 		} else {
-			lines = append(lines, fmt.Sprintf("  %-*s %s", helpUsageWidth, u, sc.help))
+			lines = append(lines, hangWrap(fmt.Sprintf("  %-*s ", helpUsageWidth, u), sc.help, w))
 		}
 	}
 	return strings.Join(lines, "\n")

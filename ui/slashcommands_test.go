@@ -262,3 +262,48 @@ func TestHelpDialogListsEveryKey(t *testing.T) {
 		}
 	}
 }
+
+// TestHelpDialogWrapsUnderItsColumn: at 80 columns a command's text too long for its
+// line goes on under the texts' column, and a mark's line under the marks (both went
+// back to the left edge, where they read as the start of a command or a section).
+func TestHelpDialogWrapsUnderItsColumn(t *testing.T) {
+	m := newTestMainScreen(t)
+	m.c.width, m.c.height = 80, 200
+	v := strings.Split(ansi.Strip(newHelpDialog(m.c).View()), "\n")
+	left := -1
+	for _, l := range v {
+		if i := strings.Index(l, "Commands (type them"); i >= 0 {
+			left = i
+		}
+	}
+	if left < 0 {
+		t.Fatalf("no commands in the help:\n%s", strings.Join(v, "\n"))
+	}
+	section, wrapped := "", 0
+	for _, full := range v {
+		l := strings.TrimRight(strings.TrimSuffix(strings.TrimRight(full, " "), "│"), " ")
+		if len(l) <= left {
+			if section == "marks" {
+				section = "" // the marks end at a blank line
+			}
+			continue
+		}
+		l = l[left:]
+		indent := len(l) - len(strings.TrimLeft(l, " "))
+		switch {
+		case strings.HasPrefix(l, "Commands"):
+			section = "commands"
+		case strings.HasPrefix(l, "Marks:"):
+			section = "marks"
+		case section == "commands" && indent != 2 && indent != helpUsageWidth+3:
+			t.Errorf("a command's line starts at column %d, not at the commands (2) or their texts (%d): %q", indent, helpUsageWidth+3, l)
+		case section == "marks" && indent != len("Marks: "):
+			t.Errorf("a mark's line starts at column %d, not under the marks (%d): %q", indent, len("Marks: "), l)
+		case section == "commands" && indent == helpUsageWidth+3:
+			wrapped++
+		}
+	}
+	if wrapped == 0 {
+		t.Fatalf("no command's text went on a line of its own at 80 columns: the test checks nothing:\n%s", strings.Join(v, "\n"))
+	}
+}
