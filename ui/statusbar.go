@@ -79,15 +79,20 @@ func (m *mainScreen) statusView(w int) string {
 	case lw+2+rw <= w:
 		return fitLine(left+spaces(w-lw-rw-1)+right, w)
 	case m.notice == "" && lw <= w:
-		// Only the help hint does not fit: cut it, keep the state whole.
-		if avail := w - lw - 2; avail >= 10 {
-			return fitLine(left+"  "+ansi.Truncate(right, avail, "…"), w)
+		// Only the help hint does not fit: keep the state whole and as many whole keys
+		// as fit (cut, it read "f1 help • ctrl…").
+		if hint := m.help.ShortHelpView([]key.Binding{m.c.keys.HelpHint(m.focus == focusContacts)}); lw+2+ansi.StringWidth(hint) <= w {
+			return fitLine(left+spaces(w-lw-ansi.StringWidth(hint)-1)+hint, w)
 		}
 		return fitLine(left, w)
 	case m.notice == "":
 		return fitLine(short, w)
 	case sw+2+rw <= w:
 		return fitLine(short+spaces(w-sw-rw-1)+right, w)
+	case ansi.StringWidth(connShort)+3+rw <= w:
+		// The whole notice beside the connection's mark rather than cut: it says what
+		// happened and what to do, and it goes after a few seconds.
+		return fitLine(" "+connShort+spaces(w-ansi.StringWidth(connShort)-rw-2)+right, w)
 	case w-sw-2 >= 10:
 		// A notice matters more than the full state: compact state, then the notice.
 		return fitLine(short+"  "+ansi.Truncate(right, w-sw-2, "…"), w)

@@ -5,6 +5,8 @@ import (
 	"testing"
 
 	"github.com/charmbracelet/x/ansi"
+
+	"pfschat/chat"
 )
 
 // TestStatusBarHelpHintMatchesKeys: the status bar names the help keys that work where
@@ -41,5 +43,33 @@ func TestStatusBarHelpHintMatchesKeys(t *testing.T) {
 	m.handleKey(keyMsg("?"))
 	if m.input.Value() != "?" {
 		t.Errorf("\"?\" in the input = %q, want it typed", m.input.Value())
+	}
+}
+
+// TestStatusBarAt80Columns: with a contact's whole fingerprint on the line, the help
+// hint keeps whole keys ("f1 help", not "f1 help • ctrl…"), and a notice that does not
+// fit beside the compact state is shown whole beside the connection's mark instead of
+// being cut ("…unblock carol to write to th…").
+func TestStatusBarAt80Columns(t *testing.T) {
+	m := newTestMainScreen(t)
+	m.c.width = 80
+	m.conn.Status = chat.Online
+	m.contacts = []chat.Contact{{Name: "bob", CardID: strings.Repeat("b", 64), Verified: true, Fingerprint: "e16e d008 48b8 4721 fb04"}}
+	m.open = "bob"
+	bar := ansi.Strip(m.statusView(80))
+	if !strings.Contains(bar, "relay connected") || !strings.Contains(bar, "f1 help") || strings.Contains(bar, "…") {
+		t.Errorf("status bar at 80 columns: %q, want the state whole and \"f1 help\" uncut", bar)
+	}
+	const notice = "not sent: contact is blocked: unblock carol to write to them"
+	m.contacts[0].Verified = false
+	m.setNotice(notice, true)
+	bar = ansi.Strip(m.statusView(80))
+	if !strings.Contains(bar, notice) || !strings.HasPrefix(bar, " ●") {
+		t.Errorf("status bar at 80 columns: %q, want the connection's mark and the whole notice", bar)
+	}
+	for _, w := range []int{40, 60, 80, 120} {
+		if got := ansi.StringWidth(m.statusView(w)); got != w {
+			t.Errorf("status bar at %d columns is %d wide", w, got)
+		}
 	}
 }
