@@ -46,6 +46,7 @@ func (m *mainScreen) statusView(w int) string {
 		conn, connShort = s.KeyChanged.Render("⚠ relay key changed (/repin)"), s.KeyChanged.Render("⚠ relay key")
 	}
 	left, short := " "+conn, " "+connShort
+	mid := left // the full state without the fingerprint, before the compact one
 	if ct, ok := m.contact(m.open); ok {
 		fp := ct.Fingerprint
 		if fp != "" {
@@ -62,6 +63,7 @@ func (m *mainScreen) statusView(w int) string {
 		}
 		sep := s.Subtle.Render(" │ ")
 		left += sep + s.StatusNote.Render(ct.Name) + fp + " " + trust
+		mid += sep + s.StatusNote.Render(ct.Name) + " " + trust
 		short += " " + s.StatusNote.Render(ct.Name) + " " + trustShort
 	}
 	var right string
@@ -85,6 +87,10 @@ func (m *mainScreen) statusView(w int) string {
 			return fitLine(left+spaces(w-lw-ansi.StringWidth(hint)-1)+hint, w)
 		}
 		return fitLine(left, w)
+	case m.notice == "" && ansi.StringWidth(mid) <= w:
+		// The fingerprint goes first: "◌ 12s alice unverified" did not say what waits
+		// 12 s, nor how to verify.
+		return fitLine(mid, w)
 	case m.notice == "":
 		return fitLine(short, w)
 	case sw+2+rw <= w:

@@ -3,6 +3,7 @@ package ui
 import (
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/charmbracelet/x/ansi"
 
@@ -71,5 +72,23 @@ func TestStatusBarAt80Columns(t *testing.T) {
 		if got := ansi.StringWidth(m.statusView(w)); got != w {
 			t.Errorf("status bar at %d columns is %d wide", w, got)
 		}
+	}
+}
+
+// TestStatusBarReconnectingAt80Columns: when the whole state does not fit, the
+// fingerprint goes before the words do — "◌ 12s alice unverified" said neither what
+// waits 12 s nor how to verify.
+func TestStatusBarReconnectingAt80Columns(t *testing.T) {
+	m := newTestMainScreen(t)
+	m.conn.Status = chat.Reconnecting
+	m.retryDeadline = fixedNow.Add(12 * time.Second)
+	m.contacts = []chat.Contact{{Name: "alice", CardID: strings.Repeat("a", 64), Fingerprint: "a97f ba4f 0534 611e f13e"}}
+	m.open = "alice"
+	bar := ansi.Strip(m.statusView(80))
+	if !strings.Contains(bar, "reconnecting in 12 s") || !strings.Contains(bar, "alice not verified (/verify)") {
+		t.Errorf("status bar at 80 columns: %q, want the connection's state and the trust in words", bar)
+	}
+	if bar := ansi.Strip(m.statusView(40)); !strings.Contains(bar, "12s") {
+		t.Errorf("status bar at 40 columns: %q, want the compact state", bar)
 	}
 }
