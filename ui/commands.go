@@ -43,6 +43,12 @@ type (
 		msg     chat.Message
 		err     error
 	}
+	// sentElsewhereMsg is an outgoing message this screen did not send — `pfschat send`
+	// through the UI as the profile's owner — read back to be shown (loadSentElsewhere).
+	sentElsewhereMsg struct {
+		contact string
+		msg     chat.Message
+	}
 	addedMsg struct {
 		name    string
 		contact chat.Contact
@@ -116,6 +122,21 @@ func (c *common) loadGaps(b Backend, contact string, after time.Duration) tea.Cm
 		}
 		return gapsMsg{contact, gaps}
 	})
+}
+
+// loadSentElsewhere reads outgoing message id back from the history, with its
+// attachment: its first event (sent, or failed) carries neither the attachment nor a
+// place in a conversation that never had it.
+func (c *common) loadSentElsewhere(b Backend, contact string, id int64) tea.Cmd {
+	return func() tea.Msg {
+		ctx, cancel := c.opCtx()
+		defer cancel()
+		msgs, err := b.History(ctx, contact, id+1, 1)
+		if err != nil || len(msgs) == 0 || msgs[0].ID != id { // deleted meanwhile
+			return nil
+		}
+		return sentElsewhereMsg{contact, msgs[0]}
+	}
 }
 
 func (c *common) send(b Backend, contact, text string) tea.Cmd {

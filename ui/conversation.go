@@ -93,6 +93,22 @@ func (cv *conversation) oldestID() int64 {
 	return cv.items[0].m.ID
 }
 
+// sentElsewhere reports whether m is an outgoing message newer than any shown that
+// this screen did not send (`pfschat send` through the owner): its delivery event is
+// the first the UI hears of it. An unknown message older than the newest shown is one
+// of the pages not loaded yet, and stays there.
+func (cv *conversation) sentElsewhere(m chat.Message) bool {
+	if !m.Outgoing || !cv.loaded || cv.loading || cv.byID[m.ID] != nil {
+		return false
+	}
+	for _, it := range cv.items {
+		if it.m.ID > m.ID {
+			return false
+		}
+	}
+	return true
+}
+
 // prepend adds an older page (given newest first, as History returns it).
 func (cv *conversation) prepend(newestFirst []chat.Message, loc *time.Location) {
 	if len(newestFirst) == 0 {
@@ -142,6 +158,10 @@ func (cv *conversation) prepend(newestFirst []chat.Message, loc *time.Location) 
 // when already known (a delivery state change). It reports whether the message was new.
 func (cv *conversation) appendMsg(m chat.Message, loc *time.Location) bool {
 	if it, ok := cv.byID[m.ID]; ok {
+		if m.Outgoing && m.State == chat.Pending && it.m.State != chat.Pending {
+			// Send's answer after the message's sent event was shown: keep the mark.
+			m.State, m.Reason = it.m.State, it.m.Reason
+		}
 		it.m = m
 		it.lines = nil
 		return false

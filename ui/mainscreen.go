@@ -277,6 +277,11 @@ func (m *mainScreen) update(msg tea.Msg) (screen, tea.Cmd) {
 			cv.toBottom()
 		}
 		return m, tea.Batch(m.c.loadContacts(m.b), m.wantPreview(msg.msg))
+	case sentElsewhereMsg:
+		if cv, ok := m.convs[msg.contact]; ok && cv.loaded {
+			cv.appendMsg(msg.msg, m.c.loc)
+		}
+		return m, tea.Batch(m.c.loadContacts(m.b), m.wantPreview(msg.msg))
 	case addedMsg:
 		if msg.err == nil {
 			m.wantOpen = msg.contact.Name
@@ -620,6 +625,9 @@ func (m *mainScreen) handleEvent(ev chat.Event) tea.Cmd {
 	case chat.DeliveryChanged:
 		if ev.Message != nil {
 			if cv, ok := m.convs[ev.Contact]; ok {
+				if cv.sentElsewhere(*ev.Message) {
+					return m.c.loadSentElsewhere(m.b, ev.Contact, ev.Message.ID)
+				}
 				cv.update(*ev.Message)
 			}
 		}
