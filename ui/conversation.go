@@ -74,8 +74,12 @@ type msgItem struct {
 	// from a card other than the previous incoming message's (setKeyChange).
 	keyChange bool
 
-	lines []string // rendered at width; nil = stale
+	lines []string // rendered at width, naming the contact name; nil = stale
 	width int
+	// name and senderW: the contact's name as shown and the sender column's width the
+	// lines were rendered with (a /nick changes both).
+	name    string
+	senderW int
 }
 
 func newConversation(contact string) *conversation {

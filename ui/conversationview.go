@@ -118,11 +118,11 @@ type convRenderer struct {
 }
 
 func (r *convRenderer) lines(it *msgItem) []string {
-	if it.lines != nil && it.width == r.width {
+	if it.lines != nil && it.width == r.width && it.name == r.contact && it.senderW == r.senderW {
 		return it.lines
 	}
 	it.lines = r.render(it)
-	it.width = r.width
+	it.width, it.name, it.senderW = r.width, r.contact, r.senderW
 	return it.lines
 }
 

@@ -133,3 +133,21 @@ func (b *memBackend) setContact(name string, f func(*chat.Contact)) error {
 	f(c)
 	return nil
 }
+
+// TestNickRenamesShownMessages: after /nick the conversation's lines already on screen
+// name the contact by the nickname, aligned to its width, as the list and the header
+// do (they kept the old name until a resize re-rendered them).
+func TestNickRenamesShownMessages(t *testing.T) {
+	b := newMemBackend("alice", func() time.Time { return fixedNow })
+	b.addContact(chat.Contact{Name: "bob", CardID: strings.Repeat("b", 64), Fingerprint: "3f2a 9c1d"})
+	b.addMessage(chat.Message{Contact: "bob", Text: "hello from bob", SentAt: fixedNow.Add(-time.Minute)})
+	tm, fr := startUI(t, Options{Backend: b, OpenContact: "bob", Now: func() time.Time { return fixedNow }}, 100, 30)
+	fr.WaitText(t, "hello from bob")
+	tm.Type("/nick bobby")
+	press(tm, "enter")
+	fr.WaitText(t, "nickname of bob saved")
+	frame := fr.WaitFor(t, "the message line naming bobby", func(s string) bool { return strings.Contains(s, "09:29 bobby hello from bob") })
+	if strings.Contains(frame, "09:29 bob   hello") {
+		t.Fatalf("a message line still names bob:\n%s", frame)
+	}
+}
