@@ -123,11 +123,11 @@ func runNick(m *mainScreen, args []string) tea.Cmd {
 }
 
 func runMute(m *mainScreen, args []string) tea.Cmd {
-	muted := true
-	if ct, ok := m.contact(m.open); ok {
-		muted = !ct.Muted
+	muted, op := true, "mute"
+	if ct, ok := m.contact(m.open); ok && ct.Muted {
+		muted, op = false, "unmute" // the notice says which way it went
 	}
-	return contactOp(m, "mute", func(cm contactManager, ctx context.Context, name string) error { return cm.SetMuted(ctx, name, muted) })
+	return contactOp(m, op, func(cm contactManager, ctx context.Context, name string) error { return cm.SetMuted(ctx, name, muted) })
 }
 
 // contactOpDone is the notice of a finished contact operation; ok is false for others.
@@ -151,7 +151,9 @@ func (m *mainScreen) contactOpDone(msg opDoneMsg) (string, bool) {
 		}
 		return "nickname of " + msg.contact + " saved", true
 	case "mute":
-		return "notifications for " + msg.contact + " toggled", true
+		return msg.contact + " muted: no notifications from them (/mute again to undo)", true
+	case "unmute":
+		return msg.contact + " unmuted: notifications from them are on again", true
 	}
 	return "", false
 }

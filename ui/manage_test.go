@@ -151,3 +151,25 @@ func TestNickRenamesShownMessages(t *testing.T) {
 		t.Fatalf("a message line still names bob:\n%s", frame)
 	}
 }
+
+// TestMuteSaysWhichWay: /mute's notice says whether the contact is muted now or not
+// ("notifications for bob toggled" left the user to guess).
+func TestMuteSaysWhichWay(t *testing.T) {
+	m := newTestMainScreen(t)
+	m.noticeTTL = time.Millisecond // drive runs the expiry's tick too
+	drive(t, m, m.openContact("bob"), "")
+	drive(t, m, m.command([]string{"/mute"}), "")
+	if !strings.Contains(m.notice, "bob muted") {
+		t.Fatalf("first /mute: notice %q, want it to say bob is muted", m.notice)
+	}
+	if ct, _ := m.contact("bob"); !ct.Muted {
+		t.Fatal("first /mute: bob is not muted")
+	}
+	drive(t, m, m.command([]string{"/mute"}), "")
+	if !strings.Contains(m.notice, "bob unmuted") {
+		t.Fatalf("second /mute: notice %q, want it to say bob is unmuted", m.notice)
+	}
+	if ct, _ := m.contact("bob"); ct.Muted {
+		t.Fatal("second /mute: bob is still muted")
+	}
+}
