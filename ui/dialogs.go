@@ -435,3 +435,33 @@ func (d *confirmDialog) View() string {
 	body := lipgloss.Wrap(d.text, w, "") + "\n\n" + d.c.hint("y", "yes", "n", "no")
 	return d.c.frame(&d.dialogBase, d.title, body, w)
 }
+
+// ---------------------------------------------------------------- info
+
+// infoDialog shows lines too long for the status bar's notice; any of Esc, Enter or q
+// closes it.
+type infoDialog struct {
+	dialogBase
+	c     *common
+	title string
+	lines []string
+}
+
+func newInfoDialog(c *common, title string, lines ...string) *infoDialog {
+	return &infoDialog{c: c, title: title, lines: lines}
+}
+
+func (d *infoDialog) Update(msg tea.Msg) (dialog, tea.Cmd) {
+	if k, ok := msg.(tea.KeyPressMsg); ok {
+		if key.Matches(k, d.c.keys.Close) || k.String() == "enter" || k.String() == "q" {
+			d.finish()
+		}
+	}
+	return d, nil
+}
+
+func (d *infoDialog) View() string {
+	w := d.c.dialogWidth(52)
+	body := lipgloss.Wrap(strings.Join(d.lines, "\n"), w, "") + "\n\n" + d.c.hint("esc", "close")
+	return d.c.frame(&d.dialogBase, d.title, body, w)
+}

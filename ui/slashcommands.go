@@ -7,6 +7,7 @@ import (
 	"strings"
 
 	tea "charm.land/bubbletea/v2"
+	"github.com/charmbracelet/x/ansi"
 )
 
 // slashCommand is one command typed into the input ("/add bob"). The table below is
@@ -104,15 +105,20 @@ var slashCommands = []slashCommand{
 	{
 		name: "/whoami", help: "show your name, your key's fingerprint and the relay's",
 		run: func(m *mainScreen, _ []string) tea.Cmd {
-			text := "signed in as " + m.b.Me() // not "you are you" in the demo, whose user is called you
+			lines := []string{"signed in as " + m.b.Me()} // not "you are you" in the demo, whose user is called you
 			if ir, ok := m.b.(identityReporter); ok {
-				text += " · your key " + ir.Fingerprint()
+				lines = append(lines, "your key "+ir.Fingerprint())
 				if fp := ir.RelayFingerprint(); fp != "" {
-					text += " · relay key " + fp
+					lines = append(lines, "relay key "+fp)
 				}
 			}
-			m.setNotice(text, false)
-			return nil
+			if text := strings.Join(lines, " · "); ansi.StringWidth(text)+4 <= m.c.width {
+				m.setNotice(text, false)
+				return nil
+			}
+			// Too long for the status bar (80 columns cut the relay's key, the one to
+			// compare with its operator's): one line each in a dialog.
+			return pushDialog(newInfoDialog(m.c, "Who you are", lines...))
 		},
 	},
 	{

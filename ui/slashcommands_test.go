@@ -307,3 +307,18 @@ func TestHelpDialogWrapsUnderItsColumn(t *testing.T) {
 		t.Fatalf("no command's text went on a line of its own at 80 columns: the test checks nothing:\n%s", strings.Join(v, "\n"))
 	}
 }
+
+// TestWhoamiAt80Columns: at 80 columns /whoami's line does not fit the status bar (it
+// was cut in the middle of the relay's key, the one to compare with its operator's):
+// its three parts show whole in a dialog, and Esc closes it.
+func TestWhoamiAt80Columns(t *testing.T) {
+	b := fpBackend{newMemBackend("alice", func() time.Time { return fixedNow })}
+	tm, fr := startUI(t, Options{Backend: b, Now: func() time.Time { return fixedNow }}, 80, 24)
+	fr.WaitText(t, "No conversation yet")
+	tm.Type("/whoami")
+	press(tm, "enter")
+	frame := fr.WaitText(t, "signed in as alice", "your key 9c01 3f2a 0b45 77de e210", "relay key 3f2a 9c01 77de 0b45 e210")
+	checkFrame(t, frame, 80, 24)
+	press(tm, "esc")
+	fr.WaitFor(t, "the dialog closed", func(s string) bool { return !strings.Contains(s, "relay key") })
+}
