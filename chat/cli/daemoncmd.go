@@ -143,21 +143,32 @@ func checkLoopback(addr string) error {
 type owner struct {
 	hub *daemon.Hub
 	srv *daemon.Server
+	ui  *daemon.Sub // the terminal UI's events (OwnerUI only)
 }
 
 // serveOwner serves c's API on the socket; the caller holds the profile (c came from
 // Profile.Open, which took the lock). downloadDir: where contacts' files are fetched
 // as they arrive ("": the UI, which has its own policy, or --no-auto-download).
+//
+// The hub starts reading c's events only once the socket listens, and with the UI's
+// subscription already in place: a UI left reading c.Events() beside a hub after a
+// failed Listen got every other event, and events read before the UI subscribed
+// (Initialize's "online" among them) were lost.
 func serveOwner(c *chat.Controller, sock string, kind profile.OwnerKind, readReceipts bool, downloadDir string, logger *slog.Logger) (*owner, error) {
-	hub := daemon.NewHub(c.Events())
-	srv := daemon.New(daemon.Config{Controller: c, Hub: hub, Owner: kind, Version: programVersion(), ReadReceipts: readReceipts, DownloadDir: downloadDir,
-		ResumeUploads: kind == profile.OwnerDaemon, Logger: logger})
 	ln, err := daemon.Listen(sock)
 	if err != nil {
 		return nil, err
 	}
-	srv.Serve(ln)
-	return &owner{hub: hub, srv: srv}, nil
+	o := &owner{}
+	if kind == profile.OwnerUI {
+		o.hub, o.ui = daemon.NewHubFor(c.Events())
+	} else {
+		o.hub = daemon.NewHub(c.Events())
+	}
+	o.srv = daemon.New(daemon.Config{Controller: c, Hub: o.hub, Owner: kind, Version: programVersion(), ReadReceipts: readReceipts, DownloadDir: downloadDir,
+		ResumeUploads: kind == profile.OwnerDaemon, Logger: logger})
+	o.srv.Serve(ln)
+	return o, nil
 }
 
 func (o *owner) close() { o.srv.Close() } // safe to call twice

@@ -46,6 +46,17 @@ func (h *Hub) run(events <-chan chat.Event) {
 // Done is closed once the event stream has ended.
 func (h *Hub) Done() <-chan struct{} { return h.done }
 
+// NewHubFor is NewHub with a first subscriber, registered before the hub reads its
+// first event: the owner's own reader (the terminal UI) then misses nothing the
+// controller emitted before it — Initialize's connection events above all, which a
+// Subscribe after NewHub could lose, leaving the UI on "connecting…" while online.
+func NewHubFor(events <-chan chat.Event) (*Hub, *Sub) {
+	h := &Hub{subs: make(map[*Sub]struct{}), done: make(chan struct{})}
+	s := h.Subscribe()
+	go h.run(events)
+	return h, s
+}
+
 // Subscribe returns a new subscriber that gets every event from now on.
 func (h *Hub) Subscribe() *Sub {
 	s := &Sub{h: h, q: fifo.New[chat.Event](), out: make(chan chat.Event), stop: make(chan struct{})}
