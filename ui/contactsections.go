@@ -116,8 +116,11 @@ func runRemove(m *mainScreen, _ []string) tea.Cmd {
 }
 
 func runNick(m *mainScreen, args []string) tea.Cmd {
-	nick := strings.Join(args, " ")
-	return contactOp(m, "nick", func(cm contactManager, ctx context.Context, name string) error {
+	nick, op := strings.Join(args, " "), "nick"
+	if nick == "" {
+		op = "unnick" // the notice says it went, not that it was saved
+	}
+	return contactOp(m, op, func(cm contactManager, ctx context.Context, name string) error {
 		return cm.SetNickname(ctx, name, nick)
 	})
 }
@@ -150,6 +153,8 @@ func (m *mainScreen) contactOpDone(msg opDoneMsg) (string, bool) {
 			cv.invalidate() // sender labels
 		}
 		return "nickname of " + msg.contact + " saved", true
+	case "unnick":
+		return "nickname of " + msg.contact + " removed", true
 	case "mute":
 		return msg.contact + " muted: no notifications from them (/mute again to undo)", true
 	case "unmute":

@@ -573,7 +573,7 @@ func (m *mainScreen) onOpDone(msg opDoneMsg) tea.Cmd {
 		m.relayKey = nil
 	case "markread":
 		return nil
-	case "accept-request", "block", "unblock", "remove", "nick", "mute", "unmute":
+	case "accept-request", "block", "unblock", "remove", "nick", "unnick", "mute", "unmute":
 		text, _ := m.contactOpDone(msg)
 		m.setNotice(text, false)
 		return m.c.loadContacts(m.b)

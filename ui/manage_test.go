@@ -173,3 +173,19 @@ func TestMuteSaysWhichWay(t *testing.T) {
 		t.Fatal("second /mute: bob is still muted")
 	}
 }
+
+// TestNickWithoutNameSaysRemoved: /nick without a nickname removes it and says so
+// (it said "nickname of bob saved").
+func TestNickWithoutNameSaysRemoved(t *testing.T) {
+	m := newTestMainScreen(t)
+	m.noticeTTL = time.Millisecond // drive runs the expiry's tick too
+	drive(t, m, m.openContact("bob"), "")
+	drive(t, m, m.command([]string{"/nick", "bobby"}), "")
+	if ct, _ := m.contact("bob"); ct.Nickname != "bobby" || !strings.Contains(m.notice, "nickname of bob saved") {
+		t.Fatalf("/nick bobby: nickname %q, notice %q", ct.Nickname, m.notice)
+	}
+	drive(t, m, m.command([]string{"/nick"}), "")
+	if ct, _ := m.contact("bob"); ct.Nickname != "" || !strings.Contains(m.notice, "nickname of bob removed") {
+		t.Fatalf("/nick: nickname %q, notice %q, want it removed and said so", ct.Nickname, m.notice)
+	}
+}
