@@ -28,6 +28,10 @@ type conversation struct {
 	loaded    bool // the first page arrived
 	loadErr   error
 
+	// seekOldest: ctrl+home was pressed; each page that arrives scrolls to its top and
+	// asks for the next until the oldest message is on screen.
+	seekOldest bool
+
 	late map[int64]chat.Message // delivery updates that arrived before their page
 
 	pendingNew int      // unread count to mark once the messages are loaded
@@ -330,6 +334,7 @@ func (cv *conversation) scrollUp(r *convRenderer, n, h int) {
 
 // scrollDown moves the view n lines towards the newest message.
 func (cv *conversation) scrollDown(r *convRenderer, n int) {
+	cv.seekOldest = false // scrolling back down ends a ctrl+home still loading pages
 	for ; n > 0; n-- {
 		if cv.anchorOff > 0 {
 			cv.anchorOff--
@@ -344,6 +349,7 @@ func (cv *conversation) scrollDown(r *convRenderer, n int) {
 }
 
 func (cv *conversation) toBottom() {
+	cv.seekOldest = false
 	cv.anchor = max(0, len(cv.items)-1)
 	cv.anchorOff = 0
 }

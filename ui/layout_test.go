@@ -240,3 +240,22 @@ func TestConversationLinesAt80Columns(t *testing.T) {
 		t.Fatalf("the empty conversation's line is cut at 80 columns:\n%s", frame)
 	}
 }
+
+// TestCtrlHomeReachesTheOldest: ctrl+home ("oldest") shows the conversation's first
+// message, however many pages of history lie before the loaded one; it stopped at the
+// oldest message loaded, 50 back, and took a press per page.
+func TestCtrlHomeReachesTheOldest(t *testing.T) {
+	b := newMemBackend("alice", func() time.Time { return fixedNow })
+	b.addContact(chat.Contact{Name: "bob", CardID: strings.Repeat("b", 64), Fingerprint: "3f2a 9c1d"})
+	for i := 1; i <= 3*historyPage+7; i++ {
+		b.addMessage(chat.Message{Contact: "bob", Text: fmt.Sprintf("history message %03d", i), SentAt: fixedNow.Add(time.Duration(i-200) * time.Minute)})
+	}
+	tm, fr := startUI(t, Options{Backend: b, OpenContact: "bob", Now: func() time.Time { return fixedNow }}, 80, 24)
+	fr.WaitText(t, fmt.Sprintf("history message %03d", 3*historyPage+7))
+	press(tm, "ctrl+home")
+	fr.WaitText(t, "history message 001")
+	press(tm, "ctrl+end")
+	fr.WaitFor(t, "the newest message again", func(s string) bool {
+		return strings.Contains(s, fmt.Sprintf("history message %03d", 3*historyPage+7)) && !strings.Contains(s, "history message 001")
+	})
+}

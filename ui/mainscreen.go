@@ -370,6 +370,9 @@ func (m *mainScreen) handleKey(msg tea.KeyPressMsg) (screen, tea.Cmd) {
 		return m, nil
 	case key.Matches(msg, k.Top):
 		if cv := m.conv(); cv != nil {
+			// The oldest message, not the oldest loaded: the pages still to come
+			// follow (onHistory).
+			cv.seekOldest = !cv.exhausted
 			cv.scrollUp(m.renderer(), math.MaxInt32, m.convBodyHeight())
 			return m, m.maybeLoadMore()
 		}
@@ -537,6 +540,10 @@ func (m *mainScreen) onHistory(msg historyMsg) tea.Cmd {
 	if cv.pendingNew > 0 {
 		cv.markNew(cv.pendingNew)
 		cv.pendingNew = 0
+	}
+	if cv.seekOldest && msg.contact == m.open {
+		cv.scrollUp(m.renderer(), math.MaxInt32, m.convBodyHeight())
+		cv.seekOldest = !cv.exhausted
 	}
 	if msg.contact == m.open {
 		return tea.Batch(append(previews, m.maybeLoadMore())...)
