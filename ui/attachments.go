@@ -111,7 +111,13 @@ func (m *mainScreen) fileCommand(args []string) tea.Cmd {
 		return nil
 	}
 	contact := m.open
-	m.setNotice(fmt.Sprintf("uploading %s (%s)…", filepath.Base(path), chat.FormatSize(st.Size())), false)
+	if m.conn.Status == chat.Reconnecting || m.conn.Status == chat.Offline {
+		// Nothing shows the file until its upload starts: say that it waits, and for
+		// what (the notice goes after a few seconds; the message line comes once sent).
+		m.setNotice(fmt.Sprintf("%s (%s) waits for the relay: it is uploaded and sent once connected", filepath.Base(path), chat.FormatSize(st.Size())), false)
+	} else {
+		m.setNotice(fmt.Sprintf("uploading %s (%s)…", filepath.Base(path), chat.FormatSize(st.Size())), false)
+	}
 	m.uploadNotice = m.noticeSeq
 	return func() tea.Msg {
 		ctx, cancel := context.WithTimeout(m.c.ctx, transferTimeout)

@@ -399,3 +399,24 @@ func TestOpenerGetsNoSecret(t *testing.T) {
 		t.Errorf("the opener lost the rest of the environment:\n%s", env)
 	}
 }
+
+// TestFileCommandOfflineSaysItWaits: /file while the relay is not connected says the
+// file waits for it (it said "uploading…", then nothing showed the file until the
+// relay came back).
+func TestFileCommandOfflineSaysItWaits(t *testing.T) {
+	m := newTestMainScreen(t)
+	m.open = "bob"
+	m.convs["bob"] = newConversation("bob")
+	m.convs["bob"].loaded = true
+	m.conn.Status = chat.Reconnecting
+	p := filepath.Join(t.TempDir(), "report.pdf")
+	if err := os.WriteFile(p, []byte("%PDF-1.7"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if cmd := m.command([]string{"/file", p}); cmd == nil || m.noticeErr {
+		t.Fatalf("/file offline: no upload started (notice %q)", m.notice)
+	}
+	if !strings.Contains(m.notice, "report.pdf") || !strings.Contains(m.notice, "waits for the relay") {
+		t.Fatalf("/file offline: notice %q, want it to say the file waits for the relay", m.notice)
+	}
+}
