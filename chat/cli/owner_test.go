@@ -269,3 +269,39 @@ func startOfflineDaemon(t *testing.T, stdout, stderr io.Writer, ready <-chan str
 		}
 	}
 }
+
+// TestUIOwnerRecovers: the UI's profile passes onboarding's recovery (ctrl+r on a taken
+// name) through, as its creation, and serves the socket for the recovered identity. It
+// did not implement ui.Recoverer, so the real UI never offered ctrl+r.
+func TestUIOwnerRecovers(t *testing.T) {
+	r := relaytest.Start(t)
+	alice := chattest.NewUser(t, r, "alice")
+	code := alice.TakeRecoveryCode()
+	alice.Close()
+	p := chattest.NewProfile(t, "alice-new")
+	p.Owner = profile.OwnerUI
+	var prof ui.Profile = uiOwnerProfile{ui.NewChatProfile(p), p.Dir, slog.New(slog.DiscardHandler)}
+	rec, ok := prof.(ui.Recoverer)
+	if !ok {
+		t.Fatal("the UI's profile offers no recovery (ui.Recoverer)")
+	}
+	ob := prof.(ui.Onboarder)
+	if _, err := ob.ProbeRelay(t.Context(), r.URL); err != nil {
+		t.Fatal(err)
+	}
+	b, err := rec.RecoverWith(t.Context(), ui.RecoverRequest{Name: "alice", Code: code, Passphrase: chattest.Passphrase, RelayURL: r.URL})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer b.Close()
+	sock, _ := daemon.SocketPath(p.Dir)
+	cl, err := daemon.Dial(t.Context(), sock)
+	if err != nil {
+		t.Fatalf("the recovered profile serves no socket: %v", err)
+	}
+	defer cl.Close()
+	var v daemon.VersionResult
+	if err := cl.Call(t.Context(), "version", nil, &v); err != nil || v.Owner != "ui" || v.Me != "alice" {
+		t.Fatalf("version: %+v, %v", v, err)
+	}
+}

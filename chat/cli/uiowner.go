@@ -54,8 +54,9 @@ func (p uiOwnerProfile) Create(ctx context.Context, name string, passphrase []by
 	return p.serve(b, err)
 }
 
-// ProbeRelay, NameAvailable, CreateWith and ProfileName pass onboarding's and the
-// unlock screen's questions to the profile underneath (ui.Onboarder, ui.ProfileNamer).
+// ProbeRelay, NameAvailable, CreateWith, RecoverWith and ProfileName pass onboarding's
+// and the unlock screen's questions to the profile underneath (ui.Onboarder,
+// ui.Recoverer, ui.ProfileNamer).
 func (p uiOwnerProfile) ProbeRelay(ctx context.Context, relayURL string) (ui.RelayInfo, error) {
 	if ob, ok := p.Profile.(ui.Onboarder); ok {
 		return ob.ProbeRelay(ctx, relayURL)
@@ -75,6 +76,16 @@ func (p uiOwnerProfile) CreateWith(ctx context.Context, req ui.CreateRequest) (u
 		return p.serve(ob.CreateWith(ctx, req))
 	}
 	return p.Create(ctx, req.Name, req.Passphrase, req.RelayURL)
+}
+
+// RecoverWith passes onboarding's recovery (ctrl+r on a taken name) to the profile
+// underneath (ui.Recoverer), as CreateWith does its creation: without it the UI never
+// offered ctrl+r, which the README promises.
+func (p uiOwnerProfile) RecoverWith(ctx context.Context, req ui.RecoverRequest) (ui.Backend, error) {
+	if r, ok := p.Profile.(ui.Recoverer); ok {
+		return p.serve(r.RecoverWith(ctx, req))
+	}
+	return nil, errors.New("this profile cannot recover a name")
 }
 
 func (p uiOwnerProfile) ProfileName() (string, string) {
