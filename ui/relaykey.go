@@ -46,6 +46,20 @@ func relayKeyText(rk *chat.RelayKeyChangedError) string {
 // bannerRows is the banner, wrapped to w and at most relayKeyBannerMax rows, each
 // exactly w wide; nil when there is no mismatch.
 func (m *mainScreen) bannerRows(w int) []string {
+	if m.relayKey == nil && m.conn.Status == chat.Offline && m.conn.Err != nil {
+		// The connection stopped for good (the identity replaced by a recovery on
+		// another device, say): "○ offline" alone said neither why nor what to do.
+		lines := splitLines(lipgloss.Wrap("○ offline: "+errText(m.conn.Err), w, ""))
+		if m.c.height < minTerminalHeight+2*relayKeyBannerMax {
+			lines = lines[:1]
+		} else if len(lines) > relayKeyBannerMax {
+			lines = lines[:relayKeyBannerMax]
+		}
+		for i, l := range lines {
+			lines[i] = fitLine(m.c.styles.StatusBad.Render(l), w)
+		}
+		return lines
+	}
 	if m.relayKey == nil {
 		return nil
 	}

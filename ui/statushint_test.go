@@ -1,10 +1,12 @@
 package ui
 
 import (
+	"errors"
 	"strings"
 	"testing"
 	"time"
 
+	tea "charm.land/bubbletea/v2"
 	"github.com/charmbracelet/x/ansi"
 
 	"pfschat/chat"
@@ -90,5 +92,26 @@ func TestStatusBarReconnectingAt80Columns(t *testing.T) {
 	}
 	if bar := ansi.Strip(m.statusView(40)); !strings.Contains(bar, "12s") {
 		t.Errorf("status bar at 40 columns: %q, want the compact state", bar)
+	}
+}
+
+// TestOfflineSaysWhy: a connection that stopped for good says why above the
+// conversation — here the identity replaced by a recovery on another device — where
+// the status bar said only "○ offline"; the frame keeps its size.
+func TestOfflineSaysWhy(t *testing.T) {
+	m := newTestMainScreen(t)
+	m.c.width, m.c.height = 80, 24
+	m.Update(tea.WindowSizeMsg{Width: 80, Height: 24})
+	m.handleEvent(chat.Event{Kind: chat.ConnectionChanged, State: chat.ConnState{Status: chat.Offline,
+		Err: errors.New("chat: this profile's identity was replaced on the relay by a newer card (a reset or a recovery on another device)")}})
+	v := m.View()
+	checkFrame(t, v, 80, 24)
+	flat := strings.Join(strings.Fields(ansi.Strip(v)), " ")
+	if !strings.Contains(flat, "offline: this profile's identity was replaced on the relay") {
+		t.Fatalf("offline for good, the screen does not say why:\n%s", ansi.Strip(v))
+	}
+	m.handleEvent(chat.Event{Kind: chat.ConnectionChanged, State: chat.ConnState{Status: chat.Online}})
+	if v := ansi.Strip(m.View()); strings.Contains(v, "identity was replaced") {
+		t.Fatalf("online again, the reason stays:\n%s", v)
 	}
 }
