@@ -211,7 +211,12 @@ func runNotify(m *mainScreen, args []string) tea.Cmd {
 	case "preview":
 		s.On, s.Preview = true, true
 	default:
-		m.setNotice("usage: /notify on|off|preview (now "+s.String()+", "+m.c.notifier.Protocol.String()+")", true)
+		// "none" alone did not say that this terminal gets no notification, only the bell.
+		how := "as " + m.c.notifier.Protocol.String()
+		if m.c.notifier.Protocol == NotifyNone {
+			how = "this terminal: bell only"
+		}
+		m.setNotice("usage: /notify on|off|preview — now "+s.String()+" ("+how+")", true)
 		return nil
 	}
 	m.c.notify = s

@@ -6,6 +6,7 @@ import (
 	"time"
 
 	tea "charm.land/bubbletea/v2"
+	"github.com/charmbracelet/x/ansi"
 	"github.com/charmbracelet/x/exp/teatest/v2"
 
 	"pfschat/chat"
@@ -185,5 +186,25 @@ func TestNotificationsCoalesce(t *testing.T) {
 	clock = clock.Add(notifyCoalesce)
 	if rawOut(m.notification(ev)) == "" {
 		t.Fatal("no notification after the window")
+	}
+}
+
+// TestNotifyUsageSaysBellOnly: /notify without an argument says how notifications go
+// in this terminal in words — "none" alone did not say that it gets only the bell — and
+// the line fits the status bar at 80 columns.
+func TestNotifyUsageSaysBellOnly(t *testing.T) {
+	m := newTestMainScreen(t)
+	m.c.notifier.Protocol = NotifyNone
+	m.command([]string{"/notify"})
+	if !strings.Contains(m.notice, "this terminal: bell only") {
+		t.Fatalf("/notify without notifications: notice %q", m.notice)
+	}
+	if bar := ansi.Strip(m.statusView(80)); !strings.Contains(bar, m.notice) {
+		t.Errorf("at 80 columns the status bar cuts the usage: %q", bar)
+	}
+	m.c.notifier.Protocol = NotifyOSC9
+	m.command([]string{"/notify"})
+	if !strings.Contains(m.notice, "as osc9") {
+		t.Fatalf("/notify with OSC 9: notice %q", m.notice)
 	}
 }
