@@ -100,6 +100,11 @@ func runBlock(m *mainScreen, _ []string) tea.Cmd {
 }
 
 func runUnblock(m *mainScreen, _ []string) tea.Cmd {
+	if ct, ok := m.contact(m.open); ok && !ct.Blocked {
+		// It said "unblocked bob" of a contact who was never blocked.
+		m.setNotice(m.open+" is not blocked; nothing to unblock", false)
+		return nil
+	}
 	return contactOp(m, "unblock", contactManager.Unblock)
 }
 

@@ -189,3 +189,15 @@ func TestNickWithoutNameSaysRemoved(t *testing.T) {
 		t.Fatalf("/nick: nickname %q, notice %q, want it removed and said so", ct.Nickname, m.notice)
 	}
 }
+
+// TestUnblockSaysWhenNotBlocked: /unblock of a contact who is not blocked says so and
+// changes nothing (it said "unblocked bob").
+func TestUnblockSaysWhenNotBlocked(t *testing.T) {
+	m := newTestMainScreen(t)
+	m.noticeTTL = time.Millisecond // drive runs the expiry's tick too
+	drive(t, m, m.openContact("bob"), "")
+	drive(t, m, m.command([]string{"/unblock"}), "")
+	if !strings.Contains(m.notice, "bob is not blocked") {
+		t.Fatalf("/unblock of a contact not blocked: notice %q", m.notice)
+	}
+}
