@@ -223,9 +223,11 @@ func (c *Controller) SendFile(ctx context.Context, contact, path, caption string
 	if len(caption) > MaxTextBytes {
 		return Message{}, fmt.Errorf("%w: the caption is %d bytes, at most %d", ErrTextTooLong, len(caption), MaxTextBytes)
 	}
-	if _, _, err := c.sendableContact(ctx, contact); err != nil {
+	r, _, err := c.sendableContact(ctx, contact)
+	if err != nil {
 		return Message{}, err
 	}
+	wasRequest := !r.Consented
 	br, err := c.blobs()
 	if err != nil {
 		return Message{}, err
@@ -274,7 +276,11 @@ func (c *Controller) SendFile(ctx context.Context, contact, path, caption string
 	}
 	progress, ended := c.watchTransfer(ctx, row, 0, progress)
 	defer ended()
-	return c.finishUpload(ctx, br, row, progress)
+	m, err := c.finishUpload(ctx, br, row, progress)
+	if err == nil && wasRequest {
+		c.sendWithheldReceipts(ctx, contact, "") // writing to them accepted them
+	}
+	return m, err
 }
 
 func (c *Controller) putMeta(ctx context.Context, row *storage.Attachment, meta attachmentMeta) error {

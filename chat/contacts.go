@@ -25,16 +25,23 @@ func (c *Controller) AddContact(ctx context.Context, name string) (Contact, erro
 	if err != nil {
 		return Contact{}, err
 	}
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	if _, err := c.trustCard(ctx, name, card, false); err != nil {
-		return Contact{}, err
+	wasRequest := c.isRequest(ctx, name)
+	ct, err := func() (Contact, error) {
+		c.mu.Lock()
+		defer c.mu.Unlock()
+		if _, err := c.trustCard(ctx, name, card, false); err != nil {
+			return Contact{}, err
+		}
+		// Adding someone is accepting them: receipts may go to them.
+		if err := c.store.SetContactConsented(ctx, name, true); err != nil {
+			return Contact{}, fmt.Errorf("chat: adding contact %s: %w", name, err)
+		}
+		return c.contact(ctx, name)
+	}()
+	if err == nil && wasRequest {
+		c.sendWithheldReceipts(ctx, name, "")
 	}
-	// Adding someone is accepting them: receipts may go to them.
-	if err := c.store.SetContactConsented(ctx, name, true); err != nil {
-		return Contact{}, fmt.Errorf("chat: adding contact %s: %w", name, err)
-	}
-	return c.contact(ctx, name)
+	return ct, err
 }
 
 // fetchCard asks the relay for name's card and verifies it.
@@ -314,25 +321,41 @@ func (c *Controller) Verify(ctx context.Context, contact string) error {
 // AcceptKey trusts the contact's new key: it becomes the contact's card (not verified),
 // and sending is unblocked; the next message starts a session with the new key.
 func (c *Controller) AcceptKey(ctx context.Context, contact string) error {
+	accepted, wasRequest, err := c.acceptKey(ctx, contact)
+	if err != nil {
+		return err
+	}
+	// The messages the new key signed had no receipts while it was not accepted (nor
+	// any message while the contact was a request).
+	if wasRequest {
+		accepted = ""
+	}
+	c.sendWithheldReceipts(ctx, contact, accepted)
+	return nil
+}
+
+// acceptKey makes the pending card the contact's, and returns its id and whether the
+// contact was a request.
+func (c *Controller) acceptKey(ctx context.Context, contact string) (string, bool, error) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	r, err := c.contactRow(ctx, contact)
 	if err != nil {
-		return err
+		return "", false, err
 	}
 	if r.PendingCardID == "" {
-		return fmt.Errorf("%w: %s", ErrNoPendingKey, contact)
+		return "", false, fmt.Errorf("%w: %s", ErrNoPendingKey, contact)
 	}
-	old := r.CardID
+	old, wasRequest := r.CardID, !r.Consented && !r.Blocked
 	r.CardID, r.PendingCardID = r.PendingCardID, ""
 	if err := c.store.UpdateContact(ctx, r); err != nil {
-		return fmt.Errorf("chat: accepting %s's new key: %w", contact, err)
+		return "", false, fmt.Errorf("chat: accepting %s's new key: %w", contact, err)
 	}
 	if err := c.store.SetContactConsented(ctx, contact, true); err != nil {
-		return fmt.Errorf("chat: accepting %s's new key: %w", contact, err)
+		return "", false, fmt.Errorf("chat: accepting %s's new key: %w", contact, err)
 	}
 	if err := c.store.SetCardVerified(ctx, old, false); err != nil && !errors.Is(err, storage.ErrNotFound) {
 		c.log.Warn("clearing verified mark of superseded card", "err", err)
 	}
-	return nil
+	return r.CardID, wasRequest, nil
 }

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"strings"
 
+	"pfschat/chat/payload"
 	"pfschat/relay"
 	"pfschat/storage"
 )
@@ -15,7 +16,7 @@ import (
 //
 // A contact created by a stranger's first message is a request (Contact.Request) until
 // the user accepts it (AcceptRequest, or by writing to them, or AddContact): until then
-// no receipt goes to them. Blocking (Block) stops everything from them locally — their
+// no receipt goes to them, and then the receipts held back go. Blocking (Block) stops everything from them locally — their
 // messages are dropped unread, nothing is sent to them — and tells the relay, which then
 // refuses their messages to us and their bundle fetches of us (relay/PROTOCOL.md,
 // "Blocking"). A block made offline reaches the relay on the next connection.
@@ -33,8 +34,9 @@ type blockingRelay interface {
 	Unblock(ctx context.Context, name string) error
 }
 
-// AcceptRequest accepts a message request: the contact joins the contact list and
-// receipts may go to them. ErrNotARequest when the contact is no request.
+// AcceptRequest accepts a message request: the contact joins the contact list, and the
+// receipts held back go to them (sendWithheldReceipts). ErrNotARequest when the
+// contact is no request.
 func (c *Controller) AcceptRequest(ctx context.Context, name string) error {
 	r, err := c.contactRow(ctx, name)
 	if err != nil {
@@ -49,7 +51,54 @@ func (c *Controller) AcceptRequest(ctx context.Context, name string) error {
 	if err := c.store.SetContactConsented(ctx, name, true); err != nil {
 		return fmt.Errorf("chat: accepting %s: %w", name, err)
 	}
+	c.sendWithheldReceipts(ctx, name, "")
 	return nil
+}
+
+// withheldReceipts is how many of a contact's newest messages sendWithheldReceipts
+// looks at: the sender shows its newest messages, and a receipt is small but not free.
+const withheldReceipts = storage.MaxPage
+
+// sendWithheldReceipts sends the receipts held back while contact could not have them —
+// a message request, or a new key the user had not accepted (fromCard: only the
+// messages that card signed) — once the user has accepted them: a read receipt for
+// the messages read, when read receipts are on, a delivery receipt for the others.
+// Only the newest withheldReceipts messages are looked at; a receipt that arrives twice
+// changes nothing. Best effort, as every receipt. c.mu must NOT be held.
+func (c *Controller) sendWithheldReceipts(ctx context.Context, contact, fromCard string) {
+	msgs, _, err := c.store.Messages(ctx, contact, storage.Cursor{}, withheldReceipts)
+	if err != nil {
+		c.log.Info("receipts held back while not accepted are not sent", "contact", contact, "err", err)
+		return
+	}
+	readOn := c.ReadReceipts(ctx)
+	var delivered, read []string
+	for _, m := range msgs {
+		if m.Direction != storage.Incoming || m.KeyPending || fromCard != "" && m.SenderCardID != fromCard {
+			continue
+		}
+		p, ok := peerClientID(m.ClientID)
+		switch {
+		case !ok:
+		case readOn && m.State == storage.Read:
+			read = append(read, p)
+		default:
+			delivered = append(delivered, p)
+		}
+	}
+	if len(delivered) > 0 {
+		c.sendReceipt(ctx, contact, payload.Delivered, delivered)
+	}
+	if len(read) > 0 {
+		c.sendReceipt(ctx, contact, payload.Read, read)
+	}
+}
+
+// isRequest reports whether contact is a message request (not accepted, not blocked):
+// a message the user writes to them accepts them, and sendWithheldReceipts follows.
+func (c *Controller) isRequest(ctx context.Context, contact string) bool {
+	r, err := c.store.Contact(ctx, contact)
+	return err == nil && !r.Consented && !r.Blocked
 }
 
 // Block blocks a contact (or a request): their messages are dropped unread from now

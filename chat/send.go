@@ -47,6 +47,7 @@ func (c *Controller) Send(ctx context.Context, contact, text string) (Message, e
 		return payload.Encode(&payload.Payload{Type: payload.Text, At: now, ID: clientID, Seq: seq, Text: text})
 	}
 	var id int64
+	wasRequest := c.isRequest(ctx, contact)
 	err := c.onSession(ctx, contact, true, func(s *Session) error {
 		plain, err := encode()
 		if err != nil {
@@ -60,6 +61,9 @@ func (c *Controller) Send(ctx context.Context, contact, text string) (Message, e
 	}
 	if err != nil {
 		return Message{}, err
+	}
+	if wasRequest {
+		c.sendWithheldReceipts(ctx, contact, "") // writing to them accepted them
 	}
 	c.kickSender()
 	return Message{ID: id, Contact: contact, Outgoing: true, Text: text, SentAt: now, State: Pending, Seq: msg.Seq, Order: msg.Order}, nil
