@@ -74,20 +74,30 @@ func cmdSendFile(e *env, fs *flag.FlagSet, args []string) error {
 	events := c.Events()
 	// Files an earlier run left half uploaded go first (their done chunks are not sent again).
 	resumed, rerr := c.ResumeUploads(e.ctx, newProgressLine(e.stderr, "resuming an earlier upload").update)
-	for _, m := range resumed {
-		fmt.Fprintf(e.stderr, "finished an earlier upload to %s: %s\n", m.Contact, m.Attachment.FileName)
+	// The same send-file run again after it was interrupted (a script's retry) is that
+	// earlier send, finished now, not a second copy of the file.
+	abs, _ := filepath.Abs(path)
+	var m chat.Message
+	for _, r := range resumed {
+		if r.Contact == name && r.Attachment.Path == abs && r.Text == caption && m.ID == 0 {
+			m = r
+			continue
+		}
+		fmt.Fprintf(e.stderr, "finished an earlier upload to %s: %s\n", r.Contact, r.Attachment.FileName)
 	}
 	if rerr != nil {
 		fmt.Fprintf(e.stderr, "warning: an earlier upload could not be finished: %v\n", rerr)
 	}
-	bar := newProgressLine(e.stderr, "uploading "+filepath.Base(path))
-	m, err := c.SendFile(e.ctx, name, path, caption, bar.update)
-	bar.end()
-	if err != nil {
-		if errors.Is(err, e.ctx.Err()) {
-			return fmt.Errorf("interrupted; the upload resumes where it stopped the next time 'pfschat send-file' runs: %w", err)
+	if m.ID == 0 {
+		bar := newProgressLine(e.stderr, "uploading "+filepath.Base(path))
+		m, err = c.SendFile(e.ctx, name, path, caption, bar.update)
+		bar.end()
+		if err != nil {
+			if errors.Is(err, e.ctx.Err()) {
+				return fmt.Errorf("interrupted; run the same 'pfschat send-file' again to finish it where it stopped (the file is not sent twice): %w", err)
+			}
+			return err
 		}
-		return err
 	}
 	timeout := time.NewTimer(wait)
 	defer timeout.Stop()
