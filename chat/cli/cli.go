@@ -859,13 +859,20 @@ func cmdRecv(e *env, fs *flag.FlagSet, args []string) error {
 			return err
 		}
 	}
+	// What was printed is marked read even when a signal stops recv right after it.
+	markCtx := context.WithoutCancel(e.ctx)
 	printed := make(map[int64]bool)
 	print := func(m chat.Message) error {
 		if printed[m.ID] {
 			return nil
 		}
-		printed[m.ID] = true
 		fetchAttachment(e, c, &m, downloadDir, down != nil)
+		if e.ctx.Err() != nil {
+			// Stopped while its file downloaded: not printed (its file's state would be
+			// stale) nor marked read; the next recv resumes the download and prints it.
+			return errRecvStopped
+		}
+		printed[m.ID] = true
 		defer func() {
 			if count > 0 && len(printed) >= count {
 				done = true
@@ -881,6 +888,9 @@ func cmdRecv(e *env, fs *flag.FlagSet, args []string) error {
 	}
 	unread, err := c.Unread(e.ctx)
 	if err != nil {
+		if e.ctx.Err() != nil {
+			return nil // stopped, as while waiting
+		}
 		return err
 	}
 	if count > 0 && len(unread) > count {
@@ -889,16 +899,23 @@ func cmdRecv(e *env, fs *flag.FlagSet, args []string) error {
 	// Mark read only what was printed: a message that arrives meanwhile stays unread
 	// until its event prints it, so a crash in between shows it next time.
 	readThrough := make(map[string]int64)
+	stopped := false
 	for _, m := range unread {
-		if err := print(m); err != nil {
+		if err := print(m); errors.Is(err, errRecvStopped) {
+			stopped = true
+			break
+		} else if err != nil {
 			return err
 		}
 		readThrough[m.Contact] = max(readThrough[m.Contact], m.ID)
 	}
 	for name, id := range readThrough {
-		if err := c.MarkReadThrough(e.ctx, name, id); err != nil {
+		if err := c.MarkReadThrough(markCtx, name, id); err != nil {
 			return err
 		}
+	}
+	if stopped {
+		return nil
 	}
 	if !follow || done {
 		return down
@@ -917,10 +934,12 @@ func cmdRecv(e *env, fs *flag.FlagSet, args []string) error {
 					fmt.Fprintf(e.stderr, "warning: an unreadable message from %s (not a contact) was dropped: %v\n", ev.Contact, ev.Err)
 					continue
 				}
-				if err := print(*ev.Message); err != nil {
+				if err := print(*ev.Message); errors.Is(err, errRecvStopped) {
+					return nil
+				} else if err != nil {
 					return err
 				}
-				if err := c.MarkReadThrough(e.ctx, ev.Contact, ev.Message.ID); err != nil {
+				if err := c.MarkReadThrough(markCtx, ev.Contact, ev.Message.ID); err != nil {
 					return err
 				}
 				if done {
@@ -936,6 +955,10 @@ func cmdRecv(e *env, fs *flag.FlagSet, args []string) error {
 		}
 	}
 }
+
+// errRecvStopped: a signal stopped recv while it downloaded a message's file; the
+// message was not printed.
+var errRecvStopped = errors.New("recv: stopped")
 
 // jsonContact is one line of 'contacts --json'.
 type jsonContact struct {

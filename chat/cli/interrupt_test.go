@@ -1,10 +1,12 @@
 package cli_test
 
 import (
+	"bufio"
 	"bytes"
 	"context"
 	"crypto/rand"
 	"encoding/json"
+	"io"
 	"os"
 	"path/filepath"
 	"strings"
@@ -100,4 +102,41 @@ func TestSendFileRerunAfterInterruptSendsOnce(t *testing.T) {
 		t.Fatalf("send-file again: exit %d, %q, %q; want the earlier upload finished as this send", code, out, errs)
 	}
 	recvOnce(t, run, data, "c")
+}
+
+// recv --follow stopped while it downloads a file does not print the message (its
+// file would read "available" while it is half downloaded) nor mark it read; the next
+// recv resumes the download and prints it, once, downloaded. It exits 0, as a
+// follower stopped while it waits does.
+func TestRecvStoppedMidDownloadPrintsOnce(t *testing.T) {
+	run, argsOf, src, data := transferPeople(t)
+	if code, _, errs := run(t.Context(), nil, "alice", "send", "bob", "ready"); code != 0 {
+		t.Fatalf("send: %s", errs)
+	}
+	ctx, cancel := context.WithCancel(t.Context())
+	defer cancel()
+	stderr := &cancelOn{want: "downloading big.bin: 10%", cancel: cancel}
+	outR, outW := io.Pipe()
+	exit := make(chan int, 1)
+	go func() {
+		args := append(argsOf("bob"), "recv", "--follow", "--json", "--download-dir", t.TempDir())
+		exit <- cli.Main(ctx, args, strings.NewReader(""), outW, stderr)
+		outW.Close()
+	}()
+	lines := bufio.NewScanner(outR)
+	if !lines.Scan() || !strings.Contains(lines.Text(), `"text":"ready"`) {
+		t.Fatalf("recv --follow printed %q (%v), want the text first", lines.Text(), lines.Err())
+	}
+	// The follower is past its backlog: the file comes to it as news.
+	if code, _, errs := run(t.Context(), nil, "alice", "send-file", "bob", src); code != 0 {
+		t.Fatalf("send-file: %s", errs)
+	}
+	var rest []string
+	for lines.Scan() {
+		rest = append(rest, lines.Text())
+	}
+	if code := <-exit; code != 0 || len(rest) != 0 {
+		t.Fatalf("recv --follow stopped mid-download: exit %d, printed %q, %q; want 0 and nothing", code, rest, stderr.String())
+	}
+	recvOnce(t, run, data, "")
 }

@@ -278,11 +278,17 @@ func recvViaOwner(e *env, cl *daemon.Client, fs *flag.FlagSet, args []string) er
 		}
 		printed[m.ID] = true
 		fetchViaOwner(e, cl, &m, downloadDir) // sendfile.go
+		if e.ctx.Err() != nil {
+			return false, errRecvStopped // as without an owner (cmdRecv)
+		}
 		if err := printMessage(e, m, asJSON); err != nil {
 			return false, err
 		}
-		// Marked read only once printed: a crash in between shows it again next time.
-		return true, cl.Call(e.ctx, "markRead", daemon.MarkReadParams{Contact: m.Contact, Through: m.ID}, nil)
+		// Marked read only once printed: a crash in between shows it again next time,
+		// a signal after it does not.
+		ctx, cancel := context.WithTimeout(context.WithoutCancel(e.ctx), 10*time.Second)
+		defer cancel()
+		return true, cl.Call(ctx, "markRead", daemon.MarkReadParams{Contact: m.Contact, Through: m.ID}, nil)
 	}
 	if !follow {
 		var r daemon.ReceiveResult
@@ -290,7 +296,9 @@ func recvViaOwner(e *env, cl *daemon.Client, fs *flag.FlagSet, args []string) er
 			return daemon.ChatError(err)
 		}
 		for _, m := range r.Messages {
-			if _, err := show(m); err != nil {
+			if _, err := show(m); errors.Is(err, errRecvStopped) {
+				return nil
+			} else if err != nil {
 				return err
 			}
 		}
@@ -327,7 +335,9 @@ func recvViaOwner(e *env, cl *daemon.Client, fs *flag.FlagSet, args []string) er
 				continue
 			}
 			fresh, err := show(*ev.Message)
-			if err != nil {
+			if errors.Is(err, errRecvStopped) {
+				return nil
+			} else if err != nil {
 				return err
 			}
 			if fresh && count > 0 && len(printed) >= count {

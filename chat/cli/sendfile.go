@@ -267,6 +267,9 @@ func fetchEarlier(e *env, c *chat.Controller, dir string) {
 		return
 	}
 	for _, m := range pending {
+		if e.ctx.Err() != nil {
+			return // stopped: the next recv resumes the download
+		}
 		if !c.MayAutoDownload(e.ctx, m) {
 			continue
 		}
