@@ -219,6 +219,49 @@ func TestSendFileThroughTheOwner(t *testing.T) {
 	}
 }
 
+// send-file through an owner, stopped (Ctrl-C, SIGTERM) while the owner uploads: the
+// owner goes on and sends the file, so the command exits 3 ("do not resend"), not 1,
+// which a script's retry would have answered with a second copy.
+func TestSendFileThroughTheOwnerInterruptedExits3(t *testing.T) {
+	r := relaytest.Start(t)
+	alice, bob := chattest.NewUser(t, r, "alice"), chattest.NewUser(t, r, "bob")
+	chattest.Converse(t, alice, bob)
+	bob.Close()
+	p := bob.Profile
+	p.Owner = profile.OwnerUI
+	prof := uiOwnerProfile{ui.NewChatProfile(p), p.Dir, slog.New(slog.DiscardHandler)}
+	b, err := prof.Open(t.Context(), chattest.Passphrase)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer b.Close()
+	t.Setenv(profile.EnvPassphrase, "")
+	data := make([]byte, 16<<20)
+	src := filepath.Join(t.TempDir(), "big.bin")
+	chattest.Must(t, os.WriteFile(src, data, 0o600))
+	ctx, cancel := context.WithCancel(t.Context())
+	defer cancel()
+	errb := &lineSignal{want: "uploading big.bin: 10%", seen: make(chan struct{})}
+	go func() {
+		<-errb.seen
+		cancel()
+	}()
+	var out bytes.Buffer
+	code := Main(ctx, []string{"--home", p.Dir, "--relay", r.URL, "send-file", "alice", src}, strings.NewReader(""), &out, errb)
+	errb.mu.Lock()
+	stderr := errb.buf.String()
+	errb.mu.Unlock()
+	if code != exitQueued || !strings.Contains(stderr, "keeps uploading the file and sends it") || !strings.Contains(stderr, "Do not send it again") {
+		t.Fatalf("send-file through the owner, interrupted: exit %d, %q %q; want %d", code, out.String(), stderr, exitQueued)
+	}
+	ev := chattest.WaitEvent(t, alice, "bob's file", func(e chat.Event) bool {
+		return e.Kind == chat.MessageReceived && e.Message.Attachment != nil
+	})
+	if ev.Message.Attachment.Size != int64(len(data)) {
+		t.Fatalf("alice got %d bytes", ev.Message.Attachment.Size)
+	}
+}
+
 // The daemon is a service: it logs what goes wrong to stderr (the journal under
 // systemd) without -v, here the relay it cannot reach at start.
 func TestDaemonLogsToStderr(t *testing.T) {

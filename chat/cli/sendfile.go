@@ -319,8 +319,8 @@ func sendFileViaOwner(e *env, cl *daemon.Client, fs *flag.FlagSet, args []string
 		return fmt.Errorf("the relay refused the message: %s", re.Data.Reason)
 	}
 	if err != nil {
-		if errors.Is(err, e.ctx.Err()) {
-			return fmt.Errorf("interrupted; the owner of this profile keeps uploading the file and sends it: %w", err)
+		if errors.Is(err, e.ctx.Err()) { // the owner's upload goes on: exit 3, as a kept message
+			return queuedErr{"interrupted; the owner of this profile keeps uploading the file and sends it. Do not send it again."}
 		}
 		return daemon.ChatError(err)
 	}
