@@ -288,7 +288,10 @@ func recvViaOwner(e *env, cl *daemon.Client, fs *flag.FlagSet, args []string) er
 		// a signal after it does not.
 		ctx, cancel := context.WithTimeout(context.WithoutCancel(e.ctx), 10*time.Second)
 		defer cancel()
-		return true, cl.Call(ctx, "markRead", daemon.MarkReadParams{Contact: m.Contact, Through: m.ID}, nil)
+		if err := cl.Call(ctx, "markRead", daemon.MarkReadParams{Contact: m.Contact, Through: m.ID}, nil); err != nil {
+			return true, recvOwnerGone(err)
+		}
+		return true, nil
 	}
 	if !follow {
 		var r daemon.ReceiveResult
@@ -323,7 +326,7 @@ func recvViaOwner(e *env, cl *daemon.Client, fs *flag.FlagSet, args []string) er
 			if e.ctx.Err() != nil {
 				return nil
 			}
-			return fmt.Errorf("%w: %w", errOwnerGone, err)
+			return recvOwnerGone(err)
 		}
 		ev, err := n.Event()
 		if err != nil {
@@ -351,6 +354,17 @@ func recvViaOwner(e *env, cl *daemon.Client, fs *flag.FlagSet, args []string) er
 			}
 		}
 	}
+}
+
+// recvOwnerGone is recv's error when a call to its owner failed: the owner's own
+// refusal as it is, else (the connection broke, or the owner is closing) that the owner
+// went away and what to do.
+func recvOwnerGone(err error) error {
+	var de *daemon.Error
+	if errors.As(err, &de) && de.Code != daemon.CodeClosing {
+		return daemon.ChatError(err)
+	}
+	return fmt.Errorf("%w: %w; run 'pfschat recv' again: it goes through the next owner, or opens the profile itself", errOwnerGone, err)
 }
 
 // printMessage prints one incoming message from the owner exactly as recv prints one

@@ -1,6 +1,7 @@
 package cli
 
 import (
+	"bufio"
 	"bytes"
 	"context"
 	"io"
@@ -260,6 +261,71 @@ func TestSendFileThroughTheOwnerInterruptedExits3(t *testing.T) {
 	if ev.Message.Attachment.Size != int64(len(data)) {
 		t.Fatalf("alice got %d bytes", ev.Message.Attachment.Size)
 	}
+}
+
+// recv --follow through a daemon that stops ends with exit 1 (a service manager
+// restarts it) and says what to do: run it again, through the next owner or on its own.
+func TestRecvFollowThroughAStoppedOwnerSaysRunAgain(t *testing.T) {
+	r := relaytest.Start(t)
+	alice, bob := chattest.NewUser(t, r, "alice"), chattest.NewUser(t, r, "bob")
+	chattest.Converse(t, alice, bob)
+	bob.Close()
+	t.Setenv(profile.EnvPassphrase, string(chattest.Passphrase))
+	ctx, cancel := context.WithCancel(t.Context())
+	defer cancel()
+	stdout := &lineSignal{want: "serving", seen: make(chan struct{})}
+	var derr syncBuf
+	done := make(chan int, 1)
+	go func() {
+		done <- Main(ctx, []string{"--home", bob.Profile.Dir, "--relay", r.URL, "daemon"}, strings.NewReader(""), stdout, &derr)
+	}()
+	select {
+	case <-stdout.seen:
+	case code := <-done:
+		t.Fatalf("daemon exited %d: %s", code, derr.String())
+	}
+	if _, err := alice.Send(t.Context(), "bob", "ready"); err != nil {
+		t.Fatal(err)
+	}
+	outR, outW := io.Pipe()
+	var errb syncBuf
+	exit := make(chan int, 1)
+	go func() {
+		exit <- Main(t.Context(), []string{"--home", bob.Profile.Dir, "--relay", r.URL, "recv", "--follow"}, strings.NewReader(""), outW, &errb)
+		outW.Close()
+	}()
+	lines := bufio.NewScanner(outR)
+	for !strings.Contains(lines.Text(), "alice: ready") { // after what Converse left unread
+		if !lines.Scan() {
+			t.Fatalf("recv --follow through the daemon ended before alice's message (%v)", lines.Err())
+		}
+	}
+	go io.Copy(io.Discard, outR)
+	cancel() // the daemon stops
+	if code := <-exit; code != exitFail || !strings.Contains(errb.String(), "went away") || !strings.Contains(errb.String(), "run 'pfschat recv' again") {
+		t.Fatalf("recv --follow after its owner stopped: exit %d, %q; want %d and what to do", code, errb.String(), exitFail)
+	}
+	if code := <-done; code != 0 {
+		t.Fatalf("daemon exit %d: %s", code, derr.String())
+	}
+}
+
+// syncBuf is a bytes.Buffer written by a command's goroutine and read by the test's.
+type syncBuf struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuf) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuf) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
 }
 
 // The daemon is a service: it logs what goes wrong to stderr (the journal under
