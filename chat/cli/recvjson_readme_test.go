@@ -9,7 +9,7 @@ import (
 	"pfschat/chat"
 )
 
-// TestRecvJSONFieldsInTheREADME: every field recv --json can print, and every state its
+// TestRecvJSONFieldsInTheREADME: every field recv --json (and contacts --json) can print, and every state its
 // "file" object can be in, is named in the README's section on the headless commands,
 // where scripts look for them.
 func TestRecvJSONFieldsInTheREADME(t *testing.T) {
@@ -32,11 +32,11 @@ func TestRecvJSONFieldsInTheREADME(t *testing.T) {
 	for _, tc := range []struct {
 		typ  reflect.Type
 		text string
-	}{{reflect.TypeFor[jsonMessage](), section}, {reflect.TypeFor[jsonFile](), file}} {
+	}{{reflect.TypeFor[jsonMessage](), section}, {reflect.TypeFor[jsonFile](), file}, {reflect.TypeFor[jsonContact](), section}} {
 		for f := range tc.typ.Fields() {
 			name, _, _ := strings.Cut(f.Tag.Get("json"), ",")
 			if !strings.Contains(tc.text, `"`+name+`"`) {
-				t.Errorf("recv --json's %s field %q is not in the README's headless section", tc.typ.Name(), name)
+				t.Errorf("the --json %s field %q is not in the README's headless section", tc.typ.Name(), name)
 			}
 		}
 	}
