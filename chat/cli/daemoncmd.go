@@ -12,6 +12,7 @@ import (
 	"path/filepath"
 	"runtime/debug"
 	"strings"
+	"syscall"
 	"time"
 
 	"pfschat/chat"
@@ -80,6 +81,18 @@ func cmdDaemon(e *env, fs *flag.FlagSet, args []string) error {
 	if err != nil {
 		return err
 	}
+	// The HTTP port is taken before the profile is unlocked: one in use fails at once,
+	// before anything says "serving".
+	var ln net.Listener
+	if httpAddr != "" {
+		if ln, err = net.Listen("tcp", httpAddr); err != nil {
+			if errors.Is(err, syscall.EADDRINUSE) {
+				return fmt.Errorf("--http %s: %w; another program listens there: stop it or pick another address", httpAddr, err)
+			}
+			return fmt.Errorf("--http %s: %w", httpAddr, err)
+		}
+		defer ln.Close() // the HTTP server's Shutdown closes it too
+	}
 	e.owner = profile.OwnerDaemon
 	c, err := e.openStayingUp() // a daemon outlives relay outages: sends wait in the outbox
 	if err != nil {
@@ -92,15 +105,10 @@ func cmdDaemon(e *env, fs *flag.FlagSet, args []string) error {
 	}
 	defer o.close()
 	fmt.Fprintf(e.stdout, "pfschat daemon: serving %s on %s\n", c.Me(), sock)
-	if httpAddr != "" {
-		ln, err := net.Listen("tcp", httpAddr)
-		if err != nil {
-			return fmt.Errorf("--http %s: %w", httpAddr, err)
-		}
+	if ln != nil {
 		secretPath := daemon.SecretPath(sock)
 		secret, err := daemon.NewSecret(secretPath)
 		if err != nil {
-			ln.Close()
 			return err
 		}
 		defer os.Remove(secretPath)

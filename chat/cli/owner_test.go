@@ -6,6 +6,7 @@ import (
 	"context"
 	"io"
 	"log/slog"
+	"net"
 	"os"
 	"path/filepath"
 	"strings"
@@ -326,6 +327,26 @@ func (s *syncBuf) String() string {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return s.b.String()
+}
+
+// daemon --http on a port another program holds fails at once, exit 1, saying what to
+// do — before it unlocks the profile or prints that it serves (a script waiting for
+// "serving" took it for started, and it printed that before the failure).
+func TestDaemonHTTPPortInUseFailsFirst(t *testing.T) {
+	r := relaytest.Start(t)
+	bob := chattest.NewUser(t, r, "bob")
+	bob.Close()
+	t.Setenv(profile.EnvPassphrase, string(chattest.Passphrase))
+	taken, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer taken.Close()
+	var out, errb bytes.Buffer
+	code := Main(t.Context(), []string{"--home", bob.Profile.Dir, "--relay", r.URL, "daemon", "--http", taken.Addr().String()}, strings.NewReader(""), &out, &errb)
+	if code != exitFail || out.String() != "" || !strings.Contains(errb.String(), "address already in use") || !strings.Contains(errb.String(), "pick another address") {
+		t.Fatalf("daemon --http on a port in use: exit %d, stdout %q, stderr %q", code, out.String(), errb.String())
+	}
 }
 
 // The daemon is a service: it logs what goes wrong to stderr (the journal under
