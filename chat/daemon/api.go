@@ -6,6 +6,7 @@ import (
 
 	"pfschat/chat"
 	"pfschat/ratchet"
+	"pfschat/relay/client"
 )
 
 // APIVersion is the version of the method set; it grows when methods or fields are added
@@ -196,8 +197,8 @@ func errorFor(err error) *Error {
 		code = CodeUnknownContact
 	case errors.Is(err, chat.ErrUnknownUser):
 		code = CodeUnknownUser
-	case errors.Is(err, chat.ErrOffline):
-		code = CodeOffline
+	case errors.Is(err, chat.ErrOffline), errors.Is(err, client.ErrNotConnected), errors.Is(err, client.ErrConnectionLost):
+		code = CodeOffline // also a call the relay client could not make (addContact, rotateKeys, …)
 	case errors.Is(err, chat.ErrCardRejected):
 		code = CodeCardRejected
 	case errors.Is(err, chat.ErrNoPendingKey):

@@ -503,3 +503,33 @@ func rawSocket(t *testing.T, o *owned) (net.Conn, *bufio.Reader) {
 	t.Cleanup(func() { nc.Close() })
 	return nc, bufio.NewReader(nc)
 }
+
+// The calls that need the relay, made while the owner cannot reach it, are refused
+// with "offline" (code 4), as API.md says, not "internal_error": addContact,
+// rotateKeys and oneTimeKeys answered -32603 with the relay client's "not connected".
+func TestSocketCallsNeedingTheRelayAreOfflineWhileItIsDown(t *testing.T) {
+	r, _, _, _, cl, watcher := watchedOwner(t)
+	r.Close()
+	ctx, cancel := context.WithTimeout(t.Context(), 30*time.Second)
+	defer cancel()
+	for {
+		n, err := watcher.Next(ctx)
+		if err != nil {
+			t.Fatalf("waiting for the owner to lose its relay: %v", err)
+		}
+		var ev daemon.Event
+		if n.Method == daemon.NotifyConnection && json.Unmarshal(n.Params, &ev) == nil && ev.Status != "online" && ev.Status != "connecting" {
+			break
+		}
+	}
+	for _, call := range []struct {
+		method string
+		params any
+	}{{"addContact", daemon.NameParams{Name: "dave"}}, {"rotateKeys", nil}, {"oneTimeKeys", nil}} {
+		err := cl.Call(t.Context(), call.method, call.params, nil)
+		var de *daemon.Error
+		if !errors.As(err, &de) || de.Code != daemon.CodeOffline || de.Data == nil || de.Data.Name != "offline" {
+			t.Errorf("%s with the relay down: %v; want code %d, offline", call.method, err, daemon.CodeOffline)
+		}
+	}
+}
