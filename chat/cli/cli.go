@@ -498,7 +498,12 @@ func explain(e *env, err error) string {
 	case errors.Is(err, chat.ErrOffline):
 		// The error's own words as a sentence (no "chat: relay unreachable: … relay:"),
 		// after the one lead every caller and script looks for.
-		detail, _ := strings.CutPrefix(chat.Sentence(err), strings.TrimPrefix(chat.ErrOffline.Error(), "chat: "))
+		// An owner's "offline" refusal has words of its own (the call it could not make).
+		s := chat.Sentence(err)
+		detail, ok := strings.CutPrefix(s, strings.TrimPrefix(chat.ErrOffline.Error(), "chat: "))
+		if !ok && s != "" {
+			detail = ": " + s
+		}
 		if cv := (*tls.CertificateVerificationError)(nil); errors.As(err, &cv) {
 			// It runs and answered: its certificate is what failed.
 			return "cannot reach the relay" + detail + "\nthe relay's TLS certificate does not verify: check that the name in --relay is one of the certificate's; " +

@@ -349,6 +349,40 @@ func TestDaemonHTTPPortInUseFailsFirst(t *testing.T) {
 	}
 }
 
+// add and rotate-keys through a daemon that cannot reach its relay fail as without one:
+// exit 1, "cannot reach the relay: …" and what to do (the owner answered internal_error,
+// and then "offline" with its words run into the lead: "relayfetching dave's card").
+func TestOwnerOfflineCallsSayTheRelayIsUnreachable(t *testing.T) {
+	r := relaytest.Start(t)
+	bob := chattest.NewUser(t, r, "bob")
+	bob.Close()
+	r.Close()
+	t.Setenv(profile.EnvPassphrase, string(chattest.Passphrase))
+	ctx, cancel := context.WithCancel(t.Context())
+	defer cancel()
+	stdout := &lineSignal{want: "serving", seen: make(chan struct{})}
+	done := make(chan int, 1)
+	go func() {
+		done <- Main(ctx, []string{"--home", bob.Profile.Dir, "--relay", r.URL, "daemon", "--no-auto-download"}, strings.NewReader(""), stdout, io.Discard)
+	}()
+	select {
+	case <-stdout.seen:
+	case code := <-done:
+		t.Fatalf("daemon exited %d", code)
+	}
+	for _, args := range [][]string{{"add", "dave"}, {"rotate-keys"}} {
+		var out, errb bytes.Buffer
+		code := Main(t.Context(), append([]string{"--home", bob.Profile.Dir, "--relay", r.URL}, args...), strings.NewReader(""), &out, &errb)
+		if code != exitFail || !strings.Contains(errb.String(), "cannot reach the relay: ") || !strings.Contains(errb.String(), "is it running?") {
+			t.Errorf("%s through an offline daemon: exit %d, %q; want %d, the relay cannot be reached", args[0], code, errb.String(), exitFail)
+		}
+	}
+	cancel()
+	if code := <-done; code != 0 {
+		t.Fatalf("daemon exit %d", code)
+	}
+}
+
 // The daemon is a service: it logs what goes wrong to stderr (the journal under
 // systemd) without -v, here the relay it cannot reach at start.
 func TestDaemonLogsToStderr(t *testing.T) {
