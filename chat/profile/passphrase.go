@@ -61,13 +61,15 @@ func (f *Flags) Passphrase(stdin io.Reader, stderr io.Writer, prompt string, con
 	if p, given, err := f.GivenPassphrase(); given || err != nil {
 		return p, err
 	}
-	return promptPassphrase(stdin, stderr, prompt, confirm)
+	return promptPassphrase(stdin, stderr, prompt, confirm, "no passphrase: set "+EnvPassphrase+" or pass --passphrase-file FILE")
 }
 
-func promptPassphrase(stdin io.Reader, stderr io.Writer, prompt string, confirm bool) ([]byte, error) {
+// promptPassphrase asks on the terminal stdin is; without one it fails with missing,
+// which names the sources that give this passphrase, and why it is not asked for.
+func promptPassphrase(stdin io.Reader, stderr io.Writer, prompt string, confirm bool, missing string) ([]byte, error) {
 	in, ok := stdin.(*os.File)
 	if !ok || !term.IsTerminal(in.Fd()) {
-		return nil, errors.New("no passphrase: set " + EnvPassphrase + " or pass --passphrase-file FILE (no terminal to prompt on)")
+		return nil, errors.New(missing + " (no terminal to prompt on)")
 	}
 	fmt.Fprint(stderr, prompt)
 	p, err := term.ReadPassword(in.Fd())
@@ -112,5 +114,5 @@ func NewPassphrase(file string, stdin io.Reader, stderr io.Writer) ([]byte, erro
 		}
 		return []byte(p), nil
 	}
-	return promptPassphrase(stdin, stderr, "new passphrase: ", true)
+	return promptPassphrase(stdin, stderr, "new passphrase: ", true, "no new passphrase: set "+EnvNewPassphrase+" or pass --new-passphrase-file FILE")
 }

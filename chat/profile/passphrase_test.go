@@ -95,6 +95,19 @@ func TestPassphraseNoTerminal(t *testing.T) {
 	}
 }
 
+// The new passphrase of a change, without a source and a terminal: the error names its
+// own sources, not $PFSCHAT_PASSPHRASE, which gave the current one (it said "no
+// passphrase: set PFSCHAT_PASSPHRASE" to a script that had set it).
+func TestNewPassphraseNoTerminal(t *testing.T) {
+	setenv(t, EnvPassphrase, "the current one")
+	setenv(t, EnvNewPassphrase, unset)
+	_, err := NewPassphrase("", strings.NewReader(""), io.Discard)
+	if err == nil || !contains(err.Error(), "no new passphrase") || !contains(err.Error(), EnvNewPassphrase) ||
+		!contains(err.Error(), "--new-passphrase-file") || contains(err.Error(), EnvPassphrase+" ") {
+		t.Fatalf("err = %v", err)
+	}
+}
+
 // A file holding a secret is refused when group or others may read or write it (the
 // mode of the file a symlink leads to counts), with a sentence naming the file, its
 // mode and the fixes; owner-only files are read.
