@@ -75,7 +75,10 @@ func (s *Server) sendFile(ctx context.Context, p SendFileParams) (any, *Error) {
 		sub = s.cfg.Hub.Subscribe()
 		defer sub.Close()
 	}
-	m, err := s.c.SendFile(ctx, p.To, p.Path, p.Caption, nil)
+	// The upload is the owner's once asked for: a caller that goes away (an HTTP
+	// client's timeout) does not stop it half way, as a socket client's does not; the
+	// owner's stop does (and its next start finishes it).
+	m, err := s.c.SendFile(s.ctx, p.To, p.Path, p.Caption, nil)
 	if err != nil {
 		e := errorFor(err)
 		if e.Data != nil && e.Data.Contact == "" && (e.Code == CodeUnknownContact || e.Code == CodeKeyChanged) {

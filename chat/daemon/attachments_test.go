@@ -5,8 +5,11 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
+	"net/http"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
@@ -198,5 +201,58 @@ func TestOwnerResumesUploads(t *testing.T) {
 	}
 	if got, _ := os.ReadFile(p); !bytes.Equal(got, data) {
 		t.Fatalf("alice got %d bytes", len(got))
+	}
+}
+
+// sendFile over HTTP whose caller goes away mid-upload (a client's timeout) is
+// finished by the owner and sent, as over the socket, where the CLI tells its user so:
+// it stopped half way and waited for the owner's next start, and a script that retried
+// sent the file twice once the owner restarted.
+func TestHTTPSendFileOutlivesItsCaller(t *testing.T) {
+	_, alice, _, o, _, watcher := watchedOwner(t)
+	addr, secret := serveHTTP(t, o)
+	src := filepath.Join(t.TempDir(), "big.bin")
+	chattest.Must(t, os.WriteFile(src, make([]byte, 16<<20), 0o600))
+	reqCtx, cancelReq := context.WithCancel(t.Context())
+	defer cancelReq()
+	body := fmt.Sprintf(`{"jsonrpc":"2.0","method":"sendFile","params":{"to":"alice","path":%q},"id":1}`, src)
+	req, _ := http.NewRequestWithContext(reqCtx, "POST", "http://"+addr+"/api/v1/rpc", strings.NewReader(body))
+	req.Header.Set("Authorization", "Bearer "+secret)
+	called := make(chan error, 1)
+	go func() {
+		resp, err := http.DefaultClient.Do(req)
+		if err == nil {
+			resp.Body.Close()
+		}
+		called <- err
+	}()
+	ctx, cancel := context.WithTimeout(t.Context(), 30*time.Second)
+	defer cancel()
+	for {
+		n, err := watcher.Next(ctx)
+		if err != nil {
+			t.Fatalf("waiting for the upload's transfer notifications: %v", err)
+		}
+		var ev daemon.Event
+		if n.Method != daemon.NotifyTransfer || json.Unmarshal(n.Params, &ev) != nil || !ev.Transfer.Outgoing {
+			continue
+		}
+		if tr := ev.Transfer; tr.Ended {
+			if tr.State != "sent" {
+				t.Fatalf("the upload ended %q after its caller went away; want it sent", tr.State)
+			}
+			break
+		} else if tr.Done > 0 {
+			cancelReq() // the caller gives up mid-upload
+		}
+	}
+	if err := <-called; err == nil {
+		t.Fatal("the request was answered: the upload ended before its caller went away")
+	}
+	ev := chattest.WaitEvent(t, alice, "bob's file", func(e chat.Event) bool {
+		return e.Kind == chat.MessageReceived && e.Message.Attachment != nil
+	})
+	if ev.Message.Attachment.Size != 16<<20 {
+		t.Fatalf("alice got %d bytes", ev.Message.Attachment.Size)
 	}
 }
