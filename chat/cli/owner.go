@@ -204,8 +204,8 @@ func sendArgs(e *env, args []string) (name, text string, err error) {
 		}
 		text = strings.TrimSuffix(string(b), "\n")
 	}
-	if text == "" {
-		return "", "", usagef("the message is empty; give its TEXT, or '-' and the text on stdin")
+	if strings.TrimSpace(text) == "" { // as chat.Send refuses it, but as a usage error
+		return "", "", usagef("the message is empty (or only white space); give its TEXT, or '-' and the text on stdin")
 	}
 	if len(text) > chat.MaxTextBytes {
 		return "", "", usagef("the message is %s bytes or more; one message carries at most %d bytes of text (split it into several messages)",
