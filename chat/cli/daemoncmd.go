@@ -128,9 +128,30 @@ func cmdDaemon(e *env, fs *flag.FlagSet, args []string) error {
 		}()
 		fmt.Fprintf(e.stdout, "pfschat daemon: HTTP API on http://%s/api/v1/ (bearer secret in %s)\n", ln.Addr(), secretPath)
 	}
-	<-e.ctx.Done()
-	fmt.Fprintln(e.stderr, "pfschat daemon: stopping")
-	return nil
+	// A relay connection that ended for good (the identity was replaced on another
+	// device, the relay presents another key) ends the daemon as it would its start:
+	// exit 1, saying why. Serving on would have told every command the relay is
+	// unreachable for now and its message would go out later.
+	sub := o.hub.Subscribe()
+	defer sub.Close()
+	events := sub.C()
+	for {
+		select {
+		case <-e.ctx.Done():
+			fmt.Fprintln(e.stderr, "pfschat daemon: stopping")
+			return nil
+		case ev, ok := <-events:
+			if !ok {
+				events = nil // the controller closed; the stop follows
+				continue
+			}
+			var rk *chat.RelayKeyChangedError
+			if err := ev.State.Err; ev.Kind == chat.ConnectionChanged && ev.State.Status == chat.Offline &&
+				(errors.Is(err, chat.ErrIdentityReplaced) || errors.As(err, &rk)) {
+				return err
+			}
+		}
+	}
 }
 
 func checkLoopback(addr string) error {

@@ -383,6 +383,50 @@ func TestOwnerOfflineCallsSayTheRelayIsUnreachable(t *testing.T) {
 	}
 }
 
+// A daemon whose identity is replaced on another device (here reset-identity on a copy
+// of the profile) exits 1 saying so, as it would at its start: it served on, and every
+// command through it heard that the relay was unreachable and a message would go out
+// later, which it never could.
+func TestDaemonExitsWhenItsIdentityIsReplaced(t *testing.T) {
+	r := relaytest.Start(t)
+	bob := chattest.NewUser(t, r, "bob")
+	bob.Close()
+	t.Setenv(profile.EnvPassphrase, string(chattest.Passphrase))
+	other := t.TempDir() // the other device: a copy of bob's profile
+	entries, err := os.ReadDir(bob.Profile.Dir)
+	chattest.Must(t, err)
+	for _, de := range entries {
+		if de.Type().IsRegular() {
+			b, err := os.ReadFile(filepath.Join(bob.Profile.Dir, de.Name()))
+			chattest.Must(t, err)
+			chattest.Must(t, os.WriteFile(filepath.Join(other, de.Name()), b, 0o600))
+		}
+	}
+	stdout := &lineSignal{want: "serving", seen: make(chan struct{})}
+	var derr syncBuf
+	done := make(chan int, 1)
+	go func() {
+		done <- Main(t.Context(), []string{"--home", bob.Profile.Dir, "--relay", r.URL, "daemon", "--no-auto-download"}, strings.NewReader(""), stdout, &derr)
+	}()
+	select {
+	case <-stdout.seen:
+	case code := <-done:
+		t.Fatalf("daemon exited %d: %s", code, derr.String())
+	}
+	var errb bytes.Buffer
+	if code := Main(t.Context(), []string{"--home", other, "--relay", r.URL, "reset-identity", "--yes"}, strings.NewReader(""), io.Discard, &errb); code != 0 {
+		t.Fatalf("reset-identity on the other device: exit %d, %s", code, errb.String())
+	}
+	select {
+	case code := <-done:
+		if code != exitFail || !strings.Contains(derr.String(), "identity was replaced") || !strings.Contains(derr.String(), "use that one") {
+			t.Fatalf("daemon after its identity was replaced: exit %d, %q; want %d and why", code, derr.String(), exitFail)
+		}
+	case <-time.After(30 * time.Second):
+		t.Fatalf("the daemon still serves 30 s after its identity was replaced: %s", derr.String())
+	}
+}
+
 // The daemon is a service: it logs what goes wrong to stderr (the journal under
 // systemd) without -v, here the relay it cannot reach at start.
 func TestDaemonLogsToStderr(t *testing.T) {
