@@ -953,6 +953,9 @@ func cmdRecv(e *env, fs *flag.FlagSet, args []string) error {
 			case chat.ContactKeyChanged:
 				fmt.Fprintf(e.stderr, "warning: %s's identity key changed; run 'pfschat fingerprint %s', compare, then 'pfschat accept-key %s'\n", ev.Contact, ev.Contact, ev.Contact)
 			case chat.ConnectionChanged:
+				if err := connectionEnded(ev); err != nil { // daemoncmd.go: it would wait for good
+					return err
+				}
 				if e.flags.Verbose {
 					fmt.Fprintf(e.stderr, "relay: %s\n", ev.State.Status)
 				}

@@ -145,13 +145,23 @@ func cmdDaemon(e *env, fs *flag.FlagSet, args []string) error {
 				events = nil // the controller closed; the stop follows
 				continue
 			}
-			var rk *chat.RelayKeyChangedError
-			if err := ev.State.Err; ev.Kind == chat.ConnectionChanged && ev.State.Status == chat.Offline &&
-				(errors.Is(err, chat.ErrIdentityReplaced) || errors.As(err, &rk)) {
+			if err := connectionEnded(ev); err != nil {
 				return err
 			}
 		}
 	}
+}
+
+// connectionEnded is the error of a relay connection that ended for good (ev says the
+// controller stopped trying: the identity was replaced on another device, or the relay
+// presents another key), else nil.
+func connectionEnded(ev chat.Event) error {
+	var rk *chat.RelayKeyChangedError
+	if err := ev.State.Err; ev.Kind == chat.ConnectionChanged && ev.State.Status == chat.Offline &&
+		(errors.Is(err, chat.ErrIdentityReplaced) || errors.As(err, &rk)) {
+		return err
+	}
+	return nil
 }
 
 func checkLoopback(addr string) error {

@@ -392,16 +392,7 @@ func TestDaemonExitsWhenItsIdentityIsReplaced(t *testing.T) {
 	bob := chattest.NewUser(t, r, "bob")
 	bob.Close()
 	t.Setenv(profile.EnvPassphrase, string(chattest.Passphrase))
-	other := t.TempDir() // the other device: a copy of bob's profile
-	entries, err := os.ReadDir(bob.Profile.Dir)
-	chattest.Must(t, err)
-	for _, de := range entries {
-		if de.Type().IsRegular() {
-			b, err := os.ReadFile(filepath.Join(bob.Profile.Dir, de.Name()))
-			chattest.Must(t, err)
-			chattest.Must(t, os.WriteFile(filepath.Join(other, de.Name()), b, 0o600))
-		}
-	}
+	other := copyProfile(t, bob.Profile.Dir) // the other device
 	stdout := &lineSignal{want: "serving", seen: make(chan struct{})}
 	var derr syncBuf
 	done := make(chan int, 1)
@@ -424,6 +415,63 @@ func TestDaemonExitsWhenItsIdentityIsReplaced(t *testing.T) {
 		}
 	case <-time.After(30 * time.Second):
 		t.Fatalf("the daemon still serves 30 s after its identity was replaced: %s", derr.String())
+	}
+}
+
+// copyProfile is a copy of the closed profile in dir: another device with the same
+// identity.
+func copyProfile(t *testing.T, dir string) string {
+	t.Helper()
+	other := t.TempDir()
+	entries, err := os.ReadDir(dir)
+	chattest.Must(t, err)
+	for _, de := range entries {
+		if de.Type().IsRegular() {
+			b, err := os.ReadFile(filepath.Join(dir, de.Name()))
+			chattest.Must(t, err)
+			chattest.Must(t, os.WriteFile(filepath.Join(other, de.Name()), b, 0o600))
+		}
+	}
+	return other
+}
+
+// recv --follow whose identity is replaced on another device ends, exit 1, saying so
+// (it went on waiting for good, silent, as if nothing came).
+func TestRecvFollowEndsWhenItsIdentityIsReplaced(t *testing.T) {
+	r := relaytest.Start(t)
+	alice, bob := chattest.NewUser(t, r, "alice"), chattest.NewUser(t, r, "bob")
+	chattest.Converse(t, alice, bob)
+	bob.Close()
+	t.Setenv(profile.EnvPassphrase, string(chattest.Passphrase))
+	other := copyProfile(t, bob.Profile.Dir)
+	if _, err := alice.Send(t.Context(), "bob", "ready"); err != nil {
+		t.Fatal(err)
+	}
+	outR, outW := io.Pipe()
+	var errb syncBuf
+	exit := make(chan int, 1)
+	go func() {
+		exit <- Main(t.Context(), []string{"--home", bob.Profile.Dir, "--relay", r.URL, "recv", "--follow"}, strings.NewReader(""), outW, &errb)
+		outW.Close()
+	}()
+	lines := bufio.NewScanner(outR)
+	for !strings.Contains(lines.Text(), "alice: ready") { // online, past its backlog
+		if !lines.Scan() {
+			t.Fatalf("recv --follow ended before alice's message (%v): %s", lines.Err(), errb.String())
+		}
+	}
+	go io.Copy(io.Discard, outR)
+	var rerr bytes.Buffer
+	if code := Main(t.Context(), []string{"--home", other, "--relay", r.URL, "reset-identity", "--yes"}, strings.NewReader(""), io.Discard, &rerr); code != 0 {
+		t.Fatalf("reset-identity on the other device: exit %d, %s", code, rerr.String())
+	}
+	select {
+	case code := <-exit:
+		if code != exitFail || !strings.Contains(errb.String(), "identity was replaced") {
+			t.Fatalf("recv --follow after its identity was replaced: exit %d, %q; want %d and why", code, errb.String(), exitFail)
+		}
+	case <-time.After(30 * time.Second):
+		t.Fatalf("recv --follow still waits 30 s after its identity was replaced: %s", errb.String())
 	}
 }
 
