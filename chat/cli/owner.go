@@ -237,6 +237,12 @@ func sendViaOwner(e *env, cl *daemon.Client, fs *flag.FlagSet, args []string) er
 	if errors.As(err, &re) && re.Code == daemon.CodeSendRefused && re.Data != nil {
 		return fmt.Errorf("the relay refused the message: %s", re.Data.Reason)
 	}
+	if err != nil && errors.Is(err, e.ctx.Err()) {
+		// Stopped (Ctrl-C, SIGTERM) after the request went out, most often while the
+		// owner waited for the relay: the owner has the message and sends it, as a
+		// send without an owner stopped then keeps it (exit 3), not a failure to retry.
+		return queuedErr{"interrupted; the owner of this profile has the message and sends it. Do not send it again."}
+	}
 	if err != nil {
 		return daemon.ChatError(err)
 	}

@@ -475,6 +475,40 @@ func TestRecvFollowEndsWhenItsIdentityIsReplaced(t *testing.T) {
 	}
 }
 
+// send through an owner, stopped (Ctrl-C, SIGTERM) while the owner has its request
+// (waiting for the relay to accept it): exit 3, "do not resend", as send without an
+// owner stopped then — it exited 1, "context canceled", and a script's retry sent the
+// message twice. The owner here takes the request and never answers.
+func TestSendThroughTheOwnerInterruptedExits3(t *testing.T) {
+	home := t.TempDir()
+	sock, err := daemon.SocketPath(home)
+	chattest.Must(t, err)
+	ln, err := daemon.Listen(sock)
+	chattest.Must(t, err)
+	defer ln.Close()
+	ctx, cancel := context.WithCancel(t.Context())
+	defer cancel()
+	var request string
+	go func() {
+		nc, err := ln.Accept()
+		if err != nil {
+			return
+		}
+		defer nc.Close()
+		request, _ = bufio.NewReader(nc).ReadString('\n')
+		cancel() // the signal comes while the owner holds the request
+		io.Copy(io.Discard, nc)
+	}()
+	var out, errb bytes.Buffer
+	code := Main(ctx, []string{"--home", home, "send", "alice", "hi"}, strings.NewReader(""), &out, &errb)
+	if !strings.Contains(request, `"method":"send"`) {
+		t.Fatalf("the owner got %q, want the send", request)
+	}
+	if code != exitQueued || !strings.Contains(errb.String(), "the owner of this profile has the message and sends it") || !strings.Contains(errb.String(), "Do not send it again") {
+		t.Fatalf("send through the owner, interrupted: exit %d, %q %q; want %d", code, out.String(), errb.String(), exitQueued)
+	}
+}
+
 // The daemon is a service: it logs what goes wrong to stderr (the journal under
 // systemd) without -v, here the relay it cannot reach at start.
 func TestDaemonLogsToStderr(t *testing.T) {
