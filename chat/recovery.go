@@ -146,6 +146,10 @@ func (c *Controller) RotateRecoveryCode(ctx context.Context) (string, error) {
 // longer log in; its unsent messages failed with this reason.
 var ErrIdentityReplaced = errors.New("chat: this profile's identity was replaced on the relay by a newer card (a reset or a recovery on another device)")
 
+// IdentityReplacedAdvice is what to do about ErrIdentityReplaced, for the CLI and the UI
+// to show beside it.
+const IdentityReplacedAdvice = "if you recovered or reset your identity on another device, use that one; if not, someone has your recovery code or key: recover your name again with your code ('pfschat --home NEWDIR recover NAME') and tell your contacts"
+
 // isCardReplaced reports whether err is the relay's card_replaced.
 func isCardReplaced(err error) bool {
 	var pe *relay.ProtocolError

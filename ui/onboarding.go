@@ -693,9 +693,12 @@ func (u *unlock) Update(msg tea.Msg) (screen, tea.Cmd) {
 		u.busy = false
 		if msg.err != nil {
 			u.attempts++
-			if errors.Is(msg.err, ErrWrongPassphrase) {
+			switch {
+			case errors.Is(msg.err, ErrWrongPassphrase):
 				u.err = "wrong passphrase — try again"
-			} else {
+			case errors.Is(msg.err, chat.ErrIdentityReplaced):
+				u.err = "could not open your profile: " + errText(msg.err) + ". " + chat.IdentityReplacedAdvice
+			default:
 				u.err = "could not open your profile: " + errText(msg.err)
 			}
 			u.input.Reset()

@@ -520,7 +520,7 @@ func explain(e *env, err error) string {
 	case errors.Is(err, chat.ErrRecoveryLimited):
 		return fmt.Sprintf("%v\nwait an hour before trying again", err)
 	case errors.Is(err, chat.ErrIdentityReplaced):
-		return fmt.Sprintf("%v\nif you recovered or reset your identity on another device, use that one; if not, someone has your recovery code or key: recover your name again with your code ('pfschat --home NEWDIR recover NAME') and tell your contacts", err)
+		return fmt.Sprintf("%v\n%s", err, chat.IdentityReplacedAdvice)
 	}
 	return err.Error()
 }
