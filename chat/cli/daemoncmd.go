@@ -132,9 +132,8 @@ func cmdDaemon(e *env, fs *flag.FlagSet, args []string) error {
 	// device, the relay presents another key) ends the daemon as it would its start:
 	// exit 1, saying why. Serving on would have told every command the relay is
 	// unreachable for now and its message would go out later.
-	sub := o.hub.Subscribe()
-	defer sub.Close()
-	events := sub.C()
+	defer o.first.Close()
+	events := o.first.C()
 	for {
 		select {
 		case <-e.ctx.Done():
@@ -182,7 +181,9 @@ func checkLoopback(addr string) error {
 type owner struct {
 	hub *daemon.Hub
 	srv *daemon.Server
-	ui  *daemon.Sub // the terminal UI's events (OwnerUI only)
+	// first is the owner's own reader, subscribed before the hub read an event: the
+	// terminal UI's events, or the daemon's watch for a connection that ended for good.
+	first *daemon.Sub
 }
 
 // serveOwner serves c's API on the socket; the caller holds the profile (c came from
@@ -199,11 +200,7 @@ func serveOwner(c *chat.Controller, sock string, kind profile.OwnerKind, readRec
 		return nil, err
 	}
 	o := &owner{}
-	if kind == profile.OwnerUI {
-		o.hub, o.ui = daemon.NewHubFor(c.Events())
-	} else {
-		o.hub = daemon.NewHub(c.Events())
-	}
+	o.hub, o.first = daemon.NewHubFor(c.Events())
 	o.srv = daemon.New(daemon.Config{Controller: c, Hub: o.hub, Owner: kind, Version: programVersion(), ReadReceipts: readReceipts, DownloadDir: downloadDir,
 		ResumeUploads: kind == profile.OwnerDaemon, Logger: logger})
 	o.srv.Serve(ln)

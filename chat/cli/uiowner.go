@@ -108,7 +108,7 @@ func (p uiOwnerProfile) serve(b ui.Backend, err error) (ui.Backend, error) {
 		var o *owner
 		if o, err = serveOwner(c, sock, profile.OwnerUI, true, "", p.logger); err == nil {
 			p.logger.Info("serving the profile's API", "socket", sock)
-			return &uiBackend{Controller: c, o: o, sub: o.ui}, nil
+			return &uiBackend{Controller: c, o: o, sub: o.first}, nil
 		}
 	}
 	// The UI works without its socket; other commands then find the profile locked.
