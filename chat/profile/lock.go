@@ -41,9 +41,10 @@ var ErrLocked = errors.New("profile is open in another pfschat process")
 // LockedError: the profile is held by another process (PID 0 when it could not be
 // read, e.g. the owner is between taking the lock and writing its pid).
 type LockedError struct {
-	Dir  string
-	PID  int
-	Kind OwnerKind
+	Dir    string
+	PID    int
+	Kind   OwnerKind // the holder's
+	Opener OwnerKind // what was refused: its advice differs ("" reads as a command)
 }
 
 func (e *LockedError) Error() string {
@@ -51,18 +52,21 @@ func (e *LockedError) Error() string {
 	if e.PID > 0 {
 		who = fmt.Sprintf("pid %d, %s", e.PID, who)
 	}
-	return fmt.Sprintf("profile %s is open in pfschat (%s); %s", e.Dir, who, e.Kind.advice())
+	return fmt.Sprintf("profile %s is open in pfschat (%s); %s", e.Dir, who, e.Kind.advice(e.Opener))
 }
 
-// advice is what to do when a holder of this kind refuses an opener: the UI and the
+// advice is what to do when a holder of this kind refuses opener: the UI and the
 // daemon serve the commands they can (the refused one is not among them), a command
-// ends by itself.
-func (k OwnerKind) advice() string {
+// ends by itself — and only a command is told that a daemon would let it share.
+func (k OwnerKind) advice(opener OwnerKind) string {
 	switch k {
 	case OwnerDaemon:
 		return "stop the daemon to run this (the commands it can serve go through it)"
 	case OwnerUI:
 		return "close the UI to run this (the commands it can serve go through it)"
+	}
+	if opener == OwnerDaemon || opener == OwnerUI {
+		return "wait for it to end or stop it"
 	}
 	return "wait for it to end or stop it (run `pfschat daemon` to let commands share the profile)"
 }

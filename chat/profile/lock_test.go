@@ -7,6 +7,7 @@ import (
 	"os"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"testing"
 	"testing/synctest"
 	"time"
@@ -71,6 +72,13 @@ func TestLockRecordParsing(t *testing.T) {
 	}
 	if got := (&LockedError{Dir: "/p"}).Error(); got != "profile /p is open in pfschat (an unknown pfschat process); wait for it to end or stop it (run `pfschat daemon` to let commands share the profile)" {
 		t.Errorf("without a record: %q", got)
+	}
+	// The daemon or the UI refused by a command does not read "run pfschat daemon".
+	for _, opener := range []OwnerKind{OwnerDaemon, OwnerUI} {
+		e := &LockedError{Dir: "/p", PID: 7, Kind: OwnerCommand, Opener: opener}
+		if got := e.Error(); strings.Contains(got, "run `pfschat daemon`") || !strings.HasSuffix(got, "wait for it to end or stop it") {
+			t.Errorf("%s refused by a command: %q", opener, got)
+		}
 	}
 }
 

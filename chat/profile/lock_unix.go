@@ -31,7 +31,7 @@ func AcquireLock(dir string, kind OwnerKind) (*Lock, error) {
 	fl, holder, err := AcquireFileLock(filepath.Join(dir, LockFile), lockRecord(os.Getpid(), kind))
 	if errors.Is(err, ErrLockHeld) {
 		pid, k := parseLockRecord(holder)
-		return nil, &LockedError{Dir: dir, PID: pid, Kind: k}
+		return nil, &LockedError{Dir: dir, PID: pid, Kind: k, Opener: kind}
 	}
 	if err != nil {
 		return nil, fmt.Errorf("profile lock: %w", err)
