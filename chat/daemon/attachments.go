@@ -80,11 +80,7 @@ func (s *Server) sendFile(ctx context.Context, p SendFileParams) (any, *Error) {
 	// owner's stop does (and its next start finishes it).
 	m, err := s.c.SendFile(s.ctx, p.To, p.Path, p.Caption, nil)
 	if err != nil {
-		e := errorFor(err)
-		if e.Data != nil && e.Data.Contact == "" && (e.Code == CodeUnknownContact || e.Code == CodeKeyChanged) {
-			e.Data.Contact = p.To
-		}
-		return nil, e
+		return nil, errorFor(err)
 	}
 	return s.awaitAccepted(ctx, sub, m.ID, p.To, p.WaitMs)
 }

@@ -65,8 +65,11 @@ func TestSocketRequestsAndBlocking(t *testing.T) {
 	}
 	chattest.Must(t, c.Call(ctx, "unblock", name, nil))
 	chattest.Must(t, c.Call(ctx, "removeContact", name, nil))
-	if err := c.Call(ctx, "block", name, nil); !errors.As(err, &e) || e.Code != daemon.CodeUnknownContact {
+	if err := c.Call(ctx, "block", name, nil); !errors.As(err, &e) || e.Code != daemon.CodeUnknownContact || e.Data.Contact != "alice" {
 		t.Fatalf("blocking a removed contact: %v", err)
+	}
+	if err := c.Call(ctx, "markRead", daemon.MarkReadParams{Contact: "dave"}, nil); !errors.As(err, &e) || e.Code != daemon.CodeUnknownContact || e.Data.Contact != "dave" {
+		t.Fatalf("markRead of an unknown contact: %v", err)
 	}
 }
 

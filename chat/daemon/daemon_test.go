@@ -487,7 +487,7 @@ func TestSocketGaps(t *testing.T) {
 	}
 	err = c.Call(ctx, "gaps", daemon.GapsParams{Name: "carol"}, nil)
 	var re *daemon.Error
-	if !errors.As(err, &re) || re.Code != daemon.CodeUnknownContact {
+	if !errors.As(err, &re) || re.Code != daemon.CodeUnknownContact || re.Data.Contact != "carol" {
 		t.Fatalf("gaps of a stranger: %#v", err)
 	}
 }

@@ -2,6 +2,7 @@ package daemon
 
 import (
 	"bufio"
+	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
@@ -251,8 +252,32 @@ func (s *Server) response(id ID, result any, rerr *Error) Response {
 
 type empty struct{}
 
-// call runs one request. c is nil over HTTP (no subscriptions there).
+// call runs one request. c is nil over HTTP (no subscriptions there). An error about a
+// contact (unknown_contact, key_changed) names them in its data, whichever method
+// refused: the contact its params name.
 func (s *Server) call(ctx context.Context, c *conn, req *Request) (any, *Error) {
+	res, e := s.callMethod(ctx, c, req)
+	if e != nil && e.Data != nil && e.Data.Contact == "" && (e.Code == CodeUnknownContact || e.Code == CodeKeyChanged) {
+		e.Data.Contact = contactParam(req.Params)
+	}
+	return res, e
+}
+
+// contactParam is the contact a request's params name ("to", "contact" or "name"), ""
+// when they name none.
+func contactParam(params json.RawMessage) string {
+	var p struct {
+		To      string `json:"to"`
+		Contact string `json:"contact"`
+		Name    string `json:"name"`
+	}
+	if json.Unmarshal(params, &p) != nil {
+		return ""
+	}
+	return cmp.Or(p.To, p.Contact, p.Name)
+}
+
+func (s *Server) callMethod(ctx context.Context, c *conn, req *Request) (any, *Error) {
 	if s.ctx.Err() != nil {
 		return nil, errClosing()
 	}
@@ -492,11 +517,7 @@ func (s *Server) send(ctx context.Context, p SendParams) (any, *Error) {
 	}
 	m, err := s.c.Send(ctx, p.To, p.Text)
 	if err != nil {
-		e := errorFor(err)
-		if e.Data != nil && e.Data.Contact == "" && (e.Code == CodeUnknownContact || e.Code == CodeKeyChanged) {
-			e.Data.Contact = p.To
-		}
-		return nil, e
+		return nil, errorFor(err)
 	}
 	return s.awaitAccepted(ctx, sub, m.ID, p.To, p.WaitMs)
 }
