@@ -22,11 +22,12 @@ import (
 	"pfschat/ui"
 )
 
-// While the UI has the profile open it is the owner: it serves the socket, the
-// headless commands go through it (the profile is locked, so they could not open it
-// themselves — and they ask for no passphrase), the UI and an API subscriber both get
-// each incoming message; once the UI closes, the socket is gone.
-func TestUIServesTheSocketWhileOpen(t *testing.T) {
+// bobOwnedByTheUI starts a relay with alice and bob, who have talked, and opens bob's
+// profile as the terminal UI does, the owner serving its socket (closed with the
+// test); the passphrase variable is emptied: commands routed through the owner must
+// not need it.
+func bobOwnedByTheUI(t *testing.T) (*relaytest.Relay, *chattest.User, chat.Profile, ui.Backend) {
+	t.Helper()
 	r := relaytest.Start(t)
 	alice, bob := chattest.NewUser(t, r, "alice"), chattest.NewUser(t, r, "bob")
 	chattest.Converse(t, alice, bob)
@@ -38,8 +39,17 @@ func TestUIServesTheSocketWhileOpen(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer b.Close()
-	t.Setenv(profile.EnvPassphrase, "") // routed commands must not need it
+	t.Cleanup(func() { b.Close() })
+	t.Setenv(profile.EnvPassphrase, "")
+	return r, alice, p, b
+}
+
+// While the UI has the profile open it is the owner: it serves the socket, the
+// headless commands go through it (the profile is locked, so they could not open it
+// themselves — and they ask for no passphrase), the UI and an API subscriber both get
+// each incoming message; once the UI closes, the socket is gone.
+func TestUIServesTheSocketWhileOpen(t *testing.T) {
+	r, alice, p, b := bobOwnedByTheUI(t)
 	var out, errb bytes.Buffer
 	if code := Main(t.Context(), []string{"--home", p.Dir, "--relay", r.URL, "contacts"}, strings.NewReader(""), &out, &errb); code != 0 || !strings.Contains(out.String(), "alice") {
 		t.Fatalf("contacts while the UI owns the profile: exit %d, %q %q", code, out.String(), errb.String())
@@ -158,19 +168,7 @@ func TestUIExitsWhileDaemonOwns(t *testing.T) {
 // send-file while the UI owns the profile goes through it (the profile is locked: it
 // could not open it, and asks for no passphrase); the file arrives whole.
 func TestSendFileThroughTheOwner(t *testing.T) {
-	r := relaytest.Start(t)
-	alice, bob := chattest.NewUser(t, r, "alice"), chattest.NewUser(t, r, "bob")
-	chattest.Converse(t, alice, bob)
-	bob.Close()
-	p := bob.Profile
-	p.Owner = profile.OwnerUI
-	prof := uiOwnerProfile{ui.NewChatProfile(p), p.Dir, slog.New(slog.DiscardHandler)}
-	b, err := prof.Open(t.Context(), chattest.Passphrase)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer b.Close()
-	t.Setenv(profile.EnvPassphrase, "")
+	r, alice, p, b := bobOwnedByTheUI(t)
 	data := bytes.Repeat([]byte("pfschat attachment "), 20000) // 380 KB: a dozen chunks
 	src := filepath.Join(t.TempDir(), "notes.txt")
 	chattest.Must(t, os.WriteFile(src, data, 0o600))
@@ -225,19 +223,7 @@ func TestSendFileThroughTheOwner(t *testing.T) {
 // owner goes on and sends the file, so the command exits 3 ("do not resend"), not 1,
 // which a script's retry would have answered with a second copy.
 func TestSendFileThroughTheOwnerInterruptedExits3(t *testing.T) {
-	r := relaytest.Start(t)
-	alice, bob := chattest.NewUser(t, r, "alice"), chattest.NewUser(t, r, "bob")
-	chattest.Converse(t, alice, bob)
-	bob.Close()
-	p := bob.Profile
-	p.Owner = profile.OwnerUI
-	prof := uiOwnerProfile{ui.NewChatProfile(p), p.Dir, slog.New(slog.DiscardHandler)}
-	b, err := prof.Open(t.Context(), chattest.Passphrase)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer b.Close()
-	t.Setenv(profile.EnvPassphrase, "")
+	r, alice, p, _ := bobOwnedByTheUI(t)
 	data := make([]byte, 16<<20)
 	src := filepath.Join(t.TempDir(), "big.bin")
 	chattest.Must(t, os.WriteFile(src, data, 0o600))
