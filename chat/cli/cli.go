@@ -338,9 +338,7 @@ func usagef(format string, a ...any) error { return usageErr{fmt.Sprintf(format,
 // hold files (it is made if missing, as a download would), before anything is read or
 // printed: otherwise every file would fail alike, one warning each.
 func checkDownloadDir(fs *flag.FlagSet) error {
-	given := false
-	fs.Visit(func(f *flag.Flag) { given = given || f.Name == "download-dir" })
-	if !given {
+	if !flagSet(fs, "download-dir") {
 		return nil
 	}
 	dir := fs.Lookup("download-dir").Value.String()
