@@ -43,6 +43,11 @@ func TestDemoInTmux(t *testing.T) {
 	if out, err := tm("new-session", "-d", "-x", "100", "-y", "30", "-s", "demo", cmd); err != nil {
 		t.Fatalf("tmux new-session: %v\n%s", err, out)
 	}
+	// The server outlives the demo's session: the second session below would otherwise
+	// race the first server's exit ("server exited unexpectedly", seen in CI).
+	if out, err := tm("set-option", "-g", "exit-empty", "off"); err != nil {
+		t.Fatalf("tmux set-option exit-empty: %v\n%s", err, out)
+	}
 	capture := func() string {
 		out, _ := tm("capture-pane", "-p", "-t", "demo")
 		return out
