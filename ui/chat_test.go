@@ -72,11 +72,7 @@ func TestOnboardingThenUnlock(t *testing.T) {
 	for range 5 {
 		press(tm, "backspace")
 	}
-	tm.Type("correct horse battery")
-	press(tm, "enter")
-	fr.WaitText(t, "again:")
-	tm.Type("correct horse battery")
-	press(tm, "enter")
+	typePassphraseTwice(t, tm, fr, "correct horse battery")
 	// The end of onboarding: who you are, your key's fingerprint and the relay's.
 	done := fr.WaitText(t, "You are alice.", "your key fingerprint", "relay key fingerprint "+relayFP)
 	if strings.Contains(done, "correct horse") {

@@ -42,6 +42,17 @@ func startUI(t *testing.T, opts Options, w, h int) (*teatest.TestModel, *chattes
 	return tm, fr
 }
 
+// typePassphraseTwice types pass at the passphrase prompt on screen, then again at its
+// confirmation ("again:"), each with enter.
+func typePassphraseTwice(t *testing.T, tm *teatest.TestModel, fr *chattest.Frames, pass string) {
+	t.Helper()
+	tm.Type(pass)
+	press(tm, "enter")
+	fr.WaitText(t, "again:")
+	tm.Type(pass)
+	press(tm, "enter")
+}
+
 // press sends one key press; names as tea prints them ("enter", "ctrl+n", "alt+enter").
 func press(tm *teatest.TestModel, name string) {
 	tm.Send(keyMsg(name))

@@ -189,10 +189,6 @@ func TestOnboardingAt80Columns(t *testing.T) {
 	tm.Type("short")
 	press(tm, "enter")
 	fr.WaitText(t, "use at least 8 characters")
-	tm.Type("correct horse")
-	press(tm, "enter")
-	fr.WaitText(t, "again:")
-	tm.Type("correct horse")
-	press(tm, "enter")
+	typePassphraseTwice(t, tm, fr, "correct horse")
 	fr.WaitText(t, "You are alice.")
 }

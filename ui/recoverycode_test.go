@@ -111,11 +111,7 @@ func TestOnboardingRecoversTakenName(t *testing.T) {
 	tm.Type(newRecoveryCode(t))
 	press(tm, "enter")
 	fr.WaitText(t, "passphrase:")
-	tm.Type("correct horse battery")
-	press(tm, "enter")
-	fr.WaitText(t, "again:")
-	tm.Type("correct horse battery")
-	press(tm, "enter")
+	typePassphraseTwice(t, tm, fr, "correct horse battery")
 	fr.WaitText(t, "the relay refused this recovery code")
 	clearInput(len(code))
 
@@ -128,11 +124,7 @@ func TestOnboardingRecoversTakenName(t *testing.T) {
 	}
 	press(tm, "enter")
 	fr.WaitText(t, "passphrase:")
-	tm.Type("correct horse battery")
-	press(tm, "enter")
-	fr.WaitText(t, "again:")
-	tm.Type("correct horse battery")
-	press(tm, "enter")
+	typePassphraseTwice(t, tm, fr, "correct horse battery")
 	done := fr.WaitText(t, "You are alice.", "your key fingerprint", "Recovered with your recovery code")
 	if strings.Contains(done, code) {
 		t.Fatal("the spent recovery code is still on screen")
