@@ -5,7 +5,9 @@ import (
 	"crypto/rand"
 	"crypto/sha256"
 	"encoding/binary"
+	"encoding/json"
 	"errors"
+	"fmt"
 	"hash/crc32"
 	"math"
 	"strconv"
@@ -528,4 +530,70 @@ func testBlobExpiryOnOpenConnection(t *testing.T, bk store) {
 	clk.add(23 * day)
 	expectErr(t, bc.request(map[string]any{"type": "blob_get", "id": 4, "blob_id": blob, "capability": capab}), relay.CodeBlobNotFound)
 	expectErr(t, bc.request(map[string]any{"type": "blob_get", "id": 5, "blob_id": blob, "capability": capab, "count": 1}), relay.CodeBlobNotFound)
+}
+
+// Pipelined downloads that alternate between two blobs, over ws:// and wss://: each
+// switch lets go of the blob the connection was serving while chunk messages of it
+// may still be queued for the writer, and every answer carries its own blob's bytes.
+func TestBlobGetsAlternatingBlobs(t *testing.T) {
+	eachStore(t, func(t *testing.T, bk store) {
+		for _, tls := range []bool{false, true} {
+			t.Run(fmt.Sprintf("tls=%v", tls), func(t *testing.T) {
+				testBlobGetsAlternatingBlobs(t, bk.StartWith(t, relaytest.Options{TLS: tls}))
+			})
+		}
+	})
+}
+
+func testBlobGetsAlternatingBlobs(t *testing.T, r *relaytest.Relay) {
+	alice := register(t, r, "alice")
+	ac := alice.login(t, r)
+	const runs = 4
+	size := runs*relay.BlobRunMax - 1000 // the last run short
+	blobs := [2]struct {
+		data  []byte
+		id    string
+		capab []byte
+	}{}
+	for i := range blobs {
+		blobs[i].data = randomBytes(t, size)
+		blobs[i].id, blobs[i].capab = upload(t, ac, blobs[i].data, 1)
+	}
+	_, rc := registerLoggedIn(t, r, "bob")
+	want := map[uint64][]byte{}
+	for run := range runs {
+		for i, b := range blobs {
+			id := uint64(100 + 10*run + i)
+			idx := int64(run * relay.BlobRunChunks)
+			off := idx * relay.BlobChunkSize
+			want[id] = b.data[off:min(int64(size), off+relay.BlobRunMax)]
+			rc.sendJSON(map[string]any{"type": "blob_get", "id": id, "blob_id": b.id, "capability": b.capab, "index": idx, "count": relay.BlobRunChunks})
+		}
+	}
+	for len(want) > 0 {
+		rc.ws.SetReadDeadline(time.Now().Add(waitFor))
+		mt, msg, err := rc.ws.ReadMessage()
+		if err != nil {
+			t.Fatalf("reading the answers (%d left): %v", len(want), err)
+		}
+		if mt != websocket.BinaryMessage {
+			var f relay.Frame
+			if json.Unmarshal(msg, &f) != nil || f.ID != 0 {
+				t.Fatalf("a text answer: %s", msg) // an error; pushes (synced) are fine
+			}
+			continue
+		}
+		id, got, err := relay.DecodeBlobChunkMsg(msg)
+		if err != nil {
+			t.Fatal(err)
+		}
+		w, ok := want[id]
+		if !ok {
+			t.Fatalf("an answer to request %d, which was not asked or came twice", id)
+		}
+		if !bytes.Equal(got, w) {
+			t.Fatalf("request %d: %d bytes, want %d, equal %v", id, len(got), len(w), bytes.Equal(got, w))
+		}
+		delete(want, id)
+	}
 }
