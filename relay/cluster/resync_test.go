@@ -189,6 +189,40 @@ func TestLatePushAfterResyncIsNotRedelivered(t *testing.T) {
 	}
 }
 
+// A message delivered live and acked is not handed over again on that connection when
+// its push comes once more (from another node, or from this one): the relay remembers
+// the connection's recent acks, whichever way their messages came.
+func TestAckedMessageIsNotRedelivered(t *testing.T) {
+	ns := natstest.Single(t)
+	a := clustertest.Start(t, "A", []string{ns.URL()}, 1)
+	b := clustertest.Start(t, "B", []string{ns.URL()}, 1)
+	ctx := testCtx(t, 20*time.Second)
+	bob := register(t, a.URL, "bob")
+	alice := register(t, b.URL, "alice")
+	bc := onlineSynced(ctx, t, bob, a.URL)
+	ac := alice.online(t, b.URL)
+	if _, err := ac.Send(ctx, "bob", []byte("once"), "once"); err != nil {
+		t.Fatal(err)
+	}
+	m, err := nextPush(ctx, bc)
+	if err != nil || m == nil || string(m.Body) != "once" {
+		t.Fatalf("the live message: %v, %v", m, err)
+	}
+	if err := bc.Ack(ctx, m.ID); err != nil {
+		t.Fatal(err)
+	}
+	again := &storage.QueuedMessage{ID: m.ID, To: "bob", From: m.From, FromCardID: m.FromCardID,
+		ClientID: "once", Body: m.Body, ReceivedAt: m.ReceivedAt}
+	b.Node.Hub.Forward(again)
+	a.Node.Hub.LocalHub().Publish(again)
+	if _, err := ac.Send(ctx, "bob", []byte("after"), "after"); err != nil {
+		t.Fatal(err)
+	}
+	if m, err := nextPush(ctx, bc); err != nil || m == nil || string(m.Body) != "after" {
+		t.Fatalf("after the message came again, bob got %v (%v); want only the new message", m, err)
+	}
+}
+
 // Many lost pushes at once (a long outage) come over several resyncs, each filling at
 // most half the connection's outbound queue, however slowly the recipient reads: a
 // full queue would close the connection as a slow reader's. Bob's connection here

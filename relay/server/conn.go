@@ -86,13 +86,12 @@ type conn struct {
 	// ends (forgetLater), or it would hand them over again.
 	resyncing   bool
 	forgetLater []int64
-	// resynced holds the ids a Resync handed over, until acked; recentAcked the last
-	// ackedRing of those acked. A hub push that was merely slow, for a message a Resync
-	// brought first and the client acked, must not hand it over again. Both stay nil
-	// until a Resync delivers something (a lost push: rare).
-	resynced    map[int64]struct{}
-	recentAcked map[int64]struct{}
-	ackedRing   []int64
+	// recentAcked holds the ids of the last ackedRing messages acked on this
+	// connection. A message may come again after its ack: a hub push that was merely
+	// slow (a Resync brought it first), or a push or a Resync read that repeats it (a
+	// NATS server lost, a new stream leader that had not applied the ack yet); it is
+	// not handed over a second time. Allocated with the first ack.
+	recentAcked *[ackedRing]int64
 	ackedNext   int
 
 	// writer-role state, handed from the committer (writeInline) to a writer goroutine

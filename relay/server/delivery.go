@@ -12,19 +12,18 @@ import (
 )
 
 // Deliver implements Subscriber: a committed message for this connection's card.
-func (c *conn) Deliver(m *storage.QueuedMessage) { c.deliver(m, nil, nil, false) }
+func (c *conn) Deliver(m *storage.QueuedMessage) { c.deliver(m, nil, nil) }
 
 // maxLiveSent bounds liveSent: a client that never acks makes it forget, and a Resync
 // may then hand it a message a second time (receivers de-duplicate by msg_id).
 const maxLiveSent = 4096
 
 // deliver queues m for the writer and reports whether it did (false: the backlog will
-// bring it, it came already, or the queue is full); resync says a Resync brings it.
-// When owner is set (m is owner.msg), the queued item holds a reference to it, which
+// bring it, it came already, or the queue is full). When owner is set (m is owner.msg), the queued item holds a reference to it, which
 // the writer releases. The committer passes its writeSet (see pushTo); other callers
 // nil. A failed push closes the connection (slow), so what liveSent then holds for it
 // no longer matters.
-func (c *conn) deliver(m *storage.QueuedMessage, owner *sendReq, ws *writeSet, resync bool) bool {
+func (c *conn) deliver(m *storage.QueuedMessage, owner *sendReq, ws *writeSet) bool {
 	c.dmu.Lock()
 	if c.backfilling {
 		c.missed = true // the backlog goroutine will read it from the store
@@ -39,8 +38,7 @@ func (c *conn) deliver(m *storage.QueuedMessage, owner *sendReq, ws *writeSet, r
 		return false
 	}
 	if c.liveSent != nil {
-		_, dup := c.liveSent[m.ID]
-		if _, acked := c.recentAcked[m.ID]; dup || acked {
+		if _, dup := c.liveSent[m.ID]; dup || c.ackedRecently(m.ID) {
 			c.dmu.Unlock()
 			return false
 		}
@@ -48,12 +46,6 @@ func (c *conn) deliver(m *storage.QueuedMessage, owner *sendReq, ws *writeSet, r
 			clear(c.liveSent)
 		}
 		c.liveSent[m.ID] = struct{}{}
-		if resync {
-			if c.resynced == nil || len(c.resynced) >= maxLiveSent {
-				c.resynced = make(map[int64]struct{})
-			}
-			c.resynced[m.ID] = struct{}{}
-		}
 	}
 	if owner != nil {
 		owner.refs.Add(1) // before the push: the writer may release it at once
@@ -122,7 +114,7 @@ func (c *conn) Resync(ctx context.Context) (int, error) {
 			if !m.ExpiresAt.IsZero() && now.After(m.ExpiresAt) {
 				continue
 			}
-			if c.deliver(m, nil, nil, true) {
+			if c.deliver(m, nil, nil) {
 				n++
 			}
 		}
@@ -147,10 +139,7 @@ func (c *conn) forgetAcked(ids []int64) {
 	}
 	c.dmu.Lock()
 	for _, id := range ids {
-		if _, ok := c.resynced[id]; ok {
-			delete(c.resynced, id)
-			c.rememberAcked(id)
-		}
+		c.rememberAcked(id)
 	}
 	if c.resyncing {
 		// The resync under way may have read them before the ack's commit.
@@ -163,26 +152,36 @@ func (c *conn) forgetAcked(ids []int64) {
 	c.dmu.Unlock()
 }
 
-// ackedRing is how many acked ids of resynced messages a connection remembers: a late
-// push is milliseconds late, and few messages come by a resync at all.
-const ackedRing = 64
+// ackedRing is how many acked ids a connection remembers (2 KiB): a late push is
+// milliseconds late, and a stale read follows a change of stream leader by about as
+// long; 256 acks cover that at thousands of messages a second to one recipient.
+const ackedRing = 256
 
-// rememberAcked puts id in recentAcked, forgetting the oldest beyond ackedRing. c.dmu
-// must be held.
+// rememberAcked puts id in recentAcked, in place of the oldest. c.dmu must be held.
 func (c *conn) rememberAcked(id int64) {
+	if id <= 0 {
+		return // not a message's: an empty slot holds 0
+	}
 	if c.recentAcked == nil {
-		c.recentAcked = make(map[int64]struct{}, ackedRing)
-		c.ackedRing = make([]int64, ackedRing)
+		c.recentAcked = new([ackedRing]int64)
 	}
-	if _, ok := c.recentAcked[id]; ok {
-		return
-	}
-	if old := c.ackedRing[c.ackedNext]; old != 0 {
-		delete(c.recentAcked, old)
-	}
-	c.ackedRing[c.ackedNext] = id
+	c.recentAcked[c.ackedNext] = id
 	c.ackedNext = (c.ackedNext + 1) % ackedRing
-	c.recentAcked[id] = struct{}{}
+}
+
+// ackedRecently reports whether id is among the connection's last ackedRing acks (a
+// scan of 2 KiB: cheaper than a map's upkeep on every ack, and done only for a
+// message that is about to be handed over). c.dmu must be held.
+func (c *conn) ackedRecently(id int64) bool {
+	if c.recentAcked == nil || id <= 0 {
+		return false
+	}
+	for _, a := range c.recentAcked {
+		if a == id {
+			return true
+		}
+	}
+	return false
 }
 
 // Notify implements Subscriber.

@@ -126,7 +126,7 @@ func (h *MemHub) publishReq(r *sendReq, ws *writeSet) {
 	h.mu.RUnlock()
 	for _, s := range list {
 		if c, ok := s.(*conn); ok {
-			c.deliver(&r.msg, r, ws, false)
+			c.deliver(&r.msg, r, ws)
 			continue
 		}
 		r.escaped = true
