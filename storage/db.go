@@ -636,13 +636,7 @@ func (d diskFree) outOfInodes() bool { return d.totalInodes > 0 && d.inodes == 0
 
 // freeSpace is what the filesystem holding dir has left (a variable so a test can
 // play a full disk).
-var freeSpace = func(dir string) (diskFree, error) {
-	var st syscall.Statfs_t
-	if err := syscall.Statfs(dir, &st); err != nil {
-		return diskFree{}, err
-	}
-	return diskFree{bytes: st.Bavail * uint64(st.Bsize), inodes: st.Ffree, totalInodes: st.Files}, nil
-}
+var freeSpace = statDisk
 
 // lowSpace is how little free space makes an I/O error count as a full disk.
 const lowSpace = 1 << 20

@@ -11,7 +11,6 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
-	"syscall"
 )
 
 // File names inside a profile directory.
@@ -65,6 +64,9 @@ func SecretPath(socket string) string {
 // privateDir makes dir (0700) or checks that the existing one is a directory of this
 // user's that no one else can enter.
 func privateDir(dir string) error {
+	if !ownersKnown {
+		return fmt.Errorf("socket directory %s: the daemon runs only where pfschat can check that a directory is this user's alone (Linux, macOS, the BSDs): %w", dir, errors.ErrUnsupported)
+	}
 	if err := os.Mkdir(dir, 0o700); err != nil && !errors.Is(err, os.ErrExist) {
 		return fmt.Errorf("socket directory: %w", err)
 	}
@@ -72,8 +74,7 @@ func privateDir(dir string) error {
 	if err != nil {
 		return fmt.Errorf("socket directory: %w", err)
 	}
-	st, ok := fi.Sys().(*syscall.Stat_t)
-	if !fi.IsDir() || !ok || int(st.Uid) != os.Getuid() || fi.Mode().Perm()&0o077 != 0 {
+	if !fi.IsDir() || !ownedByMe(fi) || fi.Mode().Perm()&0o077 != 0 {
 		return fmt.Errorf("socket directory %s is not a private directory of this user's (want mode 0700, owner uid %d); remove it", dir, os.Getuid())
 	}
 	return nil
