@@ -9,6 +9,7 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"io"
 	"log/slog"
 	"net/http"
 	"net/url"
@@ -179,7 +180,7 @@ type clusterNode struct {
 // and buckets (made on first use). A JetStream without the relay's key makes a new
 // one only with init, so that a node pointed at the wrong NATS system does not start
 // as a new relay.
-func openClusterNode(ctx context.Context, f clusterFlags, urls []string, storeOpts storage.RelayOptions, init bool, log *slog.Logger) (*clusterNode, error) {
+func openClusterNode(ctx context.Context, f clusterFlags, urls []string, storeOpts storage.RelayOptions, init bool, stderr io.Writer, log *slog.Logger) (*clusterNode, error) {
 	seal, err := cluster.LoadSealKey(*f.keyFile)
 	if err != nil {
 		return nil, err
@@ -187,19 +188,25 @@ func openClusterNode(ctx context.Context, f clusterFlags, urls []string, storeOp
 	if *f.replicas == 1 {
 		log.Warn("--nats-replicas 1: an accepted message is on one NATS server's disk only; unless that server runs with sync_interval: always, a power cut loses what it had not synced yet (README: Run a relay cluster)")
 	}
-	cctx, cancel := context.WithTimeout(ctx, 30*time.Second)
-	defer cancel()
-	conn, err := cluster.Connect(cctx, cluster.Options{URLs: urls, CredsFile: *f.creds, Replicas: *f.replicas, Prefix: *f.prefix})
+	node, err := waitForJetStream(ctx, urls, stderr, log, func(ctx context.Context) (*cluster.Node, error) {
+		conn, err := cluster.Connect(ctx, cluster.Options{URLs: urls, CredsFile: *f.creds, Replicas: *f.replicas, Prefix: *f.prefix})
+		if err != nil {
+			return nil, natsConnectError(err, *f.creds)
+		}
+		node, err := cluster.OpenNode(ctx, conn, cluster.NodeOptions{SealKey: seal, MaxPerRecipient: storeOpts.MaxQueueCount,
+			Queue: cluster.QueueOptions{MaxBytesPerRecipient: storeOpts.MaxQueueBytes, SenderQuota: storeOpts.SenderQuota,
+				Shards: queueShards(*f.replicas)}})
+		if err != nil {
+			conn.Close()
+			return nil, err
+		}
+		return node, nil
+	})
 	if err != nil {
-		return nil, natsConnectError(err, *f.creds)
-	}
-	node, err := cluster.OpenNode(cctx, conn, cluster.NodeOptions{SealKey: seal, MaxPerRecipient: storeOpts.MaxQueueCount,
-		Queue: cluster.QueueOptions{MaxBytesPerRecipient: storeOpts.MaxQueueBytes, SenderQuota: storeOpts.SenderQuota,
-			Shards: queueShards(*f.replicas)}})
-	if err != nil {
-		conn.Close()
 		return nil, err
 	}
+	cctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	defer cancel()
 	has, err := node.HasRelayKey(cctx)
 	if err != nil {
 		node.Close()
@@ -212,6 +219,49 @@ func openClusterNode(ctx context.Context, f clusterFlags, urls []string, storeOp
 			strings.Join(urls, ","), *f.prefix)
 	}
 	return &clusterNode{node: node, urls: urls, replicas: *f.replicas}, nil
+}
+
+// jetStreamRetry is how often a node that waits for its JetStream cluster tries again.
+const jetStreamRetry = 2 * time.Second
+
+// waitForJetStream runs open (each try within 30 s) until it succeeds, fails for good,
+// or ctx ends. While the NATS servers answer but their JetStream cluster cannot serve
+// yet (cluster.ErrNotReady: servers restarted together, the relay first), it waits:
+// exiting would only have the service manager start it again into the same state. It
+// says so on stderr and in the log, again whenever the reason changes and every
+// minute.
+func waitForJetStream(ctx context.Context, urls []string, stderr io.Writer, log *slog.Logger, open func(context.Context) (*cluster.Node, error)) (*cluster.Node, error) {
+	var said string
+	var saidAt time.Time
+	for {
+		octx, cancel := context.WithTimeout(ctx, 30*time.Second)
+		node, err := open(octx)
+		cancel()
+		if err == nil {
+			if said != "" {
+				fmt.Fprintln(stderr, "pfschat relay: JetStream is ready")
+				log.Info("JetStream is ready")
+			}
+			return node, nil
+		}
+		if !errors.Is(err, cluster.ErrNotReady) || ctx.Err() != nil {
+			if said != "" && ctx.Err() != nil {
+				return nil, fmt.Errorf("stopped while waiting for JetStream: %w", err)
+			}
+			return nil, err
+		}
+		if reason := err.Error(); reason != said || time.Since(saidAt) >= time.Minute {
+			fmt.Fprintf(stderr, "pfschat relay: waiting for JetStream at %s, trying again every %v (stop with Ctrl+C): %v\n",
+				strings.Join(urls, ","), jetStreamRetry, err)
+			log.Warn("waiting for JetStream", "err", err)
+			said, saidAt = reason, time.Now()
+		}
+		select {
+		case <-ctx.Done():
+			return nil, fmt.Errorf("stopped while waiting for JetStream: %w", err)
+		case <-time.After(jetStreamRetry):
+		}
+	}
 }
 
 // configure puts the node's stores into the server's configuration.

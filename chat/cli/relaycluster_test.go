@@ -246,3 +246,79 @@ func TestRelayNATSLoginRefusedNamesCreds(t *testing.T) {
 		}
 	}
 }
+
+// TestRelayNodeWaitsForJetStream: a relay node started while its NATS cluster has no
+// JetStream quorum yet (servers restarted together after a power cut, the relay first)
+// says on stderr that it waits for JetStream, and starts once the quorum is back,
+// instead of exiting with JetStream's "temporarily unavailable".
+func TestRelayNodeWaitsForJetStream(t *testing.T) {
+	nc := natstest.Cluster(t, 3)
+	dir := t.TempDir()
+	keyFile := filepath.Join(dir, "cluster.key")
+	if err := cli.RunRelay(t.Context(), []string{"new-cluster-key", keyFile}, io.Discard, io.Discard); err != nil {
+		t.Fatal(err)
+	}
+	nc.Stop(1)
+	nc.Stop(2)
+
+	ctx, cancel := context.WithCancel(t.Context())
+	defer cancel()
+	outR, outW := io.Pipe()
+	errR, errW := io.Pipe()
+	done := make(chan error, 1)
+	go func() {
+		done <- cli.RunRelay(ctx, []string{"--addr", "127.0.0.1:0", "--admin-addr", "", "--log", filepath.Join(dir, "relay.log"),
+			"--nats", strings.Join(nc.URLs(), ","), "--relay-key-file", keyFile, "--init"}, outW, errW)
+		outW.Close()
+		errW.Close()
+	}()
+	started := make(chan bool, 1)
+	go func() {
+		s := bufio.NewScanner(outR)
+		ok := false
+		for s.Scan() {
+			if strings.HasPrefix(s.Text(), "relay key fingerprint: ") && !ok {
+				ok = true
+				started <- true
+			}
+		}
+		if !ok {
+			started <- false
+		}
+	}()
+	waiting := make(chan string, 1)
+	go func() {
+		s := bufio.NewScanner(errR)
+		for s.Scan() {
+			if strings.Contains(s.Text(), "waiting for JetStream") {
+				select {
+				case waiting <- s.Text():
+				default: // the first is enough; the rest are drained
+				}
+			}
+		}
+		close(waiting)
+	}()
+	select {
+	case l, ok := <-waiting:
+		if !ok {
+			t.Fatalf("the relay ended without saying it waits for JetStream: %v", <-done)
+		}
+		t.Logf("stderr: %s", l)
+	case err := <-done:
+		t.Fatalf("the relay ended without a JetStream quorum: %v", err)
+	}
+	nc.Restart(1)
+	select {
+	case ok := <-started:
+		if !ok {
+			t.Fatalf("the relay did not start once the quorum was back: %v", <-done)
+		}
+	case <-time.After(40 * time.Second):
+		t.Fatal("the relay did not start within 40 s of the quorum's return")
+	}
+	cancel()
+	if err := <-done; err != nil {
+		t.Errorf("relay: %v", err)
+	}
+}

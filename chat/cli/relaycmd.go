@@ -197,7 +197,7 @@ func RunRelay(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	// a cluster node's /healthz and /metrics
 	wrap := func(public, admin http.Handler) (http.Handler, http.Handler) { return public, admin }
 	if clusterOpts.enabled() {
-		node, err := openClusterNode(ctx, clusterOpts, natsURLs, storeOpts, *initDB, log)
+		node, err := openClusterNode(ctx, clusterOpts, natsURLs, storeOpts, *initDB, stderr, log)
 		if err != nil {
 			return err
 		}

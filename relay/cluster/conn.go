@@ -52,6 +52,32 @@ type Conn struct {
 // ErrOptions is returned by Connect for options it cannot use.
 var ErrOptions = errors.New("cluster: bad options")
 
+// ErrNotReady wraps what Connect and OpenNode return when the NATS servers answer but
+// their JetStream cluster cannot serve yet: no meta leader (most of its servers not
+// running or not routed to each other), or too few servers up to place the replicas.
+// It passes once enough servers are back, so a node may wait and try again.
+var ErrNotReady = errors.New("cluster: JetStream is not ready")
+
+// notReady wraps err in ErrNotReady when the server nc is connected to is part of a
+// JetStream cluster and err is what such a cluster answers while it lacks a quorum or
+// peers: a timeout, "temporarily unavailable", "no suitable peers". Elsewhere (a single
+// server, JetStream off) the same errors are for good, and err is returned as it is.
+func notReady(nc *nats.Conn, err error) error {
+	if err == nil || nc.ConnectedClusterName() == "" {
+		return err
+	}
+	if js, _ := nc.ConnectedServerJetStream(); !js {
+		return err
+	}
+	var apiErr *jetstream.APIError
+	switch {
+	case errors.As(err, &apiErr) && (apiErr.ErrorCode == errCodeClusterNotAvailable || apiErr.ErrorCode == errCodeNoSuitablePeers),
+		errors.Is(err, context.DeadlineExceeded), errors.Is(err, nats.ErrTimeout):
+		return fmt.Errorf("%w: %w", ErrNotReady, err)
+	}
+	return err
+}
+
 // Connect dials the NATS servers (with reconnection forever: a relay node waits for
 // the cluster rather than exit) and checks that JetStream answers.
 func Connect(ctx context.Context, o Options) (*Conn, error) {
@@ -122,6 +148,9 @@ func newConn(ctx context.Context, nc *nats.Conn, o Options) (*Conn, error) {
 				"--js-streams -1 --js-consumer -1), regenerate auth.conf and restart the NATS servers: %w", at, err)
 		case errors.Is(err, jetstream.ErrJetStreamNotEnabled):
 			return nil, fmt.Errorf("cluster: JetStream is not enabled on %s (a jetstream block in its configuration, or nats-server -js): %w", at, err)
+		}
+		if nr := notReady(nc, err); nr != err {
+			return nil, fmt.Errorf("cluster: JetStream on %s has no leader yet: most of its cluster's servers must run and reach each other: %w", at, nr)
 		}
 		return nil, fmt.Errorf("cluster: JetStream did not answer on %s: is it enabled there (a jetstream block, or nats-server -js), "+
 			"and do most of the NATS servers run and reach each other (a JetStream cluster answers once it has elected a leader)? %w", at, err)

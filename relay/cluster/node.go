@@ -68,6 +68,7 @@ func OpenNode(ctx context.Context, c *Conn, o NodeOptions) (*Node, error) {
 // single server (replicas > 1 not supported in non-clustered mode), or a cluster with
 // fewer servers than replicas (no suitable peers, insufficient resources).
 func replicaHint(c *Conn, err error) error {
+	err = notReady(c.nc, err) // in a cluster: too few servers up (yet)
 	var apiErr *jetstream.APIError
 	if c.Replicas() > 1 && errors.As(err, &apiErr) {
 		switch apiErr.ErrorCode {
