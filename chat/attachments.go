@@ -1573,7 +1573,8 @@ const (
 )
 
 // SafeFileName turns a sender's file name into one safe to create and to show: no path
-// separators, no control, format or other invisible characters (escape sequences, bidi
+// separators, none of :*?"<>| (which Windows and FAT file systems refuse), no control,
+// format or other invisible characters (escape sequences, bidi
 // overrides, Unicode's default ignorable code points and variation selectors), no
 // leading dots or dashes, no trailing dots or spaces, valid UTF-8, at most 200 bytes
 // (the extension kept), no name that Windows reserves for a device (CON, PRN, AUX,
@@ -1585,6 +1586,11 @@ func SafeFileName(name string) string {
 	for _, r := range name {
 		switch {
 		case r == '/' || r == '\\' || r == 0:
+			b.WriteRune('_')
+		case strings.ContainsRune(`:*?"<>|`, r):
+			// Not in a file name on Windows, exFAT or FAT (a USB stick the downloads
+			// are copied to), and ':' shows as '/' in macOS's Finder: as Signal Desktop,
+			// the same saved name everywhere.
 			b.WriteRune('_')
 		case unicode.IsControl(r) || r == utf8.RuneError ||
 			unicode.In(r, unicode.Cf, unicode.Other_Default_Ignorable_Code_Point, unicode.Variation_Selector):

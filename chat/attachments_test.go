@@ -188,7 +188,8 @@ func TestSafeFileName(t *testing.T) {
 		"résumé 2026.odt":           "résumé 2026.odt",
 		"\xff\xfe.txt":              "_.txt",
 		"new\nline.txt":             "new_line.txt",
-		"C:\\Windows\\system32.dll": "C:_Windows_system32.dll",
+		"C:\\Windows\\system32.dll": "C__Windows_system32.dll",
+		`Q3: "plan" <v2>|*?.txt`:    "Q3_ _plan_ _v2____.txt",
 		// Invisible characters that are not format (Cf) characters: default ignorable
 		// code points (Hangul fillers, the combining grapheme joiner) and variation selectors.
 		"invoice\u3164.pdf":           "invoice_.pdf",
@@ -220,7 +221,7 @@ func TestSafeFileName(t *testing.T) {
 		"COM¹.txt":    "_COM¹.txt",
 		"conin$":      "_conin$",
 		"CONOUT$.txt": "_CONOUT$.txt",
-		"con:stream":  "_con:stream",
+		"con:stream":  "con_stream",
 		"dir/CON":     "dir_CON",
 		"_CON.txt":    "_CON.txt",
 		"COM0":        "COM0",

@@ -41,6 +41,8 @@ func FuzzSafeFileName(f *testing.F) {
 			t.Fatalf("SafeFileName(%q): %d bytes", name, len(s))
 		case strings.ContainsAny(s, "/\\\x00"), filepath.Base(s) != s:
 			t.Fatalf("SafeFileName(%q) = %q: a path", name, s)
+		case strings.ContainsAny(s, `:*?"<>|`):
+			t.Fatalf("SafeFileName(%q) = %q: a character Windows refuses in a name", name, s)
 		case strings.ContainsFunc(s, func(r rune) bool {
 			return unicode.IsControl(r) || unicode.In(r, unicode.Cf, unicode.Other_Default_Ignorable_Code_Point, unicode.Variation_Selector)
 		}):
