@@ -50,7 +50,7 @@ func TestGoldenMainScreen(t *testing.T) {
 	tm, fr := startUI(t, Options{Backend: b, OpenContact: "bob", Now: func() time.Time { return fixedNow }}, 100, 30)
 	fr.WaitText(t, "relay connected", "this one the relay refused", "not sent: queue full", "carol", "mallory")
 	tm.Quit()
-	final := tm.FinalModel(t, teatest.WithFinalTimeout(10*time.Second)).(*App)
+	final := finalApp(t, tm)
 	t.Run("dark", func(t *testing.T) { teatest.RequireEqualOutput(t, downsample(final.render())) })
 	t.Run("light", func(t *testing.T) {
 		final.Update(tea.BackgroundColorMsg{Color: color.White})
@@ -93,6 +93,6 @@ func TestGoldenAttachments(t *testing.T) {
 	b.events <- chat.Event{Kind: chat.TransferProgress, Contact: "bob", Transfer: &up}
 	fr.WaitText(t, "uploading 42%")
 	tm.Quit()
-	final := tm.FinalModel(t, teatest.WithFinalTimeout(10*time.Second)).(*App)
+	final := finalApp(t, tm)
 	teatest.RequireEqualOutput(t, downsample(final.render()))
 }

@@ -30,8 +30,8 @@ func startUI(t *testing.T, opts Options, w, h int) (*teatest.TestModel, *chattes
 	if opts.Location == nil {
 		opts.Location = time.UTC
 	}
-	app := New(t.Context(), opts)
-	tm := teatest.NewTestModel(t, app,
+	gate := &sizeGate{App: New(t.Context(), opts), settled: make(chan struct{})}
+	tm := teatest.NewTestModel(t, gate,
 		teatest.WithInitialTermSize(w, h),
 		teatest.WithProgramOptions(tea.WithEnvironment(pinnedEnv), tea.WithColorProfile(pinnedProfile)),
 	)
@@ -39,7 +39,40 @@ func startUI(t *testing.T, opts Options, w, h int) (*teatest.TestModel, *chattes
 		tm.Quit()
 		tm.WaitFinished(t, teatest.WithFinalTimeout(10*time.Second))
 	})
+	select {
+	case <-gate.settled:
+	case <-time.After(20 * time.Second):
+		t.Fatal("the UI did not get its initial window size twice within 20 s")
+	}
 	return tm, fr
+}
+
+// sizeGate passes every message to the App and closes settled once the App has had
+// both initial WindowSizeMsgs: teatest's, and the one Bubble Tea sends from a goroutine
+// of its own at start (tea.go: go p.Send(resizeMsg)), which on a loaded machine can
+// otherwise arrive after a test's own resize and undo it (TestResizeTo40ColumnsAndBack
+// saw a 100-column frame after its 40-column one, once in CI).
+type sizeGate struct {
+	*App
+	sizes   int
+	settled chan struct{}
+}
+
+func (g *sizeGate) Update(msg tea.Msg) (tea.Model, tea.Cmd) {
+	if _, ok := msg.(tea.WindowSizeMsg); ok && g.sizes < 2 {
+		if g.sizes++; g.sizes == 2 {
+			close(g.settled)
+		}
+	}
+	m, cmd := g.App.Update(msg)
+	g.App = m.(*App)
+	return g, cmd
+}
+
+// finalApp is the App a finished test program ended with.
+func finalApp(t *testing.T, tm *teatest.TestModel) *App {
+	t.Helper()
+	return tm.FinalModel(t, teatest.WithFinalTimeout(10*time.Second)).(*sizeGate).App
 }
 
 // typePassphraseTwice types pass at the passphrase prompt on screen, then again at its

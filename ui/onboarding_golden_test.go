@@ -45,7 +45,7 @@ func (f *fakeOnboarder) ProfileName() (string, string) {
 func golden(t *testing.T, tm *teatest.TestModel) {
 	t.Helper()
 	tm.Quit()
-	final := tm.FinalModel(t, teatest.WithFinalTimeout(10*time.Second)).(*App)
+	final := finalApp(t, tm)
 	teatest.RequireEqualOutput(t, downsample(final.render()))
 }
 
