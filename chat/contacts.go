@@ -325,6 +325,7 @@ func (c *Controller) AcceptKey(ctx context.Context, contact string) error {
 	if err != nil {
 		return err
 	}
+	c.resendToNewKey(ctx, contact, accepted)
 	// The messages the new key signed had no receipts while it was not accepted (nor
 	// any message while the contact was a request).
 	if wasRequest {

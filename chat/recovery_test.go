@@ -2,6 +2,7 @@ package chat_test
 
 import (
 	"errors"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -229,5 +230,56 @@ func TestReinstalledReceiverSeesNoFalseGap(t *testing.T) {
 	chattest.Must(t, err)
 	if len(gaps) != 0 {
 		t.Fatalf("after deleting bob's first message here, gaps %+v", gaps)
+	}
+}
+
+// A text sent to a contact's previous identity key — after they reset it, before this
+// client knew — can never be read by them (the new key holds one summary line for
+// it). Once the user accepts the new key, the text goes again, in a session with that
+// key, and arrives; one that was delivered before the reset does not.
+func TestAcceptedKeyGetsUndeliveredTextsAgain(t *testing.T) {
+	r := relaytest.Start(t)
+	ctx := t.Context()
+	alice, bob := chattest.NewUser(t, r, "alice"), chattest.NewUser(t, r, "bob")
+	chattest.AddContact(t, alice, "bob")
+	chattest.AddContact(t, bob, "alice")
+	chattest.Send(t, alice, bob, "hello")
+	delivered := chattest.Send(t, bob, alice, "delivered before the reset")
+	chattest.WaitState(t, bob, delivered.ID, chat.Delivered)
+
+	if _, err := alice.ResetIdentity(ctx); err != nil {
+		t.Fatalf("reset-identity: %v", err)
+	}
+	lost, err := bob.Send(ctx, "alice", "while you were away")
+	chattest.Must(t, err)
+	chattest.WaitEvent(t, alice, "the placeholder of the message to the previous key", func(e chat.Event) bool {
+		return e.Kind == chat.Undecryptable && e.Contact == "bob"
+	})
+	chattest.WaitState(t, bob, lost.ID, chat.Sent) // accepted by the relay, never delivered
+
+	if _, err := alice.Send(ctx, "bob", "new key"); err != nil {
+		t.Fatal(err)
+	}
+	chattest.WaitEvent(t, bob, "alice's key change", func(e chat.Event) bool {
+		return e.Kind == chat.ContactKeyChanged && e.Contact == "alice"
+	})
+	chattest.Must(t, bob.AcceptKey(ctx, "alice"))
+	chattest.WaitReceived(t, alice, "bob", "while you were away")
+	chattest.WaitState(t, bob, lost.ID, chat.Delivered)
+
+	chattest.Send(t, bob, alice, "after") // everything before it has arrived
+	var texts []string
+	for _, m := range chattest.FullHistory(t, alice, "bob") {
+		switch {
+		case m.State == chat.UndecryptableState:
+			t.Errorf("a placeholder is left in alice's history: %+v", m)
+		case !m.Outgoing:
+			texts = append(texts, m.Text)
+		}
+	}
+	// The resend took its placeholder's place; nothing came twice.
+	want := []string{"delivered before the reset", "while you were away", "after"}
+	if !slices.Equal(texts, want) {
+		t.Fatalf("alice's messages from bob: %q, want %q", texts, want)
 	}
 }

@@ -163,6 +163,62 @@ func (c *Controller) answerRetry(ctx context.Context, contact string, card *ratc
 	return nil
 }
 
+// resendToNewKey sends again, in a session with contact's newly accepted card cardID,
+// the texts to them of the last RetryWindow that went out encrypted for an earlier card
+// of theirs and were never delivered: sent after they replaced their key and before
+// this client knew, those can never be read (chat/PAYLOAD.md §4.4), and a retry
+// request from the new key is not answered while it is not accepted (§4.3). The user
+// has now accepted it, as Signal's sender re-encrypts for a changed identity. The
+// rules of answerRetry hold otherwise: texts only, at most MaxResends each. Best
+// effort: what cannot be re-sent now is logged and stays as it is.
+func (c *Controller) resendToNewKey(ctx context.Context, contact, cardID string) {
+	card, err := c.storedCard(ctx, cardID)
+	if err != nil {
+		c.log.Info("no resend to a contact's new key", "contact", contact, "err", err)
+		return
+	}
+	msgs, _, err := c.store.Messages(ctx, contact, storage.Cursor{}, withheldReceipts)
+	if err != nil {
+		c.log.Info("no resend to a contact's new key", "contact", contact, "err", err)
+		return
+	}
+	sent := 0
+	for i := len(msgs) - 1; i >= 0; i-- { // oldest first: they arrive in their order
+		m := msgs[i]
+		if m.Direction != storage.Outgoing || m.State != Sent || m.Seq == 0 || c.now().Sub(m.SentAt) > RetryWindow {
+			continue
+		}
+		si, err := c.store.SentInfo(ctx, m.ID)
+		if err != nil || si.ToCardID == "" || si.ToCardID == cardID || si.Resends >= storage.MaxResends {
+			continue
+		}
+		if _, err := c.store.Attachment(ctx, m.ClientID); !errors.Is(err, storage.ErrNotFound) {
+			continue // an attachment, or unknown: only texts are re-sent
+		}
+		p := &payload.Payload{Type: payload.Text, At: m.SentAt, ID: m.ClientID, Seq: m.Seq, Text: string(m.Body), ResendOf: uint64(si.RelayMsgID)}
+		plain, err := payload.Encode(p)
+		if errors.Is(err, payload.ErrOversize) {
+			p.ResendOf = 0
+			plain, err = payload.Encode(p)
+		}
+		if err == nil {
+			err = c.resend(ctx, m, card, plain)
+		}
+		if err == nil {
+			err = c.store.RecordToCard(ctx, m.ID, cardID)
+		}
+		if err != nil {
+			c.log.Info("a message to a contact's previous key not re-sent", "contact", contact, "message", m.ID, "err", err)
+			continue
+		}
+		sent++
+	}
+	if sent > 0 {
+		c.log.Info("messages to a contact's previous key re-sent to the key the user accepted", "contact", contact, "messages", sent)
+		c.kickSender()
+	}
+}
+
 // resend encrypts plain, the resend of message m, in a session the receiver can read —
 // one newer than m: the peer's own newer session, or the one this client started for
 // an earlier resend and the peer has not answered yet; else it archives the sessions
