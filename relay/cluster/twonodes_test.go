@@ -104,10 +104,11 @@ func nextPush(ctx context.Context, c *client.Client) (*client.Incoming, error) {
 // while the store cannot take it), and no message delivered again after its ack.
 type inbox struct {
 	bodies map[string]int64 // body → id
-	acked  map[int64]bool
+	acked  map[int64]int    // id → how many backlog ends (logins) the client had seen at its ack
+	synced int              // backlog ends seen: the client logged in again after one
 }
 
-func newInbox() *inbox { return &inbox{bodies: map[string]int64{}, acked: map[int64]bool{}} }
+func newInbox() *inbox { return &inbox{bodies: map[string]int64{}, acked: map[int64]int{}} }
 
 // take receives on c and acks until stop says so after a message, or, with stop nil,
 // until the end of the backlog.
@@ -118,14 +119,18 @@ func (in *inbox) take(ctx context.Context, c *client.Client, stop func(body stri
 			return fmt.Errorf("receiving (have %d): %w", len(in.bodies), err)
 		}
 		if m == nil {
+			in.synced++
 			if stop == nil {
 				return nil
 			}
 			continue
 		}
 		b := string(m.Body)
-		if in.acked[m.ID] {
-			return fmt.Errorf("%q (id %d) delivered again after its ack", b, m.ID)
+		if at, ok := in.acked[m.ID]; ok {
+			// Which way it came again says where to look: on the same connection (a push
+			// or a resync repeating it) or after a login (the store still had it).
+			return fmt.Errorf("%q (id %d) delivered again after its ack (%d backlog ends since the ack: %s)",
+				b, m.ID, in.synced-at, map[bool]string{true: "on the same connection", false: "after a login"}[in.synced == at])
 		}
 		if id, ok := in.bodies[b]; ok && id != m.ID {
 			return fmt.Errorf("%q stored twice (ids %d and %d)", b, id, m.ID)
@@ -145,7 +150,7 @@ func (in *inbox) take(ctx context.Context, c *client.Client, stop func(body stri
 			case <-time.After(50 * time.Millisecond): // the store's leader election
 			}
 		}
-		in.acked[m.ID] = true
+		in.acked[m.ID] = in.synced
 		if stop != nil && stop(b) {
 			return nil
 		}
