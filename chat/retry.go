@@ -132,12 +132,7 @@ func (c *Controller) answerRetry(ctx context.Context, contact string, card *ratc
 	case si.Resends >= storage.MaxResends:
 		return fmt.Errorf("%w: the message was re-sent %d times already", errNoResend, si.Resends)
 	}
-	p := &payload.Payload{Type: payload.Text, At: m.SentAt, ID: m.ClientID, Seq: m.Seq, Text: string(m.Body), ResendOf: req.RelayMsgID}
-	plain, err := payload.Encode(p)
-	if errors.Is(err, payload.ErrOversize) {
-		p.ResendOf = 0 // the longest texts have no room for it (PAYLOAD.md §4.1)
-		plain, err = payload.Encode(p)
-	}
+	plain, err := resendPayload(m, req.RelayMsgID)
 	if err == nil {
 		err = c.resend(ctx, m, card, plain)
 	}
@@ -161,6 +156,18 @@ func (c *Controller) answerRetry(ctx context.Context, contact string, card *ratc
 	c.log.Info("message re-sent on the contact's retry request", "contact", contact, "message", m.ID)
 	c.kickSender()
 	return nil
+}
+
+// resendPayload is the payload of text m sent again: the original's id, seq and time,
+// and resend of, when known, the relay msg id the original was accepted under.
+func resendPayload(m storage.Message, resendOf uint64) ([]byte, error) {
+	p := &payload.Payload{Type: payload.Text, At: m.SentAt, ID: m.ClientID, Seq: m.Seq, Text: string(m.Body), ResendOf: resendOf}
+	plain, err := payload.Encode(p)
+	if errors.Is(err, payload.ErrOversize) {
+		p.ResendOf = 0 // the longest texts have no room for it (PAYLOAD.md §4.1)
+		plain, err = payload.Encode(p)
+	}
+	return plain, err
 }
 
 // resendToNewKey sends again, in a session with contact's newly accepted card cardID,
@@ -195,12 +202,7 @@ func (c *Controller) resendToNewKey(ctx context.Context, contact, cardID string)
 		if _, err := c.store.Attachment(ctx, m.ClientID); !errors.Is(err, storage.ErrNotFound) {
 			continue // an attachment, or unknown: only texts are re-sent
 		}
-		p := &payload.Payload{Type: payload.Text, At: m.SentAt, ID: m.ClientID, Seq: m.Seq, Text: string(m.Body), ResendOf: uint64(si.RelayMsgID)}
-		plain, err := payload.Encode(p)
-		if errors.Is(err, payload.ErrOversize) {
-			p.ResendOf = 0
-			plain, err = payload.Encode(p)
-		}
+		plain, err := resendPayload(m, uint64(si.RelayMsgID))
 		if err == nil {
 			err = c.resend(ctx, m, card, plain)
 		}
