@@ -60,7 +60,9 @@ func Start(t testing.TB, name string, natsURLs []string, replicas int) *Node {
 // StartWith is Start with other limits, and the node's options changed by mods.
 func StartWith(t testing.TB, name string, natsURLs []string, replicas int, limits server.Limits, mods ...func(*cluster.NodeOptions)) *Node {
 	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
+	// Generous: under the race detector, with other test binaries on the same two cores,
+	// placing a node's R3 streams and buckets took over 15 s once.
+	ctx, cancel := context.WithTimeout(context.Background(), 40*time.Second)
 	defer cancel()
 	conn, err := cluster.Connect(ctx, cluster.Options{URLs: natsURLs, Replicas: replicas, Timeout: 2 * time.Second, Name: name})
 	if err != nil {
