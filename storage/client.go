@@ -567,8 +567,12 @@ func cardExists(ctx context.Context, tx *txn, cardID string) error {
 	return nil
 }
 
-const contactQuery = `SELECT c.name, c.card_id, c.pending_card_id, c.added_at, c.unread, c.last_message_at, coalesce(k.verified, 0), c.consented,
-	c.blocked, c.block_synced, c.nickname, c.muted
+// contactQuery's unread is the stored count (the newest incoming messages) plus the older
+// messages never marked read (UnreadMessages): a placeholder filled after it was seen.
+const contactQuery = `SELECT c.name, c.card_id, c.pending_card_id, c.added_at, c.unread + (SELECT count(*) FROM messages m
+		WHERE m.contact = c.name AND m.direction = 1 AND m.state < 3
+		AND (SELECT count(*) FROM messages n WHERE n.contact = c.name AND n.direction = 1 AND n.id > m.id) >= c.unread) AS unread_all,
+	c.last_message_at, coalesce(k.verified, 0), c.consented, c.blocked, c.block_synced, c.nickname, c.muted
 	FROM contacts c LEFT JOIN cards k ON k.id = c.card_id`
 
 func scanContact(s interface{ Scan(...any) error }) (Contact, error) {
@@ -599,7 +603,7 @@ func (c *Client) Contact(ctx context.Context, name string) (Contact, error) {
 // (last message, else when added), newest first, then by name.
 func (c *Client) Contacts(ctx context.Context) ([]Contact, error) {
 	rows, err := c.db.query(ctx, contactQuery+
-		" ORDER BY c.unread > 0 DESC, max(c.last_message_at, c.added_at) DESC, c.name")
+		" ORDER BY unread_all > 0 DESC, max(c.last_message_at, c.added_at) DESC, c.name")
 	if err != nil {
 		return nil, fmt.Errorf("storage: list contacts: %w", err)
 	}

@@ -207,9 +207,11 @@ func (c *Client) replaceMessage(ctx context.Context, tx *txn, id int64, m Messag
 	if n == 0 {
 		return fmt.Errorf("%w: unreadable message %d from %q", ErrNotFound, id, m.Contact)
 	}
-	// A placeholder already seen no longer counts as unread; its message does.
-	_, err = tx.exec(ctx, "UPDATE contacts SET unread = unread + 1 WHERE name = ? AND unread = 0", m.Contact)
-	return err
+	// A placeholder not yet seen is among the newest unread count of messages and stays
+	// there. One already seen lies before them: its message is unread by its state
+	// (Delivered), which UnreadMessages and the contact's unread count go by, as the
+	// count cannot reach it without taking in read messages after it.
+	return nil
 }
 
 // RecordToCard records the peer card outgoing message id was encrypted for (a message

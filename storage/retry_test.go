@@ -2,6 +2,7 @@ package storage
 
 import (
 	"errors"
+	"fmt"
 	"testing"
 	"time"
 )
@@ -146,5 +147,74 @@ func TestPeekClientName(t *testing.T) {
 	}
 	if _, err := PeekClientName(ctx, c.Path()+".missing"); !errors.Is(err, ErrNotFound) {
 		t.Fatalf("missing file: %v", err)
+	}
+}
+
+// TestResendOfSeenPlaceholderIsUnread: a placeholder already seen (marked read with the
+// messages after it) that its resend fills is unread again — that message and no other:
+// neither a read message after it nor another placeholder already seen comes back, and
+// the contact's unread count says how many there are. (recv printed the newest message
+// instead and marked the resend read unprinted: seen in the identity walk.)
+func TestResendOfSeenPlaceholderIsUnread(t *testing.T) {
+	ctx := t.Context()
+	c := newClient(t, nil)
+	addPeer(t, c, "bob")
+	addPeer(t, c, "carol")
+	receive := func(tx ReceiveTx) int64 {
+		t.Helper()
+		id, err := c.CommitReceive(ctx, tx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return id
+	}
+	ph1 := receive(ReceiveTx{RelayID: "51:aa", Message: &Message{Contact: "bob", State: Undecryptable, Reason: "could not decrypt", ReceivedAt: t0}})
+	ph2 := receive(ReceiveTx{RelayID: "52:bb", Message: &Message{Contact: "bob", State: Undecryptable, Reason: "could not decrypt", ReceivedAt: t0}})
+	receive(ReceiveTx{RelayID: "53:cc", Message: &Message{Contact: "bob", State: Delivered, Body: []byte("three"), ClientID: "in:bob/3", Seq: 3, ReceivedAt: t0}})
+	receive(ReceiveTx{RelayID: "54:dd", Message: &Message{Contact: "carol", State: Delivered, Body: []byte("hi"), ClientID: "in:carol/1", Seq: 1, ReceivedAt: t0.Add(time.Hour)}})
+	if err := c.MarkRead(ctx, "bob"); err != nil {
+		t.Fatal(err)
+	}
+	unread := func() string {
+		t.Helper()
+		ms, err := c.UnreadMessages(ctx, "bob")
+		if err != nil {
+			t.Fatal(err)
+		}
+		var bodies []string
+		for _, m := range ms {
+			bodies = append(bodies, string(m.Body))
+		}
+		ct, err := c.Contact(ctx, "bob")
+		if err != nil {
+			t.Fatal(err)
+		}
+		cts, err := c.Contacts(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var order []string
+		for _, ct := range cts {
+			order = append(order, fmt.Sprint(ct.Name, ":", ct.Unread))
+		}
+		return fmt.Sprint(ct.Unread, bodies, order)
+	}
+	if got := unread(); got != "0 [] [carol:1 bob:0]" {
+		t.Fatalf("all of bob's read: %s", got)
+	}
+	receive(ReceiveTx{RelayID: "55:ee", Replaces: ph1, Message: &Message{Contact: "bob", State: Delivered, Body: []byte("one"), ClientID: "in:bob/1", Seq: 1, ReceivedAt: t0}})
+	if got := unread(); got != "1 [one] [carol:1 bob:1]" {
+		t.Fatalf("after the first resend: %s", got)
+	}
+	receive(ReceiveTx{RelayID: "56:ff", Message: &Message{Contact: "bob", State: Delivered, Body: []byte("four"), ClientID: "in:bob/4", Seq: 4, ReceivedAt: t0}})
+	receive(ReceiveTx{RelayID: "57:gg", Replaces: ph2, Message: &Message{Contact: "bob", State: Delivered, Body: []byte("two"), ClientID: "in:bob/2", Seq: 2, ReceivedAt: t0}})
+	if got := unread(); got != "3 [four two one] [carol:1 bob:3]" {
+		t.Fatalf("after a new message and the second resend: %s", got)
+	}
+	if marked, err := c.MarkReadThrough(ctx, "bob", ph2); err != nil || fmt.Sprint(marked) != "[in:bob/1 in:bob/2]" {
+		t.Fatalf("MarkReadThrough(ph2) = %v, %v", marked, err)
+	}
+	if got := unread(); got != "1 [four] [carol:1 bob:1]" {
+		t.Fatalf("after marking the resends read: %s", got)
 	}
 }
