@@ -920,6 +920,23 @@ func cmdRecv(e *env, fs *flag.FlagSet, args []string) error {
 	if stopped {
 		return nil
 	}
+	// A key change learned now (a message or a retry request from the new key, even
+	// one that prints nothing) or before and not yet accepted is said once per run:
+	// sending to them waits for it, and their messages may not be theirs.
+	warned := make(map[string]bool)
+	warnKeyChanged := func(name string) {
+		if !warned[name] {
+			warned[name] = true
+			fmt.Fprintf(e.stderr, "warning: %s's identity key changed; run 'pfschat fingerprint %s', compare, then 'pfschat accept-key %s'\n", name, name, name)
+		}
+	}
+	if list, err := c.Contacts(e.ctx); err == nil {
+		for _, ct := range list {
+			if ct.KeyChanged && !ct.Blocked {
+				warnKeyChanged(ct.Name)
+			}
+		}
+	}
 	if !follow || done {
 		return down
 	}
@@ -949,7 +966,7 @@ func cmdRecv(e *env, fs *flag.FlagSet, args []string) error {
 					return nil
 				}
 			case chat.ContactKeyChanged:
-				fmt.Fprintf(e.stderr, "warning: %s's identity key changed; run 'pfschat fingerprint %s', compare, then 'pfschat accept-key %s'\n", ev.Contact, ev.Contact, ev.Contact)
+				warnKeyChanged(ev.Contact)
 			case chat.ConnectionChanged:
 				if err := connectionEnded(ev); err != nil { // daemoncmd.go: it would wait for good
 					return err
@@ -1065,18 +1082,36 @@ func cmdVerify(e *env, fs *flag.FlagSet, args []string) error {
 	})
 }
 
+// cmdAcceptKey accepts a contact's new key. Accepting queues messages to them (the
+// texts that went to their previous key and never arrived, PAYLOAD.md §4.3; receipts
+// held back): it connects to send them before it exits, and when the relay cannot be
+// reached it accepts anyway and says they wait for the next connection.
 func cmdAcceptKey(e *env, fs *flag.FlagSet, args []string) error {
-	return withContact(e, args, func(c profileOps, name string) error {
-		if err := c.AcceptKey(e.ctx, name); err != nil {
-			if errors.Is(err, chat.ErrNoPendingKey) {
-				fmt.Fprintf(e.stdout, "%s's key has not changed; nothing to accept\n", name)
-				return nil
-			}
-			return err
+	name, err := oneName(args)
+	if err != nil {
+		return err
+	}
+	c, done, err := e.ops(true)
+	offline := errors.Is(err, chat.ErrOffline)
+	if offline {
+		c, done, err = e.ops(false)
+	}
+	if err != nil {
+		return err
+	}
+	defer done()
+	if err := c.AcceptKey(e.ctx, name); err != nil {
+		if errors.Is(err, chat.ErrNoPendingKey) {
+			fmt.Fprintf(e.stdout, "%s's key has not changed; nothing to accept\n", name)
+			return nil
 		}
-		fmt.Fprintf(e.stdout, "accepted %s's new key; sending is unblocked (run 'pfschat verify %s' once you have compared safety numbers)\n", name, name)
-		return nil
-	})
+		return err
+	}
+	fmt.Fprintf(e.stdout, "accepted %s's new key; sending is unblocked (run 'pfschat verify %s' once you have compared safety numbers)\n", name, name)
+	if offline {
+		fmt.Fprintf(e.stderr, "the relay cannot be reached: what accepting the key sends to %s (messages that went to their previous key, receipts) goes out the next time pfschat connects\n", name)
+	}
+	return nil
 }
 
 func cmdRotateKeys(e *env, fs *flag.FlagSet, args []string) error {
