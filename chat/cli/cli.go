@@ -487,6 +487,9 @@ func explain(e *env, err error) string {
 		return fmt.Sprintf("%v\nrefusing to talk to it. If the relay's operator announced a new key (an old one was compromised), compare the fingerprint with the announcement and run 'pfschat repin'.", err)
 	case errors.As(err, &kc):
 		return fmt.Sprintf("%v\nrun 'pfschat fingerprint %s', compare it with %s in person or on another channel, then 'pfschat accept-key %s'", err, kc.Contact, kc.Contact, kc.Contact)
+	case errors.Is(err, chat.ErrUnknownUser) && e.cmd == "recover":
+		// Your own name: no one else is to make it.
+		return fmt.Sprintf("%v\ncheck the spelling of your name, and that --relay is the relay you registered it on; a name freed on the relay (delete-account, or unused past its expiry) cannot be recovered: register it again with 'pfschat init'", err)
 	case errors.Is(err, chat.ErrUnknownUser):
 		return fmt.Sprintf("%v\ncheck the spelling, or ask them to run 'pfschat init' on this relay", err)
 	case errors.Is(err, chat.ErrUnknownContact):

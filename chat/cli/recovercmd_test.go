@@ -50,6 +50,15 @@ func TestRecoverCommands(t *testing.T) {
 	if rc, _, msg := run(home2, "", "recover"); rc != 2 {
 		t.Fatalf("recover without a name: exit %d, %q", rc, msg)
 	}
+	// A name the relay does not know is the user's own, misspelt or on another relay:
+	// not someone to ask to run init (seen in the identity walk).
+	if rc, _, msg := run(home2, code+"\n", "recover", "alicee"); rc != 1 || !strings.Contains(msg, "check the spelling of your name") ||
+		!strings.Contains(msg, "--relay") || strings.Contains(msg, "ask them") {
+		t.Fatalf("recover of an unknown name: exit %d, %q", rc, msg)
+	}
+	if _, err := os.Stat(filepath.Join(home2, "pfschat.db")); err == nil {
+		t.Fatal("recovering an unknown name left a profile")
+	}
 
 	// From a file (the prompt was read above: the typo came from it); one that group
 	// or others may read is refused before anything is sent.
