@@ -169,14 +169,17 @@ func (c *Client) Messages(ctx context.Context, contact string, cur Cursor, n int
 }
 
 // UnreadMessages returns a contact's unread incoming messages, newest first: the newest
-// ones, as many as the stored unread count, and any older one never marked read (state
-// Delivered: a placeholder filled by its resend after it was seen, replaceMessage). One
-// statement reads the count and the rows, so a message committed meanwhile cannot push
-// an unread one out of the answer.
+// ones, as many as the unread count, and any older one never marked read (state
+// Delivered: a placeholder filled by its resend after it was seen, replaceMessage;
+// Contact's unread count includes it). One statement reads the count and the rows, so a
+// message committed meanwhile cannot push an unread one out of the answer.
 func (c *Client) UnreadMessages(ctx context.Context, contact string) ([]Message, error) {
-	rows, err := c.db.query(ctx, "SELECT "+messageCols+` FROM messages WHERE contact = ?1 AND direction = 1
-		AND (state < 3 OR id IN (SELECT id FROM messages WHERE contact = ?1 AND direction = 1
-			ORDER BY id DESC LIMIT (SELECT coalesce(max(unread), 0) FROM contacts WHERE name = ?1)))
+	// Two indexed lookups: the newest rows (messages_by_contact) and those never marked
+	// read (messages_unread), which are few.
+	rows, err := c.db.query(ctx, "SELECT "+messageCols+` FROM messages WHERE id IN (
+			SELECT id FROM (SELECT id FROM messages WHERE contact = ?1 AND direction = 1
+				ORDER BY id DESC LIMIT (SELECT coalesce(max(unread), 0) FROM contacts WHERE name = ?1))
+			UNION SELECT id FROM messages WHERE contact = ?1 AND direction = 1 AND state < 3)
 		ORDER BY id DESC`, contact)
 	if err != nil {
 		return nil, fmt.Errorf("storage: unread messages of %q: %w", contact, err)

@@ -190,9 +190,12 @@ func (c *Client) CommitResend(ctx context.Context, s Session, messageID int64, i
 }
 
 // replaceMessage turns the placeholder id (an unreadable incoming message of m.Contact)
-// into m, in place: it keeps its id and place in the conversation. ErrNotFound if id is
-// no such placeholder.
+// into m, in place: it keeps its id and place in the conversation. m has a reason (the
+// unread count finds it by it). ErrNotFound if id is no such placeholder.
 func (c *Client) replaceMessage(ctx context.Context, tx *txn, id int64, m Message) error {
+	if m.Reason == "" {
+		return fmt.Errorf("%w: the message replacing placeholder %d has no reason", ErrInvalid, id)
+	}
 	body, err := c.keys.seal("messages", "body", msgRow(id), m.Body)
 	if err != nil {
 		return err
@@ -209,8 +212,9 @@ func (c *Client) replaceMessage(ctx context.Context, tx *txn, id int64, m Messag
 	}
 	// A placeholder not yet seen is among the newest unread count of messages and stays
 	// there. One already seen lies before them: its message is unread by its state
-	// (Delivered), which UnreadMessages and the contact's unread count go by, as the
-	// count cannot reach it without taking in read messages after it.
+	// (Delivered) and its reason, which UnreadMessages and contactQuery go by; the
+	// stored count (the newest N) is left as it is, as it cannot reach the message
+	// without taking in read ones after it.
 	return nil
 }
 
