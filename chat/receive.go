@@ -407,7 +407,9 @@ func (c *Controller) receive(ctx context.Context, in *client.Incoming, relayID s
 		if err != nil {
 			return nil, err
 		}
-		lastErr = errors.New("no session with the sender (they may need to reset the session)")
+		// No advice here: the retry request (retry.go) is what helps, and the reason
+		// says it went ("; asked for it again").
+		lastErr = errors.New("no session with the sender")
 		for _, s := range all {
 			if p, err := s.s.Decrypt(in.Body); err == nil {
 				sess, plain, lastErr = s, p, nil

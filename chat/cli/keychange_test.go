@@ -23,10 +23,11 @@ type keyChangeWalk struct {
 }
 
 type recvLine struct {
-	ID    int64  `json:"id"`
-	From  string `json:"from"`
-	Text  string `json:"text"`
-	State string `json:"state"`
+	ID     int64  `json:"id"`
+	From   string `json:"from"`
+	Text   string `json:"text"`
+	State  string `json:"state"`
+	Reason string `json:"reason"`
 }
 
 func (w *keyChangeWalk) run(home string, args ...string) (int, string, string) {
@@ -78,6 +79,13 @@ func startKeyChangeWalk(t *testing.T) *keyChangeWalk {
 	w.placeholders = w.recv(w.bob)
 	if len(w.placeholders) != 2 || w.placeholders[0].State != "undecryptable" || w.placeholders[1].State != "undecryptable" {
 		t.Fatalf("bob's recv after the reset: %+v", w.placeholders)
+	}
+	// The placeholders say the message was asked for again, and give no advice
+	// against it ("they may need to reset the session": seen in the walk).
+	for _, p := range w.placeholders {
+		if !strings.HasSuffix(p.Reason, "; asked for it again") || strings.Contains(p.Reason, "reset") {
+			t.Fatalf("bob's placeholder: %+v", p)
+		}
 	}
 	rc, out, msg := w.run(w.alice, "recv")
 	if rc != 0 || out != "" || !strings.Contains(msg, "bob's identity key changed") || !strings.Contains(msg, "pfschat accept-key bob") {
