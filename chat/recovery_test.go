@@ -283,3 +283,33 @@ func TestAcceptedKeyGetsUndeliveredTextsAgain(t *testing.T) {
 		t.Fatalf("alice's messages from bob: %q, want %q", texts, want)
 	}
 }
+
+// A text that waits on the relay for alice when she resets her identity is read with
+// her old key before it goes: the reset waits for the backlog. (Fetched after the
+// card was replaced, it could only be counted as "sent to your previous key": seen in
+// the identity walk.)
+func TestResetIdentityReadsTheBacklogFirst(t *testing.T) {
+	r := relaytest.Start(t)
+	ctx := t.Context()
+	alice, bob := chattest.NewUser(t, r, "alice"), chattest.NewUser(t, r, "bob")
+	chattest.Converse(t, alice, bob)
+	alice.Close()
+	waiting, err := bob.Send(ctx, "alice", "waiting for you")
+	chattest.Must(t, err)
+	chattest.WaitState(t, bob, waiting.ID, chat.Sent)
+
+	alice.Reopen()
+	if _, err := alice.ResetIdentity(ctx); err != nil {
+		t.Fatalf("reset-identity: %v", err)
+	}
+	found := false
+	for _, m := range chattest.FullHistory(t, alice, "bob") {
+		if m.State == chat.UndecryptableState {
+			t.Errorf("alice's history has an unreadable line: %+v", m)
+		}
+		found = found || m.Text == "waiting for you"
+	}
+	if !found {
+		t.Fatal(`"waiting for you" is not in alice's history`)
+	}
+}

@@ -24,12 +24,21 @@ var ErrOutboxNotEmpty = errors.New("chat: messages are still waiting to be sent;
 // puts the card in place of the old one on the relay (replace_card, authorised by the
 // logged-in old key), stores the new identity, drops every session and prekey of the
 // old key and publishes new prekeys. The recovery code stays. Contacts see the name's
-// key change on the next message and must confirm it. It needs the relay and an empty
-// outbox (ErrOutboxNotEmpty). If the process dies between the relay's answer and the
+// key change on the next message and must confirm it. It needs the relay, its backlog
+// received (read with the old key), and an empty outbox (ErrOutboxNotEmpty). If the process dies between the relay's answer and the
 // store, the profile can no longer log in: recover the name with the recovery code.
 func (c *Controller) ResetIdentity(ctx context.Context) (*ratchet.Card, error) {
+	// What the relay holds for us now was encrypted for the old key: it is received
+	// and read with it first, or else the new key could only count it as lost
+	// (PAYLOAD.md §4.4). Seen in the identity walk: a text sent before the reset,
+	// fetched by the reset command after the card was replaced.
+	sctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	err := c.WaitSynced(sctx)
+	cancel()
+	if err != nil {
+		return nil, fmt.Errorf("chat: the relay's messages for the old key did not all arrive, so it was not replaced (nothing changed; try again): %w", err)
+	}
 	var signed *ratchet.Card
-	var err error
 	for range 3 { // receipts may be queued between the flush and the check: try again
 		fctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 		c.Flush(fctx) // what the old sessions encrypted goes out first
