@@ -101,6 +101,12 @@ func TestPreviousKeySummary(t *testing.T) {
 		t.Fatalf("undecryptable lines: %+v", lines)
 	}
 
+	// The line carries the relay id of the first message it counted; a resend of that
+	// message (once the sender accepted the new key) does not fill it.
+	if ph, ok := c.placeholderFor(ctx, "bob", 1); ok {
+		t.Fatalf("a resend of the first message counted would replace the line: %+v", ph)
+	}
+
 	if _, err := handle("carol", "4:d"); err != nil {
 		t.Fatal(err)
 	}

@@ -509,11 +509,9 @@ func (c *Controller) receive(ctx context.Context, in *client.Incoming, relayID s
 			ClientID: incomingClientID(in.From, pl.ID), RelayID: relayID,
 			SenderCardID: card.ID(), KeyPending: keyPending}
 		res.receiptFor, res.receiptID = in.From, pl.ID
-		if pl.ResendOf != 0 && pl.ResendOf <= math.MaxInt64 {
-			if ph, err := c.store.UndecryptableByRelayMsgID(ctx, in.From, int64(pl.ResendOf)); err == nil {
-				tx.Replaces = ph.ID
-				tx.Message.Reason = ResentReason
-			}
+		if ph, ok := c.placeholderFor(ctx, in.From, pl.ResendOf); ok {
+			tx.Replaces = ph.ID
+			tx.Message.Reason = ResentReason
 		}
 	case pl.Type == payload.RetryRequest:
 		// Answered after the commit (it may start a session); a request from a key
@@ -671,4 +669,23 @@ func isPermanent(err error) bool {
 		return true
 	}
 	return false
+}
+
+// placeholderFor finds the placeholder a resend from contact fills: the unreadable
+// message recorded for the delivery with relay msg id resendOf (PAYLOAD.md §4.3). The
+// line of messages sent to a previous key (§4.4) is none, though it carries the relay
+// id of the first message it counted: a resend of that message shows on its own and
+// the line stays.
+func (c *Controller) placeholderFor(ctx context.Context, contact string, resendOf uint64) (storage.Message, bool) {
+	if resendOf == 0 || resendOf > math.MaxInt64 {
+		return storage.Message{}, false
+	}
+	ph, err := c.store.UndecryptableByRelayMsgID(ctx, contact, int64(resendOf))
+	if err != nil {
+		return storage.Message{}, false
+	}
+	if _, line := PreviousKeyCount(toMessage(ph)); line {
+		return storage.Message{}, false
+	}
+	return ph, true
 }
