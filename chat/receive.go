@@ -215,6 +215,7 @@ type received struct {
 	receiptFor string   // contact to send a delivery receipt to
 	receiptID  string   // the sender's client ID to acknowledge
 	contactNew bool
+	request    bool // the sender is a message request (Message.Request)
 	undecrypt  error
 	stranger   string // undecryptable from someone who is not a contact
 	// previousKey: the conversation's summary line of messages sent to a previous
@@ -300,6 +301,7 @@ func (c *Controller) afterReceive(ctx context.Context, res *received) {
 	}
 	if res.msg != nil && res.msg.Direction == storage.Incoming {
 		m := toMessage(*res.msg)
+		m.Request = res.request
 		c.fillAttachment(ctx, &m)
 		if res.undecrypt != nil {
 			c.emit(Event{Kind: Undecryptable, Contact: m.Contact, Message: &m, Err: res.undecrypt})
@@ -466,8 +468,9 @@ func (c *Controller) receive(ctx context.Context, in *client.Incoming, relayID s
 	// A message signed by a changed identity key the user has not accepted is kept
 	// behind the key-change warning, and its receipts do not count.
 	keyPending := false
-	if ct, err := c.store.Contact(ctx, in.From); err == nil && ct.PendingCardID != "" && ct.PendingCardID == card.ID() {
-		keyPending = true
+	if ct, err := c.store.Contact(ctx, in.From); err == nil {
+		keyPending = ct.PendingCardID != "" && ct.PendingCardID == card.ID()
+		res.request = !ct.Consented && !ct.Blocked
 	}
 	pl, perr := payload.Decode(plain)
 	// dupErr is nil when a text or attachment repeats an id this sender used before.

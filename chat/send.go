@@ -724,6 +724,7 @@ func (c *Controller) Unread(ctx context.Context) ([]Message, error) {
 		}
 		for _, r := range rows {
 			m := toMessage(r)
+			m.Request = !ct.Consented && !ct.Blocked
 			c.fillAttachment(ctx, &m)
 			out = append(out, m)
 		}

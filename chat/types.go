@@ -101,6 +101,11 @@ type Message struct {
 	SenderCardID string
 	// Attachment is set when the message is a file (Text is then its caption).
 	Attachment *Attachment
+	// Request: an incoming message from a message request, someone the user has not
+	// taken as a contact (Unread and MessageReceived events set it). Writing to them
+	// accepts them, as AcceptRequest does: a program that answers every message should
+	// look at it first.
+	Request bool
 
 	clientID string // the store's client id (attachments are keyed by it)
 }

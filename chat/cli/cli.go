@@ -760,6 +760,9 @@ type jsonMessage struct {
 	// been accepted (pfschat accept-key NAME after comparing safety numbers). Treat its
 	// text as unconfirmed: it may not be from the contact.
 	KeyPending bool `json:"key_pending,omitempty"`
+	// Request: the sender is a message request, not a contact yet. Answering (send)
+	// accepts them, as accept-request does; block refuses them.
+	Request bool `json:"request,omitempty"`
 	// File is set when the message is a file (Text is then its caption).
 	File *jsonFile `json:"file,omitempty"`
 }
@@ -769,7 +772,7 @@ type jsonMessage struct {
 func recvLine(m chat.Message, asJSON bool) string {
 	if asJSON {
 		j := jsonMessage{ID: m.ID, From: m.Contact, Text: m.Text, SentAt: jsonTime(m.SentAt), ReceivedAt: jsonTime(m.ReceivedAt), Seq: m.Seq, KeyPending: m.KeyPending,
-			File: fileJSON(m.Attachment)}
+			Request: m.Request, File: fileJSON(m.Attachment)}
 		if m.State == chat.UndecryptableState || m.State == chat.Failed {
 			j.State, j.Reason = m.State.String(), m.Reason
 		}
@@ -788,6 +791,10 @@ func recvLine(m chat.Message, asJSON bool) string {
 	}
 	if m.KeyPending {
 		return fmt.Sprintf("%s  %s [NEW KEY NOT ACCEPTED — may not be %s; compare safety numbers, then pfschat accept-key %s]: %s\n",
+			m.SentAt.Local().Format(time.DateTime), m.Contact, m.Contact, m.Contact, text)
+	}
+	if m.Request {
+		return fmt.Sprintf("%s  %s [message request: not a contact; a reply or pfschat accept-request %s accepts, pfschat block %s refuses]: %s\n",
 			m.SentAt.Local().Format(time.DateTime), m.Contact, m.Contact, m.Contact, text)
 	}
 	return fmt.Sprintf("%s  %s: %s\n", m.SentAt.Local().Format(time.DateTime), m.Contact, text)

@@ -57,7 +57,7 @@ func TestRecvFollowWaitsForARelayThatIsDown(t *testing.T) {
 		t.Fatalf("recv --follow exited %d", code)
 	}
 	got := out.String()
-	if !strings.Contains(got, "alice: before\n") || !strings.Contains(got, "alice: after\n") {
+	if !strings.Contains(got, ": before\n") || !strings.Contains(got, ": after\n") {
 		t.Fatalf("recv --follow printed %q, want both messages", got)
 	}
 }

@@ -377,7 +377,7 @@ func recvOwnerGone(err error) error {
 // from the store (recvLine).
 func printMessage(e *env, m daemon.Message, asJSON bool) error {
 	cm := chat.Message{ID: m.ID, Contact: m.Contact, Outgoing: m.Outgoing, Text: m.Text, SentAt: m.SentAt,
-		ReceivedAt: m.ReceivedAt, State: stateNamed(m.State), Reason: m.Reason, Seq: m.Seq, KeyPending: m.KeyPending,
+		ReceivedAt: m.ReceivedAt, State: stateNamed(m.State), Reason: m.Reason, Seq: m.Seq, KeyPending: m.KeyPending, Request: m.Request,
 		Attachment: m.File.Chat()}
 	_, err := io.WriteString(e.stdout, recvLine(cm, asJSON))
 	return err

@@ -75,3 +75,26 @@ func TestRecvLineShowsNoControlCharacters(t *testing.T) {
 		t.Fatalf("plain text printed as %q", line)
 	}
 }
+
+// recv marks a message from a message request in both forms: answering accepts them.
+func TestRecvLineMarksRequests(t *testing.T) {
+	m := chat.Message{ID: 8, Contact: "mallory", Text: "hi!", SentAt: time.Unix(1e9, 0), ReceivedAt: time.Unix(1e9, 0), Request: true}
+	line := recvLine(m, false)
+	if !strings.Contains(line, "[message request:") || !strings.Contains(line, "pfschat accept-request mallory") || !strings.HasSuffix(line, ": hi!\n") {
+		t.Errorf("text line %q does not mark the request", line)
+	}
+	var j map[string]any
+	if err := json.Unmarshal([]byte(recvLine(m, true)), &j); err != nil {
+		t.Fatal(err)
+	}
+	if j["request"] != true {
+		t.Errorf("json %v: request not true", j)
+	}
+	m.Request = false
+	if line := recvLine(m, false); strings.Contains(line, "request") {
+		t.Errorf("a contact's message marked: %q", line)
+	}
+	if line := recvLine(m, true); strings.Contains(line, `"request"`) {
+		t.Errorf("a contact's message has request: %s", line)
+	}
+}

@@ -25,6 +25,7 @@ type Message struct {
 	Reason     string    `json:"reason,omitempty"`
 	Seq        uint64    `json:"seq,omitempty"`        // the sender's sequence number (chat/PAYLOAD.md §3)
 	KeyPending bool      `json:"keyPending,omitempty"` // from a changed identity key not yet accepted
+	Request    bool      `json:"request,omitempty"`    // from a message request: answering accepts them
 	File       *File     `json:"file,omitempty"`       // the message is a file (attachments.go); Text is its caption
 }
 
@@ -32,7 +33,7 @@ type Message struct {
 func FromMessage(m chat.Message) Message {
 	return Message{ID: m.ID, Contact: m.Contact, Outgoing: m.Outgoing, Text: m.Text, SentAt: m.SentAt.UTC(),
 		ReceivedAt: m.ReceivedAt.UTC(), State: m.State.String(), Reason: m.Reason, Seq: m.Seq, KeyPending: m.KeyPending,
-		File: fromAttachment(m.Attachment)}
+		Request: m.Request, File: fromAttachment(m.Attachment)}
 }
 
 // Gap is a hole in a contact's incoming sequence as the API shows it: the contact's

@@ -39,8 +39,31 @@ func TestSocketRequestsAndBlocking(t *testing.T) {
 	if ct := alicesEntry(); !ct.Request {
 		t.Fatalf("a stranger's first message: %+v, want a request", ct)
 	}
+	var got daemon.ReceiveResult
+	chattest.Must(t, c.Call(ctx, "receive", nil, &got))
+	if len(got.Messages) != 1 || !got.Messages[0].Request {
+		t.Fatalf("receive of a stranger's first message: %+v, want it marked as a request", got.Messages)
+	}
+	// Live, in a subscription: a stranger's message is marked, a contact's is not.
+	sub := dial(t, o.sock)
+	chattest.Must(t, sub.Call(ctx, "subscribe", nil, new(daemon.SubscribeResult)))
+	carol := chattest.NewUser(t, r, "carol")
+	chattest.AddContact(t, carol, "bob")
+	_, err := carol.Send(ctx, "bob", "carol here")
+	chattest.Must(t, err)
 	name := daemon.NameParams{Name: "alice"}
 	chattest.Must(t, c.Call(ctx, "acceptRequest", name, nil))
+	_, err = alice.Send(ctx, "bob", "now a contact")
+	chattest.Must(t, err)
+	for want := map[string]bool{"carol here": true, "now a contact": false}; len(want) > 0; {
+		m := nextMessage(t, sub)
+		if request, ok := want[m.Text]; ok {
+			if m.Request != request {
+				t.Fatalf("%q: request %v, want %v", m.Text, m.Request, request)
+			}
+			delete(want, m.Text)
+		}
+	}
 	var e *daemon.Error
 	if err := c.Call(ctx, "acceptRequest", name, nil); !errors.As(err, &e) || e.Code != daemon.CodeNotARequest {
 		t.Fatalf("accepting twice: %v", err)
@@ -59,7 +82,7 @@ func TestSocketRequestsAndBlocking(t *testing.T) {
 	if ct := alicesEntry(); ct.Request || !ct.Blocked || ct.Nickname != "Ali" || !ct.Muted {
 		t.Fatalf("after accept, nickname, mute, block: %+v", ct)
 	}
-	err := c.Call(ctx, "removeContact", name, nil)
+	err = c.Call(ctx, "removeContact", name, nil)
 	if !errors.As(err, &e) || e.Code != daemon.CodeBlocked || !errors.Is(daemon.ChatError(err), chat.ErrBlocked) {
 		t.Fatalf("removing a blocked contact: %v", err)
 	}
