@@ -2,6 +2,7 @@ package cli
 
 import (
 	"context"
+	"errors"
 	"flag"
 	"fmt"
 	"strings"
@@ -90,6 +91,19 @@ func withPrefs(e *env, online bool, fn func(c contactPrefsOps) error) (relayTold
 	return relayTold, fn(c)
 }
 
+// errAlreadyContact: accept-request of a contact already accepted, which is no failure
+// (as accept-key of an unchanged key and a second block are none).
+var errAlreadyContact = errors.New("already a contact")
+
+// acceptRequestOnce is AcceptRequest that takes a contact accepted already as done.
+func acceptRequestOnce(c contactPrefsOps, ctx context.Context, name string) error {
+	err := c.AcceptRequest(ctx, name)
+	if errors.Is(err, chat.ErrNotARequest) {
+		return errAlreadyContact
+	}
+	return err
+}
+
 func nameCmd(what string, online bool, fn func(c contactPrefsOps, ctx context.Context, name string) error, done func(e *env, name string, relayTold bool)) func(*env, *flag.FlagSet, []string) error {
 	return func(e *env, fs *flag.FlagSet, args []string) error {
 		name, err := oneName(args)
@@ -97,6 +111,10 @@ func nameCmd(what string, online bool, fn func(c contactPrefsOps, ctx context.Co
 			return err
 		}
 		told, err := withPrefs(e, online, func(c contactPrefsOps) error { return fn(c, e.ctx, name) })
+		if errors.Is(err, errAlreadyContact) {
+			fmt.Fprintf(e.stdout, "%s is a contact already; nothing to accept\n", name)
+			return nil
+		}
 		if err != nil {
 			return err
 		}
@@ -106,7 +124,7 @@ func nameCmd(what string, online bool, fn func(c contactPrefsOps, ctx context.Co
 }
 
 var (
-	cmdAcceptRequest = nameCmd("accept-request", false, contactPrefsOps.AcceptRequest, func(e *env, name string, _ bool) {
+	cmdAcceptRequest = nameCmd("accept-request", false, acceptRequestOnce, func(e *env, name string, _ bool) {
 		fmt.Fprintf(e.stdout, "accepted %s: now a contact (compare safety numbers with 'pfschat fingerprint %s')\n", name, name)
 	})
 	cmdBlock = nameCmd("block", true, contactPrefsOps.Block, func(e *env, name string, told bool) {
