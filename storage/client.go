@@ -567,14 +567,18 @@ func cardExists(ctx context.Context, tx *txn, cardID string) error {
 	return nil
 }
 
+// unreadFilledCount counts contact c's unread messages that lie before its newest
+// c.unread incoming ones: placeholders filled by their resend after they were seen.
+// They alone carry a reason among the unread (replaceMessage), and the partial index
+// messages_unread_filled holds just them, so the count costs nothing when there are
+// none, however many messages are unread.
+const unreadFilledCount = `SELECT count(*) FROM messages m WHERE m.contact = c.name AND m.direction = 1 AND m.state < 3 AND m.reason <> ''
+		AND (SELECT count(*) FROM messages n WHERE n.contact = c.name AND n.direction = 1 AND n.id > m.id) >= c.unread`
+
 // contactQuery's unread is the stored count (the newest incoming messages) plus the older
-// messages never marked read (UnreadMessages): placeholders filled by their resend after
-// they were seen. Those carry a reason (replaceMessage), which the ordinary unread
-// messages do not: only for them is the position counted (CASE: never for the others).
+// messages never marked read (UnreadMessages, unreadFilledCount).
 const contactQuery = `SELECT c.name, c.card_id, c.pending_card_id, c.added_at,
-	c.unread + (SELECT count(*) FROM messages m WHERE m.contact = c.name AND m.direction = 1 AND m.state < 3
-		AND CASE WHEN m.reason <> '' THEN (SELECT count(*) FROM messages n
-			WHERE n.contact = c.name AND n.direction = 1 AND n.id > m.id) >= c.unread ELSE 0 END) AS unread_all,
+	c.unread + (` + unreadFilledCount + `) AS unread_all,
 	c.last_message_at, coalesce(k.verified, 0), c.consented, c.blocked, c.block_synced, c.nickname, c.muted
 	FROM contacts c LEFT JOIN cards k ON k.id = c.card_id`
 

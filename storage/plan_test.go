@@ -18,6 +18,9 @@ func TestQueryPlans(t *testing.T) {
 	}{
 		{c.db, "SELECT " + messageCols + " FROM messages WHERE contact = ? AND id < ? ORDER BY id DESC LIMIT ?", []any{"bob", 1 << 62, 51}, "messages_by_contact"},
 		{c.db, "UPDATE messages SET state = 3 WHERE contact = ? AND direction = 1 AND state < 3", []any{"bob"}, "messages_unread"},
+		// A contact's unread count visits only the unread messages with a reason, not
+		// every unread one (every read of a contact did, once per message received).
+		{c.db, "SELECT c.unread + (" + unreadFilledCount + ") FROM contacts c WHERE c.name = ?", []any{"bob"}, "messages_unread_filled"},
 		{c.db, "SELECT " + messageCols + " FROM messages WHERE client_id = ? AND client_id <> '' ORDER BY direction DESC, id LIMIT 1", []any{"x"}, "messages_by_client_id"},
 		{c.db, "SELECT " + messageCols + " FROM messages WHERE relay_id = ? AND relay_id <> '' AND direction = 1 LIMIT 1", []any{"7:ab"}, "messages_by_relay_id"},
 		{c.db, "SELECT id FROM sessions WHERE peer_card_id = ? ORDER BY active DESC, updated_at DESC, id", []any{"p"}, "sessions_by_peer"},
