@@ -58,7 +58,9 @@ func NewBlobs(ctx context.Context, c *Conn, d *Directory, o BlobOptions) (*Blobs
 		return nil, fmt.Errorf("%w: bucket %q (letters, digits, '_' and '-' only)", ErrOptions, o.Bucket)
 	}
 	err := untilCtx(ctx, func() error {
-		_, err := c.JetStream().CreateOrUpdateObjectStore(ctx, jetstream.ObjectStoreConfig{
+		actx, cancel := context.WithTimeout(ctx, 2*c.Timeout())
+		defer cancel()
+		_, err := c.JetStream().CreateOrUpdateObjectStore(actx, jetstream.ObjectStoreConfig{
 			Bucket: o.Bucket, Description: "pfschat relay blobs", Storage: jetstream.FileStorage, Replicas: c.Replicas(),
 		})
 		return err
@@ -66,7 +68,9 @@ func NewBlobs(ctx context.Context, c *Conn, d *Directory, o BlobOptions) (*Blobs
 	if err != nil {
 		return nil, dirUnavailable(fmt.Errorf("relay/cluster: blob store %s: %w", o.Bucket, err))
 	}
-	st, err := c.JetStream().Stream(ctx, "OBJ_"+o.Bucket)
+	sctx, cancel := context.WithTimeout(ctx, c.Timeout())
+	defer cancel()
+	st, err := c.JetStream().Stream(sctx, "OBJ_"+o.Bucket)
 	if err != nil {
 		return nil, dirUnavailable(fmt.Errorf("relay/cluster: blob store %s: %w", o.Bucket, err))
 	}

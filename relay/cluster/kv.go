@@ -74,13 +74,17 @@ func openBucket(ctx context.Context, c *Conn, bucket, desc string) (*kvBucket, e
 	}
 	var st jetstream.Stream
 	err := untilCtx(ctx, func() (err error) {
-		st, err = c.JetStream().CreateOrUpdateStream(ctx, cfg)
+		actx, cancel := context.WithTimeout(ctx, 2*c.Timeout())
+		defer cancel()
+		st, err = c.JetStream().CreateOrUpdateStream(actx, cfg)
 		return err
 	})
 	if err != nil {
 		return nil, dirUnavailable(fmt.Errorf("relay/cluster: bucket %s: %w", bucket, err))
 	}
-	kv, err := c.JetStream().KeyValue(ctx, bucket)
+	bctx, cancel := context.WithTimeout(ctx, c.Timeout())
+	defer cancel()
+	kv, err := c.JetStream().KeyValue(bctx, bucket)
 	if err != nil {
 		return nil, dirUnavailable(fmt.Errorf("relay/cluster: binding bucket %s: %w", bucket, err))
 	}
@@ -276,6 +280,8 @@ func retry(ctx context.Context, what string, f func() error) error {
 
 // untilCtx runs f until it succeeds or ctx ends (then f's last error): a node may
 // start while the NATS cluster is still forming ("no suitable peers for placement").
+// Each f bounds its own request: one the cluster drops while it elects a leader must
+// not hold the whole of ctx.
 func untilCtx(ctx context.Context, f func() error) error {
 	t := time.NewTicker(250 * time.Millisecond)
 	defer t.Stop()

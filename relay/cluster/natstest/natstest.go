@@ -4,6 +4,7 @@
 package natstest
 
 import (
+	"context"
 	"fmt"
 	"net"
 	"net/url"
@@ -14,10 +15,18 @@ import (
 	"time"
 
 	"github.com/nats-io/nats-server/v2/server"
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
 )
 
-// startTimeout bounds a server's start and a cluster's leader election.
+// startTimeout bounds a server's start.
 const startTimeout = 15 * time.Second
+
+// electionTimeout bounds a JetStream meta leader election. NATS's Raft waits 4–9 s
+// before it campaigns, and a server that comes back to a peer that has campaigned
+// alone (a higher term) may need several rounds: on two loaded cores that has taken
+// over 40 s.
+const electionTimeout = 90 * time.Second
 
 // Server is one in-process NATS server with JetStream.
 type Server struct {
@@ -148,7 +157,81 @@ func Cluster(t testing.TB, n int) *Group {
 	}
 	t.Cleanup(c.stopAll)
 	c.WaitPeers(n)
+	c.settle()
 	return c
+}
+
+// settleStream is the stream settle creates on every server and deletes again.
+const settleStream = "NATSTEST_SETTLE"
+
+// settle returns once every server has applied an entry of the JetStream meta log: it
+// places a stream on all of them and waits until each hosts it, then deletes it. A
+// cluster that has only just elected its first leader has followers with empty logs,
+// and NATS's Raft counts the vote of a server with an empty log only when every server
+// votes: stopped at once, most of it could not elect a leader again until the rest
+// returned. A cluster that has run a moment, as any in use has, has no such follower.
+func (c *Group) settle() {
+	c.t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), electionTimeout)
+	defer cancel()
+	nc, err := nats.Connect(c.servers[0].URL())
+	if err != nil {
+		c.t.Fatalf("natstest: settle: %v", err)
+	}
+	defer nc.Close()
+	js, err := jetstream.New(nc)
+	if err != nil {
+		c.t.Fatalf("natstest: settle: %v", err)
+	}
+	cfg := jetstream.StreamConfig{Name: settleStream, Subjects: []string{"natstest.settle"}, Storage: jetstream.MemoryStorage, Replicas: len(c.servers)}
+	for {
+		rctx, rcancel := context.WithTimeout(ctx, 5*time.Second)
+		_, err := js.CreateOrUpdateStream(rctx, cfg)
+		rcancel()
+		if err == nil {
+			break
+		}
+		if ctx.Err() != nil {
+			c.t.Fatalf("natstest: settle: create a stream on every server: %v", err)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	tick := time.NewTicker(20 * time.Millisecond)
+	defer tick.Stop()
+	for !c.allHost(settleStream) {
+		select {
+		case <-ctx.Done():
+			c.t.Fatalf("natstest: settle: stream %s not on every server within %v", settleStream, electionTimeout)
+		case <-tick.C:
+		}
+	}
+	if err := js.DeleteStream(ctx, settleStream); err != nil {
+		c.t.Fatalf("natstest: settle: delete stream %s: %v", settleStream, err)
+	}
+}
+
+// allHost reports whether every server hosts a replica of the stream.
+func (c *Group) allHost(stream string) bool {
+	for _, s := range c.servers {
+		srv := s.Server()
+		if srv == nil {
+			return false
+		}
+		j, err := srv.Jsz(&server.JSzOptions{Accounts: true, Streams: true})
+		if err != nil {
+			return false
+		}
+		found := false
+		for _, a := range j.AccountDetails {
+			for _, st := range a.Streams {
+				found = found || st.Name == stream
+			}
+		}
+		if !found {
+			return false
+		}
+	}
+	return true
 }
 
 func (s *Server) startErr() error { return s.startWithin(startTimeout) }
@@ -261,7 +344,7 @@ func (c *Group) WaitLeader() { c.t.Helper(); c.WaitPeers(1) }
 // least k servers with JetStream online (bounded): streams of k replicas can be placed.
 func (c *Group) WaitPeers(k int) {
 	c.t.Helper()
-	deadline := time.Now().Add(startTimeout)
+	deadline := time.Now().Add(electionTimeout)
 	tick := time.NewTicker(20 * time.Millisecond)
 	defer tick.Stop()
 	for {
@@ -271,7 +354,7 @@ func (c *Group) WaitPeers(k int) {
 			}
 		}
 		if time.Now().After(deadline) {
-			c.t.Fatalf("natstest: no JetStream meta leader with %d peers within %v", k, startTimeout)
+			c.t.Fatalf("natstest: no JetStream meta leader with %d peers within %v", k, electionTimeout)
 		}
 		<-tick.C
 	}
