@@ -334,6 +334,33 @@ func (p Profile) openStore(ctx context.Context, passphrase []byte) (*storage.Cli
 	return store, lock, nil
 }
 
+// OpenOrOffline is Open that, when the relay cannot be reached, returns instead the
+// controller NewController would (not connected, not trying to), with offline the
+// ErrOffline error that says why. The profile is unlocked once either way: a command
+// that can do without the relay does not ask for the passphrase, or pay for the key
+// derivation, a second time.
+func (p Profile) OpenOrOffline(ctx context.Context, passphrase []byte) (c *Controller, offline, err error) {
+	store, lock, err := p.openStore(ctx, passphrase)
+	if err != nil {
+		return nil, nil, err
+	}
+	c, err = p.controller(ctx, store, p.relayURL(ctx, store), lock)
+	if errors.Is(err, ErrOffline) {
+		offline = err
+		c, err = p.offlineController(ctx, store, lock)
+		if err != nil {
+			return nil, nil, err // offlineController gave store and lock back
+		}
+		return c, offline, nil
+	}
+	if err != nil {
+		store.Close()
+		lock.Release()
+		return nil, nil, err
+	}
+	return c, nil, nil
+}
+
 // NewController opens the profile's store and builds a controller without connecting.
 // It holds the profile's lock until Close, like Open.
 func (p Profile) NewController(ctx context.Context, passphrase []byte) (*Controller, error) {
@@ -341,6 +368,12 @@ func (p Profile) NewController(ctx context.Context, passphrase []byte) (*Control
 	if err != nil {
 		return nil, err
 	}
+	return p.offlineController(ctx, store, lock)
+}
+
+// offlineController builds a controller on store without connecting; it owns store
+// and lock from then on (an error closes and releases them).
+func (p Profile) offlineController(ctx context.Context, store *storage.Client, lock *profile.Lock) (*Controller, error) {
 	prefs := p.Prefs
 	prefs.Store, prefs.RelayURL = store, p.relayURL(ctx, store)
 	c, err := New(prefs)

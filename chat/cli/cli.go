@@ -439,6 +439,26 @@ func (e *env) openWith(allowOffline, stayUp bool) (*chat.Controller, error) {
 	return p.Open(e.ctx, pass)
 }
 
+// openOrOffline opens the profile and connects; when the relay cannot be reached it
+// returns the profile opened offline and, as offline, why: one passphrase prompt and
+// one unlock either way.
+func (e *env) openOrOffline() (c *chat.Controller, offline, err error) {
+	p, err := e.profile()
+	if err != nil {
+		return nil, nil, err
+	}
+	p.Prefs.NoReadReceipts = e.noReadReceipts
+	if !p.Exists() {
+		return nil, nil, fmt.Errorf("%w: %s", chat.ErrNoProfile, p.StorePath())
+	}
+	pass, err := e.passphrase("passphrase: ", false)
+	if err != nil {
+		return nil, nil, err
+	}
+	defer clear(pass)
+	return p.OpenOrOffline(e.ctx, pass)
+}
+
 // finish lets queued receipts and messages reach the relay (briefly), then closes.
 func (e *env) finish(c *chat.Controller) {
 	if c.Online() {
@@ -848,11 +868,12 @@ func cmdRecv(e *env, fs *flag.FlagSet, args []string) error {
 	// --follow outlives the relay's restarts, so it also waits for a relay that is down
 	// when it starts (as a device's service starts before its relay); the controller
 	// keeps trying in the background.
-	c, err := e.open(follow)
-	var down error // the relay is down: print what is stored, then say so (exit 1)
-	if errors.Is(err, chat.ErrOffline) && !follow {
-		down = err
-		c, err = e.offline()
+	var c *chat.Controller
+	var down, err error // down: the relay is down: print what is stored, then say so (exit 1)
+	if follow {
+		c, err = e.open(true)
+	} else {
+		c, down, err = e.openOrOffline()
 	}
 	if err != nil {
 		return err
@@ -1101,15 +1122,25 @@ func cmdAcceptKey(e *env, fs *flag.FlagSet, args []string) error {
 	if err != nil {
 		return err
 	}
-	c, done, err := e.ops(true)
-	offline := errors.Is(err, chat.ErrOffline)
-	if offline {
-		c, done, err = e.ops(false)
-	}
+	// Offline is fine: the key is accepted here, and what that sends waits in the
+	// outbox. One unlock (and one passphrase prompt) whether or not the relay answers.
+	var c profileOps
+	offline := false
+	cl, err := e.dialOwner()
 	if err != nil {
 		return err
 	}
-	defer done()
+	if cl != nil {
+		defer cl.Close()
+		c = ownerOps{cl}
+	} else {
+		ctl, err := e.open(true)
+		if err != nil {
+			return err
+		}
+		defer e.finish(ctl)
+		c, offline = ctl, !ctl.Online()
+	}
 	if err := c.AcceptKey(e.ctx, name); err != nil {
 		if errors.Is(err, chat.ErrNoPendingKey) {
 			fmt.Fprintf(e.stdout, "%s's key has not changed; nothing to accept\n", name)

@@ -128,3 +128,34 @@ func TestRecoverCodeIsNotEchoed(t *testing.T) {
 		t.Fatalf("the recovery code was echoed on the terminal: %q", screen)
 	}
 }
+
+// accept-key and recv with the relay down ask for the passphrase once (they used to
+// unlock the profile, fail to connect, and ask again to go on offline). The
+// passphrase is typed ahead twice: a command that asked twice would take both.
+func TestRelayDownAsksForThePassphraseOnce(t *testing.T) {
+	w := startKeyChangeWalk(t)
+	w.r.Close()
+	pass := os.Getenv(profile.EnvPassphrase)
+	os.Unsetenv(profile.EnvPassphrase) // startKeyChangeWalk's t.Setenv puts it back
+	for _, c := range []struct {
+		args   []string
+		rc     int
+		stdout string
+	}{
+		{[]string{"accept-key", "bob"}, 0, "accepted bob's new key"},
+		{[]string{"recv"}, 1, ""},
+	} {
+		master, slave := openPTY(t)
+		if _, err := master.WriteString(pass + "\n" + pass + "\n"); err != nil {
+			t.Fatal(err)
+		}
+		var out, errOut bytes.Buffer
+		rc := cli.Main(t.Context(), append([]string{"--home", w.alice, "--relay", w.r.URL}, c.args...), slave, &out, &errOut)
+		if rc != c.rc || !strings.Contains(out.String(), c.stdout) || !strings.Contains(errOut.String(), "relay") {
+			t.Fatalf("%v with the relay down: exit %d, out %q, err %q", c.args, rc, out.String(), errOut.String())
+		}
+		if n := strings.Count(errOut.String(), "passphrase: "); n != 1 {
+			t.Errorf("%v with the relay down asked for the passphrase %d times: %q", c.args, n, errOut.String())
+		}
+	}
+}
