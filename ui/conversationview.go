@@ -90,10 +90,17 @@ func (m *mainScreen) conversationView(w, h int) []string {
 	default:
 		r := m.renderer()
 		view, top := cv.view(r, bh)
+		// Messages sit at the bottom; the mark of the history's top goes on the blank
+		// row just above the first of them, not across the gap at the screen's top.
+		above := 0
+		for above < len(view) && strings.TrimSpace(view[above]) == "" {
+			above++
+		}
+		above--
 		if top && cv.loading {
-			view[0] = fitLine(s.Muted.Render("loading older messages…"), r.width)
-		} else if top && cv.exhausted && strings.TrimSpace(view[0]) == "" {
-			view[0] = fitLine(s.Subtle.Render("beginning of the conversation"), r.width)
+			view[max(above, 0)] = fitLine(s.Muted.Render("loading older messages…"), r.width)
+		} else if top && cv.exhausted && above >= 0 {
+			view[above] = fitLine(s.Subtle.Render("beginning of the conversation"), r.width)
 		}
 		// Cached message lines are exactly r.width = w-2 wide: a margin each side.
 		for _, l := range view {
