@@ -32,7 +32,10 @@ func openLog(path string) (*slog.Logger, func(), error) {
 		f.Close()
 		return slog.New(slog.DiscardHandler), func() {}, fmt.Errorf("log file: %w", err)
 	}
-	return slog.New(slog.NewTextHandler(f, &slog.HandlerOptions{Level: slog.LevelInfo})), func() { f.Close() }, nil
+	// One file for every profile's UI (and the demos): each line says which process
+	// wrote it, so two UIs open at once (two --home) can be told apart.
+	logger := slog.New(slog.NewTextHandler(f, &slog.HandlerOptions{Level: slog.LevelInfo})).With("pid", os.Getpid())
+	return logger, func() { f.Close() }, nil
 }
 
 // parseNoArgs parses the flags of a command that takes no arguments (the UI, demo).
