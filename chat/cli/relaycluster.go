@@ -224,6 +224,12 @@ func openClusterNode(ctx context.Context, f clusterFlags, urls []string, storeOp
 // jetStreamRetry is how often a node that waits for its JetStream cluster tries again.
 const jetStreamRetry = 2 * time.Second
 
+// jetStreamSlow is how long a first try may take before the node says it is waiting: a
+// node starts in well under a second, but a try can take its whole 30 s when the
+// servers answer some requests and drop others (a leader that has not yet noticed it
+// lost its quorum).
+const jetStreamSlow = 5 * time.Second
+
 // waitForJetStream runs open (each try within 30 s) until it succeeds, fails for good,
 // or ctx ends. While the NATS servers answer but their JetStream cluster cannot serve
 // yet (cluster.ErrNotReady: servers restarted together, the relay first), it waits:
@@ -234,9 +240,24 @@ func waitForJetStream(ctx context.Context, urls []string, stderr io.Writer, log 
 	var said string
 	var saidAt time.Time
 	for {
+		// Until something was said: a try that takes long says so while it runs.
+		var slow *time.Timer
+		slowSaid := make(chan struct{})
+		if said == "" {
+			slow = time.AfterFunc(jetStreamSlow, func() {
+				defer close(slowSaid)
+				fmt.Fprintf(stderr, "pfschat relay: waiting for JetStream at %s: no answer within %v yet; still trying (stop with Ctrl+C)\n",
+					strings.Join(urls, ","), jetStreamSlow)
+				log.Warn("waiting for JetStream: no answer yet", "after", jetStreamSlow)
+			})
+		}
 		octx, cancel := context.WithTimeout(ctx, 30*time.Second)
 		node, err := open(octx)
 		cancel()
+		if slow != nil && !slow.Stop() {
+			<-slowSaid // its line is out before any other
+			said = "no answer yet"
+		}
 		if err == nil {
 			if said != "" {
 				fmt.Fprintln(stderr, "pfschat relay: JetStream is ready")
