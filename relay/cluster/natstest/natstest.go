@@ -191,10 +191,11 @@ func (c *Group) settle() {
 		if err == nil {
 			break
 		}
-		if ctx.Err() != nil {
+		select {
+		case <-ctx.Done():
 			c.t.Fatalf("natstest: settle: create a stream on every server: %v", err)
+		case <-time.After(100 * time.Millisecond): // the cluster may still be placing peers
 		}
-		time.Sleep(100 * time.Millisecond)
 	}
 	tick := time.NewTicker(20 * time.Millisecond)
 	defer tick.Stop()
