@@ -421,41 +421,41 @@ func (e *env) open(allowOffline bool) (*chat.Controller, error) {
 func (e *env) openStayingUp() (*chat.Controller, error) { return e.openWith(true, true) }
 
 func (e *env) openWith(allowOffline, stayUp bool) (*chat.Controller, error) {
-	p, err := e.profile()
-	if err != nil {
-		return nil, err
-	}
-	p.Prefs.AllowOffline = allowOffline
-	p.Prefs.StayUp = stayUp
-	p.Prefs.NoReadReceipts = e.noReadReceipts
-	if !p.Exists() {
-		return nil, fmt.Errorf("%w: %s", chat.ErrNoProfile, p.StorePath())
-	}
-	pass, err := e.passphrase("passphrase: ", false)
+	p, pass, err := e.existingProfile()
 	if err != nil {
 		return nil, err
 	}
 	defer clear(pass) // the store keeps only the key it unwraps
+	p.Prefs.AllowOffline = allowOffline
+	p.Prefs.StayUp = stayUp
+	p.Prefs.NoReadReceipts = e.noReadReceipts
 	return p.Open(e.ctx, pass)
+}
+
+// existingProfile is the profile, which must exist, and its passphrase, asked for
+// once; the caller clears it.
+func (e *env) existingProfile() (chat.Profile, []byte, error) {
+	p, err := e.profile()
+	if err != nil {
+		return p, nil, err
+	}
+	if !p.Exists() {
+		return p, nil, fmt.Errorf("%w: %s", chat.ErrNoProfile, p.StorePath())
+	}
+	pass, err := e.passphrase("passphrase: ", false)
+	return p, pass, err
 }
 
 // openOrOffline opens the profile and connects; when the relay cannot be reached it
 // returns the profile opened offline and, as offline, why: one passphrase prompt and
 // one unlock either way.
 func (e *env) openOrOffline() (c *chat.Controller, offline, err error) {
-	p, err := e.profile()
-	if err != nil {
-		return nil, nil, err
-	}
-	p.Prefs.NoReadReceipts = e.noReadReceipts
-	if !p.Exists() {
-		return nil, nil, fmt.Errorf("%w: %s", chat.ErrNoProfile, p.StorePath())
-	}
-	pass, err := e.passphrase("passphrase: ", false)
+	p, pass, err := e.existingProfile()
 	if err != nil {
 		return nil, nil, err
 	}
 	defer clear(pass)
+	p.Prefs.NoReadReceipts = e.noReadReceipts
 	return p.OpenOrOffline(e.ctx, pass)
 }
 
@@ -471,14 +471,7 @@ func (e *env) finish(c *chat.Controller) {
 
 // offline opens the profile without connecting.
 func (e *env) offline() (*chat.Controller, error) {
-	p, err := e.profile()
-	if err != nil {
-		return nil, err
-	}
-	if !p.Exists() {
-		return nil, fmt.Errorf("%w: %s", chat.ErrNoProfile, p.StorePath())
-	}
-	pass, err := e.passphrase("passphrase: ", false)
+	p, pass, err := e.existingProfile()
 	if err != nil {
 		return nil, err
 	}
