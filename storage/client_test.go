@@ -297,19 +297,7 @@ func TestMarkReadThrough(t *testing.T) {
 		}
 		ids = append(ids, id)
 	}
-	unread := func() string {
-		t.Helper()
-		ms, err := c.UnreadMessages(ctx, "bob")
-		if err != nil {
-			t.Fatal(err)
-		}
-		var bodies []string
-		for _, m := range ms {
-			bodies = append(bodies, string(m.Body))
-		}
-		ct, _ := c.Contact(ctx, "bob")
-		return fmt.Sprint(ct.Unread, bodies)
-	}
+	unread := func() string { t.Helper(); return unreadSummary(t, c, "bob") }
 	if got := unread(); got != "4 [b4 b3 b2 b1]" {
 		t.Fatalf("before: %s", got)
 	}
@@ -439,4 +427,23 @@ func TestDecryptedHeadersBounded(t *testing.T) {
 	if _, err := c.CommitReceive(ctx, ReceiveTx{RelayID: "bad", Decrypted: &HeaderRef{N: 1}}); !errors.Is(err, ErrInvalid) {
 		t.Errorf("a header without a ratchet key: %v, want ErrInvalid", err)
 	}
+}
+
+// unreadSummary is a contact's unread count beside the bodies UnreadMessages returns,
+// as "N [body …]": the two must agree.
+func unreadSummary(t *testing.T, c *Client, contact string) string {
+	t.Helper()
+	ms, err := c.UnreadMessages(t.Context(), contact)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var bodies []string
+	for _, m := range ms {
+		bodies = append(bodies, string(m.Body))
+	}
+	ct, err := c.Contact(t.Context(), contact)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return fmt.Sprint(ct.Unread, bodies)
 }

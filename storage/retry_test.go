@@ -173,22 +173,7 @@ func TestResendOfSeenPlaceholderIsUnread(t *testing.T) {
 	if err := c.MarkRead(ctx, "bob"); err != nil {
 		t.Fatal(err)
 	}
-	unread := func() string {
-		t.Helper()
-		ms, err := c.UnreadMessages(ctx, "bob")
-		if err != nil {
-			t.Fatal(err)
-		}
-		var bodies []string
-		for _, m := range ms {
-			bodies = append(bodies, string(m.Body))
-		}
-		ct, err := c.Contact(ctx, "bob")
-		if err != nil {
-			t.Fatal(err)
-		}
-		return fmt.Sprint(ct.Unread, bodies)
-	}
+	unread := func() string { t.Helper(); return unreadSummary(t, c, "bob") }
 	if got := unread(); got != "0 []" {
 		t.Fatalf("all of bob's read: %s", got)
 	}
