@@ -257,6 +257,11 @@ type empty struct{}
 // refused: the contact its params name.
 func (s *Server) call(ctx context.Context, c *conn, req *Request) (any, *Error) {
 	res, e := s.callMethod(ctx, c, req)
+	if e != nil && e.Code == CodeInternalError && s.ctx.Err() != nil {
+		// Cut short by the owner's shutdown (its context canceled under the call):
+		// the caller is to go on through the next owner, not report an internal error.
+		e = errClosing()
+	}
 	if e != nil && e.Data != nil && e.Data.Contact == "" && (e.Code == CodeUnknownContact || e.Code == CodeKeyChanged) {
 		e.Data.Contact = contactParam(req.Params)
 	}
