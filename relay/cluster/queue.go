@@ -385,7 +385,7 @@ func (q *Queue) Enqueue(ctx context.Context, msgs []storage.QueuedMessage) ([]st
 		if err != nil {
 			return nil, fmt.Errorf("cluster: enqueue: %w", err)
 		}
-		ids[i] = dedupID(m.From, m.FromCardID, m.ClientID)
+		ids[i] = markerID(m.From, m.ClientID)
 		h := nats.Header{}
 		h.Set(jetstream.MsgIDHeader, q.msgID(m.From, m.FromCardID, m.ClientID))
 		if d := q.ttl(m.ExpiresAt); d > 0 {
@@ -596,7 +596,7 @@ func (q *Queue) refusedDuplicates(ctx context.Context, msgs []storage.QueuedMess
 		if errors.As(res[i].Err, &qf) {
 			idx = append(idx, i)
 			m := &msgs[i]
-			subjs = append(subjs, q.dDirect+q.markerSubject(m.From, dedupID(m.From, m.FromCardID, m.ClientID)))
+			subjs = append(subjs, q.dDirect+q.markerSubject(m.From, markerID(m.From, m.ClientID)))
 		}
 	}
 	replies, errs := q.c.requestAll(ctx, subjs, make([][]byte, len(subjs)))

@@ -116,6 +116,18 @@ func TestQueueDedup(t *testing.T) {
 	if !res2[0].Duplicate || res2[0].ID != res[0].ID || res2[1].Duplicate {
 		t.Fatalf("resend in the window: %+v", res2)
 	}
+	// Under a replaced card of the same name: the window's id has the card in it (so a
+	// new account under a deleted name starts afresh), the marker has not; it catches
+	// the resend and the new copy is removed.
+	other := msg("bob", "alice", "a", "1 resent by alice's next card")
+	other.FromCardID = "alice-card-2"
+	resCard, err := q.Enqueue(ctx, []storage.QueuedMessage{other})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !resCard[0].Duplicate || resCard[0].ID != res[0].ID {
+		t.Fatalf("resend under a replaced card: %+v, want duplicate of %d", resCard, res[0].ID)
+	}
 	// Beyond the window: every publish gets a fresh Nats-Msg-Id, as if the window had
 	// passed; the marker catches it and the new copy is removed.
 	var n atomic.Int64

@@ -27,15 +27,29 @@ func nameToken(name string) (string, error) {
 	return strings.ReplaceAll(name, ".", "~"), nil
 }
 
-// dedupID is a send's duplicate-detection id: a hash of (from, from_card, client_id),
-// so that none is visible in the stream's headers and its length is fixed. The card
-// is in it because Nats-Msg-Id entries cannot be deleted: a new account under a
-// deleted one's name must not inherit its sends' window.
+// dedupID is a send's Nats-Msg-Id: a hash of (from, from_card, client_id), so that
+// none is visible in the stream's headers and its length is fixed. The card is in it
+// because Nats-Msg-Id entries cannot be deleted: a new account under a deleted one's
+// name must not inherit its sends' window. A resend under a replaced card of the same
+// account passes the window and is caught by its marker (markerID), which has no card
+// in it and is deleted with the account.
 func dedupID(from, fromCard, clientID string) string {
 	h := sha256.New()
 	h.Write([]byte(from))
 	h.Write([]byte{0})
 	h.Write([]byte(fromCard))
+	h.Write([]byte{0})
+	h.Write([]byte(clientID))
+	var sum [sha256.Size]byte
+	return hex.EncodeToString(h.Sum(sum[:0])[:20])
+}
+
+// markerID names a send's beyond-the-window marker: a hash of (from, client_id). The
+// sender a client_id is remembered for is the name, whichever of its cards sent it
+// (PROTOCOL.md, send), as in the SQLite relay.
+func markerID(from, clientID string) string {
+	h := sha256.New()
+	h.Write([]byte(from))
 	h.Write([]byte{0})
 	h.Write([]byte(clientID))
 	var sum [sha256.Size]byte

@@ -297,6 +297,49 @@ func testDuplicateClientID(t *testing.T, bk store) {
 	}
 }
 
+// TestDuplicateClientIDAcrossCardReplacement: the sender a client_id is remembered
+// for is the name, not its card (PROTOCOL.md, send): a resend after replace_card of a
+// send accepted before it is a duplicate on every store, never a second copy.
+func TestDuplicateClientIDAcrossCardReplacement(t *testing.T) {
+	eachStore(t, testDuplicateClientIDAcrossCardReplacement)
+}
+
+func testDuplicateClientIDAcrossCardReplacement(t *testing.T, bk store) {
+	r := bk.Start(t)
+	ctx := testCtx(t)
+	alice := newUser(t, r, "alice")
+	bob := newUser(t, r, "bob")
+	waitSynced(t, bob.c)
+	id1, err := alice.c.Send(ctx, "bob", []byte("before"), "kept-id")
+	if err != nil {
+		t.Fatal(err)
+	}
+	k2, card2 := newIdentity(t, "alice")
+	signed, err := alice.c.ReplaceCard(ctx, card2)
+	if err != nil {
+		t.Fatal(err)
+	}
+	newer := &user{name: "alice", key: k2, card: signed}
+	newer.login(t, r)
+	id2, err := newer.c.Send(ctx, "bob", []byte("before"), "kept-id")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if id2 != id1 {
+		t.Fatalf("a resend under the new card was stored again as %d; want the duplicate of %d", id2, id1)
+	}
+	id3, err := newer.c.Send(ctx, "bob", []byte("after"), "new-id")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if m := nextMessage(t, bob.c); m.ID != id1 {
+		t.Fatalf("first delivery %d, want %d", m.ID, id1)
+	}
+	if m := nextMessage(t, bob.c); m.ID != id3 {
+		t.Fatalf("second delivery %d, want %d (the resend must not be delivered)", m.ID, id3)
+	}
+}
+
 func TestQueueFull(t *testing.T) { eachStore(t, testQueueFull) }
 
 func testQueueFull(t *testing.T, bk store) {
