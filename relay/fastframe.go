@@ -3,6 +3,7 @@ package relay
 import (
 	"bytes"
 	"encoding/base64"
+	"encoding/json"
 	"strconv"
 )
 
@@ -306,21 +307,135 @@ func fastDecodeAccepted(b []byte) (Frame, bool) {
 	return f, true
 }
 
-// PeekID finds a request id near the start of a frame without decoding it, so that a
-// frame refused before decoding (rate limit) can still be answered by id. It returns
-// 0 when there is no plain "id":N in the first 64 bytes.
+// PeekID finds the request id of a frame without decoding it, so that a frame refused
+// before decoding (the frame rate) can still be answered by id: the value of the
+// object's first top-level "id" key, wherever it stands and with white space wherever
+// JSON allows it (PROTOCOL.md, Frames). It returns 0 when the frame is not a JSON
+// object up to that key, has no such key, or its value is not an integer in 0…2⁶⁴−1.
+// It reads each byte at most once and allocates only for a key with escapes.
 func PeekID(b []byte) uint64 {
-	head := b[:min(len(b), 64)]
-	i := bytes.Index(head, []byte(`"id":`))
-	if i < 0 {
+	i := skipJSONSpace(b, 0)
+	if i == len(b) || b[i] != '{' {
 		return 0
 	}
-	s := scanner{b: b, i: i + len(`"id":`)}
-	id, ok := s.uint()
-	if !ok {
-		return 0
+	i++
+	for {
+		i = skipJSONSpace(b, i)
+		start := i
+		if i = skipJSONString(b, i); i < 0 {
+			return 0
+		}
+		key := b[start:i]
+		if i = skipJSONSpace(b, i); i == len(b) || b[i] != ':' {
+			return 0
+		}
+		i = skipJSONSpace(b, i+1)
+		if isIDKey(key) {
+			j := i
+			for j < len(b) && b[j] >= '0' && b[j] <= '9' {
+				j++
+			}
+			digits := b[i:j]
+			if len(digits) == 0 || (len(digits) > 1 && digits[0] == '0') || (j < len(b) && (b[j] == '.' || b[j] == 'e' || b[j] == 'E')) {
+				return 0
+			}
+			n, err := strconv.ParseUint(string(digits), 10, 64)
+			if err != nil {
+				return 0
+			}
+			return n
+		}
+		if i = skipJSONValue(b, i); i < 0 {
+			return 0
+		}
+		if i = skipJSONSpace(b, i); i == len(b) || b[i] != ',' {
+			return 0 // the end of the object (or not JSON) before any "id"
+		}
+		i++
 	}
-	return id
+}
+
+// isIDKey reports whether key, a JSON string with its quotes, is "id" (escaped or not).
+func isIDKey(key []byte) bool {
+	if string(key) == `"id"` {
+		return true
+	}
+	if bytes.IndexByte(key, '\\') < 0 {
+		return false
+	}
+	var k string
+	return json.Unmarshal(key, &k) == nil && k == "id"
+}
+
+func skipJSONSpace(b []byte, i int) int {
+	for i < len(b) && (b[i] == ' ' || b[i] == '\t' || b[i] == '\n' || b[i] == '\r') {
+		i++
+	}
+	return i
+}
+
+// skipJSONString returns the index after the string at b[i], or -1.
+func skipJSONString(b []byte, i int) int {
+	if i >= len(b) || b[i] != '"' {
+		return -1
+	}
+	for i++; i < len(b); i++ {
+		switch b[i] {
+		case '\\':
+			i++
+		case '"':
+			return i + 1
+		}
+	}
+	return -1
+}
+
+// skipJSONValue returns the index after the value at b[i], or -1. It checks only
+// what it needs to find the value's end: strings, and brackets that nest (by depth:
+// a frame whose brackets do not pair is refused by its decoder anyway).
+func skipJSONValue(b []byte, i int) int {
+	if i >= len(b) {
+		return -1
+	}
+	switch b[i] {
+	case '"':
+		return skipJSONString(b, i)
+	case '{', '[':
+		depth := 0
+		for i < len(b) {
+			switch b[i] {
+			case '"':
+				if i = skipJSONString(b, i); i < 0 {
+					return -1
+				}
+				continue
+			case '{', '[':
+				depth++
+			case '}', ']':
+				if depth--; depth == 0 {
+					return i + 1
+				}
+			}
+			i++
+		}
+		return -1
+	}
+	start := i // a number or a literal
+	for i < len(b) && !endsJSONScalar(b[i]) {
+		i++
+	}
+	if i == start {
+		return -1
+	}
+	return i
+}
+
+func endsJSONScalar(c byte) bool {
+	switch c {
+	case ',', '}', ']', ' ', '\t', '\n', '\r':
+		return true
+	}
+	return false
 }
 
 // fastDecodeAck recognises {"type":"ack","id":N,"ids":[N,N,...]} (what AppendAck and

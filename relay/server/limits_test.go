@@ -835,3 +835,37 @@ func testLimitConnectionsPerAddressBehindProxy(t *testing.T, bk store) {
 		t.Fatalf("connections_per_address counted %d times", n)
 	}
 }
+
+// A frame dropped by the frame rate is answered with its request id wherever the
+// frame puts it and however it spaces its JSON (PROTOCOL.md, Frames: keys in any
+// order, white space between tokens), so a client can match the answer.
+func TestLimitFrameRateAnswersByID(t *testing.T) {
+	clock := &frozenClock{t: time.Now()} // no refill: the burst is all there is
+	r := relaytest.StartWith(t, relaytest.Options{Clock: clock.now, Limits: server.Limits{FramesPerSecond: 1, FrameBurst: 2}})
+	rc := dialRaw(t, r)
+	for n, c := range []struct {
+		frame string
+		id    uint64
+	}{
+		{`{"type":"ping","id":1}`, 1},
+		{`{"type":"ping","id":2}`, 2},
+		{`{"type": "ping", "id": 3}`, 3},
+		{"{\n  \"type\": \"ping\",\n  \"note\": \"\\\"id\\\":9\",\n  \"id\": 4\n}", 4},
+		{`{"type":"lookup","name":"bob","id":18446744073709551615}`, 1<<64 - 1},
+	} {
+		rc.sendText([]byte(c.frame))
+		f := rc.read()
+		if n < 2 {
+			if f.Type != relay.TypePong || f.ID != c.id {
+				t.Fatalf("frame %d within the burst: %+v", n+1, f)
+			}
+			continue
+		}
+		if f.Type != relay.TypeError || f.Code != relay.CodeRateLimited || f.Limit != server.LimitFramesPerSecond {
+			t.Fatalf("frame %q over the rate: %+v, want rate_limited", c.frame, f)
+		}
+		if f.ID != c.id {
+			t.Fatalf("frame %q over the rate answered with id %d, want %d", c.frame, f.ID, c.id)
+		}
+	}
+}
