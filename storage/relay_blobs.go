@@ -489,12 +489,14 @@ func (b *BlobStore) OpenBlob(id string) (*os.File, error) {
 }
 
 // BlobFetched records that name fetched the blob completely. Once as many distinct
-// names as its recipients did, the blob is deleted (deleted reports it).
-func (b *BlobStore) BlobFetched(ctx context.Context, id, name string) (deleted bool, err error) {
+// names as its recipients did, the blob is deleted (deleted reports it). ErrNotFound:
+// no such committed blob, or it expired at now (the hourly sweep has not yet removed
+// it; a fetch of it is refused too).
+func (b *BlobStore) BlobFetched(ctx context.Context, id, name string, now time.Time) (deleted bool, err error) {
 	err = b.r.db.write(ctx, func(tx *txn) error {
 		deleted = false
 		var recipients, n int
-		if err := tx.scan(ctx, "SELECT recipients FROM blobs WHERE id = ? AND committed = 1", []any{id}, &recipients); err != nil {
+		if err := tx.scan(ctx, "SELECT recipients FROM blobs WHERE id = ? AND committed = 1 AND expires_at > ?", []any{id, dbTime(now)}, &recipients); err != nil {
 			if errors.Is(err, sql.ErrNoRows) {
 				return fmt.Errorf("%w: blob", ErrNotFound)
 			}

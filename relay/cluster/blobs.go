@@ -426,7 +426,8 @@ func (r *BlobReader) Close() error {
 
 // BlobFetched records that name fetched the blob completely; once as many distinct
 // names as its recipients did, the blob is deleted (deleted reports it).
-func (b *Blobs) BlobFetched(ctx context.Context, id, name string) (deleted bool, err error) {
+// storage.ErrNotFound: no such committed blob, or it expired at now.
+func (b *Blobs) BlobFetched(ctx context.Context, id, name string, now time.Time) (deleted bool, err error) {
 	err = retry(ctx, "blob fetched", func() error {
 		deleted = false
 		r, e, err := b.blob(ctx, id)
@@ -435,6 +436,9 @@ func (b *Blobs) BlobFetched(ctx context.Context, id, name string) (deleted bool,
 		}
 		if !e.exists() || !r.Committed {
 			return fmt.Errorf("%w: blob", storage.ErrNotFound)
+		}
+		if r.ExpiresAt <= timeNs(now) {
+			return fmt.Errorf("%w: blob expired", storage.ErrNotFound)
 		}
 		if !slices.Contains(r.Fetched, name) {
 			r.Fetched = append(r.Fetched, name)

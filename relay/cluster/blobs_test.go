@@ -110,13 +110,13 @@ func TestBlobsAcrossNodes(t *testing.T) {
 		t.Fatalf("committed %+v %v", got, err)
 	}
 
-	if del, err := a.BlobFetched(ctx, bl.ID, "bob"); err != nil || del {
+	if del, err := a.BlobFetched(ctx, bl.ID, "bob", time.Now()); err != nil || del {
 		t.Fatalf("first fetch: %v %v", del, err)
 	}
-	if del, err := b.BlobFetched(ctx, bl.ID, "bob"); err != nil || del {
+	if del, err := b.BlobFetched(ctx, bl.ID, "bob", time.Now()); err != nil || del {
 		t.Fatalf("bob again: %v %v", del, err)
 	}
-	if del, err := b.BlobFetched(ctx, bl.ID, "carol"); err != nil || !del {
+	if del, err := b.BlobFetched(ctx, bl.ID, "carol", time.Now()); err != nil || !del {
 		t.Fatalf("last recipient: %v %v", del, err)
 	}
 	if _, err := a.Blob(ctx, bl.ID, chunk, now); !errors.Is(err, storage.ErrNotFound) {

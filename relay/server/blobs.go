@@ -41,7 +41,8 @@ type BlobStore interface {
 	// OpenBlob opens a committed blob's bytes.
 	OpenBlob(id string) (BlobReader, error)
 	// BlobFetched records a complete fetch by name; the blob goes once its recipients did.
-	BlobFetched(ctx context.Context, id, name string) (deleted bool, err error)
+	// storage.ErrNotFound: none, not committed, or expired at now.
+	BlobFetched(ctx context.Context, id, name string, now time.Time) (deleted bool, err error)
 	// ExpireBlobs deletes the blobs whose time ran out.
 	ExpireBlobs(ctx context.Context, now time.Time) (int, error)
 	// DeleteOwnerBlobs deletes every blob and upload of owner (a deleted account; its
@@ -700,7 +701,7 @@ func (c *conn) onBlobDone(f *relay.Frame) {
 	}
 	ctx, cancel := c.opCtx()
 	defer cancel()
-	deleted, err := c.s.blobs.BlobFetched(ctx, f.BlobID, c.acct.name)
+	deleted, err := c.s.blobs.BlobFetched(ctx, f.BlobID, c.acct.name, c.s.now())
 	if err != nil {
 		c.blobError(f, "recording a blob fetch", err)
 		return

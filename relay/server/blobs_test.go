@@ -482,7 +482,7 @@ func TestBlobBeginHugeSize(t *testing.T) {
 }
 
 // An upload past its 7 days and a blob past its 30 days are blob_not_found (PROTOCOL.md
-// "Blobs"), also on a connection that was already writing or reading them, before the
+// "Blobs": blob_put, blob_get, blob_done), also on a connection that was already writing or reading them, before the
 // hourly sweep deletes them.
 func TestBlobExpiryOnOpenConnection(t *testing.T) { eachStore(t, testBlobExpiryOnOpenConnection) }
 
@@ -530,6 +530,8 @@ func testBlobExpiryOnOpenConnection(t *testing.T, bk store) {
 	clk.add(23 * day)
 	expectErr(t, bc.request(map[string]any{"type": "blob_get", "id": 4, "blob_id": blob, "capability": capab}), relay.CodeBlobNotFound)
 	expectErr(t, bc.request(map[string]any{"type": "blob_get", "id": 5, "blob_id": blob, "capability": capab, "count": 1}), relay.CodeBlobNotFound)
+	// blob_done too: an expired blob counts no fetch.
+	expectErr(t, bc.request(map[string]any{"type": "blob_done", "id": 6, "blob_id": blob, "capability": capab}), relay.CodeBlobNotFound)
 }
 
 // Pipelined downloads that alternate between two blobs, over ws:// and wss://: each
