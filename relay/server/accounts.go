@@ -125,12 +125,17 @@ func (c *conn) onDeleteAccount(f *relay.Frame) bool {
 	ctx, cancel := c.opCtx()
 	defer cancel()
 	name, cardID := c.acct.name, c.acct.cardID
-	n, err := as.DeleteAccount(ctx, name, cardID)
+	n, err := c.s.purgeQueueFirst(ctx, name)
+	if err != nil {
+		c.internal(f.ID, "deleting the account's queue", err)
+		return true
+	}
+	m, err := as.DeleteAccount(ctx, name, cardID)
 	if err != nil && !errors.Is(err, storage.ErrNotFound) {
 		c.internal(f.ID, "deleting the account", err)
 		return true
 	}
-	n += c.s.purgeQueue(ctx, name)
+	n += m + c.s.purgeQueue(ctx, name)
 	c.s.deleteAccountBlobs(ctx, name)
 	c.s.log.Info("account deleted by its owner", "conn", c.id, "name", name, "queued_dropped", n)
 	c.send(&relay.Frame{Type: relay.TypeOK, ID: f.ID, Name: name, CardID: cardID})
@@ -202,6 +207,9 @@ func (s *Server) sweepAccounts(ctx context.Context) int {
 			if !a.LastActive.Before(cutoff) {
 				continue // not idle yet: it mattered only if connected here (above)
 			}
+			// The account first, then (on a cluster) its queue: emptying the queue
+			// first would lose the messages of an owner who replaced the card
+			// meanwhile (the deletion then finds no such card).
 			n, err := as.DeleteAccount(ctx, a.Name, a.CardID)
 			if errors.Is(err, storage.ErrNotFound) {
 				progress = true // replaced or deleted meanwhile

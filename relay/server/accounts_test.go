@@ -1,14 +1,19 @@
 package server_test
 
 import (
+	"context"
+	"fmt"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
 	"pfschat/relay"
 	"pfschat/relay/client"
+	"pfschat/relay/cluster"
 	"pfschat/relay/relaytest"
+	"pfschat/relay/server"
 	"pfschat/storage"
 )
 
@@ -184,5 +189,58 @@ func testAccountExpiryOff(t *testing.T, bk store) {
 	clk.add(10 * 365 * 24 * time.Hour)
 	if n := r.Server.SweepAccounts(testCtx(t)); n != 0 {
 		t.Fatalf("sweep with expiry off deleted %d", n)
+	}
+}
+
+// purgeFails is a cluster queue whose next purges fail, as when the store loses its
+// quorum for a moment.
+type purgeFails struct {
+	*cluster.Queue
+	fails atomic.Int32
+}
+
+func (q *purgeFails) PurgeRecipient(ctx context.Context, name string) (int, error) {
+	if q.fails.Add(-1) >= 0 {
+		return 0, fmt.Errorf("purge: %w", server.ErrUnavailable)
+	}
+	return q.Queue.PurgeRecipient(ctx, name)
+}
+
+// On a cluster the queue is apart from the account: a delete_account whose queue
+// cannot be dropped is refused (unavailable) and deletes nothing, so that the name's
+// next owner is never sent the deleted account's messages; the retry deletes both.
+func TestDeleteAccountOnClusterDropsQueueFirst(t *testing.T) {
+	o := jetstreamOptions(t, relaytest.Options{})
+	q := &purgeFails{Queue: o.Queue.(*cluster.Queue)}
+	o.Queue = q
+	r := relaytest.StartWith(t, o)
+	ctx := testCtx(t)
+	alice, bob := newUser(t, r, "alice"), newUser(t, r, "bob")
+	waitSynced(t, alice.c)
+	alice.c.Close()
+	for _, id := range []string{"q1", "q2"} {
+		if _, err := bob.c.Send(ctx, "alice", []byte("for the first alice"), id); err != nil {
+			t.Fatal(err)
+		}
+	}
+	deleter := alice.login(t, r)
+	q.fails.Store(1)
+	wantCode(t, deleter.DeleteAccount(ctx), relay.CodeUnavailable)
+	if _, err := o.Dir.AccountByName(ctx, "alice"); err != nil {
+		t.Fatalf("a refused delete_account deleted the account: %v", err)
+	}
+	if err := deleter.DeleteAccount(ctx); err != nil {
+		t.Fatalf("the retry: %v", err)
+	}
+	if n, err := q.Pending(ctx, "alice", 0, 10); err != nil || len(n) != 0 {
+		t.Fatalf("after the deletion the name's queue holds %d messages (%v), want none", len(n), err)
+	}
+	next := newUser(t, r, "alice")
+	waitSynced(t, next.c)
+	if _, err := bob.c.Send(ctx, "alice", []byte("for the new alice"), "n1"); err != nil {
+		t.Fatal(err)
+	}
+	if m := nextMessage(t, next.c); string(m.Body) != "for the new alice" {
+		t.Fatalf("the name's new owner got %q first", m.Body)
 	}
 }

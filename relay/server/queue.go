@@ -50,6 +50,18 @@ type QueuePurger interface {
 	PurgeRecipient(ctx context.Context, name string) (int, error)
 }
 
+// purgeQueueFirst drops name's queue ahead of deleting its account when the queue is
+// not the Store's own (a cluster's): a store failure then leaves the account, to be
+// deleted again, rather than a queue that the name's next owner would be sent.
+// purgeQueue after the deletion drops what was accepted in between.
+func (s *Server) purgeQueueFirst(ctx context.Context, name string) (int, error) {
+	p, ok := s.queue.(QueuePurger)
+	if !ok || any(s.queue) == any(s.dir) {
+		return 0, nil
+	}
+	return p.PurgeRecipient(ctx, name)
+}
+
 // purgeQueue drops a deleted account's queue when the queue is not the Store's own
 // (DeleteAccount did it there). A failure is logged: the account is gone already.
 func (s *Server) purgeQueue(ctx context.Context, name string) int {
