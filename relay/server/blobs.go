@@ -5,6 +5,7 @@ package server
 // (the relay's HMAC of the id), deleted after their declared fetches or their TTL.
 
 import (
+	"cmp"
 	"context"
 	"crypto/hmac"
 	"crypto/rand"
@@ -662,7 +663,9 @@ func (c *conn) onBinary(r io.Reader) bool {
 		if fe.Limit != "" {
 			c.s.m.limited(fe.Limit)
 		}
-		c.send(&relay.Frame{Type: relay.TypeError, ID: m.ID, Code: fe.Code, Limit: fe.Limit, Message: fe.Error()})
+		// A message of the wrong kind or cut short has no decoded id: answer by its
+		// bytes 1-8 as every other error about a binary message does.
+		c.send(&relay.Frame{Type: relay.TypeError, ID: cmp.Or(m.ID, reqID), Code: fe.Code, Limit: fe.Limit, Message: fe.Error()})
 		return true
 	}
 	f := relay.Frame{Type: relay.TypeBlobPut, ID: m.ID, BlobID: m.BlobID, Index: m.Index, Data: m.Data}

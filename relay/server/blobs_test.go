@@ -324,8 +324,12 @@ func testBlobBinaryMessages(t *testing.T, bk store) {
 	expectErr(t, rc.answer(6), relay.CodeBadField) // not whole chunks, not the blob's end
 	sendBin(append(relay.AppendBlobChunkHeader(nil, 7), 1, 2, 3))
 	rc.ws.SetReadDeadline(time.Now().Add(waitFor))
-	if f := rc.read(); f.Type != relay.TypeError || f.Code != relay.CodeBadFrame {
-		t.Fatalf("a chunk message from a client: %+v", f)
+	if f := rc.read(); f.Type != relay.TypeError || f.Code != relay.CodeBadFrame || f.ID != 7 {
+		t.Fatalf("a chunk message from a client: %+v, want bad_frame answering id 7", f)
+	}
+	sendBin(relay.AppendBlobPutHeader(nil, 12, b.BlobID, 0)[:20]) // cut short in its header
+	if f := rc.read(); f.Type != relay.TypeError || f.Code != relay.CodeBadFrame || f.ID != 12 {
+		t.Fatalf("a put message cut short: %+v, want bad_frame answering id 12", f)
 	}
 	sendBin(append(relay.AppendBlobPutHeader(nil, 8, b.BlobID, 1), data[relay.BlobChunkSize:]...))
 	f := rc.answer(8)
