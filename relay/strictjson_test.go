@@ -30,6 +30,12 @@ func TestDecodeFrameRefusesDuplicateAndFoldedKeys(t *testing.T) {
 			t.Errorf("%s: %v, want bad_field on %q", tc.frame, err, tc.field)
 		}
 	}
+	// Such a refusal answers the last id given (PROTOCOL.md, Errors).
+	for _, frame := range []string{`{"type":"ping","id":1,"id":2}`, `{"type":"ping","id":1,"ID":2}`, `{"type":"ping","Id":1,"id":2}`} {
+		if f, err := DecodeFrame([]byte(frame)); err == nil || f.ID != 2 {
+			t.Errorf("%s: answered with id %d (%v), want 2", frame, f.ID, err)
+		}
+	}
 	// The exact names still decode, nested arrays and all.
 	for _, ok := range []string{
 		`{"type":"lookup","id":1,"name":"bob"}`,
