@@ -65,3 +65,27 @@ func TestReplayLeavesStateUnchanged(t *testing.T) {
 		t.Fatal("state changed")
 	}
 }
+
+// A sending chain at Ns = 2³²−1 refuses to send rather than wrap its counter (SPEC.md
+// §11.3 step 1), and leaves the session as it was; the message before it still goes.
+func TestEncryptRefusesAnExhaustedSendingChain(t *testing.T) {
+	alice, bob := pairAcked(t, 77)
+	ct, err := alice.Encrypt([]byte("to start a sending chain"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := bob.Decrypt(ct); err != nil {
+		t.Fatal(err)
+	}
+	alice.ns = ^uint32(0) - 1
+	if _, err := alice.Encrypt([]byte("the last of the chain")); err != nil {
+		t.Fatalf("message number 2^32-2: %v", err)
+	}
+	before := mustMarshal(t, alice)
+	if _, err := alice.Encrypt([]byte("one too many")); !errors.Is(err, ErrTooManySkipped) {
+		t.Fatalf("message number 2^32-1: %v, want ErrTooManySkipped", err)
+	}
+	if after := mustMarshal(t, alice); !bytes.Equal(before, after) {
+		t.Fatal("a refused Encrypt changed the session")
+	}
+}

@@ -100,7 +100,7 @@ func streamAEAD(key *[StreamKeySize]byte) cipher.AEAD {
 // SealStreamChunk seals chunk number i (plain: at most StreamChunkSize bytes; exactly
 // that unless last) and appends it to dst.
 func SealStreamChunk(dst []byte, key *[StreamKeySize]byte, i uint64, last bool, plain []byte) ([]byte, error) {
-	if len(plain) > StreamChunkSize || (!last && len(plain) != StreamChunkSize) || (last && i > 0 && len(plain) == 0) {
+	if len(plain) > StreamChunkSize || (!last && len(plain) != StreamChunkSize) || (last && i > 0 && len(plain) == 0) || i >= maxStreamChunks {
 		return dst, fmt.Errorf("%w: chunk %d of %d bytes (last %v)", ErrStreamSize, i, len(plain), last)
 	}
 	var nonce [12]byte
@@ -152,6 +152,9 @@ func NewStreamWriter(w io.Writer, key *[StreamKeySize]byte) *StreamWriter {
 }
 
 func (s *StreamWriter) flush(last bool) error {
+	if s.i >= maxStreamChunks {
+		return fmt.Errorf("%w: more than %d chunks", ErrStreamSize, uint64(maxStreamChunks))
+	}
 	streamNonce(&s.nonce, s.i, last)
 	s.out = s.aead.Seal(s.out[:0], s.nonce[:], s.buf, nil)
 	s.buf = s.buf[:0]
@@ -242,6 +245,9 @@ func (s *StreamReader) Read(p []byte) (int, error) {
 // next reads and opens one chunk. It reads one byte past a full chunk to learn
 // whether the chunk is the last.
 func (s *StreamReader) next() error {
+	if s.i >= maxStreamChunks {
+		return fmt.Errorf("%w: more than %d chunks", ErrStreamSize, uint64(maxStreamChunks))
+	}
 	n, err := io.ReadFull(s.r, s.in[s.have:])
 	s.have += n
 	eof := err == io.EOF || err == io.ErrUnexpectedEOF

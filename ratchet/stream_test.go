@@ -397,3 +397,43 @@ func TestStreamSizeLimits(t *testing.T) {
 		}
 	}
 }
+
+// No entry point seals or opens a chunk numbered M or more (STREAM.md §2: at most M
+// chunks): the chunk functions refuse the number, and the streaming writer and reader
+// refuse to go past it. Reaching M for real would take 8 EiB, so the stream's counter
+// is set just below it.
+func TestStreamRefusesMoreThanMChunks(t *testing.T) {
+	var key [StreamKeySize]byte
+	full := make([]byte, StreamChunkSize)
+	if _, err := SealStreamChunk(nil, &key, maxStreamChunks, true, []byte("x")); !errors.Is(err, ErrStreamSize) {
+		t.Fatalf("SealStreamChunk numbered M: %v, want ErrStreamSize", err)
+	}
+	if _, err := SealStreamChunk(nil, &key, maxStreamChunks-1, true, []byte("x")); err != nil {
+		t.Fatalf("SealStreamChunk numbered M-1: %v", err)
+	}
+	sealed, _ := SealStreamChunk(nil, &key, maxStreamChunks-1, false, full)
+	if _, err := OpenStreamChunk(nil, &key, maxStreamChunks, false, sealed); !errors.Is(err, ErrStreamSize) {
+		t.Fatalf("OpenStreamChunk numbered M: %v, want ErrStreamSize", err)
+	}
+
+	var out bytes.Buffer
+	w := NewStreamWriter(&out, &key)
+	w.i = maxStreamChunks - 1 // chunk M-1 is the last there may be
+	if _, err := w.Write(full); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := w.Write([]byte("bytes for chunk M")); err != nil { // buffered: chunk M-1 goes out
+		t.Fatal(err)
+	}
+	if err := w.Close(); !errors.Is(err, ErrStreamSize) { // chunk M would go out
+		t.Fatalf("closing with chunk M to seal: %v, want ErrStreamSize", err)
+	}
+
+	// Chunks M-1 (not last) and M, as a stream whose reader is at chunk M-1.
+	last, _ := SealStreamChunk(nil, &key, maxStreamChunks-1, true, []byte("x"))
+	r := NewStreamReader(bytes.NewReader(append(append([]byte(nil), sealed...), last...)), &key)
+	r.i = maxStreamChunks - 1
+	if _, err := io.ReadAll(r); !errors.Is(err, ErrStreamSize) {
+		t.Fatalf("reading past chunk M-1: %v, want ErrStreamSize", err)
+	}
+}
