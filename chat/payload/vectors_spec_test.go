@@ -8,6 +8,7 @@ package payload_test
 
 import (
 	"bytes"
+	"crypto/ed25519"
 	"encoding/binary"
 	"encoding/hex"
 	"encoding/json"
@@ -41,6 +42,20 @@ func specLimits(t *testing.T) map[string]int {
 		}
 	}
 	return lim
+}
+
+// specIdentityChangeDomain is the signature domain §4.4 names.
+func specIdentityChangeDomain(t *testing.T) string {
+	t.Helper()
+	doc, err := os.ReadFile("../PAYLOAD.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	m := regexp.MustCompile("domain `(pfschat/[a-z0-9/-]*identity-changed)`").FindSubmatch(doc)
+	if m == nil {
+		t.Fatal("PAYLOAD.md §4.4 names no identity-changed signature domain")
+	}
+	return string(m[1])
 }
 
 // specErr is a rejection with the §7 name of its error.
@@ -257,8 +272,18 @@ func TestVectorsFollowSpec(t *testing.T) {
 			continue
 		}
 		types[typ] = true
-		if !reflect.DeepEqual(f, v.Fields) {
-			t.Errorf("%s: spec decoding gives\n %+v\nwant %+v", v.Name, f, v.Fields)
+		want := v.Fields
+		want.SignerKey = "" // beside the payload, not in it
+		if !reflect.DeepEqual(f, want) {
+			t.Errorf("%s: spec decoding gives\n %+v\nwant %+v", v.Name, f, want)
+		}
+		if v.Fields.SignerKey != "" {
+			// §4.4: Ed25519 over domain ‖ 0x00 ‖ old raw card ID ‖ new raw card ID.
+			msg := append([]byte(specIdentityChangeDomain(t)+"\x00"), mustHex(t, f.OldCardID)...)
+			msg = append(msg, mustHex(t, f.NewCardID)...)
+			if !ed25519.Verify(mustHex(t, v.Fields.SignerKey), msg, mustHex(t, f.Signature)) {
+				t.Errorf("%s: the signature does not verify under signer_key as §4.4 says", v.Name)
+			}
 		}
 		if v.Unpadded == "" {
 			continue

@@ -8,6 +8,7 @@ package payload_test
 
 import (
 	"bytes"
+	"crypto/ed25519"
 	"crypto/sha256"
 	"encoding/binary"
 	"encoding/hex"
@@ -21,6 +22,7 @@ import (
 	"time"
 
 	"pfschat/chat/payload"
+	"pfschat/ratchet"
 )
 
 var updateVectors = flag.Bool("update", false, "rewrite chat/testdata/payload_vectors.json from the current code")
@@ -61,6 +63,7 @@ type fields struct {
 	OldCardID  string   `json:"old_card_id,omitempty"`
 	NewCardID  string   `json:"new_card_id,omitempty"`
 	Signature  string   `json:"signature,omitempty"`
+	SignerKey  string   `json:"signer_key,omitempty"` // hex: the old card's Ed25519 key, for a signed identity change
 	BlobID     string   `json:"blob_id,omitempty"`
 	Capability string   `json:"capability,omitempty"`
 	Key        string   `json:"key,omitempty"`
@@ -103,6 +106,21 @@ func det(label string, n int) []byte {
 
 func det32(label string) (a [32]byte) { copy(a[:], det(label, 32)); return }
 
+// identityChangeDomain is PAYLOAD.md §4.4's signature domain.
+const identityChangeDomain = "pfschat/v2/payload/identity-changed"
+
+// identityChangeKey is the old identity's signing key of the signed identity-changed
+// vector; its public half is the vector's signer_key.
+func identityChangeKey() ed25519.PrivateKey { return ed25519.NewKeyFromSeed(det("old identity key", 32)) }
+
+// identityChangeSignature signs old ‖ new card ID as ratchet/SPEC.md §4 signs: the
+// domain, 0x00, the message.
+func identityChangeSignature() []byte {
+	old, next := det32("old card"), det32("new card")
+	msg := append(append([]byte(identityChangeDomain+"\x00"), old[:]...), next[:]...)
+	return ed25519.Sign(identityChangeKey(), msg)
+}
+
 // vectorPayloads are the version-2 vectors, one or more per type.
 func vectorPayloads() []struct {
 	name string
@@ -129,7 +147,7 @@ func vectorPayloads() []struct {
 		{"retry request by relay msg_id", payload.Payload{Type: payload.RetryRequest, At: at,
 			Retry: payload.Retry{Reason: payload.RetryUndecryptable, RelayMsgID: 1234}}},
 		{"identity-changed, signed by the old key", payload.Payload{Type: payload.IdentityChanged, At: at,
-			Identity: payload.IdentityChange{OldCardID: det32("old card"), NewCardID: det32("new card"), Signature: det("signature", 64)}}},
+			Identity: payload.IdentityChange{OldCardID: det32("old card"), NewCardID: det32("new card"), Signature: identityChangeSignature()}}},
 		{"identity-changed, unsigned", payload.Payload{Type: payload.IdentityChanged, At: at,
 			Identity: payload.IdentityChange{OldCardID: det32("old card"), NewCardID: det32("new card")}}},
 		{"attachment", payload.Payload{Type: payload.Attachment, At: at, ID: id, Seq: 5, Text: "the plan 📎",
@@ -188,7 +206,11 @@ func buildVectors(t *testing.T) vectorFile {
 		if err != nil {
 			t.Fatalf("%s: %v", v.name, err)
 		}
-		vf.Vectors = append(vf.Vectors, vector{Name: v.name, Version: 2, Type: int(v.p.Type), Fields: toFields(&v.p),
+		f := toFields(&v.p)
+		if len(v.p.Identity.Signature) > 0 {
+			f.SignerKey = hex.EncodeToString(identityChangeKey().Public().(ed25519.PublicKey))
+		}
+		vf.Vectors = append(vf.Vectors, vector{Name: v.name, Version: 2, Type: int(v.p.Type), Fields: f,
 			Unpadded: hex.EncodeToString(un), Payload: hex.EncodeToString(enc)})
 	}
 	id := "0f1e2d3c4b5a69788796a5b4c3d2e1f0"
@@ -351,8 +373,17 @@ func TestVectors(t *testing.T) {
 			t.Errorf("%s: %v", v.Name, err)
 			continue
 		}
-		if int(p.Version) != v.Version || int(p.Type) != v.Type || !reflect.DeepEqual(toFields(p), v.Fields) {
-			t.Errorf("%s: decoded %+v, want %+v", v.Name, toFields(p), v.Fields)
+		want := v.Fields
+		want.SignerKey = "" // not in the payload: the receiver knows the old card
+		if int(p.Version) != v.Version || int(p.Type) != v.Type || !reflect.DeepEqual(toFields(p), want) {
+			t.Errorf("%s: decoded %+v, want %+v", v.Name, toFields(p), want)
+		}
+		if v.Fields.SignerKey != "" {
+			// The signature is real: ratchet's §4 check accepts it under the old key.
+			msg := append(p.Identity.OldCardID[:], p.Identity.NewCardID[:]...)
+			if err := ratchet.VerifySignature(mustHex(t, v.Fields.SignerKey), identityChangeDomain, msg, p.Identity.Signature); err != nil {
+				t.Errorf("%s: the signature does not verify under signer_key: %v", v.Name, err)
+			}
 		}
 	}
 	for _, r := range vf.Ignored {
