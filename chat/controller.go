@@ -682,6 +682,10 @@ func (c *Controller) HasSession(ctx context.Context, contact string) (bool, erro
 // show next to the name (/whoami, the end of onboarding).
 func (c *Controller) Fingerprint() string { return ratchet.Fingerprint(c.card.SigningKey) }
 
+// RelayURL is the relay this controller talks to (several, comma-separated, when the
+// profile has several): the --relay given, else the one the profile remembers.
+func (c *Controller) RelayURL() string { return c.prefs.RelayURL }
+
 // RelayFingerprint is the fingerprint of the pinned relay key ("" before first contact);
 // compare it with the one the relay prints at start.
 func (c *Controller) RelayFingerprint() string {

@@ -400,6 +400,28 @@ func TestLoadRelayKey(t *testing.T) {
 	if _, err := LoadRelayKey(open); !errors.Is(err, ErrRelayKey) || !strings.Contains(err.Error(), "chmod 600") {
 		t.Fatalf("a world-readable key file: %v", err)
 	}
+	// A systemd credential: 0440 through the ACL systemd adds, in the service's own
+	// directory (README: a sealed systemd unit). Only there, and only read access.
+	creds := t.TempDir()
+	cred := filepath.Join(creds, "relay.key")
+	os.WriteFile(cred, []byte(text), 0o440)
+	if _, err := LoadRelayKey(cred); !errors.Is(err, ErrRelayKey) {
+		t.Fatalf("a group-readable key file outside a credentials directory: %v", err)
+	}
+	t.Setenv("CREDENTIALS_DIRECTORY", creds)
+	if k, err := LoadRelayKey(cred); err != nil || !bytes.Equal(k, again) {
+		t.Fatalf("a systemd credential (0440): %v", err)
+	}
+	for _, mode := range []os.FileMode{0o460, 0o444} {
+		os.Chmod(cred, mode)
+		if _, err := LoadRelayKey(cred); !errors.Is(err, ErrRelayKey) {
+			t.Fatalf("a credential of mode %04o: %v, want refused", mode, err)
+		}
+	}
+	os.Chmod(open, 0o440)
+	if _, err := LoadRelayKey(open); !errors.Is(err, ErrRelayKey) {
+		t.Fatalf("a 0440 key file outside $CREDENTIALS_DIRECTORY: %v", err)
+	}
 	bad := filepath.Join(dir, "bad")
 	os.WriteFile(bad, []byte(text[:60]), 0o600)
 	if _, err := LoadRelayKey(bad); !errors.Is(err, ErrRelayKey) {

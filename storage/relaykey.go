@@ -13,6 +13,7 @@ import (
 	"encoding/hex"
 	"fmt"
 	"os"
+	"path/filepath"
 	"strings"
 
 	"golang.org/x/crypto/chacha20poly1305"
@@ -62,7 +63,7 @@ func LoadRelayKey(path string) ([]byte, error) {
 	if err != nil {
 		return nil, fmt.Errorf("%w: %w", ErrRelayKey, err)
 	}
-	if fi.Mode().Perm()&0o077 != 0 {
+	if perm := fi.Mode().Perm(); perm&0o077 != 0 && !(systemdCredential(path) && perm&0o027 == 0) {
 		return nil, fmt.Errorf("%w: %s is readable or writable by group or others (mode %04o), and it holds a secret; run chmod 600 %s", ErrRelayKey, path, fi.Mode().Perm(), path)
 	}
 	b, err := os.ReadFile(path)
@@ -117,4 +118,23 @@ func (s RelaySealer) Open(name string, b []byte) ([]byte, error) {
 		return nil, fmt.Errorf("%w: the relay's secret %q does not open with this key", ErrRelayKey, name)
 	}
 	return v, nil
+}
+
+// systemdCredential reports whether path is in the directory systemd gives a service
+// its credentials in (LoadCredential=, $CREDENTIALS_DIRECTORY). systemd writes each
+// credential 0400 and then grants the service's user read access with an ACL, whose
+// mask shows in the group bits (0440); the directory is the service's alone. So there a
+// file readable by its group — but not writable by it, nor open to others — is kept as
+// private as a 0600 one elsewhere.
+func systemdCredential(path string) bool {
+	dir := os.Getenv("CREDENTIALS_DIRECTORY")
+	if dir == "" {
+		return false
+	}
+	abs, err := filepath.Abs(path)
+	if err != nil {
+		return false
+	}
+	rel, err := filepath.Rel(filepath.Clean(dir), abs)
+	return err == nil && rel != "." && !strings.HasPrefix(rel, "..") && !filepath.IsAbs(rel)
 }

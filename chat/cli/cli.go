@@ -492,6 +492,8 @@ func explain(e *env, err error) string {
 		return fmt.Sprintf("%v\nthe profile's file is damaged; do not run 'pfschat init' here (that would give up your name): restore the file from a backup", err)
 	case errors.Is(err, chat.ErrDiskFull):
 		return fmt.Sprintf("%v", err)
+	case errors.Is(err, errRestoreOverProfile):
+		return fmt.Sprintf("%v\nrestore into a new profile: pass --home NEW_DIR", err)
 	case errors.Is(err, chat.ErrProfileExists):
 		return fmt.Sprintf("%v\nthis profile already has an identity; use another --home DIR to create a second one", err)
 	case errors.Is(err, chat.ErrNameTaken):

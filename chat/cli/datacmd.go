@@ -14,6 +14,9 @@ import (
 // deletion of messages.
 
 // passphraseFlags are `pfschat passphrase`'s own flags.
+// errRestoreOverProfile refuses a restore into a home that holds a profile.
+var errRestoreOverProfile = errors.New("a restore never replaces a profile; this home already holds one")
+
 func passphraseFlags(fs *flag.FlagSet) {
 	fs.String("new-passphrase-file", "", "read the new passphrase from FILE, the owner's alone: chmod 600 (else $"+profile.EnvNewPassphrase+", else a prompt)")
 }
@@ -59,7 +62,8 @@ func cmdRestore(e *env, fs *flag.FlagSet, args []string) error {
 		return err
 	}
 	if p.Exists() {
-		return fmt.Errorf("%w: %s; a restore never replaces a profile: pass --home NEW_DIR", chat.ErrProfileExists, p.StorePath())
+		// Not chat.ErrProfileExists: its advice is init's (a second identity).
+		return fmt.Errorf("%w: %s", errRestoreOverProfile, p.StorePath())
 	}
 	pass, err := e.passphrase("the backup's passphrase: ", false)
 	if err != nil {

@@ -42,7 +42,7 @@ func cmdDeleteAccount(e *env, fs *flag.FlagSet, args []string) error {
 	defer c.Close()
 	name := c.Card().Identity
 	if !yes {
-		fmt.Fprintf(e.stderr, "This deletes %q on %s: your card, your prekeys and the messages waiting for you.\nThe name becomes free for anyone to register. Contacts keep your old card and see no one behind it.\n", name, e.flags.RelayURL())
+		fmt.Fprintf(e.stderr, "This deletes %q on %s: your card, your prekeys and the messages waiting for you.\nThe name becomes free for anyone to register. Contacts keep your old card and see no one behind it.\n", name, c.RelayURL())
 		if got := e.confirmLine("type the name to confirm: "); got != name {
 			return notConfirmed(got, name, "nothing deleted")
 		}

@@ -1,6 +1,7 @@
 package cli
 
 import (
+	"cmp"
 	"context"
 	"crypto/tls"
 	"errors"
@@ -12,6 +13,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -279,7 +281,8 @@ func RunRelay(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	case tlsConf == nil && !isLoopbackAddr(ln.Addr()):
 		log.Warn("serving plain ws:// on an address that is not loopback: clients refuse it unless they pass --insecure-ws; use --tls-cert/--tls-key or --acme-domain")
 	}
-	fmt.Fprintf(stdout, "pfschat relay listening on %s://%s%s\n", scheme, ln.Addr(), relay.WSPath)
+	shown, every := shownAddr(*addr, ln.Addr())
+	fmt.Fprintf(stdout, "pfschat relay listening on %s://%s%s%s\n", scheme, shown, relay.WSPath, every)
 	fmt.Fprintf(stdout, "relay key fingerprint: %s\n", srv.Fingerprint())
 	fmt.Fprintln(stdout, where)
 	log.Info("relay started", "addr", ln.Addr().String(), "tls", tlsConf != nil, "state", where, "fingerprint", srv.Fingerprint())
@@ -375,4 +378,16 @@ func flagSet(fs *flag.FlagSet, name string) bool {
 	set := false
 	fs.Visit(func(f *flag.Flag) { set = set || f.Name == name })
 	return set
+}
+
+// shownAddr is the listening address as the start-up line shows it: the port bound,
+// with the host given for a wildcard (Go reports 0.0.0.0 as [::], which reads as
+// IPv6 only), and then a note that it is every address.
+func shownAddr(given string, bound net.Addr) (hostPort, note string) {
+	ta, ok := bound.(*net.TCPAddr)
+	if !ok || !ta.IP.IsUnspecified() {
+		return bound.String(), ""
+	}
+	host, _, _ := net.SplitHostPort(given)
+	return net.JoinHostPort(cmp.Or(host, "0.0.0.0"), strconv.Itoa(ta.Port)), " (every address of this machine)"
 }

@@ -54,7 +54,7 @@ var definitions = []struct {
 		func(f *Flags, fs *flag.FlagSet, name, usage string) { fs.BoolVar(&f.NoBell, name, f.NoBell, usage) }},
 	{"v", Headless, "log diagnostics to stderr",
 		func(f *Flags, fs *flag.FlagSet, name, usage string) { fs.BoolVar(&f.Verbose, name, f.Verbose, usage) }},
-	{"auto-download-mib", UI, "files from contacts up to this many MiB download as they arrive; bigger ones on ctrl+o or /download (0: none by itself; never from strangers)",
+	{"auto-download-mib", UI, "files from contacts up to `N` MiB download as they arrive; bigger ones on ctrl+o or /download (0: none by itself; never from strangers)",
 		func(f *Flags, fs *flag.FlagSet, name, usage string) {
 			fs.StringVar(&f.AutoDownloadMiB, name, cmp.Or(f.AutoDownloadMiB, "10"), usage)
 		}},
