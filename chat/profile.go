@@ -95,7 +95,16 @@ type Profile struct {
 	// Owner is recorded in the profile lock, so that a refused opener can say who holds
 	// the profile ("" = profile.OwnerCommand).
 	Owner profile.OwnerKind
+	// Held is the profile's lock when the caller took it already (Lock), before asking
+	// for the passphrase, so that a profile another process holds is refused before
+	// the prompt. Open, OpenOrOffline and NewController take it over: they keep it on
+	// success and release it on failure.
+	Held *profile.Lock
 }
+
+// Lock takes the profile's exclusive lock for a later Open (put it in Held). A
+// *profile.LockedError says who holds the profile.
+func (p Profile) Lock() (*profile.Lock, error) { return p.lock() }
 
 // lock takes the profile's exclusive lock (see profile.AcquireLock): every opener of a
 // profile passes here, so no two controllers ever hold one profile's ratchet states.
@@ -315,12 +324,16 @@ func (p Profile) OpenStore(ctx context.Context, passphrase []byte) (*storage.Cli
 }
 
 func (p Profile) openStore(ctx context.Context, passphrase []byte) (*storage.Client, *profile.Lock, error) {
+	lock := p.Held
 	if !p.Exists() {
+		lock.Release()
 		return nil, nil, fmt.Errorf("%w: %s", ErrNoProfile, p.StorePath())
 	}
-	lock, err := p.lock()
-	if err != nil {
-		return nil, nil, err
+	if lock == nil {
+		var err error
+		if lock, err = p.lock(); err != nil {
+			return nil, nil, err
+		}
 	}
 	store, err := storage.OpenClientWith(ctx, p.StorePath(), passphrase, p.StoreOptions)
 	if errors.Is(err, storage.ErrNotFound) && !errors.Is(err, storage.ErrDamaged) {

@@ -432,8 +432,9 @@ func (e *env) openWith(allowOffline, stayUp bool) (*chat.Controller, error) {
 	return p.Open(e.ctx, pass)
 }
 
-// existingProfile is the profile, which must exist, and its passphrase, asked for
-// once; the caller clears it.
+// existingProfile is the profile, which must exist, locked (p.Held: its opener takes
+// the lock over), and its passphrase, asked for once; the caller clears it. The lock
+// comes first, so that a profile another process holds is refused before the prompt.
 func (e *env) existingProfile() (chat.Profile, []byte, error) {
 	p, err := e.profile()
 	if err != nil {
@@ -442,8 +443,15 @@ func (e *env) existingProfile() (chat.Profile, []byte, error) {
 	if !p.Exists() {
 		return p, nil, fmt.Errorf("%w: %s", chat.ErrNoProfile, p.StorePath())
 	}
+	if p.Held, err = p.Lock(); err != nil {
+		return p, nil, err
+	}
 	pass, err := e.passphrase("passphrase: ", false)
-	return p, pass, err
+	if err != nil {
+		p.Held.Release()
+		return p, nil, err
+	}
+	return p, pass, nil
 }
 
 // openOrOffline opens the profile and connects; when the relay cannot be reached it
@@ -476,7 +484,7 @@ func (e *env) offline() (*chat.Controller, error) {
 		return nil, err
 	}
 	defer clear(pass)
-	return p.NewController(e.ctx, pass)
+	return p.NewController(e.ctx, pass) // takes p.Held over
 }
 
 // explain turns an error into a sentence that says what to do.
@@ -1121,7 +1129,7 @@ func cmdAcceptKey(e *env, fs *flag.FlagSet, args []string) error {
 	// outbox. One unlock (and one passphrase prompt) whether or not the relay answers.
 	var c profileOps
 	offline := false
-	cl, err := e.dialOwner()
+	cl, err := e.ownerClient()
 	if err != nil {
 		return err
 	}

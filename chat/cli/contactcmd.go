@@ -69,7 +69,7 @@ func contactNotes(ct chat.Contact) string {
 // withPrefs runs fn on the profile's owner, or on the profile opened here; online
 // tries the relay too (a block reaches it at once), without failing when it is down.
 func withPrefs(e *env, online bool, fn func(c contactPrefsOps) error) (relayTold bool, err error) {
-	cl, err := e.dialOwner()
+	cl, err := e.ownerClient()
 	if err != nil {
 		return false, err
 	}

@@ -11,6 +11,7 @@ import (
 
 	"pfschat/chat"
 	"pfschat/chat/daemon"
+	"pfschat/chat/profile"
 )
 
 // profileOps is what the commands that need no event stream do with a profile: a
@@ -57,7 +58,7 @@ func (e *env) dialOwner() (*daemon.Client, error) {
 // ops returns the profile's operations: through its owner when one runs, else the
 // profile opened here (online when needed). done releases them.
 func (e *env) ops(online bool) (profileOps, func(), error) {
-	cl, err := e.dialOwner()
+	cl, err := e.ownerClient()
 	if err != nil {
 		return nil, nil, err
 	}
@@ -76,6 +77,48 @@ func (e *env) ops(online bool) (profileOps, func(), error) {
 		return nil, nil, err
 	}
 	return c, func() { c.Close() }, nil
+}
+
+// ownerStartWait is how long a command waits for an owner that holds the profile but
+// does not serve its socket yet: the daemon or the UI between taking the lock and
+// listening (the unlock, a second or two).
+const ownerStartWait = 10 * time.Second
+
+// ownerClient connects to the profile's owner, as dialOwner does; when none serves its
+// socket yet but one that will holds the profile (the daemon or the UI between taking
+// the lock and listening: its unlock), it says so and waits for it, up to
+// ownerStartWait. (nil, nil): no owner; the caller opens the profile itself.
+func (e *env) ownerClient() (*daemon.Client, error) {
+	cl, err := e.dialOwner()
+	if err != nil || cl != nil {
+		return cl, err
+	}
+	dir, err := e.flags.HomeDir()
+	if err != nil {
+		return nil, err
+	}
+	pid, kind, held := profile.Holder(dir)
+	if !held || (kind != profile.OwnerDaemon && kind != profile.OwnerUI) {
+		return nil, nil
+	}
+	fmt.Fprintf(e.stderr, "pfschat: the profile's owner (pid %d, %s) is starting; waiting up to %s for it to take commands\n", pid, kind.Describe(), ownerStartWait)
+	ctx, cancel := context.WithTimeout(e.ctx, ownerStartWait)
+	defer cancel()
+	tick := time.NewTicker(50 * time.Millisecond)
+	defer tick.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return nil, nil // opening here then names the owner that never came up
+		case <-tick.C:
+		}
+		if cl, err := e.dialOwner(); err != nil || cl != nil {
+			return cl, err
+		}
+		if _, _, held := profile.Holder(dir); !held {
+			return nil, nil // it gave up (or ended): open the profile here
+		}
+	}
 }
 
 // ownerOps runs profileOps through the owner's API.
@@ -169,7 +212,7 @@ func viaOwner(e *env, cmd string, fs *flag.FlagSet, args []string) (ok bool, err
 	if cmd != "send" && cmd != "recv" && cmd != "send-file" {
 		return false, nil
 	}
-	cl, err := e.dialOwner()
+	cl, err := e.ownerClient()
 	if err != nil || cl == nil {
 		return err != nil, err
 	}

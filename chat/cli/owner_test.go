@@ -9,6 +9,7 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -579,5 +580,57 @@ func TestUIOwnerRecovers(t *testing.T) {
 	var v daemon.VersionResult
 	if err := cl.Call(t.Context(), "version", nil, &v); err != nil || v.Owner != "ui" || v.Me != "alice" {
 		t.Fatalf("version: %+v, %v", v, err)
+	}
+}
+
+// A command run while the owner is starting — it holds the profile but does not serve
+// its socket yet (the daemon or the UI unlocking) — says so and waits for it, then goes
+// through it, rather than refusing with "stop the daemon". Here the test holds the lock
+// as a starting daemon would, and hands the profile to a real owner once the command
+// says it waits.
+func TestCommandWaitsForAStartingOwner(t *testing.T) {
+	r := relaytest.Start(t)
+	alice, bob := chattest.NewUser(t, r, "alice"), chattest.NewUser(t, r, "bob")
+	chattest.Converse(t, alice, bob)
+	bob.Close()
+	p := bob.Profile
+	starting, err := profile.AcquireLock(p.Dir, profile.OwnerDaemon)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer starting.Release()
+	t.Setenv(profile.EnvPassphrase, "") // through the owner: no passphrase needed
+
+	errR, errW := io.Pipe()
+	var out bytes.Buffer
+	exit := make(chan int, 1)
+	go func() {
+		defer errW.Close()
+		exit <- Main(t.Context(), []string{"--home", p.Dir, "--relay", r.URL, "contacts"}, strings.NewReader(""), &out, errW)
+	}()
+	lines := bufio.NewScanner(errR)
+	var said []string
+	for lines.Scan() {
+		said = append(said, lines.Text())
+		if strings.Contains(lines.Text(), "is starting; waiting") {
+			break
+		}
+	}
+	if len(said) == 0 || !strings.Contains(said[len(said)-1], "(pid "+strconv.Itoa(os.Getpid())+", pfschat daemon) is starting") {
+		t.Fatalf("the command said %q, want that it waits for the starting owner", said)
+	}
+	go io.Copy(io.Discard, errR)
+
+	// The owner comes up: the lock passes to it, then its socket.
+	starting.Release()
+	p.Owner = profile.OwnerUI
+	prof := uiOwnerProfile{ui.NewChatProfile(p), p.Dir, slog.New(slog.DiscardHandler)}
+	b, err := prof.Open(t.Context(), chattest.Passphrase)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer b.Close()
+	if code := <-exit; code != 0 || !strings.Contains(out.String(), "alice") {
+		t.Fatalf("contacts through the owner that started: exit %d, %q", code, out.String())
 	}
 }

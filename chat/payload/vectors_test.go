@@ -111,7 +111,9 @@ const identityChangeDomain = "pfschat/v2/payload/identity-changed"
 
 // identityChangeKey is the old identity's signing key of the signed identity-changed
 // vector; its public half is the vector's signer_key.
-func identityChangeKey() ed25519.PrivateKey { return ed25519.NewKeyFromSeed(det("old identity key", 32)) }
+func identityChangeKey() ed25519.PrivateKey {
+	return ed25519.NewKeyFromSeed(det("old identity key", 32))
+}
 
 // identityChangeSignature signs old ‖ new card ID as ratchet/SPEC.md §4 signs: the
 // domain, 0x00, the message.

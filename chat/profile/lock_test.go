@@ -157,3 +157,28 @@ func TestLockWaitsForTheHoldersRecord(t *testing.T) {
 		})
 	})
 }
+
+// Holder names the holder without taking the lock, and its look never refuses an
+// owner: the lock is still free for the next AcquireLock.
+func TestHolder(t *testing.T) {
+	dir := t.TempDir()
+	if _, _, held := Holder(dir); held {
+		t.Fatal("a profile with no lock file is held")
+	}
+	l, err := AcquireLock(dir, OwnerDaemon)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if pid, kind, held := Holder(dir); !held || pid != os.Getpid() || kind != OwnerDaemon {
+		t.Fatalf("Holder = %d %q %v, want this process as the daemon", pid, kind, held)
+	}
+	l.Release()
+	if _, _, held := Holder(dir); held {
+		t.Fatal("a released profile is held")
+	}
+	l, err = AcquireLock(dir, OwnerUI)
+	if err != nil {
+		t.Fatalf("after Holder looked, the lock could not be taken: %v", err)
+	}
+	l.Release()
+}

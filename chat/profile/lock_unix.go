@@ -132,3 +132,26 @@ func (l *FileLock) Release() error {
 	l.f = nil
 	return err
 }
+
+// Holder reports who holds the profile in dir, without taking it: held is false when
+// no process does (or there is no lock file). It looks with a shared flock that it
+// drops at once and never writes the file; an owner taking the lock in that instant
+// finds no record and tries again (AcquireFileLock), so the look cannot refuse it.
+func Holder(dir string) (pid int, kind OwnerKind, held bool) {
+	f, err := os.Open(filepath.Join(dir, LockFile))
+	if err != nil {
+		return 0, "", false
+	}
+	defer f.Close() // drops the shared flock, if it was taken
+	for {
+		err = unix.Flock(int(f.Fd()), unix.LOCK_SH|unix.LOCK_NB)
+		if !errors.Is(err, unix.EINTR) {
+			break
+		}
+	}
+	if !errors.Is(err, unix.EWOULDBLOCK) {
+		return 0, "", false
+	}
+	pid, kind = parseLockRecord(readRecord(f))
+	return pid, kind, true
+}
