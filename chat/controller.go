@@ -104,6 +104,10 @@ type Preferences struct {
 // Controller is the SecureChat controller: one identity, one relay, many contacts. Its
 // methods are safe for concurrent use.
 type Controller struct {
+	// startedOffline is why Initialize found the relay unreachable (AllowOffline); nil
+	// when it connected.
+	startedOffline atomic.Pointer[error]
+
 	prefs  Preferences
 	store  *storage.Client
 	log    *slog.Logger
@@ -313,6 +317,7 @@ func (c *Controller) Initialize(ctx context.Context) error {
 		if !errors.Is(connectErr, client.ErrRelayKeyMismatch) {
 			c.log.Warn("relay unreachable at start; retrying in the background", "err", connectErr)
 		}
+		c.startedOffline.Store(&connectErr)
 	} else {
 		if err := c.pinRelayKey(ctx, c.relayKeyNow(), rc.RelayKey()); err != nil { // relayKeyRotated may have re-pinned
 			return err
@@ -661,6 +666,17 @@ func (e *eventQueue) close() {
 
 // Online reports whether the relay connection is up right now.
 func (c *Controller) Online() bool { return c.isOnline() }
+
+// StartedOffline is why the controller could not connect when it started (a profile
+// opened with AllowOffline): the dial's error, or the relay's answer when it answered
+// and refused (a *relay.ProtocolError, such as unavailable from a relay node whose
+// store has lost its quorum). nil when it connected.
+func (c *Controller) StartedOffline() error {
+	if p := c.startedOffline.Load(); p != nil {
+		return *p
+	}
+	return nil
+}
 
 // HasSession reports whether a session with the contact's current card exists, i.e.
 // whether Send can work offline.

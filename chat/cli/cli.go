@@ -487,6 +487,18 @@ func (e *env) offline() (*chat.Controller, error) {
 	return p.NewController(e.ctx, pass) // takes p.Held over
 }
 
+// whyOffline says why c, opened allowing offline, is not connected: unreachable, or
+// — when the relay answered and refused for now — what it answered (a relay node whose
+// store lost its quorum answers unavailable: it runs, so "unreachable" would send its
+// operator looking in the wrong place).
+func whyOffline(c *chat.Controller) string {
+	var pe *relay.ProtocolError
+	if err := c.StartedOffline(); errors.As(err, &pe) {
+		return fmt.Sprintf("the relay answers but refuses for now (%s: %s)", pe.Code, pe.Message) // sanitised when decoded
+	}
+	return "the relay is unreachable"
+}
+
 // explain turns an error into a sentence that says what to do.
 func explain(e *env, err error) string {
 	var rk *chat.RelayKeyChangedError
@@ -725,8 +737,8 @@ func cmdSend(e *env, fs *flag.FlagSet, args []string) error {
 	if err != nil {
 		return err
 	}
-	queued := queuedErr{fmt.Sprintf("the relay is unreachable; the message is kept in the outbox (message %d) "+
-		"and goes out the next time a pfschat command connects. Do not send it again.", m.ID)}
+	queued := queuedErr{fmt.Sprintf("%s; the message is kept in the outbox (message %d) "+
+		"and goes out the next time a pfschat command connects. Do not send it again.", whyOffline(c), m.ID)}
 	if !c.Online() {
 		return queued
 	}

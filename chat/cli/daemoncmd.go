@@ -31,7 +31,7 @@ func init() {
 		flags: func(fs *flag.FlagSet) {
 			fs.String("http", "", "also serve the HTTP API (POST /api/v1/rpc, GET /api/v1/events, GET /api/v1/check) on ADDR, loopback only unless --http-public")
 			fs.Bool("http-public", false, "allow --http on an address that is not loopback (put TLS in front of it)")
-			fs.String("http-host", "", "with --http: further Host names the HTTP API answers to, comma-separated (e.g. the name a proxy forwards)")
+			fs.String("http-host", "", "with --http: further Host headers the HTTP API answers to, each NAME:PORT exactly as a proxy forwards it, comma-separated")
 			fs.Bool("no-read-receipts", false, "markRead does not tell the sender")
 			fs.String("download-dir", defaultDownloadDir(), "where contacts' files are downloaded as they arrive")
 			fs.Bool("no-auto-download", false, "download files only when a client calls download")

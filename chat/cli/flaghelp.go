@@ -72,7 +72,7 @@ var valueNames = map[string]string{
 	"home": "DIR", "relay": "URL", "passphrase-file": "FILE", "db": "FILE", "log": "FILE",
 	"addr": "HOST:PORT", "open": "NAME", "name": "NAME", "device": "LABEL",
 	"new-passphrase-file": "FILE", "recovery-code-file": "FILE", "caption": "TEXT", "download-dir": "DIR",
-	"invite": "CODE", "http": "ADDR", "http-host": "NAMES",
+	"invite": "CODE", "http": "ADDR", "http-host": "HOST:PORT,…",
 	"tls-cert": "FILE", "tls-key": "FILE", "acme-domain": "NAME", "acme-email": "ADDR",
 	"acme-http-addr": "HOST:PORT", "admin-addr": "HOST:PORT", "log-level": "LEVEL", "synchronous": "MODE",
 	"nats-prefix": "PREFIX",

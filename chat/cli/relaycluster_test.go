@@ -2,6 +2,7 @@ package cli_test
 
 import (
 	"bufio"
+	"bytes"
 	"context"
 	"crypto/rand"
 	"io"
@@ -15,7 +16,9 @@ import (
 
 	"github.com/nats-io/nats-server/v2/server"
 
+	"pfschat/chat/chattest"
 	"pfschat/chat/cli"
+	"pfschat/chat/profile"
 	"pfschat/ratchet"
 	"pfschat/relay/client"
 	"pfschat/relay/cluster/natstest"
@@ -343,5 +346,33 @@ func TestRelayNodeWaitsForJetStream(t *testing.T) {
 	cancel()
 	if err := <-done; err != nil {
 		t.Errorf("relay: %v", err)
+	}
+}
+
+// A send to a relay node whose JetStream is gone is kept in the outbox (exit 3), and
+// the command says the relay answered and refused for now — not that it is
+// unreachable, which would send its operator looking for a relay that runs.
+func TestSendToANodeWithoutItsStoreSaysItAnswers(t *testing.T) {
+	ns := natstest.Single(t)
+	keyFile := filepath.Join(t.TempDir(), "cluster.key")
+	if err := cli.RunRelay(t.Context(), []string{"new-cluster-key", keyFile}, io.Discard, io.Discard); err != nil {
+		t.Fatal(err)
+	}
+	r := startRelayCmd(t, "--nats", ns.URL(), "--nats-replicas", "1", "--relay-key-file", keyFile, "--init")
+	defer r.stop(t)
+	alice, bob := chattest.NewUserAt(t, r.url, "alice"), chattest.NewUserAt(t, r.url, "bob")
+	chattest.Converse(t, alice, bob)
+	bob.Close()
+
+	ns.Stop()
+	t.Setenv(profile.EnvPassphrase, string(chattest.Passphrase))
+	var out, errb bytes.Buffer
+	code := cli.Main(t.Context(), []string{"--home", bob.Profile.Dir, "--relay", r.url, "send", "--wait", "3s", "alice", "while the store is down"},
+		strings.NewReader(""), &out, &errb)
+	if code != 3 {
+		t.Fatalf("exit %d, want 3 (kept in the outbox); stderr %q", code, errb.String())
+	}
+	if said := errb.String(); strings.Contains(said, "unreachable") || !strings.Contains(said, "answers") {
+		t.Fatalf("the command said %q; want that the relay answers but refuses for now", said)
 	}
 }
