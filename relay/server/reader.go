@@ -78,6 +78,13 @@ func (c *conn) readLoop() {
 		if err != nil {
 			return
 		}
+		if c.ctx.Err() != nil {
+			// Closed or killed (its card replaced, logged out, its account deleted, a
+			// limit): nothing it sends from now on is acted on, however long its socket
+			// takes to go (a client that does not read can hold the writer for its
+			// write timeout). The linger after a kill reads the rest unparsed.
+			return
+		}
 		c.startMessage()
 		c.msgReader.r = r
 		if !c.onMessage(mt, &c.msgReader) {

@@ -4,8 +4,12 @@ import (
 	"bytes"
 	"context"
 	"crypto/rand"
+	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
+	"net/http/httptest"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -815,4 +819,88 @@ func testConcurrentBundlesTakeEachKeyOnce(t *testing.T, bk store) {
 			t.Fatalf("one-time prekey %d handed out %d times", id, n)
 		}
 	}
+}
+
+// TestKilledConnectionActsOnNothing: a connection the relay has cut off (here: its card
+// was replaced elsewhere, as when the owner recovers the name from a thief) is not acted
+// on for any frame it sends after the cut, however long its socket lingers. Before,
+// the relay kept executing its frames until the socket went (about a second, or the
+// write timeout for a client that stopped reading), and a thief could replace the
+// recovered card again.
+func TestKilledConnectionActsOnNothing(t *testing.T) { eachStore(t, testKilledConnectionActsOnNothing) }
+
+func testKilledConnectionActsOnNothing(t *testing.T, bk store) {
+	r := bk.Start(t)
+	ctx := testCtx(t)
+	alice := newUser(t, r, "alice")
+	bob := newUser(t, r, "bob")
+	thief := dialRaw(t, r)
+	if f := thief.login(alice); f.Type != relay.TypeOK {
+		t.Fatalf("the thief's login with the old key: %+v", f)
+	}
+	_, card2 := newIdentity(t, "alice")
+	signed, err := alice.c.ReplaceCard(ctx, card2)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for {
+		f := thief.read()
+		if f.Type == relay.TypeError {
+			if f.Code != relay.CodeCardReplaced {
+				t.Fatalf("the thief's connection: error %q, want %q", f.Code, relay.CodeCardReplaced)
+			}
+			break
+		}
+	}
+	// Cut off; the thief writes on before its socket goes (and echoes no close).
+	_, card3 := newIdentity(t, "alice")
+	thief.sendJSON(map[string]any{"type": "replace_card", "id": 901, "card": card3.Export()})
+	thief.sendJSON(map[string]any{"type": "block", "id": 902, "name": "bob"})
+	thief.ws.SetReadDeadline(time.Now().Add(waitFor))
+	for {
+		_, data, err := thief.ws.ReadMessage()
+		if err != nil {
+			break // the relay's close frame (or the socket's end)
+		}
+		var f relay.Frame
+		if json.Unmarshal(data, &f) == nil && (f.ID == 901 || f.ID == 902) {
+			t.Fatalf("the cut-off connection was answered: %s", data)
+		}
+	}
+	// The relay counts a connection as gone once it has stopped reading it and torn
+	// it down: whatever it was going to do with the frames, it has done by then.
+	nc := thief.ws.NetConn()
+	nc.SetReadDeadline(time.Now().Add(waitFor))
+	io.Copy(io.Discard, nc)
+	for deadline := time.Now().Add(waitFor); openConnections(t, r) > 2; { // alice's and bob's
+		if time.Now().After(deadline) {
+			t.Fatal("the cut-off connection is still open")
+		}
+		time.Sleep(time.Millisecond) // no event to wait on: the relay's teardown is its own
+	}
+	got, err := bob.c.LookupCard(ctx, "alice")
+	if err != nil || got.ID() != signed.ID() {
+		t.Fatalf("alice's card after the cut-off connection's replace_card: %v %v, want the owner's %s", got.ID(), err, signed.ID())
+	}
+	if _, err := bob.c.Send(ctx, "alice", []byte("not blocked"), "after-cut"); err != nil {
+		t.Fatalf("a send to alice after the cut-off connection's block: %v", err)
+	}
+}
+
+// openConnections is the relay's pfschat_relay_connections gauge.
+func openConnections(t testing.TB, r *relaytest.Relay) int {
+	t.Helper()
+	rec := httptest.NewRecorder()
+	r.Server.AdminHandler().ServeHTTP(rec, httptest.NewRequest("GET", "/metrics", nil))
+	for _, line := range strings.Split(rec.Body.String(), "\n") {
+		if v, ok := strings.CutPrefix(line, "pfschat_relay_connections "); ok {
+			n, err := strconv.Atoi(v)
+			if err != nil {
+				t.Fatalf("metric %q: %v", line, err)
+			}
+			return n
+		}
+	}
+	t.Fatal("no pfschat_relay_connections metric")
+	return 0
 }
