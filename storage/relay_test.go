@@ -102,13 +102,18 @@ func TestRelayAccountsAndPreKeys(t *testing.T) {
 		t.Fatalf("take from empty: %v", err)
 	}
 
-	if err := r.ReplaceCard(ctx, "bob", Account{CardID: "c3"}); !errors.Is(err, ErrExists) {
+	if err := r.ReplaceCard(ctx, "bob", "", Account{CardID: "c3"}); !errors.Is(err, ErrExists) {
 		t.Fatalf("replace with carol's card: %v", err)
 	}
-	if err := r.ReplaceCard(ctx, "nobody", Account{CardID: "c7"}); !errors.Is(err, ErrNotFound) {
+	if err := r.ReplaceCard(ctx, "nobody", "", Account{CardID: "c7"}); !errors.Is(err, ErrNotFound) {
 		t.Fatal(err)
 	}
-	if err := r.ReplaceCard(ctx, "bob", Account{CardID: "c2", Card: []byte("card2")}); err != nil {
+	// From a card that is not the account's (a connection whose card was replaced
+	// elsewhere): nothing changes.
+	if err := r.ReplaceCard(ctx, "bob", "c9", Account{CardID: "c8"}); !errors.Is(err, ErrNotFound) {
+		t.Fatalf("replace from a card bob does not have: %v", err)
+	}
+	if err := r.ReplaceCard(ctx, "bob", "c1", Account{CardID: "c2", Card: []byte("card2")}); err != nil {
 		t.Fatal(err)
 	}
 	a, _ := r.AccountByName(ctx, "bob")

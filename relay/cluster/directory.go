@@ -415,7 +415,7 @@ func (d *Directory) swapCard(ctx context.Context, a *accountRec, newID string, a
 // prekeys published for the old card. storage.ErrNotFound if no such name,
 // storage.ErrExists if the new card belongs to another account. newAcc.Name is
 // ignored; CreatedAt is kept when zero.
-func (d *Directory) ReplaceCard(ctx context.Context, name string, newAcc storage.Account) error {
+func (d *Directory) ReplaceCard(ctx context.Context, name, fromCardID string, newAcc storage.Account) error {
 	return retry(ctx, "replace card", func() error {
 		a, e, err := d.account(ctx, name)
 		if err != nil {
@@ -423,6 +423,9 @@ func (d *Directory) ReplaceCard(ctx context.Context, name string, newAcc storage
 		}
 		if !e.exists() {
 			return fmt.Errorf("%w: account %q", storage.ErrNotFound, name)
+		}
+		if fromCardID != "" && a.CardID != fromCardID {
+			return fmt.Errorf("%w: account %q with card %s (its card is another now)", storage.ErrNotFound, name, fromCardID)
 		}
 		ops, err := d.swapCard(ctx, &a, newAcc.CardID, newAcc.CreatedAt)
 		if err != nil {

@@ -163,13 +163,17 @@ func TestDirectoryAccountsAndPreKeys(t *testing.T) {
 			t.Fatalf("take from empty: %v", err)
 		}
 
-		if err := r.ReplaceCard(ctx, "bob", storage.Account{CardID: "c3"}); !errors.Is(err, storage.ErrExists) {
+		if err := r.ReplaceCard(ctx, "bob", "", storage.Account{CardID: "c3"}); !errors.Is(err, storage.ErrExists) {
 			t.Fatalf("replace with carol's card: %v", err)
 		}
-		if err := r.ReplaceCard(ctx, "nobody", storage.Account{CardID: "c7"}); !errors.Is(err, storage.ErrNotFound) {
+		if err := r.ReplaceCard(ctx, "nobody", "", storage.Account{CardID: "c7"}); !errors.Is(err, storage.ErrNotFound) {
 			t.Fatal(err)
 		}
-		if err := r.ReplaceCard(ctx, "bob", storage.Account{CardID: "c2", Card: []byte("card2")}); err != nil {
+		// From a card that is not the account's: nothing changes.
+		if err := r.ReplaceCard(ctx, "bob", "c9", storage.Account{CardID: "c8"}); !errors.Is(err, storage.ErrNotFound) {
+			t.Fatalf("replace from a card bob does not have: %v", err)
+		}
+		if err := r.ReplaceCard(ctx, "bob", "c1", storage.Account{CardID: "c2", Card: []byte("card2")}); err != nil {
 			t.Fatal(err)
 		}
 		a, _ := r.AccountByName(ctx, "bob")

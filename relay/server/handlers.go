@@ -722,7 +722,13 @@ func (c *conn) onReplaceCard(f *relay.Frame) {
 	export := card.Export()
 	ctx, cancel := c.opCtx()
 	defer cancel()
-	err := c.s.dir.ReplaceCard(ctx, c.acct.name, storage.Account{Name: c.acct.name, CardID: card.ID(), Card: []byte(export), CreatedAt: c.s.now().UTC()})
+	// Only from the card this connection logged in with: a connection whose card was
+	// replaced elsewhere (the owner recovering the name from a thief) replaces nothing.
+	err := c.s.dir.ReplaceCard(ctx, c.acct.name, c.acct.cardID, storage.Account{Name: c.acct.name, CardID: card.ID(), Card: []byte(export), CreatedAt: c.s.now().UTC()})
+	if errors.Is(err, storage.ErrNotFound) {
+		c.replyError(f.ID, relay.CodeCardReplaced, "the card this connection logged in with is no longer the name's", "")
+		return
+	}
 	if errors.Is(err, storage.ErrExists) {
 		c.replyError(f.ID, relay.CodeBadCard, "that card is already registered", "")
 		return

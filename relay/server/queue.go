@@ -83,7 +83,9 @@ type Directory interface {
 	CreateAccount(ctx context.Context, a storage.Account) error
 	AccountByName(ctx context.Context, name string) (storage.Account, error)
 	AccountByCardID(ctx context.Context, id string) (storage.Account, error)
-	ReplaceCard(ctx context.Context, name string, a storage.Account) error
+	// ReplaceCard makes a the account's card when its card is fromCardID ("" = any):
+	// storage.ErrNotFound when it is not (replaced meanwhile, elsewhere).
+	ReplaceCard(ctx context.Context, name, fromCardID string, a storage.Account) error
 	PutPreKeys(ctx context.Context, cardID string, keys []storage.StoredPreKey, maxOneTime int) (int, error)
 	CountPreKeys(ctx context.Context, cardID string, kind uint8) (int, error)
 	PreKeyIDs(ctx context.Context, cardID string, kind uint8) ([]uint32, error)
