@@ -86,6 +86,9 @@ type BlobStore struct {
 
 	mu  sync.Mutex
 	ups map[string]*openUpload // uploads being written: their file open, their CRC running
+	// committing holds the uploads CommitBlob is committing: no chunk is written to
+	// them meanwhile (a put for an earlier offset would cut the file it checked).
+	committing map[string]bool
 }
 
 // openUpload is an upload being written: AppendBlob extends its CRC-32C by each chunk
@@ -109,6 +112,10 @@ func (b *BlobStore) upload(id string, offset int64) (*openUpload, error) {
 	var u, victim *openUpload
 	for {
 		b.mu.Lock()
+		if b.committing[id] {
+			b.mu.Unlock()
+			return nil, fmt.Errorf("%w: blob (being committed)", ErrNotFound)
+		}
 		u = b.ups[id]
 		if u == nil {
 			if len(b.ups) >= maxOpenUploads {
@@ -402,9 +409,22 @@ func (b *BlobStore) CommitBlob(ctx context.Context, bl Blob, check BlobCheck, ex
 	var n int64
 	kept, synced := false, false
 	b.mu.Lock()
+	if b.committing[bl.ID] {
+		b.mu.Unlock()
+		return fmt.Errorf("%w: blob (being committed)", ErrNotFound)
+	}
 	u := b.ups[bl.ID]
 	delete(b.ups, bl.ID)
+	if b.committing == nil {
+		b.committing = make(map[string]bool)
+	}
+	b.committing[bl.ID] = true
 	b.mu.Unlock()
+	defer func() {
+		b.mu.Lock()
+		delete(b.committing, bl.ID)
+		b.mu.Unlock()
+	}()
 	if u != nil {
 		u.mu.Lock()
 		if u.f != nil {

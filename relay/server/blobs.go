@@ -455,7 +455,9 @@ func (c *conn) onBlobGet(f *relay.Frame) {
 		n := min(f.Count*relay.BlobChunkSize, c.blob.readSize-off)
 		msg := relay.AppendBlobChunkHeader(getBlobBuf(), f.ID)
 		msg = msg[:relay.BlobChunkHeaderSize+n]
-		if _, err := c.blob.readFile.ReadAt(msg[relay.BlobChunkHeaderSize:], off); err != nil && err != io.EOF {
+		// A short read (io.EOF) is an error too: a blob file shorter than its size
+		// must never send the reused buffer's older bytes.
+		if _, err := c.blob.readFile.ReadAt(msg[relay.BlobChunkHeaderSize:], off); err != nil {
 			putBlobBuf(msg)
 			c.closeBlobs()
 			c.blob.readID = ""
@@ -482,7 +484,7 @@ func (c *conn) onBlobGet(f *relay.Frame) {
 	}
 	n := min(int64(relay.BlobChunkSize), c.blob.readSize-off)
 	buf := make([]byte, n)
-	if _, err := c.blob.readFile.ReadAt(buf, off); err != nil && err != io.EOF {
+	if _, err := c.blob.readFile.ReadAt(buf, off); err != nil {
 		c.closeBlobs()
 		c.blob.readID = ""
 		c.internal(f.ID, "reading a blob chunk", err)

@@ -10,6 +10,8 @@ import (
 	"fmt"
 	"hash/crc32"
 	"math"
+	"os"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"testing"
@@ -601,5 +603,58 @@ func testBlobGetsAlternatingBlobs(t *testing.T, r *relaytest.Relay) {
 			t.Fatalf("request %d: %d bytes, want %d, equal %v", id, len(got), len(w), bytes.Equal(got, w))
 		}
 		delete(want, id)
+	}
+}
+
+// A committed blob whose file is shorter than its size (a disk that lost its tail, a
+// file cut by hand) is answered with an error for the chunks it lacks, never with
+// the bytes a reused buffer held from another download.
+func TestBlobGetOfACutFileIsAnError(t *testing.T) {
+	r := relaytest.Start(t)
+	alice := register(t, r, "alice")
+	ac := alice.login(t, r)
+	data := randomBytes(t, 3*relay.BlobChunkSize)
+	other, otherCap := upload(t, ac, bytes.Repeat([]byte{0xee}, 8*relay.BlobChunkSize), 1)
+	id, capab := upload(t, ac, data, 1)
+	rc := dialRaw(t, r)
+	if f := rc.login(alice); f.Type != relay.TypeOK {
+		t.Fatalf("login: %+v", f)
+	}
+	// Another download fills a buffer with its bytes first.
+	rc.sendJSON(map[string]any{"type": "blob_get", "id": 2, "blob_id": other, "capability": otherCap, "count": 8})
+	rc.ws.SetReadDeadline(time.Now().Add(waitFor))
+	for {
+		mt, msg, err := rc.ws.ReadMessage()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if mt == websocket.BinaryMessage {
+			if len(msg) != relay.BlobChunkHeaderSize+8*relay.BlobChunkSize {
+				t.Fatalf("the other blob's run: %d bytes", len(msg))
+			}
+			break // pushes (synced, low_prekeys) may come first
+		}
+	}
+	if err := os.Truncate(filepath.Join(r.Path+".blobs", id), relay.BlobChunkSize); err != nil {
+		t.Fatal(err)
+	}
+	expectErr(t, rc.request(map[string]any{"type": "blob_get", "id": 3, "blob_id": id, "capability": capab, "index": 1}), relay.CodeInternal)
+	rc.sendJSON(map[string]any{"type": "blob_get", "id": 4, "blob_id": id, "capability": capab, "count": 3})
+	rc.ws.SetReadDeadline(time.Now().Add(waitFor))
+	for {
+		mt, msg, err := rc.ws.ReadMessage()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if mt == websocket.BinaryMessage {
+			t.Fatalf("a run of the cut blob was sent (%d bytes)", len(msg))
+		}
+		var f relay.Frame
+		if json.Unmarshal(msg, &f) == nil && f.ID == 4 {
+			if f.Type != relay.TypeError || f.Code != relay.CodeInternal {
+				t.Fatalf("a run of the cut blob: %+v, want internal", f)
+			}
+			break
+		}
 	}
 }

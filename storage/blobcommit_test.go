@@ -1,0 +1,66 @@
+package storage
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"sync"
+	"testing"
+	"time"
+)
+
+// A chunk put racing with the blob's commit (another connection of the uploader that
+// thinks the upload is still at its start) never cuts the file the commit checked:
+// either the put is refused, or it lands before the commit, which then finds the
+// upload short and refuses. A committed blob's file always has the blob's size. Before,
+// the put could reopen the upload between the commit's check and its rename, cut it
+// back to the put's offset, and the relay committed a file shorter than the blob.
+func TestBlobPutRacingCommitNeverCutsTheFile(t *testing.T) {
+	ctx := context.Background()
+	r, err := OpenRelay(ctx, filepath.Join(t.TempDir(), "r.db"), RelayOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close()
+	b, err := r.Blobs("")
+	if err != nil {
+		t.Fatal(err)
+	}
+	const chunk = 32768
+	data := bytes.Repeat([]byte("0123456789abcdef"), 2*chunk/16)
+	check := BlobCheck{CRC32C: BlobCRC32C(UpdateBlobCRC32C(0, data))}
+	now := time.Now()
+	committed := 0
+	for i := range 200 {
+		bl := Blob{ID: fmt.Sprintf("%032x", i+1), Owner: "alice", Size: int64(len(data)), Recipients: 1, CreatedAt: now, ExpiresAt: now.Add(time.Hour)}
+		if err := b.CreateBlob(ctx, bl, 0); err != nil {
+			t.Fatal(err)
+		}
+		if err := b.AppendBlob(bl.ID, bl.Size, 0, data); err != nil {
+			t.Fatal(err)
+		}
+		var wg sync.WaitGroup
+		var commitErr error
+		wg.Add(2)
+		go func() { defer wg.Done(); commitErr = b.CommitBlob(ctx, bl, check, now.Add(time.Hour)) }()
+		go func() { defer wg.Done(); b.AppendBlob(bl.ID, bl.Size, 0, data[:chunk]) }() // refused, or first
+		wg.Wait()
+		if commitErr != nil {
+			if !errors.Is(commitErr, ErrBlobIncomplete) && !errors.Is(commitErr, ErrNotFound) {
+				t.Fatalf("round %d: commit: %v", i, commitErr)
+			}
+			continue
+		}
+		committed++
+		st, err := os.Stat(b.path(bl.ID, true))
+		if err != nil || st.Size() != bl.Size {
+			t.Fatalf("round %d: a committed blob of %d bytes has a file of %v bytes (%v)", i, bl.Size, st.Size(), err)
+		}
+	}
+	if committed == 0 {
+		t.Fatal("no commit won a round: the race was never run the way that matters")
+	}
+}
