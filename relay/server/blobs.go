@@ -693,9 +693,9 @@ func discardBinary(r io.Reader) (head []byte, tooBig bool, err error) {
 	}
 	switch size := int64(n) + rest; {
 	case size > relay.MaxBlobMessageSize+discardLimit:
-		return nil, true, errors.New("binary message far over the limit")
+		return b[:n], true, errors.New("binary message far over the limit")
 	case size > relay.MaxBlobMessageSize:
-		return nil, true, nil
+		return b[:n], true, nil
 	}
 	return b[:n], false, nil
 }

@@ -333,6 +333,11 @@ func testBlobBinaryMessages(t *testing.T, bk store) {
 	if f := rc.read(); f.Type != relay.TypeError || f.Code != relay.CodeBadFrame || f.ID != 12 {
 		t.Fatalf("a put message cut short: %+v, want bad_frame answering id 12", f)
 	}
+	over := append(relay.AppendBlobPutHeader(nil, 13, b.BlobID, 0), make([]byte, relay.MaxBlobMessageSize)...)
+	sendBin(over[:relay.MaxBlobMessageSize+1]) // one byte over: dropped, answered by its id
+	if f := rc.read(); f.Type != relay.TypeError || f.Code != relay.CodeFrameTooLarge || f.ID != 13 {
+		t.Fatalf("a binary message one byte over: %+v, want frame_too_large answering id 13", f)
+	}
 	sendBin(append(relay.AppendBlobPutHeader(nil, 8, b.BlobID, 1), data[relay.BlobChunkSize:]...))
 	f := rc.answer(8)
 	if f.Type != relay.TypeError || f.Code != relay.CodeBlobOutOfOrder || f.Next != 0 {

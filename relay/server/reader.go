@@ -200,7 +200,7 @@ func (c *conn) onMessage(mt int, r io.Reader) bool {
 		switch {
 		case tooBig:
 			c.s.m.limited(LimitMaxFrameBytes)
-			c.kill(relay.CodeFrameTooLarge, LimitMaxFrameBytes, "frame over "+strconv.Itoa(discardLimit)+" bytes")
+			c.kill(relay.CodeFrameTooLarge, LimitMaxFrameBytes, "frame over "+strconv.Itoa(c.s.limits.MaxFrameBytes+discardLimit)+" bytes")
 		case c.messageExpired(err):
 			c.killExpiredMessage()
 		}
@@ -276,20 +276,24 @@ func (c *conn) onMessage(mt int, r io.Reader) bool {
 
 // readFrame reads one message into buf. A message over max is read up to
 // discardLimit bytes past max and dropped (tooBig, err == nil); beyond that it fails
-// (tooBig, err). It reads at most max+1 bytes into buf, whatever buf's capacity, so
+// (tooBig, err); either way data is then its first 9 bytes (a binary message's kind and
+// id). It reads at most max+1 bytes into buf, whatever buf's capacity, so
 // the boundaries are PROTOCOL.md's to the byte: up to max bytes kept, up to
 // max+discardLimit answered, more closed.
 func readFrame(r io.Reader, buf []byte, max int) (data []byte, tooBig bool, err error) {
 	for {
 		if len(buf) > max {
+			// Over: dropped, but for its first bytes (a binary message's kind and
+			// id, for the answer's id).
+			head := buf[:min(len(buf), 9)]
 			n, err := io.Copy(io.Discard, io.LimitReader(r, discardLimit))
 			if err != nil {
-				return nil, true, err
+				return head, true, err
 			}
 			if n >= discardLimit {
-				return nil, true, errors.New("frame far over the limit")
+				return head, true, errors.New("frame far over the limit")
 			}
-			return nil, true, nil
+			return head, true, nil
 		}
 		if len(buf) == cap(buf) {
 			buf = append(buf, 0)[:len(buf)]
@@ -298,7 +302,7 @@ func readFrame(r io.Reader, buf []byte, max int) (data []byte, tooBig bool, err 
 		buf = buf[:len(buf)+n]
 		if err == io.EOF {
 			if len(buf) > max {
-				return nil, true, nil
+				return buf[:min(len(buf), 9)], true, nil
 			}
 			return buf, false, nil
 		}

@@ -27,8 +27,8 @@ func FuzzReadFrame(f *testing.F) {
 				t.Fatalf("%d bytes, limit %d: got %d bytes, tooBig %v, %v", len(msg), max, len(data), tooBig, err)
 			}
 		default:
-			if !tooBig || data != nil || err != nil {
-				t.Fatalf("%d bytes over the limit %d: got %d bytes, tooBig %v, %v", len(msg), max, len(data), tooBig, err)
+			if !tooBig || !bytes.Equal(data, msg[:min(len(msg), 9, int(max)+1)]) || err != nil {
+				t.Fatalf("%d bytes over the limit %d: got %d bytes (want its first 9 at most), tooBig %v, %v", len(msg), max, len(data), tooBig, err)
 			}
 		}
 	})
