@@ -64,3 +64,55 @@ func TestBlobPutRacingCommitNeverCutsTheFile(t *testing.T) {
 		t.Fatal("no commit won a round: the race was never run the way that matters")
 	}
 }
+
+// A blob's file handed out for reading is closed when the blob is deleted (all its
+// recipients fetched it, it expired, its owner went): a connection idle after its
+// download no longer keeps the deleted file's space on disk until it goes.
+func TestDeletedBlobClosesItsReaders(t *testing.T) {
+	ctx := context.Background()
+	r, err := OpenRelay(ctx, filepath.Join(t.TempDir(), "r.db"), RelayOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close()
+	b, err := r.Blobs("")
+	if err != nil {
+		t.Fatal(err)
+	}
+	now := time.Now()
+	data := []byte("a committed blob")
+	check := BlobCheck{CRC32C: BlobCRC32C(UpdateBlobCRC32C(0, data))}
+	for i, del := range []func(Blob) error{
+		func(bl Blob) error { _, err := b.BlobFetched(ctx, bl.ID, "bob", now); return err },
+		func(bl Blob) error { return b.DeleteBlob(ctx, bl.ID) },
+		func(bl Blob) error { _, err := b.DeleteOwnerBlobs(ctx, "alice"); return err },
+	} {
+		bl := Blob{ID: fmt.Sprintf("%032x", 1000+i), Owner: "alice", Size: int64(len(data)), Recipients: 1, CreatedAt: now, ExpiresAt: now.Add(time.Hour)}
+		if err := b.CreateBlob(ctx, bl, 0); err != nil {
+			t.Fatal(err)
+		}
+		if err := b.AppendBlob(bl.ID, bl.Size, 0, data); err != nil {
+			t.Fatal(err)
+		}
+		if err := b.CommitBlob(ctx, bl, check, now.Add(time.Hour)); err != nil {
+			t.Fatal(err)
+		}
+		f, err := b.OpenBlob(bl.ID)
+		if err != nil {
+			t.Fatal(err)
+		}
+		buf := make([]byte, len(data))
+		if _, err := f.ReadAt(buf, 0); err != nil || !bytes.Equal(buf, data) {
+			t.Fatalf("case %d: read before the deletion: %q %v", i, buf, err)
+		}
+		if err := del(bl); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := f.ReadAt(buf, 0); !errors.Is(err, os.ErrClosed) {
+			t.Fatalf("case %d: a read after the deletion: %v, want the file closed", i, err)
+		}
+		if err := f.Close(); err != nil {
+			t.Fatalf("case %d: closing a reader the deletion closed: %v", i, err)
+		}
+	}
+}

@@ -89,6 +89,44 @@ type BlobStore struct {
 	// committing holds the uploads CommitBlob is committing: no chunk is written to
 	// them meanwhile (a put for an earlier offset would cut the file it checked).
 	committing map[string]bool
+	// readers are the files OpenBlob handed out, per blob: a deleted blob's are closed
+	// at once, so that a connection idle after a download does not keep a deleted
+	// file's space (and pass its owner's quota) until it goes.
+	readers map[string]map[*BlobFile]struct{}
+}
+
+// BlobFile is a committed blob's file, open for reading (OpenBlob). It is closed
+// when the blob is deleted; a read after that fails.
+type BlobFile struct {
+	*os.File
+	b  *BlobStore
+	id string
+}
+
+// Close closes the file (again, after the blob's deletion closed it: no error).
+func (f *BlobFile) Close() error {
+	f.b.mu.Lock()
+	_, open := f.b.readers[f.id][f]
+	delete(f.b.readers[f.id], f)
+	if len(f.b.readers[f.id]) == 0 {
+		delete(f.b.readers, f.id)
+	}
+	f.b.mu.Unlock()
+	if !open {
+		return nil
+	}
+	return f.File.Close()
+}
+
+// closeReaders closes the files OpenBlob handed out for id (its blob is deleted).
+func (b *BlobStore) closeReaders(id string) {
+	b.mu.Lock()
+	fs := b.readers[id]
+	delete(b.readers, id)
+	b.mu.Unlock()
+	for f := range fs {
+		f.File.Close() // *os.File: safe beside a ReadAt in another goroutine, which then fails
+	}
 }
 
 // openUpload is an upload being written: AppendBlob extends its CRC-32C by each chunk
@@ -497,7 +535,7 @@ func syncFile(p string) error {
 }
 
 // OpenBlob opens a committed blob's bytes for reading.
-func (b *BlobStore) OpenBlob(id string) (*os.File, error) {
+func (b *BlobStore) OpenBlob(id string) (*BlobFile, error) {
 	if !validID(id) {
 		return nil, fmt.Errorf("%w: blob", ErrNotFound)
 	}
@@ -505,7 +543,20 @@ func (b *BlobStore) OpenBlob(id string) (*os.File, error) {
 	if errors.Is(err, os.ErrNotExist) {
 		return nil, fmt.Errorf("%w: blob", ErrNotFound)
 	}
-	return f, err
+	if err != nil {
+		return nil, err
+	}
+	bf := &BlobFile{File: f, b: b, id: id}
+	b.mu.Lock()
+	if b.readers == nil {
+		b.readers = make(map[string]map[*BlobFile]struct{})
+	}
+	if b.readers[id] == nil {
+		b.readers[id] = make(map[*BlobFile]struct{})
+	}
+	b.readers[id][bf] = struct{}{}
+	b.mu.Unlock()
+	return bf, nil
 }
 
 // BlobFetched records that name fetched the blob completely. Once as many distinct
@@ -536,6 +587,7 @@ func (b *BlobStore) BlobFetched(ctx context.Context, id, name string, now time.T
 	})
 	if err == nil && deleted {
 		os.Remove(b.path(id, true))
+		b.closeReaders(id)
 	}
 	return deleted, err
 }
@@ -556,6 +608,7 @@ func (b *BlobStore) DeleteBlob(ctx context.Context, id string) error {
 	err := b.r.db.write(ctx, func(tx *txn) error { return deleteBlobRows(ctx, tx, id) })
 	os.Remove(b.path(id, false))
 	os.Remove(b.path(id, true))
+	b.closeReaders(id)
 	return err
 }
 

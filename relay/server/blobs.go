@@ -202,8 +202,23 @@ type blobConn struct {
 	out chan struct{}
 }
 
-// maxBlobOut is how many binary blob chunk messages one connection may have queued.
+// maxBlobOut is how many blob chunk answers (binary runs, or JSON chunks) one
+// connection may have queued.
 const maxBlobOut = 16
+
+// takeBlobSlot waits for room for one more blob chunk answer in the writer's queue;
+// false when the connection closes first.
+func (c *conn) takeBlobSlot() bool {
+	if c.blob.out == nil {
+		c.blob.out = make(chan struct{}, maxBlobOut) // before the first push: the writer sees it
+	}
+	select {
+	case c.blob.out <- struct{}{}:
+		return true
+	case <-c.ctx.Done():
+		return false
+	}
+}
 
 // blobSent is the writer's word that a blob chunk message went out (or was dropped).
 func (c *conn) blobSent() {
@@ -464,12 +479,7 @@ func (c *conn) onBlobGet(f *relay.Frame) {
 			c.internal(f.ID, "reading a blob chunk", err)
 			return
 		}
-		if c.blob.out == nil {
-			c.blob.out = make(chan struct{}, maxBlobOut) // before the first push: the writer sees it
-		}
-		select {
-		case c.blob.out <- struct{}{}:
-		case <-c.ctx.Done():
+		if !c.takeBlobSlot() {
 			putBlobBuf(msg)
 			return
 		}
@@ -490,9 +500,16 @@ func (c *conn) onBlobGet(f *relay.Frame) {
 		c.internal(f.ID, "reading a blob chunk", err)
 		return
 	}
+	// Like the binary runs, JSON chunk answers hold a slot each until the writer has
+	// them (maxBlobOut, about 700 KiB of them): a client asking faster than it reads
+	// waits in TCP instead of filling the relay's memory.
+	if !c.takeBlobSlot() {
+		return
+	}
 	c.s.m.frameOut(relay.TypeBlobChunk)
 	c.s.m.blob.bytesOut.Add(uint64(n))
-	if !c.out.tryPush(outItem{raw: relay.AppendBlobChunk(make([]byte, 0, 64+base64.StdEncoding.EncodedLen(len(buf))), f.ID, buf)}) {
+	if !c.out.tryPush(outItem{raw: relay.AppendBlobChunk(make([]byte, 0, 64+base64.StdEncoding.EncodedLen(len(buf))), f.ID, buf), kind: itemBlobJSON}) {
+		c.blobSent()
 		c.slow()
 	}
 }

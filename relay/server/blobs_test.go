@@ -663,3 +663,35 @@ func TestBlobGetOfACutFileIsAnError(t *testing.T) {
 		}
 	}
 }
+
+// JSON chunk answers hold a slot of the connection's blob queue as binary runs do (so
+// a client that asks without reading cannot make the relay hold its answers): a client
+// that pipelines many more requests than there are slots, then reads, gets every
+// answer, in order, each with its chunk.
+func TestBlobGetJSONPipelinedBeyondTheQueue(t *testing.T) {
+	r := relaytest.StartWith(t, relaytest.Options{Limits: server.Limits{FramesPerSecond: 10000, FrameBurst: 10000}})
+	alice := register(t, r, "alice")
+	ac := alice.login(t, r)
+	const chunks = 4
+	data := randomBytes(t, chunks*relay.BlobChunkSize)
+	id, capab := upload(t, ac, data, 1)
+	rc := dialRaw(t, r)
+	if f := rc.login(alice); f.Type != relay.TypeOK {
+		t.Fatalf("login: %+v", f)
+	}
+	const asks = 100 // several times the queue's 16 slots
+	go func() {
+		for i := range asks {
+			if err := rc.ws.WriteJSON(map[string]any{"type": "blob_get", "id": 100 + i, "blob_id": id, "capability": capab, "index": i % chunks}); err != nil {
+				return
+			}
+		}
+	}()
+	for i := range asks {
+		f := rc.answer(uint64(100 + i))
+		want := data[(i%chunks)*relay.BlobChunkSize:][:relay.BlobChunkSize]
+		if f.Type != relay.TypeBlobChunk || !bytes.Equal(f.Data, want) {
+			t.Fatalf("answer %d: %s with %d bytes, want chunk %d", i, f.Type, len(f.Data), i%chunks)
+		}
+	}
+}

@@ -27,6 +27,7 @@ const (
 	itemAccepted           // {"type":"accepted","id":reqID,"msg_id":msgID}
 	itemAcceptedDup        // the same with "duplicate":true
 	itemOK                 // {"type":"ok","id":reqID}
+	itemBlobJSON           // raw: a JSON blob_chunk answer, holding a slot of conn.blob.out until encoded
 )
 
 // freeItems holds item slices of writers that went idle, so that a connection that

@@ -234,6 +234,9 @@ func (c *conn) encodeItem(buf []byte, it *outItem) (_ []byte, isClose bool) {
 		isClose = it.opcode == opClose
 	default:
 		buf = appendWSFrame(buf, opText, it.raw)
+		if it.kind == itemBlobJSON {
+			c.blobSent()
+		}
 	}
 	return buf, isClose
 }
