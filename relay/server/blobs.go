@@ -662,7 +662,7 @@ func (c *conn) onBinary(r io.Reader) bool {
 			Message: "over " + strconv.Itoa(c.s.limits.FramesPerSecond) + " frames/s; slow down", RetryAfterMS: retry.Milliseconds() + 1})
 		return true
 	}
-	c.rateStrikes = 0
+	c.rateStrikes = max(0, c.rateStrikes-1) // a frame within the rate takes one strike back
 	c.s.m.frameIn(relay.TypeBlobPut)
 	if tooBig {
 		c.s.m.limited(LimitMaxFrameBytes)

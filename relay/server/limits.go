@@ -446,7 +446,7 @@ func (c *conn) startLoginDeadline() {
 // rate_limited and a close frame 1008. It runs on the read loop.
 func (c *conn) pingAllowed() (ok bool, err error) {
 	if allowed, _ := c.bucket.allow(c.s.now()); allowed {
-		c.rateStrikes = 0
+		c.rateStrikes = max(0, c.rateStrikes-1)
 		return true, nil
 	}
 	c.rateStrikes++

@@ -869,3 +869,43 @@ func TestLimitFrameRateAnswersByID(t *testing.T) {
 		}
 	}
 }
+
+// A flood paced to slip a frame in within the rate now and then is closed too: each
+// frame within the rate takes one strike back, not all of them (PROTOCOL.md,
+// frames_per_second). Rounds of 30 frames over the rate and one within it never
+// reached the 40 strikes (4 × the burst) in a row that closed a connection before.
+func TestLimitPacedFloodIsClosed(t *testing.T) {
+	clock := &frozenClock{t: time.Now()}
+	r := relaytest.StartWith(t, relaytest.Options{Clock: clock.now, Limits: server.Limits{FramesPerSecond: 10, FrameBurst: 10}})
+	rc := dialRaw(t, r)
+	id := 0
+	ping := func() relay.Frame {
+		id++
+		rc.sendText([]byte(`{"type":"ping","id":` + strconv.Itoa(id) + `}`))
+		return rc.read()
+	}
+	for range 10 { // the burst
+		if f := ping(); f.Type != relay.TypePong {
+			t.Fatalf("within the burst: %+v", f)
+		}
+	}
+	for round := range 5 {
+		for range 30 {
+			f := ping()
+			if f.Type != relay.TypeError || f.Code != relay.CodeRateLimited {
+				t.Fatalf("round %d: over the rate: %+v", round, f)
+			}
+			if strings.Contains(f.Message, "closing the connection") {
+				if round == 0 {
+					t.Fatalf("closed in the first round, at %d strikes or fewer", 30)
+				}
+				return
+			}
+		}
+		clock.add(100 * time.Millisecond) // one frame's worth of the rate
+		if f := ping(); f.Type != relay.TypePong {
+			t.Fatalf("round %d: the frame within the rate: %+v", round, f)
+		}
+	}
+	t.Fatal("a flood paced to slip one frame in every 31 was never closed")
+}

@@ -219,7 +219,7 @@ func (c *conn) onMessage(mt int, r io.Reader) bool {
 			Message: "over " + strconv.Itoa(c.s.limits.FramesPerSecond) + " frames/s; slow down", RetryAfterMS: retry.Milliseconds() + 1})
 		return true
 	}
-	c.rateStrikes = 0
+	c.rateStrikes = max(0, c.rateStrikes-1) // a frame within the rate takes one strike back
 	if tooBig {
 		readBufPool.Put(bp)
 		c.s.m.frameIn("")

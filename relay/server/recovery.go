@@ -83,16 +83,17 @@ func (c *conn) onRecover(f *relay.Frame) {
 		c.replyError(f.ID, relay.CodeNoRecovery, "this relay keeps no recovery codes", "")
 		return
 	}
+	// Per address first, before the card's signature is checked: one address cannot
+	// spend every name's attempts, nor the relay's CPU on frames it then refuses.
+	if ok, retry := c.s.ab.recoveryPerAddress.allow(c.addrKey); !ok {
+		c.rateLimited(f.ID, LimitRecoveryPerAddress, "too many recovery attempts from your address", retry)
+		return
+	}
 	card, ok := c.parseCard(f)
 	if !ok {
 		return
 	}
 	name := card.Identity
-	// Per address first: one address cannot spend every name's attempts.
-	if ok, retry := c.s.ab.recoveryPerAddress.allow(c.addrKey); !ok {
-		c.rateLimited(f.ID, LimitRecoveryPerAddress, "too many recovery attempts from your address", retry)
-		return
-	}
 	if ok, retry := c.s.ab.recoveryPerName.allow(name); !ok {
 		c.rateLimited(f.ID, LimitRecoveryPerName, "too many recovery attempts for "+strconv.Quote(name)+"; wait before trying again", retry)
 		return
