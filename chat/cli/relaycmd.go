@@ -262,6 +262,12 @@ func RunRelay(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	defer TuneGC(GCSettings{Percent: *gcPercent, MemoryLimit: *memLimit << 20, HeapFloor: *heapFloor << 20,
 		Traffic: srv.MessagesAccepted})()
 
+	// TCP connections are capped from accept on, before their HTTP request or TLS
+	// handshake (the relay's own caps count upgraded WebSockets): twice the upgraded
+	// cap per address, and in all the upgraded cap plus half the descriptors it keeps
+	// back, so that half-open handshakes cannot take every descriptor.
+	lim := srv.Limits()
+	ln = server.CapListener(ln, 2*lim.ConnectionsPerAddress, lim.MaxConnections+128, abuse.trusted)
 	ln = abuse.listener(ln)
 	publicH, adminH := wrap(srv, srv.AdminHandler())
 	hs := &http.Server{Handler: publicH, ReadHeaderTimeout: 10 * time.Second, ErrorLog: slog.NewLogLogger(log.Handler(), slog.LevelWarn)}

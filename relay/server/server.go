@@ -431,6 +431,10 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) { s.mux.Serve
 // AdminHandler serves the admin port (loopback by default): /metrics and /healthz.
 func (s *Server) AdminHandler() http.Handler { return s.admin }
 
+// Limits are the limits the relay runs with, defaults and derived values filled in
+// (MaxConnections from the descriptor limit when it was 0).
+func (s *Server) Limits() Limits { return s.limits }
+
 func (s *Server) serveHealth(w http.ResponseWriter, r *http.Request) {
 	if s.closing.Load() {
 		http.Error(w, "shutting down", http.StatusServiceUnavailable)
