@@ -20,15 +20,7 @@ import (
 // back to the put's offset, and the relay committed a file shorter than the blob.
 func TestBlobPutRacingCommitNeverCutsTheFile(t *testing.T) {
 	ctx := context.Background()
-	r, err := OpenRelay(ctx, filepath.Join(t.TempDir(), "r.db"), RelayOptions{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer r.Close()
-	b, err := r.Blobs("")
-	if err != nil {
-		t.Fatal(err)
-	}
+	b := testBlobStore(t)
 	const chunk = 32768
 	data := bytes.Repeat([]byte("0123456789abcdef"), 2*chunk/16)
 	check := BlobCheck{CRC32C: BlobCRC32C(UpdateBlobCRC32C(0, data))}
@@ -70,15 +62,7 @@ func TestBlobPutRacingCommitNeverCutsTheFile(t *testing.T) {
 // download no longer keeps the deleted file's space on disk until it goes.
 func TestDeletedBlobClosesItsReaders(t *testing.T) {
 	ctx := context.Background()
-	r, err := OpenRelay(ctx, filepath.Join(t.TempDir(), "r.db"), RelayOptions{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer r.Close()
-	b, err := r.Blobs("")
-	if err != nil {
-		t.Fatal(err)
-	}
+	b := testBlobStore(t)
 	now := time.Now()
 	data := []byte("a committed blob")
 	check := BlobCheck{CRC32C: BlobCRC32C(UpdateBlobCRC32C(0, data))}
@@ -115,4 +99,19 @@ func TestDeletedBlobClosesItsReaders(t *testing.T) {
 			t.Fatalf("case %d: closing a reader the deletion closed: %v", i, err)
 		}
 	}
+}
+
+// testBlobStore is the blob store of a new relay database, closed with the test.
+func testBlobStore(t *testing.T) *BlobStore {
+	t.Helper()
+	r, err := OpenRelay(context.Background(), filepath.Join(t.TempDir(), "r.db"), RelayOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { r.Close() })
+	b, err := r.Blobs("")
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
 }

@@ -627,40 +627,18 @@ func TestBlobGetOfACutFileIsAnError(t *testing.T) {
 	}
 	// Another download fills a buffer with its bytes first.
 	rc.sendJSON(map[string]any{"type": "blob_get", "id": 2, "blob_id": other, "capability": otherCap, "count": 8})
-	rc.ws.SetReadDeadline(time.Now().Add(waitFor))
-	for {
-		mt, msg, err := rc.ws.ReadMessage()
-		if err != nil {
-			t.Fatal(err)
-		}
-		if mt == websocket.BinaryMessage {
-			if len(msg) != relay.BlobChunkHeaderSize+8*relay.BlobChunkSize {
-				t.Fatalf("the other blob's run: %d bytes", len(msg))
-			}
-			break // pushes (synced, low_prekeys) may come first
-		}
+	if mt, msg := rc.nextAnswer(2); mt != websocket.BinaryMessage || len(msg) != relay.BlobChunkHeaderSize+8*relay.BlobChunkSize {
+		t.Fatalf("the other blob's run: a message of type %d, %d bytes", mt, len(msg))
 	}
 	if err := os.Truncate(filepath.Join(r.Path+".blobs", id), relay.BlobChunkSize); err != nil {
 		t.Fatal(err)
 	}
 	expectErr(t, rc.request(map[string]any{"type": "blob_get", "id": 3, "blob_id": id, "capability": capab, "index": 1}), relay.CodeInternal)
 	rc.sendJSON(map[string]any{"type": "blob_get", "id": 4, "blob_id": id, "capability": capab, "count": 3})
-	rc.ws.SetReadDeadline(time.Now().Add(waitFor))
-	for {
-		mt, msg, err := rc.ws.ReadMessage()
-		if err != nil {
-			t.Fatal(err)
-		}
-		if mt == websocket.BinaryMessage {
-			t.Fatalf("a run of the cut blob was sent (%d bytes)", len(msg))
-		}
-		var f relay.Frame
-		if json.Unmarshal(msg, &f) == nil && f.ID == 4 {
-			if f.Type != relay.TypeError || f.Code != relay.CodeInternal {
-				t.Fatalf("a run of the cut blob: %+v, want internal", f)
-			}
-			break
-		}
+	mt, msg := rc.nextAnswer(4)
+	var f relay.Frame
+	if mt == websocket.BinaryMessage || json.Unmarshal(msg, &f) != nil || f.Type != relay.TypeError || f.Code != relay.CodeInternal {
+		t.Fatalf("a run of the cut blob: a message of type %d, %d bytes (%+v), want the error internal", mt, len(msg), f)
 	}
 }
 
@@ -692,6 +670,29 @@ func TestBlobGetJSONPipelinedBeyondTheQueue(t *testing.T) {
 		want := data[(i%chunks)*relay.BlobChunkSize:][:relay.BlobChunkSize]
 		if f.Type != relay.TypeBlobChunk || !bytes.Equal(f.Data, want) {
 			t.Fatalf("answer %d: %s with %d bytes, want chunk %d", i, f.Type, len(f.Data), i%chunks)
+		}
+	}
+}
+
+// nextAnswer reads messages until the answer to request id, text or binary (a binary
+// blob chunk message carries its id in bytes 1-8), skipping pushes.
+func (rc *raw) nextAnswer(id uint64) (int, []byte) {
+	rc.t.Helper()
+	rc.ws.SetReadDeadline(time.Now().Add(waitFor))
+	for {
+		mt, msg, err := rc.ws.ReadMessage()
+		if err != nil {
+			rc.t.Fatal(err)
+		}
+		if mt == websocket.BinaryMessage {
+			if len(msg) >= 9 && binary.BigEndian.Uint64(msg[1:9]) == id {
+				return mt, msg
+			}
+			continue
+		}
+		var f relay.Frame
+		if json.Unmarshal(msg, &f) == nil && f.ID == id {
+			return mt, msg
 		}
 	}
 }

@@ -420,21 +420,29 @@ func TestReplaceCardClosesOldConnections(t *testing.T) {
 	eachStore(t, testReplaceCardClosesOldConnections)
 }
 
-func testReplaceCardClosesOldConnections(t *testing.T, bk store) {
-	r := bk.Start(t)
-	ctx := testCtx(t)
-	alice := newUser(t, r, "alice")
-	bob := newUser(t, r, "bob")
-	oldConn := dialRaw(t, r)
+// cardReplacedUnderAConnection starts a relay with alice and bob, logs alice's card
+// in on a second, raw connection, then replaces alice's card from her first: the raw
+// connection is the old card's (another device, or a thief of the old key), and
+// newer is alice under her new card, not logged in yet.
+func cardReplacedUnderAConnection(t *testing.T, bk store) (r *relaytest.Relay, alice, bob, newer *user, oldConn *raw) {
+	t.Helper()
+	r = bk.Start(t)
+	alice, bob = newUser(t, r, "alice"), newUser(t, r, "bob")
+	oldConn = dialRaw(t, r)
 	if f := oldConn.login(alice); f.Type != relay.TypeOK {
 		t.Fatalf("second login of the old card: %+v", f)
 	}
-
 	k2, card2 := newIdentity(t, "alice")
-	signed, err := alice.c.ReplaceCard(ctx, card2)
+	signed, err := alice.c.ReplaceCard(testCtx(t), card2)
 	if err != nil {
 		t.Fatal(err)
 	}
+	return r, alice, bob, &user{name: "alice", key: k2, card: signed}, oldConn
+}
+
+func testReplaceCardClosesOldConnections(t *testing.T, bk store) {
+	ctx := testCtx(t)
+	r, alice, bob, newer, oldConn := cardReplacedUnderAConnection(t, bk)
 	// The old connection hears why and is closed; nothing else reaches it.
 	for {
 		f := oldConn.read()
@@ -456,7 +464,6 @@ func testReplaceCardClosesOldConnections(t *testing.T, bk store) {
 	if _, err := bob.c.Send(ctx, "alice", []byte("for the new card"), "after-replace"); err != nil {
 		t.Fatal(err)
 	}
-	newer := &user{name: "alice", key: k2, card: signed}
 	newer.login(t, r)
 	if m := nextMessage(t, newer.c); string(m.Body) != "for the new card" {
 		t.Fatalf("new card received %q", m.Body)
@@ -830,19 +837,9 @@ func testConcurrentBundlesTakeEachKeyOnce(t *testing.T, bk store) {
 func TestKilledConnectionActsOnNothing(t *testing.T) { eachStore(t, testKilledConnectionActsOnNothing) }
 
 func testKilledConnectionActsOnNothing(t *testing.T, bk store) {
-	r := bk.Start(t)
 	ctx := testCtx(t)
-	alice := newUser(t, r, "alice")
-	bob := newUser(t, r, "bob")
-	thief := dialRaw(t, r)
-	if f := thief.login(alice); f.Type != relay.TypeOK {
-		t.Fatalf("the thief's login with the old key: %+v", f)
-	}
-	_, card2 := newIdentity(t, "alice")
-	signed, err := alice.c.ReplaceCard(ctx, card2)
-	if err != nil {
-		t.Fatal(err)
-	}
+	r, _, bob, owner, thief := cardReplacedUnderAConnection(t, bk)
+	signed := owner.card
 	for {
 		f := thief.read()
 		if f.Type == relay.TypeError {
