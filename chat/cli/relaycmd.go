@@ -266,8 +266,11 @@ func RunRelay(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	// handshake (the relay's own caps count upgraded WebSockets): twice the upgraded
 	// cap per address, and in all the upgraded cap plus half the descriptors it keeps
 	// back, so that half-open handshakes cannot take every descriptor.
-	lim := srv.Limits()
-	ln = server.CapListener(ln, 2*lim.ConnectionsPerAddress, lim.MaxConnections+128, abuse.trusted)
+	lim, total := srv.Limits(), 0
+	if lim.MaxConnections > 0 { // ≤ 0: no descriptor limit, no cap in all
+		total = lim.MaxConnections + 128
+	}
+	ln = server.CapListener(ln, 2*lim.ConnectionsPerAddress, total, abuse.trusted)
 	ln = abuse.listener(ln)
 	publicH, adminH := wrap(srv, srv.AdminHandler())
 	hs := &http.Server{Handler: publicH, ReadHeaderTimeout: 10 * time.Second, ErrorLog: slog.NewLogLogger(log.Handler(), slog.LevelWarn)}
