@@ -127,36 +127,34 @@ func (c *conn) onDeleteAccount(f *relay.Frame) bool {
 	name, cardID := c.acct.name, c.acct.cardID
 	// Only the account of this connection's card: one whose card was replaced
 	// elsewhere (the owner took the name back) deletes nothing of what the name holds
-	// now, and one already deleted touches nothing a new owner of the name may hold.
+	// now, and one already deleted (by another connection of this card) touches
+	// nothing a new owner of the name may hold.
+	n := 0
 	switch cur, err := c.s.dir.AccountByName(ctx, name); {
 	case errors.Is(err, storage.ErrNotFound):
-		c.send(&relay.Frame{Type: relay.TypeOK, ID: f.ID, Name: name, CardID: cardID})
-		c.cardID.Store(nil)
-		c.close()
-		return false
 	case err != nil:
 		c.internal(f.ID, "looking up the account", err)
 		return true
 	case cur.CardID != cardID:
 		c.replyError(f.ID, relay.CodeCardReplaced, "the card this connection logged in with is no longer the name's", "")
 		return true
-	}
-	n, err := c.s.purgeQueueFirst(ctx, name)
-	if err != nil {
-		c.internal(f.ID, "deleting the account's queue", err)
-		return true
-	}
-	m, err := as.DeleteAccount(ctx, name, cardID)
-	switch {
-	case errors.Is(err, storage.ErrNotFound):
-		// Deleted or replaced in the instant since the look above, by another
-		// connection: what the name holds now is not this card's to delete.
-	case err != nil:
-		c.internal(f.ID, "deleting the account", err)
-		return true
 	default:
-		n += m + c.s.purgeQueue(ctx, name)
-		c.s.deleteAccountBlobs(ctx, name)
+		if n, err = c.s.purgeQueueFirst(ctx, name); err != nil {
+			c.internal(f.ID, "deleting the account's queue", err)
+			return true
+		}
+		m, err := as.DeleteAccount(ctx, name, cardID)
+		switch {
+		case errors.Is(err, storage.ErrNotFound):
+			// Deleted or replaced in the instant since the look above, by another
+			// connection: what the name holds now is not this card's to delete.
+		case err != nil:
+			c.internal(f.ID, "deleting the account", err)
+			return true
+		default:
+			n += m + c.s.purgeQueue(ctx, name)
+			c.s.deleteAccountBlobs(ctx, name)
+		}
 	}
 	c.s.log.Info("account deleted by its owner", "conn", c.id, "name", name, "queued_dropped", n)
 	c.send(&relay.Frame{Type: relay.TypeOK, ID: f.ID, Name: name, CardID: cardID})
