@@ -105,9 +105,12 @@ const (
 )
 
 // flockNow takes an exclusive flock on f without waiting.
-func flockNow(f *os.File) error {
+func flockNow(f *os.File) error { return flockHow(f, unix.LOCK_EX) }
+
+// flockHow takes a flock of kind how (LOCK_EX, LOCK_SH) on f without waiting.
+func flockHow(f *os.File, how int) error {
 	for {
-		err := unix.Flock(int(f.Fd()), unix.LOCK_EX|unix.LOCK_NB)
+		err := unix.Flock(int(f.Fd()), how|unix.LOCK_NB)
 		if !errors.Is(err, unix.EINTR) {
 			return err
 		}
@@ -143,13 +146,7 @@ func Holder(dir string) (pid int, kind OwnerKind, held bool) {
 		return 0, "", false
 	}
 	defer f.Close() // drops the shared flock, if it was taken
-	for {
-		err = unix.Flock(int(f.Fd()), unix.LOCK_SH|unix.LOCK_NB)
-		if !errors.Is(err, unix.EINTR) {
-			break
-		}
-	}
-	if !errors.Is(err, unix.EWOULDBLOCK) {
+	if err := flockHow(f, unix.LOCK_SH); !errors.Is(err, unix.EWOULDBLOCK) {
 		return 0, "", false
 	}
 	pid, kind = parseLockRecord(readRecord(f))

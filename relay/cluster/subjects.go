@@ -33,25 +33,22 @@ func nameToken(name string) (string, error) {
 // name must not inherit its sends' window. A resend under a replaced card of the same
 // account passes the window and is caught by its marker (markerID), which has no card
 // in it and is deleted with the account.
-func dedupID(from, fromCard, clientID string) string {
-	h := sha256.New()
-	h.Write([]byte(from))
-	h.Write([]byte{0})
-	h.Write([]byte(fromCard))
-	h.Write([]byte{0})
-	h.Write([]byte(clientID))
-	var sum [sha256.Size]byte
-	return hex.EncodeToString(h.Sum(sum[:0])[:20])
-}
+func dedupID(from, fromCard, clientID string) string { return hashID(from, fromCard, clientID) }
 
 // markerID names a send's beyond-the-window marker: a hash of (from, client_id). The
 // sender a client_id is remembered for is the name, whichever of its cards sent it
 // (PROTOCOL.md, send), as in the SQLite relay.
-func markerID(from, clientID string) string {
+func markerID(from, clientID string) string { return hashID(from, clientID) }
+
+// hashID is the first 20 bytes of SHA-256 over parts joined by 0x00, in hex.
+func hashID(parts ...string) string {
 	h := sha256.New()
-	h.Write([]byte(from))
-	h.Write([]byte{0})
-	h.Write([]byte(clientID))
+	for i, p := range parts {
+		if i > 0 {
+			h.Write([]byte{0})
+		}
+		h.Write([]byte(p))
+	}
 	var sum [sha256.Size]byte
 	return hex.EncodeToString(h.Sum(sum[:0])[:20])
 }

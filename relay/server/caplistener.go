@@ -35,7 +35,7 @@ func (l *capListener) Accept() (net.Conn, error) {
 			return nil, err
 		}
 		key := addressKey(c.RemoteAddr().String())
-		if l.isExempt(c.RemoteAddr()) {
+		if inPrefixes(c.RemoteAddr(), l.exempt) {
 			key = ""
 		}
 		if !l.take(key) {
@@ -49,19 +49,6 @@ func (l *capListener) Accept() (net.Conn, error) {
 		}
 		return &cappedConn{Conn: c, slot: capSlot{l: l, key: key}}, nil
 	}
-}
-
-func (l *capListener) isExempt(a net.Addr) bool {
-	ap, err := netip.ParseAddrPort(a.String())
-	if err != nil {
-		return false
-	}
-	for _, p := range l.exempt {
-		if p.Contains(ap.Addr().Unmap()) {
-			return true
-		}
-	}
-	return false
 }
 
 // take counts a connection from key in, unless a cap is reached.

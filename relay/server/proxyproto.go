@@ -129,13 +129,16 @@ func (l *ProxyListener) Accept() (net.Conn, error) {
 	return &proxyConn{Conn: c, timeout: timeout}, nil
 }
 
-func (l *ProxyListener) trusted(a net.Addr) bool {
+func (l *ProxyListener) trusted(a net.Addr) bool { return inPrefixes(a, l.Trusted) }
+
+// inPrefixes reports whether a's IP address is in one of ps.
+func inPrefixes(a net.Addr, ps []netip.Prefix) bool {
 	ap, err := netip.ParseAddrPort(a.String())
 	if err != nil {
 		return false
 	}
 	ip := ap.Addr().Unmap()
-	for _, p := range l.Trusted {
+	for _, p := range ps {
 		if p.Contains(ip) {
 			return true
 		}

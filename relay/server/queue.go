@@ -65,11 +65,7 @@ func (s *Server) purgeQueueFirst(ctx context.Context, name string) (int, error) 
 // purgeQueue drops a deleted account's queue when the queue is not the Store's own
 // (DeleteAccount did it there). A failure is logged: the account is gone already.
 func (s *Server) purgeQueue(ctx context.Context, name string) int {
-	p, ok := s.queue.(QueuePurger)
-	if !ok || any(s.queue) == any(s.dir) {
-		return 0
-	}
-	n, err := p.PurgeRecipient(ctx, name)
+	n, err := s.purgeQueueFirst(ctx, name)
 	if err != nil {
 		s.log.Error("dropping a deleted account's queue", "name", name, "err", err)
 	}
