@@ -463,6 +463,20 @@ func DecodeFrame(b []byte) (Frame, error) {
 	if len(b) > MaxFrameSize {
 		return Frame{}, &FrameError{Code: CodeFrameTooLarge, Reason: "frame is larger than " + strconv.Itoa(MaxFrameSize) + " bytes"}
 	}
+	if f, ok, err := DecodeFrameFast(b); ok {
+		return f, err
+	}
+	return decodeFrameJSON(b)
+}
+
+// DecodeFrameFast decodes b as DecodeFrame does when it is a send, ack or blob_put
+// frame in the canonical layout EncodeFrame writes, which it reads at the cost of a
+// copy. ok false says it is not: DecodeFrame's general path, encoding/json's, is the
+// one that can read it, at about 20 µs a KiB.
+func DecodeFrameFast(b []byte) (f Frame, ok bool, err error) {
+	if len(b) > MaxFrameSize {
+		return Frame{}, false, nil
+	}
 	fast, ok := fastDecodeSend(b)
 	if !ok {
 		fast, ok = fastDecodeAck(b)
@@ -470,13 +484,13 @@ func DecodeFrame(b []byte) (Frame, error) {
 	if !ok {
 		fast, ok = fastDecodeBlobPut(b)
 	}
-	if ok {
-		if err := validateClientFrame(&fast); err != nil {
-			return Frame{ID: fast.ID, Type: fast.Type}, err
-		}
-		return fast, nil
+	if !ok {
+		return Frame{}, false, nil
 	}
-	return decodeFrameJSON(b)
+	if err := validateClientFrame(&fast); err != nil {
+		return Frame{ID: fast.ID, Type: fast.Type}, true, err
+	}
+	return fast, true, nil
 }
 
 // decodeFrameJSON is DecodeFrame's general path, apart so that the frame it decodes

@@ -50,6 +50,7 @@ type conn struct {
 	bindingMode   string                  // relay.Binding*
 	version       int
 	bucket        tokenBucket
+	textBytes     tokenBucket // text_bytes_per_second
 	loginFailures int
 	rateStrikes   int
 	acct          *account // nil until logged in
@@ -110,6 +111,7 @@ func newConn(s *Server, ws *websocket.Conn) *conn {
 		readerDone: make(chan struct{}),
 		version:    relay.ProtocolVersion,
 		bucket:     newTokenBucket(s.limits.FramesPerSecond, s.limits.FrameBurst, s.now()),
+		textBytes:  newTokenBucket(s.limits.TextBytesPerSecond, s.limits.TextBytesBurst, s.now()),
 	}
 	write := c.writeLoop // one method value: `go c.writeLoop()` would allocate a closure per start
 	c.out = newOutQueue(s.limits.OutboundQueue, func() { go write() })

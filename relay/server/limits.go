@@ -44,6 +44,8 @@ const (
 	LimitUploadPreKeysPerCard    = "upload_prekeys_per_card"    // rate_limited
 	LimitMaxOneTimePreKeys       = "max_one_time_prekeys"       // too_many_prekeys
 	LimitAccountWritesPerName    = "account_writes_per_name"    // rate_limited
+	LimitFramesPerMessage        = "frames_per_message"         // bad_frame, closed
+	LimitTextBytesPerSecond      = "text_bytes_per_second"      // rate_limited (counts toward closing as frames_per_second)
 	// LimitRecoveryPerName and LimitRecoveryPerAddress are in recovery.go, the blob
 	// limits LimitMaxBlobBytes and LimitBlobQuotaBytes in blobs.go.
 )
@@ -63,6 +65,7 @@ const (
 
 var metricLimitNames = [...]string{
 	LimitLoginDeadline, LimitMessageDeadline, LimitConnectionsPerAddress, LimitConnectionsTotal, LimitFramesPerSecond,
+	LimitFramesPerMessage, LimitTextBytesPerSecond,
 	LimitFetchBundlePerRequester, LimitFetchBundlePerTarget, LimitLowPreKeysNotice, LimitLookupPerRequester,
 	LimitRegistrationsPerAddress, LimitRegistrationPolicy, LimitSenderQuota, LimitUploadPreKeysPerCard,
 	LimitMaxOneTimePreKeys, LimitAccountWritesPerName, LimitRecoveryPerName, LimitRecoveryPerAddress,
@@ -441,9 +444,10 @@ func (c *conn) startLoginDeadline() {
 	})
 }
 
-// pingAllowed applies the frame rate to pings (control frames do not pass through
-// onMessage): pings over the rate get no pong, and a flood is closed with
-// rate_limited and a close frame 1008. It runs on the read loop.
+// pingAllowed applies the frame rate to pings and pongs (control frames do not pass
+// through onMessage): pings over the rate get no pong, pongs over it do not move the
+// idle deadline, and a flood is closed with rate_limited and a close frame 1008. It
+// runs on the read loop.
 func (c *conn) pingAllowed() (ok bool, err error) {
 	if allowed, _ := c.bucket.allow(c.s.now()); allowed {
 		c.rateStrikes = max(0, c.rateStrikes-1)
@@ -452,13 +456,20 @@ func (c *conn) pingAllowed() (ok bool, err error) {
 	c.rateStrikes++
 	c.s.m.limited(LimitFramesPerSecond)
 	if c.rateStrikes > 4*c.s.limits.FrameBurst {
-		c.kill(relay.CodeRateLimited, LimitFramesPerSecond, "persistently over the frame rate (pings count)")
+		c.kill(relay.CodeRateLimited, LimitFramesPerSecond, "persistently over the frame rate (pings and pongs count)")
 		return false, errFlood
 	}
 	return false, nil
 }
 
 var errFlood = errors.New("relay: frame flood")
+
+// tooManyFrames ends a connection whose message passed MaxMessageFrames (the frame
+// counter under gorilla's reader calls it).
+func (c *conn) tooManyFrames() {
+	c.s.m.limited(LimitFramesPerMessage)
+	c.kill(relay.CodeBadFrame, LimitFramesPerMessage, "a message in more than "+strconv.Itoa(MaxMessageFrames)+" frames")
+}
 
 // allowRegister applies the registration policy and the per-address registration
 // rate. It answers the request itself when it refuses.

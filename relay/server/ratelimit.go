@@ -18,6 +18,12 @@ func newTokenBucket(rate, burst int, now time.Time) tokenBucket {
 // allow takes one token if there is one. Otherwise it reports how long until one will
 // be available.
 func (b *tokenBucket) allow(now time.Time) (ok bool, retryAfter time.Duration) {
+	return b.allowN(now, 1)
+}
+
+// allowN takes n tokens if there are n (n at most the burst). Otherwise it reports
+// how long until there will be.
+func (b *tokenBucket) allowN(now time.Time, n float64) (ok bool, retryAfter time.Duration) {
 	if b.rate <= 0 {
 		return true, 0 // unlimited
 	}
@@ -28,10 +34,17 @@ func (b *tokenBucket) allow(now time.Time) (ok bool, retryAfter time.Duration) {
 		}
 		b.last = now
 	}
-	if b.tokens >= 1 {
-		b.tokens--
+	if b.tokens >= n {
+		b.tokens -= n
 		return true, 0
 	}
-	need := (1 - b.tokens) / b.rate
+	need := (n - b.tokens) / b.rate
 	return false, time.Duration(need * float64(time.Second))
+}
+
+// give puts back a token taken by allow.
+func (b *tokenBucket) give() {
+	if b.rate > 0 {
+		b.tokens = min(b.tokens+1, b.burst)
+	}
 }

@@ -47,6 +47,10 @@ func (c *conn) readLoop() {
 	c.extendReads(c.idleSetAt.Add(readTimeout))
 	c.msgReader.c = c
 	ws.SetPongHandler(func(string) error {
+		// Pongs count in the frame rate as pings do: unasked-for pongs are free to send.
+		if ok, err := c.pingAllowed(); !ok {
+			return err
+		}
 		c.controlArrived(readTimeout)
 		return nil
 	})
@@ -208,17 +212,9 @@ func (c *conn) onMessage(mt int, r io.Reader) bool {
 	}
 	if ok, retry := c.bucket.allow(c.s.now()); !ok {
 		defer readBufPool.Put(bp)
-		c.s.m.frameIn("")
-		c.rateStrikes++
-		c.s.m.limited(LimitFramesPerSecond)
-		if c.rateStrikes > 4*c.s.limits.FrameBurst {
-			c.kill(relay.CodeRateLimited, LimitFramesPerSecond, "persistently over the frame rate")
-			return false
-		}
-		c.send(&relay.Frame{Type: relay.TypeError, ID: relay.PeekID(data), Code: relay.CodeRateLimited, Limit: LimitFramesPerSecond,
-			Message: "over " + strconv.Itoa(c.s.limits.FramesPerSecond) + " frames/s; slow down", RetryAfterMS: retry.Milliseconds() + 1})
-		return true
+		return c.overRate(data, LimitFramesPerSecond, "over "+strconv.Itoa(c.s.limits.FramesPerSecond)+" frames/s", retry)
 	}
+	strikes := c.rateStrikes
 	c.rateStrikes = max(0, c.rateStrikes-1) // a frame within the rate takes one strike back
 	if tooBig {
 		readBufPool.Put(bp)
@@ -256,7 +252,20 @@ func (c *conn) onMessage(mt int, r io.Reader) bool {
 			return more
 		}
 	}
-	f, err := relay.DecodeFrame(data)
+	f, fast, err := relay.DecodeFrameFast(data)
+	if !fast {
+		// The general decoder costs about 20 µs a KiB: text_bytes_per_second is
+		// charged here, after the fast paths (sends, acks and blob chunks in their
+		// canonical layout cost little more than their copy).
+		if ok, retry := c.textBytes.allowN(c.s.now(), float64(len(data))); !ok {
+			defer readBufPool.Put(bp)
+			// Not taken after all: the frame rate's token and strike come back.
+			c.bucket.give()
+			c.rateStrikes = strikes
+			return c.overRate(data, LimitTextBytesPerSecond, "over "+strconv.Itoa(c.s.limits.TextBytesPerSecond)+" bytes/s of text frames", retry)
+		}
+		f, err = relay.DecodeFrame(data)
+	}
 	if cap(data) <= 64<<10 {
 		*bp = data[:0]
 		readBufPool.Put(bp)
@@ -272,6 +281,22 @@ func (c *conn) onMessage(mt int, r io.Reader) bool {
 		return true
 	}
 	return c.handle(&f)
+}
+
+// overRate answers a frame dropped for a rate (frames_per_second,
+// text_bytes_per_second) with its id and when to retry, and counts a strike; it
+// reports false when the strikes close the connection.
+func (c *conn) overRate(data []byte, limit, over string, retry time.Duration) bool {
+	c.s.m.frameIn("")
+	c.rateStrikes++
+	c.s.m.limited(limit)
+	if c.rateStrikes > 4*c.s.limits.FrameBurst {
+		c.kill(relay.CodeRateLimited, limit, "persistently "+over)
+		return false
+	}
+	c.send(&relay.Frame{Type: relay.TypeError, ID: relay.PeekID(data), Code: relay.CodeRateLimited, Limit: limit,
+		Message: over + "; slow down", RetryAfterMS: retry.Milliseconds() + 1})
+	return true
 }
 
 // readFrame reads one message into buf. A message over max is read up to

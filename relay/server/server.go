@@ -26,12 +26,19 @@ import (
 // Limits bound what one client can make the relay do. Zero fields take the defaults
 // from DefaultLimits.
 type Limits struct {
-	MaxFrameBytes      int           // largest frame accepted (default 64 KiB, also the maximum)
-	MaxQueueCount      int           // announced; enforced by the store (storage.RelayOptions)
-	MaxQueueBytes      int64         // announced; enforced by the store (storage.RelayOptions)
-	MaxTTL             time.Duration // longest a message waits for its recipient (30 days)
-	FramesPerSecond    int           // sustained frames per second per connection; <0 = unlimited
-	FrameBurst         int           // frames allowed in a burst above the rate
+	MaxFrameBytes   int           // largest frame accepted (default 64 KiB, also the maximum)
+	MaxQueueCount   int           // announced; enforced by the store (storage.RelayOptions)
+	MaxQueueBytes   int64         // announced; enforced by the store (storage.RelayOptions)
+	MaxTTL          time.Duration // longest a message waits for its recipient (30 days)
+	FramesPerSecond int           // sustained frames per second per connection; <0 = unlimited
+	FrameBurst      int           // frames allowed in a burst above the rate
+	// TextBytesPerSecond is the sustained bytes of text messages per connection (512
+	// KiB; 0 takes it, or turns it off with FramesPerSecond off; <0 = unlimited), and
+	// TextBytesBurst their burst (2 MiB, at least MaxFrameBytes). Decoding JSON costs
+	// about 20 µs a KiB: without it a connection could send 200 frames of 64 KiB a
+	// second within the frame rate.
+	TextBytesPerSecond int
+	TextBytesBurst     int
 	OutboundQueue      int           // frames waiting for a slow reader before it is disconnected
 	MaxInflightSends   int           // sends per connection waiting for the group commit
 	MaxOneTimePreKeys  int           // one-time prekeys stored per kind per card (100)
@@ -75,6 +82,8 @@ var DefaultLimits = Limits{
 	MaxTTL:             30 * 24 * time.Hour,
 	FramesPerSecond:    200,
 	FrameBurst:         400,
+	TextBytesPerSecond: 512 << 10,
+	TextBytesBurst:     2 << 20,
 	OutboundQueue:      1024,
 	MaxInflightSends:   256,
 	MaxOneTimePreKeys:  100,
@@ -126,6 +135,16 @@ func (l Limits) withDefaults() Limits {
 	if l.FrameBurst <= 0 {
 		l.FrameBurst = d.FrameBurst
 	}
+	if l.TextBytesPerSecond == 0 {
+		l.TextBytesPerSecond = d.TextBytesPerSecond
+		if l.FramesPerSecond < 0 {
+			l.TextBytesPerSecond = -1
+		}
+	}
+	if l.TextBytesBurst <= 0 {
+		l.TextBytesBurst = d.TextBytesBurst
+	}
+	l.TextBytesBurst = max(l.TextBytesBurst, l.MaxFrameBytes)
 	if l.OutboundQueue <= 0 {
 		l.OutboundQueue = d.OutboundQueue
 	}
@@ -501,6 +520,13 @@ func (s *Server) serveWS(w http.ResponseWriter, r *http.Request) {
 	c.bindingMode = mode
 	c.addrKey = addrKey
 	c.br = hw.br
+	if hw.fc != nil {
+		// gorilla's Upgrade resets the reader it is handed onto the hijacked connection
+		// (to learn its size): put the frame counter back under it, before anything is
+		// read.
+		hw.br.Reset(hw.fc)
+		hw.fc.tooMany = c.tooManyFrames
+	}
 	c.waiter, c.park = readWaiterFor(ws.NetConn())
 	s.mu.Lock()
 	if s.closing.Load() {
@@ -687,6 +713,7 @@ type hijackWrapper struct {
 	http.ResponseWriter
 	size int // of br
 	br   *bufio.Reader
+	fc   *frameCounter // under br
 }
 
 func (h *hijackWrapper) Hijack() (net.Conn, *bufio.ReadWriter, error) {
@@ -702,6 +729,9 @@ func (h *hijackWrapper) Hijack() (net.Conn, *bufio.ReadWriter, error) {
 		// The client sent data before the handshake finished; let gorilla refuse it.
 		return nc, brw, nil
 	}
-	h.br = bufio.NewReaderSize(nc, h.size)
+	// Only reads go through the frame counter (serve puts it under br): gorilla and
+	// the write loop write to nc itself (writev needs the *net.TCPConn).
+	h.fc = &frameCounter{r: nc}
+	h.br = bufio.NewReaderSize(h.fc, h.size)
 	return nc, bufio.NewReadWriter(h.br, brw.Writer), nil
 }

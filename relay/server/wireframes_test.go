@@ -1,0 +1,139 @@
+package server_test
+
+import (
+	"bytes"
+	"crypto/rand"
+	"encoding/binary"
+	"strings"
+	"testing"
+	"time"
+
+	"pfschat/relay"
+	"pfschat/relay/relaytest"
+	"pfschat/relay/server"
+)
+
+// clientFrame is one masked client WebSocket frame with any payload length.
+func clientFrame(opcode byte, fin bool, payload []byte) []byte {
+	b0 := opcode
+	if fin {
+		b0 |= 0x80
+	}
+	frame := []byte{b0}
+	switch n := len(payload); {
+	case n < 126:
+		frame = append(frame, 0x80|byte(n))
+	case n <= 0xffff:
+		frame = append(frame, 0x80|126)
+		frame = binary.BigEndian.AppendUint16(frame, uint16(n))
+	default:
+		frame = append(frame, 0x80|127)
+		frame = binary.BigEndian.AppendUint64(frame, uint64(n))
+	}
+	var mask [4]byte
+	rand.Read(mask[:])
+	frame = append(frame, mask[:]...)
+	for i, c := range payload {
+		frame = append(frame, c^mask[i%4])
+	}
+	return frame
+}
+
+func (rc *raw) writeBytes(b []byte) {
+	rc.t.Helper()
+	if _, err := rc.ws.NetConn().Write(b); err != nil {
+		rc.t.Fatalf("write: %v", err)
+	}
+}
+
+// A message may come in up to 256 frames (PROTOCOL.md, frames_per_message), pings
+// between them not counted; its 257th frame ends the connection with bad_frame. Before
+// the limit, a message of endless empty continuation frames kept a core busy until the
+// message deadline: gorilla reads them inside one Read, where the frame rate never saw
+// them.
+func TestFramesPerMessage(t *testing.T) {
+	for _, tls := range []bool{false, true} {
+		t.Run(map[bool]string{false: "plain", true: "tls"}[tls], func(t *testing.T) { testFramesPerMessage(t, tls) })
+	}
+}
+
+func testFramesPerMessage(t *testing.T, tls bool) {
+	r := relaytest.StartWith(t, relaytest.Options{TLS: tls})
+	rc := dialRaw(t, r)
+	var msg bytes.Buffer
+	msg.Write(clientFrame(0x1, false, []byte(`{"type":"ping",`)))
+	for i := range server.MaxMessageFrames - 2 {
+		msg.Write(clientFrame(0x0, false, nil))
+		if i%100 == 0 {
+			msg.Write(clientFrame(0x9, true, []byte("between"))) // control frames do not count
+		}
+	}
+	msg.Write(clientFrame(0x0, true, []byte(`"id":7}`)))
+	rc.writeBytes(msg.Bytes())
+	if f := rc.answer(7); f.Type != relay.TypePong {
+		t.Fatalf("a ping in %d frames: %+v, want its pong", server.MaxMessageFrames, f)
+	}
+
+	msg.Reset()
+	msg.Write(clientFrame(0x1, false, []byte(`{"type":"ping",`)))
+	for range 10 * server.MaxMessageFrames {
+		msg.Write(clientFrame(0x0, false, nil))
+	}
+	go rc.ws.NetConn().Write(msg.Bytes()) // the relay may close before it reads it all
+	if f := rc.expectClosed(relay.CodeBadFrame); f.Limit != server.LimitFramesPerMessage {
+		t.Fatalf("a message in endless frames: limit %q, want %q", f.Limit, server.LimitFramesPerMessage)
+	}
+	if n := limited(t, r, server.LimitFramesPerMessage); n != 1 {
+		t.Fatalf("frames_per_message counted %d times, want 1", n)
+	}
+}
+
+// Unasked-for pongs count in the frame rate as pings do: a flood of them is closed
+// with rate_limited (each one moved the idle deadline, a timer update, for free).
+func TestPongFloodIsClosed(t *testing.T) {
+	r := relaytest.StartWith(t, relaytest.Options{Limits: server.Limits{FramesPerSecond: 10, FrameBurst: 10}})
+	rc := dialRaw(t, r)
+	var flood bytes.Buffer
+	for range 200 {
+		flood.Write(clientFrame(0xA, true, nil))
+	}
+	go rc.ws.NetConn().Write(flood.Bytes())
+	rc.expectClosedAfterRateLimited()
+	if n := limited(t, r, server.LimitFramesPerSecond); n <= 4*10 {
+		t.Fatalf("frames_per_second counted %d times, want every pong over the rate (over 40)", n)
+	}
+}
+
+// Text frames have a byte rate besides the frame rate (text_bytes_per_second): a
+// frame over it is dropped with rate_limited, its id and a retry_after_ms, before its
+// JSON is decoded (which costs about 20 µs a KiB: 200 padded 64 KiB frames a second
+// kept a third of a core busy), and it takes none of the allowance.
+func TestTextBytesPerSecond(t *testing.T) {
+	clock := &frozenClock{t: time.Now()} // no refill: the burst is all there is
+	r := relaytest.StartWith(t, relaytest.Options{Clock: clock.now, Limits: server.Limits{TextBytesPerSecond: 1000, TextBytesBurst: 1}})
+	rc := dialRaw(t, r)
+	padded := func(id string) []byte { // 40,000 bytes of JSON; the burst is max_frame_bytes
+		pad := strings.Repeat(" ", 40000-len(`{"type":"ping","id":}`)-len(id))
+		return []byte(`{"type":"ping",` + pad + `"id":` + id + `}`)
+	}
+	rc.sendText(padded("1"))
+	if f := rc.read(); f.Type != relay.TypePong || f.ID != 1 {
+		t.Fatalf("a 40,000-byte frame within the burst: %+v", f)
+	}
+	rc.sendText(padded("2"))
+	f := rc.read()
+	if f.Type != relay.TypeError || f.Code != relay.CodeRateLimited || f.Limit != server.LimitTextBytesPerSecond || f.ID != 2 {
+		t.Fatalf("a second 40,000-byte frame: %+v, want rate_limited, limit %s, id 2", f, server.LimitTextBytesPerSecond)
+	}
+	// 40,000 − 25,536 bytes short, at 1,000 a second.
+	if f.RetryAfterMS < 14464 || f.RetryAfterMS > 14466 {
+		t.Fatalf("retry_after_ms %d, want 14,465", f.RetryAfterMS)
+	}
+	rc.sendText([]byte(`{"type":"ping","id":3}`))
+	if f := rc.read(); f.Type != relay.TypePong || f.ID != 3 {
+		t.Fatalf("a small frame after the refused one: %+v, want a pong (the refused frame took nothing)", f)
+	}
+	if n := limited(t, r, server.LimitTextBytesPerSecond); n != 1 {
+		t.Fatalf("text_bytes_per_second counted %d times, want 1", n)
+	}
+}
