@@ -81,9 +81,10 @@ type Queue struct {
 }
 
 var (
-	_ server.Queue       = (*Queue)(nil)
-	_ server.AckBatcher  = (*Queue)(nil)
-	_ server.QueuePurger = (*Queue)(nil)
+	_ server.Queue            = (*Queue)(nil)
+	_ server.AckBatcher       = (*Queue)(nil)
+	_ server.QueuePurger      = (*Queue)(nil)
+	_ server.StaleQueuePurger = (*Queue)(nil)
 )
 
 // NewQueue creates (or updates) the queue's streams and returns the queue.
@@ -299,6 +300,71 @@ func (q *Queue) PurgeRecipient(ctx context.Context, name string) (int, error) {
 	if q.o.DedupKeep > 0 {
 		subjs = append(subjs, "$JS.API.STREAM.PURGE."+q.dstream)
 		reqs = append(reqs, []byte(`{"filter":"`+q.dsubj+tok+`.>"}`))
+	}
+	replies, errs := q.c.requestAll(ctx, subjs, reqs)
+	n := 0
+	for i, m := range replies {
+		if errs[i] != nil {
+			return n, errs[i]
+		}
+		var r struct {
+			Purged uint64 `json:"purged"`
+		}
+		if err := apiReply(m, &r); err != nil {
+			return n, unavailable("purge", err)
+		}
+		if i == 0 {
+			n = int(r.Purged)
+		}
+	}
+	return n, nil
+}
+
+// MarkRecipient implements server.StaleQueuePurger: the last sequences of the
+// streams that hold name's queue and its usage record.
+func (q *Queue) MarkRecipient(ctx context.Context, name string) (server.QueueMark, error) {
+	subjs := []string{"$JS.API.STREAM.INFO." + q.qstreams[q.shardOf(name)]}
+	if q.limited() {
+		subjs = append(subjs, "$JS.API.STREAM.INFO."+q.ustream)
+	}
+	replies, errs := q.c.requestAll(ctx, subjs, make([][]byte, len(subjs)))
+	mark := make(server.QueueMark, len(subjs))
+	for i, m := range replies {
+		if errs[i] != nil {
+			return nil, errs[i]
+		}
+		var r struct {
+			State struct {
+				LastSeq uint64 `json:"last_seq"`
+			} `json:"state"`
+		}
+		if err := apiReply(m, &r); err != nil {
+			return nil, unavailable("stream info", err)
+		}
+		mark[i] = r.State.LastSeq
+	}
+	return mark, nil
+}
+
+// PurgeRecipientBefore implements server.StaleQueuePurger: the messages queued for
+// name, and its usage record, stored up to mark are dropped; later ones stay.
+func (q *Queue) PurgeRecipientBefore(ctx context.Context, name string, mark server.QueueMark) (int, error) {
+	tok, err := nameToken(name)
+	if err != nil {
+		return 0, err
+	}
+	if len(mark) == 0 {
+		return 0, errors.New("cluster: purging a queue before no mark")
+	}
+	upTo := func(subj string, last uint64) []byte { // "seq": the first sequence kept
+		return []byte(`{"filter":"` + subj + `","seq":` + strconv.FormatUint(last+1, 10) + `}`)
+	}
+	k := q.shardOf(name)
+	subjs := []string{"$JS.API.STREAM.PURGE." + q.qstreams[k]}
+	reqs := [][]byte{upTo(q.qsubjs[k]+tok, mark[0])}
+	if q.limited() && len(mark) > 1 {
+		subjs = append(subjs, "$JS.API.STREAM.PURGE."+q.ustream)
+		reqs = append(reqs, upTo(q.usubj+tok, mark[1]))
 	}
 	replies, errs := q.c.requestAll(ctx, subjs, reqs)
 	n := 0

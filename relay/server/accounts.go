@@ -228,7 +228,9 @@ func (s *Server) sweepAccounts(ctx context.Context) int {
 			}
 			// The account first, then (on a cluster) its queue: emptying the queue
 			// first would lose the messages of an owner who replaced the card
-			// meanwhile (the deletion then finds no such card).
+			// meanwhile (the deletion then finds no such card). A queue a failure
+			// leaves between the two is dropped by the name's next registration
+			// (purgeStaleQueue).
 			n, err := as.DeleteAccount(ctx, a.Name, a.CardID)
 			if errors.Is(err, storage.ErrNotFound) {
 				progress = true // replaced or deleted meanwhile

@@ -2,6 +2,7 @@ package server_test
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"strings"
 	"sync"
@@ -237,6 +238,74 @@ func TestDeleteAccountOnClusterDropsQueueFirst(t *testing.T) {
 	}
 	next := newUser(t, r, "alice")
 	waitSynced(t, next.c)
+	if _, err := bob.c.Send(ctx, "alice", []byte("for the new alice"), "n1"); err != nil {
+		t.Fatal(err)
+	}
+	if m := nextMessage(t, next.c); string(m.Body) != "for the new alice" {
+		t.Fatalf("the name's new owner got %q first", m.Body)
+	}
+}
+
+// purgeBeforeFails fails the next PurgeRecipientBefore calls (fails of them).
+type purgeBeforeFails struct {
+	*cluster.Queue
+	fails atomic.Int32
+}
+
+func (q *purgeBeforeFails) PurgeRecipientBefore(ctx context.Context, name string, mark server.QueueMark) (int, error) {
+	if q.fails.Add(-1) >= 0 {
+		return 0, fmt.Errorf("purge: %w", server.ErrUnavailable)
+	}
+	return q.Queue.PurgeRecipientBefore(ctx, name, mark)
+}
+
+// On a cluster a deletion that could not drop the account's queue (the expiry of an
+// idle account deletes the account first, and the store may fail right after) leaves
+// messages under the name: registering the name again drops them first, so that the
+// new owner is never sent the old account's messages; if they cannot be dropped, the
+// registration is refused (unavailable) and creates nothing.
+func TestRegisterOnClusterDropsALeftQueue(t *testing.T) {
+	o := jetstreamOptions(t, relaytest.Options{})
+	q := &purgeBeforeFails{Queue: o.Queue.(*cluster.Queue)}
+	o.Queue = q
+	r := relaytest.StartWith(t, o)
+	ctx := testCtx(t)
+	alice, bob := newUser(t, r, "alice"), newUser(t, r, "bob")
+	waitSynced(t, alice.c)
+	alice.c.Close()
+	for _, id := range []string{"q1", "q2"} {
+		if _, err := bob.c.Send(ctx, "alice", []byte("for the first alice"), id); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// The account goes, its queue stays: a failure between the two steps.
+	if _, err := o.Dir.(interface {
+		DeleteAccount(ctx context.Context, name, cardID string) (int, error)
+	}).DeleteAccount(ctx, "alice", alice.card.ID()); err != nil {
+		t.Fatal(err)
+	}
+	if left, err := q.Pending(ctx, "alice", 0, 10); err != nil || len(left) != 2 {
+		t.Fatalf("the deleted account's queue holds %d messages (%v), want the 2 left", len(left), err)
+	}
+
+	q.fails.Store(1)
+	_, card := newIdentity(t, "alice")
+	anon := client.New(client.Config{URL: r.URL, RootCAs: r.RootCAs()})
+	defer anon.Close()
+	if err := anon.Connect(ctx); err != nil {
+		t.Fatal(err)
+	}
+	_, err := anon.Register(ctx, card)
+	wantCode(t, err, relay.CodeUnavailable)
+	if _, err := o.Dir.AccountByName(ctx, "alice"); !errors.Is(err, storage.ErrNotFound) {
+		t.Fatalf("a registration refused for its queue created the account: %v", err)
+	}
+
+	next := newUser(t, r, "alice")
+	waitSynced(t, next.c)
+	if left, err := q.Pending(ctx, "alice", 0, 10); err != nil || len(left) != 0 {
+		t.Fatalf("after the name's new registration its queue holds %d messages (%v), want none", len(left), err)
+	}
 	if _, err := bob.c.Send(ctx, "alice", []byte("for the new alice"), "n1"); err != nil {
 		t.Fatal(err)
 	}

@@ -132,6 +132,10 @@ func (c *conn) onRegister(f *relay.Frame) {
 		return
 	}
 	export := card.Export()
+	if err := c.s.purgeStaleQueue(ctx, card.Identity); err != nil {
+		c.internal(f.ID, "dropping what an earlier account of the name left queued", err)
+		return
+	}
 	err := c.createAccount(ctx, f, storage.Account{Name: card.Identity, CardID: card.ID(), Card: []byte(export), CreatedAt: c.s.now().UTC(),
 		Recovery: c.registerVerifier(f, card.Identity)})
 	if errors.Is(err, storage.ErrBadInvite) {

@@ -50,6 +50,44 @@ type QueuePurger interface {
 	PurgeRecipient(ctx context.Context, name string) (int, error)
 }
 
+// StaleQueuePurger is an optional Queue extension for a queue kept apart from the
+// Store: a name registered again must not be sent what a deleted account left
+// queued under it (a deletion on a cluster is not one transaction, and a failure
+// between its steps leaves the queue). Registration marks where the queue stands,
+// checks that the name has no account, drops what was queued up to the mark, then
+// creates the account: a message queued up to the mark was sent to an account that
+// was gone by the check, and one for the new account comes after its creation.
+type StaleQueuePurger interface {
+	MarkRecipient(ctx context.Context, name string) (QueueMark, error)
+	PurgeRecipientBefore(ctx context.Context, name string, mark QueueMark) (int, error)
+}
+
+// QueueMark is where a queue stood for a name (StaleQueuePurger); only the queue
+// reads it.
+type QueueMark []uint64
+
+// purgeStaleQueue drops what an earlier account of name left in a queue kept apart
+// from the Store, before name is registered (StaleQueuePurger). A name with an
+// account keeps its queue: the registration then finds the name taken.
+func (s *Server) purgeStaleQueue(ctx context.Context, name string) error {
+	p, ok := s.queue.(StaleQueuePurger)
+	if !ok || any(s.queue) == any(s.dir) {
+		return nil
+	}
+	mark, err := p.MarkRecipient(ctx, name)
+	if err != nil {
+		return err
+	}
+	if _, err := s.dir.AccountByName(ctx, name); !errors.Is(err, storage.ErrNotFound) {
+		return err // nil: an account has the name
+	}
+	n, err := p.PurgeRecipientBefore(ctx, name, mark)
+	if n > 0 {
+		s.log.Warn("dropped messages an earlier account of the name left queued", "name", name, "messages", n)
+	}
+	return err
+}
+
 // purgeQueueFirst drops name's queue ahead of deleting its account when the queue is
 // not the Store's own (a cluster's): a store failure then leaves the account, to be
 // deleted again, rather than a queue that the name's next owner would be sent.
