@@ -301,23 +301,7 @@ func (q *Queue) PurgeRecipient(ctx context.Context, name string) (int, error) {
 		subjs = append(subjs, "$JS.API.STREAM.PURGE."+q.dstream)
 		reqs = append(reqs, []byte(`{"filter":"`+q.dsubj+tok+`.>"}`))
 	}
-	replies, errs := q.c.requestAll(ctx, subjs, reqs)
-	n := 0
-	for i, m := range replies {
-		if errs[i] != nil {
-			return n, errs[i]
-		}
-		var r struct {
-			Purged uint64 `json:"purged"`
-		}
-		if err := apiReply(m, &r); err != nil {
-			return n, unavailable("purge", err)
-		}
-		if i == 0 {
-			n = int(r.Purged)
-		}
-	}
-	return n, nil
+	return q.purge(ctx, subjs, reqs)
 }
 
 // MarkRecipient implements server.StaleQueuePurger: the last sequences of the
@@ -366,6 +350,12 @@ func (q *Queue) PurgeRecipientBefore(ctx context.Context, name string, mark serv
 		subjs = append(subjs, "$JS.API.STREAM.PURGE."+q.ustream)
 		reqs = append(reqs, upTo(q.usubj+tok, mark[1]))
 	}
+	return q.purge(ctx, subjs, reqs)
+}
+
+// purge sends the purge requests reqs to the streams' purge subjects subjs, the
+// queue's first, and returns how many messages the first dropped.
+func (q *Queue) purge(ctx context.Context, subjs []string, reqs [][]byte) (int, error) {
 	replies, errs := q.c.requestAll(ctx, subjs, reqs)
 	n := 0
 	for i, m := range replies {

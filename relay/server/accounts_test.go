@@ -194,10 +194,11 @@ func testAccountExpiryOff(t *testing.T, bk store) {
 }
 
 // purgeFails is a cluster queue whose next purges fail, as when the store loses its
-// quorum for a moment.
+// quorum for a moment: fails of PurgeRecipient's, failsBefore of
+// PurgeRecipientBefore's.
 type purgeFails struct {
 	*cluster.Queue
-	fails atomic.Int32
+	fails, failsBefore atomic.Int32
 }
 
 func (q *purgeFails) PurgeRecipient(ctx context.Context, name string) (int, error) {
@@ -207,23 +208,56 @@ func (q *purgeFails) PurgeRecipient(ctx context.Context, name string) (int, erro
 	return q.Queue.PurgeRecipient(ctx, name)
 }
 
+func (q *purgeFails) PurgeRecipientBefore(ctx context.Context, name string, mark server.QueueMark) (int, error) {
+	if q.failsBefore.Add(-1) >= 0 {
+		return 0, fmt.Errorf("purge: %w", server.ErrUnavailable)
+	}
+	return q.Queue.PurgeRecipientBefore(ctx, name, mark)
+}
+
+// aliceAway starts a relay on a cluster queue whose purges can be made to fail, with
+// alice registered and offline and two messages from bob queued for her.
+func aliceAway(t *testing.T) (o relaytest.Options, q *purgeFails, r *relaytest.Relay, alice, bob *user) {
+	t.Helper()
+	o = jetstreamOptions(t, relaytest.Options{})
+	q = &purgeFails{Queue: o.Queue.(*cluster.Queue)}
+	o.Queue = q
+	r = relaytest.StartWith(t, o)
+	alice, bob = newUser(t, r, "alice"), newUser(t, r, "bob")
+	waitSynced(t, alice.c)
+	alice.c.Close()
+	for _, id := range []string{"q1", "q2"} {
+		if _, err := bob.c.Send(testCtx(t), "alice", []byte("for the first alice"), id); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return o, q, r, alice, bob
+}
+
+// newAliceGetsOnlyHers registers alice again and checks that the name's queue is
+// empty and that the first message the new alice gets is one sent to her.
+func newAliceGetsOnlyHers(t *testing.T, r *relaytest.Relay, q *purgeFails, bob *user) {
+	t.Helper()
+	ctx := testCtx(t)
+	next := newUser(t, r, "alice")
+	waitSynced(t, next.c)
+	if left, err := q.Pending(ctx, "alice", 0, 10); err != nil || len(left) != 0 {
+		t.Fatalf("the name's new owner has %d messages queued (%v), want none", len(left), err)
+	}
+	if _, err := bob.c.Send(ctx, "alice", []byte("for the new alice"), "n1"); err != nil {
+		t.Fatal(err)
+	}
+	if m := nextMessage(t, next.c); string(m.Body) != "for the new alice" {
+		t.Fatalf("the name's new owner got %q first", m.Body)
+	}
+}
+
 // On a cluster the queue is apart from the account: a delete_account whose queue
 // cannot be dropped is refused (unavailable) and deletes nothing, so that the name's
 // next owner is never sent the deleted account's messages; the retry deletes both.
 func TestDeleteAccountOnClusterDropsQueueFirst(t *testing.T) {
-	o := jetstreamOptions(t, relaytest.Options{})
-	q := &purgeFails{Queue: o.Queue.(*cluster.Queue)}
-	o.Queue = q
-	r := relaytest.StartWith(t, o)
+	o, q, r, alice, bob := aliceAway(t)
 	ctx := testCtx(t)
-	alice, bob := newUser(t, r, "alice"), newUser(t, r, "bob")
-	waitSynced(t, alice.c)
-	alice.c.Close()
-	for _, id := range []string{"q1", "q2"} {
-		if _, err := bob.c.Send(ctx, "alice", []byte("for the first alice"), id); err != nil {
-			t.Fatal(err)
-		}
-	}
 	deleter := alice.login(t, r)
 	q.fails.Store(1)
 	wantCode(t, deleter.DeleteAccount(ctx), relay.CodeUnavailable)
@@ -233,30 +267,7 @@ func TestDeleteAccountOnClusterDropsQueueFirst(t *testing.T) {
 	if err := deleter.DeleteAccount(ctx); err != nil {
 		t.Fatalf("the retry: %v", err)
 	}
-	if n, err := q.Pending(ctx, "alice", 0, 10); err != nil || len(n) != 0 {
-		t.Fatalf("after the deletion the name's queue holds %d messages (%v), want none", len(n), err)
-	}
-	next := newUser(t, r, "alice")
-	waitSynced(t, next.c)
-	if _, err := bob.c.Send(ctx, "alice", []byte("for the new alice"), "n1"); err != nil {
-		t.Fatal(err)
-	}
-	if m := nextMessage(t, next.c); string(m.Body) != "for the new alice" {
-		t.Fatalf("the name's new owner got %q first", m.Body)
-	}
-}
-
-// purgeBeforeFails fails the next PurgeRecipientBefore calls (fails of them).
-type purgeBeforeFails struct {
-	*cluster.Queue
-	fails atomic.Int32
-}
-
-func (q *purgeBeforeFails) PurgeRecipientBefore(ctx context.Context, name string, mark server.QueueMark) (int, error) {
-	if q.fails.Add(-1) >= 0 {
-		return 0, fmt.Errorf("purge: %w", server.ErrUnavailable)
-	}
-	return q.Queue.PurgeRecipientBefore(ctx, name, mark)
+	newAliceGetsOnlyHers(t, r, q, bob)
 }
 
 // On a cluster a deletion that could not drop the account's queue (the expiry of an
@@ -265,19 +276,8 @@ func (q *purgeBeforeFails) PurgeRecipientBefore(ctx context.Context, name string
 // new owner is never sent the old account's messages; if they cannot be dropped, the
 // registration is refused (unavailable) and creates nothing.
 func TestRegisterOnClusterDropsALeftQueue(t *testing.T) {
-	o := jetstreamOptions(t, relaytest.Options{})
-	q := &purgeBeforeFails{Queue: o.Queue.(*cluster.Queue)}
-	o.Queue = q
-	r := relaytest.StartWith(t, o)
+	o, q, r, alice, bob := aliceAway(t)
 	ctx := testCtx(t)
-	alice, bob := newUser(t, r, "alice"), newUser(t, r, "bob")
-	waitSynced(t, alice.c)
-	alice.c.Close()
-	for _, id := range []string{"q1", "q2"} {
-		if _, err := bob.c.Send(ctx, "alice", []byte("for the first alice"), id); err != nil {
-			t.Fatal(err)
-		}
-	}
 	// The account goes, its queue stays: a failure between the two steps.
 	if _, err := o.Dir.(interface {
 		DeleteAccount(ctx context.Context, name, cardID string) (int, error)
@@ -287,8 +287,7 @@ func TestRegisterOnClusterDropsALeftQueue(t *testing.T) {
 	if left, err := q.Pending(ctx, "alice", 0, 10); err != nil || len(left) != 2 {
 		t.Fatalf("the deleted account's queue holds %d messages (%v), want the 2 left", len(left), err)
 	}
-
-	q.fails.Store(1)
+	q.failsBefore.Store(1)
 	_, card := newIdentity(t, "alice")
 	anon := client.New(client.Config{URL: r.URL, RootCAs: r.RootCAs()})
 	defer anon.Close()
@@ -300,16 +299,5 @@ func TestRegisterOnClusterDropsALeftQueue(t *testing.T) {
 	if _, err := o.Dir.AccountByName(ctx, "alice"); !errors.Is(err, storage.ErrNotFound) {
 		t.Fatalf("a registration refused for its queue created the account: %v", err)
 	}
-
-	next := newUser(t, r, "alice")
-	waitSynced(t, next.c)
-	if left, err := q.Pending(ctx, "alice", 0, 10); err != nil || len(left) != 0 {
-		t.Fatalf("after the name's new registration its queue holds %d messages (%v), want none", len(left), err)
-	}
-	if _, err := bob.c.Send(ctx, "alice", []byte("for the new alice"), "n1"); err != nil {
-		t.Fatal(err)
-	}
-	if m := nextMessage(t, next.c); string(m.Body) != "for the new alice" {
-		t.Fatalf("the name's new owner got %q first", m.Body)
-	}
+	newAliceGetsOnlyHers(t, r, q, bob)
 }
