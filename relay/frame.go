@@ -637,7 +637,7 @@ func DecodeServerFrame(b []byte) (Frame, error) {
 		return Frame{}, &FrameError{Code: CodeFrameTooLarge, Reason: "frame from relay is too large"}
 	}
 	if fast, ok := fastDecodeDeliver(b); ok {
-		return fast, nil
+		return fast, checkServerNames(&fast)
 	}
 	if fast, ok := fastDecodeAccepted(b); ok {
 		return fast, nil
@@ -648,7 +648,47 @@ func DecodeServerFrame(b []byte) (Frame, error) {
 	if fast, ok := fastDecodeBlobChunk(b); ok {
 		return fast, nil
 	}
-	return decodeServerFrameJSON(b)
+	f, err := decodeServerFrameJSON(b)
+	if err != nil {
+		return f, err
+	}
+	return f, checkServerNames(&f)
+}
+
+// checkServerNames refuses a frame from the relay whose names or card IDs are not
+// ones the protocol allows: a client shows them (a deliver's from names a sender on
+// the user's terminal), and a relay is not trusted with what reaches it, escape
+// sequences least of all.
+func checkServerNames(f *Frame) error {
+	for _, n := range [...]struct{ field, v string }{{"from", f.From}, {"name", f.Name}} {
+		if n.v != "" || (n.field == "from" && f.Type == TypeDeliver) {
+			if err := ratchet.ValidateName(n.v); err != nil {
+				return &FrameError{Code: CodeBadField, Field: n.field, Reason: "not a name: " + strconv.QuoteToASCII(truncate(n.v, 40))}
+			}
+		}
+	}
+	for _, id := range [...]struct{ field, v string }{{"from_card_id", f.FromCardID}, {"card_id", f.CardID}} {
+		if id.v != "" || (id.field == "from_card_id" && f.Type == TypeDeliver) {
+			if !ValidCardID(id.v) {
+				return &FrameError{Code: CodeBadField, Field: id.field, Reason: "not a card ID: " + strconv.QuoteToASCII(truncate(id.v, 70))}
+			}
+		}
+	}
+	return nil
+}
+
+// ValidCardID reports whether s is a card ID: 64 lower-case hex characters
+// (ratchet/SPEC.md §6.2).
+func ValidCardID(s string) bool {
+	if len(s) != 64 {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		if !('0' <= s[i] && s[i] <= '9' || 'a' <= s[i] && s[i] <= 'f') {
+			return false
+		}
+	}
+	return true
 }
 
 //go:noinline

@@ -218,7 +218,7 @@ func (c *conn) onLookupCard(f *relay.Frame) {
 	if !c.allowLookup(f) {
 		return
 	}
-	if !validCardID(f.CardID) {
+	if !relay.ValidCardID(f.CardID) {
 		c.replyError(f.ID, relay.CodeBadField, "card_id is 64 lower-case hex characters", "")
 		return
 	}
@@ -252,19 +252,6 @@ func (c *conn) onLookupCard(f *relay.Frame) {
 		}
 	}
 	c.replyError(f.ID, relay.CodeNotFound, "no card with ID "+f.CardID, "")
-}
-
-// validCardID: 64 lower-case hex characters (ratchet/SPEC.md §6.2).
-func validCardID(s string) bool {
-	if len(s) != 64 {
-		return false
-	}
-	for i := 0; i < len(s); i++ {
-		if !('0' <= s[i] && s[i] <= '9' || 'a' <= s[i] && s[i] <= 'f') {
-			return false
-		}
-	}
-	return true
 }
 
 func (c *conn) onLogin(f *relay.Frame) bool {
