@@ -910,9 +910,9 @@ func cmdRecv(e *env, fs *flag.FlagSet, args []string) error {
 	}
 	// What was printed is marked read even when a signal stops recv right after it.
 	markCtx := context.WithoutCancel(e.ctx)
-	printed := make(map[int64]bool)
+	printed := make(chat.Shown)
 	print := func(m chat.Message) error {
-		if printed[m.ID] {
+		if !printed.Fresh(m.ID, m.State == chat.UndecryptableState) {
 			return nil
 		}
 		fetchAttachment(e, c, &m, downloadDir, down != nil)
@@ -921,7 +921,7 @@ func cmdRecv(e *env, fs *flag.FlagSet, args []string) error {
 			// stale) nor marked read; the next recv resumes the download and prints it.
 			return errRecvStopped
 		}
-		printed[m.ID] = true
+		printed.Mark(m.ID, m.State == chat.UndecryptableState)
 		defer func() {
 			if count > 0 && len(printed) >= count {
 				done = true

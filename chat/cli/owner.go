@@ -320,12 +320,13 @@ func recvViaOwner(e *env, cl *daemon.Client, fs *flag.FlagSet, args []string) er
 		return err
 	}
 	downloadDir := fs.Lookup("download-dir").Value.String()
-	printed := make(map[int64]bool)
+	printed := make(chat.Shown)
 	show := func(m daemon.Message) (bool, error) {
-		if printed[m.ID] {
+		placeholder := m.State == chat.UndecryptableState.String()
+		if !printed.Fresh(m.ID, placeholder) {
 			return false, nil
 		}
-		printed[m.ID] = true
+		printed.Mark(m.ID, placeholder)
 		fetchViaOwner(e, cl, &m, downloadDir) // sendfile.go
 		if e.ctx.Err() != nil {
 			return false, errRecvStopped // as without an owner (cmdRecv)

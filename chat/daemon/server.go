@@ -614,9 +614,9 @@ func (s *Server) stream(ctx context.Context, id int64, sub *Sub, emit func(Notif
 	if err != nil {
 		return err
 	}
-	seen := make(map[int64]bool, len(unread))
+	seen := make(chat.Shown, len(unread))
 	for _, m := range unread {
-		seen[m.ID] = true
+		seen.Mark(m.ID, m.State == chat.UndecryptableState)
 		am := FromMessage(m)
 		if err := emit(notification(NotifyMessage, Event{Subscription: id, Message: &am})); err != nil {
 			return err
@@ -635,10 +635,11 @@ func (s *Server) stream(ctx context.Context, id int64, sub *Sub, emit func(Notif
 				continue
 			}
 			if n.Method == NotifyMessage {
-				if ev.Message.ID != 0 && seen[ev.Message.ID] {
-					continue
+				placeholder := ev.Message.State == chat.UndecryptableState
+				if ev.Message.ID != 0 && !seen.Fresh(ev.Message.ID, placeholder) {
+					continue // a resend that replaces a placeholder is news (chat.Shown)
 				}
-				seen[ev.Message.ID] = true
+				seen.Mark(ev.Message.ID, placeholder)
 			}
 			if err := emit(n); err != nil {
 				return err
