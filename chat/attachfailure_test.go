@@ -1,12 +1,15 @@
 package chat
 
 import (
+	"context"
 	"crypto/rand"
 	"errors"
 	"strings"
+	"sync/atomic"
 	"testing"
 
 	"pfschat/ratchet"
+	"pfschat/relay/client"
 	"pfschat/relay/relaytest"
 )
 
@@ -50,5 +53,50 @@ func TestAttachmentFailureReasonSealed(t *testing.T) {
 	}
 	if _, err := bob.c.Download(ctx, m.ID, t.TempDir(), nil); err == nil || !strings.Contains(err.Error(), ErrAttachmentGone.Error()) {
 		t.Errorf("downloading it again: %v, want the earlier reason", err)
+	}
+}
+
+// droppingBlobs is a relay whose connection drops at every download request.
+type droppingBlobs struct {
+	*client.Client
+	gets atomic.Int32
+}
+
+func (d *droppingBlobs) BlobGetOwned(ctx context.Context, id string, capability []byte, size, from int64, window int, write func(i int64, data []byte) error) error {
+	d.gets.Add(1)
+	return client.ErrConnectionLost
+}
+
+// A download whose connection drops each time before a byte more arrives stops after
+// maxFetchStalls tries with ErrAttachmentStalled, and stays to be resumed: a hostile
+// relay answering with what the client cannot read made recv wait for ever.
+func TestDownloadStopsWhenItsConnectionKeepsDropping(t *testing.T) {
+	r := relaytest.Start(t)
+	var db *droppingBlobs
+	alice := newUser(t, r, "alice")
+	bob := newUser(t, r, "bob", func(p *Profile) {
+		p.Prefs.Dial = func(cfg client.Config) RelayClient { db = &droppingBlobs{Client: client.New(cfg)}; return db }
+	})
+	ctx := attachCtx(t)
+	if _, err := alice.c.AddContact(ctx, "bob"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := bob.c.AddContact(ctx, "alice"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := alice.c.SendFile(ctx, "bob", writeFile(t, t.TempDir(), "photo.jpg", []byte("not much")), "", nil); err != nil {
+		t.Fatal(err)
+	}
+	m := waitAttachment(t, bob.c, "alice")
+	_, err := bob.c.Download(ctx, m.ID, t.TempDir(), nil)
+	if !errors.Is(err, ErrAttachmentStalled) || !strings.Contains(err.Error(), "photo.jpg") {
+		t.Fatalf("download: %v, want ErrAttachmentStalled naming the file", err)
+	}
+	if n := db.gets.Load(); n != maxFetchStalls {
+		t.Fatalf("%d tries, want %d", n, maxFetchStalls)
+	}
+	row, err := bob.c.store.Attachment(ctx, m.clientID)
+	if err != nil || row.State != AttachmentFetching {
+		t.Fatalf("after it stopped: state %v (%v), want fetching, to be resumed", row.State, err)
 	}
 }

@@ -61,7 +61,23 @@ var (
 	ErrAttachmentGone = errors.New("chat: attachment no longer on the relay")
 	// ErrNotAttachment: the message has no attachment.
 	ErrNotAttachment = errors.New("chat: no such attachment")
+	// ErrAttachmentStalled: the download made no progress over several connections
+	// (maxFetchStalls); it stays to be resumed later.
+	ErrAttachmentStalled = errors.New("chat: the relay stopped sending the attachment")
 )
+
+// maxFetchStalls is how many connections in a row may drop before a download gets a
+// byte further, before it stops.
+const maxFetchStalls = 5
+
+// fileSize is the size of the file at path, 0 when it cannot be read.
+func fileSize(path string) int64 {
+	st, err := os.Stat(path)
+	if err != nil {
+		return 0
+	}
+	return st.Size()
+}
 
 // AttachmentState is where an attachment stands.
 type AttachmentState = storage.AttachmentState
@@ -1061,10 +1077,21 @@ func samePrefix(a, b string, n int64) bool {
 // fetchBlob downloads the sealed stream, checking and opening it as it arrives into
 // part (the plaintext, inside the profile), resuming from the chunks part holds.
 func (c *Controller) fetchBlob(ctx context.Context, br blobRelay, row storage.Attachment, meta attachmentMeta, part string, sealedSize int64, progress Progress) error {
+	stalls := 0
 	for {
+		before := fileSize(part)
 		err := c.fetchOnce(ctx, br, row, meta, part, sealedSize, progress)
 		if err == nil || !transient(err) {
 			return err
+		}
+		// A connection that drops each time before a byte more arrives (a relay that
+		// answers with what the client cannot read, say) is not waited out for ever:
+		// the download stops, to be resumed by the next recv or Download.
+		if fileSize(part) > before {
+			stalls = 0
+		} else if stalls++; stalls >= maxFetchStalls {
+			return fmt.Errorf("%w: %s: the relay's connection dropped %d times in a row before more of it arrived (last: %v)",
+				ErrAttachmentStalled, SafeFileName(meta.FileName), stalls, err)
 		}
 		c.log.Info("attachment download interrupted; resuming when the relay is back", "err", err)
 		if err := waitOnline(ctx, br); err != nil {

@@ -9,6 +9,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"time"
 
 	"pfschat/relay"
 )
@@ -114,9 +115,14 @@ func (c *Client) pipeline(ctx context.Context, from, to, step int64, binary bool
 		}
 		cc.pmu.Unlock()
 	}()
+	stall := time.NewTimer(c.cfg.BlobAnswerTimeout)
+	defer stall.Stop()
 	wait := func() error {
 		p := q[0]
+		stall.Reset(c.cfg.BlobAnswerTimeout)
 		select {
+		case <-stall.C:
+			return fmt.Errorf("%w (%v for request %d)", ErrBlobStalled, c.cfg.BlobAnswerTimeout, p.id)
 		case resp, ok := <-p.ch:
 			q = q[1:]
 			if !ok {

@@ -52,6 +52,9 @@ var (
 	ErrUnsupportedVersion = errors.New("relay: no common protocol version")
 	// ErrNoIdentity: the request needs a login, and the client has no identity.
 	ErrNoIdentity = errors.New("relay: request needs an identity (client is anonymous)")
+	// ErrBlobStalled: a blob request had no answer within Config.BlobAnswerTimeout
+	// while the connection stayed up; the transfer stopped (resume it later).
+	ErrBlobStalled = errors.New("relay: no answer to a blob request in time")
 )
 
 // Config configures a Client.
@@ -85,6 +88,12 @@ type Config struct {
 
 	// Backoff bounds for Run's reconnects (defaults 250ms and 30s).
 	MinBackoff, MaxBackoff time.Duration
+
+	// BlobAnswerTimeout is how long an upload or download waits for the answer to one
+	// of its requests before it fails with ErrBlobStalled (default 2 minutes: a
+	// 256 KiB run over a 20 kbit/s link). A relay that answers pings but not the
+	// request would otherwise hold the transfer for ever.
+	BlobAnswerTimeout time.Duration
 
 	// RetryKeyMismatch makes Run keep retrying (with its backoff) after a relay
 	// presented a key other than the pinned one, instead of returning: a long-running
@@ -266,6 +275,9 @@ func New(cfg Config) *Client {
 	}
 	if c.cfg.MaxBackoff <= 0 {
 		c.cfg.MaxBackoff = 30 * time.Second
+	}
+	if c.cfg.BlobAnswerTimeout <= 0 {
+		c.cfg.BlobAnswerTimeout = 2 * time.Minute
 	}
 	return c
 }

@@ -1,0 +1,145 @@
+package client_test
+
+import (
+	"bytes"
+	"crypto/rand"
+	"crypto/sha256"
+	"errors"
+	"hash/crc32"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/gorilla/websocket"
+
+	"pfschat/relay"
+	"pfschat/relay/client"
+	"pfschat/relay/relaytest"
+)
+
+// wsProxy stands between clients and a relay, message by message, as a hostile relay
+// (or whoever holds the relay's key) could: toClient may rewrite or drop what the
+// relay sends (nil: dropped).
+type wsProxy struct {
+	srv      *httptest.Server
+	toClient func(mt int, data []byte) []byte
+}
+
+func startProxy(t *testing.T, relayURL string, toClient func(mt int, data []byte) []byte) *wsProxy {
+	t.Helper()
+	p := &wsProxy{toClient: toClient}
+	up := websocket.Upgrader{}
+	p.srv = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		down, err := up.Upgrade(w, r, nil)
+		if err != nil {
+			return
+		}
+		defer down.Close()
+		target := strings.TrimSuffix(relayURL, relay.WSPath) + r.URL.Path + "?" + r.URL.RawQuery
+		upc, _, err := websocket.DefaultDialer.Dial(target, nil)
+		if err != nil {
+			return
+		}
+		defer upc.Close()
+		go func() {
+			for {
+				mt, data, err := down.ReadMessage()
+				if err != nil || upc.WriteMessage(mt, data) != nil {
+					upc.Close()
+					return
+				}
+			}
+		}()
+		for {
+			mt, data, err := upc.ReadMessage()
+			if err != nil {
+				return
+			}
+			if data = p.toClient(mt, data); data != nil && down.WriteMessage(mt, data) != nil {
+				return
+			}
+		}
+	}))
+	t.Cleanup(p.srv.Close)
+	return p
+}
+
+func (p *wsProxy) url() string { return "ws" + strings.TrimPrefix(p.srv.URL, "http") + relay.WSPath }
+
+// uploadBlob uploads data as a blob for one recipient and returns its id and
+// capability.
+func uploadBlob(t *testing.T, c *client.Client, data []byte) (string, []byte) {
+	t.Helper()
+	ctx := t.Context()
+	id, err := c.BlobBegin(ctx, int64(len(data)), 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	err = c.BlobPut(ctx, id, int64(len(data)), 0, 0, func(i int64, buf []byte) error {
+		copy(buf, data[i*relay.BlobChunkSize:])
+		return nil
+	}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	digest := sha256.Sum256(data)
+	capab, err := c.BlobCommit(ctx, id, digest[:], crc32.Checksum(data, crc32.MakeTable(crc32.Castagnoli)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return id, capab
+}
+
+// A download from a relay that answers a blob request with a binary message over the
+// largest run loses its connection (ErrConnectionLost: chat stops a download after a
+// few such in a row), and one from a relay that never answers fails after
+// Config.BlobAnswerTimeout (it waited for ever). Found by a hostile-relay run: a recv
+// that downloaded hung.
+func TestBlobDownloadFromAHostileRelayEnds(t *testing.T) {
+	r := relaytest.Start(t)
+	key, card := register(t, r, "alice")
+	data := make([]byte, relay.BlobRunMax)
+	rand.Read(data)
+	for _, c := range []struct {
+		name     string
+		toClient func(mt int, data []byte) []byte
+		want     func(error) bool
+	}{
+		{"oversized", func(mt int, b []byte) []byte {
+			if mt == websocket.BinaryMessage {
+				return append(b, make([]byte, 1000)...)
+			}
+			return b
+		}, func(err error) bool { return errors.Is(err, client.ErrConnectionLost) }},
+		{"never answered", func(mt int, b []byte) []byte {
+			if mt == websocket.BinaryMessage {
+				return nil
+			}
+			return b
+		}, func(err error) bool { return errors.Is(err, client.ErrBlobStalled) }},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			p := startProxy(t, r.URL, c.toClient)
+			cl := client.New(client.Config{URL: p.url(), Identity: key, Card: card, PinnedRelayKey: r.Server.RelayKey(),
+				BlobAnswerTimeout: 300 * time.Millisecond})
+			defer cl.Close()
+			if err := cl.Connect(t.Context()); err != nil {
+				t.Fatal(err)
+			}
+			id, capab := uploadBlob(t, cl, data)
+			var got bytes.Buffer
+			err := cl.BlobGet(t.Context(), id, capab, int64(len(data)), 0, 0, func(i int64, b []byte) error {
+				got.Write(b)
+				return nil
+			})
+			if !c.want(err) {
+				t.Fatalf("download: %v", err)
+			}
+			if got.Len() != 0 {
+				t.Fatalf("%d bytes of a bad answer were handed on", got.Len())
+			}
+		})
+	}
+}
