@@ -52,6 +52,10 @@ var (
 	ErrUnsupportedVersion = errors.New("relay: no common protocol version")
 	// ErrNoIdentity: the request needs a login, and the client has no identity.
 	ErrNoIdentity = errors.New("relay: request needs an identity (client is anonymous)")
+	// ErrPushesBacklogged: the pushes waiting for the consumer reached
+	// Config.MaxQueuedPushBytes; the connection was ended, and Run makes the next once
+	// the consumer has taken half of them. The relay delivers what was not acked again.
+	ErrPushesBacklogged = errors.New("relay: too much delivered and not yet taken; reconnecting once it is")
 	// ErrBlobStalled: a blob request had no answer within Config.BlobAnswerTimeout
 	// while the connection stayed up; the transfer stopped (resume it later).
 	ErrBlobStalled = errors.New("relay: no answer to a blob request in time")
@@ -94,6 +98,13 @@ type Config struct {
 	// 256 KiB run over a 20 kbit/s link). A relay that answers pings but not the
 	// request would otherwise hold the transfer for ever.
 	BlobAnswerTimeout time.Duration
+
+	// MaxQueuedPushBytes bounds what waits in Pushes: a push's body and 256 bytes
+	// (default 96 MiB, above a relay's default queue of 64 MiB and 10,000 messages,
+	// which it may send at once as a backlog). A push that would pass it ends the
+	// connection (ErrPushesBacklogged): a relay cannot make the client hold more than
+	// this, however fast it sends.
+	MaxQueuedPushBytes int64
 
 	// RetryKeyMismatch makes Run keep retrying (with its backoff) after a relay
 	// presented a key other than the pinned one, instead of returning: a long-running
@@ -248,7 +259,7 @@ func New(cfg Config) *Client {
 		log:      cfg.Logger,
 		urls:     normalizeURLs(cfg.URL),
 		relayKey: cfg.PinnedRelayKey,
-		pushes:   fifo.New[Push](),
+		pushes:   fifo.NewWeighed(pushWeight),
 		states:   make(chan ConnState, 16),
 		done:     make(chan struct{}),
 		up:       make(chan struct{}),
@@ -278,6 +289,9 @@ func New(cfg Config) *Client {
 	}
 	if c.cfg.BlobAnswerTimeout <= 0 {
 		c.cfg.BlobAnswerTimeout = 2 * time.Minute
+	}
+	if c.cfg.MaxQueuedPushBytes <= 0 {
+		c.cfg.MaxQueuedPushBytes = 96 << 20
 	}
 	return c
 }
@@ -531,6 +545,15 @@ func (c *Client) Run(ctx context.Context) error {
 			// clients dropped together by a restarting relay do not return in lockstep.
 			if time.Since(connectedAt) > stableConnection {
 				attempt = 0
+			}
+			if errors.Is(cc.err, ErrPushesBacklogged) {
+				c.setState(ConnState{State: StateOffline, Err: cc.err})
+				select {
+				case <-c.pushes.Lighter(c.cfg.MaxQueuedPushBytes / 2):
+				case <-ctx.Done():
+				case <-c.done:
+				}
+				continue
 			}
 			delay := c.backoff(attempt) / 2
 			attempt++
@@ -933,8 +956,28 @@ func (c *Client) readLoop(cc *clientConn) {
 				return
 			}
 		}
+		if c.pushes.Weight()+pushWeight(p) > c.cfg.MaxQueuedPushBytes {
+			// The consumer is far behind, or the relay floods: this push is dropped,
+			// unacked (the relay delivers it again), and the connection ends; Run
+			// connects again once the consumer has taken half of what waits.
+			c.log.Warn("pushes waiting for the consumer reached their bound; reconnecting once they are taken",
+				"bytes", c.pushes.Weight(), "bound", c.cfg.MaxQueuedPushBytes)
+			cc.err = ErrPushesBacklogged
+			cc.ws.Close()
+			return
+		}
 		c.pushes.Push(p)
 	}
+}
+
+// pushWeight is what a push counts against Config.MaxQueuedPushBytes: its body and
+// 256 bytes, so that a flood of empty pushes is bounded too.
+func pushWeight(p Push) int64 {
+	w := int64(256)
+	if p.Message != nil {
+		w += int64(len(p.Message.Body))
+	}
+	return w
 }
 
 func kindCounts(m map[string]int) map[ratchet.PreKeyKind]int {

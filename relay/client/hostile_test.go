@@ -2,6 +2,7 @@ package client_test
 
 import (
 	"bytes"
+	"context"
 	"crypto/rand"
 	"crypto/sha256"
 	"errors"
@@ -9,6 +10,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -20,14 +22,14 @@ import (
 )
 
 // wsProxy stands between clients and a relay, message by message, as a hostile relay
-// (or whoever holds the relay's key) could: toClient may rewrite or drop what the
-// relay sends (nil: dropped).
+// (or whoever holds the relay's key) could: toClient may rewrite what the relay sends,
+// drop it (none) or add more.
 type wsProxy struct {
 	srv      *httptest.Server
-	toClient func(mt int, data []byte) []byte
+	toClient func(mt int, data []byte) [][]byte
 }
 
-func startProxy(t *testing.T, relayURL string, toClient func(mt int, data []byte) []byte) *wsProxy {
+func startProxy(t *testing.T, relayURL string, toClient func(mt int, data []byte) [][]byte) *wsProxy {
 	t.Helper()
 	p := &wsProxy{toClient: toClient}
 	up := websocket.Upgrader{}
@@ -57,8 +59,10 @@ func startProxy(t *testing.T, relayURL string, toClient func(mt int, data []byte
 			if err != nil {
 				return
 			}
-			if data = p.toClient(mt, data); data != nil && down.WriteMessage(mt, data) != nil {
-				return
+			for _, out := range p.toClient(mt, data) {
+				if down.WriteMessage(mt, out) != nil {
+					return
+				}
 			}
 		}
 	}))
@@ -104,20 +108,20 @@ func TestBlobDownloadFromAHostileRelayEnds(t *testing.T) {
 	rand.Read(data)
 	for _, c := range []struct {
 		name     string
-		toClient func(mt int, data []byte) []byte
+		toClient func(mt int, data []byte) [][]byte
 		want     func(error) bool
 	}{
-		{"oversized", func(mt int, b []byte) []byte {
+		{"oversized", func(mt int, b []byte) [][]byte {
 			if mt == websocket.BinaryMessage {
-				return append(b, make([]byte, 1000)...)
+				return [][]byte{append(b, make([]byte, 1000)...)}
 			}
-			return b
+			return [][]byte{b}
 		}, func(err error) bool { return errors.Is(err, client.ErrConnectionLost) }},
-		{"never answered", func(mt int, b []byte) []byte {
+		{"never answered", func(mt int, b []byte) [][]byte {
 			if mt == websocket.BinaryMessage {
 				return nil
 			}
-			return b
+			return [][]byte{b}
 		}, func(err error) bool { return errors.Is(err, client.ErrBlobStalled) }},
 	} {
 		t.Run(c.name, func(t *testing.T) {
@@ -141,5 +145,51 @@ func TestBlobDownloadFromAHostileRelayEnds(t *testing.T) {
 				t.Fatalf("%d bytes of a bad answer were handed on", got.Len())
 			}
 		})
+	}
+}
+
+// A relay that delivers faster than the consumer takes cannot make the client hold
+// more than Config.MaxQueuedPushBytes: the push that would pass it ends the connection
+// (ErrPushesBacklogged), and the next one is made once the consumer has taken half.
+// A hostile-relay run grew a recv --follow to 2.2 GB this way.
+func TestPushesFromAFloodingRelayAreBounded(t *testing.T) {
+	r := relaytest.Start(t)
+	key, card := register(t, r, "alice")
+	const bound = 32 << 10
+	var floods atomic.Int32
+	fake := strings.Repeat("cd", 32)
+	p := startProxy(t, r.URL, func(mt int, b []byte) [][]byte {
+		out := [][]byte{b}
+		if bytes.Contains(b, []byte(`"type":"synced"`)) {
+			floods.Add(1)
+			for i := range 200 { // about 300 KiB of delivers: nine times the bound
+				out = append(out, relay.AppendDeliver(nil, int64(1e6+i), "bob", fake, 1, make([]byte, 1024)))
+			}
+		}
+		return out
+	})
+	c := client.New(client.Config{URL: p.url(), Identity: key, Card: card, PinnedRelayKey: r.Server.RelayKey(),
+		MaxQueuedPushBytes: bound, MinBackoff: time.Millisecond})
+	ctx, cancel := context.WithTimeout(t.Context(), time.Minute)
+	defer cancel()
+	ran := make(chan error, 1)
+	go func() { ran <- c.Run(ctx) }()
+	defer func() { c.Close(); <-ran }()
+	for st := range c.States() {
+		if st.State == client.StateOffline && errors.Is(st.Err, client.ErrPushesBacklogged) {
+			break
+		}
+	}
+	if w := c.Pushes().Weight(); w > bound {
+		t.Fatalf("%d bytes of pushes wait, over the bound of %d", w, bound)
+	}
+	if n := floods.Load(); n != 1 {
+		t.Fatalf("%d connections before the consumer took anything, want 1", n)
+	}
+	// The consumer takes them: the client connects again, and is flooded again.
+	for floods.Load() < 2 {
+		if _, err := c.Pushes().Wait(ctx); err != nil {
+			t.Fatal(err)
+		}
 	}
 }

@@ -23,7 +23,7 @@ var ErrClosed = errors.New("fifo: queue closed")
 
 // Queue is an unbounded FIFO, safe for concurrent use by any number of producers and
 // consumers. Memory grows with what is queued; bounding it is the producer's business
-// (the relay bounds what it delivers to a client by its queue limits).
+// (the relay client weighs its pushes, NewWeighed, and stops reading past a bound).
 type Queue[T any] struct {
 	mu     sync.Mutex
 	items  []T
@@ -33,11 +33,52 @@ type Queue[T any] struct {
 	// a consumer woken by it finds something to do or loops; Close closes it, which
 	// wakes every consumer for good.
 	ready chan struct{}
+
+	// weigh, when set, weighs each item; weight is what the queued items weigh, and
+	// lighter are the channels Lighter handed out, each closed once weight is at most
+	// its bound.
+	weigh   func(T) int64
+	weight  int64
+	lighter []lighterWait
+}
+
+type lighterWait struct {
+	bound int64
+	ch    chan struct{}
 }
 
 // New returns an empty queue.
 func New[T any]() *Queue[T] {
 	return &Queue[T]{ready: make(chan struct{}, 1)}
+}
+
+// NewWeighed returns an empty queue that keeps the sum of its items' weights (Weight,
+// Lighter): a producer that must bound what waits (bytes, say) asks it before a Push.
+func NewWeighed[T any](weigh func(T) int64) *Queue[T] {
+	q := New[T]()
+	q.weigh = weigh
+	return q
+}
+
+// Weight is what the queued items weigh (0 for a queue made by New).
+func (q *Queue[T]) Weight() int64 {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	return q.weight
+}
+
+// Lighter returns a channel that is closed once the queued items weigh at most bound
+// (at once if they do now).
+func (q *Queue[T]) Lighter(bound int64) <-chan struct{} {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	ch := make(chan struct{})
+	if q.weight <= bound {
+		close(ch)
+		return ch
+	}
+	q.lighter = append(q.lighter, lighterWait{bound, ch})
+	return ch
 }
 
 // Push appends v. It never blocks. After Close it drops v and reports false.
@@ -54,6 +95,9 @@ func (q *Queue[T]) Push(v T) bool {
 		q.items, q.head = q.items[:n], 0
 	}
 	q.items = append(q.items, v)
+	if q.weigh != nil {
+		q.weight += q.weigh(v)
+	}
 	q.signal()
 	q.mu.Unlock()
 	return true
@@ -69,6 +113,10 @@ func (q *Queue[T]) Pop() (v T, ok bool) {
 	var zero T
 	v, q.items[q.head] = q.items[q.head], zero // let the item be collected
 	q.head++
+	if q.weigh != nil {
+		q.weight -= q.weigh(v)
+		q.wakeLighter()
+	}
 	if q.head == len(q.items) {
 		q.items, q.head = q.items[:0], 0 // reuse the backing array
 	} else if !q.closed {
@@ -135,4 +183,19 @@ func (q *Queue[T]) signal() {
 	case q.ready <- struct{}{}:
 	default:
 	}
+}
+
+// wakeLighter closes the Lighter channels whose bound the weight has come down to.
+// Called with q.mu held.
+func (q *Queue[T]) wakeLighter() {
+	kept := q.lighter[:0]
+	for _, w := range q.lighter {
+		if q.weight <= w.bound {
+			close(w.ch)
+		} else {
+			kept = append(kept, w)
+		}
+	}
+	clear(q.lighter[len(kept):])
+	q.lighter = kept
 }

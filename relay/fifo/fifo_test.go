@@ -222,3 +222,44 @@ func BenchmarkPushPop(b *testing.B) {
 		q.Pop()
 	}
 }
+
+// A weighed queue keeps what its items weigh, and Lighter's channel closes once the
+// consumer has taken enough (at once when the queue is light enough already).
+func TestWeighedLighter(t *testing.T) {
+	q := fifo.NewWeighed(func(s string) int64 { return int64(len(s)) })
+	select {
+	case <-q.Lighter(0):
+	default:
+		t.Fatal("an empty queue is not at most 0 heavy")
+	}
+	for _, s := range []string{"aaaa", "bb", "cccccc"} {
+		q.Push(s)
+	}
+	if w := q.Weight(); w != 12 {
+		t.Fatalf("weight %d, want 12", w)
+	}
+	at6, at0 := q.Lighter(6), q.Lighter(0)
+	closed := func(ch <-chan struct{}) bool {
+		select {
+		case <-ch:
+			return true
+		default:
+			return false
+		}
+	}
+	q.Pop() // 8 left
+	if closed(at6) || closed(at0) {
+		t.Fatal("closed at weight 8")
+	}
+	q.Pop() // 6 left
+	if !closed(at6) || closed(at0) {
+		t.Fatalf("at weight 6: bound 6 closed %v, bound 0 closed %v", closed(at6), closed(at0))
+	}
+	q.Pop()
+	if !closed(at0) || q.Weight() != 0 {
+		t.Fatalf("empty: bound 0 closed %v, weight %d", closed(at0), q.Weight())
+	}
+	if fifo.New[int]().Weight() != 0 {
+		t.Fatal("an unweighed queue weighs something")
+	}
+}
