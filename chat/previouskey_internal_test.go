@@ -1,15 +1,18 @@
 package chat
 
 import (
+	"context"
 	"crypto/rand"
 	"errors"
 	"path/filepath"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
 	"pfschat/ratchet"
 	"pfschat/relay/client"
+	"pfschat/relay/fifo"
 	"pfschat/relay/relaytest"
 	"pfschat/storage"
 )
@@ -176,5 +179,66 @@ func TestOldKeyMessagesAfterRecovery(t *testing.T) {
 		if _, ok := PreviousKeyCount(m); !ok || lines > 1 {
 			t.Errorf("unexpected unreadable line: %+v", m)
 		}
+	}
+}
+
+// pastRelay hands its pushes on, with the next delivered message's received_at set far
+// in the past when forge is set, as a hostile relay could.
+type pastRelay struct {
+	RelayClient
+	q     *fifo.Queue[client.Push]
+	forge atomic.Bool
+}
+
+func (p *pastRelay) Pushes() *fifo.Queue[client.Push] { return p.q }
+
+// run hands inner's pushes on to q until inner is closed.
+func (p *pastRelay) run(ctx context.Context, inner RelayClient, q *fifo.Queue[client.Push]) {
+	defer q.Close()
+	for {
+		v, err := inner.Pushes().Wait(ctx)
+		if err != nil {
+			return
+		}
+		if v.Message != nil && p.forge.CompareAndSwap(true, false) {
+			m := *v.Message
+			m.ReceivedAt = time.Unix(1000, 0)
+			v.Message = &m
+		}
+		q.Push(v)
+	}
+}
+
+// A relay that corrupts a message and dates it before the receiver's card (so that it
+// counts as sent to a previous key, shown only as a count) cannot make it vanish: the
+// receiver asks for it again all the same, and the sender's resend shows (found by a
+// hostile-relay run: no retry request was sent for such a message).
+func TestMessageDatedBeforeTheCardIsAskedForAgain(t *testing.T) {
+	r := relaytest.Start(t)
+	tr := &tamperRelay{}
+	alice := newUser(t, r, "alice", func(p *Profile) {
+		p.Prefs.Dial = func(cfg client.Config) RelayClient { tr.RelayClient = client.New(cfg); return tr }
+	})
+	var pr *pastRelay
+	bob := newUser(t, r, "bob", func(p *Profile) {
+		p.Prefs.Dial = func(cfg client.Config) RelayClient {
+			// A new wrapper each time: a profile opened again dials again.
+			inner, q := client.New(cfg), fifo.New[client.Push]()
+			pr = &pastRelay{RelayClient: inner, q: q}
+			go pr.run(t.Context(), inner, q)
+			return pr
+		}
+	})
+	converse(t, alice, bob)
+	tr.mu.Lock()
+	tr.tamper = true
+	tr.mu.Unlock()
+	pr.forge.Store(true)
+	if _, err := alice.c.Send(t.Context(), "bob", "hidden by the relay"); err != nil {
+		t.Fatal(err)
+	}
+	got := waitReceived(t, bob.c, "alice", "hidden by the relay")
+	if got.State == UndecryptableState {
+		t.Fatalf("the resend: %+v", got)
 	}
 }

@@ -447,7 +447,16 @@ func (c *Controller) receive(ctx context.Context, in *client.Incoming, relayID s
 		return res, nil
 	}
 	if sess == nil && toPreviousKey(c.card, env, in) {
-		return c.previousKeyMessage(ctx, in, relayID, res, now) // previouskey.go
+		res, err := c.previousKeyMessage(ctx, in, relayID, res, now) // previouskey.go
+		if err == nil {
+			// Asked for again all the same: neither the header nor the relay's
+			// received_at is authenticated before decryption, and a relay could forge
+			// either to pass off a message it corrupted as one to a previous key. A
+			// sender answers only a request from the card it encrypted for, so one
+			// truly sent to the previous key stays unanswered (and counted).
+			res.askRetry = &retryAsk{contact: in.From, reason: payload.RetryUndecryptable, relayMsgID: in.ID}
+		}
+		return res, err
 	}
 	if sess == nil {
 		return undecryptable(fmt.Errorf("could not decrypt: %w", lastErr))

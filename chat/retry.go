@@ -71,6 +71,9 @@ func (c *Controller) askRetry(ctx context.Context, a *retryAsk) {
 		return
 	}
 	c.kickSender()
+	if a.placeholder == 0 {
+		return // counted on the line of messages to a previous key: nothing to note
+	}
 	m, err := c.store.Message(ctx, a.placeholder)
 	if err == nil && !strings.HasSuffix(m.Reason, retryRequestedNote) {
 		err = c.store.SetReason(ctx, m.ID, m.Reason+retryRequestedNote)
