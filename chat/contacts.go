@@ -318,6 +318,29 @@ func (c *Controller) Verify(ctx context.Context, contact string) error {
 	return nil
 }
 
+// RejectKey keeps the key the user trusted and forgets the contact's new one: sending
+// is unblocked, to the trusted key. The messages the new key signed stay marked as
+// such (KeyPending), and a later message from it flags the change again. For a key
+// change the user does not believe: a relay, or anyone with its key, can present one.
+func (c *Controller) RejectKey(ctx context.Context, contact string) error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	r, err := c.contactRow(ctx, contact)
+	if err != nil {
+		return err
+	}
+	if r.PendingCardID == "" {
+		return fmt.Errorf("%w: %s", ErrNoPendingKey, contact)
+	}
+	rejected := r.PendingCardID
+	r.PendingCardID = ""
+	if err := c.store.UpdateContact(ctx, r); err != nil {
+		return fmt.Errorf("chat: rejecting %s's new key: %w", contact, err)
+	}
+	c.log.Warn("contact's new identity key rejected; the trusted key stays", "contact", contact, "rejected", rejected)
+	return nil
+}
+
 // AcceptKey trusts the contact's new key: it becomes the contact's card (not verified),
 // and sending is unblocked; the next message starts a session with the new key.
 func (c *Controller) AcceptKey(ctx context.Context, contact string) error {

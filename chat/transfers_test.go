@@ -3,7 +3,9 @@ package chat
 import (
 	"crypto/rand"
 	"testing"
+	"time"
 
+	"pfschat/ratchet"
 	"pfschat/relay"
 	"pfschat/relay/relaytest"
 )
@@ -108,5 +110,29 @@ func TestMayAutoDownload(t *testing.T) {
 	}
 	if bob.c.MayAutoDownload(ctx, Message{Contact: "alice", Attachment: first.Attachment, KeyPending: true}) {
 		t.Fatal("a file behind an unaccepted key change may download")
+	}
+	// A new key waiting for bob (one a relay could present) does not hold back the
+	// files the trusted key sent.
+	ct, err := bob.c.store.Contact(ctx, "alice")
+	if err != nil {
+		t.Fatal(err)
+	}
+	k, err := ratchet.GenerateIdentityKey(rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	other, err := ratchet.NewCard(k, "alice", "username", "test", time.Now().UTC().Truncate(time.Second), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := bob.c.putCard(ctx, other, false); err != nil {
+		t.Fatal(err)
+	}
+	ct.PendingCardID = other.ID()
+	if err := bob.c.store.UpdateContact(ctx, ct); err != nil {
+		t.Fatal(err)
+	}
+	if !bob.c.MayAutoDownload(ctx, first) {
+		t.Fatal("the trusted key's file may not download while a new key waits")
 	}
 }

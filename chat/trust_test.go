@@ -266,6 +266,51 @@ func TestKeyChangeBlocksSendingUntilAccepted(t *testing.T) {
 	}
 }
 
+// A key change the user does not believe (a relay can present one: it signs cards) is
+// rejected: the trusted key stays, verified mark and all, sending to it works again,
+// the new key's messages stay marked, and a later message from it warns again. Found
+// by a hostile-relay run: the only ways out were to accept the attacker's key or to
+// remove the contact.
+func TestRejectKeyKeepsTheTrustedKey(t *testing.T) {
+	r := relaytest.Start(t)
+	alice, bob := chattest.NewUser(t, r, "alice"), chattest.NewUser(t, r, "bob")
+	ctx := t.Context()
+	chattest.AddContact(t, alice, "bob")
+	chattest.Send(t, alice, bob, "before")
+	chattest.Must(t, alice.Verify(ctx, "bob"))
+	trusted, err := alice.Contact(ctx, "bob")
+	chattest.Must(t, err)
+
+	bob2 := reinstall(t, r, bob)
+	chattest.AddContact(t, bob2, "alice")
+	if _, err := bob2.Send(ctx, "alice", "it is me, honest"); err != nil {
+		t.Fatal(err)
+	}
+	chattest.WaitEvent(t, alice, "key change", func(e chat.Event) bool { return e.Kind == chat.ContactKeyChanged })
+	chattest.Must(t, alice.RejectKey(ctx, "bob"))
+	ct, err := alice.Contact(ctx, "bob")
+	chattest.Must(t, err)
+	if ct.KeyChanged || ct.CardID != trusted.CardID || !ct.Verified {
+		t.Fatalf("after reject: %+v, want the trusted card %.12s, verified, no key change", ct, trusted.CardID)
+	}
+	if h, _ := alice.History(ctx, "bob", 0, 10); len(h) != 2 || !h[0].KeyPending {
+		t.Fatalf("history after the reject: %+v (the new key's message stays marked)", h)
+	}
+	if _, err := alice.Send(ctx, "bob", "to the key I trust"); err != nil {
+		t.Fatalf("send after the reject: %v", err)
+	}
+	if err := alice.RejectKey(ctx, "bob"); !errors.Is(err, chat.ErrNoPendingKey) {
+		t.Fatalf("second reject: %v", err)
+	}
+	if _, err := bob2.Send(ctx, "alice", "please accept"); err != nil {
+		t.Fatal(err)
+	}
+	chattest.WaitEvent(t, alice, "the key change again", func(e chat.Event) bool { return e.Kind == chat.ContactKeyChanged })
+	if ct, _ := alice.Contact(ctx, "bob"); !ct.KeyChanged {
+		t.Fatal("a message from the rejected key did not warn again")
+	}
+}
+
 // dropRelay accepts the first message to a recipient and silently drops it, as a lossy
 // relay would.
 type dropRelay struct {

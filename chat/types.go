@@ -171,7 +171,7 @@ var (
 	ErrUnknownUser     = errors.New("chat: no such user on the relay")
 	ErrKeyChanged      = errors.New("chat: contact's identity key changed")
 	ErrCardRejected    = errors.New("chat: card or prekey bundle failed verification")
-	ErrNoPendingKey    = errors.New("chat: contact has no new key to accept")
+	ErrNoPendingKey    = errors.New("chat: contact has no new key to accept or reject")
 	ErrOffline         = errors.New("chat: relay unreachable")
 	ErrClosed          = errors.New("chat: controller closed")
 	ErrNotInitialized  = errors.New("chat: controller not initialized")

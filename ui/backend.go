@@ -22,6 +22,7 @@ type Backend interface {
 	SafetyNumber(ctx context.Context, contact string) (chat.SafetyNumber, error)
 	Verify(ctx context.Context, contact string) error
 	AcceptKey(ctx context.Context, contact string) error
+	RejectKey(ctx context.Context, contact string) error
 	RotateKeys(ctx context.Context, n int) error
 	ResetSession(ctx context.Context, contact string) error
 	Events() <-chan chat.Event

@@ -281,7 +281,7 @@ func (d *keyChangedDialog) Update(msg tea.Msg) (dialog, tea.Cmd) {
 			d.new = &cur
 		}
 	case opDoneMsg:
-		if msg.op != "accept" || msg.contact != d.contact {
+		if (msg.op != "accept" && msg.op != "reject") || msg.contact != d.contact {
 			return d, nil
 		}
 		if !d.settle(msg.err) {
@@ -298,6 +298,12 @@ func (d *keyChangedDialog) Update(msg tea.Msg) (dialog, tea.Cmd) {
 			d.busy, d.err = true, ""
 			b, name := d.b, d.contact
 			return d, d.c.op("accept", name, func(ctx context.Context) error { return b.AcceptKey(ctx, name) })
+		case msg.String() == "r" && !d.busy && d.old != nil:
+			// Only with the trusted key's number on screen: the user keeps what they
+			// compared before.
+			d.busy, d.err = true, ""
+			b, name := d.b, d.contact
+			return d, d.c.op("reject", name, func(ctx context.Context) error { return b.RejectKey(ctx, name) })
 		}
 	}
 	return d, nil
@@ -309,7 +315,7 @@ func (d *keyChangedDialog) View() string {
 	lines := []string{
 		s.Warn.Render(lipgloss.Wrap("⚠ "+d.contact+"'s identity key has changed.", w, "")),
 		s.Muted.Render(lipgloss.Wrap("They may have a new device or reinstalled pfschat — or someone may be "+
-			"impersonating them. Sending is paused until you accept the new key. "+
+			"impersonating them. Sending is paused until you accept the new key (or reject it). "+
 			"Check the new safety number with them first.", w, "")),
 		"",
 	}
@@ -329,7 +335,11 @@ func (d *keyChangedDialog) View() string {
 			lines = append(lines, "", s.Error.Render(lipgloss.Wrap(d.err, w, "")))
 		}
 	}
-	lines = append(lines, "", d.c.hint("a", "accept the new key", "esc", "not now (sending stays paused)"))
+	if d.old != nil {
+		lines = append(lines, "", d.c.hint("a", "accept the new key", "r", "reject it, keep the trusted one", "esc", "not now (sending stays paused)"))
+	} else {
+		lines = append(lines, "", d.c.hint("a", "accept the new key", "esc", "not now (sending stays paused)"))
+	}
 	return d.c.frame(&d.dialogBase, "Identity key changed: "+d.contact, strings.Join(lines, "\n"), w)
 }
 

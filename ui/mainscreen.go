@@ -569,6 +569,11 @@ func (m *mainScreen) onOpDone(msg opDoneMsg) tea.Cmd {
 		if m.open == msg.contact {
 			return tea.Batch(m.openContact(msg.contact), m.c.loadContacts(m.b))
 		}
+	case "reject":
+		m.setNotice("kept the key you trusted for "+msg.contact+"; a new message from the other key warns again", false)
+		if m.open == msg.contact {
+			return m.c.loadContacts(m.b)
+		}
 	case "rotate":
 		m.setNotice("prekeys rotated", false)
 	case "reset":

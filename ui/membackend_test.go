@@ -26,6 +26,7 @@ type memBackend struct {
 	safety   map[string]string
 	pending  map[string]string
 	verified map[string]bool
+	rejected []string
 }
 
 func newMemBackend(me string, now func() time.Time) *memBackend {
@@ -126,6 +127,16 @@ func (b *memBackend) AcceptKey(ctx context.Context, contact string) error {
 	if c := b.contacts[contact]; c != nil {
 		c.KeyChanged = false
 	}
+	return nil
+}
+
+func (b *memBackend) RejectKey(ctx context.Context, contact string) error {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if c := b.contacts[contact]; c != nil {
+		c.KeyChanged = false
+	}
+	b.rejected = append(b.rejected, contact)
 	return nil
 }
 

@@ -56,6 +56,41 @@ func TestSafetyNumberChangedInline(t *testing.T) {
 	quitUI(t, tm)
 }
 
+// A key change the user does not believe is rejected in the same dialog ("r"): the
+// warning goes, the trusted key stays, and the new key's message stays marked.
+func TestRejectKeyInTheDialog(t *testing.T) {
+	r := relaytest.Start(t)
+	ctx := t.Context()
+	alice, bob := newUser(t, r, "alice"), newUser(t, r, "bob")
+	chattest.AddContact(t, bob, "alice")
+	chattest.Send(t, bob, alice, "from the old phone")
+	trusted := bob.Card().ID()
+	code := bob.TakeRecoveryCode()
+	bob.Close()
+
+	tm, fr := startUI(t, Options{Backend: alice.Controller, OpenContact: "bob"}, 100, 30)
+	fr.WaitText(t, "from the old phone")
+	p := chattest.NewProfile(t, "bob-new")
+	c, err := p.Recover(ctx, "bob", code, chattest.Passphrase, r.URL)
+	chattest.Must(t, err)
+	bob2 := &chattest.User{Controller: c, Name: "bob", Profile: p, Passphrase: chattest.Passphrase}
+	t.Cleanup(func() { bob2.Close() })
+	chattest.AddContact(t, bob2, "alice")
+	if _, err := bob2.Send(ctx, "alice", "trust me"); err != nil {
+		t.Fatal(err)
+	}
+	fr.WaitText(t, "⚠ bob's safety number changed")
+	tm.Type("/accept")
+	press(tm, "enter")
+	fr.WaitText(t, "Identity key changed: bob", "reject it, keep the trusted one")
+	tm.Type("r")
+	fr.WaitText(t, "kept the key you trusted for bob")
+	if ct, err := alice.Contact(ctx, "bob"); err != nil || ct.KeyChanged || ct.CardID != trusted {
+		t.Fatalf("after reject: %+v %v (want card %.12s)", ct, err, trusted)
+	}
+	quitUI(t, tm)
+}
+
 // Onboarding with a name that is taken offers to recover it: ctrl+r asks for the
 // recovery code (a malformed or mistyped code is refused with a sentence before
 // anything is sent; a code the relay refuses sends the user back to the code), then the

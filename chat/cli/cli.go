@@ -90,6 +90,7 @@ func init() {
 		{name: "fingerprint", args: "NAME", help: "show the safety number to compare with NAME", run: cmdFingerprint},
 		{name: "verify", args: "NAME", help: "mark NAME verified after comparing safety numbers", run: cmdVerify},
 		{name: "accept-key", args: "NAME", help: "accept NAME's new identity key", run: cmdAcceptKey},
+		{name: "reject-key", args: "NAME", help: "keep the key you trusted for NAME and forget the new one", run: cmdRejectKey},
 		{name: "rotate-keys", args: "[--count N]", help: "top up one-time prekeys and rotate signed prekeys", run: cmdRotateKeys,
 			flags: func(fs *flag.FlagSet) {
 				fs.Int("count", chat.DefaultOneTimeKeys, "one-time prekeys of each kind to keep on the relay")
@@ -219,7 +220,7 @@ usage:
   pfschat send NAME TEXT       send one message, no UI (through the daemon when one runs)
   pfschat send-file NAME PATH  send a file, encrypted end to end ([--caption TEXT])
   pfschat recv [--follow] [--json]   print incoming messages
-  pfschat contacts | fingerprint NAME | verify NAME | accept-key NAME
+  pfschat contacts | fingerprint NAME | verify NAME | accept-key NAME | reject-key NAME
   pfschat rotate-keys [--count N] | reset-session NAME | version (or --version)
   pfschat delete-account | repin | relay-key   free your name | re-pin a replaced relay key | show the pinned one
   pfschat recover NAME | recovery-code --rotate | reset-identity   your name on a new machine | a new code | a new key
@@ -1167,6 +1168,30 @@ func cmdAcceptKey(e *env, fs *flag.FlagSet, args []string) error {
 	if offline {
 		fmt.Fprintf(e.stderr, "the relay cannot be reached: what accepting the key sends to %s (messages that went to their previous key, receipts) goes out the next time pfschat connects\n", name)
 	}
+	return nil
+}
+
+// cmdRejectKey keeps the trusted key of a contact whose key change the user does not
+// believe; no relay needed.
+func cmdRejectKey(e *env, fs *flag.FlagSet, args []string) error {
+	name, err := oneName(args)
+	if err != nil {
+		return err
+	}
+	c, done, err := e.ops(false)
+	if err != nil {
+		return err
+	}
+	defer done()
+	if err := c.RejectKey(e.ctx, name); err != nil {
+		if errors.Is(err, chat.ErrNoPendingKey) {
+			fmt.Fprintf(e.stdout, "%s's key has not changed; nothing to reject\n", name)
+			return nil
+		}
+		return err
+	}
+	fmt.Fprintf(e.stdout, "kept the key you trusted for %s and forgot the new one; sending goes to the trusted key. "+
+		"The messages the new key signed stay marked, and a new message from it warns again\n", name)
 	return nil
 }
 

@@ -142,3 +142,21 @@ func TestAcceptKeyWithTheRelayDown(t *testing.T) {
 	}
 	w.bobGetsBothAgain()
 }
+
+// reject-key keeps the key alice trusted: her next recv no longer warns, and sending to
+// bob works again (to his old key); a second reject-key has nothing to reject.
+func TestRejectKeyFromTheCommandLine(t *testing.T) {
+	w := startKeyChangeWalk(t)
+	if out := w.must(w.alice, "reject-key", "bob"); !strings.Contains(out, "kept the key you trusted for bob") {
+		t.Fatalf("reject-key: %q", out)
+	}
+	if out := w.must(w.alice, "reject-key", "bob"); !strings.Contains(out, "nothing to reject") {
+		t.Fatalf("a second reject-key: %q", out)
+	}
+	if rc, _, msg := w.run(w.alice, "send", "bob", "to the key I trust"); rc != 0 || strings.Contains(msg, "identity key changed") {
+		t.Fatalf("send after reject-key: exit %d, err %q", rc, msg)
+	}
+	if rc, _, msg := w.run(w.alice, "recv"); rc != 0 || strings.Contains(msg, "identity key changed") {
+		t.Fatalf("alice's recv after reject-key: exit %d, err %q", rc, msg)
+	}
+}

@@ -25,6 +25,7 @@ type profileOps interface {
 	TrustedSafetyNumber(ctx context.Context, name string) (chat.SafetyNumber, error)
 	Verify(ctx context.Context, name string) error
 	AcceptKey(ctx context.Context, name string) error
+	RejectKey(ctx context.Context, name string) error
 	RotateKeys(ctx context.Context, n int) error
 	OneTimeKeysOnRelay(ctx context.Context) (x25519, mlkem int, err error)
 	ResetSession(ctx context.Context, name string) error
@@ -190,6 +191,10 @@ func (o ownerOps) Verify(ctx context.Context, name string) error {
 
 func (o ownerOps) AcceptKey(ctx context.Context, name string) error {
 	return o.call(ctx, "acceptKey", daemon.NameParams{Name: name}, nil)
+}
+
+func (o ownerOps) RejectKey(ctx context.Context, name string) error {
+	return o.call(ctx, "rejectKey", daemon.NameParams{Name: name}, nil)
 }
 
 func (o ownerOps) ResetSession(ctx context.Context, name string) error {

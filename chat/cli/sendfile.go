@@ -239,11 +239,9 @@ func fetchAttachment(e *env, c *chat.Controller, m *chat.Message, dir string, of
 		return
 	}
 	if !c.MayAutoDownload(e.ctx, *m) {
-		keyPending := m.KeyPending
-		if ct, err := c.Contact(e.ctx, m.Contact); err == nil && ct.KeyChanged {
-			keyPending = true
-		}
-		fmt.Fprintf(e.stderr, "%s from %s was not downloaded: %s\n", chat.SafeFileName(a.FileName), m.Contact, notDownloadedAdvice(m.Contact, keyPending))
+		// A file from a key the user has not accepted waits; one from the trusted key
+		// comes even while a new key waits (MayAutoDownload).
+		fmt.Fprintf(e.stderr, "%s from %s was not downloaded: %s\n", chat.SafeFileName(a.FileName), m.Contact, notDownloadedAdvice(m.Contact, m.KeyPending))
 		return
 	}
 	bar := newProgressLine(e.stderr, "downloading "+chat.SafeFileName(a.FileName))
@@ -374,7 +372,7 @@ func watchUpload(e *env, contact, file string, bar *progressLine) (stop func()) 
 
 // fetchViaOwner is fetchAttachment for recv through the profile's owner: the owner
 // downloads a received file into dir (made absolute here) when it comes from a contact
-// (not a message request, not behind an unaccepted key change); m.File then says where
+// (not a message request, not from a key the user has not accepted); m.File then says where
 // it is, and a failure is a warning (the owner's message shows why it failed).
 func fetchViaOwner(e *env, cl *daemon.Client, m *daemon.Message, dir string) {
 	f := m.File
@@ -385,15 +383,14 @@ func fetchViaOwner(e *env, cl *daemon.Client, m *daemon.Message, dir string) {
 	if err := cl.Call(e.ctx, "contacts", nil, &contacts); err != nil {
 		return
 	}
-	stranger, keyPending := true, m.KeyPending
+	stranger := true
 	for _, ct := range contacts {
 		if ct.Name == m.Contact {
 			stranger = ct.Request || ct.Blocked
-			keyPending = keyPending || ct.KeyChanged
 		}
 	}
-	if stranger || keyPending {
-		fmt.Fprintf(e.stderr, "%s from %s was not downloaded: %s\n", f.Name, m.Contact, notDownloadedAdvice(m.Contact, keyPending))
+	if stranger || m.KeyPending {
+		fmt.Fprintf(e.stderr, "%s from %s was not downloaded: %s\n", f.Name, m.Contact, notDownloadedAdvice(m.Contact, m.KeyPending))
 		return
 	}
 	abs, err := filepath.Abs(dir)

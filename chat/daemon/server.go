@@ -424,12 +424,12 @@ func (s *Server) callMethod(ctx context.Context, c *conn, req *Request) (any, *E
 			}
 		}
 		return out, nil
-	case "verify", "acceptKey", "resetSession":
+	case "verify", "acceptKey", "rejectKey", "resetSession":
 		name, e := nameParam(req)
 		if e != nil {
 			return nil, e
 		}
-		fn := map[string]func(context.Context, string) error{"verify": s.c.Verify, "acceptKey": s.c.AcceptKey, "resetSession": s.c.ResetSession}[req.Method]
+		fn := map[string]func(context.Context, string) error{"verify": s.c.Verify, "acceptKey": s.c.AcceptKey, "rejectKey": s.c.RejectKey, "resetSession": s.c.ResetSession}[req.Method]
 		if err := fn(ctx, name); err != nil {
 			return nil, errorFor(err)
 		}

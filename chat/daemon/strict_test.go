@@ -87,6 +87,7 @@ func strictCases(dir string) []strictCase {
 		{"fingerprint", `{"name":"alice"}`, "name", "NAME"},
 		{"verify", `{"name":"alice"}`, "name", "nAme"},
 		{"acceptKey", `{"name":"alice"}`, "name", "Name"},
+		{"rejectKey", `{"name":"alice"}`, "name", "NAME"},
 		{"resetSession", `{"name":"alice"}`, "name", "Name"},
 		{"rotateKeys", `{"count":1}`, "count", "Count"},
 		{"gaps", `{"name":"alice"}`, "name", "Name"},
