@@ -199,8 +199,12 @@ func reinstall(t *testing.T, r *relaytest.Relay, old *chattest.User) *chattest.U
 	return chattest.OpenUser(t, old.Name, p)
 }
 
-func TestKeyChangeBlocksSendingUntilAccepted(t *testing.T) {
-	r := relaytest.Start(t)
+// verifiedThenChanged: alice verifies bob after a first message; bob comes back with a
+// new identity key (bob2) and writes text to her. It returns alice's trusted contact
+// and safety number for bob from before the change.
+func verifiedThenChanged(t *testing.T, text string) (r *relaytest.Relay, alice, bob2 *chattest.User, trusted chat.Contact, oldNumber chat.SafetyNumber) {
+	t.Helper()
+	r = relaytest.Start(t)
 	alice, bob := chattest.NewUser(t, r, "alice"), chattest.NewUser(t, r, "bob")
 	ctx := t.Context()
 	chattest.AddContact(t, alice, "bob")
@@ -208,12 +212,19 @@ func TestKeyChangeBlocksSendingUntilAccepted(t *testing.T) {
 	chattest.Must(t, alice.Verify(ctx, "bob"))
 	oldNumber, err := alice.SafetyNumber(ctx, "bob")
 	chattest.Must(t, err)
-
-	bob2 := reinstall(t, r, bob)
+	trusted, err = alice.Contact(ctx, "bob")
+	chattest.Must(t, err)
+	bob2 = reinstall(t, r, bob)
 	chattest.AddContact(t, bob2, "alice")
-	if _, err := bob2.Send(ctx, "alice", "new phone, who dis"); err != nil {
+	if _, err := bob2.Send(ctx, "alice", text); err != nil {
 		t.Fatal(err)
 	}
+	return r, alice, bob2, trusted, oldNumber
+}
+
+func TestKeyChangeBlocksSendingUntilAccepted(t *testing.T) {
+	_, alice, bob2, _, oldNumber := verifiedThenChanged(t, "new phone, who dis")
+	ctx := t.Context()
 	ev := chattest.WaitEvent(t, alice, "key change", func(e chat.Event) bool { return e.Kind == chat.ContactKeyChanged })
 	if ev.Contact != "bob" || !errors.Is(ev.Err, chat.ErrKeyChanged) {
 		t.Fatalf("event %+v", ev)
@@ -272,20 +283,8 @@ func TestKeyChangeBlocksSendingUntilAccepted(t *testing.T) {
 // by a hostile-relay run: the only ways out were to accept the attacker's key or to
 // remove the contact.
 func TestRejectKeyKeepsTheTrustedKey(t *testing.T) {
-	r := relaytest.Start(t)
-	alice, bob := chattest.NewUser(t, r, "alice"), chattest.NewUser(t, r, "bob")
+	_, alice, bob2, trusted, _ := verifiedThenChanged(t, "it is me, honest")
 	ctx := t.Context()
-	chattest.AddContact(t, alice, "bob")
-	chattest.Send(t, alice, bob, "before")
-	chattest.Must(t, alice.Verify(ctx, "bob"))
-	trusted, err := alice.Contact(ctx, "bob")
-	chattest.Must(t, err)
-
-	bob2 := reinstall(t, r, bob)
-	chattest.AddContact(t, bob2, "alice")
-	if _, err := bob2.Send(ctx, "alice", "it is me, honest"); err != nil {
-		t.Fatal(err)
-	}
 	chattest.WaitEvent(t, alice, "key change", func(e chat.Event) bool { return e.Kind == chat.ContactKeyChanged })
 	chattest.Must(t, alice.RejectKey(ctx, "bob"))
 	ct, err := alice.Contact(ctx, "bob")

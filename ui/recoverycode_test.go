@@ -7,6 +7,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/charmbracelet/x/exp/teatest/v2"
+
 	"pfschat/chat"
 	"pfschat/chat/chattest"
 	"pfschat/relay"
@@ -14,30 +16,41 @@ import (
 	"pfschat/relay/relaytest"
 )
 
-// When a contact recovers their name with a new identity key, the conversation shows
-// "NAME's safety number changed" in place, between the old key's messages and the new
-// key's (which wait behind the key-change warning), and it stays after /accept.
-func TestSafetyNumberChangedInline(t *testing.T) {
+// bobRecovers opens alice's UI on bob after a message from him, then has bob recover
+// his name with a new key on a new profile and write text from it. It returns bob's
+// card ID from before.
+func bobRecovers(t *testing.T, text string) (alice *chattest.User, bob2 *chattest.User, oldCard string, tm *teatest.TestModel, fr *chattest.Frames) {
+	t.Helper()
 	r := relaytest.Start(t)
 	ctx := t.Context()
 	alice, bob := newUser(t, r, "alice"), newUser(t, r, "bob")
 	chattest.AddContact(t, bob, "alice")
 	chattest.Send(t, bob, alice, "from the old phone")
+	oldCard = bob.Card().ID()
 	code := bob.TakeRecoveryCode()
 	bob.Close()
 
-	tm, fr := startUI(t, Options{Backend: alice.Controller, OpenContact: "bob"}, 100, 30)
+	tm, fr = startUI(t, Options{Backend: alice.Controller, OpenContact: "bob"}, 100, 30)
 	fr.WaitText(t, "from the old phone")
 
 	p := chattest.NewProfile(t, "bob-new")
 	c, err := p.Recover(ctx, "bob", code, chattest.Passphrase, r.URL)
 	chattest.Must(t, err)
-	bob2 := &chattest.User{Controller: c, Name: "bob", Profile: p, Passphrase: chattest.Passphrase}
+	bob2 = &chattest.User{Controller: c, Name: "bob", Profile: p, Passphrase: chattest.Passphrase}
 	t.Cleanup(func() { bob2.Close() })
 	chattest.AddContact(t, bob2, "alice")
-	if _, err := bob2.Send(ctx, "alice", "from the new phone"); err != nil {
+	if _, err := bob2.Send(ctx, "alice", text); err != nil {
 		t.Fatal(err)
 	}
+	return alice, bob2, oldCard, tm, fr
+}
+
+// When a contact recovers their name with a new identity key, the conversation shows
+// "NAME's safety number changed" in place, between the old key's messages and the new
+// key's (which wait behind the key-change warning), and it stays after /accept.
+func TestSafetyNumberChangedInline(t *testing.T) {
+	ctx := t.Context()
+	alice, bob2, _, tm, fr := bobRecovers(t, "from the new phone")
 	frame := fr.WaitText(t, "⚠ bob's safety number changed", "new, not yet accepted identity key")
 	old, changed := strings.Index(frame, "from the old phone"), strings.Index(frame, "bob's safety number changed")
 	if old < 0 || changed < old {
@@ -59,26 +72,8 @@ func TestSafetyNumberChangedInline(t *testing.T) {
 // A key change the user does not believe is rejected in the same dialog ("r"): the
 // warning goes, the trusted key stays, and the new key's message stays marked.
 func TestRejectKeyInTheDialog(t *testing.T) {
-	r := relaytest.Start(t)
 	ctx := t.Context()
-	alice, bob := newUser(t, r, "alice"), newUser(t, r, "bob")
-	chattest.AddContact(t, bob, "alice")
-	chattest.Send(t, bob, alice, "from the old phone")
-	trusted := bob.Card().ID()
-	code := bob.TakeRecoveryCode()
-	bob.Close()
-
-	tm, fr := startUI(t, Options{Backend: alice.Controller, OpenContact: "bob"}, 100, 30)
-	fr.WaitText(t, "from the old phone")
-	p := chattest.NewProfile(t, "bob-new")
-	c, err := p.Recover(ctx, "bob", code, chattest.Passphrase, r.URL)
-	chattest.Must(t, err)
-	bob2 := &chattest.User{Controller: c, Name: "bob", Profile: p, Passphrase: chattest.Passphrase}
-	t.Cleanup(func() { bob2.Close() })
-	chattest.AddContact(t, bob2, "alice")
-	if _, err := bob2.Send(ctx, "alice", "trust me"); err != nil {
-		t.Fatal(err)
-	}
+	alice, _, trusted, tm, fr := bobRecovers(t, "trust me")
 	fr.WaitText(t, "⚠ bob's safety number changed")
 	tm.Type("/accept")
 	press(tm, "enter")

@@ -603,7 +603,7 @@ func userName(arg string) (string, error) {
 }
 
 // withContact runs fn on the local store for a command that takes exactly one NAME and
-// needs no relay (fingerprint, verify, accept-key, reset-session).
+// needs no relay (fingerprint, verify, reject-key, reset-session).
 func withContact(e *env, args []string, fn func(c profileOps, name string) error) error {
 	name, err := oneName(args)
 	if err != nil {
@@ -1174,25 +1174,18 @@ func cmdAcceptKey(e *env, fs *flag.FlagSet, args []string) error {
 // cmdRejectKey keeps the trusted key of a contact whose key change the user does not
 // believe; no relay needed.
 func cmdRejectKey(e *env, fs *flag.FlagSet, args []string) error {
-	name, err := oneName(args)
-	if err != nil {
-		return err
-	}
-	c, done, err := e.ops(false)
-	if err != nil {
-		return err
-	}
-	defer done()
-	if err := c.RejectKey(e.ctx, name); err != nil {
-		if errors.Is(err, chat.ErrNoPendingKey) {
-			fmt.Fprintf(e.stdout, "%s's key has not changed; nothing to reject\n", name)
-			return nil
+	return withContact(e, args, func(c profileOps, name string) error {
+		if err := c.RejectKey(e.ctx, name); err != nil {
+			if errors.Is(err, chat.ErrNoPendingKey) {
+				fmt.Fprintf(e.stdout, "%s's key has not changed; nothing to reject\n", name)
+				return nil
+			}
+			return err
 		}
-		return err
-	}
-	fmt.Fprintf(e.stdout, "kept the key you trusted for %s and forgot the new one; sending goes to the trusted key. "+
-		"The messages the new key signed stay marked, and a new message from it warns again\n", name)
-	return nil
+		fmt.Fprintf(e.stdout, "kept the key you trusted for %s and forgot the new one; sending goes to the trusted key. "+
+			"The messages the new key signed stay marked, and a new message from it warns again\n", name)
+		return nil
+	})
 }
 
 func cmdRotateKeys(e *env, fs *flag.FlagSet, args []string) error {

@@ -4,9 +4,7 @@ import (
 	"bytes"
 	"context"
 	"crypto/rand"
-	"crypto/sha256"
 	"errors"
-	"hash/crc32"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -72,30 +70,6 @@ func startProxy(t *testing.T, relayURL string, toClient func(mt int, data []byte
 
 func (p *wsProxy) url() string { return "ws" + strings.TrimPrefix(p.srv.URL, "http") + relay.WSPath }
 
-// uploadBlob uploads data as a blob for one recipient and returns its id and
-// capability.
-func uploadBlob(t *testing.T, c *client.Client, data []byte) (string, []byte) {
-	t.Helper()
-	ctx := t.Context()
-	id, err := c.BlobBegin(ctx, int64(len(data)), 1)
-	if err != nil {
-		t.Fatal(err)
-	}
-	err = c.BlobPut(ctx, id, int64(len(data)), 0, 0, func(i int64, buf []byte) error {
-		copy(buf, data[i*relay.BlobChunkSize:])
-		return nil
-	}, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	digest := sha256.Sum256(data)
-	capab, err := c.BlobCommit(ctx, id, digest[:], crc32.Checksum(data, crc32.MakeTable(crc32.Castagnoli)))
-	if err != nil {
-		t.Fatal(err)
-	}
-	return id, capab
-}
-
 // A download from a relay that answers a blob request with a binary message over the
 // largest run loses its connection (ErrConnectionLost: chat stops a download after a
 // few such in a row), and one from a relay that never answers fails after
@@ -132,7 +106,7 @@ func TestBlobDownloadFromAHostileRelayEnds(t *testing.T) {
 			if err := cl.Connect(t.Context()); err != nil {
 				t.Fatal(err)
 			}
-			id, capab := uploadBlob(t, cl, data)
+			id, capab := relaytest.UploadBlob(t, cl, data, 1)
 			var got bytes.Buffer
 			err := cl.BlobGet(t.Context(), id, capab, int64(len(data)), 0, 0, func(i int64, b []byte) error {
 				got.Write(b)

@@ -32,29 +32,6 @@ func randomBytes(t testing.TB, n int) []byte {
 	return b
 }
 
-// upload puts data as a blob through c and commits it, returning id and capability.
-func upload(t testing.TB, c *client.Client, data []byte, recipients int) (string, []byte) {
-	t.Helper()
-	ctx := testCtx(t)
-	id, err := c.BlobBegin(ctx, int64(len(data)), recipients)
-	if err != nil {
-		t.Fatal(err)
-	}
-	err = c.BlobPut(ctx, id, int64(len(data)), 0, 0, func(i int64, buf []byte) error {
-		copy(buf, data[i*relay.BlobChunkSize:])
-		return nil
-	}, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	d, crc := blobSums(data)
-	capab, err := c.BlobCommit(ctx, id, d, crc)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return id, capab
-}
-
 func download(t testing.TB, c *client.Client, id string, capab []byte, size int64) ([]byte, error) {
 	t.Helper()
 	var out bytes.Buffer
@@ -80,7 +57,7 @@ func TestBlobGetOwnedKeepsRuns(t *testing.T) {
 	alice, bob := register(t, r, "alice"), register(t, r, "bob")
 	ac, bc := alice.login(t, r), bob.login(t, r)
 	data := randomBytes(t, 40*relay.BlobRunMax+77) // more runs than the client's buffer pool holds
-	id, capab := upload(t, ac, data, 1)
+	id, capab := relaytest.UploadBlob(t, ac, data, 1)
 	var kept [][]byte
 	err := bc.BlobGetOwned(testCtx(t), id, capab, int64(len(data)), 0, 0, func(i int64, run []byte) error {
 		kept = append(kept, run)
@@ -111,7 +88,7 @@ func testBlobRoundTrips(t *testing.T, bk store) {
 	}
 	for _, n := range []int{0, 1, relay.BlobChunkSize, relay.BlobChunkSize + 1, 5*relay.BlobChunkSize + 77} {
 		data := randomBytes(t, n)
-		id, capab := upload(t, ac, data, 1)
+		id, capab := relaytest.UploadBlob(t, ac, data, 1)
 		got, err := download(t, bc, id, capab, int64(n))
 		if err != nil || !bytes.Equal(got, data) {
 			t.Fatalf("%d bytes: download %v, %d bytes back", n, err, len(got))
@@ -135,9 +112,9 @@ func testBlobCapabilityAndOwnership(t *testing.T, bk store) {
 	alice, bob, eve := register(t, r, "alice"), register(t, r, "bob"), register(t, r, "eve")
 	ac, bc, ec := alice.login(t, r), bob.login(t, r), eve.login(t, r)
 	data := randomBytes(t, 3*relay.BlobChunkSize)
-	id, capab := upload(t, ac, data, 2)
+	id, capab := relaytest.UploadBlob(t, ac, data, 2)
 	other := randomBytes(t, 3*relay.BlobChunkSize)
-	otherID, otherCap := upload(t, ac, other, 1)
+	otherID, otherCap := relaytest.UploadBlob(t, ac, other, 1)
 	ctx := testCtx(t)
 	// Eve knows the id, not the capability; or the capability of another blob.
 	for _, c := range [][]byte{make([]byte, 32), otherCap} {
@@ -427,7 +404,7 @@ func testBlobsGoWithTheirAccount(t *testing.T, bk store) {
 	ac, bc := alice.login(t, r), bob.login(t, r)
 	ctx := testCtx(t)
 	data := randomBytes(t, 3*relay.BlobChunkSize+1)
-	id, capab := upload(t, ac, data, 1)
+	id, capab := relaytest.UploadBlob(t, ac, data, 1)
 	partial, err := ac.BlobBegin(ctx, 2*relay.BlobChunkSize, 1)
 	if err != nil {
 		t.Fatal(err)
@@ -569,7 +546,7 @@ func testBlobGetsAlternatingBlobs(t *testing.T, r *relaytest.Relay) {
 	}{}
 	for i := range blobs {
 		blobs[i].data = randomBytes(t, size)
-		blobs[i].id, blobs[i].capab = upload(t, ac, blobs[i].data, 1)
+		blobs[i].id, blobs[i].capab = relaytest.UploadBlob(t, ac, blobs[i].data, 1)
 	}
 	_, rc := registerLoggedIn(t, r, "bob")
 	want := map[uint64][]byte{}
@@ -618,8 +595,8 @@ func TestBlobGetOfACutFileIsAnError(t *testing.T) {
 	alice := register(t, r, "alice")
 	ac := alice.login(t, r)
 	data := randomBytes(t, 3*relay.BlobChunkSize)
-	other, otherCap := upload(t, ac, bytes.Repeat([]byte{0xee}, 8*relay.BlobChunkSize), 1)
-	id, capab := upload(t, ac, data, 1)
+	other, otherCap := relaytest.UploadBlob(t, ac, bytes.Repeat([]byte{0xee}, 8*relay.BlobChunkSize), 1)
+	id, capab := relaytest.UploadBlob(t, ac, data, 1)
 	rc := dialRaw(t, r)
 	if f := rc.login(alice); f.Type != relay.TypeOK {
 		t.Fatalf("login: %+v", f)
@@ -651,7 +628,7 @@ func TestBlobGetJSONPipelinedBeyondTheQueue(t *testing.T) {
 	ac := alice.login(t, r)
 	const chunks = 4
 	data := randomBytes(t, chunks*relay.BlobChunkSize)
-	id, capab := upload(t, ac, data, 1)
+	id, capab := relaytest.UploadBlob(t, ac, data, 1)
 	rc := dialRaw(t, r)
 	if f := rc.login(alice); f.Type != relay.TypeOK {
 		t.Fatalf("login: %+v", f)
