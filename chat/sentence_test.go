@@ -18,7 +18,7 @@ func TestSentence(t *testing.T) {
 	}{
 		{fmt.Errorf("chat: sending to bob: %w", fmt.Errorf("chat: sending to bob: %w", base)), "sending to bob: disk full"},
 		{fmt.Errorf("chat: accepting bob's new key: %w", errors.New("ratchet: bad signature\nmore detail")), "accepting bob's new key: bad signature"},
-		{chat.ErrNoPendingKey, "contact has no new key to accept"},
+		{chat.ErrNoPendingKey, "contact has no new key to accept or reject"},
 	} {
 		if got := chat.Sentence(tc.err); got != tc.want {
 			t.Errorf("Sentence(%q) = %q, want %q", tc.err, got, tc.want)
