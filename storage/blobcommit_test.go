@@ -36,9 +36,18 @@ func TestBlobPutRacingCommitNeverCutsTheFile(t *testing.T) {
 		}
 		var wg sync.WaitGroup
 		var commitErr error
+		commit := func() { defer wg.Done(); commitErr = b.CommitBlob(ctx, bl, check, now.Add(time.Hour)) }
+		put := func() { defer wg.Done(); b.AppendBlob(bl.ID, bl.Size, 0, data[:chunk]) } // refused, or first
 		wg.Add(2)
-		go func() { defer wg.Done(); commitErr = b.CommitBlob(ctx, bl, check, now.Add(time.Hour)) }()
-		go func() { defer wg.Done(); b.AppendBlob(bl.ID, bl.Size, 0, data[:chunk]) }() // refused, or first
+		// Which starts first alternates: the goroutine started last tends to run first
+		// (the scheduler's runnext), and each side must win some rounds.
+		if i%2 == 0 {
+			go commit()
+			go put()
+		} else {
+			go put()
+			go commit()
+		}
 		wg.Wait()
 		if commitErr != nil {
 			if !errors.Is(commitErr, ErrBlobIncomplete) && !errors.Is(commitErr, ErrNotFound) {

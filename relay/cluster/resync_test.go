@@ -41,7 +41,7 @@ func storeManyWithoutPush(ctx context.Context, t *testing.T, urls []string, repl
 	}
 	var msgs []storage.QueuedMessage
 	for i, body := range bodies {
-		msgs = append(msgs, storage.QueuedMessage{To: to, From: "carol", FromCardID: "c0ffee",
+		msgs = append(msgs, storage.QueuedMessage{To: to, From: "carol", FromCardID: strings.Repeat("c0", 32),
 			ClientID: fmt.Sprintf("no-push-%d", i), Body: []byte(body), ReceivedAt: time.Now()})
 	}
 	res, err := q.Enqueue(ctx, msgs)
@@ -179,7 +179,7 @@ func TestLatePushAfterResyncIsNotRedelivered(t *testing.T) {
 		t.Fatal(err)
 	}
 	// Its push arrives now, from node B, and then a new message by the same way.
-	b.Node.Hub.Forward(&storage.QueuedMessage{ID: late, To: "bob", From: "carol", FromCardID: "c0ffee",
+	b.Node.Hub.Forward(&storage.QueuedMessage{ID: late, To: "bob", From: "carol", FromCardID: strings.Repeat("c0", 32),
 		ClientID: "no-push-0", Body: []byte("late"), ReceivedAt: time.Now()})
 	if _, err := ac.Send(ctx, "bob", []byte("after"), "after"); err != nil {
 		t.Fatal(err)
