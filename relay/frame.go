@@ -493,6 +493,15 @@ func DecodeFrameFast(b []byte) (f Frame, ok bool, err error) {
 	return fast, true, nil
 }
 
+// DecodeFrameGeneral is DecodeFrame without the fast paths: for a frame
+// DecodeFrameFast has said it cannot read, which would only try them again.
+func DecodeFrameGeneral(b []byte) (Frame, error) {
+	if len(b) > MaxFrameSize {
+		return Frame{}, &FrameError{Code: CodeFrameTooLarge, Reason: "frame is larger than " + strconv.Itoa(MaxFrameSize) + " bytes"}
+	}
+	return decodeFrameJSON(b)
+}
+
 // decodeFrameJSON is DecodeFrame's general path, apart so that the frame it decodes
 // into (which encoding/json makes escape) is not allocated on the fast path.
 //

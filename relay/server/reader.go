@@ -264,7 +264,7 @@ func (c *conn) onMessage(mt int, r io.Reader) bool {
 			c.rateStrikes = strikes
 			return c.overRate(data, LimitTextBytesPerSecond, "over "+strconv.Itoa(c.s.limits.TextBytesPerSecond)+" bytes/s of text frames", retry)
 		}
-		f, err = relay.DecodeFrame(data)
+		f, err = relay.DecodeFrameGeneral(data)
 	}
 	if cap(data) <= 64<<10 {
 		*bp = data[:0]
