@@ -219,6 +219,14 @@ type FrameLimits struct {
 	FramesPerSecond  int   `json:"frames_per_second"`
 	FrameBurst       int   `json:"frame_burst"`
 	MaxOneTimePreKey int   `json:"max_one_time_prekeys"`
+	// TextBytesPerSecond and TextByteBurst: the bytes of text messages a connection may
+	// send a second, and their burst, counting every text message but those in the
+	// compact layout (PROTOCOL.md "Text bytes"); absent: no such limit announced.
+	TextBytesPerSecond int `json:"text_bytes_per_second,omitempty"`
+	TextByteBurst      int `json:"text_byte_burst,omitempty"`
+	// FramesPerMessage: the most WebSocket frames one message may come in; absent: not
+	// announced.
+	FramesPerMessage int   `json:"frames_per_message,omitempty"`
 	MaxBlobBytes     int64 `json:"max_blob_bytes,omitempty"` // PROTOCOL.md "Blobs"; 0: the relay stores no blobs
 	// BlobRunChunks: the relay takes binary blob messages of up to this many chunks
 	// (PROTOCOL.md "Binary chunk messages"); 0 or absent: JSON blob frames only.

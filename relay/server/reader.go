@@ -342,7 +342,10 @@ func (s *Server) frameLimits() *relay.FrameLimits {
 	fl := &relay.FrameLimits{
 		MaxFrameBytes: l.MaxFrameBytes, MaxBodyBytes: relay.MaxBodySize, MaxQueueCount: l.MaxQueueCount, MaxQueueBytes: l.MaxQueueBytes,
 		MaxTTLSeconds: int64(l.MaxTTL / time.Second), FramesPerSecond: l.FramesPerSecond,
-		FrameBurst: l.FrameBurst, MaxOneTimePreKey: l.MaxOneTimePreKeys,
+		FrameBurst: l.FrameBurst, MaxOneTimePreKey: l.MaxOneTimePreKeys, FramesPerMessage: MaxMessageFrames,
+	}
+	if l.TextBytesPerSecond > 0 {
+		fl.TextBytesPerSecond, fl.TextByteBurst = l.TextBytesPerSecond, l.TextBytesBurst
 	}
 	if s.blobs != nil {
 		fl.MaxBlobBytes = l.MaxBlobBytes

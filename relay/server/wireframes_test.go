@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"crypto/rand"
 	"encoding/binary"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -60,6 +61,9 @@ func TestFramesPerMessage(t *testing.T) {
 func testFramesPerMessage(t *testing.T, tls bool) {
 	r := relaytest.StartWith(t, relaytest.Options{TLS: tls})
 	rc := dialRaw(t, r)
+	if l := rc.hello.Limits; l == nil || l.FramesPerMessage != server.MaxMessageFrames {
+		t.Fatalf("hello limits %+v: want frames_per_message %d", l, server.MaxMessageFrames)
+	}
 	var msg bytes.Buffer
 	msg.Write(clientFrame(0x1, false, []byte(`{"type":"ping",`)))
 	for i := range server.MaxMessageFrames - 2 {
@@ -112,6 +116,9 @@ func TestTextBytesPerSecond(t *testing.T) {
 	clock := &frozenClock{t: time.Now()} // no refill: the burst is all there is
 	r := relaytest.StartWith(t, relaytest.Options{Clock: clock.now, Limits: server.Limits{TextBytesPerSecond: 1000, TextBytesBurst: 1}})
 	rc := dialRaw(t, r)
+	if l := rc.hello.Limits; l == nil || l.TextBytesPerSecond != 1000 || l.TextByteBurst != 65536 {
+		t.Fatalf("hello limits %+v: want text_bytes_per_second 1000, text_byte_burst 65536 (the frame limit)", l)
+	}
 	padded := func(id string) []byte { // 40,000 bytes of JSON; the burst is max_frame_bytes
 		pad := strings.Repeat(" ", 40000-len(`{"type":"ping","id":}`)-len(id))
 		return []byte(`{"type":"ping",` + pad + `"id":` + id + `}`)
@@ -135,5 +142,22 @@ func TestTextBytesPerSecond(t *testing.T) {
 	}
 	if n := limited(t, r, server.LimitTextBytesPerSecond); n != 1 {
 		t.Fatalf("text_bytes_per_second counted %d times, want 1", n)
+	}
+}
+
+// A relay without a frame rate has no text byte rate either, and its hello does not
+// announce one.
+func TestNoTextByteRateWithoutFrameRate(t *testing.T) {
+	r := relaytest.StartWith(t, relaytest.Options{Limits: server.Limits{FramesPerSecond: -1}})
+	rc := dialRaw(t, r)
+	if l := rc.hello.Limits; l == nil || l.TextBytesPerSecond != 0 || l.TextByteBurst != 0 {
+		t.Fatalf("hello limits %+v: want no text byte rate", l)
+	}
+	pad := strings.Repeat(" ", 60000)
+	for i := range 100 { // 6 MB, three times the default burst
+		rc.sendText([]byte(`{"type":"ping",` + pad + `"id":` + strconv.Itoa(i+1) + `}`))
+		if f := rc.read(); f.Type != relay.TypePong || f.ID != uint64(i+1) {
+			t.Fatalf("padded ping %d on a relay without a frame rate: %+v, want its pong", i+1, f)
+		}
 	}
 }
