@@ -124,8 +124,11 @@ func (c *Controller) checkCard(card *ratchet.Card, name string) error {
 // trustCard records a verified card for name: a new contact is trusted on first use; a
 // card with the contact's current keys replaces the old one silently (same safety
 // number); different keys become the contact's pending card, which blocks sending until
-// AcceptKey. It reports whether a key change was flagged. c.mu must be held.
-func (c *Controller) trustCard(ctx context.Context, name string, card *ratchet.Card, stranger bool) (keyChanged bool, err error) {
+// AcceptKey. It reports whether a key change was flagged. fromMessage: the card came
+// with a message, not from the user's own AddContact — a new contact is then a
+// stranger, and the key the user rejected stays rejected without a new warning (an
+// AddContact asks again). c.mu must be held.
+func (c *Controller) trustCard(ctx context.Context, name string, card *ratchet.Card, fromMessage bool) (keyChanged bool, err error) {
 	id := card.ID()
 	contact, err := c.store.Contact(ctx, name)
 	if errors.Is(err, storage.ErrNotFound) {
@@ -133,7 +136,7 @@ func (c *Controller) trustCard(ctx context.Context, name string, card *ratchet.C
 			return false, err
 		}
 		add := c.store.AddContact
-		if stranger {
+		if fromMessage {
 			add = c.store.AddStranger
 		}
 		if err := add(ctx, name, id, c.now()); err != nil && !errors.Is(err, storage.ErrExists) {
@@ -145,6 +148,9 @@ func (c *Controller) trustCard(ctx context.Context, name string, card *ratchet.C
 		return false, fmt.Errorf("chat: reading contact %s: %w", name, err)
 	}
 	if contact.CardID == id || contact.PendingCardID == id {
+		return contact.PendingCardID != "", nil
+	}
+	if contact.RejectedCardID == id && fromMessage {
 		return contact.PendingCardID != "", nil
 	}
 	current, err := c.storedCard(ctx, contact.CardID)
@@ -167,6 +173,9 @@ func (c *Controller) trustCard(ctx context.Context, name string, card *ratchet.C
 		return false, err
 	}
 	contact.PendingCardID = id
+	if contact.RejectedCardID == id {
+		contact.RejectedCardID = "" // asked again: pending, not rejected
+	}
 	if err := c.store.UpdateContact(ctx, contact); err != nil {
 		return false, fmt.Errorf("chat: flagging %s's key change: %w", name, err)
 	}
@@ -265,16 +274,29 @@ func (c *Controller) SafetyNumber(ctx context.Context, contact string) (SafetyNu
 }
 
 // PendingSafetyNumber returns the safety number of the contact's new, not yet accepted
-// key; ErrNoPendingKey when there is none.
+// key, or else of the key the user rejected (SafetyNumber.Rejected: AcceptKey still
+// takes it); ErrNoPendingKey when there is neither.
 func (c *Controller) PendingSafetyNumber(ctx context.Context, contact string) (SafetyNumber, error) {
 	r, err := c.contactRow(ctx, contact)
 	if err != nil {
 		return SafetyNumber{}, err
 	}
-	if r.PendingCardID == "" {
+	id, rejected := reviewedCard(r)
+	if id == "" {
 		return SafetyNumber{}, fmt.Errorf("%w: %s", ErrNoPendingKey, contact)
 	}
-	return c.safetyNumberFor(ctx, contact, r.PendingCardID, true)
+	sn, err := c.safetyNumberFor(ctx, contact, id, true)
+	sn.Rejected = rejected
+	return sn, err
+}
+
+// reviewedCard is the card a key-change review is about: the contact's pending card, or
+// else the one the user rejected (rejected true); "" when neither.
+func reviewedCard(r storage.Contact) (id string, rejected bool) {
+	if r.PendingCardID != "" {
+		return r.PendingCardID, false
+	}
+	return r.RejectedCardID, r.RejectedCardID != ""
 }
 
 // TrustedSafetyNumber returns the safety number of the contact's accepted key, even while
@@ -318,10 +340,13 @@ func (c *Controller) Verify(ctx context.Context, contact string) error {
 	return nil
 }
 
-// RejectKey keeps the key the user trusted and forgets the contact's new one: sending
+// RejectKey keeps the key the user trusted and rejects the contact's new one: sending
 // is unblocked, to the trusted key. The messages the new key signed stay marked as
-// such (KeyPending), and a later message from it flags the change again. For a key
-// change the user does not believe: a relay, or anyone with its key, can present one.
+// such (KeyPending), and so do later ones, without a new warning: the rejection is
+// remembered until the user accepts that key after all (AcceptKey), or AddContact
+// finds it on the relay and asks again. A different new key is a new key change. For
+// a key change the user does not believe: a relay, or anyone with its key, can
+// present one. ErrNoPendingKey when no new key waits (the rejected one included).
 func (c *Controller) RejectKey(ctx context.Context, contact string) error {
 	c.mu.Lock()
 	defer c.mu.Unlock()
@@ -333,7 +358,7 @@ func (c *Controller) RejectKey(ctx context.Context, contact string) error {
 		return fmt.Errorf("%w: %s", ErrNoPendingKey, contact)
 	}
 	rejected := r.PendingCardID
-	r.PendingCardID = ""
+	r.PendingCardID, r.RejectedCardID = "", rejected
 	if err := c.store.UpdateContact(ctx, r); err != nil {
 		return fmt.Errorf("chat: rejecting %s's new key: %w", contact, err)
 	}
@@ -341,8 +366,9 @@ func (c *Controller) RejectKey(ctx context.Context, contact string) error {
 	return nil
 }
 
-// AcceptKey trusts the contact's new key: it becomes the contact's card (not verified),
-// and sending is unblocked; the next message starts a session with the new key.
+// AcceptKey trusts the contact's new key, or else the key the user rejected: it becomes
+// the contact's card (not verified), and sending is unblocked; the next message starts
+// a session with the new key.
 func (c *Controller) AcceptKey(ctx context.Context, contact string) error {
 	accepted, wasRequest, err := c.acceptKey(ctx, contact)
 	if err != nil {
@@ -367,11 +393,12 @@ func (c *Controller) acceptKey(ctx context.Context, contact string) (string, boo
 	if err != nil {
 		return "", false, err
 	}
-	if r.PendingCardID == "" {
+	id, _ := reviewedCard(r)
+	if id == "" {
 		return "", false, fmt.Errorf("%w: %s", ErrNoPendingKey, contact)
 	}
 	old, wasRequest := r.CardID, !r.Consented && !r.Blocked
-	r.CardID, r.PendingCardID = r.PendingCardID, ""
+	r.CardID, r.PendingCardID, r.RejectedCardID = id, "", ""
 	if err := c.store.UpdateContact(ctx, r); err != nil {
 		return "", false, fmt.Errorf("chat: accepting %s's new key: %w", contact, err)
 	}

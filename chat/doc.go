@@ -47,7 +47,9 @@
 // owner's self signature, the pinned relay's signature, the name, and every prekey
 // signature); a contact's changed identity key is flagged (ContactKeyChanged), shown
 // with its new SafetyNumber, and blocks sending until AcceptKey; messages signed by the
-// new key are marked Message.KeyPending (shown only behind the warning) until then. Safety numbers are
+// new key are marked Message.KeyPending (shown only behind the warning) until then.
+// RejectKey keeps the trusted key instead and remembers the rejected one: its messages
+// stay marked, without a new warning, until AcceptKey takes it after all. Safety numbers are
 // Signal's displayable fingerprint (60 digits), identical on both sides.
 //
 // # Sessions

@@ -478,7 +478,7 @@ func (c *Controller) receive(ctx context.Context, in *client.Incoming, relayID s
 	// behind the key-change warning, and its receipts do not count.
 	keyPending := false
 	if ct, err := c.store.Contact(ctx, in.From); err == nil {
-		keyPending = ct.PendingCardID != "" && ct.PendingCardID == card.ID()
+		keyPending = card.ID() != ct.CardID && (card.ID() == ct.PendingCardID || card.ID() == ct.RejectedCardID)
 		res.request = !ct.Consented && !ct.Blocked
 	}
 	pl, perr := payload.Decode(plain)
@@ -639,7 +639,7 @@ func (c *Controller) chooseActive(ctx context.Context, incoming *Session) error 
 func (c *Controller) senderCard(ctx context.Context, from, cardID string) (*ratchet.Card, bool, error) {
 	r, err := c.store.Contact(ctx, from)
 	switch {
-	case err == nil && (r.CardID == cardID || r.PendingCardID == cardID):
+	case err == nil && (r.CardID == cardID || r.PendingCardID == cardID || r.RejectedCardID == cardID):
 		card, err := c.storedCard(ctx, cardID)
 		return card, false, err
 	case err != nil && !errors.Is(err, storage.ErrNotFound):

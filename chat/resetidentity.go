@@ -111,7 +111,7 @@ func (c *Controller) resetIdentity(ctx context.Context) (*ratchet.Card, error) {
 		return nil, fmt.Errorf("chat: listing contacts: %w", err)
 	}
 	for _, ct := range cts {
-		for _, id := range []string{ct.CardID, ct.PendingCardID} {
+		for _, id := range []string{ct.CardID, ct.PendingCardID, ct.RejectedCardID} {
 			if id == "" {
 				continue
 			}

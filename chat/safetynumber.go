@@ -21,9 +21,12 @@ type SafetyNumber struct {
 	// Contact is the peer's name, CardID the card whose keys were used.
 	Contact string
 	CardID  string
-	// Pending is true when CardID is a new, not yet accepted key of the contact.
-	Pending bool
-	digits  string // 60 ASCII digits
+	// Pending is true when CardID is a new, not yet accepted key of the contact;
+	// Rejected, besides, when it is the key the user rejected (RejectKey), which
+	// AcceptKey may still accept.
+	Pending  bool
+	Rejected bool
+	digits   string // 60 ASCII digits
 }
 
 // Digits returns the 60 digits in 12 space-separated groups of 5.

@@ -279,9 +279,10 @@ func TestKeyChangeBlocksSendingUntilAccepted(t *testing.T) {
 
 // A key change the user does not believe (a relay can present one: it signs cards) is
 // rejected: the trusted key stays, verified mark and all, sending to it works again,
-// the new key's messages stay marked, and a later message from it warns again. Found
+// and the rejected key's messages stay marked — later ones too, without a new warning
+// (the rejection is remembered: each message from it raised the warning again). Found
 // by a hostile-relay run: the only ways out were to accept the attacker's key or to
-// remove the contact.
+// remove the contact. AcceptKey still takes the rejected key after all.
 func TestRejectKeyKeepsTheTrustedKey(t *testing.T) {
 	_, alice, bob2, trusted, _ := verifiedThenChanged(t, "it is me, honest")
 	ctx := t.Context()
@@ -304,10 +305,45 @@ func TestRejectKeyKeepsTheTrustedKey(t *testing.T) {
 	if _, err := bob2.Send(ctx, "alice", "please accept"); err != nil {
 		t.Fatal(err)
 	}
-	chattest.WaitEvent(t, alice, "the key change again", func(e chat.Event) bool { return e.Kind == chat.ContactKeyChanged })
-	if ct, _ := alice.Contact(ctx, "bob"); !ct.KeyChanged {
-		t.Fatal("a message from the rejected key did not warn again")
+	// The warning comes before the message's own event, if at all.
+	chattest.WaitEvent(t, alice, "the rejected key's message", func(e chat.Event) bool {
+		if e.Kind == chat.ContactKeyChanged {
+			t.Fatal("a message from the rejected key warned again")
+		}
+		return e.Kind == chat.MessageReceived && e.Contact == "bob" && e.Message.Text == "please accept"
+	})
+	ct, err = alice.Contact(ctx, "bob")
+	chattest.Must(t, err)
+	if ct.KeyChanged || ct.CardID != trusted.CardID {
+		t.Fatalf("after a message from the rejected key: %+v, want the trusted card, no key change", ct)
 	}
+	h, err := alice.History(ctx, "bob", 0, 10)
+	chattest.Must(t, err)
+	if len(h) != 4 || !h[0].KeyPending || h[0].Text != "please accept" {
+		t.Fatalf("history: %+v, want the rejected key's new message newest, marked", h)
+	}
+	sn, err := alice.PendingSafetyNumber(ctx, "bob")
+	if err != nil || !sn.Rejected || sn.CardID == trusted.CardID {
+		t.Fatalf("the rejected key's safety number: %+v, %v", sn, err)
+	}
+
+	// Accepted after all: it becomes bob's key, and its messages are bob's.
+	chattest.Must(t, alice.AcceptKey(ctx, "bob"))
+	ct, err = alice.Contact(ctx, "bob")
+	chattest.Must(t, err)
+	if ct.KeyChanged || ct.CardID != sn.CardID || ct.Verified {
+		t.Fatalf("after accepting the rejected key: %+v, want card %.12s, not verified", ct, sn.CardID)
+	}
+	if h, _ := alice.History(ctx, "bob", 0, 10); len(h) != 4 || h[0].KeyPending || h[2].KeyPending {
+		t.Fatalf("history after the accept: %+v, want nothing marked", h)
+	}
+	if _, err := alice.PendingSafetyNumber(ctx, "bob"); !errors.Is(err, chat.ErrNoPendingKey) {
+		t.Fatalf("a pending key after the accept: %v", err)
+	}
+	m, err := alice.Send(ctx, "bob", "fine, it is you")
+	chattest.Must(t, err)
+	chattest.WaitReceived(t, bob2, "alice", "fine, it is you")
+	chattest.WaitState(t, alice, m.ID, chat.Delivered)
 }
 
 // dropRelay accepts the first message to a recipient and silently drops it, as a lossy

@@ -496,15 +496,17 @@ func (c *Client) SetCardSuperseded(ctx context.Context, id string, v bool) error
 // ---- contacts ----------------------------------------------------------------------
 
 // Contact is a person we talk to, bound to one card (CardID). PendingCardID is a new card
-// seen for the name and not yet accepted (a key change).
+// seen for the name and not yet accepted (a key change); RejectedCardID the last one
+// the user rejected.
 type Contact struct {
-	Name          string
-	CardID        string
-	PendingCardID string
-	AddedAt       time.Time
-	Unread        int
-	LastMessageAt time.Time
-	Verified      bool // the CardID card is verified
+	Name           string
+	CardID         string
+	PendingCardID  string
+	RejectedCardID string
+	AddedAt        time.Time
+	Unread         int
+	LastMessageAt  time.Time
+	Verified       bool // the CardID card is verified
 	// Consented: the user added, accepted or wrote to this contact (not only received
 	// from them). Receipts go only to consented contacts. AddContact and a sent message
 	// set it; a contact created by a stranger's first message starts without it.
@@ -577,7 +579,7 @@ const unreadFilledCount = `SELECT count(*) FROM messages m WHERE m.contact = c.n
 
 // contactQuery's unread is the stored count (the newest incoming messages) plus the older
 // messages never marked read (UnreadMessages, unreadFilledCount).
-const contactQuery = `SELECT c.name, c.card_id, c.pending_card_id, c.added_at,
+const contactQuery = `SELECT c.name, c.card_id, c.pending_card_id, c.rejected_card_id, c.added_at,
 	c.unread + (` + unreadFilledCount + `) AS unread_all,
 	c.last_message_at, coalesce(k.verified, 0), c.consented, c.blocked, c.block_synced, c.nickname, c.muted
 	FROM contacts c LEFT JOIN cards k ON k.id = c.card_id`
@@ -586,7 +588,7 @@ func scanContact(s interface{ Scan(...any) error }) (Contact, error) {
 	var ct Contact
 	var added, last int64
 	var v int
-	if err := s.Scan(&ct.Name, &ct.CardID, &ct.PendingCardID, &added, &ct.Unread, &last, &v, &ct.Consented,
+	if err := s.Scan(&ct.Name, &ct.CardID, &ct.PendingCardID, &ct.RejectedCardID, &added, &ct.Unread, &last, &v, &ct.Consented,
 		&ct.Blocked, &ct.BlockSynced, &ct.Nickname, &ct.Muted); err != nil {
 		return Contact{}, err
 	}
@@ -629,20 +631,23 @@ func (c *Client) Contacts(ctx context.Context) ([]Contact, error) {
 	return out, nil
 }
 
-// UpdateContact writes CardID and PendingCardID of an existing contact (accepting or
-// recording a key change). Both cards must be stored. ErrNotFound if the contact is
-// unknown.
+// UpdateContact writes CardID, PendingCardID and RejectedCardID of an existing contact
+// (accepting, recording or rejecting a key change). Every card named must be stored.
+// ErrNotFound if the contact is unknown.
 func (c *Client) UpdateContact(ctx context.Context, ct Contact) error {
 	return c.db.write(ctx, func(tx *txn) error {
 		if err := cardExists(ctx, tx, ct.CardID); err != nil {
 			return err
 		}
-		if ct.PendingCardID != "" {
-			if err := cardExists(ctx, tx, ct.PendingCardID); err != nil {
+		for _, id := range []string{ct.PendingCardID, ct.RejectedCardID} {
+			if id == "" {
+				continue
+			}
+			if err := cardExists(ctx, tx, id); err != nil {
 				return err
 			}
 		}
-		n, err := tx.execN(ctx, "UPDATE contacts SET card_id = ?, pending_card_id = ? WHERE name = ?", ct.CardID, ct.PendingCardID, ct.Name)
+		n, err := tx.execN(ctx, "UPDATE contacts SET card_id = ?, pending_card_id = ?, rejected_card_id = ? WHERE name = ?", ct.CardID, ct.PendingCardID, ct.RejectedCardID, ct.Name)
 		if err != nil {
 			return fmt.Errorf("storage: update contact %q: %w", ct.Name, err)
 		}

@@ -298,7 +298,7 @@ func (d *keyChangedDialog) Update(msg tea.Msg) (dialog, tea.Cmd) {
 			d.busy, d.err = true, ""
 			b, name := d.b, d.contact
 			return d, d.c.op("accept", name, func(ctx context.Context) error { return b.AcceptKey(ctx, name) })
-		case msg.String() == "r" && !d.busy && d.old != nil:
+		case msg.String() == "r" && !d.busy && d.old != nil && !d.new.Rejected:
 			// Only with the trusted key's number on screen: the user keeps what they
 			// compared before.
 			d.busy, d.err = true, ""
@@ -312,12 +312,18 @@ func (d *keyChangedDialog) Update(msg tea.Msg) (dialog, tea.Cmd) {
 func (d *keyChangedDialog) View() string {
 	w := d.c.dialogWidth(60)
 	s := &d.c.styles
+	rejected := d.new != nil && d.new.Rejected
 	lines := []string{
 		s.Warn.Render(lipgloss.Wrap("⚠ "+d.contact+"'s identity key has changed.", w, "")),
 		s.Muted.Render(lipgloss.Wrap("They may have a new device or reinstalled pfschat — or someone may be "+
 			"impersonating them. Sending is paused until you accept the new key (or reject it). "+
 			"Check the new safety number with them first.", w, "")),
 		"",
+	}
+	if rejected {
+		lines[0] = s.Warn.Render(lipgloss.Wrap("⚠ You rejected this new identity key of "+d.contact+"'s.", w, ""))
+		lines[1] = s.Muted.Render(lipgloss.Wrap("Messages it signs stay held here; sending goes to the key you trusted. "+
+			"Accept it only once you have checked the new safety number with them.", w, ""))
 	}
 	switch {
 	case !d.loaded:
@@ -335,9 +341,12 @@ func (d *keyChangedDialog) View() string {
 			lines = append(lines, "", s.Error.Render(lipgloss.Wrap(d.err, w, "")))
 		}
 	}
-	if d.old != nil {
+	switch {
+	case rejected:
+		lines = append(lines, "", d.c.hint("a", "accept it after all", "esc", "close (it stays rejected)"))
+	case d.old != nil:
 		lines = append(lines, "", d.c.hint("a", "accept the new key", "r", "reject it, keep the trusted one", "esc", "not now (sending stays paused)"))
-	} else {
+	default:
 		lines = append(lines, "", d.c.hint("a", "accept the new key", "esc", "not now (sending stays paused)"))
 	}
 	return d.c.frame(&d.dialogBase, "Identity key changed: "+d.contact, strings.Join(lines, "\n"), w)

@@ -570,7 +570,7 @@ func (m *mainScreen) onOpDone(msg opDoneMsg) tea.Cmd {
 			return tea.Batch(m.openContact(msg.contact), m.c.loadContacts(m.b))
 		}
 	case "reject":
-		m.setNotice("kept the key you trusted for "+msg.contact+"; a new message from the other key warns again", false)
+		m.setNotice("kept the key you trusted for "+msg.contact+"; the rejected key's messages stay held (/accept to take it after all)", false)
 		if m.open == msg.contact {
 			return m.c.loadContacts(m.b)
 		}

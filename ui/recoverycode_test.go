@@ -70,7 +70,8 @@ func TestSafetyNumberChangedInline(t *testing.T) {
 }
 
 // A key change the user does not believe is rejected in the same dialog ("r"): the
-// warning goes, the trusted key stays, and the new key's message stays marked.
+// warning goes, the trusted key stays, and the new key's message stays marked. /accept
+// opens the rejected key again, which may be accepted after all (and not rejected twice).
 func TestRejectKeyInTheDialog(t *testing.T) {
 	ctx := t.Context()
 	alice, _, trusted, tm, fr := bobRecovers(t, "trust me")
@@ -82,6 +83,22 @@ func TestRejectKeyInTheDialog(t *testing.T) {
 	fr.WaitText(t, "kept the key you trusted for bob")
 	if ct, err := alice.Contact(ctx, "bob"); err != nil || ct.KeyChanged || ct.CardID != trusted {
 		t.Fatalf("after reject: %+v %v (want card %.12s)", ct, err, trusted)
+	}
+	fr.WaitText(t, "bob's new, not yet accepted identity key") // the message stays held
+
+	tm.Type("/accept")
+	press(tm, "enter")
+	fr.WaitFor(t, "the rejected key's dialog", func(s string) bool {
+		return strings.Contains(s, "You rejected this new identity key of bob's") &&
+			strings.Contains(s, "accept it after all") && !strings.Contains(s, "reject it, keep")
+	})
+	tm.Type("r") // not offered: nothing happens
+	tm.Type("a")
+	fr.WaitFor(t, "the rejected key accepted, its message shown", func(s string) bool {
+		return strings.Contains(s, "accepted bob's new key") && strings.Contains(s, "trust me")
+	})
+	if ct, err := alice.Contact(ctx, "bob"); err != nil || ct.KeyChanged || ct.CardID == trusted {
+		t.Fatalf("after accepting the rejected key: %+v %v (want a card other than %.12s)", ct, err, trusted)
 	}
 	quitUI(t, tm)
 }

@@ -90,7 +90,7 @@ func init() {
 		{name: "fingerprint", args: "NAME", help: "show the safety number to compare with NAME", run: cmdFingerprint},
 		{name: "verify", args: "NAME", help: "mark NAME verified after comparing safety numbers", run: cmdVerify},
 		{name: "accept-key", args: "NAME", help: "accept NAME's new identity key", run: cmdAcceptKey},
-		{name: "reject-key", args: "NAME", help: "keep the key you trusted for NAME and forget the new one", run: cmdRejectKey},
+		{name: "reject-key", args: "NAME", help: "keep the key you trusted for NAME and reject the new one", run: cmdRejectKey},
 		{name: "rotate-keys", args: "[--count N]", help: "top up one-time prekeys and rotate signed prekeys", run: cmdRotateKeys,
 			flags: func(fs *flag.FlagSet) {
 				fs.Int("count", chat.DefaultOneTimeKeys, "one-time prekeys of each kind to keep on the relay")
@@ -1182,8 +1182,8 @@ func cmdRejectKey(e *env, fs *flag.FlagSet, args []string) error {
 			}
 			return err
 		}
-		fmt.Fprintf(e.stdout, "kept the key you trusted for %s and forgot the new one; sending goes to the trusted key. "+
-			"The messages the new key signed stay marked, and a new message from it warns again\n", name)
+		fmt.Fprintf(e.stdout, "kept the key you trusted for %s and rejected the new one; sending goes to the trusted key. "+
+			"The messages the rejected key signs stay marked, without a new warning ('pfschat accept-key %s' takes it after all)\n", name, name)
 		return nil
 	})
 }
