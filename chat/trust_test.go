@@ -282,7 +282,8 @@ func TestKeyChangeBlocksSendingUntilAccepted(t *testing.T) {
 // and the rejected key's messages stay marked — later ones too, without a new warning
 // (the rejection is remembered: each message from it raised the warning again). Found
 // by a hostile-relay run: the only ways out were to accept the attacker's key or to
-// remove the contact. AcceptKey still takes the rejected key after all.
+// remove the contact. AddContact finding the rejected key on the relay asks again (the
+// UI test takes a rejected key with AcceptKey directly).
 func TestRejectKeyKeepsTheTrustedKey(t *testing.T) {
 	_, alice, bob2, trusted, _ := verifiedThenChanged(t, "it is me, honest")
 	ctx := t.Context()
@@ -325,6 +326,15 @@ func TestRejectKeyKeepsTheTrustedKey(t *testing.T) {
 	sn, err := alice.PendingSafetyNumber(ctx, "bob")
 	if err != nil || !sn.Rejected || sn.CardID == trusted.CardID {
 		t.Fatalf("the rejected key's safety number: %+v, %v", sn, err)
+	}
+
+	// Adding bob again finds the rejected key on the relay: the user asked, so it is
+	// a key change to decide again.
+	if ct, err := alice.AddContact(ctx, "bob"); err != nil || !ct.KeyChanged {
+		t.Fatalf("adding bob again: %+v, %v, want the rejected key flagged again", ct, err)
+	}
+	if sn, err := alice.PendingSafetyNumber(ctx, "bob"); err != nil || sn.Rejected {
+		t.Fatalf("after adding bob again: %+v, %v, want a pending key, not a rejected one", sn, err)
 	}
 
 	// Accepted after all: it becomes bob's key, and its messages are bob's.
