@@ -251,7 +251,7 @@ func (c *Controller) contact(ctx context.Context, name string) (Contact, error) 
 
 func (c *Controller) toContact(ctx context.Context, r storage.Contact) Contact {
 	ct := Contact{Name: r.Name, CardID: r.CardID, Unread: r.Unread, LastActivity: r.LastMessageAt,
-		Verified: r.Verified, KeyChanged: r.PendingCardID != "",
+		Verified: r.Verified, KeyChanged: r.PendingCardID != "", KeyRejected: r.RejectedCardID != "",
 		Request: !r.Consented && !r.Blocked, Blocked: r.Blocked, Nickname: r.Nickname, Muted: r.Muted}
 	if card, err := c.storedCard(ctx, r.CardID); err == nil {
 		ct.Fingerprint = ratchet.Fingerprint(card.SigningKey)

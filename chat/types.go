@@ -119,7 +119,10 @@ type Contact struct {
 	Verified bool
 	// KeyChanged: the contact presented a new key that is not accepted yet; sending is
 	// blocked until AcceptKey.
-	KeyChanged  bool
+	KeyChanged bool
+	// KeyRejected: the user rejected a new key of the contact's (RejectKey); its
+	// messages stay marked, and AcceptKey may still take it.
+	KeyRejected bool
 	Fingerprint string // short fingerprint of the contact's signing key
 	// Request: a stranger wrote first and the user has not accepted them yet (no
 	// receipts go to them); Blocked: the user blocked them; Nickname: a local display

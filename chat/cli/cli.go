@@ -1037,6 +1037,7 @@ type jsonContact struct {
 	Fingerprint string `json:"fingerprint"`
 	Verified    bool   `json:"verified"`
 	KeyChanged  bool   `json:"key_changed"`
+	KeyRejected bool   `json:"key_rejected,omitempty"`
 	Unread      int    `json:"unread"`
 	Request     bool   `json:"request,omitempty"`
 	Blocked     bool   `json:"blocked,omitempty"`
@@ -1059,7 +1060,7 @@ func cmdContacts(e *env, fs *flag.FlagSet, args []string) error {
 	}
 	if fs.Lookup("json").Value.String() == "true" {
 		for _, ct := range list {
-			b, _ := json.Marshal(jsonContact{ct.Name, ct.CardID, ct.Fingerprint, ct.Verified, ct.KeyChanged, ct.Unread,
+			b, _ := json.Marshal(jsonContact{ct.Name, ct.CardID, ct.Fingerprint, ct.Verified, ct.KeyChanged, ct.KeyRejected, ct.Unread,
 				ct.Request, ct.Blocked, ct.Nickname, ct.Muted})
 			fmt.Fprintf(e.stdout, "%s\n", b)
 		}
@@ -1083,6 +1084,8 @@ func cmdContacts(e *env, fs *flag.FlagSet, args []string) error {
 		}
 		if ct.KeyChanged {
 			line += "  KEY CHANGED: run 'pfschat fingerprint " + ct.Name + "'"
+		} else if ct.KeyRejected {
+			line += "  a new key you rejected: its messages are held ('pfschat accept-key " + ct.Name + "' takes it)"
 		}
 		line += contactNotes(ct) // requests, blocks, nicknames (contactcmd.go)
 		fmt.Fprintln(e.stdout, line)

@@ -153,6 +153,12 @@ func TestRejectKeyFromTheCommandLine(t *testing.T) {
 	if out := w.must(w.alice, "reject-key", "bob"); !strings.Contains(out, "nothing to reject") {
 		t.Fatalf("a second reject-key: %q", out)
 	}
+	if out := w.must(w.alice, "contacts"); !strings.Contains(out, "a new key you rejected") || strings.Contains(out, "KEY CHANGED") {
+		t.Fatalf("contacts after reject-key: %q", out)
+	}
+	if out := w.must(w.alice, "contacts", "--json"); !strings.Contains(out, `"key_rejected":true`) || !strings.Contains(out, `"key_changed":false`) {
+		t.Fatalf("contacts --json after reject-key: %q", out)
+	}
 	if rc, _, msg := w.run(w.alice, "send", "bob", "to the key I trust"); rc != 0 || strings.Contains(msg, "identity key changed") {
 		t.Fatalf("send after reject-key: exit %d, err %q", rc, msg)
 	}

@@ -60,6 +60,7 @@ type Contact struct {
 	Fingerprint string `json:"fingerprint"`
 	Verified    bool   `json:"verified"`
 	KeyChanged  bool   `json:"keyChanged"`
+	KeyRejected bool   `json:"keyRejected,omitempty"`
 	Unread      int    `json:"unread"`
 	Request     bool   `json:"request,omitempty"`
 	Blocked     bool   `json:"blocked,omitempty"`
@@ -69,13 +70,13 @@ type Contact struct {
 
 // FromContact is c as the API shows it.
 func FromContact(c chat.Contact) Contact {
-	return Contact{Name: c.Name, CardID: c.CardID, Fingerprint: c.Fingerprint, Verified: c.Verified, KeyChanged: c.KeyChanged, Unread: c.Unread,
+	return Contact{Name: c.Name, CardID: c.CardID, Fingerprint: c.Fingerprint, Verified: c.Verified, KeyChanged: c.KeyChanged, KeyRejected: c.KeyRejected, Unread: c.Unread,
 		Request: c.Request, Blocked: c.Blocked, Nickname: c.Nickname, Muted: c.Muted}
 }
 
 // Chat is c as package chat shows it.
 func (c Contact) Chat() chat.Contact {
-	return chat.Contact{Name: c.Name, CardID: c.CardID, Fingerprint: c.Fingerprint, Verified: c.Verified, KeyChanged: c.KeyChanged, Unread: c.Unread,
+	return chat.Contact{Name: c.Name, CardID: c.CardID, Fingerprint: c.Fingerprint, Verified: c.Verified, KeyChanged: c.KeyChanged, KeyRejected: c.KeyRejected, Unread: c.Unread,
 		Request: c.Request, Blocked: c.Blocked, Nickname: c.Nickname, Muted: c.Muted}
 }
 
