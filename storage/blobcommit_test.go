@@ -31,13 +31,13 @@ func TestBlobPutRacingCommitNeverCutsTheFile(t *testing.T) {
 		if err := b.CreateBlob(ctx, bl, 0); err != nil {
 			t.Fatal(err)
 		}
-		if err := b.AppendBlob(bl.ID, bl.Size, 0, data); err != nil {
+		if err := b.AppendBlob(bl.ID, bl.Size, chunk, 0, data); err != nil {
 			t.Fatal(err)
 		}
 		var wg sync.WaitGroup
 		var commitErr error
 		commit := func() { defer wg.Done(); commitErr = b.CommitBlob(ctx, bl, check, now.Add(time.Hour)) }
-		put := func() { defer wg.Done(); b.AppendBlob(bl.ID, bl.Size, 0, data[:chunk]) } // refused, or first
+		put := func() { defer wg.Done(); b.AppendBlob(bl.ID, bl.Size, chunk, 0, data[:chunk]) } // refused, or first
 		wg.Add(2)
 		// Which starts first alternates: the goroutine started last tends to run first
 		// (the scheduler's runnext), and each side must win some rounds.
@@ -70,6 +70,7 @@ func TestBlobPutRacingCommitNeverCutsTheFile(t *testing.T) {
 // recipients fetched it, it expired, its owner went): a connection idle after its
 // download no longer keeps the deleted file's space on disk until it goes.
 func TestDeletedBlobClosesItsReaders(t *testing.T) {
+	const chunk = 32768
 	ctx := context.Background()
 	b := testBlobStore(t)
 	now := time.Now()
@@ -84,7 +85,7 @@ func TestDeletedBlobClosesItsReaders(t *testing.T) {
 		if err := b.CreateBlob(ctx, bl, 0); err != nil {
 			t.Fatal(err)
 		}
-		if err := b.AppendBlob(bl.ID, bl.Size, 0, data); err != nil {
+		if err := b.AppendBlob(bl.ID, bl.Size, chunk, 0, data); err != nil {
 			t.Fatal(err)
 		}
 		if err := b.CommitBlob(ctx, bl, check, now.Add(time.Hour)); err != nil {
@@ -123,4 +124,52 @@ func testBlobStore(t *testing.T) *BlobStore {
 		t.Fatal(err)
 	}
 	return b
+}
+
+// AppendBlob cuts back only the partial chunk a crash left past the stored whole
+// chunks, which Blob does not count, so the upload resumes at the chunk edge; it never
+// writes over whole chunks stored before, nor over bytes this process wrote (another
+// connection behind on the upload), open or reopened.
+func TestAppendBlobCutsOnlyACrashTail(t *testing.T) {
+	ctx := context.Background()
+	b := testBlobStore(t)
+	const chunk = 1000
+	data := bytes.Repeat([]byte("0123456789"), 3*chunk/10)
+	now := time.Now()
+	bl := Blob{ID: fmt.Sprintf("%032x", 7), Owner: "alice", Size: int64(len(data)), Recipients: 1, CreatedAt: now, ExpiresAt: now.Add(time.Hour)}
+	if err := b.CreateBlob(ctx, bl, 0); err != nil {
+		t.Fatal(err)
+	}
+	if err := b.AppendBlob(bl.ID, bl.Size, chunk, 0, data[:chunk]); err != nil {
+		t.Fatal(err)
+	}
+	// The relay dies half-way through chunk 1.
+	b.closeAll()
+	f, err := os.OpenFile(b.path(bl.ID, false), os.O_WRONLY|os.O_APPEND, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	f.Write(bytes.Repeat([]byte{0xEE}, chunk/2))
+	f.Close()
+	if got, err := b.Blob(ctx, bl.ID, chunk, now); err != nil || got.Received != chunk {
+		t.Fatalf("after the crash: %+v %v, want 1 chunk received", got, err)
+	}
+	if err := b.AppendBlob(bl.ID, bl.Size, chunk, chunk, data[chunk:2*chunk]); err != nil {
+		t.Fatalf("chunk 1 over the crash's partial chunk: %v", err)
+	}
+	// Behind the upload: refused while it is open, and once it was closed too.
+	if err := b.AppendBlob(bl.ID, bl.Size, chunk, chunk, bytes.Repeat([]byte{0xEE}, chunk)); !errors.Is(err, ErrBlobOutOfOrder) {
+		t.Fatalf("chunk 1 again, upload open: %v, want ErrBlobOutOfOrder", err)
+	}
+	b.closeAll()
+	if err := b.AppendBlob(bl.ID, bl.Size, chunk, 0, bytes.Repeat([]byte{0xEE}, chunk)); !errors.Is(err, ErrBlobOutOfOrder) {
+		t.Fatalf("chunk 0 again, upload reopened: %v, want ErrBlobOutOfOrder", err)
+	}
+	if err := b.AppendBlob(bl.ID, bl.Size, chunk, 2*chunk, data[2*chunk:]); err != nil {
+		t.Fatal(err)
+	}
+	check := BlobCheck{CRC32C: BlobCRC32C(UpdateBlobCRC32C(0, data))}
+	if err := b.CommitBlob(ctx, bl, check, now.Add(time.Hour)); err != nil {
+		t.Fatalf("commit: %v (the stored bytes are not the upload's)", err)
+	}
 }

@@ -167,9 +167,13 @@ type openUpload struct {
 const maxOpenUploads = 64
 
 // upload returns id's open upload, locked, positioned at offset: the file's length
-// must be offset (a longer file, the partial chunk a crash left, is cut back to it;
-// a shorter one is ErrBlobOutOfOrder).
-func (b *BlobStore) upload(id string, offset int64) (*openUpload, error) {
+// must be offset. A longer file is cut back to it only when what is past offset is
+// less than a chunk of chunk bytes — the partial chunk a crash left, which Blob does
+// not count — and only when the upload was not open: bytes this process wrote and
+// answered for are never written over (another connection of the owner, behind on
+// the upload, gets ErrBlobOutOfOrder), nor are whole chunks stored before. A shorter
+// file is ErrBlobOutOfOrder.
+func (b *BlobStore) upload(id string, chunk, offset int64) (*openUpload, error) {
 	var u, victim *openUpload
 	for {
 		b.mu.Lock()
@@ -208,25 +212,30 @@ func (b *BlobStore) upload(id string, offset int64) (*openUpload, error) {
 		}
 		u.mu.Unlock() // evicted or committed meanwhile: look again
 	}
-	if u.f != nil && u.n == offset {
-		return u, nil
-	}
-	if u.f == nil {
-		f, err := os.OpenFile(b.path(id, false), os.O_RDWR, 0)
-		if err != nil {
-			u.mu.Unlock()
-			b.forget(id, u)
-			if errors.Is(err, os.ErrNotExist) {
-				return nil, fmt.Errorf("%w: blob", ErrNotFound)
-			}
-			return nil, fmt.Errorf("storage: blob file: %w", err)
+	if u.f != nil {
+		if u.n == offset {
+			return u, nil
 		}
-		u.f = f
+		u.mu.Unlock()
+		return nil, fmt.Errorf("%w: the blob has %d bytes, the chunk starts at %d", ErrBlobOutOfOrder, u.n, offset)
 	}
-	// The CRC of what is stored up to offset (another connection wrote it, or the
-	// relay restarted), cutting off anything after it.
+	f, err := os.OpenFile(b.path(id, false), os.O_RDWR, 0)
+	if err != nil {
+		u.mu.Unlock()
+		b.forget(id, u)
+		if errors.Is(err, os.ErrNotExist) {
+			return nil, fmt.Errorf("%w: blob", ErrNotFound)
+		}
+		return nil, fmt.Errorf("storage: blob file: %w", err)
+	}
+	u.f = f
+	// The CRC of what is stored up to offset (written before the relay restarted, or
+	// before this upload was closed to make room), cutting off a crash's partial chunk.
 	st, err := u.f.Stat()
 	if err == nil && st.Size() < offset {
+		err = fmt.Errorf("%w: the blob has %d bytes, the chunk starts at %d", ErrBlobOutOfOrder, st.Size(), offset)
+	}
+	if err == nil && st.Size() > offset && (chunk <= 0 || st.Size()-offset >= chunk) {
 		err = fmt.Errorf("%w: the blob has %d bytes, the chunk starts at %d", ErrBlobOutOfOrder, st.Size(), offset)
 	}
 	if err == nil && st.Size() > offset {
@@ -413,17 +422,17 @@ func (b *BlobStore) Blob(ctx context.Context, id string, chunk int64, now time.T
 }
 
 // AppendBlob writes data at offset of an upload in progress; offset must be the
-// stored length (a partial chunk a crash left behind is cut first when offset is the
-// chunk edge before it), else ErrBlobOutOfOrder. Writing past the declared size is
-// ErrInvalid.
-func (b *BlobStore) AppendBlob(id string, size, offset int64, data []byte) error {
+// stored length (a partial chunk of chunk bytes that a crash left behind is cut first
+// when offset is the chunk edge before it), else ErrBlobOutOfOrder. Writing past the
+// declared size is ErrInvalid.
+func (b *BlobStore) AppendBlob(id string, size, chunk, offset int64, data []byte) error {
 	if !validID(id) {
 		return fmt.Errorf("%w: blob", ErrNotFound)
 	}
 	if offset+int64(len(data)) > size {
 		return fmt.Errorf("%w: %d bytes at %d pass the blob's size %d", ErrInvalid, len(data), offset, size)
 	}
-	u, err := b.upload(id, offset)
+	u, err := b.upload(id, chunk, offset)
 	if err != nil {
 		return err
 	}

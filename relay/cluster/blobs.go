@@ -229,7 +229,7 @@ func (b *Blobs) Blob(ctx context.Context, id string, chunk int64, now time.Time)
 // AppendBlob stores data at offset of an upload in progress; offset must be the
 // stored length (storage.ErrBlobOutOfOrder otherwise, also when another connection
 // appended meanwhile). Writing past the declared size is storage.ErrInvalid.
-func (b *Blobs) AppendBlob(id string, size, offset int64, data []byte) error {
+func (b *Blobs) AppendBlob(id string, size, _, offset int64, data []byte) error {
 	if !validBlobID(id) {
 		return fmt.Errorf("%w: blob", storage.ErrNotFound)
 	}

@@ -55,23 +55,23 @@ func TestBlobsAcrossNodes(t *testing.T) {
 	if err := b.CreateBlob(ctx, storage.Blob{ID: "0e", Owner: "alice", Recipients: 1, ExpiresAt: now.Add(time.Hour)}, quota); !errors.Is(err, storage.ErrBlobQuota) {
 		t.Fatalf("an empty blob is not free: %v", err)
 	}
-	if err := a.AppendBlob(bl.ID, bl.Size, 0, data[:2*chunk]); err != nil {
+	if err := a.AppendBlob(bl.ID, bl.Size, chunk, 0, data[:2*chunk]); err != nil {
 		t.Fatal(err)
 	}
-	if err := b.AppendBlob(bl.ID, bl.Size, 0, data[:chunk]); !errors.Is(err, storage.ErrBlobOutOfOrder) {
+	if err := b.AppendBlob(bl.ID, bl.Size, chunk, 0, data[:chunk]); !errors.Is(err, storage.ErrBlobOutOfOrder) {
 		t.Fatalf("an append at the start again: %v", err)
 	}
-	if err := b.AppendBlob(bl.ID, bl.Size, 3*chunk, data[3*chunk:]); !errors.Is(err, storage.ErrBlobOutOfOrder) {
+	if err := b.AppendBlob(bl.ID, bl.Size, chunk, 3*chunk, data[3*chunk:]); !errors.Is(err, storage.ErrBlobOutOfOrder) {
 		t.Fatalf("an append past the end: %v", err)
 	}
-	if err := b.AppendBlob(bl.ID, bl.Size, 2*chunk, data[2*chunk:]); err != nil {
+	if err := b.AppendBlob(bl.ID, bl.Size, chunk, 2*chunk, data[2*chunk:]); err != nil {
 		t.Fatalf("the rest on the other node: %v", err)
 	}
 	got, err := b.Blob(ctx, bl.ID, chunk, now)
 	if err != nil || got.Received != bl.Size || got.Committed {
 		t.Fatalf("after the appends: %+v %v", got, err)
 	}
-	if err := a.AppendBlob(bl.ID, bl.Size, bl.Size, []byte{1}); !errors.Is(err, storage.ErrInvalid) {
+	if err := a.AppendBlob(bl.ID, bl.Size, chunk, bl.Size, []byte{1}); !errors.Is(err, storage.ErrInvalid) {
 		t.Fatalf("past the size: %v", err)
 	}
 	sum := sha256.Sum256(data)
@@ -131,7 +131,7 @@ func TestBlobsAcrossNodes(t *testing.T) {
 	}
 
 	// A wrong digest drops the upload; expiry deletes what ran out.
-	if err := a.AppendBlob("02", 5000, 0, make([]byte, 5000)); err != nil {
+	if err := a.AppendBlob("02", 5000, chunk, 0, make([]byte, 5000)); err != nil {
 		t.Fatal(err)
 	}
 	b02, _ := a.Blob(ctx, "02", chunk, now)

@@ -34,8 +34,9 @@ type BlobStore interface {
 	// bytes; storage.ErrNotFound when there is none or it expired at now.
 	Blob(ctx context.Context, id string, chunk int64, now time.Time) (storage.Blob, error)
 	// AppendBlob writes an upload's bytes at offset, its stored length
-	// (storage.ErrBlobOutOfOrder otherwise).
-	AppendBlob(id string, size, offset int64, data []byte) error
+	// (storage.ErrBlobOutOfOrder otherwise: never over bytes stored before, but for
+	// less than a chunk of chunk bytes that a crash left past a chunk edge).
+	AppendBlob(id string, size, chunk, offset int64, data []byte) error
 	// CommitBlob completes an upload whose bytes pass check
 	// (storage.ErrBlobIncomplete, storage.ErrBlobDigest).
 	CommitBlob(ctx context.Context, b storage.Blob, check storage.BlobCheck, expires time.Time) error
@@ -368,7 +369,7 @@ func (c *conn) onBlobPut(f *relay.Frame) {
 			f.Index, len(f.Data), want, b.Size), "")
 		return
 	}
-	err := c.s.blobs.AppendBlob(b.ID, b.Size, off, f.Data)
+	err := c.s.blobs.AppendBlob(b.ID, b.Size, relay.BlobChunkSize, off, f.Data)
 	if errors.Is(err, storage.ErrBlobOutOfOrder) {
 		c.blob.up = storage.Blob{}
 		c.send(&relay.Frame{Type: relay.TypeError, ID: f.ID, Code: relay.CodeBlobOutOfOrder,

@@ -672,3 +672,62 @@ func (rc *raw) nextAnswer(id uint64) (int, []byte) {
 		}
 	}
 }
+
+// Two connections of one account on one upload (a resumed send-file beside an old
+// connection still open): the one behind is refused blob_out_of_order for a chunk the
+// other wrote, JSON or binary, and never writes over bytes the relay acknowledged.
+// Found by an implementation written from PROTOCOL.md alone: the SQLite store cut the
+// file back to the stale connection's offset, and answered ok.
+func TestBlobUploadFromTwoConnections(t *testing.T) { eachStore(t, testBlobUploadFromTwoConnections) }
+
+func testBlobUploadFromTwoConnections(t *testing.T, bk store) {
+	r := bk.Start(t)
+	alice, ac := registerLoggedIn(t, r, "alice")
+	bc := dialRaw(t, r)
+	if f := bc.login(alice); f.Type != relay.TypeOK {
+		t.Fatalf("second login: %+v", f)
+	}
+	data := randomBytes(t, 5*relay.BlobChunkSize)
+	chunk := func(i int) []byte { return data[i*relay.BlobChunkSize : (i+1)*relay.BlobChunkSize] }
+	f := ac.request(map[string]any{"type": "blob_begin", "id": 2, "size": len(data), "chunks": 5, "recipients": 1})
+	if f.Type != relay.TypeBlob {
+		t.Fatalf("blob_begin: %+v", f)
+	}
+	blob := f.BlobID
+	put := func(rc *raw, id, index int, b []byte) relay.Frame {
+		return rc.request(map[string]any{"type": "blob_put", "id": id, "blob_id": blob, "index": index, "data": b})
+	}
+	if f := put(ac, 3, 0, chunk(0)); f.Type != relay.TypeOK {
+		t.Fatalf("chunk 0 on the first connection: %+v", f)
+	}
+	if f := put(bc, 3, 1, chunk(1)); f.Type != relay.TypeOK {
+		t.Fatalf("chunk 1 on the second connection: %+v", f)
+	}
+	// The first connection, behind: chunk 1 again, other bytes.
+	if f := put(ac, 4, 1, bytes.Repeat([]byte{0xEE}, relay.BlobChunkSize)); f.Type != relay.TypeError || f.Code != relay.CodeBlobOutOfOrder {
+		t.Fatalf("a stale chunk 1: %+v, want blob_out_of_order", f)
+	}
+	if f := ac.request(map[string]any{"type": "blob_resume", "id": 5, "blob_id": blob}); f.Next != 2 {
+		t.Fatalf("blob_resume: %+v, want next 2", f)
+	}
+	// Binary: the second connection writes chunks 2 and 3 in one message; the first,
+	// behind again, sends a message from chunk 2.
+	bc.sendBinary(append(relay.AppendBlobPutHeader(nil, 6, blob, 2), data[2*relay.BlobChunkSize:4*relay.BlobChunkSize]...))
+	if f := bc.answer(6); f.Type != relay.TypeOK {
+		t.Fatalf("chunks 2-3 on the second connection: %+v", f)
+	}
+	ac.sendBinary(append(relay.AppendBlobPutHeader(nil, 7, blob, 2), bytes.Repeat([]byte{0xEE}, relay.BlobChunkSize)...))
+	if f := ac.answer(7); f.Type != relay.TypeError || f.Code != relay.CodeBlobOutOfOrder {
+		t.Fatalf("a stale binary put from chunk 2: %+v, want blob_out_of_order", f)
+	}
+	if f := ac.request(map[string]any{"type": "blob_resume", "id": 8, "blob_id": blob}); f.Next != 4 {
+		t.Fatalf("blob_resume: %+v, want next 4", f)
+	}
+	if f := put(ac, 9, 4, chunk(4)); f.Type != relay.TypeOK {
+		t.Fatalf("chunk 4 on the first connection, after its resume: %+v", f)
+	}
+	crc := binary.BigEndian.AppendUint32(nil, crc32.Checksum(data, crc32.MakeTable(crc32.Castagnoli)))
+	if f := ac.request(map[string]any{"type": "blob_commit", "id": 10, "blob_id": blob, "crc32c": crc}); f.Type != relay.TypeBlob {
+		t.Fatalf("blob_commit of the bytes both connections wrote: %+v", f)
+	}
+}

@@ -199,6 +199,13 @@ func (rc *raw) sendText(b []byte) {
 	}
 }
 
+func (rc *raw) sendBinary(b []byte) {
+	rc.t.Helper()
+	if err := rc.ws.WriteMessage(websocket.BinaryMessage, b); err != nil {
+		rc.t.Fatalf("write: %v", err)
+	}
+}
+
 func (rc *raw) read() relay.Frame {
 	rc.t.Helper()
 	rc.ws.SetReadDeadline(time.Now().Add(waitFor))
