@@ -255,7 +255,8 @@ func (r *Relay) AccountByCardID(ctx context.Context, id string) (Account, error)
 
 // ReplaceCard swaps the card of an existing account (key change) and drops the prekeys
 // published for the old card. ErrNotFound if no such name, ErrExists if the new card
-// belongs to another account. newAcc.Name is ignored; CreatedAt is kept when zero.
+// belongs to another account or was replaced before. newAcc.Name is ignored; CreatedAt
+// is kept when zero.
 func (r *Relay) ReplaceCard(ctx context.Context, name, fromCardID string, newAcc Account) error {
 	return r.db.write(ctx, func(tx *txn) error {
 		var oldCard string
@@ -270,12 +271,8 @@ func (r *Relay) ReplaceCard(ctx context.Context, name, fromCardID string, newAcc
 		if fromCardID != "" && oldCard != fromCardID {
 			return fmt.Errorf("%w: account %q with card %s (its card is another now)", ErrNotFound, name, fromCardID)
 		}
-		var other int
-		if err := tx.scan(ctx, "SELECT count(*) FROM accounts WHERE card_id = ? AND name <> ?", []any{newAcc.CardID, name}, &other); err != nil {
+		if err := cardTaken(ctx, tx, newAcc.CardID, name); err != nil {
 			return fmt.Errorf("storage: replace card of %q: %w", name, err)
-		}
-		if other > 0 {
-			return fmt.Errorf("%w: card %s is registered to another account", ErrExists, newAcc.CardID)
 		}
 		card := newAcc.Card
 		if card == nil {

@@ -49,7 +49,8 @@ func (r *Relay) HasRecovery(ctx context.Context, name string) (bool, error) {
 // accepts the account's stored recovery verifier: the new card and newAcc.Recovery
 // (the next verifier) are stored, the old card's prekeys dropped. It returns the old
 // card's ID. ErrNotFound: no such account; ErrRecoveryRefused: no verifier stored, or
-// check said no; ErrExists: the new card belongs to another account. A refusal
+// check said no; ErrExists: the new card belongs to another account, or was replaced
+// before. A refusal
 // changes nothing.
 func (r *Relay) RecoverAccount(ctx context.Context, name string, check func(stored []byte) bool, newAcc Account) (string, error) {
 	var oldCard string
@@ -65,12 +66,8 @@ func (r *Relay) RecoverAccount(ctx context.Context, name string, check func(stor
 		if len(stored) == 0 || !check(stored) {
 			return fmt.Errorf("%w: %q", ErrRecoveryRefused, name)
 		}
-		var other int
-		if err := tx.scan(ctx, "SELECT count(*) FROM accounts WHERE card_id = ? AND name <> ?", []any{newAcc.CardID, name}, &other); err != nil {
+		if err := cardTaken(ctx, tx, newAcc.CardID, name); err != nil {
 			return fmt.Errorf("storage: recover %q: %w", name, err)
-		}
-		if other > 0 {
-			return fmt.Errorf("%w: card %s is registered to another account", ErrExists, newAcc.CardID)
 		}
 		if _, err := tx.exec(ctx, "UPDATE accounts SET card_id = ?, card = ?, created_at = ?, recovery = ? WHERE name = ?",
 			newAcc.CardID, newAcc.Card, dbTime(newAcc.CreatedAt), newAcc.Recovery, name); err != nil {
@@ -100,6 +97,28 @@ const MaxReplacedCards = 64
 
 // rememberReplaced records a card replace_card or recover replaced, forgetting the
 // name's oldest beyond MaxReplacedCards.
+// cardTaken is ErrExists when cardID may not become name's card: another account's
+// card, or a card replaced before (of any name, among the MaxReplacedCards each name's
+// replacements remember): a replaced card never becomes current again, so a client
+// that saw it replaced is never contradicted.
+func cardTaken(ctx context.Context, tx *txn, cardID, name string) error {
+	var other, replaced int
+	if err := tx.scan(ctx, "SELECT count(*) FROM accounts WHERE card_id = ? AND name <> ?", []any{cardID, name}, &other); err != nil {
+		return err
+	}
+	if other > 0 {
+		return fmt.Errorf("%w: card %s is registered to another account", ErrExists, cardID)
+	}
+	if err := tx.scan(ctx, "SELECT count(*) FROM replaced_cards WHERE card_id = ? AND card_id NOT IN (SELECT card_id FROM accounts WHERE name = ?)",
+		[]any{cardID, name}, &replaced); err != nil {
+		return err
+	}
+	if replaced > 0 {
+		return fmt.Errorf("%w: card %s was replaced; a replaced card does not come back", ErrExists, cardID)
+	}
+	return nil
+}
+
 func rememberReplaced(ctx context.Context, tx *txn, name, cardID string, card []byte, at time.Time) error {
 	if card == nil {
 		card = []byte{}

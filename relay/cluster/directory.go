@@ -390,7 +390,8 @@ func (d *Directory) preKeyDeletes(ctx context.Context, cardID string) ([]kvOp, e
 
 // swapCard changes a's card to newID (new card bytes and created time set by the
 // caller afterwards) and returns the writes besides the account's own: the new index
-// entry and what retireCardOps does. storage.ErrExists if newID is another name's.
+// entry and what retireCardOps does. storage.ErrExists if newID is another name's, or
+// a card replaced before.
 func (d *Directory) swapCard(ctx context.Context, a *accountRec, newID string, at time.Time) ([]kvOp, error) {
 	en, err := d.b.get(ctx, keyCard(newID))
 	if err != nil {
@@ -404,6 +405,12 @@ func (d *Directory) swapCard(ctx context.Context, a *accountRec, newID string, a
 	if newID == a.CardID {
 		return nil, nil
 	}
+	// A replaced card never becomes current again (as storage's cardTaken).
+	if er, err := d.b.get(ctx, keyRepl(newID)); err != nil {
+		return nil, err
+	} else if er.exists() {
+		return nil, fmt.Errorf("%w: card %s was replaced; a replaced card does not come back", storage.ErrExists, newID)
+	}
 	ops, err := d.retireCardOps(ctx, a, a.Card, at)
 	if err != nil {
 		return nil, err
@@ -413,7 +420,8 @@ func (d *Directory) swapCard(ctx context.Context, a *accountRec, newID string, a
 
 // ReplaceCard swaps the card of an existing account (key change) and drops the
 // prekeys published for the old card. storage.ErrNotFound if no such name,
-// storage.ErrExists if the new card belongs to another account. newAcc.Name is
+// storage.ErrExists if the new card belongs to another account or was replaced
+// before. newAcc.Name is
 // ignored; CreatedAt is kept when zero.
 func (d *Directory) ReplaceCard(ctx context.Context, name, fromCardID string, newAcc storage.Account) error {
 	return retry(ctx, "replace card", func() error {
@@ -493,7 +501,8 @@ func (d *Directory) HasRecovery(ctx context.Context, name string) (bool, error) 
 // verifier, in one transaction: the new card and newAcc.Recovery are stored, the old
 // card's prekeys dropped. It returns the old card's ID. storage.ErrNotFound: no such
 // account; storage.ErrRecoveryRefused: no verifier, or check said no;
-// storage.ErrExists: the new card is another account's. A refusal changes nothing.
+// storage.ErrExists: the new card is another account's, or was replaced before. A
+// refusal changes nothing.
 func (d *Directory) RecoverAccount(ctx context.Context, name string, check func(stored []byte) bool, newAcc storage.Account) (string, error) {
 	var oldCard string
 	err := retry(ctx, "recover account", func() error {

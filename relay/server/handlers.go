@@ -721,7 +721,7 @@ func (c *conn) onReplaceCard(f *relay.Frame) {
 		return
 	}
 	if errors.Is(err, storage.ErrExists) {
-		c.replyError(f.ID, relay.CodeBadCard, "that card is already registered", "")
+		c.replyError(f.ID, relay.CodeBadCard, "that card is registered already, or was replaced: a replaced card never becomes current again", "")
 		return
 	}
 	if err != nil {

@@ -92,3 +92,43 @@ func TestHelloAnnouncesRegistration(t *testing.T) {
 		anon.Close()
 	}
 }
+
+// A replaced card never becomes the name's card again, by replace_card or by recover
+// (bad_card): pfschat refuses messages from a card it learned was replaced, and a
+// relay that made one current again would contradict what it told clients. The
+// current card may be given again (a retried replace_card). Found by an
+// implementation written from PROTOCOL.md alone: both put the replaced card back.
+func TestReplacedCardNeverComesBack(t *testing.T) { eachStore(t, testReplacedCardNeverComesBack) }
+
+func testReplacedCardNeverComesBack(t *testing.T, bk store) {
+	r := bk.StartWith(t, relaytest.Options{Limits: server.Limits{RecoveryPerNamePerHour: 100, RecoveryPerAddressPerHour: 100}})
+	ctx := testCtx(t)
+	alice, code := registerWithCode(t, r, "alice")
+	alice.login(t, r)
+	k2, card2 := newIdentity(t, "alice")
+	signed, err := alice.c.ReplaceCard(ctx, card2)
+	if err != nil {
+		t.Fatal(err)
+	}
+	alice2 := &user{name: "alice", key: k2, card: signed}
+	alice2.login(t, r)
+	_, err = alice2.c.ReplaceCard(ctx, alice.card)
+	wantCode(t, err, relay.CodeBadCard)
+	if again, err := alice2.c.ReplaceCard(ctx, card2); err != nil || again.ID() != card2.ID() {
+		t.Fatalf("replace_card with the current card (a retry): %v", err)
+	}
+	anon := anonClient(t, r)
+	_, err = anon.Recover(ctx, alice.card, code.Proof("alice"), newCode(t).Proof("alice"))
+	wantCode(t, err, relay.CodeBadCard)
+	if got, err := anon.LookupCard(ctx, "alice"); err != nil || got.ID() != card2.ID() {
+		t.Fatalf("alice's card after the refusals: %v (%v), want %.12s", got, err, card2.ID())
+	}
+	if _, replaced, err := anon.LookupCardByID(ctx, alice.card.ID()); err != nil || !replaced {
+		t.Fatalf("the first card by ID: replaced %v, %v", replaced, err)
+	}
+	// The refused recovery did not spend the code.
+	_, card3 := newIdentity(t, "alice")
+	if _, err := anon.Recover(ctx, card3, code.Proof("alice"), newCode(t).Proof("alice")); err != nil {
+		t.Fatalf("recovery to a new card after the refusals: %v", err)
+	}
+}
