@@ -370,7 +370,11 @@ func (c *Controller) receive(ctx context.Context, in *client.Incoming, relayID s
 		consumed []storage.PreKeyRef
 		first    *storage.FirstMessage
 		lastErr  error
-		replay   bool // a session had this message's key once: already decrypted
+		replay   bool // a session said ErrReplay: already decrypted, or the key is gone
+		// keyKnown: a session that said ErrReplay has received on the message's chain,
+		// so its key was used or is gone; otherwise (a session dropped since, a
+		// forgery) the message is undecryptable, and asked for again.
+		keyKnown bool
 	)
 	// dropReplay records the relay id (so the relay's redeliveries are recognised) and
 	// nothing else: a replay is neither shown nor stored, only counted.
@@ -391,6 +395,7 @@ func (c *Controller) receive(ctx context.Context, in *client.Incoming, relayID s
 				sess = s
 			}
 			replay = errors.Is(lastErr, ratchet.ErrReplay)
+			keyKnown = replay && s.s.KnowsRatchetKey(env.Header.DH)
 		} else if first = firstMessage(env.Initial); c.firstSeen(ctx, first) {
 			return dropReplay(&c.replayedFirst, "a copy of a first message accepted before")
 		} else {
@@ -418,16 +423,20 @@ func (c *Controller) receive(ctx context.Context, in *client.Incoming, relayID s
 				break
 			} else {
 				lastErr = err
-				replay = replay || errors.Is(err, ratchet.ErrReplay)
+				if errors.Is(err, ratchet.ErrReplay) {
+					replay = true
+					keyKnown = keyKnown || s.s.KnowsRatchetKey(env.Header.DH)
+				}
 			}
 		}
 	}
 	header := &storage.HeaderRef{DH: env.Header.DH, N: env.Header.N}
 	if sess == nil && replay {
 		// The ratchet says "already decrypted, or its key is gone". The first is a
-		// replay (dropped silently); the second a late message whose skipped key
-		// expired or was evicted: shown as a placeholder, and remembered so that a
-		// copy of it is a replay in turn.
+		// replay (dropped silently), whichever session decrypted it then; the second,
+		// when a session has received on the message's chain, a late message whose
+		// skipped key expired or was evicted: shown as a placeholder, and remembered
+		// so that a copy of it is a replay in turn.
 		seen, err := c.store.WasDecrypted(ctx, *header)
 		if err != nil {
 			return nil, err
@@ -435,6 +444,11 @@ func (c *Controller) receive(ctx context.Context, in *client.Incoming, relayID s
 		if seen {
 			return dropReplay(&c.replayed, "a message already decrypted, under a new relay id")
 		}
+	}
+	if sess == nil && replay && !keyKnown {
+		lastErr = errors.New("no session with the sender knows its ratchet key (one dropped since, or not theirs)")
+	}
+	if sess == nil && replay && keyKnown {
 		msg := &storage.Message{Contact: in.From, Direction: storage.Incoming, ReceivedAt: now,
 			SentAt: in.ReceivedAt, State: UndecryptableState, Reason: KeyGoneReason, RelayID: relayID}
 		id, err := c.store.CommitReceive(ctx, storage.ReceiveTx{Message: msg, RelayID: relayID, Decrypted: header})

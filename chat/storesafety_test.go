@@ -1,7 +1,9 @@
 package chat
 
 import (
+	"bytes"
 	"context"
+	"crypto/rand"
 	"database/sql"
 	"errors"
 	"fmt"
@@ -766,5 +768,62 @@ func TestLateMessageAfterKeyGone(t *testing.T) {
 	}
 	if placeholders != 1 {
 		t.Errorf("%d placeholders in the history, want 1", placeholders)
+	}
+}
+
+// A message under a ratchet key that no session with the sender has received on — a
+// forgery, or a message of a session dropped since (pfschat keeps five per card) — is
+// undecryptable and asked for again, not "arrived after its key expired": the
+// ratchet's ErrReplay for a key it never knew (it has no pending key of its own to be
+// answered) says only that this session cannot read it. Found by an implementation
+// written from SPEC.md alone: genuinely lost messages of a dropped session were never
+// asked for again. bob never writes to alice here (a stranger's messages get no
+// receipts), so his session keeps no sending key of its own.
+func TestUnknownRatchetKeyIsNotKeyGone(t *testing.T) {
+	r := relaytest.Start(t)
+	h := &hostileRelay{arrived: make(chan *client.Incoming, 16)}
+	alice := newUser(t, r, "alice")
+	bob := newUser(t, r, "bob", func(p *Profile) {
+		p.Prefs.Dial = func(cfg client.Config) RelayClient { h.RelayClient = client.New(cfg); return h }
+	})
+	ctx := t.Context()
+	must(t, func() error { _, err := alice.c.AddContact(ctx, "bob"); return err }())
+	_, evs := watch(t, bob.c, "alice")
+	send := func(text string) {
+		t.Helper()
+		if _, err := alice.c.Send(ctx, "bob", text); err != nil {
+			t.Fatal(err)
+		}
+	}
+	send("first")
+	waitText(t, evs, "first")
+	h.setCapture(true)
+	send("second")
+	real := <-h.arrived
+	h.setCapture(false)
+	forged := *real
+	forged.Body = bytes.Clone(real.Body)
+	env, err := ratchet.DecodeEnvelope(forged.Body)
+	must(t, err)
+	rand.Read(env.Header.DH) // the envelope aliases the body; the session ID stays
+	h.relabel(&forged)
+	h.deliver(real)
+	undecryptable := false
+	for ev := range evs {
+		if ev.Kind == Undecryptable {
+			if ev.Message == nil || ev.Message.Reason == KeyGoneReason {
+				t.Fatalf("the message under an unknown ratchet key: %+v, want undecryptable, not %q", ev.Message, KeyGoneReason)
+			}
+			undecryptable = true
+		}
+		if ev.Kind == MessageReceived && ev.Message.Text == "second" {
+			break
+		}
+	}
+	if !undecryptable {
+		t.Fatal("no placeholder for the message under an unknown ratchet key")
+	}
+	if st := bob.c.Stats(); st.ReplayedMessages != 0 {
+		t.Errorf("%d replays counted, want 0", st.ReplayedMessages)
 	}
 }

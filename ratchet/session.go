@@ -464,6 +464,27 @@ func (s *Session) SkippedChains() [][32]byte {
 	return out
 }
 
+// KnowsRatchetKey reports whether the session has received on the chain with ratchet
+// key dh: its current receiving chain, one of its previous ones (§11.4 step 3) or one
+// it holds skipped keys of. An ErrReplay for a message of such a chain means its key
+// was used or is gone; for any other key (a session dropped since, or a forgery) it
+// means only that this session cannot answer it.
+func (s *Session) KnowsRatchetKey(dh []byte) bool {
+	if len(dh) != 32 {
+		return false
+	}
+	k := [32]byte(dh)
+	if s.hasCKr && k == s.dhr || slices.Contains(s.prevDHr, k) {
+		return true
+	}
+	for i := range s.skipped {
+		if s.skipped[i].dh == k {
+			return true
+		}
+	}
+	return false
+}
+
 // DropSkippedChain deletes (and zeroes) every stored skipped message key of the chain
 // with ratchet key dh and returns how many there were; messages they would have opened
 // then fail with ErrReplay.

@@ -2,6 +2,7 @@ package ratchet
 
 import (
 	"bytes"
+	"crypto/rand"
 	"errors"
 	"fmt"
 	"testing"
@@ -87,5 +88,68 @@ func TestEncryptRefusesAnExhaustedSendingChain(t *testing.T) {
 	}
 	if after := mustMarshal(t, alice); !bytes.Equal(before, after) {
 		t.Fatal("a refused Encrypt changed the session")
+	}
+}
+
+// KnowsRatchetKey is true for the chains a session has received on — the current one,
+// the previous ones, one it holds skipped keys of — and false for any other key, so a
+// client can tell "its key is gone" from "never this session's" after ErrReplay.
+func TestKnowsRatchetKey(t *testing.T) {
+	alice, bob := pairAcked(t, 91)
+	dhOf := func(wire []byte) []byte {
+		t.Helper()
+		env, err := DecodeEnvelope(wire)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return bytes.Clone(env.Header.DH)
+	}
+	enc := func(s *Session, text string) []byte {
+		t.Helper()
+		w, err := s.Encrypt([]byte(text))
+		if err != nil {
+			t.Fatal(err)
+		}
+		return w
+	}
+	w1 := enc(alice, "one")
+	late := enc(alice, "late") // skipped at bob
+	w3 := enc(alice, "three")
+	if _, err := bob.Decrypt(w1); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := bob.Decrypt(w3); err != nil {
+		t.Fatal(err)
+	}
+	first := dhOf(w1)
+	if !bob.KnowsRatchetKey(first) {
+		t.Fatal("bob does not know the chain he receives on")
+	}
+	// A step each way: alice's first chain becomes one of bob's previous ones, its
+	// skipped key kept.
+	if _, err := alice.Decrypt(enc(bob, "back")); err != nil {
+		t.Fatal(err)
+	}
+	next := enc(alice, "next chain")
+	if _, err := bob.Decrypt(next); err != nil {
+		t.Fatal(err)
+	}
+	if !bob.KnowsRatchetKey(first) || !bob.KnowsRatchetKey(dhOf(next)) {
+		t.Fatal("bob forgot a previous chain or does not know the current one")
+	}
+	bob.DropSkippedChain([32]byte(first))
+	if !bob.KnowsRatchetKey(first) {
+		t.Fatal("a previous chain without skipped keys is still one bob received on")
+	}
+	if _, err := bob.Decrypt(late); !errors.Is(err, ErrReplay) {
+		t.Fatalf("the late message after its key was dropped: %v, want ErrReplay", err)
+	}
+	random := make([]byte, 32)
+	rand.Read(random)
+	if bob.KnowsRatchetKey(random) || bob.KnowsRatchetKey(first[:31]) || bob.KnowsRatchetKey(nil) {
+		t.Fatal("bob knows a key he never received on")
+	}
+	if fresh, _, _, _ := pair(t, 92); fresh.KnowsRatchetKey(first) {
+		t.Fatal("an initiator that has received nothing knows a key")
 	}
 }
