@@ -1,7 +1,10 @@
 package chat
 
 import (
+	"bytes"
 	"encoding/hex"
+	"os"
+	"strings"
 	"testing"
 )
 
@@ -80,5 +83,27 @@ func BenchmarkSafetyNumber(b *testing.B) {
 	bob, _ := hex.DecodeString(libsignalBobIdentity)
 	for b.Loop() {
 		DisplayableFingerprint(SafetyNumberIterations, []byte("a"), alice, []byte("b"), bob)
+	}
+}
+
+// The safety number vector of ratchet/SPEC.md §7.1, which says what an independent
+// client hashes (an implementation written from the documents could not tell the
+// inputs before).
+func TestSafetyNumberSpecVector(t *testing.T) {
+	spec, err := os.ReadFile("../ratchet/SPEC.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	as, aa := bytes.Repeat([]byte{0x11}, 32), bytes.Repeat([]byte{0x22}, 32)
+	bs, ba := bytes.Repeat([]byte{0x33}, 32), bytes.Repeat([]byte{0x44}, 32)
+	got, err := computeSafetyNumber("alice", as, aa, "bob", bs, ba)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(string(spec), "`"+got+"`") {
+		t.Fatalf("SPEC.md §7.1 does not give the vector pfschat computes, %s", got)
+	}
+	if rev, _ := computeSafetyNumber("bob", bs, ba, "alice", as, aa); rev != got {
+		t.Fatalf("bob's side %s, alice's %s", rev, got)
 	}
 }
