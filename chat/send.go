@@ -476,7 +476,9 @@ func (c *Controller) drainOutbox(ctx context.Context) drainResult {
 		}
 		c.mu.Unlock()
 		if err != nil {
-			c.log.Error("reading outbox", "err", err)
+			if ctx.Err() == nil { // not the controller closing
+				c.log.Error("reading outbox", "err", err)
+			}
 			return drainedPartly
 		}
 	}
