@@ -128,6 +128,31 @@ func watch(t *testing.T, c *Controller, from string) (*counter, chan Event) {
 	return k, fwd
 }
 
+// behindHostileRelay is alice, who added bob, writing to bob, whose relay connection
+// goes through a hostileRelay (bobMods change bob's profile besides): the relay, the
+// two users, bob's event stream from alice and a send of one text from alice.
+func behindHostileRelay(t *testing.T, bobMods ...func(*Profile)) (h *hostileRelay, alice, bob *user, shown *counter, evs chan Event, send func(string)) {
+	t.Helper()
+	r := relaytest.Start(t)
+	h = &hostileRelay{arrived: make(chan *client.Incoming, 16)}
+	alice = newUser(t, r, "alice")
+	bob = newUser(t, r, "bob", append(bobMods, func(p *Profile) {
+		p.Prefs.Dial = func(cfg client.Config) RelayClient { h.RelayClient = client.New(cfg); return h }
+	})...)
+	ctx := t.Context()
+	if _, err := alice.c.AddContact(ctx, "bob"); err != nil {
+		t.Fatal(err)
+	}
+	shown, evs = watch(t, bob.c, "alice")
+	send = func(text string) {
+		t.Helper()
+		if _, err := alice.c.Send(ctx, "bob", text); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return h, alice, bob, shown, evs, send
+}
+
 func waitText(t *testing.T, evs chan Event, text string) {
 	t.Helper()
 	for ev := range evs {
@@ -141,23 +166,8 @@ func waitText(t *testing.T, evs chan Event, text string) {
 // TestTamperingRelay: each trick of a hostile relay is detected and shown as
 // specified, and nothing is ever shown twice.
 func TestTamperingRelay(t *testing.T) {
-	r := relaytest.Start(t)
-	h := &hostileRelay{arrived: make(chan *client.Incoming, 16)}
-	alice := newUser(t, r, "alice")
-	bob := newUser(t, r, "bob", func(p *Profile) {
-		p.Prefs.Dial = func(cfg client.Config) RelayClient { h.RelayClient = client.New(cfg); return h }
-	})
+	h, alice, bob, shown, evs, send := behindHostileRelay(t)
 	ctx := t.Context()
-	if _, err := alice.c.AddContact(ctx, "bob"); err != nil {
-		t.Fatal(err)
-	}
-	shown, evs := watch(t, bob.c, "alice")
-	send := func(text string) {
-		t.Helper()
-		if _, err := alice.c.Send(ctx, "bob", text); err != nil {
-			t.Fatal(err)
-		}
-	}
 	// capture sends texts and takes their deliveries away from bob.
 	capture := func(texts ...string) []*client.Incoming {
 		t.Helper()
@@ -623,19 +633,9 @@ func TestReceiptsPolicy(t *testing.T) {
 // TestSkippedKeysExpire: a key stored for a message that has not arrived still opens
 // it within 30 days, and is gone after: the late message is then not shown.
 func TestSkippedKeysExpire(t *testing.T) {
-	r := relaytest.Start(t)
-	h := &hostileRelay{arrived: make(chan *client.Incoming, 16)}
 	clock := &fakeClock{now: time.Now().UTC()}
-	alice := newUser(t, r, "alice")
-	bob := newUser(t, r, "bob", func(p *Profile) {
-		p.Prefs.Clock = clock.Now
-		p.Prefs.Dial = func(cfg client.Config) RelayClient { h.RelayClient = client.New(cfg); return h }
-	})
+	h, alice, bob, _, evs, _ := behindHostileRelay(t, func(p *Profile) { p.Prefs.Clock = clock.Now })
 	ctx := t.Context()
-	if _, err := alice.c.AddContact(ctx, "bob"); err != nil {
-		t.Fatal(err)
-	}
-	_, evs := watch(t, bob.c, "alice")
 	h.setCapture(true)
 	var late []*client.Incoming
 	for _, text := range []string{"late 1", "late 2"} {
@@ -683,25 +683,9 @@ func TestSkippedKeysExpire(t *testing.T) {
 // not be decrypted: it arrived after its key expired"), once; a replay of a message
 // that was decrypted, and a copy of the late one, are dropped silently and counted.
 func TestLateMessageAfterKeyGone(t *testing.T) {
-	r := relaytest.Start(t)
-	h := &hostileRelay{arrived: make(chan *client.Incoming, 16)}
 	clock := &fakeClock{now: time.Now().UTC()}
-	alice := newUser(t, r, "alice")
-	bob := newUser(t, r, "bob", func(p *Profile) {
-		p.Prefs.Clock = clock.Now
-		p.Prefs.Dial = func(cfg client.Config) RelayClient { h.RelayClient = client.New(cfg); return h }
-	})
+	h, _, bob, shown, evs, send := behindHostileRelay(t, func(p *Profile) { p.Prefs.Clock = clock.Now })
 	ctx := t.Context()
-	if _, err := alice.c.AddContact(ctx, "bob"); err != nil {
-		t.Fatal(err)
-	}
-	shown, evs := watch(t, bob.c, "alice")
-	send := func(text string) {
-		t.Helper()
-		if _, err := alice.c.Send(ctx, "bob", text); err != nil {
-			t.Fatal(err)
-		}
-	}
 	send("first")
 	waitText(t, evs, "first")
 	h.setCapture(true)
@@ -780,21 +764,7 @@ func TestLateMessageAfterKeyGone(t *testing.T) {
 // asked for again. bob never writes to alice here (a stranger's messages get no
 // receipts), so his session keeps no sending key of its own.
 func TestUnknownRatchetKeyIsNotKeyGone(t *testing.T) {
-	r := relaytest.Start(t)
-	h := &hostileRelay{arrived: make(chan *client.Incoming, 16)}
-	alice := newUser(t, r, "alice")
-	bob := newUser(t, r, "bob", func(p *Profile) {
-		p.Prefs.Dial = func(cfg client.Config) RelayClient { h.RelayClient = client.New(cfg); return h }
-	})
-	ctx := t.Context()
-	must(t, func() error { _, err := alice.c.AddContact(ctx, "bob"); return err }())
-	_, evs := watch(t, bob.c, "alice")
-	send := func(text string) {
-		t.Helper()
-		if _, err := alice.c.Send(ctx, "bob", text); err != nil {
-			t.Fatal(err)
-		}
-	}
+	h, _, bob, _, evs, send := behindHostileRelay(t)
 	send("first")
 	waitText(t, evs, "first")
 	h.setCapture(true)
