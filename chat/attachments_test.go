@@ -788,3 +788,29 @@ func TestDownloadRecordsAnAbsolutePath(t *testing.T) {
 		t.Fatalf("recorded path %q (%v), want %q", a.Path, err, path)
 	}
 }
+
+// Every state change of an outgoing file (sent, delivered) is an event whose message
+// carries the file: a subscriber replaces its copy of the message with the event's, and
+// without it a file turned into its caption. Found by a client of the daemon's API
+// written from API.md alone.
+func TestOutgoingFileDeliveryEventsCarryTheFile(t *testing.T) {
+	_, alice, _ := attachPair(t, relaytest.Options{})
+	ctx := attachCtx(t)
+	evs := alice.c.Events()
+	sent, err := alice.c.SendFile(ctx, "bob", writeFile(t, t.TempDir(), "report.txt", []byte("quarterly")), "the report", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for {
+		ev := <-evs
+		if ev.Kind != DeliveryChanged || ev.Message == nil || ev.Message.ID != sent.ID {
+			continue
+		}
+		if a := ev.Message.Attachment; a == nil || a.FileName != "report.txt" || ev.Message.Text != "the report" {
+			t.Fatalf("delivery event of a file message (%s): %+v, attachment %+v", ev.Message.State, ev.Message, a)
+		}
+		if ev.Message.State >= Delivered {
+			return
+		}
+	}
+}

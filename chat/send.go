@@ -195,8 +195,7 @@ func (c *Controller) settleSent(ctx context.Context, it storage.OutboxItem, fail
 		return err
 	}
 	if ok {
-		msg := toMessage(m)
-		c.emit(Event{Kind: DeliveryChanged, Contact: m.Contact, Message: &msg})
+		c.emitDeliveryOf(ctx, m)
 	}
 	return nil
 }
@@ -233,8 +232,7 @@ func (c *Controller) settleRefused(ctx context.Context, it storage.OutboxItem, f
 		return fmt.Errorf("chat: settling a refused message to %s: %w", it.To, err)
 	}
 	if ok {
-		msg := toMessage(m)
-		c.emit(Event{Kind: DeliveryChanged, Contact: m.Contact, Message: &msg})
+		c.emitDeliveryOf(ctx, m)
 		if tx != nil {
 			c.kickSender()
 		}
@@ -596,7 +594,15 @@ func (c *Controller) emitDelivery(ctx context.Context, clientID string) {
 	if err != nil {
 		return
 	}
+	c.emitDeliveryOf(ctx, m)
+}
+
+// emitDeliveryOf reports m's new state, with its attachment when it is a file: a
+// subscriber replaces its copy of the message with the event's (chat/daemon/API.md
+// "delivery"), and a file message without its file would turn into a caption.
+func (c *Controller) emitDeliveryOf(ctx context.Context, m storage.Message) {
 	msg := toMessage(m)
+	c.fillAttachment(ctx, &msg)
 	c.emit(Event{Kind: DeliveryChanged, Contact: m.Contact, Message: &msg})
 }
 
