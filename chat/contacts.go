@@ -19,7 +19,7 @@ func (c *Controller) AddContact(ctx context.Context, name string) (Contact, erro
 		return Contact{}, fmt.Errorf("chat: %q is not a valid name (lower-case letters, digits, '.', '_' and '-', at most 32): %w", name, err)
 	}
 	if name == c.name {
-		return Contact{}, fmt.Errorf("chat: %q is you; add someone else", name)
+		return Contact{}, fmt.Errorf("%w (%q): add someone else", ErrIsYou, name)
 	}
 	card, err := c.fetchCard(ctx, name)
 	if err != nil {

@@ -175,6 +175,7 @@ var (
 	ErrKeyChanged      = errors.New("chat: contact's identity key changed")
 	ErrCardRejected    = errors.New("chat: card or prekey bundle failed verification")
 	ErrNoPendingKey    = errors.New("chat: contact has no new key to accept or reject")
+	ErrIsYou           = errors.New("chat: that name is yours")
 	ErrOffline         = errors.New("chat: relay unreachable")
 	ErrClosed          = errors.New("chat: controller closed")
 	ErrNotInitialized  = errors.New("chat: controller not initialized")

@@ -209,7 +209,7 @@ func errorFor(err error) *Error {
 		code = CodeBadMessage
 	case errors.Is(err, chat.ErrClosed):
 		code = CodeClosing
-	case errors.Is(err, ratchet.ErrInvalidName):
+	case errors.Is(err, ratchet.ErrInvalidName), errors.Is(err, chat.ErrIsYou):
 		code = CodeInvalidParams
 	}
 	if c, ok := blockErrorCode(err); ok {

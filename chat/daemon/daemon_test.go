@@ -203,6 +203,8 @@ func TestSocketBadRequestsKeepTheConnection(t *testing.T) {
 		{`{"jsonrpc":"2.0","method":"send","params":[1,2],"id":4}`, daemon.CodeInvalidParams, "4"},
 		{`{"jsonrpc":"2.0","method":"send","params":{"to":"x","bogus":1},"id":5}`, daemon.CodeInvalidParams, "5"},
 		{`{"jsonrpc":"2.0","method":"verify","params":{},"id":6}`, daemon.CodeInvalidParams, "6"},
+		// the owner's own name is no contact to add (it was internal_error)
+		{`{"jsonrpc":"2.0","method":"addContact","params":{"name":"bob"},"id":7}`, daemon.CodeInvalidParams, "7"},
 	} {
 		if _, err := io.WriteString(nc, tc.line+"\n"); err != nil {
 			t.Fatal(err)
