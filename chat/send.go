@@ -195,7 +195,7 @@ func (c *Controller) settleSent(ctx context.Context, it storage.OutboxItem, fail
 		return err
 	}
 	if ok {
-		c.emitDeliveryOf(ctx, m)
+		c.emitDeliveryOf(ctx, m, m.HasAttachment)
 	}
 	return nil
 }
@@ -232,7 +232,7 @@ func (c *Controller) settleRefused(ctx context.Context, it storage.OutboxItem, f
 		return fmt.Errorf("chat: settling a refused message to %s: %w", it.To, err)
 	}
 	if ok {
-		c.emitDeliveryOf(ctx, m)
+		c.emitDeliveryOf(ctx, m, m.HasAttachment)
 		if tx != nil {
 			c.kickSender()
 		}
@@ -594,15 +594,19 @@ func (c *Controller) emitDelivery(ctx context.Context, clientID string) {
 	if err != nil {
 		return
 	}
-	c.emitDeliveryOf(ctx, m)
+	c.emitDeliveryOf(ctx, m, true)
 }
 
 // emitDeliveryOf reports m's new state, with its attachment when it is a file: a
 // subscriber replaces its copy of the message with the event's (chat/daemon/API.md
 // "delivery"), and a file message without its file would turn into a caption.
-func (c *Controller) emitDeliveryOf(ctx context.Context, m storage.Message) {
+// maybeFile false: m is known to have none (a settled send says so), and the store is
+// not asked.
+func (c *Controller) emitDeliveryOf(ctx context.Context, m storage.Message, maybeFile bool) {
 	msg := toMessage(m)
-	c.fillAttachment(ctx, &msg)
+	if maybeFile {
+		c.fillAttachment(ctx, &msg)
+	}
 	c.emit(Event{Kind: DeliveryChanged, Contact: m.Contact, Message: &msg})
 }
 

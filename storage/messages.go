@@ -88,6 +88,10 @@ type Message struct {
 	// accepted: it is shown only behind the key-change warning. Accepting that card
 	// (UpdateContact with CardID = SenderCardID) clears it.
 	KeyPending bool
+	// HasAttachment: the message has an attachment row. Only the settling writes set
+	// it (SettleOutbox, SettleOutboxAccepted, SettleRefused), so that the state change
+	// they report can carry the file without a read of its own; false elsewhere.
+	HasAttachment bool
 }
 
 // Cursor pages through a conversation. The zero Cursor starts at the newest message;
@@ -443,6 +447,9 @@ func (c *Client) settleOutbox(ctx context.Context, clientID, failure string, rel
 		}
 		if err == nil && relayMsgID > 0 {
 			err = recordRelayMsgID(ctx, tx, msgID, relayMsgID)
+		}
+		if err == nil {
+			err = tx.scan(ctx, "SELECT EXISTS (SELECT 1 FROM attachments WHERE client_id = ?)", []any{m.ClientID}, &m.HasAttachment)
 		}
 		if err == nil && notice != nil {
 			_, err = c.sendTx(ctx, tx, sealedNotice)
