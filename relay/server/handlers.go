@@ -693,6 +693,10 @@ func (s *Server) bundle(ctx context.Context, acc *account) ([]byte, string, erro
 	return raw, "", err
 }
 
+// cardTakenText answers a replace_card or recover whose card the store refused
+// (storage.ErrExists): another name's, or a card replaced before.
+const cardTakenText = "that card is registered already, or was replaced: a replaced card never becomes current again"
+
 func (c *conn) onReplaceCard(f *relay.Frame) {
 	card, ok := c.parseCard(f)
 	if !ok {
@@ -721,7 +725,7 @@ func (c *conn) onReplaceCard(f *relay.Frame) {
 		return
 	}
 	if errors.Is(err, storage.ErrExists) {
-		c.replyError(f.ID, relay.CodeBadCard, "that card is registered already, or was replaced: a replaced card never becomes current again", "")
+		c.replyError(f.ID, relay.CodeBadCard, cardTakenText, "")
 		return
 	}
 	if err != nil {

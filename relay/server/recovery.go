@@ -118,7 +118,7 @@ func (c *conn) onRecover(f *relay.Frame) {
 		c.replyError(f.ID, relay.CodeRecoveryFailed, "the recovery code is wrong, or none is set for "+strconv.Quote(name)+"; attempts are limited", "")
 		return
 	case errors.Is(err, storage.ErrExists):
-		c.replyError(f.ID, relay.CodeBadCard, "that card is registered already, or was replaced: a replaced card never becomes current again", "")
+		c.replyError(f.ID, relay.CodeBadCard, cardTakenText, "")
 		return
 	case err != nil:
 		c.internal(f.ID, "recovering the account", err)
