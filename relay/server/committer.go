@@ -128,7 +128,8 @@ type committer struct {
 	ackBatch   map[string][]int64 // reused for Commit and AckBatch
 	freeGroups []*ackGroup        // answered groups, for reuse
 	ws         writeSet           // connections whose queues this round's answers started
-	wbuf       []byte             // writeInline's buffer
+	written    chan writeSet      // rounds' write sets for the answer writer
+	spare      chan writeSet      // write sets it has finished with, for reuse
 	quit       chan struct{}
 	done       chan struct{}
 }
@@ -142,6 +143,8 @@ func newCommitter(q Queue, hub Hub, log *slog.Logger, m *metrics, maxBatch int, 
 		quit:  make(chan struct{}),
 
 		ackGroups: make(map[string]*ackGroup),
+		written:   make(chan writeSet, 1),
+		spare:     make(chan writeSet, 2),
 		done:      make(chan struct{}),
 	}
 }
@@ -155,6 +158,14 @@ func (cm *committer) stop() {
 
 func (cm *committer) run() {
 	defer close(cm.done)
+	answered := make(chan struct{})
+	go cm.writeRounds(answered)
+	defer func() {
+		// Every answer written before done closes: the server tears connections
+		// down after that.
+		close(cm.written)
+		<-answered
+	}()
 	var expiring sync.WaitGroup
 	var expireRunning atomic.Bool
 	defer expiring.Wait() // before done closes: the store may be closed after that
@@ -217,21 +228,49 @@ func (cm *committer) run() {
 
 // writeSet is the connections whose writer role the committer took while answering a
 // round (conn.pushTo): their queues were idle, so instead of a writer goroutine each,
-// started per frame and waiting for a P, the committer writes them itself once the
-// round is answered (writeAnswers). At a few messages per commit that was three
-// goroutine starts per message (accepted, deliver, ok) and, on a busy machine, most
-// of the relay's latency tail: the writers waited for a P p99 21 ms.
+// started per frame and waiting for a P, one goroutine writes them all once the round
+// is answered (writeRounds). At a few messages per commit that was three goroutine
+// starts per message (accepted, deliver, ok) and, on a busy machine, most of the
+// relay's latency tail: the writers waited for a P p99 21 ms.
 type writeSet []*conn
 
-// writeAnswers writes the round's answers and deliveries (see writeSet).
+// writeAnswers hands the round's answers and deliveries (see writeSet) to the answer
+// writer and takes a fresh set for the next round. The writes overlap the next round's
+// commit: written by the committer itself, they took a quarter of its time at a few
+// messages per commit, and every send arriving meanwhile waited for them too. The
+// channel holds one round, so the committer is at most one round ahead of the writes;
+// a connection's frames stay in order because its writer role stays with the set
+// until it is written.
 func (cm *committer) writeAnswers() {
-	for i, c := range cm.ws {
-		cm.wbuf = c.writeInline(cm.wbuf)
-		cm.ws[i] = nil
+	if len(cm.ws) == 0 {
+		return
 	}
-	cm.ws = cm.ws[:0]
-	if cap(cm.wbuf) > writeFlushSize {
-		cm.wbuf = nil
+	cm.written <- cm.ws
+	select {
+	case ws := <-cm.spare:
+		cm.ws = ws
+	default:
+		cm.ws = nil
+	}
+}
+
+// writeRounds is the answer writer: it writes each round's write set in turn, on the
+// committer's behalf (conn.writeInline), until run closes cm.written.
+func (cm *committer) writeRounds(done chan<- struct{}) {
+	defer close(done)
+	var buf []byte
+	for ws := range cm.written {
+		for i, c := range ws {
+			buf = c.writeInline(buf)
+			ws[i] = nil
+		}
+		if cap(buf) > writeFlushSize {
+			buf = nil
+		}
+		select {
+		case cm.spare <- ws[:0]:
+		default:
+		}
 	}
 }
 

@@ -95,7 +95,8 @@ type conn struct {
 	recentAcked *[ackedRing]int64
 	ackedNext   int
 
-	// writer-role state, handed from the committer (writeInline) to a writer goroutine
+	// writer-role state, handed from the committer's answer writer (writeInline) to a
+	// writer goroutine
 	wpending []byte    // bytes of a batch the socket did not take: written first
 	wbatch   []outItem // a drained batch not yet written
 	wfailed  bool      // a write failed: drop everything until the queue closes

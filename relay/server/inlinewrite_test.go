@@ -9,8 +9,8 @@ import (
 	"pfschat/relay/server"
 )
 
-// TestAnswersAfterWriteDeadline: the committer writes answers and deliveries to plain
-// sockets itself, without blocking (see writeSet in committer.go). A write deadline
+// TestAnswersAfterWriteDeadline: the committer's answer writer writes answers and
+// deliveries to plain sockets without blocking (see writeSet in committer.go). A write deadline
 // left on the socket by an earlier, blocking write, long passed, must not fail those
 // writes (they did, and the connections closed, when the committer wrote through
 // RawConn.Write, which checks the deadline).

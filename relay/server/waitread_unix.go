@@ -52,8 +52,8 @@ func (w *readWaiter) peek(fd uintptr) bool {
 
 // tryWrite writes what the socket takes now without waiting: n bytes of b went out;
 // err is nil when the socket took all of b or would have blocked, else the write's
-// error. Only the holder of the connection's writer role calls it (the committer, see
-// conn.writeInline), so the fields it uses need no lock.
+// error. Only the holder of the connection's writer role calls it (the committer's
+// answer writer, see conn.writeInline), so the fields it uses need no lock.
 func (w *readWaiter) tryWrite(b []byte) (n int, err error) {
 	if w.write == nil {
 		w.write = w.writeNow

@@ -108,10 +108,10 @@ func (c *conn) writeLoop() {
 
 // writeInline is the committer's turn as c's writer, which it took with a push that
 // found no writer running (see writeSet). It writes what is queued without blocking,
-// on the committer's goroutine. Whatever it cannot finish that way — bytes the socket
-// did not take, frames queued meanwhile, a blob chunk or a close frame, a closing
-// queue, a failed write — it hands to a writer goroutine as a push would have. buf is
-// the committer's scratch buffer, returned for reuse.
+// on the committer's answer writer (committer.writeRounds). Whatever it cannot finish
+// that way — bytes the socket did not take, frames queued meanwhile, a blob chunk or a
+// close frame, a closing queue, a failed write — it hands to a writer goroutine as a
+// push would have. buf is the answer writer's scratch buffer, returned for reuse.
 func (c *conn) writeInline(buf []byte) []byte {
 	batch, closed, exit := c.out.drain(nil)
 	if exit {
