@@ -397,3 +397,27 @@ func BenchmarkOpenRelayQueued(b *testing.B) {
 		r.Close()
 	}
 }
+
+// BenchmarkCreateStore: a new store from nothing to its current schema (what a new
+// profile's or relay's first moments wait for), NORMAL sync, no passphrase.
+func BenchmarkCreateStore(b *testing.B) {
+	ctx := b.Context()
+	b.Run("client", func(b *testing.B) {
+		for i := 0; i < b.N; i++ {
+			c, err := CreateClientWith(ctx, filepath.Join(b.TempDir(), "c.db"), nil, ClientOptions{Synchronous: SyncNormal})
+			if err != nil {
+				b.Fatal(err)
+			}
+			c.Close()
+		}
+	})
+	b.Run("relay", func(b *testing.B) {
+		for i := 0; i < b.N; i++ {
+			r, err := OpenRelay(ctx, filepath.Join(b.TempDir(), "r.db"), RelayOptions{Synchronous: SyncNormal})
+			if err != nil {
+				b.Fatal(err)
+			}
+			r.Close()
+		}
+	})
+}

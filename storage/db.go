@@ -1,6 +1,7 @@
 package storage
 
 import (
+	"bytes"
 	"context"
 	"database/sql"
 	"embed"
@@ -24,12 +25,25 @@ import (
 //go:embed migrations
 var migrationsFS embed.FS
 
+// schemaFS holds each store kind's whole schema at its latest version, written from
+// its migrations by TestSchemaSnapshot (go test ./storage -run TestSchemaSnapshot
+// -update), which also checks that a file made from it is the file the migrations
+// make, row for row. A new file is made from it: the migrations one after another
+// re-read the whole schema at every ALTER TABLE, most of a new store's CPU (issue 14:
+// the demo's first frame waits for three).
+//
+//go:embed schema
+var schemaFS embed.FS
+
 // storeKind names a schema family: its migrations folder and its application_id, so a
 // relay database is never mistaken for a client one.
 type storeKind struct {
 	name  string // migrations/<name>/NNNN_*.sql
 	appID int32  // PRAGMA application_id written by migration 1
 	fsys  fs.FS  // where the migrations live (tests substitute their own)
+	// schema holds schema/<name>.sql, the whole schema at one version (schemaFS); a new
+	// file at that version is made from it instead of from the migrations.
+	schema fs.FS
 	// dataSteps, by version, rewrite rows the SQL of that version cannot reach (sealed
 	// values), in the same transaction as its SQL. keys is nil when the store was
 	// opened without its key (a fresh file, or a test).
@@ -37,9 +51,9 @@ type storeKind struct {
 }
 
 var (
-	clientKind = storeKind{name: "client", appID: 0x70667363, fsys: migrationsFS, // "pfsc"
+	clientKind = storeKind{name: "client", appID: 0x70667363, fsys: migrationsFS, schema: schemaFS, // "pfsc"
 		dataSteps: map[int]func(context.Context, *txn, *keyring) error{4: awaitingSessionColumn}}
-	relayKind = storeKind{name: "relay", appID: 0x70667372, fsys: migrationsFS} // "pfsr"
+	relayKind = storeKind{name: "relay", appID: 0x70667372, fsys: migrationsFS, schema: schemaFS} // "pfsr"
 )
 
 // Synchronous modes. FULL (the default) fsyncs the WAL on every commit: a commit that
@@ -353,9 +367,21 @@ func (d *db) migrate(ctx context.Context, kind storeKind, migs []migration, from
 	}
 	if from == 0 && to > 0 {
 		// A new file: the whole schema in one transaction (one commit, not one per
-		// migration: a new profile's or relay's first moments wait for these).
+		// migration: a new profile's or relay's first moments wait for these), from the
+		// snapshot of the schema when there is one for this version (schemaFS).
 		last := migs[to-1]
+		snapshot := schemaSnapshot(kind, to)
 		err := d.write(ctx, func(tx *txn) error {
+			if snapshot != "" {
+				if _, err := tx.exec(ctx, fmt.Sprintf("PRAGMA application_id = %d", kind.appID)); err != nil {
+					return err
+				}
+				if _, err := tx.tx.ExecContext(ctx, snapshot); err != nil {
+					return fmt.Errorf("schema/%s.sql: %w", kind.name, err)
+				}
+				_, err := tx.exec(ctx, fmt.Sprintf("PRAGMA user_version = %d", to))
+				return err
+			}
 			for _, m := range migs[:to] {
 				if err := step(ctx, tx, m); err != nil {
 					return fmt.Errorf("%s: %w", m.name, err)
@@ -375,6 +401,23 @@ func (d *db) migrate(ctx context.Context, kind storeKind, migs []migration, from
 		}
 	}
 	return nil
+}
+
+// schemaVersionLine starts schema/<kind>.sql: the version its schema is at.
+const schemaVersionLine = "-- pfschat %s store, schema version %d: "
+
+// schemaSnapshot returns the SQL that makes kind's whole schema at version v in an
+// empty file, or "" when kind has no snapshot at that version (then the migrations
+// make it).
+func schemaSnapshot(kind storeKind, v int) string {
+	if kind.schema == nil {
+		return ""
+	}
+	b, err := fs.ReadFile(kind.schema, "schema/"+kind.name+".sql")
+	if err != nil || !bytes.HasPrefix(b, fmt.Appendf(nil, schemaVersionLine, kind.name, v)) {
+		return ""
+	}
+	return string(b)
 }
 
 // txn is a write transaction. Its methods count statements so tests can fail one.

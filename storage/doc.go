@@ -22,9 +22,12 @@
 // writer's driver connection: at 10k msg/s that removed most of the relay's garbage.
 // The schema is a series of embedded, numbered, forward-only migrations
 // (migrations/<kind>/NNNN_*.sql), each applied in one transaction together with
-// PRAGMA user_version. A file written by a newer pfschat is refused with ErrNewerSchema
-// and left untouched; a relay file opened as a client (or any foreign database) is
-// refused with ErrWrongKind.
+// PRAGMA user_version. A new file is made from schema/<kind>.sql instead, the whole
+// schema at the latest version, which TestSchemaSnapshot writes from the migrations
+// (-update) and checks against them row for row: the migrations one after another
+// re-read the schema at every ALTER TABLE. A file written by a newer pfschat is
+// refused with ErrNewerSchema and left untouched; a relay file opened as a client (or
+// any foreign database) is refused with ErrWrongKind.
 //
 // # Failing safe
 //

@@ -1,0 +1,182 @@
+package storage
+
+import (
+	"database/sql"
+	"flag"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+var updateSchema = flag.Bool("update", false, "rewrite schema/*.sql from the migrations")
+
+// TestSchemaSnapshot keeps schema/<kind>.sql true: it makes a new file with the
+// migrations one after another, writes out its schema and rows (the snapshot, which
+// must equal the embedded file; -update rewrites that), then makes a new file from
+// the embedded snapshot as OpenRelay and CreateClient do and checks that it holds the
+// same schema, rows, version and application id as the one the migrations made.
+func TestSchemaSnapshot(t *testing.T) {
+	ctx := t.Context()
+	for _, kind := range []storeKind{clientKind, relayKind} {
+		t.Run(kind.name, func(t *testing.T) {
+			migs, err := loadMigrations(kind)
+			if err != nil {
+				t.Fatal(err)
+			}
+			byMigrations := kind
+			byMigrations.schema = nil
+			chainPath := filepath.Join(t.TempDir(), "migrations.db")
+			d, _, err := openDB(ctx, chainPath, byMigrations, "", true, nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			d.close()
+			want := snapshotOf(t, chainPath, kind.name, len(migs))
+
+			file := filepath.Join("schema", kind.name+".sql")
+			if *updateSchema {
+				if err := os.WriteFile(file, []byte(want), 0o644); err != nil {
+					t.Fatal(err)
+				}
+			}
+			got, err := os.ReadFile(file)
+			if err != nil {
+				t.Fatalf("%v (make it with go test ./storage -run TestSchemaSnapshot -update)", err)
+			}
+			if string(got) != want {
+				t.Fatalf("%s is not the schema the migrations make; rewrite it with go test ./storage -run TestSchemaSnapshot -update\n got: %s\nwant: %s", file, got, want)
+			}
+			if schemaSnapshot(kind, len(migs)) == "" {
+				t.Fatalf("the embedded %s is not used for a new file at version %d", file, len(migs))
+			}
+
+			snapPath := filepath.Join(t.TempDir(), "snapshot.db")
+			d, _, err = openDB(ctx, snapPath, kind, "", true, nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			d.close()
+			if a, b := snapshotOf(t, snapPath, kind.name, len(migs)), want; a != b {
+				t.Fatalf("a new file made from %s differs from one made by the migrations:\n got: %s\nwant: %s", file, a, b)
+			}
+			for _, pragma := range []string{"user_version", "application_id", "journal_mode", "page_size", "auto_vacuum"} {
+				if a, b := pragmaOf(t, snapPath, pragma), pragmaOf(t, chainPath, pragma); a != b {
+					t.Errorf("PRAGMA %s: %s from the snapshot, %s from the migrations", pragma, a, b)
+				}
+			}
+		})
+	}
+}
+
+// TestSchemaSnapshotOnlyAtItsVersion: a snapshot is used only for the version it
+// names, so a migration added without rewriting it still makes the right file.
+func TestSchemaSnapshotOnlyAtItsVersion(t *testing.T) {
+	migs, err := loadMigrations(relayKind)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if schemaSnapshot(relayKind, len(migs)) == "" {
+		t.Fatal("no snapshot at the current version")
+	}
+	if got := schemaSnapshot(relayKind, len(migs)+1); got != "" {
+		t.Fatal("a snapshot was used for a version it does not name")
+	}
+	if got := schemaSnapshot(relayKind, len(migs)-1); got != "" {
+		t.Fatal("a snapshot was used for a version it does not name")
+	}
+}
+
+// snapshotOf writes out the file's schema objects, in the order they were made, as the
+// SQL that makes them, then an INSERT for every row of every table. SQLite's own
+// tables (sqlite_sequence) are made by what needs them.
+func snapshotOf(t *testing.T, path, kind string, version int) string {
+	t.Helper()
+	d := rawDB(t, path)
+	var b strings.Builder
+	fmt.Fprintf(&b, schemaVersionLine+"made from migrations/%s by TestSchemaSnapshot\n", kind, version, kind)
+	b.WriteString("-- (go test ./storage -run TestSchemaSnapshot -update); do not edit.\n")
+	rows, err := d.Query("SELECT type, name, sql FROM sqlite_schema WHERE sql IS NOT NULL AND name NOT LIKE 'sqlite\\_%' ESCAPE '\\' ORDER BY rowid")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var tables []string
+	for rows.Next() {
+		var typ, name, q string
+		if err := rows.Scan(&typ, &name, &q); err != nil {
+			t.Fatal(err)
+		}
+		fmt.Fprintf(&b, "%s;\n", q)
+		if typ == "table" {
+			tables = append(tables, name)
+		}
+	}
+	if err := rows.Err(); err != nil {
+		t.Fatal(err)
+	}
+	rows.Close()
+	// An AUTOINCREMENT table makes SQLite's sqlite_sequence, which outlives the table:
+	// the relay's migrations leave one behind. The snapshot makes it the same way.
+	var sequence int
+	if err := d.QueryRow("SELECT count(*) FROM sqlite_schema WHERE name = 'sqlite_sequence'").Scan(&sequence); err != nil {
+		t.Fatal(err)
+	}
+	if sequence > 0 && !strings.Contains(b.String(), "AUTOINCREMENT") {
+		b.WriteString("-- sqlite_sequence, left behind by an AUTOINCREMENT table the migrations dropped:\n")
+		b.WriteString("CREATE TABLE pfschat_sequence_maker (id INTEGER PRIMARY KEY AUTOINCREMENT);\n")
+		b.WriteString("DROP TABLE pfschat_sequence_maker;\n")
+	}
+	if sequence > 0 {
+		tables = append(tables, "sqlite_sequence")
+	}
+	for _, table := range tables {
+		b.WriteString(tableRows(t, d, table))
+	}
+	return b.String()
+}
+
+// tableRows returns an INSERT statement for each row of table, in rowid (or key) order.
+func tableRows(t *testing.T, d *sql.DB, table string) string {
+	t.Helper()
+	cols, err := d.Query(fmt.Sprintf("SELECT name FROM pragma_table_info(%q) ORDER BY cid", table))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var quoted []string
+	for cols.Next() {
+		var c string
+		if err := cols.Scan(&c); err != nil {
+			t.Fatal(err)
+		}
+		quoted = append(quoted, fmt.Sprintf("quote(%q)", c))
+	}
+	cols.Close()
+	rows, err := d.Query(fmt.Sprintf("SELECT %s FROM %q ORDER BY 1", strings.Join(quoted, " || ',' || "), table))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rows.Close()
+	var b strings.Builder
+	for rows.Next() {
+		var values string
+		if err := rows.Scan(&values); err != nil {
+			t.Fatal(err)
+		}
+		fmt.Fprintf(&b, "INSERT INTO %s VALUES (%s);\n", table, values)
+	}
+	if err := rows.Err(); err != nil {
+		t.Fatal(err)
+	}
+	return b.String()
+}
+
+func pragmaOf(t *testing.T, path, pragma string) string {
+	t.Helper()
+	d := rawDB(t, path)
+	var v string
+	if err := d.QueryRow("PRAGMA " + pragma).Scan(&v); err != nil {
+		t.Fatal(err)
+	}
+	return v
+}
