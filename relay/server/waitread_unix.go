@@ -11,9 +11,10 @@ import (
 // an idle connection then costs a small goroutine stack instead of one sized for
 // gorilla's read path, which the runtime could not shrink.
 type readWaiter struct {
-	rc    syscall.RawConn
-	b     [1]byte
-	ready func(fd uintptr) bool // made once: a closure per wait would be garbage
+	rc     syscall.RawConn
+	b      [1]byte
+	ready  func(fd uintptr) bool // made once: a closure per wait would be garbage
+	polled bool                  // this wait found nothing and parked on the poller
 
 	// tryWrite's, made and used by the writer role's holder only
 	write func(fd uintptr)
@@ -39,12 +40,21 @@ func newReadWaiter(nc net.Conn) *readWaiter {
 // wait returns once the socket is readable (data, EOF or an error), or when the read
 // deadline passes. Errors are left for the real read to report.
 func (w *readWaiter) wait() {
+	w.polled = false
 	w.rc.Read(w.ready)
 }
 
+// peek looks once, without reading, whether the socket has something. Woken by the
+// poller after that, it does not look again: the read that follows finds out, and a
+// second look cost every waited-for frame a system call (a rare spurious wake-up only
+// parks that read deeper, inside gorilla's read path).
 func (w *readWaiter) peek(fd uintptr) bool {
+	if w.polled {
+		return true
+	}
 	_, _, err := syscall.Recvfrom(int(fd), w.b[:], syscall.MSG_PEEK|syscall.MSG_DONTWAIT)
 	if err == syscall.EAGAIN || err == syscall.EWOULDBLOCK {
+		w.polled = true
 		return false // not yet: park until the poller says readable
 	}
 	return true
