@@ -59,6 +59,20 @@ var (
 	// ErrBlobStalled: a blob request had no answer within Config.BlobAnswerTimeout
 	// while the connection stayed up; the transfer stopped (resume it later).
 	ErrBlobStalled = errors.New("relay: no answer to a blob request in time")
+	// ErrPingFlood: the relay pinged far more often than a relay needs to (over
+	// relayPingBurst at once, or relayPingRate a second over time). Every ping must be
+	// answered with a pong, a write each: the connection is ended rather than let a
+	// hostile relay keep this client writing, and Run connects again after its backoff.
+	ErrPingFlood = errors.New("relay: the relay sent pings far more often than a relay needs to; reconnecting")
+)
+
+// relayPingBurst and relayPingRate bound the pings a connection answers: far above
+// what a relay needs (pfschat's pings an idle connection every 30 seconds, and a test
+// relay every 20 ms), far below a flood. Clients are held to 200 frames a second of
+// every kind.
+const (
+	relayPingBurst = 200
+	relayPingRate  = rate.Limit(100) // per second
 )
 
 // Config configures a Client.
@@ -880,7 +894,11 @@ func (c *Client) readLoop(cc *clientConn) {
 	ready := false
 	lastDeadline := time.Now()
 	cc.ws.SetReadDeadline(lastDeadline.Add(readTimeout))
+	pings := rate.NewLimiter(relayPingRate, relayPingBurst)
 	cc.ws.SetPingHandler(func(data string) error {
+		if !pings.Allow() {
+			return ErrPingFlood
+		}
 		cc.ws.SetReadDeadline(time.Now().Add(readTimeout))
 		// WriteControl may run beside another write; a failed pong shows as a dead
 		// connection soon enough.

@@ -25,11 +25,18 @@ import (
 type wsProxy struct {
 	srv      *httptest.Server
 	toClient func(mt int, data []byte) [][]byte
+	// after, when set, runs after each message written to the client, with the
+	// client's connection: for frames a message cannot carry (control frames).
+	after func(down *websocket.Conn, data []byte) error
 }
 
 func startProxy(t *testing.T, relayURL string, toClient func(mt int, data []byte) [][]byte) *wsProxy {
+	return startProxyAfter(t, relayURL, toClient, nil)
+}
+
+func startProxyAfter(t *testing.T, relayURL string, toClient func(mt int, data []byte) [][]byte, after func(down *websocket.Conn, data []byte) error) *wsProxy {
 	t.Helper()
-	p := &wsProxy{toClient: toClient}
+	p := &wsProxy{toClient: toClient, after: after}
 	up := websocket.Upgrader{}
 	p.srv = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		down, err := up.Upgrade(w, r, nil)
@@ -59,6 +66,9 @@ func startProxy(t *testing.T, relayURL string, toClient func(mt int, data []byte
 			}
 			for _, out := range p.toClient(mt, data) {
 				if down.WriteMessage(mt, out) != nil {
+					return
+				}
+				if p.after != nil && p.after(down, out) != nil {
 					return
 				}
 			}
@@ -164,6 +174,90 @@ func TestPushesFromAFloodingRelayAreBounded(t *testing.T) {
 	for floods.Load() < 2 {
 		if _, err := c.Pushes().Wait(ctx); err != nil {
 			t.Fatal(err)
+		}
+	}
+}
+
+// A relay that pings without end is cut off: the client answers a burst, then ends
+// the connection with ErrPingFlood (every ping costs it a pong, a write) and connects
+// again after its backoff. A relay that pings as relays do stays connected.
+func TestPingFloodFromARelayEndsTheConnection(t *testing.T) {
+	r := relaytest.Start(t)
+	key, card := register(t, r, "alice")
+	var conns atomic.Int32
+	p := startProxyAfter(t, r.URL, func(mt int, b []byte) [][]byte { return [][]byte{b} },
+		func(down *websocket.Conn, b []byte) error {
+			if !bytes.Contains(b, []byte(`"type":"synced"`)) {
+				return nil
+			}
+			conns.Add(1)
+			for range 5000 {
+				if err := down.WriteControl(websocket.PingMessage, []byte("x"), time.Now().Add(time.Second)); err != nil {
+					return err
+				}
+			}
+			return nil
+		})
+	c := client.New(client.Config{URL: p.url(), Identity: key, Card: card, PinnedRelayKey: r.Server.RelayKey(),
+		MinBackoff: time.Millisecond, MaxBackoff: 10 * time.Millisecond})
+	ctx, cancel := context.WithTimeout(t.Context(), 20*time.Second)
+	defer cancel()
+	ran := make(chan error, 1)
+	go func() { ran <- c.Run(ctx) }()
+	defer func() { c.Close(); <-ran }()
+	for ended := 0; ended < 2; {
+		select {
+		case st := <-c.States():
+			if errors.Is(st.Err, client.ErrPingFlood) {
+				ended++
+			}
+		case <-ctx.Done():
+			t.Fatalf("%d connections ended by a ping flood, want 2", ended)
+		}
+	}
+	if n := conns.Load(); n < 2 {
+		t.Fatalf("%d connections flooded, want the client to have connected again", n)
+	}
+}
+
+// A burst of pings up to the limit (relayPingBurst, 200) is answered and the
+// connection stays: the limit is not in the way of a relay that pings often.
+func TestPingsAtARelaysPaceAreAnswered(t *testing.T) {
+	r := relaytest.Start(t)
+	key, card := register(t, r, "alice")
+	const burst = 200
+	pongs := make(chan struct{}, burst)
+	p := startProxyAfter(t, r.URL, func(mt int, b []byte) [][]byte { return [][]byte{b} },
+		func(down *websocket.Conn, b []byte) error {
+			if !bytes.Contains(b, []byte(`"type":"synced"`)) {
+				return nil
+			}
+			down.SetPongHandler(func(string) error { pongs <- struct{}{}; return nil })
+			for range burst {
+				if err := down.WriteControl(websocket.PingMessage, []byte("x"), time.Now().Add(time.Second)); err != nil {
+					return err
+				}
+			}
+			return nil
+		})
+	c := client.New(client.Config{URL: p.url(), Identity: key, Card: card, PinnedRelayKey: r.Server.RelayKey()})
+	ctx, cancel := context.WithTimeout(t.Context(), time.Minute)
+	defer cancel()
+	if err := c.Connect(ctx); err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	// The proxy reads the client's frames (and so its pongs) while it relays them to
+	// the relay: a request makes it read.
+	for got := 0; got < burst; {
+		if err := c.Ping(ctx); err != nil {
+			t.Fatalf("after %d pongs: %v", got, err)
+		}
+		select {
+		case <-pongs:
+			got++
+		case <-ctx.Done():
+			t.Fatalf("%d of %d pings answered", got, burst)
 		}
 	}
 }
