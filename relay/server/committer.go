@@ -238,9 +238,9 @@ type writeSet []*conn
 // writer and takes a fresh set for the next round. The writes overlap the next round's
 // commit: written by the committer itself, they took a quarter of its time at a few
 // messages per commit, and every send arriving meanwhile waited for them too. The
-// channel holds one round, so the committer is at most one round ahead of the writes;
-// a connection's frames stay in order because its writer role stays with the set
-// until it is written.
+// channel holds one round besides the one being written, so a committer that outruns
+// its writes waits here; a connection's frames stay in order because its writer role
+// stays with the set until it is written.
 func (cm *committer) writeAnswers() {
 	if len(cm.ws) == 0 {
 		return
