@@ -104,7 +104,7 @@ func TestKillNodeMidStream(t *testing.T) {
 	nc := natstest.Cluster(t, 3)
 	a := startNode(t, "A", rotate(nc.URLs(), 0), 3)
 	b := startNode(t, "B", rotate(nc.URLs(), 1), 3)
-	ctx := testCtx(t, 18*time.Second)
+	ctx := testCtx(t, 60*time.Second) // bounds a hang; a re-election on two loaded cores can take tens of seconds
 	alice := register(t, a.URL, "alice")
 	bob := register(t, b.URL, "bob")
 	ac := alice.online(t, a.URL+","+b.URL)
@@ -129,7 +129,7 @@ func TestNATSServerLoss(t *testing.T) {
 	nc := natstest.Cluster(t, 3)
 	a := startNode(t, "A", rotate(nc.URLs(), 0), 3)
 	b := startNode(t, "B", rotate(nc.URLs(), 1), 3)
-	ctx := testCtx(t, 19*time.Second)
+	ctx := testCtx(t, 60*time.Second) // bounds a hang; a re-election on two loaded cores can take tens of seconds
 	alice := register(t, a.URL, "alice")
 	bob := register(t, b.URL, "bob")
 	ac := alice.online(t, a.URL)

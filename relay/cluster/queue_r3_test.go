@@ -42,7 +42,7 @@ func TestQueueR3Faults(t *testing.T) {
 	}
 	cl := natstest.Cluster(t, 3)
 	c := testConn(t, cl.URLs(), 3)
-	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second) // bounds a hang: each re-election may take tens of seconds on two loaded cores
 	defer cancel()
 	q, err := NewQueue(ctx, c, QueueOptions{})
 	if err != nil {
