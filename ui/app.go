@@ -17,9 +17,12 @@ import (
 type Options struct {
 	// Profile is opened (unlock) or created (onboarding) when Backend is nil.
 	Profile Profile
-	// Backend, when set, skips onboarding and unlock (the demo opens a throwaway
-	// profile itself).
+	// Backend, when set, skips onboarding and unlock.
 	Backend Backend
+	// Start, when set and Backend is not, makes the backend while a starting screen is
+	// shown, so that the UI draws at once (the demo starts its relay and throwaway
+	// profiles so). Run returns Start's error, if any, once the terminal is restored.
+	Start func(context.Context) (Backend, error)
 	// Passphrase, when set, unlocks an existing profile without asking (from
 	// --passphrase-file or PFSCHAT_PASSPHRASE); a wrong one falls back to the unlock
 	// screen with the error.
@@ -101,8 +104,13 @@ type App struct {
 
 // Internal messages of the root model.
 type (
-	// backendReadyMsg switches from onboarding/unlock to the main screen.
-	backendReadyMsg struct{ b Backend }
+	// backendReadyMsg switches from onboarding/unlock to the main screen; contacts,
+	// when set, is the contact list read already (the starting screen reads it with
+	// the backend, so that the main screen's first frame has it).
+	backendReadyMsg struct {
+		b        Backend
+		contacts *contactsMsg
+	}
 	// pushDialogMsg opens a dialog on top of the stack.
 	pushDialogMsg struct{ d dialog }
 	// quitMsg closes the backend and leaves.
@@ -204,6 +212,8 @@ func New(ctx context.Context, opts Options) *App {
 	case opts.Backend != nil:
 		a.backend = opts.Backend
 		a.screen = newMainScreen(c, opts.Backend, opts.OpenContact)
+	case opts.Start != nil:
+		a.screen = newStarting(c, opts.Start)
 	case opts.Profile != nil && opts.Profile.Exists():
 		u := newUnlock(c, opts.Profile)
 		u.preset = opts.Passphrase
@@ -234,7 +244,11 @@ func (a *App) Update(msg tea.Msg) (tea.Model, tea.Cmd) {
 		ms := newMainScreen(a.c, msg.b, a.opts.OpenContact)
 		a.screen = ms
 		a.dialogs = nil
-		return a, tea.Batch(ms.Init(), recoveryCodeCmd(a.c, msg.b)) // a new account's code, once (recoverycode.go)
+		var listed tea.Cmd
+		if msg.contacts != nil {
+			listed = ms.onContacts(*msg.contacts)
+		}
+		return a, tea.Batch(listed, ms.Init(), recoveryCodeCmd(a.c, msg.b)) // a new account's code, once (recoverycode.go)
 	case pushDialogMsg:
 		a.dialogs = append(a.dialogs, msg.d)
 		if st, ok := msg.d.(interface{ startCmd() tea.Cmd }); ok {

@@ -273,7 +273,7 @@ func (o *onboarding) Update(msg tea.Msg) (screen, tea.Cmd) {
 		case o.step == stepDone:
 			if msg.String() == "enter" {
 				b := o.created
-				return o, func() tea.Msg { return backendReadyMsg{b} }
+				return o, func() tea.Msg { return backendReadyMsg{b: b} }
 			}
 			return o, nil
 		case o.probing:
@@ -713,7 +713,7 @@ func (u *unlock) Update(msg tea.Msg) (screen, tea.Cmd) {
 		}
 		clear(u.queued)
 		u.queued = nil
-		return u, func() tea.Msg { return backendReadyMsg{msg.b} }
+		return u, func() tea.Msg { return backendReadyMsg{b: msg.b} }
 	case tea.KeyPressMsg, tea.PasteMsg:
 		if u.busy {
 			u.queued = append(u.queued, msg)

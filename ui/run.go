@@ -10,7 +10,8 @@ import (
 
 // Run runs the UI on stdin and stdout until it quits, then closes whatever backend it
 // ended with (quitting from the UI has closed it already). Ctrl+C and the end of ctx
-// are ordinary ways out and return nil; a panic in the UI is returned as an error.
+// are ordinary ways out and return nil; a panic in the UI, or Options.Start's error,
+// is returned as an error.
 func Run(ctx context.Context, opts Options, stdin io.Reader, stdout io.Writer) error {
 	app := New(ctx, opts)
 	// Bubble Tea writes a changed frame at its next tick, so the frame rate bounds how
@@ -20,6 +21,9 @@ func Run(ctx context.Context, opts Options, stdin io.Reader, stdout io.Writer) e
 	// whole demo process idles at 16–19 ms of CPU a second against 11–12).
 	p := tea.NewProgram(app, tea.WithContext(ctx), tea.WithInput(stdin), tea.WithOutput(stdout), tea.WithFPS(120))
 	_, err := p.Run()
+	if st, ok := app.screen.(*starting); ok && st.err != nil {
+		return st.err // Options.Start failed: nothing else ran
+	}
 	if b := app.backend; b != nil && !app.quitting {
 		if cerr := b.Close(); cerr != nil {
 			app.c.log.Warn("closing chat backend", "err", cerr)

@@ -63,19 +63,51 @@ func runDemo(ctx context.Context, args []string, stdin io.Reader, stdout, stderr
 
 	resumeGC := pauseGC()
 	defer resumeGC()
-	startCtx, cancel := context.WithTimeout(ctx, time.Minute)
-	d, err := StartDemo(startCtx, dir, logger)
-	cancel()
-	if err != nil {
-		fmt.Fprintf(stderr, "pfschat demo: %v\n", err)
-		return exitFail
+	// The setup (a relay, both profiles) runs behind the UI's starting screen
+	// (ui.Options.Start): Bubble Tea writes frames on a ticker that starts with the
+	// program, so the first frame with the conversation then waits for at most one
+	// tick after the setup instead of for the program's start and a whole tick.
+	startCtx, cancelStart := context.WithTimeout(ctx, time.Minute)
+	defer cancelStart()
+	var d *DemoEnv
+	var startErr error
+	setUp := make(chan struct{})
+	go func() {
+		defer close(setUp)
+		if d, startErr = StartDemo(startCtx, dir, logger); startErr == nil {
+			d.onGreet = resumeGC
+		}
+	}()
+	start := func(ctx context.Context) (ui.Backend, error) {
+		select {
+		case <-setUp:
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		}
+		if startErr != nil {
+			return nil, startErr
+		}
+		return d.Backend(), nil
 	}
-	defer d.Close()
-	d.onGreet = resumeGC
 	// Files the echo sends back are saved in the demo's directory, removed on exit with
 	// the rest: a tour leaves nothing in the user's own downloads.
-	return runProgram(ctx, ui.Options{Backend: d.Backend(), OpenContact: EchoName, Bell: !flags.NoBell, Logger: logger,
-		Notifier: ui.DetectNotifier(os.Getenv), DownloadDir: filepath.Join(dir, "downloads")}, stdin, stdout, stderr)
+	err = ui.Run(ctx, ui.Options{Start: start, OpenContact: EchoName, Bell: !flags.NoBell, Logger: logger,
+		Notifier: ui.DetectNotifier(os.Getenv), DownloadDir: filepath.Join(dir, "downloads")}, stdin, stdout)
+	cancelStart() // the UI may have ended before the setup did
+	<-setUp
+	if d != nil {
+		d.Close()
+	}
+	switch {
+	case err != nil && startErr != nil && errors.Is(err, startErr):
+		fmt.Fprintf(stderr, "pfschat demo: %v\n", err)
+		return exitFail
+	case err != nil:
+		logger.Error("ui", "err", err)
+		fmt.Fprintf(stderr, "pfschat: %v\n", err)
+		return exitFail
+	}
+	return exitOK
 }
 
 // pauseGC turns the garbage collector off until resume, with a 256 MiB memory limit as
@@ -227,6 +259,10 @@ type demoBackend struct {
 	*chat.Controller
 	d *DemoEnv
 }
+
+// TakeRecoveryCode is empty: the demo's profiles are thrown away on exit, and there is
+// nothing to recover (the UI shows a new account's code once otherwise).
+func (b demoBackend) TakeRecoveryCode() string { return "" }
 
 func (b demoBackend) Contacts(ctx context.Context) ([]chat.Contact, error) {
 	list, err := b.Controller.Contacts(ctx)
