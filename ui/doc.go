@@ -11,13 +11,15 @@
 //
 //	app := ui.New(ctx, ui.Options{Profile: p})      // onboarding or unlock, then main
 //	app := ui.New(ctx, ui.Options{Backend: ctrl})   // straight to the main screen
+//	app := ui.New(ctx, ui.Options{Start: make})     // "starting…" while make runs, then main
 //	_, err := tea.NewProgram(app).Run()
 //
 // or [Run], which also closes the backend the UI ended with. The package is a library of
 // screens: it starts no servers, opens no stores and parses no flags. The command layer,
 // pfschat/chat/cli, does that for `pfschat` (profile, passphrase, log file) and
 // `pfschat demo` (an in-process relay, a throwaway profile and an echo contact), and
-// hands the UI a [Profile] ([NewChatProfile]) or a ready [Backend].
+// hands the UI a [Profile] ([NewChatProfile]), a ready [Backend], or (the demo) a
+// function that makes one.
 //
 // Layout of the package: app.go is the root model (one screen plus a stack of dialogs);
 // onboarding.go, mainscreen.go and dialogs.go are the screens and dialogs; the main
