@@ -66,7 +66,9 @@ func (c *Controller) RotateKeys(ctx context.Context, n int) error {
 		return fmt.Errorf("chat: asking the relay for prekey counts: %w", err)
 	}
 	now := c.now().UTC().Truncate(time.Second)
-	var upload []ratchet.PublicPreKey
+	// The new keys of every kind are made at the end, in one transaction for their ids
+	// and one for their private halves (a new profile's rotation made eight commits).
+	var want []preKeyWant
 
 	// Signed prekeys: X25519 and the ML-KEM last resort.
 	for _, kind := range []ratchet.PreKeyKind{ratchet.SignedPreKey, ratchet.KEMLastResort} {
@@ -77,18 +79,10 @@ func (c *Controller) RotateKeys(ctx context.Context, n int) error {
 		slices.SortFunc(keys, func(a, b storage.PreKey) int { return a.CreatedAt.Compare(b.CreatedAt) })
 		needNew := len(keys) == 0 || now.Sub(keys[len(keys)-1].CreatedAt) >= SignedPreKeyMaxAge || status.Counts[kind] == 0
 		if needNew {
-			pub, err := c.newPreKeys(ctx, kind, 1, now)
-			if err != nil {
-				return err
-			}
-			upload = append(upload, pub...)
-			keys, err = c.store.PreKeys(ctx, uint8(kind))
-			if err != nil {
-				return fmt.Errorf("chat: listing %s: %w", kindName(kind), err)
-			}
-			slices.SortFunc(keys, func(a, b storage.PreKey) int { return a.CreatedAt.Compare(b.CreatedAt) })
+			want = append(want, preKeyWant{kind, 1})
 		}
 		// A key retires when its successor is created; delete it a grace period later.
+		// (A successor made in this call retires nothing yet: it was created now.)
 		var expired []uint32
 		for i := 0; i+1 < len(keys); i++ {
 			if now.Sub(keys[i+1].CreatedAt) > RetiredPreKeyGrace {
@@ -169,15 +163,15 @@ func (c *Controller) RotateKeys(ctx context.Context, n int) error {
 			}
 		}
 		if missing := n - status.Counts[kind]; missing > 0 {
-			pub, err := c.newPreKeys(ctx, kind, missing, now)
-			if err != nil {
-				return err
-			}
-			upload = append(upload, pub...)
+			want = append(want, preKeyWant{kind, missing})
 		}
 	}
-	if len(upload) == 0 {
+	if len(want) == 0 {
 		return nil
+	}
+	upload, err := c.newPreKeys(ctx, want, now)
+	if err != nil {
+		return err
 	}
 	if err := rc.UploadPreKeys(ctx, upload); err != nil {
 		return fmt.Errorf("chat: uploading %d prekeys: %w", len(upload), err)
@@ -186,32 +180,46 @@ func (c *Controller) RotateKeys(ctx context.Context, n int) error {
 	return nil
 }
 
-// newPreKeys generates count prekeys of kind, commits their private halves and returns
-// the public halves to upload.
-func (c *Controller) newPreKeys(ctx context.Context, kind ratchet.PreKeyKind, count int, now time.Time) ([]ratchet.PublicPreKey, error) {
-	rows := make([]storage.PreKey, 0, count)
-	pubs := make([]ratchet.PublicPreKey, 0, count)
+// preKeyWant is count new prekeys of kind.
+type preKeyWant struct {
+	kind  ratchet.PreKeyKind
+	count int
+}
+
+// newPreKeys generates the prekeys of every want, in order, commits their private
+// halves and returns the public halves to upload.
+func (c *Controller) newPreKeys(ctx context.Context, want []preKeyWant, now time.Time) ([]ratchet.PublicPreKey, error) {
+	reqs := make([]storage.PreKeyIDs, len(want))
+	total := 0
+	for i, w := range want {
+		reqs[i] = storage.PreKeyIDs{Kind: uint8(w.kind), N: w.count}
+		total += w.count
+	}
 	// One transaction reserves every id (it used to be one per key: 200 fsyncs on a new
 	// profile); ids reserved and then not stored, after a crash, are simply never used.
-	first, err := c.store.ReservePreKeyIDs(ctx, uint8(kind), count)
+	first, err := c.store.ReservePreKeyIDsFor(ctx, reqs)
 	if err != nil {
-		return nil, fmt.Errorf("chat: allocating %d %s ids: %w", count, kindName(kind), err)
+		return nil, fmt.Errorf("chat: allocating %d prekey ids: %w", total, err)
 	}
-	for i := range count {
-		id := first + uint32(i)
-		k, err := ratchet.GeneratePreKey(c.rand, c.id, kind, id, now)
-		if err != nil {
-			return nil, fmt.Errorf("chat: generating a %s: %w", kindName(kind), err)
+	rows := make([]storage.PreKey, 0, total)
+	pubs := make([]ratchet.PublicPreKey, 0, total)
+	for i, w := range want {
+		for j := range w.count {
+			id := first[i] + uint32(j)
+			k, err := ratchet.GeneratePreKey(c.rand, c.id, w.kind, id, now)
+			if err != nil {
+				return nil, fmt.Errorf("chat: generating a %s: %w", w.kind, err)
+			}
+			priv, err := k.MarshalBinary()
+			if err != nil {
+				return nil, fmt.Errorf("chat: encoding a %s: %w", w.kind, err)
+			}
+			rows = append(rows, storage.PreKey{Kind: uint8(w.kind), ID: id, CreatedAt: now, Private: priv})
+			pubs = append(pubs, k.Public())
 		}
-		priv, err := k.MarshalBinary()
-		if err != nil {
-			return nil, fmt.Errorf("chat: encoding a %s: %w", kindName(kind), err)
-		}
-		rows = append(rows, storage.PreKey{Kind: uint8(kind), ID: id, CreatedAt: now, Private: priv})
-		pubs = append(pubs, k.Public())
 	}
 	if err := c.store.PutPreKeys(ctx, rows); err != nil {
-		return nil, fmt.Errorf("chat: storing %d %s: %w", count, kindName(kind), err)
+		return nil, fmt.Errorf("chat: storing %d prekeys: %w", len(rows), err)
 	}
 	return pubs, nil
 }

@@ -843,26 +843,49 @@ func (c *Client) NextPreKeyID(ctx context.Context, kind uint8) (uint32, error) {
 
 // ReservePreKeyIDs reserves n consecutive ids for a kind and returns the first.
 func (c *Client) ReservePreKeyIDs(ctx context.Context, kind uint8, n int) (uint32, error) {
-	if n < 1 {
-		return 0, fmt.Errorf("%w: reserve %d prekey ids", ErrInvalid, n)
+	first, err := c.ReservePreKeyIDsFor(ctx, []PreKeyIDs{{Kind: kind, N: n}})
+	if err != nil {
+		return 0, err
 	}
-	var first int64
-	err := c.db.write(ctx, func(tx *txn) error {
-		err := tx.scan(ctx, `INSERT INTO prekey_ids (kind, next) VALUES (?, 1 + ?)
-			ON CONFLICT (kind) DO UPDATE SET next = next + ? RETURNING next - ?`,
-			[]any{kind, n, n, n}, &first)
-		if err != nil {
-			return err
+	return first[0], nil
+}
+
+// PreKeyIDs asks ReservePreKeyIDsFor for N consecutive ids of one kind.
+type PreKeyIDs struct {
+	Kind uint8
+	N    int
+}
+
+// ReservePreKeyIDsFor reserves the ids of every request in one transaction (a new
+// profile's rotation needs four kinds: one commit, not four) and returns the first id
+// of each, in order. Ids are never reused, even after their key is deleted.
+func (c *Client) ReservePreKeyIDsFor(ctx context.Context, want []PreKeyIDs) ([]uint32, error) {
+	for _, w := range want {
+		if w.N < 1 {
+			return nil, fmt.Errorf("%w: reserve %d prekey ids", ErrInvalid, w.N)
 		}
-		if first+int64(n)-1 > 0xFFFFFFFF {
-			return fmt.Errorf("%w: prekey ids of kind %d exhausted", ErrInvalid, kind)
+	}
+	first := make([]uint32, len(want))
+	err := c.db.write(ctx, func(tx *txn) error {
+		for i, w := range want {
+			var f int64
+			err := tx.scan(ctx, `INSERT INTO prekey_ids (kind, next) VALUES (?, 1 + ?)
+				ON CONFLICT (kind) DO UPDATE SET next = next + ? RETURNING next - ?`,
+				[]any{w.Kind, w.N, w.N, w.N}, &f)
+			if err != nil {
+				return err
+			}
+			if f+int64(w.N)-1 > 0xFFFFFFFF {
+				return fmt.Errorf("%w: prekey ids of kind %d exhausted", ErrInvalid, w.Kind)
+			}
+			first[i] = uint32(f)
 		}
 		return nil
 	})
 	if err != nil {
-		return 0, fmt.Errorf("storage: next prekey id: %w", err)
+		return nil, fmt.Errorf("storage: next prekey id: %w", err)
 	}
-	return uint32(first), nil
+	return first, nil
 }
 
 // ---- sessions ----------------------------------------------------------------------

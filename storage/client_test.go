@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
+	"slices"
 	"testing"
 )
 
@@ -212,6 +213,27 @@ func TestContacts(t *testing.T) {
 	}
 	if seen, _ := c.SeenRelayID(ctx, "77"); seen {
 		t.Fatal("failed receive recorded its relay id")
+	}
+}
+
+// ReservePreKeyIDsFor hands out every kind's ids in one transaction, from each kind's
+// own counter (twice the same kind: consecutive ranges), and refuses an empty request
+// without reserving anything.
+func TestReservePreKeyIDsFor(t *testing.T) {
+	ctx := t.Context()
+	c := newClient(t, nil)
+	if _, err := c.ReservePreKeyIDs(ctx, 3, 7); err != nil {
+		t.Fatal(err)
+	}
+	first, err := c.ReservePreKeyIDsFor(ctx, []PreKeyIDs{{Kind: 1, N: 1}, {Kind: 3, N: 4}, {Kind: 1, N: 2}, {Kind: 4, N: 100}})
+	if err != nil || !slices.Equal(first, []uint32{1, 8, 2, 1}) {
+		t.Fatalf("first ids %v, %v; want [1 8 2 1]", first, err)
+	}
+	if _, err := c.ReservePreKeyIDsFor(ctx, []PreKeyIDs{{Kind: 1, N: 1}, {Kind: 3, N: 0}}); !errors.Is(err, ErrInvalid) {
+		t.Fatalf("a request for 0 ids: %v, want ErrInvalid", err)
+	}
+	if next, _ := c.NextPreKeyID(ctx, 1); next != 4 {
+		t.Fatalf("after a refused request, kind 1's next id is %d, want 4", next)
 	}
 }
 
