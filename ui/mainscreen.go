@@ -101,13 +101,18 @@ func newMainScreen(c *common, b Backend, openContact string) *mainScreen {
 	return m
 }
 
-// Init loads the contact list and starts listening to the controller's events.
+// Init loads the contact list, unless it came with the backend, and starts listening
+// to the controller's events.
 func (m *mainScreen) Init() tea.Cmd {
 	var resume tea.Cmd
 	if o, ok := m.b.(interface{ Online() bool }); ok && o.Online() {
 		m.resumed, resume = true, m.resumeUploads() // else at the first "online" event
 	}
-	return tea.Batch(m.c.loadContacts(m.b), waitEvent(m.b.Events()), m.loadNotifySettings(), resume)
+	var contacts tea.Cmd
+	if !m.listed { // else the starting screen read them with the backend (backendReadyMsg)
+		contacts = m.c.loadContacts(m.b)
+	}
+	return tea.Batch(contacts, waitEvent(m.b.Events()), m.loadNotifySettings(), resume)
 }
 
 func (m *mainScreen) narrow() bool { return m.c.width < narrowWidth }
