@@ -55,6 +55,9 @@ type RelayClient interface {
 	FetchBundle(ctx context.Context, name string) (*ratchet.Bundle, error)
 	Send(ctx context.Context, to string, body []byte, clientID string) (int64, error)
 	Ack(ctx context.Context, ids ...int64) error
+	// AckNoWait acks without waiting for an answer (a quiet ack where the relay takes
+	// them).
+	AckNoWait(ids ...int64) error
 }
 
 // Preferences configure a Controller: the seed's SecureChat preferences plus what a Go

@@ -39,8 +39,8 @@ func (c *Controller) receiveLoop(ctx context.Context, rc RelayClient) {
 			lastReceipts = time.Now()
 		}
 	}
-	flushAcks := func() {
-		c.flushAcks(ctx, rc, b)
+	flushAcks := func(confirm bool) {
+		c.flushAcks(ctx, rc, b, confirm)
 		if len(b.acks) > 0 {
 			firstUnacked = time.Now() // a failed ack is retried a little later
 		}
@@ -66,7 +66,7 @@ func (c *Controller) receiveLoop(ctx context.Context, rc RelayClient) {
 		p, more, ok, timedOut := nextPush(ctx, q, wait)
 		if !ok && !timedOut {
 			flushReceipts()
-			flushAcks()
+			flushAcks(true)
 			return
 		}
 		if ok {
@@ -88,7 +88,7 @@ func (c *Controller) receiveLoop(ctx context.Context, rc RelayClient) {
 			// ack the relay never brings them back, and a receipt lost to a crash could
 			// no longer be owed again.
 			flushReceipts()
-			flushAcks()
+			flushAcks(p.Synced)
 		}
 		if p.Synced {
 			c.markSynced()
@@ -184,8 +184,21 @@ func (c *Controller) flushReceipts(ctx context.Context, b *receiveBatch) {
 // flushAcks acks the committed messages in one frame. Acks that fail stay owed and go
 // with the next flush; the relay also redelivers un-acked messages on reconnect, and
 // SeenRelayID recognises them.
-func (c *Controller) flushAcks(ctx context.Context, rc RelayClient, b *receiveBatch) {
+//
+// With confirm (the backlog's end, and the last flush) it waits for the relay's ok, so
+// that a receiver that stops once synced (a one-shot recv) leaves nothing to come
+// again. Otherwise the ack is quiet (PROTOCOL.md "ack"): the relay sends no ok, the
+// loop does not wait for one, and a lost ack is a redelivery.
+func (c *Controller) flushAcks(ctx context.Context, rc RelayClient, b *receiveBatch, confirm bool) {
 	if len(b.acks) == 0 || ctx.Err() != nil {
+		return
+	}
+	if !confirm {
+		if err := rc.AckNoWait(b.acks...); err != nil {
+			c.log.Info("ack deferred", "count", len(b.acks), "err", err)
+			return
+		}
+		b.acks = b.acks[:0]
 		return
 	}
 	actx, cancel := context.WithTimeout(ctx, rpcTimeout)

@@ -65,16 +65,30 @@ func (h *hostileRelay) Pushes() *fifo.Queue[client.Push] {
 }
 
 func (h *hostileRelay) Ack(ctx context.Context, ids ...int64) error {
+	real := realIDs(ids)
+	if len(real) == 0 {
+		return nil
+	}
+	return h.RelayClient.Ack(ctx, real...)
+}
+
+func (h *hostileRelay) AckNoWait(ids ...int64) error {
+	real := realIDs(ids)
+	if len(real) == 0 {
+		return nil
+	}
+	return h.RelayClient.AckNoWait(real...)
+}
+
+// realIDs leaves out the ids this hostile relay made up.
+func realIDs(ids []int64) []int64 {
 	real := ids[:0:0]
 	for _, id := range ids {
 		if id < fakeIDBase {
 			real = append(real, id)
 		}
 	}
-	if len(real) == 0 {
-		return nil
-	}
-	return h.RelayClient.Ack(ctx, real...)
+	return real
 }
 
 func (h *hostileRelay) setCapture(on bool) {

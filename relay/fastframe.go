@@ -150,7 +150,7 @@ func fastDecodeSend(b []byte) (Frame, bool) {
 // one never takes a fast path.
 const (
 	SendPrefix = `{"type":"send","id":`
-	AckPrefix  = `{"type":"ack","id":`
+	AckPrefix  = `{"type":"ack",` // then "id":N, unless the ack is quiet
 )
 
 // SendFrame is a send frame as DecodeSendInto reads it: To and ClientID are views into
@@ -438,8 +438,8 @@ func endsJSONScalar(c byte) bool {
 	return false
 }
 
-// fastDecodeAck recognises {"type":"ack","id":N,"ids":[N,N,...]} (what AppendAck and
-// encoding/json write for an ack).
+// fastDecodeAck recognises {"type":"ack","id":N,"ids":[N,N,...]} and the quiet ack
+// {"type":"ack","ids":[N,N,...]} (what AppendAck and encoding/json write for an ack).
 func fastDecodeAck(b []byte) (Frame, bool) {
 	s := scanner{b: b}
 	var f Frame
@@ -447,7 +447,13 @@ func fastDecodeAck(b []byte) (Frame, bool) {
 	if !s.lit(AckPrefix) {
 		return f, false
 	}
-	if f.ID, ok = s.uint(); !ok || !s.lit(`,"ids":[`) {
+	if s.lit(`"id":`) {
+		// "id":0 (a quiet ack, but not in the compact layout) is the general decoder's.
+		if f.ID, ok = s.uint(); !ok || f.ID == 0 || !s.lit(",") {
+			return f, false
+		}
+	}
+	if !s.lit(`"ids":[`) {
 		return f, false
 	}
 	f.IDs = make([]int64, 0, bytes.Count(b[s.i:], []byte{','})+1)
@@ -474,16 +480,23 @@ func fastDecodeAck(b []byte) (Frame, bool) {
 }
 
 // DecodeAckInto is the relay's fast path for ack frames: fastDecodeAck's layout, with
-// the ids appended to ids[:0] and the checks DecodeFrame would make. It accepts only
-// what DecodeFrame accepts, with the same values; anything else is left to
-// DecodeFrame. It returns the ids buffer, grown or not, even when it refuses.
+// the ids appended to ids[:0] and the checks DecodeFrame would make. id is 0 for a
+// quiet ack (no "id": PROTOCOL.md "ack"). It accepts only what DecodeFrame accepts,
+// with the same values; anything else is left to DecodeFrame. It returns the ids
+// buffer, grown or not, even when it refuses.
 func DecodeAckInto(b []byte, ids []int64) (id uint64, _ []int64, ok bool) {
 	ids = ids[:0]
 	s := scanner{b: b}
 	if len(b) > MaxFrameSize || !s.lit(AckPrefix) {
 		return 0, ids, false
 	}
-	if id, ok = s.uint(); !ok || id == 0 || !s.lit(`,"ids":[`) {
+	if s.lit(`"id":`) {
+		// "id":0 is a quiet ack too, but not in the compact layout: DecodeFrame reads it.
+		if id, ok = s.uint(); !ok || id == 0 || !s.lit(",") {
+			return 0, ids, false
+		}
+	}
+	if !s.lit(`"ids":[`) {
 		return 0, ids, false
 	}
 	if !s.lit("]") {
@@ -507,11 +520,16 @@ func DecodeAckInto(b []byte, ids []int64) (id uint64, _ []int64, ok bool) {
 	return id, ids, true
 }
 
-// AppendAck writes an ack frame in the layout fastDecodeAck recognises.
+// AppendAck writes an ack frame in the layout fastDecodeAck recognises; with id 0, a
+// quiet ack, which the relay does not answer (PROTOCOL.md "ack").
 func AppendAck(b []byte, id uint64, ids []int64) []byte {
-	b = append(b, `{"type":"ack","id":`...)
-	b = strconv.AppendUint(b, id, 10)
-	b = append(b, `,"ids":[`...)
+	b = append(b, AckPrefix...)
+	if id != 0 {
+		b = append(b, `"id":`...)
+		b = strconv.AppendUint(b, id, 10)
+		b = append(b, ',')
+	}
+	b = append(b, `"ids":[`...)
 	for i, x := range ids {
 		if i > 0 {
 			b = append(b, ',')

@@ -234,6 +234,9 @@ type FrameLimits struct {
 	// BlobCRC32C: the relay checks an upload's CRC-32C at blob_commit (PROTOCOL.md
 	// "Blobs"); false or absent: only its SHA-256 digest.
 	BlobCRC32C bool `json:"blob_crc32c,omitempty"`
+	// QuietAcks: the relay takes acks without an id and sends them no ok (PROTOCOL.md
+	// "ack"); false or absent: every ack needs an id.
+	QuietAcks bool `json:"quiet_acks,omitempty"`
 }
 
 // FrameError is what DecodeFrame returns for input it refuses: Code is the protocol
@@ -324,7 +327,7 @@ var clientFrames = map[string]frameRule{
 	TypeFetchBundle:   {required: fName, needID: true},
 	TypeReplaceCard:   {required: fCard, needID: true},
 	TypeSend:          {required: fTo | fBody | fClientID, optional: fTTL, needID: true},
-	TypeAck:           {required: fIDs, needID: true},
+	TypeAck:           {required: fIDs}, // no id: a quiet ack, never answered ok
 	TypePing:          {needID: true},
 	TypeDeleteAccount: {required: fCardID | fSignature | fTime, needID: true},
 	TypeBlock:         {required: fName, needID: true},

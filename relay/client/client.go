@@ -264,6 +264,9 @@ type clientConn struct {
 	// it, so a message pushed right after login can be acked as soon as it is seen.
 	ready   chan struct{}
 	aborted chan struct{} // closed when connect gives up on this connection
+	// quietAcks: the relay's hello announced quiet_acks; set before the connection is
+	// the current one, read-only after.
+	quietAcks bool
 }
 
 // New returns a client; nothing happens on the network until Connect or Run.
@@ -789,6 +792,7 @@ func (c *Client) connectOne(ctx context.Context, rawURL string) error {
 		c.mu.Unlock()
 		return fail(ErrClosed)
 	}
+	cc.quietAcks = hello.Limits != nil && hello.Limits.QuietAcks
 	c.cur = cc
 	close(c.up)
 	c.relayKey = relayKey
@@ -1315,8 +1319,9 @@ func (c *Client) Ping(ctx context.Context) error {
 }
 
 // AckNoWait sends an ack without waiting for the relay's answer: for receivers that
-// ack in a stream and can live with a redelivery if the ack is lost. It still waits
-// for the relay's frame rate.
+// ack in a stream and can live with a redelivery if the ack is lost. To a relay that
+// announced quiet_acks it is a quiet ack, which the relay does not answer; to any
+// other, an ack whose ok is dropped. It still waits for the relay's frame rate.
 func (c *Client) AckNoWait(ids ...int64) error {
 	cc, err := c.current()
 	if err != nil {
@@ -1325,7 +1330,10 @@ func (c *Client) AckNoWait(ids ...int64) error {
 	for len(ids) > 0 {
 		c.waitPace(context.Background()) // without a deadline it only waits
 		n := min(len(ids), relay.MaxAckIDs)
-		f := relay.Frame{Type: relay.TypeAck, ID: c.nextID.Add(1), IDs: ids[:n]}
+		f := relay.Frame{Type: relay.TypeAck, IDs: ids[:n]}
+		if !cc.quietAcks {
+			f.ID = c.nextID.Add(1)
+		}
 		ids = ids[n:]
 		if err := cc.write(relay.EncodeFrame(&f)); err != nil {
 			return fmt.Errorf("%w: %v", ErrConnectionLost, err)

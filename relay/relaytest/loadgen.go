@@ -209,11 +209,25 @@ func (c *LoadConn) QueueSend(to string, body []byte, clientID string) {
 	c.wbuf = c.endFrame(relay.AppendSend(b, &f), start, websocket.TextMessage)
 }
 
-// QueueAck queues an ack frame for ids (at most relay.MaxAckIDs); Flush writes it.
+// QueueAck queues an ack frame for ids (at most relay.MaxAckIDs); Flush writes it. To a
+// relay whose hello announced quiet_acks it is a quiet ack, as pfschat's receiver
+// sends while it streams (no ok comes back); to any other, an ack with an id.
 func (c *LoadConn) QueueAck(ids []int64) {
-	c.nextID++
+	c.queueAck(ids, c.hello.Limits == nil || !c.hello.Limits.QuietAcks)
+}
+
+// QueueAckAnswered queues an ack with an id, which the relay answers ok once the
+// deletion is committed.
+func (c *LoadConn) QueueAckAnswered(ids []int64) { c.queueAck(ids, true) }
+
+func (c *LoadConn) queueAck(ids []int64, answered bool) {
+	var id uint64
+	if answered {
+		c.nextID++
+		id = c.nextID
+	}
 	b, start := beginFrame(c.wbuf)
-	c.wbuf = c.endFrame(relay.AppendAck(b, c.nextID, ids), start, websocket.TextMessage)
+	c.wbuf = c.endFrame(relay.AppendAck(b, id, ids), start, websocket.TextMessage)
 }
 
 // Queued is how many bytes wait for Flush.

@@ -564,7 +564,9 @@ func (cm *committer) answerAcks(g *ackGroup, err error) {
 		} else {
 			cm.m.acked.Add(uint64(a.n))
 			a.c.forgetAcked(a.ids[:a.n])
-			a.c.replyOKTo(&cm.ws, a.reqID)
+			if a.reqID != 0 { // a quiet ack is not answered (PROTOCOL.md "ack")
+				a.c.replyOKTo(&cm.ws, a.reqID)
+			}
 		}
 		a.release()
 	}

@@ -81,7 +81,7 @@ func TestTLSParkedReadLoopSeesBufferedFrames(t *testing.T) {
 				ids = append(ids, ev.MsgID)
 			}
 		}
-		bob.QueueAck(ids)
+		bob.QueueAckAnswered(ids)
 		if err := bob.Flush(); err != nil {
 			t.Fatal(err)
 		}

@@ -352,6 +352,7 @@ func (s *Server) frameLimits() *relay.FrameLimits {
 		fl.BlobRunChunks = relay.BlobRunChunks
 		fl.BlobCRC32C = true
 	}
+	fl.QuietAcks = true
 	return fl
 }
 

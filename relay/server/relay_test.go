@@ -268,6 +268,76 @@ func testAckAndRedelivery(t *testing.T, bk store) {
 	waitSynced(t, c3)
 }
 
+// A quiet ack (no id, or "id":0) deletes what it names and is never answered; a quiet
+// ack the relay refuses is answered with an error without an id. The hello says the
+// relay takes them.
+func TestQuietAck(t *testing.T) { eachStore(t, testQuietAck) }
+
+func testQuietAck(t *testing.T, bk store) {
+	r := bk.Start(t)
+	ctx := testCtx(t)
+	alice := newUser(t, r, "alice")
+	bob, rc := registerLoggedIn(t, r, "bob")
+	if rc.hello.Limits == nil || !rc.hello.Limits.QuietAcks {
+		t.Fatalf("the hello's limits do not announce quiet_acks: %s", mustJSON(t, rc.hello.Limits))
+	}
+	// next skips the low_prekeys notices a fresh card gets.
+	next := func(rc *raw) relay.Frame {
+		t.Helper()
+		for {
+			if f := rc.read(); f.Type != relay.TypeLowPreKeys {
+				return f
+			}
+		}
+	}
+	if f := next(rc); f.Type != relay.TypeSynced {
+		t.Fatalf("after login: %q, want synced", f.Type)
+	}
+	var ids []int64
+	for i := range 3 {
+		id, err := alice.c.Send(ctx, "bob", []byte{byte(i)}, fmt.Sprint(i))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if f := next(rc); f.Type != relay.TypeDeliver || f.MsgID != id {
+			t.Fatalf("got %s, want the deliver of %d", rc.last, id)
+		}
+		ids = append(ids, id)
+	}
+	// The compact layout (the fast path), then "id":0 (the general decoder's), then a
+	// refused one, then an ack with an id: its ok comes once everything before it is
+	// committed, so an ok for a quiet ack would come before it.
+	rc.sendText([]byte(fmt.Sprintf(`{"type":"ack","ids":[%d]}`, ids[0])))
+	rc.sendText([]byte(fmt.Sprintf(`{"ids":[%d], "type":"ack", "id":0}`, ids[1])))
+	rc.sendText([]byte(`{"type":"ack","ids":[0]}`))
+	if f := next(rc); f.Type != relay.TypeError || f.Code != relay.CodeBadField || f.ID != 0 {
+		t.Fatalf("a refused quiet ack: got %s, want bad_field without an id", rc.last)
+	}
+	rc.sendText([]byte(fmt.Sprintf(`{"type":"ack","id":9,"ids":[%d]}`, ids[2])))
+	if f := next(rc); f.Type != relay.TypeOK || f.ID != 9 {
+		t.Fatalf("got %s, want only the ok of the ack with id 9", rc.last)
+	}
+	rc.ws.Close()
+
+	// Nothing comes again: all three are deleted.
+	rc2 := dialRaw(t, r)
+	if f := rc2.login(bob); f.Type != relay.TypeOK {
+		t.Fatalf("login: %s", rc2.last)
+	}
+	if f := next(rc2); f.Type != relay.TypeSynced {
+		t.Fatalf("after acking everything, the backlog brought %s", rc2.last)
+	}
+}
+
+func mustJSON(t *testing.T, v any) []byte {
+	t.Helper()
+	b, err := json.Marshal(v)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
+}
+
 func TestDuplicateClientID(t *testing.T) { eachStore(t, testDuplicateClientID) }
 
 func testDuplicateClientID(t *testing.T, bk store) {
