@@ -2,15 +2,18 @@ package storage
 
 import (
 	"bytes"
+	"compress/gzip"
 	"context"
 	"database/sql"
 	"embed"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"io/fs"
 	"math"
 	"os"
 	"path/filepath"
+	"runtime"
 	"sort"
 	"strconv"
 	"strings"
@@ -44,6 +47,10 @@ type storeKind struct {
 	// schema holds schema/<name>.sql, the whole schema at one version (schemaFS); a new
 	// file at that version is made from it instead of from the migrations.
 	schema fs.FS
+	// image holds schema/<name>.db.gz, an empty store at the schema's version
+	// (schemaImage); a new file starts as it when it is there. Tests leave it out to
+	// make a file from the snapshot.
+	image fs.FS
 	// dataSteps, by version, rewrite rows the SQL of that version cannot reach (sealed
 	// values), in the same transaction as its SQL. keys is nil when the store was
 	// opened without its key (a fresh file, or a test).
@@ -51,9 +58,9 @@ type storeKind struct {
 }
 
 var (
-	clientKind = storeKind{name: "client", appID: 0x70667363, fsys: migrationsFS, schema: schemaFS, // "pfsc"
+	clientKind = storeKind{name: "client", appID: 0x70667363, fsys: migrationsFS, schema: schemaFS, image: schemaFS, // "pfsc"
 		dataSteps: map[int]func(context.Context, *txn, *keyring) error{4: awaitingSessionColumn}}
-	relayKind = storeKind{name: "relay", appID: 0x70667372, fsys: migrationsFS, schema: schemaFS} // "pfsr"
+	relayKind = storeKind{name: "relay", appID: 0x70667372, fsys: migrationsFS, schema: schemaFS, image: schemaFS} // "pfsr"
 )
 
 // Synchronous modes. FULL (the default) fsyncs the WAL on every commit: a commit that
@@ -166,7 +173,7 @@ func openDB(ctx context.Context, path string, kind storeKind, sync string, creat
 		} else if fi.Size() == 0 {
 			return nil, 0, damaged(kind, abs, "it is empty (0 bytes)")
 		}
-	} else if err := createPrivate(abs); err != nil {
+	} else if err := createPrivate(kind, abs); err != nil {
 		return nil, 0, err
 	}
 	w, err := sql.Open(driverName, dsn(abs, sync, false))
@@ -650,8 +657,10 @@ func damaged(kind storeKind, path, why string) error {
 
 // createPrivate makes sure a store about to be created is a file only its owner can
 // read (0600), whatever the umask: SQLite creates the -wal and -shm files with the
-// main file's mode.
-func createPrivate(path string) error {
+// main file's mode. A file it makes starts as kind's schema image when there is one
+// for the current version (schemaImage): an empty store, which openDB then opens as
+// it opens any store of that version.
+func createPrivate(kind storeKind, path string) error {
 	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE|os.O_EXCL, 0o600)
 	if errors.Is(err, fs.ErrExist) {
 		return nil
@@ -659,11 +668,73 @@ func createPrivate(path string) error {
 	if err != nil {
 		return fmt.Errorf("storage: create %s: %w", path, err)
 	}
-	if err := f.Chmod(0o600); err != nil {
+	fail := func(err error) error {
 		f.Close()
+		os.Remove(path)
 		return fmt.Errorf("storage: create %s: %w", path, err)
 	}
+	if err := f.Chmod(0o600); err != nil {
+		return fail(err)
+	}
+	if img := schemaImage(kind); img != nil {
+		// Synced with its directory before SQLite writes to it, in either synchronous
+		// mode: a later checkpoint must not land on a file a power cut could leave
+		// empty.
+		if _, err := f.Write(img); err != nil {
+			return fail(err)
+		}
+		if err := f.Sync(); err != nil {
+			return fail(err)
+		}
+		if err := syncDir(filepath.Dir(path)); err != nil {
+			return fail(err)
+		}
+	}
 	return f.Close()
+}
+
+// schemaImage returns kind's empty store at its current schema version, as a file
+// (schema/<kind>.db.gz, written with the snapshot by TestSchemaSnapshot -update), or nil
+// when there is none for that version. Writing it out costs a fifth of making the
+// schema (BenchmarkCreateStore): SQLite then only reads the schema, as it does when it
+// opens any store (issue 14: the demo's first frame waits for three new stores).
+func schemaImage(kind storeKind) []byte {
+	if kind.image == nil {
+		return nil
+	}
+	migs, err := loadMigrations(kind)
+	if err != nil {
+		return nil
+	}
+	return imageAt(kind, len(migs))
+}
+
+// imageAt is schemaImage for version v: the image whose SQLite header says that
+// version and kind's application id, or nil.
+func imageAt(kind storeKind, v int) []byte {
+	if kind.image == nil {
+		return nil
+	}
+	gz, err := fs.ReadFile(kind.image, "schema/"+kind.name+".db.gz")
+	if err != nil {
+		return nil
+	}
+	zr, err := gzip.NewReader(bytes.NewReader(gz))
+	if err != nil {
+		return nil
+	}
+	var b bytes.Buffer
+	if _, err := b.ReadFrom(zr); err != nil {
+		return nil
+	}
+	img := b.Bytes()
+	// The header (sqlite.org/fileformat.html): the magic, then the user version at
+	// offset 60 and the application id at 68, big-endian.
+	if len(img) < 100 || !bytes.HasPrefix(img, []byte("SQLite format 3\x00")) ||
+		binary.BigEndian.Uint32(img[60:]) != uint32(v) || int32(binary.BigEndian.Uint32(img[68:])) != kind.appID {
+		return nil
+	}
+	return img
 }
 
 // diskFree is what the filesystem holding a store has left: bytes for this user, and
@@ -708,4 +779,21 @@ func diskFull(path string, err error) error {
 		left = fmt.Sprintf("%d bytes", free.bytes)
 	}
 	return fmt.Errorf("%w: the disk holding %s is full (%s free); nothing was written — free some space on it and try again (%v)", ErrDiskFull, dir, left, err)
+}
+
+// syncDir fsyncs the directory dir, so that a file just made in it survives a power cut
+// under its name. Windows cannot sync a directory (NTFS journals the name itself).
+func syncDir(dir string) error {
+	if runtime.GOOS == "windows" {
+		return nil
+	}
+	d, err := os.Open(dir)
+	if err != nil {
+		return err
+	}
+	err = d.Sync()
+	if cerr := d.Close(); err == nil {
+		err = cerr
+	}
+	return err
 }

@@ -1,6 +1,8 @@
 package storage
 
 import (
+	"bytes"
+	"compress/gzip"
 	"database/sql"
 	"flag"
 	"fmt"
@@ -10,13 +12,15 @@ import (
 	"testing"
 )
 
-var updateSchema = flag.Bool("update", false, "rewrite schema/*.sql from the migrations")
+var updateSchema = flag.Bool("update", false, "rewrite schema/*.sql and schema/*.db.gz from the migrations")
 
-// TestSchemaSnapshot keeps schema/<kind>.sql true: it makes a new file with the
-// migrations one after another, writes out its schema and rows (the snapshot, which
-// must equal the embedded file; -update rewrites that), then makes a new file from
-// the embedded snapshot as OpenRelay and CreateClient do and checks that it holds the
-// same schema, rows, version and application id as the one the migrations made.
+// TestSchemaSnapshot keeps schema/<kind>.sql and schema/<kind>.db.gz true: it makes a
+// new file with the migrations one after another, writes out its schema and rows (the
+// snapshot, which must equal the embedded file; -update rewrites that), then makes a
+// new file from the embedded snapshot and checks that it holds the same schema, rows,
+// version and application id as the one the migrations made. That file, gzipped, is
+// the image (-update rewrites it too); a new file made as OpenRelay and CreateClient
+// make one, from the image, must hold the same again.
 func TestSchemaSnapshot(t *testing.T) {
 	ctx := t.Context()
 	for _, kind := range []storeKind{clientKind, relayKind} {
@@ -26,7 +30,7 @@ func TestSchemaSnapshot(t *testing.T) {
 				t.Fatal(err)
 			}
 			byMigrations := kind
-			byMigrations.schema = nil
+			byMigrations.schema, byMigrations.image = nil, nil
 			chainPath := filepath.Join(t.TempDir(), "migrations.db")
 			d, _, err := openDB(ctx, chainPath, byMigrations, "", true, nil)
 			if err != nil {
@@ -52,21 +56,72 @@ func TestSchemaSnapshot(t *testing.T) {
 				t.Fatalf("the embedded %s is not used for a new file at version %d", file, len(migs))
 			}
 
+			bySnapshot := kind
+			bySnapshot.image = nil
 			snapPath := filepath.Join(t.TempDir(), "snapshot.db")
-			d, _, err = openDB(ctx, snapPath, kind, "", true, nil)
+			d, _, err = openDB(ctx, snapPath, bySnapshot, "", true, nil)
 			if err != nil {
 				t.Fatal(err)
 			}
 			d.close()
-			if a, b := snapshotOf(t, snapPath, kind.name, len(migs)), want; a != b {
-				t.Fatalf("a new file made from %s differs from one made by the migrations:\n got: %s\nwant: %s", file, a, b)
+			sameStore(t, snapPath, chainPath, kind.name, len(migs), "from "+file)
+
+			image := filepath.Join("schema", kind.name+".db.gz")
+			if *updateSchema {
+				writeImage(t, snapPath, image)
 			}
-			for _, pragma := range []string{"user_version", "application_id", "journal_mode", "page_size", "auto_vacuum"} {
-				if a, b := pragmaOf(t, snapPath, pragma), pragmaOf(t, chainPath, pragma); a != b {
-					t.Errorf("PRAGMA %s: %s from the snapshot, %s from the migrations", pragma, a, b)
-				}
+			if imageAt(kind, len(migs)) == nil {
+				t.Fatalf("%s is missing or not at version %d; rewrite it with go test ./storage -run TestSchemaSnapshot -update", image, len(migs))
 			}
+			if imageAt(kind, len(migs)-1) != nil || imageAt(kind, len(migs)+1) != nil {
+				t.Fatalf("%s is taken for a version it does not hold", image)
+			}
+			imgPath := filepath.Join(t.TempDir(), "image.db")
+			d, _, err = openDB(ctx, imgPath, kind, "", true, nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			d.close()
+			sameStore(t, imgPath, chainPath, kind.name, len(migs), "from "+image)
 		})
+	}
+}
+
+// sameStore fails unless the store at path holds what the one the migrations made
+// (chainPath) holds: schema, rows and the pragmas that shape the file.
+func sameStore(t *testing.T, path, chainPath, kind string, version int, how string) {
+	t.Helper()
+	if a, b := snapshotOf(t, path, kind, version), snapshotOf(t, chainPath, kind, version); a != b {
+		t.Fatalf("a new file made %s differs from one made by the migrations:\n got: %s\nwant: %s", how, a, b)
+	}
+	for _, pragma := range []string{"user_version", "application_id", "journal_mode", "page_size", "auto_vacuum"} {
+		if a, b := pragmaOf(t, path, pragma), pragmaOf(t, chainPath, pragma); a != b {
+			t.Errorf("PRAGMA %s: %s made %s, %s from the migrations", pragma, a, how, b)
+		}
+	}
+}
+
+// writeImage gzips the store at path (closed: its WAL checkpointed into it) to image,
+// the same bytes for the same file.
+func writeImage(t *testing.T, path, image string) {
+	t.Helper()
+	b, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out bytes.Buffer
+	zw, err := gzip.NewWriterLevel(&out, gzip.BestCompression)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := zw.Write(b); err != nil {
+		t.Fatal(err)
+	}
+	if err := zw.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(image, out.Bytes(), 0o644); err != nil {
+		t.Fatal(err)
 	}
 }
 
