@@ -695,9 +695,10 @@ func createPrivate(kind storeKind, path string) error {
 
 // schemaImage returns kind's empty store at its current schema version, as a file
 // (schema/<kind>.db.gz, written with the snapshot by TestSchemaSnapshot -update), or nil
-// when there is none for that version. Writing it out costs a fifth of making the
-// schema (BenchmarkCreateStore): SQLite then only reads the schema, as it does when it
-// opens any store (issue 14: the demo's first frame waits for three new stores).
+// when there is none for that version. SQLite then only reads the schema, as it does
+// when it opens any store, instead of parsing, building and journaling it: a new store
+// costs about half (BenchmarkCreateStore; issue 14: the demo's first frame waits for
+// three new stores).
 func schemaImage(kind storeKind) []byte {
 	if kind.image == nil {
 		return nil
