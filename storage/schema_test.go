@@ -58,12 +58,7 @@ func TestSchemaSnapshot(t *testing.T) {
 
 			bySnapshot := kind
 			bySnapshot.image = nil
-			snapPath := filepath.Join(t.TempDir(), "snapshot.db")
-			d, _, err = openDB(ctx, snapPath, bySnapshot, "", true, nil)
-			if err != nil {
-				t.Fatal(err)
-			}
-			d.close()
+			snapPath := newStore(t, bySnapshot)
 			sameStore(t, snapPath, chainPath, kind.name, len(migs), "from "+file)
 
 			image := filepath.Join("schema", kind.name+".db.gz")
@@ -76,15 +71,23 @@ func TestSchemaSnapshot(t *testing.T) {
 			if imageAt(kind, len(migs)-1) != nil || imageAt(kind, len(migs)+1) != nil {
 				t.Fatalf("%s is taken for a version it does not hold", image)
 			}
-			imgPath := filepath.Join(t.TempDir(), "image.db")
-			d, _, err = openDB(ctx, imgPath, kind, "", true, nil)
-			if err != nil {
-				t.Fatal(err)
-			}
-			d.close()
+			imgPath := newStore(t, kind)
 			sameStore(t, imgPath, chainPath, kind.name, len(migs), "from "+image)
 		})
 	}
+}
+
+// newStore makes a new store of kind in a temporary directory, closes it and returns
+// its path.
+func newStore(t *testing.T, kind storeKind) string {
+	t.Helper()
+	path := filepath.Join(t.TempDir(), kind.name+".db")
+	d, _, err := openDB(t.Context(), path, kind, "", true, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	d.close()
+	return path
 }
 
 // sameStore fails unless the store at path holds what the one the migrations made
