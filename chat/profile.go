@@ -169,8 +169,11 @@ func (p Profile) Create(ctx context.Context, name string, passphrase []byte, rel
 // the relay signed it, the relay's key and the account's recovery code from now on.
 type publishFunc func(relayURL string, rnd io.Reader, card *ratchet.Card) (*ratchet.Card, ed25519.PublicKey, relay.RecoveryCode, error)
 
-// create makes a new identity key and card, publishes the card, and only then makes
-// the profile's store: a refused publication leaves nothing behind.
+// create makes a new identity key and card, and publishes the card while it makes the
+// profile's store (for a passphrase, most of that is Argon2id; neither waits for the
+// other). A refused publication removes the store again: it leaves nothing behind. A
+// store left by a crash before the identity was saved in it holds nothing of anyone's,
+// and the next create removes it (storage.UnfinishedClient) instead of refusing.
 func (p Profile) create(ctx context.Context, name string, passphrase []byte, relayURL string, publish publishFunc) (*Controller, error) {
 	if err := ratchet.ValidateName(name); err != nil {
 		return nil, fmt.Errorf("chat: %q is not a valid name (1–32 of a-z 0-9 . _ -): %w", name, err)
@@ -182,7 +185,7 @@ func (p Profile) create(ctx context.Context, name string, passphrase []byte, rel
 	if err != nil {
 		return nil, err
 	}
-	if p.Exists() {
+	if p.Exists() && !storage.UnfinishedClient(ctx, p.StorePath()) {
 		return nil, fmt.Errorf("%w: %s", ErrProfileExists, p.StorePath())
 	}
 	if err := os.MkdirAll(p.Dir, 0o700); err != nil {
@@ -202,8 +205,14 @@ func (p Profile) create(ctx context.Context, name string, passphrase []byte, rel
 			lock.Release()
 		}
 	}()
-	if p.Exists() { // created while we waited for nothing: the lock decides
-		return nil, fmt.Errorf("%w: %s", ErrProfileExists, p.StorePath())
+	if p.Exists() { // the lock decides: made by another process meanwhile, or cut short
+		if !storage.UnfinishedClient(ctx, p.StorePath()) {
+			return nil, fmt.Errorf("%w: %s", ErrProfileExists, p.StorePath())
+		}
+		removeStore(p.StorePath())
+		if p.Exists() {
+			return nil, fmt.Errorf("chat: removing the store an interrupted creation left at %s failed; remove it by hand", p.StorePath())
+		}
 	}
 	clock := p.Prefs.Clock
 	if clock == nil {
@@ -222,14 +231,28 @@ func (p Profile) create(ctx context.Context, name string, passphrase []byte, rel
 	if err != nil {
 		return nil, fmt.Errorf("chat: creating card: %w", err)
 	}
+	type madeStore struct {
+		store *storage.Client
+		err   error
+	}
+	made := make(chan madeStore, 1)
+	go func() {
+		store, err := storage.CreateClientWith(ctx, p.StorePath(), passphrase, p.StoreOptions)
+		made <- madeStore{store, err}
+	}()
 	signed, relayKey, code, err := publish(relayURL, rnd, card)
+	m := <-made
 	if err != nil {
+		if m.err == nil {
+			m.store.Close()
+			removeStore(p.StorePath())
+		}
 		return nil, err
 	}
-	store, err := storage.CreateClientWith(ctx, p.StorePath(), passphrase, p.StoreOptions)
-	if err != nil {
-		return nil, fmt.Errorf("chat: creating the store: %w", err)
+	if m.err != nil {
+		return nil, fmt.Errorf("chat: creating the store: %w", m.err)
 	}
+	store := m.store
 	fail := func(err error) (*Controller, error) {
 		store.Close()
 		removeStore(p.StorePath())

@@ -2,6 +2,7 @@ package chat_test
 
 import (
 	"errors"
+	"os"
 	"slices"
 	"strings"
 	"sync"
@@ -12,6 +13,7 @@ import (
 	"pfschat/chat/chattest"
 	"pfschat/relay"
 	"pfschat/relay/relaytest"
+	"pfschat/storage"
 )
 
 // A user who lost the identity key gets the name back on a new machine with the
@@ -312,4 +314,38 @@ func TestResetIdentityReadsTheBacklogFirst(t *testing.T) {
 	if !found {
 		t.Fatal(`"waiting for you" is not in alice's history`)
 	}
+}
+
+// A store left by a creation cut short (the process stopped before the identity was
+// saved in it) does not stand in the way of the next creation, which removes it; a
+// finished profile still refuses a second one. Creating it took the registration and
+// the store side by side.
+func TestCreateAfterACreationCutShort(t *testing.T) {
+	r := relaytest.Start(t)
+	ctx := t.Context()
+	p := chattest.NewProfile(t, "alice")
+	if err := os.MkdirAll(p.Dir, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	left, err := storage.CreateClientWith(ctx, p.StorePath(), chattest.Passphrase, p.StoreOptions)
+	if err != nil {
+		t.Fatal(err)
+	}
+	left.Close()
+	c, err := p.Create(ctx, "alice", chattest.Passphrase, r.URL)
+	if err != nil {
+		t.Fatalf("creating over an unfinished store: %v", err)
+	}
+	if got := c.Me(); got != "alice" {
+		t.Fatalf("created %q", got)
+	}
+	c.Close()
+	if _, err := p.Create(ctx, "alice2", chattest.Passphrase, r.URL); !errors.Is(err, chat.ErrProfileExists) {
+		t.Fatalf("creating over a finished profile: %v, want ErrProfileExists", err)
+	}
+	again, err := p.Open(ctx, chattest.Passphrase)
+	if err != nil {
+		t.Fatalf("the finished profile does not open: %v", err)
+	}
+	again.Close()
 }

@@ -31,3 +31,34 @@ func PeekClientName(ctx context.Context, path string) (string, error) {
 	}
 	return name, nil
 }
+
+// UnfinishedClient reports whether the file at path is a client store whose creation
+// was cut short: empty (made, then the process stopped), or a client store that holds
+// no identity. A profile's identity is saved in its store's first moments and every
+// other row a client keeps hangs off it, so such a file holds nothing of anyone's; it
+// only stands in the way of the next creation. It opens the file read-only and changes
+// nothing. Anything it cannot read as a client store, or one with an identity, is not
+// unfinished: never remove that.
+func UnfinishedClient(ctx context.Context, path string) bool {
+	fi, err := os.Stat(path)
+	if err != nil || !fi.Mode().IsRegular() {
+		return false
+	}
+	if fi.Size() == 0 {
+		return true
+	}
+	d, err := sql.Open(driverName, "file:"+path+"?mode=ro&_pragma=query_only(1)&_pragma=busy_timeout(1000)")
+	if err != nil {
+		return false
+	}
+	defer d.Close()
+	var appID int32
+	if err := d.QueryRowContext(ctx, "PRAGMA application_id").Scan(&appID); err != nil || appID != clientKind.appID {
+		return false
+	}
+	var n int
+	if err := d.QueryRowContext(ctx, "SELECT count(*) FROM identity").Scan(&n); err != nil {
+		return false
+	}
+	return n == 0
+}

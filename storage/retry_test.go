@@ -1,8 +1,11 @@
 package storage
 
 import (
+	"bytes"
 	"errors"
 	"fmt"
+	"os"
+	"path/filepath"
 	"testing"
 	"time"
 )
@@ -147,6 +150,52 @@ func TestPeekClientName(t *testing.T) {
 	}
 	if _, err := PeekClientName(ctx, c.Path()+".missing"); !errors.Is(err, ErrNotFound) {
 		t.Fatalf("missing file: %v", err)
+	}
+}
+
+// A client store whose creation was cut short (empty, or without an identity) is
+// unfinished; one with an identity, a relay store, a file that is not SQLite and a
+// missing file are not, and UnfinishedClient changes none of them.
+func TestUnfinishedClient(t *testing.T) {
+	ctx := t.Context()
+	dir := t.TempDir()
+	empty := filepath.Join(dir, "empty.db")
+	if err := os.WriteFile(empty, nil, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if !UnfinishedClient(ctx, empty) {
+		t.Error("an empty file is not unfinished")
+	}
+	c := newClient(t, []byte("pw"))
+	if !UnfinishedClient(ctx, c.Path()) {
+		t.Error("a client store without an identity is not unfinished")
+	}
+	if err := c.SaveIdentity(ctx, Identity{Name: "alice", CardID: "c", PrivateKey: []byte("k")}); err != nil {
+		t.Fatal(err)
+	}
+	before, err := os.ReadFile(c.Path())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if UnfinishedClient(ctx, c.Path()) {
+		t.Error("a client store with an identity is unfinished")
+	}
+	if after, _ := os.ReadFile(c.Path()); !bytes.Equal(before, after) {
+		t.Error("UnfinishedClient changed the store")
+	}
+	r, err := OpenRelay(ctx, filepath.Join(dir, "relay.db"), RelayOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	r.Close()
+	junk := filepath.Join(dir, "junk.db")
+	if err := os.WriteFile(junk, []byte("not a database at all, but not empty either"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	for _, p := range []string{filepath.Join(dir, "relay.db"), junk, filepath.Join(dir, "missing.db"), dir} {
+		if UnfinishedClient(ctx, p) {
+			t.Errorf("%s is unfinished", filepath.Base(p))
+		}
 	}
 }
 
