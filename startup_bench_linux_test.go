@@ -3,9 +3,11 @@ package main
 import (
 	"bytes"
 	"fmt"
+	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
@@ -195,8 +197,22 @@ func BenchmarkDemoFirstFrame(b *testing.B) {
 //
 //	go test . -run '^$' -bench InitProcess -benchtime 10x
 func BenchmarkInitProcess(b *testing.B) {
-	bin := startupBin(b)
 	r := relaytest.StartWith(b, relaytest.Options{Limits: server.Limits{RegistrationsPerHour: -1}})
+	benchInit(b, r.URL)
+}
+
+// BenchmarkInitProcessRemote is BenchmarkInitProcess with the relay 30 ms away: every
+// byte between them waits 15 ms each way (delayProxy), so the registration's round
+// trips cost what they cost a user of a relay in the next country.
+//
+//	go test . -run '^$' -bench InitProcessRemote -benchtime 4x
+func BenchmarkInitProcessRemote(b *testing.B) {
+	r := relaytest.StartWith(b, relaytest.Options{Limits: server.Limits{RegistrationsPerHour: -1}})
+	benchInit(b, delayProxy(b, r.URL, 15*time.Millisecond))
+}
+
+func benchInit(b *testing.B, relayURL string) {
+	bin := startupBin(b)
 	passFile := filepath.Join(b.TempDir(), "passphrase")
 	if err := os.WriteFile(passFile, chattest.Passphrase, 0o600); err != nil {
 		b.Fatal(err)
@@ -209,7 +225,7 @@ func BenchmarkInitProcess(b *testing.B) {
 			b.Fatalf("pfschat version: %v\n%s", err, out)
 		}
 		start = append(start, time.Since(t0))
-		cmd := exec.Command(bin, "--home", b.TempDir(), "--relay", r.URL, "--passphrase-file", passFile, "init", "--name", fmt.Sprintf("init%d", i))
+		cmd := exec.Command(bin, "--home", b.TempDir(), "--relay", relayURL, "--passphrase-file", passFile, "init", "--name", fmt.Sprintf("init%d", i))
 		t0 = time.Now()
 		if out, err := cmd.CombinedOutput(); err != nil {
 			b.Fatalf("pfschat init: %v\n%s", err, out)
@@ -223,4 +239,76 @@ func BenchmarkInitProcess(b *testing.B) {
 	b.ReportMetric(p50(initCPU), "init-cpu-ms")
 	b.ReportMetric(p50(initT)/p50(start), "init/version")
 	b.ReportMetric(0, "ns/op")
+}
+
+// delayProxy forwards TCP connections to the host of relayURL (ws://host:port/...),
+// each byte delay later in each direction, and returns relayURL with its host replaced
+// by the proxy's (still on loopback, so ws:// stays allowed).
+func delayProxy(b *testing.B, relayURL string, delay time.Duration) string {
+	rest, ok := strings.CutPrefix(relayURL, "ws://")
+	if !ok {
+		b.Fatalf("delayProxy needs a ws:// URL, got %s", relayURL)
+	}
+	target, _, _ := strings.Cut(rest, "/")
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(func() { ln.Close() })
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			go func() {
+				defer c.Close()
+				u, err := net.Dial("tcp", target)
+				if err != nil {
+					return
+				}
+				defer u.Close()
+				go delayedCopy(u, c, delay)
+				delayedCopy(c, u, delay)
+			}()
+		}
+	}()
+	return strings.Replace(relayURL, target, ln.Addr().String(), 1)
+}
+
+// delayedCopy copies src to dst, writing what each read returned delay after it
+// arrived, in order; then it closes dst's writing half.
+func delayedCopy(dst net.Conn, src net.Conn, delay time.Duration) {
+	type piece struct {
+		at time.Time
+		b  []byte
+	}
+	q := make(chan piece, 1024)
+	go func() {
+		defer close(q)
+		for {
+			buf := make([]byte, 32<<10)
+			n, err := src.Read(buf)
+			if n > 0 {
+				q <- piece{time.Now(), buf[:n]}
+			}
+			if err != nil {
+				return
+			}
+		}
+	}()
+	t := time.NewTimer(0)
+	defer t.Stop()
+	for p := range q {
+		if d := time.Until(p.at.Add(delay)); d > 0 {
+			t.Reset(d)
+			<-t.C
+		}
+		if _, err := dst.Write(p.b); err != nil {
+			return
+		}
+	}
+	if tc, ok := dst.(*net.TCPConn); ok {
+		tc.CloseWrite()
+	}
 }
