@@ -48,7 +48,7 @@ type storeKind struct {
 	// file at that version is made from it instead of from the migrations.
 	schema fs.FS
 	// image holds schema/<name>.db.gz, an empty store at the schema's version
-	// (schemaImage); a new file starts as it when it is there. Tests leave it out to
+	// (imageAt); a new file starts as it when it is there. Tests leave it out to
 	// make a file from the snapshot.
 	image fs.FS
 	// dataSteps, by version, rewrite rows the SQL of that version cannot reach (sealed
@@ -165,6 +165,10 @@ func openDB(ctx context.Context, path string, kind storeKind, sync string, creat
 	if strings.ContainsAny(abs, "?#") {
 		return nil, 0, fmt.Errorf("%w: store path %q must not contain '?' or '#'", ErrInvalid, abs)
 	}
+	migs, err := loadMigrations(kind)
+	if err != nil {
+		return nil, 0, err
+	}
 	if !create {
 		if fi, err := os.Stat(abs); errors.Is(err, fs.ErrNotExist) {
 			return nil, 0, fmt.Errorf("%w: no store at %s", ErrNotFound, abs)
@@ -173,7 +177,7 @@ func openDB(ctx context.Context, path string, kind storeKind, sync string, creat
 		} else if fi.Size() == 0 {
 			return nil, 0, damaged(kind, abs, "it is empty (0 bytes)")
 		}
-	} else if err := createPrivate(kind, abs); err != nil {
+	} else if err := createPrivate(abs, func() []byte { return imageAt(kind, len(migs)) }); err != nil {
 		return nil, 0, err
 	}
 	w, err := sql.Open(driverName, dsn(abs, sync, false))
@@ -203,11 +207,6 @@ func openDB(ctx context.Context, path string, kind storeKind, sync string, creat
 	if version > 0 && appID != kind.appID {
 		w.Close()
 		return nil, 0, fmt.Errorf("%w: %w: %s (application id %#x, want %s store %#x); restore the right file from a backup", ErrWrongKind, ErrDamaged, abs, appID, kind.name, kind.appID)
-	}
-	migs, err := loadMigrations(kind)
-	if err != nil {
-		w.Close()
-		return nil, 0, err
 	}
 	if version > len(migs) {
 		w.Close()
@@ -657,10 +656,10 @@ func damaged(kind storeKind, path, why string) error {
 
 // createPrivate makes sure a store about to be created is a file only its owner can
 // read (0600), whatever the umask: SQLite creates the -wal and -shm files with the
-// main file's mode. A file it makes starts as kind's schema image when there is one
-// for the current version (schemaImage): an empty store, which openDB then opens as
-// it opens any store of that version.
-func createPrivate(kind storeKind, path string) error {
+// main file's mode. A file it makes starts as image(), when that is not nil: the schema
+// image for the current version (imageAt), an empty store, which openDB then opens as
+// it opens any store of that version. An existing file is left as it is.
+func createPrivate(path string, image func() []byte) error {
 	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE|os.O_EXCL, 0o600)
 	if errors.Is(err, fs.ErrExist) {
 		return nil
@@ -676,7 +675,7 @@ func createPrivate(kind storeKind, path string) error {
 	if err := f.Chmod(0o600); err != nil {
 		return fail(err)
 	}
-	if img := schemaImage(kind); img != nil {
+	if img := image(); img != nil {
 		// Synced with its directory before SQLite writes to it, in either synchronous
 		// mode: a later checkpoint must not land on a file a power cut could leave
 		// empty.
@@ -693,25 +692,12 @@ func createPrivate(kind storeKind, path string) error {
 	return f.Close()
 }
 
-// schemaImage returns kind's empty store at its current schema version, as a file
+// imageAt returns kind's empty store at schema version v, as a file
 // (schema/<kind>.db.gz, written with the snapshot by TestSchemaSnapshot -update), or nil
-// when there is none for that version. SQLite then only reads the schema, as it does
-// when it opens any store, instead of parsing, building and journaling it: a new store
-// costs about half (BenchmarkCreateStore; issue 14: the demo's first frame waits for
-// three new stores).
-func schemaImage(kind storeKind) []byte {
-	if kind.image == nil {
-		return nil
-	}
-	migs, err := loadMigrations(kind)
-	if err != nil {
-		return nil
-	}
-	return imageAt(kind, len(migs))
-}
-
-// imageAt is schemaImage for version v: the image whose SQLite header says that
-// version and kind's application id, or nil.
+// when its image is not at that version: the SQLite header must say v and kind's
+// application id. SQLite then only reads the schema, as it does when it opens any
+// store, instead of parsing, building and journaling it: a new store costs about half
+// (BenchmarkCreateStore; issue 14: the demo's first frame waits for three new stores).
 func imageAt(kind storeKind, v int) []byte {
 	if kind.image == nil {
 		return nil
