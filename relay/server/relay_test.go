@@ -279,7 +279,7 @@ func testQuietAck(t *testing.T, bk store) {
 	alice := newUser(t, r, "alice")
 	bob, rc := registerLoggedIn(t, r, "bob")
 	if rc.hello.Limits == nil || !rc.hello.Limits.QuietAcks {
-		t.Fatalf("the hello's limits do not announce quiet_acks: %s", mustJSON(t, rc.hello.Limits))
+		t.Fatalf("the hello's limits do not announce quiet_acks: %+v", rc.hello.Limits)
 	}
 	// next skips the low_prekeys notices a fresh card gets.
 	next := func(rc *raw) relay.Frame {
@@ -327,15 +327,6 @@ func testQuietAck(t *testing.T, bk store) {
 	if f := next(rc2); f.Type != relay.TypeSynced {
 		t.Fatalf("after acking everything, the backlog brought %s", rc2.last)
 	}
-}
-
-func mustJSON(t *testing.T, v any) []byte {
-	t.Helper()
-	b, err := json.Marshal(v)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return b
 }
 
 func TestDuplicateClientID(t *testing.T) { eachStore(t, testDuplicateClientID) }
