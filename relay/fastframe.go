@@ -5,6 +5,7 @@ import (
 	"encoding/base64"
 	"encoding/json"
 	"strconv"
+	"strings"
 )
 
 // Fast paths for the frames that carry messages. Each recognises only the exact
@@ -307,18 +308,26 @@ func fastDecodeAccepted(b []byte) (Frame, bool) {
 	return f, true
 }
 
-// PeekID finds the request id of a frame without decoding it, so that a frame refused
-// before decoding (the frame rate) can still be answered by id: the value of the
-// object's first top-level "id" key, wherever it stands and with white space wherever
-// JSON allows it (PROTOCOL.md, Frames). It returns 0 when the frame is not a JSON
-// object up to that key, has no such key, or its value is not an integer in 0…2⁶⁴−1.
-// It reads each byte at most once and allocates only for a key with escapes.
+// PeekID finds the request id an error about frame b carries (PROTOCOL.md, Errors)
+// without decoding it, so that a frame refused before or while decoding (a rate, a
+// field) can still be answered by id: the value of the object's last top-level key
+// that is "id" in any ASCII case and with any escapes (encoding/json sets Frame.ID
+// from each of them in turn), with white space wherever JSON allows it. It returns 0
+// when b is not a JSON object through its closing brace, has no such key, or the last
+// one's value is not an integer in 0…2⁶⁴−1 (null included, which encoding/json would
+// skip, keeping an earlier id). Beyond what it needs to find the keys it does not
+// check the JSON. It reads each byte at most once and allocates only for a key with
+// escapes.
 func PeekID(b []byte) uint64 {
 	i := skipJSONSpace(b, 0)
 	if i == len(b) || b[i] != '{' {
 		return 0
 	}
-	i++
+	i = skipJSONSpace(b, i+1)
+	if i < len(b) && b[i] == '}' {
+		return 0
+	}
+	var id uint64
 	for {
 		i = skipJSONSpace(b, i)
 		start := i
@@ -330,41 +339,56 @@ func PeekID(b []byte) uint64 {
 			return 0
 		}
 		i = skipJSONSpace(b, i+1)
-		if isIDKey(key) {
-			j := i
-			for j < len(b) && b[j] >= '0' && b[j] <= '9' {
-				j++
-			}
-			digits := b[i:j]
-			if len(digits) == 0 || (len(digits) > 1 && digits[0] == '0') || (j < len(b) && (b[j] == '.' || b[j] == 'e' || b[j] == 'E')) {
-				return 0
-			}
-			n, err := strconv.ParseUint(string(digits), 10, 64)
-			if err != nil {
-				return 0
-			}
-			return n
-		}
+		valueStart := i
 		if i = skipJSONValue(b, i); i < 0 {
 			return 0
 		}
-		if i = skipJSONSpace(b, i); i == len(b) || b[i] != ',' {
-			return 0 // the end of the object (or not JSON) before any "id"
+		if isIDKey(key) {
+			id = parseID(b[valueStart:i])
 		}
-		i++
+		if i = skipJSONSpace(b, i); i == len(b) {
+			return 0
+		}
+		switch b[i] {
+		case '}':
+			return id
+		case ',':
+			i++
+		default:
+			return 0
+		}
 	}
 }
 
-// isIDKey reports whether key, a JSON string with its quotes, is "id" (escaped or not).
+// parseID reads a JSON value as a request id: an integer in 0…2⁶⁴−1 without a
+// fraction, exponent or leading zero; anything else is 0.
+func parseID(v []byte) uint64 {
+	if len(v) == 0 || (len(v) > 1 && v[0] == '0') {
+		return 0
+	}
+	for _, c := range v {
+		if c < '0' || c > '9' {
+			return 0
+		}
+	}
+	n, err := strconv.ParseUint(string(v), 10, 64)
+	if err != nil {
+		return 0
+	}
+	return n
+}
+
+// isIDKey reports whether key, a JSON string with its quotes, is "id" in any ASCII
+// case, escaped or not.
 func isIDKey(key []byte) bool {
-	if string(key) == `"id"` {
-		return true
+	if len(key) == 4 {
+		return key[0] == '"' && key[1]|0x20 == 'i' && key[2]|0x20 == 'd' && key[3] == '"'
 	}
 	if bytes.IndexByte(key, '\\') < 0 {
 		return false
 	}
 	var k string
-	return json.Unmarshal(key, &k) == nil && k == "id"
+	return json.Unmarshal(key, &k) == nil && strings.EqualFold(k, "id")
 }
 
 func skipJSONSpace(b []byte, i int) int {

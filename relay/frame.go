@@ -522,18 +522,40 @@ func decodeFrameJSON(b []byte) (Frame, error) {
 	dec := json.NewDecoder(bytes.NewReader(b))
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(&f); err != nil {
-		return Frame{ID: f.ID, Type: f.Type}, jsonError(err)
+		fe := jsonError(err)
+		if fe.Code == CodeBadFrame && fe.Field == "" {
+			return Frame{}, fe // not a JSON object: no id can be read
+		}
+		return refused(b, &f, fe)
 	}
 	if _, err := dec.Token(); err != io.EOF {
-		return Frame{ID: f.ID, Type: f.Type}, &FrameError{Code: CodeBadFrame, Reason: "trailing data after the JSON object"}
+		return refused(b, &f, &FrameError{Code: CodeBadFrame, Reason: "trailing data after the JSON object"})
 	}
 	if fe := checkKeys(b); fe != nil { // duplicate keys, keys matching only without case
-		return Frame{ID: f.ID, Type: f.Type}, fe
+		return refused(b, &f, fe)
 	}
 	if err := validateClientFrame(&f); err != nil {
 		return Frame{ID: f.ID, Type: f.Type}, err
 	}
 	return f, nil
+}
+
+// refused is what decodeFrameJSON returns for a JSON object it refuses with fe: the
+// id its error carries (PeekID: encoding/json keeps an earlier id where a later one
+// is null or of the wrong type, and a repeated key is refused only after decoding),
+// and the type's own error in place of fe, whatever the fields (PROTOCOL.md, Frames:
+// the order of checks): bad_frame without a type, unknown_type for one that is not a
+// client frame's, so that a client can tell a frame this relay does not have from a
+// field it got wrong.
+func refused(b []byte, f *Frame, fe *FrameError) (Frame, error) {
+	out := Frame{ID: PeekID(b), Type: f.Type}
+	switch _, known := clientFrames[f.Type]; {
+	case f.Type == "" && fe.Field != "type": // "type" absent, null or ""; not of another JSON type
+		return out, &FrameError{Code: CodeBadFrame, Field: "type", Reason: "missing frame type"}
+	case f.Type != "" && !known:
+		return out, &FrameError{Code: CodeUnknownType, Field: "type", Reason: "unknown frame type " + strconv.Quote(truncate(f.Type, 32))}
+	}
+	return out, fe
 }
 
 func jsonError(err error) *FrameError {

@@ -4,11 +4,12 @@ import (
 	"bytes"
 	"encoding/json"
 	"strconv"
+	"strings"
 	"testing"
 )
 
-// peekIDReference is PeekID by encoding/json: the first top-level "id" of a valid JSON
-// object, read as an unsigned integer, or 0.
+// peekIDReference is PeekID by encoding/json: the last top-level key that is "id" in
+// any ASCII case, of a valid JSON object, read as an unsigned integer, or 0.
 func peekIDReference(b []byte) (uint64, bool) {
 	if !json.Valid(b) {
 		return 0, false
@@ -18,6 +19,7 @@ func peekIDReference(b []byte) (uint64, bool) {
 	if t, err := d.Token(); err != nil || t != json.Delim('{') {
 		return 0, false
 	}
+	var id uint64
 	for d.More() {
 		t, err := d.Token()
 		if err != nil {
@@ -27,15 +29,14 @@ func peekIDReference(b []byte) (uint64, bool) {
 		if err := d.Decode(&v); err != nil {
 			return 0, false
 		}
-		if t == "id" {
-			n, err := strconv.ParseUint(string(v), 10, 64)
-			if err != nil {
-				return 0, true
+		if k, _ := t.(string); len(k) == 2 && strings.EqualFold(k, "id") {
+			id = 0
+			if len(v) > 0 && v[0] >= '0' && v[0] <= '9' {
+				id, _ = strconv.ParseUint(string(v), 10, 64)
 			}
-			return n, true
 		}
 	}
-	return 0, true
+	return id, true
 }
 
 func TestPeekID(t *testing.T) {
@@ -59,6 +60,16 @@ func TestPeekID(t *testing.T) {
 		{`{"id":01}`, 0},
 		{`{"id":"5"}`, 0},
 		{`{"type":"ping"}`, 0},
+		{`{"type":"ping","id":5,"id":6}`, 6}, // the last, as encoding/json sets it
+		{`{"type":"ping","id":5,"ID":6}`, 6},
+		{`{"iD":6,"type":"ping"}`, 6},
+		{`{"type":"ping","id":5,"id":null}`, 0},
+		{`{"type":"ping","id":5,"id":"6"}`, 0},
+		{`{"type":"ping","id":5,"id":0}`, 0},
+		{`{"type":"ping","id":5`, 0}, // cut short
+		{`{"type":"ping","id":5,}`, 0},
+		{`{"id":5} trailing`, 5},
+		{`{}`, 0},
 		{`[{"id":5}]`, 0},
 		{`{"type":"ping" "id":5}`, 0},
 		{``, 0},

@@ -36,6 +36,28 @@ func TestDecodeFrameRefusesDuplicateAndFoldedKeys(t *testing.T) {
 			t.Errorf("%s: answered with id %d (%v), want 2", frame, f.ID, err)
 		}
 	}
+	// The last id is what counts, also when it is absent by value or unreadable: an
+	// earlier one (which encoding/json keeps) is not answered (found by an
+	// implementation written from PROTOCOL.md alone).
+	for _, tc := range []struct {
+		frame string
+		id    uint64
+	}{
+		{`{"type":"ping","id":4,"id":0}`, 0},
+		{`{"type":"ping","id":3,"id":null}`, 0},
+		{`{"type":"ack","ids":[1],"id":3,"id":null}`, 0},
+		{`{"type":"ping","id":7,"id":"x"}`, 0},
+		{`{"type":"ping","id":7,"ID":-1}`, 0},
+		{`{"type":"ping","id":null,"id":8}`, 8},
+		{`{"type":"ping","id":"x"}`, 0},
+		{`{"type":"ping","id":9,"zzz":1}`, 9},
+		{`{"type":"ping","id":9,"name":0}`, 9},
+	} {
+		f, err := DecodeFrame([]byte(tc.frame))
+		if err == nil || f.ID != tc.id {
+			t.Errorf("%s: answered with id %d (%v), want %d", tc.frame, f.ID, err, tc.id)
+		}
+	}
 	// The exact names still decode, nested arrays and all.
 	for _, ok := range []string{
 		`{"type":"lookup","id":1,"name":"bob"}`,
@@ -44,6 +66,41 @@ func TestDecodeFrameRefusesDuplicateAndFoldedKeys(t *testing.T) {
 	} {
 		if _, err := DecodeFrame([]byte(ok)); err != nil {
 			t.Errorf("%s refused: %v", ok, err)
+		}
+	}
+}
+
+// A type the protocol does not have is unknown_type whatever else the frame holds, so
+// that a client can tell a frame this relay does not have from a field it got wrong
+// (PROTOCOL.md, Frames; a newer frame type comes with fields this relay does not know).
+func TestUnknownTypeComesBeforeItsFields(t *testing.T) {
+	for _, frame := range []string{
+		`{"type":"nosuch","id":7,"zzz":1}`,
+		`{"type":"nosuch","id":7,"ids":"not a list"}`,
+		`{"type":"nosuch","id":7,"id":7}`,
+		`{"type":"deliver","id":7,"msg_id":1,"from":"bob"}`,
+		`{"type":"nosuch","id":7}`,
+	} {
+		f, err := DecodeFrame([]byte(frame))
+		var fe *FrameError
+		if !errors.As(err, &fe) || fe.Code != CodeUnknownType || f.ID != 7 {
+			t.Errorf("%s: %v (id %d), want unknown_type with id 7", frame, err, f.ID)
+		}
+	}
+	// A known type keeps its field errors, and malformed JSON stays bad_frame.
+	for frame, code := range map[string]string{
+		`{"type":"ping","id":7,"zzz":1}`: CodeBadField,
+		`{"type":"nosuch","id":7,"zzz"}`: CodeBadFrame,
+		`{"type":7,"id":7}`:              CodeBadField,
+		`{"id":7,"zzz":1}`:               CodeBadFrame, // no type: the type's check comes first
+		`{"type":null,"id":7,"zzz":1}`:   CodeBadFrame,
+		`{"type":"","id":7,"ids":"x"}`:   CodeBadFrame,
+		`{"type":"ping","ID":7}`:         CodeBadField,
+	} {
+		_, err := DecodeFrame([]byte(frame))
+		var fe *FrameError
+		if !errors.As(err, &fe) || fe.Code != code {
+			t.Errorf("%s: %v, want %s", frame, err, code)
 		}
 	}
 }
