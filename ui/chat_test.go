@@ -323,8 +323,22 @@ func TestKeyChangedFlow(t *testing.T) {
 		return strings.Contains(s, "⚠ key changed") && strings.Contains(s, "/accept to review") && !strings.Contains(s, "Add a contact")
 	})
 
-	// Sending is blocked: trying opens the dialog with the old and the new number.
+	// Sending is blocked: trying says so and keeps the text. No dialog opens under the
+	// keys typed on after that Enter: it took the "a" of the next word as "accept".
 	tm.Type("are you still bob?")
+	press(tm, "enter")
+	fr.WaitText(t, "sending is paused")
+	tm.Type(" anyway, and again")
+	if s := fr.WaitText(t, "are you still bob? anyway, and again", "⚠ key changed"); strings.Contains(s, "Identity key changed") {
+		t.Fatalf("a send opened the key-change dialog under the keys typed on:\n%s", s)
+	}
+	if ct, err := alice.Contact(ctx, "bob"); err != nil || !ct.KeyChanged {
+		t.Fatalf("keys typed after a refused send changed the key's state: %+v %v", ct, err)
+	}
+
+	// /accept opens the dialog with the old and the new number.
+	press(tm, "ctrl+u") // clear the input the refused message waits in
+	tm.Type("/accept")
 	press(tm, "enter")
 	fr.WaitText(t, "Identity key changed: bob", "new safety number:")
 	trusted, err := alice.TrustedSafetyNumber(ctx, "bob")
@@ -338,16 +352,17 @@ func TestKeyChangedFlow(t *testing.T) {
 	tg, pg := strings.Fields(trusted.Digits()), strings.Fields(pending.Digits())
 	fr.WaitText(t, strings.Join(tg[0:4], "  "), strings.Join(pg[0:4], "  "))
 
-	// Not now: the dialog closes at once, the text waits in the input, still blocked.
+	// Not now: the dialog closes at once, still blocked.
 	press(tm, "esc")
-	tm.Type("!")
-	fr.WaitText(t, "are you still bob?!", "⚠ key changed")
+	tm.Type("are you still bob?")
+	press(tm, "enter")
+	fr.WaitText(t, "are you still bob?", "sending is paused")
 
 	// Accept: the warning goes, the contact is unverified under the new key.
-	press(tm, "ctrl+u") // clear the input the refused message waits in
+	press(tm, "ctrl+u")
 	tm.Type("/accept")
 	press(tm, "enter")
-	fr.WaitText(t, "Identity key changed: bob")
+	fr.WaitText(t, "Identity key changed: bob", "new safety number:")
 	tm.Type("a")
 	fr.WaitText(t, "accepted bob's new key")
 	fr.WaitFor(t, "the warning gone", func(s string) bool { return !strings.Contains(s, "⚠ key changed") })

@@ -68,3 +68,20 @@ func TestDialogsFitAndScrollAt40x12(t *testing.T) {
 		a.toFront(tea.KeyPressMsg{Code: tea.KeyEscape})
 	}
 }
+
+// The key-change dialog takes "a" only once the new safety number is on screen: a key
+// that arrives while the numbers load (typed on, or pressed unseen) accepts nothing.
+func TestKeyChangedDialogAcceptsNothingUnseen(t *testing.T) {
+	c := &common{ctx: t.Context(), styles: NewStyles(true), keys: DefaultKeyMap(), width: 80, height: 30,
+		now: func() time.Time { return fixedNow }, loc: time.UTC}
+	d := newKeyChangedDialog(c, newMemBackend("alice", c.now), "bob")
+	a := tea.KeyPressMsg{Code: 'a', Text: "a"}
+	if _, cmd := d.Update(a); cmd != nil || d.busy {
+		t.Fatalf("\"a\" before the safety numbers loaded started an accept (busy %v)", d.busy)
+	}
+	sn := chat.SafetyNumber{Contact: "bob"}
+	d.Update(safetyMsg{contact: "bob", current: sn, trusted: &sn, pending: &sn})
+	if _, cmd := d.Update(a); cmd == nil || !d.busy {
+		t.Fatal("\"a\" with the new safety number on screen did not accept")
+	}
+}

@@ -294,7 +294,8 @@ func (d *keyChangedDialog) Update(msg tea.Msg) (dialog, tea.Cmd) {
 		case key.Matches(msg, d.c.keys.Close), msg.String() == "n":
 			d.finish()
 			return d, nil
-		case msg.String() == "a" && !d.busy:
+		case msg.String() == "a" && !d.busy && d.new != nil:
+			// Only with the new safety number on screen: nothing is accepted unseen.
 			d.busy, d.err = true, ""
 			b, name := d.b, d.contact
 			return d, d.c.op("accept", name, func(ctx context.Context) error { return b.AcceptKey(ctx, name) })

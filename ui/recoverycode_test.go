@@ -58,7 +58,7 @@ func TestSafetyNumberChangedInline(t *testing.T) {
 	}
 	tm.Type("/accept")
 	press(tm, "enter")
-	fr.WaitText(t, "Identity key changed: bob")
+	fr.WaitText(t, "Identity key changed: bob", "new safety number:") // "a" counts once the number is on screen
 	tm.Type("a")
 	fr.WaitFor(t, "the new message shown, the change still marked", func(s string) bool {
 		return strings.Contains(s, "from the new phone") && strings.Contains(s, "bob's safety number changed")
