@@ -43,6 +43,10 @@ func runDemo(ctx context.Context, args []string, stdin io.Reader, stdout, stderr
 	if code, ok := parseNoArgs(fs, args, stdout, stderr, "pfschat demo: unexpected argument %q; see pfschat demo --help\n"); !ok {
 		return code
 	}
+	if msg := notATerminal("pfschat demo", stdin, stdout); msg != "" {
+		fmt.Fprintln(stderr, msg)
+		return exitUsage
+	}
 	logger := slog.New(slog.DiscardHandler)
 	if path, err := profile.DemoLogFile(); err == nil {
 		if l, closeLog, err := openLog(path); err == nil {

@@ -86,7 +86,7 @@ func TestRunRelayRefusesEmptyAndForeignDatabases(t *testing.T) {
 		{"relay schema without a key", keyless, "no relay key", false},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			args := []string{"--addr", "127.0.0.1:0", "--db", tc.path}
+			args := []string{"--addr", "127.0.0.1:0", "--admin-addr", "", "--db", tc.path} // no fixed port: another relay may hold 7879
 			if tc.init {
 				args = append(args, "--init")
 			}

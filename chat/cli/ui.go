@@ -11,6 +11,8 @@ import (
 	"path/filepath"
 	"strconv"
 
+	"github.com/charmbracelet/x/term"
+
 	"pfschat/chat"
 	"pfschat/chat/profile"
 	"pfschat/ui"
@@ -82,6 +84,15 @@ func runUI(ctx context.Context, args []string, stdin io.Reader, stdout, stderr i
 		fmt.Fprintf(stderr, "pfschat: %v\n", err)
 		return exitFail
 	}
+	// Both before anything is made: a refusal leaves no directory or log behind.
+	if msg := ownedElsewhere(ctx, home); msg != "" {
+		fmt.Fprintln(stderr, msg)
+		return exitFail
+	}
+	if msg := notATerminal("pfschat", stdin, stdout); msg != "" {
+		fmt.Fprintln(stderr, msg)
+		return exitUsage
+	}
 	if err := os.MkdirAll(home, 0o700); err != nil {
 		fmt.Fprintf(stderr, "pfschat: cannot create the profile directory: %v\n", err)
 		return exitFail
@@ -99,10 +110,6 @@ func runUI(ctx context.Context, args []string, stdin io.Reader, stdout, stderr i
 	slog.SetDefault(logger)
 	logger.Info("starting", "home", home)
 
-	if msg := ownedElsewhere(ctx, home); msg != "" {
-		fmt.Fprintln(stderr, msg)
-		return exitFail
-	}
 	p := chat.Profile{Dir: home, RelayURL: flags.RelayURL(), Owner: profile.OwnerUI, Prefs: chat.Preferences{
 		// The UI opens even when the relay is down and shows "reconnecting in N s";
 		// sends wait in the outbox.
@@ -117,6 +124,24 @@ func runUI(ctx context.Context, args []string, stdin io.Reader, stdout, stderr i
 	opts := ui.Options{Profile: uiOwnerProfile{ui.NewChatProfile(p), home, logger}, Passphrase: pass, Bell: !flags.NoBell, Logger: logger, OpenContact: flags.Open, Notifier: ui.DetectNotifier(os.Getenv),
 		AutoDownloadMax: autoDownload, Graphics: ui.DetectGraphics(os.Getenv)}
 	return runProgram(ctx, opts, stdin, stdout, stderr)
+}
+
+// notATerminal says why the UI cannot run on stdin and stdout, or "" when both are
+// terminals. Bubble Tea given anything else draws escape sequences into a pipe or a
+// file and waits on input that never comes (or fails with an epoll error for
+// /dev/null); a user or a script gets a sentence and the commands meant for them.
+func notATerminal(name string, stdin io.Reader, stdout io.Writer) string {
+	which := ""
+	if f, ok := stdin.(*os.File); !ok || !term.IsTerminal(f.Fd()) {
+		which = "standard input is not one"
+	} else if f, ok := stdout.(*os.File); !ok || !term.IsTerminal(f.Fd()) {
+		which = "standard output is not one"
+	}
+	if which == "" {
+		return ""
+	}
+	return name + ": the chat UI needs a terminal, and " + which + "; scripts and devices use the headless commands " +
+		"(pfschat send, recv, send-file, daemon …: see pfschat help)"
 }
 
 // runProgram runs the UI until it quits and turns the outcome into an exit code.

@@ -2,6 +2,7 @@ package cli
 
 import (
 	"bytes"
+	"io"
 	"os"
 	"path/filepath"
 	"strings"
@@ -102,6 +103,45 @@ func TestAutoDownloadFlag(t *testing.T) {
 	for _, bad := range []string{"-1", "ten", "1.5", "99999999"} {
 		if _, err := autoDownloadMax(bad); err == nil || !strings.Contains(err.Error(), "--auto-download-mib") {
 			t.Errorf("--auto-download-mib %q: %v, want a usage error", bad, err)
+		}
+	}
+}
+
+// The UI and the demo need a terminal: given a pipe, /dev/null or a buffer they say so
+// and point to the headless commands, with the usage exit code, before they make
+// anything (Bubble Tea would draw into the pipe and wait for input that never comes).
+func TestUINeedsATerminal(t *testing.T) {
+	devnull, err := os.Open(os.DevNull)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer devnull.Close()
+	for _, tc := range []struct {
+		name  string
+		stdin io.Reader
+		run   func(args []string, stdin io.Reader, stdout, stderr *bytes.Buffer) int
+		want  string
+	}{
+		{"ui, /dev/null", devnull, func(args []string, in io.Reader, out, errb *bytes.Buffer) int {
+			return runUI(t.Context(), args, in, out, errb)
+		}, "pfschat: the chat UI needs a terminal, and standard input is not one"},
+		{"ui, a pipe", strings.NewReader("\n"), func(args []string, in io.Reader, out, errb *bytes.Buffer) int {
+			return runUI(t.Context(), args, in, out, errb)
+		}, "pfschat: the chat UI needs a terminal"},
+		{"demo", strings.NewReader(""), func(_ []string, in io.Reader, out, errb *bytes.Buffer) int {
+			return runDemo(t.Context(), nil, in, out, errb)
+		}, "pfschat demo: the chat UI needs a terminal"},
+	} {
+		home := filepath.Join(t.TempDir(), "profile")
+		var out, errb bytes.Buffer
+		if code := tc.run([]string{"--home", home}, tc.stdin, &out, &errb); code != exitUsage {
+			t.Errorf("%s: exit %d, want %d (stderr %q)", tc.name, code, exitUsage, errb.String())
+		}
+		if !strings.Contains(errb.String(), tc.want) || !strings.Contains(errb.String(), "headless commands") || out.Len() != 0 {
+			t.Errorf("%s: stdout %q, stderr %q", tc.name, out.String(), errb.String())
+		}
+		if _, err := os.Stat(home); !os.IsNotExist(err) {
+			t.Errorf("%s: the refusal made the profile directory (%v)", tc.name, err)
 		}
 	}
 }
