@@ -15,6 +15,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -106,8 +107,21 @@ func (m *mainScreen) fileCommand(args []string) tea.Cmd {
 	}
 	path := expandPath(strings.Join(args, " "))
 	st, err := os.Stat(path)
-	if err != nil || !st.Mode().IsRegular() {
-		m.setNotice("not a file: "+path, true)
+	switch {
+	case errors.Is(err, fs.ErrNotExist):
+		m.setNotice("no such file: "+path, true)
+		return nil
+	case errors.Is(err, fs.ErrPermission):
+		m.setNotice("cannot read "+path+": permission denied", true)
+		return nil
+	case err != nil:
+		m.setNotice("cannot read "+path+": "+errText(err), true)
+		return nil
+	case st.IsDir():
+		m.setNotice(path+" is a folder; /file sends one file (Tab completes the path)", true)
+		return nil
+	case !st.Mode().IsRegular():
+		m.setNotice("not a regular file: "+path, true)
 		return nil
 	}
 	contact := m.open

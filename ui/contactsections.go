@@ -123,6 +123,10 @@ func runRemove(m *mainScreen, _ []string) tea.Cmd {
 func runNick(m *mainScreen, args []string) tea.Cmd {
 	nick, op := strings.Join(args, " "), "nick"
 	if nick == "" {
+		if ct, ok := m.contact(m.open); ok && ct.Nickname == "" {
+			m.setNotice(m.open+" has no nickname; nothing to remove (/nick NICKNAME gives one)", false)
+			return nil
+		}
 		op = "unnick" // the notice says it went, not that it was saved
 	}
 	return contactOp(m, op, func(cm contactManager, ctx context.Context, name string) error {

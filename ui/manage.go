@@ -50,7 +50,7 @@ func runDelete(m *mainScreen, args []string) tea.Cmd {
 		return nil
 	}
 	msg := cv.items[len(cv.items)-n].m
-	who := m.open
+	who := m.displayName(m.open) // as the conversation shows them
 	if msg.Outgoing {
 		who = "you"
 	}
@@ -61,7 +61,7 @@ func runDelete(m *mainScreen, args []string) tea.Cmd {
 	text = ansi.Truncate(text, 80, "…")
 	name, id := m.open, msg.ID
 	return pushDialog(newConfirmDialog(m.c, "Delete message",
-		fmt.Sprintf("Delete this message from %s on this device?\n\n%s\n\n%s keeps their copy.", who, text, name),
+		fmt.Sprintf("Delete this message from %s on this device?\n\n%s\n\n%s keeps their copy.", who, text, m.displayName(name)),
 		m.c.op("delete", name, func(ctx context.Context) error { return md.DeleteMessage(ctx, name, id) })))
 }
 

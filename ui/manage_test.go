@@ -2,6 +2,7 @@ package ui
 
 import (
 	"context"
+	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
@@ -187,6 +188,29 @@ func TestNickWithoutNameSaysRemoved(t *testing.T) {
 	drive(t, m, m.command([]string{"/nick"}), "")
 	if ct, _ := m.contact("bob"); ct.Nickname != "" || !strings.Contains(m.notice, "nickname of bob removed") {
 		t.Fatalf("/nick: nickname %q, notice %q, want it removed and said so", ct.Nickname, m.notice)
+	}
+	// Again, with none to remove: it says so (it said "removed" again).
+	drive(t, m, m.command([]string{"/nick"}), "")
+	if !strings.Contains(m.notice, "bob has no nickname; nothing to remove") {
+		t.Fatalf("/nick without a nickname to remove: notice %q", m.notice)
+	}
+}
+
+// TestFileCommandNamesWhatIsWrong: /file of a path that does not exist, or of a folder,
+// says which (both said "not a file").
+func TestFileCommandNamesWhatIsWrong(t *testing.T) {
+	m := newTestMainScreen(t)
+	m.noticeTTL = time.Millisecond
+	drive(t, m, m.openContact("bob"), "")
+	dir := t.TempDir()
+	for arg, want := range map[string]string{
+		filepath.Join(dir, "nope.txt"): "no such file: " + filepath.Join(dir, "nope.txt"),
+		dir:                            dir + " is a folder",
+	} {
+		drive(t, m, m.command([]string{"/file", arg}), "")
+		if !strings.Contains(m.notice, want) {
+			t.Errorf("/file %s: notice %q, want %q", arg, m.notice, want)
+		}
 	}
 }
 
