@@ -225,8 +225,25 @@ func TestSocketBadRequestsKeepTheConnection(t *testing.T) {
 			t.Errorf("%s: answer %s; want code %d id %s", tc.line, line, tc.code, tc.id)
 		}
 	}
-	// a notification (no id) is run and not answered; the next request still is
-	io.WriteString(nc, `{"jsonrpc":"2.0","method":"version"}`+"\n"+`{"jsonrpc":"2.0","method":"version","id":"v"}`+"\n")
+	// The words of an error: a member named as the API names it, not as Go does; a
+	// missing subscription named as missing; a request that is not UTF-8 refused, not
+	// read with U+FFFD in place of its bytes.
+	for req, want := range map[string]string{
+		`{"jsonrpc":"2.0","method":"send","params":{"to":"x","text":"e","waitMs":10.0},"id":11}`:              `invalid params: \"waitMs\" must be an integer (no fraction or exponent), not number 10.0`,
+		`{"jsonrpc":"2.0","method":"unsubscribe","params":{},"id":12}`:                                        `\"subscription\" is required`,
+		"{\"jsonrpc\":\"2.0\",\"method\":\"send\",\"params\":{\"to\":\"x\",\"text\":\"\xff\xfe\"},\"id\":13}": "the request is not valid UTF-8",
+	} {
+		io.WriteString(nc, req+"\n")
+		line, err := rd.ReadBytes('\n')
+		if err != nil || !strings.Contains(string(line), want) || strings.Contains(string(line), "Go struct") {
+			t.Errorf("%q: answer %s (%v), want %q", req, line, err, want)
+		}
+	}
+	// A notification (no id) is run and not answered, nor is one whose params a method
+	// refuses (params that are not an object were answered, with "id":null); the next
+	// request still is.
+	io.WriteString(nc, `{"jsonrpc":"2.0","method":"version"}`+"\n"+`{"jsonrpc":"2.0","method":"contacts","params":[]}`+"\n"+
+		`{"jsonrpc":"2.0","method":"contacts","params":{"x":1}}`+"\n"+`{"jsonrpc":"2.0","method":"version","id":"v"}`+"\n")
 	line, err := rd.ReadBytes('\n')
 	if err != nil || !strings.Contains(string(line), `"id":"v"`) || !strings.Contains(string(line), `"me":"bob"`) {
 		t.Fatalf("after the errors: %s, %v", line, err)
@@ -293,6 +310,18 @@ func TestHTTPAuthAndEvents(t *testing.T) {
 	resp.Body.Close()
 	if resp.StatusCode != 200 || !strings.Contains(string(b), `"me":"bob"`) {
 		t.Fatalf("rpc with the secret: %d %s", resp.StatusCode, b)
+	}
+	// The scheme's name and the host are case-insensitive (both were refused).
+	for name, mod := range map[string]func(*http.Request){
+		"bearer in lower case": func(r *http.Request) { r.Header.Set("Authorization", "bearer "+secret) },
+		"the Host in capitals": func(r *http.Request) { r.Host = strings.ToUpper(r.Host) },
+	} {
+		resp := do("POST", "/api/v1/rpc", rpc, mod)
+		b, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode != 200 || !strings.Contains(string(b), `"me":"bob"`) {
+			t.Errorf("rpc with %s: %d %s", name, resp.StatusCode, b)
+		}
 	}
 	resp = do("POST", "/api/v1/rpc", `{"jsonrpc":"2.0","method":"subscribe","id":2}`, nil)
 	b, _ = io.ReadAll(resp.Body)
@@ -496,6 +525,33 @@ func TestSocketGaps(t *testing.T) {
 
 // rawSocket is a plain connection to the owner's socket, closed with the test, and a
 // reader of its lines: for tests that write the wire's bytes themselves.
+// A line over the limit is answered, and the answer can be read even by a client that
+// goes on writing: the owner drains the connection before it closes it (closed with the
+// client's bytes unread, the socket was reset and the answer could be lost).
+func TestSocketOversizedLineAnswerIsReadable(t *testing.T) {
+	r := relaytest.Start(t)
+	bob := chattest.NewUser(t, r, "bob")
+	o := startOwner(t, r, bob)
+	for range 3 {
+		nc, rd := rawSocket(t, o)
+		written := make(chan error, 1)
+		go func() {
+			_, err := nc.Write([]byte(strings.Repeat("x", daemon.MaxRequestBytes+10) + "\n" + strings.Repeat("y", 2*daemon.MaxRequestBytes)))
+			written <- err
+		}()
+		line, err := rd.ReadBytes('\n')
+		if err != nil || !strings.Contains(string(line), fmt.Sprint(daemon.CodeInvalidRequest)) {
+			t.Fatalf("oversized line: answer %q, %v", line, err)
+		}
+		if _, err := rd.ReadBytes('\n'); err != io.EOF {
+			t.Fatalf("after the answer: %v, want EOF", err)
+		}
+		if err := <-written; err != nil {
+			t.Fatalf("the client's write was cut short: %v", err)
+		}
+	}
+}
+
 func rawSocket(t *testing.T, o *owned) (net.Conn, *bufio.Reader) {
 	t.Helper()
 	nc, err := net.Dial("unix", o.sock)

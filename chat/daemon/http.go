@@ -9,6 +9,7 @@ import (
 	"net"
 	"net/http"
 	"strconv"
+	"strings"
 	"time"
 )
 
@@ -28,9 +29,9 @@ const sseKeepAlive = 15 * time.Second
 func (s *Server) HTTPHandler(secret string, hosts []string) http.Handler {
 	allowed := make(map[string]bool, len(hosts))
 	for _, h := range hosts {
-		allowed[h] = true
+		allowed[strings.ToLower(h)] = true // host names are case-insensitive (RFC 3986 §3.2.2)
 	}
-	want := []byte("Bearer " + secret)
+	want := []byte(secret)
 	mux := http.NewServeMux()
 	mux.HandleFunc("POST /api/v1/rpc", s.httpRPC)
 	mux.HandleFunc("GET /api/v1/events", s.httpEvents)
@@ -42,15 +43,25 @@ func (s *Server) HTTPHandler(secret string, hosts []string) http.Handler {
 		switch {
 		case r.Header.Get("Origin") != "" || len(r.Header.Values("Origin")) > 0:
 			http.Error(w, "cross-origin requests are refused", http.StatusForbidden)
-		case !allowed[r.Host]:
+		case !allowed[strings.ToLower(r.Host)]:
 			http.Error(w, "unknown Host; use the address the daemon listens on", http.StatusMisdirectedRequest)
-		case subtle.ConstantTimeCompare([]byte(r.Header.Get("Authorization")), want) != 1:
+		case subtle.ConstantTimeCompare(bearerToken(r.Header.Get("Authorization")), want) != 1:
 			w.Header().Set("WWW-Authenticate", `Bearer realm="pfschat"`)
 			http.Error(w, "missing or wrong bearer secret (see the daemon's secret file)", http.StatusUnauthorized)
 		default:
 			mux.ServeHTTP(w, r)
 		}
 	})
+}
+
+// bearerToken is the token of an Authorization header of the Bearer scheme, whose name
+// is case-insensitive (RFC 9110 §11.1: "bearer" and "BEARER" are Bearer), or nil.
+func bearerToken(h string) []byte {
+	scheme, token, ok := strings.Cut(h, " ")
+	if !ok || !strings.EqualFold(scheme, "Bearer") {
+		return nil
+	}
+	return []byte(token)
 }
 
 // LoopbackHosts are the Host values a daemon listening on addr answers: addr itself and,

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"reflect"
+	"unicode/utf8"
 
 	"pfschat/relay/strictjson"
 )
@@ -137,6 +138,11 @@ func DecodeRequest(line []byte) (*Request, ID, *Error) {
 	if !json.Valid(line) {
 		return nil, nil, NewError(CodeParseError, "the request is not valid JSON")
 	}
+	if !utf8.Valid(line) {
+		// encoding/json would read each invalid byte as U+FFFD: a message's text would
+		// change without a word.
+		return nil, nil, NewError(CodeParseError, "the request is not valid UTF-8")
+	}
 	if len(line) == 0 || line[0] != '{' {
 		if line[0] == '[' {
 			return nil, nil, NewError(CodeInvalidRequest, "batches are not supported: send one request per line")
@@ -175,11 +181,10 @@ func DecodeRequest(line []byte) (*Request, ID, *Error) {
 	if w.Method == nil || *w.Method == "" {
 		return nil, id, NewError(CodeInvalidRequest, `"method" is missing`)
 	}
-	if w.Params != nil && !bytes.Equal(w.Params, []byte("null")) && w.Params[0] != '{' {
-		return nil, id, NewError(CodeInvalidParams, `"params" must be an object`)
-	}
+	// params that are not an object are the method's to refuse (DecodeParams): an
+	// error about params, which a notification does not answer.
 	r := &Request{Method: *w.Method, ID: id, Notify: w.ID == nil}
-	if w.Params != nil && w.Params[0] == '{' {
+	if w.Params != nil && !bytes.Equal(w.Params, []byte("null")) {
 		r.Params = w.Params
 	}
 	return r, id, nil
@@ -223,8 +228,11 @@ func validID(raw json.RawMessage) bool {
 // every object, nested ones too, member names exact and each once); absent params
 // decode as {}. A refusal is CodeInvalidParams.
 func DecodeParams(raw json.RawMessage, v any) *Error {
-	if raw == nil {
+	if raw == nil || bytes.Equal(raw, []byte("null")) {
 		raw = []byte("{}")
+	}
+	if raw[0] != '{' {
+		return NewError(CodeInvalidParams, `"params" must be an object`)
 	}
 	if err := strictjson.CheckKeys(raw, reflect.TypeOf(v)); err != nil {
 		return NewError(CodeInvalidParams, "invalid params: %v", err)
@@ -232,9 +240,36 @@ func DecodeParams(raw json.RawMessage, v any) *Error {
 	dec := json.NewDecoder(bytes.NewReader(raw))
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(v); err != nil {
+		var te *json.UnmarshalTypeError
+		if errors.As(err, &te) && te.Field != "" {
+			// Named in the API's words, not Go's ("cannot unmarshal number 10.0 into Go
+			// struct field SendParams.waitMs of type int64").
+			return NewError(CodeInvalidParams, "invalid params: %q must be %s, not %s", te.Field, jsonKind(te.Type), te.Value)
+		}
 		return NewError(CodeInvalidParams, "invalid params: %v", err)
 	}
 	return nil
+}
+
+// jsonKind names the JSON a Go type is read from, for an error about a member.
+func jsonKind(t reflect.Type) string {
+	switch t.Kind() {
+	case reflect.Int, reflect.Int8, reflect.Int16, reflect.Int32, reflect.Int64,
+		reflect.Uint, reflect.Uint8, reflect.Uint16, reflect.Uint32, reflect.Uint64:
+		return "an integer (no fraction or exponent)"
+	case reflect.Float32, reflect.Float64:
+		return "a number"
+	case reflect.String:
+		return "a string"
+	case reflect.Bool:
+		return "true or false"
+	case reflect.Slice, reflect.Array:
+		return "a list"
+	case reflect.Pointer:
+		return jsonKind(t.Elem())
+	default:
+		return "an object"
+	}
 }
 
 // Response is one JSON-RPC response: Result or Error.

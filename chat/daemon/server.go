@@ -7,6 +7,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"net"
 	"strings"
@@ -235,9 +236,29 @@ func (c *conn) serve() {
 		}
 	}
 	if errors.Is(sc.Err(), bufio.ErrTooLong) {
-		c.write(Response{JSONRPC: Version, Error: NewError(CodeInvalidRequest, "request line longer than %d bytes", MaxRequestBytes)})
+		if c.write(Response{JSONRPC: Version, Error: NewError(CodeInvalidRequest, "request line longer than %d bytes", MaxRequestBytes)}) == nil {
+			drainBeforeClose(c.nc)
+		}
 	}
 }
+
+// drainBeforeClose ends a connection the owner stops reading so that its last answer
+// can be read: closed with the rest of the client's line unread, the socket is reset,
+// and a client still reading (or writing) loses the answer (found by a client that
+// sent an oversized line in one write). It closes the write side, then reads and drops
+// up to drainLimit bytes for at most drainTime.
+func drainBeforeClose(nc net.Conn) {
+	if cw, ok := nc.(interface{ CloseWrite() error }); ok {
+		cw.CloseWrite()
+	}
+	nc.SetReadDeadline(time.Now().Add(drainTime))
+	io.CopyN(io.Discard, nc, drainLimit)
+}
+
+const (
+	drainTime  = time.Second
+	drainLimit = 4 * MaxRequestBytes
+)
 
 func (s *Server) response(id ID, result any, rerr *Error) Response {
 	if rerr != nil {
@@ -347,6 +368,9 @@ func (s *Server) callMethod(ctx context.Context, c *conn, req *Request) (any, *E
 		}
 		if c == nil {
 			return nil, NewError(CodeNotOverHTTP, "unsubscribe needs the socket")
+		}
+		if p.Subscription == 0 {
+			return nil, NewError(CodeInvalidParams, `"subscription" is required`)
 		}
 		c.mu.Lock()
 		sub, ok := c.subs[p.Subscription]
