@@ -18,6 +18,7 @@ func FuzzDecodeRequest(f *testing.F) {
 	for _, s := range []string{
 		`{"jsonrpc":"2.0","method":"send","params":{"to":"bob","text":"hi"},"id":1}`,
 		`{"jsonrpc":"2.0","method":"version"}`,
+		`{"jsonrpc":"2.0","method":"contacts","params":[]}`,
 		`{"jsonrpc":"2.0","method":"x","id":null,"params":null}`,
 		`{"jsonrpc":"2.0","method":"x","id":"a\u0000"}`,
 		`[1]`, `{}`, `"x"`, `{"jsonrpc":"2.0","method":"x","id":1e400}`, ``,
@@ -40,7 +41,7 @@ func FuzzDecodeRequest(f *testing.F) {
 			}
 			return
 		}
-		if req.Method == "" || (req.Params != nil && req.Params[0] != '{') || req.Notify != (req.ID == nil) {
+		if req.Method == "" || (req.Params != nil && (!json.Valid(req.Params) || string(req.Params) == "null")) || req.Notify != (req.ID == nil) {
 			t.Fatalf("accepted %q as %+v", b, req)
 		}
 		exactMembers(t, b, reflect.TypeFor[wireRequest]())

@@ -107,7 +107,7 @@ func (id *ID) UnmarshalJSON(b []byte) error {
 // member): it is run, and never answered.
 type Request struct {
 	Method string
-	Params json.RawMessage // an object, or nil
+	Params json.RawMessage // as sent, nil for null or absent: DecodeParams refuses anything but an object
 	ID     ID
 	Notify bool
 }
