@@ -402,10 +402,16 @@ func (e *env) profile() (chat.Profile, error) {
 	return p, nil
 }
 
-// passphrase finds the passphrase by the rules of package profile: --passphrase-file,
-// then $PFSCHAT_PASSPHRASE, then a terminal prompt (twice when confirm is set).
-func (e *env) passphrase(prompt string, confirm bool) ([]byte, error) {
-	return e.flags.Passphrase(e.stdin, e.stderr, prompt, confirm)
+// passphrase finds an existing profile's passphrase by the rules of package profile:
+// --passphrase-file, then $PFSCHAT_PASSPHRASE, then a terminal prompt.
+func (e *env) passphrase(prompt string) ([]byte, error) {
+	return e.flags.Passphrase(e.stdin, e.stderr, prompt)
+}
+
+// newPassphrase is the passphrase of a profile being made (init, recover), from the
+// same sources (asked twice at a prompt), refused when shorter than onboarding allows.
+func (e *env) newPassphrase() ([]byte, error) {
+	return e.flags.CreatePassphrase(e.stdin, e.stderr)
 }
 
 // online opens the profile and connects to the relay.
@@ -447,7 +453,7 @@ func (e *env) existingProfile() (chat.Profile, []byte, error) {
 	if p.Held, err = p.Lock(); err != nil {
 		return p, nil, err
 	}
-	pass, err := e.passphrase("passphrase: ", false)
+	pass, err := e.passphrase("passphrase: ")
 	if err != nil {
 		p.Held.Release()
 		return p, nil, err
@@ -642,7 +648,7 @@ func cmdInit(e *env, fs *flag.FlagSet, args []string) error {
 	if p.Exists() {
 		return fmt.Errorf("%w: %s", chat.ErrProfileExists, p.StorePath())
 	}
-	pass, err := e.passphrase("new passphrase: ", true)
+	pass, err := e.newPassphrase()
 	if err != nil {
 		return err
 	}

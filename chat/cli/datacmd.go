@@ -40,7 +40,7 @@ func cmdBackup(e *env, fs *flag.FlagSet, args []string) error {
 	if !p.Exists() {
 		return fmt.Errorf("%w: %s", chat.ErrNoProfile, p.StorePath())
 	}
-	pass, err := e.passphrase("passphrase: ", false)
+	pass, err := e.passphrase("passphrase: ")
 	if err != nil {
 		return err
 	}
@@ -65,7 +65,7 @@ func cmdRestore(e *env, fs *flag.FlagSet, args []string) error {
 		// Not chat.ErrProfileExists: its advice is init's (a second identity).
 		return fmt.Errorf("%w: %s", errRestoreOverProfile, p.StorePath())
 	}
-	pass, err := e.passphrase("the backup's passphrase: ", false)
+	pass, err := e.passphrase("the backup's passphrase: ")
 	if err != nil {
 		return err
 	}
