@@ -15,22 +15,27 @@ package cli
 import (
 	"context"
 	"crypto/tls"
+	"crypto/x509"
 	"encoding/json"
 	"errors"
 	"flag"
 	"fmt"
 	"io"
 	"log/slog"
+	"net"
 	"os"
 	"runtime/debug"
 	"slices"
 	"strings"
 	"time"
 
+	"github.com/gorilla/websocket"
+
 	"pfschat/chat"
 	"pfschat/chat/profile"
 	"pfschat/ratchet"
 	"pfschat/relay"
+	"pfschat/relay/client"
 )
 
 // exit codes
@@ -538,6 +543,15 @@ func explain(e *env, err error) string {
 		return fmt.Sprintf("%v\nadd them first with 'pfschat add NAME'", err)
 	case errors.Is(err, chat.ErrCardRejected):
 		return fmt.Sprintf("%v\nthe relay handed out a card or keys that do not verify; nothing was trusted or sent", err)
+	case isLoginFailed(err):
+		// The relay answered: it has no account with this profile's card.
+		return "the relay does not know this profile's card (it refused the login): the account was deleted (pfschat delete-account, or freed after a time unused), " +
+			"or its card was replaced from another device (recover, reset-identity)\n" +
+			"if the account was deleted, its name is free: register again in a new profile with 'pfschat --home NEW_DIR init --name NAME'; " +
+			"if it was replaced elsewhere, use that device, or get the name back with 'pfschat --home NEW_DIR recover NAME' and your recovery code"
+	case errors.Is(err, client.ErrInsecureTransport):
+		// Refused here, before any dial: the error says what to do.
+		return "not connecting to the relay: " + strings.TrimPrefix(chat.Sentence(err), strings.TrimPrefix(chat.ErrOffline.Error(), "chat: ")+": ")
 	case errors.Is(err, chat.ErrOffline):
 		// The error's own words as a sentence (no "chat: relay unreachable: … relay:"),
 		// after the one lead every caller and script looks for.
@@ -551,6 +565,20 @@ func explain(e *env, err error) string {
 			// It runs and answered: its certificate is what failed.
 			return "cannot reach the relay" + detail + "\nthe relay's TLS certificate does not verify: check that the name in --relay is one of the certificate's; " +
 				"a certificate not from a public authority (a self-signed one) is trusted with SSL_CERT_FILE=FILE or SSL_CERT_DIR=DIR"
+		}
+		if rh := (tls.RecordHeaderError{}); errors.As(err, &rh) {
+			// Something answered on that port, in plain text.
+			try := "ws:// instead of wss://"
+			for _, part := range strings.Split(detail, ": ") {
+				if rest, ok := strings.CutPrefix(part, "wss://"); ok {
+					try = "ws://" + rest
+					break
+				}
+			}
+			return "the relay does not speak TLS on that port" + detail + "\ntry " + try + " (a relay started without --tls-* or --acme-* speaks plain ws://, on loopback or with --insecure-ws)"
+		}
+		if !unreachable(err) {
+			return "cannot reach the relay" + detail
 		}
 		return "cannot reach the relay" + detail + "\nis it running? start one with 'pfschat relay', or pass --relay URL"
 	case errors.Is(err, ratchet.ErrInvalidName):
@@ -566,6 +594,35 @@ func explain(e *env, err error) string {
 		return fmt.Sprintf("%v\n%s", err, chat.IdentityReplacedAdvice)
 	}
 	return err.Error()
+}
+
+// isLoginFailed: the relay refused the login with this profile's card (an account it
+// does not have: deleted, expired, or replaced elsewhere without a trace it keeps).
+func isLoginFailed(err error) bool {
+	var pe *relay.ProtocolError
+	return errors.As(err, &pe) && pe.Code == relay.CodeLoginFailed
+}
+
+// unreachable reports whether an error of a failed connection says the relay could not
+// be reached at all — the dial failed (refused, no route, a name that does not
+// resolve) or timed out — or says nothing of the wire (an owner's "offline" answer):
+// only then is "is it running?" the question. A relay that answered (a refusal, a TLS
+// handshake that failed, an HTTP answer that is no relay's) was reached.
+func unreachable(err error) bool {
+	var op *net.OpError
+	var dns *net.DNSError
+	var ne net.Error
+	switch {
+	case errors.As(err, &op) && op.Op == "dial", errors.As(err, &dns),
+		errors.Is(err, context.DeadlineExceeded), errors.As(err, &ne) && ne.Timeout():
+		return true
+	case errors.As(err, new(*relay.ProtocolError)), errors.As(err, new(tls.RecordHeaderError)), errors.As(err, new(tls.AlertError)),
+		errors.As(err, new(*tls.CertificateVerificationError)), errors.As(err, new(x509.HostnameError)), errors.As(err, new(x509.UnknownAuthorityError)),
+		errors.As(err, new(x509.CertificateInvalidError)), errors.Is(err, websocket.ErrBadHandshake), errors.Is(err, client.ErrRelayProof),
+		errors.Is(err, client.ErrInsecureTransport), errors.As(err, &op):
+		return false
+	}
+	return true
 }
 
 func cmdVersion(e *env, fs *flag.FlagSet, args []string) error {

@@ -17,8 +17,14 @@ import (
 
 func runIn(t *testing.T, r *relaytest.Relay, home string, args ...string) (int, string, string) {
 	t.Helper()
+	return runInRelay(t, r.URL, home, args...)
+}
+
+// runInRelay runs pfschat with --home home --relay url and args.
+func runInRelay(t *testing.T, url, home string, args ...string) (int, string, string) {
+	t.Helper()
 	var out, errb bytes.Buffer
-	code := cli.Main(t.Context(), append([]string{"--home", home, "--relay", r.URL}, args...), strings.NewReader(""), &out, &errb)
+	code := cli.Main(t.Context(), append([]string{"--home", home, "--relay", url}, args...), strings.NewReader(""), &out, &errb)
 	return code, out.String(), errb.String()
 }
 
