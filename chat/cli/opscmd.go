@@ -52,6 +52,7 @@ func cmdDeleteAccount(e *env, fs *flag.FlagSet, args []string) error {
 	if err := c.DeleteAccount(e.ctx); err != nil {
 		return err
 	}
+	c.Close() // its store's -wal and -shm go with it: the advice names what stays
 	p, _ := e.profile()
 	fmt.Fprintf(e.stdout, "account %q deleted on the relay; the name is free.\n%s\n", name, forgetAdvice(p))
 	return nil
@@ -71,9 +72,9 @@ func forgetAdvice(p chat.Profile) string {
 	}
 	what := "files that are not the profile's"
 	if slices.ContainsFunc(others, profile.IsRelayFile) {
-		what = "a relay's database (its accounts and its key) and other files that are not the profile's"
+		what = "a relay's database, with its accounts and its key, and other files that are not the profile's"
 		if !slices.ContainsFunc(others, func(n string) bool { return !profile.IsRelayFile(n) }) {
-			what = "a relay's database (its accounts and its key)"
+			what = "a relay's database, with its accounts and its key"
 		}
 	}
 	return fmt.Sprintf("The local profile stays in %s. That folder also holds %s (%s): do not remove the folder; to forget the profile here too, remove only its own files there: %s.",
