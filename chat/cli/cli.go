@@ -541,6 +541,10 @@ func explain(e *env, err error) string {
 		return fmt.Sprintf("%v\ncheck the spelling, or ask them to run 'pfschat init' on this relay", err)
 	case errors.Is(err, chat.ErrUnknownContact):
 		return fmt.Sprintf("%v\nadd them first with 'pfschat add NAME'", err)
+	case errors.As(err, new(*chat.RejectedKeyOnlyError)):
+		var rk *chat.RejectedKeyOnlyError
+		errors.As(err, &rk)
+		return fmt.Sprintf("%v\nrun 'pfschat fingerprint %s', compare it with %s in person or on another channel, then 'pfschat accept-key %s'", err, rk.Contact, rk.Contact, rk.Contact)
 	case errors.Is(err, chat.ErrCardRejected):
 		return fmt.Sprintf("%v\nthe relay handed out a card or keys that do not verify; nothing was trusted or sent", err)
 	case isLoginFailed(err):
@@ -1248,8 +1252,9 @@ func cmdRejectKey(e *env, fs *flag.FlagSet, args []string) error {
 			}
 			return err
 		}
-		fmt.Fprintf(e.stdout, "kept the key you trusted for %s and rejected the new one; sending goes to the trusted key. "+
-			"The messages the rejected key signs stay marked, without a new warning ('pfschat accept-key %s' takes it after all)\n", name, name)
+		fmt.Fprintf(e.stdout, "kept the key you trusted for %s and rejected the new one; sending goes to the trusted key while a session with it lasts "+
+			"(without one — after reset-session — nothing can be sent to %s: the relay has prekeys only for the new key). "+
+			"The messages the rejected key signs stay marked, without a new warning ('pfschat accept-key %s' takes it after all)\n", name, name, name)
 		return nil
 	})
 }
