@@ -458,12 +458,26 @@ func (e *env) existingProfile() (chat.Profile, []byte, error) {
 	if p.Held, err = p.Lock(); err != nil {
 		return p, nil, err
 	}
-	pass, err := e.passphrase("passphrase: ")
+	pass, err := e.passphrase(e.unlockPrompt(p))
 	if err != nil {
 		p.Held.Release()
 		return p, nil, err
 	}
 	return p, pass, nil
+}
+
+// unlockPrompt is the prompt for an existing profile's passphrase: it names the
+// profile (its identity, read without the passphrase, else its folder), as the UI's
+// unlock screen does; `pfschat passphrase` asks for the current one.
+func (e *env) unlockPrompt(p chat.Profile) string {
+	what := "passphrase"
+	if e.cmd == "passphrase" {
+		what = "current passphrase"
+	}
+	if name := p.IdentityName(e.ctx); name != "" {
+		return fmt.Sprintf("%s for %s (%s): ", what, name, p.Dir)
+	}
+	return fmt.Sprintf("%s for %s: ", what, p.Dir)
 }
 
 // openOrOffline opens the profile and connects; when the relay cannot be reached it
@@ -517,7 +531,13 @@ func explain(e *env, err error) string {
 	var kc *chat.KeyChangedError
 	switch {
 	case errors.Is(err, chat.ErrWrongPassphrase):
-		return "wrong passphrase for this profile; try again (check " + profile.EnvPassphrase + " or --passphrase-file)"
+		switch _, envSet := os.LookupEnv(profile.EnvPassphrase); {
+		case e.flags.PassphraseFile != "":
+			return "wrong passphrase for this profile in the passphrase file " + e.flags.PassphraseFile + "; check the file"
+		case envSet:
+			return "wrong passphrase for this profile in $" + profile.EnvPassphrase + "; check what it holds"
+		}
+		return "wrong passphrase for this profile; try again"
 	case errors.Is(err, chat.ErrNoProfile):
 		return fmt.Sprintf("%v\nno identity yet: create one with 'pfschat init --name NAME' (or pass --home DIR to use another profile)", err)
 	case errors.Is(err, chat.ErrProfileDamaged):
@@ -652,9 +672,17 @@ func waitFlag(fs *flag.FlagSet) (time.Duration, error) {
 	return wait, nil
 }
 
+// plural is "1 argument", "2 arguments": n and the noun, plural unless n is 1.
+func plural(n int, noun string) string {
+	if n == 1 {
+		return "1 " + noun
+	}
+	return fmt.Sprintf("%d %ss", n, noun)
+}
+
 func oneName(args []string) (string, error) {
 	if len(args) != 1 {
-		return "", usagef("want exactly one NAME, got %d arguments", len(args))
+		return "", usagef("want exactly one NAME, got %s", plural(len(args), "argument"))
 	}
 	return userName(args[0])
 }
