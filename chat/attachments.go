@@ -164,12 +164,15 @@ func (c *Controller) blobs() (blobRelay, error) {
 	return br, nil
 }
 
+// attachmentDirName is the attachment directory's name inside the profile.
+const attachmentDirName = "attachments"
+
 // attachmentDir is where sealed streams wait for upload and downloads are assembled:
 // inside the profile, never in the downloads directory.
 func (c *Controller) attachmentDir() (string, error) {
 	dir := c.prefs.AttachmentDir
 	if dir == "" {
-		dir = filepath.Join(filepath.Dir(c.store.Path()), "attachments")
+		dir = filepath.Join(filepath.Dir(c.store.Path()), attachmentDirName)
 	}
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return "", fmt.Errorf("chat: attachment directory: %w", err)

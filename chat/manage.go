@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io/fs"
 	"os"
+	"strings"
 
 	"pfschat/chat/profile"
 	"pfschat/storage"
@@ -67,7 +68,9 @@ func (p Profile) Restore(ctx context.Context, src string, passphrase []byte) err
 }
 
 // refuseNotEmpty is ErrHomeNotEmpty when the profile directory holds anything but its
-// lock file; a missing directory is empty.
+// lock file and a relay's default database (the default profile directory is also where
+// 'pfschat relay' keeps relay.db: its files are not a profile's, and a restore does not
+// touch them); a missing directory is empty.
 func (p Profile) refuseNotEmpty() error {
 	entries, err := os.ReadDir(p.Dir)
 	if errors.Is(err, fs.ErrNotExist) {
@@ -77,11 +80,31 @@ func (p Profile) refuseNotEmpty() error {
 		return fmt.Errorf("chat: restore: %w", err)
 	}
 	for _, e := range entries {
-		if e.Name() != profile.LockFile {
+		if e.Name() != profile.LockFile && !profile.IsRelayFile(e.Name()) {
 			return fmt.Errorf("%w: %s holds %s; restore into a new --home DIR (a restore never replaces a profile)", ErrHomeNotEmpty, p.Dir, e.Name())
 		}
 	}
 	return nil
+}
+
+// Files splits what the profile directory holds into the profile's own files — its
+// store and the files SQLite keeps beside it, its lock, its owner's socket and HTTP
+// secret (every name that starts with "pfschat."), and its attachments directory — and
+// the others, which are not the profile's (in the default directory, a relay's
+// database: profile.IsRelayFile). Both are sorted by name.
+func (p Profile) Files() (own, others []string, err error) {
+	entries, err := os.ReadDir(p.Dir)
+	if err != nil {
+		return nil, nil, fmt.Errorf("chat: listing the profile directory: %w", err)
+	}
+	for _, e := range entries {
+		if strings.HasPrefix(e.Name(), "pfschat.") || (e.Name() == attachmentDirName && e.IsDir()) {
+			own = append(own, e.Name())
+		} else {
+			others = append(others, e.Name())
+		}
+	}
+	return own, others, nil
 }
 
 // ChangePassphrase re-wraps the profile's storage key under a new passphrase; nothing

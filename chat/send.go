@@ -97,7 +97,7 @@ func (c *Controller) onSession(ctx context.Context, contact string, mayAwait boo
 		if !c.isOnline() && mayAwait {
 			return errAwaitSession
 		}
-		b, err := c.fetchBundle(ctx, card)
+		b, err := c.fetchBundle(ctx, card, r.RejectedCardID)
 		if err != nil {
 			if errors.Is(err, ErrNotInitialized) || !c.isOnline() {
 				if mayAwait {

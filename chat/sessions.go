@@ -170,7 +170,7 @@ func (c *Controller) saveSession(ctx context.Context, s *Session) error {
 // the new session as the active one. Its messages are initial messages until the peer
 // answers, so a lost first message is recoverable.
 func (c *Controller) StartNewSession(ctx context.Context, card *ratchet.Card) (*Session, error) {
-	b, err := c.fetchBundle(ctx, card)
+	b, err := c.fetchBundle(ctx, card, "")
 	if err != nil {
 		return nil, err
 	}
@@ -186,7 +186,11 @@ func (c *Controller) StartNewSession(ctx context.Context, card *ratchet.Card) (*
 	return s, nil
 }
 
-func (c *Controller) fetchBundle(ctx context.Context, card *ratchet.Card) (*ratchet.Bundle, error) {
+// fetchBundle fetches and verifies card's prekey bundle. rejected is the id of the
+// contact's card the user rejected ("" for none): a bundle of that card is refused with
+// *RejectedKeyOnlyError (the relay has no prekeys for the trusted key any more), not as
+// one that failed verification.
+func (c *Controller) fetchBundle(ctx context.Context, card *ratchet.Card, rejected string) (*ratchet.Bundle, error) {
 	rc, err := c.relayClient()
 	if err != nil {
 		return nil, err
@@ -202,6 +206,9 @@ func (c *Controller) fetchBundle(ctx context.Context, card *ratchet.Card) (*ratc
 	}
 	if b == nil || b.Card == nil {
 		return nil, fmt.Errorf("%w: empty bundle for %s", ErrCardRejected, card.Identity)
+	}
+	if rejected != "" && b.Card.ID() == rejected {
+		return nil, &RejectedKeyOnlyError{Contact: card.Identity} // names the contact and what it fetched
 	}
 	if err := b.Verify(card, c.relayKeyNow()); err != nil {
 		return nil, fmt.Errorf("%w: %s's prekey bundle: %w", ErrCardRejected, card.Identity, err)

@@ -534,7 +534,7 @@ func TestPreKeySchedule(t *testing.T) {
 	if _, err := alice.c.AddContact(ctx, "bob"); err != nil {
 		t.Fatal(err)
 	}
-	b, err := alice.c.fetchBundle(ctx, bob.card)
+	b, err := alice.c.fetchBundle(ctx, bob.card, "")
 	must(t, err)
 	if b.SignedPreKey.ID != ids(ratchet.SignedPreKey)[1] {
 		t.Fatalf("bundle holds signed prekey %d, want the new one", b.SignedPreKey.ID)

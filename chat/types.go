@@ -233,3 +233,20 @@ func (e *KeyChangedError) Error() string {
 }
 
 func (e *KeyChangedError) Unwrap() error { return ErrKeyChanged }
+
+// ErrOnlyRejectedKey: no message can be sent to a contact whose new key the user
+// rejected (RejectKey) while there is no session with the key they trusted — the relay
+// hands out prekeys only for the key the contact has now (*RejectedKeyOnlyError).
+var ErrOnlyRejectedKey = errors.New("chat: the relay holds prekeys only for the rejected key")
+
+// RejectedKeyOnlyError is ErrOnlyRejectedKey for Contact: nothing can be sent to them
+// until their trusted key is back on the relay, or the new key is accepted (AcceptKey)
+// after comparing safety numbers. Nothing was trusted or sent.
+type RejectedKeyOnlyError struct{ Contact string }
+
+func (e *RejectedKeyOnlyError) Error() string {
+	return fmt.Sprintf("the relay holds prekeys only for %s's new key, which you rejected, and there is no session with the key you trusted: "+
+		"nothing can be sent to %s until their trusted key is back on the relay, or until you accept the new key after comparing safety numbers; nothing was sent", e.Contact, e.Contact)
+}
+
+func (e *RejectedKeyOnlyError) Unwrap() error { return ErrOnlyRejectedKey }

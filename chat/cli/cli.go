@@ -15,22 +15,27 @@ package cli
 import (
 	"context"
 	"crypto/tls"
+	"crypto/x509"
 	"encoding/json"
 	"errors"
 	"flag"
 	"fmt"
 	"io"
 	"log/slog"
+	"net"
 	"os"
 	"runtime/debug"
 	"slices"
 	"strings"
 	"time"
 
+	"github.com/gorilla/websocket"
+
 	"pfschat/chat"
 	"pfschat/chat/profile"
 	"pfschat/ratchet"
 	"pfschat/relay"
+	"pfschat/relay/client"
 )
 
 // exit codes
@@ -402,10 +407,16 @@ func (e *env) profile() (chat.Profile, error) {
 	return p, nil
 }
 
-// passphrase finds the passphrase by the rules of package profile: --passphrase-file,
-// then $PFSCHAT_PASSPHRASE, then a terminal prompt (twice when confirm is set).
-func (e *env) passphrase(prompt string, confirm bool) ([]byte, error) {
-	return e.flags.Passphrase(e.stdin, e.stderr, prompt, confirm)
+// passphrase finds an existing profile's passphrase by the rules of package profile:
+// --passphrase-file, then $PFSCHAT_PASSPHRASE, then a terminal prompt.
+func (e *env) passphrase(prompt string) ([]byte, error) {
+	return e.flags.Passphrase(e.stdin, e.stderr, prompt)
+}
+
+// newPassphrase is the passphrase of a profile being made (init, recover), from the
+// same sources (asked twice at a prompt), refused when shorter than onboarding allows.
+func (e *env) newPassphrase() ([]byte, error) {
+	return e.flags.CreatePassphrase(e.stdin, e.stderr)
 }
 
 // online opens the profile and connects to the relay.
@@ -447,12 +458,26 @@ func (e *env) existingProfile() (chat.Profile, []byte, error) {
 	if p.Held, err = p.Lock(); err != nil {
 		return p, nil, err
 	}
-	pass, err := e.passphrase("passphrase: ", false)
+	pass, err := e.passphrase(e.unlockPrompt(p))
 	if err != nil {
 		p.Held.Release()
 		return p, nil, err
 	}
 	return p, pass, nil
+}
+
+// unlockPrompt is the prompt for an existing profile's passphrase: it names the
+// profile (its identity, read without the passphrase, else its folder), as the UI's
+// unlock screen does; `pfschat passphrase` asks for the current one.
+func (e *env) unlockPrompt(p chat.Profile) string {
+	what := "passphrase"
+	if e.cmd == "passphrase" {
+		what = "current passphrase"
+	}
+	if name := p.IdentityName(e.ctx); name != "" {
+		return fmt.Sprintf("%s for %s (%s): ", what, name, p.Dir)
+	}
+	return fmt.Sprintf("%s for %s: ", what, p.Dir)
 }
 
 // openOrOffline opens the profile and connects; when the relay cannot be reached it
@@ -506,7 +531,13 @@ func explain(e *env, err error) string {
 	var kc *chat.KeyChangedError
 	switch {
 	case errors.Is(err, chat.ErrWrongPassphrase):
-		return "wrong passphrase for this profile; try again (check " + profile.EnvPassphrase + " or --passphrase-file)"
+		switch _, envSet := os.LookupEnv(profile.EnvPassphrase); {
+		case e.flags.PassphraseFile != "":
+			return "wrong passphrase for this profile in the passphrase file " + e.flags.PassphraseFile + "; check the file"
+		case envSet:
+			return "wrong passphrase for this profile in $" + profile.EnvPassphrase + "; check what it holds"
+		}
+		return "wrong passphrase for this profile; try again"
 	case errors.Is(err, chat.ErrNoProfile):
 		return fmt.Sprintf("%v\nno identity yet: create one with 'pfschat init --name NAME' (or pass --home DIR to use another profile)", err)
 	case errors.Is(err, chat.ErrProfileDamaged):
@@ -530,8 +561,21 @@ func explain(e *env, err error) string {
 		return fmt.Sprintf("%v\ncheck the spelling, or ask them to run 'pfschat init' on this relay", err)
 	case errors.Is(err, chat.ErrUnknownContact):
 		return fmt.Sprintf("%v\nadd them first with 'pfschat add NAME'", err)
+	case errors.As(err, new(*chat.RejectedKeyOnlyError)):
+		var rk *chat.RejectedKeyOnlyError
+		errors.As(err, &rk)
+		return fmt.Sprintf("%v\nrun 'pfschat fingerprint %s', compare it with %s in person or on another channel, then 'pfschat accept-key %s'", err, rk.Contact, rk.Contact, rk.Contact)
 	case errors.Is(err, chat.ErrCardRejected):
 		return fmt.Sprintf("%v\nthe relay handed out a card or keys that do not verify; nothing was trusted or sent", err)
+	case isLoginFailed(err):
+		// The relay answered: it has no account with this profile's card.
+		return "the relay does not know this profile's card (it refused the login): the account was deleted (pfschat delete-account, or freed after a time unused), " +
+			"or its card was replaced from another device (recover, reset-identity)\n" +
+			"if the account was deleted, its name is free: register again in a new profile with 'pfschat --home NEW_DIR init --name NAME'; " +
+			"if it was replaced elsewhere, use that device, or get the name back with 'pfschat --home NEW_DIR recover NAME' and your recovery code"
+	case errors.Is(err, client.ErrInsecureTransport):
+		// Refused here, before any dial: the error says what to do.
+		return "not connecting to the relay: " + strings.TrimPrefix(chat.Sentence(err), strings.TrimPrefix(chat.ErrOffline.Error(), "chat: ")+": ")
 	case errors.Is(err, chat.ErrOffline):
 		// The error's own words as a sentence (no "chat: relay unreachable: … relay:"),
 		// after the one lead every caller and script looks for.
@@ -545,6 +589,20 @@ func explain(e *env, err error) string {
 			// It runs and answered: its certificate is what failed.
 			return "cannot reach the relay" + detail + "\nthe relay's TLS certificate does not verify: check that the name in --relay is one of the certificate's; " +
 				"a certificate not from a public authority (a self-signed one) is trusted with SSL_CERT_FILE=FILE or SSL_CERT_DIR=DIR"
+		}
+		if rh := (tls.RecordHeaderError{}); errors.As(err, &rh) {
+			// Something answered on that port, in plain text.
+			try := "ws:// instead of wss://"
+			for _, part := range strings.Split(detail, ": ") {
+				if rest, ok := strings.CutPrefix(part, "wss://"); ok {
+					try = "ws://" + rest
+					break
+				}
+			}
+			return "the relay does not speak TLS on that port" + detail + "\ntry " + try + " (a relay started without --tls-* or --acme-* speaks plain ws://, on loopback or with --insecure-ws)"
+		}
+		if !unreachable(err) {
+			return "cannot reach the relay" + detail
 		}
 		return "cannot reach the relay" + detail + "\nis it running? start one with 'pfschat relay', or pass --relay URL"
 	case errors.Is(err, ratchet.ErrInvalidName):
@@ -560,6 +618,35 @@ func explain(e *env, err error) string {
 		return fmt.Sprintf("%v\n%s", err, chat.IdentityReplacedAdvice)
 	}
 	return err.Error()
+}
+
+// isLoginFailed: the relay refused the login with this profile's card (an account it
+// does not have: deleted, expired, or replaced elsewhere without a trace it keeps).
+func isLoginFailed(err error) bool {
+	var pe *relay.ProtocolError
+	return errors.As(err, &pe) && pe.Code == relay.CodeLoginFailed
+}
+
+// unreachable reports whether an error of a failed connection says the relay could not
+// be reached at all — the dial failed (refused, no route, a name that does not
+// resolve) or timed out — or says nothing of the wire (an owner's "offline" answer):
+// only then is "is it running?" the question. A relay that answered (a refusal, a TLS
+// handshake that failed, an HTTP answer that is no relay's) was reached.
+func unreachable(err error) bool {
+	var op *net.OpError
+	var dns *net.DNSError
+	var ne net.Error
+	switch {
+	case errors.As(err, &op) && op.Op == "dial", errors.As(err, &dns),
+		errors.Is(err, context.DeadlineExceeded), errors.As(err, &ne) && ne.Timeout():
+		return true
+	case errors.As(err, new(*relay.ProtocolError)), errors.As(err, new(tls.RecordHeaderError)), errors.As(err, new(tls.AlertError)),
+		errors.As(err, new(*tls.CertificateVerificationError)), errors.As(err, new(x509.HostnameError)), errors.As(err, new(x509.UnknownAuthorityError)),
+		errors.As(err, new(x509.CertificateInvalidError)), errors.Is(err, websocket.ErrBadHandshake), errors.Is(err, client.ErrRelayProof),
+		errors.Is(err, client.ErrInsecureTransport), errors.As(err, &op):
+		return false
+	}
+	return true
 }
 
 func cmdVersion(e *env, fs *flag.FlagSet, args []string) error {
@@ -585,9 +672,17 @@ func waitFlag(fs *flag.FlagSet) (time.Duration, error) {
 	return wait, nil
 }
 
+// plural is "1 argument", "2 arguments": n and the noun, plural unless n is 1.
+func plural(n int, noun string) string {
+	if n == 1 {
+		return "1 " + noun
+	}
+	return fmt.Sprintf("%d %ss", n, noun)
+}
+
 func oneName(args []string) (string, error) {
 	if len(args) != 1 {
-		return "", usagef("want exactly one NAME, got %d arguments", len(args))
+		return "", usagef("want exactly one NAME, got %s", plural(len(args), "argument"))
 	}
 	return userName(args[0])
 }
@@ -642,7 +737,7 @@ func cmdInit(e *env, fs *flag.FlagSet, args []string) error {
 	if p.Exists() {
 		return fmt.Errorf("%w: %s", chat.ErrProfileExists, p.StorePath())
 	}
-	pass, err := e.passphrase("new passphrase: ", true)
+	pass, err := e.newPassphrase()
 	if err != nil {
 		return err
 	}
@@ -1185,8 +1280,9 @@ func cmdRejectKey(e *env, fs *flag.FlagSet, args []string) error {
 			}
 			return err
 		}
-		fmt.Fprintf(e.stdout, "kept the key you trusted for %s and rejected the new one; sending goes to the trusted key. "+
-			"The messages the rejected key signs stay marked, without a new warning ('pfschat accept-key %s' takes it after all)\n", name, name)
+		fmt.Fprintf(e.stdout, "kept the key you trusted for %s and rejected the new one; sending goes to the trusted key while a session with it lasts "+
+			"(without one — after reset-session — nothing can be sent to %s: the relay has prekeys only for the new key). "+
+			"The messages the rejected key signs stay marked, without a new warning ('pfschat accept-key %s' takes it after all)\n", name, name, name)
 		return nil
 	})
 }

@@ -22,6 +22,7 @@ type contactPrefsOps interface {
 	RemoveContact(ctx context.Context, name string) error
 	SetNickname(ctx context.Context, name, nickname string) error
 	SetMuted(ctx context.Context, name string, muted bool) error
+	Contact(ctx context.Context, name string) (chat.Contact, error)
 }
 
 var (
@@ -95,6 +96,18 @@ func withPrefs(e *env, online bool, fn func(c contactPrefsOps) error) (relayTold
 // (as accept-key of an unchanged key and a second block are none).
 var errAlreadyContact = errors.New("already a contact")
 
+// errNotBlocked: unblock of someone not blocked, which is no failure either (the UI's
+// /unblock says the same).
+var errNotBlocked = errors.New("not blocked")
+
+// unblockOnce is Unblock that takes a contact not blocked as done.
+func unblockOnce(c contactPrefsOps, ctx context.Context, name string) error {
+	if ct, err := c.Contact(ctx, name); err == nil && !ct.Blocked {
+		return errNotBlocked
+	}
+	return c.Unblock(ctx, name)
+}
+
 // acceptRequestOnce is AcceptRequest that takes a contact accepted already as done.
 func acceptRequestOnce(c contactPrefsOps, ctx context.Context, name string) error {
 	err := c.AcceptRequest(ctx, name)
@@ -113,6 +126,10 @@ func nameCmd(what string, online bool, fn func(c contactPrefsOps, ctx context.Co
 		told, err := withPrefs(e, online, func(c contactPrefsOps) error { return fn(c, e.ctx, name) })
 		if errors.Is(err, errAlreadyContact) {
 			fmt.Fprintf(e.stdout, "%s is a contact already; nothing to accept\n", name)
+			return nil
+		}
+		if errors.Is(err, errNotBlocked) {
+			fmt.Fprintf(e.stdout, "%s is not blocked; nothing to unblock\n", name)
 			return nil
 		}
 		if err != nil {
@@ -134,7 +151,7 @@ var (
 			fmt.Fprintf(e.stdout, "blocked %s here: their messages are dropped; the relay is told on the next connection\n", name)
 		}
 	})
-	cmdUnblock = nameCmd("unblock", true, contactPrefsOps.Unblock, func(e *env, name string, told bool) {
+	cmdUnblock = nameCmd("unblock", true, unblockOnce, func(e *env, name string, told bool) {
 		fmt.Fprintf(e.stdout, "unblocked %s\n", name)
 	})
 	cmdRemove = nameCmd("remove", false, contactPrefsOps.RemoveContact, func(e *env, name string, _ bool) {

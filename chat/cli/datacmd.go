@@ -23,7 +23,7 @@ func passphraseFlags(fs *flag.FlagSet) {
 
 func oneFile(args []string) (string, error) {
 	if len(args) != 1 {
-		return "", usagef("want exactly one FILE, got %d arguments", len(args))
+		return "", usagef("want exactly one FILE, got %s", plural(len(args), "argument"))
 	}
 	return args[0], nil
 }
@@ -40,7 +40,7 @@ func cmdBackup(e *env, fs *flag.FlagSet, args []string) error {
 	if !p.Exists() {
 		return fmt.Errorf("%w: %s", chat.ErrNoProfile, p.StorePath())
 	}
-	pass, err := e.passphrase("passphrase: ", false)
+	pass, err := e.passphrase(e.unlockPrompt(p))
 	if err != nil {
 		return err
 	}
@@ -65,7 +65,7 @@ func cmdRestore(e *env, fs *flag.FlagSet, args []string) error {
 		// Not chat.ErrProfileExists: its advice is init's (a second identity).
 		return fmt.Errorf("%w: %s", errRestoreOverProfile, p.StorePath())
 	}
-	pass, err := e.passphrase("the backup's passphrase: ", false)
+	pass, err := e.passphrase("the backup's passphrase: ")
 	if err != nil {
 		return err
 	}
@@ -104,7 +104,7 @@ func cmdPassphrase(e *env, fs *flag.FlagSet, args []string) error {
 
 func cmdDeleteMessage(e *env, fs *flag.FlagSet, args []string) error {
 	if len(args) != 2 {
-		return usagef("want NAME and ID, got %d arguments", len(args))
+		return usagef("want NAME and ID, got %s", plural(len(args), "argument"))
 	}
 	name, err := oneName(args[:1])
 	if err != nil {

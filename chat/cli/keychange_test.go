@@ -166,3 +166,24 @@ func TestRejectKeyFromTheCommandLine(t *testing.T) {
 		t.Fatalf("alice's recv after reject-key: exit %d, err %q", rc, msg)
 	}
 }
+
+// reject-key with no session left with the key alice trusted (an earlier
+// reset-session): the relay holds prekeys only for bob's new key, which she rejected,
+// so nothing can go to him; send says so and what would change it, and sends nothing.
+func TestSendAfterRejectKeyWithoutASession(t *testing.T) {
+	w := startKeyChangeWalk(t)
+	w.must(w.alice, "reset-session", "bob")
+	out := w.must(w.alice, "reject-key", "bob")
+	if !strings.Contains(out, "kept the key you trusted for bob") || !strings.Contains(out, "while a session with it lasts") {
+		t.Fatalf("reject-key: %q", out)
+	}
+	rc, out, msg := w.run(w.alice, "send", "bob", "to the key I trust")
+	if rc != 1 || out != "" ||
+		!strings.Contains(msg, "pfschat send: the relay holds prekeys only for bob's new key, which you rejected, and there is no session with the key you trusted: nothing can be sent to bob") ||
+		!strings.Contains(msg, "pfschat accept-key bob") || strings.Contains(msg, "failed verification") || strings.Contains(msg, "belongs to another card") {
+		t.Fatalf("send after reject-key without a session: exit %d, out %q, err %q", rc, out, msg)
+	}
+	if got := w.recv(w.bob); len(got) != 0 {
+		t.Fatalf("bob received %+v", got)
+	}
+}

@@ -5,9 +5,11 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"slices"
 	"strings"
 
 	"pfschat/chat"
+	"pfschat/chat/profile"
 )
 
 // confirmLine asks a question on stderr and reads one line of stdin.
@@ -50,9 +52,41 @@ func cmdDeleteAccount(e *env, fs *flag.FlagSet, args []string) error {
 	if err := c.DeleteAccount(e.ctx); err != nil {
 		return err
 	}
+	c.Close() // its store's -wal and -shm go with it: the advice names what stays
 	p, _ := e.profile()
-	fmt.Fprintf(e.stdout, "account %q deleted on the relay; the name is free.\nThe local profile stays in %s: remove that folder to forget it here too.\n", name, p.Dir)
+	fmt.Fprintf(e.stdout, "account %q deleted on the relay; the name is free.\n%s\n", name, forgetAdvice(p))
 	return nil
+}
+
+// forgetAdvice says how to forget a profile on this machine too: remove its folder
+// when it holds nothing else, else only the profile's own files — the default profile
+// shares its folder with the default relay database (relay.db), which holds a relay's
+// key and accounts.
+func forgetAdvice(p chat.Profile) string {
+	own, others, err := p.Files()
+	if err != nil || len(own) == 0 {
+		return fmt.Sprintf("The local profile stays in %s.", p.Dir)
+	}
+	if len(others) == 0 {
+		return fmt.Sprintf("The local profile stays in %s, which holds nothing else: remove that folder to forget it here too.", p.Dir)
+	}
+	what := "files that are not the profile's"
+	if slices.ContainsFunc(others, profile.IsRelayFile) {
+		what = "a relay's database, with its accounts and its key, and other files that are not the profile's"
+		if !slices.ContainsFunc(others, func(n string) bool { return !profile.IsRelayFile(n) }) {
+			what = "a relay's database, with its accounts and its key"
+		}
+	}
+	return fmt.Sprintf("The local profile stays in %s. That folder also holds %s (%s): do not remove the folder; to forget the profile here too, remove only its own files there: %s.",
+		p.Dir, what, nameList(others), strings.Join(own, ", "))
+}
+
+// nameList is up to four names, and how many more.
+func nameList(names []string) string {
+	if len(names) <= 4 {
+		return strings.Join(names, ", ")
+	}
+	return fmt.Sprintf("%s and %d more", strings.Join(names[:4], ", "), len(names)-4)
 }
 
 func cmdRepin(e *env, fs *flag.FlagSet, args []string) error {

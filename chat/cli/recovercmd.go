@@ -103,7 +103,7 @@ func cmdRecover(e *env, fs *flag.FlagSet, args []string) error {
 	} else if code, err = askRecoveryCode(e.stdin, e.stderr, name); err != nil {
 		return err
 	}
-	pass, err := e.passphrase("new passphrase: ", true)
+	pass, err := e.newPassphrase()
 	if err != nil {
 		return err
 	}

@@ -154,7 +154,7 @@ func TestRelayDownAsksForThePassphraseOnce(t *testing.T) {
 		if rc != c.rc || !strings.Contains(out.String(), c.stdout) || !strings.Contains(errOut.String(), "relay") {
 			t.Fatalf("%v with the relay down: exit %d, out %q, err %q", c.args, rc, out.String(), errOut.String())
 		}
-		if n := strings.Count(errOut.String(), "passphrase: "); n != 1 {
+		if n := strings.Count(errOut.String(), "passphrase for alice ("+w.alice+"): "); n != 1 {
 			t.Errorf("%v with the relay down asked for the passphrase %d times: %q", c.args, n, errOut.String())
 		}
 	}

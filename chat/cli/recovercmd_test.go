@@ -80,6 +80,17 @@ func TestRecoverCommands(t *testing.T) {
 	if err := os.Chmod(file, 0o600); err != nil {
 		t.Fatal(err)
 	}
+	// A new passphrase shorter than onboarding allows is refused before anything is
+	// sent: no profile, and the code is not spent (it works just below).
+	t.Setenv(profile.EnvPassphrase, "short")
+	if rc, _, msg := run(home2, "", "recover", "alice", "--recovery-code-file", file); rc != 1 ||
+		!strings.Contains(msg, "$PFSCHAT_PASSPHRASE is too short (5 characters): use at least 8 characters: the passphrase protects your keys and history on this machine; nothing was created") {
+		t.Fatalf("recover with a short passphrase: exit %d, %q", rc, msg)
+	}
+	if _, err := os.Stat(filepath.Join(home2, "pfschat.db")); err == nil {
+		t.Fatal("a refused passphrase left a profile")
+	}
+	t.Setenv(profile.EnvPassphrase, "correct horse battery staple")
 	rc, out, msg = run(home2, "", "recover", "alice", "--recovery-code-file", file)
 	m = codeRE.FindStringSubmatch(out)
 	if rc != 0 || m == nil || m[1] == code {

@@ -277,7 +277,7 @@ func TestRelayLeavesAForeignFileAlone(t *testing.T) {
 // now (storage_full below --min-free-mib) keeps the message in the outbox (exit 3), and
 // send says the relay answered and did not accept it, not that it is unreachable.
 func TestSendToRelayRefusingSendsSaysSo(t *testing.T) {
-	t.Setenv("PFSCHAT_PASSPHRASE", "pw")
+	t.Setenv("PFSCHAT_PASSPHRASE", "pw-secret")
 	r := startRelayCmd(t, "--db", filepath.Join(t.TempDir(), "relay.db"), "--min-free-mib", "900000000", "--disk-reserve-mib", "0")
 	relayURL := strings.TrimSuffix(r.url, "/v2/ws")
 	dir := t.TempDir()
@@ -306,7 +306,7 @@ func TestSendToRelayRefusingSendsSaysSo(t *testing.T) {
 // client does not trust (self-signed, another CA) answered, so init says the
 // certificate does not verify and how to trust it, not "is it running?".
 func TestInitAgainstUntrustedCertificateSaysSo(t *testing.T) {
-	t.Setenv("PFSCHAT_PASSPHRASE", "pw")
+	t.Setenv("PFSCHAT_PASSPHRASE", "pw-secret")
 	dir := t.TempDir()
 	leaf := relaytest.NewCA(t).Leaf(t, "127.0.0.1")
 	certFile, keyFile := filepath.Join(dir, "cert.pem"), filepath.Join(dir, "key.pem")

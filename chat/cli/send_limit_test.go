@@ -15,7 +15,7 @@ import (
 // send refuses a text over the one limit (chat.MaxTextBytes) as a usage error (exit 2),
 // before anything is opened, and never cuts it; exactly the limit passes that check.
 func TestSendRefusesTextOverTheLimit(t *testing.T) {
-	t.Setenv(profile.EnvPassphrase, "pw")
+	t.Setenv(profile.EnvPassphrase, "pw-secret")
 	for _, tc := range []struct {
 		name, stdin string
 		args        []string

@@ -41,7 +41,12 @@ func sendFileArgs(fs *flag.FlagSet, args []string) (name, path, caption string, 
 		return "", "", "", 0, err
 	}
 	st, err := os.Stat(path)
-	if err != nil {
+	switch {
+	case errors.Is(err, os.ErrNotExist):
+		return "", "", "", 0, usagef("no such file: %s", path)
+	case errors.Is(err, os.ErrPermission):
+		return "", "", "", 0, usagef("cannot read %s: permission denied", path)
+	case err != nil:
 		return "", "", "", 0, usagef("%v", err)
 	}
 	if !st.Mode().IsRegular() {

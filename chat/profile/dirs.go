@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"strings"
 )
 
 // appDir is pfschat's directory name inside the XDG data and state homes.
@@ -79,4 +80,12 @@ func RelayDB() (string, error) {
 		return "", err
 	}
 	return filepath.Join(dir, relayDBFile), nil
+}
+
+// IsRelayFile reports whether a file named name in DataDir is one of the default relay
+// database's (relay.db, SQLite's relay.db-wal and relay.db-shm, relay.db.blobs,
+// relay.db.reserve, relay.db.lock): the default profile shares that directory, and a
+// relay's files there are not the profile's.
+func IsRelayFile(name string) bool {
+	return name == relayDBFile || strings.HasPrefix(name, relayDBFile+"-") || strings.HasPrefix(name, relayDBFile+".")
 }

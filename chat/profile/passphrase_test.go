@@ -86,7 +86,7 @@ func TestPassphraseNoTerminal(t *testing.T) {
 	setenv(t, EnvPassphrase, unset)
 	var f Flags
 	var stderr strings.Builder
-	_, err := f.Passphrase(strings.NewReader(""), &stderr, "passphrase: ", false)
+	_, err := f.Passphrase(strings.NewReader(""), &stderr, "passphrase: ")
 	if err == nil || !contains(err.Error(), EnvPassphrase) || !contains(err.Error(), "--passphrase-file") {
 		t.Fatalf("err = %v", err)
 	}
@@ -151,7 +151,7 @@ func TestSecretFileMode(t *testing.T) {
 			t.Run(fmt.Sprintf("%s %04o symlink=%v", r.name, m.mode, m.symlink), func(t *testing.T) {
 				dir := t.TempDir()
 				target := filepath.Join(dir, "secret")
-				if err := os.WriteFile(target, []byte("s3cret\n"), 0o600); err != nil {
+				if err := os.WriteFile(target, []byte("s3cret-long\n"), 0o600); err != nil {
 					t.Fatal(err)
 				}
 				if err := os.Chmod(target, m.mode); err != nil {
