@@ -20,9 +20,10 @@ import (
 // ErrWrongPassphrase is what Profile.Open returns (wrapped) for a wrong passphrase.
 var ErrWrongPassphrase = errors.New("wrong passphrase")
 
-// minPassphrase is the shortest passphrase onboarding accepts: the passphrase is the
-// only thing between a stolen laptop and the message history.
-const minPassphrase = 8
+// minPassphrase is the shortest passphrase onboarding accepts, as the headless commands
+// do (profile.CheckNewPassphrase): the passphrase is the only thing between a stolen
+// laptop and the message history.
+const minPassphrase = profile.MinNewPassphrase
 
 var nameRE = regexp.MustCompile(`^[a-z0-9._-]{1,32}$`)
 
@@ -468,7 +469,7 @@ func (o *onboarding) next() tea.Cmd {
 		return o.focus(stepPass)
 	case stepPass:
 		if len([]rune(o.inputs[stepPass].Value())) < minPassphrase {
-			o.err = "use at least 8 characters: the passphrase protects your keys and history on this machine"
+			o.err = profile.ErrShortPassphrase.Error()
 			// Emptied, as after a mismatch: the field shows only dots, and the next try
 			// typed after the short one would otherwise become its continuation.
 			o.inputs[stepPass].Reset()
