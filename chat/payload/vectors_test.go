@@ -248,6 +248,21 @@ func buildVectors(t *testing.T) vectorFile {
 		vector{Name: "text with 3 body bytes after its fields (a later revision's field)", Version: 2, Type: 1,
 			Fields: fields{AtMS: vectorAt.UnixMilli(), ID: id, Seq: 1, Text: "hi"}, Payload: hex.EncodeToString(withTail)},
 	)
+	// Other payloads the receiver accepts, unpadded: each as valid as the rules make it,
+	// though pfschat never sends it.
+	for _, v := range []struct {
+		name string
+		p    payload.Payload
+	}{
+		{"identity-changed with the same old and new card ID", payload.Payload{Type: payload.IdentityChanged, At: vectorAt,
+			Identity: payload.IdentityChange{OldCardID: det32("old card"), NewCardID: det32("old card")}}},
+	} {
+		un, err := payload.AppendUnpadded(nil, &v.p)
+		if err != nil {
+			t.Fatalf("%s: %v", v.name, err)
+		}
+		vf.Vectors = append(vf.Vectors, vector{Name: v.name, Version: 2, Type: int(v.p.Type), Fields: toFields(&v.p), Payload: hex.EncodeToString(un)})
+	}
 
 	flip := func(b []byte, i int, x byte) []byte { c := append([]byte(nil), b...); c[i] ^= x; return c }
 	bodyLen := func(b []byte, n uint32) []byte {
@@ -283,6 +298,7 @@ func buildVectors(t *testing.T) vectorFile {
 	rej("retry: reason 3", header(4, append(append([]byte{3}, str8(id)...), 0, 0, 0, 0, 0, 0, 0, 0)), "ErrMalformed")
 	rej("retry: names no message", header(4, []byte{1, 0, 0, 0, 0, 0, 0, 0, 0, 0}), "ErrMalformed")
 	rej("identity-changed: signature of 63 bytes", header(5, append(append(det("old card", 32), det("new card", 32)...), append([]byte{63}, det("signature", 63)...)...)), "ErrMalformed")
+	rej("identity-changed: signature of 65 bytes (ErrMalformed, not ErrOversize)", header(5, append(append(det("old card", 32), det("new card", 32)...), append([]byte{65}, det("signature", 65)...)...)), "ErrMalformed")
 	att := vf.Vectors[11]
 	attB := mustHex(t, att.Unpadded)
 	name := bytes.Index(attB, []byte("plan v2.pdf"))
