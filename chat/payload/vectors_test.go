@@ -256,6 +256,8 @@ func buildVectors(t *testing.T) vectorFile {
 	}{
 		{"identity-changed with the same old and new card ID", payload.Payload{Type: payload.IdentityChanged, At: vectorAt,
 			Identity: payload.IdentityChange{OldCardID: det32("old card"), NewCardID: det32("old card")}}},
+		{"attachment of 2^62 + 1 bytes (no rule of §7 judges the size)", payload.Payload{Type: payload.Attachment, At: vectorAt, ID: id, Seq: 8,
+			Attachment: payload.AttachmentRef{BlobID: "b", Capability: det32("blob capability"), Key: det32("blob key"), Digest: det32("blob digest"), Size: 1<<62 + 1}}},
 	} {
 		un, err := payload.AppendUnpadded(nil, &v.p)
 		if err != nil {
