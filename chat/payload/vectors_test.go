@@ -254,6 +254,7 @@ func buildVectors(t *testing.T) vectorFile {
 		name string
 		p    payload.Payload
 	}{
+		{"delivered naming one id twice", payload.Payload{Type: payload.Delivered, At: vectorAt, IDs: []string{id, "c-0002", id}}},
 		{"identity-changed with the same old and new card ID", payload.Payload{Type: payload.IdentityChanged, At: vectorAt,
 			Identity: payload.IdentityChange{OldCardID: det32("old card"), NewCardID: det32("old card")}}},
 		{"attachment of 2^62 + 1 bytes (no rule of §7 judges the size)", payload.Payload{Type: payload.Attachment, At: vectorAt, ID: id, Seq: 8,
