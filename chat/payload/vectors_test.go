@@ -255,6 +255,8 @@ func buildVectors(t *testing.T) vectorFile {
 		p    payload.Payload
 	}{
 		{"delivered naming one id twice", payload.Payload{Type: payload.Delivered, At: vectorAt, IDs: []string{id, "c-0002", id}}},
+		{"retry request naming both a message id and a relay msg_id", payload.Payload{Type: payload.RetryRequest, At: vectorAt,
+			Retry: payload.Retry{Reason: payload.RetryUnreadable, ID: id, RelayMsgID: 1234}}},
 		{"identity-changed with the same old and new card ID", payload.Payload{Type: payload.IdentityChanged, At: vectorAt,
 			Identity: payload.IdentityChange{OldCardID: det32("old card"), NewCardID: det32("old card")}}},
 		{"attachment of 2^62 + 1 bytes (no rule of §7 judges the size)", payload.Payload{Type: payload.Attachment, At: vectorAt, ID: id, Seq: 8,
@@ -299,6 +301,8 @@ func buildVectors(t *testing.T) vectorFile {
 	rej("delivered: 1001 ids", header(2, []byte{0x03, 0xe9}), "ErrOversize")
 	rej("read: second id truncated", header(3, append(append([]byte{0, 2}, str8(id)...), 5, 'a')), "ErrMalformed")
 	rej("retry: reason 3", header(4, append(append([]byte{3}, str8(id)...), 0, 0, 0, 0, 0, 0, 0, 0)), "ErrMalformed")
+	rej("retry: id with a space", header(4, append(append([]byte{1}, str8("a b")...), 0, 0, 0, 0, 0, 0, 0, 1)), "ErrMalformed")
+	rej("retry: id of 65 bytes", header(4, append(append([]byte{1}, str8(strings.Repeat("i", 65))...), 0, 0, 0, 0, 0, 0, 0, 1)), "ErrMalformed")
 	rej("retry: names no message", header(4, []byte{1, 0, 0, 0, 0, 0, 0, 0, 0, 0}), "ErrMalformed")
 	rej("identity-changed: signature of 63 bytes", header(5, append(append(det("old card", 32), det("new card", 32)...), append([]byte{63}, det("signature", 63)...)...)), "ErrMalformed")
 	rej("identity-changed: signature of 65 bytes (ErrMalformed, not ErrOversize)", header(5, append(append(det("old card", 32), det("new card", 32)...), append([]byte{65}, det("signature", 65)...)...)), "ErrMalformed")
