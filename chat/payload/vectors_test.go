@@ -354,6 +354,8 @@ func buildVectors(t *testing.T) vectorFile {
 	rej("version 1: a trailing byte", append(append([]byte(nil), v1text...), 0), "ErrMalformed")
 	rej("version 1: non-zero padding", v1(v1text, func(b []byte) []byte { b[len(b)-1] = 1; return b }), "ErrPadding")
 	rej("version 1: text over 40960 bytes", v1Payload(1, vectorAt, append(str8(id), 0, 0, 0xa0, 1)), "ErrOversize")
+	rej("version 1: text not UTF-8", v1Payload(1, vectorAt, append(str8(id), 0, 0, 0, 2, 0xc3, 0x28)), "ErrMalformed")
+	rej("version 1: id with a space", v1Payload(1, vectorAt, append(str8("a b"), 0, 0, 0, 1, 'x')), "ErrMalformed")
 	rej("version 1: no receipt ids", v1Payload(2, vectorAt, []byte{0, 0}), "ErrOversize")
 	return vf
 }
