@@ -354,6 +354,19 @@ func TestStreamErrorTable(t *testing.T) {
 		_, err = open(key, slices.Concat(full, emptyLast[:n]))
 		check(fmt.Sprintf("reader: %d bytes after a full chunk", n), err, ErrStreamTruncated)
 	}
+	// A full chunk sealed as last, then 1 to 16 bytes: the chunk is judged first (it
+	// opens only as last), so ErrStreamTrailing, not the rows of the piece after it.
+	fullLast, err := SealStreamChunk(nil, key, 0, true, streamPlain(StreamChunkSize))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, n := range []int{1, 15, 16, 17} {
+		_, err = open(key, slices.Concat(fullLast, emptyLast[:min(n, len(emptyLast))], make([]byte, max(0, n-len(emptyLast)))))
+		check(fmt.Sprintf("reader: %d bytes after a full chunk sealed as last", n), err, ErrStreamTrailing)
+	}
+	// A short final piece is opened with the flag set only: never retried as not last.
+	_, err = open(key, full[:StreamSealedChunkSize-1])
+	check("reader: a full non-last chunk less its last byte", err, ErrStreamChunk)
 	_, err = OpenStreamChunk(nil, key, 1, true, emptyLast)
 	check("OpenStreamChunk: empty last chunk 1", err, ErrStreamChunk)
 	_, err = OpenStreamChunk(nil, key, 0, true, emptyLast[:15])

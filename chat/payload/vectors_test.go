@@ -248,6 +248,26 @@ func buildVectors(t *testing.T) vectorFile {
 		vector{Name: "text with 3 body bytes after its fields (a later revision's field)", Version: 2, Type: 1,
 			Fields: fields{AtMS: vectorAt.UnixMilli(), ID: id, Seq: 1, Text: "hi"}, Payload: hex.EncodeToString(withTail)},
 	)
+	// Other payloads the receiver accepts, unpadded: each as valid as the rules make it,
+	// though pfschat never sends it.
+	for _, v := range []struct {
+		name string
+		p    payload.Payload
+	}{
+		{"delivered naming one id twice", payload.Payload{Type: payload.Delivered, At: vectorAt, IDs: []string{id, "c-0002", id}}},
+		{"retry request naming both a message id and a relay msg_id", payload.Payload{Type: payload.RetryRequest, At: vectorAt,
+			Retry: payload.Retry{Reason: payload.RetryUnreadable, ID: id, RelayMsgID: 1234}}},
+		{"identity-changed with the same old and new card ID", payload.Payload{Type: payload.IdentityChanged, At: vectorAt,
+			Identity: payload.IdentityChange{OldCardID: det32("old card"), NewCardID: det32("old card")}}},
+		{"attachment of 2^62 + 1 bytes (no rule of §7 judges the size)", payload.Payload{Type: payload.Attachment, At: vectorAt, ID: id, Seq: 8,
+			Attachment: payload.AttachmentRef{BlobID: "b", Capability: det32("blob capability"), Key: det32("blob key"), Digest: det32("blob digest"), Size: 1<<62 + 1}}},
+	} {
+		un, err := payload.AppendUnpadded(nil, &v.p)
+		if err != nil {
+			t.Fatalf("%s: %v", v.name, err)
+		}
+		vf.Vectors = append(vf.Vectors, vector{Name: v.name, Version: 2, Type: int(v.p.Type), Fields: toFields(&v.p), Payload: hex.EncodeToString(un)})
+	}
 
 	flip := func(b []byte, i int, x byte) []byte { c := append([]byte(nil), b...); c[i] ^= x; return c }
 	bodyLen := func(b []byte, n uint32) []byte {
@@ -281,8 +301,11 @@ func buildVectors(t *testing.T) vectorFile {
 	rej("delivered: 1001 ids", header(2, []byte{0x03, 0xe9}), "ErrOversize")
 	rej("read: second id truncated", header(3, append(append([]byte{0, 2}, str8(id)...), 5, 'a')), "ErrMalformed")
 	rej("retry: reason 3", header(4, append(append([]byte{3}, str8(id)...), 0, 0, 0, 0, 0, 0, 0, 0)), "ErrMalformed")
+	rej("retry: id with a space", header(4, append(append([]byte{1}, str8("a b")...), 0, 0, 0, 0, 0, 0, 0, 1)), "ErrMalformed")
+	rej("retry: id of 65 bytes", header(4, append(append([]byte{1}, str8(strings.Repeat("i", 65))...), 0, 0, 0, 0, 0, 0, 0, 1)), "ErrMalformed")
 	rej("retry: names no message", header(4, []byte{1, 0, 0, 0, 0, 0, 0, 0, 0, 0}), "ErrMalformed")
 	rej("identity-changed: signature of 63 bytes", header(5, append(append(det("old card", 32), det("new card", 32)...), append([]byte{63}, det("signature", 63)...)...)), "ErrMalformed")
+	rej("identity-changed: signature of 65 bytes (ErrMalformed, not ErrOversize)", header(5, append(append(det("old card", 32), det("new card", 32)...), append([]byte{65}, det("signature", 65)...)...)), "ErrMalformed")
 	att := vf.Vectors[11]
 	attB := mustHex(t, att.Unpadded)
 	name := bytes.Index(attB, []byte("plan v2.pdf"))
@@ -331,6 +354,8 @@ func buildVectors(t *testing.T) vectorFile {
 	rej("version 1: a trailing byte", append(append([]byte(nil), v1text...), 0), "ErrMalformed")
 	rej("version 1: non-zero padding", v1(v1text, func(b []byte) []byte { b[len(b)-1] = 1; return b }), "ErrPadding")
 	rej("version 1: text over 40960 bytes", v1Payload(1, vectorAt, append(str8(id), 0, 0, 0xa0, 1)), "ErrOversize")
+	rej("version 1: text not UTF-8", v1Payload(1, vectorAt, append(str8(id), 0, 0, 0, 2, 0xc3, 0x28)), "ErrMalformed")
+	rej("version 1: id with a space", v1Payload(1, vectorAt, append(str8("a b"), 0, 0, 0, 1, 'x')), "ErrMalformed")
 	rej("version 1: no receipt ids", v1Payload(2, vectorAt, []byte{0, 0}), "ErrOversize")
 	return vf
 }
