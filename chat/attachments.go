@@ -280,6 +280,9 @@ func (c *Controller) SendFile(ctx context.Context, contact, path, caption string
 	clientID := newClientID()
 	meta := attachmentMeta{Size: st.Size(), FileName: SafeFileName(filepath.Base(path)), Caption: caption, Source: abs}
 	meta.MediaType = sniffMediaType(f, meta.FileName)
+	if err := attachmentFits(clientID, meta); err != nil {
+		return Message{}, err
+	}
 	// The key is recorded before anything is sealed: the upload seals the file as it
 	// goes, and a killed send resumes by sealing it again under the same key (sealing
 	// is deterministic, so the chunks the relay has stay valid).
@@ -672,6 +675,26 @@ func (c *Controller) committed(ctx context.Context, row *storage.Attachment, met
 	meta.Capability = capab
 	row.State = AttachmentUploaded
 	return c.putMeta(ctx, row, *meta)
+}
+
+// attachmentFits refuses, before anything is uploaded, an attachment whose message
+// would not fit one payload: the caption shares MaxPayload with the file's name and
+// type, so one under MaxText alone could still be too long, and it failed only once
+// the file was uploaded, at every resume after. The trial encodes the message as
+// sendAttachmentMessage will, with placeholders of the same sizes (every other field
+// is of fixed size).
+func attachmentFits(clientID string, meta attachmentMeta) error {
+	ref := payload.AttachmentRef{BlobID: strings.Repeat("0", relay.BlobIDLen), Size: uint64(meta.Size), FileName: meta.FileName, MediaType: meta.MediaType}
+	p := payload.Payload{Type: payload.Attachment, At: time.Unix(0, 0), ID: clientID, Seq: 1, Text: meta.Caption, Attachment: ref}
+	if _, err := payload.AppendUnpadded(nil, &p); err != nil {
+		p.Text = ""
+		b, eerr := payload.AppendUnpadded(nil, &p)
+		if eerr != nil {
+			return fmt.Errorf("chat: %s cannot be sent: %w", meta.FileName, eerr)
+		}
+		return fmt.Errorf("%w: the caption is %d bytes; beside this file's name and type at most %d fit in one message", ErrTextTooLong, len(meta.Caption), payload.MaxPayload-len(b))
+	}
+	return nil
 }
 
 // sendAttachmentMessage commits the attachment payload to the outbox as Send does a text.

@@ -478,6 +478,23 @@ func TestAttachmentLimits(t *testing.T) {
 	if _, err := alice.c.SendFile(ctx, "bob", t.TempDir(), "", nil); err == nil {
 		t.Fatal("a directory was sent")
 	}
+	// A caption under MaxTextBytes that does not fit one message beside a long file
+	// name is refused before the upload (it failed after it, at every resume); the
+	// largest that fits is sent.
+	long := writeFile(t, t.TempDir(), strings.Repeat("n", 200)+".txt", []byte("x"))
+	_, err := alice.c.SendFile(ctx, "bob", long, strings.Repeat("c", MaxTextBytes), nil)
+	var most int
+	if !errors.Is(err, ErrTextTooLong) || !strings.Contains(err.Error(), "beside this file's name and type at most ") {
+		t.Fatalf("a caption too long beside the name: %v", err)
+	} else if _, scanErr := fmt.Sscanf(err.Error()[strings.LastIndex(err.Error(), "at most ")+len("at most "):], "%d", &most); scanErr != nil || most <= 0 || most >= MaxTextBytes {
+		t.Fatalf("the most that fits: %q (%v)", err, scanErr)
+	}
+	if ups, err := alice.c.store.AttachmentsIn(ctx, AttachmentUploading, AttachmentUploaded); err != nil || len(ups) != 0 {
+		t.Fatalf("the refused file left uploads: %v, %v", ups, err)
+	}
+	if _, err := alice.c.SendFile(ctx, "bob", long, strings.Repeat("c", most), nil); err != nil {
+		t.Fatalf("the longest caption that fits (%d bytes): %v", most, err)
+	}
 }
 
 // The relay restarts in the middle of an upload and again in the middle of a download:

@@ -220,7 +220,7 @@ func BackupClient(ctx context.Context, src, dst string, pass []byte) (err error)
 		return fmt.Errorf("storage: backup: the profile: %w", err)
 	}
 	if _, err := os.Lstat(dst); err == nil {
-		return fmt.Errorf("%w: %s exists; a backup never overwrites a file: choose a new name", ErrExists, dst)
+		return fmt.Errorf("%w: %s; a backup never overwrites a file: choose a new name", ErrExists, dst)
 	}
 	d, err := openBackupSource(ctx, src, clientKind, "a pfschat profile")
 	if err != nil {
@@ -242,7 +242,7 @@ func BackupClient(ctx context.Context, src, dst string, pass []byte) (err error)
 
 	out, err := os.OpenFile(dst, os.O_CREATE|os.O_EXCL|os.O_WRONLY, 0o600)
 	if errors.Is(err, fs.ErrExist) {
-		return fmt.Errorf("%w: %s exists; a backup never overwrites a file: choose a new name", ErrExists, dst)
+		return fmt.Errorf("%w: %s; a backup never overwrites a file: choose a new name", ErrExists, dst)
 	}
 	if err != nil {
 		return fmt.Errorf("storage: backup: %w", err)

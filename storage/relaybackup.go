@@ -30,14 +30,16 @@ func BackupRelay(ctx context.Context, src, dst string) (err error) {
 	if strings.ContainsAny(src, "?#") {
 		return fmt.Errorf("%w: store path %q must not contain '?' or '#'", ErrInvalid, src)
 	}
-	if _, err := os.Stat(src); err != nil {
+	if _, err := os.Stat(src); errors.Is(err, fs.ErrNotExist) {
+		return fmt.Errorf("storage: backup: there is no relay database at %s (give its path with --db): %w", src, ErrNotFound)
+	} else if err != nil {
 		return fmt.Errorf("storage: backup: the relay database: %w", err)
 	}
 	// Made empty and owner-only here, with O_EXCL so nothing is ever overwritten;
 	// VACUUM INTO fills an empty file.
 	f, err := os.OpenFile(dst, os.O_CREATE|os.O_EXCL|os.O_WRONLY, 0o600)
 	if errors.Is(err, fs.ErrExist) {
-		return fmt.Errorf("%w: %s exists; a backup never overwrites a file: choose a new name", ErrExists, dst)
+		return fmt.Errorf("%w: %s; a backup never overwrites a file: choose a new name", ErrExists, dst)
 	}
 	if errors.Is(err, fs.ErrNotExist) {
 		return fmt.Errorf("storage: backup: %s: its directory %s does not exist: make it first (a backup makes no directory): %w", dst, filepath.Dir(dst), err)

@@ -151,7 +151,13 @@ func Main(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io
 		return runDemo(ctx, without(args, i), stdin, stdout, stderr)
 	case "relay":
 		if err := RunRelay(ctx, args[i+1:], stdout, stderr); err != nil {
-			fmt.Fprintf(stderr, "pfschat relay: %v\n", err)
+			// The first line as a sentence, without the package prefixes ("pfschat relay:
+			// storage: already exists: …"); the lines after it as they are.
+			first, more, _ := strings.Cut(err.Error(), "\n")
+			if more != "" {
+				more = "\n" + more
+			}
+			fmt.Fprintf(stderr, "pfschat relay: %s%s\n", strings.TrimPrefix(chat.Sentence(errors.New(first)), "relay: "), more)
 			if errors.As(err, new(usageErr)) {
 				return exitUsage
 			}
@@ -305,6 +311,8 @@ func runHeadless(ctx context.Context, args []string, stdin io.Reader, stdout, st
 		if rest, ok := strings.CutPrefix(msg, err.Error()); ok { // the error's own words as a sentence
 			msg = chat.Sentence(err) + rest
 		}
+		// "pfschat backup: backup: …": the command's name already leads the line.
+		msg = strings.TrimPrefix(msg, cmd.name+": ")
 		fmt.Fprintf(stderr, "pfschat %s: %s\n", cmd.name, msg)
 		return exitFail
 	}
@@ -918,7 +926,9 @@ func recvLine(m chat.Message, asJSON bool) string {
 	}
 	text := shown(m.Text)
 	if m.Attachment != nil {
-		text = strings.TrimSpace(shown(fileText(m.Attachment)) + " " + text)
+		// The caption first, the file's line last: a path ends the line, so nothing runs
+		// into it ("saved to /x/hello.txt hi file" read as one path).
+		text = strings.TrimSpace(text + " " + shown(fileText(m.Attachment)))
 	}
 	if m.KeyPending {
 		return fmt.Sprintf("%s  %s [NEW KEY NOT ACCEPTED — may not be %s; compare safety numbers, then pfschat accept-key %s]: %s\n",

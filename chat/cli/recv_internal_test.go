@@ -98,3 +98,14 @@ func TestRecvLineMarksRequests(t *testing.T) {
 		t.Errorf("a contact's message has request: %s", line)
 	}
 }
+
+// A received file's caption comes before the file's line, whose saved path ends the
+// line: after the path it read as part of it ("saved to /x/hello.txt hi file").
+func TestRecvLineCaptionBeforeThePath(t *testing.T) {
+	m := chat.Message{ID: 8, Contact: "alice", Text: "hi file", SentAt: time.Unix(1e9, 0), ReceivedAt: time.Unix(1e9, 0),
+		Attachment: &chat.Attachment{FileName: "hello.txt", Size: 6, State: chat.AttachmentDownloaded, Path: "/x/inbox/hello.txt"}}
+	line := recvLine(m, false)
+	if !strings.HasSuffix(line, "alice: hi file [file hello.txt, 6 B] saved to /x/inbox/hello.txt\n") {
+		t.Errorf("text line %q: want the caption, then the file, its path last", line)
+	}
+}

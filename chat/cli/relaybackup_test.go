@@ -1,6 +1,7 @@
 package cli_test
 
 import (
+	"bytes"
 	"context"
 	"crypto/rand"
 	"io"
@@ -166,5 +167,23 @@ func TestRelayBackupIntoMissingDirectory(t *testing.T) {
 	}
 	if _, err := os.Stat(missing); !os.IsNotExist(err) {
 		t.Errorf("the backup made %s (%v)", missing, err)
+	}
+}
+
+// TestRelayBackupOfAMissingDatabase: a --db that does not exist is named as no relay
+// database, and the words a user sees say it once ("pfschat relay: backup: the relay
+// database: stat …: no such file or directory" before).
+func TestRelayBackupOfAMissingDatabase(t *testing.T) {
+	dir := t.TempDir()
+	db, dest := filepath.Join(dir, "nope.db"), filepath.Join(dir, "copy.db")
+	var stderr bytes.Buffer
+	if code := cli.Main(t.Context(), []string{"relay", "backup", "--db", db, dest}, strings.NewReader(""), io.Discard, &stderr); code != 1 {
+		t.Fatalf("exit %d, want 1", code)
+	}
+	if want := "pfschat relay: backup: there is no relay database at " + db + " (give its path with --db)"; !strings.HasPrefix(stderr.String(), want) || strings.Contains(stderr.String(), "storage:") {
+		t.Fatalf("stderr %q, want it to start %q", stderr.String(), want)
+	}
+	if _, err := os.Stat(dest); !os.IsNotExist(err) {
+		t.Errorf("the refused backup made %s (%v)", dest, err)
 	}
 }

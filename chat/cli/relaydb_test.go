@@ -79,7 +79,7 @@ func TestRunRelayRefusesEmptyAndForeignDatabases(t *testing.T) {
 		init             bool
 	}{
 		{"empty", empty, "is empty (0 bytes)", false},
-		{"garbage", garbage, "never overwrites", false},
+		{"garbage", garbage, "is not a SQLite database at all", false}, // not "damaged: restore it from a backup"
 		{"garbage with --init", garbage, "never overwrites", true},
 		{"foreign sqlite", foreign, "never overwrites", false},
 		{"foreign sqlite with --init", foreign, "never overwrites", true},

@@ -79,7 +79,7 @@ func RunRelayInvite(ctx context.Context, args []string, stdout, stderr io.Writer
 	if *ttl > 0 {
 		when = "until " + time.Now().Add(*ttl).Format(time.RFC3339)
 	}
-	fmt.Fprintf(stderr, "invite for %d registration(s), valid %s; the invitee runs: pfschat init --name NAME --invite %s\n", *uses, when, code)
+	fmt.Fprintf(stderr, "invite for %s, valid %s; the invitee runs: pfschat init --name NAME --invite %s\n", plural(*uses, "registration"), when, code)
 	return nil
 }
 

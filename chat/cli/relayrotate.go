@@ -72,12 +72,12 @@ func runRelayRotateKey(ctx context.Context, args []string, stdout, stderr io.Wri
 		return err
 	}
 	if *compromised {
-		fmt.Fprintf(stdout, "relay key replaced in %s (no statement from the compromised key)\n  old: %s\n  new: %s\n%d cards re-signed.\n"+
+		fmt.Fprintf(stdout, "relay key replaced in %s (no statement from the compromised key)\n  old: %s\n  new: %s\n%s re-signed.\n"+
 			"Announce the new fingerprint where your users will see it; each user compares it and runs pfschat repin.\n",
-			*dbPath, ratchet.Fingerprint(rot.Old), ratchet.Fingerprint(rot.New), rot.Cards)
+			*dbPath, ratchet.Fingerprint(rot.Old), ratchet.Fingerprint(rot.New), plural(rot.Cards, "card"))
 		return nil
 	}
-	fmt.Fprintf(stdout, "relay key rotated in %s\n  old: %s\n  new: %s\n%d cards re-signed. Start the relay: clients that pinned the old key re-pin the new one by themselves.\n",
-		*dbPath, ratchet.Fingerprint(rot.Old), ratchet.Fingerprint(rot.New), rot.Cards)
+	fmt.Fprintf(stdout, "relay key rotated in %s\n  old: %s\n  new: %s\n%s re-signed. Start the relay: clients that pinned the old key re-pin the new one by themselves.\n",
+		*dbPath, ratchet.Fingerprint(rot.Old), ratchet.Fingerprint(rot.New), plural(rot.Cards, "card"))
 	return nil
 }

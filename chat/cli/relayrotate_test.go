@@ -36,7 +36,7 @@ func TestRelayRotateKey(t *testing.T) {
 	if err := cli.RunRelay(t.Context(), []string{"rotate-key", "--db", db}, &out, io.Discard); err != nil {
 		t.Fatal(err)
 	}
-	if !strings.Contains(out.String(), "1 cards re-signed") {
+	if !strings.Contains(out.String(), "1 card re-signed") {
 		t.Fatalf("rotate-key said %q", out.String())
 	}
 	// The old key is gone from the files: a copy of them taken later cannot sign a

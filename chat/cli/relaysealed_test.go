@@ -267,7 +267,7 @@ func TestRelayRotateKeySealed(t *testing.T) {
 			if err := cli.RunRelay(t.Context(), []string{"rotate-key", "--db", db, "--relay-key-file", keyFile}, &out, io.Discard); err != nil {
 				t.Fatal(err)
 			}
-			if !strings.Contains(out.String(), "1 cards re-signed") {
+			if !strings.Contains(out.String(), "1 card re-signed") {
 				t.Fatalf("rotate-key said %q", out.String())
 			}
 			newSeed := relaySeed(t, db, keyOf(t, keyFile))
