@@ -370,7 +370,7 @@ var errNoConsent = errors.New("no receipts to a contact the user has not written
 // is sent. c.mu must NOT be held.
 func (c *Controller) sendReceipt(ctx context.Context, contact string, kind payload.Type, clientIDs []string) {
 	for len(clientIDs) > 0 {
-		batch := clientIDs[:min(len(clientIDs), payload.MaxIDs)]
+		batch := clientIDs[:payload.ReceiptFit(clientIDs)] // by count and by size
 		clientIDs = clientIDs[len(batch):]
 		plain, err := payload.Encode(&payload.Payload{Type: kind, At: c.now(), IDs: batch})
 		if err != nil {

@@ -186,6 +186,20 @@ func Encode(p *Payload) ([]byte, error) {
 	return append(b, make([]byte, n-len(b))...), nil
 }
 
+// ReceiptFit is how many of ids, from the first, one receipt holds: at most MaxIDs,
+// and no more than fit in MaxPayload (1000 ids of MaxID bytes do not: about 708 do).
+// A sender splits a longer list into receipts of this many (PAYLOAD.md §4.2). It is at
+// least 1 when ids is not empty; an id that is not valid is Encode's to refuse.
+func ReceiptFit(ids []string) int {
+	const fixed = 2 + 8 + 4 + 2 // version, type, at, body length, id count
+	n, size := 0, fixed
+	for n < len(ids) && n < MaxIDs && size+1+len(ids[n]) <= MaxPayload {
+		size += 1 + len(ids[n])
+		n++
+	}
+	return max(n, min(1, len(ids)))
+}
+
 // AppendUnpadded appends p's version-2 encoding without padding to b.
 func AppendUnpadded(b []byte, p *Payload) ([]byte, error) {
 	start := len(b)

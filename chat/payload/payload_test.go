@@ -3,6 +3,7 @@ package payload_test
 import (
 	"errors"
 	"flag"
+	"fmt"
 	"os"
 	"reflect"
 	"strings"
@@ -225,5 +226,43 @@ func BenchmarkDecodeReceipt1000(b *testing.B) {
 		if _, err := payload.Decode(enc); err != nil {
 			b.Fatal(err)
 		}
+	}
+}
+
+// ReceiptFit splits by count and by size: 1000 ids of MaxID bytes do not fit one
+// payload, and each batch it gives encodes (a list of long ids failed to encode and was
+// dropped, receipts and all).
+func TestReceiptFit(t *testing.T) {
+	long := make([]string, 2000)
+	for i := range long {
+		long[i] = fmt.Sprintf("%064d", i)
+	}
+	short := make([]string, 1500)
+	for i := range short {
+		short[i] = fmt.Sprintf("%032x", i)
+	}
+	for name, ids := range map[string][]string{"long": long, "short": short} {
+		batches := 0
+		for rest := ids; len(rest) > 0; batches++ {
+			n := payload.ReceiptFit(rest)
+			if n < 1 || n > payload.MaxIDs {
+				t.Fatalf("%s: ReceiptFit = %d", name, n)
+			}
+			if _, err := payload.Encode(&payload.Payload{Type: payload.Read, At: time.Unix(1, 0), IDs: rest[:n]}); err != nil {
+				t.Fatalf("%s: a batch of %d does not encode: %v", name, n, err)
+			}
+			if n < len(rest) && n < payload.MaxIDs {
+				if _, err := payload.Encode(&payload.Payload{Type: payload.Read, At: time.Unix(1, 0), IDs: rest[:n+1]}); err == nil {
+					t.Fatalf("%s: %d ids fit, ReceiptFit said %d", name, n+1, n)
+				}
+			}
+			rest = rest[n:]
+		}
+		if want := map[string]int{"long": 3, "short": 2}[name]; batches != want {
+			t.Errorf("%s: %d receipts, want %d", name, batches, want)
+		}
+	}
+	if payload.ReceiptFit(nil) != 0 {
+		t.Error("payload.ReceiptFit(nil) != 0")
 	}
 }
