@@ -51,8 +51,10 @@ func usageOf(fs *flag.FlagSet, head string) func() {
 // stderr, and is a usage error.
 func parseFlags(fs *flag.FlagSet, args []string, stdout io.Writer) (helped bool, err error) {
 	out, usage := fs.Output(), fs.Usage
-	fs.Usage = func() {} // printed below, where it belongs
+	fs.Usage = func() {}     // printed below, where it belongs
+	fs.SetOutput(io.Discard) // and the mistake by the caller, once (flag prints it too)
 	err = fs.Parse(args)
+	fs.SetOutput(out)
 	fs.Usage = usage
 	switch {
 	case errors.Is(err, flag.ErrHelp):
@@ -61,7 +63,14 @@ func parseFlags(fs *flag.FlagSet, args []string, stdout io.Writer) (helped bool,
 		fs.SetOutput(out)
 		return true, nil
 	case err != nil:
+		// The usage line alone, not every flag: the mistake, printed after it, is what
+		// the user needs to see (a relay's 80 lines of flags buried it).
+		var full strings.Builder
+		fs.SetOutput(&full)
 		usage()
+		fs.SetOutput(out)
+		line, _, _ := strings.Cut(full.String(), "\n")
+		fmt.Fprintf(out, "%s   (--help lists the flags)\n", line)
 		return false, usageErr{flagMistake(fs, err)}
 	}
 	return false, nil

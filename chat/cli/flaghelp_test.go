@@ -68,3 +68,16 @@ func TestHelpNamesEveryCommand(t *testing.T) {
 		}
 	}
 }
+
+// A mistyped flag gets the usage line and the mistake with what it likely meant, not
+// every flag the command has (the relay's 80 lines buried the "did you mean").
+func TestFlagMistakeIsShort(t *testing.T) {
+	var out, errb bytes.Buffer
+	if code := Main(t.Context(), []string{"relay", "--adr", "1.2.3.4"}, strings.NewReader(""), &out, &errb); code != exitUsage {
+		t.Fatalf("exit %d, want %d", code, exitUsage)
+	}
+	want := "usage: pfschat relay [flags]   (--help lists the flags)\npfschat relay: flag provided but not defined: -adr (did you mean --addr?)\n"
+	if errb.String() != want || out.Len() != 0 {
+		t.Fatalf("stderr %q (stdout %q), want %q", errb.String(), out.String(), want)
+	}
+}
