@@ -33,6 +33,42 @@ func TestSpecLimits(t *testing.T) {
 	}
 }
 
+// §6.4/§6.5: the longest valid card is shorter than the structural limits, and import
+// judges length by the structural export limit (24584), not the valid maximum (23735).
+func TestSpecLongestValidCard(t *testing.T) {
+	k, err := GenerateIdentityKey(rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	data := map[string]string{}
+	for i := range MaxCardDataEntries {
+		data[strings.Repeat(string(rune('a'+i)), MaxCardDataKeyLen)] = strings.Repeat("v", MaxCardDataValLen)
+	}
+	card, err := NewCard(k, strings.Repeat("a", 32), strings.Repeat("t", 32), strings.Repeat("d", 64), testNow, data)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := card.SignAsRelay(newRelay(t, 5).priv); err != nil {
+		t.Fatal(err)
+	}
+	bin, err := card.MarshalBinary()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n, b, e := len(card.Snapshot()), len(bin), len(card.Export()); n != 17661 || b != 17794 || e != 23735 {
+		t.Errorf("longest valid card: snapshot %d, binary %d, export %d; SPEC.md §6.4 says 17661, 17794, 23735", n, b, e)
+	}
+	for _, c := range []struct {
+		n    int
+		want error
+	}{{23736, ErrMalformed}, {24584, ErrMalformed}, {24585, ErrOversize}} {
+		_, err := ImportCard(CardExportPrefix + strings.Repeat("!", c.n-len(CardExportPrefix)))
+		if !errors.Is(err, c.want) {
+			t.Errorf("export of %d bytes that is not base64url: %v, want %v", c.n, err, c.want)
+		}
+	}
+}
+
 func TestSpecOneErrorPerRule(t *testing.T) {
 	k, err := GenerateIdentityKey(rand.Reader)
 	if err != nil {
