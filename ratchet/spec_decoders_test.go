@@ -207,6 +207,12 @@ func TestSpecDecoderRules(t *testing.T) {
 		{"§13 a header of 1198 bytes", state(1|16, 0, hdr[:1198], 0, 0), ratchet.ErrMalformed},
 		{"§13 a header of 1200 bytes", state(1|16, 0, append(slices.Clone(hdr), 0), 0, 0), ratchet.ErrOversize},
 		{"§13 a trailing byte", append(state(8, 0, nil, 0, 0), 0), ratchet.ErrTrailingBytes},
+		{"§13 flag 128 and a trailing byte", append(state(8|128, 0, nil, 0, 0), 0), ratchet.ErrMalformed},
+		{"§13 an acknowledged responder and a trailing byte", append(state(2|8, 0, nil, 0, 0), 0), ratchet.ErrTrailingBytes},
+		{"§13 CKr without DHr and a trailing byte", append(state(8|64, 0, nil, 0, 0), 0), ratchet.ErrTrailingBytes},
+		{"§13 a header that does not match and a trailing byte", append(state(8, 0, hdr, 0, 0), 0), ratchet.ErrTrailingBytes},
+		{"§13 2001 skipped keys and a trailing byte", append(state(8, 0, nil, 2001, 0), 0), ratchet.ErrOversize},
+		{"§13 a header of 1199 zero bytes is not decoded on load", state(1|16, 0, make([]byte, 1199), 0, 0), nil},
 	} {
 		_, err = ratchet.ParseSession(c.b)
 		add(c.name, err, c.want)
