@@ -91,6 +91,22 @@ func TestEncryptRefusesAnExhaustedSendingChain(t *testing.T) {
 	}
 }
 
+// The messages sent and received counters wrap modulo 2³² (SPEC.md §13), unlike Ns.
+func TestMessageCountersWrap(t *testing.T) {
+	alice, bob := pairAcked(t, 78)
+	alice.sendCount, bob.recvCount = ^uint32(0), ^uint32(0)
+	ct, err := alice.Encrypt([]byte("m"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := bob.Decrypt(ct); err != nil {
+		t.Fatal(err)
+	}
+	if alice.SendCount() != 0 || bob.ReceiveCount() != 0 {
+		t.Fatalf("sent %d, received %d after 2^32-1; want both 0", alice.SendCount(), bob.ReceiveCount())
+	}
+}
+
 // KnowsRatchetKey is true for the chains a session has received on — the current one,
 // the previous ones, one it holds skipped keys of — and false for any other key, so a
 // client can tell "its key is gone" from "never this session's" after ErrReplay.
