@@ -470,6 +470,44 @@ func TestTooManySkippedAndEviction(t *testing.T) {
 	}
 }
 
+// One message that sets aside MaxSkip old-chain and MaxSkip new-chain keys evicts,
+// at its commit, every old-chain key it set aside (SPEC.md §11.4, skipped-key store).
+func TestOneMessageEvictsItsOwnKeys(t *testing.T) {
+	alice, bob := pairAcked(t, 71)
+	var old [][]byte
+	for range MaxSkip + 1 { // bob gets the first only: PN − Nr = MaxSkip at the step below
+		w, err := alice.Encrypt([]byte("o"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		old = append(old, w)
+	}
+	if _, err := bob.Decrypt(old[0]); err != nil {
+		t.Fatal(err)
+	}
+	r, _ := bob.Encrypt([]byte("r"))
+	if _, err := alice.Decrypt(r); err != nil {
+		t.Fatal(err)
+	}
+	var next [][]byte
+	for range MaxSkip + 1 {
+		w, _ := alice.Encrypt([]byte("n"))
+		next = append(next, w)
+	}
+	if _, err := bob.Decrypt(next[MaxSkip]); err != nil { // PN and N both MaxSkip ahead
+		t.Fatal(err)
+	}
+	if len(bob.skipped) != MaxSkippedKeys || bob.skipped[0].n != 0 || bob.skipped[0].dh != bob.dhr {
+		t.Fatalf("%d skipped keys, oldest %d: want the new chain's %d", len(bob.skipped), bob.skipped[0].n, MaxSkippedKeys)
+	}
+	if _, err := bob.Decrypt(old[MaxSkip]); !errors.Is(err, ErrReplay) {
+		t.Fatalf("an old-chain key the message set aside: %v, want ErrReplay (evicted)", err)
+	}
+	if _, err := bob.Decrypt(next[0]); err != nil {
+		t.Fatalf("a new-chain key: %v", err)
+	}
+}
+
 func TestPaddingAndLimits(t *testing.T) {
 	alice, bob, _, _ := pair(t, 80)
 	if err := alice.SetPadding(MaxPaddingBlock + 1); !errors.Is(err, ErrOversize) {
