@@ -112,6 +112,25 @@ func TestSpecOneErrorPerRule(t *testing.T) {
 	check("snapshot identity with upper case", err, ErrInvalidName)
 	check("ValidateName of 33 bytes", ValidateName(strings.Repeat("a", 33)), ErrInvalidName)
 
+	// A card built in code has no decoder in front: §6.1's rules alone decide.
+	built := func(identity, typ, device string, data map[string]string) error {
+		_, err := NewCard(k, identity, typ, device, testNow, data)
+		return err
+	}
+	check("built card, identity of 33 bytes", built(strings.Repeat("a", 33), "username", "", nil), ErrInvalidName)
+	check("built card, identity type of 33 bytes", built("alice", strings.Repeat("t", 33), "", nil), ErrMalformed)
+	check("built card, device of 65 bytes", built("alice", "username", strings.Repeat("d", 65), nil), ErrMalformed)
+	check("built card, data key of 65 bytes", built("alice", "username", "", map[string]string{strings.Repeat("k", 65): ""}), ErrMalformed)
+	check("built card, data value of 1025 bytes", built("alice", "username", "", map[string]string{"k": strings.Repeat("v", 1025)}), ErrMalformed)
+	many := map[string]string{}
+	for i := range 17 {
+		many[string(rune('a'+i))] = ""
+	}
+	check("built card, 17 data entries", built("alice", "username", "", many), ErrOversize)
+	long2 := *card
+	long2.IdentityType = strings.Repeat("t", 33)
+	check("Verify of a card with an identity type of 33 bytes", long2.Verify(), ErrMalformed)
+
 	// The export prefix grammar and length.
 	_, err = ImportCard("pfscard2:AAAA")
 	check("pfscard2: prefix", err, ErrUnknownVersion)
