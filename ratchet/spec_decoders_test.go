@@ -86,6 +86,23 @@ func TestSpecDecoderRules(t *testing.T) {
 	add("§6.5 export of 49169 bytes", err, ratchet.ErrOversize)
 	_, err = ratchet.ImportCard(f.Bob.Card.Export + "=")
 	add("§6.5 export with base64 padding", err, ratchet.ErrMalformed)
+	for _, c := range []struct {
+		b64  string
+		want error
+	}{
+		{"AAAA", ratchet.ErrUnknownVersion}, // 3 zero bytes: base64url passes, the binary's version does not
+		{"AA", ratchet.ErrUnknownVersion},
+		{"AA+A", ratchet.ErrMalformed},
+		{"AA/A", ratchet.ErrMalformed},
+		{"AA==", ratchet.ErrMalformed},
+		{"AAAAA", ratchet.ErrMalformed}, // length ≡ 1 mod 4
+		{"AE", ratchet.ErrMalformed},    // unused bits 0100
+		{"AAB", ratchet.ErrMalformed},   // unused bits 01
+		{"", ratchet.ErrMalformed},
+	} {
+		_, err = ratchet.ImportCard("pfscard1:" + c.b64)
+		add("§6.5 base64url "+c.b64, err, c.want)
+	}
 
 	// §8.3: prekeys.
 	for _, pk := range f.Bob.PreKeys {
