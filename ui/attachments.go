@@ -55,10 +55,32 @@ func downloadDir() string {
 func expandPath(p string) string {
 	if p == "~" || strings.HasPrefix(p, "~/") {
 		if home, err := os.UserHomeDir(); err == nil {
-			return filepath.Join(home, strings.TrimPrefix(p, "~"))
+			rest := strings.TrimPrefix(p, "~")
+			out := filepath.Join(home, rest)
+			if strings.HasSuffix(rest, "/") && !strings.HasSuffix(out, "/") {
+				out += "/" // a folder being completed stays one (Tab added "/" again and again)
+			}
+			return out
 		}
 	}
 	return p
+}
+
+// unquotePath is a path as a terminal pastes a dropped file or a shell user types it:
+// in single or double quotes, or with backslash-escaped spaces and quotes. It is tried
+// when the path as typed names nothing.
+func unquotePath(p string) string {
+	if len(p) >= 2 && (p[0] == '\'' || p[0] == '"') && p[len(p)-1] == p[0] {
+		return p[1 : len(p)-1]
+	}
+	var b strings.Builder
+	for i := 0; i < len(p); i++ {
+		if p[i] == '\\' && i+1 < len(p) {
+			i++
+		}
+		b.WriteByte(p[i])
+	}
+	return b.String()
 }
 
 // DefaultAutoDownloadMax is the size up to which a contact's file downloads as it
@@ -107,6 +129,13 @@ func (m *mainScreen) fileCommand(args []string) tea.Cmd {
 	}
 	path := expandPath(strings.Join(args, " "))
 	st, err := os.Stat(path)
+	if errors.Is(err, fs.ErrNotExist) {
+		if alt := expandPath(unquotePath(strings.Join(args, " "))); alt != path {
+			if ast, aerr := os.Stat(alt); aerr == nil {
+				path, st, err = alt, ast, nil
+			}
+		}
+	}
 	switch {
 	case errors.Is(err, fs.ErrNotExist):
 		m.setNotice("no such file: "+path, true)

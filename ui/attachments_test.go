@@ -148,6 +148,35 @@ func TestCompletePath(t *testing.T) {
 			t.Errorf("completePath(%q) = %q, want %q", typed, got, want)
 		}
 	}
+	// Under ~/: a folder completed once completes into it, not with another "/" (Tab
+	// gave ~/Downloads//, then ///).
+	t.Setenv("HOME", dir)
+	for typed, want := range map[string]string{"~/ph": "otos/", "~/photos/": "", "~/rep": "ort-202"} {
+		if got, _ := completePath(typed); got != want {
+			t.Errorf("completePath(%q) = %q, want %q", typed, got, want)
+		}
+	}
+	os.WriteFile(filepath.Join(dir, "photos", "red square.png"), nil, 0o600)
+	if got, _ := completePath("~/photos/"); got != "red square.png" {
+		t.Errorf("completePath(~/photos/) = %q, want the one file in it", got)
+	}
+}
+
+// /file takes a path as a terminal pastes a dropped file, or as a shell user types it:
+// quoted, or with escaped spaces ("no such file" for each before).
+func TestFileCommandTakesQuotedPaths(t *testing.T) {
+	dir := t.TempDir()
+	path := filepath.Join(dir, "red square.png")
+	os.WriteFile(path, []byte("x"), 0o600)
+	for _, typed := range []string{"'" + path + "'", `"` + path + `"`, strings.ReplaceAll(path, " ", `\ `)} {
+		m := newTestMainScreen(t)
+		m.noticeTTL = time.Millisecond
+		drive(t, m, m.openContact("bob"), "")
+		drive(t, m, m.command(append([]string{"/file"}, strings.Fields(typed)...)), "")
+		if strings.Contains(m.notice, "no such file") {
+			t.Errorf("/file %s: %q", typed, m.notice)
+		}
+	}
 }
 
 // TestTabListsWhatItCannotChoose: a Tab that can add nothing shows the candidates, as a

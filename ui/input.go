@@ -24,8 +24,12 @@ func tooLong(n int) string {
 
 // guardPaste refuses (with a notice, the input unchanged) a paste the input could not
 // hold whole, and shows the control characters of one it can as Control Pictures
-// (TAB as ␉, CR as ␍, …), which inputText turns back when the message is sent.
+// (TAB as ␉, ESC as ␛, …), which inputText turns back when the message is sent.
 func (m *mainScreen) guardPaste(msg tea.PasteMsg) (tea.PasteMsg, bool) {
+	// Line breaks first: xterm, VTE and tmux send a paste's line breaks as CR (the key
+	// Enter sends), so CRLF and a lone CR are the lines the person copied, not control
+	// characters to keep (they arrived as one line with U+FFFD in it).
+	msg.Content = strings.ReplaceAll(strings.ReplaceAll(msg.Content, "\r\n", "\n"), "\r", "\n")
 	cur := m.input.Value()
 	if n := len(cur) + len(msg.Content); n > chat.MaxTextBytes {
 		m.setNotice("not pasted: "+tooLong(n), true)

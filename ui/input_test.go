@@ -41,10 +41,23 @@ func runCmd(cmd tea.Cmd) {
 	}
 }
 
-// A paste arrives as pasted: tabs, CR, NUL and every other character (the widget shows
-// control characters as Control Pictures), leading and trailing white space included.
+// A paste arrives as pasted: tabs, NUL and every other character (the widget shows
+// control characters as Control Pictures), leading and trailing white space included —
+// but its line breaks, which terminals send as CR (xterm, VTE, tmux) or CRLF, are line
+// breaks (a paste of three lines arrived as one, with U+FFFD for each break).
 func TestPasteArrivesAsTyped(t *testing.T) {
-	for _, text := range []string{"a\tb", "windows\r\nline", "nul\x00", "del\x7f", " spaced \n",
+	for pasted, want := range map[string]string{
+		"first\rsecond\rthird\tend": "first\nsecond\nthird\tend",
+		"windows\r\nline\r\n":       "windows\nline\n",
+		"mixed\r\rgap\n":            "mixed\n\ngap\n",
+	} {
+		m := newTestMainScreen(t)
+		m.Update(tea.PasteMsg{Content: pasted})
+		if got, ok := submitted(t, m); !ok || got != want {
+			t.Fatalf("pasted %q, sent %q (%v), want %q", pasted, got, ok, want)
+		}
+	}
+	for _, text := range []string{"a\tb", "nul\x00", "del\x7f", " spaced \n",
 		"👨\u200d👩\u200d👧\u200d👦 and 👍🏽", "שלום עולם", "\u202eoverride", "?question", "␉ a real picture, no tab"} {
 		m := newTestMainScreen(t)
 		if _, ok := m.guardPaste(tea.PasteMsg{Content: text}); !ok {
