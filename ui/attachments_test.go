@@ -337,6 +337,27 @@ func TestFileTabCompletes(t *testing.T) {
 	}
 }
 
+// Text typed while the contact list has the focus goes to the input, and the focus with
+// it (it vanished, and its Enter opened a conversation); j and k still move in the list.
+func TestTypingInTheListGoesToTheInput(t *testing.T) {
+	m := newTestMainScreen(t)
+	m.input.SetValue("")
+	m.handleKey(keyMsg("tab"))
+	if m.focus != focusContacts {
+		t.Fatal("tab did not switch to the contact list")
+	}
+	m.handleKey(keyMsg("j"))
+	if m.focus != focusContacts || m.input.Value() != "" {
+		t.Fatalf("j in the list: focus %v, input %q", m.focus, m.input.Value())
+	}
+	for _, k := range []string{"/", "h", "e", "l", "p"} {
+		m.handleKey(keyMsg(k))
+	}
+	if m.focus != focusInput || m.input.Value() != "/help" {
+		t.Fatalf("typed in the list: focus %v, input %q", m.focus, m.input.Value())
+	}
+}
+
 // TestOpenChecksTheFileItHandsOver: what /open hands to the opener is checked when the
 // user says yes, not only when the question was asked: a file replaced in between (by a
 // script, by a symlink to a program, by another file) is not opened; the opener gets

@@ -17,8 +17,12 @@ import (
 // below. At anchor == last and anchorOff == 0 the view follows new messages.
 type conversation struct {
 	contact string
-	items   []*msgItem // oldest first
-	byID    map[int64]*msgItem
+	// draft is what was typed for this conversation and not sent when another was
+	// opened (switchDraft), with whether it holds control pictures (mainScreen.pictured).
+	draft         string
+	draftPictured bool
+	items         []*msgItem // oldest first
+	byID          map[int64]*msgItem
 
 	anchor    int
 	anchorOff int

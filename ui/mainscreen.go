@@ -397,6 +397,15 @@ func (m *mainScreen) handleKey(msg tea.KeyPressMsg) (screen, tea.Cmd) {
 		case key.Matches(msg, k.Close):
 			m.focus = focusInput
 			return m, m.input.Focus()
+		case msg.Text != "" && msg.Mod&^tea.ModShift == 0:
+			// Text typed while the list has the focus is for the input (it vanished, and
+			// the Enter after it opened a conversation): the focus goes back, the key
+			// with it. j and k, matched above, still move in the list.
+			m.focus = focusInput
+			focus := m.input.Focus()
+			var cmd tea.Cmd
+			m.input, cmd = m.input.Update(msg)
+			return m, tea.Batch(focus, cmd)
 		}
 		return m, nil
 	}
@@ -429,6 +438,9 @@ func (m *mainScreen) openIndex(i int) tea.Cmd {
 // openContact shows a contact's conversation, loading its newest page the first time,
 // and marks it read.
 func (m *mainScreen) openContact(name string) tea.Cmd {
+	if name != m.open {
+		m.switchDraft(name)
+	}
 	m.open = name
 	if i := m.indexOf(name); i >= 0 {
 		m.selected = i
@@ -448,6 +460,22 @@ func (m *mainScreen) openContact(name string) tea.Cmd {
 		cmds = append(cmds, m.markRead(name))
 	}
 	return tea.Batch(cmds...)
+}
+
+// switchDraft keeps what is typed for the conversation being left and brings back
+// the draft of the one being opened, as Signal does: with one input for all of them, a
+// text begun for one contact was sent to the next one opened. Text typed before any
+// conversation was open stays in the input.
+func (m *mainScreen) switchDraft(to string) {
+	if cv := m.conv(); cv != nil {
+		cv.draft, cv.draftPictured = m.input.Value(), m.pictured
+		m.resetInput()
+	}
+	if cv, ok := m.convs[to]; ok && cv.draft != "" && m.input.Value() == "" {
+		m.input.SetValue(cv.draft)
+		m.pictured = cv.draftPictured
+		cv.draft, cv.draftPictured = "", false
+	}
 }
 
 func (m *mainScreen) markRead(name string) tea.Cmd {

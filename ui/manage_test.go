@@ -225,3 +225,31 @@ func TestUnblockSaysWhenNotBlocked(t *testing.T) {
 		t.Fatalf("/unblock of a contact not blocked: notice %q", m.notice)
 	}
 }
+
+// A draft belongs to its conversation, as in Signal: opening another keeps it there and
+// brings back that one's (with one input for all, a text begun for bob went to carol).
+// Text typed before any conversation is open stays in the input.
+func TestDraftsStayWithTheirConversation(t *testing.T) {
+	m := newTestMainScreen(t)
+	carol := chat.Contact{Name: "carol", CardID: strings.Repeat("c", 64)}
+	m.contacts = append(m.contacts, carol)
+	m.input.SetValue("/add dave")
+	drive(t, m, m.openContact("bob"), "")
+	if got := m.input.Value(); got != "/add dave" {
+		t.Fatalf("opening the first conversation: input %q, want what was typed before", got)
+	}
+	m.input.SetValue("draft for bob")
+	drive(t, m, m.openContact("carol"), "")
+	if got := m.input.Value(); got != "" {
+		t.Fatalf("carol's input holds %q, bob's draft", got)
+	}
+	m.input.SetValue("hi carol")
+	drive(t, m, m.openContact("bob"), "")
+	if got := m.input.Value(); got != "draft for bob" {
+		t.Fatalf("back at bob: input %q", got)
+	}
+	drive(t, m, m.openContact("carol"), "")
+	if got := m.input.Value(); got != "hi carol" {
+		t.Fatalf("back at carol: input %q", got)
+	}
+}
