@@ -139,9 +139,24 @@ func (c *conn) onDeleteAccount(f *relay.Frame) bool {
 		c.replyError(f.ID, relay.CodeCardReplaced, "the card this connection logged in with is no longer the name's", "")
 		return true
 	default:
-		if n, err = c.s.purgeQueueFirst(ctx, name); err != nil {
-			c.internal(f.ID, "deleting the account's queue", err)
+		// The account's connections go first, this one's acks too, before anything is
+		// deleted: a new owner may register the name the moment the deletion commits,
+		// and a connection still logged in as the old one received that owner's
+		// messages and could ack them away (found by a red team). On this node that is
+		// at once; another cluster node's connections follow the notice, milliseconds
+		// later (PROTOCOL.md, delete_account).
+		c.acctGone.Store(true)
+		c.cardID.Store(nil) // this connection answers, then closes: the notice is for the others
+		c.s.hub.Notice(name, Notice{AccountDeleted: cardID})
+		failed := func(what string, err error) bool {
+			// Nothing deleted: this connection goes on as it was (the others reconnect).
+			c.acctGone.Store(false)
+			c.cardID.Store(&cardID)
+			c.internal(f.ID, what, err)
 			return true
+		}
+		if n, err = c.s.purgeQueueFirst(ctx, name); err != nil {
+			return failed("deleting the account's queue", err)
 		}
 		m, err := as.DeleteAccount(ctx, name, cardID)
 		switch {
@@ -149,9 +164,13 @@ func (c *conn) onDeleteAccount(f *relay.Frame) bool {
 			// Deleted or replaced in the instant since the look above, by another
 			// connection: what the name holds now is not this card's to delete.
 		case err != nil:
-			c.internal(f.ID, "deleting the account", err)
-			return true
+			return failed("deleting the account", err)
 		default:
+			// The cached account, blocks and the rest go at once, before the answer: a
+			// new owner may register the moment the deletion commits, and its login
+			// met the old card in the cache (login_failed).
+			c.s.accountGen.Add(1)
+			c.s.forgetAccount(name, cardID)
 			n += m + c.s.purgeQueue(ctx, name)
 			c.s.deleteAccountBlobs(ctx, name)
 		}
@@ -159,7 +178,6 @@ func (c *conn) onDeleteAccount(f *relay.Frame) bool {
 	c.s.log.Info("account deleted by its owner", "conn", c.id, "name", name, "queued_dropped", n)
 	c.send(&relay.Frame{Type: relay.TypeOK, ID: f.ID, Name: name, CardID: cardID})
 	c.cardID.Store(nil) // this connection closes after its answer, not with the notice
-	c.s.forgetAccount(name, cardID)
 	c.close()
 	return false
 }

@@ -2,6 +2,7 @@ package server_test
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"strings"
@@ -9,6 +10,8 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/gorilla/websocket"
 
 	"pfschat/relay"
 	"pfschat/relay/client"
@@ -300,4 +303,101 @@ func TestRegisterOnClusterDropsALeftQueue(t *testing.T) {
 		t.Fatalf("a registration refused for its queue created the account: %v", err)
 	}
 	newAliceGetsOnlyHers(t, r, q, bob)
+}
+
+// A deleted account's other connections get nothing of a new owner of the name, and
+// delete none of its messages, however soon the name is taken again: they are cut off
+// before the deletion commits, and an ack of theirs still in the committer is dropped.
+// A red team registered the name within 3 ms of the deletion while an old connection
+// streamed quiet acks for the ids to come: it received the new owner's messages and
+// acked all of them away, and the new owner's first login failed on the cached old card.
+func TestDeleteAccountCutsItsConnectionsFirst(t *testing.T) {
+	eachStore(t, testDeleteAccountCutsItsConnectionsFirst)
+}
+
+func testDeleteAccountCutsItsConnectionsFirst(t *testing.T, bk store) {
+	r := bk.Start(t)
+	ctx := testCtx(t)
+	bob := newUser(t, r, "bob")
+	waitSynced(t, bob.c)
+	alice, old := registerLoggedIn(t, r, "alice")
+	deleter := dialRaw(t, r)
+	if f := deleter.login(alice); f.Type != relay.TypeOK {
+		t.Fatalf("login: %+v", f)
+	}
+	// The old connection acks every id the test's messages can have, without pause,
+	// and records what it is sent, until its connection ends.
+	ids := make([]int64, 1024)
+	for i := range ids {
+		ids[i] = int64(i + 1)
+	}
+	ack, _ := json.Marshal(map[string]any{"type": "ack", "ids": ids})
+	acking := make(chan struct{})
+	go func() {
+		defer close(acking)
+		for old.ws.WriteMessage(websocket.TextMessage, ack) == nil {
+		}
+	}()
+	got := make(chan []string, 1)
+	go func() {
+		var delivered []string
+		for {
+			old.ws.SetReadDeadline(time.Now().Add(waitFor))
+			_, data, err := old.ws.ReadMessage()
+			if err != nil {
+				got <- delivered
+				return
+			}
+			var f relay.Frame
+			if json.Unmarshal(data, &f) == nil && f.Type == relay.TypeDeliver {
+				delivered = append(delivered, string(f.Body))
+			}
+		}
+	}()
+
+	// The new owner takes the name the moment it is free, before the deleter's answer.
+	newKey, newCard := newIdentity(t, "alice")
+	taker := dialRaw(t, r)
+	now := time.Now().Unix()
+	deleter.sendJSON(map[string]any{"type": "delete_account", "id": 9, "card_id": alice.card.ID(), "time": now,
+		"signature": alice.key.Sign(relay.DeleteAccountDomain, relay.DeleteAccountMessage(r.Server.RelayKey(), alice.card.ID(), now))})
+	export := newCard.Export()
+	for id := 100; ; id++ {
+		f := taker.request(map[string]any{"type": "register", "id": id, "card": export})
+		if f.Type == relay.TypeCard {
+			break
+		}
+		if f.Code != relay.CodeNameTaken {
+			t.Fatalf("register: %+v", f)
+		}
+	}
+	const sent = 5
+	for i := range sent {
+		if _, err := bob.c.Send(ctx, "alice", []byte(fmt.Sprintf("for the new alice %d", i)), fmt.Sprintf("n%d", i)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	newAlice := &user{key: newKey, card: newCard}
+	if f := taker.login(newAlice); f.Type != relay.TypeOK {
+		t.Fatalf("the new owner's first login: %+v", f)
+	}
+	if f := deleter.answer(9); f.Type != relay.TypeOK {
+		t.Fatalf("delete_account: %+v", f)
+	}
+	if delivered := <-got; len(delivered) != 0 {
+		t.Fatalf("the deleted account's connection was delivered the new owner's messages: %q", delivered)
+	}
+	<-acking
+	// Every ack still in the committer has been committed once an answered one has.
+	if _, err := bob.c.Send(ctx, "bob", []byte("sync"), "sync"); err != nil {
+		t.Fatal(err)
+	}
+	if m := nextMessage(t, bob.c); string(m.Body) != "sync" {
+		t.Fatalf("bob got %q", m.Body)
+	} else if err := bob.c.Ack(ctx, m.ID); err != nil {
+		t.Fatal(err)
+	}
+	if n := queued(t, r, "alice"); n != sent {
+		t.Fatalf("%d of the new owner's %d messages left: the old connection's acks deleted them", n, sent)
+	}
 }

@@ -320,9 +320,33 @@ func (cm *committer) ackBatchMap() map[string][]int64 {
 	}
 	clear(cm.ackBatch)
 	for to, g := range cm.ackGroups {
-		cm.ackBatch[to] = g.ids
+		cm.ackBatch[to] = g.liveIDs()
 	}
 	return cm.ackBatch
+}
+
+// liveIDs is the group's ids less those of acks whose connection's account is being
+// deleted (conn.acctGone): read here, as the commit is built, so that an ack collected
+// before a deletion and committed after it, beside a new owner's first messages, deletes
+// none of them. Such an ack is answered as the others (its connection is closing).
+func (g *ackGroup) liveIDs() []int64 {
+	gone := false
+	for _, a := range g.reqs {
+		if a.c.acctGone.Load() {
+			gone = true
+			break
+		}
+	}
+	if !gone {
+		return g.ids
+	}
+	ids := make([]int64, 0, len(g.ids))
+	for _, a := range g.reqs {
+		if !a.c.acctGone.Load() {
+			ids = append(ids, a.ids[:a.n]...)
+		}
+	}
+	return ids
 }
 
 // recycleGroups forgets every (answered) ack group, keeping them for reuse.
@@ -545,7 +569,7 @@ func (cm *committer) flushAcks(ctx context.Context) {
 	for _, to := range cm.ackOrder[:n] {
 		g := cm.ackGroups[to]
 		start := time.Now()
-		err := cm.q.Ack(ctx, to, g.ids)
+		err := cm.q.Ack(ctx, to, g.liveIDs())
 		cm.m.ackLatency.observe(time.Since(start).Seconds())
 		if err != nil {
 			cm.log.Error("ack failed", "ids", len(g.ids), "err", err)

@@ -66,7 +66,13 @@ type conn struct {
 	readTimeout        time.Duration // the idle read deadline's length
 	// cardID is acct's card ID for other goroutines (Notify): a card replaced on
 	// another connection closes this one.
-	cardID     atomic.Pointer[string]
+	cardID atomic.Pointer[string]
+	// acctGone: the account this connection logged in with is being deleted. Set on
+	// its every connection here before the deletion commits, so that no ack of theirs
+	// is committed after it (the committer drops them: a new owner of the name could
+	// otherwise lose messages to acks the old one sent ahead) and nothing more is
+	// delivered to them.
+	acctGone   atomic.Bool
 	unsub      func()
 	recipients map[string]string // names this connection sent to: known to exist
 	// recipientsGen is Server.deletions when recipients was last cleared.

@@ -202,6 +202,7 @@ func (c *conn) Notify(n Notice) {
 	}
 	if n.AccountDeleted != "" {
 		if id := c.cardID.Load(); id != nil && *id == n.AccountDeleted {
+			c.acctGone.Store(true) // before the kill: the committer drops this connection's acks from now on
 			c.kill(relay.CodeAccountDeleted, "", "the account this connection logged in with was deleted")
 		}
 	}
