@@ -6,6 +6,7 @@ import (
 	"context"
 	"errors"
 	"strconv"
+	"sync"
 	"time"
 
 	"pfschat/ratchet"
@@ -479,6 +480,9 @@ func (c *conn) onUploadPreKeys(f *relay.Frame) {
 	}
 	ctx, cancel := c.opCtx()
 	defer cancel()
+	mu := c.s.preKeyLock(c.acct.cardID)
+	mu.Lock()
+	defer mu.Unlock()
 	max := c.s.limits.MaxOneTimePreKeys
 	for kind, n := range newOneTime {
 		have, err := c.s.dir.CountPreKeys(ctx, c.acct.cardID, uint8(kind))
@@ -505,6 +509,20 @@ func (c *conn) onUploadPreKeys(f *relay.Frame) {
 		return
 	}
 	c.replyPreKeyStatus(ctx, f.ID)
+}
+
+// preKeyLock is the lock of cardID's prekey uploads (one of 64, by the card ID's first
+// byte: card IDs are SHA-256 hex, so cards spread evenly). A relay cluster's nodes do
+// not share it: uploads of one card on two nodes at the same instant can still both
+// pass the count, as PROTOCOL.md says.
+func (s *Server) preKeyLock(cardID string) *sync.Mutex {
+	i := 0
+	if len(cardID) >= 2 {
+		if b, err := strconv.ParseUint(cardID[:2], 16, 8); err == nil {
+			i = int(b)
+		}
+	}
+	return &s.preKeyLocks[i%len(s.preKeyLocks)]
 }
 
 // tooManyPreKeys refuses an upload for max_one_time_prekeys, and counts it in

@@ -18,6 +18,7 @@ import (
 
 	"pfschat/ratchet"
 	"pfschat/relay"
+	"pfschat/relay/client"
 	"pfschat/relay/relaytest"
 	"pfschat/relay/server"
 	"pfschat/storage"
@@ -908,4 +909,48 @@ func TestLimitPacedFloodIsClosed(t *testing.T) {
 		}
 	}
 	t.Fatal("a flood paced to slip one frame in every 31 was never closed")
+}
+
+// Uploads of one card's one-time prekeys at the same instant are judged one after the
+// other: one is stored, the others are refused too_many_prekeys (all four were answered
+// as stored while only one frame's keys were kept — found by a red team).
+func TestConcurrentPreKeyUploadsAreJudgedInTurn(t *testing.T) {
+	eachStore(t, testConcurrentPreKeyUploadsAreJudgedInTurn)
+}
+
+func testConcurrentPreKeyUploadsAreJudgedInTurn(t *testing.T, bk store) {
+	r := bk.Start(t)
+	ctx := testCtx(t)
+	bob := newUser(t, r, "bob")
+	max := server.DefaultLimits.MaxOneTimePreKeys
+	const uploads = 4
+	conns := make([]*client.Client, uploads)
+	for i := range conns {
+		conns[i] = client.New(client.Config{URL: r.URL, Identity: bob.key, Card: bob.card, PinnedRelayKey: r.Server.RelayKey(), RootCAs: r.RootCAs()})
+		if err := conns[i].Connect(ctx); err != nil {
+			t.Fatal(err)
+		}
+		defer conns[i].Close()
+	}
+	start := make(chan struct{})
+	errs := make(chan error, uploads)
+	for i, c := range conns {
+		keys := makePreKeys(t, bob, ratchet.OneTimePreKey, 1+i*max, max)
+		go func() {
+			<-start
+			errs <- c.UploadPreKeys(ctx, keys)
+		}()
+	}
+	close(start)
+	stored := 0
+	for range uploads {
+		if err := <-errs; err == nil {
+			stored++
+		} else {
+			wantCode(t, err, relay.CodeTooManyPreKeys)
+		}
+	}
+	if n, err := dirOf(r).CountPreKeys(ctx, bob.card.ID(), uint8(ratchet.OneTimePreKey)); err != nil || stored != 1 || n != max {
+		t.Fatalf("%d uploads answered as stored, %d keys stored (%v); want 1 and %d", stored, n, err, max)
+	}
 }
