@@ -284,6 +284,12 @@ func (c *conn) onBlobBegin(f *relay.Frame) {
 		CreatedAt: now, ExpiresAt: now.Add(min(l.BlobUploadTTL, l.BlobTTL))}
 	ctx, cancel := c.opCtx()
 	defer cancel()
+	if c.acctGone.Load() {
+		// Its account is being deleted: a blob begun now would outlive it, under its
+		// name, in a new owner's quota (found by a red team). The connection is closing.
+		c.replyError(f.ID, relay.CodeAccountDeleted, "the account this connection logged in with is being deleted", "")
+		return
+	}
 	err := c.s.blobs.CreateBlob(ctx, b, l.BlobQuotaBytes)
 	if errors.Is(err, storage.ErrBlobQuota) {
 		c.s.m.blob.quota.Add(1)
