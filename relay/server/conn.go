@@ -72,7 +72,10 @@ type conn struct {
 	// is committed after it (the committer drops them: a new owner of the name could
 	// otherwise lose messages to acks the old one sent ahead) and nothing more is
 	// delivered to them.
-	acctGone   atomic.Bool
+	acctGone atomic.Bool
+	// closeSent: gorilla has answered a protocol error with its own close frame (1002),
+	// so the write loop sends none at teardown.
+	closeSent  atomic.Bool
 	unsub      func()
 	recipients map[string]string // names this connection sent to: known to exist
 	// recipientsGen is Server.deletions when recipients was last cleared.

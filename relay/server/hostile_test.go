@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"io"
 	"math/rand/v2"
 	"strings"
 	"sync"
@@ -177,4 +178,43 @@ func testHostileInputKeepsServing(t *testing.T, bk store) {
 		t.Fatalf("after the attack bob got %q", m.Body)
 	}
 	t.Logf("honest messages during the attack: %d", sent)
+}
+
+// A frame gorilla refuses as a protocol error (RSV1 set, a reserved opcode, an unmasked
+// frame) is answered with its one close frame, 1002, and nothing after it (RFC 6455
+// §5.5.1): the relay's own close, 1001, followed it as a second (found by a red team).
+func TestProtocolErrorGetsOneCloseFrame(t *testing.T) {
+	r := relaytest.Start(t)
+	for name, frame := range map[string][]byte{
+		"rsv1":            {0xc1, 0x80, 1, 2, 3, 4},                                             // FIN, RSV1, text; masked, empty
+		"reserved opcode": {0x83, 0x80, 1, 2, 3, 4},                                             // FIN, opcode 3
+		"unmasked":        {0x81, 0x02, 'h', 'i'},                                               // a client frame must be masked
+		"long ping":       append([]byte{0x89, 0xfe, 0, 200, 1, 2, 3, 4}, make([]byte, 200)...), // a control frame over 125 bytes
+	} {
+		rc := dialRaw(t, r)
+		nc := rc.ws.NetConn()
+		if _, err := nc.Write(frame); err != nil {
+			t.Fatal(err)
+		}
+		nc.SetReadDeadline(time.Now().Add(waitFor))
+		all, _ := io.ReadAll(nc) // until the relay closes the socket
+		var closes []int
+		for i := 0; i+2 <= len(all); {
+			op, n := all[i]&0x0f, int(all[i+1]&0x7f)
+			hdr := 2
+			switch n {
+			case 126:
+				n, hdr = int(all[i+2])<<8|int(all[i+3]), 4
+			case 127:
+				t.Fatalf("%s: a frame of 64-bit length from the relay", name)
+			}
+			if op == 0x8 && n >= 2 {
+				closes = append(closes, int(all[i+hdr])<<8|int(all[i+hdr+1]))
+			}
+			i += hdr + n
+		}
+		if len(closes) != 1 || closes[0] != websocket.CloseProtocolError {
+			t.Errorf("%s: close frames %v, want one 1002", name, closes)
+		}
+	}
 }

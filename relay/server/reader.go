@@ -9,6 +9,7 @@ import (
 	"io"
 	"net"
 	"strconv"
+	"strings"
 	"sync"
 	"time"
 
@@ -80,6 +81,9 @@ func (c *conn) readLoop() {
 		}
 		mt, r, err := ws.NextReader()
 		if err != nil {
+			if gorillaClosed(err) {
+				c.closeSent.Store(true)
+			}
 			return
 		}
 		if c.ctx.Err() != nil {
@@ -96,6 +100,18 @@ func (c *conn) readLoop() {
 		}
 		c.endMessage()
 	}
+}
+
+// gorillaClosed reports whether err is a protocol error gorilla answered itself with a
+// close frame (1002: a bad frame header, an unmasked frame, a reserved opcode, …), after
+// which nothing more may be sent (RFC 6455 §5.5.1): the relay's own close frame at
+// teardown went out as a second one. Its errors carry no type; they are the ones that
+// are neither the peer's close, nor the socket's, nor the end of the stream.
+func gorillaClosed(err error) bool {
+	var ce *websocket.CloseError
+	var ne net.Error
+	return !errors.As(err, &ce) && !errors.As(err, &ne) && !errors.Is(err, io.EOF) &&
+		!errors.Is(err, io.ErrUnexpectedEOF) && strings.HasPrefix(err.Error(), "websocket: ")
 }
 
 // controlArrived extends the idle deadline for a ping or pong: the peer is there.

@@ -81,7 +81,7 @@ func (c *conn) writeLoop() {
 			return
 		}
 		if closed {
-			if ok {
+			if ok && !c.closeSent.Load() {
 				nc.SetWriteDeadline(time.Now().Add(time.Second))
 				nc.Write(appendWSFrame(nil, opClose, websocket.FormatCloseMessage(websocket.CloseGoingAway, "")))
 			}
