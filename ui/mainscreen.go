@@ -14,6 +14,7 @@ import (
 	"charm.land/bubbles/v2/key"
 	"charm.land/bubbles/v2/textarea"
 	tea "charm.land/bubbletea/v2"
+	"charm.land/lipgloss/v2"
 
 	"pfschat/chat"
 )
@@ -734,7 +735,8 @@ func (m *mainScreen) submit() tea.Cmd {
 func (m *mainScreen) View() string {
 	w, h := m.c.width, m.c.height
 	if w < minTerminalWidth || h < minTerminalHeight {
-		return m.c.styles.Muted.Render("pfschat needs at least 20×8")
+		// Wrapped to the width it has: at 20×5 the one line was cut ("pfschat needs at lea").
+		return m.c.styles.Muted.Render(lipgloss.Wrap("pfschat needs at least 20×8", max(1, w), " "))
 	}
 	bodyH := m.bodyHeight()
 	var rows []string

@@ -46,7 +46,11 @@ func runDelete(m *mainScreen, args []string) tea.Cmd {
 		return nil
 	}
 	if len(cv.items) < n {
-		m.setNotice(fmt.Sprintf("no message %d to delete here (scroll up to load older ones)", n), true)
+		if cv.exhausted { // every message is loaded: there are no older ones to load
+			m.setNotice(fmt.Sprintf("no message %d to delete: this conversation has %d", n, len(cv.items)), true)
+		} else {
+			m.setNotice(fmt.Sprintf("no message %d to delete here (scroll up to load older ones)", n), true)
+		}
 		return nil
 	}
 	msg := cv.items[len(cv.items)-n].m

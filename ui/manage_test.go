@@ -9,6 +9,7 @@ import (
 	"time"
 
 	tea "charm.land/bubbletea/v2"
+	"github.com/charmbracelet/x/ansi"
 
 	"pfschat/chat"
 )
@@ -251,5 +252,15 @@ func TestDraftsStayWithTheirConversation(t *testing.T) {
 	drive(t, m, m.openContact("carol"), "")
 	if got := m.input.Value(); got != "hi carol" {
 		t.Fatalf("back at carol: input %q", got)
+	}
+}
+
+// Below the smallest size the screen says so in full, wrapped to the width it has (at
+// 20×5 it read "pfschat needs at lea").
+func TestTooSmallSaysSoInFull(t *testing.T) {
+	m := newTestMainScreen(t)
+	m.c.width, m.c.height = 20, 5
+	if v := ansi.Strip(m.View()); !strings.Contains(v, "pfschat needs at") || !strings.Contains(v, "least 20×8") {
+		t.Fatalf("too small a terminal shows %q", v)
 	}
 }
