@@ -190,6 +190,10 @@ func TestProtocolErrorGetsOneCloseFrame(t *testing.T) {
 		"reserved opcode": {0x83, 0x80, 1, 2, 3, 4},                                             // FIN, opcode 3
 		"unmasked":        {0x81, 0x02, 'h', 'i'},                                               // a client frame must be masked
 		"long ping":       append([]byte{0x89, 0xfe, 0, 200, 1, 2, 3, 4}, make([]byte, 200)...), // a control frame over 125 bytes
+		// Inside a message: a first text frame without FIN ("{"), then a bad one.
+		"rsv1 continuation":     {0x01, 0x81, 0, 0, 0, 0, '{', 0xc0, 0x80, 1, 2, 3, 4},
+		"unmasked continuation": {0x01, 0x81, 0, 0, 0, 0, '{', 0x80, 0x01, '}'},
+		"text inside a message": {0x01, 0x81, 0, 0, 0, 0, '{', 0x81, 0x80, 1, 2, 3, 4},
 	} {
 		rc := dialRaw(t, r)
 		nc := rc.ws.NetConn()

@@ -168,7 +168,11 @@ func (m *msgReader) Read(p []byte) (int, error) {
 		c.messageDeadlineSet = true
 		c.extendReads(earliest(time.Now().Add(c.readTimeout), c.messageStart.Add(c.s.limits.MessageTimeout)))
 	}
-	return m.r.Read(p)
+	n, err := m.r.Read(p)
+	if err != nil && err != io.EOF && gorillaClosed(err) {
+		m.c.closeSent.Store(true) // a bad frame inside a message: gorilla has sent its 1002
+	}
+	return n, err
 }
 
 // messageExpired reports whether err, a read error inside a message, is its deadline
