@@ -149,7 +149,8 @@ func (c *conn) onDeleteAccount(f *relay.Frame) bool {
 		c.cardID.Store(nil) // this connection answers, then closes: the notice is for the others
 		c.s.hub.Notice(name, Notice{AccountDeleted: cardID})
 		failed := func(what string, err error) bool {
-			// Nothing deleted: this connection goes on as it was (the others reconnect).
+			// The account stays (its queue may be gone already): this connection goes on
+			// as it was, and the others reconnect.
 			c.acctGone.Store(false)
 			c.cardID.Store(&cardID)
 			c.internal(f.ID, what, err)

@@ -74,6 +74,9 @@ type ackReq struct {
 	to    string
 	ids   []int64
 	n     int // len(ids) when it was added to its group (ids may be reused after)
+	// dropped: left out of its commit because its connection's account was going
+	// (ackGroup.liveIDs); answered as not recorded, never ok.
+	dropped bool
 }
 
 var ackReqs = sync.Pool{New: func() any { return new(ackReq) }}
@@ -84,7 +87,7 @@ const maxPooledIDs = 1024
 func newAckReq() *ackReq { return ackReqs.Get().(*ackReq) }
 
 func (a *ackReq) release() {
-	a.c, a.reqID, a.to, a.n = nil, 0, "", 0
+	a.c, a.reqID, a.to, a.n, a.dropped = nil, 0, "", 0, false
 	if cap(a.ids) > maxPooledIDs {
 		a.ids = nil
 	}
@@ -328,7 +331,8 @@ func (cm *committer) ackBatchMap() map[string][]int64 {
 // liveIDs is the group's ids less those of acks whose connection's account is being
 // deleted (conn.acctGone): read here, as the commit is built, so that an ack collected
 // before a deletion and committed after it, beside a new owner's first messages, deletes
-// none of them. Such an ack is answered as the others (its connection is closing).
+// none of them. Such an ack is answered as not recorded (its connection is closing, or
+// its deletion failed and the messages come again).
 func (g *ackGroup) liveIDs() []int64 {
 	gone := false
 	for _, a := range g.reqs {
@@ -342,7 +346,7 @@ func (g *ackGroup) liveIDs() []int64 {
 	}
 	ids := make([]int64, 0, len(g.ids))
 	for _, a := range g.reqs {
-		if !a.c.acctGone.Load() {
+		if a.dropped = a.c.acctGone.Load(); !a.dropped {
 			ids = append(ids, a.ids[:a.n]...)
 		}
 	}
@@ -583,8 +587,12 @@ func (cm *committer) flushAcks(ctx context.Context) {
 
 func (cm *committer) answerAcks(g *ackGroup, err error) {
 	for _, a := range g.reqs {
-		if err != nil {
-			a.c.replyError(a.reqID, errorCode(err), "could not record the ack; the messages will come again, ack them again", "")
+		if err != nil || a.dropped {
+			code := relay.CodeAccountDeleted
+			if err != nil {
+				code = errorCode(err)
+			}
+			a.c.replyError(a.reqID, code, "could not record the ack; the messages will come again, ack them again", "")
 		} else {
 			cm.m.acked.Add(uint64(a.n))
 			a.c.forgetAcked(a.ids[:a.n])

@@ -73,6 +73,9 @@ type conn struct {
 	// otherwise lose messages to acks the old one sent ahead) and nothing more is
 	// delivered to them.
 	acctGone atomic.Bool
+	// loginDeletions is the server's deletion count when this connection's login began
+	// (loggedIn looks again if an account was deleted meanwhile).
+	loginDeletions uint64
 	// closeSent: gorilla has answered a protocol error with its own close frame (1002),
 	// so the write loop sends none at teardown.
 	closeSent  atomic.Bool

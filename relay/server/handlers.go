@@ -262,6 +262,7 @@ func (c *conn) onLogin(f *relay.Frame) bool {
 	}
 	ctx, cancel := c.opCtx()
 	defer cancel()
+	c.loginDeletions = c.s.deletions.Load() // before the look: loggedIn checks again if it moved
 	a, err := c.s.dir.AccountByCardID(ctx, f.CardID)
 	var acc *account
 	if err == nil {
@@ -315,6 +316,18 @@ func (c *conn) loggedIn(ctx context.Context, reqID uint64, acc *account) {
 	// and before answering: a logout_all (or card replacement) the client's next
 	// request causes on another connection must reach this one.
 	c.unsub = c.s.hub.Subscribe(acc.name, c)
+	if c.s.deletions.Load() != c.loginDeletions {
+		// An account was deleted while this login was checked: if it was this one, the
+		// deletion's notices may have come before this subscription and missed it (a
+		// login racing its own account's delete_account stayed logged in as the deleted
+		// card, subscribed to the name a new owner could take). Subscribed now, a later
+		// notice reaches it; what already happened is read from the store.
+		if a, err := c.s.dir.AccountByName(ctx, acc.name); errors.Is(err, storage.ErrNotFound) || (err == nil && a.CardID != acc.cardID) {
+			c.acctGone.Store(true)
+			c.kill(relay.CodeAccountDeleted, "", "the account this connection logged in with was deleted")
+			return
+		}
+	}
 	c.send(&relay.Frame{Type: relay.TypeOK, ID: reqID, Name: acc.name, CardID: acc.cardID})
 	if hook := c.s.testHookLoggedIn.Load(); hook != nil {
 		(*hook)()
@@ -480,20 +493,11 @@ func (c *conn) onUploadPreKeys(f *relay.Frame) {
 	}
 	ctx, cancel := c.opCtx()
 	defer cancel()
-	mu := c.s.preKeyLock(c.acct.cardID)
-	mu.Lock()
-	defer mu.Unlock()
-	max := c.s.limits.MaxOneTimePreKeys
-	for kind, n := range newOneTime {
-		have, err := c.s.dir.CountPreKeys(ctx, c.acct.cardID, uint8(kind))
-		if err != nil {
-			c.internal(f.ID, "counting prekeys", err)
-			return
-		}
-		if have+n > max {
-			c.tooManyPreKeys(f.ID, strconv.Itoa(have)+" "+relay.PreKeyKindNames[kind]+" prekeys stored, "+strconv.Itoa(n)+" more would exceed "+strconv.Itoa(max))
-			return
-		}
+	// The store's counts before the signatures (the cheaper refusal first), and again
+	// under the card's lock with the write (storePreKeys): the up to 210 Ed25519
+	// checks stay outside it.
+	if !c.preKeysFit(ctx, f.ID, newOneTime) {
+		return
 	}
 	card := c.acct.card
 	keys := make([]storage.StoredPreKey, len(parsed))
@@ -504,11 +508,45 @@ func (c *conn) onUploadPreKeys(f *relay.Frame) {
 		}
 		keys[i] = storage.StoredPreKey{Kind: uint8(pk.Kind), ID: pk.ID, Data: f.PreKeys[i]}
 	}
-	if _, err := c.s.dir.PutPreKeys(ctx, c.acct.cardID, keys, max); err != nil {
-		c.internal(f.ID, "storing prekeys", err)
+	if !c.storePreKeys(ctx, f.ID, newOneTime, keys) {
 		return
 	}
 	c.replyPreKeyStatus(ctx, f.ID)
+}
+
+// preKeysFit reports whether an upload's one-time keys fit beside those stored,
+// answering too_many_prekeys when they do not.
+func (c *conn) preKeysFit(ctx context.Context, reqID uint64, newOneTime map[ratchet.PreKeyKind]int) bool {
+	max := c.s.limits.MaxOneTimePreKeys
+	for kind, n := range newOneTime {
+		have, err := c.s.dir.CountPreKeys(ctx, c.acct.cardID, uint8(kind))
+		if err != nil {
+			c.internal(reqID, "counting prekeys", err)
+			return false
+		}
+		if have+n > max {
+			c.tooManyPreKeys(reqID, strconv.Itoa(have)+" "+relay.PreKeyKindNames[kind]+" prekeys stored, "+strconv.Itoa(n)+" more would exceed "+strconv.Itoa(max))
+			return false
+		}
+	}
+	return true
+}
+
+// storePreKeys counts and stores an upload's keys under the card's lock (preKeyLock),
+// so that uploads at the same instant are judged in turn; false when it answered a
+// refusal.
+func (c *conn) storePreKeys(ctx context.Context, reqID uint64, newOneTime map[ratchet.PreKeyKind]int, keys []storage.StoredPreKey) bool {
+	mu := c.s.preKeyLock(c.acct.cardID)
+	mu.Lock()
+	defer mu.Unlock()
+	if !c.preKeysFit(ctx, reqID, newOneTime) {
+		return false
+	}
+	if _, err := c.s.dir.PutPreKeys(ctx, c.acct.cardID, keys, c.s.limits.MaxOneTimePreKeys); err != nil {
+		c.internal(reqID, "storing prekeys", err)
+		return false
+	}
+	return true
 }
 
 // preKeyLock is the lock of cardID's prekey uploads (one of 64, by the card ID's first
