@@ -356,6 +356,17 @@ func TestTypingInTheListGoesToTheInput(t *testing.T) {
 	if m.focus != focusInput || m.input.Value() != "/help" {
 		t.Fatalf("typed in the list: focus %v, input %q", m.focus, m.input.Value())
 	}
+	// With another contact highlighted, what is typed is for that one: it opens.
+	m = newTestMainScreen(t)
+	m.contacts = append(m.contacts, chat.Contact{Name: "carol", CardID: strings.Repeat("c", 64)})
+	drive(t, m, m.openContact("bob"), "")
+	m.handleKey(keyMsg("tab"))
+	m.handleKey(keyMsg("down"))
+	m.handleKey(keyMsg("h"))
+	m.handleKey(keyMsg("i"))
+	if m.open != "carol" || m.input.Value() != "hi" {
+		t.Fatalf("typed with carol highlighted: open %q, input %q", m.open, m.input.Value())
+	}
 }
 
 // TestOpenChecksTheFileItHandsOver: what /open hands to the opener is checked when the

@@ -402,11 +402,17 @@ func (m *mainScreen) handleKey(msg tea.KeyPressMsg) (screen, tea.Cmd) {
 			// Text typed while the list has the focus is for the input (it vanished, and
 			// the Enter after it opened a conversation): the focus goes back, the key
 			// with it. j and k, matched above, still move in the list.
+			// The conversation the list highlights is the one written to: with j/k moved
+			// to another, the text went to the open one.
+			var open tea.Cmd
+			if m.selected >= 0 && m.selected < len(m.contacts) && m.contacts[m.selected].Name != m.open {
+				open = m.openIndex(m.selected)
+			}
 			m.focus = focusInput
 			focus := m.input.Focus()
 			var cmd tea.Cmd
 			m.input, cmd = m.input.Update(msg)
-			return m, tea.Batch(focus, cmd)
+			return m, tea.Batch(open, focus, cmd)
 		}
 		return m, nil
 	}
