@@ -19,7 +19,8 @@ func Sentence(err error) string {
 		s = s[:i]
 	}
 	var parts []string
-	for _, p := range strings.Split(s, ": ") {
+	split := strings.Split(s, ": ")
+	for i, p := range split {
 		for trimmed := true; trimmed; {
 			trimmed = false
 			for _, pre := range packagePrefixes {
@@ -29,6 +30,12 @@ func Sentence(err error) string {
 			}
 		}
 		if p == "" || p == strings.TrimSuffix(packagePrefixes[0], ": ") || isPackageName(p) {
+			continue
+		}
+		if p == "invalid argument" && len(parts) > 0 && i < len(split)-1 {
+			// storage.ErrInvalid's words between the context and the detail that says
+			// what is wrong ("nickname for bob: invalid argument: a nickname is at most
+			// 64 bytes"): the detail says it better.
 			continue
 		}
 		if len(parts) > 0 && parts[len(parts)-1] == p {

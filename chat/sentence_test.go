@@ -19,6 +19,10 @@ func TestSentence(t *testing.T) {
 		{fmt.Errorf("chat: sending to bob: %w", fmt.Errorf("chat: sending to bob: %w", base)), "sending to bob: disk full"},
 		{fmt.Errorf("chat: accepting bob's new key: %w", errors.New("ratchet: bad signature\nmore detail")), "accepting bob's new key: bad signature"},
 		{chat.ErrNoPendingKey, "contact has no new key to accept or reject"},
+		{fmt.Errorf("chat: nickname for bob: %w", fmt.Errorf("%w: a nickname is at most 64 bytes of UTF-8", errors.New("storage: invalid argument"))),
+			"nickname for bob: a nickname is at most 64 bytes of UTF-8"},
+		{errors.New("storage: invalid argument"), "invalid argument"},
+		{fmt.Errorf("chat: nickname for bob: %w", errors.New("storage: invalid argument")), "nickname for bob: invalid argument"},
 	} {
 		if got := chat.Sentence(tc.err); got != tc.want {
 			t.Errorf("Sentence(%q) = %q, want %q", tc.err, got, tc.want)
