@@ -298,6 +298,9 @@ func (c *Controller) SendFile(ctx context.Context, contact, path, caption string
 	}
 	progress, ended := c.watchTransfer(ctx, row, 0, progress)
 	defer ended()
+	// Shown at once, at 0%: while the relay is unreachable the upload waits for it, and
+	// the conversation showed nothing of the file until then (found by a tester).
+	progress(0, meta.Size)
 	m, err := c.finishUpload(ctx, br, row, progress)
 	if err == nil && wasRequest {
 		c.sendWithheldReceipts(ctx, contact, "") // writing to them accepted them

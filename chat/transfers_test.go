@@ -53,6 +53,11 @@ func TestTransferProgressEvents(t *testing.T) {
 	if len(up) < 4 || up[0].MessageID != 0 || up[0].FileName != "photo.bin" || up[0].Size != int64(len(data)) {
 		t.Fatalf("upload events: %+v", up)
 	}
+	// The first comes at 0%, before any chunk is acknowledged: a file waiting for the
+	// relay shows in the conversation at once.
+	if up[0].Done != 0 || up[0].State != AttachmentUploading {
+		t.Fatalf("the first upload event %+v, want 0 bytes done, uploading", up[0])
+	}
 	if last := up[len(up)-1]; last.State != AttachmentSent || last.MessageID != sent.ID || last.Percent() != 100 {
 		t.Fatalf("the upload ended %+v, want sent as message %d", last, sent.ID)
 	}
