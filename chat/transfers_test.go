@@ -141,3 +141,32 @@ func TestMayAutoDownload(t *testing.T) {
 		t.Fatal("the trusted key's file may not download while a new key waits")
 	}
 }
+
+// A file sent while the relay is unreachable shows at once, at 0%: its upload waits for
+// the relay, and nothing showed the file until then (found by a tester in the UI).
+func TestUploadShowsWhileTheRelayIsDown(t *testing.T) {
+	r, alice, _ := attachPair(t, relaytest.Options{})
+	ctx := attachCtx(t)
+	r.Close()
+	path := writeFile(t, t.TempDir(), "notes.txt", []byte("while down"))
+	sent := make(chan error, 1)
+	go func() {
+		_, err := alice.c.SendFile(ctx, "bob", path, "", nil)
+		sent <- err
+	}()
+	ev := waitEvent(t, alice.c, "the queued upload's first event", func(e Event) bool {
+		return e.Kind == TransferProgress && e.Transfer.Outgoing
+	})
+	if tr := ev.Transfer; tr.Done != 0 || tr.Ended || tr.FileName != "notes.txt" {
+		t.Fatalf("first event of an upload waiting for the relay: %+v", tr)
+	}
+	select {
+	case err := <-sent:
+		t.Fatalf("SendFile returned while the relay was down: %v", err)
+	default:
+	}
+	r.StartAgain(t)
+	if err := <-sent; err != nil {
+		t.Fatal(err)
+	}
+}
