@@ -2,7 +2,6 @@ package storage
 
 import (
 	"bufio"
-	"bytes"
 	"context"
 	"crypto/rand"
 	"encoding/binary"
@@ -341,12 +340,7 @@ func RestoreClient(ctx context.Context, src, dst string, pass []byte) (err error
 	if err != nil {
 		return err
 	}
-	var head [16]byte
-	if hf, err := os.Open(tmp); err == nil {
-		_, _ = io.ReadFull(hf, head[:])
-		hf.Close()
-	}
-	if !bytes.HasPrefix(head[:], []byte("SQLite format 3\x00")) {
+	if !IsSQLiteFile(tmp) {
 		return fmt.Errorf("%w: the sealed content is not a database", ErrBadBackup)
 	}
 	c, err := OpenClient(ctx, tmp, pass)

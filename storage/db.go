@@ -717,7 +717,7 @@ func imageAt(kind storeKind, v int) []byte {
 	img := b.Bytes()
 	// The header (sqlite.org/fileformat.html): the magic, then the user version at
 	// offset 60 and the application id at 68, big-endian.
-	if len(img) < 100 || !bytes.HasPrefix(img, []byte("SQLite format 3\x00")) ||
+	if len(img) < 100 || !bytes.HasPrefix(img, []byte(sqliteHeader)) ||
 		binary.BigEndian.Uint32(img[60:]) != uint32(v) || int32(binary.BigEndian.Uint32(img[68:])) != kind.appID {
 		return nil
 	}

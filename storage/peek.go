@@ -5,8 +5,27 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
+	"io"
 	"os"
 )
+
+// sqliteHeader is the magic every SQLite database file starts with
+// (sqlite.org/fileformat.html).
+const sqliteHeader = "SQLite format 3\x00"
+
+// IsSQLiteFile reports whether the file at path starts with SQLite's header: a file
+// that does not is no database at all (another program's, or not a file pfschat wrote),
+// which callers name differently from a damaged store. It reads 16 bytes.
+func IsSQLiteFile(path string) bool {
+	f, err := os.Open(path)
+	if err != nil {
+		return false
+	}
+	defer f.Close()
+	head := make([]byte, len(sqliteHeader))
+	_, err = io.ReadFull(f, head)
+	return err == nil && string(head) == sqliteHeader
+}
 
 // PeekClientName reads the identity name of the client store at path without unlocking
 // it: the name is public (the relay lists it) and stored in the clear, so the unlock

@@ -20,9 +20,7 @@ func TestPassphraseChangeAtATerminal(t *testing.T) {
 	home := t.TempDir()
 	const pass = "correct horse battery staple"
 	t.Setenv(profile.EnvPassphrase, pass)
-	if code, out, errb := runIn(t, r, home, "init", "--name", "alice"); code != 0 {
-		t.Fatalf("init: exit %d, %q %q", code, out, errb)
-	}
+	initIn(t, r, home, "alice")
 	os.Unsetenv(profile.EnvPassphrase) // t.Setenv puts it back
 	os.Unsetenv(profile.EnvNewPassphrase)
 	change := func(typed string) (int, string, string) {

@@ -7,7 +7,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io"
 	"io/fs"
 	"os"
 	"strings"
@@ -52,7 +51,7 @@ func openRelayStore(ctx context.Context, path string, opts storage.RelayOptions)
 		return store, nil
 	}
 	switch {
-	case (errors.Is(err, storage.ErrDamaged) || strings.Contains(err.Error(), "not a database")) && !isSQLiteFile(path):
+	case (errors.Is(err, storage.ErrDamaged) || strings.Contains(err.Error(), "not a database")) && !storage.IsSQLiteFile(path):
 		// Not damaged, another file: a restore from a backup is not the remedy.
 		return nil, fmt.Errorf("%w: %s is not a SQLite database at all (another program's file?). pfschat never "+
 			"overwrites a file it did not write, even with --init: move it away or choose another --db", errNotRelayDB, path)
@@ -102,15 +101,3 @@ const (
 	DefaultMinFreeMiB     = 256
 	DefaultDiskReserveMiB = 32
 )
-
-// isSQLiteFile reports whether the file at path starts with SQLite's header.
-func isSQLiteFile(path string) bool {
-	f, err := os.Open(path)
-	if err != nil {
-		return false
-	}
-	defer f.Close()
-	head := make([]byte, 16)
-	_, err = io.ReadFull(f, head)
-	return err == nil && string(head) == "SQLite format 3\x00"
-}

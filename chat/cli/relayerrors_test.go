@@ -15,9 +15,7 @@ func TestRelayErrorsSayWhatHappened(t *testing.T) {
 	t.Setenv(profile.EnvPassphrase, "correct horse battery staple")
 	r := relaytest.Start(t)
 	home := t.TempDir()
-	if code, out, errb := runIn(t, r, home, "init", "--name", "carol"); code != 0 {
-		t.Fatalf("init: exit %d, %q %q", code, out, errb)
-	}
+	initIn(t, r, home, "carol")
 	if code, out, errb := runIn(t, r, home, "delete-account", "--yes"); code != 0 {
 		t.Fatalf("delete-account: exit %d, %q %q", code, out, errb)
 	}

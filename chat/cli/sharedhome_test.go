@@ -20,6 +20,15 @@ func runIn(t *testing.T, r *relaytest.Relay, home string, args ...string) (int, 
 	return runInRelay(t, r.URL, home, args...)
 }
 
+// initIn makes the profile name in home with 'pfschat init' (the passphrase from the
+// environment), failing the test if it does not.
+func initIn(t *testing.T, r *relaytest.Relay, home, name string) {
+	t.Helper()
+	if code, out, errb := runIn(t, r, home, "init", "--name", name); code != 0 {
+		t.Fatalf("init %s: exit %d, %q %q", name, code, out, errb)
+	}
+}
+
 // runInRelay runs pfschat with --home home --relay url and args.
 func runInRelay(t *testing.T, url, home string, args ...string) (int, string, string) {
 	t.Helper()
@@ -64,9 +73,7 @@ func TestRestoreBesideARelaysDatabase(t *testing.T) {
 	t.Setenv(profile.EnvPassphrase, "correct horse battery staple")
 	r := relaytest.Start(t)
 	home := t.TempDir()
-	if code, out, errb := runIn(t, r, home, "init", "--name", "erin"); code != 0 {
-		t.Fatalf("init: exit %d, %q %q", code, out, errb)
-	}
+	initIn(t, r, home, "erin")
 	bak := filepath.Join(t.TempDir(), "erin.bak")
 	if code, out, errb := runIn(t, r, home, "backup", bak); code != 0 {
 		t.Fatalf("backup: exit %d, %q %q", code, out, errb)
