@@ -224,6 +224,11 @@ type FrameLimits struct {
 	// compact layout (PROTOCOL.md "Text bytes"); absent: no such limit announced.
 	TextBytesPerSecond int `json:"text_bytes_per_second,omitempty"`
 	TextByteBurst      int `json:"text_byte_burst,omitempty"`
+	// AckIDsPerSecond and AckIDBurst: the ids a connection may name in acks a second,
+	// and their burst, beyond one per message delivered to it (PROTOCOL.md "Limits
+	// and abuse"); absent: no such limit announced.
+	AckIDsPerSecond int `json:"ack_ids_per_second,omitempty"`
+	AckIDBurst      int `json:"ack_id_burst,omitempty"`
 	// FramesPerMessage: the most WebSocket frames one message may come in; absent: not
 	// announced.
 	FramesPerMessage int   `json:"frames_per_message,omitempty"`

@@ -74,7 +74,7 @@ func RunRelay(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	gcPercent := fs.Int("gc-percent", DefaultGC.Percent, "garbage collector target percentage (GOGC); the GOGC environment variable wins")
 	memLimit := fs.Int64("memory-limit-mib", DefaultGC.MemoryLimit>>20, "soft memory limit in MiB (0 = none); the GOMEMLIMIT environment variable wins")
 	heapFloor := fs.Int64("gc-heap-floor-mib", DefaultGC.HeapFloor>>20, "while messages flow, let the heap grow to this many MiB before collecting (0 = no floor); GOGC turns it off")
-	rate := fs.Int("rate", server.DefaultLimits.FramesPerSecond, "frames per second per connection (-1 = unlimited, and no limit on the bytes of JSON either); announced in the hello, and clients pace themselves under it")
+	rate := fs.Int("rate", server.DefaultLimits.FramesPerSecond, "frames per second per connection (-1 = unlimited, and no limit on the bytes of JSON or on acknowledged ids either); announced in the hello, and clients pace themselves under it")
 	burst := fs.Int("burst", server.DefaultLimits.FrameBurst, "frames per connection allowed in a burst")
 	maxBlobMiB := fs.Int64("max-blob-mib", server.DefaultLimits.MaxBlobBytes>>20, "the largest attachment blob, MiB (relay/PROTOCOL.md \"Blobs\")")
 	blobQuotaMiB := fs.Int64("blob-quota-mib", server.DefaultLimits.BlobQuotaBytes>>20, "attachment blobs per account at most, MiB")

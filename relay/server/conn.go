@@ -44,15 +44,20 @@ type conn struct {
 	loginTimer *time.Timer // login deadline, until logged in
 
 	// reader state
-	challenge     [relay.ChallengeSize]byte
-	nonce         [relay.NonceSize]byte   // the client's, from the URL
-	binding       [relay.BindingSize]byte // TLS exporter, or zeros
-	bindingMode   string                  // relay.Binding*
-	version       int
-	bucket        tokenBucket
-	textBytes     tokenBucket // text_bytes_per_second
+	challenge   [relay.ChallengeSize]byte
+	nonce       [relay.NonceSize]byte   // the client's, from the URL
+	binding     [relay.BindingSize]byte // TLS exporter, or zeros
+	bindingMode string                  // relay.Binding*
+	version     int
+	bucket      tokenBucket
+	textBytes   tokenBucket // text_bytes_per_second
+	ackIDs      tokenBucket // ack_ids_per_second, for ids beyond ackCredit
+	// ackCreditUsed is how many of the deliveries written to this connection its acks
+	// have spent (see delivered).
+	ackCreditUsed int64
 	loginFailures int
 	rateStrikes   int
+	strikesBefore int      // rateStrikes before the frame being handled took one back
 	acct          *account // nil until logged in
 	blob          blobConn // blobs.go; the read loop's
 	// messageStart is when the message being read began (zero between messages); the
@@ -107,6 +112,10 @@ type conn struct {
 	recentAcked *[ackedRing]int64
 	ackedNext   int
 
+	// delivered counts the deliver frames written to this connection: each lets its
+	// acks name one id without spending ack_ids_per_second (submitAck).
+	delivered atomic.Int64
+
 	// writer-role state, handed from the committer's answer writer (writeInline) to a
 	// writer goroutine
 	wpending []byte    // bytes of a batch the socket did not take: written first
@@ -125,6 +134,7 @@ func newConn(s *Server, ws *websocket.Conn) *conn {
 		version:    relay.ProtocolVersion,
 		bucket:     newTokenBucket(s.limits.FramesPerSecond, s.limits.FrameBurst, s.now()),
 		textBytes:  newTokenBucket(s.limits.TextBytesPerSecond, s.limits.TextBytesBurst, s.now()),
+		ackIDs:     newTokenBucket(s.limits.AckIDsPerSecond, s.limits.AckIDBurst, s.now()),
 	}
 	write := c.writeLoop // one method value: `go c.writeLoop()` would allocate a closure per start
 	c.out = newOutQueue(s.limits.OutboundQueue, func() { go write() })

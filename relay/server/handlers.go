@@ -456,8 +456,24 @@ func (c *conn) onAck(f *relay.Frame) bool {
 	return c.submitAck(a)
 }
 
-// submitAck hands an ack to the committer, which owns it from here.
+// submitAck hands an ack to the committer, which owns it from here. Its ids are paid
+// for first: one per message delivered on this connection and not yet acknowledged,
+// the rest from ack_ids_per_second (see Limits.AckIDsPerSecond). An ack over the
+// rate is dropped whole and spends nothing.
 func (c *conn) submitAck(a *ackReq) bool {
+	if n := int64(len(a.ids)); n > 0 {
+		credit := c.delivered.Load() - c.ackCreditUsed
+		if over := n - credit; over > 0 {
+			if ok, retry := c.ackIDs.allowN(c.s.now(), float64(over)); !ok {
+				id := a.reqID
+				a.release()
+				return c.ackOverRate(id, retry)
+			}
+			c.ackCreditUsed += credit
+		} else {
+			c.ackCreditUsed += n
+		}
+	}
 	a.c, a.to = c, c.acct.name
 	select {
 	case c.s.cm.acks <- a:

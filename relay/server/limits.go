@@ -46,6 +46,7 @@ const (
 	LimitAccountWritesPerName    = "account_writes_per_name"    // rate_limited
 	LimitFramesPerMessage        = "frames_per_message"         // bad_frame, closed
 	LimitTextBytesPerSecond      = "text_bytes_per_second"      // rate_limited (counts toward closing as frames_per_second)
+	LimitAckIDsPerSecond         = "ack_ids_per_second"         // rate_limited (counts toward closing as frames_per_second)
 	// LimitRecoveryPerName and LimitRecoveryPerAddress are in recovery.go, the blob
 	// limits LimitMaxBlobBytes and LimitBlobQuotaBytes in blobs.go.
 )
@@ -65,7 +66,7 @@ const (
 
 var metricLimitNames = [...]string{
 	LimitLoginDeadline, LimitMessageDeadline, LimitConnectionsPerAddress, LimitConnectionsTotal, LimitFramesPerSecond,
-	LimitFramesPerMessage, LimitTextBytesPerSecond,
+	LimitFramesPerMessage, LimitTextBytesPerSecond, LimitAckIDsPerSecond,
 	LimitFetchBundlePerRequester, LimitFetchBundlePerTarget, LimitLowPreKeysNotice, LimitLookupPerRequester,
 	LimitRegistrationsPerAddress, LimitRegistrationPolicy, LimitSenderQuota, LimitUploadPreKeysPerCard,
 	LimitMaxOneTimePreKeys, LimitAccountWritesPerName, LimitRecoveryPerName, LimitRecoveryPerAddress,

@@ -235,6 +235,7 @@ func (c *conn) onMessage(mt int, r io.Reader) bool {
 		return c.overRate(data, LimitFramesPerSecond, "over "+strconv.Itoa(c.s.limits.FramesPerSecond)+" frames/s", retry)
 	}
 	strikes := c.rateStrikes
+	c.strikesBefore = strikes
 	c.rateStrikes = max(0, c.rateStrikes-1) // a frame within the rate takes one strike back
 	if tooBig {
 		readBufPool.Put(bp)
@@ -319,6 +320,23 @@ func (c *conn) overRate(data []byte, limit, over string, retry time.Duration) bo
 	return true
 }
 
+// ackOverRate answers an ack dropped for ack_ids_per_second (submitAck), as overRate
+// answers a frame over the frame rate; the frame was already counted.
+func (c *conn) ackOverRate(id uint64, retry time.Duration) bool {
+	// Not taken after all: the frame rate's token and strike come back.
+	c.bucket.give()
+	c.rateStrikes = c.strikesBefore + 1
+	c.s.m.limited(LimitAckIDsPerSecond)
+	over := "over " + strconv.Itoa(c.s.limits.AckIDsPerSecond) + " acknowledged ids/s beyond the messages delivered"
+	if c.rateStrikes > 4*c.s.limits.FrameBurst {
+		c.kill(relay.CodeRateLimited, LimitAckIDsPerSecond, "persistently "+over)
+		return false
+	}
+	c.send(&relay.Frame{Type: relay.TypeError, ID: id, Code: relay.CodeRateLimited, Limit: LimitAckIDsPerSecond,
+		Message: over + "; acknowledge only what was delivered", RetryAfterMS: retry.Milliseconds() + 1})
+	return true
+}
+
 // readFrame reads one message into buf. A message over max is read up to
 // discardLimit bytes past max and dropped (tooBig, err == nil); beyond that it fails
 // (tooBig, err); either way data is then its first 9 bytes (a binary message's kind and
@@ -366,6 +384,9 @@ func (s *Server) frameLimits() *relay.FrameLimits {
 	}
 	if l.TextBytesPerSecond > 0 {
 		fl.TextBytesPerSecond, fl.TextByteBurst = l.TextBytesPerSecond, l.TextBytesBurst
+	}
+	if l.AckIDsPerSecond > 0 {
+		fl.AckIDsPerSecond, fl.AckIDBurst = l.AckIDsPerSecond, l.AckIDBurst
 	}
 	if s.blobs != nil {
 		fl.MaxBlobBytes = l.MaxBlobBytes

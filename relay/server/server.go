@@ -39,6 +39,14 @@ type Limits struct {
 	// second within the frame rate.
 	TextBytesPerSecond int
 	TextBytesBurst     int
+	// AckIDsPerSecond is the sustained ids a second a connection may name in acks
+	// beyond the messages delivered to it (1024; 0 takes it, or turns it off with
+	// FramesPerSecond off; <0 = unlimited), and AckIDBurst their burst (4096, at least
+	// relay.MaxAckIDs). Every id an ack names costs the committer a deletion, whether
+	// or not it was ever delivered: compact acks of 1,024 made-up ids, from eight
+	// connections of one account, kept one of two cores busy.
+	AckIDsPerSecond    int
+	AckIDBurst         int
 	OutboundQueue      int           // frames waiting for a slow reader before it is disconnected
 	MaxInflightSends   int           // sends per connection waiting for the group commit
 	MaxOneTimePreKeys  int           // one-time prekeys stored per kind per card (100)
@@ -84,6 +92,8 @@ var DefaultLimits = Limits{
 	FrameBurst:         400,
 	TextBytesPerSecond: 512 << 10,
 	TextBytesBurst:     2 << 20,
+	AckIDsPerSecond:    1024,
+	AckIDBurst:         4096,
 	OutboundQueue:      1024,
 	MaxInflightSends:   256,
 	MaxOneTimePreKeys:  100,
@@ -145,6 +155,16 @@ func (l Limits) withDefaults() Limits {
 		l.TextBytesBurst = d.TextBytesBurst
 	}
 	l.TextBytesBurst = max(l.TextBytesBurst, l.MaxFrameBytes)
+	if l.AckIDsPerSecond == 0 {
+		l.AckIDsPerSecond = d.AckIDsPerSecond
+		if l.FramesPerSecond < 0 {
+			l.AckIDsPerSecond = -1
+		}
+	}
+	if l.AckIDBurst <= 0 {
+		l.AckIDBurst = d.AckIDBurst
+	}
+	l.AckIDBurst = max(l.AckIDBurst, relay.MaxAckIDs)
 	if l.OutboundQueue <= 0 {
 		l.OutboundQueue = d.OutboundQueue
 	}

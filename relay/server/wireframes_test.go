@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"crypto/rand"
 	"encoding/binary"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
@@ -158,6 +159,82 @@ func TestNoTextByteRateWithoutFrameRate(t *testing.T) {
 		rc.sendText([]byte(`{"type":"ping",` + pad + `"id":` + strconv.Itoa(i+1) + `}`))
 		if f := rc.read(); f.Type != relay.TypePong || f.ID != uint64(i+1) {
 			t.Fatalf("padded ping %d on a relay without a frame rate: %+v, want its pong", i+1, f)
+		}
+	}
+}
+
+// Acks pay for their ids (ack_ids_per_second): one per message delivered on the
+// connection, the rest from a rate. Every id costs the committer a deletion, whether
+// or not it exists, and compact acks escape text_bytes_per_second: without this, acks
+// of 1,024 made-up ids from a few connections kept a core busy. An ack over the rate
+// is dropped whole and spends nothing.
+func TestAckIDsPerSecond(t *testing.T) {
+	clock := &frozenClock{t: time.Now()} // no refill: the burst is all there is
+	r := relaytest.StartWith(t, relaytest.Options{Clock: clock.now, Limits: server.Limits{AckIDsPerSecond: 1000, AckIDBurst: 2048}})
+	bobUser, bob := registerLoggedIn(t, r, "bob")
+	if l := bob.hello.Limits; l == nil || l.AckIDsPerSecond != 1000 || l.AckIDBurst != 2048 {
+		t.Fatalf("hello limits %+v: want ack_ids_per_second 1000, ack_id_burst 2048", l)
+	}
+	madeUp := func(from, n int) []int64 {
+		ids := make([]int64, n)
+		for i := range ids {
+			ids[i] = int64(1_000_000 + from + i)
+		}
+		return ids
+	}
+	ack := func(id int, ids []int64) relay.Frame {
+		return bob.request(map[string]any{"type": "ack", "id": id, "ids": ids})
+	}
+	if f := ack(2, madeUp(0, 1024)); f.Type != relay.TypeOK {
+		t.Fatalf("1,024 undelivered ids within the burst: %+v", f)
+	}
+	if f := ack(3, madeUp(1024, 1024)); f.Type != relay.TypeOK {
+		t.Fatalf("1,024 more, the burst's end: %+v", f)
+	}
+	f := ack(4, madeUp(2048, 1024))
+	if f.Type != relay.TypeError || f.Code != relay.CodeRateLimited || f.Limit != server.LimitAckIDsPerSecond || f.ID != 4 {
+		t.Fatalf("1,024 ids past the burst: %+v, want rate_limited, limit %s, id 4", f, server.LimitAckIDsPerSecond)
+	}
+	if f.RetryAfterMS < 1024 || f.RetryAfterMS > 1025 { // 1,024 ids short at 1,000 a second
+		t.Fatalf("retry_after_ms %d, want 1,024", f.RetryAfterMS)
+	}
+
+	// Delivered messages are acknowledged whatever the rate.
+	alice := newUser(t, r, "alice").login(t, r)
+	var sent []int64
+	for i := range 3 {
+		id, err := alice.Send(testCtx(t), "bob", []byte("hi"), "c-"+strconv.Itoa(i))
+		if err != nil {
+			t.Fatal(err)
+		}
+		sent = append(sent, id)
+	}
+	for range sent {
+		for f := bob.read(); f.Type != relay.TypeDeliver; f = bob.read() {
+		}
+	}
+	// Three delivered ids and one more: over the rate, so dropped, spending none of
+	// the three.
+	if f := ack(5, append(slices.Clone(sent), 42)); f.Code != relay.CodeRateLimited {
+		t.Fatalf("the delivered ids and one more: %+v, want rate_limited", f)
+	}
+	if f := ack(6, sent); f.Type != relay.TypeOK {
+		t.Fatalf("acking the three delivered messages with the rate spent: %+v, want ok", f)
+	}
+	if f := ack(7, sent[:1]); f.Code != relay.CodeRateLimited {
+		t.Fatalf("acking a delivered message a second time: %+v, want rate_limited (its delivery was spent)", f)
+	}
+	if n := limited(t, r, server.LimitAckIDsPerSecond); n != 3 {
+		t.Fatalf("ack_ids_per_second counted %d times, want 3", n)
+	}
+	// The deletions were made: a new connection has no backlog.
+	again := dialRaw(t, r)
+	if f := again.login(bobUser); f.Type != relay.TypeOK {
+		t.Fatalf("login: %+v", f)
+	}
+	for f := again.read(); f.Type != relay.TypeSynced; f = again.read() {
+		if f.Type == relay.TypeDeliver {
+			t.Fatalf("after the acks, a new connection got message %d again", f.MsgID)
 		}
 	}
 }

@@ -219,6 +219,7 @@ func (c *conn) encodeItem(buf []byte, it *outItem) (_ []byte, isClose bool) {
 		}
 		c.s.m.frameOut(relay.TypeDeliver)
 		c.s.m.delivered.Add(1)
+		c.delivered.Add(1)
 	case it.kind == itemAccepted || it.kind == itemAcceptedDup:
 		var start int
 		buf, start = beginText(buf)
