@@ -42,6 +42,7 @@ type Styles struct {
 	ConvHeader    lipgloss.Style
 	DaySeparator  lipgloss.Style
 	NewDivider    lipgloss.Style
+	NewBelow      lipgloss.Style // "↓ 3 new": messages arrived below a scrolled-back view
 	Time          lipgloss.Style
 	SenderMe      lipgloss.Style
 	SenderThem    lipgloss.Style
@@ -127,6 +128,7 @@ func NewStyles(isDark bool) Styles {
 	s.ConvHeader = fg(text).Bold(true)
 	s.DaySeparator = fg(muted)
 	s.NewDivider = fg(accent)
+	s.NewBelow = fg(accent).Bold(true)
 	s.Time = fg(muted)
 	s.SenderMe = fg(c(p.Mine)).Bold(true)
 	s.SenderThem = fg(c(p.Theirs)).Bold(true)
