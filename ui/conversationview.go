@@ -47,10 +47,11 @@ func (m *mainScreen) conversationView(w, h int) []string {
 		}
 	}
 	if m.narrow() {
-		// No contact list on screen: say when other conversations wait.
+		// No contact list on screen: say when other conversations wait (muted ones
+		// do not call for attention: they are counted in the list only).
 		elsewhere := 0
 		for _, ct := range m.contacts {
-			if ct.Name != m.open {
+			if ct.Name != m.open && !ct.Muted {
 				elsewhere += ct.Unread
 			}
 		}

@@ -34,6 +34,7 @@ type Styles struct {
 	Contact         lipgloss.Style
 	ContactSelected lipgloss.Style
 	Unread          lipgloss.Style
+	UnreadMuted     lipgloss.Style // a muted contact's unread count: greyed, as Signal does
 	Verified        lipgloss.Style
 	KeyChanged      lipgloss.Style
 	Activity        lipgloss.Style
@@ -121,6 +122,7 @@ func NewStyles(isDark bool) Styles {
 	s.Contact = fg(text)
 	s.ContactSelected = lipgloss.NewStyle().Foreground(c(p.SelectionText)).Background(c(p.Selection)).Bold(true)
 	s.Unread = lipgloss.NewStyle().Foreground(c(p.AccentText)).Background(accent).Bold(true)
+	s.UnreadMuted = lipgloss.NewStyle().Foreground(c(p.AccentText)).Background(muted)
 	s.Verified = fg(ok)
 	s.KeyChanged = fg(warn).Bold(true)
 	s.Activity = fg(muted)
