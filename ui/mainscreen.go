@@ -422,7 +422,12 @@ func (m *mainScreen) handleKey(msg tea.KeyPressMsg) (screen, tea.Cmd) {
 	case key.Matches(msg, k.Send):
 		return m, m.submit()
 	case key.Matches(msg, k.Close):
+		// The notice goes; the draft stays (ClearDraft clears it).
 		m.setNotice("", false)
+		return m, nil
+	case key.Matches(msg, k.ClearDraft):
+		// All of it: the textarea's own ctrl+u cleared only the line the cursor is on.
+		m.resetInput()
 		return m, nil
 	}
 	var cmd tea.Cmd

@@ -94,7 +94,7 @@ func (m *mainScreen) statusLines(w int) []string {
 	case m.notice != "":
 		right = s.OK.Render(m.notice)
 	default:
-		right = m.help.ShortHelpView([]key.Binding{m.c.keys.HelpHint(m.focus == focusContacts), m.c.keys.AddContact})
+		right = m.help.ShortHelpView(m.hintKeys())
 	}
 	rw := ansi.StringWidth(right)
 	lw, sw := ansi.StringWidth(left), ansi.StringWidth(short)
@@ -104,7 +104,7 @@ func (m *mainScreen) statusLines(w int) []string {
 	case m.notice == "" && lw <= w:
 		// Only the help hint does not fit: keep the state whole and as many whole keys
 		// as fit (cut, it read "f1 help • ctrl…").
-		if hint := m.help.ShortHelpView([]key.Binding{m.c.keys.HelpHint(m.focus == focusContacts)}); lw+2+ansi.StringWidth(hint) <= w {
+		if hint := m.help.ShortHelpView(m.hintKeys()[:1]); lw+2+ansi.StringWidth(hint) <= w {
 			return oneLine(left+spaces(w-lw-ansi.StringWidth(hint)-1)+hint, w)
 		}
 		return oneLine(left, w)
@@ -141,6 +141,16 @@ func (m *mainScreen) statusLines(w int) []string {
 		return oneLine(short+"  "+ansi.Truncate(right, w-sw-2, "…"), w)
 	}
 	return oneLine(" "+ansi.Truncate(right, w-2, "…"), w)
+}
+
+// hintKeys are the keys the status bar names, the help key first: while a draft is
+// in the input, how to clear it (Esc does not); else how to add a contact.
+func (m *mainScreen) hintKeys() []key.Binding {
+	k := m.c.keys
+	if m.focus == focusInput && m.input.Value() != "" {
+		return []key.Binding{k.HelpHint(false), k.ClearDraft}
+	}
+	return []key.Binding{k.HelpHint(m.focus == focusContacts), k.AddContact}
 }
 
 func oneLine(l string, w int) []string { return []string{fitLine(l, w)} }
