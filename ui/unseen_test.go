@@ -88,3 +88,30 @@ func TestNewBelowWhileScrolledBack(t *testing.T) {
 		}
 	}
 }
+
+// TestNewBelowInTheProgram: the same through a running program, with the messages
+// coming from the backend's event stream: scrolled back (PgUp), three arrive and the
+// frame shows "↓ 3 new · ctrl+end" and not the messages; Ctrl+End shows the newest and
+// the count goes.
+func TestNewBelowInTheProgram(t *testing.T) {
+	b := newMemBackend("alice", func() time.Time { return fixedNow })
+	b.addContact(chat.Contact{Name: "bob", CardID: strings.Repeat("b", 64)})
+	for i := range 60 {
+		b.addMessage(chat.Message{Contact: "bob", Text: fmt.Sprintf("old %d", i), SentAt: fixedNow.Add(-time.Hour)})
+	}
+	tm, fr := startUI(t, Options{Backend: b, OpenContact: "bob", Now: func() time.Time { return fixedNow }}, 80, 24)
+	fr.WaitText(t, "old 59")
+	press(tm, "pgup")
+	fr.WaitText(t, "newer below")
+	for i := 1; i <= 3; i++ {
+		msg := b.addMessage(chat.Message{Contact: "bob", Text: fmt.Sprintf("fresh %d", i), SentAt: fixedNow})
+		b.events <- chat.Event{Kind: chat.MessageReceived, Contact: "bob", Message: &msg}
+	}
+	if s := fr.WaitText(t, "↓ 3 new · ctrl+end"); strings.Contains(s, "fresh") {
+		t.Fatalf("scrolled back, the view jumped to the new messages:\n%s", s)
+	}
+	press(tm, "ctrl+end")
+	fr.WaitFor(t, "the newest on screen and no count", func(s string) bool {
+		return strings.Contains(s, "fresh 3") && !strings.Contains(s, "new ·") && !strings.Contains(s, "newer below")
+	})
+}
