@@ -5,7 +5,10 @@ import (
 	"strings"
 	"time"
 
+	"charm.land/lipgloss/v2"
 	"github.com/charmbracelet/x/ansi"
+
+	"pfschat/chat"
 )
 
 // contactsView returns exactly h lines of exactly w cells.
@@ -25,9 +28,12 @@ func (m *mainScreen) contactsView(w, h int) []string {
 			lines = append(lines, fitLine(s.ContactsTitle.Render(" "+sectionTitle(ct)), w))
 		}
 		name := m.displayName(ct.Name)
-		nameStyle := s.Contact
-		if ct.Unread > 0 {
+		nameStyle, badgeStyle := s.Contact, s.Unread
+		if ct.Unread > 0 && !ct.Muted {
 			nameStyle = nameStyle.Bold(true)
+		}
+		if ct.Muted {
+			badgeStyle = s.UnreadMuted // counted, but not calling for attention
 		}
 		marker := " "
 		if ct.Name == m.open {
@@ -35,26 +41,17 @@ func (m *mainScreen) contactsView(w, h int) []string {
 		}
 		badge := ""
 		if ct.Unread > 0 {
-			badge = s.Unread.Render(fmt.Sprintf(" %d ", ct.Unread))
+			badge = badgeStyle.Render(fmt.Sprintf(" %d ", ct.Unread))
 		}
 		bw := ansi.StringWidth(badge)
 		row1 := marker + nameStyle.Render(ansi.Truncate(name, max(1, w-2-bw), "…"))
 		row1 = fitLine(row1, w-bw) + badge
-		var flags []string
-		switch {
-		case ct.Blocked:
-			flags = append(flags, s.Muted.Render("⊘ blocked"))
-		case ct.Request:
-			flags = append(flags, s.KeyChanged.Render("✉ request"))
-		case ct.KeyChanged:
-			flags = append(flags, s.KeyChanged.Render("⚠ key changed"))
-		case ct.Verified:
-			flags = append(flags, s.Verified.Render("✔ verified"))
+		row2 := "   " + strings.Join(m.contactFlags(ct, false), s.Muted.Render(" · "))
+		if ansi.StringWidth(row2) > w {
+			// "✔ verified · muted · 09:30" is wider than the list: the marks go short
+			// rather than the time or "muted" being cut.
+			row2 = "   " + strings.Join(m.contactFlags(ct, true), s.Muted.Render(" · "))
 		}
-		if !ct.LastActivity.IsZero() {
-			flags = append(flags, s.Activity.Render(m.activity(ct.LastActivity)))
-		}
-		row2 := "   " + strings.Join(flags, s.Muted.Render(" · "))
 		if i == m.selected && m.focus == focusContacts {
 			row1 = s.ContactSelected.Render(ansi.Strip(fitLine(row1, w)))
 			row2 = s.ContactSelected.Render(ansi.Strip(fitLine(row2, w)))
@@ -62,6 +59,38 @@ func (m *mainScreen) contactsView(w, h int) []string {
 		lines = append(lines, fitLine(row1, w), fitLine(row2, w))
 	}
 	return padRows(lines, w, h)
+}
+
+// contactFlags are the marks under a contact's name: trust or state (short: the
+// symbol only), "muted" when muted (/mute), and the last activity.
+func (m *mainScreen) contactFlags(ct chat.Contact, short bool) []string {
+	s := &m.c.styles
+	mark := func(st lipgloss.Style, symbol, word string) string {
+		if short {
+			return st.Render(symbol)
+		}
+		return st.Render(symbol + " " + word)
+	}
+	var flags []string
+	switch {
+	case ct.Blocked:
+		flags = append(flags, mark(s.Muted, "⊘", "blocked"))
+	case ct.Request:
+		flags = append(flags, mark(s.KeyChanged, "✉", "request"))
+	case ct.KeyChanged:
+		flags = append(flags, mark(s.KeyChanged, "⚠", "key changed"))
+	case ct.Verified:
+		flags = append(flags, mark(s.Verified, "✔", "verified"))
+	}
+	if ct.Muted {
+		// A word, not 🔕: the list's marks are one-cell symbols in the style's colour,
+		// and an emoji can be neither dimmed nor relied on to be two cells everywhere.
+		flags = append(flags, s.Muted.Render("muted"))
+	}
+	if !ct.LastActivity.IsZero() {
+		flags = append(flags, s.Activity.Render(m.activity(ct.LastActivity)))
+	}
+	return flags
 }
 
 // contactRows is the number of screen rows per contact in the list.

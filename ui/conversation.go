@@ -40,6 +40,10 @@ type conversation struct {
 
 	pendingNew int      // unread count to mark once the messages are loaded
 	newItem    *msgItem // the message carrying the "N new" divider
+	// unseen counts the incoming messages that arrived below the view while it was
+	// scrolled back (the "↓ N new" line at the pane's bottom edge); reaching the
+	// bottom clears it (seenBottom).
+	unseen int
 
 	// uploads are files on their way to the relay, shown below the messages until
 	// their message exists (attachments.go).
@@ -199,8 +203,11 @@ func (cv *conversation) appendMsg(m chat.Message, loc *time.Location) bool {
 			cv.anchor++ // the view stays on the message it showed
 		}
 	}
-	if follow {
+	switch {
+	case follow:
 		cv.anchor, cv.anchorOff = len(cv.items)-1, 0
+	case at > cv.anchor && !m.Outgoing:
+		cv.unseen++ // below the view: "↓ N new"
 	}
 	return true
 }
@@ -345,17 +352,26 @@ func (cv *conversation) scrollDown(r *convRenderer, n int) {
 			continue
 		}
 		if cv.anchor >= len(cv.items)-1 {
-			return
+			break
 		}
 		cv.anchor++
 		cv.anchorOff = len(r.lines(cv.items[cv.anchor])) - 1
 	}
+	cv.seenBottom()
 }
 
 func (cv *conversation) toBottom() {
 	cv.seekOldest = false
 	cv.anchor = max(0, len(cv.items)-1)
 	cv.anchorOff = 0
+	cv.seenBottom()
+}
+
+// seenBottom forgets the unseen messages once the view is at the newest one.
+func (cv *conversation) seenBottom() {
+	if cv.atBottom() {
+		cv.unseen = 0
+	}
 }
 
 // clampAnchor keeps the anchor valid after a resize changed line counts.

@@ -47,10 +47,11 @@ func (m *mainScreen) conversationView(w, h int) []string {
 		}
 	}
 	if m.narrow() {
-		// No contact list on screen: say when other conversations wait.
+		// No contact list on screen: say when other conversations wait (muted ones
+		// do not call for attention: they are counted in the list only).
 		elsewhere := 0
 		for _, ct := range m.contacts {
-			if ct.Name != m.open {
+			if ct.Name != m.open && !ct.Muted {
 				elsewhere += ct.Unread
 			}
 		}
@@ -63,19 +64,27 @@ func (m *mainScreen) conversationView(w, h int) []string {
 	}
 	lines := []string{fitLine(header, w)}
 	bh := h - 1
+	var footer []string // rows below the messages
+	if cv.unseen > 0 && cv.loaded && bh > 1 {
+		// Scrolled back while messages arrived: say how many wait below, on the
+		// pane's bottom edge, until the view is back at the newest.
+		footer = append(footer, m.unseenLine(cv.unseen, w))
+		bh--
+	}
 	// Files on their way up have no message yet: their lines go below the messages.
-	var footer []string
 	if len(cv.uploads) > 0 && cv.loaded {
 		r := m.renderer()
+		var ups []string
 		for _, u := range cv.uploads {
 			for _, l := range r.lines(uploadItem(u)) {
-				footer = append(footer, " "+l+" ")
+				ups = append(ups, " "+l+" ")
 			}
 		}
-		if len(footer) > bh-1 {
-			footer = footer[len(footer)-(bh-1):]
+		if len(ups) > bh-1 {
+			ups = ups[len(ups)-(bh-1):]
 		}
-		bh -= len(footer)
+		bh -= len(ups)
+		footer = append(footer, ups...)
 	}
 	switch {
 	case !cv.loaded && cv.loadErr != nil:
@@ -111,6 +120,17 @@ func (m *mainScreen) conversationView(w, h int) []string {
 		lines = append(padRows(lines, w, h-len(footer)), footer...)
 	}
 	return padRows(lines, w, h)
+}
+
+// unseenLine is the "↓ 3 new · ctrl+end" line, right-aligned in a pane w wide: n
+// messages arrived below the view while it was scrolled back.
+func (m *mainScreen) unseenLine(n, w int) string {
+	s := &m.c.styles
+	label := s.NewBelow.Render(fmt.Sprintf("↓ %d new", n))
+	if full := label + s.Muted.Render(" · "+m.c.keys.Bottom.Help().Key); ansi.StringWidth(full)+2 <= w {
+		label = full
+	}
+	return fitLine(spaces(w-ansi.StringWidth(label)-1)+label, w)
 }
 
 // convRenderer renders one message into lines of exactly the given width.

@@ -7,6 +7,7 @@ import (
 	"time"
 
 	tea "charm.land/bubbletea/v2"
+	"github.com/charmbracelet/x/ansi"
 	"github.com/charmbracelet/x/exp/teatest/v2"
 
 	"pfschat/chat"
@@ -95,4 +96,33 @@ func TestGoldenAttachments(t *testing.T) {
 	tm.Quit()
 	final := finalApp(t, tm)
 	teatest.RequireEqualOutput(t, downsample(final.render()))
+}
+
+// TestGoldenMutedContacts pins the contact list's muted mark at 100×16: a muted
+// contact's unread count is greyed (not the accent badge) and its name is not bold,
+// "muted" is on its second row — beside "✔ verified" and the time when they fit, the
+// symbol only when they do not — and an unmuted contact keeps the accent badge.
+// Regenerate with `go test ./ui -run Golden -update` and review the diff.
+func TestGoldenMutedContacts(t *testing.T) {
+	b := newMemBackend("alice", func() time.Time { return fixedNow })
+	b.addContact(chat.Contact{Name: "bob", CardID: strings.Repeat("b", 64), Verified: true, Fingerprint: "3f2a 9c1d"})
+	b.addContact(chat.Contact{Name: "dave", CardID: strings.Repeat("d", 64), Verified: true, Muted: true, Unread: 3})
+	b.addContact(chat.Contact{Name: "erin", CardID: strings.Repeat("e", 64), Muted: true})
+	b.addContact(chat.Contact{Name: "frank", CardID: strings.Repeat("f", 64), Unread: 1})
+	for i, name := range []string{"bob", "dave", "erin", "frank"} {
+		b.addMessage(chat.Message{Contact: name, Text: "hello from " + name, SentAt: fixedNow.Add(time.Duration(-10*i) * time.Minute)})
+	}
+	b.events <- chat.Event{Kind: chat.ConnectionChanged, State: chat.ConnState{Status: chat.Online}}
+	tm, fr := startUI(t, Options{Backend: b, OpenContact: "bob", Now: func() time.Time { return fixedNow }}, 100, 16)
+	fr.WaitText(t, "relay connected", "hello from bob", "✔ · muted · 09:20", "muted · 09:10")
+	tm.Quit()
+	final := finalApp(t, tm)
+	teatest.RequireEqualOutput(t, downsample(final.render()))
+
+	// Narrow, the header counts the unread of other conversations: frank's 1, not
+	// muted dave's 3.
+	final.Update(tea.WindowSizeMsg{Width: 40, Height: 16})
+	if header := strings.Split(ansi.Strip(final.render()), "\n")[0]; !strings.Contains(header, " 1  tab") {
+		t.Errorf("narrow header %q, want frank's 1 unread (muted dave's 3 not counted)", header)
+	}
 }

@@ -6,6 +6,7 @@ import (
 	"time"
 
 	tea "charm.land/bubbletea/v2"
+	"github.com/charmbracelet/x/ansi"
 
 	"pfschat/chat"
 )
@@ -182,5 +183,54 @@ func TestUnreadDividerCountsWhatItSitsAbove(t *testing.T) {
 		if at != tc.at || got != tc.want {
 			t.Errorf("%s: divider above message %d saying %d new, want above %d saying %d", tc.name, at, got, tc.at, tc.want)
 		}
+	}
+}
+
+// TestEscKeepsTheDraftCtrlUClearsIt: Esc in the input dismisses the notice and keeps
+// the draft (as Signal and iamb do), and the draft still follows its conversation;
+// while there is one, the status bar names ctrl+u, which clears all of it — every line,
+// where the textarea's own ctrl+u cleared only the cursor's line — and the help lists it.
+func TestEscKeepsTheDraftCtrlUClearsIt(t *testing.T) {
+	m := newTestMainScreen(t)
+	b := m.b.(*memBackend)
+	carol := chat.Contact{Name: "carol", CardID: strings.Repeat("c", 64)}
+	b.addContact(carol)
+	m.contacts = append(m.contacts, carol)
+	drive(t, m, m.openContact("bob"), "")
+	bar := func() string { return ansi.Strip(m.statusView(m.c.width)) }
+	if strings.Contains(bar(), "clear draft") || !strings.Contains(bar(), "ctrl+n add contact") {
+		t.Fatalf("empty input: status bar %q, want ctrl+n and no ctrl+u", bar())
+	}
+
+	for _, k := range []string{"h", "i", "alt+enter", "t", "w", "o"} {
+		m.handleKey(keyMsg(k))
+	}
+	const draft = "hi\ntwo"
+	if got := m.input.Value(); got != draft {
+		t.Fatalf("typed %q, input holds %q", draft, got)
+	}
+	if !strings.Contains(bar(), "ctrl+u clear draft") {
+		t.Errorf("with a draft, the status bar %q does not say how to clear it", bar())
+	}
+	m.setNotice("a notice", false)
+	m.handleKey(keyMsg("esc"))
+	if m.notice != "" || m.input.Value() != draft {
+		t.Fatalf("after esc: notice %q, input %q; want the notice gone and the draft %q kept", m.notice, m.input.Value(), draft)
+	}
+	drive(t, m, m.openContact("carol"), "")
+	drive(t, m, m.openContact("bob"), "")
+	if got := m.input.Value(); got != draft {
+		t.Fatalf("back in bob's conversation the input holds %q, want the draft %q", got, draft)
+	}
+
+	m.handleKey(keyMsg("ctrl+u"))
+	if got := m.input.Value(); got != "" {
+		t.Fatalf("after ctrl+u the input holds %q, want it empty", got)
+	}
+	if strings.Contains(bar(), "clear draft") {
+		t.Errorf("no draft left, the status bar %q still names ctrl+u", bar())
+	}
+	if help := ansi.Strip(newHelpDialog(m.c).View()); !strings.Contains(help, "ctrl+u") || !strings.Contains(help, "clear draft") {
+		t.Errorf("the help does not list ctrl+u:\n%s", help)
 	}
 }

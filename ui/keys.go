@@ -5,8 +5,12 @@ import "charm.land/bubbles/v2/key"
 // KeyMap is every key binding of the UI, in one place; the help dialog and the short help
 // in the status area are generated from it.
 type KeyMap struct {
-	Send        key.Binding
-	Newline     key.Binding
+	Send    key.Binding
+	Newline key.Binding
+	// ClearDraft empties the input, every line of it. Esc does not: it dismisses a
+	// notice, and a draft stays with its conversation (as in Signal and iamb) until
+	// sent or cleared.
+	ClearDraft  key.Binding
 	NextContact key.Binding
 	PrevContact key.Binding
 	FocusSwitch key.Binding
@@ -34,6 +38,7 @@ func DefaultKeyMap() KeyMap {
 	return KeyMap{
 		Send:        key.NewBinding(key.WithKeys("enter"), key.WithHelp("enter", "send")),
 		Newline:     key.NewBinding(key.WithKeys("alt+enter", "shift+enter", "ctrl+j"), key.WithHelp("alt+enter", "new line")),
+		ClearDraft:  key.NewBinding(key.WithKeys("ctrl+u"), key.WithHelp("ctrl+u", "clear draft")),
 		NextContact: key.NewBinding(key.WithKeys("ctrl+down", "alt+down"), key.WithHelp("ctrl+↓", "next contact")),
 		PrevContact: key.NewBinding(key.WithKeys("ctrl+up", "alt+up"), key.WithHelp("ctrl+↑", "previous contact")),
 		FocusSwitch: key.NewBinding(key.WithKeys("tab"), key.WithHelp("tab", "contacts / input")),
@@ -48,7 +53,7 @@ func DefaultKeyMap() KeyMap {
 		Download:    key.NewBinding(key.WithKeys("ctrl+o"), key.WithHelp("ctrl+o", "download newest file")),
 		Help:        key.NewBinding(key.WithKeys("f1"), key.WithHelp("f1", "help")),
 		ListHelp:    key.NewBinding(key.WithKeys("?"), key.WithHelp("?", "help in the list")),
-		Close:       key.NewBinding(key.WithKeys("esc"), key.WithHelp("esc", "close")),
+		Close:       key.NewBinding(key.WithKeys("esc"), key.WithHelp("esc", "close, dismiss notice")),
 		Confirm:     key.NewBinding(key.WithKeys("enter"), key.WithHelp("enter", "confirm")),
 		Quit:        key.NewBinding(key.WithKeys("ctrl+c"), key.WithHelp("ctrl+c", "quit")),
 	}
@@ -56,7 +61,7 @@ func DefaultKeyMap() KeyMap {
 
 // ShortHelp is the one-line help under the input.
 func (k KeyMap) ShortHelp() []key.Binding {
-	return []key.Binding{k.Send, k.Newline, k.FocusSwitch, k.AddContact, k.Help, k.Quit}
+	return []key.Binding{k.Send, k.Newline, k.ClearDraft, k.FocusSwitch, k.AddContact, k.Help, k.Quit}
 }
 
 // HelpHint is the help key the status bar names: f1 in the input, where "?" is text;
@@ -72,7 +77,7 @@ func (k KeyMap) HelpHint(inList bool) key.Binding {
 // FullHelp is the help dialog, grouped by area.
 func (k KeyMap) FullHelp() [][]key.Binding {
 	return [][]key.Binding{
-		{k.Send, k.Newline, k.ScrollUp, k.ScrollDown, k.Top, k.Bottom, k.Download},
+		{k.Send, k.Newline, k.ClearDraft, k.ScrollUp, k.ScrollDown, k.Top, k.Bottom, k.Download},
 		{k.FocusSwitch, k.NextContact, k.PrevContact, k.Up, k.Down, k.Open},
 		{k.AddContact, k.Help, k.ListHelp, k.Close, k.Quit},
 	}

@@ -126,9 +126,10 @@ func (m *mainScreen) convWidth() int {
 	return max(1, m.c.width-contactsWidth)
 }
 
-// bodyHeight is the number of rows above the input and the status bar.
+// bodyHeight is the number of rows above the input and the status area (one row, more
+// while a long notice is wrapped there).
 func (m *mainScreen) bodyHeight() int {
-	return max(1, m.c.height-(inputLines+1)-1-len(m.bannerRows(m.c.width)))
+	return max(1, m.c.height-(inputLines+1)-m.statusRows()-len(m.bannerRows(m.c.width)))
 }
 
 // convBodyHeight is the number of message lines (the pane minus its header).
@@ -421,7 +422,12 @@ func (m *mainScreen) handleKey(msg tea.KeyPressMsg) (screen, tea.Cmd) {
 	case key.Matches(msg, k.Send):
 		return m, m.submit()
 	case key.Matches(msg, k.Close):
+		// The notice goes; the draft stays (ClearDraft clears it).
 		m.setNotice("", false)
+		return m, nil
+	case key.Matches(msg, k.ClearDraft):
+		// All of it: the textarea's own ctrl+u cleared only the line the cursor is on.
+		m.resetInput()
 		return m, nil
 	}
 	var cmd tea.Cmd

@@ -5,10 +5,12 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"strings"
 	"time"
 
 	"charm.land/bubbles/v2/key"
 	tea "charm.land/bubbletea/v2"
+	"charm.land/lipgloss/v2"
 	"github.com/charmbracelet/x/ansi"
 
 	"pfschat/chat"
@@ -21,7 +23,26 @@ func tick() tea.Cmd {
 	return tea.Tick(time.Second, func(t time.Time) tea.Msg { return tickMsg(t) })
 }
 
-func (m *mainScreen) statusView(w int) string {
+// maxStatusRows is how many rows a notice too long for the status line may wrap onto,
+// and minBodyRows the rows the panes keep while it does (a header and three lines).
+const (
+	maxStatusRows = 3
+	minBodyRows   = 4
+)
+
+// statusView is the status area, one line or (a long notice, wrapped) up to
+// maxStatusRows, each exactly w cells.
+func (m *mainScreen) statusView(w int) string { return joinLines(m.statusLines(w)) }
+
+// statusRows is the height of the status area at the terminal's size.
+func (m *mainScreen) statusRows() int { return len(m.statusLines(m.c.width)) }
+
+// statusLines is the connection's state, the open contact's and the help hint on one
+// line, or a notice in place of the hint. A notice too long for the line wraps onto
+// up to maxStatusRows, under the compact state, rather than being cut: it says what
+// happened and what to do, and with "…" the part that did (a file's name, the command
+// to type) was lost. Only where the terminal is too low for the extra rows is it cut.
+func (m *mainScreen) statusLines(w int) []string {
 	s := &m.c.styles
 	// Full and compact forms of each part; the compact ones are used when the line is
 	// too narrow (down to 40 columns), so the state stays visible.
@@ -73,37 +94,103 @@ func (m *mainScreen) statusView(w int) string {
 	case m.notice != "":
 		right = s.OK.Render(m.notice)
 	default:
-		right = m.help.ShortHelpView([]key.Binding{m.c.keys.HelpHint(m.focus == focusContacts), m.c.keys.AddContact})
+		right = m.help.ShortHelpView(m.hintKeys())
 	}
 	rw := ansi.StringWidth(right)
 	lw, sw := ansi.StringWidth(left), ansi.StringWidth(short)
 	switch {
 	case lw+2+rw <= w:
-		return fitLine(left+spaces(w-lw-rw-1)+right, w)
+		return oneLine(left+spaces(w-lw-rw-1)+right, w)
 	case m.notice == "" && lw <= w:
 		// Only the help hint does not fit: keep the state whole and as many whole keys
 		// as fit (cut, it read "f1 help • ctrl…").
-		if hint := m.help.ShortHelpView([]key.Binding{m.c.keys.HelpHint(m.focus == focusContacts)}); lw+2+ansi.StringWidth(hint) <= w {
-			return fitLine(left+spaces(w-lw-ansi.StringWidth(hint)-1)+hint, w)
+		if hint := m.help.ShortHelpView(m.hintKeys()[:1]); lw+2+ansi.StringWidth(hint) <= w {
+			return oneLine(left+spaces(w-lw-ansi.StringWidth(hint)-1)+hint, w)
 		}
-		return fitLine(left, w)
+		return oneLine(left, w)
 	case m.notice == "" && ansi.StringWidth(mid) <= w:
 		// The fingerprint goes first: "◌ 12s alice unverified" did not say what waits
 		// 12 s, nor how to verify.
-		return fitLine(mid, w)
+		return oneLine(mid, w)
 	case m.notice == "":
-		return fitLine(short, w)
+		return oneLine(short, w)
 	case sw+2+rw <= w:
-		return fitLine(short+spaces(w-sw-rw-1)+right, w)
+		return oneLine(short+spaces(w-sw-rw-1)+right, w)
 	case ansi.StringWidth(connShort)+3+rw <= w:
 		// The whole notice beside the connection's mark rather than cut: it says what
 		// happened and what to do, and it goes after a few seconds.
-		return fitLine(" "+connShort+spaces(w-ansi.StringWidth(connShort)-rw-2)+right, w)
-	case w-sw-2 >= 10:
-		// A notice matters more than the full state: compact state, then the notice.
-		return fitLine(short+"  "+ansi.Truncate(right, w-sw-2, "…"), w)
+		return oneLine(" "+connShort+spaces(w-ansi.StringWidth(connShort)-rw-2)+right, w)
 	}
-	return fitLine(" "+ansi.Truncate(right, w-2, "…"), w)
+	if rows := m.maxNoticeRows(); rows > 1 {
+		style := s.OK
+		if m.noticeErr {
+			style = s.Error
+		}
+		// Beside the compact state when the notice fits there, else beside the
+		// connection's mark, else alone: the most state that leaves it whole.
+		for _, prefix := range []string{short, " " + connShort} {
+			if lines, whole := m.wrapNotice(prefix, style, w, rows); whole {
+				return lines
+			}
+		}
+		lines, _ := m.wrapNotice("", style, w, rows)
+		return lines
+	}
+	if w-sw-2 >= 10 {
+		// A notice matters more than the full state: compact state, then the notice.
+		return oneLine(short+"  "+ansi.Truncate(right, w-sw-2, "…"), w)
+	}
+	return oneLine(" "+ansi.Truncate(right, w-2, "…"), w)
+}
+
+// hintKeys are the keys the status bar names, the help key first: while a draft is
+// in the input, how to clear it (Esc does not); else how to add a contact.
+func (m *mainScreen) hintKeys() []key.Binding {
+	k := m.c.keys
+	if m.focus == focusInput && m.input.Value() != "" {
+		return []key.Binding{k.HelpHint(false), k.ClearDraft}
+	}
+	return []key.Binding{k.HelpHint(m.focus == focusContacts), k.AddContact}
+}
+
+func oneLine(l string, w int) []string { return []string{fitLine(l, w)} }
+
+// maxNoticeRows is how many rows a notice may take: maxStatusRows, fewer when the
+// panes would keep less than minBodyRows.
+func (m *mainScreen) maxNoticeRows() int {
+	room := m.c.height - (inputLines + 1) - len(m.bannerRows(m.c.width)) - minBodyRows
+	return min(max(room, 1), maxStatusRows)
+}
+
+// wrapNotice lays the notice out beside prefix (a form of the state, or nothing),
+// wrapped with a hanging indent onto at most rows lines of w cells, and reports
+// whether it is whole; cut, the last line ends with "…". Beside a prefix that leaves
+// it fewer than 10 columns it is not whole.
+func (m *mainScreen) wrapNotice(prefix string, style lipgloss.Style, w, rows int) ([]string, bool) {
+	indent := ansi.StringWidth(prefix) + 2
+	if prefix == "" {
+		indent = 1
+	}
+	tw := w - indent - 1
+	if tw < 10 && prefix != "" {
+		return nil, false
+	}
+	tw = max(1, tw)
+	lines := wrapText(m.notice, tw)
+	whole := len(lines) <= rows
+	if !whole {
+		lines = lines[:rows]
+		lines[rows-1] = strings.TrimRight(truncateCells(lines[rows-1], tw-1), " ") + "…"
+	}
+	out := make([]string, len(lines))
+	for i, l := range lines {
+		lead := spaces(indent)
+		if i == 0 && prefix != "" {
+			lead = prefix + "  "
+		}
+		out[i] = fitLine(lead+style.Render(l), w)
+	}
+	return out, whole
 }
 
 // errText is an error for the status bar: one line, no wrapping chain noise.

@@ -71,8 +71,10 @@ func TestStatusBarAt80Columns(t *testing.T) {
 		t.Errorf("status bar at 80 columns: %q, want the connection's mark and the whole notice", bar)
 	}
 	for _, w := range []int{40, 60, 80, 120} {
-		if got := ansi.StringWidth(m.statusView(w)); got != w {
-			t.Errorf("status bar at %d columns is %d wide", w, got)
+		for i, l := range m.statusLines(w) { // at 40 the notice wraps (TestLongNoticeWraps)
+			if got := ansi.StringWidth(l); got != w {
+				t.Errorf("status bar at %d columns: line %d is %d wide", w, i, got)
+			}
 		}
 	}
 }
@@ -113,5 +115,69 @@ func TestOfflineSaysWhy(t *testing.T) {
 	m.handleEvent(chat.Event{Kind: chat.ConnectionChanged, State: chat.ConnState{Status: chat.Online}})
 	if v := ansi.Strip(m.View()); strings.Contains(v, "identity was replaced") {
 		t.Fatalf("online again, the reason stays:\n%s", v)
+	}
+}
+
+// TestLongNoticeWraps: a notice longer than a narrow status line wraps onto up to
+// maxStatusRows under the compact state, whole, instead of being cut with "…"; the
+// conversation pane gives up those rows while it shows and gets them back when it
+// goes. One longer than all the rows ends with "…", and a terminal too low for the
+// extra rows keeps the one cut line. Every frame stays exactly the terminal's size.
+func TestLongNoticeWraps(t *testing.T) {
+	m := newTestMainScreen(t)
+	m.Update(tea.WindowSizeMsg{Width: 40, Height: 20})
+	m.c.width, m.c.height = 40, 20
+	m.conn.Status = chat.Online
+	drive(t, m, m.openContact("bob"), "")
+	body := m.bodyHeight()
+	status := func() []string {
+		t.Helper()
+		v := m.View()
+		checkFrame(t, v, 40, m.c.height)
+		lines := strings.Split(ansi.Strip(v), "\n")
+		return lines[len(lines)-m.statusRows():]
+	}
+	flat := func(lines []string) string { return strings.Join(strings.Fields(strings.Join(lines, " ")), " ") }
+
+	// Beside the compact state when it fits there whole, else beside the
+	// connection's mark.
+	const medium = "unknown command /nonsense — /help lists them"
+	const long = "kept the key you trusted for bob; the rejected key's messages stay held (/accept to take it after all)"
+	var rows []string
+	for _, c := range []struct{ notice, state string }{{medium, "● bob unverified "}, {long, "● "}} {
+		m.setNotice(c.notice, true)
+		rows = status()
+		if len(rows) < 2 || len(rows) > maxStatusRows {
+			t.Fatalf("a %d-character notice at 40 columns takes %d rows, want 2..%d: %q", len(c.notice), len(rows), maxStatusRows, rows)
+		}
+		if got := flat(rows); got != c.state+c.notice {
+			t.Fatalf("status area %q, want %q", got, c.state+c.notice)
+		}
+	}
+	if got := m.bodyHeight(); got != body-(len(rows)-1) {
+		t.Fatalf("with a %d-row notice the panes are %d rows, want %d", len(rows), got, body-(len(rows)-1))
+	}
+
+	// Longer than every row: the last says it goes on.
+	huge := strings.Repeat("a long notice that goes on ", 12)
+	m.setNotice(huge, true)
+	rows = status()
+	if len(rows) != maxStatusRows || !strings.HasSuffix(strings.TrimSpace(rows[len(rows)-1]), "…") {
+		t.Fatalf("a %d-character notice: %q, want %d rows, the last ending in \"…\"", len(huge), rows, maxStatusRows)
+	}
+
+	// It expires: one row again, and the panes have their rows back.
+	m.Update(noticeExpiredMsg{m.noticeSeq})
+	if rows = status(); len(rows) != 1 || m.bodyHeight() != body {
+		t.Fatalf("after the notice expired: %d status rows, panes %d rows (want 1 and %d)", len(rows), m.bodyHeight(), body)
+	}
+
+	// Too low for extra rows (8 rows: the panes would keep fewer than minBodyRows):
+	// the one line, cut.
+	m.c.height = 8
+	m.Update(tea.WindowSizeMsg{Width: 40, Height: 8})
+	m.setNotice(long, false)
+	if rows = status(); len(rows) != 1 || !strings.HasSuffix(strings.TrimSpace(rows[0]), "…") {
+		t.Fatalf("at 40×8: %q, want one line ending in \"…\"", rows)
 	}
 }

@@ -34,6 +34,7 @@ type Styles struct {
 	Contact         lipgloss.Style
 	ContactSelected lipgloss.Style
 	Unread          lipgloss.Style
+	UnreadMuted     lipgloss.Style // a muted contact's unread count: greyed, as Signal does
 	Verified        lipgloss.Style
 	KeyChanged      lipgloss.Style
 	Activity        lipgloss.Style
@@ -42,6 +43,7 @@ type Styles struct {
 	ConvHeader    lipgloss.Style
 	DaySeparator  lipgloss.Style
 	NewDivider    lipgloss.Style
+	NewBelow      lipgloss.Style // "↓ 3 new": messages arrived below a scrolled-back view
 	Time          lipgloss.Style
 	SenderMe      lipgloss.Style
 	SenderThem    lipgloss.Style
@@ -120,6 +122,7 @@ func NewStyles(isDark bool) Styles {
 	s.Contact = fg(text)
 	s.ContactSelected = lipgloss.NewStyle().Foreground(c(p.SelectionText)).Background(c(p.Selection)).Bold(true)
 	s.Unread = lipgloss.NewStyle().Foreground(c(p.AccentText)).Background(accent).Bold(true)
+	s.UnreadMuted = lipgloss.NewStyle().Foreground(c(p.AccentText)).Background(muted)
 	s.Verified = fg(ok)
 	s.KeyChanged = fg(warn).Bold(true)
 	s.Activity = fg(muted)
@@ -127,6 +130,7 @@ func NewStyles(isDark bool) Styles {
 	s.ConvHeader = fg(text).Bold(true)
 	s.DaySeparator = fg(muted)
 	s.NewDivider = fg(accent)
+	s.NewBelow = fg(accent).Bold(true)
 	s.Time = fg(muted)
 	s.SenderMe = fg(c(p.Mine)).Bold(true)
 	s.SenderThem = fg(c(p.Theirs)).Bold(true)

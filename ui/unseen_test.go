@@ -1,0 +1,117 @@
+package ui
+
+import (
+	"fmt"
+	"strings"
+	"testing"
+	"time"
+
+	tea "charm.land/bubbletea/v2"
+	"github.com/charmbracelet/x/ansi"
+
+	"pfschat/chat"
+)
+
+// TestNewBelowWhileScrolledBack: messages that arrive while the conversation is
+// scrolled back put "↓ N new · ctrl+end" on the pane's bottom edge, counting them;
+// scrolling down to the newest (PgDn, the wheel) or Ctrl+End takes it away. At the
+// bottom, new messages are followed as before and no count appears.
+func TestNewBelowWhileScrolledBack(t *testing.T) {
+	m := newTestMainScreen(t)
+	b := m.b.(*memBackend)
+	for i := range 80 {
+		b.addMessage(chat.Message{Contact: "bob", Text: fmt.Sprintf("old %d", i), SentAt: fixedNow.Add(-time.Hour)})
+	}
+	drive(t, m, m.openContact("bob"), "")
+	n := 0
+	receive := func() string {
+		t.Helper()
+		n++
+		msg := b.addMessage(chat.Message{Contact: "bob", Text: fmt.Sprintf("fresh %d", n), SentAt: fixedNow})
+		m.Update(eventMsg{chat.Event{Kind: chat.MessageReceived, Contact: "bob", Message: &msg}})
+		return msg.Text
+	}
+	pane := func() (body, bottom string) {
+		lines := m.conversationView(m.convWidth(), m.bodyHeight())
+		for i := range lines {
+			lines[i] = ansi.Strip(lines[i])
+		}
+		return strings.Join(lines, "\n"), strings.TrimSpace(lines[len(lines)-1])
+	}
+
+	m.handleKey(keyMsg("pgup"))
+	for range 3 {
+		receive()
+	}
+	body, bottom := pane()
+	if bottom != "↓ 3 new · ctrl+end" {
+		t.Fatalf("scrolled back, 3 messages arrived: bottom edge %q, want \"↓ 3 new · ctrl+end\"\n%s", bottom, body)
+	}
+	if strings.Contains(body, "fresh") {
+		t.Fatalf("scrolled back, the view jumped to the new messages:\n%s", body)
+	}
+	// PgDn until the newest is on screen: the count goes when the bottom is reached.
+	for range 10 {
+		if m.conv().atBottom() {
+			break
+		}
+		if _, bottom := pane(); bottom != "↓ 3 new · ctrl+end" {
+			t.Fatalf("not yet at the bottom: bottom edge %q", bottom)
+		}
+		m.handleKey(keyMsg("pgdown"))
+	}
+	body, bottom = pane()
+	if bottom != "09:30 bob   fresh 3" || strings.Contains(body, "new ·") || strings.Contains(body, "newer below") {
+		t.Fatalf("back at the bottom: bottom line %q, want the newest message and no count\n%s", bottom, body)
+	}
+
+	// At the bottom, a new message is followed: no count.
+	text := receive()
+	if _, bottom := pane(); !strings.HasSuffix(bottom, text) {
+		t.Fatalf("at the bottom, %q arrived: bottom line %q, want it followed", text, bottom)
+	}
+
+	// The wheel back down clears it too (3 lines up, 1 new line below: two turns of
+	// 3), and so does ctrl+end.
+	wheelDown := tea.MouseWheelMsg{Button: tea.MouseWheelDown}
+	for _, back := range [][]tea.Msg{{wheelDown, wheelDown}, {keyMsg("ctrl+end")}} {
+		m.Update(tea.MouseWheelMsg{Button: tea.MouseWheelUp})
+		receive()
+		if _, bottom := pane(); bottom != "↓ 1 new · ctrl+end" {
+			t.Fatalf("scrolled back 3 lines, 1 arrived: bottom edge %q", bottom)
+		}
+		for _, msg := range back {
+			m.Update(msg)
+		}
+		if _, bottom := pane(); !strings.HasSuffix(bottom, fmt.Sprintf("fresh %d", n)) {
+			t.Fatalf("after %v: bottom line %q, want the newest message", back, bottom)
+		}
+	}
+}
+
+// TestNewBelowInTheProgram: the same through a running program, with the messages
+// coming from the backend's event stream: scrolled back (PgUp), three arrive and the
+// frame shows "↓ 3 new · ctrl+end" and not the messages; Ctrl+End shows the newest and
+// the count goes.
+func TestNewBelowInTheProgram(t *testing.T) {
+	b := newMemBackend("alice", func() time.Time { return fixedNow })
+	b.addContact(chat.Contact{Name: "bob", CardID: strings.Repeat("b", 64)})
+	for i := range 60 {
+		b.addMessage(chat.Message{Contact: "bob", Text: fmt.Sprintf("old %d", i), SentAt: fixedNow.Add(-time.Hour)})
+	}
+	tm, fr := startUI(t, Options{Backend: b, OpenContact: "bob", Now: func() time.Time { return fixedNow }}, 80, 24)
+	fr.WaitText(t, "old 59")
+	press(tm, "pgup")
+	fr.WaitText(t, "newer below")
+	for i := 1; i <= 3; i++ {
+		msg := b.addMessage(chat.Message{Contact: "bob", Text: fmt.Sprintf("fresh %d", i), SentAt: fixedNow})
+		b.events <- chat.Event{Kind: chat.MessageReceived, Contact: "bob", Message: &msg}
+	}
+	if s := fr.WaitText(t, "↓ 3 new · ctrl+end"); strings.Contains(s, "fresh") {
+		t.Fatalf("scrolled back, the view jumped to the new messages:\n%s", s)
+	}
+	press(tm, "ctrl+end")
+	fr.WaitFor(t, "the newest on screen and no count", func(s string) bool {
+		return strings.Contains(s, "fresh 3") && !strings.Contains(s, "new ·") && !strings.Contains(s, "newer below")
+	})
+}
