@@ -70,8 +70,12 @@ func (c BlobCheck) Matches(crc uint32, sha []byte) bool {
 // Blob is a blob's metadata. Received is how many bytes are stored (for an upload
 // in progress; Size once committed).
 type Blob struct {
-	ID         string
-	Owner      string
+	ID    string
+	Owner string
+	// OwnerCard, given to CreateBlob, is the card the owner's account must hold when the
+	// upload is recorded (checked in the same transaction; not stored, not returned).
+	// "" checks nothing (the store's own tests, tools).
+	OwnerCard  string
 	Size       int64
 	Recipients int
 	Committed  bool
@@ -349,12 +353,25 @@ func BlobCharge(size int64) int64 { return max(size, BlobMinCharge) }
 
 // CreateBlob records a new, empty upload and its file. The owner's blobs (uploading
 // and committed), each counted as BlobCharge of its size, plus this one must stay
-// within quota bytes (ErrBlobQuota; quota ≤ 0: no quota).
+// within quota bytes (ErrBlobQuota; quota ≤ 0: no quota). With bl.OwnerCard the
+// owner's account must still hold that card (ErrNotFound otherwise): checked in the
+// write that records the upload, so a begin racing its account's deletion either
+// commits first, and the deletion's purge of the owner's blobs that follows finds it,
+// or sees the account gone — never lands under a name a new owner may take.
 func (b *BlobStore) CreateBlob(ctx context.Context, bl Blob, quota int64) error {
 	if !validID(bl.ID) || bl.Owner == "" || bl.Size < 0 || bl.Recipients < 1 {
 		return fmt.Errorf("%w: blob %q", ErrInvalid, bl.ID)
 	}
 	err := b.r.db.write(ctx, func(tx *txn) error {
+		if bl.OwnerCard != "" {
+			var n int64
+			if err := tx.scan(ctx, "SELECT count(*) FROM accounts WHERE name = ? AND card_id = ?", []any{bl.Owner, bl.OwnerCard}, &n); err != nil {
+				return fmt.Errorf("storage: blob owner: %w", err)
+			}
+			if n == 0 {
+				return fmt.Errorf("%w: no account %q with card %s", ErrNotFound, bl.Owner, bl.OwnerCard)
+			}
+		}
 		if quota > 0 {
 			var used int64
 			if err := tx.scan(ctx, "SELECT coalesce(sum(max(size, ?)), 0) FROM blobs WHERE owner = ?", []any{BlobMinCharge, bl.Owner}, &used); err != nil {

@@ -147,7 +147,12 @@ func withOps(ops []kvOp, op kvOp) []kvOp {
 
 // CreateBlob records a new, empty upload. The owner's blobs (uploading and
 // committed) plus this one must stay within quota bytes (storage.ErrBlobQuota; quota
-// ≤ 0: none); storage.ErrExists if the id is taken.
+// ≤ 0: none); storage.ErrExists if the id is taken. With bl.OwnerCard the owner's
+// account must hold that card (storage.ErrNotFound otherwise), as of the commit: the
+// account is read after the owner's usage record, whose revision the commit expects,
+// and Directory.DeleteAccount writes that record in its own transaction — so a
+// deletion committed before this commit makes it conflict and look again, and one
+// committed after finds the blob in the record and purges it.
 func (b *Blobs) CreateBlob(ctx context.Context, bl storage.Blob, quota int64) error {
 	if !validBlobID(bl.ID) || bl.Owner == "" || bl.Size < 0 || bl.Recipients < 1 {
 		return fmt.Errorf("%w: blob %q", storage.ErrInvalid, bl.ID)
@@ -168,6 +173,15 @@ func (b *Blobs) CreateBlob(ctx context.Context, bl storage.Blob, quota int64) er
 		}
 		if quota > 0 && used+storage.BlobCharge(bl.Size) > quota {
 			return fmt.Errorf("%w: %d bytes stored, %d more asked, quota %d", storage.ErrBlobQuota, used, bl.Size, quota)
+		}
+		if bl.OwnerCard != "" { // after the usage record's read: see above
+			a, ae, err := b.d.account(ctx, bl.Owner)
+			if err != nil {
+				return err
+			}
+			if !ae.exists() || a.CardID != bl.OwnerCard {
+				return fmt.Errorf("%w: no account %q with card %s", storage.ErrNotFound, bl.Owner, bl.OwnerCard)
+			}
 		}
 		return b.d.b.commit(ctx, withOps([]kvOp{{key: keyBlob(bl.ID), val: rec.encode(), rev: e.rev}}, uop))
 	})

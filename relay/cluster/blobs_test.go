@@ -2,6 +2,7 @@ package cluster
 
 import (
 	"bytes"
+	"context"
 	"crypto/rand"
 	"crypto/sha256"
 	"errors"
@@ -221,4 +222,53 @@ func TestBlobThroughTwoNodes(t *testing.T) {
 	if protocolCode(err) != relay.CodeBlobNotFound {
 		t.Fatalf("after its one recipient fetched it: %v", err)
 	}
+}
+
+// TestCreateBlobRacingDeleteAccount: an upload begun on one node while its owner's
+// account is deleted on another either is refused (storage.ErrNotFound) or is found
+// and deleted by the purge that follows the deletion — never left under the name
+// (its next owner's quota). The two start together, many times over: the window
+// that matters (CreateBlob read the usage record before the deletion commits, and
+// commits after it) is crossed in some of them.
+func TestCreateBlobRacingDeleteAccount(t *testing.T) {
+	ns := natstest.Single(t)
+	a, b := newTestBlobs(t, connect(t, ns.URL())), newTestBlobs(t, connect(t, ns.URL()))
+	ctx, cancel := context.WithTimeout(t.Context(), time.Minute)
+	defer cancel()
+	const rounds = 300
+	refused, purged := 0, 0
+	for i := range rounds {
+		name, card := fmt.Sprintf("u%d", i), fmt.Sprintf("c-u%d", i)
+		if err := a.d.CreateAccount(ctx, storage.Account{Name: name, CardID: card, Card: []byte(name)}); err != nil {
+			t.Fatal(err)
+		}
+		now := time.Now()
+		bl := storage.Blob{ID: fmt.Sprintf("%04x", i+1), Owner: name, OwnerCard: card, Size: 1, Recipients: 1, CreatedAt: now, ExpiresAt: now.Add(time.Hour)}
+		start := make(chan struct{})
+		created := make(chan error, 1)
+		go func() {
+			<-start
+			created <- b.CreateBlob(ctx, bl, 0)
+		}()
+		close(start)
+		if _, err := a.d.DeleteAccount(ctx, name, card); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := a.DeleteOwnerBlobs(ctx, name); err != nil {
+			t.Fatal(err)
+		}
+		err := <-created
+		switch {
+		case errors.Is(err, storage.ErrNotFound):
+			refused++
+		case err != nil:
+			t.Fatalf("round %d: CreateBlob: %v", i, err)
+		default:
+			purged++
+		}
+		if _, err := a.Blob(ctx, bl.ID, 0, now); !errors.Is(err, storage.ErrNotFound) {
+			t.Fatalf("round %d: the upload outlived its account's deletion and purge (Blob: %v)", i, err)
+		}
+	}
+	t.Logf("%d rounds: %d uploads refused, %d recorded before the deletion and purged", rounds, refused, purged)
 }

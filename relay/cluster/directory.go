@@ -567,7 +567,8 @@ func (d *Directory) LastActive(ctx context.Context, name string) (time.Time, err
 }
 
 // DeleteAccount deletes the account name if its current card is cardID, with the
-// card's prekeys, its replaced cards and its blocks, in one transaction. The queue is
+// card's prekeys, its replaced cards and its blocks, in one transaction (which also
+// rewrites the name's blob usage record: see Blobs.CreateBlob). The queue is
 // not the directory's: the server purges it (server.QueuePurger), so it returns 0
 // queued messages. storage.ErrNotFound if the name has no account with that card.
 func (d *Directory) DeleteAccount(ctx context.Context, name, cardID string) (int, error) {
@@ -592,6 +593,15 @@ func (d *Directory) DeleteAccount(ctx context.Context, name, cardID string) (int
 				ops = append(ops, kvOp{key: k, del: true, rev: ek.rev})
 			}
 		}
+		// The owner's blob usage record is written too, as it is (or a delete marker
+		// where there is none): a Blobs.CreateBlob that read it before this commit then
+		// conflicts and finds the account gone, so no upload lands under the name after
+		// the server's purge of its blobs (which reads the record's ids).
+		ue, err := d.b.get(ctx, keyUsage(name))
+		if err != nil {
+			return err
+		}
+		ops = append(ops, kvOp{key: keyUsage(name), val: ue.val, del: !ue.exists(), rev: ue.rev})
 		return d.b.commit(ctx, append(ops, kvOp{key: keyAcct(name), del: true, rev: e.rev}))
 	})
 	return 0, err

@@ -56,12 +56,20 @@ type Options struct {
 	Queue server.Queue
 	// Hub replaces the in-memory hub (a relay node of a cluster: relay/cluster).
 	Hub server.Hub
+	// WrapHub, if set, is given the relay's hub (Hub, or a new in-memory one) and
+	// returns the one the relay uses: a test that must hold a real hub's call back to a
+	// chosen moment.
+	WrapHub func(server.Hub) server.Hub
 	// Dir replaces the SQLite store as the directory (server.Config.Dir; Queue is
 	// required with it). Relay.Store is still opened but the relay does not use it.
 	Dir server.Store
 	// Blobs replaces the blob files beside the database (server.Config.Blobs: a relay
 	// node's object store, relay/cluster).
 	Blobs server.BlobStore
+	// WrapBlobs, if set, is given the relay's blob store (Blobs, or the files beside
+	// the database that the relay would open) and returns the one the relay uses: a
+	// test that must hold a real store's call back to a chosen moment.
+	WrapBlobs func(server.BlobStore) server.BlobStore
 	// TLS serves wss:// with a certificate from a CA made for the relay (Relay.CA;
 	// give clients Relay.CA.Pool as their RootCAs), TLS 1.3 only.
 	TLS bool
@@ -131,6 +139,23 @@ func (r *Relay) start(t testing.TB, addr string) {
 	cfg := server.Config{Store: st, Logger: r.opts.Logger, Limits: l, Clock: r.opts.Clock, Queue: r.opts.Queue, Hub: r.opts.Hub,
 		TLSTerminatedUpstream: r.opts.TLSTerminatedUpstream, Registration: r.opts.Registration, Disk: r.opts.Disk, AccountExpiry: r.opts.AccountExpiry,
 		Blobs: r.opts.Blobs}
+	if r.opts.WrapHub != nil {
+		if cfg.Hub == nil {
+			cfg.Hub = server.NewMemHub()
+		}
+		cfg.Hub = r.opts.WrapHub(cfg.Hub)
+	}
+	if r.opts.WrapBlobs != nil {
+		if cfg.Blobs == nil {
+			bs, err := st.Blobs("")
+			if err != nil {
+				st.Close()
+				t.Fatalf("relaytest: opening the blob files: %v", err)
+			}
+			cfg.Blobs = server.FileBlobs{BlobStore: bs}
+		}
+		cfg.Blobs = r.opts.WrapBlobs(cfg.Blobs)
+	}
 	if r.opts.Dir != nil {
 		cfg.Store, cfg.Dir = nil, r.opts.Dir
 	}

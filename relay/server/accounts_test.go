@@ -401,3 +401,115 @@ func testDeleteAccountCutsItsConnectionsFirst(t *testing.T, bk store) {
 		t.Fatalf("%d of the new owner's %d messages left: the old connection's acks deleted them", n, sent)
 	}
 }
+
+// heldHub is the relay's real hub, but for the first Subscribe to name after arm,
+// which waits for release (once it has said so on entered): a login caught past every
+// check of its card, before its subscription.
+type heldHub struct {
+	server.Hub
+	name             string
+	armed            atomic.Bool
+	entered, release chan struct{}
+}
+
+// heldResyncingHub is a heldHub over a hub that resyncs its subscribers (a cluster
+// node's), still one to the relay.
+type heldResyncingHub struct{ *heldHub }
+
+func (heldResyncingHub) ResyncsSubscribers() {}
+
+func newHeldHub(name string) *heldHub {
+	return &heldHub{name: name, entered: make(chan struct{}), release: make(chan struct{})}
+}
+
+func (h *heldHub) wrap(hub server.Hub) server.Hub {
+	h.Hub = hub
+	if _, ok := hub.(server.ResyncingHub); ok {
+		return heldResyncingHub{h}
+	}
+	return h
+}
+
+func (h *heldHub) Subscribe(name string, s server.Subscriber) func() {
+	if name == h.name && h.armed.CompareAndSwap(true, false) {
+		close(h.entered)
+		<-h.release
+	}
+	return h.Hub.Subscribe(name, s)
+}
+
+// A login whose checks pass before its account's deletion and whose subscription
+// comes after it — so that it missed both of the deletion's notices — ends refused
+// or cut off, never logged in as the deleted card, subscribed to the name its next
+// owner takes (42e2b36: loggedIn looks at the store again when an account was deleted
+// meanwhile). The login is held at the hub's door until the deletion is answered, so
+// the window is hit every run: without the look again the late connection is
+// answered ok and delivered the new owner's message.
+func TestLoginOverlappingItsAccountsDeletion(t *testing.T) {
+	eachStore(t, testLoginOverlappingItsAccountsDeletion)
+}
+
+func testLoginOverlappingItsAccountsDeletion(t *testing.T, bk store) {
+	h := newHeldHub("alice")
+	r := bk.StartWith(t, relaytest.Options{WrapHub: h.wrap})
+	ctx := testCtx(t)
+	bob := newUser(t, r, "bob")
+	waitSynced(t, bob.c)
+	alice, deleter := registerLoggedIn(t, r, "alice")
+	late := dialRaw(t, r)
+	h.armed.Store(true)
+	late.sendJSON(map[string]any{"type": "login", "id": 1, "card_id": alice.card.ID(), "signature": late.loginSignature(alice)})
+	select {
+	case <-h.entered:
+	case <-time.After(waitFor):
+		t.Fatal("the login did not reach its subscription")
+	}
+	now := time.Now().Unix()
+	if f := deleter.request(map[string]any{"type": "delete_account", "id": 2, "card_id": alice.card.ID(), "time": now,
+		"signature": alice.key.Sign(relay.DeleteAccountDomain, relay.DeleteAccountMessage(r.Server.RelayKey(), alice.card.ID(), now))}); f.Type != relay.TypeOK {
+		t.Fatalf("delete_account: %+v", f)
+	}
+	close(h.release)
+
+	// The name's next owner takes it and is written to.
+	newKey, newCard := newIdentity(t, "alice")
+	taker := dialRaw(t, r)
+	if f := taker.request(map[string]any{"type": "register", "id": 1, "card": newCard.Export()}); f.Type != relay.TypeCard {
+		t.Fatalf("the new owner's register: %+v", f)
+	}
+	if f := taker.login(&user{key: newKey, card: newCard}); f.Type != relay.TypeOK {
+		t.Fatalf("the new owner's login: %+v", f)
+	}
+	if _, err := bob.c.Send(ctx, "alice", []byte("for the new alice"), "n1"); err != nil {
+		t.Fatal(err)
+	}
+	for {
+		if f := taker.read(); f.Type == relay.TypeDeliver {
+			if string(f.Body) != "for the new alice" {
+				t.Fatalf("the new owner was delivered %q", f.Body)
+			}
+			break
+		}
+	}
+
+	// The late login: refused, or its connection cut; never delivered that message.
+	var frames []string
+	for {
+		late.ws.SetReadDeadline(time.Now().Add(waitFor))
+		_, data, err := late.ws.ReadMessage()
+		if err != nil {
+			if ne, ok := err.(interface{ Timeout() bool }); ok && ne.Timeout() {
+				t.Fatalf("the login that overlapped its account's deletion is still open, logged in as the deleted card; it was sent %q", frames)
+			}
+			break
+		}
+		frames = append(frames, string(data))
+		var f relay.Frame
+		if json.Unmarshal(data, &f) == nil && f.Type == relay.TypeDeliver {
+			t.Fatalf("the login that overlapped its account's deletion was delivered the new owner's message: %q", frames)
+		}
+	}
+	if len(frames) == 0 || !strings.Contains(frames[len(frames)-1], relay.CodeAccountDeleted) {
+		t.Fatalf("the late login ended after %q, want its last frame account_deleted", frames)
+	}
+}

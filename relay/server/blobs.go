@@ -28,7 +28,10 @@ import (
 // the database) implements it; a scaled-out relay can put the bytes in an object store.
 type BlobStore interface {
 	// CreateBlob records an empty upload; storage.ErrBlobQuota when the owner's blobs
-	// would pass quota bytes.
+	// would pass quota bytes; storage.ErrNotFound when b.OwnerCard is set and the
+	// owner's account does not hold it, checked atomically with the write (a deletion
+	// of the account commits either after it, and its purge finds the blob, or before,
+	// and the upload is refused).
 	CreateBlob(ctx context.Context, b storage.Blob, quota int64) error
 	// Blob returns a blob's metadata, Received rounded down to whole chunks of chunk
 	// bytes; storage.ErrNotFound when there is none or it expired at now.
@@ -280,7 +283,12 @@ func (c *conn) onBlobBegin(f *relay.Frame) {
 	var raw [relay.BlobIDLen / 2]byte
 	rand.Read(raw[:])
 	now := c.s.now()
-	b := storage.Blob{ID: hex.EncodeToString(raw[:]), Owner: c.acct.name, Size: f.Size, Recipients: f.Recipients,
+	// OwnerCard: the store records the upload only if the account still holds this
+	// connection's card, in the same write. The acctGone check below is the cheap,
+	// early answer; a begin already past it when its account's deletion starts is
+	// refused by the store instead of landing under the name after the deletion's
+	// purge of its blobs, in a new owner's quota (found by a red team).
+	b := storage.Blob{ID: hex.EncodeToString(raw[:]), Owner: c.acct.name, OwnerCard: c.acct.cardID, Size: f.Size, Recipients: f.Recipients,
 		CreatedAt: now, ExpiresAt: now.Add(min(l.BlobUploadTTL, l.BlobTTL))}
 	ctx, cancel := c.opCtx()
 	defer cancel()
@@ -291,6 +299,12 @@ func (c *conn) onBlobBegin(f *relay.Frame) {
 		return
 	}
 	err := c.s.blobs.CreateBlob(ctx, b, l.BlobQuotaBytes)
+	if errors.Is(err, storage.ErrNotFound) {
+		// The account was deleted (or its card replaced) since this connection logged
+		// in: its notice is closing the connection.
+		c.replyError(f.ID, relay.CodeAccountDeleted, "the account this connection logged in with is gone", "")
+		return
+	}
 	if errors.Is(err, storage.ErrBlobQuota) {
 		c.s.m.blob.quota.Add(1)
 		c.s.m.limited(LimitBlobQuotaBytes)

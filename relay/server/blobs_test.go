@@ -2,6 +2,7 @@ package server_test
 
 import (
 	"bytes"
+	"context"
 	"crypto/rand"
 	"crypto/sha256"
 	"encoding/binary"
@@ -14,6 +15,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -729,5 +731,85 @@ func testBlobUploadFromTwoConnections(t *testing.T, bk store) {
 	crc := binary.BigEndian.AppendUint32(nil, crc32.Checksum(data, crc32.MakeTable(crc32.Castagnoli)))
 	if f := ac.request(map[string]any{"type": "blob_commit", "id": 10, "blob_id": blob, "crc32c": crc}); f.Type != relay.TypeBlob {
 		t.Fatalf("blob_commit of the bytes both connections wrote: %+v", f)
+	}
+}
+
+// heldBlobs is the relay's real blob store, but for the first CreateBlob of owner,
+// which waits for release (once it has said so on entered) and reports its result on
+// done: a blob_begin caught past its connection's checks, before its store write.
+type heldBlobs struct {
+	server.BlobStore
+	owner            string
+	held             atomic.Bool
+	entered, release chan struct{}
+	done             chan error
+}
+
+func newHeldBlobs(owner string) *heldBlobs {
+	return &heldBlobs{owner: owner, entered: make(chan struct{}), release: make(chan struct{}), done: make(chan error, 1)}
+}
+
+func (h *heldBlobs) wrap(bs server.BlobStore) server.BlobStore {
+	h.BlobStore = bs
+	return h
+}
+
+func (h *heldBlobs) CreateBlob(ctx context.Context, b storage.Blob, quota int64) error {
+	if b.Owner != h.owner || !h.held.CompareAndSwap(false, true) {
+		return h.BlobStore.CreateBlob(ctx, b, quota)
+	}
+	close(h.entered)
+	<-h.release
+	err := h.BlobStore.CreateBlob(ctx, b, quota)
+	h.done <- err
+	return err
+}
+
+// A blob_begin already past its connection's acctGone check when the account's
+// deletion starts, whose store write comes after the deletion (and its purge of the
+// account's blobs), records nothing: the store checks, in the write, that the account
+// still holds the connection's card. Before, the upload landed under the deleted
+// name, in the quota of whoever registered it next (found by a red team). The begin
+// is held at the store's door until the deletion is answered, so the window is hit
+// every time: on the code before the store's check the test fails every run.
+func TestBlobBeginRacingItsAccountsDeletion(t *testing.T) {
+	eachStore(t, testBlobBeginRacingItsAccountsDeletion)
+}
+
+func testBlobBeginRacingItsAccountsDeletion(t *testing.T, bk store) {
+	h := newHeldBlobs("alice")
+	// A quota of one blob: a blob left under the name refuses the next owner's first.
+	r := bk.StartWith(t, relaytest.Options{Limits: server.Limits{BlobQuotaBytes: storage.BlobMinCharge}, WrapBlobs: h.wrap})
+	alice, uploader := registerLoggedIn(t, r, "alice")
+	deleter := dialRaw(t, r)
+	if f := deleter.login(alice); f.Type != relay.TypeOK {
+		t.Fatalf("login: %+v", f)
+	}
+	uploader.sendJSON(map[string]any{"type": "blob_begin", "id": 2, "size": 1, "chunks": 1, "recipients": 1})
+	select {
+	case <-h.entered:
+	case <-time.After(waitFor):
+		t.Fatal("the blob_begin did not reach the store")
+	}
+	now := time.Now().Unix()
+	if f := deleter.request(map[string]any{"type": "delete_account", "id": 3, "card_id": alice.card.ID(), "time": now,
+		"signature": alice.key.Sign(relay.DeleteAccountDomain, relay.DeleteAccountMessage(r.Server.RelayKey(), alice.card.ID(), now))}); f.Type != relay.TypeOK {
+		t.Fatalf("delete_account: %+v", f)
+	}
+	close(h.release)
+	select {
+	case err := <-h.done:
+		if !errors.Is(err, storage.ErrNotFound) {
+			t.Errorf("the store's CreateBlob after the deletion: %v, want storage.ErrNotFound", err)
+		}
+	case <-time.After(waitFor):
+		t.Fatal("the held blob_begin did not finish")
+	}
+	if committed, uploading := blobsKept(t, r); committed != 0 || uploading != 0 {
+		t.Errorf("%d blobs and %d uploads kept after the deletion, want none", committed, uploading)
+	}
+	_, taker := registerLoggedIn(t, r, "alice")
+	if f := taker.request(map[string]any{"type": "blob_begin", "id": 2, "size": 1, "chunks": 1, "recipients": 1}); f.Type != relay.TypeBlob {
+		t.Fatalf("the name's next owner's first blob_begin: %s %s %q (the deleted account's upload counts against it)", f.Type, f.Code, f.Message)
 	}
 }
