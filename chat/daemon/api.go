@@ -189,12 +189,20 @@ func errorFor(err error) *Error {
 		return e
 	}
 	var kc *chat.KeyChangedError
+	var rk *chat.RejectedKeyOnlyError
 	code := CodeInternalError
 	switch {
 	case errors.As(err, &kc):
 		e := NewError(CodeKeyChanged, "%v", err)
 		e.Data.Contact = kc.Contact
 		return e
+	case errors.As(err, &rk):
+		e := NewError(CodeOnlyRejectedKey, "%v; to send to %s, call fingerprint, compare the safety number with %s in person or on another channel, then acceptKey",
+			err, rk.Contact, rk.Contact)
+		e.Data.Contact = rk.Contact
+		return e
+	case errors.Is(err, chat.ErrOnlyRejectedKey): // without the contact: call names it
+		code = CodeOnlyRejectedKey
 	case errors.Is(err, chat.ErrUnknownContact):
 		code = CodeUnknownContact
 	case errors.Is(err, chat.ErrUnknownUser):
@@ -243,11 +251,9 @@ func ChatError(err error) error {
 	case CodeNotARequest:
 		base = chat.ErrNotARequest
 	case CodeKeyChanged:
-		contact := ""
-		if e.Data != nil {
-			contact = e.Data.Contact
-		}
-		return &chatKeyChanged{KeyChangedError: chat.KeyChangedError{Contact: contact}, rpc: e}
+		return &chatKeyChanged{KeyChangedError: chat.KeyChangedError{Contact: dataContact(e)}, rpc: e}
+	case CodeOnlyRejectedKey:
+		return &chatRejectedKeyOnly{RejectedKeyOnlyError: chat.RejectedKeyOnlyError{Contact: dataContact(e)}, rpc: e}
 	default:
 		return err
 	}
@@ -268,3 +274,20 @@ type chatKeyChanged struct {
 }
 
 func (k *chatKeyChanged) Unwrap() []error { return []error{&k.KeyChangedError, k.rpc} }
+
+// chatRejectedKeyOnly reads as package chat's error (its Error, not the API's advice in
+// the message), so a command gives its own advice.
+type chatRejectedKeyOnly struct {
+	chat.RejectedKeyOnlyError
+	rpc *Error
+}
+
+func (k *chatRejectedKeyOnly) Unwrap() []error { return []error{&k.RejectedKeyOnlyError, k.rpc} }
+
+// dataContact is the contact an error's data names ("" when none).
+func dataContact(e *Error) string {
+	if e.Data == nil {
+		return ""
+	}
+	return e.Data.Contact
+}

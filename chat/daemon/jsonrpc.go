@@ -42,6 +42,8 @@ const (
 	// Requests and blocking (contactmethods.go).
 	CodeBlocked     = 12 // the contact is blocked: unblock first
 	CodeNotARequest = 13 // acceptRequest: the contact is no message request
+	// Sending.
+	CodeOnlyRejectedKey = 14 // the relay has prekeys only for the contact's key the user rejected: fingerprint, then acceptKey
 )
 
 // codeNames are the stable names of the codes, sent as error.data.name.
@@ -53,6 +55,7 @@ var codeNames = map[int]string{
 	CodeNoPendingKey: "no_pending_key", CodeBadMessage: "bad_message", CodeClosing: "closing",
 	CodeNotOverHTTP: "not_over_http", CodeTooMany: "too_many",
 	CodeBlocked: "blocked", CodeNotARequest: "not_a_request",
+	CodeOnlyRejectedKey: "only_rejected_key",
 }
 
 // Error is a JSON-RPC error object; it is also the Go error every decoder and call
