@@ -203,6 +203,10 @@ func errorFor(err error) *Error {
 		return e
 	case errors.Is(err, chat.ErrOnlyRejectedKey): // without the contact: call names it
 		code = CodeOnlyRejectedKey
+	case errors.Is(err, chat.ErrStalePreKey):
+		code = CodeStalePreKey
+	case errors.Is(err, chat.ErrDiskFull):
+		code = CodeDiskFull
 	case errors.Is(err, chat.ErrUnknownContact):
 		code = CodeUnknownContact
 	case errors.Is(err, chat.ErrUnknownUser):
@@ -223,7 +227,24 @@ func errorFor(err error) *Error {
 	if c, ok := blockErrorCode(err); ok {
 		code = c
 	}
+	if c, ok := fileErrorCode(err); ok { // attachments.go
+		code = c
+	}
+	if a := advice[code]; a != "" {
+		return NewError(code, "%v; %s", err, a)
+	}
 	return NewError(code, "%v", err)
+}
+
+// advice is what to do about an error of a code whose errors do not say it
+// themselves, added to the message.
+var advice = map[int]string{
+	CodeDiskFull:     "free space on the disk that holds the profile, then try again",
+	CodeFileTooLarge: "send a smaller file",
+	CodeNotAFile:     `give the id of a received message that has a "file"`,
+	CodeFileGone:     "ask the sender to send the file again",
+	CodeFileRejected: "it was deleted; ask the sender to send the file again",
+	CodeFileStalled:  "call download again later: it goes on from where it stopped",
 }
 
 // ChatError turns an error from the daemon back into package chat's error where there
@@ -250,6 +271,20 @@ func ChatError(err error) error {
 		base = chat.ErrBlocked
 	case CodeNotARequest:
 		base = chat.ErrNotARequest
+	case CodeStalePreKey:
+		base = chat.ErrStalePreKey
+	case CodeDiskFull:
+		base = chat.ErrDiskFull
+	case CodeFileTooLarge:
+		base = chat.ErrFileTooLarge
+	case CodeNoFiles:
+		base = chat.ErrNoBlobs
+	case CodeNotAFile:
+		base = chat.ErrNotAttachment
+	case CodeFileGone:
+		base = chat.ErrAttachmentGone
+	case CodeFileStalled:
+		base = chat.ErrAttachmentStalled
 	case CodeKeyChanged:
 		return &chatKeyChanged{KeyChangedError: chat.KeyChangedError{Contact: dataContact(e)}, rpc: e}
 	case CodeOnlyRejectedKey:

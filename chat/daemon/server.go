@@ -290,7 +290,7 @@ func (s *Server) call(ctx context.Context, c *conn, req *Request) (any, *Error) 
 }
 
 // contactCodes are the codes whose errors name the contact concerned (data.contact).
-var contactCodes = map[int]bool{CodeUnknownContact: true, CodeKeyChanged: true, CodeOnlyRejectedKey: true}
+var contactCodes = map[int]bool{CodeUnknownContact: true, CodeKeyChanged: true, CodeOnlyRejectedKey: true, CodeStalePreKey: true}
 
 // contactParam is the contact a request's params name ("to", "contact" or "name"), ""
 // when they name none.
