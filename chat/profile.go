@@ -300,9 +300,12 @@ type foundDir struct {
 	dir     string
 	made    []string    // the directories that were missing, the deepest first
 	existed bool        // dir was there
-	mode    fs.FileMode // dir's permissions, when it existed
+	mode    fs.FileMode // dir's permissions (modeBits), when it existed
 	hadLock bool        // dir held a lock file (another opener's, or an earlier one's)
 }
+
+// modeBits are the bits of a directory's mode that os.Chmod sets.
+const modeBits = fs.ModePerm | fs.ModeSetuid | fs.ModeSetgid | fs.ModeSticky
 
 func findDir(dir string) foundDir {
 	f := foundDir{dir: dir}
@@ -310,7 +313,7 @@ func findDir(dir string) foundDir {
 		fi, err := os.Stat(d)
 		if err == nil {
 			if len(f.made) == 0 {
-				f.existed, f.mode = true, fi.Mode().Perm()
+				f.existed, f.mode = true, fi.Mode()&modeBits
 			}
 			break
 		}
@@ -337,7 +340,7 @@ func findDir(dir string) foundDir {
 // lock (another process holds the profile) it changed nothing but those directories.
 func (f foundDir) restore(lock *profile.Lock) {
 	if lock != nil && f.existed {
-		if fi, err := os.Stat(f.dir); err == nil && fi.Mode().Perm() != f.mode {
+		if fi, err := os.Stat(f.dir); err == nil && fi.Mode()&modeBits != f.mode {
 			_ = os.Chmod(f.dir, f.mode) // best effort, as below
 		}
 	}

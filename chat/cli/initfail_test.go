@@ -52,7 +52,7 @@ func TestFailedInitLeavesTheHomeAsItWas(t *testing.T) {
 					if err := os.Mkdir(dir, 0o755); err != nil {
 						t.Fatal(err)
 					}
-					if err := os.Chmod(dir, 0o755); err != nil { // whatever the umask
+					if err := os.Chmod(dir, 0o755|os.ModeSetgid); err != nil { // whatever the umask; setgid as for a shared group
 						t.Fatal(err)
 					}
 					if err := os.WriteFile(filepath.Join(dir, "notes.txt"), []byte("mine"), 0o644); err != nil {
