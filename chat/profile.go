@@ -152,8 +152,8 @@ func (p Profile) relayURL(ctx context.Context, store *storage.Client) string {
 
 // Create makes a new identity, registers its card with the relay (pinning the relay's
 // key), stores everything sealed under passphrase (nil = demo profile, unsealed), and
-// returns an initialized controller. If registration fails nothing is left behind, so
-// Create can simply be retried.
+// returns an initialized controller. If registration fails nothing is left behind —
+// the directory is as Create found it — so Create can simply be retried.
 func (p Profile) Create(ctx context.Context, name string, passphrase []byte, relayURL string) (*Controller, error) {
 	return p.create(ctx, name, passphrase, relayURL, func(relayURL string, rnd io.Reader, card *ratchet.Card) (*ratchet.Card, ed25519.PublicKey, relay.RecoveryCode, error) {
 		code, err := relay.NewRecoveryCode(rnd)
@@ -171,9 +171,11 @@ type publishFunc func(relayURL string, rnd io.Reader, card *ratchet.Card) (*ratc
 
 // create makes a new identity key and card, and publishes the card while it makes the
 // profile's store (for a passphrase, most of that is Argon2id; neither waits for the
-// other). A refused publication removes the store again: it leaves nothing behind. A
-// store left by a crash before the identity was saved in it holds nothing of anyone's,
-// and the next create removes it (storage.UnfinishedClient) instead of refusing.
+// other). A creation that fails before the identity is saved leaves the directory as it
+// found it (foundDir): the store, the lock file and the directories it made go again,
+// its permissions come back, and whatever was there stays. A store left by a crash
+// before the identity was saved in it holds nothing of anyone's, and the next create
+// removes it (storage.UnfinishedClient) instead of refusing.
 func (p Profile) create(ctx context.Context, name string, passphrase []byte, relayURL string, publish publishFunc) (*Controller, error) {
 	if err := ratchet.ValidateName(name); err != nil {
 		return nil, fmt.Errorf("chat: %q is not a valid name (1–32 of a-z 0-9 . _ -): %w", name, err)
@@ -188,23 +190,31 @@ func (p Profile) create(ctx context.Context, name string, passphrase []byte, rel
 	if p.Exists() && !storage.UnfinishedClient(ctx, p.StorePath()) {
 		return nil, fmt.Errorf("%w: %s", ErrProfileExists, p.StorePath())
 	}
+	// A creation that fails leaves the directory as it found it (found.restore): what
+	// it made goes again, what was there stays.
+	found := findDir(p.Dir)
+	var lock *profile.Lock
+	locked, saved := false, false
+	defer func() {
+		switch {
+		case locked: // the controller holds the lock now
+		case saved: // registered and saved: opening the profile later goes on from there
+			lock.Release()
+		default:
+			found.restore(lock)
+		}
+	}()
 	if err := os.MkdirAll(p.Dir, 0o700); err != nil {
 		return nil, fmt.Errorf("chat: creating profile directory: %w", err)
 	}
-	// Only its owner may enter it, whatever the umask or an earlier mode.
+	if lock, err = p.lock(); err != nil {
+		return nil, err
+	}
+	// Only its owner may enter it, whatever the umask or an earlier mode. (Once the
+	// lock is ours: a refused creation leaves the holder's directory alone.)
 	if err := os.Chmod(p.Dir, 0o700); err != nil {
 		return nil, fmt.Errorf("chat: creating profile directory: %w", err)
 	}
-	lock, err := p.lock()
-	if err != nil {
-		return nil, err
-	}
-	locked := false
-	defer func() {
-		if !locked {
-			lock.Release()
-		}
-	}()
 	if p.Exists() { // the lock decides: made by another process meanwhile, or cut short
 		if !storage.UnfinishedClient(ctx, p.StorePath()) {
 			return nil, fmt.Errorf("%w: %s", ErrProfileExists, p.StorePath())
@@ -271,6 +281,7 @@ func (p Profile) create(ctx context.Context, name string, passphrase []byte, rel
 	if err := store.SaveIdentity(ctx, storage.Identity{Name: name, CardID: signed.ID(), Card: []byte(signed.Export()), PrivateKey: priv}); err != nil {
 		return fail(fmt.Errorf("chat: saving identity: %w", err))
 	}
+	saved = true
 	c, err := p.controller(ctx, store, relayURL, lock)
 	if err != nil {
 		// The identity is registered and saved; only going online failed. Keep the
@@ -281,6 +292,68 @@ func (p Profile) create(ctx context.Context, name string, passphrase []byte, rel
 	c.recoveryCode = code.String()
 	locked = true
 	return c, nil
+}
+
+// foundDir is what create found at a profile's directory before making anything in it,
+// so that a creation that fails can leave it as it was.
+type foundDir struct {
+	dir     string
+	made    []string    // the directories that were missing, the deepest first
+	existed bool        // dir was there
+	mode    fs.FileMode // dir's permissions (modeBits), when it existed
+	hadLock bool        // dir held a lock file (another opener's, or an earlier one's)
+}
+
+// modeBits are the bits of a directory's mode that os.Chmod sets.
+const modeBits = fs.ModePerm | fs.ModeSetuid | fs.ModeSetgid | fs.ModeSticky
+
+func findDir(dir string) foundDir {
+	f := foundDir{dir: dir}
+	for d := filepath.Clean(dir); ; {
+		fi, err := os.Stat(d)
+		if err == nil {
+			if len(f.made) == 0 {
+				f.existed, f.mode = true, fi.Mode()&modeBits
+			}
+			break
+		}
+		if !errors.Is(err, fs.ErrNotExist) {
+			break // not ours to judge: nothing at or above it will be removed
+		}
+		f.made = append(f.made, d)
+		parent := filepath.Dir(d)
+		if parent == d {
+			break
+		}
+		d = parent
+	}
+	_, err := os.Lstat(filepath.Join(dir, profile.LockFile))
+	f.hadLock = !errors.Is(err, fs.ErrNotExist)
+	return f
+}
+
+// restore undoes a failed creation once its store is gone. Holding the lock, it
+// removes the lock file if there was none (lock.RemoveAndRelease: the file goes
+// before the lock) and puts back the directory's permissions; then it removes the
+// directories it made, as far as they are empty. Nothing that was there before is
+// removed: a directory that holds anything stays (os.Remove refuses it). Without the
+// lock (another process holds the profile) it changed nothing but those directories.
+func (f foundDir) restore(lock *profile.Lock) {
+	if lock != nil && f.existed {
+		if fi, err := os.Stat(f.dir); err == nil && fi.Mode()&modeBits != f.mode {
+			_ = os.Chmod(f.dir, f.mode) // best effort, as below
+		}
+	}
+	if lock != nil && !f.hadLock {
+		_ = lock.RemoveAndRelease() // a lock file left over locks nothing away
+	} else {
+		lock.Release()
+	}
+	for _, d := range f.made {
+		if os.Remove(d) != nil {
+			break // not empty, or not ours to remove: neither are its parents
+		}
+	}
 }
 
 func (p Profile) register(ctx context.Context, relayURL string, card *ratchet.Card, recoveryProof []byte) (*ratchet.Card, ed25519.PublicKey, error) {

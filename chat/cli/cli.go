@@ -575,6 +575,8 @@ func explain(e *env, err error) string {
 		return fmt.Sprintf("%v\nrun 'pfschat fingerprint %s', compare it with %s in person or on another channel, then 'pfschat accept-key %s'", err, rk.Contact, rk.Contact, rk.Contact)
 	case errors.Is(err, chat.ErrCardRejected):
 		return fmt.Sprintf("%v\nthe relay handed out a card or keys that do not verify; nothing was trusted or sent", err)
+	case relayRefused(err, relay.CodeRegistrationClosed):
+		return fmt.Sprintf("%v\nask the relay's operator whether it will take you, or register on another relay with --relay URL", err)
 	case isLoginFailed(err):
 		// The relay answered: it has no account with this profile's card.
 		return "the relay does not know this profile's card (it refused the login): the account was deleted (pfschat delete-account, or freed after a time unused), " +
@@ -626,6 +628,12 @@ func explain(e *env, err error) string {
 		return fmt.Sprintf("%v\n%s", err, chat.IdentityReplacedAdvice)
 	}
 	return err.Error()
+}
+
+// relayRefused reports whether the relay refused a request with code.
+func relayRefused(err error, code string) bool {
+	var pe *relay.ProtocolError
+	return errors.As(err, &pe) && pe.Code == code
 }
 
 // isLoginFailed: the relay refused the login with this profile's card (an account it

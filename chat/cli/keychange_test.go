@@ -1,8 +1,11 @@
 package cli_test
 
 import (
+	"bufio"
 	"bytes"
+	"context"
 	"encoding/json"
+	"io"
 	"strings"
 	"testing"
 
@@ -185,5 +188,29 @@ func TestSendAfterRejectKeyWithoutASession(t *testing.T) {
 	}
 	if got := w.recv(w.bob); len(got) != 0 {
 		t.Fatalf("bob received %+v", got)
+	}
+
+	// The same through a daemon that owns alice's profile: the daemon answers
+	// only_rejected_key (not internal_error), and send says the same sentence.
+	ctx, stop := context.WithCancel(t.Context())
+	defer stop()
+	pr, pw := io.Pipe()
+	done := make(chan int, 1)
+	var derr bytes.Buffer
+	go func() {
+		done <- cli.Main(ctx, []string{"--home", w.alice, "--relay", w.r.URL, "daemon"}, strings.NewReader(""), pw, &derr)
+		pw.Close()
+	}()
+	if line, err := bufio.NewReader(pr).ReadString('\n'); !strings.HasPrefix(line, "pfschat daemon: serving alice on ") {
+		t.Fatalf("daemon: %q, %v; %s", line, err, derr.String())
+	}
+	go io.Copy(io.Discard, pr)
+	rc, out, viaOwner := w.run(w.alice, "send", "bob", "to the key I trust")
+	if rc != 1 || out != "" || viaOwner != msg {
+		t.Fatalf("send through the daemon: exit %d, out %q, err %q\nwant as without it: %q", rc, out, viaOwner, msg)
+	}
+	stop()
+	if code := <-done; code != 0 {
+		t.Fatalf("daemon exit %d: %s", code, derr.String())
 	}
 }

@@ -5,6 +5,7 @@ import (
 	"bytes"
 	"context"
 	"io"
+	"os"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -49,10 +50,15 @@ func TestRelayInviteAndInitInvite(t *testing.T) {
 	}
 
 	t.Setenv(profile.EnvPassphrase, "correct horse battery staple")
+	// A refused init leaves its new home as it was: not there.
 	initAs := func(name string, extra ...string) (int, string) {
 		var out, errOut bytes.Buffer
-		args := append([]string{"--home", t.TempDir(), "--relay", url, "init", "--name", name}, extra...)
+		home := filepath.Join(t.TempDir(), "home")
+		args := append([]string{"--home", home, "--relay", url, "init", "--name", name}, extra...)
 		rc := cli.Main(ctx, args, strings.NewReader(""), &out, &errOut)
+		if _, err := os.Stat(home); rc != 0 && !os.IsNotExist(err) {
+			t.Errorf("init %s refused (%q), and its home is left behind: %v", name, errOut.String(), err)
+		}
 		return rc, errOut.String()
 	}
 	if rc, msg := initAs("alice"); rc == 0 || !strings.Contains(msg, "invite") {

@@ -189,12 +189,24 @@ func errorFor(err error) *Error {
 		return e
 	}
 	var kc *chat.KeyChangedError
+	var rk *chat.RejectedKeyOnlyError
 	code := CodeInternalError
 	switch {
 	case errors.As(err, &kc):
 		e := NewError(CodeKeyChanged, "%v", err)
 		e.Data.Contact = kc.Contact
 		return e
+	case errors.As(err, &rk):
+		e := NewError(CodeOnlyRejectedKey, "%v; to send to %s, call fingerprint, compare the safety number with %s in person or on another channel, then acceptKey",
+			err, rk.Contact, rk.Contact)
+		e.Data.Contact = rk.Contact
+		return e
+	case errors.Is(err, chat.ErrOnlyRejectedKey): // without the contact: call names it
+		code = CodeOnlyRejectedKey
+	case errors.Is(err, chat.ErrStalePreKey):
+		code = CodeStalePreKey
+	case errors.Is(err, chat.ErrDiskFull):
+		code = CodeDiskFull
 	case errors.Is(err, chat.ErrUnknownContact):
 		code = CodeUnknownContact
 	case errors.Is(err, chat.ErrUnknownUser):
@@ -215,7 +227,24 @@ func errorFor(err error) *Error {
 	if c, ok := blockErrorCode(err); ok {
 		code = c
 	}
+	if c, ok := fileErrorCode(err); ok { // attachments.go
+		code = c
+	}
+	if a := advice[code]; a != "" {
+		return NewError(code, "%v; %s", err, a)
+	}
 	return NewError(code, "%v", err)
+}
+
+// advice is what to do about an error of a code whose errors do not say it
+// themselves, added to the message.
+var advice = map[int]string{
+	CodeDiskFull:     "free space on the disk that holds the profile, then try again",
+	CodeFileTooLarge: "send a smaller file",
+	CodeNotAFile:     `give the id of a received message that has a "file"`,
+	CodeFileGone:     "ask the sender to send the file again",
+	CodeFileRejected: "it was deleted; ask the sender to send the file again",
+	CodeFileStalled:  "call download again later: it goes on from where it stopped",
 }
 
 // ChatError turns an error from the daemon back into package chat's error where there
@@ -242,12 +271,24 @@ func ChatError(err error) error {
 		base = chat.ErrBlocked
 	case CodeNotARequest:
 		base = chat.ErrNotARequest
+	case CodeStalePreKey:
+		base = chat.ErrStalePreKey
+	case CodeDiskFull:
+		base = chat.ErrDiskFull
+	case CodeFileTooLarge:
+		base = chat.ErrFileTooLarge
+	case CodeNoFiles:
+		base = chat.ErrNoBlobs
+	case CodeNotAFile:
+		base = chat.ErrNotAttachment
+	case CodeFileGone:
+		base = chat.ErrAttachmentGone
+	case CodeFileStalled:
+		base = chat.ErrAttachmentStalled
 	case CodeKeyChanged:
-		contact := ""
-		if e.Data != nil {
-			contact = e.Data.Contact
-		}
-		return &chatKeyChanged{KeyChangedError: chat.KeyChangedError{Contact: contact}, rpc: e}
+		return &chatKeyChanged{KeyChangedError: chat.KeyChangedError{Contact: dataContact(e)}, rpc: e}
+	case CodeOnlyRejectedKey:
+		return &chatRejectedKeyOnly{RejectedKeyOnlyError: chat.RejectedKeyOnlyError{Contact: dataContact(e)}, rpc: e}
 	default:
 		return err
 	}
@@ -268,3 +309,20 @@ type chatKeyChanged struct {
 }
 
 func (k *chatKeyChanged) Unwrap() []error { return []error{&k.KeyChangedError, k.rpc} }
+
+// chatRejectedKeyOnly reads as package chat's error (its Error, not the API's advice in
+// the message), so a command gives its own advice.
+type chatRejectedKeyOnly struct {
+	chat.RejectedKeyOnlyError
+	rpc *Error
+}
+
+func (k *chatRejectedKeyOnly) Unwrap() []error { return []error{&k.RejectedKeyOnlyError, k.rpc} }
+
+// dataContact is the contact an error's data names ("" when none).
+func dataContact(e *Error) string {
+	if e.Data == nil {
+		return ""
+	}
+	return e.Data.Contact
+}

@@ -6,6 +6,7 @@ package daemon
 
 import (
 	"context"
+	"errors"
 	"path/filepath"
 	"time"
 
@@ -161,4 +162,24 @@ func (s *Server) resumeUploads() {
 	if err != nil && s.ctx.Err() == nil {
 		s.log.Warn("daemon: an earlier upload could not be finished", "err", chat.ErrorKind(err))
 	}
+}
+
+// fileErrorCode maps the errors of sendFile and download to their codes (errorFor). A
+// message deleted while its file downloaded has no file to give any more either.
+func fileErrorCode(err error) (int, bool) {
+	switch {
+	case errors.Is(err, chat.ErrFileTooLarge):
+		return CodeFileTooLarge, true
+	case errors.Is(err, chat.ErrNoBlobs):
+		return CodeNoFiles, true
+	case errors.Is(err, chat.ErrNotAttachment), errors.Is(err, chat.ErrUnknownMessage):
+		return CodeNotAFile, true
+	case errors.Is(err, chat.ErrAttachmentGone):
+		return CodeFileGone, true
+	case errors.Is(err, chat.ErrAttachmentDigest), errors.Is(err, chat.ErrAttachmentCorrupt):
+		return CodeFileRejected, true
+	case errors.Is(err, chat.ErrAttachmentStalled):
+		return CodeFileStalled, true
+	}
+	return 0, false
 }

@@ -2,3 +2,6 @@ package daemon
 
 // CodeNames are the stable error names by code, for the tests that hold API.md to them.
 var CodeNames = codeNames
+
+// ErrorFor is errorFor, for the table of what each of package chat's errors maps to.
+var ErrorFor = errorFor

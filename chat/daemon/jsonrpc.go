@@ -42,6 +42,17 @@ const (
 	// Requests and blocking (contactmethods.go).
 	CodeBlocked     = 12 // the contact is blocked: unblock first
 	CodeNotARequest = 13 // acceptRequest: the contact is no message request
+	// Sending, and the owner's disk.
+	CodeOnlyRejectedKey = 14 // the relay has prekeys only for the contact's key the user rejected: fingerprint, then acceptKey
+	CodeStalePreKey     = 15 // the contact's signed prekey is too old: they open pfschat, then the call again
+	CodeDiskFull        = 16 // the disk that holds the profile is full; nothing was written
+	// Files (attachments.go).
+	CodeFileTooLarge = 17 // sendFile: the file is over the relay's limit
+	CodeNoFiles      = 18 // sendFile: the relay stores no files
+	CodeNotAFile     = 19 // download: the id names no received file
+	CodeFileGone     = 20 // download: the relay no longer has the file
+	CodeFileRejected = 21 // download: the file failed verification and was deleted
+	CodeFileStalled  = 22 // download: the relay stopped sending it; download again later
 )
 
 // codeNames are the stable names of the codes, sent as error.data.name.
@@ -53,6 +64,9 @@ var codeNames = map[int]string{
 	CodeNoPendingKey: "no_pending_key", CodeBadMessage: "bad_message", CodeClosing: "closing",
 	CodeNotOverHTTP: "not_over_http", CodeTooMany: "too_many",
 	CodeBlocked: "blocked", CodeNotARequest: "not_a_request",
+	CodeOnlyRejectedKey: "only_rejected_key", CodeStalePreKey: "stale_prekey", CodeDiskFull: "disk_full",
+	CodeFileTooLarge: "file_too_large", CodeNoFiles: "no_files", CodeNotAFile: "not_a_file",
+	CodeFileGone: "file_gone", CodeFileRejected: "file_rejected", CodeFileStalled: "file_stalled",
 }
 
 // Error is a JSON-RPC error object; it is also the Go error every decoder and call

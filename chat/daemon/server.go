@@ -274,8 +274,8 @@ func (s *Server) response(id ID, result any, rerr *Error) Response {
 type empty struct{}
 
 // call runs one request. c is nil over HTTP (no subscriptions there). An error about a
-// contact (unknown_contact, key_changed) names them in its data, whichever method
-// refused: the contact its params name.
+// contact (contactCodes: unknown_contact, key_changed, …) names them in its data,
+// whichever method refused: the contact its params name.
 func (s *Server) call(ctx context.Context, c *conn, req *Request) (any, *Error) {
 	res, e := s.callMethod(ctx, c, req)
 	if e != nil && e.Code == CodeInternalError && s.ctx.Err() != nil {
@@ -283,11 +283,14 @@ func (s *Server) call(ctx context.Context, c *conn, req *Request) (any, *Error) 
 		// the caller is to go on through the next owner, not report an internal error.
 		e = errClosing()
 	}
-	if e != nil && e.Data != nil && e.Data.Contact == "" && (e.Code == CodeUnknownContact || e.Code == CodeKeyChanged) {
+	if e != nil && e.Data != nil && e.Data.Contact == "" && contactCodes[e.Code] {
 		e.Data.Contact = contactParam(req.Params)
 	}
 	return res, e
 }
+
+// contactCodes are the codes whose errors name the contact concerned (data.contact).
+var contactCodes = map[int]bool{CodeUnknownContact: true, CodeKeyChanged: true, CodeOnlyRejectedKey: true, CodeStalePreKey: true}
 
 // contactParam is the contact a request's params name ("to", "contact" or "name"), ""
 // when they name none.

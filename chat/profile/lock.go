@@ -9,8 +9,11 @@ import (
 
 // LockFile is the name of the lock file inside a profile directory. Whoever holds an
 // exclusive flock(2) on it owns the profile; the file records the owner's pid and kind
-// so that a refused opener can say who holds it. The file is never removed: removing a
-// lock file while another process waits on it would let two owners in.
+// so that a refused opener can say who holds it. The file stays once a profile is
+// made; only an opener that made it and then failed to make the profile removes it
+// again, while holding the lock (FileLock.RemoveAndRelease), and an opener that
+// locked the file meanwhile notices it is gone and locks the new one (AcquireFileLock):
+// two owners never hold two files.
 const LockFile = "pfschat.lock"
 
 // OwnerKind is what kind of pfschat process holds a profile.

@@ -19,6 +19,9 @@ func AcquireLock(dir string, kind OwnerKind) (*Lock, error) {
 // Release gives the profile up.
 func (l *Lock) Release() error { return nil }
 
+// RemoveAndRelease gives the profile up.
+func (l *Lock) RemoveAndRelease() error { return nil }
+
 // Dir is the locked profile directory.
 func (l *Lock) Dir() string { return l.dir }
 
@@ -32,6 +35,9 @@ func AcquireFileLock(path string, record []byte) (*FileLock, []byte, error) {
 
 // Release drops the lock.
 func (l *FileLock) Release() error { return nil }
+
+// RemoveAndRelease drops the lock.
+func (l *FileLock) RemoveAndRelease() error { return nil }
 
 // Holder reports who holds the profile in dir: no one, where profiles cannot be locked.
 func Holder(dir string) (pid int, kind OwnerKind, held bool) { return 0, "", false }

@@ -141,6 +141,32 @@ func TestLockWaitsForTheHoldersRecord(t *testing.T) {
 			r.l.Release()
 		})
 	})
+	// The holder removes the file and lets go (a failed init, RemoveAndRelease) while
+	// the opener waits on it: the opener must not own the removed file, which locks
+	// nothing, but the one at the path — so a third opener is refused.
+	t.Run("removed", func(t *testing.T) {
+		synctest.Test(t, func(t *testing.T) {
+			path, l := holdEmpty(t)
+			c := open(filepath.Dir(path))
+			synctest.Wait()
+			if err := l.RemoveAndRelease(); err != nil {
+				t.Fatal(err)
+			}
+			r := <-c
+			if r.err != nil {
+				t.Fatalf("opener after the holder removed the file: %v", r.err)
+			}
+			defer r.l.Release()
+			if _, err := os.Stat(path); err != nil {
+				t.Fatalf("the opener holds no file at %s: %v", path, err)
+			}
+			third, err := AcquireLock(filepath.Dir(path), OwnerUI)
+			if !errors.Is(err, ErrLocked) {
+				third.Release()
+				t.Fatalf("third opener: %v; want refused, the second holds the profile", err)
+			}
+		})
+	})
 	t.Run("stuck", func(t *testing.T) {
 		synctest.Test(t, func(t *testing.T) {
 			path, l := holdEmpty(t)
@@ -156,6 +182,36 @@ func TestLockWaitsForTheHoldersRecord(t *testing.T) {
 			}
 		})
 	})
+}
+
+// RemoveAndRelease removes the lock file and lets go; the next opener makes a new
+// one. Twice, or on nil, is fine.
+func TestLockRemoveAndRelease(t *testing.T) {
+	dir := t.TempDir()
+	l, err := AcquireLock(dir, OwnerCommand)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := l.RemoveAndRelease(); err != nil {
+		t.Fatal(err)
+	}
+	if err := l.RemoveAndRelease(); err != nil {
+		t.Fatal(err)
+	}
+	if err := (*Lock)(nil).RemoveAndRelease(); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Stat(filepath.Join(dir, LockFile)); !errors.Is(err, os.ErrNotExist) {
+		t.Fatalf("lock file after RemoveAndRelease: %v", err)
+	}
+	if _, _, held := Holder(dir); held {
+		t.Fatal("a removed lock is held")
+	}
+	l, err = AcquireLock(dir, OwnerCommand)
+	if err != nil {
+		t.Fatalf("after RemoveAndRelease: %v", err)
+	}
+	l.Release()
 }
 
 // Holder names the holder without taking the lock, and its look never refuses an

@@ -5,6 +5,7 @@ package profile
 import (
 	"errors"
 	"fmt"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"time"
@@ -47,12 +48,25 @@ func (l *Lock) Release() error {
 	return l.fl.Release()
 }
 
+// RemoveAndRelease removes the lock file and gives the profile up (FileLock's): for an
+// opener that made the profile's lock file and, failing, leaves the profile as it
+// found it. Safe on nil and to call twice.
+func (l *Lock) RemoveAndRelease() error {
+	if l == nil {
+		return nil
+	}
+	return l.fl.RemoveAndRelease()
+}
+
 // Dir is the locked profile directory.
 func (l *Lock) Dir() string { return l.dir }
 
 // FileLock is an exclusive flock(2) on a lock file, held until Release or the process's
 // exit. The profile lock and the relay database's lock are FileLocks.
-type FileLock struct{ f *os.File }
+type FileLock struct {
+	f    *os.File
+	path string
+}
 
 // AcquireFileLock takes the exclusive lock on the file at path (created 0600 when missing)
 // without waiting and writes record into it, naming the holder for whoever is refused.
@@ -64,18 +78,48 @@ type FileLock struct{ f *os.File }
 // up to recordWait: the lock is its own when the holder was leaving, and the record is
 // there when the holder was arriving. Only a holder stuck between the two (or a record
 // some other program wrote) leaves the refusal without a name.
+//
+// A holder may remove the lock file before it lets go (RemoveAndRelease). An opener
+// that locked the file in the meantime holds a file no longer at path, which locks
+// nothing: it checks, after taking the lock, that path is still the file it locked,
+// and starts again with the file now there when it is not.
 func AcquireFileLock(path string, record []byte) (*FileLock, []byte, error) {
+	deadline := time.Now().Add(recordWait)
+	for {
+		f, holder, err := lockFileAt(path, deadline)
+		if err != nil {
+			return nil, holder, err
+		}
+		if !stillAt(f, path) {
+			f.Close() // a removed lock file: the one at path now decides
+			continue
+		}
+		err = f.Truncate(0)
+		if err == nil {
+			_, err = f.WriteAt(record, 0)
+		}
+		if err != nil {
+			f.Close()
+			return nil, nil, fmt.Errorf("%s: recording the holder: %w", path, err)
+		}
+		return &FileLock{f: f, path: path}, nil, nil
+	}
+}
+
+// lockFileAt opens the file at path (creating it) and takes its lock: the locked file,
+// or ErrLockHeld and the holder's record once the holder has a record or deadline
+// has passed.
+func lockFileAt(path string, deadline time.Time) (*os.File, []byte, error) {
 	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE, 0o600)
 	if err != nil {
 		return nil, nil, err
 	}
-	var holder []byte
-	for deadline := time.Now().Add(recordWait); ; {
+	for {
 		err = flockNow(f)
 		if !errors.Is(err, unix.EWOULDBLOCK) {
 			break
 		}
-		holder = readRecord(f)
+		holder := readRecord(f)
 		if pid, _ := ParseLockRecord(holder, ""); pid > 0 || time.Now().After(deadline) {
 			f.Close()
 			return nil, holder, ErrLockHeld
@@ -86,15 +130,18 @@ func AcquireFileLock(path string, record []byte) (*FileLock, []byte, error) {
 		f.Close()
 		return nil, nil, fmt.Errorf("%s: %w", path, err)
 	}
-	err = f.Truncate(0)
-	if err == nil {
-		_, err = f.WriteAt(record, 0)
-	}
+	return f, nil, nil
+}
+
+// stillAt reports whether path names the open file f (not removed or replaced since
+// it was opened).
+func stillAt(f *os.File, path string) bool {
+	held, err := f.Stat()
 	if err != nil {
-		f.Close()
-		return nil, nil, fmt.Errorf("%s: recording the holder: %w", path, err)
+		return false
 	}
-	return &FileLock{f: f}, nil, nil
+	there, err := os.Stat(path)
+	return err == nil && os.SameFile(held, there)
 }
 
 // recordWait bounds how long a refused opener waits for the holder's record (a holder
@@ -134,6 +181,22 @@ func (l *FileLock) Release() error {
 	err := l.f.Close()  // closing the last descriptor drops the flock
 	l.f = nil
 	return err
+}
+
+// RemoveAndRelease removes the lock file, then drops the lock: for a holder that made
+// the file and leaves nothing behind (a failed `pfschat init`). The file goes while
+// the lock is held, so every opener either is refused or finds, once it has the lock,
+// that its file is gone (AcquireFileLock starts again then). Safe on nil and to call
+// twice; a file already gone is no error.
+func (l *FileLock) RemoveAndRelease() error {
+	if l == nil || l.f == nil {
+		return nil
+	}
+	err := os.Remove(l.path)
+	if errors.Is(err, fs.ErrNotExist) {
+		err = nil
+	}
+	return errors.Join(err, l.Release())
 }
 
 // Holder reports who holds the profile in dir, without taking it: held is false when
