@@ -270,7 +270,10 @@ func (c *Controller) SendFile(ctx context.Context, contact, path, caption string
 	if max := br.MaxBlobBytes(); max == 0 {
 		return Message{}, fmt.Errorf("%w (connect first, or use a relay that stores blobs)", ErrNoBlobs)
 	} else if st.Size() > max || !relay.BlobSizeAllowed(sealedSize, max) {
-		return Message{}, fmt.Errorf("%w: %s is %d bytes, the relay takes files up to %d (%d MiB)", ErrFileTooLarge, filepath.Base(path), st.Size(), max, max>>20)
+		if st.Size() <= max { // the encryption's 16 bytes per 64 KiB tipped it over
+			return Message{}, fmt.Errorf("%w: %s is %s, %d bytes once encrypted, and the relay takes up to %d", ErrFileTooLarge, filepath.Base(path), FormatSize(st.Size()), sealedSize, max)
+		}
+		return Message{}, fmt.Errorf("%w: %s is %s, the relay takes files up to %s (%d bytes)", ErrFileTooLarge, filepath.Base(path), FormatSize(st.Size()), FormatSize(max), max)
 	}
 	// The upload reads the file again when it resumes, perhaps from another directory.
 	abs, err := filepath.Abs(path)

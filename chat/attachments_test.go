@@ -472,7 +472,8 @@ func TestAttachmentLimits(t *testing.T) {
 		t.Fatalf("a file of exactly the limit: %v", err)
 	}
 	big := writeFile(t, t.TempDir(), "big.bin", make([]byte, 100<<10+1))
-	if _, err := alice.c.SendFile(ctx, "bob", big, "", nil); !errors.Is(err, ErrFileTooLarge) {
+	if _, err := alice.c.SendFile(ctx, "bob", big, "", nil); !errors.Is(err, ErrFileTooLarge) ||
+		!strings.Contains(err.Error(), "big.bin is 100.0 KiB, the relay takes files up to 100.0 KiB (102400 bytes)") {
 		t.Fatalf("over the relay's size: %v", err)
 	}
 	if _, err := alice.c.SendFile(ctx, "bob", t.TempDir(), "", nil); err == nil {
