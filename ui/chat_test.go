@@ -49,20 +49,21 @@ func TestOnboardingThenUnlock(t *testing.T) {
 	press(tm, "enter")
 	// The relay's key is shown as soon as it answered, then the name is asked.
 	fr.WaitText(t, "relay key "+relayFP, "name:")
-	tm.Type("Alice") // upper case is refused with a message
+	tm.Type("al!ce") // a character no name has is refused with the rule
 	press(tm, "enter")
 	fr.WaitText(t, "lower-case letters")
 	for range 5 {
 		press(tm, "backspace")
 	}
-	// Enter right after typing a taken name: not lost, it waits for the check and says why.
-	tm.Type("bob")
+	// Enter right after typing a taken name: not lost, it waits for the check and says
+	// why. Capitals are lower-cased as they are typed: "Bob" is bob.
+	tm.Type("Bob")
 	press(tm, "enter")
 	fr.WaitText(t, "“bob” is taken on this relay — pick another name")
 	for range 3 {
 		press(tm, "backspace")
 	}
-	tm.Type("alice")
+	tm.Type("ALice")
 	fr.WaitText(t, "✓ alice is free") // checked while typing
 	press(tm, "enter")
 	fr.WaitText(t, "passphrase:")

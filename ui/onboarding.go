@@ -313,6 +313,9 @@ func (o *onboarding) Update(msg tea.Msg) (screen, tea.Cmd) {
 	var cmd tea.Cmd
 	before := o.inputs[o.step].Value()
 	o.inputs[o.step], cmd = o.inputs[o.step].Update(msg)
+	if o.step == stepName {
+		lowerName(&o.inputs[stepName])
+	}
 	if o.step == stepName && o.inputs[stepName].Value() != before {
 		return o, tea.Batch(cmd, o.nameChanged())
 	}
@@ -320,6 +323,17 @@ func (o *onboarding) Update(msg tea.Msg) (screen, tea.Cmd) {
 		o.relayFP, o.registration, o.relayURL = "", "", "" // another relay: probe again
 	}
 	return o, cmd
+}
+
+// lowerName lower-cases the name as it is typed: names are lower case (the CLI takes
+// "Bob" as bob too), and refusing "Alice" with a rule to read was a step for nothing.
+func lowerName(in *textinput.Model) {
+	v := in.Value()
+	if l := strings.ToLower(v); l != v {
+		pos := in.Position()
+		in.SetValue(l)
+		in.SetCursor(pos)
+	}
 }
 
 func (o *onboarding) focus(s onboardStep) tea.Cmd {
