@@ -170,3 +170,25 @@ func TestUploadShowsWhileTheRelayIsDown(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+// A file sent from a controller that has not reached its relay yet waits for it, as
+// every call does: the relay's file limit is unknown until its hello, and it was taken
+// for a relay without files ("the relay takes no attachments"; found through the
+// daemon, which opens its profile whether or not the relay is up).
+func TestSendFileBeforeTheRelayWasReached(t *testing.T) {
+	r, alice, _ := attachPair(t, relaytest.Options{})
+	ctx := attachCtx(t)
+	r.Close()
+	alice.p.Prefs.AllowOffline = true // as the daemon and the UI open a profile
+	alice.reopen()                     // a controller that has never seen this relay's hello
+	path := writeFile(t, t.TempDir(), "notes.txt", []byte("before the relay"))
+	sent := make(chan error, 1)
+	go func() {
+		_, err := alice.c.SendFile(ctx, "bob", path, "", nil)
+		sent <- err
+	}()
+	r.StartAgain(t)
+	if err := <-sent; err != nil {
+		t.Fatalf("a file sent before the relay was reached: %v", err)
+	}
+}

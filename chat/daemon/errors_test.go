@@ -131,7 +131,7 @@ func TestErrorCodesOfChatErrors(t *testing.T) {
 			daemon.CodeStalePreKey, "ask them to open pfschat", chat.ErrStalePreKey},
 		{fmt.Errorf("chat: saving the message: %w", chat.ErrDiskFull), daemon.CodeDiskFull, "free space", chat.ErrDiskFull},
 		{fmt.Errorf("%w: big.iso is 9 bytes, the relay takes files up to 8 (0 MiB)", chat.ErrFileTooLarge), daemon.CodeFileTooLarge, "send a smaller file", chat.ErrFileTooLarge},
-		{fmt.Errorf("%w (connect first, or use a relay that stores blobs)", chat.ErrNoBlobs), daemon.CodeNoFiles, "use a relay that stores", chat.ErrNoBlobs},
+		{fmt.Errorf("%w (use a relay that stores them)", chat.ErrNoBlobs), daemon.CodeNoFiles, "use a relay that stores", chat.ErrNoBlobs},
 		{fmt.Errorf("%w: message 7", chat.ErrNotAttachment), daemon.CodeNotAFile, "give the id of a received message", chat.ErrNotAttachment},
 		{fmt.Errorf("%w: the message of a.txt was deleted while its file downloaded; nothing was saved", chat.ErrUnknownMessage), daemon.CodeNotAFile, "was deleted", chat.ErrNotAttachment},
 		{fmt.Errorf("%w: a.txt", chat.ErrAttachmentGone), daemon.CodeFileGone, "ask the sender to send the file again", chat.ErrAttachmentGone},
