@@ -79,6 +79,23 @@ var errAwaitSession = errors.New("chat: no session yet and the relay is unreacha
 // errAwaitSession when mayAwait is set (the caller can queue the message to wait for
 // its session), and with ErrOffline otherwise.
 func (c *Controller) onSession(ctx context.Context, contact string, mayAwait bool, commit func(*Session) error) error {
+	err := c.onSessionOnce(ctx, contact, mayAwait, commit)
+	var nc *bundleCardError
+	if !errors.As(err, &nc) {
+		return err
+	}
+	if err := c.adoptBundleCard(ctx, contact, nc.card); err != nil {
+		return err
+	}
+	// A re-issued card with the same keys is the contact's card now: once more.
+	err = c.onSessionOnce(ctx, contact, mayAwait, commit)
+	if errors.As(err, &nc) {
+		return fmt.Errorf("%w: %s's card changed twice while starting a session; try again", ErrCardRejected, contact)
+	}
+	return err
+}
+
+func (c *Controller) onSessionOnce(ctx context.Context, contact string, mayAwait bool, commit func(*Session) error) error {
 	c.mu.Lock()
 	r, card, err := c.sendableContact(ctx, contact)
 	if err != nil {

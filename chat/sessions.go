@@ -210,6 +210,13 @@ func (c *Controller) fetchBundle(ctx context.Context, card *ratchet.Card, reject
 	if rejected != "" && b.Card.ID() == rejected {
 		return nil, &RejectedKeyOnlyError{Contact: card.Identity} // names the contact and what it fetched
 	}
+	if b.Card.ID() != card.ID() && c.checkCard(b.Card, card.Identity) == nil {
+		// The relay's current card for the name, not the one we have: the contact made
+		// a new identity (or the relay lies, which the key-change warning is for). It
+		// was refused as a bundle that does not verify (card_rejected through the
+		// daemon), and the key change was never offered.
+		return nil, &bundleCardError{card: b.Card}
+	}
 	if err := b.Verify(card, c.relayKeyNow()); err != nil {
 		return nil, fmt.Errorf("%w: %s's prekey bundle: %w", ErrCardRejected, card.Identity, err)
 	}
@@ -219,6 +226,33 @@ func (c *Controller) fetchBundle(ctx context.Context, card *ratchet.Card, reject
 			ErrStalePreKey, card.Identity, int(age.Hours()/24), int(MaxBundlePreKeyAge.Hours()/24))
 	}
 	return b, nil
+}
+
+// bundleCardError: the relay handed out a bundle for the contact's current card on
+// the relay, which is not the card we have for them (fetchBundle).
+type bundleCardError struct{ card *ratchet.Card }
+
+func (e *bundleCardError) Error() string {
+	return fmt.Sprintf("chat: the relay has a new card for %s (%.12s)", e.card.Identity, e.card.ID())
+}
+
+func (e *bundleCardError) Unwrap() error { return ErrKeyChanged }
+
+// adoptBundleCard takes the card of a *bundleCardError as trustCard takes any card the
+// relay hands out: new keys become the contact's pending key, which blocks sending
+// (*KeyChangedError, and the ContactKeyChanged event); the same keys on a re-issued
+// card replace the old card silently, and nil says to fetch again.
+func (c *Controller) adoptBundleCard(ctx context.Context, contact string, card *ratchet.Card) error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	changed, err := c.trustCard(ctx, contact, card, false)
+	if err != nil {
+		return err
+	}
+	if changed {
+		return &KeyChangedError{Contact: contact}
+	}
+	return nil
 }
 
 // startSession runs the handshake on a verified bundle. c.mu must be held.

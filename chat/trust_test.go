@@ -556,3 +556,30 @@ func pinnedFP(t *testing.T, u *chattest.User) string {
 	chattest.Must(t, err)
 	return ratchet.Fingerprint(k)
 }
+
+// A contact added but not yet written to makes a new identity; the first send fetches
+// a bundle of their new card. That is a key change, offered as one (the send refused
+// with *KeyChangedError, the ContactKeyChanged event, the new key pending), not a
+// bundle that "does not verify": it was refused as card_rejected, and only adding the
+// contact again led to the key change (found by an outside tester through the daemon).
+func TestFirstSendFindsTheContactsNewCard(t *testing.T) {
+	r := relaytest.Start(t)
+	alice, carol := chattest.NewUser(t, r, "alice"), chattest.NewUser(t, r, "carol")
+	ctx := t.Context()
+	chattest.AddContact(t, alice, "carol")
+	carol2 := reinstall(t, r, carol)
+	var kc *chat.KeyChangedError
+	if _, err := alice.Send(ctx, "carol", "hello?"); !errors.As(err, &kc) || kc.Contact != "carol" {
+		t.Fatalf("a first send after the contact's new identity: %v, want *KeyChangedError", err)
+	}
+	chattest.WaitEvent(t, alice, "key change", func(e chat.Event) bool {
+		return e.Kind == chat.ContactKeyChanged && e.Contact == "carol"
+	})
+	if ct, err := alice.Contact(ctx, "carol"); err != nil || !ct.KeyChanged {
+		t.Fatalf("contact after the send: %+v, %v (want the new key pending)", ct, err)
+	}
+	chattest.Must(t, alice.AcceptKey(ctx, "carol"))
+	_, err := alice.Send(ctx, "carol", "hello again")
+	chattest.Must(t, err)
+	chattest.WaitReceived(t, carol2, "alice", "hello again") // a message request to carol2: no receipt
+}
