@@ -180,7 +180,7 @@ func TestSendFileBeforeTheRelayWasReached(t *testing.T) {
 	ctx := attachCtx(t)
 	r.Close()
 	alice.p.Prefs.AllowOffline = true // as the daemon and the UI open a profile
-	alice.reopen()                     // a controller that has never seen this relay's hello
+	alice.reopen()                    // a controller that has never seen this relay's hello
 	path := writeFile(t, t.TempDir(), "notes.txt", []byte("before the relay"))
 	sent := make(chan error, 1)
 	go func() {
