@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/rand"
 	"errors"
+	"fmt"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -51,8 +52,8 @@ func TestAttachmentFailureReasonSealed(t *testing.T) {
 	if !strings.Contains(a.Reason, ErrAttachmentGone.Error()) || !strings.Contains(a.Reason, name) {
 		t.Errorf("AttachmentOf's reason %q does not say why %s failed", a.Reason, name)
 	}
-	if _, err := bob.c.Download(ctx, m.ID, t.TempDir(), nil); err == nil || !strings.Contains(err.Error(), ErrAttachmentGone.Error()) {
-		t.Errorf("downloading it again: %v, want the earlier reason", err)
+	if _, err := bob.c.Download(ctx, m.ID, t.TempDir(), nil); !errors.Is(err, ErrAttachmentFailed) || !strings.Contains(err.Error(), ErrAttachmentGone.Error()) {
+		t.Errorf("downloading it again: %v, want ErrAttachmentFailed with the earlier reason", err)
 	}
 }
 
@@ -94,6 +95,53 @@ func TestDownloadStopsWhenItsConnectionKeepsDropping(t *testing.T) {
 	}
 	if n := db.gets.Load(); n != maxFetchStalls {
 		t.Fatalf("%d tries, want %d", n, maxFetchStalls)
+	}
+	row, err := bob.c.store.Attachment(ctx, m.clientID)
+	if err != nil || row.State != AttachmentFetching {
+		t.Fatalf("after it stopped: state %v (%v), want fetching, to be resumed", row.State, err)
+	}
+}
+
+// silentBlobs is a relay that stays connected but never answers a download request:
+// the client gives up on it with client.ErrBlobStalled (after two minutes, in life).
+type silentBlobs struct {
+	*client.Client
+	gets atomic.Int32
+}
+
+func (d *silentBlobs) BlobGetOwned(ctx context.Context, id string, capability []byte, size, from int64, window int, write func(i int64, data []byte) error) error {
+	d.gets.Add(1)
+	return fmt.Errorf("relay: downloading blob %s: %w", id, client.ErrBlobStalled)
+}
+
+// A relay that stops answering a download without dropping its connection stalls it
+// as one whose connection keeps dropping does: ErrAttachmentStalled (file_stalled
+// through the daemon, not internal_error), the download left to be resumed. Found by
+// an outside tester.
+func TestDownloadStopsWhenTheRelayStopsAnswering(t *testing.T) {
+	r := relaytest.Start(t)
+	var sb *silentBlobs
+	alice := newUser(t, r, "alice")
+	bob := newUser(t, r, "bob", func(p *Profile) {
+		p.Prefs.Dial = func(cfg client.Config) RelayClient { sb = &silentBlobs{Client: client.New(cfg)}; return sb }
+	})
+	ctx := attachCtx(t)
+	if _, err := alice.c.AddContact(ctx, "bob"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := bob.c.AddContact(ctx, "alice"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := alice.c.SendFile(ctx, "bob", writeFile(t, t.TempDir(), "scan.pdf", []byte("a page")), "", nil); err != nil {
+		t.Fatal(err)
+	}
+	m := waitAttachment(t, bob.c, "alice")
+	_, err := bob.c.Download(ctx, m.ID, t.TempDir(), nil)
+	if !errors.Is(err, ErrAttachmentStalled) || !strings.Contains(err.Error(), "scan.pdf") {
+		t.Fatalf("download: %v, want ErrAttachmentStalled naming the file", err)
+	}
+	if n := sb.gets.Load(); n != 1 {
+		t.Fatalf("%d requests, want 1 (the client already waited for its answer)", n)
 	}
 	row, err := bob.c.store.Attachment(ctx, m.clientID)
 	if err != nil || row.State != AttachmentFetching {

@@ -64,6 +64,10 @@ var (
 	// ErrAttachmentStalled: the download made no progress over several connections
 	// (maxFetchStalls); it stays to be resumed later.
 	ErrAttachmentStalled = errors.New("chat: the relay stopped sending the attachment")
+	// ErrAttachmentFailed: the download failed before (ErrAttachmentDigest,
+	// ErrAttachmentCorrupt, ErrAttachmentGone …) and its file was deleted; the error
+	// gives that reason. Only the sender can send it again.
+	ErrAttachmentFailed = errors.New("chat: the attachment failed before")
 )
 
 // maxFetchStalls is how many connections in a row may drop before a download gets a
@@ -285,7 +289,13 @@ func (c *Controller) SendFile(ctx context.Context, contact, path, caption string
 		if st.Size() <= max { // the encryption's 16 bytes per 64 KiB tipped it over
 			return Message{}, fmt.Errorf("%w: %s is %s, %d bytes once encrypted, and the relay takes up to %d", ErrFileTooLarge, filepath.Base(path), FormatSize(st.Size()), sealedSize, max)
 		}
-		return Message{}, fmt.Errorf("%w: %s is %s, the relay takes files up to %s (%d bytes)", ErrFileTooLarge, filepath.Base(path), FormatSize(st.Size()), FormatSize(max), max)
+		size, limit := FormatSize(st.Size()), FormatSize(max)
+		if size == limit { // "1.0 MiB, the relay takes files up to 1.0 MiB" said nothing
+			size, limit = strconv.FormatInt(st.Size(), 10)+" bytes", strconv.FormatInt(max, 10)
+		} else {
+			limit += " (" + strconv.FormatInt(max, 10) + " bytes)"
+		}
+		return Message{}, fmt.Errorf("%w: %s is %s, the relay takes files up to %s", ErrFileTooLarge, filepath.Base(path), size, limit)
 	}
 	// The upload reads the file again when it resumes, perhaps from another directory.
 	abs, err := filepath.Abs(path)
@@ -881,7 +891,7 @@ func (c *Controller) download(ctx context.Context, row storage.Attachment, dir s
 	case AttachmentDownloaded:
 		return meta.Saved, nil
 	case AttachmentFailed:
-		return "", fmt.Errorf("chat: %s failed before: %s", SafeFileName(meta.FileName), failureReason(row, meta))
+		return "", fmt.Errorf("%w: %s: %s", ErrAttachmentFailed, SafeFileName(meta.FileName), failureReason(row, meta))
 	case AttachmentAvailable, AttachmentFetching:
 	default:
 		return "", fmt.Errorf("%w: %s is outgoing", ErrNotAttachment, meta.FileName)
@@ -1125,6 +1135,11 @@ func (c *Controller) fetchBlob(ctx context.Context, br blobRelay, row storage.At
 	for {
 		before := fileSize(part)
 		err := c.fetchOnce(ctx, br, row, meta, part, sealedSize, progress)
+		if errors.Is(err, client.ErrBlobStalled) {
+			// Connected, but the relay answered nothing in time: stalled, as when its
+			// connection keeps dropping (it stays to be resumed).
+			return fmt.Errorf("%w: %s: %w", ErrAttachmentStalled, SafeFileName(meta.FileName), err)
+		}
 		if err == nil || !transient(err) {
 			return err
 		}

@@ -473,8 +473,13 @@ func TestAttachmentLimits(t *testing.T) {
 	}
 	big := writeFile(t, t.TempDir(), "big.bin", make([]byte, 100<<10+1))
 	if _, err := alice.c.SendFile(ctx, "bob", big, "", nil); !errors.Is(err, ErrFileTooLarge) ||
-		!strings.Contains(err.Error(), "big.bin is 100.0 KiB, the relay takes files up to 100.0 KiB (102400 bytes)") {
+		!strings.Contains(err.Error(), "big.bin is 102401 bytes, the relay takes files up to 102400") {
 		t.Fatalf("over the relay's size: %v", err)
+	}
+	bigger := writeFile(t, t.TempDir(), "bigger.bin", make([]byte, 200<<10))
+	if _, err := alice.c.SendFile(ctx, "bob", bigger, "", nil); !errors.Is(err, ErrFileTooLarge) ||
+		!strings.Contains(err.Error(), "bigger.bin is 200.0 KiB, the relay takes files up to 100.0 KiB (102400 bytes)") {
+		t.Fatalf("twice the relay's size: %v", err)
 	}
 	if _, err := alice.c.SendFile(ctx, "bob", t.TempDir(), "", nil); err == nil {
 		t.Fatal("a directory was sent")

@@ -7,6 +7,7 @@ import (
 	"io/fs"
 	"os"
 	"slices"
+	"strings"
 	"syscall"
 
 	"pfschat/relay/client"
@@ -16,6 +17,7 @@ import (
 // fixed: none carries a file's name, a path or anything a contact sent.
 var loggedKinds = []error{
 	ErrAttachmentGone, ErrAttachmentDigest, ErrAttachmentCorrupt, ErrNotAttachment,
+	ErrAttachmentStalled, ErrAttachmentFailed,
 	ErrFileTooLarge, ErrNoBlobs, ErrNotImage, ErrDiskFull,
 	ErrOffline, client.ErrConnectionLost, client.ErrNotConnected, ErrClosed,
 	context.Canceled, context.DeadlineExceeded,
@@ -50,6 +52,16 @@ func ErrorKind(err error, kinds ...error) string {
 			return syscallErr.Syscall + ": " + errno.Error()
 		}
 		return errno.Error()
+	}
+	if joined, ok := err.(interface{ Unwrap() []error }); ok {
+		// errors.Join's parts, each named (the join's own type said nothing).
+		var parts []string
+		for _, e := range joined.Unwrap() {
+			if e != nil {
+				parts = append(parts, ErrorKind(e, kinds...))
+			}
+		}
+		return strings.Join(parts, "; ")
 	}
 	return fmt.Sprintf("%T", err)
 }

@@ -28,7 +28,9 @@ func TestErrorKind(t *testing.T) {
 		{"the caller's kind first", fmt.Errorf("%w: %w", errOwn, openErr), []error{errOwn}, errOwn.Error()},
 		{"a system call", fmt.Errorf("chat: saving %s: %w", secret, openErr), nil, "open: no such file or directory"},
 		{"a join", errors.Join(fmt.Errorf("chat: the file to send: %w", openErr)), nil, "open: no such file or directory"},
-		{"anything else", fmt.Errorf("chat: %s failed before", secret), nil, "*errors.errorString"},
+		{"a join of unnamed errors", errors.Join(fmt.Errorf("reading %s", secret), fmt.Errorf("chat: %w", fmt.Errorf("sealing %s", secret))), nil,
+			"*errors.errorString; *fmt.wrapError"}, // a part each, not "*errors.joinError"
+		{"anything else", fmt.Errorf("chat: %s went wrong", secret), nil, "*errors.errorString"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -237,14 +237,15 @@ func errorFor(err error) *Error {
 }
 
 // advice is what to do about an error of a code whose errors do not say it
-// themselves, added to the message.
+// themselves, added to the message. (disk_full's do: storage names the disk and what
+// to free.)
 var advice = map[int]string{
-	CodeDiskFull:     "free space on the disk that holds the profile, then try again",
 	CodeFileTooLarge: "send a smaller file",
 	CodeNotAFile:     `give the id of a received message that has a "file"`,
 	CodeFileGone:     "ask the sender to send the file again",
 	CodeFileRejected: "it was deleted; ask the sender to send the file again",
 	CodeFileStalled:  "call download again later: it goes on from where it stopped",
+	CodeFileFailed:   "ask the sender to send the file again",
 }
 
 // ChatError turns an error from the daemon back into package chat's error where there
@@ -285,6 +286,8 @@ func ChatError(err error) error {
 		base = chat.ErrAttachmentGone
 	case CodeFileStalled:
 		base = chat.ErrAttachmentStalled
+	case CodeFileFailed:
+		base = chat.ErrAttachmentFailed
 	case CodeKeyChanged:
 		return &chatKeyChanged{KeyChangedError: chat.KeyChangedError{Contact: dataContact(e)}, rpc: e}
 	case CodeOnlyRejectedKey:

@@ -180,6 +180,8 @@ func fileErrorCode(err error) (int, bool) {
 		return CodeFileRejected, true
 	case errors.Is(err, chat.ErrAttachmentStalled):
 		return CodeFileStalled, true
+	case errors.Is(err, chat.ErrAttachmentFailed):
+		return CodeFileFailed, true
 	}
 	return 0, false
 }

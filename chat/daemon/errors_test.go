@@ -129,7 +129,8 @@ func TestErrorCodesOfChatErrors(t *testing.T) {
 		{fmt.Errorf("chat: sending: %w", &chat.KeyChangedError{Contact: "bob"}), daemon.CodeKeyChanged, "accept the key", chat.ErrKeyChanged},
 		{fmt.Errorf("%w: bob's signed prekey was made 20 days ago (more than 14): ask them to open pfschat, then try again", chat.ErrStalePreKey),
 			daemon.CodeStalePreKey, "ask them to open pfschat", chat.ErrStalePreKey},
-		{fmt.Errorf("chat: saving the message: %w", chat.ErrDiskFull), daemon.CodeDiskFull, "free space", chat.ErrDiskFull},
+		{fmt.Errorf("chat: saving the message: %w: the disk holding /p is full (1.0 MiB free); nothing was written — free some space on it and try again", chat.ErrDiskFull),
+			daemon.CodeDiskFull, "free some space on it and try again", chat.ErrDiskFull},
 		{fmt.Errorf("%w: big.iso is 9 bytes, the relay takes files up to 8 (0 MiB)", chat.ErrFileTooLarge), daemon.CodeFileTooLarge, "send a smaller file", chat.ErrFileTooLarge},
 		{fmt.Errorf("%w (use a relay that stores them)", chat.ErrNoBlobs), daemon.CodeNoFiles, "use a relay that stores", chat.ErrNoBlobs},
 		{fmt.Errorf("%w: message 7", chat.ErrNotAttachment), daemon.CodeNotAFile, "give the id of a received message", chat.ErrNotAttachment},
@@ -138,6 +139,7 @@ func TestErrorCodesOfChatErrors(t *testing.T) {
 		{fmt.Errorf("%w: wrong size", chat.ErrAttachmentDigest), daemon.CodeFileRejected, "ask the sender to send the file again", nil},
 		{fmt.Errorf("%w: a.txt: bad tag", chat.ErrAttachmentCorrupt), daemon.CodeFileRejected, "it was deleted", nil},
 		{fmt.Errorf("%w: a.txt: the relay's connection dropped 5 times", chat.ErrAttachmentStalled), daemon.CodeFileStalled, "call download again later", chat.ErrAttachmentStalled},
+		{fmt.Errorf("%w: a.txt: chat: attachment does not match its digest", chat.ErrAttachmentFailed), daemon.CodeFileFailed, "ask the sender to send the file again", chat.ErrAttachmentFailed},
 		// The codes there were already.
 		{fmt.Errorf("%w: %q", chat.ErrUnknownContact, "bob"), daemon.CodeUnknownContact, "unknown contact", chat.ErrUnknownContact},
 		{fmt.Errorf("%w: %q", chat.ErrUnknownUser, "bob"), daemon.CodeUnknownUser, "no such user", chat.ErrUnknownUser},
@@ -157,6 +159,9 @@ func TestErrorCodesOfChatErrors(t *testing.T) {
 		if e.Code != tc.code || e.Data == nil || e.Data.Name != daemon.CodeNames[tc.code] || !strings.Contains(e.Message, tc.says) {
 			t.Errorf("%v: %d %+v %q, want %d (%s) saying %q", tc.err, e.Code, e.Data, e.Message, tc.code, daemon.CodeNames[tc.code], tc.says)
 			continue
+		}
+		if n := strings.Count(e.Message, "try again"); n > 1 {
+			t.Errorf("%v: the advice twice in %q", tc.err, e.Message)
 		}
 		ce := daemon.ChatError(e)
 		if tc.chatErr != nil && !errors.Is(ce, tc.chatErr) {
