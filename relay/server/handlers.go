@@ -474,7 +474,7 @@ func (c *conn) submitAck(a *ackReq) bool {
 			c.ackCreditUsed += n
 		}
 	}
-	a.c, a.to = c, c.acct.name
+	a.c, a.to, a.card = c, c.acct.name, c.acct.cardID
 	select {
 	case c.s.cm.acks <- a:
 	case <-c.s.cm.done:

@@ -412,6 +412,7 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 		expire = e.Expire // a queue of its own expires its own messages
 	}
 	s.cm = newCommitter(s.queue, s.hub, s.log, s.m, s.limits.MaxBatch, s.now, expire)
+	s.cm.owns = s.ackerOwns
 	go s.cm.run()
 	go s.pinger()
 	s.sweepDone = make(chan struct{})
