@@ -107,10 +107,11 @@ type AckBatcher interface {
 // An account deleted on one node is heard of on the others milliseconds later, and
 // meanwhile a connection of it there could ack away the messages of the name's next
 // owner (the queue is by name, not by card). An OwnedAcker deletes an ack's messages
-// only if, once it has read which of them are queued, owns(ctx, To, CardID) still
-// answers nil: every message it deletes was then queued while that card held the
-// name. errs[i] is acks[i]'s outcome; owns's error when it refused. As with Ack, the
-// acks and their ids are the caller's again once it returns.
+// only if, once it has read which of them are queued, owns(ctx, To, CardID) answers
+// nil (the card's account still holds the name): every message it deletes was then
+// queued while that account held it. errs[i] is acks[i]'s outcome; owns's error when
+// it refused. As with Ack, the acks and their ids are the caller's again once it
+// returns.
 type OwnedAcker interface {
 	AckOwned(ctx context.Context, acks []OwnedAck, owns func(ctx context.Context, name, cardID string) error) (errs []error)
 }
