@@ -23,6 +23,10 @@ var (
 	// ErrQueueFull: a recipient's queue is at its count or byte limit. The concrete
 	// error is a *QueueFullError naming the limit.
 	ErrQueueFull = errors.New("storage: recipient queue full")
+	// ErrTooManyPreKeys: an upload's one-time prekeys of a kind, with those the card
+	// holds, are over the cap PutPreKeys was given. Nothing was stored. The concrete
+	// error is a *TooManyPreKeysError.
+	ErrTooManyPreKeys = errors.New("storage: too many one-time prekeys")
 	// ErrWrongKind: the file is a SQLite database but not this kind of pfschat store
 	// (a relay store opened as a client store, or a foreign database).
 	ErrWrongKind = errors.New("storage: not a pfschat store of this kind")
@@ -82,6 +86,23 @@ func (e *QueueFullError) Error() string {
 
 // Is makes errors.Is(err, ErrQueueFull) true.
 func (e *QueueFullError) Is(target error) bool { return target == ErrQueueFull }
+
+// TooManyPreKeysError reports the kind whose one-time prekeys an upload would take
+// over the cap, judged in the upload's transaction. errors.Is(err,
+// ErrTooManyPreKeys) holds for it.
+type TooManyPreKeysError struct {
+	Kind   uint8
+	Stored int // the card's keys of Kind when the upload was judged
+	Adding int // the upload's keys of Kind, those already stored included
+	Max    int
+}
+
+func (e *TooManyPreKeysError) Error() string {
+	return fmt.Sprintf("storage: %d one-time prekeys of kind %d stored, %d more would exceed %d", e.Stored, e.Kind, e.Adding, e.Max)
+}
+
+// Is makes errors.Is(err, ErrTooManyPreKeys) true.
+func (e *TooManyPreKeysError) Is(target error) bool { return target == ErrTooManyPreKeys }
 
 // StaleSessionError reports a refused session write. errors.Is(err, ErrStaleSession)
 // holds for it.

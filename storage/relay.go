@@ -304,18 +304,37 @@ type StoredPreKey struct {
 }
 
 // PutPreKeys stores a card's public prekeys in one transaction. A signed prekey or a
-// last-resort KEM prekey replaces the one of its kind. One-time keys are added up to
-// maxOneTime per kind (0 = no limit); extra keys and ids already stored are skipped.
-// Returns how many keys were stored.
+// last-resort KEM prekey replaces the one of its kind; one-time keys are added, those
+// whose id is stored already skipped. With maxOneTime > 0 the upload is judged in the
+// same transaction, as PROTOCOL.md's upload_prekeys counts: when a one-time kind's
+// stored keys plus the upload's keys of that kind (stored ids included) exceed
+// maxOneTime, nothing is stored and the error is a *TooManyPreKeysError. Returns how
+// many keys were stored.
 func (r *Relay) PutPreKeys(ctx context.Context, cardID string, keys []StoredPreKey, maxOneTime int) (int, error) {
+	adding := map[uint8]int{}
+	for _, k := range keys {
+		if k.Kind == 0 {
+			return 0, fmt.Errorf("storage: put prekeys of %s: %w: prekey kind 0", cardID, ErrInvalid)
+		}
+		if k.Kind != kindSignedPreKey && k.Kind != kindKEMLastResort {
+			adding[k.Kind]++
+		}
+	}
 	stored := 0
 	err := r.db.write(ctx, func(tx *txn) error {
 		stored = 0
-		counts := map[uint8]int{}
-		for _, k := range keys {
-			if k.Kind == 0 {
-				return fmt.Errorf("%w: prekey kind 0", ErrInvalid)
+		if maxOneTime > 0 {
+			for kind, n := range adding {
+				var have int
+				if err := tx.scan(ctx, "SELECT count(*) FROM prekeys WHERE card_id = ? AND kind = ?", []any{cardID, kind}, &have); err != nil {
+					return err
+				}
+				if have+n > maxOneTime {
+					return &TooManyPreKeysError{Kind: kind, Stored: have, Adding: n, Max: maxOneTime}
+				}
 			}
+		}
+		for _, k := range keys {
 			data := k.Data
 			if data == nil {
 				data = []byte{}
@@ -325,20 +344,6 @@ func (r *Relay) PutPreKeys(ctx context.Context, cardID string, keys []StoredPreK
 				if _, err := tx.exec(ctx, "DELETE FROM prekeys WHERE card_id = ? AND kind = ?", cardID, k.Kind); err != nil {
 					return err
 				}
-			default:
-				if maxOneTime > 0 {
-					n, ok := counts[k.Kind]
-					if !ok {
-						if err := tx.scan(ctx, "SELECT count(*) FROM prekeys WHERE card_id = ? AND kind = ?", []any{cardID, k.Kind}, &n); err != nil {
-							return err
-						}
-					}
-					if n >= maxOneTime {
-						counts[k.Kind] = n
-						continue
-					}
-					counts[k.Kind] = n
-				}
 			}
 			added, err := tx.execN(ctx, "INSERT INTO prekeys (card_id, kind, id, data) VALUES (?, ?, ?, ?) ON CONFLICT DO NOTHING",
 				cardID, k.Kind, k.ID, data)
@@ -347,9 +352,6 @@ func (r *Relay) PutPreKeys(ctx context.Context, cardID string, keys []StoredPreK
 			}
 			if added > 0 {
 				stored++
-				if _, ok := counts[k.Kind]; ok {
-					counts[k.Kind]++
-				}
 			}
 		}
 		return nil

@@ -75,12 +75,22 @@ func TestRelayAccountsAndPreKeys(t *testing.T) {
 	for i := 1; i <= 10; i++ {
 		keys = append(keys, StoredPreKey{Kind: 2, ID: uint32(i), Data: []byte("opk")})
 	}
-	n, err := r.PutPreKeys(ctx, "c1", keys, 8)
+	var full *TooManyPreKeysError
+	if n, err := r.PutPreKeys(ctx, "c1", keys, 8); !errors.As(err, &full) || !errors.Is(err, ErrTooManyPreKeys) || n != 0 || *full != (TooManyPreKeysError{Kind: 2, Stored: 0, Adding: 10, Max: 8}) {
+		t.Fatalf("10 one-time keys over a cap of 8: stored %d, %v", n, err)
+	}
+	if c, _ := r.CountPreKeys(ctx, "c1", 1); c != 0 {
+		t.Fatalf("an upload refused whole stored its signed prekey")
+	}
+	n, err := r.PutPreKeys(ctx, "c1", keys[:10], 8)
 	if err != nil || n != 10 {
 		t.Fatalf("stored %d (want 2 + 8 one-time), %v", n, err)
 	}
-	if n, _ := r.PutPreKeys(ctx, "c1", []StoredPreKey{{Kind: 1, ID: 2, Data: []byte("spk2")}, {Kind: 2, ID: 50}}, 8); n != 1 {
-		t.Fatalf("stored %d: signed replaced, one-time over the limit", n)
+	if n, err := r.PutPreKeys(ctx, "c1", []StoredPreKey{{Kind: 1, ID: 2, Data: []byte("spk2")}, {Kind: 2, ID: 5}}, 8); !errors.Is(err, ErrTooManyPreKeys) || n != 0 {
+		t.Fatalf("a stored id over the cap: stored %d, %v (it counts, as PROTOCOL.md says)", n, err)
+	}
+	if n, err := r.PutPreKeys(ctx, "c1", []StoredPreKey{{Kind: 1, ID: 2, Data: []byte("spk2")}}, 8); err != nil || n != 1 {
+		t.Fatalf("stored %d: signed replaced, %v", n, err)
 	}
 	if k, err := r.LatestPreKey(ctx, "c1", 1); err != nil || k.ID != 2 || string(k.Data) != "spk2" {
 		t.Fatalf("latest %+v %v", k, err)

@@ -728,13 +728,23 @@ func (d *Directory) preKeys(ctx context.Context, cardID string, kind uint8) ([]p
 }
 
 // PutPreKeys stores a card's public prekeys in one transaction. A signed prekey or a
-// last-resort KEM prekey replaces the one of its kind. One-time keys are added up to
-// maxOneTime per kind (0 = no limit); extra keys and ids already stored are skipped.
-// Returns how many keys were stored.
+// last-resort KEM prekey replaces the one of its kind; one-time keys are added, those
+// whose id is stored already skipped. With maxOneTime > 0 the upload is judged on the
+// lists the transaction read and writes back only if none of them changed since
+// (expected revisions): when a one-time kind's stored keys plus the upload's keys of
+// that kind (stored ids included) exceed maxOneTime, nothing is stored and the error
+// is a *storage.TooManyPreKeysError. So uploads of one card on several nodes at once
+// are judged one after another, as the SQLite store's transactions are: a loser of
+// the race reads the lists again and is judged on them. Returns how many keys were
+// stored.
 func (d *Directory) PutPreKeys(ctx context.Context, cardID string, keys []storage.StoredPreKey, maxOneTime int) (int, error) {
+	adding := map[uint8]int{}
 	for _, k := range keys {
 		if err := validKind(k.Kind); err != nil {
 			return 0, fmt.Errorf("relay/cluster: put prekeys of %s: %w", cardID, err)
+		}
+		if k.Kind != kindSignedPreKey && k.Kind != kindKEMLastResort {
+			adding[k.Kind]++
 		}
 	}
 	stored := 0
@@ -743,13 +753,19 @@ func (d *Directory) PutPreKeys(ctx context.Context, cardID string, keys []storag
 		lists := map[uint8][]preKey{}
 		entries := map[uint8]kvEntry{}
 		for _, k := range keys {
-			if _, ok := entries[k.Kind]; !ok {
-				list, e, err := d.preKeys(ctx, cardID, k.Kind)
-				if err != nil {
-					return err
-				}
-				lists[k.Kind], entries[k.Kind] = list, e
+			if _, ok := entries[k.Kind]; ok {
+				continue
 			}
+			list, e, err := d.preKeys(ctx, cardID, k.Kind)
+			if err != nil {
+				return err
+			}
+			if n := adding[k.Kind]; maxOneTime > 0 && len(list)+n > maxOneTime {
+				return &storage.TooManyPreKeysError{Kind: k.Kind, Stored: len(list), Adding: n, Max: maxOneTime}
+			}
+			lists[k.Kind], entries[k.Kind] = list, e
+		}
+		for _, k := range keys {
 			data := k.Data
 			if data == nil {
 				data = []byte{}
@@ -759,9 +775,6 @@ func (d *Directory) PutPreKeys(ctx context.Context, cardID string, keys []storag
 			case kindSignedPreKey, kindKEMLastResort:
 				lists[k.Kind] = []preKey{{ID: k.ID, Data: slices.Clone(data)}}
 				stored++
-				continue
-			}
-			if maxOneTime > 0 && len(list) >= maxOneTime {
 				continue
 			}
 			i, found := slices.BinarySearchFunc(list, k.ID, func(p preKey, id uint32) int { return cmpU32(p.ID, id) })

@@ -124,12 +124,22 @@ func TestDirectoryAccountsAndPreKeys(t *testing.T) {
 		for i := 1; i <= 10; i++ {
 			keys = append(keys, storage.StoredPreKey{Kind: 2, ID: uint32(i), Data: []byte("opk")})
 		}
-		n, err := r.PutPreKeys(ctx, "c1", keys, 8)
+		var full *storage.TooManyPreKeysError
+		if n, err := r.PutPreKeys(ctx, "c1", keys, 8); !errors.As(err, &full) || !errors.Is(err, storage.ErrTooManyPreKeys) || n != 0 || *full != (storage.TooManyPreKeysError{Kind: 2, Stored: 0, Adding: 10, Max: 8}) {
+			t.Fatalf("10 one-time keys over a cap of 8: stored %d, %v", n, err)
+		}
+		if c, _ := r.CountPreKeys(ctx, "c1", 1); c != 0 {
+			t.Fatalf("an upload refused whole stored its signed prekey")
+		}
+		n, err := r.PutPreKeys(ctx, "c1", keys[:10], 8)
 		if err != nil || n != 10 {
 			t.Fatalf("stored %d (want 2 + 8 one-time), %v", n, err)
 		}
-		if n, _ := r.PutPreKeys(ctx, "c1", []storage.StoredPreKey{{Kind: 1, ID: 2, Data: []byte("spk2")}, {Kind: 2, ID: 50}}, 8); n != 1 {
-			t.Fatalf("stored %d: signed replaced, one-time over the limit", n)
+		if n, err := r.PutPreKeys(ctx, "c1", []storage.StoredPreKey{{Kind: 1, ID: 2, Data: []byte("spk2")}, {Kind: 2, ID: 5}}, 8); !errors.Is(err, storage.ErrTooManyPreKeys) || n != 0 {
+			t.Fatalf("a stored id over the cap: stored %d, %v (it counts, as PROTOCOL.md says)", n, err)
+		}
+		if n, err := r.PutPreKeys(ctx, "c1", []storage.StoredPreKey{{Kind: 1, ID: 2, Data: []byte("spk2")}}, 8); err != nil || n != 1 {
+			t.Fatalf("stored %d: signed replaced, %v", n, err)
 		}
 		if n, _ := r.PutPreKeys(ctx, "c1", []storage.StoredPreKey{{Kind: 4, ID: 7, Data: []byte("k7")}, {Kind: 4, ID: 7, Data: []byte("again")}, {Kind: 4, ID: 3, Data: []byte("k3")}}, 0); n != 2 {
 			t.Fatalf("stored %d KEM one-time keys, want 2 (a repeated id is skipped)", n)
@@ -666,8 +676,9 @@ func TestPreKeysOverMaxPayload(t *testing.T) {
 
 // TestStoredCapsAcrossNodes: the caps on what an account stores hold when two nodes
 // write at once: one-time prekeys of a kind (max_one_time_prekeys), uploaded by both
-// nodes in frames each under the cap, stop at the cap; blocks (max_blocks), added by
-// both nodes at once, stop at the cap, the rest refused ErrTooManyBlocks.
+// nodes in frames each under the cap, are judged frame by frame: a frame is stored
+// whole or refused ErrTooManyPreKeys, and they stop at the cap; blocks (max_blocks),
+// added by both nodes at once, stop at the cap, the rest refused ErrTooManyBlocks.
 func TestStoredCapsAcrossNodes(t *testing.T) {
 	ns := natstest.Single(t)
 	dirs := []*Directory{newTestDirectory(t, connect(t, ns.URL())), newTestDirectory(t, connect(t, ns.URL()))}
@@ -676,7 +687,7 @@ func TestStoredCapsAcrossNodes(t *testing.T) {
 	var wg sync.WaitGroup
 	start := make(chan struct{})
 	errs := make(chan error, 2*writers)
-	var refused sync.Map
+	var refused, stored sync.Map
 	for w := range writers {
 		wg.Add(2)
 		go func() {
@@ -687,8 +698,14 @@ func TestStoredCapsAcrossNodes(t *testing.T) {
 				id := uint32(w*per + i + 1)
 				keys[i] = storage.StoredPreKey{Kind: 2, ID: id, Data: []byte(fmt.Sprint("opk", id))}
 			}
-			if _, err := dirs[w%2].PutPreKeys(ctx, "card", keys, max); err != nil {
+			switch n, err := dirs[w%2].PutPreKeys(ctx, "card", keys, max); {
+			case errors.Is(err, storage.ErrTooManyPreKeys):
+			case err != nil:
 				errs <- err
+			case n != per:
+				errs <- fmt.Errorf("writer %d: %d of its %d keys stored", w, n, per)
+			default:
+				stored.Store(w, keys)
 			}
 		}()
 		go func() {
@@ -709,8 +726,26 @@ func TestStoredCapsAcrossNodes(t *testing.T) {
 	for err := range errs {
 		t.Fatal(err)
 	}
-	if n, err := dirs[0].CountPreKeys(ctx, "card", 2); err != nil || n != max {
-		t.Fatalf("%d one-time prekeys stored (%v), want the cap, %d", n, err, max)
+	ids, err := dirs[0].PreKeyIDs(ctx, "card", 2)
+	if err != nil {
+		t.Fatal(err)
+	}
+	have := map[uint32]bool{}
+	for _, id := range ids {
+		have[id] = true
+	}
+	whole := 0
+	stored.Range(func(w, keys any) bool {
+		whole++
+		for _, k := range keys.([]storage.StoredPreKey) {
+			if !have[k.ID] {
+				t.Errorf("writer %d was told its keys were stored; key %d is not", w, k.ID)
+			}
+		}
+		return true
+	})
+	if len(ids) != whole*per || len(ids) != max/per*per {
+		t.Fatalf("%d one-time prekeys stored after %d uploads of %d went through, want %d", len(ids), whole, per, max/per*per)
 	}
 	all, err := dirs[1].Blocks(ctx)
 	if err != nil {

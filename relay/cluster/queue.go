@@ -83,6 +83,7 @@ type Queue struct {
 var (
 	_ server.Queue            = (*Queue)(nil)
 	_ server.AckBatcher       = (*Queue)(nil)
+	_ server.OwnedAcker       = (*Queue)(nil)
 	_ server.QueuePurger      = (*Queue)(nil)
 	_ server.StaleQueuePurger = (*Queue)(nil)
 )
@@ -930,7 +931,7 @@ func (q *Queue) confirm(ctx context.Context, subj string, part []directMsg) ([]d
 // Ack implements server.Queue: the listed messages that are addressed to to are
 // deleted (by sequence); others are ignored.
 func (q *Queue) Ack(ctx context.Context, to string, ids []int64) error {
-	gone, err := q.ack(ctx, to, ids)
+	gone, err := q.ack(ctx, to, ids, nil)
 	if err != nil {
 		return err
 	}
@@ -938,8 +939,11 @@ func (q *Queue) Ack(ctx context.Context, to string, ids []int64) error {
 }
 
 // ack deletes to's acked messages and returns the stored data of those this call
-// removed (for the usage give-back, left to the caller).
-func (q *Queue) ack(ctx context.Context, to string, ids []int64) (map[uint64][]byte, error) {
+// removed (for the usage give-back, left to the caller). With owns, the messages are
+// deleted only if owns answers nil after every read of them (server.OwnedAcker): each
+// message deleted was queued by then, and a deletion by sequence or a purge below a
+// sequence read touches none queued after.
+func (q *Queue) ack(ctx context.Context, to string, ids []int64, owns func(context.Context) error) (map[uint64][]byte, error) {
 	if len(ids) == 0 {
 		return nil, nil
 	}
@@ -987,6 +991,11 @@ func (q *Queue) ack(ctx context.Context, to string, ids []int64) (map[uint64][]b
 	// in order): if the acks cover all of to's messages up to hi, one purge of to's
 	// subject below hi+1 deletes them (one write instead of one per message).
 	if mine[hi] && len(mine) == all {
+		if owns != nil {
+			if err := owns(ctx); err != nil {
+				return nil, err
+			}
+		}
 		n, err := q.purgeBelow(ctx, subj, hi+1)
 		if err != nil {
 			return nil, err
@@ -1016,6 +1025,14 @@ func (q *Queue) ack(ctx context.Context, to string, ids []int64) (map[uint64][]b
 				del = append(del, s)
 				data[s] = d.data
 			}
+		}
+	}
+	if len(del) == 0 {
+		return nil, nil
+	}
+	if owns != nil {
+		if err := owns(ctx); err != nil {
+			return nil, err
 		}
 	}
 	delIDs := make([]uint64, len(del))
@@ -1060,31 +1077,56 @@ func (q *Queue) gaveUp(ctx context.Context, deleted map[string]map[uint64][]byte
 }
 
 // AckBatch implements server.AckBatcher: every recipient's acks at once.
-// The recipients' acks run side by side (each is a read and a delete or purge: round
+func (q *Queue) AckBatch(ctx context.Context, acks map[string][]int64) error {
+	batch := make([]server.OwnedAck, 0, len(acks))
+	for to, ids := range acks {
+		batch = append(batch, server.OwnedAck{To: to, IDs: ids})
+	}
+	return errors.Join(q.ackAll(ctx, batch, nil)...)
+}
+
+// AckOwned implements server.OwnedAcker: AckBatch, but each ack's messages are
+// deleted only while owns says its card holds its name (see ack). The check is one
+// read of the directory per ack that finds something to delete, after the queue's
+// reads and before its deletes.
+func (q *Queue) AckOwned(ctx context.Context, acks []server.OwnedAck, owns func(ctx context.Context, name, cardID string) error) []error {
+	return q.ackAll(ctx, acks, owns)
+}
+
+// ackAll runs the acks side by side (each is a read and a delete or purge: round
 // trips, not work), at most ackParallel at once; then one give-back of usage for all
 // of them (one usage write per round instead of one per recipient).
-func (q *Queue) AckBatch(ctx context.Context, acks map[string][]int64) error {
+func (q *Queue) ackAll(ctx context.Context, acks []server.OwnedAck, owns func(ctx context.Context, name, cardID string) error) []error {
 	const ackParallel = 16
 	var (
 		wg   sync.WaitGroup
 		mu   sync.Mutex
-		errs []error
+		errs = make([]error, len(acks))
 		gone = map[string]map[uint64][]byte{}
 		sem  = make(chan struct{}, ackParallel)
 	)
-	for to, ids := range acks {
+	for i, a := range acks {
 		sem <- struct{}{}
 		wg.Add(1)
 		go func() {
 			defer func() { <-sem; wg.Done() }()
-			g, err := q.ack(ctx, to, ids)
+			var check func(context.Context) error
+			if owns != nil {
+				check = func(ctx context.Context) error { return owns(ctx, a.To, a.CardID) }
+			}
+			g, err := q.ack(ctx, a.To, a.IDs, check)
 			mu.Lock()
 			defer mu.Unlock()
-			if err != nil {
-				errs = append(errs, err)
+			errs[i] = err
+			if len(g) == 0 {
+				return
 			}
-			if len(g) > 0 {
-				gone[to] = g
+			if gone[a.To] == nil {
+				gone[a.To] = g
+				return
+			}
+			for seq, d := range g { // two cards' acks of one name
+				gone[a.To][seq] = d
 			}
 		}()
 	}
@@ -1096,7 +1138,7 @@ func (q *Queue) AckBatch(ctx context.Context, acks map[string][]int64) error {
 	} else {
 		q.gaveUp(ctx, gone)
 	}
-	return errors.Join(errs...)
+	return errs
 }
 
 // QueueDepth is the number of queued messages (for /metrics).

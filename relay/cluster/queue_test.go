@@ -491,3 +491,52 @@ func TestStreamNotReady(t *testing.T) {
 		}
 	}
 }
+
+// TestQueueAckOwned: AckOwned asks owns once it has read which acked messages are
+// queued, and deletes only those: a message queued while owns runs — a new owner's,
+// its id guessed and acked ahead — stays; when owns refuses, nothing is deleted and
+// the ack's error is owns's; an ack of nothing queued asks nothing.
+func TestQueueAckOwned(t *testing.T) {
+	q, ctx := testQueue(t, QueueOptions{})
+	res, err := q.Enqueue(ctx, []storage.QueuedMessage{msg("bob", "alice", "1", "old owner's")})
+	if err != nil || res[0].Err != nil {
+		t.Fatal(res, err)
+	}
+	first := res[0].ID
+	var late int64
+	asked := 0
+	owns := func(ctx context.Context, name, card string) error {
+		asked++
+		if name != "bob" || card != "card-1" {
+			t.Errorf("owns(%q, %q)", name, card)
+		}
+		r, err := q.Enqueue(ctx, []storage.QueuedMessage{msg("bob", "alice", "2", "new owner's")})
+		if err != nil || r[0].Err != nil {
+			t.Error(r, err)
+		}
+		late = r[0].ID
+		return nil
+	}
+	errs := q.AckOwned(ctx, []server.OwnedAck{{To: "bob", CardID: "card-1", IDs: []int64{first, first + 1}}}, owns)
+	if len(errs) != 1 || errs[0] != nil || asked != 1 || late != first+1 {
+		t.Fatalf("errs %v, owns asked %d times, the late message's id %d (want %d)", errs, asked, late, first+1)
+	}
+	if p, _ := q.Pending(ctx, "bob", 0, 10); len(p) != 1 || p[0].ID != late {
+		t.Fatalf("after the ack: %+v, want only the message queued during the check", p)
+	}
+
+	refused := errors.New("not the name's card")
+	errs = q.AckOwned(ctx, []server.OwnedAck{{To: "bob", CardID: "card-1", IDs: []int64{late}}},
+		func(context.Context, string, string) error { return refused })
+	if len(errs) != 1 || !errors.Is(errs[0], refused) {
+		t.Fatalf("refused ack: %v", errs)
+	}
+	if p, _ := q.Pending(ctx, "bob", 0, 10); len(p) != 1 {
+		t.Fatalf("a refused ack deleted: %+v", p)
+	}
+	errs = q.AckOwned(ctx, []server.OwnedAck{{To: "bob", CardID: "card-1", IDs: []int64{first, late + 100}}},
+		func(context.Context, string, string) error { t.Error("asked for an ack of nothing queued"); return nil })
+	if len(errs) != 1 || errs[0] != nil {
+		t.Fatalf("an ack of nothing: %v", errs)
+	}
+}

@@ -144,7 +144,8 @@ func (c *conn) onDeleteAccount(f *relay.Frame) bool {
 		// and a connection still logged in as the old one received that owner's
 		// messages and could ack them away (found by a red team). On this node that is
 		// at once; another cluster node's connections follow the notice, milliseconds
-		// later (PROTOCOL.md, delete_account).
+		// later, and meanwhile their acks are kept from the new owner's messages by the
+		// queue's check of the card (OwnedAcker, PROTOCOL.md, delete_account).
 		c.acctGone.Store(true)
 		c.cardID.Store(nil) // this connection answers, then closes: the notice is for the others
 		c.s.hub.Notice(name, Notice{AccountDeleted: cardID})

@@ -72,8 +72,10 @@ type ackReq struct {
 	c     *conn
 	reqID uint64
 	to    string
+	card  string // the card the connection was logged in with when it sent the ack
 	ids   []int64
 	n     int // len(ids) when it was added to its group (ids may be reused after)
+	entry int // its OwnedAck in the round's list (flushOwnedAcks); -1: dropped
 	// dropped: left out of its commit because its connection's account was going
 	// (ackGroup.liveIDs); answered as not recorded, never ok.
 	dropped bool
@@ -87,7 +89,7 @@ const maxPooledIDs = 1024
 func newAckReq() *ackReq { return ackReqs.Get().(*ackReq) }
 
 func (a *ackReq) release() {
-	a.c, a.reqID, a.to, a.n, a.dropped = nil, 0, "", 0, false
+	a.c, a.reqID, a.to, a.card, a.n, a.entry, a.dropped = nil, 0, "", "", 0, 0, false
 	if cap(a.ids) > maxPooledIDs {
 		a.ids = nil
 	}
@@ -99,6 +101,53 @@ func (a *ackReq) release() {
 // transaction. Without it the committer calls Ack once per recipient per round.
 type AckBatcher interface {
 	AckBatch(ctx context.Context, acks map[string][]int64) error
+}
+
+// OwnedAcker is an optional Queue extension for a queue shared by several relay nodes.
+// An account deleted on one node is heard of on the others milliseconds later, and
+// meanwhile a connection of it there could ack away the messages of the name's next
+// owner (the queue is by name, not by card). An OwnedAcker deletes an ack's messages
+// only if, once it has read which of them are queued, owns(ctx, To, CardID) answers
+// nil (the card's account still holds the name): every message it deletes was then
+// queued while that account held it. errs[i] is acks[i]'s outcome; owns's error when
+// it refused. As with Ack, the acks and their ids are the caller's again once it
+// returns.
+type OwnedAcker interface {
+	AckOwned(ctx context.Context, acks []OwnedAck, owns func(ctx context.Context, name, cardID string) error) (errs []error)
+}
+
+// OwnedAck is one card's acks of a name's messages.
+type OwnedAck struct {
+	To, CardID string
+	IDs        []int64
+}
+
+// errAckerGone is what ackerOwns answers for an ack whose card's account no longer
+// holds its name (deleted, the name perhaps another's now).
+var errAckerGone = errors.New("relay: the acking card's account no longer holds the name")
+
+// ackerOwns is the check of an OwnedAcker: nil while cardID's account holds name,
+// read from the store itself (this node may not have heard of another's deletion).
+// The account's current card, or one it replaced since (on this connection or another
+// whose notice has not reached this one): the messages are that account's either way,
+// and a deleted account's replaced cards are deleted with it. The second read is only
+// for a card that is not current.
+func (s *Server) ackerOwns(ctx context.Context, name, cardID string) error {
+	a, err := s.dir.AccountByName(ctx, name)
+	switch {
+	case err == nil && a.CardID == cardID:
+		return nil
+	case err != nil && !errors.Is(err, storage.ErrNotFound):
+		return err
+	}
+	r, err := s.dir.ReplacedCard(ctx, cardID)
+	switch {
+	case err == nil && r.Name == name:
+		return nil
+	case err == nil || errors.Is(err, storage.ErrNotFound):
+		return errAckerGone
+	}
+	return err
 }
 
 // Committer is an optional Queue extension: enqueue a batch and delete acks for many
@@ -122,6 +171,8 @@ type committer struct {
 	maxBatch int
 	now      func() time.Time
 	expire   func(ctx context.Context, now time.Time) (int, error)
+	// owns is the check an OwnedAcker runs before it deletes (Server.ackerOwns).
+	owns func(ctx context.Context, name, cardID string) error
 
 	sends chan *sendReq
 	acks  chan *ackReq
@@ -129,6 +180,7 @@ type committer struct {
 	ackGroups  map[string]*ackGroup // committer goroutine only
 	ackOrder   []string
 	ackBatch   map[string][]int64 // reused for Commit and AckBatch
+	owned      []OwnedAck         // reused for AckOwned
 	freeGroups []*ackGroup        // answered groups, for reuse
 	ws         writeSet           // connections whose queues this round's answers started
 	written    chan writeSet      // rounds' write sets for the answer writer
@@ -542,6 +594,10 @@ func (cm *committer) flushAcks(ctx context.Context) {
 	if len(cm.ackOrder) == 0 {
 		return
 	}
+	if oa, ok := cm.q.(OwnedAcker); ok && cm.owns != nil {
+		cm.flushOwnedAcks(ctx, oa)
+		return
+	}
 	if ab, ok := cm.q.(AckBatcher); ok {
 		// One transaction for every recipient; under load, only once the oldest ack
 		// has waited a little, so most rounds are a single (send) commit.
@@ -585,23 +641,101 @@ func (cm *committer) flushAcks(ctx context.Context) {
 	cm.ackOrder = append(cm.ackOrder[:0], cm.ackOrder[n:]...)
 }
 
+// flushOwnedAcks commits every waiting ack through an OwnedAcker, as flushAcks does
+// through an AckBatcher: all recipients at once, under load once the oldest has
+// waited a little.
+func (cm *committer) flushOwnedAcks(ctx context.Context, oa OwnedAcker) {
+	if len(cm.sends) > 0 && time.Since(cm.ackGroups[cm.ackOrder[0]].since) < ackBatchDelayUnderLoad {
+		return
+	}
+	clear(cm.owned)
+	cm.owned = cm.owned[:0]
+	for _, to := range cm.ackOrder {
+		cm.owned = cm.ackGroups[to].appendOwned(cm.owned, to)
+	}
+	start := time.Now()
+	errs := oa.AckOwned(ctx, cm.owned, cm.owns)
+	cm.m.ackLatency.observe(time.Since(start).Seconds())
+	if len(errs) != len(cm.owned) {
+		errs = make([]error, len(cm.owned))
+		for i := range errs {
+			errs[i] = errors.New("store returned an ack result count that does not match the batch")
+		}
+	}
+	for i, err := range errs {
+		if err != nil && !errors.Is(err, errAckerGone) {
+			cm.log.Error("ack batch failed", "recipient", cm.owned[i].To, "ids", len(cm.owned[i].IDs), "err", err)
+		}
+	}
+	for _, to := range cm.ackOrder {
+		for _, a := range cm.ackGroups[to].reqs {
+			var err error
+			if a.entry >= 0 {
+				err = errs[a.entry]
+			}
+			cm.answerAck(a, err)
+		}
+	}
+	cm.recycleGroups()
+	clear(cm.owned) // drop references to the groups' ids
+}
+
+// appendOwned appends the group's acks to out, one OwnedAck per card, leaving out
+// those liveIDs leaves out; it records each ack's entry. A group is almost always one
+// card's, all of it live: then its ids go as they are, without a copy.
+func (g *ackGroup) appendOwned(out []OwnedAck, to string) []OwnedAck {
+	one := true
+	for _, a := range g.reqs {
+		a.dropped = a.c.acctGone.Load()
+		one = one && !a.dropped && a.card == g.reqs[0].card
+	}
+	if one {
+		for _, a := range g.reqs {
+			a.entry = len(out)
+		}
+		return append(out, OwnedAck{To: to, CardID: g.reqs[0].card, IDs: g.ids})
+	}
+	first := len(out)
+	for _, a := range g.reqs {
+		if a.dropped {
+			a.entry = -1
+			continue
+		}
+		k := first
+		for k < len(out) && out[k].CardID != a.card {
+			k++
+		}
+		if k == len(out) {
+			out = append(out, OwnedAck{To: to, CardID: a.card})
+		}
+		a.entry = k
+		out[k].IDs = append(out[k].IDs, a.ids[:a.n]...)
+	}
+	return out
+}
+
 func (cm *committer) answerAcks(g *ackGroup, err error) {
 	for _, a := range g.reqs {
-		if err != nil || a.dropped {
-			code := relay.CodeAccountDeleted
-			if err != nil {
-				code = errorCode(err)
-			}
-			a.c.replyError(a.reqID, code, "could not record the ack; the messages will come again, ack them again", "")
-		} else {
-			cm.m.acked.Add(uint64(a.n))
-			a.c.forgetAcked(a.ids[:a.n])
-			if a.reqID != 0 { // a quiet ack is not answered (PROTOCOL.md "ack")
-				a.c.replyOKTo(&cm.ws, a.reqID)
-			}
-		}
-		a.release()
+		cm.answerAck(a, err)
 	}
+}
+
+func (cm *committer) answerAck(a *ackReq, err error) {
+	switch {
+	case errors.Is(err, errAckerGone):
+		a.c.replyError(a.reqID, relay.CodeAccountDeleted, "the account this connection logged in with was deleted: the ack was not recorded", "")
+	case err == nil && a.dropped:
+		a.c.replyError(a.reqID, relay.CodeAccountDeleted, "could not record the ack; the messages will come again, ack them again", "")
+	case err != nil:
+		a.c.replyError(a.reqID, errorCode(err), "could not record the ack; the messages will come again, ack them again", "")
+	default:
+		cm.m.acked.Add(uint64(a.n))
+		a.c.forgetAcked(a.ids[:a.n])
+		if a.reqID != 0 { // a quiet ack is not answered (PROTOCOL.md "ack")
+			a.c.replyOKTo(&cm.ws, a.reqID)
+		}
+	}
+	a.release()
 }
 
 func (cm *committer) runExpire(ctx context.Context) {

@@ -474,7 +474,7 @@ func (c *conn) submitAck(a *ackReq) bool {
 			c.ackCreditUsed += n
 		}
 	}
-	a.c, a.to = c, c.acct.name
+	a.c, a.to, a.card = c, c.acct.name, c.acct.cardID
 	select {
 	case c.s.cm.acks <- a:
 	case <-c.s.cm.done:
@@ -509,9 +509,9 @@ func (c *conn) onUploadPreKeys(f *relay.Frame) {
 	}
 	ctx, cancel := c.opCtx()
 	defer cancel()
-	// The store's counts before the signatures (the cheaper refusal first), and again
-	// under the card's lock with the write (storePreKeys): the up to 210 Ed25519
-	// checks stay outside it.
+	// The store's counts before the signatures (the cheaper refusal first); the store
+	// judges them again in the write's own transaction (storePreKeys), which the up to
+	// 210 Ed25519 checks stay outside of.
 	if !c.preKeysFit(ctx, f.ID, newOneTime) {
 		return
 	}
@@ -524,7 +524,7 @@ func (c *conn) onUploadPreKeys(f *relay.Frame) {
 		}
 		keys[i] = storage.StoredPreKey{Kind: uint8(pk.Kind), ID: pk.ID, Data: f.PreKeys[i]}
 	}
-	if !c.storePreKeys(ctx, f.ID, newOneTime, keys) {
+	if !c.storePreKeys(ctx, f.ID, keys) {
 		return
 	}
 	c.replyPreKeyStatus(ctx, f.ID)
@@ -548,27 +548,31 @@ func (c *conn) preKeysFit(ctx context.Context, reqID uint64, newOneTime map[ratc
 	return true
 }
 
-// storePreKeys counts and stores an upload's keys under the card's lock (preKeyLock),
-// so that uploads at the same instant are judged in turn; false when it answered a
-// refusal.
-func (c *conn) storePreKeys(ctx context.Context, reqID uint64, newOneTime map[ratchet.PreKeyKind]int, keys []storage.StoredPreKey) bool {
+// storePreKeys stores an upload's keys, judged by the store in the write's
+// transaction against max_one_time_prekeys, so that uploads at the same instant are
+// judged in turn, on this node or on any node sharing the store; false when it
+// answered a refusal.
+func (c *conn) storePreKeys(ctx context.Context, reqID uint64, keys []storage.StoredPreKey) bool {
+	// Not for correctness (the store judges): a cluster's store would make uploads of
+	// one card on this node lose compare-and-sets to each other and retry.
 	mu := c.s.preKeyLock(c.acct.cardID)
 	mu.Lock()
 	defer mu.Unlock()
-	if !c.preKeysFit(ctx, reqID, newOneTime) {
+	_, err := c.s.dir.PutPreKeys(ctx, c.acct.cardID, keys, c.s.limits.MaxOneTimePreKeys)
+	var full *storage.TooManyPreKeysError
+	switch {
+	case errors.As(err, &full):
+		c.tooManyPreKeys(reqID, strconv.Itoa(full.Stored)+" "+relay.PreKeyKindNames[ratchet.PreKeyKind(full.Kind)]+" prekeys stored, "+strconv.Itoa(full.Adding)+" more would exceed "+strconv.Itoa(full.Max))
 		return false
-	}
-	if _, err := c.s.dir.PutPreKeys(ctx, c.acct.cardID, keys, c.s.limits.MaxOneTimePreKeys); err != nil {
+	case err != nil:
 		c.internal(reqID, "storing prekeys", err)
 		return false
 	}
 	return true
 }
 
-// preKeyLock is the lock of cardID's prekey uploads (one of 64, by the card ID's first
-// byte: card IDs are SHA-256 hex, so cards spread evenly). A relay cluster's nodes do
-// not share it: uploads of one card on two nodes at the same instant can still both
-// pass the count, as PROTOCOL.md says.
+// preKeyLock is the lock of cardID's prekey uploads on this node (one of 64, by the
+// card ID's first byte: card IDs are SHA-256 hex, so cards spread evenly).
 func (s *Server) preKeyLock(cardID string) *sync.Mutex {
 	i := 0
 	if len(cardID) >= 2 {

@@ -249,10 +249,9 @@ const metaRelayKey = "relay_ed25519_seed"
 // AdminHandler serves /metrics (and /healthz) for the admin port. Create it with
 // New; stop it with Shutdown.
 type Server struct {
-	// preKeyLocks serialise a card's prekey uploads on this node (preKeyLock): the
-	// count check and the write of one upload must not interleave with another's, or
-	// both passed the check and the store kept only the first's keys while both were
-	// answered as stored.
+	// preKeyLocks serialise a card's prekey uploads on this node (preKeyLock). The
+	// store judges each upload's count in its write (PutPreKeys), so this only spares
+	// a shared store's compare-and-sets from losing to one another.
 	preKeyLocks [64]sync.Mutex
 	// testHookPing, set by tests before any connection, runs when a ping arrives.
 	testHookPing func(*conn)
@@ -413,6 +412,7 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 		expire = e.Expire // a queue of its own expires its own messages
 	}
 	s.cm = newCommitter(s.queue, s.hub, s.log, s.m, s.limits.MaxBatch, s.now, expire)
+	s.cm.owns = s.ackerOwns
 	go s.cm.run()
 	go s.pinger()
 	s.sweepDone = make(chan struct{})
