@@ -212,6 +212,13 @@ func TestEscKeepsTheDraftCtrlUClearsIt(t *testing.T) {
 	if !strings.Contains(bar(), "ctrl+u clear draft") {
 		t.Errorf("with a draft, the status bar %q does not say how to clear it", bar())
 	}
+	// At 60 and 80 columns too: the hint outranks the fingerprint and "f1 help" (it
+	// showed only from about 100 columns).
+	for _, w := range []int{60, 80} {
+		if got := ansi.Strip(m.statusView(w)); !strings.Contains(got, "ctrl+u clear draft") || ansi.StringWidth(got) != w {
+			t.Errorf("with a draft at %d columns, the status bar %q does not say how to clear it", w, got)
+		}
+	}
 	m.setNotice("a notice", false)
 	m.handleKey(keyMsg("esc"))
 	if m.notice != "" || m.input.Value() != draft {

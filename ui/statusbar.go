@@ -98,6 +98,19 @@ func (m *mainScreen) statusLines(w int) []string {
 	}
 	rw := ansi.StringWidth(right)
 	lw, sw := ansi.StringWidth(left), ansi.StringWidth(short)
+	if m.notice == "" && m.drafting() {
+		// While there is a draft, how to clear it (Esc does not) outranks the
+		// fingerprint and "f1 help": it was never shown below about 100 columns.
+		clear := m.help.ShortHelpView([]key.Binding{m.c.keys.ClearDraft})
+		for _, state := range []string{left, mid, short} {
+			sw := ansi.StringWidth(state)
+			for _, hint := range []string{right, clear} {
+				if hw := ansi.StringWidth(hint); sw+2+hw <= w {
+					return oneLine(state+spaces(w-sw-hw-1)+hint, w)
+				}
+			}
+		}
+	}
 	switch {
 	case lw+2+rw <= w:
 		return oneLine(left+spaces(w-lw-rw-1)+right, w)
@@ -147,11 +160,14 @@ func (m *mainScreen) statusLines(w int) []string {
 // in the input, how to clear it (Esc does not); else how to add a contact.
 func (m *mainScreen) hintKeys() []key.Binding {
 	k := m.c.keys
-	if m.focus == focusInput && m.input.Value() != "" {
+	if m.drafting() {
 		return []key.Binding{k.HelpHint(false), k.ClearDraft}
 	}
 	return []key.Binding{k.HelpHint(m.focus == focusContacts), k.AddContact}
 }
+
+// drafting: the input has focus and holds a draft.
+func (m *mainScreen) drafting() bool { return m.focus == focusInput && m.input.Value() != "" }
 
 func oneLine(l string, w int) []string { return []string{fitLine(l, w)} }
 
