@@ -16,7 +16,7 @@ import (
 // flagged as a key change (ContactKeyChanged) instead of being trusted silently.
 func (c *Controller) AddContact(ctx context.Context, name string) (Contact, error) {
 	if err := ratchet.ValidateName(name); err != nil {
-		return Contact{}, fmt.Errorf("chat: %q is not a valid name (lower-case letters, digits, '.', '_' and '-', at most 32): %w", name, err)
+		return Contact{}, fmt.Errorf("chat: %q is not a valid name: %w", name, err) // err says the rule
 	}
 	if name == c.name {
 		return Contact{}, fmt.Errorf("%w (%q): add someone else", ErrIsYou, name)

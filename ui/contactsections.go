@@ -81,7 +81,7 @@ func contactOp(m *mainScreen, op string, f func(cm contactManager, ctx context.C
 
 func runAcceptRequest(m *mainScreen, _ []string) tea.Cmd {
 	if ct, ok := m.contact(m.open); ok && !ct.Request {
-		m.setNotice(m.open+" is no message request; nothing to accept", false)
+		m.setNotice(m.open+" is not a message request; nothing to accept", false)
 		return nil
 	}
 	return contactOp(m, "accept-request", contactManager.AcceptRequest)

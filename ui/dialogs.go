@@ -82,6 +82,7 @@ type addContactDialog struct {
 }
 
 func newAddContactDialog(c *common, b Backend, name string) *addContactDialog {
+	name = strings.ToLower(name) // names are lower case: "/add Bob" is bob, as onboarding and the CLI take it
 	ti := textinput.New()
 	ti.Prompt = "name: "
 	ti.Placeholder = "their user name, e.g. bob"
@@ -135,6 +136,7 @@ func (d *addContactDialog) Update(msg tea.Msg) (dialog, tea.Cmd) {
 	}
 	var cmd tea.Cmd
 	d.input, cmd = d.input.Update(msg)
+	lowerName(&d.input)
 	return d, cmd
 }
 

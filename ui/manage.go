@@ -47,7 +47,7 @@ func runDelete(m *mainScreen, args []string) tea.Cmd {
 	}
 	if len(cv.items) < n {
 		if cv.exhausted { // every message is loaded: there are no older ones to load
-			m.setNotice(fmt.Sprintf("no message %d to delete: this conversation has %d", n, len(cv.items)), true)
+			m.setNotice(fmt.Sprintf("no message %d to delete: this conversation has %s", n, countOf(len(cv.items), "message")), true)
 		} else {
 			m.setNotice(fmt.Sprintf("no message %d to delete here (scroll up to load older ones)", n), true)
 		}
@@ -92,4 +92,12 @@ func (m *mainScreen) reloadConversation(name string) tea.Cmd {
 	cv := m.conv()
 	cv.loading = true
 	return m.c.loadHistory(m.b, name, 0)
+}
+
+// countOf is n and noun, plural unless n is 1: "1 message", "118 messages".
+func countOf(n int, noun string) string {
+	if n == 1 {
+		return "1 " + noun
+	}
+	return fmt.Sprintf("%d %ss", n, noun)
 }

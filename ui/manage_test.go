@@ -94,7 +94,7 @@ func TestDeleteAndClearCommands(t *testing.T) {
 		t.Errorf("notice %q", m.notice)
 	}
 	drive(t, m, m.command([]string{"/delete", "9"}), "y")
-	if !m.noticeErr {
+	if !m.noticeErr || !strings.Contains(m.notice, "this conversation has 2 messages") {
 		t.Errorf("/delete 9 of 2 messages: notice %q", m.notice)
 	}
 	drive(t, m, m.command([]string{"/clear"}), "y")
@@ -262,5 +262,29 @@ func TestTooSmallSaysSoInFull(t *testing.T) {
 	m.c.width, m.c.height = 20, 5
 	if v := ansi.Strip(m.View()); !strings.Contains(v, "pfschat needs at") || !strings.Contains(v, "least 20×8") {
 		t.Fatalf("too small a terminal shows %q", v)
+	}
+}
+
+// Names are lower case, and the add dialog takes "Dave" as dave, typed or given to
+// /add, as onboarding and the CLI do (it refused capitals with the rule twice over).
+func TestAddDialogLowerCasesTheName(t *testing.T) {
+	m := newTestMainScreen(t)
+	b := m.b.(*memBackend)
+	d := newAddContactDialog(m.c, b, "")
+	for _, k := range []string{"D", "a", "v", "E"} {
+		d.Update(keyMsg(k))
+	}
+	if got := d.input.Value(); got != "dave" {
+		t.Fatalf("typed DavE, the field holds %q", got)
+	}
+	_, cmd := d.Update(keyMsg("enter"))
+	if cmd == nil || d.pending != "dave" {
+		t.Fatalf("enter: pending %q, want dave looked up", d.pending)
+	}
+	if msg, ok := cmd().(addedMsg); !ok || msg.err != nil || msg.contact.Name != "dave" {
+		t.Fatalf("lookup: %+v", msg)
+	}
+	if d2 := newAddContactDialog(m.c, b, "Erin"); d2.pending != "erin" || d2.input.Value() != "erin" {
+		t.Fatalf("/add Erin: pending %q, field %q, want erin", d2.pending, d2.input.Value())
 	}
 }

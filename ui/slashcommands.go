@@ -239,6 +239,10 @@ func noConversationNotice(command string) string {
 func (m *mainScreen) command(f []string) tea.Cmd {
 	sc, ok := lookupSlashCommand(f[0])
 	if !ok {
+		if f[0] == "/unmute" { // /mute toggles
+			m.setNotice("unknown command /unmute — /mute again undoes it", true)
+			return nil
+		}
 		m.setNotice("unknown command "+f[0]+" — /help lists them", true)
 		return nil
 	}

@@ -208,6 +208,13 @@ func TestNoticesExpire(t *testing.T) {
 	if second == "" || !m.noticeErr {
 		t.Fatalf("an unknown command set no error notice: %q", second)
 	}
+	m.input.SetValue("/unmute")
+	m.Update(keyMsg("enter"))
+	if !strings.Contains(m.notice, "/mute again undoes it") {
+		t.Errorf("/unmute: notice %q, want it to point at /mute", m.notice)
+	}
+	m.input.SetValue("/frobnicate")
+	_, cmd = m.Update(keyMsg("enter"))
 	m.Update(first)
 	if m.notice != second {
 		t.Fatalf("an older notice's expiry cleared the newer %q (now %q)", second, m.notice)

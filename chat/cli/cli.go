@@ -738,8 +738,9 @@ func cmdInit(e *env, fs *flag.FlagSet, args []string) error {
 	if name == "" {
 		return usagef("--name NAME is required")
 	}
-	if err := ratchet.ValidateName(name); err != nil {
-		return usagef("%q is not a valid name: use 1–32 of a-z 0-9 . _ -", name)
+	name, err := userName(name) // "Hank" is hank, as every other NAME
+	if err != nil {
+		return err
 	}
 	p, err := e.profile()
 	if err != nil {
