@@ -25,6 +25,7 @@ func (m *mainScreen) conversationView(w, h int) []string {
 	cv := m.conv()
 	if cv == nil {
 		msg := "No conversation yet.\n\nAdd a contact with ctrl+n or /add NAME,\nthen compare safety numbers with /verify."
+		msg = strings.Join(wrapText(msg, max(1, w-2)), "\n") // whole on a narrow pane (it was cut at 60 columns)
 		return splitLines(fitBlock(lipgloss.Place(w, h, lipgloss.Center, lipgloss.Center, s.Empty.Render(msg)), w, h))
 	}
 	header := " " + s.ConvHeader.Render(m.displayName(m.open))

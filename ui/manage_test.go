@@ -288,3 +288,22 @@ func TestAddDialogLowerCasesTheName(t *testing.T) {
 		t.Fatalf("/add Erin: pending %q, field %q, want erin", d2.pending, d2.input.Value())
 	}
 }
+
+// The empty pane's text wraps on a narrow pane instead of being cut ("then compare
+// safety numbers with /" at 60 columns).
+func TestEmptyPaneWraps(t *testing.T) {
+	m := newTestMainScreen(t)
+	m.open = ""
+	for _, w := range []int{30, 40, 80} {
+		lines := m.conversationView(w, 12)
+		text := strings.Join(strings.Fields(ansi.Strip(strings.Join(lines, " "))), " ")
+		if !strings.Contains(text, "/add NAME, then compare safety numbers with /verify.") {
+			t.Errorf("at %d columns the empty pane reads %q", w, text)
+		}
+		for _, l := range lines {
+			if ansi.StringWidth(l) != w {
+				t.Fatalf("at %d columns a line is %d wide: %q", w, ansi.StringWidth(l), l)
+			}
+		}
+	}
+}
