@@ -539,6 +539,15 @@ func (m *mainScreen) onContacts(msg contactsMsg) tea.Cmd {
 		}
 	}
 	m.contacts = list
+	if m.open != "" && m.indexOf(m.open) < 0 {
+		// Removed by a headless 'pfschat remove' through the owner socket (/remove
+		// closes it itself): its conversation is gone from the store, and a draft for
+		// them must not go to the contact opened instead.
+		m.setNotice(m.open+" was removed from this profile", false)
+		delete(m.convs, m.open)
+		m.open = ""
+		m.resetInput()
+	}
 	first := !m.listed
 	m.listed = true
 	if first && m.wantOpen != "" && m.indexOf(m.wantOpen) < 0 {
@@ -696,6 +705,15 @@ func (m *mainScreen) handleEvent(ev chat.Event) tea.Cmd {
 		m.setNotice("⚠ "+ev.Contact+"'s identity key changed — /accept to review it", true)
 		return m.c.loadContacts(m.b)
 	case chat.ContactAdded:
+		return m.c.loadContacts(m.b)
+	case chat.ContactChanged:
+		// Muted, nicknamed, blocked, removed, …: by this screen's own commands, or by a
+		// headless command ('pfschat mute NAME') through the owner socket into this
+		// controller. The list is read again; the conversation's lines name the
+		// contact (a nickname).
+		if cv, ok := m.convs[ev.Contact]; ok {
+			cv.invalidate()
+		}
 		return m.c.loadContacts(m.b)
 	case chat.TransferProgress:
 		return m.onTransfer(ev) // attachments.go
