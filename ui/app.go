@@ -257,6 +257,9 @@ func (a *App) Update(msg tea.Msg) (tea.Model, tea.Cmd) {
 		return a, nil
 	case tea.FocusMsg:
 		a.c.focused = true
+		if ms, ok := a.screen.(*mainScreen); ok {
+			return a, ms.readSeen() // what arrived meanwhile is on screen now
+		}
 		return a, nil
 	case tea.BlurMsg:
 		a.c.focused = false
