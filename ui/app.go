@@ -320,7 +320,7 @@ func (a *App) View() tea.View {
 	v := tea.NewView(content)
 	v.AltScreen = true
 	v.MouseMode = tea.MouseModeCellMotion
-	v.ReportFocus = true // notifications for any message while unfocused (notify.go)
+	v.ReportFocus = true // unfocused: notifications for any message (notify.go), none marked read (readSeen)
 	v.WindowTitle = "pfschat"
 	if a.backend != nil {
 		v.WindowTitle = "pfschat — " + a.backend.Me()
