@@ -328,6 +328,7 @@ func (c *Controller) SendFile(ctx context.Context, contact, path, caption string
 	progress(0, meta.Size)
 	m, err := c.finishUpload(ctx, br, row, progress)
 	if err == nil && wasRequest {
+		c.contactChanged(contact)
 		c.sendWithheldReceipts(ctx, contact, "") // writing to them accepted them
 	}
 	return m, err

@@ -38,6 +38,9 @@ func (c *Controller) AddContact(ctx context.Context, name string) (Contact, erro
 		}
 		return c.contact(ctx, name)
 	}()
+	if err == nil {
+		c.contactChanged(name)
+	}
 	if err == nil && wasRequest {
 		c.sendWithheldReceipts(ctx, name, "")
 	}
@@ -337,6 +340,7 @@ func (c *Controller) Verify(ctx context.Context, contact string) error {
 	if err := c.store.SetCardVerified(ctx, r.CardID, true); err != nil {
 		return fmt.Errorf("chat: marking %s verified: %w", contact, err)
 	}
+	c.contactChanged(contact)
 	return nil
 }
 
@@ -363,6 +367,7 @@ func (c *Controller) RejectKey(ctx context.Context, contact string) error {
 		return fmt.Errorf("chat: rejecting %s's new key: %w", contact, err)
 	}
 	c.log.Warn("contact's new identity key rejected; the trusted key stays", "contact", contact, "rejected", rejected)
+	c.contactChanged(contact)
 	return nil
 }
 
@@ -374,6 +379,7 @@ func (c *Controller) AcceptKey(ctx context.Context, contact string) error {
 	if err != nil {
 		return err
 	}
+	c.contactChanged(contact)
 	c.resendToNewKey(ctx, contact, accepted)
 	// The messages the new key signed had no receipts while it was not accepted (nor
 	// any message while the contact was a request).

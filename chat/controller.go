@@ -234,6 +234,11 @@ func (c *Controller) Events() <-chan Event { return c.events.out }
 
 func (c *Controller) emit(e Event) { c.events.push(e) }
 
+// contactChanged tells the event stream that the user changed contact (ContactChanged).
+func (c *Controller) contactChanged(contact string) {
+	c.emit(Event{Kind: ContactChanged, Contact: contact})
+}
+
 // Initialize loads the identity, connects and logs in to the relay (pinning its key on
 // first contact; a different key later is a *RelayKeyChangedError), publishes prekeys
 // (RotateKeys), then keeps the connection alive, receiving messages and draining the

@@ -51,6 +51,7 @@ func (c *Controller) AcceptRequest(ctx context.Context, name string) error {
 	if err := c.store.SetContactConsented(ctx, name, true); err != nil {
 		return fmt.Errorf("chat: accepting %s: %w", name, err)
 	}
+	c.contactChanged(name)
 	c.sendWithheldReceipts(ctx, name, "")
 	return nil
 }
@@ -124,6 +125,7 @@ func (c *Controller) setBlocked(ctx context.Context, name string, on bool) error
 	if _, err := c.loadBlocked(ctx); err != nil {
 		c.blocked.Store(nil) // read again on the next message
 	}
+	c.contactChanged(name)
 	if c.isOnline() {
 		c.connMu.Lock()
 		rc := c.rc
@@ -240,6 +242,7 @@ func (c *Controller) RemoveContact(ctx context.Context, name string) error {
 		return fmt.Errorf("chat: removing %s: %w", name, err)
 	}
 	c.dropPartials(files) // their files are not fetched any more
+	c.contactChanged(name)
 	return nil
 }
 
@@ -252,6 +255,7 @@ func (c *Controller) SetNickname(ctx context.Context, name, nickname string) err
 	if err := c.store.SetContactNickname(ctx, name, nickname); err != nil {
 		return fmt.Errorf("chat: nickname for %s: %w", name, err)
 	}
+	c.contactChanged(name)
 	return nil
 }
 
@@ -263,5 +267,6 @@ func (c *Controller) SetMuted(ctx context.Context, name string, muted bool) erro
 	if err := c.store.SetContactMuted(ctx, name, muted); err != nil {
 		return fmt.Errorf("chat: muting %s: %w", name, err)
 	}
+	c.contactChanged(name)
 	return nil
 }

@@ -63,6 +63,7 @@ func (c *Controller) Send(ctx context.Context, contact, text string) (Message, e
 		return Message{}, err
 	}
 	if wasRequest {
+		c.contactChanged(contact)
 		c.sendWithheldReceipts(ctx, contact, "") // writing to them accepted them
 	}
 	c.kickSender()

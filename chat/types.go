@@ -30,6 +30,13 @@ const (
 	// or ended (Event.Transfer; Event.Message once the message exists: a download's
 	// always, an upload's once it is sent). transfers.go.
 	TransferProgress
+	// ContactChanged: the user changed a contact through the controller — muted or
+	// unmuted, nicknamed, blocked or unblocked, accepted (a request, or by writing to
+	// them), removed, verified, a new key accepted or rejected, added again — from this
+	// process or through its owner socket (a headless 'pfschat mute NAME' while the UI
+	// owns the profile). Event.Contact names them; read the contact again (Contact, or
+	// Contacts: a removed one is gone, ErrUnknownContact).
+	ContactChanged
 )
 
 func (k EventKind) String() string {
@@ -48,6 +55,8 @@ func (k EventKind) String() string {
 		return "contact-added"
 	case TransferProgress:
 		return "transfer-progress"
+	case ContactChanged:
+		return "contact-changed"
 	}
 	return fmt.Sprintf("event(%d)", int(k))
 }

@@ -257,6 +257,9 @@ func (a *App) Update(msg tea.Msg) (tea.Model, tea.Cmd) {
 		return a, nil
 	case tea.FocusMsg:
 		a.c.focused = true
+		if ms, ok := a.screen.(*mainScreen); ok {
+			return a, ms.readSeen() // what arrived meanwhile is on screen now
+		}
 		return a, nil
 	case tea.BlurMsg:
 		a.c.focused = false
@@ -317,7 +320,7 @@ func (a *App) View() tea.View {
 	v := tea.NewView(content)
 	v.AltScreen = true
 	v.MouseMode = tea.MouseModeCellMotion
-	v.ReportFocus = true // notifications for any message while unfocused (notify.go)
+	v.ReportFocus = true // unfocused: notifications for any message (notify.go), none marked read (readSeen)
 	v.WindowTitle = "pfschat"
 	if a.backend != nil {
 		v.WindowTitle = "pfschat — " + a.backend.Me()

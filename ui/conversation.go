@@ -44,6 +44,9 @@ type conversation struct {
 	// scrolled back (the "↓ N new" line at the pane's bottom edge); reaching the
 	// bottom clears it (seenBottom).
 	unseen int
+	// heldUnread: unread messages waited here out of view (scrolled back, the
+	// terminal without the focus): they get the "N new" divider once read (readSeen).
+	heldUnread bool
 
 	// uploads are files on their way to the relay, shown below the messages until
 	// their message exists (attachments.go).

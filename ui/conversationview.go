@@ -66,11 +66,13 @@ func (m *mainScreen) conversationView(w, h int) []string {
 	lines := []string{fitLine(header, w)}
 	bh := h - 1
 	var footer []string // rows below the messages
+	covered := 0        // message lines the "↓ N new" row covers
 	if cv.unseen > 0 && cv.loaded && bh > 1 {
 		// Scrolled back while messages arrived: say how many wait below, on the
 		// pane's bottom edge, until the view is back at the newest.
 		footer = append(footer, m.unseenLine(cv.unseen, w))
 		bh--
+		covered = 1
 	}
 	// Files on their way up have no message yet: their lines go below the messages.
 	if len(cv.uploads) > 0 && cv.loaded {
@@ -99,7 +101,11 @@ func (m *mainScreen) conversationView(w, h int) []string {
 		}
 	default:
 		r := m.renderer()
-		view, top := cv.view(r, bh)
+		// The "↓ N new" row covers the view's bottom line instead of pushing the view
+		// up a line when the first new message arrives: the lines being read stay
+		// where they were (new messages do not move the view).
+		view, top := cv.view(r, bh+covered)
+		view = view[:bh]
 		// Messages sit at the bottom; the mark of the history's top goes on the blank
 		// row just above the first of them, not across the gap at the screen's top.
 		above := 0

@@ -182,6 +182,9 @@ func (m *mainScreen) Update(msg tea.Msg) (screen, tea.Cmd) {
 		return m, nil
 	}
 	sc, cmd := m.update(msg)
+	// Whatever brought the newest messages into view (a key, the wheel, a message
+	// while at the bottom, the contacts read again) marks them read.
+	cmd = tea.Batch(cmd, m.readSeen())
 	if m.notice != "" && m.noticeArmed != m.noticeSeq {
 		m.noticeArmed = m.noticeSeq
 		ttl, seq := m.noticeTTL, m.noticeSeq
@@ -470,9 +473,8 @@ func (m *mainScreen) openContact(name string) tea.Cmd {
 		} else {
 			cv.pendingNew = ct.Unread
 		}
-		cmds = append(cmds, m.markRead(name))
 	}
-	return tea.Batch(cmds...)
+	return tea.Batch(cmds...) // marked read once in view (readSeen)
 }
 
 // switchDraft keeps what is typed for the conversation being left and brings back
@@ -489,6 +491,33 @@ func (m *mainScreen) switchDraft(to string) {
 		m.pictured = cv.draftPictured
 		cv.draft, cv.draftPictured = "", false
 	}
+}
+
+// readSeen marks the open conversation read when its unread messages are in view, as
+// Signal does, and not before — a read receipt tells the sender they were seen: the
+// terminal has the focus (Bubble Tea's FocusMsg / BlurMsg, reported since View asks
+// for them), the conversation pane is on screen (not the folded-away list of a narrow
+// terminal), its messages are loaded and the view is at the newest one (not scrolled
+// back with them below it, "↓ N new"). Messages held so get the "N new" divider when
+// they are read.
+func (m *mainScreen) readSeen() tea.Cmd {
+	if m.open == "" {
+		return nil
+	}
+	ct, ok := m.contact(m.open)
+	cv := m.convs[m.open]
+	if !ok || ct.Unread == 0 || cv == nil || !cv.loaded {
+		return nil
+	}
+	if !m.c.focused || (m.narrow() && m.focus == focusContacts) || !cv.atBottom() {
+		cv.heldUnread = true
+		return nil
+	}
+	if cv.heldUnread {
+		cv.heldUnread = false
+		cv.markNew(ct.Unread)
+	}
+	return m.markRead(m.open)
 }
 
 func (m *mainScreen) markRead(name string) tea.Cmd {
@@ -530,15 +559,19 @@ func (m *mainScreen) onContacts(msg contactsMsg) tea.Cmd {
 		}
 		return list[i].LastActivity.After(list[j].LastActivity)
 	})
-	// While a conversation is open its messages are read as they arrive.
+	// While a conversation is open its messages are read as they arrive in view
+	// (readSeen, after this).
 	var cmds []tea.Cmd
-	for i := range list {
-		if list[i].Name == m.open && list[i].Unread > 0 {
-			cmds = append(cmds, m.markRead(m.open))
-			list[i].Unread = 0
-		}
-	}
 	m.contacts = list
+	if m.open != "" && m.indexOf(m.open) < 0 {
+		// Removed by a headless 'pfschat remove' through the owner socket (/remove
+		// closes it itself): its conversation is gone from the store, and a draft for
+		// them must not go to the contact opened instead.
+		m.setNotice(m.open+" was removed from this profile", false)
+		delete(m.convs, m.open)
+		m.open = ""
+		m.resetInput()
+	}
 	first := !m.listed
 	m.listed = true
 	if first && m.wantOpen != "" && m.indexOf(m.wantOpen) < 0 {
@@ -696,6 +729,15 @@ func (m *mainScreen) handleEvent(ev chat.Event) tea.Cmd {
 		m.setNotice("⚠ "+ev.Contact+"'s identity key changed — /accept to review it", true)
 		return m.c.loadContacts(m.b)
 	case chat.ContactAdded:
+		return m.c.loadContacts(m.b)
+	case chat.ContactChanged:
+		// Muted, nicknamed, blocked, removed, …: by this screen's own commands, or by a
+		// headless command ('pfschat mute NAME') through the owner socket into this
+		// controller. The list is read again; the conversation's lines name the
+		// contact (a nickname).
+		if cv, ok := m.convs[ev.Contact]; ok {
+			cv.invalidate()
+		}
 		return m.c.loadContacts(m.b)
 	case chat.TransferProgress:
 		return m.onTransfer(ev) // attachments.go

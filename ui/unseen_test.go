@@ -115,3 +115,40 @@ func TestNewBelowInTheProgram(t *testing.T) {
 		return strings.Contains(s, "fresh 3") && !strings.Contains(s, "new ·") && !strings.Contains(s, "newer below")
 	})
 }
+
+// TestFirstNewBelowKeepsTheView: scrolled back (PgUp), the first message to arrive
+// brings the "↓ 1 new" row, which takes the place of the view's bottom line: every
+// other line of the pane stays where it was (it used to shift up one line), and so do
+// they when more arrive.
+func TestFirstNewBelowKeepsTheView(t *testing.T) {
+	m := newTestMainScreen(t)
+	b := m.b.(*memBackend)
+	for i := range 80 {
+		b.addMessage(chat.Message{Contact: "bob", Text: fmt.Sprintf("old %d", i), SentAt: fixedNow.Add(-time.Hour)})
+	}
+	drive(t, m, m.openContact("bob"), "")
+	pane := func() []string {
+		lines := m.conversationView(m.convWidth(), m.bodyHeight())
+		for i := range lines {
+			lines[i] = ansi.Strip(lines[i])
+		}
+		return lines
+	}
+	m.handleKey(keyMsg("pgup"))
+	before := pane()
+	for n := 1; n <= 2; n++ {
+		msg := b.addMessage(chat.Message{Contact: "bob", Text: fmt.Sprintf("fresh %d", n), SentAt: fixedNow})
+		m.Update(eventMsg{chat.Event{Kind: chat.MessageReceived, Contact: "bob", Message: &msg}})
+		after := pane()
+		last := len(after) - 1
+		if got, want := strings.TrimSpace(after[last]), fmt.Sprintf("↓ %d new · ctrl+end", n); got != want {
+			t.Fatalf("%d arrived: bottom edge %q, want %q", n, got, want)
+		}
+		for i := range last {
+			if after[i] != before[i] {
+				t.Fatalf("%d arrived: line %d moved:\nbefore %q\nafter  %q\n\nbefore:\n%s\n\nafter:\n%s", n, i,
+					before[i], after[i], strings.Join(before, "\n"), strings.Join(after, "\n"))
+			}
+		}
+	}
+}

@@ -180,6 +180,7 @@ const (
 	NotifyKeyChanged = "keyChanged" // a contact's identity key changed
 	NotifyConnection = "connection" // the relay connection changed state
 	NotifyTransfer   = "transfer"   // a file's upload or download moved on (attachments.go)
+	NotifyContact    = "contact"    // a contact was changed (muted, nicknamed, blocked, removed, …): read it again
 )
 
 // errorFor maps package chat's errors to the stable codes.

@@ -240,7 +240,7 @@ func (n Notification) Event() (Event, error) {
 	switch {
 	case (n.Method == NotifyMessage || n.Method == NotifyDelivery) && ev.Message == nil:
 		missing = "message"
-	case n.Method == NotifyKeyChanged && ev.Contact == "":
+	case (n.Method == NotifyKeyChanged || n.Method == NotifyContact) && ev.Contact == "":
 		missing = "contact"
 	case n.Method == NotifyConnection && ev.Status == "":
 		missing = "status"

@@ -134,6 +134,7 @@ func FuzzNotificationEvent(f *testing.F) {
 		{NotifyMessage, `{"subscription":1,"message":` + message + `}`},
 		{NotifyDelivery, `{"subscription":2,"message":{"id":1,"contact":"bob","outgoing":true,"text":"x","sentAt":"2026-01-02T03:04:05Z","state":"read"}}`},
 		{NotifyKeyChanged, `{"subscription":1,"contact":"alice"}`},
+		{NotifyContact, `{"subscription":1,"contact":"alice"}`}, {NotifyContact, `{"subscription":1}`},
 		{NotifyConnection, `{"subscription":1,"status":"reconnecting","error":"dial: refused"}`},
 		{NotifyTransfer, `{"subscription":1,"contact":"alice","transfer":{"id":3,"name":"a","size":10,"done":5,"state":"downloading"}}`},
 		{"later", `{"subscription":1,"added":[1,{"x":null}]}`},

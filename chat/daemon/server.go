@@ -697,6 +697,8 @@ func eventNotification(id int64, ev chat.Event) (Notification, bool) {
 		return notification(NotifyDelivery, Event{Subscription: id, Message: &m}), true
 	case chat.ContactKeyChanged:
 		return notification(NotifyKeyChanged, Event{Subscription: id, Contact: ev.Contact}), true
+	case chat.ContactChanged:
+		return notification(NotifyContact, Event{Subscription: id, Contact: ev.Contact}), true
 	case chat.TransferProgress: // attachments.go
 		if ev.Transfer == nil {
 			return Notification{}, false

@@ -319,10 +319,15 @@ func TestEveryNotificationKindRoundTrips(t *testing.T) {
 	}
 	wait(daemon.NotifyKeyChanged, func(ev daemon.Event) bool { return ev.Contact == "alice" })
 
+	if err := cl.Call(ctx, "setMuted", daemon.MutedParams{Name: "alice", Muted: true}, nil); err != nil {
+		t.Fatal(err)
+	}
+	wait(daemon.NotifyContact, func(ev daemon.Event) bool { return ev.Contact == "alice" })
+
 	r.Restart(t)
 	wait(daemon.NotifyConnection, func(ev daemon.Event) bool { return ev.Status == "online" })
 
-	for _, m := range []string{daemon.NotifyMessage, daemon.NotifyDelivery, daemon.NotifyTransfer, daemon.NotifyKeyChanged, daemon.NotifyConnection} {
+	for _, m := range []string{daemon.NotifyMessage, daemon.NotifyDelivery, daemon.NotifyTransfer, daemon.NotifyKeyChanged, daemon.NotifyContact, daemon.NotifyConnection} {
 		if seen[m] == 0 {
 			t.Errorf("no %q notification was seen (%v)", m, seen)
 		}

@@ -1,0 +1,140 @@
+package ui
+
+import (
+	"fmt"
+	"strings"
+	"testing"
+	"time"
+
+	tea "charm.land/bubbletea/v2"
+
+	"pfschat/chat"
+	"pfschat/chat/chattest"
+	"pfschat/relay/relaytest"
+)
+
+// TestNotReadWhileScrolledBack: messages that arrive while the open conversation is
+// scrolled back ("↓ N new" below the view) are not marked read — the sender would see
+// read ✓✓ for messages not seen; the list keeps their count. Ctrl+End brings them into
+// view: then they are marked read, under a "3 new" divider.
+func TestNotReadWhileScrolledBack(t *testing.T) {
+	m := newTestMainScreen(t)
+	m.c.focused = true // as App starts: until the terminal reports otherwise
+	b := m.b.(*memBackend)
+	for i := range 80 {
+		b.addMessage(chat.Message{Contact: "bob", Text: fmt.Sprintf("old %d", i), SentAt: fixedNow.Add(-time.Hour)})
+	}
+	drive(t, m, m.openContact("bob"), "")
+	backendUnread := func() int {
+		b.mu.Lock()
+		defer b.mu.Unlock()
+		return b.contacts["bob"].Unread
+	}
+	receive := func(text string) {
+		t.Helper()
+		msg := b.addMessage(chat.Message{Contact: "bob", Text: text, SentAt: fixedNow})
+		b.mu.Lock()
+		b.contacts["bob"].Unread++
+		b.mu.Unlock()
+		drive(t, m, m.handleEvent(chat.Event{Kind: chat.MessageReceived, Contact: "bob", Message: &msg}), "")
+	}
+
+	// At the bottom, a message is read as it arrives (as before).
+	receive("seen at once")
+	if n := backendUnread(); n != 0 {
+		t.Fatalf("at the bottom, focused: %d unread, want the message marked read", n)
+	}
+
+	_, cmd := m.Update(keyMsg("pgup"))
+	drive(t, m, cmd, "")
+	for i := 1; i <= 3; i++ {
+		receive(fmt.Sprintf("fresh %d", i))
+	}
+	if n := backendUnread(); n != 3 {
+		t.Fatalf("scrolled back, 3 arrived below the view: %d unread in the store, want 3 (none marked read)", n)
+	}
+	if ct, _ := m.contact("bob"); ct.Unread != 3 {
+		t.Fatalf("scrolled back: the list counts %d unread for bob, want 3", ct.Unread)
+	}
+
+	_, cmd = m.Update(keyMsg("ctrl+end"))
+	drive(t, m, cmd, "")
+	if n := backendUnread(); n != 0 {
+		t.Fatalf("back at the newest (ctrl+end): %d unread, want them marked read", n)
+	}
+	if it := m.conv().newItem; it == nil || it.newMark != 3 || it.m.Text != "fresh 1" {
+		t.Fatalf("the messages read at the bottom have no \"3 new\" divider above the first: %+v", it)
+	}
+}
+
+// TestNotReadWhileTheTerminalIsUnfocused: after the terminal reports focus-out
+// (BlurMsg), a message arriving in the open conversation is shown but not marked read
+// — its sender sees delivered, not read, and alice's list counts it — until the focus
+// comes back (FocusMsg): then it is marked read and the sender sees read. Real
+// controllers over a real relay.
+func TestNotReadWhileTheTerminalIsUnfocused(t *testing.T) {
+	r := relaytest.Start(t)
+	ctx := t.Context()
+	alice, bob := newUser(t, r, "alice"), newUser(t, r, "bob")
+	chattest.Converse(t, alice, bob)
+	tm, fr := startUI(t, Options{Backend: alice.Controller, OpenContact: "bob"}, 100, 30)
+	fr.WaitText(t, "hi back") // (Converse read the events that said the relay is connected)
+
+	tm.Send(tea.BlurMsg{})
+	m, err := bob.Send(ctx, "alice", "while you were away")
+	chattest.Must(t, err)
+	chattest.WaitState(t, bob, m.ID, chat.Delivered)
+	bobRow := func(s string) string {
+		for _, l := range contactColumn(s) {
+			if strings.Contains(l, "bob") {
+				return l
+			}
+		}
+		return ""
+	}
+	fr.WaitFor(t, "the message shown, bob's unread count kept", func(s string) bool {
+		return strings.Contains(s, "while you were away") && strings.HasSuffix(bobRow(s), " 1")
+	})
+	if got := chattest.WaitStored(t, bob, "alice", m.ID, chat.Delivered); got.State >= chat.Read {
+		t.Fatalf("unfocused: bob's message is %v, want delivered, not read", got.State)
+	}
+
+	tm.Send(tea.FocusMsg{})
+	chattest.WaitState(t, bob, m.ID, chat.Read)
+	fr.WaitFor(t, "bob's count cleared", func(s string) bool { return !strings.HasSuffix(bobRow(s), " 1") })
+	quitUI(t, tm)
+}
+
+// TestNotReadWhileTheListCoversTheConversation: below 60 columns the contact list
+// (Tab) takes the conversation's place; a message arriving then is not marked read
+// until Tab brings the conversation back.
+func TestNotReadWhileTheListCoversTheConversation(t *testing.T) {
+	m := newTestMainScreen(t)
+	m.c.focused, m.c.width = true, 50
+	b := m.b.(*memBackend)
+	b.addMessage(chat.Message{Contact: "bob", Text: "old", SentAt: fixedNow.Add(-time.Hour)})
+	drive(t, m, m.openContact("bob"), "")
+	_, cmd := m.Update(keyMsg("tab"))
+	drive(t, m, cmd, "")
+	if m.focus != focusContacts {
+		t.Fatal("tab did not show the contact list")
+	}
+	msg := b.addMessage(chat.Message{Contact: "bob", Text: "behind the list", SentAt: fixedNow})
+	b.mu.Lock()
+	b.contacts["bob"].Unread = 1
+	b.mu.Unlock()
+	drive(t, m, m.handleEvent(chat.Event{Kind: chat.MessageReceived, Contact: "bob", Message: &msg}), "")
+	unread := func() int {
+		b.mu.Lock()
+		defer b.mu.Unlock()
+		return b.contacts["bob"].Unread
+	}
+	if n := unread(); n != 1 {
+		t.Fatalf("the list on screen instead of the conversation: %d unread, want 1 (not marked read)", n)
+	}
+	_, cmd = m.Update(keyMsg("tab"))
+	drive(t, m, cmd, "")
+	if n := unread(); n != 0 {
+		t.Fatalf("the conversation back on screen: %d unread, want 0", n)
+	}
+}
