@@ -72,23 +72,9 @@ func (d *droppingBlobs) BlobGetOwned(ctx context.Context, id string, capability 
 // maxFetchStalls tries with ErrAttachmentStalled, and stays to be resumed: a hostile
 // relay answering with what the client cannot read made recv wait for ever.
 func TestDownloadStopsWhenItsConnectionKeepsDropping(t *testing.T) {
-	r := relaytest.Start(t)
 	var db *droppingBlobs
-	alice := newUser(t, r, "alice")
-	bob := newUser(t, r, "bob", func(p *Profile) {
-		p.Prefs.Dial = func(cfg client.Config) RelayClient { db = &droppingBlobs{Client: client.New(cfg)}; return db }
-	})
+	bob, m := fileToADialedBob(t, "photo.jpg", func(cfg client.Config) RelayClient { db = &droppingBlobs{Client: client.New(cfg)}; return db })
 	ctx := attachCtx(t)
-	if _, err := alice.c.AddContact(ctx, "bob"); err != nil {
-		t.Fatal(err)
-	}
-	if _, err := bob.c.AddContact(ctx, "alice"); err != nil {
-		t.Fatal(err)
-	}
-	if _, err := alice.c.SendFile(ctx, "bob", writeFile(t, t.TempDir(), "photo.jpg", []byte("not much")), "", nil); err != nil {
-		t.Fatal(err)
-	}
-	m := waitAttachment(t, bob.c, "alice")
 	_, err := bob.c.Download(ctx, m.ID, t.TempDir(), nil)
 	if !errors.Is(err, ErrAttachmentStalled) || !strings.Contains(err.Error(), "photo.jpg") {
 		t.Fatalf("download: %v, want ErrAttachmentStalled naming the file", err)
@@ -119,23 +105,9 @@ func (d *silentBlobs) BlobGetOwned(ctx context.Context, id string, capability []
 // through the daemon, not internal_error), the download left to be resumed. Found by
 // an outside tester.
 func TestDownloadStopsWhenTheRelayStopsAnswering(t *testing.T) {
-	r := relaytest.Start(t)
 	var sb *silentBlobs
-	alice := newUser(t, r, "alice")
-	bob := newUser(t, r, "bob", func(p *Profile) {
-		p.Prefs.Dial = func(cfg client.Config) RelayClient { sb = &silentBlobs{Client: client.New(cfg)}; return sb }
-	})
+	bob, m := fileToADialedBob(t, "scan.pdf", func(cfg client.Config) RelayClient { sb = &silentBlobs{Client: client.New(cfg)}; return sb })
 	ctx := attachCtx(t)
-	if _, err := alice.c.AddContact(ctx, "bob"); err != nil {
-		t.Fatal(err)
-	}
-	if _, err := bob.c.AddContact(ctx, "alice"); err != nil {
-		t.Fatal(err)
-	}
-	if _, err := alice.c.SendFile(ctx, "bob", writeFile(t, t.TempDir(), "scan.pdf", []byte("a page")), "", nil); err != nil {
-		t.Fatal(err)
-	}
-	m := waitAttachment(t, bob.c, "alice")
 	_, err := bob.c.Download(ctx, m.ID, t.TempDir(), nil)
 	if !errors.Is(err, ErrAttachmentStalled) || !strings.Contains(err.Error(), "scan.pdf") {
 		t.Fatalf("download: %v, want ErrAttachmentStalled naming the file", err)
@@ -147,4 +119,24 @@ func TestDownloadStopsWhenTheRelayStopsAnswering(t *testing.T) {
 	if err != nil || row.State != AttachmentFetching {
 		t.Fatalf("after it stopped: state %v (%v), want fetching, to be resumed", row.State, err)
 	}
+}
+
+// fileToADialedBob: alice sends bob, whose relay connection dial makes, a small file
+// called name; it returns bob and the message that brought it.
+func fileToADialedBob(t *testing.T, name string, dial func(client.Config) RelayClient) (*user, Message) {
+	t.Helper()
+	r := relaytest.Start(t)
+	alice := newUser(t, r, "alice")
+	bob := newUser(t, r, "bob", func(p *Profile) { p.Prefs.Dial = dial })
+	ctx := attachCtx(t)
+	if _, err := alice.c.AddContact(ctx, "bob"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := bob.c.AddContact(ctx, "alice"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := alice.c.SendFile(ctx, "bob", writeFile(t, t.TempDir(), name, []byte("not much")), "", nil); err != nil {
+		t.Fatal(err)
+	}
+	return bob, waitAttachment(t, bob.c, "alice")
 }

@@ -125,6 +125,22 @@ var DefaultLimits = Limits{
 	BlobUploadTTL:  7 * 24 * time.Hour,
 }
 
+// rateDefaults fills in a rate that rides on the frame rate (text bytes, acked ids):
+// 0 takes the default, or turns it off (-1) with the frame rate off; a burst ≤ 0 takes
+// the default, and none is below minBurst (one frame's worth, which must fit).
+func rateDefaults(rate, burst, defRate, defBurst, minBurst int, framesOff bool) (int, int) {
+	if rate == 0 {
+		rate = defRate
+		if framesOff {
+			rate = -1
+		}
+	}
+	if burst <= 0 {
+		burst = defBurst
+	}
+	return rate, max(burst, minBurst)
+}
+
 func (l Limits) withDefaults() Limits {
 	d := DefaultLimits
 	if l.MaxFrameBytes <= 0 || l.MaxFrameBytes > relay.MaxFrameSize {
@@ -145,26 +161,8 @@ func (l Limits) withDefaults() Limits {
 	if l.FrameBurst <= 0 {
 		l.FrameBurst = d.FrameBurst
 	}
-	if l.TextBytesPerSecond == 0 {
-		l.TextBytesPerSecond = d.TextBytesPerSecond
-		if l.FramesPerSecond < 0 {
-			l.TextBytesPerSecond = -1
-		}
-	}
-	if l.TextBytesBurst <= 0 {
-		l.TextBytesBurst = d.TextBytesBurst
-	}
-	l.TextBytesBurst = max(l.TextBytesBurst, l.MaxFrameBytes)
-	if l.AckIDsPerSecond == 0 {
-		l.AckIDsPerSecond = d.AckIDsPerSecond
-		if l.FramesPerSecond < 0 {
-			l.AckIDsPerSecond = -1
-		}
-	}
-	if l.AckIDBurst <= 0 {
-		l.AckIDBurst = d.AckIDBurst
-	}
-	l.AckIDBurst = max(l.AckIDBurst, relay.MaxAckIDs)
+	l.TextBytesPerSecond, l.TextBytesBurst = rateDefaults(l.TextBytesPerSecond, l.TextBytesBurst, d.TextBytesPerSecond, d.TextBytesBurst, l.MaxFrameBytes, l.FramesPerSecond < 0)
+	l.AckIDsPerSecond, l.AckIDBurst = rateDefaults(l.AckIDsPerSecond, l.AckIDBurst, d.AckIDsPerSecond, d.AckIDBurst, relay.MaxAckIDs, l.FramesPerSecond < 0)
 	if l.OutboundQueue <= 0 {
 		l.OutboundQueue = d.OutboundQueue
 	}
