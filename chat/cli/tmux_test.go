@@ -1,6 +1,7 @@
 package cli
 
 import (
+	"errors"
 	"fmt"
 	"os"
 	"os/exec"
@@ -128,5 +129,36 @@ func TestDemoInTmux(t *testing.T) {
 			t.Fatalf("30 s after its terminal closed, the demo's temporary profile is still there: %v", left)
 		}
 		time.Sleep(100 * time.Millisecond) // polling for the directory's removal
+	}
+
+	// Ctrl+C during onboarding leaves no new profile directory behind, as a failed
+	// 'pfschat init' leaves none (it left an empty one, mode 0700).
+	home := filepath.Join(dir, "newhome")
+	ui := fmt.Sprintf("env HOME=%s XDG_STATE_HOME=%s TMPDIR=%s %s --home %s --relay ws://127.0.0.1:9", dir, state, dir, bin, home)
+	if out, err := tm("new-session", "-d", "-x", "100", "-y", "30", "-s", "onboard", ui); err != nil {
+		t.Fatalf("tmux new-session: %v\n%s", err, out)
+	}
+	capture = func() string {
+		out, _ := tm("capture-pane", "-p", "-t", "onboard")
+		return out
+	}
+	waitScreen("onboarding", contains("create your identity"))
+	if _, err := os.Stat(home); err != nil {
+		t.Fatalf("the UI made no profile directory to onboard into: %v", err)
+	}
+	_, _ = tm("send-keys", "-t", "onboard", "C-c")
+	deadline = time.Now().Add(30 * time.Second)
+	for {
+		if _, err := tm("has-session", "-t", "onboard"); err != nil {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the UI did not exit on ctrl+c during onboarding; screen:\n%s", capture())
+		}
+		time.Sleep(100 * time.Millisecond) // polling for the session's end
+	}
+	if _, err := os.Stat(home); !errors.Is(err, os.ErrNotExist) {
+		entries, _ := os.ReadDir(home)
+		t.Fatalf("ctrl+c during onboarding left %s behind (%v, %d entries)", home, err, len(entries))
 	}
 }

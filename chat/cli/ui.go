@@ -3,6 +3,7 @@ package cli
 import (
 	"cmp"
 	"context"
+	"errors"
 	"flag"
 	"fmt"
 	"io"
@@ -93,9 +94,17 @@ func runUI(ctx context.Context, args []string, stdin io.Reader, stdout, stderr i
 		fmt.Fprintln(stderr, msg)
 		return exitUsage
 	}
+	_, statErr := os.Stat(home)
+	madeHome := errors.Is(statErr, os.ErrNotExist)
 	if err := os.MkdirAll(home, 0o700); err != nil {
 		fmt.Fprintf(stderr, "pfschat: cannot create the profile directory: %v\n", err)
 		return exitFail
+	}
+	if madeHome {
+		// Left during onboarding (Ctrl+C before the identity was made), the new
+		// directory goes again, as a failed 'pfschat init' leaves nothing; os.Remove
+		// takes only an empty one, so a profile made in it stays.
+		defer os.Remove(home)
 	}
 	logger, closeLog := slog.New(slog.DiscardHandler), func() {}
 	logPath, err := profile.LogFile()
