@@ -10,6 +10,8 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"slices"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -177,6 +179,7 @@ type measuredQueue struct {
 
 var (
 	_ server.AckBatcher  = (*measuredQueue)(nil)
+	_ server.OwnedAcker  = (*measuredQueue)(nil)
 	_ server.QueuePurger = (*measuredQueue)(nil)
 )
 
@@ -214,6 +217,28 @@ func (m *measuredQueue) AckBatch(ctx context.Context, acks map[string][]int64) e
 	err := m.q.AckBatch(ctx, acks)
 	m.count(err, opAck)
 	return err
+}
+
+// AckOwned counts the queue's failures, not owns's refusals (an account deleted on
+// another node is no JetStream error).
+func (m *measuredQueue) AckOwned(ctx context.Context, acks []server.OwnedAck, owns func(ctx context.Context, name, cardID string) error) []error {
+	var mu sync.Mutex
+	var refused []error
+	errs := m.q.AckOwned(ctx, acks, func(ctx context.Context, name, cardID string) error {
+		err := owns(ctx, name, cardID)
+		if err != nil {
+			mu.Lock()
+			refused = append(refused, err)
+			mu.Unlock()
+		}
+		return err
+	})
+	for _, err := range errs {
+		if err != nil && !slices.ContainsFunc(refused, func(r error) bool { return errors.Is(err, r) }) {
+			m.o.errors[opAck].Add(1)
+		}
+	}
+	return errs
 }
 
 func (m *measuredQueue) PurgeRecipient(ctx context.Context, name string) (int, error) {

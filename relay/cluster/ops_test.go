@@ -49,7 +49,7 @@ func openTestNode(t *testing.T, url string) *cluster.Node {
 func TestOpsQueueKeepsExtensions(t *testing.T) {
 	n := openTestNode(t, natstest.Single(t).URL())
 	raw, measured := reflect.TypeOf(&cluster.Queue{}), reflect.TypeOf(n.Queue)
-	for _, name := range []string{"Enqueue", "Pending", "Ack", "AckBatch", "Commit", "PurgeRecipient", "Expire", "QueueDepth"} {
+	for _, name := range []string{"Enqueue", "Pending", "Ack", "AckBatch", "AckOwned", "Commit", "PurgeRecipient", "Expire", "QueueDepth"} {
 		m, has := raw.MethodByName(name)
 		w, wraps := measured.MethodByName(name)
 		if has != wraps {
