@@ -358,9 +358,7 @@ func testDeleteAccountCutsItsConnectionsFirst(t *testing.T, bk store) {
 	// The new owner takes the name the moment it is free, before the deleter's answer.
 	newKey, newCard := newIdentity(t, "alice")
 	taker := dialRaw(t, r)
-	now := time.Now().Unix()
-	deleter.sendJSON(map[string]any{"type": "delete_account", "id": 9, "card_id": alice.card.ID(), "time": now,
-		"signature": alice.key.Sign(relay.DeleteAccountDomain, relay.DeleteAccountMessage(r.Server.RelayKey(), alice.card.ID(), now))})
+	deleter.sendJSON(deleteAccountFrame(r, alice, 9))
 	export := newCard.Export()
 	for id := 100; ; id++ {
 		f := taker.request(map[string]any{"type": "register", "id": id, "card": export})
@@ -412,11 +410,20 @@ type heldHub struct {
 	entered, release chan struct{}
 }
 
-// heldResyncingHub is a heldHub over a hub that resyncs its subscribers (a cluster
-// node's), still one to the relay.
-type heldResyncingHub struct{ *heldHub }
+// resyncingWrapper is a test's wrapper of a hub that resyncs its subscribers (a
+// cluster node's), still one to the relay.
+type resyncingWrapper struct{ server.Hub }
 
-func (heldResyncingHub) ResyncsSubscribers() {}
+func (resyncingWrapper) ResyncsSubscribers() {}
+
+// keepResyncing returns wrapper, seen as a ResyncingHub when inner, the hub it wraps,
+// is one.
+func keepResyncing(wrapper, inner server.Hub) server.Hub {
+	if _, ok := inner.(server.ResyncingHub); ok {
+		return resyncingWrapper{wrapper}
+	}
+	return wrapper
+}
 
 func newHeldHub(name string) *heldHub {
 	return &heldHub{name: name, entered: make(chan struct{}), release: make(chan struct{})}
@@ -424,10 +431,7 @@ func newHeldHub(name string) *heldHub {
 
 func (h *heldHub) wrap(hub server.Hub) server.Hub {
 	h.Hub = hub
-	if _, ok := hub.(server.ResyncingHub); ok {
-		return heldResyncingHub{h}
-	}
-	return h
+	return keepResyncing(h, hub)
 }
 
 func (h *heldHub) Subscribe(name string, s server.Subscriber) func() {
@@ -464,9 +468,7 @@ func testLoginOverlappingItsAccountsDeletion(t *testing.T, bk store) {
 	case <-time.After(waitFor):
 		t.Fatal("the login did not reach its subscription")
 	}
-	now := time.Now().Unix()
-	if f := deleter.request(map[string]any{"type": "delete_account", "id": 2, "card_id": alice.card.ID(), "time": now,
-		"signature": alice.key.Sign(relay.DeleteAccountDomain, relay.DeleteAccountMessage(r.Server.RelayKey(), alice.card.ID(), now))}); f.Type != relay.TypeOK {
+	if f := deleter.request(deleteAccountFrame(r, alice, 2)); f.Type != relay.TypeOK {
 		t.Fatalf("delete_account: %+v", f)
 	}
 	close(h.release)

@@ -28,21 +28,13 @@ type heldNotices struct {
 	release chan struct{}
 }
 
-// heldResyncing is a heldNotices over a hub that resyncs its subscribers.
-type heldResyncing struct{ *heldNotices }
-
-func (heldResyncing) ResyncsSubscribers() {}
-
 func newHeldNotices(hold func(server.Notice) bool) *heldNotices {
 	return &heldNotices{hold: hold, held: make(chan struct{}), release: make(chan struct{})}
 }
 
 func (h *heldNotices) wrap(hub server.Hub) server.Hub {
 	h.Hub = hub
-	if _, ok := hub.(server.ResyncingHub); ok {
-		return heldResyncing{h}
-	}
-	return h
+	return keepResyncing(h, hub)
 }
 
 func (h *heldNotices) Subscribe(name string, s server.Subscriber) func() {
@@ -82,23 +74,9 @@ func (s *heldSubscriber) Resync(ctx context.Context) (int, error) {
 // while the acking card is still the name's. (Before, the queue is keyed by name and
 // such acks deleted all of the new owner's messages, every run.)
 func TestAcksOfADeletedAccountOnAnotherNode(t *testing.T) {
-	ns := natstest.Single(t)
-	limits := server.Limits{FramesPerSecond: -1, TextBytesPerSecond: -1, AckIDsPerSecond: -1}
 	held := newHeldNotices(func(n server.Notice) bool { return n.AccountDeleted != "" })
-	a, _ := startClusterNode(t, ns.URL(), relaytest.Options{Limits: limits})
-	b, _ := startClusterNode(t, ns.URL(), relaytest.Options{Limits: limits, WrapHub: held.wrap})
+	a, b, bob, alice, old, deleter := aliceOnTwoNodes(t, server.Limits{FramesPerSecond: -1, TextBytesPerSecond: -1, AckIDsPerSecond: -1}, held)
 	ctx := testCtx(t)
-	bob := newUser(t, a, "bob")
-	waitSynced(t, bob.c)
-	alice := register(t, a, "alice")
-	old := dialRaw(t, b)
-	if f := old.login(alice); f.Type != relay.TypeOK {
-		t.Fatalf("old login on B: %+v", f)
-	}
-	deleter := dialRaw(t, a)
-	if f := deleter.login(alice); f.Type != relay.TypeOK {
-		t.Fatalf("login on A: %+v", f)
-	}
 
 	// The old connection streams quiet acks of ids 1..128 until told to stop; its
 	// frames are read (and the answer to the final ack handed over) until it ends.
@@ -144,9 +122,7 @@ func TestAcksOfADeletedAccountOnAnotherNode(t *testing.T) {
 		}
 	}()
 
-	now := time.Now().Unix()
-	if f := deleter.request(map[string]any{"type": "delete_account", "id": 9, "card_id": alice.card.ID(), "time": now,
-		"signature": alice.key.Sign(relay.DeleteAccountDomain, relay.DeleteAccountMessage(a.Server.RelayKey(), alice.card.ID(), now))}); f.Type != relay.TypeOK {
+	if f := deleter.request(deleteAccountFrame(a, alice, 9)); f.Type != relay.TypeOK {
 		t.Fatalf("delete_account on A: %+v", f)
 	}
 	newKey, newCard := newIdentity(t, "alice")
@@ -221,22 +197,9 @@ func backlogOf(t *testing.T, u *user, r *relaytest.Relay) int {
 // from a new owner's messages lets through those of a card its own account replaced
 // on another node, before that node heard of it: the messages are that account's.
 func TestAcksOfAReplacedCardOnAnotherNode(t *testing.T) {
-	ns := natstest.Single(t)
 	held := newHeldNotices(func(n server.Notice) bool { return n.CardReplaced != "" })
-	a, _ := startClusterNode(t, ns.URL(), relaytest.Options{})
-	b, _ := startClusterNode(t, ns.URL(), relaytest.Options{WrapHub: held.wrap})
+	a, _, bob, _, old, replacer := aliceOnTwoNodes(t, server.Limits{}, held)
 	ctx := testCtx(t)
-	bob := newUser(t, a, "bob")
-	waitSynced(t, bob.c)
-	alice := register(t, a, "alice")
-	old := dialRaw(t, b)
-	if f := old.login(alice); f.Type != relay.TypeOK {
-		t.Fatalf("old login on B: %+v", f)
-	}
-	replacer := dialRaw(t, a)
-	if f := replacer.login(alice); f.Type != relay.TypeOK {
-		t.Fatalf("login on A: %+v", f)
-	}
 	const sent = 3
 	var ids []int64
 	for i := range sent {
@@ -271,4 +234,26 @@ func TestAcksOfAReplacedCardOnAnotherNode(t *testing.T) {
 	if n := backlogOf(t, &user{name: "alice", key: key, card: card}, a); n != 0 {
 		t.Fatalf("%d of the %d acked messages still queued", n, sent)
 	}
+}
+
+// aliceOnTwoNodes starts nodes A and B on one NATS server (B's notices passing through
+// held), bob logged in on A, and alice registered on A and logged in on both: old on
+// B, onA on A.
+func aliceOnTwoNodes(t *testing.T, limits server.Limits, held *heldNotices) (a, b *relaytest.Relay, bob, alice *user, old, onA *raw) {
+	t.Helper()
+	ns := natstest.Single(t)
+	a, _ = startClusterNode(t, ns.URL(), relaytest.Options{Limits: limits})
+	b, _ = startClusterNode(t, ns.URL(), relaytest.Options{Limits: limits, WrapHub: held.wrap})
+	bob = newUser(t, a, "bob")
+	waitSynced(t, bob.c)
+	alice = register(t, a, "alice")
+	old = dialRaw(t, b)
+	if f := old.login(alice); f.Type != relay.TypeOK {
+		t.Fatalf("old login on B: %+v", f)
+	}
+	onA = dialRaw(t, a)
+	if f := onA.login(alice); f.Type != relay.TypeOK {
+		t.Fatalf("login on A: %+v", f)
+	}
+	return a, b, bob, alice, old, onA
 }

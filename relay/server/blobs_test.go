@@ -791,9 +791,7 @@ func testBlobBeginRacingItsAccountsDeletion(t *testing.T, bk store) {
 	case <-time.After(waitFor):
 		t.Fatal("the blob_begin did not reach the store")
 	}
-	now := time.Now().Unix()
-	if f := deleter.request(map[string]any{"type": "delete_account", "id": 3, "card_id": alice.card.ID(), "time": now,
-		"signature": alice.key.Sign(relay.DeleteAccountDomain, relay.DeleteAccountMessage(r.Server.RelayKey(), alice.card.ID(), now))}); f.Type != relay.TypeOK {
+	if f := deleter.request(deleteAccountFrame(r, alice, 3)); f.Type != relay.TypeOK {
 		t.Fatalf("delete_account: %+v", f)
 	}
 	close(h.release)

@@ -297,3 +297,10 @@ func clientTLS(r *relaytest.Relay) *tls.Config {
 	}
 	return r.CA.ClientTLS()
 }
+
+// deleteAccountFrame is u's delete_account request with id, signed for relay r now.
+func deleteAccountFrame(r *relaytest.Relay, u *user, id int) map[string]any {
+	now := time.Now().Unix()
+	return map[string]any{"type": "delete_account", "id": id, "card_id": u.card.ID(), "time": now,
+		"signature": u.key.Sign(relay.DeleteAccountDomain, relay.DeleteAccountMessage(r.Server.RelayKey(), u.card.ID(), now))}
+}
