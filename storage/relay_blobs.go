@@ -18,6 +18,7 @@ import (
 	"path/filepath"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"time"
 )
 
@@ -116,6 +117,26 @@ func (f *BlobFile) ReadAt(p []byte, off int64) (int, error) {
 		return 0, &os.PathError{Op: "read", Path: f.f.Name(), Err: os.ErrClosed}
 	}
 	return f.f.ReadAt(p, off)
+}
+
+// SyscallConn gives the file's descriptor to a relay that sends the blob's bytes to a
+// socket with sendfile(2): its Control keeps the descriptor open for as long as the
+// call runs, so a deletion's close meanwhile waits for it, and after the deletion it
+// fails (os.ErrClosed).
+func (f *BlobFile) SyscallConn() (syscall.RawConn, error) {
+	if f.gone.Load() {
+		return nil, &os.PathError{Op: "read", Path: f.f.Name(), Err: os.ErrClosed}
+	}
+	return f.f.SyscallConn()
+}
+
+// Size is the length of the blob's file now.
+func (f *BlobFile) Size() (int64, error) {
+	st, err := f.f.Stat()
+	if err != nil {
+		return 0, err
+	}
+	return st.Size(), nil
 }
 
 // Close closes the file (again, after the blob's deletion closed it: no error).

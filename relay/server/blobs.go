@@ -16,8 +16,10 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"os"
 	"strconv"
 	"sync/atomic"
+	"syscall"
 	"time"
 
 	"pfschat/relay"
@@ -59,6 +61,7 @@ type BlobStore interface {
 type blobMetrics struct {
 	begun, committed, fetched atomic.Uint64
 	bytesIn, bytesOut         atomic.Uint64 // chunk bytes stored, sent
+	bytesSentFromFile         atomic.Uint64 // of bytesOut, sent with sendfile(2)
 	tooLarge, quota, digest   atomic.Uint64 // refusals
 	deletedFetched            atomic.Uint64 // deleted once every recipient fetched them
 	deletedExpired            atomic.Uint64
@@ -74,6 +77,7 @@ func (m *blobMetrics) write(p func(string, ...any)) {
 	counter("pfschat_relay_blob_fetches_total", "Complete fetches recorded (blob_done).", m.fetched.Load())
 	p("# HELP pfschat_relay_blob_bytes_total Blob chunk bytes stored (in) and sent (out).\n# TYPE pfschat_relay_blob_bytes_total counter\n")
 	p("pfschat_relay_blob_bytes_total{direction=\"in\"} %d\npfschat_relay_blob_bytes_total{direction=\"out\"} %d\n", m.bytesIn.Load(), m.bytesOut.Load())
+	counter("pfschat_relay_blob_sendfile_bytes_total", "Of the blob chunk bytes sent, those sent from the blob's file by sendfile(2), without a copy through the relay (Linux, plain sockets).", m.bytesSentFromFile.Load())
 	p("# HELP pfschat_relay_blob_refusals_total Blob uploads refused, by reason.\n# TYPE pfschat_relay_blob_refusals_total counter\n")
 	p("pfschat_relay_blob_refusals_total{reason=\"blob_too_large\"} %d\npfschat_relay_blob_refusals_total{reason=\"blob_quota\"} %d\npfschat_relay_blob_refusals_total{reason=\"blob_digest_mismatch\"} %d\n",
 		m.tooLarge.Load(), m.quota.Load(), m.digest.Load())
@@ -200,6 +204,9 @@ type blobConn struct {
 	readExpires time.Time // when the blob readFile serves expires: then it is looked up again
 	readGen     uint64    // the server's blobGen when readFile was opened
 	readFile    BlobReader
+	// readRaw is readFile's descriptor when the writer sends its runs with sendfile
+	// (a file on a plain socket), else nil.
+	readRaw syscall.RawConn
 	// out holds a token per blob chunk message queued for the writer: at most
 	// maxBlobOut (4 MiB), so a client asking faster than it reads is paused (its
 	// requests wait in TCP) instead of filling the relay's memory.
@@ -237,6 +244,7 @@ func (c *conn) blobSent() {
 // meanwhile (its last fetch, its expiry) frees its blocks, 35–120 ms for 100 MiB on
 // ext4, and this connection's next frames need not wait for that.
 func (c *conn) closeBlobs() {
+	c.blob.readRaw = nil
 	if f := c.blob.readFile; f != nil {
 		c.blob.readFile = nil
 		go f.Close()
@@ -478,6 +486,7 @@ func (c *conn) onBlobGet(f *relay.Frame) {
 			return
 		}
 		c.blob.readID, c.blob.readSize, c.blob.readExpires, c.blob.readFile = b.ID, b.Size, b.ExpiresAt, file
+		c.blob.readRaw = c.sendfileOf(file, b.Size)
 	}
 	chunks := relay.BlobChunks(c.blob.readSize)
 	if f.Index >= chunks {
@@ -489,6 +498,10 @@ func (c *conn) onBlobGet(f *relay.Frame) {
 		// A binary blob chunk message of up to Count chunks, read straight behind its
 		// header into a buffer the writer hands back once written.
 		n := min(f.Count*relay.BlobChunkSize, c.blob.readSize-off)
+		if c.blob.readRaw != nil {
+			c.sendRunFromFile(f, off, n)
+			return
+		}
 		msg := relay.AppendBlobChunkHeader(getBlobBuf(), f.ID)
 		msg = msg[:relay.BlobChunkHeaderSize+n]
 		// A short read (io.EOF) is an error too: a blob file shorter than its size
@@ -531,6 +544,65 @@ func (c *conn) onBlobGet(f *relay.Frame) {
 	c.s.m.blob.bytesOut.Add(uint64(n))
 	if !c.out.tryPush(outItem{raw: relay.AppendBlobChunk(make([]byte, 0, 64+base64.StdEncoding.EncodedLen(len(buf))), f.ID, buf), kind: itemBlobJSON}) {
 		c.blobSent()
+		c.slow()
+	}
+}
+
+// fileRun is a binary blob chunk message whose bytes the writer sends from the blob's
+// file with sendfile(2) (sendfile_linux.go): n bytes at off of f, a descriptor of the
+// run's own, closed once the run is written or dropped.
+type fileRun struct {
+	f      *os.File
+	off, n int64
+}
+
+func (r *fileRun) close() { r.f.Close() }
+
+// errShortBlobFile: a blob's file ended before a run it was to send.
+var errShortBlobFile = errors.New("relay: blob file shorter than its size")
+
+// sendfileOf is file's descriptor if the writer can send its runs with sendfile: on
+// Linux, to a plain socket (not TLS), from a file (the SQLite store's blobs, not an
+// object store's) at least size bytes long. Else nil: runs are read into buffers.
+func (c *conn) sendfileOf(file BlobReader, size int64) syscall.RawConn {
+	f, ok := file.(interface {
+		SyscallConn() (syscall.RawConn, error)
+		Size() (int64, error)
+	})
+	if !sendfileWorks || !ok || !c.inlineWrites() {
+		return nil
+	}
+	// A file shorter than its blob is answered by the read path's error; a run cut
+	// short in sendfile could only end the connection.
+	if n, err := f.Size(); err != nil || n < size {
+		return nil
+	}
+	rc, err := f.SyscallConn()
+	if err != nil {
+		return nil
+	}
+	return rc
+}
+
+// sendRunFromFile queues a binary blob chunk message of n bytes at off of the blob
+// being read, sent by the writer from a duplicate of its descriptor.
+func (c *conn) sendRunFromFile(f *relay.Frame, off, n int64) {
+	run, err := openRun(c.blob.readRaw, off, n)
+	if err != nil {
+		c.closeBlobs()
+		c.blob.readID = ""
+		c.internal(f.ID, "reading a blob chunk", err)
+		return
+	}
+	if !c.takeBlobSlot() {
+		run.close()
+		return
+	}
+	c.s.m.frameOut(relay.TypeBlobChunk)
+	c.s.m.blob.bytesOut.Add(uint64(n))
+	if !c.out.tryPush(outItem{opcode: opBinary, reqID: f.ID, run: run}) {
+		c.blobSent()
+		run.close()
 		c.slow()
 	}
 }

@@ -13,6 +13,8 @@ import (
 	"math"
 	"os"
 	"path/filepath"
+	"runtime"
+	"runtime/debug"
 	"strconv"
 	"strings"
 	"sync/atomic"
@@ -526,11 +528,22 @@ func testBlobExpiryOnOpenConnection(t *testing.T, bk store) {
 // Pipelined downloads that alternate between two blobs, over ws:// and wss://: each
 // switch lets go of the blob the connection was serving while chunk messages of it
 // may still be queued for the writer, and every answer carries its own blob's bytes.
+//
+// On a plain socket on Linux the SQLite relay sends the runs from the blob's file with
+// sendfile(2), each from a descriptor of its own, so the reader's switching files
+// under queued runs must not change their bytes; behind TLS, or from the JetStream
+// store's object store, it reads them into buffers.
 func TestBlobGetsAlternatingBlobs(t *testing.T) {
 	eachStore(t, func(t *testing.T, bk store) {
 		for _, tls := range []bool{false, true} {
 			t.Run(fmt.Sprintf("tls=%v", tls), func(t *testing.T) {
-				testBlobGetsAlternatingBlobs(t, bk.StartWith(t, relaytest.Options{TLS: tls}))
+				r := bk.StartWith(t, relaytest.Options{TLS: tls})
+				testBlobGetsAlternatingBlobs(t, r)
+				fromFile := 0
+				if !tls && bk.name == "sqlite" && runtime.GOOS == "linux" {
+					fromFile = 2 * (4*relay.BlobRunMax - 1000)
+				}
+				waitMetric(t, r, fmt.Sprintf("pfschat_relay_blob_sendfile_bytes_total %d", fromFile))
 			})
 		}
 	})
@@ -589,6 +602,47 @@ func testBlobGetsAlternatingBlobs(t *testing.T, r *relaytest.Relay) {
 	}
 }
 
+// A client that asks for a whole blob's runs and hangs up without reading them: the
+// runs the writer never sent each held a descriptor of the blob's file, and every one
+// is closed with the connection, not left to the garbage collector's finalizers.
+func TestBlobRunsOfAGoneClientCloseTheirFiles(t *testing.T) {
+	if runtime.GOOS != "linux" {
+		t.Skip("counts descriptors in /proc/self/fd")
+	}
+	defer debug.SetGCPercent(debug.SetGCPercent(-1))
+	r := relaytest.Start(t)
+	alice := register(t, r, "alice")
+	ac := alice.login(t, r)
+	const runs = 24 // beyond the connection's blob queue (16): some wait unqueued
+	id, capab := relaytest.UploadBlob(t, ac, randomBytes(t, runs*relay.BlobRunMax), 1)
+	_, bc := registerLoggedIn(t, r, "bob")
+	waitMetric(t, r, "pfschat_relay_connections 2")
+	blobFiles := func() (open []string) {
+		des, err := os.ReadDir("/proc/self/fd")
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, d := range des {
+			if l, err := os.Readlink("/proc/self/fd/" + d.Name()); err == nil && strings.HasPrefix(l, r.Path+".blobs") {
+				open = append(open, l)
+			}
+		}
+		return open
+	}
+	for i := range runs {
+		bc.sendJSON(map[string]any{"type": "blob_get", "id": 10 + i, "blob_id": id, "capability": capab, "index": i * relay.BlobRunChunks, "count": relay.BlobRunChunks})
+	}
+	bc.ws.Close()
+	waitMetric(t, r, "pfschat_relay_connections 1")
+	deadline := time.Now().Add(waitFor)
+	for open := blobFiles(); len(open) > 0; open = blobFiles() {
+		if time.Now().After(deadline) {
+			t.Fatalf("after bob left, the relay still has %d descriptors of blob files: %q", len(open), open)
+		}
+		time.Sleep(5 * time.Millisecond) // polling an observable state, not synchronising
+	}
+}
+
 // A committed blob whose file is shorter than its size (a disk that lost its tail, a
 // file cut by hand) is answered with an error for the chunks it lacks, never with
 // the bytes a reused buffer held from another download.
@@ -617,6 +671,27 @@ func TestBlobGetOfACutFileIsAnError(t *testing.T) {
 	var f relay.Frame
 	if mt == websocket.BinaryMessage || json.Unmarshal(msg, &f) != nil || f.Type != relay.TypeError || f.Code != relay.CodeInternal {
 		t.Fatalf("a run of the cut blob: a message of type %d, %d bytes (%+v), want the error internal", mt, len(msg), f)
+	}
+
+	// A file cut while the relay has it open, between two runs (on a plain socket the
+	// writer sends runs from the file itself): the run it lacks is an error too, and
+	// the connection lives on.
+	id2, capab2 := relaytest.UploadBlob(t, ac, data, 1)
+	rc.sendJSON(map[string]any{"type": "blob_get", "id": 5, "blob_id": id2, "capability": capab2, "count": 1})
+	if mt, msg := rc.nextAnswer(5); mt != websocket.BinaryMessage || !bytes.Equal(msg[relay.BlobChunkHeaderSize:], data[:relay.BlobChunkSize]) {
+		t.Fatalf("the first run of the second blob: a message of type %d, %d bytes", mt, len(msg))
+	}
+	if err := os.Truncate(filepath.Join(r.Path+".blobs", id2), relay.BlobChunkSize); err != nil {
+		t.Fatal(err)
+	}
+	rc.sendJSON(map[string]any{"type": "blob_get", "id": 6, "blob_id": id2, "capability": capab2, "index": 1, "count": 2})
+	mt, msg = rc.nextAnswer(6)
+	if mt == websocket.BinaryMessage || json.Unmarshal(msg, &f) != nil || f.Type != relay.TypeError || f.Code != relay.CodeInternal {
+		t.Fatalf("a run of the blob cut while open: a message of type %d, %d bytes (%+v), want the error internal", mt, len(msg), f)
+	}
+	rc.sendJSON(map[string]any{"type": "blob_get", "id": 7, "blob_id": id2, "capability": capab2, "count": 1})
+	if mt, msg := rc.nextAnswer(7); mt != websocket.BinaryMessage || !bytes.Equal(msg[relay.BlobChunkHeaderSize:], data[:relay.BlobChunkSize]) {
+		t.Fatalf("the part of the cut blob that is there: a message of type %d, %d bytes", mt, len(msg))
 	}
 }
 

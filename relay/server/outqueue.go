@@ -19,6 +19,17 @@ type outItem struct {
 	msgID  int64    // itemAccepted
 	opcode byte     // 0 = text frame; else a WebSocket control opcode (ping, pong, close)
 	kind   byte     // itemRaw unless it is a short answer
+	run    *fileRun // a binary blob chunk message (reqID) whose bytes the writer sends from a file
+}
+
+// dropRuns closes the files of runs that will not be written.
+func dropRuns(items []outItem) {
+	for i := range items {
+		if r := items[i].run; r != nil {
+			items[i].run = nil
+			r.close()
+		}
+	}
 }
 
 // outItem kinds.
@@ -211,6 +222,7 @@ func (q *outQueue) closeWith(last ...outItem) {
 		q.mu.Unlock()
 		return
 	}
+	dropRuns(q.items)
 	clear(q.items)
 	q.items = append(q.items[:0], last...)
 	start := !q.writing

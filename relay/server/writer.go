@@ -91,6 +91,7 @@ func (c *conn) writeLoop() {
 			var sentClose bool
 			ok, sentClose = c.writeBatch(nc, batch)
 			if sentClose {
+				dropRuns(batch)
 				clear(batch)
 				break
 			}
@@ -100,6 +101,7 @@ func (c *conn) writeLoop() {
 			}
 		}
 		// After a failed write the rest is dropped: the messages stay in the store.
+		dropRuns(batch)
 		clear(batch)
 		reuse = batch
 	}
@@ -257,6 +259,29 @@ func (c *conn) writeBatch(nc net.Conn, batch []outItem) (ok, sentClose bool) {
 	for i := range batch {
 		it := &batch[i]
 		switch {
+		case it.run != nil:
+			// A blob run sent from its file (sendfile): the frames before it, its
+			// headers, then its bytes.
+			mark := len(buf)
+			buf = append(buf, 0x80|opBinary)
+			buf = appendWSLen(buf, relay.BlobChunkHeaderSize+int(it.run.n))
+			buf = relay.AppendBlobChunkHeader(buf, it.reqID)
+			run := it.run
+			it.run = nil
+			sent, err := sendRun(nc, c.waiter.rc, run, buf)
+			c.blobSent()
+			if !sent {
+				// Answered as the read path answers a cut file, in a later batch.
+				buf = buf[:mark]
+				c.internal(it.reqID, "reading a blob chunk", err)
+				continue
+			}
+			if err != nil {
+				return false, false
+			}
+			c.s.m.blob.bytesSentFromFile.Add(uint64(run.n))
+			buf = buf[:0]
+			continue
 		case it.opcode == opBinary:
 			// A blob chunk message (up to 256 KiB): written beside the batch from its own
 			// buffer (one writev, no copy), which then goes back to the free list.
