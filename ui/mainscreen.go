@@ -553,7 +553,9 @@ func (m *mainScreen) onContacts(msg contactsMsg) tea.Cmd {
 		if si, sj := section(list[i]), section(list[j]); si != sj { // contacts, requests, blocked
 			return si < sj
 		}
-		ui, uj := list[i].Unread > 0, list[j].Unread > 0
+		// Unread conversations first, except muted ones: as in Signal, a muted chat does
+		// not jump up when messages arrive (it keeps its place by last activity).
+		ui, uj := list[i].Unread > 0 && !list[i].Muted, list[j].Unread > 0 && !list[j].Muted
 		if ui != uj {
 			return ui
 		}
