@@ -16,7 +16,16 @@ func (m *mainScreen) renderer() *convRenderer {
 	me := m.b.Me()
 	them := m.displayName(m.open) // the nickname, when the user gave one (contactsections.go)
 	sw := max(ansi.StringWidth(me), ansi.StringWidth(them))
-	return &convRenderer{c: m.c, me: me, contact: them, width: max(1, m.convWidth()-2), senderW: min(max(sw, 3), 12), previews: m.previews}
+	width := max(1, m.convWidth()-2)
+	return &convRenderer{c: m.c, me: me, contact: them, width: width, senderW: senderWidth(sw, width), previews: m.previews}
+}
+
+// senderWidth is the width of the sender column for names up to sw cells in a pane
+// width cells wide: the longest name, at least 3 and at most 12 cells, nor more than a
+// quarter of the pane — a long nickname on a narrow pane left the messages a column
+// of a few cells. Longer names end in "…".
+func senderWidth(sw, width int) int {
+	return max(3, min(sw, 12, width/4))
 }
 
 // conversationView returns exactly h lines of exactly w cells.
@@ -28,42 +37,7 @@ func (m *mainScreen) conversationView(w, h int) []string {
 		msg = strings.Join(wrapText(msg, max(1, w-2)), "\n") // whole on a narrow pane (it was cut at 60 columns)
 		return splitLines(fitBlock(lipgloss.Place(w, h, lipgloss.Center, lipgloss.Center, s.Empty.Render(msg)), w, h))
 	}
-	header := " " + s.ConvHeader.Render(m.displayName(m.open))
-	if ct, ok := m.contact(m.open); ok {
-		switch {
-		case ct.Blocked:
-			header += "  " + s.KeyChanged.Render("⊘ blocked — /unblock to write again")
-		case ct.Request:
-			// What to do with a request is the point of the line: on 80 columns the long
-			// form lost "/remove", so a shorter one keeps all three.
-			label := "✉ message request — /accept-request, /block or /remove"
-			if ansi.StringWidth(header)+2+ansi.StringWidth(label) > w {
-				label = "✉ request: /accept-request /block /remove"
-			}
-			header += "  " + s.KeyChanged.Render(label)
-		case ct.KeyChanged:
-			header += "  " + s.KeyChanged.Render("⚠ identity key changed — /accept to review")
-		case ct.Verified:
-			header += "  " + s.Verified.Render("✔")
-		}
-	}
-	if m.narrow() {
-		// No contact list on screen: say when other conversations wait (muted ones
-		// do not call for attention: they are counted in the list only).
-		elsewhere := 0
-		for _, ct := range m.contacts {
-			if ct.Name != m.open && !ct.Muted {
-				elsewhere += ct.Unread
-			}
-		}
-		if elsewhere > 0 {
-			header += "  " + s.Unread.Render(fmt.Sprintf(" %d ", elsewhere)) + s.Muted.Render(" tab")
-		}
-	}
-	if !cv.atBottom() {
-		header = fitLine(header, w-14) + s.Muted.Render("↓ newer below")
-	}
-	lines := []string{fitLine(header, w)}
+	lines := []string{m.convHeader(cv, w)}
 	bh := h - 1
 	var footer []string // rows below the messages
 	covered := 0        // message lines the "↓ N new" row covers
@@ -129,6 +103,76 @@ func (m *mainScreen) conversationView(w, h int) []string {
 	return padRows(lines, w, h)
 }
 
+// convHeader is the conversation's first row, exactly w cells: the contact's name, its
+// state (the longest form that fits), on a narrow terminal the unread count of the other
+// conversations, and "↓ newer below" while scrolled back. Room is given in that order
+// from the right: the count and "newer below" stay whole, the state goes short, and a
+// name too long for what is left ends in "…" (cut, a 64-byte nickname hid the rest).
+func (m *mainScreen) convHeader(cv *conversation, w int) string {
+	s := &m.c.styles
+	var labels []string // the state's forms, longest first
+	tagStyle := s.KeyChanged
+	if ct, ok := m.contact(m.open); ok {
+		switch {
+		case ct.Blocked:
+			labels = []string{"⊘ blocked — /unblock to write again", "⊘ blocked"}
+		case ct.Request:
+			// What to do with a request is the point of the line: on 80 columns the long
+			// form lost "/remove", so shorter ones keep all three.
+			labels = []string{"✉ message request — /accept-request, /block or /remove",
+				"✉ request: /accept-request /block /remove", "✉ /accept-request /block /remove", "✉ request"}
+		case ct.KeyChanged:
+			labels = []string{"⚠ identity key changed — /accept to review", "⚠ key changed"}
+		case ct.Verified:
+			labels, tagStyle = []string{"✔"}, s.Verified
+		}
+	}
+	badge := ""
+	if m.narrow() {
+		// No contact list on screen: say when other conversations wait (muted ones
+		// do not call for attention: they are counted in the list only).
+		elsewhere := 0
+		for _, ct := range m.contacts {
+			if ct.Name != m.open && !ct.Muted {
+				elsewhere += ct.Unread
+			}
+		}
+		if elsewhere > 0 {
+			badge = "  " + s.Unread.Render(fmt.Sprintf(" %d ", elsewhere)) + s.Muted.Render(" tab")
+		}
+	}
+	newer := ""
+	if !cv.atBottom() {
+		newer = s.Muted.Render("↓ newer below")
+	}
+	room := w - 1 - ansi.StringWidth(badge) // for the name and the state
+	if newer != "" {
+		room = w - 14 - ansi.StringWidth(badge)
+	}
+	name := m.displayName(m.open)
+	if len(labels) > 0 {
+		name = ellipsize(name, max(1, room-2-ansi.StringWidth(labels[len(labels)-1])))
+	} else {
+		name = ellipsize(name, max(1, room))
+	}
+	header := " " + s.ConvHeader.Render(name)
+	if len(labels) > 0 {
+		label := labels[len(labels)-1]
+		for _, l := range labels {
+			if ansi.StringWidth(name)+2+ansi.StringWidth(l) <= room {
+				label = l
+				break
+			}
+		}
+		header += "  " + tagStyle.Render(label)
+	}
+	header += badge
+	if newer != "" {
+		header = fitLine(header, w-14) + newer
+	}
+	return fitLine(header, w)
+}
+
 // unseenLine is the "↓ 3 new · ctrl+end" line, right-aligned in a pane w wide: n
 // messages arrived below the view while it was scrolled back.
 func (m *mainScreen) unseenLine(n, w int) string {
@@ -185,7 +229,7 @@ func (r *convRenderer) render(it *msgItem) []string {
 	if m.Outgoing {
 		sender, senderStyle = r.me, s.SenderMe
 	}
-	sender = senderStyle.Render(padRight(ansi.Truncate(sender, r.senderW, "…"), r.senderW))
+	sender = senderStyle.Render(padRight(ellipsize(sender, r.senderW), r.senderW))
 	prefixW := 5 + 1 + r.senderW + 1
 	mark, markW := r.mark(m)
 	textW := max(2, r.width-prefixW-markW) // 2: one wide cluster; narrower panes cut the line
