@@ -350,11 +350,18 @@ func (r *convRenderer) daySeparator(t time.Time) string {
 // wrapText wraps plain text to width cells, keeping the person's own line breaks.
 // Control characters from the network are replaced so a message cannot move the cursor
 // or recolour the terminal.
-func wrapText(s string, width int) []string {
+func wrapText(s string, width int) []string { return wrapParas(s, width, false) }
+
+// wrapFill wraps as wrapText does, except that a word too long for a whole line starts
+// where it is rather than on a line of its own: a status notice of one long word (a
+// path, a URL) left its first row almost empty and needed a row more than it has.
+func wrapFill(s string, width int) []string { return wrapParas(s, width, true) }
+
+func wrapParas(s string, width int, fill bool) []string {
 	s = sanitize(s)
 	var out []string
 	for _, para := range strings.Split(s, "\n") {
-		out = append(out, wrapClusters(para, width)...)
+		out = append(out, wrapClusters(para, width, fill)...)
 	}
 	return out
 }
@@ -363,11 +370,10 @@ func wrapText(s string, width int) []string {
 // is on the line, else between grapheme clusters — never inside one (a ZWJ sequence, a
 // skin tone, a keycap, a combining mark) — and measuring each cluster as the Charm stack
 // does (ansi.GraphemeWidth), so a line is never wider than the renderer believes.
-func wrapClusters(para string, width int) []string {
-	type cluster struct {
-		s string
-		w int
-	}
+//
+// With fill, a word wider than a whole line is not moved to the next line but fills
+// this one and goes on on the next.
+func wrapClusters(para string, width int, fill bool) []string {
 	var out []string
 	var line []cluster
 	lineW, lastSpace := 0, -1
@@ -391,6 +397,8 @@ func wrapClusters(para string, width int) []string {
 				emit(line)
 				line, lineW, lastSpace = nil, 0, -1
 				continue
+			case lastSpace >= 0 && fill && longWord(line[lastSpace+1:], c.w, rest, width):
+				// Too long for any line: it fills this one (below) instead.
 			case lastSpace >= 0:
 				emit(line[:lastSpace])
 				line = append([]cluster(nil), line[lastSpace+1:]...)
@@ -401,7 +409,7 @@ func wrapClusters(para string, width int) []string {
 			}
 			if lineW+c.w > width && len(line) > 0 {
 				emit(line)
-				line, lineW = nil, 0
+				line, lineW, lastSpace = nil, 0, -1
 			}
 		}
 		line = append(line, c)
@@ -412,6 +420,25 @@ func wrapClusters(para string, width int) []string {
 	}
 	emit(line)
 	return out
+}
+
+// cluster is one grapheme cluster of a line being wrapped, with its width in cells.
+type cluster struct {
+	s string
+	w int
+}
+
+// longWord: the word begun by the clusters before and one of width cw, and going on in
+// rest up to its next space, is wider than width.
+func longWord(before []cluster, cw int, rest string, width int) bool {
+	ww := cw
+	for _, k := range before {
+		ww += k.w
+	}
+	if i := strings.IndexByte(rest, ' '); i >= 0 {
+		rest = rest[:i]
+	}
+	return ww+ansi.StringWidth(rest) > width
 }
 
 // sanitize replaces invalid UTF-8, escape sequences and control characters other than
