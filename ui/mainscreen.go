@@ -493,10 +493,17 @@ func (m *mainScreen) switchDraft(to string) {
 	}
 }
 
+// paneInView: the open conversation's pane is what the user looks at — the terminal
+// has the focus (Bubble Tea's FocusMsg / BlurMsg, reported since View asks for them),
+// no dialog is drawn over it, and it is on screen (not the folded-away list of a narrow
+// terminal). Where in the conversation the view is, is the caller's to ask.
+func (m *mainScreen) paneInView() bool {
+	return m.c.focused && !m.c.covered && !(m.narrow() && m.focus == focusContacts)
+}
+
 // readSeen marks the open conversation read when its unread messages are in view, as
 // Signal does, and not before — a read receipt tells the sender they were seen: the
-// terminal has the focus (Bubble Tea's FocusMsg / BlurMsg, reported since View asks
-// for them), the conversation pane is on screen (not the folded-away list of a narrow
+// pane is in view (paneInView: focused, no dialog over it, not the list of a narrow
 // terminal), its messages are loaded and the view is at the newest one (not scrolled
 // back with them below it, "↓ N new"). Messages held so get the "N new" divider when
 // they are read.
@@ -509,7 +516,7 @@ func (m *mainScreen) readSeen() tea.Cmd {
 	if !ok || ct.Unread == 0 || cv == nil || !cv.loaded {
 		return nil
 	}
-	if !m.c.focused || (m.narrow() && m.focus == focusContacts) || !cv.atBottom() {
+	if !m.paneInView() || !cv.atBottom() {
 		cv.heldUnread = true
 		return nil
 	}
