@@ -29,7 +29,8 @@ type Options struct {
 	Passphrase []byte
 	// OpenContact is the conversation shown first, if it exists.
 	OpenContact string
-	// Bell rings the terminal bell for messages in conversations that are not open.
+	// Bell rings the terminal bell for messages not on screen: in conversations that
+	// are not open, or in the open one while it is scrolled back, covered or unfocused.
 	Bell bool
 	// Notifier raises desktop notifications (DetectNotifier; zero: the bell only).
 	Notifier Notifier
