@@ -271,7 +271,7 @@ func (m *mainScreen) update(msg tea.Msg) (screen, tea.Cmd) {
 		if msg.err != nil {
 			m.setNotice("not sent: "+errText(msg.err), true)
 			if m.input.Value() == "" {
-				m.input.SetValue(msg.text) // give the text back rather than lose it
+				m.setInput(msg.text) // give the text back rather than lose it
 			}
 			return m, nil
 		}
@@ -340,7 +340,7 @@ func (m *mainScreen) handleKey(msg tea.KeyPressMsg) (screen, tea.Cmd) {
 			typed := strings.TrimPrefix(v, "/file ")
 			switch more, names := completePath(typed); {
 			case more != "":
-				m.input.SetValue(v + more)
+				m.setInput(v + more)
 			case len(names) > 1: // what a shell's second Tab shows
 				m.setNotice(completionNotice(names), false)
 			case len(names) == 0:
@@ -487,7 +487,7 @@ func (m *mainScreen) switchDraft(to string) {
 		m.resetInput()
 	}
 	if cv, ok := m.convs[to]; ok && cv.draft != "" && m.input.Value() == "" {
-		m.input.SetValue(cv.draft)
+		m.setInput(cv.draft)
 		m.pictured = cv.draftPictured
 		cv.draft, cv.draftPictured = "", false
 	}
