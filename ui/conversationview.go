@@ -87,10 +87,9 @@ func (m *mainScreen) conversationView(w, h int) []string {
 			above++
 		}
 		above--
+		// ("beginning of the conversation" is a line of the oldest message: markBeginning.)
 		if top && cv.loading {
 			view[max(above, 0)] = fitLine(s.Muted.Render("loading older messages…"), r.width)
-		} else if top && cv.exhausted && above >= 0 {
-			view[above] = fitLine(s.Subtle.Render("beginning of the conversation"), r.width)
 		}
 		// Cached message lines are exactly r.width = w-2 wide: a margin each side.
 		for _, l := range view {
@@ -208,6 +207,9 @@ func (r *convRenderer) render(it *msgItem) []string {
 	s := &r.c.styles
 	m := it.m
 	var out []string
+	if it.first {
+		out = append(out, fitLine(s.Subtle.Render("beginning of the conversation"), r.width))
+	}
 	if it.withDay {
 		out = append(out, r.daySeparator(msgTime(m)))
 	}

@@ -620,6 +620,7 @@ func (m *mainScreen) onHistory(msg historyMsg) tea.Cmd {
 		cv.exhausted = true
 	}
 	cv.prepend(msg.msgs, m.c.loc)
+	cv.markBeginning()
 	cv.setGaps(msg.gaps)
 	var previews []tea.Cmd
 	for _, hm := range msg.msgs {
