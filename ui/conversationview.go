@@ -144,9 +144,9 @@ func (m *mainScreen) convHeader(cv *conversation, w int) string {
 	if !cv.atBottom() {
 		newer = s.Muted.Render("↓ newer below")
 	}
-	room := w - 1 - ansi.StringWidth(badge) // for the name and the state
+	room := w - 1 - ansi.StringWidth(badge) // for the name and the state, after " "
 	if newer != "" {
-		room = w - 14 - ansi.StringWidth(badge)
+		room -= 14 // "↓ newer below" and a space before it
 	}
 	name := m.displayName(m.open)
 	if len(labels) > 0 {

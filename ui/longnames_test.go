@@ -3,6 +3,7 @@ package ui
 import (
 	"strings"
 	"testing"
+	"time"
 
 	tea "charm.land/bubbletea/v2"
 	"github.com/charmbracelet/x/ansi"
@@ -93,5 +94,20 @@ func TestNarrowRequestHeaderKeepsTheUnreadCount(t *testing.T) {
 		if !strings.Contains(header, cmd) {
 			t.Errorf("header %q does not name %s", header, cmd)
 		}
+	}
+
+	// Scrolled back, "↓ newer below" takes its room too: the count stays whole, the
+	// label goes short, and a long nickname gives way to them.
+	m.contacts[0].Nickname = strings.Repeat("n", 40)
+	for i := range 40 {
+		m.conv().appendMsg(chat.Message{ID: int64(1000 + i), Contact: "bob", Text: "hello"}, time.UTC)
+	}
+	_, cmd := m.Update(keyMsg("pgup"))
+	drive(t, m, cmd, "")
+	v = m.View()
+	checkFrame(t, v, 50, 20)
+	header = strings.Split(ansi.Strip(v), "\n")[0]
+	if !strings.Contains(header, " 3  tab") || !strings.HasSuffix(strings.TrimRight(header, " "), "↓ newer below") || !strings.Contains(header, "n…  ✉") {
+		t.Errorf("scrolled back, header %q: want the nickname cut, the request's mark, carol's 3 unread and \"↓ newer below\"", header)
 	}
 }
