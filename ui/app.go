@@ -29,7 +29,8 @@ type Options struct {
 	Passphrase []byte
 	// OpenContact is the conversation shown first, if it exists.
 	OpenContact string
-	// Bell rings the terminal bell for messages in conversations that are not open.
+	// Bell rings the terminal bell for messages not on screen: in conversations that
+	// are not open, or in the open one while it is scrolled back, covered or unfocused.
 	Bell bool
 	// Notifier raises desktop notifications (DetectNotifier; zero: the bell only).
 	Notifier Notifier
@@ -69,6 +70,9 @@ type common struct {
 	focused   bool
 	notifySeq int
 	notified  map[string]time.Time // when each contact last raised one
+	// covered: a dialog is drawn over the screen (the App keeps it): what it covers is
+	// not in view, so no message under it is marked read (readSeen).
+	covered bool
 
 	// Attachments (attachments.go): the auto-download limit, where files go, and the
 	// terminal's image protocol for previews (preview.go).
@@ -182,6 +186,7 @@ func (a *App) pruneDialogs() {
 		kept = append(kept, d)
 	}
 	a.dialogs = kept
+	a.c.covered = len(a.dialogs) > 0
 }
 
 // New builds the root model.
@@ -229,9 +234,22 @@ func (a *App) Init() tea.Cmd {
 	return tea.Batch(tea.RequestBackgroundColor, a.screen.Init())
 }
 
-// Update routes a message: global messages first, then the top dialog for keys, then the
-// screen for everything else.
+// Update routes a message (update) and, when the last dialog went, lets the main screen
+// mark read what the dialog covered and is in view now.
 func (a *App) Update(msg tea.Msg) (tea.Model, tea.Cmd) {
+	covered := a.c.covered
+	model, cmd := a.update(msg)
+	if covered && !a.c.covered {
+		if ms, ok := a.screen.(*mainScreen); ok {
+			cmd = tea.Batch(cmd, ms.readSeen())
+		}
+	}
+	return model, cmd
+}
+
+// update routes a message: global messages first, then the top dialog for keys, then the
+// screen for everything else.
+func (a *App) update(msg tea.Msg) (tea.Model, tea.Cmd) {
 	switch msg := msg.(type) {
 	case tea.WindowSizeMsg:
 		a.c.width, a.c.height = msg.Width, msg.Height
@@ -243,7 +261,7 @@ func (a *App) Update(msg tea.Msg) (tea.Model, tea.Cmd) {
 		a.backend = msg.b
 		ms := newMainScreen(a.c, msg.b, a.opts.OpenContact)
 		a.screen = ms
-		a.dialogs = nil
+		a.dialogs, a.c.covered = nil, false
 		var listed tea.Cmd
 		if msg.contacts != nil {
 			listed = ms.onContacts(*msg.contacts)
@@ -251,6 +269,7 @@ func (a *App) Update(msg tea.Msg) (tea.Model, tea.Cmd) {
 		return a, tea.Batch(listed, ms.Init(), recoveryCodeCmd(a.c, msg.b)) // a new account's code, once (recoverycode.go)
 	case pushDialogMsg:
 		a.dialogs = append(a.dialogs, msg.d)
+		a.c.covered = true
 		if st, ok := msg.d.(interface{ startCmd() tea.Cmd }); ok {
 			return a, st.startCmd()
 		}

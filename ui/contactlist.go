@@ -44,7 +44,7 @@ func (m *mainScreen) contactsView(w, h int) []string {
 			badge = badgeStyle.Render(fmt.Sprintf(" %d ", ct.Unread))
 		}
 		bw := ansi.StringWidth(badge)
-		row1 := marker + nameStyle.Render(ansi.Truncate(name, max(1, w-2-bw), "…"))
+		row1 := marker + nameStyle.Render(ellipsize(name, max(1, w-2-bw)))
 		row1 = fitLine(row1, w-bw) + badge
 		row2 := "   " + strings.Join(m.contactFlags(ct, false), s.Muted.Render(" · "))
 		if ansi.StringWidth(row2) > w {

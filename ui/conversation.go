@@ -40,6 +40,7 @@ type conversation struct {
 
 	pendingNew int      // unread count to mark once the messages are loaded
 	newItem    *msgItem // the message carrying the "N new" divider
+	beginning  *msgItem // the message carrying "beginning of the conversation" (markBeginning)
 	// unseen counts the incoming messages that arrived below the view while it was
 	// scrolled back (the "↓ N new" line at the pane's bottom edge); reaching the
 	// bottom clears it (seenBottom).
@@ -82,6 +83,7 @@ func (cv *conversation) clearNew() {
 // msgItem is one message with its cached rendering.
 type msgItem struct {
 	m       chat.Message
+	first   bool // the oldest message, and no older one exists: "beginning of the conversation" above it
 	withDay bool // a day separator goes above this message
 	gap     bool // "a message from NAME has not arrived" goes above this message
 	newMark int  // > 0: a "N new" divider goes above this message
@@ -212,7 +214,31 @@ func (cv *conversation) appendMsg(m chat.Message, loc *time.Location) bool {
 	case at > cv.anchor && !m.Outgoing:
 		cv.unseen++ // below the view: "↓ N new"
 	}
+	if at == 0 {
+		cv.markBeginning() // a late message older than all shown
+	}
 	return true
+}
+
+// markBeginning puts "beginning of the conversation" above the oldest message once the
+// oldest has been loaded (exhausted), and takes it from any other. It is one of that
+// message's lines, so scrolling reaches it: laid over the blank row above the messages,
+// it was never seen at the top of a history longer than the pane.
+func (cv *conversation) markBeginning() {
+	var want *msgItem
+	if cv.exhausted && len(cv.items) > 0 {
+		want = cv.items[0]
+	}
+	if want == cv.beginning {
+		return
+	}
+	if cv.beginning != nil {
+		cv.beginning.first, cv.beginning.lines = false, nil
+	}
+	if want != nil {
+		want.first, want.lines = true, nil
+	}
+	cv.beginning = want
 }
 
 // update replaces a known message (delivery state). An update for a message not loaded

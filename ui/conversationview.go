@@ -16,7 +16,16 @@ func (m *mainScreen) renderer() *convRenderer {
 	me := m.b.Me()
 	them := m.displayName(m.open) // the nickname, when the user gave one (contactsections.go)
 	sw := max(ansi.StringWidth(me), ansi.StringWidth(them))
-	return &convRenderer{c: m.c, me: me, contact: them, width: max(1, m.convWidth()-2), senderW: min(max(sw, 3), 12), previews: m.previews}
+	width := max(1, m.convWidth()-2)
+	return &convRenderer{c: m.c, me: me, contact: them, width: width, senderW: senderWidth(sw, width), previews: m.previews}
+}
+
+// senderWidth is the width of the sender column for names up to sw cells in a pane
+// width cells wide: the longest name, at least 3 and at most 12 cells, nor more than a
+// quarter of the pane — a long nickname on a narrow pane left the messages a column
+// of a few cells. Longer names end in "…".
+func senderWidth(sw, width int) int {
+	return max(3, min(sw, 12, width/4))
 }
 
 // conversationView returns exactly h lines of exactly w cells.
@@ -28,42 +37,7 @@ func (m *mainScreen) conversationView(w, h int) []string {
 		msg = strings.Join(wrapText(msg, max(1, w-2)), "\n") // whole on a narrow pane (it was cut at 60 columns)
 		return splitLines(fitBlock(lipgloss.Place(w, h, lipgloss.Center, lipgloss.Center, s.Empty.Render(msg)), w, h))
 	}
-	header := " " + s.ConvHeader.Render(m.displayName(m.open))
-	if ct, ok := m.contact(m.open); ok {
-		switch {
-		case ct.Blocked:
-			header += "  " + s.KeyChanged.Render("⊘ blocked — /unblock to write again")
-		case ct.Request:
-			// What to do with a request is the point of the line: on 80 columns the long
-			// form lost "/remove", so a shorter one keeps all three.
-			label := "✉ message request — /accept-request, /block or /remove"
-			if ansi.StringWidth(header)+2+ansi.StringWidth(label) > w {
-				label = "✉ request: /accept-request /block /remove"
-			}
-			header += "  " + s.KeyChanged.Render(label)
-		case ct.KeyChanged:
-			header += "  " + s.KeyChanged.Render("⚠ identity key changed — /accept to review")
-		case ct.Verified:
-			header += "  " + s.Verified.Render("✔")
-		}
-	}
-	if m.narrow() {
-		// No contact list on screen: say when other conversations wait (muted ones
-		// do not call for attention: they are counted in the list only).
-		elsewhere := 0
-		for _, ct := range m.contacts {
-			if ct.Name != m.open && !ct.Muted {
-				elsewhere += ct.Unread
-			}
-		}
-		if elsewhere > 0 {
-			header += "  " + s.Unread.Render(fmt.Sprintf(" %d ", elsewhere)) + s.Muted.Render(" tab")
-		}
-	}
-	if !cv.atBottom() {
-		header = fitLine(header, w-14) + s.Muted.Render("↓ newer below")
-	}
-	lines := []string{fitLine(header, w)}
+	lines := []string{m.convHeader(cv, w)}
 	bh := h - 1
 	var footer []string // rows below the messages
 	covered := 0        // message lines the "↓ N new" row covers
@@ -113,10 +87,9 @@ func (m *mainScreen) conversationView(w, h int) []string {
 			above++
 		}
 		above--
+		// ("beginning of the conversation" is a line of the oldest message: markBeginning.)
 		if top && cv.loading {
 			view[max(above, 0)] = fitLine(s.Muted.Render("loading older messages…"), r.width)
-		} else if top && cv.exhausted && above >= 0 {
-			view[above] = fitLine(s.Subtle.Render("beginning of the conversation"), r.width)
 		}
 		// Cached message lines are exactly r.width = w-2 wide: a margin each side.
 		for _, l := range view {
@@ -127,6 +100,76 @@ func (m *mainScreen) conversationView(w, h int) []string {
 		lines = append(padRows(lines, w, h-len(footer)), footer...)
 	}
 	return padRows(lines, w, h)
+}
+
+// convHeader is the conversation's first row, exactly w cells: the contact's name, its
+// state (the longest form that fits), on a narrow terminal the unread count of the other
+// conversations, and "↓ newer below" while scrolled back. Room is given in that order
+// from the right: the count and "newer below" stay whole, the state goes short, and a
+// name too long for what is left ends in "…" (cut, a 64-byte nickname hid the rest).
+func (m *mainScreen) convHeader(cv *conversation, w int) string {
+	s := &m.c.styles
+	var labels []string // the state's forms, longest first
+	tagStyle := s.KeyChanged
+	if ct, ok := m.contact(m.open); ok {
+		switch {
+		case ct.Blocked:
+			labels = []string{"⊘ blocked — /unblock to write again", "⊘ blocked"}
+		case ct.Request:
+			// What to do with a request is the point of the line: on 80 columns the long
+			// form lost "/remove", so shorter ones keep all three.
+			labels = []string{"✉ message request — /accept-request, /block or /remove",
+				"✉ request: /accept-request /block /remove", "✉ /accept-request /block /remove", "✉ request"}
+		case ct.KeyChanged:
+			labels = []string{"⚠ identity key changed — /accept to review", "⚠ key changed"}
+		case ct.Verified:
+			labels, tagStyle = []string{"✔"}, s.Verified
+		}
+	}
+	badge := ""
+	if m.narrow() {
+		// No contact list on screen: say when other conversations wait (muted ones
+		// do not call for attention: they are counted in the list only).
+		elsewhere := 0
+		for _, ct := range m.contacts {
+			if ct.Name != m.open && !ct.Muted {
+				elsewhere += ct.Unread
+			}
+		}
+		if elsewhere > 0 {
+			badge = "  " + s.Unread.Render(fmt.Sprintf(" %d ", elsewhere)) + s.Muted.Render(" tab")
+		}
+	}
+	newer := ""
+	if !cv.atBottom() {
+		newer = s.Muted.Render("↓ newer below")
+	}
+	room := w - 1 - ansi.StringWidth(badge) // for the name and the state, after " "
+	if newer != "" {
+		room -= 14 // "↓ newer below" and a space before it
+	}
+	name := m.displayName(m.open)
+	if len(labels) > 0 {
+		name = ellipsize(name, max(1, room-2-ansi.StringWidth(labels[len(labels)-1])))
+	} else {
+		name = ellipsize(name, max(1, room))
+	}
+	header := " " + s.ConvHeader.Render(name)
+	if len(labels) > 0 {
+		label := labels[len(labels)-1]
+		for _, l := range labels {
+			if ansi.StringWidth(name)+2+ansi.StringWidth(l) <= room {
+				label = l
+				break
+			}
+		}
+		header += "  " + tagStyle.Render(label)
+	}
+	header += badge
+	if newer != "" {
+		header = fitLine(header, w-14) + newer
+	}
+	return fitLine(header, w)
 }
 
 // unseenLine is the "↓ 3 new · ctrl+end" line, right-aligned in a pane w wide: n
@@ -164,6 +207,9 @@ func (r *convRenderer) render(it *msgItem) []string {
 	s := &r.c.styles
 	m := it.m
 	var out []string
+	if it.first {
+		out = append(out, fitLine(s.Subtle.Render("beginning of the conversation"), r.width))
+	}
 	if it.withDay {
 		out = append(out, r.daySeparator(msgTime(m)))
 	}
@@ -185,7 +231,7 @@ func (r *convRenderer) render(it *msgItem) []string {
 	if m.Outgoing {
 		sender, senderStyle = r.me, s.SenderMe
 	}
-	sender = senderStyle.Render(padRight(ansi.Truncate(sender, r.senderW, "…"), r.senderW))
+	sender = senderStyle.Render(padRight(ellipsize(sender, r.senderW), r.senderW))
 	prefixW := 5 + 1 + r.senderW + 1
 	mark, markW := r.mark(m)
 	textW := max(2, r.width-prefixW-markW) // 2: one wide cluster; narrower panes cut the line
@@ -306,11 +352,18 @@ func (r *convRenderer) daySeparator(t time.Time) string {
 // wrapText wraps plain text to width cells, keeping the person's own line breaks.
 // Control characters from the network are replaced so a message cannot move the cursor
 // or recolour the terminal.
-func wrapText(s string, width int) []string {
+func wrapText(s string, width int) []string { return wrapParas(s, width, false) }
+
+// wrapFill wraps as wrapText does, except that a word too long for a whole line starts
+// where it is rather than on a line of its own: a status notice of one long word (a
+// path, a URL) left its first row almost empty and needed a row more than it has.
+func wrapFill(s string, width int) []string { return wrapParas(s, width, true) }
+
+func wrapParas(s string, width int, fill bool) []string {
 	s = sanitize(s)
 	var out []string
 	for _, para := range strings.Split(s, "\n") {
-		out = append(out, wrapClusters(para, width)...)
+		out = append(out, wrapClusters(para, width, fill)...)
 	}
 	return out
 }
@@ -319,11 +372,10 @@ func wrapText(s string, width int) []string {
 // is on the line, else between grapheme clusters — never inside one (a ZWJ sequence, a
 // skin tone, a keycap, a combining mark) — and measuring each cluster as the Charm stack
 // does (ansi.GraphemeWidth), so a line is never wider than the renderer believes.
-func wrapClusters(para string, width int) []string {
-	type cluster struct {
-		s string
-		w int
-	}
+//
+// With fill, a word wider than a whole line is not moved to the next line but fills
+// this one and goes on on the next.
+func wrapClusters(para string, width int, fill bool) []string {
 	var out []string
 	var line []cluster
 	lineW, lastSpace := 0, -1
@@ -347,6 +399,8 @@ func wrapClusters(para string, width int) []string {
 				emit(line)
 				line, lineW, lastSpace = nil, 0, -1
 				continue
+			case lastSpace >= 0 && fill && longWord(line[lastSpace+1:], c.w, rest, width):
+				// Too long for any line: it fills this one (below) instead.
 			case lastSpace >= 0:
 				emit(line[:lastSpace])
 				line = append([]cluster(nil), line[lastSpace+1:]...)
@@ -357,7 +411,7 @@ func wrapClusters(para string, width int) []string {
 			}
 			if lineW+c.w > width && len(line) > 0 {
 				emit(line)
-				line, lineW = nil, 0
+				line, lineW, lastSpace = nil, 0, -1
 			}
 		}
 		line = append(line, c)
@@ -368,6 +422,25 @@ func wrapClusters(para string, width int) []string {
 	}
 	emit(line)
 	return out
+}
+
+// cluster is one grapheme cluster of a line being wrapped, with its width in cells.
+type cluster struct {
+	s string
+	w int
+}
+
+// longWord: the word begun by the clusters before and one of width cw, and going on in
+// rest up to its next space, is wider than width.
+func longWord(before []cluster, cw int, rest string, width int) bool {
+	ww := cw
+	for _, k := range before {
+		ww += k.w
+	}
+	if i := strings.IndexByte(rest, ' '); i >= 0 {
+		rest = rest[:i]
+	}
+	return ww+ansi.StringWidth(rest) > width
 }
 
 // sanitize replaces invalid UTF-8, escape sequences and control characters other than

@@ -78,6 +78,14 @@ func (m *mainScreen) inputText() string {
 	}, s)
 }
 
+// setInput puts text in the input with the cursor at its end, and the end in view: the
+// widget's SetValue leaves its view where it was (at the top after a reset), so the
+// cursor of a restored draft longer than the input sat on a hidden line.
+func (m *mainScreen) setInput(text string) {
+	m.input.SetValue(text)
+	m.input.MoveToEnd() // scrolls the cursor's line into view
+}
+
 func (m *mainScreen) resetInput() {
 	m.input.Reset()
 	m.pictured = false

@@ -1,6 +1,7 @@
 package ui
 
 import (
+	"fmt"
 	"strings"
 	"testing"
 	"time"
@@ -239,5 +240,39 @@ func TestEscKeepsTheDraftCtrlUClearsIt(t *testing.T) {
 	}
 	if help := ansi.Strip(newHelpDialog(m.c).View()); !strings.Contains(help, "ctrl+u") || !strings.Contains(help, "clear draft") {
 		t.Errorf("the help does not list ctrl+u:\n%s", help)
+	}
+}
+
+// TestRestoredDraftShowsItsCursorLine: a draft of more lines than the input shows,
+// brought back by opening its conversation again, shows the line its cursor is on (the
+// last): the widget kept its view at the top, so the cursor sat on a hidden line and
+// typing went where it could not be seen (a tester's finding).
+func TestRestoredDraftShowsItsCursorLine(t *testing.T) {
+	m := newTestMainScreen(t)
+	m.contacts = append(m.contacts, chat.Contact{Name: "carol", CardID: strings.Repeat("c", 64)})
+	drive(t, m, m.openContact("bob"), "")
+	for i := 1; i <= 6; i++ {
+		if i > 1 {
+			m.Update(keyMsg("alt+enter"))
+		}
+		for _, r := range fmt.Sprintf("line %d", i) {
+			m.Update(keyMsg(string(r)))
+		}
+	}
+	shown := func() string { return ansi.Strip(m.input.View()) }
+	if v := shown(); !strings.Contains(v, "line 6") {
+		t.Fatalf("while typing, the input shows %q, not the line being typed", v)
+	}
+	drive(t, m, m.openContact("carol"), "")
+	drive(t, m, m.openContact("bob"), "")
+	if got := m.input.Value(); !strings.HasSuffix(got, "line 6") || strings.Count(got, "\n") != 5 {
+		t.Fatalf("bob's draft came back as %q", got)
+	}
+	if v := shown(); !strings.Contains(v, "line 6") || strings.Contains(v, "line 1") {
+		t.Fatalf("the restored draft shows %q, want the cursor's line (line 6) in view", v)
+	}
+	m.Update(keyMsg("!"))
+	if v := shown(); !strings.Contains(v, "line 6!") {
+		t.Fatalf("typed on the restored draft, the input shows %q, not what was typed", v)
 	}
 }

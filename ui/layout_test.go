@@ -253,9 +253,42 @@ func TestCtrlHomeReachesTheOldest(t *testing.T) {
 	tm, fr := startUI(t, Options{Backend: b, OpenContact: "bob", Now: func() time.Time { return fixedNow }}, 80, 24)
 	fr.WaitText(t, fmt.Sprintf("history message %03d", 3*historyPage+7))
 	press(tm, "ctrl+home")
-	fr.WaitText(t, "history message 001")
+	fr.WaitText(t, "history message 001", "beginning of the conversation")
 	press(tm, "ctrl+end")
 	fr.WaitFor(t, "the newest message again", func(s string) bool {
 		return strings.Contains(s, fmt.Sprintf("history message %03d", 3*historyPage+7)) && !strings.Contains(s, "history message 001")
 	})
+}
+
+// TestBeginningOfTheConversationAtTheTop: scrolled to the top of a history longer than
+// the pane and fully loaded, the first row above the oldest message says "beginning of
+// the conversation" — it was laid over a blank row above the messages, which a long
+// history never has, so it showed only in short conversations.
+func TestBeginningOfTheConversationAtTheTop(t *testing.T) {
+	m := newTestMainScreen(t)
+	m.c.height = 20
+	b := m.b.(*memBackend)
+	for i := range 30 {
+		b.addMessage(chat.Message{Contact: "bob", Text: fmt.Sprintf("old %d", i), SentAt: fixedNow.Add(-time.Hour)})
+	}
+	drive(t, m, m.openContact("bob"), "")
+	if cv := m.conv(); !cv.exhausted {
+		t.Fatal("30 messages: the history is not fully loaded")
+	}
+	row := func(i int) string {
+		v := m.View()
+		checkFrame(t, v, m.c.width, m.c.height)
+		return strings.Split(ansi.Strip(v), "\n")[i]
+	}
+	if r := row(1); strings.Contains(r, "beginning of the conversation") {
+		t.Fatalf("at the newest message, row 1 is %q", r)
+	}
+	_, cmd := m.Update(keyMsg("ctrl+home"))
+	drive(t, m, cmd, "")
+	if r := row(1); !strings.Contains(r, "│ beginning of the conversation") {
+		t.Fatalf("at the top of the history, the first row under the header is %q", r)
+	}
+	if r := row(3); !strings.Contains(r, "old 0") {
+		t.Fatalf("at the top of the history, the oldest message is not right below the day: %q", r)
+	}
 }

@@ -271,7 +271,7 @@ func (m *mainScreen) update(msg tea.Msg) (screen, tea.Cmd) {
 		if msg.err != nil {
 			m.setNotice("not sent: "+errText(msg.err), true)
 			if m.input.Value() == "" {
-				m.input.SetValue(msg.text) // give the text back rather than lose it
+				m.setInput(msg.text) // give the text back rather than lose it
 			}
 			return m, nil
 		}
@@ -340,7 +340,7 @@ func (m *mainScreen) handleKey(msg tea.KeyPressMsg) (screen, tea.Cmd) {
 			typed := strings.TrimPrefix(v, "/file ")
 			switch more, names := completePath(typed); {
 			case more != "":
-				m.input.SetValue(v + more)
+				m.setInput(v + more)
 			case len(names) > 1: // what a shell's second Tab shows
 				m.setNotice(completionNotice(names), false)
 			case len(names) == 0:
@@ -487,16 +487,23 @@ func (m *mainScreen) switchDraft(to string) {
 		m.resetInput()
 	}
 	if cv, ok := m.convs[to]; ok && cv.draft != "" && m.input.Value() == "" {
-		m.input.SetValue(cv.draft)
+		m.setInput(cv.draft)
 		m.pictured = cv.draftPictured
 		cv.draft, cv.draftPictured = "", false
 	}
 }
 
+// paneInView: the open conversation's pane is what the user looks at — the terminal
+// has the focus (Bubble Tea's FocusMsg / BlurMsg, reported since View asks for them),
+// no dialog is drawn over it, and it is on screen (not the folded-away list of a narrow
+// terminal). Where in the conversation the view is, is the caller's to ask.
+func (m *mainScreen) paneInView() bool {
+	return m.c.focused && !m.c.covered && !(m.narrow() && m.focus == focusContacts)
+}
+
 // readSeen marks the open conversation read when its unread messages are in view, as
 // Signal does, and not before — a read receipt tells the sender they were seen: the
-// terminal has the focus (Bubble Tea's FocusMsg / BlurMsg, reported since View asks
-// for them), the conversation pane is on screen (not the folded-away list of a narrow
+// pane is in view (paneInView: focused, no dialog over it, not the list of a narrow
 // terminal), its messages are loaded and the view is at the newest one (not scrolled
 // back with them below it, "↓ N new"). Messages held so get the "N new" divider when
 // they are read.
@@ -509,7 +516,7 @@ func (m *mainScreen) readSeen() tea.Cmd {
 	if !ok || ct.Unread == 0 || cv == nil || !cv.loaded {
 		return nil
 	}
-	if !m.c.focused || (m.narrow() && m.focus == focusContacts) || !cv.atBottom() {
+	if !m.paneInView() || !cv.atBottom() {
 		cv.heldUnread = true
 		return nil
 	}
@@ -553,7 +560,9 @@ func (m *mainScreen) onContacts(msg contactsMsg) tea.Cmd {
 		if si, sj := section(list[i]), section(list[j]); si != sj { // contacts, requests, blocked
 			return si < sj
 		}
-		ui, uj := list[i].Unread > 0, list[j].Unread > 0
+		// Unread conversations first, except muted ones: as in Signal, a muted chat does
+		// not jump up when messages arrive (it keeps its place by last activity).
+		ui, uj := list[i].Unread > 0 && !list[i].Muted, list[j].Unread > 0 && !list[j].Muted
 		if ui != uj {
 			return ui
 		}
@@ -611,6 +620,7 @@ func (m *mainScreen) onHistory(msg historyMsg) tea.Cmd {
 		cv.exhausted = true
 	}
 	cv.prepend(msg.msgs, m.c.loc)
+	cv.markBeginning()
 	cv.setGaps(msg.gaps)
 	var previews []tea.Cmd
 	for _, hm := range msg.msgs {

@@ -153,13 +153,16 @@ type notifySettings interface {
 
 // notification is what the UI raises for one incoming message, or nil: nothing for
 // a message on screen in a focused terminal, for a muted contact, or with
-// notifications off; the bell alone when the terminal has no notification sequence.
+// notifications off; the bell alone when the terminal has no notification sequence,
+// and for the open conversation in a focused terminal when the message is not in view
+// (scrolled back — it arrives below, "↓ N new" —, under a dialog, behind the list of a
+// narrow terminal): the user is at the terminal, only not looking at it.
 func (m *mainScreen) notification(ev chat.Event) tea.Cmd {
 	if ev.Message == nil || ev.Message.Outgoing {
 		return nil
 	}
-	onScreen := ev.Contact == m.open && m.c.focused
-	if onScreen || !m.c.notify.On {
+	atOpen := ev.Contact == m.open && m.c.focused
+	if atOpen && m.openInView() || !m.c.notify.On {
 		return nil
 	}
 	ct, _ := m.contact(ev.Contact)
@@ -177,7 +180,7 @@ func (m *mainScreen) notification(ev chat.Event) tea.Cmd {
 	}
 	m.c.notified[ev.Contact] = now
 	var out string
-	if m.c.notifier.Protocol != NotifyNone {
+	if m.c.notifier.Protocol != NotifyNone && !atOpen {
 		who := m.displayName(ev.Contact)
 		if ct.Request {
 			who = "message request from " + who
@@ -198,6 +201,13 @@ func (m *mainScreen) notification(ev chat.Event) tea.Cmd {
 		return nil
 	}
 	return tea.Raw(out)
+}
+
+// openInView: the open conversation's newest message is on screen (paneInView, and the
+// view at the bottom, where an arriving message goes).
+func (m *mainScreen) openInView() bool {
+	cv := m.convs[m.open]
+	return m.paneInView() && (cv == nil || cv.atBottom())
 }
 
 // runNotify is /notify on (sender only) | off | preview (with the text).

@@ -1,6 +1,7 @@
 package ui
 
 import (
+	"fmt"
 	"strings"
 	"testing"
 	"time"
@@ -206,5 +207,38 @@ func TestNotifyUsageSaysBellOnly(t *testing.T) {
 	m.command([]string{"/notify"})
 	if !strings.Contains(m.notice, "as osc9") {
 		t.Fatalf("/notify with OSC 9: notice %q", m.notice)
+	}
+}
+
+// TestBellWhileScrolledBack: with the bell on and the terminal focused, a message in
+// the open conversation rings the bell while the view is scrolled back (it arrives
+// below, out of sight; the tester heard nothing), and not while the view is at the
+// newest message, where it is seen; the desktop notification stays for conversations
+// not open or an unfocused terminal. A muted contact rings nothing, scrolled back or not.
+func TestBellWhileScrolledBack(t *testing.T) {
+	m := newTestMainScreen(t)
+	m.c.bell, m.c.focused = true, true
+	m.c.notifier, m.c.notify = Notifier{Protocol: NotifyOSC9}, chat.NotifySettings{On: true}
+	b := m.b.(*memBackend)
+	for i := range 80 {
+		b.addMessage(chat.Message{Contact: "bob", Text: fmt.Sprintf("old %d", i), SentAt: fixedNow.Add(-time.Hour)})
+	}
+	drive(t, m, m.openContact("bob"), "")
+	ev := chat.Event{Kind: chat.MessageReceived, Contact: "bob", Message: &chat.Message{Contact: "bob", Text: "x"}}
+	if out := rawOut(m.notification(ev)); out != "" {
+		t.Fatalf("at the newest message, focused: %q, want nothing", out)
+	}
+	_, cmd := m.Update(keyMsg("pgup"))
+	drive(t, m, cmd, "")
+	if m.conv().atBottom() {
+		t.Fatal("pgup did not scroll back")
+	}
+	if out := rawOut(m.notification(ev)); out != "\a" {
+		t.Fatalf("scrolled back: %q, want the bell (and no desktop notification: the terminal has the focus)", out)
+	}
+	m.contacts[0].Muted = true
+	m.c.notified = nil
+	if out := rawOut(m.notification(ev)); out != "" {
+		t.Fatalf("muted, scrolled back: %q, want nothing", out)
 	}
 }

@@ -27,6 +27,10 @@ const minPassphrase = profile.MinNewPassphrase
 
 var nameRE = regexp.MustCompile(`^[a-z0-9._-]{1,32}$`)
 
+// nameRule is what a name may be, said the same way as it is typed (live, under the
+// field) and when Enter refuses it.
+const nameRule = "a name is 1–32 characters: lower-case letters, digits, '.', '_' or '-'"
+
 type onboardStep int
 
 // The steps in the order they are asked: the relay first, so that its key is shown and
@@ -57,6 +61,7 @@ const (
 	nameFree
 	nameTaken
 	nameUnknown // the relay could not be asked; registration will tell
+	nameInvalid // a character no name has: the rule is shown under the field
 )
 
 // onboarding creates the identity on first run: relay (its key shown), name (checked as
@@ -245,17 +250,13 @@ func (o *onboarding) Update(msg tea.Msg) (screen, tea.Cmd) {
 			return o, o.focus(at)
 		}
 		if msg.err != nil && errors.Is(msg.err, chat.ErrNameTaken) {
-			if _, ok := o.recoverer(); ok {
-				o.name, o.err = nameTaken, o.takenText(o.inputs[stepName].Value())
-				return o, o.focus(stepName)
-			}
+			// Taken meanwhile: said once, under the field (nameLine), with how to get it
+			// back when it is the user's (identity recovery, recoverycode.go).
+			o.name, o.nameFor, o.err = nameTaken, o.inputs[stepName].Value(), ""
+			return o, o.focus(stepName)
 		}
 		if msg.err != nil {
 			o.err = "could not create your identity: " + errText(msg.err)
-			if errors.Is(msg.err, chat.ErrNameTaken) { // identity recovery (recoverycode.go)
-				o.err += " — if the name is yours and you lost its device, get it back with your recovery code: quit and run 'pfschat recover NAME'"
-				return o, o.focus(stepName)
-			}
 			if o.registration == "invite" && strings.Contains(msg.err.Error(), "invite") {
 				return o, o.focus(stepInvite) // the code was refused: fix it there
 			}
@@ -352,7 +353,11 @@ func (o *onboarding) nameChanged() tea.Cmd {
 	o.nameSeq++
 	o.name, o.nameErr, o.err, o.recovering = nameUnchecked, "", "", false
 	name := o.inputs[stepName].Value()
-	if _, ok := o.onboarder(); !ok || !nameRE.MatchString(name) {
+	if name != "" && !nameRE.MatchString(name) {
+		o.name = nameInvalid // said at once, not at Enter
+		return nil
+	}
+	if _, ok := o.onboarder(); !ok || name == "" {
 		return nil
 	}
 	seq := o.nameSeq
@@ -447,11 +452,10 @@ func (o *onboarding) next() tea.Cmd {
 			o.err = "type the name others will find you by first"
 			return nil
 		case !nameRE.MatchString(name):
-			o.err = "a name is 1–32 characters: lower-case letters, digits, '.', '_' or '-'"
+			o.name = nameInvalid // the rule, under the field (nameLine)
 			return nil
 		case o.name == nameTaken:
-			o.err = o.takenText(name)
-			return nil
+			return nil // said under the field (nameLine); saying it again here doubled it
 		case o.name == nameChecking || o.name == nameUnchecked && o.hasOnboarder():
 			// Enter before the check answered: wait for it instead of dropping the key.
 			o.enterWaiting = true
@@ -578,14 +582,19 @@ func (o *onboarding) View() string {
 		lines = append(lines, s.Muted.Render("creating keys and registering with the relay…"))
 	case o.probing:
 		lines = append(lines, s.Muted.Render("contacting the relay…"))
-	case o.err != "":
-		lines = append(lines, s.Error.Render(lipgloss.Wrap(o.err, w, "")))
 	case o.enterWaiting:
 		lines = append(lines, s.Muted.Render("checking whether the name is free — one moment…"))
-	case o.step == stepName && o.name == nameTaken && o.canRecover():
-		lines = append(lines, o.c.hint("ctrl+r", "it's mine: recover it", "esc", "back", "ctrl+c", "quit"))
 	default:
-		lines = append(lines, o.c.hint("enter", "next", "esc", "back", "ctrl+c", "quit"))
+		// An error says what went wrong; the keys stay below it (they vanished, and
+		// with them how to go back or quit).
+		if o.err != "" {
+			lines = append(lines, s.Error.Render(lipgloss.Wrap(o.err, w, "")), "")
+		}
+		if o.step == stepName && o.name == nameTaken && o.canRecover() {
+			lines = append(lines, o.c.hint("ctrl+r", "it's mine: recover it", "esc", "back", "ctrl+c", "quit"))
+		} else {
+			lines = append(lines, o.c.hint("enter", "next", "esc", "back", "ctrl+c", "quit"))
+		}
 	}
 	return placeForm(o.c, lines)
 }
@@ -605,10 +614,9 @@ func (o *onboarding) nameLine(w int) string {
 	case nameFree:
 		return s.Muted.Render("  ✓ " + name + " is free")
 	case nameTaken:
-		if o.canRecover() {
-			return s.Error.Render(hangWrap("  ", "✗ "+name+" is taken — pick another, or, if it is yours, recover it with your recovery code (ctrl+r)", w))
-		}
-		return s.Error.Render(hangWrap("  ", "✗ "+name+" is taken — pick another", w))
+		return s.Error.Render(hangWrap("  ✗ ", o.takenText(name), w))
+	case nameInvalid:
+		return s.Error.Render(hangWrap("  ✗ ", nameRule, w))
 	case nameUnknown:
 		return s.Muted.Render(hangWrap("  ", "could not check the name ("+o.nameErr+"); registration will tell", w))
 	}
@@ -768,9 +776,10 @@ func (u *unlock) View() string {
 	switch {
 	case u.busy:
 		lines = append(lines, s.Muted.Render("unlocking…"))
-	case u.err != "":
-		lines = append(lines, s.Error.Render(lipgloss.Wrap(u.err, w, "")))
 	default:
+		if u.err != "" { // the keys stay below the error, as in onboarding
+			lines = append(lines, s.Error.Render(lipgloss.Wrap(u.err, w, "")), "")
+		}
 		lines = append(lines, u.c.hint("enter", "unlock", "ctrl+c", "quit"))
 	}
 	return placeForm(u.c, lines)

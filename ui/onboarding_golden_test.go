@@ -58,7 +58,7 @@ func TestGoldenOnboarding(t *testing.T) {
 		press(tm, "enter")
 		fr.WaitText(t, "relay key 3f2a", "name:")
 		tm.Type("bob")
-		fr.WaitText(t, "✗ bob is taken")
+		fr.WaitText(t, "✗ “bob” is taken")
 		golden(t, tm)
 	})
 	t.Run("invite", func(t *testing.T) {

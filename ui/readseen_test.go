@@ -138,3 +138,48 @@ func TestNotReadWhileTheListCoversTheConversation(t *testing.T) {
 		t.Fatalf("the conversation back on screen: %d unread, want 0", n)
 	}
 }
+
+// TestNotReadUnderADialog: a message arriving in the open conversation while a dialog
+// (here the help) is drawn over it is not marked read — the user is reading the dialog
+// (a tester saw read receipts go out meanwhile); closing the dialog brings it into view
+// and marks it read.
+func TestNotReadUnderADialog(t *testing.T) {
+	b := newMemBackend("alice", func() time.Time { return fixedNow })
+	b.addContact(chat.Contact{Name: "bob", CardID: strings.Repeat("b", 64)})
+	b.addMessage(chat.Message{Contact: "bob", Text: "old", SentAt: fixedNow.Add(-time.Hour)})
+	a := New(t.Context(), Options{Backend: b, OpenContact: "bob", Now: func() time.Time { return fixedNow }, Location: time.UTC})
+	a.Update(tea.WindowSizeMsg{Width: 100, Height: 30})
+	m := a.screen.(*mainScreen)
+	drive(t, m, m.c.loadContacts(b), "")
+	if m.open != "bob" || !m.conv().loaded {
+		t.Fatal("bob's conversation did not open")
+	}
+	unread := func() int {
+		b.mu.Lock()
+		defer b.mu.Unlock()
+		return b.contacts["bob"].Unread
+	}
+
+	_, cmd := a.Update(pushDialogMsg{newHelpDialog(a.c)}) // as f1's command delivers it
+	drive(t, m, cmd, "")
+	if len(a.dialogs) != 1 {
+		t.Fatalf("%d dialogs open, want the help", len(a.dialogs))
+	}
+	msg := b.addMessage(chat.Message{Contact: "bob", Text: "under the dialog", SentAt: fixedNow})
+	b.mu.Lock()
+	b.contacts["bob"].Unread = 1
+	b.mu.Unlock()
+	drive(t, m, m.handleEvent(chat.Event{Kind: chat.MessageReceived, Contact: "bob", Message: &msg}), "")
+	if n := unread(); n != 1 {
+		t.Fatalf("a dialog over the conversation: %d unread, want 1 (not marked read)", n)
+	}
+
+	_, cmd = a.Update(keyMsg("esc"))
+	if len(a.dialogs) != 0 {
+		t.Fatal("esc did not close the help")
+	}
+	drive(t, m, cmd, "")
+	if n := unread(); n != 0 {
+		t.Fatalf("the dialog closed, the message in view: %d unread, want 0", n)
+	}
+}

@@ -123,7 +123,7 @@ func TestOnboardingRecoversTakenName(t *testing.T) {
 	press(tm, "enter")
 	fr.WaitText(t, "name:")
 	tm.Type("alice")
-	fr.WaitText(t, "alice is taken", "ctrl+r")
+	fr.WaitText(t, "“alice” is taken", "ctrl+r")
 	press(tm, "enter")
 	fr.WaitFor(t, "the taken name and the offer to recover it", func(s string) bool {
 		flat := strings.Join(strings.Fields(s), " ")

@@ -146,6 +146,11 @@ func (m *mainScreen) statusLines(w int) []string {
 				return lines
 			}
 		}
+		// Too long to be whole anywhere: cut, but beside the connection's mark, which
+		// says whether anything works at all (alone, the notice had three cells more).
+		if lines, _ := m.wrapNotice(" "+connShort, style, w, rows); lines != nil {
+			return lines
+		}
 		lines, _ := m.wrapNotice("", style, w, rows)
 		return lines
 	}
@@ -192,7 +197,7 @@ func (m *mainScreen) wrapNotice(prefix string, style lipgloss.Style, w, rows int
 		return nil, false
 	}
 	tw = max(1, tw)
-	lines := wrapText(m.notice, tw)
+	lines := wrapFill(m.notice, tw) // a long word starts on the first row, not below it
 	whole := len(lines) <= rows
 	if !whole {
 		lines = lines[:rows]

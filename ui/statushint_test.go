@@ -181,3 +181,38 @@ func TestLongNoticeWraps(t *testing.T) {
 		t.Fatalf("at 40×8: %q, want one line ending in \"…\"", rows)
 	}
 }
+
+// TestLongWordNoticeKeepsTheMark: a notice with one long unbroken word (a path) at 40
+// columns starts the word on its first row — it left that row almost empty and so
+// needed a row more than the status area has — and stays whole beside the
+// connection's mark; one too long for every row is cut with "…" but keeps the mark
+// (it was dropped to give the notice three more cells).
+func TestLongWordNoticeKeepsTheMark(t *testing.T) {
+	m := newTestMainScreen(t)
+	m.Update(tea.WindowSizeMsg{Width: 40, Height: 20})
+	m.c.width, m.c.height = 40, 20
+	m.conn.Status = chat.Online
+	drive(t, m, m.openContact("bob"), "")
+	status := func() []string {
+		t.Helper()
+		v := m.View()
+		checkFrame(t, v, 40, m.c.height)
+		lines := strings.Split(ansi.Strip(v), "\n")
+		return lines[len(lines)-m.statusRows():]
+	}
+	word := "/home/alice/" + strings.Repeat("y", 80)
+	m.setNotice("no file: "+word, true)
+	rows := status()
+	if len(rows) > maxStatusRows || !strings.HasPrefix(rows[0], " ●  no file: /home") {
+		t.Fatalf("status %q: want the word begun on the first row, beside the mark", rows)
+	}
+	if got := strings.Join(strings.Fields(strings.Join(rows, " ")), ""); got != "●nofile:"+word {
+		t.Fatalf("status %q: the notice is not whole", rows)
+	}
+
+	m.setNotice("no file: /"+strings.Repeat("z", 200), true)
+	rows = status()
+	if len(rows) != maxStatusRows || !strings.HasPrefix(rows[0], " ●  no file: /zz") || !strings.HasSuffix(strings.TrimSpace(rows[len(rows)-1]), "…") {
+		t.Fatalf("status %q: want %d rows beside the mark, the last ending in \"…\"", rows, maxStatusRows)
+	}
+}

@@ -32,3 +32,16 @@ func hangWrap(prefix, text string, w int) string {
 	}
 	return joinLines(lines)
 }
+
+// ellipsize cuts plain text (a name) to at most w cells, ending it with "…" when it was
+// wider, measured as fitLine measures (whole grapheme clusters, ansi.StringWidth): a
+// nickname may be 64 bytes, and cut without the mark it read as a whole name.
+func ellipsize(s string, w int) string {
+	if w <= 0 {
+		return ""
+	}
+	if ansi.StringWidth(s) <= w {
+		return s
+	}
+	return truncateCells(s, w-1) + "…"
+}
