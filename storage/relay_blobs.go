@@ -101,10 +101,6 @@ type BlobStore struct {
 	// creating counts the CreateBlob calls under way per id: their file may exist
 	// before their row, and the sweep of files without rows (removeOrphans) spares it.
 	creating map[string]int
-
-	// afterRow, when set (tests only), runs in CreateBlob once the upload's row is
-	// committed, before it returns.
-	afterRow func(id string)
 }
 
 // BlobFile is a committed blob's file, open for reading (OpenBlob). It is closed
@@ -435,9 +431,6 @@ func (b *BlobStore) CreateBlob(ctx context.Context, bl Blob, quota int64) error 
 	if err != nil {
 		os.Remove(p) // the file this call made: no row was written for it
 		return err
-	}
-	if b.afterRow != nil {
-		b.afterRow(bl.ID)
 	}
 	return nil
 }
