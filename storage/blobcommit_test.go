@@ -173,3 +173,122 @@ func TestAppendBlobCutsOnlyACrashTail(t *testing.T) {
 		t.Fatalf("commit: %v (the stored bytes are not the upload's)", err)
 	}
 }
+
+// CreateBlob makes the upload's file before its row: a row never exists without its
+// file, so a purge of the owner's blobs right after the row's commit (an account's
+// deletion) finds both and leaves no file behind. Seen here through a file that cannot
+// be made (a directory holds its path): the create fails and writes no row. (Made
+// after the row, the file was missing in that window, and the purge's file removal
+// came before the file.)
+func TestCreateBlobWhoseFileCannotBeMadeWritesNoRow(t *testing.T) {
+	ctx := context.Background()
+	b := testBlobStore(t)
+	now := time.Now()
+	bl := Blob{ID: fmt.Sprintf("%032x", 1), Owner: "alice", Size: 100, Recipients: 1, CreatedAt: now, ExpiresAt: now.Add(time.Hour)}
+	if err := os.Mkdir(b.path(bl.ID, false), 0o700); err != nil {
+		t.Fatal(err)
+	}
+	if err := b.CreateBlob(ctx, bl, 0); err == nil {
+		t.Fatal("CreateBlob succeeded with a directory at its file's path")
+	}
+	var n int
+	if err := b.r.db.queryRow(ctx, "SELECT count(*) FROM blobs WHERE id = ?", bl.ID).Scan(&n); err != nil || n != 0 {
+		t.Fatalf("%d rows of the blob whose file could not be made (%v), want none", n, err)
+	}
+}
+
+// A CreateBlob whose row is not written (the owner's account is gone, the quota is
+// full, the id is taken) leaves no file of its own and never touches the file of the
+// blob that holds the id.
+func TestRefusedCreateBlobLeavesNoFile(t *testing.T) {
+	ctx := context.Background()
+	b := testBlobStore(t)
+	now := time.Now()
+	bl := Blob{ID: fmt.Sprintf("%032x", 1), Owner: "alice", Size: 100, Recipients: 1, CreatedAt: now, ExpiresAt: now.Add(time.Hour)}
+	if err := b.CreateBlob(ctx, bl, 0); err != nil {
+		t.Fatal(err)
+	}
+	if err := b.AppendBlob(bl.ID, bl.Size, 32768, 0, []byte("kept")); err != nil {
+		t.Fatal(err)
+	}
+	if err := b.CreateBlob(ctx, bl, 0); !errors.Is(err, ErrExists) {
+		t.Fatalf("the same id again: %v, want ErrExists", err)
+	}
+	if got, err := b.Blob(ctx, bl.ID, 1, now); err != nil || got.Received != 4 {
+		t.Fatalf("the first upload after a refused second: %+v, %v; want its 4 bytes", got, err)
+	}
+	gone := Blob{ID: fmt.Sprintf("%032x", 2), Owner: "bob", OwnerCard: "no-such-card", Size: 100, Recipients: 1, CreatedAt: now, ExpiresAt: now.Add(time.Hour)}
+	if err := b.CreateBlob(ctx, gone, 0); !errors.Is(err, ErrNotFound) {
+		t.Fatalf("an owner without the card: %v, want ErrNotFound", err)
+	}
+	over := Blob{ID: fmt.Sprintf("%032x", 3), Owner: "alice", Size: 100, Recipients: 1, CreatedAt: now, ExpiresAt: now.Add(time.Hour)}
+	if err := b.CreateBlob(ctx, over, BlobMinCharge); !errors.Is(err, ErrBlobQuota) {
+		t.Fatalf("over the quota: %v, want ErrBlobQuota", err)
+	}
+	for _, id := range []string{gone.ID, over.ID} {
+		if _, err := os.Stat(b.path(id, false)); !errors.Is(err, os.ErrNotExist) {
+			t.Errorf("refused blob %s has a file: %v", id, err)
+		}
+	}
+}
+
+// The expiry sweep removes blob files that have no row (a crash between a file's
+// creation and its row's, or between a row's deletion and its file's), uploading or
+// committed, and keeps every file that has one — and the file of a CreateBlob that
+// has made its file and not yet its row.
+func TestExpireBlobsRemovesFilesWithoutRows(t *testing.T) {
+	ctx := context.Background()
+	b := testBlobStore(t)
+	now := time.Now()
+	live := Blob{ID: fmt.Sprintf("%032x", 1), Owner: "alice", Size: 100, Recipients: 1, CreatedAt: now, ExpiresAt: now.Add(time.Hour)}
+	if err := b.CreateBlob(ctx, live, 0); err != nil {
+		t.Fatal(err)
+	}
+	data := []byte("committed")
+	done := Blob{ID: fmt.Sprintf("%032x", 2), Owner: "alice", Size: int64(len(data)), Recipients: 1, CreatedAt: now, ExpiresAt: now.Add(time.Hour)}
+	if err := b.CreateBlob(ctx, done, 0); err != nil {
+		t.Fatal(err)
+	}
+	if err := b.AppendBlob(done.ID, done.Size, 32768, 0, data); err != nil {
+		t.Fatal(err)
+	}
+	if err := b.CommitBlob(ctx, done, BlobCheck{CRC32C: BlobCRC32C(UpdateBlobCRC32C(0, data))}, now.Add(time.Hour)); err != nil {
+		t.Fatal(err)
+	}
+	orphanUp, orphanDone := fmt.Sprintf("%032x", 3), fmt.Sprintf("%032x", 4)
+	for _, f := range []string{b.path(orphanUp, false), b.path(orphanDone, true)} {
+		if err := os.WriteFile(f, []byte("orphan"), 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// A creation caught between its file and its row: the sweep spares its file.
+	creating := Blob{ID: fmt.Sprintf("%032x", 5), Owner: "alice", Size: 100, Recipients: 1, CreatedAt: now, ExpiresAt: now.Add(time.Hour)}
+	b.r.db.hook = func(step int) error {
+		if step == 1 {
+			b.r.db.hook = nil
+			if _, err := b.ExpireBlobs(ctx, now); err != nil {
+				t.Error(err)
+			}
+			if _, err := os.Stat(b.path(creating.ID, false)); err != nil {
+				t.Errorf("the sweep removed the file of a blob being created: %v", err)
+			}
+		}
+		return nil
+	}
+	if err := b.CreateBlob(ctx, creating, 0); err != nil {
+		t.Fatal(err)
+	}
+	if n, err := b.ExpireBlobs(ctx, now); err != nil || n != 0 {
+		t.Fatalf("ExpireBlobs: %d, %v; want nothing expired", n, err)
+	}
+	for _, f := range []string{b.path(orphanUp, false), b.path(orphanDone, true)} {
+		if _, err := os.Stat(f); !errors.Is(err, os.ErrNotExist) {
+			t.Errorf("file without a row %s is there after the sweep: %v", filepath.Base(f), err)
+		}
+	}
+	for _, f := range []string{b.path(live.ID, false), b.path(done.ID, true), b.path(creating.ID, false)} {
+		if _, err := os.Stat(f); err != nil {
+			t.Errorf("a blob's file is gone after the sweep: %v", err)
+		}
+	}
+}

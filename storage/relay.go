@@ -224,6 +224,17 @@ func (r *Relay) createAccount(ctx context.Context, a Account, pay func(tx *txn) 
 			a.Name, a.CardID, card, dbTime(a.CreatedAt), a.Recovery); err != nil {
 			return fmt.Errorf("storage: create account %q: %w", a.Name, err)
 		}
+		// What is queued under a name without an account was sent to an earlier owner:
+		// DeleteAccount drops the queue, but a send the relay checked before the
+		// deletion and committed after it lands under the name all the same (Enqueue
+		// does not look at accounts). The new owner must not be sent it.
+		n, err := tx.execN(ctx, "DELETE FROM queue WHERE recipient = ?", a.Name)
+		if err != nil {
+			return fmt.Errorf("storage: create account %q: %w", a.Name, err)
+		}
+		if n > 0 {
+			r.usage.forget() // counted again by the next write (this one holds the writer)
+		}
 		return nil
 	})
 }

@@ -99,6 +99,9 @@ type BlobStore struct {
 	// at once, so that a connection idle after a download does not keep a deleted
 	// file's space (and pass its owner's quota) until it goes.
 	readers map[string]map[*BlobFile]struct{}
+	// creating counts the CreateBlob calls under way per id: their file may exist
+	// before their row, and the sweep of files without rows (removeOrphans) spares it.
+	creating map[string]int
 }
 
 // BlobFile is a committed blob's file, open for reading (OpenBlob). It is closed
@@ -379,11 +382,45 @@ func BlobCharge(size int64) int64 { return max(size, BlobMinCharge) }
 // write that records the upload, so a begin racing its account's deletion either
 // commits first, and the deletion's purge of the owner's blobs that follows finds it,
 // or sees the account gone — never lands under a name a new owner may take.
+//
+// The file is made first, the row after, and the file is removed when the row is not
+// written: a file never exists without its row but in that window, which the sweep of
+// files without rows (ExpireBlobs) spares. The other order left a window between the
+// row's commit and the file's creation in which a purge (DeleteOwnerBlobs,
+// DeleteBlob) removed the row and found no file to remove; the file made next then
+// lived on with no row, charged to no quota and never removed.
 func (b *BlobStore) CreateBlob(ctx context.Context, bl Blob, quota int64) error {
 	if !validID(bl.ID) || bl.Owner == "" || bl.Size < 0 || bl.Recipients < 1 {
 		return fmt.Errorf("%w: blob %q", ErrInvalid, bl.ID)
 	}
-	err := b.r.db.write(ctx, func(tx *txn) error {
+	b.mu.Lock()
+	if b.creating == nil {
+		b.creating = make(map[string]int)
+	}
+	b.creating[bl.ID]++
+	b.mu.Unlock()
+	defer func() {
+		b.mu.Lock()
+		if b.creating[bl.ID]--; b.creating[bl.ID] <= 0 {
+			delete(b.creating, bl.ID)
+		}
+		b.mu.Unlock()
+	}()
+	p := b.path(bl.ID, false)
+	// O_EXCL: an existing file is another upload's (or a crash's orphan, which the
+	// sweep removes); it is never truncated or removed here.
+	f, err := os.OpenFile(p, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
+	if errors.Is(err, os.ErrExist) {
+		return fmt.Errorf("%w: blob %s", ErrExists, bl.ID)
+	}
+	if err != nil {
+		return fmt.Errorf("storage: create blob file: %w", err)
+	}
+	if err := f.Close(); err != nil {
+		os.Remove(p)
+		return fmt.Errorf("storage: create blob file: %w", err)
+	}
+	err = b.r.db.write(ctx, func(tx *txn) error {
 		if bl.OwnerCard != "" {
 			var n int64
 			if err := tx.scan(ctx, "SELECT count(*) FROM accounts WHERE name = ? AND card_id = ?", []any{bl.Owner, bl.OwnerCard}, &n); err != nil {
@@ -413,13 +450,10 @@ func (b *BlobStore) CreateBlob(ctx context.Context, bl Blob, quota int64) error 
 		return nil
 	})
 	if err != nil {
+		os.Remove(p) // the file this call made: no row was written for it
 		return err
 	}
-	f, err := os.OpenFile(b.path(bl.ID, false), os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o600)
-	if err != nil {
-		return fmt.Errorf("storage: create blob file: %w", err)
-	}
-	return f.Close()
+	return nil
 }
 
 // Blob returns a blob's metadata (ErrNotFound: none, or expired at now). For an upload
@@ -688,9 +722,84 @@ func (b *BlobStore) DeleteOwnerBlobs(ctx context.Context, owner string) (int, er
 	return b.deleteWhere(ctx, "SELECT id FROM blobs WHERE owner = ?", owner)
 }
 
-// ExpireBlobs deletes the blobs whose time ran out at now and returns how many.
+// ExpireBlobs deletes the blobs whose time ran out at now and returns how many. It
+// also removes the blob files that have no row (removeOrphans), which it does not
+// count.
 func (b *BlobStore) ExpireBlobs(ctx context.Context, now time.Time) (int, error) {
-	return b.deleteWhere(ctx, "SELECT id FROM blobs WHERE expires_at <= ?", dbTime(now))
+	n, err := b.deleteWhere(ctx, "SELECT id FROM blobs WHERE expires_at <= ?", dbTime(now))
+	if err != nil {
+		return n, err
+	}
+	if _, err := b.removeOrphans(ctx); err != nil {
+		return n, err
+	}
+	return n, nil
+}
+
+// removeOrphans removes the blob files, uploading or committed, that have no row in
+// the database and returns how many: what a crash left between a file's creation and
+// its row's (CreateBlob), or between a row's deletion and its file's (DeleteBlob,
+// BlobFetched). A file nobody counts against a quota and nothing else removes. The
+// files of a CreateBlob under way are spared: it has made its file and not yet
+// written its row, or is about to remove the file. Their ids are read after the
+// directory is listed and before the rows are, so that a creation not among them had
+// settled before the rows were read (its row is there, or its file gone).
+func (b *BlobStore) removeOrphans(ctx context.Context) (int, error) {
+	type file struct {
+		id        string
+		committed bool
+	}
+	var files []file
+	for _, committed := range []bool{false, true} {
+		dir := b.dir
+		if !committed {
+			dir = filepath.Join(b.dir, "partial")
+		}
+		entries, err := os.ReadDir(dir)
+		if err != nil {
+			return 0, fmt.Errorf("storage: blob directory: %w", err)
+		}
+		for _, e := range entries {
+			if e.Type().IsRegular() && validID(e.Name()) {
+				files = append(files, file{e.Name(), committed})
+			}
+		}
+	}
+	if len(files) == 0 {
+		return 0, nil
+	}
+	b.mu.Lock()
+	busy := make(map[string]bool, len(b.creating))
+	for id := range b.creating {
+		busy[id] = true
+	}
+	b.mu.Unlock()
+	rows, err := b.r.db.query(ctx, "SELECT id FROM blobs")
+	if err != nil {
+		return 0, fmt.Errorf("storage: blob rows: %w", err)
+	}
+	known := make(map[string]bool)
+	for rows.Next() {
+		var id string
+		if err := rows.Scan(&id); err != nil {
+			rows.Close()
+			return 0, fmt.Errorf("storage: blob rows: %w", err)
+		}
+		known[id] = true
+	}
+	if err := errors.Join(rows.Err(), rows.Close()); err != nil {
+		return 0, fmt.Errorf("storage: blob rows: %w", err)
+	}
+	n := 0
+	for _, f := range files {
+		if known[f.id] || busy[f.id] {
+			continue
+		}
+		if err := os.Remove(b.path(f.id, f.committed)); err == nil {
+			n++
+		}
+	}
+	return n, nil
 }
 
 // deleteWhere deletes the blobs the query names.

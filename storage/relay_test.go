@@ -633,3 +633,35 @@ func TestRelayMigration10(t *testing.T) {
 		t.Fatalf("after a restart a new message got %+v (%v), the last before was %d", res, err, last)
 	}
 }
+
+// A registration drops what is queued under its name from before: a send the relay
+// checked before the name's account was deleted and committed after the deletion
+// lands under the name (Enqueue does not look at accounts), and the name's next owner
+// must not be sent it. The queue's usage follows: the new owner's queue has its whole
+// limit. Before, CreateAccount left the messages, and the new owner was sent them.
+func TestRegistrationDropsWhatIsQueuedUnderTheName(t *testing.T) {
+	ctx := t.Context()
+	r := newRelay(t, RelayOptions{MaxQueueCount: 2, MaxQueueBytes: 1000})
+	msg := func(id string) QueuedMessage {
+		return QueuedMessage{To: "alice", From: "bob", ClientID: id, Body: []byte(id), ExpiresAt: t0.Add(time.Hour)}
+	}
+	if res, err := r.Enqueue(ctx, []QueuedMessage{msg("late1"), msg("late2")}); err != nil || res[0].Err != nil || res[1].Err != nil {
+		t.Fatalf("the late sends: %+v, %v", res, err)
+	}
+	if err := r.CreateAccount(ctx, Account{Name: "alice", CardID: "new-card", Card: []byte("c")}); err != nil {
+		t.Fatal(err)
+	}
+	if got, err := r.Pending(ctx, "alice", 0, 10); err != nil || len(got) != 0 {
+		t.Fatalf("the new owner's queue holds %d messages from before its registration (%v)", len(got), err)
+	}
+	res, err := r.Enqueue(ctx, []QueuedMessage{msg("new1"), msg("new2"), msg("new3")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res[0].Err != nil || res[1].Err != nil || !errors.Is(res[2].Err, ErrQueueFull) {
+		t.Fatalf("the new owner's queue after the drop: %+v, want two taken and the third over the limit", res)
+	}
+	if got, err := r.Pending(ctx, "alice", 0, 10); err != nil || len(got) != 2 || string(got[0].Body) != "new1" {
+		t.Fatalf("the new owner's queue: %d messages (%v)", len(got), err)
+	}
+}

@@ -168,6 +168,15 @@ func (u *queueUsage) settleOn(t *rawTxn, deltas usageDeltas, ids *queueIDs) {
 	}
 }
 
+// forget makes the usage unknown: the next write transaction counts it again. Called
+// inside a write transaction that deletes queued messages outside rawTxn's settling
+// (it holds the writer, so no other write uses the usage before that count).
+func (u *queueUsage) forget() {
+	u.mu.Lock()
+	u.m = nil
+	u.mu.Unlock()
+}
+
 // settleGone makes t drop to's usage once it commits (its queue was emptied), and
 // forget the whole usage if it does not.
 func (u *queueUsage) settleGone(t *rawTxn, to string) {

@@ -465,7 +465,7 @@ func (b *Blobs) BlobFetched(ctx context.Context, id, name string, now time.Time)
 		if err != nil {
 			return err
 		}
-		if err := b.d.b.commit(ctx, withOps([]kvOp{{key: keyBlob(id), del: true, rev: e.rev}}, uop)); err != nil {
+		if err := b.d.b.commit(ctx, withOps([]kvOp{tombstone(keyBlob(id), e.rev)}, uop)); err != nil {
 			return err
 		}
 		deleted = true
@@ -497,7 +497,7 @@ func (b *Blobs) DeleteBlob(ctx context.Context, id string) error {
 		if err != nil {
 			return err
 		}
-		return b.d.b.commit(ctx, withOps([]kvOp{{key: keyBlob(id), del: true, rev: e.rev}}, uop))
+		return b.d.b.commit(ctx, withOps([]kvOp{tombstone(keyBlob(id), e.rev)}, uop))
 	})
 	if err != nil {
 		return err

@@ -286,7 +286,7 @@ func (d *Directory) createOpen(ctx context.Context, rec *accountRec) error {
 	if a, e, rerr := d.account(ctx, rec.Name); rerr != nil || (e.exists() && a.CardID == rec.CardID) {
 		return err
 	}
-	d.b.put(ctx, kvOp{key: keyCard(rec.CardID), del: true, rev: rev}) // lost to a rewrite: then it is not ours
+	d.b.put(ctx, tombstone(keyCard(rec.CardID), rev)) // lost to a rewrite: then it is not ours
 	return err
 }
 
@@ -346,7 +346,7 @@ func (d *Directory) retireCardOps(ctx context.Context, a *accountRec, card []byt
 		return nil, err
 	}
 	if ec.exists() {
-		ops = append(ops, kvOp{key: keyCard(a.CardID), del: true, rev: ec.rev})
+		ops = append(ops, tombstone(keyCard(a.CardID), ec.rev))
 	}
 	er, err := d.b.get(ctx, keyRepl(a.CardID))
 	if err != nil {
@@ -367,7 +367,7 @@ func (d *Directory) retireCardOps(ctx context.Context, a *accountRec, card []byt
 			return nil, err
 		}
 		if eo.exists() {
-			ops = append(ops, kvOp{key: keyRepl(old), del: true, rev: eo.rev})
+			ops = append(ops, tombstone(keyRepl(old), eo.rev))
 		}
 	}
 	return ops, nil
@@ -382,7 +382,7 @@ func (d *Directory) preKeyDeletes(ctx context.Context, cardID string) ([]kvOp, e
 			return nil, err
 		}
 		if e.exists() {
-			ops = append(ops, kvOp{key: keyPreKeys(cardID, k), del: true, rev: e.rev})
+			ops = append(ops, tombstone(keyPreKeys(cardID, k), e.rev))
 		}
 	}
 	return ops, nil
@@ -590,7 +590,11 @@ func (d *Directory) DeleteAccount(ctx context.Context, name, cardID string) (int
 				return err
 			}
 			if ek.exists() {
-				ops = append(ops, kvOp{key: k, del: true, rev: ek.rev})
+				op := tombstone(k, ek.rev)
+				if k == keyBlocks(name) { // named by the name: its marker stays (markerTTL)
+					op.ttl = 0
+				}
+				ops = append(ops, op)
 			}
 		}
 		// The owner's blob usage record is written too, as it is (or a delete marker
