@@ -119,6 +119,20 @@ type (
 		Contact string `json:"contact"`
 		Through int64  `json:"through"`
 	}
+	// DeleteMessageParams are deleteMessage's: the contact's message id (a Message's
+	// "id").
+	DeleteMessageParams struct {
+		Contact string `json:"contact"`
+		ID      int64  `json:"id"`
+	}
+	// ContactParams name a contact as "contact" (clearConversation's).
+	ContactParams struct {
+		Contact string `json:"contact"`
+	}
+	// ClearResult is clearConversation's: how many messages were deleted.
+	ClearResult struct {
+		Deleted int `json:"deleted"`
+	}
 	ReceiveResult struct {
 		Messages []Message `json:"messages"`
 	}
@@ -167,6 +181,7 @@ type (
 		Subscription int64     `json:"subscription"`
 		Message      *Message  `json:"message,omitempty"`
 		Contact      string    `json:"contact,omitempty"`
+		ID           int64     `json:"id,omitempty"` // deleted: the message deleted (absent: the conversation was cleared)
 		Status       string    `json:"status,omitempty"`
 		Error        string    `json:"error,omitempty"`
 		Transfer     *Transfer `json:"transfer,omitempty"` // attachments.go
@@ -181,6 +196,8 @@ const (
 	NotifyConnection = "connection" // the relay connection changed state
 	NotifyTransfer   = "transfer"   // a file's upload or download moved on (attachments.go)
 	NotifyContact    = "contact"    // a contact was changed (muted, nicknamed, blocked, removed, …): read it again
+	NotifyMarkedRead = "markedRead" // a contact's messages were marked read: their unread count changed
+	NotifyDeleted    = "deleted"    // a contact's message was deleted, or their conversation cleared, on this profile
 )
 
 // errorFor maps package chat's errors to the stable codes.
@@ -289,6 +306,8 @@ func ChatError(err error) error {
 		base = chat.ErrAttachmentStalled
 	case CodeFileFailed:
 		base = chat.ErrAttachmentFailed
+	case CodeUnknownMessage:
+		base = chat.ErrUnknownMessage
 	case CodeKeyChanged:
 		return &chatKeyChanged{KeyChangedError: chat.KeyChangedError{Contact: dataContact(e)}, rpc: e}
 	case CodeOnlyRejectedKey:

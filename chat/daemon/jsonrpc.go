@@ -54,6 +54,8 @@ const (
 	CodeFileRejected = 21 // download: the file failed verification and was deleted
 	CodeFileStalled  = 22 // download: the relay stopped sending it; download again later
 	CodeFileFailed   = 23 // download: it failed before (the message says why) and its file was deleted
+	// Messages.
+	CodeUnknownMessage = 24 // deleteMessage: the contact has no message with that id
 )
 
 // codeNames are the stable names of the codes, sent as error.data.name.
@@ -68,7 +70,7 @@ var codeNames = map[int]string{
 	CodeOnlyRejectedKey: "only_rejected_key", CodeStalePreKey: "stale_prekey", CodeDiskFull: "disk_full",
 	CodeFileTooLarge: "file_too_large", CodeNoFiles: "no_files", CodeNotAFile: "not_a_file",
 	CodeFileGone: "file_gone", CodeFileRejected: "file_rejected", CodeFileStalled: "file_stalled",
-	CodeFileFailed: "file_failed",
+	CodeFileFailed: "file_failed", CodeUnknownMessage: "unknown_message",
 }
 
 // Error is a JSON-RPC error object; it is also the Go error every decoder and call
