@@ -83,6 +83,8 @@ func strictCases(dir string) []strictCase {
 		{"download", `{"id":1,"dir":` + strconv.Quote(dir) + `}`, "dir", "Dir"},
 		{"unsubscribe", `{"subscription":1}`, "subscription", "\u017Fubscription"}, // encoding/json folds ſ to s
 		{"markRead", `{"contact":"alice","through":0}`, "contact", "Contact"},
+		{"deleteMessage", `{"contact":"alice","id":1}`, "id", "ID"},
+		{"clearConversation", `{"contact":"alice"}`, "contact", "CONTACT"},
 		{"addContact", `{"name":"alice"}`, "name", "Name"},
 		{"fingerprint", `{"name":"alice"}`, "name", "NAME"},
 		{"verify", `{"name":"alice"}`, "name", "nAme"},
