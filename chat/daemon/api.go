@@ -265,15 +265,15 @@ func errorFor(err error) *Error {
 // retryAfter (0: it did not say): the wait, rounded up, in the message and in
 // data.retryAfterMs.
 func rateLimited(err error, retryAfter time.Duration) *Error {
-	wait := "a little"
+	when := "later"
 	switch secs := (retryAfter + time.Second - 1) / time.Second; {
 	case retryAfter <= 0:
 	case secs == 1:
-		wait = "a second"
+		when = "in a second"
 	default:
-		wait = fmt.Sprintf("%d seconds", secs)
+		when = fmt.Sprintf("in %d seconds", secs)
 	}
-	e := NewError(CodeRateLimited, "%v; wait %s, then try again", err, wait)
+	e := NewError(CodeRateLimited, "%v; try again %s", err, when)
 	e.Data.RetryAfterMs = int64((retryAfter + time.Millisecond - 1) / time.Millisecond)
 	return e
 }

@@ -145,9 +145,9 @@ func TestErrorCodesOfChatErrors(t *testing.T) {
 		{fmt.Errorf("%w: open /home/a/notes.txt: permission denied", chat.ErrFileUnreadable), daemon.CodeFileUnreadable,
 			"the owner's user may read the file", chat.ErrFileUnreadable},
 		{fmt.Errorf("chat: fetching dave's card: %w", &relay.ProtocolError{Code: relay.CodeRateLimited, Limit: "lookup_per_requester",
-			Message: "too many lookups", RetryAfter: 1500 * time.Millisecond}), daemon.CodeRateLimited, "wait 2 seconds, then try again",
+			Message: "too many lookups", RetryAfter: 1500 * time.Millisecond}), daemon.CodeRateLimited, "; try again in 2 seconds",
 			&relay.ProtocolError{Code: relay.CodeRateLimited}},
-		{&relay.ProtocolError{Code: relay.CodeRateLimited, Message: "slow down"}, daemon.CodeRateLimited, "wait a little, then try again",
+		{&relay.ProtocolError{Code: relay.CodeRateLimited, Message: "slow down"}, daemon.CodeRateLimited, "slow down; try again later",
 			&relay.ProtocolError{Code: relay.CodeRateLimited}},
 		// The codes there were already.
 		{fmt.Errorf("%w: %q", chat.ErrUnknownContact, "bob"), daemon.CodeUnknownContact, "unknown contact", chat.ErrUnknownContact},
@@ -236,7 +236,7 @@ func TestSocketRateLimitedCarriesTheWait(t *testing.T) {
 		}
 	}
 	if re.Code != daemon.CodeRateLimited || re.Data == nil || re.Data.Name != "rate_limited" || re.Data.RetryAfterMs <= 0 ||
-		!strings.Contains(re.Message, "lookup_per_requester") || !strings.Contains(re.Message, "then try again") {
+		!strings.Contains(re.Message, "lookup_per_requester") || !strings.Contains(re.Message, "; try again in ") {
 		t.Fatalf("addContact over the lookup limit: %+v %+v, want rate_limited with retryAfterMs, naming the limit", re, re.Data)
 	}
 	var pe *relay.ProtocolError
