@@ -48,6 +48,9 @@ import (
 var (
 	// ErrFileTooLarge: the file is over the relay's blob size limit.
 	ErrFileTooLarge = errors.New("chat: file too large for the relay")
+	// ErrFileUnreadable: SendFile cannot read the file (no such file, permission
+	// denied, not a regular file); nothing was sent. The error names the path and why.
+	ErrFileUnreadable = errors.New("chat: cannot read the file to send")
 	// ErrNoBlobs: the relay stores no blobs (an older relay, or not connected yet).
 	ErrNoBlobs = errors.New("chat: the relay takes no attachments")
 	// ErrAttachmentDigest: the downloaded blob is not the one the message names (its
@@ -257,15 +260,15 @@ func (c *Controller) SendFile(ctx context.Context, contact, path, caption string
 	}
 	f, err := os.Open(path)
 	if err != nil {
-		return Message{}, fmt.Errorf("chat: %w", err)
+		return Message{}, fmt.Errorf("%w: %w", ErrFileUnreadable, err)
 	}
 	defer f.Close()
 	st, err := f.Stat()
 	if err != nil {
-		return Message{}, fmt.Errorf("chat: %w", err)
+		return Message{}, fmt.Errorf("%w: %w", ErrFileUnreadable, err)
 	}
 	if !st.Mode().IsRegular() {
-		return Message{}, fmt.Errorf("chat: %s is not a regular file", path)
+		return Message{}, fmt.Errorf("%w: %s is not a regular file", ErrFileUnreadable, path)
 	}
 	sealedSize, err := ratchet.StreamSealedSize(st.Size())
 	if err != nil {

@@ -139,6 +139,7 @@ func (c *Controller) DeleteMessage(ctx context.Context, contact string, id int64
 		return fmt.Errorf("chat: delete message: %w", err)
 	}
 	c.dropPartials(files)
+	c.emit(Event{Kind: MessagesDeleted, Contact: contact, Message: &Message{ID: id, Contact: contact}})
 	return nil
 }
 
@@ -160,5 +161,8 @@ func (c *Controller) ClearConversation(ctx context.Context, contact string) (int
 		return 0, fmt.Errorf("chat: clear conversation: %w", err)
 	}
 	c.dropPartials(files)
+	if n > 0 {
+		c.emit(Event{Kind: MessagesDeleted, Contact: contact})
+	}
 	return n, nil
 }

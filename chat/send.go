@@ -704,6 +704,9 @@ func (c *Controller) markRead(ctx context.Context, contact string, through int64
 	if err != nil {
 		return fmt.Errorf("chat: marking %s read: %w", contact, err)
 	}
+	if len(ids) > 0 {
+		c.emit(Event{Kind: MessagesRead, Contact: contact})
+	}
 	if readReceipts {
 		c.sendReadReceipt(ctx, contact, ids, told) // those that arrived meanwhile
 	}

@@ -37,6 +37,16 @@ const (
 	// owns the profile). Event.Contact names them; read the contact again (Contact, or
 	// Contacts: a removed one is gone, ErrUnknownContact).
 	ContactChanged
+	// MessagesRead: the user marked the contact's incoming messages read through the
+	// controller (MarkRead, MarkReadThrough: this process's UI, or a headless 'pfschat
+	// recv' or a daemon client's markRead through the owner socket), and some were
+	// unread. Event.Contact names them; read the contact again for its unread count.
+	MessagesRead
+	// MessagesDeleted: the user deleted messages of the conversation with Event.Contact
+	// from this profile (DeleteMessage: Event.Message has the deleted message's ID and
+	// Contact only; ClearConversation: Event.Message is nil, every message went), from
+	// this process or through its owner socket. Read the conversation again.
+	MessagesDeleted
 )
 
 func (k EventKind) String() string {
@@ -57,6 +67,10 @@ func (k EventKind) String() string {
 		return "transfer-progress"
 	case ContactChanged:
 		return "contact-changed"
+	case MessagesRead:
+		return "messages-read"
+	case MessagesDeleted:
+		return "messages-deleted"
 	}
 	return fmt.Sprintf("event(%d)", int(k))
 }

@@ -3,6 +3,7 @@ package relay
 import (
 	"errors"
 	"fmt"
+	"time"
 )
 
 // Error codes of relay clusters (PROTOCOL.md "Relay clusters").
@@ -79,6 +80,14 @@ type ProtocolError struct {
 	Code    string
 	Message string
 	Limit   string // for queue_full / rate_limited: which limit
+	// RetryAfter: for rate_limited, when the frame may be sent again (the frame's
+	// retry_after_ms; 0 when it has none, as the one that closes the connection).
+	RetryAfter time.Duration
+}
+
+// ErrorOf is the error frame f as a ProtocolError.
+func ErrorOf(f Frame) *ProtocolError {
+	return &ProtocolError{Code: f.Code, Message: f.Message, Limit: f.Limit, RetryAfter: time.Duration(f.RetryAfterMS) * time.Millisecond}
 }
 
 func (e *ProtocolError) Error() string {

@@ -749,6 +749,21 @@ func (m *mainScreen) handleEvent(ev chat.Event) tea.Cmd {
 			cv.invalidate()
 		}
 		return m.c.loadContacts(m.b)
+	case chat.MessagesRead:
+		// Marked read through this controller: by this screen (readSeen), or by a
+		// headless 'pfschat recv' or an API client's markRead through the owner socket.
+		// The list is read again for its unread counts.
+		return m.c.loadContacts(m.b)
+	case chat.MessagesDeleted:
+		// Deleted by /delete or /clear here (onOpDone reloads too), or by a headless
+		// 'pfschat delete-message' or 'clear' through the owner socket: a loaded
+		// conversation is read again (a deleted message that is not loaded changes
+		// nothing shown), and the list for its unread counts.
+		var reload tea.Cmd
+		if cv, ok := m.convs[ev.Contact]; ok && (ev.Message == nil || cv.byID[ev.Message.ID] != nil) {
+			reload = m.reloadConversation(ev.Contact)
+		}
+		return tea.Batch(reload, m.c.loadContacts(m.b))
 	case chat.TransferProgress:
 		return m.onTransfer(ev) // attachments.go
 	}

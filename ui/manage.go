@@ -83,9 +83,17 @@ func runClear(m *mainScreen, _ []string) tea.Cmd {
 }
 
 // reloadConversation forgets a conversation's loaded messages and, when it is open,
-// loads its newest page again (after /delete or /clear).
+// loads its newest page again (after /delete or /clear, or a deletion through the owner
+// socket). What is not a message stays: the draft kept for a conversation not open
+// (a headless delete may reach any of them) and the files still uploading.
 func (m *mainScreen) reloadConversation(name string) tea.Cmd {
+	old := m.convs[name]
 	delete(m.convs, name)
+	if old != nil && (old.draft != "" || len(old.uploads) > 0) {
+		cv := newConversation(name)
+		cv.draft, cv.draftPictured, cv.uploads = old.draft, old.draftPictured, old.uploads
+		m.convs[name] = cv
+	}
 	if name != m.open {
 		return nil
 	}

@@ -1,12 +1,14 @@
 package cli
 
 import (
+	"context"
 	"errors"
 	"flag"
 	"fmt"
 	"strconv"
 
 	"pfschat/chat"
+	"pfschat/chat/daemon"
 	"pfschat/chat/profile"
 )
 
@@ -114,12 +116,7 @@ func cmdDeleteMessage(e *env, fs *flag.FlagSet, args []string) error {
 	if err != nil || id <= 0 {
 		return usagef("ID %q is not a message id (the \"id\" of recv --json)", args[1])
 	}
-	c, err := e.offline()
-	if err != nil {
-		return err
-	}
-	defer c.Close()
-	if err := c.DeleteMessage(e.ctx, name, id); err != nil {
+	if err := withMessages(e, func(c messageOps) error { return c.DeleteMessage(e.ctx, name, id) }); err != nil {
 		return err
 	}
 	fmt.Fprintf(e.stdout, "deleted message %d of %s from this profile\n", id, name)
@@ -131,15 +128,55 @@ func cmdClear(e *env, fs *flag.FlagSet, args []string) error {
 	if err != nil {
 		return err
 	}
-	c, err := e.offline()
-	if err != nil {
+	var n int
+	err = withMessages(e, func(c messageOps) (err error) {
+		n, err = c.ClearConversation(e.ctx, name)
 		return err
-	}
-	defer c.Close()
-	n, err := c.ClearConversation(e.ctx, name)
+	})
 	if err != nil {
 		return err
 	}
 	fmt.Fprintf(e.stdout, "deleted %d messages of the conversation with %s from this profile\n", n, name)
 	return nil
+}
+
+// messageOps is what delete-message and clear do; *chat.Controller and ownerOps have it.
+type messageOps interface {
+	DeleteMessage(ctx context.Context, contact string, id int64) error
+	ClearConversation(ctx context.Context, contact string) (int, error)
+}
+
+var (
+	_ messageOps = (*chat.Controller)(nil)
+	_ messageOps = ownerOps{}
+)
+
+// withMessages runs fn through the profile's owner when one runs — so that the owner's
+// UI shows the deletion at once (a "deleted" notification), and the command is not
+// refused for the lock it holds — else on the profile opened here, offline.
+func withMessages(e *env, fn func(c messageOps) error) error {
+	cl, err := e.ownerClient()
+	if err != nil {
+		return err
+	}
+	if cl != nil {
+		defer cl.Close()
+		return fn(ownerOps{cl})
+	}
+	c, err := e.offline()
+	if err != nil {
+		return err
+	}
+	defer c.Close()
+	return fn(c)
+}
+
+func (o ownerOps) DeleteMessage(ctx context.Context, contact string, id int64) error {
+	return o.call(ctx, "deleteMessage", daemon.DeleteMessageParams{Contact: contact, ID: id}, nil)
+}
+
+func (o ownerOps) ClearConversation(ctx context.Context, contact string) (int, error) {
+	var r daemon.ClearResult
+	err := o.call(ctx, "clearConversation", daemon.ContactParams{Contact: contact}, &r)
+	return r.Deleted, err
 }

@@ -2,15 +2,19 @@ package daemon
 
 import (
 	"errors"
+	"fmt"
 	"time"
 
 	"pfschat/chat"
 	"pfschat/ratchet"
+	"pfschat/relay"
 	"pfschat/relay/client"
 )
 
-// APIVersion is the version of the method set; it grows when methods or fields are added
-// and changes meaning never.
+// APIVersion is the version of the API. It stays the same through additive changes —
+// new methods, notifications, members and error codes, which a client of the version
+// ignores (an unknown code it reads as internal_error) — and changes only when
+// something already there changes meaning (API.md).
 const APIVersion = 1
 
 // Message is a message as the API shows it.
@@ -119,6 +123,20 @@ type (
 		Contact string `json:"contact"`
 		Through int64  `json:"through"`
 	}
+	// DeleteMessageParams are deleteMessage's: the contact's message id (a Message's
+	// "id").
+	DeleteMessageParams struct {
+		Contact string `json:"contact"`
+		ID      int64  `json:"id"`
+	}
+	// ContactParams name a contact as "contact" (clearConversation's).
+	ContactParams struct {
+		Contact string `json:"contact"`
+	}
+	// ClearResult is clearConversation's: how many messages were deleted.
+	ClearResult struct {
+		Deleted int `json:"deleted"`
+	}
 	ReceiveResult struct {
 		Messages []Message `json:"messages"`
 	}
@@ -167,6 +185,7 @@ type (
 		Subscription int64     `json:"subscription"`
 		Message      *Message  `json:"message,omitempty"`
 		Contact      string    `json:"contact,omitempty"`
+		ID           int64     `json:"id,omitempty"` // deleted: the message deleted (absent: the conversation was cleared)
 		Status       string    `json:"status,omitempty"`
 		Error        string    `json:"error,omitempty"`
 		Transfer     *Transfer `json:"transfer,omitempty"` // attachments.go
@@ -181,6 +200,8 @@ const (
 	NotifyConnection = "connection" // the relay connection changed state
 	NotifyTransfer   = "transfer"   // a file's upload or download moved on (attachments.go)
 	NotifyContact    = "contact"    // a contact was changed (muted, nicknamed, blocked, removed, …): read it again
+	NotifyMarkedRead = "markedRead" // a contact's messages were marked read: their unread count changed
+	NotifyDeleted    = "deleted"    // a contact's message was deleted, or their conversation cleared, on this profile
 )
 
 // errorFor maps package chat's errors to the stable codes.
@@ -191,8 +212,11 @@ func errorFor(err error) *Error {
 	}
 	var kc *chat.KeyChangedError
 	var rk *chat.RejectedKeyOnlyError
+	var pe *relay.ProtocolError
 	code := CodeInternalError
 	switch {
+	case errors.As(err, &pe) && pe.Code == relay.CodeRateLimited:
+		return rateLimited(err, pe.RetryAfter)
 	case errors.As(err, &kc):
 		e := NewError(CodeKeyChanged, "%v", err)
 		e.Data.Contact = kc.Contact
@@ -237,16 +261,34 @@ func errorFor(err error) *Error {
 	return NewError(code, "%v", err)
 }
 
+// rateLimited is rate_limited for err, a refusal of the relay's that asks to wait
+// retryAfter (0: it did not say): the wait, rounded up, in the message and in
+// data.retryAfterMs.
+func rateLimited(err error, retryAfter time.Duration) *Error {
+	when := "later"
+	switch secs := (retryAfter + time.Second - 1) / time.Second; {
+	case retryAfter <= 0:
+	case secs == 1:
+		when = "in a second"
+	default:
+		when = fmt.Sprintf("in %d seconds", secs)
+	}
+	e := NewError(CodeRateLimited, "%v; try again %s", err, when)
+	e.Data.RetryAfterMs = int64((retryAfter + time.Millisecond - 1) / time.Millisecond)
+	return e
+}
+
 // advice is what to do about an error of a code whose errors do not say it
 // themselves, added to the message. (disk_full's do: storage names the disk and what
 // to free.)
 var advice = map[int]string{
-	CodeFileTooLarge: "send a smaller file",
-	CodeNotAFile:     `give the id of a received message that has a "file"`,
-	CodeFileGone:     "ask the sender to send the file again",
-	CodeFileRejected: "it was deleted; ask the sender to send the file again",
-	CodeFileStalled:  "call download again later: it goes on from where it stopped",
-	CodeFileFailed:   "ask the sender to send the file again",
+	CodeFileTooLarge:   "send a smaller file",
+	CodeFileUnreadable: "check the path, and that the owner's user may read the file",
+	CodeNotAFile:       `give the id of a received message that has a "file"`,
+	CodeFileGone:       "ask the sender to send the file again",
+	CodeFileRejected:   "it was deleted; ask the sender to send the file again",
+	CodeFileStalled:    "call download again later: it goes on from where it stopped",
+	CodeFileFailed:     "ask the sender to send the file again",
 }
 
 // ChatError turns an error from the daemon back into package chat's error where there
@@ -289,6 +331,16 @@ func ChatError(err error) error {
 		base = chat.ErrAttachmentStalled
 	case CodeFileFailed:
 		base = chat.ErrAttachmentFailed
+	case CodeUnknownMessage:
+		base = chat.ErrUnknownMessage
+	case CodeFileUnreadable:
+		base = chat.ErrFileUnreadable
+	case CodeRateLimited: // as the relay client returns it, with the wait
+		pe := &relay.ProtocolError{Code: relay.CodeRateLimited, Message: e.Message}
+		if e.Data != nil {
+			pe.RetryAfter = time.Duration(e.Data.RetryAfterMs) * time.Millisecond
+		}
+		base = pe
 	case CodeKeyChanged:
 		return &chatKeyChanged{KeyChangedError: chat.KeyChangedError{Contact: dataContact(e)}, rpc: e}
 	case CodeOnlyRejectedKey:

@@ -1,6 +1,7 @@
 package daemon_test
 
 import (
+	"encoding/json"
 	"errors"
 	"go/ast"
 	"go/parser"
@@ -13,6 +14,7 @@ import (
 	"strings"
 	"testing"
 
+	"pfschat/chat"
 	"pfschat/chat/chattest"
 	"pfschat/chat/daemon"
 	"pfschat/relay/relaytest"
@@ -158,5 +160,69 @@ func TestAPIDocNotificationsAndErrors(t *testing.T) {
 	}
 	if !maps.Equal(codes, daemon.CodeNames) {
 		t.Errorf("API.md's error codes %v, the code's %v", codes, daemon.CodeNames)
+	}
+}
+
+// API.md's example notifications (but the one abridged with "…") are byte for byte what
+// the owner sends for the events they stand for, and the client reads them; the
+// requests the example names decode strictly, with their method's params.
+func TestAPIDocExample(t *testing.T) {
+	lines := apiDoc(t, "## Example")
+	checked := map[string]bool{}
+	for _, l := range lines {
+		data, ok := strings.CutPrefix(l, "data: ")
+		if !ok || strings.Contains(data, "…") {
+			continue
+		}
+		var n daemon.Notification
+		if err := json.Unmarshal([]byte(data), &n); err != nil {
+			t.Fatalf("API.md's example %s: %v", data, err)
+		}
+		ev, err := n.Event()
+		if err != nil {
+			t.Fatalf("the client refuses API.md's example %s: %v", data, err)
+		}
+		var ce chat.Event
+		switch n.Method {
+		case daemon.NotifyMarkedRead:
+			ce = chat.Event{Kind: chat.MessagesRead, Contact: ev.Contact}
+		case daemon.NotifyDeleted:
+			ce = chat.Event{Kind: chat.MessagesDeleted, Contact: ev.Contact}
+			if ev.ID != 0 {
+				ce.Message = &chat.Message{ID: ev.ID, Contact: ev.Contact}
+			}
+		default:
+			t.Fatalf("API.md's example shows a %q notification this test does not know", n.Method)
+		}
+		sent, ok := daemon.EventNotification(ev.Subscription, ce)
+		b, _ := json.Marshal(sent)
+		if !ok || string(b) != data {
+			t.Errorf("API.md's example\n\t%s\nthe owner sends\n\t%s", data, b)
+		}
+		checked[n.Method] = true
+	}
+	if !checked[daemon.NotifyMarkedRead] || !checked[daemon.NotifyDeleted] {
+		t.Errorf("API.md's example shows no markedRead or deleted notification (checked %v)", checked)
+	}
+
+	requests := 0
+	for _, l := range lines {
+		for _, m := range regexp.MustCompile("`(\\{\"jsonrpc\".*?\\})`").FindAllStringSubmatch(l, -1) {
+			req, _, rerr := daemon.DecodeRequest([]byte(m[1]))
+			if rerr != nil {
+				t.Fatalf("API.md's example request %s: %v", m[1], rerr)
+			}
+			params := map[string]any{"markRead": new(daemon.MarkReadParams), "deleteMessage": new(daemon.DeleteMessageParams)}[req.Method]
+			if params == nil {
+				t.Fatalf("API.md's example request %s: a method this test does not know", m[1])
+			}
+			if e := daemon.DecodeParams(req.Params, params); e != nil {
+				t.Fatalf("API.md's example request %s: %v", m[1], e)
+			}
+			requests++
+		}
+	}
+	if requests == 0 {
+		t.Error("API.md's example names no request in backquotes")
 	}
 }

@@ -170,6 +170,8 @@ func fileErrorCode(err error) (int, bool) {
 	switch {
 	case errors.Is(err, chat.ErrFileTooLarge):
 		return CodeFileTooLarge, true
+	case errors.Is(err, chat.ErrFileUnreadable):
+		return CodeFileUnreadable, true
 	case errors.Is(err, chat.ErrNoBlobs):
 		return CodeNoFiles, true
 	case errors.Is(err, chat.ErrNotAttachment), errors.Is(err, chat.ErrUnknownMessage):

@@ -219,7 +219,7 @@ func truncateMethod(m string) string {
 // value of its member's type (members it does not know are let through: a newer owner
 // may add some), with the subscription it belongs to and, for the methods this version
 // knows, the member the method carries: "message" (message, delivery), "contact"
-// (keyChanged), "status" (connection), "transfer" (transfer). A refusal is a
+// (keyChanged, contact, markedRead, deleted), "status" (connection), "transfer" (transfer). A refusal is a
 // *NotificationError naming the method; Event never panics.
 func (n Notification) Event() (Event, error) {
 	refuse := func(err error) (Event, error) {
@@ -240,7 +240,7 @@ func (n Notification) Event() (Event, error) {
 	switch {
 	case (n.Method == NotifyMessage || n.Method == NotifyDelivery) && ev.Message == nil:
 		missing = "message"
-	case (n.Method == NotifyKeyChanged || n.Method == NotifyContact) && ev.Contact == "":
+	case (n.Method == NotifyKeyChanged || n.Method == NotifyContact || n.Method == NotifyMarkedRead || n.Method == NotifyDeleted) && ev.Contact == "":
 		missing = "contact"
 	case n.Method == NotifyConnection && ev.Status == "":
 		missing = "status"

@@ -7,10 +7,12 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"pfschat/chat"
 	"pfschat/chat/chattest"
 	"pfschat/chat/daemon"
+	"pfschat/relay"
 	"pfschat/relay/relaytest"
 	"pfschat/relay/server"
 )
@@ -140,6 +142,13 @@ func TestErrorCodesOfChatErrors(t *testing.T) {
 		{fmt.Errorf("%w: a.txt: bad tag", chat.ErrAttachmentCorrupt), daemon.CodeFileRejected, "it was deleted", nil},
 		{fmt.Errorf("%w: a.txt: the relay's connection dropped 5 times", chat.ErrAttachmentStalled), daemon.CodeFileStalled, "call download again later", chat.ErrAttachmentStalled},
 		{fmt.Errorf("%w: a.txt: chat: attachment does not match its digest", chat.ErrAttachmentFailed), daemon.CodeFileFailed, "ask the sender to send the file again", chat.ErrAttachmentFailed},
+		{fmt.Errorf("%w: open /home/a/notes.txt: permission denied", chat.ErrFileUnreadable), daemon.CodeFileUnreadable,
+			"the owner's user may read the file", chat.ErrFileUnreadable},
+		{fmt.Errorf("chat: fetching dave's card: %w", &relay.ProtocolError{Code: relay.CodeRateLimited, Limit: "lookup_per_requester",
+			Message: "too many lookups", RetryAfter: 1500 * time.Millisecond}), daemon.CodeRateLimited, "; try again in 2 seconds",
+			&relay.ProtocolError{Code: relay.CodeRateLimited}},
+		{&relay.ProtocolError{Code: relay.CodeRateLimited, Message: "slow down"}, daemon.CodeRateLimited, "slow down; try again later",
+			&relay.ProtocolError{Code: relay.CodeRateLimited}},
 		// The codes there were already.
 		{fmt.Errorf("%w: %q", chat.ErrUnknownContact, "bob"), daemon.CodeUnknownContact, "unknown contact", chat.ErrUnknownContact},
 		{fmt.Errorf("%w: %q", chat.ErrUnknownUser, "bob"), daemon.CodeUnknownUser, "no such user", chat.ErrUnknownUser},
@@ -170,5 +179,69 @@ func TestErrorCodesOfChatErrors(t *testing.T) {
 		if !errors.Is(ce, &daemon.Error{Code: tc.code}) {
 			t.Errorf("%v: ChatError lost the *Error", tc.err)
 		}
+	}
+}
+
+// A real owner answers a sendFile of a path it cannot read — none there, a directory, a
+// file without read permission (not checked as root, who reads it all the same) — with
+// file_unreadable saying why and what to do, not internal_error; the CLI, through the
+// owner, reads it as chat's ErrFileUnreadable.
+func TestSocketSendFileOfAnUnreadablePath(t *testing.T) {
+	r := relaytest.Start(t)
+	alice, bob := chattest.NewUser(t, r, "alice"), chattest.NewUser(t, r, "bob")
+	chattest.Converse(t, alice, bob)
+	o := startOwner(t, r, bob)
+	cl := dial(t, o.sock)
+	dir := t.TempDir()
+	paths := map[string]string{"a missing file": filepath.Join(dir, "missing.txt"), "a directory": dir}
+	secret := filepath.Join(dir, "secret.txt")
+	chattest.Must(t, os.WriteFile(secret, []byte("secret\n"), 0o000))
+	if os.Geteuid() != 0 {
+		paths["a file without read permission"] = secret
+	}
+	for what, path := range paths {
+		err := cl.Call(t.Context(), "sendFile", daemon.SendFileParams{To: "alice", Path: path}, nil)
+		var re *daemon.Error
+		if !errors.As(err, &re) || re.Code != daemon.CodeFileUnreadable || re.Data == nil || re.Data.Name != "file_unreadable" ||
+			!strings.Contains(re.Message, path) || !strings.Contains(re.Message, "may read the file") {
+			t.Errorf("sendFile of %s: %v, want file_unreadable naming %s and what to do", what, err, path)
+			continue
+		}
+		if !errors.Is(daemon.ChatError(err), chat.ErrFileUnreadable) {
+			t.Errorf("sendFile of %s: ChatError gives %v, want chat.ErrFileUnreadable", what, daemon.ChatError(err))
+		}
+	}
+}
+
+// A real owner whose relay refuses a request over a rate limit answers rate_limited,
+// with the relay's wait in data.retryAfterMs and the limit named, not internal_error:
+// addContact looks names up, and a relay whose clock stands still lets a requester only
+// its burst of lookups.
+func TestSocketRateLimitedCarriesTheWait(t *testing.T) {
+	start := time.Now()
+	r := relaytest.StartWith(t, relaytest.Options{Clock: func() time.Time { return start }})
+	o := startOwner(t, r, chattest.NewUser(t, r, "bob"))
+	cl := dial(t, o.sock)
+	var re *daemon.Error
+	for i := 0; ; i++ {
+		if i > 1000 {
+			t.Fatal("lookups never limited")
+		}
+		err := cl.Call(t.Context(), "addContact", daemon.NameParams{Name: fmt.Sprint("nobody", i)}, nil)
+		if !errors.As(err, &re) {
+			t.Fatalf("addContact %d: %v", i, err)
+		}
+		if re.Code != daemon.CodeUnknownUser {
+			break
+		}
+	}
+	if re.Code != daemon.CodeRateLimited || re.Data == nil || re.Data.Name != "rate_limited" || re.Data.RetryAfterMs <= 0 ||
+		!strings.Contains(re.Message, "lookup_per_requester") || !strings.Contains(re.Message, "; try again in ") {
+		t.Fatalf("addContact over the lookup limit: %+v %+v, want rate_limited with retryAfterMs, naming the limit", re, re.Data)
+	}
+	var pe *relay.ProtocolError
+	if ce := daemon.ChatError(re); !errors.As(ce, &pe) || pe.Code != relay.CodeRateLimited ||
+		pe.RetryAfter != time.Duration(re.Data.RetryAfterMs)*time.Millisecond || ce.Error() != re.Message {
+		t.Fatalf("ChatError gives %v (%+v), want the relay's rate_limited with the wait, in the owner's words", ce, pe)
 	}
 }

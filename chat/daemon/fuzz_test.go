@@ -135,6 +135,8 @@ func FuzzNotificationEvent(f *testing.F) {
 		{NotifyDelivery, `{"subscription":2,"message":{"id":1,"contact":"bob","outgoing":true,"text":"x","sentAt":"2026-01-02T03:04:05Z","state":"read"}}`},
 		{NotifyKeyChanged, `{"subscription":1,"contact":"alice"}`},
 		{NotifyContact, `{"subscription":1,"contact":"alice"}`}, {NotifyContact, `{"subscription":1}`},
+		{NotifyMarkedRead, `{"subscription":1,"contact":"alice"}`}, {NotifyMarkedRead, `{"subscription":1}`},
+		{NotifyDeleted, `{"subscription":1,"contact":"alice","id":7}`}, {NotifyDeleted, `{"subscription":1,"contact":"alice"}`}, {NotifyDeleted, `{"subscription":1,"id":7}`},
 		{NotifyConnection, `{"subscription":1,"status":"reconnecting","error":"dial: refused"}`},
 		{NotifyTransfer, `{"subscription":1,"contact":"alice","transfer":{"id":3,"name":"a","size":10,"done":5,"state":"downloading"}}`},
 		{"later", `{"subscription":1,"added":[1,{"x":null}]}`},

@@ -54,6 +54,11 @@ const (
 	CodeFileRejected = 21 // download: the file failed verification and was deleted
 	CodeFileStalled  = 22 // download: the relay stopped sending it; download again later
 	CodeFileFailed   = 23 // download: it failed before (the message says why) and its file was deleted
+	// Messages.
+	CodeUnknownMessage = 24 // deleteMessage: the contact has no message with that id
+	// Files, and the relay's limits.
+	CodeFileUnreadable = 25 // sendFile: the owner cannot read the file (missing, permission denied, not a regular file)
+	CodeRateLimited    = 26 // the relay refused a request over a rate limit; data.retryAfterMs says when to try again
 )
 
 // codeNames are the stable names of the codes, sent as error.data.name.
@@ -68,7 +73,8 @@ var codeNames = map[int]string{
 	CodeOnlyRejectedKey: "only_rejected_key", CodeStalePreKey: "stale_prekey", CodeDiskFull: "disk_full",
 	CodeFileTooLarge: "file_too_large", CodeNoFiles: "no_files", CodeNotAFile: "not_a_file",
 	CodeFileGone: "file_gone", CodeFileRejected: "file_rejected", CodeFileStalled: "file_stalled",
-	CodeFileFailed: "file_failed",
+	CodeFileFailed: "file_failed", CodeUnknownMessage: "unknown_message", CodeFileUnreadable: "file_unreadable",
+	CodeRateLimited: "rate_limited",
 }
 
 // Error is a JSON-RPC error object; it is also the Go error every decoder and call
@@ -80,11 +86,12 @@ type Error struct {
 }
 
 // ErrorData names the error (a stable string per code) and, when one is concerned, the
-// contact.
+// contact; RetryAfterMs: rate_limited's wait, when the relay gave one.
 type ErrorData struct {
-	Name    string `json:"name"`
-	Contact string `json:"contact,omitempty"`
-	Reason  string `json:"reason,omitempty"`
+	Name         string `json:"name"`
+	Contact      string `json:"contact,omitempty"`
+	Reason       string `json:"reason,omitempty"`
+	RetryAfterMs int64  `json:"retryAfterMs,omitempty"`
 }
 
 func (e *Error) Error() string { return fmt.Sprintf("%s (JSON-RPC error %d)", e.Message, e.Code) }

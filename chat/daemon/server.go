@@ -402,6 +402,35 @@ func (s *Server) callMethod(ctx context.Context, c *conn, req *Request) (any, *E
 			return nil, errorFor(err)
 		}
 		return empty{}, nil
+	case "deleteMessage":
+		var p DeleteMessageParams
+		if e := DecodeParams(req.Params, &p); e != nil {
+			return nil, e
+		}
+		if p.Contact == "" || p.ID <= 0 {
+			return nil, NewError(CodeInvalidParams, `deleteMessage needs "contact" and "id" > 0`)
+		}
+		err := s.c.DeleteMessage(ctx, p.Contact, p.ID)
+		if errors.Is(err, chat.ErrUnknownMessage) { // not not_a_file, as a download's
+			return nil, NewError(CodeUnknownMessage, "%v; give the id of one of the conversation's messages", err)
+		}
+		if err != nil {
+			return nil, errorFor(err)
+		}
+		return empty{}, nil
+	case "clearConversation":
+		var p ContactParams
+		if e := DecodeParams(req.Params, &p); e != nil {
+			return nil, e
+		}
+		if p.Contact == "" {
+			return nil, NewError(CodeInvalidParams, `"contact" is required`)
+		}
+		n, err := s.c.ClearConversation(ctx, p.Contact)
+		if err != nil {
+			return nil, errorFor(err)
+		}
+		return ClearResult{Deleted: n}, nil
 	case "contacts":
 		var p empty
 		if e := DecodeParams(req.Params, &p); e != nil {
@@ -699,6 +728,14 @@ func eventNotification(id int64, ev chat.Event) (Notification, bool) {
 		return notification(NotifyKeyChanged, Event{Subscription: id, Contact: ev.Contact}), true
 	case chat.ContactChanged:
 		return notification(NotifyContact, Event{Subscription: id, Contact: ev.Contact}), true
+	case chat.MessagesRead:
+		return notification(NotifyMarkedRead, Event{Subscription: id, Contact: ev.Contact}), true
+	case chat.MessagesDeleted:
+		e := Event{Subscription: id, Contact: ev.Contact}
+		if ev.Message != nil {
+			e.ID = ev.Message.ID
+		}
+		return notification(NotifyDeleted, e), true
 	case chat.TransferProgress: // attachments.go
 		if ev.Transfer == nil {
 			return Notification{}, false

@@ -83,6 +83,8 @@ func strictCases(dir string) []strictCase {
 		{"download", `{"id":1,"dir":` + strconv.Quote(dir) + `}`, "dir", "Dir"},
 		{"unsubscribe", `{"subscription":1}`, "subscription", "\u017Fubscription"}, // encoding/json folds ſ to s
 		{"markRead", `{"contact":"alice","through":0}`, "contact", "Contact"},
+		{"deleteMessage", `{"contact":"alice","id":1}`, "id", "ID"},
+		{"clearConversation", `{"contact":"alice"}`, "contact", "CONTACT"},
 		{"addContact", `{"name":"alice"}`, "name", "Name"},
 		{"fingerprint", `{"name":"alice"}`, "name", "NAME"},
 		{"verify", `{"name":"alice"}`, "name", "nAme"},
@@ -324,10 +326,19 @@ func TestEveryNotificationKindRoundTrips(t *testing.T) {
 	}
 	wait(daemon.NotifyContact, func(ev daemon.Event) bool { return ev.Contact == "alice" })
 
+	if err := cl.Call(ctx, "markRead", daemon.MarkReadParams{Contact: "alice"}, nil); err != nil {
+		t.Fatal(err)
+	}
+	wait(daemon.NotifyMarkedRead, func(ev daemon.Event) bool { return ev.Contact == "alice" })
+	if err := cl.Call(ctx, "deleteMessage", daemon.DeleteMessageParams{Contact: "alice", ID: sr.ID}, nil); err != nil {
+		t.Fatal(err)
+	}
+	wait(daemon.NotifyDeleted, func(ev daemon.Event) bool { return ev.Contact == "alice" && ev.ID == sr.ID })
+
 	r.Restart(t)
 	wait(daemon.NotifyConnection, func(ev daemon.Event) bool { return ev.Status == "online" })
 
-	for _, m := range []string{daemon.NotifyMessage, daemon.NotifyDelivery, daemon.NotifyTransfer, daemon.NotifyKeyChanged, daemon.NotifyContact, daemon.NotifyConnection} {
+	for _, m := range []string{daemon.NotifyMessage, daemon.NotifyDelivery, daemon.NotifyTransfer, daemon.NotifyKeyChanged, daemon.NotifyContact, daemon.NotifyMarkedRead, daemon.NotifyDeleted, daemon.NotifyConnection} {
 		if seen[m] == 0 {
 			t.Errorf("no %q notification was seen (%v)", m, seen)
 		}

@@ -129,7 +129,7 @@ func (c *Client) pipeline(ctx context.Context, from, to, step int64, binary bool
 				return ErrConnectionLost
 			}
 			if resp.Type == relay.TypeError {
-				return &relay.ProtocolError{Code: resp.Code, Message: resp.Message, Limit: resp.Limit}
+				return relay.ErrorOf(resp)
 			}
 			return got(p.i, resp)
 		case <-ctx.Done():

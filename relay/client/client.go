@@ -737,7 +737,7 @@ func (c *Client) connectOne(ctx context.Context, rawURL string) error {
 	hello, err := relay.DecodeServerFrame(data)
 	if err == nil && hello.Type == relay.TypeError {
 		ws.Close()
-		pe := &relay.ProtocolError{Code: hello.Code, Message: hello.Message, Limit: hello.Limit}
+		pe := relay.ErrorOf(hello)
 		if hello.Code == relay.CodeUnsupportedVersion {
 			return fmt.Errorf("%w: %w", ErrUnsupportedVersion, pe)
 		}
@@ -1050,7 +1050,7 @@ func (c *Client) request(ctx context.Context, cc *clientConn, f *relay.Frame) (r
 			return relay.Frame{}, ErrConnectionLost
 		}
 		if resp.Type == relay.TypeError {
-			return resp, &relay.ProtocolError{Code: resp.Code, Message: resp.Message, Limit: resp.Limit}
+			return resp, relay.ErrorOf(resp)
 		}
 		return resp, nil
 	case <-ctx.Done():
