@@ -74,4 +74,3 @@ func sendRun(nc net.Conn, sock syscall.RawConn, run *fileRun, head []byte) (sent
 	}
 	return true, werr
 }
-
