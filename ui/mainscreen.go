@@ -467,14 +467,34 @@ func (m *mainScreen) openContact(name string) tea.Cmd {
 		cv.loading = true
 		cmds = append(cmds, m.c.loadHistory(m.b, name, 0))
 	}
-	if ct, ok := m.contact(name); ok && ct.Unread > 0 {
-		if cv.loaded {
-			cv.markNew(ct.Unread)
-		} else {
-			cv.pendingNew = ct.Unread
-		}
+	switch ct, ok := m.contact(name); {
+	case ok && ct.Unread > 0 && cv.loaded:
+		cmds = append(cmds, m.openAtNew(cv, ct.Unread))
+	case ok && ct.Unread > 0:
+		cv.pendingNew = ct.Unread
 	}
 	return tea.Batch(cmds...) // marked read once in view (readSeen)
+}
+
+// openAtNew puts the "N new" divider above the n unread messages and, when the
+// conversation is open, the view at it (showNew): loading older pages first while
+// fewer than n incoming messages are loaded.
+func (m *mainScreen) openAtNew(cv *conversation, n int) tea.Cmd {
+	if cv.incoming() < n && !cv.exhausted {
+		cv.pendingNew = n
+		if cv.loading {
+			return nil
+		}
+		cv.loading = true
+		return m.c.loadHistory(m.b, cv.contact, cv.oldestID())
+	}
+	cv.pendingNew = 0
+	cv.markNew(n)
+	cv.reading = cv.newItem != nil
+	if cv.contact == m.open {
+		cv.showNew(m.renderer(), m.convBodyHeight())
+	}
+	return nil
 }
 
 // switchDraft keeps what is typed for the conversation being left and brings back
@@ -513,18 +533,42 @@ func (m *mainScreen) readSeen() tea.Cmd {
 	}
 	ct, ok := m.contact(m.open)
 	cv := m.convs[m.open]
-	if !ok || ct.Unread == 0 || cv == nil || !cv.loaded {
+	if !ok || ct.Unread == 0 || cv == nil || !cv.loaded || cv.pendingNew > 0 {
+		return nil // (pendingNew: older pages on their way to the first unread, openAtNew)
+	}
+	if !m.paneInView() {
+		cv.heldUnread = !cv.reading
 		return nil
 	}
-	if !m.paneInView() || !cv.atBottom() {
-		cv.heldUnread = true
-		return nil
+	if !cv.atBottom() {
+		cv.heldUnread = !cv.reading
+		return m.markReadThrough(cv, ct)
 	}
-	if cv.heldUnread {
-		cv.heldUnread = false
+	if cv.heldUnread && !cv.reading {
 		cv.markNew(ct.Unread)
 	}
+	cv.heldUnread, cv.reading = false, false
 	return m.markRead(m.open)
+}
+
+// markReadThrough marks read the unread messages up to the newest one in view, when the
+// backend can (ReadThroughMarker); the messages below the view stay unread.
+func (m *mainScreen) markReadThrough(cv *conversation, ct chat.Contact) tea.Cmd {
+	rt, ok := m.b.(ReadThroughMarker)
+	through := cv.lastInView()
+	if !ok || through <= cv.readThrough {
+		return nil
+	}
+	left := min(ct.Unread, cv.incomingAfter(through))
+	if left >= ct.Unread {
+		return nil // nothing unread in view
+	}
+	cv.readThrough = through
+	if i := m.indexOf(ct.Name); i >= 0 {
+		m.contacts[i].Unread = left
+	}
+	name := ct.Name
+	return m.c.op("markread", name, func(ctx context.Context) error { return rt.MarkReadThrough(ctx, name, through) })
 }
 
 func (m *mainScreen) markRead(name string) tea.Cmd {
@@ -627,8 +671,7 @@ func (m *mainScreen) onHistory(msg historyMsg) tea.Cmd {
 		previews = append(previews, m.wantPreview(hm))
 	}
 	if cv.pendingNew > 0 {
-		cv.markNew(cv.pendingNew)
-		cv.pendingNew = 0
+		previews = append(previews, m.openAtNew(cv, cv.pendingNew))
 	}
 	if cv.seekOldest && msg.contact == m.open {
 		cv.scrollUp(m.renderer(), math.MaxInt32, m.convBodyHeight())

@@ -108,6 +108,25 @@ func (b *memBackend) MarkRead(ctx context.Context, contact string) error {
 	return nil
 }
 
+// MarkReadThrough leaves unread the incoming messages after id (this backend counts
+// unread messages, it does not mark each).
+func (b *memBackend) MarkReadThrough(ctx context.Context, contact string, id int64) error {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	c := b.contacts[contact]
+	if c == nil {
+		return nil
+	}
+	after := 0
+	for _, m := range b.msgs[contact] {
+		if !m.Outgoing && m.ID > id {
+			after++
+		}
+	}
+	c.Unread = min(c.Unread, after)
+	return nil
+}
+
 func (b *memBackend) SafetyNumber(ctx context.Context, contact string) (chat.SafetyNumber, error) {
 	return chat.SafetyNumber{}, nil
 }

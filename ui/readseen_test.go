@@ -7,6 +7,7 @@ import (
 	"time"
 
 	tea "charm.land/bubbletea/v2"
+	"github.com/charmbracelet/x/ansi"
 
 	"pfschat/chat"
 	"pfschat/chat/chattest"
@@ -181,5 +182,68 @@ func TestNotReadUnderADialog(t *testing.T) {
 	drive(t, m, cmd, "")
 	if n := unread(); n != 0 {
 		t.Fatalf("the dialog closed, the message in view: %d unread, want 0", n)
+	}
+}
+
+// TestOpenAtTheFirstUnread: a tester at 80x30 opened dave with 60 unread messages (more
+// than fit) with ctrl+↑: the view jumped to the newest and all 60 were marked read,
+// though messages 1–36 were never on screen and the "── 60 new" divider was above the
+// view. As in Signal, the conversation opens with the divider on the top row, only the
+// messages in view are marked read, and scrolling to the newest marks the rest.
+func TestOpenAtTheFirstUnread(t *testing.T) {
+	b := newMemBackend("alice", func() time.Time { return fixedNow })
+	b.addContact(chat.Contact{Name: "bob", CardID: strings.Repeat("b", 64)})
+	b.addContact(chat.Contact{Name: "dave", CardID: strings.Repeat("d", 64)})
+	b.addMessage(chat.Message{Contact: "bob", Text: "hello", SentAt: fixedNow.Add(-2 * time.Hour)})
+	b.addMessage(chat.Message{Contact: "dave", Text: "read long ago", SentAt: fixedNow.Add(-2 * time.Hour)})
+	for i := 1; i <= 60; i++ {
+		b.addMessage(chat.Message{Contact: "dave", Text: fmt.Sprintf("unread %d", i), SentAt: fixedNow.Add(-time.Hour)})
+	}
+	b.contacts["dave"].Unread = 60
+	a := New(t.Context(), Options{Backend: b, OpenContact: "bob", Now: func() time.Time { return fixedNow }, Location: time.UTC})
+	a.Update(tea.WindowSizeMsg{Width: 80, Height: 30})
+	m := a.screen.(*mainScreen)
+	drive(t, m, m.c.loadContacts(b), "")
+	if m.open != "bob" {
+		t.Fatalf("%q open, want bob", m.open)
+	}
+	unread := func() int {
+		b.mu.Lock()
+		defer b.mu.Unlock()
+		return b.contacts["dave"].Unread
+	}
+
+	_, cmd := a.Update(keyMsg("ctrl+up"))
+	drive(t, m, cmd, "")
+	if m.open != "dave" {
+		t.Fatalf("ctrl+up opened %q, want dave", m.open)
+	}
+	view := ansi.Strip(m.View())
+	if !strings.Contains(view, "── 60 new") || !strings.Contains(view, "unread 1 ") {
+		t.Fatalf("dave opened without the \"60 new\" divider and the first unread message in view:\n%s", view)
+	}
+	if strings.Contains(view, "unread 60") {
+		t.Fatalf("dave opened at the newest message:\n%s", view)
+	}
+	n := unread()
+	if n == 0 || n == 60 {
+		t.Fatalf("opened at the first unread: %d unread, want those below the view (not 0, not 60)", n)
+	}
+	if ct, _ := m.contact("dave"); ct.Unread != n {
+		t.Fatalf("the list counts %d unread for dave, the store %d", ct.Unread, n)
+	}
+
+	_, cmd = a.Update(keyMsg("pgdown"))
+	drive(t, m, cmd, "")
+	if n2 := unread(); n2 >= n {
+		t.Fatalf("a page down: %d unread, want fewer than %d", n2, n)
+	}
+	_, cmd = a.Update(keyMsg("ctrl+end"))
+	drive(t, m, cmd, "")
+	if n := unread(); n != 0 {
+		t.Fatalf("at the newest: %d unread, want 0", n)
+	}
+	if it := m.conv().newItem; it == nil || it.newMark != 60 || it.m.Text != "unread 1" {
+		t.Fatalf("the divider moved while the messages were read: %+v", it)
 	}
 }
