@@ -454,6 +454,7 @@ func (m *mainScreen) openIndex(i int) tea.Cmd {
 // openContact shows a contact's conversation, loading its newest page the first time,
 // and marks it read.
 func (m *mainScreen) openContact(name string) tea.Cmd {
+	prev := m.open
 	if name != m.open {
 		m.switchDraft(name)
 	}
@@ -467,11 +468,17 @@ func (m *mainScreen) openContact(name string) tea.Cmd {
 		cv.loading = true
 		cmds = append(cmds, m.c.loadHistory(m.b, name, 0))
 	}
+	// The "N new" divider is this visit's: over the messages unread as it opens, none
+	// when all were read (a divider left from an earlier visit sat over messages read
+	// long ago).
 	switch ct, ok := m.contact(name); {
 	case ok && ct.Unread > 0 && cv.loaded:
 		cmds = append(cmds, m.openAtNew(cv, ct.Unread))
 	case ok && ct.Unread > 0:
 		cv.pendingNew = ct.Unread
+	case name != prev:
+		cv.clearNew()
+		cv.reading = false
 	}
 	return tea.Batch(cmds...) // marked read once in view (readSeen)
 }

@@ -247,3 +247,35 @@ func TestOpenAtTheFirstUnread(t *testing.T) {
 		t.Fatalf("the divider moved while the messages were read: %+v", it)
 	}
 }
+
+// TestNewDividerIsThisVisits: the "N new" divider marks what was unread when the
+// conversation was opened this time; a tester left and reopened one and found "── 1 new"
+// still above a message read long before. Reopened with nothing unread there is none;
+// reopened with new unread messages it sits above them.
+func TestNewDividerIsThisVisits(t *testing.T) {
+	m := newTestMainScreen(t)
+	m.c.focused = true
+	b := m.b.(*memBackend)
+	b.addContact(chat.Contact{Name: "dave", CardID: strings.Repeat("d", 64)})
+	m.contacts = append(m.contacts, chat.Contact{Name: "dave", CardID: strings.Repeat("d", 64), Unread: 1})
+	b.contacts["dave"].Unread = 1
+	b.addMessage(chat.Message{Contact: "dave", Text: "first", SentAt: fixedNow.Add(-time.Hour)})
+	drive(t, m, m.openContact("dave"), "")
+	if it := m.conv().newItem; it == nil || it.m.Text != "first" {
+		t.Fatalf("opened with 1 unread: divider on %+v, want it above \"first\"", it)
+	}
+	drive(t, m, m.openContact("bob"), "")
+	drive(t, m, m.openContact("dave"), "")
+	if it := m.conv().newItem; it != nil {
+		t.Fatalf("reopened with nothing unread: a \"%d new\" divider still above %q", it.newMark, it.m.Text)
+	}
+
+	drive(t, m, m.openContact("bob"), "")
+	msg := b.addMessage(chat.Message{Contact: "dave", Text: "second", SentAt: fixedNow})
+	b.contacts["dave"].Unread = 1
+	drive(t, m, m.handleEvent(chat.Event{Kind: chat.MessageReceived, Contact: "dave", Message: &msg}), "")
+	drive(t, m, m.openContact("dave"), "")
+	if it := m.conv().newItem; it == nil || it.m.Text != "second" || it.newMark != 1 {
+		t.Fatalf("reopened with 1 new: divider on %+v, want \"1 new\" above \"second\"", it)
+	}
+}
