@@ -571,18 +571,13 @@ func (m *mainScreen) markReadThrough(cv *conversation, ct chat.Contact) tea.Cmd 
 		return nil // nothing unread in view
 	}
 	cv.readThrough = through
-	if i := m.indexOf(ct.Name); i >= 0 {
-		m.contacts[i].Unread = left
-	}
+	m.setUnread(ct.Name, left)
 	name := ct.Name
 	return m.c.op("markread", name, func(ctx context.Context) error { return rt.MarkReadThrough(ctx, name, through) })
 }
 
 func (m *mainScreen) markRead(name string) tea.Cmd {
-	// Clear the count at once; the backend call confirms it.
-	if i := m.indexOf(name); i >= 0 {
-		m.contacts[i].Unread = 0
-	}
+	m.setUnread(name, 0)
 	b := m.b
 	return m.c.op("markread", name, func(ctx context.Context) error { return b.MarkRead(ctx, name) })
 }
@@ -607,18 +602,7 @@ func (m *mainScreen) onContacts(msg contactsMsg) tea.Cmd {
 		return nil
 	}
 	list := append([]chat.Contact(nil), msg.list...)
-	sort.SliceStable(list, func(i, j int) bool {
-		if si, sj := section(list[i]), section(list[j]); si != sj { // contacts, requests, blocked
-			return si < sj
-		}
-		// Unread conversations first, except muted ones: as in Signal, a muted chat does
-		// not jump up when messages arrive (it keeps its place by last activity).
-		ui, uj := list[i].Unread > 0 && !list[i].Muted, list[j].Unread > 0 && !list[j].Muted
-		if ui != uj {
-			return ui
-		}
-		return list[i].LastActivity.After(list[j].LastActivity)
-	})
+	sortContacts(list)
 	// While a conversation is open its messages are read as they arrive in view
 	// (readSeen, after this).
 	var cmds []tea.Cmd
@@ -653,6 +637,42 @@ func (m *mainScreen) onContacts(msg contactsMsg) tea.Cmd {
 		m.selected = min(max(m.selected, 0), max(0, len(list)-1))
 	}
 	return tea.Batch(cmds...)
+}
+
+// sortContacts puts the contacts in the list's order: by section (contacts, requests,
+// blocked), then those with unread messages, then by last activity.
+func sortContacts(list []chat.Contact) {
+	sort.SliceStable(list, func(i, j int) bool {
+		if si, sj := section(list[i]), section(list[j]); si != sj { // contacts, requests, blocked
+			return si < sj
+		}
+		// Unread conversations first, except muted ones: as in Signal, a muted chat does
+		// not jump up when messages arrive (it keeps its place by last activity).
+		ui, uj := list[i].Unread > 0 && !list[i].Muted, list[j].Unread > 0 && !list[j].Muted
+		if ui != uj {
+			return ui
+		}
+		return list[i].LastActivity.After(list[j].LastActivity)
+	})
+}
+
+// setUnread changes a contact's count in the list at once (the backend call that marks
+// them read confirms it) and sorts it to its place: a message read as it arrived in the
+// open conversation had sorted that contact above others with unread messages.
+func (m *mainScreen) setUnread(name string, n int) {
+	i := m.indexOf(name)
+	if i < 0 {
+		return
+	}
+	m.contacts[i].Unread = n
+	var sel string
+	if m.selected >= 0 && m.selected < len(m.contacts) {
+		sel = m.contacts[m.selected].Name
+	}
+	sortContacts(m.contacts)
+	if j := m.indexOf(sel); j >= 0 {
+		m.selected = j
+	}
 }
 
 func (m *mainScreen) onHistory(msg historyMsg) tea.Cmd {
