@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"pfschat/chat"
+	"pfschat/ratchet"
 )
 
 // memBackend is a deterministic in-memory Backend. The behaviour tests use real chat
@@ -72,6 +73,9 @@ func (b *memBackend) AddContact(ctx context.Context, name string) (chat.Contact,
 	defer b.mu.Unlock()
 	if name == "nobody" {
 		return chat.Contact{}, fmt.Errorf("add %s: %w", name, chat.ErrUnknownUser)
+	}
+	if err := ratchet.ValidateName(name); err != nil { // as chat.Controller says it
+		return chat.Contact{}, fmt.Errorf("chat: %q is not a valid name: %w", name, err)
 	}
 	c := &chat.Contact{Name: name, CardID: strings.Repeat("c", 64), Fingerprint: "ab12 cd34"}
 	b.contacts[name] = c
