@@ -111,8 +111,15 @@ func (m *mainScreen) statusLines(w int) []string {
 			}
 		}
 	}
+	if m.notice != "" {
+		for _, state := range []string{left, short} {
+			if l := besideState(state, right, s.Subtle.Render(" │ "), w); l != nil {
+				return l
+			}
+		}
+	}
 	switch {
-	case lw+2+rw <= w:
+	case m.notice == "" && lw+2+rw <= w:
 		return oneLine(left+spaces(w-lw-rw-1)+right, w)
 	case m.notice == "" && lw <= w:
 		// Only the help hint does not fit: keep the state whole and as many whole keys
@@ -127,8 +134,6 @@ func (m *mainScreen) statusLines(w int) []string {
 		return oneLine(mid, w)
 	case m.notice == "":
 		return oneLine(short, w)
-	case sw+2+rw <= w:
-		return oneLine(short+spaces(w-sw-rw-1)+right, w)
 	case ansi.StringWidth(connShort)+3+rw <= w:
 		// The whole notice beside the connection's mark rather than cut: it says what
 		// happened and what to do, and it goes after a few seconds.
@@ -159,6 +164,20 @@ func (m *mainScreen) statusLines(w int) []string {
 		return oneLine(short+"  "+ansi.Truncate(right, w-sw-2, "…"), w)
 	}
 	return oneLine(" "+ansi.Truncate(right, w-2, "…"), w)
+}
+
+// besideState is the status line with a notice at its right end after state, or nil
+// when they do not fit. Fewer than 5 cells apart, the bar's separator goes between
+// them: "✔ verified bob is verified" read as one (a tester at 80 columns).
+func besideState(state, notice, sep string, w int) []string {
+	gap := w - ansi.StringWidth(state) - ansi.StringWidth(notice) - 1
+	switch {
+	case gap >= 5:
+		return oneLine(state+spaces(gap)+notice, w)
+	case gap >= ansi.StringWidth(sep):
+		return oneLine(state+spaces(gap-ansi.StringWidth(sep))+sep+notice, w)
+	}
+	return nil
 }
 
 // hintKeys are the keys the status bar names, the help key first: while a draft is
