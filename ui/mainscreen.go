@@ -15,6 +15,7 @@ import (
 	"charm.land/bubbles/v2/textarea"
 	tea "charm.land/bubbletea/v2"
 	"charm.land/lipgloss/v2"
+	"github.com/charmbracelet/x/ansi"
 
 	"pfschat/chat"
 )
@@ -907,7 +908,31 @@ func (m *mainScreen) View() string {
 	}
 	rows = append(m.bannerRows(w), rows...)
 	input := m.c.styles.InputBorder.Width(w).Render(m.input.View())
-	return joinLines(rows) + "\n" + fitBlock(input, w, inputLines+1) + "\n" + m.statusView(w)
+	input = m.inputMore(fitBlock(input, w, inputLines+1), w)
+	return joinLines(rows) + "\n" + input + "\n" + m.statusView(w)
+}
+
+// inputMore says on the input's top border how many rows of a draft longer than the
+// input are above its view ("↑ 2 more lines"): it scrolled with no sign of them.
+func (m *mainScreen) inputMore(input string, w int) string {
+	above := m.input.ScrollYOffset()
+	if above <= 0 {
+		return input
+	}
+	label := fmt.Sprintf(" ↑ %d more lines ", above)
+	if above == 1 {
+		label = " ↑ 1 more line "
+	}
+	lw := ansi.StringWidth(label)
+	if lw+4 > w {
+		return input
+	}
+	s := &m.c.styles
+	top := s.PaneBorder.Render(strings.Repeat("─", w-lw-2)) + s.InputMore.Render(label) + s.PaneBorder.Render("──")
+	if _, rest, ok := strings.Cut(input, "\n"); ok {
+		return top + "\n" + rest
+	}
+	return input
 }
 
 // exactSize tells the root model this screen always renders exactly width×height.
