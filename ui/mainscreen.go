@@ -496,13 +496,19 @@ func (m *mainScreen) openAtNew(cv *conversation, n int) tea.Cmd {
 		cv.loading = true
 		return m.c.loadHistory(m.b, cv.contact, cv.oldestID())
 	}
+	m.placeNew(cv, n)
+	return nil
+}
+
+// placeNew puts the "N new" divider above the n newest incoming messages loaded and,
+// when the conversation is open, the view at it.
+func (m *mainScreen) placeNew(cv *conversation, n int) {
 	cv.pendingNew = 0
 	cv.markNew(n)
 	cv.reading = cv.newItem != nil
 	if cv.contact == m.open {
 		cv.showNew(m.renderer(), m.convBodyHeight())
 	}
-	return nil
 }
 
 // switchDraft keeps what is typed for the conversation being left and brings back
@@ -685,6 +691,11 @@ func (m *mainScreen) onHistory(msg historyMsg) tea.Cmd {
 	if msg.err != nil {
 		cv.loadErr = msg.err
 		m.setNotice("history: "+errText(msg.err), true)
+		if cv.loaded && cv.pendingNew > 0 {
+			// An older page on the way to the first unread failed: the divider goes
+			// over what is loaded rather than hold back readSeen for good.
+			m.placeNew(cv, cv.pendingNew)
+		}
 		return nil
 	}
 	cv.loaded = true

@@ -1,6 +1,8 @@
 package ui
 
 import (
+	"context"
+	"errors"
 	"fmt"
 	"strings"
 	"testing"
@@ -277,5 +279,42 @@ func TestNewDividerIsThisVisits(t *testing.T) {
 	drive(t, m, m.openContact("dave"), "")
 	if it := m.conv().newItem; it == nil || it.m.Text != "second" || it.newMark != 1 {
 		t.Fatalf("reopened with 1 new: divider on %+v, want \"1 new\" above \"second\"", it)
+	}
+}
+
+// olderPagesFail is a backend whose older history pages do not load.
+type olderPagesFail struct{ *memBackend }
+
+func (b olderPagesFail) History(ctx context.Context, contact string, before int64, n int) ([]chat.Message, error) {
+	if before != 0 {
+		return nil, errors.New("disk I/O error")
+	}
+	return b.memBackend.History(ctx, contact, before, n)
+}
+
+// TestOpenAtTheFirstUnreadWhenAnOlderPageFails: opening at the first of 60 unread
+// loads an older page first; when it fails, the divider goes over what is loaded and
+// the messages in view are marked read (the open waited for the page for good).
+func TestOpenAtTheFirstUnreadWhenAnOlderPageFails(t *testing.T) {
+	m := newTestMainScreen(t)
+	m.c.focused = true
+	m.noticeTTL = time.Millisecond // drive runs the expiry's tick too
+	mb := m.b.(*memBackend)
+	m.b = olderPagesFail{mb}
+	for i := 1; i <= 60; i++ {
+		mb.addMessage(chat.Message{Contact: "bob", Text: fmt.Sprintf("unread %d", i), SentAt: fixedNow})
+	}
+	mb.contacts["bob"].Unread = 60
+	m.contacts[0].Unread = 60
+	drive(t, m, m.openContact("bob"), "")
+	it := m.conv().newItem
+	if it == nil || it.m.Text != "unread 11" || it.newMark != historyPage {
+		t.Fatalf("the older page failed: divider on %+v, want \"50 new\" above the oldest loaded", it)
+	}
+	mb.mu.Lock()
+	n := mb.contacts["bob"].Unread
+	mb.mu.Unlock()
+	if n == 60 || n == 0 {
+		t.Fatalf("%d unread, want the messages in view marked read and those below not", n)
 	}
 }
