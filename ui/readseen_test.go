@@ -318,3 +318,33 @@ func TestOpenAtTheFirstUnreadWhenAnOlderPageFails(t *testing.T) {
 		t.Fatalf("%d unread, want the messages in view marked read and those below not", n)
 	}
 }
+
+// TestOpenAtTheFirstUnreadReadReceipts: with real controllers over a real relay, alice
+// opens bob's conversation with 41 unread at 80x30: it opens at the "41 new" divider,
+// bob sees read on the first of his messages, and delivered, not read, on the newest,
+// which alice has not had on screen.
+func TestOpenAtTheFirstUnreadReadReceipts(t *testing.T) {
+	r := relaytest.Start(t)
+	alice, bob := newUser(t, r, "alice"), newUser(t, r, "bob")
+	chattest.Converse(t, alice, bob) // alice has "hi back" unread
+	var last chat.Message
+	for i := 1; i <= 40; i++ {
+		last = chattest.Send(t, bob, alice, fmt.Sprintf("message %d", i))
+	}
+	first := chattest.FullHistory(t, bob, "alice")[1] // "hi back" (after alice's "hi")
+	if first.Text != "hi back" {
+		t.Fatalf("bob's second message is %q, want \"hi back\"", first.Text)
+	}
+	tm, fr := startUI(t, Options{Backend: alice.Controller, OpenContact: "bob"}, 80, 30)
+	fr.WaitText(t, "── 41 new", "hi back")
+	chattest.WaitStored(t, bob, "alice", first.ID, chat.Read)
+	for _, m := range chattest.FullHistory(t, bob, "alice") {
+		if m.ID == last.ID && m.State >= chat.Read {
+			t.Fatalf("bob sees read on %q, which alice has not had on screen", m.Text)
+		}
+	}
+	if strings.Contains(fr.Last(), "message 40") {
+		t.Fatalf("the newest message is on screen:\n%s", fr.Last())
+	}
+	quitUI(t, tm)
+}
