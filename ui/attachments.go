@@ -383,6 +383,12 @@ func (m *mainScreen) confirmOpen(path string) tea.Cmd {
 	if runtime.GOOS == "darwin" {
 		opener = "open"
 	}
+	if err := findOpener(opener); err != nil {
+		// Said before asking: a tester answered y and only then heard there was none.
+		m.setNotice(fmt.Sprintf("there is no %s here to open files with; the file is saved at %s", opener, path), true)
+		return nil
+	}
+	m.setNotice("", false) // an older notice (about another file) is not this question's
 	return pushDialog(newConfirmDialog(m.c, "Open file",
 		fmt.Sprintf("Open %s with %s?\nIt came over the network: open only what you expect.", path, opener),
 		func() tea.Msg {
@@ -399,6 +405,13 @@ func (m *mainScreen) confirmOpen(path string) tea.Cmd {
 			}
 			return opDoneMsg{"open", "", err}
 		}))
+}
+
+// findOpener reports whether the desktop's opener is installed (a variable: tests
+// choose).
+var findOpener = func(opener string) error {
+	_, err := exec.LookPath(opener)
+	return err
 }
 
 // startOpener runs the desktop's opener on one file, without a shell, and does not

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"syscall"
@@ -72,6 +73,9 @@ func TestFileCommandShowsTheAttachment(t *testing.T) {
 		t.Errorf("once sent, the notice still says %q", m.notice)
 	}
 	// /open on an outgoing file asks first.
+	oldFind := findOpener
+	findOpener = func(string) error { return nil }
+	t.Cleanup(func() { findOpener = oldFind })
 	if cmd := m.openCommand(); cmd == nil || m.noticeErr {
 		t.Fatalf("/open: %q", m.notice)
 	}
@@ -375,9 +379,10 @@ func TestTypingInTheListGoesToTheInput(t *testing.T) {
 // the file as an absolute path, so a name cannot read as an option or a URL.
 func TestOpenChecksTheFileItHandsOver(t *testing.T) {
 	var opened []string
-	old := startOpener
+	old, oldFind := startOpener, findOpener
 	startOpener = func(opener, path string) error { opened = append(opened, path); return nil }
-	t.Cleanup(func() { startOpener = old })
+	findOpener = func(string) error { return nil }
+	t.Cleanup(func() { startOpener, findOpener = old, oldFind })
 
 	dir := t.TempDir()
 	prog := filepath.Join(dir, "prog")
@@ -479,5 +484,36 @@ func TestFileCommandOfflineSaysItWaits(t *testing.T) {
 	}
 	if !strings.Contains(m.notice, "report.pdf") || !strings.Contains(m.notice, "waits for the relay") {
 		t.Fatalf("/file offline: notice %q, want it to say the file waits for the relay", m.notice)
+	}
+}
+
+// TestOpenSaysFirstThatThereIsNoOpener: with no xdg-open installed, /open asked "Open
+// … with xdg-open? y/n" and only after y said there was none (a tester): it says so
+// instead of asking. And an error notice left from an earlier /open does not stay in
+// the status bar while the next question asks about another file.
+func TestOpenSaysFirstThatThereIsNoOpener(t *testing.T) {
+	oldFind := findOpener
+	t.Cleanup(func() { findOpener = oldFind })
+	p := filepath.Join(t.TempDir(), "notes.txt")
+	if err := os.WriteFile(p, []byte("notes"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	m := newTestMainScreen(t)
+
+	findOpener = func(string) error { return exec.ErrNotFound }
+	if cmd := m.confirmOpen(p); cmd != nil {
+		t.Fatalf("no opener installed: /open still asks (%T)", cmd())
+	}
+	if !m.noticeErr || !strings.Contains(m.notice, "here to open files with") || !strings.Contains(m.notice, p) {
+		t.Fatalf("no opener installed: the notice says %q", m.notice)
+	}
+
+	findOpener = func(string) error { return nil }
+	m.setNotice("will not open setup.exe: it is a program (it is saved at /tmp/setup.exe)", true)
+	if cmd := m.confirmOpen(p); cmd == nil {
+		t.Fatalf("an opener installed: /open does not ask (%q)", m.notice)
+	}
+	if m.notice != "" {
+		t.Fatalf("the question asked, the status bar still says %q", m.notice)
 	}
 }

@@ -44,6 +44,13 @@ type GapReporter interface {
 	Gaps(ctx context.Context, contact string) ([]chat.Gap, error)
 }
 
+// ReadThroughMarker is implemented by backends that can mark a conversation read up to
+// a message (*chat.Controller does): the main screen marks read only what has been in
+// view. Without it a conversation is marked read once its newest message is in view.
+type ReadThroughMarker interface {
+	MarkReadThrough(ctx context.Context, contact string, id int64) error
+}
+
 // Profile opens or creates the local profile behind the UI: onboarding and unlock talk to
 // it and receive the Backend the main screen runs on.
 type Profile interface {

@@ -2,6 +2,8 @@ package ui
 
 import (
 	"context"
+	"errors"
+	"strings"
 	"time"
 
 	tea "charm.land/bubbletea/v2"
@@ -149,6 +151,12 @@ func (c *common) send(b Backend, contact, text string) tea.Cmd {
 }
 
 func (c *common) addContact(b Backend, name string) tea.Cmd {
+	if !nameRE.MatchString(strings.ToLower(name)) {
+		// Said here, naming it once and short: the controller's error quoted a
+		// 160-character word whole, twice (8 rows of the dialog).
+		err := errors.New("“" + ellipsize(sanitize(name), 24) + "” is not a valid name — " + nameRule)
+		return func() tea.Msg { return addedMsg{name, chat.Contact{}, err} }
+	}
 	return func() tea.Msg {
 		ctx, cancel := c.opCtx()
 		defer cancel()

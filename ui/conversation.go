@@ -48,6 +48,12 @@ type conversation struct {
 	// heldUnread: unread messages waited here out of view (scrolled back, the
 	// terminal without the focus): they get the "N new" divider once read (readSeen).
 	heldUnread bool
+	// reading: opened with unread messages, the view put at their "N new" divider
+	// (showNew) and not all of them marked read yet: the divider stays where it is
+	// while they are read (readSeen).
+	reading bool
+	// readThrough is the newest message this screen marked read through (readSeen).
+	readThrough int64
 
 	// uploads are files on their way to the relay, shown below the messages until
 	// their message exists (attachments.go).
@@ -72,6 +78,48 @@ func (cv *conversation) markNew(n int) {
 	it.newMark, it.lines = seen, nil
 	cv.newItem = it
 }
+
+// showNew puts the "N new" divider on the top row of a view h lines high, as Signal
+// opens a conversation at its first unread message: opened at the newest, the unread
+// messages above the view were marked read without ever being on screen. When the
+// divider and everything below it fit, the view stays at the newest.
+func (cv *conversation) showNew(r *convRenderer, h int) {
+	at := slices.Index(cv.items, cv.newItem)
+	if at < 0 {
+		return
+	}
+	n := len(r.lines(cv.newItem))
+	cv.anchor, cv.anchorOff = at, max(0, n-h)
+	if n < h {
+		cv.scrollDown(r, h-n)
+	}
+}
+
+// lastInView is the newest message whose last line is in view (0 when none is).
+func (cv *conversation) lastInView() int64 {
+	i := cv.anchor
+	if cv.anchorOff > 0 {
+		i--
+	}
+	if i < 0 || i >= len(cv.items) {
+		return 0
+	}
+	return cv.items[i].m.ID
+}
+
+// incomingAfter counts the loaded incoming messages newer than message id.
+func (cv *conversation) incomingAfter(id int64) int {
+	n := 0
+	for _, it := range cv.items {
+		if !it.m.Outgoing && it.m.ID > id {
+			n++
+		}
+	}
+	return n
+}
+
+// incoming counts the loaded incoming messages.
+func (cv *conversation) incoming() int { return cv.incomingAfter(-1 << 62) }
 
 func (cv *conversation) clearNew() {
 	if cv.newItem != nil {

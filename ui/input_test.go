@@ -276,3 +276,24 @@ func TestRestoredDraftShowsItsCursorLine(t *testing.T) {
 		t.Fatalf("typed on the restored draft, the input shows %q, not what was typed", v)
 	}
 }
+
+// TestInputSaysWhatIsAboveItsView: a draft longer than the input's 3 rows scrolled
+// with no sign that earlier lines exist (a tester): the input's top border says how
+// many rows are above ("↑ 3 more lines"), and nothing when the whole draft shows.
+func TestInputSaysWhatIsAboveItsView(t *testing.T) {
+	m := newTestMainScreen(t)
+	m.layout()
+	drive(t, m, m.openContact("bob"), "")
+	m.setInput("one\ntwo\nthree")
+	if v := ansi.Strip(m.View()); strings.Contains(v, "more line") {
+		t.Fatalf("a 3-line draft: a marker although all of it shows:\n%s", v)
+	}
+	m.setInput("one\ntwo\nthree\nfour\nfive\nsix")
+	_, cmd := m.Update(keyMsg("end")) // the cursor on the last line, the view at the bottom
+	drive(t, m, cmd, "")
+	v := ansi.Strip(m.View())
+	if !strings.Contains(v, "↑ 3 more lines") {
+		t.Fatalf("a 6-line draft with the last 3 in view: no \"↑ 3 more lines\":\n%s", v)
+	}
+	checkFrame(t, m.View(), m.c.width, m.c.height)
+}

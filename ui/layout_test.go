@@ -67,9 +67,10 @@ func TestResizeTo40ColumnsAndBack(t *testing.T) {
 
 	tm.Send(tea.WindowSizeMsg{Width: 100, Height: 30})
 	// A click on a contact opens the conversation (rows 1-2 are the first contact).
-	tm.Send(tea.MouseClickMsg{X: 3, Y: 3, Button: tea.MouseLeft}) // rows 3-4: bob
+	// carol's messages read, she sorts below bob again (his are newer).
+	tm.Send(tea.MouseClickMsg{X: 3, Y: 1, Button: tea.MouseLeft}) // rows 1-2: bob
 	fr.WaitText(t, "Did the new relay come up?")
-	tm.Send(tea.MouseClickMsg{X: 3, Y: 1, Button: tea.MouseLeft}) // carol
+	tm.Send(tea.MouseClickMsg{X: 3, Y: 3, Button: tea.MouseLeft}) // rows 3-4: carol
 	back := fr.WaitFor(t, "a 100-column frame with carol open", func(s string) bool {
 		return ansi.StringWidth(strings.Split(s, "\n")[0]) == 100 && strings.Contains(s, "the usual place")
 	})

@@ -15,6 +15,7 @@ import (
 	"charm.land/bubbles/v2/textarea"
 	tea "charm.land/bubbletea/v2"
 	"charm.land/lipgloss/v2"
+	"github.com/charmbracelet/x/ansi"
 
 	"pfschat/chat"
 )
@@ -454,6 +455,7 @@ func (m *mainScreen) openIndex(i int) tea.Cmd {
 // openContact shows a contact's conversation, loading its newest page the first time,
 // and marks it read.
 func (m *mainScreen) openContact(name string) tea.Cmd {
+	prev := m.open
 	if name != m.open {
 		m.switchDraft(name)
 	}
@@ -467,14 +469,46 @@ func (m *mainScreen) openContact(name string) tea.Cmd {
 		cv.loading = true
 		cmds = append(cmds, m.c.loadHistory(m.b, name, 0))
 	}
-	if ct, ok := m.contact(name); ok && ct.Unread > 0 {
-		if cv.loaded {
-			cv.markNew(ct.Unread)
-		} else {
-			cv.pendingNew = ct.Unread
-		}
+	// The "N new" divider is this visit's: over the messages unread as it opens, none
+	// when all were read (a divider left from an earlier visit sat over messages read
+	// long ago).
+	switch ct, ok := m.contact(name); {
+	case ok && ct.Unread > 0 && cv.loaded:
+		cmds = append(cmds, m.openAtNew(cv, ct.Unread))
+	case ok && ct.Unread > 0:
+		cv.pendingNew = ct.Unread
+	case name != prev:
+		cv.clearNew()
+		cv.reading = false
 	}
 	return tea.Batch(cmds...) // marked read once in view (readSeen)
+}
+
+// openAtNew puts the "N new" divider above the n unread messages and, when the
+// conversation is open, the view at it (showNew): loading older pages first while
+// fewer than n incoming messages are loaded.
+func (m *mainScreen) openAtNew(cv *conversation, n int) tea.Cmd {
+	if cv.incoming() < n && !cv.exhausted {
+		cv.pendingNew = n
+		if cv.loading {
+			return nil
+		}
+		cv.loading = true
+		return m.c.loadHistory(m.b, cv.contact, cv.oldestID())
+	}
+	m.placeNew(cv, n)
+	return nil
+}
+
+// placeNew puts the "N new" divider above the n newest incoming messages loaded and,
+// when the conversation is open, the view at it.
+func (m *mainScreen) placeNew(cv *conversation, n int) {
+	cv.pendingNew = 0
+	cv.markNew(n)
+	cv.reading = cv.newItem != nil
+	if cv.contact == m.open {
+		cv.showNew(m.renderer(), m.convBodyHeight())
+	}
 }
 
 // switchDraft keeps what is typed for the conversation being left and brings back
@@ -513,25 +547,44 @@ func (m *mainScreen) readSeen() tea.Cmd {
 	}
 	ct, ok := m.contact(m.open)
 	cv := m.convs[m.open]
-	if !ok || ct.Unread == 0 || cv == nil || !cv.loaded {
+	if !ok || ct.Unread == 0 || cv == nil || !cv.loaded || cv.pendingNew > 0 {
+		return nil // (pendingNew: older pages on their way to the first unread, openAtNew)
+	}
+	if !m.paneInView() {
+		cv.heldUnread = !cv.reading
 		return nil
 	}
-	if !m.paneInView() || !cv.atBottom() {
-		cv.heldUnread = true
-		return nil
+	if !cv.atBottom() {
+		cv.heldUnread = !cv.reading
+		return m.markReadThrough(cv, ct)
 	}
-	if cv.heldUnread {
-		cv.heldUnread = false
+	if cv.heldUnread && !cv.reading {
 		cv.markNew(ct.Unread)
 	}
+	cv.heldUnread, cv.reading = false, false
 	return m.markRead(m.open)
 }
 
-func (m *mainScreen) markRead(name string) tea.Cmd {
-	// Clear the count at once; the backend call confirms it.
-	if i := m.indexOf(name); i >= 0 {
-		m.contacts[i].Unread = 0
+// markReadThrough marks read the unread messages up to the newest one in view, when the
+// backend can (ReadThroughMarker); the messages below the view stay unread.
+func (m *mainScreen) markReadThrough(cv *conversation, ct chat.Contact) tea.Cmd {
+	rt, ok := m.b.(ReadThroughMarker)
+	through := cv.lastInView()
+	if !ok || through <= cv.readThrough {
+		return nil
 	}
+	left := min(ct.Unread, cv.incomingAfter(through))
+	if left >= ct.Unread {
+		return nil // nothing unread in view
+	}
+	cv.readThrough = through
+	m.setUnread(ct.Name, left)
+	name := ct.Name
+	return m.c.op("markread", name, func(ctx context.Context) error { return rt.MarkReadThrough(ctx, name, through) })
+}
+
+func (m *mainScreen) markRead(name string) tea.Cmd {
+	m.setUnread(name, 0)
 	b := m.b
 	return m.c.op("markread", name, func(ctx context.Context) error { return b.MarkRead(ctx, name) })
 }
@@ -556,18 +609,7 @@ func (m *mainScreen) onContacts(msg contactsMsg) tea.Cmd {
 		return nil
 	}
 	list := append([]chat.Contact(nil), msg.list...)
-	sort.SliceStable(list, func(i, j int) bool {
-		if si, sj := section(list[i]), section(list[j]); si != sj { // contacts, requests, blocked
-			return si < sj
-		}
-		// Unread conversations first, except muted ones: as in Signal, a muted chat does
-		// not jump up when messages arrive (it keeps its place by last activity).
-		ui, uj := list[i].Unread > 0 && !list[i].Muted, list[j].Unread > 0 && !list[j].Muted
-		if ui != uj {
-			return ui
-		}
-		return list[i].LastActivity.After(list[j].LastActivity)
-	})
+	sortContacts(list)
 	// While a conversation is open its messages are read as they arrive in view
 	// (readSeen, after this).
 	var cmds []tea.Cmd
@@ -604,6 +646,42 @@ func (m *mainScreen) onContacts(msg contactsMsg) tea.Cmd {
 	return tea.Batch(cmds...)
 }
 
+// sortContacts puts the contacts in the list's order: by section (contacts, requests,
+// blocked), then those with unread messages, then by last activity.
+func sortContacts(list []chat.Contact) {
+	sort.SliceStable(list, func(i, j int) bool {
+		if si, sj := section(list[i]), section(list[j]); si != sj { // contacts, requests, blocked
+			return si < sj
+		}
+		// Unread conversations first, except muted ones: as in Signal, a muted chat does
+		// not jump up when messages arrive (it keeps its place by last activity).
+		ui, uj := list[i].Unread > 0 && !list[i].Muted, list[j].Unread > 0 && !list[j].Muted
+		if ui != uj {
+			return ui
+		}
+		return list[i].LastActivity.After(list[j].LastActivity)
+	})
+}
+
+// setUnread changes a contact's count in the list at once (the backend call that marks
+// them read confirms it) and sorts it to its place: a message read as it arrived in the
+// open conversation had sorted that contact above others with unread messages.
+func (m *mainScreen) setUnread(name string, n int) {
+	i := m.indexOf(name)
+	if i < 0 {
+		return
+	}
+	m.contacts[i].Unread = n
+	var sel string
+	if m.selected >= 0 && m.selected < len(m.contacts) {
+		sel = m.contacts[m.selected].Name
+	}
+	sortContacts(m.contacts)
+	if j := m.indexOf(sel); j >= 0 {
+		m.selected = j
+	}
+}
+
 func (m *mainScreen) onHistory(msg historyMsg) tea.Cmd {
 	cv, ok := m.convs[msg.contact]
 	if !ok {
@@ -613,6 +691,11 @@ func (m *mainScreen) onHistory(msg historyMsg) tea.Cmd {
 	if msg.err != nil {
 		cv.loadErr = msg.err
 		m.setNotice("history: "+errText(msg.err), true)
+		if cv.loaded && cv.pendingNew > 0 {
+			// An older page on the way to the first unread failed: the divider goes
+			// over what is loaded rather than hold back readSeen for good.
+			m.placeNew(cv, cv.pendingNew)
+		}
 		return nil
 	}
 	cv.loaded = true
@@ -627,8 +710,7 @@ func (m *mainScreen) onHistory(msg historyMsg) tea.Cmd {
 		previews = append(previews, m.wantPreview(hm))
 	}
 	if cv.pendingNew > 0 {
-		cv.markNew(cv.pendingNew)
-		cv.pendingNew = 0
+		previews = append(previews, m.openAtNew(cv, cv.pendingNew))
 	}
 	if cv.seekOldest && msg.contact == m.open {
 		cv.scrollUp(m.renderer(), math.MaxInt32, m.convBodyHeight())
@@ -837,7 +919,31 @@ func (m *mainScreen) View() string {
 	}
 	rows = append(m.bannerRows(w), rows...)
 	input := m.c.styles.InputBorder.Width(w).Render(m.input.View())
-	return joinLines(rows) + "\n" + fitBlock(input, w, inputLines+1) + "\n" + m.statusView(w)
+	input = m.inputMore(fitBlock(input, w, inputLines+1), w)
+	return joinLines(rows) + "\n" + input + "\n" + m.statusView(w)
+}
+
+// inputMore says on the input's top border how many rows of a draft longer than the
+// input are above its view ("↑ 2 more lines"): it scrolled with no sign of them.
+func (m *mainScreen) inputMore(input string, w int) string {
+	above := m.input.ScrollYOffset()
+	if above <= 0 {
+		return input
+	}
+	label := fmt.Sprintf(" ↑ %d more lines ", above)
+	if above == 1 {
+		label = " ↑ 1 more line "
+	}
+	lw := ansi.StringWidth(label)
+	if lw+4 > w {
+		return input
+	}
+	s := &m.c.styles
+	top := s.PaneBorder.Render(strings.Repeat("─", w-lw-2)) + s.InputMore.Render(label) + s.PaneBorder.Render("──")
+	if _, rest, ok := strings.Cut(input, "\n"); ok {
+		return top + "\n" + rest
+	}
+	return input
 }
 
 // exactSize tells the root model this screen always renders exactly width×height.

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"pfschat/chat"
+	"pfschat/ratchet"
 )
 
 // memBackend is a deterministic in-memory Backend. The behaviour tests use real chat
@@ -73,6 +74,9 @@ func (b *memBackend) AddContact(ctx context.Context, name string) (chat.Contact,
 	if name == "nobody" {
 		return chat.Contact{}, fmt.Errorf("add %s: %w", name, chat.ErrUnknownUser)
 	}
+	if err := ratchet.ValidateName(name); err != nil { // as chat.Controller says it
+		return chat.Contact{}, fmt.Errorf("chat: %q is not a valid name: %w", name, err)
+	}
 	c := &chat.Contact{Name: name, CardID: strings.Repeat("c", 64), Fingerprint: "ab12 cd34"}
 	b.contacts[name] = c
 	return *c, nil
@@ -105,6 +109,25 @@ func (b *memBackend) MarkRead(ctx context.Context, contact string) error {
 	if c := b.contacts[contact]; c != nil {
 		c.Unread = 0
 	}
+	return nil
+}
+
+// MarkReadThrough leaves unread the incoming messages after id (this backend counts
+// unread messages, it does not mark each).
+func (b *memBackend) MarkReadThrough(ctx context.Context, contact string, id int64) error {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	c := b.contacts[contact]
+	if c == nil {
+		return nil
+	}
+	after := 0
+	for _, m := range b.msgs[contact] {
+		if !m.Outgoing && m.ID > id {
+			after++
+		}
+	}
+	c.Unread = min(c.Unread, after)
 	return nil
 }
 

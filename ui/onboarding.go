@@ -137,7 +137,8 @@ func newOnboarding(c *common, p Profile) *onboarding {
 	o.inputs[stepName].CharLimit = 32
 	o.inputs[stepInvite].Placeholder = "the code the relay's operator gave you"
 	o.inputs[stepInvite].CharLimit = 128
-	o.inputs[stepCode].Placeholder = "the code you were shown when you made the name"
+	// (No placeholder: the textinput cuts one at its width without an ellipsis; what to
+	// type goes on a wrapped line under the field, codeLine.)
 	o.inputs[stepCode].CharLimit = 128 // relay.ParseRecoveryCode reads no more
 	// The recovery code takes the name for whoever reads it off the screen (or a
 	// screen share, or the scrollback of a recorded session): masked like the
@@ -314,6 +315,11 @@ func (o *onboarding) Update(msg tea.Msg) (screen, tea.Cmd) {
 	var cmd tea.Cmd
 	before := o.inputs[o.step].Value()
 	o.inputs[o.step], cmd = o.inputs[o.step].Update(msg)
+	if o.inputs[o.step].Value() != before {
+		// The error was about this field (next and the answers that refuse it focus
+		// it): edited, it no longer says what is on screen.
+		o.err = ""
+	}
 	if o.step == stepName {
 		lowerName(&o.inputs[stepName])
 	}
@@ -572,6 +578,8 @@ func (o *onboarding) View() string {
 			if l := o.nameLine(o.lineWidth(w)); l != "" {
 				lines = append(lines, l)
 			}
+		case st == stepCode && o.step == stepCode && o.inputs[stepCode].Value() == "":
+			lines = append(lines, s.Muted.Render(hangWrap("  ", "the code you were shown when you made “"+o.inputs[stepName].Value()+"”", o.lineWidth(w))))
 		}
 	}
 	lines = append(lines, "")
@@ -596,13 +604,19 @@ func (o *onboarding) View() string {
 			lines = append(lines, o.c.hint("enter", "next", "esc", "back", "ctrl+c", "quit"))
 		}
 	}
-	return placeForm(o.c, lines)
+	// The block is as wide as its lines under the fields may get: at 80 columns its
+	// left edge jumped from 12 to 2 cells when the relay key's line appeared.
+	return placeFormWidth(o.c, lines, o.lineWidth(w))
 }
 
 // lineWidth is how wide a line under a field may be: the form's width, or more when the
-// terminal has room (up to 4 cells short of it), so that on 80 columns the relay key's
-// and the name check's lines wrap rather than being cut at the edge.
-func (o *onboarding) lineWidth(w int) int { return max(w, o.c.width-4) }
+// terminal has room (up to 4 cells short of it, at most formLineMax), so that on 80
+// columns the relay key's and the name check's lines wrap rather than being cut at
+// the edge.
+func (o *onboarding) lineWidth(w int) int { return max(w, min(o.c.width-4, formLineMax)) }
+
+// formLineMax is the widest a line under an onboarding field gets.
+const formLineMax = 76
 
 // nameLine says what the relay said about the typed name, wrapped to w cells.
 func (o *onboarding) nameLine(w int) string {
@@ -787,9 +801,13 @@ func (u *unlock) View() string {
 
 // placeForm centres a form as one block: its lines stay left-aligned with each other
 // (lipgloss.Place alone would centre every line on its own).
-func placeForm(c *common, lines []string) string {
+func placeForm(c *common, lines []string) string { return placeFormWidth(c, lines, 0) }
+
+// placeFormWidth is placeForm with a block at least minW cells wide (at most the
+// terminal's), so that its left edge stays put as lines come and go.
+func placeFormWidth(c *common, lines []string, minW int) string {
 	block := strings.Split(strings.Join(lines, "\n"), "\n")
-	w := 0
+	w := min(minW, c.width)
 	for _, l := range block {
 		w = max(w, lipgloss.Width(l))
 	}

@@ -1,6 +1,7 @@
 package ui
 
 import (
+	"errors"
 	"log/slog"
 	"strings"
 	"testing"
@@ -77,4 +78,66 @@ func TestOnboardingNameFeedback(t *testing.T) {
 	update(keyMsg("enter")) // no code: refused with an error
 	check("the invite refused", "registers by invitation", 1)
 	check("the invite refused", hints, 1)
+}
+
+// TestOnboardingTesterFindings: what a tester found in onboarding. The recovery code's
+// explanation was a placeholder cut at the field's width (at 50, 80 and 140 columns):
+// it is a wrapped line, whole. An error stayed under a field after the field was
+// edited: it goes with the edit. The unreachable relay's error said the URL twice. The
+// block's left edge jumped from 12 cells to 2 at 80 columns when the relay key's line
+// appeared.
+func TestOnboardingTesterFindings(t *testing.T) {
+	newO := func(width int) *onboarding {
+		c := &common{ctx: t.Context(), styles: NewStyles(true), keys: DefaultKeyMap(), width: width, height: 40,
+			now: func() time.Time { return fixedNow }, loc: time.UTC, log: slog.New(slog.DiscardHandler)}
+		return newOnboarding(c, &fakeOnboarder{})
+	}
+	margin := func(o *onboarding) int {
+		for _, l := range strings.Split(ansi.Strip(o.View()), "\n") {
+			if i := strings.Index(l, "Welcome."); i >= 0 {
+				return i
+			}
+		}
+		t.Fatal("no welcome line")
+		return 0
+	}
+
+	o := newO(80)
+	before := margin(o)
+	o.Update(o.next()()) // the relay answers: its key's line appears
+	if after := margin(o); after != before {
+		t.Errorf("at 80 columns the form's left edge moved from %d to %d cells when the relay key appeared", before, after)
+	}
+
+	for _, w := range []int{50, 80, 140} {
+		o := newO(w)
+		o.Update(o.next()())
+		o.inputs[stepName].SetValue("bob")
+		o.recovering = true
+		o.focus(stepCode)
+		const hint = "the code you were shown when you made “bob”"
+		if v := onboardingView(o); !strings.Contains(v, hint) {
+			t.Errorf("at %d columns the recovery code's explanation is not whole:\n%s", w, ansi.Strip(o.View()))
+		}
+		o.Update(keyMsg("x"))
+		o.Update(keyMsg("enter"))
+		if o.err == "" {
+			t.Fatal("a wrong recovery code was not refused")
+		}
+		o.Update(keyMsg("backspace"))
+		if o.err != "" {
+			t.Errorf("at %d columns the recovery code cleared, its error stays: %q", w, o.err)
+		}
+	}
+
+	o = newO(100)
+	o.Update(probedMsg{url: "ws://127.0.0.1:7878", err: errors.New("chat: offline: ws://127.0.0.1:7878/v2/ws: relay: dialing ws://127.0.0.1:7878/v2/ws: dial tcp 127.0.0.1:7878: connect: connection refused")})
+	if n := strings.Count(o.err, "ws://127.0.0.1:7878/v2/ws"); n != 1 {
+		t.Errorf("the unreachable relay's error says its URL %d times, want once: %q", n, o.err)
+	}
+	o.Update(keyMsg("end"))
+	o.Update(keyMsg("backspace"))
+	if o.err != "" || strings.Contains(onboardingView(o), "could not reach") {
+		t.Errorf("the relay URL edited, its error stays: %q", o.err)
+	}
 }

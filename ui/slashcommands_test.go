@@ -333,3 +333,23 @@ func TestUnmutePointsAtMute(t *testing.T) {
 		t.Errorf("/unmute: notice %q, want it to point at /mute", m.notice)
 	}
 }
+
+// TestAddRefusesALongWordInAFewWords: /add with a 160-character word quoted all 160
+// characters twice (8 rows of the dialog, a tester): the name is quoted once,
+// shortened with "…", with the rule.
+func TestAddRefusesALongWordInAFewWords(t *testing.T) {
+	m := newTestMainScreen(t)
+	word := strings.Repeat("x", 160)
+	d := newAddContactDialog(m.c, m.b, word)
+	d.Update(d.startCmd()())
+	if d.err == "" {
+		t.Fatal("a 160-character name was not refused")
+	}
+	if strings.Contains(d.err, strings.Repeat("x", 40)) || strings.Count(d.err, "“x") != 1 || !strings.Contains(d.err, "x…") {
+		t.Fatalf("the error does not quote a shortened name once: %q", d.err)
+	}
+	view := ansi.Strip(d.View())
+	if rows := strings.Count(view, "\n") + 1; rows > 14 {
+		t.Fatalf("the dialog is %d rows:\n%s", rows, view)
+	}
+}

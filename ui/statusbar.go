@@ -111,8 +111,15 @@ func (m *mainScreen) statusLines(w int) []string {
 			}
 		}
 	}
+	if m.notice != "" {
+		for _, state := range []string{left, short} {
+			if l := besideState(state, right, s.Subtle.Render(" │ "), w); l != nil {
+				return l
+			}
+		}
+	}
 	switch {
-	case lw+2+rw <= w:
+	case m.notice == "" && lw+2+rw <= w:
 		return oneLine(left+spaces(w-lw-rw-1)+right, w)
 	case m.notice == "" && lw <= w:
 		// Only the help hint does not fit: keep the state whole and as many whole keys
@@ -127,8 +134,6 @@ func (m *mainScreen) statusLines(w int) []string {
 		return oneLine(mid, w)
 	case m.notice == "":
 		return oneLine(short, w)
-	case sw+2+rw <= w:
-		return oneLine(short+spaces(w-sw-rw-1)+right, w)
 	case ansi.StringWidth(connShort)+3+rw <= w:
 		// The whole notice beside the connection's mark rather than cut: it says what
 		// happened and what to do, and it goes after a few seconds.
@@ -159,6 +164,20 @@ func (m *mainScreen) statusLines(w int) []string {
 		return oneLine(short+"  "+ansi.Truncate(right, w-sw-2, "…"), w)
 	}
 	return oneLine(" "+ansi.Truncate(right, w-2, "…"), w)
+}
+
+// besideState is the status line with a notice at its right end after state, or nil
+// when they do not fit. Fewer than 5 cells apart, the bar's separator goes between
+// them: "✔ verified bob is verified" read as one (a tester at 80 columns).
+func besideState(state, notice, sep string, w int) []string {
+	gap := w - ansi.StringWidth(state) - ansi.StringWidth(notice) - 1
+	switch {
+	case gap >= 5:
+		return oneLine(state+spaces(gap)+notice, w)
+	case gap >= ansi.StringWidth(sep):
+		return oneLine(state+spaces(gap-ansi.StringWidth(sep))+sep+notice, w)
+	}
+	return nil
 }
 
 // hintKeys are the keys the status bar names, the help key first: while a draft is
@@ -219,5 +238,24 @@ func errText(err error) string {
 	if errors.Is(err, context.DeadlineExceeded) {
 		return "timed out: is the relay reachable?"
 	}
-	return chat.Sentence(err) // no package prefixes, no repeats, the first line
+	return addressOnce(chat.Sentence(err)) // no package prefixes, no repeats, the first line
+}
+
+// addressOnce drops the parts of an error sentence that only repeat an address said
+// before: "ws://h:7878/v2/ws: dialing ws://h:7878/v2/ws: dial tcp …" said it twice.
+func addressOnce(s string) string {
+	parts := strings.Split(s, ": ")
+	out := parts[:0]
+	said := make(map[string]bool)
+	for _, p := range parts {
+		f := strings.Fields(p)
+		if n := len(f); n > 0 && n <= 2 && strings.Contains(f[n-1], "://") {
+			if said[f[n-1]] {
+				continue
+			}
+			said[f[n-1]] = true
+		}
+		out = append(out, p)
+	}
+	return strings.Join(out, ": ")
 }

@@ -2,6 +2,7 @@ package ui
 
 import (
 	"errors"
+	"regexp"
 	"strings"
 	"testing"
 	"time"
@@ -214,5 +215,24 @@ func TestLongWordNoticeKeepsTheMark(t *testing.T) {
 	rows = status()
 	if len(rows) != maxStatusRows || !strings.HasPrefix(rows[0], " ●  no file: /zz") || !strings.HasSuffix(strings.TrimSpace(rows[len(rows)-1]), "…") {
 		t.Fatalf("status %q: want %d rows beside the mark, the last ending in \"…\"", rows, maxStatusRows)
+	}
+}
+
+// TestNoticeIsApartFromTheState: at 80 columns the status bar read "✔ verified bob is
+// verified" (a tester): a notice that ends up close to the state has the bar's
+// separator before it, at every width.
+func TestNoticeIsApartFromTheState(t *testing.T) {
+	m := newTestMainScreen(t)
+	m.contacts[0].Verified, m.contacts[0].Fingerprint = true, "3f2a 9c1d 5e07 b1a4 02c8"
+	m.open = "bob"
+	m.conn.Status = chat.Online
+	m.setNotice("bob is verified", false)
+	close := regexp.MustCompile(`(✔|verified) {1,4}bob is verified`)
+	for w := 30; w <= 140; w++ {
+		for _, l := range m.statusLines(w) {
+			if l = ansi.Strip(l); close.MatchString(l) {
+				t.Errorf("at %d columns the notice runs into the state: %q", w, l)
+			}
+		}
 	}
 }

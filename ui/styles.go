@@ -58,6 +58,7 @@ type Styles struct {
 
 	// Input and status bar.
 	InputBorder lipgloss.Style
+	InputMore   lipgloss.Style // "↑ 2 more lines" on the input's top border: a draft scrolled
 	StatusBar   lipgloss.Style
 	StatusOK    lipgloss.Style
 	StatusWarn  lipgloss.Style
@@ -144,6 +145,7 @@ func NewStyles(isDark bool) Styles {
 	s.Empty = fg(muted).Italic(true)
 
 	s.InputBorder = lipgloss.NewStyle().BorderStyle(lipgloss.NormalBorder()).BorderTop(true).BorderForeground(border)
+	s.InputMore = fg(muted)
 	s.StatusBar = fg(muted)
 	s.StatusOK = fg(ok)
 	s.StatusWarn = fg(warn)
