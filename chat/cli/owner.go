@@ -348,6 +348,9 @@ func recvViaOwner(e *env, cl *daemon.Client, fs *flag.FlagSet, args []string) er
 		}
 		return true, nil
 	}
+	// Files of messages printed before but not downloaded then (the sender was not yet
+	// a contact) are fetched now, their paths on stderr, as without an owner.
+	fetchEarlierViaOwner(e, cl, downloadDir) // sendfile.go
 	if !follow {
 		var r daemon.ReceiveResult
 		if err := cl.Call(e.ctx, "receive", nil, &r); err != nil {
