@@ -684,3 +684,26 @@ func TestRecvThroughTheOwnerDownloadsAnAcceptedRequestsFile(t *testing.T) {
 		t.Fatalf("a second recv: %q %q", out, errs)
 	}
 }
+
+// An owner's refusal reads as a sentence: a nickname over 64 bytes through the UI
+// owner is the owner's own words without "(JSON-RPC error -32602)", which only -v
+// adds, on a line of its own.
+func TestOwnerRefusalHasNoJSONRPCCode(t *testing.T) {
+	r, _, p, _ := bobOwnedByTheUI(t)
+	long := strings.Repeat("n", 65)
+	for _, verbose := range []bool{false, true} {
+		args := []string{"--home", p.Dir, "--relay", r.URL, "nickname", "alice", long}
+		if verbose {
+			args = []string{"--home", p.Dir, "--relay", r.URL, "nickname", "-v", "alice", long}
+		}
+		var out, errb bytes.Buffer
+		code := Main(t.Context(), args, strings.NewReader(""), &out, &errb)
+		first, rest, _ := strings.Cut(errb.String(), "\n")
+		if code != exitFail || !strings.Contains(first, "at most 64 bytes") || strings.Contains(first, "JSON-RPC") {
+			t.Fatalf("-v %v: exit %d, %q", verbose, code, errb.String())
+		}
+		if verbose != strings.Contains(rest, "JSON-RPC error -32602, invalid_params") {
+			t.Fatalf("-v %v: the code line: %q", verbose, errb.String())
+		}
+	}
+}
