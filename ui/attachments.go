@@ -338,7 +338,10 @@ func (m *mainScreen) onTransfer(ev chat.Event) tea.Cmd {
 		}
 		var preview tea.Cmd
 		if ev.Message != nil {
-			preview = m.wantPreview(*ev.Message)
+			// The file's message is committed: its contact's last activity moved (sent
+			// here, or through the owner socket by 'pfschat send-file', whose message this
+			// shows before its delivery event), so the list is read again, as for a text.
+			preview = tea.Batch(m.wantPreview(*ev.Message), m.c.loadContacts(m.b))
 		}
 		switch t.State {
 		case chat.AttachmentFailed:

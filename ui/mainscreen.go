@@ -806,13 +806,21 @@ func (m *mainScreen) handleEvent(ev chat.Event) tea.Cmd {
 		cmds = append(cmds, m.c.loadContacts(m.b))
 		return tea.Batch(cmds...)
 	case chat.DeliveryChanged:
-		if ev.Message != nil {
-			if cv, ok := m.convs[ev.Contact]; ok {
-				if cv.sentElsewhere(*ev.Message) {
-					return m.c.loadSentElsewhere(m.b, ev.Contact, ev.Message.ID)
-				}
-				cv.update(*ev.Message)
+		if ev.Message == nil {
+			return nil
+		}
+		cv, ok := m.convs[ev.Contact]
+		if ok {
+			if cv.sentElsewhere(*ev.Message) {
+				return m.c.loadSentElsewhere(m.b, ev.Contact, ev.Message.ID)
 			}
+			cv.update(*ev.Message)
+		}
+		if (!ok || !cv.loaded) && ev.Message.Outgoing && (ev.Message.State == chat.Sent || ev.Message.State == chat.Failed) {
+			// A message sent through the owner socket ('pfschat send' or 'send-file') to
+			// a contact whose conversation is not shown: it moved their last activity,
+			// so the list is read again (sentElsewhereMsg does it for a shown one).
+			return m.c.loadContacts(m.b)
 		}
 		return nil
 	case chat.ContactKeyChanged:

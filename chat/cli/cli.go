@@ -32,6 +32,7 @@ import (
 	"github.com/gorilla/websocket"
 
 	"pfschat/chat"
+	"pfschat/chat/daemon"
 	"pfschat/chat/profile"
 	"pfschat/ratchet"
 	"pfschat/relay"
@@ -314,6 +315,11 @@ func runHeadless(ctx context.Context, args []string, stdin io.Reader, stdout, st
 		// "pfschat backup: backup: …": the command's name already leads the line.
 		msg = strings.TrimPrefix(msg, cmd.name+": ")
 		fmt.Fprintf(stderr, "pfschat %s: %s\n", cmd.name, msg)
+		if de := (*daemon.Error)(nil); e.flags.Verbose && errors.As(err, &de) {
+			// The owner's refusal as the API gave it, for a bug report: the sentence
+			// above leaves its code out.
+			fmt.Fprintf(stderr, "pfschat %s: (the profile's owner refused it: JSON-RPC error %d%s)\n", cmd.name, de.Code, apiErrorName(de))
+		}
 		return exitFail
 	}
 	return exitOK
@@ -1338,4 +1344,12 @@ func cmdResetSession(e *env, fs *flag.FlagSet, args []string) error {
 		fmt.Fprintf(e.stdout, "sessions with %s dropped; the next message starts a new one\n", name)
 		return nil
 	})
+}
+
+// apiErrorName is ", NAME" for an owner's error that names itself (data.name), else "".
+func apiErrorName(de *daemon.Error) string {
+	if de.Data == nil || de.Data.Name == "" {
+		return ""
+	}
+	return ", " + de.Data.Name
 }

@@ -315,7 +315,7 @@ func recvViaOwner(e *env, cl *daemon.Client, fs *flag.FlagSet, args []string) er
 	}
 	var v daemon.VersionResult
 	if err := cl.Call(e.ctx, "version", nil, &v); err != nil {
-		return err
+		return daemon.ChatError(err)
 	}
 	if noRR && v.ReadReceipts {
 		return fmt.Errorf("--no-read-receipts: this profile is held by its owner (pfschat %s), which sends read receipts; "+
@@ -348,6 +348,9 @@ func recvViaOwner(e *env, cl *daemon.Client, fs *flag.FlagSet, args []string) er
 		}
 		return true, nil
 	}
+	// Files of messages printed before but not downloaded then (the sender was not yet
+	// a contact) are fetched now, their paths on stderr, as without an owner.
+	fetchEarlierViaOwner(e, cl, downloadDir) // sendfile.go
 	if !follow {
 		var r daemon.ReceiveResult
 		if err := cl.Call(e.ctx, "receive", nil, &r); err != nil {
@@ -364,7 +367,7 @@ func recvViaOwner(e *env, cl *daemon.Client, fs *flag.FlagSet, args []string) er
 		// reached now is said and exit 1 (the owner may not have its backlog yet).
 		var now daemon.VersionResult
 		if err := cl.Call(e.ctx, "version", nil, &now); err != nil {
-			return err
+			return daemon.ChatError(err)
 		}
 		if !now.Online {
 			return fmt.Errorf("%w: the profile's owner (pfschat %s) is not connected to its relay now; what it holds was printed, and it keeps trying", chat.ErrOffline, now.Owner)
@@ -419,7 +422,7 @@ func recvOwnerGone(err error) error {
 	if errors.As(err, &de) && de.Code != daemon.CodeClosing {
 		return daemon.ChatError(err)
 	}
-	return fmt.Errorf("%w: %w; run 'pfschat recv' again: it goes through the next owner, or opens the profile itself", errOwnerGone, err)
+	return fmt.Errorf("%w: %w; run 'pfschat recv' again: it goes through the next owner, or opens the profile itself", errOwnerGone, daemon.ChatError(err))
 }
 
 // printMessage prints one incoming message from the owner exactly as recv prints one

@@ -634,3 +634,76 @@ func TestCommandWaitsForAStartingOwner(t *testing.T) {
 		t.Fatalf("contacts through the owner that started: exit %d, %q", code, out.String())
 	}
 }
+
+// A message request's file is left on the relay by recv through the owner, with the
+// hint that accept-request, then recv, downloads it; after accept-request, recv through
+// the owner downloads it (the message was printed and read already), as recv does on
+// its own (fetchEarlier). It downloaded nothing before.
+func TestRecvThroughTheOwnerDownloadsAnAcceptedRequestsFile(t *testing.T) {
+	r, _, p, b := bobOwnedByTheUI(t)
+	erin := chattest.NewUser(t, r, "erin")
+	if _, err := erin.AddContact(t.Context(), "bob"); err != nil {
+		t.Fatal(err)
+	}
+	src := filepath.Join(t.TempDir(), "photo.txt")
+	chattest.Must(t, os.WriteFile(src, []byte("a stranger's file"), 0o600))
+	if _, err := erin.SendFile(t.Context(), "bob", src, "", nil); err != nil {
+		t.Fatal(err)
+	}
+	chattest.WaitEvent(t, b, "erin's file at bob's owner", func(e chat.Event) bool {
+		return e.Kind == chat.MessageReceived && e.Message.Attachment != nil
+	})
+	down := t.TempDir()
+	run := func(args ...string) (string, string) {
+		t.Helper()
+		var out, errb bytes.Buffer
+		code := Main(t.Context(), append([]string{"--home", p.Dir, "--relay", r.URL}, args...), strings.NewReader(""), &out, &errb)
+		if code != 0 {
+			t.Fatalf("%q: exit %d, %q %q", args, code, out.String(), errb.String())
+		}
+		return out.String(), errb.String()
+	}
+	out, errs := run("recv", "--download-dir", down)
+	if !strings.Contains(out, "[file photo.txt") || !strings.Contains(out, "not downloaded") ||
+		!strings.Contains(errs, "'pfschat accept-request erin', then 'pfschat recv' downloads it") {
+		t.Fatalf("recv of a request's file: %q %q", out, errs)
+	}
+	if _, err := os.Stat(filepath.Join(down, "photo.txt")); err == nil {
+		t.Fatal("a message request's file was downloaded")
+	}
+	run("accept-request", "erin")
+	saved := filepath.Join(down, "photo.txt")
+	if out, errs := run("recv", "--download-dir", down); !strings.Contains(errs, "downloaded photo.txt from erin") || !strings.Contains(errs, saved) {
+		t.Fatalf("recv after accept-request: %q %q", out, errs)
+	}
+	if got, err := os.ReadFile(saved); err != nil || string(got) != "a stranger's file" {
+		t.Fatalf("saved %q, %v", got, err)
+	}
+	// Downloaded: the next recv has nothing more to say about it.
+	if out, errs := run("recv", "--download-dir", down); strings.Contains(errs, "photo.txt") {
+		t.Fatalf("a second recv: %q %q", out, errs)
+	}
+}
+
+// An owner's refusal reads as a sentence: a nickname over 64 bytes through the UI
+// owner is the owner's own words without "(JSON-RPC error -32602)", which only -v
+// adds, on a line of its own.
+func TestOwnerRefusalHasNoJSONRPCCode(t *testing.T) {
+	r, _, p, _ := bobOwnedByTheUI(t)
+	long := strings.Repeat("n", 65)
+	for _, verbose := range []bool{false, true} {
+		args := []string{"--home", p.Dir, "--relay", r.URL, "nickname", "alice", long}
+		if verbose {
+			args = []string{"--home", p.Dir, "--relay", r.URL, "nickname", "-v", "alice", long}
+		}
+		var out, errb bytes.Buffer
+		code := Main(t.Context(), args, strings.NewReader(""), &out, &errb)
+		first, rest, _ := strings.Cut(errb.String(), "\n")
+		if code != exitFail || !strings.Contains(first, "at most 64 bytes") || strings.Contains(first, "JSON-RPC") {
+			t.Fatalf("-v %v: exit %d, %q", verbose, code, errb.String())
+		}
+		if verbose != strings.Contains(rest, "JSON-RPC error -32602, invalid_params") {
+			t.Fatalf("-v %v: the code line: %q", verbose, errb.String())
+		}
+	}
+}

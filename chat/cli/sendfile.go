@@ -379,6 +379,7 @@ func watchUpload(e *env, contact, file string, bar *progressLine) (stop func()) 
 // downloads a received file into dir (made absolute here) when it comes from a contact
 // (not a message request, not from a key the user has not accepted); m.File then says where
 // it is, and a failure is a warning (the owner's message shows why it failed).
+// A message request's file waits: once accepted, fetchEarlierViaOwner fetches it.
 func fetchViaOwner(e *env, cl *daemon.Client, m *daemon.Message, dir string) {
 	f := m.File
 	if f == nil || m.Outgoing || (f.State != "available" && f.State != "downloading") {
@@ -410,4 +411,35 @@ func fetchViaOwner(e *env, cl *daemon.Client, m *daemon.Message, dir string) {
 		return
 	}
 	f.State, f.Path = "downloaded", r.Path
+}
+
+// fetchEarlierViaOwner is fetchEarlier through the profile's owner: the files it lists
+// as pendingDownloads (contacts' files of messages printed before, such as a message
+// request's accepted since) are downloaded into dir. An owner without the method (an
+// older one) downloads nothing here.
+func fetchEarlierViaOwner(e *env, cl *daemon.Client, dir string) {
+	var r daemon.ReceiveResult
+	if err := cl.Call(e.ctx, "pendingDownloads", nil, &r); err != nil {
+		return
+	}
+	abs, err := filepath.Abs(dir)
+	if err != nil {
+		return
+	}
+	for _, m := range r.Messages {
+		if e.ctx.Err() != nil {
+			return // stopped: the next recv resumes the download
+		}
+		if m.File == nil || m.Outgoing {
+			continue
+		}
+		var d daemon.DownloadResult
+		if err := cl.Call(e.ctx, "download", daemon.DownloadParams{ID: m.ID, Dir: abs}, &d); err != nil {
+			if e.ctx.Err() == nil {
+				fmt.Fprintf(e.stderr, "warning: %s was not downloaded: %s\n", m.File.Name, chat.Sentence(daemon.ChatError(err)))
+			}
+			continue
+		}
+		fmt.Fprintf(e.stderr, "downloaded %s from %s (message %d): %s\n", m.File.Name, m.Contact, m.ID, d.Path)
+	}
 }

@@ -346,10 +346,17 @@ func ChatError(err error) error {
 	case CodeOnlyRejectedKey:
 		return &chatRejectedKeyOnly{RejectedKeyOnlyError: chat.RejectedKeyOnlyError{Contact: dataContact(e)}, rpc: e}
 	default:
-		return err
+		return &message{e}
 	}
 	return &wrapped{base: base, rpc: e}
 }
+
+// message is an owner's refusal with no error of package chat behind it: it reads as
+// the owner's sentence alone (the *Error, with its code, is what it unwraps to).
+type message struct{ rpc *Error }
+
+func (m *message) Error() string { return m.rpc.Message }
+func (m *message) Unwrap() error { return m.rpc }
 
 type wrapped struct {
 	base error

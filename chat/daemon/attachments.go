@@ -115,6 +115,24 @@ func (s *Server) download(ctx context.Context, p DownloadParams) (any, *Error) {
 	return DownloadResult{Path: path}, nil
 }
 
+// pendingDownloads lists the received files not downloaded yet that may be fetched
+// without asking again (chat.MayAutoDownload): those of contacts, read or not, such as a
+// message request's once accepted. 'pfschat recv' downloads them, as it does without an
+// owner.
+func (s *Server) pendingDownloads(ctx context.Context) (any, *Error) {
+	pending, err := s.c.PendingDownloads(ctx)
+	if err != nil {
+		return nil, errorFor(err)
+	}
+	out := ReceiveResult{Messages: make([]Message, 0, len(pending))}
+	for _, m := range pending {
+		if s.c.MayAutoDownload(ctx, m) {
+			out.Messages = append(out.Messages, FromMessage(m))
+		}
+	}
+	return out, nil
+}
+
 // autoDownload downloads, one at a time, the files of contacts that wait (received while
 // the owner was down) and those that arrive, into Config.DownloadDir: what a device
 // wants. Strangers' and message requests' files wait for the download method.

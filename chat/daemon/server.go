@@ -336,6 +336,12 @@ func (s *Server) callMethod(ctx context.Context, c *conn, req *Request) (any, *E
 			return nil, e
 		}
 		return s.download(ctx, p)
+	case "pendingDownloads": // attachments.go
+		var p empty
+		if e := DecodeParams(req.Params, &p); e != nil {
+			return nil, e
+		}
+		return s.pendingDownloads(ctx)
 	case "receive":
 		var p empty
 		if e := DecodeParams(req.Params, &p); e != nil {

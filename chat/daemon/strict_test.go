@@ -22,7 +22,7 @@ import (
 )
 
 // noParamMethods take no params: every member is unknown to them, and refused as such.
-var noParamMethods = []string{"version", "receive", "subscribe", "contacts", "oneTimeKeys"}
+var noParamMethods = []string{"version", "receive", "subscribe", "contacts", "oneTimeKeys", "pendingDownloads"}
 
 // Every method's params are read by exact, unique member names: a mis-cased member
 // (which encoding/json alone would take for the field) and a duplicated one (whose
