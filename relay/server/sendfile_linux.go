@@ -25,12 +25,13 @@ func openRun(rc syscall.RawConn, off, n int64) (*fileRun, error) {
 }
 
 // sendRun writes head (the run's WebSocket frame header and blob chunk header), then
-// the run's bytes, on the plain socket nc (sock: its descriptor), the bytes by
+// the run's bytes, on the plain socket nc (w: its descriptor's waiter), the bytes by
 // sendfile(2): from the page cache to the socket without a copy through the relay's
 // memory. A file shorter than the run is found before anything is written
 // (errShortBlobFile, sent false): the request can still be answered. After that, a
 // failure may leave a cut frame, and the connection must end.
-func sendRun(nc net.Conn, sock syscall.RawConn, run *fileRun, head []byte) (sent bool, _ error) {
+func sendRun(nc net.Conn, w *readWaiter, run *fileRun, head []byte) (sent bool, _ error) {
+	sock := w.rc
 	defer run.close()
 	off, n := run.off, run.n
 	if st, err := run.f.Stat(); err != nil || st.Size() < off+n {

@@ -14,6 +14,6 @@ func openRun(syscall.RawConn, int64, int64) (*fileRun, error) {
 	return nil, errors.ErrUnsupported
 }
 
-func sendRun(net.Conn, syscall.RawConn, *fileRun, []byte) (bool, error) {
+func sendRun(net.Conn, *readWaiter, *fileRun, []byte) (bool, error) {
 	return false, errors.ErrUnsupported
 }

@@ -268,7 +268,7 @@ func (c *conn) writeBatch(nc net.Conn, batch []outItem) (ok, sentClose bool) {
 			buf = relay.AppendBlobChunkHeader(buf, it.reqID)
 			run := it.run
 			it.run = nil
-			sent, err := sendRun(nc, c.waiter.rc, run, buf)
+			sent, err := sendRun(nc, c.waiter, run, buf)
 			c.blobSent()
 			if !sent {
 				// Answered as the read path answers a cut file, in a later batch.
