@@ -111,6 +111,12 @@ type Controller struct {
 	// when it connected.
 	startedOffline atomic.Pointer[error]
 
+	// deliveryMu orders the delivery events of the send path's settlement and of
+	// receipts as their store changes are ordered: a receipt processed between a
+	// settlement's commit and its event was reported first, and the settlement's
+	// older "sent" then reached subscribers after "delivered" (a tick going back).
+	deliveryMu sync.Mutex
+
 	prefs  Preferences
 	store  *storage.Client
 	log    *slog.Logger

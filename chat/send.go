@@ -204,6 +204,8 @@ func (c *Controller) settleSent(ctx context.Context, it storage.OutboxItem, fail
 	var m storage.Message
 	var ok bool
 	var err error
+	c.deliveryMu.Lock() // the settlement's event before a later receipt's (emitDelivery)
+	defer c.deliveryMu.Unlock()
 	if relayMsgID > 0 {
 		m, ok, err = c.store.SettleOutboxAccepted(ctx, it.ClientID, relayMsgID)
 	} else {
@@ -608,6 +610,8 @@ func (c *Controller) sendOne(ctx context.Context, rc RelayClient, it *storage.Ou
 // emitDelivery reports the state of the outgoing message with clientID, read from the
 // store (a receipt changed it).
 func (c *Controller) emitDelivery(ctx context.Context, clientID string) {
+	c.deliveryMu.Lock() // after a settlement that committed before the receipt
+	defer c.deliveryMu.Unlock()
 	m, err := c.store.MessageByClientID(ctx, clientID)
 	if err != nil {
 		return
