@@ -53,6 +53,14 @@ func TestAccountExpiryAcrossNodes(t *testing.T) {
 // gives the rest.
 func startClusterNode(t *testing.T, url string, opts relaytest.Options) (*relaytest.Relay, *cluster.Directory) {
 	t.Helper()
+	opts, _ = clusterNodeOptions(t, url, opts)
+	return relaytest.StartWith(t, opts), opts.Dir.(*cluster.Directory)
+}
+
+// clusterNodeOptions connects to the NATS server at url and fills opts with a node's
+// stores on it (onCluster); the connection closes with the test.
+func clusterNodeOptions(t *testing.T, url string, opts relaytest.Options) (relaytest.Options, *cluster.Conn) {
+	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	c, err := cluster.Connect(ctx, cluster.Options{URLs: []string{url}})
@@ -60,6 +68,5 @@ func startClusterNode(t *testing.T, url string, opts relaytest.Options) (*relayt
 		t.Fatal(err)
 	}
 	t.Cleanup(c.Close)
-	opts = onCluster(t, ctx, c, opts)
-	return relaytest.StartWith(t, opts), opts.Dir.(*cluster.Directory)
+	return onCluster(t, ctx, c, opts), c
 }

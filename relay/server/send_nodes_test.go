@@ -66,14 +66,7 @@ func (h *heldFeed) WatchChanges(ctx context.Context, f func(server.Change)) erro
 // feed passing through feed when not nil.
 func startProductionNode(t *testing.T, url string, feed *heldFeed) *relaytest.Relay {
 	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	c, err := cluster.Connect(ctx, cluster.Options{URLs: []string{url}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(c.Close)
-	o := onCluster(t, ctx, c, relaytest.Options{})
+	o, c := clusterNodeOptions(t, url, relaytest.Options{})
 	o.Queue = cluster.NewOps(c).Queue(o.Queue.(*cluster.Queue))
 	if feed != nil {
 		feed.Directory = o.Dir.(*cluster.Directory)
