@@ -133,15 +133,6 @@ func (f *BlobFile) SyscallConn() (syscall.RawConn, error) {
 	return f.f.SyscallConn()
 }
 
-// Size is the length of the blob's file now.
-func (f *BlobFile) Size() (int64, error) {
-	st, err := f.f.Stat()
-	if err != nil {
-		return 0, err
-	}
-	return st.Size(), nil
-}
-
 // Close closes the file (again, after the blob's deletion closed it: no error).
 func (f *BlobFile) Close() error {
 	f.b.mu.Lock()

@@ -486,7 +486,7 @@ func (c *conn) onBlobGet(f *relay.Frame) {
 			return
 		}
 		c.blob.readID, c.blob.readSize, c.blob.readExpires, c.blob.readFile = b.ID, b.Size, b.ExpiresAt, file
-		c.blob.readRaw = c.sendfileOf(file, b.Size)
+		c.blob.readRaw = c.sendfileOf(file)
 	}
 	chunks := relay.BlobChunks(c.blob.readSize)
 	if f.Index >= chunks {
@@ -563,18 +563,11 @@ var errShortBlobFile = errors.New("relay: blob file shorter than its size")
 
 // sendfileOf is file's descriptor if the writer can send its runs with sendfile: on
 // Linux, to a plain socket (not TLS), from a file (the SQLite store's blobs, not an
-// object store's) at least size bytes long. Else nil: runs are read into buffers.
-func (c *conn) sendfileOf(file BlobReader, size int64) syscall.RawConn {
-	f, ok := file.(interface {
-		SyscallConn() (syscall.RawConn, error)
-		Size() (int64, error)
-	})
+// object store's). Else nil: runs are read into buffers. (A file shorter than its blob
+// is found run by run, before each is written: sendRun.)
+func (c *conn) sendfileOf(file BlobReader) syscall.RawConn {
+	f, ok := file.(syscall.Conn)
 	if !sendfileWorks || !ok || !c.inlineWrites() {
-		return nil
-	}
-	// A file shorter than its blob is answered by the read path's error; a run cut
-	// short in sendfile could only end the connection.
-	if n, err := f.Size(); err != nil || n < size {
 		return nil
 	}
 	rc, err := f.SyscallConn()
