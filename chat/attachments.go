@@ -258,6 +258,10 @@ func (c *Controller) SendFile(ctx context.Context, contact, path, caption string
 	if err != nil {
 		return Message{}, err
 	}
+	// Not a regular file (a FIFO's open would wait for a writer): refused before the open.
+	if st, err := os.Stat(path); err == nil && !st.Mode().IsRegular() {
+		return Message{}, fmt.Errorf("%w: %s is not a regular file", ErrFileUnreadable, path)
+	}
 	f, err := os.Open(path)
 	if err != nil {
 		return Message{}, fmt.Errorf("%w: %w", ErrFileUnreadable, err)
@@ -602,7 +606,12 @@ func (c *Controller) finishUpload(ctx context.Context, br blobRelay, row storage
 	}
 	msg, err := c.sendAttachmentMessage(ctx, row, meta)
 	if err != nil {
-		return Message{}, err
+		if errors.Is(err, ctx.Err()) || transient(err) {
+			return Message{}, err // stays uploaded: the message is queued next time
+		}
+		// Refused (only a rejected key on the relay, a key change to accept first):
+		// the caller is told nothing was sent, so a later run must not send it.
+		return Message{}, c.failAttachment(ctx, row, err)
 	}
 	if _, err := c.markSent(ctx, row, meta, storage.Message{}); err != nil {
 		return Message{}, err

@@ -1,11 +1,14 @@
 package daemon_test
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -69,6 +72,11 @@ func TestSocketSendWithOnlyTheRejectedKeyOnTheRelay(t *testing.T) {
 	var fp daemon.FingerprintResult
 	chattest.Must(t, cl.Call(ctx, "fingerprint", name, &fp))
 	chattest.Must(t, cl.Call(ctx, "acceptKey", name, nil))
+	// Nothing sent means nothing sent later either: the refused file is not among
+	// what the next run finishes (the owner's start resumes uploads).
+	if resumed, err := alice.ResumeUploads(ctx, nil); err != nil || len(resumed) != 0 {
+		t.Fatalf("after acceptKey, the next run's ResumeUploads: %d messages (%v), want none: the refused file", len(resumed), err)
+	}
 	var sr daemon.SendResult
 	chattest.Must(t, cl.Call(ctx, "send", daemon.SendParams{To: "bob", Text: "to your new key", WaitMs: 30000}, &sr))
 	chattest.WaitReceived(t, bob, "alice", "to your new key")
@@ -199,8 +207,20 @@ func TestSocketSendFileOfAnUnreadablePath(t *testing.T) {
 	if os.Geteuid() != 0 {
 		paths["a file without read permission"] = secret
 	}
+	// A FIFO no one writes to: its open would wait for a writer, and the call with it
+	// (an API tester's finding: no answer until something opened it for writing).
+	if fifo := filepath.Join(dir, "fifo"); exec.Command("mkfifo", fifo).Run() == nil {
+		paths["a FIFO"] = fifo
+		t.Cleanup(func() { // before the owner stops: a call stuck in the open would hold it
+			if f, err := os.OpenFile(fifo, os.O_WRONLY|syscall.O_NONBLOCK, 0); err == nil {
+				f.Close()
+			}
+		})
+	}
 	for what, path := range paths {
-		err := cl.Call(t.Context(), "sendFile", daemon.SendFileParams{To: "alice", Path: path}, nil)
+		ctx, cancel := context.WithTimeout(t.Context(), 30*time.Second)
+		err := cl.Call(ctx, "sendFile", daemon.SendFileParams{To: "alice", Path: path}, nil)
+		cancel()
 		var re *daemon.Error
 		if !errors.As(err, &re) || re.Code != daemon.CodeFileUnreadable || re.Data == nil || re.Data.Name != "file_unreadable" ||
 			!strings.Contains(re.Message, path) || !strings.Contains(re.Message, "may read the file") {
