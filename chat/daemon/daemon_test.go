@@ -229,9 +229,12 @@ func TestSocketBadRequestsKeepTheConnection(t *testing.T) {
 	// missing subscription named as missing; a request that is not UTF-8 refused, not
 	// read with U+FFFD in place of its bytes.
 	for req, want := range map[string]string{
-		`{"jsonrpc":"2.0","method":"send","params":{"to":"x","text":"e","waitMs":10.0},"id":11}`:              `invalid params: \"waitMs\" must be an integer (no fraction or exponent), not number 10.0`,
-		`{"jsonrpc":"2.0","method":"unsubscribe","params":{},"id":12}`:                                        `\"subscription\" is required`,
-		"{\"jsonrpc\":\"2.0\",\"method\":\"send\",\"params\":{\"to\":\"x\",\"text\":\"\xff\xfe\"},\"id\":13}": "the request is not valid UTF-8",
+		`{"jsonrpc":"2.0","method":"send","params":{"to":"x","text":"e","waitMs":10.0},"id":11}`:                `invalid params: \"waitMs\" must be an integer (no fraction or exponent), not number 10.0`,
+		`{"jsonrpc":"2.0","method":"unsubscribe","params":{},"id":12}`:                                          `\"subscription\" is required`,
+		`{"jsonrpc":"2.0","method":"markRead","params":{"contact":"x","through":99999999999999999999},"id":14}`: `invalid params: \"through\" must be an integer from -9223372036854775808 to 9223372036854775807, not number 99999999999999999999`,
+		`{"jsonrpc":"2.0","method":"version","params":{"x":1},"id":15}`:                                         `invalid params: unknown member \"x\": not one this method takes`,
+		`{"jsonrpc":2,"method":"version","id":16}`:                                                              `malformed request: \"jsonrpc\" must be a string, not number`,
+		"{\"jsonrpc\":\"2.0\",\"method\":\"send\",\"params\":{\"to\":\"x\",\"text\":\"\xff\xfe\"},\"id\":13}":   "the request is not valid UTF-8",
 	} {
 		io.WriteString(nc, req+"\n")
 		line, err := rd.ReadBytes('\n')

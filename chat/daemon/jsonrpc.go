@@ -6,7 +6,9 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math"
 	"reflect"
+	"strings"
 	"unicode/utf8"
 
 	"pfschat/relay/strictjson"
@@ -186,7 +188,7 @@ func DecodeRequest(line []byte) (*Request, ID, *Error) {
 		if errors.As(err, &te) && w.ID != nil && validID(w.ID) && onlyRequestMembers(line) {
 			id = ID(w.ID)
 		}
-		return nil, id, NewError(CodeInvalidRequest, "malformed request: %v", err)
+		return nil, id, NewError(CodeInvalidRequest, "malformed request: %s", memberError(err))
 	}
 	if _, err := dec.Token(); err != io.EOF {
 		return nil, nil, NewError(CodeInvalidRequest, "trailing data after the request")
@@ -263,15 +265,55 @@ func DecodeParams(raw json.RawMessage, v any) *Error {
 	dec := json.NewDecoder(bytes.NewReader(raw))
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(v); err != nil {
-		var te *json.UnmarshalTypeError
-		if errors.As(err, &te) && te.Field != "" {
-			// Named in the API's words, not Go's ("cannot unmarshal number 10.0 into Go
-			// struct field SendParams.waitMs of type int64").
-			return NewError(CodeInvalidParams, "invalid params: %q must be %s, not %s", te.Field, jsonKind(te.Type), te.Value)
-		}
-		return NewError(CodeInvalidParams, "invalid params: %v", err)
+		return NewError(CodeInvalidParams, "invalid params: %s", memberError(err))
 	}
 	return nil
+}
+
+// memberError words a decoding error in the API's terms, not Go's ("cannot unmarshal
+// number 10.0 into Go struct field SendParams.waitMs of type int64", "json: unknown
+// field"): the member, and what it must be.
+func memberError(err error) string {
+	var te *json.UnmarshalTypeError
+	if errors.As(err, &te) && te.Field != "" {
+		if lo, hi, ok := intRange(te.Type); ok && isIntegerLiteral(strings.TrimPrefix(te.Value, "number ")) {
+			return fmt.Sprintf("%q must be an integer from %d to %d, not %s", te.Field, lo, hi, te.Value)
+		}
+		return fmt.Sprintf("%q must be %s, not %s", te.Field, jsonKind(te.Type), te.Value)
+	}
+	if name, ok := strings.CutPrefix(err.Error(), "json: unknown field "); ok {
+		return fmt.Sprintf("unknown member %s: not one this method takes", name)
+	}
+	return err.Error()
+}
+
+// intRange is the range of the integer type t reads into.
+func intRange(t reflect.Type) (lo, hi int64, ok bool) {
+	for t.Kind() == reflect.Pointer {
+		t = t.Elem()
+	}
+	switch t.Kind() {
+	case reflect.Int, reflect.Int8, reflect.Int16, reflect.Int32, reflect.Int64:
+		hi := int64(math.MaxInt64 >> (64 - t.Bits()))
+		return -hi - 1, hi, true
+	case reflect.Uint8, reflect.Uint16, reflect.Uint32:
+		return 0, int64(math.MaxUint32 >> (32 - t.Bits())), true
+	}
+	return 0, 0, false
+}
+
+// isIntegerLiteral: s is a JSON number without fraction or exponent.
+func isIntegerLiteral(s string) bool {
+	s = strings.TrimPrefix(s, "-")
+	if s == "" {
+		return false
+	}
+	for _, c := range s {
+		if c < '0' || c > '9' {
+			return false
+		}
+	}
+	return true
 }
 
 // jsonKind names the JSON a Go type is read from, for an error about a member.
