@@ -135,7 +135,8 @@ func (s *Server) pendingDownloads(ctx context.Context) (any, *Error) {
 
 // autoDownload downloads, one at a time, the files of contacts that wait (received while
 // the owner was down) and those that arrive, into Config.DownloadDir: what a device
-// wants. Strangers' and message requests' files wait for the download method.
+// wants. Strangers' and message requests' files wait for the download method, or for
+// the request's acceptance.
 func (s *Server) autoDownload(sub *Sub) {
 	defer s.wg.Done()
 	defer sub.Close()
@@ -162,8 +163,19 @@ func (s *Server) autoDownload(sub *Sub) {
 			if !ok {
 				return
 			}
-			if ev.Kind == chat.MessageReceived && ev.Message != nil {
+			switch {
+			case ev.Kind == chat.MessageReceived && ev.Message != nil:
 				fetch(*ev.Message)
+			case ev.Kind == chat.ContactChanged:
+				// A message request accepted, a new key accepted: the contact's files
+				// that waited may be fetched now.
+				if pending, err := s.c.PendingDownloads(s.ctx); err == nil {
+					for _, m := range pending {
+						if m.Contact == ev.Contact {
+							fetch(m)
+						}
+					}
+				}
 			}
 		}
 	}

@@ -107,7 +107,8 @@ func TestSocketSendFileProgress(t *testing.T) {
 
 // An owner with a download directory (a device: pfschat daemon) fetches a contact's
 // file by itself, the one that waited while it was down and the ones that arrive, and
-// says where in the transfer's last notification; a stranger's file waits.
+// says where in the transfer's last notification; a stranger's file waits until the
+// user accepts the request.
 func TestOwnerDownloadsByItself(t *testing.T) {
 	r := relaytest.Start(t)
 	alice, bob, carol := chattest.NewUser(t, r, "alice"), chattest.NewUser(t, r, "bob"), chattest.NewUser(t, r, "carol")
@@ -169,6 +170,14 @@ func TestOwnerDownloadsByItself(t *testing.T) {
 	// it was passed over, not fetched.
 	if _, err := os.Stat(filepath.Join(dir, "stranger.txt")); !os.IsNotExist(err) {
 		t.Fatalf("a stranger's file was downloaded: %v", err)
+	}
+	// Once bob accepts carol's request, her file is a contact's: the owner fetches it.
+	chattest.Must(t, bob.AcceptRequest(t.Context(), "carol"))
+	for saved["stranger.txt"] == "" {
+		next()
+	}
+	if got, err := os.ReadFile(filepath.Join(dir, "stranger.txt")); err != nil || string(got) != "from a stranger" {
+		t.Fatalf("carol's file after her request was accepted: %q %v", got, err)
 	}
 }
 
