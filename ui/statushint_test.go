@@ -125,19 +125,8 @@ func TestOfflineSaysWhy(t *testing.T) {
 // goes. One longer than all the rows ends with "…", and a terminal too low for the
 // extra rows keeps the one cut line. Every frame stays exactly the terminal's size.
 func TestLongNoticeWraps(t *testing.T) {
-	m := newTestMainScreen(t)
-	m.Update(tea.WindowSizeMsg{Width: 40, Height: 20})
-	m.c.width, m.c.height = 40, 20
-	m.conn.Status = chat.Online
-	drive(t, m, m.openContact("bob"), "")
+	m, status := narrowStatusScreen(t)
 	body := m.bodyHeight()
-	status := func() []string {
-		t.Helper()
-		v := m.View()
-		checkFrame(t, v, 40, m.c.height)
-		lines := strings.Split(ansi.Strip(v), "\n")
-		return lines[len(lines)-m.statusRows():]
-	}
 	flat := func(lines []string) string { return strings.Join(strings.Fields(strings.Join(lines, " ")), " ") }
 
 	// Beside the compact state when it fits there whole, else beside the
@@ -189,18 +178,7 @@ func TestLongNoticeWraps(t *testing.T) {
 // connection's mark; one too long for every row is cut with "…" but keeps the mark
 // (it was dropped to give the notice three more cells).
 func TestLongWordNoticeKeepsTheMark(t *testing.T) {
-	m := newTestMainScreen(t)
-	m.Update(tea.WindowSizeMsg{Width: 40, Height: 20})
-	m.c.width, m.c.height = 40, 20
-	m.conn.Status = chat.Online
-	drive(t, m, m.openContact("bob"), "")
-	status := func() []string {
-		t.Helper()
-		v := m.View()
-		checkFrame(t, v, 40, m.c.height)
-		lines := strings.Split(ansi.Strip(v), "\n")
-		return lines[len(lines)-m.statusRows():]
-	}
+	m, status := narrowStatusScreen(t)
 	word := "/home/alice/" + strings.Repeat("y", 80)
 	m.setNotice("no file: "+word, true)
 	rows := status()
@@ -235,4 +213,23 @@ func TestNoticeIsApartFromTheState(t *testing.T) {
 			}
 		}
 	}
+}
+
+// narrowStatusScreen is a 40×20 main screen, online, in bob's conversation, and a
+// reader of its status rows that checks each frame is the terminal's size.
+func narrowStatusScreen(t *testing.T) (*mainScreen, func() []string) {
+	t.Helper()
+	m := newTestMainScreen(t)
+	m.Update(tea.WindowSizeMsg{Width: 40, Height: 20})
+	m.c.width, m.c.height = 40, 20
+	m.conn.Status = chat.Online
+	drive(t, m, m.openContact("bob"), "")
+	status := func() []string {
+		t.Helper()
+		v := m.View()
+		checkFrame(t, v, 40, m.c.height)
+		lines := strings.Split(ansi.Strip(v), "\n")
+		return lines[len(lines)-m.statusRows():]
+	}
+	return m, status
 }
