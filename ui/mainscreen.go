@@ -467,7 +467,13 @@ func (m *mainScreen) openContact(name string) tea.Cmd {
 	var cmds []tea.Cmd
 	if !cv.loaded && !cv.loading {
 		cv.loading = true
-		cmds = append(cmds, m.c.loadHistory(m.b, name, 0))
+		if ct, ok := m.contact(name); ok && ct.Unread > 0 {
+			// From the first unread message: thousands of them cost one read, not a
+			// page each back to it (openAtNew).
+			cmds = append(cmds, m.c.loadFromUnread(m.b, name, ct.Unread))
+		} else {
+			cmds = append(cmds, m.c.loadHistory(m.b, name, 0))
+		}
 	}
 	// The "N new" divider is this visit's: over the messages unread as it opens, none
 	// when all were read (a divider left from an earlier visit sat over messages read
@@ -699,7 +705,7 @@ func (m *mainScreen) onHistory(msg historyMsg) tea.Cmd {
 		return nil
 	}
 	cv.loaded = true
-	if len(msg.msgs) < historyPage {
+	if (msg.window && !msg.more) || (!msg.window && len(msg.msgs) < historyPage) {
 		cv.exhausted = true
 	}
 	cv.prepend(msg.msgs, m.c.loc)
