@@ -41,7 +41,7 @@ func (m *mainScreen) conversationView(w, h int) []string {
 	bh := h - 1
 	var footer []string // rows below the messages
 	covered := 0        // message lines the "↓ N new" row covers
-	if cv.unseen > 0 && cv.loaded && bh > 1 {
+	if cv.unseenCovers(bh) {
 		// Scrolled back while messages arrived: say how many wait below, on the
 		// pane's bottom edge, until the view is back at the newest.
 		footer = append(footer, m.unseenLine(cv.unseen, w))

@@ -575,7 +575,7 @@ func (m *mainScreen) readSeen() tea.Cmd {
 // backend can (ReadThroughMarker); the messages below the view stay unread.
 func (m *mainScreen) markReadThrough(cv *conversation, ct chat.Contact) tea.Cmd {
 	rt, ok := m.b.(ReadThroughMarker)
-	through := cv.lastInView()
+	through := cv.lastInView(m.convBodyHeight())
 	if !ok || through <= cv.readThrough {
 		return nil
 	}
