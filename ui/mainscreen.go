@@ -769,8 +769,11 @@ func (m *mainScreen) onOpDone(msg opDoneMsg) tea.Cmd {
 	case "notify":
 		return nil
 	case "delete", "clear":
+		// The conversation and the list are read again on the controller's
+		// MessagesDeleted event, as for a deletion through the owner socket: reloading
+		// here too read them twice (the event comes before or after this).
 		m.setNotice(map[string]string{"delete": "message deleted on this device", "clear": "conversation cleared on this device"}[msg.op], false)
-		return tea.Batch(m.reloadConversation(msg.contact), m.c.loadContacts(m.b))
+		return nil
 	}
 	return m.c.loadContacts(m.b)
 }
@@ -851,7 +854,7 @@ func (m *mainScreen) handleEvent(ev chat.Event) tea.Cmd {
 		// The list is read again for its unread counts.
 		return m.c.loadContacts(m.b)
 	case chat.MessagesDeleted:
-		// Deleted by /delete or /clear here (onOpDone reloads too), or by a headless
+		// Deleted by /delete or /clear here (onOpDone leaves it to this), or by a headless
 		// 'pfschat delete-message' or 'clear' through the owner socket: a loaded
 		// conversation is read again (a deleted message that is not loaded changes
 		// nothing shown), and the list for its unread counts.
