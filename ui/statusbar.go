@@ -244,24 +244,5 @@ func errText(err error) string {
 	if errors.Is(err, context.DeadlineExceeded) {
 		return "timed out: is the relay reachable?"
 	}
-	return addressOnce(chat.Sentence(err)) // no package prefixes, no repeats, the first line
-}
-
-// addressOnce drops the parts of an error sentence that only repeat an address said
-// before: "ws://h:7878/v2/ws: dialing ws://h:7878/v2/ws: dial tcp …" said it twice.
-func addressOnce(s string) string {
-	parts := strings.Split(s, ": ")
-	out := parts[:0]
-	said := make(map[string]bool)
-	for _, p := range parts {
-		f := strings.Fields(p)
-		if n := len(f); n > 0 && n <= 2 && strings.Contains(f[n-1], "://") {
-			if said[f[n-1]] {
-				continue
-			}
-			said[f[n-1]] = true
-		}
-		out = append(out, p)
-	}
-	return strings.Join(out, ": ")
+	return chat.Sentence(err) // no package prefixes, no repeats, an address once, the first line
 }
