@@ -650,6 +650,44 @@ func (c *Controller) History(ctx context.Context, contact string, before int64, 
 	return out, nil
 }
 
+// HistoryFromUnread returns, newest first, the messages with contact from its first
+// unread one (the oldest of its unread newest incoming messages, unread of them) to the
+// newest, and up to older messages before those; more reports whether still older
+// messages exist (History goes on from the oldest returned). It costs two reads of the
+// store whatever unread is, so a conversation with thousands of unread messages opens
+// at the first of them without paging back to it. At most storage.MaxUnreadWindow
+// messages from the first unread are returned, the newest ones (then more is true and
+// none older come with them). unread <= 0 is History(contact, 0, older).
+func (c *Controller) HistoryFromUnread(ctx context.Context, contact string, unread, older int) (msgs []Message, more bool, err error) {
+	if older <= 0 {
+		older = 50
+	}
+	window, err := c.store.MessagesFromUnread(ctx, contact, unread)
+	if err != nil {
+		return nil, false, fmt.Errorf("chat: reading history with %s: %w", contact, err)
+	}
+	rows := window
+	if len(window) >= storage.MaxUnreadWindow {
+		more = true
+	} else {
+		var cur storage.Cursor
+		if len(window) > 0 {
+			cur.BeforeID = window[len(window)-1].ID
+		}
+		page, next, err := c.store.Messages(ctx, contact, cur, older)
+		if err != nil {
+			return nil, false, fmt.Errorf("chat: reading history with %s: %w", contact, err)
+		}
+		rows, more = append(rows, page...), next != (storage.Cursor{})
+	}
+	msgs = make([]Message, len(rows))
+	for i, r := range rows {
+		msgs[i] = toMessage(r)
+		c.fillAttachment(ctx, &msgs[i])
+	}
+	return msgs, more, nil
+}
+
 func toMessage(r storage.Message) Message {
 	return Message{ID: r.ID, Contact: r.Contact, Outgoing: r.Direction == storage.Outgoing,
 		Text: string(r.Body), SentAt: r.SentAt, ReceivedAt: r.ReceivedAt,

@@ -7,9 +7,11 @@ import "strings"
 var packagePrefixes = []string{"chat: ", "storage: ", "ratchet: ", "client: ", "relay: ", "server: ", "payload: "}
 
 // Sentence is an error as a person reads it: the first line of its text without package
-// prefixes and with a part that repeats the one before it said once ("chat: sending:
-// chat: sending: storage: disk full" reads "sending: disk full"). The typed error keeps
-// every detail for code (errors.Is/As) and logs.
+// prefixes, with a part that repeats the one before it said once ("chat: sending:
+// chat: sending: storage: disk full" reads "sending: disk full"), and without a part
+// that only repeats an address said before ("ws://h:7878/v2/ws: dialing
+// ws://h:7878/v2/ws: dial tcp …" reads "ws://h:7878/v2/ws: dial tcp …"). The typed
+// error keeps every detail for code (errors.Is/As) and logs.
 func Sentence(err error) string {
 	if err == nil {
 		return ""
@@ -19,6 +21,7 @@ func Sentence(err error) string {
 		s = s[:i]
 	}
 	var parts []string
+	said := make(map[string]bool) // the addresses said so far
 	split := strings.Split(s, ": ")
 	for i, p := range split {
 		for trimmed := true; trimmed; {
@@ -40,6 +43,13 @@ func Sentence(err error) string {
 		}
 		if len(parts) > 0 && parts[len(parts)-1] == p {
 			continue
+		}
+		if f := strings.Fields(p); len(f) > 0 && len(f) <= 2 && strings.Contains(f[len(f)-1], "://") {
+			// An address, or a word and an address ("dialing ws://…"): said once.
+			if said[f[len(f)-1]] {
+				continue
+			}
+			said[f[len(f)-1]] = true
 		}
 		parts = append(parts, p)
 	}

@@ -172,6 +172,45 @@ func (c *Client) Messages(ctx context.Context, contact string, cur Cursor, n int
 	return out, next, nil
 }
 
+// MaxUnreadWindow bounds the messages MessagesFromUnread returns.
+const MaxUnreadWindow = 10000
+
+// MessagesFromUnread returns the messages of a conversation from its first unread one to
+// the newest, newest first: every message placed (Message.Order) at or after the oldest
+// of its unread newest incoming messages (unread says how many; the unread messages are
+// always the newest incoming ones). At most MaxUnreadWindow are returned, the newest
+// ones; Messages with a cursor at the oldest returned goes on from there. One
+// statement, whatever unread is: a reader opening a conversation at its first unread
+// message does not page back to it. unread <= 0 returns nothing.
+func (c *Client) MessagesFromUnread(ctx context.Context, contact string, unread int) ([]Message, error) {
+	if unread <= 0 {
+		return nil, nil
+	}
+	rows, err := c.db.query(ctx, "SELECT "+messageCols+` FROM messages WHERE contact = ?1 AND ord >= (
+			SELECT min(ord) FROM (SELECT ord FROM messages WHERE contact = ?1 AND direction = 1 ORDER BY id DESC LIMIT ?2))
+		ORDER BY ord DESC LIMIT ?3`, contact, unread, MaxUnreadWindow)
+	if err != nil {
+		return nil, fmt.Errorf("storage: unread window of %q: %w", contact, err)
+	}
+	defer rows.Close()
+	var out []Message
+	for rows.Next() {
+		m, err := c.scanMessage(rows)
+		if errors.Is(err, ErrCorrupt) {
+			c.skipCorrupt("message", msgRow(m.ID), err)
+			continue
+		}
+		if err != nil {
+			return nil, fmt.Errorf("storage: unread window of %q: %w", contact, err)
+		}
+		out = append(out, m)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("storage: unread window of %q: %w", contact, err)
+	}
+	return out, nil
+}
+
 // UnreadMessages returns a contact's unread incoming messages, newest first: the newest
 // ones, as many as the unread count, and any older one never marked read (state
 // Delivered: a placeholder filled by its resend after it was seen, replaceMessage;

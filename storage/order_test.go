@@ -84,3 +84,46 @@ func TestLateMessagesTakeTheirPlace(t *testing.T) {
 		t.Fatal("NextSendSeq of an unknown contact")
 	}
 }
+
+// MessagesFromUnread starts at the first unread message in the conversation's order: a
+// late message among the unread ones (placed before messages that overtook it) is the
+// first when it is the oldest placed, and everything placed after it comes along.
+func TestMessagesFromUnreadFollowsTheOrder(t *testing.T) {
+	c := newClient(t, nil)
+	addPeer(t, c, "bob")
+	for s := 1; s <= 5; s++ {
+		receiveSeq(t, c, uint64(s), s)
+	}
+	receiveSeq(t, c, 8, 8)
+	receiveSeq(t, c, 7, 7) // late: placed before seq 8
+	receiveSeq(t, c, 9, 9)
+	window := func(unread int) []string {
+		t.Helper()
+		ms, err := c.MessagesFromUnread(t.Context(), "bob", unread)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var out []string
+		for _, m := range ms {
+			out = append(out, string(m.Body))
+		}
+		slices.Reverse(out)
+		return out
+	}
+	// The 2 newest arrivals are seq 7 and seq 9: from seq 7 on, seq 8 with them.
+	if got := window(2); !slices.Equal(got, []string{"seq 7", "seq 8", "seq 9"}) {
+		t.Fatalf("2 unread: %q", got)
+	}
+	if got := window(3); !slices.Equal(got, []string{"seq 7", "seq 8", "seq 9"}) {
+		t.Fatalf("3 unread: %q", got)
+	}
+	if got := window(4); !slices.Equal(got, []string{"seq 5", "seq 7", "seq 8", "seq 9"}) {
+		t.Fatalf("4 unread: %q", got)
+	}
+	if got := window(0); len(got) != 0 {
+		t.Fatalf("none unread: %q", got)
+	}
+	if got := window(100); len(got) != 8 {
+		t.Fatalf("more unread than messages: %q, want all 8", got)
+	}
+}

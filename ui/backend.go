@@ -44,6 +44,16 @@ type GapReporter interface {
 	Gaps(ctx context.Context, contact string) ([]chat.Gap, error)
 }
 
+// UnreadHistorian is implemented by backends that can read a conversation from its
+// first unread message in one call (*chat.Controller does): a conversation opened with
+// thousands of unread messages starts there rather than paging back to it.
+// HistoryFromUnread returns, newest first, the messages from the first of the unread
+// newest incoming messages to the newest, and up to older messages before those; more
+// reports whether still older ones exist.
+type UnreadHistorian interface {
+	HistoryFromUnread(ctx context.Context, contact string, unread, older int) (msgs []chat.Message, more bool, err error)
+}
+
 // ReadThroughMarker is implemented by backends that can mark a conversation read up to
 // a message (*chat.Controller does): the main screen marks read only what has been in
 // view. Without it a conversation is marked read once its newest message is in view.

@@ -100,6 +100,7 @@ func (p *chatProfile) Open(ctx context.Context, passphrase []byte) (Backend, err
 var _ Backend = (*chat.Controller)(nil)
 var _ KeyChangeInspector = (*chat.Controller)(nil)
 var _ ReadThroughMarker = (*chat.Controller)(nil)
+var _ UnreadHistorian = (*chat.Controller)(nil)
 var _ identityReporter = (*chat.Controller)(nil)
 var _ Onboarder = (*chatProfile)(nil)
 var _ ProfileNamer = (*chatProfile)(nil)

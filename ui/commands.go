@@ -34,6 +34,9 @@ type (
 		msgs    []chat.Message
 		err     error
 		gaps    []chat.Gap // the contact's missing messages (GapReporter), nil without
+		// window: read from the first unread message (loadFromUnread); then more says
+		// whether older messages exist (a page says it by being full).
+		window, more bool
 	}
 	gapsMsg struct {
 		contact string
@@ -104,7 +107,27 @@ func (c *common) loadHistory(b Backend, contact string, before int64) tea.Cmd {
 		if gr, ok := b.(GapReporter); ok && err == nil {
 			gaps, _ = gr.Gaps(ctx, contact) // best effort: no gap lines is the old view
 		}
-		return historyMsg{contact, before, msgs, err, gaps}
+		return historyMsg{contact: contact, before: before, msgs: msgs, err: err, gaps: gaps}
+	}
+}
+
+// loadFromUnread reads contact's conversation from its first unread message (of unread)
+// to the newest, with a page of older ones, in one call (UnreadHistorian); without it,
+// the newest page (loadHistory) and the older pages after it, one by one.
+func (c *common) loadFromUnread(b Backend, contact string, unread int) tea.Cmd {
+	uh, ok := b.(UnreadHistorian)
+	if !ok {
+		return c.loadHistory(b, contact, 0)
+	}
+	return func() tea.Msg {
+		ctx, cancel := c.opCtx()
+		defer cancel()
+		msgs, more, err := uh.HistoryFromUnread(ctx, contact, unread, historyPage)
+		var gaps []chat.Gap
+		if gr, ok := b.(GapReporter); ok && err == nil {
+			gaps, _ = gr.Gaps(ctx, contact)
+		}
+		return historyMsg{contact: contact, msgs: msgs, err: err, gaps: gaps, window: true, more: more}
 	}
 }
 

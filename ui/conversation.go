@@ -95,16 +95,25 @@ func (cv *conversation) showNew(r *convRenderer, h int) {
 	}
 }
 
-// lastInView is the newest message whose last line is in view (0 when none is).
-func (cv *conversation) lastInView() int64 {
+// lastInView is the newest message whose last line is in view (0 when none is) in a
+// view bh lines high: the "↓ N new" row hides the view's bottom line (unseenCovers), so
+// the message there is not in view.
+func (cv *conversation) lastInView(bh int) int64 {
 	i := cv.anchor
-	if cv.anchorOff > 0 {
+	if cv.anchorOff > 0 || cv.unseenCovers(bh) {
 		i--
 	}
 	if i < 0 || i >= len(cv.items) {
 		return 0
 	}
 	return cv.items[i].m.ID
+}
+
+// unseenCovers reports whether the "↓ N new" row (unseen) is drawn over the bottom line
+// of a message view bh lines high (conversationView) rather than below it: the lines
+// being read stay where they were when it appears.
+func (cv *conversation) unseenCovers(bh int) bool {
+	return cv.unseen > 0 && cv.loaded && bh > 1
 }
 
 // incomingAfter counts the loaded incoming messages newer than message id.

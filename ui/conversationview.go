@@ -41,7 +41,7 @@ func (m *mainScreen) conversationView(w, h int) []string {
 	bh := h - 1
 	var footer []string // rows below the messages
 	covered := 0        // message lines the "↓ N new" row covers
-	if cv.unseen > 0 && cv.loaded && bh > 1 {
+	if cv.unseenCovers(bh) {
 		// Scrolled back while messages arrived: say how many wait below, on the
 		// pane's bottom edge, until the view is back at the newest.
 		footer = append(footer, m.unseenLine(cv.unseen, w))
@@ -278,9 +278,9 @@ func (r *convRenderer) render(it *msgItem) []string {
 			body[i] = s.KeyChanged.Render(body[i])
 		}
 	case m.Attachment != nil:
-		body = wrapText(attachmentLine(m), textW)
+		body = wrapFill(attachmentLine(m), textW)
 		if m.Text != "" {
-			body = append(body, wrapText(m.Text, textW)...)
+			body = append(body, wrapFill(m.Text, textW)...)
 		}
 		for i := range body {
 			body[i] = s.Body.Render(body[i])
@@ -289,7 +289,9 @@ func (r *convRenderer) render(it *msgItem) []string {
 			body = append(body, placeholderRows(p)...)
 		}
 	default:
-		body = wrapText(m.Text, textW)
+		// A word wider than the column (a URL, a path) goes on where it starts, as in
+		// iamb or gomuks: moved to a line of its own it left the line before half empty.
+		body = wrapFill(m.Text, textW)
 		for i := range body {
 			body[i] = s.Body.Render(body[i])
 		}
@@ -356,7 +358,8 @@ func wrapText(s string, width int) []string { return wrapParas(s, width, false) 
 
 // wrapFill wraps as wrapText does, except that a word too long for a whole line starts
 // where it is rather than on a line of its own: a status notice of one long word (a
-// path, a URL) left its first row almost empty and needed a row more than it has.
+// path, a URL) left its first row almost empty and needed a row more than it has. A
+// message's text is wrapped so too.
 func wrapFill(s string, width int) []string { return wrapParas(s, width, true) }
 
 func wrapParas(s string, width int, fill bool) []string {

@@ -293,3 +293,32 @@ func TestBeginningOfTheConversationAtTheTop(t *testing.T) {
 		t.Fatalf("at the top of the history, the oldest message is not right below the day: %q", r)
 	}
 }
+
+// TestLongWordWrapsInPlace: a word wider than the message column (a URL) starts where
+// it is and breaks at the column's edge, as in iamb or gomuks; it was moved to a line
+// of its own, which left "see" alone on the first line. Every cell of it is shown.
+func TestLongWordWrapsInPlace(t *testing.T) {
+	m := newTestMainScreen(t)
+	m.c.width = 60
+	url := "https://example.com/" + strings.Repeat("abcdefghij", 8)
+	b := m.b.(*memBackend)
+	b.addMessage(chat.Message{Contact: "bob", Text: "see " + url + " today", SentAt: fixedNow})
+	drive(t, m, m.openContact("bob"), "")
+	r := m.renderer()
+	var body []string // the message column of the message's lines
+	for _, l := range r.lines(m.conv().items[0]) {
+		l = ansi.Strip(l)
+		if w := ansi.StringWidth(l); w != r.width {
+			t.Fatalf("a line %d wide, want %d: %q", w, r.width, l)
+		}
+		if strings.HasPrefix(l, "09:30 ") || len(body) > 0 {
+			body = append(body, strings.TrimSpace(ansi.Cut(l, 5+1+r.senderW+1, r.width)))
+		}
+	}
+	if len(body) == 0 || !strings.HasPrefix(body[0], "see https://") {
+		t.Fatalf("the URL did not start beside \"see\": %q", body)
+	}
+	if got := strings.Join(body, ""); got != "see "+url+" today" {
+		t.Fatalf("the message is not whole: %q", got)
+	}
+}

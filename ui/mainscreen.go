@@ -467,7 +467,13 @@ func (m *mainScreen) openContact(name string) tea.Cmd {
 	var cmds []tea.Cmd
 	if !cv.loaded && !cv.loading {
 		cv.loading = true
-		cmds = append(cmds, m.c.loadHistory(m.b, name, 0))
+		if ct, ok := m.contact(name); ok && ct.Unread > 0 {
+			// From the first unread message: thousands of them cost one read, not a
+			// page each back to it (openAtNew).
+			cmds = append(cmds, m.c.loadFromUnread(m.b, name, ct.Unread))
+		} else {
+			cmds = append(cmds, m.c.loadHistory(m.b, name, 0))
+		}
 	}
 	// The "N new" divider is this visit's: over the messages unread as it opens, none
 	// when all were read (a divider left from an earlier visit sat over messages read
@@ -569,7 +575,7 @@ func (m *mainScreen) readSeen() tea.Cmd {
 // backend can (ReadThroughMarker); the messages below the view stay unread.
 func (m *mainScreen) markReadThrough(cv *conversation, ct chat.Contact) tea.Cmd {
 	rt, ok := m.b.(ReadThroughMarker)
-	through := cv.lastInView()
+	through := cv.lastInView(m.convBodyHeight())
 	if !ok || through <= cv.readThrough {
 		return nil
 	}
@@ -699,7 +705,7 @@ func (m *mainScreen) onHistory(msg historyMsg) tea.Cmd {
 		return nil
 	}
 	cv.loaded = true
-	if len(msg.msgs) < historyPage {
+	if (msg.window && !msg.more) || (!msg.window && len(msg.msgs) < historyPage) {
 		cv.exhausted = true
 	}
 	cv.prepend(msg.msgs, m.c.loc)
@@ -763,8 +769,11 @@ func (m *mainScreen) onOpDone(msg opDoneMsg) tea.Cmd {
 	case "notify":
 		return nil
 	case "delete", "clear":
+		// The conversation and the list are read again on the controller's
+		// MessagesDeleted event, as for a deletion through the owner socket: reloading
+		// here too read them twice (the event comes before or after this).
 		m.setNotice(map[string]string{"delete": "message deleted on this device", "clear": "conversation cleared on this device"}[msg.op], false)
-		return tea.Batch(m.reloadConversation(msg.contact), m.c.loadContacts(m.b))
+		return nil
 	}
 	return m.c.loadContacts(m.b)
 }
@@ -845,7 +854,7 @@ func (m *mainScreen) handleEvent(ev chat.Event) tea.Cmd {
 		// The list is read again for its unread counts.
 		return m.c.loadContacts(m.b)
 	case chat.MessagesDeleted:
-		// Deleted by /delete or /clear here (onOpDone reloads too), or by a headless
+		// Deleted by /delete or /clear here (onOpDone leaves it to this), or by a headless
 		// 'pfschat delete-message' or 'clear' through the owner socket: a loaded
 		// conversation is read again (a deleted message that is not loaded changes
 		// nothing shown), and the list for its unread counts.

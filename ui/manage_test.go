@@ -18,6 +18,7 @@ func (b *memBackend) DeleteMessage(ctx context.Context, contact string, id int64
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	b.msgs[contact] = slices.DeleteFunc(b.msgs[contact], func(m chat.Message) bool { return m.ID == id })
+	b.emit(chat.Event{Kind: chat.MessagesDeleted, Contact: contact, Message: &chat.Message{ID: id, Contact: contact}})
 	return nil
 }
 
@@ -26,7 +27,32 @@ func (b *memBackend) ClearConversation(ctx context.Context, contact string) (int
 	defer b.mu.Unlock()
 	n := len(b.msgs[contact])
 	b.msgs[contact] = nil
+	if n > 0 {
+		b.emit(chat.Event{Kind: chat.MessagesDeleted, Contact: contact})
+	}
 	return n, nil
+}
+
+// emit queues ev as the controller does (dropped when nobody reads and the queue is
+// full: a test that wants them drives them, driveEvents).
+func (b *memBackend) emit(ev chat.Event) {
+	select {
+	case b.events <- ev:
+	default:
+	}
+}
+
+// driveEvents hands the events queued by b to m, as the running UI does.
+func driveEvents(t *testing.T, m *mainScreen, b *memBackend) {
+	t.Helper()
+	for {
+		select {
+		case ev := <-b.events:
+			drive(t, m, m.handleEvent(ev), "")
+		default:
+			return
+		}
+	}
 }
 
 // drive runs cmd and feeds every message it produces back into the main screen (and
@@ -86,7 +112,9 @@ func TestDeleteAndClearCommands(t *testing.T) {
 		t.Fatalf("Enter at the confirmation deleted: %v", got)
 	}
 	drive(t, m, m.command([]string{"/delete"}), "y")
+	driveEvents(t, m, b)
 	drive(t, m, m.command([]string{"/delete", "2"}), "y")
+	driveEvents(t, m, b)
 	if got := texts(); !slices.Equal(got, []string{"one", "three"}) {
 		t.Fatalf("after /delete and /delete 2: %v, want [one three]", got)
 	}
@@ -98,8 +126,55 @@ func TestDeleteAndClearCommands(t *testing.T) {
 		t.Errorf("/delete 9 of 2 messages: notice %q", m.notice)
 	}
 	drive(t, m, m.command([]string{"/clear"}), "y")
+	driveEvents(t, m, b)
 	if got := texts(); len(got) != 0 {
 		t.Fatalf("after /clear: %v", got)
+	}
+}
+
+// TestDeleteReloadsOnce: /delete and /clear read the conversation again once, whether
+// the controller's MessagesDeleted event reaches the screen before the command's own
+// answer or after it; both reloaded it, so /clear read it twice, and /delete too when
+// the event came first.
+func TestDeleteReloadsOnce(t *testing.T) {
+	m := newTestMainScreen(t)
+	m.noticeTTL = time.Millisecond
+	b := m.b.(*memBackend)
+	for _, text := range []string{"one", "two", "three", "four"} {
+		b.addMessage(chat.Message{Contact: "bob", Text: text, SentAt: fixedNow})
+	}
+	drive(t, m, m.openContact("bob"), "")
+	reads := func() int {
+		b.mu.Lock()
+		defer b.mu.Unlock()
+		n := b.reads
+		b.reads = 0
+		return n
+	}
+	newest := func() int64 { return m.conv().items[len(m.conv().items)-1].m.ID }
+	reads()
+
+	// The answer first, then the event.
+	drive(t, m, m.command([]string{"/delete"}), "y")
+	driveEvents(t, m, b)
+	if n := reads(); n != 1 {
+		t.Errorf("/delete, answer then event: the conversation was read %d times, want 1", n)
+	}
+	// The event first, then the answer.
+	id := newest()
+	_ = b.DeleteMessage(t.Context(), "bob", id)
+	driveEvents(t, m, b)
+	drive(t, m, func() tea.Msg { return opDoneMsg{"delete", "bob", nil} }, "")
+	if n := reads(); n != 1 {
+		t.Errorf("/delete, event then answer: the conversation was read %d times, want 1", n)
+	}
+	drive(t, m, m.command([]string{"/clear"}), "y")
+	driveEvents(t, m, b)
+	if n := reads(); n != 1 {
+		t.Errorf("/clear: the conversation was read %d times, want 1", n)
+	}
+	if len(m.conv().items) != 0 || !strings.Contains(m.notice, "cleared") {
+		t.Fatalf("after /clear: %d messages shown, notice %q", len(m.conv().items), m.notice)
 	}
 }
 

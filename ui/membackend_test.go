@@ -28,6 +28,7 @@ type memBackend struct {
 	pending  map[string]string
 	verified map[string]bool
 	rejected []string
+	reads    int // History calls
 }
 
 func newMemBackend(me string, now func() time.Time) *memBackend {
@@ -90,6 +91,7 @@ func (b *memBackend) Send(ctx context.Context, contact, text string) (chat.Messa
 func (b *memBackend) History(ctx context.Context, contact string, before int64, n int) ([]chat.Message, error) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
+	b.reads++
 	all := b.msgs[contact]
 	end := len(all)
 	if before != 0 {

@@ -348,3 +348,58 @@ func TestOpenAtTheFirstUnreadReadReceipts(t *testing.T) {
 	}
 	quitUI(t, tm)
 }
+
+// TestNotReadUnderTheNewRow: the "↓ N new" row, drawn over the view's bottom line while
+// the conversation is scrolled back, hid a message that was marked read all the same
+// (a tester scrolled down a line at a time from the first unread message). Only the
+// messages whose lines are on screen are read.
+func TestNotReadUnderTheNewRow(t *testing.T) {
+	b := newMemBackend("alice", func() time.Time { return fixedNow })
+	b.addContact(chat.Contact{Name: "dave", CardID: strings.Repeat("d", 64)})
+	b.addMessage(chat.Message{Contact: "dave", Text: "read long ago", SentAt: fixedNow.Add(-2 * time.Hour)})
+	for i := 1; i <= 60; i++ {
+		b.addMessage(chat.Message{Contact: "dave", Text: fmt.Sprintf("unread %d", i), SentAt: fixedNow.Add(-time.Hour)})
+	}
+	b.contacts["dave"].Unread = 60
+	a := New(t.Context(), Options{Backend: b, Now: func() time.Time { return fixedNow }, Location: time.UTC})
+	a.Update(tea.WindowSizeMsg{Width: 80, Height: 30})
+	m := a.screen.(*mainScreen)
+	drive(t, m, m.c.loadContacts(b), "")
+	if m.open != "dave" || m.conv().atBottom() {
+		t.Fatalf("%q open (at the newest: %v), want dave at the first unread", m.open, m.conv().atBottom())
+	}
+	// The newest unread message whose line is on screen, and the store's unread count.
+	shown := func() (newest int, unread int) {
+		for _, l := range strings.Split(ansi.Strip(m.View()), "\n") {
+			var k int
+			if i := strings.Index(l, "unread "); i >= 0 {
+				if _, err := fmt.Sscanf(l[i:], "unread %d", &k); err == nil {
+					newest = max(newest, k)
+				}
+			}
+		}
+		b.mu.Lock()
+		defer b.mu.Unlock()
+		return newest, b.contacts["dave"].Unread
+	}
+
+	seen, _ := shown() // read as it opened
+	msg := b.addMessage(chat.Message{Contact: "dave", Text: "unread 61", SentAt: fixedNow})
+	b.mu.Lock()
+	b.contacts["dave"].Unread++
+	b.mu.Unlock()
+	drive(t, m, m.handleEvent(chat.Event{Kind: chat.MessageReceived, Contact: "dave", Message: &msg}), "")
+	if !strings.Contains(ansi.Strip(m.View()), "↓ 1 new") {
+		t.Fatalf("no \"↓ 1 new\" row:\n%s", ansi.Strip(m.View()))
+	}
+	for step := range 3 {
+		newest, unread := shown()
+		seen = max(seen, newest)
+		if unread != 61-seen {
+			t.Fatalf("step %d: unread 1–%d seen, %d unread in the store; want %d (the message under \"↓ 1 new\" is not read):\n%s",
+				step, seen, unread, 61-seen, ansi.Strip(m.View()))
+		}
+		_, cmd := a.Update(tea.MouseWheelMsg{Button: tea.MouseWheelDown})
+		drive(t, m, cmd, "")
+	}
+}

@@ -134,29 +134,35 @@ func (m *mainScreen) statusLines(w int) []string {
 		return oneLine(mid, w)
 	case m.notice == "":
 		return oneLine(short, w)
-	case ansi.StringWidth(connShort)+3+rw <= w:
+	}
+	rows := m.maxNoticeRows()
+	style := s.OK
+	if m.noticeErr {
+		style = s.Error
+	}
+	// Beside the compact state when the notice fits there (wrapped, where the terminal
+	// has the rows; after the bar's separator, as on one line, besideState), else beside the connection's mark, else alone: the most state that
+	// leaves it whole. The same at every width: the one line beside the mark came
+	// first, and from 76 to 80 columns the contact's state went from the bar while
+	// narrower terminals kept it (a tester at 79, 80 and 81 columns).
+	if rows > 1 {
+		if lines, whole := m.wrapNotice(short, s.Subtle.Render(" │ "), style, w, rows); whole {
+			return lines
+		}
+	}
+	if ansi.StringWidth(connShort)+3+rw <= w {
 		// The whole notice beside the connection's mark rather than cut: it says what
 		// happened and what to do, and it goes after a few seconds.
 		return oneLine(" "+connShort+spaces(w-ansi.StringWidth(connShort)-rw-2)+right, w)
 	}
-	if rows := m.maxNoticeRows(); rows > 1 {
-		style := s.OK
-		if m.noticeErr {
-			style = s.Error
-		}
-		// Beside the compact state when the notice fits there, else beside the
-		// connection's mark, else alone: the most state that leaves it whole.
-		for _, prefix := range []string{short, " " + connShort} {
-			if lines, whole := m.wrapNotice(prefix, style, w, rows); whole {
-				return lines
-			}
-		}
-		// Too long to be whole anywhere: cut, but beside the connection's mark, which
-		// says whether anything works at all (alone, the notice had three cells more).
-		if lines, _ := m.wrapNotice(" "+connShort, style, w, rows); lines != nil {
+	if rows > 1 {
+		// Beside the connection's mark, whole or, too long to be whole anywhere, cut
+		// there: the mark says whether anything works at all (alone, the notice had
+		// three cells more).
+		if lines, _ := m.wrapNotice(" "+connShort, "  ", style, w, rows); lines != nil {
 			return lines
 		}
-		lines, _ := m.wrapNotice("", style, w, rows)
+		lines, _ := m.wrapNotice("", "", style, w, rows)
 		return lines
 	}
 	if w-sw-2 >= 10 {
@@ -202,12 +208,12 @@ func (m *mainScreen) maxNoticeRows() int {
 	return min(max(room, 1), maxStatusRows)
 }
 
-// wrapNotice lays the notice out beside prefix (a form of the state, or nothing),
-// wrapped with a hanging indent onto at most rows lines of w cells, and reports
-// whether it is whole; cut, the last line ends with "…". Beside a prefix that leaves
-// it fewer than 10 columns it is not whole.
-func (m *mainScreen) wrapNotice(prefix string, style lipgloss.Style, w, rows int) ([]string, bool) {
-	indent := ansi.StringWidth(prefix) + 2
+// wrapNotice lays the notice out beside prefix (a form of the state, or nothing) after
+// sep (at least two cells), wrapped with a hanging indent onto at most rows lines of w
+// cells, and reports whether it is whole; cut, the last line ends with "…". Beside a
+// prefix that leaves it fewer than 10 columns it is not whole.
+func (m *mainScreen) wrapNotice(prefix, sep string, style lipgloss.Style, w, rows int) ([]string, bool) {
+	indent := ansi.StringWidth(prefix) + ansi.StringWidth(sep)
 	if prefix == "" {
 		indent = 1
 	}
@@ -226,7 +232,7 @@ func (m *mainScreen) wrapNotice(prefix string, style lipgloss.Style, w, rows int
 	for i, l := range lines {
 		lead := spaces(indent)
 		if i == 0 && prefix != "" {
-			lead = prefix + "  "
+			lead = prefix + sep
 		}
 		out[i] = fitLine(lead+style.Render(l), w)
 	}
@@ -238,24 +244,5 @@ func errText(err error) string {
 	if errors.Is(err, context.DeadlineExceeded) {
 		return "timed out: is the relay reachable?"
 	}
-	return addressOnce(chat.Sentence(err)) // no package prefixes, no repeats, the first line
-}
-
-// addressOnce drops the parts of an error sentence that only repeat an address said
-// before: "ws://h:7878/v2/ws: dialing ws://h:7878/v2/ws: dial tcp …" said it twice.
-func addressOnce(s string) string {
-	parts := strings.Split(s, ": ")
-	out := parts[:0]
-	said := make(map[string]bool)
-	for _, p := range parts {
-		f := strings.Fields(p)
-		if n := len(f); n > 0 && n <= 2 && strings.Contains(f[n-1], "://") {
-			if said[f[n-1]] {
-				continue
-			}
-			said[f[n-1]] = true
-		}
-		out = append(out, p)
-	}
-	return strings.Join(out, ": ")
+	return chat.Sentence(err) // no package prefixes, no repeats, an address once, the first line
 }

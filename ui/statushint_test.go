@@ -52,8 +52,8 @@ func TestStatusBarHelpHintMatchesKeys(t *testing.T) {
 
 // TestStatusBarAt80Columns: with a contact's whole fingerprint on the line, the help
 // hint keeps whole keys ("f1 help", not "f1 help • ctrl…"), and a notice that does not
-// fit beside the compact state is shown whole beside the connection's mark instead of
-// being cut ("…unblock carol to write to th…").
+// fit on the line beside the compact state wraps there, not cut ("…unblock carol to
+// write to th…").
 func TestStatusBarAt80Columns(t *testing.T) {
 	m := newTestMainScreen(t)
 	m.c.width = 80
@@ -67,9 +67,17 @@ func TestStatusBarAt80Columns(t *testing.T) {
 	const notice = "not sent: contact is blocked: unblock carol to write to them"
 	m.contacts[0].Verified = false
 	m.setNotice(notice, true)
-	bar = ansi.Strip(m.statusView(80))
-	if !strings.Contains(bar, notice) || !strings.HasPrefix(bar, " ●") {
-		t.Errorf("status bar at 80 columns: %q, want the connection's mark and the whole notice", bar)
+	// At 79, 80 and 81 columns alike: beside the compact state, whole (wrapped where
+	// it does not fit on the line). At 76 to 80 columns it went on one line beside the
+	// connection's mark alone, and the contact's state left the bar that narrower and
+	// wider terminals kept (a tester).
+	m.c.height = 24
+	for _, w := range []int{79, 80, 81} {
+		rows := m.statusLines(w)
+		bar := ansi.Strip(strings.Join(rows, "\n"))
+		if !strings.HasPrefix(bar, " ● bob unverified │ not sent:") || strings.Join(strings.Fields(bar), " ") != "● bob unverified │ "+notice {
+			t.Errorf("status bar at %d columns: %q, want the compact state, the separator and the whole notice", w, bar)
+		}
 	}
 	for _, w := range []int{40, 60, 80, 120} {
 		for i, l := range m.statusLines(w) { // at 40 the notice wraps (TestLongNoticeWraps)
@@ -134,7 +142,7 @@ func TestLongNoticeWraps(t *testing.T) {
 	const medium = "unknown command /nonsense — /help lists them"
 	const long = "kept the key you trusted for bob; the rejected key's messages stay held (/accept to take it after all)"
 	var rows []string
-	for _, c := range []struct{ notice, state string }{{medium, "● bob unverified "}, {long, "● "}} {
+	for _, c := range []struct{ notice, state string }{{medium, "● bob unverified │ "}, {long, "● "}} {
 		m.setNotice(c.notice, true)
 		rows = status()
 		if len(rows) < 2 || len(rows) > maxStatusRows {
