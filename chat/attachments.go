@@ -71,6 +71,10 @@ var (
 	// ErrAttachmentCorrupt, ErrAttachmentGone …) and its file was deleted; the error
 	// gives that reason. Only the sender can send it again.
 	ErrAttachmentFailed = errors.New("chat: the attachment failed before")
+	// ErrDownloadDir: Download cannot make or write to the directory it saves into
+	// (under a regular file, permission denied, read-only); nothing was fetched. The
+	// error names the directory and why.
+	ErrDownloadDir = errors.New("chat: cannot save into the downloads directory")
 )
 
 // maxFetchStalls is how many connections in a row may drop before a download gets a
@@ -912,8 +916,8 @@ func (c *Controller) download(ctx context.Context, row storage.Attachment, dir s
 	if dir == "" {
 		return "", errors.New("chat: no downloads directory")
 	}
-	if err := os.MkdirAll(dir, 0o700); err != nil {
-		return "", fmt.Errorf("chat: downloads directory: %w", err)
+	if err := writableDir(dir); err != nil {
+		return "", err
 	}
 	sealedSize, err := ratchet.StreamSealedSize(meta.Size)
 	if err != nil {
@@ -1030,6 +1034,30 @@ func (c *Controller) downloaded(ctx context.Context, br blobRelay, row storage.A
 		c.log.Info("telling the relay an attachment was fetched", "err", err)
 	}
 	return saved, nil
+}
+
+// writableDir makes dir when it is missing and checks that a file can be made in it,
+// before anything is fetched: a download that could not be saved at its end would
+// have fetched the file for nothing, and failed it. The error is ErrDownloadDir naming
+// dir and why.
+func writableDir(dir string) error {
+	why := func(err error) error {
+		var pe *fs.PathError
+		if errors.As(err, &pe) {
+			err = pe.Err // the path is dir's, or a file in it: dir is named below
+		}
+		return fmt.Errorf("%w %s: %w", ErrDownloadDir, dir, err)
+	}
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return why(err)
+	}
+	f, err := os.CreateTemp(dir, ".pfschat-check-*")
+	if err != nil {
+		return why(err)
+	}
+	f.Close()
+	os.Remove(f.Name())
+	return nil
 }
 
 // placedBefore reports whether a run killed while it saved the file of meta left it

@@ -332,6 +332,7 @@ var advice = map[int]string{
 	CodeFileRejected:   "it was deleted; ask the sender to send the file again",
 	CodeFileStalled:    "call download again later: it goes on from where it stopped",
 	CodeFileFailed:     "ask the sender to send the file again",
+	CodeDirUnwritable:  `give a "dir" the owner's user may create and write to; nothing was fetched`,
 }
 
 // ChatError turns an error from the daemon back into package chat's error where there
@@ -378,6 +379,8 @@ func ChatError(err error) error {
 		base = chat.ErrUnknownMessage
 	case CodeFileUnreadable:
 		base = chat.ErrFileUnreadable
+	case CodeDirUnwritable:
+		base = chat.ErrDownloadDir
 	case CodeRateLimited: // as the relay client returns it, with the wait
 		pe := &relay.ProtocolError{Code: relay.CodeRateLimited, Message: e.Message}
 		if e.Data != nil {

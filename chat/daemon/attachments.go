@@ -214,6 +214,8 @@ func fileErrorCode(err error) (int, bool) {
 		return CodeFileStalled, true
 	case errors.Is(err, chat.ErrAttachmentFailed):
 		return CodeFileFailed, true
+	case errors.Is(err, chat.ErrDownloadDir):
+		return CodeDirUnwritable, true
 	}
 	return 0, false
 }

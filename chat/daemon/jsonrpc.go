@@ -65,6 +65,8 @@ const (
 	CodeQueueFull = 27 // the recipient's queue on the relay is full: try again once they fetched what waits
 	CodeFileQuota = 28 // sendFile: the sender's files on the relay would pass its quota
 	CodeRelayFull = 29 // the relay's disk is nearly full: it takes no messages or files for now
+	// Files.
+	CodeDirUnwritable = 30 // download: the owner cannot make or write to dir
 )
 
 // codeNames are the stable names of the codes, sent as error.data.name.
@@ -81,6 +83,7 @@ var codeNames = map[int]string{
 	CodeFileGone: "file_gone", CodeFileRejected: "file_rejected", CodeFileStalled: "file_stalled",
 	CodeFileFailed: "file_failed", CodeUnknownMessage: "unknown_message", CodeFileUnreadable: "file_unreadable",
 	CodeRateLimited: "rate_limited", CodeQueueFull: "queue_full", CodeFileQuota: "file_quota", CodeRelayFull: "relay_full",
+	CodeDirUnwritable: "dir_unwritable",
 }
 
 // Error is a JSON-RPC error object; it is also the Go error every decoder and call
