@@ -14,6 +14,7 @@ package chat
 import (
 	"bufio"
 	"bytes"
+	"cmp"
 	"context"
 	"crypto/rand"
 	"crypto/sha256"
@@ -29,6 +30,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -872,7 +874,9 @@ func (c *Controller) Download(ctx context.Context, messageID int64, dir string, 
 	return c.download(ctx, row, dir, progress)
 }
 
-// PendingDownloads lists the messages whose attachments are not downloaded yet.
+// PendingDownloads lists the messages whose attachments are not downloaded yet, oldest
+// first: in the order they arrived (their ids), whether their download never started or
+// stopped half way.
 func (c *Controller) PendingDownloads(ctx context.Context) ([]Message, error) {
 	rows, err := c.store.AttachmentsIn(ctx, AttachmentAvailable, AttachmentFetching)
 	if err != nil {
@@ -888,6 +892,8 @@ func (c *Controller) PendingDownloads(ctx context.Context) ([]Message, error) {
 		c.fillAttachment(ctx, &m)
 		out = append(out, m)
 	}
+	// The store lists them by state, then by when each was recorded.
+	slices.SortFunc(out, func(a, b Message) int { return cmp.Compare(a.ID, b.ID) })
 	return out, nil
 }
 

@@ -10,6 +10,7 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -835,5 +836,35 @@ func TestOutgoingFileDeliveryEventsCarryTheFile(t *testing.T) {
 		if ev.Message.State >= Delivered {
 			return
 		}
+	}
+}
+
+// PendingDownloads lists the files not downloaded yet oldest first, in the order they
+// arrived, whether their download never started or stopped half way (the store lists
+// them by state: the one stopped half way came after the newer ones).
+func TestPendingDownloadsOldestFirst(t *testing.T) {
+	_, alice, bob := attachPair(t, relaytest.Options{})
+	ctx := attachCtx(t)
+	big := make([]byte, 64*ratchet.StreamChunkSize) // 4 MiB: many runs, so a stop lands part-way
+	rand.Read(big)
+	src := t.TempDir()
+	var ids []int64
+	for i, data := range [][]byte{big, []byte("second"), []byte("third")} {
+		_, err := alice.c.SendFile(ctx, "bob", writeFile(t, src, fmt.Sprint("file", i), data), "", nil)
+		must(t, err)
+		m := waitAttachment(t, bob.c, "alice")
+		ids = append(ids, m.ID)
+		if i == 0 {
+			partialDownload(t, bob, m) // the oldest stops half way
+		}
+	}
+	pending, err := bob.c.PendingDownloads(ctx)
+	must(t, err)
+	var got []int64
+	for _, m := range pending {
+		got = append(got, m.ID)
+	}
+	if !slices.Equal(got, ids) {
+		t.Fatalf("PendingDownloads lists messages %v, want %v (the order they arrived)", got, ids)
 	}
 }
