@@ -211,10 +211,8 @@ func (c *Controller) dropPartials(clientIDs []string) {
 		return
 	}
 	for _, id := range clientIDs {
-		if v, ok := c.attachBusy.Load(id); ok {
-			if stop, ok := v.(context.CancelCauseFunc); ok {
-				stop(errMessageDeleted) // its download: it removes what it makes from now on
-			}
+		if r := c.runningDownload(id); r != nil {
+			r.stop(errMessageDeleted) // it removes what it makes from now on
 		}
 	}
 	adir, err := c.attachmentDir()
@@ -853,25 +851,81 @@ func (c *Controller) AttachmentOf(ctx context.Context, messageID int64) (*Attach
 // download was killed while saving it, once the file found there is checked to be it.
 // The path is absolute (the record outlives the working directory of the process that
 // saved it: a later /open, another recv).
+//
+// A file another call is downloading already (the owner's own fetching, a second
+// client) is waited for, and its end is this call's: the path it saved the file to,
+// whatever dir says (as for a file downloaded before), or its failure; one that
+// stopped without either (its caller went away) is fetched by this call.
 func (c *Controller) Download(ctx context.Context, messageID int64, dir string, progress Progress) (string, error) {
 	dir, err := filepath.Abs(dir)
 	if err != nil {
 		return "", fmt.Errorf("downloads directory: %w", err)
 	}
-	r, err := c.store.Message(ctx, messageID)
-	if err != nil || r.Direction != storage.Incoming {
-		return "", fmt.Errorf("%w: message %d", ErrNotAttachment, messageID)
-	}
-	row, err := c.store.Attachment(ctx, r.ClientID)
-	if err != nil {
-		return "", fmt.Errorf("%w: message %d", ErrNotAttachment, messageID)
-	}
-	if row.State == AttachmentAvailable || row.State == AttachmentFetching {
+	for {
+		r, err := c.store.Message(ctx, messageID)
+		if err != nil || r.Direction != storage.Incoming {
+			return "", fmt.Errorf("%w: message %d", ErrNotAttachment, messageID)
+		}
+		row, err := c.store.Attachment(ctx, r.ClientID)
+		if err != nil {
+			return "", fmt.Errorf("%w: message %d", ErrNotAttachment, messageID)
+		}
+		if other := c.runningDownload(row.ClientID); other != nil {
+			if err := other.wait(ctx); err != nil {
+				return "", err
+			}
+			continue // as the other left it
+		}
 		var ended func()
-		progress, ended = c.watchTransfer(ctx, row, messageID, progress)
-		defer ended()
+		watched := progress
+		if row.State == AttachmentAvailable || row.State == AttachmentFetching {
+			watched, ended = c.watchTransfer(ctx, row, messageID, progress)
+		}
+		path, err := c.download(ctx, row, dir, watched)
+		if ended != nil {
+			ended()
+		}
+		var busy *downloadBusyError
+		if errors.As(err, &busy) { // started since runningDownload looked
+			if err := busy.run.wait(ctx); err != nil {
+				return "", err
+			}
+			continue
+		}
+		return path, err
 	}
-	return c.download(ctx, row, dir, progress)
+}
+
+// downloadRun is a download under way, as attachBusy holds it: stop ends it
+// (dropPartials), done is closed once it returned and left attachBusy.
+type downloadRun struct {
+	stop context.CancelCauseFunc
+	done chan struct{}
+}
+
+// wait waits for the download to end, or for ctx.
+func (r *downloadRun) wait(ctx context.Context) error {
+	select {
+	case <-r.done:
+		return nil
+	case <-ctx.Done():
+		return fmt.Errorf("chat: waiting for the download of the file under way: %w", ctx.Err())
+	}
+}
+
+// downloadBusyError: download found the attachment being downloaded by another call.
+type downloadBusyError struct{ run *downloadRun }
+
+func (e *downloadBusyError) Error() string { return "chat: the attachment is being downloaded already" }
+
+// runningDownload is the download of the attachment clientID under way, nil for none.
+func (c *Controller) runningDownload(clientID string) *downloadRun {
+	if v, ok := c.attachBusy.Load(clientID); ok {
+		if r, ok := v.(*downloadRun); ok {
+			return r
+		}
+	}
+	return nil
 }
 
 // PendingDownloads lists the messages whose attachments are not downloaded yet, oldest
@@ -902,10 +956,17 @@ func (c *Controller) download(ctx context.Context, row storage.Attachment, dir s
 	// letting it fetch the rest of a file nobody will keep.
 	ctx, stop := context.WithCancelCause(ctx)
 	defer stop(nil)
-	if _, busy := c.attachBusy.LoadOrStore(row.ClientID, stop); busy {
-		return "", fmt.Errorf("chat: attachment %s is being downloaded already", row.ClientID)
+	run := &downloadRun{stop: stop, done: make(chan struct{})}
+	if v, busy := c.attachBusy.LoadOrStore(row.ClientID, run); busy {
+		if other, ok := v.(*downloadRun); ok {
+			return "", &downloadBusyError{other}
+		}
+		return "", fmt.Errorf("chat: attachment %s is being sent", row.ClientID)
 	}
-	defer c.attachBusy.Delete(row.ClientID)
+	defer func() {
+		c.attachBusy.Delete(row.ClientID) // before done: a waiter that looks again finds it gone
+		close(run.done)
+	}()
 	meta, err := readMeta(row)
 	if err != nil {
 		return "", err
