@@ -707,3 +707,62 @@ func TestOwnerRefusalHasNoJSONRPCCode(t *testing.T) {
 		}
 	}
 }
+
+// recv through the owner marks what it printed read in one markRead per contact, as
+// recv without an owner does: a subscriber is told once per contact (markedRead), not
+// once per message printed.
+func TestRecvThroughTheOwnerMarksReadOncePerContact(t *testing.T) {
+	r, alice, p, b := bobOwnedByTheUI(t)
+	for _, text := range []string{"one", "two", "three"} {
+		if _, err := alice.Send(t.Context(), "bob", text); err != nil {
+			t.Fatal(err)
+		}
+		chattest.WaitEvent(t, b, text+" at bob's owner", func(e chat.Event) bool {
+			return e.Kind == chat.MessageReceived && e.Message != nil && e.Message.Text == text
+		})
+	}
+	sock, err := daemon.SocketPath(p.Dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cl, err := daemon.Dial(t.Context(), sock)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cl.Close()
+	if err := cl.Call(t.Context(), "subscribe", nil, new(daemon.SubscribeResult)); err != nil {
+		t.Fatal(err)
+	}
+	var out, errb bytes.Buffer
+	if code := Main(t.Context(), []string{"--home", p.Dir, "--relay", r.URL, "recv"}, strings.NewReader(""), &out, &errb); code != 0 ||
+		!strings.Contains(out.String(), "one") || !strings.Contains(out.String(), "three") {
+		t.Fatalf("recv: exit %d, %q %q", code, out.String(), errb.String())
+	}
+	// A call whose notification comes after recv's: what came before it is all of them.
+	other, err := daemon.Dial(t.Context(), sock)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer other.Close()
+	if err := other.Call(t.Context(), "setMuted", map[string]any{"name": "alice", "muted": true}, nil); err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(t.Context(), 30*time.Second)
+	defer cancel()
+	marked := 0
+	for {
+		n, err := cl.Next(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if n.Method == daemon.NotifyContact {
+			break
+		}
+		if n.Method == daemon.NotifyMarkedRead {
+			marked++
+		}
+	}
+	if marked != 1 {
+		t.Fatalf("recv of alice's 3 messages through the owner: %d markedRead notifications, want 1", marked)
+	}
+}
