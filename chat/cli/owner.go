@@ -295,6 +295,16 @@ func sendViaOwner(e *env, cl *daemon.Client, fs *flag.FlagSet, args []string) er
 		return daemon.ChatError(err)
 	}
 	if r.State != "accepted" {
+		// Connected, and not accepted in time: the relay answers but refuses it for
+		// now (the recipient's queue on it is full, its disk is): "unreachable" would
+		// be wrong, as without an owner (cmdSend).
+		var v daemon.VersionResult
+		if err := cl.Call(e.ctx, "version", nil, &v); err == nil && v.Online {
+			return queuedErr{fmt.Sprintf("the relay has not accepted the message within %v: it answers, but refuses it for now "+
+				"(the recipient's queue on the relay may be full until they fetch what waits, or the relay's disk); "+
+				"the message is kept in the outbox (message %d) and the pfschat owner of this profile sends it as soon as the relay takes it. "+
+				"Do not send it again.", wait, r.ID)}
+		}
 		return queuedErr{fmt.Sprintf("the relay is unreachable; the message is kept in the outbox (message %d) "+
 			"and goes out as soon as the pfschat owner of this profile reconnects. Do not send it again.", r.ID)}
 	}

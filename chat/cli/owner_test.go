@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"bytes"
 	"context"
+	"fmt"
 	"io"
 	"log/slog"
 	"net"
@@ -20,6 +21,7 @@ import (
 	"pfschat/chat/daemon"
 	"pfschat/chat/profile"
 	"pfschat/relay/relaytest"
+	"pfschat/relay/server"
 	"pfschat/ui"
 )
 
@@ -764,5 +766,36 @@ func TestRecvThroughTheOwnerMarksReadOncePerContact(t *testing.T) {
 	}
 	if marked != 1 {
 		t.Fatalf("recv of alice's 3 messages through the owner: %d markedRead notifications, want 1", marked)
+	}
+}
+
+// send through the owner to a contact whose queue on the relay is full: the relay
+// answers but refuses the message for now, so send says it has not accepted it and why
+// that may be (exit 3, kept in the outbox), not that the relay is unreachable.
+func TestSendThroughTheOwnerToAFullQueue(t *testing.T) {
+	r := relaytest.StartWith(t, relaytest.Options{Limits: server.Limits{MaxQueueCount: 1}})
+	alice, bob := chattest.NewUser(t, r, "alice"), chattest.NewUser(t, r, "bob")
+	chattest.Converse(t, alice, bob)
+	alice.Close() // offline: her queue holds one message at most
+	bob.Close()
+	p := bob.Profile
+	p.Owner = profile.OwnerUI
+	prof := uiOwnerProfile{ui.NewChatProfile(p), p.Dir, slog.New(slog.DiscardHandler)}
+	b, err := prof.Open(t.Context(), chattest.Passphrase)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer b.Close()
+	t.Setenv(profile.EnvPassphrase, "")
+	var errb bytes.Buffer
+	code := 0
+	for i := 0; code == 0 && i < 3; i++ { // the first may still fit
+		errb.Reset()
+		code = Main(t.Context(), []string{"--home", p.Dir, "--relay", r.URL, "send", "--wait", "1s", "alice", fmt.Sprint("message ", i)},
+			strings.NewReader(""), io.Discard, &errb)
+	}
+	if code != exitQueued || !strings.Contains(errb.String(), "has not accepted the message within 1s") ||
+		!strings.Contains(errb.String(), "queue on the relay may be full") || strings.Contains(errb.String(), "unreachable") {
+		t.Fatalf("send to a full queue through the owner: exit %d, %q", code, errb.String())
 	}
 }
