@@ -14,6 +14,7 @@ package chat
 import (
 	"bufio"
 	"bytes"
+	"cmp"
 	"context"
 	"crypto/rand"
 	"crypto/sha256"
@@ -29,6 +30,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -71,6 +73,10 @@ var (
 	// ErrAttachmentCorrupt, ErrAttachmentGone …) and its file was deleted; the error
 	// gives that reason. Only the sender can send it again.
 	ErrAttachmentFailed = errors.New("chat: the attachment failed before")
+	// ErrDownloadDir: Download cannot make or write to the directory it saves into
+	// (under a regular file, permission denied, read-only); nothing was fetched. The
+	// error names the directory and why.
+	ErrDownloadDir = errors.New("chat: cannot save into the downloads directory")
 )
 
 // maxFetchStalls is how many connections in a row may drop before a download gets a
@@ -205,10 +211,8 @@ func (c *Controller) dropPartials(clientIDs []string) {
 		return
 	}
 	for _, id := range clientIDs {
-		if v, ok := c.attachBusy.Load(id); ok {
-			if stop, ok := v.(context.CancelCauseFunc); ok {
-				stop(errMessageDeleted) // its download: it removes what it makes from now on
-			}
+		if r := c.runningDownload(id); r != nil {
+			r.stop(errMessageDeleted) // it removes what it makes from now on
 		}
 	}
 	adir, err := c.attachmentDir()
@@ -847,28 +851,86 @@ func (c *Controller) AttachmentOf(ctx context.Context, messageID int64) (*Attach
 // download was killed while saving it, once the file found there is checked to be it.
 // The path is absolute (the record outlives the working directory of the process that
 // saved it: a later /open, another recv).
+//
+// A file another call is downloading already (the owner's own fetching, a second
+// client) is waited for, and its end is this call's: the path it saved the file to,
+// whatever dir says (as for a file downloaded before), or its failure; one that
+// stopped without either (its caller went away) is fetched by this call.
 func (c *Controller) Download(ctx context.Context, messageID int64, dir string, progress Progress) (string, error) {
 	dir, err := filepath.Abs(dir)
 	if err != nil {
 		return "", fmt.Errorf("downloads directory: %w", err)
 	}
-	r, err := c.store.Message(ctx, messageID)
-	if err != nil || r.Direction != storage.Incoming {
-		return "", fmt.Errorf("%w: message %d", ErrNotAttachment, messageID)
-	}
-	row, err := c.store.Attachment(ctx, r.ClientID)
-	if err != nil {
-		return "", fmt.Errorf("%w: message %d", ErrNotAttachment, messageID)
-	}
-	if row.State == AttachmentAvailable || row.State == AttachmentFetching {
+	for {
+		r, err := c.store.Message(ctx, messageID)
+		if err != nil || r.Direction != storage.Incoming {
+			return "", fmt.Errorf("%w: message %d", ErrNotAttachment, messageID)
+		}
+		row, err := c.store.Attachment(ctx, r.ClientID)
+		if err != nil {
+			return "", fmt.Errorf("%w: message %d", ErrNotAttachment, messageID)
+		}
+		if other := c.runningDownload(row.ClientID); other != nil {
+			if err := other.wait(ctx); err != nil {
+				return "", err
+			}
+			continue // as the other left it
+		}
 		var ended func()
-		progress, ended = c.watchTransfer(ctx, row, messageID, progress)
-		defer ended()
+		watched := progress
+		if row.State == AttachmentAvailable || row.State == AttachmentFetching {
+			watched, ended = c.watchTransfer(ctx, row, messageID, progress)
+		}
+		path, err := c.download(ctx, row, dir, watched)
+		if ended != nil {
+			ended()
+		}
+		var busy *downloadBusyError
+		if errors.As(err, &busy) { // started since runningDownload looked
+			if err := busy.run.wait(ctx); err != nil {
+				return "", err
+			}
+			continue
+		}
+		return path, err
 	}
-	return c.download(ctx, row, dir, progress)
 }
 
-// PendingDownloads lists the messages whose attachments are not downloaded yet.
+// downloadRun is a download under way, as attachBusy holds it: stop ends it
+// (dropPartials), done is closed once it returned and left attachBusy.
+type downloadRun struct {
+	stop context.CancelCauseFunc
+	done chan struct{}
+}
+
+// wait waits for the download to end, or for ctx.
+func (r *downloadRun) wait(ctx context.Context) error {
+	select {
+	case <-r.done:
+		return nil
+	case <-ctx.Done():
+		return fmt.Errorf("chat: waiting for the download of the file under way: %w", ctx.Err())
+	}
+}
+
+// downloadBusyError: download found the attachment being downloaded by another call.
+type downloadBusyError struct{ run *downloadRun }
+
+func (e *downloadBusyError) Error() string { return "chat: the attachment is being downloaded already" }
+
+// runningDownload is the download of the attachment clientID under way, nil for none.
+func (c *Controller) runningDownload(clientID string) *downloadRun {
+	if v, ok := c.attachBusy.Load(clientID); ok {
+		if r, ok := v.(*downloadRun); ok {
+			return r
+		}
+	}
+	return nil
+}
+
+// PendingDownloads lists the messages whose attachments are not downloaded yet, oldest
+// first: in the order they arrived (their ids), whether their download never started or
+// stopped half way.
 func (c *Controller) PendingDownloads(ctx context.Context) ([]Message, error) {
 	rows, err := c.store.AttachmentsIn(ctx, AttachmentAvailable, AttachmentFetching)
 	if err != nil {
@@ -884,6 +946,8 @@ func (c *Controller) PendingDownloads(ctx context.Context) ([]Message, error) {
 		c.fillAttachment(ctx, &m)
 		out = append(out, m)
 	}
+	// The store lists them by state, then by when each was recorded.
+	slices.SortFunc(out, func(a, b Message) int { return cmp.Compare(a.ID, b.ID) })
 	return out, nil
 }
 
@@ -892,10 +956,17 @@ func (c *Controller) download(ctx context.Context, row storage.Attachment, dir s
 	// letting it fetch the rest of a file nobody will keep.
 	ctx, stop := context.WithCancelCause(ctx)
 	defer stop(nil)
-	if _, busy := c.attachBusy.LoadOrStore(row.ClientID, stop); busy {
-		return "", fmt.Errorf("chat: attachment %s is being downloaded already", row.ClientID)
+	run := &downloadRun{stop: stop, done: make(chan struct{})}
+	if v, busy := c.attachBusy.LoadOrStore(row.ClientID, run); busy {
+		if other, ok := v.(*downloadRun); ok {
+			return "", &downloadBusyError{other}
+		}
+		return "", fmt.Errorf("chat: attachment %s is being sent", row.ClientID)
 	}
-	defer c.attachBusy.Delete(row.ClientID)
+	defer func() {
+		c.attachBusy.Delete(row.ClientID) // before done: a waiter that looks again finds it gone
+		close(run.done)
+	}()
 	meta, err := readMeta(row)
 	if err != nil {
 		return "", err
@@ -912,8 +983,8 @@ func (c *Controller) download(ctx context.Context, row storage.Attachment, dir s
 	if dir == "" {
 		return "", errors.New("chat: no downloads directory")
 	}
-	if err := os.MkdirAll(dir, 0o700); err != nil {
-		return "", fmt.Errorf("chat: downloads directory: %w", err)
+	if err := writableDir(dir); err != nil {
+		return "", err
 	}
 	sealedSize, err := ratchet.StreamSealedSize(meta.Size)
 	if err != nil {
@@ -1030,6 +1101,30 @@ func (c *Controller) downloaded(ctx context.Context, br blobRelay, row storage.A
 		c.log.Info("telling the relay an attachment was fetched", "err", err)
 	}
 	return saved, nil
+}
+
+// writableDir makes dir when it is missing and checks that a file can be made in it,
+// before anything is fetched: a download that could not be saved at its end would
+// have fetched the file for nothing, and failed it. The error is ErrDownloadDir naming
+// dir and why.
+func writableDir(dir string) error {
+	why := func(err error) error {
+		var pe *fs.PathError
+		if errors.As(err, &pe) {
+			err = pe.Err // the path is dir's, or a file in it: dir is named below
+		}
+		return fmt.Errorf("%w %s: %w", ErrDownloadDir, dir, err)
+	}
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return why(err)
+	}
+	f, err := os.CreateTemp(dir, ".pfschat-check-*")
+	if err != nil {
+		return why(err)
+	}
+	f.Close()
+	os.Remove(f.Name())
+	return nil
 }
 
 // placedBefore reports whether a run killed while it saved the file of meta left it

@@ -10,7 +10,10 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"runtime"
+	"slices"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -835,5 +838,103 @@ func TestOutgoingFileDeliveryEventsCarryTheFile(t *testing.T) {
 		if ev.Message.State >= Delivered {
 			return
 		}
+	}
+}
+
+// PendingDownloads lists the files not downloaded yet oldest first, in the order they
+// arrived, whether their download never started or stopped half way (the store lists
+// them by state: the one stopped half way came after the newer ones).
+func TestPendingDownloadsOldestFirst(t *testing.T) {
+	_, alice, bob := attachPair(t, relaytest.Options{})
+	ctx := attachCtx(t)
+	big := make([]byte, 64*ratchet.StreamChunkSize) // 4 MiB: many runs, so a stop lands part-way
+	rand.Read(big)
+	src := t.TempDir()
+	var ids []int64
+	for i, data := range [][]byte{big, []byte("second"), []byte("third")} {
+		_, err := alice.c.SendFile(ctx, "bob", writeFile(t, src, fmt.Sprint("file", i), data), "", nil)
+		must(t, err)
+		m := waitAttachment(t, bob.c, "alice")
+		ids = append(ids, m.ID)
+		if i == 0 {
+			partialDownload(t, bob, m) // the oldest stops half way
+		}
+	}
+	pending, err := bob.c.PendingDownloads(ctx)
+	must(t, err)
+	var got []int64
+	for _, m := range pending {
+		got = append(got, m.ID)
+	}
+	if !slices.Equal(got, ids) {
+		t.Fatalf("PendingDownloads lists messages %v, want %v (the order they arrived)", got, ids)
+	}
+}
+
+// A Download of a file another call is downloading already (the owner fetching it by
+// itself while 'pfschat recv' asks for it) waits for that download and answers with the
+// path it saved the file to, not "being downloaded already"; nothing is saved twice.
+func TestDownloadWaitsForTheOneUnderWay(t *testing.T) {
+	_, alice, bob := attachPair(t, relaytest.Options{})
+	ctx := attachCtx(t)
+	data := make([]byte, 64*ratchet.StreamChunkSize) // 4 MiB: many runs, so the first is held part-way
+	rand.Read(data)
+	_, err := alice.c.SendFile(ctx, "bob", writeFile(t, t.TempDir(), "big.bin", data), "", nil)
+	must(t, err)
+	m := waitAttachment(t, bob.c, "alice")
+	type result struct {
+		path string
+		err  error
+	}
+	held, release := make(chan struct{}), make(chan struct{})
+	first, second := make(chan result, 1), make(chan result, 1)
+	firstDir, secondDir := t.TempDir(), t.TempDir()
+	go func() {
+		var once sync.Once
+		p, err := bob.c.Download(ctx, m.ID, firstDir, func(done, total int64) {
+			if done > 0 && done < total {
+				once.Do(func() {
+					close(held)
+					<-release
+				})
+			}
+		})
+		first <- result{p, err}
+	}()
+	select {
+	case <-held:
+	case r := <-first:
+		t.Fatalf("the first download was not held part-way: %+v", r)
+	}
+	go func() {
+		p, err := bob.c.Download(ctx, m.ID, secondDir, nil)
+		second <- result{p, err}
+	}()
+	// The second call is waiting once a goroutine is parked in downloadRun.wait.
+	buf := make([]byte, 1<<20)
+	for !strings.Contains(string(buf[:runtime.Stack(buf, true)]), "(*downloadRun).wait") {
+		select {
+		case r := <-second:
+			close(release)
+			t.Fatalf("the second Download answered while the first ran: %q, %v", r.path, r.err)
+		case <-ctx.Done():
+			t.Fatal("the second Download never waited")
+		default:
+			runtime.Gosched()
+		}
+	}
+	close(release)
+	r1, r2 := <-first, <-second
+	if r1.err != nil || filepath.Dir(r1.path) != firstDir {
+		t.Fatalf("the first download: %q, %v", r1.path, r1.err)
+	}
+	if r2.err != nil || r2.path != r1.path {
+		t.Fatalf("the second download: %q, %v; want the first's path %q", r2.path, r2.err, r1.path)
+	}
+	if got, err := os.ReadFile(r1.path); err != nil || !bytes.Equal(got, data) {
+		t.Fatalf("saved %d bytes, %v", len(got), err)
+	}
+	if left := dirEntries(t, secondDir); len(left) != 0 {
+		t.Fatalf("the second call's dir holds %v", left)
 	}
 }

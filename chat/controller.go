@@ -164,7 +164,7 @@ type Controller struct {
 	// blocked is the set of blocked contacts, read on every incoming message without
 	// touching the store (requests.go); nil until first loaded.
 	blocked    atomic.Pointer[map[string]bool]
-	attachBusy sync.Map // client ids of attachments being transferred → a download's context.CancelCauseFunc (dropPartials stops it), struct{}{} for an upload (attachments.go)
+	attachBusy sync.Map // client ids of attachments being transferred → a download's *downloadRun (dropPartials stops it, a second Download waits for it), struct{}{} for an upload (attachments.go)
 	// beforeCommit, when set (tests only), runs between a send's ratchet step and its
 	// commit: where a second writer on the profile can slip in.
 	beforeCommit func()

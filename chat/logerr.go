@@ -17,7 +17,7 @@ import (
 // fixed: none carries a file's name, a path or anything a contact sent.
 var loggedKinds = []error{
 	ErrAttachmentGone, ErrAttachmentDigest, ErrAttachmentCorrupt, ErrNotAttachment,
-	ErrAttachmentStalled, ErrAttachmentFailed,
+	ErrAttachmentStalled, ErrAttachmentFailed, ErrDownloadDir,
 	ErrFileTooLarge, ErrNoBlobs, ErrNotImage, ErrDiskFull,
 	ErrOffline, client.ErrConnectionLost, client.ErrNotConnected, ErrClosed,
 	context.Canceled, context.DeadlineExceeded,

@@ -295,6 +295,16 @@ func sendViaOwner(e *env, cl *daemon.Client, fs *flag.FlagSet, args []string) er
 		return daemon.ChatError(err)
 	}
 	if r.State != "accepted" {
+		// Connected, and not accepted in time: the relay answers but refuses it for
+		// now (the recipient's queue on it is full, its disk is): "unreachable" would
+		// be wrong, as without an owner (cmdSend).
+		var v daemon.VersionResult
+		if err := cl.Call(e.ctx, "version", nil, &v); err == nil && v.Online {
+			return queuedErr{fmt.Sprintf("the relay has not accepted the message within %v: it answers, but refuses it for now "+
+				"(the recipient's queue on the relay may be full until they fetch what waits, or the relay's disk); "+
+				"the message is kept in the outbox (message %d) and the pfschat owner of this profile sends it as soon as the relay takes it. "+
+				"Do not send it again.", wait, r.ID)}
+		}
 		return queuedErr{fmt.Sprintf("the relay is unreachable; the message is kept in the outbox (message %d) "+
 			"and goes out as soon as the pfschat owner of this profile reconnects. Do not send it again.", r.ID)}
 	}
@@ -326,7 +336,18 @@ func recvViaOwner(e *env, cl *daemon.Client, fs *flag.FlagSet, args []string) er
 	}
 	downloadDir := fs.Lookup("download-dir").Value.String()
 	printed := make(chat.Shown)
-	show := func(m daemon.Message) (bool, error) {
+	// markRead marks the contact's messages read through id: only once printed, so a
+	// crash in between shows them again next time, a signal after it does not.
+	markRead := func(contact string, id int64) error {
+		ctx, cancel := context.WithTimeout(context.WithoutCancel(e.ctx), 10*time.Second)
+		defer cancel()
+		if err := cl.Call(ctx, "markRead", daemon.MarkReadParams{Contact: contact, Through: id}, nil); err != nil {
+			return recvOwnerGone(err)
+		}
+		return nil
+	}
+	// printOne prints m unless it was printed already (fresh false).
+	printOne := func(m daemon.Message) (fresh bool, err error) {
 		placeholder := m.State == chat.UndecryptableState.String()
 		if !printed.Fresh(m.ID, placeholder) {
 			return false, nil
@@ -339,13 +360,6 @@ func recvViaOwner(e *env, cl *daemon.Client, fs *flag.FlagSet, args []string) er
 		if err := printMessage(e, m, asJSON); err != nil {
 			return false, err
 		}
-		// Marked read only once printed: a crash in between shows it again next time,
-		// a signal after it does not.
-		ctx, cancel := context.WithTimeout(context.WithoutCancel(e.ctx), 10*time.Second)
-		defer cancel()
-		if err := cl.Call(ctx, "markRead", daemon.MarkReadParams{Contact: m.Contact, Through: m.ID}, nil); err != nil {
-			return true, recvOwnerGone(err)
-		}
 		return true, nil
 	}
 	// Files of messages printed before but not downloaded then (the sender was not yet
@@ -356,12 +370,27 @@ func recvViaOwner(e *env, cl *daemon.Client, fs *flag.FlagSet, args []string) er
 		if err := cl.Call(e.ctx, "receive", nil, &r); err != nil {
 			return daemon.ChatError(err)
 		}
+		// As without an owner (cmdRecv): what was printed is marked read once all of
+		// it is, in one markRead per contact (one markedRead for each of them).
+		readThrough := make(map[string]int64)
+		stopped := false
 		for _, m := range r.Messages {
-			if _, err := show(m); errors.Is(err, errRecvStopped) {
-				return nil
+			if fresh, err := printOne(m); errors.Is(err, errRecvStopped) {
+				stopped = true
+				break
 			} else if err != nil {
 				return err
+			} else if fresh {
+				readThrough[m.Contact] = max(readThrough[m.Contact], m.ID)
 			}
+		}
+		for contact, id := range readThrough {
+			if err := markRead(contact, id); err != nil {
+				return err
+			}
+		}
+		if stopped {
+			return nil
 		}
 		// As without an owner: what is stored is printed, and a relay that cannot be
 		// reached now is said and exit 1 (the owner may not have its backlog yet).
@@ -395,11 +424,16 @@ func recvViaOwner(e *env, cl *daemon.Client, fs *flag.FlagSet, args []string) er
 			if ev.Message == nil {
 				continue
 			}
-			fresh, err := show(*ev.Message)
+			fresh, err := printOne(*ev.Message)
 			if errors.Is(err, errRecvStopped) {
 				return nil
 			} else if err != nil {
 				return err
+			}
+			if fresh {
+				if err := markRead(ev.Message.Contact, ev.Message.ID); err != nil {
+					return err
+				}
 			}
 			if fresh && count > 0 && len(printed) >= count {
 				return nil

@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"bytes"
 	"context"
+	"fmt"
 	"io"
 	"log/slog"
 	"net"
@@ -20,6 +21,7 @@ import (
 	"pfschat/chat/daemon"
 	"pfschat/chat/profile"
 	"pfschat/relay/relaytest"
+	"pfschat/relay/server"
 	"pfschat/ui"
 )
 
@@ -705,5 +707,95 @@ func TestOwnerRefusalHasNoJSONRPCCode(t *testing.T) {
 		if verbose != strings.Contains(rest, "JSON-RPC error -32602, invalid_params") {
 			t.Fatalf("-v %v: the code line: %q", verbose, errb.String())
 		}
+	}
+}
+
+// recv through the owner marks what it printed read in one markRead per contact, as
+// recv without an owner does: a subscriber is told once per contact (markedRead), not
+// once per message printed.
+func TestRecvThroughTheOwnerMarksReadOncePerContact(t *testing.T) {
+	r, alice, p, b := bobOwnedByTheUI(t)
+	for _, text := range []string{"one", "two", "three"} {
+		if _, err := alice.Send(t.Context(), "bob", text); err != nil {
+			t.Fatal(err)
+		}
+		chattest.WaitEvent(t, b, text+" at bob's owner", func(e chat.Event) bool {
+			return e.Kind == chat.MessageReceived && e.Message != nil && e.Message.Text == text
+		})
+	}
+	sock, err := daemon.SocketPath(p.Dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cl, err := daemon.Dial(t.Context(), sock)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cl.Close()
+	if err := cl.Call(t.Context(), "subscribe", nil, new(daemon.SubscribeResult)); err != nil {
+		t.Fatal(err)
+	}
+	var out, errb bytes.Buffer
+	if code := Main(t.Context(), []string{"--home", p.Dir, "--relay", r.URL, "recv"}, strings.NewReader(""), &out, &errb); code != 0 ||
+		!strings.Contains(out.String(), "one") || !strings.Contains(out.String(), "three") {
+		t.Fatalf("recv: exit %d, %q %q", code, out.String(), errb.String())
+	}
+	// A call whose notification comes after recv's: what came before it is all of them.
+	other, err := daemon.Dial(t.Context(), sock)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer other.Close()
+	if err := other.Call(t.Context(), "setMuted", map[string]any{"name": "alice", "muted": true}, nil); err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(t.Context(), 30*time.Second)
+	defer cancel()
+	marked := 0
+	for {
+		n, err := cl.Next(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if n.Method == daemon.NotifyContact {
+			break
+		}
+		if n.Method == daemon.NotifyMarkedRead {
+			marked++
+		}
+	}
+	if marked != 1 {
+		t.Fatalf("recv of alice's 3 messages through the owner: %d markedRead notifications, want 1", marked)
+	}
+}
+
+// send through the owner to a contact whose queue on the relay is full: the relay
+// answers but refuses the message for now, so send says it has not accepted it and why
+// that may be (exit 3, kept in the outbox), not that the relay is unreachable.
+func TestSendThroughTheOwnerToAFullQueue(t *testing.T) {
+	r := relaytest.StartWith(t, relaytest.Options{Limits: server.Limits{MaxQueueCount: 1}})
+	alice, bob := chattest.NewUser(t, r, "alice"), chattest.NewUser(t, r, "bob")
+	chattest.Converse(t, alice, bob)
+	alice.Close() // offline: her queue holds one message at most
+	bob.Close()
+	p := bob.Profile
+	p.Owner = profile.OwnerUI
+	prof := uiOwnerProfile{ui.NewChatProfile(p), p.Dir, slog.New(slog.DiscardHandler)}
+	b, err := prof.Open(t.Context(), chattest.Passphrase)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer b.Close()
+	t.Setenv(profile.EnvPassphrase, "")
+	var errb bytes.Buffer
+	code := 0
+	for i := 0; code == 0 && i < 3; i++ { // the first may still fit
+		errb.Reset()
+		code = Main(t.Context(), []string{"--home", p.Dir, "--relay", r.URL, "send", "--wait", "1s", "alice", fmt.Sprint("message ", i)},
+			strings.NewReader(""), io.Discard, &errb)
+	}
+	if code != exitQueued || !strings.Contains(errb.String(), "has not accepted the message within 1s") ||
+		!strings.Contains(errb.String(), "queue on the relay may be full") || strings.Contains(errb.String(), "unreachable") {
+		t.Fatalf("send to a full queue through the owner: exit %d, %q", code, errb.String())
 	}
 }

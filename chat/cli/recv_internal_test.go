@@ -109,3 +109,15 @@ func TestRecvLineCaptionBeforeThePath(t *testing.T) {
 		t.Errorf("text line %q: want the caption, then the file, its path last", line)
 	}
 }
+
+// recv through an owner says so when the owner answered download with a file it saved
+// outside --download-dir (its own fetching, which the call waited for), and adds
+// nothing for a file saved where recv asked.
+func TestRecvSaysTheOwnerSavedItElsewhere(t *testing.T) {
+	if got := savedElsewhere("/home/b/inbox/photo.jpg", "/home/b/inbox/"); got != "" {
+		t.Errorf("a file saved into --download-dir: %q, want nothing added", got)
+	}
+	if got := savedElsewhere("/home/b/Downloads/photo.jpg", "/home/b/inbox"); !strings.Contains(got, "by the profile's owner, into its own download directory") {
+		t.Errorf("a file the owner saved into its own directory: %q, want it said", got)
+	}
+}

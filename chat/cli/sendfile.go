@@ -410,6 +410,9 @@ func fetchViaOwner(e *env, cl *daemon.Client, m *daemon.Message, dir string) {
 		}
 		return
 	}
+	if why := savedElsewhere(r.Path, abs); why != "" {
+		fmt.Fprintf(e.stderr, "%s from %s (message %d) was downloaded%s: %s\n", f.Name, m.Contact, m.ID, why, r.Path)
+	}
 	f.State, f.Path = "downloaded", r.Path
 }
 
@@ -440,6 +443,16 @@ func fetchEarlierViaOwner(e *env, cl *daemon.Client, dir string) {
 			}
 			continue
 		}
-		fmt.Fprintf(e.stderr, "downloaded %s from %s (message %d): %s\n", m.File.Name, m.Contact, m.ID, d.Path)
+		fmt.Fprintf(e.stderr, "downloaded %s from %s (message %d)%s: %s\n", m.File.Name, m.Contact, m.ID, savedElsewhere(d.Path, abs), d.Path)
 	}
+}
+
+// savedElsewhere is what recv adds when the owner answered download with a file it
+// saved outside recv's --download-dir dir: it fetched the file by itself (a daemon's own
+// downloads, which the download call waited for), into its own download directory.
+func savedElsewhere(path, dir string) string {
+	if filepath.Dir(path) == filepath.Clean(dir) {
+		return ""
+	}
+	return " by the profile's owner, into its own download directory, not --download-dir"
 }

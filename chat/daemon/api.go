@@ -213,6 +213,11 @@ func errorFor(err error) *Error {
 	var kc *chat.KeyChangedError
 	var rk *chat.RejectedKeyOnlyError
 	var pe *relay.ProtocolError
+	if errors.As(err, &pe) {
+		if e := relayLimit(pe); e != nil {
+			return e
+		}
+	}
 	code := CodeInternalError
 	switch {
 	case errors.As(err, &pe) && pe.Code == relay.CodeRateLimited:
@@ -278,6 +283,44 @@ func rateLimited(err error, retryAfter time.Duration) *Error {
 	return e
 }
 
+// relayLimit is the error of a refusal of the relay's over one of its limits other
+// than a rate (rateLimited): the recipient's queue, the sender's file quota, the relay's
+// disk, the largest file; nil for any other refusal. The relay's own message is not
+// repeated: it speaks of blobs and frames, not of what the user did.
+func relayLimit(pe *relay.ProtocolError) *Error {
+	var e *Error
+	switch pe.Code {
+	case relay.CodeQueueFull:
+		if pe.Limit == "sender_quota" { // relay/server.LimitSenderQuota
+			e = NewError(CodeQueueFull, "the relay refused it: your share of the recipient's queue on the relay is full (its sender_quota limit), "+
+				"so nothing more of yours can wait for them until they come online and fetch what waits; try again later")
+			break
+		}
+		e = NewError(CodeQueueFull, "the relay refused it: the recipient's queue on the relay is full (its %s limit), so nothing more can wait for them "+
+			"until they come online and fetch what waits; try again later", orUnnamed(pe.Limit))
+	case relay.CodeBlobQuota:
+		e = NewError(CodeFileQuota, "the relay refused the file: your files on it that recipients have not fetched yet would pass its quota (%s); "+
+			"nothing was sent: wait until they fetch them or the files expire, then send it again", orUnnamed(pe.Limit))
+	case relay.CodeStorageFull:
+		e = NewError(CodeRelayFull, "the relay refused it: its disk is nearly full, and it takes no new messages or files until its operator frees space; "+
+			"nothing was sent: try again later")
+	case relay.CodeBlobTooLarge: // the relay's limit went down since it said it (the hello's)
+		e = NewError(CodeFileTooLarge, "the relay refused the file: it is over the relay's largest file (%s); send a smaller file", orUnnamed(pe.Limit))
+	default:
+		return nil
+	}
+	e.Data.Limit = pe.Limit
+	return e
+}
+
+// orUnnamed is a limit's name, or "unnamed" when the relay named none.
+func orUnnamed(limit string) string {
+	if limit == "" {
+		return "unnamed"
+	}
+	return limit
+}
+
 // advice is what to do about an error of a code whose errors do not say it
 // themselves, added to the message. (disk_full's do: storage names the disk and what
 // to free.)
@@ -289,6 +332,7 @@ var advice = map[int]string{
 	CodeFileRejected:   "it was deleted; ask the sender to send the file again",
 	CodeFileStalled:    "call download again later: it goes on from where it stopped",
 	CodeFileFailed:     "ask the sender to send the file again",
+	CodeDirUnwritable:  `give a "dir" the owner's user may create and write to; nothing was fetched`,
 }
 
 // ChatError turns an error from the daemon back into package chat's error where there
@@ -335,6 +379,8 @@ func ChatError(err error) error {
 		base = chat.ErrUnknownMessage
 	case CodeFileUnreadable:
 		base = chat.ErrFileUnreadable
+	case CodeDirUnwritable:
+		base = chat.ErrDownloadDir
 	case CodeRateLimited: // as the relay client returns it, with the wait
 		pe := &relay.ProtocolError{Code: relay.CodeRateLimited, Message: e.Message}
 		if e.Data != nil {

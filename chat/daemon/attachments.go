@@ -116,7 +116,8 @@ func (s *Server) download(ctx context.Context, p DownloadParams) (any, *Error) {
 }
 
 // pendingDownloads lists the received files not downloaded yet that may be fetched
-// without asking again (chat.MayAutoDownload): those of contacts, read or not, such as a
+// without asking again (chat.MayAutoDownload), oldest first (as chat.PendingDownloads
+// lists them): those of contacts, read or not, such as a
 // message request's once accepted. 'pfschat recv' downloads them, as it does without an
 // owner.
 func (s *Server) pendingDownloads(ctx context.Context) (any, *Error) {
@@ -214,6 +215,8 @@ func fileErrorCode(err error) (int, bool) {
 		return CodeFileStalled, true
 	case errors.Is(err, chat.ErrAttachmentFailed):
 		return CodeFileFailed, true
+	case errors.Is(err, chat.ErrDownloadDir):
+		return CodeDirUnwritable, true
 	}
 	return 0, false
 }

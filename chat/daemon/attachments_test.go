@@ -265,3 +265,55 @@ func TestHTTPSendFileOutlivesItsCaller(t *testing.T) {
 		t.Fatalf("alice got %d bytes", ev.Message.Attachment.Size)
 	}
 }
+
+// download into a dir the owner cannot make or write to — a regular file, a path under
+// one (both hold as root), a directory without write permission (not as root) — answers
+// dir_unwritable naming the dir and what to do, not internal_error, and fetches
+// nothing: the file stays available, and a download into a good dir saves it.
+func TestSocketDownloadIntoADirItCannotWrite(t *testing.T) {
+	r := relaytest.Start(t)
+	alice, bob := chattest.NewUser(t, r, "alice"), chattest.NewUser(t, r, "bob")
+	chattest.Converse(t, alice, bob)
+	o := startOwner(t, r, bob)
+	cl := dial(t, o.sock)
+	if err := cl.Call(t.Context(), "subscribe", nil, new(daemon.SubscribeResult)); err != nil {
+		t.Fatal(err)
+	}
+	src := filepath.Join(t.TempDir(), "back.bin")
+	chattest.Must(t, os.WriteFile(src, []byte("a file for bob"), 0o600))
+	if _, err := alice.SendFile(t.Context(), "bob", src, "", nil); err != nil {
+		t.Fatal(err)
+	}
+	var m daemon.Message
+	for m.File == nil {
+		m = nextMessage(t, cl)
+	}
+	base := t.TempDir()
+	file := filepath.Join(base, "a-file")
+	chattest.Must(t, os.WriteFile(file, nil, 0o600))
+	dirs := map[string]string{"a regular file": file, "a path under a regular file": filepath.Join(file, "downloads")}
+	if os.Geteuid() != 0 {
+		ro := filepath.Join(base, "read-only")
+		chattest.Must(t, os.Mkdir(ro, 0o500))
+		dirs["a directory without write permission"] = ro
+	}
+	for what, dir := range dirs {
+		err := cl.Call(t.Context(), "download", daemon.DownloadParams{ID: m.ID, Dir: dir}, nil)
+		var re *daemon.Error
+		if !errors.As(err, &re) || re.Code != daemon.CodeDirUnwritable || re.Data == nil || re.Data.Name != "dir_unwritable" ||
+			!strings.Contains(re.Message, dir+":") || !strings.Contains(re.Message, `give a "dir" the owner's user may create and write to`) {
+			t.Errorf("download into %s: %v, want dir_unwritable naming %s and what to do", what, err, dir)
+		}
+		if !errors.Is(daemon.ChatError(err), chat.ErrDownloadDir) {
+			t.Errorf("download into %s: ChatError gives %v, want chat.ErrDownloadDir", what, daemon.ChatError(err))
+		}
+	}
+	var dr daemon.DownloadResult
+	good := t.TempDir()
+	if err := cl.Call(t.Context(), "download", daemon.DownloadParams{ID: m.ID, Dir: good}, &dr); err != nil || filepath.Dir(dr.Path) != good {
+		t.Fatalf("download into a good dir after the refusals: %+v %v", dr, err)
+	}
+	if got, err := os.ReadFile(dr.Path); err != nil || string(got) != "a file for bob" {
+		t.Fatalf("saved %q, %v", got, err)
+	}
+}

@@ -157,6 +157,14 @@ func TestErrorCodesOfChatErrors(t *testing.T) {
 			&relay.ProtocolError{Code: relay.CodeRateLimited}},
 		{&relay.ProtocolError{Code: relay.CodeRateLimited, Message: "slow down"}, daemon.CodeRateLimited, "slow down; try again later",
 			&relay.ProtocolError{Code: relay.CodeRateLimited}},
+		// The relay's other limits: named, with what to do, not internal_error.
+		{fmt.Errorf("chat: sending: %w", &relay.ProtocolError{Code: relay.CodeQueueFull, Limit: "count", Message: "the recipient's queue is full; try again later"}),
+			daemon.CodeQueueFull, "the recipient's queue on the relay is full (its count limit)", nil},
+		{&relay.ProtocolError{Code: relay.CodeQueueFull, Limit: "sender_quota", Message: "full"}, daemon.CodeQueueFull, "your share of the recipient's queue", nil},
+		{&relay.ProtocolError{Code: relay.CodeBlobQuota, Limit: "blob_quota_bytes", Message: "your blobs would pass this relay's quota"},
+			daemon.CodeFileQuota, "would pass its quota (blob_quota_bytes); nothing was sent: wait until they fetch them", nil},
+		{&relay.ProtocolError{Code: relay.CodeStorageFull, Limit: "min_free", Message: "disk full"}, daemon.CodeRelayFull, "its disk is nearly full", nil},
+		{&relay.ProtocolError{Code: relay.CodeBlobTooLarge, Limit: "max_blob_bytes", Message: "too big"}, daemon.CodeFileTooLarge, "send a smaller file", chat.ErrFileTooLarge},
 		// The codes there were already.
 		{fmt.Errorf("%w: %q", chat.ErrUnknownContact, "bob"), daemon.CodeUnknownContact, "unknown contact", chat.ErrUnknownContact},
 		{fmt.Errorf("%w: %q", chat.ErrUnknownUser, "bob"), daemon.CodeUnknownUser, "no such user", chat.ErrUnknownUser},
@@ -176,6 +184,10 @@ func TestErrorCodesOfChatErrors(t *testing.T) {
 		if e.Code != tc.code || e.Data == nil || e.Data.Name != daemon.CodeNames[tc.code] || !strings.Contains(e.Message, tc.says) {
 			t.Errorf("%v: %d %+v %q, want %d (%s) saying %q", tc.err, e.Code, e.Data, e.Message, tc.code, daemon.CodeNames[tc.code], tc.says)
 			continue
+		}
+		var pe *relay.ProtocolError
+		if errors.As(tc.err, &pe) && pe.Code != relay.CodeRateLimited && e.Data.Limit != pe.Limit {
+			t.Errorf("%v: data.limit %q, want the relay's %q", tc.err, e.Data.Limit, pe.Limit)
 		}
 		if n := strings.Count(e.Message, "try again"); n > 1 {
 			t.Errorf("%v: the advice twice in %q", tc.err, e.Message)
@@ -263,5 +275,24 @@ func TestSocketRateLimitedCarriesTheWait(t *testing.T) {
 	if ce := daemon.ChatError(re); !errors.As(ce, &pe) || pe.Code != relay.CodeRateLimited ||
 		pe.RetryAfter != time.Duration(re.Data.RetryAfterMs)*time.Millisecond || ce.Error() != re.Message {
 		t.Fatalf("ChatError gives %v (%+v), want the relay's rate_limited with the wait, in the owner's words", ce, pe)
+	}
+}
+
+// A real owner whose relay refuses a file over the sender's quota of files answers
+// sendFile with file_quota, naming the limit in data.limit and saying what to do, not
+// internal_error.
+func TestSocketSendFileOverTheRelaysQuota(t *testing.T) {
+	r := relaytest.StartWith(t, relaytest.Options{Limits: server.Limits{BlobQuotaBytes: 1000}}) // each file counts 32768 bytes at least
+	alice, bob := chattest.NewUser(t, r, "alice"), chattest.NewUser(t, r, "bob")
+	chattest.Converse(t, alice, bob)
+	o := startOwner(t, r, bob)
+	cl := dial(t, o.sock)
+	path := filepath.Join(t.TempDir(), "notes.txt")
+	chattest.Must(t, os.WriteFile(path, []byte("notes\n"), 0o600))
+	err := cl.Call(t.Context(), "sendFile", daemon.SendFileParams{To: "alice", Path: path}, nil)
+	var re *daemon.Error
+	if !errors.As(err, &re) || re.Code != daemon.CodeFileQuota || re.Data == nil || re.Data.Name != "file_quota" ||
+		re.Data.Limit != "blob_quota_bytes" || !strings.Contains(re.Message, "wait until they fetch them") {
+		t.Fatalf("sendFile over the relay's file quota: %v (%+v), want file_quota with data.limit blob_quota_bytes", err, re)
 	}
 }

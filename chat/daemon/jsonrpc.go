@@ -61,6 +61,12 @@ const (
 	// Files, and the relay's limits.
 	CodeFileUnreadable = 25 // sendFile: the owner cannot read the file (missing, permission denied, not a regular file)
 	CodeRateLimited    = 26 // the relay refused a request over a rate limit; data.retryAfterMs says when to try again
+	// The relay's other limits (data.limit names the one).
+	CodeQueueFull = 27 // the recipient's queue on the relay is full: try again once they fetched what waits
+	CodeFileQuota = 28 // sendFile: the sender's files on the relay would pass its quota
+	CodeRelayFull = 29 // the relay's disk is nearly full: it takes no messages or files for now
+	// Files.
+	CodeDirUnwritable = 30 // download: the owner cannot make or write to dir
 )
 
 // codeNames are the stable names of the codes, sent as error.data.name.
@@ -76,7 +82,8 @@ var codeNames = map[int]string{
 	CodeFileTooLarge: "file_too_large", CodeNoFiles: "no_files", CodeNotAFile: "not_a_file",
 	CodeFileGone: "file_gone", CodeFileRejected: "file_rejected", CodeFileStalled: "file_stalled",
 	CodeFileFailed: "file_failed", CodeUnknownMessage: "unknown_message", CodeFileUnreadable: "file_unreadable",
-	CodeRateLimited: "rate_limited",
+	CodeRateLimited: "rate_limited", CodeQueueFull: "queue_full", CodeFileQuota: "file_quota", CodeRelayFull: "relay_full",
+	CodeDirUnwritable: "dir_unwritable",
 }
 
 // Error is a JSON-RPC error object; it is also the Go error every decoder and call
@@ -88,12 +95,14 @@ type Error struct {
 }
 
 // ErrorData names the error (a stable string per code) and, when one is concerned, the
-// contact; RetryAfterMs: rate_limited's wait, when the relay gave one.
+// contact; RetryAfterMs: rate_limited's wait, when the relay gave one; Limit: the
+// relay's limit a refusal of the relay's names (relay/PROTOCOL.md, *Limits*).
 type ErrorData struct {
 	Name         string `json:"name"`
 	Contact      string `json:"contact,omitempty"`
 	Reason       string `json:"reason,omitempty"`
 	RetryAfterMs int64  `json:"retryAfterMs,omitempty"`
+	Limit        string `json:"limit,omitempty"`
 }
 
 func (e *Error) Error() string { return fmt.Sprintf("%s (JSON-RPC error %d)", e.Message, e.Code) }
