@@ -338,30 +338,13 @@ func deliverHistogram(metrics string) (line string, p50, p99 float64) {
 
 // commitHistogram is the relay's group-commit latency histogram from its /metrics, as
 // "≤0.5ms:N ≤1ms:N …" (counts per bucket, not cumulative), with the commits' count and
-// mean batch size, and its flushes' (the SQLite store flushes rounds apart from their
-// commits, relay/server EarlyCommitter).
+// mean batch size.
 func commitHistogram(metrics string) string {
-	var batch float64
-	for _, l := range strings.Split(metrics, "\n") {
-		if v, ok := strings.CutPrefix(l, "pfschat_relay_commit_batch_size_sum "); ok {
-			fmt.Sscan(v, &batch)
-		}
-	}
-	count, commits := latencyHistogram(metrics, "pfschat_relay_commit_seconds")
-	out := fmt.Sprintf("%.0f commits of %.1f msgs: %s", count, batch/max(count, 1), commits)
-	if n, flushes := latencyHistogram(metrics, "pfschat_relay_flush_seconds"); n > 0 {
-		out += fmt.Sprintf("; %.0f flushes: %s", n, flushes)
-	}
-	return out
-}
-
-// latencyHistogram is the histogram metric name from metrics as "≤0.5ms:N ≤1ms:N …"
-// (counts per bucket, not cumulative) and its count.
-func latencyHistogram(metrics, name string) (count float64, buckets string) {
 	var out []string
 	prev := 0.0
+	var count, batch float64
 	for _, l := range strings.Split(metrics, "\n") {
-		if k, ok := strings.CutPrefix(l, name+`_bucket{le="`); ok {
+		if k, ok := strings.CutPrefix(l, `pfschat_relay_commit_seconds_bucket{le="`); ok {
 			le, v, _ := strings.Cut(k, `"} `)
 			var cum float64
 			fmt.Sscan(v, &cum)
@@ -376,11 +359,14 @@ func latencyHistogram(metrics, name string) (count float64, buckets string) {
 			}
 			prev = cum
 		}
-		if v, ok := strings.CutPrefix(l, name+"_count "); ok {
+		if v, ok := strings.CutPrefix(l, "pfschat_relay_commit_seconds_count "); ok {
 			fmt.Sscan(v, &count)
 		}
+		if v, ok := strings.CutPrefix(l, "pfschat_relay_commit_batch_size_sum "); ok {
+			fmt.Sscan(v, &batch)
+		}
 	}
-	return count, strings.Join(out, " ")
+	return fmt.Sprintf("%.0f commits of %.1f msgs: %s", count, batch/max(count, 1), strings.Join(out, " "))
 }
 
 // saturateChildEnv marks the process that generates LoadRelative's saturated load

@@ -116,9 +116,6 @@ type db struct {
 	// (see rawtx.go).
 	raw rawStmts
 
-	// The WAL's flush for transactions committed without it (walflush.go).
-	wal walFlusher
-
 	// Prepared statements of the reader pool (database/sql prepares each on every
 	// reader connection as it is used).
 	rstmts sync.Map // query text → *sql.Stmt
@@ -293,9 +290,6 @@ func (d *db) readStmt(ctx context.Context, q string) (*sql.Stmt, error) {
 
 func (d *db) close() error {
 	errRaw := d.closeRaw(context.Background())
-	d.wal.mu.Lock()
-	d.wal.closeFile()
-	d.wal.mu.Unlock()
 	d.rstmts.Range(func(k, v any) bool {
 		v.(*sql.Stmt).Close()
 		d.rstmts.Delete(k)

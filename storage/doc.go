@@ -106,13 +106,7 @@
 // for the disk's flush (synchronous=NORMAL for that one transaction): an ack lost to a
 // power cut is a redelivery receivers drop by its id, while an fsync per ack commit
 // would hold the one writer, and every send queued behind it, for the disk's latency.
-// The next synced commit flushes the WAL, acks and all. Relay.CommitUnflushed goes one
-// step further for the relay server's group commit: the round commits the same way,
-// so a crash of the process loses none of it, and Relay.Flush (an fdatasync of the
-// WAL, what FULL does at the end of a commit) follows once the server has pushed the
-// round's messages to their recipients; the senders hear "accepted" after it. A round
-// that reserves queue ids is flushed before it returns, so that no id is handed out
-// twice across a power cut.
+// The next synced commit flushes the WAL, acks and all.
 //
 // # Room for search
 //

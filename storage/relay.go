@@ -486,62 +486,12 @@ func (r *Relay) Enqueue(ctx context.Context, msgs []QueuedMessage) ([]EnqueueRes
 // them. The returned error is for the whole transaction: nothing was committed,
 // neither the messages nor the acks.
 func (r *Relay) Commit(ctx context.Context, msgs []QueuedMessage, acks map[string][]int64) ([]EnqueueResult, error) {
-	res, _, err := r.commit(ctx, msgs, acks, true)
-	return res, err
-}
-
-// CommitUnflushed is Commit for a caller that acts on the round before the disk has
-// it: the relay server delivers a round's messages to their connected recipients while
-// the disk flushes, and answers the senders once Flush has returned. The transaction
-// is committed so that a crash of the process loses none of it; Flush makes it, and
-// everything committed before it, survive a power cut too.
-//
-// flushed reports a commit that is on the disk already: one that reserved a block of
-// queue ids is flushed before it returns, because ids once seen by a recipient must
-// never be handed out again after a power cut (a store that opens starts after the
-// reserved ceiling). On a store opened with synchronous=NORMAL it is Commit, and
-// flushed is true: that store promises nothing more.
-//
-// After a failed flush (ErrFlushFailed) every CommitUnflushed and Flush fails until
-// the store is opened again.
-func (r *Relay) CommitUnflushed(ctx context.Context, msgs []QueuedMessage, acks map[string][]int64) (res []EnqueueResult, flushed bool, err error) {
-	if r.db.sync != SyncFull {
-		res, err = r.Commit(ctx, msgs, acks)
-		return res, true, err
-	}
-	if err := r.db.flushFailed(); err != nil {
-		return nil, false, err
-	}
-	res, reserved, err := r.commit(ctx, msgs, acks, false)
-	if err != nil || !reserved {
-		return res, false, err
-	}
-	if err := r.db.flushWAL(); err != nil {
-		// Committed but not known to be on the disk: the caller must answer it as
-		// not stored (a retry with the same client_id finds it once the store is
-		// opened again).
-		return nil, false, err
-	}
-	return res, true, nil
-}
-
-// Flush makes every transaction committed so far survive a power cut (see
-// CommitUnflushed). One flush serves every commit before it.
-func (r *Relay) Flush(ctx context.Context) error {
-	if err := ctx.Err(); err != nil {
-		return err
-	}
-	return r.db.flushWAL()
-}
-
-// commit runs Commit's transaction, flushed by SQLite itself if synced; reserved
-// reports that it reserved a block of queue ids.
-func (r *Relay) commit(ctx context.Context, msgs []QueuedMessage, acks map[string][]int64, synced bool) (res []EnqueueResult, reserved bool, err error) {
-	res = make([]EnqueueResult, len(msgs))
+	res := make([]EnqueueResult, len(msgs))
 	var eb *enqueueBatch
 	if len(msgs) > 0 {
+		var err error
 		if eb, err = newEnqueueBatch(msgs); err != nil {
-			return nil, false, err
+			return nil, err
 		}
 	}
 	nacks := 0
@@ -549,9 +499,9 @@ func (r *Relay) commit(ctx context.Context, msgs []QueuedMessage, acks map[strin
 		nacks += len(ids)
 	}
 	if eb == nil && nacks == 0 {
-		return res, false, nil
+		return res, nil
 	}
-	err = r.db.writeRawSync(ctx, synced || r.db.sync != SyncFull, func(t *rawTxn) error {
+	err := r.db.writeRaw(ctx, func(t *rawTxn) error {
 		// Queued and deleted messages change the usage once it commits.
 		usage := usageDeltas{}
 		var ids queueIDs
@@ -560,11 +510,9 @@ func (r *Relay) commit(ctx context.Context, msgs []QueuedMessage, acks map[strin
 			return err
 		}
 		if eb != nil {
-			before, _ := r.usage.idState()
 			if err := r.enqueueTx(ctx, t, eb, res, usage, &ids); err != nil {
 				return fmt.Errorf("enqueue: %w", err)
 			}
-			reserved = ids.ceiling != before.ceiling
 		}
 		if nacks > 0 {
 			if err := ackTx(ctx, t, acks, usage); err != nil {
@@ -574,9 +522,9 @@ func (r *Relay) commit(ctx context.Context, msgs []QueuedMessage, acks map[strin
 		return nil
 	})
 	if err != nil {
-		return nil, false, fmt.Errorf("storage: %w", err)
+		return nil, fmt.Errorf("storage: %w", err)
 	}
-	return res, reserved, nil
+	return res, nil
 }
 
 // enqueueBatch is a validated Enqueue batch with its in-batch repeats found.

@@ -4,7 +4,6 @@ import (
 	"errors"
 	"fmt"
 	"path/filepath"
-	"strconv"
 	"testing"
 	"time"
 )
@@ -319,61 +318,6 @@ func TestCommit(t *testing.T) {
 	}
 	if d, _ := r.QueueDepth(ctx); d != 1 {
 		t.Fatalf("depth %d after a failed commit", d)
-	}
-}
-
-// TestCommitUnflushed: a round committed before its flush is queued, deduplicated
-// and counted as Commit's is; it reports itself flushed exactly when it reserved a
-// block of queue ids (those must be on the disk before any recipient sees one) or the
-// store promises no flush (NORMAL). Its survival of a crash of the process is
-// TestCrashSafety's.
-func TestCommitUnflushed(t *testing.T) {
-	ctx := t.Context()
-	msg := func(to, id string) QueuedMessage {
-		return QueuedMessage{To: to, From: "a", ClientID: id, Body: []byte("x")}
-	}
-	r := newRelay(t, RelayOptions{})
-	res, flushed, err := r.CommitUnflushed(ctx, []QueuedMessage{msg("bob", "1")}, nil)
-	if err != nil || !flushed || len(res) != 1 || res[0].ID == 0 {
-		t.Fatalf("first commit of a new store (reserves ids): %+v flushed=%v, %v", res, flushed, err)
-	}
-	first := res[0].ID
-	res, flushed, err = r.CommitUnflushed(ctx, []QueuedMessage{msg("bob", "2"), msg("bob", "1")}, map[string][]int64{"bob": {first}})
-	if err != nil || flushed {
-		t.Fatalf("second commit: flushed=%v, %v (want unflushed: its ids were reserved)", flushed, err)
-	}
-	if res[0].Duplicate || res[0].ID <= first || !res[1].Duplicate || res[1].ID != first {
-		t.Fatalf("results %+v", res)
-	}
-	if p, _ := r.Pending(ctx, "bob", 0, 10); len(p) != 1 || p[0].ID != res[0].ID {
-		t.Fatalf("pending before the flush %+v, want only id %d (the ack applied)", p, res[0].ID)
-	}
-	if err := r.Flush(ctx); err != nil {
-		t.Fatal(err)
-	}
-	// A round that runs past the reserved ids reserves more, and is flushed.
-	big := make([]QueuedMessage, idBlock)
-	for i := range big {
-		big[i] = msg("carol", "b"+strconv.Itoa(i))
-	}
-	if _, flushed, err = r.CommitUnflushed(ctx, big, nil); err != nil || !flushed {
-		t.Fatalf("a round past the reserved ids: flushed=%v, %v", flushed, err)
-	}
-	if _, flushed, err = r.CommitUnflushed(ctx, []QueuedMessage{msg("bob", "3")}, nil); err != nil || flushed {
-		t.Fatalf("the round after it: flushed=%v, %v", flushed, err)
-	}
-	if d, _ := r.QueueDepth(ctx); d != 2+idBlock {
-		t.Fatalf("depth %d, want %d", d, 2+idBlock)
-	}
-
-	n := newRelay(t, RelayOptions{Synchronous: SyncNormal})
-	for i := range 2 {
-		if _, flushed, err := n.CommitUnflushed(ctx, []QueuedMessage{msg("bob", strconv.Itoa(i))}, nil); err != nil || !flushed {
-			t.Fatalf("NORMAL store, commit %d: flushed=%v, %v (want flushed: nothing more is promised)", i, flushed, err)
-		}
-	}
-	if err := n.Flush(ctx); err != nil {
-		t.Fatal(err)
 	}
 }
 

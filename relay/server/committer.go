@@ -3,7 +3,6 @@ package server
 import (
 	"context"
 	"errors"
-	"fmt"
 	"log/slog"
 	"sync"
 	"sync/atomic"
@@ -160,32 +159,10 @@ type Committer interface {
 	Commit(ctx context.Context, msgs []storage.QueuedMessage, acks map[string][]int64) ([]storage.EnqueueResult, error)
 }
 
-// EarlyCommitter is an optional Committer extension that takes the disk's flush off
-// the deliver path: CommitUnflushed commits a round so that a crash of the relay's
-// process loses none of it, and Flush makes it survive a power cut. The committer
-// pushes the round's messages to their connected recipients between the two, and
-// answers "accepted" only after Flush, so an accepted message is on the disk as
-// before. flushed reports a round that is on the disk already (Flush then has nothing
-// to do for it). After an error from Flush, CommitUnflushed must fail until restart.
-//
-// What a recipient may then see that it could not before: after a power cut (not a
-// crash of the process) a message delivered but not yet flushed is gone from the
-// relay; its sender, never answered, sends it again and it comes again under a new
-// msg_id (relay/PROTOCOL.md "deliver").
-type EarlyCommitter interface {
-	Committer
-	CommitUnflushed(ctx context.Context, msgs []storage.QueuedMessage, acks map[string][]int64) (res []storage.EnqueueResult, flushed bool, err error)
-	Flush(ctx context.Context) error
-}
-
-var _ EarlyCommitter = (*storage.Relay)(nil)
-
 // committer is the relay's single writer. Concurrent sends from every connection queue
 // up on its channel while the previous transaction commits, and the next round commits
 // them all in one storage transaction (group commit): one fsync for the whole batch.
-// Only after the commit returns does anyone see a deliver push, and only after its
-// fsync does anyone hear "accepted" (with an EarlyCommitter the pushes go out between
-// the two).
+// Only after the commit returns does anyone hear "accepted" or see a deliver push.
 type committer struct {
 	q        Queue
 	hub      Hub
@@ -206,28 +183,19 @@ type committer struct {
 	owned      []OwnedAck         // reused for AckOwned
 	freeGroups []*ackGroup        // answered groups, for reuse
 	ws         writeSet           // connections whose queues this round's answers started
-	// early is the queue when it commits before the disk's flush: the rounds' senders
-	// are then answered by flushRounds, once the flush has them.
-	early      EarlyCommitter
-	flushing   chan *flushRound // committed rounds of sends waiting for the flush
-	freeRounds chan *flushRound // answered rounds, for reuse
-	written    chan writeSet    // rounds' write sets for the answer writer
-	spare      chan writeSet    // write sets it has finished with, for reuse
+	written    chan writeSet      // rounds' write sets for the answer writer
+	spare      chan writeSet      // write sets it has finished with, for reuse
 	quit       chan struct{}
 	done       chan struct{}
 }
 
 func newCommitter(q Queue, hub Hub, log *slog.Logger, m *metrics, maxBatch int, now func() time.Time,
 	expire func(context.Context, time.Time) (int, error)) *committer {
-	early, _ := q.(EarlyCommitter)
 	return &committer{
 		q: q, hub: hub, log: log, m: m, maxBatch: maxBatch, now: now, expire: expire,
-		early:      early,
-		flushing:   make(chan *flushRound, maxFlushRounds),
-		freeRounds: make(chan *flushRound, maxFlushRounds),
-		sends:      make(chan *sendReq, 4*maxBatch),
-		acks:       make(chan *ackReq, 4*maxBatch),
-		quit:       make(chan struct{}),
+		sends: make(chan *sendReq, 4*maxBatch),
+		acks:  make(chan *ackReq, 4*maxBatch),
+		quit:  make(chan struct{}),
 
 		ackGroups: make(map[string]*ackGroup),
 		written:   make(chan writeSet, 1),
@@ -253,14 +221,6 @@ func (cm *committer) run() {
 		close(cm.written)
 		<-answered
 	}()
-	if cm.early != nil {
-		flushed := make(chan struct{})
-		go cm.flushRounds(flushed)
-		defer func() { // before the writer stops: the last rounds' answers come first
-			close(cm.flushing)
-			<-flushed
-		}()
-	}
 	var expiring sync.WaitGroup
 	var expireRunning atomic.Bool
 	defer expiring.Wait() // before done closes: the store may be closed after that
@@ -384,10 +344,6 @@ func (cm *committer) commitAll(ctx context.Context, c Committer, sends []*sendRe
 		acks = cm.ackBatchMap()
 	}
 	start := time.Now()
-	if cm.early != nil {
-		cm.commitEarly(ctx, sends, batch, acks, start)
-		return batch
-	}
 	results, err := c.Commit(ctx, batch, acks)
 	took := time.Since(start).Seconds()
 	if len(sends) > 0 {
@@ -409,123 +365,6 @@ func (cm *committer) commitAll(ctx context.Context, c Committer, sends []*sendRe
 	}
 	cm.recycleGroups()
 	return batch
-}
-
-// maxFlushRounds bounds the committed rounds waiting for the disk's flush. Each
-// connection's sends in flight are bounded too; this only keeps the committer from
-// running arbitrarily far ahead of a stalled disk.
-const maxFlushRounds = 1024
-
-// flushRound is a committed round of sends whose senders wait for the disk's flush.
-type flushRound struct {
-	sends   []*sendReq
-	results []storage.EnqueueResult
-	err     error // the commit's: answered without a flush
-	flush   bool  // committed but not yet on the disk
-}
-
-// commitEarly is commitAll on an EarlyCommitter: the round is committed so that a
-// crash of the process loses none of it, its messages are pushed to their recipients
-// at once, its acks answered (an ack need not survive a power cut), and its senders
-// handed to flushRounds, which answers them once the disk has flushed the round. The
-// next round commits meanwhile: neither a delivery nor the next commit waits for the
-// disk's flush, which on a busy or bursty disk is most of a message's time in the
-// relay (issue 14).
-func (cm *committer) commitEarly(ctx context.Context, sends []*sendReq, batch []storage.QueuedMessage, acks map[string][]int64, start time.Time) {
-	results, flushed, err := cm.early.CommitUnflushed(ctx, batch, acks)
-	took := time.Since(start).Seconds()
-	if len(sends) > 0 {
-		cm.m.commitLatency.observe(took)
-		cm.m.commitBatch.observe(float64(len(batch)))
-	}
-	if acks != nil {
-		cm.m.ackLatency.observe(took)
-	}
-	if err == nil && len(results) != len(sends) {
-		err = errors.New("store returned a result count that does not match the batch")
-	}
-	if err != nil {
-		cm.log.Error("group commit failed", "batch", len(sends), "ack_recipients", len(acks), "err", err)
-	} else {
-		cm.publishAll(sends, results)
-	}
-	for _, to := range cm.ackOrder {
-		cm.answerAcks(cm.ackGroups[to], err)
-	}
-	cm.recycleGroups()
-	if len(sends) == 0 {
-		return
-	}
-	var fr *flushRound
-	select {
-	case fr = <-cm.freeRounds:
-	default:
-		fr = new(flushRound)
-	}
-	fr.sends = append(fr.sends[:0], sends...)
-	fr.results, fr.err, fr.flush = results, err, err == nil && !flushed
-	cm.flushing <- fr
-}
-
-// flushRounds answers the senders of committed rounds (commitEarly) once the disk has
-// flushed them: one flush for every round waiting, in the order they committed. It
-// writes the answers itself, as writeRounds writes the committer's (see writeSet),
-// until run closes cm.flushing.
-func (cm *committer) flushRounds(done chan<- struct{}) {
-	defer close(done)
-	ctx := context.Background() // as run's: a round that committed is answered
-	var rounds []*flushRound
-	var ws writeSet
-	var buf []byte
-	for fr := range cm.flushing {
-		rounds = append(rounds[:0], fr)
-	more:
-		for {
-			select {
-			case fr, ok := <-cm.flushing:
-				if !ok {
-					break more
-				}
-				rounds = append(rounds, fr)
-			default:
-				break more
-			}
-		}
-		var ferr error
-		for _, r := range rounds {
-			if r.flush {
-				start := time.Now()
-				if ferr = cm.early.Flush(ctx); ferr != nil {
-					ferr = fmt.Errorf("flush: %w", ferr)
-					cm.log.Error("flushing committed rounds failed: their senders are told to retry", "rounds", len(rounds), "err", ferr)
-				}
-				cm.m.flushLatency.observe(time.Since(start).Seconds())
-				break
-			}
-		}
-		for _, r := range rounds {
-			err := r.err
-			if err == nil && r.flush {
-				err = ferr
-			}
-			cm.answerSendsTo(&ws, r.sends, r.results, err, true)
-			clear(r.sends)
-			r.sends, r.results, r.err = r.sends[:0], nil, nil
-			select {
-			case cm.freeRounds <- r:
-			default:
-			}
-		}
-		clear(rounds)
-		for i, c := range ws {
-			buf = c.writeInline(buf)
-			ws[i] = nil
-		}
-		ws = ws[:0]
-		if cap(buf) > writeFlushSize {
-			buf = nil
-		}
-	}
 }
 
 // ackBatchMap fills the reused map of every waiting ack by recipient. The store must
@@ -654,26 +493,9 @@ func (cm *committer) commitSends(ctx context.Context, sends []*sendReq, batch []
 	return batch
 }
 
-// publishAll hands a committed round's newly queued messages to the hub (see
-// EarlyCommitter); flushRounds then answers their senders.
-func (cm *committer) publishAll(sends []*sendReq, results []storage.EnqueueResult) {
-	for i, r := range sends {
-		if res := results[i]; res.Err == nil && !res.Duplicate {
-			r.msg.ID = res.ID
-			cm.publish(r)
-		}
-	}
-}
-
 // answerSends replies to a committed (or failed) round of sends, publishes the
 // newly queued messages and lets go of the requests.
 func (cm *committer) answerSends(sends []*sendReq, batch []storage.QueuedMessage, results []storage.EnqueueResult, err error) {
-	cm.answerSendsTo(&cm.ws, sends, results, err, false)
-}
-
-// answerSendsTo is answerSends with the answers' write set ws, for a round whose
-// messages publishAll has published already if published.
-func (cm *committer) answerSendsTo(ws *writeSet, sends []*sendReq, results []storage.EnqueueResult, err error, published bool) {
 	if err != nil {
 		for _, r := range sends {
 			r.c.replyError(r.reqID, errorCode(err), "could not store the message; retry with the same client_id", "")
@@ -697,14 +519,12 @@ func (cm *committer) answerSendsTo(ws *writeSet, sends []*sendReq, results []sto
 			r.c.replyError(r.reqID, relay.CodeQueueFull, "the recipient's queue is full; try again later", limit)
 		case res.Duplicate:
 			cm.m.duplicates.Add(1)
-			r.c.replyAccepted(ws, r.reqID, res.ID, true)
+			r.c.replyAccepted(&cm.ws, r.reqID, res.ID, true)
 		default:
 			cm.m.accepted.Add(1)
-			r.c.replyAccepted(ws, r.reqID, res.ID, false)
-			if !published {
-				r.msg.ID = res.ID
-				cm.publish(r)
-			}
+			r.c.replyAccepted(&cm.ws, r.reqID, res.ID, false)
+			r.msg.ID = res.ID
+			cm.publish(r)
 		}
 		r.c.releaseSend()
 		r.release()

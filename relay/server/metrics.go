@@ -30,8 +30,6 @@ type metrics struct {
 	commitLatency histogram
 	commitBatch   histogram
 	ackLatency    histogram
-	// flushLatency: the disk's flush of committed rounds (an EarlyCommitter's Flush)
-	flushLatency histogram
 	// deliverLatency: a live delivery's send frame read → its deliver push encoded
 	deliverLatency histogram
 }
@@ -116,7 +114,6 @@ func newMetrics() *metrics {
 		commitLatency:  newHistogram(0.0005, 0.001, 0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5),
 		commitBatch:    newHistogram(1, 2, 4, 8, 16, 32, 64, 128, 256, 512),
 		ackLatency:     newHistogram(0.0005, 0.001, 0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5),
-		flushLatency:   newHistogram(0.0005, 0.001, 0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5),
 		deliverLatency: newHistogram(0.0005, 0.001, 0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5),
 	}
 }
@@ -166,7 +163,6 @@ func (m *metrics) write(ctx context.Context, w io.Writer, queueDepth func(contex
 	m.commitLatency.write(p, "pfschat_relay_commit_seconds", "Duration of one group-commit transaction.")
 	m.ackLatency.write(p, "pfschat_relay_ack_commit_seconds", "Duration of one transaction deleting acknowledged messages.")
 	m.commitBatch.write(p, "pfschat_relay_commit_batch_size", "Messages per group-commit transaction.")
-	m.flushLatency.write(p, "pfschat_relay_flush_seconds", "Duration of one flush to disk of committed rounds, which their senders' accepted waits for (SQLite store).")
 	m.deliverLatency.write(p, "pfschat_relay_deliver_seconds", "From a send frame read to its deliver push encoded for a connected recipient (live deliveries), the group commit included.")
 	m.blob.write(p)
 }
