@@ -1887,16 +1887,16 @@ func sniffMediaType(f *os.File, name string) string {
 }
 
 // MayAutoDownload reports whether m's file may be fetched without the user asking:
-// only from a contact the user wrote to or accepted, and not from a key the user has
-// not accepted (a stranger's file, or a message request's, waits for the user). A
-// file the trusted key sent comes even while a new key waits for the user: a key
-// change someone else presents must not hold back the contact's own files.
+// only from a contact the user wrote to or accepted and has not blocked, and not from
+// a key the user has not accepted (a stranger's file, or a message request's, waits for
+// the user). A file the trusted key sent comes even while a new key waits for the
+// user: a key change someone else presents must not hold back the contact's own files.
 func (c *Controller) MayAutoDownload(ctx context.Context, m Message) bool {
 	if m.Attachment == nil || m.Outgoing || m.KeyPending {
 		return false
 	}
 	ct, err := c.store.Contact(ctx, m.Contact)
-	return err == nil && ct.Consented
+	return err == nil && ct.Consented && !ct.Blocked
 }
 
 // FormatSize writes a byte count for people: "512 B", "1.5 KiB", "42.0 MiB", "1.25 GiB".
