@@ -94,3 +94,63 @@ func TestHistoryAttachments(t *testing.T) {
 	}
 	check("Unread", all)
 }
+
+// BenchmarkHistoryAttachments: a conversation opened at the first of 3,000 unread
+// messages, every one a file: HistoryFromUnread (its attachments read together), and
+// the same window's attachments filled together or one query per message (the code
+// before).
+func BenchmarkHistoryAttachments(b *testing.B) {
+	ctx := b.Context()
+	c := newUser(b, relaytest.Start(b), "alice").c
+	if err := c.store.PutCard(ctx, storage.Card{ID: "card-bob", Name: "bob", Data: []byte("x"), FirstSeen: time.Now()}); err != nil {
+		b.Fatal(err)
+	}
+	if err := c.store.AddContact(ctx, "bob", "card-bob", time.Now()); err != nil {
+		b.Fatal(err)
+	}
+	const unread = 3000
+	meta, err := json.Marshal(attachmentMeta{Key: make([]byte, 32), Digest: make([]byte, 32), Size: 1234, FileName: "f.txt", MediaType: "text/plain"})
+	if err != nil {
+		b.Fatal(err)
+	}
+	var batch []storage.ReceiveTx
+	for i := range unread + 50 {
+		st := storage.Delivered
+		if i < 50 {
+			st = storage.Read
+		}
+		cid := fmt.Sprintf("in:bob/%d", i)
+		batch = append(batch, storage.ReceiveTx{
+			Message:    &storage.Message{Contact: "bob", Direction: storage.Incoming, Body: []byte("msg"), State: st, ClientID: cid},
+			Attachment: &storage.Attachment{ClientID: cid, Contact: "bob", Direction: storage.Incoming, State: AttachmentAvailable, Meta: meta, CreatedAt: time.Now(), UpdatedAt: time.Now()}})
+		if len(batch) == 500 || i == unread+49 {
+			if _, err := c.store.CommitReceiveBatch(ctx, batch); err != nil {
+				b.Fatal(err)
+			}
+			batch = batch[:0]
+		}
+	}
+	window, _, err := c.HistoryFromUnread(ctx, "bob", unread, 50)
+	if err != nil || len(window) != unread+50 || window[0].Attachment == nil {
+		b.Fatalf("%d messages, %v", len(window), err)
+	}
+	b.Run("HistoryFromUnread", func(b *testing.B) {
+		for b.Loop() {
+			if _, _, err := c.HistoryFromUnread(ctx, "bob", unread, 50); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
+	b.Run("attachments together", func(b *testing.B) {
+		for b.Loop() {
+			c.fillAttachments(ctx, window)
+		}
+	})
+	b.Run("attachments one by one", func(b *testing.B) {
+		for b.Loop() {
+			for i := range window {
+				c.fillAttachment(ctx, &window[i])
+			}
+		}
+	})
+}
