@@ -412,15 +412,17 @@ func (m *mainScreen) onTransfer(ev chat.Event) tea.Cmd {
 	if !ok {
 		return nil
 	}
+	if t.Ended && ev.Message != nil && ev.Message.Attachment != nil {
+		if it := cv.updateFile(t.MessageID, ev.Message.Attachment); it != nil {
+			return m.wantPreview(it.m)
+		}
+		return nil
+	}
 	it, ok := cv.byID[t.MessageID]
 	if !ok || it.m.Attachment == nil {
 		return nil
 	}
 	it.lines = nil
-	if t.Ended && ev.Message != nil && ev.Message.Attachment != nil {
-		it.m.Attachment = ev.Message.Attachment
-		return m.wantPreview(it.m)
-	}
 	a := *it.m.Attachment
 	a.State, a.DoneBytes, a.Reason = t.State, t.Done, t.Reason
 	it.m.Attachment = &a
@@ -584,16 +586,14 @@ func (m *mainScreen) onDownloaded(msg downloadedMsg) tea.Cmd {
 	if r, ok := m.b.(interface {
 		AttachmentOf(ctx context.Context, id int64) (*chat.Attachment, error)
 	}); ok {
-		if cv, ok := m.convs[msg.contact]; ok {
-			if it, ok := cv.byID[msg.id]; ok {
-				ctx, cancel := m.c.opCtx()
-				if a, err := r.AttachmentOf(ctx, msg.id); err == nil {
-					it.m.Attachment = a
-					it.lines = nil
+		if cv, ok := m.convs[msg.contact]; ok && (cv.byID[msg.id] != nil || cv.loading || !cv.loaded) {
+			ctx, cancel := m.c.opCtx()
+			if a, err := r.AttachmentOf(ctx, msg.id); err == nil {
+				if it := cv.updateFile(msg.id, a); it != nil {
 					cmds = append(cmds, m.wantPreview(it.m))
 				}
-				cancel()
 			}
+			cancel()
 		}
 	}
 	if msg.err == nil && msg.open && msg.contact == m.open {
