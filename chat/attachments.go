@@ -810,9 +810,43 @@ func (c *Controller) fillAttachment(ctx context.Context, m *Message) {
 	if err != nil {
 		return
 	}
+	m.Attachment = attachmentFrom(row)
+}
+
+// fillAttachments is fillAttachment for many messages (a page of a conversation) in one
+// read of the store per storage.AttachmentsChunk messages, not one per message. When
+// that read fails each message is looked up alone, so that one unreadable row costs
+// only its own message its file, as with fillAttachment.
+func (c *Controller) fillAttachments(ctx context.Context, msgs []Message) {
+	ids := make([]string, 0, len(msgs))
+	for _, m := range msgs {
+		if m.clientID != "" {
+			ids = append(ids, m.clientID)
+		}
+	}
+	if len(ids) == 0 {
+		return
+	}
+	rows, err := c.store.AttachmentsOf(ctx, ids)
+	if err != nil {
+		for i := range msgs {
+			c.fillAttachment(ctx, &msgs[i])
+		}
+		return
+	}
+	for i := range msgs {
+		if row, ok := rows[msgs[i].clientID]; ok && msgs[i].clientID != "" {
+			msgs[i].Attachment = attachmentFrom(row)
+		}
+	}
+}
+
+// attachmentFrom is the Attachment an attachment row describes (nil when its meta
+// cannot be read).
+func attachmentFrom(row storage.Attachment) *Attachment {
 	meta, err := readMeta(row)
 	if err != nil {
-		return
+		return nil
 	}
 	a := &Attachment{ClientID: row.ClientID, FileName: meta.FileName, MediaType: meta.MediaType, Size: meta.Size,
 		State: row.State, DoneBytes: row.DoneBytes, Reason: failureReason(row, meta), Path: meta.Saved}
@@ -824,7 +858,7 @@ func (c *Controller) fillAttachment(ctx context.Context, m *Message) {
 			a.Width, a.Height = w, h
 		}
 	}
-	m.Attachment = a
+	return a
 }
 
 // AttachmentOf returns the attachment of the message with this id (ErrNotAttachment).
@@ -1887,16 +1921,16 @@ func sniffMediaType(f *os.File, name string) string {
 }
 
 // MayAutoDownload reports whether m's file may be fetched without the user asking:
-// only from a contact the user wrote to or accepted, and not from a key the user has
-// not accepted (a stranger's file, or a message request's, waits for the user). A
-// file the trusted key sent comes even while a new key waits for the user: a key
-// change someone else presents must not hold back the contact's own files.
+// only from a contact the user wrote to or accepted and has not blocked, and not from
+// a key the user has not accepted (a stranger's file, or a message request's, waits for
+// the user). A file the trusted key sent comes even while a new key waits for the
+// user: a key change someone else presents must not hold back the contact's own files.
 func (c *Controller) MayAutoDownload(ctx context.Context, m Message) bool {
 	if m.Attachment == nil || m.Outgoing || m.KeyPending {
 		return false
 	}
 	ct, err := c.store.Contact(ctx, m.Contact)
-	return err == nil && ct.Consented
+	return err == nil && ct.Consented && !ct.Blocked
 }
 
 // FormatSize writes a byte count for people: "512 B", "1.5 KiB", "42.0 MiB", "1.25 GiB".

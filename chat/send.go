@@ -645,8 +645,8 @@ func (c *Controller) History(ctx context.Context, contact string, before int64, 
 	out := make([]Message, len(rows))
 	for i, r := range rows {
 		out[i] = toMessage(r)
-		c.fillAttachment(ctx, &out[i])
 	}
+	c.fillAttachments(ctx, out) // one read for the page, not one per message
 	return out, nil
 }
 
@@ -683,8 +683,8 @@ func (c *Controller) HistoryFromUnread(ctx context.Context, contact string, unre
 	msgs = make([]Message, len(rows))
 	for i, r := range rows {
 		msgs[i] = toMessage(r)
-		c.fillAttachment(ctx, &msgs[i])
 	}
+	c.fillAttachments(ctx, msgs) // one read per storage.AttachmentsChunk messages, not one each
 	return msgs, more, nil
 }
 
@@ -797,12 +797,13 @@ func (c *Controller) Unread(ctx context.Context) ([]Message, error) {
 		if err != nil {
 			return nil, err
 		}
-		for _, r := range rows {
-			m := toMessage(r)
-			m.Request = !ct.Consented && !ct.Blocked
-			c.fillAttachment(ctx, &m)
-			out = append(out, m)
+		msgs := make([]Message, len(rows))
+		for i, r := range rows {
+			msgs[i] = toMessage(r)
+			msgs[i].Request = !ct.Consented && !ct.Blocked
 		}
+		c.fillAttachments(ctx, msgs)
+		out = append(out, msgs...)
 	}
 	// Arrival order across contacts; within a conversation its own order, so a late
 	// message comes before those that overtook it (each contact keeps its slots).

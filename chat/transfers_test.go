@@ -87,7 +87,8 @@ func TestTransferProgressEvents(t *testing.T) {
 }
 
 // TestMayAutoDownload: a file from a stranger (a message request) never downloads by
-// itself; once the request is accepted the next one may; our own files never.
+// itself; once the request is accepted the next one may; our own files and a blocked
+// contact's never.
 func TestMayAutoDownload(t *testing.T) {
 	r := relaytest.Start(t)
 	alice, bob := newUser(t, r, "alice"), newUser(t, r, "bob")
@@ -139,6 +140,14 @@ func TestMayAutoDownload(t *testing.T) {
 	}
 	if !bob.c.MayAutoDownload(ctx, first) {
 		t.Fatal("the trusted key's file may not download while a new key waits")
+	}
+	// A contact bob blocks stays consented (unblocking gives the contact back), but
+	// their files wait for him: blocking is what made the daemon look for them.
+	if err := bob.c.Block(ctx, "alice"); err != nil {
+		t.Fatal(err)
+	}
+	if bob.c.MayAutoDownload(ctx, first) {
+		t.Fatal("a blocked contact's file may download by itself")
 	}
 }
 

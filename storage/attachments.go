@@ -3,6 +3,7 @@ package storage
 import (
 	"context"
 	"database/sql"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"time"
@@ -138,6 +139,42 @@ func (c *Client) Attachment(ctx context.Context, clientID string) (Attachment, e
 		return Attachment{}, fmt.Errorf("storage: attachment: %w", err)
 	}
 	return a, nil
+}
+
+// AttachmentsChunk is how many client ids one statement of AttachmentsOf looks up: a
+// page of a conversation (50 messages, or the UI's unread window) is one statement.
+const AttachmentsChunk = 500
+
+// AttachmentsOf returns the attachments of the messages with these client ids, keyed by
+// client id; an id without one (a text message) is absent. It costs one statement per
+// AttachmentsChunk ids, not one per message. The ids go in as one JSON array, so the
+// statement is the same (and prepared once) whatever their number.
+func (c *Client) AttachmentsOf(ctx context.Context, clientIDs []string) (map[string]Attachment, error) {
+	out := make(map[string]Attachment)
+	for len(clientIDs) > 0 {
+		chunk := clientIDs[:min(len(clientIDs), AttachmentsChunk)]
+		clientIDs = clientIDs[len(chunk):]
+		ids, err := json.Marshal(chunk)
+		if err != nil {
+			return nil, fmt.Errorf("storage: attachments: %w", err)
+		}
+		rows, err := c.db.query(ctx, "SELECT "+attachmentCols+" FROM attachments WHERE client_id IN (SELECT value FROM json_each(?))", string(ids))
+		if err != nil {
+			return nil, fmt.Errorf("storage: attachments: %w", err)
+		}
+		for rows.Next() {
+			a, err := c.scanAttachment(rows)
+			if err != nil {
+				rows.Close()
+				return nil, fmt.Errorf("storage: attachments: %w", err)
+			}
+			out[a.ClientID] = a
+		}
+		if err := errors.Join(rows.Err(), rows.Close()); err != nil {
+			return nil, fmt.Errorf("storage: attachments: %w", err)
+		}
+	}
+	return out, nil
 }
 
 // IncomingAttachmentIDs lists the client ids of the attachments contact sent (every

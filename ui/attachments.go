@@ -261,12 +261,22 @@ func (m *mainScreen) downloadCommand() tea.Cmd {
 // allows it: at most the auto-download limit, from a contact (the backend decides:
 // never a stranger's or a message request's, never behind an unaccepted key change).
 func (m *mainScreen) maybeAutoDownload(msg chat.Message) tea.Cmd {
-	a := msg.Attachment
-	if a == nil || msg.Outgoing || msg.KeyPending || a.State != chat.AttachmentAvailable ||
-		m.c.autoDownloadMax < 0 || a.Size > m.c.autoDownloadMax || m.fetching[msg.ID] {
+	if msg.Attachment == nil || msg.Attachment.State != chat.AttachmentAvailable {
 		return nil
 	}
 	if ct, ok := m.contact(msg.Contact); ok && (ct.Request || ct.Blocked) {
+		return nil
+	}
+	return m.autoDownload(msg)
+}
+
+// autoDownload is maybeAutoDownload without the look at the contact list, which may not
+// show yet a request the user just accepted: the backend's policy decides. A download
+// stopped half way (AttachmentFetching) goes on.
+func (m *mainScreen) autoDownload(msg chat.Message) tea.Cmd {
+	a := msg.Attachment
+	if a == nil || msg.Outgoing || msg.KeyPending || (a.State != chat.AttachmentAvailable && a.State != chat.AttachmentFetching) ||
+		m.c.autoDownloadMax < 0 || a.Size > m.c.autoDownloadMax || m.fetching[msg.ID] {
 		return nil
 	}
 	ab, ok := m.b.(AttachmentBackend)
@@ -285,6 +295,54 @@ func (m *mainScreen) maybeAutoDownload(msg chat.Message) tea.Cmd {
 		p, err := ab.Download(ctx, id, dir, nil)
 		return downloadedMsg{contact: contact, id: id, path: p, err: err, auto: true}
 	}
+}
+
+// PendingDownloader is implemented by backends that list the received files not
+// downloaded yet, oldest first (*chat.Controller): once the user accepts a message
+// request or a contact's new key, here or through the owner socket, the files of that
+// contact that waited are fetched under the auto-download rules, as the files that
+// arrive (the daemon's owner does the same).
+type PendingDownloader interface {
+	PendingDownloads(ctx context.Context) ([]chat.Message, error)
+}
+
+// pendingMsg carries a contact's files not downloaded yet (fetchWaiting).
+type pendingMsg struct {
+	contact string
+	msgs    []chat.Message
+}
+
+// fetchWaiting reads, on a ContactChanged event, the contact's files not downloaded
+// yet: a request just accepted, a new key just accepted made them a contact's.
+func (m *mainScreen) fetchWaiting(contact string) tea.Cmd {
+	p, ok := m.b.(PendingDownloader)
+	if !ok || m.c.autoDownloadMax < 0 {
+		return nil
+	}
+	return func() tea.Msg {
+		ctx, cancel := m.c.opCtx()
+		defer cancel()
+		all, err := p.PendingDownloads(ctx)
+		if err != nil {
+			return nil
+		}
+		out := pendingMsg{contact: contact}
+		for _, msg := range all {
+			if msg.Contact == contact {
+				out.msgs = append(out.msgs, msg)
+			}
+		}
+		return out
+	}
+}
+
+// onPending starts the auto-downloads of the files fetchWaiting found.
+func (m *mainScreen) onPending(msg pendingMsg) tea.Cmd {
+	var cmds []tea.Cmd
+	for _, f := range msg.msgs {
+		cmds = append(cmds, m.autoDownload(f))
+	}
+	return tea.Batch(cmds...)
 }
 
 // resumeUploads finishes, in the background, the uploads an earlier run left.
@@ -354,15 +412,17 @@ func (m *mainScreen) onTransfer(ev chat.Event) tea.Cmd {
 	if !ok {
 		return nil
 	}
+	if t.Ended && ev.Message != nil && ev.Message.Attachment != nil {
+		if it := cv.updateFile(t.MessageID, ev.Message.Attachment); it != nil {
+			return m.wantPreview(it.m)
+		}
+		return nil
+	}
 	it, ok := cv.byID[t.MessageID]
 	if !ok || it.m.Attachment == nil {
 		return nil
 	}
 	it.lines = nil
-	if t.Ended && ev.Message != nil && ev.Message.Attachment != nil {
-		it.m.Attachment = ev.Message.Attachment
-		return m.wantPreview(it.m)
-	}
 	a := *it.m.Attachment
 	a.State, a.DoneBytes, a.Reason = t.State, t.Done, t.Reason
 	it.m.Attachment = &a
@@ -526,16 +586,14 @@ func (m *mainScreen) onDownloaded(msg downloadedMsg) tea.Cmd {
 	if r, ok := m.b.(interface {
 		AttachmentOf(ctx context.Context, id int64) (*chat.Attachment, error)
 	}); ok {
-		if cv, ok := m.convs[msg.contact]; ok {
-			if it, ok := cv.byID[msg.id]; ok {
-				ctx, cancel := m.c.opCtx()
-				if a, err := r.AttachmentOf(ctx, msg.id); err == nil {
-					it.m.Attachment = a
-					it.lines = nil
+		if cv, ok := m.convs[msg.contact]; ok && (cv.byID[msg.id] != nil || cv.loading || !cv.loaded) {
+			ctx, cancel := m.c.opCtx()
+			if a, err := r.AttachmentOf(ctx, msg.id); err == nil {
+				if it := cv.updateFile(msg.id, a); it != nil {
 					cmds = append(cmds, m.wantPreview(it.m))
 				}
-				cancel()
 			}
+			cancel()
 		}
 	}
 	if msg.err == nil && msg.open && msg.contact == m.open {

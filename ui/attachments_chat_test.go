@@ -139,3 +139,76 @@ func TestUIResumesUploads(t *testing.T) {
 	}
 	quitUI(t, tm)
 }
+
+// A message request's small file waits (nothing is fetched by itself from a stranger);
+// once the user accepts the request, carol is a contact and her file is fetched as a
+// contact's is, without ctrl+o.
+func TestAcceptedRequestsFileDownloadsByItself(t *testing.T) {
+	r := relaytest.Start(t)
+	ctx := t.Context()
+	alice, carol := newUser(t, r, "alice"), newUser(t, r, "carol")
+	chattest.AddContact(t, carol, "alice")
+	src := filepath.Join(t.TempDir(), "hello.txt")
+	chattest.Must(t, os.WriteFile(src, []byte("from a stranger"), 0o600))
+	if _, err := carol.SendFile(ctx, "alice", src, "", nil); err != nil {
+		t.Fatal(err)
+	}
+	chattest.WaitEvent(t, alice, "carol's file", func(e chat.Event) bool {
+		return e.Kind == chat.MessageReceived && e.Message != nil && e.Message.Attachment != nil
+	})
+	downloads := t.TempDir()
+	tm, fr := startUI(t, Options{Backend: alice.Controller, OpenContact: "carol", AutoDownloadMax: 64 << 10, DownloadDir: downloads}, 200, 30)
+	fr.WaitFor(t, "the request's file waiting", func(s string) bool {
+		return strings.Contains(string(lineWith(s, "📎 hello.txt")), "ctrl+o or /download to fetch")
+	})
+	tm.Type("/accept-request")
+	press(tm, "enter")
+	fr.WaitFor(t, "carol's file saved by itself once accepted", func(s string) bool {
+		return strings.Contains(string(lineWith(s, "📎 hello.txt")), "saved "+downloads)
+	})
+	if got, err := os.ReadFile(filepath.Join(downloads, "hello.txt")); err != nil || string(got) != "from a stranger" {
+		t.Fatalf("carol's file: %q %v", got, err)
+	}
+	quitUI(t, tm)
+}
+
+// A file bob sent from his new key waits behind the key change; once the user accepts
+// the key, it is fetched as bob's files are, without ctrl+o.
+func TestFileBehindAcceptedKeyDownloadsByItself(t *testing.T) {
+	r := relaytest.Start(t)
+	ctx := t.Context()
+	alice, bob := newUser(t, r, "alice"), newUser(t, r, "bob")
+	chattest.AddContact(t, alice, "bob")
+	chattest.AddContact(t, bob, "alice")
+	chattest.Send(t, bob, alice, "from the old phone")
+	code := bob.TakeRecoveryCode()
+	bob.Close()
+
+	downloads := t.TempDir()
+	tm, fr := startUI(t, Options{Backend: alice.Controller, OpenContact: "bob", AutoDownloadMax: 64 << 10, DownloadDir: downloads}, 200, 30)
+	fr.WaitText(t, "from the old phone")
+
+	p := chattest.NewProfile(t, "bob-new")
+	c, err := p.Recover(ctx, "bob", code, chattest.Passphrase, r.URL)
+	chattest.Must(t, err)
+	bob2 := &chattest.User{Controller: c, Name: "bob", Profile: p, Passphrase: chattest.Passphrase}
+	t.Cleanup(func() { bob2.Close() })
+	chattest.AddContact(t, bob2, "alice")
+	src := filepath.Join(t.TempDir(), "new.txt")
+	chattest.Must(t, os.WriteFile(src, []byte("from the new phone"), 0o600))
+	if _, err := bob2.SendFile(ctx, "alice", src, "", nil); err != nil {
+		t.Fatal(err)
+	}
+	fr.WaitText(t, "⚠ bob's safety number changed")
+	tm.Type("/accept")
+	press(tm, "enter")
+	fr.WaitText(t, "Identity key changed: bob", "new safety number:")
+	tm.Type("a")
+	fr.WaitFor(t, "bob's new file saved by itself once his key is accepted", func(s string) bool {
+		return strings.Contains(string(lineWith(s, "📎 new.txt")), "saved "+downloads)
+	})
+	if got, err := os.ReadFile(filepath.Join(downloads, "new.txt")); err != nil || string(got) != "from the new phone" {
+		t.Fatalf("bob's file: %q %v", got, err)
+	}
+	quitUI(t, tm)
+}

@@ -517,3 +517,24 @@ func TestOpenSaysFirstThatThereIsNoOpener(t *testing.T) {
 		t.Fatalf("the question asked, the status bar still says %q", m.notice)
 	}
 }
+
+// A download that ends while the conversation's page is on its way (read again after
+// /accept, or an older page) shows "saved" once the page arrives, though the page was
+// read before the download ended; the page read after shows the store's state anyway.
+func TestDownloadEndedWhileThePageLoads(t *testing.T) {
+	m := newTestMainScreen(t)
+	m.open = "bob"
+	cv := newConversation("bob")
+	cv.loading = true
+	m.convs["bob"] = cv
+	waiting := chat.Message{ID: 8, Contact: "bob", SentAt: fixedNow, State: chat.Delivered,
+		Attachment: &chat.Attachment{ClientID: "c2", FileName: "note.txt", Size: 10, State: chat.AttachmentAvailable}}
+	saved := waiting
+	saved.Attachment = &chat.Attachment{ClientID: "c2", FileName: "note.txt", Size: 10, State: chat.AttachmentDownloaded, Path: "/dl/note.txt"}
+	end := chat.Transfer{ClientID: "c2", MessageID: 8, FileName: "note.txt", Size: 10, Done: 10, State: chat.AttachmentDownloaded, Ended: true}
+	m.Update(eventMsg{chat.Event{Kind: chat.TransferProgress, Contact: "bob", Transfer: &end, Message: &saved}})
+	m.Update(historyMsg{contact: "bob", msgs: []chat.Message{waiting}}) // read before the download ended
+	if v := ansi.Strip(m.View()); !strings.Contains(v, "📎 note.txt · 10 B · saved /dl/note.txt") {
+		t.Fatalf("the file after its page arrived:\n%s", v)
+	}
+}

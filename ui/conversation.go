@@ -37,6 +37,9 @@ type conversation struct {
 	seekOldest bool
 
 	late map[int64]chat.Message // delivery updates that arrived before their page
+	// lateFiles: the files of messages not loaded yet whose download ended while a page
+	// was on its way (updateFile), applied when the page arrives.
+	lateFiles map[int64]*chat.Attachment
 
 	pendingNew int      // unread count to mark once the messages are loaded
 	newItem    *msgItem // the message carrying the "N new" divider
@@ -204,6 +207,10 @@ func (cv *conversation) prepend(newestFirst []chat.Message, loc *time.Location) 
 				m = up
 			}
 		}
+		if a, ok := cv.lateFiles[m.ID]; ok && m.Attachment != nil {
+			delete(cv.lateFiles, m.ID)
+			m.Attachment = a
+		}
 		it := &msgItem{m: m}
 		cv.byID[m.ID] = it
 		older = append(older, it)
@@ -317,6 +324,25 @@ func (cv *conversation) update(m chat.Message) {
 			cv.late[m.ID] = m
 		}
 	}
+}
+
+// updateFile sets the file of message id, whose download ended, and returns its item.
+// A message not loaded while a page is on its way keeps it until the page arrives, as
+// update does a delivery state: the page may have been read before the download ended
+// (the conversation read again after /accept while its files download by themselves).
+func (cv *conversation) updateFile(id int64, a *chat.Attachment) *msgItem {
+	if it, ok := cv.byID[id]; ok {
+		it.m.Attachment = a
+		it.lines = nil
+		return it
+	}
+	if cv.loading || !cv.loaded {
+		if cv.lateFiles == nil {
+			cv.lateFiles = make(map[int64]*chat.Attachment)
+		}
+		cv.lateFiles[id] = a
+	}
+	return nil
 }
 
 func (cv *conversation) setDay(i int, loc *time.Location) {

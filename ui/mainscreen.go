@@ -313,6 +313,8 @@ func (m *mainScreen) update(msg tea.Msg) (screen, tea.Cmd) {
 		return m, nil
 	case downloadedMsg:
 		return m, m.onDownloaded(msg)
+	case pendingMsg:
+		return m, m.onPending(msg) // attachments.go
 	case resumedMsg:
 		return m, m.onResumed(msg)
 	case previewMsg:
@@ -847,7 +849,9 @@ func (m *mainScreen) handleEvent(ev chat.Event) tea.Cmd {
 		if cv, ok := m.convs[ev.Contact]; ok {
 			cv.invalidate()
 		}
-		return m.c.loadContacts(m.b)
+		// A request or a new key accepted: the contact's files that waited may now
+		// download by themselves (attachments.go).
+		return tea.Batch(m.c.loadContacts(m.b), m.fetchWaiting(ev.Contact))
 	case chat.MessagesRead:
 		// Marked read through this controller: by this screen (readSeen), or by a
 		// headless 'pfschat recv' or an API client's markRead through the owner socket.
