@@ -433,10 +433,36 @@ type resyncingWrapper struct{ server.Hub }
 
 func (resyncingWrapper) ResyncsSubscribers() {}
 
-// keepResyncing returns wrapper, seen as a ResyncingHub when inner, the hub it wraps,
-// is one.
-func keepResyncing(wrapper, inner server.Hub) server.Hub {
-	if _, ok := inner.(server.ResyncingHub); ok {
+// forwardingWrapper is a test's wrapper of a hub that forwards to other nodes (a
+// cluster node's), still one to the relay: the committer hands a message to the
+// inner hub's LocalHub and Forward as it does on a production node, not to the
+// wrapper's Publish.
+type forwardingWrapper struct {
+	server.Hub
+	inner server.ForwardingHub
+}
+
+func (w forwardingWrapper) LocalHub() *server.MemHub         { return w.inner.LocalHub() }
+func (w forwardingWrapper) Forward(m *storage.QueuedMessage) { w.inner.Forward(m) }
+
+// resyncingForwardingWrapper is both (a cluster node's hub, cluster.Hub).
+type resyncingForwardingWrapper struct{ forwardingWrapper }
+
+func (resyncingForwardingWrapper) ResyncsSubscribers() {}
+
+// keepExtensions returns wrapper seen as each optional extension of the relay's hub
+// that inner, the hub it wraps, has (ResyncingHub, ForwardingHub), so that a test's
+// wrapper of a cluster node's hub leaves the relay on the paths it takes in
+// production. (The in-memory hub is found by its type, which no wrapper keeps.)
+func keepExtensions(wrapper, inner server.Hub) server.Hub {
+	_, resyncs := inner.(server.ResyncingHub)
+	fw, forwards := inner.(server.ForwardingHub)
+	switch {
+	case resyncs && forwards:
+		return resyncingForwardingWrapper{forwardingWrapper{wrapper, fw}}
+	case forwards:
+		return forwardingWrapper{wrapper, fw}
+	case resyncs:
 		return resyncingWrapper{wrapper}
 	}
 	return wrapper
@@ -448,7 +474,7 @@ func newHeldHub(name string) *heldHub {
 
 func (h *heldHub) wrap(hub server.Hub) server.Hub {
 	h.Hub = hub
-	return keepResyncing(h, hub)
+	return keepExtensions(h, hub)
 }
 
 func (h *heldHub) Subscribe(name string, s server.Subscriber) func() {

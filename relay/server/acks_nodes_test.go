@@ -34,7 +34,7 @@ func newHeldNotices(hold func(server.Notice) bool) *heldNotices {
 
 func (h *heldNotices) wrap(hub server.Hub) server.Hub {
 	h.Hub = hub
-	return keepResyncing(h, hub)
+	return keepExtensions(h, hub)
 }
 
 func (h *heldNotices) Subscribe(name string, s server.Subscriber) func() {
