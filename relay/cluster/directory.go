@@ -928,7 +928,11 @@ func (d *Directory) useInvite(ctx context.Context, hash []byte, now time.Time) (
 	}
 	inv.UsesLeft--
 	if inv.UsesLeft == 0 {
-		return kvOp{key: keyInvite(hash), del: true, rev: e.rev}, nil
+		// Named by the code's hash, 128 random bits that are never issued again: its
+		// marker expires (markerTTL). Gone, the key reads as never written, which is
+		// as unusable (ErrBadInvite), and a registration that read the invite before
+		// this last use still conflicts.
+		return tombstone(keyInvite(hash), e.rev), nil
 	}
 	return kvOp{key: keyInvite(hash), val: inv.encode(), rev: e.rev}, nil
 }

@@ -132,17 +132,17 @@ type kvOp struct {
 }
 
 // markerTTL is how long the delete marker of a key named by a one-time id stays (a
-// blob's record, a card's index entry, prekeys and replaced-card record): a marker
-// never expires by itself (the bucket keeps one message per key), and each such key
-// is used once, so every blob delivered and every card retired left one for good —
-// in the bucket's storage and its per-subject index, and read again by each scan of
-// its prefix (the hourly ExpireBlobs reads every "blob." marker). A marker fences
-// only writes that read the key before it: a day is far past any of those (each
-// gives up within the request timeout), and once it is gone the key reads as never
-// written, as deleted reads, and a write expecting the revision it read still
-// conflicts. Keys named by a name (an account, its blocks, its blob usage) keep their
-// marker: one per name, replaced by the next, and the change feed must see an
-// account's deletion.
+// blob's record, a card's index entry, prekeys and replaced-card record, a used-up
+// invite's record): a marker never expires by itself (the bucket keeps one message
+// per key), and each such key is deleted once, so every blob delivered, every card
+// retired and every invite used up left one for good — in the bucket's storage and
+// its per-subject index, and read again by each scan of its prefix (the hourly
+// ExpireBlobs reads every "blob." marker). A marker fences only writes that read the
+// key before it: a day is far past any of those (each gives up within the request
+// timeout), and once it is gone the key reads as never written, as deleted reads, and
+// a write expecting the revision it read still conflicts. Keys named by a name (an
+// account, its blocks, its blob usage) keep their marker: one per name, replaced by
+// the next, and the change feed must see an account's deletion.
 var markerTTL = 24 * time.Hour // a var: a test shortens it
 
 // tombstone is the write deleting key, read at rev, with a marker that expires after

@@ -2,6 +2,7 @@ package cluster
 
 import (
 	"context"
+	"crypto/sha256"
 	"errors"
 	"strconv"
 	"testing"
@@ -108,5 +109,83 @@ func TestDeleteMarkersOfOneTimeKeysExpire(t *testing.T) {
 	}
 	if a, err := d.AccountByCardID(ctx, "c1"); err != nil || a.Name != "alice" {
 		t.Fatalf("AccountByCardID after registering again: %+v, %v", a, err)
+	}
+}
+
+// TestDeleteMarkerOfAUsedUpInviteExpires: the last use of an invite deletes its record
+// with a marker that carries a TTL, like the other keys named by a one-time id (the
+// code's hash: 128 random bits, never issued again). Before, each used-up invite left
+// its marker for good. Once the marker is gone the invite is still refused, and a
+// registration that read the invite before its last use (its write expects that
+// revision) still conflicts: an invite never becomes usable again.
+func TestDeleteMarkerOfAUsedUpInviteExpires(t *testing.T) {
+	old := markerTTL
+	markerTTL = 3 * time.Second // long enough to read the marker before it goes
+	t.Cleanup(func() { markerTTL = old })
+	ns := natstest.Single(t)
+	d := newTestDirectory(t, connect(t, ns.URL()))
+	ctx, cancel := context.WithTimeout(t.Context(), time.Minute)
+	defer cancel()
+
+	h := sha256.Sum256([]byte("pfsinv-test"))
+	now := time.Now()
+	if err := d.CreateInvite(ctx, storage.Invite{Hash: h[:], UsesLeft: 2, CreatedAt: now}); err != nil {
+		t.Fatal(err)
+	}
+	account := func(name string) storage.Account {
+		return storage.Account{Name: name, CardID: "card-" + name, Card: []byte(name)}
+	}
+	if err := d.CreateAccountInvited(ctx, account("alice"), h[:], now); err != nil {
+		t.Fatal(err)
+	}
+	stale, err := d.b.get(ctx, keyInvite(h[:])) // as a registration reads it
+	if err != nil || !stale.exists() {
+		t.Fatalf("the invite after its first use: %+v, %v", stale, err)
+	}
+	if err := d.CreateAccountInvited(ctx, account("bob"), h[:], now); err != nil {
+		t.Fatal(err)
+	}
+	m, err := d.b.stream.GetLastMsgForSubject(ctx, d.b.subj+keyInvite(h[:]))
+	if err != nil {
+		t.Fatalf("the used-up invite's marker: %v", err)
+	}
+	if m.Header.Get("KV-Operation") != "DEL" || m.Header.Get("Nats-TTL") != strconv.Itoa(int(markerTTL/time.Second)) {
+		t.Fatalf("the used-up invite's last message has headers %v, want a delete marker with a TTL", m.Header)
+	}
+	if err := d.CreateAccountInvited(ctx, account("carol"), h[:], now); !errors.Is(err, storage.ErrBadInvite) {
+		t.Fatalf("registering with the used-up invite: %v, want ErrBadInvite", err)
+	}
+
+	deadline := time.Now().Add(20 * time.Second)
+	for {
+		_, err := d.b.stream.GetLastMsgForSubject(ctx, d.b.subj+keyInvite(h[:]))
+		if errors.Is(err, jetstream.ErrMsgNotFound) {
+			break
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("the used-up invite's marker is still there after its TTL")
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+
+	if err := d.CreateAccountInvited(ctx, account("carol"), h[:], now); !errors.Is(err, storage.ErrBadInvite) {
+		t.Fatalf("registering with the invite after its marker went: %v, want ErrBadInvite", err)
+	}
+	// The write of a registration that read the invite with one use left, committed
+	// now: the account and the invite's last use, the invite expected at the revision
+	// read.
+	err = d.b.commit(ctx, []kvOp{
+		{key: keyAcct("carol"), val: (&accountRec{Name: "carol", CardID: "card-carol", Card: []byte("carol")}).encode()},
+		{key: keyCard("card-carol"), val: encodeCard("carol")},
+		tombstone(keyInvite(h[:]), stale.rev),
+	})
+	if !errors.Is(err, errConflict) {
+		t.Fatalf("a registration's write expecting the invite as read before its last use: %v, want a conflict", err)
+	}
+	if _, err := d.AccountByName(ctx, "carol"); !errors.Is(err, storage.ErrNotFound) {
+		t.Fatalf("carol after the conflicting write: %v, want not found", err)
 	}
 }

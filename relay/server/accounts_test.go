@@ -15,7 +15,6 @@ import (
 
 	"pfschat/relay"
 	"pfschat/relay/client"
-	"pfschat/relay/cluster"
 	"pfschat/relay/relaytest"
 	"pfschat/relay/server"
 	"pfschat/storage"
@@ -196,11 +195,25 @@ func testAccountExpiryOff(t *testing.T, bk store) {
 	}
 }
 
-// purgeFails is a cluster queue whose next purges fail, as when the store loses its
-// quorum for a moment: fails of PurgeRecipient's, failsBefore of
+// nodeQueue is the queue of a relay node as `pfschat relay --nats` runs it (measured
+// by cluster.Ops), with every optional extension the relay looks for: a test that
+// wraps it by embedding keeps them all (embedding server.Queue alone would hide them
+// from the relay, which then skips what they do).
+type nodeQueue interface {
+	server.Queue
+	server.AckBatcher
+	server.OwnedAcker
+	server.QueuePurger
+	server.StaleQueuePurger
+	Expire(ctx context.Context, now time.Time) (int, error)
+	QueueDepth(ctx context.Context) (int, error)
+}
+
+// purgeFails is a cluster node's queue whose next purges fail, as when the store
+// loses its quorum for a moment: fails of PurgeRecipient's, failsBefore of
 // PurgeRecipientBefore's.
 type purgeFails struct {
-	*cluster.Queue
+	nodeQueue
 	fails, failsBefore atomic.Int32
 }
 
@@ -208,14 +221,14 @@ func (q *purgeFails) PurgeRecipient(ctx context.Context, name string) (int, erro
 	if q.fails.Add(-1) >= 0 {
 		return 0, fmt.Errorf("purge: %w", server.ErrUnavailable)
 	}
-	return q.Queue.PurgeRecipient(ctx, name)
+	return q.nodeQueue.PurgeRecipient(ctx, name)
 }
 
 func (q *purgeFails) PurgeRecipientBefore(ctx context.Context, name string, mark server.QueueMark) (int, error) {
 	if q.failsBefore.Add(-1) >= 0 {
 		return 0, fmt.Errorf("purge: %w", server.ErrUnavailable)
 	}
-	return q.Queue.PurgeRecipientBefore(ctx, name, mark)
+	return q.nodeQueue.PurgeRecipientBefore(ctx, name, mark)
 }
 
 // aliceAway starts a relay on a cluster queue whose purges can be made to fail, with
@@ -223,7 +236,11 @@ func (q *purgeFails) PurgeRecipientBefore(ctx context.Context, name string, mark
 func aliceAway(t *testing.T) (o relaytest.Options, q *purgeFails, r *relaytest.Relay, alice, bob *user) {
 	t.Helper()
 	o = jetstreamOptions(t, relaytest.Options{})
-	q = &purgeFails{Queue: o.Queue.(*cluster.Queue)}
+	nq, ok := o.Queue.(nodeQueue)
+	if !ok {
+		t.Fatalf("the node's queue %T lacks an extension of the relay's queue", o.Queue)
+	}
+	q = &purgeFails{nodeQueue: nq}
 	o.Queue = q
 	r = relaytest.StartWith(t, o)
 	alice, bob = newUser(t, r, "alice"), newUser(t, r, "bob")
@@ -416,10 +433,36 @@ type resyncingWrapper struct{ server.Hub }
 
 func (resyncingWrapper) ResyncsSubscribers() {}
 
-// keepResyncing returns wrapper, seen as a ResyncingHub when inner, the hub it wraps,
-// is one.
-func keepResyncing(wrapper, inner server.Hub) server.Hub {
-	if _, ok := inner.(server.ResyncingHub); ok {
+// forwardingWrapper is a test's wrapper of a hub that forwards to other nodes (a
+// cluster node's), still one to the relay: the committer hands a message to the
+// inner hub's LocalHub and Forward as it does on a production node, not to the
+// wrapper's Publish.
+type forwardingWrapper struct {
+	server.Hub
+	inner server.ForwardingHub
+}
+
+func (w forwardingWrapper) LocalHub() *server.MemHub         { return w.inner.LocalHub() }
+func (w forwardingWrapper) Forward(m *storage.QueuedMessage) { w.inner.Forward(m) }
+
+// resyncingForwardingWrapper is both (a cluster node's hub, cluster.Hub).
+type resyncingForwardingWrapper struct{ forwardingWrapper }
+
+func (resyncingForwardingWrapper) ResyncsSubscribers() {}
+
+// keepExtensions returns wrapper seen as each optional extension of the relay's hub
+// that inner, the hub it wraps, has (ResyncingHub, ForwardingHub), so that a test's
+// wrapper of a cluster node's hub leaves the relay on the paths it takes in
+// production. (The in-memory hub is found by its type, which no wrapper keeps.)
+func keepExtensions(wrapper, inner server.Hub) server.Hub {
+	_, resyncs := inner.(server.ResyncingHub)
+	fw, forwards := inner.(server.ForwardingHub)
+	switch {
+	case resyncs && forwards:
+		return resyncingForwardingWrapper{forwardingWrapper{wrapper, fw}}
+	case forwards:
+		return forwardingWrapper{wrapper, fw}
+	case resyncs:
 		return resyncingWrapper{wrapper}
 	}
 	return wrapper
@@ -431,7 +474,7 @@ func newHeldHub(name string) *heldHub {
 
 func (h *heldHub) wrap(hub server.Hub) server.Hub {
 	h.Hub = hub
-	return keepResyncing(h, hub)
+	return keepExtensions(h, hub)
 }
 
 func (h *heldHub) Subscribe(name string, s server.Subscriber) func() {

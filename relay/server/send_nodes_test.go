@@ -61,13 +61,12 @@ func (h *heldFeed) WatchChanges(ctx context.Context, f func(server.Change)) erro
 	})
 }
 
-// startProductionNode starts a relay node on the NATS server at url with the queue
-// as `pfschat relay --nats` runs it (measured by cluster.Ops), its directory's change
-// feed passing through feed when not nil.
+// startProductionNode starts a relay node on the NATS server at url as `pfschat relay
+// --nats` runs it (clusterNodeOptions: its queue measured by cluster.Ops), its
+// directory's change feed passing through feed when not nil.
 func startProductionNode(t *testing.T, url string, feed *heldFeed) *relaytest.Relay {
 	t.Helper()
-	o, c := clusterNodeOptions(t, url, relaytest.Options{})
-	o.Queue = cluster.NewOps(c).Queue(o.Queue.(*cluster.Queue))
+	o, _ := clusterNodeOptions(t, url, relaytest.Options{})
 	if feed != nil {
 		feed.Directory = o.Dir.(*cluster.Directory)
 		o.Dir = feed

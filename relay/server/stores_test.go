@@ -49,8 +49,8 @@ func (st store) StartWith(t *testing.T, o relaytest.Options) *relaytest.Relay {
 		o = jetstreamOptions(t, o)
 	}
 	r := relaytest.StartWith(t, o)
-	if q, ok := o.Queue.(*cluster.Queue); ok {
-		queues.Store(r, q)
+	if st.name == "jetstream" {
+		queues.Store(r, o.Queue)
 		t.Cleanup(func() { queues.Delete(r) })
 	}
 	if o.Dir != nil {
@@ -64,13 +64,13 @@ func (st store) StartWith(t *testing.T, o relaytest.Options) *relaytest.Relay {
 var prefixes atomic.Int64
 
 // queues are the JetStream queues of running test relays.
-var queues sync.Map // *relaytest.Relay -> *cluster.Queue
+var queues sync.Map // *relaytest.Relay -> server.Queue
 
 // queued is how many messages r holds for name, in whichever queue it has.
 func queued(t *testing.T, r *relaytest.Relay, name string) int {
 	t.Helper()
 	if q, ok := queues.Load(r); ok {
-		msgs, err := q.(*cluster.Queue).Pending(testCtx(t), name, 0, 1000)
+		msgs, err := q.(server.Queue).Pending(testCtx(t), name, 0, 1000)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -130,7 +130,8 @@ func jetstreamOptions(t *testing.T, o relaytest.Options) relaytest.Options {
 }
 
 // onCluster puts o's queue, hub, directory and blobs on the JetStream c reaches, with
-// the relay's limits and clock, as `pfschat relay --nats` does.
+// the relay's limits and clock, built and put into the relay's configuration as
+// `pfschat relay --nats` does (cluster.OpenNode, Node.Configure).
 func onCluster(t *testing.T, ctx context.Context, c *cluster.Conn, o relaytest.Options) relaytest.Options {
 	t.Helper()
 	maxCount := o.Limits.MaxQueueCount
@@ -148,24 +149,22 @@ func onCluster(t *testing.T, ctx context.Context, c *cluster.Conn, o relaytest.O
 	case quota == 0:
 		quota = server.DefaultSenderQuota
 	}
-	q, err := cluster.NewQueue(ctx, c, cluster.QueueOptions{MaxPerRecipient: maxCount, MaxBytesPerRecipient: maxBytes, SenderQuota: quota, Clock: o.Clock})
+	// cluster.OpenNode, as `pfschat relay --nats` opens its node: the queue measured by
+	// cluster.Ops and every extension of it the relay looks for, not the bare
+	// *cluster.Queue (twice a method the measured queue lacked hid a bug from tests that
+	// ran the bare one).
+	node, err := cluster.OpenNode(ctx, c, cluster.NodeOptions{SealKey: testSealKey, MaxPerRecipient: maxCount,
+		Queue: cluster.QueueOptions{MaxBytesPerRecipient: maxBytes, SenderQuota: quota, Clock: o.Clock}})
 	if err != nil {
 		t.Fatal(err)
 	}
-	hctx, hcancel := context.WithCancel(context.Background())
-	h := cluster.NewHub(hctx, c)
-	t.Cleanup(func() { hcancel(); h.Close() })
-	d, err := cluster.NewDirectory(ctx, c, cluster.DirOptions{SealKey: testSealKey})
-	if err != nil {
-		t.Fatal(err)
-	}
-	b, err := cluster.NewBlobs(ctx, c, d, cluster.BlobOptions{})
-	if err != nil {
-		t.Fatal(err)
-	}
+	t.Cleanup(node.Hub.Close) // the connection is the caller's
+	cfg := server.Config{Logger: o.Logger}
+	node.Configure(&cfg)
+	d := node.Dir
 	conns.Store(d, c)
 	t.Cleanup(func() { conns.Delete(d) })
-	o.Queue, o.Hub, o.Dir, o.Blobs = q, h, d, b
+	o.Queue, o.Hub, o.Dir, o.Blobs = cfg.Queue, cfg.Hub, cfg.Dir, cfg.Blobs
 	return o
 }
 
