@@ -37,6 +37,12 @@ type conversation struct {
 	seekOldest bool
 
 	late map[int64]chat.Message // delivery updates that arrived before their page
+	// deleted: the messages deleted on this device while shown (remove); a page read
+	// before the deletion does not show them again.
+	deleted map[int64]bool
+	// clearedThrough: the newest message shown when the conversation was cleared
+	// (clearAll); a page read before does not show it or older ones again.
+	clearedThrough int64
 
 	pendingNew int      // unread count to mark once the messages are loaded
 	newItem    *msgItem // the message carrying the "N new" divider
@@ -195,7 +201,7 @@ func (cv *conversation) prepend(newestFirst []chat.Message, loc *time.Location) 
 	older := make([]*msgItem, 0, len(newestFirst))
 	for i := len(newestFirst) - 1; i >= 0; i-- {
 		m := newestFirst[i]
-		if _, dup := cv.byID[m.ID]; dup {
+		if _, dup := cv.byID[m.ID]; dup || cv.deleted[m.ID] || m.ID <= cv.clearedThrough {
 			continue
 		}
 		if up, ok := cv.late[m.ID]; ok {
@@ -275,6 +281,76 @@ func (cv *conversation) appendMsg(m chat.Message, loc *time.Location) bool {
 		cv.markBeginning() // a late message older than all shown
 	}
 	return true
+}
+
+// remove takes message id out of the loaded messages (deleted on this device) and
+// reports whether it was loaded. The view keeps its place: the message at its bottom
+// stays there (the one before it when that is the one removed), and at the newest it
+// stays at the newest. The "N new" divider counts the incoming messages left under it.
+func (cv *conversation) remove(id int64, loc *time.Location) bool {
+	it, ok := cv.byID[id]
+	if !ok {
+		return false
+	}
+	at := slices.Index(cv.items, it)
+	follow := cv.atBottom()
+	delete(cv.byID, id)
+	if cv.deleted == nil {
+		cv.deleted = make(map[int64]bool)
+	}
+	cv.deleted[id] = true // an older page read before the deletion does not bring it back
+	cv.items = slices.Delete(cv.items, at, at+1)
+	if cv.newItem != nil && !it.m.Outgoing && (it == cv.newItem || it.m.ID > cv.newItem.m.ID) {
+		n := cv.newItem.newMark - 1
+		cv.newItem.newMark, cv.newItem.lines = 0, nil
+		if it == cv.newItem { // the divider goes to the next incoming message
+			cv.newItem = nil
+			for _, next := range cv.items[at:] {
+				if !next.m.Outgoing {
+					cv.newItem = next
+					break
+				}
+			}
+		}
+		if cv.newItem != nil && n > 0 {
+			cv.newItem.newMark, cv.newItem.lines = n, nil
+		} else {
+			cv.newItem = nil
+		}
+	}
+	if cv.beginning == it {
+		cv.beginning = nil
+	}
+	switch {
+	case follow || len(cv.items) == 0:
+		cv.anchor, cv.anchorOff = max(0, len(cv.items)-1), 0
+	case at < cv.anchor:
+		cv.anchor--
+	case at == cv.anchor:
+		cv.anchor, cv.anchorOff = max(0, at-1), 0
+	}
+	if at < len(cv.items) {
+		cv.setDay(at, loc)
+		for j := at; j < len(cv.items); j++ { // the next incoming message's mark
+			if cv.setKeyChange(j) {
+				break
+			}
+		}
+	}
+	cv.markBeginning()
+	return true
+}
+
+// clearAll forgets every loaded message (the conversation was cleared on this device):
+// what is not a message — the draft, the uploads — stays.
+func (cv *conversation) clearAll() {
+	for _, it := range cv.items {
+		cv.clearedThrough = max(cv.clearedThrough, it.m.ID)
+	}
+	cv.items, cv.byID = nil, make(map[int64]*msgItem)
+	cv.anchor, cv.anchorOff = 0, 0
+	cv.newItem, cv.beginning, cv.late = nil, nil, nil
+	cv.seekOldest, cv.reading, cv.heldUnread, cv.pendingNew = false, false, false, 0
 }
 
 // markBeginning puts "beginning of the conversation" above the oldest message once the

@@ -769,9 +769,9 @@ func (m *mainScreen) onOpDone(msg opDoneMsg) tea.Cmd {
 	case "notify":
 		return nil
 	case "delete", "clear":
-		// The conversation and the list are read again on the controller's
-		// MessagesDeleted event, as for a deletion through the owner socket: reloading
-		// here too read them twice (the event comes before or after this).
+		// The conversation and the list change on the controller's MessagesDeleted
+		// event (onDeleted), as for a deletion through the owner socket: doing it here
+		// too did it twice (the event comes before or after this).
 		m.setNotice(map[string]string{"delete": "message deleted on this device", "clear": "conversation cleared on this device"}[msg.op], false)
 		return nil
 	}
@@ -856,13 +856,13 @@ func (m *mainScreen) handleEvent(ev chat.Event) tea.Cmd {
 	case chat.MessagesDeleted:
 		// Deleted by /delete or /clear here (onOpDone leaves it to this), or by a headless
 		// 'pfschat delete-message' or 'clear' through the owner socket: a loaded
-		// conversation is read again (a deleted message that is not loaded changes
-		// nothing shown), and the list for its unread counts.
-		var reload tea.Cmd
-		if cv, ok := m.convs[ev.Contact]; ok && (ev.Message == nil || cv.byID[ev.Message.ID] != nil) {
-			reload = m.reloadConversation(ev.Contact)
+		// conversation loses them in place (onDeleted: a deleted message that is not
+		// loaded changes nothing shown), and the list is read again for its counts.
+		var id int64
+		if ev.Message != nil {
+			id = ev.Message.ID
 		}
-		return tea.Batch(reload, m.c.loadContacts(m.b))
+		return tea.Batch(m.onDeleted(ev.Contact, id), m.c.loadContacts(m.b))
 	case chat.TransferProgress:
 		return m.onTransfer(ev) // attachments.go
 	}

@@ -82,23 +82,31 @@ func runClear(m *mainScreen, _ []string) tea.Cmd {
 		m.c.op("clear", name, func(ctx context.Context) error { _, err := md.ClearConversation(ctx, name); return err })))
 }
 
-// reloadConversation forgets a conversation's loaded messages and, when it is open,
-// loads its newest page again (after /delete or /clear, or a deletion through the owner
-// socket). What is not a message stays: the draft kept for a conversation not open
-// (a headless delete may reach any of them) and the files still uploading.
-func (m *mainScreen) reloadConversation(name string) tea.Cmd {
-	old := m.convs[name]
-	delete(m.convs, name)
-	if old != nil && (old.draft != "" || len(old.uploads) > 0) {
-		cv := newConversation(name)
-		cv.draft, cv.draftPictured, cv.uploads = old.draft, old.draftPictured, old.uploads
-		m.convs[name] = cv
-	}
-	if name != m.open {
+// onDeleted applies a deletion on this device (/delete or /clear, or a deletion through
+// the owner socket) to a loaded conversation without reading it again: the deleted
+// message leaves the view, which keeps its place (a reload put it at the newest and
+// marked read what was never on screen), and the old lines stay until then (a reload
+// drew a blank "loading…" frame first). A cleared conversation is read again in place,
+// for a message that arrived while it was cleared.
+func (m *mainScreen) onDeleted(name string, id int64) tea.Cmd {
+	cv, ok := m.convs[name]
+	if !ok {
 		return nil
 	}
-	cv := m.conv()
-	cv.loading = true
+	if id != 0 {
+		if !cv.remove(id, m.c.loc) || !cv.loaded {
+			return nil
+		}
+		if name == m.open {
+			return tea.Batch(m.c.loadGaps(m.b, name, 0), m.maybeLoadMore())
+		}
+		return m.c.loadGaps(m.b, name, 0)
+	}
+	cv.clearAll()
+	if !cv.loaded && name != m.open {
+		return nil
+	}
+	cv.loading, cv.exhausted = true, false
 	return m.c.loadHistory(m.b, name, 0)
 }
 
