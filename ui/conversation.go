@@ -47,10 +47,6 @@ type conversation struct {
 	pendingNew int      // unread count to mark once the messages are loaded
 	newItem    *msgItem // the message carrying the "N new" divider
 	beginning  *msgItem // the message carrying "beginning of the conversation" (markBeginning)
-	// unseen counts the incoming messages that arrived below the view while it was
-	// scrolled back (the "↓ N new" line at the pane's bottom edge); reaching the
-	// bottom clears it (seenBottom).
-	unseen int
 	// heldUnread: unread messages waited here out of view (scrolled back, the
 	// terminal without the focus): they get the "N new" divider once read (readSeen).
 	heldUnread bool
@@ -102,24 +98,17 @@ func (cv *conversation) showNew(r *convRenderer, h int) {
 }
 
 // lastInView is the newest message whose last line is in view (0 when none is) in a
-// view bh lines high: the "↓ N new" row hides the view's bottom line (unseenCovers), so
-// the message there is not in view.
-func (cv *conversation) lastInView(bh int) int64 {
+// view bh lines high; covered: the "↓ N new" row hides the view's bottom line
+// (mainScreen.unreadBelow), so the message there is not in view.
+func (cv *conversation) lastInView(bh int, covered bool) int64 {
 	i := cv.anchor
-	if cv.anchorOff > 0 || cv.unseenCovers(bh) {
+	if cv.anchorOff > 0 || (covered && bh > 1) {
 		i--
 	}
 	if i < 0 || i >= len(cv.items) {
 		return 0
 	}
 	return cv.items[i].m.ID
-}
-
-// unseenCovers reports whether the "↓ N new" row (unseen) is drawn over the bottom line
-// of a message view bh lines high (conversationView) rather than below it: the lines
-// being read stay where they were when it appears.
-func (cv *conversation) unseenCovers(bh int) bool {
-	return cv.unseen > 0 && cv.loaded && bh > 1
 }
 
 // incomingAfter counts the loaded incoming messages newer than message id.
@@ -271,11 +260,8 @@ func (cv *conversation) appendMsg(m chat.Message, loc *time.Location) bool {
 			cv.anchor++ // the view stays on the message it showed
 		}
 	}
-	switch {
-	case follow:
+	if follow {
 		cv.anchor, cv.anchorOff = len(cv.items)-1, 0
-	case at > cv.anchor && !m.Outgoing:
-		cv.unseen++ // below the view: "↓ N new"
 	}
 	if at == 0 {
 		cv.markBeginning() // a late message older than all shown
@@ -519,21 +505,12 @@ func (cv *conversation) scrollDown(r *convRenderer, n int) {
 		cv.anchor++
 		cv.anchorOff = len(r.lines(cv.items[cv.anchor])) - 1
 	}
-	cv.seenBottom()
 }
 
 func (cv *conversation) toBottom() {
 	cv.seekOldest = false
 	cv.anchor = max(0, len(cv.items)-1)
 	cv.anchorOff = 0
-	cv.seenBottom()
-}
-
-// seenBottom forgets the unseen messages once the view is at the newest one.
-func (cv *conversation) seenBottom() {
-	if cv.atBottom() {
-		cv.unseen = 0
-	}
 }
 
 // clampAnchor keeps the anchor valid after a resize changed line counts.

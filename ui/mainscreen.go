@@ -575,7 +575,8 @@ func (m *mainScreen) readSeen() tea.Cmd {
 // backend can (ReadThroughMarker); the messages below the view stay unread.
 func (m *mainScreen) markReadThrough(cv *conversation, ct chat.Contact) tea.Cmd {
 	rt, ok := m.b.(ReadThroughMarker)
-	through := cv.lastInView(m.convBodyHeight())
+	h := m.convBodyHeight()
+	through := cv.lastInView(h, m.unreadBelow(cv, h) > 0)
 	if !ok || through <= cv.readThrough {
 		return nil
 	}
@@ -805,6 +806,13 @@ func (m *mainScreen) handleEvent(ev chat.Event) tea.Cmd {
 		if ev.Message != nil {
 			// Appended even while the first page is still loading: the page may have been
 			// read before this message was committed, and prepend drops duplicates.
+			if !ev.Message.Outgoing {
+				// Unread until seen: counted at once (the list read again below
+				// confirms it), for the "↓ N new" row (unreadBelow) and readSeen.
+				if ct, ok := m.contact(ev.Contact); ok {
+					m.setUnread(ev.Contact, ct.Unread+1)
+				}
+			}
 			if cv, ok := m.convs[ev.Contact]; ok {
 				cv.appendMsg(*ev.Message, m.c.loc)
 				cmds = append(cmds, m.c.loadGaps(m.b, ev.Contact, 0), m.c.loadGaps(m.b, ev.Contact, chat.GapWait+time.Second))
