@@ -117,3 +117,84 @@ func TestDeleteDrawsNoLoadingFrame(t *testing.T) {
 		t.Fatalf("right after /clear's event the pane reads:\n%s", p)
 	}
 }
+
+// deleteDialog runs /delete with args and returns the confirmation's text, its words
+// joined by single spaces ("" without a dialog).
+func deleteDialog(t *testing.T, m *mainScreen, args ...string) string {
+	t.Helper()
+	queue := []tea.Cmd{m.command(append([]string{"/delete"}, args...))}
+	for len(queue) > 0 {
+		c := queue[0]
+		queue = queue[1:]
+		if c == nil {
+			continue
+		}
+		switch msg := c().(type) {
+		case pushDialogMsg:
+			return strings.Join(strings.Fields(strings.NewReplacer("│", " ", "─", "", "╭", "", "╮", "", "╰", "", "╯", "").
+				Replace(ansi.Strip(msg.d.View()))), " ")
+		case tea.BatchMsg:
+			queue = append(queue, msg...)
+		case nil:
+		default:
+			_, next := m.Update(msg)
+			queue = append(queue, next)
+		}
+	}
+	return ""
+}
+
+// TestDeleteConfirmationNamesTheMessage: the confirmation says which message it is —
+// the newest, which may not have been on screen — from whom and when, and a file
+// without a caption by its name (it showed "()").
+func TestDeleteConfirmationNamesTheMessage(t *testing.T) {
+	m := newTestMainScreen(t)
+	m.c.height = 60 // the whole dialog
+	b := m.b.(*memBackend)
+	b.addMessage(chat.Message{Contact: "bob", Text: "hello", SentAt: fixedNow.Add(-time.Minute)})
+	b.addMessage(chat.Message{Contact: "bob", SentAt: fixedNow,
+		Attachment: &chat.Attachment{ClientID: "f1", FileName: "report.pdf", MediaType: "application/pdf", Size: 2048}})
+	drive(t, m, m.openContact("bob"), "")
+	d := deleteDialog(t, m)
+	if !strings.Contains(d, "report.pdf") || strings.Contains(d, "()") {
+		t.Errorf("/delete of a file without a caption: the dialog reads %q, want the file's name", d)
+	}
+	if !strings.Contains(d, "Delete the newest message of this conversation, from bob at 09:30") {
+		t.Errorf("/delete: the dialog reads %q, want it to say the newest message, from bob at 09:30", d)
+	}
+	if d := deleteDialog(t, m, "2"); !strings.Contains(d, "the 2nd newest message") || !strings.Contains(d, "hello") {
+		t.Errorf("/delete 2: the dialog reads %q", d)
+	}
+}
+
+// TestDeleteNthNotLoaded: /delete N deletes the conversation's N-th newest message
+// whether it is loaded or not (it said "no message 60 to delete here (scroll up to
+// load older ones)"), and says how many there are when there are fewer.
+func TestDeleteNthNotLoaded(t *testing.T) {
+	m := newTestMainScreen(t)
+	m.noticeTTL = time.Millisecond
+	b := m.b.(*memBackend)
+	for i := 1; i <= 400; i++ {
+		b.addMessage(chat.Message{Contact: "bob", Text: fmt.Sprintf("msg %d", i), SentAt: fixedNow})
+	}
+	drive(t, m, m.openContact("bob"), "")
+	if len(m.conv().items) >= 250 {
+		t.Fatalf("%d messages loaded: the test wants fewer than 250", len(m.conv().items))
+	}
+	if d := deleteDialog(t, m, "250"); !strings.Contains(d, "the 250th newest message") || !strings.Contains(d, "msg 151 ") {
+		t.Fatalf("/delete 250 with %d loaded: dialog %q, notice %q", len(m.conv().items), d, m.notice)
+	}
+	drive(t, m, m.command([]string{"/delete", "250"}), "y")
+	driveEvents(t, m, b)
+	b.mu.Lock()
+	for _, msg := range b.msgs["bob"] {
+		if msg.Text == "msg 151" {
+			t.Error("/delete 250 did not delete msg 151")
+		}
+	}
+	b.mu.Unlock()
+	drive(t, m, m.command([]string{"/delete", "500"}), "y")
+	if !m.noticeErr || !strings.Contains(m.notice, "this conversation has 399 messages") {
+		t.Errorf("/delete 500 of 399 messages: notice %q", m.notice)
+	}
+}

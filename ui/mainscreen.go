@@ -308,6 +308,8 @@ func (m *mainScreen) update(msg tea.Msg) (screen, tea.Cmd) {
 		return m, nil
 	case opDoneMsg:
 		return m, m.onOpDone(msg)
+	case deleteTargetMsg:
+		return m, m.onDeleteTarget(msg)
 	case notifySettingsMsg:
 		m.c.notify = chat.NotifySettings(msg)
 		return m, nil
