@@ -7,6 +7,7 @@ import (
 	"path/filepath"
 	"slices"
 	"sort"
+	"strconv"
 	"strings"
 	"time"
 
@@ -53,6 +54,7 @@ type mainScreen struct {
 	conn          chat.ConnState
 	relayKey      *chat.RelayKeyChangedError // the relay presents another key: the banner (relaykey.go)
 	retryDeadline time.Time
+	retryDigits   int // the countdown's width, in digits (statusLines)
 	ticking       bool
 
 	notice    string
@@ -797,6 +799,9 @@ func (m *mainScreen) handleEvent(ev chat.Event) tea.Cmd {
 		}
 		if ev.State.Status == chat.Reconnecting && ev.State.RetryIn > 0 {
 			m.retryDeadline = m.c.now().Add(ev.State.RetryIn)
+			// The countdown keeps the width of its first number: the layout does not
+			// change when it goes below 10 s (the fingerprint went and came back).
+			m.retryDigits = len(strconv.Itoa(int(math.Ceil(ev.State.RetryIn.Seconds()))))
 			if !m.ticking {
 				m.ticking = true
 				return tick()

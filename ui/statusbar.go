@@ -55,8 +55,9 @@ func (m *mainScreen) statusLines(w int) []string {
 	case chat.Reconnecting:
 		secs := int(math.Ceil(m.retryDeadline.Sub(m.c.now()).Seconds()))
 		if secs > 0 {
-			conn = s.StatusWarn.Render(fmt.Sprintf("◌ reconnecting in %d s", secs))
-			connShort = s.StatusWarn.Render(fmt.Sprintf("◌ %ds", secs))
+			// Padded to the width of the countdown's first number (retryDigits).
+			conn = s.StatusWarn.Render(fmt.Sprintf("◌ reconnecting in %*d s", m.retryDigits, secs))
+			connShort = s.StatusWarn.Render(fmt.Sprintf("◌ %*ds", m.retryDigits, secs))
 		} else {
 			conn, connShort = s.StatusWarn.Render("◌ reconnecting…"), s.StatusWarn.Render("◌")
 		}

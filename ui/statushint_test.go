@@ -241,3 +241,25 @@ func narrowStatusScreen(t *testing.T) (*mainScreen, func() []string) {
 	}
 	return m, status
 }
+
+// TestReconnectCountdownKeepsTheLayout: the status line's layout does not change as the
+// reconnect countdown goes from two digits to one: at 79 columns the fingerprint went
+// while it had two and came back below 10 s (a tester saw it flicker).
+func TestReconnectCountdownKeepsTheLayout(t *testing.T) {
+	m := newTestMainScreen(t)
+	m.contacts[0].Fingerprint = "3f2a 9c1d 77e0 1b4f"
+	drive(t, m, m.openContact("bob"), "")
+	m.handleEvent(chat.Event{Kind: chat.ConnectionChanged, State: chat.ConnState{Status: chat.Reconnecting, RetryIn: 15 * time.Second}})
+	at := func(w int, left time.Duration) string {
+		m.c.width = w
+		m.c.now = func() time.Time { return m.retryDeadline.Add(-left) }
+		return ansi.Strip(m.statusView(w))
+	}
+	for w := 40; w <= 120; w++ {
+		two, one := at(w, 12*time.Second), at(w, 5*time.Second)
+		if strings.Contains(two, "fp ") != strings.Contains(one, "fp ") ||
+			strings.Index(two, "bob") != strings.Index(one, "bob") {
+			t.Errorf("at %d columns the layout changed with the countdown:\n12 s: %q\n 5 s: %q", w, two, one)
+		}
+	}
+}
