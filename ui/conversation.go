@@ -4,6 +4,8 @@ import (
 	"slices"
 	"time"
 
+	tea "charm.land/bubbletea/v2"
+
 	"pfschat/chat"
 )
 
@@ -40,9 +42,9 @@ type conversation struct {
 	// deleted: the messages deleted on this device while shown (remove); a page read
 	// before the deletion does not show them again.
 	deleted map[int64]bool
-	// clearedThrough: the newest message shown when the conversation was cleared
-	// (clearAll); a page read before does not show it or older ones again.
-	clearedThrough int64
+	// epoch counts the times the conversation was cleared (clearAll): a page read
+	// before (stamp) is not shown.
+	epoch int
 
 	pendingNew int      // unread count to mark once the messages are loaded
 	newItem    *msgItem // the message carrying the "N new" divider
@@ -132,6 +134,20 @@ func (cv *conversation) clearNew() {
 	}
 }
 
+// stamp gives the history page load reads the conversation's epoch: onHistory drops a
+// page read before the conversation was cleared.
+func (cv *conversation) stamp(load tea.Cmd) tea.Cmd {
+	epoch := cv.epoch
+	return func() tea.Msg {
+		msg := load()
+		if hm, ok := msg.(historyMsg); ok {
+			hm.epoch = epoch
+			return hm
+		}
+		return msg
+	}
+}
+
 // msgItem is one message with its cached rendering.
 type msgItem struct {
 	m       chat.Message
@@ -190,7 +206,7 @@ func (cv *conversation) prepend(newestFirst []chat.Message, loc *time.Location) 
 	older := make([]*msgItem, 0, len(newestFirst))
 	for i := len(newestFirst) - 1; i >= 0; i-- {
 		m := newestFirst[i]
-		if _, dup := cv.byID[m.ID]; dup || cv.deleted[m.ID] || m.ID <= cv.clearedThrough {
+		if _, dup := cv.byID[m.ID]; dup || cv.deleted[m.ID] {
 			continue
 		}
 		if up, ok := cv.late[m.ID]; ok {
@@ -274,6 +290,10 @@ func (cv *conversation) appendMsg(m chat.Message, loc *time.Location) bool {
 // stays there (the one before it when that is the one removed), and at the newest it
 // stays at the newest. The "N new" divider counts the incoming messages left under it.
 func (cv *conversation) remove(id int64, loc *time.Location) bool {
+	if cv.deleted == nil {
+		cv.deleted = make(map[int64]bool)
+	}
+	cv.deleted[id] = true // a page read before the deletion does not bring it back
 	it, ok := cv.byID[id]
 	if !ok {
 		return false
@@ -281,10 +301,6 @@ func (cv *conversation) remove(id int64, loc *time.Location) bool {
 	at := slices.Index(cv.items, it)
 	follow := cv.atBottom()
 	delete(cv.byID, id)
-	if cv.deleted == nil {
-		cv.deleted = make(map[int64]bool)
-	}
-	cv.deleted[id] = true // an older page read before the deletion does not bring it back
 	cv.items = slices.Delete(cv.items, at, at+1)
 	if cv.newItem != nil && !it.m.Outgoing && (it == cv.newItem || it.m.ID > cv.newItem.m.ID) {
 		n := cv.newItem.newMark - 1
@@ -330,9 +346,7 @@ func (cv *conversation) remove(id int64, loc *time.Location) bool {
 // clearAll forgets every loaded message (the conversation was cleared on this device):
 // what is not a message — the draft, the uploads — stays.
 func (cv *conversation) clearAll() {
-	for _, it := range cv.items {
-		cv.clearedThrough = max(cv.clearedThrough, it.m.ID)
-	}
+	cv.epoch++ // the pages on their way were read before
 	cv.items, cv.byID = nil, make(map[int64]*msgItem)
 	cv.anchor, cv.anchorOff = 0, 0
 	cv.newItem, cv.beginning, cv.late = nil, nil, nil

@@ -198,3 +198,33 @@ func TestDeleteNthNotLoaded(t *testing.T) {
 		t.Errorf("/delete 500 of 399 messages: notice %q", m.notice)
 	}
 }
+
+// TestDeletionDuringFirstPage: a page read before a deletion and arriving after it does
+// not show the deleted messages again (/delete of one, /clear of all).
+func TestDeletionDuringFirstPage(t *testing.T) {
+	m := newTestMainScreen(t)
+	b := m.b.(*memBackend)
+	for _, text := range []string{"one", "two", "three"} {
+		b.addMessage(chat.Message{Contact: "bob", Text: text, SentAt: fixedNow})
+	}
+	page := m.openContact("bob")() // read now, handed to the screen after the deletions
+	_ = b.DeleteMessage(t.Context(), "bob", 3)
+	driveEvents(t, m, b)
+	drive(t, m, func() tea.Msg { return page }, "")
+	for _, it := range m.conv().items {
+		if it.m.Text == "three" {
+			t.Fatal("the deleted message came back with a page read before its deletion")
+		}
+	}
+
+	m = newTestMainScreen(t)
+	b = m.b.(*memBackend)
+	b.addMessage(chat.Message{Contact: "bob", Text: "one", SentAt: fixedNow})
+	page = m.openContact("bob")()
+	_, _ = b.ClearConversation(t.Context(), "bob")
+	driveEvents(t, m, b)
+	drive(t, m, func() tea.Msg { return page }, "")
+	if n := len(m.conv().items); n != 0 {
+		t.Fatalf("cleared while the first page was on its way: %d messages shown", n)
+	}
+}

@@ -474,9 +474,9 @@ func (m *mainScreen) openContact(name string) tea.Cmd {
 		if ct, ok := m.contact(name); ok && ct.Unread > 0 {
 			// From the first unread message: thousands of them cost one read, not a
 			// page each back to it (openAtNew).
-			cmds = append(cmds, m.c.loadFromUnread(m.b, name, ct.Unread))
+			cmds = append(cmds, cv.stamp(m.c.loadFromUnread(m.b, name, ct.Unread)))
 		} else {
-			cmds = append(cmds, m.c.loadHistory(m.b, name, 0))
+			cmds = append(cmds, cv.stamp(m.c.loadHistory(m.b, name, 0)))
 		}
 	}
 	// The "N new" divider is this visit's: over the messages unread as it opens, none
@@ -504,7 +504,7 @@ func (m *mainScreen) openAtNew(cv *conversation, n int) tea.Cmd {
 			return nil
 		}
 		cv.loading = true
-		return m.c.loadHistory(m.b, cv.contact, cv.oldestID())
+		return cv.stamp(m.c.loadHistory(m.b, cv.contact, cv.oldestID()))
 	}
 	m.placeNew(cv, n)
 	return nil
@@ -611,7 +611,7 @@ func (m *mainScreen) maybeLoadMore() tea.Cmd {
 		return nil
 	}
 	cv.loading = true
-	return m.c.loadHistory(m.b, cv.contact, cv.oldestID())
+	return cv.stamp(m.c.loadHistory(m.b, cv.contact, cv.oldestID()))
 }
 
 func (m *mainScreen) onContacts(msg contactsMsg) tea.Cmd {
@@ -695,7 +695,7 @@ func (m *mainScreen) setUnread(name string, n int) {
 
 func (m *mainScreen) onHistory(msg historyMsg) tea.Cmd {
 	cv, ok := m.convs[msg.contact]
-	if !ok {
+	if !ok || msg.epoch != cv.epoch { // (read before the conversation was cleared)
 		return nil
 	}
 	cv.loading = false
@@ -813,16 +813,15 @@ func (m *mainScreen) handleEvent(ev chat.Event) tea.Cmd {
 		if ev.Message != nil {
 			// Appended even while the first page is still loading: the page may have been
 			// read before this message was committed, and prepend drops duplicates.
-			if !ev.Message.Outgoing {
+			fresh := true // not shown before (an event again for a message shown is not counted twice)
+			if cv, ok := m.convs[ev.Contact]; ok {
+				fresh = cv.appendMsg(*ev.Message, m.c.loc)
+				cmds = append(cmds, m.c.loadGaps(m.b, ev.Contact, 0), m.c.loadGaps(m.b, ev.Contact, chat.GapWait+time.Second))
+			}
+			if ct, ok := m.contact(ev.Contact); ok && fresh && !ev.Message.Outgoing {
 				// Unread until seen: counted at once (the list read again below
 				// confirms it), for the "↓ N new" row (unreadBelow) and readSeen.
-				if ct, ok := m.contact(ev.Contact); ok {
-					m.setUnread(ev.Contact, ct.Unread+1)
-				}
-			}
-			if cv, ok := m.convs[ev.Contact]; ok {
-				cv.appendMsg(*ev.Message, m.c.loc)
-				cmds = append(cmds, m.c.loadGaps(m.b, ev.Contact, 0), m.c.loadGaps(m.b, ev.Contact, chat.GapWait+time.Second))
+				m.setUnread(ev.Contact, ct.Unread+1)
 			}
 			cmds = append(cmds, m.maybeAutoDownload(*ev.Message)) // attachments.go
 		}

@@ -182,8 +182,8 @@ func runClear(m *mainScreen, _ []string) tea.Cmd {
 // onDeleted applies a deletion on this device (/delete or /clear, or a deletion through
 // the owner socket) to a loaded conversation without reading it again: the deleted
 // message leaves the view, which keeps its place (a reload put it at the newest and
-// marked read what was never on screen), and the old lines stay until then (a reload
-// drew a blank "loading…" frame first). A cleared conversation is read again in place,
+// marked read what was never on screen), and no blank "loading…" frame is drawn (the
+// reload's was). A cleared conversation is emptied at once, and read again in place
 // for a message that arrived while it was cleared.
 func (m *mainScreen) onDeleted(name string, id int64) tea.Cmd {
 	cv, ok := m.convs[name]
@@ -200,11 +200,12 @@ func (m *mainScreen) onDeleted(name string, id int64) tea.Cmd {
 		return m.c.loadGaps(m.b, name, 0)
 	}
 	cv.clearAll()
-	if !cv.loaded && name != m.open {
-		return nil
+	cv.exhausted = false
+	cv.loading = cv.loaded || name == m.open
+	if !cv.loading {
+		return nil // read when opened
 	}
-	cv.loading, cv.exhausted = true, false
-	return m.c.loadHistory(m.b, name, 0)
+	return cv.stamp(m.c.loadHistory(m.b, name, 0))
 }
 
 // countOf is n and noun, plural unless n is 1: "1 message", "118 messages".

@@ -246,3 +246,22 @@ func TestNewRowCountsUnreadBelow(t *testing.T) {
 		t.Fatalf("3 more arrived below: %d unread below, want %d", n2, n+3)
 	}
 }
+
+// TestNewRowCountsAMessageOnce: the controller's event for a message already shown
+// (told again) does not count it again on the "↓ N new" row.
+func TestNewRowCountsAMessageOnce(t *testing.T) {
+	m := newTestMainScreen(t)
+	b := m.b.(*memBackend)
+	for i := range 80 {
+		b.addMessage(chat.Message{Contact: "bob", Text: fmt.Sprintf("old %d", i), SentAt: fixedNow.Add(-time.Hour)})
+	}
+	drive(t, m, m.openContact("bob"), "")
+	m.handleKey(keyMsg("pgup"))
+	msg := b.addMessage(chat.Message{Contact: "bob", Text: "fresh", SentAt: fixedNow})
+	for range 2 {
+		m.handleEvent(chat.Event{Kind: chat.MessageReceived, Contact: "bob", Message: &msg})
+	}
+	if n := newRow(m); n != 1 {
+		t.Fatalf("one message told twice: the row says %d new, want 1", n)
+	}
+}
