@@ -112,9 +112,20 @@ func (c *Client) DeleteMessage(ctx context.Context, contact string, id int64) er
 		if _, err := tx.exec(ctx, "DELETE FROM messages WHERE id = ?", id); err != nil {
 			return fmt.Errorf("storage: delete message %d: %w", id, err)
 		}
+		if _, err := tx.exec(ctx, setLastMessageAt, contact); err != nil {
+			return fmt.Errorf("storage: delete message %d: %w", id, err)
+		}
 		return nil
 	})
 }
+
+// setLastMessageAt sets a contact's last_message_at (?1 its name) to the time of its
+// newest message left after a deletion, as CommitReceive and the sends set it (the time
+// received, or sent for an outgoing message), 0 with none: the contact list showed the
+// time of a deleted message.
+const setLastMessageAt = `UPDATE contacts SET last_message_at = coalesce((SELECT
+	max(CASE WHEN direction = 2 OR received_at = 0 THEN sent_at ELSE received_at END)
+	FROM messages WHERE contact = ?1), 0) WHERE name = ?1`
 
 // ClearConversation deletes every message of a contact's conversation from this
 // profile (the contact stays) and returns how many; see DeleteMessage.
@@ -138,7 +149,7 @@ func (c *Client) ClearConversation(ctx context.Context, contact string) (int, er
 		if n, err = tx.execN(ctx, "DELETE FROM messages WHERE contact = ?", contact); err != nil {
 			return err
 		}
-		_, err = tx.exec(ctx, "UPDATE contacts SET unread = 0 WHERE name = ?", contact)
+		_, err = tx.exec(ctx, "UPDATE contacts SET unread = 0, last_message_at = 0 WHERE name = ?", contact)
 		return err
 	})
 	if err != nil {

@@ -5,6 +5,7 @@ import (
 	"maps"
 	"strings"
 	"testing"
+	"time"
 )
 
 // TestDeleteMessageAndClear: deleting a message removes it from the conversation and
@@ -58,6 +59,54 @@ func TestDeleteMessageAndClear(t *testing.T) {
 	}
 	if _, err := c.ClearConversation(ctx, "carol"); !errors.Is(err, ErrNotFound) {
 		t.Fatalf("clear an unknown contact: %v", err)
+	}
+}
+
+// TestDeleteMovesLastMessageAt: the contact's last message time (the list's time, its
+// order) is that of the newest message left after /delete, none after /clear: both kept
+// the time of the deleted messages.
+func TestDeleteMovesLastMessageAt(t *testing.T) {
+	ctx := t.Context()
+	c := newClient(t, nil)
+	addPeer(t, c, "bob")
+	var ids []int64
+	for i := 1; i <= 3; i++ {
+		at := t0.Add(timeSec(i))
+		id, err := c.CommitReceive(ctx, ReceiveTx{Message: &Message{Contact: "bob", Body: []byte{byte('a' + i)}, State: Delivered,
+			Seq: uint64(i), SentAt: at, ReceivedAt: at}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		ids = append(ids, id)
+	}
+	last := func() time.Time {
+		t.Helper()
+		ct, err := c.Contact(ctx, "bob")
+		if err != nil {
+			t.Fatal(err)
+		}
+		return ct.LastMessageAt
+	}
+	if got := last(); !got.Equal(t0.Add(timeSec(3))) {
+		t.Fatalf("last message at %v, want the third's", got)
+	}
+	if err := c.DeleteMessage(ctx, "bob", ids[2]); err != nil {
+		t.Fatal(err)
+	}
+	if got := last(); !got.Equal(t0.Add(timeSec(2))) {
+		t.Fatalf("newest deleted: last message at %v, want the second's %v", got, t0.Add(timeSec(2)))
+	}
+	if err := c.DeleteMessage(ctx, "bob", ids[0]); err != nil {
+		t.Fatal(err)
+	}
+	if got := last(); !got.Equal(t0.Add(timeSec(2))) {
+		t.Fatalf("oldest deleted: last message at %v, want the second's still", got)
+	}
+	if _, err := c.ClearConversation(ctx, "bob"); err != nil {
+		t.Fatal(err)
+	}
+	if got := last(); !got.IsZero() {
+		t.Fatalf("cleared: last message at %v, want none", got)
 	}
 }
 

@@ -37,6 +37,8 @@ type (
 		// window: read from the first unread message (loadFromUnread); then more says
 		// whether older messages exist (a page says it by being full).
 		window, more bool
+		// epoch: the conversation's epoch when it was read (conversation.stamp).
+		epoch int
 	}
 	gapsMsg struct {
 		contact string

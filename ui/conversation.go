@@ -4,6 +4,8 @@ import (
 	"slices"
 	"time"
 
+	tea "charm.land/bubbletea/v2"
+
 	"pfschat/chat"
 )
 
@@ -40,14 +42,16 @@ type conversation struct {
 	// lateFiles: the files of messages not loaded yet whose download ended while a page
 	// was on its way (updateFile), applied when the page arrives.
 	lateFiles map[int64]*chat.Attachment
+	// deleted: the messages deleted on this device while shown (remove); a page read
+	// before the deletion does not show them again.
+	deleted map[int64]bool
+	// epoch counts the times the conversation was cleared (clearAll): a page read
+	// before (stamp) is not shown.
+	epoch int
 
 	pendingNew int      // unread count to mark once the messages are loaded
 	newItem    *msgItem // the message carrying the "N new" divider
 	beginning  *msgItem // the message carrying "beginning of the conversation" (markBeginning)
-	// unseen counts the incoming messages that arrived below the view while it was
-	// scrolled back (the "↓ N new" line at the pane's bottom edge); reaching the
-	// bottom clears it (seenBottom).
-	unseen int
 	// heldUnread: unread messages waited here out of view (scrolled back, the
 	// terminal without the focus): they get the "N new" divider once read (readSeen).
 	heldUnread bool
@@ -99,24 +103,17 @@ func (cv *conversation) showNew(r *convRenderer, h int) {
 }
 
 // lastInView is the newest message whose last line is in view (0 when none is) in a
-// view bh lines high: the "↓ N new" row hides the view's bottom line (unseenCovers), so
-// the message there is not in view.
-func (cv *conversation) lastInView(bh int) int64 {
+// view bh lines high; covered: the "↓ N new" row hides the view's bottom line
+// (mainScreen.unreadBelow), so the message there is not in view.
+func (cv *conversation) lastInView(bh int, covered bool) int64 {
 	i := cv.anchor
-	if cv.anchorOff > 0 || cv.unseenCovers(bh) {
+	if cv.anchorOff > 0 || (covered && bh > 1) {
 		i--
 	}
 	if i < 0 || i >= len(cv.items) {
 		return 0
 	}
 	return cv.items[i].m.ID
-}
-
-// unseenCovers reports whether the "↓ N new" row (unseen) is drawn over the bottom line
-// of a message view bh lines high (conversationView) rather than below it: the lines
-// being read stay where they were when it appears.
-func (cv *conversation) unseenCovers(bh int) bool {
-	return cv.unseen > 0 && cv.loaded && bh > 1
 }
 
 // incomingAfter counts the loaded incoming messages newer than message id.
@@ -137,6 +134,20 @@ func (cv *conversation) clearNew() {
 	if cv.newItem != nil {
 		cv.newItem.newMark, cv.newItem.lines = 0, nil
 		cv.newItem = nil
+	}
+}
+
+// stamp gives the history page load reads the conversation's epoch: onHistory drops a
+// page read before the conversation was cleared.
+func (cv *conversation) stamp(load tea.Cmd) tea.Cmd {
+	epoch := cv.epoch
+	return func() tea.Msg {
+		msg := load()
+		if hm, ok := msg.(historyMsg); ok {
+			hm.epoch = epoch
+			return hm
+		}
+		return msg
 	}
 }
 
@@ -198,7 +209,7 @@ func (cv *conversation) prepend(newestFirst []chat.Message, loc *time.Location) 
 	older := make([]*msgItem, 0, len(newestFirst))
 	for i := len(newestFirst) - 1; i >= 0; i-- {
 		m := newestFirst[i]
-		if _, dup := cv.byID[m.ID]; dup {
+		if _, dup := cv.byID[m.ID]; dup || cv.deleted[m.ID] {
 			continue
 		}
 		if up, ok := cv.late[m.ID]; ok {
@@ -272,16 +283,81 @@ func (cv *conversation) appendMsg(m chat.Message, loc *time.Location) bool {
 			cv.anchor++ // the view stays on the message it showed
 		}
 	}
-	switch {
-	case follow:
+	if follow {
 		cv.anchor, cv.anchorOff = len(cv.items)-1, 0
-	case at > cv.anchor && !m.Outgoing:
-		cv.unseen++ // below the view: "↓ N new"
 	}
 	if at == 0 {
 		cv.markBeginning() // a late message older than all shown
 	}
 	return true
+}
+
+// remove takes message id out of the loaded messages (deleted on this device) and
+// reports whether it was loaded. The view keeps its place: the message at its bottom
+// stays there (the one before it when that is the one removed), and at the newest it
+// stays at the newest. The "N new" divider counts the incoming messages left under it.
+func (cv *conversation) remove(id int64, loc *time.Location) bool {
+	if cv.deleted == nil {
+		cv.deleted = make(map[int64]bool)
+	}
+	cv.deleted[id] = true // a page read before the deletion does not bring it back
+	it, ok := cv.byID[id]
+	if !ok {
+		return false
+	}
+	at := slices.Index(cv.items, it)
+	follow := cv.atBottom()
+	delete(cv.byID, id)
+	cv.items = slices.Delete(cv.items, at, at+1)
+	if cv.newItem != nil && !it.m.Outgoing && (it == cv.newItem || it.m.ID > cv.newItem.m.ID) {
+		n := cv.newItem.newMark - 1
+		cv.newItem.newMark, cv.newItem.lines = 0, nil
+		if it == cv.newItem { // the divider goes to the next incoming message
+			cv.newItem = nil
+			for _, next := range cv.items[at:] {
+				if !next.m.Outgoing {
+					cv.newItem = next
+					break
+				}
+			}
+		}
+		if cv.newItem != nil && n > 0 {
+			cv.newItem.newMark, cv.newItem.lines = n, nil
+		} else {
+			cv.newItem = nil
+		}
+	}
+	if cv.beginning == it {
+		cv.beginning = nil
+	}
+	switch {
+	case follow || len(cv.items) == 0:
+		cv.anchor, cv.anchorOff = max(0, len(cv.items)-1), 0
+	case at < cv.anchor:
+		cv.anchor--
+	case at == cv.anchor:
+		cv.anchor, cv.anchorOff = max(0, at-1), 0
+	}
+	if at < len(cv.items) {
+		cv.setDay(at, loc)
+		for j := at; j < len(cv.items); j++ { // the next incoming message's mark
+			if cv.setKeyChange(j) {
+				break
+			}
+		}
+	}
+	cv.markBeginning()
+	return true
+}
+
+// clearAll forgets every loaded message (the conversation was cleared on this device):
+// what is not a message — the draft, the uploads — stays.
+func (cv *conversation) clearAll() {
+	cv.epoch++ // the pages on their way were read before
+	cv.items, cv.byID = nil, make(map[int64]*msgItem)
+	cv.anchor, cv.anchorOff = 0, 0
+	cv.newItem, cv.beginning, cv.late, cv.lateFiles = nil, nil, nil, nil
+	cv.seekOldest, cv.reading, cv.heldUnread, cv.pendingNew = false, false, false, 0
 }
 
 // markBeginning puts "beginning of the conversation" above the oldest message once the
@@ -469,21 +545,12 @@ func (cv *conversation) scrollDown(r *convRenderer, n int) {
 		cv.anchor++
 		cv.anchorOff = len(r.lines(cv.items[cv.anchor])) - 1
 	}
-	cv.seenBottom()
 }
 
 func (cv *conversation) toBottom() {
 	cv.seekOldest = false
 	cv.anchor = max(0, len(cv.items)-1)
 	cv.anchorOff = 0
-	cv.seenBottom()
-}
-
-// seenBottom forgets the unseen messages once the view is at the newest one.
-func (cv *conversation) seenBottom() {
-	if cv.atBottom() {
-		cv.unseen = 0
-	}
 }
 
 // clampAnchor keeps the anchor valid after a resize changed line counts.

@@ -41,10 +41,10 @@ func (m *mainScreen) conversationView(w, h int) []string {
 	bh := h - 1
 	var footer []string // rows below the messages
 	covered := 0        // message lines the "↓ N new" row covers
-	if cv.unseenCovers(bh) {
-		// Scrolled back while messages arrived: say how many wait below, on the
-		// pane's bottom edge, until the view is back at the newest.
-		footer = append(footer, m.unseenLine(cv.unseen, w))
+	if n := m.unreadBelow(cv, bh); n > 0 {
+		// Scrolled back with unread messages below: say how many, on the pane's
+		// bottom edge, until they are in view.
+		footer = append(footer, m.unseenLine(n, w))
 		bh--
 		covered = 1
 	}
@@ -173,7 +173,7 @@ func (m *mainScreen) convHeader(cv *conversation, w int) string {
 }
 
 // unseenLine is the "↓ 3 new · ctrl+end" line, right-aligned in a pane w wide: n
-// messages arrived below the view while it was scrolled back.
+// unread messages are below the view (unreadBelow).
 func (m *mainScreen) unseenLine(n, w int) string {
 	s := &m.c.styles
 	label := s.NewBelow.Render(fmt.Sprintf("↓ %d new", n))
@@ -181,6 +181,24 @@ func (m *mainScreen) unseenLine(n, w int) string {
 		label = full
 	}
 	return fitLine(spaces(w-ansi.StringWidth(label)-1)+label, w)
+}
+
+// unreadBelow is the number the "↓ N new" row shows on the bottom edge of the open
+// conversation's message view, bh lines high: its unread messages below the view (the
+// unread ones are the newest incoming messages, the list's count of them), 0 for no
+// row. The row covers the view's bottom line (the lines being read stay where they were
+// when it appears), so a message there counts as below. It counted the messages that
+// arrived while the view was scrolled back: 25 after 16 of them had been read, and 3
+// with 272 unread below.
+func (m *mainScreen) unreadBelow(cv *conversation, bh int) int {
+	if cv == nil || !cv.loaded || cv.atBottom() || bh <= 1 {
+		return 0
+	}
+	ct, ok := m.contact(cv.contact)
+	if !ok || ct.Unread == 0 || cv.incomingAfter(cv.lastInView(bh, false)) == 0 {
+		return 0
+	}
+	return min(ct.Unread, cv.incomingAfter(cv.lastInView(bh, true)))
 }
 
 // convRenderer renders one message into lines of exactly the given width.

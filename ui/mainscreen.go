@@ -7,6 +7,7 @@ import (
 	"path/filepath"
 	"slices"
 	"sort"
+	"strconv"
 	"strings"
 	"time"
 
@@ -53,6 +54,7 @@ type mainScreen struct {
 	conn          chat.ConnState
 	relayKey      *chat.RelayKeyChangedError // the relay presents another key: the banner (relaykey.go)
 	retryDeadline time.Time
+	retryDigits   int // the countdown's width, in digits (statusLines)
 	ticking       bool
 
 	notice    string
@@ -308,6 +310,8 @@ func (m *mainScreen) update(msg tea.Msg) (screen, tea.Cmd) {
 		return m, nil
 	case opDoneMsg:
 		return m, m.onOpDone(msg)
+	case deleteTargetMsg:
+		return m, m.onDeleteTarget(msg)
 	case notifySettingsMsg:
 		m.c.notify = chat.NotifySettings(msg)
 		return m, nil
@@ -472,9 +476,9 @@ func (m *mainScreen) openContact(name string) tea.Cmd {
 		if ct, ok := m.contact(name); ok && ct.Unread > 0 {
 			// From the first unread message: thousands of them cost one read, not a
 			// page each back to it (openAtNew).
-			cmds = append(cmds, m.c.loadFromUnread(m.b, name, ct.Unread))
+			cmds = append(cmds, cv.stamp(m.c.loadFromUnread(m.b, name, ct.Unread)))
 		} else {
-			cmds = append(cmds, m.c.loadHistory(m.b, name, 0))
+			cmds = append(cmds, cv.stamp(m.c.loadHistory(m.b, name, 0)))
 		}
 	}
 	// The "N new" divider is this visit's: over the messages unread as it opens, none
@@ -502,7 +506,7 @@ func (m *mainScreen) openAtNew(cv *conversation, n int) tea.Cmd {
 			return nil
 		}
 		cv.loading = true
-		return m.c.loadHistory(m.b, cv.contact, cv.oldestID())
+		return cv.stamp(m.c.loadHistory(m.b, cv.contact, cv.oldestID()))
 	}
 	m.placeNew(cv, n)
 	return nil
@@ -577,7 +581,8 @@ func (m *mainScreen) readSeen() tea.Cmd {
 // backend can (ReadThroughMarker); the messages below the view stay unread.
 func (m *mainScreen) markReadThrough(cv *conversation, ct chat.Contact) tea.Cmd {
 	rt, ok := m.b.(ReadThroughMarker)
-	through := cv.lastInView(m.convBodyHeight())
+	h := m.convBodyHeight()
+	through := cv.lastInView(h, m.unreadBelow(cv, h) > 0)
 	if !ok || through <= cv.readThrough {
 		return nil
 	}
@@ -608,7 +613,7 @@ func (m *mainScreen) maybeLoadMore() tea.Cmd {
 		return nil
 	}
 	cv.loading = true
-	return m.c.loadHistory(m.b, cv.contact, cv.oldestID())
+	return cv.stamp(m.c.loadHistory(m.b, cv.contact, cv.oldestID()))
 }
 
 func (m *mainScreen) onContacts(msg contactsMsg) tea.Cmd {
@@ -692,7 +697,7 @@ func (m *mainScreen) setUnread(name string, n int) {
 
 func (m *mainScreen) onHistory(msg historyMsg) tea.Cmd {
 	cv, ok := m.convs[msg.contact]
-	if !ok {
+	if !ok || msg.epoch != cv.epoch { // (read before the conversation was cleared)
 		return nil
 	}
 	cv.loading = false
@@ -771,9 +776,9 @@ func (m *mainScreen) onOpDone(msg opDoneMsg) tea.Cmd {
 	case "notify":
 		return nil
 	case "delete", "clear":
-		// The conversation and the list are read again on the controller's
-		// MessagesDeleted event, as for a deletion through the owner socket: reloading
-		// here too read them twice (the event comes before or after this).
+		// The conversation and the list change on the controller's MessagesDeleted
+		// event (onDeleted), as for a deletion through the owner socket: doing it here
+		// too did it twice (the event comes before or after this).
 		m.setNotice(map[string]string{"delete": "message deleted on this device", "clear": "conversation cleared on this device"}[msg.op], false)
 		return nil
 	}
@@ -796,6 +801,9 @@ func (m *mainScreen) handleEvent(ev chat.Event) tea.Cmd {
 		}
 		if ev.State.Status == chat.Reconnecting && ev.State.RetryIn > 0 {
 			m.retryDeadline = m.c.now().Add(ev.State.RetryIn)
+			// The countdown keeps the width of its first number: the layout does not
+			// change when it goes below 10 s (the fingerprint went and came back).
+			m.retryDigits = len(strconv.Itoa(int(math.Ceil(ev.State.RetryIn.Seconds()))))
 			if !m.ticking {
 				m.ticking = true
 				return tick()
@@ -807,9 +815,15 @@ func (m *mainScreen) handleEvent(ev chat.Event) tea.Cmd {
 		if ev.Message != nil {
 			// Appended even while the first page is still loading: the page may have been
 			// read before this message was committed, and prepend drops duplicates.
+			fresh := true // not shown before (an event again for a message shown is not counted twice)
 			if cv, ok := m.convs[ev.Contact]; ok {
-				cv.appendMsg(*ev.Message, m.c.loc)
+				fresh = cv.appendMsg(*ev.Message, m.c.loc)
 				cmds = append(cmds, m.c.loadGaps(m.b, ev.Contact, 0), m.c.loadGaps(m.b, ev.Contact, chat.GapWait+time.Second))
+			}
+			if ct, ok := m.contact(ev.Contact); ok && fresh && !ev.Message.Outgoing {
+				// Unread until seen: counted at once (the list read again below
+				// confirms it), for the "↓ N new" row (unreadBelow) and readSeen.
+				m.setUnread(ev.Contact, ct.Unread+1)
 			}
 			cmds = append(cmds, m.maybeAutoDownload(*ev.Message)) // attachments.go
 		}
@@ -860,13 +874,13 @@ func (m *mainScreen) handleEvent(ev chat.Event) tea.Cmd {
 	case chat.MessagesDeleted:
 		// Deleted by /delete or /clear here (onOpDone leaves it to this), or by a headless
 		// 'pfschat delete-message' or 'clear' through the owner socket: a loaded
-		// conversation is read again (a deleted message that is not loaded changes
-		// nothing shown), and the list for its unread counts.
-		var reload tea.Cmd
-		if cv, ok := m.convs[ev.Contact]; ok && (ev.Message == nil || cv.byID[ev.Message.ID] != nil) {
-			reload = m.reloadConversation(ev.Contact)
+		// conversation loses them in place (onDeleted: a deleted message that is not
+		// loaded changes nothing shown), and the list is read again for its counts.
+		var id int64
+		if ev.Message != nil {
+			id = ev.Message.ID
 		}
-		return tea.Batch(reload, m.c.loadContacts(m.b))
+		return tea.Batch(m.onDeleted(ev.Contact, id), m.c.loadContacts(m.b))
 	case chat.TransferProgress:
 		return m.onTransfer(ev) // attachments.go
 	}

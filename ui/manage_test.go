@@ -17,6 +17,20 @@ import (
 func (b *memBackend) DeleteMessage(ctx context.Context, contact string, id int64) error {
 	b.mu.Lock()
 	defer b.mu.Unlock()
+	// An unread message deleted is no longer counted (the unread ones are the newest
+	// incoming messages, Unread of them).
+	if c := b.contacts[contact]; c != nil && c.Unread > 0 {
+		newer := 0
+		for _, m := range b.msgs[contact] {
+			if !m.Outgoing && m.ID >= id {
+				newer++
+			}
+		}
+		if i := slices.IndexFunc(b.msgs[contact], func(m chat.Message) bool { return m.ID == id }); i >= 0 &&
+			!b.msgs[contact][i].Outgoing && newer <= c.Unread {
+			c.Unread--
+		}
+	}
 	b.msgs[contact] = slices.DeleteFunc(b.msgs[contact], func(m chat.Message) bool { return m.ID == id })
 	b.emit(chat.Event{Kind: chat.MessagesDeleted, Contact: contact, Message: &chat.Message{ID: id, Contact: contact}})
 	return nil
@@ -132,8 +146,9 @@ func TestDeleteAndClearCommands(t *testing.T) {
 	}
 }
 
-// TestDeleteReloadsOnce: /delete and /clear read the conversation again once, whether
-// the controller's MessagesDeleted event reaches the screen before the command's own
+// TestDeleteReloadsOnce: /delete takes the message out of the view without reading the
+// conversation again (onDeleted), and /clear reads it again once, whether the
+// controller's MessagesDeleted event reaches the screen before the command's own
 // answer or after it; both reloaded it, so /clear read it twice, and /delete too when
 // the event came first.
 func TestDeleteReloadsOnce(t *testing.T) {
@@ -157,16 +172,16 @@ func TestDeleteReloadsOnce(t *testing.T) {
 	// The answer first, then the event.
 	drive(t, m, m.command([]string{"/delete"}), "y")
 	driveEvents(t, m, b)
-	if n := reads(); n != 1 {
-		t.Errorf("/delete, answer then event: the conversation was read %d times, want 1", n)
+	if n := reads(); n != 0 {
+		t.Errorf("/delete, answer then event: the conversation was read %d times, want 0", n)
 	}
 	// The event first, then the answer.
 	id := newest()
 	_ = b.DeleteMessage(t.Context(), "bob", id)
 	driveEvents(t, m, b)
 	drive(t, m, func() tea.Msg { return opDoneMsg{"delete", "bob", nil} }, "")
-	if n := reads(); n != 1 {
-		t.Errorf("/delete, event then answer: the conversation was read %d times, want 1", n)
+	if n := reads(); n != 0 {
+		t.Errorf("/delete, event then answer: the conversation was read %d times, want 0", n)
 	}
 	drive(t, m, m.command([]string{"/clear"}), "y")
 	driveEvents(t, m, b)

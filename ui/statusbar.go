@@ -55,8 +55,9 @@ func (m *mainScreen) statusLines(w int) []string {
 	case chat.Reconnecting:
 		secs := int(math.Ceil(m.retryDeadline.Sub(m.c.now()).Seconds()))
 		if secs > 0 {
-			conn = s.StatusWarn.Render(fmt.Sprintf("◌ reconnecting in %d s", secs))
-			connShort = s.StatusWarn.Render(fmt.Sprintf("◌ %ds", secs))
+			// Padded to the width of the countdown's first number (retryDigits).
+			conn = s.StatusWarn.Render(fmt.Sprintf("◌ reconnecting in %*d s", m.retryDigits, secs))
+			connShort = s.StatusWarn.Render(fmt.Sprintf("◌ %*ds", m.retryDigits, secs))
 		} else {
 			conn, connShort = s.StatusWarn.Render("◌ reconnecting…"), s.StatusWarn.Render("◌")
 		}
@@ -225,8 +226,12 @@ func (m *mainScreen) wrapNotice(prefix, sep string, style lipgloss.Style, w, row
 	lines := wrapFill(m.notice, tw) // a long word starts on the first row, not below it
 	whole := len(lines) <= rows
 	if !whole {
-		lines = lines[:rows]
-		lines[rows-1] = strings.TrimRight(truncateCells(lines[rows-1], tw-1), " ") + "…"
+		if cut := middleCut(m.notice, tw, rows); cut != nil {
+			lines = cut
+		} else {
+			lines = lines[:rows]
+			lines[rows-1] = strings.TrimRight(truncateCells(lines[rows-1], tw-1), " ") + "…"
+		}
 	}
 	out := make([]string, len(lines))
 	for i, l := range lines {
@@ -237,6 +242,38 @@ func (m *mainScreen) wrapNotice(prefix, sep string, style lipgloss.Style, w, row
 		out[i] = fitLine(lead+style.Render(l), w)
 	}
 	return out, whole
+}
+
+// middleCut wraps s to at most rows lines of width cells with "…" in the middle of its
+// longest word (a path, most often) in place of what does not fit: the rest of the
+// notice stays, and the word's end — a file's name after the path's last "/" — with it
+// (a cut at the end lost them). Nil when even that does not fit.
+func middleCut(s string, width, rows int) []string {
+	s = sanitize(s)
+	long := ""
+	for _, w := range strings.Fields(s) {
+		if ansi.StringWidth(w) > ansi.StringWidth(long) {
+			long = w
+		}
+	}
+	lw := ansi.StringWidth(long)
+	if lw < 3 {
+		return nil
+	}
+	i := strings.Index(s, long)
+	before, after := s[:i], s[i+len(long):]
+	tail := lw / 2
+	if j := strings.LastIndex(long, "/"); j >= 0 {
+		tail = ansi.StringWidth(long[j:])
+	}
+	tail = min(tail, width-1, lw-2)
+	end := ansi.TruncateLeft(long, lw-tail, "")
+	for head := lw - tail - 1; head > 0; head-- {
+		if lines := wrapFill(before+truncateCells(long, head)+"…"+end+after, width); len(lines) <= rows {
+			return lines
+		}
+	}
+	return nil
 }
 
 // errText is an error for the status bar: one line, no wrapping chain noise.

@@ -183,8 +183,8 @@ func TestLongNoticeWraps(t *testing.T) {
 // TestLongWordNoticeKeepsTheMark: a notice with one long unbroken word (a path) at 40
 // columns starts the word on its first row — it left that row almost empty and so
 // needed a row more than the status area has — and stays whole beside the
-// connection's mark; one too long for every row is cut with "…" but keeps the mark
-// (it was dropped to give the notice three more cells).
+// connection's mark; one too long for every row is cut with "…" (in its middle) but
+// keeps the mark (it was dropped to give the notice three more cells).
 func TestLongWordNoticeKeepsTheMark(t *testing.T) {
 	m, status := narrowStatusScreen(t)
 	word := "/home/alice/" + strings.Repeat("y", 80)
@@ -199,8 +199,10 @@ func TestLongWordNoticeKeepsTheMark(t *testing.T) {
 
 	m.setNotice("no file: /"+strings.Repeat("z", 200), true)
 	rows = status()
-	if len(rows) != maxStatusRows || !strings.HasPrefix(rows[0], " ●  no file: /zz") || !strings.HasSuffix(strings.TrimSpace(rows[len(rows)-1]), "…") {
-		t.Fatalf("status %q: want %d rows beside the mark, the last ending in \"…\"", rows, maxStatusRows)
+	// (The "…" in the word's middle, its end kept: TestLongNoticeKeepsItsEnd.)
+	if len(rows) != maxStatusRows || !strings.HasPrefix(rows[0], " ●  no file: /zz") || !strings.Contains(strings.Join(rows, ""), "…") ||
+		!strings.HasSuffix(strings.TrimSpace(rows[len(rows)-1]), "zz") {
+		t.Fatalf("status %q: want %d rows beside the mark, cut with \"…\", the word's end kept", rows, maxStatusRows)
 	}
 }
 
@@ -240,4 +242,55 @@ func narrowStatusScreen(t *testing.T) (*mainScreen, func() []string) {
 		return lines[len(lines)-m.statusRows():]
 	}
 	return m, status
+}
+
+// TestReconnectCountdownKeepsTheLayout: the status line's layout does not change as the
+// reconnect countdown goes from two digits to one: at 79 columns the fingerprint went
+// while it had two and came back below 10 s (a tester saw it flicker).
+func TestReconnectCountdownKeepsTheLayout(t *testing.T) {
+	m := newTestMainScreen(t)
+	m.contacts[0].Fingerprint = "3f2a 9c1d 77e0 1b4f"
+	drive(t, m, m.openContact("bob"), "")
+	m.handleEvent(chat.Event{Kind: chat.ConnectionChanged, State: chat.ConnState{Status: chat.Reconnecting, RetryIn: 15 * time.Second}})
+	at := func(w int, left time.Duration) string {
+		m.c.width = w
+		m.c.now = func() time.Time { return m.retryDeadline.Add(-left) }
+		return ansi.Strip(m.statusView(w))
+	}
+	for w := 40; w <= 120; w++ {
+		two, one := at(w, 12*time.Second), at(w, 5*time.Second)
+		if strings.Contains(two, "fp ") != strings.Contains(one, "fp ") ||
+			strings.Index(two, "bob") != strings.Index(one, "bob") {
+			t.Errorf("at %d columns the layout changed with the countdown:\n12 s: %q\n 5 s: %q", w, two, one)
+		}
+	}
+}
+
+// TestLongNoticeKeepsItsEnd: a notice too long for the status rows at 60 columns loses
+// its middle, not its end: the file's name at the end of a long path stays (it was
+// cut after three rows with "…").
+func TestLongNoticeKeepsItsEnd(t *testing.T) {
+	m := newTestMainScreen(t)
+	m.c.width, m.c.height = 60, 24
+	drive(t, m, m.openContact("bob"), "")
+	path := "/home/alice/" + strings.Repeat("projects/archive/2026/", 8) + "quarterly-report.pdf"
+	m.setNotice("could not send "+path+": the relay refused it (too large); try a smaller file", true)
+	lines := m.statusLines(60)
+	text := ansi.Strip(strings.Join(lines, "\n"))
+	if len(lines) > maxStatusRows {
+		t.Fatalf("%d status rows, want at most %d:\n%s", len(lines), maxStatusRows, text)
+	}
+	var flat string // the rows put together again, their margins and indent taken off
+	for _, l := range strings.Split(text, "\n") {
+		flat += strings.TrimSpace(l)
+	}
+	if !strings.Contains(flat, "quarterly-report.pdf") || !strings.Contains(flat, "try a smaller file") ||
+		!strings.Contains(flat, "could not send /home/alice/") || !strings.Contains(flat, "…") {
+		t.Fatalf("the notice lost its end or its start:\n%s", text)
+	}
+	for _, l := range lines {
+		if w := ansi.StringWidth(l); w != 60 {
+			t.Fatalf("a status row is %d cells wide:\n%s", w, text)
+		}
+	}
 }

@@ -2,6 +2,8 @@ package ui
 
 import (
 	"fmt"
+	"regexp"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -18,6 +20,7 @@ import (
 // bottom, new messages are followed as before and no count appears.
 func TestNewBelowWhileScrolledBack(t *testing.T) {
 	m := newTestMainScreen(t)
+	m.c.focused = true // messages in view are read: the row counts the unread ones below
 	b := m.b.(*memBackend)
 	for i := range 80 {
 		b.addMessage(chat.Message{Contact: "bob", Text: fmt.Sprintf("old %d", i), SentAt: fixedNow.Add(-time.Hour)})
@@ -105,6 +108,9 @@ func TestNewBelowInTheProgram(t *testing.T) {
 	fr.WaitText(t, "newer below")
 	for i := 1; i <= 3; i++ {
 		msg := b.addMessage(chat.Message{Contact: "bob", Text: fmt.Sprintf("fresh %d", i), SentAt: fixedNow})
+		b.mu.Lock()
+		b.contacts["bob"].Unread++ // unread, as the controller counts it
+		b.mu.Unlock()
 		b.events <- chat.Event{Kind: chat.MessageReceived, Contact: "bob", Message: &msg}
 	}
 	if s := fr.WaitText(t, "↓ 3 new · ctrl+end"); strings.Contains(s, "fresh") {
@@ -150,5 +156,112 @@ func TestFirstNewBelowKeepsTheView(t *testing.T) {
 					before[i], after[i], strings.Join(before, "\n"), strings.Join(after, "\n"))
 			}
 		}
+	}
+}
+
+// newRow is the number on the "↓ N new" row of the frame, -1 without one.
+func newRow(m *mainScreen) int {
+	if sm := newRowRE.FindStringSubmatch(ansi.Strip(m.View())); sm != nil {
+		n, _ := strconv.Atoi(sm[1])
+		return n
+	}
+	return -1
+}
+
+var newRowRE = regexp.MustCompile(`↓ (\d+) new`)
+
+// TestNewRowCountsUnreadBelow: the "↓ N new" row counts the unread messages below the
+// view, as the list does, and goes down as they are scrolled into view. The tester saw
+// it count the messages that arrived while scrolled back: "↓ 25 new" where the list said
+// 9 (back in a conversation left scrolled back, 25 received meanwhile, 16 of them read
+// at the "N new" divider), and "↓ 3 new" with 272 unread below.
+func TestNewRowCountsUnreadBelow(t *testing.T) {
+	b := newMemBackend("alice", func() time.Time { return fixedNow })
+	b.addContact(chat.Contact{Name: "bob", CardID: strings.Repeat("b", 64)})
+	b.addContact(chat.Contact{Name: "carol", CardID: strings.Repeat("c", 64)})
+	for i := range 60 {
+		b.addMessage(chat.Message{Contact: "bob", Text: fmt.Sprintf("old %d", i), SentAt: fixedNow.Add(-2 * time.Hour)})
+	}
+	b.addMessage(chat.Message{Contact: "carol", Text: "hi", SentAt: fixedNow.Add(-3 * time.Hour)})
+	a := New(t.Context(), Options{Backend: b, OpenContact: "bob", Now: func() time.Time { return fixedNow }, Location: time.UTC})
+	a.Update(tea.WindowSizeMsg{Width: 80, Height: 24})
+	m := a.screen.(*mainScreen)
+	drive(t, m, m.c.loadContacts(b), "")
+	key := func(k string) {
+		t.Helper()
+		_, cmd := a.Update(keyMsg(k))
+		drive(t, m, cmd, "")
+	}
+	receive := func(name, text string) {
+		msg := b.addMessage(chat.Message{Contact: name, Text: text, SentAt: fixedNow})
+		b.mu.Lock()
+		b.contacts[name].Unread++
+		b.mu.Unlock()
+		drive(t, m, m.handleEvent(chat.Event{Kind: chat.MessageReceived, Contact: name, Message: &msg}), "")
+	}
+	check := func(step string) int {
+		t.Helper()
+		ct, _ := m.contact("bob")
+		if got := newRow(m); ct.Unread > 0 && got != ct.Unread || ct.Unread == 0 && got != -1 {
+			t.Fatalf("%s: the row says %d new, the list %d unread for bob (store %d):\n%s",
+				step, got, ct.Unread, b.unread("bob"), ansi.Strip(m.View()))
+		}
+		return ct.Unread
+	}
+
+	key("pgup")
+	drive(t, m, m.openContact("carol"), "")
+	for i := 1; i <= 25; i++ {
+		receive("bob", fmt.Sprintf("fresh %d", i))
+	}
+	drive(t, m, m.openContact("bob"), "")
+	key("down") // any key: the screen reads what is in view
+	n := check("back in bob's conversation")
+	if n == 0 || n == 25 {
+		t.Fatalf("back at bob's \"25 new\": %d unread, want some read, some below", n)
+	}
+	key("pgdown")
+	if n2 := check("a page down"); n2 >= n {
+		t.Fatalf("a page down: %d unread below, was %d", n2, n)
+	}
+
+	// Opened with 300 unread, a page down, 3 more arrive.
+	b = newMemBackend("alice", func() time.Time { return fixedNow })
+	b.addContact(chat.Contact{Name: "bob", CardID: strings.Repeat("b", 64)})
+	for i := range 300 {
+		b.addMessage(chat.Message{Contact: "bob", Text: fmt.Sprintf("unread %d", i), SentAt: fixedNow.Add(-time.Hour)})
+	}
+	b.contacts["bob"].Unread = 300
+	a = New(t.Context(), Options{Backend: b, OpenContact: "bob", Now: func() time.Time { return fixedNow }, Location: time.UTC})
+	a.Update(tea.WindowSizeMsg{Width: 80, Height: 24})
+	m = a.screen.(*mainScreen)
+	drive(t, m, m.c.loadContacts(b), "")
+	key("pgdown")
+	n = check("300 unread, a page down")
+	for i := 1; i <= 3; i++ {
+		receive("bob", fmt.Sprintf("more %d", i))
+	}
+	key("down")
+	if n2 := check("3 more arrived"); n2 != n+3 {
+		t.Fatalf("3 more arrived below: %d unread below, want %d", n2, n+3)
+	}
+}
+
+// TestNewRowCountsAMessageOnce: the controller's event for a message already shown
+// (told again) does not count it again on the "↓ N new" row.
+func TestNewRowCountsAMessageOnce(t *testing.T) {
+	m := newTestMainScreen(t)
+	b := m.b.(*memBackend)
+	for i := range 80 {
+		b.addMessage(chat.Message{Contact: "bob", Text: fmt.Sprintf("old %d", i), SentAt: fixedNow.Add(-time.Hour)})
+	}
+	drive(t, m, m.openContact("bob"), "")
+	m.handleKey(keyMsg("pgup"))
+	msg := b.addMessage(chat.Message{Contact: "bob", Text: "fresh", SentAt: fixedNow})
+	for range 2 {
+		m.handleEvent(chat.Event{Kind: chat.MessageReceived, Contact: "bob", Message: &msg})
+	}
+	if n := newRow(m); n != 1 {
+		t.Fatalf("one message told twice: the row says %d new, want 1", n)
 	}
 }
