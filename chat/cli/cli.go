@@ -536,7 +536,21 @@ func whyOffline(c *chat.Controller) string {
 	if err := c.StartedOffline(); errors.As(err, &pe) {
 		return fmt.Sprintf("the relay answers but refuses for now (%s: %s)", pe.Code, pe.Message) // sanitised when decoded
 	}
-	return "the relay is unreachable"
+	d := offlineRelay(c)
+	return d.where() + " is unreachable" + d.because()
+}
+
+// offlineRelay is the relay c, opened allowing offline, could not reach: the address
+// and reason its start's error names, else its relay URL.
+func offlineRelay(c *chat.Controller) relayDown {
+	var d relayDown
+	if err := c.StartedOffline(); err != nil {
+		d = relayDownOf(err)
+	}
+	if d.url == "" {
+		d.url = c.RelayURL()
+	}
+	return d
 }
 
 // explain turns an error into a sentence that says what to do.
@@ -620,7 +634,7 @@ func explain(e *env, err error) string {
 		if !unreachable(err) {
 			return "cannot reach the relay" + detail
 		}
-		return "cannot reach the relay" + detail + "\nis it running? start one with 'pfschat relay', or pass --relay URL"
+		return unreachableRelay(err) // relaydown.go: the address once, the dial's reason, what to do
 	case errors.Is(err, ratchet.ErrInvalidName):
 		return fmt.Sprintf("%v", err)
 	// Identity recovery (recovercmd.go).
@@ -1020,7 +1034,8 @@ func cmdRecv(e *env, fs *flag.FlagSet, args []string) error {
 	// Wait until the relay has delivered the backlog, then print what is unread.
 	if down == nil {
 		if !c.Online() {
-			fmt.Fprintln(e.stderr, "the relay cannot be reached yet; waiting for it (pfschat keeps trying; ctrl+c to stop)")
+			d := offlineRelay(c)
+			fmt.Fprintf(e.stderr, "%s cannot be reached yet%s; waiting for it (pfschat keeps trying; ctrl+c to stop)\n", d.where(), d.because())
 		}
 		if err := c.WaitSynced(e.ctx); err != nil {
 			if e.ctx.Err() != nil {

@@ -1,0 +1,94 @@
+package cli
+
+import (
+	"context"
+	"errors"
+	"net"
+	"os"
+	"strings"
+
+	"pfschat/chat"
+)
+
+// relayDown is an unreachable relay in words: its address, said once, and the dial's
+// reason in a few words ("connection refused"), not the layers' text that names the
+// address twice ("ws://h:p/v2/ws: dial tcp h:p: connect: connection refused").
+type relayDown struct {
+	url    string // the relay's address as the error names it; "" when it names none
+	reason string // "connection refused", "no such host", "timed out"; "" when unknown
+	what   string // what could not be done, when the error says (after the lead, before the address)
+}
+
+// relayDownOf reads err, an error of a relay that could not be reached: the first
+// address it names, the dial's reason and what was being done.
+func relayDownOf(err error) relayDown {
+	var d relayDown
+	parts := strings.Split(chat.Sentence(err), ": ")
+	lead := strings.TrimPrefix(chat.ErrOffline.Error(), "chat: ")
+	if len(parts) > 0 && parts[0] == lead {
+		parts = parts[1:]
+	}
+	at := -1
+	for i, p := range parts {
+		if f := strings.Fields(p); len(f) > 0 && len(f) <= 2 && strings.Contains(f[len(f)-1], "://") {
+			d.url, at = f[len(f)-1], i
+			break
+		}
+	}
+	if at < 0 {
+		d.what = strings.Join(parts, ": ")
+		d.reason = dialReason(err)
+		return d
+	}
+	d.what = strings.Join(parts[:at], ": ")
+	if d.reason = dialReason(err); d.reason == "" {
+		d.reason = strings.Join(parts[at+1:], ": ")
+	}
+	return d
+}
+
+// dialReason is why a dial failed in a few words, without the address it dialed
+// (which the relay's URL already says): the system's reason ("connection refused"), a
+// name that does not resolve ("no such host"), a timeout. "" when err says none.
+func dialReason(err error) string {
+	var se *os.SyscallError
+	var dns *net.DNSError
+	var ne net.Error
+	switch {
+	case errors.As(err, &se):
+		return se.Err.Error()
+	case errors.As(err, &dns):
+		return dns.Err
+	case errors.Is(err, context.DeadlineExceeded), errors.As(err, &ne) && ne.Timeout():
+		return "timed out"
+	}
+	return ""
+}
+
+// where is "the relay at URL" ("the relay" when the address is not known).
+func (d relayDown) where() string {
+	if d.url == "" {
+		return "the relay"
+	}
+	return "the relay at " + d.url
+}
+
+// because is " (reason)", or "" when the reason is not known.
+func (d relayDown) because() string {
+	if d.reason == "" {
+		return ""
+	}
+	return " (" + d.reason + ")"
+}
+
+// unreachableRelay is the sentence of a relay a command could not reach itself
+// (without an owner): "cannot reach the relay at URL (reason)", what could not be done,
+// and what to do.
+func unreachableRelay(err error) string {
+	d := relayDownOf(err)
+	s := "cannot reach " + d.where() + d.because()
+	if d.what != "" {
+		s += ": " + d.what
+	}
+	return s + "\nis it running? start one with 'pfschat relay', or pass --relay URL"
+}
