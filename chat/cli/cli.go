@@ -59,6 +59,9 @@ type env struct {
 	// logger, when set, is the profile's logger without -v (the daemon's: a service
 	// logs what it does to stderr, the journal under systemd).
 	logger *slog.Logger
+	// viaOwner: the command went through the profile's owner (ownerClient found one),
+	// so a relay it cannot reach is the owner's, not one this process dialed.
+	viaOwner bool
 }
 
 type command struct {
@@ -606,6 +609,8 @@ func explain(e *env, err error) string {
 	case errors.Is(err, client.ErrInsecureTransport):
 		// Refused here, before any dial: the error says what to do.
 		return "not connecting to the relay: " + strings.TrimPrefix(chat.Sentence(err), strings.TrimPrefix(chat.ErrOffline.Error(), "chat: ")+": ")
+	case errors.Is(err, chat.ErrOffline) && e.viaOwner:
+		return ownerOffline(e, err) // relaydown.go: the owner's relay, not one dialed here
 	case errors.Is(err, chat.ErrOffline):
 		// The error's own words as a sentence (no "chat: relay unreachable: … relay:"),
 		// after the one lead every caller and script looks for.

@@ -8,6 +8,8 @@ import (
 	"strings"
 
 	"pfschat/chat"
+	"pfschat/chat/daemon"
+	"pfschat/chat/profile"
 )
 
 // relayDown is an unreachable relay in words: its address, said once, and the dial's
@@ -91,4 +93,63 @@ func unreachableRelay(err error) string {
 		s += ": " + d.what
 	}
 	return s + "\nis it running? start one with 'pfschat relay', or pass --relay URL"
+}
+
+// ownerVersion is the version answer of the profile's owner, asked again (a command's
+// connection to it is closed by the time its error is explained); ok false when no
+// owner answers now.
+func (e *env) ownerVersion() (v daemon.VersionResult, ok bool) {
+	cl, err := e.dialOwner()
+	if err != nil || cl == nil {
+		return v, false
+	}
+	defer cl.Close()
+	ctx, cancel := context.WithTimeout(e.ctx, ownerTimeout)
+	defer cancel()
+	return v, cl.Call(ctx, "version", nil, &v) == nil
+}
+
+// ownerRelay is "the profile's owner (pfschat daemon) is not connected to its relay at
+// URL": a command that went through the owner did not dial a relay itself, so neither
+// "is it running?" nor "pass --relay URL" is the advice; the owner's relay is (when the
+// owner says which, API.md's version).
+func ownerRelay(v daemon.VersionResult, ok bool) string {
+	who := "the profile's owner"
+	if ok && v.Owner != "" {
+		who += " (" + profile.OwnerKind(v.Owner).Describe() + ")"
+	}
+	s := who + " is not connected to its relay"
+	if v.Relay != "" {
+		s += " at " + v.Relay
+	}
+	return s
+}
+
+// relayIgnored is a line that says --relay, given to a command that went through the
+// profile's owner, changed nothing (the owner uses its own relay, owner), "" when no
+// --relay was given or it names the owner's relay.
+func (e *env) relayIgnored(owner string) string {
+	given := e.flags.Relay
+	if given == "" || owner == "" {
+		return ""
+	}
+	if norm, err := chat.NormalizeRelayURL(given); err == nil && norm == owner {
+		return ""
+	}
+	return "\n--relay " + given + " is ignored: this command goes through the profile's owner, which uses its own relay (" + owner +
+		"); to use another relay, stop the owner and run the command again"
+}
+
+// ownerOffline is the sentence of an owner's "offline" refusal (the call needs the
+// relay, and the owner is not connected to it): which relay, what could not be done,
+// that the owner keeps trying, and whether --relay was ignored.
+func ownerOffline(e *env, err error) string {
+	v, ok := e.ownerVersion()
+	s := ownerRelay(v, ok)
+	what := relayDownOf(err).what
+	what = strings.TrimSuffix(strings.TrimSuffix(what, "not connected"), ": ")
+	if what != "" {
+		s += ": " + what
+	}
+	return s + "\nit keeps trying to connect; run the command again once it has" + e.relayIgnored(v.Relay)
 }
