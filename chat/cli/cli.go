@@ -24,9 +24,11 @@ import (
 	"log/slog"
 	"net"
 	"os"
+	"path/filepath"
 	"runtime/debug"
 	"slices"
 	"strings"
+	"syscall"
 	"time"
 
 	"github.com/gorilla/websocket"
@@ -358,8 +360,11 @@ func (u usageErr) Error() string { return u.msg }
 func usagef(format string, a ...any) error { return usageErr{fmt.Sprintf(format, a...)} }
 
 // checkDownloadDir refuses a --download-dir given on the command line that cannot
-// hold files (it is made if missing, as a download would), before anything is read or
-// printed: otherwise every file would fail alike, one warning each.
+// hold files, before anything is read or printed: otherwise every file would fail
+// alike, one warning each. It changes nothing: a directory that does not exist yet is
+// made only when a file is about to be saved there (chat's Download), so a recv that
+// fails or has nothing to download leaves none behind. Not a usage error: the command
+// was typed right, the directory is what is wrong (exit 1, no usage line).
 func checkDownloadDir(fs *flag.FlagSet) error {
 	if !flagSet(fs, "download-dir") {
 		return nil
@@ -368,16 +373,53 @@ func checkDownloadDir(fs *flag.FlagSet) error {
 	if dir == "" {
 		return usagef("--download-dir: want a directory")
 	}
-	if err := os.MkdirAll(dir, 0o700); err != nil {
-		return usagef("--download-dir %s: %v; give a directory you can write to", dir, errors.Unwrap(err))
+	if why := downloadDirProblem(dir); why != "" {
+		return fmt.Errorf("--download-dir %s: %s; give a directory you can write to", dir, why)
 	}
-	probe, err := os.CreateTemp(dir, ".pfschat-probe-*")
-	if err != nil {
-		return usagef("--download-dir %s: %v; give a directory you can write to", dir, errors.Unwrap(err))
-	}
-	probe.Close()
-	os.Remove(probe.Name())
 	return nil
+}
+
+// downloadDirProblem is why files cannot be saved into dir, or "" when they can (dir
+// is a directory that takes a new file, or its nearest existing parent is one, so
+// that dir can be made in it). It creates nothing that stays: only a probe file in an
+// existing directory, removed at once.
+func downloadDirProblem(dir string) string {
+	missing := false
+	for p := filepath.Clean(dir); ; {
+		st, err := os.Stat(p)
+		switch {
+		case err == nil && !st.IsDir():
+			return p + " is a file, not a directory"
+		case err == nil:
+			return probeDir(p, missing)
+		case !errors.Is(err, os.ErrNotExist) && !errors.Is(err, syscall.ENOTDIR): // ENOTDIR: a file on the way, said above
+			return "cannot look at " + p + ": " + errors.Unwrap(err).Error()
+		}
+		parent := filepath.Dir(p)
+		if parent == p {
+			return "cannot look at " + p + ": " + errors.Unwrap(err).Error()
+		}
+		p, missing = parent, true
+	}
+}
+
+// probeDir is why a file cannot be made in the existing directory p (for dir itself,
+// or with missing for a directory to be made in it), or "".
+func probeDir(p string, missing bool) string {
+	f, err := os.CreateTemp(p, ".pfschat-probe-*")
+	if err == nil {
+		f.Close()
+		os.Remove(f.Name())
+		return ""
+	}
+	why := "" // not the probe's own words: procfs says "no such file or directory" of /proc/self
+	if errors.Is(err, os.ErrPermission) {
+		why = " (permission denied)"
+	}
+	if missing {
+		return "it cannot be made in " + p + ", where files cannot be written" + why
+	}
+	return p + " is a directory files cannot be written to" + why
 }
 
 // parseInterleaved parses flags anywhere among the arguments (Go's flag package stops
