@@ -337,6 +337,10 @@ func recvViaOwner(e *env, cl *daemon.Client, fs *flag.FlagSet, args []string) er
 	if err := checkDownloadDir(fs); err != nil {
 		return err
 	}
+	if follow && !v.Online {
+		// As without an owner (cmdRecv), with the owner's relay: it is the one that waits.
+		fmt.Fprintf(e.stderr, "%s; waiting for it (it keeps trying; ctrl+c to stop)%s\n", ownerRelay(v, true), e.relayIgnored(v.Relay))
+	}
 	downloadDir := fs.Lookup("download-dir").Value.String()
 	printed := make(chat.Shown)
 	// markRead marks the contact's messages read through id: only once printed, so a

@@ -551,6 +551,30 @@ func TestRecvThroughAnOfflineOwnerExitsAsWithout(t *testing.T) {
 	stop()
 }
 
+// recv --follow through an owner not connected to its relay says so, naming the relay
+// and that the owner keeps trying, as recv --follow without an owner says it waits (it
+// said nothing).
+func TestRecvFollowThroughAnOfflineOwnerSaysItWaits(t *testing.T) {
+	stdout := &lineSignal{want: "serving", seen: make(chan struct{})}
+	home, stop := startOfflineDaemon(t, stdout, io.Discard, stdout.seen)
+	// A bound for a failure's sake only: recv --follow said nothing and ran on.
+	ctx, cancel := context.WithTimeout(t.Context(), time.Minute)
+	defer cancel()
+	errb := &lineSignal{want: "waiting for it", seen: make(chan struct{})}
+	go func() {
+		<-errb.seen
+		cancel()
+	}()
+	Main(ctx, []string{"--home", home, "recv", "--follow"}, strings.NewReader(""), io.Discard, errb)
+	errb.mu.Lock()
+	said := errb.buf.String()
+	errb.mu.Unlock()
+	if !strings.Contains(said, "the profile's owner (pfschat daemon) is not connected to its relay at ws://127.0.0.1:1/v2/ws; waiting for it (it keeps trying") {
+		t.Errorf("recv --follow through an offline owner said %q; want that it waits for the owner's relay", said)
+	}
+	stop()
+}
+
 // startOfflineDaemon runs `pfschat daemon` for a new user, bob, on a relay address
 // nobody listens on, and returns once ready is closed (a line on its stdout or
 // stderr); stop ends the daemon and checks it exits 0. It returns bob's home.
