@@ -5,6 +5,7 @@ import (
 	"errors"
 	"net"
 	"os"
+	"slices"
 	"strings"
 
 	"pfschat/chat"
@@ -25,11 +26,9 @@ type relayDown struct {
 // address it names, the dial's reason and what was being done.
 func relayDownOf(err error) relayDown {
 	var d relayDown
-	parts := strings.Split(chat.Sentence(err), ": ")
+	// Without the lead ("relay unreachable"), which wrapped errors may say more than once.
 	lead := strings.TrimPrefix(chat.ErrOffline.Error(), "chat: ")
-	if len(parts) > 0 && parts[0] == lead {
-		parts = parts[1:]
-	}
+	parts := slices.DeleteFunc(strings.Split(chat.Sentence(err), ": "), func(p string) bool { return p == lead })
 	at := -1
 	for i, p := range parts {
 		if f := strings.Fields(p); len(f) > 0 && len(f) <= 2 && strings.Contains(f[len(f)-1], "://") {
