@@ -902,7 +902,10 @@ func cmdSend(e *env, fs *flag.FlagSet, args []string) error {
 	defer e.finish(c)
 	if _, err := c.Contact(e.ctx, name); errors.Is(err, chat.ErrUnknownContact) {
 		if !c.Online() {
-			return fmt.Errorf("%w: %s is not a contact yet, and adding one needs the relay", chat.ErrOffline, name)
+			if why := c.StartedOffline(); why != nil { // the relay and the dial's reason, said once
+				return fmt.Errorf("%w: %s is not a contact yet, and adding one needs the relay: %w", chat.ErrOffline, name, why)
+			}
+			return fmt.Errorf("%w: %s is not a contact yet, and adding one needs the relay at %s", chat.ErrOffline, name, c.RelayURL())
 		}
 		if _, err := c.AddContact(e.ctx, name); err != nil {
 			return err

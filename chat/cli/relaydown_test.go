@@ -36,6 +36,7 @@ func TestRelayDownSaysTheAddressOnce(t *testing.T) {
 	}{
 		{[]string{"send", "bob", "hi"}, exitQueued, "pfschat send: the relay at " + r.URL + " is unreachable (connection refused); the message is kept in the outbox"},
 		{[]string{"recv"}, exitFail, "pfschat recv: cannot reach the relay at " + r.URL + " (connection refused)\nis it running? start one with 'pfschat relay', or pass --relay URL\n"},
+		{[]string{"send", "zed", "hi"}, exitFail, "pfschat send: cannot reach the relay at " + r.URL + " (connection refused): zed is not a contact yet, and adding one needs the relay\nis it running?"},
 		{[]string{"add", "zed"}, exitFail, "pfschat add: cannot reach the relay at " + r.URL + " (connection refused)\nis it running?"},
 		{[]string{"send-file", "bob", note}, exitFail, "pfschat send-file: cannot reach the relay at " + r.URL + " (connection refused)\nis it running?"},
 		{[]string{"rotate-keys"}, exitFail, "pfschat rotate-keys: cannot reach the relay at " + r.URL + " (connection refused)\nis it running?"},
