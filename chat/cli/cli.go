@@ -24,9 +24,11 @@ import (
 	"log/slog"
 	"net"
 	"os"
+	"path/filepath"
 	"runtime/debug"
 	"slices"
 	"strings"
+	"syscall"
 	"time"
 
 	"github.com/gorilla/websocket"
@@ -59,6 +61,9 @@ type env struct {
 	// logger, when set, is the profile's logger without -v (the daemon's: a service
 	// logs what it does to stderr, the journal under systemd).
 	logger *slog.Logger
+	// viaOwner: the command went through the profile's owner (ownerClient found one),
+	// so a relay it cannot reach is the owner's, not one this process dialed.
+	viaOwner bool
 }
 
 type command struct {
@@ -355,8 +360,11 @@ func (u usageErr) Error() string { return u.msg }
 func usagef(format string, a ...any) error { return usageErr{fmt.Sprintf(format, a...)} }
 
 // checkDownloadDir refuses a --download-dir given on the command line that cannot
-// hold files (it is made if missing, as a download would), before anything is read or
-// printed: otherwise every file would fail alike, one warning each.
+// hold files, before anything is read or printed: otherwise every file would fail
+// alike, one warning each. It changes nothing: a directory that does not exist yet is
+// made only when a file is about to be saved there (chat's Download), so a recv that
+// fails or has nothing to download leaves none behind. Not a usage error: the command
+// was typed right, the directory is what is wrong (exit 1, no usage line).
 func checkDownloadDir(fs *flag.FlagSet) error {
 	if !flagSet(fs, "download-dir") {
 		return nil
@@ -365,16 +373,53 @@ func checkDownloadDir(fs *flag.FlagSet) error {
 	if dir == "" {
 		return usagef("--download-dir: want a directory")
 	}
-	if err := os.MkdirAll(dir, 0o700); err != nil {
-		return usagef("--download-dir %s: %v; give a directory you can write to", dir, errors.Unwrap(err))
+	if why := downloadDirProblem(dir); why != "" {
+		return fmt.Errorf("--download-dir %s: %s; give a directory you can write to", dir, why)
 	}
-	probe, err := os.CreateTemp(dir, ".pfschat-probe-*")
-	if err != nil {
-		return usagef("--download-dir %s: %v; give a directory you can write to", dir, errors.Unwrap(err))
-	}
-	probe.Close()
-	os.Remove(probe.Name())
 	return nil
+}
+
+// downloadDirProblem is why files cannot be saved into dir, or "" when they can (dir
+// is a directory that takes a new file, or its nearest existing parent is one, so
+// that dir can be made in it). It creates nothing that stays: only a probe file in an
+// existing directory, removed at once.
+func downloadDirProblem(dir string) string {
+	missing := false
+	for p := filepath.Clean(dir); ; {
+		st, err := os.Stat(p)
+		switch {
+		case err == nil && !st.IsDir():
+			return p + " is a file, not a directory"
+		case err == nil:
+			return probeDir(p, missing)
+		case !errors.Is(err, os.ErrNotExist) && !errors.Is(err, syscall.ENOTDIR): // ENOTDIR: a file on the way, said above
+			return "cannot look at " + p + ": " + errors.Unwrap(err).Error()
+		}
+		parent := filepath.Dir(p)
+		if parent == p {
+			return "cannot look at " + p + ": " + errors.Unwrap(err).Error()
+		}
+		p, missing = parent, true
+	}
+}
+
+// probeDir is why a file cannot be made in the existing directory p (for dir itself,
+// or with missing for a directory to be made in it), or "".
+func probeDir(p string, missing bool) string {
+	f, err := os.CreateTemp(p, ".pfschat-probe-*")
+	if err == nil {
+		f.Close()
+		os.Remove(f.Name())
+		return ""
+	}
+	why := "" // not the probe's own words: procfs says "no such file or directory" of /proc/self
+	if errors.Is(err, os.ErrPermission) {
+		why = " (permission denied)"
+	}
+	if missing {
+		return "it cannot be made in " + p + ", where files cannot be written" + why
+	}
+	return p + " is a directory files cannot be written to" + why
 }
 
 // parseInterleaved parses flags anywhere among the arguments (Go's flag package stops
@@ -536,7 +581,21 @@ func whyOffline(c *chat.Controller) string {
 	if err := c.StartedOffline(); errors.As(err, &pe) {
 		return fmt.Sprintf("the relay answers but refuses for now (%s: %s)", pe.Code, pe.Message) // sanitised when decoded
 	}
-	return "the relay is unreachable"
+	d := offlineRelay(c)
+	return d.where() + " is unreachable" + d.because()
+}
+
+// offlineRelay is the relay c, opened allowing offline, could not reach: the address
+// and reason its start's error names, else its relay URL.
+func offlineRelay(c *chat.Controller) relayDown {
+	var d relayDown
+	if err := c.StartedOffline(); err != nil {
+		d = relayDownOf(err)
+	}
+	if d.url == "" {
+		d.url = c.RelayURL()
+	}
+	return d
 }
 
 // explain turns an error into a sentence that says what to do.
@@ -592,6 +651,8 @@ func explain(e *env, err error) string {
 	case errors.Is(err, client.ErrInsecureTransport):
 		// Refused here, before any dial: the error says what to do.
 		return "not connecting to the relay: " + strings.TrimPrefix(chat.Sentence(err), strings.TrimPrefix(chat.ErrOffline.Error(), "chat: ")+": ")
+	case errors.Is(err, chat.ErrOffline) && e.viaOwner:
+		return ownerOffline(e, err) // relaydown.go: the owner's relay, not one dialed here
 	case errors.Is(err, chat.ErrOffline):
 		// The error's own words as a sentence (no "chat: relay unreachable: … relay:"),
 		// after the one lead every caller and script looks for.
@@ -620,7 +681,7 @@ func explain(e *env, err error) string {
 		if !unreachable(err) {
 			return "cannot reach the relay" + detail
 		}
-		return "cannot reach the relay" + detail + "\nis it running? start one with 'pfschat relay', or pass --relay URL"
+		return unreachableRelay(err) // relaydown.go: the address once, the dial's reason, what to do
 	case errors.Is(err, ratchet.ErrInvalidName):
 		return fmt.Sprintf("%v", err)
 	// Identity recovery (recovercmd.go).
@@ -841,7 +902,10 @@ func cmdSend(e *env, fs *flag.FlagSet, args []string) error {
 	defer e.finish(c)
 	if _, err := c.Contact(e.ctx, name); errors.Is(err, chat.ErrUnknownContact) {
 		if !c.Online() {
-			return fmt.Errorf("%w: %s is not a contact yet, and adding one needs the relay", chat.ErrOffline, name)
+			if why := c.StartedOffline(); why != nil { // the relay and the dial's reason, said once
+				return fmt.Errorf("%w: %s is not a contact yet, and adding one needs the relay: %w", chat.ErrOffline, name, why)
+			}
+			return fmt.Errorf("%w: %s is not a contact yet, and adding one needs the relay at %s", chat.ErrOffline, name, c.RelayURL())
 		}
 		if _, err := c.AddContact(e.ctx, name); err != nil {
 			return err
@@ -1020,7 +1084,8 @@ func cmdRecv(e *env, fs *flag.FlagSet, args []string) error {
 	// Wait until the relay has delivered the backlog, then print what is unread.
 	if down == nil {
 		if !c.Online() {
-			fmt.Fprintln(e.stderr, "the relay cannot be reached yet; waiting for it (pfschat keeps trying; ctrl+c to stop)")
+			d := offlineRelay(c)
+			fmt.Fprintf(e.stderr, "%s cannot be reached yet%s; waiting for it (pfschat keeps trying; ctrl+c to stop)\n", d.where(), d.because())
 		}
 		if err := c.WaitSynced(e.ctx); err != nil {
 			if e.ctx.Err() != nil {

@@ -44,7 +44,7 @@ func TestRecvFollowWaitsForARelayThatIsDown(t *testing.T) {
 		stderrW.Close()
 	}()
 	lines := bufio.NewScanner(stderrR)
-	if !lines.Scan() || !strings.Contains(lines.Text(), "cannot be reached yet; waiting for it") {
+	if !lines.Scan() || !strings.Contains(lines.Text(), "cannot be reached yet (connection refused); waiting for it") {
 		t.Fatalf("recv --follow with the relay down said %q (%v), want that it waits", lines.Text(), lines.Err())
 	}
 	go io.Copy(io.Discard, stderrR)

@@ -92,6 +92,7 @@ const ownerStartWait = 10 * time.Second
 func (e *env) ownerClient() (*daemon.Client, error) {
 	cl, err := e.dialOwner()
 	if err != nil || cl != nil {
+		e.viaOwner = cl != nil
 		return cl, err
 	}
 	dir, err := e.flags.HomeDir()
@@ -114,6 +115,7 @@ func (e *env) ownerClient() (*daemon.Client, error) {
 		case <-tick.C:
 		}
 		if cl, err := e.dialOwner(); err != nil || cl != nil {
+			e.viaOwner = cl != nil
 			return cl, err
 		}
 		if _, _, held := profile.Holder(dir); !held {
@@ -299,14 +301,15 @@ func sendViaOwner(e *env, cl *daemon.Client, fs *flag.FlagSet, args []string) er
 		// now (the recipient's queue on it is full, its disk is): "unreachable" would
 		// be wrong, as without an owner (cmdSend).
 		var v daemon.VersionResult
-		if err := cl.Call(e.ctx, "version", nil, &v); err == nil && v.Online {
+		verr := cl.Call(e.ctx, "version", nil, &v)
+		if verr == nil && v.Online {
 			return queuedErr{fmt.Sprintf("the relay has not accepted the message within %v: it answers, but refuses it for now "+
 				"(the recipient's queue on the relay may be full until they fetch what waits, or the relay's disk); "+
 				"the message is kept in the outbox (message %d) and the pfschat owner of this profile sends it as soon as the relay takes it. "+
 				"Do not send it again.", wait, r.ID)}
 		}
-		return queuedErr{fmt.Sprintf("the relay is unreachable; the message is kept in the outbox (message %d) "+
-			"and goes out as soon as the pfschat owner of this profile reconnects. Do not send it again.", r.ID)}
+		return queuedErr{fmt.Sprintf("%s; the message is kept in the outbox (message %d) "+
+			"and goes out as soon as the owner reconnects (it keeps trying). Do not send it again.%s", ownerRelay(v, verr == nil), r.ID, e.relayIgnored(v.Relay))}
 	}
 	fmt.Fprintf(e.stdout, "sent to %s (message %d)\n", name, r.ID)
 	return nil
@@ -333,6 +336,10 @@ func recvViaOwner(e *env, cl *daemon.Client, fs *flag.FlagSet, args []string) er
 	}
 	if err := checkDownloadDir(fs); err != nil {
 		return err
+	}
+	if follow && !v.Online {
+		// As without an owner (cmdRecv), with the owner's relay: it is the one that waits.
+		fmt.Fprintf(e.stderr, "%s; waiting for it (it keeps trying; ctrl+c to stop)%s\n", ownerRelay(v, true), e.relayIgnored(v.Relay))
 	}
 	downloadDir := fs.Lookup("download-dir").Value.String()
 	printed := make(chat.Shown)
@@ -399,7 +406,8 @@ func recvViaOwner(e *env, cl *daemon.Client, fs *flag.FlagSet, args []string) er
 			return daemon.ChatError(err)
 		}
 		if !now.Online {
-			return fmt.Errorf("%w: the profile's owner (pfschat %s) is not connected to its relay now; what it holds was printed, and it keeps trying", chat.ErrOffline, now.Owner)
+			// The owner's relay named, and that it keeps trying (explain: ownerOffline).
+			return fmt.Errorf("%w: what it holds was printed", chat.ErrOffline)
 		}
 		return nil
 	}

@@ -338,12 +338,17 @@ func TestDaemonHTTPPortInUseFailsFirst(t *testing.T) {
 	}
 }
 
-// add and rotate-keys through a daemon that cannot reach its relay fail as without one:
-// exit 1, "cannot reach the relay: …" and what to do (the owner answered internal_error,
-// and then "offline" with its words run into the lead: "relayfetching dave's card").
+// Commands through a daemon that cannot reach its relay say so: the owner is not
+// connected to its relay (named), it keeps trying — not "is it running? … or pass --relay
+// URL", advice for a relay dialed here — and a --relay given here, which the owner does
+// not use, is said to be ignored. add and rotate-keys exit 1 ("cannot reach the relay:
+// fetching dave's card: looking up dave: not connected"), send and send-file exit 3
+// (send-file waited for ever at "uploading note.txt: 0%"; now up to --wait), recv 1.
 func TestOwnerOfflineCallsSayTheRelayIsUnreachable(t *testing.T) {
 	r := relaytest.Start(t)
-	bob := chattest.NewUser(t, r, "bob")
+	alice, bob := chattest.NewUser(t, r, "alice"), chattest.NewUser(t, r, "bob")
+	chattest.Converse(t, alice, bob)
+	alice.Close()
 	bob.Close()
 	r.Close()
 	t.Setenv(profile.EnvPassphrase, string(chattest.Passphrase))
@@ -359,11 +364,38 @@ func TestOwnerOfflineCallsSayTheRelayIsUnreachable(t *testing.T) {
 	case code := <-done:
 		t.Fatalf("daemon exited %d", code)
 	}
-	for _, args := range [][]string{{"add", "dave"}, {"rotate-keys"}} {
+	note := filepath.Join(t.TempDir(), "note.txt")
+	chattest.Must(t, os.WriteFile(note, []byte("hello world"), 0o600))
+	owner := "the profile's owner (pfschat daemon) is not connected to its relay at " + r.URL
+	for _, tc := range []struct {
+		args []string
+		code int
+		want []string
+	}{
+		{[]string{"add", "dave"}, exitFail, []string{"pfschat add: " + owner + ": fetching dave's card", "it keeps trying"}},
+		{[]string{"rotate-keys"}, exitFail, []string{"pfschat rotate-keys: " + owner, "it keeps trying"}},
+		{[]string{"recv"}, exitFail, []string{"pfschat recv: " + owner, "it keeps trying"}},
+		{[]string{"send", "alice", "hi"}, exitQueued, []string{"pfschat send: " + owner + "; the message is kept in the outbox", "Do not send it again"}},
+		{[]string{"send-file", "--wait", "50ms", "alice", note}, exitQueued, []string{"uploading note.txt: waiting for the relay: " + owner,
+			"pfschat send-file: " + owner + ", and --wait 50ms passed; it has the file", "Do not send it again"}},
+		{[]string{"--relay", "ws://127.0.0.1:1", "add", "dave"}, exitFail, []string{"pfschat add: " + owner,
+			"--relay ws://127.0.0.1:1 is ignored: this command goes through the profile's owner, which uses its own relay (" + r.URL + ")"}},
+	} {
 		var out, errb bytes.Buffer
-		code := Main(t.Context(), append([]string{"--home", bob.Profile.Dir, "--relay", r.URL}, args...), strings.NewReader(""), &out, &errb)
-		if code != exitFail || !strings.Contains(errb.String(), "cannot reach the relay: ") || !strings.Contains(errb.String(), "is it running?") {
-			t.Errorf("%s through an offline daemon: exit %d, %q; want %d, the relay cannot be reached", args[0], code, errb.String(), exitFail)
+		// A bound for a failure's sake only (send-file waited for ever): never reached.
+		cctx, ccancel := context.WithTimeout(t.Context(), time.Minute)
+		code := Main(cctx, append([]string{"--home", bob.Profile.Dir, "--relay", r.URL}, tc.args...), strings.NewReader(""), &out, &errb)
+		ccancel()
+		said := errb.String()
+		ignored := tc.args[0] == "--relay" // the other calls pass the owner's own relay: nothing is ignored
+		if code != tc.code || strings.Contains(said, "is it running") || strings.Contains(said, "pass --relay URL") || strings.Contains(said, "cannot reach") ||
+			strings.Contains(said, "is ignored") != ignored {
+			t.Errorf("%s through an offline daemon: exit %d, %q; want %d, that the owner is not connected to its relay", tc.args, code, said, tc.code)
+		}
+		for _, w := range tc.want {
+			if !strings.Contains(said, w) {
+				t.Errorf("%s through an offline daemon: %q does not say %q", tc.args, said, w)
+			}
 		}
 	}
 	cancel()
@@ -513,8 +545,32 @@ func TestRecvThroughAnOfflineOwnerExitsAsWithout(t *testing.T) {
 	home, stop := startOfflineDaemon(t, stdout, io.Discard, stdout.seen)
 	var out, errb bytes.Buffer
 	code := Main(t.Context(), []string{"--home", home, "recv"}, strings.NewReader(""), &out, &errb)
-	if code != exitFail || !strings.Contains(errb.String(), "cannot reach the relay") || !strings.Contains(errb.String(), "is not connected to its relay now") {
+	if code != exitFail || !strings.Contains(errb.String(), "the profile's owner (pfschat daemon) is not connected to its relay at ws://127.0.0.1:1/v2/ws: what it holds was printed") {
 		t.Fatalf("recv through an offline owner: exit %d, stderr %q; want exit %d, the relay cannot be reached", code, errb.String(), exitFail)
+	}
+	stop()
+}
+
+// recv --follow through an owner not connected to its relay says so, naming the relay
+// and that the owner keeps trying, as recv --follow without an owner says it waits (it
+// said nothing).
+func TestRecvFollowThroughAnOfflineOwnerSaysItWaits(t *testing.T) {
+	stdout := &lineSignal{want: "serving", seen: make(chan struct{})}
+	home, stop := startOfflineDaemon(t, stdout, io.Discard, stdout.seen)
+	// A bound for a failure's sake only: recv --follow said nothing and ran on.
+	ctx, cancel := context.WithTimeout(t.Context(), time.Minute)
+	defer cancel()
+	errb := &lineSignal{want: "waiting for it", seen: make(chan struct{})}
+	go func() {
+		<-errb.seen
+		cancel()
+	}()
+	Main(ctx, []string{"--home", home, "recv", "--follow"}, strings.NewReader(""), io.Discard, errb)
+	errb.mu.Lock()
+	said := errb.buf.String()
+	errb.mu.Unlock()
+	if !strings.Contains(said, "the profile's owner (pfschat daemon) is not connected to its relay at ws://127.0.0.1:1/v2/ws; waiting for it (it keeps trying") {
+		t.Errorf("recv --follow through an offline owner said %q; want that it waits for the owner's relay", said)
 	}
 	stop()
 }

@@ -299,20 +299,40 @@ func sendFileViaOwner(e *env, cl *daemon.Client, fs *flag.FlagSet, args []string
 	if err != nil {
 		return usagef("%v", err)
 	}
+	// The upload needs the relay, and the owner's sendFile waits for it however long
+	// (API.md): an owner not connected to its relay is said, and waited for up to --wait
+	// (relayWait), then the command exits 3 as send does: the owner has the file and
+	// uploads it, resumably, once it reconnects.
+	var v daemon.VersionResult
+	if err := cl.Call(e.ctx, "version", nil, &v); err == nil && !v.Online {
+		fmt.Fprintf(e.stderr, "uploading %s: waiting for the relay: %s; it keeps trying (up to --wait %v here)\n",
+			filepath.Base(abs), ownerRelay(v, true), wait)
+	}
+	ctx, cancel := context.WithCancelCause(e.ctx)
+	defer cancel(nil)
+	stopWait := relayWait(ctx, e.ownerVersion, wait, cancel)
 	bar := newProgressLine(e.stderr, "uploading "+filepath.Base(abs))
 	stop := watchUpload(e, name, chat.SafeFileName(filepath.Base(abs)), bar)
 	p := daemon.SendFileParams{To: name, Path: abs, Caption: caption, WaitMs: max(wait.Milliseconds(), 1)}
 	var r daemon.SendResult
-	err = cl.Call(e.ctx, "sendFile", p, &r)
+	err = cl.Call(ctx, "sendFile", p, &r)
 	if errors.Is(err, &daemon.Error{Code: daemon.CodeUnknownContact}) {
-		if err := cl.Call(e.ctx, "addContact", daemon.NameParams{Name: name}, nil); err != nil {
+		if err := cl.Call(ctx, "addContact", daemon.NameParams{Name: name}, nil); err != nil {
+			stopWait()
 			stop()
 			return daemon.ChatError(err)
 		}
 		fmt.Fprintf(e.stderr, "added %s (trusted on first use; 'pfschat fingerprint %s' shows the safety number)\n", name, name)
-		err = cl.Call(e.ctx, "sendFile", p, &r)
+		err = cl.Call(ctx, "sendFile", p, &r)
 	}
+	stopWait()
 	stop()
+	if err != nil && errors.Is(context.Cause(ctx), errRelayWait) && e.ctx.Err() == nil {
+		bar.end()
+		now, ok := e.ownerVersion() // on a connection of its own: this one's sendFile goes on
+		return queuedErr{fmt.Sprintf("%s, and --wait %v passed; it has the file and uploads and sends it as soon as it reconnects "+
+			"(the upload resumes where it stopped). Do not send it again.%s", ownerRelay(now, ok), wait, e.relayIgnored(now.Relay))}
+	}
 	if err == nil {
 		bar.update(st.Size(), st.Size())
 	}
@@ -332,6 +352,41 @@ func sendFileViaOwner(e *env, cl *daemon.Client, fs *flag.FlagSet, args []string
 	}
 	fmt.Fprintf(e.stdout, "sent %s (%s) to %s (message %d)\n", filepath.Base(abs), chat.FormatSize(st.Size()), name, r.ID)
 	return nil
+}
+
+// errRelayWait: send-file through an owner gave up waiting for the owner's relay.
+var errRelayWait = errors.New("the owner is not connected to its relay")
+
+// relayWait cancels ctx with errRelayWait when the owner (its version answer, asked on
+// a connection of its own: a connection's calls are answered in order) is found not
+// connected to its relay each time wait passes while the call runs (a relay that came
+// back lets an upload under way go on); stop ends the watch.
+func relayWait(ctx context.Context, version func() (daemon.VersionResult, bool), wait time.Duration, cancel context.CancelCauseFunc) (stop func()) {
+	done := make(chan struct{})
+	quit := make(chan struct{})
+	go func() {
+		defer close(done)
+		t := time.NewTimer(wait)
+		defer t.Stop()
+		for {
+			select {
+			case <-quit:
+				return
+			case <-ctx.Done():
+				return
+			case <-t.C:
+			}
+			if v, ok := version(); ok && !v.Online {
+				cancel(errRelayWait)
+				return
+			}
+			t.Reset(wait)
+		}
+	}()
+	return func() {
+		close(quit)
+		<-done
+	}
 }
 
 // watchUpload draws the owner's progress of the upload of file to contact on bar, from

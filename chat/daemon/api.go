@@ -178,6 +178,10 @@ type (
 		Me           string `json:"me"`
 		ReadReceipts bool   `json:"readReceipts"`
 		Online       bool   `json:"online"`
+		// Relay is the relay the owner talks to (its own setting: --relay given to a
+		// command that goes through the owner does not change it); several URLs,
+		// comma-separated, for a cluster.
+		Relay string `json:"relay,omitempty"`
 	}
 	// Event is the params of every notification: the subscription it belongs to and
 	// one of message / delivery / contact / connection.

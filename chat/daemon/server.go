@@ -317,7 +317,7 @@ func (s *Server) callMethod(ctx context.Context, c *conn, req *Request) (any, *E
 			return nil, e
 		}
 		return VersionResult{Version: s.cfg.Version, API: APIVersion, Owner: string(s.cfg.Owner), Me: s.c.Me(),
-			ReadReceipts: s.cfg.ReadReceipts, Online: s.c.Online()}, nil
+			ReadReceipts: s.cfg.ReadReceipts, Online: s.c.Online(), Relay: s.c.RelayURL()}, nil
 	case "send":
 		var p SendParams
 		if e := DecodeParams(req.Params, &p); e != nil {
