@@ -284,19 +284,21 @@ func (c *Controller) SendFile(ctx context.Context, contact, path, caption string
 	}
 	max := br.MaxBlobBytes()
 	if max == 0 {
-		// Unknown until the relay's hello: a relay not reached yet is waited for, as
-		// every call waits for it (it was refused as a relay without files); only one
-		// that said so refuses.
 		select {
 		case <-br.Online():
-		case <-ctx.Done():
-			return Message{}, fmt.Errorf("chat: waiting for the relay to learn its file limit: %w", ctx.Err())
+			// Its hello named no limit: a relay that stores no files.
+			if max = br.MaxBlobBytes(); max == 0 {
+				return Message{}, fmt.Errorf("%w (use a relay that stores them)", ErrNoBlobs)
+			}
+		default:
+			// Not reached yet, so its limit is unknown: the file is recorded below and
+			// its upload waits for the relay, which refuses one too large
+			// (blob_too_large, the attachment then fails). Waiting here first, the file
+			// lived only in this call: an owner stopped before the relay came back
+			// forgot a file it had said it would send.
 		}
-		max = br.MaxBlobBytes()
 	}
-	if max == 0 {
-		return Message{}, fmt.Errorf("%w (use a relay that stores them)", ErrNoBlobs)
-	} else if st.Size() > max || !relay.BlobSizeAllowed(sealedSize, max) {
+	if max > 0 && (st.Size() > max || !relay.BlobSizeAllowed(sealedSize, max)) {
 		if st.Size() <= max { // the encryption's 16 bytes per 64 KiB tipped it over
 			return Message{}, fmt.Errorf("%w: %s is %s, %d bytes once encrypted, and the relay takes up to %d", ErrFileTooLarge, filepath.Base(path), FormatSize(st.Size()), sealedSize, max)
 		}

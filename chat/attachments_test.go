@@ -468,6 +468,55 @@ func TestAttachmentResumeAfterKill(t *testing.T) {
 	}
 }
 
+// A file sent before the relay was ever reached in this run (its limit unknown) is
+// recorded at once, not held in the call: an owner stopped before the relay came back
+// finishes it on its next start (ResumeUploads), and one over the relay's limit fails
+// once the relay has said so. The call waited for the relay before recording anything,
+// and such a file was forgotten (found by an outside tester, through the daemon).
+func TestSendFileBeforeTheRelayIsReached(t *testing.T) {
+	r, alice, bob := attachPair(t, relaytest.Options{Limits: server.Limits{MaxBlobBytes: 64 << 10}})
+	ctx := attachCtx(t)
+	data := make([]byte, 20<<10)
+	rand.Read(data)
+	small := writeFile(t, t.TempDir(), "small.bin", data)
+	big := writeFile(t, t.TempDir(), "big.bin", make([]byte, 100<<10))
+	r.Close()
+	alice.p.Prefs.AllowOffline, alice.p.Prefs.StayUp = true, true // as the daemon runs
+	alice.reopen()                                                // a new run that has not reached the relay
+	for _, path := range []string{small, big} {
+		// Stopped as an owner is stopped: once the file shows, or at the latest
+		// after a while (the call waited for the relay before).
+		sctx, stop := context.WithTimeout(ctx, 3*time.Second)
+		_, err := alice.c.SendFile(sctx, "bob", path, "", func(done, total int64) { stop() })
+		stop()
+		if !errors.Is(err, context.Canceled) && !errors.Is(err, context.DeadlineExceeded) {
+			t.Fatalf("%s: %v", path, err)
+		}
+	}
+	rows, err := alice.c.store.AttachmentsIn(ctx, storage.AttachmentUploading)
+	if err != nil || len(rows) != 2 {
+		t.Fatalf("files recorded while the relay was away: %d (%v), want 2", len(rows), err)
+	}
+	alice.reopen()
+	r.StartAgain(t)
+	msgs, err := alice.c.ResumeUploads(ctx, nil)
+	if len(msgs) != 1 || err == nil || !strings.Contains(err.Error(), relay.CodeBlobTooLarge) {
+		t.Fatalf("resumed: %d messages, %v; want small.bin sent and big.bin refused", len(msgs), err)
+	}
+	m := waitAttachment(t, bob.c, "alice")
+	saved, err := bob.c.Download(ctx, m.ID, t.TempDir(), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got, _ := os.ReadFile(saved); !bytes.Equal(got, data) {
+		t.Fatal("bytes differ")
+	}
+	failed, err := alice.c.store.AttachmentsIn(ctx, storage.AttachmentFailed)
+	if err != nil || len(failed) != 1 {
+		t.Fatalf("failed attachments: %d (%v), want big.bin's", len(failed), err)
+	}
+}
+
 func TestAttachmentLimits(t *testing.T) {
 	_, alice, _ := attachPair(t, relaytest.Options{Limits: server.Limits{MaxBlobBytes: 100 << 10}})
 	ctx := attachCtx(t)
