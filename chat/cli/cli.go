@@ -59,6 +59,10 @@ type env struct {
 	// logger, when set, is the profile's logger without -v (the daemon's: a service
 	// logs what it does to stderr, the journal under systemd).
 	logger *slog.Logger
+	// flushBy, when set, bounds finish's last flush of the outbox: send's and
+	// send-file's --wait bounds the whole command, so a relay refusing for now does not
+	// keep it retrying past the wait.
+	flushBy time.Time
 }
 
 type command struct {
@@ -510,7 +514,11 @@ func (e *env) openOrOffline() (c *chat.Controller, offline, err error) {
 // finish lets queued receipts and messages reach the relay (briefly), then closes.
 func (e *env) finish(c *chat.Controller) {
 	if c.Online() {
-		ctx, cancel := context.WithTimeout(e.ctx, 5*time.Second)
+		deadline := time.Now().Add(5 * time.Second)
+		if !e.flushBy.IsZero() && e.flushBy.Before(deadline) {
+			deadline = e.flushBy
+		}
+		ctx, cancel := context.WithDeadline(e.ctx, deadline)
 		c.Flush(ctx)
 		cancel()
 	}
@@ -867,6 +875,7 @@ func cmdSend(e *env, fs *flag.FlagSet, args []string) error {
 	notAccepted := queuedErr{fmt.Sprintf("the relay has not accepted the message within %v: it answers, but refuses sends for now "+
 		"('pfschat -v send' shows its answer, such as a full disk); the message is kept in the outbox (message %d) "+
 		"and goes out the next time a pfschat command connects. Do not send it again.", wait, m.ID)}
+	e.flushBy = time.Now().Add(wait)
 	timeout := time.NewTimer(wait)
 	defer timeout.Stop()
 	for {
