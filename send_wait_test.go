@@ -45,8 +45,8 @@ func TestSendWaitBoundsTheCommand(t *testing.T) {
 	if code != 3 {
 		t.Fatalf("send to a full relay: exit %d, want 3 (kept in the outbox): %s", code, errs)
 	}
-	if !strings.Contains(errs, "within 500ms") {
-		t.Errorf("stderr %q: want it to name the wait", errs)
+	if !strings.Contains(errs, "within 500ms") || !strings.Contains(errs, "storage_full (min_free): the relay's disk is nearly out of free space") {
+		t.Errorf("stderr %q: want it to name the wait and the relay's answer (its disk is full)", errs)
 	}
 	// Opening the profile (Argon2id) and connecting take a moment; 5 s of retries
 	// past the wait do not fit.

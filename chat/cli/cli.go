@@ -547,6 +547,20 @@ func whyOffline(c *chat.Controller) string {
 	return "the relay is unreachable"
 }
 
+// refusalForNow is the relay's answer to a send it refused for now, in parentheses:
+// its code and limit, and what it said ("(storage_full (min_free): the relay's disk is
+// nearly out of free space…)").
+func refusalForNow(pe *relay.ProtocolError) string {
+	code := pe.Code
+	if pe.Limit != "" {
+		code += " (" + pe.Limit + ")"
+	}
+	if pe.Message == "" {
+		return "(" + code + ")"
+	}
+	return "(" + code + ": " + pe.Message + ")"
+}
+
 // explain turns an error into a sentence that says what to do.
 func explain(e *env, err error) string {
 	var rk *chat.RelayKeyChangedError
@@ -872,9 +886,14 @@ func cmdSend(e *env, fs *flag.FlagSet, args []string) error {
 	// Connected, and not accepted in time: the relay answers but refuses for now (its
 	// disk is full, its store cannot take the write); "unreachable" would send the
 	// operator looking for a relay that runs.
-	notAccepted := queuedErr{fmt.Sprintf("the relay has not accepted the message within %v: it answers, but refuses sends for now "+
-		"('pfschat -v send' shows its answer, such as a full disk); the message is kept in the outbox (message %d) "+
-		"and goes out the next time a pfschat command connects. Do not send it again.", wait, m.ID)}
+	notAccepted := func() error {
+		why := "('pfschat -v send' shows its answer, such as a full disk)"
+		if pe := c.SendDeferral(m); pe != nil { // its answer, sanitised when decoded
+			why = refusalForNow(pe)
+		}
+		return queuedErr{fmt.Sprintf("the relay has not accepted the message within %v: it answers, but refuses sends for now %s; "+
+			"the message is kept in the outbox (message %d) and goes out the next time a pfschat command connects. Do not send it again.", wait, why, m.ID)}
+	}
 	e.flushBy = time.Now().Add(wait)
 	timeout := time.NewTimer(wait)
 	defer timeout.Stop()
@@ -897,7 +916,7 @@ func cmdSend(e *env, fs *flag.FlagSet, args []string) error {
 			return nil
 		case <-timeout.C:
 			if c.Online() {
-				return notAccepted
+				return notAccepted()
 			}
 			return queued
 		case <-e.ctx.Done():
