@@ -587,7 +587,13 @@ func explain(e *env, err error) string {
 	case errors.Is(err, chat.ErrNameTaken):
 		return fmt.Sprintf("%v\npick another name (or, if it is yours and you lost its device, get it back with 'pfschat recover NAME' and your recovery code)", err)
 	case errors.As(err, &rk):
-		return fmt.Sprintf("%v\nrefusing to talk to it. If the relay's operator announced a new key (an old one was compromised), compare the fingerprint with the announcement and run 'pfschat repin'.", err)
+		msg := fmt.Sprintf("%v\nrefusing to talk to it. If the relay's operator announced a new key (an old one was compromised), compare the fingerprint with the announcement and run 'pfschat repin'.", err)
+		switch e.cmd {
+		case "send", "send-file":
+			// Nothing was queued: a message kept for later would go to this relay.
+			msg += "\nThe message was not sent, and nothing was kept to send later: after 'pfschat repin', run the same 'pfschat " + e.cmd + "' again."
+		}
+		return msg
 	case errors.As(err, &kc):
 		return fmt.Sprintf("%v\nrun 'pfschat fingerprint %s', compare it with %s in person or on another channel, then 'pfschat accept-key %s'", err, kc.Contact, kc.Contact, kc.Contact)
 	case errors.Is(err, chat.ErrUnknownUser) && e.cmd == "recover":
