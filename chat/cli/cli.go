@@ -244,9 +244,12 @@ usage:
   pfschat delete-message NAME ID | clear NAME      delete messages on this device only
   pfschat accept-request | block | unblock | remove | mute | unmute NAME;  nickname NAME [NICK]
 
-global flags: --home DIR, --relay URL[,URL…] (default ` + profile.DefaultRelayURL + `),
+global flags: --home DIR, --relay URL[,URL…] (default $` + profile.EnvRelay + `, else the one the
+              profile remembers, else ` + profile.DefaultRelayURL + `),
               --insecure-ws (ws:// to a relay not on loopback; warns each time),
               --passphrase-file FILE (or ` + profile.EnvPassphrase + `), -v (diagnostics on stderr)
+UI flags:     --open NAME (start in that conversation), --no-bell (no bell for messages
+              elsewhere), --auto-download-mib N (files up to N MiB download as they arrive)
 exit codes:   0 ok, 1 failed, 2 usage, 3 send, send-file: the message is kept in the outbox
               and goes out on the next connection (do not resend)
 `
