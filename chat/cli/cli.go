@@ -597,6 +597,21 @@ func explain(e *env, err error) string {
 			msg += "\nThe message was not sent, and nothing was kept to send later: after 'pfschat repin', run the same 'pfschat " + e.cmd + "' again."
 		}
 		return msg
+	case errors.Is(err, client.ErrSpeaksTLS):
+		// The opposite of a wss:// URL to a plain relay (below, with ErrOffline).
+		detail := chat.Sentence(err)
+		for _, s := range []string{client.ErrSpeaksTLS.Error(), strings.TrimPrefix(client.ErrSpeaksTLS.Error(), "relay: ")} {
+			detail = strings.ReplaceAll(detail, " ("+s+")", "")
+		}
+		detail = strings.TrimPrefix(detail, strings.TrimPrefix(chat.ErrOffline.Error(), "chat: ")+": ")
+		try := "wss:// instead of ws://"
+		for _, part := range strings.Split(detail, ": ") {
+			if rest, ok := strings.CutPrefix(part, "ws://"); ok {
+				try = "wss://" + strings.TrimSuffix(rest, "/v2/ws")
+				break
+			}
+		}
+		return "cannot reach the relay: " + detail + "\nthe relay speaks TLS on that port: try " + try
 	case errors.As(err, &kc):
 		return fmt.Sprintf("%v\nrun 'pfschat fingerprint %s', compare it with %s in person or on another channel, then 'pfschat accept-key %s'", err, kc.Contact, kc.Contact, kc.Contact)
 	case errors.Is(err, chat.ErrUnknownUser) && e.cmd == "recover":
