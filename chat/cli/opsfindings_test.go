@@ -34,3 +34,23 @@ func TestUIFlagMistakesAndHelp(t *testing.T) {
 		}
 	}
 }
+
+// A bad flag value is a usage mistake (exit 2) everywhere, --log-level's too (it
+// exited 1); a duration without its unit says one is needed, naming the flag as the
+// README does (flag's own words were "-login-timeout: parse error").
+func TestBadFlagValuesSayWhatIsWanted(t *testing.T) {
+	db := t.TempDir() + "/relay.db"
+	for _, tc := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"relay", "--log-level", "verbose"}, `--log-level "verbose": want debug, info, warn or error`},
+		{[]string{"relay", "--login-timeout", "10"}, `invalid value "10" for flag --login-timeout: want a duration with its unit, such as 10s`},
+		{[]string{"relay", "invite", "--db", db, "--ttl", "5"}, `invalid value "5" for flag --ttl: want a duration with its unit, such as 10s`},
+	} {
+		code, _, errs := mainOut(t, tc.args...)
+		if code != exitUsage || !strings.Contains(errs, tc.want) {
+			t.Errorf("pfschat %q: exit %d, stderr %q; want 2 and %q", tc.args, code, errs, tc.want)
+		}
+	}
+}

@@ -120,7 +120,7 @@ func RunRelay(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	}
 	var level slog.Level
 	if err := level.UnmarshalText([]byte(*logLevel)); err != nil {
-		return fmt.Errorf("--log-level %q: want debug, info, warn or error", *logLevel)
+		return usagef("--log-level %q: want debug, info, warn or error", *logLevel)
 	}
 	logOut := stderr
 	if *logPath != "" {
