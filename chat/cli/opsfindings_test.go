@@ -54,3 +54,22 @@ func TestBadFlagValuesSayWhatIsWanted(t *testing.T) {
 		}
 	}
 }
+
+// A bad relay key points to 'pfschat relay new-key-file' as the README does (not to
+// xxd), and a missing key file is said once, with the command that makes one (it was
+// "reading the relay key: relay key: stat …: no such file or directory").
+func TestRelayKeyErrorsPointToNewKeyFile(t *testing.T) {
+	db := t.TempDir() + "/relay.db"
+	t.Setenv("PFSCHAT_RELAY_KEY", "abc")
+	code, _, errs := mainOut(t, "relay", "--db", db, "--addr", "127.0.0.1:0")
+	if code != exitFail || !strings.Contains(errs, "$PFSCHAT_RELAY_KEY: want 64 hex digits") || !strings.Contains(errs, "pfschat relay new-key-file FILE") ||
+		strings.Contains(errs, "xxd") {
+		t.Errorf("PFSCHAT_RELAY_KEY=abc: exit %d, %q", code, errs)
+	}
+	t.Setenv("PFSCHAT_RELAY_KEY", "")
+	code, _, errs = mainOut(t, "relay", "--db", db, "--addr", "127.0.0.1:0", "--relay-key-file", "/nonexistent.key")
+	if code != exitFail || strings.Count(errs, "relay key") != 1 || !strings.Contains(errs, "--relay-key-file /nonexistent.key does not exist") ||
+		!strings.Contains(errs, "pfschat relay new-key-file /nonexistent.key") {
+		t.Errorf("--relay-key-file /nonexistent.key: exit %d, %q", code, errs)
+	}
+}
