@@ -73,3 +73,13 @@ func TestRelayKeyErrorsPointToNewKeyFile(t *testing.T) {
 		t.Errorf("--relay-key-file /nonexistent.key: exit %d, %q", code, errs)
 	}
 }
+
+// relay backup DEST --db X: the flag after DEST is said to go before it (it said
+// "needs one argument, the file to write" though one was given).
+func TestRelayBackupFlagsAfterDest(t *testing.T) {
+	dest := t.TempDir() + "/copy.db"
+	code, _, errs := mainOut(t, "relay", "backup", dest, "--db", "x.db")
+	if code != exitUsage || !strings.Contains(errs, "flags go before DEST: pfschat relay backup --db x.db "+dest) {
+		t.Errorf("relay backup DEST --db X: exit %d, %q", code, errs)
+	}
+}
