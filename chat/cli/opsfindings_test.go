@@ -2,6 +2,7 @@ package cli
 
 import (
 	"bytes"
+	"os"
 	"strings"
 	"testing"
 )
@@ -81,5 +82,22 @@ func TestRelayBackupFlagsAfterDest(t *testing.T) {
 	code, _, errs := mainOut(t, "relay", "backup", dest, "--db", "x.db")
 	if code != exitUsage || !strings.Contains(errs, "flags go before DEST: pfschat relay backup --db x.db "+dest) {
 		t.Errorf("relay backup DEST --db X: exit %d, %q", code, errs)
+	}
+}
+
+// relay --log DIR/FILE makes a missing DIR, owner-only, as --db does (it failed with
+// "no such file or directory" and no advice).
+func TestRelayLogMakesItsDirectory(t *testing.T) {
+	dir := t.TempDir()
+	logDir := dir + "/logs/relay"
+	// A bad relay key stops the start after the log is opened, before anything listens.
+	t.Setenv("PFSCHAT_RELAY_KEY", "abc")
+	_, _, errs := mainOut(t, "relay", "--db", dir+"/relay.db", "--addr", "127.0.0.1:0", "--log", logDir+"/relay.log")
+	if strings.Contains(errs, "log") {
+		t.Errorf("relay --log into a missing directory: %q", errs)
+	}
+	fi, err := os.Stat(logDir)
+	if err != nil || !fi.IsDir() || fi.Mode().Perm() != 0o700 {
+		t.Errorf("the log's directory: %v, %v; want it made, mode 0700", fi, err)
 	}
 }

@@ -124,6 +124,10 @@ func RunRelay(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	}
 	logOut := stderr
 	if *logPath != "" {
+		// A missing directory is made, owner-only, as --db's is.
+		if err := os.MkdirAll(filepath.Dir(*logPath), 0o700); err != nil {
+			return fmt.Errorf("creating the log file's directory: %w", err)
+		}
 		f, err := os.OpenFile(*logPath, os.O_CREATE|os.O_APPEND|os.O_WRONLY, 0o600)
 		if err != nil {
 			return fmt.Errorf("opening the log file: %w", err)
