@@ -2,6 +2,7 @@ package cli
 
 import (
 	"bytes"
+	"net"
 	"os"
 	"strings"
 	"testing"
@@ -99,5 +100,20 @@ func TestRelayLogMakesItsDirectory(t *testing.T) {
 	fi, err := os.Stat(logDir)
 	if err != nil || !fi.IsDir() || fi.Mode().Perm() != 0o700 {
 		t.Errorf("the log's directory: %v, %v; want it made, mode 0700", fi, err)
+	}
+}
+
+// --admin-addr equal to --addr says the two flags name the same address (it said only
+// "bind: address already in use").
+func TestRelayAdminAddrSameAsAddr(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := ln.Addr().String()
+	ln.Close() // free for the relay's --addr; its --admin-addr then finds it taken by --addr
+	code, _, errs := mainOut(t, "relay", "--db", t.TempDir()+"/relay.db", "--addr", addr, "--admin-addr", addr)
+	if code != exitFail || !strings.Contains(errs, "--admin-addr "+addr+" and --addr "+addr+" name the same address") {
+		t.Errorf("--admin-addr = --addr: exit %d, %q", code, errs)
 	}
 }

@@ -192,6 +192,10 @@ func RunRelay(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	defer ln.Close() // after hs.Serve closed it, a no-op
 	side, err := listenSide(*adminAddr, acmeMgr, *acmeHTTPAddr)
 	if err != nil {
+		if side.admin == nil && sameAddress(*adminAddr, *addr) {
+			return fmt.Errorf("--admin-addr %s and --addr %s name the same address: give the admin port (/metrics, /healthz) another one, "+
+				"e.g. --admin-addr %s, or --admin-addr \"\" to turn it off", *adminAddr, *addr, DefaultAdminAddr)
+		}
 		return err
 	}
 	defer side.close()
@@ -327,6 +331,18 @@ const DefaultAdminAddr = "127.0.0.1:7879"
 
 // sideListeners are the admin port (/metrics, /healthz) and, with ACME, the HTTP-01
 // challenge listener, bound before the relay's state is opened; nil when off.
+// sameAddress reports whether listen addresses a and b name the same port on hosts
+// that overlap (the same, or either every address: "", 0.0.0.0, ::).
+func sameAddress(a, b string) bool {
+	ha, pa, errA := net.SplitHostPort(a)
+	hb, pb, errB := net.SplitHostPort(b)
+	if errA != nil || errB != nil || pa != pb || pa == "0" {
+		return false
+	}
+	every := func(h string) bool { return h == "" || h == "0.0.0.0" || h == "::" }
+	return ha == hb || every(ha) || every(hb)
+}
+
 type sideListeners struct{ admin, acme net.Listener }
 
 func listenSide(adminAddr string, acmeMgr *autocert.Manager, acmeHTTPAddr string) (sideListeners, error) {
