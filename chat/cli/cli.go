@@ -22,6 +22,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"maps"
 	"net"
 	"os"
 	"runtime/debug"
@@ -183,41 +184,19 @@ func nearestCommand(word string) string {
 	for _, c := range commands {
 		names = append(names, c.name)
 	}
-	return nearest(word, names)
+	if n := nearest(word, names); n != "" {
+		return n
+	}
+	// A word other programs use, or a typo of one ("recieve" is recv).
+	return commandSynonyms[nearest(word, slices.Collect(maps.Keys(commandSynonyms)))]
 }
 
-// nearest is the name within two edits of word (a typo), the closest first, or "".
-func nearest(word string, names []string) string {
-	best, bestDist := "", 3
-	for _, n := range names {
-		if d := editDistance(word, n); d < bestDist && d < len(n) {
-			best, bestDist = n, d
-		}
-	}
-	return best
-}
+// commandSynonyms are the words for a command that pfschat calls otherwise.
+var commandSynonyms = map[string]string{"receive": "recv", "read": "recv", "message": "send", "msg": "send"}
 
-// editDistance is the Levenshtein distance between a and b, by bytes (command names
-// are ASCII).
-func editDistance(a, b string) int {
-	prev := make([]int, len(b)+1)
-	cur := make([]int, len(b)+1)
-	for j := range prev {
-		prev[j] = j
-	}
-	for i := 1; i <= len(a); i++ {
-		cur[0] = i
-		for j := 1; j <= len(b); j++ {
-			cost := 1
-			if a[i-1] == b[j-1] {
-				cost = 0
-			}
-			cur[j] = min(prev[j]+1, cur[j-1]+1, prev[j-1]+cost)
-		}
-		prev, cur = cur, prev
-	}
-	return prev[len(b)]
-}
+// nearest is the name within two edits of word (a typo), the closest first, or "";
+// the UI's slash commands use the same (chat.Nearest).
+func nearest(word string, names []string) string { return chat.Nearest(word, names) }
 
 func without(args []string, i int) []string {
 	return append(append([]string(nil), args[:i]...), args[i+1:]...)
@@ -262,7 +241,7 @@ func runHeadless(ctx context.Context, args []string, stdin io.Reader, stdout, st
 	e.flags.Register(global, profile.Headless)
 	rest, err := parseInterleaved(global, args, true)
 	if err != nil {
-		return e.usageError(err)
+		return e.usageError(errors.New(flagMistake(global, err))) // "--hom": did you mean --home?
 	}
 	if len(rest) == 0 { // Main found a command word, so only a caller bypassing it gets here
 		fmt.Fprint(stdout, usage)

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"regexp"
+	"slices"
 	"strings"
 	"time"
 )
@@ -146,5 +147,16 @@ func closestFlag(fs *flag.FlagSet, name string) string {
 	}
 	var names []string
 	fs.VisitAll(func(f *flag.Flag) { names = append(names, f.Name) })
-	return nearest(name, names)
+	if n := nearest(name, names); n != "" {
+		return n
+	}
+	// A typo of a synonym ("adress" is address, so addr).
+	var synonyms []string
+	for w, s := range flagSynonyms {
+		if fs.Lookup(s) != nil {
+			synonyms = append(synonyms, w)
+		}
+	}
+	slices.Sort(synonyms) // the same suggestion each time
+	return flagSynonyms[nearest(name, synonyms)]
 }

@@ -117,3 +117,24 @@ func TestRelayAdminAddrSameAsAddr(t *testing.T) {
 		t.Errorf("--admin-addr = --addr: exit %d, %q", code, errs)
 	}
 }
+
+// Typos get the suggestion 'pfschat sned' gets: relay subcommands, relay flags, global
+// flags before the command, and a command's other spelling.
+func TestTypoSuggestions(t *testing.T) {
+	for _, tc := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"relay", "bakup"}, `unknown relay command "bakup"; did you mean "backup"?`},
+		{[]string{"relay", "rotate-keys"}, `did you mean "rotate-key"?`},
+		{[]string{"relay", "--adress", "x"}, `flag provided but not defined: -adress (did you mean --addr?)`},
+		{[]string{"--hom", "x"}, `flag provided but not defined: -hom (did you mean --home?)`},
+		{[]string{"recieve"}, `unknown command "recieve"; did you mean "recv"?`},
+		{[]string{"sned"}, `did you mean "send"?`},
+	} {
+		code, _, errs := mainOut(t, tc.args...)
+		if code != exitUsage || !strings.Contains(errs, tc.want) {
+			t.Errorf("pfschat %q: exit %d, stderr %q; want 2 and %q", tc.args, code, errs, tc.want)
+		}
+	}
+}

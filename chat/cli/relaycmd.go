@@ -9,10 +9,12 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"maps"
 	"net"
 	"net/http"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -104,6 +106,9 @@ func RunRelay(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		return err
 	}
 	if fs.NArg() > 0 {
+		if near := nearest(fs.Arg(0), slices.Sorted(maps.Keys(relaySubcommands))); near != "" {
+			return usagef("unknown relay command %q; did you mean %q? (pfschat relay --help lists them)", fs.Arg(0), near)
+		}
 		return usagef("unexpected argument %q (see pfschat relay --help)", fs.Arg(0))
 	}
 	natsURLs, err := clusterOpts.check(fs)
