@@ -171,6 +171,10 @@ func Main(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io
 		}
 		return exitOK
 	case "help", "-h", "--help":
+		// 'pfschat help relay' is 'pfschat relay --help', as for every command.
+		if rest := args[i+1:]; args[i] == "help" && len(rest) > 0 && !slices.Contains([]string{"help", "-h", "--help"}, rest[0]) {
+			return Main(ctx, append(slices.Clone(rest), "--help"), stdin, stdout, stderr)
+		}
 		fmt.Fprint(stdout, usage)
 		return exitOK
 	}

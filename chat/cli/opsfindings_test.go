@@ -138,3 +138,19 @@ func TestTypoSuggestions(t *testing.T) {
 		}
 	}
 }
+
+// 'pfschat help relay' is the relay's help, as 'pfschat relay --help' (it printed the
+// general help), and relay invite's --nats says what it does for an invite (not "run a
+// relay cluster node").
+func TestHelpOfACommand(t *testing.T) {
+	for _, args := range [][]string{{"help", "relay"}, {"help", "send"}, {"help", "relay", "backup"}} {
+		code, out, _ := mainOut(t, args...)
+		if want := "usage: pfschat " + strings.Join(args[1:], " "); code != exitOK || !strings.HasPrefix(out, want) {
+			t.Errorf("pfschat %q: exit %d, stdout starts %.60q; want %q", args, code, out, want)
+		}
+	}
+	_, out, _ := mainOut(t, "relay", "invite", "--help")
+	if strings.Contains(out, "run a relay cluster node") || !strings.Contains(out, "make the invite for a relay cluster") {
+		t.Errorf("relay invite --help describes --nats as:\n%s", out)
+	}
+}
