@@ -154,3 +154,13 @@ func TestHelpOfACommand(t *testing.T) {
 		t.Errorf("relay invite --help describes --nats as:\n%s", out)
 	}
 }
+
+// A refused start prints its error alone: the descriptor and connection limits are
+// logged once the relay starts (they came before every refusal).
+func TestRefusedRelayStartLogsNoLimits(t *testing.T) {
+	t.Setenv("PFSCHAT_RELAY_KEY", "abc")
+	code, _, errs := mainOut(t, "relay", "--db", t.TempDir()+"/relay.db", "--addr", "127.0.0.1:0")
+	if code != exitFail || strings.Contains(errs, "descriptor limit") || strings.Contains(errs, "connection limit") {
+		t.Errorf("refused start: exit %d, stderr %q; want the error alone", code, errs)
+	}
+}

@@ -182,7 +182,8 @@ func RunRelay(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	limits := server.Limits{MaxQueueCount: *maxCount, MaxQueueBytes: *maxBytes, FramesPerSecond: *rate, FrameBurst: *burst,
 		MaxBlobBytes: *maxBlobMiB << 20, BlobQuotaBytes: *blobQuotaMiB << 20}
 	storeOpts := storage.RelayOptions{Synchronous: *syncMode, MaxQueueCount: *maxCount, MaxQueueBytes: *maxBytes}
-	if err := abuse.apply(&limits, &storeOpts, log); err != nil {
+	limitsStarted, err := abuse.apply(&limits, &storeOpts, log)
+	if err != nil {
 		return err
 	}
 	// Bound before the relay's state is made or opened: an address that cannot be
@@ -307,6 +308,7 @@ func RunRelay(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	fmt.Fprintf(stdout, "pfschat relay listening on %s://%s%s%s\n", scheme, shown, relay.WSPath, every)
 	fmt.Fprintf(stdout, "relay key fingerprint: %s\n", srv.Fingerprint())
 	fmt.Fprintln(stdout, where)
+	limitsStarted()
 	log.Info("relay started", "addr", ln.Addr().String(), "tls", tlsConf != nil, "state", where, "fingerprint", srv.Fingerprint())
 
 	serveErr := make(chan error, 1)
