@@ -111,6 +111,7 @@ func safetyDigits(s string) string {
 type scriptRelay struct {
 	path  string
 	addr  string
+	full  bool // refuse sends: its disk is below the high-water mark
 	store *storage.Relay
 	srv   *server.Server
 	hs    *http.Server
@@ -122,7 +123,11 @@ func (r *scriptRelay) start(addr string) error {
 	if err != nil {
 		return err
 	}
-	srv, err := server.New(ctx, server.Config{Store: st})
+	cfg := server.Config{Store: st}
+	if r.full { // as pfschat relay --min-free-mib 100000000 on any disk: sends refused (storage_full)
+		cfg.Disk = server.DiskConfig{Dir: filepath.Dir(r.path), MinFreeBytes: 100000000 << 20}
+	}
+	srv, err := server.New(ctx, cfg)
 	if err != nil {
 		st.Close()
 		return err

@@ -1,8 +1,10 @@
 package assets
 
 import (
+	"os"
 	"reflect"
 	"regexp"
+	"strings"
 	"testing"
 )
 
@@ -36,5 +38,19 @@ func TestEmbeddedText(t *testing.T) {
 		if l[0] == '#' {
 			t.Fatalf("comment line in the demo script: %q", l)
 		}
+	}
+}
+
+// The systemd unit's header says to edit ExecStart (plain ws:// on :443 as shipped)
+// before it says to enable and start the service.
+func TestRelayUnitSaysEditBeforeEnable(t *testing.T) {
+	b, err := os.ReadFile("pfschat-relay.service")
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := string(b)
+	edit, enable := strings.Index(s, "edit the ExecStart line"), strings.Index(s, "enable --now")
+	if edit < 0 || enable < 0 || edit > enable {
+		t.Errorf("the unit's header: edit ExecStart at %d, enable --now at %d; want the edit first", edit, enable)
 	}
 }

@@ -15,6 +15,7 @@ import (
 
 	"pfschat/chat/profile"
 	"pfschat/ratchet"
+	"pfschat/relay"
 	"pfschat/relay/client"
 	"pfschat/relay/fifo"
 	"pfschat/storage"
@@ -116,6 +117,11 @@ type Controller struct {
 	// settlement's commit and its event was reported first, and the settlement's
 	// older "sent" then reached subscribers after "delivered" (a tick going back).
 	deliveryMu sync.Mutex
+
+	// deferred is the relay's last refusal for now (storage_full, unavailable…) of each
+	// outbox item still waiting, by client id (SendDeferral). deferMu.
+	deferMu  sync.Mutex
+	deferred map[string]*relay.ProtocolError
 
 	prefs  Preferences
 	store  *storage.Client

@@ -67,7 +67,7 @@ func (c *Controller) Send(ctx context.Context, contact, text string) (Message, e
 		c.sendWithheldReceipts(ctx, contact, "") // writing to them accepted them
 	}
 	c.kickSender()
-	return Message{ID: id, Contact: contact, Outgoing: true, Text: text, SentAt: now, State: Pending, Seq: msg.Seq, Order: msg.Order}, nil
+	return Message{ID: id, Contact: contact, Outgoing: true, Text: text, SentAt: now, State: Pending, Seq: msg.Seq, Order: msg.Order, clientID: clientID}, nil
 }
 
 // errAwaitSession: there is no session with the contact and no relay to start one; the
@@ -590,8 +590,10 @@ func (c *Controller) sendOne(ctx context.Context, rc RelayClient, it *storage.Ou
 	}
 	if err != nil && !isPermanent(err) {
 		c.log.Info("send deferred", "to", it.To, "err", err)
+		c.noteDeferral(it.ClientID, err)
 		return sendLater
 	}
+	c.noteDeferral(it.ClientID, nil)
 	// An acceptance changes no session state, so c.mu is not needed: the settlement is
 	// its own transaction, and the receive path never moves a state backwards. A
 	// refusal's settlement takes c.mu itself, for its withdrawn notice (settleRefused).
@@ -868,4 +870,29 @@ func (c *Controller) SetReadReceipts(ctx context.Context, on bool) error {
 		return fmt.Errorf("chat: saving the read-receipt preference: %w", err)
 	}
 	return nil
+}
+
+// noteDeferral records the relay's answer when it refused the item with clientID for
+// now (nil: it is settled, nothing to remember).
+func (c *Controller) noteDeferral(clientID string, err error) {
+	var pe *relay.ProtocolError
+	c.deferMu.Lock()
+	defer c.deferMu.Unlock()
+	if err == nil || !errors.As(err, &pe) {
+		delete(c.deferred, clientID)
+		return
+	}
+	if c.deferred == nil {
+		c.deferred = make(map[string]*relay.ProtocolError)
+	}
+	c.deferred[clientID] = pe
+}
+
+// SendDeferral is the relay's answer when it last refused the outgoing message m for
+// now (such as storage_full: its disk is nearly full), nil when it has not: m was not
+// tried, was accepted, or did not reach the relay.
+func (c *Controller) SendDeferral(m Message) *relay.ProtocolError {
+	c.deferMu.Lock()
+	defer c.deferMu.Unlock()
+	return c.deferred[m.clientID]
 }

@@ -239,10 +239,10 @@ type RelayKeyChangedError struct {
 
 func (e *RelayKeyChangedError) Error() string {
 	if e.Presented == "" && e.Cause != nil {
-		return fmt.Sprintf("relay %s presented a key other than the one this profile pinned on first contact (%v); "+
+		return fmt.Sprintf("relay %s presented a key other than the one this profile pinned (on first contact, or when it followed the relay's last key rotation) (%v); "+
 			"someone may be impersonating the relay", e.URL, e.Cause)
 	}
-	return fmt.Sprintf("relay %s presented key %s, but this profile pinned %s on first contact; "+
+	return fmt.Sprintf("relay %s presented key %s, but this profile pinned %s (on first contact, or when it followed the relay's last key rotation); "+
 		"someone may be impersonating the relay", e.URL, e.Presented, e.Pinned)
 }
 

@@ -38,7 +38,7 @@ func GenerateRelayKey() string {
 func ParseRelayKey(text string) ([]byte, error) {
 	k, err := hex.DecodeString(strings.TrimSpace(text))
 	if err != nil || len(k) != RelayKeySize {
-		return nil, fmt.Errorf("%w: want %d hex digits (make one with: head -c 32 /dev/urandom | xxd -p -c 64)", ErrRelayKey, 2*RelayKeySize)
+		return nil, fmt.Errorf("%w: want %d hex digits (make a key file with 'pfschat relay new-key-file FILE')", ErrRelayKey, 2*RelayKeySize)
 	}
 	return k, nil
 }
@@ -55,7 +55,8 @@ func LoadRelayKey(path string) ([]byte, error) {
 		}
 		k, err := ParseRelayKey(v)
 		if err != nil {
-			return nil, fmt.Errorf("%s: %w", RelayKeyEnv, err)
+			return nil, fmt.Errorf("%w: $%s: want %d hex digits (make a key file with 'pfschat relay new-key-file FILE' and give it as --relay-key-file FILE, or put what it holds in $%s)",
+				ErrRelayKey, RelayKeyEnv, 2*RelayKeySize, RelayKeyEnv)
 		}
 		return k, nil
 	}
@@ -73,7 +74,7 @@ func LoadRelayKey(path string) ([]byte, error) {
 	k, err := ParseRelayKey(string(b))
 	clear(b)
 	if err != nil {
-		return nil, fmt.Errorf("%s: %w", path, err)
+		return nil, fmt.Errorf("%w: %s: want %d hex digits (make a new key file with 'pfschat relay new-key-file FILE')", ErrRelayKey, path, 2*RelayKeySize)
 	}
 	return k, nil
 }

@@ -8,6 +8,8 @@ import (
 
 	tea "charm.land/bubbletea/v2"
 	"github.com/charmbracelet/x/ansi"
+
+	"pfschat/chat"
 )
 
 // slashCommand is one command typed into the input ("/add bob"). The table below is
@@ -229,6 +231,17 @@ func lookupSlashCommand(name string) (slashCommand, bool) {
 	return slashCommands[i], true
 }
 
+// nearestSlashCommand is the command name most likely meant by a typo ("/hepl" is
+// /help), as the command line suggests its commands, or "".
+func nearestSlashCommand(name string) string {
+	var names []string
+	for _, sc := range slashCommands {
+		names = append(names, sc.name)
+		names = append(names, sc.aliases...)
+	}
+	return chat.Nearest(name, names)
+}
+
 // noConversationNotice is the one error every needsConversation command gives when no
 // conversation is open.
 func noConversationNotice(command string) string {
@@ -241,6 +254,10 @@ func (m *mainScreen) command(f []string) tea.Cmd {
 	if !ok {
 		if f[0] == "/unmute" { // /mute toggles
 			m.setNotice("unknown command /unmute — /mute again undoes it", true)
+			return nil
+		}
+		if near := nearestSlashCommand(f[0]); near != "" {
+			m.setNotice("unknown command "+f[0]+" — did you mean "+near+"? /help lists them", true)
 			return nil
 		}
 		m.setNotice("unknown command "+f[0]+" — /help lists them", true)

@@ -353,3 +353,19 @@ func TestAddRefusesALongWordInAFewWords(t *testing.T) {
 		t.Fatalf("the dialog is %d rows:\n%s", rows, view)
 	}
 }
+
+// A typo of a slash command suggests the one meant, as the command line does ("pfschat
+// sned" → send): "/hepl" is /help.
+func TestUnknownSlashCommandSuggests(t *testing.T) {
+	m := newTestMainScreen(t)
+	m.input.SetValue("/hepl")
+	m.Update(keyMsg("enter"))
+	if want := "unknown command /hepl — did you mean /help? /help lists them"; m.notice != want || !m.noticeErr {
+		t.Errorf("/hepl: notice %q (error %v), want %q", m.notice, m.noticeErr, want)
+	}
+	m.input.SetValue("/frobnicate")
+	m.Update(keyMsg("enter"))
+	if want := "unknown command /frobnicate — /help lists them"; m.notice != want {
+		t.Errorf("/frobnicate: notice %q, want %q", m.notice, want)
+	}
+}

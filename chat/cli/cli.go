@@ -22,6 +22,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"maps"
 	"net"
 	"os"
 	"path/filepath"
@@ -64,6 +65,10 @@ type env struct {
 	// viaOwner: the command went through the profile's owner (ownerClient found one),
 	// so a relay it cannot reach is the owner's, not one this process dialed.
 	viaOwner bool
+	// flushBy, when set, bounds finish's last flush of the outbox: send's and
+	// send-file's --wait bounds the whole command, so a relay refusing for now does not
+	// keep it retrying past the wait.
+	flushBy time.Time
 }
 
 type command struct {
@@ -171,6 +176,10 @@ func Main(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io
 		}
 		return exitOK
 	case "help", "-h", "--help":
+		// 'pfschat help relay' is 'pfschat relay --help', as for every command.
+		if rest := args[i+1:]; args[i] == "help" && len(rest) > 0 && !slices.Contains([]string{"help", "-h", "--help"}, rest[0]) {
+			return Main(ctx, append(slices.Clone(rest), "--help"), stdin, stdout, stderr)
+		}
 		fmt.Fprint(stdout, usage)
 		return exitOK
 	}
@@ -184,41 +193,19 @@ func nearestCommand(word string) string {
 	for _, c := range commands {
 		names = append(names, c.name)
 	}
-	return nearest(word, names)
+	if n := nearest(word, names); n != "" {
+		return n
+	}
+	// A word other programs use, or a typo of one ("recieve" is recv).
+	return commandSynonyms[nearest(word, slices.Collect(maps.Keys(commandSynonyms)))]
 }
 
-// nearest is the name within two edits of word (a typo), the closest first, or "".
-func nearest(word string, names []string) string {
-	best, bestDist := "", 3
-	for _, n := range names {
-		if d := editDistance(word, n); d < bestDist && d < len(n) {
-			best, bestDist = n, d
-		}
-	}
-	return best
-}
+// commandSynonyms are the words for a command that pfschat calls otherwise.
+var commandSynonyms = map[string]string{"receive": "recv", "read": "recv", "message": "send", "msg": "send"}
 
-// editDistance is the Levenshtein distance between a and b, by bytes (command names
-// are ASCII).
-func editDistance(a, b string) int {
-	prev := make([]int, len(b)+1)
-	cur := make([]int, len(b)+1)
-	for j := range prev {
-		prev[j] = j
-	}
-	for i := 1; i <= len(a); i++ {
-		cur[0] = i
-		for j := 1; j <= len(b); j++ {
-			cost := 1
-			if a[i-1] == b[j-1] {
-				cost = 0
-			}
-			cur[j] = min(prev[j]+1, cur[j-1]+1, prev[j-1]+cost)
-		}
-		prev, cur = cur, prev
-	}
-	return prev[len(b)]
-}
+// nearest is the name within two edits of word (a typo), the closest first, or "";
+// the UI's slash commands use the same (chat.Nearest).
+func nearest(word string, names []string) string { return chat.Nearest(word, names) }
 
 func without(args []string, i int) []string {
 	return append(append([]string(nil), args[:i]...), args[i+1:]...)
@@ -245,9 +232,12 @@ usage:
   pfschat delete-message NAME ID | clear NAME      delete messages on this device only
   pfschat accept-request | block | unblock | remove | mute | unmute NAME;  nickname NAME [NICK]
 
-global flags: --home DIR, --relay URL[,URL…] (default ` + profile.DefaultRelayURL + `),
+global flags: --home DIR, --relay URL[,URL…] (default $` + profile.EnvRelay + `, else the one the
+              profile remembers, else ` + profile.DefaultRelayURL + `),
               --insecure-ws (ws:// to a relay not on loopback; warns each time),
               --passphrase-file FILE (or ` + profile.EnvPassphrase + `), -v (diagnostics on stderr)
+UI flags:     --open NAME (start in that conversation), --no-bell (no bell for messages
+              elsewhere), --auto-download-mib N (files up to N MiB download as they arrive)
 exit codes:   0 ok, 1 failed, 2 usage, 3 send, send-file: the message is kept in the outbox
               and goes out on the next connection (do not resend)
 `
@@ -260,7 +250,7 @@ func runHeadless(ctx context.Context, args []string, stdin io.Reader, stdout, st
 	e.flags.Register(global, profile.Headless)
 	rest, err := parseInterleaved(global, args, true)
 	if err != nil {
-		return e.usageError(err)
+		return e.usageError(errors.New(flagMistake(global, err))) // "--hom": did you mean --home?
 	}
 	if len(rest) == 0 { // Main found a command word, so only a caller bypassing it gets here
 		fmt.Fprint(stdout, usage)
@@ -555,7 +545,11 @@ func (e *env) openOrOffline() (c *chat.Controller, offline, err error) {
 // finish lets queued receipts and messages reach the relay (briefly), then closes.
 func (e *env) finish(c *chat.Controller) {
 	if c.Online() {
-		ctx, cancel := context.WithTimeout(e.ctx, 5*time.Second)
+		deadline := time.Now().Add(5 * time.Second)
+		if !e.flushBy.IsZero() && e.flushBy.Before(deadline) {
+			deadline = e.flushBy
+		}
+		ctx, cancel := context.WithDeadline(e.ctx, deadline)
 		c.Flush(ctx)
 		cancel()
 	}
@@ -598,6 +592,20 @@ func offlineRelay(c *chat.Controller) relayDown {
 	return d
 }
 
+// refusalForNow is the relay's answer to a send it refused for now, in parentheses:
+// its code and limit, and what it said ("(storage_full (min_free): the relay's disk is
+// nearly out of free space…)").
+func refusalForNow(pe *relay.ProtocolError) string {
+	code := pe.Code
+	if pe.Limit != "" {
+		code += " (" + pe.Limit + ")"
+	}
+	if pe.Message == "" {
+		return "(" + code + ")"
+	}
+	return "(" + code + ": " + pe.Message + ")"
+}
+
 // explain turns an error into a sentence that says what to do.
 func explain(e *env, err error) string {
 	var rk *chat.RelayKeyChangedError
@@ -624,7 +632,28 @@ func explain(e *env, err error) string {
 	case errors.Is(err, chat.ErrNameTaken):
 		return fmt.Sprintf("%v\npick another name (or, if it is yours and you lost its device, get it back with 'pfschat recover NAME' and your recovery code)", err)
 	case errors.As(err, &rk):
-		return fmt.Sprintf("%v\nrefusing to talk to it. If the relay's operator announced a new key (an old one was compromised), compare the fingerprint with the announcement and run 'pfschat repin'.", err)
+		msg := fmt.Sprintf("%v\nrefusing to talk to it. If the relay's operator announced a new key (an old one was compromised), compare the fingerprint with the announcement and run 'pfschat repin'.", err)
+		switch e.cmd {
+		case "send", "send-file":
+			// Nothing was queued: a message kept for later would go to this relay.
+			msg += "\nThe message was not sent, and nothing was kept to send later: after 'pfschat repin', run the same 'pfschat " + e.cmd + "' again."
+		}
+		return msg
+	case errors.Is(err, client.ErrSpeaksTLS):
+		// The opposite of a wss:// URL to a plain relay (below, with ErrOffline).
+		detail := chat.Sentence(err)
+		for _, s := range []string{client.ErrSpeaksTLS.Error(), strings.TrimPrefix(client.ErrSpeaksTLS.Error(), "relay: ")} {
+			detail = strings.ReplaceAll(detail, " ("+s+")", "")
+		}
+		detail = strings.TrimPrefix(detail, strings.TrimPrefix(chat.ErrOffline.Error(), "chat: ")+": ")
+		try := "wss:// instead of ws://"
+		for _, part := range strings.Split(detail, ": ") {
+			if rest, ok := strings.CutPrefix(part, "ws://"); ok {
+				try = "wss://" + strings.TrimSuffix(rest, "/v2/ws")
+				break
+			}
+		}
+		return "cannot reach the relay: " + detail + "\nthe relay speaks TLS on that port: try " + try
 	case errors.As(err, &kc):
 		return fmt.Sprintf("%v\nrun 'pfschat fingerprint %s', compare it with %s in person or on another channel, then 'pfschat accept-key %s'", err, kc.Contact, kc.Contact, kc.Contact)
 	case errors.Is(err, chat.ErrUnknownUser) && e.cmd == "recover":
@@ -928,9 +957,15 @@ func cmdSend(e *env, fs *flag.FlagSet, args []string) error {
 	// Connected, and not accepted in time: the relay answers but refuses for now (its
 	// disk is full, its store cannot take the write); "unreachable" would send the
 	// operator looking for a relay that runs.
-	notAccepted := queuedErr{fmt.Sprintf("the relay has not accepted the message within %v: it answers, but refuses sends for now "+
-		"('pfschat -v send' shows its answer, such as a full disk); the message is kept in the outbox (message %d) "+
-		"and goes out the next time a pfschat command connects. Do not send it again.", wait, m.ID)}
+	notAccepted := func() error {
+		why := "('pfschat -v send' shows its answer, such as a full disk)"
+		if pe := c.SendDeferral(m); pe != nil { // its answer, sanitised when decoded
+			why = refusalForNow(pe)
+		}
+		return queuedErr{fmt.Sprintf("the relay has not accepted the message within %v: it answers, but refuses sends for now %s; "+
+			"the message is kept in the outbox (message %d) and goes out the next time a pfschat command connects. Do not send it again.", wait, why, m.ID)}
+	}
+	e.flushBy = time.Now().Add(wait)
 	timeout := time.NewTimer(wait)
 	defer timeout.Stop()
 	for {
@@ -952,7 +987,7 @@ func cmdSend(e *env, fs *flag.FlagSet, args []string) error {
 			return nil
 		case <-timeout.C:
 			if c.Online() {
-				return notAccepted
+				return notAccepted()
 			}
 			return queued
 		case <-e.ctx.Done():

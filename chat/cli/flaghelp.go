@@ -5,7 +5,10 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"regexp"
+	"slices"
 	"strings"
+	"time"
 )
 
 // printFlags lists a command's flags as the README spells them — "--name VALUE" — each
@@ -91,6 +94,9 @@ var valueNames = map[string]string{
 // likely meant ("--listen" → "did you mean --addr?"), when there is one.
 func flagMistake(fs *flag.FlagSet, err error) string {
 	msg := err.Error()
+	if m := invalidValue.FindStringSubmatch(msg); m != nil {
+		return badValue(fs, m[1], m[2], m[3])
+	}
 	name, ok := strings.CutPrefix(msg, "flag provided but not defined: -")
 	if !ok {
 		return msg
@@ -101,6 +107,28 @@ func flagMistake(fs *flag.FlagSet, err error) string {
 		msg += " (did you mean --" + s + "?)"
 	}
 	return msg
+}
+
+// invalidValue is package flag's error for a value a flag cannot take: the value, the
+// flag's name and why.
+var invalidValue = regexp.MustCompile(`^invalid (?:boolean )?value "(.*)" for flag -([^:]+): (.*)$`)
+
+// badValue says what is wrong with value for the flag name, with the flag named as the
+// README does (--login-timeout) and, for a duration, what one looks like (flag's own
+// "parse error" said nothing).
+func badValue(fs *flag.FlagSet, value, name, why string) string {
+	dashes := "--"
+	if len(name) == 1 {
+		dashes = "-"
+	}
+	if f := fs.Lookup(name); f != nil {
+		if g, ok := f.Value.(flag.Getter); ok {
+			if _, isDuration := g.Get().(time.Duration); isDuration {
+				return fmt.Sprintf("invalid value %q for flag %s%s: want a duration with its unit, such as 10s, 5m or 2h", value, dashes, name)
+			}
+		}
+	}
+	return fmt.Sprintf("invalid value %q for flag %s%s: %s", value, dashes, name, why)
 }
 
 // flagSynonyms are the names other programs give the flags pfschat calls otherwise.
@@ -119,5 +147,16 @@ func closestFlag(fs *flag.FlagSet, name string) string {
 	}
 	var names []string
 	fs.VisitAll(func(f *flag.Flag) { names = append(names, f.Name) })
-	return nearest(name, names)
+	if n := nearest(name, names); n != "" {
+		return n
+	}
+	// A typo of a synonym ("adress" is address, so addr).
+	var synonyms []string
+	for w, s := range flagSynonyms {
+		if fs.Lookup(s) != nil {
+			synonyms = append(synonyms, w)
+		}
+	}
+	slices.Sort(synonyms) // the same suggestion each time
+	return flagSynonyms[nearest(name, synonyms)]
 }

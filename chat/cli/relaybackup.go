@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"strings"
 	"time"
 
 	"pfschat/storage"
@@ -26,9 +27,15 @@ func runRelayBackup(ctx context.Context, args []string, stdout, stderr io.Writer
 	if helped, err := parseFlags(fs, args, stdout); helped || err != nil {
 		return err
 	}
+	if fs.NArg() > 1 && strings.HasPrefix(fs.Arg(1), "-") {
+		// Flags after DEST: flag parsing stopped at DEST, so "--db X" was taken for
+		// more arguments.
+		return usagef("backup: flags go before DEST: pfschat relay backup %s %s",
+			strings.Join(fs.Args()[1:], " "), fs.Arg(0))
+	}
 	if fs.NArg() != 1 {
 		fs.Usage()
-		return usagef("relay backup needs one argument, the file to write")
+		return usagef("relay backup needs one argument, the file to write; got %s", plural(fs.NArg(), "argument"))
 	}
 	if *dbPath == "" {
 		return fmt.Errorf("no relay database: pass --db FILE")

@@ -45,7 +45,13 @@ type clusterFlags struct {
 }
 
 func (c *clusterFlags) register(fs *flag.FlagSet) {
-	c.nats = fs.String("nats", "", "run a relay cluster node: its state is in NATS JetStream at these comma-separated `URLs` (nats://host:4222,…) instead of --db (README \"Run a relay cluster\")")
+	c.registerAs(fs, "run a relay cluster node: its state is in NATS JetStream")
+}
+
+// registerAs registers the flags with --nats described as what it does for the
+// command: it runs a node (pfschat relay), or finds the cluster's state (relay invite).
+func (c *clusterFlags) registerAs(fs *flag.FlagSet, nats string) {
+	c.nats = fs.String("nats", "", nats+" at these comma-separated `URLs` (nats://host:4222,…) instead of --db (README \"Run a relay cluster\")")
 	c.creds = fs.String("nats-creds", "", "with --nats: the NATS credentials `file` (user JWT and nkey seed; chmod 600)")
 	c.replicas = fs.Int("nats-replicas", DefaultNATSReplicas, "with --nats: replicas of the relay's streams and buckets, 1, 3 or 5 (R3 survives one NATS server's loss; R1 is one server's disk)")
 	c.keyFile = fs.String("relay-key-file", "", relayKeyFileHelp)

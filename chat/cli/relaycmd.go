@@ -9,10 +9,12 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"maps"
 	"net"
 	"net/http"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -104,6 +106,9 @@ func RunRelay(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		return err
 	}
 	if fs.NArg() > 0 {
+		if near := nearest(fs.Arg(0), slices.Sorted(maps.Keys(relaySubcommands))); near != "" {
+			return usagef("unknown relay command %q; did you mean %q? (pfschat relay --help lists them)", fs.Arg(0), near)
+		}
 		return usagef("unexpected argument %q (see pfschat relay --help)", fs.Arg(0))
 	}
 	natsURLs, err := clusterOpts.check(fs)
@@ -120,10 +125,14 @@ func RunRelay(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	}
 	var level slog.Level
 	if err := level.UnmarshalText([]byte(*logLevel)); err != nil {
-		return fmt.Errorf("--log-level %q: want debug, info, warn or error", *logLevel)
+		return usagef("--log-level %q: want debug, info, warn or error", *logLevel)
 	}
 	logOut := stderr
 	if *logPath != "" {
+		// A missing directory is made, owner-only, as --db's is.
+		if err := os.MkdirAll(filepath.Dir(*logPath), 0o700); err != nil {
+			return fmt.Errorf("creating the log file's directory: %w", err)
+		}
 		f, err := os.OpenFile(*logPath, os.O_CREATE|os.O_APPEND|os.O_WRONLY, 0o600)
 		if err != nil {
 			return fmt.Errorf("opening the log file: %w", err)
@@ -173,7 +182,8 @@ func RunRelay(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	limits := server.Limits{MaxQueueCount: *maxCount, MaxQueueBytes: *maxBytes, FramesPerSecond: *rate, FrameBurst: *burst,
 		MaxBlobBytes: *maxBlobMiB << 20, BlobQuotaBytes: *blobQuotaMiB << 20}
 	storeOpts := storage.RelayOptions{Synchronous: *syncMode, MaxQueueCount: *maxCount, MaxQueueBytes: *maxBytes}
-	if err := abuse.apply(&limits, &storeOpts, log); err != nil {
+	limitsStarted, err := abuse.apply(&limits, &storeOpts, log)
+	if err != nil {
 		return err
 	}
 	// Bound before the relay's state is made or opened: an address that cannot be
@@ -188,6 +198,10 @@ func RunRelay(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	defer ln.Close() // after hs.Serve closed it, a no-op
 	side, err := listenSide(*adminAddr, acmeMgr, *acmeHTTPAddr)
 	if err != nil {
+		if side.admin == nil && sameAddress(*adminAddr, *addr) {
+			return fmt.Errorf("--admin-addr %s and --addr %s name the same address: give the admin port (/metrics, /healthz) another one, "+
+				"e.g. --admin-addr %s, or --admin-addr \"\" to turn it off", *adminAddr, *addr, DefaultAdminAddr)
+		}
 		return err
 	}
 	defer side.close()
@@ -294,6 +308,7 @@ func RunRelay(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	fmt.Fprintf(stdout, "pfschat relay listening on %s://%s%s%s\n", scheme, shown, relay.WSPath, every)
 	fmt.Fprintf(stdout, "relay key fingerprint: %s\n", srv.Fingerprint())
 	fmt.Fprintln(stdout, where)
+	limitsStarted()
 	log.Info("relay started", "addr", ln.Addr().String(), "tls", tlsConf != nil, "state", where, "fingerprint", srv.Fingerprint())
 
 	serveErr := make(chan error, 1)
@@ -323,6 +338,18 @@ const DefaultAdminAddr = "127.0.0.1:7879"
 
 // sideListeners are the admin port (/metrics, /healthz) and, with ACME, the HTTP-01
 // challenge listener, bound before the relay's state is opened; nil when off.
+// sameAddress reports whether listen addresses a and b name the same port on hosts
+// that overlap (the same, or either every address: "", 0.0.0.0, ::).
+func sameAddress(a, b string) bool {
+	ha, pa, errA := net.SplitHostPort(a)
+	hb, pb, errB := net.SplitHostPort(b)
+	if errA != nil || errB != nil || pa != pb || pa == "0" {
+		return false
+	}
+	every := func(h string) bool { return h == "" || h == "0.0.0.0" || h == "::" }
+	return ha == hb || every(ha) || every(hb)
+}
+
 type sideListeners struct{ admin, acme net.Listener }
 
 func listenSide(adminAddr string, acmeMgr *autocert.Manager, acmeHTTPAddr string) (sideListeners, error) {

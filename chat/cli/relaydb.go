@@ -75,10 +75,12 @@ func openRelayStore(ctx context.Context, path string, opts storage.RelayOptions)
 // the flag is not given; nil when neither is.
 func loadRelayKey(path string) ([]byte, error) {
 	k, err := storage.LoadRelayKey(path)
-	if err != nil {
-		return nil, fmt.Errorf("reading the relay key: %w", err)
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil, fmt.Errorf("%w: --relay-key-file %s does not exist: for a new relay, make one with 'pfschat relay new-key-file %s' "+
+			"(a relay already sealed opens only with the key file it was sealed with)", storage.ErrRelayKey, path, path)
 	}
-	return k, nil
+	return k, err // its error names the key, the file or variable, and what is wrong
+
 }
 
 // checkRelayKey refuses a relay database that has no relay key unless the relay is new

@@ -36,6 +36,14 @@ func TestRelayErrorsSayWhatHappened(t *testing.T) {
 		{"wss:// to a relay without TLS", "wss://" + strings.TrimPrefix(r.URL, "ws://"),
 			[]string{"the relay does not speak TLS on that port", "try " + r.URL + " "}},
 	}
+	// The opposite mistake: ws:// to a relay serving TLS on that port.
+	rt := relaytest.StartWith(t, relaytest.Options{TLS: true})
+	hostPort := strings.TrimSuffix(strings.TrimPrefix(rt.URL, "wss://"), "/v2/ws")
+	cases = append(cases, struct {
+		name, relay string
+		want        []string
+	}{"ws:// to a relay with TLS", "ws://" + hostPort,
+		[]string{"400 Bad Request", "the relay speaks TLS on that port: try wss://" + hostPort + "\n"}})
 	for _, tc := range cases {
 		var dir = t.TempDir()
 		code, _, errb := runInRelay(t, tc.relay, dir, "init", "--name", "dave")

@@ -27,7 +27,7 @@ func RunRelayInvite(ctx context.Context, args []string, stdout, stderr io.Writer
 	uses := fs.Int("uses", 1, "registrations the code allows")
 	ttl := fs.Duration("ttl", 7*24*time.Hour, "how long the code works (0 = until used)")
 	var clusterOpts clusterFlags // a relay cluster's invites are in JetStream (relaycluster.go)
-	clusterOpts.register(fs)
+	clusterOpts.registerAs(fs, "make the invite for a relay cluster: its state is in NATS JetStream")
 	fs.Usage = func() {
 		fmt.Fprintf(fs.Output(), "usage: pfschat relay invite [--uses N] [--ttl D] [--db FILE | --nats URL[,URL…] [--nats-creds FILE]] [--relay-key-file FILE]\n\nPrints a one-time invite code for a relay run with --registration invite.\n\n")
 		printFlags(fs.Output(), fs)

@@ -38,19 +38,19 @@ func (a *abuseFlags) register(fs *flag.FlagSet) {
 }
 
 // apply checks the flags and sets them on the relay's limits and store options,
-// after raising the descriptor limit (reported in the log).
-func (a *abuseFlags) apply(l *server.Limits, opts *storage.RelayOptions, log *slog.Logger) error {
+// after raising the descriptor limit. started logs the limits: called once the relay
+// starts, so a refused start prints its error alone.
+func (a *abuseFlags) apply(l *server.Limits, opts *storage.RelayOptions, log *slog.Logger) (started func(), err error) {
 	switch *a.registration {
 	case server.RegistrationOpen, server.RegistrationInvite, server.RegistrationClosed:
 	default:
-		return usagef("--registration %q: want open, invite or closed", *a.registration)
+		return nil, usagef("--registration %q: want open, invite or closed", *a.registration)
 	}
 	if *a.connsPerAddr < 0 || *a.maxConns < 0 || *a.regsPerHour < 0 || *a.senderQuota < 0 || *a.loginTimeout <= 0 || *a.messageTimeout <= 0 {
-		return usagef("--max-conns-per-address, --max-conns, --registrations-per-hour and --sender-quota must not be negative, --login-timeout and --message-timeout must be positive")
+		return nil, usagef("--max-conns-per-address, --max-conns, --registrations-per-hour and --sender-quota must not be negative, --login-timeout and --message-timeout must be positive")
 	}
-	var err error
 	if a.trusted, err = server.ParseTrustedProxies(*a.trustedProxies); err != nil {
-		return usagef("%v", err)
+		return nil, usagef("%v", err)
 	}
 	off := func(v int) int {
 		if v == 0 {
@@ -64,16 +64,18 @@ func (a *abuseFlags) apply(l *server.Limits, opts *storage.RelayOptions, log *sl
 	l.MessageTimeout = *a.messageTimeout
 	l.MaxConnections = *a.maxConns
 	opts.SenderQuota = *a.senderQuota
-	if cur, max, err := raiseFileLimit(); err != nil {
-		log.Warn("could not raise the descriptor limit", "err", err)
-	} else {
-		log.Info("descriptor limit", "soft", cur, "hard", max)
-	}
-	if l.MaxConnections == 0 {
-		// server.New derives it from the (now raised) descriptor limit.
-		log.Info("connection limit", "max_conns", "descriptor limit less 256")
-	}
-	return nil
+	cur, max, raiseErr := raiseFileLimit()
+	derived := l.MaxConnections == 0 // server.New derives it from the (now raised) descriptor limit
+	return func() {
+		if raiseErr != nil {
+			log.Warn("could not raise the descriptor limit", "err", raiseErr)
+		} else {
+			log.Info("descriptor limit", "soft", cur, "hard", max)
+		}
+		if derived {
+			log.Info("connection limit", "max_conns", "descriptor limit less 256")
+		}
+	}, nil
 }
 
 // listener wraps ln to read PROXY v2 headers from the trusted proxies.

@@ -104,6 +104,7 @@ func cmdSendFile(e *env, fs *flag.FlagSet, args []string) error {
 			return err
 		}
 	}
+	e.flushBy = time.Now().Add(wait)
 	timeout := time.NewTimer(wait)
 	defer timeout.Stop()
 	queued := queuedErr{fmt.Sprintf("the file is uploaded; its message waits in the outbox (message %d) and goes out the next time a pfschat command connects. Do not send it again.", m.ID)}

@@ -48,6 +48,7 @@ func parseNoArgs(fs *flag.FlagSet, args []string, stdout, stderr io.Writer, unex
 	if helped, err := parseFlags(fs, args, stdout); helped {
 		return exitOK, false
 	} else if err != nil {
+		fmt.Fprintf(stderr, "%s: %v\n", fs.Name(), err) // the mistake, as a subcommand says it
 		return exitUsage, false
 	}
 	if fs.NArg() > 0 {

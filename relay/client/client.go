@@ -40,6 +40,9 @@ var (
 	ErrRelayProof = errors.New("relay: the relay did not prove it holds its key on this connection (possible impersonation or interception)")
 	// ErrInsecureTransport: a ws:// URL to a host other than loopback, refused before
 	// dialling (use wss://, or Config.InsecureWS / --insecure-ws on a private network).
+	// ErrSpeaksTLS: a ws:// URL to a port that speaks TLS (a relay with --tls-* or
+	// --acme-*, which answers plain HTTP "400 Bad Request"): use wss://.
+	ErrSpeaksTLS         = errors.New("relay: the relay speaks TLS on that port")
 	ErrInsecureTransport = errors.New("relay: plain ws:// is only allowed to loopback (127.0.0.0/8, ::1, localhost); use wss://, or --insecure-ws on a private network")
 	// ErrNotConnected: a request was made while no connection is up.
 	ErrNotConnected = errors.New("relay: not connected")
@@ -712,6 +715,9 @@ func (c *Client) connectOne(ctx context.Context, rawURL string) error {
 	ws, resp, err := c.dialer.DialContext(dctx, dialURL, nil)
 	if err != nil {
 		if resp != nil {
+			if speaksTLS(resp) {
+				err = fmt.Errorf("%w (%w)", err, ErrSpeaksTLS)
+			}
 			return fmt.Errorf("relay: dialing %s: %s: %w", rawURL, resp.Status, err)
 		}
 		return fmt.Errorf("relay: dialing %s: %w", rawURL, err)
@@ -1350,4 +1356,15 @@ func (c *Client) LogoutAll(ctx context.Context) error {
 		return fmt.Errorf("relay: logout_all: %w", err)
 	}
 	return nil
+}
+
+// speaksTLS reports whether resp, the answer to a plain HTTP WebSocket handshake, is
+// that of a TLS server (Go's: "400 Bad Request", "Client sent an HTTP request to an
+// HTTPS server.").
+func speaksTLS(resp *http.Response) bool {
+	if resp.StatusCode != http.StatusBadRequest || resp.Body == nil {
+		return false
+	}
+	b, _ := io.ReadAll(io.LimitReader(resp.Body, 1024))
+	return bytes.Contains(b, []byte("HTTP request to an HTTPS server"))
 }
