@@ -18,13 +18,7 @@ import (
 // cannot be read), over a window of more messages than one read of the attachments takes.
 func TestHistoryAttachments(t *testing.T) {
 	ctx := t.Context()
-	c := newUser(t, relaytest.Start(t), "alice").c
-	if err := c.store.PutCard(ctx, storage.Card{ID: "card-bob", Name: "bob", Data: []byte("x"), FirstSeen: time.Now()}); err != nil {
-		t.Fatal(err)
-	}
-	if err := c.store.AddContact(ctx, "bob", "card-bob", time.Now()); err != nil {
-		t.Fatal(err)
-	}
+	c := aliceKnowingBob(t)
 	const read, unread = 100, storage.AttachmentsChunk + 100
 	for i := range read + unread {
 		st := storage.Read

@@ -14,13 +14,7 @@ import (
 // context, rather than a page at a time back to it (the UI opens it there).
 func TestHistoryFromUnread(t *testing.T) {
 	ctx := t.Context()
-	c := newUser(t, relaytest.Start(t), "alice").c
-	if err := c.store.PutCard(ctx, storage.Card{ID: "card-bob", Name: "bob", Data: []byte("x"), FirstSeen: time.Now()}); err != nil {
-		t.Fatal(err)
-	}
-	if err := c.store.AddContact(ctx, "bob", "card-bob", time.Now()); err != nil {
-		t.Fatal(err)
-	}
+	c := aliceKnowingBob(t)
 	put := func(text string, st storage.DeliveryState) int64 {
 		id, err := c.store.CommitReceive(ctx, storage.ReceiveTx{Message: &storage.Message{Contact: "bob", Body: []byte(text), State: st}})
 		if err != nil {
@@ -64,4 +58,19 @@ func TestHistoryFromUnread(t *testing.T) {
 	if msgs, more, err := c.HistoryFromUnread(ctx, "bob", 0, 50); err != nil || len(msgs) != 50 || msgs[0].Text != "unread 260" || !more {
 		t.Fatalf("no unread: %d messages, more %v, %v; want the newest 50", len(msgs), more, err)
 	}
+}
+
+// aliceKnowingBob is alice's controller on a relay of its own, with bob's card and
+// contact put straight into her store: history tests fill it without a bob to send.
+func aliceKnowingBob(t *testing.T) *Controller {
+	t.Helper()
+	ctx := t.Context()
+	c := newUser(t, relaytest.Start(t), "alice").c
+	if err := c.store.PutCard(ctx, storage.Card{ID: "card-bob", Name: "bob", Data: []byte("x"), FirstSeen: time.Now()}); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.store.AddContact(ctx, "bob", "card-bob", time.Now()); err != nil {
+		t.Fatal(err)
+	}
+	return c
 }

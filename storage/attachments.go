@@ -162,15 +162,7 @@ func (c *Client) AttachmentsOf(ctx context.Context, clientIDs []string) (map[str
 		if err != nil {
 			return nil, fmt.Errorf("storage: attachments: %w", err)
 		}
-		for rows.Next() {
-			a, err := c.scanAttachment(rows)
-			if err != nil {
-				rows.Close()
-				return nil, fmt.Errorf("storage: attachments: %w", err)
-			}
-			out[a.ClientID] = a
-		}
-		if err := errors.Join(rows.Err(), rows.Close()); err != nil {
+		if err := c.scanAttachments(rows, func(a Attachment) { out[a.ClientID] = a }); err != nil {
 			return nil, fmt.Errorf("storage: attachments: %w", err)
 		}
 	}
@@ -207,17 +199,22 @@ func (c *Client) AttachmentsIn(ctx context.Context, states ...AttachmentState) (
 		if err != nil {
 			return nil, fmt.Errorf("storage: attachments: %w", err)
 		}
-		for rows.Next() {
-			a, err := c.scanAttachment(rows)
-			if err != nil {
-				rows.Close()
-				return nil, fmt.Errorf("storage: attachments: %w", err)
-			}
-			out = append(out, a)
-		}
-		if err := errors.Join(rows.Err(), rows.Close()); err != nil {
+		if err := c.scanAttachments(rows, func(a Attachment) { out = append(out, a) }); err != nil {
 			return nil, fmt.Errorf("storage: attachments: %w", err)
 		}
 	}
 	return out, nil
+}
+
+// scanAttachments hands every row of rows to each, then closes rows.
+func (c *Client) scanAttachments(rows *sql.Rows, each func(Attachment)) error {
+	for rows.Next() {
+		a, err := c.scanAttachment(rows)
+		if err != nil {
+			rows.Close()
+			return err
+		}
+		each(a)
+	}
+	return errors.Join(rows.Err(), rows.Close())
 }

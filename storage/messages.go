@@ -192,20 +192,8 @@ func (c *Client) MessagesFromUnread(ctx context.Context, contact string, unread 
 	if err != nil {
 		return nil, fmt.Errorf("storage: unread window of %q: %w", contact, err)
 	}
-	defer rows.Close()
-	var out []Message
-	for rows.Next() {
-		m, err := c.scanMessage(rows)
-		if errors.Is(err, ErrCorrupt) {
-			c.skipCorrupt("message", msgRow(m.ID), err)
-			continue
-		}
-		if err != nil {
-			return nil, fmt.Errorf("storage: unread window of %q: %w", contact, err)
-		}
-		out = append(out, m)
-	}
-	if err := rows.Err(); err != nil {
+	out, err := c.scanMessages(rows)
+	if err != nil {
 		return nil, fmt.Errorf("storage: unread window of %q: %w", contact, err)
 	}
 	return out, nil
@@ -227,6 +215,16 @@ func (c *Client) UnreadMessages(ctx context.Context, contact string) ([]Message,
 	if err != nil {
 		return nil, fmt.Errorf("storage: unread messages of %q: %w", contact, err)
 	}
+	out, err := c.scanMessages(rows)
+	if err != nil {
+		return nil, fmt.Errorf("storage: unread messages of %q: %w", contact, err)
+	}
+	return out, nil
+}
+
+// scanMessages reads every row of rows (and closes it), skipping a corrupt one as
+// Messages does.
+func (c *Client) scanMessages(rows *sql.Rows) ([]Message, error) {
 	defer rows.Close()
 	var out []Message
 	for rows.Next() {
@@ -236,14 +234,11 @@ func (c *Client) UnreadMessages(ctx context.Context, contact string) ([]Message,
 			continue
 		}
 		if err != nil {
-			return nil, fmt.Errorf("storage: unread messages of %q: %w", contact, err)
+			return nil, err
 		}
 		out = append(out, m)
 	}
-	if err := rows.Err(); err != nil {
-		return nil, fmt.Errorf("storage: unread messages of %q: %w", contact, err)
-	}
-	return out, nil
+	return out, rows.Err()
 }
 
 // Message returns one message by id; ErrNotFound if unknown.
