@@ -20,9 +20,7 @@ import (
 func TestAttachmentsInTheUI(t *testing.T) {
 	r := relaytest.Start(t)
 	ctx := t.Context()
-	alice, bob := newUser(t, r, "alice"), newUser(t, r, "bob")
-	chattest.AddContact(t, alice, "bob")
-	chattest.AddContact(t, bob, "alice")
+	alice, bob := contactsOnRelay(t, r)
 	downloads := t.TempDir()
 	tm, fr := startUI(t, Options{Backend: alice.Controller, OpenContact: "bob", AutoDownloadMax: 64 << 10, DownloadDir: downloads}, 200, 30)
 	fr.WaitText(t, "relay connected", "bob")
@@ -69,9 +67,7 @@ func TestAttachmentsInTheUI(t *testing.T) {
 func TestSendFilesFromTheUI(t *testing.T) {
 	r := relaytest.Start(t)
 	ctx := t.Context()
-	alice, bob := newUser(t, r, "alice"), newUser(t, r, "bob")
-	chattest.AddContact(t, alice, "bob")
-	chattest.AddContact(t, bob, "alice")
+	alice, bob := contactsOnRelay(t, r)
 	tm, fr := startUI(t, Options{Backend: alice.Controller, OpenContact: "bob", DownloadDir: t.TempDir()}, 200, 30)
 	fr.WaitText(t, "relay connected", "bob")
 	src := t.TempDir()
@@ -109,9 +105,7 @@ func TestSendFilesFromTheUI(t *testing.T) {
 func TestUIResumesUploads(t *testing.T) {
 	r := relaytest.Start(t)
 	ctx := t.Context()
-	alice, bob := newUser(t, r, "alice"), newUser(t, r, "bob")
-	chattest.AddContact(t, alice, "bob")
-	chattest.AddContact(t, bob, "alice")
+	alice, bob := contactsOnRelay(t, r)
 	data := bytes.Repeat([]byte("0123456789abcdef"), 20<<10) // 320 KiB: 10 chunks
 	path := filepath.Join(t.TempDir(), "resume.bin")
 	chattest.Must(t, os.WriteFile(path, data, 0o600))
@@ -177,9 +171,7 @@ func TestAcceptedRequestsFileDownloadsByItself(t *testing.T) {
 func TestFileBehindAcceptedKeyDownloadsByItself(t *testing.T) {
 	r := relaytest.Start(t)
 	ctx := t.Context()
-	alice, bob := newUser(t, r, "alice"), newUser(t, r, "bob")
-	chattest.AddContact(t, alice, "bob")
-	chattest.AddContact(t, bob, "alice")
+	alice, bob := contactsOnRelay(t, r)
 	chattest.Send(t, bob, alice, "from the old phone")
 	code := bob.TakeRecoveryCode()
 	bob.Close()

@@ -30,6 +30,15 @@ func newUser(t *testing.T, r *relaytest.Relay, name string) *chattest.User {
 	return chattest.NewUser(t, r, name, chattest.AllowOffline)
 }
 
+// contactsOnRelay is alice and bob on r, each the other's contact.
+func contactsOnRelay(t *testing.T, r *relaytest.Relay) (alice, bob *chattest.User) {
+	t.Helper()
+	alice, bob = newUser(t, r, "alice"), newUser(t, r, "bob")
+	chattest.AddContact(t, alice, "bob")
+	chattest.AddContact(t, bob, "alice")
+	return alice, bob
+}
+
 // quitUI leaves through ctrl+c (which closes the backend) and waits for the program.
 func quitUI(t *testing.T, tm *teatest.TestModel) {
 	t.Helper()
@@ -161,9 +170,7 @@ func TestOnboardingWithInvite(t *testing.T) {
 func TestTwoUsersTalk(t *testing.T) {
 	r := relaytest.Start(t)
 	ctx := t.Context()
-	alice, bob := newUser(t, r, "alice"), newUser(t, r, "bob")
-	chattest.AddContact(t, alice, "bob")
-	chattest.AddContact(t, bob, "alice")
+	alice, bob := contactsOnRelay(t, r)
 	ta, fa := startUI(t, Options{Backend: alice.Controller, Bell: true}, 100, 30)
 	tb, fb := startUI(t, Options{Backend: bob.Controller}, 100, 30)
 	fa.WaitText(t, "relay connected", "bob")
@@ -233,10 +240,8 @@ func TestTwoUsersTalk(t *testing.T) {
 
 func TestVerifyFromBothSides(t *testing.T) {
 	r := relaytest.Start(t)
-	alice, bob := newUser(t, r, "alice"), newUser(t, r, "bob")
+	alice, bob := contactsOnRelay(t, r)
 	ctx := t.Context()
-	chattest.AddContact(t, alice, "bob")
-	chattest.AddContact(t, bob, "alice")
 	snA, err := alice.SafetyNumber(ctx, "bob")
 	if err != nil {
 		t.Fatal(err)
@@ -393,9 +398,7 @@ func (l frameLine) endsWith(s string) bool {
 func TestReconnectingStatusAndOutbox(t *testing.T) {
 	r := relaytest.Start(t)
 	ctx := t.Context()
-	alice, bob := newUser(t, r, "alice"), newUser(t, r, "bob")
-	chattest.AddContact(t, alice, "bob")
-	chattest.AddContact(t, bob, "alice") // receipts go only to contacts bob accepted
+	alice, bob := contactsOnRelay(t, r) // receipts go only to contacts bob accepted
 	tm, fr := startUI(t, Options{Backend: alice.Controller, OpenContact: "bob"}, 100, 30)
 	fr.WaitText(t, "relay connected", "bob")
 	// The session needs bob's prekey bundle from the relay: start it while online.

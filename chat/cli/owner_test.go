@@ -345,13 +345,7 @@ func TestDaemonHTTPPortInUseFailsFirst(t *testing.T) {
 // fetching dave's card: looking up dave: not connected"), send and send-file exit 3
 // (send-file waited for ever at "uploading note.txt: 0%"; now up to --wait), recv 1.
 func TestOwnerOfflineCallsSayTheRelayIsUnreachable(t *testing.T) {
-	r := relaytest.Start(t)
-	alice, bob := chattest.NewUser(t, r, "alice"), chattest.NewUser(t, r, "bob")
-	chattest.Converse(t, alice, bob)
-	alice.Close()
-	bob.Close()
-	r.Close()
-	t.Setenv(profile.EnvPassphrase, string(chattest.Passphrase))
+	r, _, bob := conversedThenDown(t)
 	ctx, cancel := context.WithCancel(t.Context())
 	defer cancel()
 	stdout := &lineSignal{want: "serving", seen: make(chan struct{})}

@@ -18,13 +18,7 @@ import (
 // rotate-keys said the address twice ("ws://h:p/v2/ws: dial tcp h:p: connect: …"),
 // send and recv --follow not at all.
 func TestRelayDownSaysTheAddressOnce(t *testing.T) {
-	r := relaytest.Start(t)
-	alice, bob := chattest.NewUser(t, r, "alice"), chattest.NewUser(t, r, "bob")
-	chattest.Converse(t, alice, bob)
-	alice.Close()
-	bob.Close()
-	r.Close()
-	t.Setenv(profile.EnvPassphrase, string(chattest.Passphrase))
+	r, alice, _ := conversedThenDown(t)
 	home := alice.Profile.Dir
 	host, _, _ := strings.Cut(strings.TrimPrefix(r.URL, "ws://"), "/")
 	note := filepath.Join(t.TempDir(), "note.txt")
@@ -63,4 +57,18 @@ func TestRelayDownSaysTheAddressOnce(t *testing.T) {
 	if !strings.Contains(said, "the relay at "+r.URL+" cannot be reached yet (connection refused); waiting for it") || strings.Count(said, host) != 1 {
 		t.Errorf("recv --follow with the relay down said %q; want the relay's address once", said)
 	}
+}
+
+// conversedThenDown is alice and bob after a conversation, both closed, and their
+// relay stopped; their profiles' passphrase is in the environment.
+func conversedThenDown(t *testing.T) (r *relaytest.Relay, alice, bob *chattest.User) {
+	t.Helper()
+	r = relaytest.Start(t)
+	alice, bob = chattest.NewUser(t, r, "alice"), chattest.NewUser(t, r, "bob")
+	chattest.Converse(t, alice, bob)
+	alice.Close()
+	bob.Close()
+	r.Close()
+	t.Setenv(profile.EnvPassphrase, string(chattest.Passphrase))
+	return r, alice, bob
 }
